@@ -1,0 +1,33 @@
+"""gpu_dl: a GPU-first deep-learning framework with the Keras API.
+
+``import gpu_dl as keras`` and write ``keras.Sequential([...])``,
+``model.compile(...)``, ``model.fit(...)`` as in Keras 3. The maths runs on
+an NVIDIA GPU through CuPy when one is present, and on NumPy otherwise
+(``GPU_DL_DEVICE=auto|cpu|gpu`` or ``gpu_dl.set_device``).
+"""
+import importlib
+
+from .backend import get_device, set_device
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "activations", "backend", "callbacks", "constraints", "data", "initializers", "layers",
+    "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils",
+)
+_FROM_MODELS = ("Sequential", "Model")
+_FROM_LAYERS = ("Input",)
+
+
+def __getattr__(name):
+    # Submodules load on first use, so `import gpu_dl` stays cheap.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _FROM_MODELS:
+        return getattr(importlib.import_module(f"{__name__}.models"), name)
+    if name in _FROM_LAYERS:
+        return getattr(importlib.import_module(f"{__name__}.layers"), name)
+    raise AttributeError(f"module 'gpu_dl' has no attribute {name!r}")
+
+
+__all__ = ["get_device", "set_device", "__version__", *_SUBMODULES, *_FROM_MODELS, *_FROM_LAYERS]

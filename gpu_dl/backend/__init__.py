@@ -1,0 +1,18 @@
+"""The bottom level: which array module runs, device facts, global settings."""
+from .config import floatx, make_rng, rng, set_floatx, set_random_seed, standardize_dtype
+from .device import (
+    DeviceUnavailableError,
+    array_module,
+    describe_device,
+    get_device,
+    set_device,
+    to_device,
+    to_numpy,
+    xp,
+)
+
+__all__ = [
+    "DeviceUnavailableError", "array_module", "describe_device", "floatx", "get_device",
+    "make_rng", "rng", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
+    "to_device", "to_numpy", "xp",
+]

@@ -1,0 +1,238 @@
+"""The layer protocol: Keras's ``Layer`` with an explicit backward pass.
+
+A layer owns its weights (``Variable``), is built lazily from the first input
+shape it sees, and runs in two directions:
+
+- ``y = layer(x, training)`` checks ``x`` against the shape the layer was
+  built for, casts it to the layer's dtype and calls ``call``; with
+  ``training=True`` the layer keeps what its backward needs;
+- ``dx = layer.backward(dy)`` uses what the last training call kept, writes
+  each trainable weight's gradient into ``variable.grad`` and returns the
+  gradient with respect to the input.
+
+Subclasses implement ``build``, ``call``, ``backward``,
+``compute_output_shape`` and ``get_config``.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy
+
+from .. import backend
+from ..catalogue import snake_case
+
+_name_counters: dict = defaultdict(itertools.count)
+
+
+def unique_name(base: str) -> str:
+    """'dense', then 'dense_1', 'dense_2', ... as Keras names layers."""
+    n = next(_name_counters[base])
+    return base if n == 0 else f"{base}_{n}"
+
+
+def shape_tuple(shape, where: str) -> tuple:
+    """A shape given as an int or a sequence of ints/None, checked, as a tuple."""
+    if isinstance(shape, (int, numpy.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{where} must be a tuple of positive integers, got {shape!r}.") from None
+    for d in dims:
+        if d is None:
+            continue
+        if isinstance(d, bool) or not isinstance(d, (int, numpy.integer)) or d <= 0:
+            raise ValueError(f"{where} must be a tuple of positive integers (or None), got {shape!r}.")
+    return tuple(None if d is None else int(d) for d in dims)
+
+
+class Variable:
+    """A weight: an array on the current device, its gradient, and how it is regularised."""
+
+    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None):
+        self.value = value
+        self.grad = None
+        self.name = name
+        self.path = path or name
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    @property
+    def shape(self):
+        return tuple(self.value.shape)
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        return backend.to_numpy(self.value).copy()
+
+    def assign(self, value):
+        module = backend.array_module(self.value)
+        new = module.asarray(value, dtype=self.value.dtype)
+        if tuple(new.shape) != self.shape:
+            raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot assign a value of shape {tuple(new.shape)}.")
+        self.value[...] = new
+
+    def __repr__(self):
+        return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
+
+
+class Layer:
+    """Base class of all layers. See the module docstring for the protocol."""
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, input_dim=None, activity_regularizer=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.dtype = backend.standardize_dtype(dtype, f"layer '{self.name}': dtype")
+        self._trainable = bool(trainable)
+        self._weights: list[Variable] = []
+        self.built = False
+        self.input_spec = None          # (None, d1, d2, ...) once built
+        self._saved = None              # what the last training call kept for backward
+        self._activity_output = None
+        from .. import regularizers     # catalogues sit above layers; import late
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        declared = None
+        if batch_input_shape is not None:
+            declared = shape_tuple(batch_input_shape, f"layer '{self.name}': batch_input_shape")
+        elif input_shape is not None:
+            declared = (None,) + shape_tuple(input_shape, f"layer '{self.name}': input_shape")
+        elif input_dim is not None:
+            declared = (None,) + shape_tuple(input_dim, f"layer '{self.name}': input_dim")
+        self.declared_input_shape = declared
+
+    # ----------------------------------------------------------------- weights
+    def add_weight(self, shape, initializer, *, name, regularizer=None, trainable=True, constraint=None):
+        from .. import initializers
+        init = initializers.get(initializer)
+        host = numpy.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        value = backend.to_device(host)
+        var = Variable(value, name, trainable=trainable, regularizer=regularizer,
+                       constraint=constraint, path=f"{self.name}/{name}")
+        self._weights.append(var)
+        return var
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        if not self._trainable:
+            return []
+        return [v for v in self._weights if v.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        if not self._trainable:
+            return list(self._weights)
+        return [v for v in self._weights if not v.trainable]
+
+    def get_weights(self):
+        return [v.numpy() for v in self._weights]
+
+    def set_weights(self, weights):
+        """Replace all weights at once; on any mismatch, raise and change nothing."""
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(self._weights)} weight array(s) "
+                f"({', '.join(str(v.shape) for v in self._weights) or 'none'}), got {len(weights)}."
+            )
+        arrays = []
+        for i, (var, w) in enumerate(zip(self._weights, weights)):
+            a = numpy.asarray(backend.to_numpy(w))
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"Layer '{self.name}': weight {i} ('{var.name}') must be numeric, got dtype {a.dtype}.")
+            if tuple(a.shape) != var.shape:
+                raise ValueError(
+                    f"Layer '{self.name}': weight {i} ('{var.name}') has shape {var.shape}, "
+                    f"got an array of shape {tuple(a.shape)}."
+                )
+            arrays.append(a)
+        for var, a in zip(self._weights, arrays):
+            var.assign(a)
+
+    def count_params(self):
+        return int(sum(int(numpy.prod(v.shape)) for v in self._weights))
+
+    # ------------------------------------------------------------ forward path
+    def build(self, input_shape):
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def call(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
+
+    def ensure_built(self, input_shape):
+        """Build for ``input_shape`` (batch dimension first, may be None) unless already built."""
+        if not self.built:
+            input_shape = tuple(input_shape)
+            self.build(input_shape)
+            self.built = True
+            self.input_spec = (None,) + tuple(input_shape[1:])
+
+    def check_input_shape(self, shape):
+        """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
+        spec = self.input_spec
+        if spec is None:
+            return
+        shape = tuple(shape)
+        if len(shape) != len(spec) or any(s is not None and d is not None and s != d
+                                           for s, d in zip(spec[1:], shape[1:])):
+            raise ValueError(
+                f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible: "
+                f"expected shape {spec}, got {shape}."
+            )
+
+    def __call__(self, x, training=False):
+        self.ensure_built(x.shape)
+        self.check_input_shape(x.shape)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        y = self.call(x, training=training)
+        self._activity_output = y if (training and self.activity_regularizer is not None) else None
+        return y
+
+    def saved(self):
+        """What the last training call kept; a clear error when backward comes without one."""
+        if self._saved is None:
+            raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.")
+        return self._saved
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.activity_regularizer is not None:
+            from .. import regularizers
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
