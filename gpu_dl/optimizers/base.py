@@ -1,0 +1,541 @@
+"""The optimizer protocol shared by the Keras 3 catalogue.
+
+One call of ``apply_gradients`` (or ``apply``) is one training step:
+
+1. every gradient is checked against its variable (same array module, shape
+   and dtype) and the learning rate is evaluated and checked, before anything
+   changes, so a bad call leaves variables, slots and ``iterations`` as they
+   were;
+2. slots are created for variables seen for the first time;
+3. gradients are divided by ``loss_scale_factor``, then clipped
+   (``clipnorm`` per gradient, ``global_clipnorm`` jointly, or ``clipvalue``);
+4. decoupled weight decay ``var -= var * weight_decay * lr`` (Keras 3 applies
+   it before the update);
+5. the subclass's update rule runs in place on each variable;
+6. ``variable.constraint`` (if any) projects the updated value;
+7. ``iterations`` grows by one.
+
+Subclasses say which slots they keep (``_slot_groups``), how each starts
+(``_slot_initial_value``), what per-step scalars they need
+(``_step_coefficients``) and how one variable is updated (``_update_step``).
+All array arithmetic stays in the variable's module and dtype: scalars are
+passed as Python floats, which NumPy 2 and CuPy treat as weakly typed.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import warnings
+
+import numpy
+
+from .. import backend
+from ..catalogue import snake_case
+from . import schedules as schedules_module
+
+
+class _DefaultRate(float):
+    """A learning-rate default, told apart from a value the caller passed.
+
+    Subclass signatures show Keras's default (``learning_rate=0.001``); the
+    marker type lets the legacy ``lr=`` replace that default while
+    ``learning_rate=...`` together with ``lr=...`` is still an error.
+    """
+
+
+def default_rate(value: float) -> float:
+    return _DefaultRate(value)
+
+
+_counters: dict = {}
+
+
+def _unique_name(base: str) -> str:
+    """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers."""
+    n = _counters.get(base, 0)
+    _counters[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def check_number(value, name: str, owner: str, *, low=None, high=None, low_open=False, high_open=False,
+                 allow_none=False):
+    """``value`` as a Python float, or a TypeError/ValueError naming ``owner`` and ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: argument `{name}` must be a number, got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "" if low is None else ("> " if low_open else ">= ") + repr(low)
+        hi = "" if high is None else ("< " if high_open else "<= ") + repr(high)
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        raise ValueError(f"{owner}: argument `{name}` must be a finite number{' ' + bounds if bounds else ''}, "
+                         f"got {value!r}.")
+    return value
+
+
+def _l2_norm_squared(g):
+    module = backend.array_module(g)
+    return module.sum(g * g)
+
+
+def clip_by_norm(g, clipnorm: float):
+    """``g * clipnorm / max(||g||, clipnorm)``: Keras 3's per-gradient ``clipnorm``."""
+    module = backend.array_module(g)
+    norm = module.sqrt(_l2_norm_squared(g))
+    return g * clipnorm / module.maximum(norm, clipnorm)
+
+
+def clip_by_global_norm(grads: list, clipnorm: float) -> list:
+    """Scale all gradients by ``clipnorm / max(global_norm, clipnorm)`` (Keras 3's ``global_clipnorm``).
+
+    As in Keras, an infinite or NaN global norm turns every gradient into NaN,
+    so a diverged step is visible instead of silently clipped.
+    """
+    total = None
+    for g in grads:
+        s = _l2_norm_squared(g)
+        total = s if total is None else total + s
+    module = backend.array_module(total)
+    norm = module.sqrt(total)
+    with numpy.errstate(invalid="ignore"):
+        scale = clipnorm / module.maximum(norm, clipnorm) + (norm - norm)
+    return [g * scale.astype(g.dtype) for g in grads]
+
+
+class Optimizer:
+    """Base class of the optimizers (Keras 3's ``keras.optimizers.Optimizer``).
+
+    ``learning_rate`` is a float, a ``LearningRateSchedule`` (called with
+    ``iterations``) or a callable taking no argument, as in Keras 3. The
+    legacy ``lr=`` names ``learning_rate``; the legacy ``decay=`` applies
+    Keras 2's time-based decay ``lr / (1 + decay * iterations)`` on top.
+    """
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        owner = type(self).__name__
+        if "lr" in kwargs:
+            if not isinstance(learning_rate, _DefaultRate):
+                raise TypeError(f"{owner}: got both `learning_rate` and its legacy alias `lr`; pass only `learning_rate`.")
+            learning_rate = kwargs.pop("lr")
+        decay = kwargs.pop("decay", None)
+        if kwargs:
+            raise TypeError(f"{owner} got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{owner}: `name` must be a non-empty string, got {name!r}.")
+        self.name = name or _unique_name(snake_case(owner))
+        self._owner = f"{owner} '{self.name}'"
+
+        self.decay = check_number(decay, "decay", owner, low=0.0, allow_none=True) or 0.0
+        self.weight_decay = check_number(weight_decay, "weight_decay", owner, low=0.0, allow_none=True)
+        self.clipnorm = check_number(clipnorm, "clipnorm", owner, low=0.0, low_open=True, allow_none=True)
+        self.clipvalue = check_number(clipvalue, "clipvalue", owner, low=0.0, low_open=True, allow_none=True)
+        self.global_clipnorm = check_number(global_clipnorm, "global_clipnorm", owner, low=0.0, low_open=True,
+                                            allow_none=True)
+        given = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm))
+                 if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"{owner}: only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set, "
+                             f"got {', '.join(given)}.")
+        self.loss_scale_factor = check_number(loss_scale_factor, "loss_scale_factor", owner, low=0.0, low_open=True,
+                                              allow_none=True)
+        # Accepted so that Keras configs load; the features themselves are not provided.
+        if use_ema:
+            raise NotImplementedError(f"{owner}: `use_ema=True` (weight moving averages) is not supported.")
+        if gradient_accumulation_steps is not None:
+            raise NotImplementedError(f"{owner}: `gradient_accumulation_steps` is not supported; "
+                                      "use a larger batch size instead.")
+        self.use_ema = False
+        self.ema_momentum = check_number(ema_momentum, "ema_momentum", owner, low=0.0, high=1.0)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.gradient_accumulation_steps = None
+
+        self._lr_value = None       # the learning rate when it is a plain number
+        self._lr_function = None    # a LearningRateSchedule or a callable taking no argument
+        self._set_learning_rate(learning_rate, initial=True)
+
+        self._iterations = 0
+        self._built: list = []      # variables with slots, in the order first seen (Keras's build order)
+        self._slots: dict = {}      # Variable -> {slot name: array}
+        self._exclude_ids: set = set()
+        self._exclude_pattern = None
+
+    # ------------------------------------------------------------ learning rate
+    def _set_learning_rate(self, value, initial=False):
+        owner = self._owner
+        if isinstance(value, dict):
+            value = schedules_module.deserialize(value)
+        if isinstance(value, schedules_module.LearningRateSchedule) or callable(value):
+            self._lr_function, self._lr_value = value, None
+            return
+        if not initial and self._lr_function is not None:
+            raise TypeError(f"{owner}: the learning rate is given by {self._lr_function!r}, so it cannot be set to a "
+                            "number; create the optimizer with a float `learning_rate` to make it settable.")
+        self._lr_value = check_number(value, "learning_rate", owner, low=0.0)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate for the next step (a schedule evaluated at ``iterations``)."""
+        if self._lr_function is None:
+            return self._lr_value
+        if isinstance(self._lr_function, schedules_module.LearningRateSchedule):
+            value = self._lr_function(self._iterations)
+        else:
+            value = self._lr_function()   # Keras 3 calls a plain callable with no argument
+        return float(backend.to_numpy(value))
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._set_learning_rate(value)
+
+    # Keras 2's attribute name.
+    lr = learning_rate
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The rate the next step uses: ``learning_rate``, with the legacy ``decay`` applied."""
+        lr = self.learning_rate
+        if self.decay:
+            lr = lr / (1.0 + self.decay * self._iterations)
+        return lr
+
+    @property
+    def iterations(self) -> int:
+        """How many steps have been applied."""
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{self._owner}: `iterations` must be a non-negative integer, got {value!r}.")
+        self._iterations = int(value)
+
+    # ------------------------------------------------------------------- slots
+    def _slot_groups(self) -> tuple:
+        """Slot names as Keras creates them: groups in order, and within a group per variable."""
+        return ()
+
+    def _slot_names(self) -> list:
+        return [name for group in self._slot_groups() for name in group]
+
+    def _slot_initial_value(self, name: str) -> float:
+        return 0.0
+
+    def build(self, variables):
+        """Create the slots of variables not seen before (in the given order)."""
+        names = self._slot_names()
+        for var in variables:
+            if var in self._slots:
+                continue
+            module = backend.array_module(var.value)
+            self._slots[var] = {n: module.full(var.value.shape, self._slot_initial_value(n), dtype=var.value.dtype)
+                                for n in names}
+            self._built.append(var)
+
+    @property
+    def built(self) -> bool:
+        return bool(self._built)
+
+    def get_slot(self, variable, name: str):
+        """The slot array ``name`` of ``variable`` (e.g. Adam's 'momentum' and 'velocity')."""
+        try:
+            return self._slots[variable][name]
+        except KeyError:
+            raise KeyError(f"{self._owner} has no slot {name!r} for variable "
+                           f"'{getattr(variable, 'path', variable)}'; slots: {self._slot_names()}.") from None
+
+    @property
+    def variables(self) -> list:
+        """All slot arrays in Keras 3's order (without ``iterations`` and ``learning_rate``)."""
+        out = []
+        for group in self._slot_groups():
+            for var in self._built:
+                out.extend(self._slots[var][name] for name in group)
+        return out
+
+    # --------------------------------------------------------------- the step
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Apply one step from ``(gradient, variable)`` pairs; returns ``iterations``."""
+        pairs = []
+        for item in grads_and_vars:
+            try:
+                grad, var = item
+            except (TypeError, ValueError):
+                raise TypeError(f"{self._owner}: apply_gradients() takes (gradient, variable) pairs, "
+                                f"got {item!r}.") from None
+            pairs.append((grad, var))
+        return self._step(pairs)
+
+    def apply(self, variables, trainable_variables=None) -> int:
+        """One step using each variable's ``.grad``.
+
+        Keras's form ``apply(grads, trainable_variables)`` also works, and
+        ``apply(grads)`` pairs the gradients with the variables already built.
+        """
+        items = list(variables)
+        if trainable_variables is not None:
+            trainable_variables = list(trainable_variables)
+            if len(trainable_variables) != len(items):
+                raise ValueError(f"{self._owner}: apply(grads, trainable_variables) got {len(items)} gradient(s) "
+                                 f"for {len(trainable_variables)} variable(s).")
+            return self._step(list(zip(items, trainable_variables)))
+        if items and not all(hasattr(v, "value") and hasattr(v, "grad") for v in items):
+            if len(items) != len(self._built):
+                raise ValueError(f"{self._owner}: apply(grads) without variables needs one gradient per variable "
+                                 f"the optimizer was built with ({len(self._built)}), got {len(items)}.")
+            return self._step(list(zip(items, self._built)))
+        return self._step([(v.grad, v) for v in items])
+
+    def _check_pair(self, grad, var):
+        if not (hasattr(var, "value") and hasattr(var, "path")):
+            raise TypeError(f"{self._owner}: expected a Variable, got {var!r}.")
+        if grad is None:
+            return
+        if not (hasattr(grad, "shape") and hasattr(grad, "dtype")):
+            raise ValueError(f"{self._owner}: the gradient of variable '{var.path}' must be an array, "
+                             f"got {type(grad).__name__}.")
+        if backend.array_module(grad) is not backend.array_module(var.value):
+            raise ValueError(f"{self._owner}: the gradient of variable '{var.path}' is a "
+                             f"{type(grad).__module__}.{type(grad).__name__} but the variable lives in "
+                             f"{backend.array_module(var.value).__name__}; they must be on the same device.")
+        if tuple(grad.shape) != tuple(var.value.shape):
+            raise ValueError(f"{self._owner}: the gradient of variable '{var.path}' has shape {tuple(grad.shape)}, "
+                             f"expected the variable's shape {tuple(var.value.shape)}.")
+        if grad.dtype != var.value.dtype:
+            raise ValueError(f"{self._owner}: the gradient of variable '{var.path}' has dtype "
+                             f"{numpy.dtype(grad.dtype).name}, expected the variable's dtype "
+                             f"{numpy.dtype(var.value.dtype).name}.")
+
+    def _step(self, pairs) -> int:
+        if type(self)._update_step is Optimizer._update_step:
+            raise NotImplementedError(f"{type(self).__name__} does not implement _update_step(); use a subclass "
+                                      "such as SGD or Adam.")
+        if not pairs:
+            return self._iterations
+        for grad, var in pairs:
+            self._check_pair(grad, var)
+        active = [(g, v) for g, v in pairs if g is not None]
+        if not active:
+            raise ValueError(f"{self._owner}: no gradients provided for any variable "
+                             f"({', '.join(v.path for _, v in pairs)}). Did the backward pass run?")
+        missing = [v.path for g, v in pairs if g is None]
+        lr = self.effective_learning_rate
+        if not math.isfinite(lr):
+            raise ValueError(f"{self._owner}: the learning rate at step {self._iterations} is {lr!r}; "
+                             "it must be a finite number.")
+        if missing:
+            warnings.warn(f"{self._owner}: gradients do not exist for variables {missing}; they are not updated.",
+                          stacklevel=3)
+
+        # Everything is checked: from here on the step changes state.
+        self.build([v for _, v in pairs])
+        grads = [g for g, _ in active]
+        variables = [v for _, v in active]
+        if self.loss_scale_factor is not None:
+            grads = [g / self.loss_scale_factor for g in grads]
+        grads = self._clip(grads)
+        if self.weight_decay:
+            for var in variables:
+                if self._use_weight_decay(var):
+                    var.value -= var.value * (self.weight_decay * lr)
+        coefficients = self._step_coefficients(lr)
+        for grad, var in zip(grads, variables):
+            self._update_step(var.value, grad, self._slots[var], lr, coefficients)
+        for var in variables:
+            if var.constraint is not None:
+                var.value[...] = var.constraint(var.value)
+        self._iterations += 1
+        return self._iterations
+
+    def _clip(self, grads: list) -> list:
+        if self.clipnorm is not None:
+            return [clip_by_norm(g, self.clipnorm) for g in grads]
+        if self.global_clipnorm is not None:
+            return clip_by_global_norm(grads, self.global_clipnorm)
+        if self.clipvalue is not None:
+            return [backend.array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    def _step_coefficients(self, lr: float):
+        """Per-step scalars shared by all variables (computed once per step, after validation)."""
+        return None
+
+    def _update_step(self, value, grad, slots: dict, lr: float, coefficients):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _update_step().")
+
+    # ------------------------------------------------------------ weight decay
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Leave the given variables, or those whose name contains one of ``var_names``, undecayed."""
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        names = list(var_names or [])
+        if any(not isinstance(n, str) for n in names):
+            raise TypeError(f"{self._owner}: `var_names` must be a list of strings, got {var_names!r}.")
+        self._exclude_pattern = re.compile("|".join(map(re.escape, names))) if names else None
+
+    def _use_weight_decay(self, var) -> bool:
+        if id(var) in self._exclude_ids:
+            return False
+        return not (self._exclude_pattern is not None and self._exclude_pattern.search(var.name))
+
+    # ------------------------------------------------------------------ state
+    def _extra_state(self) -> dict:
+        """Per-optimizer scalars beyond the slots (Nadam's momentum-cache product)."""
+        return {}
+
+    def _load_extra_state(self, extra: dict):
+        pass
+
+    def state_dict(self, variables) -> dict:
+        """Host copies of ``iterations``, a settable learning rate and the slots of ``variables``.
+
+        Slots are keyed by each variable's index in ``variables``; variables
+        without slots (never stepped) are left out.
+        """
+        slots = {}
+        for i, var in enumerate(variables):
+            if var in self._slots:
+                slots[i] = {n: backend.to_numpy(a).copy() for n, a in self._slots[var].items()}
+        return {
+            "iterations": self._iterations,
+            "learning_rate": self._lr_value,
+            "slots": slots,
+            "extra": dict(self._extra_state()),
+        }
+
+    def load_state_dict(self, state: dict, variables):
+        """Restore what ``state_dict(variables)`` returned; checks everything before changing anything.
+
+        Variables the state has no slots for keep the slots they have (or get
+        fresh ones on their first step).
+        """
+        variables = list(variables)
+        owner = self._owner
+        if not isinstance(state, dict) or "iterations" not in state or "slots" not in state:
+            raise ValueError(f"{owner}: expected a state dict with 'iterations' and 'slots', got {type(state).__name__}.")
+        iterations = state["iterations"]
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+            raise ValueError(f"{owner}: state 'iterations' must be a non-negative integer, got {iterations!r}.")
+        lr = state.get("learning_rate")
+        if lr is not None:
+            lr = check_number(lr, "learning_rate", owner, low=0.0)
+        names = sorted(self._slot_names())
+        staged = []
+        for key, arrays in dict(state["slots"]).items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"{owner}: state slot keys must be variable indices, got {key!r}.") from None
+            if not 0 <= index < len(variables):
+                raise ValueError(f"{owner}: state has slots for variable index {index}, but only "
+                                 f"{len(variables)} variable(s) were given.")
+            var = variables[index]
+            if sorted(arrays) != names:
+                raise ValueError(f"{owner}: state slots of variable {index} ('{var.path}') are {sorted(arrays)}, "
+                                 f"expected {names}.")
+            host = {}
+            for n, a in arrays.items():
+                a = numpy.asarray(backend.to_numpy(a))
+                if a.shape != tuple(var.value.shape):
+                    raise ValueError(f"{owner}: state slot {n!r} of variable {index} ('{var.path}') has shape "
+                                     f"{a.shape}, expected {tuple(var.value.shape)}.")
+                host[n] = a
+            staged.append((var, host))
+        extra = dict(state.get("extra") or {})
+        self._check_extra_state(extra)
+
+        self.build([var for var, _ in staged])
+        for var, host in staged:
+            module = backend.array_module(var.value)
+            for n, a in host.items():
+                self._slots[var][n][...] = module.asarray(a, dtype=var.value.dtype)
+        self._iterations = int(iterations)
+        if lr is not None and self._lr_function is None:
+            self._lr_value = lr
+        self._load_extra_state(extra)
+
+    def _check_extra_state(self, extra: dict):
+        expected = sorted(self._extra_state())
+        if sorted(extra) != expected:
+            raise ValueError(f"{self._owner}: state 'extra' has keys {sorted(extra)}, expected {expected}.")
+        for k, v in extra.items():
+            check_number(v, k, self._owner)
+
+    def save_own_variables(self, store):
+        """Write the state in Keras 3's layout: ``store["0"]`` iterations, then the
+        learning rate (when it is a number), the slots in ``variables`` order and
+        any extra scalar, each a NumPy array."""
+        for i, a in enumerate(self._keras_arrays()):
+            store[str(i)] = a
+
+    def load_own_variables(self, store):
+        """Read what ``save_own_variables`` (or Keras 3) wrote; the optimizer must be built."""
+        current = self._keras_arrays()
+        if len(store.keys()) != len(current):
+            raise ValueError(f"{self._owner} holds {len(current)} variables (built on {len(self._built)} weights), "
+                             f"the store has {len(store.keys())}. Build the optimizer on the model's trainable "
+                             "weights first.")
+        arrays = [numpy.asarray(backend.to_numpy(store[str(i)])) for i in range(len(current))]
+        for i, (a, ref) in enumerate(zip(arrays, current)):
+            if a.shape != ref.shape:
+                raise ValueError(f"{self._owner}: stored variable {i} has shape {a.shape}, expected {ref.shape}.")
+        i = 0
+        self._iterations = int(arrays[i]); i += 1
+        if self._lr_function is None:
+            self._lr_value = check_number(float(arrays[i]), "learning_rate", self._owner, low=0.0); i += 1
+        for slot in self.variables:
+            slot[...] = backend.array_module(slot).asarray(arrays[i], dtype=slot.dtype); i += 1
+        extra_names = list(self._extra_state())
+        self._load_extra_state({n: float(arrays[i + k]) for k, n in enumerate(extra_names)})
+
+    def _keras_arrays(self) -> list:
+        out = [numpy.asarray(self._iterations, dtype=numpy.int64)]
+        if self._lr_function is None:
+            out.append(numpy.asarray(self._lr_value, dtype=backend.floatx()))
+        out.extend(backend.to_numpy(a).copy() for a in self.variables)
+        dtype = self._built[0].value.dtype if self._built else backend.floatx()
+        out.extend(numpy.asarray(v, dtype=dtype) for v in self._extra_state().values())
+        return out
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self) -> dict:
+        if isinstance(self._lr_function, schedules_module.LearningRateSchedule):
+            learning_rate = schedules_module.serialize(self._lr_function)
+        elif self._lr_function is not None:
+            # A plain callable cannot be written down: keep its current value.
+            learning_rate = self.learning_rate
+        else:
+            learning_rate = self._lr_value
+        config = {
+            "name": self.name,
+            "learning_rate": learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+        if self.decay:
+            config["decay"] = self.decay
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules_module.deserialize(config["learning_rate"])
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.get_config()['learning_rate']!r}>"
