@@ -1,0 +1,102 @@
+"""Fused softmax + cross-entropy against a naive softmax-then-log in float64, and finite differences."""
+import numpy
+import pytest
+
+from gpu_dl.backend import to_numpy
+from gpu_dl.ops.softmax_xent import softmax_xent
+from gradcheck import assert_gradient
+
+SHAPES = [(1, 1), (1, 3), (3, 17), (17, 3), (33, 5)]
+
+
+def naive(logits, targets):
+    """softmax, then -sum t log p, then d/dlogits by the softmax Jacobian: all written out in float64."""
+    e = numpy.exp(logits - logits.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    loss = -(targets * numpy.log(p)).sum(axis=-1)
+    # d loss/dp_j = -t_j / p_j; dp_j/dz_k = p_j (delta_jk - p_k)
+    g = -targets / p
+    dlogits = p * (g - (g * p).sum(axis=-1, keepdims=True))
+    return loss, p, dlogits
+
+
+def onehot(labels, classes):
+    return numpy.eye(classes)[labels]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_sparse_matches_naive(xp, rng, shape, smoothing):
+    n, c = shape
+    logits = rng.standard_normal(shape) * 3
+    labels = rng.integers(0, c, n)
+    targets = onehot(labels, c) * (1 - smoothing) + smoothing / c
+    loss, probs, dlogits = softmax_xent(xp.asarray(logits), xp.asarray(labels), sparse=True, label_smoothing=smoothing)
+    want_loss, want_probs, want_d = naive(logits, targets)
+    numpy.testing.assert_allclose(to_numpy(loss), want_loss, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(probs), want_probs, rtol=1e-12, atol=1e-15)
+    numpy.testing.assert_allclose(to_numpy(dlogits), want_d, rtol=1e-10, atol=1e-12)
+    assert loss.shape == (n,) and probs.shape == shape and dlogits.shape == shape
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_dense_matches_naive_for_onehot_and_soft_targets(xp, rng, shape, smoothing):
+    n, c = shape
+    logits = rng.standard_normal(shape) * 3
+    for rows in (onehot(rng.integers(0, c, n), c), rng.dirichlet(numpy.ones(c), n), rng.random(shape) * 2):
+        loss, probs, dlogits = softmax_xent(xp.asarray(logits), xp.asarray(rows), sparse=False, label_smoothing=smoothing)
+        want_loss, want_probs, want_d = naive(logits, rows * (1 - smoothing) + smoothing / c)
+        numpy.testing.assert_allclose(to_numpy(loss), want_loss, rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(to_numpy(probs), want_probs, rtol=1e-12, atol=1e-15)
+        # Rows that do not sum to 1 (the last set) need probs * sum(t) - t, not probs - t.
+        numpy.testing.assert_allclose(to_numpy(dlogits), want_d, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("shape", [(1, 3), (17, 5), (3, 33)])
+def test_dlogits_is_the_gradient(xp, rng, sparse, shape):
+    n, c = shape
+    labels = rng.integers(0, c, n)
+    targets = xp.asarray(labels if sparse else rng.dirichlet(numpy.ones(c), n))
+    logits = xp.asarray(rng.standard_normal(shape))
+    _, _, dlogits = softmax_xent(logits, targets, sparse=sparse, label_smoothing=0.1)
+    assert_gradient(lambda z: softmax_xent(z, targets, sparse=sparse, label_smoothing=0.1)[0].sum(),
+                    logits, dlogits, rng, what="logits")
+
+
+def test_dlogits_is_per_sample_not_averaged(xp):
+    logits = xp.zeros((4, 2))
+    _, _, dlogits = softmax_xent(logits, xp.asarray([0, 1, 0, 1]), sparse=True)
+    numpy.testing.assert_allclose(to_numpy(dlogits), [[-0.5, 0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, -0.5]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_logits_stay_finite_and_exact(xp, dtype):
+    logits = xp.asarray([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0], [1000.0, 1000.0, -1000.0]], dtype=dtype)
+    loss, probs, dlogits = softmax_xent(logits, xp.asarray([1, 2, 0]), sparse=True)
+    assert loss.dtype == dtype and probs.dtype == dtype and dlogits.dtype == dtype
+    for a in (loss, probs, dlogits):
+        assert numpy.isfinite(to_numpy(a)).all()
+    numpy.testing.assert_allclose(to_numpy(loss), [2000.0, numpy.log(3.0), numpy.log(2.0)], rtol=1e-6)
+    numpy.testing.assert_allclose(to_numpy(dlogits), [[1, -1, 0], [1 / 3, 1 / 3, -2 / 3], [-0.5, 0.5, 0]], atol=1e-6)
+
+
+def test_float32_in_float32_out(xp, rng):
+    logits = xp.asarray(rng.standard_normal((3, 4)), dtype="float32")
+    for sparse, labels in ((True, xp.asarray([0, 3, 1])), (False, xp.asarray(onehot([0, 3, 1], 4)))):
+        outs = softmax_xent(logits, labels, sparse=sparse)
+        assert [o.dtype for o in outs] == [numpy.float32] * 3
+        assert all(type(o) is type(logits) for o in outs)
+
+
+def test_bad_input_is_named(xp):
+    logits = xp.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"`labels`.*shape \(3,\).*got \(3, 4\)"):
+        softmax_xent(logits, xp.zeros((3, 4), dtype="int64"), sparse=True)
+    with pytest.raises(ValueError, match=r"`labels`.*shape \(3, 4\)"):
+        softmax_xent(logits, xp.zeros((3,)), sparse=False)
+    with pytest.raises(TypeError, match="integer class ids"):
+        softmax_xent(logits, xp.zeros((3,)), sparse=True)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        softmax_xent(logits, xp.zeros((3,), dtype="int64"), sparse=True, label_smoothing=1.5)
