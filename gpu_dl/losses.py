@@ -455,6 +455,37 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
     return _divide_no_nan(xp, total, values.size)
 
 
+def reduction_weights(values, sample_weight=None, mask=None, reduction="sum_over_batch_size"):
+    """Factors ``w`` with ``reduce_weighted_values(values, ...) == (w * values).sum()``.
+
+    They are the reduction's gradient with respect to the per-sample values,
+    which training multiplies into the loss's ``grad``.
+    """
+    reduction = _standardize_reduction(reduction)
+    if reduction in ("none", None):
+        raise ValueError("reduction 'none' gives no scalar loss to train on.")
+    xp = array_module(values, sample_weight, mask)
+    dtype = values.dtype
+
+    def spread(a):
+        a = xp.asarray(a).astype(dtype)
+        return xp.broadcast_to(squeeze_or_expand_to_same_rank(values, a)[1], values.shape)
+
+    effective = None  # the sample weights Keras's reduction sees, mask included
+    if mask is not None:
+        effective = spread(mask)
+        if reduction in ("mean", "sum_over_batch_size"):
+            effective = effective * _divide_no_nan(xp, xp.asarray(effective.size, dtype=dtype), effective.sum())
+    if sample_weight is not None:
+        effective = spread(sample_weight) if effective is None else effective * spread(sample_weight)
+    weights = xp.ones(values.shape, dtype=dtype) if effective is None else effective
+    if reduction == "sum":
+        return weights
+    if reduction == "mean_with_sample_weight" and effective is not None:
+        return _divide_no_nan(xp, weights, weights.sum())
+    return weights / dtype.type(max(values.size, 1))
+
+
 # ------------------------------------------------------------ target checks
 def _batch_shape(y_true, output_shape):
     """The output shape with its unknown (None) batch size filled from the targets."""
@@ -528,6 +559,10 @@ class Loss:
     def _mask(self, y_true, y_pred):
         """Entries the reduction leaves out (Keras's loss mask), or None."""
         return None
+
+    def reduction_weights(self, y_true, y_pred, values, sample_weight=None):
+        """Per-value factors of this loss's reduction: the scalar loss is ``(w * values).sum()``."""
+        return reduction_weights(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
 
     def validate_targets(self, y_true, output_shape):
         """Raise a ValueError saying what to do if host targets ``y_true`` cannot train ``output_shape``."""

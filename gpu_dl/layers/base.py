@@ -99,6 +99,8 @@ class Layer:
         self.input_spec = None          # (None, d1, d2, ...) once built
         self._saved = None              # what the last training call kept for backward
         self._activity_output = None
+        self.keep_preactivation = False  # set by a model that fuses the last softmax into its loss
+        self._preactivation = None
         from .. import regularizers     # catalogues sit above layers; import late
         self.activity_regularizer = regularizers.get(activity_regularizer)
         declared = None
@@ -221,6 +223,13 @@ class Layer:
         if self._saved is None:
             raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.")
         return self._saved
+
+    def saved_preactivation(self):
+        """The input of this layer's activation in its last call, kept when ``keep_preactivation`` is set
+        (the logits, when the activation is a softmax fused into the loss)."""
+        if self._preactivation is None:
+            raise RuntimeError(f"Layer '{self.name}' kept no pre-activation: set keep_preactivation before calling it.")
+        return self._preactivation
 
     # -------------------------------------------------------------- serialising
     def get_config(self):

@@ -1,0 +1,91 @@
+"""The ``gpu-dl`` command.
+
+    gpu-dl train [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
+    gpu-dl info
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_mlp(input_dim, classes):
+    from . import layers
+    from .models import Sequential
+    return Sequential([
+        layers.Input(shape=(input_dim,)),
+        layers.Dense(64, activation="relu"),
+        layers.Dropout(0.1),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(classes, activation="softmax"),
+    ], name="digits_mlp")
+
+
+def train(args):
+    from . import backend, data
+    backend.set_device(args.device)
+    if args.seed is not None:
+        backend.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = data.load_digits()
+    print(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images of 8x8 pixels, 10 classes")
+    model = build_mlp(x_train.shape[1], 10)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.summary()
+    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
+              verbose=args.verbose)
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(x_test)} held-out images")
+    return 0
+
+
+def info(args):
+    import numpy
+    from . import __version__, backend
+    print(f"gpu_dl {__version__}, Python {sys.version.split()[0]}, NumPy {numpy.__version__}")
+    try:
+        backend.set_device(args.device)
+    except backend.DeviceUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(backend.describe_device())
+    return 0
+
+
+def positive(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="gpu-dl", description="Train and inspect gpu_dl models.")
+    sub = parser.add_subparsers(dest="command")
+    p_train = sub.add_parser("train", help="train the default model on the bundled digits data")
+    p_train.add_argument("--epochs", type=positive, default=30)
+    p_train.add_argument("--batch-size", type=positive, default=32)
+    p_train.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p_train.add_argument("--seed", type=int, default=0, help="random seed (default 0; results are reproducible)")
+    p_train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    p_train.set_defaults(run=train)
+    p_info = sub.add_parser("info", help="show the backend and device")
+    p_info.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p_info.set_defaults(run=info)
+    return parser
+
+
+def main(argv=None):
+    from .backend import DeviceUnavailableError
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["train"] + list(argv or sys.argv[1:]))
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, DeviceUnavailableError) as exc:
+        print(f"gpu-dl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Core layers: Input/InputLayer, Dense, Dropout, Flatten."""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from .. import activations, constraints, regularizers
+from ..backend import array_module, make_rng
+from ..ops.dense import dense_backward, dense_forward
+from .base import Layer, shape_tuple
+
+
+def positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+class InputLayer(Layer):
+    """Declares the shape of one sample (without the batch axis) at the start of a model."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, **kwargs):
+        if shape is None:
+            shape = input_shape
+        if shape is None:
+            raise ValueError("InputLayer needs `shape`, the shape of one sample without the batch axis, e.g. shape=(64,).")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.shape = shape_tuple(shape, "Input: shape")
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "Input: batch_size")
+        self.batch_size = batch_size
+        self.declared_input_shape = (batch_size,) + self.shape
+
+    def call(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "shape": self.shape, "batch_size": self.batch_size}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+    """``keras.Input``: the input declaration placed first in a ``Sequential`` list."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs)
+
+
+class Dense(Layer):
+    """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,)."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.units = positive_int(units, f"Dense layer '{self.name}': units")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        from .. import initializers
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel = self.bias = None
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"Dense layer '{self.name}' needs inputs of rank >= 2 with a known last axis, got shape {tuple(input_shape)}."
+            )
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f"Dense layer '{self.name}' needs inputs of rank >= 2, got shape {tuple(input_shape)}.")
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, x, training=False):
+        z = dense_forward(x, self.kernel.value, self.bias.value if self.use_bias else None)
+        y = self.activation(z)
+        self._saved = (x, z, y) if training else None
+        self._preactivation = z if self.keep_preactivation else None
+        return y
+
+    def backward(self, dy, through_activation=True):
+        x, z, y = self.saved()
+        dz = self.activation.grad(z, y, dy) if through_activation else dy
+        dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_weight_grads=self.trainable,
+                                            has_bias=self.use_bias)
+        if self.trainable:
+            self.kernel.grad = dkernel
+            if self.use_bias:
+                self.bias.grad = dbias
+        return dx
+
+    def get_config(self):
+        from .. import initializers
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        })
+        return config
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of the inputs in training and scales the rest by 1/(1-rate)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout layer '{self.name}': rate must be a number in [0, 1), got {rate!r}.")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = make_rng(seed) if seed is not None else None
+
+    def _mask_shape(self, shape):
+        if self.noise_shape is None:
+            return shape
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(f"Dropout layer '{self.name}': noise_shape {self.noise_shape} must have the input's rank {len(shape)}.")
+        return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            self._saved = (None,) if training else None
+            return x
+        xp = array_module(x)
+        shape = self._mask_shape(x.shape)
+        keep = 1.0 - self.rate
+        if xp is numpy:
+            uniform = (self._rng or make_rng(None)).random(shape, dtype=x.dtype)
+        else:
+            uniform = xp.random.random(shape, dtype=x.dtype)
+        # One mask array already holding the 1/keep scale, so backward is one multiply.
+        mask = (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+        self._saved = (mask,)
+        return x * mask
+
+    def backward(self, dy):
+        (mask,) = self.saved()
+        return dy if mask is None else dy * mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed})
+        return config
+
+
+class Flatten(Layer):
+    """Reshapes (batch, d1, d2, ...) to (batch, d1*d2*...)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(f"Flatten layer '{self.name}': data_format must be 'channels_last' or 'channels_first', got {data_format!r}.")
+        self.data_format = data_format or "channels_last"
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        size = None if any(d is None for d in rest) else int(numpy.prod(rest, dtype=numpy.int64))
+        return (input_shape[0], size)
+
+    def _to_channels_last(self, x):
+        return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,)) if self.data_format == "channels_first" and x.ndim > 2 else x
+
+    def call(self, x, training=False):
+        self._saved = (x.shape,) if training else None
+        return self._to_channels_last(x).reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        (shape,) = self.saved()
+        if self.data_format == "channels_first" and len(shape) > 2:
+            last = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+            inverse = (0, len(shape) - 1) + tuple(range(1, len(shape) - 1))
+            return dy.reshape(last).transpose(inverse)
+        return dy.reshape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config

@@ -1,0 +1,136 @@
+"""Checks on what users hand to fit/evaluate/predict, before anything changes.
+
+Each function turns user data into a NumPy array or a number, or raises a
+ValueError/TypeError that names the argument and says what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+
+def as_array(data, name):
+    """``data`` as a NumPy array of numbers; rejects None, ragged, non-numeric and empty data."""
+    if data is None:
+        raise ValueError(f"`{name}` is required, got None.")
+    if type(data).__module__.startswith("cupy"):
+        data = data.get()
+    try:
+        array = numpy.asarray(data)
+    except ValueError as exc:
+        raise ValueError(f"`{name}` must be a rectangular array; it could not be made into one ({exc}).") from None
+    if array.dtype == object:
+        raise TypeError(f"`{name}` must hold numbers, but it holds Python objects (ragged lists or mixed types?).")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must hold numbers, got dtype {array.dtype} (strings or dates must be encoded first).")
+    if array.ndim == 0:
+        raise ValueError(f"`{name}` must be an array with a batch axis first, got a scalar.")
+    if array.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty (0 samples): there is nothing to train or evaluate on.")
+    if array.size == 0:
+        raise ValueError(f"`{name}` has shape {array.shape}: each sample is empty.")
+    return array
+
+
+def check_finite(array, name):
+    if array.dtype.kind == "f" and not numpy.isfinite(array).all():
+        bad = numpy.argwhere(~numpy.isfinite(array))[0]
+        raise ValueError(
+            f"`{name}` contains NaN or Inf (first at index {tuple(int(i) for i in bad)}); "
+            "clean or impute the data before training."
+        )
+
+
+def features(data, name, float_dtype):
+    """Inputs: numbers, finite, cast to the model's float type."""
+    array = as_array(data, name)
+    check_finite(array, name)
+    return array.astype(float_dtype, copy=False)
+
+
+def targets(data, name):
+    """Targets: numbers and finite; integers stay integers (class labels)."""
+    array = as_array(data, name)
+    check_finite(array, name)
+    if array.dtype.kind == "b":
+        array = array.astype(numpy.float32)
+    return array
+
+
+def same_length(arrays_by_name):
+    lengths = {name: len(a) for name, a in arrays_by_name.items() if a is not None}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+        raise ValueError(f"Data cardinality is ambiguous: {listed} samples; they must be equal.")
+
+
+def sample_weights(data, n, name="sample_weight"):
+    if data is None:
+        return None
+    array = as_array(data, name)
+    if array.ndim != 1 and not (array.ndim == 2 and array.shape[1] == 1):
+        raise ValueError(f"`{name}` must have shape ({n},), one weight per sample, got {array.shape}.")
+    array = array.reshape(-1).astype(numpy.float64)
+    if len(array) != n:
+        raise ValueError(f"`{name}` has {len(array)} entries but there are {n} samples.")
+    if not numpy.isfinite(array).all() or (array < 0).any():
+        raise ValueError(f"`{name}` must be finite and non-negative.")
+    return array
+
+
+def class_weights_to_sample_weights(class_weight, y, n_outputs):
+    """Keras's class_weight: a dict from class index to weight, turned into per-sample weights."""
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict) or not class_weight:
+        raise TypeError(f"`class_weight` must be a non-empty dict from class index to weight, got {class_weight!r}.")
+    if y.ndim >= 2 and y.shape[-1] > 1:
+        labels = y.reshape(len(y), -1).argmax(axis=-1)
+    else:
+        labels = numpy.rint(y.reshape(len(y))).astype(numpy.int64)
+    table = numpy.ones(max(int(labels.max()) + 1, n_outputs or 0, max(class_weight) + 1))
+    for cls, weight in class_weight.items():
+        if not isinstance(cls, (int, numpy.integer)) or cls < 0:
+            raise ValueError(f"`class_weight` keys must be class indices >= 0, got {cls!r}.")
+        if not isinstance(weight, numbers.Real) or not numpy.isfinite(weight) or weight < 0:
+            raise ValueError(f"`class_weight[{cls}]` must be a finite number >= 0, got {weight!r}.")
+        table[cls] = weight
+    return table[labels]
+
+
+def positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+    return int(value)
+
+
+def verbosity(value, name="verbose"):
+    if value == "auto":
+        return 1
+    if isinstance(value, bool) or value not in (0, 1, 2):
+        raise ValueError(f"`{name}` must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', got {value!r}.")
+    return int(value)
+
+
+def validation_split(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"`validation_split` must be a number in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def split_for_validation(n, fraction):
+    """Keras's rule: the last ``fraction`` of the samples (before shuffling) validate."""
+    split_at = int(numpy.floor(n * (1.0 - fraction)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(
+            f"validation_split={fraction} leaves {split_at} of {n} samples for training: "
+            "provide more data or a different validation_split."
+        )
+    return split_at

@@ -1,0 +1,347 @@
+"""The Keras training API: compile, fit, evaluate, predict, *_on_batch.
+
+``Model`` holds the loop; a subclass (``Sequential``) supplies the graph:
+``layers``, ``forward(x, training)``, ``backward(dy, from_logits)``,
+``compute_output_shape``, ``build`` and ``input_spec``.
+
+One training step: host batch -> device -> forward through the layers ->
+loss (fused softmax + cross-entropy from the last layer's logits where the
+last activation is softmax) -> backward in reverse -> regularizer gradients ->
+optimizer update -> metric sums (kept on the device). Nothing is copied back
+to the host inside the step; the progress bar reads the running loss when it
+draws.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
+from ..callbacks import CallbackList, History, ProgbarLogger
+from ..layers.base import unique_name
+from . import data_checks as checks
+
+_ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
+
+
+class Model:
+    """Base of trainable models. See the module docstring."""
+
+    def __init__(self, name=None, trainable=True):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
+        self.name = name or unique_name("model")
+        self._trainable = bool(trainable)
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._metric_identifiers = []
+        self._metrics = None            # resolved Metric objects, once shapes are known
+        self._loss_sum = None           # running sums on the device: loss * samples, samples
+        self._loss_count = 0
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Choose optimizer, loss and metrics (Keras 3's arguments; the execution flags are accepted and unused)."""
+        if loss is None:
+            raise ValueError("compile() needs a `loss`, e.g. loss='sparse_categorical_crossentropy' or loss='mse'.")
+        if isinstance(loss, (list, tuple, dict)):
+            raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
+        if loss_weights is not None or weighted_metrics is not None:
+            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; this model has one.")
+        new_optimizer = optimizers.get(optimizer)
+        new_loss = losses_module.get(loss)
+        if new_loss.reduction in ("none", None):
+            raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' (the default) or 'sum'.")
+        if metrics is None:
+            metric_ids = []
+        elif isinstance(metrics, (list, tuple)):
+            metric_ids = list(metrics)
+        elif isinstance(metrics, dict):
+            raise ValueError("This model has one output: `metrics` must be a list, not a dict.")
+        else:
+            metric_ids = [metrics]
+        for identifier in metric_ids:
+            # Names that depend on data shapes resolve at fit time; all others must resolve now.
+            if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
+                metrics_module.get(identifier, loss=new_loss)
+        self.optimizer, self.loss, self._metric_identifiers = new_optimizer, new_loss, metric_ids
+        self._metrics = None
+        self.compiled = True
+
+    def _require_compiled(self, method):
+        if not self.compiled:
+            raise ValueError(f"You must call `compile()` before calling `{method}()`.")
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in (self._metrics or [])]
+
+    # --------------------------------------------------------- data validation
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+        """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
+        x = checks.features(x, x_name, self.dtype)
+        self._check_input_shape(x.shape, x_name)
+        output_shape = self.compute_output_shape((None,) + x.shape[1:])
+        if y is None:
+            raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
+        y = checks.targets(y, y_name)
+        checks.same_length({x_name: x, y_name: y})
+        self.loss.validate_targets(y, output_shape)
+        sw = checks.sample_weights(sample_weight, len(x))
+        cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1])
+        if cw is not None:
+            sw = cw if sw is None else sw * cw
+        if y.dtype.kind == "f":
+            y = y.astype(self.dtype, copy=False)
+        return x, y, sw, output_shape
+
+    def _resolve_metrics(self, y_shape, output_shape):
+        if self._metrics is None:
+            self._metrics = [metrics_module.get(m, loss=self.loss, y_true_shape=y_shape, y_pred_shape=output_shape)
+                             for m in self._metric_identifiers]
+
+    def _start(self, x_shape):
+        if not self.built:
+            self.build((None,) + tuple(x_shape[1:]))
+        self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
+        self.layers[-1].keep_preactivation = self._fused_softmax
+
+    def _last_is_softmax(self):
+        activation = getattr(self.layers[-1], "activation", None)
+        return bool(getattr(activation, "is_softmax", False))
+
+    # ---------------------------------------------------------------- the step
+    def _loss_and_gradient(self, y, y_pred, sw, training):
+        """Loss value (0-d, on the device) and d(loss)/d(model output or logits)."""
+        loss = self.loss
+        if self._fused_softmax:
+            logits = self.layers[-1].saved_preactivation()
+            per_sample, y_pred, dout = loss.call_from_logits(y, logits)
+        else:
+            per_sample = loss.call(y, y_pred)
+            dout = loss.grad(y, y_pred) if training else None
+        weights = loss.reduction_weights(y, y_pred, per_sample, sw)
+        value = (weights * per_sample).sum()
+        if training:
+            dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
+        return value, y_pred, dout
+
+    def _regularization(self):
+        """Weight and activity penalties of the last training forward pass, and their gradients."""
+        penalty = 0.0
+        for var in self.trainable_weights:
+            if var.regularizer is not None:
+                penalty = penalty + var.regularizer(var.value)
+                var.grad = var.grad + var.regularizer.gradient(var.value)
+        for layer in self.layers:
+            if layer.activity_regularizer is not None and layer._activity_output is not None:
+                # Keras 3 divides the activity penalty by the batch size.
+                out = layer._activity_output
+                penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+        return penalty
+
+    def _train_step(self, x, y, sw):
+        y_pred = self.forward(x, training=True)
+        value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
+        self.backward(dout, from_logits=self._fused_softmax)
+        value = value + self._regularization()
+        self.optimizer.apply(self.trainable_weights)
+        self._track(value, y, y_pred, len(x))
+
+    def _test_step(self, x, y, sw):
+        y_pred = self.forward(x, training=False)
+        value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
+        self._track(value, y, y_pred, len(x))
+
+    def _track(self, value, y, y_pred, n):
+        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_count += n
+        for metric in self._metrics:
+            metric.update_state(y, y_pred)
+
+    def reset_metrics(self):
+        self._loss_sum, self._loss_count = None, 0
+        for metric in self._metrics or []:
+            metric.reset_state()
+
+    def _logs(self, prefix=""):
+        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None else float("nan")}
+        for metric in self._metrics:
+            logs[prefix + metric.name] = metric.result()
+        return logs
+
+    # ----------------------------------------------------------------- batching
+    @staticmethod
+    def _batches(n, batch_size, order=None):
+        for start in range(0, n, batch_size):
+            yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+
+    def _device_batch(self, x, y, sw, index):
+        xb = backend.to_device(x[index])
+        yb = backend.to_device(y[index])
+        swb = None if sw is None else backend.to_device(sw[index].astype(self.dtype))
+        return xb, yb, swb
+
+    # ---------------------------------------------------------------------- fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` passes over (x, y). Returns a ``History``."""
+        self._require_compiled("fit")
+        batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
+        epochs = checks.non_negative_int(epochs, "epochs")
+        initial_epoch = checks.non_negative_int(initial_epoch, "initial_epoch")
+        verbose = checks.verbosity(verbose)
+        validation_freq = checks.positive_int(validation_freq, "validation_freq")
+        split = checks.validation_split(validation_split)
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError("`steps_per_epoch`/`validation_steps` apply to endless data streams; with arrays, use batch_size.")
+        callbacks = self._check_callbacks(callbacks)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
+        val = None
+        if validation_data is not None:
+            val = self._validation_arrays(validation_data)
+        elif split > 0:
+            cut = checks.split_for_validation(len(x), split)
+            val = (x[cut:], y[cut:], None if sw is None else sw[cut:])
+            x, y, sw = x[:cut], y[:cut], None if sw is None else sw[:cut]
+        val_batch_size = batch_size if validation_batch_size is None else \
+            checks.positive_int(validation_batch_size, "validation_batch_size")
+
+        # All checks passed: from here on the model may change.
+        self._resolve_metrics(y.shape, output_shape)
+        self._start(x.shape)
+        steps = -(-len(x) // batch_size)
+        history = History()
+        self.history = history
+        listeners = list(callbacks) + [history]
+        if verbose:
+            print(backend.describe_device(), flush=True)
+            listeners.append(ProgbarLogger(verbose))
+        params = {"verbose": verbose, "epochs": epochs, "steps": steps, "batch_size": batch_size}
+        cbs = CallbackList(listeners, self, params)
+        self.stop_training = False
+        cbs.call("on_train_begin", None)
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.call("on_epoch_begin", epoch, None)
+            order = backend.rng().permutation(len(x)) if shuffle else None
+            for step, index in enumerate(self._batches(len(x), batch_size, order)):
+                cbs.batch("on_train_batch_begin", step, dict)
+                self._train_step(*self._device_batch(x, y, sw, index))
+                cbs.batch("on_train_batch_end", step, self._logs)
+                if self.stop_training:
+                    break
+            logs = self._logs()
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
+            cbs.call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        cbs.call("on_train_end", None)
+        return history
+
+    def _check_callbacks(self, callbacks):
+        from ..callbacks import Callback
+        callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"`callbacks` must be gpu_dl.callbacks.Callback instances, got {cb!r}.")
+        return callbacks
+
+    def _validation_arrays(self, validation_data):
+        if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+            raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val).")
+        vx, vy = validation_data[0], validation_data[1]
+        vsw = validation_data[2] if len(validation_data) == 3 else None
+        vx, vy, vsw, _ = self._prepare(vx, vy, vsw, x_name="validation_data[0]", y_name="validation_data[1]")
+        return vx, vy, vsw
+
+    # ----------------------------------------------------------------- evaluate
+    def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None):
+        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this)."""
+        self.reset_metrics()
+        if cbs is not None:
+            cbs.call("on_test_begin", None)
+        for step, index in enumerate(self._batches(len(x), batch_size)):
+            self._test_step(*self._device_batch(x, y, sw, index))
+            if cbs is not None:
+                cbs.batch("on_test_batch_end", step, self._logs)
+        logs = self._logs(prefix)
+        if cbs is not None:
+            cbs.call("on_test_end", logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
+        self._require_compiled("evaluate")
+        if not self.built and self.input_spec is None:
+            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it before evaluate().")
+        batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
+        verbose = checks.verbosity(verbose)
+        callbacks = self._check_callbacks(callbacks)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight)
+        self._resolve_metrics(y.shape, output_shape)
+        self._start(x.shape)
+        listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-len(x) // batch_size)})
+        logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for ``x``, as a NumPy array."""
+        batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
+        verbose = checks.verbosity(verbose)
+        callbacks = self._check_callbacks(callbacks)
+        x = checks.features(x, "x", self.dtype)
+        self._check_input_shape(x.shape, "x")
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-len(x) // batch_size)})
+        cbs.call("on_predict_begin", None)
+        outputs = []
+        for step, index in enumerate(self._batches(len(x), batch_size)):
+            outputs.append(backend.to_numpy(self.forward(backend.to_device(x[index]), training=False)))
+            cbs.batch("on_predict_batch_end", step, dict)
+        cbs.call("on_predict_end", None)
+        return numpy.concatenate(outputs, axis=0)
+
+    # ------------------------------------------------------------- on one batch
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the running loss (and metrics) since the last reset."""
+        self._require_compiled("train_on_batch")
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
+        self._resolve_metrics(y.shape, output_shape)
+        self._start(x.shape)
+        if self._loss_sum is None:
+            self.reset_metrics()
+        self._train_step(*self._device_batch(x, y, sw, slice(None)))
+        return self._batch_result(return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight)
+        self._resolve_metrics(y.shape, output_shape)
+        self._start(x.shape)
+        self.reset_metrics()
+        self._test_step(*self._device_batch(x, y, sw, slice(None)))
+        return self._batch_result(return_dict)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(len(checks.as_array(x, "x")), 1), verbose=0)
+
+    def _batch_result(self, return_dict):
+        logs = self._logs()
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values

@@ -1,0 +1,225 @@
+"""``Sequential``: a plain stack of layers, each feeding the next."""
+from __future__ import annotations
+
+import numpy
+
+from ..layers.base import Layer, unique_name
+from ..layers.core import InputLayer
+from .model import Model
+from .summary import print_summary
+
+
+class Sequential(Model):
+    """``Sequential([layers...])`` or ``Sequential()`` followed by ``.add(layer)``."""
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(name=name or unique_name("sequential"), trainable=trainable)
+        self._layers: list[Layer] = []
+        self._input_layer = None
+        self.built = False
+        if layers is not None:
+            if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+                raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
+            for layer in layers:
+                self.add(layer)
+
+    # ------------------------------------------------------------------ layers
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add() expects a gpu_dl layer, got {layer!r} of type {type(layer).__name__}.")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', before any other layer.")
+            self._input_layer = layer
+            return
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(f"Layer '{layer.name}' is already in Sequential '{self.name}'.")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
+        shape_before = self.compute_output_shape(self.input_spec) if self.built else None
+        self._layers.append(layer)
+        try:
+            if shape_before is not None:
+                layer.ensure_built(shape_before)
+            elif self.input_spec is not None:
+                # Keras builds a Sequential as soon as its input shape is known.
+                self.build()
+        except Exception:
+            self._layers.pop()
+            raise
+
+    def pop(self):
+        if not self._layers:
+            raise ValueError(f"Sequential '{self.name}' has no layers to pop.")
+        return self._layers.pop()
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer named {name!r} in '{self.name}'; its layers are {[l.name for l in self._layers]}.")
+
+    # ------------------------------------------------------------------- shapes
+    @property
+    def input_spec(self):
+        """(None, d1, ...) the model takes, once known (declared by Input/input_shape or built)."""
+        if self._input_layer is not None:
+            return (None,) + self._input_layer.shape
+        if self._layers and self._layers[0].declared_input_shape is not None:
+            return (None,) + tuple(self._layers[0].declared_input_shape[1:])
+        if self._layers and self._layers[0].input_spec is not None:
+            return self._layers[0].input_spec
+        return None
+
+    @property
+    def input_shape(self):
+        return self.input_spec
+
+    @property
+    def output_shape(self):
+        if self.input_spec is None:
+            raise ValueError(f"Sequential '{self.name}' has no input shape yet: give an Input or build it.")
+        return self.compute_output_shape(self.input_spec)
+
+    @property
+    def dtype(self):
+        return self._layers[0].dtype if self._layers else "float32"
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    def _check_input_shape(self, shape, name="x"):
+        if not self._layers:
+            raise ValueError(f"Sequential '{self.name}' has no layers: add some before using it.")
+        spec = self.input_spec
+        if spec is None:
+            if len(shape) < 2:
+                raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
+            return
+        got = (None,) + tuple(shape[1:])
+        if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got)):
+            raise ValueError(
+                f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
+                f" — the first layer '{self._layers[0].name}' is {'built' if self.built else 'declared'} for {spec}."
+            )
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            input_shape = self.input_spec
+            if input_shape is None:
+                raise ValueError(f"build() of '{self.name}' needs an input_shape, or an Input as the first layer.")
+        if not self._layers:
+            raise ValueError(f"Sequential '{self.name}' has no layers to build.")
+        shape = (None,) + tuple(input_shape[1:])
+        self._check_input_shape((1,) + shape[1:], "input_shape")
+        for layer in self._layers:
+            layer.ensure_built(shape)
+            shape = tuple(layer.compute_output_shape(shape))
+        self.built = True
+
+    # --------------------------------------------------------- forward/backward
+    def forward(self, x, training=False):
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def __call__(self, x, training=False):
+        if not self.built:
+            self.build((None,) + tuple(x.shape[1:]))
+        return self.forward(x, training=training)
+
+    def backward(self, dy, from_logits=False):
+        """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits."""
+        last = len(self._layers) - 1
+        for i in range(last, -1, -1):
+            layer = self._layers[i]
+            if layer.activity_regularizer is not None and layer._activity_output is not None:
+                out = layer._activity_output
+                dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+            if i == last and from_logits:
+                dy = layer.backward(dy, through_activation=False)
+            else:
+                dy = layer.backward(dy)
+        return dy
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        return [v for layer in self._layers for v in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for layer in self._layers for v in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for layer in self._layers for v in layer.non_trainable_weights]
+
+    def get_weights(self):
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights):
+        """All weights, in ``get_weights()`` order; on any mismatch raise and change nothing."""
+        weights = list(weights)
+        variables = self.weights
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"Model '{self.name}' has {len(variables)} weight arrays"
+                f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {len(weights)}."
+            )
+        for i, (var, w) in enumerate(zip(variables, weights)):
+            shape = tuple(numpy.shape(w))
+            if shape != var.shape:
+                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape {shape}.")
+        start = 0
+        for layer in self._layers:
+            count = len(layer.weights)
+            layer.set_weights(weights[start:start + count])
+            start += count
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self._layers)
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self):
+        layers = []
+        if self.input_spec is not None:
+            layers.append({"class_name": "InputLayer",
+                           "config": {"shape": tuple(self.input_spec[1:]), "dtype": self.dtype,
+                                      "name": self._input_layer.name if self._input_layer else "input_layer"}})
+        layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+        return {"name": self.name, "trainable": self.trainable, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config):
+        from .. import layers as layers_module
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for entry in config["layers"]:
+            layer_class = getattr(layers_module, entry["class_name"], None)
+            if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
+                raise ValueError(f"Unknown layer class {entry['class_name']!r} in the model config.")
+            model.add(layer_class.from_config(dict(entry["config"])))
+        return model

@@ -1,0 +1,90 @@
+"""``model.summary()``: Keras 3's table of layers, output shapes and parameter counts."""
+from __future__ import annotations
+
+import sys
+
+import numpy
+
+_HEAVY = dict(tl="┏", tm="┳", tr="┓", h="━", v="┃", ml="┡", mm="╇", mr="┩")
+_LIGHT = dict(v="│", ml="├", mm="┼", mr="┤", h="─", bl="└", bm="┴", br="┘")
+_ASCII = dict(tl="+", tm="+", tr="+", h="-", v="|", ml="+", mm="+", mr="+", bl="+", bm="+", br="+")
+
+
+def readable_size(n_bytes):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.2f} {unit}"
+        n_bytes /= 1024
+
+
+def _encodable(text):
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        text.encode(encoding)
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+def _format_shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def summary_rows(model):
+    """(layer label, output shape text, parameter count text, trainable text) per layer."""
+    rows = []
+    shape = model.input_spec
+    for layer in model.layers:
+        if shape is not None:
+            shape = tuple(layer.compute_output_shape(shape))
+        shape_text = _format_shape(shape) if shape is not None else "?"
+        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+        rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
+                     "Y" if layer.trainable else "N"))
+    return rows
+
+
+def _total_bytes(variables):
+    return sum(int(numpy.prod(v.shape)) * numpy.dtype(v.dtype).itemsize for v in variables)
+
+
+def print_summary(model, line_length=None, print_fn=None, show_trainable=False):
+    print_fn = print_fn or print
+    fancy = _encodable("┏━┃│└")
+    heavy = _HEAVY if fancy else _ASCII
+    light = _LIGHT if fancy else _ASCII
+    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Trainable"] if show_trainable else [])
+    rows = [r[:3] + ((r[3],) if show_trainable else ()) for r in summary_rows(model)]
+    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) + 2 for i in range(len(headers))]
+    if line_length:
+        widths[0] = max(widths[0], line_length - sum(widths[1:]) - len(widths) - 1)
+    right = {2}
+
+    def cells(values, v):
+        parts = []
+        for i, text in enumerate(values):
+            body = text.rjust(widths[i] - 2) if i in right else text.ljust(widths[i] - 2)
+            parts.append(f" {body} ")
+        return v + v.join(parts) + v
+
+    def rule(left, mid, end, h):
+        return left + mid.join(h * w for w in widths) + end
+
+    lines = [f'Model: "{model.name}"', rule(heavy["tl"], heavy["tm"], heavy["tr"], heavy["h"]),
+             cells(headers, heavy["v"]), rule(heavy["ml"], heavy["mm"], heavy["mr"], heavy["h"])]
+    for i, row in enumerate(rows):
+        lines.append(cells(row, light["v"]))
+        if i < len(rows) - 1:
+            lines.append(rule(light["ml"], light["mm"], light["mr"], light["h"]))
+    lines.append(rule(light["bl"], light["bm"], light["br"], light["h"]))
+    trainable = model.trainable_weights
+    frozen = model.non_trainable_weights
+    total = sum(int(numpy.prod(v.shape)) for v in trainable + frozen)
+    n_trainable = sum(int(numpy.prod(v.shape)) for v in trainable)
+    lines += [
+        f" Total params: {total:,} ({readable_size(_total_bytes(trainable + frozen))})",
+        f" Trainable params: {n_trainable:,} ({readable_size(_total_bytes(trainable))})",
+        f" Non-trainable params: {total - n_trainable:,} ({readable_size(_total_bytes(frozen))})",
+    ]
+    for line in lines:
+        print_fn(line)

@@ -1,0 +1,27 @@
+"""Affine map over the last axis: y = x @ kernel + bias.
+
+Shapes: x (..., in), kernel (in, out), bias (out,) or None, y (..., out).
+The product is one BLAS/cuBLAS GEMM over all leading axes flattened.
+"""
+from __future__ import annotations
+
+
+def dense_forward(x, kernel, bias=None):
+    y = x @ kernel
+    if bias is not None:
+        y += bias
+    return y
+
+
+def dense_backward(x, kernel, dy, *, need_input_grad=True, need_weight_grads=True, has_bias=True):
+    """Gradients of ``dense_forward``: (dx or None, dkernel or None, dbias or None)."""
+    dx = dkernel = dbias = None
+    if need_input_grad:
+        dx = dy @ kernel.T
+    if need_weight_grads:
+        rows_in = x.reshape(-1, x.shape[-1])
+        rows_dy = dy.reshape(-1, dy.shape[-1])
+        dkernel = rows_in.T @ rows_dy
+        if has_bias:
+            dbias = rows_dy.sum(axis=0)
+    return dx, dkernel, dbias

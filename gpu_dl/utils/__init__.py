@@ -1,0 +1,42 @@
+"""Keras's ``keras.utils`` helpers."""
+from __future__ import annotations
+
+import numpy
+
+from ..backend import set_random_seed
+from .progbar import Progbar
+
+
+def to_categorical(x, num_classes=None):
+    """Class ids (any shape) to one-hot rows: shape ``x.shape + (num_classes,)``, float32."""
+    labels = numpy.asarray(x)
+    if labels.dtype.kind == "f":
+        if not numpy.all(numpy.isfinite(labels)) or not numpy.all(labels == numpy.round(labels)):
+            raise ValueError("to_categorical: `x` must hold whole class ids.")
+        labels = labels.astype(numpy.int64)
+    if labels.dtype.kind not in "iub":
+        raise TypeError(f"to_categorical: `x` must hold integer class ids, got dtype {labels.dtype}.")
+    if labels.ndim >= 2 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"to_categorical: class ids must be >= 0, got {labels.min()}.")
+    top = int(labels.max()) + 1 if labels.size else 0
+    if num_classes is None:
+        num_classes = top
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, numpy.integer)) or num_classes <= 0:
+        raise ValueError(f"to_categorical: `num_classes` must be a positive integer, got {num_classes!r}.")
+    elif top > num_classes:
+        raise ValueError(f"to_categorical: class id {top - 1} is out of range for num_classes={num_classes}.")
+    out = numpy.zeros(labels.shape + (int(num_classes),), dtype=numpy.float32)
+    numpy.put_along_axis(out, labels[..., None].astype(numpy.int64), 1.0, axis=-1)
+    return out
+
+
+def normalize(x, axis=-1, order=2):
+    """Rows scaled to unit ``order``-norm along ``axis`` (zero rows stay zero)."""
+    x = numpy.asarray(x, dtype=numpy.float64 if numpy.asarray(x).dtype == numpy.float64 else numpy.float32)
+    norm = numpy.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    return x / numpy.where(norm == 0, 1, norm)
+
+
+__all__ = ["Progbar", "normalize", "set_random_seed", "to_categorical"]

@@ -1,0 +1,29 @@
+"""The factors training multiplies into a loss's gradient reproduce the loss's own reduction."""
+import numpy
+import pytest
+
+from gpu_dl import losses
+from gpu_dl.backend import to_numpy
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_class", [None, 2])
+def test_weighted_sum_equals_reduced_loss(xp, rng, reduction, weighted, ignore_class):
+    loss = losses.SparseCategoricalCrossentropy(reduction=reduction, ignore_class=ignore_class, dtype="float64")
+    logits = rng.standard_normal((17, 4))
+    probs = numpy.exp(logits) / numpy.exp(logits).sum(1, keepdims=True)
+    y = xp.asarray(rng.integers(0, 4, 17))
+    p = xp.asarray(probs)
+    sw = xp.asarray(rng.uniform(0.1, 2.0, 17)) if weighted else None
+    values = loss.call(y, p)
+    w = loss.reduction_weights(y, p, values, sw)
+    expected = float(to_numpy(loss(y, p, sample_weight=sw)))
+    assert float(to_numpy((w * values).sum())) == pytest.approx(expected, rel=1e-12)
+
+
+def test_reduction_none_cannot_train(xp):
+    loss = losses.MeanSquaredError(reduction="none")
+    values = xp.ones(3)
+    with pytest.raises(ValueError, match="no scalar"):
+        loss.reduction_weights(values, values, values)
