@@ -133,6 +133,9 @@ class Sequential(Model):
         return x
 
     def __call__(self, x, training=False):
+        """The model's output for one batch ``x`` (moved to the current device if needed), as a device array."""
+        from .. import backend
+        x = backend.to_device(x)
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
         return self.forward(x, training=training)
