@@ -1,5 +1,6 @@
 """The bottom level: which array module runs, device facts, global settings."""
 from .config import floatx, make_rng, rng, set_floatx, set_random_seed, standardize_dtype
+from .nvtx import nvtx_enabled, nvtx_range
 from .device import (
     DeviceUnavailableError,
     array_module,
@@ -13,6 +14,6 @@ from .device import (
 
 __all__ = [
     "DeviceUnavailableError", "array_module", "describe_device", "floatx", "get_device",
-    "make_rng", "rng", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
+    "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
     "to_device", "to_numpy", "xp",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
+from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import unique_name
 from . import data_checks as checks
@@ -144,12 +145,15 @@ class Model:
         return penalty
 
     def _train_step(self, x, y, sw):
-        y_pred = self.forward(x, training=True)
-        value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
-        self.backward(dout, from_logits=self._fused_softmax)
-        value = value + self._regularization()
-        self.optimizer.apply(self.trainable_weights)
-        self._track(value, y, y_pred, len(x))
+        with nvtx_range("train_step"):
+            y_pred = self.forward(x, training=True)
+            with nvtx_range("loss"):
+                value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
+            self.backward(dout, from_logits=self._fused_softmax)
+            with nvtx_range("optimizer_step"):
+                value = value + self._regularization()
+                self.optimizer.apply(self.trainable_weights)
+            self._track(value, y, y_pred, len(x))
 
     def _test_step(self, x, y, sw):
         y_pred = self.forward(x, training=False)
@@ -226,23 +230,28 @@ class Model:
         self.stop_training = False
         cbs.call("on_train_begin", None)
         for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.call("on_epoch_begin", epoch, None)
-            order = backend.rng().permutation(len(x)) if shuffle else None
-            for step, index in enumerate(self._batches(len(x), batch_size, order)):
-                cbs.batch("on_train_batch_begin", step, dict)
-                self._train_step(*self._device_batch(x, y, sw, index))
-                cbs.batch("on_train_batch_end", step, self._logs)
-                if self.stop_training:
-                    break
-            logs = self._logs()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
+            with nvtx_range(f"epoch {epoch + 1}"):
+                logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
         cbs.call("on_train_end", None)
         return history
+
+    def _fit_epoch(self, epoch, x, y, sw, batch_size, shuffle, cbs):
+        """One pass over the training arrays; returns the epoch's training logs."""
+        self.reset_metrics()
+        cbs.call("on_epoch_begin", epoch, None)
+        order = backend.rng().permutation(len(x)) if shuffle else None
+        for step, index in enumerate(self._batches(len(x), batch_size, order)):
+            cbs.batch("on_train_batch_begin", step, dict)
+            self._train_step(*self._device_batch(x, y, sw, index))
+            cbs.batch("on_train_batch_end", step, self._logs)
+            if self.stop_training:
+                break
+        return self._logs()
 
     def _check_callbacks(self, callbacks):
         from ..callbacks import Callback

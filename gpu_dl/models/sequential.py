@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy
 
+from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, unique_name
 from ..layers.core import InputLayer
 from .model import Model
@@ -129,7 +130,8 @@ class Sequential(Model):
     # --------------------------------------------------------- forward/backward
     def forward(self, x, training=False):
         for layer in self._layers:
-            x = layer(x, training=training)
+            with nvtx_range(f"{layer.name}.forward"):
+                x = layer(x, training=training)
         return x
 
     def __call__(self, x, training=False):
@@ -148,10 +150,11 @@ class Sequential(Model):
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
                 dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
-            if i == last and from_logits:
-                dy = layer.backward(dy, through_activation=False)
-            else:
-                dy = layer.backward(dy)
+            with nvtx_range(f"{layer.name}.backward"):
+                if i == last and from_logits:
+                    dy = layer.backward(dy, through_activation=False)
+                else:
+                    dy = layer.backward(dy)
         return dy
 
     # ------------------------------------------------------------------ weights
