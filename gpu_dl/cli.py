@@ -38,10 +38,27 @@ def train(args):
     return 0
 
 
+def _gib(n):
+    return f"{n / 2**30:.1f} GiB"
+
+
 def info(args):
     import numpy
     from . import __version__, backend
+    from .backend import nvml
     print(f"gpu_dl {__version__}, Python {sys.version.split()[0]}, NumPy {numpy.__version__}")
+    try:
+        import cupy
+        runtime = cupy.cuda.runtime.runtimeGetVersion()
+        print(f"CuPy {cupy.__version__}, CUDA runtime {runtime // 1000}.{runtime % 1000 // 10}")
+    except Exception as exc:
+        print(f"CuPy: not available ({exc.__class__.__name__}: {exc})")
+    facts = nvml.device_facts(0)
+    if facts is None:
+        print("NVML: no NVIDIA driver or nvidia-ml-py (device facts unknown)")
+    else:
+        print(f"GPU 0: {facts['name']}, driver {facts['driver']}, memory {_gib(facts['memory_used'])} used of "
+              f"{_gib(facts['memory_total'])}, utilisation {facts['gpu_utilization']}% (memory {facts['memory_utilization']}%)")
     try:
         backend.set_device(args.device)
     except backend.DeviceUnavailableError as exc:
