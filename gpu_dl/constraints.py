@@ -14,7 +14,7 @@ import math
 import numbers
 
 from .backend import array_module
-from .catalogue import lookup
+from .catalogue import from_keras_config, keras_config, lookup
 
 _EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -137,18 +137,12 @@ def serialize(constraint):
         return None
     if not isinstance(constraint, Constraint):
         raise TypeError(f"serialize expects a Constraint, got {constraint!r}.")
-    cls = type(constraint)
-    builtin = cls in _TABLE.values()
-    return {"module": "keras.constraints" if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": constraint.get_config(), "registered_name": None if builtin else cls.__name__}
+    return keras_config(constraint, "keras.constraints", type(constraint) in _TABLE.values())
 
 
 def deserialize(config):
     """The constraint a ``serialize`` dict (or a Keras one) describes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A constraint config must be a dict with 'class_name' and 'config', got {config!r}.")
-    cls = lookup("constraints", config["class_name"], _TABLE)
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("constraints", config, _TABLE)
 
 
 def get(identifier):

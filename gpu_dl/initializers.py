@@ -19,7 +19,7 @@ import numbers
 import numpy
 
 from . import backend
-from .catalogue import lookup
+from .catalogue import from_keras_config, keras_config, lookup
 
 # Keras divides the truncated-normal stddev by the stddev of a unit normal
 # truncated at +-2, so the truncated draw keeps the wanted variance.
@@ -423,10 +423,7 @@ def serialize(initializer):
                 "config": initializer.name, "registered_name": initializer.name}
     if not isinstance(initializer, Initializer):
         raise TypeError(f"serialize expects an Initializer, got {initializer!r}.")
-    cls = type(initializer)
-    builtin = cls in _CLASSES
-    return {"module": "keras.initializers" if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": initializer.get_config(), "registered_name": None if builtin else cls.__name__}
+    return keras_config(initializer, "keras.initializers", type(initializer) in _CLASSES)
 
 
 def deserialize(config):
@@ -436,8 +433,7 @@ def deserialize(config):
     if config["class_name"] == "function":
         raise ValueError(f"The initializer config names the custom function {config.get('config')!r}, which "
                          "cannot be rebuilt from its name: pass the function itself.")
-    cls = lookup("initializers", config["class_name"], _TABLE)
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("initializers", config, _TABLE)
 
 
 def get(identifier):

@@ -30,7 +30,7 @@ import warnings
 import numpy
 
 from .backend import array_module, floatx, standardize_dtype
-from .catalogue import lookup, snake_case
+from .catalogue import from_keras_config, keras_config, lookup, snake_case
 from .ops.softmax_xent import softmax_xent
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -860,18 +860,12 @@ def serialize(loss):
     """Keras's config dict: ``{"module", "class_name", "config", "registered_name"}``."""
     if not isinstance(loss, Loss):
         raise TypeError(f"serialize expects a gpu_dl Loss, got {loss!r}.")
-    cls = type(loss)
-    builtin = _CLASSES.get(cls.__name__) is cls
-    return {"module": "keras.losses" if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": loss.get_config(), "registered_name": None if builtin else cls.__name__}
+    return keras_config(loss, "keras.losses", _CLASSES.get(type(loss).__name__) is type(loss))
 
 
 def deserialize(config):
     """The loss a ``serialize`` dict (or a Keras one) describes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A loss config must be a dict with 'class_name' and 'config', got {config!r}.")
-    cls = lookup("losses", config["class_name"], _NAMES)
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("losses", config, _NAMES)
 
 
 def get(identifier):

@@ -27,7 +27,7 @@ import numpy
 
 from . import losses
 from .backend import array_module, floatx, standardize_dtype, to_numpy
-from .catalogue import lookup, snake_case
+from .catalogue import from_keras_config, keras_config, lookup, snake_case
 from .losses import squeeze_or_expand_to_same_rank
 
 
@@ -418,20 +418,14 @@ def _binary_or_sparse(loss, y_true_shape, y_pred_shape):
 
 def deserialize(config):
     """The metric a ``serialize`` dict (or a Keras one) describes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A metric config must be a dict with 'class_name' and 'config', got {config!r}.")
-    cls = lookup("metrics", config["class_name"], {snake_case(n): c for n, c in _CLASSES.items()})
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("metrics", config, {snake_case(n): c for n, c in _CLASSES.items()})
 
 
 def serialize(metric):
     """Keras's config dict: ``{"module", "class_name", "config", "registered_name"}``."""
     if not isinstance(metric, Metric):
         raise TypeError(f"serialize expects a gpu_dl Metric, got {metric!r}.")
-    cls = type(metric)
-    builtin = _CLASSES.get(cls.__name__) is cls
-    return {"module": "keras.metrics" if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": metric.get_config(), "registered_name": None if builtin else cls.__name__}
+    return keras_config(metric, "keras.metrics", _CLASSES.get(type(metric).__name__) is type(metric))
 
 
 def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):

@@ -18,7 +18,7 @@ import math
 import numbers
 
 from .backend import array_module
-from .catalogue import lookup
+from .catalogue import from_keras_config, keras_config, lookup
 
 _EPSILON = 1e-7  # Keras's backend.epsilon(): the floor of a row norm in OrthogonalRegularizer
 
@@ -176,18 +176,12 @@ def serialize(regularizer):
         return None
     if not isinstance(regularizer, Regularizer):
         raise TypeError(f"serialize expects a Regularizer, got {regularizer!r}.")
-    cls = type(regularizer)
-    builtin = cls in _CLASSES.values()
-    return {"module": "keras.regularizers" if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": regularizer.get_config(), "registered_name": None if builtin else cls.__name__}
+    return keras_config(regularizer, "keras.regularizers", type(regularizer) in _CLASSES.values())
 
 
 def deserialize(config):
     """The regularizer a ``serialize`` dict (or a Keras one) describes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A regularizer config must be a dict with 'class_name' and 'config', got {config!r}.")
-    cls = lookup("regularizers", config["class_name"], _CLASSES)
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("regularizers", config, _CLASSES)
 
 
 def get(identifier):

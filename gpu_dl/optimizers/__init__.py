@@ -6,7 +6,7 @@ Learning-rate schedules live in ``gpu_dl.optimizers.schedules``.
 """
 from __future__ import annotations
 
-from ..catalogue import lookup
+from ..catalogue import from_keras_config, keras_config, lookup
 from . import schedules
 from .adam import Adam, Adamax, AdamW, Nadam
 from .adaptive import Adadelta, Adagrad, RMSprop
@@ -21,21 +21,12 @@ def serialize(optimizer) -> dict:
     """``{"module", "class_name", "config", "registered_name"}`` as Keras 3 writes an optimizer."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizers.serialize expects an Optimizer instance, got {optimizer!r}.")
-    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
-            "config": optimizer.get_config(), "registered_name": None}
+    return keras_config(optimizer, "keras.optimizers", builtin=True)
 
 
 def deserialize(config, custom_objects=None):
     """An optimizer from ``serialize``'s dict; the class name is matched without regard to case."""
-    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise TypeError(f"expected a dict with 'class_name' and 'config' describing an optimizer, got {config!r}.")
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise TypeError(f"the 'config' of an optimizer must be a dict, got {inner!r}.")
-    name = config["class_name"]
-    custom = dict(custom_objects or {})
-    cls = custom[name] if name in custom else lookup("optimizers", name, _OPTIMIZERS)
-    return cls.from_config(dict(inner))
+    return from_keras_config("optimizers", config, _OPTIMIZERS, custom_objects)
 
 
 def get(identifier):

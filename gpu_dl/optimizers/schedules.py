@@ -13,7 +13,7 @@ import numbers
 import numpy
 
 from .. import backend
-from ..catalogue import lookup
+from ..catalogue import from_keras_config, keras_config
 
 
 def _number(value, name, owner, *, positive=False, non_negative=False):
@@ -239,19 +239,12 @@ def serialize(schedule) -> dict:
     """``{"module", "class_name", "config", "registered_name"}`` as Keras 3 writes a schedule."""
     if not isinstance(schedule, LearningRateSchedule):
         raise TypeError(f"expected a LearningRateSchedule, got {schedule!r}.")
-    return {"module": "keras.optimizers.schedules", "class_name": type(schedule).__name__,
-            "config": schedule.get_config(), "registered_name": None}
+    return keras_config(schedule, "keras.optimizers.schedules", builtin=True)
 
 
 def deserialize(config, custom_objects=None):
     """A schedule from ``serialize``'s dict (the class name matched without regard to case)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError(f"expected a dict with 'class_name' and 'config' describing a learning-rate schedule, "
-                        f"got {config!r}.")
-    name = config["class_name"]
-    custom = dict(custom_objects or {})
-    cls = custom[name] if name in custom else lookup("learning-rate schedules", name, _SCHEDULES)
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_keras_config("learning-rate schedules", config, _SCHEDULES, custom_objects)
 
 
 __all__ = [
