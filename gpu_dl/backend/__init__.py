@@ -17,3 +17,8 @@ __all__ = [
     "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
     "to_device", "to_numpy", "xp",
 ]
+
+from .memory import empty_cache, install_allocator, memory_stats, memory_summary
+from .memory_pool import OutOfMemoryError
+
+__all__ += ["OutOfMemoryError", "empty_cache", "install_allocator", "memory_stats", "memory_summary"]
