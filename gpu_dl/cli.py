@@ -65,7 +65,33 @@ def info(args):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(backend.describe_device())
+    _print_kernel_status(backend.get_device() == "gpu")
     return 0
+
+
+def _print_kernel_status(on_gpu):
+    """One line per kernel file: compiled for this GPU through CuPy, or with NVRTC for sm_90 without one."""
+    from .backend import kernels
+    how = "for this GPU (CuPy)" if on_gpu else "with NVRTC for sm_90 (no GPU)"
+    if not on_gpu and not kernels.nvrtc_available():
+        print("Kernels: not compiled here (no GPU, and no NVRTC: pip install cuda-bindings nvidia-cuda-nvrtc)")
+        return
+    print(f"Kernels, compiled {how}:")
+    for filename in kernels.kernel_files():
+        try:
+            if on_gpu:
+                kernels.get_module(filename)
+                detail = "compiles"
+            else:
+                reports = kernels.compile_report(filename, "sm_90")
+                spills = sum(r.spill_stores for r in reports)
+                most = max((r.registers or 0 for r in reports), default=0)
+                detail = (f"compiles: {len(reports)} kernels, at most {most} registers, "
+                          f"{'no spills' if not spills else f'{spills} B of spill stores'}")
+        except Exception as exc:   # report every file, whatever broke
+            first = str(exc).splitlines()[0]
+            detail = f"FAILS: {first}"
+        print(f"  {filename}: {detail}")
 
 
 def positive(text):

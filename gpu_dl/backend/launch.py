@@ -1,0 +1,93 @@
+"""What every kernel launcher shares: argument checks, output allocation, launch geometry.
+
+CuPy's ``RawKernel`` checks nothing: a wrong dtype or a strided view is read
+as raw bytes. Launchers therefore check each array here before launching and
+raise an error that names the kernel and the argument.
+
+Outputs come from ``empty_output``. Under ``poisoned_outputs()`` (the tests)
+float outputs start as NaN and integer outputs as -1, so an element a kernel
+forgets to write shows up instead of passing with whatever the memory held.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy
+
+# A null pointer argument. CuPy turns a None argument into the address 0xffffffff, not 0
+# (cupy/cupy#9046): optional pointers must be passed as this 8-byte zero.
+NULL = numpy.uint64(0)
+
+_FLOAT_SUFFIX = {numpy.dtype("float32"): "f32", numpy.dtype("float64"): "f64"}
+_state = {"poison": False}
+
+
+@contextlib.contextmanager
+def poisoned_outputs(enabled: bool = True):
+    """Fill every kernel output with NaN (floats) or -1 (integers) before the launch that writes it."""
+    previous = _state["poison"]
+    _state["poison"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _state["poison"] = previous
+
+
+def poisoning() -> bool:
+    return _state["poison"]
+
+
+def empty_output(shape, dtype):
+    """A CuPy array for a kernel to write; poisoned when ``poisoned_outputs()`` is active."""
+    import cupy
+    dtype = numpy.dtype(dtype)
+    if not _state["poison"]:
+        return cupy.empty(shape, dtype=dtype)
+    return cupy.full(shape, numpy.nan if dtype.kind == "f" else -1, dtype=dtype)
+
+
+def poison(array):
+    """Overwrite an array a kernel will update or write in place (tests only; no-op unless poisoning)."""
+    if _state["poison"]:
+        array.fill(numpy.nan if array.dtype.kind == "f" else -1)
+    return array
+
+
+def float_suffix(dtype, kernel: str, argument: str) -> str:
+    """``"f32"`` or ``"f64"``, the dtype part of a kernel's name."""
+    try:
+        return _FLOAT_SUFFIX[numpy.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"{kernel}: `{argument}` must be float32 or float64, got {numpy.dtype(dtype).name}.") from None
+
+
+def check_device_array(a, kernel: str, argument: str, *, dtype=None, shape=None, contiguous=True):
+    """Check one array argument of a launch; returns it unchanged."""
+    if not type(a).__module__.startswith("cupy"):
+        raise TypeError(f"{kernel}: `{argument}` must be a CuPy array on the GPU, got {type(a).__name__}.")
+    if dtype is not None and a.dtype != numpy.dtype(dtype):
+        raise TypeError(f"{kernel}: `{argument}` must have dtype {numpy.dtype(dtype).name}, got {a.dtype.name}.")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{kernel}: `{argument}` must have shape {tuple(shape)}, got {tuple(a.shape)}.")
+    if contiguous and not a.flags.c_contiguous:
+        raise ValueError(f"{kernel}: `{argument}` must be C-contiguous (pass cupy.ascontiguousarray(...)).")
+    if a.size >= 2**31:
+        raise ValueError(f"{kernel}: `{argument}` has {a.size} elements; kernels index with 32-bit integers "
+                         "(at most 2**31 - 1 elements).")
+    return a
+
+
+def optional(a):
+    """``a`` as a kernel argument, or a null pointer when it is None (never pass None itself)."""
+    return NULL if a is None else a
+
+
+def grid_1d(n: int, threads: int, max_blocks: int = 65535 * 8):
+    """``(blocks,), (threads,)`` covering ``n`` elements with a grid-stride loop."""
+    return (max(1, min(math.ceil(n / threads), max_blocks)),), (threads,)
+
+
+def scalar(value, dtype):
+    """A kernel scalar argument of exactly ``dtype`` (CuPy passes NumPy scalars by their type)."""
+    return numpy.dtype(dtype).type(value)

@@ -1,0 +1,84 @@
+// common.cuh: helpers shared by gpu_dl's kernel files.
+//
+// Included textually by the loader (gpu_dl/backend/kernels.py), which puts
+// it behind #line directives so compile errors name this file.
+//
+// - Math wrappers overloaded on float and double, so one template body
+//   serves the _f32 and _f64 kernels with the single- or double-precision
+//   library call (never a silent promotion of float work to double).
+// - Warp and block reductions (sum, max) built on __shfl_xor_sync; a block
+//   reduction needs blockDim.x to be a multiple of 32 and at most 1024, and
+//   a __shared__ scratch of 32 values.
+// - Grid-stride loop bounds in 32-bit indices: launchers refuse arrays of
+//   2**31 elements or more.
+#pragma once
+
+#define DL_FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ float dl_exp(float x) { return expf(x); }
+__device__ __forceinline__ double dl_exp(double x) { return exp(x); }
+__device__ __forceinline__ float dl_expm1(float x) { return expm1f(x); }
+__device__ __forceinline__ double dl_expm1(double x) { return expm1(x); }
+__device__ __forceinline__ float dl_log(float x) { return logf(x); }
+__device__ __forceinline__ double dl_log(double x) { return log(x); }
+__device__ __forceinline__ float dl_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double dl_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float dl_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double dl_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float dl_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double dl_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float dl_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double dl_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float dl_max(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double dl_max(double a, double b) { return fmax(a, b); }
+__device__ __forceinline__ float dl_min(float a, float b) { return fminf(a, b); }
+__device__ __forceinline__ double dl_min(double a, double b) { return fmin(a, b); }
+
+template <typename T> __device__ __forceinline__ T dl_infinity();
+template <> __device__ __forceinline__ float dl_infinity<float>() { return __int_as_float(0x7f800000); }
+template <> __device__ __forceinline__ double dl_infinity<double>() { return __longlong_as_double(0x7ff0000000000000ll); }
+
+template <typename T> __device__ __forceinline__ T dl_nan();
+template <> __device__ __forceinline__ float dl_nan<float>() { return __int_as_float(0x7fc00000); }
+template <> __device__ __forceinline__ double dl_nan<double>() { return __longlong_as_double(0x7ff8000000000000ll); }
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(DL_FULL_MASK, v, offset);
+    return v;
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_max(T v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v = dl_max(v, __shfl_xor_sync(DL_FULL_MASK, v, offset));
+    return v;
+}
+
+// Sum over the block, returned to every thread. `scratch` holds 32 values;
+// it may be reused right after the call returns (the trailing barrier
+// guarantees every warp has read the total).
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    T total = lane < warps ? scratch[lane] : T(0);
+    total = warp_sum(total);
+    __syncthreads();
+    return total;
+}
+
+template <typename T>
+__device__ __forceinline__ T block_max(T v, T* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    T total = lane < warps ? scratch[lane] : -dl_infinity<T>();
+    total = warp_max(total);
+    __syncthreads();
+    return total;
+}
