@@ -711,12 +711,17 @@ class CategoricalCrossentropy(LossFunctionWrapper):
     def softmax_fusable(self):
         return not self.from_logits and self.axis == -1
 
-    def call_from_logits(self, y_true, logits):
-        """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output."""
+    def call_from_logits(self, y_true, logits, row_weights=None, want_grad=True):
+        """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output.
+
+        The gradient is that of ``(row_weights * loss).sum()`` (of ``loss.sum()`` without weights);
+        it is None unless ``want_grad``.
+        """
         xp = array_module(y_true, logits)
         targets = xp.asarray(y_true).astype(logits.dtype, copy=False)
         _same_shape(targets, logits, self.name)
-        return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing)
+        return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing,
+                            row_weights=row_weights, want_grad=want_grad)
 
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)
@@ -758,12 +763,21 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     def softmax_fusable(self):
         return not self.from_logits and self.axis == -1
 
-    def call_from_logits(self, y_true, logits):
-        """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output."""
+    def call_from_logits(self, y_true, logits, row_weights=None, want_grad=True):
+        """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output.
+
+        The gradient is that of ``(row_weights * loss).sum()`` (of ``loss.sum()`` without weights);
+        it is None unless ``want_grad``.
+        """
         xp, labels, logits, valid = _sparse_labels(y_true, logits, -1, self.ignore_class)
-        loss, probs, dlogits = softmax_xent(logits, labels, sparse=True)
         if valid is not None:
-            loss, dlogits = loss * valid, dlogits * valid[..., None]
+            # Ignored samples weigh nothing: folded into the row weights, the kernel zeroes their gradient.
+            valid = valid.astype(logits.dtype)
+            row_weights = valid if row_weights is None else row_weights * valid
+        loss, probs, dlogits = softmax_xent(logits, labels, sparse=True, row_weights=row_weights,
+                                            want_grad=want_grad)
+        if valid is not None:
+            loss = loss * valid
         return loss, probs, dlogits
 
     def __call__(self, y_true, y_pred, sample_weight=None):

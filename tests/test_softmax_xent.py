@@ -100,3 +100,23 @@ def test_bad_input_is_named(xp):
         softmax_xent(logits, xp.zeros((3,)), sparse=True)
     with pytest.raises(ValueError, match="label_smoothing"):
         softmax_xent(logits, xp.zeros((3,), dtype="int64"), sparse=True, label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_grad_scale_and_row_weights_scale_the_gradient_rows(xp, rng, sparse):
+    logits = rng.standard_normal((5, 4))
+    labels = rng.integers(0, 4, 5) if sparse else rng.dirichlet(numpy.ones(4), 5)
+    weights = rng.random(5)
+    loss, probs, dlogits = softmax_xent(xp.asarray(logits), xp.asarray(labels), sparse=sparse)
+    loss_w, _, dlogits_w = softmax_xent(xp.asarray(logits), xp.asarray(labels), sparse=sparse, grad_scale=0.25,
+                                        row_weights=xp.asarray(weights))
+    numpy.testing.assert_allclose(to_numpy(loss_w), to_numpy(loss), rtol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(dlogits_w), to_numpy(dlogits) * 0.25 * weights[:, None], rtol=1e-12)
+    weighted_sum = lambda z: (softmax_xent(z, xp.asarray(labels), sparse=sparse)[0] * xp.asarray(weights)).sum()
+    assert_gradient(weighted_sum, xp.asarray(logits), dlogits_w / 0.25, rng, what="weighted logits")
+
+
+def test_outputs_left_out_when_not_wanted(xp, rng):
+    logits = xp.asarray(rng.standard_normal((3, 4)))
+    loss, probs, dlogits = softmax_xent(logits, xp.asarray([0, 1, 2]), sparse=True, want_probs=False, want_grad=False)
+    assert probs is None and dlogits is None and loss.shape == (3,)

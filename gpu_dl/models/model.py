@@ -120,10 +120,15 @@ class Model:
         loss = self.loss
         if self._fused_softmax:
             logits = self.layers[-1].saved_preactivation()
-            per_sample, y_pred, dout = loss.call_from_logits(y, logits)
-        else:
-            per_sample = loss.call(y, y_pred)
-            dout = loss.grad(y, y_pred) if training else None
+            # The reduction's weights depend only on the per-sample values' shape and dtype: known
+            # before the loss runs, so the fused kernel scales the gradient rows as it writes them.
+            module = backend.array_module(logits)
+            shape_of_values = module.broadcast_to(module.zeros((), logits.dtype), logits.shape[:-1])
+            weights = loss.reduction_weights(y, logits, shape_of_values, sw)
+            per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, want_grad=training)
+            return (weights * per_sample).sum(), y_pred, dout
+        per_sample = loss.call(y, y_pred)
+        dout = loss.grad(y, y_pred) if training else None
         weights = loss.reduction_weights(y, y_pred, per_sample, sw)
         value = (weights * per_sample).sum()
         if training:

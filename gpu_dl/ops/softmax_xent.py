@@ -1,14 +1,17 @@
 """Fused softmax + cross-entropy over the last axis.
 
-``softmax_xent(logits, labels, sparse=..., label_smoothing=...)`` returns
-``(loss, probs, dlogits)``:
+``softmax_xent(logits, labels, sparse=..., label_smoothing=..., grad_scale=1.0,
+row_weights=None, want_probs=True, want_grad=True)`` returns ``(loss, probs, dlogits)``:
 
 - ``loss`` (shape ``logits.shape[:-1]``): ``-sum_c t_c * log_softmax(logits)_c``
   per sample, computed through log-sum-exp so no logit overflows;
 - ``probs`` (shape of ``logits``): ``softmax(logits)``;
 - ``dlogits`` (shape of ``logits``): d loss_i / d logits_i for each sample i,
-  ``probs * sum_c t_c - t`` (``probs - t`` when each target row sums to 1), not
-  divided by the batch size.
+  ``probs * sum_c t_c - t`` (``probs - t`` for sparse labels, whose smoothed
+  one-hot rows sum to 1), times ``grad_scale`` and, where given, the per-sample
+  ``row_weights`` (shape ``logits.shape[:-1]``): a model passes its loss
+  reduction's weights here so the gradient needs no further pass.
+  ``probs`` is None unless ``want_probs``; ``dlogits`` None unless ``want_grad``.
 
 Targets ``t`` are the rows of ``labels`` (``sparse=False``: one-hot or
 probability rows of the logits' shape) or one-hot rows of the integer class
@@ -16,11 +19,24 @@ ids ``labels`` (``sparse=True``: shape ``logits.shape[:-1]``), smoothed as
 Keras smooths them: ``t * (1 - label_smoothing) + label_smoothing / C``.
 
 Class ids are not range-checked here (the losses check targets on the host
-before training); every output has the logits' dtype.
+before training); an id outside [0, C) stands for an all-zero one-hot row.
+Every output has the logits' dtype.
+
+On CuPy float32/float64 arrays the whole computation is one launch of
+``kernels/softmax_xent.cu`` (one warp per row); elsewhere it is the NumPy
+array arithmetic below, which is also the reference the kernel is tested
+against.
 """
 from __future__ import annotations
 
+import numpy
+
 from ..backend import array_module
+from ..backend import launch
+from ..backend.kernels import get_kernel
+
+_KERNEL_FILE = "softmax_xent.cu"
+_ROWS_PER_BLOCK = 4          # SXE_ROWS_PER_BLOCK in the kernel file: one warp per row
 
 
 def _check(logits, labels, sparse, label_smoothing):
@@ -39,10 +55,29 @@ def _check(logits, labels, sparse, label_smoothing):
         raise ValueError(f"softmax_xent: `label_smoothing` must be in [0, 1], got {label_smoothing!r}.")
 
 
-def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0):
+def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0, grad_scale=1.0, row_weights=None,
+                 want_probs=True, want_grad=True):
     """Per-sample cross-entropy of softmax(logits), the probabilities, and d loss / d logits."""
     xp = array_module(logits, labels)
     _check(logits, labels, sparse, label_smoothing)
+    if row_weights is not None and tuple(row_weights.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"softmax_xent: `row_weights` must have shape {logits.shape[:-1]} (one weight per "
+                         f"sample), got {tuple(row_weights.shape)}.")
+    if xp is not numpy and logits.dtype in (numpy.float32, numpy.float64):
+        return softmax_xent_cuda(logits, labels, sparse=sparse, label_smoothing=label_smoothing,
+                                 grad_scale=grad_scale, row_weights=row_weights, want_probs=want_probs,
+                                 want_grad=want_grad)
+    loss, probs, dlogits = _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing)
+    if want_grad:
+        if grad_scale != 1.0:
+            dlogits = dlogits * logits.dtype.type(grad_scale)
+        if row_weights is not None:
+            dlogits = dlogits * row_weights.astype(logits.dtype, copy=False)[..., None]
+    return loss, probs if want_probs else None, dlogits if want_grad else None
+
+
+def _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing):
+    """The readable path: log-sum-exp softmax, targets, loss and gradient as whole-array expressions."""
     dtype = logits.dtype
     classes = logits.shape[-1]
 
@@ -70,3 +105,39 @@ def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0):
     loss = -(targets * log_probs).sum(axis=-1)
     dlogits = probs - targets if target_sums is None else probs * target_sums - targets
     return loss.astype(dtype, copy=False), probs, dlogits.astype(dtype, copy=False)
+
+
+def softmax_xent_cuda(logits, labels, *, sparse, label_smoothing=0.0, grad_scale=1.0, row_weights=None,
+                      want_probs=True, want_grad=True, options=()):
+    """Launcher of ``softmax_xent_{sparse,dense}_{f32,f64}``: one warp per row of classes.
+
+    ``options`` are extra compiler options (benchmarks compare ``-D`` settings).
+    """
+    import cupy
+    kind = "sparse" if sparse else "dense"
+    kernel_name = f"softmax_xent_{kind}_{launch.float_suffix(logits.dtype, 'softmax_xent', 'logits')}"
+    dtype = logits.dtype
+    classes = logits.shape[-1]
+    rows = logits.size // classes if classes else 0
+    logits = cupy.ascontiguousarray(logits)
+    launch.check_device_array(logits, kernel_name, "logits", dtype=dtype)
+    if sparse:
+        labels = cupy.ascontiguousarray(labels, dtype=cupy.int64)
+    else:
+        labels = cupy.ascontiguousarray(labels, dtype=dtype)
+    launch.check_device_array(labels, kernel_name, "labels", shape=logits.shape[:-1] if sparse else logits.shape)
+    if row_weights is not None:
+        row_weights = cupy.ascontiguousarray(row_weights, dtype=dtype)
+        launch.check_device_array(row_weights, kernel_name, "row_weights", shape=logits.shape[:-1])
+    loss = launch.empty_output(logits.shape[:-1], dtype)
+    probs = launch.empty_output(logits.shape, dtype) if want_probs else None
+    dlogits = launch.empty_output(logits.shape, dtype) if want_grad else None
+    if rows == 0:
+        return loss, probs, dlogits
+    blocks = (rows + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK
+    kernel = get_kernel(_KERNEL_FILE, kernel_name, options)
+    kernel((blocks,), (32 * _ROWS_PER_BLOCK,), (
+        logits, labels, loss, launch.optional(probs), launch.optional(dlogits), launch.optional(row_weights),
+        launch.scalar(grad_scale, dtype), launch.scalar(label_smoothing, dtype),
+        numpy.int32(rows), numpy.int32(classes)))
+    return loss, probs, dlogits
