@@ -65,6 +65,8 @@ def _resolve():
     cupy, reason = _probe_cupy()
     if cupy is not None:
         _resolved = ("gpu", cupy)
+        from .memory import install_allocator   # here, not at the top: memory imports this module
+        install_allocator()
     elif word == "gpu":
         raise DeviceUnavailableError(
             f"device 'gpu' was requested but {reason}. Install the CUDA extra "

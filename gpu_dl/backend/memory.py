@@ -1,9 +1,12 @@
 """Device-memory pool, public face: install it, read its statistics, release its cache.
 
 On the GPU backend gpu_dl's caching pool (``memory_pool.CachingPool``) serves
-CuPy's allocations. Set ``GPU_DL_ALLOCATOR=cupy`` to keep CuPy's own pool
-instead (for instance under compute-sanitizer, which sees through raw
-allocations only). Nothing here imports CuPy unless the GPU backend is current.
+CuPy's allocations, installed when the GPU backend is chosen.
+``GPU_DL_ALLOCATOR`` picks another: ``cupy`` keeps CuPy's own pool, ``raw``
+calls cudaMalloc/cudaFree for every array (for compute-sanitizer, whose
+memcheck sees an out-of-bounds access only at the edge of a real allocation,
+not inside a pool's segment). Nothing here imports CuPy unless the GPU
+backend is current.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 from . import device as _device
 from .memory_report import format_summary
 
+ALLOCATOR_CHOICES = ("gpu_dl", "cupy", "raw")
 _NO_POOL_ON_CPU = ("gpu_dl memory summary: the current device is the CPU (NumPy); "
                    "there is no device memory pool.")
 
@@ -35,10 +39,15 @@ def _current_pool(device=None):
 
 def install_allocator() -> bool:
     """Make gpu_dl's pool CuPy's allocator when the GPU is current; True if it is installed."""
-    if os.environ.get("GPU_DL_ALLOCATOR", "gpu_dl").strip().lower() == "cupy":
-        return False
+    choice = os.environ.get("GPU_DL_ALLOCATOR", "gpu_dl").strip().lower()
+    if choice not in ALLOCATOR_CHOICES:
+        raise ValueError(f"GPU_DL_ALLOCATOR must be one of {ALLOCATOR_CHOICES}, got {choice!r}.")
     glue = _glue()
-    if glue is None:
+    if glue is None or choice == "cupy":
+        return False
+    if choice == "raw":
+        import cupy
+        cupy.cuda.set_allocator(None)   # CuPy's unpooled cudaMalloc per array
         return False
     glue.install_allocator()
     return True
