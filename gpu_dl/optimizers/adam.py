@@ -6,7 +6,7 @@ square root ("epsilon hat"), as in Keras 3.
 """
 from __future__ import annotations
 
-from .. import backend
+from ..ops.optimizer_update import adam_update, adamax_update, nadam_update
 from .base import Optimizer, check_number, default_rate
 
 
@@ -49,15 +49,8 @@ class Adam(_AdamBase):
         return lr * (1.0 - self.beta_2 ** t) ** 0.5 / (1.0 - self.beta_1 ** t)
 
     def _update_step(self, value, grad, slots, lr, alpha):
-        module = backend.array_module(value)
-        m, v = slots["momentum"], slots["velocity"]
-        m += (grad - m) * (1 - self.beta_1)
-        v += (grad * grad - v) * (1 - self.beta_2)
-        if self.amsgrad:
-            v_hat = slots["velocity_hat"]
-            module.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        value -= m * alpha / (module.sqrt(v) + self.epsilon)
+        adam_update(value, grad, slots["momentum"], slots["velocity"], slots.get("velocity_hat"), alpha,
+                    self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -93,12 +86,8 @@ class Adamax(_AdamBase):
         return 1.0 - self.beta_1 ** (self.iterations + 1)
 
     def _update_step(self, value, grad, slots, lr, bias_correction):
-        module = backend.array_module(value)
-        m, u = slots["momentum"], slots["norm"]
-        m += (grad - m) * (1 - self.beta_1)
-        u *= self.beta_2
-        module.maximum(u, module.abs(grad), out=u)
-        value -= lr * m / (bias_correction * (u + self.epsilon))
+        adamax_update(value, grad, slots["momentum"], slots["norm"], lr, self.beta_1, self.beta_2, self.epsilon,
+                      bias_correction)
 
 
 class Nadam(_AdamBase):
@@ -132,12 +121,8 @@ class Nadam(_AdamBase):
         }
 
     def _update_step(self, value, grad, slots, lr, c):
-        module = backend.array_module(value)
-        m, v = slots["momentum"], slots["velocity"]
-        m += (grad - m) * (1 - self.beta_1)
-        v += (grad * grad - v) * (1 - self.beta_2)
-        m_hat = c["m"] * m + c["g"] * grad
-        value -= m_hat * lr / (module.sqrt(v / c["v"]) + self.epsilon)
+        nadam_update(value, grad, slots["momentum"], slots["velocity"], lr, self.beta_1, self.beta_2, self.epsilon,
+                     c["m"], c["g"], c["v"])
 
     def _extra_state(self):
         return {"u_product": self._u_product}

@@ -5,7 +5,7 @@ Keras 3 does, unlike the Adam family, which adds it after the root.
 """
 from __future__ import annotations
 
-from .. import backend
+from ..ops.optimizer_update import adadelta_update, adagrad_update, rmsprop_update
 from .base import Optimizer, check_number, default_rate
 
 
@@ -36,26 +36,8 @@ class RMSprop(Optimizer):
         return tuple(groups)
 
     def _update_step(self, value, grad, slots, lr, coefficients):
-        module = backend.array_module(value)
-        rho = self.rho
-        v = slots["velocity"]
-        v *= rho
-        v += (1 - rho) * (grad * grad)
-        if self.centered:
-            a = slots["average_gradient"]
-            a *= rho
-            a += (1 - rho) * grad
-            denominator = v - a * a + self.epsilon
-        else:
-            denominator = v + self.epsilon
-        increment = lr * grad / module.sqrt(denominator)
-        if self.momentum > 0:
-            m = slots["momentum"]
-            m *= self.momentum
-            m += increment
-            value -= m
-        else:
-            value -= increment
+        rmsprop_update(value, grad, slots["velocity"], slots.get("momentum"), slots.get("average_gradient"), lr,
+                       self.rho, self.momentum, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -82,10 +64,7 @@ class Adagrad(Optimizer):
         return self.initial_accumulator_value
 
     def _update_step(self, value, grad, slots, lr, coefficients):
-        module = backend.array_module(value)
-        acc = slots["accumulator"]
-        acc += grad * grad
-        value -= lr * grad / module.sqrt(acc + self.epsilon)
+        adagrad_update(value, grad, slots["accumulator"], lr, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -111,16 +90,8 @@ class Adadelta(Optimizer):
         return (("accumulated_grad", "accumulated_delta_var"),)
 
     def _update_step(self, value, grad, slots, lr, coefficients):
-        module = backend.array_module(value)
-        rho, eps = self.rho, self.epsilon
-        ag = slots["accumulated_grad"]
-        ad = slots["accumulated_delta_var"]
-        ag *= rho
-        ag += (1 - rho) * (grad * grad)
-        delta = -(module.sqrt(ad + eps) * grad / module.sqrt(ag + eps))
-        ad *= rho
-        ad += (1 - rho) * (delta * delta)
-        value += lr * delta
+        adadelta_update(value, grad, slots["accumulated_grad"], slots["accumulated_delta_var"], lr, self.rho,
+                        self.epsilon)
 
     def get_config(self):
         config = super().get_config()

@@ -1,6 +1,7 @@
 """Stochastic gradient descent with optional (Nesterov) momentum."""
 from __future__ import annotations
 
+from ..ops.optimizer_update import sgd_update
 from .base import Optimizer, check_number, default_rate
 
 
@@ -22,16 +23,7 @@ class SGD(Optimizer):
         return (("momentum",),) if self.momentum != 0 else ()
 
     def _update_step(self, value, grad, slots, lr, coefficients):
-        if self.momentum == 0:
-            value -= grad * lr
-            return
-        m = slots["momentum"]
-        m *= self.momentum
-        m -= grad * lr
-        if self.nesterov:
-            value += m * self.momentum - grad * lr
-        else:
-            value += m
+        sgd_update(value, grad, slots.get("momentum"), lr, self.momentum, self.nesterov)
 
     def get_config(self):
         config = super().get_config()
