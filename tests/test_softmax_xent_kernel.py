@@ -2,15 +2,16 @@
 
 Runs on a GPU only (the GPU tier); outputs are NaN-poisoned before each
 launch by the suite's autouse fixture. Sizes cover a single row and class,
-odd sizes, and rows longer than the kernel's register cache (1024 float32 /
-256 float64 classes), whose tail takes the re-reading path.
+odd sizes, both sides of the narrow kernels' limit (128 classes), and rows
+longer than the register cache (1024 float32 / 256 float64 classes), whose
+tail takes the streaming path.
 """
 import numpy
 import pytest
 
 from gpu_dl.ops.softmax_xent import softmax_xent, softmax_xent_cuda
 
-SHAPES = [(1, 1), (3, 17), (33, 3), (17, 33), (4099, 10), (5, 300), (3, 1500)]
+SHAPES = [(1, 1), (3, 17), (33, 3), (17, 33), (4099, 10), (9, 128), (9, 129), (5, 300), (3, 1500)]
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
 
 

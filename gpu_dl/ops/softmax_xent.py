@@ -23,7 +23,8 @@ before training); an id outside [0, C) stands for an all-zero one-hot row.
 Every output has the logits' dtype.
 
 On CuPy float32/float64 arrays the whole computation is one launch of
-``kernels/softmax_xent.cu`` (one warp per row); elsewhere it is the NumPy
+``kernels/softmax_xent.cu`` (one warp per row; rows of at most 128 classes
+take its low-register ``_narrow_`` kernels); elsewhere it is the NumPy
 array arithmetic below, which is also the reference the kernel is tested
 against.
 """
@@ -37,6 +38,7 @@ from ..backend.kernels import get_kernel
 
 _KERNEL_FILE = "softmax_xent.cu"
 _ROWS_PER_BLOCK = 4          # SXE_ROWS_PER_BLOCK in the kernel file: one warp per row
+_NARROW_CLASSES = 128        # 32 lanes * SXE_NARROW_CACHE: rows this short use the _narrow_ kernels
 
 
 def _check(logits, labels, sparse, label_smoothing):
@@ -115,9 +117,10 @@ def softmax_xent_cuda(logits, labels, *, sparse, label_smoothing=0.0, grad_scale
     """
     import cupy
     kind = "sparse" if sparse else "dense"
-    kernel_name = f"softmax_xent_{kind}_{launch.float_suffix(logits.dtype, 'softmax_xent', 'logits')}"
     dtype = logits.dtype
     classes = logits.shape[-1]
+    width = "narrow_" if classes <= _NARROW_CLASSES else ""
+    kernel_name = f"softmax_xent_{kind}_{width}{launch.float_suffix(dtype, 'softmax_xent', 'logits')}"
     rows = logits.size // classes if classes else 0
     logits = cupy.ascontiguousarray(logits)
     launch.check_device_array(logits, kernel_name, "logits", dtype=dtype)
