@@ -41,3 +41,16 @@ def test_info_lists_versions_device_and_backend(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "NumPy" in out and "GPU 0: NVIDIA H100 80GB HBM3" in out and "utilisation 37%" in out
     assert "running on CPU" in out
+
+
+def test_info_says_whether_each_kernel_file_compiles(monkeypatch, capsys):
+    from gpu_dl.backend import kernels
+    if not kernels.nvrtc_available():
+        import pytest
+        pytest.skip("NVRTC not importable")
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    assert cli.main(["info", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for filename in kernels.kernel_files():
+        assert f"  {filename}: compiles:" in out
+    assert "FAILS" not in out

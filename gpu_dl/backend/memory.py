@@ -43,11 +43,13 @@ def install_allocator() -> bool:
     if choice not in ALLOCATOR_CHOICES:
         raise ValueError(f"GPU_DL_ALLOCATOR must be one of {ALLOCATOR_CHOICES}, got {choice!r}.")
     glue = _glue()
-    if glue is None or choice == "cupy":
+    if glue is None:
         return False
-    if choice == "raw":
-        import cupy
-        cupy.cuda.set_allocator(None)   # CuPy's unpooled cudaMalloc per array
+    if choice in ("cupy", "raw"):
+        glue.uninstall_allocator()          # back to CuPy's own pool, if gpu_dl's was installed
+        if choice == "raw":
+            import cupy
+            cupy.cuda.set_allocator(None)   # CuPy's unpooled cudaMalloc per array
         return False
     glue.install_allocator()
     return True
