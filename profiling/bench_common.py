@@ -1,0 +1,117 @@
+"""What every benchmark shares: device facts, timing with CUDA events, L2 flushing, copy bandwidth, tables.
+
+Method (DESIGN.md, "How we measure speed"): same GPU and process for gpu_dl
+and PyTorch; warm-up first; the median of many repeats timed with CUDA
+events; L2 flushed (a memset over twice its size) before each timed repeat
+of a bandwidth figure; bandwidth = bytes read + bytes written over time, as a
+fraction of a device-to-device copy of 512 MiB measured in the same run.
+Small shapes are reported as microseconds per call, not as bandwidth.
+"""
+from __future__ import annotations
+
+import datetime
+import statistics
+import time
+
+import cupy
+
+_flush_buffer = None
+
+
+def device_name() -> str:
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.runtime.getDevice())
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def l2_bytes() -> int:
+    return int(cupy.cuda.runtime.deviceGetAttribute(cupy.cuda.runtime.cudaDevAttrL2CacheSize,
+                                                    cupy.cuda.runtime.getDevice()))
+
+
+def flush_l2():
+    """Overwrite twice the L2's size so the next kernel reads its inputs from device memory."""
+    global _flush_buffer
+    if _flush_buffer is None:
+        _flush_buffer = cupy.empty(2 * l2_bytes(), dtype=cupy.uint8)
+    _flush_buffer.fill(1)
+
+
+def time_gpu(fn, *, repeats=50, warmup=5, flush=True, sync=None):
+    """Median milliseconds of ``fn()`` between two CUDA events on the current stream.
+
+    ``sync`` (optional) is called before reading the events, for work queued
+    on another framework's stream (PyTorch uses the same legacy default
+    stream as CuPy unless told otherwise, so events order both).
+    """
+    for _ in range(warmup):
+        fn()
+    cupy.cuda.runtime.deviceSynchronize()
+    times = []
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    for _ in range(repeats):
+        if flush:
+            flush_l2()
+        start.record()
+        fn()
+        end.record()
+        if sync is not None:
+            sync()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, end))
+    return statistics.median(times)
+
+
+def time_wall_per_call(fn, *, calls=200, warmup=20, rounds=5):
+    """Median over rounds of host wall-clock microseconds per call, the device drained after each round.
+
+    For small shapes, where what a user waits for is launch and Python
+    overhead rather than memory traffic.
+    """
+    for _ in range(warmup):
+        fn()
+    cupy.cuda.runtime.deviceSynchronize()
+    per_call = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        cupy.cuda.runtime.deviceSynchronize()
+        per_call.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(per_call)
+
+
+def copy_bandwidth(nbytes: int = 512 << 20) -> float:
+    """Bytes per second of a device-to-device copy (read + written), the bandwidth ceiling of this run."""
+    src = cupy.empty(nbytes, dtype=cupy.uint8)
+    src.fill(3)
+    dst = cupy.empty_like(src)
+
+    def copy():
+        cupy.cuda.runtime.memcpyAsync(dst.data.ptr, src.data.ptr, nbytes,
+                                      cupy.cuda.runtime.memcpyDeviceToDevice,
+                                      cupy.cuda.get_current_stream().ptr)
+
+    ms = time_gpu(copy, repeats=30, flush=False)
+    return 2 * nbytes / (ms * 1e-3)
+
+
+def header(title: str) -> str:
+    today = datetime.date.today().isoformat()
+    return f"## {title}\n\nDevice: {device_name()}; date: {today}; CuPy {cupy.__version__}.\n"
+
+
+def table(columns, rows) -> str:
+    """A markdown table of ``rows`` (sequences of already formatted cells)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def torch_or_none():
+    """PyTorch with CUDA, or None (benchmarks then report gpu_dl alone)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None

@@ -1,0 +1,128 @@
+"""Fused softmax + cross-entropy, forward and backward, against PyTorch on the same GPU.
+
+gpu_dl: one launch of softmax_xent_sparse_f32 writing the per-sample loss
+and d loss / d logits (the training step's call; probabilities not written).
+PyTorch: ``F.cross_entropy(logits, labels, reduction="sum")`` and its
+``backward()``, eager, float32.
+
+Bytes counted (both sides, the least either must move): logits read once,
+labels read once (int64), the gradient written once, the per-sample loss
+written once. Target: gpu_dl >= 85% of the copy bandwidth and >= 2x PyTorch
+at (4096, 1000).
+
+Usage: python profiling/bench_softmax_xent.py [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cupy
+import numpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench_common as bc  # noqa: E402
+from gpu_dl import backend  # noqa: E402
+from gpu_dl.ops.softmax_xent import softmax_xent_cuda  # noqa: E402
+
+BANDWIDTH_SHAPES = [(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)]
+SMALL_SHAPES = [(32, 10), (256, 10), (128, 1000)]
+# Register-cache and occupancy settings compared at the target shape (values per lane; default 32).
+VARIANTS = {"cache 32 (default)": (), "cache 16": ("-DSXE_CACHE_F32=16",),
+            "cache 32, 8 blocks/SM": ("-DSXE_MIN_BLOCKS=8",), "cache 16, 8 blocks/SM": ("-DSXE_CACHE_F32=16", "-DSXE_MIN_BLOCKS=8")}
+
+
+def inputs(rows, classes, seed=0):
+    rng = numpy.random.default_rng(seed)
+    logits = cupy.asarray((rng.standard_normal((rows, classes)) * 3).astype(numpy.float32))
+    labels = cupy.asarray(rng.integers(0, classes, rows))
+    return logits, labels
+
+
+def bytes_moved(rows, classes):
+    return rows * classes * 4 * 2 + rows * (8 + 4)
+
+
+def ours(logits, labels, options=()):
+    return lambda: softmax_xent_cuda(logits, labels, sparse=True, want_probs=False, options=options)
+
+
+def theirs(torch, logits, labels):
+    x = torch.as_tensor(logits, device="cuda").detach().clone().requires_grad_(True)
+    y = torch.as_tensor(labels, device="cuda")
+
+    def step():
+        x.grad = None
+        torch.nn.functional.cross_entropy(x, y, reduction="sum").backward()
+    return step
+
+
+def check_same_result(torch, logits, labels):
+    """The two sides compute the same gradient (so the comparison is of like with like)."""
+    _, _, dlogits = softmax_xent_cuda(logits, labels, sparse=True, want_probs=False)
+    x = torch.as_tensor(logits, device="cuda").detach().clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(x, torch.as_tensor(labels, device="cuda"), reduction="sum").backward()
+    difference = float(cupy.abs(dlogits - cupy.asarray(x.grad)).max())
+    assert difference < 1e-5, f"gpu_dl and PyTorch gradients differ by {difference}"
+
+
+def run():
+    backend.set_device("gpu")
+    torch = bc.torch_or_none()
+    copy = bc.copy_bandwidth()
+    out = [bc.header("Fused softmax + cross-entropy, forward + backward (float32, sparse labels)"),
+           f"Device-to-device copy: {copy / 1e9:.0f} GB/s (read + written). "
+           "Times are medians of 50 CUDA-event-timed repeats, L2 flushed before each.\n"]
+    rows_out = []
+    for rows, classes in BANDWIDTH_SHAPES:
+        logits, labels = inputs(rows, classes)
+        ms = bc.time_gpu(ours(logits, labels))
+        fraction = bytes_moved(rows, classes) / (ms * 1e-3) / copy
+        if torch is not None:
+            check_same_result(torch, logits, labels)
+            torch_ms = bc.time_gpu(theirs(torch, logits, labels), sync=torch.cuda.synchronize)
+            torch_cells = [f"{torch_ms * 1e3:.1f}", f"{bytes_moved(rows, classes) / (torch_ms * 1e-3) / copy:.0%}",
+                           f"{torch_ms / ms:.2f}x"]
+        else:
+            torch_cells = ["-", "-", "-"]
+        rows_out.append([f"({rows}, {classes})", f"{bytes_moved(rows, classes) / 2**20:.1f}", f"{ms * 1e3:.1f}",
+                         f"{fraction:.0%}"] + torch_cells)
+    out.append(bc.table(["shape", "MiB moved", "gpu_dl us", "of copy BW", "PyTorch us", "PyTorch of copy BW",
+                         "speed-up"], rows_out))
+
+    variant_rows = []
+    logits, labels = inputs(4096, 1000)
+    for name, options in VARIANTS.items():
+        ms = bc.time_gpu(ours(logits, labels, options))
+        variant_rows.append([name, f"{ms * 1e3:.1f}", f"{bytes_moved(4096, 1000) / (ms * 1e-3) / copy:.0%}"])
+    out.append("\nRegister cache per lane at (4096, 1000):\n\n" +
+               bc.table(["setting", "gpu_dl us", "of copy BW"], variant_rows))
+
+    small_rows = []
+    for rows, classes in SMALL_SHAPES:
+        logits, labels = inputs(rows, classes)
+        us = bc.time_wall_per_call(ours(logits, labels))
+        torch_us = bc.time_wall_per_call(theirs(torch, logits, labels)) if torch is not None else None
+        small_rows.append([f"({rows}, {classes})", f"{us:.1f}", "-" if torch_us is None else f"{torch_us:.1f}",
+                           "-" if torch_us is None else f"{torch_us / us:.2f}x"])
+    out.append("\nSmall shapes: host wall-clock microseconds per call (launch and Python overhead; "
+               "not a bandwidth figure):\n\n" +
+               bc.table(["shape", "gpu_dl us/call", "PyTorch us/call", "speed-up"], small_rows))
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    text = run()
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

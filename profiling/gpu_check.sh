@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: the GPU test tier, compute-sanitizer over
+# the kernel tests, and the benchmarks against PyTorch. Everything printed
+# goes to files in one folder (default profiling/results/<date>-<device>/):
+#   info.txt        gpu-dl info: versions, device, each kernel file compiled for this GPU
+#   pytest.txt      the whole suite, every test body on NumPy and on CuPy
+#   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
+#   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP)
+# Usage: profiling/gpu_check.sh [OUTPUT_DIR]     (PYTHON=... picks the interpreter)
+# Runs from a source checkout without installing it. Exits non-zero if any step failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+device=$("$PYTHON" -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0); n = p['name']; print((n.decode() if isinstance(n, bytes) else n).replace(' ', '-'))") || {
+    echo "gpu_check: no CUDA device answers through CuPy; run this on a GPU machine." >&2; exit 2; }
+OUT_DIR="${1:-profiling/results/$(date +%F)-$device}"
+mkdir -p "$OUT_DIR"
+KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py)
+failed=()
+
+step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure
+    local name=$1 file=$2; shift 2
+    echo "== $name" | tee -a "$OUT_DIR/$file"
+    "$@" 2>&1 | tee -a "$OUT_DIR/$file"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name: exit $rc" | tee -a "$OUT_DIR/$file"
+    [ "$rc" -eq 0 ] || failed+=("$name")
+}
+
+: > "$OUT_DIR/sanitizer.txt"
+step "gpu-dl info" info.txt "$PYTHON" -m gpu_dl.cli info --device gpu
+step "test suite, NumPy and CuPy tiers" pytest.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests
+for tool in memcheck racecheck; do
+    # GPU_DL_ALLOCATOR=raw: one cudaMalloc per array, so memcheck sees the edge of every buffer.
+    step "compute-sanitizer --tool $tool" sanitizer.txt env GPU_DL_ALLOCATOR=raw \
+        compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
+        "$PYTHON" -m pytest -q -p no:cacheprovider -x "${KERNEL_TESTS[@]}"
+done
+step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/bench_softmax_xent.py
+step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
+step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
+
+echo
+if [ ${#failed[@]} -eq 0 ]; then
+    echo "gpu_check: every step passed; output in $OUT_DIR"
+else
+    printf 'gpu_check: FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
