@@ -564,6 +564,15 @@ class Loss:
         """Per-value factors of this loss's reduction: the scalar loss is ``(w * values).sum()``."""
         return reduction_weights(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
 
+    def uniform_reduction_weight(self, y_true, y_pred, values_size, sample_weight=None):
+        """The single value of every ``reduction_weights`` factor when no sample weight or mask applies, else None.
+
+        Saves building an array of equal weights in every training step.
+        """
+        if sample_weight is not None or self._mask(y_true, y_pred) is not None:
+            return None
+        return 1.0 if self.reduction == "sum" else 1.0 / max(int(values_size), 1)
+
     def validate_targets(self, y_true, output_shape):
         """Raise a ValueError saying what to do if host targets ``y_true`` cannot train ``output_shape``."""
         _check_elementwise_targets(self.name, numpy.asarray(y_true), output_shape)
@@ -711,17 +720,17 @@ class CategoricalCrossentropy(LossFunctionWrapper):
     def softmax_fusable(self):
         return not self.from_logits and self.axis == -1
 
-    def call_from_logits(self, y_true, logits, row_weights=None, want_grad=True):
+    def call_from_logits(self, y_true, logits, row_weights=None, grad_scale=1.0, want_grad=True):
         """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output.
 
-        The gradient is that of ``(row_weights * loss).sum()`` (of ``loss.sum()`` without weights);
-        it is None unless ``want_grad``.
+        The gradient is that of ``grad_scale * (row_weights * loss).sum()`` (without weights, of
+        ``grad_scale * loss.sum()``); it is None unless ``want_grad``.
         """
         xp = array_module(y_true, logits)
         targets = xp.asarray(y_true).astype(logits.dtype, copy=False)
         _same_shape(targets, logits, self.name)
         return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing,
-                            row_weights=row_weights, want_grad=want_grad)
+                            row_weights=row_weights, grad_scale=grad_scale, want_grad=want_grad)
 
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)
@@ -763,11 +772,11 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     def softmax_fusable(self):
         return not self.from_logits and self.axis == -1
 
-    def call_from_logits(self, y_true, logits, row_weights=None, want_grad=True):
+    def call_from_logits(self, y_true, logits, row_weights=None, grad_scale=1.0, want_grad=True):
         """(per-sample loss, softmax probabilities, d loss / d logits) from the logits of a softmax output.
 
-        The gradient is that of ``(row_weights * loss).sum()`` (of ``loss.sum()`` without weights);
-        it is None unless ``want_grad``.
+        The gradient is that of ``grad_scale * (row_weights * loss).sum()`` (without weights, of
+        ``grad_scale * loss.sum()``); it is None unless ``want_grad``.
         """
         xp, labels, logits, valid = _sparse_labels(y_true, logits, -1, self.ignore_class)
         if valid is not None:
@@ -775,7 +784,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
             valid = valid.astype(logits.dtype)
             row_weights = valid if row_weights is None else row_weights * valid
         loss, probs, dlogits = softmax_xent(logits, labels, sparse=True, row_weights=row_weights,
-                                            want_grad=want_grad)
+                                            grad_scale=grad_scale, want_grad=want_grad)
         if valid is not None:
             loss = loss * valid
         return loss, probs, dlogits

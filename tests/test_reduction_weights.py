@@ -27,3 +27,15 @@ def test_reduction_none_cannot_train(xp):
     values = xp.ones(3)
     with pytest.raises(ValueError, match="no scalar"):
         loss.reduction_weights(values, values, values)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"])
+def test_uniform_reduction_weight_is_every_factor_of_reduction_weights(reduction):
+    loss = losses.SparseCategoricalCrossentropy(reduction=reduction)
+    values = numpy.ones(7, dtype="float32")
+    y_true, y_pred = numpy.zeros(7, dtype="int64"), numpy.full((7, 3), 1 / 3, dtype="float32")
+    uniform = loss.uniform_reduction_weight(y_true, y_pred, values.size)
+    numpy.testing.assert_allclose(loss.reduction_weights(y_true, y_pred, values), uniform, rtol=1e-7)
+    assert loss.uniform_reduction_weight(y_true, y_pred, values.size, sample_weight=numpy.ones(7)) is None
+    masked = losses.SparseCategoricalCrossentropy(reduction=reduction, ignore_class=0)
+    assert masked.uniform_reduction_weight(y_true, y_pred, values.size) is None

@@ -122,6 +122,11 @@ class Model:
             logits = self.layers[-1].saved_preactivation()
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
             # before the loss runs, so the fused kernel scales the gradient rows as it writes them.
+            rows = logits.size // max(logits.shape[-1], 1)
+            uniform = loss.uniform_reduction_weight(y, logits, rows, sw)
+            if uniform is not None:
+                per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform, want_grad=training)
+                return per_sample.sum() * logits.dtype.type(uniform), y_pred, dout
             module = backend.array_module(logits)
             shape_of_values = module.broadcast_to(module.zeros((), logits.dtype), logits.shape[:-1])
             weights = loss.reduction_weights(y, logits, shape_of_values, sw)
