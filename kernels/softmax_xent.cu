@@ -40,6 +40,7 @@
 
 #define SXE_ROWS_PER_BLOCK 4
 #define SXE_NARROW_CACHE 4
+#define SXE_TAIL_CHUNK 4
 
 // Values per lane kept in registers; -D options override them (benchmarks compare settings).
 #ifndef SXE_CACHE_F32
@@ -48,9 +49,12 @@
 #ifndef SXE_CACHE_F64
 #define SXE_CACHE_F64 8
 #endif
-// Blocks per SM the register allocation must allow (__launch_bounds__'s second argument).
-#ifndef SXE_MIN_BLOCKS
-#define SXE_MIN_BLOCKS 1
+// Blocks per SM the register allocation of the wide float kernels must allow (__launch_bounds__'s
+// second argument): 8 caps them at 64 registers without spills, and was faster at (4096, 1000) on
+// an H100 (profiling/results). The double and narrow kernels keep the compiler's choice (1): capped,
+// the double ones spill.
+#ifndef SXE_MIN_BLOCKS_F32
+#define SXE_MIN_BLOCKS_F32 8
 #endif
 
 // What pass 1 leaves per row (on every lane after the reductions).
@@ -74,17 +78,32 @@ __device__ __forceinline__ SxeRowStats<T> sxe_row_stats(const T* __restrict__ xr
         vals[k] = c < C ? xr[c] : -dl_infinity<T>();
         m = dl_max(m, vals[k]);
     }
+    // The tail goes SXE_TAIL_CHUNK values per lane at a time: their loads are in flight together
+    // and the running sum is rescaled once per chunk, not once per value (a chain of dependent
+    // exps per value would bound the loop by latency, not bandwidth).
     T tail_max = -dl_infinity<T>(), tail_sum = T(0), tail_x = T(0);
     int tail_count = 0;
-    for (int c = lane + 32 * CACHE; c < C; c += 32) {
-        const T v = xr[c];
-        if (v > tail_max) {
-            tail_sum = tail_sum * dl_exp(tail_max - v);   // exp(-inf) = 0 on the first element
-            tail_max = v;
+    for (int c0 = lane + 32 * CACHE; c0 < C; c0 += 32 * SXE_TAIL_CHUNK) {
+        T chunk[SXE_TAIL_CHUNK];
+        T chunk_max = -dl_infinity<T>();
+#pragma unroll
+        for (int j = 0; j < SXE_TAIL_CHUNK; ++j) {
+            const int c = c0 + 32 * j;
+            chunk[j] = c < C ? xr[c] : -dl_infinity<T>();
+            chunk_max = dl_max(chunk_max, chunk[j]);
         }
-        tail_sum += dl_exp(v - tail_max);
-        tail_x += v;
-        ++tail_count;
+        if (chunk_max > tail_max) {
+            tail_sum = tail_sum * dl_exp(tail_max - chunk_max);   // exp(-inf) = 0 on the first chunk
+            tail_max = chunk_max;
+        }
+#pragma unroll
+        for (int j = 0; j < SXE_TAIL_CHUNK; ++j) {
+            if (c0 + 32 * j < C) {
+                tail_sum += dl_exp(chunk[j] - tail_max);
+                tail_x += chunk[j];
+                ++tail_count;
+            }
+        }
     }
     SxeRowStats<T> stats;
     stats.max = warp_max(dl_max(m, tail_max));
@@ -196,21 +215,21 @@ __device__ void softmax_xent_dense(const T* __restrict__ x, const T* __restrict_
     }
 }
 
-#define SXE_KERNELS(T, NAME, CACHE)                                                                         \
-    extern "C" __global__ void __launch_bounds__(32 * SXE_ROWS_PER_BLOCK, SXE_MIN_BLOCKS)                                  \
+#define SXE_KERNELS(T, NAME, CACHE, MIN_BLOCKS)                                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * SXE_ROWS_PER_BLOCK, MIN_BLOCKS)                                  \
     softmax_xent_sparse_##NAME(const T* x, const long long* labels, T* loss, T* probs, T* dlogits,        \
                                const T* row_weights, T grad_scale, T smoothing, int rows, int C) {         \
         softmax_xent_sparse<T, CACHE>(x, labels, loss, probs, dlogits, row_weights, grad_scale, smoothing,  \
                                       rows, C);                                                             \
     }                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(32 * SXE_ROWS_PER_BLOCK, SXE_MIN_BLOCKS)                                  \
+    extern "C" __global__ void __launch_bounds__(32 * SXE_ROWS_PER_BLOCK, MIN_BLOCKS)                                  \
     softmax_xent_dense_##NAME(const T* x, const T* targets, T* loss, T* probs, T* dlogits,                \
                               const T* row_weights, T grad_scale, T smoothing, int rows, int C) {          \
         softmax_xent_dense<T, CACHE>(x, targets, loss, probs, dlogits, row_weights, grad_scale, smoothing,  \
                                      rows, C);                                                              \
     }
 
-SXE_KERNELS(float, f32, SXE_CACHE_F32)
-SXE_KERNELS(double, f64, SXE_CACHE_F64)
-SXE_KERNELS(float, narrow_f32, SXE_NARROW_CACHE)
-SXE_KERNELS(double, narrow_f64, SXE_NARROW_CACHE)
+SXE_KERNELS(float, f32, SXE_CACHE_F32, SXE_MIN_BLOCKS_F32)
+SXE_KERNELS(double, f64, SXE_CACHE_F64, 1)
+SXE_KERNELS(float, narrow_f32, SXE_NARROW_CACHE, 1)
+SXE_KERNELS(double, narrow_f64, SXE_NARROW_CACHE, 1)

@@ -31,8 +31,8 @@ from gpu_dl.ops.softmax_xent import softmax_xent_cuda  # noqa: E402
 BANDWIDTH_SHAPES = [(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)]
 SMALL_SHAPES = [(32, 10), (256, 10), (128, 1000)]
 # Register-cache and occupancy settings compared at the target shape (values per lane; default 32).
-VARIANTS = {"cache 32 (default)": (), "cache 16": ("-DSXE_CACHE_F32=16",),
-            "cache 32, 8 blocks/SM": ("-DSXE_MIN_BLOCKS=8",), "cache 16, 8 blocks/SM": ("-DSXE_CACHE_F32=16", "-DSXE_MIN_BLOCKS=8")}
+VARIANTS = {"cache 32, 8 blocks/SM (default)": (), "cache 32, 1 block/SM": ("-DSXE_MIN_BLOCKS_F32=1",),
+            "cache 16, 8 blocks/SM": ("-DSXE_CACHE_F32=16",)}
 
 
 def inputs(rows, classes, seed=0):
