@@ -2,6 +2,9 @@
 
 The public functions (``relu(x, ...)``, ``softmax(x, axis=-1)``, ...) compute
 the forward value on NumPy or CuPy arrays, as ``keras.activations.*`` do.
+On CuPy float arrays an ``ActivationFunction`` runs the elementwise ones as
+one kernel each way (``ops/activation_kernels.py``), with a layer's bias add
+fused into the forward (``with_bias``).
 Layers hold an ``ActivationFunction`` from ``get(identifier)``: the forward
 function, its backward, and its parameters. Beyond Keras: ``step``, the
 binary step (gradient zero everywhere).
@@ -9,6 +12,7 @@ binary step (gradient zero everywhere).
 from __future__ import annotations
 
 from .catalogue import lookup
+from .ops import activation_kernels
 from .ops import elementwise as ew
 
 
@@ -27,14 +31,34 @@ class ActivationFunction:
         return self.name == "softmax" and self.params.get("axis", -1) == -1
 
     def __call__(self, x):
+        if activation_kernels.has_kernel(self.name, x):
+            x = _contiguous(x)
+            return activation_kernels.bias_activation_cuda(x, None, self.name, self.params)[1]
         return self._forward(x, **self.params)
 
+    def with_bias(self, z, bias):
+        """``(z + bias, f(z + bias))`` with the bias added to ``z`` in place (``z`` is the caller's own
+        fresh array, e.g. a matrix product's output); one fused kernel on the GPU. ``bias`` may be None."""
+        if activation_kernels.has_kernel(self.name, z) and z.flags.c_contiguous:
+            return activation_kernels.bias_activation_cuda(z, bias, self.name, self.params)
+        if bias is not None:
+            z += bias
+        return z, self(z)
+
     def grad(self, x, y, dy):
+        if self.name != "linear" and activation_kernels.has_kernel(self.name, x):
+            x = _contiguous(x)
+            y = _contiguous(y)
+            return activation_kernels.activation_backward_cuda(x, y, dy, self.name, self.params)
         return self._backward(x, y, dy, **self.params)
 
     def __repr__(self):
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"ActivationFunction({self.name!r}{args})"
+
+
+def _contiguous(a):
+    return a if a.flags.c_contiguous else a.copy()
 
 
 # name -> (forward, backward); the public functions below are thin wrappers.

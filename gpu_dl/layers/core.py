@@ -87,8 +87,9 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, x, training=False):
-        z = dense_forward(x, self.kernel.value, self.bias.value if self.use_bias else None)
-        y = self.activation(z)
+        # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
+        z, y = self.activation.with_bias(dense_forward(x, self.kernel.value),
+                                         self.bias.value if self.use_bias else None)
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y

@@ -1,0 +1,176 @@
+// activations.cu: elementwise activations, forward (with a layer's bias add fused in) and backward.
+//
+// Shapes: z, y, dy, dz are contiguous arrays of n elements; viewed as
+// (n / columns, columns) rows, bias has `columns` elements (Dense's (units,)).
+//
+//   bias_activation_fwd_{f32,f64}(z, bias or null, y, n, columns, kind, p0, p1, p2)
+//       z[i] += bias[i % columns] (in place, when bias is given); y[i] = f(z[i]).
+//       y may be z itself (the identity activation): each thread reads its
+//       element before writing it.
+//   activation_bwd_{f32,f64}(z, y, dy, dz, n, kind, p0, p1, p2)
+//       dz[i] = dy[i] * f'(z[i]), from z or y, whichever the formula needs.
+//
+// `kind` picks the function (one uniform switch; codes in
+// gpu_dl/ops/activation_kernels.py), p0..p2 its parameters:
+//   0 linear; 1 relu (p0 negative_slope, p1 max_value or NaN for none,
+//   p2 threshold); 2 leaky_relu (p0 slope); 3 elu (p0 alpha); 4 selu;
+//   5 exponential; 6 sigmoid; 7 softplus; 8 silu; 9 tanh; 10 softsign;
+//   11 hard_sigmoid; 12 hard_silu; 13 step (gradient 0).
+// The formulas are those of gpu_dl/ops/elementwise.py, in its
+// overflow-safe forms (sigmoid through exp(-|x|), softplus as NumPy's
+// logaddexp(x, 0), elu through expm1 of min(x, 0)) and with its values at the
+// boundary points (relu's threshold and max_value, hard_sigmoid's +-3).
+//
+// Launch geometry: 1-D grid-stride loop, 256 threads per block, blocks to
+// cover n once (capped by the launcher); consecutive threads take consecutive
+// elements, so every warp access is coalesced.
+// Bytes per element (S = sizeof(T)): forward reads S (z) [+ S bias, mostly
+// from L1/L2] and writes S (y) [+ S z with bias]; backward reads 2S-3S and
+// writes S. FLOPs: 1-20 per element (an exp or log1p at most twice).
+// Memory-bound for every kind.
+//
+// Limits: n < 2**31 (the launcher checks); columns >= 1.
+#include "common.cuh"
+
+#define ACT_LINEAR 0
+#define ACT_RELU 1
+#define ACT_LEAKY_RELU 2
+#define ACT_ELU 3
+#define ACT_SELU 4
+#define ACT_EXPONENTIAL 5
+#define ACT_SIGMOID 6
+#define ACT_SOFTPLUS 7
+#define ACT_SILU 8
+#define ACT_TANH 9
+#define ACT_SOFTSIGN 10
+#define ACT_HARD_SIGMOID 11
+#define ACT_HARD_SILU 12
+#define ACT_STEP 13
+
+#define SELU_ALPHA 1.6732632423543772848170429916717
+#define SELU_SCALE 1.0507009873554804934193349852946
+
+template <typename T>
+__device__ __forceinline__ T act_sigmoid(T x) {
+    const T e = dl_exp(-dl_abs(x));   // in (0, 1]: never overflows
+    return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+template <typename T>
+__device__ __forceinline__ T act_elu(T x, T alpha) {
+    return x >= T(0) ? x : alpha * dl_expm1(dl_min(x, T(0)));
+}
+
+template <typename T>
+__device__ __forceinline__ T act_elu_grad(T x, T alpha) {
+    return x >= T(0) ? T(1) : alpha * dl_exp(dl_min(x, T(0)));
+}
+
+template <typename T>
+__device__ __forceinline__ T act_hard_sigmoid(T x) {
+    const T v = x / T(6) + T(0.5);
+    return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+}
+
+template <typename T>
+__device__ __forceinline__ T act_forward(T x, int kind, T p0, T p1, T p2) {
+    switch (kind) {
+    case ACT_RELU: {
+        T y = x > p2 ? x : T(0);
+        if (p1 == p1) y = y < T(0) ? T(0) : (y > p1 ? p1 : y);   // p1 is NaN when there is no max_value
+        if (p0 != T(0)) {
+            const T below = p2 - x;
+            y = y - p0 * (below > T(0) ? below : T(0));
+        }
+        return y;
+    }
+    case ACT_LEAKY_RELU: return dl_max(x, p0 * x);
+    case ACT_ELU: return act_elu(x, p0);
+    case ACT_SELU: return T(SELU_SCALE) * act_elu(x, T(SELU_ALPHA));
+    case ACT_EXPONENTIAL: return dl_exp(x);
+    case ACT_SIGMOID: return act_sigmoid(x);
+    case ACT_SOFTPLUS:   // NumPy's logaddexp(x, 0)
+        return x > T(0) ? x + dl_log1p(dl_exp(-x)) : dl_log1p(dl_exp(x));
+    case ACT_SILU: return x * act_sigmoid(x);
+    case ACT_TANH: return dl_tanh(x);
+    case ACT_SOFTSIGN: return x / (T(1) + dl_abs(x));
+    case ACT_HARD_SIGMOID: return act_hard_sigmoid(x);
+    case ACT_HARD_SILU: return x * act_hard_sigmoid(x);
+    case ACT_STEP: return x > T(0) ? T(1) : T(0);
+    default: return x;   // ACT_LINEAR
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ T act_backward(T x, T y, T dy, int kind, T p0, T p1, T p2) {
+    switch (kind) {
+    case ACT_RELU: {
+        bool passes = x > p2;
+        if (p1 == p1) passes = passes && x > T(0) && x < p1;
+        T slope = passes ? T(1) : T(0);
+        if (p0 != T(0)) slope = slope + p0 * (x < p2 ? T(1) : T(0));
+        return dy * slope;
+    }
+    case ACT_LEAKY_RELU: {
+        const bool above = p0 <= T(1) ? x > T(0) : x < T(0);
+        return dy * (above ? T(1) : p0);
+    }
+    case ACT_ELU: return dy * act_elu_grad(x, p0);
+    case ACT_SELU: return T(SELU_SCALE) * (dy * act_elu_grad(x, T(SELU_ALPHA)));
+    case ACT_EXPONENTIAL: return dy * y;
+    case ACT_SIGMOID: return dy * y * (T(1) - y);
+    case ACT_SOFTPLUS: return dy * act_sigmoid(x);
+    case ACT_SILU: {
+        const T s = act_sigmoid(x);
+        return dy * (s + x * s * (T(1) - s));
+    }
+    case ACT_TANH: return dy * (T(1) - y * y);
+    case ACT_SOFTSIGN: {
+        const T d = T(1) + dl_abs(x);
+        return dy / (d * d);
+    }
+    case ACT_HARD_SIGMOID: return dy * (x > T(-3) && x < T(3) ? T(1) : T(0)) / T(6);
+    case ACT_HARD_SILU: {
+        const T inside = x > T(-3) && x < T(3) ? T(1) : T(0);
+        return dy * (act_hard_sigmoid(x) + x * inside / T(6));
+    }
+    case ACT_STEP: return T(0);
+    default: return dy;   // ACT_LINEAR
+    }
+}
+
+template <typename T>
+__device__ void bias_activation_fwd(T* z, const T* __restrict__ bias, T* y, int n, int columns, int kind,
+                                    T p0, T p1, T p2) {
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)n; i += stride) {
+        T v = z[i];
+        if (bias != nullptr) {
+            v += bias[i % (unsigned)columns];
+            z[i] = v;
+        }
+        y[i] = act_forward(v, kind, p0, p1, p2);
+    }
+}
+
+template <typename T>
+__device__ void activation_bwd(const T* __restrict__ z, const T* __restrict__ y, const T* __restrict__ dy,
+                               T* __restrict__ dz, int n, int kind, T p0, T p1, T p2) {
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)n; i += stride) {
+        dz[i] = act_backward(z[i], y[i], dy[i], kind, p0, p1, p2);
+    }
+}
+
+#define ACTIVATION_KERNELS(T, SUFFIX)                                                                   \
+    extern "C" __global__ void bias_activation_fwd_##SUFFIX(T* z, const T* bias, T* y, int n, int columns, \
+                                                            int kind, T p0, T p1, T p2) {              \
+        bias_activation_fwd<T>(z, bias, y, n, columns, kind, p0, p1, p2);                               \
+    }                                                                                                   \
+    extern "C" __global__ void activation_bwd_##SUFFIX(const T* z, const T* y, const T* dy, T* dz, int n, \
+                                                       int kind, T p0, T p1, T p2) {                   \
+        activation_bwd<T>(z, y, dy, dz, n, kind, p0, p1, p2);                                           \
+    }
+
+ACTIVATION_KERNELS(float, f32)
+ACTIVATION_KERNELS(double, f64)
