@@ -6,6 +6,7 @@
 #   pytest.txt      the whole suite, every test body on NumPy and on CuPy
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP)
+#   memory_pool.txt host cost of the memory pool per allocation
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR]     (PYTHON=... picks the interpreter)
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
 set -uo pipefail
@@ -42,6 +43,7 @@ done
 step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/bench_softmax_xent.py
 step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
 step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
+step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then
