@@ -24,9 +24,11 @@ def test_there_are_kernel_files():
 def test_kernel_file_compiles_without_spills(filename, arch, capsys):
     reports = kernels.compile_report(filename, arch)
     assert reports, f"{filename} defines no kernels"
+    if kernels.nvrtc_version() >= (13, 5):   # the NVRTC the dev extra installs always reports figures
+        assert all(r.registers is not None for r in reports), reports
     for report in reports:
         assert report.arch == arch
-        assert report.registers is not None and report.registers <= 255, report
+        assert report.registers is None or report.registers <= 255, report
         assert report.spill_stores == 0 and report.spill_loads == 0, f"{filename}: {report}"
     with capsys.disabled():   # the register figures are worth seeing in the CI log
         for report in reports:

@@ -28,6 +28,7 @@ _PTXAS_FUNCTION = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(
 _PTXAS_SPILLS = re.compile(r"(?P<stack>\d+) bytes stack frame, (?P<stores>\d+) bytes spill stores, "
                            r"(?P<loads>\d+) bytes spill loads")
 _PTXAS_REGISTERS = re.compile(r"Used (?P<registers>\d+) registers")
+_PTX_ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(")
 
 
 class KernelCompileError(RuntimeError):
@@ -162,6 +163,13 @@ def _nvrtc():
     return nvrtc
 
 
+def nvrtc_version():
+    """``(major, minor)`` of the NVRTC that ``cuda-bindings`` loads."""
+    nvrtc = _nvrtc()
+    _, major, minor = nvrtc.nvrtcVersion()
+    return major, minor
+
+
 def nvrtc_available() -> bool:
     try:
         nvrtc = _nvrtc()
@@ -171,7 +179,8 @@ def nvrtc_available() -> bool:
 
 
 def compile_report(filename: str, arch: str = "sm_90", options: tuple = ()) -> list:
-    """Compile ``filename`` to machine code for ``arch`` with NVRTC; returns a ``KernelReport`` per kernel.
+    """Compile ``filename`` to machine code for ``arch`` with NVRTC; returns a ``KernelReport`` per kernel
+    (registers None where this NVRTC printed no ptxas report).
 
     Raises ``KernelCompileError`` with NVRTC's log when the file does not compile.
     """
@@ -184,12 +193,19 @@ def compile_report(filename: str, arch: str = "sm_90", options: tuple = ()) -> l
     try:
         (result,) = nvrtc.nvrtcCompileProgram(program, len(flags), flags)
         _, size = nvrtc.nvrtcGetProgramLogSize(program)
-        buffer = b" " * size
+        buffer = bytearray(size)
         nvrtc.nvrtcGetProgramLog(program, buffer)
-        log = buffer.rstrip(b"\x00 ").decode(errors="replace")
+        log = bytes(buffer).rstrip(b"\x00 ").decode(errors="replace")
         if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             file, line = first_error_location(log)
             raise KernelCompileError(file or filename, line, log, options + (f"--gpu-architecture={arch}",))
-        return parse_ptxas_log(log)
+        _, size = nvrtc.nvrtcGetPTXSize(program)
+        buffer = bytearray(size)
+        nvrtc.nvrtcGetPTX(program, buffer)
+        entries = _PTX_ENTRY.findall(bytes(buffer).decode(errors="replace"))
     finally:
         nvrtc.nvrtcDestroyProgram(program)
+    # The kernel list comes from the PTX; the figures from ptxas's report, which some NVRTC builds
+    # leave out of the log (seen with NVRTC 13.0 inside a process that also runs CuPy): None there.
+    figures = {r.name: r for r in parse_ptxas_log(log)}
+    return [figures.get(name) or KernelReport(name, arch) for name in entries]
