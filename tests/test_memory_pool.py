@@ -427,3 +427,59 @@ def test_cpu_backend_has_no_device_pool():
         assert backend.install_allocator() is False
     finally:
         backend.set_device(previous)
+
+
+def test_freed_block_waits_whole_on_a_quick_list_for_its_size():
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    a, b = pool.malloc(3000), pool.malloc(3000)
+    pool.free(a)
+    pool.free(b)                                         # neighbours, yet not merged: both wait whole
+    assert pool._quick_count == 2 and all(len(fl.keys) == 1 for fl in pool._free_lists.values())
+    stats = pool.stats()
+    assert (stats["allocated_bytes"], stats["active_blocks"], stats["cached_bytes"]) == (0, 0, 2 * MiB)
+    assert pool.malloc(3000) == b and pool.malloc(2900) == a   # last freed first, same rounded size
+    assert pool._quick_count == 0 and raw.mallocs == [2 * MiB]
+    assert pool.stats()["cache_hits"] == 3                # b from the segment's tail, then b and a again
+    check_consistent(pool, raw, {a: 2900, b: 3000})
+
+
+def test_quick_list_key_is_the_request_size_the_block_served():
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    a = pool.malloc(3 * MiB)                             # a whole 4 MiB segment: the rest is not split off
+    pool.free(a)
+    assert pool.malloc(3 * MiB) == a                     # found by its 3 MiB request, not its 4 MiB size
+    assert pool._quick_count == 0 and raw.mallocs == [4 * MiB]
+
+
+def test_other_sizes_merge_the_quick_lists_before_best_fit_or_a_new_segment():
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    quarter = 512 * KiB
+    blocks = [pool.malloc(quarter) for _ in range(4)]    # one 2 MiB small segment, full
+    pool.free(blocks[1])
+    pool.free(blocks[2])
+    merged = pool.malloc(MiB)                            # no quick list of 1 MiB: the two holes merge
+    assert merged == blocks[1] and raw.mallocs == [2 * MiB] and pool._quick_count == 0
+    check_consistent(pool, raw, {blocks[0]: quarter, merged: MiB, blocks[3]: quarter})
+
+
+def test_empty_cache_releases_segments_whose_blocks_wait_on_quick_lists():
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    blocks = [pool.malloc(MiB // 2) for _ in range(4)]
+    for address in blocks:
+        pool.free(address)
+    assert pool._quick_count == 4
+    assert pool.empty_cache() == 2 * MiB and raw.live == {} and pool._quick_count == 0
+    assert pool.stats()["reserved_bytes"] == 0
+
+
+def test_out_of_memory_retry_merges_quick_lists_and_releases_their_segments():
+    raw = FakeDevice(capacity=4 * MiB)
+    pool = CachingPool(raw)
+    pool.free(pool.malloc(MiB // 2))                     # a small segment, its only block quick-listed
+    big = pool.malloc(3 * MiB)                           # 2 + 4 MiB > 4 MiB: the retry frees the small one
+    assert raw.frees == [2 * MiB] and pool.stats()["num_oom_retries"] == 1
+    check_consistent(pool, raw, {big: 3 * MiB})
