@@ -32,24 +32,27 @@ class ActivationFunction:
 
     def __call__(self, x):
         if activation_kernels.has_kernel(self.name, x):
-            x = _contiguous(x)
-            return activation_kernels.bias_activation_cuda(x, None, self.name, self.params)[1]
+            return activation_kernels.bias_activation_cuda(_contiguous(x), None, self.name, self.params)[1]
         return self._forward(x, **self.params)
 
     def with_bias(self, z, bias):
         """``(z + bias, f(z + bias))`` with the bias added to ``z`` in place (``z`` is the caller's own
         fresh array, e.g. a matrix product's output); one fused kernel on the GPU. ``bias`` may be None."""
         if activation_kernels.has_kernel(self.name, z) and z.flags.c_contiguous:
+            if bias is not None:   # the cast NumPy's in-place add would make; a no-op in a layer
+                bias = _contiguous(bias.astype(z.dtype, copy=False))
             return activation_kernels.bias_activation_cuda(z, bias, self.name, self.params)
         if bias is not None:
             z += bias
         return z, self(z)
 
     def grad(self, x, y, dy):
-        if self.name != "linear" and activation_kernels.has_kernel(self.name, x):
-            x = _contiguous(x)
-            y = _contiguous(y)
-            return activation_kernels.activation_backward_cuda(x, y, dy, self.name, self.params)
+        # The identity's gradient is dy itself; a dy of another dtype or a broadcast shape takes the
+        # array path, whose result dtype and broadcasting NumPy's rules decide.
+        if (self.name != "linear" and activation_kernels.has_kernel(self.name, x)
+                and getattr(dy, "dtype", None) == x.dtype and getattr(dy, "shape", None) == x.shape):
+            return activation_kernels.activation_backward_cuda(_contiguous(x), _contiguous(y), _contiguous(dy),
+                                                               self.name, self.params)
         return self._backward(x, y, dy, **self.params)
 
     def __repr__(self):

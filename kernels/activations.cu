@@ -5,31 +5,48 @@
 //
 //   bias_activation_fwd_{f32,f64}(z, bias or null, y, n, columns, kind, p0, p1, p2)
 //       z[i] += bias[i % columns] (in place, when bias is given); y[i] = f(z[i]).
-//       y may be z itself (the identity activation): each thread reads its
-//       element before writing it.
+//       y is a separate output for every kind except the identity, whose
+//       launcher passes y = z (NumPy's linear also returns its input): each
+//       thread reads its element before writing it, so that alias is safe.
 //   activation_bwd_{f32,f64}(z, y, dy, dz, n, kind, p0, p1, p2)
 //       dz[i] = dy[i] * f'(z[i]), from z or y, whichever the formula needs.
 //
 // `kind` picks the function (one uniform switch; codes in
 // gpu_dl/ops/activation_kernels.py), p0..p2 its parameters:
-//   0 linear; 1 relu (p0 negative_slope, p1 max_value or NaN for none,
-//   p2 threshold); 2 leaky_relu (p0 slope); 3 elu (p0 alpha); 4 selu;
+//   0 linear; 1 relu and relu6 (p0 negative_slope, p1 max_value or NaN for
+//   none, p2 threshold); 2 leaky_relu (p0 slope); 3 elu (p0 alpha); 4 selu;
 //   5 exponential; 6 sigmoid; 7 softplus; 8 silu; 9 tanh; 10 softsign;
 //   11 hard_sigmoid; 12 hard_silu; 13 step (gradient 0).
-// The formulas are those of gpu_dl/ops/elementwise.py, in its
-// overflow-safe forms (sigmoid through exp(-|x|), softplus as NumPy's
-// logaddexp(x, 0), elu through expm1 of min(x, 0)) and with its values at the
-// boundary points (relu's threshold and max_value, hard_sigmoid's +-3).
+// relu's "no max_value" is NaN, not +inf: NumPy's relu does not clip at all
+// then, and clipping to [0, +inf] would turn the outputs in (threshold, 0)
+// of a negative threshold into 0 and zero their gradient.
 //
-// Launch geometry: 1-D grid-stride loop, 256 threads per block, blocks to
-// cover n once (capped by the launcher); consecutive threads take consecutive
-// elements, so every warp access is coalesced.
-// Bytes per element (S = sizeof(T)): forward reads S (z) [+ S bias, mostly
-// from L1/L2] and writes S (y) [+ S z with bias]; backward reads 2S-3S and
-// writes S. FLOPs: 1-20 per element (an exp or log1p at most twice).
-// Memory-bound for every kind.
+// Numerics are those of gpu_dl/ops/elementwise.py: its overflow-safe forms
+// (sigmoid through exp(-|x|), softplus as NumPy's logaddexp(x, 0), elu
+// through expm1 of min(x, 0)), its values at the boundary points (relu's
+// threshold and max_value, hard_sigmoid's +-3, 0 for leaky_relu and elu),
+// NaN in -> NaN out where NumPy propagates it, and every product that feeds
+// an add rounded on its own (mul_rn) as NumPy rounds it: a fused multiply-add
+// in 1 - y*y would differ most where the result is smallest. What is left
+// is the libm difference (CUDA's expf/tanhf/log1pf against NumPy's, an ulp
+// or two).
 //
-// Limits: n < 2**31 (the launcher checks); columns >= 1.
+// Launch geometry (both kernels): 1-D grid-stride loop, 256 threads per
+// block, ceil(n / 256) blocks capped at 524280 (launch.grid_1d);
+// consecutive threads take consecutive elements, so every warp access is
+// coalesced.
+// Per element, S = sizeof(T):
+//   forward  reads S (z) [+ S bias, from L1/L2: `columns` distinct values],
+//            writes S (y) [+ S z when bias is given]; the identity with a
+//            bias writes z alone (y is z), without one it launches nothing.
+//   backward reads 2S (dy, and z, or y for exponential/sigmoid/tanh; step
+//            reads nothing) and writes S.
+// FLOPs: 1-20 per element (an exp or log1p at most twice, silu's gradient
+// the most); an integer modulo for the bias column. Memory-bound for every
+// kind.
+//
+// Limits: n < 2**31 (the launcher checks); columns >= 1; one kind and one
+// parameter set per launch.
 #include "common.cuh"
 
 #define ACT_LINEAR 0
@@ -50,6 +67,17 @@
 #define SELU_ALPHA 1.6732632423543772848170429916717
 #define SELU_SCALE 1.0507009873554804934193349852946
 
+// a * b rounded on its own: CUDA never contracts __fmul_rn / __dmul_rn into an
+// FMA with a neighbouring add, so a product feeding an add rounds as NumPy's does.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
+// NumPy's maximum and minimum: a NaN in either argument gives NaN (fmax/fmin would drop it).
+template <typename T>
+__device__ __forceinline__ T nan_max(T a, T b) { return (a != a || a > b) ? a : b; }
+template <typename T>
+__device__ __forceinline__ T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
+
 template <typename T>
 __device__ __forceinline__ T act_sigmoid(T x) {
     const T e = dl_exp(-dl_abs(x));   // in (0, 1]: never overflows
@@ -58,12 +86,12 @@ __device__ __forceinline__ T act_sigmoid(T x) {
 
 template <typename T>
 __device__ __forceinline__ T act_elu(T x, T alpha) {
-    return x >= T(0) ? x : alpha * dl_expm1(dl_min(x, T(0)));
+    return x >= T(0) ? x : alpha * dl_expm1(nan_min(x, T(0)));
 }
 
 template <typename T>
 __device__ __forceinline__ T act_elu_grad(T x, T alpha) {
-    return x >= T(0) ? T(1) : alpha * dl_exp(dl_min(x, T(0)));
+    return x >= T(0) ? T(1) : alpha * dl_exp(nan_min(x, T(0)));
 }
 
 template <typename T>
@@ -77,14 +105,17 @@ __device__ __forceinline__ T act_forward(T x, int kind, T p0, T p1, T p2) {
     switch (kind) {
     case ACT_RELU: {
         T y = x > p2 ? x : T(0);
-        if (p1 == p1) y = y < T(0) ? T(0) : (y > p1 ? p1 : y);   // p1 is NaN when there is no max_value
+        if (p1 == p1) {   // p1 is NaN when there is no max_value
+            // NumPy's clip: max with 0, then min with max_value; a NaN stays NaN.
+            y = y < T(0) ? T(0) : y;
+            y = y > p1 ? p1 : y;
+        }
         if (p0 != T(0)) {
-            const T below = p2 - x;
-            y = y - p0 * (below > T(0) ? below : T(0));
+            y = y - mul_rn(p0, nan_max(p2 - x, T(0)));
         }
         return y;
     }
-    case ACT_LEAKY_RELU: return dl_max(x, p0 * x);
+    case ACT_LEAKY_RELU: return nan_max(x, p0 * x);
     case ACT_ELU: return act_elu(x, p0);
     case ACT_SELU: return T(SELU_SCALE) * act_elu(x, T(SELU_ALPHA));
     case ACT_EXPONENTIAL: return dl_exp(x);
@@ -108,7 +139,7 @@ __device__ __forceinline__ T act_backward(T x, T y, T dy, int kind, T p0, T p1, 
         bool passes = x > p2;
         if (p1 == p1) passes = passes && x > T(0) && x < p1;
         T slope = passes ? T(1) : T(0);
-        if (p0 != T(0)) slope = slope + p0 * (x < p2 ? T(1) : T(0));
+        if (p0 != T(0)) slope = slope + mul_rn(p0, x < p2 ? T(1) : T(0));
         return dy * slope;
     }
     case ACT_LEAKY_RELU: {
@@ -122,9 +153,9 @@ __device__ __forceinline__ T act_backward(T x, T y, T dy, int kind, T p0, T p1, 
     case ACT_SOFTPLUS: return dy * act_sigmoid(x);
     case ACT_SILU: {
         const T s = act_sigmoid(x);
-        return dy * (s + x * s * (T(1) - s));
+        return dy * (s + mul_rn(mul_rn(x, s), T(1) - s));
     }
-    case ACT_TANH: return dy * (T(1) - y * y);
+    case ACT_TANH: return dy * (T(1) - mul_rn(y, y));
     case ACT_SOFTSIGN: {
         const T d = T(1) + dl_abs(x);
         return dy / (d * d);
@@ -156,9 +187,17 @@ __device__ void bias_activation_fwd(T* z, const T* __restrict__ bias, T* y, int 
 template <typename T>
 __device__ void activation_bwd(const T* __restrict__ z, const T* __restrict__ y, const T* __restrict__ dy,
                                T* __restrict__ dz, int n, int kind, T p0, T p1, T p2) {
+    // Load only what the formula reads (uniform across the grid): one array fewer of the three inputs
+    // for every kind, a quarter of the kernel's traffic; step's zero gradient reads nothing.
+    const bool reads_y = kind == ACT_EXPONENTIAL || kind == ACT_SIGMOID || kind == ACT_TANH;
+    const bool reads_z = !reads_y && kind != ACT_LINEAR && kind != ACT_STEP;
+    const bool reads_dy = kind != ACT_STEP;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)n; i += stride) {
-        dz[i] = act_backward(z[i], y[i], dy[i], kind, p0, p1, p2);
+        const T x = reads_z ? z[i] : T(0);
+        const T out = reads_y ? y[i] : T(0);
+        const T grad = reads_dy ? dy[i] : T(0);
+        dz[i] = act_backward(x, out, grad, kind, p0, p1, p2);
     }
 }
 
