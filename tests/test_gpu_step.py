@@ -1,0 +1,58 @@
+"""The GPU path as a whole: a training step that never waits for the device, and the pool on a real GPU.
+
+GPU tier only (skipped without a CUDA device).
+"""
+import numpy
+import pytest
+
+from gpu_dl import backend, layers
+from gpu_dl.models import Sequential
+
+
+def _model():
+    backend.set_random_seed(0)
+    model = Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.2),
+                        layers.Dense(5, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:cupyx.allow_synchronize")
+def test_train_step_copies_nothing_back_to_the_host(cupy_only):
+    """Inside a step, nothing synchronises with the device (no device-to-host copy, no .item()).
+
+    CuPy's detector sees the synchronisations CuPy itself makes (asnumpy, item, float() of an array),
+    which are the ones gpu_dl's Python could cause.
+    """
+    cupyx = pytest.importorskip("cupyx")
+    cupy = cupy_only
+    rng = numpy.random.default_rng(0)
+    x, y = rng.standard_normal((64, 12)).astype("float32"), rng.integers(0, 5, 64)
+    model = _model()
+    model.train_on_batch(x, y)                 # builds, compiles kernels, creates optimizer slots
+    xb, yb = cupy.asarray(x[:32]), cupy.asarray(y[:32])
+    cupy.cuda.runtime.deviceSynchronize()
+    with cupyx.allow_synchronize(False):
+        for _ in range(3):
+            model._train_step(xb, yb, None)
+    loss = model._logs()["loss"]               # the one scalar the progress bar reads, after the steps
+    assert numpy.isfinite(loss)
+
+
+def test_pool_serves_cupy_and_reports_out_of_memory_with_device_figures(cupy_only):
+    cupy = cupy_only
+    from gpu_dl.backend import cupy_allocator
+    if not cupy_allocator.is_installed():
+        pytest.skip("gpu_dl's pool is not CuPy's allocator here (GPU_DL_ALLOCATOR is set)")
+    before = backend.memory_stats().get("num_allocs", 0)
+    a = cupy.arange(1000, dtype=cupy.float32)
+    assert backend.memory_stats()["num_allocs"] > before and float(a.sum()) == 499500.0
+    free, total = cupy.cuda.runtime.memGetInfo()
+    with pytest.raises(backend.OutOfMemoryError) as caught:
+        cupy.empty(2 * total, dtype=cupy.uint8)
+    message = str(caught.value)
+    assert "tried to allocate" in message and "free of" in message and "batch_size" in message
+    assert backend.memory_stats()["num_ooms"] >= 1
+    b = cupy.ones(10)                          # the pool still works after the error
+    assert float(b.sum()) == 10.0
+    assert "Allocated memory" in backend.memory_summary()
