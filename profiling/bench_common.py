@@ -10,9 +10,11 @@ Small shapes are reported as microseconds per call, not as bandwidth.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import statistics
 import time
+from pathlib import Path
 
 import cupy
 
@@ -123,3 +125,14 @@ def torch_or_none():
     except ImportError:
         return None
     return torch if torch.cuda.is_available() else None
+
+
+def main(run, description: str):
+    """The command line every benchmark shares: print ``run()``'s markdown, and write it to ``--out``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    text = run()
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)

@@ -13,7 +13,6 @@ Usage: python profiling/bench_mlp.py [--out FILE]
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -98,15 +97,5 @@ def run():
                       "gpu_dl CPU (NumPy)"], rows))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="also write the markdown here")
-    args = parser.parse_args()
-    text = run()
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-
-
 if __name__ == "__main__":
-    main()
+    bc.main(run, __doc__.splitlines()[0])

@@ -11,7 +11,6 @@ Usage: python profiling/bench_optimizers.py [--out FILE]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -106,16 +105,6 @@ def run():
                       "speed-up"], rows))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="also write the markdown here")
-    args = parser.parse_args()
-    text = run()
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-
-
 if __name__ == "__main__":
     numpy.seterr(all="ignore")
-    main()
+    bc.main(run, __doc__.splitlines()[0])

@@ -14,7 +14,6 @@ Usage: python profiling/bench_softmax_xent.py [--out FILE]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -114,15 +113,5 @@ def run():
     return "\n".join(out)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="also write the markdown here")
-    args = parser.parse_args()
-    text = run()
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-
-
 if __name__ == "__main__":
-    main()
+    bc.main(run, __doc__.splitlines()[0])
