@@ -6,7 +6,7 @@ import numpy
 import pytest
 
 from gpu_dl import backend
-from gpu_dl.backend import memory
+from gpu_dl.backend import memory, memory_pool
 from gpu_dl.backend.memory_pool import (
     CachingPool,
     OutOfMemoryError,
@@ -59,29 +59,71 @@ class FakeDevice:
         return self.capacity - self.used(), self.capacity
 
 
-def check_consistent(pool, raw, live):
-    """Invariants between the pool's snapshot, its statistics, the fake device and the caller's live blocks."""
+def quick_listed(pool):
+    """The pool's quick-listed blocks (address -> block), after checking every quick list's invariants."""
+    found = {}
+    for stream, lists in pool._quick.items():
+        for served, blocks in lists.items():
+            for block in blocks:
+                assert block.address not in found, "a block is on two quick lists, or twice on one"
+                assert pool._blocks.get(block.address) is block, "a quick-listed block is no longer in the pool"
+                assert block.state == memory_pool._QUICK
+                assert (block.served, block.segment.stream) == (served, stream), "quick list of the wrong key"
+                assert served % 512 == 0 and served <= block.size
+                if block.segment.small:
+                    assert block.size == served, "a small block is split to exactly the size it served"
+                else:
+                    assert block.size - served <= MiB, "only a remainder not worth splitting stays with a block"
+                found[block.address] = block
+    on_no_list = [b.address for b in pool._blocks.values() if b.state == memory_pool._QUICK and b.address not in found]
+    assert not on_no_list, "a block marked quick is on no quick list"
+    return found
+
+
+def check_consistent(pool, raw, live, merged=False):
+    """Invariants between the pool's snapshot, its statistics, its free and quick lists, the fake device
+    and the caller's live blocks. ``merged``: the quick lists were just merged (nothing may wait on them)."""
     snap = pool.snapshot()
     stats = pool.stats()
+    quick = quick_listed(pool)        # after snapshot and stats: they drain the finalisers' queue
+    if merged:
+        assert not quick
     assert {s["address"]: s["size"] for s in snap} == raw.live
     allocated = {}
     intervals = []
-    free_blocks = 0
+    free_listed = {}                  # (small, stream) -> {(size, address)} of free blocks on no quick list
+    seen_quick = set()
     for seg in snap:
         expected = seg["address"]
-        previous_free = False
+        previous_free = previous_quick = False
         for block in seg["blocks"]:
             assert block["address"] == expected, "blocks must tile their segment"
             assert block["size"] > 0 and block["size"] % 512 == 0
             expected += block["size"]
             is_free = block["state"] == "free"
-            assert not (is_free and previous_free), "adjacent free blocks must be merged"
-            previous_free = is_free
-            free_blocks += is_free
-            if not is_free:
+            is_quick = block["address"] in quick
+            assert not is_quick or is_free, "a quick-listed block is shown allocated"
+            assert not (is_free and previous_free and not (is_quick or previous_quick)), (
+                "adjacent free blocks must be merged unless one of them waits on a quick list")
+            previous_free, previous_quick = is_free, is_quick
+            if is_quick:
+                seen_quick.add(block["address"])
+                assert block["size"] == quick[block["address"]].size
+            if is_free:
+                assert block["requested"] == 0
+                if not is_quick:
+                    free_listed.setdefault((seg["pool"] == "small", seg["stream"]), set()).add(
+                        (block["size"], block["address"]))
+            else:
                 allocated[block["address"]] = block
                 intervals.append((block["address"], block["address"] + block["size"]))
         assert expected == seg["address"] + seg["size"]
+    assert seen_quick == set(quick), "a quick-listed block is in no segment"
+    for key, free_list in pool._free_lists.items():
+        assert free_list.keys == sorted(free_list.keys)
+        assert set(free_list.keys) == free_listed.pop(key, set()), "free list and free blocks disagree"
+        assert len(set(free_list.keys)) == len(free_list.keys)
+    assert not free_listed, "free blocks of a (pool, stream) without a free list"
     intervals.sort()
     for (_, end), (start, _) in zip(intervals, intervals[1:]):
         assert end <= start, "live blocks overlap"
@@ -95,7 +137,7 @@ def check_consistent(pool, raw, live):
     assert stats["reserved_bytes"] == sum(raw.live.values())
     assert stats["segments"] == len(raw.live)
     assert stats["cached_bytes"] == stats["reserved_bytes"] - stats["allocated_bytes"]
-    assert sum(len(fl.keys) for fl in pool._free_lists.values()) == free_blocks
+    return quick
 
 
 def test_size_classes():
@@ -138,6 +180,8 @@ def test_best_fit_takes_the_smallest_hole_that_fits():
     blocks = [pool.malloc(n) for n in sizes]
     for i in (0, 2, 4):                   # holes of 1024, 4096 and 2048 bytes between live blocks
         pool.free(blocks[i])
+    assert pool.empty_cache() == 0         # moves the quick-listed holes to the free list; releases nothing
+    assert not quick_listed(pool)
     assert pool.malloc(1500) == blocks[4]  # 1536 bytes: the 2048 hole, not the 4096 one nor the tail
     assert pool.malloc(4000) == blocks[2]
     assert raw.mallocs == [2 * MiB]
@@ -156,7 +200,11 @@ def test_large_blocks_split_and_merge_back():
     assert d == a and raw.mallocs == [8 * MiB]
     check_consistent(pool, raw, {c: 2 * MiB, d: 4 * MiB})
     pool.free(c)
-    pool.free(d)
+    pool.free(d)                           # d, c and the 2 MiB tail: free, two of them quick-listed
+    whole = pool.malloc(8 * MiB)           # only the three merged fit: served there, no new segment
+    assert whole == a and raw.mallocs == [8 * MiB]
+    check_consistent(pool, raw, {whole: 8 * MiB})
+    pool.free(whole)
     [segment] = pool.snapshot()
     assert segment["blocks"] == [{"address": a, "size": 8 * MiB, "requested": 0, "state": "free"}]
 
@@ -290,6 +338,13 @@ def test_bad_frees_and_sizes_are_rejected():
         with pytest.raises(ValueError, match="nbytes"):
             pool.malloc(bad)
 
+    class Count(int):
+        pass
+
+    b = pool.malloc(Count(700))                  # an int subclass is an int
+    assert pool.stats()["requested_bytes"] == 700 and type(pool.snapshot()[0]["blocks"][0]["requested"]) is int
+    pool.free(b)
+
 
 def test_finaliser_release_during_malloc_is_deferred_not_deadlocked():
     raw = FakeDevice()
@@ -325,13 +380,26 @@ def test_random_operations_keep_every_invariant():
     gen = numpy.random.default_rng(7)
     raw = FakeDevice(capacity=96 * MiB)
     pool = CachingPool(raw, device_memory_info=raw.memory_info)
+    slow = []                                # requests no quick list served
+    uncached = pool._malloc_uncached
+    pool._malloc_uncached = lambda *args: slow.append(args) or uncached(*args)
     live = {}
+    sizes = {}                               # live address -> its block's size
     ooms = 0
+    # statistics kept here, independently of the pool's
+    expect = dict.fromkeys(("num_allocs", "num_frees", "total_allocated_bytes", "total_freed_bytes",
+                            "peak_allocated_bytes", "peak_requested_bytes", "peak_active_blocks",
+                            "peak_reserved_bytes", "peak_segments"), 0)
+    most_quick = 0
     for step in range(3000):
         action = gen.random()
         if action < 0.5 or not live:
             if gen.random() < 0.8:
-                nbytes = int(gen.integers(0, 64 * KiB)) if gen.random() < 0.7 else int(gen.integers(0, MiB + 1))
+                # a few recurring sizes, as training has, and arbitrary ones
+                if gen.random() < 0.5:
+                    nbytes = int(gen.choice([512, 3000, 40 * KiB, 300 * KiB, MiB]))
+                else:
+                    nbytes = int(gen.integers(0, 64 * KiB)) if gen.random() < 0.7 else int(gen.integers(0, MiB + 1))
             else:
                 nbytes = int(gen.integers(MiB + 1, 12 * MiB))
             try:
@@ -341,27 +409,46 @@ def test_random_operations_keep_every_invariant():
             else:
                 assert address not in live
                 live[address] = nbytes
+                sizes[address] = pool._blocks[address].size
+                expect["num_allocs"] += 1
+                expect["total_allocated_bytes"] += sizes[address]
         elif action < 0.98:
             address = list(live)[int(gen.integers(len(live)))]
-            pool.free(address)
+            if gen.random() < 0.5:
+                pool.free(address)
+            else:
+                pool.release_later(address)  # the finaliser's way; the lock is free, so at once
             del live[address]
+            expect["num_frees"] += 1
+            expect["total_freed_bytes"] += sizes.pop(address)
         else:
             pool.empty_cache()
+            check_consistent(pool, raw, live, merged=True)
+        for key, now in (("allocated_bytes", sum(sizes.values())), ("requested_bytes", sum(live.values())),
+                         ("active_blocks", len(live)), ("reserved_bytes", sum(raw.live.values())),
+                         ("segments", len(raw.live))):
+            expect["peak_" + key] = max(expect["peak_" + key], now)
         if step % 50 == 0:
-            check_consistent(pool, raw, live)
+            most_quick = max(most_quick, len(check_consistent(pool, raw, live)))
     check_consistent(pool, raw, live)
     stats = pool.stats()
     assert stats["num_ooms"] == ooms
+    assert {key: stats[key] for key in expect} == expect
+    assert stats["cache_misses"] == stats["num_device_allocs"] + ooms    # a miss asks the device for a segment
+    assert stats["cache_hits"] == stats["num_allocs"] - stats["num_device_allocs"]
     assert stats["cache_hits"] > 0 and stats["num_device_allocs"] > 1
+    assert most_quick > 0 and len(slow) < stats["num_allocs"] - 100, "the quick lists were hardly in play"
     for address in list(live):
         pool.free(address)
     pool.empty_cache()
     assert raw.live == {} and pool.stats()["allocated_bytes"] == 0
 
 
-def test_threads_share_one_pool_safely():
+@pytest.mark.parametrize("release", ["free", "release_later"])
+def test_threads_share_one_pool_safely(release):
     raw = FakeDevice()
     pool = CachingPool(raw)
+    give_back = getattr(pool, release)
     kept = {}
 
     def work(seed):
@@ -370,10 +457,13 @@ def test_threads_share_one_pool_safely():
         for _ in range(400):
             if mine and gen.random() < 0.5:
                 address = next(iter(mine))
-                pool.free(address)
+                give_back(address)       # release_later queues it when another thread holds the lock
                 del mine[address]
             else:
-                nbytes = int(gen.integers(1, 3 * MiB))
+                if gen.random() < 0.5:
+                    nbytes = int(gen.choice([1000, 70 * KiB, 2 * MiB]))     # recurring sizes
+                else:
+                    nbytes = int(gen.integers(1, 3 * MiB))
                 mine[pool.malloc(nbytes)] = nbytes
         kept.update(mine)
 
@@ -382,7 +472,9 @@ def test_threads_share_one_pool_safely():
         t.start()
     for t in threads:
         t.join()
-    check_consistent(pool, raw, kept)
+    check_consistent(pool, raw, kept)     # its snapshot frees what is still queued
+    stats = pool.stats()
+    assert stats["num_allocs"] - stats["num_frees"] == len(kept) == stats["active_blocks"]
 
 
 def test_format_bytes():
@@ -435,11 +527,15 @@ def test_freed_block_waits_whole_on_a_quick_list_for_its_size():
     a, b = pool.malloc(3000), pool.malloc(3000)
     pool.free(a)
     pool.free(b)                                         # neighbours, yet not merged: both wait whole
-    assert pool._quick_count == 2 and all(len(fl.keys) == 1 for fl in pool._free_lists.values())
+    assert set(quick_listed(pool)) == {a, b}
     stats = pool.stats()
     assert (stats["allocated_bytes"], stats["active_blocks"], stats["cached_bytes"]) == (0, 0, 2 * MiB)
+    [segment] = pool.snapshot()                          # shown free, as they are; the snapshot merges nothing
+    assert segment["blocks"][:2] == [{"address": a, "size": 3072, "requested": 0, "state": "free"},
+                                     {"address": b, "size": 3072, "requested": 0, "state": "free"}]
+    assert set(quick_listed(pool)) == {a, b}
     assert pool.malloc(3000) == b and pool.malloc(2900) == a   # last freed first, same rounded size
-    assert pool._quick_count == 0 and raw.mallocs == [2 * MiB]
+    assert not quick_listed(pool) and raw.mallocs == [2 * MiB]
     assert pool.stats()["cache_hits"] == 3                # b from the segment's tail, then b and a again
     check_consistent(pool, raw, {a: 2900, b: 3000})
 
@@ -450,19 +546,81 @@ def test_quick_list_key_is_the_request_size_the_block_served():
     a = pool.malloc(3 * MiB)                             # a whole 4 MiB segment: the rest is not split off
     pool.free(a)
     assert pool.malloc(3 * MiB) == a                     # found by its 3 MiB request, not its 4 MiB size
-    assert pool._quick_count == 0 and raw.mallocs == [4 * MiB]
+    assert not quick_listed(pool) and raw.mallocs == [4 * MiB]
 
 
-def test_other_sizes_merge_the_quick_lists_before_best_fit_or_a_new_segment():
+def test_a_size_no_quick_list_holds_takes_best_fit_over_the_free_lists_and_leaves_the_quick_lists():
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    blocks = [pool.malloc(n) for n in (1024, 512, 4096, 512, 2048, 512)]
+    for i in (0, 2, 4):
+        pool.free(blocks[i])
+    tail = blocks[-1] + 512
+    assert pool.malloc(1500) == tail                     # the free list holds only the tail: no merge needed
+    assert set(quick_listed(pool)) == {blocks[0], blocks[2], blocks[4]}
+    assert [pool.malloc(n) for n in (2048, 4096, 1024)] == [blocks[4], blocks[2], blocks[0]]
+    assert raw.mallocs == [2 * MiB] and pool.stats()["cache_hits"] == 9
+    check_consistent(pool, raw, {blocks[1]: 512, blocks[3]: 512, blocks[5]: 512, tail: 1500,
+                                 blocks[4]: 2048, blocks[2]: 4096, blocks[0]: 1024})
+
+
+def test_quick_lists_merge_when_the_free_lists_cannot_serve_before_a_new_segment():
     raw = FakeDevice()
     pool = CachingPool(raw)
     quarter = 512 * KiB
-    blocks = [pool.malloc(quarter) for _ in range(4)]    # one 2 MiB small segment, full
+    blocks = [pool.malloc(quarter) for _ in range(3)]    # one 2 MiB small segment, a 512 KiB tail free-listed
     pool.free(blocks[1])
-    pool.free(blocks[2])
-    merged = pool.malloc(MiB)                            # no quick list of 1 MiB: the two holes merge
-    assert merged == blocks[1] and raw.mallocs == [2 * MiB] and pool._quick_count == 0
-    check_consistent(pool, raw, {blocks[0]: quarter, merged: MiB, blocks[3]: quarter})
+    pool.free(blocks[2])                                 # quick-listed, not merged with the free tail
+    assert set(quick_listed(pool)) == {blocks[1], blocks[2]}
+    merged = pool.malloc(MiB)                            # fits neither the tail nor a quick list: merge first
+    assert merged == blocks[1] and raw.mallocs == [2 * MiB] and not quick_listed(pool)
+    check_consistent(pool, raw, {blocks[0]: quarter, merged: MiB}, merged=True)
+    pool.free(merged)                                    # quick-listed again, whole, beside the free 512 KiB
+    again = pool.malloc(3 * quarter // 2)                # 768 KiB: only the two merged fit
+    assert again == blocks[1] and raw.mallocs == [2 * MiB]
+    too_big = pool.malloc(MiB)                           # 768 KiB left: nothing fits even merged, a new segment
+    assert raw.mallocs == [2 * MiB, 2 * MiB] and not blocks[0] <= too_big < blocks[0] + 2 * MiB
+    check_consistent(pool, raw, {blocks[0]: quarter, again: 3 * quarter // 2, too_big: MiB}, merged=True)
+
+
+def test_repeated_training_steps_are_served_by_the_quick_lists_alone():
+    """The same allocations every step: after the first step, no best fit, no merge, no split."""
+    raw = FakeDevice()
+    pool = CachingPool(raw)
+    slow = []
+    uncached = pool._malloc_uncached
+    pool._malloc_uncached = lambda *args: slow.append(args) or uncached(*args)
+    gen = numpy.random.default_rng(3)
+    sizes = [int(s) for s in numpy.geomspace(512, 4 * MiB, 12)]
+    full = [sizes[i % len(sizes)] for i in gen.permutation(40)]
+    short = [n // 3 if i % 2 else n for i, n in enumerate(full)]   # an epoch's last, smaller batch
+
+    def step(pattern):
+        live = []
+        for i, nbytes in enumerate(pattern):
+            live.append(pool.malloc(nbytes))
+            if i % 3 == 2:                               # some arrays die during the pass, as a finaliser frees
+                pool.release_later(live.pop(len(live) // 2))
+        for address in reversed(live):
+            pool.release_later(address)
+
+    step(full)
+    devices = len(raw.mallocs)
+    for _ in range(10):
+        del slow[:]
+        step(full)
+        assert not slow, "a repeated step left the quick lists"
+    step(short)                                          # new sizes: best fit and merges
+    step(full)                                           # back: at most one step to settle
+    for _ in range(5):
+        del slow[:]
+        step(full)
+        assert not slow, "the quick lists did not settle after a step of other sizes"
+    assert len(raw.mallocs) <= devices + 1
+    stats = pool.stats()
+    assert stats["num_allocs"] == stats["num_frees"] == 17 * len(full) + len(short)
+    assert stats["cache_hits"] == stats["num_allocs"] - len(raw.mallocs)
+    check_consistent(pool, raw, {})
 
 
 def test_empty_cache_releases_segments_whose_blocks_wait_on_quick_lists():
@@ -471,9 +629,10 @@ def test_empty_cache_releases_segments_whose_blocks_wait_on_quick_lists():
     blocks = [pool.malloc(MiB // 2) for _ in range(4)]
     for address in blocks:
         pool.free(address)
-    assert pool._quick_count == 4
-    assert pool.empty_cache() == 2 * MiB and raw.live == {} and pool._quick_count == 0
+    assert set(quick_listed(pool)) == set(blocks)
+    assert pool.empty_cache() == 2 * MiB and raw.live == {} and not quick_listed(pool)
     assert pool.stats()["reserved_bytes"] == 0
+    check_consistent(pool, raw, {}, merged=True)
 
 
 def test_out_of_memory_retry_merges_quick_lists_and_releases_their_segments():

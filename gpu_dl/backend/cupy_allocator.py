@@ -15,6 +15,11 @@ import cupy
 from .memory_pool import CachingPool, RawOutOfMemory
 
 _runtime = cupy.cuda.runtime
+_get_device = _runtime.getDevice
+# Looked up once: ``allocate`` runs for every CuPy array.
+_get_current_stream = cupy.cuda.get_current_stream
+_UnownedMemory = cupy.cuda.UnownedMemory
+_MemoryPointer = cupy.cuda.MemoryPointer
 _ALLOCATION_ERROR = getattr(_runtime, "errorMemoryAllocation", 2)  # cudaErrorMemoryAllocation
 
 _pools: dict = {}                 # CUDA device id -> CachingPool
@@ -99,12 +104,11 @@ class _BlockOwner:
 
 def allocate(nbytes: int):
     """CuPy allocator: a ``MemoryPointer`` to a pool block of ``nbytes`` on the current device and stream."""
-    device_id = _runtime.getDevice()
+    device_id = _get_device()
     pool = _pools.get(device_id) or get_pool(device_id, create=True)
-    stream = cupy.cuda.get_current_stream().ptr
-    address = pool.malloc(int(nbytes), stream)
-    memory = cupy.cuda.UnownedMemory(address, nbytes, _BlockOwner(pool, address), device_id)
-    return cupy.cuda.MemoryPointer(memory, 0)
+    address = pool.malloc(int(nbytes), _get_current_stream().ptr)
+    memory = _UnownedMemory(address, nbytes, _BlockOwner(pool, address), device_id)
+    return _MemoryPointer(memory, 0)
 
 
 def install_allocator() -> None:
