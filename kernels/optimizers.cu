@@ -74,9 +74,9 @@
 // set with a null slot pointer is a launcher error: the slot then reads as 0
 // and is not stored.
 //
-// Status: compiles with NVRTC for sm_80 and sm_90 without spills; not yet run
-// on a GPU. The GPU tier of tests/test_optimizer_update.py (and
-// compute-sanitizer over it) is still to run.
+// Status: run on an H100 80GB HBM3 on 2026-11-23: GPU tier of tests/test_optimizer_update.py passed,
+// compute-sanitizer memcheck and racecheck clean, 103-116% of the measured copy bandwidth
+// (profiling/results/).
 #include "common.cuh"
 
 // a * b rounded on its own. CUDA guarantees __fmul_rn / __dmul_rn are never
