@@ -54,3 +54,12 @@ def test_info_says_whether_each_kernel_file_compiles(monkeypatch, capsys):
     for filename in kernels.kernel_files():
         assert f"  {filename}: compiles:" in out
     assert "FAILS" not in out
+
+
+def test_memory_by_pci_bus_id(monkeypatch):
+    module = fake_pynvml()
+    seen = []
+    module.nvmlDeviceGetHandleByPciBusId = lambda bus: seen.append(bus) or "handle"
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    assert nvml.memory_info_by_pci_bus_id("0000:19:00.0") == (78 * 2**30, 80 * 2**30)
+    assert seen == [b"0000:19:00.0"]

@@ -12,6 +12,7 @@ import threading
 
 import cupy
 
+from . import nvml
 from .memory_pool import CachingPool, RawOutOfMemory
 
 _runtime = cupy.cuda.runtime
@@ -50,18 +51,11 @@ class CudaRawAllocator:
 def device_memory_info(device_id: int):
     """``(free, total)`` bytes of a device: NVML (nvidia-ml-py) if present, else cudaMemGetInfo; None if neither answers."""
     try:
-        import pynvml
-        pynvml.nvmlInit()
-        try:
-            # NVML numbers devices its own way: find this one by PCI bus id.
-            bus_id = _runtime.deviceGetPCIBusId(device_id)
-            handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode() if isinstance(bus_id, str) else bus_id)
-            info = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            return int(info.free), int(info.total)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no nvidia-ml-py, or NVML unusable here (e.g. some containers)
-        pass
+        info = nvml.memory_info_by_pci_bus_id(_runtime.deviceGetPCIBusId(device_id))
+    except Exception:   # the bus-id query itself failed
+        info = None
+    if info is not None:
+        return info
     try:
         with cupy.cuda.Device(device_id):
             free, total = _runtime.memGetInfo()

@@ -40,3 +40,20 @@ def device_memory_info(index: int = 0):
     """(free bytes, total bytes) of the device, or None."""
     facts = device_facts(index)
     return None if facts is None else (facts["memory_free"], facts["memory_total"])
+
+
+def memory_info_by_pci_bus_id(bus_id):
+    """(free bytes, total bytes) of the device at a PCI bus id, or None.
+
+    CUDA and NVML number devices differently (CUDA_VISIBLE_DEVICES renumbers
+    CUDA's); the bus id names the same device to both.
+    """
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        handle = nvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode() if isinstance(bus_id, str) else bus_id)
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    except Exception:
+        return None
+    return int(memory.free), int(memory.total)
