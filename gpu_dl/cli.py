@@ -1,6 +1,6 @@
 """The ``gpu-dl`` command.
 
-    gpu-dl train [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
+    gpu-dl train [--model mlp|cnn] [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
     gpu-dl info
 """
 from __future__ import annotations
@@ -21,14 +21,34 @@ def build_mlp(input_dim, classes):
     ], name="digits_mlp")
 
 
+def build_cnn(image_shape, classes):
+    """The seed notes' network: INPUT -> [CONV -> RELU -> POOL]*2 -> FC -> RELU -> FC."""
+    from . import layers
+    from .models import Sequential
+    return Sequential([
+        layers.Input(shape=image_shape),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(classes, activation="softmax"),
+    ], name="digits_cnn")
+
+
+MODELS = {"mlp": (build_mlp, False), "cnn": (build_cnn, True)}
+
+
 def train(args):
     from . import backend, data
     backend.set_device(args.device)
     if args.seed is not None:
         backend.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = data.load_digits()
+    build, images = MODELS[args.model]
+    (x_train, y_train), (x_test, y_test) = data.load_digits(image_shape=images)
     print(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images of 8x8 pixels, 10 classes")
-    model = build_mlp(x_train.shape[1], 10)
+    model = build(x_train.shape[1:] if images else x_train.shape[1], 10)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.summary()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
@@ -105,6 +125,8 @@ def make_parser():
     parser = argparse.ArgumentParser(prog="gpu-dl", description="Train and inspect gpu_dl models.")
     sub = parser.add_subparsers(dest="command")
     p_train = sub.add_parser("train", help="train the default model on the bundled digits data")
+    p_train.add_argument("--model", choices=sorted(MODELS), default="mlp",
+                         help="mlp: two hidden Dense layers; cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense")
     p_train.add_argument("--epochs", type=positive, default=30)
     p_train.add_argument("--batch-size", type=positive, default=32)
     p_train.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")

@@ -1,5 +1,7 @@
 """The bottom level: which array module runs, device facts, global settings."""
-from .config import floatx, make_rng, rng, set_floatx, set_random_seed, standardize_dtype
+from .config import (
+    conv_precision, floatx, make_rng, rng, set_conv_precision, set_floatx, set_random_seed, standardize_dtype,
+)
 from .nvtx import nvtx_enabled, nvtx_range
 from .device import (
     DeviceUnavailableError,
@@ -13,8 +15,8 @@ from .device import (
 )
 
 __all__ = [
-    "DeviceUnavailableError", "array_module", "describe_device", "floatx", "get_device",
-    "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
+    "DeviceUnavailableError", "array_module", "conv_precision", "describe_device", "floatx", "get_device",
+    "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
     "to_device", "to_numpy", "xp",
 ]
 

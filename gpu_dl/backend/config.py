@@ -1,5 +1,7 @@
-"""Global settings: the default float type and the random seed."""
+"""Global settings: the default float type, the convolutions' float32 precision, the random seed."""
 from __future__ import annotations
+
+import os
 
 import numpy
 
@@ -31,6 +33,34 @@ def standardize_dtype(dtype, where="dtype") -> str:
     if name not in ("float32", "float64"):
         raise ValueError(f"{where} must be 'float32' or 'float64', got {name!r}.")
     return name
+
+
+# How float32 convolutions multiply on the GPU: "tf32" (tensor cores with 10-bit mantissa inputs and
+# float32 accumulation, what cuDNN does by default under PyTorch), "bfloat16" (tensor cores on inputs
+# rounded to bfloat16, float32 accumulation) or "float32" (strict float32 FMAs). float64 is always exact;
+# the NumPy path always computes in the arrays' own dtype.
+CONV_PRECISIONS = ("tf32", "bfloat16", "float32")
+
+
+def _checked_precision(value, where):
+    if value not in CONV_PRECISIONS:
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, CONV_PRECISIONS))}, got {value!r}.")
+    return value
+
+
+_CONV_PRECISION = _checked_precision(os.environ.get("GPU_DL_CONV_PRECISION", "tf32"),
+                                     "the environment variable GPU_DL_CONV_PRECISION")
+
+
+def conv_precision() -> str:
+    """The precision of float32 convolutions on the GPU (set_conv_precision; GPU_DL_CONV_PRECISION)."""
+    return _CONV_PRECISION
+
+
+def set_conv_precision(value: str) -> None:
+    """Choose "tf32" (default), "bfloat16" or "float32" for float32 convolutions on the GPU."""
+    global _CONV_PRECISION
+    _CONV_PRECISION = _checked_precision(value, "conv precision")
 
 
 def set_random_seed(seed: int) -> None:

@@ -1,0 +1,123 @@
+"""Padding layers: ZeroPadding2D (Keras) and ReflectionPadding2D (mirror padding, which Keras lacks)."""
+from __future__ import annotations
+
+import numbers
+
+from ..backend import array_module
+from .spatial import SpatialLayer
+
+
+def padding_pairs(value, what):
+    """Keras's padding argument: int, (rows, cols) or ((top, bottom), (left, right)), all >= 0."""
+    def count(v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError(f"{what} must hold non-negative integers, got {value!r}.")
+        return int(v)
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        p = count(value)
+        return (p, p), (p, p)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, a pair (rows, cols) or ((top, bottom), (left, right)), "
+                        f"got {value!r}.") from None
+    if len(items) != 2:
+        raise ValueError(f"{what} must have 2 entries (height, width), got {value!r}.")
+    pairs = []
+    for item in items:
+        if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            pairs.append((count(item), count(item)))
+        else:
+            try:
+                pair = tuple(item)
+            except TypeError:
+                raise TypeError(f"{what}: each entry must be an int or a pair, got {value!r}.") from None
+            if len(pair) != 2:
+                raise ValueError(f"{what}: each entry must be an int or a pair (before, after), got {value!r}.")
+            pairs.append((count(pair[0]), count(pair[1])))
+    return tuple(pairs)
+
+
+class _Padding2D(SpatialLayer):
+    MODE = "constant"
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.padding = padding_pairs(padding, f"{type(self).__name__} layer '{self.name}': padding")
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = self.check_rank(input_shape)
+        (top, bottom), (left, right) = self.padding
+        return self.from_last_shape((n, None if h is None else h + top + bottom,
+                                     None if w is None else w + left + right, c))
+
+    def call(self, x, training=False):
+        x = self.to_last(x)
+        (top, bottom), (left, right) = self.padding
+        self._saved = (x.shape,) if training else None
+        widths = ((0, 0), (top, bottom), (left, right), (0, 0))
+        return self.from_last(array_module(x).pad(x, widths, mode=self.MODE))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+class ZeroPadding2D(_Padding2D):
+    """Adds rows and columns of zeros around each image."""
+
+    def backward(self, dy):
+        (shape,) = self.saved()
+        (top, _), (left, _) = self.padding
+        dy = self.to_last(dy)
+        return self.from_last(dy[:, top:top + shape[1], left:left + shape[2], :])
+
+
+class ReflectionPadding2D(_Padding2D):
+    """Mirror padding: row ``-k`` is row ``k`` (the edge itself is not repeated), as ``numpy.pad(mode="reflect")``.
+
+    Each pad must be smaller than the axis it extends."""
+    MODE = "reflect"
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = self.check_rank(input_shape)
+        for axis, size, pair in (("height", h, self.padding[0]), ("width", w, self.padding[1])):
+            if size is not None and max(pair) >= size:
+                raise ValueError(f"ReflectionPadding2D layer '{self.name}': {axis} padding {pair} needs each side "
+                                 f"smaller than the input {axis} {size}.")
+        return super().compute_output_shape(input_shape)
+
+    def call(self, x, training=False):
+        self.compute_output_shape(x.shape)
+        return super().call(x, training)
+
+    def backward(self, dy):
+        (shape,) = self.saved()
+        g = self.to_last(dy)
+        for axis in (1, 2):
+            g = _fold_reflection(g, axis, *self.padding[axis - 1], shape[axis])
+        return self.from_last(g)
+
+
+def _fold_reflection(g, axis, before, after, size):
+    """The gradient of reflect-padding along ``axis``: each mirrored band added back onto the entries it copied.
+
+    Band entry ``before - k`` copied entry ``k`` (k = 1..before); after the core, entry ``size - 1 + k``
+    copied ``size - 1 - k``.
+    """
+    xp = array_module(g)
+
+    def along(start, stop):
+        index = [slice(None)] * g.ndim
+        index[axis] = slice(start, stop)
+        return tuple(index)
+
+    out = g[along(before, before + size)].copy()
+    if before:
+        out[along(1, before + 1)] += xp.flip(g[along(0, before)], axis)
+    if after:
+        out[along(size - 1 - after, size - 1)] += xp.flip(g[along(before + size, before + size + after)], axis)
+    return out

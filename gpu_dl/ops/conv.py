@@ -1,0 +1,158 @@
+"""2-D convolution on NHWC data: forward, gradient of the input, gradient of the kernel.
+
+Shapes (Keras 3, channels_last): x (N, H, W, Cin), kernel (KH, KW, Cin, Cout),
+y (N, OH, OW, Cout). ``strides`` and ``dilation`` are (int, int) pairs,
+``padding`` explicit zero padding ((top, bottom), (left, right)); see
+``conv_padding`` for how Keras's "valid" and "same" become those numbers.
+
+The NumPy path is im2col + one BLAS product: the padded input seen through
+a strided view as (N, OH, OW, KH, KW, Cin) windows, copied to the
+(N*OH*OW, KH*KW*Cin) matrix that multiplies the kernel read as
+(KH*KW*Cin, Cout). The batch goes through in chunks so that matrix stays
+under ``_IM2COL_BYTES``. The input's gradient scatters the columns' gradient
+back with one strided add per kernel tap (KH*KW adds, no loop over pixels).
+CuPy arrays go to the implicit-GEMM kernels of ``kernels/conv2d.cu``.
+"""
+from __future__ import annotations
+
+import numpy
+from numpy.lib.stride_tricks import as_strided
+
+_IM2COL_BYTES = 64 << 20
+
+
+def is_cupy(a) -> bool:
+    return type(a).__module__.startswith("cupy")
+
+
+def conv_output_length(size: int, window: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
+    """Output positions along one axis: floor((size + pads - dilated window) / stride) + 1 (may be <= 0)."""
+    span = dilation * (window - 1) + 1
+    return (size + pad_before + pad_after - span) // stride + 1
+
+
+def same_padding(size: int, window: int, stride: int, dilation: int = 1) -> tuple:
+    """Keras/TensorFlow "same": ceil(size / stride) outputs; the odd pad goes after (bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (window - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_padding(padding: str, spatial: tuple, window: tuple, strides: tuple, dilation: tuple) -> tuple:
+    """((top, bottom), (left, right)) for a padding word over spatial sizes (H, W)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(spatial, window, strides, dilation))
+
+
+def output_spatial(spatial, window, strides, dilation, padding) -> tuple:
+    """(OH, OW) for input sizes (H, W) (entries may be None: unknown stays unknown)."""
+    return tuple(None if n is None else conv_output_length(n, k, s, d, *p)
+                 for n, k, s, d, p in zip(spatial, window, strides, dilation, padding))
+
+
+def _padded(x, padding, value=0):
+    (pt, pb), (pl, pr) = padding
+    if not (pt or pb or pl or pr):
+        return x
+    return numpy.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
+
+
+def _windows(x_padded, window, strides, dilation, out_hw):
+    """Read-only view (N, OH, OW, KH, KW, C) of the padded input's windows."""
+    n, _, _, c = x_padded.shape
+    s_n, s_h, s_w, s_c = x_padded.strides
+    return as_strided(x_padded, shape=(n, out_hw[0], out_hw[1], window[0], window[1], c),
+                      strides=(s_n, s_h * strides[0], s_w * strides[1], s_h * dilation[0], s_w * dilation[1], s_c),
+                      writeable=False)
+
+
+def _batch_chunks(n, rows_per_sample, columns, itemsize):
+    per_sample = max(1, rows_per_sample * columns * itemsize)
+    step = max(1, _IM2COL_BYTES // per_sample)
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _out_hw(x_shape, kernel_shape, strides, dilation, padding):
+    oh, ow = output_spatial(x_shape[1:3], kernel_shape[:2], strides, dilation, padding)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv2d: input {tuple(x_shape)} with kernel {tuple(kernel_shape[:2])}, strides {strides}, "
+                         f"dilation {dilation} and padding {padding} leaves no output position.")
+    return oh, ow
+
+
+def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """y = conv(x, kernel), no bias. See the module docstring for shapes."""
+    if is_cupy(x):
+        from .conv_kernels import conv2d_forward_cuda
+        return conv2d_forward_cuda(x, kernel, None, strides=strides, padding=padding, dilation=dilation)[0]
+    kh, kw, cin, cout = kernel.shape
+    oh, ow = _out_hw(x.shape, kernel.shape, strides, dilation, padding)
+    windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
+    matrix = kernel.reshape(kh * kw * cin, cout)
+    y = numpy.empty((x.shape[0], oh, ow, cout), dtype=numpy.result_type(x, kernel))
+    for a, b in _batch_chunks(x.shape[0], oh * ow, kh * kw * cin, x.itemsize):
+        columns = windows[a:b].reshape((b - a) * oh * ow, kh * kw * cin)   # the im2col copy
+        numpy.matmul(columns, matrix, out=y[a:b].reshape(-1, cout))
+    return y
+
+
+def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), padding=((0, 0), (0, 0)),
+                           dilation=(1, 1)):
+    """``(z, y)`` with z = conv(x, kernel) + bias and y = activation(z); one kernel on the GPU.
+
+    ``activation`` is a ``gpu_dl.activations.ActivationFunction``; ``bias`` may be None.
+    """
+    from . import activation_kernels
+    if is_cupy(x) and activation_kernels.has_kernel(activation.name, x):
+        from .conv_kernels import conv2d_forward_cuda
+        if bias is not None:
+            bias = bias.astype(x.dtype, copy=False)
+        return conv2d_forward_cuda(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,
+                                   activation=activation.name, activation_params=activation.params)
+    z = conv2d_forward(x, kernel, strides=strides, padding=padding, dilation=dilation)
+    return activation.with_bias(z, bias)
+
+
+def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """dL/dx (N, H, W, Cin) from dy (N, OH, OW, Cout)."""
+    if is_cupy(dy):
+        from .conv_kernels import conv2d_backward_input_cuda
+        return conv2d_backward_input_cuda(dy, kernel, tuple(input_shape), strides=strides, padding=padding,
+                                          dilation=dilation)
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = input_shape
+    (pt, pb), (pl, pr) = padding
+    _, oh, ow, _ = dy.shape
+    dtype = numpy.result_type(dy, kernel)
+    dx_padded = numpy.zeros((n, h + pt + pb, w + pl + pr, cin), dtype=dtype)
+    matrix_t = kernel.reshape(kh * kw * cin, cout).T
+    for a, b in _batch_chunks(n, oh * ow, kh * kw * cin, dy.itemsize):
+        d_columns = (dy[a:b].reshape(-1, cout) @ matrix_t).reshape(b - a, oh, ow, kh, kw, cin)
+        for r in range(kh):             # one strided add per tap: the windows of one tap never overlap
+            rows = slice(r * dilation[0], r * dilation[0] + strides[0] * (oh - 1) + 1, strides[0])
+            for q in range(kw):
+                cols = slice(q * dilation[1], q * dilation[1] + strides[1] * (ow - 1) + 1, strides[1])
+                dx_padded[a:b, rows, cols, :] += d_columns[:, :, :, r, q, :]
+    return dx_padded[:, pt:pt + h, pl:pl + w, :]
+
+
+def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """dL/dkernel (KH, KW, Cin, Cout): the im2col matrix's transpose times dy."""
+    if is_cupy(x):
+        from .conv_kernels import conv2d_backward_kernel_cuda
+        return conv2d_backward_kernel_cuda(x, dy, tuple(kernel_shape), strides=strides, padding=padding,
+                                           dilation=dilation)
+    kh, kw, cin, cout = kernel_shape
+    _, oh, ow, _ = dy.shape
+    windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
+    dkernel = numpy.zeros((kh * kw * cin, cout), dtype=numpy.result_type(x, dy))
+    for a, b in _batch_chunks(x.shape[0], oh * ow, kh * kw * cin, x.itemsize):
+        columns = windows[a:b].reshape((b - a) * oh * ow, kh * kw * cin)
+        dkernel += columns.T @ dy[a:b].reshape(-1, cout)
+    return dkernel.reshape(kernel_shape)
+
+
+def bias_gradient(dy):
+    """dL/dbias: dy summed over every axis but the channels."""
+    return dy.reshape(-1, dy.shape[-1]).sum(axis=0)

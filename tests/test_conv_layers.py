@@ -1,0 +1,233 @@
+"""Conv2D, the pooling layers and the padding layers: shapes, forward, backward, configs and bad input."""
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl import layers
+from gpu_dl.backend import to_numpy
+from gradcheck import assert_gradient
+from test_conv_ops import expected_conv
+from test_pool_ops import expected_pool
+
+
+def weighted_sum(layer, x, w):
+    return (layer(x, training=True) * w).sum()
+
+
+def check_layer_gradients(layer, x, rng):
+    """Finite differences of sum(layer(x) * w) for the input and every trainable weight."""
+    y = layer(x, training=True)
+    w = gpu_dl.backend.array_module(y).asarray(rng.standard_normal(y.shape))
+    dx = layer.backward(w)
+    assert_gradient(lambda v: weighted_sum(layer, v, w), x, dx, rng, what=f"{layer.name} input")
+    for var in layer.trainable_weights:
+        layer(x, training=True)
+        layer.backward(w)
+        grad, original = var.grad.copy(), var.value.copy()
+
+        def objective(value, var=var):
+            var.value[...] = value
+            return weighted_sum(layer, x, w)
+
+        assert_gradient(objective, original.copy(), grad, rng, what=f"{layer.name} {var.name}")
+        var.value[...] = original
+
+
+@pytest.mark.parametrize("kwargs,shape", [
+    ({"filters": 5, "kernel_size": 3}, (2, 17, 17, 3)),
+    ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}, (3, 17, 33, 3)),
+    ({"filters": 33, "kernel_size": (2, 5), "strides": (1, 3), "padding": "same"}, (1, 9, 11, 2)),
+    ({"filters": 3, "kernel_size": 3, "dilation_rate": 2, "padding": "same"}, (2, 17, 17, 1)),
+    ({"filters": 2, "kernel_size": 1, "strides": 3}, (1, 33, 17, 17)),
+])
+@pytest.mark.parametrize("activation", ["relu", "tanh", None])
+def test_conv2d_layer_forward_and_gradients(xp, rng, kwargs, shape, activation):
+    layer = layers.Conv2D(**kwargs, activation=activation, bias_initializer="random_normal", dtype="float64")
+    x_host = rng.standard_normal(shape)
+    x = xp.asarray(x_host)
+    y = layer(x)
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == layer.kernel_size + (shape[3], kwargs["filters"]) and bias.shape == (kwargs["filters"],)
+    padding = ((0, 0), (0, 0))
+    if kwargs.get("padding") == "same":
+        padding = tuple(gpu_dl.ops.conv.same_padding(n, k, s, d) for n, k, s, d in
+                        zip(shape[1:3], layer.kernel_size, layer.strides, layer.dilation_rate))
+    z = expected_conv(x_host, kernel, layer.strides, padding, layer.dilation_rate) + bias
+    want = {"relu": numpy.maximum(z, 0), "tanh": numpy.tanh(z), None: z}[activation]
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-10)
+    assert tuple(y.shape)[1:] == layer.compute_output_shape((None,) + shape[1:])[1:]
+    check_layer_gradients(layer, x, rng)
+
+
+def test_conv2d_same_padding_keeps_ceil_of_size_over_stride(xp):
+    layer = layers.Conv2D(2, 3, strides=2, padding="same")
+    assert layer.compute_output_shape((None, 28, 28, 3)) == (None, 14, 14, 2)
+    assert layer.compute_output_shape((None, 27, 5, 3)) == (None, 14, 3, 2)
+    valid = layers.Conv2D(2, 5, strides=3)
+    assert valid.compute_output_shape((None, 32, 32, 3)) == (None, 10, 10, 2)   # (32 - 5 + 0) / 3 + 1
+
+
+def test_conv2d_channels_first_is_channels_last_transposed(xp, rng):
+    first = layers.Conv2D(4, 3, padding="same", data_format="channels_first", dtype="float64")
+    last = layers.Conv2D(4, 3, padding="same", dtype="float64")
+    x = rng.standard_normal((2, 3, 7, 9))
+    first(xp.asarray(x))
+    last(xp.asarray(x.transpose(0, 2, 3, 1)))
+    last.set_weights(first.get_weights())
+    y_first = first(xp.asarray(x), training=True)
+    y_last = last(xp.asarray(x.transpose(0, 2, 3, 1)))
+    assert first.compute_output_shape((None, 3, 7, 9)) == (None, 4, 7, 9)
+    numpy.testing.assert_allclose(to_numpy(y_first), to_numpy(y_last).transpose(0, 3, 1, 2), rtol=1e-12)
+    check_layer_gradients(first, xp.asarray(x), rng)
+
+
+@pytest.mark.parametrize("cls,kind", [(layers.MaxPooling2D, "max"), (layers.AveragePooling2D, "avg")])
+@pytest.mark.parametrize("kwargs,shape", [
+    ({}, (2, 17, 17, 3)),
+    ({"pool_size": 3, "strides": 2, "padding": "same"}, (3, 17, 33, 2)),
+    ({"pool_size": (2, 3), "strides": 1, "padding": "same"}, (1, 9, 11, 4)),
+    ({"pool_size": 2, "padding": "same"}, (2, 3, 5, 1)),
+])
+def test_pooling_layers_forward_and_gradients(xp, rng, cls, kind, kwargs, shape):
+    layer = cls(**kwargs, dtype="float64")
+    x_host = rng.standard_normal(shape)
+    y = layer(xp.asarray(x_host))
+    padding = ((0, 0), (0, 0))
+    if kwargs.get("padding") == "same":
+        padding = tuple(gpu_dl.ops.conv.same_padding(n, k, s) for n, k, s in
+                        zip(shape[1:3], layer.pool_size, layer.strides))
+    want = expected_pool(x_host, layer.pool_size, layer.strides, padding, kind)[0]
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12)
+    assert tuple(y.shape)[1:] == layer.compute_output_shape((None,) + shape[1:])[1:]
+    check_layer_gradients(layer, xp.asarray(x_host), rng)
+
+
+@pytest.mark.parametrize("cls", [layers.GlobalMaxPooling2D, layers.GlobalAveragePooling2D])
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_global_pooling_layers(xp, rng, cls, keepdims, data_format):
+    layer = cls(keepdims=keepdims, data_format=data_format, dtype="float64")
+    x_host = rng.standard_normal((3, 5, 7, 4))
+    y = to_numpy(layer(xp.asarray(x_host)))
+    axes = (2, 3) if data_format == "channels_first" else (1, 2)
+    reduce = numpy.max if cls is layers.GlobalMaxPooling2D else numpy.mean
+    numpy.testing.assert_allclose(y, reduce(x_host, axis=axes, keepdims=keepdims), rtol=1e-12)
+    assert y.shape[1:] == layer.compute_output_shape((None,) + x_host.shape[1:])[1:]
+    check_layer_gradients(layer, xp.asarray(x_host), rng)
+
+
+@pytest.mark.parametrize("padding,pairs", [(1, ((1, 1), (1, 1))), ((2, 0), ((2, 2), (0, 0))),
+                                           (((1, 2), (3, 0)), ((1, 2), (3, 0)))])
+def test_zero_padding(xp, rng, padding, pairs):
+    layer = layers.ZeroPadding2D(padding, dtype="float64")
+    x_host = rng.standard_normal((2, 4, 5, 3))
+    y = layer(xp.asarray(x_host))
+    numpy.testing.assert_array_equal(to_numpy(y), numpy.pad(x_host, ((0, 0),) + pairs + ((0, 0),)))
+    assert layer.padding == pairs
+    assert layer.compute_output_shape((None, 4, 5, 3)) == (None, 4 + sum(pairs[0]), 5 + sum(pairs[1]), 3)
+    check_layer_gradients(layer, xp.asarray(x_host), rng)
+
+
+@pytest.mark.parametrize("padding", [1, (2, 1), ((1, 3), (0, 2))])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_reflection_padding_mirrors_without_repeating_the_edge(xp, rng, padding, data_format):
+    layer = layers.ReflectionPadding2D(padding, data_format=data_format, dtype="float64")
+    x_host = rng.standard_normal((2, 3, 4, 5) if data_format == "channels_first" else (2, 4, 5, 3))
+    pairs = layer.padding
+    widths = ((0, 0), (0, 0)) + pairs if data_format == "channels_first" else ((0, 0),) + pairs + ((0, 0),)
+    y = layer(xp.asarray(x_host))
+    numpy.testing.assert_array_equal(to_numpy(y), numpy.pad(x_host, widths, mode="reflect"))
+    if data_format == "channels_last" and pairs[0][0] == 1:
+        numpy.testing.assert_array_equal(to_numpy(y)[:, 0, pairs[1][0]:pairs[1][0] + 5], x_host[:, 1])
+    check_layer_gradients(layer, xp.asarray(x_host), rng)
+
+
+def test_summary_shows_the_size_formula_shapes(capsys):
+    model = gpu_dl.Sequential([
+        layers.Input((32, 32, 3)),
+        layers.ZeroPadding2D(2),
+        layers.Conv2D(32, 5, strides=1, activation="relu"),                  # (36 - 5)/1 + 1 = 32
+        layers.MaxPooling2D(2),                                             # 16
+        layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),  # ceil(16/2) = 8
+        layers.ReflectionPadding2D(1),                                      # 10
+        layers.Conv2D(64, 3),                                               # (10 - 3)/1 + 1 = 8
+        layers.AveragePooling2D(3, strides=2),                              # (8 - 3)/2 + 1 = 3
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.summary()
+    text = capsys.readouterr().out
+    for shape in ["(None, 36, 36, 3)", "(None, 32, 32, 32)", "(None, 16, 16, 32)", "(None, 8, 8, 64)",
+                  "(None, 10, 10, 64)", "(None, 3, 3, 64)", "(None, 64)", "(None, 10)"]:
+        assert shape in text, shape
+    assert f"{5 * 5 * 3 * 32 + 32:,}" in text and f"{3 * 3 * 32 * 64 + 64:,}" in text
+
+
+def test_kernel_larger_than_padded_input_quotes_the_formula():
+    model = gpu_dl.Sequential([layers.Input((4, 6, 1)), layers.MaxPooling2D(2)])
+    with pytest.raises(ValueError) as caught:
+        model.add(layers.Conv2D(8, 3, strides=2, name="too_big"))
+    message = str(caught.value)
+    assert "too_big" in message and "height" in message and "(2 - 3 + 0) // 2 + 1 = 0" in message
+    assert len(model.layers) == 1
+    with pytest.raises(ValueError, match=r"dilated by 2 \(spans 5\)"):
+        layers.Conv2D(1, 3, dilation_rate=2).compute_output_shape((None, 4, 9, 1))
+    with pytest.raises(ValueError, match="pool"):
+        layers.MaxPooling2D(3, name="pool").compute_output_shape((None, 2, 9, 1))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: layers.Conv2D(0, 3), "filters"),
+    (lambda: layers.Conv2D(-4, 3), "filters"),
+    (lambda: layers.Conv2D(4, 0), "kernel_size"),
+    (lambda: layers.Conv2D(4, (3, -1)), "kernel_size"),
+    (lambda: layers.Conv2D(4, 3, strides=0), "strides"),
+    (lambda: layers.Conv2D(4, 3, padding="full"), "padding"),
+    (lambda: layers.Conv2D(4, 3, padding="causal"), "padding"),
+    (lambda: layers.Conv2D(4, 3, dilation_rate=0), "dilation_rate"),
+    (lambda: layers.Conv2D(4, 3, strides=2, dilation_rate=2), "dilation_rate"),
+    (lambda: layers.Conv2D(4, 3, groups=2), "groups"),
+    (lambda: layers.Conv2D(4, 3, data_format="nhwc"), "data_format"),
+    (lambda: layers.MaxPooling2D(0), "pool_size"),
+    (lambda: layers.MaxPooling2D(2, strides=(1, 0)), "strides"),
+    (lambda: layers.AveragePooling2D(padding="reflect"), "padding"),
+    (lambda: layers.ZeroPadding2D(-1), "padding"),
+    (lambda: layers.ZeroPadding2D((1, 2, 3)), "padding"),
+    (lambda: layers.ReflectionPadding2D(((1, 2), (1,))), "padding"),
+])
+def test_bad_arguments_are_clear_errors(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_bad_inputs_name_the_layer(xp):
+    conv = layers.Conv2D(4, 3, name="conv_a")
+    with pytest.raises(ValueError, match=r"conv_a.*rank 4"):
+        conv(xp.ones((2, 8, 8), dtype="float32"))
+    assert not conv.built
+    conv(xp.ones((2, 8, 8, 3), dtype="float32"))
+    with pytest.raises(ValueError, match=r"conv_a.*3 input channels"):
+        conv(xp.ones((2, 8, 8, 5), dtype="float32"))
+    with pytest.raises(ValueError, match=r"pool_b.*rank 4"):
+        layers.MaxPooling2D(name="pool_b")(xp.ones((2, 8), dtype="float32"))
+    with pytest.raises(ValueError, match=r"mirror.*smaller than the input height 2"):
+        layers.ReflectionPadding2D(2, name="mirror")(xp.ones((1, 2, 5, 1), dtype="float32"))
+
+
+def test_configs_round_trip_through_sequential(rng):
+    model = gpu_dl.Sequential([
+        layers.Input((9, 9, 2)),
+        layers.Conv2D(3, (3, 2), strides=(2, 1), padding="same", activation="relu", use_bias=False),
+        layers.ZeroPadding2D(((1, 0), (0, 2))),
+        layers.ReflectionPadding2D(1),
+        layers.MaxPooling2D(2, strides=1, padding="same"),
+        layers.AveragePooling2D((1, 2)),
+        layers.GlobalMaxPooling2D(keepdims=True),
+        layers.Flatten(),
+    ])
+    copy = gpu_dl.Sequential.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    x = rng.standard_normal((2, 9, 9, 2)).astype("float32")
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+    conv = copy.layers[0]
+    assert (conv.kernel_size, conv.strides, conv.padding, conv.use_bias) == ((3, 2), (2, 1), "same", False)
