@@ -1,0 +1,448 @@
+// pooling.cu: 2-D max and average pooling over NHWC tensors, windowed and global, forward and backward.
+//
+// Shapes (all contiguous, C innermost): x and dx (N, H, W, C); y and dy
+// (N, OH, OW, C) for windowed pooling, (N, C) for global pooling; argmax
+// int32, shaped like y.
+//
+// Windowed geometry: pool (ph, pw), strides (sh, sw), padding top pt and
+// left pl (the launcher computes OH = (H + pt + pb - ph) / sh + 1 and OW
+// alike from the bottom/right pads, which the kernels need no further).
+// Output (oh, ow) covers rows h = oh*sh - pt + r, r in [0, ph), and columns
+// w = ow*sw - pl + q, q in [0, pw). Positions outside [0, H) x [0, W) are
+// ignored: never a max candidate, never counted in an average (the divisor
+// is the number of in-bounds positions, as TensorFlow's "same" average
+// pooling divides). With pads < pool (the launcher checks) every window
+// holds at least one in-bounds position.
+//
+// Kernels (T = float / double, suffix _f32 / _f64; `vec` is V below):
+//   maxpool2d_fwd(x, y, argmax, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//       y = max over the window; argmax = window-local position r*pw + q of
+//       the first max in row-major (r, q) order. NaN is the largest value:
+//       a window holding a NaN gives y = NaN and the first NaN's position
+//       (NumPy's max/argmax).
+//   maxpool2d_bwd(dy, argmax, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//       dx[n, h, w, c] = sum of dy[n, oh, ow, c] over the windows that hold
+//       (h, w) and whose argmax is (h, w); 0 when there are none.
+//   avgpool2d_fwd(x, y, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//       y = (sum over the in-bounds window positions, row-major) / count.
+//   avgpool2d_bwd(dy, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//       dx[n, h, w, c] = sum of dy[n, oh, ow, c] / count(oh, ow) over the
+//       windows that hold (h, w).
+//   global_maxpool2d_fwd(x, y, argmax, N, HW, C)
+//       y[n, c] = max over the H*W positions k = h*W + w; argmax[n, c] = k of
+//       the first max (first NaN, as above).
+//   global_maxpool2d_bwd(dy, argmax, dx, N, HW, C, vec)
+//       dx[n, k, c] = dy[n, c] where argmax[n, c] == k, else 0.
+//   global_avgpool2d_fwd(x, y, N, HW, C)
+//       y[n, c] = (sum over k of x[n, k, c]) / HW, summed in T (float for _f32).
+//   global_avgpool2d_bwd(dy, dx, N, HW, C, vec)
+//       dx[n, k, c] = dy[n, c] / HW.
+// Every output element is written exactly once (no memset, no atomics), and
+// every sum is taken in an order fixed by the shapes alone: results are
+// bitwise reproducible from run to run.
+//
+// Launch geometry.
+//   Elementwise kernels (maxpool2d_*, avgpool2d_*, global_*_bwd): 1-D
+//   grid-stride loop, 256 threads per block, ceil(items / 256) blocks capped
+//   at 524280 (launch.grid_1d). One item is V consecutive channels of one
+//   output position (forward) or one input position (backward): V = 4 for
+//   float, 2 for double (16-byte loads and stores) when C % V == 0 and every
+//   pointer is 16-byte aligned, else V = 1 (the launcher decides and passes
+//   `vec`). Consecutive threads take consecutive channels, so each warp
+//   access is one contiguous run of memory.
+//   The backward kernels are gathers: the thread of input element (h, w)
+//   walks the windows that hold it, oh from ceil((h + pt - ph + 1) / sh) to
+//   min((h + pt) / sh, OH - 1) (ow alike), in ascending (oh, ow) order.
+//   global_{max,avg}pool2d_fwd: blocks of (TX, TY) threads, TX = min(32,
+//   pow2 >= C) channels by TY <= 32 slices of H*W (the launcher picks TY from
+//   H*W); one block per (n, tile of TX channels), a 1-D grid of N *
+//   ceil(C / TX) blocks. Thread (tx, ty) scans k = ty, ty + TY, ... for
+//   channel c; the TY partial results go through shared memory and thread
+//   row ty = 0 combines them in ascending ty. A warp reads 32 consecutive
+//   channels of one position: coalesced.
+//
+// Bytes per output element, S = sizeof(T) (DRAM traffic; rereads of
+// overlapping windows, of dy/argmax in the gathers and of the (N, C) arrays
+// of global pooling are mostly L1/L2 hits):
+//   maxpool2d_fwd  reads ph*pw*S (about sh*sw*S from DRAM), writes S + 4
+//   maxpool2d_bwd  per input element: reads up to ceil(ph/sh)*ceil(pw/sw)
+//                  argmax (4 B) and dy values (S; loaded only where an
+//                  argmax matches), writes S
+//   avgpool2d_fwd  reads ph*pw*S (about sh*sw*S from DRAM), writes S
+//   avgpool2d_bwd  per input element: reads up to ceil(ph/sh)*ceil(pw/sw)
+//                  dy values, writes S
+//   global_maxpool2d_fwd reads H*W*S, writes S + 4; _bwd per input element
+//                  writes S (reads 4 + S per (n, c))
+//   global_avgpool2d_fwd reads H*W*S, writes S; _bwd per input element writes S
+// FLOPs: one compare or add per window position, one division per average.
+// Memory-bound throughout.
+//
+// Limits: every array has fewer than 2**31 elements (32-bit indices; the
+// launcher checks); pool, strides >= 1; 0 <= pads < pool; OH, OW >= 1;
+// global pooling: blockDim.x * blockDim.y <= 1024 (POOL_GLOBAL_MAX_THREADS).
+#include "common.cuh"
+
+#define POOL_GLOBAL_MAX_THREADS 1024
+
+// V values of type T loaded or stored as one access: the alignment makes the compiler emit a single
+// 8- or 16-byte instruction (the launcher passes V > 1 only for 16-byte aligned pointers).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) PoolVec {
+    T v[V];
+};
+
+template <typename T, int V>
+__device__ __forceinline__ PoolVec<T, V> pool_load(const T* __restrict__ p) {
+    return *reinterpret_cast<const PoolVec<T, V>*>(p);
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void pool_store(T* __restrict__ p, const PoolVec<T, V>& a) {
+    *reinterpret_cast<PoolVec<T, V>*>(p) = a;
+}
+
+// Whether value v at position k beats the current best (best at position arg; arg < 0: none yet).
+// The order: NaN above every number, a larger number above a smaller one, and between equal values
+// (or two NaNs) the smaller position. A scan in ascending k therefore keeps the first max (the first
+// NaN), and partial results of interleaved scans combine to the same answer in any grouping.
+template <typename T>
+__device__ __forceinline__ bool pool_better(T v, int k, T best, int arg) {
+    if (arg < 0) return k >= 0;
+    const bool v_nan = v != v, best_nan = best != best;
+    if (v_nan || best_nan) return v_nan && (!best_nan || k < arg);
+    return v > best || (v == best && k < arg);
+}
+
+struct PoolGeom {
+    int N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl;
+};
+
+// The in-bounds part [h0, h1) x [w0, w1) of the window of output (oh, ow), whose unclipped top-left
+// corner is (hs, ws) (negative inside the top/left padding).
+struct PoolWindow {
+    int hs, ws, h0, h1, w0, w1;
+    __device__ __forceinline__ PoolWindow(const PoolGeom& g, int oh, int ow) {
+        hs = oh * g.sh - g.pt;
+        ws = ow * g.sw - g.pl;
+        h0 = max(hs, 0);
+        h1 = min(hs + g.ph, g.H);
+        w0 = max(ws, 0);
+        w1 = min(ws + g.pw, g.W);
+    }
+    __device__ __forceinline__ int count() const { return (h1 - h0) * (w1 - w0); }
+};
+
+// First and last (inclusive) index of the windows along one axis that hold input index i:
+// o*s - pad <= i <= o*s - pad + pool - 1, and 0 <= o < outputs. Empty (first > last) when none does.
+__device__ __forceinline__ int pool_first_window(int i, int pad, int pool, int stride) {
+    const int a = i + pad - pool + 1;   // o*s >= a
+    return a > 0 ? (a + stride - 1) / stride : 0;
+}
+__device__ __forceinline__ int pool_last_window(int i, int pad, int stride, int outputs) {
+    return min((i + pad) / stride, outputs - 1);   // i + pad >= 0
+}
+
+// ---------------------------------------------------------------------------------- windowed pooling
+// Item i (V channels of one output position) has its first element at flat index i * V of y.
+template <typename T, int V>
+__device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
+                                   const PoolGeom g) {
+    const unsigned cv = (unsigned)(g.C / V);
+    const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        unsigned p = i / cv;
+        const int ow = (int)(p % (unsigned)g.OW);
+        p /= (unsigned)g.OW;
+        const int oh = (int)(p % (unsigned)g.OH);
+        const int n = (int)(p / (unsigned)g.OH);
+        const PoolWindow win(g, oh, ow);
+        T best[V];
+        int arg[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+            best[v] = -dl_infinity<T>();   // kept only by an empty window, which the launcher rules out
+            arg[v] = -1;
+        }
+        for (int h = win.h0; h < win.h1; ++h) {
+            const T* row = x + ((n * g.H + h) * g.W) * g.C + c;
+            const int row_pos = (h - win.hs) * g.pw - win.ws;   // + w: the window-local position r*pw + q
+            for (int w = win.w0; w < win.w1; ++w) {
+                const PoolVec<T, V> a = pool_load<T, V>(row + w * g.C);
+                const int pos = row_pos + w;
+#pragma unroll
+                for (int v = 0; v < V; ++v) {
+                    if (pool_better(a.v[v], pos, best[v], arg[v])) {
+                        best[v] = a.v[v];
+                        arg[v] = pos;
+                    }
+                }
+            }
+        }
+        PoolVec<T, V> out;
+        PoolVec<int, V> out_arg;
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+            out.v[v] = best[v];
+            out_arg.v[v] = arg[v];
+        }
+        pool_store<T, V>(y + i * V, out);
+        pool_store<int, V>(argmax + i * V, out_arg);
+    }
+}
+
+// Item i (V channels of one input position) has its first element at flat index i * V of dx.
+template <typename T, int V>
+__device__ void maxpool2d_bwd_body(const T* __restrict__ dy, const int* __restrict__ argmax, T* __restrict__ dx,
+                                   const PoolGeom g) {
+    const unsigned cv = (unsigned)(g.C / V);
+    const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        unsigned p = i / cv;
+        const int w = (int)(p % (unsigned)g.W);
+        p /= (unsigned)g.W;
+        const int h = (int)(p % (unsigned)g.H);
+        const int n = (int)(p / (unsigned)g.H);
+        const int oh0 = pool_first_window(h, g.pt, g.ph, g.sh), oh1 = pool_last_window(h, g.pt, g.sh, g.OH);
+        const int ow0 = pool_first_window(w, g.pl, g.pw, g.sw), ow1 = pool_last_window(w, g.pl, g.sw, g.OW);
+        T acc[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] = T(0);
+        for (int oh = oh0; oh <= oh1; ++oh) {
+            const int r = h + g.pt - oh * g.sh;   // in [0, ph)
+            for (int ow = ow0; ow <= ow1; ++ow) {
+                const int pos = r * g.pw + (w + g.pl - ow * g.sw);
+                const int o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
+                const PoolVec<int, V> am = pool_load<int, V>(argmax + o);
+                bool any = false;
+#pragma unroll
+                for (int v = 0; v < V; ++v) any = any || am.v[v] == pos;
+                if (any) {   // dy is read only where some argmax points here
+                    const PoolVec<T, V> d = pool_load<T, V>(dy + o);
+#pragma unroll
+                    for (int v = 0; v < V; ++v) {
+                        if (am.v[v] == pos) acc[v] += d.v[v];
+                    }
+                }
+            }
+        }
+        PoolVec<T, V> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) out.v[v] = acc[v];
+        pool_store<T, V>(dx + i * V, out);
+    }
+}
+
+template <typename T, int V>
+__device__ void avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, const PoolGeom g) {
+    const unsigned cv = (unsigned)(g.C / V);
+    const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        unsigned p = i / cv;
+        const int ow = (int)(p % (unsigned)g.OW);
+        p /= (unsigned)g.OW;
+        const int oh = (int)(p % (unsigned)g.OH);
+        const int n = (int)(p / (unsigned)g.OH);
+        const PoolWindow win(g, oh, ow);
+        T acc[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] = T(0);
+        for (int h = win.h0; h < win.h1; ++h) {
+            const T* row = x + ((n * g.H + h) * g.W) * g.C + c;
+            for (int w = win.w0; w < win.w1; ++w) {
+                const PoolVec<T, V> a = pool_load<T, V>(row + w * g.C);
+#pragma unroll
+                for (int v = 0; v < V; ++v) acc[v] += a.v[v];
+            }
+        }
+        const T count = T(win.count());
+        PoolVec<T, V> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) out.v[v] = acc[v] / count;
+        pool_store<T, V>(y + i * V, out);
+    }
+}
+
+template <typename T, int V>
+__device__ void avgpool2d_bwd_body(const T* __restrict__ dy, T* __restrict__ dx, const PoolGeom g) {
+    const unsigned cv = (unsigned)(g.C / V);
+    const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        unsigned p = i / cv;
+        const int w = (int)(p % (unsigned)g.W);
+        p /= (unsigned)g.W;
+        const int h = (int)(p % (unsigned)g.H);
+        const int n = (int)(p / (unsigned)g.H);
+        const int oh0 = pool_first_window(h, g.pt, g.ph, g.sh), oh1 = pool_last_window(h, g.pt, g.sh, g.OH);
+        const int ow0 = pool_first_window(w, g.pl, g.pw, g.sw), ow1 = pool_last_window(w, g.pl, g.sw, g.OW);
+        T acc[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] = T(0);
+        for (int oh = oh0; oh <= oh1; ++oh) {
+            for (int ow = ow0; ow <= ow1; ++ow) {
+                const T count = T(PoolWindow(g, oh, ow).count());
+                const PoolVec<T, V> d = pool_load<T, V>(dy + ((n * g.OH + oh) * g.OW + ow) * g.C + c);
+#pragma unroll
+                for (int v = 0; v < V; ++v) acc[v] += d.v[v] / count;
+            }
+        }
+        PoolVec<T, V> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) out.v[v] = acc[v];
+        pool_store<T, V>(dx + i * V, out);
+    }
+}
+
+// ------------------------------------------------------------------------------------ global pooling
+// Block (tx, ty): channel c = tile * blockDim.x + tx of sample n, positions k = ty, ty + blockDim.y, ...
+// `vals` / `args` are the block's shared scratch of blockDim.x * blockDim.y entries.
+template <typename T>
+__device__ void global_maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
+                                          int N, int HW, int C, T* vals, int* args) {
+    const int tiles = (C + (int)blockDim.x - 1) / (int)blockDim.x;
+    const int n = (int)blockIdx.x / tiles;
+    const int c = ((int)blockIdx.x % tiles) * (int)blockDim.x + (int)threadIdx.x;
+    T best = -dl_infinity<T>();
+    int arg = -1;
+    if (n < N && c < C) {
+        const T* xc = x + n * HW * C + c;
+#pragma unroll 4
+        for (int k = (int)threadIdx.y; k < HW; k += (int)blockDim.y) {
+            const T v = xc[k * C];
+            if (pool_better(v, k, best, arg)) {
+                best = v;
+                arg = k;
+            }
+        }
+    }
+    const int slot = (int)(threadIdx.y * blockDim.x + threadIdx.x);
+    vals[slot] = best;
+    args[slot] = arg;
+    __syncthreads();
+    if (threadIdx.y == 0 && n < N && c < C) {
+        for (int j = 1; j < (int)blockDim.y; ++j) {   // fixed order; the result does not depend on it
+            const T v = vals[j * blockDim.x + threadIdx.x];
+            const int k = args[j * blockDim.x + threadIdx.x];
+            if (k >= 0 && pool_better(v, k, best, arg)) {
+                best = v;
+                arg = k;
+            }
+        }
+        y[n * C + c] = best;
+        argmax[n * C + c] = arg;
+    }
+}
+
+template <typename T>
+__device__ void global_avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, int N, int HW, int C,
+                                          T* vals) {
+    const int tiles = (C + (int)blockDim.x - 1) / (int)blockDim.x;
+    const int n = (int)blockIdx.x / tiles;
+    const int c = ((int)blockIdx.x % tiles) * (int)blockDim.x + (int)threadIdx.x;
+    T acc = T(0);
+    if (n < N && c < C) {
+        const T* xc = x + n * HW * C + c;
+#pragma unroll 4
+        for (int k = (int)threadIdx.y; k < HW; k += (int)blockDim.y) acc += xc[k * C];
+    }
+    vals[threadIdx.y * blockDim.x + threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && n < N && c < C) {
+        for (int j = 1; j < (int)blockDim.y; ++j) acc += vals[j * blockDim.x + threadIdx.x];   // ascending ty
+        y[n * C + c] = acc / T(HW);
+    }
+}
+
+// Item i: V channels of input position (n, k); the first element at flat index i * V of dx.
+template <typename T, int V>
+__device__ void global_maxpool2d_bwd_body(const T* __restrict__ dy, const int* __restrict__ argmax,
+                                          T* __restrict__ dx, int N, int HW, int C) {
+    const unsigned cv = (unsigned)(C / V);
+    const unsigned items = (unsigned)N * (unsigned)HW * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        const unsigned p = i / cv;
+        const int k = (int)(p % (unsigned)HW);
+        const int n = (int)(p / (unsigned)HW);
+        const PoolVec<int, V> am = pool_load<int, V>(argmax + n * C + c);
+        const PoolVec<T, V> d = pool_load<T, V>(dy + n * C + c);
+        PoolVec<T, V> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) out.v[v] = am.v[v] == k ? d.v[v] : T(0);
+        pool_store<T, V>(dx + i * V, out);
+    }
+}
+
+template <typename T, int V>
+__device__ void global_avgpool2d_bwd_body(const T* __restrict__ dy, T* __restrict__ dx, int N, int HW, int C) {
+    const unsigned cv = (unsigned)(C / V);
+    const unsigned items = (unsigned)N * (unsigned)HW * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    const T count = T(HW);
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const int c = (int)(i % cv) * V;
+        const int n = (int)(i / cv / (unsigned)HW);
+        const PoolVec<T, V> d = pool_load<T, V>(dy + n * C + c);
+        PoolVec<T, V> out;
+#pragma unroll
+        for (int v = 0; v < V; ++v) out.v[v] = d.v[v] / count;
+        pool_store<T, V>(dx + i * V, out);
+    }
+}
+
+// -------------------------------------------------------------------------------- extern "C" kernels
+// `vec` (uniform over the grid) picks the instantiation: VW (16 bytes per access) or 1.
+#define POOL_GEOM_PARAMS                                                                                \
+    int N, int H, int W, int C, int OH, int OW, int ph, int pw, int sh, int sw, int pt, int pl, int vec
+#define POOL_GEOM PoolGeom{N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl}
+
+#define POOLING_KERNELS(T, SUFFIX, VW)                                                                  \
+    extern "C" __global__ void maxpool2d_fwd_##SUFFIX(const T* x, T* y, int* argmax, POOL_GEOM_PARAMS) { \
+        if (vec == VW) maxpool2d_fwd_body<T, VW>(x, y, argmax, POOL_GEOM);                              \
+        else maxpool2d_fwd_body<T, 1>(x, y, argmax, POOL_GEOM);                                         \
+    }                                                                                                   \
+    extern "C" __global__ void maxpool2d_bwd_##SUFFIX(const T* dy, const int* argmax, T* dx,            \
+                                                      POOL_GEOM_PARAMS) {                               \
+        if (vec == VW) maxpool2d_bwd_body<T, VW>(dy, argmax, dx, POOL_GEOM);                            \
+        else maxpool2d_bwd_body<T, 1>(dy, argmax, dx, POOL_GEOM);                                       \
+    }                                                                                                   \
+    extern "C" __global__ void avgpool2d_fwd_##SUFFIX(const T* x, T* y, POOL_GEOM_PARAMS) {             \
+        if (vec == VW) avgpool2d_fwd_body<T, VW>(x, y, POOL_GEOM);                                      \
+        else avgpool2d_fwd_body<T, 1>(x, y, POOL_GEOM);                                                 \
+    }                                                                                                   \
+    extern "C" __global__ void avgpool2d_bwd_##SUFFIX(const T* dy, T* dx, POOL_GEOM_PARAMS) {           \
+        if (vec == VW) avgpool2d_bwd_body<T, VW>(dy, dx, POOL_GEOM);                                    \
+        else avgpool2d_bwd_body<T, 1>(dy, dx, POOL_GEOM);                                               \
+    }                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(POOL_GLOBAL_MAX_THREADS)                              \
+    global_maxpool2d_fwd_##SUFFIX(const T* x, T* y, int* argmax, int N, int HW, int C) {                \
+        __shared__ T vals[POOL_GLOBAL_MAX_THREADS];                                                     \
+        __shared__ int args[POOL_GLOBAL_MAX_THREADS];                                                   \
+        global_maxpool2d_fwd_body<T>(x, y, argmax, N, HW, C, vals, args);                               \
+    }                                                                                                   \
+    extern "C" __global__ void global_maxpool2d_bwd_##SUFFIX(const T* dy, const int* argmax, T* dx, int N, \
+                                                             int HW, int C, int vec) {                  \
+        if (vec == VW) global_maxpool2d_bwd_body<T, VW>(dy, argmax, dx, N, HW, C);                      \
+        else global_maxpool2d_bwd_body<T, 1>(dy, argmax, dx, N, HW, C);                                 \
+    }                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(POOL_GLOBAL_MAX_THREADS)                              \
+    global_avgpool2d_fwd_##SUFFIX(const T* x, T* y, int N, int HW, int C) {                             \
+        __shared__ T vals[POOL_GLOBAL_MAX_THREADS];                                                     \
+        global_avgpool2d_fwd_body<T>(x, y, N, HW, C, vals);                                             \
+    }                                                                                                   \
+    extern "C" __global__ void global_avgpool2d_bwd_##SUFFIX(const T* dy, T* dx, int N, int HW, int C,  \
+                                                             int vec) {                                 \
+        if (vec == VW) global_avgpool2d_bwd_body<T, VW>(dy, dx, N, HW, C);                              \
+        else global_avgpool2d_bwd_body<T, 1>(dy, dx, N, HW, C);                                         \
+    }
+
+POOLING_KERNELS(float, f32, 4)
+POOLING_KERNELS(double, f64, 2)
