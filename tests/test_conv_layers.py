@@ -231,3 +231,22 @@ def test_configs_round_trip_through_sequential(rng):
     numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
     conv = copy.layers[0]
     assert (conv.kernel_size, conv.strides, conv.padding, conv.use_bias) == ((3, 2), (2, 1), "same", False)
+
+
+def test_training_step_skips_the_first_layers_input_gradient(monkeypatch, rng):
+    """Nothing needs the gradient of the data: a train step does not compute it; Sequential.backward still can."""
+    from gpu_dl.layers import conv as conv_layer
+    calls = []
+    original = conv_layer.conv2d_backward_input
+    monkeypatch.setattr(conv_layer, "conv2d_backward_input", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = gpu_dl.Sequential([layers.Input((6, 6, 2)), layers.Conv2D(3, 3, activation="relu"),
+                               layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = rng.standard_normal((4, 6, 6, 2)).astype("float32")
+    model.train_on_batch(x, rng.integers(0, 3, 4))
+    assert len(calls) == 1                               # the second Conv2D's, not the first's
+    assert all(v.grad is not None for v in model.trainable_weights)
+    assert all(layer.input_gradient_wanted for layer in model.layers)
+    model(x, training=True)
+    dx = model.backward(numpy.ones((4, 3), dtype="float32"))
+    assert dx.shape == x.shape and len(calls) == 3

@@ -8,7 +8,9 @@ shape it sees, and runs in two directions:
   ``training=True`` the layer keeps what its backward needs;
 - ``dx = layer.backward(dy)`` uses what the last training call kept, writes
   each trainable weight's gradient into ``variable.grad`` and returns the
-  gradient with respect to the input.
+  gradient with respect to the input. A model clears
+  ``input_gradient_wanted`` for the call on its first layer: a layer may
+  then skip that product and return None.
 
 Subclasses implement ``build``, ``call``, ``backward``,
 ``compute_output_shape`` and ``get_config``.
@@ -101,6 +103,7 @@ class Layer:
         self._activity_output = None
         self.keep_preactivation = False  # set by a model that fuses the last softmax into its loss
         self._preactivation = None
+        self.input_gradient_wanted = True   # cleared by a model around the backward of its first layer
         from .. import regularizers     # catalogues sit above layers; import late
         self.activity_regularizer = regularizers.get(activity_regularizer)
         declared = None

@@ -101,6 +101,8 @@ class Conv2D(SpatialLayer):
             self.kernel.grad = conv2d_backward_kernel(x, dz, self.kernel.shape, **args)
             if self.use_bias:
                 self.bias.grad = bias_gradient(dz)
+        if not self.input_gradient_wanted:
+            return None
         return self.from_last(conv2d_backward_input(dz, self.kernel.value, x.shape, **args))
 
     def get_config(self):

@@ -97,8 +97,8 @@ class Dense(Layer):
     def backward(self, dy, through_activation=True):
         x, z, y = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
-        dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_weight_grads=self.trainable,
-                                            has_bias=self.use_bias)
+        dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
+                                            need_weight_grads=self.trainable, has_bias=self.use_bias)
         if self.trainable:
             self.kernel.grad = dkernel
             if self.use_bias:

@@ -1,7 +1,7 @@
 """The Keras training API: compile, fit, evaluate, predict, *_on_batch.
 
 ``Model`` holds the loop; a subclass (``Sequential``) supplies the graph:
-``layers``, ``forward(x, training)``, ``backward(dy, from_logits)``,
+``layers``, ``forward(x, training)``, ``backward(dy, from_logits, input_gradient)``,
 ``compute_output_shape``, ``build`` and ``input_spec``.
 
 One training step: host batch -> device -> forward through the layers ->
@@ -159,7 +159,7 @@ class Model:
             y_pred = self.forward(x, training=True)
             with nvtx_range("loss"):
                 value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
-            self.backward(dout, from_logits=self._fused_softmax)
+            self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
             with nvtx_range("optimizer_step"):
                 value = value + self._regularization()
                 self.optimizer.apply(self.trainable_weights)

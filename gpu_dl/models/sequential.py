@@ -142,19 +142,27 @@ class Sequential(Model):
             self.build((None,) + tuple(x.shape[1:]))
         return self.forward(x, training=training)
 
-    def backward(self, dy, from_logits=False):
-        """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits."""
+    def backward(self, dy, from_logits=False, input_gradient=True):
+        """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits.
+
+        Returns the gradient of the model's input; with ``input_gradient=False`` (a training step, which
+        has no use for it) the first layer may skip computing it, and the result may be None.
+        """
         last = len(self._layers) - 1
         for i in range(last, -1, -1):
             layer = self._layers[i]
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
                 dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
-            with nvtx_range(f"{layer.name}.backward"):
-                if i == last and from_logits:
-                    dy = layer.backward(dy, through_activation=False)
-                else:
-                    dy = layer.backward(dy)
+            layer.input_gradient_wanted = input_gradient or i > 0
+            try:
+                with nvtx_range(f"{layer.name}.backward"):
+                    if i == last and from_logits:
+                        dy = layer.backward(dy, through_activation=False)
+                    else:
+                        dy = layer.backward(dy)
+            finally:
+                layer.input_gradient_wanted = True
         return dy
 
     # ------------------------------------------------------------------ weights

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-_IM2COL_BYTES = 64 << 20
+_IM2COL_BYTES = 16 << 20   # per chunk: small enough to stay in the last-level cache for the product
 
 
 def is_cupy(a) -> bool:
@@ -124,6 +124,13 @@ def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((
     n, h, w, _ = input_shape
     (pt, pb), (pl, pr) = padding
     _, oh, ow, _ = dy.shape
+    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    if strides == (1, 1) and max(pt, pb) <= span_h and max(pl, pr) <= span_w:
+        # Stride 1: dx is dy convolved with the kernel turned 180 degrees, its channel axes swapped,
+        # over dy padded by what the forward's window reached past each side: one im2col product.
+        flipped = numpy.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+        return conv2d_forward(dy, flipped, padding=((span_h - pt, span_h - pb), (span_w - pl, span_w - pr)),
+                              dilation=dilation)
     dtype = numpy.result_type(dy, kernel)
     dx_padded = numpy.zeros((n, h + pt + pb, w + pl + pr, cin), dtype=dtype)
     matrix_t = kernel.reshape(kh * kw * cin, cout).T
