@@ -49,87 +49,13 @@
 // parameter set per launch.
 #include "common.cuh"
 
-#define ACT_LINEAR 0
-#define ACT_RELU 1
-#define ACT_LEAKY_RELU 2
-#define ACT_ELU 3
-#define ACT_SELU 4
-#define ACT_EXPONENTIAL 5
-#define ACT_SIGMOID 6
-#define ACT_SOFTPLUS 7
-#define ACT_SILU 8
-#define ACT_TANH 9
-#define ACT_SOFTSIGN 10
-#define ACT_HARD_SIGMOID 11
-#define ACT_HARD_SILU 12
-#define ACT_STEP 13
-
-#define SELU_ALPHA 1.6732632423543772848170429916717
-#define SELU_SCALE 1.0507009873554804934193349852946
-
-// a * b rounded on its own: CUDA never contracts __fmul_rn / __dmul_rn into an
-// FMA with a neighbouring add, so a product feeding an add rounds as NumPy's does.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-
-// NumPy's maximum and minimum: a NaN in either argument gives NaN (fmax/fmin would drop it).
-template <typename T>
-__device__ __forceinline__ T nan_max(T a, T b) { return (a != a || a > b) ? a : b; }
-template <typename T>
-__device__ __forceinline__ T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
-
-template <typename T>
-__device__ __forceinline__ T act_sigmoid(T x) {
-    const T e = dl_exp(-dl_abs(x));   // in (0, 1]: never overflows
-    return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-}
-
-template <typename T>
-__device__ __forceinline__ T act_elu(T x, T alpha) {
-    return x >= T(0) ? x : alpha * dl_expm1(nan_min(x, T(0)));
-}
+// act_forward and its helpers (ACT_* codes, mul_rn, nan_max, ...) live in activation_math.cuh,
+// shared with conv2d.cu's fused epilogue.
+#include "activation_math.cuh"
 
 template <typename T>
 __device__ __forceinline__ T act_elu_grad(T x, T alpha) {
     return x >= T(0) ? T(1) : alpha * dl_exp(nan_min(x, T(0)));
-}
-
-template <typename T>
-__device__ __forceinline__ T act_hard_sigmoid(T x) {
-    const T v = x / T(6) + T(0.5);
-    return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
-}
-
-template <typename T>
-__device__ __forceinline__ T act_forward(T x, int kind, T p0, T p1, T p2) {
-    switch (kind) {
-    case ACT_RELU: {
-        T y = x > p2 ? x : T(0);
-        if (p1 == p1) {   // p1 is NaN when there is no max_value
-            // NumPy's clip: max with 0, then min with max_value; a NaN stays NaN.
-            y = y < T(0) ? T(0) : y;
-            y = y > p1 ? p1 : y;
-        }
-        if (p0 != T(0)) {
-            y = y - mul_rn(p0, nan_max(p2 - x, T(0)));
-        }
-        return y;
-    }
-    case ACT_LEAKY_RELU: return nan_max(x, p0 * x);
-    case ACT_ELU: return act_elu(x, p0);
-    case ACT_SELU: return T(SELU_SCALE) * act_elu(x, T(SELU_ALPHA));
-    case ACT_EXPONENTIAL: return dl_exp(x);
-    case ACT_SIGMOID: return act_sigmoid(x);
-    case ACT_SOFTPLUS:   // NumPy's logaddexp(x, 0)
-        return x > T(0) ? x + dl_log1p(dl_exp(-x)) : dl_log1p(dl_exp(x));
-    case ACT_SILU: return x * act_sigmoid(x);
-    case ACT_TANH: return dl_tanh(x);
-    case ACT_SOFTSIGN: return x / (T(1) + dl_abs(x));
-    case ACT_HARD_SIGMOID: return act_hard_sigmoid(x);
-    case ACT_HARD_SILU: return x * act_hard_sigmoid(x);
-    case ACT_STEP: return x > T(0) ? T(1) : T(0);
-    default: return x;   // ACT_LINEAR
-    }
 }
 
 template <typename T>

@@ -1,0 +1,332 @@
+"""Launchers of ``kernels/conv2d.cu``: 2-D convolution (NHWC) forward and backward on CuPy arrays.
+
+The only place that knows those kernels' geometry. ``gpu_dl/ops/conv.py``
+sends CuPy arrays here; the NumPy path there is the reference the kernels are
+tested against (tests/test_conv2d_kernel.py also has its own).
+
+Which kernel runs (simple, per call):
+
+- float64 arrays: the exact kernels (``conv2d_*_f64``), always.
+- float32 arrays: ``precision`` (default ``gpu_dl.backend.conv_precision()``)
+  picks ``"tf32"`` or ``"bfloat16"`` -> the tensor-core kernels
+  (``conv2d_*_{tf32,bf16}_n{32,64}``), or ``"float32"`` -> the exact
+  ``conv2d_*_f32`` kernels. On a GPU older than sm_80 (no tf32/bf16 mma) the
+  exact kernels run whatever the precision.
+- The tensor-core kernels handle every shape; their column tile is 32 when
+  the GEMM has at most 32 columns (Cout forward and backward filter, Cin
+  backward data), 64 otherwise. They load an operand in 16-byte chunks when
+  its contiguous dimension is a multiple of 4 and its address 16-byte
+  aligned, element by element otherwise (Cin = 3).
+- Backward filter splits the reduction over N*OH*OW into a number of
+  blocks that depends on the shapes only, writes one partial dW per split
+  and sums them in a fixed order: the same inputs give the same bits on
+  every call, on every GPU.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .. import backend
+from ..backend import launch
+from ..backend.kernels import get_kernel
+from . import activation_kernels
+
+_KERNEL_FILE = "conv2d.cu"
+_TC_NAME = {"tf32": "tf32", "bfloat16": "bf16"}
+# Tensor-core tiles (kernels/conv2d.cu): rows per block of forward / backward data, and of backward filter.
+_TC_TILE_M = 128
+_TC_FILTER_TILE_M = 64
+_TC_FILTER_TILE_K = 32
+_TC_FILTER_THREADS = 128
+_EXACT_THREADS = 256
+# Backward filter splits the reduction until about this many blocks run, with at least this much work per split.
+_TARGET_BLOCKS = 1024
+_MIN_TILES_PER_SPLIT = 8       # tensor cores: p-tiles of 32 positions
+_MIN_POSITIONS_PER_SPLIT = 256  # exact kernels
+# 32-bit indices with room for a tile's overshoot past the end of a dimension.
+_INDEX_LIMIT = 2**31 - 2**16
+
+_capabilities: dict = {}
+
+
+def kernel_names() -> set:
+    """The ``extern "C"`` names of conv2d.cu that these launchers use."""
+    names = set()
+    for prec in _TC_NAME.values():
+        for nb in (32, 64):
+            names |= {f"conv2d_fwd_{prec}_n{nb}", f"conv2d_bwd_data_{prec}_n{nb}", f"conv2d_bwd_filter_{prec}_n{nb}"}
+    for suffix in ("f32", "f64"):
+        names |= {f"conv2d_fwd_{suffix}", f"conv2d_bwd_data_{suffix}", f"conv2d_bwd_filter_{suffix}",
+                  f"conv2d_bwd_filter_reduce_{suffix}"}
+    return names
+
+
+# ----------------------------------------------------------------------------------------- checks
+def _pair(value, what: str, kernel: str) -> tuple:
+    try:
+        a, b = value
+        a, b = int(a), int(b)
+        if (a, b) != tuple(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"{kernel}: `{what}` must be a pair of integers, got {value!r}.") from None
+    if a < 1 or b < 1:
+        raise ValueError(f"{kernel}: `{what}` must be >= 1, got {value!r}.")
+    return a, b
+
+
+def _padding(value, kernel: str) -> tuple:
+    """((pt, pb), (pl, pr)) -> (pt, pb, pl, pr), non-negative integers."""
+    try:
+        (pt, pb), (pl, pr) = value
+        pads = tuple(int(p) for p in (pt, pb, pl, pr))
+        if pads != (pt, pb, pl, pr):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"{kernel}: `padding` must be ((top, bottom), (left, right)) integers, "
+                         f"got {value!r}.") from None
+    if min(pads) < 0:
+        raise ValueError(f"{kernel}: `padding` must be non-negative, got {value!r}.")
+    return pads
+
+
+def _output_size(size, k, stride, dilation, before, after):
+    return (size + before + after - dilation * (k - 1) - 1) // stride + 1
+
+
+def _shape4(a, kernel: str, what: str, layout: str) -> tuple:
+    if a.ndim != 4:
+        raise ValueError(f"{kernel}: `{what}` must be 4-D {layout}, got shape {tuple(a.shape)}.")
+    return tuple(int(s) for s in a.shape)
+
+
+def _check_indices(kernel: str, **sizes):
+    for what, size in sizes.items():
+        if size >= _INDEX_LIMIT:
+            raise ValueError(f"{kernel}: {what} is {size}; the kernels index with 32-bit integers "
+                             f"(at most {_INDEX_LIMIT - 1}). Split the batch.")
+
+
+def _mode(dtype, precision, kernel: str) -> str:
+    """"float64", "float32", "tf32" or "bfloat16": the arithmetic this call uses."""
+    known = backend.config.CONV_PRECISIONS
+    if precision is not None and precision not in known:
+        raise ValueError(f"{kernel}: `precision` must be None or one of {', '.join(map(repr, known))}, "
+                         f"got {precision!r}.")
+    if numpy.dtype(dtype) == numpy.float64:
+        return "float64"
+    mode = precision if precision is not None else backend.conv_precision()
+    if mode in _TC_NAME and not _has_tensor_cores():
+        return "float32"
+    return mode
+
+
+def _has_tensor_cores() -> bool:
+    """True on sm_80 and newer (cp.async, mma.sync tf32 / bf16)."""
+    import cupy
+    device = cupy.cuda.runtime.getDevice()
+    if device not in _capabilities:
+        _capabilities[device] = int(cupy.cuda.Device(device).compute_capability) >= 80
+    return _capabilities[device]
+
+
+def _aligned(a) -> bool:
+    return a.data.ptr % 16 == 0
+
+
+def _tile_n(columns: int) -> int:
+    return 32 if columns <= 32 else 64
+
+
+def _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl) -> tuple:
+    """The 15 int arguments every conv2d.cu kernel takes, in its order."""
+    return tuple(numpy.int32(v) for v in (N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl))
+
+
+def _geometry(kernel, strides, padding, dilation):
+    sh, sw = _pair(strides, "strides", kernel)
+    dh, dw = _pair(dilation, "dilation", kernel)
+    pt, pb, pl, pr = _padding(padding, kernel)
+    return sh, sw, dh, dw, pt, pb, pl, pr
+
+
+def _output_hw(kernel, H, W, KH, KW, geometry):
+    sh, sw, dh, dw, pt, pb, pl, pr = geometry
+    OH = _output_size(H, KH, sh, dh, pt, pb)
+    OW = _output_size(W, KW, sw, dw, pl, pr)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{kernel}: the output would be {OH} x {OW}: input {H} x {W} with padding "
+                         f"({pt}, {pb}), ({pl}, {pr}) is smaller than the dilated {KH} x {KW} kernel.")
+    return OH, OW
+
+
+def _check_kernel_shape(kernel_name, KH, KW, what):
+    if KH < 1 or KW < 1:
+        raise ValueError(f"{kernel_name}: `{what}` must have a spatial size of at least 1 x 1, got {KH} x {KW}.")
+
+
+# ---------------------------------------------------------------------------------------- forward
+def conv2d_forward_cuda(x, kernel, bias, *, strides, padding, dilation, activation="linear",
+                        activation_params=None, precision=None):
+    """z = conv2d(x, kernel) + bias and y = activation(z), in one launch.
+
+    ``x`` (N, H, W, Cin) and ``kernel`` (KH, KW, Cin, Cout) are C-contiguous CuPy arrays of one
+    float dtype, ``bias`` (Cout,) or None; ``strides`` and ``dilation`` are (int, int), ``padding``
+    ((top, bottom), (left, right)). Returns ``(z, y)``, both (N, OH, OW, Cout); ``y`` is ``z``
+    itself for the linear activation.
+    """
+    name = "conv2d_fwd"
+    suffix = launch.float_suffix(x.dtype, name, "x")
+    launch.check_device_array(x, name, "x")
+    N, H, W, Cin = _shape4(x, name, "x", "(batch, height, width, channels)")
+    launch.check_device_array(kernel, name, "kernel", dtype=x.dtype)
+    KH, KW, kernel_cin, Cout = _shape4(kernel, name, "kernel", "(height, width, in_channels, out_channels)")
+    if kernel_cin != Cin:
+        raise ValueError(f"{name}: `kernel` has {kernel_cin} input channels (shape[2]) but `x` has {Cin} "
+                         f"(shape[3]); kernel shape {tuple(kernel.shape)}, x shape {tuple(x.shape)}.")
+    _check_kernel_shape(name, KH, KW, "kernel")
+    if bias is not None:
+        launch.check_device_array(bias, name, "bias", dtype=x.dtype, shape=(Cout,))
+    geometry = _geometry(name, strides, padding, dilation)
+    sh, sw, dh, dw, pt, pb, pl, pr = geometry
+    OH, OW = _output_hw(name, H, W, KH, KW, geometry)
+    scalars = activation_kernels._scalars(x.dtype, activation, activation_params or {})
+    mode = _mode(x.dtype, precision, name)
+    M, K = N * OH * OW, KH * KW * Cin
+    _check_indices(name, **{"N*OH*OW": M, "KH*KW*Cin": K, "Cout": Cout, "the output size": M * Cout})
+
+    z = launch.empty_output((N, OH, OW, Cout), x.dtype)
+    y = z if activation == "linear" else launch.empty_output((N, OH, OW, Cout), x.dtype)
+    if z.size == 0:
+        return z, y
+    dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
+    if mode in _TC_NAME:
+        nb = _tile_n(Cout)
+        kname = f"conv2d_fwd_{_TC_NAME[mode]}_n{nb}"
+        grid = (math.ceil(M / _TC_TILE_M) * math.ceil(Cout / nb),)
+        block = (256 if nb == 64 else 128,)
+        vec = (numpy.int32(Cin % 4 == 0 and _aligned(x)), numpy.int32(Cout % 4 == 0 and _aligned(kernel)))
+        get_kernel(_KERNEL_FILE, kname)(grid, block, (x, kernel, launch.optional(bias), z, y) + dims + scalars + vec)
+    else:
+        grid, block = launch.grid_1d(z.size, _EXACT_THREADS)
+        get_kernel(_KERNEL_FILE, f"conv2d_fwd_{suffix}")(
+            grid, block, (x, kernel, launch.optional(bias), z, y) + dims + scalars)
+    return z, y
+
+
+# ---------------------------------------------------------------------------------- backward data
+def conv2d_backward_input_cuda(dy, kernel, input_shape, *, strides, padding, dilation, precision=None):
+    """dx (``input_shape`` = (N, H, W, Cin)): the gradient of conv2d with respect to its input.
+
+    ``dy`` (N, OH, OW, Cout) and ``kernel`` (KH, KW, Cin, Cout) are C-contiguous CuPy arrays of one
+    float dtype; OH, OW must be what the forward computes from ``input_shape`` and the geometry.
+    """
+    name = "conv2d_bwd_data"
+    suffix = launch.float_suffix(dy.dtype, name, "dy")
+    launch.check_device_array(dy, name, "dy")
+    N, OH, OW, Cout = _shape4(dy, name, "dy", "(batch, out_height, out_width, out_channels)")
+    launch.check_device_array(kernel, name, "kernel", dtype=dy.dtype)
+    KH, KW, Cin, kernel_cout = _shape4(kernel, name, "kernel", "(height, width, in_channels, out_channels)")
+    _check_kernel_shape(name, KH, KW, "kernel")
+    try:
+        in_n, H, W, in_c = (int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: `input_shape` must be (batch, height, width, channels), "
+                         f"got {input_shape!r}.") from None
+    if kernel_cout != Cout:
+        raise ValueError(f"{name}: `kernel` has {kernel_cout} output channels (shape[3]) but `dy` has {Cout}.")
+    if in_c != Cin or in_n != N:
+        raise ValueError(f"{name}: `input_shape` {tuple(input_shape)} does not match `kernel` "
+                         f"({Cin} input channels) and `dy` (batch {N}).")
+    geometry = _geometry(name, strides, padding, dilation)
+    sh, sw, dh, dw, pt, pb, pl, pr = geometry
+    if min(H, W) < 0 or _output_hw(name, H, W, KH, KW, geometry) != (OH, OW):
+        raise ValueError(f"{name}: `dy` is {OH} x {OW} but the forward of an input {H} x {W} with this geometry "
+                         f"gives {_output_hw(name, H, W, KH, KW, geometry)}.")
+    mode = _mode(dy.dtype, precision, name)
+    M, K = N * H * W, KH * KW * Cout
+    _check_indices(name, **{"N*H*W": M, "KH*KW*Cout": K, "Cin": Cin, "the output size": M * Cin})
+
+    dx = launch.empty_output((N, H, W, Cin), dy.dtype)
+    if dx.size == 0:
+        return dx
+    dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
+    if mode in _TC_NAME:
+        import cupy
+        kernel_t = cupy.ascontiguousarray(kernel.transpose(0, 1, 3, 2))   # (KH, KW, Cout, Cin): B is (K, Cin)
+        nb = _tile_n(Cin)
+        kname = f"conv2d_bwd_data_{_TC_NAME[mode]}_n{nb}"
+        grid = (math.ceil(M / _TC_TILE_M) * math.ceil(Cin / nb),)
+        block = (256 if nb == 64 else 128,)
+        vec = (numpy.int32(Cout % 4 == 0 and _aligned(dy)), numpy.int32(Cin % 4 == 0 and _aligned(kernel_t)))
+        get_kernel(_KERNEL_FILE, kname)(grid, block, (dy, kernel_t, dx) + dims + vec)
+    else:
+        grid, block = launch.grid_1d(dx.size, _EXACT_THREADS)
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_data_{suffix}")(grid, block, (dy, kernel, dx) + dims)
+    return dx
+
+
+# -------------------------------------------------------------------------------- backward filter
+def conv2d_backward_kernel_cuda(x, dy, kernel_shape, *, strides, padding, dilation, precision=None):
+    """dkernel (``kernel_shape`` = (KH, KW, Cin, Cout)): the gradient of conv2d with respect to its kernel.
+
+    ``x`` (N, H, W, Cin) and ``dy`` (N, OH, OW, Cout) are C-contiguous CuPy arrays of one float dtype.
+    The reduction over N*OH*OW is split over blocks and summed in a fixed order: reproducible bits.
+    """
+    name = "conv2d_bwd_filter"
+    suffix = launch.float_suffix(x.dtype, name, "x")
+    launch.check_device_array(x, name, "x")
+    N, H, W, Cin = _shape4(x, name, "x", "(batch, height, width, channels)")
+    launch.check_device_array(dy, name, "dy", dtype=x.dtype)
+    dy_n, OH, OW, Cout = _shape4(dy, name, "dy", "(batch, out_height, out_width, out_channels)")
+    try:
+        KH, KW, k_cin, k_cout = (int(s) for s in kernel_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: `kernel_shape` must be (height, width, in_channels, out_channels), "
+                         f"got {kernel_shape!r}.") from None
+    _check_kernel_shape(name, KH, KW, "kernel_shape")
+    if k_cin != Cin or k_cout != Cout:
+        raise ValueError(f"{name}: `kernel_shape` {tuple(kernel_shape)} does not match `x` ({Cin} channels) "
+                         f"and `dy` ({Cout} channels).")
+    if dy_n != N:
+        raise ValueError(f"{name}: `dy` has batch {dy_n} but `x` has {N}.")
+    geometry = _geometry(name, strides, padding, dilation)
+    sh, sw, dh, dw, pt, pb, pl, pr = geometry
+    if _output_hw(name, H, W, KH, KW, geometry) != (OH, OW):
+        raise ValueError(f"{name}: `dy` is {OH} x {OW} but the forward of `x` ({H} x {W}) with this geometry "
+                         f"gives {_output_hw(name, H, W, KH, KW, geometry)}.")
+    mode = _mode(x.dtype, precision, name)
+    P, KF = N * OH * OW, KH * KW * Cin
+    count = KF * Cout
+    _check_indices(name, **{"N*OH*OW": P, "KH*KW*Cin": KF, "Cout": Cout})
+
+    dk = launch.empty_output((KH, KW, Cin, Cout), x.dtype)
+    if dk.size == 0:
+        return dk
+    dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
+    if mode in _TC_NAME:
+        nb = _tile_n(Cout)
+        tiles_mn = math.ceil(KF / _TC_FILTER_TILE_M) * math.ceil(Cout / nb)
+        p_tiles = math.ceil(P / _TC_FILTER_TILE_K)
+        per_split = max(_MIN_TILES_PER_SPLIT, math.ceil(p_tiles / max(1, _TARGET_BLOCKS // tiles_mn)))
+        splits = max(1, math.ceil(p_tiles / per_split))
+        _check_indices(name, **{"the partial sums' size": splits * count})
+        partial = dk if splits == 1 else launch.empty_output((splits, count), x.dtype)
+        vec = (numpy.int32(Cin % 4 == 0 and _aligned(x)), numpy.int32(Cout % 4 == 0 and _aligned(dy)))
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_{_TC_NAME[mode]}_n{nb}")(
+            (tiles_mn, 1, splits), (_TC_FILTER_THREADS,), (x, dy, partial) + dims + (numpy.int32(per_split),) + vec)
+    else:
+        blocks = math.ceil(count / _EXACT_THREADS)
+        per_split = max(_MIN_POSITIONS_PER_SPLIT, math.ceil(P / max(1, _TARGET_BLOCKS // blocks)))
+        splits = max(1, math.ceil(P / per_split))
+        _check_indices(name, **{"the partial sums' size": splits * count})
+        partial = dk if splits == 1 else launch.empty_output((splits, count), x.dtype)
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_{suffix}")(
+            (blocks, splits), (_EXACT_THREADS,), (x, dy, partial) + dims + (numpy.int32(per_split),))
+    if splits > 1:
+        grid, block = launch.grid_1d(count, _EXACT_THREADS)
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_reduce_{suffix}")(
+            grid, block, (partial, dk, numpy.int32(count), numpy.int32(splits)))
+    return dk
