@@ -38,6 +38,12 @@ CASES = [
     (2, 9, 11, 4, 3, (2, 5), (2, 3), ((1, 2), (0, 3)), (1, 1)),
     (1, 3, 3, 3, 2, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (2, 8, 7, 3, 2, (3, 2), (1, 1), ((1, 3), (2, 1)), (2, 1)),
+    # stride 1 with >= 8 input channels: the tap-split product
+    (3, 17, 17, 17, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    (2, 9, 11, 8, 33, (2, 5), (1, 1), ((0, 1), (2, 2)), (1, 1)),
+    (1, 17, 9, 33, 3, (3, 3), (1, 1), ((2, 2), (0, 4)), (2, 2)),
+    (2, 5, 5, 8, 4, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (1, 3, 3, 9, 2, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
 ]
 
 
@@ -79,18 +85,25 @@ def test_conv2d_float32_stays_float32(xp, rng):
     assert dx.dtype == numpy.float32 and dk.dtype == numpy.float32
 
 
-def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, rng):
-    """The NumPy path splits big batches; a chunk of one sample must give what one product gives."""
-    x = rng.standard_normal((5, 9, 9, 3))
-    kernel = rng.standard_normal((3, 3, 3, 4))
-    dy = rng.standard_normal((5, 7, 7, 4))
-    whole = (conv.conv2d_forward(x, kernel), conv.conv2d_backward_input(dy, kernel, x.shape),
-             conv.conv2d_backward_kernel(x, dy, kernel.shape))
+@pytest.mark.parametrize("cin,strides", [(3, (1, 1)), (3, (2, 2)), (16, (1, 1))])
+def test_conv2d_chunks_and_blocks_give_the_same_result(monkeypatch, rng, cin, strides):
+    """The NumPy path splits big batches (im2col) or rows (tap split); small pieces must give what one does."""
+    x = rng.standard_normal((5, 19, 17, cin))
+    kernel = rng.standard_normal((3, 3, cin, 4))
+    padding = ((1, 1), (1, 1))
+    dy = rng.standard_normal(conv.conv2d_forward(x, kernel, strides=strides, padding=padding).shape)
+
+    def all_three():
+        return (conv.conv2d_forward(x, kernel, strides=strides, padding=padding),
+                conv.conv2d_backward_input(dy, kernel, x.shape, strides=strides, padding=padding),
+                conv.conv2d_backward_kernel(x, dy, kernel.shape, strides=strides, padding=padding))
+
+    whole = all_three()
     monkeypatch.setattr(conv, "_IM2COL_BYTES", 1)
+    monkeypatch.setattr(conv, "_TAP_SPLIT_BLOCK_BYTES", 1)
     assert conv._batch_chunks(5, 49, 27, 8) == [(i, i + 1) for i in range(5)]
-    chunked = (conv.conv2d_forward(x, kernel), conv.conv2d_backward_input(dy, kernel, x.shape),
-               conv.conv2d_backward_kernel(x, dy, kernel.shape))
-    for a, b in zip(whole, chunked):
+    assert len(conv._row_blocks(5 * 21 * 19, 20, 8)) == 8        # 1995 rows in blocks of 256
+    for a, b in zip(whole, all_three()):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

@@ -9,8 +9,20 @@ The NumPy path is im2col + one BLAS product: the padded input seen through
 a strided view as (N, OH, OW, KH, KW, Cin) windows, copied to the
 (N*OH*OW, KH*KW*Cin) matrix that multiplies the kernel read as
 (KH*KW*Cin, Cout). The batch goes through in chunks so that matrix stays
-under ``_IM2COL_BYTES``. The input's gradient scatters the columns' gradient
-back with one strided add per kernel tap (KH*KW adds, no loop over pixels).
+under ``_IM2COL_BYTES``.
+
+With stride 1 and at least ``_TAP_SPLIT_MIN_CHANNELS`` input channels the
+same product is taken without the copy, split along K by kernel tap: in the
+padded input flattened to (N*Hp*Wp, Cin) rows, the im2col columns of tap
+(r, q) for output row p are input row p + r*dh*Wp + q*dw, so each tap's
+part of the product is a contiguous slice times that tap's (Cin, Cout)
+matrix. Outputs are computed for every padded position (Hp*Wp / (OH*OW)
+more rows than needed, a few percent for "same" padding) in blocks of rows
+that stay in cache across the taps, and cropped.
+
+The input's gradient is, with stride 1, the forward convolution of dy with
+the kernel turned 180 degrees; with larger strides it scatters the columns'
+gradient back with one strided add per kernel tap. No loop over pixels.
 CuPy arrays go to the implicit-GEMM kernels of ``kernels/conv2d.cu``.
 """
 from __future__ import annotations
@@ -19,6 +31,8 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 _IM2COL_BYTES = 16 << 20   # per chunk: small enough to stay in the last-level cache for the product
+_TAP_SPLIT_MIN_CHANNELS = 8  # below this, one product of K = KH*KW*Cin beats KH*KW thin ones
+_TAP_SPLIT_BLOCK_BYTES = 2 << 20   # rows per block of the tap-split product: input + output rows in cache
 
 
 def is_cupy(a) -> bool:
@@ -81,6 +95,46 @@ def _out_hw(x_shape, kernel_shape, strides, dilation, padding):
     return oh, ow
 
 
+def _tap_split_applies(strides, cin):
+    return strides == (1, 1) and cin >= _TAP_SPLIT_MIN_CHANNELS
+
+
+def _tap_rows(x_padded, window, dilation):
+    """The padded input as (N*Hp*Wp, C) rows, each tap's row offset, and how many output rows to compute.
+
+    Output row p (a padded position) reads input rows p + offset; every output inside (OH, OW) has
+    p + the largest offset < N*Hp*Wp, so rows [0, count) cover them all.
+    """
+    n, hp, wp, c = x_padded.shape
+    offsets = [(r, q, r * dilation[0] * wp + q * dilation[1]) for r in range(window[0]) for q in range(window[1])]
+    return x_padded.reshape(-1, c), offsets, n * hp * wp - offsets[-1][2]
+
+
+def _row_blocks(count, width, itemsize):
+    step = max(256, _TAP_SPLIT_BLOCK_BYTES // (itemsize * width))
+    return [(i, min(i + step, count)) for i in range(0, count, step)]
+
+
+def _tap_split_forward(x_padded, kernel, dilation, out_hw):
+    """The im2col product of a stride-1 convolution, one contiguous-slice product per tap (module docstring)."""
+    kh, kw, cin, cout = kernel.shape
+    rows, offsets, count = _tap_rows(x_padded, (kh, kw), dilation)
+    dtype = numpy.result_type(x_padded, kernel)
+    full = numpy.empty((rows.shape[0], cout), dtype=dtype)   # rows past `count` are never read
+    blocks = _row_blocks(count, cin + cout, rows.itemsize)
+    partial = numpy.empty((blocks[0][1] - blocks[0][0], cout), dtype=dtype)
+    for start, stop in blocks:
+        acc, part = full[start:stop], partial[:stop - start]
+        for i, (r, q, offset) in enumerate(offsets):
+            if i == 0:
+                numpy.matmul(rows[start + offset:stop + offset], kernel[r, q], out=acc)
+            else:
+                numpy.matmul(rows[start + offset:stop + offset], kernel[r, q], out=part)
+                acc += part
+    n, hp, wp, _ = x_padded.shape
+    return numpy.ascontiguousarray(full.reshape(n, hp, wp, cout)[:, :out_hw[0], :out_hw[1]])
+
+
 def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
     """y = conv(x, kernel), no bias. See the module docstring for shapes."""
     if is_cupy(x):
@@ -88,6 +142,8 @@ def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilat
         return conv2d_forward_cuda(x, kernel, None, strides=strides, padding=padding, dilation=dilation)[0]
     kh, kw, cin, cout = kernel.shape
     oh, ow = _out_hw(x.shape, kernel.shape, strides, dilation, padding)
+    if _tap_split_applies(strides, cin):
+        return _tap_split_forward(_padded(x, padding), kernel, dilation, (oh, ow))
     windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
     matrix = kernel.reshape(kh * kw * cin, cout)
     y = numpy.empty((x.shape[0], oh, ow, cout), dtype=numpy.result_type(x, kernel))
@@ -152,12 +208,31 @@ def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 
                                            dilation=dilation)
     kh, kw, cin, cout = kernel_shape
     _, oh, ow, _ = dy.shape
+    if _tap_split_applies(strides, cin):
+        return _tap_split_kernel_gradient(_padded(x, padding), dy, kernel_shape, dilation)
     windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
     dkernel = numpy.zeros((kh * kw * cin, cout), dtype=numpy.result_type(x, dy))
     for a, b in _batch_chunks(x.shape[0], oh * ow, kh * kw * cin, x.itemsize):
         columns = windows[a:b].reshape((b - a) * oh * ow, kh * kw * cin)
         dkernel += columns.T @ dy[a:b].reshape(-1, cout)
     return dkernel.reshape(kernel_shape)
+
+
+def _tap_split_kernel_gradient(x_padded, dy, kernel_shape, dilation):
+    """dL/dkernel of a stride-1 convolution tap by tap: dkernel[r, q] = (input rows + offset)^T @ dy rows,
+    with dy laid out on the padded positions (zero outside (OH, OW))."""
+    kh, kw, cin, cout = kernel_shape
+    rows, offsets, count = _tap_rows(x_padded, (kh, kw), dilation)
+    n, hp, wp, _ = x_padded.shape
+    dtype = numpy.result_type(x_padded, dy)
+    dy_rows = numpy.zeros((n, hp, wp, cout), dtype=dtype)
+    dy_rows[:, :dy.shape[1], :dy.shape[2]] = dy
+    dy_rows = dy_rows.reshape(-1, cout)
+    dkernel = numpy.zeros(kernel_shape, dtype=dtype)
+    for start, stop in _row_blocks(count, cin + cout, rows.itemsize):
+        for r, q, offset in offsets:
+            dkernel[r, q] += rows[start + offset:stop + offset].T @ dy_rows[start:stop]
+    return dkernel
 
 
 def bias_gradient(dy):
