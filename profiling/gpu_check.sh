@@ -5,7 +5,8 @@
 #   info.txt        gpu-dl info: versions, device, each kernel file compiled for this GPU
 #   pytest.txt      the whole suite, every test body on NumPy and on CuPy
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
-#   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP)
+#   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
+#                   pooling, conv2d on CPU)
 #   memory_pool.txt host cost of the memory pool per allocation
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR]     (PYTHON=... picks the interpreter)
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
@@ -45,6 +46,15 @@ step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/benc
 step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
 step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
 step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
+step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
+step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
+# The NumPy convolution on two cores (bench_conv_cpu.py also limits both libraries to 2 threads).
+if command -v taskset >/dev/null 2>&1; then
+    step "benchmark: conv2d on CPU" conv_cpu.md taskset -c 0,1 "$PYTHON" profiling/bench_conv_cpu.py
+else
+    step "benchmark: conv2d on CPU (taskset missing: not pinned to 2 cores)" conv_cpu.md \
+        "$PYTHON" profiling/bench_conv_cpu.py
+fi
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then

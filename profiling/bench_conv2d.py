@@ -1,0 +1,454 @@
+"""2-D convolution (NHWC, float32), forward and forward + backward, against cuDNN through PyTorch on the same GPU.
+
+Shapes: every ``conv_shapes.ALL_SHAPES`` entry (batch 128; the seed
+architecture's layers on 28x28 and 32x32, and ResNet's 3x3 64->64 at
+56x56), "same" padding, stride 1.
+
+gpu_dl:
+- forward: one launch of ``conv2d_forward_cuda`` with the bias and a relu
+  epilogue (it writes both z = conv + bias and y = relu(z));
+- forward + backward: that forward, the relu gradient
+  (``activation_backward_cuda``: dz = dy * (z > 0)),
+  ``conv2d_backward_input_cuda``, ``conv2d_backward_kernel_cuda`` and the
+  bias gradient (dz summed over axes 0, 1, 2): the calls a Conv2D layer
+  with a relu activation makes in a training step, input gradient included.
+PyTorch: ``F.relu(F.conv2d(x, w, b, padding=p), inplace=True)`` on
+channels_last tensors (input and filter), under ``torch.no_grad()`` for the
+forward; forward + backward through autograd, with the input, the filter
+and the bias requiring grad and ``y.backward(dy)`` (so cuDNN's backward data
+and filter, the relu gradient and the bias reduction).
+``torch.backends.cudnn.benchmark = True``: cuDNN picks its fastest
+algorithm per shape during the warm-up.
+
+Precision: the tables are run twice, the same precision on both sides each
+time. TF32: gpu_dl ``precision="tf32"``, ``torch.backends.cudnn.allow_tf32
+= True`` and ``torch.backends.cuda.matmul.allow_tf32 = True``. Strict
+float32: gpu_dl ``precision="float32"``, both PyTorch flags False. The
+targets apply to the TF32 table: cuDNN time / gpu_dl time >= 1.0 on the
+seed shapes and >= 0.8 on the ResNet shape (> 1 means gpu_dl is faster).
+A note table adds gpu_dl ``precision="bfloat16"`` on the seed shapes,
+beside PyTorch under ``torch.autocast(dtype=torch.bfloat16)`` (which casts
+x and w to bfloat16 on every call and returns bfloat16; gpu_dl reads and
+writes float32 and rounds the operands inside the kernel).
+
+Results are checked before anything is timed: y (with the relu) and the
+gradients of the convolution alone (dx, dkernel, dbias for dz = dy: where z
+is within rounding error of 0 the relu's mask may differ from the
+reference's, which moves dx by a whole dy * w term and says nothing about
+the convolution) of both libraries against a float64 reference (PyTorch in
+float64 on the GPU; without PyTorch, gpu_dl's NumPy path on the first 4
+samples), as max |difference| / max |reference| over each output. gpu_dl
+must be within 1e-2 in TF32, 1e-4 in float32, 3e-2 in bfloat16; a row that
+is not is printed as a MISMATCH line, not timed, and the script exits with
+status 1.
+cuDNN's error is reported beside it for comparison (its FFT and Winograd
+algorithms are not exact in float32 either).
+
+Timing: CUDA events, median of 50 repeats after 5 warm-up calls, L2
+flushed before each repeat (``bc.time_gpu``'s default). These kernels are
+compute-bound and their operands are mostly a few MB, so the flush costs
+the timed work only its first reads from DRAM; it is kept to be
+conservative (no operand starts warm in L2) and alike for both sides.
+FLOPs: forward = 2 * N * H * W * Cout * KH * KW * Cin (``ConvShape.flops``);
+forward + backward = 3x that (backward data and backward filter each cost
+one forward; the elementwise relu gradient and bias reduction are not
+counted). For context, the device's own rate is measured in the same run:
+``torch.matmul`` of two 8192 x 8192 float32 matrices in TF32 and in strict
+float32 (cuBLAS); each TFLOP/s is also given as a fraction of the matmul
+rate in the same precision. Without PyTorch, gpu_dl is reported alone and
+the strict-float32 rate comes from ``cupy.matmul``.
+
+Usage: python profiling/bench_conv2d.py [--out FILE]
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import cupy
+import numpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench_common as bc  # noqa: E402
+from conv_shapes import ALL_SHAPES, RESNET_SHAPES, SEED_SHAPES  # noqa: E402
+from gpu_dl import backend  # noqa: E402
+from gpu_dl.ops import conv  # noqa: E402
+from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
+from gpu_dl.ops.conv_kernels import (  # noqa: E402
+    conv2d_backward_input_cuda, conv2d_backward_kernel_cuda, conv2d_forward_cuda,
+)
+
+DEVICE = "cuda"          # PyTorch's device
+REPEATS = 50
+MATMUL_SIZE = 8192
+# Largest max |gpu_dl - float64 reference| / max |reference| accepted, per precision.
+TOLERANCE = {"tf32": 1e-2, "float32": 1e-4, "bfloat16": 3e-2}
+# Smallest cuDNN time / gpu_dl time (the TF32 table's targets).
+TARGETS = {shape.name: 1.0 for shape in SEED_SHAPES}
+TARGETS.update({shape.name: 0.8 for shape in RESNET_SHAPES})
+# Samples the NumPy reference computes when PyTorch is missing.
+NUMPY_CHECK_SAMPLES = 4
+OUTPUTS = ("y", "dx", "dkernel", "dbias")
+
+problems: list = []   # one line per wrong result or failed call
+
+
+def geometry(shape):
+    return {"strides": (1, 1), "padding": shape.padding, "dilation": (1, 1)}
+
+
+def torch_padding(shape):
+    (pt, pb), (pl, pr) = shape.padding
+    return (pt, pl) if (pt, pl) == (pb, pr) else "same"
+
+
+class Case:
+    """One shape's arrays: CuPy NHWC for gpu_dl; PyTorch channels_last views of the same data."""
+
+    def __init__(self, shape, torch, seed=0):
+        rng = numpy.random.default_rng(seed)
+        fan_in = shape.window * shape.window * shape.cin
+        self.shape = shape
+        self.x = cupy.asarray(rng.standard_normal((shape.batch, shape.size, shape.size, shape.cin),
+                                                  dtype=numpy.float32))
+        self.kernel = cupy.asarray(rng.standard_normal((shape.window, shape.window, shape.cin, shape.cout),
+                                                       dtype=numpy.float32) / numpy.float32(numpy.sqrt(fan_in)))
+        self.bias = cupy.asarray(rng.standard_normal(shape.cout, dtype=numpy.float32) * numpy.float32(0.1))
+        self.dy = cupy.asarray(rng.standard_normal((shape.batch, shape.size, shape.size, shape.cout),
+                                                   dtype=numpy.float32))
+        if torch is None:
+            return
+        cl = torch.channels_last
+        # x, w, b: leaves of their own (copies, channels_last); dy: a view of the CuPy array, no copy.
+        self.tx = nchw(torch, self.x).detach().clone(memory_format=cl).requires_grad_(True)
+        self.tw = (torch.as_tensor(self.kernel, device=DEVICE).permute(3, 2, 0, 1)
+                   .contiguous(memory_format=cl).requires_grad_(True))
+        self.tb = torch.as_tensor(self.bias, device=DEVICE).detach().clone().requires_grad_(True)
+        self.tdy = nchw(torch, self.dy)
+        self.tdy_bf16 = self.tdy.to(torch.bfloat16)
+
+
+def nchw(torch, a):
+    return torch.as_tensor(a, device=DEVICE).permute(0, 3, 1, 2)
+
+
+def nhwc(t):
+    """A PyTorch NCHW tensor as a C-contiguous NHWC CuPy float32 array."""
+    return cupy.asarray(t.detach().float().permute(0, 2, 3, 1).contiguous())
+
+
+# ------------------------------------------------------------------------------------------- gpu_dl
+def ours_forward(case, precision):
+    args = geometry(case.shape)
+    return lambda: conv2d_forward_cuda(case.x, case.kernel, case.bias, activation="relu", precision=precision,
+                                       **args)
+
+
+def ours_training_step(x, kernel, bias, dy, shape, precision):
+    """The timed forward + backward: one gpu_dl training step of the layer (relu gradient included)."""
+    args = geometry(shape)
+    z, y = conv2d_forward_cuda(x, kernel, bias, activation="relu", precision=precision, **args)
+    dz = activation_backward_cuda(z, y, dy, "relu", {})
+    dx = conv2d_backward_input_cuda(dz, kernel, x.shape, precision=precision, **args)
+    dkernel = conv2d_backward_kernel_cuda(x, dz, kernel.shape, precision=precision, **args)
+    return y, dx, dkernel, conv.bias_gradient(dz)
+
+
+def ours_step(case, precision):
+    return lambda: ours_training_step(case.x, case.kernel, case.bias, case.dy, case.shape, precision)
+
+
+def ours_outputs(x, kernel, bias, dy, shape, precision):
+    """The checked [y, dx, dkernel, dbias]: y with the relu epilogue, the gradients with dz = dy (see check_ours)."""
+    args = geometry(shape)
+    _, y = conv2d_forward_cuda(x, kernel, bias, activation="relu", precision=precision, **args)
+    dx = conv2d_backward_input_cuda(dy, kernel, x.shape, precision=precision, **args)
+    dkernel = conv2d_backward_kernel_cuda(x, dy, kernel.shape, precision=precision, **args)
+    return [y, dx, dkernel, conv.bias_gradient(dy)]
+
+
+# ------------------------------------------------------------------------------------------ PyTorch
+def autocast(torch, bf16):
+    return torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16)
+
+
+def torch_forward(torch, case, bf16=False):
+    F, pad = torch.nn.functional, torch_padding(case.shape)
+
+    def forward():
+        with torch.no_grad(), autocast(torch, bf16):
+            return F.relu(F.conv2d(case.tx, case.tw, case.tb, padding=pad), inplace=True)
+    return forward
+
+
+def torch_step(torch, case, bf16=False):
+    F, pad = torch.nn.functional, torch_padding(case.shape)
+    dy = case.tdy_bf16 if bf16 else case.tdy
+
+    def step():
+        case.tx.grad = case.tw.grad = case.tb.grad = None
+        with autocast(torch, bf16):
+            y = F.relu(F.conv2d(case.tx, case.tw, case.tb, padding=pad), inplace=True)
+        y.backward(dy)
+        return y
+    return step
+
+
+def torch_outputs(torch, case, bf16=False):
+    """PyTorch's counterpart of ``ours_outputs``: y through the relu, the gradients of the convolution alone."""
+    F = torch.nn.functional
+    y = torch_forward(torch, case, bf16)()
+    case.tx.grad = case.tw.grad = case.tb.grad = None
+    with autocast(torch, bf16):
+        z = F.conv2d(case.tx, case.tw, case.tb, padding=torch_padding(case.shape))
+    z.backward(case.tdy_bf16 if bf16 else case.tdy)
+    outputs = [nhwc(y), nhwc(case.tx.grad), cupy.asarray(case.tw.grad.float().permute(2, 3, 1, 0).contiguous()),
+               cupy.asarray(case.tb.grad.float().contiguous())]
+    case.tx.grad = case.tw.grad = case.tb.grad = None
+    return outputs
+
+
+def set_torch_precision(torch, precision):
+    """The PyTorch flags for "tf32" or "float32"; returns how they read back, for the table's title."""
+    if torch is None:
+        return "no PyTorch"
+    tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    return (f"torch.backends.cudnn.allow_tf32 = {torch.backends.cudnn.allow_tf32}, "
+            f"torch.backends.cuda.matmul.allow_tf32 = {torch.backends.cuda.matmul.allow_tf32}")
+
+
+# ------------------------------------------------------------------------------------------- checks
+def reference(torch, case):
+    """float64 [y, dx, dkernel, dbias] (as ``ours_outputs``) and the number of samples they cover."""
+    if torch is not None:
+        F = torch.nn.functional
+        tx = case.tx.detach().double().requires_grad_(True)
+        tw = case.tw.detach().double().requires_grad_(True)
+        tb = case.tb.detach().double().requires_grad_(True)
+        z = F.conv2d(tx, tw, tb, padding=torch_padding(case.shape))
+        z.backward(case.tdy.double())
+        return [nhwc_f64(F.relu(z)), nhwc_f64(tx.grad),
+                cupy.asarray(tw.grad.detach().permute(2, 3, 1, 0).contiguous()),
+                cupy.asarray(tb.grad.detach().contiguous())], case.shape.batch
+    n = NUMPY_CHECK_SAMPLES
+    x = cupy.asnumpy(case.x[:n]).astype(numpy.float64)
+    kernel = cupy.asnumpy(case.kernel).astype(numpy.float64)
+    dy = cupy.asnumpy(case.dy[:n]).astype(numpy.float64)
+    args = geometry(case.shape)
+    z = conv.conv2d_forward(x, kernel, **args) + cupy.asnumpy(case.bias).astype(numpy.float64)
+    outputs = [numpy.maximum(z, 0), conv.conv2d_backward_input(dy, kernel, x.shape, **args),
+               conv.conv2d_backward_kernel(x, dy, kernel.shape, **args), dy.sum(axis=(0, 1, 2))]
+    return [cupy.asarray(o) for o in outputs], n
+
+
+def nhwc_f64(t):
+    return cupy.asarray(t.detach().permute(0, 2, 3, 1).contiguous())
+
+
+def relative_error(got, want):
+    """max |got - want| / max |want|, in float64."""
+    want = cupy.asarray(want, dtype=cupy.float64)
+    scale = float(cupy.abs(want).max()) or 1.0
+    return float(cupy.abs(cupy.asarray(got, dtype=cupy.float64) - want).max()) / scale
+
+
+def errors(outputs, want):
+    return {name: relative_error(o, w) for name, o, w in zip(OUTPUTS, outputs, want)}
+
+
+def worst(errs):
+    name = max(errs, key=errs.get)
+    return f"{errs[name]:.1e} ({name})"
+
+
+def check_ours(case, precision, want, samples):
+    """gpu_dl's errors per output; a problem line and False when beyond the tolerance.
+
+    The gradients are checked through the convolution alone (dz = dy, no relu mask): wherever z is within
+    rounding error of 0, the relu's mask may differ from the float64 reference's, which moves a dx element
+    by a whole dy * w term and says nothing about the convolution. y is checked with the relu epilogue.
+    """
+    c = case
+    if samples < c.shape.batch:
+        got = ours_outputs(cupy.ascontiguousarray(c.x[:samples]), c.kernel, c.bias,
+                           cupy.ascontiguousarray(c.dy[:samples]), c.shape, precision)
+    else:
+        got = ours_outputs(c.x, c.kernel, c.bias, c.dy, c.shape, precision)
+    errs = errors(got, want)
+    bad = {k: v for k, v in errs.items() if not v <= TOLERANCE[precision]}   # NaN counts as bad
+    if bad:
+        line = (f"MISMATCH: gpu_dl {precision} {c.shape.label()}: max |diff| / max |ref| "
+                + ", ".join(f"{k} {v:.2e}" for k, v in bad.items())
+                + f" > {TOLERANCE[precision]:g}; not timed")
+        print(line, file=sys.stderr, flush=True)
+        problems.append(line)
+    return errs, not bad
+
+
+# ------------------------------------------------------------------------------------------- timing
+def time_torch(torch, fn):
+    return bc.time_gpu(fn, repeats=REPEATS, sync=torch.cuda.synchronize)
+
+
+def matmul_rates(torch):
+    """FLOP/s of an 8192^3 float32 matmul in TF32 and in strict float32 (None where not measured)."""
+    n = MATMUL_SIZE
+    flops = 2 * n ** 3
+    rates = {}
+    if torch is None:
+        a = cupy.ones((n, n), dtype=cupy.float32)
+        ms = bc.time_gpu(lambda: cupy.matmul(a, a), repeats=10, flush=False)
+        return {"tf32": None, "float32": flops / (ms * 1e-3)}
+    for precision in ("tf32", "float32"):
+        set_torch_precision(torch, precision)
+        rates[precision] = flops / (torch_matmul_ms(torch, n) * 1e-3)
+    torch.cuda.empty_cache()
+    return rates
+
+
+def torch_matmul_ms(torch, n):
+    a = torch.randn(n, n, device=DEVICE)
+    b = torch.randn(n, n, device=DEVICE)
+    return bc.time_gpu(lambda: torch.matmul(a, b), repeats=20, flush=False, sync=torch.cuda.synchronize)
+
+
+def tflops(flops, ms):
+    return flops / (ms * 1e-3) / 1e12
+
+
+def fraction(flops, ms, rate):
+    return "-" if rate is None else f"{flops / (ms * 1e-3) / rate:.0%}"
+
+
+def measure(torch, case, precision, want, samples, rate, bf16_torch=False):
+    """Per pass ("fwd", "fwd+bwd"): {ours_ms, torch_ms, ...}; plus the check's errors."""
+    shape = case.shape
+    result = {"errors": None, "torch_errors": None, "ok": False, "error": None}
+    try:
+        result["errors"], result["ok"] = check_ours(case, precision, want, samples)
+    except Exception as exc:   # a launcher that raises: report it, keep the other rows
+        traceback.print_exc()
+        result["error"] = f"{exc.__class__.__name__}: {exc}"
+        problems.append(f"ERROR: gpu_dl {precision} {shape.label()}: {result['error']}")
+    if torch is not None and samples == shape.batch:
+        result["torch_errors"] = errors(torch_outputs(torch, case, bf16_torch), want)
+    for name, flops, ours_fn, theirs_fn in (
+            ("fwd", shape.flops(), ours_forward(case, precision), torch_forward),
+            ("fwd+bwd", 3 * shape.flops(), ours_step(case, precision), torch_step)):
+        ms = bc.time_gpu(ours_fn, repeats=REPEATS) if result["ok"] else None
+        torch_ms = time_torch(torch, theirs_fn(torch, case, bf16_torch)) if torch is not None else None
+        result[name] = {"flops": flops, "ms": ms, "torch_ms": torch_ms, "rate": rate}
+    return result
+
+
+# ------------------------------------------------------------------------------------------- tables
+def pass_row(shape, timing, targets):
+    ms, torch_ms, flops, rate = timing["ms"], timing["torch_ms"], timing["flops"], timing["rate"]
+    ours_cells = ["not timed", "-", "-"] if ms is None else \
+        [f"{ms * 1e3:.1f}", f"{tflops(flops, ms):.1f}", fraction(flops, ms, rate)]
+    torch_cells = ["-", "-", "-"] if torch_ms is None else \
+        [f"{torch_ms * 1e3:.1f}", f"{tflops(flops, torch_ms):.1f}", fraction(flops, torch_ms, rate)]
+    ratio = torch_ms / ms if ms is not None and torch_ms is not None else None
+    row = [shape.label()] + ours_cells + torch_cells + ["-" if ratio is None else f"{ratio:.2f}x"]
+    if targets:
+        target = TARGETS[shape.name]
+        met = "not timed" if ms is None else "-" if ratio is None else ("yes" if ratio >= target else "no")
+        row += [f">= {target:.1f}x", met]
+    return row
+
+
+def pass_columns(targets):
+    columns = ["shape (N x H x W x Cin -> Cout, window)", "gpu_dl us", "gpu_dl TFLOP/s", "of matmul rate",
+               "cuDNN us", "cuDNN TFLOP/s", "cuDNN of matmul rate", "cuDNN / gpu_dl"]
+    return columns + (["target", "met"] if targets else [])
+
+
+def check_table(results, precision, samples_note):
+    rows = []
+    for shape, r in results:
+        ours = r["error"] or ("-" if r["errors"] is None else worst(r["errors"]))
+        theirs = "-" if r["torch_errors"] is None else worst(r["torch_errors"])
+        rows.append([shape.label(), ours, "ok" if r["ok"] else "MISMATCH" if r["error"] is None else "ERROR",
+                     theirs])
+    return (f"\nResult check ({precision}; {samples_note}): the largest max |diff| / max |ref| over y, dx, "
+            f"dkernel, dbias (the gradients for dz = dy; tolerance for gpu_dl {TOLERANCE[precision]:g}).\n\n"
+            + bc.table(["shape", "gpu_dl error", "gpu_dl", "PyTorch error"], rows))
+
+
+def precision_section(title, results, precision, targets, samples_note):
+    out = [f"\n### {title}\n"]
+    for name, what in (("fwd", "Forward (bias + relu)"),
+                       ("fwd+bwd", "Forward + backward (dx, dkernel, dbias; FLOPs = 3x forward)")):
+        out.append(f"\n{what}:\n\n" + bc.table(pass_columns(targets),
+                                                [pass_row(shape, r[name], targets) for shape, r in results]))
+    out.append(check_table(results, precision, samples_note))
+    return "".join(out)
+
+
+def free(torch):
+    cupy.get_default_memory_pool().free_all_blocks()
+    backend.empty_cache()
+    if torch is not None:
+        torch.cuda.empty_cache()
+
+
+def run():
+    backend.set_device("gpu")
+    torch = bc.torch_or_none()
+    if torch is not None:
+        torch.backends.cudnn.benchmark = True
+    rates = matmul_rates(torch)
+    results = {"tf32": [], "float32": [], "bfloat16": []}
+    flags = {}
+    samples_note = "reference: PyTorch float64 on the GPU, every sample"
+    for shape in ALL_SHAPES:
+        case = Case(shape, torch)
+        want, samples = reference(torch, case)
+        if samples < shape.batch:
+            samples_note = (f"reference: gpu_dl's NumPy path in float64 on the first {samples} samples "
+                            "(gpu_dl run on the same samples)")
+        for precision in ("tf32", "float32"):
+            flags[precision] = set_torch_precision(torch, precision)
+            results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision])))
+        if shape in SEED_SHAPES:
+            set_torch_precision(torch, "tf32")
+            results["bfloat16"].append((shape, measure(torch, case, "bfloat16", want, samples, rates["tf32"],
+                                                       bf16_torch=True)))
+        del case, want
+        free(torch)
+
+    def rate_text(precision):
+        return "not measured" if rates[precision] is None else f"{rates[precision] / 1e12:.0f} TFLOP/s"
+    matmul = "torch.matmul" if torch is not None else "cupy.matmul"
+    out = [bc.header("2-D convolution, NHWC float32, batch 128, \"same\" padding, stride 1: gpu_dl vs cuDNN"),
+           ("PyTorch " + torch.__version__ + f", cuDNN {torch.backends.cudnn.version()}; "
+            "torch.backends.cudnn.benchmark = True; PyTorch tensors channels_last."
+            if torch is not None else "PyTorch with CUDA not found: gpu_dl alone.") + "\n",
+           f"Device matmul rate ({matmul}, {MATMUL_SIZE}^3 float32): TF32 {rate_text('tf32')}, "
+           f"strict float32 {rate_text('float32')}. Times are medians of {REPEATS} CUDA-event-timed repeats, "
+           "L2 flushed before each. gpu_dl forward: conv2d_forward_cuda with bias and relu epilogue (one "
+           "launch); PyTorch forward: F.relu(F.conv2d(x, w, b), inplace=True). Forward + backward also "
+           "computes the relu gradient, dx, dkernel and dbias on both sides. \"cuDNN / gpu_dl\" is a ratio of "
+           "times: > 1 means gpu_dl is faster.\n"]
+    out.append(precision_section(f"TF32 (gpu_dl precision=\"tf32\"; {flags['tf32']})", results["tf32"], "tf32",
+                                 True, samples_note))
+    out.append(precision_section(f"Strict float32 (gpu_dl precision=\"float32\"; {flags['float32']}); "
+                                 "no targets", results["float32"], "float32", False, samples_note))
+    out.append(precision_section("Note: bfloat16 operands, float32 accumulation (gpu_dl precision=\"bfloat16\"; "
+                                 "PyTorch under torch.autocast(dtype=torch.bfloat16), which casts x and w to "
+                                 "bfloat16 on every call and returns y in bfloat16); seed shapes; \"of matmul "
+                                 "rate\" against the TF32 matmul", results["bfloat16"], "bfloat16", False,
+                                 samples_note))
+    if problems:
+        out.append("\n**Problems** (these rows were not timed):\n\n" + "\n".join(f"- {p}" for p in problems) + "\n")
+    return "".join(out)
+
+
+if __name__ == "__main__":
+    bc.main(run, __doc__.splitlines()[0])
+    sys.exit(1 if problems else 0)
