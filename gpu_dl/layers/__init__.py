@@ -4,11 +4,12 @@ from .base import Layer, Variable
 from .conv import Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer
 from .padding import ReflectionPadding2D, ZeroPadding2D
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
+    "Activation", "AveragePooling2D", "Bidirectional", "GRU", "LSTM", "SimpleRNN", "AvgPool2D", "Conv2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
     "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D", "ReflectionPadding2D", "ZeroPadding2D",
     "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "Layer", "LeakyReLU",
     "PReLU", "ReLU", "Softmax", "Variable",

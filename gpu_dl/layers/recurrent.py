@@ -1,0 +1,393 @@
+"""Recurrent layers: LSTM, GRU, SimpleRNN with Keras 3's arguments and weight layouts, and Bidirectional.
+
+Inputs are (batch, timesteps, features). A layer returns the last hidden
+state (batch, units), or every step's (batch, timesteps, units) with
+``return_sequences``; with ``return_state`` a list [output, h] (LSTM:
+[output, h, c]). ``go_backwards`` reads the sequence from its end, and its
+sequence output is in the order read, as in Keras. ``backward`` takes the
+gradient of the output, or a list with one per returned array (None for
+those without one).
+
+Dropout: one input mask (batch, features) and one recurrent mask
+(batch, units) per call, the same at every step; the recurrent mask
+multiplies h_{t-1} where it enters the recurrent product only.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from .. import activations, constraints, initializers, regularizers
+from ..backend import array_module, make_rng
+from ..ops import rnn
+from .base import Layer
+from .core import positive_int
+
+
+def _rate(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{what} must be a number in [0, 1), got {value!r}.")
+    return float(value)
+
+
+class _Recurrent(Layer):
+    """What LSTM, GRU and SimpleRNN share: arguments, weights, masks, output shapes."""
+
+    GATES = 1
+    STATES = 1   # states returned with return_state
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        where = f"{type(self).__name__} layer '{self.name}'"
+        self.units = positive_int(units, f"{where}: units")
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = _rate(dropout, f"{where}: dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
+        self.seed = seed
+        self._rng = make_rng(seed) if seed is not None else None
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        if stateful:
+            raise ValueError(f"{where}: stateful=True is not supported (states are not carried between batches).")
+        self.stateful = False
+        self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
+        self.kernel = self.recurrent_kernel = self.bias = None
+
+    # ----------------------------------------------------------------- shapes
+    def _checked(self, input_shape):
+        input_shape = tuple(input_shape)
+        where = f"{type(self).__name__} layer '{self.name}'"
+        if len(input_shape) != 3:
+            raise ValueError(f"{where} expects inputs of rank 3 (batch, timesteps, features), got shape {input_shape} "
+                             f"(rank {len(input_shape)}). A 2-D array of samples needs a time axis: "
+                             "reshape to (batch, timesteps, features).")
+        if input_shape[1] == 0:
+            raise ValueError(f"{where}: the sequence length (timesteps) is 0, got input shape {input_shape}.")
+        if input_shape[2] is None:
+            raise ValueError(f"{where} needs a known number of features (last axis), got input shape {input_shape}.")
+        return input_shape
+
+    def bias_shape(self):
+        return (self.GATES * self.units,)
+
+    def initial_bias(self):
+        return self.bias_initializer(self.bias_shape(), dtype=self.dtype)
+
+    def build(self, input_shape):
+        features = self._checked(input_shape)[2]
+        width = self.GATES * self.units
+        self.kernel = self.add_weight((features, width), self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer,
+                                                name="recurrent_kernel", regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight(self.bias_shape(), self.initial_bias(), name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def check_input_shape(self, shape):
+        shape = self._checked(shape)
+        if self.kernel is not None and shape[2] != self.kernel.shape[0]:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[0]} features "
+                             f"per step; got an input of shape {shape} with {shape[2]}.")
+        super().check_input_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        n, t, _ = self._checked(input_shape)
+        out = (n, t, self.units) if self.return_sequences else (n, self.units)
+        if self.return_state:
+            return [out] + [(n, self.units)] * self.STATES
+        return out
+
+    # ------------------------------------------------------------------ passes
+    def _mask(self, xp, shape, rate, dtype):
+        keep = 1.0 - rate
+        if xp is numpy:
+            uniform = (self._rng or make_rng(None)).random(shape, dtype=dtype)
+        else:
+            uniform = xp.random.random(shape, dtype=dtype)
+        return (uniform < keep).astype(dtype) / dtype.type(keep)
+
+    def call(self, x, training=False):
+        xp = array_module(x)
+        n = x.shape[0]
+        steps = x[:, ::-1] if self.go_backwards else x
+        x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2))
+        input_mask = recurrent_mask = None
+        if training and self.dropout:
+            input_mask = self._mask(xp, (n, x.shape[2]), self.dropout, x.dtype)
+            x_tm = x_tm * input_mask
+        if training and self.recurrent_dropout:
+            recurrent_mask = self._mask(xp, (n, self.units), self.recurrent_dropout, x.dtype)
+        h0 = xp.zeros((n, self.units), dtype=x.dtype)
+        states, saved = self.run(x_tm, h0, recurrent_mask, training)
+        self._saved = (saved, input_mask) if training else None
+        h = states[0]
+        output = xp.ascontiguousarray(h[1:].transpose(1, 0, 2)) if self.return_sequences else h[-1]
+        if self.return_state:
+            return [output] + [s[-1] for s in states]
+        return output
+
+    def backward(self, dy):
+        saved, input_mask = self.saved()
+        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        grads += [None] * (1 + self.STATES - len(grads))
+        d_output, d_states = grads[0], grads[1:]
+        xp = array_module(saved[0])
+        dh_seq = dh_last = None
+        if d_output is not None:
+            if self.return_sequences:
+                dh_seq = xp.ascontiguousarray(d_output.transpose(1, 0, 2))
+            else:
+                dh_last = d_output
+        if d_states[0] is not None:
+            dh_last = d_states[0] if dh_last is None else dh_last + d_states[0]
+        want_input = self.input_gradient_wanted
+        dx_tm, dkernel, drecurrent, dbias = self.run_backward(saved, dh_seq, dh_last, d_states[1:], want_input)
+        if self.trainable:
+            self.kernel.grad, self.recurrent_kernel.grad = dkernel, drecurrent
+            if self.use_bias:
+                self.bias.grad = dbias
+        if dx_tm is None:
+            return None
+        if input_mask is not None:
+            dx_tm = dx_tm * input_mask
+        dx = dx_tm.transpose(1, 0, 2)
+        return xp.ascontiguousarray(dx[:, ::-1] if self.go_backwards else dx)
+
+    def _bias_value(self):
+        return self.bias.value if self.use_bias else None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+            "return_sequences": self.return_sequences, "return_state": self.return_state,
+            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+        })
+        return config
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory: kernel (features, 4u), recurrent_kernel (u, 4u), bias (4u,), gates i, f, c, o.
+
+    With ``unit_forget_bias`` (default) the forget gate's bias starts at 1.
+    """
+
+    GATES = 4
+    STATES = 2
+
+    def __init__(self, units, unit_forget_bias=True, use_cudnn="auto", **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.use_cudnn = use_cudnn   # accepted for Keras compatibility: the GPU path is gpu_dl's own kernels
+
+    def initial_bias(self):
+        if not self.unit_forget_bias:
+            return super().initial_bias()
+        u = self.units
+        return numpy.concatenate([self.bias_initializer((u,), dtype=self.dtype), numpy.ones(u, dtype=self.dtype),
+                                  self.bias_initializer((2 * u,), dtype=self.dtype)])
+
+    def run(self, x_tm, h0, recurrent_mask, training):
+        h, c, saved = rnn.lstm_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
+                                       h0, h0, self.activation, self.recurrent_activation,
+                                       recurrent_mask=recurrent_mask, training=training)
+        return (h, c), saved
+
+    def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
+        dx, dk, dr, db, _, _ = rnn.lstm_backward(saved, dh_seq, dh_last, d_other_states[0], want_input=want_input)
+        return dx, dk, dr, db
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": activations.serialize(self.recurrent_activation),
+                "unit_forget_bias": self.unit_forget_bias, "use_cudnn": self.use_cudnn}
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit with ``reset_after=True`` (Keras's default): kernel (features, 3u),
+    recurrent_kernel (u, 3u), bias (2, 3u) (input and recurrent biases), gates z, r, h."""
+
+    GATES = 3
+
+    def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
+        super().__init__(units, **kwargs)
+        if not reset_after:
+            raise ValueError(f"GRU layer '{self.name}': only reset_after=True (Keras's default) is supported.")
+        self.reset_after = True
+        self.use_cudnn = use_cudnn
+
+    def bias_shape(self):
+        return (2, 3 * self.units)
+
+    def run(self, x_tm, h0, recurrent_mask, training):
+        h, saved = rnn.gru_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), h0,
+                                   self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
+                                   training=training)
+        return (h,), saved
+
+    def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
+        dx, dk, dr, db, _ = rnn.gru_backward(saved, dh_seq, dh_last, want_input=want_input)
+        return dx, dk, dr, db
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": activations.serialize(self.recurrent_activation),
+                "reset_after": self.reset_after, "use_cudnn": self.use_cudnn}
+
+
+class SimpleRNN(_Recurrent):
+    """``h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        if "recurrent_activation" in kwargs:
+            raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates).")
+        super().__init__(units, activation=activation, **kwargs)
+
+    def run(self, x_tm, h0, recurrent_mask, training):
+        h, saved = rnn.simple_rnn_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
+                                          h0, self.activation, recurrent_mask=recurrent_mask, training=training)
+        return (h,), saved
+
+    def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
+        dx, dk, dr, db, _ = rnn.simple_rnn_backward(saved, dh_seq, dh_last, want_input=want_input)
+        return dx, dk, dr, db
+
+
+class Bidirectional(Layer):
+    """Runs ``layer`` forwards and a copy of it backwards over the sequence and merges the two outputs.
+
+    ``merge_mode``: "concat" (default), "sum", "mul", "ave", or None (a list of both). The backward
+    copy's sequence output is turned back to the input's time order before merging. Weights: the
+    forward layer's, then the backward layer's.
+    """
+
+    MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"Bidirectional wraps an LSTM, GRU or SimpleRNN layer, got {layer!r}.")
+        if merge_mode not in self.MERGE_MODES:
+            raise ValueError(f"Bidirectional: merge_mode must be one of {self.MERGE_MODES}, got {merge_mode!r}.")
+        if layer.return_state:
+            raise ValueError("Bidirectional: a wrapped layer with return_state=True is not supported.")
+        kwargs.setdefault("name", f"bidirectional_{layer.name}")
+        super().__init__(**kwargs)
+        config = layer.get_config()
+        self.forward_layer = type(layer).from_config({**config, "name": f"forward_{layer.name}"})
+        if backward_layer is None:
+            backward_layer = type(layer).from_config({**config, "name": f"backward_{layer.name}",
+                                                      "go_backwards": not layer.go_backwards})
+        elif not isinstance(backward_layer, _Recurrent) or backward_layer.return_sequences != layer.return_sequences:
+            raise ValueError("Bidirectional: backward_layer must be a recurrent layer with the same return_sequences.")
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+        self.return_sequences = layer.return_sequences
+
+    def build(self, input_shape):
+        for sub in (self.forward_layer, self.backward_layer):
+            sub.ensure_built(input_shape)
+        self._weights = self.forward_layer.weights + self.backward_layer.weights
+
+    def check_input_shape(self, shape):
+        self.forward_layer.check_input_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        forward = self.forward_layer.compute_output_shape(input_shape)
+        backward = self.backward_layer.compute_output_shape(input_shape)
+        if self.merge_mode is None:
+            return [forward, backward]
+        if self.merge_mode == "concat":
+            return tuple(forward[:-1]) + (forward[-1] + backward[-1],)
+        return forward
+
+    def _turned(self, y):
+        return y[:, ::-1] if self.return_sequences else y
+
+    def call(self, x, training=False):
+        y_f = self.forward_layer(x, training=training)
+        y_b = self._turned(self.backward_layer(x, training=training))
+        self._saved = (y_f, y_b) if training else None
+        xp = array_module(x)
+        if self.merge_mode == "concat":
+            return xp.concatenate([y_f, y_b], axis=-1)
+        if self.merge_mode == "sum":
+            return y_f + y_b
+        if self.merge_mode == "mul":
+            return y_f * y_b
+        if self.merge_mode == "ave":
+            return (y_f + y_b) / y_f.dtype.type(2)
+        return [y_f, y_b]
+
+    def backward(self, dy):
+        y_f, y_b = self.saved()
+        if self.merge_mode == "concat":
+            u = y_f.shape[-1]
+            d_f, d_b = dy[..., :u], dy[..., u:]
+        elif self.merge_mode == "sum":
+            d_f = d_b = dy
+        elif self.merge_mode == "mul":
+            d_f, d_b = dy * y_b, dy * y_f
+        elif self.merge_mode == "ave":
+            d_f = d_b = dy / dy.dtype.type(2)
+        else:
+            d_f, d_b = dy
+        xp = array_module(y_f)
+        dx_f = self.forward_layer.backward(xp.ascontiguousarray(d_f))
+        dx_b = self.backward_layer.backward(xp.ascontiguousarray(self._turned(d_b)))
+        return None if dx_f is None else dx_f + dx_b
+
+    @property
+    def input_gradient_wanted(self):
+        return self.forward_layer.input_gradient_wanted
+
+    @input_gradient_wanted.setter
+    def input_gradient_wanted(self, value):
+        if hasattr(self, "backward_layer"):
+            self.forward_layer.input_gradient_wanted = self.backward_layer.input_gradient_wanted = bool(value)
+
+    def get_config(self):
+        config = super().get_config()
+        layer_config = self.forward_layer.get_config()
+        layer_config["name"] = layer_config["name"][len("forward_"):]
+        config.update({"layer": {"class_name": type(self.forward_layer).__name__, "config": layer_config},
+                       "merge_mode": self.merge_mode})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        entry = config.pop("layer")
+        layer_class = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
+        if layer_class is None:
+            raise ValueError(f"Bidirectional: unknown wrapped layer class {entry.get('class_name')!r}.")
+        return cls(layer_class.from_config(entry["config"]), **config)

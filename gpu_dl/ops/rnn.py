@@ -1,0 +1,251 @@
+"""Recurrent sequence loops: LSTM, GRU (reset_after) and simple RNN, forward and backpropagation through time.
+
+Shapes, time-major so that each step's slice is contiguous: x (T, N, D);
+kernel (D, G*U), recurrent_kernel (U, G*U) with G = 4 (LSTM: gates i, f, c,
+o), 3 (GRU: z, r, h) or 1; bias (G*U,), GRU's (2, 3U) (input and recurrent
+biases). Hidden and cell sequences are (T+1, N, U) with index 0 holding the
+initial state.
+
+Forward: the input projection of every step is one matrix product,
+xw = x @ kernel + bias, (T*N, D) x (D, G*U); then per step one product
+h_{t-1} @ recurrent_kernel and the cell's elementwise update (one fused
+kernel on the GPU for the tanh/sigmoid cells, ``ops/rnn_kernels.py``;
+array arithmetic through the activation functions otherwise).
+Backward: per step the cell's gradient and one product dz_t @
+recurrent_kernel^T; then the weight gradients as single products over all
+steps: dkernel = x^T dz, drecurrent = h_prev^T dz, dbias = sum dz, and the
+input gradient dx = dz @ kernel^T.
+
+``recurrent_mask`` (N, U), when given, multiplies h_{t-1} where it enters
+the recurrent product (Keras's recurrent dropout), every step the same.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+from .conv import is_cupy
+
+
+def _fused(activation, recurrent_activation, x):
+    if not is_cupy(x):
+        return False
+    from . import rnn_kernels
+    return rnn_kernels.supports(activation.name if activation.params == {} else None,
+                                recurrent_activation.name if recurrent_activation.params == {} else None, x)
+
+
+def input_projection(x, kernel, bias):
+    """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product."""
+    t, n, d = x.shape
+    xw = x.reshape(t * n, d) @ kernel
+    if bias is not None:
+        xw += bias
+    return xw.reshape(t, n, -1)
+
+
+def _weight_gradients(x, h_prev, dz):
+    """One product each over all steps: dkernel, drecurrent and dbias (the sum of dz's rows)."""
+    t, n, g = dz.shape
+    rows = dz.reshape(t * n, g)
+    dkernel = x.reshape(t * n, -1).T @ rows
+    drecurrent = h_prev.reshape(t * n, -1).T @ rows
+    return dkernel, drecurrent, rows.sum(axis=0)
+
+
+def _masked(h, mask):
+    return h if mask is None else h * mask
+
+
+def _sequences(xp, t, n, u, h0, dtype, c0=None):
+    h = xp.empty((t + 1, n, u), dtype=dtype)
+    h[0] = h0
+    if c0 is None:
+        return h
+    c = xp.empty((t + 1, n, u), dtype=dtype)
+    c[0] = c0
+    return h, c
+
+
+# ------------------------------------------------------------------------------------------------ LSTM
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, *,
+                 recurrent_mask=None, training=False):
+    """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None)."""
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    xw = input_projection(x, kernel, bias)
+    h, c = _sequences(xp, t, n, u, h0, x.dtype, c0)
+    gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
+    fused = _fused(activation, recurrent_activation, x)
+    pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
+    if fused:
+        from .rnn_kernels import lstm_cell_forward_cuda
+        hr = xp.empty((n, 4 * u), dtype=x.dtype)
+    for step in range(t):
+        if fused:
+            xp.matmul(_masked(h[step], recurrent_mask), recurrent_kernel, out=hr)
+            lstm_cell_forward_cuda(xw[step], hr, c[step], h[step + 1], c[step + 1], gates[step])
+            continue
+        z = pre[step]
+        xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=z)
+        i, f, g, o = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+        i[...] = recurrent_activation(z[:, :u])
+        f[...] = recurrent_activation(z[:, u:2 * u])
+        g[...] = activation(z[:, 2 * u:3 * u])
+        o[...] = recurrent_activation(z[:, 3 * u:])
+        c[step + 1] = f * c[step] + i * g
+        h[step + 1] = o * activation(c[step + 1])
+    saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask)
+    return h, c, (saved if training else None)
+
+
+def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True):
+    """Gradients (dx or None, dkernel, drecurrent, dbias, dh0, dc0) from those of the outputs.
+
+    ``dh_seq`` (T, N, U) is the gradient of h_1..h_T (or None when only the last state is used),
+    ``dh_last`` / ``dc_last`` (N, U) extra gradients of h_T and c_T (or None).
+    """
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask = saved
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
+    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
+    dc_next = None if dc_last is None else dc_last.astype(x.dtype, copy=True)
+    fused = pre is None
+    if fused:
+        from .rnn_kernels import lstm_cell_backward_cuda
+        # the kernel reads dc of step t+1 from one buffer and writes that of step t into the other
+        dc_buffers = (xp.empty((n, u), dtype=x.dtype), xp.empty((n, u), dtype=x.dtype))
+    recurrent_t = recurrent_kernel.T
+    for step in range(t - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        if fused:
+            dc_prev = dc_buffers[step % 2]
+            lstm_cell_backward_cuda(xp.ascontiguousarray(dh), dc_next, gates[step], c[step + 1], c[step],
+                                    dz[step], dc_prev)
+            dc_next = dc_prev
+        else:
+            i, f, g, o = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+            z = pre[step]
+            tc = activation(c[step + 1])
+            dc = activation.grad(c[step + 1], tc, dh * o)
+            if dc_next is not None:
+                dc = dc + dc_next
+            dz[step, :, :u] = recurrent_activation.grad(z[:, :u], i, dc * g)
+            dz[step, :, u:2 * u] = recurrent_activation.grad(z[:, u:2 * u], f, dc * c[step])
+            dz[step, :, 2 * u:3 * u] = activation.grad(z[:, 2 * u:3 * u], g, dc * i)
+            dz[step, :, 3 * u:] = recurrent_activation.grad(z[:, 3 * u:], o, dh * tc)
+            dc_next = dc * f
+        dh_next = _masked(dz[step] @ recurrent_t, mask)
+    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
+    dx = (dz.reshape(t * n, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    return dx, dkernel, drecurrent, dbias, dh_next, dc_next
+
+
+# ------------------------------------------------------------------------------------------------- GRU
+def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
+                recurrent_mask=None, training=False):
+    """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None."""
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    xw = input_projection(x, kernel, None if bias is None else bias[0])
+    h = _sequences(xp, t, n, u, h0, x.dtype)
+    # per step: z, r, hh (activated) and hr_h, the recurrent product's h block (with its bias)
+    gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
+    fused = _fused(activation, recurrent_activation, x)
+    pre = None if fused else xp.empty((t, n, 3 * u), dtype=x.dtype)
+    hr = xp.empty((n, 3 * u), dtype=x.dtype)
+    if fused:
+        from .rnn_kernels import gru_cell_forward_cuda
+    for step in range(t):
+        xp.matmul(_masked(h[step], recurrent_mask), recurrent_kernel, out=hr)
+        if bias is not None:
+            hr += bias[1]
+        if fused:
+            gru_cell_forward_cuda(xw[step], hr, h[step], h[step + 1], gates[step])
+            continue
+        a = pre[step]      # pre-activations of z, r and hh
+        xp.add(xw[step, :, :2 * u], hr[:, :2 * u], out=a[:, :2 * u])
+        z, r, hh, hr_h = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+        z[...] = recurrent_activation(a[:, :u])
+        r[...] = recurrent_activation(a[:, u:2 * u])
+        hr_h[...] = hr[:, 2 * u:]
+        a[:, 2 * u:] = xw[step, :, 2 * u:] + r * hr_h
+        hh[...] = activation(a[:, 2 * u:])
+        h[step + 1] = z * h[step] + (1 - z) * hh
+    saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
+             recurrent_mask)
+    return h, (saved if training else None)
+
+
+def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
+    """Gradients (dx or None, dkernel, drecurrent, dbias (2, 3U) or None, dh0)."""
+    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask = saved
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    dxw = xp.empty((t, n, 3 * u), dtype=x.dtype)
+    dhr = xp.empty((t, n, 3 * u), dtype=x.dtype)
+    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
+    fused = pre is None
+    if fused:
+        from .rnn_kernels import gru_cell_backward_cuda
+        dh_direct = xp.empty((n, u), dtype=x.dtype)
+    recurrent_t = recurrent_kernel.T
+    for step in range(t - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        if fused:
+            gru_cell_backward_cuda(xp.ascontiguousarray(dh), gates[step], h[step], dxw[step], dhr[step], dh_direct)
+            direct = dh_direct
+        else:
+            z, r, hh, hr_h = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+            a = pre[step]
+            da_h = activation.grad(a[:, 2 * u:], hh, dh * (1 - z))
+            dxw[step, :, :u] = recurrent_activation.grad(a[:, :u], z, dh * (h[step] - hh))
+            dxw[step, :, u:2 * u] = recurrent_activation.grad(a[:, u:2 * u], r, da_h * hr_h)
+            dxw[step, :, 2 * u:] = da_h
+            dhr[step, :, :2 * u] = dxw[step, :, :2 * u]
+            dhr[step, :, 2 * u:] = da_h * r
+            direct = dh * z
+        dh_next = direct + _masked(dhr[step] @ recurrent_t, mask)
+    rows = t * n
+    dkernel = x.reshape(rows, -1).T @ dxw.reshape(rows, -1)
+    drecurrent = _masked(h[:-1], mask).reshape(rows, -1).T @ dhr.reshape(rows, -1)
+    dbias = xp.stack([dxw.reshape(rows, -1).sum(axis=0), dhr.reshape(rows, -1).sum(axis=0)]) if has_bias else None
+    dx = (dxw.reshape(rows, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    return dx, dkernel, drecurrent, dbias, dh_next
+
+
+# ------------------------------------------------------------------------------------------ simple RNN
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, *, recurrent_mask=None, training=False):
+    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias): (h (T+1, N, U), saved or None)."""
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    xw = input_projection(x, kernel, bias)
+    h = _sequences(xp, t, n, u, h0, x.dtype)
+    pre = xp.empty((t, n, u), dtype=x.dtype)
+    for step in range(t):
+        xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=pre[step])
+        h[step + 1] = activation(pre[step])
+    saved = (x, kernel, recurrent_kernel, h, pre, activation, recurrent_mask)
+    return h, (saved if training else None)
+
+
+def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
+    """Gradients (dx or None, dkernel, drecurrent, dbias, dh0)."""
+    x, kernel, recurrent_kernel, h, pre, activation, mask = saved
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    dz = xp.empty((t, n, u), dtype=x.dtype)
+    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
+    recurrent_t = recurrent_kernel.T
+    for step in range(t - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        dz[step] = activation.grad(pre[step], h[step + 1], dh)
+        dh_next = _masked(dz[step] @ recurrent_t, mask)
+    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
+    dx = (dz.reshape(t * n, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    return dx, dkernel, drecurrent, dbias, dh_next

@@ -1,0 +1,62 @@
+"""Recurrent layers against Keras 3 itself (where Keras is installed): same weights, same outputs and
+the same training steps."""
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import layers  # noqa: E402
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("LSTM", {}),
+    ("LSTM", {"return_sequences": True, "go_backwards": True, "unit_forget_bias": False}),
+    ("GRU", {"return_sequences": True}),
+    ("GRU", {"go_backwards": True, "use_bias": False}),
+    ("SimpleRNN", {"return_sequences": True, "activation": "relu"}),
+])
+def test_layer_output_matches_keras(rng, name, kwargs):
+    x = rng.standard_normal((3, 7, 5)).astype("float32")
+    ours, theirs = getattr(layers, name)(4, **kwargs), getattr(keras.layers, name)(4, **kwargs)
+    y = ours(x)
+    theirs.build(x.shape)
+    assert [w.shape for w in theirs.get_weights()] == [w.shape for w in ours.get_weights()]
+    theirs.set_weights(ours.get_weights())
+    numpy.testing.assert_allclose(y, keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "ave", "mul"])
+def test_bidirectional_matches_keras(rng, merge_mode):
+    x = rng.standard_normal((2, 6, 3)).astype("float32")
+    ours = layers.Bidirectional(layers.GRU(4, return_sequences=True), merge_mode=merge_mode)
+    theirs = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True), merge_mode=merge_mode)
+    y = ours(x)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    numpy.testing.assert_allclose(y, keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_recurrent_training_steps_match_keras(rng):
+    def stack(lib):
+        return [lib.layers.LSTM(6, return_sequences=True),
+                lib.layers.Bidirectional(lib.layers.GRU(3)),
+                lib.layers.Dense(4, activation="softmax")]
+    gpu_dl.backend.set_random_seed(4)
+    ours = gpu_dl.Sequential([layers.Input((5, 3))] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input((5, 3))] + stack(keras))
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    for step in range(4):
+        x = rng.standard_normal((8, 5, 3)).astype("float32")
+        y = rng.integers(0, 4, 8)
+        ours_loss, theirs_loss = ours.train_on_batch(x, y), float(theirs.train_on_batch(x, y))
+        ours.reset_metrics()
+        theirs.reset_metrics()
+        assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)

@@ -1,0 +1,227 @@
+"""LSTM, GRU, SimpleRNN and Bidirectional: forward against a plain NumPy step loop, backward against
+float64 finite differences, shapes, parameter counts, configs and bad input."""
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl import layers
+from gpu_dl.backend import array_module, make_rng, to_numpy
+from gradcheck import assert_gradient
+
+
+def sigmoid(z):
+    return 1 / (1 + numpy.exp(-z))
+
+
+def expected_sequence(kind, x, weights, go_backwards=False):
+    """Every step's hidden state (N, T, U), step by step from the formulas, and the last cell state (LSTM)."""
+    kernel, recurrent = weights[0], weights[1]
+    bias = weights[2] if len(weights) > 2 else None
+    n, t, _ = x.shape
+    u = recurrent.shape[0]
+    h, c = numpy.zeros((n, u)), numpy.zeros((n, u))
+    outputs = []
+    for step in (range(t - 1, -1, -1) if go_backwards else range(t)):
+        x_t = x[:, step]
+        if kind == "LSTM":
+            z = x_t @ kernel + h @ recurrent + (0 if bias is None else bias)
+            i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
+            c = f * c + i * g
+            h = o * numpy.tanh(c)
+        elif kind == "GRU":
+            xw = x_t @ kernel + (0 if bias is None else bias[0])
+            hr = h @ recurrent + (0 if bias is None else bias[1])
+            z = sigmoid(xw[:, :u] + hr[:, :u])
+            r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
+            hh = numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
+            h = z * h + (1 - z) * hh
+        else:
+            h = numpy.tanh(x_t @ kernel + h @ recurrent + (0 if bias is None else bias))
+        outputs.append(h)
+    return numpy.stack(outputs, axis=1), c
+
+
+KINDS = ["LSTM", "GRU", "SimpleRNN"]
+
+
+def make(kind, units, **kwargs):
+    return getattr(layers, kind)(units, bias_initializer="random_normal", dtype="float64", **kwargs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n,t,d,u", [(1, 1, 1, 1), (3, 17, 5, 33), (2, 4, 3, 2)])
+@pytest.mark.parametrize("return_sequences,go_backwards", [(False, False), (True, False), (True, True)])
+def test_forward_matches_step_loop(xp, rng, kind, n, t, d, u, return_sequences, go_backwards):
+    layer = make(kind, u, return_sequences=return_sequences, go_backwards=go_backwards)
+    x = rng.standard_normal((n, t, d))
+    y = to_numpy(layer(xp.asarray(x)))
+    want, _ = expected_sequence(kind, x, layer.get_weights(), go_backwards)
+    numpy.testing.assert_allclose(y, want if return_sequences else want[:, -1], rtol=1e-10, atol=1e-12)
+    assert y.shape[1:] == tuple(layer.compute_output_shape((None, t, d)))[1:]
+
+
+def check_gradients(layer, x, rng, grads_of_outputs):
+    """Finite differences of sum(<outputs, w>) for the input and every weight."""
+    def objective_of(v):
+        out = layer(v, training=True)
+        outs = out if isinstance(out, list) else [out]
+        return sum((o * w).sum() for o, w in zip(outs, grads_of_outputs) if w is not None)
+
+    layer(x, training=True)
+    dx = layer.backward(grads_of_outputs if len(grads_of_outputs) > 1 else grads_of_outputs[0])
+    assert_gradient(objective_of, x, dx, rng, what=f"{layer.name} input")
+    for var in layer.trainable_weights:
+        layer(x, training=True)
+        layer.backward(grads_of_outputs if len(grads_of_outputs) > 1 else grads_of_outputs[0])
+        grad, original = var.grad.copy(), var.value.copy()
+
+        def objective(value, var=var):
+            var.value[...] = value
+            return objective_of(x)
+
+        assert_gradient(objective, original.copy(), grad, rng, what=f"{layer.name} {var.name}")
+        var.value[...] = original
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n,t,d,u", [(1, 1, 2, 1), (3, 17, 4, 5), (2, 3, 1, 33)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_gradients_match_finite_differences(xp, rng, kind, n, t, d, u, return_sequences):
+    layer = make(kind, u, return_sequences=return_sequences, go_backwards=(t == 3))
+    x = xp.asarray(rng.standard_normal((n, t, d)))
+    shape = (n, t, u) if return_sequences else (n, u)
+    check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(shape))])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_return_state_gradients(xp, rng, kind):
+    layer = make(kind, 3, return_sequences=True, return_state=True)
+    x = xp.asarray(rng.standard_normal((2, 5, 4)))
+    outputs = layer(x)
+    assert len(outputs) == (3 if kind == "LSTM" else 2)
+    want, c_last = expected_sequence(kind, to_numpy(x), layer.get_weights())
+    numpy.testing.assert_allclose(to_numpy(outputs[1]), want[:, -1], rtol=1e-10)
+    if kind == "LSTM":
+        numpy.testing.assert_allclose(to_numpy(outputs[2]), c_last, rtol=1e-10)
+    grads = [xp.asarray(rng.standard_normal(o.shape)) for o in outputs]
+    grads[0] = None if kind == "GRU" else grads[0]      # a state alone may carry the gradient
+    check_gradients(layer, x, rng, grads)
+
+
+def test_custom_activations_take_the_array_path(xp, rng):
+    layer = layers.LSTM(4, activation="relu", recurrent_activation="hard_sigmoid", dtype="float64",
+                        return_sequences=True)
+    x = xp.asarray(rng.standard_normal((2, 6, 3)))
+    check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal((2, 6, 4)))])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dropout_masks_are_fixed_within_a_call_and_differentiated(xp, rng, kind):
+    layer = make(kind, 4, dropout=0.3, recurrent_dropout=0.4, seed=7, return_sequences=True)
+    x = xp.asarray(rng.standard_normal((3, 5, 6)))
+    w = xp.asarray(rng.standard_normal((3, 5, 4)))
+
+    def objective(v):
+        layer._rng = make_rng(7)          # the same masks on every call
+        return (layer(v, training=True) * w).sum()
+
+    objective(x)
+    dx = layer.backward(w)
+    assert_gradient(objective, x, dx, rng, what=f"{kind} input with dropout")
+    eval_out = to_numpy(layer(x, training=False))
+    layer._rng = make_rng(7)
+    assert not numpy.allclose(to_numpy(layer(x, training=True)), eval_out)
+    want, _ = expected_sequence(kind, to_numpy(x), layer.get_weights())
+    numpy.testing.assert_allclose(eval_out, want, rtol=1e-10)    # inference ignores dropout
+
+
+def test_lstm_forget_bias_starts_at_one_and_weight_layout():
+    layer = layers.LSTM(3)
+    layer.build((None, 5, 2))
+    kernel, recurrent, bias = layer.get_weights()
+    assert kernel.shape == (2, 12) and recurrent.shape == (3, 12) and bias.shape == (12,)
+    numpy.testing.assert_array_equal(bias, [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    numpy.testing.assert_allclose(recurrent @ recurrent.T, numpy.eye(3), atol=1e-5)   # orthogonal rows
+    gru = layers.GRU(3)
+    gru.build((None, 5, 2))
+    assert [w.shape for w in gru.get_weights()] == [(2, 9), (3, 9), (2, 9)]
+
+
+def test_stacked_and_bidirectional_summary_counts(capsys):
+    model = gpu_dl.Sequential([
+        layers.Input((17, 8)),
+        layers.LSTM(33, return_sequences=True),
+        layers.Bidirectional(layers.GRU(5, return_sequences=True)),
+        layers.SimpleRNN(7),
+        layers.Dense(2),
+    ])
+    model.summary()
+    text = capsys.readouterr().out
+    lstm = 4 * (8 * 33 + 33 * 33 + 33)
+    gru = 2 * (3 * (33 * 5 + 5 * 5) + 2 * 3 * 5)
+    rnn = 10 * 7 + 7 * 7 + 7
+    for shape, count in [("(None, 17, 33)", lstm), ("(None, 17, 10)", gru), ("(None, 7)", rnn)]:
+        assert shape in text and f"{count:,}" in text, (shape, count)
+    assert model.count_params() == lstm + gru + rnn + 7 * 2 + 2
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+def test_bidirectional_gradients(xp, rng, merge_mode):
+    layer = layers.Bidirectional(make("LSTM", 3, return_sequences=True), merge_mode=merge_mode, dtype="float64")
+    x = xp.asarray(rng.standard_normal((2, 4, 3)))
+    y = layer(x)
+    forward, _ = expected_sequence("LSTM", to_numpy(x), layer.get_weights()[:3])
+    backward, _ = expected_sequence("LSTM", to_numpy(x), layer.get_weights()[3:], go_backwards=True)
+    backward = backward[:, ::-1]
+    want = {"concat": numpy.concatenate([forward, backward], -1), "sum": forward + backward,
+            "mul": forward * backward, "ave": (forward + backward) / 2}[merge_mode]
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10)
+    check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(y.shape))])
+
+
+def test_configs_round_trip(rng):
+    model = gpu_dl.Sequential([
+        layers.Input((6, 3)),
+        layers.LSTM(4, return_sequences=True, go_backwards=True, recurrent_dropout=0.1, unit_forget_bias=False),
+        layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="ave"),
+        layers.SimpleRNN(3, activation="relu"),
+    ])
+    copy = gpu_dl.Sequential.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    x = rng.standard_normal((2, 6, 3)).astype("float32")
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+    assert copy.layers[0].go_backwards and not copy.layers[0].unit_forget_bias
+    assert copy.layers[1].merge_mode == "ave" and copy.layers[2].activation.name == "relu"
+
+
+def test_bad_input_names_the_layer(xp):
+    lstm = layers.LSTM(4, name="seq")
+    with pytest.raises(ValueError, match=r"seq.*rank 3 \(batch, timesteps, features\)"):
+        lstm(xp.ones((2, 5), dtype="float32"))
+    assert not lstm.built
+    with pytest.raises(ValueError, match=r"seq.*sequence length \(timesteps\) is 0"):
+        lstm(xp.ones((2, 0, 3), dtype="float32"))
+    lstm(xp.ones((2, 5, 3), dtype="float32"))
+    with pytest.raises(ValueError, match=r"seq.*built for 3 features.*with 4"):
+        lstm(xp.ones((2, 5, 4), dtype="float32"))
+    for make_bad, match in [(lambda: layers.LSTM(0), "units"), (lambda: layers.GRU(3, dropout=1.0), "dropout"),
+                            (lambda: layers.SimpleRNN(3, recurrent_dropout=-0.1), "recurrent_dropout"),
+                            (lambda: layers.LSTM(3, stateful=True), "stateful"),
+                            (lambda: layers.GRU(3, reset_after=False), "reset_after"),
+                            (lambda: layers.Bidirectional(layers.Dense(3)), "LSTM, GRU or SimpleRNN"),
+                            (lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), "merge_mode")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            make_bad()
+
+
+def test_gradient_clipping_applies_to_recurrent_weights(rng):
+    """The seeds' exploding gradients: clipnorm bounds each weight's update."""
+    model = gpu_dl.Sequential([layers.Input((9, 2)), layers.SimpleRNN(4, recurrent_initializer="ones"),
+                               layers.Dense(1)])
+    model.compile(optimizer=gpu_dl.optimizers.SGD(learning_rate=1.0, clipnorm=0.5), loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    x = (rng.standard_normal((8, 9, 2)) * 10).astype("float32")
+    model.train_on_batch(x, numpy.full((8, 1), 100.0, dtype="float32"))
+    for a, b in zip(model.get_weights(), before):
+        assert numpy.linalg.norm(a - b) <= 0.5 + 1e-5
+    assert array_module(model.layers[0].recurrent_kernel.value) is not None

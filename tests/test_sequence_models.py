@@ -1,0 +1,44 @@
+"""Recurrent models on real and synthetic sequences: the digits read row by row, and a windowed
+sine/cosine series forecast far better than the naive last-value forecast."""
+import numpy
+import pytest
+
+from gpu_dl import Sequential, backend, data, layers, optimizers
+
+
+@pytest.mark.slow
+def test_lstm_reads_digits_row_by_row_to_95_percent(xp):
+    backend.set_random_seed(0)
+    (x_train, y_train), (x_test, y_test) = data.load_digits(image_shape=True)
+    x_train, x_test = x_train.reshape(-1, 8, 8), x_test.reshape(-1, 8, 8)   # 8 steps of 8 features
+    model = Sequential([layers.Input((8, 8)), layers.LSTM(64), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=optimizers.Adam(0.005), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=20, batch_size=32, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy >= 0.95, f"test accuracy {accuracy:.4f}"
+
+
+def sine_cosine_windows(length=24):
+    """Windows of a two-channel series (sine and cosine of the same phase plus a slow drift); the target
+    of each window is the sine's next value."""
+    t = numpy.arange(1600, dtype="float32")
+    series = numpy.stack([numpy.sin(0.13 * t) + 0.001 * t, numpy.cos(0.13 * t)], axis=1).astype("float32")
+    series[:, 0] -= series[:, 0].mean()
+    starts = numpy.arange(len(series) - length)
+    index = starts[:, None] + numpy.arange(length)
+    return series[index], series[starts + length, 0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_windowed_series_forecast_beats_naive_by_far(xp, kind):
+    backend.set_random_seed(1)
+    x, y = sine_cosine_windows()
+    split = int(0.8 * len(x))
+    model = Sequential([layers.Input(x.shape[1:]), getattr(layers, kind)(16), layers.Dense(1)])
+    model.compile(optimizer=optimizers.Adam(0.01), loss="mse")
+    model.fit(x[:split], y[:split], epochs=30, batch_size=32, verbose=0)
+    forecast = backend.to_numpy(model.predict(x[split:], verbose=0))[:, 0]
+    model_mse = float(numpy.mean((forecast - y[split:]) ** 2))
+    naive_mse = float(numpy.mean((x[split:, -1, 0] - y[split:]) ** 2))   # tomorrow = today
+    assert model_mse < naive_mse / 20, f"{kind}: model MSE {model_mse:.2e}, naive {naive_mse:.2e}"
