@@ -1,4 +1,5 @@
-"""Data sets that work offline, and helpers to split them."""
+"""Data sets that work offline, helpers to split them, and sequence windows and padding."""
 from .digits import load_digits
+from .sequences import SequenceDataset, pad_sequences, timeseries_dataset_from_array
 
-__all__ = ["load_digits"]
+__all__ = ["SequenceDataset", "load_digits", "pad_sequences", "timeseries_dataset_from_array"]

@@ -24,6 +24,44 @@ from . import data_checks as checks
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
 
+# ------------------------------------------------------- data sets given as x
+# A data set (gpu_dl.data.SequenceDataset, or anything with ``as_arrays()`` and a
+# ``batch_size``) is turned into arrays at the top of fit/evaluate/predict; the rest
+# of those methods sees arrays only. Keras's rules for data sets apply: no `y` or
+# `sample_weight` beside it, its own batch size, and in fit its own shuffle flag
+# instead of fit's `shuffle` (True: fit reshuffles the windows each epoch with the
+# backend's random generator, as it does for arrays; False: chronological order).
+# fit and evaluate read the windows in chronological order; predict returns outputs
+# in the order one pass of the data set yields them.
+
+def _is_dataset(x):
+    return callable(getattr(x, "as_arrays", None)) and hasattr(x, "batch_size")
+
+
+def _dataset_input(x, y, batch_size, sample_weight, method, name="x", batch_name="batch_size", in_order=True):
+    """``(x, y, batch_size, shuffle)``: a data set's arrays, batch size and shuffle flag.
+
+    Input that is not a data set comes back unchanged, with ``shuffle=None``.
+    ``in_order=False`` takes the windows in the order one pass of the data set yields them.
+    """
+    if not _is_dataset(x):
+        return x, y, batch_size, None
+    if y is not None:
+        raise ValueError(f"`y` must not be given when `{name}` is a data set: the data set yields the targets.")
+    if sample_weight is not None:
+        raise ValueError(f"`sample_weight` is not supported when `{name}` is a data set.")
+    if x.batch_size is None:
+        raise ValueError(f"`{name}` yields single windows (batch_size=None): {method}() needs batches; "
+                         "make the data set with a batch_size.")
+    if batch_size is not None and batch_size != x.batch_size:
+        raise ValueError(f"`{batch_name}` must not be given when `{name}` is a data set: its batches hold "
+                         f"batch_size={x.batch_size} windows, set when it was made (got {batch_name}={batch_size!r}).")
+    xs, ys = x.as_arrays(in_order=in_order)
+    if ys is None and method != "predict":
+        raise ValueError(f"`{name}` yields inputs only (it was made with targets=None): {method}() needs targets.")
+    return xs, ys, x.batch_size, bool(x.shuffle)
+
+
 class Model:
     """Base of trainable models. See the module docstring."""
 
@@ -203,8 +241,17 @@ class Model:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` passes over (x, y). Returns a ``History``."""
+        """Train for ``epochs`` passes over (x, y), or over a data set given as ``x``. Returns a ``History``."""
         self._require_compiled("fit")
+        x, y, batch_size, dataset_shuffle = _dataset_input(x, y, batch_size, sample_weight, "fit")
+        if dataset_shuffle is not None:
+            if validation_split:
+                raise ValueError("`validation_split` needs arrays; with a data set as `x`, pass `validation_data`.")
+            shuffle = dataset_shuffle
+        if _is_dataset(validation_data):
+            vx, vy, validation_batch_size, _ = _dataset_input(
+                validation_data, None, validation_batch_size, None, "fit", "validation_data", "validation_batch_size")
+            validation_data = (vx, vy)
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         epochs = checks.non_negative_int(epochs, "epochs")
         initial_epoch = checks.non_negative_int(initial_epoch, "initial_epoch")
@@ -300,6 +347,7 @@ class Model:
         self._require_compiled("evaluate")
         if not self.built and self.input_spec is None:
             raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it before evaluate().")
+        x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
@@ -317,6 +365,7 @@ class Model:
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x``, as a NumPy array."""
+        x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
