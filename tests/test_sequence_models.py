@@ -18,27 +18,31 @@ def test_lstm_reads_digits_row_by_row_to_95_percent(xp):
     assert accuracy >= 0.95, f"test accuracy {accuracy:.4f}"
 
 
-def sine_cosine_windows(length=24):
-    """Windows of a two-channel series (sine and cosine of the same phase plus a slow drift); the target
-    of each window is the sine's next value."""
+def sine_cosine_series():
+    """A two-channel series: sine and cosine of one phase, the sine with a slow drift."""
     t = numpy.arange(1600, dtype="float32")
     series = numpy.stack([numpy.sin(0.13 * t) + 0.001 * t, numpy.cos(0.13 * t)], axis=1).astype("float32")
     series[:, 0] -= series[:, 0].mean()
-    starts = numpy.arange(len(series) - length)
-    index = starts[:, None] + numpy.arange(length)
-    return series[index], series[starts + length, 0]
+    return series
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_windowed_series_forecast_beats_naive_by_far(xp, kind):
+    """Windows of 24 frames, each labelled with the sine's next value (Keras's data[:-L] / targets[L:])."""
     backend.set_random_seed(1)
-    x, y = sine_cosine_windows()
-    split = int(0.8 * len(x))
-    model = Sequential([layers.Input(x.shape[1:]), getattr(layers, kind)(16), layers.Dense(1)])
+    series, length = sine_cosine_series(), 24
+    split = 1280
+    train = data.timeseries_dataset_from_array(series[:split - length], series[length:split, 0],
+                                               sequence_length=length, batch_size=32, shuffle=True, seed=0)
+    test = data.timeseries_dataset_from_array(series[split:-length], series[split + length:, 0],
+                                              sequence_length=length, batch_size=32)
+    model = Sequential([layers.Input((length, 2)), getattr(layers, kind)(16), layers.Dense(1)])
     model.compile(optimizer=optimizers.Adam(0.01), loss="mse")
-    model.fit(x[:split], y[:split], epochs=30, batch_size=32, verbose=0)
-    forecast = backend.to_numpy(model.predict(x[split:], verbose=0))[:, 0]
-    model_mse = float(numpy.mean((forecast - y[split:]) ** 2))
-    naive_mse = float(numpy.mean((x[split:, -1, 0] - y[split:]) ** 2))   # tomorrow = today
-    assert model_mse < naive_mse / 20, f"{kind}: model MSE {model_mse:.2e}, naive {naive_mse:.2e}"
+    model.fit(train, epochs=30, verbose=0)
+    x_test, y_test = test.as_arrays()
+    assert x_test.shape == (len(series) - split - 2 * length + 1, length, 2)
+    forecast = backend.to_numpy(model.predict(x_test, verbose=0))[:, 0]
+    model_mse = float(numpy.mean((forecast - y_test) ** 2))
+    naive_mse = float(numpy.mean((x_test[:, -1, 0] - y_test) ** 2))   # tomorrow = today
+    assert model_mse < naive_mse / 10, f"{kind}: model MSE {model_mse:.2e}, naive {naive_mse:.2e}"
