@@ -6,7 +6,7 @@
 #   pytest.txt      the whole suite, every test body on NumPy and on CuPy
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
-#                   pooling, conv2d on CPU)
+#                   pooling, conv2d on CPU, LSTM vs cuDNN)
 #   memory_pool.txt host cost of the memory pool per allocation
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR]     (PYTHON=... picks the interpreter)
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
@@ -21,7 +21,7 @@ device=$("$PYTHON" -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0)
 OUT_DIR="${1:-profiling/results/$(date +%F)-$device}"
 mkdir -p "$OUT_DIR"
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
-              tests/test_conv2d_kernel.py)
+              tests/test_conv2d_kernel.py tests/test_rnn_kernels.py)
 failed=()
 
 step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure
@@ -48,6 +48,7 @@ step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
 step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
 step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
 step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
+step "benchmark: LSTM vs cuDNN" lstm.md "$PYTHON" profiling/bench_lstm.py
 # The NumPy convolution on two cores (bench_conv_cpu.py also limits both libraries to 2 threads).
 if command -v taskset >/dev/null 2>&1; then
     step "benchmark: conv2d on CPU" conv_cpu.md taskset -c 0,1 "$PYTHON" profiling/bench_conv_cpu.py

@@ -10,7 +10,9 @@ Forward: the input projection of every step is one matrix product,
 xw = x @ kernel + bias, (T*N, D) x (D, G*U); then per step one product
 h_{t-1} @ recurrent_kernel and the cell's elementwise update (one fused
 kernel on the GPU for the tanh/sigmoid cells, ``ops/rnn_kernels.py``;
-array arithmetic through the activation functions otherwise).
+array arithmetic through the activation functions otherwise). On the GPU an
+LSTM of at most 64 units without recurrent dropout runs its whole time loop
+in one persistent kernel that keeps the recurrent kernel in shared memory.
 Backward: per step the cell's gradient and one product dz_t @
 recurrent_kernel^T; then the weight gradients as single products over all
 steps: dkernel = x^T dz, drecurrent = h_prev^T dz, dbias = sum dz, and the
@@ -77,8 +79,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
+    saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask)
     if fused:
-        from .rnn_kernels import lstm_cell_forward_cuda
+        from .rnn_kernels import lstm_cell_forward_cuda, lstm_sequence_forward_persistent_cuda, persistent_applies
+        if recurrent_mask is None and persistent_applies(n, u, x.dtype):
+            # small hidden sizes: the whole time loop in one launch, the recurrent kernel on chip
+            lstm_sequence_forward_persistent_cuda(xw, xp.ascontiguousarray(recurrent_kernel), h[0], c[0], h, c, gates)
+            return h, c, (saved if training else None)
         hr = xp.empty((n, 4 * u), dtype=x.dtype)
     for step in range(t):
         if fused:
@@ -94,7 +101,6 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         o[...] = recurrent_activation(z[:, 3 * u:])
         c[step + 1] = f * c[step] + i * g
         h[step + 1] = o * activation(c[step + 1])
-    saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask)
     return h, c, (saved if training else None)
 
 

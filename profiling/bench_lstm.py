@@ -1,0 +1,231 @@
+"""LSTM forward and forward + backward: gpu_dl's layer against torch.nn.LSTM (cuDNN) on the same GPU.
+
+gpu_dl: ``gpu_dl.layers.LSTM(units, return_sequences=True)`` on the GPU
+backend, called as ``y = layer(x, training=True)`` and, for the backward,
+``layer.backward(dy)`` (input and weight gradients): one cuBLAS product for
+every step's input projection, then per step a cuBLAS product with the
+recurrent kernel and one fused cell kernel (kernels/lstm_cell.cu).
+PyTorch: ``torch.nn.LSTM(input, hidden, batch_first=True)`` (cuDNN), eager,
+training-mode forward (parameters and input require gradients) and
+``out.backward(dy)``. Both sides float32 with the same weights: Keras's
+kernel (in, 4u) and recurrent kernel (u, 4u) transposed into weight_ih_l0
+and weight_hh_l0 (gate order i, f, g, o in both), the whole bias in
+bias_ih_l0 and zeros in bias_hh_l0.
+
+Precision: strict float32 on both sides. TF32 is off in cuDNN and in
+PyTorch's matmuls (torch.backends.cudnn.allow_tf32 = False,
+torch.backends.cuda.matmul.allow_tf32 = False) and in CuPy's (CUPY_TF32=0,
+set before CuPy is imported; it is CuPy's default). Outputs and input
+gradients are compared before timing (max |difference| <= 1e-3 of the
+largest value); a case that differs prints MISMATCH and is not timed.
+
+Times: the median of CUDA-event-timed repeats after a warm-up, without an
+L2 flush between repeats (these cases are bound by latency and launch
+overhead, not by DRAM bandwidth), and host wall-clock microseconds per call
+(the device drained after each round), which is what a training loop waits
+for when every step is a few small launches. "cuDNN / gpu_dl" above 1 means
+gpu_dl is faster. Targets: >= 1.0x at (batch 64, seq 128, input 256,
+hidden 512) and >= 1.5x at (32, 32, 32, 64).
+
+A second table times, for the small case, the persistent LSTM kernel
+(lstm_persistent_fwd_f32: the whole sequence in one launch, the recurrent
+kernel in shared memory) behind one cuBLAS input projection, against the
+layer's step loop: what the forward gains where the layer takes that path.
+
+Usage: python profiling/bench_lstm.py [--out FILE]
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["CUPY_TF32"] = "0"   # before CuPy is imported: strict float32 matmuls
+
+import cupy  # noqa: E402
+import numpy  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench_common as bc  # noqa: E402
+from gpu_dl import backend, layers  # noqa: E402
+from gpu_dl.ops import rnn_kernels  # noqa: E402
+
+# (batch, seq, input features, hidden units)
+CASES = [(64, 128, 256, 512), (32, 32, 32, 64)]
+TARGETS = {(64, 128, 256, 512): 1.0, (32, 32, 32, 64): 1.5}
+TOLERANCE = 1e-3
+
+
+def weights(inp, units, seed=0):
+    rng = numpy.random.default_rng(seed)
+    limit = numpy.sqrt(6.0 / (inp + 4 * units))
+    kernel = rng.uniform(-limit, limit, (inp, 4 * units)).astype(numpy.float32)
+    recurrent = (rng.standard_normal((units, 4 * units)) / numpy.sqrt(units)).astype(numpy.float32)
+    bias = (rng.standard_normal(4 * units) * 0.1).astype(numpy.float32)
+    return kernel, recurrent, bias
+
+
+def inputs(batch, seq, inp, units, seed=1):
+    rng = numpy.random.default_rng(seed)
+    x = cupy.asarray(rng.standard_normal((batch, seq, inp)).astype(numpy.float32))
+    dy = cupy.asarray(rng.standard_normal((batch, seq, units)).astype(numpy.float32))
+    return x, dy
+
+
+def ours(x, units, w):
+    layer = layers.LSTM(units, return_sequences=True)
+    layer(x, training=True)   # builds it
+    layer.set_weights(list(w))
+    return layer
+
+
+def theirs(torch, inp, units, w):
+    kernel, recurrent, bias = w
+    lstm = torch.nn.LSTM(inp, units, batch_first=True).cuda()
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(kernel.T.copy()))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(recurrent.T.copy()))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(bias))
+        lstm.bias_hh_l0.zero_()
+    return lstm
+
+
+def _relative(a, b):
+    a, b = cupy.asarray(a), cupy.asarray(b)
+    return float(cupy.abs(a - b).max()) / max(float(cupy.abs(b).max()), 1e-30)
+
+
+def check_same_result(torch, layer, lstm, x, dy):
+    """(output difference, input-gradient difference), each relative to the largest PyTorch value."""
+    y = layer(x, training=True)
+    dx = layer.backward(dy)
+    xt = torch.as_tensor(x, device="cuda").detach().clone().requires_grad_(True)
+    out, _ = lstm(xt)
+    out.backward(torch.as_tensor(dy, device="cuda"))
+    torch.cuda.synchronize()
+    return _relative(y, out.detach()), _relative(dx, xt.grad)
+
+
+def run():
+    backend.set_device("gpu")
+    torch = bc.torch_or_none()
+    if torch is not None:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    out = [bc.header("LSTM (return_sequences=True), float32: gpu_dl's layer against torch.nn.LSTM (cuDNN)"),
+           "Strict float32 on both sides: TF32 off in cuDNN and PyTorch matmuls (torch.backends.cudnn.allow_tf32 = "
+           "False, torch.backends.cuda.matmul.allow_tf32 = False) and in CuPy (CUPY_TF32=0). "
+           "GPU times: median of CUDA-event-timed repeats, no L2 flush (latency-bound cases). "
+           "Wall: host microseconds per call, device drained per round. Ratios are cuDNN time / gpu_dl time "
+           "(above 1: gpu_dl faster).\n"]
+    if torch is None:
+        out.append("PyTorch with CUDA is not installed: gpu_dl alone.\n")
+    rows, persistent_rows = [], []
+    for batch, seq, inp, units in CASES:
+        shape = f"({batch}, {seq}, {inp}, {units})"
+        w = weights(inp, units)
+        x, dy = inputs(batch, seq, inp, units)
+        layer = ours(x, units, w)
+        lstm = theirs(torch, inp, units, w) if torch is not None else None
+        if lstm is not None:
+            y_diff, dx_diff = check_same_result(torch, layer, lstm, x, dy)
+            if max(y_diff, dx_diff) > TOLERANCE or not numpy.isfinite([y_diff, dx_diff]).all():
+                print(f"MISMATCH at {shape}: output differs by {y_diff:.2e}, input gradient by {dx_diff:.2e} "
+                      f"(relative to the largest value; tolerance {TOLERANCE}); not timed.")
+                rows.append([shape, "MISMATCH"] + ["-"] * 7)
+                continue
+        repeats = 20 if seq * units > 10000 else 50
+        calls = 10 if seq * units > 10000 else 100
+
+        def fwd():
+            layer(x, training=True)
+
+        def fwd_bwd():
+            layer(x, training=True)
+            layer.backward(dy)
+
+        ms = {"fwd": bc.time_gpu(fwd, repeats=repeats, flush=False),
+              "both": bc.time_gpu(fwd_bwd, repeats=repeats, flush=False)}
+        wall = {"fwd": bc.time_wall_per_call(fwd, calls=calls), "both": bc.time_wall_per_call(fwd_bwd, calls=calls)}
+        cells = []
+        if lstm is not None:
+            xt = torch.as_tensor(x, device="cuda").detach().clone().requires_grad_(True)
+            dyt = torch.as_tensor(dy, device="cuda")
+
+            def t_fwd():
+                lstm(xt)
+
+            def t_both():
+                xt.grad = None
+                lstm.zero_grad(set_to_none=True)
+                o, _ = lstm(xt)
+                o.backward(dyt)
+
+            t_ms = {"fwd": bc.time_gpu(t_fwd, repeats=repeats, flush=False, sync=torch.cuda.synchronize),
+                    "both": bc.time_gpu(t_both, repeats=repeats, flush=False, sync=torch.cuda.synchronize)}
+            t_wall = {"fwd": bc.time_wall_per_call(t_fwd, calls=calls),
+                      "both": bc.time_wall_per_call(t_both, calls=calls)}
+            for key in ("fwd", "both"):
+                cells.append((t_ms[key], t_wall[key]))
+        for i, key in enumerate(("fwd", "both")):
+            name = "forward" if key == "fwd" else "forward + backward"
+            row = [shape, name, f"{ms[key] * 1e3:.0f}", f"{wall[key]:.0f}"]
+            if cells:
+                t_gpu, t_wall_us = cells[i]
+                ratio_gpu, ratio_wall = t_gpu / ms[key], t_wall_us / wall[key]
+                target = TARGETS[(batch, seq, inp, units)]
+                row += [f"{t_gpu * 1e3:.0f}", f"{t_wall_us:.0f}", f"{ratio_gpu:.2f}x", f"{ratio_wall:.2f}x",
+                        f">= {target}x: GPU {'met' if ratio_gpu >= target else 'NOT met'}, "
+                        f"wall {'met' if ratio_wall >= target else 'NOT met'}"]
+            else:
+                row += ["-"] * 5
+            rows.append(row)
+
+        if rnn_kernels.persistent_applies(batch, units, numpy.float32):
+            cudnn_wall = cells[0][1] if cells else None
+            persistent_rows.append(persistent_row(layer, x, w, shape, ms["fwd"], wall["fwd"], cudnn_wall))
+    out.append(bc.table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us", "gpu_dl wall us/call",
+                         "cuDNN GPU us", "cuDNN wall us/call", "cuDNN / gpu_dl (GPU)", "cuDNN / gpu_dl (wall)",
+                         "target"], rows))
+    if persistent_rows:
+        out.append("\nForward through the persistent kernel (one cuBLAS input projection + one launch of "
+                   "lstm_persistent_fwd_f32), against the layer's forward above:\n\n" +
+                   bc.table(["(batch, seq, input, hidden)", "persistent GPU us", "persistent wall us/call",
+                             "layer GPU us", "layer wall us/call", "layer / persistent (wall)",
+                             "cuDNN / persistent (wall)", "max |h| difference"],
+                            persistent_rows))
+    return "\n".join(out)
+
+
+def persistent_row(layer, x, w, shape, layer_ms, layer_wall, cudnn_wall):
+    """Time input projection + persistent kernel for one case; check it against the layer's output."""
+    batch, seq, inp = x.shape
+    units = w[1].shape[0]
+    kernel, recurrent, bias = (cupy.asarray(a) for a in w)
+    xw = cupy.empty((seq * batch, 4 * units), cupy.float32)
+    h0 = cupy.zeros((batch, units), cupy.float32)
+    h_seq = cupy.empty((seq + 1, batch, units), cupy.float32)
+    c_seq = cupy.empty_like(h_seq)
+    gates = cupy.empty((seq, batch, 4 * units), cupy.float32)
+
+    def forward():
+        # what the layer does around its loop too: time-major input, batch-major output
+        x_tm = cupy.ascontiguousarray(x.transpose(1, 0, 2)).reshape(seq * batch, inp)
+        cupy.matmul(x_tm, kernel, out=xw)
+        cupy.add(xw, bias, out=xw)
+        rnn_kernels.lstm_sequence_forward_persistent_cuda(xw.reshape(seq, batch, 4 * units), recurrent, h0, h0,
+                                                          h_seq, c_seq, gates)
+        return cupy.ascontiguousarray(h_seq[1:].transpose(1, 0, 2))
+
+    difference = float(cupy.abs(forward() - layer(x, training=True)).max())
+    ms = bc.time_gpu(forward, repeats=50, flush=False)
+    wall = bc.time_wall_per_call(forward, calls=100)
+    return [shape, f"{ms * 1e3:.0f}", f"{wall:.0f}", f"{layer_ms * 1e3:.0f}", f"{layer_wall:.0f}",
+            f"{layer_wall / wall:.2f}x", "-" if cudnn_wall is None else f"{cudnn_wall / wall:.2f}x",
+            f"{difference:.1e}"]
+
+
+if __name__ == "__main__":
+    bc.main(run, __doc__.splitlines()[0])
