@@ -1,6 +1,6 @@
 """The ``gpu-dl`` command.
 
-    gpu-dl train [--model mlp|cnn] [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
+    gpu-dl train [--model mlp|cnn|lstm] [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
     gpu-dl info
 """
 from __future__ import annotations
@@ -37,7 +37,20 @@ def build_cnn(image_shape, classes):
     ], name="digits_cnn")
 
 
-MODELS = {"mlp": (build_mlp, False), "cnn": (build_cnn, True)}
+def build_lstm(image_shape, classes):
+    """An LSTM reading each image row by row: rows are the time steps, a row's pixels the features."""
+    from . import layers
+    from .models import Sequential
+    rows, cols = image_shape[0], image_shape[1] * (image_shape[2] if len(image_shape) > 2 else 1)
+    return Sequential([
+        layers.Input(shape=image_shape),
+        layers.Reshape((rows, cols)),
+        layers.LSTM(64),
+        layers.Dense(classes, activation="softmax"),
+    ], name="digits_lstm")
+
+
+MODELS = {"mlp": (build_mlp, False), "cnn": (build_cnn, True), "lstm": (build_lstm, True)}
 
 
 def train(args):
@@ -126,7 +139,8 @@ def make_parser():
     sub = parser.add_subparsers(dest="command")
     p_train = sub.add_parser("train", help="train the default model on the bundled digits data")
     p_train.add_argument("--model", choices=sorted(MODELS), default="mlp",
-                         help="mlp: two hidden Dense layers; cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense")
+                         help="mlp: two hidden Dense layers; cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense; "
+                              "lstm: an LSTM reading the image row by row")
     p_train.add_argument("--epochs", type=positive, default=30)
     p_train.add_argument("--batch-size", type=positive, default=32)
     p_train.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")

@@ -142,3 +142,23 @@ def test_input_declares_shape():
         layers.Input(shape=(0, 3))
     with pytest.raises(ValueError, match="shape"):
         layers.Input()
+
+
+def test_reshape_forward_backward_and_errors(xp, rng):
+    layer = layers.Reshape((4, -1))
+    x = xp.asarray(rng.standard_normal((3, 2, 6)), dtype="float32")
+    y = layer(x, training=True)
+    assert y.shape == (3, 4, 3) and layer.compute_output_shape((None, 2, 6)) == (None, 4, 3)
+    numpy.testing.assert_array_equal(to_numpy(y), to_numpy(x).reshape(3, 4, 3))
+    dx = layer.backward(y * 2)
+    numpy.testing.assert_array_equal(to_numpy(dx), to_numpy(x) * 2)
+    assert layers.Reshape.from_config(layer.get_config()).target_shape == (4, -1)
+    with pytest.raises(ValueError, match="do not divide"):
+        layers.Reshape((5, -1)).compute_output_shape((None, 2, 6))
+    with pytest.raises(ValueError, match="has 12 values per sample, target_shape \\(5, 2\\) has 10"):
+        layers.Reshape((5, 2)).compute_output_shape((None, 2, 6))
+    for bad in [(0, 3), (-1, -1), (-2,)]:
+        with pytest.raises(ValueError, match="target_shape"):
+            layers.Reshape(bad)
+    with pytest.raises(TypeError, match="target_shape"):
+        layers.Reshape("ab")

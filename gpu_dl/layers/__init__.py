@@ -2,7 +2,7 @@
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
 from .conv import Conv2D
-from .core import Dense, Dropout, Flatten, Input, InputLayer
+from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .padding import ReflectionPadding2D, ZeroPadding2D
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
@@ -12,5 +12,5 @@ __all__ = [
     "Activation", "AveragePooling2D", "Bidirectional", "GRU", "LSTM", "SimpleRNN", "AvgPool2D", "Conv2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
     "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D", "ReflectionPadding2D", "ZeroPadding2D",
     "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "Layer", "LeakyReLU",
-    "PReLU", "ReLU", "Softmax", "Variable",
+    "PReLU", "ReLU", "Reshape", "Softmax", "Variable",
 ]

@@ -200,3 +200,51 @@ class Flatten(Layer):
         config = super().get_config()
         config["data_format"] = self.data_format
         return config
+
+
+class Reshape(Layer):
+    """Reshapes each sample to ``target_shape`` (one entry may be -1: whatever the rest leaves)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            shape = tuple(int(d) for d in target_shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"Reshape layer '{self.name}': target_shape must be a tuple of integers, "
+                            f"got {target_shape!r}.") from None
+        if shape.count(-1) > 1 or any(d == 0 or d < -1 for d in shape):
+            raise ValueError(f"Reshape layer '{self.name}': target_shape must hold positive sizes and at most "
+                             f"one -1, got {target_shape!r}.")
+        self.target_shape = shape
+
+    def compute_output_shape(self, input_shape):
+        known = [d for d in input_shape[1:]]
+        if any(d is None for d in known):
+            return (input_shape[0],) + self.target_shape
+        size = int(numpy.prod(known, dtype=numpy.int64))
+        fixed = int(numpy.prod([d for d in self.target_shape if d != -1], dtype=numpy.int64))
+        if -1 in self.target_shape:
+            if size % fixed:
+                raise ValueError(f"Reshape layer '{self.name}': {size} values per sample (input shape "
+                                 f"{tuple(input_shape[1:])}) do not divide into target_shape {self.target_shape}.")
+            shape = tuple(size // fixed if d == -1 else d for d in self.target_shape)
+        elif size != fixed:
+            raise ValueError(f"Reshape layer '{self.name}': input shape {tuple(input_shape[1:])} has {size} values "
+                             f"per sample, target_shape {self.target_shape} has {fixed}.")
+        else:
+            shape = self.target_shape
+        return (input_shape[0],) + shape
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def call(self, x, training=False):
+        self._saved = (x.shape,) if training else None
+        return x.reshape((x.shape[0],) + tuple(self.compute_output_shape(x.shape)[1:]))
+
+    def backward(self, dy):
+        (shape,) = self.saved()
+        return dy.reshape(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
