@@ -4,6 +4,7 @@ from .base import Layer, Variable
 from .conv import Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .padding import ReflectionPadding2D, ZeroPadding2D
+from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
@@ -13,4 +14,5 @@ __all__ = [
     "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D", "ReflectionPadding2D", "ZeroPadding2D",
     "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "Layer", "LeakyReLU",
     "PReLU", "ReLU", "Reshape", "Softmax", "Variable",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
 ]

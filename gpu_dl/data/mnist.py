@@ -1,0 +1,193 @@
+"""MNIST and Fashion-MNIST from files already on disk (nothing is downloaded).
+
+Two forms are read:
+
+- Keras's ``mnist.npz`` (arrays ``x_train``, ``y_train``, ``x_test``,
+  ``y_test``), loaded with ``allow_pickle=False``;
+- the four IDX files of the original distribution, gzipped or not:
+  ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+  ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the
+number of dimensions), one big-endian uint32 per dimension, then the values
+in row-major order, big-endian. The header is checked against the data size.
+
+Where to look, in order: ``path`` (a file or a folder) if given, else
+``$GPU_DL_DATA/<name>``, ``~/.gpu_dl/datasets/<name>`` and the folder Keras
+downloads to (``~/.keras/datasets``).
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zlib
+
+import numpy
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+# IDX type code -> big-endian dtype.
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def default_dirs(name, keras_subdir=None):
+    """The folders searched when no path is given: ``$GPU_DL_DATA/<name>``, ``~/.gpu_dl/datasets/<name>``,
+    then Keras's download folder (``~/.keras/datasets``, or a sub-folder of it)."""
+    dirs = []
+    root = os.environ.get("GPU_DL_DATA")
+    if root:
+        dirs.append(os.path.join(os.path.expanduser(root), name))
+    dirs.append(os.path.join(os.path.expanduser("~"), ".gpu_dl", "datasets", name))
+    keras_root = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+    dirs.append(os.path.join(keras_root, keras_subdir) if keras_subdir else keras_root)
+    return dirs
+
+
+def missing_files_error(title, expected, searched, path=None):
+    """A FileNotFoundError that says which files to put where."""
+    lines = [f"{title}: no data files found (gpu_dl never downloads)."]
+    if path is not None and not os.path.exists(path):
+        lines.append(f"The given path does not exist: {path}")
+    lines.append("Expected one of:")
+    lines.extend(f"  - {form}" for form in expected)
+    lines.append("Searched:")
+    lines.extend(f"  - {d}" for d in searched)
+    lines.append("Put the files in one of these folders, set GPU_DL_DATA to a folder holding "
+                 "a sub-folder of that name, or pass path=... .")
+    return FileNotFoundError("\n".join(lines))
+
+
+def read_idx(path):
+    """The array stored in the IDX file ``path`` (gzipped when its name ends in .gz); a ValueError naming
+    the file when its header is malformed or does not match its size."""
+    try:
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"IDX file {path} is not a readable gzip file ({exc}).") from None
+    return parse_idx(raw, path)
+
+
+def parse_idx(raw, where="IDX data"):
+    """The array held in the bytes of one IDX file."""
+    if len(raw) < 4:
+        raise ValueError(f"{where}: too short for an IDX header ({len(raw)} bytes; the magic number alone is 4).")
+    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
+    if zero0 != 0 or zero1 != 0 or code not in _IDX_TYPES:
+        raise ValueError(f"{where}: not an IDX file (magic number {raw[:4].hex()}; expected 0000 then a type "
+                         f"code in {sorted(hex(c) for c in _IDX_TYPES)} and the number of dimensions).")
+    if ndim == 0:
+        raise ValueError(f"{where}: IDX header declares 0 dimensions.")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{where}: truncated IDX header: {ndim} dimension sizes need {header} bytes, "
+                         f"the file has {len(raw)}.")
+    dims = tuple(int(d) for d in numpy.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = numpy.dtype(_IDX_TYPES[code])
+    expected = math.prod(dims) * dtype.itemsize
+    actual = len(raw) - header
+    if actual != expected:
+        raise ValueError(f"{where}: IDX header declares shape {dims} of {dtype.name} ({expected} bytes of data), "
+                         f"but the file holds {actual} bytes after the header (truncated or corrupt).")
+    data = numpy.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def _find_idx(folder, stem):
+    for candidate in (stem + ".gz", stem):
+        p = os.path.join(folder, candidate)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def _load_idx_folder(folder, files):
+    x_train, y_train, x_test, y_test = (read_idx(p) for p in files)
+    for x, y, images, labels in ((x_train, y_train, files[0], files[1]), (x_test, y_test, files[2], files[3])):
+        if x.ndim != 3:
+            raise ValueError(f"{images}: image file must hold a 3-D array (count, rows, cols), got shape {x.shape}.")
+        if y.ndim != 1:
+            raise ValueError(f"{labels}: label file must hold a 1-D array, got shape {y.shape}.")
+        if len(x) != len(y):
+            raise ValueError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels.")
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _load_npz(path):
+    try:
+        with numpy.load(path, allow_pickle=False) as data:
+            missing = [k for k in NPZ_KEYS if k not in data.files]
+            if missing:
+                raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; a Keras mnist.npz holds "
+                                 f"{', '.join(NPZ_KEYS)} (found {', '.join(data.files) or 'none'}).")
+            arrays = {k: numpy.asarray(data[k]) for k in NPZ_KEYS}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ValueError(f"{path}: holds pickled objects, which gpu_dl does not load; "
+                             f"it expects plain arrays {', '.join(NPZ_KEYS)}.") from None
+        raise
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable .npz file ({exc}).") from None
+    for split in ("train", "test"):
+        x, y = arrays["x_" + split], arrays["y_" + split]
+        if x.ndim != 3:
+            raise ValueError(f"{path}: x_{split} must have shape (count, rows, cols), got {x.shape}.")
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"{path}: y_{split} must have shape ({len(x)},) to match x_{split}, got {y.shape}.")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _load(title, name, npz_names, path, keras_subdir):
+    expected = [f"{' or '.join(npz_names)} (Keras format: arrays {', '.join(NPZ_KEYS)})",
+                "the four IDX files " + ", ".join(s + ".gz" for s in IDX_FILES) + " (gzipped or not)"]
+    if path is not None:
+        path = os.fspath(os.path.expanduser(path))
+        if os.path.isfile(path):
+            if path.endswith(".npz"):
+                return _load_npz(path)
+            raise ValueError(f"{title}: {path} is a file but not a .npz; pass the .npz file, or the folder "
+                             f"holding the four IDX files.")
+        searched = [path]
+    else:
+        searched = default_dirs(name, keras_subdir)
+    for folder in searched:
+        if not os.path.isdir(folder):
+            continue
+        for npz in npz_names:
+            candidate = os.path.join(folder, npz)
+            if os.path.isfile(candidate):
+                return _load_npz(candidate)
+        files = [_find_idx(folder, stem) for stem in IDX_FILES]
+        if all(files):
+            return _load_idx_folder(folder, files)
+    raise missing_files_error(title, expected, searched, path)
+
+
+def load_mnist(path=None):
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 images (N, 28, 28), uint8 labels (N,).
+
+    ``path``: an ``mnist.npz`` file, or a folder holding it or the four IDX files. Without it, looks in
+    ``$GPU_DL_DATA/mnist``, ``~/.gpu_dl/datasets/mnist`` and ``~/.keras/datasets`` (where Keras keeps
+    ``mnist.npz``).
+    """
+    return _load("load_mnist", "mnist", ("mnist.npz",), path, None)
+
+
+def load_fashion_mnist(path=None):
+    """Fashion-MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 images (N, 28, 28), uint8 labels (N,).
+
+    ``path``: a ``.npz`` file with Keras's array names, or a folder holding ``fashion_mnist.npz`` or the
+    four IDX files. Without it, looks in ``$GPU_DL_DATA/fashion_mnist``, ``~/.gpu_dl/datasets/fashion_mnist``
+    and ``~/.keras/datasets/fashion-mnist`` (where Keras keeps the IDX files).
+    """
+    return _load("load_fashion_mnist", "fashion_mnist", ("fashion_mnist.npz", "fashion-mnist.npz"), path,
+                 "fashion-mnist")

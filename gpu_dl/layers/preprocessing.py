@@ -1,0 +1,429 @@
+"""Keras 3's image preprocessing layers: Rescaling, RandomFlip, RandomTranslation, RandomRotation, RandomZoom.
+
+Rescaling always applies (``x * scale + offset``). The random layers change
+their input only when called with ``training=True`` — or with ``training``
+left out, as Keras does when such a layer is called directly — and pass it
+through unchanged at inference (``training=False``, which is what a model's
+``predict``/``evaluate`` use). Each draws its random numbers on the host from
+its own generator (``make_rng(seed)``), so one seed gives one sequence of
+augmentations on either backend; the images never leave the device.
+
+Translation, rotation and zoom are affine maps. All three go through one
+resampler, ``affine_resample``: for each output pixel (x, y) of image n its
+2x3 matrix gives the input position ``(x_in, y_in) = M_n @ (x, y, 1)``, read
+by bilinear or nearest interpolation; neighbours outside the image follow
+``fill_mode`` exactly as Keras 3 defines it:
+
+- ``reflect``  (d c b a | a b c d | d c b a), mirrored about the edge of the last pixel;
+- ``wrap``     (a b c d | a b c d | a b c d);
+- ``nearest``  (a a a a | a b c d | d d d d);
+- ``constant`` (k k k k | a b c d | k k k k) with k = ``fill_value``, per neighbour.
+
+It is written with array operations only, so it runs unchanged on NumPy and
+CuPy arrays. Its adjoint, ``affine_resample_backward``, scatters the output
+gradient back with the same interpolation weights.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy
+
+from ..backend import array_module, make_rng
+from .base import Layer
+from .spatial import SpatialLayer
+
+FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+INTERPOLATIONS = ("bilinear", "nearest")
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+# --------------------------------------------------------------- the resampler
+def _check_words(fill_mode, interpolation, where="affine_resample"):
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"{where}: fill_mode must be one of {', '.join(map(repr, FILL_MODES))}, got {fill_mode!r}.")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"{where}: interpolation must be one of {', '.join(map(repr, INTERPOLATIONS))}, "
+                         f"got {interpolation!r}.")
+
+
+def _fix_index(index, size, fill_mode, xp):
+    """Integer positions along one axis mapped into [0, size) by ``fill_mode``, and (constant mode only)
+    a mask of the positions that were inside."""
+    if fill_mode == "constant":
+        return xp.clip(index, 0, size - 1), (index >= 0) & (index < size)
+    if fill_mode == "nearest":
+        return xp.clip(index, 0, size - 1), None
+    if fill_mode == "wrap":
+        return xp.mod(index, size), None
+    # reflect: period 2*size, the second half read backwards (the edge pixel repeats).
+    k = xp.mod(index, 2 * size)
+    return xp.where(k < size, k, 2 * size - 1 - k), None
+
+
+def _axis_taps(coord, size, fill_mode, interpolation, xp):
+    """For one axis: [(index, valid, weight)], one entry per interpolation node (weight None means 1)."""
+    if interpolation == "nearest":
+        nodes = [(xp.round(coord).astype(xp.int64), None)]
+    else:
+        lower = xp.floor(coord)
+        upper_weight = coord - lower
+        index = lower.astype(xp.int64)
+        nodes = [(index, 1 - upper_weight), (index + 1, upper_weight)]
+    return [_fix_index(index, size, fill_mode, xp) + (weight,) for index, weight in nodes]
+
+
+def _as_matrices(matrices, n, xp, dtype):
+    m = xp.asarray(matrices, dtype=dtype)
+    if m.shape == (2, 3):
+        m = xp.broadcast_to(m, (n, 2, 3))
+    if m.shape != (n, 2, 3):
+        raise ValueError(f"affine_resample: matrices must have shape ({n}, 2, 3) (one 2x3 matrix per image) "
+                         f"or (2, 3), got {tuple(m.shape)}.")
+    return m
+
+
+def _taps(shape, matrices, fill_mode, interpolation, xp, dtype):
+    """The sampling plan of a batch: [(flat pixel index (N, H, W), valid mask or None, weight or None)]."""
+    n, h, w = shape[:3]
+    m = _as_matrices(matrices, n, xp, dtype)
+    xs = xp.arange(w, dtype=dtype).reshape(1, 1, w)
+    ys = xp.arange(h, dtype=dtype).reshape(1, h, 1)
+
+    def coef(i, j):
+        return m[:, i, j].reshape(n, 1, 1)
+
+    x_in = coef(0, 0) * xs + coef(0, 1) * ys + coef(0, 2)
+    y_in = coef(1, 0) * xs + coef(1, 1) * ys + coef(1, 2)
+    image_start = (xp.arange(n, dtype=xp.int64) * h).reshape(n, 1, 1)
+    taps = []
+    for iy, vy, wy in _axis_taps(y_in, h, fill_mode, interpolation, xp):
+        row = (image_start + iy) * w
+        for ix, vx, wx in _axis_taps(x_in, w, fill_mode, interpolation, xp):
+            valid = None if vy is None else vy & vx
+            weight = None if wy is None else wy * wx
+            taps.append((row + ix, valid, weight))
+    return taps
+
+
+def _compute_dtype(dtype):
+    dtype = numpy.dtype(dtype)
+    return dtype if dtype.kind == "f" else numpy.dtype(numpy.float32)
+
+
+def affine_resample(images, matrices, fill_mode="reflect", interpolation="bilinear", fill_value=0.0):
+    """Resample a batch of channels_last images (N, H, W, C) through one inverse affine map per image.
+
+    ``matrices`` (N, 2, 3), or one (2, 3) for all: output pixel (x = column, y = row) of image n reads the
+    input at ``x_in = M[n,0,0] x + M[n,0,1] y + M[n,0,2]``, ``y_in = M[n,1,0] x + M[n,1,1] y + M[n,1,2]``
+    (Keras's transform ``[a0, a1, a2, b0, b1, b2, 0, 0]`` is ``M = [[a0, a1, a2], [b0, b1, b2]]``).
+    Returns an array of the input's type, module and dtype (integer images are rounded).
+    """
+    _check_words(fill_mode, interpolation)
+    xp = array_module(images)
+    if images.ndim != 4:
+        raise ValueError(f"affine_resample: images must have rank 4 (N, H, W, C), got shape {tuple(images.shape)}.")
+    n, h, w, c = images.shape
+    dtype = _compute_dtype(images.dtype)
+    source = images.astype(dtype, copy=False).reshape(n * h * w, c)
+    fill = xp.asarray(fill_value, dtype=dtype)
+    out = None
+    for flat, valid, weight in _taps(images.shape, matrices, fill_mode, interpolation, xp, dtype):
+        value = xp.take(source, flat, axis=0)
+        if valid is not None:
+            value = xp.where(valid[..., None], value, fill)
+        if weight is not None:
+            value = value * weight[..., None]
+        out = value if out is None else out + value
+    if numpy.dtype(images.dtype).kind != "f":
+        out = xp.round(out)
+    return out.astype(images.dtype, copy=False)
+
+
+def affine_resample_backward(dy, matrices, fill_mode="reflect", interpolation="bilinear"):
+    """The gradient of ``affine_resample`` with respect to its images: the adjoint of the same sampling,
+    each output gradient added back to the input pixels it was read from, with the same weights
+    (``fill_value`` depends on no input, so it drops out)."""
+    _check_words(fill_mode, interpolation, "affine_resample_backward")
+    xp = array_module(dy)
+    n, h, w, c = dy.shape
+    size = n * h * w * c
+    channel = xp.arange(c, dtype=xp.int64)
+    dx = None
+    for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp, dy.dtype):
+        g = dy
+        if weight is not None:
+            g = g * weight[..., None]
+        if valid is not None:
+            g = g * valid[..., None]
+        index = (flat[..., None] * c + channel).ravel()
+        part = xp.bincount(index, weights=g.ravel(), minlength=size)
+        dx = part if dx is None else dx + part
+    return dx.reshape(n, h, w, c).astype(dy.dtype, copy=False)
+
+
+# -------------------------------------------------------------------- helpers
+def _where(layer):
+    return f"{type(layer).__name__} layer '{layer.name}'"
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _factor_range(layer, factor, what, low, high, low_open=False):
+    """Keras's reading of a factor: a number f means (-|f|, |f|), a pair means (min, max); every value must
+    lie in [low, high] (or (low, high] with ``low_open``)."""
+    interval = f"{'(' if low_open else '['}{low}, {high}]"
+    message = (f"{_where(layer)}: {what} must be a number or a pair (lower, upper) of numbers in {interval}, "
+               f"got {factor!r}.")
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(_is_number(v) for v in factor):
+            raise ValueError(message)
+        values = [float(v) for v in factor]
+    elif _is_number(factor):
+        values = [float(factor)]
+    else:
+        raise ValueError(message)
+    for v in values:
+        if not math.isfinite(v) or v > high or v < low or (low_open and v == low):
+            raise ValueError(message)
+    if len(values) == 1:
+        return -abs(values[0]), abs(values[0])
+    return tuple(sorted(values))
+
+
+def _fill_words(layer, fill_mode, interpolation, fill_value):
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"{_where(layer)}: fill_mode must be one of {', '.join(map(repr, FILL_MODES))}, "
+                         f"got {fill_mode!r}.")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"{_where(layer)}: interpolation must be one of {', '.join(map(repr, INTERPOLATIONS))}, "
+                         f"got {interpolation!r}.")
+    if not _is_number(fill_value):
+        raise ValueError(f"{_where(layer)}: fill_value must be a number, got {fill_value!r}.")
+    return fill_mode, interpolation, float(fill_value)
+
+
+# --------------------------------------------------------------------- layers
+class Rescaling(Layer):
+    """``x * scale + offset``, in training and at inference (scale/offset: numbers, or arrays that
+    broadcast against the input, e.g. one value per channel)."""
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        for what, v in (("scale", scale), ("offset", offset)):
+            try:
+                a = numpy.asarray(v, dtype=numpy.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{_where(self)}: {what} must be a number or an array of numbers, got {v!r}.") from None
+            if not numpy.all(numpy.isfinite(a)):
+                raise ValueError(f"{_where(self)}: {what} must be finite, got {v!r}.")
+        self.scale = scale
+        self.offset = offset
+
+    def _value(self, v, x):
+        return array_module(x).asarray(v, dtype=x.dtype)
+
+    def call(self, x, training=False):
+        self._saved = (x.dtype,) if training else None
+        return x * self._value(self.scale, x) + self._value(self.offset, x)
+
+    def backward(self, dy):
+        if not self.input_gradient_wanted:
+            return None
+        return dy * self._value(self.scale, dy)
+
+    def get_config(self):
+        def plain(v):
+            return v.tolist() if isinstance(v, numpy.ndarray) else v
+        return {**super().get_config(), "scale": plain(self.scale), "offset": plain(self.offset)}
+
+
+class _RandomImageLayer(SpatialLayer):
+    """What the random image layers share: training switch, seed, rank-3 (one image) inputs, layouts."""
+
+    def __init__(self, seed=None, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.seed = seed
+        self._rng = make_rng(seed) if seed is not None else None
+        self._unbatched = False
+
+    def generator(self):
+        return self._rng or make_rng(None)
+
+    def build(self, input_shape):
+        self.check_rank(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def __call__(self, x, training=None):
+        # As in Keras, a direct call without ``training`` augments; models pass training explicitly.
+        training = True if training is None else bool(training)
+        if getattr(x, "ndim", None) == 3:
+            y = super().__call__(x[None], training=training)
+            self._unbatched = True
+            return y[0]
+        self._unbatched = False
+        return super().__call__(x, training=training)
+
+    def backward(self, dy):
+        if self._unbatched and dy.ndim == 3:
+            dx = self._backward(dy[None])
+            return None if dx is None else dx[0]
+        return self._backward(dy)
+
+    def call(self, x, training=False):
+        if not training:
+            self._saved = None
+            return x
+        x = self.to_last(x)
+        y, saved = self._augment(x)
+        self._saved = saved
+        return self.from_last(y)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+class RandomFlip(_RandomImageLayer):
+    """Flips each image left-right and/or top-bottom with probability 1/2 (``horizontal_and_vertical``
+    flips both ways or neither, as Keras does); its backward flips the gradient back."""
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if mode not in FLIP_MODES:
+            raise ValueError(f"{_where(self)}: mode must be one of {', '.join(map(repr, FLIP_MODES))}, got {mode!r}.")
+        self.mode = mode
+
+    def _flip(self, x, flips):
+        xp = array_module(x)
+        mask = xp.asarray(flips).reshape(-1, 1, 1, 1)
+        if self.mode in ("horizontal", "horizontal_and_vertical"):
+            x = xp.where(mask, x[:, :, ::-1, :], x)
+        if self.mode in ("vertical", "horizontal_and_vertical"):
+            x = xp.where(mask, x[:, ::-1, :, :], x)
+        return x
+
+    def _augment(self, x):
+        flips = self.generator().random(x.shape[0]) <= 0.5
+        return self._flip(x, flips), (flips,)
+
+    def _backward(self, dy):
+        (flips,) = self.saved()
+        if not self.input_gradient_wanted:
+            return None
+        return self.from_last(self._flip(self.to_last(dy), flips))
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+class _AffineLayer(_RandomImageLayer):
+    """A random affine resampling of each image (translation, rotation, zoom)."""
+
+    def __init__(self, fill_mode, interpolation, seed, fill_value, data_format, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.fill_mode, self.interpolation, self.fill_value = _fill_words(self, fill_mode, interpolation, fill_value)
+
+    def _matrices(self, n, h, w):
+        raise NotImplementedError
+
+    def _augment(self, x):
+        n, h, w, _ = x.shape
+        matrices = self._matrices(n, h, w)
+        y = affine_resample(x, matrices, self.fill_mode, self.interpolation, self.fill_value)
+        return y, (matrices,)
+
+    def _backward(self, dy):
+        (matrices,) = self.saved()
+        if not self.input_gradient_wanted:
+            return None
+        dy = self.to_last(dy)
+        return self.from_last(affine_resample_backward(dy, matrices, self.fill_mode, self.interpolation))
+
+    def get_config(self):
+        return {**super().get_config(), "fill_mode": self.fill_mode, "interpolation": self.interpolation,
+                "fill_value": self.fill_value}
+
+
+class RandomTranslation(_AffineLayer):
+    """Shifts each image by a random fraction of its height (``height_factor``; positive: down) and width
+    (``width_factor``; positive: right), each a number f (range [-f, f]) or a pair in [-1, 1]."""
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+        self.height_factor = height_factor
+        self.width_factor = width_factor
+        self.height_range = _factor_range(self, height_factor, "height_factor", -1.0, 1.0)
+        self.width_range = _factor_range(self, width_factor, "width_factor", -1.0, 1.0)
+
+    def _matrices(self, n, h, w):
+        rng = self.generator()
+        dy = rng.uniform(*self.height_range, size=n) * h
+        dx = rng.uniform(*self.width_range, size=n) * w
+        m = numpy.zeros((n, 2, 3))
+        m[:, 0, 0] = m[:, 1, 1] = 1.0
+        m[:, 0, 2] = -dx
+        m[:, 1, 2] = -dy
+        return m
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}
+
+
+class RandomRotation(_AffineLayer):
+    """Rotates each image about its centre by a random angle, ``factor`` a fraction of a full turn 2*pi:
+    a number f (range [-f, f]) or a pair in [-1, 1]; positive angles turn counter-clockwise."""
+
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
+                 data_format=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+        self.factor = _factor_range(self, factor, "factor", -1.0, 1.0)
+
+    def _matrices(self, n, h, w):
+        lower, upper = self.factor
+        angle = numpy.deg2rad(self.generator().uniform(lower * 360.0, upper * 360.0, size=n))
+        cos, sin = numpy.cos(angle), numpy.sin(angle)
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        m = numpy.empty((n, 2, 3))
+        m[:, 0, 0], m[:, 0, 1] = cos, -sin
+        m[:, 1, 0], m[:, 1, 1] = sin, cos
+        m[:, 0, 2] = cx - cx * cos + cy * sin
+        m[:, 1, 2] = cy - cx * sin - cy * cos
+        return m
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+class RandomZoom(_AffineLayer):
+    """Zooms each image about its centre: the sampled region is (1 + f) times the image along each axis, f
+    drawn from ``height_factor`` (and ``width_factor``; None keeps the aspect ratio), each a number or a
+    pair in (-1, 1]. Negative values zoom in, positive values zoom out."""
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+        self.height_factor = height_factor
+        self.width_factor = width_factor
+        self.height_range = _factor_range(self, height_factor, "height_factor", -1.0, 1.0, low_open=True)
+        self.width_range = (None if width_factor is None
+                            else _factor_range(self, width_factor, "width_factor", -1.0, 1.0, low_open=True))
+
+    def _matrices(self, n, h, w):
+        rng = self.generator()
+        zy = rng.uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n)
+        zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1], size=n)
+        m = numpy.zeros((n, 2, 3))
+        m[:, 0, 0] = zx
+        m[:, 1, 1] = zy
+        m[:, 0, 2] = (w - 1) / 2.0 * (1.0 - zx)
+        m[:, 1, 2] = (h - 1) / 2.0 * (1.0 - zy)
+        return m
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}

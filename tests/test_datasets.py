@@ -1,0 +1,301 @@
+"""MNIST, Fashion-MNIST and CIFAR-10 readers on small files built here in each format."""
+import gzip
+import io
+import os
+import pickle
+import struct
+import tarfile
+
+import numpy
+import pytest
+
+from gpu_dl.data import load_cifar10, load_fashion_mnist, load_mnist
+from gpu_dl.data.cifar10 import restricted_loads
+from gpu_dl.data.mnist import parse_idx
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """No real data set on this machine is read: HOME and GPU_DL_DATA point at empty folders."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("GPU_DL_DATA", raising=False)
+    return home
+
+
+def tiny_mnist(rng, n_train=5, n_test=3):
+    return ((rng.integers(0, 256, (n_train, 28, 28), dtype=numpy.uint8), rng.integers(0, 10, n_train, dtype=numpy.uint8)),
+            (rng.integers(0, 256, (n_test, 28, 28), dtype=numpy.uint8), rng.integers(0, 10, n_test, dtype=numpy.uint8)))
+
+
+def idx_bytes(array, code=0x08):
+    header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx_folder(folder, data, compress=True):
+    (xtr, ytr), (xte, yte) = data
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, a in (("train-images-idx3-ubyte", xtr), ("train-labels-idx1-ubyte", ytr),
+                    ("t10k-images-idx3-ubyte", xte), ("t10k-labels-idx1-ubyte", yte)):
+        if compress:
+            with gzip.open(folder / (stem + ".gz"), "wb") as f:
+                f.write(idx_bytes(a))
+        else:
+            (folder / stem).write_bytes(idx_bytes(a))
+
+
+def assert_same(loaded, data):
+    for (x, y), (ex, ey) in zip(loaded, data):
+        assert x.dtype == numpy.uint8 and y.dtype == numpy.uint8
+        numpy.testing.assert_array_equal(x, ex)
+        numpy.testing.assert_array_equal(y, ey)
+
+
+# ------------------------------------------------------------------ MNIST
+def test_mnist_npz_file_and_folder(tmp_path, rng):
+    data = tiny_mnist(rng)
+    (xtr, ytr), (xte, yte) = data
+    npz = tmp_path / "mnist.npz"
+    numpy.savez(npz, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    assert_same(load_mnist(npz), data)
+    assert_same(load_mnist(str(tmp_path)), data)
+
+
+def test_mnist_idx_gz_and_plain(tmp_path, rng):
+    data = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "gz", data)
+    assert_same(load_mnist(tmp_path / "gz"), data)
+    write_idx_folder(tmp_path / "plain", data, compress=False)
+    assert_same(load_fashion_mnist(tmp_path / "plain"), data)
+
+
+def test_default_locations(tmp_path, rng, isolated_home, monkeypatch):
+    data = tiny_mnist(rng)
+    (xtr, ytr), (xte, yte) = data
+    keras_dir = isolated_home / ".keras" / "datasets"
+    keras_dir.mkdir(parents=True)
+    numpy.savez(keras_dir / "mnist.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    assert_same(load_mnist(), data)
+    write_idx_folder(isolated_home / ".keras" / "datasets" / "fashion-mnist", data)
+    assert_same(load_fashion_mnist(), data)
+    # $GPU_DL_DATA/<name> comes first.
+    other = tiny_mnist(numpy.random.default_rng(7))
+    write_idx_folder(tmp_path / "root" / "mnist", other)
+    monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "root"))
+    assert_same(load_mnist(), other)
+    write_idx_folder(isolated_home / ".gpu_dl" / "datasets" / "fashion_mnist", other)
+    assert_same(load_fashion_mnist(), other)
+
+
+def test_mnist_missing_files_say_what_to_put_where(tmp_path, isolated_home):
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist()
+    text = str(info.value)
+    for name in ("mnist.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                 os.path.join(str(isolated_home), ".gpu_dl", "datasets", "mnist"),
+                 os.path.join(str(isolated_home), ".keras", "datasets")):
+        assert name in text
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_fashion_mnist(tmp_path / "nowhere")
+    # Three of the four IDX files are not enough.
+    write_idx_folder(tmp_path / "partial", tiny_mnist(numpy.random.default_rng(0)))
+    os.remove(tmp_path / "partial" / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path / "partial")
+
+
+def test_idx_header_checks(tmp_path, rng):
+    good = idx_bytes(numpy.arange(12, dtype=numpy.uint8).reshape(3, 4))
+    numpy.testing.assert_array_equal(parse_idx(good), numpy.arange(12).reshape(3, 4))
+    # big-endian int16 payload
+    ints = numpy.array([[-2, 300], [7, 40000 - 65536]], dtype=numpy.int16)
+    numpy.testing.assert_array_equal(parse_idx(idx_bytes(ints, code=0x0B)), ints)
+    with pytest.raises(ValueError, match="too short"):
+        parse_idx(good[:3])
+    with pytest.raises(ValueError, match="not an IDX file"):
+        parse_idx(b"\x01\x00\x08\x02" + good[4:])
+    with pytest.raises(ValueError, match="not an IDX file"):
+        parse_idx(b"\x00\x00\x07\x02" + good[4:])
+    with pytest.raises(ValueError, match="truncated IDX header"):
+        parse_idx(good[:9])
+    with pytest.raises(ValueError, match=r"shape \(3, 4\).*11 bytes"):
+        parse_idx(good[:-1])
+    with pytest.raises(ValueError, match="13 bytes"):
+        parse_idx(good + b"\x00")
+    huge = bytes([0, 0, 8, 3]) + struct.pack(">III", 2**31, 2**31, 2**31) + b"\x00" * 8
+    with pytest.raises(ValueError, match="8 bytes after the header"):
+        parse_idx(huge)
+    # through the loader: the file is named, and a bad gzip stream is a clear error
+    data = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "bad", data)
+    target = tmp_path / "bad" / "train-images-idx3-ubyte.gz"
+    with gzip.open(target, "wb") as f:
+        f.write(idx_bytes(data[0][0])[:-10])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz"):
+        load_mnist(tmp_path / "bad")
+    target.write_bytes(b"\x1f\x8b garbage")
+    with pytest.raises(ValueError, match="gzip"):
+        load_mnist(tmp_path / "bad")
+
+
+def test_idx_count_mismatch_and_bad_npz(tmp_path, rng):
+    (xtr, ytr), (xte, yte) = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "m", ((xtr, ytr[:-1]), (xte, yte)))
+    with pytest.raises(ValueError, match="5 images but .* 4 labels"):
+        load_mnist(tmp_path / "m")
+    numpy.savez(tmp_path / "mnist.npz", x_train=xtr, y_train=ytr)
+    with pytest.raises(ValueError, match="x_test"):
+        load_mnist(tmp_path / "mnist.npz")
+    numpy.savez(tmp_path / "obj.npz", x_train=numpy.array([{"a": 1}], dtype=object), y_train=ytr,
+                x_test=xte, y_test=yte)
+    with pytest.raises(ValueError, match="pickle"):
+        load_mnist(tmp_path / "obj.npz")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="not a .npz"):
+        load_mnist(tmp_path / "notes.txt")
+
+
+# --------------------------------------------------------------- CIFAR-10
+def tiny_cifar(rng, sizes=(2, 3, 1, 2, 2), n_test=3):
+    batches = {}
+    for i, n in enumerate(sizes, start=1):
+        batches[f"data_batch_{i}"] = (rng.integers(0, 256, (n, 3072), dtype=numpy.uint8), rng.integers(0, 10, n).tolist())
+    batches["test_batch"] = (rng.integers(0, 256, (n_test, 3072), dtype=numpy.uint8), rng.integers(0, 10, n_test).tolist())
+    return batches
+
+
+def batch_pickle(data, labels, name, protocol=2):
+    d = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
+         b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+    return pickle.dumps(d, protocol=protocol)
+
+
+def write_cifar_folder(folder, batches, protocol=2):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (data, labels) in batches.items():
+        (folder / name).write_bytes(batch_pickle(data, labels, name, protocol))
+
+
+def expected_cifar(batches):
+    def images(rows):
+        # pixel (r, c) of channel k sits at k * 1024 + r * 32 + c
+        n = rows.shape[0]
+        out = numpy.empty((n, 32, 32, 3), numpy.uint8)
+        for i in range(n):
+            for k in range(3):
+                out[i, :, :, k] = rows[i, k * 1024:(k + 1) * 1024].reshape(32, 32)
+        return out
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    x_train = numpy.concatenate([images(d) for d, _ in train])
+    y_train = numpy.concatenate([numpy.array(lab, numpy.uint8) for _, lab in train]).reshape(-1, 1)
+    d, lab = batches["test_batch"]
+    return (x_train, y_train), (images(d), numpy.array(lab, numpy.uint8).reshape(-1, 1))
+
+
+def assert_cifar(loaded, batches):
+    (xtr, ytr), (xte, yte) = loaded
+    (exr, eyr), (exe, eye) = expected_cifar(batches)
+    assert xtr.shape == (10, 32, 32, 3) and ytr.shape == (10, 1) and xte.shape == (3, 32, 32, 3) and yte.shape == (3, 1)
+    for a, b in ((xtr, exr), (ytr, eyr), (xte, exe), (yte, eye)):
+        assert a.dtype == numpy.uint8
+        numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_cifar_folder_round_trip(tmp_path, rng, protocol):
+    batches = tiny_cifar(rng)
+    write_cifar_folder(tmp_path / "cifar-10-batches-py", batches, protocol)
+    assert_cifar(load_cifar10(tmp_path / "cifar-10-batches-py"), batches)
+    assert_cifar(load_cifar10(tmp_path), batches)
+
+
+def test_cifar_archive_is_read_without_extracting(tmp_path, rng):
+    batches = tiny_cifar(rng)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, (data, labels) in batches.items():
+            payload = batch_pickle(data, labels, name)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    before = sorted(os.listdir(tmp_path))
+    assert_cifar(load_cifar10(archive), batches)
+    assert_cifar(load_cifar10(tmp_path), batches)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_cifar_default_location(tmp_path, rng, isolated_home, monkeypatch):
+    batches = tiny_cifar(rng)
+    write_cifar_folder(isolated_home / ".keras" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py", batches)
+    assert_cifar(load_cifar10(), batches)
+    other = tiny_cifar(numpy.random.default_rng(5))
+    write_cifar_folder(tmp_path / "root" / "cifar10", other)
+    monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "root"))
+    assert_cifar(load_cifar10(), other)
+
+
+class _System:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _Eval:
+    def __init__(self, code):
+        self.code = code
+
+    def __reduce__(self):
+        import builtins
+        return (builtins.eval, (self.code,))
+
+
+@pytest.mark.parametrize("make", [
+    lambda sentinel: {b"data": _System(f"touch {sentinel}"), b"labels": [1]},
+    lambda sentinel: {b"data": _Eval(f"open({str(sentinel)!r}, 'w').close()"), b"labels": [1]},
+])
+def test_malicious_batch_is_refused_without_running(tmp_path, rng, make):
+    sentinel = tmp_path / "sentinel"
+    batches = tiny_cifar(rng)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_folder(folder, batches)
+    (folder / "data_batch_3").write_bytes(pickle.dumps(make(sentinel), protocol=2))
+    with pytest.raises(pickle.UnpicklingError) as info:
+        load_cifar10(folder)
+    text = str(info.value)
+    assert "refusing to load" in text and "data_batch_3" in text and "never contains" in text
+    assert ("system" in text) or ("builtin__.eval" in text)
+    assert not sentinel.exists()
+
+
+def test_restricted_unpickler_refuses_other_globals():
+    for obj in (numpy.float64(1.5), numpy.ma.masked_array([1, 2]), set(), object):
+        with pytest.raises(pickle.UnpicklingError, match="refusing"):
+            restricted_loads(pickle.dumps(obj, protocol=2))
+    value = restricted_loads(pickle.dumps({b"k": [numpy.arange(3), "s", b"b", 1.5, (1, 2)]}, protocol=4))
+    numpy.testing.assert_array_equal(value[b"k"][0], numpy.arange(3))
+
+
+def test_cifar_missing_and_malformed(tmp_path, rng, isolated_home):
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar10()
+    text = str(info.value)
+    for name in ("data_batch_1", "data_batch_5", "test_batch", "cifar-10-python.tar.gz", "cifar-10-batches-py",
+                 os.path.join(str(isolated_home), ".gpu_dl", "datasets", "cifar10")):
+        assert name in text
+    batches = tiny_cifar(rng)
+    folder = tmp_path / "c"
+    write_cifar_folder(folder, batches)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": numpy.zeros((2, 100), numpy.uint8), b"labels": [0, 1]}))
+    with pytest.raises(ValueError, match=r"test_batch.*\(N, 3072\)"):
+        load_cifar10(folder)
+    (folder / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="test_batch"):
+        load_cifar10(folder)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="tar"):
+        load_cifar10(tmp_path / "cifar-10-python.tar.gz")
