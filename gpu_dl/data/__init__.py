@@ -4,4 +4,7 @@ from .digits import load_digits
 from .mnist import load_fashion_mnist, load_mnist
 from .sequences import SequenceDataset, pad_sequences, timeseries_dataset_from_array
 
-__all__ = ["load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "SequenceDataset", "pad_sequences", "timeseries_dataset_from_array"]
+__all__ = [
+    "SequenceDataset", "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "pad_sequences",
+    "timeseries_dataset_from_array",
+]

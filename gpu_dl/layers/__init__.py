@@ -10,9 +10,9 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, Globa
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 
 __all__ = [
-    "Activation", "AveragePooling2D", "Bidirectional", "GRU", "LSTM", "SimpleRNN", "AvgPool2D", "Conv2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
-    "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D", "ReflectionPadding2D", "ZeroPadding2D",
-    "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "Layer", "LeakyReLU",
-    "PReLU", "ReLU", "Reshape", "Softmax", "Variable",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
+    "Activation", "AveragePooling2D", "AvgPool2D", "Bidirectional", "Conv2D", "Dense", "Dropout", "ELU",
+    "Flatten", "GRU", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D",
+    "Input", "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "RandomFlip",
+    "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU", "ReflectionPadding2D", "Rescaling", "Reshape",
+    "SimpleRNN", "Softmax", "Variable", "ZeroPadding2D",
 ]
