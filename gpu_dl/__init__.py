@@ -15,7 +15,7 @@ _SUBMODULES = (
     "activations", "backend", "callbacks", "constraints", "data", "initializers", "layers",
     "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils",
 )
-_FROM_MODELS = ("Sequential", "Model")
+_FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)
 
 

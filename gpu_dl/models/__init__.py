@@ -1,5 +1,6 @@
-"""Models: the training loop (``Model``) and the layer stack (``Sequential``)."""
+"""Models: the training loop (``Model``), the layer stack (``Sequential``) and saving/loading."""
 from .model import Model
+from .saving import load_model
 from .sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "load_model"]

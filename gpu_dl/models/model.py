@@ -413,3 +413,19 @@ class Model:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Write the whole model (config, weights, optimizer state) to a Keras 3 ``.keras`` file."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Read weights from a ``.weights.h5`` or ``.keras`` file; nothing changes if they do not fit."""
+        from . import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
