@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy
 
 from ..backend import set_random_seed
+from .model_plot import model_to_dot, plot_model
+from .plotting import plot_history
 from .progbar import Progbar
 
 
@@ -39,4 +41,5 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["Progbar", "normalize", "set_random_seed", "to_categorical"]
+__all__ = ["Progbar", "model_to_dot", "normalize", "plot_history", "plot_model", "set_random_seed",
+           "to_categorical"]

@@ -1,0 +1,191 @@
+"""``plot_model`` and ``model_to_dot``: a model's layers as a Graphviz diagram, as Keras 3 draws it.
+
+One node per layer, labelled as Keras labels it (an HTML table: the layer's
+name and class, then optional activation, input/output shapes, dtype and
+trainability), and one edge from each layer to the next. pydot builds the
+graph; Graphviz's ``dot`` program renders it to PNG, SVG, PDF or another
+format named by the file's extension. A ``.dot``/``.gv`` file gets the graph
+text itself, which needs pydot but not Graphviz.
+"""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+
+PYDOT_HINT = "pip install pydot"
+GRAPHVIZ_HINT = ("install Graphviz, which provides the `dot` program: apt-get install graphviz / "
+                 "brew install graphviz / conda install graphviz")
+_TEXT_FORMATS = ("dot", "gv")
+
+
+def _import_pydot():
+    try:
+        import pydot
+    except ImportError as error:
+        raise ImportError(f"You must install pydot (`{PYDOT_HINT}`, or `pip install \"gpu_dl[plot]\"`) for "
+                          "`plot_model` to work.") from error
+    return pydot
+
+
+def _require_graphviz(pydot):
+    program = getattr(pydot.Dot(), "prog", "dot") or "dot"
+    if shutil.which(program) is None:
+        raise ImportError(f"`plot_model` needs Graphviz's `{program}` program, which is not on the PATH: "
+                          f"{GRAPHVIZ_HINT}. (Or save the graph text without Graphviz: to_file='model.dot'.)")
+
+
+def _layer_shapes(model):
+    """layer -> (input shape, output shape), propagated from the model's input shape."""
+    shapes = {}
+    shape = getattr(model, "input_spec", None)
+    for layer in model.layers:
+        try:
+            out = tuple(layer.compute_output_shape(shape)) if shape is not None else None
+        except Exception:   # a layer that cannot say: shown as "?", as Keras does
+            out = None
+        shapes[id(layer)] = (shape, out)
+        shape = out
+    return shapes
+
+
+def _format_shape(shape):
+    return "?" if shape is None else html.escape(str(tuple(shape)))
+
+
+def _activation_name(layer):
+    activation = layer.activation
+    if hasattr(activation, "name"):
+        return activation.name
+    if hasattr(activation, "__name__"):
+        return activation.__name__
+    return str(activation)
+
+
+def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_names, show_layer_activations,
+                     show_dtype, show_shapes, show_trainable):
+    """The node's HTML-like Graphviz label, cell for cell as Keras 3 writes it."""
+    class_name = type(layer).__name__
+    table = '<<table border="0" cellborder="1" bgcolor="black" cellpadding="10">'
+    colspan_max = sum(int(x) for x in (show_dtype, show_trainable)) + (2 if show_shapes else 0)
+    colspan = max(1, colspan_max)
+    if show_layer_names:
+        title = f"<b>{html.escape(layer.name)}</b> ({class_name})"
+    else:
+        title = f"<b>{class_name}</b>"
+    table += (f'<tr><td colspan="{colspan}" bgcolor="black"><font point-size="16" color="white">'
+              f"{title}</font></td></tr>")
+    if show_layer_activations and getattr(layer, "activation", None) is not None:
+        table += (f'<tr><td bgcolor="white" colspan="{colspan}"><font point-size="14">'
+                  f"Activation: <b>{html.escape(_activation_name(layer))}</b></font></td></tr>")
+    cols = []
+    if show_shapes:
+        if class_name != "InputLayer":
+            cols.append('<td bgcolor="white"><font point-size="14">'
+                        f"Input shape: <b>{_format_shape(input_shape)}</b></font></td>")
+        cols.append('<td bgcolor="white"><font point-size="14">'
+                    f"Output shape: <b>{_format_shape(output_shape)}</b></font></td>")
+    if show_dtype:
+        dtype = getattr(layer, "dtype", None)
+        cols.append('<td bgcolor="white"><font point-size="14">'
+                    f"Output dtype: <b>{html.escape(str(dtype)) if dtype else '?'}</b></font></td>")
+    if show_trainable and hasattr(layer, "trainable") and layer.weights:
+        if layer.trainable:
+            cols.append('<td bgcolor="forestgreen"><font point-size="14" color="white">'
+                        "<b>Trainable</b></font></td>")
+        else:
+            cols.append('<td bgcolor="firebrick"><font point-size="14" color="white">'
+                        "<b>Non-trainable</b></font></td>")
+    if cols:
+        table += f"<tr>{''.join(cols)}</tr>"
+    return table + "</table>>"
+
+
+def _check_built(model):
+    if not getattr(model, "built", False):
+        raise ValueError("This model has not yet been built. Build the model first by calling `build()` or by "
+                         "calling the model on a batch of data (for a Sequential: start it with "
+                         "`layers.Input(shape)`, or fit it once).")
+
+
+def _check_kwargs(kwargs):
+    if kwargs.pop("layer_range", None) is not None:
+        raise ValueError("Argument `layer_range` is no longer supported.")
+    if kwargs:
+        raise ValueError(f"Unrecognized keyword arguments: {kwargs}")
+
+
+def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=True, rankdir="TB",
+                 expand_nested=False, dpi=200, subgraph=False, show_layer_activations=False, show_trainable=False,
+                 splines="ortho", **kwargs):
+    """The model as a ``pydot.Dot`` graph (a ``pydot.Cluster`` with ``subgraph=True``), as Keras 3 builds it."""
+    _check_built(model)
+    pydot = _import_pydot()
+    _check_kwargs(kwargs)
+    if subgraph:
+        dot = pydot.Cluster(style="dashed", graph_name=model.name)
+        dot.set("label", model.name)
+        dot.set("labeljust", "l")
+    else:
+        dot = pydot.Dot()
+        dot.set("rankdir", rankdir)
+        dot.set("concentrate", True)
+        dot.set("dpi", dpi)
+        dot.set("splines", splines)
+        dot.set_node_defaults(shape="record")
+    options = dict(show_layer_names=show_layer_names, show_layer_activations=show_layer_activations,
+                   show_dtype=show_dtype, show_shapes=show_shapes, show_trainable=show_trainable)
+    layers = list(model.layers)
+    shapes = _layer_shapes(model)
+    for layer in layers:
+        node = pydot.Node(str(id(layer)), label=make_layer_label(layer, *shapes[id(layer)], **options))
+        node.set("fontname", "Helvetica")
+        node.set("border", "0")
+        node.set("margin", "0")
+        dot.add_node(node)
+    for source, destination in zip(layers, layers[1:]):
+        edge = pydot.Edge(str(id(source)), str(id(destination)))
+        edge.set("penwidth", "2")
+        dot.add_edge(edge)
+    return dot
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=False,
+               rankdir="TB", expand_nested=False, dpi=200, show_layer_activations=False, show_trainable=False,
+               splines="ortho", **kwargs):
+    """Draw the model's layers into ``to_file`` (Keras 3's ``keras.utils.plot_model``).
+
+    The format comes from the extension: ``.png`` (also the default when
+    there is none), ``.svg``, ``.pdf``, ... through Graphviz's ``dot``; ``.dot``
+    or ``.gv`` writes the graph text and needs only pydot. Returns an
+    ``IPython.display.Image`` of a raster image where IPython is installed
+    (a notebook shows it), else None. ``rankdir="LR"`` draws left to right.
+    As in Keras 3 (not Keras 2), layer names are shown only with
+    ``show_layer_names=True``; the class name always is.
+    """
+    _check_built(model)
+    pydot = _import_pydot()
+    to_file = os.fspath(to_file)
+    extension = os.path.splitext(to_file)[1][1:].lower() or "png"
+    if extension not in _TEXT_FORMATS:
+        _require_graphviz(pydot)
+    _check_kwargs(kwargs)
+    dot = model_to_dot(model, show_shapes=show_shapes, show_dtype=show_dtype, show_layer_names=show_layer_names,
+                       rankdir=rankdir, expand_nested=expand_nested, dpi=dpi,
+                       show_layer_activations=show_layer_activations, show_trainable=show_trainable,
+                       splines=splines)
+    if extension in _TEXT_FORMATS:
+        with open(to_file, "w", encoding="utf-8") as stream:
+            stream.write(dot.to_string())
+        return None
+    try:
+        dot.write(to_file, format=extension)
+    except FileNotFoundError as error:
+        raise ImportError(f"`plot_model` could not run Graphviz: {GRAPHVIZ_HINT}.") from error
+    if extension in ("png", "jpg", "jpeg", "gif"):
+        try:
+            from IPython import display
+        except ImportError:
+            return None
+        return display.Image(filename=to_file)
+    return None
