@@ -1,73 +1,95 @@
 """The ``gpu-dl`` command.
 
-    gpu-dl train [--model mlp|cnn|lstm] [--epochs N] [--batch-size N] [--device auto|cpu|gpu] [--seed N]
+    gpu-dl train [--data NAME] [--data-dir DIR] [--model cnn|mlp|lstm|FILE.py] [--epochs N] [--batch-size N]
+                 [--learning-rate LR] [--device auto|cpu|gpu] [--output DIR] [--seed N] [--verbose 0|1|2]
+    gpu-dl evaluate MODEL.keras [--data NAME] [--data-dir DIR]
+    gpu-dl predict MODEL.keras [--input X.npy | --data NAME] [--output PROBABILITIES.npy]
     gpu-dl info
+
+With no arguments it trains the seed notes' CNN on scikit-learn's digits and
+writes the model, its training curves and its history into a run folder.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 
-def build_mlp(input_dim, classes):
-    from . import layers
-    from .models import Sequential
-    return Sequential([
-        layers.Input(shape=(input_dim,)),
-        layers.Dense(64, activation="relu"),
-        layers.Dropout(0.1),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(classes, activation="softmax"),
-    ], name="digits_mlp")
-
-
-def build_cnn(image_shape, classes):
-    """The seed notes' network: INPUT -> [CONV -> RELU -> POOL]*2 -> FC -> RELU -> FC."""
-    from . import layers
-    from .models import Sequential
-    return Sequential([
-        layers.Input(shape=image_shape),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(classes, activation="softmax"),
-    ], name="digits_cnn")
-
-
-def build_lstm(image_shape, classes):
-    """An LSTM reading each image row by row: rows are the time steps, a row's pixels the features."""
-    from . import layers
-    from .models import Sequential
-    rows, cols = image_shape[0], image_shape[1] * (image_shape[2] if len(image_shape) > 2 else 1)
-    return Sequential([
-        layers.Input(shape=image_shape),
-        layers.Reshape((rows, cols)),
-        layers.LSTM(64),
-        layers.Dense(classes, activation="softmax"),
-    ], name="digits_lstm")
-
-
-MODELS = {"mlp": (build_mlp, False), "cnn": (build_cnn, True), "lstm": (build_lstm, True)}
+def _run_folder(args):
+    """The run folder: --output, or runs/<date-time>-<data>-<model> (made unique)."""
+    if args.output:
+        folder = Path(args.output)
+    else:
+        model = Path(args.model).stem if args.model.endswith(".py") else args.model
+        folder = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.data}-{model}"
+        base, n = folder, 1
+        while folder.exists():
+            folder, n = Path(f"{base}-{n}"), n + 1
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def train(args):
-    from . import backend, data
+    from . import backend, callbacks, optimizers
+    from .data.catalog import load_dataset
+    from .models.examples import build_model
     backend.set_device(args.device)
-    if args.seed is not None:
-        backend.set_random_seed(args.seed)
-    build, images = MODELS[args.model]
-    (x_train, y_train), (x_test, y_test) = data.load_digits(image_shape=images)
-    print(f"Data: scikit-learn digits, {len(x_train)} training and {len(x_test)} test images of 8x8 pixels, 10 classes")
-    model = build(x_train.shape[1:] if images else x_train.shape[1], 10)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    backend.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test), description = load_dataset(args.data, args.data_dir)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    print(f"Data: {description}: {len(x_train)} training and {len(x_test)} test images "
+          f"of shape {x_train.shape[1:]}, {classes} classes")
+    model = build_model(args.model, x_train.shape[1:], classes)
+    model.compile(optimizer=optimizers.Adam(args.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     model.summary()
+    folder = _run_folder(args)
+    curves = folder / "training_curves.png"
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
-              verbose=args.verbose)
+              verbose=args.verbose,
+              callbacks=[callbacks.TrainingCurves(str(curves)), callbacks.CSVLogger(str(folder / "history.csv"))])
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(x_test)} held-out images")
+    model.save(str(folder / "model.keras"))
+    print(f"Run folder {folder}: model.keras, training_curves.png, history.csv")
+    return 0
+
+
+def _saved_model(args):
+    from . import backend
+    from .models import load_model
+    backend.set_device(args.device)
+    return load_model(args.model)
+
+
+def evaluate(args):
+    from .data.catalog import load_dataset
+    model = _saved_model(args)
+    _, (x_test, y_test), description = load_dataset(args.data, args.data_dir)
+    results = model.evaluate(x_test, y_test, batch_size=args.batch_size, verbose=0, return_dict=True)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in results.items())
+    print(f"{args.model} on the {len(x_test)} test images of {description}: {shown}")
+    return 0
+
+
+def predict(args):
+    import numpy
+    model = _saved_model(args)
+    if args.input:
+        x = numpy.load(args.input, allow_pickle=False)
+        source = args.input
+    else:
+        from .data.catalog import load_dataset
+        _, (x, _), description = load_dataset(args.data, args.data_dir)
+        source = f"the test images of {description}"
+    probabilities = model.predict(x, batch_size=args.batch_size, verbose=0)
+    classes = probabilities.argmax(axis=-1)
+    print(f"{len(classes)} predictions for {source}; the first: {' '.join(map(str, classes[:20]))}")
+    if args.output:
+        numpy.save(args.output, probabilities)
+        print(f"Wrote the class probabilities {probabilities.shape} to {args.output}")
     return 0
 
 
@@ -135,20 +157,53 @@ def positive(text):
 
 
 def make_parser():
+    from .data.catalog import DATASETS
+    from .models.examples import MODELS
     parser = argparse.ArgumentParser(prog="gpu-dl", description="Train and inspect gpu_dl models.")
     sub = parser.add_subparsers(dest="command")
-    p_train = sub.add_parser("train", help="train the default model on the bundled digits data")
-    p_train.add_argument("--model", choices=sorted(MODELS), default="mlp",
-                         help="mlp: two hidden Dense layers; cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense; "
-                              "lstm: an LSTM reading the image row by row")
-    p_train.add_argument("--epochs", type=positive, default=30)
+    device = {"choices": ["auto", "cpu", "gpu"], "default": "auto",
+              "help": "auto: the GPU when one answers, else the CPU"}
+    data = {"choices": sorted(DATASETS), "default": "digits",
+            "help": "digits ship with scikit-learn; mnist, fashion_mnist and cifar10 are read from files you have"}
+    data_dir = {"default": None, "help": "where the data set's files are (default: $GPU_DL_DATA/<name>, "
+                                         "~/.gpu_dl/datasets/<name>, ~/.keras/datasets)"}
+
+    p_train = sub.add_parser("train", help="train a model (default: the CNN on the digits)")
+    p_train.add_argument("--data", **data)
+    p_train.add_argument("--data-dir", **data_dir)
+    p_train.add_argument("--model", default="cnn",
+                         help=f"{', '.join(MODELS)} (cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense -> Dense; "
+                              "mlp: two hidden Dense layers; lstm: reads the image row by row), or a Python "
+                              "file defining build_model()")
+    p_train.add_argument("--epochs", type=positive, default=15)
     p_train.add_argument("--batch-size", type=positive, default=32)
-    p_train.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p_train.add_argument("--learning-rate", type=float, default=0.003, help="Adam's learning rate")
+    p_train.add_argument("--device", **device)
+    p_train.add_argument("--output", default=None, help="the run folder (default: runs/<date-time>-<data>-<model>)")
     p_train.add_argument("--seed", type=int, default=0, help="random seed (default 0; results are reproducible)")
     p_train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     p_train.set_defaults(run=train)
+
+    p_eval = sub.add_parser("evaluate", help="evaluate a saved model on a data set's test images")
+    p_eval.add_argument("model", help="a .keras file written by model.save or gpu-dl train")
+    p_eval.add_argument("--data", **data)
+    p_eval.add_argument("--data-dir", **data_dir)
+    p_eval.add_argument("--batch-size", type=positive, default=256)
+    p_eval.add_argument("--device", **device)
+    p_eval.set_defaults(run=evaluate)
+
+    p_predict = sub.add_parser("predict", help="class probabilities of a saved model")
+    p_predict.add_argument("model", help="a .keras file written by model.save or gpu-dl train")
+    p_predict.add_argument("--input", default=None, help="a .npy array of inputs (default: the data set's test images)")
+    p_predict.add_argument("--data", **data)
+    p_predict.add_argument("--data-dir", **data_dir)
+    p_predict.add_argument("--output", default=None, help="write the probabilities to this .npy file")
+    p_predict.add_argument("--batch-size", type=positive, default=256)
+    p_predict.add_argument("--device", **device)
+    p_predict.set_defaults(run=predict)
+
     p_info = sub.add_parser("info", help="show the backend and device")
-    p_info.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p_info.add_argument("--device", **device)
     p_info.set_defaults(run=info)
     return parser
 
@@ -156,12 +211,13 @@ def make_parser():
 def main(argv=None):
     from .backend import DeviceUnavailableError
     parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["train"] + argv          # the main job: `gpu-dl` alone, or with train's options, trains
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["train"] + list(argv or sys.argv[1:]))
     try:
         return args.run(args)
-    except (ValueError, TypeError, DeviceUnavailableError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, DeviceUnavailableError) as exc:
         print(f"gpu-dl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

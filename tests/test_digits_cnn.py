@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from gpu_dl import backend, cli, data, optimizers
+from gpu_dl import backend, data, optimizers
+from gpu_dl.models.examples import build_cnn
 
 
 @pytest.mark.slow
@@ -15,7 +16,7 @@ def test_digits_cnn_reaches_97_percent(xp):
     backend.set_random_seed(0)
     (x_train, y_train), (x_test, y_test) = data.load_digits(image_shape=True)
     assert x_train.shape[1:] == (8, 8, 1)
-    model = cli.build_cnn((8, 8, 1), 10)
+    model = build_cnn((8, 8, 1), 10)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
     model.compile(optimizer=optimizers.Adam(0.003), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -25,10 +26,3 @@ def test_digits_cnn_reaches_97_percent(xp):
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0] / 5
     assert accuracy >= 0.97, f"test accuracy {accuracy:.4f} after {seconds:.1f} s of training"
-
-
-def test_cli_trains_the_cnn(capsys):
-    assert cli.main(["train", "--model", "cnn", "--epochs", "1", "--device", "cpu", "--verbose", "0"]) == 0
-    text = capsys.readouterr().out
-    assert 'Model: "digits_cnn"' in text and "(None, 8, 8, 32)" in text and "(None, 2, 2, 64)" in text
-    assert "Test accuracy: 0." in text

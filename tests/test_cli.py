@@ -1,0 +1,79 @@
+"""`gpu-dl train`, `evaluate` and `predict`: the main job end to end on the CPU, its run folder, and its errors."""
+import numpy
+import pytest
+
+from gpu_dl import cli
+from gpu_dl.models import load_model
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def trained(tmp_path_factory):
+    """One short CNN run on the digits, shared by the tests that read its folder."""
+    folder = tmp_path_factory.mktemp("run")
+    code = cli.main(["train", "--epochs", "2", "--device", "cpu", "--verbose", "2", "--output", str(folder)])
+    assert code == 0
+    return folder
+
+
+def test_train_by_default_is_the_cnn_on_the_digits(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = cli.make_parser().parse_args(["train"])
+    assert (args.model, args.data, args.device) == ("cnn", "digits", "auto")
+    assert cli.main(["--epochs", "1", "--device", "cpu", "--verbose", "2"]) == 0   # no subcommand: train
+    text = capsys.readouterr().out
+    assert "gpu_dl: running on CPU" in text
+    assert 'Model: "cnn"' in text and "Conv2D" in text and "MaxPooling2D" in text and "Total params:" in text
+    assert "Epoch 1/1" in text and "val_accuracy" in text and "Test accuracy: 0." in text
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.endswith("-digits-cnn")
+    assert {p.name for p in runs[0].iterdir()} == {"model.keras", "training_curves.png", "history.csv"}
+
+
+def test_run_folder_holds_a_loadable_model_its_curves_and_history(trained):
+    assert (trained / "training_curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    rows = (trained / "history.csv").read_text().splitlines()
+    assert rows[0].split(",")[:2] == ["epoch", "accuracy"] and len(rows) == 3
+    model = load_model(str(trained / "model.keras"))
+    assert [type(layer).__name__ for layer in model.layers][:2] == ["Conv2D", "MaxPooling2D"]
+
+
+def test_evaluate_and_predict_a_saved_model(trained, capsys, tmp_path):
+    model_file = str(trained / "model.keras")
+    assert cli.main(["evaluate", model_file, "--device", "cpu"]) == 0
+    assert "on the 359 test images" in capsys.readouterr().out
+    out = tmp_path / "probabilities.npy"
+    assert cli.main(["predict", model_file, "--device", "cpu", "--output", str(out)]) == 0
+    probabilities = numpy.load(out)
+    assert probabilities.shape == (359, 10)
+    numpy.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    inputs = tmp_path / "x.npy"
+    numpy.save(inputs, numpy.zeros((3, 8, 8, 1), dtype="float32"))
+    assert cli.main(["predict", model_file, "--device", "cpu", "--input", str(inputs)]) == 0
+    assert "3 predictions for" in capsys.readouterr().out
+
+
+def test_model_from_a_python_file(tmp_path, capsys):
+    source = tmp_path / "tiny.py"
+    source.write_text(
+        "from gpu_dl import Sequential, layers\n"
+        "def build_model(input_shape, classes):\n"
+        "    return Sequential([layers.Input(input_shape), layers.Flatten(), layers.Dense(classes, activation='softmax')],"
+        " name='tiny')\n")
+    assert cli.main(["train", "--model", str(source), "--epochs", "1", "--device", "cpu", "--verbose", "0",
+                     "--output", str(tmp_path / "run")]) == 0
+    assert 'Model: "tiny"' in capsys.readouterr().out
+    assert (tmp_path / "run" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "resnet"], "Unknown model 'resnet'"),
+    (["train", "--model", "missing.py"], "does not exist"),
+    (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "mnist.npz"),
+    (["evaluate", "missing.keras"], "missing.keras"),
+])
+def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv + ["--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
