@@ -1,0 +1,264 @@
+"""The model's and its optimizer's variables in Keras 3's HDF5 weights layout: writing and checked reading.
+
+Each layer of the model has a group ``layers/<name>/vars`` whose datasets
+``0``, ``1``, ... are its weights in ``get_weights()`` order; ``<name>`` is the
+snake-cased class name, numbered per class (``dense``, ``dense_1``, ...), as
+Keras names them, not the layer's own name. Recurrent layers keep their weights
+under ``layers/<name>/cell/vars``; ``Bidirectional`` under
+``forward_layer/cell/vars`` and ``backward_layer/cell/vars``. The optimizer has
+``optimizer/vars``: ``0`` iterations, ``1`` the learning rate (when it is a
+number), then the slots in Keras's order. Keras stores these scalars in
+float32; the group's attribute ``gpu_dl_scalars`` (JSON) keeps them at full
+precision so that training resumes bit for bit. Keras ignores it.
+
+Reading refuses HDF5 links and external or virtual datasets, and checks every
+shape before anything is assigned: the ``stage_*`` functions return what to
+assign, so a failed load leaves the model as it was.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import numpy
+
+# The optimizer group's attribute with its scalars at full precision (see above).
+_SCALARS_ATTR = "gpu_dl_scalars"
+
+
+def keras_snake_case(name: str) -> str:
+    """Keras 3's ``to_snake_case``: 'Conv2D' -> 'conv2d', 'MaxPooling2D' -> 'max_pooling2d'."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique(name, used):
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+# ------------------------------------------------------------ weights: write
+def _weight_groups(model):
+    """``[(h5 path, name, [Variable])]`` for every layer in Keras 3's layout (groups without variables too)."""
+    used = {}
+    out = []
+    for layer in model.layers:
+        out.extend(_layer_groups(layer, "layers/" + _unique(keras_snake_case(type(layer).__name__), used)))
+    return out
+
+
+def _layer_groups(layer, path):
+    from ..layers.recurrent import Bidirectional, _Recurrent
+    if isinstance(layer, Bidirectional):
+        return ([(path, layer.name, [])] + _layer_groups(layer.forward_layer, path + "/forward_layer")
+                + _layer_groups(layer.backward_layer, path + "/backward_layer"))
+    if isinstance(layer, _Recurrent):
+        return [(path, layer.name, []),
+                (path + "/cell", keras_snake_case(type(layer).__name__) + "_cell", layer.weights)]
+    return [(path, layer.name, layer.weights)]
+
+
+def _write_vars(h5file, path, name, arrays):
+    group = h5file.create_group("vars") if not path else h5file.require_group(path).create_group("vars")
+    group.attrs["name"] = name
+    for i, a in enumerate(arrays):
+        group.create_dataset(str(i), data=a)
+    return group
+
+
+def write_weights(h5file, model):
+    """Write the model's (and its optimizer's) variables into an open, empty h5py File."""
+    _write_vars(h5file, "", model.name, [])
+    for path, name, variables in _weight_groups(model):
+        _write_vars(h5file, path, name, [v.numpy() for v in variables])
+    if model.compiled and model.optimizer is not None:
+        optimizer = model.optimizer
+        store = {}
+        optimizer.save_own_variables(store)
+        group = _write_vars(h5file, "optimizer", optimizer.name,
+                            [numpy.asarray(store[str(i)]) for i in range(len(store))])
+        state = optimizer.state_dict([])
+        group.attrs[_SCALARS_ATTR] = json.dumps({"iterations": int(state["iterations"]),
+                                                 "learning_rate": state["learning_rate"],
+                                                 "extra": {k: float(v) for k, v in state["extra"].items()}})
+
+
+# ------------------------------------------------------------- weights: read
+def _child(h5py, group, key, kind, where):
+    """``group[key]`` if it is a plain group/dataset (``kind``), None if absent; links and external data refused."""
+    link = group.get(key, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(f"{where}: '{key}' is a {type(link).__name__}; only plain groups and datasets are read.")
+    obj = group[key]
+    if kind == "group" and not isinstance(obj, h5py.Group):
+        raise ValueError(f"{where}: '{key}' should be a group, found a {type(obj).__name__}.")
+    if kind == "dataset":
+        if not isinstance(obj, h5py.Dataset):
+            raise ValueError(f"{where}: '{key}' should be a dataset (an array), found a {type(obj).__name__}.")
+        if obj.is_virtual or obj.external:
+            raise ValueError(f"{where}: '{key}' keeps its data outside the file; only data stored in the file is read.")
+    return obj
+
+
+def _vars_group(h5py, h5file, path, source):
+    """The ``<path>/vars`` group, or None if the file has none."""
+    node = h5file
+    for part in [p for p in path.split("/") if p] + ["vars"]:
+        node = _child(h5py, node, part, "group", f"{source}: entry '{path}'")
+        if node is None:
+            return None
+    return node
+
+
+def _read_arrays(h5py, group, entry, source):
+    """The datasets '0', '1', ... of a vars group as host arrays; a ValueError if the keys are not that."""
+    keys = list(group.keys())
+    expected = [str(i) for i in range(len(keys))]
+    if sorted(keys, key=lambda k: (len(k), k)) != expected:
+        raise ValueError(f"{source}: entry '{entry}' should hold datasets named 0..{len(keys) - 1}, "
+                         f"found {sorted(keys)}.")
+    arrays = []
+    for key in expected:
+        ds = _child(h5py, group, key, "dataset", f"{source}: entry '{entry}'")
+        if ds.dtype.kind not in "fiub":
+            raise ValueError(f"{source}: entry '{entry}/{key}' has dtype {ds.dtype}, not a number type gpu_dl reads.")
+        arrays.append(numpy.asarray(ds[()]))
+    return arrays
+
+
+def _check_weights_file(h5py, h5file, source):
+    if "layers" in h5file or "vars" in h5file:
+        return
+    if "model_weights" in h5file or "layer_names" in h5file.attrs:
+        raise ValueError(f"{source} is a legacy Keras 2 HDF5 file; gpu_dl reads Keras 3's `.keras` and "
+                         "`.weights.h5` files only. Load it in Keras and save it again as `.keras`.")
+    raise ValueError(f"{source} is an HDF5 file, but not Keras 3 weights: it has no 'layers' or 'vars' group "
+                     f"(its top-level entries: {sorted(h5file.keys())[:10]}).")
+
+
+def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
+    """``[(Variable, array)]`` for every weight of ``model``, checked against the file; nothing is assigned."""
+    _check_weights_file(h5py, h5file, source)
+    staged = []
+    groups = _weight_groups(model)
+    for path, name, variables in groups:
+        entry = f"{path}/vars"
+        group = _vars_group(h5py, h5file, path, source)
+        if not variables:
+            if group is not None and len(group.keys()):
+                problem = (f"{source}: entry '{entry}' holds {len(group.keys())} array(s), but layer '{name}' "
+                           "has no weights.")
+                if not skip_mismatch:
+                    raise ValueError(problem)
+                warnings.warn(problem + " Skipped.", stacklevel=4)
+            continue
+        shapes = [v.shape for v in variables]
+        if group is None:
+            problem = (f"{source}: no entry '{entry}' for layer '{name}', which has {len(variables)} weight(s) "
+                       f"of shapes {shapes}. The file was saved from a different model.")
+            if not skip_mismatch:
+                raise ValueError(problem)
+            warnings.warn(problem + " Skipped.", stacklevel=4)
+            continue
+        arrays = _read_arrays(h5py, group, entry, source)
+        found = [tuple(a.shape) for a in arrays]
+        if found != shapes:
+            problem = (f"{source}: entry '{entry}' holds arrays of shapes {found}, but layer '{name}' has weights "
+                       f"of shapes {shapes} ({', '.join(v.name for v in variables)}).")
+            if not skip_mismatch:
+                raise ValueError(problem)
+            warnings.warn(problem + " Skipped.", stacklevel=4)
+            continue
+        staged.extend(zip(variables, arrays))
+    known = {path.split("/")[1] for path, _, _ in groups}
+    layers_group = _child(h5py, h5file, "layers", "group", source)
+    if layers_group is not None:
+        extra = [k for k in layers_group.keys() if k not in known and _has_arrays(layers_group[k])]
+        if extra:
+            problem = (f"{source}: the file has weights for layer entries {sorted(extra)} that this model "
+                       f"(layers {[g[0].split('/')[1] for g in groups if g[0].count('/') == 1]}) does not have.")
+            if not skip_mismatch:
+                raise ValueError(problem)
+            warnings.warn(problem + " Skipped.", stacklevel=4)
+    return staged
+
+
+def _has_arrays(group):
+    found = []
+    group.visititems(lambda name, obj: found.append(name) if hasattr(obj, "shape") else None)
+    return bool(found)
+
+
+def stage_optimizer(h5py, h5file, model, source, strict):
+    """A function that restores the optimizer's state from the file, or None when there is none to restore.
+
+    Everything is checked here; the returned function only assigns.
+    """
+    optimizer = model.optimizer
+    if not model.compiled or optimizer is None:
+        return None
+    group = _vars_group(h5py, h5file, "optimizer", source)
+    if group is None:
+        return None
+    arrays = _read_arrays(h5py, group, "optimizer/vars", source)
+    found = [tuple(a.shape) for a in arrays]
+    current = {}
+    optimizer.save_own_variables(current)
+    current_shapes = [tuple(numpy.shape(current[str(i)])) for i in range(len(current))]
+    build = False
+    if found != current_shapes:
+        built_shapes = None
+        if not optimizer.built:
+            probe = type(optimizer).from_config(optimizer.get_config())
+            probe.build(model.trainable_weights)
+            built = {}
+            probe.save_own_variables(built)
+            built_shapes = [tuple(numpy.shape(built[str(i)])) for i in range(len(built))]
+        if found == built_shapes:
+            build = True
+        else:
+            problem = (f"{source}: entry 'optimizer/vars' holds {len(found)} array(s) of shapes {found}; optimizer "
+                       f"'{optimizer.name}' ({type(optimizer).__name__}) of this model needs "
+                       f"{built_shapes or current_shapes}. The file was saved with a different optimizer or model.")
+            if strict:
+                raise ValueError(problem)
+            warnings.warn(problem + " The optimizer's state is not loaded.", stacklevel=4)
+            return None
+    scalars = None
+    if _SCALARS_ATTR in group.attrs:
+        try:
+            scalars = json.loads(group.attrs[_SCALARS_ATTR])
+            expected_extra = set(optimizer.state_dict([])["extra"])
+            ok = (isinstance(scalars, dict) and scalars.get("iterations") == int(arrays[0])
+                  and (scalars.get("learning_rate") is None or isinstance(scalars["learning_rate"], (int, float)))
+                  and isinstance(scalars.get("extra"), dict) and set(scalars["extra"]) == expected_extra)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{source}: entry 'optimizer/vars' has an unreadable '{_SCALARS_ATTR}' attribute.")
+    store = {str(i): a for i, a in enumerate(arrays)}
+
+    def restore():
+        if build:
+            optimizer.build(model.trainable_weights)
+        optimizer.load_own_variables(store)
+        if scalars is not None:
+            optimizer.load_state_dict({"iterations": scalars["iterations"], "learning_rate": scalars["learning_rate"],
+                                       "slots": {}, "extra": scalars["extra"]}, [])
+
+    return restore
+
+
+def guard_h5(source, fn):
+    """Run ``fn()``, turning HDF5 read errors into ValueErrors that name ``source``."""
+    try:
+        return fn()
+    except (OSError, KeyError, RuntimeError) as e:
+        raise ValueError(f"{source}: cannot read the HDF5 data ({e}); it may be damaged.") from e
