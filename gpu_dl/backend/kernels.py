@@ -182,12 +182,18 @@ def compile_report(filename: str, arch: str = "sm_90", options: tuple = ()) -> l
     """Compile ``filename`` to machine code for ``arch`` with NVRTC; returns a ``KernelReport`` per kernel
     (registers None where this NVRTC printed no ptxas report).
 
-    Raises ``KernelCompileError`` with NVRTC's log when the file does not compile.
+    Raises ``KernelCompileError`` with NVRTC's log when the file does not compile. Reports are kept per
+    (source text, arch, options) for the life of the process: a large file takes NVRTC tens of seconds.
     """
+    source = kernel_source(filename)
+    return list(_compiled_report(filename, source, arch, KERNEL_OPTIONS + tuple(options)))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_report(filename: str, source: str, arch: str, options: tuple) -> tuple:
     nvrtc = _nvrtc()
-    options = KERNEL_OPTIONS + tuple(options)
     flags = [o.encode() for o in options + (f"--gpu-architecture={arch}", "--ptxas-options=-v")]
-    err, program = nvrtc.nvrtcCreateProgram(kernel_source(filename).encode(), filename.encode(), 0, [], [])
+    err, program = nvrtc.nvrtcCreateProgram(source.encode(), filename.encode(), 0, [], [])
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
         raise RuntimeError(f"nvrtcCreateProgram failed for {filename}: {err}")
     try:
@@ -208,4 +214,4 @@ def compile_report(filename: str, arch: str = "sm_90", options: tuple = ()) -> l
     # The kernel list comes from the PTX; the figures from ptxas's report, which some NVRTC builds
     # leave out of the log (seen with NVRTC 13.0 inside a process that also runs CuPy): None there.
     figures = {r.name: r for r in parse_ptxas_log(log)}
-    return [figures.get(name) or KernelReport(name, arch) for name in entries]
+    return tuple(figures.get(name) or KernelReport(name, arch) for name in entries)
