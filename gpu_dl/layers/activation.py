@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import activations, constraints, initializers, regularizers
+from .. import activations
 from ..ops.elementwise import prelu_backward, prelu_forward
 from .base import Layer
 
@@ -100,9 +100,8 @@ class PReLU(Layer):
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.alpha_initializer = initializers.get(alpha_initializer)
-        self.alpha_regularizer = regularizers.get(alpha_regularizer)
-        self.alpha_constraint = constraints.get(alpha_constraint)
+        self.set_weight_arguments(alpha_initializer=alpha_initializer, alpha_regularizer=alpha_regularizer,
+                                  alpha_constraint=alpha_constraint)
         if shared_axes is None:
             self.shared_axes = None
         else:
@@ -136,7 +135,5 @@ class PReLU(Layer):
 
     def get_config(self):
         return {**super().get_config(),
-                "alpha_initializer": initializers.serialize(self.alpha_initializer),
-                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
-                "alpha_constraint": constraints.serialize(self.alpha_constraint),
+                **self.weight_arguments_config(),
                 "shared_axes": self.shared_axes}

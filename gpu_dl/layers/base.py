@@ -50,6 +50,13 @@ def shape_tuple(shape, where: str) -> tuple:
     return tuple(None if d is None else int(d) for d in dims)
 
 
+def _weight_catalogue(argument):
+    """The catalogue module of a ``..._initializer`` / ``..._regularizer`` / ``..._constraint`` argument."""
+    from .. import constraints, initializers, regularizers   # catalogues sit above layers; import late
+    return {"initializer": initializers, "regularizer": regularizers,
+            "constraint": constraints}[argument.rsplit("_", 1)[1]]
+
+
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised."""
 
@@ -233,6 +240,18 @@ class Layer:
         if self._preactivation is None:
             raise RuntimeError(f"Layer '{self.name}' kept no pre-activation: set keep_preactivation before calling it.")
         return self._preactivation
+
+    # --------------------------------------------------- weight arguments
+    def set_weight_arguments(self, **arguments):
+        """Keep Keras's ``<weight>_initializer``, ``_regularizer`` and ``_constraint`` arguments as the
+        catalogue objects they name; ``weight_arguments_config`` serialises them back."""
+        for name, value in arguments.items():
+            setattr(self, name, _weight_catalogue(name).get(value))
+        self._weight_argument_names = getattr(self, "_weight_argument_names", ()) + tuple(arguments)
+
+    def weight_arguments_config(self):
+        return {name: _weight_catalogue(name).serialize(getattr(self, name))
+                for name in getattr(self, "_weight_argument_names", ())}
 
     # -------------------------------------------------------------- serialising
     def get_config(self):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import activations, constraints, regularizers
+from .. import activations
 from ..ops.conv import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
                         conv_padding, output_spatial)
 from .core import positive_int
@@ -32,13 +32,9 @@ class Conv2D(SpatialLayer):
         self.groups = 1
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        from .. import initializers
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                                  kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.kernel = self.bias = None
 
     # ------------------------------------------------------------------ shapes
@@ -106,16 +102,10 @@ class Conv2D(SpatialLayer):
         return self.from_last(conv2d_backward_input(dz, self.kernel.value, x.shape, **args))
 
     def get_config(self):
-        from .. import initializers
         return {
             **super().get_config(),
             "filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
             "padding": self.padding, "dilation_rate": self.dilation_rate, "groups": self.groups,
             "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self.weight_arguments_config(),
         }

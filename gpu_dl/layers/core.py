@@ -5,7 +5,7 @@ import numbers
 
 import numpy
 
-from .. import activations, constraints, regularizers
+from .. import activations
 from ..backend import array_module, make_rng
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
@@ -61,13 +61,9 @@ class Dense(Layer):
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        from .. import initializers
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                                  kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.kernel = self.bias = None
 
     def build(self, input_shape):
@@ -106,18 +102,12 @@ class Dense(Layer):
         return dx
 
     def get_config(self):
-        from .. import initializers
         config = super().get_config()
         config.update({
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self.weight_arguments_config(),
         })
         return config
 
