@@ -21,7 +21,7 @@ device=$("$PYTHON" -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0)
 OUT_DIR="${1:-profiling/results/$(date +%F)-$device}"
 mkdir -p "$OUT_DIR"
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
-              tests/test_conv2d_kernel.py tests/test_rnn_kernels.py)
+              tests/test_conv2d_kernel.py tests/test_rnn_kernels.py tests/test_augment_kernel.py)
 failed=()
 
 step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure

@@ -20,8 +20,13 @@ by bilinear or nearest interpolation; neighbours outside the image follow
 - ``constant`` (k k k k | a b c d | k k k k) with k = ``fill_value``, per neighbour.
 
 It is written with array operations only, so it runs unchanged on NumPy and
-CuPy arrays. Its adjoint, ``affine_resample_backward``, scatters the output
-gradient back with the same interpolation weights.
+CuPy arrays. CuPy float32/float64 images go to the kernel of
+``kernels/augment.cu`` instead (``gpu_dl.ops.augment_kernels``), which
+repeats this path's arithmetic in one pass: the array path is its reference
+and serves NumPy and every other dtype. The adjoint,
+``affine_resample_backward``, stays on the array path on both backends: it
+scatters the output gradient back with the same interpolation weights (these
+layers sit first in a model, whose input gradient is not needed).
 """
 from __future__ import annotations
 
@@ -126,6 +131,11 @@ def affine_resample(images, matrices, fill_mode="reflect", interpolation="biline
         raise ValueError(f"affine_resample: images must have rank 4 (N, H, W, C), got shape {tuple(images.shape)}.")
     n, h, w, c = images.shape
     dtype = _compute_dtype(images.dtype)
+    if xp is not numpy and images.dtype in (numpy.float32, numpy.float64) and _is_number(fill_value):
+        # CuPy float32/float64: kernels/augment.cu, the same arithmetic in one pass.
+        from ..ops.augment_kernels import affine_resample_cuda
+        matrices = _as_matrices(matrices, n, xp, dtype)
+        return affine_resample_cuda(xp.ascontiguousarray(images), matrices, fill_mode, interpolation, fill_value)
     source = images.astype(dtype, copy=False).reshape(n * h * w, c)
     fill = xp.asarray(fill_value, dtype=dtype)
     out = None
