@@ -77,3 +77,18 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv + ["--device", "cpu"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_reads_a_data_set_from_the_users_files(tmp_path, capsys):
+    """--data mnist --data-dir: Keras's mnist.npz format, here a small one made by the test."""
+    rng = numpy.random.default_rng(0)
+    labels_train, labels_test = rng.integers(0, 10, 60).astype("uint8"), rng.integers(0, 10, 20).astype("uint8")
+    images = lambda labels: (labels[:, None, None] * 25 + rng.integers(0, 5, (len(labels), 28, 28))).astype("uint8")
+    numpy.savez(tmp_path / "mnist.npz", x_train=images(labels_train), y_train=labels_train,
+                x_test=images(labels_test), y_test=labels_test)
+    code = cli.main(["train", "--data", "mnist", "--data-dir", str(tmp_path), "--model", "mlp", "--epochs", "1",
+                     "--device", "cpu", "--verbose", "0", "--output", str(tmp_path / "run")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "MNIST handwritten digits, 28x28: 60 training and 20 test images of shape (28, 28, 1), 10 classes" in text
+    assert "Test accuracy:" in text and (tmp_path / "run" / "model.keras").exists()
