@@ -39,3 +39,31 @@ def test_uniform_reduction_weight_is_every_factor_of_reduction_weights(reduction
     assert loss.uniform_reduction_weight(y_true, y_pred, values.size, sample_weight=numpy.ones(7)) is None
     masked = losses.SparseCategoricalCrossentropy(reduction=reduction, ignore_class=0)
     assert masked.uniform_reduction_weight(y_true, y_pred, values.size) is None
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "binary_crossentropy"])
+def test_unweighted_training_builds_no_array_of_equal_weights(monkeypatch, rng, loss_name):
+    """Without sample weights or a mask, a step scales the loss and its gradient by one number; with sample
+    weights it still takes the per-value factors, and both give what Keras's reduction gives."""
+    import gpu_dl
+    from gpu_dl import layers
+
+    def build():
+        gpu_dl.backend.set_random_seed(0)
+        model = gpu_dl.Sequential([layers.Input((3,)), layers.Dense(2, activation="sigmoid")])
+        model.compile(optimizer="sgd", loss=loss_name)
+        return model
+
+    x = rng.standard_normal((5, 3)).astype("float32")
+    y = rng.integers(0, 2, (5, 2)).astype("float32")
+    uniform_model, weighted_model = build(), build()
+    calls = []
+    original = losses.Loss.reduction_weights
+    monkeypatch.setattr(losses.Loss, "reduction_weights", lambda self, *a: calls.append(1) or original(self, *a))
+    loss_uniform = uniform_model.train_on_batch(x, y)
+    assert calls == []
+    loss_weighted = weighted_model.train_on_batch(x, y, sample_weight=numpy.ones(5, dtype="float32"))
+    assert calls == [1]
+    assert loss_uniform == pytest.approx(loss_weighted, rel=1e-6)
+    for a, b in zip(uniform_model.get_weights(), weighted_model.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -172,6 +172,10 @@ class Model:
             return (weights * per_sample).sum(), y_pred, dout
         per_sample = loss.call(y, y_pred)
         dout = loss.grad(y, y_pred) if training else None
+        uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw)
+        if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
+            scale = per_sample.dtype.type(uniform)
+            return per_sample.sum() * scale, y_pred, (dout * scale if training else None)
         weights = loss.reduction_weights(y, y_pred, per_sample, sw)
         value = (weights * per_sample).sum()
         if training:
