@@ -1,0 +1,107 @@
+"""The GPU's fused-cell time loops of ops/rnn.py, run on the CPU.
+
+On a GPU the LSTM and GRU loops call the cell kernels of ops/rnn_kernels.py
+(and, for small LSTMs, the persistent kernel), which write into buffers the
+loop owns. Here those launchers are replaced by NumPy functions that honour
+the same contracts (documented in kernels/lstm_cell.cu), so the loops'
+bookkeeping — which buffer holds which step, the alternating dc buffers,
+the persistent kernel's (T+1, N, U) layout — is checked against the array
+path without a GPU. The kernels themselves are tested on a GPU by
+tests/test_rnn_kernels.py.
+"""
+import numpy
+import pytest
+
+from gpu_dl import layers
+from gpu_dl.ops import rnn, rnn_kernels
+
+
+def sigmoid(z):
+    return 1 / (1 + numpy.exp(-z))
+
+
+def lstm_cell_forward(xw, hr, c_prev, h, c, gates):
+    u = c_prev.shape[1]
+    z = xw + hr
+    i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
+    gates[...] = numpy.concatenate([i, f, g, o], axis=1)
+    c[...] = f * c_prev + i * g
+    h[...] = o * numpy.tanh(c)
+
+
+def lstm_cell_backward(dh, dc_next, gates, c, c_prev, dz, dc_prev):
+    u = c.shape[1]
+    i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+    tc = numpy.tanh(c)
+    dc = dh * o * (1 - tc ** 2) + (0 if dc_next is None else dc_next)
+    dz[...] = numpy.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g ** 2),
+                                 dh * tc * o * (1 - o)], axis=1)
+    dc_prev[...] = dc * f
+
+
+def gru_cell_forward(xw, hr, h_prev, h, gates):
+    u = h_prev.shape[1]
+    z = sigmoid(xw[:, :u] + hr[:, :u])
+    r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
+    hh = numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
+    gates[...] = numpy.concatenate([z, r, hh, hr[:, 2 * u:]], axis=1)
+    h[...] = z * h_prev + (1 - z) * hh
+
+
+def gru_cell_backward(dh, gates, h_prev, dxw, dhr, dh_prev):
+    u = h_prev.shape[1]
+    z, r, hh, hr_h = (gates[:, k * u:(k + 1) * u] for k in range(4))
+    da_h = dh * (1 - z) * (1 - hh ** 2)
+    da_z = dh * (h_prev - hh) * z * (1 - z)
+    da_r = da_h * hr_h * r * (1 - r)
+    dxw[...] = numpy.concatenate([da_z, da_r, da_h], axis=1)
+    dhr[...] = numpy.concatenate([da_z, da_r, da_h * r], axis=1)
+    dh_prev[...] = dh * z
+
+
+def persistent_forward(xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates):
+    h_seq[0], c_seq[0] = h0, c0
+    for t in range(xw.shape[0]):
+        lstm_cell_forward(xw[t], h_seq[t] @ recurrent_kernel, c_seq[t], h_seq[t + 1], c_seq[t + 1], gates[t])
+    return h_seq, c_seq, gates
+
+
+@pytest.fixture(params=["step loop", "persistent"])
+def fused_cells(request, monkeypatch):
+    """The fused path, its launchers standing in as NumPy functions; LSTMs with or without the persistent kernel."""
+    monkeypatch.setattr(rnn, "_fused", lambda *args: True)
+    for name, fn in [("lstm_cell_forward_cuda", lstm_cell_forward), ("lstm_cell_backward_cuda", lstm_cell_backward),
+                     ("gru_cell_forward_cuda", gru_cell_forward), ("gru_cell_backward_cuda", gru_cell_backward),
+                     ("lstm_sequence_forward_persistent_cuda", persistent_forward)]:
+        monkeypatch.setattr(rnn_kernels, name, fn)
+    persistent = request.param == "persistent"
+    monkeypatch.setattr(rnn_kernels, "persistent_applies", lambda n, u, dtype: persistent)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("recurrent_dropout", [0.0, 0.3])
+def test_fused_loops_match_the_array_path(monkeypatch, rng, fused_cells, kind, return_sequences, recurrent_dropout):
+    from gpu_dl.backend import make_rng
+    layer = getattr(layers, kind)(5, return_sequences=return_sequences, return_state=True, seed=3,
+                                  recurrent_dropout=recurrent_dropout, bias_initializer="random_normal",
+                                  dtype="float64")
+    x = rng.standard_normal((3, 7, 4))
+    grads = [rng.standard_normal(o.shape) for o in layer(x)]
+
+    def run():
+        layer._rng = make_rng(3)
+        outputs = layer(x, training=True)
+        dx = layer.backward(grads)
+        return outputs, dx, [v.grad.copy() for v in layer.trainable_weights]
+
+    fused = run()
+    with monkeypatch.context() as plain:
+        plain.setattr(rnn, "_fused", lambda *args: False)
+        reference = run()
+    for a, b in zip(fused[0], reference[0]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(fused[1], reference[1], rtol=1e-10, atol=1e-12)
+    for a, b in zip(fused[2], reference[2]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
