@@ -162,6 +162,7 @@ def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), paddi
     from . import activation_kernels
     if is_cupy(x) and activation_kernels.has_kernel(activation.name, x):
         from .conv_kernels import conv2d_forward_cuda
+        kernel = kernel.astype(x.dtype, copy=False)   # the kernels take one dtype; layers cast inputs already
         if bias is not None:
             bias = bias.astype(x.dtype, copy=False)
         return conv2d_forward_cuda(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,

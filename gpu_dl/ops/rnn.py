@@ -116,7 +116,7 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     u = recurrent_kernel.shape[0]
     dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
     dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
-    dc_next = None if dc_last is None else dc_last.astype(x.dtype, copy=True)
+    dc_next = None if dc_last is None else xp.array(dc_last, dtype=x.dtype, order="C")   # a copy, C-contiguous
     fused = pre is None
     if fused:
         from .rnn_kernels import lstm_cell_backward_cuda
