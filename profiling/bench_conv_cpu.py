@@ -5,8 +5,11 @@ is one sum on both sides), of each shape in ``conv_shapes.py``. Both
 libraries get the same number of threads (``--threads``, default 2: the
 CPU-only CI machines have two cores); PyTorch runs on NCHW tensors, its
 fastest CPU layout, gpu_dl on NHWC. The two run alternately, one call each
-per round (so a slow moment of a shared machine hits both), and each gets
-the median of ``--repeats`` rounds' wall-clock times after one warm-up.
+in blocks of calls (so a slow spell of a shared machine hits both), and
+each gets the median of its ``--repeats`` wall-clock times. A block starts
+with a pause and an untimed call: after a product OpenBLAS's worker threads
+spin for up to about 0.1 s (OpenMP's for less), and on two cores a library
+that starts while the other's threads spin runs at half speed.
 Target: gpu_dl >= 0.5x PyTorch.
 
 Usage: taskset -c 0,1 python profiling/bench_conv_cpu.py [--threads 2] [--out FILE]
@@ -19,10 +22,25 @@ import sys
 from pathlib import Path
 
 
+_BLOCKS = 3             # blocks per library and shape, alternating
+_SETTLE_SECONDS = 0.3   # pause before a block: longer than either library's spin-wait
+
+
 def _limit_threads(threads: int):
     # BLAS reads these when NumPy is first imported: set them before that.
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+def _blas_kernels() -> str:
+    """Which CPU's kernels the BLAS picked (OPENBLAS_CORETYPE overrides its choice), via threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return ""
+    found = [info.get("architecture") for info in threadpoolctl.threadpool_info() if info.get("architecture")]
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return (f", {'/'.join(found)} kernels" if found else "") + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
 
 
 def run(threads: int, repeats: int) -> str:
@@ -42,13 +60,16 @@ def run(threads: int, repeats: int) -> str:
     torch.set_num_threads(threads)
 
     def median_seconds(*fns):
-        """Median seconds of each of ``fns``, called in turn once per round."""
+        """Median seconds of each of ``fns`` over ``repeats`` calls, run in alternating blocks."""
         times = [[] for _ in fns]
-        for round_ in range(repeats + 1):
+        per_block = max(1, repeats // _BLOCKS)
+        for _ in range(_BLOCKS):
             for fn, spent in zip(fns, times):
-                t0 = time.perf_counter()
-                fn()
-                if round_:   # round 0 is the warm-up
+                time.sleep(_SETTLE_SECONDS)
+                fn()   # warm-up
+                for _ in range(per_block):
+                    t0 = time.perf_counter()
+                    fn()
                     spent.append(time.perf_counter() - t0)
         return [statistics.median(t) for t in times]
 
@@ -98,7 +119,7 @@ def run(threads: int, repeats: int) -> str:
     head = (f"## NumPy convolution vs PyTorch CPU, float32\n\n"
             f"Date: {datetime.date.today().isoformat()}; CPU: {platform.processor() or platform.machine()}, "
             f"{threads} threads (os.cpu_count() = {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))} cores); "
-            f"NumPy {numpy.__version__} ({blas}); PyTorch {torch.__version__}. "
+            f"NumPy {numpy.__version__} ({blas}{_blas_kernels()}); PyTorch {torch.__version__}. "
             f"Ratios are PyTorch time / gpu_dl time (> 1: gpu_dl faster); fwd+bwd FLOPs counted as 3x forward.\n")
     return head + "\n" + "\n".join(lines) + "\n"
 
