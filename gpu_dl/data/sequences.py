@@ -28,6 +28,8 @@ import numbers
 
 import numpy
 
+from ..models.data_checks import host_array
+
 __all__ = ["SequenceDataset", "timeseries_dataset_from_array", "pad_sequences"]
 
 
@@ -39,23 +41,6 @@ def _int_argument(value, name, minimum):
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"`{name}` must be {what}, got {value!r}.")
     return int(value)
-
-
-def _host_array(data, name):
-    """``data`` as a NumPy array (CuPy arrays are copied to the host), without copying NumPy input."""
-    if data is None:
-        raise ValueError(f"`{name}` is required, got None.")
-    if type(data).__module__.startswith("cupy"):
-        data = data.get()
-    try:
-        array = numpy.asarray(data)
-    except ValueError as exc:
-        raise ValueError(f"`{name}` must be a rectangular array; it could not be made into one ({exc}).") from None
-    if array.ndim == 0:
-        raise ValueError(f"`{name}` must be at least 1-D with time along axis 0, got a scalar.")
-    if array.dtype == object:
-        raise TypeError(f"`{name}` must hold numbers, but it holds Python objects (ragged lists or mixed types?).")
-    return array
 
 
 # ------------------------------------------------------------------- the data set
@@ -146,7 +131,7 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
     shorter than ``data``) are left out, as Keras does. ``targets=None`` yields inputs only;
     ``batch_size=None`` yields single windows.
     """
-    data = _host_array(data, "data")
+    data = host_array(data, "data", first_axis="the time axis")
     if data.dtype.kind not in "biuf":
         raise TypeError(f"`data` must hold numbers, got dtype {data.dtype} (strings or dates must be encoded first).")
     n = len(data)
@@ -179,7 +164,7 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
     last_start = end - span            # the last row a window may start at
 
     if targets is not None:
-        targets = _host_array(targets, "targets")
+        targets = host_array(targets, "targets", first_axis="the time axis")
         if len(targets) <= start:
             raise ValueError(
                 f"`targets` has {len(targets)} entries, but the first window starts at row {start} "

@@ -10,8 +10,11 @@ import numbers
 import numpy
 
 
-def as_array(data, name):
-    """``data`` as a NumPy array of numbers; rejects None, ragged, non-numeric and empty data."""
+def host_array(data, name, first_axis="a batch axis"):
+    """``data`` as a NumPy array (CuPy arrays copied to the host, NumPy input not copied), at least 1-D.
+
+    Rejects None, ragged nesting and Python objects; ``first_axis`` names axis 0 in the message for a scalar.
+    """
     if data is None:
         raise ValueError(f"`{name}` is required, got None.")
     if type(data).__module__.startswith("cupy"):
@@ -22,10 +25,16 @@ def as_array(data, name):
         raise ValueError(f"`{name}` must be a rectangular array; it could not be made into one ({exc}).") from None
     if array.dtype == object:
         raise TypeError(f"`{name}` must hold numbers, but it holds Python objects (ragged lists or mixed types?).")
+    if array.ndim == 0:
+        raise ValueError(f"`{name}` must be an array with {first_axis} first, got a scalar.")
+    return array
+
+
+def as_array(data, name):
+    """``data`` as a NumPy array of numbers; rejects None, ragged, non-numeric and empty data."""
+    array = host_array(data, name)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must hold numbers, got dtype {array.dtype} (strings or dates must be encoded first).")
-    if array.ndim == 0:
-        raise ValueError(f"`{name}` must be an array with a batch axis first, got a scalar.")
     if array.shape[0] == 0:
         raise ValueError(f"`{name}` is empty (0 samples): there is nothing to train or evaluate on.")
     if array.size == 0:
