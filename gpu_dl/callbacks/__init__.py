@@ -1,0 +1,18 @@
+"""Keras callbacks: hooks the training loop calls at the start and end of
+training, of each epoch and of each batch.
+
+One module per concern: ``base`` (Callback, History, the progress bar and
+the list the loop calls), ``monitor`` (watching one logged quantity),
+``stopping``, ``learning_rate``, ``history_files`` (CSV and the curves PNG)
+and ``checkpoint``.
+"""
+from .base import Callback, CallbackList, History, LambdaCallback, ProgbarLogger
+from .checkpoint import ModelCheckpoint
+from .history_files import CSVLogger, TrainingCurves
+from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
+from .monitor import MonitorCallback
+from .stopping import EarlyStopping, TerminateOnNaN
+
+__all__ = ["Callback", "CallbackList", "History", "LambdaCallback", "ProgbarLogger", "MonitorCallback",
+           "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
+           "TrainingCurves", "ModelCheckpoint"]

@@ -1,0 +1,157 @@
+"""The callback base class, the loop's own callbacks (History, the progress bar) and the list that calls them.
+
+Batch hooks receive ``logs`` only when some callback overrides them: building
+the running averages reads scalars back from the GPU, so the loop skips it
+when nobody listens.
+"""
+from __future__ import annotations
+
+from ..utils.progbar import Progbar
+
+_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
+                "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+
+class Callback:
+    """Base class: override the hooks you need. ``self.model`` and ``self.params`` are set by the loop."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
+
+    def wants_batch_logs(self, batch):
+        """Whether this callback needs this batch's logs; by default, when it overrides a batch hook."""
+        return any(getattr(type(self), hook) is not getattr(Callback, hook) for hook in _BATCH_HOOKS)
+
+
+class History(Callback):
+    """Records each epoch's logs: ``history.history["loss"]`` and friends. ``fit`` returns it."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+class LambdaCallback(Callback):
+    """A callback made of plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        functions = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                         on_train_begin=on_train_begin, on_train_end=on_train_end,
+                         on_train_batch_begin=on_train_batch_begin, on_train_batch_end=on_train_batch_end, **kwargs)
+        for hook, function in functions.items():
+            if not hook.startswith("on_") or not hasattr(Callback, hook):
+                raise TypeError(f"LambdaCallback got an unknown hook {hook!r}.")
+            if function is not None:
+                if not callable(function):
+                    raise TypeError(f"LambdaCallback: {hook} must be callable, got {function!r}.")
+                setattr(self, hook, function)
+        self._batch_hooks = any(functions.get(h) for h in _BATCH_HOOKS)
+
+    def wants_batch_logs(self, batch):
+        return self._batch_hooks
+
+
+class ProgbarLogger(Callback):
+    """Draws the Keras-style progress bar for fit/evaluate/predict."""
+
+    def __init__(self, verbose=1):
+        super().__init__()
+        self.verbose = verbose
+        self.bar = None
+
+    def _new_bar(self, target):
+        self.bar = Progbar(target, verbose=self.verbose)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose:
+            print(f"Epoch {epoch + 1}/{self.params['epochs']}", flush=True)
+        self._new_bar(self.params.get("steps"))
+
+    def wants_batch_logs(self, batch):
+        return self.bar is not None and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 != self.bar.target:
+            self.bar.update(batch + 1, _shown(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
+
+    def on_test_begin(self, logs=None):
+        if not self.params.get("in_fit"):
+            self._new_bar(self.params.get("steps"))
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self.params.get("in_fit") and batch + 1 != self.bar.target:
+            self.bar.update(batch + 1, _shown(logs))
+
+    def on_test_end(self, logs=None):
+        if not self.params.get("in_fit"):
+            self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
+
+    def on_predict_begin(self, logs=None):
+        self._new_bar(self.params.get("steps"))
+
+    def on_predict_end(self, logs=None):
+        self.bar.update(self.params.get("steps") or 1, {}, finalize=True)
+
+
+def _shown(logs):
+    """Logs in the order Keras 3 prints them: sorted by name."""
+    return {key: logs[key] for key in sorted(logs or {})}
+
+
+class CallbackList:
+    """Calls every callback's hook in order; builds batch logs only for those that want them."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def batch(self, hook, batch, logs_fn):
+        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback wants the logs."""
+        logs = None
+        for cb in self.callbacks:
+            if cb.wants_batch_logs(batch):
+                if logs is None:
+                    logs = logs_fn()
+                getattr(cb, hook)(batch, logs)
