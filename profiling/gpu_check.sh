@@ -4,21 +4,35 @@
 # goes to files in one folder (default profiling/results/<date>-<device>/):
 #   info.txt        gpu-dl info: versions, device, each kernel file compiled for this GPU
 #   pytest.txt      the whole suite, every test body on NumPy and on CuPy
+#   pytest_kernels.txt  the kernel tests alone (group "kernels")
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
 #                   pooling, conv2d on CPU, LSTM vs cuDNN)
 #   memory_pool.txt host cost of the memory pool per allocation
-# Usage: profiling/gpu_check.sh [OUTPUT_DIR]     (PYTHON=... picks the interpreter)
+# Usage: profiling/gpu_check.sh [OUTPUT_DIR] [GROUP...]     (PYTHON=... picks the interpreter)
+#   GROUPs: info, kernels (the kernel tests alone: quick), tests (the whole suite), sanitizer, bench;
+#   none given: info tests sanitizer bench. One group per call keeps each call short where a
+#   machine is lent for a limited time; the files are appended to, so calls can share a folder.
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
+# CuPy's compiled kernels are cached in .cache/cupy under the checkout (CUPY_CACHE_DIR overrides),
+# so later calls on the same machine skip NVRTC (conv2d.cu alone takes about 20 s per variant).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$ROOT/.cache/cupy}"
 
 device=$("$PYTHON" -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0); n = p['name']; print((n.decode() if isinstance(n, bytes) else n).replace(' ', '-'))") || {
     echo "gpu_check: no CUDA device answers through CuPy; run this on a GPU machine." >&2; exit 2; }
 OUT_DIR="${1:-profiling/results/$(date +%F)-$device}"
+shift || true
+GROUPS_WANTED=" ${*:-info tests sanitizer bench} "
+for group in $GROUPS_WANTED; do
+    case $group in info|kernels|tests|sanitizer|bench) ;;
+        *) echo "gpu_check: unknown group '$group' (info, kernels, tests, sanitizer, bench)" >&2; exit 2;; esac
+done
+wanted() { [[ $GROUPS_WANTED == *" $1 "* ]]; }
 mkdir -p "$OUT_DIR"
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
               tests/test_conv2d_kernel.py tests/test_rnn_kernels.py tests/test_augment_kernel.py)
@@ -33,30 +47,40 @@ step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure
     [ "$rc" -eq 0 ] || failed+=("$name")
 }
 
-: > "$OUT_DIR/sanitizer.txt"
-step "gpu-dl info" info.txt "$PYTHON" -m gpu_dl.cli info --device gpu
-step "test suite, NumPy and CuPy tiers" pytest.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests
-for tool in memcheck racecheck; do
-    # GPU_DL_ALLOCATOR=raw: one cudaMalloc per array, so memcheck sees the edge of every buffer.
-    step "compute-sanitizer --tool $tool" sanitizer.txt env GPU_DL_ALLOCATOR=raw \
-        compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
-        "$PYTHON" -m pytest -q -p no:cacheprovider -x "${KERNEL_TESTS[@]}"
-done
-step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/bench_softmax_xent.py
-step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
-step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
-step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
-step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
-step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
-step "benchmark: LSTM vs cuDNN" lstm.md "$PYTHON" profiling/bench_lstm.py
-# The NumPy convolution on two cores (bench_conv_cpu.py also limits both libraries to 2 threads).
-if command -v taskset >/dev/null 2>&1; then
-    step "benchmark: conv2d on CPU" conv_cpu.md taskset -c 0,1 "$PYTHON" profiling/bench_conv_cpu.py
-else
-    step "benchmark: conv2d on CPU (taskset missing: not pinned to 2 cores)" conv_cpu.md \
-        "$PYTHON" profiling/bench_conv_cpu.py
+if wanted info; then
+    step "gpu-dl info" info.txt "$PYTHON" -m gpu_dl.cli info --device gpu
 fi
-
+if wanted kernels; then
+    step "kernel tests, NumPy and CuPy tiers" pytest_kernels.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs \
+        "${KERNEL_TESTS[@]}"
+fi
+if wanted tests; then
+    step "test suite, NumPy and CuPy tiers" pytest.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests
+fi
+if wanted sanitizer; then
+    for tool in memcheck racecheck; do
+        # GPU_DL_ALLOCATOR=raw: one cudaMalloc per array, so memcheck sees the edge of every buffer.
+        step "compute-sanitizer --tool $tool" sanitizer.txt env GPU_DL_ALLOCATOR=raw \
+            compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
+            "$PYTHON" -m pytest -q -p no:cacheprovider -x "${KERNEL_TESTS[@]}"
+    done
+fi
+if wanted bench; then
+    step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/bench_softmax_xent.py
+    step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
+    step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
+    step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
+    step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
+    step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
+    step "benchmark: LSTM vs cuDNN" lstm.md "$PYTHON" profiling/bench_lstm.py
+    # The NumPy convolution on two cores (bench_conv_cpu.py also limits both libraries to 2 threads).
+    if command -v taskset >/dev/null 2>&1; then
+        step "benchmark: conv2d on CPU" conv_cpu.md taskset -c 0,1 "$PYTHON" profiling/bench_conv_cpu.py
+    else
+        step "benchmark: conv2d on CPU (taskset missing: not pinned to 2 cores)" conv_cpu.md \
+            "$PYTHON" profiling/bench_conv_cpu.py
+    fi
+fi
 echo
 if [ ${#failed[@]} -eq 0 ]; then
     echo "gpu_check: every step passed; output in $OUT_DIR"

@@ -17,3 +17,32 @@ def test_python_script_compiles(script, tmp_path):
 def test_shell_script_parses(script):
     result = subprocess.run(["bash", "-n", str(PROFILING / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def _fake_python(tmp_path):
+    """An interpreter stand-in: names a device when asked through -c, else records its arguments."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/bash\nif [ "$1" = "-c" ]; then echo Test-GPU; exit 0; fi\necho "RAN: $*"\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def test_gpu_check_runs_only_the_groups_asked_for(tmp_path):
+    out = tmp_path / "results"
+    result = subprocess.run(["bash", str(PROFILING / "gpu_check.sh"), str(out), "info", "kernels"],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                 "PYTHON": str(_fake_python(tmp_path))})
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("RAN:")]
+    assert ran[0] == "RAN: -m gpu_dl.cli info --device gpu"
+    assert ran[1].startswith("RAN: -m pytest") and "tests/test_conv2d_kernel.py" in ran[1]
+    assert len(ran) == 2   # no whole suite, sanitizer or benchmark
+    assert sorted(p.name for p in out.iterdir()) == ["info.txt", "pytest_kernels.txt"]
+
+
+def test_gpu_check_rejects_an_unknown_group(tmp_path):
+    result = subprocess.run(["bash", str(PROFILING / "gpu_check.sh"), str(tmp_path / "r"), "benchmarks"],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                 "PYTHON": str(_fake_python(tmp_path))})
+    assert result.returncode == 2
+    assert "unknown group 'benchmarks'" in result.stderr
