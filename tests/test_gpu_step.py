@@ -9,16 +9,28 @@ from gpu_dl import backend, layers
 from gpu_dl.models import Sequential
 
 
-def _model():
+# (input shape per sample, layers after Input): each family of kernels in one small model
+_MODELS = {
+    "mlp": ((12,), lambda: [layers.Dense(16, activation="relu"), layers.Dropout(0.2)]),
+    "cnn": ((9, 9, 3), lambda: [layers.RandomFlip(seed=1), layers.RandomRotation(0.1, seed=2),
+                                layers.Conv2D(8, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+                                layers.Conv2D(8, 3, strides=2), layers.GlobalAveragePooling2D()]),
+    "lstm": ((7, 5), lambda: [layers.LSTM(6, return_sequences=True), layers.LSTM(4, recurrent_dropout=0.1)]),
+    "gru": ((7, 5), lambda: [layers.Bidirectional(layers.GRU(6)), layers.Dense(4, activation="tanh")]),
+}
+
+
+def _model(kind):
     backend.set_random_seed(0)
-    model = Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.2),
-                        layers.Dense(5, activation="softmax")])
+    shape, hidden = _MODELS[kind]
+    model = Sequential([layers.Input(shape)] + hidden() + [layers.Dense(5, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return model, shape
 
 
+@pytest.mark.parametrize("kind", sorted(_MODELS))
 @pytest.mark.filterwarnings("ignore:cupyx.allow_synchronize")
-def test_train_step_copies_nothing_back_to_the_host(cupy_only):
+def test_train_step_copies_nothing_back_to_the_host(cupy_only, kind):
     """Inside a step, nothing synchronises with the device (no device-to-host copy, no .item()).
 
     CuPy's detector sees the synchronisations CuPy itself makes (asnumpy, item, float() of an array),
@@ -26,9 +38,9 @@ def test_train_step_copies_nothing_back_to_the_host(cupy_only):
     """
     cupyx = pytest.importorskip("cupyx")
     cupy = cupy_only
+    model, shape = _model(kind)
     rng = numpy.random.default_rng(0)
-    x, y = rng.standard_normal((64, 12)).astype("float32"), rng.integers(0, 5, 64)
-    model = _model()
+    x, y = rng.standard_normal((64,) + shape).astype("float32"), rng.integers(0, 5, 64)
     model.train_on_batch(x, y)                 # builds, compiles kernels, creates optimizer slots
     xb, yb = cupy.asarray(x[:32]), cupy.asarray(y[:32])
     cupy.cuda.runtime.deviceSynchronize()
