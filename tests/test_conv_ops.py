@@ -38,8 +38,9 @@ CASES = [
     (2, 9, 11, 4, 3, (2, 5), (2, 3), ((1, 2), (0, 3)), (1, 1)),
     (1, 3, 3, 3, 2, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (2, 8, 7, 3, 2, (3, 2), (1, 1), ((1, 3), (2, 1)), (2, 1)),
-    # stride 1 with >= 8 input channels: the tap-split product
-    (3, 17, 17, 17, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    # stride 1 with Cin >= max(8, 4 Cout): the forward's tap-split product; with Cout >= max(8, 4 Cin),
+    # the input gradient's (the turned kernel's channels are swapped)
+    (3, 17, 17, 17, 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
     (2, 9, 11, 8, 33, (2, 5), (1, 1), ((0, 1), (2, 2)), (1, 1)),
     (1, 17, 9, 33, 3, (3, 3), (1, 1), ((2, 2), (0, 4)), (2, 2)),
     (2, 5, 5, 8, 4, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),
@@ -86,8 +87,11 @@ def test_conv2d_float32_stays_float32(xp, rng):
 
 
 @pytest.mark.parametrize("cin,strides", [(3, (1, 1)), (3, (2, 2)), (16, (1, 1))])
-def test_conv2d_chunks_and_blocks_give_the_same_result(monkeypatch, rng, cin, strides):
-    """The NumPy path splits big batches (im2col) or rows (tap split); small pieces must give what one does."""
+@pytest.mark.parametrize("budget,blocks", [(1, 5 * 19), ("two samples", 3)])
+def test_conv2d_blocks_give_the_same_result(monkeypatch, rng, cin, strides, budget, blocks):
+    """The NumPy path takes im2col rows in blocks (of samples, or of one sample's output rows), and the
+    tap split (Cin = 16, Cout = 4) rows in blocks; blocks of any size, a short last one included, must
+    give what one block does."""
     x = rng.standard_normal((5, 19, 17, cin))
     kernel = rng.standard_normal((3, 3, cin, 4))
     padding = ((1, 1), (1, 1))
@@ -99,10 +103,13 @@ def test_conv2d_chunks_and_blocks_give_the_same_result(monkeypatch, rng, cin, st
                 conv.conv2d_backward_kernel(x, dy, kernel.shape, strides=strides, padding=padding))
 
     whole = all_three()
-    monkeypatch.setattr(conv, "_IM2COL_BYTES", 1)
+    windows = conv._windows(conv._padded(x, padding), (3, 3), (1, 1), (1, 1), (19, 17))
+    if budget == "two samples":
+        budget = 2 * 19 * 17 * 9 * cin * x.itemsize
+    monkeypatch.setattr(conv, "_IM2COL_BYTES", budget)
     monkeypatch.setattr(conv, "_TAP_SPLIT_BLOCK_BYTES", 1)
-    assert conv._batch_chunks(5, 49, 27, 8) == [(i, i + 1) for i in range(5)]
-    assert len(conv._row_blocks(5 * 21 * 19, 20, 8)) == 8        # 1995 rows in blocks of 256
+    assert len(conv._row_blocks(5 * 21 * 19, 20, 8)) == 8          # 1995 rows in blocks of 256
+    assert len(list(conv._column_blocks(windows))) == blocks   # 5 samples of 19 output rows: 95 bands, or 2+2+1
     for a, b in zip(whole, all_three()):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 

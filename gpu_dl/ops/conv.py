@@ -5,20 +5,23 @@ y (N, OH, OW, Cout). ``strides`` and ``dilation`` are (int, int) pairs,
 ``padding`` explicit zero padding ((top, bottom), (left, right)); see
 ``conv_padding`` for how Keras's "valid" and "same" become those numbers.
 
-The NumPy path is im2col + one BLAS product: the padded input seen through
-a strided view as (N, OH, OW, KH, KW, Cin) windows, copied to the
-(N*OH*OW, KH*KW*Cin) matrix that multiplies the kernel read as
-(KH*KW*Cin, Cout). The batch goes through in chunks so that matrix stays
-under ``_IM2COL_BYTES``.
+The NumPy path is im2col + BLAS: the padded input seen through a strided
+view as (N, OH, OW, KH, KW, Cin) windows, copied block by block into one
+reused (rows, KH*KW*Cin) buffer of about ``_IM2COL_BYTES`` (whole samples,
+or bands of output rows of one sample when a sample is larger), each block
+multiplied by the kernel read as (KH*KW*Cin, Cout). A block that small stays
+in the cores' caches between the copy and the product that reads it, and one
+product with K = KH*KW*Cin keeps the BLAS efficient where one product per
+kernel tap (K = Cin) would not.
 
-With stride 1 and at least ``_TAP_SPLIT_MIN_CHANNELS`` input channels the
-same product is taken without the copy, split along K by kernel tap: in the
-padded input flattened to (N*Hp*Wp, Cin) rows, the im2col columns of tap
-(r, q) for output row p are input row p + r*dh*Wp + q*dw, so each tap's
-part of the product is a contiguous slice times that tap's (Cin, Cout)
-matrix. Outputs are computed for every padded position (Hp*Wp / (OH*OW)
-more rows than needed, a few percent for "same" padding) in blocks of rows
-that stay in cache across the taps, and cropped.
+Where the output has far fewer channels than the input (Cin >= 4 Cout,
+stride 1) the copy would cost more than the product, and the forward takes
+the same product without it, split along K by kernel tap: in the padded
+input flattened to (N*Hp*Wp, Cin) rows, the im2col columns of tap (r, q)
+for output row p are input row p + r*dh*Wp + q*dw, so each tap's part is a
+contiguous slice times that tap's (Cin, Cout) matrix. Outputs are computed
+for every padded position, in blocks of rows that stay in cache across the
+taps, and cropped.
 
 The input's gradient is, with stride 1, the forward convolution of dy with
 the kernel turned 180 degrees; with larger strides it scatters the columns'
@@ -30,8 +33,9 @@ from __future__ import annotations
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-_IM2COL_BYTES = 16 << 20   # per chunk: small enough to stay in the last-level cache for the product
-_TAP_SPLIT_MIN_CHANNELS = 8  # below this, one product of K = KH*KW*Cin beats KH*KW thin ones
+_IM2COL_BYTES = 4 << 20   # per block of im2col rows; 1 to 16 MiB timed within about 10% of each other on 2 cores
+_TAP_SPLIT_CHANNEL_RATIO = 4   # tap split where Cin >= this * Cout (and Cin >= 8): im2col would copy far more than
+_TAP_SPLIT_MIN_CHANNELS = 8    # the product writes (the input gradient of a first layer, 32 -> 3 channels)
 _TAP_SPLIT_BLOCK_BYTES = 2 << 20   # rows per block of the tap-split product: input + output rows in cache
 
 
@@ -95,8 +99,8 @@ def _out_hw(x_shape, kernel_shape, strides, dilation, padding):
     return oh, ow
 
 
-def _tap_split_applies(strides, cin):
-    return strides == (1, 1) and cin >= _TAP_SPLIT_MIN_CHANNELS
+def _tap_split_applies(strides, cin, cout):
+    return strides == (1, 1) and cin >= max(_TAP_SPLIT_MIN_CHANNELS, _TAP_SPLIT_CHANNEL_RATIO * cout)
 
 
 def _tap_rows(x_padded, window, dilation):
@@ -135,6 +139,31 @@ def _tap_split_forward(x_padded, kernel, dilation, out_hw):
     return numpy.ascontiguousarray(full.reshape(n, hp, wp, cout)[:, :out_hw[0], :out_hw[1]])
 
 
+def _column_blocks(windows):
+    """Yield ``(index, columns)``: the im2col rows of each block of output positions, in one reused buffer.
+
+    ``index`` selects the block in any (N, OH, OW, ...) array: ``(slice of samples,)`` or, when one
+    sample's columns exceed ``_IM2COL_BYTES``, ``(sample, slice of output rows)``. ``columns`` is
+    (positions in the block, KH*KW*C), valid until the next block.
+    """
+    n, oh, ow, kh, kw, c = windows.shape
+    row_bytes = kh * kw * c * windows.itemsize
+    if oh * ow * row_bytes <= _IM2COL_BYTES:
+        step = _IM2COL_BYTES // (oh * ow * row_bytes)
+        blocks = [(slice(a, min(a + step, n)),) for a in range(0, n, step)]
+        rows = min(step, n) * oh * ow
+    else:
+        band = max(1, _IM2COL_BYTES // (ow * row_bytes))
+        blocks = [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)]
+        rows = min(band, oh) * ow
+    buffer = numpy.empty((rows, kh * kw * c), dtype=windows.dtype)
+    for index in blocks:
+        block = windows[index]
+        columns = buffer[:block.size // buffer.shape[1]]
+        numpy.copyto(columns.reshape(block.shape), block)   # the im2col copy
+        yield index, columns
+
+
 def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
     """y = conv(x, kernel), no bias. See the module docstring for shapes."""
     if is_cupy(x):
@@ -142,14 +171,13 @@ def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilat
         return conv2d_forward_cuda(x, kernel, None, strides=strides, padding=padding, dilation=dilation)[0]
     kh, kw, cin, cout = kernel.shape
     oh, ow = _out_hw(x.shape, kernel.shape, strides, dilation, padding)
-    if _tap_split_applies(strides, cin):
+    if _tap_split_applies(strides, cin, cout):
         return _tap_split_forward(_padded(x, padding), kernel, dilation, (oh, ow))
     windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
     matrix = kernel.reshape(kh * kw * cin, cout)
     y = numpy.empty((x.shape[0], oh, ow, cout), dtype=numpy.result_type(x, kernel))
-    for a, b in _batch_chunks(x.shape[0], oh * ow, kh * kw * cin, x.itemsize):
-        columns = windows[a:b].reshape((b - a) * oh * ow, kh * kw * cin)   # the im2col copy
-        numpy.matmul(columns, matrix, out=y[a:b].reshape(-1, cout))
+    for index, columns in _column_blocks(windows):
+        numpy.matmul(columns, matrix, out=y[index].reshape(-1, cout))
     return y
 
 
@@ -209,31 +237,11 @@ def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 
                                            dilation=dilation)
     kh, kw, cin, cout = kernel_shape
     _, oh, ow, _ = dy.shape
-    if _tap_split_applies(strides, cin):
-        return _tap_split_kernel_gradient(_padded(x, padding), dy, kernel_shape, dilation)
     windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
     dkernel = numpy.zeros((kh * kw * cin, cout), dtype=numpy.result_type(x, dy))
-    for a, b in _batch_chunks(x.shape[0], oh * ow, kh * kw * cin, x.itemsize):
-        columns = windows[a:b].reshape((b - a) * oh * ow, kh * kw * cin)
-        dkernel += columns.T @ dy[a:b].reshape(-1, cout)
+    for index, columns in _column_blocks(windows):
+        dkernel += columns.T @ dy[index].reshape(-1, cout)
     return dkernel.reshape(kernel_shape)
-
-
-def _tap_split_kernel_gradient(x_padded, dy, kernel_shape, dilation):
-    """dL/dkernel of a stride-1 convolution tap by tap: dkernel[r, q] = (input rows + offset)^T @ dy rows,
-    with dy laid out on the padded positions (zero outside (OH, OW))."""
-    kh, kw, cin, cout = kernel_shape
-    rows, offsets, count = _tap_rows(x_padded, (kh, kw), dilation)
-    n, hp, wp, _ = x_padded.shape
-    dtype = numpy.result_type(x_padded, dy)
-    dy_rows = numpy.zeros((n, hp, wp, cout), dtype=dtype)
-    dy_rows[:, :dy.shape[1], :dy.shape[2]] = dy
-    dy_rows = dy_rows.reshape(-1, cout)
-    dkernel = numpy.zeros(kernel_shape, dtype=dtype)
-    for start, stop in _row_blocks(count, cin + cout, rows.itemsize):
-        for r, q, offset in offsets:
-            dkernel[r, q] += rows[start + offset:stop + offset].T @ dy_rows[start:stop]
-    return dkernel
 
 
 def bias_gradient(dy):
