@@ -84,6 +84,27 @@ def test_max_pool_ties_pick_the_first_and_nan_wins(xp):
     assert numpy.isnan(to_numpy(y)[0, 0, 0, 1]) and to_numpy(y)[0, 0, 1, 1] == 9
 
 
+@pytest.mark.parametrize("shape,pool_size,strides,padding", CASES)
+def test_max_pool_ties_in_finite_data_pick_the_first(xp, rng, shape, pool_size, strides, padding):
+    """Finite inputs take the NumPy path's select-free loop: with ties everywhere (values in {-1, 0, 1})
+    it must still pick each window's first maximum, and never its padding."""
+    x_host = rng.integers(-1, 2, shape).astype(numpy.float64)
+    y, argmax = pool.max_pool2d_forward(xp.asarray(x_host), pool_size, strides, padding)
+    want_y, want_argmax = expected_pool(x_host, pool_size, strides, padding, "max")
+    numpy.testing.assert_array_equal(to_numpy(y), want_y)
+    numpy.testing.assert_array_equal(to_numpy(argmax), want_argmax)
+
+
+def test_max_pool_backward_keeps_a_nan_gradient_at_its_argmax(xp):
+    x = numpy.arange(16.0).reshape(1, 4, 4, 1)
+    y, argmax = pool.max_pool2d_forward(xp.asarray(x), (2, 2), (2, 2), ((0, 0), (0, 0)))
+    dy = numpy.ones((1, 2, 2, 1))
+    dy[0, 0, 0, 0] = numpy.nan
+    dx = to_numpy(pool.max_pool2d_backward(xp.asarray(dy), argmax, x.shape, (2, 2), (2, 2), ((0, 0), (0, 0))))
+    assert numpy.isnan(dx[0, 1, 1, 0]) and numpy.isnan(dx).sum() == 1     # 5 is the first window's maximum
+    assert numpy.nansum(dx) == 3.0 and (dx[~numpy.isnan(dx)] != 0).sum() == 3
+
+
 def test_max_pool_never_picks_padding_even_below_every_value(xp):
     """An all -inf window with padding still routes its gradient to an in-bounds position."""
     x = xp.asarray(numpy.full((1, 3, 3, 1), -numpy.inf))

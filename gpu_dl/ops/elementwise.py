@@ -21,7 +21,10 @@ def _c(x, value):
 def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """Keras's relu: x above ``threshold`` (clipped to [0, max_value]), slope below it."""
     xp = array_module(x)
-    y = xp.where(x > _c(x, threshold), x, _c(x, 0))
+    if threshold == 0:
+        y = xp.fmax(x, _c(x, 0))   # what the select below gives (NaN -> 0, -0.0 -> 0.0), without its branches
+    else:
+        y = xp.where(x > _c(x, threshold), x, _c(x, 0))
     if max_value is not None:
         y = xp.clip(y, _c(x, 0), _c(x, max_value))
     if negative_slope:
@@ -33,6 +36,8 @@ def relu_backward(x, y, dy, negative_slope=0.0, max_value=None, threshold=0.0):
     passes = x > _c(x, threshold)
     if max_value is not None:
         passes &= (x > _c(x, 0)) & (x < _c(x, max_value))
+    if not negative_slope and getattr(dy, "dtype", None) == x.dtype:
+        return dy * passes   # the bool mask promotes to dy's dtype: the product below without the cast
     slope = passes.astype(x.dtype)
     if negative_slope:
         slope = slope + _c(x, negative_slope) * (x < _c(x, threshold)).astype(x.dtype)
@@ -86,9 +91,10 @@ def exponential_backward(x, y, dy):
 
 def sigmoid_forward(x):
     xp = array_module(x)
-    e = xp.exp(-xp.abs(x))              # in (0, 1]: never overflows
-    one = _c(x, 1)
-    return xp.where(x >= _c(x, 0), one / (one + e), e / (one + e))
+    # 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) in (0, 1] (never overflows); the
+    # numerator exp(min(x, 0)) is 1 or e exactly, which spares a select that mispredicts on mixed signs
+    e = xp.exp(-xp.abs(x))
+    return xp.exp(xp.minimum(x, _c(x, 0))) / (_c(x, 1) + e)
 
 
 def sigmoid_backward(x, y, dy):

@@ -15,8 +15,11 @@ there. The global versions return (N, C) and, for max, the position
 h * W + w.
 
 The NumPy path loops over the pool_h * pool_w taps of the window, each one
-strided slice over all windows at once. CuPy arrays go to
-``kernels/pooling.cu``.
+strided slice over all windows at once, in arithmetic rather than selects
+(``where`` and masked copies mispredict a branch per element on data whose
+comparisons come out mixed, several times slower). The NaN and infinity
+rules need selects; inputs holding NaN or infinities take that slower
+path. CuPy arrays go to ``kernels/pooling.cu``.
 """
 from __future__ import annotations
 
@@ -69,6 +72,14 @@ def max_pool2d_forward(x, pool_size, strides, padding):
         from .pool_kernels import max_pool2d_forward_cuda
         return max_pool2d_forward_cuda(x, pool_size, strides, padding)
     oh, ow = _geometry(x.shape, pool_size, strides, padding)
+    if x.dtype.kind == "f" and numpy.isfinite(x).all():
+        return _max_pool_finite(x, pool_size, strides, padding, (oh, ow))
+    return _max_pool_any(x, pool_size, strides, padding, (oh, ow))
+
+
+def _max_pool_any(x, pool_size, strides, padding, out_hw):
+    """Max pooling with the NaN rule (a NaN wins over numbers) and padding never picked, by selects."""
+    oh, ow = out_hw
     xp_, valid = _padded(x, padding), _in_bounds(x.shape[1:3], padding)
     shape = (x.shape[0], oh, ow, x.shape[3])
     best = numpy.full(shape, numpy.nan, dtype=x.dtype)
@@ -84,10 +95,33 @@ def max_pool2d_forward(x, pool_size, strides, padding):
     return best, argmax
 
 
+def _max_pool_finite(x, pool_size, strides, padding, out_hw):
+    """Max pooling of finite x: padding as -inf, which every window's in-bounds values beat, so a
+    running maximum and a running argmax of the strictly greater decide, without selects."""
+    (pt, pb), (pl, pr) = padding
+    if pt or pb or pl or pr:
+        x = numpy.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-numpy.inf)
+    taps = list(_taps(out_hw, pool_size, strides))
+    _, rows, cols = taps[0]
+    best = x[:, rows, cols, :].copy()
+    argmax = numpy.zeros(best.shape, dtype=numpy.int32)
+    greater, step = numpy.empty(best.shape, dtype=bool), numpy.empty_like(argmax)
+    for tap, rows, cols in taps[1:]:
+        v = x[:, rows, cols, :]
+        numpy.greater(v, best, out=greater)
+        numpy.maximum(best, v, out=best)
+        numpy.subtract(numpy.int32(tap), argmax, out=step)   # argmax += greater * (tap - argmax)
+        numpy.multiply(step, greater, out=step)
+        argmax += step
+    return best, argmax
+
+
 def max_pool2d_backward(dy, argmax, input_shape, pool_size, strides, padding):
     if is_cupy(dy):
         from .pool_kernels import max_pool2d_backward_cuda
         return max_pool2d_backward_cuda(dy, argmax, tuple(input_shape), pool_size, strides, padding)
+    if dy.dtype.kind == "f" and numpy.isfinite(dy).all():   # dy * 0 is 0 for the taps that did not win
+        return _scatter_taps(dy, input_shape, pool_size, strides, padding, lambda tap: dy * (argmax == tap))
     return _scatter_taps(dy, input_shape, pool_size, strides, padding,
                          lambda tap: numpy.where(argmax == tap, dy, dy.dtype.type(0)))
 
