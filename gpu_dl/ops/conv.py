@@ -246,4 +246,9 @@ def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 
 
 def bias_gradient(dy):
     """dL/dbias: dy summed over every axis but the channels."""
-    return dy.reshape(-1, dy.shape[-1]).sum(axis=0)
+    rows = dy.reshape(-1, dy.shape[-1])
+    if is_cupy(dy):
+        return rows.sum(axis=0)
+    # a BLAS matrix-vector product: on all cores, blocked (closer to the float64 sum than NumPy's
+    # row-by-row accumulation), and several times faster than sum(axis=0)
+    return numpy.ones(rows.shape[0], dtype=rows.dtype) @ rows

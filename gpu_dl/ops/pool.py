@@ -104,16 +104,17 @@ def _max_pool_finite(x, pool_size, strides, padding, out_hw):
     taps = list(_taps(out_hw, pool_size, strides))
     _, rows, cols = taps[0]
     best = x[:, rows, cols, :].copy()
-    argmax = numpy.zeros(best.shape, dtype=numpy.int32)
+    index = numpy.int8 if len(taps) <= 127 else numpy.int32   # a quarter of the bytes per pass where it fits
+    argmax = numpy.zeros(best.shape, dtype=index)
     greater, step = numpy.empty(best.shape, dtype=bool), numpy.empty_like(argmax)
     for tap, rows, cols in taps[1:]:
         v = x[:, rows, cols, :]
         numpy.greater(v, best, out=greater)
         numpy.maximum(best, v, out=best)
-        numpy.subtract(numpy.int32(tap), argmax, out=step)   # argmax += greater * (tap - argmax)
+        numpy.subtract(index(tap), argmax, out=step)   # argmax += greater * (tap - argmax)
         numpy.multiply(step, greater, out=step)
         argmax += step
-    return best, argmax
+    return best, argmax.astype(numpy.int32)
 
 
 def max_pool2d_backward(dy, argmax, input_shape, pool_size, strides, padding):
@@ -159,8 +160,12 @@ def _scatter_taps(dy, input_shape, pool_size, strides, padding, gradient_of_tap)
     n, h, w, c = input_shape
     (pt, pb), (pl, pr) = padding
     dx = numpy.zeros((n, h + pt + pb, w + pl + pr, c), dtype=dy.dtype)
+    disjoint = all(s >= k for s, k in zip(strides, pool_size))   # no position in two windows: assign, not add
     for tap, rows, cols in _taps(dy.shape[1:3], pool_size, strides):
-        dx[:, rows, cols, :] += gradient_of_tap(tap)   # within one tap the windows' positions are distinct
+        if disjoint:
+            dx[:, rows, cols, :] = gradient_of_tap(tap)
+        else:
+            dx[:, rows, cols, :] += gradient_of_tap(tap)   # within one tap the windows' positions are distinct
     return dx[:, pt:pt + h, pl:pl + w, :]
 
 
