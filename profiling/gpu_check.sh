@@ -7,7 +7,7 @@
 #   pytest_kernels.txt  the kernel tests alone (group "kernels")
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
-#                   pooling, conv2d on CPU, LSTM vs cuDNN)
+#                   pooling, LSTM vs cuDNN; conv2d and training on CPU)
 #   memory_pool.txt host cost of the memory pool per allocation
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR] [GROUP...]     (PYTHON=... picks the interpreter)
 #   GROUPs: info, kernels (the kernel tests alone: quick), tests (the whole suite), sanitizer, bench;
@@ -73,13 +73,12 @@ if wanted bench; then
     step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
     step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
     step "benchmark: LSTM vs cuDNN" lstm.md "$PYTHON" profiling/bench_lstm.py
-    # The NumPy convolution on two cores (bench_conv_cpu.py also limits both libraries to 2 threads).
-    if command -v taskset >/dev/null 2>&1; then
-        step "benchmark: conv2d on CPU" conv_cpu.md taskset -c 0,1 "$PYTHON" profiling/bench_conv_cpu.py
-    else
-        step "benchmark: conv2d on CPU (taskset missing: not pinned to 2 cores)" conv_cpu.md \
-            "$PYTHON" profiling/bench_conv_cpu.py
-    fi
+    # The NumPy path on two cores (both CPU benchmarks also limit both libraries to 2 threads).
+    pin=(); command -v taskset >/dev/null 2>&1 && pin=(taskset -c 0,1)
+    step "benchmark: conv2d on CPU${pin[*]:+ (pinned to cores 0,1)}" conv_cpu.md \
+        "${pin[@]}" "$PYTHON" profiling/bench_conv_cpu.py
+    step "benchmark: training on CPU${pin[*]:+ (pinned to cores 0,1)}" train_cpu.md \
+        "${pin[@]}" "$PYTHON" profiling/bench_train_cpu.py
 fi
 echo
 if [ ${#failed[@]} -eq 0 ]; then
