@@ -63,14 +63,19 @@ def relu6_backward(x, y, dy):
 
 
 # ------------------------------------------------------------ exponential family
+# ELU as a sum, not a select (which mispredicts on mixed signs): for x >= 0 the second term is alpha *
+# expm1(0) = 0 and the first x, below 0 the first is 0; the same values, infinities and NaN included.
 def elu_forward(x, alpha=1.0):
     xp = array_module(x)
-    return xp.where(x >= _c(x, 0), x, _c(x, alpha) * xp.expm1(xp.minimum(x, _c(x, 0))))
+    zero = _c(x, 0)
+    return xp.maximum(x, zero) + _c(x, alpha) * xp.expm1(xp.minimum(x, zero))
 
 
 def elu_backward(x, y, dy, alpha=1.0):
     xp = array_module(x)
-    return dy * xp.where(x >= _c(x, 0), _c(x, 1), _c(x, alpha) * xp.exp(xp.minimum(x, _c(x, 0))))
+    zero = _c(x, 0)
+    below = (x < zero) * (_c(x, alpha) * xp.exp(xp.minimum(x, zero)))   # exp(min(x, 0)) <= 1: 0 * it is 0
+    return dy * ((x >= zero) + below)
 
 
 def selu_forward(x):
