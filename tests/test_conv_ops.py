@@ -38,6 +38,7 @@ CASES = [
     (2, 9, 11, 4, 3, (2, 5), (2, 3), ((1, 2), (0, 3)), (1, 1)),
     (1, 3, 3, 3, 2, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (2, 8, 7, 3, 2, (3, 2), (1, 1), ((1, 3), (2, 1)), (2, 1)),
+    (2, 17, 9, 1, 5, (3, 3), (2, 1), ((1, 1), (0, 2)), (1, 2)),   # one channel: tap-major im2col
     # stride 1 with Cin >= max(8, 4 Cout): the forward's tap-split product; with Cout >= max(8, 4 Cin),
     # the input gradient's (the turned kernel's channels are swapped)
     (3, 17, 17, 17, 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
@@ -86,7 +87,7 @@ def test_conv2d_float32_stays_float32(xp, rng):
     assert dx.dtype == numpy.float32 and dk.dtype == numpy.float32
 
 
-@pytest.mark.parametrize("cin,strides", [(3, (1, 1)), (3, (2, 2)), (16, (1, 1))])
+@pytest.mark.parametrize("cin,strides", [(1, (1, 1)), (3, (1, 1)), (3, (2, 2)), (16, (1, 1))])
 @pytest.mark.parametrize("budget,blocks", [(1, 5 * 19), ("two samples", 3)])
 def test_conv2d_blocks_give_the_same_result(monkeypatch, rng, cin, strides, budget, blocks):
     """The NumPy path takes im2col rows in blocks (of samples, or of one sample's output rows), and the

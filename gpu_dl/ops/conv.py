@@ -144,7 +144,7 @@ def _column_blocks(windows):
 
     ``index`` selects the block in any (N, OH, OW, ...) array: ``(slice of samples,)`` or, when one
     sample's columns exceed ``_IM2COL_BYTES``, ``(sample, slice of output rows)``. ``columns`` is
-    (positions in the block, KH*KW*C), valid until the next block.
+    (positions in the block, KH*KW*C), valid until the next block (a transposed view for C = 1).
     """
     n, oh, ow, kh, kw, c = windows.shape
     row_bytes = kh * kw * c * windows.itemsize
@@ -156,6 +156,19 @@ def _column_blocks(windows):
         band = max(1, _IM2COL_BYTES // (ow * row_bytes))
         blocks = [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)]
         rows = min(band, oh) * ow
+    if c == 1:
+        # One channel: a window's values lie in runs of KW, too short for a fast copy. Tap by tap the
+        # same values are slices of the input in runs of OW, copied to a (K, rows) buffer that the
+        # product reads transposed.
+        buffer = numpy.empty((kh * kw, rows), dtype=windows.dtype)
+        for index in blocks:
+            block = windows[index]
+            count = block.size // (kh * kw)
+            for r in range(kh):
+                for q in range(kw):
+                    numpy.copyto(buffer[r * kw + q, :count].reshape(block.shape[:-3]), block[..., r, q, 0])
+            yield index, buffer[:, :count].T
+        return
     buffer = numpy.empty((rows, kh * kw * c), dtype=windows.dtype)
     for index in blocks:
         block = windows[index]
