@@ -17,30 +17,21 @@ default 2: the CPU-only CI machines have two cores):
 gpu_dl runs ``model.fit(..., verbose=0)`` over ``--steps`` batches; PyTorch
 a plain loop (zero_grad, forward, loss, backward, step) over the same
 batches, its model in NCHW (its fastest CPU layout) and in train mode. The
-two alternate in blocks (a slow spell of a shared machine hits both), each
-block after a pause and one untimed step: both libraries' worker threads
-spin for a while after a parallel region, and on two cores a library that
-starts while the other's threads spin runs at about half speed. Reported:
-samples per second, the median over the blocks, and the ratio gpu_dl /
-PyTorch (above 1: gpu_dl faster).
+two alternate in blocks, each after one untimed step (``cpu_bench.py`` says
+why). Reported: samples per second, the median over the blocks, and the
+ratio gpu_dl / PyTorch (above 1: gpu_dl faster).
 
 Usage: taskset -c 0,1 python profiling/bench_train_cpu.py [--threads 2] [--steps 20] [--out FILE]
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-_BLOCKS = 3             # timed blocks per library and model, alternating
-_SETTLE_SECONDS = 0.3   # pause before a block: longer than either library's spin-wait
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _limit_threads(threads: int):
-    # BLAS reads these when NumPy is first imported: set them before that.
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
+import cpu_bench  # noqa: E402
 
 
 def _torch_models(torch):
@@ -81,15 +72,12 @@ def _data(name, steps, batch, numpy):
 
 
 def run(threads: int, steps: int) -> str:
-    import datetime
-    import platform
     import statistics
     import time
 
     import numpy
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from gpu_dl import backend
     from gpu_dl.models.examples import build_cnn, build_lstm, build_mlp
 
@@ -135,43 +123,23 @@ def run(threads: int, steps: int) -> str:
                 loss_fn(net(tx[:batch]), ty[:batch]).backward()
                 optimizer.step()
 
-        rates = {ours_block: [], torch_block: []}
-        for _ in range(_BLOCKS):
-            for fn, spent in rates.items():
-                time.sleep(_SETTLE_SECONDS)
-                untimed_step(fn)
-                t0 = time.perf_counter()
-                fn()
-                spent.append(len(x) / (time.perf_counter() - t0))
-        ours_rate, torch_rate = statistics.median(rates[ours_block]), statistics.median(rates[torch_block])
+        def samples_per_second(fn):
+            t0 = time.perf_counter()
+            fn()
+            return [len(x) / (time.perf_counter() - t0)]
+
+        ours_rates, torch_rates = cpu_bench.alternate_in_blocks((ours_block, torch_block), samples_per_second,
+                                                               warm_up=untimed_step)
+        ours_rate, torch_rate = statistics.median(ours_rates), statistics.median(torch_rates)
         rows.append((name, str(batch), f"{ours_rate:,.0f}", f"{torch_rate:,.0f}", f"{ours_rate / torch_rate:.2f}x",
                      f"{1e3 * batch / ours_rate:.1f}", f"{1e3 * batch / torch_rate:.1f}"))
 
     columns = ["model", "batch", "gpu_dl samples/s", "PyTorch samples/s", "gpu_dl / PyTorch",
                "gpu_dl ms/step", "PyTorch ms/step"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    coretype = os.environ.get("OPENBLAS_CORETYPE")
-    head = (f"## Training on the CPU: gpu_dl (NumPy) vs PyTorch eager, float32\n\n"
-            f"Date: {datetime.date.today().isoformat()}; CPU: {platform.processor() or platform.machine()}, "
-            f"{threads} threads (affinity {len(os.sched_getaffinity(0))} cores); NumPy {numpy.__version__}"
-            f"{f', OPENBLAS_CORETYPE={coretype}' if coretype else ''}; PyTorch {torch.__version__}. "
-            f"{steps} steps per block, median of {_BLOCKS} blocks.\n")
-    return head + "\n" + "\n".join(lines) + "\n"
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--out", help="also write the markdown here")
-    args = parser.parse_args()
-    _limit_threads(args.threads)
-    text = run(args.threads, args.steps)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    head = (f"## Training on the CPU: gpu_dl (NumPy) vs PyTorch eager, float32\n\n{cpu_bench.machine_line(threads)} "
+            f"{steps} steps per block, median of {cpu_bench.BLOCKS} blocks.\n")
+    return head + "\n" + cpu_bench.table(columns, rows) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    cpu_bench.main(run, __doc__.splitlines()[0], "steps", 20, "training steps per block")

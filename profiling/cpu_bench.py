@@ -1,0 +1,80 @@
+"""What the CPU benchmarks (bench_conv_cpu.py, bench_train_cpu.py) share; bench_common.py is the GPU ones'.
+
+Both compare gpu_dl's NumPy path with PyTorch on the same cores and the
+same number of threads, the two libraries alternating in blocks of calls
+(a slow spell of a shared machine hits both). A block starts with a pause
+and an untimed call: after a product OpenBLAS's worker threads spin for up
+to about 0.1 s (OpenMP's for less), and on two cores a library that starts
+while the other's threads spin runs at about half speed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+
+BLOCKS = 3             # timed blocks per library and case, alternating
+SETTLE_SECONDS = 0.3   # pause before a block: longer than either library's spin-wait
+
+
+def limit_threads(threads: int):
+    """Cap the BLAS and OpenMP pools; they read these when NumPy and PyTorch are first imported."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def alternate_in_blocks(fns, measure_block, warm_up=lambda fn: fn()):
+    """One list per fn of what ``measure_block(fn)`` returns over ``BLOCKS`` rounds, the fns in turn,
+    each block after a pause and ``warm_up(fn)``."""
+    results = [[] for _ in fns]
+    for _ in range(BLOCKS):
+        for fn, values in zip(fns, results):
+            time.sleep(SETTLE_SECONDS)
+            warm_up(fn)
+            values.extend(measure_block(fn))
+    return results
+
+
+def machine_line(threads: int) -> str:
+    """Date, CPU, threads, NumPy with its BLAS and the kernels that BLAS picked, PyTorch."""
+    import numpy
+    import torch
+    blas = "?"
+    if numpy.lib.NumpyVersion(numpy.__version__) >= "1.25.0":
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    return (f"Date: {datetime.date.today().isoformat()}; CPU: {platform.processor() or platform.machine()}, "
+            f"{threads} threads (os.cpu_count() = {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))} "
+            f"cores); NumPy {numpy.__version__} ({blas}{_blas_kernels()}); PyTorch {torch.__version__}.")
+
+
+def _blas_kernels() -> str:
+    """Which CPU's kernels the BLAS picked (OPENBLAS_CORETYPE overrides its choice), via threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return ""
+    found = [info.get("architecture") for info in threadpoolctl.threadpool_info() if info.get("architecture")]
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return (f", {'/'.join(found)} kernels" if found else "") + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
+
+
+def table(columns, rows) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main(run, description: str, count_name: str, count_default: int, count_help: str):
+    """Parse --threads, the benchmark's own count option and --out; cap threads; print (and write) run's text."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(f"--{count_name}", type=int, default=count_default, help=count_help)
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    limit_threads(args.threads)
+    text = run(args.threads, getattr(args, count_name))
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
