@@ -56,7 +56,8 @@ def _blas_kernels() -> str:
         import threadpoolctl
     except ImportError:
         return ""
-    found = [info.get("architecture") for info in threadpoolctl.threadpool_info() if info.get("architecture")]
+    found = list(dict.fromkeys(info["architecture"] for info in threadpoolctl.threadpool_info()
+                               if info.get("architecture")))   # NumPy's and SciPy's OpenBLAS may both be loaded
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     return (f", {'/'.join(found)} kernels" if found else "") + (f", OPENBLAS_CORETYPE={coretype}" if coretype else "")
 
