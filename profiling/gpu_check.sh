@@ -14,6 +14,8 @@
 #   none given: info tests sanitizer bench. One group per call keeps each call short where a
 #   machine is lent for a limited time; the files are appended to, so calls can share a folder.
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
+# GPU_CHECK_FILE_TIMEOUT (seconds, default 300) limits each kernel test file in the kernels and
+# sanitizer groups; a file stopped by it shows "exit 124".
 # CuPy's compiled kernels are cached in .cache/cupy under the checkout (CUPY_CACHE_DIR overrides),
 # so later calls on the same machine skip NVRTC (conv2d.cu alone takes about 20 s per variant).
 set -uo pipefail
@@ -50,19 +52,26 @@ step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure
 if wanted info; then
     step "gpu-dl info" info.txt "$PYTHON" -m gpu_dl.cli info --device gpu
 fi
+# One kernel test file per step, each under a time limit: a hung or slow file (compute-sanitizer slows
+# kernels 10-100x) costs its own limit, not the whole call, and every other file still reports.
+FILE_LIMIT="${GPU_CHECK_FILE_TIMEOUT:-300}"
 if wanted kernels; then
-    step "kernel tests, NumPy and CuPy tiers" pytest_kernels.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs \
-        "${KERNEL_TESTS[@]}"
+    for file in "${KERNEL_TESTS[@]}"; do
+        step "kernel tests, NumPy and CuPy tiers: $file" pytest_kernels.txt \
+            timeout "$FILE_LIMIT" "$PYTHON" -m pytest -q -p no:cacheprovider -rs "$file"
+    done
 fi
 if wanted tests; then
     step "test suite, NumPy and CuPy tiers" pytest.txt "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests
 fi
 if wanted sanitizer; then
     for tool in memcheck racecheck; do
-        # GPU_DL_ALLOCATOR=raw: one cudaMalloc per array, so memcheck sees the edge of every buffer.
-        step "compute-sanitizer --tool $tool" sanitizer.txt env GPU_DL_ALLOCATOR=raw \
-            compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
-            "$PYTHON" -m pytest -q -p no:cacheprovider -x "${KERNEL_TESTS[@]}"
+        for file in "${KERNEL_TESTS[@]}"; do
+            # GPU_DL_ALLOCATOR=raw: one cudaMalloc per array, so memcheck sees the edge of every buffer.
+            step "compute-sanitizer --tool $tool: $file" sanitizer.txt env GPU_DL_ALLOCATOR=raw \
+                timeout "$FILE_LIMIT" compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
+                "$PYTHON" -m pytest -q -p no:cacheprovider -x "$file"
+        done
     done
 fi
 if wanted bench; then
