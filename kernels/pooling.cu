@@ -142,8 +142,32 @@ __device__ __forceinline__ int pool_last_window(int i, int pad, int stride, int 
     return min((i + pad) / stride, outputs - 1);   // i + pad >= 0
 }
 
+// Item i of a grid-stride loop over (N, A, B, C / V): V channels from c at position (a, b) of sample n,
+// its first element at flat index i * V. (A, B) is (OH, OW) for the forwards, (H, W) for the backwards.
+struct PoolItem {
+    int n, a, b, c;
+};
+template <int V>
+__device__ __forceinline__ PoolItem pool_item(unsigned i, unsigned cv, int A, int B) {
+    PoolItem t;
+    t.c = (int)(i % cv) * V;
+    unsigned p = i / cv;
+    t.b = (int)(p % (unsigned)B);
+    p /= (unsigned)B;
+    t.a = (int)(p % (unsigned)A);
+    t.n = (int)(p / (unsigned)A);
+    return t;
+}
+
+// The output positions [oh0, oh1] x [ow0, ow1] whose windows hold input position (h, w).
+struct PoolCover {
+    int oh0, oh1, ow0, ow1;
+    __device__ __forceinline__ PoolCover(const PoolGeom& g, int h, int w)
+        : oh0(pool_first_window(h, g.pt, g.ph, g.sh)), oh1(pool_last_window(h, g.pt, g.sh, g.OH)),
+          ow0(pool_first_window(w, g.pl, g.pw, g.sw)), ow1(pool_last_window(w, g.pl, g.sw, g.OW)) {}
+};
+
 // ---------------------------------------------------------------------------------- windowed pooling
-// Item i (V channels of one output position) has its first element at flat index i * V of y.
 template <typename T, int V>
 __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
                                    const PoolGeom g) {
@@ -151,13 +175,9 @@ __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, i
     const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const int c = (int)(i % cv) * V;
-        unsigned p = i / cv;
-        const int ow = (int)(p % (unsigned)g.OW);
-        p /= (unsigned)g.OW;
-        const int oh = (int)(p % (unsigned)g.OH);
-        const int n = (int)(p / (unsigned)g.OH);
-        const PoolWindow win(g, oh, ow);
+        const PoolItem it = pool_item<V>(i, cv, g.OH, g.OW);
+        const int n = it.n, c = it.c;
+        const PoolWindow win(g, it.a, it.b);
         T best[V];
         int arg[V];
 #pragma unroll
@@ -192,7 +212,6 @@ __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, i
     }
 }
 
-// Item i (V channels of one input position) has its first element at flat index i * V of dx.
 template <typename T, int V>
 __device__ void maxpool2d_bwd_body(const T* __restrict__ dy, const int* __restrict__ argmax, T* __restrict__ dx,
                                    const PoolGeom g) {
@@ -200,20 +219,15 @@ __device__ void maxpool2d_bwd_body(const T* __restrict__ dy, const int* __restri
     const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const int c = (int)(i % cv) * V;
-        unsigned p = i / cv;
-        const int w = (int)(p % (unsigned)g.W);
-        p /= (unsigned)g.W;
-        const int h = (int)(p % (unsigned)g.H);
-        const int n = (int)(p / (unsigned)g.H);
-        const int oh0 = pool_first_window(h, g.pt, g.ph, g.sh), oh1 = pool_last_window(h, g.pt, g.sh, g.OH);
-        const int ow0 = pool_first_window(w, g.pl, g.pw, g.sw), ow1 = pool_last_window(w, g.pl, g.sw, g.OW);
+        const PoolItem it = pool_item<V>(i, cv, g.H, g.W);
+        const int n = it.n, h = it.a, w = it.b, c = it.c;
+        const PoolCover cover(g, h, w);
         T acc[V];
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[v] = T(0);
-        for (int oh = oh0; oh <= oh1; ++oh) {
+        for (int oh = cover.oh0; oh <= cover.oh1; ++oh) {
             const int r = h + g.pt - oh * g.sh;   // in [0, ph)
-            for (int ow = ow0; ow <= ow1; ++ow) {
+            for (int ow = cover.ow0; ow <= cover.ow1; ++ow) {
                 const int pos = r * g.pw + (w + g.pl - ow * g.sw);
                 const int o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
                 const PoolVec<int, V> am = pool_load<int, V>(argmax + o);
@@ -242,13 +256,9 @@ __device__ void avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, c
     const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const int c = (int)(i % cv) * V;
-        unsigned p = i / cv;
-        const int ow = (int)(p % (unsigned)g.OW);
-        p /= (unsigned)g.OW;
-        const int oh = (int)(p % (unsigned)g.OH);
-        const int n = (int)(p / (unsigned)g.OH);
-        const PoolWindow win(g, oh, ow);
+        const PoolItem it = pool_item<V>(i, cv, g.OH, g.OW);
+        const int n = it.n, c = it.c;
+        const PoolWindow win(g, it.a, it.b);
         T acc[V];
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[v] = T(0);
@@ -274,19 +284,14 @@ __device__ void avgpool2d_bwd_body(const T* __restrict__ dy, T* __restrict__ dx,
     const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const int c = (int)(i % cv) * V;
-        unsigned p = i / cv;
-        const int w = (int)(p % (unsigned)g.W);
-        p /= (unsigned)g.W;
-        const int h = (int)(p % (unsigned)g.H);
-        const int n = (int)(p / (unsigned)g.H);
-        const int oh0 = pool_first_window(h, g.pt, g.ph, g.sh), oh1 = pool_last_window(h, g.pt, g.sh, g.OH);
-        const int ow0 = pool_first_window(w, g.pl, g.pw, g.sw), ow1 = pool_last_window(w, g.pl, g.sw, g.OW);
+        const PoolItem it = pool_item<V>(i, cv, g.H, g.W);
+        const int n = it.n, h = it.a, w = it.b, c = it.c;
+        const PoolCover cover(g, h, w);
         T acc[V];
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[v] = T(0);
-        for (int oh = oh0; oh <= oh1; ++oh) {
-            for (int ow = ow0; ow <= ow1; ++ow) {
+        for (int oh = cover.oh0; oh <= cover.oh1; ++oh) {
+            for (int ow = cover.ow0; ow <= cover.ow1; ++ow) {
                 const T count = T(PoolWindow(g, oh, ow).count());
                 const PoolVec<T, V> d = pool_load<T, V>(dy + ((n * g.OH + oh) * g.OW + ow) * g.C + c);
 #pragma unroll
