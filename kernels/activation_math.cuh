@@ -28,17 +28,6 @@
 #define SELU_ALPHA 1.6732632423543772848170429916717
 #define SELU_SCALE 1.0507009873554804934193349852946
 
-// a * b rounded on its own: CUDA never contracts __fmul_rn / __dmul_rn into an
-// FMA with a neighbouring add, so a product feeding an add rounds as NumPy's does.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-
-// NumPy's maximum and minimum: a NaN in either argument gives NaN (fmax/fmin would drop it).
-template <typename T>
-__device__ __forceinline__ T nan_max(T a, T b) { return (a != a || a > b) ? a : b; }
-template <typename T>
-__device__ __forceinline__ T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
-
 template <typename T>
 __device__ __forceinline__ T act_sigmoid(T x) {
     const T e = dl_exp(-dl_abs(x));   // in (0, 1]: never overflows

@@ -49,8 +49,8 @@
 // parameter set per launch.
 #include "common.cuh"
 
-// act_forward and its helpers (ACT_* codes, mul_rn, nan_max, ...) live in activation_math.cuh,
-// shared with conv2d.cu's fused epilogue.
+// act_forward and its helpers (ACT_* codes, ...) live in activation_math.cuh, shared with
+// conv2d.cu's fused epilogue; mul_rn and nan_max in common.cuh.
 #include "activation_math.cuh"
 
 template <typename T>

@@ -71,14 +71,8 @@
 #define AUG_INTERP_BILINEAR 0
 #define AUG_INTERP_NEAREST 1
 
-// Rounded-once arithmetic: the intrinsics keep the compiler from contracting a*b + c into an FMA,
-// whose single rounding would move positions and sums off the array path's values.
-__device__ __forceinline__ float aug_mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double aug_mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float aug_add(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double aug_add(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float aug_sub(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ double aug_sub(double a, double b) { return __dsub_rn(a, b); }
+// Rounded-once arithmetic (mul_rn, add_rn, sub_rn from common.cuh): an FMA's single rounding of
+// a*b + c would move positions and sums off the array path's values.
 __device__ __forceinline__ float aug_floor(float a) { return floorf(a); }
 __device__ __forceinline__ double aug_floor(double a) { return floor(a); }
 __device__ __forceinline__ float aug_rint(float a) { return rintf(a); }   // round half to even
@@ -136,8 +130,8 @@ __device__ void affine_resample_body(const T* __restrict__ x, const T* __restric
         const int n = (int)(nh / (unsigned)H);
         const T* mn = m + 6 * n;
         const T col = T(w), row = T(h);
-        const T x_in = aug_add(aug_add(aug_mul(mn[0], col), aug_mul(mn[1], row)), mn[2]);
-        const T y_in = aug_add(aug_add(aug_mul(mn[3], col), aug_mul(mn[4], row)), mn[5]);
+        const T x_in = add_rn(add_rn(mul_rn(mn[0], col), mul_rn(mn[1], row)), mn[2]);
+        const T y_in = add_rn(add_rn(mul_rn(mn[3], col), mul_rn(mn[4], row)), mn[5]);
         const T* image = x + (size_t)n * H * W * C;
         T* out = y + (size_t)p * C;
         if (interpolation == AUG_INTERP_NEAREST) {
@@ -148,13 +142,13 @@ __device__ void affine_resample_body(const T* __restrict__ x, const T* __restric
             for (int c = g; c < C; c += groups) out[c] = valid ? src[c] : fill_value;
         } else {
             const T fy = aug_floor(y_in), fx = aug_floor(x_in);
-            const T wy1 = aug_sub(y_in, fy), wx1 = aug_sub(x_in, fx);
-            const T wy0 = aug_sub(T(1), wy1), wx0 = aug_sub(T(1), wx1);
+            const T wy1 = sub_rn(y_in, fy), wx1 = sub_rn(x_in, fx);
+            const T wy0 = sub_rn(T(1), wy1), wx0 = sub_rn(T(1), wx1);
             const long long iy = aug_to_index(fy), ix = aug_to_index(fx);
             const AugNode y0 = aug_fix(iy, H, fill_mode), y1 = aug_fix(iy + 1, H, fill_mode);
             const AugNode x0 = aug_fix(ix, W, fill_mode), x1 = aug_fix(ix + 1, W, fill_mode);
-            const T w00 = aug_mul(wy0, wx0), w01 = aug_mul(wy0, wx1);
-            const T w10 = aug_mul(wy1, wx0), w11 = aug_mul(wy1, wx1);
+            const T w00 = mul_rn(wy0, wx0), w01 = mul_rn(wy0, wx1);
+            const T w10 = mul_rn(wy1, wx0), w11 = mul_rn(wy1, wx1);
             const bool v00 = y0.valid && x0.valid, v01 = y0.valid && x1.valid;
             const bool v10 = y1.valid && x0.valid, v11 = y1.valid && x1.valid;
             const T* s00 = image + (y0.index * W + x0.index) * C;
@@ -166,10 +160,10 @@ __device__ void affine_resample_body(const T* __restrict__ x, const T* __restric
                 const T b = v01 ? s01[c] : fill_value;
                 const T d = v10 ? s10[c] : fill_value;
                 const T e = v11 ? s11[c] : fill_value;
-                T acc = aug_mul(a, w00);
-                acc = aug_add(acc, aug_mul(b, w01));
-                acc = aug_add(acc, aug_mul(d, w10));
-                acc = aug_add(acc, aug_mul(e, w11));
+                T acc = mul_rn(a, w00);
+                acc = add_rn(acc, mul_rn(b, w01));
+                acc = add_rn(acc, mul_rn(d, w10));
+                acc = add_rn(acc, mul_rn(e, w11));
                 out[c] = acc;
             }
         }

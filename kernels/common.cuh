@@ -34,6 +34,21 @@ __device__ __forceinline__ double dl_max(double a, double b) { return fmax(a, b)
 __device__ __forceinline__ float dl_min(float a, float b) { return fminf(a, b); }
 __device__ __forceinline__ double dl_min(double a, double b) { return fmin(a, b); }
 
+// Rounded on their own: CUDA never contracts __fmul_rn / __fadd_rn (and the double forms) into an
+// FMA with a neighbouring operation, so a product feeding an add rounds as NumPy's does.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
+
+// NumPy's maximum and minimum: a NaN in either argument gives NaN (fmax/fmin would drop it).
+template <typename T>
+__device__ __forceinline__ T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T>
+__device__ __forceinline__ T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
+
 template <typename T> __device__ __forceinline__ T dl_infinity();
 template <> __device__ __forceinline__ float dl_infinity<float>() { return __int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double dl_infinity<double>() { return __longlong_as_double(0x7ff0000000000000ll); }

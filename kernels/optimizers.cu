@@ -79,15 +79,7 @@
 // (profiling/results/).
 #include "common.cuh"
 
-// a * b rounded on its own. CUDA guarantees __fmul_rn / __dmul_rn are never
-// contracted into an FMA with a neighbouring add, so each product rounds as
-// NumPy's separate multiply ufunc rounds it.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-
-// numpy.maximum: NaN in either argument gives NaN.
-template <typename T>
-__device__ __forceinline__ T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+// mul_rn and nan_max (NumPy's rounding of a product, numpy.maximum) come from common.cuh.
 
 // ------------------------------------------------------------------ the driver
 
