@@ -15,16 +15,10 @@ import pytest
 
 from gpu_dl import backend, callbacks, layers, optimizers
 from gpu_dl.models import Sequential
+from toy_data import blobs, quiet
 
 
 # ------------------------------------------------------------------ helpers
-def blobs(n=96, seed=0):
-    rng = numpy.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centers = numpy.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
-    x = centers[y] + 0.3 * rng.standard_normal((n, 2))
-    return x.astype("float32"), y
-
 
 def classifier(learning_rate=0.01, seed=0, metrics=("accuracy",)):
     backend.set_random_seed(seed)
@@ -33,12 +27,6 @@ def classifier(learning_rate=0.01, seed=0, metrics=("accuracy",)):
                   metrics=list(metrics))
     return model
 
-
-def quiet(fn, *args, **kwargs):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        result = fn(*args, **kwargs)
-    return result, out.getvalue()
 
 
 @pytest.fixture

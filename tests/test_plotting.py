@@ -1,7 +1,5 @@
 """Training curves (``plot_history``, ``callbacks.TrainingCurves``) and ``utils.plot_model``."""
-import contextlib
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -9,23 +7,16 @@ import subprocess
 import sys
 import textwrap
 
-import numpy
 import pytest
 
 import gpu_dl
 from gpu_dl import backend, callbacks, layers, optimizers, utils
 from gpu_dl.models import Sequential
+from toy_data import blobs, quiet
 from gpu_dl.utils import model_plot, plotting
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-
-def blobs(n=96, seed=0):
-    rng = numpy.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centers = numpy.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
-    x = centers[y] + 0.3 * rng.standard_normal((n, 2))
-    return x.astype("float32"), y
 
 
 def classifier():
@@ -35,10 +26,6 @@ def classifier():
     model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
-
-def quiet(fn, *args, **kwargs):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*args, **kwargs)
 
 
 def read_png(path):
@@ -85,7 +72,7 @@ def test_training_curves_panels(tmp_path):
 def test_plot_history_accepts_history_dicts_gaps_and_nan(tmp_path):
     pytest.importorskip("matplotlib")
     x, y = blobs()
-    history = quiet(classifier().fit, x, y, epochs=4, verbose=0, validation_split=0.25, validation_freq=2)
+    history, _ = quiet(classifier().fit, x, y, epochs=4, verbose=0, validation_split=0.25, validation_freq=2)
     assert len(history.history["val_loss"]) == 2
     series = plotting._series(history)
     assert series["loss"][0] == [1, 2, 3, 4] and series["val_loss"][0] == [2, 4]

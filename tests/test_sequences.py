@@ -1,7 +1,5 @@
 """timeseries_dataset_from_array, pad_sequences, and fit/evaluate/predict on a SequenceDataset."""
-import io
 import os
-import contextlib
 
 import numpy
 import pytest
@@ -9,6 +7,7 @@ import pytest
 from gpu_dl import backend, layers, optimizers
 from gpu_dl.data import SequenceDataset, pad_sequences, timeseries_dataset_from_array
 from gpu_dl.models import Sequential
+from toy_data import quiet
 
 
 def expected_windows(data, targets, sequence_length, stride=1, rate=1, start=None, end=None):
@@ -327,10 +326,6 @@ def test_pad_sequences_errors():
 
 
 # ------------------------------------------------------- fit / evaluate / predict
-def quiet(fn, *args, **kwargs):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*args, **kwargs)
-
 
 def series(n=240, seed=0):
     rng = numpy.random.default_rng(seed)
@@ -358,9 +353,9 @@ def test_fit_evaluate_predict_on_a_dataset_match_the_arrays(xp):
     assert len(x) == 169 and len(tx) == 48
 
     on_dataset = window_model(length)
-    h1 = quiet(on_dataset.fit, train, epochs=4, validation_data=test, verbose=0)
+    h1, _ = quiet(on_dataset.fit, train, epochs=4, validation_data=test, verbose=0)
     on_arrays = window_model(length)
-    h2 = quiet(on_arrays.fit, x, y, batch_size=16, epochs=4, shuffle=False, validation_data=(tx, ty), verbose=0)
+    h2, _ = quiet(on_arrays.fit, x, y, batch_size=16, epochs=4, shuffle=False, validation_data=(tx, ty), verbose=0)
     for a, b in zip(on_dataset.get_weights(), on_arrays.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     for key in ("loss", "mae", "val_loss", "val_mae"):

@@ -1,20 +1,12 @@
 """fit / evaluate / predict / train_on_batch, progress output, callbacks, History."""
-import io
-import contextlib
 
 import numpy
 import pytest
 
 from gpu_dl import backend, callbacks, layers, optimizers
 from gpu_dl.models import Sequential
+from toy_data import blobs, quiet
 
-
-def blobs(n=120, seed=0):
-    rng = numpy.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centers = numpy.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
-    x = centers[y] + 0.3 * rng.standard_normal((n, 2))
-    return x.astype("float32"), y
 
 
 def classifier(seed=0):
@@ -24,15 +16,9 @@ def classifier(seed=0):
     return model
 
 
-def quiet(fn, *args, **kwargs):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        result = fn(*args, **kwargs)
-    return result, out.getvalue()
-
 
 def test_fit_learns_and_history_records_each_epoch(xp):
-    x, y = blobs()
+    x, y = blobs(120)
     model = classifier()
     history, _ = quiet(model.fit, x, y, epochs=15, batch_size=16, validation_split=0.25, verbose=0)
     assert history.epoch == list(range(15))
