@@ -14,6 +14,7 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -65,15 +66,4 @@ def test_cnn_training_steps_match_keras(rng):
     gpu_dl.backend.set_random_seed(3)
     ours = gpu_dl.Sequential([layers.Input((9, 7, 2))] + stack(gpu_dl))
     theirs = keras.Sequential([keras.Input((9, 7, 2))] + stack(keras))
-    theirs.set_weights(ours.get_weights())
-    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    for step in range(4):
-        x = rng.standard_normal((6, 9, 7, 2)).astype("float32")
-        y = rng.integers(0, 5, 6)
-        ours_loss, theirs_loss = ours.train_on_batch(x, y), float(theirs.train_on_batch(x, y))
-        ours.reset_metrics()
-        theirs.reset_metrics()
-        assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert_training_steps_match(keras, ours, theirs, rng, (9, 7, 2), classes=5, batch=6)

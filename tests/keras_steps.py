@@ -1,0 +1,20 @@
+"""A check the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3."""
+import numpy
+import pytest
+
+
+def assert_training_steps_match(keras, ours, theirs, rng, sample_shape, classes, batch, steps=4):
+    """Copy ``ours``'s weights into ``theirs``, train both with Adam on the same random batches, and
+    require the same losses and final weights (float32 rounding apart)."""
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    for step in range(steps):
+        x = rng.standard_normal((batch,) + tuple(sample_shape)).astype("float32")
+        y = rng.integers(0, classes, batch)
+        ours_loss, theirs_loss = ours.train_on_batch(x, y), float(theirs.train_on_batch(x, y))
+        ours.reset_metrics()
+        theirs.reset_metrics()
+        assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
