@@ -312,7 +312,7 @@ def test_global_max_pool_forward_and_backward(cupy_only, rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(3, 17, 33, 3), (2, 56, 56, 64), (3, 7, 7, 64)])
+@pytest.mark.parametrize("shape", [(3, 17, 33, 3), (3, 56, 56, 64), (3, 7, 7, 64)])   # samples 0-2 set below
 def test_global_max_pool_ties_and_nan(cupy_only, rng, dtype, shape):
     cupy = cupy_only
     x = rng.integers(-2, 2, size=shape).astype(dtype)

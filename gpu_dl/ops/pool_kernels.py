@@ -104,9 +104,9 @@ def _launch_windowed(name, arrays, geometry, items, vec):
 def _check_input(x, op):
     """The kernel name for input ``x`` (float32/float64 CuPy array), after checking it."""
     kernel = f"{op}_{launch.float_suffix(x.dtype, op, 'x')}"
-    launch.check_device_array(x, kernel, "x")
-    if x.ndim != 4:
+    if x.ndim != 4:   # before the layout check: a view of the wrong rank is rarely contiguous
         raise ValueError(f"{kernel}: `x` must have shape (N, H, W, C) (NHWC, channels last), got {tuple(x.shape)}.")
+    launch.check_device_array(x, kernel, "x")
     return kernel
 
 
