@@ -110,6 +110,21 @@ def test_dropout_masks_and_scales_in_training_only(xp):
     numpy.testing.assert_allclose(to_numpy(layer.backward(dy)), to_numpy(dy) * y)
 
 
+def test_dropout_masks_repeat_under_a_seed(xp):
+    # A layer's seed, or utils.set_random_seed for unseeded layers, fixes the masks on either device.
+    from gpu_dl import utils
+    x = xp.ones((4, 50), dtype=xp.float32)
+
+    def masks(**kwargs):
+        return to_numpy(layers.Dropout(0.5, **kwargs)(x, training=True))
+    numpy.testing.assert_array_equal(masks(seed=3), masks(seed=3))
+    assert not numpy.array_equal(masks(seed=3), masks(seed=4))
+    utils.set_random_seed(11)
+    first = masks()
+    utils.set_random_seed(11)
+    numpy.testing.assert_array_equal(masks(), first)
+
+
 def test_dropout_noise_shape_shares_mask_across_axes(xp):
     layer = layers.Dropout(0.5, noise_shape=(None, 1, 6), seed=1, dtype="float64")
     y = to_numpy(layer(xp.ones((4, 5, 6)), training=True))

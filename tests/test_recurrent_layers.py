@@ -5,7 +5,8 @@ import pytest
 
 import gpu_dl
 from gpu_dl import layers
-from gpu_dl.backend import array_module, make_rng, to_numpy
+from gpu_dl.backend import array_module, to_numpy
+from gpu_dl.backend.noise import UniformNoise
 from gradcheck import assert_gradient
 
 
@@ -122,14 +123,14 @@ def test_dropout_masks_are_fixed_within_a_call_and_differentiated(xp, rng, kind)
     w = xp.asarray(rng.standard_normal((3, 5, 4)))
 
     def objective(v):
-        layer._rng = make_rng(7)          # the same masks on every call
+        layer._noise = UniformNoise(7)          # the same masks on every call
         return (layer(v, training=True) * w).sum()
 
     objective(x)
     dx = layer.backward(w)
     assert_gradient(objective, x, dx, rng, what=f"{kind} input with dropout")
     eval_out = to_numpy(layer(x, training=False))
-    layer._rng = make_rng(7)
+    layer._noise = UniformNoise(7)
     assert not numpy.allclose(to_numpy(layer(x, training=True)), eval_out)
     want, _ = expected_sequence(kind, to_numpy(x), layer.get_weights())
     numpy.testing.assert_allclose(eval_out, want, rtol=1e-10)    # inference ignores dropout
@@ -145,6 +146,7 @@ def test_lstm_forget_bias_starts_at_one_and_weight_layout():
     gru = layers.GRU(3)
     gru.build((None, 5, 2))
     assert [w.shape for w in gru.get_weights()] == [(2, 9), (3, 9), (2, 9)]
+
 
 
 def test_stacked_and_bidirectional_summary_counts(capsys):

@@ -83,7 +83,7 @@ def fused_cells(request, monkeypatch):
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("recurrent_dropout", [0.0, 0.3])
 def test_fused_loops_match_the_array_path(monkeypatch, rng, fused_cells, kind, return_sequences, recurrent_dropout):
-    from gpu_dl.backend import make_rng
+    from gpu_dl.backend.noise import UniformNoise
     layer = getattr(layers, kind)(5, return_sequences=return_sequences, return_state=True, seed=3,
                                   recurrent_dropout=recurrent_dropout, bias_initializer="random_normal",
                                   dtype="float64")
@@ -91,7 +91,7 @@ def test_fused_loops_match_the_array_path(monkeypatch, rng, fused_cells, kind, r
     grads = [rng.standard_normal(o.shape) for o in layer(x)]
 
     def run():
-        layer._rng = make_rng(3)
+        layer._noise = UniformNoise(3)
         outputs = layer(x, training=True)
         dx = layer.backward(grads)
         return outputs, dx, [v.grad.copy() for v in layer.trainable_weights]

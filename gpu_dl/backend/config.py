@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy
 
@@ -64,12 +65,15 @@ def set_conv_precision(value: str) -> None:
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed gpu_dl's generator (weight initialisation, dropout, shuffling) and NumPy's global one."""
+    """Seed gpu_dl's generator (weight initialisation, dropout, shuffling), NumPy's global one and CuPy's."""
     global _rng
     if not isinstance(seed, (int, numpy.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     _rng = numpy.random.default_rng(int(seed))
     numpy.random.seed(int(seed) % 2**32)
+    cupy = sys.modules.get("cupy")   # CuPy's global stream (unseeded dropout on the GPU), if it is in use
+    if cupy is not None:
+        cupy.random.seed(int(seed) % 2**32)
 
 
 def rng() -> numpy.random.Generator:
@@ -77,10 +81,15 @@ def rng() -> numpy.random.Generator:
     return _rng
 
 
+def checked_seed(seed) -> int:
+    """``seed`` as an int; a ValueError unless it is a non-negative integer."""
+    if not isinstance(seed, (int, numpy.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}.")
+    return int(seed)
+
+
 def make_rng(seed=None) -> numpy.random.Generator:
     """A generator of its own for ``seed``, or the global one when ``seed`` is None."""
     if seed is None:
         return _rng
-    if not isinstance(seed, (int, numpy.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}.")
-    return numpy.random.default_rng(int(seed))
+    return numpy.random.default_rng(checked_seed(seed))

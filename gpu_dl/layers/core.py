@@ -6,7 +6,8 @@ import numbers
 import numpy
 
 from .. import activations
-from ..backend import array_module, make_rng
+from ..backend import array_module
+from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
 
@@ -122,7 +123,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
-        self._rng = make_rng(seed) if seed is not None else None
+        self._noise = UniformNoise(seed)
 
     def _mask_shape(self, shape):
         if self.noise_shape is None:
@@ -138,10 +139,7 @@ class Dropout(Layer):
         xp = array_module(x)
         shape = self._mask_shape(x.shape)
         keep = 1.0 - self.rate
-        if xp is numpy:
-            uniform = (self._rng or make_rng(None)).random(shape, dtype=x.dtype)
-        else:
-            uniform = xp.random.random(shape, dtype=x.dtype)
+        uniform = self._noise.random(xp, shape, x.dtype)
         # One mask array already holding the 1/keep scale, so backward is one multiply.
         mask = (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
         self._saved = (mask,)

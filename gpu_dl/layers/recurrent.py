@@ -19,7 +19,8 @@ import numbers
 import numpy
 
 from .. import activations
-from ..backend import array_module, make_rng
+from ..backend import array_module
+from ..backend.noise import UniformNoise
 from ..ops import rnn
 from .base import Layer
 from .core import positive_int
@@ -58,7 +59,7 @@ class _Recurrent(Layer):
         self.dropout = _rate(dropout, f"{where}: dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
         self.seed = seed
-        self._rng = make_rng(seed) if seed is not None else None
+        self._noise = UniformNoise(seed)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -117,10 +118,7 @@ class _Recurrent(Layer):
     # ------------------------------------------------------------------ passes
     def _mask(self, xp, shape, rate, dtype):
         keep = 1.0 - rate
-        if xp is numpy:
-            uniform = (self._rng or make_rng(None)).random(shape, dtype=dtype)
-        else:
-            uniform = xp.random.random(shape, dtype=dtype)
+        uniform = self._noise.random(xp, shape, dtype)
         return (uniform < keep).astype(dtype) / dtype.type(keep)
 
     def call(self, x, training=False):
