@@ -148,6 +148,14 @@ def test_lstm_forget_bias_starts_at_one_and_weight_layout():
     assert [w.shape for w in gru.get_weights()] == [(2, 9), (3, 9), (2, 9)]
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_weights_are_c_contiguous(xp, kind):
+    # The orthogonal recurrent kernel is built as a transpose; the GPU optimizer kernels update
+    # weights in place and refuse any other layout.
+    layer = getattr(layers, kind)(5)
+    layer.build((None, 4, 3))
+    assert all(v.value.flags.c_contiguous for v in layer.weights), [v.value.strides for v in layer.weights]
+
 
 def test_stacked_and_bidirectional_summary_counts(capsys):
     model = gpu_dl.Sequential([

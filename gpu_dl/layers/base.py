@@ -126,7 +126,9 @@ class Layer:
     def add_weight(self, shape, initializer, *, name, regularizer=None, trainable=True, constraint=None):
         from .. import initializers
         init = initializers.get(initializer)
-        host = numpy.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        # C order whatever the initializer returns (Orthogonal's q.T is Fortran-ordered): the GPU
+        # kernels that update weights in place take contiguous arrays only.
+        host = numpy.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         value = backend.to_device(host)
         var = Variable(value, name, trainable=trainable, regularizer=regularizer,
                        constraint=constraint, path=f"{self.name}/{name}")
