@@ -91,6 +91,11 @@ class ProgbarLogger(Callback):
         super().__init__()
         self.verbose = verbose
         self.bar = None
+        self._called_in_fit = False     # fit's validation draws nothing: its results join the epoch's line
+        self._validating = False
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
 
     def _new_bar(self, target):
         self.bar = Progbar(target, verbose=self.verbose)
@@ -101,7 +106,7 @@ class ProgbarLogger(Callback):
         self._new_bar(self.params.get("steps"))
 
     def wants_batch_logs(self, batch):
-        return self.bar is not None and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
+        return self.bar is not None and not self._validating and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
 
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 != self.bar.target:
@@ -111,15 +116,18 @@ class ProgbarLogger(Callback):
         self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
 
     def on_test_begin(self, logs=None):
-        if not self.params.get("in_fit"):
+        if self._called_in_fit:
+            self._validating = True
+        else:
             self._new_bar(self.params.get("steps"))
 
     def on_test_batch_end(self, batch, logs=None):
-        if not self.params.get("in_fit") and batch + 1 != self.bar.target:
+        if not self._called_in_fit and batch + 1 != self.bar.target:
             self.bar.update(batch + 1, _shown(logs))
 
     def on_test_end(self, logs=None):
-        if not self.params.get("in_fit"):
+        self._validating = False
+        if not self._called_in_fit:
             self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
 
     def on_predict_begin(self, logs=None):
