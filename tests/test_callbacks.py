@@ -494,3 +494,26 @@ def test_the_progress_bar_of_fit_is_one_line_per_epoch_with_validation():
     _, printed = quiet(classifier().fit, x, y, batch_size=8, epochs=2, validation_split=0.25, verbose=2)
     lines = [line for line in printed.splitlines() if "/step" in line]
     assert len(lines) == 2 and all(line.startswith("4/4 ") and "val_loss" in line for line in lines)
+
+
+def test_on_batch_begin_and_end_are_the_training_batch_hooks_older_names():
+    # Keras 3's Callback.on_train_batch_begin/end call on_batch_begin/end, which Keras 2 code overrides.
+    class Keras2Style(callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.seen.append(("begin", batch, logs))
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen.append(("end", batch, sorted(logs)))
+
+    x, y = blobs(10)
+    old_style = Keras2Style()
+    ends = []
+    classifier().fit(x, y, batch_size=5, epochs=1, verbose=0,
+                     callbacks=[old_style, callbacks.LambdaCallback(on_batch_end=lambda batch, logs: ends.append(batch))])
+    assert old_style.seen == [("begin", 0, {}), ("end", 0, ["accuracy", "loss"]),
+                              ("begin", 1, {}), ("end", 1, ["accuracy", "loss"])]
+    assert ends == [0, 1]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from ..utils.progbar import Progbar
 
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
-                "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
+                "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end",
+                "on_batch_begin", "on_batch_end")
 
 
 class Callback:
@@ -29,8 +30,16 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
+
+    # As in Keras, the training batch hooks call the older names on_batch_begin/on_batch_end.
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
