@@ -517,3 +517,16 @@ def test_on_batch_begin_and_end_are_the_training_batch_hooks_older_names():
     assert old_style.seen == [("begin", 0, {}), ("end", 0, ["accuracy", "loss"]),
                               ("begin", 1, {}), ("end", 1, ["accuracy", "loss"])]
     assert ends == [0, 1]
+
+
+def test_validation_batches_read_no_logs_for_callbacks_that_watch_training_batches(monkeypatch):
+    # Building batch logs reads the running loss back from the device: fit's validation batches must not
+    # pay for it when no callback has a test batch hook (TerminateOnNaN and ModelCheckpoint watch training).
+    x, y = blobs(40)
+    model = classifier()
+    calls = []
+    logs = model._logs
+    monkeypatch.setattr(model, "_logs", lambda prefix="": calls.append(prefix) or logs(prefix))
+    model.fit(x, y, batch_size=10, epochs=1, validation_data=(x, y), verbose=0,
+              callbacks=[callbacks.TerminateOnNaN()])
+    assert len(calls) == 4 + 1 + 1                 # 4 training batches, the epoch's logs, the validation logs

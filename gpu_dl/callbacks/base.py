@@ -151,6 +151,19 @@ def _shown(logs):
     return {key: logs[key] for key in sorted(logs or {})}
 
 
+# The older names the training batch hooks call (see Callback).
+_HOOK_ALIASES = {"on_train_batch_begin": ("on_batch_begin",), "on_train_batch_end": ("on_batch_end",)}
+
+
+def _has_hook(cb, hook):
+    """Whether calling ``hook`` on ``cb`` can do anything: its class overrides it (or the older name it calls),
+    or the instance holds a function of that name (LambdaCallback)."""
+    for name in (hook,) + _HOOK_ALIASES.get(hook, ()):
+        if name in vars(cb) or getattr(type(cb), name) is not getattr(Callback, name):
+            return True
+    return False
+
+
 class CallbackList:
     """Calls every callback's hook in order; builds batch logs only for those that want them."""
 
@@ -165,10 +178,11 @@ class CallbackList:
             getattr(cb, hook)(*args)
 
     def batch(self, hook, batch, logs_fn):
-        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback wants the logs."""
+        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback that has this hook wants
+        the logs (fit's validation batches read nothing back for a callback that watches training batches)."""
         logs = None
         for cb in self.callbacks:
-            if cb.wants_batch_logs(batch):
+            if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
                     logs = logs_fn()
                 getattr(cb, hook)(batch, logs)
