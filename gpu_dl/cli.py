@@ -88,7 +88,8 @@ def predict(args):
     classes = probabilities.argmax(axis=-1)
     print(f"{len(classes)} predictions for {source}; the first: {' '.join(map(str, classes[:20]))}")
     if args.output:
-        numpy.save(args.output, probabilities)
+        with open(args.output, "wb") as f:     # the name given: numpy.save(path) would add ".npy" to it
+            numpy.save(f, probabilities)
         print(f"Wrote the class probabilities {probabilities.shape} to {args.output}")
     return 0
 

@@ -429,3 +429,104 @@ def test_csv_logger_in_fit(tmp_path):
           callbacks=[callbacks.CSVLogger(path, append=True)])
     rows = path.read_text().splitlines()
     assert len(rows) == 6 and rows.count(rows[0]) == 1              # appended under the same header
+
+
+# ------------------------------------------------------- the hooks fit calls
+
+class HookTrace(callbacks.Callback):
+    """Records each hook called, its step, and the names in its logs (None when given no logs)."""
+
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+             "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+             "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+    def __init__(self):
+        super().__init__()
+        self.trace = []
+        for hook in self.HOOKS:
+            setattr(self, hook, self._recorder(hook))
+
+    def _recorder(self, hook):
+        def record(*args):
+            *step, logs = args if args else (None,)
+            self.trace.append((hook, *step, None if logs is None else sorted(logs)))
+        return record
+
+    def wants_batch_logs(self, batch):
+        return True
+
+
+def test_fit_evaluate_and_predict_call_the_hooks_keras_calls():
+    # The sequences Keras 3 (torch backend) produces for the same calls.
+    x, y = blobs(10)
+    model = classifier()
+    trace = HookTrace()
+    model.fit(x, y, batch_size=5, epochs=2, validation_data=(x[:4], y[:4]), verbose=0, callbacks=[trace])
+    train, test = ["accuracy", "loss"], ["accuracy", "loss", "val_accuracy", "val_loss"]
+    epoch = lambda e: [("on_epoch_begin", e, []),
+                       ("on_train_batch_begin", 0, []), ("on_train_batch_end", 0, train),
+                       ("on_train_batch_begin", 1, []), ("on_train_batch_end", 1, train),
+                       ("on_test_begin", []), ("on_test_batch_begin", 0, []), ("on_test_batch_end", 0, train),
+                       ("on_test_end", train), ("on_epoch_end", e, test)]
+    assert trace.trace == [("on_train_begin", [])] + epoch(0) + epoch(1) + [("on_train_end", test)]
+
+    trace = HookTrace()
+    model.evaluate(x, y, batch_size=5, verbose=0, callbacks=[trace])
+    assert trace.trace == [("on_test_begin", []),
+                           ("on_test_batch_begin", 0, []), ("on_test_batch_end", 0, train),
+                           ("on_test_batch_begin", 1, []), ("on_test_batch_end", 1, train),
+                           ("on_test_end", train)]
+
+    trace = HookTrace()
+    outputs = []
+    model.predict(x, batch_size=5, verbose=0,
+                  callbacks=[trace, callbacks.LambdaCallback(
+                      on_predict_batch_end=lambda batch, logs: outputs.append(logs["outputs"]))])
+    assert trace.trace == [("on_predict_begin", []),
+                           ("on_predict_batch_begin", 0, []), ("on_predict_batch_end", 0, ["outputs"]),
+                           ("on_predict_batch_begin", 1, []), ("on_predict_batch_end", 1, ["outputs"]),
+                           ("on_predict_end", [])]
+    numpy.testing.assert_array_equal(numpy.concatenate(outputs), model.predict(x, verbose=0))
+
+
+def test_the_progress_bar_of_fit_is_one_line_per_epoch_with_validation():
+    x, y = blobs(40)
+    _, printed = quiet(classifier().fit, x, y, batch_size=8, epochs=2, validation_split=0.25, verbose=2)
+    lines = [line for line in printed.splitlines() if "/step" in line]
+    assert len(lines) == 2 and all(line.startswith("4/4 ") and "val_loss" in line for line in lines)
+
+
+def test_on_batch_begin_and_end_are_the_training_batch_hooks_older_names():
+    # Keras 3's Callback.on_train_batch_begin/end call on_batch_begin/end, which Keras 2 code overrides.
+    class Keras2Style(callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.seen.append(("begin", batch, logs))
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen.append(("end", batch, sorted(logs)))
+
+    x, y = blobs(10)
+    old_style = Keras2Style()
+    ends = []
+    classifier().fit(x, y, batch_size=5, epochs=1, verbose=0,
+                     callbacks=[old_style, callbacks.LambdaCallback(on_batch_end=lambda batch, logs: ends.append(batch))])
+    assert old_style.seen == [("begin", 0, {}), ("end", 0, ["accuracy", "loss"]),
+                              ("begin", 1, {}), ("end", 1, ["accuracy", "loss"])]
+    assert ends == [0, 1]
+
+
+def test_validation_batches_read_no_logs_for_callbacks_that_watch_training_batches(monkeypatch):
+    # Building batch logs reads the running loss back from the device: fit's validation batches must not
+    # pay for it when no callback has a test batch hook (TerminateOnNaN and ModelCheckpoint watch training).
+    x, y = blobs(40)
+    model = classifier()
+    calls = []
+    logs = model._logs
+    monkeypatch.setattr(model, "_logs", lambda prefix="": calls.append(prefix) or logs(prefix))
+    model.fit(x, y, batch_size=10, epochs=1, validation_data=(x, y), verbose=0,
+              callbacks=[callbacks.TerminateOnNaN()])
+    assert len(calls) == 4 + 1 + 1                 # 4 training batches, the epoch's logs, the validation logs

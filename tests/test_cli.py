@@ -48,6 +48,10 @@ def test_evaluate_and_predict_a_saved_model(trained, capsys, tmp_path):
     probabilities = numpy.load(out)
     assert probabilities.shape == (359, 10)
     numpy.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    out = tmp_path / "probabilities"                # no .npy: written under the name given, the one printed
+    assert cli.main(["predict", model_file, "--device", "cpu", "--output", str(out)]) == 0
+    assert f"to {out}\n" in capsys.readouterr().out
+    numpy.testing.assert_array_equal(numpy.load(out), probabilities)
     inputs = tmp_path / "x.npy"
     numpy.save(inputs, numpy.zeros((3, 8, 8, 1), dtype="float32"))
     assert cli.main(["predict", model_file, "--device", "cpu", "--input", str(inputs)]) == 0

@@ -242,3 +242,12 @@ def test_plot_model_renders_with_graphviz(tmp_path, name, start):
         utils.plot_model(classifier(), to_file=across, show_shapes=True, show_layer_names=True, rankdir="LR")
         down, side = read_png(path).shape, read_png(across).shape
         assert down[0] / down[1] > 2 * side[0] / side[1]           # "TB" stacks the layers, "LR" lines them up
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` program is not installed")
+def test_plot_model_into_a_missing_folder_says_so_not_that_graphviz_is_missing(tmp_path):
+    pytest.importorskip("pydot")
+    path = tmp_path / "no such folder" / "model.png"
+    with pytest.raises(FileNotFoundError) as error:
+        utils.plot_model(classifier(), to_file=path)
+    assert error.value.filename == str(path) and "graphviz" not in str(error.value).lower()

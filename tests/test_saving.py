@@ -370,6 +370,26 @@ def test_config_that_is_not_json(saved, tmp_path):
         load_model(bad)
 
 
+@pytest.mark.parametrize("depth", [100_000, 900])
+def test_config_nested_too_deeply_is_refused(depth, saved, tmp_path):
+    # 100,000 levels overflow the JSON parser's recursion; 900 parse but would overflow the config readers.
+    _, path = saved
+    bad = tmp_path / "deep.keras"
+
+    def nest(data):
+        config = json.loads(data)
+        inner = {}
+        for _ in range(depth // 2):
+            inner = {"class_name": "Foo", "config": inner}
+        config["config"]["layers"][-1]["config"]["activation"] = inner
+        return json.dumps(config).encode() if depth < 1000 else b"[" * depth + b"]" * depth
+
+    _edit_archive(path, bad, replace={"config.json": nest})
+    with pytest.raises(ValueError, match="deep.keras: 'config.json' nests lists and objects more than 100 levels"):
+        load_model(bad)
+    load_model(path)                                # a real config is far shallower
+
+
 def test_weights_that_do_not_fit_the_config(saved, tmp_path):
     _, path = saved
     bad = tmp_path / "shapes.keras"

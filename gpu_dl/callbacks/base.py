@@ -9,7 +9,8 @@ from __future__ import annotations
 from ..utils.progbar import Progbar
 
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
-                "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
+                "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end",
+                "on_batch_begin", "on_batch_end")
 
 
 class Callback:
@@ -29,8 +30,16 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
+
+    # As in Keras, the training batch hooks call the older names on_batch_begin/on_batch_end.
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
@@ -91,6 +100,11 @@ class ProgbarLogger(Callback):
         super().__init__()
         self.verbose = verbose
         self.bar = None
+        self._called_in_fit = False     # fit's validation draws nothing: its results join the epoch's line
+        self._validating = False
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
 
     def _new_bar(self, target):
         self.bar = Progbar(target, verbose=self.verbose)
@@ -101,7 +115,7 @@ class ProgbarLogger(Callback):
         self._new_bar(self.params.get("steps"))
 
     def wants_batch_logs(self, batch):
-        return self.bar is not None and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
+        return self.bar is not None and not self._validating and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
 
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 != self.bar.target:
@@ -111,15 +125,18 @@ class ProgbarLogger(Callback):
         self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
 
     def on_test_begin(self, logs=None):
-        if not self.params.get("in_fit"):
+        if self._called_in_fit:
+            self._validating = True
+        else:
             self._new_bar(self.params.get("steps"))
 
     def on_test_batch_end(self, batch, logs=None):
-        if not self.params.get("in_fit") and batch + 1 != self.bar.target:
+        if not self._called_in_fit and batch + 1 != self.bar.target:
             self.bar.update(batch + 1, _shown(logs))
 
     def on_test_end(self, logs=None):
-        if not self.params.get("in_fit"):
+        self._validating = False
+        if not self._called_in_fit:
             self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
 
     def on_predict_begin(self, logs=None):
@@ -132,6 +149,19 @@ class ProgbarLogger(Callback):
 def _shown(logs):
     """Logs in the order Keras 3 prints them: sorted by name."""
     return {key: logs[key] for key in sorted(logs or {})}
+
+
+# The older names the training batch hooks call (see Callback).
+_HOOK_ALIASES = {"on_train_batch_begin": ("on_batch_begin",), "on_train_batch_end": ("on_batch_end",)}
+
+
+def _has_hook(cb, hook):
+    """Whether calling ``hook`` on ``cb`` can do anything: its class overrides it (or the older name it calls),
+    or the instance holds a function of that name (LambdaCallback)."""
+    for name in (hook,) + _HOOK_ALIASES.get(hook, ()):
+        if name in vars(cb) or getattr(type(cb), name) is not getattr(Callback, name):
+            return True
+    return False
 
 
 class CallbackList:
@@ -148,10 +178,11 @@ class CallbackList:
             getattr(cb, hook)(*args)
 
     def batch(self, hook, batch, logs_fn):
-        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback wants the logs."""
+        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback that has this hook wants
+        the logs (fit's validation batches read nothing back for a callback that watches training batches)."""
         logs = None
         for cb in self.callbacks:
-            if cb.wants_batch_logs(batch):
+            if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
                     logs = logs_fn()
                 getattr(cb, hook)(batch, logs)

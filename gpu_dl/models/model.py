@@ -289,22 +289,25 @@ class Model:
         params = {"verbose": verbose, "epochs": epochs, "steps": steps, "batch_size": batch_size}
         cbs = CallbackList(listeners, self, params)
         self.stop_training = False
-        cbs.call("on_train_begin", None)
+        logs = {}
+        cbs.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             with nvtx_range(f"epoch {epoch + 1}"):
                 logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
+                    # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
+                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
-        cbs.call("on_train_end", None)
+        # Keras hands on_train_end the last epoch's logs.
+        cbs.call("on_train_end", logs)
         return history
 
     def _fit_epoch(self, epoch, x, y, sw, batch_size, shuffle, cbs):
         """One pass over the training arrays; returns the epoch's training logs."""
         self.reset_metrics()
-        cbs.call("on_epoch_begin", epoch, None)
+        cbs.call("on_epoch_begin", epoch, {})
         order = backend.rng().permutation(len(x)) if shuffle else None
         for step, index in enumerate(self._batches(len(x), batch_size, order)):
             cbs.batch("on_train_batch_begin", step, dict)
@@ -335,15 +338,17 @@ class Model:
         """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this)."""
         self.reset_metrics()
         if cbs is not None:
-            cbs.call("on_test_begin", None)
+            cbs.call("on_test_begin", {})
         for step, index in enumerate(self._batches(len(x), batch_size)):
+            if cbs is not None:
+                cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index))
             if cbs is not None:
                 cbs.batch("on_test_batch_end", step, self._logs)
-        logs = self._logs(prefix)
+        logs = self._logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
-        return logs
+        return {prefix + name: value for name, value in logs.items()}
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
@@ -379,12 +384,13 @@ class Model:
             self.build((None,) + x.shape[1:])
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-len(x) // batch_size)})
-        cbs.call("on_predict_begin", None)
+        cbs.call("on_predict_begin", {})
         outputs = []
         for step, index in enumerate(self._batches(len(x), batch_size)):
+            cbs.batch("on_predict_batch_begin", step, dict)
             outputs.append(backend.to_numpy(self.forward(backend.to_device(x[index]), training=False)))
-            cbs.batch("on_predict_batch_end", step, dict)
-        cbs.call("on_predict_end", None)
+            cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
+        cbs.call("on_predict_end", {})
         return numpy.concatenate(outputs, axis=0)
 
     # ------------------------------------------------------------- on one batch

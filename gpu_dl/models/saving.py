@@ -42,6 +42,9 @@ WEIGHTS_FILENAME = "model.weights.h5"
 FORMAT_KERAS_VERSION = "3.0.0"
 # A config.json larger than this is refused before it is read into memory.
 _MAX_JSON_BYTES = 64 * 2**20
+# A config.json nested deeper than this is refused: Keras's configs nest a few tens of levels at most, and the
+# readers of the config recurse through it.
+_MAX_JSON_DEPTH = 100
 
 
 # ---------------------------------------------------------------- utilities
@@ -203,12 +206,32 @@ def _read_member(archive, name, path, limit=None):
         raise ValueError(f"{path}: cannot read '{name}' from the archive ({e}); it may be truncated or damaged.") from e
 
 
+def _json_depth(value, limit):
+    """How many levels of lists and dicts nest in ``value`` (0 for a scalar), counted without recursion
+    and up to ``limit + 1``."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        level = [item for item in level if isinstance(item, (list, dict))]
+        if not level:
+            break
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
 def _read_json(archive, name, path):
     data = _read_member(archive, name, path, limit=_MAX_JSON_BYTES)
+    too_deep = ValueError(f"{path}: '{name}' nests lists and objects more than {_MAX_JSON_DEPTH} levels deep; "
+                          "it is not a model config.")
     try:
-        return json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise ValueError(f"{path}: '{name}' is not valid JSON ({e}).") from e
+    except RecursionError:
+        raise too_deep from None
+    if _json_depth(value, _MAX_JSON_DEPTH) > _MAX_JSON_DEPTH:
+        raise too_deep
+    return value
 
 
 def _weights_from_archive(h5py, archive, path):

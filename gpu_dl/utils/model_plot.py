@@ -181,6 +181,8 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
     try:
         dot.write(to_file, format=extension)
     except FileNotFoundError as error:
+        if error.filename is not None:      # the output file's folder is missing, not Graphviz
+            raise
         raise ImportError(f"`plot_model` could not run Graphviz: {GRAPHVIZ_HINT}.") from error
     if extension in ("png", "jpg", "jpeg", "gif"):
         try:
