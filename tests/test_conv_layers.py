@@ -163,6 +163,26 @@ def test_summary_shows_the_size_formula_shapes(capsys):
     assert f"{5 * 5 * 3 * 32 + 32:,}" in text and f"{3 * 3 * 32 * 64 + 64:,}" in text
 
 
+def test_unknown_height_and_width_give_a_fully_convolutional_model(xp, rng):
+    """Input((None, None, C)), as in Keras: output sizes are unknown until a batch comes, any size then runs."""
+    def stack():
+        return [layers.Conv2D(4, 3, padding="same", activation="relu"), layers.MaxPooling2D(3, strides=2, padding="same"),
+                layers.Conv2D(5, 2, strides=2), layers.AveragePooling2D(2, strides=1, padding="same"),
+                layers.GlobalAveragePooling2D()]
+    model = gpu_dl.Sequential([layers.Input((None, None, 2))] + stack())
+    assert model.layers[1].compute_output_shape((None, None, None, 4)) == (None, None, None, 4)
+    assert model.output_shape == (None, 5)
+    assert layers.Conv2D(3, 3, strides=2).compute_output_shape((None, None, 9, 1)) == (None, None, 4, 3)
+    for size in [(9, 9), (17, 12)]:
+        x = rng.standard_normal((2,) + size + (2,)).astype("float32")
+        fixed = gpu_dl.Sequential([layers.Input(size + (2,))] + stack())
+        fixed.set_weights(model.get_weights())
+        numpy.testing.assert_allclose(to_numpy(model.predict(x, verbose=0)), to_numpy(fixed.predict(x, verbose=0)),
+                                      rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Conv2D layer .* width window 2 is larger"):
+        model.predict(numpy.ones((1, 9, 2, 2), "float32"), verbose=0)
+
+
 def test_kernel_larger_than_padded_input_quotes_the_formula():
     model = gpu_dl.Sequential([layers.Input((4, 6, 1)), layers.MaxPooling2D(2)])
     with pytest.raises(ValueError) as caught:
