@@ -81,6 +81,16 @@ def test_conv2d_channels_first_is_channels_last_transposed(xp, rng):
     check_layer_gradients(first, xp.asarray(x), rng)
 
 
+@pytest.mark.parametrize("cls", [layers.Conv2D, layers.MaxPooling2D, layers.GlobalAveragePooling2D,
+                                 layers.ZeroPadding2D, layers.ReflectionPadding2D])
+def test_data_format_is_case_insensitive_as_in_keras(xp, cls):
+    args = (2, 3) if cls is layers.Conv2D else ()
+    layer = cls(*args, data_format="Channels_First")
+    assert layer.data_format == "channels_first" and layer.get_config()["data_format"] == "channels_first"
+    y = layer(xp.ones((1, 3, 6, 7), dtype="float32"))
+    assert tuple(y.shape) == layer.compute_output_shape((1, 3, 6, 7))
+
+
 @pytest.mark.parametrize("cls,kind", [(layers.MaxPooling2D, "max"), (layers.AveragePooling2D, "avg")])
 @pytest.mark.parametrize("kwargs,shape", [
     ({}, (2, 17, 17, 3)),
