@@ -42,7 +42,9 @@ def check_layer_gradients(layer, x, rng):
 ])
 @pytest.mark.parametrize("activation", ["relu", "tanh", None])
 def test_conv2d_layer_forward_and_gradients(xp, rng, kwargs, shape, activation):
-    layer = layers.Conv2D(**kwargs, activation=activation, bias_initializer="random_normal", dtype="float64")
+    # seeded weights: with unseeded ones, a relu input within a finite-difference step of 0 failed about 1 run in 50
+    layer = layers.Conv2D(**kwargs, activation=activation, kernel_initializer=gpu_dl.initializers.GlorotUniform(seed=1),
+                          bias_initializer=gpu_dl.initializers.RandomNormal(seed=2), dtype="float64")
     x_host = rng.standard_normal(shape)
     x = xp.asarray(x_host)
     y = layer(x)
