@@ -39,15 +39,16 @@ class Conv2D(SpatialLayer):
 
     # ------------------------------------------------------------------ shapes
     def _geometry(self, last_shape):
-        """(padding pairs, (OH, OW)) for a channels_last input shape; a clear error if the kernel does not fit."""
+        """(padding pairs, (OH, OW)) for a channels_last input shape; a clear error if the kernel does not fit.
+
+        An unknown height or width (None, as in ``Input((None, None, 3))``) gives an unknown output size.
+        """
         spatial = last_shape[1:3]
-        if any(s is None for s in spatial):
-            raise ValueError(f"Conv2D layer '{self.name}' needs known height and width, got input shape {last_shape}.")
         pads = conv_padding(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
         out = output_spatial(spatial, self.kernel_size, self.strides, self.dilation_rate, pads)
         for axis, n, k, s, d, p, o in zip(("height", "width"), spatial, self.kernel_size, self.strides,
                                           self.dilation_rate, pads, out):
-            if o < 1:
+            if o is not None and o < 1:
                 raise too_small_error(self, axis, n, k, s, d, p)
         return pads, out
 

@@ -17,14 +17,12 @@ class _Pooling2D(SpatialLayer):
         self.padding = padding_word(padding, f"{where}: padding")
 
     def _geometry(self, last_shape):
+        """(padding pairs, output shape) as in ``Conv2D._geometry``: unknown sizes stay unknown."""
         spatial = last_shape[1:3]
-        if any(s is None for s in spatial):
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' needs known height and width, "
-                             f"got input shape {last_shape}.")
         pads = conv_padding(self.padding, spatial, self.pool_size, self.strides, (1, 1))
         out = pool.pool_output_shape(last_shape, self.pool_size, self.strides, pads)
         for axis, n, k, s, p, o in zip(("height", "width"), spatial, self.pool_size, self.strides, pads, out[1:3]):
-            if o < 1:
+            if o is not None and o < 1:
                 raise too_small_error(self, axis, n, k, s, 1, p)
         return pads, out
 

@@ -37,11 +37,13 @@ def padding_word(value, what):
 
 
 def data_format_word(value, what):
+    """Keras's "channels_last" (the default, None) or "channels_first" (any case)."""
     if value is None:
         return "channels_last"
-    if value not in DATA_FORMATS:
+    word = value.lower() if isinstance(value, str) else value
+    if word not in DATA_FORMATS:
         raise ValueError(f"{what} must be 'channels_last' or 'channels_first', got {value!r}.")
-    return value
+    return word
 
 
 def contiguous(a):
