@@ -16,6 +16,14 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
+def keras_snake_case(name: str) -> str:
+    """Keras 3's ``to_snake_case``, which names layers and weight groups: 'Conv2D' -> 'conv2d',
+    'MaxPooling2D' -> 'max_pooling2d' (``snake_case`` would give 'conv2_d')."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def lookup(kind: str, identifier: str, table: dict):
     """The entry of ``table`` for ``identifier``, matched without regard to case.
 

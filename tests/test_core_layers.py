@@ -177,3 +177,26 @@ def test_reshape_forward_backward_and_errors(xp, rng):
             layers.Reshape(bad)
     with pytest.raises(TypeError, match="target_shape"):
         layers.Reshape("ab")
+
+
+@pytest.mark.parametrize("cls, keras_name", [
+    ("Dense", "dense"), ("Conv2D", "conv2d"), ("MaxPooling2D", "max_pooling2d"),
+    ("GlobalAveragePooling2D", "global_average_pooling2d"), ("ZeroPadding2D", "zero_padding2d"), ("LSTM", "lstm"),
+    ("SimpleRNN", "simple_rnn"), ("RandomFlip", "random_flip"),
+])
+def test_default_names_are_keras_names(cls, keras_name):
+    args = {"Dense": (2,), "Conv2D": (2, 3), "LSTM": (2,), "SimpleRNN": (2,)}.get(cls, ())
+    name = getattr(layers, cls)(*args).name
+    assert name == keras_name or name.startswith(keras_name + "_"), name
+
+
+def test_calling_build_yourself_builds_once(xp):
+    # The Keras idiom layer.build(shape) before the first call: one set of weights, not two.
+    for layer, shape in ((layers.Dense(3), (None, 4)), (layers.Conv2D(2, 3), (None, 5, 5, 1)),
+                         (layers.LSTM(2), (None, 3, 4))):
+        layer.build(shape)
+        assert layer.built
+        count = len(layer.weights)
+        layer(xp.ones((2,) + shape[1:], dtype=xp.float32))
+        assert len(layer.weights) == count, layer
+        layer.set_weights(layer.get_weights())

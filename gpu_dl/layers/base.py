@@ -17,13 +17,15 @@ Subclasses implement ``build``, ``call``, ``backward``,
 """
 from __future__ import annotations
 
+import functools
+
 import itertools
 from collections import defaultdict
 
 import numpy
 
 from .. import backend
-from ..catalogue import snake_case
+from ..catalogue import keras_snake_case
 
 _name_counters: dict = defaultdict(itertools.count)
 
@@ -94,13 +96,31 @@ class Variable:
 class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
+    def __init_subclass__(cls, **kwargs):
+        # As in Keras, a layer is built once build() has run, whoever called it: a script that calls
+        # layer.build(shape) itself must not get a second set of weights from the first call.
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is None or getattr(build, "_marks_built", False):
+            return
+
+        @functools.wraps(build)
+        def build_once(self, input_shape):
+            if self.built:
+                return
+            build(self, input_shape)
+            self.built = True
+            self.input_spec = (None,) + tuple(input_shape[1:])
+        build_once._marks_built = True
+        cls.build = build_once
+
     def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = name or unique_name(keras_snake_case(type(self).__name__))
         self.dtype = backend.standardize_dtype(dtype, f"layer '{self.name}': dtype")
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []

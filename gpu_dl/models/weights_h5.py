@@ -18,20 +18,14 @@ assign, so a failed load leaves the model as it was.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 
 import numpy
 
+from ..catalogue import keras_snake_case
+
 # The optimizer group's attribute with its scalars at full precision (see above).
 _SCALARS_ATTR = "gpu_dl_scalars"
-
-
-def keras_snake_case(name: str) -> str:
-    """Keras 3's ``to_snake_case``: 'Conv2D' -> 'conv2d', 'MaxPooling2D' -> 'max_pooling2d'."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _unique(name, used):
