@@ -1,0 +1,247 @@
+"""A stand-in for CuPy whose arrays are NumPy arrays and whose kernels run on the CPU.
+
+Only for the emulated GPU tier (``tests/emulated_gpu/run.py`` puts this
+folder first on ``sys.path``). ``ndarray`` is a NumPy array whose type lives
+in a module named ``cupy``, so gpu_dl takes its GPU paths: the launchers
+check and launch exactly as on a GPU, and ``RawModule`` builds the kernel
+text it is given for the host (``build.py``). The device reports compute
+capability 8.0, the sm_80 paths' inline PTX (cp.async, mma.sync) emulated.
+
+What this cannot show: anything about speed, the tensor cores' own rounding
+(the emulation sums exact products in double), races the fibers' fixed
+schedule does not expose, and CuPy's own refusal to mix host and device
+arrays.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import build  # noqa: E402
+
+__version__ = "0.0-emulated"
+COMPUTE_CAPABILITY = str(build.ARCH // 10)
+
+
+class _Pointer:
+    def __init__(self, array):
+        self.ptr = array.__array_interface__["data"][0]
+
+
+class ndarray(numpy.ndarray):
+    """A NumPy array that gpu_dl takes for a device array."""
+
+    @property
+    def data(self):
+        return _Pointer(self)
+
+    def get(self, stream=None):
+        return numpy.array(self, copy=True).view(numpy.ndarray)
+
+    def set(self, array, stream=None):
+        self[...] = array
+
+
+def _device(a):
+    if isinstance(a, numpy.ndarray) and not isinstance(a, ndarray):
+        return a.view(ndarray)
+    return a
+
+
+def asarray(a, dtype=None, order=None):
+    return _device(numpy.array(a, dtype=dtype, order=order or "K", copy=not isinstance(a, ndarray) or None))
+
+
+def array(a, dtype=None, copy=True, order="K"):
+    return _device(numpy.array(a, dtype=dtype, copy=copy, order=order))
+
+
+def asnumpy(a, stream=None):
+    return numpy.array(a, copy=True).view(numpy.ndarray)
+
+
+def __getattr__(name):
+    """Everything else: NumPy's function of that name, its array results made device arrays."""
+    target = getattr(numpy, name)
+    if not callable(target) or isinstance(target, type):
+        return target
+
+    def wrapped(*args, **kwargs):
+        result = target(*args, **kwargs)
+        if isinstance(result, tuple):
+            return tuple(_device(r) for r in result)
+        return _device(result)
+    wrapped.__name__ = name
+    return wrapped
+
+
+class _RandomState:
+    """``cupy.random.RandomState``: its ``random_sample`` takes a dtype, NumPy's does not."""
+
+    def __init__(self, seed=None):
+        self._state = numpy.random.RandomState(seed)
+
+    def random_sample(self, size=None, dtype=numpy.float64):
+        return _device(self._state.random_sample(size).astype(dtype, copy=False))
+
+
+class random:
+    """The parts of ``cupy.random`` gpu_dl calls."""
+
+    RandomState = _RandomState
+    _global = _RandomState()
+
+    @classmethod
+    def seed(cls, seed=None):
+        cls._global = _RandomState(seed)
+
+    @classmethod
+    def random_sample(cls, size=None, dtype=numpy.float64):
+        return cls._global.random_sample(size, dtype)
+
+    random = random_sample
+
+
+# ----------------------------------------------------------------------------------------------- kernels
+class RawKernel:
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+        self.max_dynamic_shared_size_bytes = 48 * 1024
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        if shared_mem > self.max_dynamic_shared_size_bytes:
+            raise RuntimeError(f"{self.name}: {shared_mem} bytes of dynamic shared memory, above the kernel's "
+                               f"limit of {self.max_dynamic_shared_size_bytes} (set max_dynamic_shared_size_bytes)")
+        self.module.launch(self.name, grid, block, tuple(args), shared_mem)
+
+
+class RawModule:
+    def __init__(self, code=None, options=(), **kwargs):
+        self.code, self.options = code, tuple(options)
+        self._host = None
+
+    def compile(self, log_stream=None):
+        if self._host is None:
+            self._host = build.HostModule(self.code)
+
+    def get_function(self, name):
+        self.compile()
+        if name not in self._host.signatures:
+            raise AttributeError(f"no kernel named {name!r} in the module")
+        return RawKernel(self._host, name)
+
+
+# -------------------------------------------------------------------------------------------- cupy.cuda
+class _CompileException(Exception):
+    pass
+
+
+class _Runtime:
+    cudaDevAttrMultiProcessorCount = 16
+    cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
+    _ATTRIBUTES = {16: 132, 97: 227 * 1024}
+
+    @staticmethod
+    def getDevice():
+        return 0
+
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+    @staticmethod
+    def deviceSynchronize():
+        pass
+
+    @staticmethod
+    def runtimeGetVersion():
+        return 13000
+
+    @staticmethod
+    def memGetInfo():
+        return 16 << 30, 16 << 30
+
+    @classmethod
+    def deviceGetAttribute(cls, attribute, device):
+        return cls._ATTRIBUTES[attribute]
+
+    @staticmethod
+    def getDeviceProperties(device):
+        return {"name": b"emulated GPU (CPU threads)", "totalGlobalMem": 16 << 30,
+                "major": int(COMPUTE_CAPABILITY[0]), "minor": int(COMPUTE_CAPABILITY[1])}
+
+
+class _Device:
+    def __init__(self, device=0):
+        self.id = int(device)
+        self.compute_capability = COMPUTE_CAPABILITY
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        pass
+
+    def use(self):
+        pass
+
+
+class _Stream:
+    ptr = 0
+
+    def synchronize(self):
+        pass
+
+
+class _Pool:
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return 0
+
+    def free_all_blocks(self):
+        pass
+
+
+_allocator = [None]
+
+
+class _NotOnTheHost:
+    """CuPy's raw memory types: imported by gpu_dl's pool glue, never used here (the stand-in allocates with NumPy)."""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("the emulated GPU has no raw device memory")
+
+
+class cuda:
+    runtime = _Runtime()
+    Device = _Device
+    Stream = _Stream
+    MemoryPointer = _NotOnTheHost
+    UnownedMemory = _NotOnTheHost
+
+    class compiler:
+        CompileException = _CompileException
+
+    @staticmethod
+    def get_current_stream():
+        return _Stream()
+
+    @staticmethod
+    def get_allocator():
+        return _allocator[0]
+
+    @staticmethod
+    def set_allocator(allocator=None):
+        _allocator[0] = allocator
+
+
+def get_default_memory_pool():
+    return _Pool()
