@@ -225,3 +225,13 @@ def test_gradient_clipping_applies_to_recurrent_weights(rng):
     for a, b in zip(model.get_weights(), before):
         assert numpy.linalg.norm(a - b) <= 0.5 + 1e-5
     assert array_module(model.layers[0].recurrent_kernel.value) is not None
+
+
+def test_bidirectional_checks_its_backward_layer():
+    """A backward_layer reading the same way as the forward one would be turned around and merged wrongly."""
+    with pytest.raises(ValueError, match=r"backward_layer 'back'.*other direction.*go_backwards=False for both"):
+        layers.Bidirectional(layers.LSTM(3), backward_layer=layers.LSTM(3, name="back"))
+    with pytest.raises(ValueError, match="return_state"):
+        layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, return_state=True))
+    layer = layers.Bidirectional(layers.LSTM(3), backward_layer=layers.GRU(2, go_backwards=True))
+    assert layer.compute_output_shape((None, 4, 2)) == (None, 5)

@@ -298,6 +298,12 @@ class Bidirectional(Layer):
                                                       "go_backwards": not layer.go_backwards})
         elif not isinstance(backward_layer, _Recurrent) or backward_layer.return_sequences != layer.return_sequences:
             raise ValueError("Bidirectional: backward_layer must be a recurrent layer with the same return_sequences.")
+        elif backward_layer.return_state:
+            raise ValueError("Bidirectional: a backward_layer with return_state=True is not supported.")
+        elif backward_layer.go_backwards == layer.go_backwards:
+            raise ValueError(f"Bidirectional: backward_layer '{backward_layer.name}' must read the sequence in the "
+                             f"other direction from layer '{layer.name}' (go_backwards={not layer.go_backwards}), "
+                             f"got go_backwards={backward_layer.go_backwards} for both.")
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
