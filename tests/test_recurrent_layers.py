@@ -235,3 +235,19 @@ def test_bidirectional_checks_its_backward_layer():
         layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, return_state=True))
     layer = layers.Bidirectional(layers.LSTM(3), backward_layer=layers.GRU(2, go_backwards=True))
     assert layer.compute_output_shape((None, 4, 2)) == (None, 5)
+
+
+def test_bidirectional_config_keeps_its_backward_layer(rng):
+    model = gpu_dl.Sequential([
+        layers.Input((5, 3)),
+        layers.Bidirectional(layers.LSTM(4, return_sequences=True),
+                             backward_layer=layers.GRU(2, return_sequences=True, go_backwards=True, name="back")),
+        layers.Bidirectional(layers.SimpleRNN(3), merge_mode="sum"),
+    ])
+    copy = gpu_dl.Sequential.from_config(model.get_config())
+    assert [w.shape for w in copy.get_weights()] == [w.shape for w in model.get_weights()]
+    backward = copy.layers[0].backward_layer
+    assert isinstance(backward, layers.GRU) and backward.name == "back" and backward.go_backwards
+    copy.set_weights(model.get_weights())
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))

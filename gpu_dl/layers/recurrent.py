@@ -375,14 +375,22 @@ class Bidirectional(Layer):
         layer_config = self.forward_layer.get_config()
         layer_config["name"] = layer_config["name"][len("forward_"):]
         config.update({"layer": {"class_name": type(self.forward_layer).__name__, "config": layer_config},
+                       "backward_layer": {"class_name": type(self.backward_layer).__name__,
+                                          "config": self.backward_layer.get_config()},
                        "merge_mode": self.merge_mode})
         return config
+
+    @staticmethod
+    def _layer_from_entry(entry):
+        layer_class = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
+        if layer_class is None:
+            raise ValueError(f"Bidirectional: unknown wrapped layer class {entry.get('class_name')!r}.")
+        return layer_class.from_config(entry["config"])
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        entry = config.pop("layer")
-        layer_class = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
-        if layer_class is None:
-            raise ValueError(f"Bidirectional: unknown wrapped layer class {entry.get('class_name')!r}.")
-        return cls(layer_class.from_config(entry["config"]), **config)
+        layer = cls._layer_from_entry(config.pop("layer"))
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = cls._layer_from_entry(config["backward_layer"])
+        return cls(layer, **config)
