@@ -251,3 +251,18 @@ def test_bidirectional_config_keeps_its_backward_layer(rng):
     copy.set_weights(model.get_weights())
     x = rng.standard_normal((2, 5, 3)).astype("float32")
     numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_built_layer_takes_any_sequence_length(xp, rng, kind):
+    layer = make(kind, 3, return_sequences=True)
+    bidirectional = layers.Bidirectional(make(kind, 2), dtype="float64")
+    layer(xp.asarray(rng.standard_normal((2, 5, 4))))
+    bidirectional(xp.asarray(rng.standard_normal((2, 5, 4))))
+    for t in (1, 17):
+        x = rng.standard_normal((3, t, 4))
+        want, _ = expected_sequence(kind, x, layer.get_weights())
+        numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x))), want, rtol=1e-10, atol=1e-12)
+        assert bidirectional(xp.asarray(x)).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"built for 4 features.*with 5"):
+        layer(xp.ones((2, 5, 5)))

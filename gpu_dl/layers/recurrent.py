@@ -101,11 +101,12 @@ class _Recurrent(Layer):
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def check_input_shape(self, shape):
+        # rank and features only: the weights do not depend on the sequence length, so a layer built for
+        # one length takes any other, as in Keras
         shape = self._checked(shape)
         if self.kernel is not None and shape[2] != self.kernel.shape[0]:
             raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[0]} features "
                              f"per step; got an input of shape {shape} with {shape[2]}.")
-        super().check_input_shape(shape)
 
     def compute_output_shape(self, input_shape):
         n, t, _ = self._checked(input_shape)
