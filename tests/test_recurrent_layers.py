@@ -266,3 +266,16 @@ def test_a_built_layer_takes_any_sequence_length(xp, rng, kind):
         assert bidirectional(xp.asarray(x)).shape == (3, 4)
     with pytest.raises(ValueError, match=r"built for 4 features.*with 5"):
         layer(xp.ones((2, 5, 5)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients(xp, kind):
+    """As in Keras (and gpu_dl's Dense), a batch of 0 sequences is not an error."""
+    layer = make(kind, 3, return_sequences=True, return_state=True)
+    outputs = layer(xp.zeros((0, 4, 2)), training=True)
+    assert [o.shape for o in outputs] == [(0, 4, 3)] + [(0, 3)] * (len(outputs) - 1)
+    dx = layer.backward([xp.zeros(o.shape) for o in outputs])
+    assert dx.shape == (0, 4, 2)
+    for var in layer.trainable_weights:
+        assert var.grad.shape == var.shape and not to_numpy(var.grad).any()
+    assert layers.Bidirectional(make(kind, 2), dtype="float64")(xp.zeros((0, 4, 2))).shape == (0, 4)
