@@ -279,3 +279,12 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_gradients(xp, kind):
     for var in layer.trainable_weights:
         assert var.grad.shape == var.shape and not to_numpy(var.grad).any()
     assert layers.Bidirectional(make(kind, 2), dtype="float64")(xp.zeros((0, 4, 2))).shape == (0, 4)
+
+
+def test_bidirectional_checks_both_layers_before_running_either(xp):
+    backward = layers.GRU(2, go_backwards=True, name="back")
+    backward(xp.ones((1, 3, 4), dtype="float32"))
+    layer = layers.Bidirectional(layers.GRU(2), backward_layer=backward)
+    with pytest.raises(ValueError, match=r"'back' was built for 4 features.*with 3"):
+        layer(xp.ones((2, 5, 3), dtype="float32"), training=True)
+    assert layer.forward_layer._saved is None and backward._saved is None

@@ -315,7 +315,8 @@ class Bidirectional(Layer):
         self._weights = self.forward_layer.weights + self.backward_layer.weights
 
     def check_input_shape(self, shape):
-        self.forward_layer.check_input_shape(shape)
+        for sub in (self.forward_layer, self.backward_layer):   # both before either runs
+            sub.check_input_shape(shape)
 
     def compute_output_shape(self, input_shape):
         forward = self.forward_layer.compute_output_shape(input_shape)
