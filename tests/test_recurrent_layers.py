@@ -235,3 +235,66 @@ def test_gradient_clipping_applies_to_recurrent_weights(rng):
     for a, b in zip(model.get_weights(), before):
         assert numpy.linalg.norm(a - b) <= 0.5 + 1e-5
     assert array_module(model.layers[0].recurrent_kernel.value) is not None
+
+
+def test_bidirectional_checks_its_backward_layer():
+    """A backward_layer reading the same way as the forward one would be turned around and merged wrongly."""
+    with pytest.raises(ValueError, match=r"backward_layer 'back'.*other direction.*go_backwards=False for both"):
+        layers.Bidirectional(layers.LSTM(3), backward_layer=layers.LSTM(3, name="back"))
+    with pytest.raises(ValueError, match="return_state"):
+        layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, return_state=True))
+    layer = layers.Bidirectional(layers.LSTM(3), backward_layer=layers.GRU(2, go_backwards=True))
+    assert layer.compute_output_shape((None, 4, 2)) == (None, 5)
+
+
+def test_bidirectional_config_keeps_its_backward_layer(rng):
+    model = gpu_dl.Sequential([
+        layers.Input((5, 3)),
+        layers.Bidirectional(layers.LSTM(4, return_sequences=True),
+                             backward_layer=layers.GRU(2, return_sequences=True, go_backwards=True, name="back")),
+        layers.Bidirectional(layers.SimpleRNN(3), merge_mode="sum"),
+    ])
+    copy = gpu_dl.Sequential.from_config(model.get_config())
+    assert [w.shape for w in copy.get_weights()] == [w.shape for w in model.get_weights()]
+    backward = copy.layers[0].backward_layer
+    assert isinstance(backward, layers.GRU) and backward.name == "back" and backward.go_backwards
+    copy.set_weights(model.get_weights())
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_built_layer_takes_any_sequence_length(xp, rng, kind):
+    layer = make(kind, 3, return_sequences=True)
+    bidirectional = layers.Bidirectional(make(kind, 2), dtype="float64")
+    layer(xp.asarray(rng.standard_normal((2, 5, 4))))
+    bidirectional(xp.asarray(rng.standard_normal((2, 5, 4))))
+    for t in (1, 17):
+        x = rng.standard_normal((3, t, 4))
+        want, _ = expected_sequence(kind, x, layer.get_weights())
+        numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x))), want, rtol=1e-10, atol=1e-12)
+        assert bidirectional(xp.asarray(x)).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"built for 4 features.*with 5"):
+        layer(xp.ones((2, 5, 5)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients(xp, kind):
+    """As in Keras (and gpu_dl's Dense), a batch of 0 sequences is not an error."""
+    layer = make(kind, 3, return_sequences=True, return_state=True)
+    outputs = layer(xp.zeros((0, 4, 2)), training=True)
+    assert [o.shape for o in outputs] == [(0, 4, 3)] + [(0, 3)] * (len(outputs) - 1)
+    dx = layer.backward([xp.zeros(o.shape) for o in outputs])
+    assert dx.shape == (0, 4, 2)
+    for var in layer.trainable_weights:
+        assert var.grad.shape == var.shape and not to_numpy(var.grad).any()
+    assert layers.Bidirectional(make(kind, 2), dtype="float64")(xp.zeros((0, 4, 2))).shape == (0, 4)
+
+
+def test_bidirectional_checks_both_layers_before_running_either(xp):
+    backward = layers.GRU(2, go_backwards=True, name="back")
+    backward(xp.ones((1, 3, 4), dtype="float32"))
+    layer = layers.Bidirectional(layers.GRU(2), backward_layer=backward)
+    with pytest.raises(ValueError, match=r"'back' was built for 4 features.*with 3"):
+        layer(xp.ones((2, 5, 3), dtype="float32"), training=True)
+    assert layer.forward_layer._saved is None and backward._saved is None

@@ -102,11 +102,12 @@ class _Recurrent(Layer):
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def check_input_shape(self, shape):
+        # rank and features only: the weights do not depend on the sequence length, so a layer built for
+        # one length takes any other, as in Keras
         shape = self._checked(shape)
         if self.kernel is not None and shape[2] != self.kernel.shape[0]:
             raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[0]} features "
                              f"per step; got an input of shape {shape} with {shape[2]}.")
-        super().check_input_shape(shape)
 
     def compute_output_shape(self, input_shape):
         n, t, _ = self._checked(input_shape)
@@ -296,6 +297,12 @@ class Bidirectional(Layer):
                                                       "go_backwards": not layer.go_backwards})
         elif not isinstance(backward_layer, _Recurrent) or backward_layer.return_sequences != layer.return_sequences:
             raise ValueError("Bidirectional: backward_layer must be a recurrent layer with the same return_sequences.")
+        elif backward_layer.return_state:
+            raise ValueError("Bidirectional: a backward_layer with return_state=True is not supported.")
+        elif backward_layer.go_backwards == layer.go_backwards:
+            raise ValueError(f"Bidirectional: backward_layer '{backward_layer.name}' must read the sequence in the "
+                             f"other direction from layer '{layer.name}' (go_backwards={not layer.go_backwards}), "
+                             f"got go_backwards={backward_layer.go_backwards} for both.")
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
@@ -306,7 +313,8 @@ class Bidirectional(Layer):
         self._weights = self.forward_layer.weights + self.backward_layer.weights
 
     def check_input_shape(self, shape):
-        self.forward_layer.check_input_shape(shape)
+        for sub in (self.forward_layer, self.backward_layer):   # both before either runs
+            sub.check_input_shape(shape)
 
     def compute_output_shape(self, input_shape):
         forward = self.forward_layer.compute_output_shape(input_shape)
@@ -367,14 +375,22 @@ class Bidirectional(Layer):
         layer_config = self.forward_layer.get_config()
         layer_config["name"] = layer_config["name"][len("forward_"):]
         config.update({"layer": {"class_name": type(self.forward_layer).__name__, "config": layer_config},
+                       "backward_layer": {"class_name": type(self.backward_layer).__name__,
+                                          "config": self.backward_layer.get_config()},
                        "merge_mode": self.merge_mode})
         return config
+
+    @staticmethod
+    def _layer_from_entry(entry):
+        layer_class = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
+        if layer_class is None:
+            raise ValueError(f"Bidirectional: unknown wrapped layer class {entry.get('class_name')!r}.")
+        return layer_class.from_config(entry["config"])
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        entry = config.pop("layer")
-        layer_class = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
-        if layer_class is None:
-            raise ValueError(f"Bidirectional: unknown wrapped layer class {entry.get('class_name')!r}.")
-        return cls(layer_class.from_config(entry["config"]), **config)
+        layer = cls._layer_from_entry(config.pop("layer"))
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = cls._layer_from_entry(config["backward_layer"])
+        return cls(layer, **config)

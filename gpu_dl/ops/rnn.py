@@ -41,15 +41,15 @@ def input_projection(x, kernel, bias):
     xw = x.reshape(t * n, d) @ kernel
     if bias is not None:
         xw += bias
-    return xw.reshape(t, n, -1)
+    return xw.reshape(t, n, kernel.shape[1])
 
 
 def _weight_gradients(x, h_prev, dz):
     """One product each over all steps: dkernel, drecurrent and dbias (the sum of dz's rows)."""
     t, n, g = dz.shape
     rows = dz.reshape(t * n, g)
-    dkernel = x.reshape(t * n, -1).T @ rows
-    drecurrent = h_prev.reshape(t * n, -1).T @ rows
+    dkernel = x.reshape(t * n, x.shape[2]).T @ rows
+    drecurrent = h_prev.reshape(t * n, h_prev.shape[2]).T @ rows
     return dkernel, drecurrent, rows.sum(axis=0)
 
 
@@ -144,7 +144,7 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
             dc_next = dc * f
         dh_next = _masked(dz[step] @ recurrent_t, mask)
     dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
-    dx = (dz.reshape(t * n, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next, dc_next
 
 
@@ -216,10 +216,11 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
             direct = dh * z
         dh_next = direct + _masked(dhr[step] @ recurrent_t, mask)
     rows = t * n
-    dkernel = x.reshape(rows, -1).T @ dxw.reshape(rows, -1)
-    drecurrent = _masked(h[:-1], mask).reshape(rows, -1).T @ dhr.reshape(rows, -1)
-    dbias = xp.stack([dxw.reshape(rows, -1).sum(axis=0), dhr.reshape(rows, -1).sum(axis=0)]) if has_bias else None
-    dx = (dxw.reshape(rows, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
+    dkernel = x.reshape(rows, x.shape[2]).T @ dxw
+    drecurrent = _masked(h[:-1], mask).reshape(rows, u).T @ dhr
+    dbias = xp.stack([dxw.sum(axis=0), dhr.sum(axis=0)]) if has_bias else None
+    dx = (dxw @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
@@ -253,5 +254,5 @@ def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
         dz[step] = activation.grad(pre[step], h[step + 1], dh)
         dh_next = _masked(dz[step] @ recurrent_t, mask)
     dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
-    dx = (dz.reshape(t * n, -1) @ kernel.T).reshape(x.shape) if want_input else None
+    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
