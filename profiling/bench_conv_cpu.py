@@ -8,6 +8,12 @@ fastest CPU layout, gpu_dl on NHWC. The two alternate in blocks of calls
 (``cpu_bench.py`` says why and how), and each gets the median of its
 ``--repeats`` wall-clock times. Target: gpu_dl >= 0.5x PyTorch.
 
+The "products" columns time the BLAS matrix products of im2col alone on
+columns copied beforehand: the forward's (N*OH*OW, KH*KW*Cin) x (.., Cout),
+the input gradient's (N*OH*OW, KH*KW*Cout) x (.., Cin) and the kernel
+gradient's transposed product. No im2col + BLAS convolution can beat them,
+so "products vs torch" is the best ratio this NumPy's BLAS allows.
+
 Usage: taskset -c 0,1 python profiling/bench_conv_cpu.py [--threads 2] [--out FILE]
 """
 from __future__ import annotations
@@ -73,18 +79,37 @@ def run(threads: int, repeats: int) -> str:
             y = torch.nn.functional.conv2d(tx, tk, padding=pad)
             y.backward(y.detach())
 
+        windows = conv._windows(conv._padded(x, shape.padding), kernel.shape[:2], (1, 1), (1, 1), x.shape[1:3])
+        columns = numpy.ascontiguousarray(windows).reshape(-1, kernel[..., 0].size)
+        dy_columns = rng.standard_normal((columns.shape[0], shape.window ** 2 * shape.cout), dtype=numpy.float32)
+        dy_rows = numpy.ascontiguousarray(dy_columns[:, :shape.cout])
+        matrix = kernel.reshape(-1, shape.cout)
+        matrix_back = rng.standard_normal((dy_columns.shape[1], shape.cin), dtype=numpy.float32)
+
+        def products_forward():
+            return columns @ matrix
+
+        def products_step():
+            columns @ matrix
+            dy_columns @ matrix_back
+            columns.T @ dy_rows
+
         numpy.testing.assert_allclose(ours_forward(), torch_forward().numpy().transpose(0, 2, 3, 1),
                                       rtol=1e-3, atol=1e-3 * numpy.sqrt(shape.window ** 2 * shape.cin))
-        t_fwd, t_torch_fwd = median_seconds(ours_forward, torch_forward)
-        t_step, t_torch_step = median_seconds(ours_step, torch_step)
+        t_fwd, t_torch_fwd, t_products_fwd = median_seconds(ours_forward, torch_forward, products_forward)
+        t_step, t_torch_step, t_products_step = median_seconds(ours_step, torch_step, products_step)
+        del columns, dy_columns
         gflop = shape.flops() / 1e9
         rows.append((shape.label(),
                      f"{t_fwd * 1e3:.1f}", f"{t_torch_fwd * 1e3:.1f}", f"{t_torch_fwd / t_fwd:.2f}x",
                      f"{gflop / t_fwd:.0f}",
                      f"{t_step * 1e3:.1f}", f"{t_torch_step * 1e3:.1f}", f"{t_torch_step / t_step:.2f}x",
-                     f"{3 * gflop / t_step:.0f}"))
+                     f"{3 * gflop / t_step:.0f}",
+                     f"{t_products_fwd * 1e3:.1f}", f"{t_products_step * 1e3:.1f}",
+                     f"{t_torch_step / t_products_step:.2f}x"))
     columns = ["shape (N x H x W x Cin -> Cout, window)", "fwd ms", "torch fwd ms", "fwd vs torch", "fwd GFLOP/s",
-               "fwd+bwd ms", "torch fwd+bwd ms", "fwd+bwd vs torch", "fwd+bwd GFLOP/s"]
+               "fwd+bwd ms", "torch fwd+bwd ms", "fwd+bwd vs torch", "fwd+bwd GFLOP/s",
+               "fwd products ms", "fwd+bwd products ms", "fwd+bwd products vs torch"]
     head = (f"## NumPy convolution vs PyTorch CPU, float32\n\n{cpu_bench.machine_line(threads)} "
             f"Ratios are PyTorch time / gpu_dl time (> 1: gpu_dl faster); fwd+bwd FLOPs counted as 3x forward.\n")
     return head + "\n" + cpu_bench.table(columns, rows) + "\n"
