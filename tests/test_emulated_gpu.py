@@ -37,6 +37,11 @@ extern "C" __global__ void copy_f32(const float* x, float* y, int n, int count) 
     if (i < count) y[i] = x[i % n];                  // past the end of y when count > n
 }
 
+extern "C" __global__ void shift_f32(const float* x, float* y, int n) {
+    const int i = threadIdx.x;
+    if (i < n) y[i] = x[i + 1];                      // reads one past the end of x at i = n - 1
+}
+
 extern "C" __global__ void rotate_shared_f32(const float* x, float* y, int synchronised) {
     __shared__ float s[64];
     const int t = threadIdx.x, base = blockIdx.x * 64;
@@ -82,8 +87,8 @@ def module():
 def test_lists_each_kernel_with_its_c_signature(module):
     assert module.signatures["copy_f32"] == ["float32*", "float32*", "int32", "int32"]
     assert module.signatures["warp_sum_f64"] == ["float64*", "float64*"]
-    assert set(module.signatures) == {"copy_f32", "rotate_shared_f32", "warp_sum_f64", "divergent_f32",
-                                      "dynamic_shared_f32"}
+    assert set(module.signatures) == {"copy_f32", "shift_f32", "rotate_shared_f32", "warp_sum_f64",
+                                      "divergent_f32", "dynamic_shared_f32"}
 
 
 def test_runs_a_kernel_and_catches_a_write_past_the_end(module):
@@ -93,6 +98,14 @@ def test_runs_a_kernel_and_catches_a_write_past_the_end(module):
     numpy.testing.assert_array_equal(y, x)
     with pytest.raises(build.EmulationError, match=r"copy_f32: wrote outside argument 1 \(float32, 64 elements\)"):
         module.launch("copy_f32", (2,), (64,), (x, y, numpy.int32(64), numpy.int32(65)))
+
+
+def test_a_read_past_the_end_gives_nan(module):
+    x = device(numpy.arange(8, dtype=numpy.float32))
+    y = device(numpy.zeros(8, numpy.float32))
+    module.launch("shift_f32", (1,), (8,), (x, y, numpy.int32(8)))
+    numpy.testing.assert_array_equal(y[:7], x[1:])
+    assert numpy.isnan(y[7])
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -15,8 +15,9 @@ of what went into them (``GPU_DL_EMULATION_CACHE``, default
 argument against the kernel's C signature (a pointer gets an array of its
 element type, an ``int`` an ``int32`` scalar, ...), which a real launch
 cannot do, then runs the kernel. Each array is handed over inside a buffer
-with guard bytes before and after it; a kernel that writes past either end
-of an argument fails the launch, naming the argument.
+with guard bytes before and after it: a kernel that writes past either end
+of an argument fails the launch, naming the argument, and one that reads
+there gets NaN (or -1 as an integer).
 """
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ import numpy
 
 HERE = Path(__file__).resolve().parent
 ARCH = 800   # the emulated device's compute capability 8.0: the tensor-core paths (inline PTX) are built
-FLAGS = ("-std=c++20", f"-D__CUDA_ARCH__={ARCH}", "-O1", "-shared", "-fPIC", "-pthread", "-ffp-contract=off", "-fvisibility=hidden", "-fno-gnu-unique",
-         "-w")
+FLAGS = ("-std=c++20", f"-D__CUDA_ARCH__={ARCH}", "-O1", "-shared", "-fPIC", "-pthread", "-ffp-contract=off",
+         "-fvisibility=hidden", "-fno-gnu-unique", "-w")
 GUARD_BYTES = 256
-GUARD_VALUE = 0xA5
+GUARD_VALUE = 0xFF   # read as float32 or float64 a guard is NaN, so a read past an end shows in the result
 
-_DYNAMIC_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]\s*;")
+_DYNAMIC_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?"
+                             r"([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]\s*;")
 _KERNEL = re.compile(r'extern\s+"C"\s+void\s+(\w+)\s*\(')
 _SOURCE_START = "emu_kernel_source_starts_here"   # marks where the kernel text begins after preprocessing
 _lock = threading.Lock()

@@ -16,21 +16,21 @@
 // compute capability 8.0, so the launchers choose those paths as on an A100 or H100.
 #pragma once
 
+#include <math.h>       // expf, logf, ...: the float functions CUDA declares globally
+#include <ucontext.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
-#include <ucontext.h>
 #include <functional>
 #include <map>
-#include <math.h>   // expf, logf, ...: the float functions CUDA declares globally
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
-#include <array>
 
 #define __global__
 #define __device__
@@ -88,13 +88,13 @@ struct Fiber {
     Wait wait = Wait::none;
     std::vector<AsyncCopy> open_group;                  // cp.async issued since the last commit
     std::vector<std::vector<AsyncCopy>> groups;         // committed, oldest first, not yet landed
+    unsigned exchanges = 0;                             // warp exchanges so far: which slot buffer is next
 };
 
 struct Launch {
     std::vector<unsigned char> dynamic_shared;
     std::vector<Fiber> fibers;
-    std::vector<unsigned char> stacks;
-    std::vector<std::array<unsigned char, 8>> shuffle_slots;   // one per thread: what its lane offers
+    std::vector<std::array<unsigned char, 8>> shuffle_slots[2];   // per thread: what its lane offers
     ucontext_t scheduler;
     unsigned running = 0;                                       // the fiber now running
     std::function<void(void**)> body;
@@ -122,18 +122,26 @@ inline dim3 blockDim, gridDim;
 
 inline void __syncthreads() { emu::wait_at(emu::Wait::block); }
 
+// The buffer a lane's next warp exchange (shuffle or mma) uses. Exchanges alternate between two
+// buffers, so one barrier per exchange is enough: a lane writes buffer b only after the barrier of
+// the exchange that used the other buffer, which every lane passes after reading b the time before.
+inline unsigned next_exchange_buffer() {
+    emu::Launch& launch = *emu::current();
+    return launch.fibers[launch.running].exchanges++ & 1u;
+}
+
 template <typename T>
 T __shfl_xor_sync(unsigned /*mask*/, T value, int lane_mask, int width = 32) {
     static_assert(sizeof(T) <= 8, "shuffle of more than 8 bytes");
     emu::Launch& launch = *emu::current();
     const unsigned id = launch.running, lane = id & 31, source_lane = lane ^ unsigned(lane_mask);
-    std::memcpy(launch.shuffle_slots[id].data(), &value, sizeof(T));
+    auto& slots = launch.shuffle_slots[next_exchange_buffer()];
+    std::memcpy(slots[id].data(), &value, sizeof(T));
     emu::wait_at(emu::Wait::warp);                       // every live lane has offered its value
     const unsigned source = (source_lane / width == lane / width && id - lane + source_lane < launch.fibers.size())
                                 ? id - lane + source_lane : id;
     T result;
-    std::memcpy(&result, launch.shuffle_slots[source].data(), sizeof(T));
-    emu::wait_at(emu::Wait::warp);                       // every lane has read before the slots are reused
+    std::memcpy(&result, slots[source].data(), sizeof(T));
     return result;
 }
 
@@ -207,9 +215,10 @@ inline float bf16_value(unsigned bits16) { return bits_float(bits16 << 16); }
 template <bool BF16>
 void mma(float& d0, float& d1, float& d2, float& d3, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
          unsigned b0, unsigned b1) {
-    static std::vector<MmaFragments> offered;    // one per thread of the block
+    static std::vector<MmaFragments> buffers[2];    // one entry per thread of the block
     Launch& launch = *current();
     const unsigned id = launch.running, lane = id & 31, first = id - lane;
+    auto& offered = buffers[next_exchange_buffer()];
     if (offered.size() < launch.fibers.size()) offered.resize(launch.fibers.size());
     offered[id] = {{a0, a1, a2, a3}, {b0, b1}};
     wait_at(Wait::warp);
@@ -234,7 +243,6 @@ void mma(float& d0, float& d1, float& d2, float& d3, unsigned a0, unsigned a1, u
             for (int r = 0; r < 2; ++r) B[t + r * 4][g] = tf32_value(f.b[r]);
         }
     }
-    wait_at(Wait::warp);   // every lane has read the fragments before they are offered again
     const int g = int(lane >> 2), t = int(lane & 3);
     float* d[4] = {&d0, &d1, &d2, &d3};
     for (int i = 0; i < 4; ++i) {
@@ -288,7 +296,9 @@ struct Registrar {
     Registrar(const char* name, void (*kernel)(A...)) {
         std::string signature;
         ((signature += (signature.empty() ? "" : ","), signature += type_code<A>()), ...);
-        registry()[name] = {signature, [kernel](void** args) { call_unpacked(kernel, args, std::index_sequence_for<A...>{}); }};
+        registry()[name] = {signature, [kernel](void** args) {
+                                call_unpacked(kernel, args, std::index_sequence_for<A...>{});
+                            }};
     }
 };
 
@@ -339,7 +349,8 @@ inline bool open_barriers(Launch& launch) {
             all = all && w == Wait::warp;
         }
         if (any && all) {
-            for (unsigned t = first; t < last; ++t) if (launch.fibers[t].wait == Wait::warp) launch.fibers[t].wait = Wait::none;
+            for (unsigned t = first; t < last; ++t)
+                if (launch.fibers[t].wait == Wait::warp) launch.fibers[t].wait = Wait::none;
             opened = true;
         }
     }
@@ -355,8 +366,11 @@ inline std::string run(const std::function<void(void**)>& body, dim3 grid, dim3 
     launch.body = body;
     launch.args = args;
     launch.fibers.resize(threads);
-    launch.stacks.resize(std::size_t(threads) * kStackBytes);
-    launch.shuffle_slots.resize(threads);
+    // The fibers' stacks, kept from launch to launch: zeroing them anew would cost more than most kernels.
+    static std::vector<unsigned char> stacks;
+    if (stacks.size() < std::size_t(threads) * kStackBytes) stacks.resize(std::size_t(threads) * kStackBytes);
+    launch.shuffle_slots[0].resize(threads);
+    launch.shuffle_slots[1].resize(threads);
     current() = &launch;
     gridDim = grid;
     blockDim = block;
@@ -369,8 +383,9 @@ inline std::string run(const std::function<void(void**)>& body, dim3 grid, dim3 
             fiber.wait = Wait::none;
             fiber.open_group.clear();
             fiber.groups.clear();
+            fiber.exchanges = 0;
             getcontext(&fiber.context);
-            fiber.context.uc_stack.ss_sp = launch.stacks.data() + std::size_t(t) * kStackBytes;
+            fiber.context.uc_stack.ss_sp = stacks.data() + std::size_t(t) * kStackBytes;
             fiber.context.uc_stack.ss_size = kStackBytes;
             fiber.context.uc_link = &launch.scheduler;
             makecontext(&fiber.context, fiber_entry, 0);
@@ -392,9 +407,10 @@ inline std::string run(const std::function<void(void**)>& body, dim3 grid, dim3 
         if (launch.error.empty()) {
             for (unsigned t = 0; t < threads; ++t) {
                 if (launch.fibers[t].wait == Wait::done) continue;
+                const char* where = launch.fibers[t].wait == Wait::block ? " waits at __syncthreads"
+                                                                         : " waits at a warp shuffle";
                 launch.error = std::string("deadlock in block ") + std::to_string(b) + ": thread " + std::to_string(t) +
-                               (launch.fibers[t].wait == Wait::block ? " waits at __syncthreads" : " waits at a warp shuffle") +
-                               " that not every live thread reaches";
+                               where + " that not every live thread reaches";
                 break;
             }
         }
