@@ -120,3 +120,13 @@ def test_rejected_train_on_batch_changes_nothing():
     with pytest.raises(ValueError, match="NaN"):
         model.train_on_batch(numpy.full((2, 4), numpy.nan), numpy.zeros(2, int))
     assert_unchanged(model, before)
+
+
+def test_layers_take_nested_lists_and_refuse_complex_or_text(xp):
+    dense = layers.Dense(2, name="d")
+    y = dense([[1.0, 2.0, 3.0]])                       # as Keras converts a list
+    assert type(y) is type(xp.zeros(1)) and y.shape == (1, 2)
+    with pytest.raises(TypeError, match=r"Layer 'd' \(Dense\) takes real numbers, got an array of complex128"):
+        dense(xp.ones((1, 3)) * (1 + 1j))
+    with pytest.raises(TypeError, match=r"Layer 'd' \(Dense\) takes real numbers, got an array of str"):
+        dense([["a", "b", "c"]])

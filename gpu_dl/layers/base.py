@@ -241,7 +241,22 @@ class Layer:
                 f"expected shape {spec}, got {shape}."
             )
 
+    def _as_input(self, x):
+        """``x`` as an array of real numbers: nested lists become arrays on the current device, as Keras
+        converts them; complex, text or object data is refused rather than silently cast."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            try:
+                x = backend.to_device(numpy.asarray(x))
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes an array or nested lists of "
+                                f"numbers, got {type(x).__name__} ({e}).") from None
+        if numpy.dtype(x.dtype).kind not in "biuf":
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes real numbers, got an array of "
+                            f"{numpy.dtype(x.dtype).name}.")
+        return x
+
     def __call__(self, x, training=False):
+        x = self._as_input(x)
         self.ensure_built(x.shape)
         self.check_input_shape(x.shape)
         if x.dtype != self.dtype:
