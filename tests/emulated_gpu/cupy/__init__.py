@@ -52,11 +52,18 @@ def _device(a):
 
 
 def asarray(a, dtype=None, order=None):
-    return _device(numpy.array(a, dtype=dtype, order=order or "K", copy=not isinstance(a, ndarray) or None))
+    # A host array crosses to the device as a copy; a device array is copied only
+    # if the dtype or order asks for it (spelled so for NumPy 1.26 and 2.x alike).
+    if isinstance(a, ndarray):
+        return _device(numpy.asarray(a, dtype=dtype, order=order or "K"))
+    return _device(numpy.array(a, dtype=dtype, order=order or "K", copy=True))
 
 
 def array(a, dtype=None, copy=True, order="K"):
-    return _device(numpy.array(a, dtype=dtype, copy=copy, order=order))
+    # CuPy's copy=False means "copy only if needed", NumPy 1.26's meaning too.
+    if copy:
+        return _device(numpy.array(a, dtype=dtype, order=order, copy=True))
+    return asarray(a, dtype=dtype, order=order)
 
 
 def asnumpy(a, stream=None):
