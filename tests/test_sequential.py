@@ -114,3 +114,48 @@ def test_config_round_trip_rebuilds_same_architecture():
     assert [type(l).__name__ for l in clone.layers] == ["Dense", "Dropout", "Dense"]
     assert clone.output_shape == (None, 10)
     assert clone.get_layer("out").activation.name == "softmax"
+
+
+# ------------------------------------------- sizes the weights do not fix
+def _same_weights(model, other):
+    other.set_weights(model.get_weights())
+    return other
+
+
+def test_built_model_takes_other_sequence_lengths_and_image_sizes_as_keras_does(xp, rng):
+    # the weights fix the features per step and the channels, nothing else: a model built on one
+    # length or size predicts on another exactly as a model declared for that one would
+    gpu_dl.utils.set_random_seed(3)
+    recurrent = Sequential([layers.LSTM(3, return_sequences=True), layers.Dense(2), layers.Flatten()])
+    recurrent.predict(rng.standard_normal((4, 5, 2)).astype("float32"), verbose=0)
+    x = rng.standard_normal((3, 7, 2)).astype("float32")
+    declared = _same_weights(recurrent, Sequential([layers.Input((7, 2)), layers.LSTM(3, return_sequences=True),
+                                                    layers.Dense(2), layers.Flatten()]))
+    numpy.testing.assert_allclose(recurrent.predict(x, verbose=0), declared.predict(x, verbose=0), rtol=1e-6)
+    assert recurrent.predict(x, verbose=0).shape == (3, 14)
+
+    conv = Sequential([layers.Input((9, 9, 2)), layers.Conv2D(3, 3, activation="relu"), layers.MaxPooling2D(),
+                       layers.Dropout(0.2), layers.GlobalAveragePooling2D(), layers.Dense(2)])
+    x = rng.standard_normal((2, 12, 10, 2)).astype("float32")
+    other = _same_weights(conv, Sequential([layers.Input((12, 10, 2)), layers.Conv2D(3, 3, activation="relu"),
+                                            layers.MaxPooling2D(), layers.Dropout(0.2),
+                                            layers.GlobalAveragePooling2D(), layers.Dense(2)]))
+    numpy.testing.assert_allclose(conv.predict(x, verbose=0), other.predict(x, verbose=0), rtol=1e-6)
+    conv.compile(optimizer="sgd", loss="mse")
+    assert numpy.isfinite(conv.train_on_batch(x, numpy.zeros((2, 2), "float32")))
+
+
+def test_a_size_no_layer_takes_is_refused_before_any_layer_runs(xp, rng):
+    model = Sequential([layers.Input((9, 9, 1)), layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(2, name="head")])
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"expects `x` of shape \(None, 9, 9, 1\).*got \(2, 12, 10, 1\).*"
+                                         r"layer 'head' \(Dense\).*expected shape \(None, 147\), got \(None, 240\)"):
+        model.fit(numpy.ones((2, 12, 10, 1), "float32"), numpy.ones((2, 2), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"height window 3 is larger than the padded input"):
+        model.predict(numpy.ones((2, 2, 9, 1), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"built for 1 input channels"):
+        model.predict(numpy.ones((2, 9, 9, 2), "float32"), verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 0

@@ -18,6 +18,8 @@ def _number(value, what, minimum=None):
 class _ElementwiseActivation(Layer):
     """Applies ``self.activation``; keeps its input as the pre-activation a fused loss may ask for."""
 
+    fixed_input_axes = ()
+
     def call(self, x, training=False):
         y = self.activation(x)
         self._saved = (x, y) if training else None

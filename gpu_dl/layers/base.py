@@ -228,17 +228,25 @@ class Layer:
             self.built = True
             self.input_spec = (None,) + tuple(input_shape[1:])
 
+    # The input axes a built layer holds fixed, as indices into the full shape (batch axis 0); None: every
+    # axis after the batch. As in Keras, a layer whose weights fix only some axes (Dense: the last) or
+    # none (activations, dropout) takes any size along the others once built.
+    fixed_input_axes = None
+
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
         spec = self.input_spec
         if spec is None:
             return
         shape = tuple(shape)
-        if len(shape) != len(spec) or any(s is not None and d is not None and s != d
-                                           for s, d in zip(spec[1:], shape[1:])):
+        axes = range(1, len(spec)) if self.fixed_input_axes is None else self.fixed_input_axes
+        if len(shape) != len(spec) or any(spec[a] is not None and shape[a] is not None and spec[a] != shape[a]
+                                          for a in axes):
+            held = "" if self.fixed_input_axes is None else (
+                " (only the rank" + "".join(f" and axis {a}" for a in axes) + " must match)")
             raise ValueError(
                 f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible: "
-                f"expected shape {spec}, got {shape}."
+                f"expected shape {spec}, got {shape}{held}."
             )
 
     def _as_input(self, x):

@@ -55,6 +55,8 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):
 class Dense(Layer):
     """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,)."""
 
+    fixed_input_axes = (-1,)
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
@@ -116,6 +118,8 @@ class Dense(Layer):
 class Dropout(Layer):
     """Zeroes a fraction ``rate`` of the inputs in training and scales the rest by 1/(1-rate)."""
 
+    fixed_input_axes = ()
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
@@ -157,6 +161,8 @@ class Dropout(Layer):
 
 class Flatten(Layer):
     """Reshapes (batch, d1, d2, ...) to (batch, d1*d2*...)."""
+
+    fixed_input_axes = ()
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)

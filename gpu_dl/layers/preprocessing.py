@@ -233,6 +233,13 @@ class Rescaling(Layer):
         self.scale = scale
         self.offset = offset
 
+    @property
+    def fixed_input_axes(self):
+        # numbers take any shape; per-channel arrays hold the axes they broadcast along
+        if numpy.ndim(self.scale) == 0 and numpy.ndim(self.offset) == 0:
+            return ()
+        return None
+
     def _value(self, v, x):
         return array_module(x).asarray(v, dtype=x.dtype)
 

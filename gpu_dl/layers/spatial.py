@@ -54,6 +54,8 @@ def contiguous(a):
 class SpatialLayer(Layer):
     """A layer on (N, H, W, C) data that also accepts channels_first by transposing."""
 
+    fixed_input_axes = ()   # height, width and channels may change (Conv2D checks its channels itself)
+
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = data_format_word(data_format, f"{type(self).__name__} layer '{self.name}': data_format")

@@ -107,11 +107,26 @@ class Sequential(Model):
                 raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
             return
         got = (None,) + tuple(shape[1:])
-        if len(got) != len(spec) or any(s is not None and s != g for s, g in zip(spec, got)):
+        if len(got) != len(spec):
             raise ValueError(
                 f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
-                f" — the first layer '{self._layers[0].name}' is {'built' if self.built else 'declared'} for {spec}."
-            )
+                f" — the first layer '{self._layers[0].name}' is {'built' if self.built else 'declared'} for {spec}.")
+        # As in Keras, the declared shape fixes only what the layers need: a recurrent layer takes any
+        # sequence length, a convolution any height and width. Each built layer checks what reaches it,
+        # so a batch no layer can take is refused before any of them runs.
+        reaching = got
+        for layer in self._layers:
+            if not layer.built:
+                return
+            try:
+                layer.check_input_shape(reaching)
+                reaching = layer.compute_output_shape(reaching)
+            except ValueError as e:
+                raise ValueError(f"Model '{self.name}' expects `{name}` of shape {spec} (batch first; other sizes "
+                                 f"only where its layers take them), got {tuple(shape)}: {e}") from None
+            if isinstance(reaching, list):      # several outputs (return_state): the last layer
+                return
+            reaching = tuple(reaching)
 
     def build(self, input_shape=None):
         if input_shape is None:
