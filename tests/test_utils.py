@@ -26,3 +26,11 @@ def test_to_categorical_rejects_bad_labels(labels, num_classes, error, message):
 def test_normalize_rows():
     out = utils.normalize(numpy.array([[3.0, 4.0], [0.0, 0.0]]))
     numpy.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_sequence_helpers_are_where_keras_3_has_them():
+    # keras.utils.pad_sequences and keras.utils.timeseries_dataset_from_array: the same functions
+    from gpu_dl import data, utils
+    assert utils.pad_sequences is data.pad_sequences
+    assert utils.timeseries_dataset_from_array is data.timeseries_dataset_from_array
+    numpy.testing.assert_array_equal(utils.pad_sequences([[1, 2], [3]], maxlen=3), [[0, 1, 2], [0, 0, 3]])
