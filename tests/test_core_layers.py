@@ -182,10 +182,11 @@ def test_reshape_forward_backward_and_errors(xp, rng):
 @pytest.mark.parametrize("cls, keras_name", [
     ("Dense", "dense"), ("Conv2D", "conv2d"), ("MaxPooling2D", "max_pooling2d"),
     ("GlobalAveragePooling2D", "global_average_pooling2d"), ("ZeroPadding2D", "zero_padding2d"), ("LSTM", "lstm"),
-    ("SimpleRNN", "simple_rnn"), ("RandomFlip", "random_flip"),
+    ("SimpleRNN", "simple_rnn"), ("RandomFlip", "random_flip"), ("Bidirectional", "bidirectional"),
 ])
 def test_default_names_are_keras_names(cls, keras_name):
-    args = {"Dense": (2,), "Conv2D": (2, 3), "LSTM": (2,), "SimpleRNN": (2,)}.get(cls, ())
+    args = {"Dense": (2,), "Conv2D": (2, 3), "LSTM": (2,), "SimpleRNN": (2,),
+            "Bidirectional": (layers.GRU(2),)}.get(cls, ())
     name = getattr(layers, cls)(*args).name
     assert name == keras_name or name.startswith(keras_name + "_"), name
 

@@ -288,7 +288,6 @@ class Bidirectional(Layer):
             raise ValueError(f"Bidirectional: merge_mode must be one of {self.MERGE_MODES}, got {merge_mode!r}.")
         if layer.return_state:
             raise ValueError("Bidirectional: a wrapped layer with return_state=True is not supported.")
-        kwargs.setdefault("name", f"bidirectional_{layer.name}")
         super().__init__(**kwargs)
         config = layer.get_config()
         self.forward_layer = type(layer).from_config({**config, "name": f"forward_{layer.name}"})
