@@ -1,5 +1,6 @@
 // lstm_cell.cu: the elementwise cells of LSTM and GRU (reset_after), forward and backward, and a
-// persistent LSTM forward that runs a whole sequence in one launch for small hidden sizes.
+// persistent LSTM forward and backward that each run a whole sequence in one launch for small hidden
+// sizes.
 //
 // Notation: N batch, U units, S = sizeof(T), sigma the sigmoid (overflow-safe, act_sigmoid of
 // activation_math.cuh), tanh as dl_tanh. Every array is contiguous, row-major. Gate blocks lie
@@ -38,6 +39,15 @@
 //       activated i, f, g, o of every step, as lstm_cell_fwd writes them. Step t computes
 //       hr = h_t @ R as a sum over k in ascending order in T (fused multiply-adds), then exactly
 //       lstm_cell_fwd's arithmetic.
+//   lstm_persistent_bwd(dh_seq, dh_last, dc_last, gates, c_seq, R, dz, dh0, dc0, steps, N, U, NB)
+//       The whole backward of a sequence through the cells and the recurrent products: dh_seq
+//       (steps, N, U) the gradient of h_1..h_T from above (null: none, only the last state is
+//       used); dh_last, dc_last (N, U) extra gradients of h_T and c_T (null: zeros); gates
+//       (steps, N, 4U) and c_seq (steps + 1, N, U) as the forward wrote them; R (U, 4U). Writes dz
+//       (steps, N, 4U), every step's lstm_cell_bwd output, and dh0, dc0 (N, U), the gradients of the
+//       initial state. Step t, from steps - 1 down to 0: dh = dh_next + dh_seq[t] (dh_next = dh_last
+//       at first); lstm_cell_bwd's arithmetic; dh_next = dz_t @ R^T as a sum over j in ascending order
+//       in T (fused multiply-adds), the step loop's cuBLAS product summed in another order.
 //
 // Numerics: the cells compute what gpu_dl/ops/rnn.py's array arithmetic computes (NumPy's order
 // of operations, products that feed an add rounded on their own with mul_rn so that none is
@@ -52,13 +62,19 @@
 //   ceil(N*U / 256) blocks capped at 524280 (launch.grid_1d). Thread (n, u) reads its 4 (3)
 //   gate values at n*4U + u + k*U; consecutive threads take consecutive u, so every warp access
 //   of each gate block is one contiguous run.
-//   Persistent kernel: one block per tile of NB samples (the launcher picks NB), blockDim =
+//   Persistent forward: one block per tile of NB samples (the launcher picks NB), blockDim =
 //   NB*U rounded up to a multiple of 32 (at most LSTM_PERSISTENT_MAX_THREADS), one thread per
 //   (sample, unit); dynamic shared memory holds R (4U*U values) and two buffers of the tile's
 //   h (2*NB*U values); c stays in a register of its thread. Per step: each thread starts the
 //   loads of its 4 xw values of the next step, forms its 4 dot products (h broadcast from
 //   shared memory, R read at k*4U + g*U + u: consecutive u, no bank conflicts), updates its
 //   cell, writes h into the other h buffer, and one barrier ends the step.
+//   Persistent backward: the same grid and blocks; dynamic shared memory holds R transposed (4U*U
+//   values) and two buffers of the tile's dz (2*NB*4U values); dh_next and dc stay in registers.
+//   Per step: each thread forms its cell's gradient (the inputs loaded during the step before),
+//   writes its 4 dz values to global memory and to the shared buffer, starts the loads of the
+//   previous step's inputs; one barrier; then its dot product of length 4U (dz broadcast, R^T read
+//   at j*U + u: consecutive u, no bank conflicts).
 //
 // Bytes per (n, u) per step:
 //   lstm_cell_fwd  reads 9S (xw, hr 4S each, c_prev), writes 6S (h, c, gates 4S)
@@ -67,13 +83,17 @@
 //   gru_cell_bwd   reads 6S (dh, gates 4S, h_prev), writes 7S (dxw, dhr 3S each, dh_prev)
 //   lstm_persistent_fwd reads 4S (xw) and writes 6S (h, c, gates 4S) from and to DRAM; R is
 //   read once per block (4U*U*S) into shared memory.
+//   lstm_persistent_bwd reads 6S (gates 4S, c_{t-1}: c_t is kept from the step after, dh_seq) and
+//   writes 4S (dz); R once per block.
 // FLOPs per (n, u): 3 (LSTM) or 2 (GRU) exp/tanh forward, 1 tanh in LSTM's backward, ~10-20
-// others; memory-bound. The persistent kernel adds 8U flops (4 dot products of length U).
+// others; memory-bound. The persistent kernels add 8U flops (4 dot products of length U forward,
+// one of length 4U backward).
 //
 // Limits: every array has fewer than 2**31 elements (32-bit indices; the launchers check);
-// N, U >= 1. Persistent kernel: NB*U <= LSTM_PERSISTENT_MAX_THREADS and (4U*U + 2*NB*U)*S bytes
-// of dynamic shared memory within the device's opt-in maximum (the launcher checks both; it is
-// meant for U <= 64: R of 64 KiB float32, 128 KiB float64).
+// N, U >= 1. Persistent kernels: NB*U <= LSTM_PERSISTENT_MAX_THREADS and (4U*U + 2*NB*U)*S
+// (forward) or (4U*U + 8*NB*U)*S (backward) bytes of dynamic shared memory within the device's
+// opt-in maximum (the launchers check both; they are meant for U <= 64: R of 64 KiB float32,
+// 128 KiB float64).
 #include "common.cuh"
 #include "activation_math.cuh"
 
@@ -119,6 +139,24 @@ __device__ void lstm_cell_fwd(const T* __restrict__ xw, const T* __restrict__ hr
     }
 }
 
+// The LSTM cell's backward for one (n, u): from dh (the whole gradient of h_t), dc_next (that of c_t
+// from step t+1; has_dc_next false: none, the last step), the activated gates and c_t, c_{t-1},
+// the gradients of the four pre-activations and of c_{t-1}.
+template <typename T>
+__device__ __forceinline__ void lstm_cell_grad(T d, bool has_dc_next, T dc_next, T i, T f, T g, T o, T c, T c_prev,
+                                               T& dzi, T& dzf, T& dzg, T& dzo, T& dc_prev) {
+    const T tc = dl_tanh(c);
+    // tanh's gradient as NumPy's path forms it: (dh*o) * (1 - tc*tc), then + dc_next.
+    T dc = mul_rn(d * o, T(1) - mul_rn(tc, tc));
+    if (has_dc_next) dc = dc + dc_next;
+    // sigmoid's gradient: ((dy*y) * (1-y)); tanh's: dy * (1 - y*y).
+    dzi = dc * g * i * (T(1) - i);
+    dzf = dc * c_prev * f * (T(1) - f);
+    dzg = (dc * i) * (T(1) - mul_rn(g, g));
+    dzo = d * tc * o * (T(1) - o);
+    dc_prev = dc * f;
+}
+
 template <typename T>
 __device__ void lstm_cell_bwd(const T* __restrict__ dh, const T* dc_next, const T* __restrict__ gates,
                               const T* __restrict__ c, const T* __restrict__ c_prev, T* __restrict__ dz,
@@ -127,18 +165,15 @@ __device__ void lstm_cell_bwd(const T* __restrict__ dh, const T* dc_next, const 
     for (unsigned idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
         const unsigned n = idx / (unsigned)U, u = idx - n * (unsigned)U;
         const unsigned base = n * 4u * (unsigned)U + u;
-        const T i = gates[base], f = gates[base + U], g = gates[base + 2 * U], o = gates[base + 3 * U];
-        const T d = dh[idx];
-        const T tc = dl_tanh(c[idx]);
-        // tanh's gradient as NumPy's path forms it: (dh*o) * (1 - tc*tc), then + dc_next.
-        T dc = mul_rn(d * o, T(1) - mul_rn(tc, tc));
-        if (dc_next != nullptr) dc = dc + dc_next[idx];
-        // sigmoid's gradient: ((dy*y) * (1-y)); tanh's: dy * (1 - y*y).
-        dz[base] = dc * g * i * (T(1) - i);
-        dz[base + U] = dc * c_prev[idx] * f * (T(1) - f);
-        dz[base + 2 * U] = (dc * i) * (T(1) - mul_rn(g, g));
-        dz[base + 3 * U] = d * tc * o * (T(1) - o);
-        dc_prev[idx] = dc * f;
+        T dzi, dzf, dzg, dzo, dcp;
+        lstm_cell_grad(dh[idx], dc_next != nullptr, dc_next != nullptr ? dc_next[idx] : T(0), gates[base],
+                       gates[base + U], gates[base + 2 * U], gates[base + 3 * U], c[idx], c_prev[idx], dzi, dzf,
+                       dzg, dzo, dcp);
+        dz[base] = dzi;
+        dz[base + U] = dzf;
+        dz[base + 2 * U] = dzg;
+        dz[base + 3 * U] = dzo;
+        dc_prev[idx] = dcp;
     }
 }
 
@@ -252,6 +287,86 @@ __device__ void lstm_persistent_fwd(const T* __restrict__ xw, const T* __restric
     }
 }
 
+// The backward of a whole sequence, the mirror of lstm_persistent_fwd: one thread per (sample, unit)
+// keeps dh_next and dc in registers; R lies in shared memory transposed, (4U, U), so that the threads
+// of a warp (consecutive u) read consecutive words; each step's dz of the tile goes to global memory
+// for the weight gradients and to one of two shared buffers, from which every thread forms its
+// dh_next = dz_t . R[u, :] after the step's one barrier.
+template <typename T>
+__device__ void lstm_persistent_bwd(const T* __restrict__ dh_seq, const T* __restrict__ dh_last,
+                                    const T* __restrict__ dc_last, const T* __restrict__ gates,
+                                    const T* __restrict__ c_seq, const T* __restrict__ R, T* __restrict__ dz,
+                                    T* __restrict__ dh0, T* __restrict__ dc0, int steps, int N, int U, int NB) {
+    extern __shared__ __align__(16) unsigned char lstm_shared[];
+    const int G = 4 * U;
+    T* rt_s = reinterpret_cast<T*>(lstm_shared);  // (4U, U): rt_s[j*U + u] = R[u*4U + j]
+    T* dz_s = rt_s + G * U;                       // two buffers of (NB, 4U)
+    const int tid = threadIdx.x;
+    const int s = tid / U, u = tid - s * U;
+    const int n = blockIdx.x * NB + s;
+    const bool active = s < NB && n < N;
+    const int NU = N * U;
+    const int idx = n * U + u;
+
+    for (int k = tid; k < G * U; k += blockDim.x) {
+        const int j = k / U, uu = k - j * U;
+        rt_s[k] = R[uu * G + j];
+    }
+    T dh_next = T(0), dc = T(0);
+    bool has_dc = dc_last != nullptr;
+    // this step's loads: the gates, c_t, c_{t-1} and the gradient from above
+    T gi = T(0), gf = T(0), gg = T(0), go = T(0), ct = T(0), cp = T(0), above = T(0);
+    if (active) {
+        if (dh_last != nullptr) dh_next = dh_last[idx];
+        if (has_dc) dc = dc_last[idx];
+        if (steps > 0) {
+            const int t = steps - 1;
+            const T* gt = gates + (t * N + n) * G + u;
+            gi = gt[0]; gf = gt[U]; gg = gt[2 * U]; go = gt[3 * U];
+            ct = c_seq[(t + 1) * NU + idx];
+            cp = c_seq[t * NU + idx];
+            if (dh_seq != nullptr) above = dh_seq[t * NU + idx];
+        }
+    }
+    __syncthreads();
+
+    for (int t = steps - 1; t >= 0; --t) {
+        T* dzt = dz_s + (t & 1) * NB * G + s * G;
+        if (active) {
+            // dh = dh_next + dh_seq[t], as the step loop adds them
+            const T d = dh_seq != nullptr ? dh_next + above : dh_next;
+            T dzi, dzf, dzg, dzo, dcp;
+            lstm_cell_grad(d, has_dc, dc, gi, gf, gg, go, ct, cp, dzi, dzf, dzg, dzo, dcp);
+            dc = dcp;
+            has_dc = true;
+            T* out = dz + (t * N + n) * G + u;
+            out[0] = dzi; out[U] = dzf; out[2 * U] = dzg; out[3 * U] = dzo;
+            dzt[u] = dzi; dzt[U + u] = dzf; dzt[2 * U + u] = dzg; dzt[3 * U + u] = dzo;
+            if (t > 0) {   // the previous step's loads, started now so that the dot product hides them
+                const T* gt = gates + ((t - 1) * N + n) * G + u;
+                gi = gt[0]; gf = gt[U]; gg = gt[2 * U]; go = gt[3 * U];
+                ct = cp;
+                cp = c_seq[(t - 1) * NU + idx];
+                if (dh_seq != nullptr) above = dh_seq[(t - 1) * NU + idx];
+            }
+        }
+        // One barrier per step: the tile's dz_t is complete; the buffer step t - 1 writes was last read
+        // (by step t + 1's dot products) before this barrier.
+        __syncthreads();
+        if (active) {
+            const T* rk = rt_s + u;
+            T acc = T(0);
+#pragma unroll 4
+            for (int j = 0; j < G; ++j, rk += U) acc = lstm_fma(dzt[j], *rk, acc);
+            dh_next = acc;
+        }
+    }
+    if (active) {
+        dh0[idx] = dh_next;
+        dc0[idx] = dc;
+    }
+}
+
 // -------------------------------------------------------------------------------- extern "C" kernels
 #define LSTM_CELL_KERNELS(T, SUFFIX)                                                                       \
     extern "C" __global__ void lstm_cell_fwd_##SUFFIX(const T* xw, const T* hr, const T* c_prev, T* h, T* c,  \
@@ -275,6 +390,12 @@ __device__ void lstm_persistent_fwd(const T* __restrict__ xw, const T* __restric
         lstm_persistent_fwd_##SUFFIX(const T* xw, const T* R, const T* h0, const T* c0, T* h_seq, T* c_seq, \
                                      T* gates, int steps, int N, int U, int NB) {                         \
         lstm_persistent_fwd<T>(xw, R, h0, c0, h_seq, c_seq, gates, steps, N, U, NB);                      \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(LSTM_PERSISTENT_MAX_THREADS)                              \
+        lstm_persistent_bwd_##SUFFIX(const T* dh_seq, const T* dh_last, const T* dc_last, const T* gates,     \
+                                     const T* c_seq, const T* R, T* dz, T* dh0, T* dc0, int steps, int N,   \
+                                     int U, int NB) {                                                     \
+        lstm_persistent_bwd<T>(dh_seq, dh_last, dc_last, gates, c_seq, R, dz, dh0, dc0, steps, N, U, NB); \
     }
 
 LSTM_CELL_KERNELS(float, f32)

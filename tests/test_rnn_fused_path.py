@@ -5,7 +5,7 @@ On a GPU the LSTM and GRU loops call the cell kernels of ops/rnn_kernels.py
 loop owns. Here those launchers are replaced by NumPy functions that honour
 the same contracts (documented in kernels/lstm_cell.cu), so the loops'
 bookkeeping — which buffer holds which step, the alternating dc buffers,
-the persistent kernel's (T+1, N, U) layout — is checked against the array
+the persistent kernels' (T+1, N, U) layouts and optional gradients — is checked against the array
 path without a GPU. The kernels themselves are tested on a GPU by
 tests/test_rnn_kernels.py.
 """
@@ -66,13 +66,28 @@ def persistent_forward(xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates):
     return h_seq, c_seq, gates
 
 
+def persistent_backward(dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel, dz, dh0, dc0):
+    steps, n, u = c_seq.shape[0] - 1, c_seq.shape[1], c_seq.shape[2]
+    dh_next = numpy.zeros((n, u)) if dh_last is None else dh_last
+    dc_next = dc_last
+    for t in range(steps - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[t]
+        dc_prev = numpy.empty((n, u))
+        lstm_cell_backward(dh, dc_next, gates[t], c_seq[t + 1], c_seq[t], dz[t], dc_prev)
+        dh_next, dc_next = dz[t] @ recurrent_kernel.T, dc_prev
+    dh0[...] = dh_next
+    dc0[...] = 0 if dc_next is None else dc_next
+    return dz, dh0, dc0
+
+
 @pytest.fixture(params=["step loop", "persistent"])
 def fused_cells(request, monkeypatch):
     """The fused path, its launchers standing in as NumPy functions; LSTMs with or without the persistent kernel."""
     monkeypatch.setattr(rnn, "_fused", lambda *args: True)
     for name, fn in [("lstm_cell_forward_cuda", lstm_cell_forward), ("lstm_cell_backward_cuda", lstm_cell_backward),
                      ("gru_cell_forward_cuda", gru_cell_forward), ("gru_cell_backward_cuda", gru_cell_backward),
-                     ("lstm_sequence_forward_persistent_cuda", persistent_forward)]:
+                     ("lstm_sequence_forward_persistent_cuda", persistent_forward),
+                     ("lstm_sequence_backward_persistent_cuda", persistent_backward)]:
         monkeypatch.setattr(rnn_kernels, name, fn)
     persistent = request.param == "persistent"
     monkeypatch.setattr(rnn_kernels, "persistent_applies", lambda n, u, dtype: persistent)

@@ -422,6 +422,105 @@ def test_persistent_lstm_refuses_large_units(cupy_only):
             cupy.zeros((steps, n, 4 * u), cupy.float32))
 
 
+def lstm_sequence_backward_reference(dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel):
+    """(dz (T, N, 4U), dh0, dc0) of backpropagation through the whole sequence."""
+    steps, n, u = c_seq.shape[0] - 1, c_seq.shape[1], c_seq.shape[2]
+    dz = numpy.empty(gates.shape, gates.dtype)
+    dh_next = numpy.zeros((n, u), gates.dtype) if dh_last is None else dh_last
+    dc_next = dc_last
+    for t in range(steps - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[t]
+        dz[t], dc_next = lstm_cell_backward_reference(dh, dc_next, gates[t], c_seq[t + 1], c_seq[t])
+        dh_next = dz[t] @ recurrent_kernel.T
+    return dz, dh_next, numpy.zeros((n, u), gates.dtype) if dc_next is None else dc_next
+
+
+def _backward_step_loop(cupy, dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel):
+    """The backward loop of ops/rnn.py on the GPU: one cell launch and a cuBLAS product per step."""
+    steps, n, width = gates.shape
+    u = width // 4
+    dz = launch.empty_output((steps, n, 4 * u), gates.dtype)
+    dh_next = cupy.zeros((n, u), gates.dtype) if dh_last is None else dh_last.copy()
+    dc_next = dc_last
+    for t in range(steps - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[t]
+        dc_prev = cupy.empty((n, u), gates.dtype)
+        rnn_kernels.lstm_cell_backward_cuda(dh, dc_next, gates[t], c_seq[t + 1], c_seq[t], dz[t], dc_prev)
+        dh_next, dc_next = dz[t] @ recurrent_kernel.T, dc_prev
+    return dz, dh_next, cupy.zeros((n, u), gates.dtype) if dc_next is None else dc_next
+
+
+GRADIENTS_FROM_ABOVE = {"sequence+state": (True, True), "sequence": (True, False), "last state": (False, True)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("steps,n,u", PERSISTENT_CASES, ids=[f"T{t}-N{n}-U{u}" for t, n, u in PERSISTENT_CASES])
+@pytest.mark.parametrize("above", list(GRADIENTS_FROM_ABOVE))
+def test_persistent_lstm_backward_matches_step_loop_and_numpy(cupy_only, rng, dtype, steps, n, u, above):
+    cupy = cupy_only
+    if not rnn_kernels.persistent_applies(n, u, dtype):
+        pytest.skip(f"this device's shared memory does not hold a ({u}, {4 * u}) {dtype} recurrent kernel")
+    xw, recurrent_kernel, h0, c0 = _sequence_inputs(rng, steps, n, u, dtype)
+    _, c_seq, gates = lstm_sequence_reference(xw, recurrent_kernel, h0, c0)
+    with_sequence, with_state = GRADIENTS_FROM_ABOVE[above]
+    dh_seq = _normal(rng, (steps, n, u), dtype) if with_sequence else None
+    dh_last, dc_last = (_normal(rng, (n, u), dtype), _normal(rng, (n, u), dtype)) if with_state else (None, None)
+
+    def device(a):
+        return None if a is None else cupy.asarray(a)
+    d_inputs = [device(a) for a in (dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel)]
+    dz = launch.empty_output((steps, n, 4 * u), dtype)
+    dh0, dc0 = launch.empty_output((n, u), dtype), launch.empty_output((n, u), dtype)
+    out = rnn_kernels.lstm_sequence_backward_persistent_cuda(*d_inputs, dz, dh0, dc0)
+    assert out[0] is dz and out[1] is dh0 and out[2] is dc0
+
+    loop = _backward_step_loop(cupy, *d_inputs)
+    want = lstm_sequence_backward_reference(dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel)
+    tolerance = SEQUENCE_TOLERANCE[dtype]
+    for got, by_loop, by_numpy, name in zip((dz, dh0, dc0), loop, want, ("dz", "dh0", "dc0")):
+        _close(got, cupy.asnumpy(by_loop), f"persistent backward {name} against the step loop", tolerance)
+        _close(got, by_numpy, f"persistent backward {name} against NumPy", tolerance)
+
+
+def test_persistent_lstm_backward_matches_finite_differences(cupy_only, rng):
+    """float64 through the whole sequence: the forward kernel's outputs along a random direction."""
+    cupy = cupy_only
+    steps, n, u = 5, 3, 7
+    xw, recurrent_kernel, h0, c0 = _sequence_inputs(rng, steps, n, u, "float64")
+    dh_seq, dh_last, dc_last = (_normal(rng, shape, "float64") for shape in ((steps, n, u), (n, u), (n, u)))
+
+    def loss(xw, h0, c0):
+        h_seq, c_seq, _ = lstm_sequence_reference(xw, recurrent_kernel, h0, c0)
+        return (numpy.sum(h_seq[1:] * dh_seq) + numpy.sum(h_seq[-1] * dh_last)
+                + numpy.sum(c_seq[-1] * dc_last))
+    _, c_seq, gates = lstm_sequence_reference(xw, recurrent_kernel, h0, c0)
+    dz, dh0, dc0 = (cupy.empty(shape) for shape in ((steps, n, 4 * u), (n, u), (n, u)))
+    rnn_kernels.lstm_sequence_backward_persistent_cuda(*(cupy.asarray(a) for a in (dh_seq, dh_last, dc_last, gates,
+                                                                                  c_seq, recurrent_kernel)),
+                                                       dz, dh0, dc0)
+    # dz is the gradient of xw (z = xw + hr); dh0 and dc0 those of the initial state
+    for name, array, gradient in (("xw", xw, dz), ("h0", h0, dh0), ("c0", c0, dc0)):
+        direction = rng.standard_normal(array.shape)
+        args = {"xw": xw, "h0": h0, "c0": c0}
+        eps = 1e-6
+        plus = loss(**{**args, name: array + eps * direction})
+        minus = loss(**{**args, name: array - eps * direction})
+        numeric = (plus - minus) / (2 * eps)
+        analytic = float(numpy.sum(cupy.asnumpy(gradient) * direction))
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (name, numeric, analytic)
+
+
+def test_persistent_lstm_backward_refuses_large_units(cupy_only):
+    cupy = cupy_only
+    steps, n, u = 2, 3, 65
+    f32 = cupy.float32
+    with pytest.raises(ValueError, match=r"lstm_persistent_bwd_f32: .*units = 65"):
+        rnn_kernels.lstm_sequence_backward_persistent_cuda(
+            None, None, None, cupy.zeros((steps, n, 4 * u), f32), cupy.zeros((steps + 1, n, u), f32),
+            cupy.zeros((u, 4 * u), f32), cupy.zeros((steps, n, 4 * u), f32), cupy.zeros((n, u), f32),
+            cupy.zeros((n, u), f32))
+
+
 # ------------------------------------------------------------------------------------------ bad input
 def test_cell_launchers_reject_bad_arguments(cupy_only):
     cupy = cupy_only
@@ -504,3 +603,34 @@ def test_persistent_launcher_rejects_bad_arguments(cupy_only):
         run(**args(gates=numpy.zeros((steps, n, 4 * u))))
     with pytest.raises(TypeError, match="lstm_persistent_fwd: `xw` must be float32 or float64, got int32"):
         run(**args(xw=cupy.zeros((steps, n, 4 * u), cupy.int32)))
+
+
+def test_persistent_backward_launcher_rejects_bad_arguments(cupy_only):
+    cupy = cupy_only
+    steps, n, u = 4, 3, 8
+    f64 = cupy.float64
+
+    def args(**changes):
+        a = dict(dh_seq=cupy.zeros((steps, n, u), f64), dh_last=None, dc_last=cupy.zeros((n, u), f64),
+                 gates=cupy.zeros((steps, n, 4 * u), f64), c_seq=cupy.zeros((steps + 1, n, u), f64),
+                 recurrent_kernel=cupy.zeros((u, 4 * u), f64), dz=cupy.zeros((steps, n, 4 * u), f64),
+                 dh0=cupy.zeros((n, u), f64), dc0=cupy.zeros((n, u), f64))
+        a.update(changes)
+        return a
+
+    run = rnn_kernels.lstm_sequence_backward_persistent_cuda
+    with pytest.raises(ValueError, match=r"lstm_persistent_bwd_f64: `gates` must have shape \(T, N, 4U\)"):
+        run(**args(gates=cupy.zeros((n, 4 * u), f64)))
+    with pytest.raises(ValueError, match=r"lstm_persistent_bwd_f64: `c_seq` must have shape \(5, 3, 8\), "
+                                         r"got \(4, 3, 8\)"):
+        run(**args(c_seq=cupy.zeros((steps, n, u), f64)))
+    with pytest.raises(ValueError, match=r"lstm_persistent_bwd_f64: `dh_seq` must have shape \(4, 3, 8\)"):
+        run(**args(dh_seq=cupy.zeros((steps, n, 4 * u), f64)))
+    with pytest.raises(ValueError, match="lstm_persistent_bwd_f64: `recurrent_kernel` must be C-contiguous"):
+        run(**args(recurrent_kernel=cupy.zeros((4 * u, u), f64).T))
+    with pytest.raises(TypeError, match="lstm_persistent_bwd_f64: `dc_last` must have dtype float64, got float32"):
+        run(**args(dc_last=cupy.zeros((n, u), cupy.float32)))
+    with pytest.raises(TypeError, match="lstm_persistent_bwd_f64: `dh0` must be a CuPy array"):
+        run(**args(dh0=numpy.zeros((n, u))))
+    with pytest.raises(TypeError, match="lstm_persistent_bwd: `gates` must be float32 or float64, got int32"):
+        run(**args(gates=cupy.zeros((steps, n, 4 * u), cupy.int32)))

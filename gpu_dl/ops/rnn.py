@@ -14,7 +14,8 @@ array arithmetic through the activation functions otherwise). On the GPU an
 LSTM of at most 64 units without recurrent dropout runs its whole time loop
 in one persistent kernel that keeps the recurrent kernel in shared memory.
 Backward: per step the cell's gradient and one product dz_t @
-recurrent_kernel^T; then the weight gradients as single products over all
+recurrent_kernel^T (for those small LSTMs, again one persistent kernel for
+the whole loop); then the weight gradients as single products over all
 steps: dkernel = x^T dz, drecurrent = h_prev^T dz, dbias = sum dz, and the
 input gradient dx = dz @ kernel^T.
 
@@ -115,6 +116,41 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
     dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
+    if pre is None and mask is None and _persistent_applies(n, u, x.dtype):
+        dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
+    else:
+        dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
+    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
+    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
+    return dx, dkernel, drecurrent, dbias, dh0, dc0
+
+
+def _persistent_applies(n, u, dtype):
+    from .rnn_kernels import persistent_applies
+    return persistent_applies(n, u, dtype)
+
+
+def _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz):
+    """Small hidden sizes on the GPU: the whole time loop in one launch, as the forward ran; (dh0, dc0)."""
+    from .rnn_kernels import lstm_sequence_backward_persistent_cuda
+    x, _, recurrent_kernel, _, c, gates = saved[:6]
+    xp = array_module(x)
+    n, u = x.shape[1], recurrent_kernel.shape[0]
+
+    def operand(a):
+        return None if a is None else xp.ascontiguousarray(a, dtype=x.dtype)
+    dh0, dc0 = xp.empty((n, u), dtype=x.dtype), xp.empty((n, u), dtype=x.dtype)
+    lstm_sequence_backward_persistent_cuda(operand(dh_seq), operand(dh_last), operand(dc_last), gates, c,
+                                           xp.ascontiguousarray(recurrent_kernel), dz, dh0, dc0)
+    return dh0, dc0
+
+
+def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
+    """The time loop, one step at a time (fused cell kernels on the GPU); fills ``dz``, returns (dh0, dc0)."""
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask = saved
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
     dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
     dc_next = None if dc_last is None else xp.array(dc_last, dtype=x.dtype, order="C")   # a copy, C-contiguous
     fused = pre is None
@@ -143,9 +179,7 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
             dz[step, :, 3 * u:] = recurrent_activation.grad(z[:, 3 * u:], o, dh * tc)
             dc_next = dc * f
         dh_next = _masked(dz[step] @ recurrent_t, mask)
-    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
-    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
-    return dx, dkernel, drecurrent, dbias, dh_next, dc_next
+    return dh_next, dc_next
 
 
 # ------------------------------------------------------------------------------------------------- GRU

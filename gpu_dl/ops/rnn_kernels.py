@@ -1,4 +1,5 @@
-"""Launchers of ``kernels/lstm_cell.cu``: the LSTM and GRU (reset_after) cells and a persistent LSTM forward.
+"""Launchers of ``kernels/lstm_cell.cu``: the LSTM and GRU (reset_after) cells and a persistent LSTM
+forward and backward.
 
 The only place that knows these kernels' geometry. ``gpu_dl.ops.rnn`` sends
 CuPy float32/float64 arrays here when the cell uses Keras's default
@@ -28,7 +29,8 @@ _THREADS = 256                    # LSTM_CELL_THREADS in lstm_cell.cu
 _PERSISTENT_MAX_THREADS = 512     # LSTM_PERSISTENT_MAX_THREADS in lstm_cell.cu
 PERSISTENT_MAX_UNITS = 64
 _DEFAULT_DYNAMIC_SHARED = 48 * 1024   # above this a kernel must opt in (cudaFuncAttributeMaxDynamicSharedMemorySize)
-_OPS = ("lstm_cell_fwd", "lstm_cell_bwd", "gru_cell_fwd", "gru_cell_bwd", "lstm_persistent_fwd")
+_OPS = ("lstm_cell_fwd", "lstm_cell_bwd", "gru_cell_fwd", "gru_cell_bwd", "lstm_persistent_fwd",
+        "lstm_persistent_bwd")
 
 
 def kernel_names() -> set:
@@ -169,24 +171,29 @@ def _current_limits():
     return _device_limits(cupy.cuda.runtime.getDevice())
 
 
-def _shared_bytes(u, nb, itemsize):
-    """Dynamic shared memory of the persistent kernel: R (U, 4U) and two (NB, U) buffers of h."""
-    return (4 * u * u + 2 * nb * u) * itemsize
+# Shared memory per sample of a tile, in values: two buffers of h (forward) or of dz (backward).
+_PER_SAMPLE = {"fwd": 2, "bwd": 8}
 
 
-def _tile(n, u, itemsize, sms, shared_max):
+def _shared_bytes(u, nb, itemsize, direction):
+    """Dynamic shared memory of a persistent kernel: R (4U*U values) and the tile's two step buffers."""
+    return (4 * u * u + _PER_SAMPLE[direction] * nb * u) * itemsize
+
+
+def _tile(n, u, itemsize, sms, shared_max, direction):
     """Samples per block: about one block per multiprocessor, within the thread and shared-memory limits."""
     nb = max(1, -(-n // sms))
-    nb = min(nb, _PERSISTENT_MAX_THREADS // u, (shared_max // itemsize - 4 * u * u) // (2 * u))
+    nb = min(nb, _PERSISTENT_MAX_THREADS // u, (shared_max // itemsize - 4 * u * u) // (_PER_SAMPLE[direction] * u))
     return max(1, nb)
 
 
 def persistent_applies(n, u, dtype) -> bool:
-    """True when ``lstm_sequence_forward_persistent_cuda`` runs batch ``n``, ``u`` units and ``dtype`` here.
+    """True when the persistent LSTM kernels (forward and backward) run batch ``n``, ``u`` units and ``dtype`` here.
 
     That is 1 <= U <= 64 (PERSISTENT_MAX_UNITS), N >= 1, float32 or float64, and the recurrent kernel
-    (4U*U values) plus one sample's two h buffers fit in the current device's shared memory (float64
-    at U = 64 needs 129 KiB: A100 and H100 have it, GPUs with 99 KiB per block do not).
+    (4U*U values) plus one sample's two dz buffers (8U values; the forward's h buffers take 2U) fit in
+    the current device's shared memory (float64 at U = 64 needs 132 KiB: A100 and H100 have it, GPUs
+    with 99 KiB per block do not).
     """
     try:
         dtype = numpy.dtype(dtype)
@@ -199,7 +206,7 @@ def persistent_applies(n, u, dtype) -> bool:
         _, shared_max = _current_limits()
     except Exception:   # no CuPy or no device: nothing to run it on
         return False
-    return _shared_bytes(u, 1, dtype.itemsize) <= shared_max
+    return _shared_bytes(u, 1, dtype.itemsize, "bwd") <= shared_max
 
 
 def _allow_shared(function, nbytes):
@@ -234,17 +241,62 @@ def lstm_sequence_forward_persistent_cuda(xw, recurrent_kernel, h0, c0, h_seq, c
           h_seq=(h_seq, (steps + 1, n, u)), c_seq=(c_seq, (steps + 1, n, u)), gates=(gates, (steps, n, 4 * u)))
     if n * u == 0:
         return h_seq, c_seq, gates
-    if not persistent_applies(n, u, xw.dtype):
-        raise ValueError(f"{kernel}: the persistent LSTM runs 1 <= units <= {PERSISTENT_MAX_UNITS} with the "
-                         f"recurrent kernel in shared memory; units = {u} ({xw.dtype.name}) does not fit on this "
-                         "device: use the step loop (lstm_cell_forward_cuda).")
+    _refuse_large(kernel, n, u, xw.dtype)
     sms, shared_max = _current_limits()
     itemsize = xw.dtype.itemsize
-    nb = _tile(n, u, itemsize, sms, shared_max)
+    _launch_persistent(kernel, "fwd", (xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates), steps, n, u, xw.dtype)
+    return h_seq, c_seq, gates
+
+
+def lstm_sequence_backward_persistent_cuda(dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel, dz, dh0, dc0):
+    """Launcher of ``lstm_persistent_bwd_{f32,f64}``: a whole LSTM backward sequence in one launch (U <= 64).
+
+    ``gates`` (T, N, 4U) and ``c_seq`` (T+1, N, U) as the forward wrote them (index 0 of ``c_seq`` the
+    initial cell state); ``recurrent_kernel`` (U, 4U); ``dh_seq`` (T, N, U) the gradient of h_1..h_T
+    from above, or None when only the last state is used; ``dh_last``, ``dc_last`` (N, U) extra
+    gradients of h_T and c_T, or None (zeros). Writes ``dz`` (T, N, 4U), the gradient of every step's
+    pre-activations (i, f, g, o) as ``lstm_cell_backward_cuda`` writes it, and ``dh0``, ``dc0`` (N, U),
+    the gradients of the initial state. Equal to T steps of ``dh = dh_next + dh_seq[t]``,
+    ``lstm_cell_backward_cuda`` and ``dh_next = dz_t @ recurrent_kernel.T`` up to the rounding of that
+    product (summed in ascending order with FMAs rather than in cuBLAS's). Raises ValueError where
+    ``persistent_applies`` is False. Returns ``(dz, dh0, dc0)``.
+    """
+    kernel = _kernel("lstm_persistent_bwd", gates, "gates")
+    launch.check_device_array(gates, kernel, "gates")
+    if gates.ndim != 3:
+        raise ValueError(f"{kernel}: `gates` must have shape (T, N, 4U) (time-major), got {tuple(gates.shape)}.")
+    steps, n, width = gates.shape
+    u = _units(width, 4, kernel, "gates")
+    arrays = dict(c_seq=(c_seq, (steps + 1, n, u)), recurrent_kernel=(recurrent_kernel, (u, 4 * u)),
+                  dz=(dz, (steps, n, 4 * u)), dh0=(dh0, (n, u)), dc0=(dc0, (n, u)))
+    for argument, a, shape in (("dh_seq", dh_seq, (steps, n, u)), ("dh_last", dh_last, (n, u)),
+                               ("dc_last", dc_last, (n, u))):
+        if a is not None:
+            arrays[argument] = (a, shape)
+    _same(kernel, gates.dtype, **arrays)
+    if n * u == 0:
+        return dz, dh0, dc0
+    _refuse_large(kernel, n, u, gates.dtype)
+    _launch_persistent(kernel, "bwd", (dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel, dz, dh0, dc0),
+                       steps, n, u, gates.dtype)
+    return dz, dh0, dc0
+
+
+def _refuse_large(kernel, n, u, dtype):
+    if not persistent_applies(n, u, dtype):
+        raise ValueError(f"{kernel}: the persistent LSTM runs 1 <= units <= {PERSISTENT_MAX_UNITS} with the "
+                         f"recurrent kernel in shared memory; units = {u} ({dtype.name}) does not fit on this "
+                         "device: use the step loop (lstm_cell_forward_cuda, lstm_cell_backward_cuda).")
+
+
+def _launch_persistent(kernel, direction, arrays, steps, n, u, dtype):
+    """One block per tile of NB samples, one thread per (sample, unit), R and the step buffers in shared memory."""
+    sms, shared_max = _current_limits()
+    itemsize = dtype.itemsize
+    nb = _tile(n, u, itemsize, sms, shared_max, direction)
     threads = -(-nb * u // 32) * 32
-    nbytes = _shared_bytes(u, nb, itemsize)
+    nbytes = _shared_bytes(u, nb, itemsize, direction)
     function = get_kernel(_KERNEL_FILE, kernel)
     _allow_shared(function, nbytes)
-    function((-(-n // nb),), (threads,), (xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates, numpy.int32(steps),
-                                          numpy.int32(n), numpy.int32(u), numpy.int32(nb)), shared_mem=nbytes)
-    return h_seq, c_seq, gates
+    function((-(-n // nb),), (threads,), tuple(launch.optional(a) for a in arrays)
+             + (numpy.int32(steps), numpy.int32(n), numpy.int32(u), numpy.int32(nb)), shared_mem=nbytes)
