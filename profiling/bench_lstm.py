@@ -27,11 +27,12 @@ for when every step is a few small launches. "cuDNN / gpu_dl" above 1 means
 gpu_dl is faster. Targets: >= 1.0x at (batch 64, seq 128, input 256,
 hidden 512) and >= 1.5x at (32, 32, 32, 64).
 
-Where the layer's forward takes the persistent LSTM kernel
-(lstm_persistent_fwd_f32: the whole sequence in one launch, the recurrent
-kernel in shared memory; hidden <= 64, so the small case), a second table
-times the same layer with that path switched off, i.e. its step loop of a
-cuBLAS product and a cell kernel per step: what the persistent kernel gains.
+Where the layer takes the persistent LSTM kernels (lstm_persistent_fwd_f32
+and lstm_persistent_bwd_f32: the whole sequence in one launch each way, the
+recurrent kernel in shared memory; hidden <= 64, so the small case), a
+second table times the same layer with that path switched off, i.e. its
+step loops of a cuBLAS product and a cell kernel per step: what the
+persistent kernels gain, forward and forward + backward.
 
 Usage: python profiling/bench_lstm.py [--out FILE]
 """
@@ -185,35 +186,44 @@ def run():
             rows.append(row)
 
         if rnn_kernels.persistent_applies(batch, units, numpy.float32):
-            persistent_rows.append(step_loop_row(layer, x, shape, ms["fwd"], wall["fwd"]))
+            persistent_rows += step_loop_rows(layer, x, dy, shape, ms, wall)
     out.append(bc.table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us", "gpu_dl wall us/call",
                          "cuDNN GPU us", "cuDNN wall us/call", "cuDNN / gpu_dl (GPU)", "cuDNN / gpu_dl (wall)",
                          "target"], rows))
     if persistent_rows:
-        out.append("\nThe layer's forward with the persistent kernel (as above) against its step loop "
+        out.append("\nThe layer with the persistent kernels (as above) against its step loops "
                    "(persistent path switched off):\n\n" +
-                   bc.table(["(batch, seq, input, hidden)", "step loop GPU us", "step loop wall us/call",
+                   bc.table(["(batch, seq, input, hidden)", "pass", "step loop GPU us", "step loop wall us/call",
                              "persistent GPU us", "persistent wall us/call", "step loop / persistent (wall)",
-                             "max |h| difference"], persistent_rows))
+                             "max |difference| (h; h and dx)"], persistent_rows))
     return "\n".join(out)
 
 
-def step_loop_row(layer, x, shape, persistent_ms, persistent_wall):
-    """Time the layer's forward with the persistent kernel switched off; check it against the persistent one."""
+def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
+    """Time the layer with the persistent kernels switched off; check it against the persistent path."""
     def forward():
         return layer(x, training=True)
 
-    with_persistent = forward().copy()
+    def forward_backward():
+        y = layer(x, training=True)
+        return y, layer.backward(dy)
+
+    with_persistent = [a.copy() for a in forward_backward()]
     real_test = rnn_kernels.persistent_applies
     rnn_kernels.persistent_applies = lambda *args: False   # ops/rnn.py looks it up on every call
     try:
-        difference = float(cupy.abs(forward() - with_persistent).max())
-        ms = bc.time_gpu(forward, repeats=50, flush=False)
-        wall = bc.time_wall_per_call(forward, calls=100)
+        by_loop = forward_backward()
+        differences = {"fwd": float(cupy.abs(by_loop[0] - with_persistent[0]).max()),
+                       "both": max(float(cupy.abs(a - b).max()) for a, b in zip(by_loop, with_persistent))}
+        ms = {"fwd": bc.time_gpu(forward, repeats=50, flush=False),
+              "both": bc.time_gpu(forward_backward, repeats=50, flush=False)}
+        wall = {"fwd": bc.time_wall_per_call(forward, calls=100),
+                "both": bc.time_wall_per_call(forward_backward, calls=100)}
     finally:
         rnn_kernels.persistent_applies = real_test
-    return [shape, f"{ms * 1e3:.0f}", f"{wall:.0f}", f"{persistent_ms * 1e3:.0f}", f"{persistent_wall:.0f}",
-            f"{wall / persistent_wall:.2f}x", f"{difference:.1e}"]
+    return [[shape, "forward" if key == "fwd" else "forward + backward", f"{ms[key] * 1e3:.0f}", f"{wall[key]:.0f}",
+             f"{persistent_ms[key] * 1e3:.0f}", f"{persistent_wall[key]:.0f}",
+             f"{wall[key] / persistent_wall[key]:.2f}x", f"{differences[key]:.1e}"] for key in ("fwd", "both")]
 
 
 if __name__ == "__main__":
