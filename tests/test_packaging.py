@@ -36,3 +36,22 @@ def test_installed_wheel_ships_and_finds_the_kernels(tmp_path):
     folder, files = found.stdout.splitlines()
     assert Path(folder) == tmp_path / "site" / "gpu_dl" / "kernels"
     assert files.split() == [s for s in sources if s.endswith(".cu")]
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    # An import cycle shows only when its modules load in a particular order: try each one first.
+    # Modules of the GPU path may need CuPy, which this machine may lack; nothing else may fail.
+    import pkgutil
+    import gpu_dl
+    names = [m.name for m in pkgutil.walk_packages(gpu_dl.__path__, "gpu_dl.")]
+    assert "gpu_dl.callbacks.base" in names and "gpu_dl.utils.progbar" in names
+    script = ("import subprocess, sys\n"
+              "for name in sys.argv[1:]:\n"
+              "    run = subprocess.run([sys.executable, '-c', 'import ' + name], capture_output=True, text=True)\n"
+              "    if run.returncode:\n"
+              "        print(name, '|', (run.stderr.strip().splitlines() or ['?'])[-1])\n")
+    result = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    failures = [line for line in result.stdout.splitlines()
+                if not line.endswith(("No module named 'cupy'", "No module named 'cupyx'"))]
+    assert not failures, "modules that fail to import first:\n" + "\n".join(failures)
