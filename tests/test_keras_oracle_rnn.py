@@ -50,3 +50,20 @@ def test_stacked_recurrent_training_steps_match_keras(rng):
     ours = gpu_dl.Sequential([layers.Input((5, 3))] + stack(gpu_dl))
     theirs = keras.Sequential([keras.Input((5, 3))] + stack(keras))
     assert_training_steps_match(keras, ours, theirs, rng, (5, 3), classes=4, batch=8)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+def test_stateful_model_saved_by_keras_carries_its_states_as_keras_does(rng, tmp_path, name):
+    theirs = keras.Sequential([keras.Input(batch_shape=(2, 5, 3)), getattr(keras.layers, name)(4, stateful=True),
+                               keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "stateful.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "stateful.keras")
+    assert ours.layers[0].stateful
+    batches = [rng.standard_normal((2, 5, 3)).astype("float32") for _ in range(3)]
+    for x in batches:
+        numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours.layers[0].reset_state()
+    theirs.layers[0].reset_state()
+    numpy.testing.assert_allclose(ours.predict(batches[1], verbose=0), theirs.predict(batches[1], verbose=0),
+                                  rtol=1e-5, atol=1e-6)

@@ -216,7 +216,6 @@ def test_bad_input_names_the_layer(xp):
         lstm(xp.ones((2, 5, 4), dtype="float32"))
     for make_bad, match in [(lambda: layers.LSTM(0), "units"), (lambda: layers.GRU(3, dropout=1.0), "dropout"),
                             (lambda: layers.SimpleRNN(3, recurrent_dropout=-0.1), "recurrent_dropout"),
-                            (lambda: layers.LSTM(3, stateful=True), "stateful"),
                             (lambda: layers.GRU(3, reset_after=False), "reset_after"),
                             (lambda: layers.Bidirectional(layers.Dense(3)), "LSTM, GRU or SimpleRNN"),
                             (lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), "merge_mode")]:
@@ -298,3 +297,96 @@ def test_bidirectional_checks_both_layers_before_running_either(xp):
     with pytest.raises(ValueError, match=r"'back' was built for 4 features.*with 3"):
         layer(xp.ones((2, 5, 3), dtype="float32"), training=True)
     assert layer.forward_layer._saved is None and backward._saved is None
+
+
+# ------------------------------------------------------------------------------------------- stateful
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stateful_layer_continues_the_sequence_across_calls(xp, rng, kind):
+    stateful = make(kind, 4, return_sequences=True, stateful=True)
+    plain = make(kind, 4, return_sequences=True)
+    x = xp.asarray(rng.standard_normal((3, 8, 2)))
+    whole = to_numpy(plain(x))
+    stateful(x[:, :1])
+    stateful.set_weights(plain.get_weights())
+    stateful.reset_state()
+    first, second = to_numpy(stateful(x[:, :5])), to_numpy(stateful(x[:, 5:]))
+    numpy.testing.assert_allclose(numpy.concatenate([first, second], axis=1), whole, rtol=1e-12, atol=1e-14)
+    numpy.testing.assert_allclose(to_numpy(stateful.states[0]), whole[:, -1], rtol=1e-12, atol=1e-14)
+    assert len(stateful.states) == (2 if kind == "LSTM" else 1) and stateful.carried_batch_size == 3
+    stateful.reset_state()
+    assert stateful.states is None
+    numpy.testing.assert_allclose(to_numpy(stateful(x[:, :5])), first, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stateful_layer_backpropagates_within_the_batch(xp, rng, kind):
+    """Truncated backpropagation through time: the carried states are constants of the batch."""
+    layer = make(kind, 3, stateful=True)
+    prime, x = (xp.asarray(rng.standard_normal((2, t, 4))) for t in (3, 5))
+    dy = xp.asarray(rng.standard_normal((2, 3)))
+
+    def run(v):
+        layer.reset_state()
+        layer(prime)                      # the states batch x starts from
+        return layer(v, training=True)
+
+    run(x)
+    dx = layer.backward(dy)
+    assert_gradient(lambda v: (run(v) * dy).sum(), x, dx, rng, what=f"{kind} input after carried states")
+    for var in layer.trainable_weights:
+        run(x)
+        layer.backward(dy)
+        grad, original = var.grad.copy(), var.value.copy()
+
+        def objective(value, var=var, original=original):
+            var.value[...] = original     # the carried states come from the weights as they were
+            layer.reset_state()
+            layer(prime)
+            var.value[...] = value
+            return (layer(x, training=True) * dy).sum()
+        assert_gradient(objective, original.copy(), grad, rng, what=f"{kind} {var.name} after carried states")
+        var.value[...] = original
+
+
+def test_a_stateful_layer_refuses_another_batch_size_until_reset(xp, rng):
+    layer = layers.LSTM(2, stateful=True, name="carry")
+    layer(xp.asarray(rng.standard_normal((3, 4, 2)), dtype=xp.float32))
+    before = [to_numpy(s) for s in layer.states]
+    with pytest.raises(ValueError, match=r"'carry' is stateful and carries states for batches of 3 samples; "
+                                         r"got a batch of 2.*reset_state\(\)"):
+        layer(xp.ones((2, 4, 2), dtype=xp.float32))
+    for a, b in zip(before, layer.states):
+        numpy.testing.assert_array_equal(a, to_numpy(b))
+    layer.reset_state()
+    assert layer(xp.ones((2, 4, 2), dtype=xp.float32)).shape == (2, 2)
+    wrapped = layers.Bidirectional(layers.GRU(2, stateful=True))
+    wrapped(xp.ones((5, 3, 2), dtype=xp.float32))
+    assert wrapped.stateful and wrapped.carried_batch_size == 5
+    wrapped.reset_state()
+    assert wrapped.carried_batch_size is None and wrapped(xp.ones((1, 3, 2), dtype=xp.float32)).shape == (1, 4)
+
+
+def test_a_model_with_stateful_layers_checks_every_batch_size_before_running(xp, rng):
+    gpu_dl.utils.set_random_seed(5)
+    model = gpu_dl.Sequential([layers.Input((4, 2)), layers.LSTM(3, stateful=True, name="carry"), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = rng.standard_normal((8, 4, 2)).astype("float32")
+    y = rng.standard_normal((8, 1)).astype("float32")
+    with pytest.raises(ValueError, match=r"'carry'.*every batch to have 4 samples; `x` has 10 samples in batches "
+                                         r"of batch_size=4"):
+        model.predict(numpy.concatenate([x, x[:2]]), batch_size=4, verbose=0)
+    assert model.layers[0].states is None
+    in_one = model.predict(x, batch_size=4, verbose=0)
+    model.layers[0].reset_state()
+    in_halves = numpy.concatenate([model.predict(x[:4], batch_size=4, verbose=0),
+                                   model.predict(x[4:], batch_size=4, verbose=0)])
+    numpy.testing.assert_allclose(in_one, in_halves, rtol=1e-6)
+    carried = to_numpy(model.layers[0].states[0])
+    with pytest.raises(ValueError, match=r"batch_size=2.*equals 4.*reset_state\(\)"):
+        model.evaluate(x, y, batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match=r"validation data.*validation_batch_size=3"):
+        model.fit(x, y, batch_size=4, validation_data=(x, y), validation_batch_size=3, verbose=0)
+    numpy.testing.assert_array_equal(to_numpy(model.layers[0].states[0]), carried)
+    assert model.optimizer.iterations == 0
+    history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert len(history.history["loss"]) == 2 and model.optimizer.iterations == 4

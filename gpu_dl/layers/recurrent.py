@@ -11,6 +11,13 @@ those without one).
 Dropout: one input mask (batch, features) and one recurrent mask
 (batch, units) per call, the same at every step; the recurrent mask
 multiplies h_{t-1} where it enters the recurrent product only.
+
+``stateful=True``: each call starts from the states the previous call ended
+with (zeros at first and after ``reset_state()``), so consecutive batches
+continue one long sequence, sample i of a batch after sample i of the one
+before. Every batch must then have the same size; the gradient stops at the
+start of each batch (truncated backpropagation through time). Keras fixes
+that size when it builds the layer; here the first batch after a reset does.
 """
 from __future__ import annotations
 
@@ -63,9 +70,8 @@ class _Recurrent(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
-        if stateful:
-            raise ValueError(f"{where}: stateful=True is not supported (states are not carried between batches).")
-        self.stateful = False
+        self.stateful = bool(stateful)
+        self._carried_states = None   # stateful: the states the last call ended with
         self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
         self.kernel = self.recurrent_kernel = self.bias = None
 
@@ -133,14 +139,44 @@ class _Recurrent(Layer):
             x_tm = x_tm * input_mask
         if training and self.recurrent_dropout:
             recurrent_mask = self._mask(xp, (n, self.units), self.recurrent_dropout, x.dtype)
-        h0 = xp.zeros((n, self.units), dtype=x.dtype)
-        states, saved = self.run(x_tm, h0, recurrent_mask, training)
+        states, saved = self.run(x_tm, self._initial_states(xp, n, x.dtype), recurrent_mask, training)
+        if self.stateful:
+            self._carried_states = [xp.array(s[-1]) for s in states]
         self._saved = (saved, input_mask) if training else None
         h = states[0]
         output = xp.ascontiguousarray(h[1:].transpose(1, 0, 2)) if self.return_sequences else h[-1]
         if self.return_state:
             return [output] + [s[-1] for s in states]
         return output
+
+    def _initial_states(self, xp, n, dtype):
+        """Zeros, or for a stateful layer the states its last call ended with (checked against batch ``n``)."""
+        carried = self._carried_states if self.stateful else None
+        if carried is None:
+            return [xp.zeros((n, self.units), dtype=dtype) for _ in range(self.STATES)]
+        if carried[0].shape[0] != n:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' is stateful and carries states for batches "
+                             f"of {carried[0].shape[0]} samples; got a batch of {n}. Give every batch the same "
+                             "size (batch_size that divides the data, or drop the last partial batch), or call "
+                             "reset_state() to start again from zeros.")
+        return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def reset_state(self):
+        """Forget the carried states: the next call of a stateful layer starts from zeros."""
+        self._carried_states = None
+
+    @property
+    def carried_batch_size(self):
+        """The batch size a stateful layer carries states for; None when it carries none."""
+        return None if self._carried_states is None else int(self._carried_states[0].shape[0])
+
+    def reset_states(self):
+        self.reset_state()
+
+    @property
+    def states(self):
+        """A stateful layer's carried states (copies; None before its first call or after a reset)."""
+        return None if self._carried_states is None else [s.copy() for s in self._carried_states]
 
     def backward(self, dy):
         saved, input_mask = self.saved()
@@ -207,9 +243,10 @@ class LSTM(_Recurrent):
         return numpy.concatenate([self.bias_initializer((u,), dtype=self.dtype), numpy.ones(u, dtype=self.dtype),
                                   self.bias_initializer((2 * u,), dtype=self.dtype)])
 
-    def run(self, x_tm, h0, recurrent_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, training):
+        h0, c0 = initial
         h, c, saved = rnn.lstm_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
-                                       h0, h0, self.activation, self.recurrent_activation,
+                                       h0, c0, self.activation, self.recurrent_activation,
                                        recurrent_mask=recurrent_mask, training=training)
         return (h, c), saved
 
@@ -238,8 +275,8 @@ class GRU(_Recurrent):
     def bias_shape(self):
         return (2, 3 * self.units)
 
-    def run(self, x_tm, h0, recurrent_mask, training):
-        h, saved = rnn.gru_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), h0,
+    def run(self, x_tm, initial, recurrent_mask, training):
+        h, saved = rnn.gru_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), initial[0],
                                    self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
                                    training=training)
         return (h,), saved
@@ -261,9 +298,9 @@ class SimpleRNN(_Recurrent):
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates).")
         super().__init__(units, activation=activation, **kwargs)
 
-    def run(self, x_tm, h0, recurrent_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, training):
         h, saved = rnn.simple_rnn_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
-                                          h0, self.activation, recurrent_mask=recurrent_mask, training=training)
+                                          initial[0], self.activation, recurrent_mask=recurrent_mask, training=training)
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
@@ -359,6 +396,21 @@ class Bidirectional(Layer):
         dx_f = self.forward_layer.backward(xp.ascontiguousarray(d_f))
         dx_b = self.backward_layer.backward(xp.ascontiguousarray(self._turned(d_b)))
         return None if dx_f is None else dx_f + dx_b
+
+    def reset_state(self):
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    @property
+    def stateful(self):
+        return self.forward_layer.stateful or self.backward_layer.stateful
+
+    @property
+    def carried_batch_size(self):
+        return self.forward_layer.carried_batch_size or self.backward_layer.carried_batch_size
+
+    def reset_states(self):
+        self.reset_state()
 
     @property
     def input_gradient_wanted(self):

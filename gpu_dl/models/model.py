@@ -230,6 +230,23 @@ class Model:
         return logs
 
     # ----------------------------------------------------------------- batching
+    def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):
+        """Stateful recurrent layers continue each sample's sequence from one batch to the next, so every
+        batch must have the size they carry states for: data that would end in a smaller batch is refused
+        before any batch runs (and changes the states)."""
+        stateful = [layer for layer in getattr(self, "layers", ()) if getattr(layer, "stateful", False)]
+        if not stateful or n == 0:
+            return
+        carried = next((l.carried_batch_size for l in stateful if l.carried_batch_size is not None), None)
+        size = carried if carried is not None else min(n, batch_size)
+        if batch_size < n and n % batch_size or min(n, batch_size) != size:
+            raise ValueError(
+                f"Model '{self.name}': the stateful layer(s) {', '.join(repr(l.name) for l in stateful)} need every "
+                f"batch to have {size} samples; `{name}` has {n} samples in batches of {batch_name}={batch_size}. "
+                f"Give a {batch_name} that divides the number of samples"
+                + (f" and equals {carried} (the batch size the states are carried for), or call reset_state() on "
+                   "those layers first." if carried is not None else "."))
+
     @staticmethod
     def _batches(n, batch_size, order=None):
         for start in range(0, n, batch_size):
@@ -275,6 +292,9 @@ class Model:
             x, y, sw = x[:cut], y[:cut], None if sw is None else sw[:cut]
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
+        self._check_stateful_batches(len(x), batch_size)
+        if val is not None:
+            self._check_stateful_batches(len(val[0]), val_batch_size, "validation data", "validation_batch_size")
 
         # All checks passed: from here on the model may change.
         self._resolve_metrics(y.shape, output_shape)
@@ -361,6 +381,7 @@ class Model:
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight)
+        self._check_stateful_batches(len(x), batch_size)
         self._resolve_metrics(y.shape, output_shape)
         self._start(x.shape)
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
@@ -380,6 +401,7 @@ class Model:
         callbacks = self._check_callbacks(callbacks)
         x = checks.features(x, "x", self.dtype)
         self._check_input_shape(x.shape, "x")
+        self._check_stateful_batches(len(x), batch_size)
         if not self.built:
             self.build((None,) + x.shape[1:])
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
