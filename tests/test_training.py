@@ -61,6 +61,9 @@ def test_one_sgd_step_equals_the_update_written_out():
     w2, b2 = model.get_weights()
     numpy.testing.assert_allclose(w2, w - 0.1 * grad_w, rtol=1e-12)
     numpy.testing.assert_allclose(b2, b - 0.1 * grad_b, rtol=1e-12)
+    # the next call reports its own batch's loss, not a mean with the one before (Keras 3 resets)
+    x2, y2 = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    assert model.train_on_batch(x2, y2) == pytest.approx(((x2 @ w2 + b2 - y2) ** 2).mean(), rel=1e-12)
 
 
 def test_sample_weight_and_class_weight_scale_the_loss():

@@ -417,13 +417,12 @@ class Model:
 
     # ------------------------------------------------------------- on one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimizer step on one batch; returns the running loss (and metrics) since the last reset."""
+        """One optimizer step on one batch; returns that batch's loss (and metrics), as Keras 3 does."""
         self._require_compiled("train_on_batch")
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics(y.shape, output_shape)
         self._start(x.shape)
-        if self._loss_sum is None:
-            self.reset_metrics()
+        self.reset_metrics()
         self._train_step(*self._device_batch(x, y, sw, slice(None)))
         return self._batch_result(return_dict)
 
