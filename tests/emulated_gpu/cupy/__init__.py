@@ -82,6 +82,9 @@ def __getattr__(name):
             return tuple(_device(r) for r in result)
         return _device(result)
     wrapped.__name__ = name
+    if isinstance(target, numpy.ufunc):
+        wrapped.at = target.at        # in place, as cupy.ufunc.at: nothing to wrap
+        wrapped.reduce = lambda *args, **kwargs: _device(target.reduce(*args, **kwargs))
     return wrapped
 
 
