@@ -67,3 +67,27 @@ def test_stateful_model_saved_by_keras_carries_its_states_as_keras_does(rng, tmp
     theirs.layers[0].reset_state()
     numpy.testing.assert_allclose(ours.predict(batches[1], verbose=0), theirs.predict(batches[1], verbose=0),
                                   rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_and_lstm_train_as_keras_does(rng, tmp_path):
+    def stack(lib):
+        return [lib.layers.Embedding(11, 4), lib.layers.LSTM(5), lib.layers.Dense(3, activation="softmax")]
+    gpu_dl.backend.set_random_seed(2)
+    ours = gpu_dl.Sequential([layers.Input((6,))] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input((6,))] + stack(keras))
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    for step in range(4):
+        x = rng.integers(0, 11, (8, 6))
+        x[:, 0] = 3                               # a repeated id: its gradient rows add up
+        y = rng.integers(0, 3, 8)
+        # no reset_metrics between steps: each call reports its own batch in both
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=2e-5), step
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    theirs.save(tmp_path / "embedding.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "embedding.keras")
+    x = rng.integers(0, 11, (5, 6))
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@ from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
 from .conv import Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .embedding import Embedding
 from .padding import ReflectionPadding2D, ZeroPadding2D
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
@@ -10,7 +11,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, Globa
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "Bidirectional", "Conv2D", "Dense", "Dropout", "ELU",
+    "Activation", "AveragePooling2D", "AvgPool2D", "Bidirectional", "Conv2D", "Dense", "Dropout", "ELU", "Embedding",
     "Flatten", "GRU", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D",
     "Input", "InputLayer", "LSTM", "Layer", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "RandomFlip",
     "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU", "ReflectionPadding2D", "Rescaling", "Reshape",

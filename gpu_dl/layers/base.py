@@ -232,6 +232,7 @@ class Layer:
     # axis after the batch. As in Keras, a layer whose weights fix only some axes (Dense: the last) or
     # none (activations, dropout) takes any size along the others once built.
     fixed_input_axes = None
+    keeps_input_dtype = False   # True for a layer that takes ids, not numbers of its dtype
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
@@ -267,7 +268,7 @@ class Layer:
         x = self._as_input(x)
         self.ensure_built(x.shape)
         self.check_input_shape(x.shape)
-        if x.dtype != self.dtype:
+        if x.dtype != self.dtype and not self.keeps_input_dtype:
             x = x.astype(self.dtype)
         y = self.call(x, training=training)
         self._activity_output = y if (training and self.activity_regularizer is not None) else None
