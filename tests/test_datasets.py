@@ -4,6 +4,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 
 import numpy
@@ -51,6 +53,16 @@ def assert_same(loaded, data):
         assert x.dtype == numpy.uint8 and y.dtype == numpy.uint8
         numpy.testing.assert_array_equal(x, ex)
         numpy.testing.assert_array_equal(y, ey)
+
+
+@pytest.mark.parametrize("module", ["gpu_dl.data", "gpu_dl.callbacks", "gpu_dl.utils"])
+def test_data_packages_import_first_in_a_fresh_interpreter(module):
+    # gpu_dl.data.sequences and gpu_dl.utils import each other's packages; the cycle only shows when one of
+    # them is the program's first gpu_dl import, so each is tried in its own interpreter.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r}); import {module}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 # ------------------------------------------------------------------ MNIST
