@@ -518,6 +518,57 @@ def test_a_failed_load_weights_changes_nothing(tmp_path):
     numpy.testing.assert_array_equal(target.get_weights()[0], source.get_weights()[0])
 
 
+@pytest.mark.parametrize("optimizer,entry,value,message", [
+    ("adam", "1", -1.0, "the learning rate"), ("adam", "1", float("nan"), "the learning rate"),
+    ("adam", "0", -5, "the step count"), ("adam", "0", 2.5, "the step count"), ("nadam", "-1", float("inf"), "u_product"),
+])
+def test_bad_optimizer_scalars_change_nothing(optimizer, entry, value, message, tmp_path, xp):
+    # The optimizer refuses these values only while it assigns them, which comes after the weights.
+    source = mlp(seed=1, optimizer=optimizer)
+    _fit(source, *data_for(source), 1)
+    path = tmp_path / "w.weights.h5"
+    source.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        group = f["optimizer/vars"]
+        key = str(len(group) - 1) if entry == "-1" else entry
+        data = numpy.asarray(value, dtype="float64" if isinstance(value, float) else "int64")
+        del group[key]
+        group.create_dataset(key, data=data)
+        del group.attrs["gpu_dl_scalars"]     # as Keras writes it: the datasets alone
+    target = mlp(seed=2, optimizer=optimizer)
+    _fit(target, *data_for(target, seed=3), 1)
+    before, state = target.get_weights(), target.optimizer.state_dict(target.trainable_weights)
+    with pytest.raises(ValueError, match=f"w.weights.h5: entry 'optimizer/vars/\\d+' \\({message}"):
+        target.load_weights(path)
+    for a, b in zip(before, target.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    after = target.optimizer.state_dict(target.trainable_weights)
+    assert (after["iterations"], after["learning_rate"], after["extra"]) == \
+        (state["iterations"], state["learning_rate"], state["extra"])
+    with pytest.raises(ValueError, match=message):
+        load_model(_saved_model_with_weights(source, path, tmp_path / "m.keras"))
+
+
+def _saved_model_with_weights(model, weights_path, path):
+    model.save(path)
+    _edit_archive(path, path.with_suffix(".edited.keras"),
+                  replace={"model.weights.h5": lambda data: weights_path.read_bytes()})
+    return path.with_suffix(".edited.keras")
+
+
+def test_weights_of_the_wrong_size_are_refused_before_they_are_read(tmp_path):
+    # A few kilobytes of HDF5 can declare an array of terabytes; its size is checked before its data is read.
+    model = Sequential([layers.Input((6,)), layers.Dense(8)])
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        del f["layers/dense/vars/0"]
+        f["layers/dense/vars"].create_dataset("0", shape=(2**20, 2**20), dtype="float32", chunks=(64, 64))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"\(1048576, 1048576\).*\(6, 8\)"):
+        model.load_weights(path)
+
+
 def test_a_model_with_more_layers_than_the_file(tmp_path):
     small = Sequential([layers.Input((6,)), layers.Dense(8)])
     small.save_weights(tmp_path / "w.weights.h5")
