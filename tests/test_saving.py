@@ -390,6 +390,24 @@ def test_config_nested_too_deeply_is_refused(depth, saved, tmp_path):
     load_model(path)                                # a real config is far shallower
 
 
+def test_decompression_bombs_are_refused_before_they_are_read(saved, tmp_path, monkeypatch):
+    from gpu_dl.models import saving
+    model, path = saved
+    monkeypatch.setattr(saving, "_BOMB_FLOOR_BYTES", 2**20)    # Keras's 4 GiB floor, scaled down for the test
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    bomb, deflated = tmp_path / "bomb.keras", tmp_path / "deflated.keras"
+    for target, padding in ((bomb, bytes(4 * 2**20)), (deflated, b"")):
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data + padding if name == "model.weights.h5" else data)
+    with pytest.raises(ValueError, match=r"bomb.keras: 'model.weights.h5' declares \d+ bytes but stores only"):
+        load_model(bomb)
+    with pytest.raises(ValueError, match="decompression bomb"):
+        model.load_weights(bomb)
+    assert_same_weights(load_model(deflated), model)     # a compressed archive of normal size still loads
+
+
 def test_weights_that_do_not_fit_the_config(saved, tmp_path):
     _, path = saved
     bad = tmp_path / "shapes.keras"

@@ -42,6 +42,12 @@ WEIGHTS_FILENAME = "model.weights.h5"
 FORMAT_KERAS_VERSION = "3.0.0"
 # A config.json larger than this is refused before it is read into memory.
 _MAX_JSON_BYTES = 64 * 2**20
+# An archive member that would expand to more than this many bytes and more than _MAX_EXPANSION times its
+# stored size is a decompression bomb, not a model: refused before it is read into memory. Keras 3 refuses the
+# same members (its ``_reject_zip_bomb``), so every file Keras loads still loads here. Keras and gpu_dl store
+# members uncompressed, and DEFLATE cannot expand more than about 1032 times.
+_BOMB_FLOOR_BYTES = 1 << 32
+_MAX_EXPANSION = 100
 # A config.json nested deeper than this is refused: Keras's configs nest a few tens of levels at most, and the
 # readers of the config recurse through it.
 _MAX_JSON_DEPTH = 100
@@ -200,6 +206,9 @@ def _read_member(archive, name, path, limit=None):
                          "Keras 3 `.keras` file or it is damaged.") from None
     if limit is not None and info.file_size > limit:
         raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} a config may have.")
+    if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * info.compress_size:
+        raise ValueError(f"{path}: '{name}' declares {info.file_size} bytes but stores only {info.compress_size}; "
+                         "refusing to expand a likely decompression bomb.")
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
