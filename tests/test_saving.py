@@ -220,6 +220,25 @@ def test_suffix_rules(tmp_path):
         model.save(tmp_path / "m.keras", overwrite=False)
 
 
+def test_keras_2_arguments_keras_3_still_takes(tmp_path):
+    model = mlp()
+    _fit(model, *data_for(model), 1)
+    with pytest.warns(UserWarning, match="include_optimizer=False"):
+        model.save(tmp_path / "a.keras", include_optimizer=False)
+    assert load_model(tmp_path / "a.keras").optimizer.iterations == model.optimizer.iterations   # as in Keras 3
+    with pytest.warns(UserWarning, match="save_format"):
+        model.save(tmp_path / "b.keras", save_format="keras")
+    assert_same_weights(load_model(tmp_path / "b.keras"), model)
+    with pytest.raises(ValueError, match="save_format='tf'.*`.keras`"):
+        model.save(tmp_path / "c", save_format="tf")
+    with pytest.raises(TypeError, match="signatures"):
+        model.save(tmp_path / "d.keras", signatures=None)
+    with pytest.raises(ValueError, match="`by_name` applies only to legacy"):
+        model.load_weights(tmp_path / "a.keras", by_name=True)
+    with pytest.raises(ValueError, match="objects_to_skip"):
+        model.load_weights(tmp_path / "a.keras", objects_to_skip=[model.layers[0]])
+
+
 # ------------------------------------------------------------- atomic writes
 _CHILD = """
 import os, sys
