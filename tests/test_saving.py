@@ -557,7 +557,8 @@ def test_a_failed_load_weights_changes_nothing(tmp_path):
 
 @pytest.mark.parametrize("optimizer,entry,value,message", [
     ("adam", "1", -1.0, "the learning rate"), ("adam", "1", float("nan"), "the learning rate"),
-    ("adam", "0", -5, "the step count"), ("adam", "0", 2.5, "the step count"), ("nadam", "-1", float("inf"), "u_product"),
+    ("adam", "0", -5, "the step count"), ("adam", "0", 2.5, "the step count"),
+    ("nadam", "-1", float("inf"), "u_product"),
 ])
 def test_bad_optimizer_scalars_change_nothing(optimizer, entry, value, message, tmp_path, xp):
     # The optimizer refuses these values only while it assigns them, which comes after the weights.

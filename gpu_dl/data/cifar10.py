@@ -18,7 +18,7 @@ import tarfile
 
 import numpy
 
-from .mnist import default_dirs, missing_files_error
+from .mnist import as_uint8, default_dirs, missing_files_error
 
 BATCH_FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -76,15 +76,19 @@ def _batch_arrays(data, source):
     d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
         raise ValueError(f"{source}: a CIFAR-10 batch holds 'data' and 'labels', found keys {sorted(map(str, d))}.")
-    x = numpy.asarray(d["data"])
-    y = numpy.asarray(d["labels"])
+    try:
+        x = numpy.asarray(d["data"])
+        y = numpy.asarray(d["labels"])
+    except ValueError as exc:     # ragged lists
+        raise ValueError(f"{source}: 'data' and 'labels' must be arrays or flat lists of numbers ({exc}).") from None
     if x.ndim != 2 or x.shape[1] != 3072:
         raise ValueError(f"{source}: 'data' must have shape (N, 3072), got {x.shape}.")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{source}: 'labels' must hold {x.shape[0]} labels, got shape {y.shape}.")
+    x, y = as_uint8(x, source, "'data'"), as_uint8(y, source, "'labels'")
     # Each row is the red plane, then green, then blue, each 32x32 row-major.
-    x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(numpy.uint8)
-    return numpy.ascontiguousarray(x), y.astype(numpy.uint8).reshape(-1, 1)
+    x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return numpy.ascontiguousarray(x), y.reshape(-1, 1)
 
 
 def _assemble(read, source_of):
