@@ -535,6 +535,35 @@ def test_links_to_other_files_are_refused(tmp_path):
         model.load_weights(path)
 
 
+@pytest.mark.parametrize("kind", ["external", "soft", "dataset"])
+def test_entries_of_no_layer_are_checked_before_they_are_looked_into(kind, tmp_path):
+    # With skip_mismatch, weights of layers the model lacks are skipped; a link among them is still refused,
+    # not followed into the file it names.
+    model = mlp()
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as f:
+        f.create_group("vars")["0"] = numpy.zeros((6, 8), "float32")
+    with h5py.File(path, "a") as f:
+        if kind == "external":
+            f["layers/unknown"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/")
+        elif kind == "soft":
+            f["layers/unknown"] = h5py.SoftLink("/layers/dense")
+        else:
+            f["layers/unknown"] = numpy.zeros(3)
+    message = {"external": "'unknown' is a ExternalLink", "soft": "'unknown' is a SoftLink",
+               "dataset": "'unknown' should be a group"}[kind]
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=f"w.weights.h5: entry 'layers': {message}"):
+        model.load_weights(path, skip_mismatch=True)
+    assert_same_weights_as(model, before)
+
+
+def assert_same_weights_as(model, arrays):
+    for a, b in zip(model.get_weights(), arrays, strict=True):
+        numpy.testing.assert_array_equal(a, b)
+
+
 def test_a_failed_load_weights_changes_nothing(tmp_path):
     source = Sequential([layers.Input((6,)), layers.Dense(8), layers.Dense(4)])
     source.save_weights(tmp_path / "w.weights.h5")

@@ -137,7 +137,8 @@ def _read(datasets):
 
 
 def _check_weights_file(h5py, h5file, source):
-    if "layers" in h5file or "vars" in h5file:
+    # get(getlink=True) looks at the link itself: `in` would resolve it, opening the file an external link names.
+    if h5file.get("layers", getlink=True) is not None or h5file.get("vars", getlink=True) is not None:
         return
     if "model_weights" in h5file or "layer_names" in h5file.attrs:
         raise ValueError(f"{source} is a legacy Keras 2 HDF5 file; gpu_dl reads Keras 3's `.keras` and "
@@ -183,7 +184,9 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
     known = {path.split("/")[1] for path, _, _ in groups}
     layers_group = _child(h5py, h5file, "layers", "group", source)
     if layers_group is not None:
-        extra = [k for k in layers_group.keys() if k not in known and _has_arrays(layers_group[k])]
+        # Entries of no layer are checked like the others (_child refuses links) before they are looked into.
+        extra = [k for k in layers_group.keys()
+                 if k not in known and _has_arrays(_child(h5py, layers_group, k, "group", f"{source}: entry 'layers'"))]
         if extra:
             problem = (f"{source}: the file has weights for layer entries {sorted(extra)} that this model "
                        f"(layers {[g[0].split('/')[1] for g in groups if g[0].count('/') == 1]}) does not have.")
