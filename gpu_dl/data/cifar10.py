@@ -25,11 +25,14 @@ ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
-# What a pickled numpy array needs (both spellings of numpy's core package), and the bytes
-# constructor Python 3 writes for bytes objects in pickle protocols < 3.
+# What a pickled numpy array needs (both spellings of numpy's core package; protocol 5 rebuilds an
+# array from its buffer with _frombuffer), and the bytes constructor Python 3 writes for bytes objects
+# in pickle protocols < 3.
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("_codecs", "encode"),
@@ -47,10 +50,11 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"refusing to load {self.source}: the file asks for {module}.{name}, which a CIFAR-10 batch "
                 f"never contains (a batch holds only numpy arrays, lists, bytes and a dict)."
             )
-        if module == "numpy._core.multiarray" or module == "numpy.core.multiarray":
+        if module.startswith(("numpy._core.", "numpy.core.")):
             # numpy 2 moved numpy.core to numpy._core; take the one this numpy has without its shim's warning.
             from numpy.lib import NumpyVersion
-            module = "numpy._core.multiarray" if NumpyVersion(numpy.__version__) >= "2.0.0" else "numpy.core.multiarray"
+            package = "numpy._core" if NumpyVersion(numpy.__version__) >= "2.0.0" else "numpy.core"
+            module = package + "." + module.rsplit(".", 1)[1]
         return super().find_class(module, name)
 
 
