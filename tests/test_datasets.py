@@ -4,6 +4,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 
 import numpy
@@ -51,6 +53,16 @@ def assert_same(loaded, data):
         assert x.dtype == numpy.uint8 and y.dtype == numpy.uint8
         numpy.testing.assert_array_equal(x, ex)
         numpy.testing.assert_array_equal(y, ey)
+
+
+@pytest.mark.parametrize("module", ["gpu_dl.data", "gpu_dl.callbacks", "gpu_dl.utils"])
+def test_data_packages_import_first_in_a_fresh_interpreter(module):
+    # gpu_dl.data.sequences and gpu_dl.utils import each other's packages; the cycle only shows when one of
+    # them is the program's first gpu_dl import, so each is tried in its own interpreter.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r}); import {module}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 # ------------------------------------------------------------------ MNIST
@@ -158,6 +170,38 @@ def test_idx_count_mismatch_and_bad_npz(tmp_path, rng):
         load_mnist(tmp_path / "notes.txt")
 
 
+def test_mnist_values_that_uint8_cannot_hold_are_refused(tmp_path, rng):
+    # Casting them would wrap -1 to 255 and truncate 0.7 to 0 without a word.
+    (xtr, ytr), (xte, yte) = tiny_mnist(rng)
+    numpy.savez(tmp_path / "float.npz", x_train=xtr / 255.0, y_train=ytr, x_test=xte, y_test=yte)
+    with pytest.raises(ValueError, match=r"float.npz: x_train must hold whole numbers 0..255 \(uint8\), got float64"):
+        load_mnist(tmp_path / "float.npz")
+    numpy.savez(tmp_path / "neg.npz", x_train=xtr, y_train=numpy.r_[numpy.int64(-1), ytr[1:]], x_test=xte, y_test=yte)
+    with pytest.raises(ValueError, match="neg.npz: y_train must hold values 0..255.*from -1"):
+        load_mnist(tmp_path / "neg.npz")
+    numpy.savez(tmp_path / "wide.npz", x_train=xtr.astype(numpy.int32), y_train=ytr.astype(numpy.int64),
+                x_test=xte, y_test=yte)
+    (x, y), _ = load_mnist(tmp_path / "wide.npz")      # wider integer types holding 0..255 are fine
+    assert x.dtype == y.dtype == numpy.uint8
+    numpy.testing.assert_array_equal(x, xtr)
+    write_idx_folder(tmp_path / "idx", ((xtr, ytr), (xte, yte)))
+    with gzip.open(tmp_path / "idx" / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(idx_bytes(numpy.array([3, 1000, 2], numpy.int32), code=0x0C))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz: the labels must hold values 0..255"):
+        load_mnist(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("content", [b"", b"plain text, not an archive", b"\x93NUMPY"])
+def test_npz_that_is_not_a_zip_is_named_as_such(tmp_path, content):
+    (tmp_path / "mnist.npz").write_bytes(content)
+    with pytest.raises(ValueError, match=r"mnist.npz: not a .npz archive"):
+        load_mnist(tmp_path / "mnist.npz")
+    numpy.save(tmp_path / "lone.npy", numpy.zeros(3))
+    os.replace(tmp_path / "lone.npy", tmp_path / "fashion_mnist.npz")
+    with pytest.raises(ValueError, match="fashion_mnist.npz: not a .npz archive"):
+        load_fashion_mnist(tmp_path)
+
+
 # --------------------------------------------------------------- CIFAR-10
 def tiny_cifar(rng, sizes=(2, 3, 1, 2, 2), n_test=3):
     batches = {}
@@ -204,7 +248,7 @@ def assert_cifar(loaded, batches):
         numpy.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("protocol", [2, 4, 5])     # 5 rebuilds arrays with numpy's _frombuffer
 def test_cifar_folder_round_trip(tmp_path, rng, protocol):
     batches = tiny_cifar(rng)
     write_cifar_folder(tmp_path / "cifar-10-batches-py", batches, protocol)
@@ -270,6 +314,25 @@ def test_malicious_batch_is_refused_without_running(tmp_path, rng, make):
     assert "refusing to load" in text and "data_batch_3" in text and "never contains" in text
     assert ("system" in text) or ("builtin__.eval" in text)
     assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("labels", [1, 2, -1], r"'labels' must hold values 0..255.*from -1 to 2"),
+    ("labels", [1, [2], 3], "'data' and 'labels' must be arrays or flat lists"),
+    ("labels", ["a", "b", "c"], "'labels' must hold whole numbers"),
+    ("data", numpy.full((3, 3072), 300), r"'data' must hold values 0..255.*300"),
+    ("data", numpy.full((3, 3072), 0.5), "'data' must hold whole numbers 0..255.*float64"),
+    ("data", numpy.ones((3, 3072), dtype=object), "'data' must hold whole numbers 0..255.*object"),
+])
+def test_cifar_batch_values_outside_uint8_are_refused(tmp_path, rng, field, value, message):
+    batches = tiny_cifar(rng)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_folder(folder, batches)
+    d = {b"data": rng.integers(0, 256, (3, 3072), dtype=numpy.uint8), b"labels": [1, 2, 3]}
+    d[field.encode()] = value
+    (folder / "test_batch").write_bytes(pickle.dumps(d, protocol=2))
+    with pytest.raises(ValueError, match="test_batch: " + message):
+        load_cifar10(folder)
 
 
 def test_restricted_unpickler_refuses_other_globals():

@@ -220,6 +220,25 @@ def test_suffix_rules(tmp_path):
         model.save(tmp_path / "m.keras", overwrite=False)
 
 
+def test_keras_2_arguments_keras_3_still_takes(tmp_path):
+    model = mlp()
+    _fit(model, *data_for(model), 1)
+    with pytest.warns(UserWarning, match="include_optimizer=False"):
+        model.save(tmp_path / "a.keras", include_optimizer=False)
+    assert load_model(tmp_path / "a.keras").optimizer.iterations == model.optimizer.iterations   # as in Keras 3
+    with pytest.warns(UserWarning, match="save_format"):
+        model.save(tmp_path / "b.keras", save_format="keras")
+    assert_same_weights(load_model(tmp_path / "b.keras"), model)
+    with pytest.raises(ValueError, match="save_format='tf'.*`.keras`"):
+        model.save(tmp_path / "c", save_format="tf")
+    with pytest.raises(TypeError, match="signatures"):
+        model.save(tmp_path / "d.keras", signatures=None)
+    with pytest.raises(ValueError, match="`by_name` applies only to legacy"):
+        model.load_weights(tmp_path / "a.keras", by_name=True)
+    with pytest.raises(ValueError, match="objects_to_skip"):
+        model.load_weights(tmp_path / "a.keras", objects_to_skip=[model.layers[0]])
+
+
 # ------------------------------------------------------------- atomic writes
 _CHILD = """
 import os, sys
@@ -390,6 +409,24 @@ def test_config_nested_too_deeply_is_refused(depth, saved, tmp_path):
     load_model(path)                                # a real config is far shallower
 
 
+def test_decompression_bombs_are_refused_before_they_are_read(saved, tmp_path, monkeypatch):
+    from gpu_dl.models import saving
+    model, path = saved
+    monkeypatch.setattr(saving, "_BOMB_FLOOR_BYTES", 2**20)    # Keras's 4 GiB floor, scaled down for the test
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    bomb, deflated = tmp_path / "bomb.keras", tmp_path / "deflated.keras"
+    for target, padding in ((bomb, bytes(4 * 2**20)), (deflated, b"")):
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data + padding if name == "model.weights.h5" else data)
+    with pytest.raises(ValueError, match=r"bomb.keras: 'model.weights.h5' declares \d+ bytes but stores only"):
+        load_model(bomb)
+    with pytest.raises(ValueError, match="decompression bomb"):
+        model.load_weights(bomb)
+    assert_same_weights(load_model(deflated), model)     # a compressed archive of normal size still loads
+
+
 def test_weights_that_do_not_fit_the_config(saved, tmp_path):
     _, path = saved
     bad = tmp_path / "shapes.keras"
@@ -498,6 +535,35 @@ def test_links_to_other_files_are_refused(tmp_path):
         model.load_weights(path)
 
 
+@pytest.mark.parametrize("kind", ["external", "soft", "dataset"])
+def test_entries_of_no_layer_are_checked_before_they_are_looked_into(kind, tmp_path):
+    # With skip_mismatch, weights of layers the model lacks are skipped; a link among them is still refused,
+    # not followed into the file it names.
+    model = mlp()
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as f:
+        f.create_group("vars")["0"] = numpy.zeros((6, 8), "float32")
+    with h5py.File(path, "a") as f:
+        if kind == "external":
+            f["layers/unknown"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/")
+        elif kind == "soft":
+            f["layers/unknown"] = h5py.SoftLink("/layers/dense")
+        else:
+            f["layers/unknown"] = numpy.zeros(3)
+    message = {"external": "'unknown' is a ExternalLink", "soft": "'unknown' is a SoftLink",
+               "dataset": "'unknown' should be a group"}[kind]
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=f"w.weights.h5: entry 'layers': {message}"):
+        model.load_weights(path, skip_mismatch=True)
+    assert_same_weights_as(model, before)
+
+
+def assert_same_weights_as(model, arrays):
+    for a, b in zip(model.get_weights(), arrays, strict=True):
+        numpy.testing.assert_array_equal(a, b)
+
+
 def test_a_failed_load_weights_changes_nothing(tmp_path):
     source = Sequential([layers.Input((6,)), layers.Dense(8), layers.Dense(4)])
     source.save_weights(tmp_path / "w.weights.h5")
@@ -516,6 +582,58 @@ def test_a_failed_load_weights_changes_nothing(tmp_path):
         target.load_weights(tmp_path / "w.weights.h5", skip_mismatch=True)
     assert any("Skipped" in str(w.message) for w in caught)
     numpy.testing.assert_array_equal(target.get_weights()[0], source.get_weights()[0])
+
+
+@pytest.mark.parametrize("optimizer,entry,value,message", [
+    ("adam", "1", -1.0, "the learning rate"), ("adam", "1", float("nan"), "the learning rate"),
+    ("adam", "0", -5, "the step count"), ("adam", "0", 2.5, "the step count"),
+    ("nadam", "-1", float("inf"), "u_product"),
+])
+def test_bad_optimizer_scalars_change_nothing(optimizer, entry, value, message, tmp_path, xp):
+    # The optimizer refuses these values only while it assigns them, which comes after the weights.
+    source = mlp(seed=1, optimizer=optimizer)
+    _fit(source, *data_for(source), 1)
+    path = tmp_path / "w.weights.h5"
+    source.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        group = f["optimizer/vars"]
+        key = str(len(group) - 1) if entry == "-1" else entry
+        data = numpy.asarray(value, dtype="float64" if isinstance(value, float) else "int64")
+        del group[key]
+        group.create_dataset(key, data=data)
+        del group.attrs["gpu_dl_scalars"]     # as Keras writes it: the datasets alone
+    target = mlp(seed=2, optimizer=optimizer)
+    _fit(target, *data_for(target, seed=3), 1)
+    before, state = target.get_weights(), target.optimizer.state_dict(target.trainable_weights)
+    with pytest.raises(ValueError, match=f"w.weights.h5: entry 'optimizer/vars/\\d+' \\({message}"):
+        target.load_weights(path)
+    for a, b in zip(before, target.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    after = target.optimizer.state_dict(target.trainable_weights)
+    assert (after["iterations"], after["learning_rate"], after["extra"]) == \
+        (state["iterations"], state["learning_rate"], state["extra"])
+    with pytest.raises(ValueError, match=message):
+        load_model(_saved_model_with_weights(source, path, tmp_path / "m.keras"))
+
+
+def _saved_model_with_weights(model, weights_path, path):
+    model.save(path)
+    _edit_archive(path, path.with_suffix(".edited.keras"),
+                  replace={"model.weights.h5": lambda data: weights_path.read_bytes()})
+    return path.with_suffix(".edited.keras")
+
+
+def test_weights_of_the_wrong_size_are_refused_before_they_are_read(tmp_path):
+    # A few kilobytes of HDF5 can declare an array of terabytes; its size is checked before its data is read.
+    model = Sequential([layers.Input((6,)), layers.Dense(8)])
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        del f["layers/dense/vars/0"]
+        f["layers/dense/vars"].create_dataset("0", shape=(2**20, 2**20), dtype="float32", chunks=(64, 64))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"\(1048576, 1048576\).*\(6, 8\)"):
+        model.load_weights(path)
 
 
 def test_a_model_with_more_layers_than_the_file(tmp_path):

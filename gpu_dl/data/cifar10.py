@@ -18,18 +18,21 @@ import tarfile
 
 import numpy
 
-from .mnist import default_dirs, missing_files_error
+from .mnist import as_uint8, default_dirs, missing_files_error
 
 BATCH_FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
-# What a pickled numpy array needs (both spellings of numpy's core package), and the bytes
-# constructor Python 3 writes for bytes objects in pickle protocols < 3.
+# What a pickled numpy array needs (both spellings of numpy's core package; protocol 5 rebuilds an
+# array from its buffer with _frombuffer), and the bytes constructor Python 3 writes for bytes objects
+# in pickle protocols < 3.
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("_codecs", "encode"),
@@ -47,10 +50,11 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"refusing to load {self.source}: the file asks for {module}.{name}, which a CIFAR-10 batch "
                 f"never contains (a batch holds only numpy arrays, lists, bytes and a dict)."
             )
-        if module == "numpy._core.multiarray" or module == "numpy.core.multiarray":
+        if module.startswith(("numpy._core.", "numpy.core.")):
             # numpy 2 moved numpy.core to numpy._core; take the one this numpy has without its shim's warning.
             from numpy.lib import NumpyVersion
-            module = "numpy._core.multiarray" if NumpyVersion(numpy.__version__) >= "2.0.0" else "numpy.core.multiarray"
+            package = "numpy._core" if NumpyVersion(numpy.__version__) >= "2.0.0" else "numpy.core"
+            module = package + "." + module.rsplit(".", 1)[1]
         return super().find_class(module, name)
 
 
@@ -76,15 +80,19 @@ def _batch_arrays(data, source):
     d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
         raise ValueError(f"{source}: a CIFAR-10 batch holds 'data' and 'labels', found keys {sorted(map(str, d))}.")
-    x = numpy.asarray(d["data"])
-    y = numpy.asarray(d["labels"])
+    try:
+        x = numpy.asarray(d["data"])
+        y = numpy.asarray(d["labels"])
+    except ValueError as exc:     # ragged lists
+        raise ValueError(f"{source}: 'data' and 'labels' must be arrays or flat lists of numbers ({exc}).") from None
     if x.ndim != 2 or x.shape[1] != 3072:
         raise ValueError(f"{source}: 'data' must have shape (N, 3072), got {x.shape}.")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{source}: 'labels' must hold {x.shape[0]} labels, got shape {y.shape}.")
+    x, y = as_uint8(x, source, "'data'"), as_uint8(y, source, "'labels'")
     # Each row is the red plane, then green, then blue, each 32x32 row-major.
-    x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(numpy.uint8)
-    return numpy.ascontiguousarray(x), y.astype(numpy.uint8).reshape(-1, 1)
+    x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return numpy.ascontiguousarray(x), y.reshape(-1, 1)
 
 
 def _assemble(read, source_of):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zipfile
 import zlib
 
 import numpy
@@ -58,6 +59,19 @@ def missing_files_error(title, expected, searched, path=None):
     lines.append("Put the files in one of these folders, set GPU_DL_DATA to a folder holding "
                  "a sub-folder of that name, or pass path=... .")
     return FileNotFoundError("\n".join(lines))
+
+
+def as_uint8(array, where, what):
+    """``array`` as uint8 when it holds whole numbers 0..255 (as the data sets' files do); a ValueError naming
+    ``where`` otherwise, since a cast would silently wrap negative or large values and truncate fractions."""
+    if array.dtype == numpy.uint8:
+        return array
+    if array.dtype.kind not in "iub":
+        raise ValueError(f"{where}: {what} must hold whole numbers 0..255 (uint8), got {array.dtype}.")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"{where}: {what} must hold values 0..255 (uint8), found values from {array.min()} "
+                         f"to {array.max()}.")
+    return array.astype(numpy.uint8)
 
 
 def read_idx(path):
@@ -117,10 +131,15 @@ def _load_idx_folder(folder, files):
             raise ValueError(f"{labels}: label file must hold a 1-D array, got shape {y.shape}.")
         if len(x) != len(y):
             raise ValueError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels.")
-    return (x_train, y_train), (x_test, y_test)
+    return ((as_uint8(x_train, files[0], "the images"), as_uint8(y_train, files[1], "the labels")),
+            (as_uint8(x_test, files[2], "the images"), as_uint8(y_test, files[3], "the labels")))
 
 
 def _load_npz(path):
+    # An .npz is a zip archive; anything else (a lone .npy, text) is named as such rather than tried as pickle.
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a .npz archive (a .npz is a zip of .npy arrays, as numpy.savez writes); "
+                         f"expected arrays {', '.join(NPZ_KEYS)}.")
     try:
         with numpy.load(path, allow_pickle=False) as data:
             missing = [k for k in NPZ_KEYS if k not in data.files]
@@ -143,6 +162,7 @@ def _load_npz(path):
             raise ValueError(f"{path}: x_{split} must have shape (count, rows, cols), got {x.shape}.")
         if y.ndim != 1 or len(y) != len(x):
             raise ValueError(f"{path}: y_{split} must have shape ({len(x)},) to match x_{split}, got {y.shape}.")
+    arrays = {k: as_uint8(a, path, k) for k, a in arrays.items()}
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 

@@ -28,7 +28,14 @@ import numbers
 
 import numpy
 
-from ..models.data_checks import host_array
+
+
+def host_array(value, name, **kwargs):
+    # Imported on use: gpu_dl.models imports the callbacks, whose utils import this module, so a
+    # module-level import of gpu_dl.models here makes `import gpu_dl.data` (or `gpu_dl.callbacks`)
+    # as a program's first import fail on the cycle.
+    from ..models.data_checks import host_array as check
+    return check(value, name, **kwargs)
 
 __all__ = ["SequenceDataset", "timeseries_dataset_from_array", "pad_sequences"]
 

@@ -26,6 +26,7 @@ import io
 import json
 import os
 import secrets
+import warnings
 import zipfile
 
 from .keras_config import compile_from_config, model_config, model_from_config
@@ -42,6 +43,12 @@ WEIGHTS_FILENAME = "model.weights.h5"
 FORMAT_KERAS_VERSION = "3.0.0"
 # A config.json larger than this is refused before it is read into memory.
 _MAX_JSON_BYTES = 64 * 2**20
+# An archive member that would expand to more than this many bytes and more than _MAX_EXPANSION times its
+# stored size is a decompression bomb, not a model: refused before it is read into memory. Keras 3 refuses the
+# same members (its ``_reject_zip_bomb``), so every file Keras loads still loads here. Keras and gpu_dl store
+# members uncompressed, and DEFLATE cannot expand more than about 1032 times.
+_BOMB_FLOOR_BYTES = 1 << 32
+_MAX_EXPANSION = 100
 # A config.json nested deeper than this is refused: Keras's configs nest a few tens of levels at most, and the
 # readers of the config recurse through it.
 _MAX_JSON_DEPTH = 100
@@ -118,8 +125,20 @@ def _metadata():
 def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     """Write ``model`` to a ``.keras`` archive (see the module docstring)."""
     path = _path_string(filepath)
+    # Keras 3 takes these two Keras 2 arguments and, for a `.keras` file, ignores them.
+    include_optimizer = kwargs.pop("include_optimizer", True)
+    save_format = kwargs.pop("save_format", None)
     if kwargs:
         raise TypeError(f"save() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+    if save_format and path.endswith(".keras"):
+        warnings.warn(f"save(save_format={save_format!r}) is deprecated in Keras 3 and ignored: the format follows "
+                      "from the `.keras` extension.", stacklevel=3)
+    elif save_format:
+        raise ValueError(f"save(save_format={save_format!r}) is deprecated in Keras 3 and not supported: pass a "
+                         f"file path ending in `.keras` instead (received filepath={path}).")
+    if not include_optimizer:
+        warnings.warn("save(include_optimizer=False) is ignored, as in Keras 3: a `.keras` file always holds the "
+                      "optimizer and its state.", stacklevel=3)
     if zipped is False:
         raise ValueError("save(zipped=False) (an unzipped directory) is not supported: save to a `.keras` file.")
     if path.endswith((".h5", ".hdf5")):
@@ -200,6 +219,9 @@ def _read_member(archive, name, path, limit=None):
                          "Keras 3 `.keras` file or it is damaged.") from None
     if limit is not None and info.file_size > limit:
         raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} a config may have.")
+    if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * info.compress_size:
+        raise ValueError(f"{path}: '{name}' declares {info.file_size} bytes but stores only {info.compress_size}; "
+                         "refusing to expand a likely decompression bomb.")
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
@@ -289,8 +311,18 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs):
     are skipped with a warning.
     """
     path = _path_string(filepath)
+    # Keras 3 still takes these two, and refuses `by_name` for every file it reads in its own format.
+    by_name = kwargs.pop("by_name", None)
+    objects_to_skip = kwargs.pop("objects_to_skip", None)
     if kwargs:
         raise TypeError(f"load_weights() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+    if by_name is not None:
+        raise ValueError(f"load_weights(by_name={by_name!r}): `by_name` applies only to legacy Keras 2 '.h5' files, "
+                         "which gpu_dl does not read. Keras 3 files match weights to layers by their order in the "
+                         "model; remove the argument.")
+    if objects_to_skip is not None:
+        raise ValueError("load_weights(objects_to_skip=...) is not supported; use skip_mismatch=True to skip the "
+                         "layers whose weights do not fit.")
     if path.endswith(".weights.h5"):
         kind = "h5"
     elif path.endswith(".keras"):

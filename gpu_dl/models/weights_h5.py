@@ -18,6 +18,7 @@ assign, so a failed load leaves the model as it was.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy
@@ -111,24 +112,33 @@ def _vars_group(h5py, h5file, path, source):
     return node
 
 
-def _read_arrays(h5py, group, entry, source):
-    """The datasets '0', '1', ... of a vars group as host arrays; a ValueError if the keys are not that."""
+def _datasets(h5py, group, entry, source):
+    """The datasets '0', '1', ... of a vars group, checked but not read; a ValueError if the keys are not that.
+
+    Their data is read (``_read``) only once their shapes are known to fit: a small file can declare a
+    dataset of any size, and reading it first would fill memory with its fill value.
+    """
     keys = list(group.keys())
     expected = [str(i) for i in range(len(keys))]
     if sorted(keys, key=lambda k: (len(k), k)) != expected:
         raise ValueError(f"{source}: entry '{entry}' should hold datasets named 0..{len(keys) - 1}, "
                          f"found {sorted(keys)}.")
-    arrays = []
+    datasets = []
     for key in expected:
         ds = _child(h5py, group, key, "dataset", f"{source}: entry '{entry}'")
         if ds.dtype.kind not in "fiub":
             raise ValueError(f"{source}: entry '{entry}/{key}' has dtype {ds.dtype}, not a number type gpu_dl reads.")
-        arrays.append(numpy.asarray(ds[()]))
-    return arrays
+        datasets.append(ds)
+    return datasets
+
+
+def _read(datasets):
+    return [numpy.asarray(ds[()]) for ds in datasets]
 
 
 def _check_weights_file(h5py, h5file, source):
-    if "layers" in h5file or "vars" in h5file:
+    # get(getlink=True) looks at the link itself: `in` would resolve it, opening the file an external link names.
+    if h5file.get("layers", getlink=True) is not None or h5file.get("vars", getlink=True) is not None:
         return
     if "model_weights" in h5file or "layer_names" in h5file.attrs:
         raise ValueError(f"{source} is a legacy Keras 2 HDF5 file; gpu_dl reads Keras 3's `.keras` and "
@@ -161,8 +171,8 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                 raise ValueError(problem)
             warnings.warn(problem + " Skipped.", stacklevel=4)
             continue
-        arrays = _read_arrays(h5py, group, entry, source)
-        found = [tuple(a.shape) for a in arrays]
+        datasets = _datasets(h5py, group, entry, source)
+        found = [tuple(ds.shape) for ds in datasets]
         if found != shapes:
             problem = (f"{source}: entry '{entry}' holds arrays of shapes {found}, but layer '{name}' has weights "
                        f"of shapes {shapes} ({', '.join(v.name for v in variables)}).")
@@ -170,11 +180,13 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                 raise ValueError(problem)
             warnings.warn(problem + " Skipped.", stacklevel=4)
             continue
-        staged.extend(zip(variables, arrays))
+        staged.extend(zip(variables, _read(datasets)))
     known = {path.split("/")[1] for path, _, _ in groups}
     layers_group = _child(h5py, h5file, "layers", "group", source)
     if layers_group is not None:
-        extra = [k for k in layers_group.keys() if k not in known and _has_arrays(layers_group[k])]
+        # Entries of no layer are checked like the others (_child refuses links) before they are looked into.
+        extra = [k for k in layers_group.keys()
+                 if k not in known and _has_arrays(_child(h5py, layers_group, k, "group", f"{source}: entry 'layers'"))]
         if extra:
             problem = (f"{source}: the file has weights for layer entries {sorted(extra)} that this model "
                        f"(layers {[g[0].split('/')[1] for g in groups if g[0].count('/') == 1]}) does not have.")
@@ -201,8 +213,8 @@ def stage_optimizer(h5py, h5file, model, source, strict):
     group = _vars_group(h5py, h5file, "optimizer", source)
     if group is None:
         return None
-    arrays = _read_arrays(h5py, group, "optimizer/vars", source)
-    found = [tuple(a.shape) for a in arrays]
+    datasets = _datasets(h5py, group, "optimizer/vars", source)
+    found = [tuple(ds.shape) for ds in datasets]
     current = {}
     optimizer.save_own_variables(current)
     current_shapes = [tuple(numpy.shape(current[str(i)])) for i in range(len(current))]
@@ -225,14 +237,17 @@ def stage_optimizer(h5py, h5file, model, source, strict):
                 raise ValueError(problem)
             warnings.warn(problem + " The optimizer's state is not loaded.", stacklevel=4)
             return None
+    arrays = _read(datasets)
+    _check_optimizer_scalars(optimizer, arrays, source)
     scalars = None
     if _SCALARS_ATTR in group.attrs:
         try:
             scalars = json.loads(group.attrs[_SCALARS_ATTR])
             expected_extra = set(optimizer.state_dict([])["extra"])
             ok = (isinstance(scalars, dict) and scalars.get("iterations") == int(arrays[0])
-                  and (scalars.get("learning_rate") is None or isinstance(scalars["learning_rate"], (int, float)))
-                  and isinstance(scalars.get("extra"), dict) and set(scalars["extra"]) == expected_extra)
+                  and (scalars.get("learning_rate") is None or _is_rate(scalars["learning_rate"]))
+                  and isinstance(scalars.get("extra"), dict) and set(scalars["extra"]) == expected_extra
+                  and all(_is_finite(v) for v in scalars["extra"].values()))
         except (ValueError, TypeError):
             ok = False
         if not ok:
@@ -248,6 +263,33 @@ def stage_optimizer(h5py, h5file, model, source, strict):
                                        "slots": {}, "extra": scalars["extra"]}, [])
 
     return restore
+
+
+def _is_finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_rate(value):
+    return _is_finite(value) and value >= 0
+
+
+def _check_optimizer_scalars(optimizer, arrays, source):
+    """A ValueError naming ``source`` when the stored iterations, learning rate or extra scalars (Nadam's
+    momentum product) are values the optimizer refuses: checked here because the optimizer checks them only
+    while it assigns, after the model's weights have been assigned."""
+    iterations = float(arrays[0])
+    if not (math.isfinite(iterations) and iterations >= 0 and iterations == int(iterations)):
+        raise ValueError(f"{source}: entry 'optimizer/vars/0' (the step count) is {arrays[0].item()!r}; "
+                         "it must be a whole number >= 0.")
+    if optimizer.state_dict([])["learning_rate"] is not None and not _is_rate(float(arrays[1])):
+        raise ValueError(f"{source}: entry 'optimizer/vars/1' (the learning rate) is {arrays[1].item()!r}; "
+                         "it must be a finite number >= 0.")
+    names = list(optimizer.state_dict([])["extra"])
+    for k, name in enumerate(names):
+        index = len(arrays) - len(names) + k
+        if not _is_finite(float(arrays[index])):
+            raise ValueError(f"{source}: entry 'optimizer/vars/{index}' ({name}) is {arrays[index].item()!r}; "
+                             "it must be a finite number.")
 
 
 def guard_h5(source, fn):
