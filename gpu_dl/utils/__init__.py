@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import set_random_seed
+from ..data.sequences import pad_sequences, timeseries_dataset_from_array   # where Keras 3 has them too
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
 from .progbar import Progbar
@@ -32,15 +33,6 @@ def to_categorical(x, num_classes=None):
     out = numpy.zeros(labels.shape + (int(num_classes),), dtype=numpy.float32)
     numpy.put_along_axis(out, labels[..., None].astype(numpy.int64), 1.0, axis=-1)
     return out
-
-
-def __getattr__(name):
-    # Keras 3 has the sequence helpers here too; they live in gpu_dl.data, which imports the models
-    # (whose callbacks import this package's progress bar), so they load on first use.
-    if name in ("pad_sequences", "timeseries_dataset_from_array"):
-        from ..data import sequences
-        return getattr(sequences, name)
-    raise AttributeError(f"module 'gpu_dl.utils' has no attribute {name!r}")
 
 
 def normalize(x, axis=-1, order=2):
