@@ -1,4 +1,9 @@
 """`gpu-dl train`, `evaluate` and `predict`: the main job end to end on the CPU, its run folder, and its errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 import pytest
 
@@ -6,6 +11,22 @@ from gpu_dl import cli
 from gpu_dl.models import load_model
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gpu_dl_command(*argv, cwd):
+    """`gpu-dl ARGV` in a fresh interpreter, as a user runs it: nothing of gpu_dl imported beforehand."""
+    return subprocess.run([sys.executable, "-m", "gpu_dl.cli", *argv], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "GPU_DL_DEVICE": "cpu"},
+                          timeout=300)
+
+
+def test_the_command_starts_in_a_fresh_interpreter(tmp_path):
+    # Tests in one process import gpu_dl.models first, which hides an import cycle a fresh process meets.
+    for argv in (["--help"], ["train", "--help"], ["evaluate", str(tmp_path / "missing.keras"), "--device", "cpu"]):
+        done = gpu_dl_command(*argv, cwd=tmp_path)
+        assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "missing.keras" in done.stderr
 
 
 @pytest.fixture
