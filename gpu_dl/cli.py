@@ -250,8 +250,10 @@ def make_parser():
     p_train.add_argument("--batch-size", type=positive, default=32)
     p_train.add_argument("--learning-rate", type=positive_number, default=0.003, help="Adam's learning rate")
     p_train.add_argument("--device", **device)
-    p_train.add_argument("--output", default=None, help="the run folder, new or empty (default: runs/<date-time>-<data>-<model>)")
-    p_train.add_argument("--seed", type=non_negative, default=0, help="random seed (default 0; results are reproducible)")
+    p_train.add_argument("--output", default=None,
+                         help="the run folder, new or empty (default: runs/<date-time>-<data>-<model>)")
+    p_train.add_argument("--seed", type=non_negative, default=0,
+                         help="random seed (default 0; results are reproducible)")
     p_train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     p_train.set_defaults(run=train)
 

@@ -145,7 +145,8 @@ def test_output_paths_are_checked_before_any_work(capsys, tmp_path, monkeypatch)
     for argv, message in [
         (["train", "--output", "a_file"], "argument --output: 'a_file' is a file, not a folder"),
         (["train", "--output", "a_file/run"], "argument --output: 'a_file' is a file"),
-        (["train", "--output", "previous_run"], "argument --output: the folder 'previous_run' already exists and is not empty"),
+        (["train", "--output", "previous_run"],
+         "argument --output: the folder 'previous_run' already exists and is not empty"),
         (["predict", "m.keras", "--input", "missing.npy"], "argument --input: no such file 'missing.npy'"),
         (["predict", "m.keras", "--output", "previous_run"], "argument --output: 'previous_run' is a folder"),
         (["predict", "m.keras", "--output", "no/such/p.npy"], "argument --output: the folder 'no/such' does not exist"),
