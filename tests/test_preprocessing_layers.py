@@ -285,3 +285,25 @@ def test_rescaling_matches_keras(rng, keras):
     for args in ((1 / 127.5, -1.0), ([0.5, 2.0, -1.0], 0.25)):
         numpy.testing.assert_allclose(layers.Rescaling(*args)(x),
                                       keras.ops.convert_to_numpy(keras.layers.Rescaling(*args)(x)), rtol=1e-6)
+
+
+def test_a_keras_saved_model_with_these_layers_loads(rng, keras, tmp_path):
+    # Keras writes an array scale as a '__numpy__' entry and factors as given (numbers, lists).
+    model = keras.Sequential([
+        keras.Input((6, 5, 3)),
+        keras.layers.Rescaling(numpy.array([0.5, 1.0, 2.0], numpy.float32), offset=-1.0),
+        keras.layers.RandomFlip("horizontal", seed=3),
+        keras.layers.RandomTranslation((-0.2, 0.1), 0.3, fill_mode="constant", fill_value=1.5),
+        keras.layers.RandomRotation(0.1, interpolation="nearest", seed=5),
+        keras.layers.RandomZoom(0.2, (-0.1, 0.3), data_format="channels_last"),
+        keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.save(tmp_path / "augment.keras")
+    ours = gpu_dl.models.load_model(str(tmp_path / "augment.keras"))
+    assert [type(layer).__name__ for layer in ours.layers][:5] == [
+        "Rescaling", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom"]
+    numpy.testing.assert_array_equal(numpy.asarray(ours.layers[0].scale), [0.5, 1.0, 2.0])
+    assert ours.layers[2].fill_value == 1.5 and ours.layers[3].interpolation == "nearest"
+    assert ours.layers[4].width_range == (-0.1, 0.3)
+    x = images(rng, (3, 6, 5, 3)) * 100
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+                                  rtol=1e-5, atol=1e-5)
