@@ -196,6 +196,20 @@ def test_rescaling(xp, rng):
         layers.Rescaling("big", name="r")
 
 
+def test_rescaling_takes_any_shape_its_scale_broadcasts_against(xp, rng):
+    # As Keras: one layer rescales a batch, then one image, then a flat vector.
+    layer = layers.Rescaling(0.5, offset=1.0)
+    for shape in ((2, 5, 4, 3), (5, 4, 3), (7,)):
+        x_host = rng.standard_normal(shape).astype(numpy.float32)
+        numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x_host))), x_host * 0.5 + 1.0, rtol=1e-6)
+    per_channel = layers.Rescaling([1.0, 2.0, 3.0], name="rc")
+    for shape in ((2, 5, 4, 3), (4, 3)):
+        x_host = rng.standard_normal(shape).astype(numpy.float32)
+        numpy.testing.assert_allclose(to_numpy(per_channel(xp.asarray(x_host))), x_host * [1, 2, 3], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Rescaling layer 'rc': scale of shape \(3,\) does not broadcast"):
+        per_channel(xp.zeros((2, 5, 4, 2), dtype="float32"))
+
+
 def test_bad_arguments_name_the_layer():
     bad_factors = [1.5, -1.01, (0.1,), (0.1, 0.2, 0.3), (-2.0, 0.1), "0.2", None, True, float("nan")]
     for bad in bad_factors:
