@@ -269,7 +269,10 @@ class _RandomImageLayer(SpatialLayer):
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         self.seed = seed
-        self._rng = make_rng(seed) if seed is not None else None
+        try:
+            self._rng = make_rng(seed) if seed is not None else None
+        except ValueError as e:
+            raise ValueError(f"{_where(self)}: {e}") from None
         self._unbatched = False
 
     def generator(self):
