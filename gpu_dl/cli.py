@@ -12,23 +12,72 @@ writes the model, its training curves and its history into a run folder.
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
 import sys
 import time
 from pathlib import Path
 
 
-def _run_folder(args):
+def _run_folder_path(args):
     """The run folder: --output, or runs/<date-time>-<data>-<model> (made unique)."""
     if args.output:
-        folder = Path(args.output)
-    else:
-        model = Path(args.model).stem if args.model.endswith(".py") else args.model
-        folder = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.data}-{model}"
-        base, n = folder, 1
-        while folder.exists():
-            folder, n = Path(f"{base}-{n}"), n + 1
-    folder.mkdir(parents=True, exist_ok=True)
+        return Path(args.output)
+    model = Path(args.model).stem if args.model.endswith(".py") else args.model
+    folder = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.data}-{model}"
+    base, n = folder, 1
+    while folder.exists():
+        folder, n = Path(f"{base}-{n}"), n + 1
     return folder
+
+
+def _check_paths(args):
+    """The options that name files, checked before any work, with errors that name the option."""
+    if args.command == "train" and args.output:
+        folder = Path(args.output)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"argument --output: {args.output!r} is a file, not a folder.")
+        if folder.is_dir() and any(folder.iterdir()):
+            # The run would replace another run's model and mix its history with this one's.
+            raise ValueError(f"argument --output: the folder {args.output!r} already exists and is not empty; "
+                             "give a new or empty folder.")
+        parent = folder.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ValueError(f"argument --output: {str(parent)!r} is a file, so {args.output!r} cannot be made.")
+    if args.command == "predict":
+        if args.input and not Path(args.input).is_file():
+            raise ValueError(f"argument --input: no such file {args.input!r} (expected a .npy array of inputs).")
+        if args.output:
+            out = Path(args.output)
+            if out.is_dir():
+                raise ValueError(f"argument --output: {args.output!r} is a folder; give a file name such as "
+                                 f"{str(out / 'probabilities.npy')!r}.")
+            if not out.parent.is_dir():
+                raise ValueError(f"argument --output: the folder {str(out.parent)!r} does not exist.")
+
+
+def _make_folder(folder):
+    """Create ``folder`` (and missing parents); return the topmost folder created, or None if it existed."""
+    created = None
+    for path in reversed([folder, *folder.parents]):
+        if not path.exists():
+            path.mkdir()
+            created = created or path
+    return created
+
+
+def _remove_run(folder, created):
+    """Undo a failed run: remove the folders it created, or (a folder that existed, empty) what it wrote there."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def train(args):
@@ -45,14 +94,21 @@ def train(args):
     model.compile(optimizer=optimizers.Adam(args.learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.summary()
-    folder = _run_folder(args)
-    curves = folder / "training_curves.png"
-    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
-              verbose=args.verbose,
-              callbacks=[callbacks.TrainingCurves(str(curves)), callbacks.CSVLogger(str(folder / "history.csv"))])
-    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(x_test)} held-out images")
-    model.save(str(folder / "model.keras"))
+    folder = _run_folder_path(args)
+    created = _make_folder(folder)
+    try:
+        curves = folder / "training_curves.png"
+        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
+                  verbose=args.verbose,
+                  callbacks=[callbacks.TrainingCurves(str(curves)), callbacks.CSVLogger(str(folder / "history.csv"))])
+        loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+        print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(x_test)} held-out images")
+        model.save(str(folder / "model.keras"))
+    except BaseException:
+        # A run folder holds a whole run or nothing: no curves and history without their model
+        # (Ctrl-C included).
+        _remove_run(folder, created)
+        raise
     print(f"Run folder {folder}: model.keras, training_curves.png, history.csv")
     return 0
 
@@ -157,6 +213,20 @@ def positive(text):
     return value
 
 
+def non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def positive_number(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def make_parser():
     from .data.catalog import DATASETS
     from .models.examples import MODELS
@@ -178,10 +248,12 @@ def make_parser():
                               "file defining build_model()")
     p_train.add_argument("--epochs", type=positive, default=15)
     p_train.add_argument("--batch-size", type=positive, default=32)
-    p_train.add_argument("--learning-rate", type=float, default=0.003, help="Adam's learning rate")
+    p_train.add_argument("--learning-rate", type=positive_number, default=0.003, help="Adam's learning rate")
     p_train.add_argument("--device", **device)
-    p_train.add_argument("--output", default=None, help="the run folder (default: runs/<date-time>-<data>-<model>)")
-    p_train.add_argument("--seed", type=int, default=0, help="random seed (default 0; results are reproducible)")
+    p_train.add_argument("--output", default=None,
+                         help="the run folder, new or empty (default: runs/<date-time>-<data>-<model>)")
+    p_train.add_argument("--seed", type=non_negative, default=0,
+                         help="random seed (default 0; results are reproducible)")
     p_train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     p_train.set_defaults(run=train)
 
@@ -217,6 +289,7 @@ def main(argv=None):
         argv = ["train"] + argv          # the main job: `gpu-dl` alone, or with train's options, trains
     args = parser.parse_args(argv)
     try:
+        _check_paths(args)
         return args.run(args)
     except (ValueError, TypeError, OSError, ImportError, DeviceUnavailableError) as exc:
         print(f"gpu-dl {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,9 @@
 """`gpu-dl train`, `evaluate` and `predict`: the main job end to end on the CPU, its run folder, and its errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 import pytest
 
@@ -6,6 +11,22 @@ from gpu_dl import cli
 from gpu_dl.models import load_model
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gpu_dl_command(*argv, cwd):
+    """`gpu-dl ARGV` in a fresh interpreter, as a user runs it: nothing of gpu_dl imported beforehand."""
+    return subprocess.run([sys.executable, "-m", "gpu_dl.cli", *argv], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "GPU_DL_DEVICE": "cpu"},
+                          timeout=300)
+
+
+def test_the_command_starts_in_a_fresh_interpreter(tmp_path):
+    # Tests in one process import gpu_dl.models first, which hides an import cycle a fresh process meets.
+    for argv in (["--help"], ["train", "--help"], ["evaluate", str(tmp_path / "missing.keras"), "--device", "cpu"]):
+        done = gpu_dl_command(*argv, cwd=tmp_path)
+        assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "missing.keras" in done.stderr
 
 
 @pytest.fixture
@@ -96,3 +117,72 @@ def test_train_reads_a_data_set_from_the_users_files(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "MNIST handwritten digits, 28x28: 60 training and 20 test images of shape (28, 28, 1), 10 classes" in text
     assert "Test accuracy:" in text and (tmp_path / "run" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (["train", "--epochs", "-2"], "argument --epochs: must be a positive integer, got -2"),
+    (["train", "--batch-size", "0"], "argument --batch-size: must be a positive integer"),
+    (["train", "--seed", "-1"], "argument --seed: must be a non-negative integer, got -1"),
+    (["train", "--learning-rate", "-0.1"], "argument --learning-rate: must be a positive number, got -0.1"),
+    (["train", "--learning-rate", "nan"], "argument --learning-rate: must be a positive number, got nan"),
+    (["train", "--model"], "argument --model: expected one argument"),
+])
+def test_bad_option_values_are_refused_by_the_parser(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv + ["--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_output_paths_are_checked_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "previous_run").mkdir()
+    (tmp_path / "previous_run" / "model.keras").write_bytes(b"an earlier run")
+    for argv, message in [
+        (["train", "--output", "a_file"], "argument --output: 'a_file' is a file, not a folder"),
+        (["train", "--output", "a_file/run"], "argument --output: 'a_file' is a file"),
+        (["train", "--output", "previous_run"],
+         "argument --output: the folder 'previous_run' already exists and is not empty"),
+        (["predict", "m.keras", "--input", "missing.npy"], "argument --input: no such file 'missing.npy'"),
+        (["predict", "m.keras", "--output", "previous_run"], "argument --output: 'previous_run' is a folder"),
+        (["predict", "m.keras", "--output", "no/such/p.npy"], "argument --output: the folder 'no/such' does not exist"),
+    ]:
+        assert cli.main(argv + ["--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert f"gpu-dl {argv[0]}: error: {message}" in err, err
+    assert (tmp_path / "previous_run" / "model.keras").read_bytes() == b"an earlier run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "previous_run"]
+
+
+def test_a_failed_run_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "three.py"      # 3 outputs for the digits' 10 classes: fit refuses the labels
+    source.write_text(
+        "from gpu_dl import Sequential, layers\n"
+        "def build_model(input_shape, classes):\n"
+        "    return Sequential([layers.Input(input_shape), layers.Flatten(), layers.Dense(3, activation='softmax')])\n")
+    assert cli.main(["train", "--model", str(source), "--device", "cpu", "--verbose", "0"]) == 2
+    assert "class labels" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+    # A failure after training (here: saving the model) removes the curves and history already written ...
+    from gpu_dl.models.model import Model
+
+    def failing_save(self, filepath, *args, **kwargs):
+        written = {p.name for p in Path(filepath).parent.iterdir()}
+        assert {"history.csv", "training_curves.png"} <= written, written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Model, "save", failing_save)
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--device", "cpu", "--verbose", "0"]
+    assert cli.main(argv + ["--output", "out/run"]) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # ... and an empty folder given as --output stays, empty.
+    (tmp_path / "empty").mkdir()
+    assert cli.main(argv + ["--output", "empty"]) == 2
+    assert list((tmp_path / "empty").iterdir()) == []

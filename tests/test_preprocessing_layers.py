@@ -196,6 +196,20 @@ def test_rescaling(xp, rng):
         layers.Rescaling("big", name="r")
 
 
+def test_rescaling_takes_any_shape_its_scale_broadcasts_against(xp, rng):
+    # As Keras: one layer rescales a batch, then one image, then a flat vector.
+    layer = layers.Rescaling(0.5, offset=1.0)
+    for shape in ((2, 5, 4, 3), (5, 4, 3), (7,)):
+        x_host = rng.standard_normal(shape).astype(numpy.float32)
+        numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x_host))), x_host * 0.5 + 1.0, rtol=1e-6)
+    per_channel = layers.Rescaling([1.0, 2.0, 3.0], name="rc")
+    for shape in ((2, 5, 4, 3), (4, 3)):
+        x_host = rng.standard_normal(shape).astype(numpy.float32)
+        numpy.testing.assert_allclose(to_numpy(per_channel(xp.asarray(x_host))), x_host * [1, 2, 3], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Rescaling layer 'rc': scale of shape \(3,\) does not broadcast"):
+        per_channel(xp.zeros((2, 5, 4, 2), dtype="float32"))
+
+
 def test_bad_arguments_name_the_layer():
     bad_factors = [1.5, -1.01, (0.1,), (0.1, 0.2, 0.3), (-2.0, 0.1), "0.2", None, True, float("nan")]
     for bad in bad_factors:
@@ -216,8 +230,9 @@ def test_bad_arguments_name_the_layer():
         layers.RandomRotation(0.2, interpolation="bicubic", name="rot")
     with pytest.raises(ValueError, match="RandomFlip layer 'f'.*mode.*'diagonal'"):
         layers.RandomFlip("diagonal", name="f")
-    with pytest.raises(ValueError, match="seed"):
-        layers.RandomFlip(seed=-1)
+    for bad_seed in (-1, 1.5, "3"):
+        with pytest.raises(ValueError, match="RandomFlip layer 'f': seed must be a non-negative integer"):
+            layers.RandomFlip(seed=bad_seed, name="f")
     with pytest.raises(ValueError, match="RandomFlip layer 'g' expects inputs of rank 4"):
         layers.RandomFlip(name="g")(numpy.zeros((2, 3), numpy.float32), training=True)
     with pytest.raises(ValueError, match="matrices must have shape"):
@@ -285,3 +300,25 @@ def test_rescaling_matches_keras(rng, keras):
     for args in ((1 / 127.5, -1.0), ([0.5, 2.0, -1.0], 0.25)):
         numpy.testing.assert_allclose(layers.Rescaling(*args)(x),
                                       keras.ops.convert_to_numpy(keras.layers.Rescaling(*args)(x)), rtol=1e-6)
+
+
+def test_a_keras_saved_model_with_these_layers_loads(rng, keras, tmp_path):
+    # Keras writes an array scale as a '__numpy__' entry and factors as given (numbers, lists).
+    model = keras.Sequential([
+        keras.Input((6, 5, 3)),
+        keras.layers.Rescaling(numpy.array([0.5, 1.0, 2.0], numpy.float32), offset=-1.0),
+        keras.layers.RandomFlip("horizontal", seed=3),
+        keras.layers.RandomTranslation((-0.2, 0.1), 0.3, fill_mode="constant", fill_value=1.5),
+        keras.layers.RandomRotation(0.1, interpolation="nearest", seed=5),
+        keras.layers.RandomZoom(0.2, (-0.1, 0.3), data_format="channels_last"),
+        keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.save(tmp_path / "augment.keras")
+    ours = gpu_dl.models.load_model(str(tmp_path / "augment.keras"))
+    assert [type(layer).__name__ for layer in ours.layers][:5] == [
+        "Rescaling", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom"]
+    numpy.testing.assert_array_equal(numpy.asarray(ours.layers[0].scale), [0.5, 1.0, 2.0])
+    assert ours.layers[2].fill_value == 1.5 and ours.layers[3].interpolation == "nearest"
+    assert ours.layers[4].width_range == (-0.1, 0.3)
+    x = images(rng, (3, 6, 5, 3)) * 100
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+                                  rtol=1e-5, atol=1e-5)

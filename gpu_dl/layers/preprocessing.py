@@ -233,12 +233,17 @@ class Rescaling(Layer):
         self.scale = scale
         self.offset = offset
 
-    @property
-    def fixed_input_axes(self):
-        # numbers take any shape; per-channel arrays hold the axes they broadcast along
-        if numpy.ndim(self.scale) == 0 and numpy.ndim(self.offset) == 0:
-            return ()
-        return None
+    def check_input_shape(self, shape):
+        # As in Keras, a built Rescaling takes any input that its scale and offset broadcast against: one
+        # image after a batch, other sizes, other ranks. Only the axes an array scale/offset spans must fit.
+        shape = tuple(shape)
+        for what, v in (("scale", self.scale), ("offset", self.offset)):
+            held = numpy.shape(v)
+            fits = len(held) <= len(shape) and all(
+                d == 1 or s is None or s == d for d, s in zip(held[::-1], shape[::-1]))
+            if not fits:
+                raise ValueError(f"{_where(self)}: {what} of shape {held} does not broadcast against the input "
+                                 f"shape {shape}.")
 
     def _value(self, v, x):
         return array_module(x).asarray(v, dtype=x.dtype)
@@ -264,7 +269,10 @@ class _RandomImageLayer(SpatialLayer):
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         self.seed = seed
-        self._rng = make_rng(seed) if seed is not None else None
+        try:
+            self._rng = make_rng(seed) if seed is not None else None
+        except ValueError as e:
+            raise ValueError(f"{_where(self)}: {e}") from None
         self._unbatched = False
 
     def generator(self):

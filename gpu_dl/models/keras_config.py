@@ -157,6 +157,25 @@ def _check_module(entry, where):
                          "gpu_dl's own classes are read from a saved file; nothing is imported from it.")
 
 
+def _decode_array(name, inner, where):
+    """A Keras ``__numpy__``/``__tensor__`` entry ({"value": nested lists, "dtype": name}) as a NumPy array."""
+    message = (f"{where}: a {name!r} entry needs config {{'value': [...], 'dtype': '<numeric dtype>'}} with numbers "
+               f"only, got {inner!r:.200}.")
+    if not isinstance(inner, dict) or not isinstance(inner.get("dtype"), str):
+        raise ValueError(message)
+    try:
+        dtype = numpy.dtype(inner["dtype"])
+    except TypeError:
+        raise ValueError(message) from None
+    if dtype.kind not in "biuf":
+        raise ValueError(message)
+    try:
+        array = numpy.asarray(inner.get("value"), dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    return array
+
+
 def _decode(value, where):
     """A config from JSON: tuples and dtype policies unwrapped, modules checked, Keras's object ids dropped."""
     if isinstance(value, list):
@@ -171,8 +190,12 @@ def _decode(value, where):
             if not isinstance(inner, dict) or not isinstance(inner.get("value"), list):
                 raise ValueError(f"{where}: a '__tuple__' entry needs config {{'value': [...]}}, got {inner!r}.")
             return tuple(_decode(v, where) for v in inner["value"])
+        if name in ("__numpy__", "__tensor__"):
+            # Keras writes an array argument (Rescaling's per-channel scale, say) as its values and dtype: data,
+            # read back as a NumPy array when the dtype is numeric.
+            return _decode_array(name, value["config"], where)
         if name.startswith("__"):
-            raise ValueError(f"{where}: an entry of type {name!r} is not read (saved code, tensors and raw bytes "
+            raise ValueError(f"{where}: an entry of type {name!r} is not read (saved code and raw bytes "
                              "are refused).")
         if name in _DTYPE_POLICIES:
             inner = value["config"]
