@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import set_random_seed
+from ..data.sequences import pad_sequences, timeseries_dataset_from_array   # where Keras 3 has them too
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
 from .progbar import Progbar
@@ -39,16 +40,6 @@ def normalize(x, axis=-1, order=2):
     x = numpy.asarray(x, dtype=numpy.float64 if numpy.asarray(x).dtype == numpy.float64 else numpy.float32)
     norm = numpy.linalg.norm(x, ord=order, axis=axis, keepdims=True)
     return x / numpy.where(norm == 0, 1, norm)
-
-
-def __getattr__(name):
-    # pad_sequences and timeseries_dataset_from_array live in gpu_dl.data (keras.utils has them too). They load
-    # on first use: gpu_dl.data imports gpu_dl.models, whose callbacks import this package, so importing
-    # gpu_dl.data here would make a fresh `import gpu_dl.data` (what `gpu-dl` does first) a circular import.
-    if name in ("pad_sequences", "timeseries_dataset_from_array"):
-        from ..data import sequences
-        return getattr(sequences, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Progbar", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model", "set_random_seed",
