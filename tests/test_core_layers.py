@@ -80,8 +80,7 @@ def test_dense_rejects_bad_arguments_and_inputs(xp):
     layer(xp.ones((2, 4), dtype="float32"))
     with pytest.raises(ValueError, match=r"layer 'head'.*expected shape \(None, 4\), got \(2, 5\)"):
         layer(xp.ones((2, 5), dtype="float32"))
-    with pytest.raises(ValueError, match="'head'"):
-        layer(xp.ones((2, 2, 4), dtype="float32"))
+    assert layer(xp.ones((2, 2, 4), dtype="float32")).shape == (2, 2, 3)   # any rank, as Keras's Dense
 
 
 def test_set_weights_is_all_or_nothing(xp):
@@ -201,3 +200,15 @@ def test_calling_build_yourself_builds_once(xp):
         layer(xp.ones((2,) + shape[1:], dtype=xp.float32))
         assert len(layer.weights) == count, layer
         layer.set_weights(layer.get_weights())
+
+
+def test_layers_without_shape_bound_weights_take_any_rank_once_built(xp):
+    # As in Keras: Dropout, activations and Flatten hold nothing fixed; Dense only its last axis.
+    for layer in (layers.Dropout(0.5), layers.Activation("relu"), layers.Flatten(), layers.Dense(2)):
+        layer(xp.ones((2, 3, 4), dtype="float32"))
+        assert layer(xp.ones((5, 4), dtype="float32")).shape[0] == 5
+    dense = layers.Dense(2, name="head")
+    dense(xp.ones((2, 4), dtype="float32"))
+    with pytest.raises(ValueError, match=r"'head' \(Dense\) is incompatible: expected shape \(None, 4\), got "
+                                         r"\(2, 3, 5\) \(only axis -1 must match\)"):
+        dense(xp.ones((2, 3, 5), dtype="float32"))

@@ -228,9 +228,9 @@ class Layer:
             self.built = True
             self.input_spec = (None,) + tuple(input_shape[1:])
 
-    # The input axes a built layer holds fixed, as indices into the full shape (batch axis 0); None: every
+    # The input axes a built layer holds fixed, counted from the end (-1: the last); None: the rank and every
     # axis after the batch. As in Keras, a layer whose weights fix only some axes (Dense: the last) or
-    # none (activations, dropout) takes any size along the others once built.
+    # none (activations, dropout) takes inputs of any rank and any size along the other axes once built.
     fixed_input_axes = None
     keeps_input_dtype = False   # True for a layer that takes ids, not numbers of its dtype
 
@@ -240,11 +240,15 @@ class Layer:
         if spec is None:
             return
         shape = tuple(shape)
-        axes = range(1, len(spec)) if self.fixed_input_axes is None else self.fixed_input_axes
-        if len(shape) != len(spec) or any(spec[a] is not None and shape[a] is not None and spec[a] != shape[a]
-                                          for a in axes):
-            held = "" if self.fixed_input_axes is None else (
-                " (only the rank" + "".join(f" and axis {a}" for a in axes) + " must match)")
+        if self.fixed_input_axes is None:
+            wrong = len(shape) != len(spec) or any(s is not None and d is not None and s != d
+                                                   for s, d in zip(spec[1:], shape[1:]))
+            held = ""
+        else:
+            wrong = any(len(shape) <= -a or (spec[a] is not None and shape[a] is not None and spec[a] != shape[a])
+                        for a in self.fixed_input_axes)
+            held = f" (only axis {', '.join(map(str, self.fixed_input_axes))} must match)"
+        if wrong:
             raise ValueError(
                 f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible: "
                 f"expected shape {spec}, got {shape}{held}."
