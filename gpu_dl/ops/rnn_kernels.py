@@ -232,18 +232,12 @@ def lstm_sequence_forward_persistent_cuda(xw, recurrent_kernel, h0, c0, h_seq, c
     Raises ValueError where ``persistent_applies`` is False. Returns ``(h_seq, c_seq, gates)``.
     """
     kernel = _kernel("lstm_persistent_fwd", xw, "xw")
-    launch.check_device_array(xw, kernel, "xw")
-    if xw.ndim != 3:
-        raise ValueError(f"{kernel}: `xw` must have shape (T, N, 4U) (time-major), got {tuple(xw.shape)}.")
-    steps, n, width = xw.shape
-    u = _units(width, 4, kernel, "xw")
+    steps, n, u = _time_major_gates(xw, kernel, "xw")
     _same(kernel, xw.dtype, recurrent_kernel=(recurrent_kernel, (u, 4 * u)), h0=(h0, (n, u)), c0=(c0, (n, u)),
           h_seq=(h_seq, (steps + 1, n, u)), c_seq=(c_seq, (steps + 1, n, u)), gates=(gates, (steps, n, 4 * u)))
     if n * u == 0:
         return h_seq, c_seq, gates
     _refuse_large(kernel, n, u, xw.dtype)
-    sms, shared_max = _current_limits()
-    itemsize = xw.dtype.itemsize
     _launch_persistent(kernel, "fwd", (xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates), steps, n, u, xw.dtype)
     return h_seq, c_seq, gates
 
@@ -262,11 +256,7 @@ def lstm_sequence_backward_persistent_cuda(dh_seq, dh_last, dc_last, gates, c_se
     ``persistent_applies`` is False. Returns ``(dz, dh0, dc0)``.
     """
     kernel = _kernel("lstm_persistent_bwd", gates, "gates")
-    launch.check_device_array(gates, kernel, "gates")
-    if gates.ndim != 3:
-        raise ValueError(f"{kernel}: `gates` must have shape (T, N, 4U) (time-major), got {tuple(gates.shape)}.")
-    steps, n, width = gates.shape
-    u = _units(width, 4, kernel, "gates")
+    steps, n, u = _time_major_gates(gates, kernel, "gates")
     arrays = dict(c_seq=(c_seq, (steps + 1, n, u)), recurrent_kernel=(recurrent_kernel, (u, 4 * u)),
                   dz=(dz, (steps, n, 4 * u)), dh0=(dh0, (n, u)), dc0=(dc0, (n, u)))
     for argument, a, shape in (("dh_seq", dh_seq, (steps, n, u)), ("dh_last", dh_last, (n, u)),
@@ -280,6 +270,15 @@ def lstm_sequence_backward_persistent_cuda(dh_seq, dh_last, dc_last, gates, c_se
     _launch_persistent(kernel, "bwd", (dh_seq, dh_last, dc_last, gates, c_seq, recurrent_kernel, dz, dh0, dc0),
                        steps, n, u, gates.dtype)
     return dz, dh0, dc0
+
+
+def _time_major_gates(a, kernel, argument):
+    """(T, N, U) of a checked (T, N, 4U) argument (C-contiguous CuPy array)."""
+    launch.check_device_array(a, kernel, argument)
+    if a.ndim != 3:
+        raise ValueError(f"{kernel}: `{argument}` must have shape (T, N, 4U) (time-major), got {tuple(a.shape)}.")
+    steps, n, width = a.shape
+    return steps, n, _units(width, 4, kernel, argument)
 
 
 def _refuse_large(kernel, n, u, dtype):
