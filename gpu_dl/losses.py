@@ -560,16 +560,27 @@ class Loss:
         """Entries the reduction leaves out (Keras's loss mask), or None."""
         return None
 
-    def reduction_weights(self, y_true, y_pred, values, sample_weight=None):
-        """Per-value factors of this loss's reduction: the scalar loss is ``(w * values).sum()``."""
-        return reduction_weights(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
+    def _masks(self, y_true, y_pred, output_mask):
+        """This loss's own mask and the model output's mask of padded steps, together (or None)."""
+        own = self._mask(y_true, y_pred)
+        if output_mask is None or own is None:
+            return own if output_mask is None else output_mask
+        return own & output_mask
 
-    def uniform_reduction_weight(self, y_true, y_pred, values_size, sample_weight=None):
+    def reduction_weights(self, y_true, y_pred, values, sample_weight=None, output_mask=None):
+        """Per-value factors of this loss's reduction: the scalar loss is ``(w * values).sum()``.
+
+        ``output_mask``: the model output's mask of padded steps (Keras's mask on y_pred), which the
+        reduction leaves out as it does the loss's own mask.
+        """
+        return reduction_weights(values, sample_weight, self._masks(y_true, y_pred, output_mask), self.reduction)
+
+    def uniform_reduction_weight(self, y_true, y_pred, values_size, sample_weight=None, output_mask=None):
         """The single value of every ``reduction_weights`` factor when no sample weight or mask applies, else None.
 
         Saves building an array of equal weights in every training step.
         """
-        if sample_weight is not None or self._mask(y_true, y_pred) is not None:
+        if sample_weight is not None or output_mask is not None or self._mask(y_true, y_pred) is not None:
             return None
         return 1.0 if self.reduction == "sum" else 1.0 / max(int(values_size), 1)
 

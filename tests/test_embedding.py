@@ -47,8 +47,7 @@ def test_bad_ids_and_arguments_name_the_layer(xp):
         with pytest.raises(ValueError, match=rf"'tokens' has input_dim=5: ids must lie in \[0, 4\], got ids {shown}"):
             layer(xp.asarray(numpy.array(bad)))
     for kwargs, match in ((dict(input_dim=0, output_dim=2), "input_dim"), (dict(input_dim=3, output_dim=-1),
-                                                                          "output_dim"),
-                          (dict(input_dim=3, output_dim=2, mask_zero=True), "mask_zero=True is not supported")):
+                                                                          "output_dim")):
         with pytest.raises(ValueError, match=match):
             layers.Embedding(**kwargs)
 

@@ -91,3 +91,53 @@ def test_embedding_and_lstm_train_as_keras_does(rng, tmp_path):
     loaded = gpu_dl.models.load_model(tmp_path / "embedding.keras")
     x = rng.integers(0, 11, (5, 6))
     numpy.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["sequence labels", "one label"])
+def test_masked_sequences_train_as_keras_does(rng, head):
+    def stack(lib):
+        if head == "sequence labels":   # the mask reaches the loss and the metric
+            return [lib.layers.Embedding(9, 4, mask_zero=True), lib.layers.LSTM(5, return_sequences=True),
+                    lib.layers.Dense(3, activation="softmax")]
+        return [lib.layers.Masking(-1.0), lib.layers.Bidirectional(lib.layers.GRU(4, return_sequences=True)),
+                lib.layers.SimpleRNN(3, go_backwards=True), lib.layers.Dense(3, activation="softmax")]
+    gpu_dl.backend.set_random_seed(6)
+    shape = (6,) if head == "sequence labels" else (6, 2)
+    ours = gpu_dl.Sequential([layers.Input(shape)] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input(shape)] + stack(keras))
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    for step in range(4):
+        lengths = rng.integers(1, 7, 8)
+        keep = numpy.arange(6)[None, :] >= 6 - lengths[:, None]        # padded in front, as pad_sequences does
+        if head == "sequence labels":
+            x = numpy.where(keep, rng.integers(1, 9, (8, 6)), 0)
+            y = rng.integers(0, 3, (8, 6))
+        else:
+            x = numpy.where(keep[..., None], rng.standard_normal((8, 6, 2)), -1.0).astype("float32")
+            y = rng.integers(0, 3, 8)
+        ours_logs, theirs_logs = ours.train_on_batch(x, y), theirs.train_on_batch(x, y)
+        numpy.testing.assert_allclose(ours_logs, theirs_logs, rtol=2e-5, atol=1e-6, err_msg=f"step {step}")
+    numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_outputs_at_masked_steps_are_keras_s(rng, tmp_path):
+    # Bidirectional merges zeros at masked steps; a plain layer repeats its last output unless
+    # zero_output_for_mask; the mask passes on through return_sequences layers and Dense.
+    theirs = keras.Sequential([keras.Input((7,)), keras.layers.Embedding(9, 3, mask_zero=True),
+                               keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+                               keras.layers.GRU(3, return_sequences=True, go_backwards=True),
+                               keras.layers.SimpleRNN(2, return_sequences=True, zero_output_for_mask=True),
+                               keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "masked.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "masked.keras")
+    x = rng.integers(1, 9, (5, 7))
+    x[0, :3] = 0
+    x[1, 4:] = 0
+    x[2, 2] = 0
+    x[3, :] = 0
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -97,17 +97,21 @@ def fused_cells(request, monkeypatch):
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("recurrent_dropout", [0.0, 0.3])
-def test_fused_loops_match_the_array_path(monkeypatch, rng, fused_cells, kind, return_sequences, recurrent_dropout):
+@pytest.mark.parametrize("masked", [False, True], ids=["all steps", "masked steps"])
+def test_fused_loops_match_the_array_path(monkeypatch, rng, fused_cells, kind, return_sequences, recurrent_dropout,
+                                          masked):
     from gpu_dl.backend.noise import UniformNoise
     layer = getattr(layers, kind)(5, return_sequences=return_sequences, return_state=True, seed=3,
                                   recurrent_dropout=recurrent_dropout, bias_initializer="random_normal",
                                   dtype="float64")
     x = rng.standard_normal((3, 7, 4))
+    mask = numpy.array([[True] * 7, [False, True, True, False, True, True, False], [False] * 5 + [True] * 2]) \
+        if masked else None
     grads = [rng.standard_normal(o.shape) for o in layer(x)]
 
     def run():
         layer._noise = UniformNoise(3)
-        outputs = layer(x, training=True)
+        outputs = layer(x, training=True, mask=mask)
         dx = layer.backward(grads)
         return outputs, dx, [v.grad.copy() for v in layer.trainable_weights]
 

@@ -19,6 +19,7 @@ class _ElementwiseActivation(Layer):
     """Applies ``self.activation``; keeps its input as the pre-activation a fused loss may ask for."""
 
     fixed_input_axes = ()
+    supports_masking = True
 
     def call(self, x, training=False):
         y = self.activation(x)

@@ -233,6 +233,14 @@ class Layer:
     # none (activations, dropout) takes inputs of any rank and any size along the other axes once built.
     fixed_input_axes = None
     keeps_input_dtype = False   # True for a layer that takes ids, not numbers of its dtype
+    # Masks of padded sequence steps, (batch, timesteps) booleans, as in Keras: a layer that supports
+    # masking passes its input's mask on; one that takes a mask (the recurrent layers) reads it in call().
+    supports_masking = False
+    takes_mask = False
+
+    def compute_mask(self, x, mask):
+        """The mask of this layer's output, from its input ``x`` and that input's ``mask`` (or None)."""
+        return mask if self.supports_masking else None
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
@@ -268,15 +276,28 @@ class Layer:
                             f"{numpy.dtype(x.dtype).name}.")
         return x
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=False, mask=None):
         x = self._as_input(x)
         self.ensure_built(x.shape)
         self.check_input_shape(x.shape)
         if x.dtype != self.dtype and not self.keeps_input_dtype:
             x = x.astype(self.dtype)
-        y = self.call(x, training=training)
+        if self.takes_mask:
+            y = self.call(x, training=training, mask=self._checked_mask(x, mask))
+        else:
+            y = self.call(x, training=training)
         self._activity_output = y if (training and self.activity_regularizer is not None) else None
         return y
+
+    def _checked_mask(self, x, mask):
+        """``mask`` as (batch, timesteps) booleans on ``x``'s device, or None; a clear error if it does not fit."""
+        if mask is None:
+            return None
+        mask = backend.array_module(x).asarray(mask)
+        if mask.shape != tuple(x.shape[:2]):
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the mask must have shape (batch, timesteps) "
+                             f"= {tuple(x.shape[:2])}, got {tuple(mask.shape)}.")
+        return mask.astype(bool, copy=False)
 
     def saved(self):
         """What the last training call kept; a clear error when backward comes without one."""

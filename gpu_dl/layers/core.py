@@ -56,6 +56,7 @@ class Dense(Layer):
     """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,)."""
 
     fixed_input_axes = (-1,)
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -119,6 +120,7 @@ class Dropout(Layer):
     """Zeroes a fraction ``rate`` of the inputs in training and scales the rest by 1/(1-rate)."""
 
     fixed_input_axes = ()
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -24,10 +24,9 @@ class Embedding(Layer):
         where = f"Embedding layer '{self.name}'"
         self.input_dim = positive_int(input_dim, f"{where}: input_dim")
         self.output_dim = positive_int(output_dim, f"{where}: output_dim")
-        if mask_zero:
-            raise ValueError(f"{where}: mask_zero=True is not supported (gpu_dl layers take no masks); pad with "
-                             "an id of its own and let the model learn to ignore it, or trim the padding.")
-        self.mask_zero = False
+        # Keras's padding id: with mask_zero, id 0 marks a padded step (recurrent layers after it skip
+        # those steps), so the vocabulary's own ids start at 1.
+        self.mask_zero = bool(mask_zero)
         self.set_weight_arguments(embeddings_initializer=embeddings_initializer,
                                   embeddings_regularizer=embeddings_regularizer,
                                   embeddings_constraint=embeddings_constraint)
@@ -42,6 +41,9 @@ class Embedding(Layer):
         if self._initial_weights is not None:
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
+
+    def compute_mask(self, x, mask):
+        return (x != 0) if self.mask_zero else None
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

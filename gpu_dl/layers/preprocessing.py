@@ -284,8 +284,9 @@ class _RandomImageLayer(SpatialLayer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def __call__(self, x, training=None):
+    def __call__(self, x, training=None, mask=None):
         # As in Keras, a direct call without ``training`` augments; models pass training explicitly.
+        # Images carry no mask of padded steps: ``mask`` is taken only to share the layers' call.
         training = True if training is None else bool(training)
         if getattr(x, "ndim", None) == 3:
             y = super().__call__(x[None], training=training)

@@ -12,6 +12,11 @@ Dropout: one input mask (batch, features) and one recurrent mask
 (batch, units) per call, the same at every step; the recurrent mask
 multiplies h_{t-1} where it enters the recurrent product only.
 
+Masks (Keras's masking of padded sequences, from ``Masking`` or
+``Embedding(mask_zero=True)``): a step whose mask is False leaves the states
+as they were, so its output repeats the one before (zeros before the first);
+the layer passes the mask on when it returns sequences.
+
 ``stateful=True``: each call starts from the states the previous call ended
 with (zeros at first and after ``reset_state()``), so consecutive batches
 continue one long sequence, sample i of a batch after sample i of the one
@@ -44,13 +49,14 @@ class _Recurrent(Layer):
 
     GATES = 1
     STATES = 1   # states returned with return_state
+    takes_mask = True
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, **kwargs):
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         where = f"{type(self).__name__} layer '{self.name}'"
         self.units = positive_int(units, f"{where}: units")
@@ -73,6 +79,9 @@ class _Recurrent(Layer):
         self.stateful = bool(stateful)
         self._carried_states = None   # stateful: the states the last call ended with
         self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
+        # Keras's choice for masked steps: zeros as their output instead of the output before (the states
+        # are held either way); Bidirectional sets it for the sequences it merges, as Keras does.
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.kernel = self.recurrent_kernel = self.bias = None
 
     # ----------------------------------------------------------------- shapes
@@ -128,23 +137,33 @@ class _Recurrent(Layer):
         uniform = self._noise.random(xp, shape, dtype)
         return (uniform < keep).astype(dtype) / dtype.type(keep)
 
-    def call(self, x, training=False):
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def call(self, x, training=False, mask=None):
         xp = array_module(x)
         n = x.shape[0]
         steps = x[:, ::-1] if self.go_backwards else x
         x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2))
+        step_mask = None
+        if mask is not None:
+            step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
         input_mask = recurrent_mask = None
         if training and self.dropout:
             input_mask = self._mask(xp, (n, x.shape[2]), self.dropout, x.dtype)
             x_tm = x_tm * input_mask
         if training and self.recurrent_dropout:
             recurrent_mask = self._mask(xp, (n, self.units), self.recurrent_dropout, x.dtype)
-        states, saved = self.run(x_tm, self._initial_states(xp, n, x.dtype), recurrent_mask, training)
+        states, saved = self.run(x_tm, self._initial_states(xp, n, x.dtype), recurrent_mask, step_mask, training)
         if self.stateful:
             self._carried_states = [xp.array(s[-1]) for s in states]
-        self._saved = (saved, input_mask) if training else None
+        zeroed = step_mask if self.zero_output_for_mask else None
+        self._saved = (saved, input_mask, zeroed) if training else None
         h = states[0]
-        output = xp.ascontiguousarray(h[1:].transpose(1, 0, 2)) if self.return_sequences else h[-1]
+        if self.return_sequences:
+            output = xp.ascontiguousarray((h[1:] if zeroed is None else h[1:] * zeroed[..., None]).transpose(1, 0, 2))
+        else:
+            output = h[-1] if zeroed is None else h[-1] * zeroed[-1][:, None]
         if self.return_state:
             return [output] + [s[-1] for s in states]
         return output
@@ -179,7 +198,7 @@ class _Recurrent(Layer):
         return None if self._carried_states is None else [s.copy() for s in self._carried_states]
 
     def backward(self, dy):
-        saved, input_mask = self.saved()
+        saved, input_mask, zeroed = self.saved()
         grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
         grads += [None] * (1 + self.STATES - len(grads))
         d_output, d_states = grads[0], grads[1:]
@@ -188,8 +207,10 @@ class _Recurrent(Layer):
         if d_output is not None:
             if self.return_sequences:
                 dh_seq = xp.ascontiguousarray(d_output.transpose(1, 0, 2))
+                if zeroed is not None:
+                    dh_seq = dh_seq * zeroed[..., None]
             else:
-                dh_last = d_output
+                dh_last = d_output if zeroed is None else d_output * zeroed[-1][:, None]
         if d_states[0] is not None:
             dh_last = d_states[0] if dh_last is None else dh_last + d_states[0]
         want_input = self.input_gradient_wanted
@@ -218,6 +239,7 @@ class _Recurrent(Layer):
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
         })
         return config
 
@@ -243,11 +265,11 @@ class LSTM(_Recurrent):
         return numpy.concatenate([self.bias_initializer((u,), dtype=self.dtype), numpy.ones(u, dtype=self.dtype),
                                   self.bias_initializer((2 * u,), dtype=self.dtype)])
 
-    def run(self, x_tm, initial, recurrent_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, step_mask, training):
         h0, c0 = initial
         h, c, saved = rnn.lstm_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
                                        h0, c0, self.activation, self.recurrent_activation,
-                                       recurrent_mask=recurrent_mask, training=training)
+                                       recurrent_mask=recurrent_mask, step_mask=step_mask, training=training)
         return (h, c), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
@@ -275,10 +297,10 @@ class GRU(_Recurrent):
     def bias_shape(self):
         return (2, 3 * self.units)
 
-    def run(self, x_tm, initial, recurrent_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, step_mask, training):
         h, saved = rnn.gru_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), initial[0],
                                    self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
-                                   training=training)
+                                   step_mask=step_mask, training=training)
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
@@ -298,9 +320,10 @@ class SimpleRNN(_Recurrent):
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates).")
         super().__init__(units, activation=activation, **kwargs)
 
-    def run(self, x_tm, initial, recurrent_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, step_mask, training):
         h, saved = rnn.simple_rnn_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
-                                          initial[0], self.activation, recurrent_mask=recurrent_mask, training=training)
+                                          initial[0], self.activation, recurrent_mask=recurrent_mask,
+                                          step_mask=step_mask, training=training)
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
@@ -340,6 +363,8 @@ class Bidirectional(Layer):
                              f"other direction from layer '{layer.name}' (go_backwards={not layer.go_backwards}), "
                              f"got go_backwards={backward_layer.go_backwards} for both.")
         self.backward_layer = backward_layer
+        for sub in (self.forward_layer, self.backward_layer):   # Keras merges zeros at masked steps
+            sub.zero_output_for_mask = sub.return_sequences
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
 
@@ -364,9 +389,14 @@ class Bidirectional(Layer):
     def _turned(self, y):
         return y[:, ::-1] if self.return_sequences else y
 
-    def call(self, x, training=False):
-        y_f = self.forward_layer(x, training=training)
-        y_b = self._turned(self.backward_layer(x, training=training))
+    takes_mask = True
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def call(self, x, training=False, mask=None):
+        y_f = self.forward_layer(x, training=training, mask=mask)
+        y_b = self._turned(self.backward_layer(x, training=training, mask=mask))
         self._saved = (y_f, y_b) if training else None
         xp = array_module(x)
         if self.merge_mode == "concat":

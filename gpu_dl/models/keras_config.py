@@ -31,7 +31,6 @@ _HARMLESS_KEYS = {
     "quantization_config": (None,),
     "lora_rank": (None,),
     "lora_alpha": (None,),
-    "zero_output_for_mask": None,   # only acts on masked inputs, which gpu_dl does not have
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 

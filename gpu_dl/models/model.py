@@ -79,6 +79,7 @@ class Model:
         self._metrics = None            # resolved Metric objects, once shapes are known
         self._loss_sum = None           # running sums on the device: loss * samples, samples
         self._loss_count = 0
+        self.output_mask = None         # the last forward's mask of padded output steps (Keras's mask)
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -156,27 +157,28 @@ class Model:
     def _loss_and_gradient(self, y, y_pred, sw, training):
         """Loss value (0-d, on the device) and d(loss)/d(model output or logits)."""
         loss = self.loss
+        mask = self.output_mask
         if self._fused_softmax:
             logits = self.layers[-1].saved_preactivation()
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
             # before the loss runs, so the fused kernel scales the gradient rows as it writes them.
             rows = logits.size // max(logits.shape[-1], 1)
-            uniform = loss.uniform_reduction_weight(y, logits, rows, sw)
+            uniform = loss.uniform_reduction_weight(y, logits, rows, sw, output_mask=mask)
             if uniform is not None:
                 per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform, want_grad=training)
                 return per_sample.sum() * logits.dtype.type(uniform), y_pred, dout
             module = backend.array_module(logits)
             shape_of_values = module.broadcast_to(module.zeros((), logits.dtype), logits.shape[:-1])
-            weights = loss.reduction_weights(y, logits, shape_of_values, sw)
+            weights = loss.reduction_weights(y, logits, shape_of_values, sw, output_mask=mask)
             per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, want_grad=training)
             return (weights * per_sample).sum(), y_pred, dout
         per_sample = loss.call(y, y_pred)
         dout = loss.grad(y, y_pred) if training else None
-        uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw)
+        uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw, output_mask=mask)
         if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
             scale = per_sample.dtype.type(uniform)
             return per_sample.sum() * scale, y_pred, (dout * scale if training else None)
-        weights = loss.reduction_weights(y, y_pred, per_sample, sw)
+        weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
         value = (weights * per_sample).sum()
         if training:
             dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
@@ -215,8 +217,13 @@ class Model:
     def _track(self, value, y, y_pred, n):
         self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
         self._loss_count += n
+        # As in Keras, a mask of padded output steps leaves those steps out of the metrics too.
+        steps = None if self.output_mask is None else self.output_mask.astype(y_pred.dtype)
         for metric in self._metrics:
-            metric.update_state(y, y_pred)
+            if steps is None:
+                metric.update_state(y, y_pred)
+            else:
+                metric.update_state(y, y_pred, sample_weight=steps)
 
     def reset_metrics(self):
         self._loss_sum, self._loss_count = None, 0

@@ -1,6 +1,8 @@
 """``Sequential``: a plain stack of layers, each feeding the next."""
 from __future__ import annotations
 
+import warnings
+
 import numpy
 
 from ..backend.nvtx import nvtx_range
@@ -8,6 +10,13 @@ from ..layers.base import Layer, unique_name
 from ..layers.core import InputLayer
 from .model import Model
 from .summary import print_summary
+
+
+def _warn_mask_dropped(layer):
+    if not getattr(layer, "_warned_mask_dropped", False):
+        layer._warned_mask_dropped = True
+        warnings.warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
+                      "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
 
 
 class Sequential(Model):
@@ -144,9 +153,17 @@ class Sequential(Model):
 
     # --------------------------------------------------------- forward/backward
     def forward(self, x, training=False):
+        """The output for ``x``; ``output_mask`` is then the mask of padded steps that reached the output
+        (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None."""
+        mask = None
         for layer in self._layers:
             with nvtx_range(f"{layer.name}.forward"):
-                x = layer(x, training=training)
+                y = layer(x, training=training, mask=mask)
+                if mask is not None and not (layer.supports_masking or layer.takes_mask):
+                    _warn_mask_dropped(layer)
+                mask = layer.compute_mask(x, mask)
+            x = y
+        self.output_mask = mask
         return x
 
     def __call__(self, x, training=False):

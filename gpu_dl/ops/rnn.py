@@ -21,6 +21,11 @@ input gradient dx = dz @ kernel^T.
 
 ``recurrent_mask`` (N, U), when given, multiplies h_{t-1} where it enters
 the recurrent product (Keras's recurrent dropout), every step the same.
+
+``step_mask`` (T, N) booleans, when given, marks the steps each sample has
+(Keras's masking of padded sequences): where it is False the step leaves
+the states as they were, so the output repeats the one before (zeros
+before the first step), and nothing flows back through the cell there.
 """
 from __future__ import annotations
 
@@ -58,6 +63,27 @@ def _masked(h, mask):
     return h if mask is None else h * mask
 
 
+def _hold(states, step, step_mask):
+    """A masked step keeps the states of the step before: ``states[step + 1]`` where the mask is False."""
+    if step_mask is not None:
+        keep = step_mask[step][:, None]
+        xp = array_module(states)
+        states[step + 1] = xp.where(keep, states[step + 1], states[step])
+
+
+def _masked_step_gradients(step_mask, step, through_cell, passing, *cell_gradients):
+    """Backward of ``_hold``: where the mask is False the step's cell gradients are zero and the
+    incoming gradient passes to the step before. Returns that gradient (from ``through_cell`` where the
+    step ran, ``passing`` where it did not) and zeroes the masked rows of ``cell_gradients`` in place."""
+    if step_mask is None:
+        return through_cell
+    keep = step_mask[step][:, None]
+    xp = array_module(through_cell)
+    for g in cell_gradients:
+        g *= keep
+    return xp.where(keep, through_cell, passing)
+
+
 def _sequences(xp, t, n, u, h0, dtype, c0=None):
     h = xp.empty((t + 1, n, u), dtype=dtype)
     h[0] = h0
@@ -70,7 +96,7 @@ def _sequences(xp, t, n, u, h0, dtype, c0=None):
 
 # ------------------------------------------------------------------------------------------------ LSTM
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, *,
-                 recurrent_mask=None, training=False):
+                 recurrent_mask=None, step_mask=None, training=False):
     """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None)."""
     xp = array_module(x)
     t, n, _ = x.shape
@@ -80,10 +106,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
-    saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask)
+    saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask,
+             step_mask)
     if fused:
         from .rnn_kernels import lstm_cell_forward_cuda, lstm_sequence_forward_persistent_cuda, persistent_applies
-        if recurrent_mask is None and persistent_applies(n, u, x.dtype):
+        if recurrent_mask is None and step_mask is None and persistent_applies(n, u, x.dtype):
             # small hidden sizes: the whole time loop in one launch, the recurrent kernel on chip
             lstm_sequence_forward_persistent_cuda(xw, xp.ascontiguousarray(recurrent_kernel), h[0], c[0], h, c, gates)
             return h, c, (saved if training else None)
@@ -92,16 +119,18 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         if fused:
             xp.matmul(_masked(h[step], recurrent_mask), recurrent_kernel, out=hr)
             lstm_cell_forward_cuda(xw[step], hr, c[step], h[step + 1], c[step + 1], gates[step])
-            continue
-        z = pre[step]
-        xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=z)
-        i, f, g, o = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
-        i[...] = recurrent_activation(z[:, :u])
-        f[...] = recurrent_activation(z[:, u:2 * u])
-        g[...] = activation(z[:, 2 * u:3 * u])
-        o[...] = recurrent_activation(z[:, 3 * u:])
-        c[step + 1] = f * c[step] + i * g
-        h[step + 1] = o * activation(c[step + 1])
+        else:
+            z = pre[step]
+            xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=z)
+            i, f, g, o = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+            i[...] = recurrent_activation(z[:, :u])
+            f[...] = recurrent_activation(z[:, u:2 * u])
+            g[...] = activation(z[:, 2 * u:3 * u])
+            o[...] = recurrent_activation(z[:, 3 * u:])
+            c[step + 1] = f * c[step] + i * g
+            h[step + 1] = o * activation(c[step + 1])
+        _hold(h, step, step_mask)
+        _hold(c, step, step_mask)
     return h, c, (saved if training else None)
 
 
@@ -111,12 +140,12 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     ``dh_seq`` (T, N, U) is the gradient of h_1..h_T (or None when only the last state is used),
     ``dh_last`` / ``dc_last`` (N, U) extra gradients of h_T and c_T (or None).
     """
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
     dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
-    if pre is None and mask is None and _persistent_applies(n, u, x.dtype):
+    if pre is None and mask is None and step_mask is None and _persistent_applies(n, u, x.dtype):
         dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
     else:
         dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
@@ -147,7 +176,7 @@ def _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz):
 
 def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
     """The time loop, one step at a time (fused cell kernels on the GPU); fills ``dz``, returns (dh0, dc0)."""
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -161,6 +190,7 @@ def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
     recurrent_t = recurrent_kernel.T
     for step in range(t - 1, -1, -1):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        dc_in = dc_next
         if fused:
             dc_prev = dc_buffers[step % 2]
             lstm_cell_backward_cuda(xp.ascontiguousarray(dh), dc_next, gates[step], c[step + 1], c[step],
@@ -179,12 +209,16 @@ def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
             dz[step, :, 3 * u:] = recurrent_activation.grad(z[:, 3 * u:], o, dh * tc)
             dc_next = dc * f
         dh_next = _masked(dz[step] @ recurrent_t, mask)
+        if step_mask is not None:
+            passing_dc = xp.zeros_like(dh) if dc_in is None else dc_in
+            dc_next = _masked_step_gradients(step_mask, step, dc_next, passing_dc)
+            dh_next = _masked_step_gradients(step_mask, step, dh_next, dh, dz[step])
     return dh_next, dc_next
 
 
 # ------------------------------------------------------------------------------------------------- GRU
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
-                recurrent_mask=None, training=False):
+                recurrent_mask=None, step_mask=None, training=False):
     """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None."""
     xp = array_module(x)
     t, n, _ = x.shape
@@ -204,24 +238,25 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
             hr += bias[1]
         if fused:
             gru_cell_forward_cuda(xw[step], hr, h[step], h[step + 1], gates[step])
-            continue
-        a = pre[step]      # pre-activations of z, r and hh
-        xp.add(xw[step, :, :2 * u], hr[:, :2 * u], out=a[:, :2 * u])
-        z, r, hh, hr_h = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
-        z[...] = recurrent_activation(a[:, :u])
-        r[...] = recurrent_activation(a[:, u:2 * u])
-        hr_h[...] = hr[:, 2 * u:]
-        a[:, 2 * u:] = xw[step, :, 2 * u:] + r * hr_h
-        hh[...] = activation(a[:, 2 * u:])
-        h[step + 1] = z * h[step] + (1 - z) * hh
+        else:
+            a = pre[step]      # pre-activations of z, r and hh
+            xp.add(xw[step, :, :2 * u], hr[:, :2 * u], out=a[:, :2 * u])
+            z, r, hh, hr_h = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
+            z[...] = recurrent_activation(a[:, :u])
+            r[...] = recurrent_activation(a[:, u:2 * u])
+            hr_h[...] = hr[:, 2 * u:]
+            a[:, 2 * u:] = xw[step, :, 2 * u:] + r * hr_h
+            hh[...] = activation(a[:, 2 * u:])
+            h[step + 1] = z * h[step] + (1 - z) * hh
+        _hold(h, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask)
+             recurrent_mask, step_mask)
     return h, (saved if training else None)
 
 
 def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias (2, 3U) or None, dh0)."""
-    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask = saved
+    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -248,7 +283,8 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
             dhr[step, :, :2 * u] = dxw[step, :, :2 * u]
             dhr[step, :, 2 * u:] = da_h * r
             direct = dh * z
-        dh_next = direct + _masked(dhr[step] @ recurrent_t, mask)
+        dh_next = _masked_step_gradients(step_mask, step, direct + _masked(dhr[step] @ recurrent_t, mask), dh,
+                                         dxw[step], dhr[step])
     rows = t * n
     dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
     dkernel = x.reshape(rows, x.shape[2]).T @ dxw
@@ -259,7 +295,8 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
 
 
 # ------------------------------------------------------------------------------------------ simple RNN
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, *, recurrent_mask=None, training=False):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, *, recurrent_mask=None, step_mask=None,
+                       training=False):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias): (h (T+1, N, U), saved or None)."""
     xp = array_module(x)
     t, n, _ = x.shape
@@ -270,13 +307,14 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, *, rec
     for step in range(t):
         xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=pre[step])
         h[step + 1] = activation(pre[step])
-    saved = (x, kernel, recurrent_kernel, h, pre, activation, recurrent_mask)
+        _hold(h, step, step_mask)
+    saved = (x, kernel, recurrent_kernel, h, pre, activation, recurrent_mask, step_mask)
     return h, (saved if training else None)
 
 
 def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias, dh0)."""
-    x, kernel, recurrent_kernel, h, pre, activation, mask = saved
+    x, kernel, recurrent_kernel, h, pre, activation, mask, step_mask = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -286,7 +324,7 @@ def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     for step in range(t - 1, -1, -1):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
         dz[step] = activation.grad(pre[step], h[step + 1], dh)
-        dh_next = _masked(dz[step] @ recurrent_t, mask)
+        dh_next = _masked_step_gradients(step_mask, step, _masked(dz[step] @ recurrent_t, mask), dh, dz[step])
     dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
     dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
