@@ -322,3 +322,17 @@ def test_a_keras_saved_model_with_these_layers_loads(rng, keras, tmp_path):
     x = images(rng, (3, 6, 5, 3)) * 100
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
                                   rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_called_without_training_augments_as_keras_does(xp):
+    # Keras: each layer takes its own default, so the random image layers augment and Dropout does not
+    model = gpu_dl.Sequential([gpu_dl.layers.Input((4, 4, 1)), gpu_dl.layers.RandomFlip("horizontal", seed=1),
+                               gpu_dl.layers.Dropout(0.9, seed=2), gpu_dl.layers.Flatten()])
+    x = xp.asarray(numpy.arange(32, dtype="float32").reshape(2, 4, 4, 1))
+    flipped = to_numpy(x)[:, :, ::-1].reshape(2, 16)
+    outputs = [to_numpy(model(x)) for _ in range(8)]
+    for y in outputs:       # no dropout: each image is itself or its mirror image
+        for row, image, mirror in zip(y, to_numpy(x).reshape(2, 16), flipped):
+            assert (row == image).all() or (row == mirror).all()
+    assert any((y != to_numpy(x).reshape(2, 16)).any() for y in outputs)   # and some were flipped
+    numpy.testing.assert_array_equal(to_numpy(model(x, training=False)), to_numpy(x).reshape(2, 16))

@@ -277,6 +277,7 @@ class Layer:
         return x
 
     def __call__(self, x, training=False, mask=None):
+        training = bool(training)      # None (a model called without it): this layer's default, inference
         x = self._as_input(x)
         self.ensure_built(x.shape)
         self.check_input_shape(x.shape)

@@ -166,8 +166,11 @@ class Sequential(Model):
         self.output_mask = mask
         return x
 
-    def __call__(self, x, training=False):
-        """The model's output for one batch ``x`` (moved to the current device if needed), as a device array."""
+    def __call__(self, x, training=None):
+        """The model's output for one batch ``x`` (moved to the current device if needed), as a device array.
+
+        Without ``training``, as in Keras, each layer takes its own default: inference for all but the
+        random image layers, which augment unless told ``training=False``."""
         from .. import backend
         x = backend.to_device(x)
         if not self.built:
