@@ -26,9 +26,12 @@ import numbers
 import numpy
 
 from . import losses
-from .backend import array_module, floatx, standardize_dtype, to_numpy
+from .backend import array_module, floatx, to_numpy
 from .catalogue import from_keras_config, keras_config, lookup, snake_case
+from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
+                                TruePositives)
 from .losses import squeeze_or_expand_to_same_rank
+from .metric_base import Metric
 
 
 # ---------------------------------------------------- accuracy functions
@@ -122,41 +125,6 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False
 
 
 # ----------------------------------------------------------------- base
-class Metric:
-    """Base class: subclasses define ``update_state``, ``result`` and ``reset_state``."""
-
-    def __init__(self, name=None, dtype=None):
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"{type(self).__name__}: `name` must be a string, got {name!r}.")
-        self.name = name or snake_case(type(self).__name__)
-        self.dtype = standardize_dtype(dtype, f"{type(self).__name__}: dtype")
-        self.reset_state()
-
-    def update_state(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} must define update_state.")
-
-    def result(self):
-        raise NotImplementedError(f"{type(self).__name__} must define result.")
-
-    def reset_state(self):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        """Update with one batch and return the running result (as Keras's ``Metric.__call__``)."""
-        self.update_state(*args, **kwargs)
-        return self.result()
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return f"<{type(self).__name__} name={self.name!r}>"
-
-
 def _samplewise(xp, values, sample_weight, reduce="mean"):
     """Keras's reduce_to_samplewise_values: one value per sample (weighted), and the per-sample weights.
 
@@ -383,7 +351,8 @@ _CLASSES = {cls.__name__: cls for cls in (
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, RootMeanSquaredError,
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
-    SparseCategoricalCrossentropy)}
+    SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
+    AUC)}
 
 
 def _huber():

@@ -1,0 +1,284 @@
+"""Keras 3's confusion-matrix metrics: TruePositives ... FalseNegatives, Precision, Recall and AUC.
+
+Each counts, over all batches seen, the (weighted) predictions above each
+threshold among the positive and the negative targets. A prediction is
+positive at threshold ``t`` when it is greater than ``t``; a target is positive
+when it is non-zero. Without ``multi_label`` every entry of y_pred is one
+prediction (labels of several columns are pooled); AUC with ``multi_label``
+keeps one set of counts per column and averages the columns' areas.
+
+Counting is one pass over the batch, whatever the number of thresholds: each
+prediction's rank among the sorted thresholds (``searchsorted``) says at how
+many of them it is positive, a weighted ``bincount`` of those ranks and a
+cumulative sum give the counts at every threshold. The counts are float64
+arrays of the inputs' module, on the GPU for CuPy arrays.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from .backend import array_module, to_numpy
+from .losses import squeeze_or_expand_to_same_rank
+from .metric_base import Metric
+
+_EPSILON = 1e-7                 # Keras's backend.epsilon(), which widens AUC's end thresholds
+_NEG_INF = -1e10                # Keras's threshold when only top_k decides
+
+
+def _thresholds(value, where):
+    """(float64 array, single) from a number or a list of numbers in [0, 1]; single: a number was given."""
+    single = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    try:
+        values = numpy.atleast_1d(numpy.asarray(value, dtype=numpy.float64))
+    except (TypeError, ValueError):
+        values = None
+    if values is None or isinstance(value, bool) or values.ndim != 1 or not values.size \
+            or not numpy.all((values >= 0) & (values <= 1)):
+        raise ValueError(f"{where}: thresholds must be a number or a list of numbers in [0, 1], got {value!r}.")
+    return values, single
+
+
+def _optional_positive_int(value, what, where):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"{where}: {what} must be a non-negative integer or None, got {value!r}.")
+    return None if value is None else int(value)
+
+
+def _divide_no_nan(xp, a, b):
+    return xp.where(b == 0, 0.0, a / xp.where(b == 0, 1.0, b))
+
+
+def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label=False, label_weights=None):
+    """(tp, fp, tn, fn) at each threshold: float64 arrays (K,), or (K, labels) with ``multi_label``."""
+    xp = array_module(y_true, y_pred)
+    y_pred = xp.asarray(y_pred, dtype=xp.float64)
+    y_true = xp.asarray(y_true)
+    y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred, y_true)
+    weights = xp.ones(y_pred.shape, dtype=xp.float64)
+    if sample_weight is not None:
+        sample_weight = xp.asarray(sample_weight, dtype=xp.float64)
+        _, sample_weight = squeeze_or_expand_to_same_rank(y_true, sample_weight[..., None]
+                                                          if sample_weight.ndim == y_true.ndim - 1 else sample_weight)
+        weights = weights * xp.broadcast_to(sample_weight, y_pred.shape)
+    if label_weights is not None and not multi_label:
+        weights = weights * xp.broadcast_to(xp.asarray(label_weights, dtype=xp.float64), y_pred.shape)
+    positive = xp.broadcast_to(y_true != 0, y_pred.shape)
+
+    order = numpy.argsort(thresholds, kind="stable")
+    sorted_thresholds = xp.asarray(thresholds[order])
+    k = len(thresholds)
+    # rank = how many thresholds lie strictly below the prediction = at how many it is positive
+    rank = xp.searchsorted(sorted_thresholds, y_pred, side="left")
+    rank = xp.where(xp.isnan(y_pred), 0, rank)
+    labels = y_pred.shape[-1] if multi_label and y_pred.ndim > 1 else 1
+    if labels > 1:
+        rank = rank + (k + 1) * xp.arange(labels)          # one block of ranks per column
+    rank, positive, weights = rank.reshape(-1), positive.reshape(-1), weights.reshape(-1)
+    size = labels * (k + 1)
+    by_rank_pos = xp.bincount(rank, weights=xp.where(positive, weights, 0.0), minlength=size).reshape(labels, k + 1)
+    by_rank_neg = xp.bincount(rank, weights=xp.where(positive, 0.0, weights), minlength=size).reshape(labels, k + 1)
+    # positive at sorted threshold j: rank > j
+    above_pos = by_rank_pos.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_pos, axis=1)[:, :k]
+    above_neg = by_rank_neg.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_neg, axis=1)[:, :k]
+    tp, fp = above_pos, above_neg
+    fn = by_rank_pos.sum(axis=1, keepdims=True) - tp
+    tn = by_rank_neg.sum(axis=1, keepdims=True) - fp
+    unsort = xp.asarray(numpy.argsort(order, kind="stable"))
+    counts = [c[:, unsort].T for c in (tp, fp, tn, fn)]      # (K, labels), in the caller's order
+    return tuple(c if multi_label else c[:, 0] for c in counts)
+
+
+class _ConfusionMetric(Metric):
+    """Counts at thresholds, for class ``class_id`` alone or among the ``top_k`` predictions when given."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        where = f"{type(self).__name__}"
+        self.top_k = _optional_positive_int(top_k, "top_k", where)
+        self.class_id = _optional_positive_int(class_id, "class_id", where)
+        self.init_thresholds = thresholds
+        default = 0.5 if self.top_k is None else _NEG_INF
+        self.thresholds, self._single = (numpy.array([default]), True) if thresholds is None else \
+            _thresholds(thresholds, where)
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self._counts = None       # (tp, fp, tn, fn), arrays of the inputs' module
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = array_module(y_true, y_pred)
+        y_pred = xp.asarray(y_pred, dtype=xp.float64)
+        y_true = xp.asarray(y_true)
+        if self.top_k is not None:
+            # Keras: predictions outside each row's top k count as negative at every threshold
+            kth = xp.sort(y_pred, axis=-1)[..., -self.top_k][..., None]
+            y_pred = xp.where(y_pred >= kth, y_pred, _NEG_INF - 1.0)
+        if self.class_id is not None:
+            if y_pred.ndim < 2:
+                raise ValueError(f"{type(self).__name__}: class_id needs y_pred of shape (samples, classes), got "
+                                 f"{tuple(y_pred.shape)}.")
+            y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+        batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight)
+        self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
+
+    def _count_arrays(self):
+        if self._counts is None:
+            zeros = numpy.zeros(len(self.thresholds))
+            return zeros, zeros, zeros, zeros
+        return tuple(to_numpy(c) for c in self._counts)
+
+    def _report(self, values):
+        values = numpy.asarray(values, dtype=numpy.float64)
+        return float(values[0]) if self._single else [float(v) for v in values]
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "thresholds": self.init_thresholds, "top_k": self.top_k,
+                "class_id": self.class_id}
+
+
+class _CountMetric(_ConfusionMetric):
+    INDEX = 0
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+    def result(self):
+        return self._report(self._count_arrays()[self.INDEX])
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "thresholds": self.init_thresholds}
+
+
+class TruePositives(_CountMetric):
+    """The (weighted) number of positive targets predicted positive."""
+    INDEX = 0
+
+
+class FalsePositives(_CountMetric):
+    """The (weighted) number of negative targets predicted positive."""
+    INDEX = 1
+
+
+class TrueNegatives(_CountMetric):
+    """The (weighted) number of negative targets predicted negative."""
+    INDEX = 2
+
+
+class FalseNegatives(_CountMetric):
+    """The (weighted) number of positive targets predicted negative."""
+    INDEX = 3
+
+
+class Precision(_ConfusionMetric):
+    """tp / (tp + fp): of the predictions above the threshold, the fraction whose target is positive."""
+
+    def result(self):
+        tp, fp, _, _ = self._count_arrays()
+        return self._report(_divide_no_nan(numpy, tp, tp + fp))
+
+
+class Recall(_ConfusionMetric):
+    """tp / (tp + fn): of the positive targets, the fraction predicted above the threshold."""
+
+    def result(self):
+        tp, _, _, fn = self._count_arrays()
+        return self._report(_divide_no_nan(numpy, tp, tp + fn))
+
+
+class AUC(Metric):
+    """The area under the ROC or precision-recall curve, as a Riemann sum over ``num_thresholds`` thresholds
+    spread evenly over [0, 1] (the ends widened by 1e-7), Keras's approximation."""
+
+    CURVES = ("ROC", "PR")
+    SUMMATIONS = ("interpolation", "minoring", "majoring")
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
+                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+        where = "AUC"
+        if not isinstance(curve, str) or curve.upper() not in self.CURVES:
+            raise ValueError(f"{where}: curve must be one of {self.CURVES}, got {curve!r}.")
+        if not isinstance(summation_method, str) or summation_method.lower() not in self.SUMMATIONS:
+            raise ValueError(f"{where}: summation_method must be one of {self.SUMMATIONS}, got {summation_method!r}.")
+        self.curve, self.summation_method = curve.upper(), summation_method.lower()
+        if thresholds is not None:
+            values, _ = _thresholds(thresholds, where)
+            self.thresholds = numpy.concatenate([[0.0 - _EPSILON], numpy.sort(values), [1.0 + _EPSILON]])
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, numbers.Integral) \
+                    or num_thresholds <= 1:
+                raise ValueError(f"{where}: num_thresholds must be an integer > 1, got {num_thresholds!r}.")
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self.thresholds = numpy.array([0.0 - _EPSILON] + inner + [1.0 + _EPSILON])
+        self.num_thresholds = len(self.thresholds)
+        self._init_thresholds = thresholds
+        self.multi_label = bool(multi_label)
+        self.num_labels = num_labels
+        self.label_weights = None if label_weights is None else numpy.asarray(label_weights, dtype=numpy.float64)
+        self.from_logits = bool(from_logits)
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self._counts = None
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = array_module(y_true, y_pred)
+        y_pred = xp.asarray(y_pred, dtype=xp.float64)
+        if self.from_logits:
+            y_pred = 1.0 / (1.0 + xp.exp(-y_pred))
+        batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, self.multi_label,
+                                 None if self.label_weights is None else xp.asarray(self.label_weights))
+        self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
+
+    def _by_label(self, areas):
+        """The per-threshold areas summed: over labels, their (weighted) mean with multi_label."""
+        if not self.multi_label:
+            return float(areas.sum())
+        per_label = areas.sum(axis=0)
+        if self.label_weights is None:
+            return float(per_label.mean())
+        return float(_divide_no_nan(numpy, (per_label * self.label_weights).sum(), self.label_weights.sum()))
+
+    def _interpolated_pr(self, tp, fp, fn):
+        """Davis and Goadrich's interpolation of the precision-recall curve between thresholds."""
+        n = self.num_thresholds
+        dtp = tp[:n - 1] - tp[1:]
+        p = tp + fp
+        dp = p[:n - 1] - p[1:]
+        slope = _divide_no_nan(numpy, dtp, numpy.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:n - 1] > 0) & (p[1:] > 0)
+        ratio = numpy.where(both, _divide_no_nan(numpy, p[:n - 1], numpy.maximum(p[1:], 0)), 1.0)
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            increments = _divide_no_nan(numpy, slope * (dtp + intercept * numpy.log(ratio)),
+                                        numpy.maximum(tp[1:] + fn[1:], 0))
+        return self._by_label(increments)
+
+    def result(self):
+        if self._counts is None:
+            return 0.0
+        tp, fp, tn, fn = (to_numpy(c) for c in self._counts)
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return self._interpolated_pr(tp, fp, fn)
+        recall = _divide_no_nan(numpy, tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _divide_no_nan(numpy, fp, fp + tn), recall
+        else:
+            x, y = recall, _divide_no_nan(numpy, tp, tp + fp)
+        n = self.num_thresholds
+        if self.summation_method == "interpolation":
+            heights = (y[:n - 1] + y[1:]) / 2.0
+        elif self.summation_method == "minoring":
+            heights = numpy.minimum(y[:n - 1], y[1:])
+        else:
+            heights = numpy.maximum(y[:n - 1], y[1:])
+        return self._by_label((x[:n - 1] - x[1:]) * heights)
+
+    def get_config(self):
+        config = {"name": self.name, "dtype": self.dtype, "num_thresholds": self.num_thresholds,
+                  "curve": self.curve, "summation_method": self.summation_method, "multi_label": self.multi_label,
+                  "num_labels": self.num_labels, "from_logits": self.from_logits,
+                  "label_weights": None if self.label_weights is None else self.label_weights.tolist()}
+        if self._init_thresholds is not None:
+            config["thresholds"] = self.thresholds[1:-1].tolist()
+        return config

@@ -1,0 +1,140 @@
+"""Confusion-matrix metrics (TruePositives ... FalseNegatives, Precision, Recall, AUC) against counts
+written out by broadcasting every prediction against every threshold, scikit-learn's ROC AUC, and
+(where Keras is installed) Keras 3 itself; one body for both backends."""
+import os
+
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl import metrics
+
+COUNTS = {"TruePositives": 0, "FalsePositives": 1, "TrueNegatives": 2, "FalseNegatives": 3}
+
+
+def batches(rng, shapes=((17, 3), (5, 3)), weighted=(False, True)):
+    return [((rng.random(s) > 0.5).astype("float32"), rng.random(s).astype("float32"),
+             rng.random(s[0]).astype("float32") if w else None) for s, w in zip(shapes, weighted)]
+
+
+def counts_written_out(data, thresholds):
+    """(tp, fp, tn, fn) at each threshold: every prediction compared with every threshold."""
+    totals = numpy.zeros((4, len(thresholds)))
+    for y_true, y_pred, sw in data:
+        w = numpy.ones(y_pred.shape)
+        if sw is not None:
+            w = w * sw[:, None].astype(numpy.float64)
+        above = y_pred.reshape(1, -1) > numpy.asarray(thresholds)[:, None]
+        positive = (y_true != 0).reshape(1, -1)
+        w = w.reshape(1, -1)
+        totals += [((above & positive) * w).sum(1), ((above & ~positive) * w).sum(1),
+                   ((~above & ~positive) * w).sum(1), ((~above & positive) * w).sum(1)]
+    return totals
+
+
+def feed(metric, data, xp):
+    for y_true, y_pred, sw in data:
+        metric.update_state(xp.asarray(y_true), xp.asarray(y_pred), None if sw is None else xp.asarray(sw))
+    return metric.result()
+
+
+@pytest.mark.parametrize("name", list(COUNTS))
+def test_counts_at_several_thresholds(xp, rng, name):
+    data = batches(rng)
+    thresholds = [0.9, 0.1, 0.5, 0.0]                 # any order; the results follow it
+    got = feed(getattr(metrics, name)(thresholds=thresholds), data, xp)
+    numpy.testing.assert_allclose(got, counts_written_out(data, thresholds)[COUNTS[name]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"thresholds": [0.3, 0.7]}, {"class_id": 2}, {"top_k": 1},
+                                    {"thresholds": 0.2, "class_id": 0}])
+def test_precision_and_recall(xp, rng, kwargs):
+    data = batches(rng)
+    expected_data = data
+    if "class_id" in kwargs:
+        c = kwargs["class_id"]
+        expected_data = [(t[:, c:c + 1], p[:, c:c + 1], w) for t, p, w in data]
+    if "top_k" in kwargs:                              # only each row's largest prediction may count
+        expected_data = [(t, numpy.where(p == p.max(axis=1, keepdims=True), p, -numpy.inf), w) for t, p, w in data]
+    thresholds = kwargs.get("thresholds", 0.5 if "top_k" not in kwargs else -1e10)
+    tp, fp, tn, fn = counts_written_out(expected_data, numpy.atleast_1d(thresholds))
+    precision, recall = (feed(metrics.get(name) if not kwargs else getattr(metrics, cls)(**kwargs), data, xp)
+                         for name, cls in (("precision", "Precision"), ("recall", "Recall")))
+    single = numpy.ndim(thresholds) == 0
+    numpy.testing.assert_allclose(precision, (tp / (tp + fp))[0] if single else tp / (tp + fp), rtol=1e-12)
+    numpy.testing.assert_allclose(recall, (tp / (tp + fn))[0] if single else tp / (tp + fn), rtol=1e-12)
+
+
+@pytest.mark.parametrize("curve,summation", [("ROC", "interpolation"), ("ROC", "minoring"), ("PR", "majoring")])
+def test_auc_is_the_riemann_sum_over_its_thresholds(xp, rng, curve, summation):
+    data = batches(rng)
+    auc = metrics.AUC(num_thresholds=9, curve=curve, summation_method=summation)
+    got = feed(auc, data, xp)
+    thresholds = numpy.array([-1e-7] + [i / 8 for i in range(1, 8)] + [1 + 1e-7])
+    tp, fp, tn, fn = counts_written_out(data, thresholds)
+    recall = tp / (tp + fn)
+    precision = numpy.where(tp + fp > 0, tp / numpy.maximum(tp + fp, 1e-300), 0)
+    x, y = (fp / (fp + tn), recall) if curve == "ROC" else (recall, precision)
+    pick = {"interpolation": lambda a, b: (a + b) / 2, "minoring": numpy.minimum, "majoring": numpy.maximum}[summation]
+    assert got == pytest.approx(float(((x[:-1] - x[1:]) * pick(y[:-1], y[1:])).sum()), rel=1e-12)
+
+
+def test_roc_auc_with_many_thresholds_approaches_the_exact_area(xp, rng):
+    from sklearn.metrics import roc_auc_score
+    y_true = (rng.random(2000) > 0.6).astype("float32")
+    y_pred = numpy.clip(0.3 * y_true + 0.7 * rng.random(2000), 0, 1).astype("float32")
+    got = feed(metrics.AUC(num_thresholds=4001), [(y_true, y_pred, None)], xp)
+    assert got == pytest.approx(roc_auc_score(y_true, y_pred), abs=2e-3)
+    multi = metrics.AUC(multi_label=True, label_weights=[1.0, 3.0], from_logits=True)
+    logits = numpy.stack([y_pred * 8 - 4, rng.standard_normal(2000)], axis=1)
+    labels = numpy.stack([y_true, y_true], axis=1)
+    single = [feed(metrics.AUC(from_logits=True), [(labels[:, i], logits[:, i], None)], xp) for i in range(2)]
+    assert feed(multi, [(labels, logits, None)], xp) == pytest.approx((single[0] + 3 * single[1]) / 4, rel=1e-12)
+
+
+def test_bad_arguments_say_what_is_expected():
+    for make, match in [(lambda: metrics.Precision(thresholds=1.5), "thresholds must be a number or a list"),
+                        (lambda: metrics.Recall(thresholds=[]), "thresholds"),
+                        (lambda: metrics.Precision(top_k=-1), "top_k"), (lambda: metrics.Recall(class_id=1.5),
+                                                                          "class_id"),
+                        (lambda: metrics.AUC(curve="DET"), "curve must be one of"),
+                        (lambda: metrics.AUC(summation_method="trapezoid"), "summation_method"),
+                        (lambda: metrics.AUC(num_thresholds=1), "num_thresholds")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+    with pytest.raises(ValueError, match="class_id needs y_pred of shape"):
+        metrics.Precision(class_id=0).update_state(numpy.ones(3), numpy.ones(3))
+
+
+def test_compiled_by_name_they_report_in_fit_logs(xp, rng):
+    x = rng.standard_normal((64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    gpu_dl.utils.set_random_seed(0)
+    model = gpu_dl.Sequential([gpu_dl.layers.Input((4,)), gpu_dl.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["AUC", "precision", "Recall"])
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert {"AUC", "precision", "Recall"} <= set(history.history)
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0)[:, 0]
+    tp, fp = ((p > 0.5) & (y == 1)).sum(), ((p > 0.5) & (y == 0)).sum()
+    assert logs["precision"] == pytest.approx(tp / (tp + fp) if tp + fp else 0.0)
+    again = metrics.deserialize(metrics.serialize(metrics.AUC(curve="PR", num_thresholds=50, name="prauc")))
+    assert (again.curve, again.num_thresholds, again.name) == ("PR", 50, "prauc")
+
+
+def test_they_match_keras(rng):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    data = batches(rng)
+    cases = [("Precision", {}), ("Recall", {"thresholds": [0.2, 0.9]}), ("Precision", {"top_k": 2}),
+             ("Recall", {"class_id": 1}), ("TruePositives", {"thresholds": [0.1, 0.7]}),
+             ("FalseNegatives", {}), ("AUC", {}), ("AUC", {"curve": "PR"}),
+             ("AUC", {"summation_method": "minoring", "num_thresholds": 7}),
+             ("AUC", {"multi_label": True, "label_weights": [1, 2, 0.5]}), ("AUC", {"label_weights": [1, 2, 0.5]})]
+    for name, kwargs in cases:
+        ours, theirs = getattr(metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+        for y_true, y_pred, sw in data:
+            ours.update_state(y_true, y_pred, sample_weight=sw)
+            theirs.update_state(y_true, y_pred, sample_weight=sw)
+        numpy.testing.assert_allclose(ours.result(), keras.ops.convert_to_numpy(theirs.result()), rtol=2e-6,
+                                      atol=1e-6, err_msg=f"{name} {kwargs}")
