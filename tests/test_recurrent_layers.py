@@ -390,3 +390,42 @@ def test_a_model_with_stateful_layers_checks_every_batch_size_before_running(xp,
     assert model.optimizer.iterations == 0
     history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
     assert len(history.history["loss"]) == 2 and model.optimizer.iterations == 4
+
+
+# -------------------------------------------------------------------------------------- initial_state
+@pytest.mark.parametrize("kind", KINDS)
+def test_initial_state_starts_the_sequence_and_gets_its_gradient(xp, rng, kind):
+    layer = make(kind, 3, return_sequences=True)
+    x = xp.asarray(rng.standard_normal((2, 6, 4)))
+    states = [xp.asarray(rng.standard_normal((2, 3))) for _ in range(2 if kind == "LSTM" else 1)]
+    # a sequence continued from given states is the tail of the whole sequence
+    whole = to_numpy(layer(x))
+    prefix = make(kind, 3, return_state=True)
+    prefix(x[:, :3])
+    prefix.set_weights(layer.get_weights())
+    carried = prefix(x[:, :3])[1:]
+    numpy.testing.assert_allclose(to_numpy(layer(x[:, 3:], initial_state=carried)), whole[:, 3:], rtol=1e-12)
+    dy = xp.asarray(rng.standard_normal((2, 6, 3)))
+
+    def loss(*given):
+        return (layer(x, initial_state=list(given), training=True) * dy).sum()
+    loss(*states)
+    layer.backward(dy)
+    for i, state in enumerate(states):
+        others = list(states)
+
+        def of_state(value, i=i, others=others):
+            others[i] = value
+            return loss(*others)
+        assert_gradient(of_state, state, layer.initial_state_gradients[i], rng, what=f"{kind} initial state {i}")
+
+
+def test_initial_state_is_checked(xp):
+    lstm = layers.LSTM(3, name="enc")
+    x = xp.ones((2, 4, 5), dtype="float32")
+    with pytest.raises(ValueError, match=r"'enc': initial_state needs 2 array\(s\) of shape \(2, 3\), got 1"):
+        lstm(x, initial_state=[xp.zeros((2, 3), dtype="float32")])
+    with pytest.raises(ValueError, match=r"'enc': initial_state\[1\] must have shape \(2, 3\), got \(2, 4\)"):
+        lstm(x, initial_state=[xp.zeros((2, 3), dtype="float32"), xp.zeros((2, 4), dtype="float32")])
+    with pytest.raises(TypeError, match=r"'head' \(Dense\) takes no initial_state"):
+        layers.Dense(2, name="head")(x, initial_state=[x])

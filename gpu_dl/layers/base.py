@@ -237,6 +237,7 @@ class Layer:
     # masking passes its input's mask on; one that takes a mask (the recurrent layers) reads it in call().
     supports_masking = False
     takes_mask = False
+    takes_initial_state = False   # the recurrent layers' call(x, initial_state=[...])
 
     def compute_mask(self, x, mask):
         """The mask of this layer's output, from its input ``x`` and that input's ``mask`` (or None)."""
@@ -276,17 +277,21 @@ class Layer:
                             f"{numpy.dtype(x.dtype).name}.")
         return x
 
-    def __call__(self, x, training=False, mask=None):
+    def __call__(self, x, training=False, mask=None, initial_state=None):
         training = bool(training)      # None (a model called without it): this layer's default, inference
+        if initial_state is not None and not self.takes_initial_state:
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
         x = self._as_input(x)
         self.ensure_built(x.shape)
         self.check_input_shape(x.shape)
         if x.dtype != self.dtype and not self.keeps_input_dtype:
             x = x.astype(self.dtype)
+        arguments = {}
         if self.takes_mask:
-            y = self.call(x, training=training, mask=self._checked_mask(x, mask))
-        else:
-            y = self.call(x, training=training)
+            arguments["mask"] = self._checked_mask(x, mask)
+        if initial_state is not None:
+            arguments["initial_state"] = initial_state
+        y = self.call(x, training=training, **arguments)
         self._activity_output = y if (training and self.activity_regularizer is not None) else None
         return y
 

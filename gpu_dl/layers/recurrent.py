@@ -12,6 +12,11 @@ Dropout: one input mask (batch, features) and one recurrent mask
 (batch, units) per call, the same at every step; the recurrent mask
 multiplies h_{t-1} where it enters the recurrent product only.
 
+``layer(x, initial_state=[h0])`` (LSTM: ``[h0, c0]``, each (batch, units))
+starts from the given states instead of zeros, as in Keras; after
+``backward`` the gradients of the initial states are in
+``layer.initial_state_gradients``.
+
 Masks (Keras's masking of padded sequences, from ``Masking`` or
 ``Embedding(mask_zero=True)``): a step whose mask is False leaves the states
 as they were, so its output repeats the one before (zeros before the first);
@@ -50,6 +55,7 @@ class _Recurrent(Layer):
     GATES = 1
     STATES = 1   # states returned with return_state
     takes_mask = True
+    takes_initial_state = True
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -78,6 +84,7 @@ class _Recurrent(Layer):
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
         self._carried_states = None   # stateful: the states the last call ended with
+        self.initial_state_gradients = None   # after backward: those of the initial states, [h] or [h, c]
         self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
         # Keras's choice for masked steps: zeros as their output instead of the output before (the states
         # are held either way); Bidirectional sets it for the sequences it merges, as Keras does.
@@ -140,9 +147,11 @@ class _Recurrent(Layer):
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
-    def call(self, x, training=False, mask=None):
+    def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
         n = x.shape[0]
+        initial = self._initial_states(xp, n, x.dtype) if initial_state is None else \
+            self._given_states(xp, initial_state, n, x.dtype)
         steps = x[:, ::-1] if self.go_backwards else x
         x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2))
         step_mask = None
@@ -154,7 +163,7 @@ class _Recurrent(Layer):
             x_tm = x_tm * input_mask
         if training and self.recurrent_dropout:
             recurrent_mask = self._mask(xp, (n, self.units), self.recurrent_dropout, x.dtype)
-        states, saved = self.run(x_tm, self._initial_states(xp, n, x.dtype), recurrent_mask, step_mask, training)
+        states, saved = self.run(x_tm, initial, recurrent_mask, step_mask, training)
         if self.stateful:
             self._carried_states = [xp.array(s[-1]) for s in states]
         zeroed = step_mask if self.zero_output_for_mask else None
@@ -179,6 +188,21 @@ class _Recurrent(Layer):
                              "size (batch_size that divides the data, or drop the last partial batch), or call "
                              "reset_state() to start again from zeros.")
         return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def _given_states(self, xp, initial_state, n, dtype):
+        """``initial_state`` (Keras's call argument: [h], LSTM [h, c], each (batch, units)) checked, on x's device."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self.STATES:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': initial_state needs {self.STATES} "
+                             f"array(s) of shape ({n}, {self.units}), got {len(states)}.")
+        checked = []
+        for i, s in enumerate(states):
+            s = xp.asarray(s, dtype=dtype)
+            if s.shape != (n, self.units):
+                raise ValueError(f"{type(self).__name__} layer '{self.name}': initial_state[{i}] must have shape "
+                                 f"({n}, {self.units}), got {tuple(s.shape)}.")
+            checked.append(xp.ascontiguousarray(s))
+        return checked
 
     def reset_state(self):
         """Forget the carried states: the next call of a stateful layer starts from zeros."""
@@ -214,7 +238,8 @@ class _Recurrent(Layer):
         if d_states[0] is not None:
             dh_last = d_states[0] if dh_last is None else dh_last + d_states[0]
         want_input = self.input_gradient_wanted
-        dx_tm, dkernel, drecurrent, dbias = self.run_backward(saved, dh_seq, dh_last, d_states[1:], want_input)
+        dx_tm, dkernel, drecurrent, dbias, self.initial_state_gradients = self.run_backward(
+            saved, dh_seq, dh_last, d_states[1:], want_input)
         if self.trainable:
             self.kernel.grad, self.recurrent_kernel.grad = dkernel, drecurrent
             if self.use_bias:
@@ -273,8 +298,8 @@ class LSTM(_Recurrent):
         return (h, c), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
-        dx, dk, dr, db, _, _ = rnn.lstm_backward(saved, dh_seq, dh_last, d_other_states[0], want_input=want_input)
-        return dx, dk, dr, db
+        dx, dk, dr, db, dh0, dc0 = rnn.lstm_backward(saved, dh_seq, dh_last, d_other_states[0], want_input=want_input)
+        return dx, dk, dr, db, [dh0, dc0]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": activations.serialize(self.recurrent_activation),
@@ -304,8 +329,8 @@ class GRU(_Recurrent):
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
-        dx, dk, dr, db, _ = rnn.gru_backward(saved, dh_seq, dh_last, want_input=want_input)
-        return dx, dk, dr, db
+        dx, dk, dr, db, dh0 = rnn.gru_backward(saved, dh_seq, dh_last, want_input=want_input)
+        return dx, dk, dr, db, [dh0]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": activations.serialize(self.recurrent_activation),
@@ -327,8 +352,8 @@ class SimpleRNN(_Recurrent):
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
-        dx, dk, dr, db, _ = rnn.simple_rnn_backward(saved, dh_seq, dh_last, want_input=want_input)
-        return dx, dk, dr, db
+        dx, dk, dr, db, dh0 = rnn.simple_rnn_backward(saved, dh_seq, dh_last, want_input=want_input)
+        return dx, dk, dr, db, [dh0]
 
 
 class Bidirectional(Layer):
