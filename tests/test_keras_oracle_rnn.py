@@ -141,3 +141,18 @@ def test_outputs_at_masked_steps_are_keras_s(rng, tmp_path):
     x[2, 2] = 0
     x[3, :] = 0
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_gru_with_reset_before_matches_keras(rng, tmp_path):
+    def stack(lib):
+        return [lib.layers.GRU(5, reset_after=False, return_sequences=True, recurrent_dropout=0.0),
+                lib.layers.GRU(3, reset_after=False, go_backwards=True), lib.layers.Dense(4, activation="softmax")]
+    gpu_dl.backend.set_random_seed(8)
+    ours = gpu_dl.Sequential([layers.Input((6, 3))] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input((6, 3))] + stack(keras))
+    assert [w.shape for w in ours.get_weights()][:3] == [(3, 15), (5, 15), (15,)]
+    assert_training_steps_match(keras, ours, theirs, rng, (6, 3), classes=4, batch=8)
+    theirs.save(tmp_path / "gru.keras")
+    x = rng.standard_normal((4, 6, 3)).astype("float32")
+    numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "gru.keras").predict(x, verbose=0),
+                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

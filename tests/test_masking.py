@@ -12,10 +12,13 @@ from gpu_dl import layers
 from gpu_dl.backend import to_numpy
 from gradcheck import assert_gradient
 
-KINDS = ["LSTM", "GRU", "SimpleRNN"]
+KINDS = ["LSTM", "GRU", "SimpleRNN", "GRU-reset-before"]
 
 
 def make(kind, units, **kwargs):
+    if kind == "GRU-reset-before":
+        kwargs["reset_after"] = False
+        kind = "GRU"
     return getattr(layers, kind)(units, bias_initializer="random_normal", dtype="float64", **kwargs)
 
 

@@ -29,6 +29,12 @@ def expected_sequence(kind, x, weights, go_backwards=False):
             i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
             c = f * c + i * g
             h = o * numpy.tanh(c)
+        elif kind == "GRU-reset-before":      # reset_after=False: r scales h before its product
+            xw = x_t @ kernel + (0 if bias is None else bias)
+            z = sigmoid(xw[:, :u] + h @ recurrent[:, :u])
+            r = sigmoid(xw[:, u:2 * u] + h @ recurrent[:, u:2 * u])
+            hh = numpy.tanh(xw[:, 2 * u:] + (r * h) @ recurrent[:, 2 * u:])
+            h = z * h + (1 - z) * hh
         elif kind == "GRU":
             xw = x_t @ kernel + (0 if bias is None else bias[0])
             hr = h @ recurrent + (0 if bias is None else bias[1])
@@ -43,13 +49,16 @@ def expected_sequence(kind, x, weights, go_backwards=False):
 
 
 KINDS = ["LSTM", "GRU", "SimpleRNN"]
+ALL_KINDS = KINDS + ["GRU-reset-before"]
 
 
 def make(kind, units, **kwargs):
+    if kind == "GRU-reset-before":
+        return layers.GRU(units, reset_after=False, bias_initializer="random_normal", dtype="float64", **kwargs)
     return getattr(layers, kind)(units, bias_initializer="random_normal", dtype="float64", **kwargs)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 @pytest.mark.parametrize("n,t,d,u", [(1, 1, 1, 1), (3, 17, 5, 33), (2, 4, 3, 2)])
 @pytest.mark.parametrize("return_sequences,go_backwards", [(False, False), (True, False), (True, True)])
 def test_forward_matches_step_loop(xp, rng, kind, n, t, d, u, return_sequences, go_backwards):
@@ -84,7 +93,7 @@ def check_gradients(layer, x, rng, grads_of_outputs):
         var.value[...] = original
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 @pytest.mark.parametrize("n,t,d,u", [(1, 1, 2, 1), (3, 17, 4, 5), (2, 3, 1, 33)])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_gradients_match_finite_differences(xp, rng, kind, n, t, d, u, return_sequences):
@@ -116,7 +125,7 @@ def test_custom_activations_take_the_array_path(xp, rng):
     check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal((2, 6, 4)))])
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_dropout_masks_are_fixed_within_a_call_and_differentiated(xp, rng, kind):
     layer = make(kind, 4, dropout=0.3, recurrent_dropout=0.4, seed=7, return_sequences=True)
     x = xp.asarray(rng.standard_normal((3, 5, 6)))
@@ -216,7 +225,6 @@ def test_bad_input_names_the_layer(xp):
         lstm(xp.ones((2, 5, 4), dtype="float32"))
     for make_bad, match in [(lambda: layers.LSTM(0), "units"), (lambda: layers.GRU(3, dropout=1.0), "dropout"),
                             (lambda: layers.SimpleRNN(3, recurrent_dropout=-0.1), "recurrent_dropout"),
-                            (lambda: layers.GRU(3, reset_after=False), "reset_after"),
                             (lambda: layers.Bidirectional(layers.Dense(3)), "LSTM, GRU or SimpleRNN"),
                             (lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), "merge_mode")]:
         with pytest.raises((ValueError, TypeError), match=match):

@@ -307,29 +307,33 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """Gated recurrent unit with ``reset_after=True`` (Keras's default): kernel (features, 3u),
-    recurrent_kernel (u, 3u), bias (2, 3u) (input and recurrent biases), gates z, r, h."""
+    """Gated recurrent unit: kernel (features, 3u), recurrent_kernel (u, 3u), gates z, r, h.
+
+    ``reset_after=True`` (Keras's default): the reset gate scales the recurrent product, bias (2, 3u)
+    (input and recurrent biases), fused cell kernels on the GPU. ``reset_after=False``: it scales
+    h_{t-1} before the product, bias (3u,), array arithmetic on both backends.
+    """
 
     GATES = 3
 
     def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
         super().__init__(units, **kwargs)
-        if not reset_after:
-            raise ValueError(f"GRU layer '{self.name}': only reset_after=True (Keras's default) is supported.")
-        self.reset_after = True
+        self.reset_after = bool(reset_after)
         self.use_cudnn = use_cudnn
 
     def bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def run(self, x_tm, initial, recurrent_mask, step_mask, training):
-        h, saved = rnn.gru_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), initial[0],
-                                   self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
-                                   step_mask=step_mask, training=training)
+        forward = rnn.gru_forward if self.reset_after else rnn.gru_reset_before_forward
+        h, saved = forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), initial[0],
+                           self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
+                           step_mask=step_mask, training=training)
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
-        dx, dk, dr, db, dh0 = rnn.gru_backward(saved, dh_seq, dh_last, want_input=want_input)
+        backward = rnn.gru_backward if self.reset_after else rnn.gru_reset_before_backward
+        dx, dk, dr, db, dh0 = backward(saved, dh_seq, dh_last, want_input=want_input)
         return dx, dk, dr, db, [dh0]
 
     def get_config(self):

@@ -294,6 +294,70 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
+# ------------------------------------------------------------------------------- GRU, reset before
+def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
+                             recurrent_mask=None, step_mask=None, training=False):
+    """GRU with reset_after=False (the original GRU): the reset gate scales h_{t-1} before its product.
+
+    ``bias`` (3U,) or None, all in the input projection. Per step: z = ra(xw_z + h U_z),
+    r = ra(xw_r + h U_r), hh = a(xw_h + (r * h) U_h), h' = z h + (1 - z) hh; array arithmetic on both
+    backends. Returns (h (T+1, N, U), saved or None).
+    """
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    xw = input_projection(x, kernel, bias)
+    h = _sequences(xp, t, n, u, h0, x.dtype)
+    pre = xp.empty((t, n, 3 * u), dtype=x.dtype)        # pre-activations of z, r, hh
+    gates = xp.empty((t, n, 3 * u), dtype=x.dtype)      # z, r, hh
+    recurrent_zr, recurrent_h = recurrent_kernel[:, :2 * u], recurrent_kernel[:, 2 * u:]
+    for step in range(t):
+        h_in = _masked(h[step], recurrent_mask)
+        a = pre[step]
+        xp.add(xw[step, :, :2 * u], h_in @ recurrent_zr, out=a[:, :2 * u])
+        z, r, hh = (gates[step, :, k * u:(k + 1) * u] for k in range(3))
+        z[...] = recurrent_activation(a[:, :u])
+        r[...] = recurrent_activation(a[:, u:2 * u])
+        xp.add(xw[step, :, 2 * u:], (r * h_in) @ recurrent_h, out=a[:, 2 * u:])
+        hh[...] = activation(a[:, 2 * u:])
+        h[step + 1] = z * h[step] + (1 - z) * hh
+        _hold(h, step, step_mask)
+    saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
+             recurrent_mask, step_mask)
+    return h, (saved if training else None)
+
+
+def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
+    """Gradients (dx or None, dkernel, drecurrent, dbias (3U,) or None, dh0) of ``gru_reset_before_forward``."""
+    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    xp = array_module(x)
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    da = xp.empty((t, n, 3 * u), dtype=x.dtype)         # gradients of the pre-activations of z, r, hh
+    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
+    recurrent_zr_t, recurrent_h_t = recurrent_kernel[:, :2 * u].T, recurrent_kernel[:, 2 * u:].T
+    for step in range(t - 1, -1, -1):
+        dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        z, r, hh = (gates[step, :, k * u:(k + 1) * u] for k in range(3))
+        a = pre[step]
+        h_in = _masked(h[step], mask)
+        da[step, :, 2 * u:] = activation.grad(a[:, 2 * u:], hh, dh * (1 - z))
+        da[step, :, :u] = recurrent_activation.grad(a[:, :u], z, dh * (h[step] - hh))
+        d_rh = da[step, :, 2 * u:] @ recurrent_h_t                # gradient of r * h_in
+        da[step, :, u:2 * u] = recurrent_activation.grad(a[:, u:2 * u], r, d_rh * h_in)
+        through = dh * z + _masked(da[step, :, :2 * u] @ recurrent_zr_t + d_rh * r, mask)
+        dh_next = _masked_step_gradients(step_mask, step, through, dh, da[step])
+    rows = t * n
+    da_rows = da.reshape(rows, 3 * u)
+    h_in = _masked(h[:-1], mask)
+    dkernel = x.reshape(rows, x.shape[2]).T @ da_rows
+    drecurrent = xp.concatenate([h_in.reshape(rows, u).T @ da_rows[:, :2 * u],
+                                 (gates[:, :, u:2 * u] * h_in).reshape(rows, u).T @ da_rows[:, 2 * u:]], axis=1)
+    dbias = da_rows.sum(axis=0) if has_bias else None
+    dx = (da_rows @ kernel.T).reshape(x.shape) if want_input else None
+    return dx, dkernel, drecurrent, dbias, dh_next
+
+
 # ------------------------------------------------------------------------------------------ simple RNN
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, *, recurrent_mask=None, step_mask=None,
                        training=False):
