@@ -282,3 +282,77 @@ class AUC(Metric):
         if self._init_thresholds is not None:
             config["thresholds"] = self.thresholds[1:-1].tolist()
         return config
+
+
+class FBetaScore(Metric):
+    """F-beta per class from predictions of shape (samples, classes): (1 + beta^2) P R / (beta^2 P + R).
+
+    A prediction counts for a class when it is above ``threshold``, or without one when it is its row's
+    largest value (ties all count). ``average``: None (one score per class), "micro" (from the counts of
+    all classes pooled), "macro" (their mean) or "weighted" (weighted by each class's positive targets).
+    """
+
+    AVERAGES = (None, "micro", "macro", "weighted")
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
+        where = type(self).__name__
+        if average not in self.AVERAGES:
+            raise ValueError(f"{where}: average must be one of {self.AVERAGES}, got {average!r}.")
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta > 0:
+            raise ValueError(f"{where}: beta must be a number > 0, got {beta!r}.")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                                      or not 0 < threshold <= 1):
+            raise ValueError(f"{where}: threshold must be a number in (0, 1] or None, got {threshold!r}.")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self._sums = None      # true positives, false positives, false negatives, positive targets
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = array_module(y_true, y_pred)
+        y_true = xp.asarray(y_true, dtype=xp.float64)
+        y_pred = xp.asarray(y_pred, dtype=xp.float64)
+        if y_true.ndim != 2 or y_pred.ndim != 2:
+            raise ValueError(f"{type(self).__name__} expects 2-D y_true and y_pred of shape (samples, classes), "
+                             f"got {tuple(y_true.shape)} and {tuple(y_pred.shape)}.")
+        if self.threshold is None:
+            predicted = (y_pred >= y_pred.max(axis=-1, keepdims=True)) & (xp.abs(y_pred) > 1e-9)
+        else:
+            predicted = y_pred > self.threshold
+        predicted = predicted.astype(xp.float64)
+        weight = 1.0 if sample_weight is None else xp.asarray(sample_weight, dtype=xp.float64).reshape(-1, 1)
+        axis = None if self.average == "micro" else 0
+        batch = tuple((v * weight).sum(axis=axis) for v in (predicted * y_true, predicted * (1 - y_true),
+                                                             (1 - predicted) * y_true, y_true))
+        self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
+
+    def result(self):
+        if self._sums is None:
+            return 0.0
+        tp, fp, fn, positives = (to_numpy(s) for s in self._sums)
+        precision = tp / (tp + fp + _EPSILON)
+        recall = tp / (tp + fn + _EPSILON)
+        beta2 = self.beta ** 2
+        score = (1 + beta2) * (precision * recall) / (beta2 * precision + recall + _EPSILON)
+        if self.average == "weighted":
+            return float((score * positives / (positives.sum() + _EPSILON)).sum())
+        if self.average is not None:
+            return float(numpy.mean(score))
+        return [float(s) for s in numpy.atleast_1d(score)]
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "average": self.average, "beta": self.beta,
+                "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """FBetaScore with beta = 1: the harmonic mean of precision and recall."""
+
+    def __init__(self, average=None, threshold=None, name="f1_score", dtype=None):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["beta"]
+        return config

@@ -28,8 +28,8 @@ import numpy
 from . import losses
 from .backend import array_module, floatx, to_numpy
 from .catalogue import from_keras_config, keras_config, lookup, snake_case
-from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
-                                TruePositives)
+from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, Precision, Recall,
+                                TrueNegatives, TruePositives)
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric
 
@@ -352,7 +352,7 @@ _CLASSES = {cls.__name__: cls for cls in (
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
-    AUC)}
+    AUC, FBetaScore, F1Score)}
 
 
 def _huber():

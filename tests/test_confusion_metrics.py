@@ -92,6 +92,43 @@ def test_roc_auc_with_many_thresholds_approaches_the_exact_area(xp, rng):
     assert feed(multi, [(labels, logits, None)], xp) == pytest.approx((single[0] + 3 * single[1]) / 4, rel=1e-12)
 
 
+@pytest.mark.parametrize("average", [None, "micro", "macro", "weighted"])
+@pytest.mark.parametrize("threshold", [None, 0.4])
+def test_f_beta_score_per_class_and_averaged(xp, rng, average, threshold):
+    y_true = numpy.eye(4)[rng.integers(0, 4, 30)]
+    y_pred = rng.random((30, 4))
+    y_pred[3] = y_pred[3].max()                      # a tie: every tied class counts as predicted
+    sw = rng.random(30)
+    got = metrics.FBetaScore(average=average, beta=2.0, threshold=threshold)
+    got.update_state(xp.asarray(y_true[:11]), xp.asarray(y_pred[:11]), xp.asarray(sw[:11]))
+    got.update_state(xp.asarray(y_true[11:]), xp.asarray(y_pred[11:]), xp.asarray(sw[11:]))
+    predicted = (y_pred >= y_pred.max(1, keepdims=True)) if threshold is None else (y_pred > threshold)
+    w = sw[:, None]
+    axis = None if average == "micro" else 0
+    tp, fp, fn = ((w * (predicted & (y_true == 1))).sum(axis), (w * (predicted & (y_true == 0))).sum(axis),
+                  (w * (~predicted & (y_true == 1))).sum(axis))
+    p, r = tp / (tp + fp + 1e-7), tp / (tp + fn + 1e-7)
+    score = 5 * p * r / (4 * p + r + 1e-7)
+    if average == "weighted":
+        support = (w * y_true).sum(0)
+        score = (score * support / (support.sum() + 1e-7)).sum()
+    elif average is not None:
+        score = score.mean()
+    numpy.testing.assert_allclose(got.result(), score, rtol=1e-12)
+    assert metrics.get("f1_score").name == "f1_score" and metrics.F1Score().get_config()["average"] is None
+
+
+def test_per_class_scores_show_their_mean_in_the_progress_bar(rng, capsys):
+    x = rng.standard_normal((24, 4)).astype("float32")
+    y = numpy.eye(3)[rng.integers(0, 3, 24)]
+    model = gpu_dl.Sequential([gpu_dl.layers.Input((4,)), gpu_dl.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=[metrics.F1Score()])
+    history = model.fit(x, y, epochs=1, verbose=2)
+    per_class = history.history["f1_score"][0]
+    assert len(per_class) == 3                          # the history keeps one score per class, as Keras's
+    assert f"f1_score: {numpy.mean(per_class):.4f}" in capsys.readouterr().out
+
+
 def test_bad_arguments_say_what_is_expected():
     for make, match in [(lambda: metrics.Precision(thresholds=1.5), "thresholds must be a number or a list"),
                         (lambda: metrics.Recall(thresholds=[]), "thresholds"),
@@ -99,7 +136,10 @@ def test_bad_arguments_say_what_is_expected():
                                                                           "class_id"),
                         (lambda: metrics.AUC(curve="DET"), "curve must be one of"),
                         (lambda: metrics.AUC(summation_method="trapezoid"), "summation_method"),
-                        (lambda: metrics.AUC(num_thresholds=1), "num_thresholds")]:
+                        (lambda: metrics.AUC(num_thresholds=1), "num_thresholds"),
+                        (lambda: metrics.F1Score(average="samples"), "average must be one of"),
+                        (lambda: metrics.FBetaScore(beta=0.0), "beta"), (lambda: metrics.F1Score(threshold=0.0),
+                                                                           "threshold")]:
         with pytest.raises(ValueError, match=match):
             make()
     with pytest.raises(ValueError, match="class_id needs y_pred of shape"):
@@ -130,7 +170,9 @@ def test_they_match_keras(rng):
              ("Recall", {"class_id": 1}), ("TruePositives", {"thresholds": [0.1, 0.7]}),
              ("FalseNegatives", {}), ("AUC", {}), ("AUC", {"curve": "PR"}),
              ("AUC", {"summation_method": "minoring", "num_thresholds": 7}),
-             ("AUC", {"multi_label": True, "label_weights": [1, 2, 0.5]}), ("AUC", {"label_weights": [1, 2, 0.5]})]
+             ("AUC", {"multi_label": True, "label_weights": [1, 2, 0.5]}), ("AUC", {"label_weights": [1, 2, 0.5]}),
+             ("F1Score", {}), ("F1Score", {"average": "micro", "threshold": 0.3}),
+             ("FBetaScore", {"average": "weighted", "beta": 0.5})]
     for name, kwargs in cases:
         ours, theirs = getattr(metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
         for y_true, y_pred, sw in data:

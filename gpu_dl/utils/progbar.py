@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy
+
 
 def _stream_is_terminal(stream):
     try:
@@ -45,6 +47,8 @@ def format_per_unit(seconds, unit):
 
 
 def format_value(value):
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+        value = numpy.mean(numpy.asarray(value, dtype=numpy.float64))   # per-class scores: their mean, as Keras
     value = float(value)
     if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
         return f"{value:.4e}"
