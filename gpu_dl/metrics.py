@@ -345,6 +345,69 @@ class RootMeanSquaredError(Mean):
         return float(numpy.sqrt(super().result()))
 
 
+class R2Score(Metric):
+    """The coefficient of determination per output column, 1 - SS_res / SS_tot, over all samples seen.
+
+    ``class_aggregation``: "uniform_average" (the columns' mean), "variance_weighted_average" (weighted
+    by each column's SS_tot) or None (one score per column); ``num_regressors`` > 0 gives the adjusted
+    R^2, 1 - (1 - R^2)(n - 1)/(n - p - 1), n the number of values seen. y_true, y_pred: (samples, outputs).
+    """
+
+    AGGREGATIONS = (None, "uniform_average", "variance_weighted_average")
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
+        if class_aggregation not in self.AGGREGATIONS:
+            raise ValueError(f"R2Score: class_aggregation must be one of {self.AGGREGATIONS}, "
+                             f"got {class_aggregation!r}.")
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, numbers.Integral) or num_regressors < 0:
+            raise ValueError(f"R2Score: num_regressors must be an integer >= 0, got {num_regressors!r}.")
+        self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self._sums = None          # per column: sum w*y, sum w*y^2, sum w*(y - p)^2, sum w
+        self._values = 0           # values seen (samples x outputs), known from shapes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = array_module(y_true, y_pred)
+        y_true = xp.asarray(y_true, dtype=xp.float64)
+        y_pred = xp.asarray(y_pred, dtype=xp.float64)
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+        if y_true.ndim != 2 or y_pred.ndim != 2:
+            raise ValueError(f"R2Score expects 2-D y_true and y_pred of shape (samples, outputs), got "
+                             f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}.")
+        w = xp.ones(y_true.shape) if sample_weight is None else xp.asarray(sample_weight, dtype=xp.float64)
+        if w.ndim == 1:
+            w = w[:, None]
+        w = xp.broadcast_to(w, y_true.shape)
+        batch = ((w * y_true).sum(0), (w * y_true * y_true).sum(0), (w * (y_true - y_pred) ** 2).sum(0), w.sum(0))
+        self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
+        self._values += y_true.size
+
+    def result(self):
+        if self._sums is None:
+            return 0.0
+        total_y, total_y2, residual, count = (to_numpy(v) for v in self._sums)
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            total = total_y2 - total_y * (total_y / count)
+            raw = 1 - residual / total
+        raw = numpy.where(numpy.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            score = float(raw.mean())
+        elif self.class_aggregation == "variance_weighted_average":
+            score = float((total * raw).sum() / total.sum())
+        else:
+            return [float(v) for v in raw]
+        n, p = self._values, self.num_regressors
+        if p and p < n - 1:      # Keras falls back to plain R^2 (with a warning) when n - p - 1 <= 0
+            score = 1 - (1 - score) * (n - 1) / (n - p - 1)
+        return score
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
 # ---------------------------------------------------------------- registry
 _CLASSES = {cls.__name__: cls for cls in (
     Mean, Sum, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
@@ -352,7 +415,7 @@ _CLASSES = {cls.__name__: cls for cls in (
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
-    AUC, FBetaScore, F1Score)}
+    AUC, FBetaScore, F1Score, R2Score)}
 
 
 def _huber():

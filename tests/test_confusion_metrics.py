@@ -172,7 +172,8 @@ def test_they_match_keras(rng):
              ("AUC", {"summation_method": "minoring", "num_thresholds": 7}),
              ("AUC", {"multi_label": True, "label_weights": [1, 2, 0.5]}), ("AUC", {"label_weights": [1, 2, 0.5]}),
              ("F1Score", {}), ("F1Score", {"average": "micro", "threshold": 0.3}),
-             ("FBetaScore", {"average": "weighted", "beta": 0.5})]
+             ("FBetaScore", {"average": "weighted", "beta": 0.5}), ("R2Score", {}),
+             ("R2Score", {"class_aggregation": None})]
     for name, kwargs in cases:
         ours, theirs = getattr(metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
         for y_true, y_pred, sw in data:

@@ -258,3 +258,25 @@ def test_matches_keras(rng, name, kwargs, kind):
         theirs.update_state(t, p, sample_weight=w)
     assert ours.name == theirs.name
     assert ours.result() == pytest.approx(float(numpy.asarray(theirs.result())), rel=2e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("aggregation,sklearn_name", [("uniform_average", "uniform_average"), (None, "raw_values"),
+                                                      ("variance_weighted_average", "variance_weighted")])
+def test_r2_score_matches_scikit_learn_over_batches(xp, rng, aggregation, sklearn_name):
+    from sklearn.metrics import r2_score
+    y_true = rng.standard_normal((40, 3))
+    y_pred = y_true + 0.6 * rng.standard_normal((40, 3))
+    sw = rng.random(40)
+    metric = metrics.R2Score(class_aggregation=aggregation)
+    for part in (slice(0, 13), slice(13, 40)):
+        metric.update_state(xp.asarray(y_true[part]), xp.asarray(y_pred[part]), xp.asarray(sw[part]))
+    numpy.testing.assert_allclose(metric.result(), r2_score(y_true, y_pred, sample_weight=sw, multioutput=sklearn_name),
+                                  rtol=1e-10)
+    adjusted = metrics.R2Score(num_regressors=4)
+    adjusted.update_state(xp.asarray(y_true[:, :1]), xp.asarray(y_pred[:, :1]))
+    plain = r2_score(y_true[:, 0], y_pred[:, 0])
+    assert adjusted.result() == pytest.approx(1 - (1 - plain) * 39 / 35, rel=1e-10)
+    with pytest.raises(ValueError, match="class_aggregation"):
+        metrics.R2Score(class_aggregation="mean")
+    with pytest.raises(ValueError, match="2-D"):
+        metrics.R2Score().update_state(xp.ones((2, 3, 1)), xp.ones((2, 3, 1)))
