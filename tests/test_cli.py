@@ -186,3 +186,26 @@ def test_a_failed_run_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(argv + ["--output", "empty"]) == 2
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.mark.parametrize("signature,call", [("()", "(8, 8, 1), 10"), ("(input_shape)", "input_shape, 10"),
+                                            ("(input_shape, classes=10)", "input_shape, classes"),
+                                            ("(*shape_and_classes)", "*shape_and_classes")])
+def test_build_model_is_called_with_the_arguments_it_takes(tmp_path, signature, call):
+    from gpu_dl.models.examples import build_from_file
+    source = tmp_path / "model.py"
+    source.write_text(
+        "from gpu_dl import Sequential, layers\n"
+        f"def build_model{signature}:\n"
+        f"    return make({call})\n"
+        "def make(input_shape, classes):\n"
+        "    return Sequential([layers.Input(input_shape), layers.Flatten(), layers.Dense(classes)])\n")
+    assert build_from_file(source, (8, 8, 1), 10).output_shape == (None, 10)
+
+
+def test_a_model_file_that_is_not_python_is_one_clear_line(tmp_path, capsys):
+    source = tmp_path / "broken.py"
+    source.write_text("def build_model(:\n    pass\n")
+    assert cli.main(["train", "--model", str(source), "--device", "cpu", "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.py' is not valid Python" in err and "line 1" in err and "Traceback" not in err

@@ -64,12 +64,19 @@ def build_from_file(path, input_shape, classes):
         raise ValueError(f"Model file {str(path)!r} does not exist (expected a Python file defining build_model()).")
     spec = importlib.util.spec_from_file_location(f"gpu_dl_user_model_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ValueError(f"Model file {str(path)!r} is not valid Python: {e.msg} (line {e.lineno}).") from None
     build = getattr(module, "build_model", None)
     if not callable(build):
         raise ValueError(f"Model file {str(path)!r} defines no function build_model().")
-    takes = len(inspect.signature(build).parameters)
-    model = build(tuple(input_shape), classes) if takes >= 2 else build()
+    # build_model(), build_model(input_shape) or build_model(input_shape, classes), as it is written
+    positional = [p for p in inspect.signature(build).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes = 2 if any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(build).parameters.values()) \
+        else min(len(positional), 2)
+    model = build(*(tuple(input_shape), classes)[:takes])
     if not isinstance(model, Sequential):
         raise ValueError(f"build_model() in {str(path)!r} returned {type(model).__name__}, not a gpu_dl model.")
     return model
