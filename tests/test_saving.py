@@ -218,6 +218,10 @@ def test_suffix_rules(tmp_path):
     model.save(tmp_path / "m.keras")
     with pytest.raises(FileExistsError):
         model.save(tmp_path / "m.keras", overwrite=False)
+    for call in (lambda: model.save(bytes(tmp_path / "b.keras")), lambda: load_model(bytes(tmp_path / "m.keras")),
+                 lambda: model.save_weights(42)):
+        with pytest.raises(TypeError, match=r"must be a path \(str or os.PathLike\)"):
+            call()
 
 
 def test_keras_2_arguments_keras_3_still_takes(tmp_path):

@@ -65,9 +65,12 @@ def _h5py():
 
 def _path_string(filepath, what="filepath"):
     try:
-        return os.fspath(filepath)
+        path = os.fspath(filepath)
     except TypeError:
-        raise TypeError(f"`{what}` must be a path (str or os.PathLike), got {filepath!r}.") from None
+        path = None
+    if not isinstance(path, str):      # bytes paths too: the suffix checks and messages work on text
+        raise TypeError(f"`{what}` must be a path (str or os.PathLike), got {filepath!r}.")
+    return path
 
 
 def _atomic_write(path, write):
