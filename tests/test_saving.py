@@ -782,3 +782,22 @@ def test_model_checkpoint_argument_errors(tmp_path):
     checkpoint.set_model(mlp())
     with pytest.raises(KeyError, match="Failed to format this callback filepath"):
         checkpoint.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_saving_over_a_symbolic_link_writes_the_file_it_names(tmp_path):
+    model = mlp()
+    target_dir = tmp_path / "store"
+    target_dir.mkdir()
+    target = target_dir / "real.keras"
+    model.save(target)
+    link = tmp_path / "latest.keras"
+    link.symlink_to(target)
+    x, _ = data_for(model)
+    model.fit(*data_for(model), epochs=1, verbose=0)
+    model.save(link)
+    model.save_weights(tmp_path / "w.weights.h5")
+    (tmp_path / "w-link.weights.h5").symlink_to(tmp_path / "w.weights.h5")
+    model.save_weights(tmp_path / "w-link.weights.h5")
+    assert link.is_symlink() and (tmp_path / "w-link.weights.h5").is_symlink()
+    numpy.testing.assert_array_equal(load_model(target).predict(x, verbose=0), model.predict(x, verbose=0))
+    assert not [p for p in target_dir.iterdir() if p.name != "real.keras"]     # no temporary left behind

@@ -77,8 +77,11 @@ def _atomic_write(path, write):
     """Call ``write(temporary_path)``, flush the file to disk and rename it over ``path``.
 
     The temporary file lives in ``path``'s directory (a rename within one file
-    system is atomic) and is removed if ``write`` raises.
+    system is atomic) and is removed if ``write`` raises. A symbolic link is written through: the file it
+    names is replaced and the link stays, as a plain write to the link would leave it.
     """
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"Cannot save to {path!r}: the directory {directory!r} does not exist.")
