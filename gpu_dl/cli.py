@@ -122,10 +122,11 @@ def _saved_model(args):
 
 def evaluate(args):
     from .data.catalog import load_dataset
+    from .utils.progbar import format_value
     model = _saved_model(args)
     _, (x_test, y_test), description = load_dataset(args.data, args.data_dir)
     results = model.evaluate(x_test, y_test, batch_size=args.batch_size, verbose=0, return_dict=True)
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in results.items())
+    shown = ", ".join(f"{name} {format_value(value)}" for name, value in results.items())
     print(f"{args.model} on the {len(x_test)} test images of {description}: {shown}")
     return 0
 
@@ -144,8 +145,12 @@ def predict(args):
     classes = probabilities.argmax(axis=-1)
     print(f"{len(classes)} predictions for {source}; the first: {' '.join(map(str, classes[:20]))}")
     if args.output:
-        with open(args.output, "wb") as f:     # the name given: numpy.save(path) would add ".npy" to it
-            numpy.save(f, probabilities)
+        from .models.saving import atomic_write
+
+        def write(path):
+            with open(path, "wb") as f:     # the name given: numpy.save(path) would add ".npy" to it
+                numpy.save(f, probabilities)
+        atomic_write(args.output, write)     # an interrupted run leaves any earlier file whole
         print(f"Wrote the class probabilities {probabilities.shape} to {args.output}")
     return 0
 

@@ -73,6 +73,20 @@ def test_evaluate_and_predict_a_saved_model(trained, capsys, tmp_path):
     assert cli.main(["predict", model_file, "--device", "cpu", "--output", str(out)]) == 0
     assert f"to {out}\n" in capsys.readouterr().out
     numpy.testing.assert_array_equal(numpy.load(out), probabilities)
+    # a write that fails half-way leaves the earlier file whole and no temporary beside it
+    before = sorted(p.name for p in tmp_path.iterdir())
+    real_save = numpy.save
+
+    def failing_save(f, array):
+        f.write(b"partial")
+        raise OSError("disk full")
+    numpy.save = failing_save
+    try:
+        assert cli.main(["predict", model_file, "--device", "cpu", "--output", str(out)]) != 0
+    finally:
+        numpy.save = real_save
+    numpy.testing.assert_array_equal(numpy.load(out), probabilities)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
     inputs = tmp_path / "x.npy"
     numpy.save(inputs, numpy.zeros((3, 8, 8, 1), dtype="float32"))
     assert cli.main(["predict", model_file, "--device", "cpu", "--input", str(inputs)]) == 0

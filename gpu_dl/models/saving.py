@@ -73,7 +73,7 @@ def _path_string(filepath, what="filepath"):
     return path
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
     """Call ``write(temporary_path)``, flush the file to disk and rename it over ``path``.
 
     The temporary file lives in ``path``'s directory (a rename within one file
@@ -167,7 +167,7 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
             archive.writestr(CONFIG_FILENAME, config_json)
             archive.writestr(WEIGHTS_FILENAME, buffer.getbuffer())
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def save_weights(model, filepath, overwrite=True, max_shard_size=None):
@@ -187,7 +187,7 @@ def save_weights(model, filepath, overwrite=True, max_shard_size=None):
         with h5py.File(tmp, "w") as h5file:
             write_weights(h5file, model)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ------------------------------------------------------------------ load
