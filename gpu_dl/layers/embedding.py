@@ -1,7 +1,7 @@
 """``Embedding``: turns integer ids (e.g. padded token sequences) into dense vectors, as in Keras 3."""
 from __future__ import annotations
 
-from ..backend import array_module
+from ..backend import array_module, to_numpy
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
 from .base import Layer
 from .core import positive_int
@@ -51,9 +51,11 @@ class Embedding(Layer):
     def _ids(self, x):
         """``x`` as integer row indices, after checking every id names a row."""
         xp = array_module(x)
-        ids = x.astype(xp.int64) if x.dtype.kind == "f" else x.astype(xp.int64, copy=False)
+        ids = x.astype(xp.int64, copy=False)     # floats truncate, as Keras's cast does
         if ids.size:
-            low, high = (int(v) for v in (ids.min(), ids.max()))
+            # one read-back of both bounds: the only host sync the layer makes (a clear error beats an
+            # out-of-range gather, which the GPU would not report)
+            low, high = (int(v) for v in to_numpy(xp.stack([ids.min(), ids.max()])))
             if low < 0 or high >= self.input_dim:
                 raise ValueError(f"Embedding layer '{self.name}' has input_dim={self.input_dim}: ids must lie in "
                                  f"[0, {self.input_dim - 1}], got ids from {low} to {high}.")

@@ -84,7 +84,6 @@ def __getattr__(name):
     wrapped.__name__ = name
     if isinstance(target, numpy.ufunc):
         wrapped.at = target.at        # in place, as cupy.ufunc.at: nothing to wrap
-        wrapped.reduce = lambda *args, **kwargs: _device(target.reduce(*args, **kwargs))
     return wrapped
 
 
