@@ -50,9 +50,33 @@ def _divide_no_nan(xp, a, b):
     return xp.where(b == 0, 0.0, a / xp.where(b == 0, 1.0, b))
 
 
-def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label=False, label_weights=None):
-    """(tp, fp, tn, fn) at each threshold: float64 arrays (K,), or (K, labels) with ``multi_label``."""
+class _DeviceConstants:
+    """Host arrays a metric passes to every update, copied to each array module once, not every batch."""
+
+    def __init__(self, **arrays):
+        self._host, self._copies = arrays, {}
+
+    def on(self, xp):
+        if xp.__name__ not in self._copies:
+            self._copies[xp.__name__] = {k: None if a is None else xp.asarray(a) for k, a in self._host.items()}
+        return self._copies[xp.__name__]
+
+
+def _threshold_table(thresholds, label_weights=None):
+    order = numpy.argsort(thresholds, kind="stable")
+    return _DeviceConstants(sorted=thresholds[order], unsort=numpy.argsort(order, kind="stable"),
+                            label_weights=label_weights)
+
+
+def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label=False, label_weights=None,
+                     table=None):
+    """(tp, fp, tn, fn) at each threshold: float64 arrays (K,), or (K, labels) with ``multi_label``.
+
+    ``table``: the ``_threshold_table`` of ``thresholds`` and ``label_weights``, which a metric keeps so
+    that their device copies are made once, not in every training step."""
     xp = array_module(y_true, y_pred)
+    constants = (table or _threshold_table(thresholds, label_weights)).on(xp)
+    label_weights = constants["label_weights"]
     y_pred = xp.asarray(y_pred, dtype=xp.float64)
     y_true = xp.asarray(y_true)
     y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred, y_true)
@@ -63,11 +87,10 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label
                                                           if sample_weight.ndim == y_true.ndim - 1 else sample_weight)
         weights = weights * xp.broadcast_to(sample_weight, y_pred.shape)
     if label_weights is not None and not multi_label:
-        weights = weights * xp.broadcast_to(xp.asarray(label_weights, dtype=xp.float64), y_pred.shape)
+        weights = weights * xp.broadcast_to(label_weights, y_pred.shape)
     positive = xp.broadcast_to(y_true != 0, y_pred.shape)
 
-    order = numpy.argsort(thresholds, kind="stable")
-    sorted_thresholds = xp.asarray(thresholds[order])
+    sorted_thresholds = constants["sorted"]
     k = len(thresholds)
     # rank = how many thresholds lie strictly below the prediction = at how many it is positive
     rank = xp.searchsorted(sorted_thresholds, y_pred, side="left")
@@ -85,7 +108,7 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label
     tp, fp = above_pos, above_neg
     fn = by_rank_pos.sum(axis=1, keepdims=True) - tp
     tn = by_rank_neg.sum(axis=1, keepdims=True) - fp
-    unsort = xp.asarray(numpy.argsort(order, kind="stable"))
+    unsort = constants["unsort"]
     counts = [c[:, unsort].T for c in (tp, fp, tn, fn)]      # (K, labels), in the caller's order
     return tuple(c if multi_label else c[:, 0] for c in counts)
 
@@ -101,6 +124,7 @@ class _ConfusionMetric(Metric):
         default = 0.5 if self.top_k is None else _NEG_INF
         self.thresholds, self._single = (numpy.array([default]), True) if thresholds is None else \
             _thresholds(thresholds, where)
+        self._table = _threshold_table(self.thresholds)
         super().__init__(name=name, dtype=dtype)
 
     def reset_state(self):
@@ -119,7 +143,7 @@ class _ConfusionMetric(Metric):
                 raise ValueError(f"{type(self).__name__}: class_id needs y_pred of shape (samples, classes), got "
                                  f"{tuple(y_pred.shape)}.")
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
-        batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight)
+        batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, table=self._table)
         self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
 
     def _count_arrays(self):
@@ -216,6 +240,7 @@ class AUC(Metric):
         self.num_labels = num_labels
         self.label_weights = None if label_weights is None else numpy.asarray(label_weights, dtype=numpy.float64)
         self.from_logits = bool(from_logits)
+        self._table = _threshold_table(self.thresholds, self.label_weights)
         super().__init__(name=name, dtype=dtype)
 
     def reset_state(self):
@@ -227,7 +252,7 @@ class AUC(Metric):
         if self.from_logits:
             y_pred = 1.0 / (1.0 + xp.exp(-y_pred))
         batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, self.multi_label,
-                                 None if self.label_weights is None else xp.asarray(self.label_weights))
+                                 self.label_weights, table=self._table)
         self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
 
     def _by_label(self, areas):
