@@ -156,3 +156,19 @@ def test_gru_with_reset_before_matches_keras(rng, tmp_path):
     x = rng.standard_normal((4, 6, 3)).astype("float32")
     numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "gru.keras").predict(x, verbose=0),
                                   theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_masked_steps_from_a_given_initial_state_match_keras(rng, name, return_sequences):
+    x = rng.standard_normal((3, 6, 2)).astype("float32")
+    mask = numpy.array([[0, 0, 1, 1, 0, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], bool)
+    initial = [rng.standard_normal((3, 4)).astype("float32") for _ in range(2 if name == "LSTM" else 1)]
+    ours = getattr(layers, name)(4, return_sequences=return_sequences, return_state=True)
+    theirs = getattr(keras.layers, name)(4, return_sequences=return_sequences, return_state=True)
+    got = ours(x, mask=mask, initial_state=initial)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    want = theirs(x, mask=mask, initial_state=initial)
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)

@@ -158,3 +158,50 @@ def test_bidirectional_merges_zeros_at_masked_steps(xp, rng):
     x, mask = padded(rng, [2, 4], 4, 2, "post")
     y = to_numpy(wrapped(xp.asarray(x), mask=xp.asarray(mask)))
     assert not y[~mask].any() and numpy.abs(y[mask]).min() > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_leading_masked_steps_output_zeros_from_a_given_initial_state(xp, rng, kind, return_sequences):
+    # Before a sample's first step the output held at masked steps is zeros, whatever state it starts
+    # from; the states themselves are held from the initial ones (Keras's TensorFlow and torch backends).
+    layer = make(kind, 4, return_sequences=return_sequences, return_state=True)
+    x, mask = padded(rng, [2, 5, 0], 5, 3, "pre")
+    x, mask = xp.asarray(x), xp.asarray(mask)
+    initial = [xp.asarray(rng.standard_normal((3, 4))) for _ in range(2 if kind == "LSTM" else 1)]
+    output, *states = (to_numpy(o) for o in layer(x, mask=mask, initial_state=initial))
+    alone = [to_numpy(o) for o in layer(x[:1, 3:], initial_state=[s[:1] for s in initial])]
+    if return_sequences:
+        assert not output[0, :3].any() and not output[2].any()
+        numpy.testing.assert_allclose(output[0, 3:], alone[0][0], rtol=1e-12)
+    else:
+        numpy.testing.assert_allclose(output[0], alone[0][0], rtol=1e-12)
+        assert not output[2].any()          # no step at all: zeros, not the initial h
+    for got, given in zip(states, initial):
+        numpy.testing.assert_array_equal(got[2], to_numpy(given)[2])
+
+    dy = xp.asarray(rng.standard_normal(output.shape))
+
+    def loss(state, i=0):
+        given = list(initial)
+        given[i] = state
+        return (layer(x, mask=mask, initial_state=given, training=True)[0] * dy).sum()
+    layer(x, mask=mask, initial_state=initial, training=True)
+    layer.backward([dy] + [None] * len(states))
+    for i, state in enumerate(initial):
+        assert_gradient(lambda s, i=i: loss(s, i), state.copy(), layer.initial_state_gradients[i], rng,
+                        what=f"{kind} initial state {i}")
+
+
+def test_a_stateful_layer_outputs_zeros_before_a_sample_s_first_step(xp, rng):
+    layer = make("LSTM", 3, return_sequences=True, stateful=True)
+    x, mask = padded(rng, [2, 4], 4, 2, "pre")
+    layer(xp.asarray(rng.standard_normal((2, 4, 2))))          # carries nonzero states into the next call
+    carried = layer.states
+    output = to_numpy(layer(xp.asarray(x), mask=xp.asarray(mask)))
+    assert not output[0, :2].any() and output[0, 2:].all() and output[1].all()
+    fresh = make("LSTM", 3, return_sequences=True)
+    fresh.build(x.shape)
+    fresh.set_weights(layer.get_weights())
+    numpy.testing.assert_allclose(output[0, 2:], to_numpy(fresh(xp.asarray(x[:1, 2:]), initial_state=[
+        s[:1] for s in carried]))[0], rtol=1e-12)

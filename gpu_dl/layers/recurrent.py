@@ -150,6 +150,7 @@ class _Recurrent(Layer):
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
         n = x.shape[0]
+        starts_from_zeros = initial_state is None and self.carried_batch_size is None
         initial = self._initial_states(xp, n, x.dtype) if initial_state is None else \
             self._given_states(xp, initial_state, n, x.dtype)
         steps = x[:, ::-1] if self.go_backwards else x
@@ -167,6 +168,10 @@ class _Recurrent(Layer):
         if self.stateful:
             self._carried_states = [xp.array(s[-1]) for s in states]
         zeroed = step_mask if self.zero_output_for_mask else None
+        if zeroed is None and step_mask is not None and not starts_from_zeros:
+            # A masked step outputs the output of the step before, and before the first step that
+            # output is zeros (Keras's TensorFlow and torch backends), not the initial or carried h.
+            zeroed = xp.cumsum(step_mask, axis=0) > 0
         self._saved = (saved, input_mask, zeroed) if training else None
         h = states[0]
         if self.return_sequences:
