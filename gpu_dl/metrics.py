@@ -30,6 +30,7 @@ from .backend import array_module, floatx, to_numpy
 from .catalogue import from_keras_config, keras_config, lookup, snake_case
 from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, Precision, Recall,
                                 TrueNegatives, TruePositives)
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric
 
@@ -415,7 +416,7 @@ _CLASSES = {cls.__name__: cls for cls in (
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
-    AUC, FBetaScore, F1Score, R2Score)}
+    AUC, FBetaScore, F1Score, R2Score, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)}
 
 
 def _huber():
@@ -460,6 +461,17 @@ def serialize(metric):
     return keras_config(metric, "keras.metrics", _CLASSES.get(type(metric).__name__) is type(metric))
 
 
+def _without_arguments(factory, identifier):
+    """``factory()``; a metric that needs arguments (IoU's num_classes) says so."""
+    needed = [p.name for p in inspect.signature(factory).parameters.values()
+              if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if needed:
+        example = ", ".join(f"{n}=..." for n in needed)
+        raise ValueError(f"The metric {identifier!r} needs {', '.join(needed)}: pass an instance such as "
+                         f"gpu_dl.metrics.{factory.__name__}({example}) instead of its name or class.")
+    return factory()
+
+
 def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):
     """A Metric from a name, a Metric, a Metric class, a config dict, a Loss or a per-sample function.
 
@@ -480,13 +492,13 @@ def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):
                 choices = (BinaryCrossentropy, SparseCategoricalCrossentropy, CategoricalCrossentropy)
             cls = choices[0] if is_binary else choices[1] if is_sparse else choices[2]
             return cls(name=identifier)
-        metric = lookup("metrics", identifier, _NAMES)()
+        metric = _without_arguments(lookup("metrics", identifier, _NAMES), identifier)
         metric.name = identifier
         return metric
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if inspect.isclass(identifier) and issubclass(identifier, Metric):
-        return identifier()
+        return _without_arguments(identifier, identifier.__name__)
     if isinstance(identifier, losses.Loss):
         # The loss's per-sample values, averaged over the samples.
         return MeanMetricWrapper(identifier.call, name=identifier.name)
