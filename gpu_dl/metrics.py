@@ -33,6 +33,8 @@ from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FB
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric
+from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
+                                  SpecificityAtSensitivity)
 
 
 # ---------------------------------------------------- accuracy functions
@@ -416,7 +418,8 @@ _CLASSES = {cls.__name__: cls for cls in (
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
-    AUC, FBetaScore, F1Score, R2Score, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)}
+    AUC, FBetaScore, F1Score, R2Score, PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
+    SpecificityAtSensitivity, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)}
 
 
 def _huber():
@@ -462,7 +465,7 @@ def serialize(metric):
 
 
 def _without_arguments(factory, identifier):
-    """``factory()``; a metric that needs arguments (IoU's num_classes) says so."""
+    """``factory()``; a metric that needs arguments (IoU's num_classes, PrecisionAtRecall's recall) says so."""
     needed = [p.name for p in inspect.signature(factory).parameters.values()
               if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if needed:
