@@ -30,6 +30,7 @@ from .backend import array_module, floatx, to_numpy
 from .catalogue import from_keras_config, keras_config, lookup, snake_case
 from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, Precision, Recall,
                                 TrueNegatives, TruePositives)
+from .correlation_metrics import concordance_correlation, pearson_correlation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric
@@ -331,6 +332,33 @@ SparseCategoricalCrossentropy = _wrapper_class(
     "Mean sparse categorical cross-entropy.", from_logits=False, ignore_class=None, axis=-1)
 
 
+def _checked_axis(axis, where):
+    """An integer or a tuple of integers (a list, as a JSON config gives it back, becomes a tuple)."""
+    if isinstance(axis, (list, tuple)) and axis:
+        axes = tuple(axis)
+    else:
+        axes = (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
+        raise ValueError(f"{where}: axis must be an integer or a tuple of integers, got {axis!r}.")
+    return tuple(int(a) for a in axes) if isinstance(axis, (list, tuple)) else int(axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """The Pearson correlation of each sample along ``axis``, averaged over all samples seen."""
+
+    def __init__(self, name="pearson_correlation", dtype=None, axis=-1):
+        self.axis = _checked_axis(axis, "PearsonCorrelation")
+        super().__init__(pearson_correlation, name=name, dtype=dtype, axis=self.axis)
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """Lin's concordance correlation of each sample along ``axis``, averaged over all samples seen."""
+
+    def __init__(self, name="concordance_correlation", dtype=None, axis=-1):
+        self.axis = _checked_axis(axis, "ConcordanceCorrelation")
+        super().__init__(concordance_correlation, name=name, dtype=dtype, axis=self.axis)
+
+
 class RootMeanSquaredError(Mean):
     """Square root of the mean squared error over all elements seen."""
 
@@ -419,7 +447,8 @@ _CLASSES = {cls.__name__: cls for cls in (
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
     AUC, FBetaScore, F1Score, R2Score, PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
-    SpecificityAtSensitivity, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)}
+    SpecificityAtSensitivity, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, PearsonCorrelation,
+    ConcordanceCorrelation)}
 
 
 def _huber():
