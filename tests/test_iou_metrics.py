@@ -38,8 +38,8 @@ def iou_of(cm, class_ids):
 
 
 def sparse_batches(rng, sizes=(17, 1, 3, 33), weighted=(False, True, False, True)):
-    """Class ids with some outside [0, K) (left out), float like a model's targets."""
-    return [(rng.integers(-1, K + 1, n).astype("float32"), rng.integers(0, K, n).astype("float32"),
+    """Class ids, some outside [0, K) (left out), as floats like a model's targets."""
+    return [(rng.integers(-1, K + 1, n).astype("float32"), rng.integers(-1, K + 1, n).astype("float32"),
              rng.random(n).astype("float32") if w else None) for n, w in zip(sizes, weighted)]
 
 
@@ -52,6 +52,8 @@ def feed(metric, batches, xp):
 def test_keras_documented_values(xp):
     t, p = xp.asarray([0, 0, 1, 1]), xp.asarray([0, 1, 0, 1])
     assert metrics.IoU(num_classes=2, target_class_ids=[0])(t, p) == pytest.approx(1 / 3, rel=1e-6)
+    # a class neither targeted nor predicted is left out of the mean, not counted as 0
+    assert metrics.MeanIoU(num_classes=3)(t, p) == pytest.approx(1 / 3, rel=1e-6)
     weighted = metrics.MeanIoU(num_classes=2, dtype="float32")
     weighted.update_state(t, p, sample_weight=xp.asarray([0.3, 0.3, 0.3, 0.1]))
     assert weighted.result() == pytest.approx((0.3 / 0.9 + 0.1 / 0.7) / 2, rel=1e-6)      # 0.2381
@@ -97,6 +99,17 @@ def test_the_int_dtype_truncates_fractional_weights_and_says_so(xp, rng):
     assert metric.total_cm.dtype == numpy.int32
     assert got == pytest.approx(iou_of(written_out(batches, truncate=True), range(K)), rel=1e-6)
     assert got != pytest.approx(iou_of(written_out(batches), range(K)), rel=1e-3)
+
+
+def test_ids_and_weights_are_cast_to_the_dtype_first(xp):
+    # As in Keras: int32 truncates -0.5 to class 0 and the weight 1.9 to 1; float32 leaves -0.5 out
+    t, p, w = xp.asarray([-0.5, 1.0, 1.0]), xp.asarray([0.0, 1.0, 0.0]), xp.asarray([[1.9], [1.0], [2.0]])
+    as_int, as_float = metrics.MeanIoU(num_classes=2), metrics.MeanIoU(num_classes=2, dtype="float32")
+    with pytest.warns(UserWarning, match="truncates"):
+        as_int.update_state(t, p, w)
+    as_float.update_state(t, p, w)
+    numpy.testing.assert_array_equal(as_int.total_cm, [[1, 0], [2, 1]])
+    numpy.testing.assert_allclose(as_float.total_cm, [[0, 0], [2, 1]])
 
 
 def test_scores_of_segmentation_maps_with_one_weight_per_sample(xp, rng):
