@@ -5,8 +5,8 @@ Each keeps the confusion counts of ``confusion_metrics`` at ``num_thresholds``
 thresholds spread evenly over [0, 1] (0 and 1 included, unlike AUC's widened
 ends; one threshold is 0.5), and reports the best value of one rate among the
 thresholds where the other rate reaches the given value, or 0 where none
-does. Predictions are clipped to [0, 1] first, as Keras's evenly spaced
-bucketing does: a prediction above 1 is not above the threshold 1.0.
+does. With more than one threshold, predictions are clipped to [0, 1] first,
+as Keras's evenly spaced bucketing does: one above 1 is not above 1.0.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import numbers
 
 import numpy
 
-from .backend import array_module
 from .confusion_metrics import _ConfusionMetric, _divide_no_nan
 
 
@@ -34,11 +33,7 @@ class SensitivitySpecificityBase(_ConfusionMetric):
         n = self.num_thresholds
         thresholds = [0.5] if n == 1 else [0.0] + [(i + 1) * 1.0 / (n - 1) for i in range(n - 2)] + [1.0]
         super().__init__(thresholds=thresholds, class_id=class_id, name=name, dtype=dtype)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        xp = array_module(y_true, y_pred)
-        y_pred = xp.clip(xp.asarray(y_pred, dtype=xp.float64), 0.0, 1.0)
-        super().update_state(y_true, y_pred, sample_weight)
+        self._clip = n > 1        # Keras takes even two thresholds, 0 and 1, for evenly spaced here
 
     def _rates(self):
         """(recall = sensitivity, specificity, precision) at each threshold, 0 where undefined."""
