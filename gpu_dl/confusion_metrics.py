@@ -5,7 +5,9 @@ threshold among the positive and the negative targets. A prediction is
 positive at threshold ``t`` when it is greater than ``t``; a target is positive
 when it is non-zero. Without ``multi_label`` every entry of y_pred is one
 prediction (labels of several columns are pooled); AUC with ``multi_label``
-keeps one set of counts per column and averages the columns' areas.
+keeps one set of counts per column and averages the columns' areas. Where the
+thresholds are evenly spaced over [0, 1] (AUC's from num_thresholds always
+are), predictions are clipped to [0, 1] first, as Keras's bucketing does.
 
 Counting is one pass over the batch, whatever the number of thresholds: each
 prediction's rank among the sorted thresholds (``searchsorted``) says at how
@@ -44,6 +46,13 @@ def _optional_positive_int(value, what, where):
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
         raise ValueError(f"{where}: {what} must be a non-negative integer or None, got {value!r}.")
     return None if value is None else int(value)
+
+
+def _evenly_spaced(thresholds):
+    """Keras's is_evenly_distributed_thresholds: Keras then buckets predictions clipped to [0, 1], so one
+    above 1 is not above the top threshold (1.0, or AUC's 1 + 1e-7) and one below 0 is above AUC's -1e-7."""
+    n = len(thresholds)
+    return n >= 3 and bool(numpy.allclose(thresholds, numpy.arange(n, dtype=numpy.float32) / (n - 1), atol=_EPSILON))
 
 
 def _divide_no_nan(xp, a, b):
@@ -125,6 +134,7 @@ class _ConfusionMetric(Metric):
         self.thresholds, self._single = (numpy.array([default]), True) if thresholds is None else \
             _thresholds(thresholds, where)
         self._table = _threshold_table(self.thresholds)
+        self._clip = _evenly_spaced(self.thresholds)
         super().__init__(name=name, dtype=dtype)
 
     def reset_state(self):
@@ -143,6 +153,8 @@ class _ConfusionMetric(Metric):
                 raise ValueError(f"{type(self).__name__}: class_id needs y_pred of shape (samples, classes), got "
                                  f"{tuple(y_pred.shape)}.")
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+        if self._clip:
+            y_pred = xp.clip(y_pred, 0.0, 1.0)
         batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, table=self._table)
         self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
 
@@ -241,6 +253,7 @@ class AUC(Metric):
         self.label_weights = None if label_weights is None else numpy.asarray(label_weights, dtype=numpy.float64)
         self.from_logits = bool(from_logits)
         self._table = _threshold_table(self.thresholds, self.label_weights)
+        self._clip = _evenly_spaced(self.thresholds)
         super().__init__(name=name, dtype=dtype)
 
     def reset_state(self):
@@ -251,6 +264,8 @@ class AUC(Metric):
         y_pred = xp.asarray(y_pred, dtype=xp.float64)
         if self.from_logits:
             y_pred = 1.0 / (1.0 + xp.exp(-y_pred))
+        if self._clip:
+            y_pred = xp.clip(y_pred, 0.0, 1.0)
         batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, self.multi_label,
                                  self.label_weights, table=self._table)
         self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))

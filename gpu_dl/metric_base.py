@@ -12,8 +12,12 @@ class Metric:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: `name` must be a string, got {name!r}.")
         self.name = name or snake_case(type(self).__name__)
-        self.dtype = standardize_dtype(dtype, f"{type(self).__name__}: dtype")
+        self.dtype = self._checked_dtype(dtype)
         self.reset_state()
+
+    def _checked_dtype(self, dtype):
+        """The dtype's name; metrics whose state may be integer (the IoU family) widen what is accepted."""
+        return standardize_dtype(dtype, f"{type(self).__name__}: dtype")
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define update_state.")

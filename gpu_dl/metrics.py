@@ -30,8 +30,12 @@ from .backend import array_module, floatx, to_numpy
 from .catalogue import from_keras_config, keras_config, lookup, snake_case
 from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, Precision, Recall,
                                 TrueNegatives, TruePositives)
+from .correlation_metrics import concordance_correlation, pearson_correlation
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric
+from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
+                                  SpecificityAtSensitivity)
 
 
 # ---------------------------------------------------- accuracy functions
@@ -328,6 +332,33 @@ SparseCategoricalCrossentropy = _wrapper_class(
     "Mean sparse categorical cross-entropy.", from_logits=False, ignore_class=None, axis=-1)
 
 
+def _checked_axis(axis, where):
+    """An integer or a tuple of integers (a list, as a JSON config gives it back, becomes a tuple)."""
+    if isinstance(axis, (list, tuple)) and axis:
+        axes = tuple(axis)
+    else:
+        axes = (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
+        raise ValueError(f"{where}: axis must be an integer or a tuple of integers, got {axis!r}.")
+    return tuple(int(a) for a in axes) if isinstance(axis, (list, tuple)) else int(axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """The Pearson correlation of each sample along ``axis``, averaged over all samples seen."""
+
+    def __init__(self, name="pearson_correlation", dtype=None, axis=-1):
+        self.axis = _checked_axis(axis, "PearsonCorrelation")
+        super().__init__(pearson_correlation, name=name, dtype=dtype, axis=self.axis)
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """Lin's concordance correlation of each sample along ``axis``, averaged over all samples seen."""
+
+    def __init__(self, name="concordance_correlation", dtype=None, axis=-1):
+        self.axis = _checked_axis(axis, "ConcordanceCorrelation")
+        super().__init__(concordance_correlation, name=name, dtype=dtype, axis=self.axis)
+
+
 class RootMeanSquaredError(Mean):
     """Square root of the mean squared error over all elements seen."""
 
@@ -415,7 +446,9 @@ _CLASSES = {cls.__name__: cls for cls in (
     MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
     KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall,
-    AUC, FBetaScore, F1Score, R2Score)}
+    AUC, FBetaScore, F1Score, R2Score, PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
+    SpecificityAtSensitivity, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, PearsonCorrelation,
+    ConcordanceCorrelation)}
 
 
 def _huber():
@@ -460,6 +493,17 @@ def serialize(metric):
     return keras_config(metric, "keras.metrics", _CLASSES.get(type(metric).__name__) is type(metric))
 
 
+def _without_arguments(factory, identifier):
+    """``factory()``; a metric that needs arguments (IoU's num_classes, PrecisionAtRecall's recall) says so."""
+    needed = [p.name for p in inspect.signature(factory).parameters.values()
+              if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if needed:
+        example = ", ".join(f"{n}=..." for n in needed)
+        raise ValueError(f"The metric {identifier!r} needs {', '.join(needed)}: pass an instance such as "
+                         f"gpu_dl.metrics.{factory.__name__}({example}) instead of its name or class.")
+    return factory()
+
+
 def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):
     """A Metric from a name, a Metric, a Metric class, a config dict, a Loss or a per-sample function.
 
@@ -480,13 +524,13 @@ def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):
                 choices = (BinaryCrossentropy, SparseCategoricalCrossentropy, CategoricalCrossentropy)
             cls = choices[0] if is_binary else choices[1] if is_sparse else choices[2]
             return cls(name=identifier)
-        metric = lookup("metrics", identifier, _NAMES)()
+        metric = _without_arguments(lookup("metrics", identifier, _NAMES), identifier)
         metric.name = identifier
         return metric
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if inspect.isclass(identifier) and issubclass(identifier, Metric):
-        return identifier()
+        return _without_arguments(identifier, identifier.__name__)
     if isinstance(identifier, losses.Loss):
         # The loss's per-sample values, averaged over the samples.
         return MeanMetricWrapper(identifier.call, name=identifier.name)

@@ -8,6 +8,7 @@ import pytest
 
 import gpu_dl
 from gpu_dl import metrics
+from gpu_dl.backend import to_numpy
 
 COUNTS = {"TruePositives": 0, "FalsePositives": 1, "TrueNegatives": 2, "FalseNegatives": 3}
 
@@ -77,6 +78,18 @@ def test_auc_is_the_riemann_sum_over_its_thresholds(xp, rng, curve, summation):
     x, y = (fp / (fp + tn), recall) if curve == "ROC" else (recall, precision)
     pick = {"interpolation": lambda a, b: (a + b) / 2, "minoring": numpy.minimum, "majoring": numpy.maximum}[summation]
     assert got == pytest.approx(float(((x[:-1] - x[1:]) * pick(y[:-1], y[1:])).sum()), rel=1e-12)
+
+
+def test_evenly_spaced_thresholds_count_predictions_clipped_to_0_1(xp):
+    # 1.5 counts as 1.0: not above the threshold 1.0, nor above AUC's 1 + 1e-7; -0.5 counts as 0.0, above -1e-7
+    y_true, y_pred = xp.asarray([1.0, 0.0]), xp.asarray([1.5, -0.5])
+    numpy.testing.assert_array_equal(metrics.TruePositives(thresholds=[0.0, 0.5, 1.0])(y_true, y_pred), [1, 1, 0])
+    numpy.testing.assert_array_equal(metrics.TruePositives(thresholds=[0.5, 1.0])(y_true, y_pred), [1, 1])
+    numpy.testing.assert_array_equal(metrics.FalsePositives(thresholds=[-0.0, 0.5, 1.0])(y_true, y_pred), [0, 0, 0])
+    auc = metrics.AUC(num_thresholds=3)
+    auc.update_state(y_true, y_pred)
+    tp, fp, tn, fn = (to_numpy(c).tolist() for c in auc._counts)      # at -1e-7, 0.5, 1 + 1e-7
+    assert (tp, fp, tn, fn) == ([1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1])
 
 
 def test_roc_auc_with_many_thresholds_approaches_the_exact_area(xp, rng):
@@ -174,7 +187,12 @@ def test_they_match_keras(rng):
              ("F1Score", {}), ("F1Score", {"average": "micro", "threshold": 0.3}),
              ("FBetaScore", {"average": "weighted", "beta": 0.5}), ("R2Score", {}),
              ("R2Score", {"class_aggregation": None})]
-    for name, kwargs in cases:
+    outside = [(t, 1.6 * p - 0.3, w) for t, p, w in data]       # predictions beyond [0, 1], which Keras clips
+    cases = [(n, k, data) for n, k in cases] + [(n, k, outside) for n, k in [
+        ("AUC", {}), ("AUC", {"curve": "PR"}), ("AUC", {"thresholds": [0.25, 0.5, 0.75]}),
+        ("AUC", {"thresholds": [0.3, 0.9]}), ("Precision", {"thresholds": [0.0, 0.5, 1.0]}),
+        ("Recall", {"thresholds": [0.0, 1.0]}), ("TrueNegatives", {"thresholds": [1.0, 0.5, 0.0]})]]
+    for name, kwargs, data in cases:
         ours, theirs = getattr(metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
         for y_true, y_pred, sw in data:
             ours.update_state(y_true, y_pred, sample_weight=sw)
