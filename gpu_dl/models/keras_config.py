@@ -48,6 +48,10 @@ _HARMLESS_KEYS = {
     "lora_alpha": (None,),
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+# A saved Sequential with more layers than this is refused before any is built: real ones have hundreds at
+# most, and each layer added is checked against all before it, so a small config listing a million cheap
+# layers would keep the loader busy for hours.
+MAX_LAYERS = 10_000
 
 
 # ------------------------------------------------------------ config: write
@@ -238,7 +242,7 @@ def _decode_array(name, inner, where):
         raise ValueError(message)
     try:
         dtype = numpy.dtype(inner["dtype"])
-    except TypeError:
+    except (TypeError, ValueError):
         raise ValueError(message) from None
     if dtype.kind not in "biuf":
         raise ValueError(message)
@@ -338,7 +342,9 @@ def _layer_from_entry(entry, where, custom=None):
                                  f"(it supports only {' or '.join(map(repr, harmless))}).")
     if cls is InputLayer:
         if "batch_shape" in config or "batch_input_shape" in config:
-            shape = _as_shape(config.pop("batch_shape", None) or config.pop("batch_input_shape"), where, "batch_shape")
+            given = config.pop("batch_shape", None)
+            legacy = config.pop("batch_input_shape", None)
+            shape = _as_shape(given if given is not None else legacy, where, "batch_shape")
             if not shape:
                 raise ValueError(f"{where}: `batch_shape` needs a batch axis and at least one more, got {list(shape)}.")
             config["batch_size"], config["shape"] = shape[0], shape[1:]
@@ -348,6 +354,8 @@ def _layer_from_entry(entry, where, custom=None):
         inner = config.get("layer")
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: Bidirectional needs the wrapped layer as a config dict under 'layer'.")
+        if not isinstance(inner.get("config") or {}, dict):
+            raise ValueError(f"{where}: the wrapped layer's 'config' must be an object, got {inner['config']!r:.200}.")
         inner = dict(inner, config=dict(inner.get("config") or {}))
         inner_name = inner["config"].get("name")
         if isinstance(inner_name, str) and inner_name.startswith("forward_"):
@@ -393,6 +401,8 @@ def model_from_config(config, where="model config", custom_objects=None):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
     custom = CustomObjects(custom_objects)
     config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where, custom)
+    if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
+        raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
     class_name = config.get("class_name")
     if class_name in ("Functional", "Model"):
         raise ValueError(f"{where}: the model is a functional {class_name} model; gpu_dl rebuilds Sequential "
@@ -402,6 +412,9 @@ def model_from_config(config, where="model config", custom_objects=None):
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")
+    if len(inner["layers"]) > MAX_LAYERS:
+        raise ValueError(f"{where}: the Sequential lists {len(inner['layers'])} layers, more than the {MAX_LAYERS} "
+                         "gpu_dl rebuilds; it is not a model config (corrupt or crafted).")
     try:
         model = Sequential(name=inner.get("name"), trainable=inner.get("trainable", True))
     except (TypeError, ValueError) as e:
@@ -412,7 +425,10 @@ def model_from_config(config, where="model config", custom_objects=None):
             model.add(layer)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}, layers[{i}] ('{layer.name}'): {e}") from e
-    shape = (config.get("build_config") or {}).get("input_shape") or inner.get("build_input_shape")
+    build_config = config.get("build_config")
+    if build_config is not None and not isinstance(build_config, dict):
+        raise ValueError(f"{where}: 'build_config' must be an object, got {build_config!r:.200}.")
+    shape = (build_config or {}).get("input_shape") or inner.get("build_input_shape")
     if not model.built and shape is not None and model.layers:
         try:
             model.build(_as_shape(shape, where, "build_config.input_shape"))
@@ -596,6 +612,8 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(f"{where}: 'compile_config' must be an object, got {compile_config!r}.")
     custom = CustomObjects(custom_objects)
     cc = _decode(compile_config, f"{where} (compile_config)", custom)
+    if not isinstance(cc, dict):        # a tuple, array or dtype entry in its place
+        raise ValueError(f"{where}: 'compile_config' must be an object, got {compile_config!r:.200}.")
     what = f"{where}: compile_config.optimizer"
     try:
         optimizer = _optimizer_from_config(cc.get("optimizer"), custom, what)

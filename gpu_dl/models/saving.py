@@ -29,6 +29,7 @@ import secrets
 import warnings
 import zipfile
 
+from ..layers.base import weight_budget
 from .keras_config import compile_from_config, model_config, model_from_config
 from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizer, write_weights
 
@@ -217,12 +218,16 @@ def _open_archive(path):
     return archive
 
 
-def _read_member(archive, name, path, limit=None):
+def _member_info(archive, name, path):
     try:
-        info = archive.getinfo(name)
+        return archive.getinfo(name)
     except KeyError:
         raise ValueError(f"{path}: the archive has no '{name}' (it holds {archive.namelist()[:10]}); it is not a "
                          "Keras 3 `.keras` file or it is damaged.") from None
+
+
+def _read_member(archive, name, path, limit=None):
+    info = _member_info(archive, name, path)
     if limit is not None and info.file_size > limit:
         raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} a config may have.")
     if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * info.compress_size:
@@ -230,7 +235,8 @@ def _read_member(archive, name, path, limit=None):
                          "refusing to expand a likely decompression bomb.")
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
+        # RuntimeError: an encrypted member, which zipfile reads only with a password.
         raise ValueError(f"{path}: cannot read '{name}' from the archive ({e}); it may be truncated or damaged.") from e
 
 
@@ -301,7 +307,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     h5py = _h5py()
     with _open_archive(path) as archive:
         config = _read_json(archive, CONFIG_FILENAME, path)
-        model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
+        # Keras and gpu_dl store every weight uncompressed in the HDF5 member, so the model the config describes
+        # needs no more bytes than that member has: a config declaring larger layers is refused before they
+        # are allocated.
+        weights_size = _member_info(archive, WEIGHTS_FILENAME, path).file_size
+        with weight_budget(weights_size, f"{path} ({CONFIG_FILENAME})", f"the archive's {WEIGHTS_FILENAME} holds"):
+            model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
         if compile and config.get("compile_config"):
             compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
         h5file, source = _weights_from_archive(h5py, archive, path)
