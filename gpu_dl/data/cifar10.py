@@ -35,12 +35,13 @@ ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
-# A batch of the real data set is a 31.0 MB pickle (10,000 rows of 3,072 bytes, plus labels and file names).
-# 64 MiB leaves twice that for batches written with other pickle protocols or an extra field per image, and
-# still refuses a crafted member before it is read into memory.
+# A batch of the real data set is a 31.0 MB pickle (10,000 rows of 3,072 bytes, plus labels and file names);
+# pickled again by Python 3 with protocol 2 it grows to about 46 MB (each byte above 127 then takes two).
+# 64 MiB holds either with room to spare, and still refuses a crafted member before it is read into memory.
 MAX_BATCH_BYTES = 64 * 2**20
-# The archive holds 9 entries (a folder, six batches, batches.meta, readme.html) in about 186 MB; these bound
-# how many headers, and how many bytes in all, are looked at before the reader gives up on an archive.
+# The archive holds 9 entries (a folder, six batches, batches.meta, readme.html) in about 186 MB (280 MB with
+# re-pickled batches); these bound how many headers, and how many bytes in all, are looked at before the
+# reader gives up on an archive.
 MAX_HEADERS = 64
 MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
 # A GNU long-name or long-link header holds one path.

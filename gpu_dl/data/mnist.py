@@ -3,7 +3,8 @@
 Two forms are read:
 
 - Keras's ``mnist.npz`` (arrays ``x_train``, ``y_train``, ``x_test``,
-  ``y_test``), loaded with ``allow_pickle=False``;
+  ``y_test``), read member by member; arrays of Python objects (pickles)
+  are refused;
 - the four IDX files of the original distribution, gzipped or not:
   ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
   ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``.

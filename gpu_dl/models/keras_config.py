@@ -8,13 +8,14 @@ The file is ``{"module": "keras", "class_name": "Sequential", "config":
 Keras writes tuples as ``{"class_name": "__tuple__", "config": {"value": [...]}}``
 and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading.
 
-Reading executes nothing from the file. Class names are looked up in gpu_dl's
-own layer, optimizer, loss and metric catalogues, then among the caller's
-``custom_objects`` and the registered objects (``register_keras_serializable``),
-by registered name (``package>name``) or class name, as Keras looks them up;
-functions (``{"class_name": "function", "config": name}``) by their name only.
-A class of a ``module`` outside Keras or gpu_dl that neither names, an unknown
-class, or a config key the class does not take is a ValueError.
+Reading executes nothing from the file. Class names are looked up among the
+caller's ``custom_objects`` and the registered objects
+(``register_keras_serializable``), by registered name (``package>name``), then
+class name, as Keras looks them up, and then in gpu_dl's own layer, optimizer,
+loss and metric catalogues; functions (``{"class_name": "function", "config":
+name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
+that is not among the custom objects, an unknown class, or a config key the
+class does not take is a ValueError.
 
 What a custom object may be follows from what gpu_dl trains with: a layer is a
 ``Layer`` subclass; a loss a ``Loss`` subclass (with ``call`` and ``grad``), a
