@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations", "backend", "callbacks", "constraints", "data", "initializers", "layers",
-    "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils",
+    "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)

@@ -3,10 +3,16 @@
 Each catalogue keeps a dict from lower-case name to object; ``lookup`` turns a
 user's string into the entry, or raises a ``ValueError`` that names what was
 asked for, suggests the nearest names and lists the rest.
+
+The registry of the caller's own classes and functions lives here too
+(``register_keras_serializable``, as Keras's): saving writes them under their
+registered name, and loading finds them by it, as it finds the entries of a
+``custom_objects`` dict. Nothing is ever imported by a name read from a file.
 """
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 
 
@@ -41,15 +47,73 @@ def lookup(kind: str, identifier: str, table: dict):
     raise ValueError(f"Unknown name {identifier!r} among the {kind}.{hint} Known {kind}: {', '.join(known)}.")
 
 
+# ------------------------------------------------------------------ registry
+# Keras 3's registry: objects by their registered name ``package>name``, and the names by object.
+_REGISTERED: dict = {}
+_REGISTERED_NAMES: dict = {}
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """A decorator that registers a class or function under ``"package>name"`` (``name`` defaults to its
+    ``__name__``), as ``keras.saving.register_keras_serializable`` does: a saved model names it so, and
+    ``load_model`` finds it without ``custom_objects``. A class must have ``get_config``."""
+    if not isinstance(package, str):
+        raise TypeError(f"register_keras_serializable: `package` must be a string, got {package!r}.")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"register_keras_serializable: `name` must be a string or None, got {name!r}.")
+
+    def decorator(obj):
+        if inspect.isclass(obj):
+            if not hasattr(obj, "get_config"):
+                raise ValueError("Cannot register a class that does not have a get_config() method.")
+        elif not callable(obj) or not hasattr(obj, "__name__"):
+            raise TypeError(f"register_keras_serializable registers classes and functions, got {obj!r}.")
+        registered = f"{package}>{name if name is not None else obj.__name__}"
+        _REGISTERED[registered] = obj
+        _REGISTERED_NAMES[obj] = registered
+        return obj
+
+    return decorator
+
+
+def get_registered_name(obj):
+    """The name ``obj`` is registered under, or its ``__name__`` when it is not registered."""
+    return _REGISTERED_NAMES.get(obj, obj.__name__)
+
+
+def get_registered_object(name, custom_objects=None, module_objects=None):
+    """The class or function registered as ``name``, else ``custom_objects[name]``, else
+    ``module_objects[name]``, else None (Keras's order)."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    if module_objects and name in module_objects:
+        return module_objects[name]
+    return None
+
+
+def get_custom_objects():
+    """The live dict of registered objects, by registered name."""
+    return _REGISTERED
+
+
+def written_module(cls):
+    """The ``module`` a config gives a class or function of the caller's: its Python module, or None for
+    ``__main__``, as Keras writes it (a name to read, never a module to import)."""
+    module = getattr(cls, "__module__", None)
+    return None if module == "__main__" else module
+
+
 def keras_config(obj, keras_module: str, builtin: bool) -> dict:
     """Keras 3's serialised form of a catalogue object: ``{"module", "class_name", "config", "registered_name"}``.
 
     Built-in classes are written under Keras's own module so the config loads
-    in Keras too; other classes under their Python module, registered by name.
+    in Keras too; other classes under their Python module, by their registered name.
     """
     cls = type(obj)
-    return {"module": keras_module if builtin else cls.__module__, "class_name": cls.__name__,
-            "config": obj.get_config(), "registered_name": None if builtin else cls.__name__}
+    return {"module": keras_module if builtin else written_module(cls), "class_name": cls.__name__,
+            "config": obj.get_config(), "registered_name": None if builtin else get_registered_name(cls)}
 
 
 def from_keras_config(kind: str, config, table: dict, custom_objects=None):

@@ -626,6 +626,10 @@ class LossFunctionWrapper(Loss):
 
     def get_config(self):
         config = super().get_config()
+        if type(self) is LossFunctionWrapper:
+            # As Keras's: the wrapper itself names its functions (saving writes them by their registered name);
+            # its subclasses fix theirs in __init__.
+            config.update(fn=self.fn, grad_fn=self.grad_fn)
         config.update(self._fn_kwargs)
         return config
 

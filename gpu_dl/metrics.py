@@ -216,7 +216,10 @@ class MeanMetricWrapper(Mean):
         super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), **self._fn_kwargs}
+        # As Keras's: the wrapper itself names its function (saving writes it by its registered name); its
+        # subclasses fix theirs in __init__.
+        own = {"fn": self._fn} if type(self) is MeanMetricWrapper else {}
+        return {**super().get_config(), **own, **self._fn_kwargs}
 
 
 def _wrapper_class(cls_name, fn, default_name, doc, **defaults):

@@ -362,3 +362,270 @@ def test_cifar_missing_and_malformed(tmp_path, rng, isolated_home):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="tar"):
         load_cifar10(tmp_path / "cifar-10-python.tar.gz")
+
+
+# ------------------------------------------------- decompression limits
+def _peak_bytes(fn):
+    """(what fn raised, the most memory Python and numpy held while it ran)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception as exc:        # noqa: BLE001 - handed back to the test
+        raised = exc
+    else:
+        raised = None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return raised, peak
+
+
+def _gzip_of(path, head, zeros):
+    """A gzip file holding ``head`` then ``zeros`` zero bytes, written a MiB at a time (small on disk)."""
+    import zlib
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(2**20)
+    with open(path, "wb") as f:
+        f.write(packer.compress(head))
+        for _ in range(zeros // len(chunk)):
+            f.write(packer.compress(chunk))
+        f.write(packer.flush())
+
+
+def test_idx_gzip_bomb_is_refused_once_past_its_declared_size(tmp_path, rng):
+    data = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "bomb", data)
+    target = tmp_path / "bomb" / "train-labels-idx1-ubyte.gz"
+    # A valid header for 5 labels, then 32 MiB of zeros: the reader must stop one byte past the 5 labels.
+    _gzip_of(target, idx_bytes(data[0][1]), 32 * 2**20)
+    assert target.stat().st_size < 64 * 2**10
+    raised, peak = _peak_bytes(lambda: load_mnist(tmp_path / "bomb"))
+    assert isinstance(raised, ValueError)
+    assert "train-labels-idx1-ubyte.gz" in str(raised) and "more than that after the header" in str(raised)
+    assert peak < 2**20
+
+
+def test_idx_header_declaring_more_than_the_cap_is_refused_unread(tmp_path, rng):
+    from gpu_dl.data import mnist
+    data = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "big", data)
+    target = tmp_path / "big" / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + struct.pack(">III", 2**16, 2**16, 2**4)      # 64 GiB of pixels
+    _gzip_of(target, header, 4 * 2**20)
+    raised, peak = _peak_bytes(lambda: load_mnist(tmp_path / "big"))
+    assert isinstance(raised, ValueError)
+    assert str(raised).startswith(str(target))
+    assert f"more than the {mnist.MAX_ARRAY_BYTES} bytes" in str(raised)
+    assert peak < 2**20
+
+
+def test_idx_trailing_bytes_and_truncation_are_refused_plain_too(tmp_path, rng):
+    data = tiny_mnist(rng)
+    write_idx_folder(tmp_path / "plain", data, compress=False)
+    target = tmp_path / "plain" / "t10k-images-idx3-ubyte"
+    good = target.read_bytes()
+    target.write_bytes(good + b"\x00")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte: .*more than that after the header"):
+        load_mnist(tmp_path / "plain")
+    target.write_bytes(good[:-1])
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: .*\(2352 bytes of data\).*2351 bytes"):
+        load_mnist(tmp_path / "plain")
+    # a gzip stream cut after its data but before its checksum is refused, not half-trusted
+    gz = tmp_path / "gz"
+    write_idx_folder(gz, data)
+    member = gz / "t10k-labels-idx1-ubyte.gz"
+    member.write_bytes(member.read_bytes()[:-4])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+        load_mnist(gz)
+
+
+def _npz_with(path, arrays, compression=0):
+    """An .npz written member by member (numpy.savez's layout) so that a test can swap in other bytes."""
+    import zipfile
+    from numpy.lib import format as npy
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for key, value in arrays.items():
+            if isinstance(value, bytes):
+                archive.writestr(key + ".npy", value)
+            else:
+                buffer = io.BytesIO()
+                npy.write_array(buffer, value)
+                archive.writestr(key + ".npy", buffer.getvalue())
+
+
+def test_npz_member_larger_than_the_cap_is_refused_before_it_is_inflated(tmp_path, rng, monkeypatch):
+    import zipfile
+    from gpu_dl.data import mnist
+    (xtr, ytr), (xte, yte) = tiny_mnist(rng)
+    monkeypatch.setattr(mnist, "MAX_ARRAY_BYTES", 2**20)      # 2 GiB scaled down to keep the test cheap
+    big = numpy.zeros((8 * 2**20 // 784, 28, 28), numpy.uint8)
+    path = tmp_path / "mnist.npz"
+    _npz_with(path, {"x_train": big, "y_train": ytr, "x_test": xte, "y_test": yte}, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 64 * 2**10
+    raised, peak = _peak_bytes(lambda: load_mnist(path))
+    assert isinstance(raised, ValueError)
+    assert "mnist.npz: array x_train (x_train.npy) declares" in str(raised) and "more than the 1048576" in str(raised)
+    assert peak < 2**19
+
+
+def test_npz_header_that_disagrees_with_its_member_is_refused_unallocated(tmp_path, rng):
+    (xtr, ytr), (xte, yte) = tiny_mnist(rng)
+    from numpy.lib import format as npy
+    buffer = io.BytesIO()
+    # The header claims 10 million images (7.8 GB) over a member of a few bytes.
+    npy.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 28, 28)})
+    path = tmp_path / "mnist.npz"
+    _npz_with(path, {"x_train": buffer.getvalue() + bytes(100), "y_train": ytr, "x_test": xte, "y_test": yte})
+    raised, peak = _peak_bytes(lambda: load_mnist(path))
+    assert isinstance(raised, ValueError)
+    assert "array x_train" in str(raised) and "(7840000000 bytes of data)" in str(raised)
+    assert "100 bytes after the header" in str(raised)
+    assert peak < 2**20
+    # a Fortran-ordered array, as numpy.save writes one, still reads the same
+    _npz_with(path, {"x_train": numpy.asfortranarray(xtr), "y_train": ytr, "x_test": xte, "y_test": yte})
+    assert_same(load_mnist(path), ((xtr, ytr), (xte, yte)))
+
+
+def _tar_gz(path, entries):
+    """A .tar.gz of ``(TarInfo, payload or None)``; sizes and types are taken from the TarInfo as given."""
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for info, payload in entries:
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+
+
+def _batch_entries(batches, folder="cifar-10-batches-py/"):
+    out = []
+    for name, (data, labels) in batches.items():
+        payload = batch_pickle(data, labels, name)
+        info = tarfile.TarInfo(folder + name)
+        info.size = len(payload)
+        out.append((info, payload))
+    return out
+
+
+def test_cifar_archive_member_above_the_cap_is_refused_from_its_header(tmp_path, rng):
+    from gpu_dl.data import cifar10
+    path = tmp_path / "cifar-10-python.tar.gz"
+    entries = _batch_entries(tiny_cifar(rng))
+    # A member whose header declares 10 GiB: its header alone is written (the archive is a few KiB), so the
+    # reader must refuse it from the header, before skipping or reading anything it announces.
+    huge = tarfile.TarInfo("cifar-10-batches-py/readme.html")
+    huge.size = 10 * 2**30
+    with gzip.open(path, "wb") as f:
+        f.write(huge.tobuf(tarfile.GNU_FORMAT))
+        for info, payload in entries:
+            f.write(info.tobuf(tarfile.GNU_FORMAT) + payload + bytes(-len(payload) % 512))
+    raised, peak = _peak_bytes(lambda: load_cifar10(path))
+    assert isinstance(raised, ValueError)
+    assert "cifar-10-python.tar.gz: member 'cifar-10-batches-py/readme.html' declares 10737418240 bytes" in str(raised)
+    assert f"more than the {cifar10.MAX_BATCH_BYTES}" in str(raised)
+    assert peak < 2**20
+
+
+def test_cifar_archive_batch_above_the_cap_is_refused(tmp_path, rng, monkeypatch):
+    from gpu_dl.data import cifar10
+    monkeypatch.setattr(cifar10, "MAX_BATCH_BYTES", 2**16)     # 64 MiB scaled down; the batch is ~200 KB
+    batches = tiny_cifar(rng, sizes=(64, 1, 1, 1, 1))
+    path = tmp_path / "cifar-10-python.tar.gz"
+    _tar_gz(path, _batch_entries(batches))
+    with pytest.raises(ValueError, match="member 'cifar-10-batches-py/data_batch_1' declares .* more than the 65536"):
+        load_cifar10(path)
+    write_cifar_folder(tmp_path / "folder", batches)
+    with pytest.raises(ValueError, match=r"folder/data_batch_1: \d+ bytes, more than the 65536"):
+        load_cifar10(tmp_path / "folder")
+
+
+def test_cifar_archive_with_very_many_members_is_refused(tmp_path, rng):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    filler = []
+    for i in range(200):
+        info = tarfile.TarInfo(f"cifar-10-batches-py/note_{i}")
+        info.size = 1
+        filler.append((info, b"x"))
+    _tar_gz(path, filler + _batch_entries(tiny_cifar(rng)))
+    with pytest.raises(ValueError, match="cifar-10-python.tar.gz: more than 64 entries"):
+        load_cifar10(path)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "directory", "outside", "absolute", "twice"])
+def test_cifar_archive_batches_must_be_regular_files_in_their_place(tmp_path, rng, kind):
+    batches = tiny_cifar(rng)
+    entries = _batch_entries(batches)
+    name = "cifar-10-batches-py/data_batch_2"
+    if kind in ("symlink", "hardlink", "directory"):
+        info = tarfile.TarInfo(name)
+        info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "directory": tarfile.DIRTYPE}[kind]
+        info.linkname = "/dev/zero" if kind != "directory" else ""
+        entries[1] = (info, None)
+        message = "data_batch_2: not a regular file"
+    elif kind in ("outside", "absolute"):
+        entries[1][0].name = "../../data_batch_2" if kind == "outside" else "/etc/cifar/data_batch_2"
+        message = "a batch's name outside its place"
+    else:
+        entries.insert(2, entries[1])       # before the set is complete (the reader stops once it is)
+        message = "holds data_batch_2 twice"
+    path = tmp_path / "cifar-10-python.tar.gz"
+    _tar_gz(path, entries)
+    with pytest.raises(ValueError, match=message):
+        load_cifar10(path)
+
+
+@pytest.mark.parametrize("header", ["pax", "sparse"])
+def test_cifar_archive_pax_and_sparse_headers_are_refused(tmp_path, rng, header):
+    entries = _batch_entries(tiny_cifar(rng))
+    path = tmp_path / "cifar-10-python.tar.gz"
+    if header == "pax":
+        with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+            for info, payload in entries:
+                info.pax_headers = {"comment": "x"}
+                tar.addfile(info, io.BytesIO(payload))
+    else:
+        entries[0][0].type = tarfile.GNUTYPE_SPARSE
+        _tar_gz(path, entries)
+    with pytest.raises(ValueError, match="pax or sparse header"):
+        load_cifar10(path)
+
+
+def test_cifar_archive_is_read_only_as_far_as_the_batches(tmp_path, rng):
+    batches = tiny_cifar(rng)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    meta = tarfile.TarInfo("cifar-10-batches-py/batches.meta")
+    meta.size = 3
+    with gzip.open(path, "wb") as f:
+        for info, payload in [(meta, b"abc")] + _batch_entries(batches):
+            f.write(info.tobuf(tarfile.GNU_FORMAT) + payload + bytes(-len(payload) % 512))
+        f.write(b"\xff" * 4096)       # damaged past the last batch: never reached
+    assert_cifar(load_cifar10(path), batches)
+
+
+@pytest.mark.parametrize("field", ["data", "labels"])
+def test_cifar_batch_repeating_one_list_by_reference_is_refused_before_numpy_expands_it(tmp_path, rng, field):
+    batches = tiny_cifar(rng)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_folder(folder, batches)
+    row = [0] * 3072
+    # pickle writes `row` once and then refers to it: 20,000 rows (61 M values) in about 50 KB.
+    d = {b"data": [row] * 20000, b"labels": [0] * 20000} if field == "data" else \
+        {b"data": rng.integers(0, 256, (2, 3072), dtype=numpy.uint8), b"labels": [row] * 20000}
+    payload = pickle.dumps(d, protocol=2)
+    assert len(payload) < 2**17
+    (folder / "test_batch").write_bytes(payload)
+    raised, peak = _peak_bytes(lambda: load_cifar10(folder))
+    assert isinstance(raised, ValueError) and "test_batch" in str(raised)
+    assert peak < 16 * 2**20
+    # honest lists still load
+    d = {b"data": batches["test_batch"][0].tolist(), b"labels": batches["test_batch"][1]}
+    (folder / "test_batch").write_bytes(pickle.dumps(d, protocol=2))
+    assert_cifar(load_cifar10(folder), batches)
+
+
+def test_cifar_batch_that_is_not_a_regular_file_is_refused_unopened(tmp_path, rng):
+    batches = tiny_cifar(rng)
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_folder(folder, batches)
+    os.remove(folder / "data_batch_4")
+    os.mkfifo(folder / "data_batch_4")         # opening a pipe for reading would wait forever
+    from gpu_dl.data.cifar10 import _from_folder
+    with pytest.raises(ValueError, match="data_batch_4: not a regular file"):
+        _from_folder(str(folder))

@@ -655,6 +655,136 @@ def _saved_weights(model, path):
     return path
 
 
+def _peak_bytes(fn):
+    """(what fn raised, the most memory Python and numpy held while it ran)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception as exc:        # noqa: BLE001 - handed back to the test
+        raised = exc
+    else:
+        raised = None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return raised, peak
+
+
+@pytest.mark.parametrize("compile_", [True, False])
+def test_a_config_declaring_more_weights_than_the_file_holds_is_refused_before_allocating(compile_, saved, tmp_path):
+    # 10**5 inputs into 10**6 units: a 400 GB kernel declared by a config of a few bytes.
+    _, path = saved
+    bad = tmp_path / "huge.keras"
+
+    def huge(config):
+        config["config"]["layers"][0]["config"]["batch_shape"] = [None, 10**5]
+        config["config"]["layers"][1]["config"]["units"] = 10**6
+        config["build_config"]["input_shape"] = config["config"]["build_input_shape"] = [None, 10**5]
+    _edit_archive(path, bad, replace={"config.json": _edit_config(huge)})
+    raised, peak = _peak_bytes(lambda: load_model(bad, compile=compile_))
+    assert isinstance(raised, ValueError)
+    message = str(raised)
+    assert "huge.keras (config.json)" in message and "(100000, 1000000) (400000000000 bytes)" in message
+    assert "the archive's model.weights.h5 holds" in message
+    assert peak < 2**24
+    load_model(path, compile=compile_)          # a real file fits its own weights
+
+
+def test_an_encrypted_member_is_a_clear_error(saved, tmp_path):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:           # set the "encrypted" flag of every entry in the central directory
+        data[central + 8] |= 1
+        central = data.find(b"PK\x01\x02", central + 4)
+    bad = tmp_path / "encrypted.keras"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="encrypted.keras: cannot read 'config.json' from the archive.*encrypted"):
+        load_model(bad)
+
+
+def test_an_empty_dataspace_is_refused(tmp_path):
+    model = mlp()
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "a") as f:
+        del f["layers/dense/vars/1"]
+        f["layers/dense/vars"].create_dataset("1", data=h5py.Empty("f4"))
+    with pytest.raises(ValueError, match="entry 'layers/dense/vars/1' has an empty dataspace"):
+        model.load_weights(path)
+
+
+def test_a_deeply_nested_scalars_attribute_is_refused(tmp_path):
+    model = mlp()
+    x, y = data_for(model)
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "a") as f:
+        f["optimizer/vars"].attrs["gpu_dl_scalars"] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ValueError, match="unreadable 'gpu_dl_scalars' attribute"):
+        model.load_weights(path)
+
+
+def _set_build_config(config):
+    config["build_config"] = 3
+
+
+def _null_batch_shape(config):
+    config["config"]["layers"][0]["config"]["batch_shape"] = None
+
+
+def _tuple_compile_config(config):
+    config["compile_config"] = {"class_name": "__tuple__", "config": {"value": [1]}}
+
+
+def _tuple_model(config):
+    config.clear()
+    config.update({"class_name": "__tuple__", "config": {"value": [1, 2]}})
+
+
+def _bad_numpy_dtype(config):
+    config["config"]["layers"][1]["config"]["units"] = {
+        "class_name": "__numpy__", "config": {"value": [1], "dtype": "(1000000000,)f8"}}
+
+
+def _too_many_layers(config):
+    from gpu_dl.models.keras_config import MAX_LAYERS
+    config["config"]["layers"] += [{"module": "keras.layers", "class_name": "Dropout", "config": {"rate": 0.1}}
+                                   ] * MAX_LAYERS
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_set_build_config, "'build_config' must be an object"),
+    (_null_batch_shape, "`batch_shape` must be a list of integers or nulls, got None"),
+    (_tuple_compile_config, "'compile_config' must be an object"),
+    (_tuple_model, "expected a model's 'class_name' and 'config', got a tuple"),
+    (_bad_numpy_dtype, "a '__numpy__' entry needs config"),
+    (_too_many_layers, "lists 10004 layers, more than the 10000 gpu_dl rebuilds"),
+], ids=["build_config", "batch_shape", "compile_config", "model", "numpy_dtype", "many_layers"])
+def test_malformed_configs_are_clear_errors(edit, message, saved, tmp_path):
+    _, path = saved
+    bad = tmp_path / "bad.keras"
+    _edit_archive(path, bad, replace={"config.json": _edit_config(edit)})
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"bad.keras \(config.json\).*" + message):
+        load_model(bad)
+    assert time.perf_counter() - started < 10
+
+
+def test_a_bidirectional_layer_whose_inner_config_is_not_an_object(tmp_path):
+    model = rnn()
+    model.save(tmp_path / "r.keras")
+    bad = tmp_path / "bad.keras"
+
+    def edit(config):
+        config["config"]["layers"][2]["config"]["layer"]["config"] = [1, 2]
+    _edit_archive(tmp_path / "r.keras", bad, replace={"config.json": _edit_config(edit)})
+    with pytest.raises(ValueError, match="the wrapped layer's 'config' must be an object"):
+        load_model(bad)
+
+
 # ------------------------------------------------------------- Keras's files
 def _keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")

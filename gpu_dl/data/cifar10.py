@@ -8,12 +8,22 @@ Each batch is a pickled dict ``{b"data": uint8 array (N, 3072), b"labels":
 list of ints, ...}``. Pickle can run any code a file names, so the batches
 are read with ``RestrictedUnpickler``: it resolves only the few globals a
 numpy array needs and refuses every other one before anything runs.
+
+A small crafted file cannot make the reader fill memory: a batch larger than
+``MAX_BATCH_BYTES`` is refused unread, and out of the archive only the six
+batches are read, each a regular file at its expected path, while the
+archive's headers (at most ``MAX_HEADERS``, each declaring at most
+``MAX_BATCH_BYTES``, ``MAX_ARCHIVE_BYTES`` in all) are checked as they come.
+pax and sparse headers are refused: the standard library expands them before
+it hands a member over, and the CIFAR-10 archive has none.
 """
 from __future__ import annotations
 
 import io
+import numbers
 import os
 import pickle
+import stat
 import tarfile
 
 import numpy
@@ -24,6 +34,18 @@ BATCH_FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+
+# A batch of the real data set is a 31.0 MB pickle (10,000 rows of 3,072 bytes, plus labels and file names);
+# pickled again by Python 3 with protocol 2 it grows to about 46 MB (each byte above 127 then takes two).
+# 64 MiB holds either with room to spare, and still refuses a crafted member before it is read into memory.
+MAX_BATCH_BYTES = 64 * 2**20
+# The archive holds 9 entries (a folder, six batches, batches.meta, readme.html) in about 186 MB (280 MB with
+# re-pickled batches); these bound how many headers, and how many bytes in all, are looked at before the
+# reader gives up on an archive.
+MAX_HEADERS = 64
+MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
+# A GNU long-name or long-link header holds one path.
+_MAX_NAME_HEADER_BYTES = 64 * 2**10
 
 # What a pickled numpy array needs (both spellings of numpy's core package; protocol 5 rebuilds an
 # array from its buffer with _frombuffer), and the bytes constructor Python 3 writes for bytes objects
@@ -65,10 +87,10 @@ def restricted_loads(data, source="pickle"):
     return unpickler.load()
 
 
-def _batch_arrays(data, source):
+def _batch_arrays(raw, source):
     """(x uint8 (N, 32, 32, 3), y uint8 (N, 1)) from the bytes of one pickled batch."""
     try:
-        d = restricted_loads(data, source)
+        d = restricted_loads(raw, source)
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("refusing"):
             raise
@@ -80,11 +102,8 @@ def _batch_arrays(data, source):
     d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
         raise ValueError(f"{source}: a CIFAR-10 batch holds 'data' and 'labels', found keys {sorted(map(str, d))}.")
-    try:
-        x = numpy.asarray(d["data"])
-        y = numpy.asarray(d["labels"])
-    except ValueError as exc:     # ragged lists
-        raise ValueError(f"{source}: 'data' and 'labels' must be arrays or flat lists of numbers ({exc}).") from None
+    x = _bounded_array(d["data"], "'data'", True, len(raw), source)
+    y = _bounded_array(d["labels"], "'labels'", False, len(raw), source)
     if x.ndim != 2 or x.shape[1] != 3072:
         raise ValueError(f"{source}: 'data' must have shape (N, 3072), got {x.shape}.")
     if y.shape != (x.shape[0],):
@@ -95,41 +114,137 @@ def _batch_arrays(data, source):
     return numpy.ascontiguousarray(x), y.reshape(-1, 1)
 
 
-def _assemble(read, source_of):
-    parts = [_batch_arrays(read(name), source_of(name)) for name in TRAIN_BATCHES]
+def _bounded_array(value, what, rows, file_bytes, source):
+    """``value`` (an array, a list of numbers, or with ``rows`` a list of rows) as a numpy array.
+
+    A pickle can repeat one object by reference, so a few bytes can describe lists far larger than the file:
+    a list is expanded only when it holds no more numbers than the file has bytes and nothing but numbers
+    (a real batch holds arrays, whose bytes are all in the file).
+    """
+    if isinstance(value, (list, tuple)):
+        lines = [r for r in value if isinstance(r, (list, tuple))] if rows else [value]
+        count = (sum(len(r) if isinstance(r, (list, tuple)) else numpy.size(r) for r in value) if rows
+                 else len(value))
+        if count > file_bytes:
+            raise ValueError(f"{source}: {what} lists {count} values, more than the file's {file_bytes} bytes; "
+                             "a data set file does not repeat one object many times.")
+        for line in lines:
+            for v in line:
+                if isinstance(v, numbers.Number):
+                    continue
+                if isinstance(v, (list, tuple, dict, numpy.ndarray)):
+                    raise ValueError(f"{source}: 'data' and 'labels' must be arrays or flat lists of numbers.")
+                raise ValueError(f"{source}: {what} must hold whole numbers 0..255 (uint8), got "
+                                 f"{type(v).__name__} values.")
+    try:
+        return numpy.asarray(value)
+    except ValueError as exc:     # ragged lists
+        raise ValueError(f"{source}: 'data' and 'labels' must be arrays or flat lists of numbers ({exc}).") from None
+
+
+def _assemble(batches):
+    parts = [batches[name] for name in TRAIN_BATCHES]
     x_train = numpy.concatenate([p[0] for p in parts])
     y_train = numpy.concatenate([p[1] for p in parts])
-    x_test, y_test = _batch_arrays(read(TEST_BATCH), source_of(TEST_BATCH))
-    return (x_train, y_train), (x_test, y_test)
+    return (x_train, y_train), batches[TEST_BATCH]
 
 
 def _from_folder(folder):
-    def read(name):
-        with open(os.path.join(folder, name), "rb") as f:
-            return f.read()
-    return _assemble(read, lambda name: os.path.join(folder, name))
+    batches = {}
+    for name in TRAIN_BATCHES + (TEST_BATCH,):
+        path = os.path.join(folder, name)
+        # Checked before it is opened: a device or pipe by a batch's name would never end.
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path}: not a regular file; a CIFAR-10 batch is a file of about 31 MB.")
+        if info.st_size > MAX_BATCH_BYTES:
+            raise ValueError(f"{path}: {info.st_size} bytes, more than the {MAX_BATCH_BYTES} a CIFAR-10 batch "
+                             "may have (a real one has about 31 MB).")
+        with open(path, "rb") as f:
+            # One byte more than it had: a file that grew since is seen to have grown.
+            raw = f.read(info.st_size + 1)
+        if len(raw) > info.st_size:
+            raise ValueError(f"{path}: changed while it was read.")
+        batches[name] = _batch_arrays(raw, path)
+    return _assemble(batches)
+
+
+class _Refused(ValueError):
+    """An archive header the reader will not go past."""
+
+
+def _header_checker(path):
+    """A TarInfo class whose headers are checked as tarfile reads them, before it reads what they announce."""
+    seen = {"headers": 0, "bytes": 0}
+
+    class CheckedHeader(tarfile.TarInfo):
+        @classmethod
+        def frombuf(cls, buf, encoding, errors):
+            info = super().frombuf(buf, encoding, errors)
+            seen["headers"] += 1
+            seen["bytes"] += tarfile.BLOCKSIZE + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_SPARSE):
+                raise _Refused(f"{path}: the archive has a pax or sparse header (at {info.name!r}), which gpu_dl "
+                               "does not read; the CIFAR-10 archive has none. Extract it and pass the "
+                               f"{BATCH_FOLDER} folder, or re-pack it with `tar --format=gnu`.")
+            if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and info.size > _MAX_NAME_HEADER_BYTES:
+                raise _Refused(f"{path}: a long-name header of {info.size} bytes; a path is never that long.")
+            if info.size > MAX_BATCH_BYTES:
+                raise _Refused(f"{path}: member {info.name!r} declares {info.size} bytes, more than the "
+                               f"{MAX_BATCH_BYTES} a CIFAR-10 batch may have (a real one has about 31 MB).")
+            if seen["headers"] > MAX_HEADERS:
+                raise _Refused(f"{path}: more than {MAX_HEADERS} entries; the CIFAR-10 archive has 9.")
+            if seen["bytes"] > MAX_ARCHIVE_BYTES:
+                raise _Refused(f"{path}: its entries declare more than {MAX_ARCHIVE_BYTES} bytes in all; the "
+                               "CIFAR-10 archive holds about 186 MB.")
+            return info
+
+    return CheckedHeader
 
 
 def _from_archive(path):
+    wanted = TRAIN_BATCHES + (TEST_BATCH,)
+    places = {p: n for n in wanted for p in (n, f"{BATCH_FOLDER}/{n}")}
     try:
-        archive = tarfile.open(path, "r:*")
+        archive = tarfile.open(path, "r:*", tarinfo=_header_checker(path))
     except (tarfile.TarError, OSError, EOFError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"{path}: not a readable tar archive ({exc}).") from None
-    with archive:
-        members = {}
-        for m in archive.getmembers():
-            if m.isfile():
-                members.setdefault(os.path.basename(m.name), m)
-        missing = [n for n in TRAIN_BATCHES + (TEST_BATCH,) if n not in members]
-        if missing:
-            raise ValueError(f"{path}: the archive lacks {', '.join(missing)} "
-                             f"(expected {BATCH_FOLDER}/data_batch_1..5 and {BATCH_FOLDER}/test_batch).")
-
-        def read(name):
-            return archive.extractfile(members[name]).read()
-        return _assemble(read, lambda name: f"{path}:{members[name].name}")
+    batches = {}
+    try:
+        with archive:
+            # Members are taken as they come and only the batches are read: the rest of the archive
+            # (batches.meta, readme.html) is skipped unread, and reading stops once the six are in.
+            while len(batches) < len(wanted):
+                member = archive.next()
+                if member is None:
+                    break
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if os.path.basename(name.rstrip("/")) not in wanted:
+                    continue
+                source = f"{path}:{member.name}"
+                if name not in places:
+                    raise ValueError(f"{source}: a batch's name outside its place in the archive (expected "
+                                     f"{BATCH_FOLDER}/{os.path.basename(name)}).")
+                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                    raise ValueError(f"{source}: not a regular file (a link, folder or device); a CIFAR-10 batch "
+                                     "is a file.")
+                if places[name] in batches:
+                    raise ValueError(f"{source}: the archive holds {places[name]} twice.")
+                raw = archive.extractfile(member).read(member.size)
+                if len(raw) != member.size:
+                    raise ValueError(f"{source}: holds {len(raw)} bytes, not the {member.size} its header declares.")
+                batches[places[name]] = _batch_arrays(raw, source)
+    except (tarfile.TarError, EOFError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a readable tar archive ({exc}).") from None
+    except OSError as exc:     # a damaged compressed stream
+        raise ValueError(f"{path}: not a readable tar archive ({exc}).") from None
+    missing = [n for n in wanted if n not in batches]
+    if missing:
+        raise ValueError(f"{path}: the archive lacks {', '.join(missing)} "
+                         f"(expected {BATCH_FOLDER}/data_batch_1..5 and {BATCH_FOLDER}/test_batch).")
+    return _assemble(batches)
 
 
 def _has_batches(folder):

@@ -17,9 +17,11 @@ Subclasses implement ``build``, ``call``, ``backward``,
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-
 import itertools
+import math
 from collections import defaultdict
 
 import numpy
@@ -28,6 +30,35 @@ from .. import backend
 from ..catalogue import keras_snake_case
 
 _name_counters: dict = defaultdict(itertools.count)
+
+# The bytes of weights layers may still create here, or None for no limit (see ``weight_budget``).
+_weight_budget: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(nbytes, where, why):
+    """Within it, ``add_weight`` refuses (a ValueError naming ``where`` and ``why``) to create weights beyond
+    ``nbytes`` in all, before it allocates them: a model rebuilt from a file cannot take more memory than the
+    file can fill, however large the shapes its config declares."""
+    token = _weight_budget.set({"left": int(nbytes), "total": int(nbytes), "where": where, "why": why})
+    try:
+        yield
+    finally:
+        _weight_budget.reset(token)
+
+
+def _spend_weight_budget(layer, name, shape, dtype):
+    budget = _weight_budget.get()
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if budget is None or not all(isinstance(d, (int, numpy.integer)) and d >= 0 for d in shape):
+        return                  # no budget, or a shape the initializer will refuse itself
+    size = math.prod(int(d) for d in shape) * numpy.dtype(dtype).itemsize
+    if size > budget["left"]:
+        raise ValueError(f"{budget['where']}: layer '{layer.name}' would create the weight '{name}' of shape "
+                         f"{tuple(int(d) for d in shape)} ({size} bytes), beyond the {budget['total']} bytes "
+                         f"{budget['why']}; the config does not describe the model the file holds (corrupt or "
+                         "crafted). Nothing was allocated for it.")
+    budget["left"] -= size
 
 
 def unique_name(base: str) -> str:
@@ -145,6 +176,7 @@ class Layer:
     # ----------------------------------------------------------------- weights
     def add_weight(self, shape, initializer, *, name, regularizer=None, trainable=True, constraint=None):
         from .. import initializers
+        _spend_weight_budget(self, name, shape, self.dtype)
         init = initializers.get(initializer)
         # C order whatever the initializer returns (Orthogonal's q.T is Fortran-ordered): the GPU
         # kernels that update weights in place take contiguous arrays only.

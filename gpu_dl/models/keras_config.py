@@ -8,18 +8,34 @@ The file is ``{"module": "keras", "class_name": "Sequential", "config":
 Keras writes tuples as ``{"class_name": "__tuple__", "config": {"value": [...]}}``
 and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading.
 
-Reading executes nothing from the file. Class names are looked up in gpu_dl's
-own layer, optimizer, loss and metric catalogues; a ``module`` outside Keras or
-gpu_dl, an unknown class, or a config key the class does not take is a
-ValueError.
+Reading executes nothing from the file. Class names are looked up among the
+caller's ``custom_objects`` and the registered objects
+(``register_keras_serializable``), by registered name (``package>name``), then
+class name, as Keras looks them up, and then in gpu_dl's own layer, optimizer,
+loss and metric catalogues; functions (``{"class_name": "function", "config":
+name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
+that is not among the custom objects, an unknown class, or a config key the
+class does not take is a ValueError.
+
+What a custom object may be follows from what gpu_dl trains with: a layer is a
+``Layer`` subclass; a loss a ``Loss`` subclass (with ``call`` and ``grad``), a
+``Loss`` instance, or, inside a ``LossFunctionWrapper``, the functions ``fn`` and
+``grad_fn``; a metric a ``Metric`` subclass or instance, or a per-sample function;
+an optimizer an ``Optimizer`` subclass. An activation, initializer, regularizer
+or constraint of a built-in layer is one of gpu_dl's own (an activation needs the
+gradient gpu_dl.activations has for its own only): a custom one is refused with
+what to do instead.
 """
 from __future__ import annotations
 
 import inspect
 import numbers
+import types
 import warnings
 
 import numpy
+
+from ..catalogue import get_registered_name, get_registered_object, get_custom_objects, written_module
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
 # (None: any value is harmless).
@@ -33,6 +49,10 @@ _HARMLESS_KEYS = {
     "lora_alpha": (None,),
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+# A saved Sequential with more layers than this is refused before any is built: real ones have hundreds at
+# most, and each layer added is checked against all before it, so a small config listing a million cheap
+# layers would keep the loader busy for hours.
+MAX_LAYERS = 10_000
 
 
 # ------------------------------------------------------------ config: write
@@ -40,8 +60,9 @@ def _dtype_policy(name):
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
 
 
-def _jsonable(value, where):
-    """``value`` with tuples as lists and NumPy scalars as Python numbers; a ValueError for anything else."""
+def _jsonable(value, where, functions=False):
+    """``value`` with tuples as lists and NumPy scalars as Python numbers, and with ``functions`` named
+    functions as Keras's function entries; a ValueError for anything else."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
@@ -49,13 +70,26 @@ def _jsonable(value, where):
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v, where) for k, v in value.items()}
+        return {str(k): _jsonable(v, where, functions) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where) for v in value]
+        return [_jsonable(v, where, functions) for v in value]
     if isinstance(value, numpy.ndarray) and value.ndim == 0:
         return _jsonable(value.item(), where)
+    if functions and isinstance(value, types.FunctionType):
+        return function_entry(value, where)
     raise ValueError(f"{where}: {value!r} (type {type(value).__name__}) cannot be written to a config file; "
                      "only numbers, strings, lists and dicts can.")
+
+
+def function_entry(fn, where="config"):
+    """Keras 3's entry for a function: its registered name (``package>name``, else its ``__name__``), under
+    the module and registered name Keras writes for every function. Loading finds it by that name only."""
+    if not isinstance(fn, types.FunctionType) or fn.__name__ == "<lambda>":
+        raise ValueError(f"{where}: {fn!r} cannot be written to a config file: functions are written by name, "
+                         "so only named functions (def) can be; a lambda would have to be saved as code, which "
+                         "loading never runs.")
+    return {"module": "builtins", "class_name": "function", "config": get_registered_name(fn),
+            "registered_name": "function"}
 
 
 def _layer_entry(layer):
@@ -76,8 +110,9 @@ def _layer_entry(layer):
         config["layer"] = forward
         config["backward_layer"] = _layer_entry(layer.backward_layer)
     builtin = _layer_classes().get(type(layer).__name__) is type(layer)
-    entry = {"module": "keras.layers" if builtin else type(layer).__module__, "class_name": type(layer).__name__,
-             "config": _jsonable(config, where), "registered_name": None if builtin else type(layer).__name__}
+    entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
+             "config": _jsonable(config, where),
+             "registered_name": None if builtin else get_registered_name(type(layer))}
     if layer.built and layer.input_spec is not None:
         entry["build_config"] = {"input_shape": _jsonable(layer.input_spec, where)}
     return entry
@@ -89,7 +124,7 @@ def _compile_config(model):
         return None
     optimizer = _jsonable(optimizers.serialize(model.optimizer), f"optimizer '{model.optimizer.name}'")
     try:
-        loss = _jsonable(losses_module.serialize(model.loss), f"loss '{model.loss.name}'")
+        loss = _jsonable(losses_module.serialize(model.loss), f"loss '{model.loss.name}'", functions=True)
     except (TypeError, ValueError) as e:
         warnings.warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
                       "saved without its compile settings, so load_model() gives an uncompiled model.", stacklevel=4)
@@ -100,11 +135,19 @@ def _compile_config(model):
             if isinstance(identifier, str):
                 metrics.append(identifier)
             elif isinstance(identifier, metrics_module.Metric):
-                metrics.append(_jsonable(metrics_module.serialize(identifier), f"metric '{identifier.name}'"))
+                metrics.append(_jsonable(metrics_module.serialize(identifier), f"metric '{identifier.name}'",
+                                         functions=True))
             elif callable(identifier) and getattr(identifier, "__module__", None) == metrics_module.__name__:
                 metrics.append(identifier.__name__)
+            elif inspect.isclass(identifier) and issubclass(identifier, metrics_module.Metric):
+                metrics.append(_jsonable(metrics_module.serialize(identifier()), f"metric {identifier.__name__}",
+                                         functions=True))
+            elif isinstance(identifier, types.FunctionType):
+                # As Keras writes a metric function: by name, found again through custom_objects or the registry.
+                metrics.append(function_entry(identifier, f"metric {identifier.__name__!r}"))
             else:
-                raise ValueError("only metric names, gpu_dl Metric objects and gpu_dl.metrics functions are written")
+                raise ValueError("only metric names, gpu_dl Metric classes and objects, and named functions are "
+                                 "written")
         except (TypeError, ValueError) as e:
             warnings.warn(f"Model '{model.name}': the metric {identifier!r} cannot be written down ({e}); it is "
                           "left out of the saved compile settings.", stacklevel=4)
@@ -147,13 +190,49 @@ def _layer_classes():
     return table
 
 
-def _check_module(entry, where):
+class CustomObjects:
+    """The caller's ``custom_objects`` and the registered objects, looked up as Keras looks them up."""
+
+    def __init__(self, custom_objects=None):
+        self.given = dict(custom_objects or {})
+
+    def function(self, name):
+        """The function (or object standing for one) named ``name``, or None."""
+        if not isinstance(name, str):
+            return None
+        found = get_registered_object(name, self.given)
+        if found is None and ">" not in name:
+            # Keras up to 3.6 wrote a registered function by its bare name: match it to "package>name".
+            for key, obj in {**self.given, **get_custom_objects()}.items():
+                if key.endswith(">" + name):
+                    return obj
+        return found
+
+    def entry(self, entry):
+        """The custom class or function a config entry names (by registered name, then class name), or None."""
+        if not isinstance(entry, dict):
+            return None
+        if entry.get("class_name") == "function":
+            return self.function(entry.get("config"))
+        for key in (entry.get("registered_name"), entry.get("class_name")):
+            if isinstance(key, str):
+                found = get_registered_object(key, self.given)
+                if found is not None:
+                    return found
+        return None
+
+
+def _check_module(entry, where, custom):
     module = entry.get("module")
-    if module is None:
+    if module is None or entry.get("class_name") == "function" or custom.entry(entry) is not None:
+        # A function entry is a name, looked up where it is used; a custom object is the caller's own.
         return
     if not isinstance(module, str) or not (module in ("keras", "gpu_dl") or module.startswith(("keras.", "gpu_dl."))):
-        raise ValueError(f"{where}: {entry.get('class_name')!r} names the module {module!r}. Only Keras's and "
-                         "gpu_dl's own classes are read from a saved file; nothing is imported from it.")
+        name = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else entry.get("class_name")
+        raise ValueError(f"{where}: {entry.get('class_name')!r} names the module {module!r}: it is not one of Keras's "
+                         f"or gpu_dl's own classes, and neither custom_objects nor the registered objects have "
+                         f"{name!r}. Pass load_model(..., custom_objects={{{name!r}: <the class>}}) or register it "
+                         "with gpu_dl.saving.register_keras_serializable(); nothing is imported from a saved file.")
 
 
 def _decode_array(name, inner, where):
@@ -164,7 +243,7 @@ def _decode_array(name, inner, where):
         raise ValueError(message)
     try:
         dtype = numpy.dtype(inner["dtype"])
-    except TypeError:
+    except (TypeError, ValueError):
         raise ValueError(message) from None
     if dtype.kind not in "biuf":
         raise ValueError(message)
@@ -175,20 +254,21 @@ def _decode_array(name, inner, where):
     return array
 
 
-def _decode(value, where):
+def _decode(value, where, custom=None):
     """A config from JSON: tuples and dtype policies unwrapped, modules checked, Keras's object ids dropped."""
+    custom = custom or CustomObjects()
     if isinstance(value, list):
-        return [_decode(v, where) for v in value]
+        return [_decode(v, where, custom) for v in value]
     if not isinstance(value, dict):
         return value
     name = value.get("class_name")
     if isinstance(name, str) and "config" in value:
-        _check_module(value, where)
+        _check_module(value, where, custom)
         if name == "__tuple__":
             inner = value["config"]
             if not isinstance(inner, dict) or not isinstance(inner.get("value"), list):
                 raise ValueError(f"{where}: a '__tuple__' entry needs config {{'value': [...]}}, got {inner!r}.")
-            return tuple(_decode(v, where) for v in inner["value"])
+            return tuple(_decode(v, where, custom) for v in inner["value"])
         if name in ("__numpy__", "__tensor__"):
             # Keras writes an array argument (Rescaling's per-channel scale, say) as its values and dtype: data,
             # read back as a NumPy array when the dtype is numeric.
@@ -202,7 +282,7 @@ def _decode(value, where):
             if not isinstance(policy, str):
                 raise ValueError(f"{where}: a {name} needs config {{'name': '<dtype>'}}, got {inner!r}.")
             return policy
-    return {k: _decode(v, where) for k, v in value.items() if k != "shared_object_id"}
+    return {k: _decode(v, where, custom) for k, v in value.items() if k != "shared_object_id"}
 
 
 def _accepted_keys(cls):
@@ -227,10 +307,12 @@ def _as_shape(value, where, what):
     return tuple(value)
 
 
-def _layer_from_entry(entry, where, custom_objects=None):
+def _layer_from_entry(entry, where, custom=None):
     """A gpu_dl layer from one Keras layer entry (already decoded)."""
+    from ..layers.base import Layer
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
+    custom = custom or CustomObjects()
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise ValueError(f"{where}: a layer entry must be a dict with a 'class_name' string, got {entry!r}.")
     class_name = entry["class_name"]
@@ -239,13 +321,20 @@ def _layer_from_entry(entry, where, custom_objects=None):
         raise ValueError(f"{where}: the 'config' of layer class {class_name!r} must be a dict, got {config!r}.")
     name = config.get("name")
     where = f"{where}, layer {name!r} ({class_name})" if name else f"{where}, layer {class_name}"
-    table = dict(_layer_classes())
-    table.update(custom_objects or {})
-    cls = table.get(class_name)
+    cls = custom.entry(entry)
+    if cls is not None and not (inspect.isclass(cls) and issubclass(cls, Layer)):
+        raise ValueError(f"{where}: custom_objects gives {cls!r} for the layer class {class_name!r}; a layer "
+                         "must be a gpu_dl Layer subclass.")
+    builtin = cls is None
+    cls = cls or _layer_classes().get(class_name)
     if cls is None:
-        raise ValueError(f"{where}: unknown layer class {class_name!r}. gpu_dl rebuilds only its own layers: "
-                         f"{', '.join(sorted(n for n, c in _layer_classes().items() if n == c.__name__))}.")
+        raise ValueError(f"{where}: unknown layer class {class_name!r}. gpu_dl rebuilds its own layers "
+                         f"({', '.join(sorted(n for n, c in _layer_classes().items() if n == c.__name__))}) and the "
+                         "Layer subclasses given in custom_objects or registered with "
+                         "gpu_dl.saving.register_keras_serializable().")
     config = dict(config)
+    if builtin:
+        _refuse_custom_arguments(config, where, custom)
     for key, harmless in _HARMLESS_KEYS.items():
         if key in config:
             value = config.pop(key)
@@ -254,7 +343,9 @@ def _layer_from_entry(entry, where, custom_objects=None):
                                  f"(it supports only {' or '.join(map(repr, harmless))}).")
     if cls is InputLayer:
         if "batch_shape" in config or "batch_input_shape" in config:
-            shape = _as_shape(config.pop("batch_shape", None) or config.pop("batch_input_shape"), where, "batch_shape")
+            given = config.pop("batch_shape", None)
+            legacy = config.pop("batch_input_shape", None)
+            shape = _as_shape(given if given is not None else legacy, where, "batch_shape")
             if not shape:
                 raise ValueError(f"{where}: `batch_shape` needs a batch axis and at least one more, got {list(shape)}.")
             config["batch_size"], config["shape"] = shape[0], shape[1:]
@@ -264,13 +355,15 @@ def _layer_from_entry(entry, where, custom_objects=None):
         inner = config.get("layer")
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: Bidirectional needs the wrapped layer as a config dict under 'layer'.")
+        if not isinstance(inner.get("config") or {}, dict):
+            raise ValueError(f"{where}: the wrapped layer's 'config' must be an object, got {inner['config']!r:.200}.")
         inner = dict(inner, config=dict(inner.get("config") or {}))
         inner_name = inner["config"].get("name")
         if isinstance(inner_name, str) and inner_name.startswith("forward_"):
             inner["config"]["name"] = inner_name[len("forward_"):]
-        config["layer"] = _layer_from_entry(inner, where, custom_objects)
+        config["layer"] = _layer_from_entry(inner, where, custom)
         if config.get("backward_layer") is not None:
-            config["backward_layer"] = _layer_from_entry(config["backward_layer"], where, custom_objects)
+            config["backward_layer"] = _layer_from_entry(config["backward_layer"], where, custom)
         else:
             config.pop("backward_layer", None)
     unknown = sorted(set(config) - _accepted_keys(cls))
@@ -286,12 +379,31 @@ def _layer_from_entry(entry, where, custom_objects=None):
         raise ValueError(f"{where}: cannot be rebuilt from its config: {e}") from e
 
 
+def _refuse_custom_arguments(config, where, custom):
+    """A ValueError when a built-in layer's argument names a custom object: gpu_dl's layers take its own
+    activations, initializers, regularizers and constraints only."""
+    for key, value in config.items():
+        if key in ("layer", "backward_layer") or not isinstance(value, dict):
+            continue
+        found = custom.entry(value)
+        if found is not None:
+            named = value.get("config") if value.get("class_name") == "function" else value.get("class_name")
+            raise ValueError(
+                f"{where}: `{key}` names {named!r}, which custom_objects (or the registry) gives as {found!r}; "
+                "gpu_dl's built-in layers take only gpu_dl's own activations, initializers, regularizers and "
+                "constraints (an activation needs its gradient, which gpu_dl.activations has for its own only: "
+                f"{key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in custom_objects.")
+
+
 def model_from_config(config, where="model config", custom_objects=None):
     """A ``Sequential`` from Keras 3's serialised form (``config.json``), built if the form says how; uncompiled."""
     from .sequential import Sequential
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
-    config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where)
+    custom = CustomObjects(custom_objects)
+    config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where, custom)
+    if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
+        raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
     class_name = config.get("class_name")
     if class_name in ("Functional", "Model"):
         raise ValueError(f"{where}: the model is a functional {class_name} model; gpu_dl rebuilds Sequential "
@@ -301,17 +413,23 @@ def model_from_config(config, where="model config", custom_objects=None):
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")
+    if len(inner["layers"]) > MAX_LAYERS:
+        raise ValueError(f"{where}: the Sequential lists {len(inner['layers'])} layers, more than the {MAX_LAYERS} "
+                         "gpu_dl rebuilds; it is not a model config (corrupt or crafted).")
     try:
         model = Sequential(name=inner.get("name"), trainable=inner.get("trainable", True))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e
     for i, entry in enumerate(inner["layers"]):
-        layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom_objects)
+        layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom)
         try:
             model.add(layer)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}, layers[{i}] ('{layer.name}'): {e}") from e
-    shape = (config.get("build_config") or {}).get("input_shape") or inner.get("build_input_shape")
+    build_config = config.get("build_config")
+    if build_config is not None and not isinstance(build_config, dict):
+        raise ValueError(f"{where}: 'build_config' must be an object, got {build_config!r:.200}.")
+    shape = (build_config or {}).get("input_shape") or inner.get("build_input_shape")
     if not model.built and shape is not None and model.layers:
         try:
             model.build(_as_shape(shape, where, "build_config.input_shape"))
@@ -320,27 +438,202 @@ def model_from_config(config, where="model config", custom_objects=None):
     return model
 
 
-def compile_from_config(model, compile_config, where):
-    from .. import losses as losses_module, metrics as metrics_module, optimizers
+def _builtin_functions():
+    """gpu_dl's per-sample loss and metric functions by name: what a wrapper's ``fn`` may name without
+    custom_objects."""
+    from .. import losses, metrics
+    table = {fn.__name__: fn for fn in losses.FUNCTIONS.values()}
+    for fn in (metrics.accuracy, metrics.binary_accuracy, metrics.categorical_accuracy,
+               metrics.sparse_categorical_accuracy, metrics.top_k_categorical_accuracy,
+               metrics.sparse_top_k_categorical_accuracy):
+        table[fn.__name__] = fn
+    return table
+
+
+def _function_name(value):
+    """The name a function entry (or a bare string standing for a function) gives, or None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("class_name") == "function" and isinstance(value.get("config"), str):
+        return value["config"]
+    return None
+
+
+def _missing(what, kind, name, accepts):
+    return ValueError(f"{what} names the {kind} {name!r}, which is not one of gpu_dl's and which neither "
+                      f"custom_objects nor the registered objects have. Pass load_model(..., custom_objects="
+                      f"{{{name!r}: ...}}) with {accepts}, or register it with "
+                      "gpu_dl.saving.register_keras_serializable(); nothing is imported from a saved file.")
+
+
+def _with_functions(inner, custom, what, keys):
+    """A wrapper's config with its function entries (``keys``) resolved to the functions they name."""
+    if not isinstance(inner, dict):
+        raise ValueError(f"{what}: the 'config' must be an object, got {inner!r:.200}.")
+    config = dict(inner)
+    for key in keys:
+        if key not in config or config[key] is None:
+            continue
+        name = _function_name(config[key])
+        if name is None:
+            raise ValueError(f"{what}: `{key}` must name a function, got {config[key]!r:.200}.")
+        found = custom.function(name)
+        if found is None and key == "fn":
+            found = _builtin_functions().get(name)
+        if found is None:
+            raise _missing(f"{what} ({key})", "function", name, "the function")
+        config[key] = found
+    return config
+
+
+_LOSS_OBJECTS = ("a gpu_dl Loss subclass (with call and grad) or a Loss object such as "
+                 "gpu_dl.losses.LossFunctionWrapper(fn, grad_fn=...)")
+_LOSS_ACCEPTS = _LOSS_OBJECTS + ", or for a LossFunctionWrapper's own fn and grad_fn the plain functions"
+
+
+def _as_loss(found, name, what):
+    """The Loss a custom object given for a loss stands for."""
+    from ..losses import Loss
+    if isinstance(found, Loss):
+        return found
+    if inspect.isclass(found) and issubclass(found, Loss):
+        return found()
+    if callable(found) and not inspect.isclass(found):
+        raise ValueError(f"{what} names {name!r}, which custom_objects (or the registry) gives as the plain function "
+                         f"{found!r}; gpu_dl trains with a loss's gradient too, which a plain function does not "
+                         f"give. Give {name!r} as {_LOSS_OBJECTS}.")
+    raise ValueError(f"{what} names {name!r}, which custom_objects (or the registry) gives as {found!r}; a loss "
+                     f"must be {_LOSS_OBJECTS}.")
+
+
+def _loss_from_config(value, custom, what):
+    from .. import losses
+    from ..catalogue import lookup
+    if value is None:
+        return None
+    name = _function_name(value)
+    if name is not None:
+        found = custom.function(name)
+        if found is not None:
+            return _as_loss(found, name, what)
+        try:
+            return losses.get(name)
+        except (TypeError, ValueError):
+            if isinstance(value, str):
+                raise
+            raise _missing(what, "function", name, _LOSS_ACCEPTS) from None
+    if not isinstance(value, dict):
+        return losses.get(value)
+    class_name = value.get("class_name")
+    found = custom.entry(value)
+    if found is not None:
+        if not (inspect.isclass(found) and issubclass(found, losses.Loss)):
+            return _as_loss(found, class_name, what)
+        return found.from_config(_with_functions(value.get("config") or {}, custom, what, ("fn", "grad_fn")))
+    if class_name == "LossFunctionWrapper":
+        # Keras's and gpu_dl's wrapper of a function: the functions it names are looked up, never imported.
+        config = _with_functions(value.get("config") or {}, custom, what, ("fn", "grad_fn"))
+        if not callable(config.get("fn")):
+            raise ValueError(f"{what}: a LossFunctionWrapper needs `fn`, the function it wraps.")
+        if isinstance(config["fn"], losses.Loss) or (inspect.isclass(config["fn"]) and
+                                                    issubclass(config["fn"], losses.Loss)):
+            return _as_loss(config["fn"], _function_name(value["config"]["fn"]), what)
+        if config.get("grad_fn") is None:
+            fn_name = _function_name(value["config"]["fn"])
+            raise ValueError(f"{what} wraps the function {fn_name!r} without its gradient (`grad_fn`); gpu_dl trains "
+                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with {_LOSS_ACCEPTS}.")
+        return losses.LossFunctionWrapper.from_config(config)
+    if isinstance(class_name, str):
+        try:
+            lookup("losses", class_name, losses._NAMES)
+        except ValueError:
+            raise _missing(what, "class", class_name, _LOSS_ACCEPTS) from None
+    return losses.get(value)
+
+
+def _as_metric(found, name, what):
+    from ..metrics import Metric
+    if inspect.isclass(found) and not issubclass(found, Metric):
+        raise ValueError(f"{what} names {name!r}, which custom_objects (or the registry) gives as the class "
+                         f"{found.__name__}; a metric must be a gpu_dl Metric subclass or object, or a function "
+                         "fn(y_true, y_pred) returning per-sample values.")
+    return found
+
+
+def _metric_from_config(value, custom, what, loss):
+    from .. import metrics
+    from ..catalogue import lookup, snake_case
+    name = _function_name(value)
+    if name is not None:
+        found = custom.function(name)
+        if found is not None:
+            return _as_metric(found, name, what)
+        if isinstance(value, str):
+            return value                    # a name: compile() resolves it, or says what is wrong
+        try:
+            metrics.get(name, loss=loss)
+        except (TypeError, ValueError):
+            raise _missing(what, "function", name, "the function or a gpu_dl Metric subclass") from None
+        return name
+    if not isinstance(value, dict):
+        return value
+    class_name = value.get("class_name")
+    found = custom.entry(value)
+    if found is not None:
+        if not (inspect.isclass(found) and issubclass(found, metrics.Metric)):
+            return _as_metric(found, class_name, what)
+        return found.from_config(_with_functions(value.get("config") or {}, custom, what, ("fn",)))
+    if class_name == "MeanMetricWrapper":
+        return metrics.MeanMetricWrapper.from_config(_with_functions(value.get("config") or {}, custom, what, ("fn",)))
+    if isinstance(class_name, str):
+        try:
+            lookup("metrics", class_name, {snake_case(n): c for n, c in metrics._CLASSES.items()})
+        except ValueError:
+            raise _missing(what, "class", class_name, "a gpu_dl Metric subclass") from None
+    return metrics.deserialize(value)
+
+
+def _optimizer_from_config(value, custom, what):
+    from .. import optimizers
+    value = value or "rmsprop"
+    found = custom.function(value) if isinstance(value, str) else custom.entry(value)
+    if found is None:
+        return optimizers.get(value)
+    if not (inspect.isclass(found) and issubclass(found, optimizers.Optimizer)):
+        raise ValueError(f"{what} names {value if isinstance(value, str) else value.get('class_name')!r}, which "
+                         f"custom_objects (or the registry) gives as {found!r}; an optimizer must be a gpu_dl "
+                         "Optimizer subclass.")
+    return found() if isinstance(value, str) else found.from_config(dict(value.get("config") or {}))
+
+
+def compile_from_config(model, compile_config, where, custom_objects=None):
+    """Compile ``model`` as Keras's ``compile_config`` says, custom losses, metrics and optimizers found through
+    ``custom_objects`` and the registry."""
     if not isinstance(compile_config, dict):
         raise ValueError(f"{where}: 'compile_config' must be an object, got {compile_config!r}.")
-    cc = _decode(compile_config, f"{where} (compile_config)")
+    custom = CustomObjects(custom_objects)
+    cc = _decode(compile_config, f"{where} (compile_config)", custom)
+    if not isinstance(cc, dict):        # a tuple, array or dtype entry in its place
+        raise ValueError(f"{where}: 'compile_config' must be an object, got {compile_config!r:.200}.")
+    what = f"{where}: compile_config.optimizer"
     try:
-        optimizer = optimizers.get(cc.get("optimizer") or "rmsprop")
+        optimizer = _optimizer_from_config(cc.get("optimizer"), custom, what)
     except (TypeError, ValueError, KeyError, NotImplementedError) as e:
-        raise ValueError(f"{where}: compile_config.optimizer cannot be rebuilt: {e}") from e
+        raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
+    what = f"{where}: compile_config.loss"
     try:
-        loss = losses_module.get(cc.get("loss"))
+        loss = _loss_from_config(cc.get("loss"), custom, what)
     except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{where}: compile_config.loss cannot be rebuilt: {e}") from e
+        raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics = cc.get("metrics")
     if isinstance(metrics, (list, tuple)):
         rebuilt = []
-        for m in metrics:
+        for i, m in enumerate(metrics):
+            what = f"{where}: compile_config.metrics[{i}]"
             try:
-                rebuilt.append(metrics_module.deserialize(m) if isinstance(m, dict) else m)
+                rebuilt.append(_metric_from_config(m, custom, what, loss))
             except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(f"{where}: compile_config.metrics entry {m!r} cannot be rebuilt: {e}") from e
+                raise ValueError(e if str(e).startswith(what) else f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
         metrics = rebuilt
     for key in ("loss_weights", "weighted_metrics"):
         if cc.get(key) is not None:

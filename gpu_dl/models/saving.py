@@ -29,6 +29,7 @@ import secrets
 import warnings
 import zipfile
 
+from ..layers.base import weight_budget
 from .keras_config import compile_from_config, model_config, model_from_config
 from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizer, write_weights
 
@@ -217,12 +218,16 @@ def _open_archive(path):
     return archive
 
 
-def _read_member(archive, name, path, limit=None):
+def _member_info(archive, name, path):
     try:
-        info = archive.getinfo(name)
+        return archive.getinfo(name)
     except KeyError:
         raise ValueError(f"{path}: the archive has no '{name}' (it holds {archive.namelist()[:10]}); it is not a "
                          "Keras 3 `.keras` file or it is damaged.") from None
+
+
+def _read_member(archive, name, path, limit=None):
+    info = _member_info(archive, name, path)
     if limit is not None and info.file_size > limit:
         raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} a config may have.")
     if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * info.compress_size:
@@ -230,7 +235,8 @@ def _read_member(archive, name, path, limit=None):
                          "refusing to expand a likely decompression bomb.")
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
+        # RuntimeError: an encrypted member, which zipfile reads only with a password.
         raise ValueError(f"{path}: cannot read '{name}' from the archive ({e}); it may be truncated or damaged.") from e
 
 
@@ -274,9 +280,13 @@ def _weights_from_archive(h5py, archive, path):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """The model a ``.keras`` file holds: architecture, weights and (with ``compile``) optimizer and its state.
 
-    ``custom_objects`` maps layer class names to gpu_dl ``Layer`` subclasses of
-    the caller's own; ``safe_mode`` is accepted for Keras compatibility (loading
-    never runs code from the file).
+    ``custom_objects`` maps the names a file gives its objects of the caller's own (the registered name
+    ``package>name`` or the class name; a function's name) to them, as in Keras: ``Layer`` subclasses for
+    layers; for the compiled loss a ``Loss`` subclass or object, or the functions a ``LossFunctionWrapper``
+    names; for metrics ``Metric`` subclasses or objects or per-sample functions; ``Optimizer`` subclasses.
+    Objects registered with ``gpu_dl.saving.register_keras_serializable`` are found without it.
+    ``safe_mode`` is accepted for Keras compatibility (loading never runs code from the file: names are
+    looked up, nothing is imported).
     """
     path = _path_string(filepath)
     if path.endswith(".weights.h5"):
@@ -288,16 +298,23 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         raise ValueError(f"File format not supported: filepath={path}. gpu_dl (as Keras 3) loads `.keras` files "
                          "with load_model and `.weights.h5` files with model.load_weights.")
     if custom_objects is not None:
-        from ..layers.base import Layer
-        if not isinstance(custom_objects, dict) or not all(isinstance(c, type) and issubclass(c, Layer)
-                                                           for c in custom_objects.values()):
-            raise TypeError("custom_objects must map class names to gpu_dl Layer subclasses.")
+        if not isinstance(custom_objects, dict) or not all(isinstance(k, str) for k in custom_objects):
+            raise TypeError("custom_objects must be a dict from the names a saved file uses (class names, "
+                            f"'package>name', function names) to classes or functions, got {custom_objects!r:.200}.")
+        for key, value in custom_objects.items():
+            if not callable(value):
+                raise TypeError(f"custom_objects[{key!r}] is {value!r:.200}: give the class or function itself.")
     h5py = _h5py()
     with _open_archive(path) as archive:
         config = _read_json(archive, CONFIG_FILENAME, path)
-        model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
+        # Keras and gpu_dl store every weight uncompressed in the HDF5 member, so the model the config describes
+        # needs no more bytes than that member has: a config declaring larger layers is refused before they
+        # are allocated.
+        weights_size = _member_info(archive, WEIGHTS_FILENAME, path).file_size
+        with weight_budget(weights_size, f"{path} ({CONFIG_FILENAME})", f"the archive's {WEIGHTS_FILENAME} holds"):
+            model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
         if compile and config.get("compile_config"):
-            compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})")
+            compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))

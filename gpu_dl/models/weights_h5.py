@@ -126,6 +126,9 @@ def _datasets(h5py, group, entry, source):
     datasets = []
     for key in expected:
         ds = _child(h5py, group, key, "dataset", f"{source}: entry '{entry}'")
+        if ds.shape is None:
+            raise ValueError(f"{source}: entry '{entry}/{key}' has an empty dataspace (no shape, no data); a weight "
+                             "is an array.")
         if ds.dtype.kind not in "fiub":
             raise ValueError(f"{source}: entry '{entry}/{key}' has dtype {ds.dtype}, not a number type gpu_dl reads.")
         datasets.append(ds)
@@ -248,7 +251,7 @@ def stage_optimizer(h5py, h5file, model, source, strict):
                   and (scalars.get("learning_rate") is None or _is_rate(scalars["learning_rate"]))
                   and isinstance(scalars.get("extra"), dict) and set(scalars["extra"]) == expected_extra
                   and all(_is_finite(v) for v in scalars["extra"].values()))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             ok = False
         if not ok:
             raise ValueError(f"{source}: entry 'optimizer/vars' has an unreadable '{_SCALARS_ATTR}' attribute.")

@@ -21,7 +21,7 @@ def serialize(optimizer) -> dict:
     """``{"module", "class_name", "config", "registered_name"}`` as Keras 3 writes an optimizer."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizers.serialize expects an Optimizer instance, got {optimizer!r}.")
-    return keras_config(optimizer, "keras.optimizers", builtin=True)
+    return keras_config(optimizer, "keras.optimizers", builtin=type(optimizer) in _OPTIMIZERS.values())
 
 
 def deserialize(config, custom_objects=None):
