@@ -26,6 +26,11 @@ class OnlyCupyBodies:
 
 
 if __name__ == "__main__":
+    # The gpu_dl under test is this checkout's, not whichever one the interpreter has installed
+    # (an editable install may point at another worktree); subprocesses of the tests inherit it.
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(1, checkout)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     os.environ["GPU_DL_ALLOCATOR"] = "cupy"
     os.environ.setdefault("GPU_DL_DEVICE", "cpu")   # tests that do not ask for the GPU keep NumPy
     import pytest
