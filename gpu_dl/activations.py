@@ -1,12 +1,27 @@
 """Keras 3's activation functions, each paired with its gradient.
 
-The public functions (``relu(x, ...)``, ``softmax(x, axis=-1)``, ...) compute
-the forward value on NumPy or CuPy arrays, as ``keras.activations.*`` do.
-On CuPy float arrays an ``ActivationFunction`` runs the elementwise ones as
-one kernel each way (``ops/activation_kernels.py``), with a layer's bias add
-fused into the forward (``with_bias``).
+The public functions (``relu(x, ...)``, ``gelu(x, approximate=False)``,
+``softmax(x, axis=-1)``, ...) compute the forward value on NumPy or CuPy
+arrays, as ``keras.activations.*`` do, with Keras's names, arguments and
+defaults: relu, leaky_relu, relu6, elu, selu, celu, softplus, softsign,
+squareplus, silu (swish), gelu, mish, tanh, tanh_shrink, hard_tanh, sigmoid,
+log_sigmoid, hard_sigmoid, sparse_sigmoid, sparse_plus, hard_silu
+(hard_swish), hard_shrink, soft_shrink, threshold, exponential, linear, and
+along an axis softmax, log_softmax, sparsemax and glu.
+
+On CuPy float arrays an ``ActivationFunction`` runs the first set of
+elementwise ones (``activation_kernels.KIND``) as one kernel each way
+(``ops/activation_kernels.py``), with a layer's bias add fused into the
+forward (``with_bias``); the others run as CuPy array arithmetic.
 Layers hold an ``ActivationFunction`` from ``get(identifier)``: the forward
-function, its backward, and its parameters. Beyond Keras: ``step``, the
+function, its backward, and its parameters (``make("celu", alpha=0.5)``).
+
+Where gpu_dl differs: ``threshold`` has no defaults for its two arguments, as
+in Keras, so ``get("threshold")`` is an error that says to use ``make``;
+glu halves the axis it splits, which Dense, Conv2D and the recurrent layers
+refuse (``get_keeping_shape``) and an Activation layer reports in its output
+shape; sparsemax projects onto the simplex as its paper defines (Keras 3.15
+does not once two values are in the support). Beyond Keras: ``step``, the
 binary step (gradient zero everywhere).
 """
 from __future__ import annotations
