@@ -1,15 +1,32 @@
 """Keras 3's activation functions, each paired with its gradient.
 
-The public functions (``relu(x, ...)``, ``softmax(x, axis=-1)``, ...) compute
-the forward value on NumPy or CuPy arrays, as ``keras.activations.*`` do.
-On CuPy float arrays an ``ActivationFunction`` runs the elementwise ones as
-one kernel each way (``ops/activation_kernels.py``), with a layer's bias add
-fused into the forward (``with_bias``).
+The public functions (``relu(x, ...)``, ``gelu(x, approximate=False)``,
+``softmax(x, axis=-1)``, ...) compute the forward value on NumPy or CuPy
+arrays, as ``keras.activations.*`` do, with Keras's names, arguments and
+defaults: relu, leaky_relu, relu6, elu, selu, celu, softplus, softsign,
+squareplus, silu (swish), gelu, mish, tanh, tanh_shrink, hard_tanh, sigmoid,
+log_sigmoid, hard_sigmoid, sparse_sigmoid, sparse_plus, hard_silu
+(hard_swish), hard_shrink, soft_shrink, threshold, exponential, linear, and
+along an axis softmax, log_softmax, sparsemax and glu.
+
+On CuPy float arrays an ``ActivationFunction`` runs the first set of
+elementwise ones (``activation_kernels.KIND``) as one kernel each way
+(``ops/activation_kernels.py``), with a layer's bias add fused into the
+forward (``with_bias``); the others run as CuPy array arithmetic.
 Layers hold an ``ActivationFunction`` from ``get(identifier)``: the forward
-function, its backward, and its parameters. Beyond Keras: ``step``, the
+function, its backward, and its parameters (``make("celu", alpha=0.5)``).
+
+Where gpu_dl differs: ``threshold`` has no defaults for its two arguments, as
+in Keras, so ``get("threshold")`` is an error that says to use ``make``;
+glu halves the axis it splits, which Dense, Conv2D and the recurrent layers
+refuse (``get_keeping_shape``) and an Activation layer reports in its output
+shape; sparsemax projects onto the simplex as its paper defines (Keras 3.15
+does not once two values are in the support). Beyond Keras: ``step``, the
 binary step (gradient zero everywhere).
 """
 from __future__ import annotations
+
+import inspect
 
 from .catalogue import lookup
 from .ops import activation_kernels
@@ -29,6 +46,26 @@ class ActivationFunction:
     def is_softmax(self):
         """True for a softmax over the last axis, which a model may fuse with cross-entropy."""
         return self.name == "softmax" and self.params.get("axis", -1) == -1
+
+    @property
+    def keeps_shape(self):
+        """False for glu, whose output is half its input along ``axis``; every other activation keeps it."""
+        return self.name != "glu"
+
+    def output_shape(self, input_shape):
+        """The shape of ``f(x)`` for an ``x`` of ``input_shape`` (None for a size not known yet)."""
+        shape = list(input_shape)
+        if self.keeps_shape:
+            return tuple(shape)
+        axis = self.params.get("axis", -1)
+        if not -len(shape) <= axis < len(shape):
+            raise ValueError(f"activation {self.name!r}: axis {axis} does not exist in inputs of shape {tuple(shape)}.")
+        if shape[axis] is not None:
+            if shape[axis] % 2:
+                raise ValueError(f"activation {self.name!r} splits axis {axis} into two halves, so its size must be "
+                                 f"even; got inputs of shape {tuple(shape)}.")
+            shape[axis] //= 2
+        return tuple(shape)
 
     def __call__(self, x):
         if activation_kernels.has_kernel(self.name, x):
@@ -71,17 +108,31 @@ _PAIRS = {
     "relu6": (ew.relu6_forward, ew.relu6_backward),
     "elu": (ew.elu_forward, ew.elu_backward),
     "selu": (ew.selu_forward, ew.selu_backward),
+    "celu": (ew.celu_forward, ew.celu_backward),
     "softplus": (ew.softplus_forward, ew.softplus_backward),
     "softsign": (ew.softsign_forward, ew.softsign_backward),
+    "squareplus": (ew.squareplus_forward, ew.squareplus_backward),
     "silu": (ew.silu_forward, ew.silu_backward),
+    "gelu": (ew.gelu_forward, ew.gelu_backward),
+    "mish": (ew.mish_forward, ew.mish_backward),
     "tanh": (ew.tanh_forward, ew.tanh_backward),
+    "tanh_shrink": (ew.tanh_shrink_forward, ew.tanh_shrink_backward),
+    "hard_tanh": (ew.hard_tanh_forward, ew.hard_tanh_backward),
     "sigmoid": (ew.sigmoid_forward, ew.sigmoid_backward),
+    "log_sigmoid": (ew.log_sigmoid_forward, ew.log_sigmoid_backward),
     "hard_sigmoid": (ew.hard_sigmoid_forward, ew.hard_sigmoid_backward),
+    "sparse_sigmoid": (ew.sparse_sigmoid_forward, ew.sparse_sigmoid_backward),
+    "sparse_plus": (ew.sparse_plus_forward, ew.sparse_plus_backward),
     "hard_silu": (ew.hard_silu_forward, ew.hard_silu_backward),
+    "hard_shrink": (ew.hard_shrink_forward, ew.hard_shrink_backward),
+    "soft_shrink": (ew.soft_shrink_forward, ew.soft_shrink_backward),
+    "threshold": (ew.threshold_forward, ew.threshold_backward),
     "exponential": (ew.exponential_forward, ew.exponential_backward),
     "linear": (ew.linear_forward, ew.linear_backward),
     "softmax": (ew.softmax_forward, ew.softmax_backward),
     "log_softmax": (ew.log_softmax_forward, ew.log_softmax_backward),
+    "sparsemax": (ew.sparsemax_forward, ew.sparsemax_backward),
+    "glu": (ew.glu_forward, ew.glu_backward),
     "step": (ew.step_forward, ew.step_backward),
 }
 _ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
@@ -91,7 +142,23 @@ def make(name, **params):
     """The ActivationFunction ``name`` with parameters, e.g. ``make("elu", alpha=0.5)``."""
     name = _ALIASES.get(name, name)
     forward, backward = _PAIRS[name]
+    _check_parameters(name, forward, params)
     return ActivationFunction(name, forward, backward, **params)
+
+
+def _check_parameters(name, forward, params):
+    """A TypeError now, rather than at the first call, for a parameter ``name`` does not take or one it
+    needs (``threshold`` takes ``threshold`` and ``default_value`` and, as in Keras, defaults neither)."""
+    taken = list(inspect.signature(forward).parameters.values())[1:]
+    unknown = sorted(set(params) - {p.name for p in taken})
+    if unknown:
+        raise TypeError(f"activation {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                        f"it takes {[p.name for p in taken] or 'none'}.")
+    missing = [p.name for p in taken if p.default is inspect.Parameter.empty and p.name not in params]
+    if missing:
+        example = ", ".join(f"{p}=..." for p in missing)
+        raise TypeError(f"activation {name!r} needs {' and '.join(map(repr, missing))}, which have no default: "
+                        f"use gpu_dl.activations.make({name!r}, {example}).")
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
@@ -114,12 +181,20 @@ def selu(x):
     return ew.selu_forward(x)
 
 
+def celu(x, alpha=1.0):
+    return ew.celu_forward(x, alpha)
+
+
 def softplus(x):
     return ew.softplus_forward(x)
 
 
 def softsign(x):
     return ew.softsign_forward(x)
+
+
+def squareplus(x, b=4):
+    return ew.squareplus_forward(x, b)
 
 
 def silu(x):
@@ -129,16 +204,44 @@ def silu(x):
 swish = silu
 
 
+def gelu(x, approximate=False):
+    return ew.gelu_forward(x, approximate)
+
+
+def mish(x):
+    return ew.mish_forward(x)
+
+
 def tanh(x):
     return ew.tanh_forward(x)
+
+
+def tanh_shrink(x):
+    return ew.tanh_shrink_forward(x)
+
+
+def hard_tanh(x):
+    return ew.hard_tanh_forward(x)
 
 
 def sigmoid(x):
     return ew.sigmoid_forward(x)
 
 
+def log_sigmoid(x):
+    return ew.log_sigmoid_forward(x)
+
+
 def hard_sigmoid(x):
     return ew.hard_sigmoid_forward(x)
+
+
+def sparse_sigmoid(x):
+    return ew.sparse_sigmoid_forward(x)
+
+
+def sparse_plus(x):
+    return ew.sparse_plus_forward(x)
 
 
 def hard_silu(x):
@@ -146,6 +249,18 @@ def hard_silu(x):
 
 
 hard_swish = hard_silu
+
+
+def hard_shrink(x, threshold=0.5):
+    return ew.hard_shrink_forward(x, threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    return ew.soft_shrink_forward(x, threshold)
+
+
+def threshold(x, threshold, default_value):
+    return ew.threshold_forward(x, threshold, default_value)
 
 
 def exponential(x):
@@ -164,15 +279,26 @@ def log_softmax(x, axis=-1):
     return ew.log_softmax_forward(x, axis)
 
 
+def sparsemax(x, axis=-1):
+    return ew.sparsemax_forward(x, axis)
+
+
+def glu(x, axis=-1):
+    return ew.glu_forward(x, axis)
+
+
 def step(x):
     return ew.step_forward(x)
 
 
 _PUBLIC = {fn: name for name, fn in {
-    "relu": relu, "leaky_relu": leaky_relu, "relu6": relu6, "elu": elu, "selu": selu, "softplus": softplus,
-    "softsign": softsign, "silu": silu, "tanh": tanh, "sigmoid": sigmoid, "hard_sigmoid": hard_sigmoid,
-    "hard_silu": hard_silu, "exponential": exponential, "linear": linear, "softmax": softmax,
-    "log_softmax": log_softmax, "step": step,
+    "relu": relu, "leaky_relu": leaky_relu, "relu6": relu6, "elu": elu, "selu": selu, "celu": celu,
+    "softplus": softplus, "softsign": softsign, "squareplus": squareplus, "silu": silu, "gelu": gelu,
+    "mish": mish, "tanh": tanh, "tanh_shrink": tanh_shrink, "hard_tanh": hard_tanh, "sigmoid": sigmoid,
+    "log_sigmoid": log_sigmoid, "hard_sigmoid": hard_sigmoid, "sparse_sigmoid": sparse_sigmoid,
+    "sparse_plus": sparse_plus, "hard_silu": hard_silu, "hard_shrink": hard_shrink, "soft_shrink": soft_shrink,
+    "threshold": threshold, "exponential": exponential, "linear": linear, "softmax": softmax,
+    "log_softmax": log_softmax, "sparsemax": sparsemax, "glu": glu, "step": step,
 }.items()}
 _TABLE = {name: name for name in _PAIRS} | _ALIASES
 
@@ -193,6 +319,20 @@ def get(identifier):
         f"activation must be a name such as 'relu', one of gpu_dl.activations' functions, or None; got {identifier!r}. "
         "Arbitrary functions have no gradient in gpu_dl: use an Activation layer with a built-in name."
     )
+
+
+def get_keeping_shape(identifier, where):
+    """``get(identifier)`` for a layer that gives its output's shape itself (Dense, Conv2D, the recurrent
+    layers): glu, which halves an axis, is refused there with a ValueError naming ``where``. Keras 3 takes
+    it, yet reports the unhalved shape (``Dense(4, activation="glu")`` says (None, 4) and returns
+    (batch, 2)), so the layers after it are built for the wrong size; an Activation layer halves the
+    shape it reports."""
+    activation = get(identifier)
+    if not activation.keeps_shape:
+        raise ValueError(f"{where}: activation {activation.name!r} halves the axis it splits, which this layer's "
+                         f"output shape does not allow for (Keras 3 reports the unhalved shape). Give the layer "
+                         f"twice the units or filters and follow it with Activation({activation.name!r}).")
+    return activation
 
 
 def serialize(activation):

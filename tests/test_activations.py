@@ -1,4 +1,5 @@
 """Each activation: forward against its formula written out in NumPy, backward against finite differences."""
+import math
 import os
 
 import numpy
@@ -6,6 +7,7 @@ import pytest
 
 from gpu_dl import activations
 from gpu_dl.backend import to_numpy
+from gpu_dl.ops import activation_kernels
 from gradcheck import assert_gradient
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -13,6 +15,10 @@ SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.050700987355480493
 
 def np_sigmoid(x):
     return 1 / (1 + numpy.exp(-x))
+
+
+def np_erf(x):
+    return numpy.vectorize(math.erf)(x)   # the standard library's erf: independent of SciPy's and CuPy's
 
 
 def np_softmax(x, axis=-1):
@@ -38,9 +44,21 @@ EXPECTED = {
     "softmax": np_softmax,
     "log_softmax": lambda x: numpy.log(np_softmax(x)),
     "step": lambda x: (x > 0).astype(x.dtype),
+    "celu": lambda x: numpy.where(x > 0, x, numpy.exp(x) - 1),
+    "gelu": lambda x: 0.5 * x * (1 + np_erf(x / numpy.sqrt(2))),
+    "mish": lambda x: x * numpy.tanh(numpy.log1p(numpy.exp(x))),
+    "squareplus": lambda x: (x + numpy.sqrt(x * x + 4)) / 2,
+    "tanh_shrink": lambda x: x - numpy.tanh(x),
+    "hard_tanh": lambda x: numpy.clip(x, -1, 1),
+    "log_sigmoid": lambda x: numpy.log(np_sigmoid(x)),
+    "sparse_sigmoid": lambda x: numpy.where(x <= -1, 0, numpy.where(x >= 1, 1, (x + 1) / 2)),
+    "sparse_plus": lambda x: numpy.where(x <= -1, 0, numpy.where(x >= 1, x, (x + 1) ** 2 / 4)),
+    "hard_shrink": lambda x: numpy.where(numpy.abs(x) > 0.5, x, 0),
+    "soft_shrink": lambda x: numpy.sign(x) * numpy.maximum(numpy.abs(x) - 0.5, 0),
 }
 KINKS = {"relu": [0], "leaky_relu": [0], "relu6": [0, 6], "elu": [0], "selu": [0], "hard_sigmoid": [-3, 3],
-         "hard_silu": [-3, 3], "step": [0]}
+         "hard_silu": [-3, 3], "step": [0], "hard_tanh": [-1, 1], "sparse_sigmoid": [-1, 1], "sparse_plus": [-1, 1],
+         "hard_shrink": [-0.5, 0.5], "soft_shrink": [-0.5, 0.5]}
 
 
 def inputs(rng, shape, name):
@@ -146,3 +164,167 @@ def test_matches_keras(rng, name):
     x = inputs(rng, (4, 9), name).astype("float32")
     theirs = keras.ops.convert_to_numpy(getattr(keras.activations, name)(x))
     numpy.testing.assert_allclose(to_numpy(activations.get(name)(x)), theirs, rtol=2e-6, atol=2e-6)
+
+
+# ------------------------------------------------- Keras 3's activations with arguments, axis-wise ones
+# (name, parameters): every activation beyond the first set, with its defaults and with other arguments.
+KERAS_CASES = [
+    ("gelu", {}), ("gelu", {"approximate": True}), ("mish", {}), ("celu", {}), ("celu", {"alpha": 0.6}),
+    ("squareplus", {}), ("squareplus", {"b": 0.5}), ("tanh_shrink", {}), ("hard_tanh", {}), ("log_sigmoid", {}),
+    ("sparse_sigmoid", {}), ("sparse_plus", {}), ("hard_shrink", {}), ("hard_shrink", {"threshold": 1.5}),
+    ("soft_shrink", {}), ("soft_shrink", {"threshold": 2.0}), ("threshold", {"threshold": 0.5, "default_value": -2.0}),
+    ("glu", {}), ("glu", {"axis": 1}),
+]
+CASE_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in KERAS_CASES]
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def edge_inputs(rng, dtype, params):
+    """(2, 4, 6) values: random ones in (-8, 8) and the edges, 0, -0, +-threshold, +-1, +-3, +-20, +-1000."""
+    t = params.get("threshold", 0.5)
+    edges = [0.0, -0.0, t, -t, 1.0, -1.0, 3.0, -3.0, 20.0, -20.0, 1000.0, -1000.0]
+    x = numpy.concatenate([rng.uniform(-8, 8, 48 - len(edges)), edges])
+    return rng.permutation(x).reshape(2, 4, 6).astype(dtype)
+
+
+def smooth_inputs(rng, shape):
+    """float64 values in (-4, 4), 1e-2 away from every kink of the cases above (0, +-0.5, +-1, +-1.5, +-2)."""
+    x = rng.uniform(-4, 4, shape)
+    for kink in (0, 0.5, -0.5, 1, -1, 1.5, -1.5, 2, -2):
+        x[numpy.abs(x - kink) < 1e-2] += 0.05
+    return x
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 2e-6), ("float64", 1e-12)])
+@pytest.mark.parametrize("name,params", KERAS_CASES, ids=CASE_IDS)
+def test_added_activations_match_keras_at_edges(xp, rng, name, params, dtype, tolerance):
+    keras = _keras()
+    x = edge_inputs(rng, dtype, params)
+    theirs = keras.ops.convert_to_numpy(getattr(keras.activations, name)(x, **params))
+    ours = activations.make(name, **params)(xp.asarray(x))
+    assert ours.dtype == x.dtype and ours.shape == theirs.shape
+    numpy.testing.assert_allclose(to_numpy(ours), theirs, rtol=tolerance, atol=tolerance)
+    numpy.testing.assert_allclose(to_numpy(getattr(activations, name)(xp.asarray(x), **params)), theirs,
+                                  rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("name,params", KERAS_CASES, ids=CASE_IDS)
+def test_added_activations_backward_matches_finite_differences(xp, rng, name, params):
+    fn = activations.make(name, **params)
+    x = xp.asarray(smooth_inputs(rng, (3, 4, 6)))
+    y = fn(x)
+    w = xp.asarray(rng.standard_normal(y.shape))
+    dx = fn.grad(x, y, w)
+    assert dx.dtype == x.dtype
+    assert_gradient(lambda v: (fn(v) * w).sum(), x, dx, rng, what=f"{name} {params}")
+    x32 = x.astype(numpy.float32)
+    assert fn.grad(x32, fn(x32), w.astype(numpy.float32)).dtype == numpy.float32
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_forms_written_out(xp, rng, approximate):
+    x = rng.uniform(-6, 6, (5, 7))
+    if approximate:   # Keras's tanh form and constants
+        expected = 0.5 * x * (1 + numpy.tanh(numpy.sqrt(2 / numpy.pi) * (x + 0.044715 * x ** 3)))
+    else:
+        expected = x * 0.5 * (1 + np_erf(x / numpy.sqrt(2)))
+    numpy.testing.assert_allclose(to_numpy(activations.gelu(xp.asarray(x), approximate=approximate)), expected,
+                                  rtol=1e-12, atol=1e-14)
+    assert activations.get("gelu").params == {}   # Keras's default: the exact form
+    numpy.testing.assert_allclose(to_numpy(activations.get("gelu")(xp.asarray(x))),
+                                  x * 0.5 * (1 + np_erf(x / numpy.sqrt(2))), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+def test_glu_halves_the_axis_and_gates_with_the_second_half(xp, rng, axis):
+    x = rng.standard_normal((4, 6, 8))
+    a, b = numpy.split(x, 2, axis=axis)
+    fn = activations.make("glu", axis=axis)
+    y = fn(xp.asarray(x))
+    numpy.testing.assert_allclose(to_numpy(y), a * np_sigmoid(b), rtol=1e-12)
+    assert y.shape == {-1: (4, 6, 4), 1: (4, 3, 8), 0: (2, 6, 8)}[axis]
+    assert fn.output_shape((None, 6, 8) if axis else (4, 6, 8)) == {-1: (None, 6, 4), 1: (None, 3, 8), 0: (2, 6, 8)}[axis]
+    assert not fn.keeps_shape and activations.get("gelu").keeps_shape
+
+
+def test_glu_refuses_an_odd_axis(xp):
+    with pytest.raises(ValueError, match=r"glu splits axis -1 into two halves.*even.*\(2, 5\)"):
+        activations.glu(xp.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"'glu' splits axis -1.*even.*\(None, 5\)"):
+        activations.get("glu").output_shape((None, 5))
+    with pytest.raises(ValueError, match="axis 3 does not exist"):
+        activations.make("glu", axis=3).output_shape((None, 4))
+
+
+def np_simplex_projection(x, axis=-1):
+    """Sparsemax by bisection on tau, sum(max(x - tau, 0)) = 1: no sorting, as the reference."""
+    x = numpy.moveaxis(x, axis, -1)
+    low, high = x.max(-1, keepdims=True) - 1, x.max(-1, keepdims=True)
+    for _ in range(200):
+        tau = (low + high) / 2
+        above = numpy.maximum(x - tau, 0).sum(-1, keepdims=True) > 1
+        low, high = numpy.where(above, tau, low), numpy.where(above, high, tau)
+    return numpy.moveaxis(numpy.maximum(x - (low + high) / 2, 0), -1, axis)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_sparsemax_is_the_projection_onto_the_simplex(xp, rng, axis):
+    x = rng.standard_normal((5, 6, 7))
+    y = to_numpy(activations.sparsemax(xp.asarray(x), axis=axis))
+    numpy.testing.assert_allclose(y, np_simplex_projection(x, axis), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(y.sum(axis=axis), 1, rtol=1e-12)
+    assert (y >= 0).all() and ((y > 0).sum(axis=axis) > 1).any()   # supports of several values were tried
+    y32 = activations.make("sparsemax", axis=axis)(xp.asarray(x, dtype=numpy.float32))
+    assert y32.dtype == numpy.float32
+    numpy.testing.assert_allclose(to_numpy(y32), y, atol=1e-5)
+
+
+def test_sparsemax_gradient_matches_finite_differences(xp, rng):
+    fn = activations.get("sparsemax")
+    x = xp.asarray(rng.standard_normal((6, 9)))
+    y = fn(x)
+    w = xp.asarray(rng.standard_normal((6, 9)))
+    assert_gradient(lambda v: (fn(v) * w).sum(), x, fn.grad(x, y, w), rng, what="sparsemax")
+
+
+def test_sparsemax_matches_keras_where_keras_sums_to_one(rng):
+    """Keras 3.15's sparsemax takes a wrong threshold once two or more values are in the support
+    (keras-team/keras#23425): it agrees with gpu_dl on the rows where its output sums to 1, which are all
+    of them once Keras is fixed, and today the rows whose largest value stands 1 above the rest."""
+    keras = _keras()
+    x = rng.standard_normal((40, 6)).astype("float32")
+    x[::2, 0] = x[::2].max(-1) + 1.5   # a support of one value
+    theirs = keras.ops.convert_to_numpy(keras.activations.sparsemax(x))
+    ours = to_numpy(activations.sparsemax(x))
+    agreeing = numpy.abs(theirs.sum(-1) - 1) < 1e-5
+    assert agreeing[::2].all() and agreeing.sum() >= 20
+    numpy.testing.assert_allclose(ours[agreeing], theirs[agreeing], rtol=2e-6, atol=2e-6)
+    numpy.testing.assert_allclose(ours.sum(-1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n, _ in KERAS_CASES] + ["sparsemax"])
+def test_added_activations_run_as_array_arithmetic_on_the_gpu(xp, name):
+    # kernels/activations.cu has no case for them: the GPU runs ops/elementwise.py's CuPy arithmetic
+    for dtype in (numpy.float32, numpy.float64):
+        assert not activation_kernels.has_kernel(name, xp.zeros((2, 4), dtype=dtype))
+
+
+def test_threshold_needs_both_arguments_and_parameters_are_checked():
+    with pytest.raises(TypeError, match=r"'threshold' needs 'threshold' and 'default_value'.*make\('threshold', "
+                                        r"threshold=\.\.\., default_value=\.\.\.\)"):
+        activations.get("threshold")
+    with pytest.raises(TypeError, match="'default_value'"):
+        activations.make("threshold", threshold=0.0)
+    with pytest.raises(TypeError, match=r"'gelu' has no parameter 'approx'; it takes \['approximate'\]"):
+        activations.make("gelu", approx=True)
+    with pytest.raises(TypeError, match="'mish' has no parameter 'alpha'; it takes none"):
+        activations.make("mish", alpha=1.0)
+    with pytest.raises(ValueError, match="Did you mean 'gelu'"):
+        activations.get("gelus")
+    assert activations.get("HardTanh").name == "hard_tanh"
+    assert activations.get(activations.soft_shrink).name == "soft_shrink"
+    assert activations.serialize(activations.get("log_sigmoid")) == "log_sigmoid"

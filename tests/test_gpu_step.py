@@ -37,6 +37,8 @@ def test_train_step_copies_nothing_back_to_the_host(cupy_only, kind):
     which are the ones gpu_dl's Python could cause.
     """
     cupyx = pytest.importorskip("cupyx")
+    if not hasattr(cupyx, "allow_synchronize"):   # deprecated since CuPy 10; the emulated cupyx has none
+        pytest.skip("this cupyx has no synchronisation detector (cupyx.allow_synchronize)")
     cupy = cupy_only
     model, shape = _model(kind)
     rng = numpy.random.default_rng(0)

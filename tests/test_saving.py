@@ -48,6 +48,14 @@ def rnn(seed=0):
     return model
 
 
+def activated(seed=0):
+    backend.set_random_seed(seed)
+    model = Sequential([layers.Input((5,)), layers.Dense(8, activation="gelu"), layers.Activation("mish"),
+                        layers.Dense(6, activation="soft_shrink"), layers.Dense(2, activation="sparse_plus")])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
 def data_for(model, n=24, seed=1):
     rng = numpy.random.default_rng(seed)
     x = rng.standard_normal((n,) + tuple(model.input_spec[1:])).astype("float32")
@@ -808,10 +816,13 @@ def _keras_models(keras):
                                   L.Bidirectional(L.LSTM(2), merge_mode="sum"), L.Dense(2)]), (6, 4)),
         "simple_rnn": (keras.Sequential([keras.Input((5, 3)), L.SimpleRNN(4, return_sequences=True),
                                          L.Bidirectional(L.SimpleRNN(3), merge_mode="ave"), L.Dense(1)]), (5, 3)),
+        "activations": (keras.Sequential([keras.Input((5,)), L.Dense(8, activation="gelu"), L.Activation("mish"),
+                                          L.Dense(6, activation="celu"), L.Activation("hard_tanh"),
+                                          L.Dense(4, activation="squareplus"), L.Activation("log_sigmoid")]), (5,)),
     }
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "gap", "rnn", "simple_rnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "gap", "rnn", "simple_rnn", "activations"])
 def test_files_written_by_keras_load_and_predict_the_same(name, tmp_path):
     keras = _keras()
     keras.utils.set_random_seed(0)
@@ -841,7 +852,7 @@ def test_files_written_by_keras_load_and_predict_the_same(name, tmp_path):
     numpy.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("build", [mlp, cnn, rnn], ids=["mlp", "cnn", "rnn"])
+@pytest.mark.parametrize("build", [mlp, cnn, rnn, activated], ids=["mlp", "cnn", "rnn", "activations"])
 def test_keras_loads_files_written_by_gpu_dl(build, tmp_path):
     keras = _keras()
     model = build()

@@ -33,11 +33,21 @@ class _ElementwiseActivation(Layer):
 
 
 class Activation(_ElementwiseActivation):
-    """``Activation("relu")``: applies a named activation."""
+    """``Activation("relu")``: applies a named activation. With ``"glu"`` the output is half the input along
+    the split axis, and the shape this layer reports says so (Keras 3 reports the input's shape)."""
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
+
+    def build(self, input_shape):
+        if not self.activation.keeps_shape and self.activation.params.get("axis", -1) % len(input_shape) == 0:
+            raise ValueError(f"Activation '{self.name}': {self.activation.name!r} would split the batch axis "
+                             f"of inputs {tuple(input_shape)}; give it a feature axis.")
+        self.compute_output_shape(input_shape)   # an odd size to halve is an error now, not at the first call
+
+    def compute_output_shape(self, input_shape):
+        return self.activation.output_shape(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}

@@ -30,7 +30,7 @@ class Conv2D(SpatialLayer):
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups != 1:
             raise ValueError(f"{where}: only groups=1 is supported, got {groups!r}.")
         self.groups = 1
-        self.activation = activations.get(activation)
+        self.activation = activations.get_keeping_shape(activation, where)
         self.use_bias = bool(use_bias)
         self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                                   kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,

@@ -63,7 +63,7 @@ class Dense(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
-        self.activation = activations.get(activation)
+        self.activation = activations.get_keeping_shape(activation, f"Dense layer '{self.name}'")
         self.use_bias = bool(use_bias)
         self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                                   kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,

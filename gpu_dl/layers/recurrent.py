@@ -66,8 +66,8 @@ class _Recurrent(Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         where = f"{type(self).__name__} layer '{self.name}'"
         self.units = positive_int(units, f"{where}: units")
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self.activation = activations.get_keeping_shape(activation, where)
+        self.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
         self.use_bias = bool(use_bias)
         self.set_weight_arguments(
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,

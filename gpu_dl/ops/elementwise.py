@@ -7,10 +7,13 @@ arguments that cannot overflow, so extreme inputs give no warnings.
 """
 from __future__ import annotations
 
+import math
+
 from ..backend import array_module
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+GELU_TANH_COEFFICIENT = 0.044715   # Keras's, with sqrt(2 / pi), in the tanh form of GELU
 
 
 def _c(x, value):
@@ -86,6 +89,19 @@ def selu_backward(x, y, dy):
     return _c(x, SELU_SCALE) * elu_backward(x, y, dy, SELU_ALPHA)
 
 
+def celu_forward(x, alpha=1.0):
+    """Keras's celu: x above 0, alpha * expm1(x / alpha) below, as a sum like ELU."""
+    xp = array_module(x)
+    zero = _c(x, 0)
+    return xp.maximum(x, zero) + _c(x, alpha) * xp.expm1(xp.minimum(x, zero) / _c(x, alpha))
+
+
+def celu_backward(x, y, dy, alpha=1.0):
+    # 1 above 0 and exp(x / alpha) below: exp(min(x, 0) / alpha) is both, and never overflows for alpha > 0
+    xp = array_module(x)
+    return dy * xp.exp(xp.minimum(x, _c(x, 0)) / _c(x, alpha))
+
+
 def exponential_forward(x):
     return array_module(x).exp(x)
 
@@ -115,6 +131,24 @@ def softplus_backward(x, y, dy):
     return dy * sigmoid_forward(x)
 
 
+def log_sigmoid_forward(x):
+    """Keras's log_sigmoid: -softplus(-x)."""
+    return -softplus_forward(-x)
+
+
+def log_sigmoid_backward(x, y, dy):
+    return dy * sigmoid_forward(-x)
+
+
+def squareplus_forward(x, b=4):
+    """Keras's squareplus: (x + sqrt(x^2 + b)) / 2."""
+    return (x + array_module(x).sqrt(x * x + _c(x, b))) / _c(x, 2)
+
+
+def squareplus_backward(x, y, dy, b=4):
+    return dy * (_c(x, 1) + x / array_module(x).sqrt(x * x + _c(x, b))) / _c(x, 2)
+
+
 def silu_forward(x):
     return x * sigmoid_forward(x)
 
@@ -124,6 +158,50 @@ def silu_backward(x, y, dy):
     return dy * (s + x * s * (_c(x, 1) - s))
 
 
+def mish_forward(x):
+    """Keras's mish: x * tanh(softplus(x))."""
+    return x * array_module(x).tanh(softplus_forward(x))
+
+
+def mish_backward(x, y, dy):
+    t = array_module(x).tanh(softplus_forward(x))
+    return dy * (t + x * (_c(x, 1) - t * t) * sigmoid_forward(x))
+
+
+# ------------------------------------------------------------------------- GELU
+def _erf(x):
+    """erf of a NumPy or CuPy array, in its dtype. SciPy (which scikit-learn brings) and cupyx are
+    imported at first use, so neither is loaded by programs that never ask for the exact GELU."""
+    if array_module(x).__name__ == "cupy":
+        from cupyx.scipy.special import erf
+    else:
+        from scipy.special import erf
+    return erf(x).astype(x.dtype, copy=False)   # float16 comes back as float64 from both
+
+
+def gelu_forward(x, approximate=False):
+    """Keras's gelu: x * Phi(x) with Phi the normal CDF through erf, or, with ``approximate``, the tanh
+    form 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))); the forms and constants are Keras's."""
+    if approximate:
+        xp = array_module(x)
+        inner = _c(x, math.sqrt(2 / math.pi)) * (x + _c(x, GELU_TANH_COEFFICIENT) * x ** 3)
+        return x * (_c(x, 0.5) * (_c(x, 1) + xp.tanh(inner)))
+    return x * (_erf(x / _c(x, math.sqrt(2))) + _c(x, 1)) / _c(x, 2)
+
+
+def gelu_backward(x, y, dy, approximate=False):
+    xp = array_module(x)
+    if approximate:
+        c, a = _c(x, math.sqrt(2 / math.pi)), _c(x, GELU_TANH_COEFFICIENT)
+        t = xp.tanh(c * (x + a * x ** 3))
+        half = _c(x, 0.5)
+        return dy * (half * (_c(x, 1) + t) + half * x * (_c(x, 1) - t * t) * c * (_c(x, 1) + _c(x, 3) * a * x * x))
+    # Phi(x) + x * phi(x), phi the normal density
+    cdf = (_erf(x / _c(x, math.sqrt(2))) + _c(x, 1)) / _c(x, 2)
+    density = xp.exp(-x * x / _c(x, 2)) / _c(x, math.sqrt(2 * math.pi))
+    return dy * (cdf + x * density)
+
+
 # --------------------------------------------------------------- bounded family
 def tanh_forward(x):
     return array_module(x).tanh(x)
@@ -131,6 +209,46 @@ def tanh_forward(x):
 
 def tanh_backward(x, y, dy):
     return dy * (_c(x, 1) - y * y)
+
+
+def tanh_shrink_forward(x):
+    """Keras's tanh_shrink: x - tanh(x)."""
+    return x - array_module(x).tanh(x)
+
+
+def tanh_shrink_backward(x, y, dy):
+    t = array_module(x).tanh(x)
+    return dy * t * t
+
+
+def hard_tanh_forward(x):
+    """Keras's hard_tanh: x clipped to [-1, 1]."""
+    return array_module(x).clip(x, _c(x, -1), _c(x, 1))
+
+
+def hard_tanh_backward(x, y, dy):
+    return dy * ((x > _c(x, -1)) & (x < _c(x, 1)))
+
+
+def sparse_sigmoid_forward(x):
+    """Keras's sparse_sigmoid: 0 up to -1, (x + 1) / 2 between, 1 from 1 on; one clip does all three."""
+    return array_module(x).clip(_c(x, 0.5) * (x + _c(x, 1)), _c(x, 0), _c(x, 1))
+
+
+def sparse_sigmoid_backward(x, y, dy):
+    return dy * ((x > _c(x, -1)) & (x < _c(x, 1))) * _c(x, 0.5)
+
+
+def sparse_plus_forward(x):
+    """Keras's sparse_plus: 0 up to -1, (x + 1)^2 / 4 between, x from 1 on."""
+    xp = array_module(x)
+    shifted = xp.clip(x, _c(x, -1), _c(x, 1)) + _c(x, 1)   # 0 up to -1, where the square is then 0 too
+    return xp.where(x >= _c(x, 1), x, _c(x, 0.25) * shifted * shifted)
+
+
+def sparse_plus_backward(x, y, dy):
+    # 0, (x + 1) / 2 and 1: (clip(x, -1, 1) + 1) / 2 is all three
+    return dy * (array_module(x).clip(x, _c(x, -1), _c(x, 1)) + _c(x, 1)) * _c(x, 0.5)
 
 
 def softsign_forward(x):
@@ -159,6 +277,36 @@ def hard_silu_forward(x):
 def hard_silu_backward(x, y, dy):
     inside = ((x > _c(x, -3)) & (x < _c(x, 3))).astype(x.dtype)
     return dy * (hard_sigmoid_forward(x) + x * inside / _c(x, 6))
+
+
+# ------------------------------------------------------------------ shrinkage
+def hard_shrink_forward(x, threshold=0.5):
+    """Keras's hard_shrink: x where |x| > threshold, else 0."""
+    xp = array_module(x)
+    return xp.where(xp.abs(x) > _c(x, threshold), x, _c(x, 0))
+
+
+def hard_shrink_backward(x, y, dy, threshold=0.5):
+    return dy * (array_module(x).abs(x) > _c(x, threshold))
+
+
+def soft_shrink_forward(x, threshold=0.5):
+    """Keras's soft_shrink: x - threshold above threshold, x + threshold below -threshold, else 0."""
+    # x minus x clipped to [-threshold, threshold] is each of the three, without nested selects
+    return x - array_module(x).clip(x, _c(x, -threshold), _c(x, threshold))
+
+
+def soft_shrink_backward(x, y, dy, threshold=0.5):
+    return dy * (array_module(x).abs(x) > _c(x, threshold))
+
+
+def threshold_forward(x, threshold, default_value):
+    """Keras's threshold: x where x > threshold, else default_value (Keras gives neither a default)."""
+    return array_module(x).where(x > _c(x, threshold), x, _c(x, default_value))
+
+
+def threshold_backward(x, y, dy, threshold, default_value):
+    return dy * (x > _c(x, threshold))
 
 
 def linear_forward(x):
@@ -197,6 +345,54 @@ def log_softmax_forward(x, axis=-1):
 
 def log_softmax_backward(x, y, dy, axis=-1):
     return dy - array_module(y).exp(y) * dy.sum(axis=axis, keepdims=True)
+
+
+def sparsemax_forward(x, axis=-1):
+    """Sparsemax (Martins & Astudillo, 2016): x's Euclidean projection onto the probability simplex along
+    ``axis``, max(x - tau, 0) with tau such that each slice sums to 1.
+
+    The support and tau are found as Keras finds them, from the values sorted in descending order, but
+    tau is (the sum of the sorted values in the support - 1) / its size, as the paper defines it: Keras
+    3.15 sums the cumulative sums over the support instead, so its slices do not sum to 1 once more than
+    one value is in the support (keras-team/keras#23425, fixed upstream by #23469).
+    """
+    xp = array_module(x)
+    ranked = -xp.sort(-x, axis=axis)
+    cumulative = xp.cumsum(ranked, axis=axis)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    rank = xp.arange(1, x.shape[axis] + 1, dtype=x.dtype).reshape(shape)
+    support = ranked - (cumulative - _c(x, 1)) / rank > _c(x, 0)   # a leading run of the ranked values
+    size = support.sum(axis=axis, keepdims=True).astype(x.dtype)
+    tau = (xp.where(support, ranked, _c(x, 0)).sum(axis=axis, keepdims=True) - _c(x, 1)) / size
+    return xp.maximum(x - tau, _c(x, 0))
+
+
+def sparsemax_backward(x, y, dy, axis=-1):
+    # On the support S the Jacobian is I - 1 1^T / |S|: dy less its mean over S; zero off S.
+    support = (y > 0).astype(y.dtype)
+    mean = (dy * support).sum(axis=axis, keepdims=True) / support.sum(axis=axis, keepdims=True)
+    return support * (dy - mean)
+
+
+# ------------------------------------------------------------------------- GLU
+def _glu_halves(x, axis):
+    if x.shape[axis] % 2:
+        raise ValueError(f"glu splits axis {axis} into two halves, so its size must be even; "
+                         f"got an input of shape {tuple(x.shape)}.")
+    return array_module(x).split(x, 2, axis=axis)
+
+
+def glu_forward(x, axis=-1):
+    """Keras's glu: a * sigmoid(b), a and b the two halves of x along ``axis`` (which the output halves)."""
+    a, b = _glu_halves(x, axis)
+    return a * sigmoid_forward(b)
+
+
+def glu_backward(x, y, dy, axis=-1):
+    a, b = _glu_halves(x, axis)
+    s = sigmoid_forward(b)
+    return array_module(x).concatenate([dy * s, dy * a * s * (_c(x, 1) - s)], axis=axis)
 
 
 # ------------------------------------------------------------------------ PReLU

@@ -1,0 +1,1 @@
+"""``cupyx.scipy``: only ``special``."""

@@ -1,0 +1,13 @@
+"""``cupyx.scipy.special``: ``erf``, computed by SciPy's on the emulated device arrays."""
+import numpy
+import scipy.special
+
+import cupy
+
+
+def erf(x):
+    """As CuPy's ufunc (types e->d, f->f, d->d): device arrays or Python scalars in, a device array out,
+    float32 for float32 and float64 for the rest; a host NumPy array is a TypeError."""
+    if isinstance(x, numpy.ndarray) and not isinstance(x, cupy.ndarray):
+        raise TypeError(f"Unsupported type {type(x)}")
+    return cupy.asarray(scipy.special.erf(x))
