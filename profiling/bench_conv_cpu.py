@@ -98,7 +98,7 @@ def run(threads: int, repeats: int) -> str:
                                       rtol=1e-3, atol=1e-3 * numpy.sqrt(shape.window ** 2 * shape.cin))
         t_fwd, t_torch_fwd, t_products_fwd = median_seconds(ours_forward, torch_forward, products_forward)
         t_step, t_torch_step, t_products_step = median_seconds(ours_step, torch_step, products_step)
-        del columns, dy_columns
+        columns = dy_columns = None   # freed before the next shape allocates its own
         gflop = shape.flops() / 1e9
         rows.append((shape.label(),
                      f"{t_fwd * 1e3:.1f}", f"{t_torch_fwd * 1e3:.1f}", f"{t_torch_fwd / t_fwd:.2f}x",

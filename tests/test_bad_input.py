@@ -2,7 +2,7 @@
 import numpy
 import pytest
 
-from gpu_dl import backend, layers, optimizers
+from gpu_dl import backend, layers
 from gpu_dl.models import Sequential
 
 
