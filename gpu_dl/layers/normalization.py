@@ -1,0 +1,287 @@
+"""``BatchNormalization`` and ``LayerNormalization``, as Keras 3 has them.
+
+BatchNormalization normalizes each feature (the size along ``axis``) with the
+batch's mean and biased variance over all other axes while training, and
+with its moving statistics otherwise; each training call moves them
+(``moving = moving * momentum + batch * (1 - momentum)``). Its weights are
+gamma, beta (trainable), moving_mean and moving_variance (non-trainable:
+saved and loaded with the model, never touched by the optimizer), in that
+order. As in Keras 3, a layer with ``trainable = False`` runs in inference
+mode even inside ``fit``, and a mask of padded steps (``(batch, timesteps)``
+for a ``(batch, timesteps, features)`` input) leaves those steps out of the
+batch statistics.
+
+LayerNormalization normalizes each sample over ``axis`` (an int or a list),
+with gamma and beta spanning those axes.
+
+The arithmetic lives in ``gpu_dl.ops.normalization``: CuPy array operations on
+the GPU, no fused kernel yet.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+from ..ops.normalization import (batch_norm_inference, batch_norm_train, normalize_backward, rms_scale,
+                                 rms_scale_backward)
+from .base import Layer
+
+
+def _integer(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what} must be an integer (an axis of the input), got {value!r}.")
+    return int(value)
+
+
+def _number(value, what, low, high=math.inf):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        span = f"in [{low}, {high}]" if high != math.inf else f">= {low}"
+        raise ValueError(f"{what} must be a number {span}, got {value!r}.")
+    return float(value)
+
+
+class _Normalization(Layer):
+    """What both layers share: their axes resolved against an input's rank, and the input check."""
+
+    supports_masking = True
+    rank_fixed = True       # BatchNormalization fixes the rank, as Keras's input spec does
+
+    def _axes(self):
+        raise NotImplementedError
+
+    def _positions(self, rank):
+        """The normalized axes as positions in an input of ``rank``; a ValueError naming the layer when one
+        lies outside it, is the batch axis, or repeats."""
+        axes = self._axes()
+        if any(not -rank <= a < rank for a in axes):
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': axis {self.axis} is out of bounds for "
+                             f"inputs of rank {rank} (axes -{rank} to {rank - 1}, 0 being the batch).")
+        positions = sorted(a % rank for a in axes)
+        if 0 in positions:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': axis {self.axis} names the batch axis; its "
+                             "weights would be sized by the batch. Normalize a feature axis (-1, the last, usually).")
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': axis {self.axis} names one axis twice "
+                             f"for inputs of rank {rank}.")
+        return tuple(positions)
+
+    def _built_sizes(self, input_shape):
+        positions = self._positions(len(input_shape))
+        sizes = tuple(input_shape[p] for p in positions)
+        if any(s is None for s in sizes):
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' needs a known size along axis {self.axis}, "
+                             f"got input shape {tuple(input_shape)}.")
+        self._sizes = sizes
+        return positions, sizes
+
+    def compute_output_shape(self, input_shape):
+        self._positions(len(input_shape))
+        return tuple(input_shape)
+
+    def check_input_shape(self, shape):
+        spec = self.input_spec
+        if spec is None:
+            return
+        shape = tuple(shape)
+        fixed_rank = self.rank_fixed or any(a >= 0 for a in self._axes())
+        wrong = fixed_rank and len(shape) != len(spec)
+        if not wrong:
+            try:
+                positions = self._positions(len(shape))
+            except ValueError:
+                wrong = True
+            else:
+                wrong = any(shape[p] is not None and shape[p] != s for p, s in zip(positions, self._sizes))
+        if wrong:
+            held = "the rank and " if fixed_rank else ""
+            raise ValueError(f"Input of layer '{self.name}' ({type(self).__name__}) is incompatible: expected shape "
+                             f"{spec}, got {shape} (only {held}axis {self.axis} must match).")
+
+    def _param(self, variable, shape):
+        return None if variable is None else variable.value.reshape(shape)
+
+    def _broadcast_shape(self, x, positions):
+        shape = [1] * x.ndim
+        for p in positions:
+            shape[p] = x.shape[p]
+        return tuple(shape)
+
+
+class BatchNormalization(_Normalization):
+    """Keras 3's ``BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, ...)``.
+
+    ``synchronized`` is accepted and changes nothing (one device); batch renormalization (``renorm=True``)
+    is not implemented. Keras takes a momentum outside [0, 1] and a negative epsilon; gpu_dl refuses them
+    (the moving averages would diverge, the square root of a negative variance is NaN).
+    """
+
+    takes_mask = True
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 renorm=False, renorm_clipping=None, renorm_momentum=0.99, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        where = f"BatchNormalization layer '{self.name}'"
+        self.axis = _integer(axis, f"{where}: axis")
+        self.momentum = _number(momentum, f"{where}: momentum", 0.0, 1.0)
+        self.epsilon = _number(epsilon, f"{where}: epsilon", 0.0)
+        self.center, self.scale = bool(center), bool(scale)
+        if renorm:
+            raise ValueError(f"{where}: batch renormalization (renorm=True) is not implemented in gpu_dl.")
+        self.renorm, self.renorm_clipping, self.renorm_momentum = False, renorm_clipping, renorm_momentum
+        self.synchronized = bool(synchronized)
+        self.set_weight_arguments(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                                  moving_mean_initializer=moving_mean_initializer,
+                                  moving_variance_initializer=moving_variance_initializer,
+                                  beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                                  beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+
+    def _axes(self):
+        return (self.axis,)
+
+    def build(self, input_shape):
+        _, sizes = self._built_sizes(input_shape)
+        if self.scale:
+            self.gamma = self.add_weight(sizes, self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center:
+            self.beta = self.add_weight(sizes, self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        self.moving_mean = self.add_weight(sizes, self.moving_mean_initializer, name="moving_mean", trainable=False)
+        self.moving_variance = self.add_weight(sizes, self.moving_variance_initializer, name="moving_variance",
+                                               trainable=False)
+
+    def _stat_axes(self, x):
+        (position,) = self._positions(x.ndim)
+        return tuple(i for i in range(x.ndim) if i != position), self._broadcast_shape(x, (position,))
+
+    def call(self, x, training=False, mask=None):
+        stat_axes, shape = self._stat_axes(x)
+        gamma, beta = self._param(self.gamma, shape), self._param(self.beta, shape)
+        kept = None
+        if mask is not None:
+            if mask.ndim != x.ndim - 1:
+                raise ValueError(f"BatchNormalization layer '{self.name}': the mask must have one axis less than "
+                                 f"the input, as in Keras; got a mask of shape {tuple(mask.shape)} for an input "
+                                 f"of shape {tuple(x.shape)}.")
+            kept = mask[..., None]
+        # As in Keras 3, a frozen layer normalizes with its moving statistics even in training.
+        through_statistics = bool(training and self.trainable)
+        if through_statistics:
+            y, mean, variance, saved = batch_norm_train(x, stat_axes, self.epsilon, gamma, beta, kept)
+            dtype = x.dtype.type
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                # Keras's order of operations: moving * momentum + batch * (1 - momentum).
+                moving.value[...] = (moving.value * dtype(self.momentum)
+                                     + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
+        else:
+            y, saved = batch_norm_inference(x, self.moving_mean.value.reshape(shape),
+                                            self.moving_variance.value.reshape(shape), self.epsilon, gamma, beta)
+        self._saved = (saved, through_statistics) if training else None
+        return y
+
+    def backward(self, dy):
+        saved, through_statistics = self.saved()
+        stat_axes, shape = self._stat_axes(dy)
+        dx, dgamma, dbeta = normalize_backward(
+            dy, saved, stat_axes, stat_axes, self._param(self.gamma, shape), through_statistics=through_statistics,
+            need_input_grad=self.input_gradient_wanted,
+            need_param_grads=self.trainable and (self.scale or self.center))
+        if self.trainable:
+            if self.scale:
+                self.gamma.grad = dgamma.reshape(self.gamma.shape)
+            if self.center:
+                self.beta.grad = dbeta.reshape(self.beta.shape)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, **self.weight_arguments_config(),
+                "synchronized": self.synchronized, "renorm": self.renorm, "renorm_clipping": self.renorm_clipping,
+                "renorm_momentum": self.renorm_momentum}
+
+
+class LayerNormalization(_Normalization):
+    """Keras 3's ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True, ...)``.
+
+    ``rms_scaling=True`` is Keras's deprecated variant (``x / sqrt(variance + epsilon) * gamma``, no beta),
+    kept so that files using it load; Keras warns about it, and so does gpu_dl. A negative epsilon is
+    refused (Keras takes it).
+    """
+
+    rank_fixed = False      # with negative axes only, as in Keras, any rank whose normalized sizes match
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"LayerNormalization layer '{self.name}'"
+        if isinstance(axis, (list, tuple)):
+            if not axis:
+                raise ValueError(f"{where}: axis must name at least one axis, got {axis!r}.")
+            self.axis = [_integer(a, f"{where}: axis") for a in axis]
+        else:
+            self.axis = _integer(axis, f"{where}: axis (an integer or a list of them)")
+        self.epsilon = _number(epsilon, f"{where}: epsilon", 0.0)
+        self.center, self.scale, self.rms_scaling = bool(center), bool(scale), bool(rms_scaling)
+        if self.rms_scaling:
+            warnings.warn(f"{where}: rms_scaling=True is deprecated in Keras 3: it divides by the standard "
+                          "deviation, not the root mean square.", stacklevel=2)
+        self.set_weight_arguments(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                                  beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                                  beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.gamma = self.beta = None
+
+    def _axes(self):
+        return tuple(self.axis) if isinstance(self.axis, list) else (self.axis,)
+
+    def build(self, input_shape):
+        _, sizes = self._built_sizes(input_shape)
+        # Keras keeps the axes as a sorted list once built (and saves them so).
+        self.axis = sorted(self._axes())
+        if self.scale or self.rms_scaling:
+            self.gamma = self.add_weight(sizes, self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center and not self.rms_scaling:
+            self.beta = self.add_weight(sizes, self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+
+    def _axes_of(self, x):
+        positions = self._positions(x.ndim)
+        other = tuple(i for i in range(x.ndim) if i not in positions)
+        return positions, other, self._broadcast_shape(x, positions)
+
+    def call(self, x, training=False):
+        positions, _, shape = self._axes_of(x)
+        gamma = self._param(self.gamma, shape)
+        if self.rms_scaling:
+            y, saved = rms_scale(x, positions, self.epsilon, gamma)
+        else:
+            y, _, _, saved = batch_norm_train(x, positions, self.epsilon, gamma, self._param(self.beta, shape))
+        self._saved = saved if training else None
+        return y
+
+    def backward(self, dy):
+        saved = self.saved()
+        positions, other, shape = self._axes_of(dy)
+        gamma = self._param(self.gamma, shape)
+        want = dict(need_input_grad=self.input_gradient_wanted,
+                    need_param_grads=self.trainable and (self.gamma is not None or self.beta is not None))
+        if self.rms_scaling:
+            (dx, dgamma), dbeta = rms_scale_backward(dy, saved, positions, other, gamma, **want), None
+        else:
+            dx, dgamma, dbeta = normalize_backward(dy, saved, positions, other, gamma, through_statistics=True,
+                                                   **want)
+        if self.trainable:
+            if self.gamma is not None:
+                self.gamma.grad = dgamma.reshape(self.gamma.shape)
+            if self.beta is not None:
+                self.beta.grad = dbeta.reshape(self.beta.shape)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "rms_scaling": self.rms_scaling, **self.weight_arguments_config()}

@@ -1,0 +1,148 @@
+"""Batch and layer normalization: forward and analytic backward, written once for NumPy and CuPy arrays.
+
+Shapes: ``x`` of any rank; ``stat_axes`` the axes the mean and variance are
+taken over (batch norm: all but the feature axis; layer norm: the normalized
+axes); ``gamma`` and ``beta`` already shaped to broadcast against ``x`` (size 1
+along ``stat_axes`` for batch norm, along the other axes for layer norm), or
+None. Every array keeps ``x``'s dtype.
+
+Numerics follow Keras 3: the output is ``(x - mean) * (gamma / sqrt(variance +
+epsilon)) + beta`` with the biased variance (computed here in two passes, the
+mean of squared deviations, which Keras's E[x^2] - E[x]^2 equals to rounding);
+a mask of padded steps leaves them out of the statistics as Keras's masked
+moments do: sums over the kept positions divided by their count plus 1e-7
+(Keras's backend epsilon), the masked positions still normalized with those
+statistics.
+
+The backward through batch statistics is the standard one: with ``xhat`` the
+normalized input, ``dxhat = dy * gamma``, ``c`` the count and ``w`` the kept
+positions (all of them without a mask),
+``dx = inv * (dxhat - w * (sum(dxhat) + xhat * sum(dxhat * xhat)) / c)``, plus
+the term Keras's 1e-7 in the masked count leaves (the kept deviations then sum
+to ``mean * 1e-7`` instead of zero). Through fixed statistics (inference) it
+is ``dx = dxhat * inv``.
+
+On the GPU these run as CuPy array operations (a handful of element-wise and
+reduction kernels per call); a fused normalization kernel is later work.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+
+# Keras's backend.epsilon(), which its masked moments add to the count of kept positions.
+MASKED_COUNT_EPSILON = 1e-7
+
+
+class Statistics:
+    """What a forward pass kept for its backward: the input, its mean, 1/sqrt(variance + epsilon), and for a
+    masked batch the kept positions (booleans broadcastable to ``x``), their count plus 1e-7, and that 1e-7
+    as it survived rounding in ``x``'s dtype."""
+
+    __slots__ = ("x", "mean", "inv", "kept", "count", "count_excess")
+
+    def __init__(self, x, mean, inv, kept=None, count=None, count_excess=None):
+        self.x, self.mean, self.inv = x, mean, inv
+        self.kept, self.count, self.count_excess = kept, count, count_excess
+
+
+def moments(x, stat_axes, kept=None):
+    """``(mean, variance, count, count_excess)`` over ``stat_axes`` (kept dimensions).
+
+    Without ``kept``, ``count`` and ``count_excess`` are None. With ``kept`` (booleans broadcastable to
+    ``x``), only those positions count, as Keras's masked moments count them.
+    """
+    xp = array_module(x)
+    if kept is None:
+        mean = x.mean(axis=stat_axes, keepdims=True)
+        centred = x - mean
+        return mean, (centred * centred).mean(axis=stat_axes, keepdims=True), None, None
+    kept = xp.broadcast_to(kept, x.shape)
+    n = kept.sum(axis=stat_axes, keepdims=True, dtype=x.dtype)
+    count = n + x.dtype.type(MASKED_COUNT_EPSILON)
+    mean = xp.where(kept, x, 0).sum(axis=stat_axes, keepdims=True) / count
+    centred = xp.where(kept, x - mean, 0)
+    variance = (centred * centred).sum(axis=stat_axes, keepdims=True) / count
+    return mean, variance, count, count - n
+
+
+def normalize(x, mean, variance, epsilon, gamma=None, beta=None):
+    """``(y, inv)``: ``y = (x - mean) * (inv * gamma) + beta`` with ``inv = 1 / sqrt(variance + epsilon)``."""
+    xp = array_module(x)
+    inv = 1 / xp.sqrt(variance + x.dtype.type(epsilon))
+    scale = inv if gamma is None else inv * gamma
+    y = (x - mean) * scale
+    if beta is not None:
+        y += beta
+    return y, inv
+
+
+def batch_norm_train(x, stat_axes, epsilon, gamma=None, beta=None, kept=None):
+    """Normalize with the statistics of ``x`` itself: ``(y, mean, variance, Statistics)``."""
+    mean, variance, count, excess = moments(x, stat_axes, kept)
+    y, inv = normalize(x, mean, variance, epsilon, gamma, beta)
+    return y, mean, variance, Statistics(x, mean, inv, kept, count, excess)
+
+
+def batch_norm_inference(x, mean, variance, epsilon, gamma=None, beta=None):
+    """Normalize with given (moving) statistics: ``(y, Statistics)``."""
+    y, inv = normalize(x, mean, variance, epsilon, gamma, beta)
+    return y, Statistics(x, mean, inv)
+
+
+def normalize_backward(dy, saved, stat_axes, param_axes, gamma=None, *, through_statistics,
+                       need_input_grad=True, need_param_grads=True):
+    """``(dx, dgamma, dbeta)`` of ``normalize``; dgamma and dbeta summed over ``param_axes`` (kept
+    dimensions), dx None unless ``need_input_grad``, dgamma and dbeta None unless ``need_param_grads``.
+
+    ``through_statistics``: the mean and variance were the input's own (training), so the gradient flows
+    through them too; otherwise they were constants (inference, a frozen batch norm).
+    """
+    x, mean, inv = saved.x, saved.mean, saved.inv
+    xhat = (x - mean) * inv
+    dgamma = dbeta = dx = None
+    if need_param_grads:
+        dgamma = (dy * xhat).sum(axis=param_axes, keepdims=True)
+        dbeta = dy.sum(axis=param_axes, keepdims=True)
+    if not need_input_grad:
+        return dx, dgamma, dbeta
+    dxhat = dy if gamma is None else dy * gamma
+    if not through_statistics:
+        return dxhat * inv, dgamma, dbeta
+    if saved.kept is None:
+        # Averages over the statistics' axes: the unmasked count is exact.
+        centre = dxhat.mean(axis=stat_axes, keepdims=True)
+        spread = (dxhat * xhat).mean(axis=stat_axes, keepdims=True)
+        return inv * (dxhat - centre - xhat * spread), dgamma, dbeta
+    xp = array_module(x)
+    count = saved.count
+    total = dxhat.sum(axis=stat_axes, keepdims=True)
+    spread = (dxhat * xhat).sum(axis=stat_axes, keepdims=True)
+    # d(variance)/d(mean) = -2 * sum(kept * (x - mean)) / count = -2 * mean * count_excess / count.
+    through_mean = inv * inv * spread * mean * saved.count_excess / count - inv * total
+    per_kept = (through_mean - inv * spread * xhat) / count
+    return dxhat * inv + xp.where(saved.kept, per_kept, 0), dgamma, dbeta
+
+
+def rms_scale(x, stat_axes, epsilon, gamma=None):
+    """Keras's deprecated ``rms_scaling`` layer norm: ``(y, Statistics)`` with ``y = x * inv * gamma`` and
+    ``inv = 1 / sqrt(variance + epsilon)`` (the variance about the mean; ``x`` itself is not centred)."""
+    xp = array_module(x)
+    mean, variance, _, _ = moments(x, stat_axes)
+    inv = 1 / xp.sqrt(variance + x.dtype.type(epsilon))
+    y = x * inv if gamma is None else x * (inv * gamma)
+    return y, Statistics(x, mean, inv)
+
+
+def rms_scale_backward(dy, saved, stat_axes, param_axes, gamma=None, *, need_input_grad=True,
+                       need_param_grads=True):
+    """``(dx, dgamma)`` of ``rms_scale``; dgamma summed over ``param_axes`` (kept dimensions)."""
+    x, mean, inv = saved.x, saved.mean, saved.inv
+    dgamma = dx = None
+    if need_param_grads:
+        dgamma = (dy * (x * inv)).sum(axis=param_axes, keepdims=True)
+    if need_input_grad:
+        dz = dy if gamma is None else dy * gamma
+        # y = x * inv: d/dx through x, and through inv by way of the variance, whose gradient is 2 (x - mean) / n.
+        spread = (dz * x).mean(axis=stat_axes, keepdims=True)
+        dx = inv * (dz - (x - mean) * (inv * inv) * spread)
+    return dx, dgamma
