@@ -102,6 +102,19 @@ def test_float32_stays_float32(xp, rng):
         assert all(v.dtype == numpy.float32 for v in layer.weights)
 
 
+def test_moving_statistics_move_in_the_dtype_with_keras_s_rounding(xp, rng):
+    """moving * momentum + batch * (1 - momentum), each factor rounded to float32 as Keras's variables have
+    it: bit for bit, not merely close."""
+    layer = randomised(layers.BatchNormalization(momentum=0.7), (33, 5), rng)
+    before = xp.asarray(layer.get_weights()[2])
+    x = xp.asarray(rng.standard_normal((33, 5)).astype("float32"))
+    layer(x, training=True)
+    f32 = numpy.float32
+    expected = before * f32(0.7) + x.mean(axis=0) * f32(1.0 - 0.7)
+    assert expected.dtype == numpy.float32
+    numpy.testing.assert_array_equal(layer.get_weights()[2], to_numpy(expected))
+
+
 # ------------------------------------------------------------------------------------- gradients
 def check_layer_gradients(layer, x, rng, what, *, mask=None):
     """Finite differences of sum(layer(x, training=True) * w) against the layer's input, gamma and beta
@@ -203,6 +216,17 @@ def test_batch_norm_leaves_masked_steps_out_of_the_statistics(xp, rng):
     dx = check_layer_gradients(layer, xp.asarray(rng.standard_normal((3, 5, 4))), rng, "masked BatchNormalization",
                                mask=xp.asarray(kept))
     assert dx.shape == (3, 5, 4)
+
+
+def test_the_masked_gradient_includes_the_count_s_epsilon(xp, rng, monkeypatch):
+    """Keras divides the masked sums by count + 1e-7, so the kept deviations do not quite sum to zero; the
+    backward carries that term. At 1e-7 finite differences cannot see it: made 0.5 here, they do."""
+    from gpu_dl.ops import normalization
+    monkeypatch.setattr(normalization, "MASKED_COUNT_EPSILON", 0.5)
+    layer = randomised(layers.BatchNormalization(dtype="float64"), (3, 4, 2), rng)
+    kept = numpy.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=bool)
+    check_layer_gradients(layer, xp.asarray(rng.standard_normal((3, 4, 2)) + 2), rng, "BatchNormalization",
+                          mask=xp.asarray(kept))
 
 
 def test_an_all_masked_batch_keeps_finite_statistics(xp, rng):
