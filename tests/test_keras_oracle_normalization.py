@@ -92,9 +92,10 @@ def _cnn(lib, frozen=False):
     # No bias before a trained batch norm: its gradient is zero but for rounding, which Adam's first steps
     # (of about the learning rate whatever the gradient's size) would turn into differences of 1e-3.
     model = lib.Sequential([lib.Input((7, 6, 2)), L.Conv2D(4, 3, padding="same", use_bias=False),
-                            L.BatchNormalization(),
+                            L.BatchNormalization(beta_constraint="non_neg"),
                             L.ReLU(), L.MaxPooling2D(), L.Conv2D(3, 2, use_bias=False),
-                            L.BatchNormalization(axis=-1, momentum=0.9, center=False), L.Flatten(),
+                            L.BatchNormalization(axis=-1, momentum=0.9, center=False, gamma_regularizer="l2"),
+                            L.Flatten(),
                             L.Dense(6), L.LayerNormalization(), L.Dense(5, activation="softmax")])
     model.layers[1].trainable = not frozen
     return model
