@@ -40,11 +40,6 @@ def int_tuple(value, what, rank, minimum=1):
     return tuple(int(v) for v in items)
 
 
-def int_pair(value, what, minimum=1):
-    """An int or a pair of ints, each >= ``minimum``, as a 2-tuple."""
-    return int_tuple(value, what, 2, minimum)
-
-
 def padding_word(value, what, causal=False):
     """Keras's "valid" or "same" (any case), and "causal" where ``causal`` (Conv1D)."""
     words = ("valid", "same", "causal") if causal else ("valid", "same")
