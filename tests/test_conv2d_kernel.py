@@ -38,6 +38,11 @@ CASES = [
     (2, 12, 12, 64, 64, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),     # ResNet-like 3x3 64 -> 64
     (1, 9, 11, 8, 68, (3, 3), (2, 2), (1, 1), ((1, 1), (0, 2))),       # two column tiles, stride 2
     (3, 17, 17, 16, 36, (2, 5), (3, 1), (2, 1), ((1, 2), (3, 0))),     # vector loads, odd geometry
+    # Conv1D's images of height 1: "causal" pads on the left only
+    (2, 1, 17, 3, 5, (1, 3), (1, 1), (1, 2), ((0, 0), (4, 0))),        # dilated causal
+    (3, 1, 33, 16, 36, (1, 2), (1, 3), (1, 1), ((0, 0), (1, 0))),      # strided causal, 16-byte loads
+    (1, 1, 1, 4, 8, (1, 4), (1, 1), (1, 1), ((0, 0), (3, 0))),         # one step, a kernel of four
+    (2, 1, 17, 8, 3, (1, 5), (1, 2), (1, 1), ((0, 0), (1, 2))),        # "same", stride 2
 ]
 CASE_IDS = [f"n{c[0]}-{c[1]}x{c[2]}-c{c[3]}-o{c[4]}-k{c[5][0]}x{c[5][1]}-s{c[6][0]}{c[6][1]}-d{c[7][0]}{c[7][1]}"
             for c in CASES]

@@ -23,7 +23,8 @@ DTYPES = ["float32", "float64"]
 # (for global pooling) the split of H*W into partial sums may round differently.
 TOLERANCE = {"float32": dict(rtol=2e-6, atol=2e-6), "float64": dict(rtol=1e-13, atol=1e-13)}
 
-SHAPES = [(1, 1, 1, 1), (3, 3, 3, 3), (1, 17, 33, 64), (3, 33, 17, 17), (1, 3, 17, 1), (3, 17, 3, 64)]
+# (3, 1, 33, 5): the 1-D layers' sequences, images of height 1
+SHAPES = [(1, 1, 1, 1), (3, 3, 3, 3), (1, 17, 33, 64), (3, 33, 17, 17), (1, 3, 17, 1), (3, 17, 3, 64), (3, 1, 33, 5)]
 # (pool, strides, padding): padding "valid", "same" (computed per input as Keras does) or explicit
 # ((top, bottom), (left, right)).
 GEOMETRIES = [
@@ -41,6 +42,8 @@ GEOMETRIES = [
     ((2, 3), (3, 1), ((0, 1), (2, 1))),
     ((1, 1), (3, 2), "valid"),              # strides > pool: inputs no window holds get 0 gradient
     ((2, 2), (3, 3), ((1, 1), (0, 1))),
+    ((1, 3), (1, 2), "same"),               # the 1-D layers' windows: height 1
+    ((1, 2), (1, 3), "valid"),
 ]
 
 

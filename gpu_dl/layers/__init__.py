@@ -1,21 +1,25 @@
 """Keras layers."""
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
-from .conv import Conv2D
+from .conv import Conv1D, Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .masking import Masking
 from .normalization import BatchNormalization, LayerNormalization
-from .padding import ReflectionPadding2D, ZeroPadding2D
+from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
-from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
-                      GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
+                      GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .steps import Cropping1D, UpSampling1D
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Conv2D", "Dense",
-    "Dropout", "ELU", "Embedding", "Flatten", "GRU", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
-    "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM", "Layer", "LayerNormalization", "LeakyReLU", "Masking",
-    "MaxPool2D", "MaxPooling2D", "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU",
-    "ReflectionPadding2D", "Rescaling", "Reshape", "SimpleRNN", "Softmax", "Variable", "ZeroPadding2D",
+    "Activation", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization",
+    "Bidirectional", "Conv1D", "Conv2D", "Cropping1D", "Dense", "Dropout", "ELU", "Embedding", "Flatten",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
+    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "Layer",
+    "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+    "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
+    "Rescaling", "Reshape", "SimpleRNN", "Softmax", "UpSampling1D", "Variable", "ZeroPadding1D", "ZeroPadding2D",
 ]

@@ -1,4 +1,8 @@
-"""``Conv2D``: 2-D convolution over (batch, height, width, channels) with Keras 3's arguments."""
+"""``Conv2D`` and ``Conv1D``: convolutions over images (N, H, W, C) and sequences (N, T, C) with Keras 3's arguments.
+
+Both run the 2-D ops; a Conv1D's kernel (k, in, filters) is the 2-D kernel
+(1, k, in, filters) and its input an image of height 1 (``spatial.py``).
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,23 +11,23 @@ from .. import activations
 from ..ops.conv import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
                         conv_padding, output_spatial)
 from .core import positive_int
-from .spatial import SpatialLayer, contiguous, int_pair, padding_word, too_small_error
+from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_small_error
 
 
-class Conv2D(SpatialLayer):
-    """``activation(conv(x, kernel) + bias)``; kernel (kh, kw, in_channels, filters), bias (filters,)."""
+class BaseConv(SpatialLayer):
+    """``activation(conv(x, kernel) + bias)``; kernel kernel_size + (in_channels, filters), bias (filters,)."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(data_format=data_format, activity_regularizer=activity_regularizer, **kwargs)
-        where = f"Conv2D layer '{self.name}'"
+        where = f"{type(self).__name__} layer '{self.name}'"
         self.filters = positive_int(filters, f"{where}: filters")
-        self.kernel_size = int_pair(kernel_size, f"{where}: kernel_size")
-        self.strides = int_pair(strides, f"{where}: strides")
-        self.dilation_rate = int_pair(dilation_rate, f"{where}: dilation_rate")
-        self.padding = padding_word(padding, f"{where}: padding")
+        self.kernel_size = int_tuple(kernel_size, f"{where}: kernel_size", self.rank)
+        self.strides = int_tuple(strides, f"{where}: strides", self.rank)
+        self.dilation_rate = int_tuple(dilation_rate, f"{where}: dilation_rate", self.rank)
+        self.padding = padding_word(padding, f"{where}: padding", causal=self.rank == 1)   # as Keras allows it
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
                              f"got strides={self.strides}, dilation_rate={self.dilation_rate}.")
@@ -39,25 +43,33 @@ class Conv2D(SpatialLayer):
 
     # ------------------------------------------------------------------ shapes
     def _geometry(self, last_shape):
-        """(padding pairs, (OH, OW)) for a channels_last input shape; a clear error if the kernel does not fit.
+        """(the 2-D ops' keyword arguments, output sizes) for a channels_last input shape; a clear error if the
+        kernel does not fit.
 
-        An unknown height or width (None, as in ``Input((None, None, 3))``) gives an unknown output size.
+        An unknown size (None, as in ``Input((None, None, 3))``) gives an unknown output size.
         """
-        spatial = last_shape[1:3]
-        pads = conv_padding(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
-        out = output_spatial(spatial, self.kernel_size, self.strides, self.dilation_rate, pads)
-        for axis, n, k, s, d, p, o in zip(("height", "width"), spatial, self.kernel_size, self.strides,
-                                          self.dilation_rate, pads, out):
+        spatial = self.image_shape(last_shape)[1:3]
+        window, strides, dilation = (self.image_pair(v, 1) for v in (self.kernel_size, self.strides,
+                                                                     self.dilation_rate))
+        if self.padding == "causal":
+            # Keras: left-pad by the dilated kernel's reach, then "valid": output t sees inputs up to t only.
+            pads = ((0, 0), (dilation[1] * (window[1] - 1), 0))
+        else:
+            pads = conv_padding(self.padding, spatial, window, strides, dilation)
+        out = output_spatial(spatial, window, strides, dilation, pads)
+        for axis, n, k, s, d, p, o in zip(self.axis_names, *(self.layer_axes(v) for v in
+                                                             (spatial, window, strides, dilation, pads, out))):
             if o is not None and o < 1:
                 raise too_small_error(self, axis, n, k, s, d, p)
-        return pads, out
+        return {"strides": strides, "padding": pads, "dilation": dilation}, self.layer_axes(out)
 
     def build(self, input_shape):
         shape = self.check_rank(input_shape)
-        if shape[3] is None:
-            raise ValueError(f"Conv2D layer '{self.name}' needs a known number of input channels, got {tuple(input_shape)}.")
+        if shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' needs a known number of input channels, "
+                             f"got {tuple(input_shape)}.")
         self._geometry(shape)
-        self.kernel = self.add_weight(self.kernel_size + (shape[3], self.filters), self.kernel_initializer,
+        self.kernel = self.add_weight(self.kernel_size + (shape[-1], self.filters), self.kernel_initializer,
                                       name="kernel", regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
         if self.use_bias:
@@ -71,36 +83,39 @@ class Conv2D(SpatialLayer):
 
     def check_input_shape(self, shape):
         last = self.check_rank(shape)
-        if self.kernel is not None and last[3] != self.kernel.shape[2]:
-            raise ValueError(f"Conv2D layer '{self.name}' was built for {self.kernel.shape[2]} input channels "
-                             f"(kernel {self.kernel.shape}); got an input of shape {tuple(shape)} with {last[3]}.")
+        if self.kernel is not None and last[-1] != self.kernel.shape[-2]:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[-2]} input "
+                             f"channels (kernel {self.kernel.shape}); got an input of shape {tuple(shape)} with "
+                             f"{last[-1]}.")
         super().check_input_shape(shape)
 
     # ------------------------------------------------------------------- passes
-    def _op_args(self, last_shape):
-        pads, _ = self._geometry(last_shape)
-        return {"strides": self.strides, "padding": pads, "dilation": self.dilation_rate}
+    def _image_kernel_shape(self):
+        return self.image_pair(self.kernel.shape[:-2], 1) + self.kernel.shape[-2:]
 
     def call(self, x, training=False):
         x = contiguous(self.to_last(x))   # the kernels read C-contiguous NHWC
-        z, y = conv2d_bias_activation(x, self.kernel.value, self.bias.value if self.use_bias else None,
-                                      self.activation, **self._op_args(x.shape))
-        self._saved = (x, z, y) if training else None
-        self._preactivation = self.from_last(z) if self.keep_preactivation else None
-        return self.from_last(y)
+        args, _ = self._geometry(x.shape)
+        image = self.to_image(x)
+        z, y = conv2d_bias_activation(image, self.kernel.value.reshape(self._image_kernel_shape()),
+                                      self.bias.value if self.use_bias else None, self.activation, **args)
+        self._saved = (image, z, y, args) if training else None
+        self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
+        return self.from_last(self.from_image(y))
 
     def backward(self, dy, through_activation=True):
-        x, z, y = self.saved()
-        dy = contiguous(self.to_last(dy))
+        x, z, y, args = self.saved()
+        dy = self.to_image(contiguous(self.to_last(dy)))
         dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
-        args = self._op_args(x.shape)
+        kernel_shape = self._image_kernel_shape()
         if self.trainable:
-            self.kernel.grad = conv2d_backward_kernel(x, dz, self.kernel.shape, **args)
+            self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, **args).reshape(self.kernel.shape)
             if self.use_bias:
                 self.bias.grad = bias_gradient(dz)
         if not self.input_gradient_wanted:
             return None
-        return self.from_last(conv2d_backward_input(dz, self.kernel.value, x.shape, **args))
+        dx = conv2d_backward_input(dz, self.kernel.value.reshape(kernel_shape), x.shape, **args)
+        return self.from_last(self.from_image(dx))
 
     def get_config(self):
         return {
@@ -110,3 +125,31 @@ class Conv2D(SpatialLayer):
             "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
             **self.weight_arguments_config(),
         }
+
+
+class Conv2D(BaseConv):
+    """``activation(conv(x, kernel) + bias)``; kernel (kh, kw, in_channels, filters), bias (filters,)."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+class Conv1D(BaseConv):
+    """``activation(conv(x, kernel) + bias)`` along the steps of (batch, steps, channels) sequences; kernel
+    (kernel_size, in_channels, filters), bias (filters,). ``padding="causal"`` left-pads
+    ``dilation_rate * (kernel_size - 1)`` steps, so output step t depends on input steps up to t only."""
+
+    rank = 1
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)

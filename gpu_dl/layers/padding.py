@@ -1,10 +1,10 @@
-"""Padding layers: ZeroPadding2D (Keras) and ReflectionPadding2D (mirror padding, which Keras lacks)."""
+"""Padding layers: ZeroPadding2D and ZeroPadding1D (Keras), ReflectionPadding2D (mirror padding, which Keras lacks)."""
 from __future__ import annotations
 
 import numbers
 
 from ..backend import array_module
-from .spatial import SpatialLayer
+from .spatial import SpatialLayer, int_tuple
 
 
 def padding_pairs(value, what):
@@ -39,44 +39,54 @@ def padding_pairs(value, what):
     return tuple(pairs)
 
 
-class _Padding2D(SpatialLayer):
+class _Padding(SpatialLayer):
+    """Adds values before and after each spatial axis; ``pairs`` holds (before, after) per axis."""
     MODE = "constant"
 
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+    def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
-        self.padding = padding_pairs(padding, f"{type(self).__name__} layer '{self.name}': padding")
+        what = f"{type(self).__name__} layer '{self.name}': padding"
+        # Keras: ZeroPadding1D takes an int or (before, after); the 2-D layers a pair per axis as well.
+        self.padding = int_tuple(padding, what, 2, minimum=0) if self.rank == 1 else padding_pairs(padding, what)
+
+    @property
+    def pairs(self):
+        return (self.padding,) if self.rank == 1 else self.padding
 
     def build(self, input_shape):
         self.compute_output_shape(input_shape)
 
     def compute_output_shape(self, input_shape):
-        n, h, w, c = self.check_rank(input_shape)
-        (top, bottom), (left, right) = self.padding
-        return self.from_last_shape((n, None if h is None else h + top + bottom,
-                                     None if w is None else w + left + right, c))
+        last = self.check_rank(input_shape)
+        sizes = tuple(None if n is None else n + before + after for n, (before, after) in zip(last[1:-1], self.pairs))
+        return self.from_last_shape(last[:1] + sizes + last[-1:])
 
     def call(self, x, training=False):
         x = self.to_last(x)
-        (top, bottom), (left, right) = self.padding
         self._saved = (x.shape,) if training else None
-        widths = ((0, 0), (top, bottom), (left, right), (0, 0))
-        return self.from_last(array_module(x).pad(x, widths, mode=self.MODE))
+        return self.from_last(array_module(x).pad(x, ((0, 0),) + self.pairs + ((0, 0),), mode=self.MODE))
+
+    def backward(self, dy):
+        """Zero padding's gradient: dy without the padded band."""
+        (shape,) = self.saved()
+        inside = tuple(slice(before, before + n) for (before, _), n in zip(self.pairs, shape[1:-1]))
+        return self.from_last(self.to_last(dy)[(slice(None),) + inside])
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
 
 
-class ZeroPadding2D(_Padding2D):
+class ZeroPadding2D(_Padding):
     """Adds rows and columns of zeros around each image."""
 
-    def backward(self, dy):
-        (shape,) = self.saved()
-        (top, _), (left, _) = self.padding
-        dy = self.to_last(dy)
-        return self.from_last(dy[:, top:top + shape[1], left:left + shape[2], :])
+
+class ZeroPadding1D(_Padding):
+    """Adds ``padding`` = (before, after) (or an int, both) steps of zeros around each sequence."""
+
+    rank = 1
 
 
-class ReflectionPadding2D(_Padding2D):
+class ReflectionPadding2D(_Padding):
     """Mirror padding: row ``-k`` is row ``k`` (the edge itself is not repeated), as ``numpy.pad(mode="reflect")``.
 
     Each pad must be smaller than the axis it extends."""

@@ -1,8 +1,14 @@
-"""What the 2-D spatial layers share: argument checks, data formats, the size formula's error.
+"""What the spatial layers share: argument checks, data formats, the size formula's error.
 
 Every spatial op works on channels_last (N, H, W, C) arrays; a layer built
 with ``data_format="channels_first"`` transposes its input to that layout
 and its output back, and the same for the gradients.
+
+The 1-D layers (``rank = 1``, sequences (N, T, C)) run the same 2-D ops on
+their input seen as an image of height 1, (N, 1, T, C): a reshape of the
+contiguous channels_last array, no copy. Their windows, strides and pads
+along that height are 1, 1 and 0, so the 2-D NumPy path and CUDA kernels
+compute the 1-D operation.
 """
 from __future__ import annotations
 
@@ -14,25 +20,32 @@ from .base import Layer
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def int_pair(value, what, minimum=1):
-    """An int or a pair of ints, each >= ``minimum``, as a 2-tuple."""
-    items = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+AXIS_NAMES = {1: ("steps",), 2: ("height", "width")}
+LAYOUTS = {(1, False): "(batch, steps, channels)", (1, True): "(batch, channels, steps)",
+           (2, False): "(batch, height, width, channels)", (2, True): "(batch, channels, height, width)"}
+
+
+def int_tuple(value, what, rank, minimum=1):
+    """An int or a sequence of ``rank`` ints, each >= ``minimum``, as a ``rank``-tuple (Keras's standardize_tuple)."""
+    kind = "an integer or a 1-tuple of integers" if rank == 1 else f"an integer or a {rank}-tuple of integers"
+    items = (value,) * rank if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
     try:
         items = tuple(items)
     except TypeError:
-        raise TypeError(f"{what} must be an integer or a pair of integers, got {value!r}.") from None
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in items):
-        raise TypeError(f"{what} must be an integer or a pair of integers, got {value!r}.")
+        raise TypeError(f"{what} must be {kind}, got {value!r}.") from None
+    if len(items) != rank or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in items):
+        raise TypeError(f"{what} must be {kind}, got {value!r}.")
     if any(v < minimum for v in items):
         raise ValueError(f"{what} must be >= {minimum}, got {value!r}.")
     return tuple(int(v) for v in items)
 
 
-def padding_word(value, what):
-    """Keras's "valid" or "same" (any case)."""
+def padding_word(value, what, causal=False):
+    """Keras's "valid" or "same" (any case), and "causal" where ``causal`` (Conv1D)."""
+    words = ("valid", "same", "causal") if causal else ("valid", "same")
     word = value.lower() if isinstance(value, str) else value
-    if word not in ("valid", "same"):
-        raise ValueError(f"{what} must be 'valid' or 'same', got {value!r}.")
+    if word not in words:
+        raise ValueError(f"{what} must be {', '.join(map(repr, words[:-1]))} or {words[-1]!r}, got {value!r}.")
     return word
 
 
@@ -52,9 +65,12 @@ def contiguous(a):
 
 
 class SpatialLayer(Layer):
-    """A layer on (N, H, W, C) data that also accepts channels_first by transposing."""
+    """A layer on (N, H, W, C) data (``rank = 2``) or (N, T, C) sequences (``rank = 1``) that also accepts
+    channels_first by transposing."""
 
-    fixed_input_axes = ()   # height, width and channels may change (Conv2D checks its channels itself)
+    fixed_input_axes = ()   # sizes and channels may change (the convolutions check their channels themselves)
+    rank = 2                # spatial axes
+    takes_data_format = True   # False: channels_last only, and no data_format in the config (as Keras's Cropping1D)
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -64,35 +80,64 @@ class SpatialLayer(Layer):
     def channels_first(self):
         return self.data_format == "channels_first"
 
+    @property
+    def axis_names(self):
+        return AXIS_NAMES[self.rank]
+
     def check_rank(self, input_shape):
-        """The input shape as channels_last (N, H, W, C); a clear error unless it has rank 4."""
+        """The input shape as channels_last ((N, H, W, C) or (N, T, C)); a clear error unless its rank fits."""
         input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            layout = "(batch, channels, height, width)" if self.channels_first else "(batch, height, width, channels)"
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' expects inputs of rank 4 {layout}, "
-                             f"got shape {input_shape} (rank {len(input_shape)}).")
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' expects inputs of rank {self.rank + 2} "
+                             f"{LAYOUTS[self.rank, self.channels_first]}, got shape {input_shape} "
+                             f"(rank {len(input_shape)}).")
         return self.to_last_shape(input_shape)
 
     def to_last_shape(self, shape):
-        return (shape[0], shape[2], shape[3], shape[1]) if self.channels_first else tuple(shape)
+        shape = tuple(shape)
+        return (shape[0],) + shape[2:] + (shape[1],) if self.channels_first else shape
 
     def from_last_shape(self, shape):
-        return (shape[0], shape[3], shape[1], shape[2]) if self.channels_first and len(shape) == 4 else tuple(shape)
+        shape = tuple(shape)
+        if self.channels_first and len(shape) == self.rank + 2:
+            return (shape[0], shape[-1]) + shape[1:-1]
+        return shape
 
     def to_last(self, x):
-        return x.transpose(0, 2, 3, 1) if self.channels_first else x
+        return x.transpose(0, *range(2, x.ndim), 1) if self.channels_first else x
 
     def from_last(self, y):
-        if self.channels_first and y.ndim == 4:
-            return y.transpose(0, 3, 1, 2)
+        if self.channels_first and y.ndim == self.rank + 2:
+            return y.transpose(0, y.ndim - 1, *range(1, y.ndim - 1))
         return y
+
+    # A sequence as an image of height 1 (module docstring); both are views of contiguous arrays.
+    def image_shape(self, last_shape):
+        """A channels_last shape as the (N, H, W, C) the 2-D ops take."""
+        last_shape = tuple(last_shape)
+        return last_shape[:1] + (1,) + last_shape[1:] if self.rank == 1 else last_shape
+
+    def to_image(self, x):
+        return x.reshape(self.image_shape(x.shape)) if self.rank == 1 else x
+
+    def from_image(self, y):
+        return y.reshape(y.shape[:1] + y.shape[2:]) if self.rank == 1 else y
+
+    def image_pair(self, values, fill):
+        """A per-axis tuple (window, stride, ...) as the 2-D ops' pair: ``fill`` along the height of a sequence."""
+        return (fill,) + tuple(values) if self.rank == 1 else tuple(values)
+
+    def layer_axes(self, image_values):
+        """The entries of a 2-D (height, width) tuple that belong to this layer's own axes."""
+        return tuple(image_values)[2 - self.rank:]
 
     def check_input_shape(self, shape):
         self.check_rank(shape)
         super().check_input_shape(shape)
 
     def get_config(self):
-        return {**super().get_config(), "data_format": self.data_format}
+        config = super().get_config()
+        return {**config, "data_format": self.data_format} if self.takes_data_format else config
 
 
 def too_small_error(layer, axis, size, window, stride, dilation, pads):
