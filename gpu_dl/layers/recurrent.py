@@ -15,7 +15,8 @@ multiplies h_{t-1} where it enters the recurrent product only.
 ``layer(x, initial_state=[h0])`` (LSTM: ``[h0, c0]``, each (batch, units))
 starts from the given states instead of zeros, as in Keras; after
 ``backward`` the gradients of the initial states are in
-``layer.initial_state_gradients``.
+``layer.initial_state_gradients``. ``Bidirectional`` takes and returns the
+forward layer's states, then the backward layer's.
 
 Masks (Keras's masking of padded sequences, from ``Masking`` or
 ``Embedding(mask_zero=True)``): a step whose mask is False leaves the states
@@ -371,36 +372,49 @@ class Bidirectional(Layer):
     ``merge_mode``: "concat" (default), "sum", "mul", "ave", or None (a list of both). The backward
     copy's sequence output is turned back to the input's time order before merging. Weights: the
     forward layer's, then the backward layer's.
+
+    As in Keras, a wrapped layer with ``return_state=True`` makes the call return
+    ``[output, *forward_states, *backward_states]`` (LSTM: h, c per direction; GRU and SimpleRNN: h;
+    merge_mode None: ``[forward_output, backward_output, *states]``), and ``initial_state`` takes the
+    forward layer's states, then the backward layer's. ``backward`` takes one gradient per returned
+    array (None for those without one); after it, ``initial_state_gradients`` holds those of the
+    initial states in the same order.
     """
 
     MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+    takes_mask = True
+    takes_initial_state = True
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"Bidirectional wraps an LSTM, GRU or SimpleRNN layer, got {layer!r}.")
         if merge_mode not in self.MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {self.MERGE_MODES}, got {merge_mode!r}.")
-        if layer.return_state:
-            raise ValueError("Bidirectional: a wrapped layer with return_state=True is not supported.")
         super().__init__(**kwargs)
         config = layer.get_config()
         self.forward_layer = type(layer).from_config({**config, "name": f"forward_{layer.name}"})
         if backward_layer is None:
             backward_layer = type(layer).from_config({**config, "name": f"backward_{layer.name}",
                                                       "go_backwards": not layer.go_backwards})
-        elif not isinstance(backward_layer, _Recurrent) or backward_layer.return_sequences != layer.return_sequences:
-            raise ValueError("Bidirectional: backward_layer must be a recurrent layer with the same return_sequences.")
-        elif backward_layer.return_state:
-            raise ValueError("Bidirectional: a backward_layer with return_state=True is not supported.")
+        elif not isinstance(backward_layer, _Recurrent):
+            raise ValueError("Bidirectional: backward_layer must be an LSTM, GRU or SimpleRNN layer, "
+                             f"got {backward_layer!r}.")
         elif backward_layer.go_backwards == layer.go_backwards:
             raise ValueError(f"Bidirectional: backward_layer '{backward_layer.name}' must read the sequence in the "
                              f"other direction from layer '{layer.name}' (go_backwards={not layer.go_backwards}), "
                              f"got go_backwards={backward_layer.go_backwards} for both.")
+        for attribute in ("return_sequences", "return_state", "stateful"):   # the attributes Keras compares
+            if getattr(backward_layer, attribute) != getattr(layer, attribute):
+                raise ValueError(f"Bidirectional: backward_layer '{backward_layer.name}' must have the same "
+                                 f"{attribute} as layer '{layer.name}' ({getattr(layer, attribute)}), got "
+                                 f"{getattr(backward_layer, attribute)}.")
         self.backward_layer = backward_layer
         for sub in (self.forward_layer, self.backward_layer):   # Keras merges zeros at masked steps
             sub.zero_output_for_mask = sub.return_sequences
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.initial_state_gradients = None   # after backward: the forward layer's, then the backward layer's
 
     def build(self, input_shape):
         for sub in (self.forward_layer, self.backward_layer):
@@ -414,51 +428,103 @@ class Bidirectional(Layer):
     def compute_output_shape(self, input_shape):
         forward = self.forward_layer.compute_output_shape(input_shape)
         backward = self.backward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            (forward, *forward_states), (backward, *backward_states) = forward, backward
+            states = forward_states + backward_states
         if self.merge_mode is None:
-            return [forward, backward]
+            return [forward, backward] + states
         if self.merge_mode == "concat":
-            return tuple(forward[:-1]) + (forward[-1] + backward[-1],)
-        return forward
+            merged = tuple(forward[:-1]) + (forward[-1] + backward[-1],)
+        else:
+            merged = tuple(forward)
+        return [merged] + states if self.return_state else merged
 
     def _turned(self, y):
         return y[:, ::-1] if self.return_sequences else y
 
-    takes_mask = True
-
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
-    def call(self, x, training=False, mask=None):
-        y_f = self.forward_layer(x, training=training, mask=mask)
-        y_b = self._turned(self.backward_layer(x, training=training, mask=mask))
+    def _split_initial_state(self, initial_state, x):
+        """``initial_state`` as (the forward layer's states, the backward layer's), all checked before either
+        layer runs (a stateful forward layer would otherwise carry states from a call that then fails)."""
+        forward_count, backward_count = self.forward_layer.STATES, self.backward_layer.STATES
+        names = {1: "h", 2: "h, c"}
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != forward_count + backward_count:
+            got = (f"{len(initial_state)} array(s)" if isinstance(initial_state, (list, tuple))
+                   else f"a single {type(initial_state).__name__}")
+            raise ValueError(f"Bidirectional layer '{self.name}': initial_state needs a list of "
+                             f"{forward_count + backward_count} arrays: the forward layer's "
+                             f"{names[forward_count]}, then the backward layer's {names[backward_count]}, "
+                             f"got {got}.")
+        xp, n = array_module(x), x.shape[0]
+        return (self.forward_layer._given_states(xp, initial_state[:forward_count], n, x.dtype),
+                self.backward_layer._given_states(xp, initial_state[forward_count:], n, x.dtype))
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            forward_state, backward_state = self._split_initial_state(initial_state, x)
+        y_f = self.forward_layer(x, training=training, mask=mask, initial_state=forward_state)
+        y_b = self.backward_layer(x, training=training, mask=mask, initial_state=backward_state)
+        states = []
+        if self.return_state:
+            (y_f, *forward_states), (y_b, *backward_states) = y_f, y_b
+            states = forward_states + backward_states
+        y_b = self._turned(y_b)
         self._saved = (y_f, y_b) if training else None
         xp = array_module(x)
         if self.merge_mode == "concat":
-            return xp.concatenate([y_f, y_b], axis=-1)
+            output = xp.concatenate([y_f, y_b], axis=-1)
+        elif self.merge_mode == "sum":
+            output = y_f + y_b
+        elif self.merge_mode == "mul":
+            output = y_f * y_b
+        elif self.merge_mode == "ave":
+            output = (y_f + y_b) / y_f.dtype.type(2)
+        else:
+            return [y_f, y_b] + states
+        return [output] + states if self.return_state else output
+
+    def _merged_gradients(self, dy, y_f, y_b):
+        """The gradients of the forward and backward outputs from that of the merged output (None: none)."""
+        if dy is None:
+            return None, None
+        if self.merge_mode == "concat":
+            u = y_f.shape[-1]
+            return dy[..., :u], dy[..., u:]
         if self.merge_mode == "sum":
-            return y_f + y_b
+            return dy, dy
         if self.merge_mode == "mul":
-            return y_f * y_b
-        if self.merge_mode == "ave":
-            return (y_f + y_b) / y_f.dtype.type(2)
-        return [y_f, y_b]
+            return dy * y_b, dy * y_f
+        half = dy / dy.dtype.type(2)
+        return half, half
 
     def backward(self, dy):
         y_f, y_b = self.saved()
-        if self.merge_mode == "concat":
-            u = y_f.shape[-1]
-            d_f, d_b = dy[..., :u], dy[..., u:]
-        elif self.merge_mode == "sum":
-            d_f = d_b = dy
-        elif self.merge_mode == "mul":
-            d_f, d_b = dy * y_b, dy * y_f
-        elif self.merge_mode == "ave":
-            d_f = d_b = dy / dy.dtype.type(2)
+        outputs = 2 if self.merge_mode is None else 1
+        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        count = outputs + (self.forward_layer.STATES + self.backward_layer.STATES if self.return_state else 0)
+        if len(grads) > count:
+            raise ValueError(f"Bidirectional layer '{self.name}': backward takes {count} gradient(s), one per array "
+                             f"the call returned, got {len(grads)}.")
+        grads += [None] * (count - len(grads))
+        if self.merge_mode is None:
+            d_f, d_b = grads[0], grads[1]
         else:
-            d_f, d_b = dy
+            d_f, d_b = self._merged_gradients(grads[0], y_f, y_b)
+        d_states = grads[outputs:]
         xp = array_module(y_f)
-        dx_f = self.forward_layer.backward(xp.ascontiguousarray(d_f))
-        dx_b = self.backward_layer.backward(xp.ascontiguousarray(self._turned(d_b)))
+
+        def contiguous(g):
+            return None if g is None else xp.ascontiguousarray(g)
+        forward_count = self.forward_layer.STATES if self.return_state else 0
+        dx_f = self.forward_layer.backward([contiguous(d_f)] + d_states[:forward_count])
+        dx_b = self.backward_layer.backward([None if d_b is None else contiguous(self._turned(d_b))]
+                                            + d_states[forward_count:])
+        self.initial_state_gradients = (self.forward_layer.initial_state_gradients
+                                        + self.backward_layer.initial_state_gradients)
         return None if dx_f is None else dx_f + dx_b
 
     def reset_state(self):
@@ -475,6 +541,13 @@ class Bidirectional(Layer):
 
     def reset_states(self):
         self.reset_state()
+
+    @property
+    def states(self):
+        """A stateful wrapper's carried states, the forward layer's then the backward layer's (None before
+        its first call or after a reset)."""
+        forward, backward = self.forward_layer.states, self.backward_layer.states
+        return None if forward is None or backward is None else forward + backward
 
     @property
     def input_gradient_wanted(self):

@@ -1,0 +1,245 @@
+"""Bidirectional with return_state and initial_state: forward against plain NumPy, backward (initial
+states included) against float64 finite differences, shapes, masks, configs and bad input."""
+import numpy
+import pytest
+
+from gpu_dl import layers
+from gpu_dl.backend import to_numpy
+from gradcheck import assert_gradient
+
+KINDS = ["LSTM", "GRU", "SimpleRNN"]
+MERGE_MODES = ["concat", "sum", "mul", "ave", None]
+
+
+def sigmoid(z):
+    return 1 / (1 + numpy.exp(-z))
+
+
+def step_loop(kind, x, weights, states, go_backwards=False):
+    """Every step's h (N, T, U) in the order read, and the last states ([h] or [h, c]), from the formulas."""
+    kernel, recurrent, bias = weights
+    u = recurrent.shape[0]
+    h = states[0]
+    c = states[1] if kind == "LSTM" else None
+    outputs = []
+    for step in (range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])):
+        x_t = x[:, step]
+        if kind == "LSTM":
+            z = x_t @ kernel + h @ recurrent + bias
+            i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
+            c = f * c + i * g
+            h = o * numpy.tanh(c)
+        elif kind == "GRU":
+            xw, hr = x_t @ kernel + bias[0], h @ recurrent + bias[1]
+            z = sigmoid(xw[:, :u] + hr[:, :u])
+            r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
+            h = z * h + (1 - z) * numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
+        else:
+            h = numpy.tanh(x_t @ kernel + h @ recurrent + bias)
+        outputs.append(h)
+    return numpy.stack(outputs, axis=1), ([h, c] if kind == "LSTM" else [h])
+
+
+def bidirectional(kind, units, merge_mode="concat", name=None, **kwargs):
+    inner = getattr(layers, kind)(units, bias_initializer="random_normal", dtype="float64", **kwargs)
+    return layers.Bidirectional(inner, merge_mode=merge_mode, dtype="float64", name=name)
+
+
+def n_states(kind):
+    return 2 if kind == "LSTM" else 1
+
+
+def check_layer_gradients(layer, x, rng, output_grads, *, initial_state=None, call=None):
+    """Finite differences of sum(<output_i, w_i>) (w_i None: output i unused) for the input, every weight and
+    every initial state."""
+    call = call or (lambda v, given: layer(v, training=True, **({} if given is None else {"initial_state": given})))
+
+    def objective(v, given=initial_state):
+        out = call(v, given)
+        outs = out if isinstance(out, list) else [out]
+        return sum((o * w).sum() for o, w in zip(outs, output_grads) if w is not None)
+
+    dy = output_grads if len(output_grads) > 1 else output_grads[0]
+    call(x, initial_state)
+    dx = layer.backward(dy)
+    assert_gradient(objective, x, dx, rng, what=f"{layer.name} input")
+    if initial_state is not None:
+        gradients = layer.initial_state_gradients
+        assert len(gradients) == len(initial_state)
+        for i, state in enumerate(initial_state):
+            def of_state(value, i=i):
+                given = list(initial_state)
+                given[i] = value
+                return objective(x, given)
+            assert_gradient(of_state, state, gradients[i], rng, what=f"{layer.name} initial state {i}")
+    for var in layer.trainable_weights:
+        call(x, initial_state)
+        layer.backward(dy)
+        grad, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return objective(x)
+        assert_gradient(of_weight, original.copy(), grad, rng, what=f"{layer.name} {var.name}")
+        var.value[...] = original
+
+
+# =========================================================================================== Bidirectional
+def expected_bidirectional(kind, layer, x, initial, merge_mode, return_sequences):
+    """The wrapped layers' outputs from the formulas, merged: [output(s), *forward_states, *backward_states]."""
+    weights = layer.get_weights()
+    count = n_states(kind)
+    forward, forward_states = step_loop(kind, x, weights[:3], initial[:count])
+    backward, backward_states = step_loop(kind, x, weights[3:], initial[count:], go_backwards=True)
+    forward, backward = (forward, backward[:, ::-1]) if return_sequences else (forward[:, -1], backward[:, -1])
+    if merge_mode is None:
+        merged = [forward, backward]
+    else:
+        merged = [{"concat": numpy.concatenate([forward, backward], -1), "sum": forward + backward,
+                   "mul": forward * backward, "ave": (forward + backward) / 2}[merge_mode]]
+    return merged + forward_states + backward_states
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("merge_mode", MERGE_MODES)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional_returns_both_directions_states_from_given_initial_states(xp, rng, kind, merge_mode,
+                                                                               return_sequences):
+    layer = bidirectional(kind, 3, merge_mode, return_sequences=return_sequences, return_state=True)
+    x = rng.standard_normal((2, 5, 4))
+    initial = [rng.standard_normal((2, 3)) for _ in range(2 * n_states(kind))]
+    got = layer(xp.asarray(x), initial_state=[xp.asarray(s) for s in initial])
+    want = expected_bidirectional(kind, layer, x, initial, merge_mode, return_sequences)
+    assert isinstance(got, list) and len(got) == len(want) == (2 if merge_mode is None else 1) + len(initial)
+    for i, (g, w) in enumerate(zip(got, want)):
+        numpy.testing.assert_allclose(to_numpy(g), w, rtol=1e-10, atol=1e-12, err_msg=f"output {i}")
+    shapes = layer.compute_output_shape((None, 5, 4))
+    assert [tuple(s[1:]) for s in shapes] == [tuple(g.shape[1:]) for g in got]
+    # without initial_state the states start from zeros
+    from_zeros = layer(xp.asarray(x))
+    want = expected_bidirectional(kind, layer, x, [numpy.zeros((2, 3))] * len(initial), merge_mode, return_sequences)
+    for g, w in zip(from_zeros, want):
+        numpy.testing.assert_allclose(to_numpy(g), w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("merge_mode", MERGE_MODES)
+def test_bidirectional_state_gradients_match_finite_differences(xp, rng, kind, merge_mode):
+    return_sequences = merge_mode in ("concat", "mul", None)
+    layer = bidirectional(kind, 3, merge_mode, return_sequences=return_sequences, return_state=True)
+    x = xp.asarray(rng.standard_normal((2, 4, 3)))
+    initial = [xp.asarray(rng.standard_normal((2, 3))) for _ in range(2 * n_states(kind))]
+    outputs = layer(x, initial_state=initial)
+    grads = [xp.asarray(rng.standard_normal(o.shape)) for o in outputs]
+    grads[-1] = None            # a state the model does not use
+    check_layer_gradients(layer, x, rng, grads, initial_state=initial)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bidirectional_gradients_through_states_alone(xp, rng, kind):
+    """Only the returned states carry a gradient (an encoder whose states start a decoder)."""
+    layer = bidirectional(kind, 2, return_state=True)
+    x = xp.asarray(rng.standard_normal((3, 5, 2)))
+    outputs = layer(x)
+    grads = [None] + [xp.asarray(rng.standard_normal(o.shape)) for o in outputs[1:]]
+    check_layer_gradients(layer, x, rng, grads)
+    # from zeros: the initial states still get their gradients
+    assert [tuple(g.shape) for g in layer.initial_state_gradients] == [(3, 2)] * (2 * n_states(kind))
+
+
+def test_bidirectional_initial_state_without_return_state_and_with_a_mask(xp, rng):
+    layer = bidirectional("GRU", 3, "sum", return_sequences=True)
+    x = rng.standard_normal((3, 6, 2))
+    mask = numpy.ones((3, 6), bool)
+    mask[0, 4:] = False
+    mask[2, :2] = False
+    initial = [xp.asarray(rng.standard_normal((3, 3))) for _ in range(2)]
+    y = layer(xp.asarray(x), mask=xp.asarray(mask), initial_state=initial)
+    assert not isinstance(y, list) and not to_numpy(y)[~mask].any()     # zeros at masked steps, as Keras merges
+    alone = layers.GRU(3, return_sequences=True, dtype="float64")
+    alone.build(x.shape)
+    alone.set_weights(layer.get_weights()[:3])
+    numpy.testing.assert_allclose(to_numpy(layer.forward_layer(xp.asarray(x[1:2]), initial_state=[initial[0][1:2]])),
+                                  to_numpy(alone(xp.asarray(x[1:2]), initial_state=[initial[0][1:2]])), rtol=1e-12)
+    dy = xp.asarray(rng.standard_normal(y.shape))
+    check_layer_gradients(layer, xp.asarray(x), rng, [dy], initial_state=initial,
+                          call=lambda v, given: layer(v, training=True, mask=xp.asarray(mask), initial_state=given))
+
+
+def test_bidirectional_with_a_different_backward_layer_splits_the_initial_states(xp, rng):
+    """LSTM forwards and GRU backwards: the first two arrays are the LSTM's h and c, the third the GRU's h."""
+    layer = layers.Bidirectional(layers.LSTM(3, return_state=True, dtype="float64"), dtype="float64",
+                                 backward_layer=layers.GRU(2, go_backwards=True, return_state=True, dtype="float64"))
+    x = xp.asarray(rng.standard_normal((2, 4, 3)))
+    initial = [xp.asarray(rng.standard_normal((2, u))) for u in (3, 3, 2)]
+    output, h_f, c_f, h_b = layer(x, initial_state=initial)
+    assert output.shape == (2, 5) and h_f.shape == c_f.shape == (2, 3) and h_b.shape == (2, 2)
+    numpy.testing.assert_allclose(to_numpy(output), numpy.concatenate([to_numpy(h_f), to_numpy(h_b)], -1))
+    assert layer.compute_output_shape((None, 4, 3)) == [(None, 5), (None, 3), (None, 3), (None, 2)]
+    check_layer_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(o.shape)) for o in (output, h_f, c_f, h_b)],
+                          initial_state=initial)
+    with pytest.raises(ValueError, match=r"initial_state needs a list of 3 arrays: the forward layer's h, c, "
+                                         r"then the backward layer's h, got 4"):
+        layer(x, initial_state=initial + [initial[2]])
+
+
+def test_bidirectional_initial_state_is_checked(xp):
+    layer = layers.Bidirectional(layers.LSTM(3, name="lstm", stateful=True), name="enc")
+    x = xp.ones((2, 4, 5), dtype="float32")
+    states = [xp.zeros((2, 3), dtype="float32") for _ in range(4)]
+    with pytest.raises(ValueError, match=r"Bidirectional layer 'enc': initial_state needs a list of 4 arrays: the "
+                                         r"forward layer's h, c, then the backward layer's h, c, got 2 array\(s\)"):
+        layer(x, initial_state=states[:2])
+    with pytest.raises(ValueError, match=r"'enc'.*needs a list of 4 arrays.*got a single ndarray"):
+        layer(x, initial_state=numpy.zeros((2, 3), "float32"))
+    states[3] = xp.zeros((2, 4), dtype="float32")
+    with pytest.raises(ValueError, match=r"'backward_lstm': initial_state\[1\] must have shape \(2, 3\), got \(2, 4\)"):
+        layer(x, initial_state=states)
+    assert layer.states is None and layer.forward_layer.states is None    # neither layer ran
+    gru = layers.Bidirectional(layers.GRU(3), name="bi_gru")
+    with pytest.raises(ValueError, match=r"'bi_gru': initial_state needs a list of 2 arrays: the forward layer's h, "
+                                         r"then the backward layer's h, got 4"):
+        gru(x, initial_state=[xp.zeros((2, 3), dtype="float32")] * 4)
+
+
+def test_bidirectional_backward_takes_one_gradient_per_returned_array(xp, rng):
+    layer = bidirectional("SimpleRNN", 2, return_state=True, name="bi_rnn")
+    x = xp.asarray(rng.standard_normal((2, 3, 2)))
+    outputs = layer(x, training=True)
+    assert len(outputs) == 3
+    with pytest.raises(ValueError, match=r"'bi_rnn': backward takes 3 gradient\(s\).*got 4"):
+        layer.backward([xp.zeros(o.shape) for o in outputs] + [None])
+    dx = layer.backward([xp.zeros(outputs[0].shape)])          # the states' gradients left out: zeros
+    assert dx.shape == x.shape and not to_numpy(dx).any()
+
+
+def test_bidirectional_checks_return_state_and_stateful_against_its_backward_layer():
+    with pytest.raises(ValueError, match=r"backward_layer 'back' must have the same return_state as layer 'fwd' "
+                                         r"\(True\), got False"):
+        layers.Bidirectional(layers.LSTM(3, return_state=True, name="fwd"),
+                             backward_layer=layers.LSTM(3, go_backwards=True, name="back"))
+    with pytest.raises(ValueError, match=r"same stateful as layer"):
+        layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, stateful=True))
+    with pytest.raises(ValueError, match=r"backward_layer must be an LSTM, GRU or SimpleRNN"):
+        layers.Bidirectional(layers.GRU(3), backward_layer=layers.Dense(3))
+
+
+def test_bidirectional_return_state_config_round_trips(xp, rng):
+    layer = bidirectional("LSTM", 3, None, return_sequences=True, return_state=True)
+    x = xp.asarray(rng.standard_normal((2, 4, 3)))
+    outputs = layer(x)
+    copy = layers.Bidirectional.from_config(layer.get_config())
+    assert copy.return_state and copy.backward_layer.return_state and copy.merge_mode is None
+    copy.build(x.shape)
+    copy.set_weights(layer.get_weights())
+    for a, b in zip(copy(x), outputs):
+        numpy.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+def test_a_stateful_bidirectional_layer_carries_both_directions_states(xp, rng):
+    layer = bidirectional("LSTM", 2, stateful=True)
+    assert layer.states is None
+    layer(xp.asarray(rng.standard_normal((3, 4, 2))))
+    assert len(layer.states) == 4 and all(s.shape == (3, 2) for s in layer.states)
+    layer.reset_state()
+    assert layer.states is None
