@@ -1,10 +1,15 @@
-"""Bidirectional with return_state and initial_state: forward against plain NumPy, backward (initial
-states included) against float64 finite differences, shapes, masks, configs and bad input."""
+"""Bidirectional with return_state and initial_state, and TimeDistributed: forward against plain NumPy,
+backward (initial states included) against float64 finite differences, shapes, masks, configs and bad
+input. Against Keras 3 itself: tests/test_keras_oracle_rnn_wrappers.py."""
+import warnings
+
 import numpy
 import pytest
 
+import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import to_numpy
+from gpu_dl.backend.noise import UniformNoise
 from gradcheck import assert_gradient
 
 KINDS = ["LSTM", "GRU", "SimpleRNN"]
@@ -243,3 +248,193 @@ def test_a_stateful_bidirectional_layer_carries_both_directions_states(xp, rng):
     assert len(layer.states) == 4 and all(s.shape == (3, 2) for s in layer.states)
     layer.reset_state()
     assert layer.states is None
+
+
+# ========================================================================================= TimeDistributed
+def time_distributed(inner, **kwargs):
+    return layers.TimeDistributed(inner, **kwargs)
+
+
+def test_time_distributed_dense_is_one_product_per_step(xp, rng):
+    layer = time_distributed(layers.Dense(3, activation="tanh", bias_initializer="random_normal", dtype="float64"))
+    assert layer.dtype == "float64" and layer.name.startswith("time_distributed")
+    x = rng.standard_normal((4, 7, 5))
+    y = to_numpy(layer(xp.asarray(x)))
+    kernel, bias = layer.get_weights()
+    numpy.testing.assert_allclose(y, numpy.tanh(x @ kernel + bias), rtol=1e-12)
+    assert layer.weights == layer.layer.weights and [w.shape for w in layer.get_weights()] == [(5, 3), (3,)]
+    assert layer.compute_output_shape((None, 7, 5)) == (None, 7, 3)
+    assert layer(xp.asarray(rng.standard_normal((2, 1, 5)))).shape == (2, 1, 3)     # any number of steps
+    assert layer(xp.zeros((0, 3, 5))).shape == (0, 3, 3)
+
+
+def max_pool_2x2(images):
+    n, h, w, c = images.shape
+    return images[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("n,t", [(1, 1), (3, 4), (2, 17)])
+def test_time_distributed_convolution_pooling_and_flatten_on_video(xp, rng, n, t):
+    conv = time_distributed(layers.Conv2D(4, 3, padding="same", bias_initializer="random_normal", dtype="float64"))
+    pool = time_distributed(layers.MaxPooling2D(dtype="float64"))
+    flat = time_distributed(layers.Flatten(dtype="float64"))
+    x = rng.standard_normal((n, t, 6, 5, 2))
+    y = conv(xp.asarray(x))
+    assert y.shape == (n, t, 6, 5, 4) and conv.compute_output_shape((None, None, 6, 5, 2)) == (None, None, 6, 5, 4)
+    # every step through the same convolution: the wrapped layer on each step's images alone
+    for step in range(t):
+        numpy.testing.assert_allclose(to_numpy(y[:, step]), to_numpy(conv.layer(xp.asarray(x[:, step]))), rtol=1e-12)
+    pooled = pool(y)
+    numpy.testing.assert_array_equal(to_numpy(pooled), max_pool_2x2(to_numpy(y).reshape(n * t, 6, 5, 4)).reshape(
+        n, t, 3, 2, 4))
+    numpy.testing.assert_array_equal(to_numpy(flat(pooled)), to_numpy(pooled).reshape(n, t, 24))
+    assert flat.compute_output_shape(pool.compute_output_shape((None, t, 6, 5, 4))) == (None, t, 24)
+
+
+def test_time_distributed_dropout_and_embedding(xp, rng):
+    dropout = time_distributed(layers.Dropout(0.5, seed=3, dtype="float64"))
+    x = xp.asarray(rng.standard_normal((4, 6, 8)) + 3)
+    numpy.testing.assert_array_equal(to_numpy(dropout(x)), to_numpy(x))             # inference: as it is
+    y, x_host = to_numpy(dropout(x, training=True)), to_numpy(x)
+    kept = y != 0
+    numpy.testing.assert_allclose(y[kept], 2 * x_host[kept], rtol=1e-12)
+    assert 0.3 < kept.mean() < 0.7
+    numpy.testing.assert_array_equal(to_numpy(dropout.backward(xp.ones(x.shape))), 2.0 * kept)
+    ids = rng.integers(0, 5, (3, 4, 6))
+    embedding = time_distributed(layers.Embedding(5, 2))
+    out = to_numpy(embedding(xp.asarray(ids)))
+    table = embedding.get_weights()[0]
+    assert out.shape == (3, 4, 6, 2)
+    numpy.testing.assert_array_equal(out, table[ids])
+
+
+WRAPPED = {
+    "Dense": lambda: layers.Dense(3, activation="sigmoid", bias_initializer="random_normal", dtype="float64"),
+    "Conv2D": lambda: layers.Conv2D(2, (2, 3), strides=(1, 2), bias_initializer="random_normal", dtype="float64"),
+    "Conv1D": lambda: layers.Conv1D(2, 2, dtype="float64"),
+    "Flatten": lambda: layers.Flatten(dtype="float64"),
+    "MaxPooling2D": lambda: layers.MaxPooling2D(dtype="float64"),
+    "AveragePooling2D": lambda: layers.AveragePooling2D((2, 1), dtype="float64"),
+    "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(dtype="float64"),
+    "LSTM": lambda: layers.LSTM(2, dtype="float64", bias_initializer="random_normal"),
+}
+SHAPES = {"Dense": (3, 5, 4), "Conv1D": (2, 3, 5, 2), "LSTM": (2, 3, 4, 2)}
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPED))
+def test_time_distributed_gradients_match_finite_differences(xp, rng, name):
+    layer = time_distributed(WRAPPED[name]())
+    # pooling windows see distinct values, so that the maximum does not move under the finite differences
+    shape = SHAPES.get(name, (2, 3, 4, 5, 2))
+    x = xp.asarray(rng.permutation(numpy.prod(shape)).reshape(shape) / 10.0 if "Max" in name
+                   else rng.standard_normal(shape))
+    y = layer(x, training=True)
+    assert tuple(y.shape[1:]) == tuple(layer.compute_output_shape((None,) + shape[1:])[1:])
+    check_layer_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(y.shape))])
+
+
+def test_time_distributed_dropout_gradient(xp, rng):
+    layer = time_distributed(layers.Dropout(0.4, seed=5, dtype="float64"))
+    x = xp.asarray(rng.standard_normal((2, 3, 4)))
+    w = xp.asarray(rng.standard_normal((2, 3, 4)))
+
+    def objective(v):
+        layer.layer._noise = UniformNoise(5)      # the same mask on every call
+        return (layer(v, training=True) * w).sum()
+    objective(x)
+    assert_gradient(objective, x, layer.backward(w), rng, what="TimeDistributed(Dropout) input")
+
+
+def test_time_distributed_passes_the_mask_through(xp, rng):
+    """As Keras: the mask of padded steps reaches the recurrent layer after it, and the loss."""
+    gpu_dl.utils.set_random_seed(1)
+    model = gpu_dl.Sequential([layers.Input((5,)), layers.Embedding(7, 3, mask_zero=True),
+                               layers.TimeDistributed(layers.Dense(4, activation="relu")),
+                               layers.LSTM(2, return_sequences=True),
+                               layers.TimeDistributed(layers.Dense(2, activation="softmax"))])
+    x = numpy.array([[1, 2, 0, 0, 0], [3, 4, 5, 6, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no "does not support masking" on the way
+        y = to_numpy(model.predict(x, verbose=0))
+    numpy.testing.assert_array_equal(to_numpy(model.output_mask), x != 0)
+    # masked steps repeat the LSTM's last output, so the head's output repeats too
+    numpy.testing.assert_allclose(y[0, 2:], numpy.broadcast_to(y[0, 1], (3, 2)), rtol=1e-6)
+    assert model.layers[1].compute_mask(None, xp.asarray(x != 0)) is not None
+
+
+def test_time_distributed_softmax_head_trains_through_the_fused_loss(xp, rng):
+    def make():
+        gpu_dl.utils.set_random_seed(4)
+        return gpu_dl.Sequential([layers.Input((6, 3)), layers.GRU(5, return_sequences=True),
+                                  layers.TimeDistributed(layers.Dense(4, activation="softmax"))])
+    model, plain = make(), make()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    plain.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    plain._last_is_softmax = lambda: False      # the same model through the unfused softmax
+    x = rng.standard_normal((8, 6, 3)).astype("float32")
+    y = rng.integers(0, 4, (8, 6))
+    for _ in range(3):
+        assert model.train_on_batch(x, y) == pytest.approx(plain.train_on_batch(x, y), rel=1e-5)
+    assert model._fused_softmax and not plain._fused_softmax
+    for a, b in zip(model.get_weights(), plain.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_time_distributed_summary_and_parameters(capsys):
+    model = gpu_dl.Sequential([
+        layers.Input((4, 8, 8, 3)),
+        layers.TimeDistributed(layers.Conv2D(5, 3)),
+        layers.TimeDistributed(layers.MaxPooling2D()),
+        layers.TimeDistributed(layers.Flatten()),
+        layers.TimeDistributed(layers.Dense(6)),
+        layers.LSTM(2),
+    ])
+    model.summary()
+    text = capsys.readouterr().out
+    conv, dense, lstm = 3 * 3 * 3 * 5 + 5, 45 * 6 + 6, 4 * (6 * 2 + 2 * 2 + 2)
+    for shape, count in [("(None, 4, 6, 6, 5)", conv), ("(None, 4, 3, 3, 5)", 0), ("(None, 4, 45)", 0),
+                         ("(None, 4, 6)", dense), ("(None, 2)", lstm)]:
+        line = next(line for line in text.splitlines() if shape in line)
+        assert line.rstrip(" │|").endswith(f"{count:,}"), line
+    assert model.count_params() == conv + dense + lstm
+    assert len(model.trainable_weights) == 2 + 2 + 3
+
+
+def test_time_distributed_freezes_the_layer_it_wraps(xp, rng):
+    layer = time_distributed(layers.Dense(2))
+    layer.build((None, 3, 4))
+    assert len(layer.trainable_weights) == 2 and not layer.non_trainable_weights
+    layer.trainable = False
+    assert not layer.layer.trainable and layer.trainable_weights == [] and len(layer.non_trainable_weights) == 2
+    model = gpu_dl.Sequential([layers.Input((3, 4)), layer, layers.Dense(1)])
+    assert len(model.trainable_weights) == 2          # the last Dense's only
+    before = layer.get_weights()
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(rng.standard_normal((4, 3, 4)).astype("float32"), numpy.ones((4, 3, 1), "float32"))
+    for a, b in zip(before, layer.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_time_distributed_bad_input_names_the_layer(xp):
+    layer = time_distributed(layers.Dense(3, name="head"), name="per_step")
+    with pytest.raises(ValueError, match=r"TimeDistributed layer 'per_step' applies layer 'head' \(Dense\) to every "
+                                         r"step along axis 1.*rank >= 3.*got shape \(2, 5\) \(rank 2\)"):
+        layer(xp.ones((2, 5), dtype="float32"))
+    assert not layer.built and not layer.layer.built
+    layer(xp.ones((2, 4, 5), dtype="float32"))
+    with pytest.raises(ValueError, match=r"'head'.*incompatible.*\(None, 5\)"):
+        layer(xp.ones((2, 4, 6), dtype="float32"))
+    with pytest.raises(ValueError, match=r"'per_step'.*rank >= 3"):
+        layer.compute_output_shape((None, 5))
+    for bad in (layers.Input((3,)), "dense", None):
+        with pytest.raises(TypeError, match="TimeDistributed wraps a gpu_dl layer"):
+            layers.TimeDistributed(bad)
+    several = time_distributed(layers.LSTM(2, return_state=True), name="states")
+    with pytest.raises(ValueError, match=r"'states'.*several arrays.*one output"):
+        several.compute_output_shape((None, 3, 4, 2))
+    with pytest.raises(ValueError, match=r"'states'.*returned 3 arrays.*one output"):
+        several(xp.ones((1, 3, 4, 2), dtype="float32"))
+    with pytest.raises(ValueError, match=r"'layer' must name one of gpu_dl's layer classes"):
+        layers.TimeDistributed.from_config({"layer": {"class_name": "os.system", "config": {}}})
+    with pytest.raises(ValueError, match=r"'flat_input'.*rank >= 3"):
+        gpu_dl.Sequential([layers.Input((4,)), layers.TimeDistributed(layers.Dense(2), name="flat_input")])

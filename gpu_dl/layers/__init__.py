@@ -13,6 +13,7 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, 
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from .steps import Cropping1D, UpSampling1D
+from .wrappers import TimeDistributed
 
 __all__ = [
     "Activation", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization",
@@ -21,5 +22,6 @@ __all__ = [
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "Layer",
     "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
     "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
-    "Rescaling", "Reshape", "SimpleRNN", "Softmax", "UpSampling1D", "Variable", "ZeroPadding1D", "ZeroPadding2D",
+    "Rescaling", "Reshape", "SimpleRNN", "Softmax", "TimeDistributed", "UpSampling1D", "Variable", "ZeroPadding1D",
+    "ZeroPadding2D",
 ]

@@ -1,0 +1,172 @@
+"""``TimeDistributed``: one layer applied to every step of a sequence.
+
+An input (batch, steps, ...) is reshaped to (batch * steps, ...), passed once
+through the wrapped layer, and its output (batch * steps, ...) reshaped to
+(batch, steps, ...): every step goes through the same weights, which the
+wrapped layer owns (Keras 3 saves them under ``<wrapper>/layer/vars``, and
+its config holds the wrapped layer under ``"layer"``). The backward pass is
+the same reshape around the wrapped layer's backward.
+
+One call over all steps gives what Keras 3's loop of one call per step
+gives, except for layers whose training pass depends on the batch they see:
+``BatchNormalization`` in training normalises over the batch's steps
+together (Keras: each step over its batch alone); at inference, and for
+every other layer, the results are the same. Random layers (``Dropout``)
+draw independent noise per element either way.
+
+Masks: the mask of padded steps passes through unchanged, as in Keras; the
+wrapped layer sees no mask (an outer step's mask says nothing about the
+wrapped layer's own axes).
+"""
+from __future__ import annotations
+
+from .base import Layer
+
+
+class TimeDistributed(Layer):
+    """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...)."""
+
+    supports_masking = True
+
+    def __init__(self, layer, **kwargs):
+        from .core import InputLayer
+        if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
+            raise TypeError(f"TimeDistributed wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
+        # Set before Layer.__init__, whose assignments to keep_preactivation and input_gradient_wanted
+        # reach the wrapped layer through the properties below.
+        self.layer = layer
+        if kwargs.get("dtype") is None:
+            # The wrapped layer's precision, so that the wrapper does not cast its input to another first.
+            kwargs["dtype"] = layer.dtype
+        super().__init__(**kwargs)
+        self._steps = None      # (batch, steps) of the last call
+
+    # ----------------------------------------------------------------- shapes
+    def _checked(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 3:
+            raise ValueError(f"TimeDistributed layer '{self.name}' applies layer '{self.layer.name}' "
+                             f"({type(self.layer).__name__}) to every step along axis 1, so it expects inputs of "
+                             f"rank >= 3 (batch, timesteps, ...); got shape {input_shape} (rank {len(input_shape)}). "
+                             "For a 2-D (batch, features) input use the layer itself.")
+        return input_shape
+
+    def _inner_shape(self, input_shape):
+        n, t = input_shape[:2]
+        return (None if n is None or t is None else n * t,) + tuple(input_shape[2:])
+
+    def build(self, input_shape):
+        self.layer.ensure_built(self._inner_shape(self._checked(input_shape)))
+
+    def check_input_shape(self, shape):
+        # The number of steps is free, as in Keras: only what the wrapped layer needs of one step is checked.
+        shape = self._checked(shape)
+        if self.layer.built:
+            self.layer.check_input_shape(self._inner_shape(shape))
+
+    def compute_output_shape(self, input_shape):
+        input_shape = self._checked(input_shape)
+        inner = self.layer.compute_output_shape((input_shape[0],) + tuple(input_shape[2:]))
+        if isinstance(inner, list):
+            raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returns several "
+                             "arrays (return_state, or merge_mode=None); TimeDistributed takes a layer with one "
+                             "output.")
+        return (inner[0], input_shape[1]) + tuple(inner[1:])
+
+    # ------------------------------------------------------------------ passes
+    def call(self, x, training=False):
+        n, t = x.shape[:2]
+        y = self.layer(x.reshape((n * t,) + tuple(x.shape[2:])), training=training)
+        if isinstance(y, list):
+            raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returned "
+                             f"{len(y)} arrays; TimeDistributed takes a layer with one output.")
+        self._steps = (n, t)
+        self._saved = (n, t) if training else None
+        return y.reshape((n, t) + tuple(y.shape[1:]))
+
+    def backward(self, dy, through_activation=True):
+        n, t = self.saved()
+        dy = dy.reshape((n * t,) + tuple(dy.shape[2:]))
+        # through_activation=False: the model fused the wrapped layer's softmax into its loss
+        dx = self.layer.backward(dy) if through_activation else self.layer.backward(dy, through_activation=False)
+        return None if dx is None else dx.reshape((n, t) + tuple(dx.shape[1:]))
+
+    # ------------------------------------- what the model reads of its last layer
+    @property
+    def activation(self):
+        """The wrapped layer's activation (None if it has none): a model fuses a last softmax into its loss."""
+        return getattr(self.layer, "activation", None)
+
+    @property
+    def keep_preactivation(self):
+        return self.layer.keep_preactivation
+
+    @keep_preactivation.setter
+    def keep_preactivation(self, value):
+        self.layer.keep_preactivation = value
+
+    def saved_preactivation(self):
+        z = self.layer.saved_preactivation()
+        n, t = self._steps
+        return z.reshape((n, t) + tuple(z.shape[1:]))
+
+    @property
+    def input_gradient_wanted(self):
+        return self.layer.input_gradient_wanted
+
+    @input_gradient_wanted.setter
+    def input_gradient_wanted(self, value):
+        self.layer.input_gradient_wanted = bool(value)
+
+    @property
+    def keeps_input_dtype(self):
+        return self.layer.keeps_input_dtype   # Embedding takes ids as they are
+
+    # ----------------------------------------------------------------- weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        # As in Keras, freezing the wrapper freezes the layer it wraps.
+        self._trainable = bool(value)
+        self.layer.trainable = value
+
+    @property
+    def weights(self):
+        return self.layer.weights
+
+    @property
+    def trainable_weights(self):
+        return self.layer.trainable_weights if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return self.layer.non_trainable_weights if self._trainable else self.layer.weights
+
+    def get_weights(self):
+        return self.layer.get_weights()
+
+    def set_weights(self, weights):
+        self.layer.set_weights(weights)
+
+    def count_params(self):
+        return self.layer.count_params()
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from .. import layers as catalogue      # the layer classes, this module among them: import late
+        config = dict(config)
+        entry = config.pop("layer", None)
+        layer_class = getattr(catalogue, entry.get("class_name", ""), None) if isinstance(entry, dict) else None
+        if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
+            raise ValueError(f"TimeDistributed: the config's 'layer' must name one of gpu_dl's layer classes, "
+                             f"got {entry!r:.200}.")
+        return cls(layer_class.from_config(dict(entry.get("config") or {})), **config)
