@@ -415,6 +415,32 @@ def test_time_distributed_freezes_the_layer_it_wraps(xp, rng):
         numpy.testing.assert_array_equal(a, b)
 
 
+def test_time_distributed_configs_and_files_round_trip(rng, tmp_path):
+    model = gpu_dl.Sequential([
+        layers.Input((3, 6, 6, 1)),
+        layers.TimeDistributed(layers.Conv2D(2, 3, activation="relu"), name="frames"),
+        layers.TimeDistributed(layers.AveragePooling2D()),
+        layers.TimeDistributed(layers.Flatten()),
+        layers.Bidirectional(layers.GRU(3, return_sequences=True)),
+        layers.TimeDistributed(layers.Dense(2, kernel_regularizer="l2")),
+    ])
+    x = rng.standard_normal((2, 3, 6, 6, 1)).astype("float32")
+    want = to_numpy(model.predict(x, verbose=0))
+    copy = gpu_dl.Sequential.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), want)
+    assert copy.layers[0].name == "frames" and copy.layers[0].layer.activation.name == "relu"
+    assert copy.layers[-1].layer.kernel_regularizer is not None
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, rng.standard_normal((2, 3, 2)).astype("float32"), epochs=1, verbose=0)
+    model.save(tmp_path / "video.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "video.keras")
+    numpy.testing.assert_array_equal(to_numpy(loaded.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+    model.save_weights(tmp_path / "video.weights.h5")
+    copy.load_weights(tmp_path / "video.weights.h5")
+    numpy.testing.assert_array_equal(to_numpy(copy.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0)))
+
+
 def test_time_distributed_bad_input_names_the_layer(xp):
     layer = time_distributed(layers.Dense(3, name="head"), name="per_step")
     with pytest.raises(ValueError, match=r"TimeDistributed layer 'per_step' applies layer 'head' \(Dense\) to every "

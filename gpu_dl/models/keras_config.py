@@ -95,6 +95,7 @@ def function_entry(fn, where="config"):
 def _layer_entry(layer):
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
+    from ..layers.wrappers import TimeDistributed
     where = f"layer '{layer.name}' ({type(layer).__name__})"
     if isinstance(layer, InputLayer):
         config = {"batch_shape": [layer.batch_size] + list(layer.shape), "dtype": layer.dtype, "sparse": False,
@@ -109,6 +110,8 @@ def _layer_entry(layer):
         forward["config"]["name"] = "forward_" + layer.forward_layer.name[len("forward_"):]
         config["layer"] = forward
         config["backward_layer"] = _layer_entry(layer.backward_layer)
+    elif isinstance(layer, TimeDistributed):
+        config["layer"] = _layer_entry(layer.layer)     # in full, as Keras writes it
     builtin = _layer_classes().get(type(layer).__name__) is type(layer)
     entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
              "config": _jsonable(config, where),
@@ -312,6 +315,7 @@ def _layer_from_entry(entry, where, custom=None):
     from ..layers.base import Layer
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
+    from ..layers.wrappers import TimeDistributed
     custom = custom or CustomObjects()
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise ValueError(f"{where}: a layer entry must be a dict with a 'class_name' string, got {entry!r}.")
@@ -366,13 +370,18 @@ def _layer_from_entry(entry, where, custom=None):
             config["backward_layer"] = _layer_from_entry(config["backward_layer"], where, custom)
         else:
             config.pop("backward_layer", None)
+    elif issubclass(cls, TimeDistributed):
+        inner = config.get("layer")
+        if not isinstance(inner, dict):
+            raise ValueError(f"{where}: TimeDistributed needs the wrapped layer as a config dict under 'layer'.")
+        config["layer"] = _layer_from_entry(inner, where, custom)
     unknown = sorted(set(config) - _accepted_keys(cls))
     if unknown:
         raise ValueError(f"{where}: the config key(s) {', '.join(repr(k) for k in unknown)} "
                          f"({', '.join(f'{k}={config[k]!r}' for k in unknown)}) are not supported by gpu_dl's "
                          f"{cls.__name__}.")
     try:
-        if cls is Bidirectional or issubclass(cls, Bidirectional):
+        if issubclass(cls, (Bidirectional, TimeDistributed)):
             return cls(config.pop("layer"), **config)
         return cls.from_config(config)
     except (TypeError, ValueError, NotImplementedError) as e:

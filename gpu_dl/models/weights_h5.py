@@ -5,7 +5,9 @@ Each layer of the model has a group ``layers/<name>/vars`` whose datasets
 snake-cased class name, numbered per class (``dense``, ``dense_1``, ...), as
 Keras names them, not the layer's own name. Recurrent layers keep their weights
 under ``layers/<name>/cell/vars``; ``Bidirectional`` under
-``forward_layer/cell/vars`` and ``backward_layer/cell/vars``. The optimizer has
+``forward_layer/cell/vars`` and ``backward_layer/cell/vars``;
+``TimeDistributed`` its wrapped layer's groups under ``layer`` (``layer/vars``,
+or ``layer/cell/vars`` for a recurrent one). The optimizer has
 ``optimizer/vars``: ``0`` iterations, ``1`` the learning rate (when it is a
 number), then the slots in Keras's order. Keras stores these scalars in
 float32; the group's attribute ``gpu_dl_scalars`` (JSON) keeps them at full
@@ -49,6 +51,9 @@ def _weight_groups(model):
 
 def _layer_groups(layer, path):
     from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.wrappers import TimeDistributed
+    if isinstance(layer, TimeDistributed):
+        return [(path, layer.name, [])] + _layer_groups(layer.layer, path + "/layer")
     if isinstance(layer, Bidirectional):
         return ([(path, layer.name, [])] + _layer_groups(layer.forward_layer, path + "/forward_layer")
                 + _layer_groups(layer.backward_layer, path + "/backward_layer"))
