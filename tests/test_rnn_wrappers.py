@@ -152,6 +152,31 @@ def test_bidirectional_gradients_through_states_alone(xp, rng, kind):
     assert [tuple(g.shape) for g in layer.initial_state_gradients] == [(3, 2)] * (2 * n_states(kind))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_bidirectional_states_in_float32_agree_with_float64(xp, rng, kind):
+    """float32 takes the fused cell kernels on the GPU (for a small LSTM the persistent whole-sequence
+    kernels, into which the initial states and the states' gradients go): the same numbers as float64's
+    array arithmetic, to float32 rounding."""
+    x = rng.standard_normal((3, 7, 4))
+    initial = [rng.standard_normal((3, 5)) for _ in range(2 * n_states(kind))]
+    runs = {}
+    for dtype in ("float32", "float64"):
+        layer = layers.Bidirectional(getattr(layers, kind)(5, return_sequences=True, return_state=True, dtype=dtype),
+                                     dtype=dtype)
+        layer.build(x.shape)
+        if dtype == "float64":
+            layer.set_weights(runs["float32"][0])
+        cast = [xp.asarray(a, dtype=dtype) for a in [x] + initial]
+        outputs = layer(cast[0], initial_state=cast[1:], training=True)
+        grads = [xp.asarray(numpy.linspace(-1, 1, o.size).reshape(o.shape), dtype=dtype) for o in outputs]
+        dx = layer.backward(grads)
+        runs[dtype] = (layer.get_weights(), [to_numpy(a) for a in outputs + [dx] + layer.initial_state_gradients],
+                       [to_numpy(v.grad) for v in layer.trainable_weights])
+    for single, double in zip(runs["float32"][1] + runs["float32"][2], runs["float64"][1] + runs["float64"][2]):
+        assert single.dtype == numpy.float32
+        numpy.testing.assert_allclose(single, double, rtol=1e-4, atol=1e-5)
+
+
 def test_bidirectional_initial_state_without_return_state_and_with_a_mask(xp, rng):
     layer = bidirectional("GRU", 3, "sum", return_sequences=True)
     x = rng.standard_normal((3, 6, 2))
