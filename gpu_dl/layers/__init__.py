@@ -6,7 +6,8 @@ from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .masking import Masking
 from .normalization import BatchNormalization, LayerNormalization
-from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D
+from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
+from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
@@ -22,4 +23,8 @@ __all__ = [
     "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
     "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
     "Rescaling", "Reshape", "SimpleRNN", "Softmax", "UpSampling1D", "Variable", "ZeroPadding1D", "ZeroPadding2D",
+]
+
+__all__ += [
+    "Cropping2D", "Cropping3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
 ]
