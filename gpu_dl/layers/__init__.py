@@ -7,6 +7,8 @@ from .embedding import Embedding
 from .masking import Masking
 from .normalization import BatchNormalization, LayerNormalization
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
+from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                             SpatialDropout2D, SpatialDropout3D)
 from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
@@ -26,5 +28,6 @@ __all__ = [
 ]
 
 __all__ += [
-    "Cropping2D", "Cropping3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
+    "ActivityRegularization", "AlphaDropout", "Cropping2D", "Cropping3D", "GaussianDropout", "GaussianNoise",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
 ]
