@@ -16,16 +16,14 @@ last entry. With an integer factor, ``o = size * i + r`` gives
 same for every ``i``: the first ``size // 2`` phases (``t_r < 0``) mix entry
 ``i - 1`` (weight ``-t_r``) with ``i`` (``1 + t_r``), the others ``i``
 (``1 - t_r``) with ``i + 1`` (``t_r``), neighbours past either end being the
-end itself. So an axis is up-sampled by two shifted copies of the input and a
-few broadcast products, no gather, and each output is the two-term sum
-``w_lo * x_lo + w_hi * x_hi`` that PyTorch (Keras's torch backend) rounds;
-2-D runs the width first, then the height, in PyTorch's order of the same
-products. The backward is the transpose: the phases' weighted sums of dy,
+end itself. So an axis is up-sampled by two shifted copies of the input and,
+per phase, one product of each with a scalar weight (no gather, no weight
+array), each output being the two-term sum ``w_lo * x_lo + w_hi * x_hi``
+that PyTorch (Keras's torch backend) rounds; 2-D runs the width first, then
+the height, in PyTorch's order of the same products. The backward is the transpose: the phases' weighted sums of dy,
 shifted back onto the entries they read.
 """
 from __future__ import annotations
-
-import numpy
 
 from ..backend import array_module
 
@@ -62,9 +60,13 @@ def upsample_nearest_backward(dy, axes, sizes):
 
 
 def _phases(size):
-    """t_r = (r + 0.5) / size - 0.5 for r < size, and how many are negative (they come first)."""
-    t = (numpy.arange(size) + 0.5) / size - 0.5
-    return t, size // 2
+    """(w_previous, w_self, w_following) of each phase r < size, from t_r = (r + 0.5) / size - 0.5: the
+    negative t_r (the first size // 2 phases) mix in the previous entry, the others the following one."""
+    weights = []
+    for r in range(size):
+        t = (r + 0.5) / size - 0.5
+        weights.append((-t, 1 + t, 0.0) if t < 0 else (0.0, 1 - t, t))
+    return weights
 
 
 def _along(ndim, axis, index):
@@ -80,29 +82,23 @@ def _shifted(x, axis):
     return previous, following
 
 
-def _phase_weights(values, ndim, axis, dtype, xp):
-    """Per-phase weights shaped to broadcast over the phase axis inserted after ``axis``."""
-    return xp.asarray(numpy.asarray(values, dtype=dtype).reshape((-1,) + (1,) * (ndim - axis - 1)))
-
-
+# The weights are scalars of the array's dtype, one loop step per phase (not per element): on the GPU they
+# travel as kernel arguments, so no weight array is copied to the device.
 def upsample_linear_axis(x, axis, size):
     """Linear up-sampling of ``x`` by ``size`` along ``axis`` (module docstring)."""
     if size == 1:
         return x
     xp = array_module(x)
-    t, low = _phases(size)
+    n, scalar = x.shape[axis], x.dtype.type
     previous, following = _shifted(x, axis)
-    at = (slice(None),) * (axis + 1) + (None,)
-    x_, previous, following = x[at], previous[at], following[at]
-    nd = x.ndim + 1
-    parts = []
-    if low:
-        parts.append(previous * _phase_weights(-t[:low], nd, axis + 1, x.dtype, xp)
-                     + x_ * _phase_weights(1 + t[:low], nd, axis + 1, x.dtype, xp))
-    parts.append(x_ * _phase_weights(1 - t[low:], nd, axis + 1, x.dtype, xp)
-                 + following * _phase_weights(t[low:], nd, axis + 1, x.dtype, xp))
-    out = xp.concatenate(parts, axis=axis + 1) if len(parts) > 1 else parts[0]
-    return out.reshape(x.shape[:axis] + (x.shape[axis] * size,) + x.shape[axis + 1:])
+    out = xp.empty(x.shape[:axis] + (n, size) + x.shape[axis + 1:], dtype=x.dtype)
+    for r, (w_previous, w_self, w_following) in enumerate(_phases(size)):
+        # PyTorch's two terms, lower neighbour first: (1 - lambda) * x0 + lambda * x1
+        if w_previous:
+            out[_along(out.ndim, axis + 1, r)] = previous * scalar(w_previous) + x * scalar(w_self)
+        else:
+            out[_along(out.ndim, axis + 1, r)] = x * scalar(w_self) + following * scalar(w_following)
+    return out.reshape(x.shape[:axis] + (n * size,) + x.shape[axis + 1:])
 
 
 def upsample_linear_axis_backward(dy, axis, size):
@@ -110,18 +106,18 @@ def upsample_linear_axis_backward(dy, axis, size):
     if size == 1:
         return dy
     xp = array_module(dy)
-    n = dy.shape[axis] // size
-    t, low = _phases(size)
+    n, scalar = dy.shape[axis] // size, dy.dtype.type
     phased = dy.reshape(dy.shape[:axis] + (n, size) + dy.shape[axis + 1:])
-    nd = phased.ndim
-
-    def weighted(values):
-        return (phased * _phase_weights(values, nd, axis + 1, dy.dtype, xp)).sum(axis=axis + 1)
-    to_self = weighted(numpy.concatenate([1 + t[:low], 1 - t[low:]]))
-    to_previous = weighted(numpy.concatenate([-t[:low], numpy.zeros(size - low)]))
-    to_following = weighted(numpy.concatenate([numpy.zeros(low), t[low:]]))
-    nd = to_self.ndim
-    dx = to_self
+    shape = dy.shape[:axis] + (n,) + dy.shape[axis + 1:]
+    to_self, to_previous, to_following = (xp.zeros(shape, dtype=dy.dtype) for _ in range(3))
+    for r, (w_previous, w_self, w_following) in enumerate(_phases(size)):
+        g = phased[_along(phased.ndim, axis + 1, r)]
+        to_self += g * scalar(w_self)
+        if w_previous:
+            to_previous += g * scalar(w_previous)
+        if w_following:
+            to_following += g * scalar(w_following)
+    nd, dx = to_self.ndim, to_self
     # Entry i's "previous" is i - 1 (0 for i = 0); its "following" is i + 1 (n - 1 for the last).
     dx[_along(nd, axis, slice(0, n - 1))] += to_previous[_along(nd, axis, slice(1, n))]
     dx[_along(nd, axis, slice(0, 1))] += to_previous[_along(nd, axis, slice(0, 1))]
