@@ -1,4 +1,4 @@
-"""Uniform noise for dropout masks, drawn on the device that uses it.
+"""Uniform noise for dropout masks, and normal noise, drawn on the device that uses it.
 
 A layer with a ``seed`` owns its streams: a NumPy ``Generator`` on the host
 and a CuPy ``RandomState`` on the GPU, both seeded with it, so the same seed
@@ -15,7 +15,7 @@ from . import config
 
 
 class UniformNoise:
-    """Arrays of uniform [0, 1) values for one layer (see the module docstring)."""
+    """Arrays of uniform [0, 1) (or standard normal) values for one layer (see the module docstring)."""
 
     def __init__(self, seed=None):
         self.seed = None if seed is None else config.checked_seed(seed)
@@ -35,3 +35,11 @@ class UniformNoise:
             return stream.random(shape, dtype=dtype)
         stream = xp.random if self.seed is None else self._stream(xp)
         return stream.random_sample(shape, dtype=dtype)
+
+    def standard_normal(self, xp, shape, dtype):
+        """Standard normal values of ``shape`` and ``dtype`` in ``xp``, from the same streams as ``random``."""
+        if xp is numpy:
+            stream = config.rng() if self.seed is None else self._stream(xp)
+            return stream.standard_normal(shape, dtype=dtype)
+        stream = xp.random if self.seed is None else self._stream(xp)
+        return stream.standard_normal(shape, dtype=dtype)

@@ -6,7 +6,10 @@ from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .masking import Masking
 from .normalization import BatchNormalization, LayerNormalization
-from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D
+from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
+from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                             SpatialDropout2D, SpatialDropout3D)
+from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
@@ -24,4 +27,9 @@ __all__ = [
     "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
     "Rescaling", "Reshape", "SimpleRNN", "Softmax", "TimeDistributed", "UpSampling1D", "Variable", "ZeroPadding1D",
     "ZeroPadding2D",
+]
+
+__all__ += [
+    "ActivityRegularization", "AlphaDropout", "Cropping2D", "Cropping3D", "GaussianDropout", "GaussianNoise",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
 ]

@@ -1,14 +1,20 @@
-"""Padding layers: ZeroPadding2D and ZeroPadding1D (Keras), ReflectionPadding2D (mirror padding, which Keras lacks)."""
+"""Padding layers: ZeroPadding1D, ZeroPadding2D and ZeroPadding3D (Keras), ReflectionPadding2D (mirror padding,
+which Keras lacks)."""
 from __future__ import annotations
 
 import numbers
 
 from ..backend import array_module
-from .spatial import SpatialLayer, int_tuple
+from .spatial import AXIS_NAMES, SpatialLayer, int_tuple
 
 
-def padding_pairs(value, what):
-    """Keras's padding argument: int, (rows, cols) or ((top, bottom), (left, right)), all >= 0."""
+FORMS = {2: "an int, a pair (rows, cols) or ((top, bottom), (left, right))",
+         3: "an int, a triple (depth, rows, cols) or ((front, back), (top, bottom), (left, right))"}
+
+
+def padding_pairs(value, what, rank=2):
+    """Keras's padding (and cropping) argument of a layer with ``rank`` spatial axes: an int for all sides,
+    one int per axis for both its sides, or one (before, after) pair per axis; all >= 0."""
     def count(v):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
             raise ValueError(f"{what} must hold non-negative integers, got {value!r}.")
@@ -16,14 +22,13 @@ def padding_pairs(value, what):
 
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         p = count(value)
-        return (p, p), (p, p)
+        return ((p, p),) * rank
     try:
         items = tuple(value)
     except TypeError:
-        raise TypeError(f"{what} must be an int, a pair (rows, cols) or ((top, bottom), (left, right)), "
-                        f"got {value!r}.") from None
-    if len(items) != 2:
-        raise ValueError(f"{what} must have 2 entries (height, width), got {value!r}.")
+        raise TypeError(f"{what} must be {FORMS[rank]}, got {value!r}.") from None
+    if len(items) != rank:
+        raise ValueError(f"{what} must have {rank} entries ({', '.join(AXIS_NAMES[rank])}), got {value!r}.")
     pairs = []
     for item in items:
         if isinstance(item, numbers.Integral) and not isinstance(item, bool):
@@ -46,8 +51,9 @@ class _Padding(SpatialLayer):
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         what = f"{type(self).__name__} layer '{self.name}': padding"
-        # Keras: ZeroPadding1D takes an int or (before, after); the 2-D layers a pair per axis as well.
-        self.padding = int_tuple(padding, what, 2, minimum=0) if self.rank == 1 else padding_pairs(padding, what)
+        # Keras: ZeroPadding1D takes an int or (before, after); the 2-D and 3-D layers a pair per axis as well.
+        self.padding = (int_tuple(padding, what, 2, minimum=0) if self.rank == 1
+                        else padding_pairs(padding, what, self.rank))
 
     @property
     def pairs(self):
@@ -84,6 +90,16 @@ class ZeroPadding1D(_Padding):
     """Adds ``padding`` = (before, after) (or an int, both) steps of zeros around each sequence."""
 
     rank = 1
+
+
+class ZeroPadding3D(_Padding):
+    """Adds slices of zeros around each volume: ``padding`` an int, one per axis (depth, height, width) or
+    ((front, back), (top, bottom), (left, right)); one on every side by default, as in Keras."""
+
+    rank = 3
+
+    def __init__(self, padding=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
+        super().__init__(padding, data_format=data_format, **kwargs)
 
 
 class ReflectionPadding2D(_Padding):

@@ -20,9 +20,11 @@ from .base import Layer
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-AXIS_NAMES = {1: ("steps",), 2: ("height", "width")}
+AXIS_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 LAYOUTS = {(1, False): "(batch, steps, channels)", (1, True): "(batch, channels, steps)",
-           (2, False): "(batch, height, width, channels)", (2, True): "(batch, channels, height, width)"}
+           (2, False): "(batch, height, width, channels)", (2, True): "(batch, channels, height, width)",
+           (3, False): "(batch, depth, height, width, channels)",
+           (3, True): "(batch, channels, depth, height, width)"}
 
 
 def int_tuple(value, what, rank, minimum=1):
@@ -65,8 +67,8 @@ def contiguous(a):
 
 
 class SpatialLayer(Layer):
-    """A layer on (N, H, W, C) data (``rank = 2``) or (N, T, C) sequences (``rank = 1``) that also accepts
-    channels_first by transposing."""
+    """A layer on (N, H, W, C) data (``rank = 2``), (N, T, C) sequences (``rank = 1``) or (N, D, H, W, C)
+    volumes (``rank = 3``) that also accepts channels_first by transposing."""
 
     fixed_input_axes = ()   # sizes and channels may change (the convolutions check their channels themselves)
     rank = 2                # spatial axes
@@ -83,6 +85,12 @@ class SpatialLayer(Layer):
     @property
     def axis_names(self):
         return AXIS_NAMES[self.rank]
+
+    @property
+    def spatial_axes(self):
+        """The input's spatial axes in its own data format."""
+        first = 2 if self.channels_first else 1
+        return tuple(range(first, first + self.rank))
 
     def check_rank(self, input_shape):
         """The input shape as channels_last ((N, H, W, C) or (N, T, C)); a clear error unless its rank fits."""

@@ -88,13 +88,16 @@ def __getattr__(name):
 
 
 class _RandomState:
-    """``cupy.random.RandomState``: its ``random_sample`` takes a dtype, NumPy's does not."""
+    """``cupy.random.RandomState``: its ``random_sample`` and ``standard_normal`` take a dtype, NumPy's do not."""
 
     def __init__(self, seed=None):
         self._state = numpy.random.RandomState(seed)
 
     def random_sample(self, size=None, dtype=numpy.float64):
         return _device(self._state.random_sample(size).astype(dtype, copy=False))
+
+    def standard_normal(self, size=None, dtype=numpy.float64):
+        return _device(self._state.standard_normal(size).astype(dtype, copy=False))
 
 
 class random:
@@ -112,6 +115,10 @@ class random:
         return cls._global.random_sample(size, dtype)
 
     random = random_sample
+
+    @classmethod
+    def standard_normal(cls, size=None, dtype=numpy.float64):
+        return cls._global.standard_normal(size, dtype)
 
 
 # ----------------------------------------------------------------------------------------------- kernels
