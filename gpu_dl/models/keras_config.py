@@ -157,9 +157,17 @@ def _compile_config(model):
 
 def model_config(model):
     """The model in Keras 3's serialised form (the content of ``config.json``)."""
+    from .functional import Functional
     from .sequential import Sequential
+    if isinstance(model, Functional):
+        from .functional_config import functional_model_config
+        config = functional_model_config(model)
+        compile_config = _compile_config(model)
+        if compile_config is not None:
+            config["compile_config"] = compile_config
+        return config
     if not isinstance(model, Sequential):
-        raise TypeError(f"Only Sequential models can be saved, got {type(model).__name__}.")
+        raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     layers = []
     if model.input_spec is not None:
         from ..layers.core import InputLayer
@@ -396,20 +404,27 @@ def _refuse_custom_arguments(config, where, custom):
 
 
 def model_from_config(config, where="model config", custom_objects=None):
-    """A ``Sequential`` from Keras 3's serialised form (``config.json``), built if the form says how; uncompiled."""
+    """A ``Sequential`` or functional model from Keras 3's serialised form (``config.json``), built if the form
+    says how; uncompiled."""
     from .sequential import Sequential
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
+    if config.get("class_name") == "Functional":
+        # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
+        from .functional_config import functional_from_config
+        _check_module(config, where, CustomObjects(custom_objects))
+        return functional_from_config(config, where, custom_objects)
     custom = CustomObjects(custom_objects)
     config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where, custom)
     if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
         raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
     class_name = config.get("class_name")
-    if class_name in ("Functional", "Model"):
-        raise ValueError(f"{where}: the model is a functional {class_name} model; gpu_dl rebuilds Sequential "
-                         "models only.")
+    if class_name == "Model":
+        raise ValueError(f"{where}: the model is a subclassed keras.Model, whose architecture is Python code; gpu_dl "
+                         "rebuilds Sequential and functional models only.")
     if class_name != "Sequential":
-        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential models only.")
+        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential and functional "
+                         "models only.")
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")
