@@ -28,7 +28,6 @@ import numpy
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, unique_name
-from ..layers.core import InputLayer
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from .model import Model
