@@ -115,8 +115,10 @@ def _parse_argument(value, where):
                      f"{value!r:.200}.")
 
 
-def _parse_node(data, where):
-    """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples."""
+def _parse_node(data, where, operations=()):
+    """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples. A ``mask`` made by
+    one of the ``operations`` (Keras's record of a mask's computation) is left out: gpu_dl computes the same
+    mask along the edges by itself."""
     if isinstance(data, list):
         # Keras 2's form: one [layer name, node index, tensor index(, kwargs)] per input tensor.
         refs, kwargs = [], {}
@@ -152,8 +154,10 @@ def _parse_node(data, where):
             raise ValueError(f"{where}: `training` must be true, false or null, got {kwargs['training']!r:.100}.")
         parsed["training"] = kwargs["training"]
     if kwargs.get("mask") is not None:
-        raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of padded "
-                         "steps along the model's edges by themselves.")
+        mask = _parse_argument(kwargs["mask"], where)
+        if not (isinstance(mask, tuple) and mask[0] in operations):
+            raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of "
+                             "padded steps along the model's edges by themselves.")
     if kwargs.get("initial_state") is not None:
         states = _parse_argument(kwargs["initial_state"], where)
         parsed["initial_state"] = states if isinstance(states, list) else [states]
@@ -194,11 +198,24 @@ def functional_from_config(config, where="model config", custom_objects=None):
     for key in ("input_layers", "output_layers"):
         if key not in inner:
             raise ValueError(f"{where}: a Functional config needs '{key}'.")
+    # Keras 3 records how it computes masks of padded steps (Embedding's `ids != 0`, a merge's OR of masks, ...)
+    # as operations of keras.ops whose results reach the layers only as `mask` arguments. gpu_dl computes the
+    # same masks along the edges by itself, so those operations are left out; one whose result reaches a
+    # layer's input, or the model's, is refused below.
+    operations = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("module"), str) and \
+                entry["module"].startswith("keras.src.ops."):
+            name = entry.get("name", (entry.get("config") or {}).get("name"))
+            if isinstance(name, str):
+                operations[name] = entry.get("class_name")
 
     # The layers, each from its entry; their calls parsed but not made yet.
     layers, positions, calls = {}, {}, {}
     for i, entry in enumerate(entries):
         at = f"{where}, layers[{i}]"
+        if isinstance(entry, dict) and entry.get("name", (entry.get("config") or {}).get("name")) in operations:
+            continue
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
             raise ValueError(f"{at}: a layer entry must be an object with a 'config' object, got {entry!r:.200}.")
         name = entry.get("name", entry["config"].get("name"))
@@ -218,7 +235,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
                              "of it in 'inbound_nodes'.")
         layers[name], positions[name] = layer, i
-        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]") for k, data in enumerate(inbound)]
+        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", operations) for k, data in enumerate(inbound)]
 
     def node_count(name):
         return 1 if isinstance(layers[name], InputLayer) else len(calls[name])
@@ -232,6 +249,10 @@ def functional_from_config(config, where="model config", custom_objects=None):
             needs = set()
             for ref in _references_in(argument) + list(kwargs.get("initial_state", [])):
                 source, index, _ = ref
+                if source in operations:
+                    raise ValueError(f"{at}: it reads the result of the operation '{source}' "
+                                     f"({operations[source]}), which gpu_dl does not rebuild: its functional models "
+                                     "are made of layers (keras.ops applied to tensors are not supported).")
                 if source not in layers:
                     raise ValueError(f"{at}: it reads a tensor of the unknown layer '{source}' (keras_history "
                                      f"{list(ref)}); the config has no layer of that name.")
@@ -251,6 +272,9 @@ def functional_from_config(config, where="model config", custom_objects=None):
 
     def tensor_of(ref, at):
         source, index, position = ref
+        if source in operations:
+            raise ValueError(f"{at}: the result of the operation '{source}' ({operations[source]}), which gpu_dl does "
+                             "not rebuild (keras.ops applied to tensors are not supported).")
         if source not in layers:
             raise ValueError(f"{at}: the unknown layer '{source}' (reference {list(ref)}).")
         made = outputs.get((source, index))
