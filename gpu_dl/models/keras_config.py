@@ -6,7 +6,9 @@ The file is ``{"module": "keras", "class_name": "Sequential", "config":
 {"optimizer", "loss", "metrics", ...}}``, each layer as ``{"module":
 "keras.layers", "class_name", "config", "registered_name", "build_config"}``.
 Keras writes tuples as ``{"class_name": "__tuple__", "config": {"value": [...]}}``
-and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading.
+and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading. A
+functional model's form (class ``Functional``, layers with their calls) is
+written and read by ``functional_config``, with the layer entries of this module.
 
 Reading executes nothing from the file. Class names are looked up among the
 caller's ``custom_objects`` and the registered objects
@@ -653,7 +655,7 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     for key in ("loss_weights", "weighted_metrics"):
         if cc.get(key) is not None:
             raise ValueError(f"{where}: compile_config.{key} = {cc[key]!r} applies to models with several outputs; "
-                             "gpu_dl's Sequential has one.")
+                             "gpu_dl's models have one.")
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     except (TypeError, ValueError) as e:
