@@ -244,6 +244,16 @@ def test_a_layer_called_twice_in_a_row_keeps_each_calls_state(xp, rng):
     assert len(model._activity_outputs()) == 2       # one penalty per call, as Keras adds them
 
 
+def test_a_shared_bidirectional_layer_keeps_its_inner_layers_state(xp, rng):
+    # The wrapped layers keep what their backward needs too: kept and restored per call with the wrapper's.
+    backend.set_random_seed(11)
+    a, b = gpu_dl.Input((4, 3), dtype="float64"), gpu_dl.Input((6, 3), dtype="float64")
+    both = layers.Bidirectional(layers.LSTM(2, dtype="float64"), merge_mode="mul", dtype="float64")
+    model = gpu_dl.Model([a, b], layers.Dense(1, dtype="float64")(layers.Add(dtype="float64")([both(a), both(b)])))
+    xs = _device_inputs(xp, [rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 6, 3))])
+    _check_model_gradients(model, xs, rng)
+
+
 def test_encoder_states_start_the_decoder(xp, rng):
     # seq2seq: the encoder's final states are the decoder's initial states; gradients reach the encoder
     # through them only.
