@@ -508,3 +508,16 @@ def test_integer_inputs_feed_an_embedding():
     model.compile(optimizer="sgd", loss="mse")
     model.fit(data, numpy.ones((2, 1), "float32"), verbose=0)
     assert model.predict(data, verbose=0).shape == (2, 1)
+
+
+def test_compile_takes_the_loss_and_metrics_per_output(rng):
+    inp = gpu_dl.Input((3,))
+    model = gpu_dl.Model(inp, layers.Dense(2, activation="softmax", name="probs")(inp))
+    model.compile(optimizer="sgd", loss={"probs": "sparse_categorical_crossentropy"}, metrics={"probs": ["accuracy"]})
+    assert model.loss.name == "sparse_categorical_crossentropy" and model._metric_identifiers == ["accuracy"]
+    model.compile(optimizer="sgd", loss=["mse"])
+    assert model.loss.name == "mse"
+    with pytest.raises(ValueError, match=r"per output for \['other'\].*one output 'probs'"):
+        model.compile(optimizer="sgd", loss={"other": "mse"})
+    with pytest.raises(ValueError, match="single loss"):
+        model.compile(optimizer="sgd", loss=["mse", "mae"])

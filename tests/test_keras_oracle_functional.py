@@ -267,3 +267,17 @@ def test_plot_model_matches_keras():
         return sorted(labels.values()), edges
 
     assert graph(ours_text) == graph(theirs_text)
+
+
+def test_a_loss_and_metrics_given_per_output_load(tmp_path, rng):
+    inp = keras.Input((3,))
+    theirs = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="probs")(inp))
+    theirs.compile(optimizer="adam", loss={"probs": "sparse_categorical_crossentropy"},
+                   metrics={"probs": ["accuracy"]})
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.integers(0, 2, 6)
+    theirs.fit(x, y, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert ours.loss.name == "sparse_categorical_crossentropy" and ours._metric_identifiers == ["accuracy"]
+    numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0),
+                                  [float(v) for v in theirs.evaluate(x, y, verbose=0)], rtol=1e-5)

@@ -491,6 +491,24 @@ class Functional(Model):
         return self.forward(x, training=training)
 
     # ------------------------------------------------------------------ the loss
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
+        functional model: a list of one, or a dict keyed by the output layer's name."""
+        name = self.output_names[0]
+
+        def one(value, what):
+            if isinstance(value, (list, tuple)) and len(value) == 1 and what == "loss":
+                return value[0]
+            if isinstance(value, dict):
+                if set(value) != {name}:
+                    raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' has the "
+                                     f"one output '{name}'.")
+                return value[name]
+            return value
+        super().compile(optimizer=optimizer, loss=one(loss, "loss"), metrics=one(metrics, "metrics"),
+                        loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs)
+
     def _output_layer(self):
         return self._output_node.layer
 

@@ -623,6 +623,19 @@ def _optimizer_from_config(value, custom, what):
     return found() if isinstance(value, str) else found.from_config(dict(value.get("config") or {}))
 
 
+def _one_output_entry(value, output_names, what, unwrap_list=False):
+    """The entry for a model's one output from a dict keyed by its name (or, with ``unwrap_list``, a list of
+    one); other values as they are. A dict of other names is an error naming them."""
+    if unwrap_list and isinstance(value, list) and len(value) == 1:
+        return value[0]
+    if isinstance(value, dict) and "class_name" not in value:
+        if set(value) != set(output_names):
+            raise ValueError(f"{what} is given per output for {sorted(value)}; the model has the one output "
+                             f"{output_names}.")
+        return value[output_names[0]]
+    return value
+
+
 def compile_from_config(model, compile_config, where, custom_objects=None):
     """Compile ``model`` as Keras's ``compile_config`` says, custom losses, metrics and optimizers found through
     ``custom_objects`` and the registry."""
@@ -638,8 +651,16 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     except (TypeError, ValueError, KeyError, NotImplementedError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     what = f"{where}: compile_config.loss"
+    loss = cc.get("loss")
+    output_names = getattr(model, "output_names", None)
+    if output_names is not None:
+        # A functional model's one loss (and metrics) may be written per output: a list of one, or a dict
+        # keyed by the output's name, as Keras takes them.
+        loss = _one_output_entry(loss, output_names, what, unwrap_list=True)
+        if isinstance(cc.get("metrics"), dict):
+            cc = dict(cc, metrics=_one_output_entry(cc["metrics"], output_names, f"{where}: compile_config.metrics"))
     try:
-        loss = _loss_from_config(cc.get("loss"), custom, what)
+        loss = _loss_from_config(loss, custom, what)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics = cc.get("metrics")
