@@ -106,6 +106,25 @@ def test_model_from_a_python_file(tmp_path, capsys):
     assert (tmp_path / "run" / "model.keras").exists()
 
 
+def test_functional_model_from_a_python_file(tmp_path, capsys):
+    source = tmp_path / "branches.py"
+    source.write_text(
+        "import gpu_dl as keras\n"
+        "from gpu_dl import layers\n"
+        "def build_model(input_shape, classes):\n"
+        "    inputs = keras.Input(input_shape)\n"
+        "    x = layers.Flatten()(inputs)\n"
+        "    x = layers.Add()([layers.Dense(8)(x), layers.Dense(8, activation='relu')(x)])\n"
+        "    return keras.Model(inputs, layers.Dense(classes, activation='softmax')(x), name='branches')\n")
+    assert cli.main(["train", "--model", str(source), "--epochs", "1", "--device", "cpu", "--verbose", "0",
+                     "--output", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert 'Model: "branches"' in printed and "Connected to" in printed
+    model_file = str(tmp_path / "run" / "model.keras")
+    assert cli.main(["evaluate", model_file, "--device", "cpu"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,message", [
     (["train", "--model", "resnet"], "Unknown model 'resnet'"),
     (["train", "--model", "missing.py"], "does not exist"),

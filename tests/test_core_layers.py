@@ -150,8 +150,13 @@ def test_flatten_round_trips_gradient(xp, rng, data_format):
 
 
 def test_input_declares_shape():
-    inp = layers.Input(shape=(8, 8, 1))
-    assert inp.shape == (8, 8, 1)
+    # As in Keras 3, Input gives a symbolic tensor whose shape has the batch axis first (None: any size).
+    inp = layers.Input(shape=(8, 8, 1), name="pixels")
+    assert inp.shape == (None, 8, 8, 1) and inp.dtype == "float32" and inp.name == "pixels"
+    assert isinstance(inp._keras_history.operation, layers.InputLayer)
+    assert layers.Input(shape=(3,), batch_size=4).shape == (4, 3)
+    assert layers.Input(batch_shape=(None, 5, 2)).shape == (None, 5, 2)
+    assert layers.Input(shape=(7,), dtype="int32").dtype == "int32"
     with pytest.raises(ValueError, match="shape"):
         layers.Input(shape=(0, 3))
     with pytest.raises(ValueError, match="shape"):

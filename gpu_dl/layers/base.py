@@ -28,6 +28,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
+from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
 _name_counters: dict = defaultdict(itertools.count)
 
@@ -162,6 +163,7 @@ class Layer:
         self.keep_preactivation = False  # set by a model that fuses the last softmax into its loss
         self._preactivation = None
         self.input_gradient_wanted = True   # cleared by a model around the backward of its first layer
+        self._inbound_nodes = []        # one Node per call on symbolic tensors (see symbolic.py)
         from .. import regularizers     # catalogues sit above layers; import late
         self.activity_regularizer = regularizers.get(activity_regularizer)
         declared = None
@@ -270,6 +272,7 @@ class Layer:
     supports_masking = False
     takes_mask = False
     takes_initial_state = False   # the recurrent layers' call(x, initial_state=[...])
+    takes_input_list = False      # the merge layers' call([x1, x2, ...])
 
     def compute_mask(self, x, mask):
         """The mask of this layer's output, from its input ``x`` and that input's ``mask`` (or None)."""
@@ -309,7 +312,9 @@ class Layer:
                             f"{numpy.dtype(x.dtype).name}.")
         return x
 
-    def __call__(self, x, training=False, mask=None, initial_state=None):
+    def __call__(self, x, training=None, mask=None, initial_state=None):
+        if any_symbolic(x, initial_state, mask):
+            return self.symbolic_call(x, training=training, mask=mask, initial_state=initial_state)
         training = bool(training)      # None (a model called without it): this layer's default, inference
         if initial_state is not None and not self.takes_initial_state:
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
@@ -326,6 +331,51 @@ class Layer:
         y = self.call(x, training=training, **arguments)
         self._activity_output = y if (training and self.activity_regularizer is not None) else None
         return y
+
+    def symbolic_call(self, x, training=None, mask=None, initial_state=None):
+        """The call on symbolic tensors (``Input(...)`` and what layers made of it): builds the layer for their
+        shapes and returns symbolic outputs, recording the call as a ``Node`` of this layer."""
+        where = f"Layer '{self.name}' ({type(self).__name__})"
+        if mask is not None:
+            raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves (from Masking "
+                             "or Embedding(mask_zero=True)); a `mask` argument is not taken in a call on symbolic "
+                             "tensors.")
+        if isinstance(x, (list, tuple)):
+            if not all(is_symbolic(t) for t in x):
+                raise TypeError(f"{where} was called on a list that mixes symbolic tensors (from keras.Input) and "
+                                f"other values ({', '.join(type(t).__name__ for t in x)}); give symbolic tensors only.")
+            if not self.takes_input_list:
+                raise ValueError(f"{where} takes one tensor, got a list of {len(x)}: combine several tensors first "
+                                 "with a merge layer (layers.Concatenate, layers.Add, ...).")
+            x = list(x)
+            shape = [t.shape for t in x]
+        elif is_symbolic(x):
+            shape = x.shape
+        else:
+            raise TypeError(f"{where}: initial_state is symbolic but the input is {type(x).__name__}; call the layer "
+                            "on symbolic tensors (from keras.Input) throughout.")
+        kwargs = {}
+        if training is not None:
+            kwargs["training"] = bool(training)
+        if initial_state is not None:
+            if not self.takes_initial_state:
+                raise TypeError(f"{where} takes no initial_state.")
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if not all(is_symbolic(s) for s in states):
+                raise TypeError(f"{where}: initial_state mixes symbolic tensors and arrays; in a call on symbolic "
+                                "tensors every state must be symbolic too.")
+            self.check_initial_state_shapes([s.shape for s in states])
+            kwargs["initial_state"] = states
+        self.ensure_built(shape)
+        self.check_input_shape(shape)
+        out_shape = self.compute_output_shape(shape)
+        several = isinstance(out_shape, list)
+        outputs = [KerasTensor(s, dtype=self.dtype) for s in (out_shape if several else [out_shape])]
+        Node(self, args=(x,), kwargs=kwargs, outputs=outputs)
+        return list(outputs) if several else outputs[0]
+
+    def check_initial_state_shapes(self, shapes):
+        """Raise a ValueError naming the layer when symbolic initial states of ``shapes`` do not fit it."""
 
     def _checked_mask(self, x, mask):
         """``mask`` as (batch, timesteps) booleans on ``x``'s device, or None; a clear error if it does not fit."""

@@ -10,6 +10,7 @@ from ..backend import array_module
 from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
+from .symbolic import KerasTensor, Node
 
 
 def positive_int(value, what):
@@ -19,19 +20,31 @@ def positive_int(value, what):
 
 
 class InputLayer(Layer):
-    """Declares the shape of one sample (without the batch axis) at the start of a model."""
+    """Declares the shape of one sample (without the batch axis) at the start of a model.
+
+    Its ``output`` is the symbolic tensor ``Input(...)`` returns, the start of a functional graph. Besides the
+    float dtypes it takes integer and bool ones, as Keras does for the ids an Embedding reads.
+    """
+
+    keeps_input_dtype = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, **kwargs):
         if shape is None:
             shape = input_shape
         if shape is None:
             raise ValueError("InputLayer needs `shape`, the shape of one sample without the batch axis, e.g. shape=(64,).")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        input_dtype = _input_dtype(dtype)
+        super().__init__(name=name, dtype=None if input_dtype is not None else dtype, **kwargs)
+        if input_dtype is not None:
+            self.dtype = input_dtype
         self.shape = shape_tuple(shape, "Input: shape")
         if batch_size is not None:
             batch_size = positive_int(batch_size, "Input: batch_size")
         self.batch_size = batch_size
         self.declared_input_shape = (batch_size,) + self.shape
+        self.built = True
+        self.output = KerasTensor((batch_size,) + self.shape, dtype=self.dtype, name=self.name)
+        Node(self, outputs=[self.output])
 
     def call(self, x, training=False):
         return x
@@ -47,9 +60,28 @@ class InputLayer(Layer):
         return cls(**config)
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):
-    """``keras.Input``: the input declaration placed first in a ``Sequential`` list."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs)
+def _input_dtype(dtype):
+    """The name of an integer or bool dtype, or None for anything else (left to the float dtype check)."""
+    if dtype is None:
+        return None
+    try:
+        kind = numpy.dtype(dtype).kind
+    except TypeError:
+        return None
+    return numpy.dtype(dtype).name if kind in "biu" else None
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+    """``keras.Input``: a symbolic tensor of shape ``(batch_size,) + shape``, the start of a functional model
+    (``keras.Model(inputs, outputs)``) or the first entry of a ``Sequential`` list."""
+    if batch_shape is not None:
+        if shape is not None or batch_size is not None:
+            raise ValueError("Input: give `shape` (and `batch_size`) or `batch_shape`, not both.")
+        batch_shape = tuple(batch_shape)
+        if not batch_shape:
+            raise ValueError("Input: `batch_shape` needs a batch axis and at least one more.")
+        batch_size, shape = batch_shape[0], batch_shape[1:]
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
 class Dense(Layer):

@@ -38,6 +38,7 @@ import numpy
 from ..backend import array_module, make_rng
 from .base import Layer
 from .spatial import SpatialLayer
+from .symbolic import any_symbolic
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -287,6 +288,8 @@ class _RandomImageLayer(SpatialLayer):
     def __call__(self, x, training=None, mask=None):
         # As in Keras, a direct call without ``training`` augments; models pass training explicitly.
         # Images carry no mask of padded steps: ``mask`` is taken only to share the layers' call.
+        if any_symbolic(x):
+            return self.symbolic_call(x, training=training, mask=mask)
         training = True if training is None else bool(training)
         if getattr(x, "ndim", None) == 3:
             y = super().__call__(x[None], training=training)

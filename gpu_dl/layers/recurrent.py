@@ -132,6 +132,11 @@ class _Recurrent(Layer):
             raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[0]} features "
                              f"per step; got an input of shape {shape} with {shape[2]}.")
 
+    def check_initial_state_shapes(self, shapes):
+        if len(shapes) != self.STATES or any(len(s) != 2 or s[1] not in (None, self.units) for s in shapes):
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': initial_state needs {self.STATES} "
+                             f"tensor(s) of shape (batch, {self.units}), got shapes {[tuple(s) for s in shapes]}.")
+
     def compute_output_shape(self, input_shape):
         n, t, _ = self._checked(input_shape)
         out = (n, t, self.units) if self.return_sequences else (n, self.units)

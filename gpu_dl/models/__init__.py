@@ -1,6 +1,8 @@
-"""Models: the training loop (``Model``), the layer stack (``Sequential``) and saving/loading."""
+"""Models: the training loop (``Model``), the layer stack (``Sequential``), the graph of layer calls
+(``Functional``, made by ``Model(inputs, outputs)``) and saving/loading."""
+from .functional import Functional
 from .model import Model
 from .saving import load_model
 from .sequential import Sequential
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Functional", "Model", "Sequential", "load_model"]

@@ -10,6 +10,7 @@ import inspect
 from pathlib import Path
 
 from .. import layers
+from .functional import Functional
 from .sequential import Sequential
 
 
@@ -77,7 +78,7 @@ def build_from_file(path, input_shape, classes):
     takes = 2 if any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(build).parameters.values()) \
         else min(len(positional), 2)
     model = build(*(tuple(input_shape), classes)[:takes])
-    if not isinstance(model, Sequential):
+    if not isinstance(model, (Sequential, Functional)):
         raise ValueError(f"build_model() in {str(path)!r} returned {type(model).__name__}, not a gpu_dl model.")
     return model
 

@@ -6,7 +6,9 @@ The file is ``{"module": "keras", "class_name": "Sequential", "config":
 {"optimizer", "loss", "metrics", ...}}``, each layer as ``{"module":
 "keras.layers", "class_name", "config", "registered_name", "build_config"}``.
 Keras writes tuples as ``{"class_name": "__tuple__", "config": {"value": [...]}}``
-and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading.
+and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading. A
+functional model's form (class ``Functional``, layers with their calls) is
+written and read by ``functional_config``, with the layer entries of this module.
 
 Reading executes nothing from the file. Class names are looked up among the
 caller's ``custom_objects`` and the registered objects
@@ -160,9 +162,17 @@ def _compile_config(model):
 
 def model_config(model):
     """The model in Keras 3's serialised form (the content of ``config.json``)."""
+    from .functional import Functional
     from .sequential import Sequential
+    if isinstance(model, Functional):
+        from .functional_config import functional_model_config
+        config = functional_model_config(model)
+        compile_config = _compile_config(model)
+        if compile_config is not None:
+            config["compile_config"] = compile_config
+        return config
     if not isinstance(model, Sequential):
-        raise TypeError(f"Only Sequential models can be saved, got {type(model).__name__}.")
+        raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     layers = []
     if model.input_spec is not None:
         from ..layers.core import InputLayer
@@ -405,20 +415,27 @@ def _refuse_custom_arguments(config, where, custom):
 
 
 def model_from_config(config, where="model config", custom_objects=None):
-    """A ``Sequential`` from Keras 3's serialised form (``config.json``), built if the form says how; uncompiled."""
+    """A ``Sequential`` or functional model from Keras 3's serialised form (``config.json``), built if the form
+    says how; uncompiled."""
     from .sequential import Sequential
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
+    if config.get("class_name") == "Functional":
+        # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
+        from .functional_config import functional_from_config
+        _check_module(config, where, CustomObjects(custom_objects))
+        return functional_from_config(config, where, custom_objects)
     custom = CustomObjects(custom_objects)
     config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where, custom)
     if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
         raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
     class_name = config.get("class_name")
-    if class_name in ("Functional", "Model"):
-        raise ValueError(f"{where}: the model is a functional {class_name} model; gpu_dl rebuilds Sequential "
-                         "models only.")
+    if class_name == "Model":
+        raise ValueError(f"{where}: the model is a subclassed keras.Model, whose architecture is Python code; gpu_dl "
+                         "rebuilds Sequential and functional models only.")
     if class_name != "Sequential":
-        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential models only.")
+        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential and functional "
+                         "models only.")
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")
@@ -615,6 +632,19 @@ def _optimizer_from_config(value, custom, what):
     return found() if isinstance(value, str) else found.from_config(dict(value.get("config") or {}))
 
 
+def _one_output_entry(value, output_names, what, unwrap_list=False):
+    """The entry for a model's one output from a dict keyed by its name (or, with ``unwrap_list``, a list of
+    one); other values as they are. A dict of other names is an error naming them."""
+    if unwrap_list and isinstance(value, list) and len(value) == 1:
+        return value[0]
+    if isinstance(value, dict) and "class_name" not in value:
+        if set(value) != set(output_names):
+            raise ValueError(f"{what} is given per output for {sorted(value)}; the model has the one output "
+                             f"{output_names}.")
+        return value[output_names[0]]
+    return value
+
+
 def compile_from_config(model, compile_config, where, custom_objects=None):
     """Compile ``model`` as Keras's ``compile_config`` says, custom losses, metrics and optimizers found through
     ``custom_objects`` and the registry."""
@@ -630,8 +660,16 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     except (TypeError, ValueError, KeyError, NotImplementedError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     what = f"{where}: compile_config.loss"
+    loss = cc.get("loss")
+    output_names = getattr(model, "output_names", None)
+    if output_names is not None:
+        # A functional model's one loss (and metrics) may be written per output: a list of one, or a dict
+        # keyed by the output's name, as Keras takes them.
+        loss = _one_output_entry(loss, output_names, what, unwrap_list=True)
+        if isinstance(cc.get("metrics"), dict):
+            cc = dict(cc, metrics=_one_output_entry(cc["metrics"], output_names, f"{where}: compile_config.metrics"))
     try:
-        loss = _loss_from_config(cc.get("loss"), custom, what)
+        loss = _loss_from_config(loss, custom, what)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics = cc.get("metrics")
@@ -647,7 +685,7 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     for key in ("loss_weights", "weighted_metrics"):
         if cc.get(key) is not None:
             raise ValueError(f"{where}: compile_config.{key} = {cc[key]!r} applies to models with several outputs; "
-                             "gpu_dl's Sequential has one.")
+                             "gpu_dl's models have one.")
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     except (TypeError, ValueError) as e:

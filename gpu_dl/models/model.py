@@ -62,8 +62,46 @@ def _dataset_input(x, y, batch_size, sample_weight, method, name="x", batch_name
     return xs, ys, x.batch_size, bool(x.shuffle)
 
 
+# ------------------------------------------------------- one input or several
+# A model of several inputs (gpu_dl.Model(inputs=[a, b], ...)) takes them as a tuple of arrays, one per input,
+# all with the same number of samples; a model of one input takes the array itself. These helpers slice, move
+# and measure either form, so the loop below is written once for both.
+
+def _length(x):
+    return len(x[0]) if isinstance(x, tuple) else len(x)
+
+
+def _take(x, index):
+    return tuple(a[index] for a in x) if isinstance(x, tuple) else x[index]
+
+
+def _shapes(x):
+    return [a.shape for a in x] if isinstance(x, tuple) else x.shape
+
+
+def _batchless(shape):
+    """The shape(s) with the batch axis unknown (None)."""
+    if isinstance(shape, list):
+        return [_batchless(s) for s in shape]
+    return (None,) + tuple(shape[1:])
+
+
+def _on_device(x):
+    return tuple(backend.to_device(a) for a in x) if isinstance(x, tuple) else backend.to_device(x)
+
+
 class Model:
-    """Base of trainable models. See the module docstring."""
+    """Base of trainable models. See the module docstring.
+
+    ``Model(inputs, outputs)`` (or ``Model(inputs=..., outputs=..., name=...)``) makes a functional model,
+    as ``keras.Model`` does.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
@@ -80,6 +118,54 @@ class Model:
         self._loss_sum = None           # running sums on the device: loss * samples, samples
         self._loss_count = 0
         self.output_mask = None         # the last forward's mask of padded output steps (Keras's mask)
+
+    # ------------------------------------------------------------------ weights (of self.layers)
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        return [v for layer in self.layers for v in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for layer in self.layers for v in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for layer in self.layers for v in layer.non_trainable_weights]
+
+    def get_weights(self):
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights):
+        """All weights, in ``get_weights()`` order; on any mismatch raise and change nothing."""
+        weights = list(weights)
+        variables = self.weights
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"Model '{self.name}' has {len(variables)} weight arrays"
+                f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {len(weights)}."
+            )
+        for i, (var, w) in enumerate(zip(variables, weights)):
+            shape = tuple(numpy.shape(w))
+            if shape != var.shape:
+                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape {shape}.")
+        start = 0
+        for layer in self.layers:
+            count = len(layer.weights)
+            layer.set_weights(weights[start:start + count])
+            start += count
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -122,21 +208,25 @@ class Model:
     # --------------------------------------------------------- data validation
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
-        x = checks.features(x, x_name, self.dtype)
-        self._check_input_shape(x.shape, x_name)
-        output_shape = self.compute_output_shape((None,) + x.shape[1:])
+        x = self._host_features(x, x_name)
+        self._check_input_shape(_shapes(x), x_name)
+        output_shape = self.compute_output_shape(_batchless(_shapes(x)))
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
         y = checks.targets(y, y_name)
-        checks.same_length({x_name: x, y_name: y})
+        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
         self.loss.validate_targets(y, output_shape)
-        sw = checks.sample_weights(sample_weight, len(x))
+        sw = checks.sample_weights(sample_weight, _length(x))
         cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1])
         if cw is not None:
             sw = cw if sw is None else sw * cw
         if y.dtype.kind == "f":
             y = y.astype(self.dtype, copy=False)
         return x, y, sw, output_shape
+
+    def _host_features(self, x, name):
+        """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
+        return checks.features(x, name, self.dtype)
 
     def _resolve_metrics(self, y_shape, output_shape):
         if self._metrics is None:
@@ -145,12 +235,16 @@ class Model:
 
     def _start(self, x_shape):
         if not self.built:
-            self.build((None,) + tuple(x_shape[1:]))
+            self.build(_batchless(x_shape))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
-        self.layers[-1].keep_preactivation = self._fused_softmax
+        self._output_layer().keep_preactivation = self._fused_softmax
+
+    def _output_layer(self):
+        """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
+        return self.layers[-1]
 
     def _last_is_softmax(self):
-        activation = getattr(self.layers[-1], "activation", None)
+        activation = getattr(self._output_layer(), "activation", None)
         return bool(getattr(activation, "is_softmax", False))
 
     # ---------------------------------------------------------------- the step
@@ -159,7 +253,7 @@ class Model:
         loss = self.loss
         mask = self.output_mask
         if self._fused_softmax:
-            logits = self.layers[-1].saved_preactivation()
+            logits = self._output_layer().saved_preactivation()
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
             # before the loss runs, so the fused kernel scales the gradient rows as it writes them.
             rows = logits.size // max(logits.shape[-1], 1)
@@ -191,12 +285,15 @@ class Model:
             if var.regularizer is not None:
                 penalty = penalty + var.regularizer(var.value)
                 var.grad = var.grad + var.regularizer.gradient(var.value)
-        for layer in self.layers:
-            if layer.activity_regularizer is not None and layer._activity_output is not None:
-                # Keras 3 divides the activity penalty by the batch size.
-                out = layer._activity_output
-                penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+        for layer, out in self._activity_outputs():
+            # Keras 3 divides the activity penalty by the batch size.
+            penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
         return penalty
+
+    def _activity_outputs(self):
+        """(layer, output) of each call in the last training forward pass whose layer has an activity regularizer."""
+        return [(layer, layer._activity_output) for layer in self.layers
+                if layer.activity_regularizer is not None and layer._activity_output is not None]
 
     def _train_step(self, x, y, sw):
         with nvtx_range("train_step"):
@@ -207,12 +304,12 @@ class Model:
             with nvtx_range("optimizer_step"):
                 value = value + self._regularization()
                 self.optimizer.apply(self.trainable_weights)
-            self._track(value, y, y_pred, len(x))
+            self._track(value, y, y_pred, _length(x))
 
     def _test_step(self, x, y, sw):
         y_pred = self.forward(x, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
-        self._track(value, y, y_pred, len(x))
+        self._track(value, y, y_pred, _length(x))
 
     def _track(self, value, y, y_pred, n):
         self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
@@ -260,7 +357,7 @@ class Model:
             yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
 
     def _device_batch(self, x, y, sw, index):
-        xb = backend.to_device(x[index])
+        xb = _on_device(_take(x, index))
         yb = backend.to_device(y[index])
         swb = None if sw is None else backend.to_device(sw[index].astype(self.dtype))
         return xb, yb, swb
@@ -294,19 +391,19 @@ class Model:
         if validation_data is not None:
             val = self._validation_arrays(validation_data)
         elif split > 0:
-            cut = checks.split_for_validation(len(x), split)
-            val = (x[cut:], y[cut:], None if sw is None else sw[cut:])
-            x, y, sw = x[:cut], y[:cut], None if sw is None else sw[:cut]
+            cut = checks.split_for_validation(_length(x), split)
+            val = (_take(x, slice(cut, None)), y[cut:], None if sw is None else sw[cut:])
+            x, y, sw = _take(x, slice(None, cut)), y[:cut], None if sw is None else sw[:cut]
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
-        self._check_stateful_batches(len(x), batch_size)
+        self._check_stateful_batches(_length(x), batch_size)
         if val is not None:
-            self._check_stateful_batches(len(val[0]), val_batch_size, "validation data", "validation_batch_size")
+            self._check_stateful_batches(_length(val[0]), val_batch_size, "validation data", "validation_batch_size")
 
         # All checks passed: from here on the model may change.
         self._resolve_metrics(y.shape, output_shape)
-        self._start(x.shape)
-        steps = -(-len(x) // batch_size)
+        self._start(_shapes(x))
+        steps = -(-_length(x) // batch_size)
         history = History()
         self.history = history
         listeners = list(callbacks) + [history]
@@ -335,8 +432,8 @@ class Model:
         """One pass over the training arrays; returns the epoch's training logs."""
         self.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})
-        order = backend.rng().permutation(len(x)) if shuffle else None
-        for step, index in enumerate(self._batches(len(x), batch_size, order)):
+        order = backend.rng().permutation(_length(x)) if shuffle else None
+        for step, index in enumerate(self._batches(_length(x), batch_size, order)):
             cbs.batch("on_train_batch_begin", step, dict)
             self._train_step(*self._device_batch(x, y, sw, index))
             cbs.batch("on_train_batch_end", step, self._logs)
@@ -366,7 +463,7 @@ class Model:
         self.reset_metrics()
         if cbs is not None:
             cbs.call("on_test_begin", {})
-        for step, index in enumerate(self._batches(len(x), batch_size)):
+        for step, index in enumerate(self._batches(_length(x), batch_size)):
             if cbs is not None:
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index))
@@ -388,11 +485,11 @@ class Model:
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight)
-        self._check_stateful_batches(len(x), batch_size)
+        self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(y.shape, output_shape)
-        self._start(x.shape)
+        self._start(_shapes(x))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-len(x) // batch_size)})
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-_length(x) // batch_size)})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
         if return_dict:
             return logs
@@ -406,18 +503,18 @@ class Model:
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x = checks.features(x, "x", self.dtype)
-        self._check_input_shape(x.shape, "x")
-        self._check_stateful_batches(len(x), batch_size)
+        x = self._host_features(x, "x")
+        self._check_input_shape(_shapes(x), "x")
+        self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
-            self.build((None,) + x.shape[1:])
+            self.build(_batchless(_shapes(x)))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-len(x) // batch_size)})
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-_length(x) // batch_size)})
         cbs.call("on_predict_begin", {})
         outputs = []
-        for step, index in enumerate(self._batches(len(x), batch_size)):
+        for step, index in enumerate(self._batches(_length(x), batch_size)):
             cbs.batch("on_predict_batch_begin", step, dict)
-            outputs.append(backend.to_numpy(self.forward(backend.to_device(x[index]), training=False)))
+            outputs.append(backend.to_numpy(self.forward(_on_device(_take(x, index)), training=False)))
             cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
         cbs.call("on_predict_end", {})
         return numpy.concatenate(outputs, axis=0)
@@ -428,7 +525,7 @@ class Model:
         self._require_compiled("train_on_batch")
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
         self._resolve_metrics(y.shape, output_shape)
-        self._start(x.shape)
+        self._start(_shapes(x))
         self.reset_metrics()
         self._train_step(*self._device_batch(x, y, sw, slice(None)))
         return self._batch_result(return_dict)
@@ -437,13 +534,13 @@ class Model:
         self._require_compiled("test_on_batch")
         x, y, sw, output_shape = self._prepare(x, y, sample_weight)
         self._resolve_metrics(y.shape, output_shape)
-        self._start(x.shape)
+        self._start(_shapes(x))
         self.reset_metrics()
         self._test_step(*self._device_batch(x, y, sw, slice(None)))
         return self._batch_result(return_dict)
 
     def predict_on_batch(self, x):
-        return self.predict(x, batch_size=max(len(checks.as_array(x, "x")), 1), verbose=0)
+        return self.predict(x, batch_size=max(_length(self._host_features(x, "x")), 1), verbose=0)
 
     def _batch_result(self, return_dict):
         logs = self._logs()

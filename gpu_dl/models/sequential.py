@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import warnings
 
-import numpy
-
 from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, unique_name
 from ..layers.core import InputLayer
+from ..layers.symbolic import any_symbolic, is_symbolic
 from .model import Model
 from .summary import print_summary
 
@@ -39,6 +38,14 @@ class Sequential(Model):
         return list(self._layers)
 
     def add(self, layer):
+        if is_symbolic(layer):
+            # keras.Input(...) gives the symbolic tensor of an InputLayer: that layer declares the input.
+            history = layer._keras_history
+            if history is None or not isinstance(history.operation, InputLayer):
+                raise TypeError(f"Sequential.add() takes the symbolic tensor of keras.Input(...) as its first entry; "
+                                f"{layer!r} is the output of a layer. Build a model of layer outputs with "
+                                "keras.Model(inputs, outputs).")
+            layer = history.operation
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add() expects a gpu_dl layer, got {layer!r} of type {type(layer).__name__}.")
         if isinstance(layer, InputLayer):
@@ -172,6 +179,9 @@ class Sequential(Model):
         Without ``training``, as in Keras, each layer takes its own default: inference for all but the
         random image layers, which augment unless told ``training=False``."""
         from .. import backend
+        if any_symbolic(x):
+            raise TypeError(f"Sequential '{self.name}' was called on a symbolic tensor: using a model as a layer of "
+                            "a functional model is not supported. Call its layers on the tensor instead.")
         x = backend.to_device(x)
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
@@ -199,54 +209,6 @@ class Sequential(Model):
             finally:
                 layer.input_gradient_wanted = True
         return dy
-
-    # ------------------------------------------------------------------ weights
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        self._trainable = bool(value)
-        for layer in self._layers:
-            layer.trainable = value
-
-    @property
-    def weights(self):
-        return [v for layer in self._layers for v in layer.weights]
-
-    @property
-    def trainable_weights(self):
-        return [v for layer in self._layers for v in layer.trainable_weights]
-
-    @property
-    def non_trainable_weights(self):
-        return [v for layer in self._layers for v in layer.non_trainable_weights]
-
-    def get_weights(self):
-        return [v.numpy() for v in self.weights]
-
-    def set_weights(self, weights):
-        """All weights, in ``get_weights()`` order; on any mismatch raise and change nothing."""
-        weights = list(weights)
-        variables = self.weights
-        if len(weights) != len(variables):
-            raise ValueError(
-                f"Model '{self.name}' has {len(variables)} weight arrays"
-                f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {len(weights)}."
-            )
-        for i, (var, w) in enumerate(zip(variables, weights)):
-            shape = tuple(numpy.shape(w))
-            if shape != var.shape:
-                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape {shape}.")
-        start = 0
-        for layer in self._layers:
-            count = len(layer.weights)
-            layer.set_weights(weights[start:start + count])
-            start += count
-
-    def count_params(self):
-        return sum(layer.count_params() for layer in self._layers)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):

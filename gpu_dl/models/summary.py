@@ -31,7 +31,11 @@ def _format_shape(shape):
 
 
 def summary_rows(model):
-    """(layer label, output shape text, parameter count text, trainable text) per layer."""
+    """(layer label, output shape text, parameter count text, trainable text, connections) per layer;
+    connections (a list of ``layer[node][tensor]`` texts) only for a functional model that is not a plain chain,
+    else None."""
+    if hasattr(model, "summary_rows"):
+        return model.summary_rows()
     rows = []
     shape = model.input_spec
     for layer in model.layers:
@@ -40,7 +44,7 @@ def summary_rows(model):
         shape_text = _format_shape(shape) if shape is not None else "?"
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
-                     "Y" if layer.trainable else "N"))
+                     "Y" if layer.trainable else "N", None))
     return rows
 
 
@@ -53,9 +57,21 @@ def print_summary(model, line_length=None, print_fn=None, show_trainable=False):
     fancy = _encodable("┏━┃│└")
     heavy = _HEAVY if fancy else _ASCII
     light = _LIGHT if fancy else _ASCII
-    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Trainable"] if show_trainable else [])
-    rows = [r[:3] + ((r[3],) if show_trainable else ()) for r in summary_rows(model)]
-    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) + 2 for i in range(len(headers))]
+    found = summary_rows(model)
+    connected = any(r[4] is not None for r in found)
+    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected else []) + \
+        (["Trainable"] if show_trainable else [])
+    # Each cell is a list of lines: a layer called on several tensors lists one connection per line.
+    rows = []
+    for r in found:
+        cells_of_row = [[r[0]], [r[1]], [r[2]]]
+        if connected:
+            links = r[4] or ["-"]
+            cells_of_row.append([link + ("," if i < len(links) - 1 else "") for i, link in enumerate(links)])
+        if show_trainable:
+            cells_of_row.append([r[3]])
+        rows.append(cells_of_row)
+    widths = [max([len(headers[i])] + [len(line) for r in rows for line in r[i]]) + 2 for i in range(len(headers))]
     if line_length:
         widths[0] = max(widths[0], line_length - sum(widths[1:]) - len(widths) - 1)
     right = {2}
@@ -67,13 +83,17 @@ def print_summary(model, line_length=None, print_fn=None, show_trainable=False):
             parts.append(f" {body} ")
         return v + v.join(parts) + v
 
+    def row_lines(row, v):
+        height = max(len(cell) for cell in row)
+        return [cells([cell[k] if k < len(cell) else "" for cell in row], v) for k in range(height)]
+
     def rule(left, mid, end, h):
         return left + mid.join(h * w for w in widths) + end
 
     lines = [f'Model: "{model.name}"', rule(heavy["tl"], heavy["tm"], heavy["tr"], heavy["h"]),
              cells(headers, heavy["v"]), rule(heavy["ml"], heavy["mm"], heavy["mr"], heavy["h"])]
     for i, row in enumerate(rows):
-        lines.append(cells(row, light["v"]))
+        lines.extend(row_lines(row, light["v"]))
         if i < len(rows) - 1:
             lines.append(rule(light["ml"], light["mm"], light["mr"], light["h"]))
     lines.append(rule(light["bl"], light["bm"], light["br"], light["h"]))

@@ -2,7 +2,9 @@
 
 One node per layer, labelled as Keras labels it (an HTML table: the layer's
 name and class, then optional activation, input/output shapes, dtype and
-trainability), and one edge from each layer to the next. pydot builds the
+trainability), and one edge from each layer to the next in a Sequential; in a
+functional model one edge from the layer that made each tensor to each layer
+called on it (a model's inputs are InputLayer nodes). pydot builds the
 graph; Graphviz's ``dot`` program renders it to PNG, SVG, PDF or another
 format named by the file's extension. A ``.dot``/``.gv`` file gets the graph
 text itself, which needs pydot but not Graphviz.
@@ -35,8 +37,35 @@ def _require_graphviz(pydot):
                           f"{GRAPHVIZ_HINT}. (Or save the graph text without Graphviz: to_file='model.dot'.)")
 
 
+def _graph_nodes(model):
+    """The calls of each layer that belong to a functional model, or None for a model without a graph."""
+    node_set = getattr(model, "_node_set", None)
+    if node_set is None:
+        return None
+    return {id(layer): [n for n in layer._inbound_nodes if n in node_set] for layer in model.layers}
+
+
+def _structure_shape(tensors):
+    shapes = [tuple(t.shape) for t in tensors]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
 def _layer_shapes(model):
-    """layer -> (input shape, output shape), propagated from the model's input shape."""
+    """layer -> (input shape, output shape): of its one call in a functional model (unknown for a layer called
+    more than once, as Keras shows it), else propagated from the model's input shape."""
+    calls = _graph_nodes(model)
+    if calls is not None:
+        shapes = {}
+        for layer in model.layers:
+            nodes = calls[id(layer)]
+            if len(nodes) != 1:
+                shapes[id(layer)] = (None, None)
+                continue
+            node = nodes[0]
+            arg = node.args[0] if node.args else None
+            inputs = None if arg is None else (tuple(arg.shape) if hasattr(arg, "shape") else [tuple(t.shape) for t in arg])
+            shapes[id(layer)] = (inputs, _structure_shape(node.outputs))
+        return shapes
     shapes = {}
     shape = getattr(model, "input_spec", None)
     for layer in model.layers:
@@ -50,7 +79,9 @@ def _layer_shapes(model):
 
 
 def _format_shape(shape):
-    return "?" if shape is None else html.escape(str(tuple(shape)))
+    if shape is None:
+        return "?"
+    return html.escape(str([tuple(s) for s in shape]) if isinstance(shape, list) else str(tuple(shape)))
 
 
 def _activation_name(layer):
@@ -143,7 +174,19 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         node.set("border", "0")
         node.set("margin", "0")
         dot.add_node(node)
-    for source, destination in zip(layers, layers[1:]):
+    calls = _graph_nodes(model)
+    if calls is None:
+        pairs = list(zip(layers, layers[1:]))
+    else:
+        # One edge from the layer that made each input of each call to the layer called, once per pair.
+        pairs = [(t._keras_history.operation, layer) for layer in layers for node in calls[id(layer)]
+                 for t in node.input_tensors]
+    seen = set()
+    for source, destination in pairs:
+        key = (id(source), id(destination))
+        if key in seen:
+            continue
+        seen.add(key)
         edge = pydot.Edge(str(id(source)), str(id(destination)))
         edge.set("penwidth", "2")
         dot.add_edge(edge)

@@ -1,0 +1,303 @@
+"""Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, as Keras 3 has them,
+and their functional forms (``layers.add([a, b])``, ``layers.concatenate([a, b], axis=1)``, ...).
+
+A merge layer is called on a list of tensors and returns one. The element-wise
+ones broadcast as Keras's do: shapes are compared without the batch axis,
+aligned at their last axes (an input of lower rank gets axes of size 1 after
+the batch axis), and a size of 1 stretches to the other's; any other
+difference is a ValueError naming the layer and the shapes. Concatenate needs
+the same shapes but along ``axis``. Masks of padded steps merge as in Keras:
+the output keeps a step any input keeps (Concatenate: an input without a mask
+keeps all its steps), and Maximum, Minimum and Multiply leave masked-out values
+out of the result. ``backward`` returns one gradient per input, in order.
+"""
+from __future__ import annotations
+
+import numbers
+
+from ..backend import array_module
+from ..ops import merge as ops
+from .base import Layer
+from .symbolic import any_symbolic
+
+
+def _batchless(shape):
+    return (None,) + tuple(shape[1:])
+
+
+class Merge(Layer):
+    """The base of the merge layers: list checks, shapes, masks and the call on a list of arrays."""
+
+    takes_input_list = True
+    supports_masking = True
+    exact_inputs = None      # Subtract: 2
+
+    def _where(self):
+        return f"{type(self).__name__} layer '{self.name}'"
+
+    def _shape_list(self, input_shape):
+        """``input_shape`` as a list of shape tuples, or a ValueError saying a merge layer takes a list."""
+        if not isinstance(input_shape, (list, tuple)) or not input_shape or \
+                not all(isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"{self._where()}: a merge layer should be called on a list of at least one input "
+                             f"tensor. Received: input_shape={input_shape} (not a list of shapes).")
+        shapes = [tuple(s) for s in input_shape]
+        if self.exact_inputs is not None and len(shapes) != self.exact_inputs:
+            raise ValueError(f"{self._where()}: a `{type(self).__name__}` layer should be called on exactly "
+                             f"{self.exact_inputs} inputs. Received: input_shape={shapes}")
+        if any(len(s) < 1 for s in shapes):
+            raise ValueError(f"{self._where()}: every input needs a batch axis. Received: input_shape={shapes}")
+        batch_sizes = {s[0] for s in shapes} - {None}
+        if len(batch_sizes) > 1:
+            raise ValueError(f"{self._where()}: cannot merge tensors with different batch sizes. Received tensors "
+                             f"with shapes {shapes}")
+        return shapes
+
+    def build(self, input_shape):
+        shapes = self._shape_list(input_shape)
+        self._merged_shape(shapes)
+        if not self.built:
+            self.built = True
+            self.input_spec = [_batchless(s) for s in shapes]
+    build._marks_built = True      # Layer's wrapper would record one input shape; a merge layer has several
+
+    def ensure_built(self, input_shape):
+        self.build(input_shape)
+
+    def check_input_shape(self, shape):
+        self._merged_shape(self._shape_list(shape))
+
+    def compute_output_shape(self, input_shape):
+        return self._merged_shape(self._shape_list(input_shape))
+
+    def _merged_shape(self, shapes):
+        """The output shape of the element-wise merge: sizes aligned at the last axis, 1 stretching."""
+        batch = next((s[0] for s in shapes if s[0] is not None), None)
+        out = shapes[0][1:]
+        for shape in shapes[1:]:
+            rest = shape[1:]
+            longer, shorter = (out, rest) if len(out) >= len(rest) else (rest, out)
+            merged = list(longer[:len(longer) - len(shorter)])
+            for i, j in zip(longer[len(longer) - len(shorter):], shorter):
+                if i is None or j is None:
+                    merged.append(None)
+                elif i == 1 or j == 1:
+                    merged.append(j if i == 1 else i)
+                elif i != j:
+                    raise ValueError(f"{self._where()}: inputs have incompatible shapes {shapes}: "
+                                     f"{(None,) + tuple(out)} and {shape} do not broadcast (sizes {i} and {j}).")
+                else:
+                    merged.append(i)
+            out = tuple(merged)
+        return (batch,) + tuple(out)
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, x, training=None, mask=None, initial_state=None):
+        if any_symbolic(x, mask, initial_state):
+            return self.symbolic_call(x, training=training, mask=mask, initial_state=initial_state)
+        if initial_state is not None:
+            raise TypeError(f"{self._where()} takes no initial_state.")
+        if not isinstance(x, (list, tuple)):
+            raise ValueError(f"{self._where()}: a merge layer should be called on a list of inputs. Received an "
+                             f"input of type {type(x).__name__}{' and shape ' + str(tuple(x.shape)) if hasattr(x, 'shape') else ''}"
+                             " (not a list of arrays).")
+        xs = [self._as_input(v) for v in x]
+        shapes = [tuple(v.shape) for v in xs]
+        self.ensure_built(shapes)
+        self.check_input_shape(shapes)
+        xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
+        masks = self._checked_masks(xs, mask)
+        y = self.call(xs, training=bool(training), masks=masks)
+        self._activity_output = y if (training and self.activity_regularizer is not None) else None
+        return y
+
+    def _checked_masks(self, xs, mask):
+        if mask is None:
+            return None
+        if not isinstance(mask, (list, tuple)) or len(mask) != len(xs):
+            raise ValueError(f"{self._where()}: `mask` must be a list with one mask (or None) per input, "
+                             f"{len(xs)} in all; got {mask!r:.200}.")
+        if all(m is None for m in mask):
+            return None
+        checked = []
+        for v, m in zip(xs, mask):
+            if m is not None:
+                m = array_module(v).asarray(m).astype(bool, copy=False)
+                if m.ndim > v.ndim or tuple(m.shape) != tuple(v.shape[:m.ndim]):
+                    raise ValueError(f"{self._where()}: a mask of shape {tuple(m.shape)} does not fit an input of "
+                                     f"shape {tuple(v.shape)}.")
+            checked.append(m)
+        return checked
+
+    def compute_mask(self, x, mask):
+        """Keras's: the OR of the inputs' masks, or None unless every input has one."""
+        if mask is None or any(m is None for m in mask):
+            return None
+        out = mask[0]
+        for m in mask[1:]:
+            out = out | m
+        return out
+
+    def call(self, xs, training=False, masks=None):
+        raise NotImplementedError
+
+    def get_config(self):
+        return super().get_config()
+
+
+class Add(Merge):
+    """The element-wise sum of the inputs."""
+
+    def call(self, xs, training=False, masks=None):
+        self._saved = (xs,) if training else None
+        return ops.sum_forward(xs)
+
+    def backward(self, dy):
+        (xs,) = self.saved()
+        return ops.sum_backward(dy, xs)
+
+
+class Average(Merge):
+    """The element-wise mean of the inputs."""
+
+    def call(self, xs, training=False, masks=None):
+        self._saved = (xs,) if training else None
+        y = ops.sum_forward(xs)
+        return y / y.dtype.type(len(xs))
+
+    def backward(self, dy):
+        (xs,) = self.saved()
+        return ops.sum_backward(dy, xs, scale=1.0 / len(xs))
+
+
+class Subtract(Merge):
+    """``inputs[0] - inputs[1]``: exactly two inputs."""
+
+    exact_inputs = 2
+
+    def call(self, xs, training=False, masks=None):
+        self._saved = (xs,) if training else None
+        return ops.difference_forward(xs)
+
+    def backward(self, dy):
+        (xs,) = self.saved()
+        return ops.difference_backward(dy, xs)
+
+
+class Multiply(Merge):
+    """The element-wise product of the inputs."""
+
+    def call(self, xs, training=False, masks=None):
+        y, saved = ops.product_forward(xs, masks)
+        self._saved = (xs, saved) if training else None
+        return y
+
+    def backward(self, dy):
+        xs, saved = self.saved()
+        return ops.product_backward(dy, xs, saved)
+
+
+class Maximum(Merge):
+    """The element-wise maximum of the inputs."""
+
+    largest = True
+
+    def call(self, xs, training=False, masks=None):
+        y, source = ops.extreme_forward(xs, masks, largest=self.largest)
+        self._saved = (xs, source) if training else None
+        return y
+
+    def backward(self, dy):
+        xs, source = self.saved()
+        return ops.extreme_backward(dy, xs, source)
+
+
+class Minimum(Maximum):
+    """The element-wise minimum of the inputs."""
+
+    largest = False
+
+
+class Concatenate(Merge):
+    """The inputs joined along ``axis`` (default -1, the last); every other size must match."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError(f"{self._where()}: axis must be an integer, got {axis!r}.")
+        self.axis = int(axis)
+
+    def _merged_shape(self, shapes):
+        ranks = {len(s) for s in shapes}
+        message = (f"{self._where()}: a `Concatenate` layer requires inputs with matching shapes except for the "
+                   f"concatenation axis. Received: input_shape={shapes}")
+        if len(ranks) != 1:
+            raise ValueError(message)
+        rank = ranks.pop()
+        if not -rank <= self.axis < rank:
+            raise ValueError(f"{self._where()}: axis {self.axis} is out of range for inputs of rank {rank} "
+                             f"(shapes {shapes}).")
+        axis = self.axis % rank
+        out = []
+        for a in range(rank):
+            sizes = [s[a] for s in shapes]
+            if a == axis:
+                out.append(None if any(d is None for d in sizes) else sum(sizes))
+                continue
+            known = {d for d in sizes if d is not None}
+            if len(known) > 1:
+                raise ValueError(message)
+            out.append(known.pop() if known else None)
+        return tuple(out)
+
+    def call(self, xs, training=False, masks=None):
+        self._saved = (xs,) if training else None
+        return ops.concatenate_forward(xs, self.axis)
+
+    def backward(self, dy):
+        (xs,) = self.saved()
+        return ops.concatenate_backward(dy, xs, self.axis)
+
+    def compute_mask(self, x, mask):
+        if mask is None:
+            return None
+        return ops.concatenated_mask(x, mask, self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+# ------------------------------------------------------------------ functional forms
+def add(inputs, **kwargs):
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``Concatenate(axis=axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)

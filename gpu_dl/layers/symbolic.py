@@ -1,0 +1,103 @@
+"""Symbolic tensors and the call records that make up a functional graph.
+
+``KerasTensor`` is what ``Input(...)`` returns and what a layer returns when
+it is called on symbolic tensors: a shape (batch axis None), a dtype and a
+name, with no values. Each such call adds a ``Node`` to the layer's
+``_inbound_nodes``: the layer, the arguments it was called with (symbolic
+tensors in place of arrays) and the tensors it produced. Every tensor knows
+the node that made it through ``_keras_history`` = (layer, node index,
+tensor index), as in Keras 3, so a model can walk back from its outputs to
+its inputs and run the same calls on real arrays.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+KerasHistory = namedtuple("KerasHistory", ["operation", "node_index", "tensor_index"])
+
+
+class KerasTensor:
+    """A symbolic tensor: ``shape`` (batch axis first, None where unknown), ``dtype`` and ``name``."""
+
+    def __init__(self, shape, dtype="float32", name=None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = str(dtype)
+        if name is None:
+            from .base import unique_name   # base imports this module at its top
+            name = unique_name("keras_tensor")
+        self.name = name
+        self._keras_history = None
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"KerasTensor '{self.name}' is symbolic: it has a shape {self.shape} but no values. Build a "
+                        "model with keras.Model(inputs, outputs) and call that (or its predict) on arrays.")
+
+    def _no_arithmetic(self, *args, **kwargs):
+        raise TypeError(f"KerasTensor '{self.name}': arithmetic on symbolic tensors is not supported in gpu_dl; use "
+                        "the merge layers (layers.Add, Subtract, Multiply, ...) or a Layer to combine tensors.")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _no_arithmetic
+    __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _no_arithmetic
+    # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
+    __hash__ = object.__hash__
+
+
+class Node:
+    """One call of ``layer`` on symbolic tensors.
+
+    ``args`` is the call's positional arguments (one tensor, or a list of them for a merge layer), ``kwargs``
+    its keyword arguments (``initial_state``: a list of tensors; ``training``: a bool). ``input_tensors``
+    lists the symbolic tensors among them, positional first, then keyword arguments by sorted key (Keras's
+    order); ``outputs`` the tensors the call produced.
+    """
+
+    def __init__(self, layer, args=(), kwargs=None, outputs=()):
+        self.layer = layer
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.input_tensors = flatten_tensors(self.args) + flatten_tensors([self.kwargs[k] for k in sorted(self.kwargs)])
+        self.outputs = list(outputs)
+        self.is_input = not self.input_tensors
+        layer._inbound_nodes.append(self)
+        self.index = len(layer._inbound_nodes) - 1
+        for i, tensor in enumerate(self.outputs):
+            tensor._keras_history = KerasHistory(layer, self.index, i)
+
+    @property
+    def parent_nodes(self):
+        return [t._keras_history.operation._inbound_nodes[t._keras_history.node_index] for t in self.input_tensors]
+
+    def __repr__(self):
+        return f"<Node layer={self.layer.name!r} index={self.index}>"
+
+
+def is_symbolic(value) -> bool:
+    return isinstance(value, KerasTensor)
+
+
+def flatten_tensors(structure) -> list:
+    """The KerasTensors in a structure of lists, tuples and dicts, in order (dict values by sorted key)."""
+    if isinstance(structure, KerasTensor):
+        return [structure]
+    if isinstance(structure, dict):
+        return [t for k in sorted(structure) for t in flatten_tensors(structure[k])]
+    if isinstance(structure, (list, tuple)):
+        return [t for item in structure for t in flatten_tensors(item)]
+    return []
+
+
+def any_symbolic(*values) -> bool:
+    """Whether any of ``values`` (arrays, tensors, or lists of them) holds a symbolic tensor."""
+    for value in values:
+        if isinstance(value, KerasTensor):
+            return True
+        if isinstance(value, (list, tuple)) and any(isinstance(v, KerasTensor) for v in value):
+            return True
+    return False

@@ -1,0 +1,560 @@
+"""The functional API: ``gpu_dl.Model(inputs, outputs)``, a model that is a graph of layer calls.
+
+``Input(...)`` gives symbolic tensors; calling layers on them records each
+call as a ``Node`` (``layers/symbolic.py``). ``Functional(inputs, outputs)``
+walks back from the output to the inputs, as Keras 3's ``map_graph`` does,
+and keeps the calls in between in an order where each comes after those it
+reads from. Its layers are in Keras's order (by depth from the output, then
+by first visit), which names their weight groups in a saved file and orders
+``get_weights()`` and the optimizer's slots as Keras orders them.
+
+``forward`` runs the calls on arrays, passing each tensor's mask of padded
+steps along its edges as ``Sequential`` does. ``backward`` runs them in
+reverse: where a tensor feeds several calls, the gradients they send back are
+summed; a layer called more than once (shared weights) has the state its
+backward needs kept per call, and its weight gradients summed over its calls.
+
+One output; one input or several (``x`` as a list in the order of
+``inputs``, or a dict keyed by the inputs' names). A model of several outputs,
+a model built from intermediate tensors, and models used as layers are refused
+with a ValueError that says what is supported.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy
+
+from .. import backend
+from ..backend.nvtx import nvtx_range
+from ..layers.base import Layer, unique_name
+from ..layers.symbolic import KerasTensor, any_symbolic
+from . import data_checks as checks
+from .model import Model
+from .summary import _format_shape, print_summary
+
+# What a layer's call keeps for its backward: kept per call of a shared layer (see _call_state).
+_CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched")
+
+
+def _warn_mask_dropped(layer):
+    if not getattr(layer, "_warned_mask_dropped", False):
+        layer._warned_mask_dropped = True
+        warnings.warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
+                      "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
+
+
+def _call_state(layer):
+    """The references a layer's last call left for its backward (and those of the layers it wraps)."""
+    own = {key: layer.__dict__[key] for key in _CALL_STATE if key in layer.__dict__}
+    inner = {key: _call_state(value) for key, value in layer.__dict__.items() if isinstance(value, Layer)}
+    return own, inner
+
+
+def _restore_call_state(layer, state):
+    own, inner = state
+    layer.__dict__.update(own)
+    for key, sub in inner.items():
+        _restore_call_state(layer.__dict__[key], sub)
+
+
+def _node_of(tensor):
+    layer, index, _ = tensor._keras_history
+    return layer._inbound_nodes[index]
+
+
+def _describe(tensor):
+    layer, index, position = tensor._keras_history
+    return f"'{tensor.name}' ({layer.name}[{index}][{position}], {type(layer).__name__})"
+
+
+def map_graph(inputs, outputs):
+    """Keras 3's ``map_graph``: the calls between ``inputs`` and ``outputs`` and the layers making them.
+
+    Returns ``(nodes, layers, depths)``: the nodes in an order where each follows the nodes it reads from
+    (depth-first from the outputs), the layers by decreasing depth and then by first visit, as Keras orders
+    them, and each node's depth (its distance from the outputs). A cycle, a tensor the inputs cannot reach,
+    an input the outputs do not use and two layers of one name are ValueErrors.
+    """
+    finished, in_progress = set(), set()
+    order, first_visit = [], {}
+    input_set = set(inputs)
+    for output in outputs:
+        # Depth-first, with an explicit stack: a deep graph must not hit Python's recursion limit.
+        stack = [(output, None)]
+        while stack:
+            tensor, pending = stack[-1]
+            node = _node_of(tensor)
+            if pending is None:
+                if node in finished:
+                    stack.pop()
+                    continue
+                if node in in_progress:
+                    raise ValueError(f"Tensor {_describe(tensor)} is part of a cycle: the graph must run from the "
+                                     "inputs to the output without loops.")
+                if node.is_input and tensor not in input_set:
+                    raise ValueError(f"Graph disconnected: the output needs the input {_describe(tensor)}, which is "
+                                     f"not among the model's inputs ({', '.join(t.name for t in inputs)}). Pass it "
+                                     "in `inputs`.")
+                first_visit.setdefault(node.layer, len(first_visit))
+                in_progress.add(node)
+                pending = list(reversed(node.input_tensors))
+                stack[-1] = (tensor, pending)
+            if pending:
+                stack.append((pending.pop(), None))
+                continue
+            stack.pop()
+            in_progress.discard(node)
+            finished.add(node)
+            order.append(node)
+    in_graph = set(order)
+    depths, layer_depths = {}, {}
+    for node in reversed(order):
+        depth = max(depths.setdefault(node, 0), layer_depths.get(node.layer, 0))
+        layer_depths[node.layer] = depth
+        depths[node] = depth
+        for parent in node.parent_nodes:
+            if parent in in_graph:
+                depths[parent] = max(depth + 1, depths.get(parent, 0))
+    unused = [t for t in inputs if _node_of(t) not in in_graph]
+    if unused:
+        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
+                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
+    layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
+    names = [layer.name for layer in layers]
+    for name in names:
+        if names.count(name) != 1:
+            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names '
+                             "should be unique.")
+    return order, layers, depths
+
+
+def _check_structure(value, what):
+    """The flat list of tensors of ``inputs``/``outputs`` (a tensor, a list or tuple, or a dict), checked."""
+    if isinstance(value, dict):
+        flat = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        flat = list(value)
+    else:
+        flat = [value]
+    if not flat:
+        raise ValueError(f"`{what}` argument cannot be empty. Received: {what}={value!r}")
+    for t in flat:
+        if not isinstance(t, KerasTensor):
+            raise ValueError(f"All `{what}` values must be KerasTensors (from keras.Input, or the output of a layer "
+                             f"called on one). Received: {what}={value!r:.200} including invalid value {t!r:.100} "
+                             f"of type {type(t).__name__}.")
+        if t._keras_history is None:
+            raise ValueError(f"`{what}`: the tensor {t!r} was not made by keras.Input or by a layer call.")
+    return flat
+
+
+class Functional(Model):
+    """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        super().__init__(name=name or unique_name("functional"), trainable=True)
+        flat_inputs = _check_structure(inputs, "inputs")
+        flat_outputs = _check_structure(outputs, "outputs")
+        if len(flat_outputs) != 1:
+            raise ValueError(f"Model '{self.name}' was given {len(flat_outputs)} outputs; gpu_dl's functional models "
+                             "have one output (one loss, as compile() takes). Build one model per output, or "
+                             "concatenate the outputs into one with layers.Concatenate.")
+        for t in flat_inputs:
+            if not _node_of(t).is_input:
+                raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
+                                 "start at the tensors of keras.Input (a model from intermediate tensors is not "
+                                 "supported).")
+        if len(set(flat_inputs)) != len(flat_inputs):
+            raise ValueError(f"`inputs` lists a tensor more than once: {[t.name for t in flat_inputs]}.")
+        if isinstance(inputs, dict):
+            for key, t in inputs.items():
+                if key != t.name:
+                    warnings.warn(f"When providing `inputs` as a dict, all keys in the dict must match the names of "
+                                  f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
+                                  f"name '{t.name}'. Change the tensor name to '{key}' (via "
+                                  f"`Input(..., name='{key}')`)", stacklevel=3)
+        nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self._inputs = flat_inputs
+        self._output = flat_outputs[0]
+        self._nodes = nodes
+        self._node_set = set(nodes)
+        self._depths = depths
+        self._layers = layers
+        self._run_nodes = [n for n in nodes if not n.is_input]
+        self._output_node = _node_of(self._output)
+        calls = {}
+        for node in self._run_nodes:
+            calls[node.layer] = calls.get(node.layer, 0) + 1
+        self._shared = {layer for layer, count in calls.items() if count > 1}
+        consumers = {}
+        for i, node in enumerate(self._run_nodes):
+            for t in node.input_tensors:
+                consumers.setdefault(t, []).append(i)
+        self._last_use = {t: max(uses) for t, uses in consumers.items()}
+        self._consumers = consumers
+        # A call needs its input gradient when any of its inputs comes from another call (not from an Input).
+        self._needs_input_gradient = {n: any(not _node_of(t).is_input for t in n.input_tensors)
+                                      for n in self._run_nodes}
+        self._node_states = {}
+        self._activity = []
+        self._output_meta = {}
+        self.built = True
+        if not trainable:
+            self.trainable = False
+
+    # ------------------------------------------------------------------ graph
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def inputs(self):
+        """The symbolic input tensors, as a flat list."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return [self._output]
+
+    @property
+    def input(self):
+        """The ``inputs`` given to the constructor, in their structure."""
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        return self._outputs_struct
+
+    @property
+    def input_names(self):
+        return [t.name for t in self._inputs]
+
+    @property
+    def output_names(self):
+        return [self._output_node.layer.name]
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            if name is not None:
+                raise ValueError("Provide only a layer name or a layer index, not both.")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self._layers)} layers.")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer named {name!r} in '{self.name}'; its layers are {[l.name for l in self._layers]}.")
+
+    def _node_position(self, node):
+        """The node's index among its layer's calls that are part of this model (how Keras numbers them in a
+        saved config)."""
+        return [n for n in node.layer._inbound_nodes if n in self._node_set].index(node)
+
+    # ------------------------------------------------------------------- shapes
+    @property
+    def input_spec(self):
+        specs = [(None,) + tuple(t.shape[1:]) for t in self._inputs]
+        return specs[0] if len(specs) == 1 else specs
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        return self._output.shape
+
+    @property
+    def dtype(self):
+        dtype = self._output.dtype
+        return dtype if numpy.dtype(dtype).kind == "f" else backend.floatx()
+
+    def _shape_list(self, input_shape, name="input_shape"):
+        if len(self._inputs) == 1:
+            if isinstance(input_shape, list) and len(input_shape) == 1 and isinstance(input_shape[0], (list, tuple)):
+                input_shape = input_shape[0]
+            return [tuple(input_shape)]
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != len(self._inputs) or \
+                not all(isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"Model '{self.name}' has {len(self._inputs)} inputs ({', '.join(self.input_names)}); "
+                             f"`{name}` must be a list of {len(self._inputs)} shapes, got {input_shape!r:.200}.")
+        return [tuple(s) for s in input_shape]
+
+    def _propagate(self, shapes, check=False):
+        """The output shape for input shapes ``shapes`` (one per input), layer by layer; with ``check`` each
+        built layer first checks the shape reaching it."""
+        known = dict(zip(self._inputs, shapes))
+        for node in self._run_nodes:
+            layer = node.layer
+            arg = node.args[0]
+            shape = [known[t] for t in arg] if isinstance(arg, list) else known[arg]
+            if check and layer.built:
+                layer.check_input_shape(shape)
+            out = layer.compute_output_shape(shape)
+            outs = out if isinstance(out, list) else [out]
+            for t, s in zip(node.outputs, outs):
+                known[t] = tuple(s)
+        return known[self._output]
+
+    def compute_output_shape(self, input_shape):
+        return self._propagate(self._shape_list(input_shape))
+
+    def _check_input_shape(self, shape, name="x"):
+        shapes = self._shape_list(shape, name)
+        for i, (got, t) in enumerate(zip(shapes, self._inputs)):
+            label = name if len(self._inputs) == 1 else f"{name}[{i}] (input '{t.name}')"
+            spec = (None,) + tuple(t.shape[1:])
+            if len(got) != len(spec) or any(s is not None and s != d for s, d in zip(spec[1:], got[1:])):
+                raise ValueError(f"Model '{self.name}' expects {label} of shape {spec} (batch first), got "
+                                 f"{tuple(got)}.")
+        try:
+            self._propagate([(None,) + tuple(s[1:]) for s in shapes], check=True)
+        except ValueError as e:
+            raise ValueError(f"Model '{self.name}' expects `{name}` of shape(s) {self.input_spec} (batch first; other "
+                             f"sizes only where its layers take them), got "
+                             f"{shapes[0] if len(shapes) == 1 else shapes}: {e}") from None
+
+    def build(self, input_shape=None):
+        """A functional model is built when it is made (its layers were built by the calls that made it)."""
+        self.built = True
+
+    # --------------------------------------------------------------- the data
+    def _host_features(self, x, name):
+        """``x`` as host arrays: one array for a model of one input, a tuple of one per input otherwise, each of
+        its input's dtype. Several inputs come as a list or tuple in the order of ``inputs``, or a dict keyed by
+        the inputs' names (other keys are ignored, as Keras ignores them)."""
+        n = len(self._inputs)
+        names = self.input_names
+        if isinstance(x, dict):
+            missing = [k for k in names if k not in x]
+            if missing:
+                raise ValueError(f"Model '{self.name}' takes the inputs {names}; the dict `{name}` has no "
+                                 f"{', '.join(repr(k) for k in missing)} (its keys: {sorted(map(str, x))}).")
+            items = [(x[k], f"{name}[{k!r}]") for k in names]
+        elif n == 1:
+            if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
+                x = x[0]
+            items = [(x, name)]
+        elif isinstance(x, (list, tuple)) and not hasattr(x, "shape"):
+            if len(x) != n:
+                raise ValueError(f"Model '{self.name}' has {n} inputs ({', '.join(names)}); `{name}` must hold {n} "
+                                 f"arrays, got a list of {len(x)}.")
+            items = [(a, f"{name}[{i}]") for i, a in enumerate(x)]
+        else:
+            what = f"an array of shape {tuple(x.shape)}" if hasattr(x, "shape") else f"a {type(x).__name__}"
+            raise ValueError(f"Model '{self.name}' has {n} inputs ({', '.join(names)}); pass `{name}` as a list of "
+                             f"{n} arrays or a dict keyed by the input names, got {what}.")
+        if any_symbolic(*(a for a, _ in items)):
+            raise TypeError(f"Model '{self.name}': `{name}` holds symbolic tensors; give arrays (using a model as a "
+                            "layer of another functional model is not supported).")
+        arrays = [checks.features(a, label, t.dtype) for (a, label), t in zip(items, self._inputs)]
+        if n == 1:
+            return arrays[0]
+        checks.same_length({label: a for (_, label), a in zip(items, arrays)})
+        return tuple(arrays)
+
+    def _device_inputs(self, x):
+        if isinstance(x, dict):
+            x = [x[k] for k in self.input_names]
+        if len(self._inputs) == 1:
+            arrays = [x[0] if isinstance(x, (list, tuple)) and len(x) == 1 else x]
+        else:
+            if not isinstance(x, (list, tuple)) or len(x) != len(self._inputs):
+                raise ValueError(f"Model '{self.name}' has {len(self._inputs)} inputs ({', '.join(self.input_names)}); "
+                                 f"give a list of {len(self._inputs)} arrays or a dict keyed by their names.")
+            arrays = list(x)
+        return [backend.to_device(a) for a in arrays]
+
+    # --------------------------------------------------------- forward/backward
+    def forward(self, x, training=False):
+        """The output for ``x`` (an array, or a list/tuple of one per input); ``output_mask`` is then the mask of
+        padded steps that reached the output, or None. With ``training=None`` a call made with
+        ``training=...`` when the graph was built keeps it, as in Keras."""
+        arrays = self._device_inputs(x)
+        values = dict(zip(self._inputs, arrays))
+        masks = dict.fromkeys(self._inputs)
+        self._node_states = {}
+        self._activity = []
+        self._output_meta = {}
+        for i, node in enumerate(self._run_nodes):
+            layer = node.layer
+            arg = node.args[0]
+            if isinstance(arg, list):
+                x_in = [values[t] for t in arg]
+                mask = [masks[t] for t in arg]
+                mask = None if all(m is None for m in mask) else mask
+            else:
+                x_in, mask = values[arg], masks[arg]
+            kwargs = {}
+            states = node.kwargs.get("initial_state")
+            if states is not None:
+                kwargs["initial_state"] = [values[s] for s in states]
+            node_training = training if training is not None else node.kwargs.get("training")
+            with nvtx_range(f"{layer.name}.forward"):
+                y = layer(x_in, training=node_training, mask=mask, **kwargs)
+            if mask is not None and not (layer.supports_masking or layer.takes_mask):
+                _warn_mask_dropped(layer)
+            out_mask = layer.compute_mask(x_in, mask)
+            ys = y if len(node.outputs) > 1 else [y]
+            if isinstance(out_mask, list):
+                out_masks = out_mask
+            elif len(node.outputs) > 1 and getattr(layer, "merge_mode", "") is None:
+                out_masks = [out_mask] * len(node.outputs)      # Bidirectional's two sequences
+            else:
+                out_masks = [out_mask] + [None] * (len(node.outputs) - 1)
+            for t, value, m in zip(node.outputs, ys, out_masks):
+                values[t], masks[t] = value, m
+                if training and len(node.outputs) > 1:
+                    self._output_meta[t] = (value.shape, value.dtype)
+            if layer in self._shared:
+                self._node_states[node] = _call_state(layer)
+            if layer.activity_regularizer is not None and layer._activity_output is not None:
+                self._activity.append((node, layer, layer._activity_output))
+            for t in node.input_tensors:      # free what no later call reads
+                if self._last_use.get(t) == i and t is not self._output:
+                    values.pop(t, None)
+        self.output_mask = masks[self._output]
+        return values[self._output]
+
+    def _activity_outputs(self):
+        return [(layer, out) for _, layer, out in self._activity]
+
+    def backward(self, dy, from_logits=False, input_gradient=True):
+        """Back-propagate ``dy`` from the output (with ``from_logits``, the gradient of the output layer's logits).
+
+        Returns the gradient of the input (a list of one per input for several); with ``input_gradient=False``
+        the calls reading only from inputs may skip it, and it may be None.
+        """
+        from ..layers.recurrent import _Recurrent
+        grads = {self._output: dy}
+        activity = {node: out for node, _, out in self._activity}
+        backed = set()
+        for node in reversed(self._run_nodes):
+            layer = node.layer
+            outs = [grads.pop(t, None) for t in node.outputs]
+            if all(g is None for g in outs):
+                continue
+            if node in self._node_states:
+                _restore_call_state(layer, self._node_states[node])
+            if node in activity:
+                out = activity[node]
+                extra = layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+                outs[0] = extra if outs[0] is None else outs[0] + extra
+            if len(outs) > 1:
+                if not isinstance(layer, _Recurrent):   # the recurrent layers take None for an unused output
+                    xp = backend.array_module(next(g for g in outs if g is not None))
+                    outs = [g if g is not None else xp.zeros(*self._output_meta[t])
+                            for g, t in zip(outs, node.outputs)]
+                gradient = outs
+            else:
+                gradient = outs[0]
+            earlier = None
+            if layer in self._shared and layer in backed:
+                earlier = [v.grad for v in layer.trainable_weights]
+            layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
+            try:
+                with nvtx_range(f"{layer.name}.backward"):
+                    if from_logits and node is self._output_node:
+                        dx = layer.backward(gradient, through_activation=False)
+                    else:
+                        dx = layer.backward(gradient)
+            finally:
+                layer.input_gradient_wanted = True
+            if earlier is not None:
+                # A shared layer's weights get the sum of the gradients of all its calls.
+                for var, before in zip(layer.trainable_weights, earlier):
+                    if before is not None:
+                        var.grad = before if var.grad is None else var.grad + before
+            backed.add(layer)
+            arg = node.args[0]
+            pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
+            states = node.kwargs.get("initial_state")
+            if states is not None:
+                pairs += list(zip(states, layer.initial_state_gradients or [None] * len(states)))
+            for t, g in pairs:
+                if g is not None:
+                    grads[t] = g if t not in grads else grads[t] + g
+        found = [grads.get(t) for t in self._inputs]
+        return found[0] if len(found) == 1 else found
+
+    def __call__(self, x, training=None):
+        """The model's output for one batch ``x`` (an array, or one per input), as a device array."""
+        if any_symbolic(x) or (isinstance(x, dict) and any_symbolic(*x.values())) or \
+                (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
+            raise TypeError(f"Model '{self.name}' was called on symbolic tensors: using a model as a layer of "
+                            "another functional model is not supported. Call its layers on the tensors instead.")
+        return self.forward(x, training=training)
+
+    # ------------------------------------------------------------------ the loss
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
+        functional model: a list of one, or a dict keyed by the output layer's name."""
+        name = self.output_names[0]
+
+        def one(value, what):
+            if isinstance(value, (list, tuple)) and len(value) == 1 and what == "loss":
+                return value[0]
+            if isinstance(value, dict):
+                if set(value) != {name}:
+                    raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' has the "
+                                     f"one output '{name}'.")
+                return value[name]
+            return value
+        super().compile(optimizer=optimizer, loss=one(loss, "loss"), metrics=one(metrics, "metrics"),
+                        loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs)
+
+    def _output_layer(self):
+        return self._output_node.layer
+
+    def _last_is_softmax(self):
+        # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back
+        # through that call alone: only when that call is the layer's only one and the output feeds nothing else.
+        node = self._output_node
+        if node.is_input or node.layer in self._shared or len(node.outputs) != 1 or self._output in self._consumers:
+            return False
+        return super()._last_is_softmax()
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
+
+    def summary_rows(self):
+        """Per layer: (label, output shape text, parameter count text, trainable text, connections or None).
+
+        Connections are Keras's ``layer[node][tensor]`` of each call's inputs; None for every row when the graph
+        is a plain chain (one call per layer, one input per call), where Keras leaves that column out."""
+        chain = all(len(n.input_tensors) <= 1 for n in self._nodes) and not self._shared and \
+            all(len([n for n in self._nodes if self._depths[n] == d]) == 1 for d in set(self._depths.values()))
+        rows = []
+        for layer in self._layers:
+            calls = [n for n in layer._inbound_nodes if n in self._node_set]
+            outputs = calls[-1].outputs
+            shapes = [_format_shape(t.shape) for t in outputs]
+            shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+            connections = None
+            if not chain:
+                connections = [f"{t._keras_history.operation.name}[{t._keras_history.node_index}]"
+                               f"[{t._keras_history.tensor_index}]" for n in calls for t in n.input_tensors] or ["-"]
+            trainable = ("Y" if layer.trainable else "N") if layer.weights else "-"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params, trainable, connections))
+        return rows
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self):
+        """The model as Keras 3's ``Functional`` config (``name``, ``trainable``, ``layers`` with their
+        ``inbound_nodes``, ``input_layers``, ``output_layers``)."""
+        from .functional_config import functional_config
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .functional_config import functional_from_config
+        return functional_from_config(config, "model config", custom_objects)

@@ -1,0 +1,329 @@
+"""A functional model as Keras 3's ``config.json`` describes it: writing it, and rebuilding it from one.
+
+Keras writes ``{"module": "keras.src.models.functional", "class_name":
+"Functional", "config": {"name", "trainable", "layers", "input_layers",
+"output_layers"}, "registered_name": "Functional", "build_config":
+{"input_shape": null}, "compile_config": {...}}``. Each entry of ``layers`` is
+the layer's usual entry (``keras_config``) plus its ``name`` and its
+``inbound_nodes``: one ``{"args": [...], "kwargs": {...}}`` per call of the
+layer that belongs to the model, each symbolic tensor in them written as
+``{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
+"keras_history": [layer name, node index, tensor index]}}``, the node index
+counting only the calls that belong to the model. ``input_layers`` and
+``output_layers`` are such ``[layer name, node index, tensor index]`` triples:
+one, a list, or a dict keyed by input name. Keras 2's form of a node, a list of
+``[layer name, node index, tensor index, kwargs]``, is read too.
+
+Rebuilding creates every layer from its entry (names looked up, nothing
+imported or run, as ``keras_config`` does), then makes the recorded calls on
+symbolic tensors in an order where each call's inputs exist (Kahn's
+algorithm over the calls), and builds the model from the tensors
+``input_layers`` and ``output_layers`` name. A reference to an unknown layer
+or call, a cycle, an argument gpu_dl's layers do not take, a layer the output
+does not depend on and an output the inputs do not reach are ValueErrors that
+name the layer.
+"""
+from __future__ import annotations
+
+import heapq
+
+from .keras_config import MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry
+
+_TENSOR = "__keras_tensor__"
+# The keyword arguments of a recorded call that gpu_dl's layers take.
+_CALL_KEYWORDS = ("training", "mask", "initial_state")
+
+
+# ------------------------------------------------------------ config: write
+def _tensor_entry(model, tensor):
+    layer, _, index = tensor._keras_history
+    node = layer._inbound_nodes[tensor._keras_history.node_index]
+    return {"class_name": _TENSOR, "config": {"shape": _jsonable(tensor.shape, f"tensor '{tensor.name}'"),
+                                              "dtype": tensor.dtype,
+                                              "keras_history": [layer.name, model._node_position(node), index]}}
+
+
+def _arguments(model, value):
+    if isinstance(value, (list, tuple)):
+        return [_arguments(model, v) for v in value]
+    if hasattr(value, "_keras_history"):
+        return _tensor_entry(model, value)
+    return value
+
+
+def _reference(model, tensor):
+    layer, _, index = tensor._keras_history
+    return [layer.name, model._node_position(layer._inbound_nodes[tensor._keras_history.node_index]), index]
+
+
+def _references(model, structure):
+    if isinstance(structure, dict):
+        return {k: _reference(model, v) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return [_reference(model, v) for v in structure]
+    return _reference(model, structure)
+
+
+def functional_config(model):
+    """The inner ``config`` of a functional model in Keras 3's form."""
+    layers = []
+    for layer in model.layers:
+        entry = _layer_entry(layer)
+        entry["name"] = layer.name
+        entry["inbound_nodes"] = [
+            {"args": [_arguments(model, arg) for arg in node.args],
+             "kwargs": {k: _arguments(model, v) for k, v in node.kwargs.items()}}
+            for node in layer._inbound_nodes if node in model._node_set and not node.is_input]
+        layers.append(entry)
+    return {"name": model.name, "trainable": model.trainable, "layers": layers,
+            "input_layers": _references(model, model._inputs_struct),
+            "output_layers": _references(model, model._outputs_struct)}
+
+
+def functional_model_config(model):
+    """The whole ``config.json`` object of a functional model (without the compile settings)."""
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": functional_config(model),
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+# ------------------------------------------------------------- config: read
+def _is_reference(value):
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value[1:]))
+
+
+def _parse_tensor(value, where):
+    """``(layer name, node index, tensor index)`` of a ``__keras_tensor__`` entry."""
+    inner = value.get("config") if isinstance(value, dict) else None
+    history = inner.get("keras_history") if isinstance(inner, dict) else None
+    if not _is_reference(history):
+        raise ValueError(f"{where}: a '{_TENSOR}' entry needs config.keras_history = [layer name, node index, tensor "
+                         f"index], got {value!r:.200}.")
+    return tuple(history)
+
+
+def _parse_argument(value, where):
+    """A recorded argument: a tensor reference, or a list of them."""
+    if isinstance(value, dict) and value.get("class_name") == _TENSOR:
+        return _parse_tensor(value, where)
+    if isinstance(value, dict) and value.get("class_name") == "__tuple__":
+        inner = value.get("config")
+        value = inner.get("value") if isinstance(inner, dict) else None
+    if isinstance(value, list) and value:
+        return [_parse_argument(v, where) for v in value]
+    raise ValueError(f"{where}: a call's argument must be a symbolic tensor ('{_TENSOR}') or a list of them, got "
+                     f"{value!r:.200}.")
+
+
+def _parse_node(data, where, operations=()):
+    """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples. A ``mask`` made by
+    one of the ``operations`` (Keras's record of a mask's computation) is left out: gpu_dl computes the same
+    mask along the edges by itself."""
+    if isinstance(data, list):
+        # Keras 2's form: one [layer name, node index, tensor index(, kwargs)] per input tensor.
+        refs, kwargs = [], {}
+        for item in data:
+            if not isinstance(item, list) or len(item) not in (3, 4) or not _is_reference(item[:3]):
+                raise ValueError(f"{where}: a node in Keras 2's form lists [layer name, node index, tensor index"
+                                 f"(, kwargs)] per input, got {item!r:.200}.")
+            refs.append(tuple(item[:3]))
+            if len(item) == 4:
+                if not isinstance(item[3], dict):
+                    raise ValueError(f"{where}: the kwargs of a node must be an object, got {item[3]!r:.200}.")
+                kwargs = item[3]
+        if not refs:
+            raise ValueError(f"{where}: a node without inputs.")
+        argument = refs[0] if len(refs) == 1 else refs
+    elif isinstance(data, dict):
+        args, kwargs = data.get("args"), data.get("kwargs") or {}
+        if not isinstance(args, list) or len(args) != 1:
+            raise ValueError(f"{where}: a node's 'args' must be a list holding one argument (a tensor or a list of "
+                             f"tensors): gpu_dl's layers take one; got {args!r:.200}.")
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"{where}: a node's 'kwargs' must be an object, got {kwargs!r:.200}.")
+        argument = _parse_argument(args[0], where)
+    else:
+        raise ValueError(f"{where}: a node must be an object with 'args' and 'kwargs', got {data!r:.200}.")
+    unknown = sorted(set(kwargs) - set(_CALL_KEYWORDS))
+    if unknown:
+        raise ValueError(f"{where}: the call argument(s) {', '.join(repr(k) for k in unknown)} are not taken by "
+                         f"gpu_dl's layers (they take {', '.join(_CALL_KEYWORDS)}).")
+    parsed = {}
+    if kwargs.get("training") is not None:
+        if not isinstance(kwargs["training"], bool):
+            raise ValueError(f"{where}: `training` must be true, false or null, got {kwargs['training']!r:.100}.")
+        parsed["training"] = kwargs["training"]
+    if kwargs.get("mask") is not None:
+        mask = _parse_argument(kwargs["mask"], where)
+        if not (isinstance(mask, tuple) and mask[0] in operations):
+            raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of "
+                             "padded steps along the model's edges by themselves.")
+    if kwargs.get("initial_state") is not None:
+        states = _parse_argument(kwargs["initial_state"], where)
+        parsed["initial_state"] = states if isinstance(states, list) else [states]
+    return argument, parsed
+
+
+def _references_in(structure):
+    if isinstance(structure, list):
+        return [r for item in structure for r in _references_in(item)]
+    return [structure]
+
+
+def _map_references(value, tensor_of, where, what):
+    """The tensors ``input_layers``/``output_layers`` name: one triple, a list of them, or a dict of them."""
+    if _is_reference(value):
+        return tensor_of(tuple(value), f"{where}: {what}")
+    if isinstance(value, dict) and value:
+        return {k: _map_references(v, tensor_of, where, what) for k, v in value.items()}
+    if isinstance(value, list) and value:
+        return [_map_references(v, tensor_of, where, what) for v in value]
+    raise ValueError(f"{where}: `{what}` must be [layer name, node index, tensor index], or a list or dict of them; "
+                     f"got {value!r:.200}.")
+
+
+def functional_from_config(config, where="model config", custom_objects=None):
+    """A ``Functional`` model from Keras 3's serialised form (the whole ``config.json`` object, or its inner
+    ``config``); uncompiled."""
+    from ..layers.core import InputLayer
+    from .functional import Functional
+    custom = CustomObjects(custom_objects)
+    inner = config.get("config") if "class_name" in config else config
+    if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
+        raise ValueError(f"{where}: a Functional config needs a 'config' object with a 'layers' list.")
+    entries = inner["layers"]
+    if len(entries) > MAX_LAYERS:
+        raise ValueError(f"{where}: the model lists {len(entries)} layers, more than the {MAX_LAYERS} gpu_dl rebuilds; "
+                         "it is not a model config (corrupt or crafted).")
+    for key in ("input_layers", "output_layers"):
+        if key not in inner:
+            raise ValueError(f"{where}: a Functional config needs '{key}'.")
+    # Keras 3 records how it computes masks of padded steps (Embedding's `ids != 0`, a merge's OR of masks, ...)
+    # as operations of keras.ops whose results reach the layers only as `mask` arguments. gpu_dl computes the
+    # same masks along the edges by itself, so those operations are left out; one whose result reaches a
+    # layer's input, or the model's, is refused below.
+    operations = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("module"), str) and \
+                entry["module"].startswith("keras.src.ops."):
+            name = entry.get("name", (entry.get("config") or {}).get("name"))
+            if isinstance(name, str):
+                operations[name] = entry.get("class_name")
+
+    # The layers, each from its entry; their calls parsed but not made yet.
+    layers, positions, calls = {}, {}, {}
+    for i, entry in enumerate(entries):
+        at = f"{where}, layers[{i}]"
+        if isinstance(entry, dict) and entry.get("name", (entry.get("config") or {}).get("name")) in operations:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise ValueError(f"{at}: a layer entry must be an object with a 'config' object, got {entry!r:.200}.")
+        name = entry.get("name", entry["config"].get("name"))
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{at}: a layer entry needs a 'name' string.")
+        at = f"{where}, layer '{name}'"
+        if name in layers:
+            raise ValueError(f"{at}: the name is used by more than one layer; all layer names must be unique.")
+        inbound = entry.get("inbound_nodes", [])
+        if not isinstance(inbound, list):
+            raise ValueError(f"{at}: 'inbound_nodes' must be a list, got {inbound!r:.200}.")
+        bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
+        layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
+        if layer.name != name:
+            raise ValueError(f"{at}: its config names it '{layer.name}'; the entry's name and its config's must agree.")
+        if isinstance(layer, InputLayer) and inbound:
+            raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
+                             "of it in 'inbound_nodes'.")
+        layers[name], positions[name] = layer, i
+        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", operations) for k, data in enumerate(inbound)]
+
+    def node_count(name):
+        return 1 if isinstance(layers[name], InputLayer) else len(calls[name])
+
+    # Which calls each call waits for: those whose outputs it reads, and the same layer's call before it (a
+    # layer's calls are numbered in the order they were made).
+    waiting, followers = {}, {}
+    for name, layer_calls in calls.items():
+        for k, (argument, kwargs) in enumerate(layer_calls):
+            at = f"{where}, layer '{name}', inbound_nodes[{k}]"
+            needs = set()
+            for ref in _references_in(argument) + list(kwargs.get("initial_state", [])):
+                source, index, _ = ref
+                if source in operations:
+                    raise ValueError(f"{at}: it reads the result of the operation '{source}' "
+                                     f"({operations[source]}), which gpu_dl does not rebuild: its functional models "
+                                     "are made of layers (keras.ops applied to tensors are not supported).")
+                if source not in layers:
+                    raise ValueError(f"{at}: it reads a tensor of the unknown layer '{source}' (keras_history "
+                                     f"{list(ref)}); the config has no layer of that name.")
+                if index >= node_count(source):
+                    raise ValueError(f"{at}: it reads the output of call {index} of layer '{source}', which the "
+                                     f"config lists {node_count(source)} call(s) of.")
+                if not isinstance(layers[source], InputLayer):
+                    needs.add((source, index))
+            if k > 0:
+                needs.add((name, k - 1))
+            waiting[(name, k)] = needs
+            for need in needs:
+                followers.setdefault(need, []).append((name, k))
+    ready = [(positions[n], k, n) for (n, k), needs in waiting.items() if not needs]
+    heapq.heapify(ready)
+    outputs = {(name, 0): [layer.output] for name, layer in layers.items() if isinstance(layer, InputLayer)}
+
+    def tensor_of(ref, at):
+        source, index, position = ref
+        if source in operations:
+            raise ValueError(f"{at}: the result of the operation '{source}' ({operations[source]}), which gpu_dl does "
+                             "not rebuild (keras.ops applied to tensors are not supported).")
+        if source not in layers:
+            raise ValueError(f"{at}: the unknown layer '{source}' (reference {list(ref)}).")
+        made = outputs.get((source, index))
+        if made is None:
+            raise ValueError(f"{at}: call {index} of layer '{source}' (reference {list(ref)}) is not in the config.")
+        if position >= len(made):
+            raise ValueError(f"{at}: layer '{source}' gives {len(made)} output(s) per call; the reference {list(ref)} "
+                             f"asks for output {position}.")
+        return made[position]
+
+    def resolve(argument, at):
+        return [resolve(a, at) for a in argument] if isinstance(argument, list) else tensor_of(argument, at)
+
+    done = 0
+    while ready:
+        _, k, name = heapq.heappop(ready)
+        argument, kwargs = calls[name][k]
+        at = f"{where}, layer '{name}', inbound_nodes[{k}]"
+        layer = layers[name]
+        call_kwargs = {}
+        if "training" in kwargs:
+            call_kwargs["training"] = kwargs["training"]
+        if "initial_state" in kwargs:
+            call_kwargs["initial_state"] = [tensor_of(ref, at) for ref in kwargs["initial_state"]]
+        try:
+            result = layer(resolve(argument, at), **call_kwargs)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{at}: the call cannot be made: {e}") from e
+        outputs[(name, k)] = result if isinstance(result, list) else [result]
+        done += 1
+        for follower in followers.get((name, k), []):
+            waiting[follower].discard((name, k))
+            if not waiting[follower]:
+                heapq.heappush(ready, (positions[follower[0]], follower[1], follower[0]))
+    if done != len(waiting):
+        stuck = sorted({n for (n, k), needs in waiting.items() if needs}, key=positions.get)
+        raise ValueError(f"{where}: the calls of layer(s) {', '.join(repr(n) for n in stuck)} wait on each other: the "
+                         "graph has a cycle, so it cannot be rebuilt.")
+
+    inputs = _map_references(inner["input_layers"], tensor_of, where, "input_layers")
+    outputs_struct = _map_references(inner["output_layers"], tensor_of, where, "output_layers")
+    trainable = inner.get("trainable", True)
+    try:
+        model = Functional(inputs, outputs_struct, name=inner.get("name"),
+                           trainable=True if trainable is None else bool(trainable))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from e
+    loose = [name for name, layer in layers.items() if not any(layer is m for m in model.layers)]
+    if loose:
+        raise ValueError(f"{where}: the layer(s) {', '.join(repr(n) for n in loose)} are listed but the model's output "
+                         "does not depend on them (dangling); the config does not describe one connected model.")
+    return model

@@ -1,0 +1,283 @@
+"""Functional models and merge layers against Keras 3 itself (where Keras is installed).
+
+The same graphs built with gpu_dl and with Keras: merge layers give the same
+outputs and shapes (masks too), the same weights and batches give the same
+training steps, files Keras writes load in gpu_dl and predict the same (with
+the optimizer's state), and files gpu_dl writes load in Keras and predict the
+same. Plots draw the same nodes and edges.
+"""
+import os
+import re
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import backend  # noqa: E402
+from gpu_dl.models import Functional, load_model  # noqa: E402
+
+
+# ------------------------------------------------------------------ the same graphs in both libraries
+def branch_cnn(lib):
+    L = lib.layers
+    inputs = lib.Input(shape=(8, 8, 1), name="image")
+    x = L.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    a = L.Flatten(name="flat")(x)
+    b = L.Dense(8, activation="relu", name="left")(a)
+    c = L.Dense(8, name="right")(a)
+    x = L.Add(name="sum")([b, c])
+    return lib.Model(inputs, L.Dense(5, activation="softmax", name="probs")(x), name="branch"), [(8, 8, 1)]
+
+
+def siamese(lib):
+    L = lib.layers
+    first, second = lib.Input(shape=(6,), name="first"), lib.Input(shape=(6,), name="second")
+    shared = L.Dense(4, activation="tanh", name="shared")
+    u, v = shared(first), shared(second)
+    joined = L.concatenate([u, v, L.Subtract(name="diff")([u, v]), L.Multiply(name="prod")([u, v])], name="joined")
+    return lib.Model([first, second], L.Dense(3, activation="softmax", name="probs")(joined), name="pair"), \
+        [(6,), (6,)]
+
+
+def merges(lib):
+    L = lib.layers
+    a, b = lib.Input(shape=(4, 3), name="a"), lib.Input(shape=(3,), name="b")
+    da = L.Dense(3, name="da")(a)
+    db = L.Dense(3, name="db")(b)
+    mixed = [L.Average(name="avg")([da, db]), L.Maximum(name="max")([da, a]), L.Minimum(name="min")([db, da]),
+             L.Multiply(name="mul")([a, db, da])]
+    x = L.Concatenate(axis=1, name="cat")(mixed)
+    x = L.Flatten(name="flat")(L.Add(name="add")([x, L.Dense(3, name="dx")(x)]))
+    return lib.Model({"a": a, "b": b}, L.Dense(2, name="out")(x), name="merges"), [(4, 3), (3,)]
+
+
+def seq2seq(lib):
+    L = lib.layers
+    enc, dec = lib.Input(shape=(5, 3), name="enc"), lib.Input(shape=(4, 2), name="dec")
+    _, h, c = L.LSTM(6, return_state=True, name="encoder")(enc)
+    seq = L.LSTM(6, return_sequences=True, name="decoder")(dec, initial_state=[h, c])
+    out = L.Dense(3, activation="softmax", name="probs")(L.GRU(4, return_sequences=True, name="gru")(seq))
+    return lib.Model([enc, dec], out, name="seq2seq"), [(5, 3), (4, 2)]
+
+
+def masked(lib):
+    L = lib.layers
+    ids = lib.Input(shape=(6,), name="ids")
+    emb = L.Embedding(9, 4, mask_zero=True, name="emb")(ids)
+    first = L.LSTM(3, return_sequences=True, name="lstm")(emb)
+    second = L.GRU(3, return_sequences=True, name="gru")(emb)
+    merged = L.Maximum(name="max")([first, L.Multiply(name="mul")([first, second])])
+    merged = L.Concatenate(name="cat")([merged, L.Add(name="add")([first, second])])
+    return lib.Model(ids, L.Dense(2, name="out")(L.SimpleRNN(3, name="rnn")(merged)), name="masked"), [(6,)]
+
+
+BUILDERS = {"branch_cnn": branch_cnn, "siamese": siamese, "merges": merges, "seq2seq": seq2seq, "masked": masked}
+
+
+def _inputs(name, shapes, rng, n):
+    if name == "masked":
+        ids = rng.integers(1, 9, (n, 6))
+        ids[:, 4:] = 0                       # padded ends
+        ids[1, 2:] = 0
+        return [ids.astype("float32")]
+    return [rng.standard_normal((n,) + s).astype("float32") for s in shapes]
+
+
+def _classes(model):
+    return model.output_shape[-1]
+
+
+def _targets(name, model, rng, n):
+    shape = (n,) + tuple(model.output_shape[1:-1])
+    return rng.integers(0, _classes(model), shape)
+
+
+def _as_given(model, xs):
+    """The inputs as each model takes them: a dict for the one built from a dict, else a list (one array alone)."""
+    if isinstance(model.input, dict):
+        return dict(zip(sorted(model.input), xs))
+    return xs[0] if len(xs) == 1 else xs
+
+
+# ------------------------------------------------------------------ merge layers
+@pytest.mark.parametrize("name,kwargs,shapes", [
+    ("Add", {}, [(3, 4), (3, 4), (3, 1)]),
+    ("Subtract", {}, [(2, 5, 3), (2, 3)]),
+    ("Multiply", {}, [(2, 1, 3), (2, 4, 1)]),
+    ("Average", {}, [(4, 2), (4, 2)]),
+    ("Maximum", {}, [(3, 6), (3, 6), (3, 6)]),
+    ("Minimum", {}, [(2, 3, 4), (2, 4)]),
+    ("Concatenate", {}, [(3, 2), (3, 5)]),
+    ("Concatenate", {"axis": 1}, [(2, 1, 3), (2, 4, 3)]),
+])
+def test_merge_layers_match_keras(rng, name, kwargs, shapes):
+    xs = [rng.standard_normal(s).astype("float32") for s in shapes]
+    ours = getattr(gpu_dl.layers, name)(**kwargs)(xs)
+    theirs = keras.ops.convert_to_numpy(getattr(keras.layers, name)(**kwargs)(xs))
+    assert ours.shape == theirs.shape
+    numpy.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+    symbolic = [(None,) + s[1:] for s in shapes]
+    ours_shape = getattr(gpu_dl.layers, name)(**kwargs).compute_output_shape(symbolic)
+    assert tuple(ours_shape) == tuple(getattr(keras.layers, name)(**kwargs).compute_output_shape(symbolic))
+
+
+# ------------------------------------------------------------------ graphs, weights, steps
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_same_graph_same_layers_same_outputs(name, rng):
+    backend.set_random_seed(0)
+    ours, shapes = BUILDERS[name](gpu_dl)
+    theirs, _ = BUILDERS[name](keras)
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]       # Keras's order of layers
+    assert [type(l).__name__ for l in ours.layers] == [type(l).__name__ for l in theirs.layers]
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    theirs.set_weights(ours.get_weights())
+    xs = _inputs(name, shapes, rng, 5)
+    expected = keras.ops.convert_to_numpy(theirs(_as_given(theirs, xs)))
+    numpy.testing.assert_allclose(ours.predict(_as_given(ours, xs), verbose=0), expected, rtol=2e-5, atol=2e-6)
+    assert tuple(ours.output_shape) == tuple(theirs.output_shape)
+
+
+@pytest.mark.parametrize("name", ["branch_cnn", "siamese", "seq2seq", "masked"])
+def test_training_steps_match_keras(name, rng):
+    backend.set_random_seed(1)
+    ours, shapes = BUILDERS[name](gpu_dl)
+    theirs, _ = BUILDERS[name](keras)
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    for step in range(4):
+        xs = _inputs(name, shapes, rng, 6)
+        y = _targets(name, ours, rng, 6)
+        ours_loss = ours.train_on_batch(_as_given(ours, xs), y)
+        theirs_loss = float(theirs.train_on_batch(_as_given(theirs, xs), y))
+        ours.reset_metrics()
+        theirs.reset_metrics()
+        assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+# ------------------------------------------------------------------ files both ways
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_files_written_by_keras_load_and_predict_the_same(name, tmp_path, rng):
+    keras.utils.set_random_seed(0)
+    theirs, shapes = BUILDERS[name](keras)
+    theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    xs = _inputs(name, shapes, rng, 9)
+    theirs.fit(_as_given(theirs, xs), _targets(name, theirs, rng, 9), epochs=1, batch_size=3, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    theirs.save_weights(tmp_path / "k.weights.h5")
+
+    ours = load_model(tmp_path / "k.keras")
+    assert isinstance(ours, Functional) and ours.name == theirs.name
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
+    expected = theirs.predict(_as_given(theirs, xs), verbose=0)
+    numpy.testing.assert_allclose(ours.predict(_as_given(ours, xs), verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 3
+    keras_slots = [keras.ops.convert_to_numpy(v) for v in theirs.optimizer.variables[2:]]
+    assert len(keras_slots) == len(ours.optimizer.variables)
+    for a, b in zip(ours.optimizer.variables, keras_slots):
+        numpy.testing.assert_array_equal(backend.to_numpy(a), b)
+
+    again = load_model(tmp_path / "k.keras", compile=False)
+    again.set_weights([numpy.zeros_like(w) for w in again.get_weights()])
+    again.load_weights(tmp_path / "k.weights.h5")
+    numpy.testing.assert_allclose(again.predict(_as_given(again, xs), verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_keras_loads_files_written_by_gpu_dl(name, tmp_path, rng):
+    backend.set_random_seed(2)
+    ours, shapes = BUILDERS[name](gpu_dl)
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    xs = _inputs(name, shapes, rng, 8)
+    ours.fit(_as_given(ours, xs), _targets(name, ours, rng, 8), epochs=1, batch_size=4, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    assert [l.name for l in theirs.layers] == [l.name for l in ours.layers]
+    numpy.testing.assert_allclose(theirs.predict(_as_given(theirs, xs), verbose=0),
+                                  ours.predict(_as_given(ours, xs), verbose=0), rtol=1e-5, atol=1e-6)
+    assert int(theirs.optimizer.iterations) == ours.optimizer.iterations == 2
+
+
+def test_keras_2_style_node_lists_load(tmp_path, rng):
+    """Keras 3 still reads nodes written as [[layer, node, tensor, kwargs], ...]; so does gpu_dl."""
+    model, shapes = siamese(gpu_dl)
+    config = gpu_dl.models.saving.model_config(model)
+    for entry in config["config"]["layers"]:
+        legacy = []
+        for node in entry["inbound_nodes"]:
+            arg = node["args"][0]
+            tensors = arg if isinstance(arg, list) else [arg]
+            legacy.append([t["config"]["keras_history"] + [{}] for t in tensors])
+        entry["inbound_nodes"] = legacy
+    rebuilt = gpu_dl.models.saving.model_from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    xs = _inputs("siamese", shapes, rng, 3)
+    numpy.testing.assert_array_equal(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0))
+    theirs = keras.Model.from_config(config["config"])
+    theirs.set_weights(model.get_weights())
+    numpy.testing.assert_allclose(theirs.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ summary and plot
+def _summary_table(text):
+    """{layer label: (output shape, params, connections)} from a summary's table, rows split at the rules
+    between them (a row may wrap over several lines)."""
+    table = {}
+    for block in re.split(r"^[├└┡].*$", text, flags=re.M)[1:]:
+        cells = [line.split("│")[1:-1] for line in block.strip("\n").splitlines() if line.startswith("│")]
+        if not cells:
+            continue
+        columns = [" ".join(cell[i].strip() for cell in cells).strip() for i in range(len(cells[0]))]
+        table[columns[0]] = (columns[1], columns[2], re.findall(r"\w+\[\d+\]\[\d+\]", columns[3]) or columns[3])
+    return table
+
+
+def test_summary_matches_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")        # Keras's table is as wide as the terminal: wide enough for all
+    for build in (siamese, seq2seq):
+        ours, _ = build(gpu_dl)
+        theirs, _ = build(keras)
+        lines, captured = [], []
+        ours.summary(print_fn=lines.append)
+        theirs.summary(print_fn=lambda line, **kwargs: captured.append(line))
+        ours_table, theirs_table = _summary_table("\n".join(lines)), _summary_table("\n".join(captured))
+        assert ours_table == theirs_table and len(ours_table) == len(ours.layers)
+        total = re.search(r"Total params: [\d,]+ \([^)]*\)", "\n".join(captured)).group(0)
+        assert total in "\n".join(lines)
+
+
+def test_plot_model_matches_keras():
+    pytest.importorskip("pydot")
+    from keras.src.utils import model_visualization
+    ours, _ = merges(gpu_dl)
+    theirs, _ = merges(keras)
+    options = dict(show_shapes=True, show_dtype=True, show_layer_names=True, show_layer_activations=True,
+                   show_trainable=True)
+    ours_text = gpu_dl.utils.model_to_dot(ours, **options).to_string()
+    theirs_text = model_visualization.model_to_dot(theirs, **options).to_string()
+
+    def graph(text):
+        labels = dict(re.findall(r"^(\d+) \[label=<(.*?)>, ", text, flags=re.M))
+        edges = {(labels[a], labels[b]) for a, b in re.findall(r"^(\d+) -> (\d+) ", text, flags=re.M)}
+        return sorted(labels.values()), edges
+
+    assert graph(ours_text) == graph(theirs_text)
+
+
+def test_a_loss_and_metrics_given_per_output_load(tmp_path, rng):
+    inp = keras.Input((3,))
+    theirs = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="probs")(inp))
+    theirs.compile(optimizer="adam", loss={"probs": "sparse_categorical_crossentropy"},
+                   metrics={"probs": ["accuracy"]})
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.integers(0, 2, 6)
+    theirs.fit(x, y, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert ours.loss.name == "sparse_categorical_crossentropy" and ours._metric_identifiers == ["accuracy"]
+    numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0),
+                                  [float(v) for v in theirs.evaluate(x, y, verbose=0)], rtol=1e-5)
