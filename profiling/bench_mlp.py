@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
-from gpu_dl import backend, cli, data  # noqa: E402
+from gpu_dl import backend, data  # noqa: E402
+from gpu_dl.models.examples import build_mlp  # noqa: E402
 
 EPOCHS = 5
 BATCH_SIZES = [32, 256]
@@ -35,7 +36,7 @@ def gpu_dl_samples_per_second(device, x, y, batch_size, allocator="gpu_dl"):
     backend.set_device("cpu")
     backend.set_device(device)   # installs the allocator named above
     backend.set_random_seed(0)
-    model = cli.build_mlp(64, 10)
+    model = build_mlp((64,), 10)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     if device == "gpu":

@@ -1,6 +1,7 @@
 """The benchmark scripts need a GPU to run, but CI can still catch a syntax error in them."""
 import py_compile
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,10 @@ def test_gpu_check_rejects_an_unknown_group(tmp_path):
                                                                  "PYTHON": str(_fake_python(tmp_path))})
     assert result.returncode == 2
     assert "unknown group 'benchmarks'" in result.stderr
+
+
+def test_profile_step_runs_on_the_cpu():
+    result = subprocess.run([sys.executable, str(PROFILING / "profile_step.py"), "--device", "cpu", "--epochs", "1",
+                             "--top", "5"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ms of host time per step" in result.stdout and "Ordered by: internal time" in result.stdout
