@@ -17,7 +17,8 @@ PyTorch's matmuls (torch.backends.cudnn.allow_tf32 = False,
 torch.backends.cuda.matmul.allow_tf32 = False) and in CuPy's (CUPY_TF32=0,
 set before CuPy is imported; it is CuPy's default). Outputs and input
 gradients are compared before timing (max |difference| <= 1e-3 of the
-largest value); a case that differs prints MISMATCH and is not timed.
+largest value); a case that differs prints MISMATCH, is not timed, and the
+script exits with status 1.
 
 Times: the median of CUDA-event-timed repeats after a warm-up, without an
 L2 flush between repeats (these cases are bound by latency and launch
@@ -58,6 +59,8 @@ from gpu_dl.ops import rnn_kernels  # noqa: E402
 CASES = [(64, 128, 256, 512), (32, 32, 32, 64)]
 TARGETS = {(64, 128, 256, 512): 1.0, (32, 32, 32, 64): 1.5}
 TOLERANCE = 1e-3
+
+problems: list = []   # one line per case whose result differs from the reference
 
 
 def weights(inp, units, seed=0):
@@ -134,8 +137,10 @@ def run():
         if lstm is not None:
             y_diff, dx_diff = check_same_result(torch, layer, lstm, x, dy)
             if max(y_diff, dx_diff) > TOLERANCE or not numpy.isfinite([y_diff, dx_diff]).all():
-                print(f"MISMATCH at {shape}: output differs by {y_diff:.2e}, input gradient by {dx_diff:.2e} "
-                      f"(relative to the largest value; tolerance {TOLERANCE}); not timed.")
+                line = (f"MISMATCH at {shape}: output differs by {y_diff:.2e}, input gradient by {dx_diff:.2e} "
+                        f"(relative to the largest value; tolerance {TOLERANCE}); not timed.")
+                print(line)
+                problems.append(line)
                 rows.append([shape, "MISMATCH"] + ["-"] * 7)
                 continue
         repeats = 20 if seq * units > 10000 else 50
@@ -195,7 +200,7 @@ def run():
                    "(persistent path switched off):\n\n" +
                    bc.table(["(batch, seq, input, hidden)", "pass", "step loop GPU us", "step loop wall us/call",
                              "persistent GPU us", "persistent wall us/call", "step loop / persistent (wall)",
-                             "max |difference| (h; h and dx)"], persistent_rows))
+                             "max abs. difference (h; h and dx)"], persistent_rows))
     return "\n".join(out)
 
 
@@ -228,3 +233,4 @@ def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
 
 if __name__ == "__main__":
     bc.main(run, __doc__.splitlines()[0])
+    sys.exit(1 if problems else 0)
