@@ -235,7 +235,7 @@ def reference(torch, case):
         return [nhwc_f64(F.relu(z)), nhwc_f64(tx.grad),
                 cupy.asarray(tw.grad.detach().permute(2, 3, 1, 0).contiguous()),
                 cupy.asarray(tb.grad.detach().contiguous())], case.shape.batch
-    n = NUMPY_CHECK_SAMPLES
+    n = min(NUMPY_CHECK_SAMPLES, case.shape.batch)
     x = cupy.asnumpy(case.x[:n]).astype(numpy.float64)
     kernel = cupy.asnumpy(case.kernel).astype(numpy.float64)
     dy = cupy.asnumpy(case.dy[:n]).astype(numpy.float64)
@@ -409,9 +409,10 @@ def run():
     for shape in ALL_SHAPES:
         case = Case(shape, torch)
         want, samples = reference(torch, case)
-        if samples < shape.batch:
-            samples_note = (f"reference: gpu_dl's NumPy path in float64 on the first {samples} samples "
-                            "(gpu_dl run on the same samples)")
+        if torch is None:
+            samples_note = ("reference: gpu_dl's NumPy path in float64, every sample" if samples == shape.batch
+                            else f"reference: gpu_dl's NumPy path in float64 on the first {samples} samples "
+                                 "(gpu_dl run on the same samples)")
         for precision in ("tf32", "float32"):
             flags[precision] = set_torch_precision(torch, precision)
             results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision])))
