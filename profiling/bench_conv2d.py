@@ -59,6 +59,7 @@ rate in the same precision. Without PyTorch, gpu_dl is reported alone and
 the strict-float32 rate comes from ``cupy.matmul``.
 
 Usage: python profiling/bench_conv2d.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_conv2d.py   (tiny shapes: bench_common.py, conv_shapes.py)
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
-from conv_shapes import ALL_SHAPES, RESNET_SHAPES, SEED_SHAPES  # noqa: E402
+import conv_shapes  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.ops import conv  # noqa: E402
 from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
@@ -83,7 +84,10 @@ from gpu_dl.ops.conv_kernels import (  # noqa: E402
 
 DEVICE = "cuda"          # PyTorch's device
 REPEATS = 50
-MATMUL_SIZE = 8192
+MATMUL_SIZE = bc.smoke(8192, 64)
+SEED_SHAPES = bc.smoke(conv_shapes.SEED_SHAPES, conv_shapes.SMOKE_SEED_SHAPES)
+RESNET_SHAPES = bc.smoke(conv_shapes.RESNET_SHAPES, conv_shapes.SMOKE_RESNET_SHAPES)
+ALL_SHAPES = SEED_SHAPES + RESNET_SHAPES
 # Largest max |gpu_dl - float64 reference| / max |reference| accepted, per precision.
 TOLERANCE = {"tf32": 1e-2, "float32": 1e-4, "bfloat16": 3e-2}
 # Smallest cuDNN time / gpu_dl time (the TF32 table's targets).

@@ -36,7 +36,11 @@ second table times the same layer with that path switched off, i.e. its
 step loops of a cuBLAS product and a cell kernel per step: what the
 persistent kernels gain, forward and forward + backward.
 
+The smoke run (``GPU_DL_BENCH_SMOKE=1``, see ``bench_common.py``) takes
+two tiny cases, one above the persistent kernels' 64 units and one below.
+
 Usage: python profiling/bench_lstm.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_lstm.py   (tiny cases)
 """
 from __future__ import annotations
 
@@ -57,9 +61,9 @@ from gpu_dl import backend, layers  # noqa: E402
 from gpu_dl.ops import rnn_kernels  # noqa: E402
 
 DEVICE = "cuda"   # PyTorch's device
-# (batch, seq, input features, hidden units)
-CASES = [(64, 128, 256, 512), (32, 32, 32, 64)]
-TARGETS = {(64, 128, 256, 512): 1.0, (32, 32, 32, 64): 1.5}
+# (batch, seq, input features, hidden units); smoke: the step loops (72 units) and the persistent kernels (24)
+CASES = bc.smoke([(64, 128, 256, 512), (32, 32, 32, 64)], [(3, 5, 7, 72), (4, 6, 5, 24)])
+TARGETS = dict(zip(CASES, [1.0, 1.5]))
 TOLERANCE = 1e-3
 
 problems: list = []   # one line per case whose result differs from the reference

@@ -15,6 +15,7 @@ checked against PyTorch's (without PyTorch, against gpu_dl's NumPy path in
 float64): max |difference| < 1e-5, else the script stops with a MISMATCH.
 
 Usage: python profiling/bench_softmax_xent.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_softmax_xent.py   (tiny shapes: bench_common.py)
 """
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ import bench_common as bc  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.ops.softmax_xent import softmax_xent, softmax_xent_cuda  # noqa: E402
 
-BANDWIDTH_SHAPES = [(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)]
-SMALL_SHAPES = [(32, 10), (256, 10), (128, 1000)]
-TARGET_SHAPE = (4096, 1000)   # where the register-cache settings are compared
+# Smoke shapes take the same kernels: classes in the register cache, beyond it (4096), and narrow (<= 128).
+BANDWIDTH_SHAPES = bc.smoke([(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)],
+                            [(5, 1000), (3, 4096), (9, 128)])
+SMALL_SHAPES = bc.smoke([(32, 10), (256, 10), (128, 1000)], [(3, 10), (2, 1000)])
+TARGET_SHAPE = bc.smoke((4096, 1000), (5, 1000))   # where the register-cache settings are compared
 TOLERANCE = 1e-5   # max |difference| of the gradients
 # Register-cache and occupancy settings compared at the target shape (values per lane; default 32).
 VARIANTS = {"cache 32, 8 blocks/SM (default)": (), "cache 32, 1 block/SM": ("-DSXE_MIN_BLOCKS_F32=1",),
