@@ -8,11 +8,19 @@ of a bandwidth figure; bandwidth = bytes read + bytes written over time, as a
 fraction of a device-to-device copy of 512 MiB measured in the same run (the
 faster of cudaMemcpy and a 16-byte copy kernel).
 Small shapes are reported as microseconds per call, not as bandwidth.
+
+Smoke mode (``GPU_DL_BENCH_SMOKE=1``): every benchmark script runs each of
+its code paths (result checks, every table, every precision) on tiny shapes,
+and every timing here takes 1 warm-up call and at most 2 repeats, so a broken
+script fails in seconds instead of minutes into a GPU session; it runs on the
+emulated GPU too (``tests/emulated_gpu/run_script.py``). Its figures measure
+nothing, and its tables say so. Without the variable, nothing changes.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +28,15 @@ from pathlib import Path
 import cupy
 import numpy
 
+SMOKE = os.environ.get("GPU_DL_BENCH_SMOKE", "") == "1"
+# What a smoke run copies for the copy-bandwidth baseline (the full run: 512 MiB).
+SMOKE_COPY_BYTES = 1 << 20
 _flush_buffer = None
+
+
+def smoke(full, tiny):
+    """``tiny`` in smoke mode, else ``full``: the one switch the scripts' shapes and counts go through."""
+    return tiny if SMOKE else full
 
 
 def device_name() -> str:
@@ -56,6 +72,8 @@ def time_gpu(fn, *, repeats=50, warmup=5, flush=True, sync=None):
     on another framework's stream (PyTorch uses the same legacy default
     stream as CuPy unless told otherwise, so events order both).
     """
+    if SMOKE:
+        repeats, warmup = min(repeats, 2), min(warmup, 1)
     for _ in range(warmup):
         fn()
     cupy.cuda.runtime.deviceSynchronize()
@@ -80,6 +98,8 @@ def time_wall_per_call(fn, *, calls=200, warmup=20, rounds=5):
     For small shapes, where what a user waits for is launch and Python
     overhead rather than memory traffic.
     """
+    if SMOKE:
+        calls, warmup, rounds = min(calls, 2), min(warmup, 1), 1
     for _ in range(warmup):
         fn()
     cupy.cuda.runtime.deviceSynchronize()
@@ -105,6 +125,7 @@ extern "C" __global__ void copy_16_bytes(const uint4* __restrict__ src, uint4* _
 def copy_bandwidths(nbytes: int = 512 << 20) -> dict:
     """Bytes per second (read + written) of a device-to-device copy of ``nbytes``, two ways: ``memcpy``
     (cudaMemcpyAsync) and ``kernel`` (16-byte loads and stores, as bandwidth-bound kernels are written)."""
+    nbytes = smoke(nbytes, min(nbytes, SMOKE_COPY_BYTES))
     src = cupy.empty(nbytes, dtype=cupy.uint8)
     src.fill(3)
     dst = cupy.empty_like(src)
@@ -132,9 +153,15 @@ def copy_bandwidth(nbytes: int = 512 << 20) -> float:
     return max(copy_bandwidths(nbytes).values())
 
 
+SMOKE_NOTE = ("**Smoke run** (GPU_DL_BENCH_SMOKE=1): tiny shapes, 1 warm-up call and at most 2 repeats per "
+              "timing, to show that every path of the script runs; the shapes, counts and targets the text "
+              "names are the full run's, and no figure below is a measurement.\n")
+
+
 def header(title: str) -> str:
     today = datetime.date.today().isoformat()
-    return f"## {title}\n\nDevice: {device_name()}; date: {today}; CuPy {cupy.__version__}.\n"
+    return (f"## {title}\n\nDevice: {device_name()}; date: {today}; CuPy {cupy.__version__}.\n"
+            + (f"\n{SMOKE_NOTE}" if SMOKE else ""))
 
 
 def table(columns, rows) -> str:

@@ -59,6 +59,7 @@ rate in the same precision. Without PyTorch, gpu_dl is reported alone and
 the strict-float32 rate comes from ``cupy.matmul``.
 
 Usage: python profiling/bench_conv2d.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_conv2d.py   (tiny shapes: bench_common.py, conv_shapes.py)
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
-from conv_shapes import ALL_SHAPES, RESNET_SHAPES, SEED_SHAPES  # noqa: E402
+import conv_shapes  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.ops import conv  # noqa: E402
 from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
@@ -83,7 +84,10 @@ from gpu_dl.ops.conv_kernels import (  # noqa: E402
 
 DEVICE = "cuda"          # PyTorch's device
 REPEATS = 50
-MATMUL_SIZE = 8192
+MATMUL_SIZE = bc.smoke(8192, 64)
+SEED_SHAPES = bc.smoke(conv_shapes.SEED_SHAPES, conv_shapes.SMOKE_SEED_SHAPES)
+RESNET_SHAPES = bc.smoke(conv_shapes.RESNET_SHAPES, conv_shapes.SMOKE_RESNET_SHAPES)
+ALL_SHAPES = SEED_SHAPES + RESNET_SHAPES
 # Largest max |gpu_dl - float64 reference| / max |reference| accepted, per precision.
 TOLERANCE = {"tf32": 1e-2, "float32": 1e-4, "bfloat16": 3e-2}
 # Smallest cuDNN time / gpu_dl time (the TF32 table's targets).
@@ -235,7 +239,7 @@ def reference(torch, case):
         return [nhwc_f64(F.relu(z)), nhwc_f64(tx.grad),
                 cupy.asarray(tw.grad.detach().permute(2, 3, 1, 0).contiguous()),
                 cupy.asarray(tb.grad.detach().contiguous())], case.shape.batch
-    n = NUMPY_CHECK_SAMPLES
+    n = min(NUMPY_CHECK_SAMPLES, case.shape.batch)
     x = cupy.asnumpy(case.x[:n]).astype(numpy.float64)
     kernel = cupy.asnumpy(case.kernel).astype(numpy.float64)
     dy = cupy.asnumpy(case.dy[:n]).astype(numpy.float64)
@@ -409,9 +413,10 @@ def run():
     for shape in ALL_SHAPES:
         case = Case(shape, torch)
         want, samples = reference(torch, case)
-        if samples < shape.batch:
-            samples_note = (f"reference: gpu_dl's NumPy path in float64 on the first {samples} samples "
-                            "(gpu_dl run on the same samples)")
+        if torch is None:
+            samples_note = ("reference: gpu_dl's NumPy path in float64, every sample" if samples == shape.batch
+                            else f"reference: gpu_dl's NumPy path in float64 on the first {samples} samples "
+                                 "(gpu_dl run on the same samples)")
         for precision in ("tf32", "float32"):
             flags[precision] = set_torch_precision(torch, precision)
             results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision])))

@@ -17,7 +17,9 @@ PyTorch's matmuls (torch.backends.cudnn.allow_tf32 = False,
 torch.backends.cuda.matmul.allow_tf32 = False) and in CuPy's (CUPY_TF32=0,
 set before CuPy is imported; it is CuPy's default). Outputs and input
 gradients are compared before timing (max |difference| <= 1e-3 of the
-largest value); a case that differs prints MISMATCH and is not timed.
+largest value) with PyTorch's, or without PyTorch with the same layer's on
+gpu_dl's NumPy backend (float32); a case that differs prints MISMATCH, is
+not timed, and the script exits with status 1.
 
 Times: the median of CUDA-event-timed repeats after a warm-up, without an
 L2 flush between repeats (these cases are bound by latency and launch
@@ -34,7 +36,11 @@ second table times the same layer with that path switched off, i.e. its
 step loops of a cuBLAS product and a cell kernel per step: what the
 persistent kernels gain, forward and forward + backward.
 
+The smoke run (``GPU_DL_BENCH_SMOKE=1``, see ``bench_common.py``) takes
+two tiny cases, one above the persistent kernels' 64 units and one below.
+
 Usage: python profiling/bench_lstm.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_lstm.py   (tiny cases)
 """
 from __future__ import annotations
 
@@ -54,10 +60,13 @@ import bench_common as bc  # noqa: E402
 from gpu_dl import backend, layers  # noqa: E402
 from gpu_dl.ops import rnn_kernels  # noqa: E402
 
-# (batch, seq, input features, hidden units)
-CASES = [(64, 128, 256, 512), (32, 32, 32, 64)]
-TARGETS = {(64, 128, 256, 512): 1.0, (32, 32, 32, 64): 1.5}
+DEVICE = "cuda"   # PyTorch's device
+# (batch, seq, input features, hidden units); smoke: the step loops (72 units) and the persistent kernels (24)
+CASES = bc.smoke([(64, 128, 256, 512), (32, 32, 32, 64)], [(3, 5, 7, 72), (4, 6, 5, 24)])
+TARGETS = dict(zip(CASES, [1.0, 1.5]))
 TOLERANCE = 1e-3
+
+problems: list = []   # one line per case whose result differs from the reference
 
 
 def weights(inp, units, seed=0):
@@ -103,11 +112,26 @@ def check_same_result(torch, layer, lstm, x, dy):
     """(output difference, input-gradient difference), each relative to the largest PyTorch value."""
     y = layer(x, training=True)
     dx = layer.backward(dy)
-    xt = torch.as_tensor(x, device="cuda").detach().clone().requires_grad_(True)
+    xt = torch.as_tensor(x, device=DEVICE).detach().clone().requires_grad_(True)
     out, _ = lstm(xt)
-    out.backward(torch.as_tensor(dy, device="cuda"))
+    out.backward(torch.as_tensor(dy, device=DEVICE))
     torch.cuda.synchronize()
     return _relative(y, out.detach()), _relative(dx, xt.grad)
+
+
+def check_against_numpy(layer, x, dy, units, w):
+    """As ``check_same_result``, without PyTorch: the reference is the same layer on gpu_dl's NumPy backend."""
+    y = layer(x, training=True)
+    dx = layer.backward(dy)
+    backend.set_device("cpu")
+    try:
+        x_host, dy_host = cupy.asnumpy(x), cupy.asnumpy(dy)
+        reference = ours(x_host, units, w)
+        y_want = reference(x_host, training=True)
+        dx_want = reference.backward(dy_host)
+    finally:
+        backend.set_device("gpu")
+    return _relative(y, y_want), _relative(dx, dx_want)
 
 
 def run():
@@ -123,7 +147,8 @@ def run():
            "Wall: host microseconds per call, device drained per round. Ratios are cuDNN time / gpu_dl time "
            "(above 1: gpu_dl faster).\n"]
     if torch is None:
-        out.append("PyTorch with CUDA is not installed: gpu_dl alone.\n")
+        out.append("PyTorch with CUDA is not installed: gpu_dl alone, its results checked against its NumPy "
+                   "backend's.\n")
     rows, persistent_rows = [], []
     for batch, seq, inp, units in CASES:
         shape = f"({batch}, {seq}, {inp}, {units})"
@@ -133,11 +158,15 @@ def run():
         lstm = theirs(torch, inp, units, w) if torch is not None else None
         if lstm is not None:
             y_diff, dx_diff = check_same_result(torch, layer, lstm, x, dy)
-            if max(y_diff, dx_diff) > TOLERANCE or not numpy.isfinite([y_diff, dx_diff]).all():
-                print(f"MISMATCH at {shape}: output differs by {y_diff:.2e}, input gradient by {dx_diff:.2e} "
-                      f"(relative to the largest value; tolerance {TOLERANCE}); not timed.")
-                rows.append([shape, "MISMATCH"] + ["-"] * 7)
-                continue
+        else:
+            y_diff, dx_diff = check_against_numpy(layer, x, dy, units, w)
+        if max(y_diff, dx_diff) > TOLERANCE or not numpy.isfinite([y_diff, dx_diff]).all():
+            line = (f"MISMATCH at {shape}: output differs by {y_diff:.2e}, input gradient by {dx_diff:.2e} "
+                    f"(relative to the largest value; tolerance {TOLERANCE}); not timed.")
+            print(line)
+            problems.append(line)
+            rows.append([shape, "MISMATCH"] + ["-"] * 7)
+            continue
         repeats = 20 if seq * units > 10000 else 50
         calls = 10 if seq * units > 10000 else 100
 
@@ -153,8 +182,8 @@ def run():
         wall = {"fwd": bc.time_wall_per_call(fwd, calls=calls), "both": bc.time_wall_per_call(fwd_bwd, calls=calls)}
         cells = []
         if lstm is not None:
-            xt = torch.as_tensor(x, device="cuda").detach().clone().requires_grad_(True)
-            dyt = torch.as_tensor(dy, device="cuda")
+            xt = torch.as_tensor(x, device=DEVICE).detach().clone().requires_grad_(True)
+            dyt = torch.as_tensor(dy, device=DEVICE)
 
             def t_fwd():
                 lstm(xt)
@@ -195,7 +224,7 @@ def run():
                    "(persistent path switched off):\n\n" +
                    bc.table(["(batch, seq, input, hidden)", "pass", "step loop GPU us", "step loop wall us/call",
                              "persistent GPU us", "persistent wall us/call", "step loop / persistent (wall)",
-                             "max |difference| (h; h and dx)"], persistent_rows))
+                             "max abs. difference (h; h and dx)"], persistent_rows))
     return "\n".join(out)
 
 
@@ -228,3 +257,4 @@ def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
 
 if __name__ == "__main__":
     bc.main(run, __doc__.splitlines()[0])
+    sys.exit(1 if problems else 0)

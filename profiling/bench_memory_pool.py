@@ -26,11 +26,13 @@ CuPy glue: MemoryPointer, finaliser) and through CuPy's own Cython pool.
 Usage: python profiling/bench_memory_pool.py [--steps N] [--repeats R]
        [--pool-file PATH]   (another memory_pool.py, e.g. an older one from
                              ``git show REV:gpu_dl/backend/memory_pool.py``)
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_memory_pool.py   (20 steps, 1 run, 200 CuPy arrays)
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from importlib.machinery import SourceFileLoader
@@ -44,6 +46,8 @@ from gpu_dl.backend.memory_pool import CachingPool  # noqa: E402
 
 PATTERN_ARRAYS = 60
 PATTERN_SIZES = 15
+# bench_common.py's smoke switch (not imported from there: this script runs without CuPy).
+SMOKE = os.environ.get("GPU_DL_BENCH_SMOKE", "") == "1"
 
 
 class FakeRaw:
@@ -133,7 +137,7 @@ def run(steps=2000, seed=0, kind="repeated", pool_class=CachingPool):
     return elapsed / (steps * PATTERN_ARRAYS) * 1e6, pool.stats()
 
 
-def cupy_array_cost(calls=20000):
+def cupy_array_cost(calls=200 if SMOKE else 20000):
     """Microseconds per ``cupy.empty(256)`` + release under gpu_dl's pool and under CuPy's, or None."""
     try:
         import cupy
@@ -147,7 +151,7 @@ def cupy_array_cost(calls=20000):
             cupy_allocator.install_allocator()
         else:
             cupy_allocator.uninstall_allocator()
-        for _ in range(1000):
+        for _ in range(10 if SMOKE else 1000):
             cupy.empty(256, dtype=cupy.float32)
         t0 = time.perf_counter()
         for _ in range(calls):
@@ -158,11 +162,13 @@ def cupy_array_cost(calls=20000):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--steps", type=int, default=20 if SMOKE else 2000)
+    parser.add_argument("--repeats", type=int, default=1 if SMOKE else 3, help="best of this many runs")
     parser.add_argument("--pool-file", help="time the CachingPool of this memory_pool.py instead")
     args = parser.parse_args(argv)
     pool_class = load_pool_class(args.pool_file) if args.pool_file else CachingPool
+    if SMOKE:
+        print("Smoke run (GPU_DL_BENCH_SMOKE=1): too few calls for any figure below to be a measurement.")
     print(f"pool: {args.pool_file or 'gpu_dl.backend.memory_pool'}; {args.steps} steps of "
           f"{PATTERN_ARRAYS} arrays; best of {args.repeats}; Python {sys.version.split()[0]}")
     harness = min(run(args.steps, kind="repeated", pool_class=NullPool)[0] for _ in range(args.repeats))

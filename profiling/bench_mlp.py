@@ -10,6 +10,7 @@ for the CPU fallback's scale, and gpu_dl on the GPU with CuPy's own memory
 pool instead of gpu_dl's (GPU_DL_ALLOCATOR=cupy), for the allocator's cost.
 
 Usage: python profiling/bench_mlp.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_mlp.py   (1 epoch of 300 images: bench_common.py)
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
-from gpu_dl import backend, cli, data  # noqa: E402
+from gpu_dl import backend, data  # noqa: E402
+from gpu_dl.models.examples import build_mlp  # noqa: E402
 
-EPOCHS = 5
+EPOCHS = bc.smoke(5, 1)
 BATCH_SIZES = [32, 256]
+SAMPLES = bc.smoke(None, 300)   # training images used (None: all); smoke: a batch of 256 and a partial one
 
 
 def gpu_dl_samples_per_second(device, x, y, batch_size, allocator="gpu_dl"):
@@ -35,7 +38,7 @@ def gpu_dl_samples_per_second(device, x, y, batch_size, allocator="gpu_dl"):
     backend.set_device("cpu")
     backend.set_device(device)   # installs the allocator named above
     backend.set_random_seed(0)
-    model = cli.build_mlp(64, 10)
+    model = build_mlp((64,), 10)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     if device == "gpu":
@@ -82,6 +85,7 @@ def torch_samples_per_second(torch, x, y, batch_size):
 
 def run():
     (x, y), _ = data.load_digits()
+    x, y = x[:SAMPLES], y[:SAMPLES]
     torch = bc.torch_or_none()
     rows = []
     for batch_size in BATCH_SIZES:

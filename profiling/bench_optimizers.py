@@ -8,6 +8,7 @@ where it has a fused kernel, else its default (foreach) implementation,
 stepping the same sizes. Target: >= 80% of the copy bandwidth.
 
 Usage: python profiling/bench_optimizers.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_optimizers.py   (tiny arrays: bench_common.py)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import bench_common as bc  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.ops import optimizer_update as update  # noqa: E402
 
-N = 64 << 20
+N = bc.smoke(64 << 20, 4099)   # smoke: a size that is no multiple of the kernels' 16-byte vectors
 
 
 def arrays(count, seed=0):

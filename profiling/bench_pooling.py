@@ -42,7 +42,13 @@ they are reported as microseconds, device time per call and host wall-clock
 time per call (``bc.time_wall_per_call``, launch and Python overhead
 included), not as bandwidth.
 
+The smoke run (``GPU_DL_BENCH_SMOKE=1``, see ``bench_common.py``) takes
+shapes of a few images of 3 to 12 pixels a side, odd and even (so both
+"same" paddings), and counts passes from 32 KiB up as bandwidth rows, so
+both tables have rows.
+
 Usage: python profiling/bench_pooling.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_pooling.py   (tiny shapes)
 """
 from __future__ import annotations
 
@@ -65,13 +71,14 @@ from gpu_dl.ops.conv import same_padding  # noqa: E402
 
 DEVICE = "cuda"          # PyTorch's device
 REPEATS = 50
-LARGE = 256 << 20        # bytes moved from which a pass is a bandwidth figure
+LARGE = bc.smoke(256 << 20, 32 << 10)   # bytes moved from which a pass is a bandwidth figure
 TARGET = 0.85            # of the copy bandwidth
 TOLERANCE = 1e-5         # max |diff| / max |ref| of y and dx against the other library
-STEM = (128, 112, 112, 64)
-WINDOWED_SHAPES = [(128, 56, 56, 64), (128, 28, 28, 32), (128, 32, 32, 32), STEM]
+STEM = bc.smoke((128, 112, 112, 64), (4, 12, 12, 16))
+WINDOWED_SHAPES = bc.smoke([(128, 56, 56, 64), (128, 28, 28, 32), (128, 32, 32, 32), STEM],
+                           [(3, 8, 8, 16), (2, 7, 7, 8), (2, 9, 9, 8), STEM])
 WINDOWS = [("max", 2, 2), ("max", 3, 2), ("avg", 2, 2), ("avg", 3, 2)]   # (kind, window, stride)
-GLOBAL_SHAPES = [(128, 7, 7, 512), (128, 56, 56, 64), STEM]
+GLOBAL_SHAPES = bc.smoke([(128, 7, 7, 512), (128, 56, 56, 64), STEM], [(2, 3, 3, 40), (3, 8, 8, 16), STEM])
 GLOBALS = ["global avg", "global max"]
 
 problems: list = []   # one line per wrong result or failed call
@@ -339,11 +346,11 @@ def run():
            "\"PyTorch / gpu_dl\" is a ratio of times: > 1 means gpu_dl is faster. \"PyTorch ceil_mode\": "
            "Keras \"same\" padding with the extra row/column at the bottom/right, reproduced in PyTorch with "
            "ceil_mode=True (checked equal).\n",
-           f"\nBandwidth rows (passes moving >= {LARGE >> 20} MiB):\n\n" +
+           f"\nBandwidth rows (passes moving >= {LARGE / 2**20:g} MiB):\n\n" +
            bc.table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "gpu_dl GB/s",
                      "of copy BW", "target", "met", "PyTorch us", "PyTorch of copy BW", "PyTorch / gpu_dl"],
                     large),
-           f"\nSmall rows (passes moving < {LARGE >> 20} MiB: launch latency and L2 effects, not bandwidth): "
+           f"\nSmall rows (passes moving < {LARGE / 2**20:g} MiB: launch latency and L2 effects, not bandwidth): "
            "device microseconds per call (CUDA events, L2 flushed) and host wall-clock microseconds per call "
            "(back-to-back calls, launch and Python overhead included):\n\n" +
            bc.table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "PyTorch us",

@@ -10,7 +10,12 @@ labels read once (int64), the gradient written once, the per-sample loss
 written once. Target: gpu_dl >= 85% of the copy bandwidth and >= 2x PyTorch
 at (4096, 1000).
 
+Before a shape or a register-cache setting is timed, gpu_dl's gradient is
+checked against PyTorch's (without PyTorch, against gpu_dl's NumPy path in
+float64): max |difference| < 1e-5, else the script stops with a MISMATCH.
+
 Usage: python profiling/bench_softmax_xent.py [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_softmax_xent.py   (tiny shapes: bench_common.py)
 """
 from __future__ import annotations
 
@@ -25,10 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
 from gpu_dl import backend  # noqa: E402
-from gpu_dl.ops.softmax_xent import softmax_xent_cuda  # noqa: E402
+from gpu_dl.ops.softmax_xent import softmax_xent, softmax_xent_cuda  # noqa: E402
 
-BANDWIDTH_SHAPES = [(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)]
-SMALL_SHAPES = [(32, 10), (256, 10), (128, 1000)]
+# Smoke shapes take the same kernels: classes in the register cache, beyond it (4096), and narrow (<= 128).
+BANDWIDTH_SHAPES = bc.smoke([(4096, 1000), (65536, 1000), (16384, 4096), (262144, 128)],
+                            [(5, 1000), (3, 4096), (9, 128)])
+SMALL_SHAPES = bc.smoke([(32, 10), (256, 10), (128, 1000)], [(3, 10), (2, 1000)])
+TARGET_SHAPE = bc.smoke((4096, 1000), (5, 1000))   # where the register-cache settings are compared
+TOLERANCE = 1e-5   # max |difference| of the gradients
 # Register-cache and occupancy settings compared at the target shape (values per lane; default 32).
 VARIANTS = {"cache 32, 8 blocks/SM (default)": (), "cache 32, 1 block/SM": ("-DSXE_MIN_BLOCKS_F32=1",),
             "cache 16, 8 blocks/SM": ("-DSXE_CACHE_F32=16",)}
@@ -59,13 +68,22 @@ def theirs(torch, logits, labels):
     return step
 
 
-def check_same_result(torch, logits, labels):
-    """The two sides compute the same gradient (so the comparison is of like with like)."""
-    _, _, dlogits = softmax_xent_cuda(logits, labels, sparse=True, want_probs=False)
-    x = torch.as_tensor(logits, device="cuda").detach().clone().requires_grad_(True)
-    torch.nn.functional.cross_entropy(x, torch.as_tensor(labels, device="cuda"), reduction="sum").backward()
-    difference = float(cupy.abs(dlogits - cupy.asarray(x.grad)).max())
-    assert difference < 1e-5, f"gpu_dl and PyTorch gradients differ by {difference}"
+def check_same_result(torch, logits, labels, options=()):
+    """gpu_dl computes PyTorch's gradient (so the comparison is of like with like); without PyTorch, the NumPy
+    path's in float64. Raises AssertionError (a MISMATCH) otherwise, also under ``python -O``."""
+    _, _, dlogits = softmax_xent_cuda(logits, labels, sparse=True, want_probs=False, options=options)
+    if torch is not None:
+        x = torch.as_tensor(logits, device="cuda").detach().clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(x, torch.as_tensor(labels, device="cuda"), reduction="sum").backward()
+        reference, what = cupy.asarray(x.grad), "PyTorch"
+    else:
+        _, _, reference = softmax_xent(cupy.asnumpy(logits).astype(numpy.float64), cupy.asnumpy(labels),
+                                       sparse=True, want_probs=False)
+        what = "gpu_dl's NumPy path (float64)"
+    difference = float(cupy.abs(dlogits - cupy.asarray(reference)).max())
+    if not difference < TOLERANCE:   # NaN counts as a difference
+        raise AssertionError(f"MISMATCH at {tuple(logits.shape)}{' with ' + ' '.join(options) if options else ''}: "
+                             f"gpu_dl's gradient and {what}'s differ by {difference}")
 
 
 def run():
@@ -78,10 +96,10 @@ def run():
     rows_out = []
     for rows, classes in BANDWIDTH_SHAPES:
         logits, labels = inputs(rows, classes)
+        check_same_result(torch, logits, labels)
         ms = bc.time_gpu(ours(logits, labels))
         fraction = bytes_moved(rows, classes) / (ms * 1e-3) / copy
         if torch is not None:
-            check_same_result(torch, logits, labels)
             torch_ms = bc.time_gpu(theirs(torch, logits, labels), sync=torch.cuda.synchronize)
             torch_cells = [f"{torch_ms * 1e3:.1f}", f"{bytes_moved(rows, classes) / (torch_ms * 1e-3) / copy:.0%}",
                            f"{torch_ms / ms:.2f}x"]
@@ -93,11 +111,12 @@ def run():
                          "speed-up"], rows_out))
 
     variant_rows = []
-    logits, labels = inputs(4096, 1000)
+    logits, labels = inputs(*TARGET_SHAPE)
     for name, options in VARIANTS.items():
+        check_same_result(torch, logits, labels, options)
         ms = bc.time_gpu(ours(logits, labels, options))
-        variant_rows.append([name, f"{ms * 1e3:.1f}", f"{bytes_moved(4096, 1000) / (ms * 1e-3) / copy:.0%}"])
-    out.append("\nRegister cache per lane at (4096, 1000):\n\n" +
+        variant_rows.append([name, f"{ms * 1e3:.1f}", f"{bytes_moved(*TARGET_SHAPE) / (ms * 1e-3) / copy:.0%}"])
+    out.append(f"\nRegister cache per lane at {TARGET_SHAPE}:\n\n" +
                bc.table(["setting", "gpu_dl us", "of copy BW"], variant_rows))
 
     small_rows = []

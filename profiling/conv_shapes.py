@@ -5,10 +5,16 @@ Seed architecture, INPUT -> [CONV -> RELU -> POOL]*2 -> FC on 28x28 and
 one after the 2x2 pool, and a 1x1 32->64 (the seeds' 1x1 convolutions).
 ResNet: the 3x3 64->64 convolution at 56x56 of a ResNet's first stage.
 All "same" padding, stride 1.
+
+The smoke shapes (``GPU_DL_BENCH_SMOKE=1``, see ``bench_common.py``) keep
+each shape's name, channels and window, so the same kernels and tiles run,
+on a batch of 5 images of 5 to 9 pixels a side: more samples than the NumPy
+reference check covers, and reductions of backward filter both split over
+blocks and not.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -44,3 +50,8 @@ SEED_SHAPES = [
 ]
 RESNET_SHAPES = [ConvShape("resnet 56", 128, 56, 64, 64, 3)]
 ALL_SHAPES = SEED_SHAPES + RESNET_SHAPES
+
+_SMOKE_SIZES = {"seed28 conv1": 8, "seed28 conv2": 7, "seed28 1x1": 8, "seed32 conv1": 9, "seed32 conv2": 6,
+                "seed32 1x1": 5, "resnet 56": 8}
+SMOKE_SEED_SHAPES = [replace(shape, batch=5, size=_SMOKE_SIZES[shape.name]) for shape in SEED_SHAPES]
+SMOKE_RESNET_SHAPES = [replace(shape, batch=5, size=_SMOKE_SIZES[shape.name]) for shape in RESNET_SHAPES]

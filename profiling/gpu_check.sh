@@ -9,10 +9,15 @@
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
 #                   pooling, LSTM vs cuDNN; conv2d and training on CPU)
 #   memory_pool.txt host cost of the memory pool per allocation
+#   bench_smoke.txt the bench group's GPU scripts in smoke mode (group "smoke", GPU_DL_BENCH_SMOKE=1:
+#                   tiny shapes, every table and result check; no figure in it is a measurement)
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR] [GROUP...]     (PYTHON=... picks the interpreter)
-#   GROUPs: info, kernels (the kernel tests alone: quick), tests (the whole suite), sanitizer, bench;
+#   GROUPs: info, kernels (the kernel tests alone: quick), tests (the whole suite), sanitizer,
+#   smoke (each GPU benchmark on tiny shapes: a script that fails, fails in seconds), bench;
 #   none given: info tests sanitizer bench. One group per call keeps each call short where a
-#   machine is lent for a limited time; the files are appended to, so calls can share a folder.
+#   machine is lent for a limited time (there, "smoke" before "bench" costs a minute or two, most
+#   of it the kernels' first compile, which "bench" then finds cached); the files are appended to,
+#   so calls can share a folder.
 # Runs from a source checkout without installing it. Exits non-zero if any step failed.
 # GPU_CHECK_FILE_TIMEOUT (seconds, default 300) limits each kernel test file in the kernels and
 # sanitizer groups; a file stopped by it shows "exit 124".
@@ -31,11 +36,13 @@ OUT_DIR="${1:-profiling/results/$(date +%F)-$device}"
 shift || true
 GROUPS_WANTED=" ${*:-info tests sanitizer bench} "
 for group in $GROUPS_WANTED; do
-    case $group in info|kernels|tests|sanitizer|bench) ;;
-        *) echo "gpu_check: unknown group '$group' (info, kernels, tests, sanitizer, bench)" >&2; exit 2;; esac
+    case $group in info|kernels|tests|sanitizer|smoke|bench) ;;
+        *) echo "gpu_check: unknown group '$group' (info, kernels, tests, sanitizer, smoke, bench)" >&2; exit 2;; esac
 done
 wanted() { [[ $GROUPS_WANTED == *" $1 "* ]]; }
 mkdir -p "$OUT_DIR"
+# The bench group's GPU scripts (profiling/bench_NAME.py), which the smoke group also runs.
+GPU_BENCHES=(softmax_xent optimizers mlp memory_pool conv2d pooling lstm)
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
               tests/test_conv2d_kernel.py tests/test_rnn_kernels.py tests/test_augment_kernel.py)
 failed=()
@@ -72,6 +79,11 @@ if wanted sanitizer; then
                 timeout "$FILE_LIMIT" compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
                 "$PYTHON" -m pytest -q -p no:cacheprovider -x "$file"
         done
+    done
+fi
+if wanted smoke; then
+    for name in "${GPU_BENCHES[@]}"; do
+        step "benchmark smoke run: $name" bench_smoke.txt env GPU_DL_BENCH_SMOKE=1 "$PYTHON" "profiling/bench_$name.py"
     done
 fi
 if wanted bench; then

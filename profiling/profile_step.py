@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpu_dl import backend, cli, data  # noqa: E402
+from gpu_dl import backend, data  # noqa: E402
+from gpu_dl.models.examples import build_mlp  # noqa: E402
 
 
 def main():
@@ -29,7 +30,7 @@ def main():
     backend.set_device(args.device)
     backend.set_random_seed(0)
     (x, y), _ = data.load_digits()
-    model = cli.build_mlp(64, 10)
+    model = build_mlp((64,), 10)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)   # warm-up: compile, allocate
     profiler = cProfile.Profile()

@@ -150,6 +150,86 @@ def test_dynamic_shared_memory_starts_as_nan(module):
     assert numpy.isnan(y).all()
 
 
+# What the benchmark scripts ask of CuPy beyond the kernels (profiling/bench_common.py), on the stand-in: run in
+# a subprocess, where ``import cupy`` finds it (this process must keep seeing no GPU).
+STAND_IN_CHECKS = r'''
+import time
+import numpy
+import cupy
+from build import EmulationError
+
+runtime = cupy.cuda.runtime
+
+# Events read the host's clock when recorded; the time between two is what ran in between.
+start, end = cupy.cuda.Event(), cupy.cuda.Event()
+start.record()
+time.sleep(0.05)
+end.record(cupy.cuda.get_current_stream())
+end.synchronize()
+ms = cupy.cuda.get_elapsed_time(start, end)
+assert 45 <= ms < 5000, ms
+for unrecorded in (cupy.cuda.Event(), cupy.cuda.Event(disable_timing=True)):
+    unrecorded.synchronize()   # as in CUDA: nothing to wait for
+    try:
+        cupy.cuda.get_elapsed_time(unrecorded, end)
+    except runtime.CUDARuntimeError as exc:
+        assert exc.status == runtime.errorInvalidResourceHandle
+    else:
+        raise AssertionError("an event never recorded was timed")
+
+# memcpyAsync copies the bytes between two device arrays, and only those.
+src = cupy.arange(10, dtype=cupy.float32)
+dst = cupy.zeros(12, dtype=cupy.float32)
+runtime.memcpyAsync(dst.data.ptr, src.data.ptr, 10 * 4, runtime.memcpyDeviceToDevice,
+                    cupy.cuda.get_current_stream().ptr)
+assert dst.tolist() == list(range(10)) + [0, 0], dst
+for bad in ((dst.data.ptr, src.data.ptr, 4, 9), (0, src.data.ptr, 4, runtime.memcpyDeviceToDevice)):
+    try:
+        runtime.memcpyAsync(*bad, 0)
+    except runtime.CUDARuntimeError as exc:
+        assert exc.status == runtime.errorInvalidValue
+    else:
+        raise AssertionError(f"memcpyAsync{bad} was accepted")
+
+# RawKernel from its own source, on CUDA's uint4 (any array passes for it, as on the GPU).
+copy = cupy.RawKernel("""
+extern "C" __global__ void copy_16(const uint4* __restrict__ src, uint4* __restrict__ dst, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dst[i] = src[i];
+}""", "copy_16")
+a = cupy.asarray(numpy.arange(80, dtype=numpy.uint8))
+b = cupy.zeros_like(a)
+copy((2,), (2,), (a, b, numpy.int64(4)))   # 4 of the 5 vectors
+assert b.tolist() == list(range(64)) + [0] * 16, b
+
+# -D options reach the kernel text; an option the host build cannot honour is refused.
+source = 'extern "C" __global__ void fill(int* y) { y[threadIdx.x] = VALUE; }'
+y = cupy.zeros(4, dtype=cupy.int32)
+cupy.RawModule(code=source, options=("-std=c++17", "-DVALUE=7")).get_function("fill")((1,), (4,), (y,))
+assert y.tolist() == [7] * 4, y
+try:
+    cupy.RawModule(code=source, options=("-DVALUE=1", "--use_fast_math")).compile()
+except EmulationError as exc:
+    assert "--use_fast_math" in str(exc)
+else:
+    raise AssertionError("an unknown NVRTC option was ignored")
+
+assert runtime.deviceGetAttribute(runtime.cudaDevAttrL2CacheSize, 0) == 50 << 20
+assert runtime.getDeviceProperties(0)["multiProcessorCount"] == 132
+r = cupy.random.RandomState(0).standard_normal(1000, dtype=cupy.float32)
+assert isinstance(r, cupy.ndarray) and r.dtype == numpy.float32 and abs(float(r.mean())) < 0.1
+print("stand-in checks passed")
+'''
+
+
+def test_the_stand_in_has_what_the_benchmarks_use(tmp_path):
+    script = tmp_path / "checks.py"
+    script.write_text(STAND_IN_CHECKS)
+    done = subprocess.run([sys.executable, str(HERE / "emulated_gpu" / "run_script.py"), str(script)],
+                          capture_output=True, text=True, cwd=HERE.parent)
+    assert done.returncode == 0 and "stand-in checks passed" in done.stdout, done.stdout + done.stderr
+
+
 def test_the_gpu_test_bodies_pass_on_the_emulated_gpu():
     done = subprocess.run([sys.executable, str(HERE / "emulated_gpu" / "run.py"), "-q", "-p", "no:cacheprovider",
                            "-rs", "-k", " and ".join(f"not {name}" for name in LONG_TRAINING), str(HERE)],

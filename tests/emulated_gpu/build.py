@@ -7,9 +7,11 @@ buffer and each inline-PTX ``asm`` statement into the call of
 ``cuda_host.h`` that does what the instruction does (an instruction without
 one is an error), lists its ``extern "C"`` kernels from the preprocessed text,
 and compiles it with the host's C++20 compiler as for sm_80
-(``__CUDA_ARCH__`` = 800). Libraries are cached by the hash
-of what went into them (``GPU_DL_EMULATION_CACHE``, default
-``~/.cache/gpu_dl/emulated_gpu``).
+(``__CUDA_ARCH__`` = 800). The module's NVRTC options that change the text
+(``-D``, ``-U``) go to the host compiler too; ``-std=`` is left to the host
+build (always C++20), and any other option is refused rather than ignored.
+Libraries are cached by the hash of what went into them
+(``GPU_DL_EMULATION_CACHE``, default ``~/.cache/gpu_dl/emulated_gpu``).
 
 ``HostModule.launch(name, grid, block, args, shared_mem)`` checks every
 argument against the kernel's C signature (a pointer gets an array of its
@@ -153,14 +155,31 @@ def _run(command, what):
     return done.stdout
 
 
-def build(code: str) -> Path:
-    """The shared library built from kernel text ``code`` (built once per content)."""
+def host_options(options) -> list:
+    """The host compiler's share of a ``RawModule``'s NVRTC ``options``: the macro definitions.
+
+    ``-std=`` is dropped (the host build is C++20 whatever the kernels ask); an option the emulation
+    cannot honour is an error, so a setting a benchmark compares is never silently left out.
+    """
+    kept = []
+    for option in options:
+        if re.fullmatch(r"-[DU]\w+(=.*)?", option):
+            kept.append(option)
+        elif not option.startswith("-std="):
+            raise EmulationError(f"the emulated GPU cannot build with the NVRTC option {option!r} "
+                                 "(it takes -D, -U and -std=)")
+    return kept
+
+
+def build(code: str, options=()) -> Path:
+    """The shared library built from kernel text ``code`` with NVRTC ``options`` (built once per content)."""
     cxx = compiler()
     if cxx is None:
         raise EmulationError("no C++ compiler (set CXX, or install g++)")
     source = host_source(code)
+    defines = host_options(options)
     header = (HERE / "cuda_host.h").read_text()
-    key = hashlib.sha256("\0".join([source, header, cxx, *FLAGS]).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\0".join([source, header, cxx, *FLAGS, *defines]).encode()).hexdigest()[:24]
     library = _cache_dir() / f"kernels-{key}.so"
     with _lock:
         if library.is_file():
@@ -168,13 +187,14 @@ def build(code: str) -> Path:
         with tempfile.TemporaryDirectory() as scratch:
             unit = Path(scratch) / "kernels.cpp"
             unit.write_text(source)
-            expanded = _run([cxx, "-std=c++20", "-E", "-P", f"-I{HERE}", str(unit)], "preprocessing")
+            expanded = _run([cxx, "-std=c++20", "-E", "-P", *defines, f"-I{HERE}", str(unit)], "preprocessing")
             names = sorted(set(_KERNEL.findall(expanded[expanded.index(_SOURCE_START):])))
             if not names:
                 raise EmulationError('no extern "C" kernel found in the source')
             unit.write_text(source + "\n" + "".join(f"EMU_KERNEL({name})\n" for name in names))
             built = Path(scratch) / library.name
-            _run([cxx, *FLAGS, f"-I{HERE}", str(unit), "-o", str(built)], "building the kernels for the host")
+            _run([cxx, *FLAGS, *defines, f"-I{HERE}", str(unit), "-o", str(built)],
+                 "building the kernels for the host")
             os.replace(built, library)   # atomic: a concurrent build of the same text writes the same file
     return library
 
@@ -185,10 +205,10 @@ _DTYPES = {"float32": numpy.float32, "float64": numpy.float64, "int32": numpy.in
 
 
 class HostModule:
-    """The kernels of one source text, built for the host."""
+    """The kernels of one source text, built for the host with ``options``' macro definitions."""
 
-    def __init__(self, code: str):
-        self.path = build(code)
+    def __init__(self, code: str, options=()):
+        self.path = build(code, options)
         self.lib = ctypes.CDLL(str(self.path))
         self.lib.emu_kernel_count.restype = ctypes.c_int
         self.lib.emu_kernel_name.restype = ctypes.c_char_p

@@ -6,6 +6,7 @@ run their kernels on CPU fibers (``cuda_host.h``). Only those bodies run
 (the ``xp`` fixture's cupy case and tests that take ``cupy_only``): the
 NumPy ones are the ordinary suite's. gpu_dl's own device pool is left out
 (``GPU_DL_ALLOCATOR=cupy``): the stand-in allocates with NumPy.
+``run_script.py`` beside this runs a Python script (a benchmark) the same way.
 """
 import os
 import sys
@@ -25,7 +26,8 @@ class OnlyCupyBodies:
         items[:] = kept
 
 
-if __name__ == "__main__":
+def use_checkout():
+    """This checkout's gpu_dl on the emulated GPU, for this process and its subprocesses."""
     # The gpu_dl under test is this checkout's, not whichever one the interpreter has installed
     # (an editable install may point at another worktree); subprocesses of the tests inherit it.
     checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,5 +35,9 @@ if __name__ == "__main__":
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     os.environ["GPU_DL_ALLOCATOR"] = "cupy"
     os.environ.setdefault("GPU_DL_DEVICE", "cpu")   # tests that do not ask for the GPU keep NumPy
+
+
+if __name__ == "__main__":
+    use_checkout()
     import pytest
     sys.exit(pytest.main(sys.argv[1:], plugins=[OnlyCupyBodies()]))

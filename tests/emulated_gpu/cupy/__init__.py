@@ -7,6 +7,14 @@ check and launch exactly as on a GPU, and ``RawModule`` builds the kernel
 text it is given for the host (``build.py``). The device reports compute
 capability 8.0, the sm_80 paths' inline PTX (cp.async, mma.sync) emulated.
 
+Every launch runs to completion before it returns, so the device's work is
+always done by the time the host goes on: a CUDA event records the host's
+clock (``time.perf_counter``) when it is recorded, which is after all the
+work queued before it, and ``get_elapsed_time`` gives the host time between
+two events, emulated work included (what the benchmark scripts time, in
+their smoke runs). Device memory is host memory, so ``memcpyAsync`` copies
+bytes between the arrays' buffers.
+
 What this cannot show: anything about speed, the tensor cores' own rounding
 (the emulation sums exact products in double), races the fibers' fixed
 schedule does not expose, and CuPy's own refusal to mix host and device
@@ -14,7 +22,9 @@ arrays.
 """
 from __future__ import annotations
 
+import ctypes
 import sys
+import time
 from pathlib import Path
 
 import numpy
@@ -88,7 +98,7 @@ def __getattr__(name):
 
 
 class _RandomState:
-    """``cupy.random.RandomState``: its ``random_sample`` and ``standard_normal`` take a dtype, NumPy's do not."""
+    """``cupy.random.RandomState``: its samplers take a dtype, NumPy's do not."""
 
     def __init__(self, seed=None):
         self._state = numpy.random.RandomState(seed)
@@ -97,7 +107,7 @@ class _RandomState:
         return _device(self._state.random_sample(size).astype(dtype, copy=False))
 
     def standard_normal(self, size=None, dtype=numpy.float64):
-        return _device(self._state.standard_normal(size).astype(dtype, copy=False))
+        return _device(numpy.asarray(self._state.standard_normal(size)).astype(dtype, copy=False))
 
 
 class random:
@@ -123,11 +133,27 @@ class random:
 
 # ----------------------------------------------------------------------------------------------- kernels
 class RawKernel:
-    def __init__(self, module, name):
-        self.module, self.name = module, name
+    """``cupy.RawKernel(code, name, options)``: one kernel of its own source, built at the first launch.
+
+    ``RawModule.get_function`` hands out kernels of an already built module.
+    """
+
+    def __init__(self, code, name, options=(), **kwargs):
+        self.code, self.name, self.options = code, name, tuple(options)
+        self.module = None
         self.max_dynamic_shared_size_bytes = 48 * 1024
 
+    @classmethod
+    def _of(cls, host_module, name):
+        kernel = cls(None, name)
+        kernel.module = host_module
+        return kernel
+
     def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        if self.module is None:
+            self.module = build.HostModule(self.code, self.options)
+            if self.name not in self.module.signatures:
+                raise AttributeError(f"no kernel named {self.name!r} in the source")
         if shared_mem > self.max_dynamic_shared_size_bytes:
             raise RuntimeError(f"{self.name}: {shared_mem} bytes of dynamic shared memory, above the kernel's "
                                f"limit of {self.max_dynamic_shared_size_bytes} (set max_dynamic_shared_size_bytes)")
@@ -141,13 +167,13 @@ class RawModule:
 
     def compile(self, log_stream=None):
         if self._host is None:
-            self._host = build.HostModule(self.code)
+            self._host = build.HostModule(self.code, self.options)
 
     def get_function(self, name):
         self.compile()
         if name not in self._host.signatures:
             raise AttributeError(f"no kernel named {name!r} in the module")
-        return RawKernel(self._host, name)
+        return RawKernel._of(self._host, name)
 
 
 # -------------------------------------------------------------------------------------------- cupy.cuda
@@ -155,10 +181,39 @@ class _CompileException(Exception):
     pass
 
 
+class CUDARuntimeError(RuntimeError):
+    """``cupy.cuda.runtime.CUDARuntimeError``: a CUDA call's error status."""
+
+    def __init__(self, status, message):
+        self.status = status
+        super().__init__(f"{message} (CUDA error {status})")
+
+
 class _Runtime:
+    CUDARuntimeError = CUDARuntimeError
+    errorInvalidValue = 1
+    errorMemoryAllocation = 2
+    errorInvalidResourceHandle = 400
     cudaDevAttrMultiProcessorCount = 16
+    cudaDevAttrL2CacheSize = 38
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
-    _ATTRIBUTES = {16: 132, 97: 227 * 1024}
+    # An H100's figures: 132 SMs, 50 MiB of L2, 227 KiB of shared memory per block on opt-in.
+    _ATTRIBUTES = {16: 132, 38: 50 << 20, 97: 227 * 1024}
+    memcpyHostToHost, memcpyHostToDevice, memcpyDeviceToHost, memcpyDeviceToDevice, memcpyDefault = range(5)
+
+    @classmethod
+    def memcpy(cls, dst, src, size, kind):
+        """Copy ``size`` bytes from address ``src`` to ``dst``: host and device memory are the same here."""
+        if kind not in range(5):
+            raise CUDARuntimeError(cls.errorInvalidValue, f"cudaMemcpy: no copy kind {kind}")
+        if size < 0 or (size and not (dst and src)):
+            raise CUDARuntimeError(cls.errorInvalidValue, f"cudaMemcpy of {size} bytes from {src:#x} to {dst:#x}")
+        ctypes.memmove(dst, src, size)
+
+    @classmethod
+    def memcpyAsync(cls, dst, src, size, kind, stream):
+        """As ``memcpy``: the one emulated stream has finished the copy when this returns."""
+        cls.memcpy(dst, src, size, kind)
 
     @staticmethod
     def getDevice():
@@ -184,10 +239,12 @@ class _Runtime:
     def deviceGetAttribute(cls, attribute, device):
         return cls._ATTRIBUTES[attribute]
 
-    @staticmethod
-    def getDeviceProperties(device):
+    @classmethod
+    def getDeviceProperties(cls, device):
         return {"name": b"emulated GPU (CPU threads)", "totalGlobalMem": 16 << 30,
-                "major": int(COMPUTE_CAPABILITY[0]), "minor": int(COMPUTE_CAPABILITY[1])}
+                "major": int(COMPUTE_CAPABILITY[0]), "minor": int(COMPUTE_CAPABILITY[1]),
+                "multiProcessorCount": cls._ATTRIBUTES[16], "l2CacheSize": cls._ATTRIBUTES[38],
+                "sharedMemPerBlockOptin": cls._ATTRIBUTES[97]}
 
 
 class _Device:
@@ -209,10 +266,65 @@ class _Device:
 
 
 class _Stream:
+    """A CUDA stream. Every emulated launch and copy has finished when its call returns, so any stream
+    is idle whenever the host looks; ``ptr`` is 0, the legacy default stream, for all of them."""
+
     ptr = 0
+
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def use(self):
+        return self
 
     def synchronize(self):
         pass
+
+    def record(self, event=None):
+        event = _Event() if event is None else event
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        pass
+
+    @property
+    def done(self):
+        return True
+
+
+class _Event:
+    """A CUDA event: the host's ``time.perf_counter`` when recorded, all earlier emulated work being done by then."""
+
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.disable_timing = disable_timing
+        self._time = None
+
+    def record(self, stream=None):
+        self._time = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+    @property
+    def done(self):
+        return True
+
+
+def _get_elapsed_time(start_event, end_event):
+    """Milliseconds from ``start_event`` to ``end_event``, as ``cudaEventElapsedTime`` (which refuses an event
+    never recorded or made without timing)."""
+    for event in (start_event, end_event):
+        if event._time is None or event.disable_timing:
+            raise CUDARuntimeError(_Runtime.errorInvalidResourceHandle,
+                                   "cudaEventElapsedTime: an event was never recorded or has timing disabled")
+    return (end_event._time - start_event._time) * 1e3
 
 
 class _Pool:
@@ -240,6 +352,8 @@ class cuda:
     runtime = _Runtime()
     Device = _Device
     Stream = _Stream
+    Event = _Event
+    get_elapsed_time = staticmethod(_get_elapsed_time)
     MemoryPointer = _NotOnTheHost
     UnownedMemory = _NotOnTheHost
 

@@ -1,0 +1,226 @@
+"""The GPU benchmark scripts in smoke mode on the emulated GPU.
+
+``GPU_DL_BENCH_SMOKE=1`` makes each script of ``profiling/gpu_check.sh``'s
+bench group run every code path it has (result checks, every table, every
+precision) on tiny shapes with a warm-up call and at most two repeats per
+timing. Run here through ``tests/emulated_gpu/run_script.py``, the scripts'
+own code, the launchers and the kernels run as they would on a GPU (the
+figures measure nothing): a script that would crash, print an empty table
+or report a MISMATCH fails here, not minutes into a GPU session.
+
+Each script runs twice where PyTorch is installed: alone (PyTorch with CUDA
+is missing, so gpu_dl is checked against its own NumPy path), and with
+PyTorch's CPU build standing in for its CUDA build (``--torch``), so the
+PyTorch side of every table and check runs too. A third kind of run makes
+every result check fail on purpose, so the scripts' MISMATCH reporting (rows
+not timed, a list of problems, exit status 1) is exercised as well.
+"""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulated_gpu import build
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_SCRIPT = ROOT / "tests" / "emulated_gpu" / "run_script.py"
+PROFILING = ROOT / "profiling"
+TIMEOUT = 600   # seconds per script run; each takes well under a minute
+
+pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler to build the kernels for the host")
+
+
+class Table:
+    """What one printed table must look like: its first columns, its number of rows, and the columns whose every
+    cell must read as a number (``torch_numbers``: only where PyTorch ran)."""
+
+    def __init__(self, columns, rows, numbers=(), torch_numbers=(), equal=None):
+        self.columns, self.rows, self.numbers, self.torch_numbers = tuple(columns), rows, numbers, torch_numbers
+        self.equal = equal or {}   # column -> the text every cell must hold
+
+
+def conv_tables(rows):
+    timing = Table(["shape (N x H x W x Cin -> Cout, window)", "gpu_dl us"], rows,
+                   numbers=["gpu_dl us", "gpu_dl TFLOP/s"], torch_numbers=["cuDNN us", "cuDNN / gpu_dl"])
+    check = Table(["shape", "gpu_dl error", "gpu_dl"], rows, equal={"gpu_dl": "ok"}, torch_numbers=["PyTorch error"])
+    return [timing, timing, check]
+
+
+# script -> the tables it prints, in order
+SCRIPTS = {
+    "bench_softmax_xent.py": [
+        Table(["shape", "MiB moved", "gpu_dl us"], 3, numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
+        Table(["setting", "gpu_dl us"], 3, numbers=["gpu_dl us"]),
+        Table(["shape", "gpu_dl us/call"], 2, numbers=["gpu_dl us/call"], torch_numbers=["PyTorch us/call"]),
+    ],
+    "bench_optimizers.py": [
+        Table(["rule", "MiB moved", "gpu_dl us"], 4, numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
+    ],
+    "bench_mlp.py": [
+        Table(["batch", "gpu_dl GPU"], 2, numbers=["gpu_dl GPU", "gpu_dl GPU, CuPy's pool", "gpu_dl CPU (NumPy)"],
+              torch_numbers=["PyTorch eager GPU"]),
+    ],
+    "bench_conv2d.py": conv_tables(7) + conv_tables(7) + conv_tables(6),   # TF32, float32, bfloat16 (seed shapes)
+    "bench_pooling.py": [
+        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "gpu_dl GB/s"], 14,
+              numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
+        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "PyTorch us"], 30,
+              numbers=["gpu_dl us", "gpu_dl us/call (host)"], torch_numbers=["PyTorch us", "PyTorch us/call (host)"]),
+    ],
+    "bench_lstm.py": [
+        Table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us"], 4, numbers=["gpu_dl GPU us", "gpu_dl wall us/call"],
+              torch_numbers=["cuDNN GPU us", "cuDNN wall us/call"]),
+        Table(["(batch, seq, input, hidden)", "pass", "step loop GPU us"], 2,
+              numbers=["step loop GPU us", "persistent GPU us", "max abs. difference (h; h and dx)"]),
+    ],
+}
+NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?x?%?")
+
+
+def run_smoke(script, *, torch=False, driver=None, out=None):
+    """``script`` (or a ``driver`` file that runs it) in smoke mode on the emulated GPU: the finished process."""
+    command = [sys.executable, str(RUN_SCRIPT)] + (["--torch"] if torch else []) + [str(driver or PROFILING / script)]
+    if out is not None:
+        command += ["--out", str(out)]
+    env = dict(os.environ, GPU_DL_BENCH_SMOKE="1")
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=TIMEOUT)
+
+
+def parse_tables(text):
+    """Every markdown table in ``text``: (columns, rows of cells)."""
+    tables, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+            columns, rows = cells(lines[i]), []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(cells(lines[i]))
+                i += 1
+            tables.append((columns, rows))
+        else:
+            i += 1
+    return tables
+
+
+def is_number(cell):
+    """A figure as the scripts print it: ``1,234``, ``12.5``, ``3.0e-03``, ``0.25x``, ``85%``, ``307 (fused)``;
+    ``3.4e-04 (dx)`` (an error and the output it is in)."""
+    return NUMBER.fullmatch(cell.split(" (")[0]) is not None
+
+
+def check_tables(text, expected, torch):
+    tables = parse_tables(text)
+    assert len(tables) == len(expected), f"{len(tables)} tables printed, {len(expected)} expected:\n{text}"
+    for (columns, rows), want in zip(tables, expected):
+        assert tuple(columns[:len(want.columns)]) == want.columns, columns
+        assert len(rows) == want.rows, f"{columns}: {len(rows)} rows, {want.rows} expected"
+        numbers = list(want.numbers) + (list(want.torch_numbers) if torch else [])
+        for row in rows:
+            assert len(row) == len(columns), row
+            cell = dict(zip(columns, row))
+            for column in numbers:
+                assert is_number(cell[column]), f"{column} = {cell[column]!r} in {row}"
+            for column, text_wanted in want.equal.items():
+                assert cell[column] == text_wanted, f"{column} = {cell[column]!r} in {row}"
+            if not torch:   # gpu_dl alone: nothing is filled in for PyTorch
+                for column in want.torch_numbers:
+                    assert cell[column] == "-", f"{column} = {cell[column]!r} without PyTorch"
+
+
+def check_clean(done):
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    for word in ("MISMATCH", "ERROR", "Traceback"):
+        assert word not in output, output[-6000:]
+    assert "**Smoke run**" in done.stdout   # the tables say they measure nothing
+
+
+def torch_modes():
+    if importlib.util.find_spec("torch") is None:
+        return [False, pytest.param(True, marks=pytest.mark.skip(reason="PyTorch is not installed"))]
+    return [False, True]
+
+
+@pytest.mark.parametrize("torch", torch_modes(), ids=["gpu_dl alone", "with PyTorch on the CPU"])
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_bench_script_runs_every_table_in_smoke_mode(script, torch, tmp_path):
+    out = tmp_path / "table.md"
+    done = run_smoke(script, torch=torch, out=out)
+    check_clean(done)
+    check_tables(done.stdout, SCRIPTS[script], torch)
+    assert out.read_text() in done.stdout    # --out writes what was printed
+    if torch:
+        assert "PyTorch with CUDA" not in done.stdout
+
+
+def test_memory_pool_bench_runs_in_smoke_mode():
+    done = run_smoke("bench_memory_pool.py")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    assert "Smoke run" in done.stdout and "20 steps of 60 arrays" in done.stdout
+    for kind in ("harness (no pool)", "repeated", "short batch", "random"):
+        assert re.search(rf"{re.escape(kind)}\s+\d+\.\d+ us per malloc \+ free pair", done.stdout), done.stdout
+    for pool in ("gpu_dl pool", "CuPy pool"):   # the CuPy half runs: the emulated device answers
+        assert re.search(rf"cupy\.empty\(256\) \+ release, {pool}: \d+\.\d+ us", done.stdout), done.stdout
+
+
+# Each script's own result check made to fail (a tolerance no result meets): the MISMATCH rows, the list of
+# problems and the exit status are what a GPU session would see of a wrong kernel.
+FAILING = {
+    "bench_conv2d.py": "bench.TOLERANCE = {key: -1.0 for key in bench.TOLERANCE}",
+    "bench_pooling.py": "bench.TOLERANCE = -1.0",
+    "bench_lstm.py": "bench.TOLERANCE = -1.0",
+    "bench_softmax_xent.py": "bench.TOLERANCE = -1.0",
+}
+DRIVER = """import sys
+sys.path.insert(0, {profiling!r})
+import {module} as bench
+{patch}
+bench.bc.main(bench.run, "failing checks")
+sys.exit(1 if getattr(bench, "problems", None) else 0)
+"""
+
+
+@pytest.mark.parametrize("script", sorted(FAILING))
+def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(profiling=str(PROFILING), module=script[:-3], patch=FAILING[script]))
+    done = run_smoke(script, driver=driver)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-6000:]
+    assert "MISMATCH" in output, output[-6000:]
+    if script == "bench_softmax_xent.py":   # it stops at the first wrong gradient
+        assert "AssertionError: MISMATCH at (5, 1000)" in done.stderr, done.stderr[-3000:]
+        return
+    tables = parse_tables(done.stdout)
+    assert tables, done.stdout
+    if script == "bench_conv2d.py":
+        assert "**Problems** (these rows were not timed)" in done.stdout
+        assert done.stdout.count("- MISMATCH: gpu_dl") == 7 + 7 + 6
+        timing = [rows for columns, rows in tables if columns[1] == "gpu_dl us"]
+        assert len(timing) == 6 and all(row[1] == "not timed" for rows in timing for row in rows)
+        checks = [rows for columns, rows in tables if columns[1] == "gpu_dl error"]
+        assert all(row[2] == "MISMATCH" for rows in checks for row in rows)
+    elif script == "bench_pooling.py":
+        assert "**Problems** (these rows were not timed)" in done.stdout
+        assert all(row[4] == "not timed" for columns, rows in tables for row in rows)
+    else:   # bench_lstm.py
+        assert [row[1] for row in tables[0][1]] == ["MISMATCH", "MISMATCH"]
+        assert len(tables) == 1   # nothing timed, so no step-loop table either
+
+
+def test_the_table_checks_catch_what_they_look_for():
+    good = "| a | gpu_dl us |\n|---|---|\n| x | 1.5 |\n| y | 2,000 |\n"
+    check_tables(good, [Table(["a", "gpu_dl us"], 2, numbers=["gpu_dl us"])], torch=False)
+    for bad, table in [(good.replace("2,000", "not timed"), Table(["a"], 2, numbers=["gpu_dl us"])),
+                       (good, Table(["a"], 3)),
+                       (good, Table(["b"], 2)),
+                       (good + "\n" + good, Table(["a"], 2)),
+                       (good, Table(["a"], 2, equal={"gpu_dl us": "ok"}))]:
+        with pytest.raises(AssertionError):
+            check_tables(bad, [table], torch=False)
