@@ -55,3 +55,27 @@ def test_training_steps_match_keras(loss, activation, outputs, optimizer):
         assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
+def test_evaluate_loss_matches_keras_with_penalties():
+    # Weight and activity penalties count in evaluate's loss and in fit's val_loss, as in Keras 3.
+    rng = numpy.random.default_rng(11)
+    x = rng.standard_normal((10, 5)).astype("float32")
+    y = rng.standard_normal((10, 3)).astype("float32")
+
+    def stack(lib):
+        return [lib.layers.Dense(7, activation="tanh", kernel_regularizer="l2", 
+                                activity_regularizer=lib.regularizers.L1L2(l1=0.01, l2=0.02)),
+                lib.layers.ActivityRegularization(l1=0.05),
+                lib.layers.Dense(3, bias_regularizer="l1")]
+    ours = gpu_dl.Sequential([layers.Input((5,))] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input((5,))] + stack(keras))
+    theirs.set_weights(ours.get_weights())
+    for model in (ours, theirs):
+        model.compile(optimizer="sgd", loss="mse")
+    assert ours.evaluate(x, y, batch_size=4, verbose=0) == pytest.approx(
+        theirs.evaluate(x, y, batch_size=4, verbose=0), rel=2e-6)
+    ours_val = ours.fit(x, y, batch_size=5, epochs=1, validation_data=(x, y), shuffle=False, verbose=0)
+    theirs_val = theirs.fit(x, y, batch_size=5, epochs=1, validation_data=(x, y), shuffle=False, verbose=0)
+    for key in ("loss", "val_loss"):
+        assert ours_val.history[key][0] == pytest.approx(theirs_val.history[key][0], rel=2e-5), key

@@ -92,6 +92,32 @@ def test_regularizers_add_to_loss_and_gradient():
     numpy.testing.assert_allclose(model.get_weights()[0], w - 0.5 * grad_w, rtol=1e-12)
 
 
+def test_evaluate_adds_regularization_penalties(xp):
+    # Keras 3 adds the weight and activity penalties to the loss evaluate reports, as to the training loss;
+    # the activity penalty is that of the evaluation's own (inference) forward pass, divided by the batch size.
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((6, 3))
+    y = rng.standard_normal((6, 2))
+    model = Sequential([layers.Input((3,)),
+                        layers.Dense(4, dtype="float64", kernel_regularizer="l2", activity_regularizer="l1"),
+                        layers.Dropout(0.5, dtype="float64"),
+                        layers.Dense(2, dtype="float64")])
+    model.compile(optimizer=optimizers.SGD(), loss="mse")
+    w1, b1, w2, b2 = model.get_weights()
+    hidden = x @ w1 + b1
+    err = hidden @ w2 + b2 - y
+    expected = (err ** 2).mean() + 0.01 * (w1 ** 2).sum() + 0.01 * numpy.abs(hidden).sum() / len(x)
+    assert model.test_on_batch(x, y) == pytest.approx(expected, rel=1e-12)
+    assert model.evaluate(x, y, batch_size=6, verbose=0) == pytest.approx(expected, rel=1e-12)
+    # Batches of 4 and 2: each batch's penalty over its own batch size, averaged over samples as the loss is.
+    parts = [slice(0, 4), slice(4, 6)]
+    per_batch = [(err[p] ** 2).mean() + 0.01 * (w1 ** 2).sum() + 0.01 * numpy.abs(hidden[p]).sum() / len(x[p])
+                 for p in parts]
+    assert model.evaluate(x, y, batch_size=4, verbose=0) == pytest.approx((4 * per_batch[0] + 2 * per_batch[1]) / 6,
+                                                                          rel=1e-12)
+    assert model.get_weights()[0] is not w1 and (model.get_weights()[0] == w1).all()
+
+
 def test_frozen_layer_does_not_change_in_fit():
     x, y = blobs(40)
     model = classifier()

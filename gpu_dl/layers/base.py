@@ -329,7 +329,7 @@ class Layer:
         if initial_state is not None:
             arguments["initial_state"] = initial_state
         y = self.call(x, training=training, **arguments)
-        self._activity_output = y if (training and self.activity_regularizer is not None) else None
+        self._activity_output = y if self.activity_regularizer is not None else None
         return y
 
     def symbolic_call(self, x, training=None, mask=None, initial_state=None):

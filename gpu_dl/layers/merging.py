@@ -108,7 +108,7 @@ class Merge(Layer):
         xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
         masks = self._checked_masks(xs, mask)
         y = self.call(xs, training=bool(training), masks=masks)
-        self._activity_output = y if (training and self.activity_regularizer is not None) else None
+        self._activity_output = y if self.activity_regularizer is not None else None
         return y
 
     def _checked_masks(self, xs, mask):

@@ -278,20 +278,23 @@ class Model:
             dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
         return value, y_pred, dout
 
-    def _regularization(self):
-        """Weight and activity penalties of the last training forward pass, and their gradients."""
+    def _regularization(self, gradients=True):
+        """Weight and activity penalties of the last forward pass, as Keras 3 adds them to the loss in training
+        and in evaluation alike; with ``gradients``, the weight penalties' gradients join the weights' ``grad``
+        (the activity penalties' join the backward pass)."""
         penalty = 0.0
         for var in self.trainable_weights:
             if var.regularizer is not None:
                 penalty = penalty + var.regularizer(var.value)
-                var.grad = var.grad + var.regularizer.gradient(var.value)
+                if gradients:
+                    var.grad = var.grad + var.regularizer.gradient(var.value)
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
             penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
         return penalty
 
     def _activity_outputs(self):
-        """(layer, output) of each call in the last training forward pass whose layer has an activity regularizer."""
+        """(layer, output) of each call in the last forward pass whose layer has an activity regularizer."""
         return [(layer, layer._activity_output) for layer in self.layers
                 if layer.activity_regularizer is not None and layer._activity_output is not None]
 
@@ -309,6 +312,7 @@ class Model:
     def _test_step(self, x, y, sw):
         y_pred = self.forward(x, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
+        value = value + self._regularization(gradients=False)
         self._track(value, y, y_pred, _length(x))
 
     def _track(self, value, y, y_pred, n):
