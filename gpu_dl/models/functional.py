@@ -14,10 +14,14 @@ reverse: where a tensor feeds several calls, the gradients they send back are
 summed; a layer called more than once (shared weights) has the state its
 backward needs kept per call, and its weight gradients summed over its calls.
 
-One output; one input or several (``x`` as a list in the order of
-``inputs``, or a dict keyed by the inputs' names). A model of several outputs,
-a model built from intermediate tensors, and models used as layers are refused
-with a ValueError that says what is supported.
+One input or several (``x`` as a list in the order of ``inputs``, or a dict
+keyed by the inputs' names); one output or several (``outputs`` as a list, or
+a dict keyed by the output layers' names). With several outputs, ``forward``
+returns a list of one array per output and ``backward`` takes a list of their
+gradients (None for an output without one); compile takes a loss, loss weight
+and metrics per output and the loop sums the weighted losses, as Keras does
+(``multi_output.py``). A model built from intermediate tensors and models used
+as layers are refused with a ValueError that says what is supported.
 """
 from __future__ import annotations
 
@@ -25,12 +29,13 @@ import warnings
 
 import numpy
 
-from .. import backend
+from .. import backend, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, unique_name
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
-from .model import Model
+from . import multi_output
+from .model import Model, _batchless, _length, _reduced_loss, _shapes
 from .summary import _format_shape, print_summary
 
 # What a layer's call keeps for its backward: kept per call of a shared layer (see _call_state).
@@ -156,10 +161,17 @@ class Functional(Model):
         super().__init__(name=name or unique_name("functional"), trainable=True)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
-        if len(flat_outputs) != 1:
-            raise ValueError(f"Model '{self.name}' was given {len(flat_outputs)} outputs; gpu_dl's functional models "
-                             "have one output (one loss, as compile() takes). Build one model per output, or "
-                             "concatenate the outputs into one with layers.Concatenate.")
+        if len(set(flat_outputs)) != len(flat_outputs):
+            raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
+        # Keras names each output after the layer that makes it: losses, metrics, targets and logs are keyed so.
+        output_names = [t._keras_history[0].name for t in flat_outputs]
+        if len(set(output_names)) != len(output_names):
+            raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
+                             "named after their layers, so each needs a layer of its own (pass one through "
+                             "layers.Activation('linear', name=...) to give it one).")
+        if isinstance(outputs, dict) and list(outputs) != output_names:
+            raise ValueError(f"Model '{self.name}': when `outputs` is a dict, its keys must be the names of the layers "
+                             f"making the outputs, in order: expected {output_names}, got {list(outputs)}.")
         for t in flat_inputs:
             if not _node_of(t).is_input:
                 raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
@@ -178,7 +190,11 @@ class Functional(Model):
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = flat_inputs
+        self._outputs = flat_outputs
         self._output = flat_outputs[0]
+        self._output_set = set(flat_outputs)
+        self._output_names = output_names
+        self._multi = len(flat_outputs) > 1
         self._nodes = nodes
         self._node_set = set(nodes)
         self._depths = depths
@@ -201,6 +217,9 @@ class Functional(Model):
         self._node_states = {}
         self._activity = []
         self._output_meta = {}
+        self._metric_outputs = []                       # with several outputs: the output each metric reads
+        self._output_loss_sums = [None] * len(flat_outputs)
+        self._last_output_losses = []
         self.built = True
         if not trainable:
             self.trainable = False
@@ -217,7 +236,7 @@ class Functional(Model):
 
     @property
     def outputs(self):
-        return [self._output]
+        return list(self._outputs)
 
     @property
     def input(self):
@@ -234,7 +253,7 @@ class Functional(Model):
 
     @property
     def output_names(self):
-        return [self._output_node.layer.name]
+        return list(self._output_names)
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -267,7 +286,7 @@ class Functional(Model):
 
     @property
     def output_shape(self):
-        return self._output.shape
+        return [t.shape for t in self._outputs] if self._multi else self._output.shape
 
     @property
     def dtype(self):
@@ -299,7 +318,7 @@ class Functional(Model):
             outs = out if isinstance(out, list) else [out]
             for t, s in zip(node.outputs, outs):
                 known[t] = tuple(s)
-        return known[self._output]
+        return [known[t] for t in self._outputs] if self._multi else known[self._output]
 
     def compute_output_shape(self, input_shape):
         return self._propagate(self._shape_list(input_shape))
@@ -416,8 +435,11 @@ class Functional(Model):
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 self._activity.append((node, layer, layer._activity_output))
             for t in node.input_tensors:      # free what no later call reads
-                if self._last_use.get(t) == i and t is not self._output:
+                if self._last_use.get(t) == i and t not in self._output_set:
                     values.pop(t, None)
+        if self._multi:
+            self.output_mask = [masks[t] for t in self._outputs]
+            return [values[t] for t in self._outputs]
         self.output_mask = masks[self._output]
         return values[self._output]
 
@@ -425,13 +447,20 @@ class Functional(Model):
         return [(layer, out) for _, layer, out in self._activity]
 
     def backward(self, dy, from_logits=False, input_gradient=True):
-        """Back-propagate ``dy`` from the output (with ``from_logits``, the gradient of the output layer's logits).
+        """Back-propagate ``dy`` from the output (with ``from_logits``, the gradient of the output layer's logits);
+        for several outputs ``dy`` is a list of one gradient per output, None for an output that sends none.
 
         Returns the gradient of the input (a list of one per input for several); with ``input_gradient=False``
         the calls reading only from inputs may skip it, and it may be None.
         """
         from ..layers.recurrent import _Recurrent
-        grads = {self._output: dy}
+        if self._multi:
+            if not isinstance(dy, (list, tuple)) or len(dy) != len(self._outputs):
+                raise ValueError(f"Model '{self.name}' has {len(self._outputs)} outputs: backward takes a list of "
+                                 f"{len(self._outputs)} gradients (None for an output without one).")
+            grads = {t: g for t, g in zip(self._outputs, dy) if g is not None}
+        else:
+            grads = {self._output: dy}
         activity = {node: out for node, _, out in self._activity}
         backed = set()
         for node in reversed(self._run_nodes):
@@ -459,7 +488,7 @@ class Functional(Model):
             layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
             try:
                 with nvtx_range(f"{layer.name}.backward"):
-                    if from_logits and node is self._output_node:
+                    if from_logits and not self._multi and node is self._output_node:
                         dx = layer.backward(gradient, through_activation=False)
                     else:
                         dx = layer.backward(gradient)
@@ -488,13 +517,32 @@ class Functional(Model):
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
             raise TypeError(f"Model '{self.name}' was called on symbolic tensors: using a model as a layer of "
                             "another functional model is not supported. Call its layers on the tensors instead.")
-        return self.forward(x, training=training)
+        out = self.forward(x, training=training)
+        return self._structured(out) if self._multi else out
+
+    def _structured(self, flat):
+        if isinstance(self._outputs_struct, dict):
+            return dict(zip(self._outputs_struct, flat))
+        return list(flat)
 
     # ------------------------------------------------------------------ the loss
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 **kwargs):
         """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
-        functional model: a list of one, or a dict keyed by the output layer's name."""
+        functional model: a list of one per output, or a dict keyed by the output layers' names. With several
+        outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
+        if self._multi:
+            new_optimizer = optimizers.get(optimizer)
+            losses, weights, metric_ids = multi_output.compile_settings(self, loss, loss_weights, metrics,
+                                                                        weighted_metrics)
+            self.optimizer, self.loss = new_optimizer, losses
+            self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
+            # Kept as given: a saved file's compile_config writes them in the structure they came in.
+            self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+            self._metric_identifiers = []
+            self._metrics = None
+            self.compiled = True
+            return
         name = self.output_names[0]
 
         def one(value, what):
@@ -511,6 +559,105 @@ class Functional(Model):
 
     def _output_layer(self):
         return self._output_node.layer
+
+    # ------------------------------------------------------- several outputs
+    # Each of these is Model's for one output; with several they keep one loss, target and metric set per output.
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+        if not self._multi:
+            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
+        x = self._host_features(x, x_name)
+        self._check_input_shape(_shapes(x), x_name)
+        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
+        if class_weight is not None:
+            raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
+                             f"has {len(self._outputs)}. Weigh the samples with `sample_weight` instead.")
+        ys, by_label = multi_output.targets(self, y, y_name, output_shapes)
+        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
+        sw = multi_output.sample_weights(self, sample_weight, _length(x))
+        return x, ys, sw, output_shapes
+
+    def _resolve_metrics(self, y_shape, output_shape):
+        if not self._multi:
+            return super()._resolve_metrics(y_shape, output_shape)
+        if self._metrics is None:
+            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
+                                            y_pred_shape=output_shape[i]))
+                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
+            self._metric_outputs = [i for i, _ in found]
+            self._metrics = [metric for _, metric in found]
+
+    def _start(self, x_shape):
+        if not self._multi:
+            return super()._start(x_shape)
+        # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
+        self._fused_softmax = False
+        for t in self._outputs:
+            _node_of(t).layer.keep_preactivation = False
+
+    def _loss_and_gradient(self, y, y_pred, sw, training):
+        if not self._multi:
+            return super()._loss_and_gradient(y, y_pred, sw, training)
+        total, values, douts = None, [], []
+        for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
+            if loss is None:
+                values.append(None)
+                douts.append(None)
+                continue
+            value, dout = _reduced_loss(loss, y[i], y_pred[i], None if sw is None else sw[i], self.output_mask[i],
+                                        training, scale=weight)
+            values.append(value)
+            douts.append(dout)
+            weighted = value * value.dtype.type(weight)
+            total = weighted if total is None else total + weighted
+        self._last_output_losses = values
+        return total, y_pred, douts
+
+    def _track(self, value, y, y_pred, n):
+        if not self._multi:
+            return super()._track(value, y, y_pred, n)
+        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_count += n
+        for i, v in enumerate(self._last_output_losses):
+            if v is not None:
+                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
+                    self._output_loss_sums[i] + v * n
+        for metric, i in zip(self._metrics, self._metric_outputs):
+            mask = self.output_mask[i]
+            if mask is None:
+                metric.update_state(y[i], y_pred[i])
+            else:
+                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
+
+    def reset_metrics(self):
+        super().reset_metrics()
+        if self._multi:
+            self._output_loss_sums = [None] * len(self._outputs)
+
+    def _log_names(self):
+        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
+        one output has one, as Keras logs them), then each output's metrics."""
+        names = ["loss"]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            names += [f"{self._output_names[i]}_loss" for i in with_loss]
+        names += [f"{self._output_names[i]}_{m.name}" for m, i in zip(self._metrics or [], self._metric_outputs)]
+        return names
+
+    def _logs(self, prefix=""):
+        if not self._multi:
+            return super()._logs(prefix)
+        count = max(self._loss_count, 1)
+        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
+                       else float("nan") for i in with_loss]
+        values += [metric.result() for metric in self._metrics]
+        return {prefix + name: value for name, value in zip(self._log_names(), values)}
+
+    @property
+    def metrics_names(self):
+        return self._log_names() if self._multi else super().metrics_names
 
     def _last_is_softmax(self):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back

@@ -67,16 +67,19 @@ def _dataset_input(x, y, batch_size, sample_weight, method, name="x", batch_name
 # all with the same number of samples; a model of one input takes the array itself. These helpers slice, move
 # and measure either form, so the loop below is written once for both.
 
+# A model of several outputs takes its targets (and per-output sample weights) the same way, as a tuple of one
+# array per output, None for an output that has neither a loss nor metrics.
+
 def _length(x):
-    return len(x[0]) if isinstance(x, tuple) else len(x)
+    return len(next(a for a in x if a is not None)) if isinstance(x, tuple) else len(x)
 
 
 def _take(x, index):
-    return tuple(a[index] for a in x) if isinstance(x, tuple) else x[index]
+    return tuple(None if a is None else a[index] for a in x) if isinstance(x, tuple) else x[index]
 
 
 def _shapes(x):
-    return [a.shape for a in x] if isinstance(x, tuple) else x.shape
+    return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
 
 
 def _batchless(shape):
@@ -87,7 +90,29 @@ def _batchless(shape):
 
 
 def _on_device(x):
-    return tuple(backend.to_device(a) for a in x) if isinstance(x, tuple) else backend.to_device(x)
+    if isinstance(x, tuple):
+        return tuple(None if a is None else backend.to_device(a) for a in x)
+    return backend.to_device(x)
+
+
+def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
+    """``scale`` times the loss's reduced value (0-d, on the device) and, when ``training``, its gradient with
+    respect to ``y_pred`` (else None)."""
+    per_sample = loss.call(y, y_pred)
+    dout = loss.grad(y, y_pred) if training else None
+    uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw, output_mask=mask)
+    if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
+        factor = per_sample.dtype.type(uniform)
+        value = per_sample.sum() * factor
+        grad_factor = per_sample.dtype.type(uniform * scale)
+        return value, (dout * grad_factor if training else None)
+    weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
+    value = (weights * per_sample).sum()
+    if training:
+        if scale != 1.0:
+            weights = weights * weights.dtype.type(scale)
+        dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
+    return value, dout
 
 
 class Model:
@@ -222,6 +247,8 @@ class Model:
             sw = cw if sw is None else sw * cw
         if y.dtype.kind == "f":
             y = y.astype(self.dtype, copy=False)
+        if sw is not None:
+            sw = sw.astype(self.dtype)
         return x, y, sw, output_shape
 
     def _host_features(self, x, name):
@@ -266,16 +293,7 @@ class Model:
             weights = loss.reduction_weights(y, logits, shape_of_values, sw, output_mask=mask)
             per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, want_grad=training)
             return (weights * per_sample).sum(), y_pred, dout
-        per_sample = loss.call(y, y_pred)
-        dout = loss.grad(y, y_pred) if training else None
-        uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw, output_mask=mask)
-        if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
-            scale = per_sample.dtype.type(uniform)
-            return per_sample.sum() * scale, y_pred, (dout * scale if training else None)
-        weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
-        value = (weights * per_sample).sum()
-        if training:
-            dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
+        value, dout = _reduced_loss(loss, y, y_pred, sw, mask, training)
         return value, y_pred, dout
 
     def _regularization(self, gradients=True):
@@ -362,8 +380,8 @@ class Model:
 
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
-        yb = backend.to_device(y[index])
-        swb = None if sw is None else backend.to_device(sw[index].astype(self.dtype))
+        yb = _on_device(_take(y, index))
+        swb = None if sw is None else _on_device(_take(sw, index))
         return xb, yb, swb
 
     # ---------------------------------------------------------------------- fit
@@ -396,8 +414,9 @@ class Model:
             val = self._validation_arrays(validation_data)
         elif split > 0:
             cut = checks.split_for_validation(_length(x), split)
-            val = (_take(x, slice(cut, None)), y[cut:], None if sw is None else sw[cut:])
-            x, y, sw = _take(x, slice(None, cut)), y[:cut], None if sw is None else sw[:cut]
+            head, tail = slice(None, cut), slice(cut, None)
+            val = (_take(x, tail), _take(y, tail), None if sw is None else _take(sw, tail))
+            x, y, sw = _take(x, head), _take(y, head), None if sw is None else _take(sw, head)
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
         self._check_stateful_batches(_length(x), batch_size)
@@ -405,7 +424,7 @@ class Model:
             self._check_stateful_batches(_length(val[0]), val_batch_size, "validation data", "validation_batch_size")
 
         # All checks passed: from here on the model may change.
-        self._resolve_metrics(y.shape, output_shape)
+        self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         steps = -(-_length(x) // batch_size)
         history = History()
@@ -490,7 +509,7 @@ class Model:
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight)
         self._check_stateful_batches(_length(x), batch_size)
-        self._resolve_metrics(y.shape, output_shape)
+        self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-_length(x) // batch_size)})
@@ -518,17 +537,24 @@ class Model:
         outputs = []
         for step, index in enumerate(self._batches(_length(x), batch_size)):
             cbs.batch("on_predict_batch_begin", step, dict)
-            outputs.append(backend.to_numpy(self.forward(_on_device(_take(x, index)), training=False)))
+            out = self.forward(_on_device(_take(x, index)), training=False)
+            outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
             cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
         cbs.call("on_predict_end", {})
+        if outputs and isinstance(outputs[0], list):    # several outputs: one array each
+            return self._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
         return numpy.concatenate(outputs, axis=0)
+
+    def _structured(self, flat):
+        """Outputs given as a flat list, in the structure the model gives them (a list here)."""
+        return flat
 
     # ------------------------------------------------------------- on one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns that batch's loss (and metrics), as Keras 3 does."""
         self._require_compiled("train_on_batch")
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
-        self._resolve_metrics(y.shape, output_shape)
+        self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         self.reset_metrics()
         self._train_step(*self._device_batch(x, y, sw, slice(None)))
@@ -537,7 +563,7 @@ class Model:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         x, y, sw, output_shape = self._prepare(x, y, sample_weight)
-        self._resolve_metrics(y.shape, output_shape)
+        self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         self.reset_metrics()
         self._test_step(*self._device_batch(x, y, sw, slice(None)))
