@@ -123,19 +123,15 @@ def _layer_entry(layer):
     return entry
 
 
-def _compile_config(model):
-    from .. import losses as losses_module, metrics as metrics_module, optimizers
-    if not model.compiled:
-        return None
-    optimizer = _jsonable(optimizers.serialize(model.optimizer), f"optimizer '{model.optimizer.name}'")
-    try:
-        loss = _jsonable(losses_module.serialize(model.loss), f"loss '{model.loss.name}'", functions=True)
-    except (TypeError, ValueError) as e:
-        warnings.warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
-                      "saved without its compile settings, so load_model() gives an uncompiled model.", stacklevel=4)
-        return None
+def _loss_entry(loss):
+    from .. import losses as losses_module
+    return None if loss is None else _jsonable(losses_module.serialize(loss), f"loss '{loss.name}'", functions=True)
+
+
+def _metric_entries(model, identifiers):
+    from .. import metrics as metrics_module
     metrics = []
-    for identifier in model._metric_identifiers:
+    for identifier in identifiers:
         try:
             if isinstance(identifier, str):
                 metrics.append(identifier)
@@ -155,8 +151,51 @@ def _compile_config(model):
                                  "written")
         except (TypeError, ValueError) as e:
             warnings.warn(f"Model '{model.name}': the metric {identifier!r} cannot be written down ({e}); it is "
-                          "left out of the saved compile settings.", stacklevel=4)
-    return {"optimizer": optimizer, "loss": loss, "loss_weights": None, "metrics": metrics or None,
+                          "left out of the saved compile settings.", stacklevel=5)
+    return metrics
+
+
+def _per_output_compile_config(model):
+    """``(loss, loss_weights, metrics)`` of a model of several outputs, in the structure compile() was given them
+    (one loss, a list or a dict), as Keras writes them."""
+    names = model.output_names
+    given = model._compile_args
+    if isinstance(given["loss"], dict):
+        loss = {name: _loss_entry(entry) for name, entry in zip(names, model._output_losses)}
+    elif isinstance(given["loss"], (list, tuple)):
+        loss = [_loss_entry(entry) for entry in model._output_losses]
+    else:
+        loss = _loss_entry(next(entry for entry in model._output_losses if entry is not None))
+    weights = given["loss_weights"]
+    if weights is not None:
+        weights = ({name: w for name, w in zip(names, model._loss_weights) if name in weights}
+                   if isinstance(weights, dict) else list(model._loss_weights))
+    metrics = None
+    if any(model._output_metric_ids):
+        entries = [_metric_entries(model, ids) or None for ids in model._output_metric_ids]
+        if isinstance(given["metrics"], dict):
+            metrics = {name: entry for name, entry in zip(names, entries) if name in given["metrics"]}
+        else:
+            metrics = entries
+    return loss, weights, metrics
+
+
+def _compile_config(model):
+    from .. import optimizers
+    if not model.compiled:
+        return None
+    optimizer = _jsonable(optimizers.serialize(model.optimizer), f"optimizer '{model.optimizer.name}'")
+    try:
+        if getattr(model, "_multi", False):
+            loss, loss_weights, metrics = _per_output_compile_config(model)
+        else:
+            loss, loss_weights = _loss_entry(model.loss), None
+            metrics = _metric_entries(model, model._metric_identifiers) or None
+    except (TypeError, ValueError) as e:
+        warnings.warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
+                      "saved without its compile settings, so load_model() gives an uncompiled model.", stacklevel=4)
+        return None
+    return {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
@@ -645,6 +684,61 @@ def _one_output_entry(value, output_names, what, unwrap_list=False):
     return value
 
 
+def _rebuilt(value, where, rebuild):
+    what = where
+    try:
+        return rebuild(value, what)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(e if str(e).startswith(what) else f"{what} ({value!r:.200}) cannot be rebuilt: {e}") from e
+
+
+def _compile_per_output(model, cc, optimizer, where, custom):
+    """Compile a model of several outputs from a compile_config whose loss and metrics may be given per output (a
+    list, or a dict keyed by output names; a dict with a ``class_name`` is one loss for all outputs)."""
+    def per_output(value, one, what):
+        if isinstance(value, dict) and "class_name" not in value:
+            return {k: one(v, f"{what}[{k!r}]") for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [one(v, f"{what}[{i}]") for i, v in enumerate(value)]
+        return one(value, what)
+
+    def loss_of(value, what):
+        return None if value is None else _rebuilt(value, what, lambda v, w: _loss_from_config(v, custom, w))
+
+    loss = per_output(cc.get("loss"), loss_of, f"{where}: compile_config.loss")
+    if isinstance(loss, (list, tuple)) and len(loss) == len(model.output_names):
+        output_losses = list(loss)
+    elif isinstance(loss, dict):
+        output_losses = [loss.get(name) for name in model.output_names]
+    else:
+        output_losses = [loss] * len(model.output_names)
+
+    def metrics_of(value, what, loss_for):
+        if value is None:
+            return None
+        items = value if isinstance(value, (list, tuple)) else [value]
+        rebuilt = [_rebuilt(m, f"{what}[{i}]", lambda v, w: _metric_from_config(v, custom, w, loss_for))
+                   for i, m in enumerate(items)]
+        return rebuilt if isinstance(value, (list, tuple)) else rebuilt[0]
+
+    metrics = cc.get("metrics")
+    what = f"{where}: compile_config.metrics"
+    if isinstance(metrics, dict):
+        names = list(model.output_names)
+        metrics = {k: metrics_of(v, f"{what}[{k!r}]", output_losses[names.index(k)] if k in names else None)
+                   for k, v in metrics.items()}
+    elif isinstance(metrics, (list, tuple)):
+        metrics = [metrics_of(v, f"{what}[{i}]", output_losses[i] if i < len(output_losses) else None)
+                   for i, v in enumerate(metrics)]
+    if cc.get("weighted_metrics") is not None:
+        raise ValueError(f"{where}: compile_config.weighted_metrics = {cc['weighted_metrics']!r} is not supported by "
+                         "gpu_dl.")
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=cc.get("loss_weights"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e
+
+
 def compile_from_config(model, compile_config, where, custom_objects=None):
     """Compile ``model`` as Keras's ``compile_config`` says, custom losses, metrics and optimizers found through
     ``custom_objects`` and the registry."""
@@ -662,6 +756,9 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     what = f"{where}: compile_config.loss"
     loss = cc.get("loss")
     output_names = getattr(model, "output_names", None)
+    if output_names is not None and len(output_names) > 1:
+        _compile_per_output(model, cc, optimizer, where, custom)
+        return
     if output_names is not None:
         # A functional model's one loss (and metrics) may be written per output: a list of one, or a dict
         # keyed by the output's name, as Keras takes them.
