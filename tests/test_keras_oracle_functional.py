@@ -281,3 +281,99 @@ def test_a_loss_and_metrics_given_per_output_load(tmp_path, rng):
     assert ours.loss.name == "sparse_categorical_crossentropy" and ours._metric_identifiers == ["accuracy"]
     numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0),
                                   [float(v) for v in theirs.evaluate(x, y, verbose=0)], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ several outputs
+def two_heads(lib, as_dict=False):
+    L = lib.layers
+    inputs = lib.Input(shape=(4,), name="x")
+    h = L.Dense(5, activation="tanh", name="h")(inputs)
+    cls = L.Dense(3, activation="softmax", name="cls")(h)
+    reg = L.Dense(2, name="reg")(h)
+    return lib.Model(inputs, {"cls": cls, "reg": reg} if as_dict else [cls, reg], name="heads")
+
+
+def _two_head_data(rng, n):
+    return rng.standard_normal((n, 4)).astype("float32"), rng.integers(0, 3, n), \
+        rng.standard_normal((n, 2)).astype("float32")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_output_training_steps_and_logs_match_keras(optimizer, rng):
+    backend.set_random_seed(3)
+    ours, theirs = two_heads(gpu_dl), two_heads(keras)
+    theirs.set_weights(ours.get_weights())
+    settings = dict(loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[0.4, 1.5],
+                    metrics=[["accuracy"], ["mae", "mse"]])
+    ours.compile(optimizer=optimizer, **settings)
+    theirs.compile(optimizer=keras.optimizers.get(optimizer), **settings)
+    for step in range(3):
+        x, ya, yb = _two_head_data(rng, 6)
+        sw = rng.uniform(0.5, 2, 6).astype("float32")
+        ours_logs = ours.train_on_batch(x, [ya, yb], sample_weight=sw, return_dict=True)
+        theirs_logs = theirs.train_on_batch(x, [ya, yb], sample_weight=sw, return_dict=True)
+        assert sorted(ours_logs) == sorted(theirs_logs)
+        for key, value in theirs_logs.items():
+            assert ours_logs[key] == pytest.approx(float(value), rel=2e-5, abs=1e-6), f"step {step}: {key}"
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    x, ya, yb = _two_head_data(rng, 10)
+    # evaluate lists the total loss, each output's loss, then the metrics, in Keras's order.
+    numpy.testing.assert_allclose(ours.evaluate(x, [ya, yb], verbose=0, batch_size=4),
+                                  [float(v) for v in theirs.evaluate(x, [ya, yb], verbose=0, batch_size=4)],
+                                  rtol=2e-5, atol=1e-6)
+    ours_history = ours.fit(x, [ya, yb], epochs=1, verbose=0, validation_data=(x, [ya, yb]), shuffle=False)
+    theirs_history = theirs.fit(x, [ya, yb], epochs=1, verbose=0, validation_data=(x, [ya, yb]), shuffle=False)
+    assert sorted(ours_history.history) == sorted(theirs_history.history)
+
+
+def test_two_output_files_written_by_keras_load_evaluate_and_train_the_same(tmp_path, rng):
+    keras.utils.set_random_seed(0)
+    theirs = two_heads(keras, as_dict=True)
+    theirs.compile(optimizer="adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "huber"},
+                   loss_weights={"cls": 0.5, "reg": 2.0}, metrics={"cls": ["accuracy"], "reg": ["mae"]})
+    x, ya, yb = _two_head_data(rng, 9)
+    y = {"cls": ya, "reg": yb}
+    theirs.fit(x, y, epochs=1, batch_size=3, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert ours.output_names == ["cls", "reg"] and ours._loss_weights == [0.5, 2.0]
+    expected = theirs.predict(x, verbose=0)
+    got = ours.predict(x, verbose=0)
+    assert isinstance(got, dict) and list(got) == ["cls", "reg"]
+    for key in got:
+        numpy.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+    ours_logs = ours.evaluate(x, y, verbose=0, return_dict=True)
+    theirs_logs = theirs.evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(ours_logs) == sorted(theirs_logs)
+    assert ours_logs == pytest.approx({k: float(v) for k, v in theirs_logs.items()}, rel=1e-5, abs=1e-6)
+    # The optimizer state came along: the next step is Keras's next step.
+    ours_step = ours.train_on_batch(x, y, return_dict=True)
+    theirs_step = theirs.train_on_batch(x, y, return_dict=True)
+    assert ours_step["loss"] == pytest.approx(float(theirs_step["loss"]), rel=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_keras_loads_two_output_files_written_by_gpu_dl(tmp_path, rng):
+    backend.set_random_seed(4)
+    ours = two_heads(gpu_dl)
+    ours.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.25],
+                 metrics=[["accuracy"], None])
+    x, ya, yb = _two_head_data(rng, 8)
+    ours.fit(x, [ya, yb], epochs=1, batch_size=4, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    assert theirs.output_names == ["cls", "reg"]
+    config = theirs.get_compile_config()
+    assert config["loss"] == ["sparse_categorical_crossentropy", "mean_squared_error"] or \
+        [e if isinstance(e, str) else e["class_name"] for e in config["loss"]] == \
+        ["SparseCategoricalCrossentropy", "MeanSquaredError"]
+    assert config["loss_weights"] == [1.0, 0.25]
+    for a, b in zip(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ours_logs = ours.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    theirs_logs = theirs.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    assert sorted(ours_logs) == sorted(theirs_logs) == ["cls_accuracy", "cls_loss", "loss", "reg_loss"]
+    assert ours_logs == pytest.approx({k: float(v) for k, v in theirs_logs.items()}, rel=1e-5, abs=1e-6)
+    assert int(theirs.optimizer.iterations) == ours.optimizer.iterations == 2
