@@ -15,7 +15,11 @@ from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_smal
 
 
 class BaseConv(SpatialLayer):
-    """``activation(conv(x, kernel) + bias)``; kernel kernel_size + (in_channels, filters), bias (filters,)."""
+    """``activation(conv(x, kernel) + bias)``; kernel kernel_size + (in_channels / groups, filters), bias (filters,).
+
+    With ``groups`` > 1 the input channels and the filters are split into ``groups`` equal blocks and output
+    block g is the convolution of input block g alone (Keras's grouped convolution).
+    """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -31,9 +35,12 @@ class BaseConv(SpatialLayer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
                              f"got strides={self.strides}, dilation_rate={self.dilation_rate}.")
-        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups != 1:
-            raise ValueError(f"{where}: only groups=1 is supported, got {groups!r}.")
-        self.groups = 1
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+            raise ValueError(f"{where}: groups must be a positive integer, got {groups!r}.")
+        if self.filters % groups:
+            raise ValueError(f"{where}: filters ({self.filters}) must be divisible by groups ({groups}), as each "
+                             f"group computes filters / groups output channels.")
+        self.groups = int(groups)
         self.activation = activations.get_keeping_shape(activation, where)
         self.use_bias = bool(use_bias)
         self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
@@ -68,8 +75,13 @@ class BaseConv(SpatialLayer):
         if shape[-1] is None:
             raise ValueError(f"{type(self).__name__} layer '{self.name}' needs a known number of input channels, "
                              f"got {tuple(input_shape)}.")
+        if shape[-1] % self.groups:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}': the input's {shape[-1]} channels must be "
+                             f"divisible by groups ({self.groups}); got an input of shape {tuple(input_shape)}.")
         self._geometry(shape)
-        self.kernel = self.add_weight(self.kernel_size + (shape[-1], self.filters), self.kernel_initializer,
+        # grouped: each group's filters see Cin / groups channels (Keras's layout)
+        self.kernel = self.add_weight(self.kernel_size + (shape[-1] // self.groups, self.filters),
+                                      self.kernel_initializer,
                                       name="kernel", regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
         if self.use_bias:
@@ -83,8 +95,9 @@ class BaseConv(SpatialLayer):
 
     def check_input_shape(self, shape):
         last = self.check_rank(shape)
-        if self.kernel is not None and last[-1] != self.kernel.shape[-2]:
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[-2]} input "
+        if self.kernel is not None and last[-1] != self.kernel.shape[-2] * self.groups:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for "
+                             f"{self.kernel.shape[-2] * self.groups} input "
                              f"channels (kernel {self.kernel.shape}); got an input of shape {tuple(shape)} with "
                              f"{last[-1]}.")
         super().check_input_shape(shape)
@@ -98,7 +111,8 @@ class BaseConv(SpatialLayer):
         args, _ = self._geometry(x.shape)
         image = self.to_image(x)
         z, y = conv2d_bias_activation(image, self.kernel.value.reshape(self._image_kernel_shape()),
-                                      self.bias.value if self.use_bias else None, self.activation, **args)
+                                      self.bias.value if self.use_bias else None, self.activation,
+                                      groups=self.groups, **args)
         self._saved = (image, z, y, args) if training else None
         self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
         return self.from_last(self.from_image(y))
@@ -109,12 +123,13 @@ class BaseConv(SpatialLayer):
         dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
         kernel_shape = self._image_kernel_shape()
         if self.trainable:
-            self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, **args).reshape(self.kernel.shape)
+            self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, groups=self.groups, **args).reshape(self.kernel.shape)
             if self.use_bias:
                 self.bias.grad = bias_gradient(dz)
         if not self.input_gradient_wanted:
             return None
-        dx = conv2d_backward_input(dz, self.kernel.value.reshape(kernel_shape), x.shape, **args)
+        dx = conv2d_backward_input(dz, self.kernel.value.reshape(kernel_shape), x.shape, groups=self.groups,
+                                   **args)
         return self.from_last(self.from_image(dx))
 
     def get_config(self):
