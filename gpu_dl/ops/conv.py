@@ -27,6 +27,11 @@ The input's gradient is, with stride 1, the forward convolution of dy with
 the kernel turned 180 degrees; with larger strides it scatters the columns'
 gradient back with one strided add per kernel tap. No loop over pixels.
 CuPy arrays go to the implicit-GEMM kernels of ``kernels/conv2d.cu``.
+
+Grouped convolutions (``groups`` > 1, kernel (KH, KW, Cin/groups, Cout)):
+the NumPy path is the same im2col with the channel axis split by group and
+one stacked product per block (one BLAS call per group); CuPy arrays run
+the conv2d.cu launchers once per group (``conv_kernels.py``).
 """
 from __future__ import annotations
 
