@@ -338,7 +338,7 @@ def test_kernel_longer_than_padded_input_quotes_the_formula():
     (lambda: layers.Conv1D(4, 3, dilation_rate=0), "dilation_rate"),
     (lambda: layers.Conv1D(4, 3, padding="full"), "padding"),
     (lambda: layers.Conv1D(4, 3, strides=2, dilation_rate=2), "dilation_rate"),
-    (lambda: layers.Conv1D(4, 3, groups=2), "groups"),
+    (lambda: layers.Conv1D(4, 3, groups=3), "groups"),
     (lambda: layers.Conv1D(4, 3, data_format="ntc"), "data_format"),
     (lambda: layers.Conv2D(4, 3, padding="causal"), "padding"),
     (lambda: layers.MaxPooling1D(padding="causal"), "padding"),

@@ -1,7 +1,7 @@
 """Keras layers."""
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
-from .conv import Conv1D, Conv2D
+from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .masking import Masking
@@ -36,3 +36,5 @@ __all__ += [
     "ActivityRegularization", "AlphaDropout", "Cropping2D", "Cropping3D", "GaussianDropout", "GaussianNoise",
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
 ]
+
+__all__ += ["DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]

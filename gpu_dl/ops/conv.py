@@ -27,6 +27,11 @@ The input's gradient is, with stride 1, the forward convolution of dy with
 the kernel turned 180 degrees; with larger strides it scatters the columns'
 gradient back with one strided add per kernel tap. No loop over pixels.
 CuPy arrays go to the implicit-GEMM kernels of ``kernels/conv2d.cu``.
+
+Grouped convolutions (``groups`` > 1, kernel (KH, KW, Cin/groups, Cout)):
+the NumPy path is the same im2col with the channel axis split by group and
+one stacked product per block (one BLAS call per group); CuPy arrays run
+the conv2d.cu launchers once per group (``conv_kernels.py``).
 """
 from __future__ import annotations
 
@@ -181,11 +186,17 @@ def _column_blocks(windows):
         yield index, columns
 
 
-def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
-    """y = conv(x, kernel), no bias. See the module docstring for shapes."""
+def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """y = conv(x, kernel), no bias. See the module docstring for shapes; with ``groups`` > 1 the kernel is
+    (KH, KW, Cin/groups, Cout) and output channel block g reads input channel block g only."""
     if is_cupy(x):
-        from .conv_kernels import conv2d_forward_cuda
+        from .conv_kernels import conv2d_forward_cuda, grouped_conv2d_forward_cuda
+        if groups > 1:
+            return grouped_conv2d_forward_cuda(x, kernel, None, groups, strides=strides, padding=padding,
+                                               dilation=dilation)[0]
         return conv2d_forward_cuda(x, kernel, None, strides=strides, padding=padding, dilation=dilation)[0]
+    if groups > 1:
+        return _grouped_forward(x, kernel, groups, strides, padding, dilation)
     kh, kw, cin, cout = kernel.shape
     oh, ow = _out_hw(x.shape, kernel.shape, strides, dilation, padding)
     if _tap_split_applies(strides, cin, cout):
@@ -199,29 +210,39 @@ def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilat
 
 
 def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), padding=((0, 0), (0, 0)),
-                           dilation=(1, 1)):
+                           dilation=(1, 1), groups=1):
     """``(z, y)`` with z = conv(x, kernel) + bias and y = activation(z); one kernel on the GPU.
 
     ``activation`` is a ``gpu_dl.activations.ActivationFunction``; ``bias`` may be None.
     """
     from . import activation_kernels
     if is_cupy(x) and activation_kernels.has_kernel(activation.name, x):
-        from .conv_kernels import conv2d_forward_cuda
+        from .conv_kernels import conv2d_forward_cuda, grouped_conv2d_forward_cuda
         kernel = kernel.astype(x.dtype, copy=False)   # the kernels take one dtype; layers cast inputs already
         if bias is not None:
             bias = bias.astype(x.dtype, copy=False)
+        if groups > 1:
+            return grouped_conv2d_forward_cuda(x, kernel, bias, groups, strides=strides, padding=padding,
+                                               dilation=dilation, activation=activation.name,
+                                               activation_params=activation.params)
         return conv2d_forward_cuda(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,
                                    activation=activation.name, activation_params=activation.params)
-    z = conv2d_forward(x, kernel, strides=strides, padding=padding, dilation=dilation)
+    z = conv2d_forward(x, kernel, strides=strides, padding=padding, dilation=dilation, groups=groups)
     return activation.with_bias(z, bias)
 
 
-def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                          groups=1):
     """dL/dx (N, H, W, Cin) from dy (N, OH, OW, Cout)."""
     if is_cupy(dy):
-        from .conv_kernels import conv2d_backward_input_cuda
+        from .conv_kernels import conv2d_backward_input_cuda, grouped_conv2d_backward_input_cuda
+        if groups > 1:
+            return grouped_conv2d_backward_input_cuda(dy, kernel, tuple(input_shape), groups, strides=strides,
+                                                      padding=padding, dilation=dilation)
         return conv2d_backward_input_cuda(dy, kernel, tuple(input_shape), strides=strides, padding=padding,
                                           dilation=dilation)
+    if groups > 1:
+        return _grouped_backward_input(dy, kernel, input_shape, groups, strides, padding, dilation)
     kh, kw, cin, cout = kernel.shape
     n, h, w, _ = input_shape
     (pt, pb), (pl, pr) = padding
@@ -246,12 +267,18 @@ def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((
     return dx_padded[:, pt:pt + h, pl:pl + w, :]
 
 
-def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
-    """dL/dkernel (KH, KW, Cin, Cout): the im2col matrix's transpose times dy."""
+def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                           groups=1):
+    """dL/dkernel (KH, KW, Cin/groups, Cout): the im2col matrix's transpose times dy."""
     if is_cupy(x):
-        from .conv_kernels import conv2d_backward_kernel_cuda
+        from .conv_kernels import conv2d_backward_kernel_cuda, grouped_conv2d_backward_kernel_cuda
+        if groups > 1:
+            return grouped_conv2d_backward_kernel_cuda(x, dy, tuple(kernel_shape), groups, strides=strides,
+                                                       padding=padding, dilation=dilation)
         return conv2d_backward_kernel_cuda(x, dy, tuple(kernel_shape), strides=strides, padding=padding,
                                            dilation=dilation)
+    if groups > 1:
+        return _grouped_backward_kernel(x, dy, kernel_shape, groups, strides, padding, dilation)
     kh, kw, cin, cout = kernel_shape
     _, oh, ow, _ = dy.shape
     windows = _windows(_padded(x, padding), (kh, kw), strides, dilation, (oh, ow))
@@ -259,6 +286,94 @@ def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 
     for index, columns in _column_blocks(windows):
         dkernel += columns.T @ dy[index].reshape(-1, cout)
     return dkernel.reshape(kernel_shape)
+
+
+# ------------------------------------------------------------------------------- grouped (groups > 1)
+# The grouped im2col: the windows view with its channel axis split into (groups, Cin/groups) and the group
+# moved before the taps, copied block by block into a (rows, groups, KH*KW*Cin/groups) buffer; each block
+# is one stacked product (groups, rows, K) @ (groups, K, Cout/groups), which NumPy's matmul runs as one
+# BLAS call per group, reading and writing the strided group slices in place.
+def _grouped_windows(x, kernel_hw, groups, strides, padding, dilation, out_hw):
+    """(N, OH, OW, groups, KH, KW, Cin/groups) view of the padded input's windows."""
+    windows = _windows(_padded(x, padding), kernel_hw, strides, dilation, out_hw)
+    n, oh, ow, kh, kw, c = windows.shape
+    return windows.reshape(n, oh, ow, kh, kw, groups, c // groups).transpose(0, 1, 2, 5, 3, 4, 6)
+
+
+def _grouped_column_blocks(windows):
+    """Yield ``(index, columns)`` as ``_column_blocks`` does, columns (rows, groups, KH*KW*Cin/groups)."""
+    n, oh, ow, g, kh, kw, c = windows.shape
+    row_bytes = g * kh * kw * c * windows.itemsize
+    if oh * ow * row_bytes <= _IM2COL_BYTES:
+        step = _IM2COL_BYTES // (oh * ow * row_bytes)
+        blocks = [(slice(a, min(a + step, n)),) for a in range(0, n, step)]
+        rows = min(step, n) * oh * ow
+    else:
+        band = max(1, _IM2COL_BYTES // (ow * row_bytes))
+        blocks = [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)]
+        rows = min(band, oh) * ow
+    buffer = numpy.empty((rows, g, kh * kw * c), dtype=windows.dtype)
+    for index in blocks:
+        block = windows[index]
+        columns = buffer[:block.size // (g * kh * kw * c)]
+        numpy.copyto(columns.reshape(block.shape), block)
+        yield index, columns
+
+
+def _grouped_matrix(kernel, groups):
+    """The kernel (KH, KW, Cin/g, Cout) as the stacked (g, KH*KW*Cin/g, Cout/g) matrices (a view)."""
+    kh, kw, cig, cout = kernel.shape
+    return kernel.reshape(kh * kw * cig, groups, cout // groups).transpose(1, 0, 2)
+
+
+def _grouped_forward(x, kernel, groups, strides, padding, dilation):
+    kh, kw, _, cout = kernel.shape
+    oh, ow = _out_hw(x.shape, kernel.shape, strides, dilation, padding)
+    windows = _grouped_windows(x, (kh, kw), groups, strides, padding, dilation, (oh, ow))
+    matrices = _grouped_matrix(kernel, groups)
+    y = numpy.empty((x.shape[0], oh, ow, cout), dtype=numpy.result_type(x, kernel))
+    for index, columns in _grouped_column_blocks(windows):
+        out = y[index].reshape(-1, groups, cout // groups).transpose(1, 0, 2)
+        numpy.matmul(columns.transpose(1, 0, 2), matrices, out=out)
+    return y
+
+
+def _grouped_backward_kernel(x, dy, kernel_shape, groups, strides, padding, dilation):
+    kh, kw, cig, cout = kernel_shape
+    _, oh, ow, _ = dy.shape
+    windows = _grouped_windows(x, (kh, kw), groups, strides, padding, dilation, (oh, ow))
+    dkernel = numpy.zeros((groups, kh * kw * cig, cout // groups), dtype=numpy.result_type(x, dy))
+    for index, columns in _grouped_column_blocks(windows):
+        dkernel += columns.transpose(1, 2, 0) @ dy[index].reshape(-1, groups, cout // groups).transpose(1, 0, 2)
+    return numpy.ascontiguousarray(dkernel.transpose(1, 0, 2)).reshape(kernel_shape)
+
+
+def _grouped_backward_input(dy, kernel, input_shape, groups, strides, padding, dilation):
+    kh, kw, cig, cout = kernel.shape
+    n, h, w, cin = input_shape
+    (pt, pb), (pl, pr) = padding
+    _, oh, ow, _ = dy.shape
+    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    cog = cout // groups
+    if strides == (1, 1) and max(pt, pb) <= span_h and max(pl, pr) <= span_w:
+        # As ungrouped: the grouped forward of dy with each group's kernel turned 180 degrees and its
+        # channel axes swapped, (KH, KW, Cout/g, Cin) with input block g of dy giving output block g.
+        flipped = numpy.ascontiguousarray(kernel[::-1, ::-1].reshape(kh, kw, cig, groups, cog)
+                                          .transpose(0, 1, 4, 3, 2)).reshape(kh, kw, cog, cin)
+        return _grouped_forward(dy, flipped, groups, (1, 1), ((span_h - pt, span_h - pb), (span_w - pl, span_w - pr)),
+                                dilation)
+    dtype = numpy.result_type(dy, kernel)
+    dx_padded = numpy.zeros((n, h + pt + pb, w + pl + pr, groups, cig), dtype=dtype)
+    matrices_t = _grouped_matrix(kernel, groups).transpose(0, 2, 1)        # (g, Cout/g, K)
+    for a, b in _batch_chunks(n, oh * ow, kh * kw * cin, dy.itemsize):
+        d_columns = (dy[a:b].reshape(-1, groups, cog).transpose(1, 0, 2) @ matrices_t)   # (g, rows, K)
+        d_columns = d_columns.transpose(1, 0, 2).reshape(b - a, oh, ow, groups, kh, kw, cig)
+        for r in range(kh):             # one strided add per tap, as ungrouped
+            rows = slice(r * dilation[0], r * dilation[0] + strides[0] * (oh - 1) + 1, strides[0])
+            for q in range(kw):
+                cols = slice(q * dilation[1], q * dilation[1] + strides[1] * (ow - 1) + 1, strides[1])
+                dx_padded[a:b, rows, cols] += d_columns[:, :, :, :, r, q, :]
+    return dx_padded[:, pt:pt + h, pl:pl + w].reshape(n, h, w, cin)
 
 
 def bias_gradient(dy):

@@ -330,3 +330,61 @@ def conv2d_backward_kernel_cuda(x, dy, kernel_shape, *, strides, padding, dilati
         get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_reduce_{suffix}")(
             grid, block, (partial, dk, numpy.int32(count), numpy.int32(splits)))
     return dk
+
+
+# ------------------------------------------------------------------------------- grouped (groups > 1)
+# A grouped convolution (kernel (KH, KW, Cin/groups, Cout)) runs the launchers above once per group, on that
+# group's channel slices copied contiguous (the kernels read C-contiguous NHWC), and writes each result
+# into its channel block of one output. Cost over one ungrouped launch of the same FLOPs: `groups` launches
+# (each with Cin/groups and Cout/groups channels: narrow GEMMs that fill tensor-core tiles poorly) and one
+# extra read and write of the sliced inputs and of the outputs.
+def _group_slices(total, groups):
+    step = total // groups
+    return [slice(g * step, (g + 1) * step) for g in range(groups)]
+
+
+def _slice(a, sl):
+    import cupy
+    return cupy.ascontiguousarray(a[..., sl])
+
+
+def grouped_conv2d_forward_cuda(x, kernel, bias, groups, *, strides, padding, dilation, activation="linear",
+                                activation_params=None, precision=None):
+    """``(z, y)`` of a grouped convolution: output channel block g from input channel block g."""
+    cin, cout = int(x.shape[-1]), int(kernel.shape[-1])
+    z = y = None
+    for x_sl, k_sl in zip(_group_slices(cin, groups), _group_slices(cout, groups)):
+        zg, yg = conv2d_forward_cuda(_slice(x, x_sl), _slice(kernel, k_sl), None if bias is None else _slice(bias, k_sl),
+                                     strides=strides, padding=padding, dilation=dilation, activation=activation,
+                                     activation_params=activation_params, precision=precision)
+        if z is None:
+            z = launch.empty_output(zg.shape[:-1] + (cout,), zg.dtype)
+            y = z if activation == "linear" else launch.empty_output(z.shape, zg.dtype)
+        z[..., k_sl] = zg
+        if y is not z:
+            y[..., k_sl] = yg
+    return z, y
+
+
+def grouped_conv2d_backward_input_cuda(dy, kernel, input_shape, groups, *, strides, padding, dilation,
+                                       precision=None):
+    """dx of a grouped convolution: input channel block g from dy's channel block g."""
+    cin, cout = int(input_shape[-1]), int(dy.shape[-1])
+    dx = launch.empty_output(tuple(int(s) for s in input_shape), dy.dtype)
+    for x_sl, k_sl in zip(_group_slices(cin, groups), _group_slices(cout, groups)):
+        dx[..., x_sl] = conv2d_backward_input_cuda(_slice(dy, k_sl), _slice(kernel, k_sl),
+                                                   tuple(input_shape[:-1]) + (cin // groups,), strides=strides,
+                                                   padding=padding, dilation=dilation, precision=precision)
+    return dx
+
+
+def grouped_conv2d_backward_kernel_cuda(x, dy, kernel_shape, groups, *, strides, padding, dilation,
+                                        precision=None):
+    """dkernel (KH, KW, Cin/groups, Cout) of a grouped convolution."""
+    cin, cout = int(x.shape[-1]), int(dy.shape[-1])
+    dk = launch.empty_output(tuple(int(s) for s in kernel_shape), x.dtype)
+    for x_sl, k_sl in zip(_group_slices(cin, groups), _group_slices(cout, groups)):
+        dk[..., k_sl] = conv2d_backward_kernel_cuda(_slice(x, x_sl), _slice(dy, k_sl),
+                                                    tuple(kernel_shape[:-1]) + (cout // groups,), strides=strides,
+                                                    padding=padding, dilation=dilation, precision=precision)
+    return dk
