@@ -21,20 +21,16 @@ from .steps import Cropping1D, UpSampling1D
 from .wrappers import TimeDistributed
 
 __all__ = [
-    "Activation", "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract", "add", "average",
-    "concatenate", "maximum", "minimum", "multiply", "subtract", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization",
-    "Bidirectional", "Conv1D", "Conv2D", "Cropping1D", "Dense", "Dropout", "ELU", "Embedding", "Flatten",
+    "Activation", "ActivityRegularization", "Add", "add", "AlphaDropout", "Average", "average", "AveragePooling1D",
+    "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate",
+    "concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
+    "DepthwiseConv2D", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "Layer",
-    "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
-    "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
-    "Rescaling", "Reshape", "SimpleRNN", "Softmax", "TimeDistributed", "UpSampling1D", "Variable", "ZeroPadding1D",
-    "ZeroPadding2D",
+    "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D",
+    "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "PReLU", "RandomFlip",
+    "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "Rescaling", "Reshape",
+    "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D",
+    "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+    "Variable", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
-
-__all__ += [
-    "ActivityRegularization", "AlphaDropout", "Cropping2D", "Cropping3D", "GaussianDropout", "GaussianNoise",
-    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "UpSampling2D", "UpSampling3D", "ZeroPadding3D",
-]
-
-__all__ += ["DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]

@@ -20,6 +20,20 @@ from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_smal
 class WindowedConv(SpatialLayer):
     """What the convolutions share: kernel_size, strides, padding and dilation_rate, and the output sizes."""
 
+    # The weight whose axis -2 counts the input channels the layer was built for (per group where it has
+    # ``groups``).
+    channel_weight = "kernel"
+
+    def check_input_shape(self, shape):
+        last = self.check_rank(shape)
+        kernel = getattr(self, self.channel_weight)
+        channels = None if kernel is None else kernel.shape[-2] * getattr(self, "groups", 1)
+        if channels is not None and last[-1] != channels:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {channels} input channels "
+                             f"({self.channel_weight} {kernel.shape}); got an input of shape {tuple(shape)} with "
+                             f"{last[-1]}.")
+        super().check_input_shape(shape)
+
     def set_window(self, kernel_size, strides, padding, dilation_rate, causal):
         where = f"{type(self).__name__} layer '{self.name}'"
         self.kernel_size = int_tuple(kernel_size, f"{where}: kernel_size", self.rank)
@@ -119,15 +133,6 @@ class BaseConv(WindowedConv):
         shape = self.check_rank(input_shape)
         _, out = self._geometry(shape)
         return self.from_last_shape((shape[0],) + out + (self.filters,))
-
-    def check_input_shape(self, shape):
-        last = self.check_rank(shape)
-        if self.kernel is not None and last[-1] != self.kernel.shape[-2] * self.groups:
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for "
-                             f"{self.kernel.shape[-2] * self.groups} input "
-                             f"channels (kernel {self.kernel.shape}); got an input of shape {tuple(shape)} with "
-                             f"{last[-1]}.")
-        super().check_input_shape(shape)
 
     # ------------------------------------------------------------------- passes
     def _image_kernel_shape(self):
@@ -234,14 +239,6 @@ class BaseDepthwiseConv(WindowedConv):
         channels = None if shape[-1] is None else shape[-1] * self.depth_multiplier
         return self.from_last_shape((shape[0],) + out + (channels,))
 
-    def check_input_shape(self, shape):
-        last = self.check_rank(shape)
-        if self.kernel is not None and last[-1] != self.kernel.shape[-2]:
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {self.kernel.shape[-2]} input "
-                             f"channels (kernel {self.kernel.shape}); got an input of shape {tuple(shape)} with "
-                             f"{last[-1]}.")
-        super().check_input_shape(shape)
-
     def call(self, x, training=False):
         x = contiguous(self.to_last(x))
         args, _ = self._geometry(x.shape)
@@ -296,6 +293,8 @@ class BaseSeparableConv(WindowedConv):
     (in_channels, depth_multiplier), pointwise_kernel (1,)*rank + (in_channels * depth_multiplier, filters),
     bias (filters,), in Keras's order."""
 
+    channel_weight = "depthwise_kernel"
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
@@ -333,14 +332,6 @@ class BaseSeparableConv(WindowedConv):
         shape = self.check_rank(input_shape)
         _, out = self._geometry(shape)
         return self.from_last_shape((shape[0],) + out + (self.filters,))
-
-    def check_input_shape(self, shape):
-        last = self.check_rank(shape)
-        if self.depthwise_kernel is not None and last[-1] != self.depthwise_kernel.shape[-2]:
-            raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for "
-                             f"{self.depthwise_kernel.shape[-2]} input channels (depthwise_kernel "
-                             f"{self.depthwise_kernel.shape}); got an input of shape {tuple(shape)} with {last[-1]}.")
-        super().check_input_shape(shape)
 
     def call(self, x, training=False):
         x = contiguous(self.to_last(x))

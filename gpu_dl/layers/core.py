@@ -6,10 +6,10 @@ import numbers
 import numpy
 
 from .. import activations
-from ..backend import array_module
 from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
+from .regularization import dropout_rate, scaled_keep_mask
 from .symbolic import KerasTensor, Node
 
 
@@ -156,9 +156,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout layer '{self.name}': rate must be a number in [0, 1), got {rate!r}.")
-        self.rate = float(rate)
+        self.rate = dropout_rate(rate, f"Dropout layer '{self.name}': rate")
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
         self._noise = UniformNoise(seed)
@@ -174,12 +172,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._saved = (None,) if training else None
             return x
-        xp = array_module(x)
-        shape = self._mask_shape(x.shape)
-        keep = 1.0 - self.rate
-        uniform = self._noise.random(xp, shape, x.dtype)
-        # One mask array already holding the 1/keep scale, so backward is one multiply.
-        mask = (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+        mask = scaled_keep_mask(self._noise, x, self._mask_shape(x.shape), self.rate)
         self._saved = (mask,)
         return x * mask
 

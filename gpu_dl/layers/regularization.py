@@ -31,6 +31,15 @@ def dropout_rate(rate, what):
     return float(rate)
 
 
+def scaled_keep_mask(noise, x, shape, rate):
+    """A mask of ``shape`` (broadcasting against ``x``) in x's dtype on x's device: 1 / (1 - rate) where a
+    uniform draw from ``noise`` falls below 1 - rate, 0 elsewhere. The scale is in the mask so that a
+    dropout's backward is one multiply."""
+    keep = 1.0 - rate
+    uniform = noise.random(array_module(x), shape, x.dtype)
+    return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+
+
 class _SpatialDropout(SpatialLayer):
     """Dropout of whole channels: one draw per (sample, channel), shared by all its positions."""
 
@@ -55,10 +64,7 @@ class _SpatialDropout(SpatialLayer):
         if not training or self.rate == 0:
             self._saved = (None,) if training else None
             return x
-        keep = 1.0 - self.rate
-        uniform = self._noise.random(array_module(x), self.mask_shape(x.shape), x.dtype)
-        # The 1/keep scale is in the mask, so backward is one multiply.
-        mask = (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+        mask = scaled_keep_mask(self._noise, x, self.mask_shape(x.shape), self.rate)
         self._saved = (mask,)
         return x * mask
 

@@ -148,6 +148,17 @@ def _tap_split_forward(x_padded, kernel, dilation, out_hw):
     return numpy.ascontiguousarray(full.reshape(n, hp, wp, cout)[:, :out_hw[0], :out_hw[1]])
 
 
+def _block_plan(n, oh, ow, row_bytes):
+    """``(blocks, rows)``: the indices of blocks of output positions whose im2col rows (``row_bytes`` each)
+    fit in ``_IM2COL_BYTES`` (whole samples, or bands of one sample's output rows where a sample does not
+    fit), and the most rows a block holds."""
+    if oh * ow * row_bytes <= _IM2COL_BYTES:
+        step = _IM2COL_BYTES // (oh * ow * row_bytes)
+        return [(slice(a, min(a + step, n)),) for a in range(0, n, step)], min(step, n) * oh * ow
+    band = max(1, _IM2COL_BYTES // (ow * row_bytes))
+    return [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)], min(band, oh) * ow
+
+
 def _column_blocks(windows):
     """Yield ``(index, columns)``: the im2col rows of each block of output positions, in one reused buffer.
 
@@ -157,14 +168,7 @@ def _column_blocks(windows):
     """
     n, oh, ow, kh, kw, c = windows.shape
     row_bytes = kh * kw * c * windows.itemsize
-    if oh * ow * row_bytes <= _IM2COL_BYTES:
-        step = _IM2COL_BYTES // (oh * ow * row_bytes)
-        blocks = [(slice(a, min(a + step, n)),) for a in range(0, n, step)]
-        rows = min(step, n) * oh * ow
-    else:
-        band = max(1, _IM2COL_BYTES // (ow * row_bytes))
-        blocks = [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)]
-        rows = min(band, oh) * ow
+    blocks, rows = _block_plan(n, oh, ow, row_bytes)
     if c == 1:
         # One channel: a window's values lie in runs of KW, too short for a fast copy. Tap by tap the
         # same values are slices of the input in runs of OW, copied to a (K, rows) buffer that the
@@ -304,14 +308,7 @@ def _grouped_column_blocks(windows):
     """Yield ``(index, columns)`` as ``_column_blocks`` does, columns (rows, groups, KH*KW*Cin/groups)."""
     n, oh, ow, g, kh, kw, c = windows.shape
     row_bytes = g * kh * kw * c * windows.itemsize
-    if oh * ow * row_bytes <= _IM2COL_BYTES:
-        step = _IM2COL_BYTES // (oh * ow * row_bytes)
-        blocks = [(slice(a, min(a + step, n)),) for a in range(0, n, step)]
-        rows = min(step, n) * oh * ow
-    else:
-        band = max(1, _IM2COL_BYTES // (ow * row_bytes))
-        blocks = [(i, slice(r, min(r + band, oh))) for i in range(n) for r in range(0, oh, band)]
-        rows = min(band, oh) * ow
+    blocks, rows = _block_plan(n, oh, ow, row_bytes)
     buffer = numpy.empty((rows, g, kh * kw * c), dtype=windows.dtype)
     for index in blocks:
         block = windows[index]
