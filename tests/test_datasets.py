@@ -14,6 +14,7 @@ import pytest
 from gpu_dl.data import load_cifar10, load_fashion_mnist, load_mnist
 from gpu_dl.data.cifar10 import restricted_loads
 from gpu_dl.data.mnist import parse_idx
+from peak_memory import peak_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -365,22 +366,6 @@ def test_cifar_missing_and_malformed(tmp_path, rng, isolated_home):
 
 
 # ------------------------------------------------- decompression limits
-def _peak_bytes(fn):
-    """(what fn raised, the most memory Python and numpy held while it ran)."""
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        fn()
-    except Exception as exc:        # noqa: BLE001 - handed back to the test
-        raised = exc
-    else:
-        raised = None
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return raised, peak
-
-
 def _gzip_of(path, head, zeros):
     """A gzip file holding ``head`` then ``zeros`` zero bytes, written a MiB at a time (small on disk)."""
     import zlib
@@ -400,7 +385,7 @@ def test_idx_gzip_bomb_is_refused_once_past_its_declared_size(tmp_path, rng):
     # A valid header for 5 labels, then 32 MiB of zeros: the reader must stop one byte past the 5 labels.
     _gzip_of(target, idx_bytes(data[0][1]), 32 * 2**20)
     assert target.stat().st_size < 64 * 2**10
-    raised, peak = _peak_bytes(lambda: load_mnist(tmp_path / "bomb"))
+    raised, peak = peak_bytes(lambda: load_mnist(tmp_path / "bomb"))
     assert isinstance(raised, ValueError)
     assert "train-labels-idx1-ubyte.gz" in str(raised) and "more than that after the header" in str(raised)
     assert peak < 2**20
@@ -413,7 +398,7 @@ def test_idx_header_declaring_more_than_the_cap_is_refused_unread(tmp_path, rng)
     target = tmp_path / "big" / "train-images-idx3-ubyte.gz"
     header = bytes([0, 0, 8, 3]) + struct.pack(">III", 2**16, 2**16, 2**4)      # 64 GiB of pixels
     _gzip_of(target, header, 4 * 2**20)
-    raised, peak = _peak_bytes(lambda: load_mnist(tmp_path / "big"))
+    raised, peak = peak_bytes(lambda: load_mnist(tmp_path / "big"))
     assert isinstance(raised, ValueError)
     assert str(raised).startswith(str(target))
     assert f"more than the {mnist.MAX_ARRAY_BYTES} bytes" in str(raised)
@@ -463,7 +448,7 @@ def test_npz_member_larger_than_the_cap_is_refused_before_it_is_inflated(tmp_pat
     path = tmp_path / "mnist.npz"
     _npz_with(path, {"x_train": big, "y_train": ytr, "x_test": xte, "y_test": yte}, zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 64 * 2**10
-    raised, peak = _peak_bytes(lambda: load_mnist(path))
+    raised, peak = peak_bytes(lambda: load_mnist(path))
     assert isinstance(raised, ValueError)
     assert "mnist.npz: array x_train (x_train.npy) declares" in str(raised) and "more than the 1048576" in str(raised)
     assert peak < 2**19
@@ -477,7 +462,7 @@ def test_npz_header_that_disagrees_with_its_member_is_refused_unallocated(tmp_pa
     npy.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 28, 28)})
     path = tmp_path / "mnist.npz"
     _npz_with(path, {"x_train": buffer.getvalue() + bytes(100), "y_train": ytr, "x_test": xte, "y_test": yte})
-    raised, peak = _peak_bytes(lambda: load_mnist(path))
+    raised, peak = peak_bytes(lambda: load_mnist(path))
     assert isinstance(raised, ValueError)
     assert "array x_train" in str(raised) and "(7840000000 bytes of data)" in str(raised)
     assert "100 bytes after the header" in str(raised)
@@ -516,7 +501,7 @@ def test_cifar_archive_member_above_the_cap_is_refused_from_its_header(tmp_path,
         f.write(huge.tobuf(tarfile.GNU_FORMAT))
         for info, payload in entries:
             f.write(info.tobuf(tarfile.GNU_FORMAT) + payload + bytes(-len(payload) % 512))
-    raised, peak = _peak_bytes(lambda: load_cifar10(path))
+    raised, peak = peak_bytes(lambda: load_cifar10(path))
     assert isinstance(raised, ValueError)
     assert "cifar-10-python.tar.gz: member 'cifar-10-batches-py/readme.html' declares 10737418240 bytes" in str(raised)
     assert f"more than the {cifar10.MAX_BATCH_BYTES}" in str(raised)
@@ -611,7 +596,7 @@ def test_cifar_batch_repeating_one_list_by_reference_is_refused_before_numpy_exp
     payload = pickle.dumps(d, protocol=2)
     assert len(payload) < 2**17
     (folder / "test_batch").write_bytes(payload)
-    raised, peak = _peak_bytes(lambda: load_cifar10(folder))
+    raised, peak = peak_bytes(lambda: load_cifar10(folder))
     assert isinstance(raised, ValueError) and "test_batch" in str(raised)
     assert peak < 16 * 2**20
     # honest lists still load

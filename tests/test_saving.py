@@ -16,6 +16,7 @@ import pytest
 import gpu_dl
 from gpu_dl import backend, callbacks, layers, optimizers
 from gpu_dl.models import Sequential, load_model
+from peak_memory import peak_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -663,22 +664,6 @@ def _saved_weights(model, path):
     return path
 
 
-def _peak_bytes(fn):
-    """(what fn raised, the most memory Python and numpy held while it ran)."""
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        fn()
-    except Exception as exc:        # noqa: BLE001 - handed back to the test
-        raised = exc
-    else:
-        raised = None
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return raised, peak
-
-
 @pytest.mark.parametrize("compile_", [True, False])
 def test_a_config_declaring_more_weights_than_the_file_holds_is_refused_before_allocating(compile_, saved, tmp_path):
     # 10**5 inputs into 10**6 units: a 400 GB kernel declared by a config of a few bytes.
@@ -690,7 +675,7 @@ def test_a_config_declaring_more_weights_than_the_file_holds_is_refused_before_a
         config["config"]["layers"][1]["config"]["units"] = 10**6
         config["build_config"]["input_shape"] = config["config"]["build_input_shape"] = [None, 10**5]
     _edit_archive(path, bad, replace={"config.json": _edit_config(huge)})
-    raised, peak = _peak_bytes(lambda: load_model(bad, compile=compile_))
+    raised, peak = peak_bytes(lambda: load_model(bad, compile=compile_))
     assert isinstance(raised, ValueError)
     message = str(raised)
     assert "huge.keras (config.json)" in message and "(100000, 1000000) (400000000000 bytes)" in message

@@ -9,7 +9,7 @@ from .. import activations
 from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
-from .regularization import dropout_rate, scaled_keep_mask
+from .regularization import KeepMaskDropout, dropout_rate
 from .symbolic import KerasTensor, Node
 
 
@@ -148,7 +148,7 @@ class Dense(Layer):
         return config
 
 
-class Dropout(Layer):
+class Dropout(KeepMaskDropout, Layer):
     """Zeroes a fraction ``rate`` of the inputs in training and scales the rest by 1/(1-rate)."""
 
     fixed_input_axes = ()
@@ -161,24 +161,12 @@ class Dropout(Layer):
         self.seed = seed
         self._noise = UniformNoise(seed)
 
-    def _mask_shape(self, shape):
+    def mask_shape(self, shape):
         if self.noise_shape is None:
             return shape
         if len(self.noise_shape) != len(shape):
             raise ValueError(f"Dropout layer '{self.name}': noise_shape {self.noise_shape} must have the input's rank {len(shape)}.")
         return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
-
-    def call(self, x, training=False):
-        if not training or self.rate == 0:
-            self._saved = (None,) if training else None
-            return x
-        mask = scaled_keep_mask(self._noise, x, self._mask_shape(x.shape), self.rate)
-        self._saved = (mask,)
-        return x * mask
-
-    def backward(self, dy):
-        (mask,) = self.saved()
-        return dy if mask is None else dy * mask
 
     def get_config(self):
         config = super().get_config()

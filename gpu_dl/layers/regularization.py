@@ -40,7 +40,24 @@ def scaled_keep_mask(noise, x, shape, rate):
     return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
 
 
-class _SpatialDropout(SpatialLayer):
+class KeepMaskDropout:
+    """The call and backward of a dropout that multiplies by a scaled keep-mask (Dropout, SpatialDropout*):
+    the layer gives ``rate``, ``_noise`` and ``mask_shape(shape)``, the shape of the mask it draws."""
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            self._saved = (None,) if training else None
+            return x
+        mask = scaled_keep_mask(self._noise, x, self.mask_shape(x.shape), self.rate)
+        self._saved = (mask,)
+        return x * mask
+
+    def backward(self, dy):
+        (mask,) = self.saved()
+        return dy if mask is None else dy * mask
+
+
+class _SpatialDropout(KeepMaskDropout, SpatialLayer):
     """Dropout of whole channels: one draw per (sample, channel), shared by all its positions."""
 
     supports_masking = True
@@ -59,18 +76,6 @@ class _SpatialDropout(SpatialLayer):
         """(N, 1, ..., C), or (N, C, 1, ...) for channels_first."""
         channel = 1 if self.channels_first else len(shape) - 1
         return tuple(n if a in (0, channel) else 1 for a, n in enumerate(shape))
-
-    def call(self, x, training=False):
-        if not training or self.rate == 0:
-            self._saved = (None,) if training else None
-            return x
-        mask = scaled_keep_mask(self._noise, x, self.mask_shape(x.shape), self.rate)
-        self._saved = (mask,)
-        return x * mask
-
-    def backward(self, dy):
-        (mask,) = self.saved()
-        return dy if mask is None else dy * mask
 
     def get_config(self):
         # Keras 3 writes exactly these keys (no "trainable"): its SpatialDropout layers take no others.
