@@ -133,7 +133,7 @@ class Layer:
         # layer.build(shape) itself must not get a second set of weights from the first call.
         super().__init_subclass__(**kwargs)
         build = cls.__dict__.get("build")
-        if build is None or getattr(build, "_marks_built", False):
+        if build is None or getattr(build, "_marks_built", False) or not cls.build_marks_built:
             return
 
         @functools.wraps(build)
@@ -261,6 +261,10 @@ class Layer:
             self.build(input_shape)
             self.built = True
             self.input_spec = (None,) + tuple(input_shape[1:])
+
+    # Whether a subclass's build() is wrapped to run once and then record ``built`` and ``input_spec``. Models
+    # keep both themselves: their build builds their layers, their input_spec is their inputs'.
+    build_marks_built = True
 
     # The input axes a built layer holds fixed, counted from the end (-1: the last); None: the rank and every
     # axis after the batch. As in Keras, a layer whose weights fix only some axes (Dense: the last) or

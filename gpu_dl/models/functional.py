@@ -20,8 +20,16 @@ a dict keyed by the output layers' names). With several outputs, ``forward``
 returns a list of one array per output and ``backward`` takes a list of their
 gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
-(``multi_output.py``). A model built from intermediate tensors and models used
-as layers are refused with a ValueError that says what is supported.
+(``multi_output.py``). A model built from intermediate tensors is refused with
+a ValueError that says what is supported.
+
+A model may be a layer of the graph: ``y = base(x)`` on a symbolic tensor
+records one node for the whole inner model (a Sequential, or a functional
+model of one or several inputs and outputs, called on a list in the order of
+its inputs). Its forward and backward run in that node; called several times
+(a siamese network), each call's backward state is kept apart as a shared
+layer's is, and its weights get the sum of the calls' gradients. The
+activity penalties of its layers' calls count in the loss (``nested.py``).
 """
 from __future__ import annotations
 
@@ -31,15 +39,12 @@ import numpy
 
 from .. import backend, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
-from ..layers.base import Layer, unique_name
+from ..layers.base import unique_name
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
-from . import multi_output
+from . import multi_output, nested
 from .model import Model, _batchless, _length, _reduced_loss, _shapes
 from .summary import _format_shape, print_summary
-
-# What a layer's call keeps for its backward: kept per call of a shared layer (see _call_state).
-_CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched")
 
 
 def _warn_mask_dropped(layer):
@@ -47,20 +52,6 @@ def _warn_mask_dropped(layer):
         layer._warned_mask_dropped = True
         warnings.warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
                       "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
-
-
-def _call_state(layer):
-    """The references a layer's last call left for its backward (and those of the layers it wraps)."""
-    own = {key: layer.__dict__[key] for key in _CALL_STATE if key in layer.__dict__}
-    inner = {key: _call_state(value) for key, value in layer.__dict__.items() if isinstance(value, Layer)}
-    return own, inner
-
-
-def _restore_call_state(layer, state):
-    own, inner = state
-    layer.__dict__.update(own)
-    for key, sub in inner.items():
-        _restore_call_state(layer.__dict__[key], sub)
 
 
 def _node_of(tensor):
@@ -187,6 +178,7 @@ class Functional(Model):
                                   f"name '{t.name}'. Change the tensor name to '{key}' (via "
                                   f"`Input(..., name='{key}')`)", stacklevel=3)
         nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
+        nested.check_tree(self, layers)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = flat_inputs
@@ -216,6 +208,7 @@ class Functional(Model):
                                       for n in self._run_nodes}
         self._node_states = {}
         self._activity = []
+        self._nested_activity = []
         self._output_meta = {}
         self._metric_outputs = []                       # with several outputs: the output each metric reads
         self._output_loss_sums = [None] * len(flat_outputs)
@@ -254,6 +247,11 @@ class Functional(Model):
     @property
     def output_names(self):
         return list(self._output_names)
+
+    @property
+    def takes_input_list(self):
+        """Called as a layer of another model, a model of several inputs takes a list of one tensor per input."""
+        return len(self._inputs) > 1
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -369,8 +367,8 @@ class Functional(Model):
             raise ValueError(f"Model '{self.name}' has {n} inputs ({', '.join(names)}); pass `{name}` as a list of "
                              f"{n} arrays or a dict keyed by the input names, got {what}.")
         if any_symbolic(*(a for a, _ in items)):
-            raise TypeError(f"Model '{self.name}': `{name}` holds symbolic tensors; give arrays (using a model as a "
-                            "layer of another functional model is not supported).")
+            raise TypeError(f"Model '{self.name}': `{name}` holds symbolic tensors; give arrays (to use the model as "
+                            "a layer of another functional model, call it on the tensors: y = model(x)).")
         arrays = [checks.features(a, label, t.dtype) for (a, label), t in zip(items, self._inputs)]
         if n == 1:
             return arrays[0]
@@ -390,15 +388,19 @@ class Functional(Model):
         return [backend.to_device(a) for a in arrays]
 
     # --------------------------------------------------------- forward/backward
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         """The output for ``x`` (an array, or a list/tuple of one per input); ``output_mask`` is then the mask of
         padded steps that reached the output, or None. With ``training=None`` a call made with
-        ``training=...`` when the graph was built keeps it, as in Keras."""
+        ``training=...`` when the graph was built keeps it, as in Keras. ``mask`` is the mask of the input's
+        padded steps (a list of one per input, or None), given when the model is a layer of another."""
         arrays = self._device_inputs(x)
         values = dict(zip(self._inputs, arrays))
         masks = dict.fromkeys(self._inputs)
+        if mask is not None:
+            masks.update(zip(self._inputs, mask if isinstance(mask, (list, tuple)) else [mask]))
         self._node_states = {}
         self._activity = []
+        self._nested_activity = []
         self._output_meta = {}
         for i, node in enumerate(self._run_nodes):
             layer = node.layer
@@ -431,8 +433,11 @@ class Functional(Model):
                 if training and len(node.outputs) > 1:
                     self._output_meta[t] = (value.shape, value.dtype)
             if layer in self._shared:
-                self._node_states[node] = _call_state(layer)
-            if layer.activity_regularizer is not None and layer._activity_output is not None:
+                self._node_states[node] = nested.call_state(layer)
+            if isinstance(layer, Model):
+                # Its layers' activity penalties, for the loss; its own backward adds their gradients.
+                self._nested_activity.extend(layer._activity_outputs())
+            elif layer.activity_regularizer is not None and layer._activity_output is not None:
                 self._activity.append((node, layer, layer._activity_output))
             for t in node.input_tensors:      # free what no later call reads
                 if self._last_use.get(t) == i and t not in self._output_set:
@@ -444,16 +449,18 @@ class Functional(Model):
         return values[self._output]
 
     def _activity_outputs(self):
-        return [(layer, out) for _, layer, out in self._activity]
+        return [(layer, out) for _, layer, out in self._activity] + self._nested_activity
 
     def backward(self, dy, from_logits=False, input_gradient=True):
         """Back-propagate ``dy`` from the output (with ``from_logits``, the gradient of the output layer's logits);
         for several outputs ``dy`` is a list of one gradient per output, None for an output that sends none.
 
         Returns the gradient of the input (a list of one per input for several); with ``input_gradient=False``
-        the calls reading only from inputs may skip it, and it may be None.
+        (or when the model that holds this one cleared ``input_gradient_wanted``) the calls reading only from
+        inputs may skip it, and it may be None.
         """
         from ..layers.recurrent import _Recurrent
+        input_gradient = input_gradient and self.input_gradient_wanted
         if self._multi:
             if not isinstance(dy, (list, tuple)) or len(dy) != len(self._outputs):
                 raise ValueError(f"Model '{self.name}' has {len(self._outputs)} outputs: backward takes a list of "
@@ -469,7 +476,7 @@ class Functional(Model):
             if all(g is None for g in outs):
                 continue
             if node in self._node_states:
-                _restore_call_state(layer, self._node_states[node])
+                nested.restore_call_state(layer, self._node_states[node])
             if node in activity:
                 out = activity[node]
                 extra = layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
@@ -511,13 +518,18 @@ class Functional(Model):
         found = [grads.get(t) for t in self._inputs]
         return found[0] if len(found) == 1 else found
 
-    def __call__(self, x, training=None):
-        """The model's output for one batch ``x`` (an array, or one per input), as a device array."""
-        if any_symbolic(x) or (isinstance(x, dict) and any_symbolic(*x.values())) or \
+    def __call__(self, x, training=None, mask=None):
+        """The model's output for one batch ``x`` (an array, or one per input), as a device array. On symbolic
+        tensors (one, or a list of one per input), the model is one layer of the functional graph being made:
+        it returns the symbolic output(s)."""
+        if isinstance(x, dict) and any_symbolic(*x.values()):
+            raise TypeError(f"Model '{self.name}' was called on a dict of symbolic tensors; as a layer of another "
+                            f"model it takes a list of them in the order of its inputs {self.input_names}.")
+        if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
-            raise TypeError(f"Model '{self.name}' was called on symbolic tensors: using a model as a layer of "
-                            "another functional model is not supported. Call its layers on the tensors instead.")
-        out = self.forward(x, training=training)
+            out = self.symbolic_call(x, training=training, mask=mask)
+        else:
+            out = self.forward(x, training=training, mask=mask)
         return self._structured(out) if self._multi else out
 
     def _structured(self, flat):
@@ -670,7 +682,8 @@ class Functional(Model):
     # ------------------------------------------------------------------ summary
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
+                      show_trainable=show_trainable)
 
     def summary_rows(self):
         """Per layer: (label, output shape text, parameter count text, trainable text, connections or None).

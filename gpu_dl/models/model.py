@@ -1,8 +1,17 @@
 """The Keras training API: compile, fit, evaluate, predict, *_on_batch.
 
-``Model`` holds the loop; a subclass (``Sequential``) supplies the graph:
-``layers``, ``forward(x, training)``, ``backward(dy, from_logits, input_gradient)``,
-``compute_output_shape``, ``build`` and ``input_spec``.
+``Model`` holds the loop; a subclass (``Sequential``, ``Functional``) supplies
+the graph: ``layers``, ``forward(x, training, mask)``,
+``backward(dy, from_logits, input_gradient)``, ``compute_output_shape``,
+``build`` and ``input_spec``.
+
+As in Keras, a model is a ``Layer``: it can be a layer of another model
+(``Sequential([base, Dense(10)])``, or ``base(x)`` on a symbolic tensor in a
+functional graph). Its weights are its layers' weights, in their order; its
+``trainable`` flag sets its layers'; called as a layer it runs ``forward`` and
+``backward`` and reports the activity penalties of its layers' calls
+(``_activity_outputs``), so the outer model's loss counts them
+(``nested.py`` holds the checks and the per-call state this needs).
 
 One training step: host batch -> device -> forward through the layers ->
 loss (fused softmax + cross-entropy from the last layer's logits where the
@@ -18,7 +27,7 @@ import numpy
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
-from ..layers.base import unique_name
+from ..layers.base import Layer, unique_name
 from . import data_checks as checks
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -115,7 +124,17 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
     return value, dout
 
 
-class Model:
+def _unique(variables):
+    """The variables in order, each once (a layer held by a model twice gives its weights once, as in Keras)."""
+    seen, found = set(), []
+    for var in variables:
+        if id(var) not in seen:
+            seen.add(id(var))
+            found.append(var)
+    return found
+
+
+class Model(Layer):
     """Base of trainable models. See the module docstring.
 
     ``Model(inputs, outputs)`` (or ``Model(inputs=..., outputs=..., name=...)``) makes a functional model,
@@ -127,6 +146,12 @@ class Model:
             from .functional import Functional
             return super().__new__(Functional)
         return super().__new__(cls)
+
+    # A model's build builds its layers and its input_spec is its inputs': neither is Layer's.
+    build_marks_built = False
+    # The mask of padded steps a model is called with reaches its first layers; its output's mask is the one
+    # its last forward computed (compute_mask).
+    takes_mask = True
 
     def __init__(self, name=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
@@ -143,6 +168,17 @@ class Model:
         self._loss_sum = None           # running sums on the device: loss * samples, samples
         self._loss_count = 0
         self.output_mask = None         # the last forward's mask of padded output steps (Keras's mask)
+        # What Layer.__init__ sets that a model used as a layer needs too (a model's dtype, input_spec and built
+        # come from its layers, so Layer.__init__ itself is not run).
+        self._weights = []
+        self._inbound_nodes = []
+        self.activity_regularizer = None
+        self.declared_input_shape = None
+        self.keep_preactivation = False
+        self._preactivation = None
+        self._saved = None
+        self._activity_output = None
+        self.input_gradient_wanted = True
 
     # ------------------------------------------------------------------ weights (of self.layers)
     @property
@@ -157,15 +193,19 @@ class Model:
 
     @property
     def weights(self):
-        return [v for layer in self.layers for v in layer.weights]
+        return _unique(v for layer in self.layers for v in layer.weights)
 
     @property
     def trainable_weights(self):
-        return [v for layer in self.layers for v in layer.trainable_weights]
+        if not self.trainable:
+            return []
+        return _unique(v for layer in self.layers for v in layer.trainable_weights)
 
     @property
     def non_trainable_weights(self):
-        return [v for layer in self.layers for v in layer.non_trainable_weights]
+        if not self.trainable:
+            return self.weights
+        return _unique(v for layer in self.layers for v in layer.non_trainable_weights)
 
     def get_weights(self):
         return [v.numpy() for v in self.weights]
@@ -179,18 +219,42 @@ class Model:
                 f"Model '{self.name}' has {len(variables)} weight arrays"
                 f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {len(weights)}."
             )
+        arrays = []
         for i, (var, w) in enumerate(zip(variables, weights)):
-            shape = tuple(numpy.shape(w))
-            if shape != var.shape:
-                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape {shape}.")
-        start = 0
-        for layer in self.layers:
-            count = len(layer.weights)
-            layer.set_weights(weights[start:start + count])
-            start += count
+            a = numpy.asarray(backend.to_numpy(w))
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"set_weights: array {i} is for '{var.path}' and must be numeric, got dtype {a.dtype}.")
+            if tuple(a.shape) != var.shape:
+                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape "
+                                 f"{tuple(a.shape)}.")
+            arrays.append(a)
+        for var, a in zip(variables, arrays):
+            var.assign(a)
 
     def count_params(self):
-        return sum(layer.count_params() for layer in self.layers)
+        return int(sum(int(numpy.prod(v.shape)) for v in self.weights))
+
+    # ------------------------------------------------------------- as a layer
+    def ensure_built(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+
+    def check_input_shape(self, shape):
+        """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""
+        self._check_input_shape(shape, "input")
+
+    def compute_mask(self, x, mask):
+        return self.output_mask
+
+    def _flat_layers(self):
+        """The layers of this model and of the models among them, depth first (models left out)."""
+        found = []
+        for layer in self.layers:
+            if isinstance(layer, Model):
+                found.extend(layer._flat_layers())
+            else:
+                found.append(layer)
+        return found
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -312,9 +376,15 @@ class Model:
         return penalty
 
     def _activity_outputs(self):
-        """(layer, output) of each call in the last forward pass whose layer has an activity regularizer."""
-        return [(layer, layer._activity_output) for layer in self.layers
-                if layer.activity_regularizer is not None and layer._activity_output is not None]
+        """(layer, output) of each call in the last forward pass whose layer has an activity regularizer, those
+        made inside the models among the layers included."""
+        found = []
+        for layer in self.layers:
+            if isinstance(layer, Model):
+                found.extend(layer._activity_outputs())
+            elif layer.activity_regularizer is not None and layer._activity_output is not None:
+                found.append((layer, layer._activity_output))
+        return found
 
     def _train_step(self, x, y, sw):
         with nvtx_range("train_step"):
@@ -360,7 +430,7 @@ class Model:
         """Stateful recurrent layers continue each sample's sequence from one batch to the next, so every
         batch must have the size they carry states for: data that would end in a smaller batch is refused
         before any batch runs (and changes the states)."""
-        stateful = [layer for layer in getattr(self, "layers", ()) if getattr(layer, "stateful", False)]
+        stateful = [layer for layer in self._flat_layers() if getattr(layer, "stateful", False)]
         if not stateful or n == 0:
             return
         carried = next((l.carried_batch_size for l in stateful if l.carried_batch_size is not None), None)

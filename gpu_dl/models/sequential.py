@@ -1,4 +1,13 @@
-"""``Sequential``: a plain stack of layers, each feeding the next."""
+"""``Sequential``: a plain stack of layers, each feeding the next.
+
+A layer may itself be a model (``Sequential([base, layers.Dense(10)])``): a
+Sequential or functional model of one input and one output, run as one layer.
+``add`` refuses what cannot run: a model with several inputs or outputs, a
+model already in the stack or holding a layer that is (its weights would be
+counted twice), a model that holds this one (a cycle), and, once the input
+shape is known, a layer or model whose input does not fit what the layers
+before it give.
+"""
 from __future__ import annotations
 
 import warnings
@@ -7,6 +16,7 @@ from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, unique_name
 from ..layers.core import InputLayer
 from ..layers.symbolic import any_symbolic, is_symbolic
+from . import nested
 from .model import Model
 from .summary import print_summary
 
@@ -57,7 +67,13 @@ class Sequential(Model):
             raise ValueError(f"Layer '{layer.name}' is already in Sequential '{self.name}'.")
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
+        if isinstance(layer, Model):
+            nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
+        if isinstance(layer, Model) or any(isinstance(existing, Model) for existing in self._layers):
+            nested.check_tree(self, self._layers + [layer])
         shape_before = self.compute_output_shape(self.input_spec) if self.built else None
+        if shape_before is not None and layer.built:
+            nested.check_fed_shape(self, layer, shape_before)
         self._layers.append(layer)
         try:
             if shape_before is not None:
@@ -153,16 +169,18 @@ class Sequential(Model):
             raise ValueError(f"Sequential '{self.name}' has no layers to build.")
         shape = (None,) + tuple(input_shape[1:])
         self._check_input_shape((1,) + shape[1:], "input_shape")
+        # Every layer's output shape first, so that a shape some layer cannot take builds none of them.
+        self.compute_output_shape(shape)
         for layer in self._layers:
             layer.ensure_built(shape)
             shape = tuple(layer.compute_output_shape(shape))
         self.built = True
 
     # --------------------------------------------------------- forward/backward
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         """The output for ``x``; ``output_mask`` is then the mask of padded steps that reached the output
-        (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None."""
-        mask = None
+        (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None. ``mask`` is the
+        mask of ``x``'s padded steps, given when the model is a layer of another."""
         for layer in self._layers:
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x, training=training, mask=mask)
@@ -173,26 +191,29 @@ class Sequential(Model):
         self.output_mask = mask
         return x
 
-    def __call__(self, x, training=None):
+    def __call__(self, x, training=None, mask=None):
         """The model's output for one batch ``x`` (moved to the current device if needed), as a device array.
+        On a symbolic tensor, the model is one layer of the functional graph being made: it returns the
+        symbolic output.
 
         Without ``training``, as in Keras, each layer takes its own default: inference for all but the
         random image layers, which augment unless told ``training=False``."""
         from .. import backend
-        if any_symbolic(x):
-            raise TypeError(f"Sequential '{self.name}' was called on a symbolic tensor: using a model as a layer of "
-                            "a functional model is not supported. Call its layers on the tensor instead.")
+        if any_symbolic(x, mask):
+            return self.symbolic_call(x, training=training, mask=mask)
         x = backend.to_device(x)
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
-        return self.forward(x, training=training)
+        return self.forward(x, training=training, mask=mask)
 
     def backward(self, dy, from_logits=False, input_gradient=True):
         """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits.
 
         Returns the gradient of the model's input; with ``input_gradient=False`` (a training step, which
-        has no use for it) the first layer may skip computing it, and the result may be None.
+        has no use for it), or when the model that holds this one cleared ``input_gradient_wanted``, the first
+        layer may skip computing it, and the result may be None.
         """
+        input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
         for i in range(last, -1, -1):
             layer = self._layers[i]
@@ -212,7 +233,8 @@ class Sequential(Model):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
+                      show_trainable=show_trainable)
 
     # -------------------------------------------------------------- serialising
     def get_config(self):
@@ -227,9 +249,11 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config):
         from .. import layers as layers_module
+        from .functional import Functional
+        models = {"Sequential": Sequential, "Functional": Functional}
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for entry in config["layers"]:
-            layer_class = getattr(layers_module, entry["class_name"], None)
+            layer_class = models.get(entry["class_name"]) or getattr(layers_module, entry["class_name"], None)
             if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
                 raise ValueError(f"Unknown layer class {entry['class_name']!r} in the model config.")
             model.add(layer_class.from_config(dict(entry["config"])))

@@ -1,4 +1,11 @@
-"""``model.summary()``: Keras 3's table of layers, output shapes and parameter counts."""
+"""``model.summary()``: Keras 3's table of layers, output shapes and parameter counts.
+
+A model among the layers is one row, ``name (Sequential)`` or ``name
+(Functional)``, with its output shape and all its parameters; with
+``expand_nested=True`` its layers follow it, each label led by ``└ `` indented
+three spaces per level, as Keras prints them (in a table with a *Connected to*
+column, theirs reads ``-``: their calls are not the outer model's).
+"""
 from __future__ import annotations
 
 import sys
@@ -48,16 +55,29 @@ def summary_rows(model):
     return rows
 
 
+def _expanded_rows(model, level=0):
+    """The rows of ``model``'s layers, each model among them followed by the rows of its own layers."""
+    from .nested import is_model
+    rows = []
+    for layer, row in zip(model.layers, summary_rows(model)):
+        if level:
+            row = ("   " * level + "└ " + row[0],) + tuple(row[1:4]) + (None,)
+        rows.append(row)
+        if is_model(layer) and layer.layers:
+            rows.extend(_expanded_rows(layer, level + 1))
+    return rows
+
+
 def _total_bytes(variables):
     return sum(int(numpy.prod(v.shape)) * numpy.dtype(v.dtype).itemsize for v in variables)
 
 
-def print_summary(model, line_length=None, print_fn=None, show_trainable=False):
+def print_summary(model, line_length=None, print_fn=None, expand_nested=False, show_trainable=False):
     print_fn = print_fn or print
     fancy = _encodable("┏━┃│└")
     heavy = _HEAVY if fancy else _ASCII
     light = _LIGHT if fancy else _ASCII
-    found = summary_rows(model)
+    found = _expanded_rows(model) if expand_nested else summary_rows(model)
     connected = any(r[4] is not None for r in found)
     headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected else []) + \
         (["Trainable"] if show_trainable else [])

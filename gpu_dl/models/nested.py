@@ -1,0 +1,108 @@
+"""Models used as layers of other models: the checks that keep a tree of models sound, and a call's state.
+
+A model is a ``Layer`` (``model.py``), so ``Sequential([base, Dense(10)])``
+and ``base(x)`` on a symbolic tensor put one model inside another. The outer
+model treats it as one layer: one row in its summary, one node in its graph,
+one entry (with its own layers inside) in a saved file.
+
+What would make such a tree unsound is refused when it is made, before
+anything changes:
+
+- a model inside itself, however deep (a cycle: its forward would never end);
+- a layer (other than an ``InputLayer``, which has no weights) in two places
+  of one tree: its weights would be saved twice, and the gradients of its two
+  calls overwrite each other, where a layer called twice in one functional
+  graph has them summed;
+- in a ``Sequential``, a model of several inputs or outputs (each layer of a
+  Sequential takes one tensor and gives one), and a model or layer whose input
+  does not fit the output of the layers before it.
+
+A functional model that calls one inner model several times keeps, for each
+call, what that call's backward needs (``call_state``): the inner model's
+own per-call records and, recursively, its layers' saved arrays.
+"""
+from __future__ import annotations
+
+from ..layers.base import Layer
+from ..layers.core import InputLayer
+
+# What a layer's call keeps for its backward (and, for a model, what its forward records for its backward:
+# the per-call state of its shared layers, the outputs of its layers with activity regularizers, the shapes
+# of several outputs). Kept per call of a layer or model that a functional graph calls more than once.
+CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
+              "_node_states", "_activity", "_nested_activity", "_output_meta")
+
+
+def is_model(layer) -> bool:
+    from .model import Model
+    return isinstance(layer, Model)
+
+
+def describe(model) -> str:
+    return f"model '{model.name}' ({type(model).__name__})"
+
+
+def check_one_input_and_output(model, where):
+    """A ValueError when ``model`` (to be one layer of ``where``, a Sequential) has several inputs or outputs."""
+    inputs = getattr(model, "inputs", None)
+    outputs = getattr(model, "outputs", None)
+    if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
+        raise ValueError(f"{where.capitalize()} takes layers of one input and one output; {describe(model)} has "
+                         f"{len(inputs)} input(s) and {len(outputs)} output(s). Call it in a functional model "
+                         "(keras.Model(inputs, outputs)) instead.")
+
+
+def check_tree(owner, layers):
+    """A ValueError when ``owner`` holding ``layers`` makes a cycle (a model inside itself) or holds a layer in
+    two places of its tree of models. Walks the tree without recursion."""
+    holder = {}
+    stack = [(owner, list(layers))]
+    while stack:
+        container, items = stack.pop()
+        for layer in items:
+            if layer is owner:
+                raise ValueError(f"{describe(owner).capitalize()} cannot hold itself: it is inside "
+                                 f"{describe(container)}, which it would hold (a cycle).")
+            if isinstance(layer, InputLayer):
+                continue
+            if id(layer) in holder:
+                first = holder[id(layer)]
+                places = f"{describe(first)} and {describe(container)}" if first is not container else \
+                    f"{describe(container)} twice"
+                raise ValueError(f"{describe(owner).capitalize()} would hold layer '{layer.name}' "
+                                 f"({type(layer).__name__}) in two places, in {places}: its weights would be "
+                                 "counted twice. Use the layer in one model of the tree, or call the model that "
+                                 "holds it.")
+            holder[id(layer)] = container
+            if is_model(layer):
+                stack.append((layer, layer.layers))
+
+
+def check_fed_shape(owner, layer, shape):
+    """A ValueError naming both when ``layer`` (or model), built, cannot take the ``shape`` the layers of
+    ``owner`` before it give."""
+    try:
+        layer.check_input_shape(shape)
+    except ValueError as e:
+        what = describe(layer) if is_model(layer) else f"layer '{layer.name}' ({type(layer).__name__})"
+        raise ValueError(f"Sequential '{owner.name}': {what} cannot follow its layers, which give shape "
+                         f"{tuple(shape)}: {e}") from None
+
+
+# ------------------------------------------------------------ per-call state
+def call_state(layer):
+    """The references a layer's last call left for its backward: its own, those of the layers it wraps, and for
+    a model those of its layers."""
+    own = {key: layer.__dict__[key] for key in CALL_STATE if key in layer.__dict__}
+    inner = {key: call_state(value) for key, value in layer.__dict__.items() if isinstance(value, Layer)}
+    if is_model(layer):
+        inner.update({index: call_state(sub) for index, sub in enumerate(layer.layers)})
+    return own, inner
+
+
+def restore_call_state(layer, state):
+    own, inner = state
+    layer.__dict__.update(own)
+    layers = layer.layers if is_model(layer) else None
+    for key, sub in inner.items():
+        restore_call_state(layers[key] if isinstance(key, int) else layer.__dict__[key], sub)
