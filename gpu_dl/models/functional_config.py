@@ -14,6 +14,12 @@ counting only the calls that belong to the model. ``input_layers`` and
 one, a list, or a dict keyed by input name. Keras 2's form of a node, a list of
 ``[layer name, node index, tensor index, kwargs]``, is read too.
 
+A model among the layers is written in full (``keras_config``), and its calls
+with ``{"mask": null}`` among their kwargs, as Keras records them. Keras counts
+the calls of a *functional* model from 1 in ``input_layers`` and
+``output_layers`` (as if it had a call of its own before them; the calls
+recorded in ``keras_history`` count from 0): written and read the same way.
+
 Rebuilding creates every layer from its entry (names looked up, nothing
 imported or run, as ``keras_config`` does), then makes the recorded calls on
 symbolic tensors in an order where each call's inputs exist (Kahn's
@@ -27,7 +33,8 @@ from __future__ import annotations
 
 import heapq
 
-from .keras_config import MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry
+from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
+                           is_model_entry, nested_model_from_entry)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
@@ -51,9 +58,16 @@ def _arguments(model, value):
     return value
 
 
+def _counts_calls_from_one(layer):
+    """Whether Keras numbers ``layer``'s calls from 1 in ``input_layers``/``output_layers``: a functional model's."""
+    from .functional import Functional
+    return isinstance(layer, Functional)
+
+
 def _reference(model, tensor):
     layer, _, index = tensor._keras_history
-    return [layer.name, model._node_position(layer._inbound_nodes[tensor._keras_history.node_index]), index]
+    position = model._node_position(layer._inbound_nodes[tensor._keras_history.node_index])
+    return [layer.name, position + int(_counts_calls_from_one(layer)), index]
 
 
 def _references(model, structure):
@@ -66,13 +80,16 @@ def _references(model, structure):
 
 def functional_config(model):
     """The inner ``config`` of a functional model in Keras 3's form."""
+    from .nested import is_model
     layers = []
     for layer in model.layers:
         entry = _layer_entry(layer)
         entry["name"] = layer.name
+        # Keras records the mask argument of a model's call, None in a graph (masks pass along the edges).
+        recorded = {"mask": None} if is_model(layer) else {}
         entry["inbound_nodes"] = [
             {"args": [_arguments(model, arg) for arg in node.args],
-             "kwargs": {k: _arguments(model, v) for k, v in node.kwargs.items()}}
+             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **recorded}}
             for node in layer._inbound_nodes if node in model._node_set and not node.is_input]
         layers.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
@@ -173,7 +190,7 @@ def _references_in(structure):
 def _map_references(value, tensor_of, where, what):
     """The tensors ``input_layers``/``output_layers`` name: one triple, a list of them, or a dict of them."""
     if _is_reference(value):
-        return tensor_of(tuple(value), f"{where}: {what}")
+        return tensor_of(tuple(value), f"{where}: {what}", model_reference=True)
     if isinstance(value, dict) and value:
         return {k: _map_references(v, tensor_of, where, what) for k, v in value.items()}
     if isinstance(value, list) and value:
@@ -228,7 +245,10 @@ def functional_from_config(config, where="model config", custom_objects=None):
         if not isinstance(inbound, list):
             raise ValueError(f"{at}: 'inbound_nodes' must be a list, got {inbound!r:.200}.")
         bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
-        layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
+        if is_model_entry(bare):
+            layer = nested_model_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
+        else:
+            layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
         if layer.name != name:
             raise ValueError(f"{at}: its config names it '{layer.name}'; the entry's name and its config's must agree.")
         if isinstance(layer, InputLayer) and inbound:
@@ -270,13 +290,15 @@ def functional_from_config(config, where="model config", custom_objects=None):
     heapq.heapify(ready)
     outputs = {(name, 0): [layer.output] for name, layer in layers.items() if isinstance(layer, InputLayer)}
 
-    def tensor_of(ref, at):
+    def tensor_of(ref, at, model_reference=False):
         source, index, position = ref
         if source in operations:
             raise ValueError(f"{at}: the result of the operation '{source}' ({operations[source]}), which gpu_dl does "
                              "not rebuild (keras.ops applied to tensors are not supported).")
         if source not in layers:
             raise ValueError(f"{at}: the unknown layer '{source}' (reference {list(ref)}).")
+        if model_reference and _counts_calls_from_one(layers[source]):
+            index -= 1
         made = outputs.get((source, index))
         if made is None:
             raise ValueError(f"{at}: call {index} of layer '{source}' (reference {list(ref)}) is not in the config.")

@@ -10,6 +10,13 @@ and dtypes as ``DTypePolicy`` objects; both are unwrapped on reading. A
 functional model's form (class ``Functional``, layers with their calls) is
 written and read by ``functional_config``, with the layer entries of this module.
 
+A model used as a layer of another is written in full where its layer entry
+would be, as Keras writes it: its own ``config.json`` object (``{"module":
+"keras", "class_name": "Sequential", ...}`` or the ``Functional`` form) with its
+``build_config`` and a ``compile_config`` (its own settings if it was
+compiled, else ``{}``). Reading rebuilds it the same way, compiling it when
+that ``compile_config`` is not empty.
+
 Reading executes nothing from the file. Class names are looked up among the
 caller's ``custom_objects`` and the registered objects
 (``register_keras_serializable``), by registered name (``package>name``), then
@@ -98,6 +105,11 @@ def _layer_entry(layer):
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
     from ..layers.wrappers import TimeDistributed
+    from .nested import is_model
+    if is_model(layer):
+        entry = model_config(layer)
+        entry.setdefault("compile_config", {})     # Keras writes an empty one for a model never compiled
+        return entry
     where = f"layer '{layer.name}' ({type(layer).__name__})"
     if isinstance(layer, InputLayer):
         config = {"batch_shape": [layer.batch_size] + list(layer.shape), "dtype": layer.dtype, "sparse": False,
@@ -453,9 +465,26 @@ def _refuse_custom_arguments(config, where, custom):
                 f"{key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in custom_objects.")
 
 
+_MODEL_CLASSES = ("Sequential", "Functional")
+
+
+def is_model_entry(entry):
+    """Whether a layer entry is a whole model (a Sequential or functional model used as a layer)."""
+    return isinstance(entry, dict) and entry.get("class_name") in _MODEL_CLASSES
+
+
+def nested_model_from_entry(entry, where, custom_objects=None):
+    """The model a layer entry holds, compiled when its own ``compile_config`` is not empty."""
+    model = model_from_config(entry, where, custom_objects)
+    compile_config = entry.get("compile_config")
+    if compile_config:
+        compile_from_config(model, compile_config, where, custom_objects)
+    return model
+
+
 def model_from_config(config, where="model config", custom_objects=None):
     """A ``Sequential`` or functional model from Keras 3's serialised form (``config.json``), built if the form
-    says how; uncompiled."""
+    says how; uncompiled. Models among its layers are rebuilt the same way (``nested_model_from_entry``)."""
     from .sequential import Sequential
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
@@ -465,7 +494,12 @@ def model_from_config(config, where="model config", custom_objects=None):
         _check_module(config, where, CustomObjects(custom_objects))
         return functional_from_config(config, where, custom_objects)
     custom = CustomObjects(custom_objects)
-    config = _decode({k: v for k, v in config.items() if k != "compile_config"}, where, custom)
+    config = {k: v for k, v in config.items() if k != "compile_config"}
+    # The entries of models among the layers are read apart (a functional one holds symbolic tensors).
+    raw_layers = config["config"].get("layers") if isinstance(config.get("config"), dict) else None
+    if isinstance(raw_layers, list):
+        config["config"] = dict(config["config"], layers=[{} if is_model_entry(e) else e for e in raw_layers])
+    config = _decode(config, where, custom)
     if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
         raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
     class_name = config.get("class_name")
@@ -486,7 +520,10 @@ def model_from_config(config, where="model config", custom_objects=None):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e
     for i, entry in enumerate(inner["layers"]):
-        layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom)
+        if is_model_entry(raw_layers[i]):
+            layer = nested_model_from_entry(raw_layers[i], f"{where}, layers[{i}]", custom_objects)
+        else:
+            layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom)
         try:
             model.add(layer)
         except (TypeError, ValueError) as e:

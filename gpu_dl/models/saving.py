@@ -31,7 +31,7 @@ import zipfile
 
 from ..layers.base import weight_budget
 from .keras_config import compile_from_config, model_config, model_from_config
-from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizer, write_weights
+from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizers, write_weights
 
 # The public names, several of them defined in the two modules above and re-exported here.
 __all__ = ["save_model", "save_weights", "load_model", "load_weights", "model_config", "model_from_config",
@@ -318,7 +318,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))
-            restore_optimizer = guard_h5(source, lambda: stage_optimizer(h5py, h5file, model, source, strict=True))
+            restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=True))
     for var, a in staged:
         var.assign(a)
     if restore_optimizer is not None:
@@ -369,7 +369,7 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs):
             h5file, source = _open_h5_file(h5py, path), path
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source, skip_mismatch))
-            restore_optimizer = guard_h5(source, lambda: stage_optimizer(h5py, h5file, model, source, strict=False))
+            restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=False))
     finally:
         if archive is not None:
             archive.close()

@@ -13,6 +13,14 @@ number), then the slots in Keras's order. Keras stores these scalars in
 float32; the group's attribute ``gpu_dl_scalars`` (JSON) keeps them at full
 precision so that training resumes bit for bit. Keras ignores it.
 
+A model among the layers has its group named as any layer's (``sequential``,
+``functional``, numbered per class) with an empty ``vars``, and its layers'
+groups under ``<group>/layers/``, named afresh within it; a model of a model
+goes one level deeper (``layers/sequential/layers/functional/layers/dense``),
+as Keras 3 saves them. An inner model that was compiled has its optimizer
+under ``<group>/optimizer``. The outer optimizer's slots follow the outer
+model's ``trainable_weights``, the inner models' weights in their place.
+
 Reading refuses HDF5 links and external or virtual datasets, and checks every
 shape before anything is assigned: the ``stage_*`` functions return what to
 assign, so a failed load leaves the model as it was.
@@ -40,13 +48,34 @@ def _unique(name, used):
 
 
 # ------------------------------------------------------------ weights: write
+def _weight_layout(model):
+    """``(groups, containers, models)`` of ``model`` in Keras 3's layout: ``[(h5 path, name, [Variable])]`` for
+    every layer (groups without variables too), ``[(path of a 'layers' group, [its entries' keys], model)]`` for
+    the model and every model inside it, and ``[(path, model)]`` of the models inside it."""
+    from .nested import is_model
+    groups, containers, models = [], [], []
+
+    def walk(container, path):
+        used, keys = {}, []
+        base = f"{path}/layers" if path else "layers"
+        for layer in container.layers:
+            key = _unique(keras_snake_case(type(layer).__name__), used)
+            keys.append(key)
+            if is_model(layer):
+                groups.append((f"{base}/{key}", layer.name, []))
+                models.append((f"{base}/{key}", layer))
+                walk(layer, f"{base}/{key}")
+            else:
+                groups.extend(_layer_groups(layer, f"{base}/{key}"))
+        containers.append((base, keys, container))
+
+    walk(model, "")
+    return groups, containers, models
+
+
 def _weight_groups(model):
     """``[(h5 path, name, [Variable])]`` for every layer in Keras 3's layout (groups without variables too)."""
-    used = {}
-    out = []
-    for layer in model.layers:
-        out.extend(_layer_groups(layer, "layers/" + _unique(keras_snake_case(type(layer).__name__), used)))
-    return out
+    return _weight_layout(model)[0]
 
 
 def _layer_groups(layer, path):
@@ -74,18 +103,22 @@ def _write_vars(h5file, path, name, arrays):
 def write_weights(h5file, model):
     """Write the model's (and its optimizer's) variables into an open, empty h5py File."""
     _write_vars(h5file, "", model.name, [])
-    for path, name, variables in _weight_groups(model):
+    groups, _, models = _weight_layout(model)
+    for path, name, variables in groups:
         _write_vars(h5file, path, name, [v.numpy() for v in variables])
-    if model.compiled and model.optimizer is not None:
-        optimizer = model.optimizer
-        store = {}
-        optimizer.save_own_variables(store)
-        group = _write_vars(h5file, "optimizer", optimizer.name,
-                            [numpy.asarray(store[str(i)]) for i in range(len(store))])
-        state = optimizer.state_dict([])
-        group.attrs[_SCALARS_ATTR] = json.dumps({"iterations": int(state["iterations"]),
-                                                 "learning_rate": state["learning_rate"],
-                                                 "extra": {k: float(v) for k, v in state["extra"].items()}})
+    for path, owner in [("", model)] + models:
+        if owner.compiled and owner.optimizer is not None:
+            _write_optimizer(h5file, f"{path}/optimizer" if path else "optimizer", owner.optimizer)
+
+
+def _write_optimizer(h5file, path, optimizer):
+    store = {}
+    optimizer.save_own_variables(store)
+    group = _write_vars(h5file, path, optimizer.name, [numpy.asarray(store[str(i)]) for i in range(len(store))])
+    state = optimizer.state_dict([])
+    group.attrs[_SCALARS_ATTR] = json.dumps({"iterations": int(state["iterations"]),
+                                             "learning_rate": state["learning_rate"],
+                                             "extra": {k: float(v) for k, v in state["extra"].items()}})
 
 
 # ------------------------------------------------------------- weights: read
@@ -159,7 +192,7 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
     """``[(Variable, array)]`` for every weight of ``model``, checked against the file; nothing is assigned."""
     _check_weights_file(h5py, h5file, source)
     staged = []
-    groups = _weight_groups(model)
+    groups, containers, _ = _weight_layout(model)
     for path, name, variables in groups:
         entry = f"{path}/vars"
         group = _vars_group(h5py, h5file, path, source)
@@ -189,19 +222,31 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
             warnings.warn(problem + " Skipped.", stacklevel=4)
             continue
         staged.extend(zip(variables, _read(datasets)))
-    known = {path.split("/")[1] for path, _, _ in groups}
-    layers_group = _child(h5py, h5file, "layers", "group", source)
-    if layers_group is not None:
+    for base, keys, container in containers:
+        layers_group = _group_at(h5py, h5file, base, source)
+        if layers_group is None:
+            continue
         # Entries of no layer are checked like the others (_child refuses links) before they are looked into.
         extra = [k for k in layers_group.keys()
-                 if k not in known and _has_arrays(_child(h5py, layers_group, k, "group", f"{source}: entry 'layers'"))]
+                 if k not in keys and _has_arrays(_child(h5py, layers_group, k, "group", f"{source}: entry '{base}'"))]
         if extra:
-            problem = (f"{source}: the file has weights for layer entries {sorted(extra)} that this model "
-                       f"(layers {[g[0].split('/')[1] for g in groups if g[0].count('/') == 1]}) does not have.")
+            whose = "this model" if container is model else f"model '{container.name}' (entry '{base}')"
+            problem = (f"{source}: the file has weights for layer entries {sorted(extra)} that {whose} "
+                       f"(layers {keys}) does not have.")
             if not skip_mismatch:
                 raise ValueError(problem)
             warnings.warn(problem + " Skipped.", stacklevel=4)
     return staged
+
+
+def _group_at(h5py, h5file, path, source):
+    """The group at ``path`` ('a/b/c'), or None where any part of it is absent."""
+    node = h5file
+    for part in path.split("/"):
+        node = _child(h5py, node, part, "group", f"{source}: entry '{path}'")
+        if node is None:
+            return None
+    return node
 
 
 def _has_arrays(group):
@@ -210,18 +255,37 @@ def _has_arrays(group):
     return bool(found)
 
 
-def stage_optimizer(h5py, h5file, model, source, strict):
-    """A function that restores the optimizer's state from the file, or None when there is none to restore.
+def stage_optimizers(h5py, h5file, model, source, strict):
+    """A function that restores the state of the model's optimizer and of those of the compiled models inside
+    it from the file, or None when there is none to restore. Everything is checked here; the returned function
+    only assigns."""
+    _, _, models = _weight_layout(model)
+    restores = [stage_optimizer(h5py, h5file, owner, source, strict, f"{path}/optimizer" if path else "optimizer")
+                for path, owner in [("", model)] + models]
+    restores = [r for r in restores if r is not None]
+    if not restores:
+        return None
+
+    def restore():
+        for r in restores:
+            r()
+    return restore
+
+
+def stage_optimizer(h5py, h5file, model, source, strict, path="optimizer"):
+    """A function that restores the state of the optimizer of ``model`` from the file's group ``path``, or None
+    when there is none to restore.
 
     Everything is checked here; the returned function only assigns.
     """
     optimizer = model.optimizer
     if not model.compiled or optimizer is None:
         return None
-    group = _vars_group(h5py, h5file, "optimizer", source)
+    group = _vars_group(h5py, h5file, path, source)
     if group is None:
         return None
-    datasets = _datasets(h5py, group, "optimizer/vars", source)
+    entry = f"{path}/vars"
+    datasets = _datasets(h5py, group, entry, source)
     found = [tuple(ds.shape) for ds in datasets]
     current = {}
     optimizer.save_own_variables(current)
@@ -238,15 +302,15 @@ def stage_optimizer(h5py, h5file, model, source, strict):
         if found == built_shapes:
             build = True
         else:
-            problem = (f"{source}: entry 'optimizer/vars' holds {len(found)} array(s) of shapes {found}; optimizer "
-                       f"'{optimizer.name}' ({type(optimizer).__name__}) of this model needs "
+            problem = (f"{source}: entry '{entry}' holds {len(found)} array(s) of shapes {found}; optimizer "
+                       f"'{optimizer.name}' ({type(optimizer).__name__}) of model '{model.name}' needs "
                        f"{built_shapes or current_shapes}. The file was saved with a different optimizer or model.")
             if strict:
                 raise ValueError(problem)
             warnings.warn(problem + " The optimizer's state is not loaded.", stacklevel=4)
             return None
     arrays = _read(datasets)
-    _check_optimizer_scalars(optimizer, arrays, source)
+    _check_optimizer_scalars(optimizer, arrays, source, entry)
     scalars = None
     if _SCALARS_ATTR in group.attrs:
         try:
@@ -259,7 +323,7 @@ def stage_optimizer(h5py, h5file, model, source, strict):
         except (ValueError, TypeError, RecursionError):
             ok = False
         if not ok:
-            raise ValueError(f"{source}: entry 'optimizer/vars' has an unreadable '{_SCALARS_ATTR}' attribute.")
+            raise ValueError(f"{source}: entry '{entry}' has an unreadable '{_SCALARS_ATTR}' attribute.")
     store = {str(i): a for i, a in enumerate(arrays)}
 
     def restore():
@@ -281,22 +345,22 @@ def _is_rate(value):
     return _is_finite(value) and value >= 0
 
 
-def _check_optimizer_scalars(optimizer, arrays, source):
+def _check_optimizer_scalars(optimizer, arrays, source, entry="optimizer/vars"):
     """A ValueError naming ``source`` when the stored iterations, learning rate or extra scalars (Nadam's
     momentum product) are values the optimizer refuses: checked here because the optimizer checks them only
     while it assigns, after the model's weights have been assigned."""
     iterations = float(arrays[0])
     if not (math.isfinite(iterations) and iterations >= 0 and iterations == int(iterations)):
-        raise ValueError(f"{source}: entry 'optimizer/vars/0' (the step count) is {arrays[0].item()!r}; "
+        raise ValueError(f"{source}: entry '{entry}/0' (the step count) is {arrays[0].item()!r}; "
                          "it must be a whole number >= 0.")
     if optimizer.state_dict([])["learning_rate"] is not None and not _is_rate(float(arrays[1])):
-        raise ValueError(f"{source}: entry 'optimizer/vars/1' (the learning rate) is {arrays[1].item()!r}; "
+        raise ValueError(f"{source}: entry '{entry}/1' (the learning rate) is {arrays[1].item()!r}; "
                          "it must be a finite number >= 0.")
     names = list(optimizer.state_dict([])["extra"])
     for k, name in enumerate(names):
         index = len(arrays) - len(names) + k
         if not _is_finite(float(arrays[index])):
-            raise ValueError(f"{source}: entry 'optimizer/vars/{index}' ({name}) is {arrays[index].item()!r}; "
+            raise ValueError(f"{source}: entry '{entry}/{index}' ({name}) is {arrays[index].item()!r}; "
                              "it must be a finite number.")
 
 
