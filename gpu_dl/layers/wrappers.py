@@ -32,6 +32,9 @@ class TimeDistributed(Layer):
         from .core import InputLayer
         if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
             raise TypeError(f"TimeDistributed wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
+        if hasattr(layer, "layers"):    # a model (models are layers too): its saved form would not hold it
+            raise TypeError(f"TimeDistributed wraps one layer; '{layer.name}' is a model "
+                            f"({type(layer).__name__}), which it does not take. Wrap each of its layers instead.")
         # Set before Layer.__init__, whose assignments to keep_preactivation and input_gradient_wanted
         # reach the wrapped layer through the properties below.
         self.layer = layer

@@ -42,12 +42,16 @@ def describe(model) -> str:
     return f"model '{model.name}' ({type(model).__name__})"
 
 
+def _sentence(text):
+    return text[:1].upper() + text[1:]
+
+
 def check_one_input_and_output(model, where):
     """A ValueError when ``model`` (to be one layer of ``where``, a Sequential) has several inputs or outputs."""
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
-        raise ValueError(f"{where.capitalize()} takes layers of one input and one output; {describe(model)} has "
+        raise ValueError(f"{_sentence(where)} takes layers of one input and one output; {describe(model)} has "
                          f"{len(inputs)} input(s) and {len(outputs)} output(s). Call it in a functional model "
                          "(keras.Model(inputs, outputs)) instead.")
 
@@ -61,15 +65,15 @@ def check_tree(owner, layers):
         container, items = stack.pop()
         for layer in items:
             if layer is owner:
-                raise ValueError(f"{describe(owner).capitalize()} cannot hold itself: it is inside "
-                                 f"{describe(container)}, which it would hold (a cycle).")
+                inside = "" if container is owner else f": it is inside {describe(container)}, which it would hold"
+                raise ValueError(f"{_sentence(describe(owner))} cannot hold itself{inside} (a cycle).")
             if isinstance(layer, InputLayer):
                 continue
             if id(layer) in holder:
                 first = holder[id(layer)]
                 places = f"{describe(first)} and {describe(container)}" if first is not container else \
                     f"{describe(container)} twice"
-                raise ValueError(f"{describe(owner).capitalize()} would hold layer '{layer.name}' "
+                raise ValueError(f"{_sentence(describe(owner))} would hold layer '{layer.name}' "
                                  f"({type(layer).__name__}) in two places, in {places}: its weights would be "
                                  "counted twice. Use the layer in one model of the tree, or call the model that "
                                  "holds it.")

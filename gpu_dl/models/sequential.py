@@ -71,12 +71,12 @@ class Sequential(Model):
             nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
         if isinstance(layer, Model) or any(isinstance(existing, Model) for existing in self._layers):
             nested.check_tree(self, self._layers + [layer])
-        shape_before = self.compute_output_shape(self.input_spec) if self.built else None
+        shape_before = self.compute_output_shape(self.input_spec) if self.input_spec is not None else None
         if shape_before is not None and layer.built:
             nested.check_fed_shape(self, layer, shape_before)
         self._layers.append(layer)
         try:
-            if shape_before is not None:
+            if self.built:
                 layer.ensure_built(shape_before)
             elif self.input_spec is not None:
                 # Keras builds a Sequential as soon as its input shape is known.
@@ -137,25 +137,24 @@ class Sequential(Model):
         if spec is None:
             if len(shape) < 2:
                 raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
-            return
-        got = (None,) + tuple(shape[1:])
-        if len(got) != len(spec):
+        elif len(shape) != len(spec):
             raise ValueError(
                 f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
                 f" — the first layer '{self._layers[0].name}' is {'built' if self.built else 'declared'} for {spec}.")
         # As in Keras, the declared shape fixes only what the layers need: a recurrent layer takes any
-        # sequence length, a convolution any height and width. Each built layer checks what reaches it,
-        # so a batch no layer can take is refused before any of them runs.
-        reaching = got
+        # sequence length, a convolution any height and width. Each built layer checks what reaches it, and
+        # every layer says what it gives, so a batch no layer can take is refused before any of them runs
+        # (or is built for it).
+        reaching = (None,) + tuple(shape[1:])
         for layer in self._layers:
-            if not layer.built:
-                return
             try:
-                layer.check_input_shape(reaching)
+                if layer.built:
+                    layer.check_input_shape(reaching)
                 reaching = layer.compute_output_shape(reaching)
             except ValueError as e:
-                raise ValueError(f"Model '{self.name}' expects `{name}` of shape {spec} (batch first; other sizes "
-                                 f"only where its layers take them), got {tuple(shape)}: {e}") from None
+                expected = f"expects `{name}` of shape {spec} (batch first; other sizes only where its layers take " \
+                    "them), got" if spec is not None else f"cannot take `{name}` of shape"
+                raise ValueError(f"Model '{self.name}' {expected} {tuple(shape)}: {e}") from None
             if isinstance(reaching, list):      # several outputs (return_state): the last layer
                 return
             reaching = tuple(reaching)
@@ -169,8 +168,6 @@ class Sequential(Model):
             raise ValueError(f"Sequential '{self.name}' has no layers to build.")
         shape = (None,) + tuple(input_shape[1:])
         self._check_input_shape((1,) + shape[1:], "input_shape")
-        # Every layer's output shape first, so that a shape some layer cannot take builds none of them.
-        self.compute_output_shape(shape)
         for layer in self._layers:
             layer.ensure_built(shape)
             shape = tuple(layer.compute_output_shape(shape))

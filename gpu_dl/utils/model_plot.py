@@ -8,6 +8,12 @@ called on it (a model's inputs are InputLayer nodes). pydot builds the
 graph; Graphviz's ``dot`` program renders it to PNG, SVG, PDF or another
 format named by the file's extension. A ``.dot``/``.gv`` file gets the graph
 text itself, which needs pydot but not Graphviz.
+
+A model among the layers is one node (``name (Sequential)``/``(Functional)``);
+with ``expand_nested=True`` it is a dashed cluster named after it holding its
+own layers' nodes and edges, and the edges that reach or leave it go to the
+layer inside that takes that input (a functional model's InputLayer, a
+Sequential's first layer) or makes that output, as Keras draws them.
 """
 from __future__ import annotations
 
@@ -93,6 +99,33 @@ def _activation_name(layer):
     return str(activation)
 
 
+def _is_model(layer):
+    return hasattr(layer, "layers") and hasattr(layer, "forward")
+
+
+def _producer(layer, output_index):
+    """The layer inside nested models that makes output ``output_index`` of ``layer``."""
+    while _is_model(layer):
+        outputs = getattr(layer, "outputs", None)
+        if outputs is None:            # a Sequential: its last layer
+            layer, output_index = layer.layers[-1], 0
+        else:
+            history = outputs[output_index]._keras_history
+            layer, output_index = history.operation, history.tensor_index
+    return layer
+
+
+def _taker(layer, input_index):
+    """The layer inside nested models that takes input ``input_index`` of ``layer``."""
+    while _is_model(layer):
+        inputs = getattr(layer, "inputs", None)
+        if inputs is None:             # a Sequential: its first layer
+            layer, input_index = layer.layers[0], 0
+        else:
+            layer = inputs[input_index]._keras_history.operation
+    return layer
+
+
 def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_names, show_layer_activations,
                      show_dtype, show_shapes, show_trainable):
     """The node's HTML-like Graphviz label, cell for cell as Keras 3 writes it."""
@@ -169,6 +202,13 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     layers = list(model.layers)
     shapes = _layer_shapes(model)
     for layer in layers:
+        if expand_nested and _is_model(layer):
+            dot.add_subgraph(model_to_dot(layer, show_shapes=show_shapes, show_dtype=show_dtype,
+                                          show_layer_names=show_layer_names, rankdir=rankdir,
+                                          expand_nested=True, subgraph=True,
+                                          show_layer_activations=show_layer_activations,
+                                          show_trainable=show_trainable))
+            continue
         node = pydot.Node(str(id(layer)), label=make_layer_label(layer, *shapes[id(layer)], **options))
         node.set("fontname", "Helvetica")
         node.set("border", "0")
@@ -176,11 +216,13 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         dot.add_node(node)
     calls = _graph_nodes(model)
     if calls is None:
-        pairs = list(zip(layers, layers[1:]))
+        pairs = [(_producer(a, 0), _taker(b, 0)) if expand_nested else (a, b) for a, b in zip(layers, layers[1:])]
     else:
         # One edge from the layer that made each input of each call to the layer called, once per pair.
-        pairs = [(t._keras_history.operation, layer) for layer in layers for node in calls[id(layer)]
-                 for t in node.input_tensors]
+        pairs = [(t._keras_history.operation, layer, t._keras_history.tensor_index, position)
+                 for layer in layers for node in calls[id(layer)] for position, t in enumerate(node.input_tensors)]
+        pairs = [(_producer(source, index), _taker(taker, position)) if expand_nested else (source, taker)
+                 for source, taker, index, position in pairs]
     seen = set()
     for source, destination in pairs:
         key = (id(source), id(destination))
