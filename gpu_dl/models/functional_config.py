@@ -78,18 +78,25 @@ def _references(model, structure):
     return _reference(model, structure)
 
 
+def _recorded_mask(node):
+    """Keras records the mask argument of a model's call: None in a graph (masks pass along the edges), one None
+    per input for a model of several."""
+    from .nested import is_model
+    if not is_model(node.layer):
+        return {}
+    arg = node.args[0]
+    return {"mask": [None] * len(arg) if isinstance(arg, list) else None}
+
+
 def functional_config(model):
     """The inner ``config`` of a functional model in Keras 3's form."""
-    from .nested import is_model
     layers = []
     for layer in model.layers:
         entry = _layer_entry(layer)
         entry["name"] = layer.name
-        # Keras records the mask argument of a model's call, None in a graph (masks pass along the edges).
-        recorded = {"mask": None} if is_model(layer) else {}
         entry["inbound_nodes"] = [
             {"args": [_arguments(model, arg) for arg in node.args],
-             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **recorded}}
+             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
             for node in layer._inbound_nodes if node in model._node_set and not node.is_input]
         layers.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
@@ -170,7 +177,7 @@ def _parse_node(data, where, operations=()):
         if not isinstance(kwargs["training"], bool):
             raise ValueError(f"{where}: `training` must be true, false or null, got {kwargs['training']!r:.100}.")
         parsed["training"] = kwargs["training"]
-    if kwargs.get("mask") is not None:
+    if kwargs.get("mask") is not None and kwargs["mask"] != [None] * _list_length(kwargs["mask"]):
         mask = _parse_argument(kwargs["mask"], where)
         if not (isinstance(mask, tuple) and mask[0] in operations):
             raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of "
@@ -179,6 +186,10 @@ def _parse_node(data, where, operations=()):
         states = _parse_argument(kwargs["initial_state"], where)
         parsed["initial_state"] = states if isinstance(states, list) else [states]
     return argument, parsed
+
+
+def _list_length(value):
+    return len(value) if isinstance(value, list) else -1
 
 
 def _references_in(structure):

@@ -56,6 +56,15 @@ def _structure_shape(tensors):
     return shapes[0] if len(shapes) == 1 else shapes
 
 
+def _model_shapes(model):
+    """(input shape, output shape) of a model among the layers: its own, whatever it is called on, as Keras
+    shows them (its ``input`` and ``output``)."""
+    try:
+        return model.input_shape, model.output_shape
+    except (ValueError, AttributeError):     # an unbuilt Sequential
+        return None, None
+
+
 def _layer_shapes(model):
     """layer -> (input shape, output shape): of its one call in a functional model (unknown for a layer called
     more than once, as Keras shows it), else propagated from the model's input shape."""
@@ -64,6 +73,9 @@ def _layer_shapes(model):
         shapes = {}
         for layer in model.layers:
             nodes = calls[id(layer)]
+            if _is_model(layer):
+                shapes[id(layer)] = _model_shapes(layer)
+                continue
             if len(nodes) != 1:
                 shapes[id(layer)] = (None, None)
                 continue
@@ -79,7 +91,7 @@ def _layer_shapes(model):
             out = tuple(layer.compute_output_shape(shape)) if shape is not None else None
         except Exception:   # a layer that cannot say: shown as "?", as Keras does
             out = None
-        shapes[id(layer)] = (shape, out)
+        shapes[id(layer)] = _model_shapes(layer) if _is_model(layer) else (shape, out)
         shape = out
     return shapes
 
@@ -151,8 +163,11 @@ def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_n
                     f"Output shape: <b>{_format_shape(output_shape)}</b></font></td>")
     if show_dtype:
         dtype = getattr(layer, "dtype", None)
+        outputs = getattr(layer, "outputs", None) if _is_model(layer) else None
+        if outputs is not None and len(outputs) > 1:     # a model of several outputs: one dtype each
+            dtype = [t.dtype for t in outputs]
         cols.append('<td bgcolor="white"><font point-size="14">'
-                    f"Output dtype: <b>{html.escape(str(dtype)) if dtype else '?'}</b></font></td>")
+                    f"Output dtype: <b>{html.escape(str(dtype), quote=False) if dtype else '?'}</b></font></td>")
     if show_trainable and hasattr(layer, "trainable") and layer.weights:
         if layer.trainable:
             cols.append('<td bgcolor="forestgreen"><font point-size="14" color="white">'
