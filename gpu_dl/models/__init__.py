@@ -1,5 +1,6 @@
 """Models: the training loop (``Model``), the layer stack (``Sequential``), the graph of layer calls
-(``Functional``, made by ``Model(inputs, outputs)``) and saving/loading."""
+(``Functional``, made by ``Model(inputs, outputs)``), models used as layers of other models (``nested``) and
+saving/loading."""
 from .functional import Functional
 from .model import Model
 from .saving import load_model
