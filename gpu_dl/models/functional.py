@@ -527,6 +527,14 @@ class Functional(Model):
                             f"model it takes a list of them in the order of its inputs {self.input_names}.")
         if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
+            if isinstance(self._inputs_struct, dict) or isinstance(self._outputs_struct, dict):
+                # Keras orders a dict's tensors by key where gpu_dl keeps the order given: the calls a saved file
+                # records could read other inputs and outputs in Keras.
+                raise TypeError(f"Model '{self.name}' was made with its inputs or outputs as a dict; gpu_dl uses as "
+                                "layers of other models only models made with one tensor or a list of them. Make "
+                                "it with lists: keras.Model([a, b], [y, z]).")
+            if isinstance(x, (list, tuple)) and len(x) == 1 and len(self._inputs) == 1:
+                x = x[0]
             out = self.symbolic_call(x, training=training, mask=mask)
         else:
             out = self.forward(x, training=training, mask=mask)
