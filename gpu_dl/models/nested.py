@@ -14,7 +14,7 @@ anything changes:
   calls overwrite each other, where a layer called twice in one functional
   graph has them summed;
 - in a ``Sequential``, a model of several inputs or outputs (each layer of a
-  Sequential takes one tensor and gives one), and a model or layer whose input
+  Sequential takes one tensor and gives one), and a built model whose input
   does not fit the output of the layers before it.
 
 A functional model that calls one inner model several times keeps, for each
@@ -82,14 +82,13 @@ def check_tree(owner, layers):
                 stack.append((layer, layer.layers))
 
 
-def check_fed_shape(owner, layer, shape):
-    """A ValueError naming both when ``layer`` (or model), built, cannot take the ``shape`` the layers of
-    ``owner`` before it give."""
+def check_fed_shape(owner, model, shape):
+    """A ValueError naming both when ``model``, built, cannot take the ``shape`` the layers of ``owner`` before
+    it give."""
     try:
-        layer.check_input_shape(shape)
+        model.check_input_shape(shape)
     except ValueError as e:
-        what = describe(layer) if is_model(layer) else f"layer '{layer.name}' ({type(layer).__name__})"
-        raise ValueError(f"Sequential '{owner.name}': {what} cannot follow its layers, which give shape "
+        raise ValueError(f"Sequential '{owner.name}': {describe(model)} cannot follow its layers, which give shape "
                          f"{tuple(shape)}: {e}") from None
 
 

@@ -5,7 +5,7 @@ Sequential or functional model of one input and one output, run as one layer.
 ``add`` refuses what cannot run: a model with several inputs or outputs, a
 model already in the stack or holding a layer that is (its weights would be
 counted twice), a model that holds this one (a cycle), and, once the input
-shape is known, a layer or model whose input does not fit what the layers
+shape is known, a built model whose input does not fit what the layers
 before it give.
 """
 from __future__ import annotations
@@ -72,7 +72,9 @@ class Sequential(Model):
         if isinstance(layer, Model) or any(isinstance(existing, Model) for existing in self._layers):
             nested.check_tree(self, self._layers + [layer])
         shape_before = self.compute_output_shape(self.input_spec) if self.input_spec is not None else None
-        if shape_before is not None and layer.built:
+        if shape_before is not None and isinstance(layer, Model) and layer.built:
+            # A built layer is checked when data comes (each one names itself then); a model is checked here,
+            # where the message can name both models.
             nested.check_fed_shape(self, layer, shape_before)
         self._layers.append(layer)
         try:
