@@ -11,10 +11,10 @@ functional model's form (class ``Functional``, layers with their calls) is
 written and read by ``functional_config``, with the layer entries of this module.
 
 Reading executes nothing from the file. Class names are looked up among the
-caller's ``custom_objects`` and the registered objects
-(``register_keras_serializable``), by registered name (``package>name``), then
-class name, as Keras looks them up, and then in gpu_dl's own layer, optimizer,
-loss and metric catalogues; functions (``{"class_name": "function", "config":
+registered objects (``register_keras_serializable``), the objects of the
+active ``custom_object_scope`` and the caller's ``custom_objects``, in that
+order, by registered name (``package>name``), then class name, as Keras looks
+them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
 name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
 class does not take is a ValueError.
@@ -37,7 +37,7 @@ import warnings
 
 import numpy
 
-from ..catalogue import get_registered_name, get_registered_object, get_custom_objects, written_module
+from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
 # (None: any value is harmless).
@@ -243,19 +243,28 @@ def _layer_classes():
 
 
 class CustomObjects:
-    """The caller's ``custom_objects`` and the registered objects, looked up as Keras looks them up."""
+    """The objects a file's names may stand for, looked up as Keras 3.15's ``load_model`` looks them up: the
+    registered objects first, then those of the ``custom_object_scope`` active when the load started, then the
+    caller's ``custom_objects``."""
 
     def __init__(self, custom_objects=None):
         self.given = dict(custom_objects or {})
+        self.scoped = scoped_custom_objects()
+
+    def _find(self, name):
+        for source in (get_custom_objects(), self.scoped, self.given):
+            if name in source:
+                return source[name]
+        return None
 
     def function(self, name):
         """The function (or object standing for one) named ``name``, or None."""
         if not isinstance(name, str):
             return None
-        found = get_registered_object(name, self.given)
+        found = self._find(name)
         if found is None and ">" not in name:
             # Keras up to 3.6 wrote a registered function by its bare name: match it to "package>name".
-            for key, obj in {**self.given, **get_custom_objects()}.items():
+            for key, obj in {**self.given, **self.scoped, **get_custom_objects()}.items():
                 if key.endswith(">" + name):
                     return obj
         return found
@@ -268,7 +277,7 @@ class CustomObjects:
             return self.function(entry.get("config"))
         for key in (entry.get("registered_name"), entry.get("class_name")):
             if isinstance(key, str):
-                found = get_registered_object(key, self.given)
+                found = self._find(key)
                 if found is not None:
                     return found
         return None
