@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 from ..backend.nvtx import nvtx_range
-from ..layers.base import Layer, unique_name
+from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.symbolic import any_symbolic, is_symbolic
 from .model import Model
@@ -26,6 +27,14 @@ class Sequential(Model):
         self._layers: list[Layer] = []
         self._input_layer = None
         self.built = False
+        # What add() checks and builds against, kept as layers come and go so that adding N layers costs O(N):
+        # the layers by identity and by name (the names read again when any layer has been renamed), and the
+        # output shape after each layer for the input shape they were computed for (``_stack_shapes_for``).
+        self._layer_ids: set[int] = set()
+        self._name_counts: Counter = Counter()
+        self._names_read_at = rename_count()
+        self._stack_shapes: list[tuple] = []
+        self._stack_shapes_for = None
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
@@ -53,11 +62,11 @@ class Sequential(Model):
                 raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', before any other layer.")
             self._input_layer = layer
             return
-        if any(existing is layer for existing in self._layers):
+        if id(layer) in self._layer_ids:
             raise ValueError(f"Layer '{layer.name}' is already in Sequential '{self.name}'.")
-        if any(existing.name == layer.name for existing in self._layers):
+        if self._layer_names()[layer.name] > 0:
             raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
-        shape_before = self.compute_output_shape(self.input_spec) if self.built else None
+        shape_before = self._stack_output_shape() if self.built else None
         self._layers.append(layer)
         try:
             if shape_before is not None:
@@ -68,11 +77,39 @@ class Sequential(Model):
         except Exception:
             self._layers.pop()
             raise
+        self._layer_ids.add(id(layer))
+        self._name_counts[layer.name] += 1
 
     def pop(self):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers to pop.")
-        return self._layers.pop()
+        names = self._layer_names()      # up to date while the layer is still among them
+        layer = self._layers.pop()
+        names[layer.name] -= 1
+        self._layer_ids.discard(id(layer))
+        del self._stack_shapes[len(self._layers):]
+        return layer
+
+    def _layer_names(self):
+        """How many of the layers have each name, read again from the layers if any layer was renamed since."""
+        if self._names_read_at != rename_count():
+            self._name_counts = Counter(layer.name for layer in self._layers)
+            self._names_read_at = rename_count()
+        return self._name_counts
+
+    def _stack_output_shape(self):
+        """``compute_output_shape(input_spec)``, from the shapes kept for the layers before the ones added since
+        (all of them again when the input shape has changed): each layer's output shape is computed once."""
+        spec = self.input_spec
+        if spec is None:
+            return self.compute_output_shape(spec)      # the error it raises
+        if self._stack_shapes_for != spec:
+            self._stack_shapes, self._stack_shapes_for = [], spec
+        shape = self._stack_shapes[-1] if self._stack_shapes else tuple(spec)
+        for layer in self._layers[len(self._stack_shapes):]:
+            shape = tuple(layer.compute_output_shape(shape))
+            self._stack_shapes.append(shape)
+        return shape
 
     def get_layer(self, name=None, index=None):
         if index is not None:
