@@ -31,6 +31,7 @@ EXPRESSIONS = [
     ("rpower", lambda a, b: 2.0 ** a, lambda a, b: 2.0 ** a),
     ("negative", lambda a, b: -a, lambda a, b: -a),
     ("absolute", lambda a, b: abs(a), lambda a, b: numpy.abs(a)),
+    ("one_tensor_twice", lambda a, b: a * a - a, lambda a, b: a * a - a),
 ]
 
 
