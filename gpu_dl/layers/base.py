@@ -289,6 +289,7 @@ class Layer:
     # masking passes its input's mask on; one that takes a mask (the recurrent layers) reads it in call().
     supports_masking = False
     takes_mask = False
+    drops_mask = False            # True: a mask reaching it ends there without a warning (operations)
     takes_initial_state = False   # the recurrent layers' call(x, initial_state=[...])
     takes_input_list = False      # the merge layers' call([x1, x2, ...])
 
