@@ -65,7 +65,7 @@ class BaseConvTranspose(WindowedConv):
         for axis, (n, k, s, d, e), o in zip(self.axis_names, self.layer_axes(axes), self.layer_axes(out)):
             if o is not None and o < 1:
                 raise ValueError(
-                    f"{type(self).__name__} layer '{self.name}': an input {axis} of {n} gives an output {axis} of "
+                    f"{type(self).__name__} layer '{self.name}': along the {axis}, an input of {n} gives an output of "
                     f"{o} (padding={self.padding!r}, strides {s}, output_padding {e}, kernel {k} spanning "
                     f"{d * (k - 1) + 1}). Use an odd kernel_size, a larger output_padding, padding='valid' or a "
                     f"longer input.")
