@@ -123,6 +123,30 @@ def test_conv1d_transpose_training_steps_match_keras(rng):
     assert_training_steps_match(keras, ours, theirs, rng, (7, 2), classes=5, batch=6)
 
 
+
+def test_per_pixel_softmax_output_trains_as_in_keras(rng):
+    """A segmentation-style head: the last Conv2DTranspose's softmax over each pixel's classes, fused into the
+    loss (its backward skips the activation), with a label per pixel. Keras 3.15's torch backend fails to
+    train a softmax on a transposed convolution's output ("grad_input must be contiguous"), so Keras's model
+    ends in the logits and takes the loss from_logits: the same function of the weights."""
+    def stack(lib, activation):
+        return [lib.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+                lib.layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, activation=activation)]
+    gpu_dl.backend.set_random_seed(5)
+    ours = gpu_dl.Sequential([layers.Input((5, 6, 2))] + stack(gpu_dl, "softmax"))
+    theirs = keras.Sequential([keras.Input((5, 6, 2))] + stack(keras, None))
+    assert ours.output_shape == tuple(theirs.output_shape) == (None, 6, 6, 3)
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.Adam(),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for step in range(4):
+        x, y = rng.standard_normal((4, 5, 6, 2)).astype("float32"), rng.integers(0, 3, (4, 6, 6))
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=2e-5), step
+    assert ours.layers[-1].keep_preactivation
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
 # ------------------------------------------------------------------------ .keras files
 def keras_models():
     L = keras.layers
