@@ -9,6 +9,7 @@ from gpu_dl import data, layers
 from gpu_dl.backend import to_numpy
 from gpu_dl.models import load_model
 from test_conv_layers import check_layer_gradients
+from test_conv_ops import expected_conv
 
 
 # ------------------------------------------------------------------ expectations
@@ -55,7 +56,6 @@ def seeded(**kwargs):
 
 def test_expectation_is_the_adjoint_of_a_convolution(rng):
     """The scatter-add above is the transpose of the convolution: <conv(y), x> = <y, conv_transpose(x)>."""
-    from test_conv_ops import expected_conv
     x, y = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal((2, 9, 9, 5))
     kernel = rng.standard_normal((3, 2, 5, 3))
     forward = expected_conv(y, kernel, (2, 3), ((0, 0), (0, 0)), (1, 1))    # (2, 4, 3, 3)
