@@ -7,13 +7,15 @@ asked for, suggests the nearest names and lists the rest.
 The registry of the caller's own classes and functions lives here too
 (``register_keras_serializable``, as Keras's): saving writes them under their
 registered name, and loading finds them by it, as it finds the entries of a
-``custom_objects`` dict. Nothing is ever imported by a name read from a file.
+``custom_objects`` dict or of the ``custom_object_scope`` a load runs in.
+Nothing is ever imported by a name read from a file.
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 import re
+import threading
 
 
 def snake_case(name: str) -> str:
@@ -82,8 +84,11 @@ def get_registered_name(obj):
 
 
 def get_registered_object(name, custom_objects=None, module_objects=None):
-    """The class or function registered as ``name``, else ``custom_objects[name]``, else
-    ``module_objects[name]``, else None (Keras's order)."""
+    """The object the active ``custom_object_scope`` gives for ``name``, else the class or function registered
+    as ``name``, else ``custom_objects[name]``, else ``module_objects[name]``, else None (Keras's order)."""
+    scoped = scoped_custom_objects()
+    if name in scoped:
+        return scoped[name]
     if name in _REGISTERED:
         return _REGISTERED[name]
     if custom_objects and name in custom_objects:
@@ -94,8 +99,61 @@ def get_registered_object(name, custom_objects=None, module_objects=None):
 
 
 def get_custom_objects():
-    """The live dict of registered objects, by registered name."""
+    """The live dict of registered objects, by registered name (a scope's objects are not in it)."""
     return _REGISTERED
+
+
+def checked_custom_objects(custom_objects, what="custom_objects"):
+    """``custom_objects`` (None: none) as a new dict, or a TypeError saying what it must be: the names a saved
+    file uses mapped to classes or functions (or objects called like them: a Loss or Metric)."""
+    if custom_objects is None:
+        return {}
+    if not isinstance(custom_objects, dict) or not all(isinstance(k, str) for k in custom_objects):
+        raise TypeError(f"{what} must be a dict from the names a saved file uses (class names, 'package>name', "
+                        f"function names) to classes or functions, got {custom_objects!r:.200}.")
+    for key, value in custom_objects.items():
+        if not callable(value):
+            raise TypeError(f"{what}[{key!r}] is {value!r:.200}: give the class or function itself.")
+    return dict(custom_objects)
+
+
+# ------------------------------------------------------------------ custom object scope
+# The objects of the innermost active scope, per thread as Keras keeps them.
+_SCOPE = threading.local()
+
+
+def scoped_custom_objects():
+    """The objects of the ``custom_object_scope`` active in this thread (an empty dict outside any)."""
+    return getattr(_SCOPE, "objects", {})
+
+
+class CustomObjectScope:
+    """``with custom_object_scope({"MyLayer": MyLayer}): load_model(path)``: inside the block, loading and the
+    catalogues' ``deserialize`` find the given classes and functions by name, as if passed as ``custom_objects``,
+    as Keras 3's ``keras.saving.custom_object_scope`` makes them.
+
+    As in Keras 3.15: a scope's objects replace those of a scope around it until it exits (they are not merged;
+    name every object the block needs); leaving the block, even by an exception, brings back what was active
+    before. Where the same name is given in several places, loading takes the registered object
+    (``register_keras_serializable``) first, then the scope's, then ``load_model``'s ``custom_objects``;
+    ``get_registered_object`` takes the scope's first. The objects are checked when the scope is made.
+    """
+
+    def __init__(self, custom_objects=None):
+        self.custom_objects = checked_custom_objects(custom_objects, "custom_object_scope: custom_objects")
+        self._outer = []     # what each entry replaced: a scope object may be entered again inside itself
+
+    def __enter__(self):
+        self._outer.append(scoped_custom_objects())
+        _SCOPE.objects = dict(self.custom_objects)
+        return self
+
+    def __exit__(self, *exc_info):
+        _SCOPE.objects = self._outer.pop()
+        return False
+
+
+custom_object_scope = CustomObjectScope
 
 
 def written_module(cls):
@@ -126,6 +184,6 @@ def from_keras_config(kind: str, config, table: dict, custom_objects=None):
     if not isinstance(inner, dict):
         raise ValueError(f"The 'config' entry of one of the {kind} must be a dict, got {inner!r}.")
     name = config["class_name"]
-    custom = dict(custom_objects or {})
+    custom = {**(custom_objects or {}), **scoped_custom_objects()}   # a scope's objects first, as in Keras
     cls = custom[name] if name in custom else lookup(kind, name, table)
     return cls.from_config(dict(inner))

@@ -19,9 +19,12 @@ a plain loop (zero_grad, forward, loss, backward, step) over the same
 batches, its model in NCHW (its fastest CPU layout) and in train mode. The
 two alternate in blocks, each after one untimed step (``cpu_bench.py`` says
 why). Reported: samples per second, the median over the blocks, and the
-ratio gpu_dl / PyTorch (above 1: gpu_dl faster).
+ratio gpu_dl / PyTorch (above 1: gpu_dl faster). Without PyTorch gpu_dl is
+timed alone (its columns "-"). ``GPU_DL_BENCH_SMOKE=1``: batches of 4, at
+most two steps in one block per library (``cpu_bench.py``).
 
 Usage: taskset -c 0,1 python profiling/bench_train_cpu.py [--threads 2] [--steps 20] [--out FILE]
+       GPU_DL_BENCH_SMOKE=1 python profiling/bench_train_cpu.py   (seconds: every model and column, tiny batches)
 """
 from __future__ import annotations
 
@@ -76,17 +79,19 @@ def run(threads: int, steps: int) -> str:
     import time
 
     import numpy
-    import torch
 
     from gpu_dl import backend
     from gpu_dl.models.examples import build_cnn, build_lstm, build_mlp
 
-    torch.set_num_threads(threads)
+    torch = cpu_bench.torch_or_none()
+    if torch is not None:
+        torch.set_num_threads(threads)
     backend.set_device("cpu")
+    steps = cpu_bench.at_most_two(steps)
     ours = {"cnn": lambda: build_cnn((28, 28, 1), 10), "mlp": lambda: build_mlp((64,), 10),
             "lstm": lambda: build_lstm((8, 8), 10)}
-    theirs = _torch_models(torch)
-    batches = {"cnn": 128, "mlp": 32, "lstm": 32}
+    theirs = _torch_models(torch) if torch is not None else None
+    batches = {"cnn": cpu_bench.smoke(128, 4), "mlp": cpu_bench.smoke(32, 4), "lstm": cpu_bench.smoke(32, 4)}
 
     rows = []
     for name in ("cnn", "mlp", "lstm"):
@@ -99,20 +104,24 @@ def run(threads: int, steps: int) -> str:
         def ours_block():
             model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
 
-        torch.manual_seed(0)
-        net = theirs[name]()
-        net.train()
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        tx = torch.from_numpy(x_torch)
-        ty = torch.from_numpy(y.astype(numpy.int64))
+        blocks = [ours_block]
+        if torch is not None:
+            torch.manual_seed(0)
+            net = theirs[name]()
+            net.train()
+            optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+            loss_fn = torch.nn.CrossEntropyLoss()
+            tx = torch.from_numpy(x_torch)
+            ty = torch.from_numpy(y.astype(numpy.int64))
 
-        def torch_block():
-            for i in range(0, len(tx), batch):
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net(tx[i:i + batch]), ty[i:i + batch])
-                loss.backward()
-                optimizer.step()
+            def torch_block():
+                for i in range(0, len(tx), batch):
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(net(tx[i:i + batch]), ty[i:i + batch])
+                    loss.backward()
+                    optimizer.step()
+
+            blocks.append(torch_block)
 
         def untimed_step(fn):
             """One step of the library about to be timed: lets the other's spinning threads go idle."""
@@ -128,16 +137,19 @@ def run(threads: int, steps: int) -> str:
             fn()
             return [len(x) / (time.perf_counter() - t0)]
 
-        ours_rates, torch_rates = cpu_bench.alternate_in_blocks((ours_block, torch_block), samples_per_second,
-                                                               warm_up=untimed_step)
-        ours_rate, torch_rate = statistics.median(ours_rates), statistics.median(torch_rates)
-        rows.append((name, str(batch), f"{ours_rate:,.0f}", f"{torch_rate:,.0f}", f"{ours_rate / torch_rate:.2f}x",
-                     f"{1e3 * batch / ours_rate:.1f}", f"{1e3 * batch / torch_rate:.1f}"))
+        rates = [statistics.median(r) for r in cpu_bench.alternate_in_blocks(blocks, samples_per_second,
+                                                                             warm_up=untimed_step)]
+        ours_rate, torch_rate = rates[0], (rates[1] if torch is not None else None)
+        rows.append((name, str(batch), f"{ours_rate:,.0f}",
+                     "-" if torch_rate is None else f"{torch_rate:,.0f}",
+                     "-" if torch_rate is None else f"{ours_rate / torch_rate:.2f}x",
+                     f"{1e3 * batch / ours_rate:.1f}",
+                     "-" if torch_rate is None else f"{1e3 * batch / torch_rate:.1f}"))
 
     columns = ["model", "batch", "gpu_dl samples/s", "PyTorch samples/s", "gpu_dl / PyTorch",
                "gpu_dl ms/step", "PyTorch ms/step"]
-    head = (f"## Training on the CPU: gpu_dl (NumPy) vs PyTorch eager, float32\n\n{cpu_bench.machine_line(threads)} "
-            f"{steps} steps per block, median of {cpu_bench.BLOCKS} blocks.\n")
+    head = cpu_bench.header("Training on the CPU: gpu_dl (NumPy) vs PyTorch eager, float32", threads,
+                            f"{steps} steps per block, median of {cpu_bench.BLOCKS} blocks.")
     return head + "\n" + cpu_bench.table(columns, rows) + "\n"
 
 

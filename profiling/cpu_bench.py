@@ -5,7 +5,14 @@ same number of threads, the two libraries alternating in blocks of calls
 (a slow spell of a shared machine hits both). A block starts with a pause
 and an untimed call: after a product OpenBLAS's worker threads spin for up
 to about 0.1 s (OpenMP's for less), and on two cores a library that starts
-while the other's threads spin runs at about half speed.
+while the other's threads spin runs at about half speed. Without PyTorch
+they time gpu_dl alone, its PyTorch columns "-".
+
+Smoke mode (``GPU_DL_BENCH_SMOKE=1``, as the GPU scripts have it): every
+table and result check on tiny shapes, one block per library and case (one
+untimed call, at most two timed ones) and no pause, so CI finds a broken
+script in seconds (``tests/test_bench_smoke.py``). Its figures measure
+nothing, and its tables say so.
 """
 from __future__ import annotations
 
@@ -16,8 +23,32 @@ import platform
 import time
 from pathlib import Path
 
-BLOCKS = 3             # timed blocks per library and case, alternating
-SETTLE_SECONDS = 0.3   # pause before a block: longer than either library's spin-wait
+SMOKE = os.environ.get("GPU_DL_BENCH_SMOKE", "") == "1"
+
+
+def smoke(full, tiny):
+    """``tiny`` in smoke mode, else ``full``: the one switch the scripts' shapes and counts go through."""
+    return tiny if SMOKE else full
+
+
+BLOCKS = smoke(3, 1)                 # timed blocks per library and case, alternating
+SETTLE_SECONDS = smoke(0.3, 0.0)     # pause before a block: longer than either library's spin-wait
+SMOKE_NOTE = ("**Smoke run** (GPU_DL_BENCH_SMOKE=1): tiny shapes, 1 untimed call and at most 2 timed ones per "
+              "library and case, to show that every path of the script runs; no figure below is a measurement.\n")
+
+
+def torch_or_none():
+    """PyTorch, or None: the benchmarks then time gpu_dl alone."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def at_most_two(count: int) -> int:
+    """A count of timed repeats: at most 2 in smoke mode."""
+    return smoke(count, min(count, 2))
 
 
 def limit_threads(threads: int):
@@ -38,16 +69,22 @@ def alternate_in_blocks(fns, measure_block, warm_up=lambda fn: fn()):
     return results
 
 
+def header(title: str, threads: int, details: str) -> str:
+    """A table's heading: the title, the machine, what the figures are; in smoke mode, that they are nothing."""
+    return f"## {title}\n\n{machine_line(threads)} {details}\n" + (f"\n{SMOKE_NOTE}" if SMOKE else "")
+
+
 def machine_line(threads: int) -> str:
     """Date, CPU, threads, NumPy with its BLAS and the kernels that BLAS picked, PyTorch."""
     import numpy
-    import torch
+    torch = torch_or_none()
     blas = "?"
     if numpy.lib.NumpyVersion(numpy.__version__) >= "1.25.0":
         blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
     return (f"Date: {datetime.date.today().isoformat()}; CPU: {platform.processor() or platform.machine()}, "
             f"{threads} threads (os.cpu_count() = {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))} "
-            f"cores); NumPy {numpy.__version__} ({blas}{_blas_kernels()}); PyTorch {torch.__version__}.")
+            f"cores); NumPy {numpy.__version__} ({blas}{_blas_kernels()}); "
+            + (f"PyTorch {torch.__version__}." if torch is not None else "PyTorch is not installed: gpu_dl alone."))
 
 
 def _blas_kernels() -> str:

@@ -14,6 +14,11 @@ PyTorch's CPU build standing in for its CUDA build (``--torch``), so the
 PyTorch side of every table and check runs too. A third kind of run makes
 every result check fail on purpose, so the scripts' MISMATCH reporting (rows
 not timed, a list of problems, exit status 1) is exercised as well.
+
+The CPU benchmarks (``bench_conv_cpu.py``, ``bench_train_cpu.py``) have the
+same smoke mode and run here on plain NumPy, with no emulator: with PyTorch's
+CPU build where it is installed, and with PyTorch hidden from them, when they
+time gpu_dl alone.
 """
 import importlib.util
 import os
@@ -31,7 +36,9 @@ RUN_SCRIPT = ROOT / "tests" / "emulated_gpu" / "run_script.py"
 PROFILING = ROOT / "profiling"
 TIMEOUT = 600   # seconds per script run; each takes well under a minute
 
-pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler to build the kernels for the host")
+# The GPU scripts run on the emulated GPU, whose kernels the host's C++ compiler builds.
+needs_compiler = pytest.mark.skipif(build.compiler() is None,
+                                    reason="no C++ compiler to build the kernels for the host")
 
 
 class Table:
@@ -147,6 +154,7 @@ def torch_modes():
     return [False, True]
 
 
+@needs_compiler
 @pytest.mark.parametrize("torch", torch_modes(), ids=["gpu_dl alone", "with PyTorch on the CPU"])
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_bench_script_runs_every_table_in_smoke_mode(script, torch, tmp_path):
@@ -159,6 +167,7 @@ def test_bench_script_runs_every_table_in_smoke_mode(script, torch, tmp_path):
         assert "PyTorch with CUDA" not in done.stdout
 
 
+@needs_compiler
 def test_memory_pool_bench_runs_in_smoke_mode():
     done = run_smoke("bench_memory_pool.py")
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
@@ -186,6 +195,7 @@ sys.exit(1 if getattr(bench, "problems", None) else 0)
 """
 
 
+@needs_compiler
 @pytest.mark.parametrize("script", sorted(FAILING))
 def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
     driver = tmp_path / "driver.py"
@@ -212,6 +222,79 @@ def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
     else:   # bench_lstm.py
         assert [row[1] for row in tables[0][1]] == ["MISMATCH", "MISMATCH"]
         assert len(tables) == 1   # nothing timed, so no step-loop table either
+
+
+# ------------------------------------------------------------------ the CPU benchmarks
+CPU_SCRIPTS = {
+    "bench_conv_cpu.py": [
+        Table(["shape (N x H x W x Cin -> Cout, window)", "fwd ms"], 7,
+              numbers=["fwd ms", "fwd GFLOP/s", "fwd+bwd ms", "fwd+bwd GFLOP/s", "fwd products ms",
+                       "fwd+bwd products ms"],
+              torch_numbers=["torch fwd ms", "fwd vs torch", "torch fwd+bwd ms", "fwd+bwd vs torch",
+                             "fwd+bwd products vs torch"]),
+    ],
+    "bench_train_cpu.py": [
+        Table(["model", "batch", "gpu_dl samples/s"], 3, numbers=["gpu_dl samples/s", "gpu_dl ms/step"],
+              torch_numbers=["PyTorch samples/s", "gpu_dl / PyTorch", "PyTorch ms/step"]),
+    ],
+}
+CPU_TIMEOUT = 120   # seconds per script run; each takes a few
+# Runs a script as __main__ with PyTorch made impossible to import (a finder that refuses it, rather than None in
+# sys.modules, which libraries probing for torch would trip over).
+WITHOUT_TORCH = """import importlib.abc, runpy, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_cpu_smoke(script, tmp_path, *, torch, out=None, driver=None):
+    """``script`` (or a ``driver`` file that runs it) in smoke mode on NumPy, PyTorch hidden unless ``torch``."""
+    command = [sys.executable, str(driver or PROFILING / script)] + (["--out", str(out)] if out is not None else [])
+    if not torch:
+        hider = tmp_path / "without_torch.py"
+        hider.write_text(WITHOUT_TORCH)
+        command.insert(1, str(hider))
+    env = dict(os.environ, GPU_DL_BENCH_SMOKE="1")
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=CPU_TIMEOUT)
+
+
+@pytest.mark.parametrize("torch", torch_modes(), ids=["gpu_dl alone", "with PyTorch"])
+@pytest.mark.parametrize("script", sorted(CPU_SCRIPTS))
+def test_cpu_bench_script_runs_every_table_in_smoke_mode(script, torch, tmp_path):
+    out = tmp_path / "table.md"
+    done = run_cpu_smoke(script, tmp_path, torch=torch, out=out)
+    check_clean(done)
+    check_tables(done.stdout, CPU_SCRIPTS[script], torch)
+    assert out.read_text() in done.stdout
+    assert ("PyTorch is not installed: gpu_dl alone." in done.stdout) is not torch
+
+
+CONV_CPU_WRONG = """import sys
+sys.path.insert(0, {profiling!r})
+import bench_conv_cpu as bench
+right = bench.reference_forward
+bench.reference_forward = lambda x, kernel, padding: right(x, kernel, padding) + 1.0
+bench.cpu_bench.main(bench.run, "a wrong reference", "repeats", 9, "timed calls")
+"""
+
+
+def test_the_cpu_convolution_check_fails_a_wrong_result(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(CONV_CPU_WRONG.format(profiling=str(PROFILING)))
+    done = run_cpu_smoke("bench_conv_cpu.py", tmp_path, torch=False, driver=driver)
+    assert done.returncode != 0, done.stdout[-3000:]
+    assert "AssertionError" in done.stderr and "Not equal to tolerance" in done.stderr, done.stderr[-3000:]
+    assert not parse_tables(done.stdout)    # stopped before any shape was timed
 
 
 def test_the_table_checks_catch_what_they_look_for():

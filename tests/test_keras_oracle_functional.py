@@ -74,7 +74,20 @@ def masked(lib):
     return lib.Model(ids, L.Dense(2, name="out")(L.SimpleRNN(3, name="rnn")(merged)), name="masked"), [(6,)]
 
 
-BUILDERS = {"branch_cnn": branch_cnn, "siamese": siamese, "merges": merges, "seq2seq": seq2seq, "masked": masked}
+def dots(lib):
+    L = lib.layers
+    a, b = lib.Input(shape=(5, 4), name="a"), lib.Input(shape=(4,), name="b")
+    queries = L.Dense(3, activation="tanh", name="queries")(a)
+    key = L.Dense(3, name="key")(b)
+    scores = L.Dot(axes=(2, 1), name="scores")([queries, key])                       # (batch, 5)
+    gram = L.Dot(axes=1, normalize=True, name="gram")([a, L.Dense(4, name="mixed")(a)])   # (batch, 4, 4) cosines
+    cosine = L.dot([key, L.Dense(3, name="other")(b)], axes=-1, normalize=True, name="cosine")   # (batch, 1)
+    x = L.Concatenate(name="cat")([scores, L.Flatten(name="flat")(gram), cosine])
+    return lib.Model([a, b], L.Dense(3, activation="softmax", name="probs")(x), name="dots"), [(5, 4), (4,)]
+
+
+BUILDERS = {"branch_cnn": branch_cnn, "siamese": siamese, "merges": merges, "seq2seq": seq2seq, "masked": masked,
+            "dots": dots}
 
 
 def _inputs(name, shapes, rng, n):
@@ -112,6 +125,12 @@ def _as_given(model, xs):
     ("Minimum", {}, [(2, 3, 4), (2, 4)]),
     ("Concatenate", {}, [(3, 2), (3, 5)]),
     ("Concatenate", {"axis": 1}, [(2, 1, 3), (2, 4, 3)]),
+    ("Dot", {"axes": 1}, [(3, 4), (3, 4)]),
+    ("Dot", {"axes": (2, 1)}, [(2, 3, 4), (2, 4)]),
+    ("Dot", {"axes": (1, 1)}, [(2, 4), (2, 4, 5)]),
+    ("Dot", {"axes": (1, 2)}, [(2, 3, 4), (2, 5, 3)]),
+    ("Dot", {"axes": -1, "normalize": True}, [(2, 3, 4), (2, 5, 4)]),
+    ("Dot", {"axes": (-1, 1), "normalize": True}, [(2, 3, 1, 4), (2, 4, 3)]),
 ])
 def test_merge_layers_match_keras(rng, name, kwargs, shapes):
     xs = [rng.standard_normal(s).astype("float32") for s in shapes]
@@ -122,6 +141,37 @@ def test_merge_layers_match_keras(rng, name, kwargs, shapes):
     symbolic = [(None,) + s[1:] for s in shapes]
     ours_shape = getattr(gpu_dl.layers, name)(**kwargs).compute_output_shape(symbolic)
     assert tuple(ours_shape) == tuple(getattr(keras.layers, name)(**kwargs).compute_output_shape(symbolic))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_dot_gradients_match_keras(rng, normalize):
+    """Both inputs' gradients of sum(Dot(x, y) * w), against PyTorch's autograd through Keras's Dot; the first
+    input has a zero vector and one below the norm's floor, where Keras's normalisation scales by 1e7."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("the gradient is read through the torch backend's autograd")
+    import torch
+    x, y = rng.standard_normal((3, 4, 5)).astype("float32"), rng.standard_normal((3, 6, 4)).astype("float32")
+    x[1, :, 2] = 0.0
+    x[2, :, 0] *= 1e-9
+    ours = gpu_dl.layers.Dot(axes=(1, 2), normalize=normalize)
+    out = ours([x, y], training=True)
+    w = rng.standard_normal(out.shape).astype("float32")
+    gx, gy = ours.backward(w)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    theirs = keras.layers.Dot(axes=(1, 2), normalize=normalize)([tx, ty])
+    (theirs * torch.tensor(w)).sum().backward()
+    numpy.testing.assert_allclose(out, theirs.detach().numpy(), rtol=1e-5, atol=1e-5)
+    their_gx = tx.grad.numpy()
+    if normalize:
+        # At an exact zero vector Keras's gradient is NaN (its rsqrt(0) = inf times 0); gpu_dl's is that of
+        # the floored scale, 1e7 times the other input's part, as just above the zero vector.
+        zero = numpy.zeros(x.shape, bool)
+        zero[1, :, 2] = True
+        assert numpy.isnan(their_gx[zero]).all() and numpy.isfinite(their_gx[~zero]).all()
+        assert numpy.isfinite(gx).all()
+        their_gx = numpy.where(zero, gx, their_gx)
+    numpy.testing.assert_allclose(gx, their_gx, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(gy, ty.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------ graphs, weights, steps
@@ -140,7 +190,7 @@ def test_same_graph_same_layers_same_outputs(name, rng):
     assert tuple(ours.output_shape) == tuple(theirs.output_shape)
 
 
-@pytest.mark.parametrize("name", ["branch_cnn", "siamese", "seq2seq", "masked"])
+@pytest.mark.parametrize("name", ["branch_cnn", "siamese", "seq2seq", "masked", "dots"])
 def test_training_steps_match_keras(name, rng):
     backend.set_random_seed(1)
     ours, shapes = BUILDERS[name](gpu_dl)

@@ -265,6 +265,24 @@ def test_siamese_gradients_match_finite_differences(xp, rng):
                                     xp.asarray(rng.standard_normal((4, 5)))], rng)
 
 
+def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, rng):
+    # Operators on symbolic tensors are operations of the inner graph, with per-call state of their own.
+    backend.set_random_seed(19)
+    d = "float64"
+    inp = gpu_dl.Input((4,), dtype=d)
+    h = layers.Dense(3, activation="tanh", dtype=d)(inp)
+    inner = gpu_dl.Model(inp, 0.5 * (h * h) - abs(h) / 3.0, name="with_ops")
+    a, b = gpu_dl.Input((4,), dtype=d), gpu_dl.Input((4,), dtype=d)
+    model = gpu_dl.Model([a, b], layers.Dense(2, dtype=d)(inner(a) * inner(b)))
+    lines = []
+    model.summary(print_fn=lines.append, expand_nested=True)
+    # Expanded, the inner model lists its layers, not the operations between them (as Keras does).
+    assert [r[0] for r in _rows("\n".join(lines)) if "└" in r[0]] == \
+        [f"└ {l.name} ({type(l).__name__})" for l in inner.layers]
+    _check_model_gradients(model, [xp.asarray(rng.standard_normal((3, 4))), xp.asarray(rng.standard_normal((3, 4)))],
+                           rng)
+
+
 # ------------------------------------------------------------------ frozen inner models, training flag, masks
 def test_a_frozen_inner_model_keeps_its_weights_and_the_head_trains(xp, rng):
     backend.set_random_seed(9)
@@ -420,6 +438,19 @@ def test_nested_sequentials_and_a_compiled_inner_model_round_trip(tmp_path, rng)
     clone = Sequential.from_config(top.get_config())
     assert [type(l).__name__ for l in clone.layers] == ["Sequential", "Dense"]
     assert [type(l).__name__ for l in clone.layers[0].layers] == ["Functional", "Dense"]
+
+
+def test_an_inner_sequential_that_grows_after_it_was_added(rng):
+    # The outer Sequential keeps its stack's output shapes; a layer added to the inner model changes them.
+    inner = Sequential([gpu_dl.Input((4,)), layers.Dense(3)], name="inner")
+    outer = Sequential([inner], name="outer")
+    assert outer.output_shape == (None, 3)
+    inner.add(layers.Dense(5))
+    outer.add(layers.Dense(2, name="head"))
+    assert outer.get_layer("head").input_spec == (None, 5)
+    assert outer.predict(_data(rng, 4), verbose=0).shape == (8, 2)
+    inner.pop()
+    assert outer.output_shape == (None, 2) and outer.compute_output_shape((None, 4)) == (None, 2)
 
 
 def test_weights_of_another_inner_model_are_refused_before_anything_changes(tmp_path, rng):

@@ -2,11 +2,13 @@
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Convolution1DTranspose, Convolution2DTranspose
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .masking import Masking
-from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
-                      maximum, minimum, multiply, subtract)
+from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+                      concatenate, dot, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
@@ -24,7 +26,9 @@ __all__ = [
     "Activation", "ActivityRegularization", "Add", "add", "AlphaDropout", "Average", "average", "AveragePooling1D",
     "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate",
     "concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
-    "DepthwiseConv2D", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
+    "Conv1DTranspose", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose", "Convolution2D",
+    "Convolution2DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
+    "DepthwiseConv2D", "Dot", "dot", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "Layer",
     "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D",

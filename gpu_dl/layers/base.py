@@ -31,6 +31,13 @@ from ..catalogue import keras_snake_case
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
 _name_counters: dict = defaultdict(itertools.count)
+# How many times a layer has been renamed after it was made: what keeps its layers by name (Sequential.add's
+# check for a name already taken) reads their names again when this has moved.
+_rename_count = 0
+
+
+def rename_count() -> int:
+    return _rename_count
 
 # The bytes of weights layers may still create here, or None for no limit (see ``weight_budget``).
 _weight_budget: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_weight_budget", default=None)
@@ -190,6 +197,17 @@ class Layer:
         return var
 
     @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        global _rename_count
+        if "_name" in self.__dict__:
+            _rename_count += 1
+        self._name = value
+
+    @property
     def trainable(self):
         return self._trainable
 
@@ -275,6 +293,7 @@ class Layer:
     # masking passes its input's mask on; one that takes a mask (the recurrent layers) reads it in call().
     supports_masking = False
     takes_mask = False
+    drops_mask = False            # True: a mask reaching it ends there without a warning (operations)
     takes_initial_state = False   # the recurrent layers' call(x, initial_state=[...])
     takes_input_list = False      # the merge layers' call([x1, x2, ...])
 

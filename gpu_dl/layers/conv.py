@@ -1,5 +1,6 @@
 """``Conv2D`` and ``Conv1D`` (``groups`` included), ``DepthwiseConv2D`` / ``1D`` and ``SeparableConv2D`` /
-``1D``: convolutions over images (N, H, W, C) and sequences (N, T, C) with Keras 3's arguments.
+``1D`` (and Keras's ``Convolution*`` names for them): convolutions over images (N, H, W, C) and sequences
+(N, T, C) with Keras 3's arguments.
 
 All run the 2-D ops; a 1-D layer's kernel (k, a, b) is the 2-D kernel (1, k, a, b) and its input an image
 of height 1 (``spatial.py``).
@@ -20,14 +21,15 @@ from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_smal
 class WindowedConv(SpatialLayer):
     """What the convolutions share: kernel_size, strides, padding and dilation_rate, and the output sizes."""
 
-    # The weight whose axis -2 counts the input channels the layer was built for (per group where it has
-    # ``groups``).
+    # The weight whose axis ``channel_weight_axis`` counts the input channels the layer was built for (per
+    # group where it has ``groups``): -2 in a convolution's kernel, -1 in a transposed one's.
     channel_weight = "kernel"
+    channel_weight_axis = -2
 
     def check_input_shape(self, shape):
         last = self.check_rank(shape)
         kernel = getattr(self, self.channel_weight)
-        channels = None if kernel is None else kernel.shape[-2] * getattr(self, "groups", 1)
+        channels = None if kernel is None else kernel.shape[self.channel_weight_axis] * getattr(self, "groups", 1)
         if channels is not None and last[-1] != channels:
             raise ValueError(f"{type(self).__name__} layer '{self.name}' was built for {channels} input channels "
                              f"({self.channel_weight} {kernel.shape}); got an input of shape {tuple(shape)} with "
@@ -382,3 +384,10 @@ class SeparableConv1D(BaseSeparableConv):
     """Depthwise convolution along the steps of sequences, then a pointwise (kernel size 1) convolution."""
 
     rank = 1
+
+
+# Keras 3's other names for the same classes (files name the classes themselves)
+Convolution1D = Conv1D
+Convolution2D = Conv2D
+SeparableConvolution1D = SeparableConv1D
+SeparableConvolution2D = SeparableConv2D

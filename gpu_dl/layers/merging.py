@@ -1,4 +1,4 @@
-"""Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, as Keras 3 has them,
+"""Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot, as Keras 3 has them,
 and their functional forms (``layers.add([a, b])``, ``layers.concatenate([a, b], axis=1)``, ...).
 
 A merge layer is called on a list of tensors and returns one. The element-wise
@@ -9,7 +9,9 @@ difference is a ValueError naming the layer and the shapes. Concatenate needs
 the same shapes but along ``axis``. Masks of padded steps merge as in Keras:
 the output keeps a step any input keeps (Concatenate: an input without a mask
 keeps all its steps), and Maximum, Minimum and Multiply leave masked-out values
-out of the result. ``backward`` returns one gradient per input, in order.
+out of the result. Dot takes exactly two inputs, sums their product along one
+axis of each, and passes no mask on. ``backward`` returns one gradient per
+input, in order.
 """
 from __future__ import annotations
 
@@ -267,6 +269,97 @@ class Concatenate(Merge):
         return {**super().get_config(), "axis": self.axis}
 
 
+def _checked_axes(axes, where):
+    """``Dot``'s ``axes`` as Keras takes them: one integer for both inputs, or a pair (a list or tuple of two)."""
+    def integer(a):
+        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
+    if integer(axes):
+        return int(axes)
+    if not isinstance(axes, (list, tuple)):
+        raise TypeError(f"{where}: `axes` must be an integer or a list of two integers (one axis of each input), "
+                        f"got {axes!r}.")
+    if len(axes) != 2:
+        raise ValueError(f"{where}: `axes` must hold two integers, one axis of each input, got {axes!r}.")
+    if not all(integer(a) for a in axes):
+        raise ValueError(f"{where}: the entries of `axes` must be integers, got {axes!r}.")
+    return tuple(int(a) for a in axes)
+
+
+class Dot(Merge):
+    """The dot product of two inputs along one axis of each, per sample (Keras's ``batch_dot``).
+
+    ``axes``: one integer for both inputs or a pair, negative counting from the last axis; never the batch axis.
+    The output has the first input's other axes, then the second's (its batch axis left out), or is (batch, 1)
+    when that leaves only the batch axis: ``Dot(axes=1)`` on two (batch, n) inputs gives each pair's inner
+    product, on (batch, m, n) and (batch, m, p) the (batch, n, p) products ``x^T y``. ``normalize=True``
+    scales each input to unit L2 norm along its axis first (Keras's ``ops.normalize``, the norm floored at
+    1e-7), so the output is the cosine similarity. The inputs' masks are not passed on, as in Keras.
+    A size a symbolic shape leaves unknown (None) is taken to match the other input's until arrays arrive.
+    """
+
+    exact_inputs = 2
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axes = _checked_axes(axes, self._where())
+        if not isinstance(normalize, bool):
+            raise TypeError(f"{self._where()}: `normalize` must be True or False, got {normalize!r}.")
+        self.normalize = normalize
+
+    def _resolved_axes(self, shapes):
+        """The summed axis of each input, counted from 0: checked against the inputs' ranks."""
+        given = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        resolved = []
+        for axis, shape in zip(given, shapes):
+            rank = len(shape)
+            if rank < 2:
+                raise ValueError(f"{self._where()}: each input needs a batch axis and at least one more; received "
+                                 f"inputs of shapes {tuple(shapes[0])} and {tuple(shapes[1])}.")
+            if not -rank <= axis < rank:
+                raise ValueError(f"{self._where()}: axes={self.axes!r} is out of range for inputs of shapes "
+                                 f"{tuple(shapes[0])} and {tuple(shapes[1])}.")
+            if axis % rank == 0:
+                raise ValueError(f"{self._where()}: axes={self.axes!r} names the batch axis (0) of inputs of shapes "
+                                 f"{tuple(shapes[0])} and {tuple(shapes[1])}; the dot product is taken per sample. "
+                                 "If your inputs are not batched, add a batch axis of size 1.")
+            resolved.append(axis % rank)
+        return tuple(resolved)
+
+    def _merged_shape(self, shapes):
+        first, second = shapes
+        ax, ay = self._resolved_axes(shapes)
+        if first[ax] is not None and second[ay] is not None and first[ax] != second[ay]:
+            raise ValueError(f"{self._where()}: incompatible input shapes: axis values {first[ax]} (at axis {ax}) != "
+                             f"{second[ay]} (at axis {ay}). Full input shapes: {first}, {second}")
+        shape = first[:ax] + first[ax + 1:] + second[1:ay] + second[ay + 1:]
+        return shape if len(shape) > 1 else shape + (1,)
+
+    def call(self, xs, training=False, masks=None):
+        x, y = xs
+        axes = self._resolved_axes([x.shape, y.shape])
+        scales = (None, None)
+        if self.normalize:
+            (x, x_scale), (y, y_scale) = ops.l2_normalize(x, axes[0]), ops.l2_normalize(y, axes[1])
+            scales = (x_scale, y_scale)
+        self._saved = (x, y, axes, scales) if training else None
+        return ops.batch_dot(x, y, axes)
+
+    def backward(self, dy):
+        x, y, axes, scales = self.saved()
+        grads = ops.batch_dot_backward(dy, x, y, axes)
+        if self.normalize:
+            # x and y are the normalised inputs here, which is what the normalisation's gradient takes.
+            grads = tuple(ops.l2_normalize_backward(g, v, scale, axis)
+                          for g, v, scale, axis in zip(grads, (x, y), scales, axes))
+        return list(grads)
+
+    def compute_mask(self, x, mask):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
 # ------------------------------------------------------------------ functional forms
 def add(inputs, **kwargs):
     """``Add(**kwargs)(inputs)``."""
@@ -301,3 +394,8 @@ def minimum(inputs, **kwargs):
 def concatenate(inputs, axis=-1, **kwargs):
     """``Concatenate(axis=axis, **kwargs)(inputs)``."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, normalize=False, **kwargs):
+    """``Dot(axes=axes, normalize=normalize, **kwargs)(inputs)``; ``axes`` defaults to -1 as in Keras's ``dot``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

@@ -39,12 +39,35 @@ class KerasTensor:
         raise TypeError(f"KerasTensor '{self.name}' is symbolic: it has a shape {self.shape} but no values. Build a "
                         "model with keras.Model(inputs, outputs) and call that (or its predict) on arrays.")
 
-    def _no_arithmetic(self, *args, **kwargs):
-        raise TypeError(f"KerasTensor '{self.name}': arithmetic on symbolic tensors is not supported in gpu_dl; use "
-                        "the merge layers (layers.Add, Subtract, Multiply, ...) or a Layer to combine tensors.")
+    # Arithmetic records an operation, as keras.ops do on KerasTensors (layers/operations.py).
+    def _operation(name, reflected=False):
+        def operator(self, other):
+            from . import operations     # operations imports this module at its top
+            return operations.OPERATIONS[name]().apply(*((other, self) if reflected else (self, other)))
+        operator.__name__ = f"__{'r' if reflected else ''}{name.lower()}__"
+        return operator
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _no_arithmetic
-    __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _no_arithmetic
+    __add__, __radd__ = _operation("Add"), _operation("Add", reflected=True)
+    __sub__, __rsub__ = _operation("Subtract"), _operation("Subtract", reflected=True)
+    __mul__, __rmul__ = _operation("Multiply"), _operation("Multiply", reflected=True)
+    __truediv__, __rtruediv__ = _operation("TrueDivide"), _operation("TrueDivide", reflected=True)
+    __pow__, __rpow__ = _operation("Power"), _operation("Power", reflected=True)
+    del _operation
+
+    def __neg__(self):
+        from . import operations
+        return operations.Negative().apply(self)
+
+    def __abs__(self):
+        from . import operations
+        return operations.Absolute().apply(self)
+
+    def _unsupported(self, *args, **kwargs):
+        raise TypeError(f"KerasTensor '{self.name}': indexing, matrix products and the operators other than "
+                        "+, -, *, /, ** and abs() are not supported on symbolic tensors in gpu_dl; use a layer "
+                        "(layers.Dot, layers.Cropping1D, layers.Reshape, ...) instead.")
+
+    __matmul__ = __rmatmul__ = __getitem__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported
     # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
     __hash__ = object.__hash__
 

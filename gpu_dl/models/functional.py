@@ -40,6 +40,7 @@ import numpy
 from .. import backend, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..layers.base import unique_name
+from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from . import multi_output, nested
@@ -179,6 +180,9 @@ class Functional(Model):
                                   f"`Input(..., name='{key}')`)", stacklevel=3)
         nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
         nested.check_tree(self, layers)
+        for layer in layers:
+            if isinstance(layer, Model):
+                nested.note_holder(layer, self)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = flat_inputs
@@ -220,6 +224,12 @@ class Functional(Model):
     # ------------------------------------------------------------------ graph
     @property
     def layers(self):
+        """The model's layers, in Keras's order; the arithmetic operations between them are not among them, as
+        in Keras (``_operations`` lists both)."""
+        return [layer for layer in self._layers if not isinstance(layer, Operation)]
+
+    @property
+    def _operations(self):
         return list(self._layers)
 
     @property
@@ -254,17 +264,18 @@ class Functional(Model):
         return len(self._inputs) > 1
 
     def get_layer(self, name=None, index=None):
+        layers = self.layers
         if index is not None:
             if name is not None:
                 raise ValueError("Provide only a layer name or a layer index, not both.")
-            if not -len(self._layers) <= index < len(self._layers):
+            if not -len(layers) <= index < len(layers):
                 raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
-                                 f"{len(self._layers)} layers.")
-            return self._layers[index]
-        for layer in self._layers:
+                                 f"{len(layers)} layers.")
+            return layers[index]
+        for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No layer named {name!r} in '{self.name}'; its layers are {[l.name for l in self._layers]}.")
+        raise ValueError(f"No layer named {name!r} in '{self.name}'; its layers are {[l.name for l in layers]}.")
 
     def _node_position(self, node):
         """The node's index among its layer's calls that are part of this model (how Keras numbers them in a
@@ -418,7 +429,7 @@ class Functional(Model):
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
-            if mask is not None and not (layer.supports_masking or layer.takes_mask):
+            if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
             out_mask = layer.compute_mask(x_in, mask)
             ys = y if len(node.outputs) > 1 else [y]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 
+from ..layers.operations import KERAS_MODULE, OPERATIONS, Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            is_model_entry, nested_model_from_entry)
 
@@ -88,16 +89,28 @@ def _recorded_mask(node):
     return {"mask": [None] * len(arg) if isinstance(arg, list) else None}
 
 
+def _operation_entry(operation):
+    """An arithmetic operation's entry, as Keras writes one of keras.ops (no build config, no dtype)."""
+    name = type(operation).__name__
+    return {"module": operation.keras_module, "class_name": name, "config": operation.get_config(),
+            "registered_name": name}
+
+
+def _node_entry(model, layer, node):
+    if isinstance(layer, Operation):
+        return {"args": [_arguments(model, arg) for arg in layer.keras_arguments(node.input_tensors)], "kwargs": {}}
+    return {"args": [_arguments(model, arg) for arg in node.args],
+            "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
+
+
 def functional_config(model):
     """The inner ``config`` of a functional model in Keras 3's form."""
     layers = []
-    for layer in model.layers:
-        entry = _layer_entry(layer)
+    for layer in model._operations:
+        entry = _operation_entry(layer) if isinstance(layer, Operation) else _layer_entry(layer)
         entry["name"] = layer.name
-        entry["inbound_nodes"] = [
-            {"args": [_arguments(model, arg) for arg in node.args],
-             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
-            for node in layer._inbound_nodes if node in model._node_set and not node.is_input]
+        entry["inbound_nodes"] = [_node_entry(model, layer, node) for node in layer._inbound_nodes
+                                  if node in model._node_set and not node.is_input]
         layers.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
             "input_layers": _references(model, model._inputs_struct),
@@ -192,7 +205,51 @@ def _list_length(value):
     return len(value) if isinstance(value, list) else -1
 
 
+class _Constant:
+    """A number among an operation's recorded arguments."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _parse_operation_node(data, where, arity):
+    """The recorded positional arguments of an arithmetic operation's call: tensor references and constants."""
+    args = data.get("args") if isinstance(data, dict) else None
+    if not isinstance(args, list) or len(args) != arity:
+        raise ValueError(f"{where}: the operation takes {arity} positional argument(s); its node lists "
+                         f"{args!r:.200}.")
+    if data.get("kwargs"):
+        raise ValueError(f"{where}: the operation takes no keyword arguments, got {data['kwargs']!r:.200}.")
+    parsed = []
+    for value in args:
+        if isinstance(value, dict) and value.get("class_name") == _TENSOR:
+            parsed.append(_parse_tensor(value, where))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            parsed.append(_Constant(value))
+        else:
+            raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('{_TENSOR}') or a number, "
+                             f"got {value!r:.200}.")
+    if all(isinstance(p, _Constant) for p in parsed):
+        raise ValueError(f"{where}: the operation's arguments hold no tensor.")
+    return parsed, {}
+
+
+def _operation_from_entry(entry, name, where):
+    """An arithmetic operation from its entry: Keras writes only its name in its config."""
+    config = entry.get("config")
+    unknown = sorted(set(config) - {"name"})
+    if unknown:
+        raise ValueError(f"{where}: the operation {entry['class_name']} takes only a name in its config, got "
+                         f"{', '.join(repr(k) for k in unknown)}.")
+    if config.get("name", name) != name:
+        raise ValueError(f"{where}: its config names it {config['name']!r}; the entry's name and its config's must "
+                         "agree.")
+    return OPERATIONS[entry["class_name"]](name=name)
+
+
 def _references_in(structure):
+    if isinstance(structure, _Constant):
+        return []
     if isinstance(structure, list):
         return [r for item in structure for r in _references_in(item)]
     return [structure]
@@ -230,12 +287,17 @@ def functional_from_config(config, where="model config", custom_objects=None):
     # as operations of keras.ops whose results reach the layers only as `mask` arguments. gpu_dl computes the
     # same masks along the edges by itself, so those operations are left out; one whose result reaches a
     # layer's input, or the model's, is refused below.
-    operations = {}
+    # The arithmetic operations gpu_dl has (operators on tensors: Add, Multiply, ...) are rebuilt as layers are.
+    operations, rebuilt = {}, set()
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("module"), str) and \
                 entry["module"].startswith("keras.src.ops."):
             name = entry.get("name", (entry.get("config") or {}).get("name"))
-            if isinstance(name, str):
+            if not isinstance(name, str):
+                continue
+            if entry["module"] == KERAS_MODULE and entry.get("class_name") in OPERATIONS:
+                rebuilt.add(name)
+            else:
                 operations[name] = entry.get("class_name")
 
     # The layers, each from its entry; their calls parsed but not made yet.
@@ -255,6 +317,13 @@ def functional_from_config(config, where="model config", custom_objects=None):
         inbound = entry.get("inbound_nodes", [])
         if not isinstance(inbound, list):
             raise ValueError(f"{at}: 'inbound_nodes' must be a list, got {inbound!r:.200}.")
+        if name in rebuilt:
+            layers[name], positions[name] = _operation_from_entry(entry, name, at), i
+            if len(inbound) != 1:
+                raise ValueError(f"{at}: an operation is made for one call (Keras makes one per use), but the config "
+                                 f"lists {len(inbound)} call(s) of it.")
+            calls[name] = [_parse_operation_node(inbound[0], f"{at}, inbound_nodes[0]", layers[name].arity)]
+            continue
         bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
         if is_model_entry(bare):
             layer = nested_model_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
@@ -266,7 +335,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
                              "of it in 'inbound_nodes'.")
         layers[name], positions[name] = layer, i
-        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", operations) for k, data in enumerate(inbound)]
+        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", set(operations) | rebuilt)
+                       for k, data in enumerate(inbound)]
 
     def node_count(name):
         return 1 if isinstance(layers[name], InputLayer) else len(calls[name])
@@ -333,7 +403,10 @@ def functional_from_config(config, where="model config", custom_objects=None):
         if "initial_state" in kwargs:
             call_kwargs["initial_state"] = [tensor_of(ref, at) for ref in kwargs["initial_state"]]
         try:
-            result = layer(resolve(argument, at), **call_kwargs)
+            if isinstance(layer, Operation):
+                result = layer.apply(*[a.value if isinstance(a, _Constant) else tensor_of(a, at) for a in argument])
+            else:
+                result = layer(resolve(argument, at), **call_kwargs)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{at}: the call cannot be made: {e}") from e
         outputs[(name, k)] = result if isinstance(result, list) else [result]
@@ -355,7 +428,9 @@ def functional_from_config(config, where="model config", custom_objects=None):
                            trainable=True if trainable is None else bool(trainable))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e
-    loose = [name for name, layer in layers.items() if not any(layer is m for m in model.layers)]
+    # An operation whose result only fed a mask (Keras's record of how it computed one) is left out.
+    loose = [name for name, layer in layers.items()
+             if not isinstance(layer, Operation) and not any(layer is m for m in model.layers)]
     if loose:
         raise ValueError(f"{where}: the layer(s) {', '.join(repr(n) for n in loose)} are listed but the model's output "
                          "does not depend on them (dangling); the config does not describe one connected model.")

@@ -18,10 +18,10 @@ compiled, else ``{}``). Reading rebuilds it the same way, compiling it when
 that ``compile_config`` is not empty.
 
 Reading executes nothing from the file. Class names are looked up among the
-caller's ``custom_objects`` and the registered objects
-(``register_keras_serializable``), by registered name (``package>name``), then
-class name, as Keras looks them up, and then in gpu_dl's own layer, optimizer,
-loss and metric catalogues; functions (``{"class_name": "function", "config":
+registered objects (``register_keras_serializable``), the objects of the
+active ``custom_object_scope`` and the caller's ``custom_objects``, in that
+order, by registered name (``package>name``), then class name, as Keras looks
+them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
 name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
 class does not take is a ValueError.
@@ -44,7 +44,7 @@ import warnings
 
 import numpy
 
-from ..catalogue import get_registered_name, get_registered_object, get_custom_objects, written_module
+from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
 # (None: any value is harmless).
@@ -58,9 +58,11 @@ _HARMLESS_KEYS = {
     "lora_alpha": (None,),
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
-# A saved Sequential with more layers than this is refused before any is built: real ones have hundreds at
-# most, and each layer added is checked against all before it, so a small config listing a million cheap
-# layers would keep the loader busy for hours.
+# A saved model with more layers than this is refused before any is built; real ones have hundreds at most.
+# Rebuilding a Sequential is linear in its layers (add keeps their names and the stack's output shape rather
+# than going over all of them again), so the cap no longer stands between a file and hours of quadratic work;
+# it stays because a config.json of the allowed size still lists over a million minimal layers, each an object
+# to make and build (about 0.2 ms apiece: minutes and gigabytes for a crafted file). Functional models share it.
 MAX_LAYERS = 10_000
 
 
@@ -255,19 +257,28 @@ def _layer_classes():
 
 
 class CustomObjects:
-    """The caller's ``custom_objects`` and the registered objects, looked up as Keras looks them up."""
+    """The objects a file's names may stand for, looked up as Keras 3.15's ``load_model`` looks them up: the
+    registered objects first, then those of the ``custom_object_scope`` active when the load started, then the
+    caller's ``custom_objects``."""
 
     def __init__(self, custom_objects=None):
         self.given = dict(custom_objects or {})
+        self.scoped = scoped_custom_objects()
+
+    def _find(self, name):
+        for source in (get_custom_objects(), self.scoped, self.given):
+            if name in source:
+                return source[name]
+        return None
 
     def function(self, name):
         """The function (or object standing for one) named ``name``, or None."""
         if not isinstance(name, str):
             return None
-        found = get_registered_object(name, self.given)
+        found = self._find(name)
         if found is None and ">" not in name:
             # Keras up to 3.6 wrote a registered function by its bare name: match it to "package>name".
-            for key, obj in {**self.given, **get_custom_objects()}.items():
+            for key, obj in {**self.given, **self.scoped, **get_custom_objects()}.items():
                 if key.endswith(">" + name):
                     return obj
         return found
@@ -280,7 +291,7 @@ class CustomObjects:
             return self.function(entry.get("config"))
         for key in (entry.get("registered_name"), entry.get("class_name")):
             if isinstance(key, str):
-                found = get_registered_object(key, self.given)
+                found = self._find(key)
                 if found is not None:
                     return found
         return None

@@ -23,6 +23,8 @@ own per-call records and, recursively, its layers' saved arrays.
 """
 from __future__ import annotations
 
+import weakref
+
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 
@@ -36,6 +38,13 @@ CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
 def is_model(layer) -> bool:
     from .model import Model
     return isinstance(layer, Model)
+
+
+def members(model) -> list:
+    """What runs in ``model``: its layers, and in a functional model the arithmetic operations between them too
+    (``_operations``; they keep per-call state like layers, and the summary lists them)."""
+    operations = getattr(model, "_operations", None)
+    return list(operations) if operations is not None else list(model.layers)
 
 
 def describe(model) -> str:
@@ -56,11 +65,14 @@ def check_one_input_and_output(model, where):
                          "(keras.Model(inputs, outputs)) instead.")
 
 
-def check_tree(owner, layers):
+def check_tree(owner, layers, held=()):
     """A ValueError when ``owner`` holding ``layers`` makes a cycle (a model inside itself) or holds a layer in
-    two places of its tree of models. Walks the tree without recursion."""
-    holder = {}
-    stack = [(owner, list(layers))]
+    two places of its tree of models. ``held``: the ids of the layers ``owner`` holds directly (those among
+    ``layers`` aside), whose trees are not walked: plain layers. Walks the tree without recursion."""
+    layers = list(layers)
+    walked = {id(layer) for layer in layers}
+    holder = {i: owner for i in held if i not in walked}
+    stack = [(owner, layers)]
     while stack:
         container, items = stack.pop()
         for layer in items:
@@ -92,6 +104,27 @@ def check_fed_shape(owner, model, shape):
                          f"{tuple(shape)}: {e}") from None
 
 
+# ------------------------------------------------------------ models that hold a model
+def note_holder(model, holder):
+    """Record that ``holder`` holds ``model`` (weakly), so that a change to ``model``'s layers reaches it."""
+    holders = model.__dict__.get("_holders")
+    if holders is None:
+        holders = model.__dict__["_holders"] = weakref.WeakSet()
+    holders.add(holder)
+
+
+def structure_changed(model):
+    """``model``'s layers changed (a Sequential's add or pop): the models holding it, and theirs, drop the
+    output shapes they keep (a Sequential keeps its stack's, to add layers in constant time)."""
+    stack, seen = [model], set()
+    while stack:
+        for holder in list(stack.pop().__dict__.get("_holders", ())):
+            if id(holder) not in seen:
+                seen.add(id(holder))
+                getattr(holder, "_forget_shapes", lambda: None)()
+                stack.append(holder)
+
+
 # ------------------------------------------------------------ per-call state
 def call_state(layer):
     """The references a layer's last call left for its backward: its own, those of the layers it wraps, and for
@@ -99,13 +132,13 @@ def call_state(layer):
     own = {key: layer.__dict__[key] for key in CALL_STATE if key in layer.__dict__}
     inner = {key: call_state(value) for key, value in layer.__dict__.items() if isinstance(value, Layer)}
     if is_model(layer):
-        inner.update({index: call_state(sub) for index, sub in enumerate(layer.layers)})
+        inner.update({index: call_state(sub) for index, sub in enumerate(members(layer))})
     return own, inner
 
 
 def restore_call_state(layer, state):
     own, inner = state
     layer.__dict__.update(own)
-    layers = layer.layers if is_model(layer) else None
+    layers = members(layer) if is_model(layer) else None
     for key, sub in inner.items():
         restore_call_state(layers[key] if isinstance(key, int) else layer.__dict__[key], sub)

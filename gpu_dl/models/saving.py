@@ -29,6 +29,7 @@ import secrets
 import warnings
 import zipfile
 
+from ..catalogue import checked_custom_objects
 from ..layers.base import weight_budget
 from .keras_config import compile_from_config, model_config, model_from_config
 from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizers, write_weights
@@ -284,7 +285,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     ``package>name`` or the class name; a function's name) to them, as in Keras: ``Layer`` subclasses for
     layers; for the compiled loss a ``Loss`` subclass or object, or the functions a ``LossFunctionWrapper``
     names; for metrics ``Metric`` subclasses or objects or per-sample functions; ``Optimizer`` subclasses.
-    Objects registered with ``gpu_dl.saving.register_keras_serializable`` are found without it.
+    Objects registered with ``gpu_dl.saving.register_keras_serializable``, and inside
+    ``with gpu_dl.saving.custom_object_scope({...}):`` those of the scope, are found without it (a name given
+    in several places: the registered object, then the scope's, then ``custom_objects``'s, as in Keras).
     ``safe_mode`` is accepted for Keras compatibility (loading never runs code from the file: names are
     looked up, nothing is imported).
     """
@@ -297,13 +300,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if not path.endswith(".keras"):
         raise ValueError(f"File format not supported: filepath={path}. gpu_dl (as Keras 3) loads `.keras` files "
                          "with load_model and `.weights.h5` files with model.load_weights.")
-    if custom_objects is not None:
-        if not isinstance(custom_objects, dict) or not all(isinstance(k, str) for k in custom_objects):
-            raise TypeError("custom_objects must be a dict from the names a saved file uses (class names, "
-                            f"'package>name', function names) to classes or functions, got {custom_objects!r:.200}.")
-        for key, value in custom_objects.items():
-            if not callable(value):
-                raise TypeError(f"custom_objects[{key!r}] is {value!r:.200}: give the class or function itself.")
+    checked_custom_objects(custom_objects)
     h5py = _h5py()
     with _open_archive(path) as archive:
         config = _read_json(archive, CONFIG_FILENAME, path)

@@ -11,9 +11,10 @@ before it give.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 from ..backend.nvtx import nvtx_range
-from ..layers.base import Layer, unique_name
+from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.symbolic import any_symbolic, is_symbolic
 from . import nested
@@ -36,6 +37,15 @@ class Sequential(Model):
         self._layers: list[Layer] = []
         self._input_layer = None
         self.built = False
+        # What add() checks and builds against, kept as layers come and go so that adding N layers costs O(N):
+        # the layers by identity and by name (the names read again when any layer has been renamed), and the
+        # output shape after each layer for the input shape they were computed for (``_stack_shapes_for``).
+        self._layer_ids: set[int] = set()
+        self._name_counts: Counter = Counter()
+        self._names_read_at = rename_count()
+        self._stack_shapes: list[tuple] = []
+        self._stack_shapes_for = None
+        self._models: list[Model] = []      # the models among the layers, whose trees add() checks
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
@@ -63,16 +73,18 @@ class Sequential(Model):
                 raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', before any other layer.")
             self._input_layer = layer
             return
-        if any(existing is layer for existing in self._layers):
+        if id(layer) in self._layer_ids:
             raise ValueError(f"Layer '{layer.name}' is already in Sequential '{self.name}'.")
-        if any(existing.name == layer.name for existing in self._layers):
+        if self._layer_names()[layer.name] > 0:
             raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
-        if isinstance(layer, Model):
+        is_model = isinstance(layer, Model)
+        if is_model:
             nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
-        if isinstance(layer, Model) or any(isinstance(existing, Model) for existing in self._layers):
-            nested.check_tree(self, self._layers + [layer])
-        shape_before = self.compute_output_shape(self.input_spec) if self.input_spec is not None else None
-        if shape_before is not None and isinstance(layer, Model) and layer.built:
+        if is_model or self._models:
+            # Only the models' trees are walked (and the new layer): the plain layers are known by identity.
+            nested.check_tree(self, self._models + [layer], held=self._layer_ids)
+        shape_before = self._stack_output_shape() if self.input_spec is not None else None
+        if shape_before is not None and is_model and layer.built:
             # A built layer is checked when data comes (each one names itself then); a model is checked here,
             # where the message can name both models.
             nested.check_fed_shape(self, layer, shape_before)
@@ -86,11 +98,50 @@ class Sequential(Model):
         except Exception:
             self._layers.pop()
             raise
+        self._layer_ids.add(id(layer))
+        self._name_counts[layer.name] += 1
+        if is_model:
+            self._models.append(layer)
+            nested.note_holder(layer, self)
+        nested.structure_changed(self)
 
     def pop(self):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers to pop.")
-        return self._layers.pop()
+        names = self._layer_names()      # up to date while the layer is still among them
+        layer = self._layers.pop()
+        names[layer.name] -= 1
+        self._layer_ids.discard(id(layer))
+        del self._stack_shapes[len(self._layers):]
+        if isinstance(layer, Model):
+            self._models.remove(layer)
+        nested.structure_changed(self)
+        return layer
+
+    def _forget_shapes(self):
+        """An inner model's layers changed: the output shapes kept for the stack may no longer hold."""
+        self._stack_shapes, self._stack_shapes_for = [], None
+
+    def _layer_names(self):
+        """How many of the layers have each name, read again from the layers if any layer was renamed since."""
+        if self._names_read_at != rename_count():
+            self._name_counts = Counter(layer.name for layer in self._layers)
+            self._names_read_at = rename_count()
+        return self._name_counts
+
+    def _stack_output_shape(self):
+        """``compute_output_shape(input_spec)``, from the shapes kept for the layers before the ones added since
+        (all of them again when the input shape has changed): each layer's output shape is computed once."""
+        spec = self.input_spec
+        if spec is None:
+            return self.compute_output_shape(spec)      # the error it raises
+        if self._stack_shapes_for != spec:
+            self._stack_shapes, self._stack_shapes_for = [], spec
+        shape = self._stack_shapes[-1] if self._stack_shapes else tuple(spec)
+        for layer in self._layers[len(self._stack_shapes):]:
+            shape = tuple(layer.compute_output_shape(shape))
+            self._stack_shapes.append(shape)
+        return shape
 
     def get_layer(self, name=None, index=None):
         if index is not None:

@@ -56,11 +56,15 @@ def summary_rows(model):
 
 
 def _expanded_rows(model, level=0):
-    """The rows of ``model``'s layers, each model among them followed by the rows of its own layers."""
-    from .nested import is_model
+    """The rows of ``model``'s layers, each model among them followed by the rows of its own layers (without the
+    arithmetic operations between them, which Keras lists for the outer model only)."""
+    from .nested import is_model, members
     rows = []
-    for layer, row in zip(model.layers, summary_rows(model)):
+    layer_ids = {id(layer) for layer in model.layers}
+    for layer, row in zip(members(model), summary_rows(model)):
         if level:
+            if id(layer) not in layer_ids:
+                continue
             row = ("   " * level + "└ " + row[0],) + tuple(row[1:4]) + (None,)
         rows.append(row)
         if is_model(layer) and layer.layers:

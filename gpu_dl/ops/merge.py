@@ -7,8 +7,16 @@ get axes of size 1 inserted after the batch axis (``aligned``), then sizes of
 along (``unbroadcast``). Masks are (batch, ...) booleans of padded steps,
 widened to the inputs' rank by trailing axes of size 1. Loops run over the
 inputs (a handful), never over elements.
+
+The dot product of two inputs along one axis of each (``batch_dot``, Keras's
+``batch_dot``) is one batched matrix product: each input's summed axis is
+moved next to the other's, the rest folded into matrix rows and columns. On
+CuPy arrays the same code runs as cuBLAS batched GEMMs; ``l2_normalize`` is
+Keras's ``ops.normalize`` for ``Dot(normalize=True)``.
 """
 from __future__ import annotations
+
+import math
 
 from ..backend import array_module
 
@@ -179,3 +187,62 @@ def concatenated_mask(xs, masks, axis):
         else:
             spread.append(xp.broadcast_to(widened_mask(m, x), x.shape))
     return xp.concatenate(spread, axis=axis).any(axis=-1)
+
+
+# ------------------------------------------------------------------ dot product along one axis of each input
+L2_EPSILON = 1e-7   # Keras's backend.epsilon(): the floor of a norm in ops.normalize
+
+
+def l2_normalize(x, axis):
+    """Keras's ``ops.normalize(x, axis)``: ``x * min(1 / ||x||, 1 / epsilon)``, the norm taken along ``axis``.
+    Returns (y, (inverse norm, where it was floored)); the floor keeps a zero vector zero instead of NaN."""
+    xp = array_module(x)
+    squares = (x * x).sum(axis=axis, keepdims=True)
+    floor = x.dtype.type(L2_EPSILON * L2_EPSILON)
+    # 1 / sqrt(max(s, eps^2)) is min(1 / sqrt(s), 1 / eps) without dividing by zero.
+    inverse = x.dtype.type(1) / xp.sqrt(xp.maximum(squares, floor))
+    return x * inverse, (inverse, squares <= floor)
+
+
+def l2_normalize_backward(dy, y, scale, axis):
+    """The gradient of ``x`` from that of ``y = l2_normalize(x, axis)``: ``inv * (dy - y * sum(dy * y))``, the
+    sum along ``axis``, or ``inv * dy`` where the norm was floored (there the scale is a constant)."""
+    xp = array_module(dy)
+    inverse, floored = scale
+    along = xp.where(floored, dy.dtype.type(0), (dy * y).sum(axis=axis, keepdims=True))
+    return inverse * (dy - y * along)
+
+
+def _batch_dot_operands(x, y, axes):
+    """``x`` as (batch, rows, k) and ``y`` as (batch, k, columns) matrices (views where the layout allows),
+    with the shapes of their axis-moved forms."""
+    xp = array_module(x)
+    ax, ay = axes
+    xm = xp.moveaxis(x, ax, -1)      # (batch, x's other axes..., k)
+    ym = xp.moveaxis(y, ay, 1)       # (batch, k, y's other axes...)
+    batch, k = x.shape[0], x.shape[ax]
+    rows, columns = math.prod(xm.shape[1:-1]), math.prod(ym.shape[2:])
+    return xm.reshape(batch, rows, k), ym.reshape(batch, k, columns), xm.shape, ym.shape
+
+
+def batch_dot(x, y, axes):
+    """Keras's ``batch_dot`` for ``axes = (ax, ay)``, both past the batch axis:
+    ``out[b, i..., j...] = sum_k x[b, ..k at ax..] * y[b, ..k at ay..]``, ``i`` running over ``x``'s other axes
+    and ``j`` over ``y``'s; shape (batch, 1) when both inputs are (batch, k)."""
+    xp = array_module(x)
+    a, b, xm_shape, ym_shape = _batch_dot_operands(x, y, axes)
+    out = xp.matmul(a, b)
+    shape = tuple(xm_shape[:-1]) + tuple(ym_shape[2:])
+    return out.reshape(shape if len(shape) > 1 else shape + (1,))
+
+
+def batch_dot_backward(grad, x, y, axes):
+    """The gradients ``(dx, dy)`` from ``grad``, that of ``batch_dot(x, y, axes)``: ``grad @ y^T`` and
+    ``x^T @ grad`` in the matrix forms, moved back to the inputs' layouts."""
+    xp = array_module(grad)
+    ax, ay = axes
+    a, b, xm_shape, ym_shape = _batch_dot_operands(x, y, axes)
+    g = grad.reshape(a.shape[0], a.shape[1], b.shape[2])
+    dx = xp.matmul(g, b.swapaxes(1, 2)).reshape(xm_shape)
+    dy = xp.matmul(a.swapaxes(1, 2), g).reshape(ym_shape)
+    return xp.ascontiguousarray(xp.moveaxis(dx, -1, ax)), xp.ascontiguousarray(xp.moveaxis(dy, 1, ay))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy
 
 from ..backend import set_random_seed
-from ..catalogue import get_custom_objects, get_registered_name, get_registered_object, register_keras_serializable
+from ..catalogue import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                         get_registered_object, register_keras_serializable)
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array   # where Keras 3 has them too
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
@@ -43,6 +44,6 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["Progbar", "get_custom_objects", "get_registered_name", "get_registered_object", "model_to_dot",
-           "normalize", "pad_sequences", "plot_history", "plot_model", "register_keras_serializable",
-           "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]
+__all__ = ["CustomObjectScope", "Progbar", "custom_object_scope", "get_custom_objects", "get_registered_name",
+           "get_registered_object", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
+           "register_keras_serializable", "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]

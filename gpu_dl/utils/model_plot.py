@@ -43,12 +43,18 @@ def _require_graphviz(pydot):
                           f"{GRAPHVIZ_HINT}. (Or save the graph text without Graphviz: to_file='model.dot'.)")
 
 
+def _drawn_layers(model):
+    """What the diagram shows: a functional model's layers and the arithmetic operations between them, as Keras
+    draws them; another model's layers."""
+    return list(model._operations) if hasattr(model, "_operations") else list(model.layers)
+
+
 def _graph_nodes(model):
     """The calls of each layer that belong to a functional model, or None for a model without a graph."""
     node_set = getattr(model, "_node_set", None)
     if node_set is None:
         return None
-    return {id(layer): [n for n in layer._inbound_nodes if n in node_set] for layer in model.layers}
+    return {id(layer): [n for n in layer._inbound_nodes if n in node_set] for layer in _drawn_layers(model)}
 
 
 def _structure_shape(tensors):
@@ -71,7 +77,7 @@ def _layer_shapes(model):
     calls = _graph_nodes(model)
     if calls is not None:
         shapes = {}
-        for layer in model.layers:
+        for layer in _drawn_layers(model):
             nodes = calls[id(layer)]
             if _is_model(layer):
                 shapes[id(layer)] = _model_shapes(layer)
@@ -214,7 +220,7 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         dot.set_node_defaults(shape="record")
     options = dict(show_layer_names=show_layer_names, show_layer_activations=show_layer_activations,
                    show_dtype=show_dtype, show_shapes=show_shapes, show_trainable=show_trainable)
-    layers = list(model.layers)
+    layers = _drawn_layers(model)
     shapes = _layer_shapes(model)
     for layer in layers:
         if expand_nested and _is_model(layer):

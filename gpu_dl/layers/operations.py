@@ -1,0 +1,206 @@
+"""Arithmetic on symbolic tensors: ``x + y``, ``x - 1.0``, ``2 * x``, ``x / y``, ``x ** 2``, ``-x``, ``abs(x)``.
+
+In Keras 3 these operators on KerasTensors call keras.ops, and a functional
+model records each use as an operation of ``keras.src.ops.numpy`` (``Add``,
+``Subtract``, ``Multiply``, ``TrueDivide``, ``Power``, ``Negative``,
+``Absolute``): a fresh object per use, named like a layer (``add``,
+``true_divide_1``), with no weights, whose call's positional arguments, the
+tensors and the Python numbers among them, are written in the model's config.
+The classes here are those operations as weightless layers of a functional
+graph: a model runs, differentiates, summarises and saves them like its
+layers, and reads them back from a Keras file. They are not among the model's
+``layers`` (Keras lists them in the summary and the config only) and they are
+not in ``gpu_dl.layers``: operators make them.
+
+An operation keeps where its arguments go (``arguments``: None in place of a
+tensor, the number otherwise), so its node in the graph lists the tensors only
+and its call takes their arrays, one or a list. The operation's dtype is its float
+tensors' (of integer tensors alone, floatx); numbers become scalars of it; shapes broadcast as NumPy's do (``broadcast_shapes`` is
+Keras's, with None for an unknown size). Masks of padded steps stop here, as
+they stop at Keras's operations. The maths is ``ops/arithmetic.py``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from .. import backend
+from ..ops import arithmetic
+from .base import Layer
+from .symbolic import KerasTensor, Node, is_symbolic
+
+KERAS_MODULE = "keras.src.ops.numpy"
+
+
+def broadcast_shapes(first, second, where):
+    """Keras's ``broadcast_shapes`` of two shapes (None: unknown size), or a ValueError naming ``where``."""
+    first, second = list(first), list(second)
+    rank = max(len(first), len(second))
+    first = [1] * (rank - len(first)) + first
+    second = [1] * (rank - len(second)) + second
+    out = []
+    for i, j in zip(first, second):
+        if i == 1:
+            out.append(j)
+        elif i is None:
+            out.append(None if j == 1 else j)
+        elif j in (1, None, i):
+            out.append(i)
+        else:
+            raise ValueError(f"{where}: cannot broadcast shapes {tuple(first)} and {tuple(second)} (sizes {i} and {j}).")
+    return tuple(out)
+
+
+class Operation(Layer):
+    """The base of the arithmetic operations: arguments, shapes and the calls on tensors and on arrays."""
+
+    arity = 2
+    takes_input_list = True
+    drops_mask = True          # the mask of padded steps ends here without a warning, as in Keras
+    keras_module = KERAS_MODULE
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.arguments = None   # per positional argument: None for a tensor, else the number
+
+    def _where(self):
+        return f"Operation '{self.name}' ({type(self).__name__})"
+
+    # ---------------------------------------------------------- the symbolic call
+    def apply(self, *args):
+        """The call on Keras's positional arguments, symbolic tensors and Python numbers: the result tensor."""
+        if len(args) != self.arity:
+            raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
+        arguments = []
+        for position, value in enumerate(args):
+            if is_symbolic(value):
+                arguments.append(None)
+            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+                arguments.append(value.item() if isinstance(value, numpy.generic) else value)
+            else:
+                raise TypeError(f"{self._where()}: argument {position} must be a symbolic tensor or a Python number, "
+                                f"got {value!r:.100} of type {type(value).__name__}. In a functional model, arrays "
+                                "enter as keras.Input tensors, or as the weights of a layer.")
+        tensors = [value for value in args if is_symbolic(value)]
+        if not tensors:
+            raise TypeError(f"{self._where()} needs at least one symbolic tensor among its arguments.")
+        if self.arguments is not None and self.arguments != arguments:
+            raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
+                             f"a later call with {self._describe(arguments)} needs an operation of its own.")
+        shape = self.compute_output_shape([t.shape for t in tensors])
+        floats = [t.dtype for t in tensors if numpy.dtype(t.dtype).kind == "f"]
+        self.arguments = arguments
+        # The result's dtype is its float tensors' (float64 stays float64); of integer tensors alone, floatx.
+        self.dtype = numpy.result_type(*floats).name if floats else backend.floatx()
+        self.built = True
+        result = KerasTensor(shape, dtype=self.dtype)
+        Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
+        return result
+
+    @staticmethod
+    def _describe(arguments):
+        return "(" + ", ".join("<tensor>" if a is None else repr(a) for a in arguments) + ")"
+
+    def keras_arguments(self, tensors):
+        """The call's positional arguments as Keras records them: ``tensors`` in the places of the tensors."""
+        given = iter(tensors)
+        return [next(given) if a is None else a for a in self.arguments]
+
+    def compute_output_shape(self, input_shape):
+        shapes = [tuple(input_shape)] if input_shape and not isinstance(input_shape[0], (list, tuple)) \
+            else [tuple(s) for s in input_shape]
+        out = ()
+        for shape in shapes:
+            out = broadcast_shapes(out, shape, self._where())
+        return out
+
+    # ---------------------------------------------------------- the call on arrays
+    def build(self, input_shape):
+        self.built = True
+    build._marks_built = True      # shapes are checked per call: an operation holds none fixed
+
+    def check_input_shape(self, shape):
+        self.compute_output_shape(shape)
+
+    def __call__(self, x, training=None, mask=None, initial_state=None):
+        if is_symbolic(x) or (isinstance(x, (list, tuple)) and any(is_symbolic(t) for t in x)):
+            tensors = list(x) if isinstance(x, (list, tuple)) else [x]
+            return self.apply(*(self.keras_arguments(tensors) if self.arguments is not None else tensors))
+        if initial_state is not None:
+            raise TypeError(f"{self._where()} takes no initial_state.")
+        if self.arguments is None:
+            raise ValueError(f"{self._where()} has not been called on symbolic tensors: it does not know where its "
+                             "arguments go. Operations are made by operators on keras.Input tensors.")
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        expected = self.arguments.count(None)
+        if len(arrays) != expected:
+            raise ValueError(f"{self._where()} takes {expected} array(s), got {len(arrays)}.")
+        arrays = [self._as_input(a) for a in arrays]
+        self.check_input_shape([tuple(a.shape) for a in arrays])
+        arrays = [a if a.dtype == self.dtype else a.astype(self.dtype) for a in arrays]
+        scalar = numpy.dtype(self.dtype).type
+        operands = [scalar(a) if not hasattr(a, "shape") else a for a in self.keras_arguments(arrays)]
+        y = self.forward_function(*operands)
+        self._saved = (operands, y) if training else None
+        self._activity_output = None
+        return y
+
+    def compute_mask(self, x, mask):
+        return None
+
+    def backward(self, dy):
+        operands, y = self.saved()
+        gradients = self.backward_function(dy, operands, y)
+        tensor_gradients = [None if g is None else arithmetic.reduce_to_shape(g, operand.shape)
+                            for g, operand, a in zip(gradients, operands, self.arguments) if a is None]
+        return tensor_gradients if len(tensor_gradients) > 1 else tensor_gradients[0]
+
+    # ---------------------------------------------------------------- serialising
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Add(Operation):
+    forward_function = staticmethod(arithmetic.add_forward)
+    backward_function = staticmethod(arithmetic.add_backward)
+
+
+class Subtract(Operation):
+    forward_function = staticmethod(arithmetic.subtract_forward)
+    backward_function = staticmethod(arithmetic.subtract_backward)
+
+
+class Multiply(Operation):
+    forward_function = staticmethod(arithmetic.multiply_forward)
+    backward_function = staticmethod(arithmetic.multiply_backward)
+
+
+class TrueDivide(Operation):
+    forward_function = staticmethod(arithmetic.true_divide_forward)
+    backward_function = staticmethod(arithmetic.true_divide_backward)
+
+
+class Power(Operation):
+    forward_function = staticmethod(arithmetic.power_forward)
+    backward_function = staticmethod(arithmetic.power_backward)
+
+
+class Negative(Operation):
+    arity = 1
+    forward_function = staticmethod(arithmetic.negative_forward)
+    backward_function = staticmethod(arithmetic.negative_backward)
+
+
+class Absolute(Operation):
+    arity = 1
+    forward_function = staticmethod(arithmetic.absolute_forward)
+    backward_function = staticmethod(arithmetic.absolute_backward)
+
+
+# Keras's class names of the operations gpu_dl rebuilds from a saved model.
+OPERATIONS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Absolute)}
