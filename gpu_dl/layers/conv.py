@@ -84,6 +84,29 @@ class WindowedConv(SpatialLayer):
         return {"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation_rate}
 
+    # ---------------------------------------- a kernel without a bias/activation epilogue
+    def biased_activation(self, image, z, args, training):
+        """The layer's output from the kernel's result ``z`` (image layout): bias and activation in one fused
+        pass, and what backward needs kept, for the layers whose kernels cannot add them themselves."""
+        z, y = self.activation.with_bias(z, self.bias.value if self.use_bias else None)
+        self._saved = (image, z, y, args) if training else None
+        self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
+        return self.from_last(self.from_image(y))
+
+    def preactivation_gradient(self, dy, through_activation):
+        """``(image, dz, args)``: the saved input and the gradient of ``z`` (image layout) from ``dy``."""
+        image, z, y, args = self.saved()
+        dy = self.to_image(contiguous(self.to_last(dy)))
+        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        return image, dz, args
+
+    def set_kernel_and_bias_gradients(self, kernel_gradient, dz):
+        """The kernel's gradient (computed only when trainable: pass a function) and the bias's from ``dz``."""
+        if self.trainable:
+            self.kernel.grad = kernel_gradient().reshape(self.kernel.shape)
+            if self.use_bias:
+                self.bias.grad = bias_gradient(dz)
+
 
 class BaseConv(WindowedConv):
     """``activation(conv(x, kernel) + bias)``; kernel kernel_size + (in_channels / groups, filters), bias (filters,).
@@ -238,20 +261,12 @@ class BaseDepthwiseConv(WindowedConv):
         args, _ = self._geometry(x.shape)
         image = self.to_image(x)
         z = depthwise_conv2d_forward(image, self.image_kernel(self.kernel), **args)
-        z, y = self.activation.with_bias(z, self.bias.value if self.use_bias else None)
-        self._saved = (image, z, y, args) if training else None
-        self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
-        return self.from_last(self.from_image(y))
+        return self.biased_activation(image, z, args, training)
 
     def backward(self, dy, through_activation=True):
-        x, z, y, args = self.saved()
-        dy = self.to_image(contiguous(self.to_last(dy)))
-        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        x, dz, args = self.preactivation_gradient(dy, through_activation)
         kernel = self.image_kernel(self.kernel)
-        if self.trainable:
-            self.kernel.grad = depthwise_conv2d_backward_kernel(x, dz, kernel.shape, **args).reshape(self.kernel.shape)
-            if self.use_bias:
-                self.bias.grad = bias_gradient(dz)
+        self.set_kernel_and_bias_gradients(lambda: depthwise_conv2d_backward_kernel(x, dz, kernel.shape, **args), dz)
         if not self.input_gradient_wanted:
             return None
         return self.from_last(self.from_image(depthwise_conv2d_backward_input(dz, kernel, x.shape, **args)))

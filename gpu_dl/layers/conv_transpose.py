@@ -9,7 +9,6 @@ layer's kernel (k, filters, in) is the 2-D kernel (1, k, filters, in) and its in
 from __future__ import annotations
 
 from .. import activations
-from ..ops.conv import bias_gradient
 from ..ops.conv_transpose import (conv2d_transpose_backward_input, conv2d_transpose_backward_kernel,
                                   conv2d_transpose_forward, transpose_output_length, transpose_padding)
 from .conv import WindowedConv
@@ -96,20 +95,12 @@ class BaseConvTranspose(WindowedConv):
         z = conv2d_transpose_forward(image, self.image_kernel(self.kernel), out_shape, **args)
         # The backward-data kernels have no bias/activation epilogue: one fused bias + activation pass after
         # them on the GPU (Conv2D fuses both into its forward kernel).
-        z, y = self.activation.with_bias(z, self.bias.value if self.use_bias else None)
-        self._saved = (image, z, y, args) if training else None
-        self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
-        return self.from_last(self.from_image(y))
+        return self.biased_activation(image, z, args, training)
 
     def backward(self, dy, through_activation=True):
-        x, z, y, args = self.saved()
-        dy = self.to_image(contiguous(self.to_last(dy)))
-        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        x, dz, args = self.preactivation_gradient(dy, through_activation)
         kernel = self.image_kernel(self.kernel)
-        if self.trainable:
-            self.kernel.grad = conv2d_transpose_backward_kernel(x, dz, kernel.shape, **args).reshape(self.kernel.shape)
-            if self.use_bias:
-                self.bias.grad = bias_gradient(dz)
+        self.set_kernel_and_bias_gradients(lambda: conv2d_transpose_backward_kernel(x, dz, kernel.shape, **args), dz)
         if not self.input_gradient_wanted:
             return None
         return self.from_last(self.from_image(conv2d_transpose_backward_input(dz, kernel, **args)))
