@@ -4,6 +4,7 @@ from .base import Layer, Variable
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .lambda_layer import Lambda
 from .masking import Masking
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, dot, maximum, minimum, multiply, subtract)
@@ -28,10 +29,11 @@ __all__ = [
     "DepthwiseConv2D", "Dot", "dot", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer",
-    "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D",
-    "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Permute", "PReLU", "RandomFlip",
-    "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling",
-    "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D",
-    "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D",
+    "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Permute", "PReLU",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU",
+    "RepeatVector", "Rescaling", "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed",
+    "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D",
+    "ZeroPadding2D", "ZeroPadding3D",
 ]
