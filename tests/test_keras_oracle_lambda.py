@@ -45,6 +45,15 @@ def test_same_outputs_and_found_output_shapes(rng, function, shape):
     assert ours.compute_output_shape(symbolic) == tuple(theirs.compute_output_shape(symbolic))
 
 
+@pytest.mark.parametrize("function,input_shape", [(lambda x: x[:, :5], (None, None)),
+                                                  (lambda x: x[:, :, 1:], (None, 4, None)),
+                                                  (lambda x: x.reshape(-1), (None, 3)),
+                                                  (lambda x: x[:1], (4, None, 2))])
+def test_output_shapes_of_unknown_sizes_are_found_as_keras_finds_them(function, input_shape):
+    ours, theirs = gpu_dl.layers.Lambda(function), keras.layers.Lambda(function)
+    assert ours.compute_output_shape(input_shape) == tuple(theirs.compute_output_shape(input_shape))
+
+
 def test_given_output_shapes_and_configs_match():
     for output_shape in ((3,), None):
         ours = gpu_dl.layers.Lambda(scale, output_shape=output_shape, arguments={"factor": 3.0}, name="l")

@@ -57,6 +57,7 @@ def test_floats_are_cast_to_its_dtype_and_integers_kept(xp):
     (lambda t: t[:, :1] + t, (None, 7), (None, 7)),
     (lambda t: t.mean(axis=0, keepdims=True), (None, 3), (1, 3)),
     (lambda t: t, (4, None), (4, None)),
+    (lambda t: t[:, :5], (None, None), (None, 5)),            # a slice of an axis of unknown length, as Keras has it
 ])
 def test_output_shape_is_found_by_calling_the_function_on_zeros(xp, function, input_shape, expected):
     assert layers.Lambda(function).compute_output_shape(input_shape) == expected

@@ -9,8 +9,9 @@ signature names them; float inputs are cast to the layer's dtype, integer and
 bool ones kept. The output shape is ``(batch,) + output_shape`` for a tuple,
 ``output_shape(input_shape)`` for a function, and otherwise found as Keras's
 torch backend finds it: by calling ``function`` on zeros, twice, with the
-unknown sizes set to 2 and then 3 (an output size that differs between the two
-calls is unknown).
+unknown sizes set to 83 and then 89 (an output size that differs between the
+two calls is unknown), except an unknown batch size, set to 2 and then 3, so
+that the arrays stay small (Keras's are shapes without data).
 
 A Lambda has no gradient: Keras differentiates the function with its
 backend's autograd, and gpu_dl has none (finite differences would be slow and
@@ -38,9 +39,10 @@ from ..backend import array_module
 from ..catalogue import get_registered_name, get_registered_object
 from .base import Layer
 
-# The sizes an unknown axis takes in the two calls that find the output shape (small: zeros of the input's
-# known sizes times these are allocated on the device).
-_PROBE_SIZES = (2, 3)
+# The sizes an unknown axis takes in the two calls that find the output shape: Keras's 83 and 89, so that a slice
+# such as x[:, :5] of an axis of unknown length comes out as Keras finds it, and for the batch axis 2 and 3, as the
+# zeros are allocated on the device (Keras's torch backend traces on its "meta" device, without data).
+_PROBE_SIZES = ((2, 83), (3, 89))
 
 
 def _positional_parameters(function):
@@ -124,10 +126,11 @@ class Lambda(Layer):
         return self._inferred[input_shape]
 
     def _probe(self, input_shape):
-        """The output shape, from calling the function on zeros with each unknown size set to 2, then to 3."""
+        """The output shape, from calling the function twice on zeros, with the unknown sizes of ``_PROBE_SIZES``."""
         found = []
-        for size in _PROBE_SIZES:
-            x = backend.xp().zeros(tuple(size if d is None else d for d in input_shape), dtype=self.dtype)
+        for batch, size in _PROBE_SIZES:
+            shape = tuple(d if d is not None else batch if i == 0 else size for i, d in enumerate(input_shape))
+            x = backend.xp().zeros(shape, dtype=self.dtype)
             try:
                 with numpy.errstate(all="ignore"):       # zeros may well divide by zero; only the shape matters
                     found.append(tuple(self._apply(x, training=False, mask=None).shape))
