@@ -79,6 +79,11 @@ def test_an_output_shape_it_cannot_find_is_an_error_saying_what_to_give(xp):
     assert isinstance(caught.value.__cause__, ValueError)
     with pytest.raises(ValueError, match="Lambda layer 'reshaper': could not find its output shape"):
         gpu_dl.Sequential([layers.Input((5,)), layer])
+    model = gpu_dl.Sequential([layers.Input((5,)), layers.Dense(3)])
+    with pytest.raises(ValueError, match="Lambda layer 'reshaper': could not find its output shape"):
+        model.add(layers.Lambda(needs_six, name="reshaper"))
+    assert len(model.layers) == 1 and model.output_shape == (None, 3)       # the model is as it was
+    assert layers.Lambda(needs_six)(xp.ones((4, 3))).shape == (2, 6)      # a call on arrays just runs it
 
 
 def test_in_sequential_and_functional_models(xp, rng):

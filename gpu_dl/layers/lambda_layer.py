@@ -115,6 +115,13 @@ class Lambda(Layer):
                              f"got {value!r:.200}.")
         return tuple(None if d is None else int(d) for d in dims)
 
+    def build(self, input_shape):
+        # Built inside a model (the batch size unknown), its output shape is what the model asks next: found now, a
+        # function it cannot be found for makes Sequential.add refuse the layer and leave the model as it was. A
+        # call on arrays builds with their batch size and calls the function itself, as Keras's eager call does.
+        if input_shape[0] is None:
+            self.compute_output_shape(input_shape)
+
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
         if callable(self._output_shape):
