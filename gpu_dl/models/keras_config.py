@@ -17,7 +17,9 @@ order, by registered name (``package>name``), then class name, as Keras looks
 them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
 name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
-class does not take is a ValueError.
+class does not take is a ValueError. A Lambda layer's functions are found by
+name in the same places; one Keras saved as Python bytecode (a ``__lambda__``
+entry) is refused with a ValueError naming the layer.
 
 What a custom object may be follows from what gpu_dl trains with: a layer is a
 ``Layer`` subclass; a loss a ``Loss`` subclass (with ``call`` and ``grad``), a
