@@ -320,8 +320,10 @@ def test_a_keras_saved_model_with_these_layers_loads(rng, keras, tmp_path):
     assert ours.layers[2].fill_value == 1.5 and ours.layers[3].interpolation == "nearest"
     assert ours.layers[4].width_range == (-0.1, 0.3)
     x = images(rng, (3, 6, 5, 3)) * 100
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
-                                  rtol=1e-5, atol=1e-5)
+    expected = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+    # Each output sums 90 float32 products of size ~100 in another order than Keras's: rounding of about 1e-7 of
+    # the outputs' size, which an output that cancels to near zero shows as a large relative difference.
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6 * abs(expected).max())
 
 
 def test_a_model_called_without_training_augments_as_keras_does(xp):

@@ -1,4 +1,4 @@
-"""``BatchNormalization`` and ``LayerNormalization``, as Keras 3 has them.
+"""``BatchNormalization``, ``LayerNormalization`` and ``UnitNormalization``, as Keras 3 has them.
 
 BatchNormalization normalizes each feature (the size along ``axis``) with the
 batch's mean and biased variance over all other axes while training, and
@@ -14,6 +14,10 @@ batch statistics.
 LayerNormalization normalizes each sample over ``axis`` (an int or a list),
 with gamma and beta spanning those axes.
 
+UnitNormalization scales each slice along ``axis`` (an int or a list) to an
+L2 norm of 1, as Keras's ``ops.normalize(x, axis, order=2, epsilon=1e-12)``
+does; it has no weights and takes inputs of any rank.
+
 The arithmetic lives in ``gpu_dl.ops.normalization``: CuPy array operations on
 the GPU, no fused kernel yet.
 """
@@ -23,8 +27,8 @@ import math
 import numbers
 import warnings
 
-from ..ops.normalization import (batch_norm_inference, batch_norm_train, normalize_backward, rms_scale,
-                                 rms_scale_backward)
+from ..ops.normalization import (batch_norm_inference, batch_norm_train, l2_normalize, l2_normalize_backward,
+                                 normalize_backward, rms_scale, rms_scale_backward)
 from .base import Layer
 
 
@@ -285,3 +289,62 @@ class LayerNormalization(_Normalization):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale, "rms_scaling": self.rms_scaling, **self.weight_arguments_config()}
+
+
+class UnitNormalization(Layer):
+    """Keras 3's ``UnitNormalization(axis=-1)``: ``x / sqrt(sum(x**2))`` over ``axis`` (an int or a list of
+    them; the batch axis too, as Keras allows), a zero slice left zero. Passes masks on."""
+
+    fixed_input_axes = ()
+    supports_masking = True
+    epsilon = 1e-12           # Keras's, fixed: 1 / epsilon caps the factor of a near-zero slice
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        where = f"UnitNormalization layer '{self.name}': axis"
+        if isinstance(axis, (list, tuple)):
+            if not axis:
+                raise ValueError(f"{where} must name at least one axis, got {axis!r}.")
+            if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axis):
+                raise TypeError(f"{where} must be an integer or a list of integers, got {axis!r}.")
+            self.axis = [int(a) for a in axis]
+        elif isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+            self.axis = int(axis)
+        else:
+            raise TypeError(f"{where} must be an integer or a list of integers, got {axis!r}.")
+
+    def _positions(self, rank):
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if any(not -rank <= a < rank for a in axes):
+            raise ValueError(f"UnitNormalization layer '{self.name}': axis {self.axis} is out of bounds for inputs "
+                             f"of rank {rank} (axes -{rank} to {rank - 1}, 0 being the batch).")
+        positions = tuple(sorted(a % rank for a in axes))
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"UnitNormalization layer '{self.name}': axis {self.axis} names one axis twice for "
+                             f"inputs of rank {rank}.")
+        return positions
+
+    def check_input_shape(self, shape):
+        self._positions(len(shape))
+
+    def build(self, input_shape):
+        self._positions(len(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        self._positions(len(input_shape))
+        return tuple(input_shape)
+
+    def call(self, x, training=False):
+        positions = self._positions(x.ndim)
+        y, inv = l2_normalize(x, positions, self.epsilon)
+        self._saved = (x, inv, positions) if training else None
+        return y
+
+    def backward(self, dy):
+        x, inv, positions = self.saved()
+        if not self.input_gradient_wanted:
+            return None
+        return l2_normalize_backward(dy, x, inv, positions, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -24,7 +24,9 @@ order, by registered name (``package>name``), then class name, as Keras looks
 them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
 name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
-class does not take is a ValueError.
+class does not take is a ValueError. A Lambda layer's functions are found by
+name in the same places; one Keras saved as Python bytecode (a ``__lambda__``
+entry) is refused with a ValueError naming the layer.
 
 What a custom object may be follows from what gpu_dl trains with: a layer is a
 ``Layer`` subclass; a loss a ``Loss`` subclass (with ``call`` and ``grad``), a
@@ -339,6 +341,8 @@ def _decode(value, where, custom=None):
     name = value.get("class_name")
     if isinstance(name, str) and "config" in value:
         _check_module(value, where, custom)
+        if name == "Lambda":
+            _refuse_lambda_bytecode(value, where)
         if name == "__tuple__":
             inner = value["config"]
             if not isinstance(inner, dict) or not isinstance(inner.get("value"), list):
@@ -348,6 +352,9 @@ def _decode(value, where, custom=None):
             # Keras writes an array argument (Rescaling's per-channel scale, say) as its values and dtype: data,
             # read back as a NumPy array when the dtype is numeric.
             return _decode_array(name, value["config"], where)
+        if name == "__lambda__":
+            raise ValueError(f"{where}: an entry of type '__lambda__' is not read: it is a Python lambda saved as "
+                             "bytecode, and gpu_dl never runs code from a file.")
         if name.startswith("__"):
             raise ValueError(f"{where}: an entry of type {name!r} is not read (saved code and raw bytes "
                              "are refused).")
@@ -358,6 +365,40 @@ def _decode(value, where, custom=None):
                 raise ValueError(f"{where}: a {name} needs config {{'name': '<dtype>'}}, got {inner!r}.")
             return policy
     return {k: _decode(v, where, custom) for k, v in value.items() if k != "shared_object_id"}
+
+
+def _refuse_lambda_bytecode(entry, where):
+    """A ValueError naming the layer when a Lambda layer's entry holds a function as Python bytecode."""
+    from ..layers.lambda_layer import lambda_bytecode_refusal
+    config = entry["config"]
+    if not isinstance(config, dict):
+        return
+    for key in ("function", "output_shape", "mask"):
+        value = config.get(key)
+        if isinstance(value, dict) and value.get("class_name") == "__lambda__":
+            raise lambda_bytecode_refusal(where, config.get("name"), key)
+
+
+def _lambda_functions(config, where, custom):
+    """A Lambda layer's config with its function entries (``function``, a function ``output_shape`` or ``mask``,
+    functions among its ``arguments``) resolved by name through ``custom``, as Keras resolves them."""
+    config = dict(config)
+
+    def resolved(value, key):
+        name = _function_name(value) if isinstance(value, dict) else None
+        if name is None:
+            return value
+        found = custom.function(name)
+        if found is None:
+            raise _missing(f"{where} ({key})", "function", name, "the function")
+        return found
+
+    for key in ("function", "output_shape", "mask"):
+        if key in config:
+            config[key] = resolved(config[key], key)
+    if isinstance(config.get("arguments"), dict):
+        config["arguments"] = {k: resolved(v, f"arguments[{k!r}]") for k, v in config["arguments"].items()}
+    return config
 
 
 def _accepted_keys(cls):
@@ -409,6 +450,10 @@ def _layer_from_entry(entry, where, custom=None):
                          "Layer subclasses given in custom_objects or registered with "
                          "gpu_dl.saving.register_keras_serializable().")
     config = dict(config)
+    from ..layers.lambda_layer import Lambda
+    if builtin and issubclass(cls, Lambda):
+        # Its functions are the caller's own by design: found by name, never read from the file as code.
+        config = _lambda_functions(config, where, custom)
     if builtin:
         _refuse_custom_arguments(config, where, custom)
     for key, harmless in _HARMLESS_KEYS.items():

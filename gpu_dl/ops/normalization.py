@@ -22,10 +22,18 @@ the term Keras's 1e-7 in the masked count leaves (the kept deviations then sum
 to ``mean * 1e-7`` instead of zero). Through fixed statistics (inference) it
 is ``dx = dxhat * inv``.
 
+``l2_normalize`` is Keras's ``ops.normalize(x, axis, order=2, epsilon)``, which
+UnitNormalization calls with epsilon 1e-12: ``x * min(1 / sqrt(sum(x**2)),
+1 / epsilon)`` over the given axes, so an all-zero slice stays zero. Its
+backward, with ``r`` that factor: ``dx = r * dy - x * r**3 * sum(x * dy)``
+where the cap is not reached, ``r * dy`` where it is (``r`` is constant there).
+
 On the GPU these run as CuPy array operations (a handful of element-wise and
 reduction kernels per call); a fused normalization kernel is later work.
 """
 from __future__ import annotations
+
+import numpy
 
 from ..backend import array_module
 
@@ -146,3 +154,21 @@ def rms_scale_backward(dy, saved, stat_axes, param_axes, gamma=None, *, need_inp
         spread = (dz * x).mean(axis=stat_axes, keepdims=True)
         dx = inv * (dz - (x - mean) * (inv * inv) * spread)
     return dx, dgamma
+
+
+def l2_normalize(x, axes, epsilon):
+    """``(y, inv)``: ``y = x * inv`` with ``inv = min(1 / sqrt(sum(x**2, axes)), 1 / epsilon)`` (kept dimensions)."""
+    xp = array_module(x)
+    square_sum = (x * x).sum(axis=axes, keepdims=True)
+    with numpy.errstate(divide="ignore"):       # a zero slice: 1/0 = inf, then capped
+        inv = 1 / xp.sqrt(square_sum)
+    inv = xp.minimum(inv, x.dtype.type(1 / epsilon))
+    return x * inv, inv
+
+
+def l2_normalize_backward(dy, x, inv, axes, epsilon):
+    """The gradient of ``l2_normalize`` with respect to ``x``, from its ``inv``."""
+    xp = array_module(x)
+    # Where the cap holds, inv does not depend on x.
+    cube = xp.where(inv < x.dtype.type(1 / epsilon), inv * inv * inv, 0)
+    return inv * dy - x * (cube * (x * dy).sum(axis=axes, keepdims=True))
