@@ -189,7 +189,7 @@ class Layer:
         init = initializers.get(initializer)
         # C order whatever the initializer returns (Orthogonal's q.T is Fortran-ordered): the GPU
         # kernels that update weights in place take contiguous arrays only.
-        host = numpy.ascontiguousarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        host = numpy.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype, order="C")  # () stays 0-d
         value = backend.to_device(host)
         var = Variable(value, name, trainable=trainable, regularizer=regularizer,
                        constraint=constraint, path=f"{self.name}/{name}")

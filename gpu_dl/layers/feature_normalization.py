@@ -134,9 +134,6 @@ class Normalization(Layer):
         if self.input_mean is None:
             self.adapt_mean = self.add_weight(sizes, "zeros", name="mean", trainable=False)
             self.adapt_variance = self.add_weight(sizes, "ones", name="variance", trainable=False)
-            for variable in (self.adapt_mean, self.adapt_variance):
-                # add_weight gives a scalar shape (axis=None) one axis of size 1; Keras's weights are scalars.
-                variable.value = variable.value.reshape(sizes)
             # Keras's int32 scalar, kept for its files (it never counts anything); 4 bytes, outside the weight
             # budget a load sets.
             self.count = Variable(backend.to_device(numpy.zeros((), numpy.int32)), "count", trainable=False,
