@@ -118,3 +118,19 @@ def test_adding_a_layer_computes_no_shapes_of_the_layers_before_it_again():
     calls = [layer.shape_calls for layer in model.layers[:-1]]
     assert calls[0] <= 3 and set(calls[1:]) == {1}, calls   # the first one: the model's build asks it too
     assert model.output_shape == (None, 2)
+
+
+def test_the_declared_input_stays_when_every_layer_is_popped():
+    """As in Keras: the input the first layer declared outlives it, and the next layer is built for it."""
+    model = Sequential([layers.Dense(3, input_shape=(4,)), layers.Dense(2)])
+    model.pop()
+    model.pop()
+    assert model.input_spec == (None, 4)
+    model.add(layers.Dense(5))
+    assert model.layers[0].kernel.shape == (4, 5)
+    assert model.predict(numpy.ones((2, 4), "float32"), verbose=0).shape == (2, 5)
+    with pytest.raises(ValueError, match=r"expects `x` of shape \(None, 4\)"):
+        model.predict(numpy.ones((2, 7), "float32"), verbose=0)
+    unknown = Sequential([layers.Dense(3)])          # nothing declared, never built: nothing to keep
+    unknown.pop()
+    assert unknown.input_spec is None and not unknown.built

@@ -109,7 +109,12 @@ class Sequential(Model):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers to pop.")
         names = self._layer_names()      # up to date while the layer is still among them
+        spec = self.input_spec if len(self._layers) == 1 and self._input_layer is None else None
         layer = self._layers.pop()
+        if spec is not None:
+            # As in Keras, the input the first layer declared (input_shape=...) or was built for stays the
+            # model's once that layer is popped: the next layer added is built for it.
+            self._input_layer = InputLayer(shape=spec[1:])
         names[layer.name] -= 1
         self._layer_ids.discard(id(layer))
         del self._stack_shapes[len(self._layers):]
