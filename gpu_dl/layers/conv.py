@@ -80,6 +80,21 @@ class WindowedConv(SpatialLayer):
         """A weight laid out kernel_size + (a, b) as the 2-D ops' (KH, KW, a, b) (a view)."""
         return var.value.reshape(self.image_pair(var.shape[:-2], 1) + var.shape[-2:])
 
+    def output_channels(self, channels):
+        """The output's channels for an input of ``channels`` (None where unknown): the layer's filters."""
+        return self.filters
+
+    def compute_output_shape(self, input_shape):
+        shape = self.check_rank(input_shape)
+        _, out = self._geometry(shape)
+        return self.from_last_shape((shape[0],) + out + (self.output_channels(shape[-1]),))
+
+    def add_bias(self, size):
+        """The (size,) bias, where the layer uses one."""
+        if self.use_bias:
+            self.bias = self.add_weight((size,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
     def window_config(self):
         return {"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
                 "dilation_rate": self.dilation_rate}
@@ -150,14 +165,7 @@ class BaseConv(WindowedConv):
                                       self.kernel_initializer,
                                       name="kernel", regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-
-    def compute_output_shape(self, input_shape):
-        shape = self.check_rank(input_shape)
-        _, out = self._geometry(shape)
-        return self.from_last_shape((shape[0],) + out + (self.filters,))
+        self.add_bias(self.filters)
 
     # ------------------------------------------------------------------- passes
     def _image_kernel_shape(self):
@@ -246,15 +254,10 @@ class BaseDepthwiseConv(WindowedConv):
         self.kernel = self.add_weight(self.kernel_size + (channels, self.depth_multiplier),
                                       self.depthwise_initializer, name="kernel",
                                       regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight((channels * self.depth_multiplier,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self.add_bias(channels * self.depth_multiplier)
 
-    def compute_output_shape(self, input_shape):
-        shape = self.check_rank(input_shape)
-        _, out = self._geometry(shape)
-        channels = None if shape[-1] is None else shape[-1] * self.depth_multiplier
-        return self.from_last_shape((shape[0],) + out + (channels,))
+    def output_channels(self, channels):
+        return None if channels is None else channels * self.depth_multiplier
 
     def call(self, x, training=False):
         x = contiguous(self.to_last(x))
@@ -333,14 +336,7 @@ class BaseSeparableConv(WindowedConv):
         self.pointwise_kernel = self.add_weight(
             (1,) * self.rank + (channels * self.depth_multiplier, self.filters), self.pointwise_initializer,
             name="pointwise_kernel", regularizer=self.pointwise_regularizer, constraint=self.pointwise_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-
-    def compute_output_shape(self, input_shape):
-        shape = self.check_rank(input_shape)
-        _, out = self._geometry(shape)
-        return self.from_last_shape((shape[0],) + out + (self.filters,))
+        self.add_bias(self.filters)
 
     def call(self, x, training=False):
         x = contiguous(self.to_last(x))

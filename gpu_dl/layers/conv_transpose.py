@@ -77,14 +77,7 @@ class BaseConvTranspose(WindowedConv):
         self.kernel = self.add_weight(self.kernel_size + (self.filters, channels), self.kernel_initializer,
                                       name="kernel", regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-
-    def compute_output_shape(self, input_shape):
-        shape = self.check_rank(input_shape)
-        _, out = self._geometry(shape)
-        return self.from_last_shape((shape[0],) + out + (self.filters,))
+        self.add_bias(self.filters)
 
     # ------------------------------------------------------------------- passes
     def call(self, x, training=False):
