@@ -342,20 +342,94 @@ WRAPPED = {
     "AveragePooling2D": lambda: layers.AveragePooling2D((2, 1), dtype="float64"),
     "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(dtype="float64"),
     "LSTM": lambda: layers.LSTM(2, dtype="float64", bias_initializer="random_normal"),
+    "BatchNormalization": lambda: layers.BatchNormalization(gamma_initializer="random_normal",
+                                                            beta_initializer="random_normal", dtype="float64"),
+    "BatchNormalization-axis1": lambda: layers.BatchNormalization(axis=1, gamma_initializer="random_normal",
+                                                                  dtype="float64"),
 }
-SHAPES = {"Dense": (3, 5, 4), "Conv1D": (2, 3, 5, 2), "LSTM": (2, 3, 4, 2)}
+SHAPES = {"Dense": (3, 5, 4), "Conv1D": (2, 3, 5, 2), "LSTM": (2, 3, 4, 2), "BatchNormalization": (3, 5, 4)}
 
 
 @pytest.mark.parametrize("name", sorted(WRAPPED))
 def test_time_distributed_gradients_match_finite_differences(xp, rng, name):
     layer = time_distributed(WRAPPED[name]())
     # pooling windows see distinct values, so that the maximum does not move under the finite differences
-    shape = SHAPES.get(name, (2, 3, 4, 5, 2))
+    shape = SHAPES.get(name.split("-")[0], (2, 3, 4, 5, 2))
     x = xp.asarray(rng.permutation(numpy.prod(shape)).reshape(shape) / 10.0 if "Max" in name
                    else rng.standard_normal(shape))
     y = layer(x, training=True)
     assert tuple(y.shape[1:]) == tuple(layer.compute_output_shape((None,) + shape[1:])[1:])
     check_layer_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(y.shape))])
+
+
+def batch_norm_per_step(x, gamma, beta, epsilon, kept=None):
+    """Plain NumPy: each step ``x[:, t]`` of (batch, steps, ..., features) normalized over its batch (and its
+    other axes) alone, only the kept samples counted; the per-step means and variances."""
+    y, means, variances = numpy.empty_like(x), [], []
+    for t in range(x.shape[1]):
+        step = x[:, t].reshape(-1, x.shape[-1])
+        counted = step if kept is None else x[kept[:, t], t].reshape(-1, x.shape[-1])
+        extra = 0 if kept is None else 1e-7       # Keras's masked moments add its epsilon to the count
+        mean = counted.sum(axis=0) / (len(counted) + extra)
+        variance = ((counted - mean) ** 2).sum(axis=0) / (len(counted) + extra)
+        y[:, t] = ((step - mean) / numpy.sqrt(variance + epsilon) * gamma + beta).reshape(y[:, t].shape)
+        means.append(mean)
+        variances.append(variance)
+    return y, means, variances
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 4), (2, 1, 3), (1, 4, 3, 2, 5), (4, 17, 1)])
+def test_time_distributed_batch_norm_takes_statistics_per_step(xp, rng, shape):
+    """As Keras's one call per step: each step normalized with its own batch statistics, and the moving
+    statistics moved once per step, in step order."""
+    layer = time_distributed(layers.BatchNormalization(momentum=0.7, gamma_initializer="random_normal",
+                                                       beta_initializer="random_normal", dtype="float64"))
+    x = rng.standard_normal(shape) * 3 + rng.standard_normal(shape[1:])      # steps with different statistics
+    layer.build(shape)
+    gamma, beta, moving_mean, moving_variance = layer.get_weights()
+    y = to_numpy(layer(xp.asarray(x), training=True))
+    want, means, variances = batch_norm_per_step(x, gamma, beta, 1e-3)
+    numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    for mean, variance in zip(means, variances):
+        moving_mean = moving_mean * 0.7 + mean * 0.3
+        moving_variance = moving_variance * 0.7 + variance * 0.3
+    numpy.testing.assert_allclose(layer.get_weights()[2], moving_mean, rtol=1e-12)
+    numpy.testing.assert_allclose(layer.get_weights()[3], moving_variance, rtol=1e-12)
+    # inference: the moving statistics for every step, the moving statistics unchanged
+    before = layer.get_weights()
+    y = to_numpy(layer(xp.asarray(x), training=False))
+    numpy.testing.assert_allclose(y, (x - moving_mean) / numpy.sqrt(moving_variance + 1e-3) * gamma + beta,
+                                  rtol=1e-10, atol=1e-12)
+    for a, b in zip(layer.get_weights(), before):
+        numpy.testing.assert_array_equal(a, b)
+    # the layer outside TimeDistributed takes the whole batch's statistics again
+    inner = layer.layer
+    flat = x.reshape((-1,) + shape[2:])
+    numpy.testing.assert_allclose(to_numpy(inner(xp.asarray(flat), training=True)),
+                                  (flat - flat.reshape(-1, shape[-1]).mean(0))
+                                  / numpy.sqrt(flat.reshape(-1, shape[-1]).var(0) + 1e-3) * gamma + beta,
+                                  rtol=1e-10, atol=1e-12)
+
+
+def test_time_distributed_batch_norm_leaves_padded_steps_out_of_each_steps_statistics(xp, rng):
+    model = gpu_dl.Sequential([layers.Input((4, 3)), layers.Masking(0.0),
+                               layers.TimeDistributed(layers.BatchNormalization(dtype="float64"))])
+    x = rng.standard_normal((5, 4, 3))
+    kept = rng.random((5, 4)) < 0.7
+    kept[0] = True                      # every step keeps a sample
+    x[~kept] = 0.0
+    layer = model.layers[-1]
+    y = to_numpy(layer(xp.asarray(x), training=True, mask=xp.asarray(kept)))
+    want, _, _ = batch_norm_per_step(x, 1.0, 0.0, 1e-3, kept)
+    numpy.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12)
+    check_layer_gradients(layer, xp.asarray(x), rng, [xp.asarray(rng.standard_normal(x.shape))],
+                          call=lambda v, given: layer(v, training=True, mask=xp.asarray(kept)))
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(x, rng.standard_normal(x.shape))       # the mask reaches it inside a model too
+    with pytest.raises(ValueError, match="one axis less than the input.*TimeDistributed"):
+        layers.TimeDistributed(layers.BatchNormalization())(
+            xp.asarray(rng.standard_normal((2, 3, 4, 2)), dtype="float32"), training=True,
+            mask=xp.asarray(numpy.ones((2, 3), bool)))
 
 
 def test_time_distributed_dropout_gradient(xp, rng):

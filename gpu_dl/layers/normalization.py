@@ -23,6 +23,7 @@ the GPU, no fused kernel yet.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -142,6 +143,7 @@ class BatchNormalization(_Normalization):
                                   beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
                                   beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+        self._per_step = None       # (steps, mask) within statistics_per_step
 
     def _axes(self):
         return (self.axis,)
@@ -158,42 +160,96 @@ class BatchNormalization(_Normalization):
         self.moving_variance = self.add_weight(sizes, self.moving_variance_initializer, name="moving_variance",
                                                trainable=False)
 
-    def _stat_axes(self, x):
-        (position,) = self._positions(x.ndim)
-        return tuple(i for i in range(x.ndim) if i != position), self._broadcast_shape(x, (position,))
+    @contextlib.contextmanager
+    def statistics_per_step(self, steps, mask=None):
+        """Within this context, a training call on ``(batch * steps, ...)`` takes its statistics over each
+        step's slice alone, as Keras's ``TimeDistributed(BatchNormalization())`` does by calling the layer once
+        per step: the input is viewed as ``(batch, steps, ...)``, the moments are taken per step, and the moving
+        statistics move once per step, in step order. ``mask`` is the (batch, steps) mask of padded steps, which
+        Keras hands each step's call (it fits only a (batch, features) slice, as Keras's mask check demands)."""
+        self._per_step = (int(steps), mask)
+        try:
+            yield
+        finally:
+            self._per_step = None
+
+    def _stat_axes(self, x, grouped=False):
+        """The statistics' axes and the parameters' broadcast shape; ``grouped``: ``x`` is (batch, steps, ...)
+        with per-step statistics, the step axis kept."""
+        (position,) = self._positions(x.ndim - grouped)
+        position += grouped
+        kept = (position, 1) if grouped else (position,)
+        return tuple(i for i in range(x.ndim) if i not in kept), self._broadcast_shape(x, (position,))
 
     def call(self, x, training=False, mask=None):
-        stat_axes, shape = self._stat_axes(x)
-        gamma, beta = self._param(self.gamma, shape), self._param(self.beta, shape)
-        kept = None
-        if mask is not None:
-            if mask.ndim != x.ndim - 1:
-                raise ValueError(f"BatchNormalization layer '{self.name}': the mask must have one axis less than "
-                                 f"the input, as in Keras; got a mask of shape {tuple(mask.shape)} for an input "
-                                 f"of shape {tuple(x.shape)}.")
-            kept = mask[..., None]
         # As in Keras 3, a frozen layer normalizes with its moving statistics even in training.
         through_statistics = bool(training and self.trainable)
+        steps, step_mask = self._per_step or (None, None)
+        if steps is not None:
+            grouped = x.reshape((-1, steps) + tuple(x.shape[1:]))
+            kept = self._kept(grouped, step_mask, per_step=True)    # checked at every call, as Keras does
+            if through_statistics:
+                return self._call_per_step(x, grouped, kept)
+            mask = None         # the moving statistics: the mask changes nothing
+        stat_axes, shape = self._stat_axes(x)
+        gamma, beta = self._param(self.gamma, shape), self._param(self.beta, shape)
+        kept = self._kept(x, mask)
         if through_statistics:
             y, mean, variance, saved = batch_norm_train(x, stat_axes, self.epsilon, gamma, beta, kept)
-            dtype = x.dtype.type
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                # Keras's order of operations: moving * momentum + batch * (1 - momentum).
-                moving.value[...] = (moving.value * dtype(self.momentum)
-                                     + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
+            self._move_statistics(mean, variance)
         else:
             y, saved = batch_norm_inference(x, self.moving_mean.value.reshape(shape),
                                             self.moving_variance.value.reshape(shape), self.epsilon, gamma, beta)
-        self._saved = (saved, through_statistics) if training else None
+        self._saved = (saved, through_statistics, False) if training else None
         return y
 
+    def _call_per_step(self, x, grouped, kept):
+        """The training call within ``statistics_per_step``: ``grouped`` is ``x`` viewed as (batch, steps, ...)."""
+        stat_axes, shape = self._stat_axes(grouped, grouped=True)
+        gamma, beta = self._param(self.gamma, shape), self._param(self.beta, shape)
+        y, mean, variance, saved = batch_norm_train(grouped, stat_axes, self.epsilon, gamma, beta, kept)
+        for step in range(grouped.shape[1]):     # one update per step, in Keras's order
+            self._move_statistics(mean.take(step, axis=1), variance.take(step, axis=1))
+        self._saved = (saved, True, True)
+        return y.reshape(x.shape)
+
+    def _move_statistics(self, mean, variance):
+        dtype = mean.dtype.type
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            # Keras's order of operations: moving * momentum + batch * (1 - momentum).
+            moving.value[...] = (moving.value * dtype(self.momentum)
+                                 + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
+
+    def _kept(self, x, mask, per_step=False):
+        """The mask as positions kept in the statistics (broadcastable to ``x``), or None."""
+        if mask is None:
+            return None
+        if mask.ndim != x.ndim - 1:
+            if per_step:
+                raise ValueError(f"BatchNormalization layer '{self.name}': inside TimeDistributed each step's "
+                                 f"slice of shape {tuple(x.shape[:1] + x.shape[2:])} gets the mask of that step, "
+                                 f"of shape {tuple(mask.shape[:1])}; as in Keras, the mask must have one axis "
+                                 "less than the input, so a masked TimeDistributed(BatchNormalization) takes "
+                                 "(batch, timesteps, features) inputs only.")
+            raise ValueError(f"BatchNormalization layer '{self.name}': the mask must have one axis less than "
+                             f"the input, as in Keras; got a mask of shape {tuple(mask.shape)} for an input "
+                             f"of shape {tuple(x.shape)}.")
+        return mask[..., None]
+
     def backward(self, dy):
-        saved, through_statistics = self.saved()
-        stat_axes, shape = self._stat_axes(dy)
+        saved, through_statistics, grouped = self.saved()
+        dy_shape = dy.shape
+        if grouped:
+            dy = dy.reshape(saved.x.shape)
+        stat_axes, shape = self._stat_axes(dy, grouped)
+        # The parameters span every axis but the features', the steps' included.
+        param_axes = tuple(sorted(set(stat_axes) | {1})) if grouped else stat_axes
         dx, dgamma, dbeta = normalize_backward(
-            dy, saved, stat_axes, stat_axes, self._param(self.gamma, shape), through_statistics=through_statistics,
+            dy, saved, stat_axes, param_axes, self._param(self.gamma, shape), through_statistics=through_statistics,
             need_input_grad=self.input_gradient_wanted,
             need_param_grads=self.trainable and (self.scale or self.center))
+        if dx is not None:
+            dx = dx.reshape(dy_shape)
         if self.trainable:
             if self.scale:
                 self.gamma.grad = dgamma.reshape(self.gamma.shape)

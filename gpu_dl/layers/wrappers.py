@@ -8,15 +8,16 @@ its config holds the wrapped layer under ``"layer"``). The backward pass is
 the same reshape around the wrapped layer's backward.
 
 One call over all steps gives what Keras 3's loop of one call per step
-gives, except for layers whose training pass depends on the batch they see:
-``BatchNormalization`` in training normalises over the batch's steps
-together (Keras: each step over its batch alone); at inference, and for
-every other layer, the results are the same. Random layers (``Dropout``)
-draw independent noise per element either way.
+gives. The one layer whose training pass depends on the batch it sees,
+``BatchNormalization``, is told the number of steps, and takes its training
+statistics over each step's slice alone and moves its moving statistics once
+per step, as Keras's loop does. Random layers (``Dropout``) draw independent
+noise per element either way.
 
-Masks: the mask of padded steps passes through unchanged, as in Keras; the
-wrapped layer sees no mask (an outer step's mask says nothing about the
-wrapped layer's own axes).
+Masks: the mask of padded steps passes through unchanged, as in Keras. Of
+the wrapped layers only BatchNormalization reads it (Keras hands each step's
+call that step's mask): padded steps stay out of its statistics. Other
+layers see no mask (an outer step's mask says nothing about their own axes).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class TimeDistributed(Layer):
     """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...)."""
 
     supports_masking = True
+    takes_mask = True       # handed to a wrapped BatchNormalization
 
     def __init__(self, layer, **kwargs):
         from .core import InputLayer
@@ -77,9 +79,15 @@ class TimeDistributed(Layer):
         return (inner[0], input_shape[1]) + tuple(inner[1:])
 
     # ------------------------------------------------------------------ passes
-    def call(self, x, training=False):
+    def call(self, x, training=False, mask=None):
         n, t = x.shape[:2]
-        y = self.layer(x.reshape((n * t,) + tuple(x.shape[2:])), training=training)
+        inner = x.reshape((n * t,) + tuple(x.shape[2:]))
+        per_step = getattr(self.layer, "statistics_per_step", None)
+        if per_step is not None:
+            with per_step(t, mask):
+                y = self.layer(inner, training=training)
+        else:
+            y = self.layer(inner, training=training)
         if isinstance(y, list):
             raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returned "
                              f"{len(y)} arrays; TimeDistributed takes a layer with one output.")
