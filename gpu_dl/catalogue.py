@@ -180,10 +180,36 @@ def from_keras_config(kind: str, config, table: dict, custom_objects=None):
         raise TypeError(f"A config of one of the {kind} must be a dict with 'class_name' and 'config', got {config!r}.")
     if not isinstance(config.get("class_name"), str):
         raise ValueError(f"A config of one of the {kind} needs a 'class_name' string, got {config!r}.")
+    if config["class_name"] == "function":
+        return _registered_function(kind, config, custom_objects)
     inner = config.get("config") or {}
     if not isinstance(inner, dict):
         raise ValueError(f"The 'config' entry of one of the {kind} must be a dict, got {inner!r}.")
     name = config["class_name"]
-    custom = {**(custom_objects or {}), **scoped_custom_objects()}   # a scope's objects first, as in Keras
-    cls = custom[name] if name in custom else lookup(kind, name, table)
+    registered = config.get("registered_name")
+    # Keras's order: the active scope's objects, then the registry (by the registered name the config gives,
+    # then by its class name), then the custom_objects given, then the catalogue's own entries.
+    cls = None
+    for key in ([registered] if isinstance(registered, str) else []) + [name]:
+        cls = get_registered_object(key, custom_objects)
+        if cls is not None:
+            break
+    if cls is None:
+        cls = lookup(kind, name, table)
+    if not hasattr(cls, "from_config"):
+        raise TypeError(f"A config of one of the {kind} names {name!r}, which resolves to {cls!r:.200}; "
+                        "a class with from_config was expected.")
     return cls.from_config(dict(inner))
+
+
+def _registered_function(kind, config, custom_objects):
+    """The function a Keras function config (``{"class_name": "function", "config": name, "registered_name":
+    ...}``) names, found as a class would be; never imported from the module the config gives."""
+    name, registered = config.get("config"), config.get("registered_name")
+    for key in (registered, name):
+        found = get_registered_object(key, custom_objects) if isinstance(key, str) else None
+        if found is not None:
+            return found
+    raise ValueError(f"A config of one of the {kind} names the function {name!r} (registered as {registered!r}), "
+                     "which is neither registered (register_keras_serializable) nor given in custom_objects or a "
+                     "custom_object_scope.")

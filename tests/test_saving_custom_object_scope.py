@@ -111,6 +111,37 @@ def test_the_catalogues_deserialize_in_the_scope():
         assert type(losses.deserialize(losses.serialize(HalfMSE()))) is HalfMSE
 
 
+def test_the_catalogues_deserialize_registered_classes_and_functions_without_a_scope():
+    """As Keras's deserialize: a config's registered name is looked up in the registry, which a scope's object of
+    the same name overrides; a function config gives back the registered function."""
+    @gpu_dl.saving.register_keras_serializable(package="ScopeTests")
+    class TenthL2(gpu_dl.regularizers.L2):
+        pass
+
+    @gpu_dl.saving.register_keras_serializable(package="ScopeTests")
+    def doubled_error(y_true, y_pred):
+        return 2 * ((y_pred - y_true) ** 2).mean(axis=-1)
+
+    config = gpu_dl.regularizers.serialize(TenthL2(0.1))
+    assert config["registered_name"] == "ScopeTests>TenthL2"
+    rebuilt = gpu_dl.regularizers.deserialize(config)
+    assert type(rebuilt) is TenthL2 and rebuilt.l2 == pytest.approx(0.1)
+
+    class Other(gpu_dl.regularizers.L2):
+        pass
+    with custom_object_scope({"ScopeTests>TenthL2": Other}):
+        assert type(gpu_dl.regularizers.deserialize(config)) is Other       # the scope first, as in Keras
+
+    function_config = {"module": None, "class_name": "function", "config": "doubled_error",
+                       "registered_name": "ScopeTests>doubled_error"}
+    assert losses.deserialize(function_config) is doubled_error
+    unknown = dict(function_config, config="missing", registered_name="ScopeTests>missing")
+    with pytest.raises(ValueError, match="function 'missing'.*neither registered"):
+        losses.deserialize(unknown)
+    with custom_object_scope({"missing": doubled_error}):
+        assert losses.deserialize(unknown) is doubled_error
+
+
 # ------------------------------------------------------------------ entering and leaving
 def test_exit_restores_the_scope_before_even_after_an_exception():
     outer = {"NotedDense": NotedDense}
