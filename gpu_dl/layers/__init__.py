@@ -7,6 +7,7 @@ from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Convolution1DTrans
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .feature_normalization import Normalization
+from .group_normalization import GroupNormalization
 from .lambda_layer import Lambda
 from .masking import Masking
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
@@ -33,7 +34,7 @@ __all__ = [
     "Convolution2DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
     "DepthwiseConv2D", "Dot", "dot", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer",
+    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GroupNormalization", "GRU", "Identity", "Input", "InputLayer",
     "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D",
     "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Normalization",
     "Permute", "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D",
