@@ -288,6 +288,10 @@ def test_bad_arguments_name_the_layer():
                 cls(0.1, value_range=bad, name="v")
     with pytest.raises(ValueError, match="RandomContrast layer 'v': value_range must be .* low <= high"):
         layers.RandomContrast(0.1, value_range=(1, 0), name="v")
+    for cls in (layers.RandomContrast, layers.RandomBrightness):
+        for shape in ((2, 3), (1, 2, 3, 4, 5)):
+            with pytest.raises(ValueError, match=f"{cls.__name__} layer 'r' expects inputs of rank 4"):
+                cls(0.1, name="r")(numpy.zeros(shape, numpy.float32), training=True)
 
 
 def test_keras_factor_forms():
