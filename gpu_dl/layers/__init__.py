@@ -17,6 +17,8 @@ from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadd
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D, SpatialDropout3D)
 from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
+from .color_augmentation import RandomBrightness, RandomContrast
+from .image_resizing import CenterCrop, RandomCrop, Resizing
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .reshaping import Identity, Permute, RepeatVector
@@ -28,7 +30,7 @@ from .wrappers import TimeDistributed
 
 __all__ = [
     "Activation", "ActivityRegularization", "Add", "add", "AlphaDropout", "Average", "average", "AveragePooling1D",
-    "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate",
+    "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "CenterCrop", "Concatenate",
     "concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
     "Conv1DTranspose", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose", "Convolution2D",
     "Convolution2DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
@@ -37,8 +39,9 @@ __all__ = [
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GroupNormalization", "GRU", "Identity", "Input", "InputLayer",
     "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D",
     "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Normalization",
-    "Permute", "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D",
-    "ReLU", "RepeatVector", "Rescaling", "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax",
+    "Permute", "PReLU", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
+    "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape",
+    "Resizing", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax",
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed",
     "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D",
     "ZeroPadding2D", "ZeroPadding3D",
