@@ -1,5 +1,6 @@
 """Keras layers."""
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
+from .attention import AdditiveAttention, Attention
 from .base import Layer, Variable
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
@@ -9,6 +10,7 @@ from .embedding import Embedding
 from .feature_normalization import Normalization
 from .lambda_layer import Lambda
 from .masking import Masking
+from .multi_head_attention import MultiHeadAttention
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization, UnitNormalization
@@ -26,7 +28,7 @@ from .steps import Cropping1D, UpSampling1D
 from .wrappers import TimeDistributed
 
 __all__ = [
-    "Activation", "ActivityRegularization", "Add", "add", "AlphaDropout", "Average", "average", "AveragePooling1D",
+    "Activation", "ActivityRegularization", "Add", "add", "AdditiveAttention", "Attention", "AlphaDropout", "Average", "average", "AveragePooling1D",
     "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "Concatenate",
     "concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
     "Conv1DTranspose", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose", "Convolution2D",
@@ -35,7 +37,7 @@ __all__ = [
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Identity", "Input", "InputLayer",
     "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D",
-    "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Normalization",
+    "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "MultiHeadAttention", "Multiply", "multiply", "Normalization",
     "Permute", "PReLU", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReflectionPadding2D",
     "ReLU", "RepeatVector", "Rescaling", "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax",
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed",
