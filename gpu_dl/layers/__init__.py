@@ -1,5 +1,6 @@
 """Keras layers."""
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
+from .attention import AdditiveAttention, Attention
 from .base import Layer, Variable
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
@@ -12,6 +13,7 @@ from .lambda_layer import Lambda
 from .masking import Masking
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, dot, maximum, minimum, multiply, subtract)
+from .multi_head_attention import MultiHeadAttention
 from .normalization import BatchNormalization, LayerNormalization, UnitNormalization
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
@@ -29,20 +31,19 @@ from .steps import Cropping1D, UpSampling1D
 from .wrappers import TimeDistributed
 
 __all__ = [
-    "Activation", "ActivityRegularization", "Add", "add", "AlphaDropout", "Average", "average", "AveragePooling1D",
-    "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional", "CenterCrop", "Concatenate",
-    "concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
-    "Conv1DTranspose", "Conv2DTranspose", "Convolution1D", "Convolution1DTranspose", "Convolution2D",
-    "Convolution2DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
-    "DepthwiseConv2D", "Dot", "dot", "Dropout", "ELU", "Embedding", "Flatten", "GaussianDropout", "GaussianNoise",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-    "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GroupNormalization", "GRU", "Identity", "Input", "InputLayer",
-    "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D",
-    "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Minimum", "minimum", "Multiply", "multiply", "Normalization",
-    "Permute", "PReLU", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
-    "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape",
-    "Resizing", "SeparableConv1D", "SeparableConv2D", "SimpleRNN", "Softmax",
-    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed",
-    "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D",
-    "ZeroPadding2D", "ZeroPadding3D",
+    "Activation", "ActivityRegularization", "Add", "add", "AdditiveAttention", "AlphaDropout", "Attention", "Average",
+    "average", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "BatchNormalization", "Bidirectional",
+    "CenterCrop", "Concatenate", "concatenate", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
+    "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Cropping1D", "Cropping2D",
+    "Cropping3D", "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Dot", "dot", "Dropout", "ELU", "Embedding", "Flatten",
+    "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAvgPool1D",
+    "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+    "GroupNormalization", "GRU", "Identity", "Input", "InputLayer", "Lambda", "Layer", "LayerNormalization",
+    "LeakyReLU", "LSTM", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+    "Minimum", "minimum", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "PReLU",
+    "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
+    "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "SeparableConv1D",
+    "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN", "Softmax", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed", "UnitNormalization",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

@@ -323,8 +323,11 @@ class Functional(Model):
             shape = [known[t] for t in arg] if isinstance(arg, list) else known[arg]
             if check and layer.built:
                 layer.check_input_shape(shape)
-            out = layer.compute_output_shape(shape)
-            outs = out if isinstance(out, list) else [out]
+            if hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
+                outs = layer.node_output_shapes(shape, node.kwargs)
+            else:
+                out = layer.compute_output_shape(shape)
+                outs = out if isinstance(out, list) else [out]
             for t, s in zip(node.outputs, outs):
                 known[t] = tuple(s)
         return [known[t] for t in self._outputs] if self._multi else known[self._output]
@@ -423,9 +426,12 @@ class Functional(Model):
             else:
                 x_in, mask = values[arg], masks[arg]
             kwargs = {}
-            states = node.kwargs.get("initial_state")
-            if states is not None:
-                kwargs["initial_state"] = [values[s] for s in states]
+            for key, value in node.kwargs.items():
+                if key == "initial_state":
+                    kwargs[key] = [values[s] for s in value]
+                elif key != "training":
+                    # the attention layers' call options (use_causal_mask, ...) and tensors (attention_mask)
+                    kwargs[key] = values[value] if isinstance(value, KerasTensor) else value
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)

@@ -99,6 +99,10 @@ def _operation_entry(operation):
 def _node_entry(model, layer, node):
     if isinstance(layer, Operation):
         return {"args": [_arguments(model, arg) for arg in layer.keras_arguments(node.input_tensors)], "kwargs": {}}
+    if hasattr(layer, "keras_call_arguments"):
+        args, kwargs = layer.keras_call_arguments(node)
+        return {"args": [_arguments(model, arg) for arg in args],
+                "kwargs": {k: _arguments(model, v) for k, v in kwargs.items()}}
     return {"args": [_arguments(model, arg) for arg in node.args],
             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
 
@@ -152,7 +156,7 @@ def _parse_argument(value, where):
                      f"{value!r:.200}.")
 
 
-def _parse_node(data, where, operations=()):
+def _parse_node(data, where, operations=(), layer=None):
     """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples. A ``mask`` made by
     one of the ``operations`` (Keras's record of a mask's computation) is left out: gpu_dl computes the same
     mask along the edges by itself."""
@@ -173,6 +177,11 @@ def _parse_node(data, where, operations=()):
         argument = refs[0] if len(refs) == 1 else refs
     elif isinstance(data, dict):
         args, kwargs = data.get("args"), data.get("kwargs") or {}
+        positional = getattr(layer, "positional_inputs", 0)
+        if positional and isinstance(args, list) and 2 <= len(args) <= positional and isinstance(kwargs, dict):
+            # MultiHeadAttention's call(query, value, key=None, ...): gpu_dl keeps its inputs as one list
+            args = [args + ([kwargs["key"]] if len(args) == 2 and kwargs.get("key") is not None else [])]
+            kwargs = {k: v for k, v in kwargs.items() if k != "key"}
         if not isinstance(args, list) or len(args) != 1:
             raise ValueError(f"{where}: a node's 'args' must be a list holding one argument (a tensor or a list of "
                              f"tensors): gpu_dl's layers take one; got {args!r:.200}.")
@@ -181,11 +190,24 @@ def _parse_node(data, where, operations=()):
         argument = _parse_argument(args[0], where)
     else:
         raise ValueError(f"{where}: a node must be an object with 'args' and 'kwargs', got {data!r:.200}.")
-    unknown = sorted(set(kwargs) - set(_CALL_KEYWORDS))
+    extra = tuple(k for k in getattr(layer, "call_keywords", ()) if k != "key")
+    unknown = sorted(set(kwargs) - set(_CALL_KEYWORDS) - set(extra))
     if unknown:
         raise ValueError(f"{where}: the call argument(s) {', '.join(repr(k) for k in unknown)} are not taken by "
-                         f"gpu_dl's layers (they take {', '.join(_CALL_KEYWORDS)}).")
+                         f"gpu_dl's {type(layer).__name__ if layer is not None else 'layers'} (it takes "
+                         f"{', '.join(_CALL_KEYWORDS + extra)}).")
     parsed = {}
+    for key in extra:
+        value = kwargs.get(key)
+        if key == "attention_mask":
+            if value is not None:
+                parsed[key] = _parse_argument(value, where)
+                if not isinstance(parsed[key], tuple):
+                    raise ValueError(f"{where}: `attention_mask` must be one tensor, got {value!r:.200}.")
+        elif value is not None:
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: `{key}` must be true or false, got {value!r:.100}.")
+            parsed[key] = value
     if kwargs.get("training") is not None:
         if not isinstance(kwargs["training"], bool):
             raise ValueError(f"{where}: `training` must be true, false or null, got {kwargs['training']!r:.100}.")
@@ -335,7 +357,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
                              "of it in 'inbound_nodes'.")
         layers[name], positions[name] = layer, i
-        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", set(operations) | rebuilt)
+        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", set(operations) | rebuilt, layer)
                        for k, data in enumerate(inbound)]
 
     def node_count(name):
@@ -348,7 +370,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
         for k, (argument, kwargs) in enumerate(layer_calls):
             at = f"{where}, layer '{name}', inbound_nodes[{k}]"
             needs = set()
-            for ref in _references_in(argument) + list(kwargs.get("initial_state", [])):
+            for ref in (_references_in(argument) + list(kwargs.get("initial_state", []))
+                        + ([kwargs["attention_mask"]] if "attention_mask" in kwargs else [])):
                 source, index, _ = ref
                 if source in operations:
                     raise ValueError(f"{at}: it reads the result of the operation '{source}' "
@@ -402,6 +425,11 @@ def functional_from_config(config, where="model config", custom_objects=None):
             call_kwargs["training"] = kwargs["training"]
         if "initial_state" in kwargs:
             call_kwargs["initial_state"] = [tensor_of(ref, at) for ref in kwargs["initial_state"]]
+        for key in ("return_attention_scores", "use_causal_mask"):
+            if key in kwargs:
+                call_kwargs[key] = kwargs[key]
+        if "attention_mask" in kwargs:
+            call_kwargs["attention_mask"] = tensor_of(kwargs["attention_mask"], at)
         try:
             if isinstance(layer, Operation):
                 result = layer.apply(*[a.value if isinstance(a, _Constant) else tensor_of(a, at) for a in argument])

@@ -135,7 +135,9 @@ def _layer_entry(layer):
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
     if layer.built and layer.input_spec is not None:
-        entry["build_config"] = {"input_shape": _jsonable(layer.input_spec, where)}
+        build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
+            {"input_shape": layer.input_spec}
+        entry["build_config"] = _jsonable(build_config, where)
     return entry
 
 

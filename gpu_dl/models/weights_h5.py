@@ -86,6 +86,8 @@ def _layer_groups(layer, path):
     if isinstance(layer, Bidirectional):
         return ([(path, layer.name, [])] + _layer_groups(layer.forward_layer, path + "/forward_layer")
                 + _layer_groups(layer.backward_layer, path + "/backward_layer"))
+    if hasattr(layer, "weight_groups"):         # a layer with sublayers in Keras (MultiHeadAttention)
+        return layer.weight_groups(path)
     if isinstance(layer, _Recurrent):
         return [(path, layer.name, []),
                 (path + "/cell", keras_snake_case(type(layer).__name__) + "_cell", layer.weights)]
