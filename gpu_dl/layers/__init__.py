@@ -3,6 +3,7 @@ from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .base import Layer, Variable
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
+from .conv3d import Conv3D, Convolution3D
 from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Convolution1DTranspose, Convolution2DTranspose
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
@@ -23,6 +24,8 @@ from .reshaping import Identity, Permute, RepeatVector
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, GlobalAvgPool3D, GlobalMaxPool3D,
+                        GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
 from .steps import Cropping1D, UpSampling1D
 from .wrappers import TimeDistributed
 
@@ -42,4 +45,6 @@ __all__ = [
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Subtract", "subtract", "TimeDistributed",
     "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "ZeroPadding1D",
     "ZeroPadding2D", "ZeroPadding3D",
+    "AveragePooling3D", "AvgPool3D", "Conv3D", "Convolution3D", "GlobalAveragePooling3D", "GlobalAvgPool3D",
+    "GlobalMaxPool3D", "GlobalMaxPooling3D", "MaxPool3D", "MaxPooling3D",
 ]
