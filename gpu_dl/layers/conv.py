@@ -48,12 +48,12 @@ class WindowedConv(SpatialLayer):
 
     # ------------------------------------------------------------------ shapes
     def _geometry(self, last_shape):
-        """(the 2-D ops' keyword arguments, output sizes) for a channels_last input shape; a clear error if the
-        kernel does not fit.
+        """(the 2-D ops' keyword arguments (per-axis triples for a 3-D layer's ops), output sizes) for a
+        channels_last input shape; a clear error if the kernel does not fit.
 
         An unknown size (None, as in ``Input((None, None, 3))``) gives an unknown output size.
         """
-        spatial = self.image_shape(last_shape)[1:3]
+        spatial = self.image_shape(last_shape)[1:-1]   # (H, W), or (D, H, W) for a 3-D layer
         window, strides, dilation = (self.image_pair(v, 1) for v in (self.kernel_size, self.strides,
                                                                      self.dilation_rate))
         if self.padding == "causal":

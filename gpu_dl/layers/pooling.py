@@ -21,17 +21,17 @@ class _Pooling(SpatialLayer):
         self.padding = padding_word(padding, f"{where}: padding")
 
     def _geometry(self, last_shape):
-        """(the 2-D ops' window, strides and padding pairs, channels_last output shape) as in
-        ``BaseConv._geometry``: unknown sizes stay unknown."""
+        """(the ops' window, strides and padding per axis (pairs, or triples for a 3-D layer), channels_last
+        output shape) as in ``BaseConv._geometry``: unknown sizes stay unknown."""
         image = self.image_shape(last_shape)
         window, strides = self.image_pair(self.pool_size, 1), self.image_pair(self.strides, 1)
-        pads = conv_padding(self.padding, image[1:3], window, strides, (1, 1))
+        pads = conv_padding(self.padding, image[1:-1], window, strides, (1,) * len(window))
         out = pool.pool_output_shape(image, window, strides, pads)
         for axis, n, k, s, p, o in zip(self.axis_names, *(self.layer_axes(v) for v in
-                                                          (image[1:3], window, strides, pads, out[1:3]))):
+                                                          (image[1:-1], window, strides, pads, out[1:-1]))):
             if o is not None and o < 1:
                 raise too_small_error(self, axis, n, k, s, 1, p)
-        return (window, strides, pads), out[:1] + self.layer_axes(out[1:3]) + out[3:]
+        return (window, strides, pads), out[:1] + self.layer_axes(out[1:-1]) + out[-1:]
 
     def build(self, input_shape):
         self._geometry(self.check_rank(input_shape))
@@ -57,28 +57,35 @@ class _Pooling(SpatialLayer):
 class _MaxPooling(_Pooling):
     """The largest value of each window; its gradient goes to that value's position (the first, on ties)."""
 
+    # the ops a subclass runs (the 3-D layers name their own)
+    forward_op = staticmethod(pool.max_pool2d_forward)
+    backward_op = staticmethod(pool.max_pool2d_backward)
+
     def call(self, x, training=False):
         x, geometry = self._image_input(x)
-        y, argmax = pool.max_pool2d_forward(x, *geometry)
+        y, argmax = self.forward_op(x, *geometry)
         self._saved = (x.shape, geometry, argmax) if training else None
         return self._layer_output(y)
 
     def backward(self, dy):
         shape, geometry, argmax = self.saved()
-        return self._layer_output(pool.max_pool2d_backward(self._image_gradient(dy), argmax, shape, *geometry))
+        return self._layer_output(self.backward_op(self._image_gradient(dy), argmax, shape, *geometry))
 
 
 class _AveragePooling(_Pooling):
     """The mean of each window's in-bounds values (padding is not counted, as in Keras)."""
 
+    forward_op = staticmethod(pool.avg_pool2d_forward)
+    backward_op = staticmethod(pool.avg_pool2d_backward)
+
     def call(self, x, training=False):
         x, geometry = self._image_input(x)
         self._saved = (x.shape, geometry) if training else None
-        return self._layer_output(pool.avg_pool2d_forward(x, *geometry))
+        return self._layer_output(self.forward_op(x, *geometry))
 
     def backward(self, dy):
         shape, geometry = self.saved()
-        return self._layer_output(pool.avg_pool2d_backward(self._image_gradient(dy), shape, *geometry))
+        return self._layer_output(self.backward_op(self._image_gradient(dy), shape, *geometry))
 
 
 class MaxPooling2D(_MaxPooling):
@@ -137,26 +144,32 @@ class _GlobalPooling(SpatialLayer):
 
 
 class _GlobalMaxPooling(_GlobalPooling):
+    forward_op = staticmethod(pool.global_max_pool2d_forward)
+    backward_op = staticmethod(pool.global_max_pool2d_backward)
+
     def call(self, x, training=False):
         x = self._image_input(x)
-        y, argmax = pool.global_max_pool2d_forward(x)
+        y, argmax = self.forward_op(x)
         self._saved = (x.shape, argmax) if training else None
         return self._out(y)
 
     def backward(self, dy):
         shape, argmax = self.saved()
-        return self._layer_gradient(pool.global_max_pool2d_backward(self._dy(dy), argmax, shape))
+        return self._layer_gradient(self.backward_op(self._dy(dy), argmax, shape))
 
 
 class _GlobalAveragePooling(_GlobalPooling):
+    forward_op = staticmethod(pool.global_avg_pool2d_forward)
+    backward_op = staticmethod(pool.global_avg_pool2d_backward)
+
     def call(self, x, training=False):
         x = self._image_input(x)
         self._saved = (x.shape,) if training else None
-        return self._out(pool.global_avg_pool2d_forward(x))
+        return self._out(self.forward_op(x))
 
     def backward(self, dy):
         (shape,) = self.saved()
-        return self._layer_gradient(pool.global_avg_pool2d_backward(self._dy(dy), shape))
+        return self._layer_gradient(self.backward_op(self._dy(dy), shape))
 
 
 class GlobalMaxPooling2D(_GlobalMaxPooling):

@@ -136,8 +136,10 @@ class SpatialLayer(Layer):
         return (fill,) + tuple(values) if self.rank == 1 else tuple(values)
 
     def layer_axes(self, image_values):
-        """The entries of a 2-D (height, width) tuple that belong to this layer's own axes."""
-        return tuple(image_values)[2 - self.rank:]
+        """The entries of an ops-level per-axis tuple ((height, width) for 1-D and 2-D layers, (depth, height,
+        width) for 3-D ones) that belong to this layer's own axes."""
+        values = tuple(image_values)
+        return values[len(values) - self.rank:]
 
     def check_input_shape(self, shape):
         self.check_rank(shape)

@@ -62,12 +62,13 @@ def same_padding(size: int, window: int, stride: int, dilation: int = 1) -> tupl
 
 
 def conv_padding(padding: str, spatial: tuple, window: tuple, strides: tuple, dilation: tuple) -> tuple:
-    """((top, bottom), (left, right)) for a padding word over spatial sizes (H, W).
+    """((top, bottom), (left, right)) for a padding word over spatial sizes (H, W); one pair per axis for
+    any number of axes ((D, H, W) gives three).
 
     An unknown size (None) has unknown "same" pads: None in place of its pair.
     """
     if padding == "valid":
-        return (0, 0), (0, 0)
+        return ((0, 0),) * len(spatial)
     return tuple(None if n is None else same_padding(n, k, s, d)
                  for n, k, s, d in zip(spatial, window, strides, dilation))
 

@@ -29,10 +29,10 @@ from .conv import is_cupy
 
 
 def pool_output_shape(input_shape, pool_size, strides, padding) -> tuple:
-    """(N, OH, OW, C) of a pooling (sizes may be None)."""
-    n, h, w, c = input_shape
+    """(N, OH, OW, C) of a pooling (sizes may be None); (N, OD, OH, OW, C) for a volume's 3-tuples."""
+    n, *spatial, c = input_shape
     out = tuple(None if s is None else (s + p[0] + p[1] - k) // st + 1
-                for s, k, st, p in zip((h, w), pool_size, strides, padding))
+                for s, k, st, p in zip(spatial, pool_size, strides, padding))
     return (n,) + out + (c,)
 
 
