@@ -244,8 +244,10 @@ class StackedRNNCells(Layer):
     """
 
     def __init__(self, cells, **kwargs):
-        super().__init__(**kwargs)
         cells = list(cells) if isinstance(cells, (list, tuple)) else None
+        if cells and isinstance(cells[0], _Cell) and kwargs.get("dtype") is None:
+            kwargs["dtype"] = cells[0].dtype
+        super().__init__(**kwargs)
         if not cells or not all(isinstance(c, _Cell) for c in cells):
             raise TypeError(f"StackedRNNCells '{self.name}' takes a non-empty list of built-in cells "
                             f"({', '.join(CELL_CLASSES)}), got {cells!r:.200}.")

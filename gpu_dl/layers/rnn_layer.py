@@ -25,6 +25,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
+        first = cell[0] if isinstance(cell, (list, tuple)) and cell else cell
+        if kwargs.get("dtype") is None and isinstance(first, (_Cell, StackedRNNCells)):
+            kwargs["dtype"] = first.dtype   # computes in its cell's dtype (the sequence layer's is the cell's)
         super().__init__(**kwargs)
         where = f"RNN layer '{self.name}'"
         if isinstance(cell, (list, tuple)):
