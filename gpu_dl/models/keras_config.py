@@ -108,6 +108,8 @@ def function_entry(fn, where="config"):
 def _layer_entry(layer):
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
+    from ..layers.rnn_cells import StackedRNNCells
+    from ..layers.rnn_layer import RNN
     from ..layers.wrappers import TimeDistributed
     from .nested import is_model
     if is_model(layer):
@@ -130,6 +132,10 @@ def _layer_entry(layer):
         config["backward_layer"] = _layer_entry(layer.backward_layer)
     elif isinstance(layer, TimeDistributed):
         config["layer"] = _layer_entry(layer.layer)     # in full, as Keras writes it
+    elif isinstance(layer, RNN):
+        config["cell"] = _layer_entry(layer.cell)       # a nested serialized object, as Keras writes it
+    elif isinstance(layer, StackedRNNCells):
+        config["cells"] = [_layer_entry(cell) for cell in layer.cells]
     builtin = _layer_classes().get(type(layer).__name__) is type(layer)
     entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
              "config": _jsonable(config, where),
@@ -430,6 +436,8 @@ def _layer_from_entry(entry, where, custom=None):
     from ..layers.base import Layer
     from ..layers.core import InputLayer
     from ..layers.recurrent import Bidirectional
+    from ..layers.rnn_cells import StackedRNNCells
+    from ..layers.rnn_layer import RNN
     from ..layers.wrappers import TimeDistributed
     custom = custom or CustomObjects()
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -494,6 +502,13 @@ def _layer_from_entry(entry, where, custom=None):
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: TimeDistributed needs the wrapped layer as a config dict under 'layer'.")
         config["layer"] = _layer_from_entry(inner, where, custom)
+    elif issubclass(cls, RNN):
+        config["cell"] = _cell_from_entry(config.get("cell"), where, custom, stacked=True)
+    elif issubclass(cls, StackedRNNCells):
+        cells = config.get("cells")
+        if not isinstance(cells, list) or not cells:
+            raise ValueError(f"{where}: StackedRNNCells needs a non-empty list of cell entries under 'cells'.")
+        config["cells"] = [_cell_from_entry(cell, where, custom, stacked=False) for cell in cells]
     unknown = sorted(set(config) - _accepted_keys(cls))
     if unknown:
         raise ValueError(f"{where}: the config key(s) {', '.join(repr(k) for k in unknown)} "
@@ -507,11 +522,27 @@ def _layer_from_entry(entry, where, custom=None):
         raise ValueError(f"{where}: cannot be rebuilt from its config: {e}") from e
 
 
+def _cell_from_entry(entry, where, custom, stacked):
+    """The cell of an RNN entry: only gpu_dl's built-in cells (and, for an RNN, StackedRNNCells of them), found
+    by class name in that fixed table, whatever module or registered name the entry gives."""
+    from ..layers.rnn_cells import CELL_CLASSES, StackedRNNCells
+    known = dict(CELL_CLASSES, **({"StackedRNNCells": StackedRNNCells} if stacked else {}))
+    class_name = entry.get("class_name") if isinstance(entry, dict) else None
+    if class_name not in known:
+        raise ValueError(f"{where}: the RNN cell {class_name if class_name else entry!r:.200} is not supported: "
+                         f"gpu_dl's RNN takes only its built-in cells ({', '.join(known)}), whose backward passes it "
+                         "has; a custom cell cannot be rebuilt.")
+    cell = _layer_from_entry(entry, where, CustomObjects())
+    if type(cell) is not known[class_name]:
+        raise ValueError(f"{where}: the RNN cell {class_name!r} did not rebuild as gpu_dl's own {class_name}.")
+    return cell
+
+
 def _refuse_custom_arguments(config, where, custom):
     """A ValueError when a built-in layer's argument names a custom object: gpu_dl's layers take its own
     activations, initializers, regularizers and constraints only."""
     for key, value in config.items():
-        if key in ("layer", "backward_layer") or not isinstance(value, dict):
+        if key in ("layer", "backward_layer", "cell") or not isinstance(value, dict):
             continue
         found = custom.entry(value)
         if found is not None:

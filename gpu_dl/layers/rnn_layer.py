@@ -1,0 +1,233 @@
+"""Keras 3's ``RNN`` layer over gpu_dl's built-in cells.
+
+``RNN(cell)`` with a SimpleRNNCell, LSTMCell or GRUCell computes what SimpleRNN, LSTM or GRU computes with the
+same weights: it runs that layer (bound to the cell's variables), so masks, ``initial_state``, dropout,
+``stateful``, the backward pass and the CUDA path are the layer's. Inputs (batch, timesteps, features);
+output (batch, units), or (batch, timesteps, units) with ``return_sequences``.
+
+A list of cells or ``StackedRNNCells([...])`` runs every cell at each step; that equals the matching layers
+chained, each but the last returning sequences, which is how it runs here. With ``return_state`` the call
+returns ``[output, *states of the first cell, *states of the second, ...]``: Keras orders them the same
+but nests each cell's states in a list of its own; ``initial_state`` takes either form.
+
+A cell of the user's own (a class with ``call`` and ``state_size``) is refused: gpu_dl has no automatic
+differentiation, and only the built-in cells have backward passes.
+"""
+from __future__ import annotations
+
+from .base import Layer
+from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry
+
+
+class RNN(Layer):
+    takes_mask = True
+    takes_initial_state = True
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+                 unroll=False, zero_output_for_mask=False, **kwargs):
+        first = cell[0] if isinstance(cell, (list, tuple)) and cell else cell
+        if kwargs.get("dtype") is None and isinstance(first, (_Cell, StackedRNNCells)):
+            kwargs["dtype"] = first.dtype   # computes in its cell's dtype (the sequence layer's is the cell's)
+        super().__init__(**kwargs)
+        where = f"RNN layer '{self.name}'"
+        if isinstance(cell, (list, tuple)):
+            if not all(isinstance(c, _Cell) for c in cell):
+                self._refuse(cell, where)
+            cell = StackedRNNCells(cell)
+        if not isinstance(cell, (_Cell, StackedRNNCells)):
+            self._refuse(cell, where)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._layers = None          # the bound sequence layers, one per cell, made when built
+        self.initial_state_gradients = None
+
+    @staticmethod
+    def _refuse(cell, where):
+        cells = cell if isinstance(cell, (list, tuple)) else [cell]
+        for c in cells:
+            if isinstance(c, _Cell):
+                continue
+            if hasattr(c, "call") and hasattr(c, "state_size"):
+                raise TypeError(f"{where}: the cell {type(c).__name__} is not one of gpu_dl's built-in cells; RNN "
+                                f"supports only {', '.join(CELL_CLASSES)} (or a list / StackedRNNCells of them), "
+                                "whose backward passes gpu_dl has (it has no automatic differentiation). Write "
+                                "the recurrence as a Layer subclass with its own backward instead.")
+            raise ValueError(f"{where}: `cell` must be an RNN cell ({', '.join(CELL_CLASSES)}), a list of them or "
+                             f"StackedRNNCells, got {c!r:.200}.")
+
+    @property
+    def cells(self):
+        return self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
+
+    @property
+    def state_size(self):
+        sizes = []
+        for c in self.cells:
+            sizes += c.state_size if isinstance(c.state_size, list) else [c.state_size]
+        return sizes
+
+    # ----------------------------------------------------------------- shapes
+    def _checked(self, shape):
+        shape = tuple(shape)
+        where = f"RNN layer '{self.name}'"
+        if len(shape) != 3:
+            raise ValueError(f"{where} expects inputs of rank 3 (batch, timesteps, features), got shape {shape} "
+                             f"(rank {len(shape)}). A 2-D array of samples needs a time axis: reshape to "
+                             "(batch, timesteps, features); to run the cell on one step, call the cell itself.")
+        if shape[1] == 0:
+            raise ValueError(f"{where}: the sequence length (timesteps) is 0, got input shape {shape}.")
+        if shape[2] is None:
+            raise ValueError(f"{where} needs a known number of features (last axis), got input shape {shape}.")
+        return shape
+
+    def build(self, input_shape):
+        n, _, features = self._checked(input_shape)
+        self.cell.ensure_built((n, features))
+        built_for = self.cells[0].kernel.shape[0]
+        if built_for != features:
+            raise ValueError(f"RNN layer '{self.name}': its cell '{self.cells[0].name}' was built for {built_for} "
+                             f"features per step; got an input of shape {tuple(input_shape)} with {features}.")
+        last = len(self.cells) - 1
+        self._layers = []
+        for i, cell in enumerate(self.cells):
+            # After the first layer the sequence is in the order it was read: the later ones read it forwards.
+            layer = cell.bound_layer(
+                self.name if last == 0 else f"{self.name}/{cell.name}",
+                return_sequences=self.return_sequences if i == last else True, return_state=True,
+                go_backwards=self.go_backwards and i == 0, stateful=self.stateful,
+                zero_output_for_mask=self.zero_output_for_mask and i == last)
+            setattr(self, f"_step_layer_{i}", layer)   # kept as attributes too: a shared layer's call state
+            self._layers.append(layer)
+        self._weights = self.cell.weights
+
+    def check_input_shape(self, shape):
+        shape = self._checked(shape)
+        features = self.cells[0].kernel.shape[0] if self.cells[0].kernel is not None else None
+        if features is not None and shape[2] != features:
+            raise ValueError(f"RNN layer '{self.name}' was built for {features} features per step; got an input of "
+                             f"shape {shape} with {shape[2]}.")
+
+    def compute_output_shape(self, input_shape):
+        n, t, _ = self._checked(input_shape)
+        units = self.cells[-1].units
+        out = (n, t, units) if self.return_sequences else (n, units)
+        if self.return_state:
+            return [out] + [(n, u) for u in self.state_size]
+        return out
+
+    def check_initial_state_shapes(self, shapes):
+        sizes = self.state_size
+        if len(shapes) != len(sizes) or any(len(s) != 2 or s[1] not in (None, u) for s, u in zip(shapes, sizes)):
+            raise ValueError(f"RNN layer '{self.name}': initial_state needs {len(sizes)} tensor(s) of shapes "
+                             f"{[(None, u) for u in sizes]}, got shapes {[tuple(s) for s in shapes]}.")
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    # ------------------------------------------------------------------ passes
+    def _split_initial_state(self, initial_state):
+        """One list of states per cell, from Keras's nested form or a flat list."""
+        if initial_state is None:
+            return [None] * len(self._layers)
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(self._layers) == 1:
+            return [states]
+        flat = []
+        for s in states:
+            flat += list(s) if isinstance(s, (list, tuple)) else [s]
+        counts = [layer.STATES for layer in self._layers]
+        if len(flat) != sum(counts):
+            raise ValueError(f"RNN layer '{self.name}': initial_state needs {sum(counts)} arrays in all (per cell: "
+                             f"{counts}), got {len(flat)}.")
+        split, start = [], 0
+        for count in counts:
+            split.append(flat[start:start + count])
+            start += count
+        return split
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        states = []
+        for i, (layer, initial) in enumerate(zip(self._layers, self._split_initial_state(initial_state))):
+            x, *layer_states = layer.call(x, training=training, mask=mask, initial_state=initial)
+            states += layer_states
+            if i == 0 and self.go_backwards and mask is not None:
+                mask = mask[:, ::-1]   # the later layers read the sequence in the order the first one did
+        return [x] + states if self.return_state else x
+
+    def backward(self, dy):
+        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        count = 1 + len(self.state_size)
+        if len(grads) > count:
+            raise ValueError(f"RNN layer '{self.name}': backward takes {count} gradient(s), one per array the call "
+                             f"returned, got {len(grads)}.")
+        grads += [None] * (count - len(grads))
+        d_output, d_states = grads[0], grads[1:]
+        starts, start = [], 0
+        for layer in self._layers:
+            starts.append(start)
+            start += layer.STATES
+        for i in reversed(range(len(self._layers))):
+            layer = self._layers[i]
+            layer.trainable = self.trainable
+            layer.input_gradient_wanted = i > 0 or self.input_gradient_wanted
+            d_output = layer.backward([d_output] + d_states[starts[i]:starts[i] + layer.STATES])
+        self.initial_state_gradients = [g for layer in self._layers for g in layer.initial_state_gradients]
+        return d_output
+
+    # ---------------------------------------------------------------- stateful
+    def reset_state(self):
+        for layer in self._layers or []:
+            layer.reset_state()
+
+    def reset_states(self):
+        self.reset_state()
+
+    @property
+    def carried_batch_size(self):
+        return None if not self._layers else self._layers[0].carried_batch_size
+
+    @property
+    def states(self):
+        """A stateful layer's carried states, every cell's in order (None before its first call or after a reset)."""
+        if not self._layers or self._layers[0].states is None:
+            return None
+        return [s for layer in self._layers for s in layer.states]
+
+    # -------------------------------------------------------------- serialising
+    def weight_groups(self, path):
+        """Where Keras 3 keeps the weights in a .weights.h5 file: ``<path>/cell/vars`` for one cell; for
+        StackedRNNCells ``<path>/cell/cells/<cell class in snake case, numbered _1, _2 when repeated>/vars``."""
+        from ..catalogue import keras_snake_case
+        groups = [(path, self.name, [])]
+        if not isinstance(self.cell, StackedRNNCells):
+            return groups + [(path + "/cell", self.cell.name, self.cell.weights)]
+        groups.append((path + "/cell", self.cell.name, []))
+        used = {}
+        for c in self.cell.cells:
+            key = keras_snake_case(type(c).__name__)
+            used[key] = used.get(key, -1) + 1
+            groups.append((f"{path}/cell/cells/{key}" + (f"_{used[key]}" if used[key] else ""), c.name, c.weights))
+        return groups
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"return_sequences": self.return_sequences, "return_state": self.return_state,
+                       "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+                       "zero_output_for_mask": self.zero_output_for_mask,
+                       "cell": {"class_name": type(self.cell).__name__, "config": self.cell.get_config()}})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        cell = config.pop("cell")
+        if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
+            cell = StackedRNNCells.from_config(dict(cell.get("config") or {}))
+        elif not isinstance(cell, (StackedRNNCells, _Cell)):
+            cell = cell_from_entry(cell, f"RNN layer '{config.get('name', 'rnn')}'")
+        return cls(cell, **config)

@@ -1,0 +1,191 @@
+"""RNN cells and the RNN layer against Keras 3 itself (where Keras is installed): one step, outputs and states
+for the same weights, training steps, .keras and .weights.h5 files both ways, summary."""
+import os
+import re
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import layers  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+def to_numpy(value):
+    return keras.ops.convert_to_numpy(value)
+
+
+CELLS = [("LSTMCell", {}), ("LSTMCell", {"unit_forget_bias": False, "use_bias": False}), ("GRUCell", {}),
+         ("GRUCell", {"reset_after": False}), ("SimpleRNNCell", {"activation": "relu"})]
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS)
+def test_one_step_matches_keras(rng, name, kwargs):
+    ours, theirs = getattr(layers, name)(4, **kwargs), getattr(keras.layers, name)(4, **kwargs)
+    x = rng.standard_normal((3, 5)).astype("float32")
+    states = [rng.standard_normal((3, 4)).astype("float32") for _ in ours.get_initial_state(3)]
+    h, new_states = ours(x, states)
+    theirs.build((None, 5))
+    assert [w.shape for w in theirs.get_weights()] == [w.shape for w in ours.get_weights()]
+    assert theirs.state_size == ours.state_size and theirs.output_size == ours.output_size
+    theirs.set_weights(ours.get_weights())
+    their_h, their_states = theirs(x, states)
+    numpy.testing.assert_allclose(h, to_numpy(their_h), rtol=1e-5, atol=1e-6)
+    assert len(new_states) == len(their_states)
+    for a, b in zip(new_states, their_states):
+        numpy.testing.assert_allclose(a, to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS)
+def test_cell_initial_weights_and_config_are_keras_s(name, kwargs):
+    ours, theirs = getattr(layers, name)(3, **kwargs), getattr(keras.layers, name)(3, **kwargs)
+    ours.build((None, 2))
+    theirs.build((None, 2))
+    for a, b in zip(ours.get_weights()[2:], theirs.get_weights()[2:]):   # biases: deterministic
+        numpy.testing.assert_array_equal(a, b)
+    mine, keras_config = ours.get_config(), theirs.get_config()
+    assert set(mine) == set(keras_config)
+    for key in ("units", "activation", "use_bias", "dropout", "recurrent_dropout", "seed", "reset_after",
+                "unit_forget_bias", "recurrent_activation"):
+        assert mine.get(key) == keras_config.get(key), key
+
+
+@pytest.mark.parametrize("cells,kwargs", [
+    (("LSTMCell",), {"return_state": True}),
+    (("GRUCell",), {"return_sequences": True, "return_state": True, "go_backwards": True}),
+    (("SimpleRNNCell",), {"return_sequences": True}),
+    (("LSTMCell", "SimpleRNNCell", "GRUCell"), {"return_state": True}),
+    (("GRUCell", "LSTMCell"), {"return_sequences": True, "return_state": True, "go_backwards": True}),
+])
+def test_rnn_outputs_and_states_match_keras(rng, cells, kwargs):
+    x = rng.standard_normal((3, 7, 5)).astype("float32")
+    ours = layers.RNN([getattr(layers, c)(u) for c, u in zip(cells, (4, 3, 2))], **kwargs)
+    theirs = keras.layers.RNN([getattr(keras.layers, c)(u) for c, u in zip(cells, (4, 3, 2))], **kwargs)
+    if len(cells) == 1:
+        ours = layers.RNN(ours.cell.cells[0], **kwargs)
+        theirs = keras.layers.RNN(theirs.cell.cells[0], **kwargs)
+    got = ours(x)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    want = theirs(x)
+    if not kwargs.get("return_state"):
+        numpy.testing.assert_allclose(got, to_numpy(want), rtol=1e-5, atol=1e-6)
+        return
+    # Keras nests the states of stacked cells per cell; gpu_dl returns them flat in the same order.
+    flat = [want[0]]
+    for s in want[1:]:
+        flat += list(s) if isinstance(s, (list, tuple)) else [s]
+    assert len(got) == len(flat)
+    for a, b in zip(got, flat):
+        numpy.testing.assert_allclose(a, to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+def test_masked_rnn_of_cells_matches_keras(rng):
+    x = rng.standard_normal((3, 6, 2)).astype("float32")
+    x[0, 4:] = 0
+    x[2, :2] = 0
+
+    def stack(lib, cells):
+        return [lib.layers.Masking(), lib.layers.RNN(cells, return_sequences=True), lib.layers.Dense(2)]
+    ours = gpu_dl.Sequential([layers.Input((6, 2))] + stack(gpu_dl, [layers.GRUCell(3), layers.LSTMCell(4)]))
+    theirs = keras.Sequential([keras.Input((6, 2))] + stack(keras, [keras.layers.GRUCell(3),
+                                                                      keras.layers.LSTMCell(4)]))
+    theirs.set_weights(ours.get_weights())
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_training_steps_match_keras(rng):
+    def stack(lib):
+        return [lib.layers.RNN(lib.layers.LSTMCell(6), return_sequences=True),
+                lib.layers.RNN([lib.layers.SimpleRNNCell(4), lib.layers.GRUCell(3)]),
+                lib.layers.Dense(4, activation="softmax")]
+    gpu_dl.backend.set_random_seed(5)
+    ours = gpu_dl.Sequential([layers.Input((5, 3))] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input((5, 3))] + stack(keras))
+    assert_training_steps_match(keras, ours, theirs, rng, (5, 3), classes=4, batch=8)
+
+
+def _models(lib, input_lib):
+    return lib.Sequential([input_lib((6, 3)),
+                           lib.layers.RNN(lib.layers.GRUCell(4, reset_after=False), return_sequences=True),
+                           lib.layers.RNN([lib.layers.LSTMCell(3), lib.layers.LSTMCell(2),
+                                           lib.layers.SimpleRNNCell(2)], go_backwards=True),
+                           lib.layers.Dense(2)])
+
+
+def test_keras_file_from_keras_loads_in_gpu_dl(rng, tmp_path):
+    theirs = _models(keras, keras.Input)
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "theirs.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "theirs.keras")
+    assert type(ours.layers[1].cell) is layers.StackedRNNCells
+    assert [type(c).__name__ for c in ours.layers[1].cell.cells] == ["LSTMCell", "LSTMCell", "SimpleRNNCell"]
+    assert ours.layers[0].cell.reset_after is False and ours.layers[1].go_backwards
+    x = rng.standard_normal((4, 6, 3)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_file_from_gpu_dl_loads_in_keras(rng, tmp_path):
+    ours = _models(gpu_dl, layers.Input)
+    ours.save(tmp_path / "ours.keras")
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs = keras.models.load_model(tmp_path / "ours.keras")
+    x = rng.standard_normal((4, 6, 3)).astype("float32")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    fresh = _models(keras, keras.Input)
+    fresh.load_weights(tmp_path / "ours.weights.h5")
+    numpy.testing.assert_allclose(fresh.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    cell_entry = theirs.layers[1].get_config()["cell"]
+    assert cell_entry["class_name"] == "StackedRNNCells"
+
+
+def test_weights_file_from_keras_loads_in_gpu_dl(rng, tmp_path):
+    theirs = _models(keras, keras.Input)
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    ours = _models(gpu_dl, layers.Input)
+    ours.load_weights(tmp_path / "theirs.weights.h5")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_summary_matches_keras():
+    def rows(text):
+        return [line for line in text.splitlines() if "RNN" in line or "params" in line]
+    ours, theirs = _models(gpu_dl, layers.Input), _models(keras, keras.Input)
+    lines_ours, lines_theirs = [], []
+    ours.summary(print_fn=lines_ours.append)
+    theirs.summary(print_fn=lines_theirs.append)
+
+    def cleaned(lines):   # the cells' text, whatever the column widths and the layers' numbering
+        return [[re.sub(r"rnn(_\d+)? \(RNN\)", "rnn (RNN)", cell.strip()) for cell in line.split("│") if cell.strip()]
+                for line in rows("\n".join(lines))]
+    assert cleaned(lines_ours) == cleaned(lines_theirs)
+
+
+def test_custom_cell_in_a_keras_file_is_refused(tmp_path):
+    @keras.saving.register_keras_serializable(package="oracle_cells")
+    class MinimalCell(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+
+        def call(self, inputs, states):
+            h = keras.ops.matmul(inputs, self.kernel) + states[0]
+            return h, [h]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+    theirs = keras.Sequential([keras.Input((4, 2)), keras.layers.RNN(MinimalCell(3))])
+    theirs.save(tmp_path / "custom.keras")
+    with pytest.raises(ValueError, match=r"'MinimalCell' names the module"):
+        gpu_dl.models.load_model(tmp_path / "custom.keras")
+    with pytest.raises(ValueError, match=r"RNN cell 'MinimalCell' is not supported: gpu_dl's RNN takes only"):
+        gpu_dl.models.load_model(tmp_path / "custom.keras", custom_objects={"oracle_cells>MinimalCell": MinimalCell})
