@@ -54,11 +54,13 @@ def _kind(x):
 
 def _refuse(x, name, **given):
     """Keras's rule: what the batches hold is not given beside them."""
-    what = {"y": "the targets", "sample_weight": "the sample weights", "batch_size": "the batch size"}
     for arg, value in given.items():
         if value is not None:
+            instead = ("its batches have their own size" if arg.endswith("batch_size") else
+                       f"{'the targets' if arg == 'y' else 'the sample weights'} should be included as part of "
+                       f"its batches")
             raise ValueError(f"When providing `{name}` as a {_kind(x)}, `{arg}` should not be passed. Instead, "
-                             f"{what.get(arg, arg)} should be included as part of the {_kind(x)}'s batches.")
+                             f"{instead} (got {arg}={value if arg.endswith('batch_size') else '...'}).")
 
 
 def _steps(value, name):
