@@ -109,6 +109,13 @@ class ProgbarLogger(Callback):
     def _new_bar(self, target):
         self.bar = Progbar(target, verbose=self.verbose)
 
+    def _finish(self, logs):
+        # A generator's epoch length is known only at its end: the loop puts it in params then, and the
+        # bar ends at it (as Keras's ends "10/10" after counting "1/Unknown", "2/Unknown", ...).
+        if self.bar.target is None:
+            self.bar.target = self.params.get("steps")
+        self.bar.update(self.params.get("steps") or 1, logs, finalize=True)
+
     def on_epoch_begin(self, epoch, logs=None):
         if self.verbose:
             print(f"Epoch {epoch + 1}/{self.params['epochs']}", flush=True)
@@ -122,7 +129,7 @@ class ProgbarLogger(Callback):
             self.bar.update(batch + 1, _shown(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
+        self._finish(_shown(logs))
 
     def on_test_begin(self, logs=None):
         if self._called_in_fit:
@@ -137,13 +144,13 @@ class ProgbarLogger(Callback):
     def on_test_end(self, logs=None):
         self._validating = False
         if not self._called_in_fit:
-            self.bar.update(self.params.get("steps") or 1, _shown(logs), finalize=True)
+            self._finish(_shown(logs))
 
     def on_predict_begin(self, logs=None):
         self._new_bar(self.params.get("steps"))
 
     def on_predict_end(self, logs=None):
-        self.bar.update(self.params.get("steps") or 1, {}, finalize=True)
+        self._finish({})
 
 
 def _shown(logs):

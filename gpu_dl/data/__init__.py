@@ -2,9 +2,10 @@
 from .cifar10 import load_cifar10
 from .digits import load_digits
 from .mnist import load_fashion_mnist, load_mnist
+from .py_dataset import PyDataset
 from .sequences import SequenceDataset, pad_sequences, timeseries_dataset_from_array
 
 __all__ = [
-    "SequenceDataset", "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "pad_sequences",
+    "PyDataset", "SequenceDataset", "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "pad_sequences",
     "timeseries_dataset_from_array",
 ]

@@ -28,7 +28,7 @@ from .. import backend, losses as losses_module, metrics as metrics_module, opti
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import Layer, unique_name
-from . import data_checks as checks
+from . import data_checks as checks, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -458,8 +458,13 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` passes over (x, y), or over a data set given as ``x``. Returns a ``History``."""
+        """Train for ``epochs`` passes over (x, y), or over a data set, PyDataset or generator given as ``x``.
+        Returns a ``History``."""
         self._require_compiled("fit")
+        if streaming.is_stream(x):
+            return streaming.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                 validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                 steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
         x, y, batch_size, dataset_shuffle = _dataset_input(x, y, batch_size, sample_weight, "fit")
         if dataset_shuffle is not None:
             if validation_split:
@@ -475,12 +480,16 @@ class Model(Layer):
         verbose = checks.verbosity(verbose)
         validation_freq = checks.positive_int(validation_freq, "validation_freq")
         split = checks.validation_split(validation_split)
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("`steps_per_epoch`/`validation_steps` apply to endless data streams; with arrays, use batch_size.")
+        val_stream = streaming.is_stream(validation_data)
+        if steps_per_epoch is not None or (validation_steps is not None and not val_stream):
+            raise ValueError("`steps_per_epoch`/`validation_steps` apply to a PyDataset or generator; with arrays, "
+                             "use batch_size.")
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
         val = None
-        if validation_data is not None:
+        if val_stream:
+            val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
+        elif validation_data is not None:
             val = self._validation_arrays(validation_data)
         elif split > 0:
             cut = checks.split_for_validation(_length(x), split)
@@ -490,7 +499,7 @@ class Model(Layer):
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
         self._check_stateful_batches(_length(x), batch_size)
-        if val is not None:
+        if val is not None and not val_stream:
             self._check_stateful_batches(_length(val[0]), val_batch_size, "validation data", "validation_batch_size")
 
         # All checks passed: from here on the model may change.
@@ -513,7 +522,8 @@ class Model(Layer):
                 logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
-                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+                    logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
+                                if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
@@ -573,6 +583,8 @@ class Model(Layer):
         self._require_compiled("evaluate")
         if not self.built and self.input_spec is None:
             raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it before evaluate().")
+        if streaming.is_stream(x):
+            return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
         x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
@@ -591,7 +603,9 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x``, as a NumPy array."""
+        """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as a NumPy array."""
+        if streaming.is_stream(x):
+            return streaming.predict(self, x, batch_size, verbose, steps, callbacks)
         x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)

@@ -6,10 +6,14 @@ import numpy
 from ..backend import set_random_seed
 from ..catalogue import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
                          get_registered_object, register_keras_serializable)
-from ..data.sequences import pad_sequences, timeseries_dataset_from_array   # where Keras 3 has them too
+from ..data.py_dataset import PyDataset   # where Keras 3 has them too
+from ..data.sequences import pad_sequences, timeseries_dataset_from_array
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
 from .progbar import Progbar
+
+
+Sequence = PyDataset   # Keras 3's older name for it
 
 
 def to_categorical(x, num_classes=None):
@@ -44,6 +48,6 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["CustomObjectScope", "Progbar", "custom_object_scope", "get_custom_objects", "get_registered_name",
+__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "custom_object_scope", "get_custom_objects", "get_registered_name",
            "get_registered_object", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
            "register_keras_serializable", "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]

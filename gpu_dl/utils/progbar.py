@@ -107,7 +107,7 @@ class Progbar:
             value = value() if callable(value) else value
             items.append(f"{name}: {format_value(value)}")
         metrics = "".join(f" - {item}" for item in items)
-        counter = f"{current}/{self.target}" if self.target is not None else f"{current}"
+        counter = f"{current}/{self.target}" if self.target is not None else f"{current}/Unknown"   # as Keras
         if self.verbose == 2:
             if finalize:
                 self.stream.write(f"{counter} - {format_duration(elapsed)} - {format_per_unit(per_unit, self.unit_name)}{metrics}\n")

@@ -1,0 +1,403 @@
+"""fit/evaluate/predict over streaming inputs: a ``PyDataset`` or a Python generator/iterator as ``x``.
+
+Such inputs hand over one batch at a time, so nothing is known of the data before
+its first batch: that batch is read and checked against the model (as the array
+path checks whole arrays) before the model changes, then every batch is checked
+the same way when it arrives, and an error names its batch. Each batch then moves
+to the device once (``Model._device_batch``) and runs the same step as array batches.
+
+What is taken and refused follows Keras 3 (``keras.src.trainers.epoch_iterator``
+and ``data_adapters``):
+
+- ``y`` and ``sample_weight`` beside such an ``x`` are refused (the batches hold
+  them), so is ``validation_split``; ``batch_size`` is refused too (Keras ignores it:
+  the batches have their own size);
+- ``shuffle=True`` (fit's default) shuffles the order of a PyDataset's batches each
+  epoch; for a generator or an endless PyDataset it warns and is ignored;
+- ``class_weight`` works with a PyDataset (refused where a batch holds sample
+  weights) and is refused with a generator;
+- ``steps_per_epoch`` (``steps``, ``validation_steps``) caps the batches of an
+  epoch; a generator then continues where the last epoch stopped. Without it an
+  epoch is one pass: ``len(PyDataset)`` batches, or a generator until it is
+  exhausted (an endless one never ends: give ``steps_per_epoch``);
+- a generator that runs out before ``steps_per_epoch`` batches, or before the
+  last epoch, gives Keras's warning and ends training after that epoch (Keras goes
+  on with the few batches it peeked at; gpu_dl has no data left to go on with).
+"""
+from __future__ import annotations
+
+import collections.abc
+import types
+import warnings
+from contextlib import closing
+
+import numpy
+
+from .. import backend
+from ..callbacks import CallbackList, History, ProgbarLogger
+from ..data.py_dataset import PyDataset, prefetched
+from . import data_checks as checks
+
+_RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+            "generate at least `steps_per_epoch * epochs` batches.")
+
+
+def is_stream(x):
+    """Whether ``x`` is a PyDataset or a Python generator/iterator (arrays and lists are not)."""
+    return isinstance(x, (PyDataset, types.GeneratorType)) or (
+        isinstance(x, collections.abc.Iterator) and not hasattr(x, "shape"))
+
+
+def _kind(x):
+    return "PyDataset" if isinstance(x, PyDataset) else "generator"
+
+
+def _refuse(x, name, **given):
+    """Keras's rule: what the batches hold is not given beside them."""
+    for arg, value in given.items():
+        if value is not None:
+            instead = ("its batches have their own size" if arg.endswith("batch_size") else
+                       f"{'the targets' if arg == 'y' else 'the sample weights'} should be included as part of "
+                       f"its batches")
+            raise ValueError(f"When providing `{name}` as a {_kind(x)}, `{arg}` should not be passed. Instead, "
+                             f"{instead} (got {arg}={value if arg.endswith('batch_size') else '...'}).")
+
+
+def _steps(value, name):
+    return None if value is None else checks.positive_int(value, name)
+
+
+class Stream:
+    """The batches of a PyDataset or an iterator, one epoch at a time, as Keras's EpochIterator hands them out.
+
+    ``steps`` caps each epoch (None: one pass). ``epoch()`` yields ``(step, index, raw batch)``; ``index`` is
+    the PyDataset's batch index (the position in the stream for an iterator). ``ran_out`` is set when an
+    iterator is exhausted.
+    """
+
+    def __init__(self, data, steps, shuffle, name, steps_name):
+        self.data, self.name, self.steps = data, name, steps
+        self.ran_out = False
+        self._position = 0          # batches taken so far: in this pass (PyDataset) or in all (iterator)
+        self._order = None
+        if isinstance(data, PyDataset):
+            self.length = data.num_batches
+            if self.length is not None:
+                self.length = checks.non_negative_int(self.length, f"len({name})")
+                if self.length == 0:
+                    raise ValueError(f"`{name}` is a PyDataset of 0 batches: there is nothing to run on.")
+            elif steps is None:
+                raise ValueError(f"`{name}` is an endless PyDataset (num_batches is None): give `{steps_name}`.")
+            self.shuffle = bool(shuffle) and self.length is not None
+            if data.use_multiprocessing:
+                warnings.warn(f"`{name}`: use_multiprocessing=True runs the PyDataset's workers as threads in gpu_dl "
+                              "(it forks no processes).", stacklevel=4)
+            self._iterator, self._peeked = None, []
+        else:
+            self.length, self.shuffle = None, False
+            self._iterator, self._peeked = iter(data), []
+
+    @property
+    def known_steps(self):
+        """Batches in an epoch when known before it runs (what the progress bar counts to), else None."""
+        return self.steps or self.length
+
+    def where(self, index):
+        return f"batch {index} of `{self.name}`"
+
+    def first(self):
+        """The first batch, left in place for the first epoch."""
+        if self._iterator is None:
+            return self.data[0]
+        if not self._peeked:
+            try:
+                self._peeked.append(next(self._iterator))
+            except StopIteration:
+                raise ValueError(f"`{self.name}` is a {_kind(self.data)} that yields no batches.") from None
+        return self._peeked[0]
+
+    def epoch(self):
+        if self._iterator is not None:
+            yield from self._iterator_epoch()
+            return
+        self.data.on_epoch_begin()
+        try:
+            yield from self._py_dataset_epoch()
+        finally:
+            self.data.on_epoch_end()
+
+    def _iterator_epoch(self):
+        step = 0
+        while self.steps is None or step < self.steps:
+            if self._peeked:
+                batch = self._peeked.pop(0)
+            else:
+                try:
+                    batch = next(self._iterator)
+                except StopIteration:
+                    self.ran_out = True
+                    return
+            yield step, self._position, batch
+            self._position += 1
+            step += 1
+
+    def _py_dataset_epoch(self):
+        if self.length is None:     # endless: the indices go on from epoch to epoch
+            indices = range(self._position, self._position + self.steps)
+        else:
+            if self._position == 0:
+                self._order = backend.rng().permutation(self.length) if self.shuffle else numpy.arange(self.length)
+            left = self.length - self._position
+            indices = [int(i) for i in self._order[self._position:self._position + min(left, self.steps or left)]]
+        workers = self.data.workers or 0
+        batches = prefetched(self.data, indices, workers, self.data.max_queue_size) if workers > 1 else \
+            ((i, self.data[i]) for i in indices)
+        step = -1
+        with closing(batches):
+            for step, (index, batch) in enumerate(batches):
+                self._position += 1
+                yield step, index, batch
+        if self.length is not None and self._position >= self.length:
+            # Keras starts a new pass with the next epoch, warning when this one was cut short of steps_per_epoch.
+            if self.steps is not None and step + 1 < self.steps:
+                warnings.warn(_RAN_OUT, stacklevel=4)
+            self._position = 0
+
+
+# --------------------------------------------------------------------------- batches
+def unpack(raw, where):
+    """A batch as ``(x, y, sample_weight)``; y and sample_weight may be None. Keras's forms: ``x`` (an array or
+    a dict), ``(x,)``, ``(x, y)``, ``(x, y, sample_weight)``; a list is taken as a tuple."""
+    if isinstance(raw, dict) or hasattr(raw, "shape"):
+        return raw, None, None
+    if isinstance(raw, list):
+        raw = tuple(raw)
+    if not isinstance(raw, tuple) or len(raw) not in (1, 2, 3):
+        what = f"a tuple of {len(raw)}" if isinstance(raw, tuple) else f"a {type(raw).__name__}"
+        raise ValueError(f"{where.capitalize()} must be x, (x,), (x, y) or (x, y, sample_weight); got {what}.")
+    return tuple(raw) + (None,) * (3 - len(raw))
+
+
+def _named(exc, where):
+    """The same error, its message led by the batch it is about."""
+    return (TypeError if isinstance(exc, TypeError) else ValueError)(f"{where.capitalize()}: {exc}")
+
+
+def prepare(model, raw, where, class_weight=None):
+    """A batch with targets as checked host arrays ``(x, y, sw, output_shape)``; errors name the batch."""
+    x, y, sw = unpack(raw, where)
+    if y is None:
+        raise ValueError(f"{where.capitalize()} holds no targets: fit() and evaluate() need batches "
+                         "(x, y) or (x, y, sample_weight).")
+    if class_weight is not None and sw is not None:
+        raise ValueError(f"{where.capitalize()} holds sample weights: you cannot specify `class_weight` and "
+                         "`sample_weight` at the same time.")
+    try:
+        return model._prepare(x, y, sw, class_weight)
+    except (ValueError, TypeError) as exc:
+        raise _named(exc, where) from None
+
+
+def device_batch(model, raw, where, class_weight=None):
+    """A checked batch on the device, ``(x, y, sw)``; stateful layers' batch size checked first."""
+    x, y, sw, _ = prepare(model, raw, where, class_weight)
+    check_stateful(model, x, where)
+    return model._device_batch(x, y, sw, slice(None))
+
+
+def check_stateful(model, x, where):
+    """Stateful recurrent layers carry each sample's state to the next batch: every batch must have the size
+    they carry states for (any size before they have run, as with arrays)."""
+    stateful = [layer for layer in model._flat_layers() if getattr(layer, "stateful", False)]
+    carried = next((l.carried_batch_size for l in stateful if l.carried_batch_size is not None), None)
+    n = len(x[0] if isinstance(x, tuple) else x)
+    if carried is not None and n != carried:
+        raise ValueError(f"{where.capitalize()} has {n} samples, but the stateful layer(s) "
+                         f"{', '.join(repr(l.name) for l in stateful)} of model '{model.name}' carry states for "
+                         f"batches of {carried}: every batch must have {carried} samples (or call reset_state() on "
+                         "those layers first).")
+
+
+def _host_inputs(model, raw, where):
+    x, _, _ = unpack(raw, where)
+    try:
+        x = model._host_features(x, "x")
+        model._check_input_shape(_shapes(x), "x")
+    except (ValueError, TypeError) as exc:
+        raise _named(exc, where) from None
+    return x
+
+
+def _on_device(x):
+    return tuple(backend.to_device(a) for a in x) if isinstance(x, tuple) else backend.to_device(x)
+
+
+def _shapes(x):
+    return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
+
+
+# --------------------------------------------------------------------------- the loops
+def _run_epoch(stream, cbs, params, step_fn, begin, end, stop=lambda: False):
+    """Run ``step_fn(raw, where)`` over one epoch of ``stream`` with the batch hooks ``begin``/``end``; the
+    progress bar learns the epoch's length at its end when it was unknown (as Keras's does)."""
+    seen = 0
+    with closing(stream.epoch()) as batches:
+        for step, index, raw in batches:
+            cbs.batch(begin, step, dict)
+            end_logs = step_fn(raw, stream.where(index))
+            cbs.batch(end, step, end_logs)
+            seen = step + 1
+            if stop():
+                break
+    if params.get("steps") is None:
+        params["steps"] = seen
+    return seen
+
+
+def evaluate_pass(model, stream, cbs, params, prefix=""):
+    """Loss and metrics over one epoch of ``stream``, from fresh sums; the test hooks run as in evaluate()."""
+    model.reset_metrics()
+    cbs.call("on_test_begin", {})
+
+    def step(raw, where):
+        model._test_step(*device_batch(model, raw, where))
+        return model._logs
+    _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
+    if stream.ran_out and stream.steps is not None:
+        warnings.warn(_RAN_OUT, stacklevel=3)
+    logs = model._logs()
+    cbs.call("on_test_end", logs)
+    return {prefix + name: value for name, value in logs.items()}
+
+
+def validation_stream(model, data, steps, batch_size):
+    """``validation_data`` given as a PyDataset/generator: a Stream, its first batch checked."""
+    _refuse(data, "validation_data", validation_batch_size=batch_size)
+    stream = Stream(data, _steps(steps, "validation_steps"), False, "validation_data", "validation_steps")
+    prepare(model, stream.first(), stream.where(0))
+    return stream
+
+
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+        class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
+        validation_freq):
+    """Model.fit with a PyDataset or generator as ``x``; returns the History."""
+    _refuse(x, "x", y=y, sample_weight=sample_weight, batch_size=batch_size)
+    if validation_split:
+        raise ValueError(f"Argument `validation_split` is only supported for arrays; `x` is a {_kind(x)}: pass "
+                         "`validation_data` instead.")
+    if class_weight is not None and not isinstance(x, PyDataset):
+        raise ValueError(f"Argument `class_weight` is not supported for Python generator inputs. Received: "
+                         f"class_weight={class_weight}")
+    epochs = checks.non_negative_int(epochs, "epochs")
+    initial_epoch = checks.non_negative_int(initial_epoch, "initial_epoch")
+    verbose = checks.verbosity(verbose)
+    validation_freq = checks.positive_int(validation_freq, "validation_freq")
+    callbacks = model._check_callbacks(callbacks)
+    train = Stream(x, _steps(steps_per_epoch, "steps_per_epoch"), shuffle, "x", "steps_per_epoch")
+    if shuffle and not train.shuffle:
+        warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as "
+                      f"{'an endless PyDataset' if isinstance(x, PyDataset) else 'a generator'}. It is expected "
+                      "to yield already-shuffled data.", stacklevel=3)
+    xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
+    val = val_params = None
+    if is_stream(validation_data):
+        val = validation_stream(model, validation_data, validation_steps, validation_batch_size)
+        val_params = {"verbose": verbose, "steps": val.known_steps}
+    elif validation_data is not None:
+        if validation_steps is not None:
+            raise ValueError("`validation_steps` applies to validation data given as a PyDataset or generator; "
+                             "with arrays, use validation_batch_size.")
+        val = model._validation_arrays(validation_data)
+        val_batch_size = checks.positive_int(32 if validation_batch_size is None else validation_batch_size,
+                                             "validation_batch_size")
+        model._check_stateful_batches(len(val[0][0] if isinstance(val[0], tuple) else val[0]), val_batch_size,
+                                      "validation data", "validation_batch_size")
+
+    # All checks passed: from here on the model may change.
+    model._resolve_metrics(_shapes(yb), output_shape)
+    model._start(_shapes(xb))
+    history = History()
+    model.history = history
+    listeners = list(callbacks) + [history]
+    if verbose:
+        print(backend.describe_device(), flush=True)
+        listeners.append(ProgbarLogger(verbose))
+    params = {"verbose": verbose, "epochs": epochs, "steps": train.known_steps}
+    cbs = CallbackList(listeners, model, params)
+    model.stop_training = False
+    logs = {}
+
+    def step(raw, where):
+        model._train_step(*device_batch(model, raw, where, class_weight))
+        return model._logs
+
+    cbs.call("on_train_begin", {})
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        cbs.call("on_epoch_begin", epoch, {})
+        _run_epoch(train, cbs, params, step, "on_train_batch_begin", "on_train_batch_end",
+                   lambda: model.stop_training)
+        logs = model._logs()
+        if train.ran_out and (train.steps is not None or epoch + 1 < epochs):
+            warnings.warn(_RAN_OUT, stacklevel=3)
+            model.stop_training = True
+        if val is not None and (epoch + 1) % validation_freq == 0:
+            if isinstance(val, Stream):
+                logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
+            else:
+                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+        cbs.call("on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    cbs.call("on_train_end", logs)
+    return history
+
+
+def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict):
+    """Model.evaluate with a PyDataset or generator as ``x``."""
+    _refuse(x, "x", y=y, sample_weight=sample_weight, batch_size=batch_size)
+    verbose = checks.verbosity(verbose)
+    callbacks = model._check_callbacks(callbacks)
+    stream = Stream(x, _steps(steps, "steps"), False, "x", "steps")
+    xb, yb, _, output_shape = prepare(model, stream.first(), stream.where(0))
+    model._resolve_metrics(_shapes(yb), output_shape)
+    model._start(_shapes(xb))
+    params = {"verbose": verbose, "steps": stream.known_steps}
+    cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
+    logs = evaluate_pass(model, stream, cbs, params)
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def predict(model, x, batch_size, verbose, steps, callbacks):
+    """Model.predict with a PyDataset or generator as ``x``: the outputs of its batches, concatenated
+    (a list of one array per output for a model of several)."""
+    _refuse(x, "x", batch_size=batch_size)
+    verbose = checks.verbosity(verbose)
+    callbacks = model._check_callbacks(callbacks)
+    stream = Stream(x, _steps(steps, "steps"), False, "x", "steps")
+    first = _host_inputs(model, stream.first(), stream.where(0))
+    if not model.built:
+        model.build(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
+                    else (None,) + tuple(first.shape[1:]))
+    params = {"verbose": verbose, "steps": stream.known_steps}
+    cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
+    cbs.call("on_predict_begin", {})
+    outputs = []
+
+    def step(raw, where):
+        xb = _host_inputs(model, raw, where)
+        check_stateful(model, xb, where)
+        out = model.forward(_on_device(xb), training=False)
+        outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
+        return lambda: {"outputs": outputs[-1]}
+    _run_epoch(stream, cbs, params, step, "on_predict_batch_begin", "on_predict_batch_end")
+    if stream.ran_out and stream.steps is not None:
+        warnings.warn(_RAN_OUT, stacklevel=2)
+    cbs.call("on_predict_end", {})
+    if outputs and isinstance(outputs[0], list):
+        return model._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
+    return numpy.concatenate(outputs, axis=0)
