@@ -87,6 +87,23 @@ def ref_nadam(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=EPS):
     return w - lr * m_hat / (numpy.sqrt(v_hat) + epsilon)
 
 
+def ref_lion(w, g, s, t, lr, beta_1=0.9, beta_2=0.99):
+    m = s.get("m", numpy.zeros_like(w))
+    w = w - lr * numpy.sign(beta_1 * m + (1 - beta_1) * g)
+    s["m"] = beta_2 * m + (1 - beta_2) * g
+    return w
+
+
+def ref_lamb(w, g, s, t, lr, beta_1=0.9, beta_2=0.999, epsilon=EPS):
+    s["m"] = beta_1 * s.get("m", numpy.zeros_like(w)) + (1 - beta_1) * g
+    s["v"] = beta_2 * s.get("v", numpy.zeros_like(w)) + (1 - beta_2) * g ** 2
+    r = (s["m"] / (1 - beta_1 ** t)) / (numpy.sqrt(s["v"] / (1 - beta_2 ** t)) + epsilon)
+    # The trust ratio is taken over the whole variable, whatever its shape.
+    w_norm, r_norm = math.sqrt(float(numpy.sum(w ** 2))), math.sqrt(float(numpy.sum(r ** 2)))
+    ratio = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+    return w - ratio * lr * r
+
+
 CASES = [
     ("SGD", {}, ref_sgd),
     ("SGD", {"momentum": 0.9}, ref_sgd),
@@ -105,6 +122,10 @@ CASES = [
     ("Adamax", {}, ref_adamax),
     ("Nadam", {}, ref_nadam),
     ("Nadam", {"beta_1": 0.5, "beta_2": 0.9}, ref_nadam),
+    ("Lion", {}, ref_lion),
+    ("Lion", {"beta_1": 0.5, "beta_2": 0.9}, ref_lion),
+    ("Lamb", {}, ref_lamb),
+    ("Lamb", {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-3}, ref_lamb),
 ]
 CASE_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw, _ in CASES]
 
@@ -372,6 +393,16 @@ def test_bad_hyperparameters_of_each_optimizer_raise():
     numpy.testing.assert_array_equal(var.value, numpy.zeros(3))
 
 
+@pytest.mark.parametrize("name,kwargs,word", [
+    ("Lion", {"beta_1": 0.0}, "beta_1"), ("Lion", {"beta_1": 1.5}, "beta_1"), ("Lion", {"beta_2": -0.1}, "beta_2"),
+    ("Lamb", {"beta_1": 1.0}, "beta_1"), ("Lamb", {"beta_2": 2.0}, "beta_2"), ("Lamb", {"epsilon": -1.0}, "epsilon"),
+    ("Lamb", {"learning_rate": -1.0}, "learning_rate"),
+])
+def test_bad_arguments_of_the_newer_optimizers_name_optimizer_and_argument(name, kwargs, word):
+    with pytest.raises(ValueError, match=f"{name}( '[a-z_0-9]+')?: argument `{word}`"):
+        getattr(optimizers, name)(**kwargs)
+
+
 def _snapshot(opt, variables):
     return (opt.iterations, [host(v.value).copy() for v in variables], [host(s).copy() for s in opt.variables],
             dict(opt.state_dict(variables)["extra"]))
@@ -432,7 +463,8 @@ def test_keras_apply_forms(xp, rng):
 
 # --------------------------------------------------------------------------- state
 @pytest.mark.parametrize("name,kwargs", [("Adam", {"amsgrad": True}), ("Nadam", {}), ("RMSprop", {"centered": True,
-                         "momentum": 0.5}), ("SGD", {"momentum": 0.9}), ("Adagrad", {})])
+                         "momentum": 0.5}), ("SGD", {"momentum": 0.9}), ("Adagrad", {}), ("Lion", {}),
+                         ("Lamb", {})])
 def test_state_round_trip_continues_identically(xp, rng, name, kwargs):
     variables = make_variables(xp, rng)
     twins = [Variable(xp.asarray(host(v.value).copy()), v.name, path=v.path) for v in variables]
@@ -483,7 +515,8 @@ def test_load_state_dict_checks_before_changing(xp, rng):
 @pytest.mark.parametrize("identifier,cls", [("adam", "Adam"), ("Adam", "Adam"), ("sgd", "SGD"), ("SGD", "SGD"),
                                             ("rmsprop", "RMSprop"), ("RMSprop", "RMSprop"), ("adamw", "AdamW"),
                                             ("Nadam", "Nadam"), ("adamax", "Adamax"), ("adagrad", "Adagrad"),
-                                            ("adadelta", "Adadelta")])
+                                            ("adadelta", "Adadelta"), ("lion", "Lion"), ("Lion", "Lion"),
+                                            ("lamb", "Lamb"), ("LAMB", "Lamb")])
 def test_get_by_name(identifier, cls):
     assert type(optimizers.get(identifier)).__name__ == cls
 
