@@ -1,4 +1,4 @@
-"""The newer optimizers against Keras 3 itself (where Keras is installed): the same variables and gradients
+"""Lion, Lamb, Ftrl and Adafactor against Keras 3 itself (where Keras is installed): the same variables and gradients
 give the same variables and slots over several steps in float32, a small Dense model takes the same training
 steps, and a .keras file saved in the middle of training by either resumes in the other."""
 import os
@@ -20,7 +20,10 @@ from keras_steps import assert_training_steps_match  # noqa: E402
 
 SHAPES = [(1,), (3, 17), (33,), (2, 3, 5)]
 NEW = [("Lion", {}), ("Lion", {"beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1}),
-       ("Lamb", {}), ("Lamb", {"beta_1": 0.8, "epsilon": 1e-3, "clipnorm": 1.0})]
+       ("Lamb", {}), ("Lamb", {"beta_1": 0.8, "epsilon": 1e-3, "clipnorm": 1.0}),
+       ("Ftrl", {}), ("Ftrl", {"l1_regularization_strength": 0.01, "l2_regularization_strength": 0.1,
+                               "l2_shrinkage_regularization_strength": 0.05, "beta": 0.3}),
+       ("Adafactor", {}), ("Adafactor", {"relative_step": False, "clip_threshold": 0.1})]
 NAMES = sorted({name for name, _ in NEW})
 
 

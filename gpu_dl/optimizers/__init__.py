@@ -11,12 +11,13 @@ from . import schedules
 from .adam import Adam, Adamax, AdamW, Nadam
 from .adaptive import Adadelta, Adagrad, RMSprop
 from .base import Optimizer
+from .ftrl_adafactor import Adafactor, Ftrl
 from .lion_lamb import Lamb, Lion
 from .sgd import SGD
 
 # Keras 3 keys its registry by the lower-cased class name ("rmsprop", "adamw").
 _OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Adamax, Nadam,
-                                                   Lion, Lamb)}
+                                                   Lion, Lamb, Ftrl, Adafactor)}
 
 
 def serialize(optimizer) -> dict:
@@ -47,5 +48,5 @@ def get(identifier):
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion", "Lamb",
-    "schedules", "get", "serialize", "deserialize",
+    "Ftrl", "Adafactor", "schedules", "get", "serialize", "deserialize",
 ]
