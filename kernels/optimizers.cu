@@ -50,6 +50,22 @@
 //                         c_m, c_g, c_v, n)
 //       m and v as in Adam; m_hat = c_m * m + c_g * grad
 //       value -= m_hat * lr / (sqrt(v / c_v) + epsilon)
+//   lion_update          (value, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, n)
+//       value -= lr * sign(m * beta_1 + grad * one_minus_beta_1)     (sign(NaN) = NaN, sign(0) = 0)
+//       m = m * beta_2 + grad * one_minus_beta_2
+//   lamb_moments         (direction, grad, m, v, one_minus_beta_1, one_minus_beta_2, bias_correction_1,
+//                         bias_correction_2, epsilon, n)
+//       m += (grad - m) * one_minus_beta_1; v += (grad * grad - v) * one_minus_beta_2
+//       direction = (m / bias_correction_1) / (sqrt(v / bias_correction_2) + epsilon)   (1 - beta_*^t)
+//   lamb_apply           (value, direction, norms, lr, n)
+//       ratio = norms[0] > 0 && norms[1] > 0 ? norms[0] / norms[1] : 1;  value -= (ratio * lr) * direction
+//
+// Lamb takes three launches per variable because its step is scaled by a trust ratio
+// ||value|| / ||direction|| over the whole variable: lamb_moments writes the direction to a scratch
+// array, a CuPy reduction (gpu_dl/ops/optimizer_update.py) writes the two norms to a 2-element device
+// array, and lamb_apply reads them. A single fused kernel would need a grid-wide barrier (cooperative
+// launch) or a second pass over m and v; the conventions keep one job per kernel, and reading the
+// norms on the device keeps the host from waiting on every variable.
 //
 // Launch geometry (all kernels): 1-D grid-stride loop over 16-byte vectors
 // (float4 / double2: W = 4 floats or 2 doubles per access) when every pointer
@@ -63,10 +79,14 @@
 // Bytes per element (S = sizeof(T), 4 or 8): read 1 + slots + 1 arrays, write
 // 1 + slots arrays, each once:
 //   sgd 3S, sgd_momentum 5S, rmsprop 5S (+2S momentum, +2S centered),
-//   adagrad 5S, adadelta 7S, adam 7S (+2S amsgrad), adamax 7S, nadam 7S.
+//   adagrad 5S, adadelta 7S, adam 7S (+2S amsgrad), adamax 7S, nadam 7S, lion 5S;
+//   lamb_moments 7S (the scratch direction is loaded before it is overwritten: the driver loads
+//   every array it stores), lamb_apply 3S + 2S for the norms; the CuPy reduction between them reads
+//   value and direction and writes their squares (about 6S more): Lamb moves about 16S in all.
 // FLOPs per element (sqrt and division counted as one each):
 //   sgd 2, sgd_momentum 4 (nesterov 6), rmsprop 9 (+2 momentum, +5 centered),
-//   adagrad 7, adadelta 17, adam 12 (+1 amsgrad), adamax 11, nadam 16.
+//   adagrad 7, adadelta 17, adam 12 (+1 amsgrad), adamax 11, nadam 16, lion 10,
+//   lamb_moments 11, lamb_apply 2 (+ 4 for the norms).
 // About 1 FLOP per 2 bytes: every kernel is bound by memory bandwidth.
 //
 // Limits: n < 2**31 (launchers refuse more; indices are 32-bit unsigned, so
@@ -77,9 +97,15 @@
 // Status: run on an H100 80GB HBM3 on 2026-11-23: GPU tier of tests/test_optimizer_update.py passed,
 // compute-sanitizer memcheck and racecheck clean, 103-116% of the measured copy bandwidth
 // (profiling/results/).
+// lion_update, lamb_moments and lamb_apply: not yet run on a GPU (compiled with NVRTC and run on the
+// emulated GPU of tests/emulated_gpu only).
 #include "common.cuh"
 
 // mul_rn and nan_max (NumPy's rounding of a product, numpy.maximum) come from common.cuh.
+
+// numpy.sign: -1, 0 or 1, and NaN for NaN (copysign would turn NaN and 0 into +-1).
+template <typename T>
+__device__ __forceinline__ T nan_sign(T x) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x); }
 
 // ------------------------------------------------------------------ the driver
 
@@ -280,6 +306,36 @@ struct NadamRule {   // slots: m, v
     }
 };
 
+template <typename T>
+struct LionRule {   // slot: m
+    T lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2;
+    __device__ __forceinline__ void operator()(T& value, T grad, T* slot) const {
+        T& m = slot[0];
+        value = value - mul_rn(lr, nan_sign(mul_rn(m, beta_1) + mul_rn(grad, one_minus_beta_1)));
+        m = mul_rn(m, beta_2) + mul_rn(grad, one_minus_beta_2);
+    }
+};
+
+template <typename T>
+struct LambMomentsRule {   // `value` is the direction array (overwritten); slots: m, v
+    T one_minus_beta_1, one_minus_beta_2, bias_correction_1, bias_correction_2, epsilon;
+    __device__ __forceinline__ void operator()(T& direction, T grad, T* slot) const {
+        T& m = slot[0];
+        T& v = slot[1];
+        m = m + mul_rn(grad - m, one_minus_beta_1);
+        v = v + mul_rn(mul_rn(grad, grad) - v, one_minus_beta_2);
+        direction = (m / bias_correction_1) / (dl_sqrt(v / bias_correction_2) + epsilon);
+    }
+};
+
+template <typename T>
+struct LambApplyRule {   // `grad` is the direction; no slots
+    T step;              // trust ratio * lr, rounded as NumPy rounds (ratio * lr)
+    __device__ __forceinline__ void operator()(T& value, T direction, T*) const {
+        value = value - mul_rn(step, direction);
+    }
+};
+
 // ----------------------------------------------------------------- the kernels
 // One template body per kernel; the extern "C" names instantiate it for float and double.
 
@@ -336,6 +392,31 @@ __device__ __forceinline__ void nadam_update(T* value, const T* grad, T* m, T* v
                          UpdateArrays<T, 2>{value, grad, {m, v}}, n);
 }
 
+template <typename T>
+__device__ __forceinline__ void lion_update(T* value, const T* grad, T* m, T lr, T beta_1, T one_minus_beta_1,
+                                            T beta_2, T one_minus_beta_2, int n) {
+    update_every_element(LionRule<T>{lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2},
+                         UpdateArrays<T, 1>{value, grad, {m}}, n);
+}
+
+template <typename T>
+__device__ __forceinline__ void lamb_moments(T* direction, const T* grad, T* m, T* v, T one_minus_beta_1,
+                                             T one_minus_beta_2, T bias_correction_1, T bias_correction_2,
+                                             T epsilon, int n) {
+    update_every_element(LambMomentsRule<T>{one_minus_beta_1, one_minus_beta_2, bias_correction_1,
+                                            bias_correction_2, epsilon},
+                         UpdateArrays<T, 2>{direction, grad, {m, v}}, n);
+}
+
+// norms = {||value||, ||direction||}, computed on the device before this launch; read here so that the
+// host never waits for them. Keras's ratio: w / g where both norms are > 0, else 1 (NaN compares false).
+template <typename T>
+__device__ __forceinline__ void lamb_apply(T* value, const T* direction, const T* norms, T lr, int n) {
+    const T w_norm = norms[0], g_norm = norms[1];
+    const T ratio = (w_norm > T(0) && g_norm > T(0)) ? w_norm / g_norm : T(1);
+    update_every_element(LambApplyRule<T>{mul_rn(ratio, lr)}, UpdateArrays<T, 0>{value, direction, {nullptr}}, n);
+}
+
 #define OPTIMIZER_KERNELS(T, SUFFIX)                                                                            \
     extern "C" __global__ void sgd_update_##SUFFIX(T* value, const T* grad, T lr, int n) {                     \
         sgd_update<T>(value, grad, lr, n);                                                                      \
@@ -376,6 +457,20 @@ __device__ __forceinline__ void nadam_update(T* value, const T* grad, T* m, T* v
                                                      T one_minus_beta_1, T one_minus_beta_2, T epsilon, T c_m,  \
                                                      T c_g, T c_v, int n) {                                     \
         nadam_update<T>(value, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, c_m, c_g, c_v, n);  \
+    }                                                                                                           \
+    extern "C" __global__ void lion_update_##SUFFIX(T* value, const T* grad, T* m, T lr, T beta_1,             \
+                                                    T one_minus_beta_1, T beta_2, T one_minus_beta_2, int n) {  \
+        lion_update<T>(value, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, n);              \
+    }                                                                                                           \
+    extern "C" __global__ void lamb_moments_##SUFFIX(T* direction, const T* grad, T* m, T* v,                  \
+                                                     T one_minus_beta_1, T one_minus_beta_2,                    \
+                                                     T bias_correction_1, T bias_correction_2, T epsilon,       \
+                                                     int n) {                                                   \
+        lamb_moments<T>(direction, grad, m, v, one_minus_beta_1, one_minus_beta_2, bias_correction_1,           \
+                        bias_correction_2, epsilon, n);                                                         \
+    }                                                                                                           \
+    extern "C" __global__ void lamb_apply_##SUFFIX(T* value, const T* direction, const T* norms, T lr, int n) { \
+        lamb_apply<T>(value, direction, norms, lr, n);                                                          \
     }
 
 OPTIMIZER_KERNELS(float, f32)

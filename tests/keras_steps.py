@@ -3,12 +3,14 @@ import numpy
 import pytest
 
 
-def assert_training_steps_match(keras, ours, theirs, rng, sample_shape, classes, batch, steps=4):
-    """Copy ``ours``'s weights into ``theirs``, train both with Adam on the same random batches, and
-    require the same losses and final weights (float32 rounding apart)."""
+def assert_training_steps_match(keras, ours, theirs, rng, sample_shape, classes, batch, steps=4, optimizer="Adam"):
+    """Copy ``ours``'s weights into ``theirs``, train both with a new ``optimizer`` (a class name of both
+    ``keras.optimizers`` and ``gpu_dl.optimizers``, with its defaults; Adam unless told) on the same random
+    batches, and require the same losses and final weights (float32 rounding apart)."""
     theirs.set_weights(ours.get_weights())
-    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer=optimizer.lower(), loss="sparse_categorical_crossentropy")
+    # By class, not by keras.optimizers.get: Keras 3.15's registry has no "lamb".
+    theirs.compile(optimizer=getattr(keras.optimizers, optimizer)(), loss="sparse_categorical_crossentropy")
     for step in range(steps):
         x = rng.standard_normal((batch,) + tuple(sample_shape)).astype("float32")
         y = rng.integers(0, classes, batch)

@@ -3,7 +3,7 @@
 Each rule, with each combination of its flags, runs several consecutive
 steps (so the slots carry state, and gradients of very different sizes make
 AMSGrad's and Adamax's maxima switch sides) on random vectors of odd sizes
-in float32 and float64, and is compared after every step with the Keras 3
+in float32 and float64 (Lion and Lamb included), and is compared after every step with the Keras 3
 formula written out below in float64. The same body runs on NumPy and, where
 a GPU exists, on CuPy, where the fused kernel is also compared with the NumPy
 path on the same inputs. Vectors of 1, 3, 17 and 33 elements exercise the
@@ -22,7 +22,7 @@ import pytest
 from gpu_dl.backend import kernels
 from gpu_dl.ops import optimizer_update as ou
 
-SIZES = [1, 3, 17, 33, 100003]
+SIZES = [1, 3, 17, 33, 1025, 100003]
 DTYPES = ["float32", "float64"]
 GRAD_SCALES = [1.0, 0.01, 3.0, 0.3]   # one step each: large and small gradients in turn
 EPSILON = 1e-7
@@ -177,9 +177,42 @@ def nadam_rule():
     return Rule("nadam", {"m": 0.0, "v": 0.0}, update, reference)
 
 
+def lion_rule():
+    # beta_1 = 0.5 puts the interpolation's sign at the mercy of the gradient as often as of the momentum.
+    lr, beta_1, beta_2 = 0.01, 0.5, 0.99
+
+    def update(value, grad, s, t):
+        ou.lion_update(value, grad, s["m"], lr, beta_1, beta_2)
+
+    def reference(w, g, s, t):
+        w = w - lr * numpy.sign(beta_1 * s["m"] + (1 - beta_1) * g)
+        s["m"] = beta_2 * s["m"] + (1 - beta_2) * g
+        return w
+
+    return Rule("lion", {"m": 0.0}, update, reference)
+
+
+def lamb_rule():
+    lr, beta_1, beta_2, epsilon = 0.01, 0.9, 0.999, 1e-6
+
+    def update(value, grad, s, t):
+        ou.lamb_update(value, grad, s["m"], s["v"], lr, beta_1, beta_2, epsilon, 1 - beta_1 ** t, 1 - beta_2 ** t)
+
+    def reference(w, g, s, t):
+        s["m"] = beta_1 * s["m"] + (1 - beta_1) * g
+        s["v"] = beta_2 * s["v"] + (1 - beta_2) * g ** 2
+        r = (s["m"] / (1 - beta_1 ** t)) / (numpy.sqrt(s["v"] / (1 - beta_2 ** t)) + epsilon)
+        w_norm, r_norm = numpy.linalg.norm(w), numpy.linalg.norm(r)
+        ratio = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+        return w - ratio * lr * r
+
+    return Rule("lamb", {"m": 0.0, "v": 0.0}, update, reference)
+
+
 RULES = [sgd_rule(0.0, False), sgd_rule(0.9, False), sgd_rule(0.9, True),
          *(rmsprop_rule(momentum, centered) for momentum in (0.0, 0.5) for centered in (False, True)),
-         adagrad_rule(), adadelta_rule(), adam_rule(False), adam_rule(True), adamax_rule(), nadam_rule()]
+         adagrad_rule(), adadelta_rule(), adam_rule(False), adam_rule(True), adamax_rule(), nadam_rule(),
+         lion_rule(), lamb_rule()]
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -335,8 +368,36 @@ def test_launchers_refuse_bad_arguments(cupy_only):
         ou.adadelta_update_cuda(cupy.zeros(3), cupy.ones(3), cupy.zeros(3), None, 1.0, 0.95, EPSILON)
 
 
+def test_lamb_trust_ratio_is_one_when_a_norm_is_zero(xp):
+    """Keras: ratio = ||w|| / ||r|| only where both are positive; a zero variable takes the plain step."""
+    lr = 0.5
+    for start, grad in ((numpy.zeros(5), numpy.arange(1.0, 6.0)), (numpy.arange(1.0, 6.0), numpy.zeros(5))):
+        value, m, v = xp.asarray(start.copy()), xp.zeros(5), xp.zeros(5)
+        ou.lamb_update(value, xp.asarray(grad), m, v, lr, 0.9, 0.999, 1e-6, 0.1, 0.001)
+        r = (0.1 * grad / 0.1) / (numpy.sqrt(0.001 * grad ** 2 / 0.001) + 1e-6)
+        numpy.testing.assert_allclose(to_numpy(value), start - lr * r, rtol=1e-12, atol=1e-15)
+
+
+def test_lion_sign_keeps_zero_and_nan(xp):
+    value, m = xp.zeros(3), xp.zeros(3)
+    ou.lion_update(value, xp.asarray([0.0, numpy.nan, -2.0]), m, 0.1, 0.9, 0.99)
+    got = to_numpy(value)
+    assert got[0] == 0.0 and numpy.isnan(got[1]) and got[2] == pytest.approx(0.1)
+
+
+def test_lamb_launchers_refuse_bad_norms(cupy_only):
+    cupy = cupy_only
+    value, direction = cupy.zeros(8, dtype=cupy.float32), cupy.ones(8, dtype=cupy.float32)
+    with pytest.raises(ValueError, match=r"lamb_apply_f32: `norms` must have shape \(2,\)"):
+        ou.lamb_apply_cuda(value, direction, cupy.ones(3, dtype=cupy.float32), 0.1)
+    with pytest.raises(TypeError, match="lamb_apply_f32: `norms` must have dtype float32"):
+        ou.lamb_apply_cuda(value, direction, cupy.ones(2), 0.1)
+    with pytest.raises(ValueError, match="lamb_moments_f32: `v` is required"):
+        ou.lamb_moments_cuda(value, direction, cupy.zeros(8, dtype=cupy.float32), None, 0.9, 0.999, 1e-6, 0.1, 0.001)
+
+
 EXPECTED_KERNELS = ["sgd_update", "sgd_momentum_update", "rmsprop_update", "adagrad_update", "adadelta_update",
-                    "adam_update", "adamax_update", "nadam_update"]
+                    "adam_update", "adamax_update", "nadam_update", "lion_update", "lamb_moments", "lamb_apply"]
 
 
 @pytest.mark.skipif(not kernels.nvrtc_available(), reason="NVRTC is not importable (pip install cuda-bindings "

@@ -10,12 +10,15 @@ from ``grad`` and returns None:
 - ``adam_update(value, grad, m, v, v_hat, alpha, beta_1, beta_2, epsilon)``
 - ``adamax_update(value, grad, m, u, lr, beta_1, beta_2, epsilon, bias_correction)``
 - ``nadam_update(value, grad, m, v, lr, beta_1, beta_2, epsilon, c_m, c_g, c_v)``
+- ``lion_update(value, grad, m, lr, beta_1, beta_2)``
+- ``lamb_update(value, grad, m, v, lr, beta_1, beta_2, epsilon, bias_correction_1, bias_correction_2)``
 
 An optional slot is None where the rule does not keep it: SGD's and
 RMSprop's ``momentum_slot`` exactly when ``momentum == 0``, RMSprop's
 ``average_gradient`` unless centered, Adam's ``v_hat`` unless AMSGrad.
 Per-step scalars (Adam's ``alpha``, Adamax's ``bias_correction``, Nadam's
-``c_m``, ``c_g``, ``c_v``) are computed once per step by the optimizer.
+``c_m``, ``c_g``, ``c_v``, Lamb's ``bias_correction_*``) are computed once
+per step by the optimizer.
 
 Scalars are Python floats and every array has the variable's shape and
 dtype. Arithmetic stays in that dtype: NumPy 2 rounds a Python float to the
@@ -29,7 +32,9 @@ On CuPy float32/float64 arrays each rule is one launch of its fused kernel in
 launchers ``*_update_cuda`` below check their arguments). Elsewhere it is the
 NumPy array arithmetic below, which is also the reference the kernels are
 tested against: the kernels evaluate the same expressions in the same order,
-so float32 results agree to rounding.
+so float32 results agree to rounding. Lamb is the exception to "one launch":
+its trust ratio needs two norms over the whole variable, so its GPU path is
+two kernels with a CuPy reduction between them (see ``lamb_update``).
 """
 from __future__ import annotations
 
@@ -208,6 +213,55 @@ def nadam_update(value, grad, m, v, lr, beta_1, beta_2, epsilon, c_m, c_g, c_v):
     value -= m_hat * lr / (xp.sqrt(v / c_v) + epsilon)
 
 
+def lion_update(value, grad, m, lr, beta_1, beta_2):
+    """Lion: ``value -= lr * sign(m * beta_1 + g * (1 - beta_1))``, then
+    ``m = m * beta_2 + g * (1 - beta_2)``.
+
+    ``1 - beta`` is computed in double and rounded once to the dtype, as
+    Keras's torch backend (``alpha=1 - beta``) and the other rules here do;
+    Keras's generic ``lion.py`` subtracts in the dtype
+    (``float32(1) - float32(beta)``), one float32 rounding away."""
+    lr, beta_1, beta_2 = float(lr), float(beta_1), float(beta_2)
+    if _on_gpu(value):
+        lion_update_cuda(value, grad, m, lr, beta_1, beta_2)
+        return
+    _check_shapes("lion_update", value, grad=grad, m=m)
+    xp = array_module(value)
+    value -= lr * xp.sign(m * beta_1 + grad * (1 - beta_1))
+    m *= beta_2
+    m += grad * (1 - beta_2)
+
+
+def lamb_update(value, grad, m, v, lr, beta_1, beta_2, epsilon, bias_correction_1, bias_correction_2):
+    """Lamb: ``m += (g - m) * (1 - beta_1)``; ``v += (g**2 - v) * (1 - beta_2)``;
+    ``r = (m / bias_correction_1) / (sqrt(v / bias_correction_2) + eps)``;
+    ``ratio = ||value|| / ||r||`` where both norms are > 0, else 1;
+    ``value -= (ratio * lr) * r``. The optimizer passes
+    ``bias_correction_i = 1 - beta_i**t``.
+
+    On the GPU: ``lamb_moments`` (m, v and ``r`` into a scratch array), the two
+    norms as one CuPy reduction into a 2-element device array, ``lamb_apply``
+    (reads the norms on the device, so the host does not wait)."""
+    lr, beta_1, beta_2, epsilon = float(lr), float(beta_1), float(beta_2), float(epsilon)
+    bias_correction_1, bias_correction_2 = float(bias_correction_1), float(bias_correction_2)
+    if _on_gpu(value):
+        direction = lamb_moments_cuda(value, grad, m, v, beta_1, beta_2, epsilon, bias_correction_1,
+                                      bias_correction_2)
+        xp = array_module(value)
+        norms = xp.sqrt(xp.stack([xp.sum(value * value), xp.sum(direction * direction)]))
+        lamb_apply_cuda(value, direction, norms, lr)
+        return
+    _check_shapes("lamb_update", value, grad=grad, m=m, v=v)
+    xp = array_module(value)
+    m += (grad - m) * (1 - beta_1)
+    v += (grad * grad - v) * (1 - beta_2)
+    direction = (m / bias_correction_1) / (xp.sqrt(v / bias_correction_2) + epsilon)
+    w_norm = xp.sqrt(xp.sum(value * value))
+    g_norm = xp.sqrt(xp.sum(direction * direction))
+    ratio = w_norm / g_norm if (w_norm > 0 and g_norm > 0) else 1.0
+    value -= (ratio * lr) * direction
+
+
 # ----------------------------------------------------------------- the launchers
 def _checked_arrays(rule: str, value, grad, slots: dict, required=()):
     """Checks a launch's arrays; returns ``(kernel name, grad as a contiguous array)``.
@@ -315,3 +369,29 @@ def nadam_update_cuda(value, grad, m, v, lr, beta_1, beta_2, epsilon, c_m, c_g, 
     kernel, grad = _checked_arrays("nadam_update", value, grad, {"m": m, "v": v}, required=("m", "v"))
     _launch_update(kernel, value, (value, grad, m, v)
                    + _scalars(value.dtype, lr, _one_minus(beta_1), _one_minus(beta_2), epsilon, c_m, c_g, c_v))
+
+
+def lion_update_cuda(value, grad, m, lr, beta_1, beta_2):
+    """Launcher of ``lion_update_{f32,f64}``."""
+    kernel, grad = _checked_arrays("lion_update", value, grad, {"m": m}, required=("m",))
+    _launch_update(kernel, value, (value, grad, m)
+                   + _scalars(value.dtype, lr, beta_1, _one_minus(beta_1), beta_2, _one_minus(beta_2)))
+
+
+def lamb_moments_cuda(value, grad, m, v, beta_1, beta_2, epsilon, bias_correction_1, bias_correction_2):
+    """Launcher of ``lamb_moments_{f32,f64}``: updates ``m`` and ``v``; returns the direction ``r``
+    (a new array of ``value``'s shape; ``value`` is only checked, not read)."""
+    kernel, grad = _checked_arrays("lamb_moments", value, grad, {"m": m, "v": v}, required=("m", "v"))
+    direction = launch.empty_output(value.shape, value.dtype)
+    _launch_update(kernel, value, (direction, grad, m, v)
+                   + _scalars(value.dtype, _one_minus(beta_1), _one_minus(beta_2), bias_correction_1,
+                              bias_correction_2, epsilon))
+    return direction
+
+
+def lamb_apply_cuda(value, direction, norms, lr):
+    """Launcher of ``lamb_apply_{f32,f64}``: ``value -= (ratio * lr) * direction`` with the trust
+    ratio taken from ``norms = [||value||, ||direction||]`` (a device array) inside the kernel."""
+    kernel, direction = _checked_arrays("lamb_apply", value, direction, {"norms": None})
+    launch.check_device_array(norms, kernel, "norms", dtype=value.dtype, shape=(2,))
+    _launch_update(kernel, value, (value, direction, norms) + _scalars(value.dtype, lr))

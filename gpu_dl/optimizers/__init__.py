@@ -11,10 +11,13 @@ from . import schedules
 from .adam import Adam, Adamax, AdamW, Nadam
 from .adaptive import Adadelta, Adagrad, RMSprop
 from .base import Optimizer
+from .ftrl_adafactor import Adafactor, Ftrl
+from .lion_lamb import Lamb, Lion
 from .sgd import SGD
 
 # Keras 3 keys its registry by the lower-cased class name ("rmsprop", "adamw").
-_OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Adamax, Nadam)}
+_OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Adamax, Nadam,
+                                                   Lion, Lamb, Ftrl, Adafactor)}
 
 
 def serialize(optimizer) -> dict:
@@ -44,6 +47,6 @@ def get(identifier):
 
 
 __all__ = [
-    "Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam",
-    "schedules", "get", "serialize", "deserialize",
+    "Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion", "Lamb",
+    "Ftrl", "Adafactor", "schedules", "get", "serialize", "deserialize",
 ]

@@ -229,6 +229,11 @@ class Optimizer:
     def _slot_initial_value(self, name: str) -> float:
         return 0.0
 
+    def _slot_template(self, name: str, var) -> tuple:
+        """``(shape, dtype)`` of slot ``name`` of ``var``: the variable's own, unless a rule keeps
+        smaller statistics (Adafactor's factored row and column averages)."""
+        return tuple(var.value.shape), var.value.dtype
+
     def build(self, variables):
         """Create the slots of variables not seen before (in the given order)."""
         names = self._slot_names()
@@ -236,8 +241,10 @@ class Optimizer:
             if var in self._slots:
                 continue
             module = backend.array_module(var.value)
-            self._slots[var] = {n: module.full(var.value.shape, self._slot_initial_value(n), dtype=var.value.dtype)
-                                for n in names}
+            self._slots[var] = {}
+            for n in names:
+                shape, dtype = self._slot_template(n, var)
+                self._slots[var][n] = module.full(shape, self._slot_initial_value(n), dtype=dtype)
             self._built.append(var)
 
     @property
@@ -443,9 +450,10 @@ class Optimizer:
             host = {}
             for n, a in arrays.items():
                 a = numpy.asarray(backend.to_numpy(a))
-                if a.shape != tuple(var.value.shape):
+                expected_shape = self._slot_template(n, var)[0]
+                if a.shape != expected_shape:
                     raise ValueError(f"{owner}: state slot {n!r} of variable {index} ('{var.path}') has shape "
-                                     f"{a.shape}, expected {tuple(var.value.shape)}.")
+                                     f"{a.shape}, expected {expected_shape}.")
                 host[n] = a
             staged.append((var, host))
         extra = dict(state.get("extra") or {})
@@ -455,7 +463,7 @@ class Optimizer:
         for var, host in staged:
             module = backend.array_module(var.value)
             for n, a in host.items():
-                self._slots[var][n][...] = module.asarray(a, dtype=var.value.dtype)
+                self._slots[var][n][...] = module.asarray(a, dtype=self._slots[var][n].dtype)
         self._iterations = int(iterations)
         if lr is not None and self._lr_function is None:
             self._lr_value = lr
