@@ -260,6 +260,25 @@ def test_progress_bar_counts_the_epoch_and_learns_an_unknown_length(capsys):
 
 
 # ------------------------------------------------------------------------------ refusals
+def test_a_batch_size_beside_batches_is_ignored_with_a_warning_as_keras_ignores_it():
+    """Scripts written for Keras pass batch_size beside a PyDataset; Keras ignores it, and so does gpu_dl."""
+    x, y = make_data()
+    backend.set_random_seed(0)
+    quiet = dense_model()
+    backend.set_random_seed(0)
+    told = dense_model()
+    quiet.fit(Batches(x, y), epochs=1, shuffle=False, verbose=0)
+    with pytest.warns(UserWarning, match=r"`batch_size=5` is ignored: `x` is a PyDataset"):
+        told.fit(Batches(x, y), epochs=1, shuffle=False, verbose=0, batch_size=5)
+    for a, b in zip(quiet.get_weights(), told.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.warns(UserWarning, match=r"`validation_batch_size=4` is ignored: `validation_data` is a generator"):
+        told.fit(Batches(x, y), validation_data=generator(x, y), validation_batch_size=4, shuffle=False, verbose=0)
+    with pytest.warns(UserWarning, match=r"`batch_size=7` is ignored"):
+        told.evaluate(Batches(x, y), batch_size=7, verbose=0)
+    with pytest.warns(UserWarning, match=r"`batch_size=7` is ignored"):
+        assert told.predict(generator(x), batch_size=7, verbose=0).shape[0] == len(x)
+
 def _unchanged(model, before):
     for a, b in zip(model.get_weights(), before):
         numpy.testing.assert_array_equal(a, b)
@@ -269,7 +288,6 @@ def _unchanged(model, before):
 @pytest.mark.parametrize("argument, value, message", [
     ("y", "Y", r"`x` as a (PyDataset|generator), `y` should not be passed"),
     ("sample_weight", "W", r"`sample_weight` should not be passed"),
-    ("batch_size", 4, r"`batch_size` should not be passed"),
     ("validation_split", 0.2, r"`validation_split` is only supported for arrays"),
 ])
 def test_arguments_the_batches_hold_are_refused(kind, argument, value, message):
@@ -282,7 +300,7 @@ def test_arguments_the_batches_hold_are_refused(kind, argument, value, message):
     with pytest.raises(ValueError, match=message):
         model.fit(data, verbose=0, **{argument: value})
     _unchanged(model, before)
-    if argument in ("y", "sample_weight", "batch_size"):
+    if argument in ("y", "sample_weight"):
         with pytest.raises(ValueError, match=message):
             model.evaluate(Batches(x, y), verbose=0, **{argument: value})
 
@@ -307,8 +325,6 @@ def test_other_refusals_name_the_argument_or_the_batch():
         model.fit(Batches(x, y, y, y), verbose=0)
     with pytest.raises(ValueError, match="[Bb]atch 0 of `validation_data`"):
         model.fit(Batches(x, y), validation_data=Batches(x[:, :2], y), verbose=0)
-    with pytest.raises(ValueError, match="`validation_batch_size` should not be passed"):
-        model.fit(Batches(x, y), validation_data=Batches(x, y), validation_batch_size=4, verbose=0)
     with pytest.raises(ValueError, match="yields no batches"):
         model.fit(iter([]), shuffle=False, verbose=0)
     with pytest.raises(ValueError, match="`steps_per_epoch` must be a positive integer"):

@@ -10,8 +10,9 @@ What is taken and refused follows Keras 3 (``keras.src.trainers.epoch_iterator``
 and ``data_adapters``):
 
 - ``y`` and ``sample_weight`` beside such an ``x`` are refused (the batches hold
-  them), so is ``validation_split``; ``batch_size`` is refused too (Keras ignores it:
-  the batches have their own size);
+  them), so is ``validation_split``; a ``batch_size`` (``validation_batch_size``) is
+  ignored, as Keras ignores it (the batches have their own size), with a warning
+  that says so;
 - ``shuffle=True`` (fit's default) shuffles the order of a PyDataset's batches each
   epoch; for a generator or an endless PyDataset it warns and is ignored;
 - ``class_weight`` works with a PyDataset (refused where a batch holds sample
@@ -53,14 +54,18 @@ def _kind(x):
 
 
 def _refuse(x, name, **given):
-    """Keras's rule: what the batches hold is not given beside them."""
+    """Keras's rule: what the batches hold is not given beside them. A batch size is ignored, as Keras ignores
+    it (scripts written for Keras pass one), with a warning."""
     for arg, value in given.items():
-        if value is not None:
-            instead = ("its batches have their own size" if arg.endswith("batch_size") else
-                       f"{'the targets' if arg == 'y' else 'the sample weights'} should be included as part of "
-                       f"its batches")
-            raise ValueError(f"When providing `{name}` as a {_kind(x)}, `{arg}` should not be passed. Instead, "
-                             f"{instead} (got {arg}={value if arg.endswith('batch_size') else '...'}).")
+        if value is None:
+            continue
+        if arg.endswith("batch_size"):
+            warnings.warn(f"`{arg}={value!r}` is ignored: `{name}` is a {_kind(x)}, whose batches have their own "
+                          "size.", UserWarning, stacklevel=4)
+            continue
+        raise ValueError(f"When providing `{name}` as a {_kind(x)}, `{arg}` should not be passed. Instead, "
+                         f"{'the targets' if arg == 'y' else 'the sample weights'} should be included as part of "
+                         f"its batches.")
 
 
 def _steps(value, name):
