@@ -131,3 +131,20 @@ def test_summary_matches_keras(monkeypatch):
         make(keras).summary(print_fn=lambda line, **kwargs: captured.append(line))
         ours, theirs = rows("\n".join(lines)), rows("\n".join(captured))
         assert ours == theirs and ours[0]
+
+
+def test_stateful_model_saved_by_keras_carries_its_states_as_keras_does(rng, tmp_path):
+    theirs = keras.Sequential([keras.Input(batch_shape=(2, 2, 4, 5, 1)),
+                               keras.layers.ConvLSTM2D(2, 3, padding="same", stateful=True),
+                               keras.layers.Flatten(), keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "stateful.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "stateful.keras")
+    assert ours.layers[0].stateful
+    batches = [rng.standard_normal((2, 2, 4, 5, 1)).astype("float32") for _ in range(3)]
+    for x in batches:
+        numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours.layers[0].reset_state()
+    theirs.layers[0].reset_state()
+    numpy.testing.assert_allclose(ours.predict(batches[1], verbose=0), theirs.predict(batches[1], verbose=0),
+                                  rtol=1e-5, atol=1e-6)
