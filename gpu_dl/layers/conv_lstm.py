@@ -1,0 +1,359 @@
+"""``ConvLSTM2D`` and ``ConvLSTM1D``: Keras 3's convolutional LSTMs, channels_last.
+
+Inputs (batch, time, rows, cols, channels) for ConvLSTM2D and (batch, time,
+steps, channels) for ConvLSTM1D. Each step's gates come from a convolution of
+the input (the layer's strides, padding "valid"/"same" and dilation_rate)
+plus a convolution of h_{t-1} (stride 1, "same"), so the states h and c are
+(batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters)). The
+layer returns the last h, or every step's with ``return_sequences``
+(batch, time, ...), and with ``return_state`` the list [output, h, c].
+
+Weights as Keras lays them out: kernel kernel_size + (channels, 4*filters),
+recurrent_kernel kernel_size + (filters, 4*filters), bias (4*filters,), gates
+i, f, c, o; saved under ``<layer>/cell`` as Keras saves the ConvLSTM's cell.
+The 1-D layer runs the 2-D operations on images of height 1 (its kernel
+(k, a, b) read as (1, k, a, b)). The arithmetic is ``ops/conv_lstm.py``.
+
+Masks, ``initial_state`` ([h, c], with their gradients in
+``initial_state_gradients`` after ``backward``), ``go_backwards`` and
+``stateful`` behave as in the LSTM layer (``recurrent.py``). Dropout is
+Keras's ConvLSTM cell's: four masks of the input and four of h_{t-1}, one per
+gate, drawn once per call and the same at every step.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import activations
+from ..backend import array_module
+from ..backend.noise import UniformNoise
+from ..ops.conv import conv_padding, output_spatial
+from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
+from .base import Layer
+from .core import positive_int
+from .recurrent import _rate
+from .spatial import int_tuple, padding_word, too_small_error
+
+
+class ConvLSTM(Layer):
+    """What ConvLSTM2D and ConvLSTM1D share; ``rank`` is the number of spatial axes."""
+
+    rank = 2
+    STATES = 2
+    takes_mask = True
+    takes_initial_state = True
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        where = self._where()
+        self.filters = positive_int(filters, f"{where}: filters")
+        self.kernel_size = int_tuple(kernel_size, f"{where}: kernel_size", self.rank)
+        self.strides = int_tuple(strides, f"{where}: strides", self.rank)
+        self.dilation_rate = int_tuple(dilation_rate, f"{where}: dilation_rate", self.rank)
+        self.padding = padding_word(padding, f"{where}: padding")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
+                             f"got strides={self.strides}, dilation_rate={self.dilation_rate}.")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported (inputs (batch, time, ..., "
+                             f"channels)), got {data_format!r}; transpose channels_first data to channels_last.")
+        self.data_format = "channels_last"
+        self.activation = activations.get_keeping_shape(activation, where)
+        self.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
+        self.use_bias = bool(use_bias)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.set_weight_arguments(
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint)
+        self.dropout = _rate(dropout, f"{where}: dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
+        self.seed = seed
+        self._noise = UniformNoise(seed)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._carried_states = None
+        self.initial_state_gradients = None
+        self.kernel = self.recurrent_kernel = self.bias = None
+
+    def _where(self):
+        return f"{type(self).__name__} layer '{self.name}'"
+
+    # ----------------------------------------------------------------- shapes
+    def _image_pair(self, values, fill):
+        """Per-axis values of the layer as the 2-D ops' (rows, cols) pair (1-D: ``fill`` for the rows)."""
+        values = tuple(values)
+        return values if self.rank == 2 else (fill,) + values
+
+    def _layer_axes(self, pair):
+        return tuple(pair) if self.rank == 2 else tuple(pair[1:])
+
+    def _checked(self, input_shape):
+        """The input shape checked: rank, a non-empty sequence, known channels and spatial sizes."""
+        shape = tuple(input_shape)
+        where = self._where()
+        axes = "(batch, time, rows, cols, channels)" if self.rank == 2 else "(batch, time, steps, channels)"
+        if len(shape) != self.rank + 3:
+            raise ValueError(f"{where} expects inputs of rank {self.rank + 3} {axes}, got shape {shape} "
+                             f"(rank {len(shape)}).")
+        if shape[1] == 0:
+            raise ValueError(f"{where}: the sequence length (time, axis 1) is 0, got input shape {shape}.")
+        if shape[-1] is None or any(s is None for s in shape[2:-1]):
+            raise ValueError(f"{where} needs known spatial sizes and channels (as Keras's ConvLSTM does), got input "
+                             f"shape {shape}.")
+        return shape
+
+    def _geometry(self, shape):
+        """(the input convolution's keyword arguments, output (OH, OW) as the 2-D ops see it) for a checked input
+        shape; a clear error where the kernel does not fit."""
+        spatial = self._image_pair(shape[2:-1], 1)
+        window, strides, dilation = (self._image_pair(v, 1) for v in (self.kernel_size, self.strides,
+                                                                      self.dilation_rate))
+        pads = conv_padding(self.padding, spatial, window, strides, dilation)
+        out = output_spatial(spatial, window, strides, dilation, pads)
+        names = ("rows", "cols") if self.rank == 2 else ("steps",)
+        for axis, n, k, s, d, p, o in zip(names, *(self._layer_axes(v) for v in
+                                                   (spatial, window, strides, dilation, pads, out))):
+            if o < 1:
+                raise too_small_error(self, axis, n, k, s, d, p)
+        return {"strides": strides, "padding": pads, "dilation": dilation}, out
+
+    def _state_shape(self, input_shape):
+        """A state's shape in the layer's layout: (batch,) + output spatial sizes + (filters,)."""
+        _, out = self._geometry(input_shape)
+        return (input_shape[0],) + self._layer_axes(out) + (self.filters,)
+
+    def build(self, input_shape):
+        shape = self._checked(input_shape)
+        self._geometry(shape)
+        width = GATES * self.filters
+        self.kernel = self.add_weight(self.kernel_size + (shape[-1], width), self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight(self.kernel_size + (self.filters, width), self.recurrent_initializer,
+                                                name="recurrent_kernel", regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight((width,), self._initial_bias(), name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _initial_bias(self):
+        f = self.filters
+        if not self.unit_forget_bias:
+            return self.bias_initializer((GATES * f,), dtype=self.dtype)
+        # Keras: the forget gate's block starts at ones, the others from bias_initializer
+        return numpy.concatenate([self.bias_initializer((f,), dtype=self.dtype), numpy.ones(f, dtype=self.dtype),
+                                  self.bias_initializer((2 * f,), dtype=self.dtype)])
+
+    def check_input_shape(self, shape):
+        # rank, channels and a kernel that fits: the weights depend on neither the sequence length nor the
+        # spatial sizes
+        shape = self._checked(shape)
+        if self.kernel is not None and shape[-1] != self.kernel.shape[-2]:
+            raise ValueError(f"{self._where()} was built for {self.kernel.shape[-2]} input channels (kernel "
+                             f"{self.kernel.shape}); got an input of shape {shape} with {shape[-1]}.")
+        self._geometry(shape)
+
+    def check_initial_state_shapes(self, shapes):
+        rank = self.rank + 2
+        if len(shapes) != self.STATES or any(len(s) != rank or s[-1] not in (None, self.filters) for s in shapes):
+            raise ValueError(f"{self._where()}: initial_state needs 2 tensors [h, c] of rank {rank} (batch, ..., "
+                             f"{self.filters}), got shapes {[tuple(s) for s in shapes]}.")
+
+    def compute_output_shape(self, input_shape):
+        shape = self._checked(input_shape)
+        state = self._state_shape(shape)
+        out = (state[0], shape[1]) + state[1:] if self.return_sequences else state
+        return [out, state, state] if self.return_state else out
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def weight_groups(self, path):
+        """Keras's weights-file groups: the layer's own (empty) and its cell's, named as Keras names the cell."""
+        return [(path, self.name, []), (path + "/cell", "conv_lstm_cell", self.weights)]
+
+    # ------------------------------------------------------------------ passes
+    def _image(self, a, batch_axes):
+        """An array in the layer's layout as the 2-D ops' (a view; 1-D: a unit rows axis after ``batch_axes``)."""
+        if self.rank == 2:
+            return a
+        return a.reshape(a.shape[:batch_axes] + (1,) + a.shape[batch_axes:])
+
+    def _layer(self, a, batch_axes):
+        """Inverse of ``_image``."""
+        if self.rank == 2:
+            return a
+        return a.reshape(a.shape[:batch_axes] + a.shape[batch_axes + 1:])
+
+    def _image_weight(self, var):
+        return var.value.reshape(self._image_pair(var.shape[:-2], 1) + var.shape[-2:])
+
+    def _dropout_mask(self, xp, shape, rate, dtype):
+        keep = 1.0 - rate
+        return (self._noise.random(xp, shape, dtype) < keep).astype(dtype) / dtype.type(keep)
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        xp = array_module(x)
+        n = x.shape[0]
+        args, out = self._geometry(x.shape)
+        state_shape = (n,) + out + (self.filters,)
+        starts_from_zeros = initial_state is None and self.carried_batch_size is None
+        h0, c0 = (self._initial_states(xp, state_shape, x.dtype) if initial_state is None
+                  else self._given_states(xp, initial_state, state_shape, x.dtype))
+        image = self._image(x, 2)
+        steps = image[:, ::-1] if self.go_backwards else image
+        x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2, 3, 4))
+        step_mask = None
+        if mask is not None:
+            step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
+        input_masks = recurrent_masks = None
+        if training and self.dropout:
+            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:4] + (GATES, image.shape[4]), self.dropout,
+                                             x.dtype)
+        if training and self.recurrent_dropout:
+            recurrent_masks = self._dropout_mask(xp, (n,) + out + (GATES, self.filters), self.recurrent_dropout,
+                                                 x.dtype)
+        h, c, saved = conv_lstm_forward(
+            x_tm, self._image_weight(self.kernel), self._image_weight(self.recurrent_kernel),
+            self.bias.value if self.use_bias else None, h0, c0, self.activation, self.recurrent_activation,
+            input_masks=input_masks, recurrent_masks=recurrent_masks, step_mask=step_mask, training=training, **args)
+        if self.stateful:
+            self._carried_states = [xp.array(h[-1]), xp.array(c[-1])]
+        zeroed = step_mask if self.zero_output_for_mask else None
+        if zeroed is None and step_mask is not None and not starts_from_zeros:
+            # as the LSTM layer: a masked step outputs the output before it, zeros before the first step
+            zeroed = xp.cumsum(step_mask, axis=0) > 0
+        self._saved = (saved, zeroed) if training else None
+        if self.return_sequences:
+            seq = h[1:] if zeroed is None else h[1:] * zeroed[:, :, None, None, None]
+            output = self._layer(xp.ascontiguousarray(seq.transpose(1, 0, 2, 3, 4)), 2)
+        else:
+            output = self._layer(h[-1] if zeroed is None else h[-1] * zeroed[-1][:, None, None, None], 1)
+        if self.return_state:
+            return [output, self._layer(h[-1], 1), self._layer(c[-1], 1)]
+        return output
+
+    def _initial_states(self, xp, state_shape, dtype):
+        """Zeros, or for a stateful layer the states its last call ended with (checked against the batch)."""
+        carried = self._carried_states if self.stateful else None
+        if carried is None:
+            return [xp.zeros(state_shape, dtype=dtype) for _ in range(self.STATES)]
+        if carried[0].shape != state_shape:
+            raise ValueError(f"{self._where()} is stateful and carries states of shape {tuple(carried[0].shape)}; "
+                             f"this input needs {state_shape}. Give every batch the same size (and spatial sizes), "
+                             "or call reset_state() to start again from zeros.")
+        return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def _given_states(self, xp, initial_state, state_shape, dtype):
+        """``initial_state`` [h, c] in the layer's layout, checked, as the 2-D ops' (N, OH, OW, filters)."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        expected = self._layer_axes_of_state(state_shape)
+        if len(states) != self.STATES:
+            raise ValueError(f"{self._where()}: initial_state needs 2 arrays [h, c] of shape {expected}, got "
+                             f"{len(states)}.")
+        checked = []
+        for i, s in enumerate(states):
+            s = xp.asarray(s, dtype=dtype)
+            if tuple(s.shape) != expected:
+                raise ValueError(f"{self._where()}: initial_state[{i}] must have shape {expected}, got "
+                                 f"{tuple(s.shape)}.")
+            checked.append(xp.ascontiguousarray(s).reshape(state_shape))
+        return checked
+
+    def _layer_axes_of_state(self, state_shape):
+        return (state_shape[0],) + self._layer_axes(state_shape[1:3]) + (state_shape[3],)
+
+    def backward(self, dy):
+        saved, zeroed = self.saved()
+        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        grads += [None] * (1 + self.STATES - len(grads))
+        d_output, dh_state, dc_state = grads[:3]
+        xp = array_module(saved[0])
+        dh_seq = dh_last = None
+        if d_output is not None:
+            if self.return_sequences:
+                dh_seq = xp.ascontiguousarray(self._image(d_output, 2).transpose(1, 0, 2, 3, 4))
+                if zeroed is not None:
+                    dh_seq = dh_seq * zeroed[:, :, None, None, None]
+            else:
+                d_output = self._image(d_output, 1)
+                dh_last = d_output if zeroed is None else d_output * zeroed[-1][:, None, None, None]
+        if dh_state is not None:
+            dh_state = self._image(dh_state, 1)
+            dh_last = dh_state if dh_last is None else dh_last + dh_state
+        if dc_state is not None:
+            dc_state = self._image(dc_state, 1)
+        dx_tm, dkernel, drecurrent, dbias, dh0, dc0 = conv_lstm_backward(
+            saved, dh_seq, dh_last, dc_state, want_input=self.input_gradient_wanted)
+        self.initial_state_gradients = [self._layer(dh0, 1), self._layer(dc0, 1)]
+        if self.trainable:
+            self.kernel.grad = dkernel.reshape(self.kernel.shape)
+            self.recurrent_kernel.grad = drecurrent.reshape(self.recurrent_kernel.shape)
+            if self.use_bias:
+                self.bias.grad = dbias
+        if dx_tm is None:
+            return None
+        dx = dx_tm.transpose(1, 0, 2, 3, 4)
+        return self._layer(xp.ascontiguousarray(dx[:, ::-1] if self.go_backwards else dx), 2)
+
+    # ------------------------------------------------------------------ stateful
+    def reset_state(self):
+        """Forget the carried states: the next call of a stateful layer starts from zeros."""
+        self._carried_states = None
+
+    def reset_states(self):
+        self.reset_state()
+
+    @property
+    def carried_batch_size(self):
+        """The batch size a stateful layer carries states for; None when it carries none."""
+        return None if self._carried_states is None else int(self._carried_states[0].shape[0])
+
+    @property
+    def states(self):
+        """A stateful layer's carried states [h, c] in the layer's layout (copies; None before its first call
+        or after a reset)."""
+        return None if self._carried_states is None else [self._layer(s.copy(), 1) for s in self._carried_states]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "return_sequences": self.return_sequences, "return_state": self.return_state,
+            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+            "padding": self.padding, "data_format": self.data_format, "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias,
+            **self.weight_arguments_config(),
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+        })
+        return config
+
+
+class ConvLSTM2D(ConvLSTM):
+    """Convolutional LSTM over (batch, time, rows, cols, channels); kernel (kh, kw, channels, 4*filters),
+    recurrent_kernel (kh, kw, filters, 4*filters), bias (4*filters,); states (batch, out_rows, out_cols,
+    filters)."""
+
+    rank = 2
+
+
+class ConvLSTM1D(ConvLSTM):
+    """Convolutional LSTM over (batch, time, steps, channels); kernel (k, channels, 4*filters),
+    recurrent_kernel (k, filters, 4*filters), bias (4*filters,); states (batch, out_steps, filters)."""
+
+    rank = 1
