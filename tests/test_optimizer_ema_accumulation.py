@@ -295,3 +295,34 @@ def test_swap_ema_weights_needs_use_ema():
     x = numpy.zeros((4, 5), "float32")
     with pytest.raises(ValueError, match="use_ema=True"):
         model.evaluate(x, numpy.zeros((4, 2), "float32"), verbose=0, callbacks=[callbacks.SwapEMAWeights()])
+
+
+def test_swap_on_epoch_shows_the_averages_to_later_callbacks_and_predict_swaps_back(xp, rng):
+    model = small_model(4)
+    model.compile(optimizer=optimizers.SGD(0.1, use_ema=True, ema_momentum=0.6), loss="mse")
+    x, y = data(rng)
+    at_epoch_end = []
+
+    class Record(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            opt = self.model.optimizer
+            # The swap put the averages in the model and the raw weights in the optimizer's slots.
+            at_epoch_end.append(([host(v.value) for v in self.model.trainable_weights],
+                                 [host(opt.get_slot(v, "average")) for v in self.model.trainable_weights]))
+
+    swap = callbacks.SwapEMAWeights(swap_on_epoch=True)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[swap, Record()])
+    final = [host(v.value) for v in model.trainable_weights]
+    # After the last epoch the averages stay in the model, and fit's finalize keeps them there.
+    for w, m in zip(final, at_epoch_end[-1][0]):
+        numpy.testing.assert_array_equal(w, m)
+    for w, v in zip(final, model.trainable_weights):
+        numpy.testing.assert_array_equal(w, host(model.optimizer.get_slot(v, "average")))
+    # predict swaps in and back out.
+    raw = [host(v.value) for v in model.trainable_weights]
+    for v in model.trainable_weights:
+        model.optimizer.get_slot(v, "average")[...] = 0
+    zero_out = model.predict(x, verbose=0, callbacks=[callbacks.SwapEMAWeights()])
+    numpy.testing.assert_allclose(zero_out, 0.0, atol=1e-7)   # all-zero weights predict zeros
+    for w, v in zip(raw, model.trainable_weights):
+        numpy.testing.assert_array_equal(w, host(v.value))
