@@ -326,3 +326,19 @@ def test_swap_on_epoch_shows_the_averages_to_later_callbacks_and_predict_swaps_b
     numpy.testing.assert_allclose(zero_out, 0.0, atol=1e-7)   # all-zero weights predict zeros
     for w, v in zip(raw, model.trainable_weights):
         numpy.testing.assert_array_equal(w, host(v.value))
+
+
+def test_fit_on_a_generator_also_ends_with_the_averages(xp, rng):
+    model = small_model(5)
+    model.compile(optimizer=optimizers.Adam(0.05, use_ema=True, gradient_accumulation_steps=2), loss="mse")
+    x, y = data(rng)
+
+    def batches():
+        while True:
+            for i in range(0, 24, 8):
+                yield x[i:i + 8], y[i:i + 8]
+
+    model.fit(batches(), steps_per_epoch=3, epochs=2, verbose=0, shuffle=False)
+    assert model.optimizer.iterations == 3
+    for v in model.trainable_weights:
+        numpy.testing.assert_array_equal(host(v.value), host(model.optimizer.get_slot(v, "average")))
