@@ -3,8 +3,8 @@ training, of each epoch and of each batch.
 
 One module per concern: ``base`` (Callback, History, the progress bar and
 the list the loop calls), ``monitor`` (watching one logged quantity),
-``stopping``, ``learning_rate``, ``history_files`` (CSV and the curves PNG)
-and ``checkpoint``.
+``stopping``, ``learning_rate``, ``history_files`` (CSV and the curves PNG),
+``checkpoint`` and ``swap_ema`` (evaluating with the weight averages).
 """
 from .base import Callback, CallbackList, History, LambdaCallback, ProgbarLogger
 from .checkpoint import ModelCheckpoint
@@ -12,7 +12,8 @@ from .history_files import CSVLogger, TrainingCurves
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .monitor import MonitorCallback
 from .stopping import EarlyStopping, TerminateOnNaN
+from .swap_ema import SwapEMAWeights
 
 __all__ = ["Callback", "CallbackList", "History", "LambdaCallback", "ProgbarLogger", "MonitorCallback",
            "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
-           "TrainingCurves", "ModelCheckpoint"]
+           "TrainingCurves", "ModelCheckpoint", "SwapEMAWeights"]

@@ -527,6 +527,9 @@ class Model(Layer):
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
+        if epochs > 0:
+            # As Keras: after the last epoch (even one stopped early), before on_train_end.
+            self.optimizer.finalize_variable_values(self.trainable_weights)
         # Keras hands on_train_end the last epoch's logs.
         cbs.call("on_train_end", logs)
         return history

@@ -355,6 +355,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
             break
+    if epochs > 0:
+        # As Keras: after the last epoch (even one stopped early), before on_train_end.
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     cbs.call("on_train_end", logs)
     return history
 

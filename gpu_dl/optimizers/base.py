@@ -12,8 +12,12 @@ One call of ``apply_gradients`` (or ``apply``) is one training step:
 4. decoupled weight decay ``var -= var * weight_decay * lr`` (Keras 3 applies
    it before the update);
 5. the subclass's update rule runs in place on each variable;
-6. ``variable.constraint`` (if any) projects the updated value;
-7. ``iterations`` grows by one.
+6. with ``use_ema``, the weight averages are updated (``averaging``);
+7. ``variable.constraint`` (if any) projects the updated value;
+8. ``iterations`` grows by one.
+
+With ``gradient_accumulation_steps`` steps 3-5 run only on every n-th call,
+with the mean gradient of the last n calls (``accumulation``).
 
 Subclasses say which slots they keep (``_slot_groups``), how each starts
 (``_slot_initial_value``), what per-step scalars they need
@@ -32,7 +36,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import snake_case
-from . import schedules as schedules_module
+from . import accumulation, averaging, schedules as schedules_module
 
 
 class _DefaultRate(float):
@@ -116,6 +120,11 @@ class Optimizer:
     ``iterations``) or a callable taking no argument, as in Keras 3. The
     legacy ``lr=`` names ``learning_rate``; the legacy ``decay=`` applies
     Keras 2's time-based decay ``lr / (1 + decay * iterations)`` on top.
+
+    ``use_ema=True`` keeps moving averages of the weights (``ema_momentum``,
+    ``ema_overwrite_frequency``; see ``averaging``) and ``fit`` ends with the
+    weights set to them; ``gradient_accumulation_steps=n`` updates on every
+    n-th call with the mean gradient (see ``accumulation``).
     """
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
@@ -147,16 +156,10 @@ class Optimizer:
                              f"got {', '.join(given)}.")
         self.loss_scale_factor = check_number(loss_scale_factor, "loss_scale_factor", owner, low=0.0, low_open=True,
                                               allow_none=True)
-        # Accepted so that Keras configs load; the features themselves are not provided.
-        if use_ema:
-            raise NotImplementedError(f"{owner}: `use_ema=True` (weight moving averages) is not supported.")
-        if gradient_accumulation_steps is not None:
-            raise NotImplementedError(f"{owner}: `gradient_accumulation_steps` is not supported; "
-                                      "use a larger batch size instead.")
-        self.use_ema = False
-        self.ema_momentum = check_number(ema_momentum, "ema_momentum", owner, low=0.0, high=1.0)
-        self.ema_overwrite_frequency = ema_overwrite_frequency
-        self.gradient_accumulation_steps = None
+        self.use_ema = bool(use_ema)
+        self.ema_momentum, self.ema_overwrite_frequency = averaging.check_arguments(
+            owner, ema_momentum, ema_overwrite_frequency)
+        self.gradient_accumulation_steps = accumulation.check_steps(owner, gradient_accumulation_steps)
 
         self._lr_value = None       # the learning rate when it is a plain number
         self._lr_function = None    # a LearningRateSchedule or a callable taking no argument
@@ -209,11 +212,18 @@ class Optimizer:
 
     @property
     def iterations(self) -> int:
-        """How many steps have been applied."""
+        """How many steps have been applied; with ``gradient_accumulation_steps`` n, how many updates
+        (calls // n), as Keras 3 counts."""
+        if self.gradient_accumulation_steps:
+            return self._iterations // self.gradient_accumulation_steps
         return self._iterations
 
     @iterations.setter
     def iterations(self, value):
+        if self.gradient_accumulation_steps:
+            # Setting a count of updates would leave the position inside the accumulation group undefined.
+            raise ValueError(f"{self._owner}: with `gradient_accumulation_steps` the `iterations` count is "
+                             "read-only; restore a saved state (load_state_dict, load_weights) instead.")
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{self._owner}: `iterations` must be a non-negative integer, got {value!r}.")
         self._iterations = int(value)
@@ -223,8 +233,20 @@ class Optimizer:
         """Slot names as Keras creates them: groups in order, and within a group per variable."""
         return ()
 
+    def _keras_slot_groups(self) -> tuple:
+        """All slot groups in Keras's order: EMA averages, gradient accumulators, then the rule's own."""
+        groups = ((averaging.SLOT,),) if self.use_ema else ()
+        groups += ((accumulation.SLOT,),) if self.gradient_accumulation_steps else ()
+        return groups + tuple(self._slot_groups())
+
     def _slot_names(self) -> list:
-        return [name for group in self._slot_groups() for name in group]
+        return [name for group in self._keras_slot_groups() for name in group]
+
+    def _slot_spec(self, name: str, var) -> tuple:
+        """``(shape, dtype, initial value)`` of a slot; averages and accumulators are zeros like the variable."""
+        if name in (averaging.SLOT, accumulation.SLOT):
+            return tuple(var.value.shape), var.value.dtype, 0.0
+        return self._slot_template(name, var) + (self._slot_initial_value(name),)
 
     def _slot_initial_value(self, name: str) -> float:
         return 0.0
@@ -243,8 +265,8 @@ class Optimizer:
             module = backend.array_module(var.value)
             self._slots[var] = {}
             for n in names:
-                shape, dtype = self._slot_template(n, var)
-                self._slots[var][n] = module.full(shape, self._slot_initial_value(n), dtype=dtype)
+                shape, dtype, initial = self._slot_spec(n, var)
+                self._slots[var][n] = module.full(shape, initial, dtype=dtype)
             self._built.append(var)
 
     @property
@@ -263,7 +285,7 @@ class Optimizer:
     def variables(self) -> list:
         """All slot arrays in Keras 3's order (without ``iterations`` and ``learning_rate``)."""
         out = []
-        for group in self._slot_groups():
+        for group in self._keras_slot_groups():
             for var in self._built:
                 out.extend(self._slots[var][name] for name in group)
         return out
@@ -348,14 +370,19 @@ class Optimizer:
         variables = [v for _, v in active]
         if self.loss_scale_factor is not None:
             grads = [g / self.loss_scale_factor for g in grads]
-        grads = self._clip(grads)
-        if self.weight_decay:
-            for var in variables:
-                if self._use_weight_decay(var):
-                    var.value -= var.value * (self.weight_decay * lr)
-        coefficients = self._step_coefficients(lr)
-        for grad, var in zip(grads, variables):
-            self._update_step(var.value, grad, self._slots[var], lr, coefficients)
+        if self.gradient_accumulation_steps:
+            grads = accumulation.accumulate(self, grads, variables)
+        if grads is not None:
+            grads = self._clip(grads)
+            if self.weight_decay:
+                for var in variables:
+                    if self._use_weight_decay(var):
+                        var.value -= var.value * (self.weight_decay * lr)
+            coefficients = self._step_coefficients(lr)
+            for grad, var in zip(grads, variables):
+                self._update_step(var.value, grad, self._slots[var], lr, coefficients)
+        if self.use_ema:
+            averaging.after_step(self)
         for var in variables:
             if var.constraint is not None:
                 var.value[...] = var.constraint(var.value)
@@ -377,6 +404,12 @@ class Optimizer:
 
     def _update_step(self, value, grad, slots: dict, lr: float, coefficients):
         raise NotImplementedError(f"{type(self).__name__} does not implement _update_step().")
+
+    def finalize_variable_values(self, var_list):
+        """End of training (``fit`` calls it once after its last epoch, when ``epochs > 0``): with
+        ``use_ema``, each of ``var_list`` that has an average takes its average's value."""
+        if self.use_ema:
+            averaging.overwrite_variables(self, list(var_list))
 
     # ------------------------------------------------------------ weight decay
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
@@ -450,7 +483,7 @@ class Optimizer:
             host = {}
             for n, a in arrays.items():
                 a = numpy.asarray(backend.to_numpy(a))
-                expected_shape = self._slot_template(n, var)[0]
+                expected_shape = self._slot_spec(n, var)[0]
                 if a.shape != expected_shape:
                     raise ValueError(f"{owner}: state slot {n!r} of variable {index} ('{var.path}') has shape "
                                      f"{a.shape}, expected {expected_shape}.")
