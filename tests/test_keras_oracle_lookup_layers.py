@@ -155,3 +155,46 @@ def test_a_gpu_dl_file_loads_in_keras_and_predicts_the_same(rng, tmp_path, kind)
     theirs = keras.models.load_model(tmp_path / "g.keras")
     assert plain(ours.layers[0].get_config()) == plain(theirs.layers[0].get_config())
     numpy.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ IntegerLookup (Keras needs TensorFlow for it)
+LOOKUP_CASES = [{}, {"mask_token": 0}, {"num_oov_indices": 2}, {"num_oov_indices": 0, "vocabulary": [1, 2, 3, 4, 5]},
+                {"output_mode": "one_hot"}, {"output_mode": "multi_hot", "mask_token": 0},
+                {"output_mode": "count", "max_tokens": 6, "pad_to_max_tokens": True}, {"output_mode": "tf_idf"},
+                {"invert": True, "vocabulary": [3, 1, 4, 5]}]
+
+
+@pytest.mark.parametrize("kwargs", LOOKUP_CASES)
+def test_integer_lookup_matches_keras(rng, kwargs):
+    pytest.importorskip("tensorflow")
+    data = rng.integers(0, 7, (20, 3))
+    ours, theirs = gpu_dl.layers.IntegerLookup(**kwargs), keras.layers.IntegerLookup(**kwargs)
+    if "vocabulary" not in kwargs:
+        ours.adapt(data)
+        theirs.adapt(data)
+    assert ours.get_vocabulary() == theirs.get_vocabulary()
+    assert ours.vocabulary_size() == theirs.vocabulary_size()
+    x = rng.integers(1, 6, (4, 3)) if kwargs.get("num_oov_indices") == 0 else rng.integers(-1, 9, (4, 3))
+    expected = theirs_out(theirs, x)
+    got = backend.to_numpy(ours(x))
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    numpy.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert plain(ours.get_config()) == plain(theirs.get_config())
+
+
+@pytest.mark.parametrize("mode", ["int", "tf_idf"])
+def test_integer_lookup_files_move_both_ways(rng, tmp_path, mode):
+    pytest.importorskip("tensorflow")
+    x = rng.integers(0, 9, (32, 3)).astype("float32")
+
+    def model(lib):
+        layer = lib.layers.IntegerLookup(output_mode="count" if mode == "int" else "tf_idf")
+        layer.adapt(x.astype("int64"))
+        return _model(lib, layer)
+    for save_lib, load in ((keras, gpu_dl.models.load_model), (gpu_dl, keras.models.load_model)):
+        source = model(save_lib)
+        source.save(tmp_path / "m.keras")
+        loaded = load(tmp_path / "m.keras")
+        assert loaded.layers[0].get_vocabulary() == source.layers[0].get_vocabulary()
+        numpy.testing.assert_allclose(loaded.predict(x, verbose=0), source.predict(x, verbose=0), rtol=1e-5,
+                                      atol=1e-6)

@@ -179,3 +179,125 @@ def test_a_model_starting_with_a_preprocessing_layer_trains(xp, rng, make):
     history = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert numpy.isfinite(history.history["loss"]).all()
     assert model.predict(x, verbose=0).shape == (24, 2)
+
+
+# ------------------------------------------------------------------ IntegerLookup
+from gpu_dl.layers import IntegerLookup  # noqa: E402
+
+VOCAB = [12, 36, 1138, 42]
+DATA = numpy.array([[12, 1138, 42, 42], [42, 7, 36, 7]])
+
+
+def test_integer_lookup_int_mode_and_oov(xp):
+    # Keras's docstring examples
+    y = IntegerLookup(vocabulary=VOCAB)(xp.asarray([[12, 1138, 42], [42, 1000, 36]]))
+    assert y.dtype == numpy.int64 and host(y).tolist() == [[1, 3, 4], [4, 0, 2]]
+    y = IntegerLookup(vocabulary=VOCAB, num_oov_indices=2)(xp.asarray([[12, 1138, 42], [37, 1000, 36]]))
+    assert host(y).tolist() == [[2, 4, 5], [1, 0, 3]]
+    layer = IntegerLookup(vocabulary=VOCAB, mask_token=0)
+    assert host(layer(xp.asarray([[12, 0], [5, 42]]))).tolist() == [[2, 0], [1, 5]]
+    assert layer.get_vocabulary() == [0, -1] + VOCAB and layer.vocabulary_size() == 6
+    assert layer.get_vocabulary(include_special_tokens=False) == VOCAB
+    with pytest.raises(ValueError, match="IntegerLookup layer .*OOV"):
+        IntegerLookup(vocabulary=VOCAB, num_oov_indices=0)(xp.asarray([12, 5]))
+    assert host(IntegerLookup(vocabulary=VOCAB, num_oov_indices=0)(xp.asarray([36, 12]))).tolist() == [1, 0]
+
+
+def test_integer_lookup_invert(xp):
+    layer = IntegerLookup(vocabulary=VOCAB, invert=True)
+    assert host(layer(xp.asarray([[1, 3, 4], [4, 0, 2]]))).tolist() == [[12, 1138, 42], [42, -1, 36]]
+    forward, back = IntegerLookup(vocabulary=VOCAB, mask_token=0), IntegerLookup(vocabulary=VOCAB, mask_token=0,
+                                                                                  invert=True)
+    ids = xp.asarray([[12, 0, 1138], [5, 42, 36]])
+    assert host(back(forward(ids))).tolist() == [[12, 0, 1138], [-1, 42, 36]]
+    assert host(back(xp.asarray([99, -3]))).tolist() == [-1, -1]
+
+
+def test_integer_lookup_encoded_modes(xp):
+    def run(**kwargs):
+        return host(IntegerLookup(vocabulary=VOCAB, **kwargs)(xp.asarray(DATA)))
+    assert run(output_mode="multi_hot").tolist() == [[0, 1, 0, 1, 1], [1, 0, 1, 0, 1]]
+    assert run(output_mode="count").tolist() == [[0, 1, 0, 1, 2], [2, 0, 1, 0, 1]]
+    numpy.testing.assert_allclose(run(output_mode="tf_idf", idf_weights=[0.25, 0.75, 0.6, 0.4]),
+                                  [[0, 0.25, 0, 0.6, 0.8], [1.0, 0, 0.75, 0, 0.4]], rtol=1e-6)
+    numpy.testing.assert_allclose(
+        host(IntegerLookup(vocabulary=[-1] + VOCAB, idf_weights=[0.9, 0.25, 0.75, 0.6, 0.4],
+                           output_mode="tf_idf")(xp.asarray(DATA))),
+        [[0, 0.25, 0, 0.6, 0.8], [1.8, 0, 0.75, 0, 0.4]], rtol=1e-6)
+    one_hot = host(IntegerLookup(vocabulary=VOCAB, output_mode="one_hot")(xp.asarray([12, 36, 1138, 42, 7])))
+    numpy.testing.assert_array_equal(one_hot, numpy.eye(5)[[1, 2, 3, 4, 0]])
+    padded = host(IntegerLookup(vocabulary=VOCAB, output_mode="multi_hot", max_tokens=8, pad_to_max_tokens=True,
+                                mask_token=0)(xp.asarray([[0, 12], [36, 36]])))
+    assert padded.tolist() == [[0, 1, 0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0]]   # the mask adds nothing
+
+
+def test_integer_lookup_adapt_orders_by_count_then_token(xp):
+    layer = IntegerLookup()
+    layer.adapt(xp.asarray([[12, 1138, 42], [42, 1000, 36]]))
+    assert layer.get_vocabulary() == [-1, 42, 1138, 1000, 36, 12]       # Keras's docstring example
+    assert host(layer(xp.asarray([[12, 1138, 42], [42, 1000, 36]]))).tolist() == [[5, 2, 1], [1, 3, 4]]
+    layer = IntegerLookup(max_tokens=4, mask_token=0)
+    layer.adapt(iter([numpy.array([5, 0, 0, 0, 7, 7, -1, -1, -1, -1]), numpy.array([9, 3, 3])]))
+    assert layer.get_vocabulary() == [0, -1, 7, 3]       # mask and OOV tokens are not counted; ties: larger first
+
+
+def test_integer_lookup_tf_idf_adapt(xp):
+    layer = IntegerLookup(output_mode="tf_idf")
+    docs = numpy.array([[12, 36, 12], [42, 42, 36], [5, 7, 7]])
+    layer.adapt(docs)
+    assert layer.get_vocabulary() == [-1, 42, 36, 12, 7, 5]
+    holding = numpy.array([1, 2, 1, 1, 1])
+    idf = numpy.log(1 + 3 / (1 + holding)).astype("float32")
+    numpy.testing.assert_allclose(layer.idf_weights.numpy(), numpy.concatenate([[idf.mean()], idf]), rtol=1e-6)
+    y = host(layer(xp.asarray(docs)))
+    assert y.dtype == numpy.float32
+    numpy.testing.assert_allclose(y[0], [0, 0, idf[1], 2 * idf[2], 0, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"max_tokens": 1}, "max_tokens"), ({"num_oov_indices": -1}, "num_oov"),
+                                          ({"output_mode": "bad"}, "output_mode"), ({"vocabulary_dtype": "int32"},
+                                                                                    "vocabulary_dtype"),
+                                          ({"invert": True, "output_mode": "count"}, "invert"),
+                                          ({"sparse": True, "output_mode": "count"}, "sparse"),
+                                          ({"pad_to_max_tokens": True}, "max_tokens"),
+                                          ({"oov_method": "farmhash"}, "farmhash"),
+                                          ({"vocabulary": [1, 2, 1]}, "repeated"),
+                                          ({"vocabulary": [1, 0], "mask_token": 0}, "mask token"),
+                                          ({"vocabulary": [1, 2, 3], "max_tokens": 3}, "larger"),
+                                          ({"vocabulary": [1], "output_mode": "tf_idf"}, "idf_weights"),
+                                          ({"idf_weights": [1.0]}, "idf_weights")])
+def test_integer_lookup_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=f"IntegerLookup layer .*{match}"):
+        IntegerLookup(**kwargs)
+
+
+def test_integer_lookup_keeps_large_int64_tokens(xp):
+    big = [2 ** 40 + 1, 2 ** 40 + 2]          # not representable in float32: ids must not be cast
+    assert host(IntegerLookup(vocabulary=big)(xp.asarray(numpy.array(big[::-1], numpy.int64)))).tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("mode", ["int", "tf_idf", "given"])
+def test_integer_lookup_saves_its_vocabulary_as_keras_does(tmp_path, rng, mode):
+    import zipfile
+    import h5py
+    if mode == "given":
+        lookup = IntegerLookup(vocabulary=[1, 2, 3, 4, 5], output_mode="count")
+    else:
+        lookup = IntegerLookup(output_mode="int" if mode == "int" else "tf_idf")
+        lookup.adapt(rng.integers(0, 8, (40, 3)))
+    L = gpu_dl.layers
+    tail = [L.Embedding(16, 2), L.Flatten()] if mode == "int" else []
+    model = gpu_dl.Sequential([L.Input((3,)), lookup, *tail, L.Dense(2, activation="softmax")])
+    x = rng.integers(0, 9, (16, 3)).astype("float32")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, rng.integers(0, 2, 16), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        names = archive.namelist()
+        with h5py.File(archive.open("model.weights.h5"), "r") as h5:
+            keys = sorted(h5["layers/integer_lookup/vars"].keys())
+    assert ("assets/layers/integer_lookup/vocabulary.txt" in names) == (mode != "given")
+    assert keys == (["idf_weights"] if mode == "tf_idf" else [])
+    loaded = gpu_dl.models.load_model(tmp_path / "m.keras")
+    assert loaded.layers[0].get_vocabulary() == lookup.get_vocabulary()
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

@@ -12,6 +12,7 @@ from .discretization import Discretization
 from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
+from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
 from .masking import Masking
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
@@ -47,8 +48,8 @@ __all__ = [
     "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GRU", "GRUCell",
-    "Identity", "Input", "InputLayer", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell",
-    "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
+    "Identity", "Input", "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
+    "LSTMCell", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
     "MaxPooling3D", "Minimum", "minimum", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute",
     "PReLU", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
     "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RNN",
