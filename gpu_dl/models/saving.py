@@ -32,7 +32,8 @@ import zipfile
 from ..catalogue import checked_custom_objects
 from ..layers.base import weight_budget
 from .keras_config import compile_from_config, model_config, model_from_config
-from .weights_h5 import guard_h5, keras_snake_case, stage_model_weights, stage_optimizers, write_weights
+from .weights_h5 import (asset_layers, guard_h5, keras_snake_case, stage_model_weights, stage_optimizers,
+                         write_weights)
 
 # The public names, several of them defined in the two modules above and re-exported here.
 __all__ = ["save_model", "save_weights", "load_model", "load_weights", "model_config", "model_from_config",
@@ -41,6 +42,9 @@ __all__ = ["save_model", "save_weights", "load_model", "load_weights", "model_co
 CONFIG_FILENAME = "config.json"
 METADATA_FILENAME = "metadata.json"
 WEIGHTS_FILENAME = "model.weights.h5"
+ASSETS_DIRNAME = "assets"
+# An asset (a lookup layer's vocabulary, one token a line) read from a file is refused beyond this size.
+MAX_ASSET_BYTES = 1 << 30
 # The Keras release that introduced this archive format; written as ``keras_version``.
 FORMAT_KERAS_VERSION = "3.0.0"
 # A config.json larger than this is refused before it is read into memory.
@@ -162,12 +166,16 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5file:
         write_weights(h5file, model)
+    assets = {f"{ASSETS_DIRNAME}/{path}/{name}": text for path, layer in asset_layers(model)
+              for name, text in layer.asset_files().items()}
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w") as archive:
             archive.writestr(METADATA_FILENAME, metadata_json)
             archive.writestr(CONFIG_FILENAME, config_json)
             archive.writestr(WEIGHTS_FILENAME, buffer.getbuffer())
+            for name, text in assets.items():
+                archive.writestr(name, text)
 
     atomic_write(path, write)
 
@@ -230,7 +238,7 @@ def _member_info(archive, name, path):
 def _read_member(archive, name, path, limit=None):
     info = _member_info(archive, name, path)
     if limit is not None and info.file_size > limit:
-        raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} a config may have.")
+        raise ValueError(f"{path}: '{name}' is {info.file_size} bytes, more than the {limit} gpu_dl reads for it.")
     if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * info.compress_size:
         raise ValueError(f"{path}: '{name}' declares {info.file_size} bytes but stores only {info.compress_size}; "
                          "refusing to expand a likely decompression bomb.")
@@ -278,6 +286,19 @@ def _weights_from_archive(h5py, archive, path):
         raise ValueError(f"{source}: cannot read the HDF5 data ({e}); it may be truncated or damaged.") from e
 
 
+def _load_assets(archive, model, path):
+    """Hand each layer with Keras assets the text of its files under ``assets/<layer path>/`` (after its weights:
+    IntegerLookup's tf-idf vocabulary takes the idf weights already loaded, as in Keras)."""
+    names = set(archive.namelist())
+    for layer_path, layer in asset_layers(model):
+        def read(name, layer_path=layer_path):
+            member = f"{ASSETS_DIRNAME}/{layer_path}/{name}"
+            if member not in names:
+                return None
+            return _read_member(archive, member, path, limit=MAX_ASSET_BYTES).decode("utf-8")
+        layer.load_asset_files(read)
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """The model a ``.keras`` file holds: architecture, weights and (with ``compile``) optimizer and its state.
 
@@ -316,8 +337,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))
             restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=True))
-    for var, a in staged:
-        var.assign(a)
+        for var, a in staged:
+            var.assign(a)
+        _load_assets(archive, model, path)
     if restore_optimizer is not None:
         restore_optimizer()
     return model

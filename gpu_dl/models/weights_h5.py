@@ -78,6 +78,14 @@ def _weight_groups(model):
     return _weight_layout(model)[0]
 
 
+def asset_layers(model):
+    """``[(path, layer)]`` for the layers with Keras assets (IntegerLookup's vocabulary), at the path Keras files
+    them under ``assets/`` (the path of their weights group)."""
+    _, containers, _ = _weight_layout(model)
+    return [(f"{base}/{key}", layer) for base, keys, container in containers
+            for key, layer in zip(keys, container.layers) if hasattr(layer, "asset_files")]
+
+
 def _layer_groups(layer, path):
     from ..layers.recurrent import Bidirectional, _Recurrent
     from ..layers.wrappers import TimeDistributed
@@ -91,14 +99,20 @@ def _layer_groups(layer, path):
     if isinstance(layer, _Recurrent):
         return [(path, layer.name, []),
                 (path + "/cell", keras_snake_case(type(layer).__name__) + "_cell", layer.weights)]
-    return [(path, layer.name, layer.weights)]
+    # State a file keeps beside the weights (IntegerLookup's tf-idf weights), under Keras's own keys.
+    return [(path, layer.name, layer.weights + list(getattr(layer, "state_variables", ())))]
 
 
-def _write_vars(h5file, path, name, arrays):
+def _store_keys(variables):
+    """The dataset names of ``variables`` in their ``vars`` group: '0', '1', ... or a variable's own key."""
+    return [getattr(v, "h5_key", None) or str(i) for i, v in enumerate(variables)]
+
+
+def _write_vars(h5file, path, name, arrays, keys=None):
     group = h5file.create_group("vars") if not path else h5file.require_group(path).create_group("vars")
     group.attrs["name"] = name
-    for i, a in enumerate(arrays):
-        group.create_dataset(str(i), data=a)
+    for key, a in zip(keys or [str(i) for i in range(len(arrays))], arrays):
+        group.create_dataset(key, data=a)
     return group
 
 
@@ -107,7 +121,7 @@ def write_weights(h5file, model):
     _write_vars(h5file, "", model.name, [])
     groups, _, models = _weight_layout(model)
     for path, name, variables in groups:
-        _write_vars(h5file, path, name, [v.numpy() for v in variables])
+        _write_vars(h5file, path, name, [v.numpy() for v in variables], _store_keys(variables))
     for path, owner in [("", model)] + models:
         if owner.compiled and owner.optimizer is not None:
             _write_optimizer(h5file, f"{path}/optimizer" if path else "optimizer", owner.optimizer)
@@ -152,14 +166,18 @@ def _vars_group(h5py, h5file, path, source):
     return node
 
 
-def _datasets(h5py, group, entry, source):
-    """The datasets '0', '1', ... of a vars group, checked but not read; a ValueError if the keys are not that.
+def _datasets(h5py, group, entry, source, expected=None):
+    """The datasets '0', '1', ... (or the ``expected`` keys) of a vars group, checked but not read; a ValueError if
+    the keys are not those.
 
     Their data is read (``_read``) only once their shapes are known to fit: a small file can declare a
     dataset of any size, and reading it first would fill memory with its fill value.
     """
     keys = list(group.keys())
-    expected = [str(i) for i in range(len(keys))]
+    if expected is not None and sorted(keys) != sorted(expected):
+        raise ValueError(f"{source}: entry '{entry}' should hold datasets named {sorted(expected)}, found "
+                         f"{sorted(keys)}.")
+    expected = expected or [str(i) for i in range(len(keys))]
     if sorted(keys, key=lambda k: (len(k), k)) != expected:
         raise ValueError(f"{source}: entry '{entry}' should hold datasets named 0..{len(keys) - 1}, "
                          f"found {sorted(keys)}.")
@@ -214,7 +232,8 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                 raise ValueError(problem)
             warnings.warn(problem + " Skipped.", stacklevel=4)
             continue
-        datasets = _datasets(h5py, group, entry, source)
+        keys = _store_keys(variables)
+        datasets = _datasets(h5py, group, entry, source, None if keys == [str(i) for i in range(len(keys))] else keys)
         found = [tuple(ds.shape) for ds in datasets]
         if found != shapes:
             problem = (f"{source}: entry '{entry}' holds arrays of shapes {found}, but layer '{name}' has weights "
