@@ -14,8 +14,11 @@ h = o a(c), with ``a`` the activation and ``ra`` the recurrent activation.
 
 Forward: the input convolution of every step is one 2-D convolution with
 time folded into the batch, (T*N, H, W, Cin) -> (T*N, OH, OW, 4F); then per
-step one recurrent convolution of h_{t-1} and the gate update as array
-operations. Backward: per step the gates' gradient dz_t and one backward-input
+step one recurrent convolution of h_{t-1} and the gate update. The gate
+update is the LSTM's, row by row over the (N*OH*OW, 4F) pre-activations: on
+the GPU, with the activations ``kernels/lstm_cell.cu`` knows, it runs that
+file's fused cell kernels (forward and backward), as the LSTM layer does;
+otherwise array operations. Backward: per step the gates' gradient dz_t and one backward-input
 convolution of dz_t through the recurrent kernel; then the weight gradients
 as one convolution each over all steps (backward-kernel of the inputs and of
 h_0..h_{T-1} against dz, time folded into the batch), the bias gradient as
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from .conv import bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, same_padding
+from .rnn import _fused
 
 GATES = 4
 
@@ -99,20 +103,31 @@ def conv_lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, rec
     h = xp.empty((t + 1, n) + out_hw + (f,), dtype=x.dtype)
     c = xp.empty_like(h)
     h[0], c[0] = h0, c0
-    pre = xp.empty_like(xw)     # the gates' pre-activations, which the activations' gradients read
+    fused = _fused(activation, recurrent_activation, x)
+    if fused:
+        from .rnn_kernels import lstm_cell_forward_cuda
+        rows = n * out_hw[0] * out_hw[1]
+    # the gates' pre-activations, which the activations' gradients read (the fused backward needs none)
+    pre = None if fused else xp.empty_like(xw)
     gates = xp.empty_like(xw)   # i, f, g, o after their activations
     for step in range(t):
         hr = conv2d_forward(_stacked(h[step], recurrent_masks), recurrent_kernel, padding=rec_padding,
                             groups=_groups(recurrent_masks))
-        z = pre[step]
-        xp.add(xw[step], hr, out=z)
-        i, fg, g, o = (gates[step, ..., k * f:(k + 1) * f] for k in range(GATES))
-        i[...] = recurrent_activation(z[..., :f])
-        fg[...] = recurrent_activation(z[..., f:2 * f])
-        g[...] = activation(z[..., 2 * f:3 * f])
-        o[...] = recurrent_activation(z[..., 3 * f:])
-        c[step + 1] = fg * c[step] + i * g
-        h[step + 1] = o * activation(c[step + 1])
+        if fused:
+            # every output position is one row of an LSTM cell: the same kernel, N*OH*OW rows
+            lstm_cell_forward_cuda(xw[step].reshape(rows, width), xp.ascontiguousarray(hr).reshape(rows, width),
+                                   c[step].reshape(rows, f), h[step + 1].reshape(rows, f),
+                                   c[step + 1].reshape(rows, f), gates[step].reshape(rows, width))
+        else:
+            z = pre[step]
+            xp.add(xw[step], hr, out=z)
+            i, fg, g, o = (gates[step, ..., k * f:(k + 1) * f] for k in range(GATES))
+            i[...] = recurrent_activation(z[..., :f])
+            fg[...] = recurrent_activation(z[..., f:2 * f])
+            g[...] = activation(z[..., 2 * f:3 * f])
+            o[...] = recurrent_activation(z[..., 3 * f:])
+            c[step + 1] = fg * c[step] + i * g
+            h[step + 1] = o * activation(c[step + 1])
         _hold(h, step, step_mask)
         _hold(c, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, c, gates, pre, activation, recurrent_activation,
@@ -137,20 +152,35 @@ def conv_lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=
     dh_next = xp.zeros(state_shape, dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
     dc_next = None if dc_last is None else xp.array(dc_last, dtype=x.dtype)
     stacked_state = (n,) + state_shape[1:3] + (f * _groups(recurrent_masks),)
+    fused = pre is None
+    if fused:
+        from .rnn_kernels import lstm_cell_backward_cuda
+        rows = n * state_shape[1] * state_shape[2]
+        # the kernel reads dc of step t+1 from one buffer and writes that of step t into the other
+        dc_buffers = (xp.empty(state_shape, dtype=x.dtype), xp.empty(state_shape, dtype=x.dtype))
     for step in range(t - 1, -1, -1):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
         dc_in = dc_next
-        i, fg, g, o = (gates[step, ..., k * f:(k + 1) * f] for k in range(GATES))
-        z = pre[step]
-        tc = activation(c[step + 1])
-        dc = activation.grad(c[step + 1], tc, dh * o)
-        if dc_next is not None:
-            dc = dc + dc_next
-        dz[step, ..., :f] = recurrent_activation.grad(z[..., :f], i, dc * g)
-        dz[step, ..., f:2 * f] = recurrent_activation.grad(z[..., f:2 * f], fg, dc * c[step])
-        dz[step, ..., 2 * f:3 * f] = activation.grad(z[..., 2 * f:3 * f], g, dc * i)
-        dz[step, ..., 3 * f:] = recurrent_activation.grad(z[..., 3 * f:], o, dh * tc)
-        dc_next = dc * fg
+        if fused:
+            dc_prev = dc_buffers[step % 2]
+            lstm_cell_backward_cuda(xp.ascontiguousarray(dh).reshape(rows, f),
+                                    None if dc_next is None else xp.ascontiguousarray(dc_next).reshape(rows, f),
+                                    gates[step].reshape(rows, GATES * f), c[step + 1].reshape(rows, f),
+                                    c[step].reshape(rows, f), dz[step].reshape(rows, GATES * f),
+                                    dc_prev.reshape(rows, f))
+            dc_next = dc_prev
+        else:
+            i, fg, g, o = (gates[step, ..., k * f:(k + 1) * f] for k in range(GATES))
+            z = pre[step]
+            tc = activation(c[step + 1])
+            dc = activation.grad(c[step + 1], tc, dh * o)
+            if dc_next is not None:
+                dc = dc + dc_next
+            dz[step, ..., :f] = recurrent_activation.grad(z[..., :f], i, dc * g)
+            dz[step, ..., f:2 * f] = recurrent_activation.grad(z[..., f:2 * f], fg, dc * c[step])
+            dz[step, ..., 2 * f:3 * f] = activation.grad(z[..., 2 * f:3 * f], g, dc * i)
+            dz[step, ..., 3 * f:] = recurrent_activation.grad(z[..., 3 * f:], o, dh * tc)
+            dc_next = dc * fg
         if step_mask is not None:
             # a masked step ran no cell: its gates get no gradient, and the states' gradients pass through
             keep = step_mask[step].reshape((-1, 1, 1, 1))
