@@ -2,6 +2,7 @@
 from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .attention import AdditiveAttention, Attention
 from .base import Layer, Variable
+from .bidirectional import Bidirectional
 from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
 from .conv3d import Conv3D, Convolution3D
@@ -24,7 +25,7 @@ from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
 from .color_augmentation import RandomBrightness, RandomContrast
 from .image_resizing import CenterCrop, RandomCrop, Resizing
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
-from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .rnn_layer import RNN
 from .reshaping import Identity, Permute, RepeatVector
