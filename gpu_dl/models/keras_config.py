@@ -528,7 +528,7 @@ def _wrapped_recurrent_from_entry(entry, where):
     from ..layers.bidirectional import SEQUENCE_LAYER_CLASSES
     class_name = entry.get("class_name") if isinstance(entry, dict) else None
     if class_name not in SEQUENCE_LAYER_CLASSES:
-        raise ValueError(f"{where}: the wrapped layer {class_name if class_name else entry!r:.200} is not supported: "
+        raise ValueError(f"{where}: the wrapped layer {class_name or repr(entry)[:200]} is not supported: "
                          f"gpu_dl's Bidirectional wraps only its recurrent layers "
                          f"({', '.join(SEQUENCE_LAYER_CLASSES)}).")
     layer = _layer_from_entry(entry, where, CustomObjects())
