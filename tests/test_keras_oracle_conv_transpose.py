@@ -212,6 +212,7 @@ def test_alias_names_are_keras_aliases():
                and "Conv" in getattr(keras.layers, n).__name__}
     ours = {n: c for n, c in aliases.items() if hasattr(layers, c)}
     assert set(ours) == {"Convolution1D", "Convolution2D", "Convolution3D", "Convolution1DTranspose",
-                         "Convolution2DTranspose", "SeparableConvolution1D", "SeparableConvolution2D"}
+                         "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D",
+                         "SeparableConvolution2D"}
     for alias, name in ours.items():
         assert getattr(layers, alias) is getattr(layers, name)

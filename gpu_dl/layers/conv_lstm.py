@@ -29,19 +29,17 @@ from ..backend import array_module
 from ..backend.noise import UniformNoise
 from ..ops.conv import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
-from .base import Layer
 from .core import positive_int
 from .recurrent import _rate
+from .sequence_layer import SequenceLayer
 from .spatial import int_tuple, padding_word, too_small_error
 
 
-class ConvLSTM(Layer):
+class ConvLSTM(SequenceLayer):
     """What ConvLSTM2D and ConvLSTM1D share; ``rank`` is the number of spatial axes."""
 
     rank = 2
     STATES = 2
-    takes_mask = True
-    takes_initial_state = True
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  activation="tanh", recurrent_activation="sigmoid", use_bias=True,
@@ -78,18 +76,25 @@ class ConvLSTM(Layer):
         self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
         self.seed = seed
         self._noise = UniformNoise(seed)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
+                                 zero_output_for_mask)
         self._carried_states = None
-        self.initial_state_gradients = None
         self.kernel = self.recurrent_kernel = self.bias = None
 
     def _where(self):
         return f"{type(self).__name__} layer '{self.name}'"
+
+    @property
+    def state_count(self):
+        return self.STATES
+
+    state_names = ("h", "c")
+
+    def checked_initial_state(self, initial_state, x):
+        """[h, c] checked for input ``x``, in the layer's layout (what its call takes)."""
+        _, out = self._geometry(x.shape)
+        state_shape = (x.shape[0],) + out + (self.filters,)
+        return [self._layer(s, 1) for s in self._given_states(array_module(x), initial_state, state_shape, x.dtype)]
 
     # ----------------------------------------------------------------- shapes
     def _image_pair(self, values, fill):
@@ -176,9 +181,6 @@ class ConvLSTM(Layer):
         state = self._state_shape(shape)
         out = (state[0], shape[1]) + state[1:] if self.return_sequences else state
         return [out, state, state] if self.return_state else out
-
-    def compute_mask(self, x, mask):
-        return mask if self.return_sequences else None
 
     def weight_groups(self, path):
         """Keras's weights-file groups: the layer's own (empty) and its cell's, named as Keras names the cell."""
@@ -313,9 +315,6 @@ class ConvLSTM(Layer):
         """Forget the carried states: the next call of a stateful layer starts from zeros."""
         self._carried_states = None
 
-    def reset_states(self):
-        self.reset_state()
-
     @property
     def carried_batch_size(self):
         """The batch size a stateful layer carries states for; None when it carries none."""
@@ -330,9 +329,7 @@ class ConvLSTM(Layer):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "return_sequences": self.return_sequences, "return_state": self.return_state,
-            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
+            **self.sequence_flags_config(),
             "filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
             "padding": self.padding, "data_format": self.data_format, "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),

@@ -55,10 +55,10 @@ class BaseConvTranspose(WindowedConv):
     def _geometry(self, last_shape):
         """(the ops' keyword arguments, output sizes) for a channels_last input shape; a clear error where the
         output would be empty. An unknown size (None) gives an unknown output size."""
-        spatial = self.image_shape(last_shape)[1:3]
+        spatial = self.image_shape(last_shape)[1:-1]   # (rows, cols); 3-D layers: (depth, rows, cols)
         window, strides, dilation = (self.image_pair(v, 1) for v in (self.kernel_size, self.strides,
                                                                      self.dilation_rate))
-        extras = (None, None) if self.output_padding is None else self.image_pair(self.output_padding, 0)
+        extras = (None,) * len(window) if self.output_padding is None else self.image_pair(self.output_padding, 0)
         axes = list(zip(spatial, window, strides, dilation, extras))
         out = tuple(transpose_output_length(n, k, s, d, self.padding, e) for n, k, s, d, e in axes)
         for axis, (n, k, s, d, e), o in zip(self.axis_names, self.layer_axes(axes), self.layer_axes(out)):

@@ -15,13 +15,12 @@ differentiation, and only the built-in cells have backward passes.
 """
 from __future__ import annotations
 
-from .base import Layer
+from ..backend import array_module
 from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry
+from .sequence_layer import SequenceLayer
 
 
-class RNN(Layer):
-    takes_mask = True
-    takes_initial_state = True
+class RNN(SequenceLayer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
@@ -37,14 +36,9 @@ class RNN(Layer):
         if not isinstance(cell, (_Cell, StackedRNNCells)):
             self._refuse(cell, where)
         self.cell = cell
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)   # accepted for Keras compatibility: the loop is the same either way
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
+                                 zero_output_for_mask)
         self._layers = None          # the bound sequence layers, one per cell, made when built
-        self.initial_state_gradients = None
 
     @staticmethod
     def _refuse(cell, where):
@@ -70,6 +64,14 @@ class RNN(Layer):
         for c in self.cells:
             sizes += c.state_size if isinstance(c.state_size, list) else [c.state_size]
         return sizes
+
+    @property
+    def state_count(self):
+        return len(self.state_size)
+
+    @property
+    def state_names(self):
+        return tuple(name for c in self.cells for name in ("h", "c")[:c.LAYER.STATES])
 
     # ----------------------------------------------------------------- shapes
     def _checked(self, shape):
@@ -101,6 +103,8 @@ class RNN(Layer):
                 return_sequences=self.return_sequences if i == last else True, return_state=True,
                 go_backwards=self.go_backwards and i == 0, stateful=self.stateful,
                 zero_output_for_mask=self.zero_output_for_mask and i == last)
+            # its errors (a stateful batch of another size, a bad initial state) name this layer
+            layer.described_as = f"RNN layer '{self.name}'" + (f" (cell '{cell.name}')" if last else "")
             setattr(self, f"_step_layer_{i}", layer)   # kept as attributes too: a shared layer's call state
             self._layers.append(layer)
         self._weights = self.cell.weights
@@ -126,9 +130,6 @@ class RNN(Layer):
             raise ValueError(f"RNN layer '{self.name}': initial_state needs {len(sizes)} tensor(s) of shapes "
                              f"{[(None, u) for u in sizes]}, got shapes {[tuple(s) for s in shapes]}.")
 
-    def compute_mask(self, x, mask):
-        return mask if self.return_sequences else None
-
     # ------------------------------------------------------------------ passes
     def _split_initial_state(self, initial_state):
         """One list of states per cell, from Keras's nested form or a flat list."""
@@ -150,7 +151,17 @@ class RNN(Layer):
             start += count
         return split
 
+    def checked_initial_state(self, initial_state, x):
+        xp, n = array_module(x), x.shape[0]
+        checked = []
+        for layer, states in zip(self._layers, self._split_initial_state(initial_state)):
+            checked += layer._given_states(xp, states, n, x.dtype)
+        return checked
+
     def call(self, x, training=False, mask=None, initial_state=None):
+        # Bidirectional may set zero_output_for_mask after the layers were made; only the last one's output
+        # is this layer's.
+        self._layers[-1].zero_output_for_mask = self.zero_output_for_mask
         states = []
         for i, (layer, initial) in enumerate(zip(self._layers, self._split_initial_state(initial_state))):
             x, *layer_states = layer.call(x, training=training, mask=mask, initial_state=initial)
@@ -184,9 +195,6 @@ class RNN(Layer):
         for layer in self._layers or []:
             layer.reset_state()
 
-    def reset_states(self):
-        self.reset_state()
-
     @property
     def carried_batch_size(self):
         return None if not self._layers else self._layers[0].carried_batch_size
@@ -216,9 +224,7 @@ class RNN(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"return_sequences": self.return_sequences, "return_state": self.return_state,
-                       "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-                       "zero_output_for_mask": self.zero_output_for_mask,
+        config.update({**self.sequence_flags_config(),
                        "cell": {"class_name": type(self.cell).__name__, "config": self.cell.get_config()}})
         return config
 

@@ -476,7 +476,8 @@ class Functional(Model):
         (or when the model that holds this one cleared ``input_gradient_wanted``) the calls reading only from
         inputs may skip it, and it may be None.
         """
-        from ..layers.recurrent import _Recurrent
+        from ..layers.bidirectional import Bidirectional
+        from ..layers.sequence_layer import SequenceLayer
         input_gradient = input_gradient and self.input_gradient_wanted
         if self._multi:
             if not isinstance(dy, (list, tuple)) or len(dy) != len(self._outputs):
@@ -499,7 +500,7 @@ class Functional(Model):
                 extra = layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
                 outs[0] = extra if outs[0] is None else outs[0] + extra
             if len(outs) > 1:
-                if not isinstance(layer, _Recurrent):   # the recurrent layers take None for an unused output
+                if not isinstance(layer, (SequenceLayer, Bidirectional)):   # these take None for an unused output
                     xp = backend.array_module(next(g for g in outs if g is not None))
                     outs = [g if g is not None else xp.zeros(*self._output_meta[t])
                             for g, t in zip(outs, node.outputs)]

@@ -106,8 +106,8 @@ def function_entry(fn, where="config"):
 
 
 def _layer_entry(layer):
+    from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
-    from ..layers.recurrent import Bidirectional
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
     from ..layers.wrappers import TimeDistributed
@@ -434,8 +434,8 @@ def _as_shape(value, where, what):
 def _layer_from_entry(entry, where, custom=None):
     """A gpu_dl layer from one Keras layer entry (already decoded)."""
     from ..layers.base import Layer
+    from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
-    from ..layers.recurrent import Bidirectional
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
     from ..layers.wrappers import TimeDistributed
@@ -492,9 +492,9 @@ def _layer_from_entry(entry, where, custom=None):
         inner_name = inner["config"].get("name")
         if isinstance(inner_name, str) and inner_name.startswith("forward_"):
             inner["config"]["name"] = inner_name[len("forward_"):]
-        config["layer"] = _layer_from_entry(inner, where, custom)
+        config["layer"] = _wrapped_recurrent_from_entry(inner, where)
         if config.get("backward_layer") is not None:
-            config["backward_layer"] = _layer_from_entry(config["backward_layer"], where, custom)
+            config["backward_layer"] = _wrapped_recurrent_from_entry(config["backward_layer"], where)
         else:
             config.pop("backward_layer", None)
     elif issubclass(cls, TimeDistributed):
@@ -520,6 +520,21 @@ def _layer_from_entry(entry, where, custom=None):
         return cls.from_config(config)
     except (TypeError, ValueError, NotImplementedError) as e:
         raise ValueError(f"{where}: cannot be rebuilt from its config: {e}") from e
+
+
+def _wrapped_recurrent_from_entry(entry, where):
+    """A layer that Bidirectional wraps: only gpu_dl's recurrent layer classes, found by class name in that
+    fixed table, whatever module or registered name the entry gives (and no custom objects)."""
+    from ..layers.bidirectional import SEQUENCE_LAYER_CLASSES
+    class_name = entry.get("class_name") if isinstance(entry, dict) else None
+    if class_name not in SEQUENCE_LAYER_CLASSES:
+        raise ValueError(f"{where}: the wrapped layer {class_name or repr(entry)[:200]} is not supported: "
+                         f"gpu_dl's Bidirectional wraps only its recurrent layers "
+                         f"({', '.join(SEQUENCE_LAYER_CLASSES)}).")
+    layer = _layer_from_entry(entry, where, CustomObjects())
+    if type(layer) is not SEQUENCE_LAYER_CLASSES[class_name]:
+        raise ValueError(f"{where}: the wrapped layer {class_name!r} did not rebuild as gpu_dl's own {class_name}.")
+    return layer
 
 
 def _cell_from_entry(entry, where, custom, stacked):

@@ -87,7 +87,8 @@ def asset_layers(model):
 
 
 def _layer_groups(layer, path):
-    from ..layers.recurrent import Bidirectional, _Recurrent
+    from ..layers.bidirectional import Bidirectional
+    from ..layers.recurrent import _Recurrent
     from ..layers.wrappers import TimeDistributed
     if isinstance(layer, TimeDistributed):
         return [(path, layer.name, [])] + _layer_groups(layer.layer, path + "/layer")
