@@ -259,6 +259,9 @@ def test_shuffle_is_reproducible_under_a_seed_and_new_each_pass(folder):
     assert not numpy.array_equal(first_pass, second_pass)
     numpy.testing.assert_array_equal(numpy.sort(first_pass, axis=0), numpy.sort(second_pass, axis=0))
     numpy.testing.assert_array_equal(second_pass, everything(two)[0])    # the same sequence of passes
+    before = one[0]
+    one.on_epoch_end()                       # what fit calls after each epoch
+    assert not numpy.array_equal(before, one[0])
     unshuffled = image_dataset_from_directory(folder, shuffle=False, image_size=(2, 2), label_mode=None,
                                               verbose=False)
     numpy.testing.assert_array_equal(everything(unshuffled)[0], everything(unshuffled)[0])
