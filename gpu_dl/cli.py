@@ -1,7 +1,7 @@
 """The ``gpu-dl`` command.
 
-    gpu-dl train [--data NAME] [--data-dir DIR] [--model cnn|mlp|lstm|FILE.py] [--epochs N] [--batch-size N]
-                 [--learning-rate LR] [--device auto|cpu|gpu] [--output DIR] [--seed N] [--verbose 0|1|2]
+    gpu-dl train [--data NAME|FOLDER] [--data-dir DIR] [--image-size N|HxW] [--model cnn|mlp|lstm|FILE.py]
+                 [--epochs N] [--batch-size N] [--learning-rate LR] [--device auto|cpu|gpu] [--output DIR] [--seed N] [--verbose 0|1|2]
     gpu-dl evaluate MODEL.keras [--data NAME] [--data-dir DIR]
     gpu-dl predict MODEL.keras [--input X.npy | --data NAME] [--output PROBABILITIES.npy]
     gpu-dl info
@@ -24,7 +24,8 @@ def _run_folder_path(args):
     if args.output:
         return Path(args.output)
     model = Path(args.model).stem if args.model.endswith(".py") else args.model
-    folder = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.data}-{model}"
+    data = Path(args.data).name or "images"      # a folder of images: its name, not its path
+    folder = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{data}-{model}"
     base, n = folder, 1
     while folder.exists():
         folder, n = Path(f"{base}-{n}"), n + 1
@@ -82,15 +83,34 @@ def _remove_run(folder, created):
 
 def train(args):
     from . import backend, callbacks, optimizers
-    from .data.catalog import load_dataset
+    from .data.catalog import is_image_folder, load_dataset, load_image_folder
     from .models.examples import build_model
     backend.set_device(args.device)
     backend.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test), description = load_dataset(args.data, args.data_dir)
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    print(f"Data: {description}: {len(x_train)} training and {len(x_test)} test images "
-          f"of shape {x_train.shape[1:]}, {classes} classes")
-    model = build_model(args.model, x_train.shape[1:], classes)
+    if is_image_folder(args.data):
+        if args.data_dir:
+            raise ValueError(f"argument --data-dir: --data {args.data!r} is a folder of images; --data-dir is for "
+                             "the named data sets.")
+        # The folder's last fifth (in the seed's shuffled order) is held out: it reports the test accuracy.
+        size = args.image_size or (64, 64)
+        train_data, test_data, description, class_names = load_image_folder(args.data, size, args.batch_size,
+                                                                            args.seed)
+        shape, classes = tuple(size) + (3,), len(class_names)
+        counts = len(train_data.dataset.file_paths), len(test_data.dataset.file_paths)
+        fit_data = {"x": train_data, "validation_data": test_data}
+        test = (test_data,)
+    else:
+        if args.image_size:
+            raise ValueError(f"argument --image-size: only with --data FOLDER; the {args.data} images keep their "
+                             "size.")
+        (x_train, y_train), (x_test, y_test), description = load_dataset(args.data, args.data_dir)
+        shape, classes = x_train.shape[1:], int(max(y_train.max(), y_test.max())) + 1
+        counts = len(x_train), len(x_test)
+        fit_data = {"x": x_train, "y": y_train, "batch_size": args.batch_size, "validation_split": 0.1}
+        test = (x_test, y_test)
+    print(f"Data: {description}: {counts[0]} training and {counts[1]} test images "
+          f"of shape {shape}, {classes} classes")
+    model = build_model(args.model, shape, classes)
     model.compile(optimizer=optimizers.Adam(args.learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.summary()
@@ -98,11 +118,10 @@ def train(args):
     created = _make_folder(folder)
     try:
         curves = folder / "training_curves.png"
-        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1,
-                  verbose=args.verbose,
+        model.fit(**fit_data, epochs=args.epochs, verbose=args.verbose,
                   callbacks=[callbacks.TrainingCurves(str(curves)), callbacks.CSVLogger(str(folder / "history.csv"))])
-        loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
-        print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(x_test)} held-out images")
+        loss, accuracy = model.evaluate(*test, verbose=0)
+        print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {counts[1]} held-out images")
         model.save(str(folder / "model.keras"))
     except BaseException:
         # A run folder holds a whole run or nothing: no curves and history without their model
@@ -232,6 +251,29 @@ def positive_number(text):
     return value
 
 
+def image_size(text):
+    """``N`` (square) or ``HxW``: the size images of a folder are resized to."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(parts) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer N or HxW, got {text}")
+    return size
+
+
+def data_source(text):
+    """A data set's name, or a folder of class subfolders of images."""
+    from .data.catalog import DATASETS
+    if text in DATASETS or Path(text).is_dir():
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a data set ({', '.join(sorted(DATASETS))}) nor a "
+                                     "folder of class subfolders of images")
+
+
 def make_parser():
     from .data.catalog import DATASETS
     from .models.examples import MODELS
@@ -245,8 +287,13 @@ def make_parser():
                                          "~/.gpu_dl/datasets/<name>, ~/.keras/datasets)"}
 
     p_train = sub.add_parser("train", help="train a model (default: the CNN on the digits)")
-    p_train.add_argument("--data", **data)
+    p_train.add_argument("--data", type=data_source, default="digits", metavar="NAME|FOLDER",
+                         help=f"{', '.join(sorted(DATASETS))}, or a folder of class subfolders of images (.png, "
+                              ".jpg, .jpeg, .bmp, .gif; the last fifth of the files, shuffled by --seed, is held "
+                              f"out for the test accuracy). {data['help']}")
     p_train.add_argument("--data-dir", **data_dir)
+    p_train.add_argument("--image-size", type=image_size, default=None, metavar="N|HxW",
+                         help="with --data FOLDER: the size images are resized to (default 64x64)")
     p_train.add_argument("--model", default="cnn",
                          help=f"{', '.join(MODELS)} (cnn: [Conv2D -> ReLU -> MaxPooling2D]*2 -> Dense -> Dense; "
                               "mlp: two hidden Dense layers; lstm: reads the image row by row), or a Python "

@@ -137,6 +137,49 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
     assert message in capsys.readouterr().err
 
 
+def image_folder(root, classes=("blue", "red"), per_class=5):
+    """Class subfolders of small PNG files whose colour is their class."""
+    from PIL import Image
+    rng = numpy.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (6, 9, 3))
+            pixels[..., 2 - 2 * c] += 190
+            Image.fromarray(pixels.astype("uint8")).save(root / name / f"{i}.png")
+    return root
+
+
+def test_train_on_a_folder_of_images(tmp_path, capsys, monkeypatch):
+    """--data FOLDER: image_dataset_from_directory's batches, the last fifth held out for the test accuracy."""
+    folder = image_folder(tmp_path / "shapes")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", "--data", str(folder), "--image-size", "4x6", "--model", "cnn", "--epochs", "2",
+                     "--batch-size", "4", "--device", "cpu", "--verbose", "0"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Found 10 files belonging to 2 classes.\nUsing 8 files for training.\nUsing 2 files for validation." in text
+    assert (f"Data: image folder {folder}, resized to 4x6: 8 training and 2 test images of shape (4, 6, 3), "
+            "2 classes") in text
+    assert "Test accuracy:" in text and "on 2 held-out images" in text
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-shapes-cnn") and (run / "model.keras").exists()
+    assert load_model(str(run / "model.keras")).input_shape == (None, 4, 6, 3)
+
+
+def test_folder_options_are_checked(tmp_path, capsys, monkeypatch):
+    folder = image_folder(tmp_path / "shapes")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--data", str(folder), "--data-dir", str(tmp_path), "--device", "cpu"]) == 2
+    assert "argument --data-dir: --data" in capsys.readouterr().err
+    assert cli.main(["train", "--image-size", "8", "--device", "cpu"]) == 2
+    assert "argument --image-size: only with --data FOLDER" in capsys.readouterr().err
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    assert cli.main(["train", "--data", str(tmp_path / "empty"), "--device", "cpu"]) == 2
+    assert "No images found in directory" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_train_reads_a_data_set_from_the_users_files(tmp_path, capsys):
     """--data mnist --data-dir: Keras's mnist.npz format, here a small one made by the test."""
     rng = numpy.random.default_rng(0)
@@ -160,6 +203,9 @@ def test_train_reads_a_data_set_from_the_users_files(tmp_path, capsys):
     (["train", "--learning-rate", "-0.1"], "argument --learning-rate: must be a positive number, got -0.1"),
     (["train", "--learning-rate", "nan"], "argument --learning-rate: must be a positive number, got nan"),
     (["train", "--model"], "argument --model: expected one argument"),
+    (["train", "--data", "no_such_folder"], "argument --data: 'no_such_folder' is neither a data set"),
+    (["train", "--image-size", "8x"], "argument --image-size: must be a positive integer N or HxW, got 8x"),
+    (["train", "--image-size", "0"], "argument --image-size: must be a positive integer N or HxW, got 0"),
 ])
 def test_bad_option_values_are_refused_by_the_parser(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,9 @@ import numpy
 from ..backend import set_random_seed
 from ..catalogue import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
                          get_registered_object, register_keras_serializable)
-from ..data.py_dataset import PyDataset   # where Keras 3 has them too
+from ..data.image_files import array_to_img, img_to_array, load_img, save_img   # where Keras 3 has them too
+from ..data.image_folders import image_dataset_from_directory
+from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
@@ -48,6 +50,8 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "custom_object_scope", "get_custom_objects", "get_registered_name",
-           "get_registered_object", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
-           "register_keras_serializable", "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]
+__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "custom_object_scope",
+           "get_custom_objects", "get_registered_name", "get_registered_object", "image_dataset_from_directory",
+           "img_to_array", "load_img", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
+           "register_keras_serializable", "save_img", "set_random_seed", "timeseries_dataset_from_array",
+           "to_categorical"]
