@@ -26,11 +26,10 @@ import numpy
 
 from .. import activations
 from ..backend import array_module
-from ..backend.noise import UniformNoise
 from ..ops.conv import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
 from .core import positive_int
-from .recurrent import _rate
+from .recurrent import set_gated_cell_arguments
 from .sequence_layer import SequenceLayer
 from .spatial import int_tuple, padding_word, too_small_error
 
@@ -62,20 +61,14 @@ class ConvLSTM(SequenceLayer):
             raise ValueError(f"{where}: only data_format='channels_last' is supported (inputs (batch, time, ..., "
                              f"channels)), got {data_format!r}; transpose channels_first data to channels_last.")
         self.data_format = "channels_last"
-        self.activation = activations.get_keeping_shape(activation, where)
-        self.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
-        self.use_bias = bool(use_bias)
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.set_weight_arguments(
+        set_gated_cell_arguments(
+            self, where, activation, recurrent_activation, use_bias, dropout, recurrent_dropout, seed,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
             recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
             kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
             bias_constraint=bias_constraint)
-        self.dropout = _rate(dropout, f"{where}: dropout")
-        self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
-        self.seed = seed
-        self._noise = UniformNoise(seed)
         self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
                                  zero_output_for_mask)
         self._carried_states = None

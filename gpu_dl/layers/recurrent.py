@@ -50,6 +50,21 @@ def _rate(value, what):
     return float(value)
 
 
+def set_gated_cell_arguments(layer, where, activation, recurrent_activation, use_bias, dropout, recurrent_dropout,
+                             seed, **weight_arguments):
+    """The arguments every gated recurrent layer takes (LSTM, GRU, SimpleRNN, ConvLSTM), checked and set on
+    ``layer``: activations, use_bias, the kernel/recurrent_kernel/bias initializers, regularizers and
+    constraints, the dropout rates and the seeded noise they draw from."""
+    layer.activation = activations.get_keeping_shape(activation, where)
+    layer.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
+    layer.use_bias = bool(use_bias)
+    layer.set_weight_arguments(**weight_arguments)
+    layer.dropout = _rate(dropout, f"{where}: dropout")
+    layer.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
+    layer.seed = seed
+    layer._noise = UniformNoise(seed)
+
+
 class _Recurrent(SequenceLayer):
     """What LSTM, GRU and SimpleRNN share: arguments, weights, masks, output shapes."""
 
@@ -65,19 +80,13 @@ class _Recurrent(SequenceLayer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         where = self._where()
         self.units = positive_int(units, f"{where}: units")
-        self.activation = activations.get_keeping_shape(activation, where)
-        self.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
-        self.use_bias = bool(use_bias)
-        self.set_weight_arguments(
+        set_gated_cell_arguments(
+            self, where, activation, recurrent_activation, use_bias, dropout, recurrent_dropout, seed,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
             recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
             kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
             bias_constraint=bias_constraint)
-        self.dropout = _rate(dropout, f"{where}: dropout")
-        self.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
-        self.seed = seed
-        self._noise = UniformNoise(seed)
         # initial_state_gradients after backward: those of the initial states, [h] or [h, c]
         self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
                                  zero_output_for_mask)
