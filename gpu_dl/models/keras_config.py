@@ -110,6 +110,7 @@ def _layer_entry(layer):
     from ..layers.core import InputLayer
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
+    from ..layers.spectral_normalization import SpectralNormalization
     from ..layers.wrappers import TimeDistributed
     from .nested import is_model
     if is_model(layer):
@@ -130,7 +131,7 @@ def _layer_entry(layer):
         forward["config"]["name"] = "forward_" + layer.forward_layer.name[len("forward_"):]
         config["layer"] = forward
         config["backward_layer"] = _layer_entry(layer.backward_layer)
-    elif isinstance(layer, TimeDistributed):
+    elif isinstance(layer, (TimeDistributed, SpectralNormalization)):
         config["layer"] = _layer_entry(layer.layer)     # in full, as Keras writes it
     elif isinstance(layer, RNN):
         config["cell"] = _layer_entry(layer.cell)       # a nested serialized object, as Keras writes it
@@ -438,6 +439,7 @@ def _layer_from_entry(entry, where, custom=None):
     from ..layers.core import InputLayer
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
+    from ..layers.spectral_normalization import SpectralNormalization
     from ..layers.wrappers import TimeDistributed
     custom = custom or CustomObjects()
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -497,10 +499,10 @@ def _layer_from_entry(entry, where, custom=None):
             config["backward_layer"] = _wrapped_recurrent_from_entry(config["backward_layer"], where)
         else:
             config.pop("backward_layer", None)
-    elif issubclass(cls, TimeDistributed):
+    elif issubclass(cls, (TimeDistributed, SpectralNormalization)):
         inner = config.get("layer")
         if not isinstance(inner, dict):
-            raise ValueError(f"{where}: TimeDistributed needs the wrapped layer as a config dict under 'layer'.")
+            raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
         config["layer"] = _layer_from_entry(inner, where, custom)
     elif issubclass(cls, RNN):
         config["cell"] = _cell_from_entry(config.get("cell"), where, custom, stacked=True)
@@ -515,7 +517,7 @@ def _layer_from_entry(entry, where, custom=None):
                          f"({', '.join(f'{k}={config[k]!r}' for k in unknown)}) are not supported by gpu_dl's "
                          f"{cls.__name__}.")
     try:
-        if issubclass(cls, (Bidirectional, TimeDistributed)):
+        if issubclass(cls, (Bidirectional, TimeDistributed, SpectralNormalization)):
             return cls(config.pop("layer"), **config)
         return cls.from_config(config)
     except (TypeError, ValueError, NotImplementedError) as e:

@@ -7,7 +7,9 @@ Keras names them, not the layer's own name. Recurrent layers keep their weights
 under ``layers/<name>/cell/vars``; ``Bidirectional`` under
 ``forward_layer/cell/vars`` and ``backward_layer/cell/vars``;
 ``TimeDistributed`` its wrapped layer's groups under ``layer`` (``layer/vars``,
-or ``layer/cell/vars`` for a recurrent one). The optimizer has
+or ``layer/cell/vars`` for a recurrent one); ``SpectralNormalization`` too,
+with the wrapped kernel and ``vector_u`` in its own ``vars`` (the kernel in
+both places, as Keras writes it). The optimizer has
 ``optimizer/vars``: ``0`` iterations, ``1`` the learning rate (when it is a
 number), then the slots in Keras's order. Keras stores these scalars in
 float32; the group's attribute ``gpu_dl_scalars`` (JSON) keeps them at full
@@ -89,9 +91,14 @@ def asset_layers(model):
 def _layer_groups(layer, path):
     from ..layers.bidirectional import Bidirectional
     from ..layers.recurrent import _Recurrent
+    from ..layers.spectral_normalization import SpectralNormalization
     from ..layers.wrappers import TimeDistributed
     if isinstance(layer, TimeDistributed):
         return [(path, layer.name, [])] + _layer_groups(layer.layer, path + "/layer")
+    if isinstance(layer, SpectralNormalization):
+        # Keras tracks the wrapped kernel as the wrapper's own variable too: it is saved twice
+        own = [layer.kernel, layer.vector_u] if layer.kernel is not None else []
+        return [(path, layer.name, own)] + _layer_groups(layer.layer, path + "/layer")
     if isinstance(layer, Bidirectional):
         return ([(path, layer.name, [])] + _layer_groups(layer.forward_layer, path + "/forward_layer")
                 + _layer_groups(layer.backward_layer, path + "/backward_layer"))
