@@ -563,3 +563,19 @@ def test_time_distributed_bad_input_names_the_layer(xp):
         layers.TimeDistributed.from_config({"layer": {"class_name": "os.system", "config": {}}})
     with pytest.raises(ValueError, match=r"'flat_input'.*rank >= 3"):
         gpu_dl.Sequential([layers.Input((4,)), layers.TimeDistributed(layers.Dense(2), name="flat_input")])
+
+
+def test_wrappers_share_keras_s_wrapper_base():
+    """TimeDistributed and SpectralNormalization are Keras's ``Wrapper``s: each refuses what is not one layer,
+    naming itself, and passes ``trainable`` on to the layer it wraps."""
+    for wrapper in (layers.TimeDistributed, layers.SpectralNormalization):
+        assert issubclass(wrapper, layers.Wrapper)
+        with pytest.raises(TypeError, match=f"{wrapper.__name__} wraps a gpu_dl layer"):
+            wrapper("dense")
+        model = gpu_dl.Sequential([layers.Input((3,)), layers.Dense(2)])
+        with pytest.raises(TypeError, match=f"{wrapper.__name__} wraps one layer; '{model.name}' is a model"):
+            wrapper(model)
+        inner = layers.Dense(2)
+        wrapped = wrapper(inner)
+        wrapped.trainable = False
+        assert inner.trainable is False and wrapped.dtype == inner.dtype

@@ -42,7 +42,7 @@ from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, Glo
                         GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
 from .spectral_normalization import SpectralNormalization
 from .steps import Cropping1D, UpSampling1D
-from .wrappers import TimeDistributed
+from .wrappers import TimeDistributed, Wrapper
 
 __all__ = [
     "Activation", "ActivityRegularization", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
@@ -65,5 +65,5 @@ __all__ = [
     "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax",
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract",
     "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numbers
 
 from ..backend import array_module
-from .base import Layer
+from .wrappers import Wrapper
 
 _EPSILON = 1e-7     # Keras's backend.epsilon(), the floor of ops.normalize's norm
 
@@ -51,18 +51,11 @@ def spectral_normalized(kernel, vector_u, power_iterations):
     return u, (w / sigma).reshape(kernel.shape)
 
 
-class SpectralNormalization(Layer):
+class SpectralNormalization(Wrapper):
     """``SpectralNormalization(layer, power_iterations=1)``: see the module docstring."""
 
     def __init__(self, layer, power_iterations=1, **kwargs):
-        from .core import InputLayer
-        if not isinstance(layer, Layer) or isinstance(layer, InputLayer) or hasattr(layer, "layers"):
-            raise TypeError(f"SpectralNormalization wraps one gpu_dl layer with a kernel (Dense, Conv2D, ...), "
-                            f"got {layer!r}.")
-        self.layer = layer      # before Layer.__init__: its assignments reach the wrapped layer (properties below)
-        if kwargs.get("dtype") is None:
-            kwargs["dtype"] = layer.dtype
-        super().__init__(**kwargs)
+        super().__init__(layer, **kwargs)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, numbers.Integral) \
                 or power_iterations < 1:
             raise ValueError(f"SpectralNormalization layer '{self.name}': power_iterations must be an integer "
@@ -115,48 +108,9 @@ class SpectralNormalization(Layer):
 
     def backward(self, dy, through_activation=True):
         self.saved()
-        # through_activation=False: the model fused the wrapped layer's softmax into its loss
-        return self.layer.backward(dy) if through_activation else self.layer.backward(dy, through_activation=False)
-
-    # ------------------------------------- what the model reads of its last layer
-    @property
-    def activation(self):
-        return getattr(self.layer, "activation", None)
-
-    @property
-    def keep_preactivation(self):
-        return self.layer.keep_preactivation
-
-    @keep_preactivation.setter
-    def keep_preactivation(self, value):
-        self.layer.keep_preactivation = value
-
-    def saved_preactivation(self):
-        return self.layer.saved_preactivation()
-
-    @property
-    def input_gradient_wanted(self):
-        return self.layer.input_gradient_wanted
-
-    @input_gradient_wanted.setter
-    def input_gradient_wanted(self, value):
-        self.layer.input_gradient_wanted = bool(value)
-
-    @property
-    def keeps_input_dtype(self):
-        return self.layer.keeps_input_dtype   # Embedding takes ids as they are
+        return self._wrapped_backward(dy, through_activation)
 
     # ----------------------------------------------------------------- weights
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        # As in Keras, freezing the wrapper freezes the layer it wraps.
-        self._trainable = bool(value)
-        self.layer.trainable = value
-
     @property
     def weights(self):
         if self.kernel is None:
@@ -188,18 +142,4 @@ class SpectralNormalization(Layer):
 
     # -------------------------------------------------------------- serialising
     def get_config(self):
-        config = super().get_config()
-        config["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
-        config["power_iterations"] = self.power_iterations
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        from .. import layers as catalogue      # the layer classes, this module among them: import late
-        config = dict(config)
-        entry = config.pop("layer", None)
-        layer_class = getattr(catalogue, entry.get("class_name", ""), None) if isinstance(entry, dict) else None
-        if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
-            raise ValueError(f"SpectralNormalization: the config's 'layer' must name one of gpu_dl's layer classes, "
-                             f"got {entry!r:.200}.")
-        return cls(layer_class.from_config(dict(entry.get("config") or {})), **config)
+        return {**super().get_config(), "power_iterations": self.power_iterations}

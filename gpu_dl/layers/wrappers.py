@@ -24,19 +24,24 @@ from __future__ import annotations
 from .base import Layer
 
 
-class TimeDistributed(Layer):
-    """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...)."""
+class Wrapper(Layer):
+    """Keras's ``Wrapper``: the base of layers that own one other layer (``self.layer``) and run it.
 
-    supports_masking = True
-    takes_mask = True       # handed to a wrapped BatchNormalization
+    What a wrapper shares: the wrapped layer is checked (one gpu_dl layer, not a model: a model's saved
+    form would not fit under ``"layer"``); the wrapper computes in its precision; the flags a model sets
+    on its layers (``keep_preactivation``, ``input_gradient_wanted``) and ``trainable`` reach it; a model
+    reads its ``activation`` (to fuse a last softmax into the loss) and ``keeps_input_dtype``; its
+    config holds the wrapped layer under ``"layer"``, rebuilt only from gpu_dl's own layer classes.
+    """
 
     def __init__(self, layer, **kwargs):
         from .core import InputLayer
+        kind = type(self).__name__
         if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
-            raise TypeError(f"TimeDistributed wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
-        if hasattr(layer, "layers"):    # a model (models are layers too): its saved form would not hold it
-            raise TypeError(f"TimeDistributed wraps one layer; '{layer.name}' is a model "
-                            f"({type(layer).__name__}), which it does not take. Wrap each of its layers instead.")
+            raise TypeError(f"{kind} wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
+        if hasattr(layer, "layers"):    # a model (models are layers too)
+            raise TypeError(f"{kind} wraps one layer; '{layer.name}' is a model ({type(layer).__name__}), "
+                            "which it does not take. Wrap each of its layers instead.")
         # Set before Layer.__init__, whose assignments to keep_preactivation and input_gradient_wanted
         # reach the wrapped layer through the properties below.
         self.layer = layer
@@ -44,6 +49,76 @@ class TimeDistributed(Layer):
             # The wrapped layer's precision, so that the wrapper does not cast its input to another first.
             kwargs["dtype"] = layer.dtype
         super().__init__(**kwargs)
+
+    def _wrapped_backward(self, dy, through_activation):
+        # through_activation=False: the model fused the wrapped layer's softmax into its loss
+        return self.layer.backward(dy) if through_activation else self.layer.backward(dy, through_activation=False)
+
+    # ------------------------------------- what the model reads of its last layer
+    @property
+    def activation(self):
+        """The wrapped layer's activation (None if it has none): a model fuses a last softmax into its loss."""
+        return getattr(self.layer, "activation", None)
+
+    @property
+    def keep_preactivation(self):
+        return self.layer.keep_preactivation
+
+    @keep_preactivation.setter
+    def keep_preactivation(self, value):
+        self.layer.keep_preactivation = value
+
+    def saved_preactivation(self):
+        return self.layer.saved_preactivation()
+
+    @property
+    def input_gradient_wanted(self):
+        return self.layer.input_gradient_wanted
+
+    @input_gradient_wanted.setter
+    def input_gradient_wanted(self, value):
+        self.layer.input_gradient_wanted = bool(value)
+
+    @property
+    def keeps_input_dtype(self):
+        return self.layer.keeps_input_dtype   # Embedding takes ids as they are
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        # As in Keras, freezing the wrapper freezes the layer it wraps.
+        self._trainable = bool(value)
+        self.layer.trainable = value
+
+    # -------------------------------------------------------------- serialising
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from .. import layers as catalogue      # the layer classes, this module among them: import late
+        config = dict(config)
+        entry = config.pop("layer", None)
+        layer_class = getattr(catalogue, entry.get("class_name", ""), None) if isinstance(entry, dict) else None
+        if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
+            raise ValueError(f"{cls.__name__}: the config's 'layer' must name one of gpu_dl's layer classes, "
+                             f"got {entry!r:.200}.")
+        return cls(layer_class.from_config(dict(entry.get("config") or {})), **config)
+
+
+class TimeDistributed(Wrapper):
+    """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...)."""
+
+    supports_masking = True
+    takes_mask = True       # handed to a wrapped BatchNormalization
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(layer, **kwargs)
         self._steps = None      # (batch, steps) of the last call
 
     # ----------------------------------------------------------------- shapes
@@ -97,53 +172,15 @@ class TimeDistributed(Layer):
 
     def backward(self, dy, through_activation=True):
         n, t = self.saved()
-        dy = dy.reshape((n * t,) + tuple(dy.shape[2:]))
-        # through_activation=False: the model fused the wrapped layer's softmax into its loss
-        dx = self.layer.backward(dy) if through_activation else self.layer.backward(dy, through_activation=False)
+        dx = self._wrapped_backward(dy.reshape((n * t,) + tuple(dy.shape[2:])), through_activation)
         return None if dx is None else dx.reshape((n, t) + tuple(dx.shape[1:]))
-
-    # ------------------------------------- what the model reads of its last layer
-    @property
-    def activation(self):
-        """The wrapped layer's activation (None if it has none): a model fuses a last softmax into its loss."""
-        return getattr(self.layer, "activation", None)
-
-    @property
-    def keep_preactivation(self):
-        return self.layer.keep_preactivation
-
-    @keep_preactivation.setter
-    def keep_preactivation(self, value):
-        self.layer.keep_preactivation = value
 
     def saved_preactivation(self):
         z = self.layer.saved_preactivation()
         n, t = self._steps
         return z.reshape((n, t) + tuple(z.shape[1:]))
 
-    @property
-    def input_gradient_wanted(self):
-        return self.layer.input_gradient_wanted
-
-    @input_gradient_wanted.setter
-    def input_gradient_wanted(self, value):
-        self.layer.input_gradient_wanted = bool(value)
-
-    @property
-    def keeps_input_dtype(self):
-        return self.layer.keeps_input_dtype   # Embedding takes ids as they are
-
     # ----------------------------------------------------------------- weights
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        # As in Keras, freezing the wrapper freezes the layer it wraps.
-        self._trainable = bool(value)
-        self.layer.trainable = value
-
     @property
     def weights(self):
         return self.layer.weights
@@ -164,20 +201,3 @@ class TimeDistributed(Layer):
 
     def count_params(self):
         return self.layer.count_params()
-
-    # -------------------------------------------------------------- serialising
-    def get_config(self):
-        config = super().get_config()
-        config["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        from .. import layers as catalogue      # the layer classes, this module among them: import late
-        config = dict(config)
-        entry = config.pop("layer", None)
-        layer_class = getattr(catalogue, entry.get("class_name", ""), None) if isinstance(entry, dict) else None
-        if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
-            raise ValueError(f"TimeDistributed: the config's 'layer' must name one of gpu_dl's layer classes, "
-                             f"got {entry!r:.200}.")
-        return cls(layer_class.from_config(dict(entry.get("config") or {})), **config)

@@ -110,8 +110,7 @@ def _layer_entry(layer):
     from ..layers.core import InputLayer
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
-    from ..layers.spectral_normalization import SpectralNormalization
-    from ..layers.wrappers import TimeDistributed
+    from ..layers.wrappers import Wrapper
     from .nested import is_model
     if is_model(layer):
         entry = model_config(layer)
@@ -131,7 +130,7 @@ def _layer_entry(layer):
         forward["config"]["name"] = "forward_" + layer.forward_layer.name[len("forward_"):]
         config["layer"] = forward
         config["backward_layer"] = _layer_entry(layer.backward_layer)
-    elif isinstance(layer, (TimeDistributed, SpectralNormalization)):
+    elif isinstance(layer, Wrapper):
         config["layer"] = _layer_entry(layer.layer)     # in full, as Keras writes it
     elif isinstance(layer, RNN):
         config["cell"] = _layer_entry(layer.cell)       # a nested serialized object, as Keras writes it
@@ -439,8 +438,7 @@ def _layer_from_entry(entry, where, custom=None):
     from ..layers.core import InputLayer
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
-    from ..layers.spectral_normalization import SpectralNormalization
-    from ..layers.wrappers import TimeDistributed
+    from ..layers.wrappers import Wrapper
     custom = custom or CustomObjects()
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise ValueError(f"{where}: a layer entry must be a dict with a 'class_name' string, got {entry!r}.")
@@ -499,7 +497,7 @@ def _layer_from_entry(entry, where, custom=None):
             config["backward_layer"] = _wrapped_recurrent_from_entry(config["backward_layer"], where)
         else:
             config.pop("backward_layer", None)
-    elif issubclass(cls, (TimeDistributed, SpectralNormalization)):
+    elif issubclass(cls, Wrapper):
         inner = config.get("layer")
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
@@ -517,7 +515,7 @@ def _layer_from_entry(entry, where, custom=None):
                          f"({', '.join(f'{k}={config[k]!r}' for k in unknown)}) are not supported by gpu_dl's "
                          f"{cls.__name__}.")
     try:
-        if issubclass(cls, (Bidirectional, TimeDistributed, SpectralNormalization)):
+        if issubclass(cls, (Bidirectional, Wrapper)):
             return cls(config.pop("layer"), **config)
         return cls.from_config(config)
     except (TypeError, ValueError, NotImplementedError) as e:
