@@ -54,7 +54,8 @@ class RandomPosterization(ImageAugmentLayer):
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
-        self.factor = keras_factor(self, factor, (1, 8))
+        # whole numbers kept as ints: Keras's torch randint refuses floats, and Keras reads this config
+        self.factor = tuple(int(v) if v == int(v) else v for v in keras_factor(self, factor, (1, 8)))
         self.value_range = value_range_checked(self, value_range, sort=True)
 
     def _augment(self, x):
