@@ -33,10 +33,11 @@ from ..backend import array_module
 from .preprocessing import _RandomImageLayer, _is_number, _where
 
 
-def keras_factor(layer, factor, bounds):
-    """``factor`` as the (lower, upper) pair Keras 3.15 makes of it (module docstring)."""
+def keras_factor(layer, factor, bounds, what="factor"):
+    """``factor`` (or the argument ``what``) as the (lower, upper) pair Keras 3.15 makes of it (module
+    docstring)."""
     low, high = bounds
-    message = (f"{_where(layer)}: factor must be a number in [{low}, {high}] or a pair (lower, upper) of numbers "
+    message = (f"{_where(layer)}: {what} must be a number in [{low}, {high}] or a pair (lower, upper) of numbers "
                f"(lower <= {high}, upper >= {low}), got {factor!r}.")
     if isinstance(factor, (tuple, list)):
         if len(factor) != 2 or not all(_is_number(v) and math.isfinite(v) for v in factor):

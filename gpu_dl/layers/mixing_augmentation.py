@@ -1,0 +1,184 @@
+"""Keras 3's mixing and erasing layers: MixUp, CutMix, RandomErasing.
+
+Shapes: (N, H, W, C) — (N, C, H, W) with ``data_format="channels_first"`` —
+or one image without the batch axis; the output has the input's shape. They
+act only in training, draw on the host from their own generator (one seed,
+one sequence on either backend) and keep the images on their device. With
+Keras 3.15's numbers, per image n of the batch and a random permutation p:
+
+- ``MixUp(alpha=0.2)``: ``w_n ~ Beta(alpha, alpha)``,
+  ``y_n = w_n x_n + (1 - w_n) x_p(n)``.
+- ``CutMix(factor=1.0)``: ``a ~ U(factor) + 1e-6`` for the batch,
+  ``w_n ~ Beta(a, a)``; a box of ``sqrt(1 - w_n)`` times the height and the
+  width, at a uniform position, is copied from image p(n). One image
+  without a batch axis is returned unchanged, as Keras does.
+- ``RandomErasing(factor=1.0, scale=(0.02, 0.33), fill_value=None,
+  value_range=(0, 255))``: with probability ``q ~ U(factor)`` a box of
+  ``sqrt(s1)`` times the width and ``sqrt(s2)`` times the height
+  (s ~ U(scale)) at a uniform position is filled with ``fill_value`` (a
+  number, or one per channel), or where it is None with Gaussian noise times
+  ``value_range[1]``; the fill is clipped to ``value_range``.
+
+Keras's MixUp and CutMix also mix the labels when called on a dict
+``{"images": ..., "labels": ...}``. gpu_dl layers take one array, so these
+take the images only and refuse a dict with a ValueError; the draws of the
+last call are kept (``last_mix``: the permutation and the weights) for
+mixing labels outside the layer.
+
+Backward: each is linear in its images: MixUp sends ``w g`` back to image n
+and ``(1 - w) g`` to image p(n); CutMix sends the box's gradient to image
+p(n) and the rest to image n; RandomErasing passes the gradient outside the
+erased boxes.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from ..backend import array_module
+from .augment_common import ImageAugmentLayer, value_range_checked
+from .color_augmentation import keras_factor
+from .preprocessing import _where
+
+
+def _box_mask(n, h, w, heights, widths, rng):
+    """(N, H, W, 1) booleans: per image a box of the given float height and width at a uniform position, as
+    Keras draws and compares it (x0 <= column < x0 + width, the same for rows; x first, then y)."""
+    x0 = rng.random(n) * (w - widths)
+    y0 = rng.random(n) * (h - heights)
+    columns = numpy.arange(w).reshape(1, 1, w)
+    rows = numpy.arange(h).reshape(1, h, 1)
+    inside = ((columns >= x0[:, None, None]) & (columns < (x0 + widths)[:, None, None])
+              & (rows >= y0[:, None, None]) & (rows < (y0 + heights)[:, None, None]))
+    return inside[..., None]
+
+
+def _inverse(permutation):
+    inverse = numpy.empty_like(permutation)
+    inverse[permutation] = numpy.arange(len(permutation))
+    return inverse
+
+
+class MixUp(ImageAugmentLayer):
+    """Mixes each image with another of the batch (module docstring); images only, no labels."""
+
+    mixes_labels = True
+
+    def __init__(self, alpha=0.2, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0 or alpha == float("inf"):
+            raise ValueError(f"{_where(self)}: alpha must be a positive number, got {alpha!r}.")
+        self.alpha = alpha
+        self.last_mix = None
+
+    def _augment(self, x):
+        n = x.shape[0]
+        rng = self.generator()
+        permutation = rng.permutation(n)
+        weight = rng.beta(self.alpha, self.alpha, size=n)
+        self.last_mix = {"permutation_order": permutation, "mix_weight": weight}
+        w = self.per_image(weight, x)
+        index = array_module(x).asarray(permutation)
+        return w * x + (1.0 - w) * x[index], (w, index, array_module(x).asarray(_inverse(permutation)))
+
+    def _input_gradient(self, dy):
+        w, _, inverse = self.saved()
+        return w * dy + ((1.0 - w) * dy)[inverse]
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class CutMix(ImageAugmentLayer):
+    """Pastes a random box of another image of the batch into each image (module docstring); images only."""
+
+    mixes_labels = True
+
+    def __init__(self, factor=1.0, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = keras_factor(self, factor, (0, 1))
+        self.last_mix = None
+
+    def _augment(self, x):
+        if self._unbatched_call:
+            self.last_mix = None
+            return x, None
+        n, h, w, _ = x.shape
+        rng = self.generator()
+        alpha = self.uniform(1, *self.factor)[0] + 1e-6
+        weight = rng.beta(alpha, alpha, size=n)
+        ratio = numpy.sqrt(1.0 - weight)
+        box = _box_mask(n, h, w, ratio * h, ratio * w, rng)
+        permutation = rng.permutation(n)
+        xp = array_module(x)
+        # Keras's label weight: 1 - box area / image area, the box as drawn (not as the pixels cut it)
+        self.last_mix = {"permutation_order": permutation, "mix_weight": 1.0 - (ratio * w) * (ratio * h) / (w * h)}
+        box, index = xp.asarray(box), xp.asarray(permutation)
+        return xp.where(box, x[index], x), (box, xp.asarray(_inverse(permutation)))
+
+    def __call__(self, x, training=None, mask=None):
+        self._unbatched_call = getattr(x, "ndim", None) == 3
+        return super().__call__(x, training=training, mask=mask)
+
+    def _input_gradient(self, dy):
+        saved = self.saved()
+        if saved is None:
+            return dy
+        box, inverse = saved
+        xp = array_module(dy)
+        return xp.where(box, 0, dy) + xp.where(box, dy, 0)[inverse]
+
+    def saved(self):
+        if self._saved is None and getattr(self, "_unbatched_call", False):
+            return None
+        return super().saved()
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+class RandomErasing(ImageAugmentLayer):
+    """Erases a random box of each image with a random probability (module docstring)."""
+
+    def __init__(self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None,
+                 data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = keras_factor(self, factor, (0, 1))
+        self.scale = keras_factor(self, scale, (0, 1), what="scale")
+        if fill_value is not None:
+            values = fill_value if isinstance(fill_value, (tuple, list)) else [fill_value]
+            if (isinstance(fill_value, (tuple, list)) and len(values) != 3) or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+                raise ValueError(f"{_where(self)}: fill_value must be None, a number or a list of three numbers, "
+                                 f"got {fill_value!r}.")
+        self.fill_value = fill_value
+        self.value_range = value_range_checked(self, value_range, sort=False)
+
+    def _augment(self, x):
+        n, h, w, c = x.shape
+        rng = self.generator()
+        sides = numpy.sqrt(self.uniform(2 * n, *self.scale).reshape(n, 2))
+        box = _box_mask(n, h, w, sides[:, 1] * h, sides[:, 0] * w, rng)
+        probability = self.uniform(n, *self.factor)
+        apply = rng.random(n) < probability
+        xp = array_module(x)
+        low, high = (float(v) for v in self.value_range)
+        if self.fill_value is None:
+            fill = xp.asarray(rng.standard_normal(x.shape) * high, dtype=x.dtype)
+        else:
+            if isinstance(self.fill_value, (tuple, list)) and c != 3:
+                raise ValueError(f"{_where(self)}: a fill_value of three numbers needs 3 channels, got {c}.")
+            fill = xp.asarray(numpy.broadcast_to(numpy.asarray(self.fill_value, dtype=numpy.float64), (c,)),
+                              dtype=x.dtype)
+        fill = xp.clip(fill, low, high)
+        erased = xp.asarray(box & apply[:, None, None, None])
+        return xp.where(erased, fill, x), (erased,)
+
+    def _input_gradient(self, dy):
+        (erased,) = self.saved()
+        return array_module(dy).where(erased, 0, dy)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "scale": self.scale, "fill_value": self.fill_value,
+                "value_range": self.value_range}
