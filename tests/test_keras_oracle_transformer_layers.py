@@ -98,3 +98,35 @@ def _files_move_both_ways(ours, make, x, tmp_path):
     again = make(gpu_dl)
     again.load_weights(tmp_path / "k.weights.h5")
     numpy.testing.assert_allclose(again.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ RMSNormalization
+# A single inner axis (axis=1 of a rank-3 input) is left out: Keras's torch backend hands it to F.rms_norm, which
+# normalizes trailing axes only, and fails.
+@pytest.mark.parametrize("axis,shape", [(-1, (3, 5)), (-1, (3, 4, 17)), (2, (3, 4, 5)), ([1, 2], (3, 4, 5)),
+                                        ([-1, -2], (2, 3, 4, 5))])
+@pytest.mark.parametrize("epsilon", [1e-6, 0.1])
+def test_rms_normalization_matches_keras(rng, axis, shape, epsilon):
+    ours, theirs = layers.RMSNormalization(axis, epsilon), keras.layers.RMSNormalization(axis, epsilon)
+    assert _config(ours) == _config(theirs)
+    x = (rng.standard_normal(shape) * 3).astype("float32")
+    ours(x)
+    theirs(x)
+    _same_weights_same_outputs(ours, theirs, rng, x)
+    assert _config(ours) == _config(theirs)
+
+
+def _rms_model(module):
+    L = module.layers
+    x = L.Input((4, 6))
+    h = L.RMSNormalization(name="rms")(L.Dense(6, name="d1")(x))
+    h = L.RMSNormalization(axis=[1, 2], epsilon=1e-3, name="rms2")(h)
+    return module.Model(x, L.Dense(3, activation="softmax", name="d2")(L.Flatten()(h)))
+
+
+def test_rms_normalization_models_train_count_and_save_as_keras(rng, tmp_path):
+    backend.set_random_seed(0)
+    ours, theirs = _rms_model(gpu_dl), _rms_model(keras)
+    assert [layer.count_params() for layer in ours.layers] == [layer.count_params() for layer in theirs.layers]
+    assert_training_steps_match(keras, ours, theirs, rng, (4, 6), 3, 8)
+    _files_move_both_ways(ours, _rms_model, rng.standard_normal((5, 4, 6)).astype("float32"), tmp_path)
