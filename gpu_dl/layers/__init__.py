@@ -16,6 +16,7 @@ from .einsum_dense import EinsumDense
 from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
+from .group_query_attention import GroupQueryAttention
 from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
 from .masking import Masking
@@ -52,11 +53,11 @@ __all__ = [
     "Discretization", "Dot", "dot", "Dropout", "EinsumDense", "ELU", "Embedding", "Flatten", "GaussianDropout",
     "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D",
     "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GRU", "GRUCell", "Identity", "Input",
-    "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking",
-    "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-    "Minimum", "minimum", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "PReLU",
-    "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell",
+    "Identity", "Input", "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
+    "LSTMCell", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
+    "MaxPooling3D", "Minimum", "minimum", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute",
+    "PReLU", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation",
     "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization",
     "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
     "SimpleRNNCell", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "StackedRNNCells",
