@@ -14,16 +14,18 @@ from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Convolution1DTranspose, Convolution2DTranspose
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .discretization import Discretization
+from .einsum_dense import EinsumDense
 from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
+from .group_query_attention import GroupQueryAttention
 from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
 from .masking import Masking
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .multi_head_attention import MultiHeadAttention
-from .normalization import BatchNormalization, LayerNormalization, UnitNormalization
+from .normalization import BatchNormalization, LayerNormalization, RMSNormalization, UnitNormalization
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D, SpatialDropout3D)
@@ -58,19 +60,20 @@ __all__ = [
     "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D", "Convolution1D",
     "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D", "Convolution3DTranspose",
     "Cropping1D", "Cropping2D", "Cropping3D", "CutMix", "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Discretization",
-    "Dot", "dot", "Dropout", "ELU", "Embedding", "Equalization", "Flatten", "GaussianDropout", "GaussianNoise",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D",
-    "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GRU", "GRUCell", "Identity", "Input",
-    "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking",
-    "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-    "Minimum", "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "PReLU",
-    "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop", "RandomErasing",
-    "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPosterization",
-    "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation", "RandomZoom", "ReflectionPadding2D",
-    "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RNN", "SeparableConv1D", "SeparableConv2D",
-    "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax", "Solarization",
-    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract",
-    "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable",
-    "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Dot", "dot", "Dropout", "EinsumDense", "ELU", "Embedding", "Equalization", "Flatten", "GaussianDropout",
+    "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D",
+    "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell",
+    "Identity", "Input", "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
+    "LSTMCell", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
+    "MaxPooling3D", "Minimum", "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization",
+    "Permute", "PReLU", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
+    "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
+    "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation", "RandomZoom",
+    "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization", "RNN",
+    "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
+    "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract", "TimeDistributed", "UnitNormalization",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
+    "ZeroPadding3D",
 ]

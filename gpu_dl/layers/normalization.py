@@ -1,4 +1,5 @@
-"""``BatchNormalization``, ``LayerNormalization`` and ``UnitNormalization``, as Keras 3 has them.
+"""``BatchNormalization``, ``LayerNormalization``, ``RMSNormalization`` and ``UnitNormalization``, as Keras 3
+has them.
 
 BatchNormalization normalizes each feature (the size along ``axis``) with the
 batch's mean and biased variance over all other axes while training, and
@@ -13,6 +14,9 @@ batch statistics.
 
 LayerNormalization normalizes each sample over ``axis`` (an int or a list),
 with gamma and beta spanning those axes.
+
+RMSNormalization scales each sample by the reciprocal root mean square over
+``axis`` (an int or a list), then by its ``scale``; it does not centre.
 
 UnitNormalization scales each slice along ``axis`` (an int or a list) to an
 L2 norm of 1, as Keras's ``ops.normalize(x, axis, order=2, epsilon=1e-12)``
@@ -29,7 +33,8 @@ import numbers
 import warnings
 
 from ..ops.normalization import (batch_norm_inference, batch_norm_train, l2_normalize, l2_normalize_backward,
-                                 normalize_backward, rms_scale, rms_scale_backward)
+                                 normalize_backward, rms_normalize, rms_normalize_backward, rms_scale,
+                                 rms_scale_backward)
 from .base import Layer
 
 
@@ -345,6 +350,62 @@ class LayerNormalization(_Normalization):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale, "rms_scaling": self.rms_scaling, **self.weight_arguments_config()}
+
+
+class RMSNormalization(_Normalization):
+    """Keras 3's ``RMSNormalization(axis=-1, epsilon=1e-6)``: ``x / sqrt(mean(x**2) + epsilon) * scale`` over
+    ``axis`` (an int or a list of them), ``scale`` starting at ones and spanning those axes. As in Keras, the
+    axis becomes a sorted list once built, and masks are not passed on. A negative epsilon is refused."""
+
+    rank_fixed = False
+    supports_masking = False
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        where = f"RMSNormalization layer '{self.name}'"
+        if isinstance(axis, (list, tuple)):
+            if not axis:
+                raise ValueError(f"{where}: axis must name at least one axis, got {axis!r}.")
+            self.axis = [_integer(a, f"{where}: axis") for a in axis]
+        else:
+            self.axis = _integer(axis, f"{where}: axis (an integer or a list of them)")
+        self.epsilon = _number(epsilon, f"{where}: epsilon", 0.0)
+        self.scale = None
+
+    def _axes(self):
+        return tuple(self.axis) if isinstance(self.axis, list) else (self.axis,)
+
+    def build(self, input_shape):
+        _, sizes = self._built_sizes(input_shape)
+        self.axis = sorted(self._axes())
+        self.scale = self.add_weight(sizes, "ones", name="scale")
+
+    def _axes_of(self, x):
+        positions = self._positions(x.ndim)
+        other = tuple(i for i in range(x.ndim) if i not in positions)
+        return positions, other, self._broadcast_shape(x, positions)
+
+    def call(self, x, training=False):
+        positions, _, shape = self._axes_of(x)
+        # Keras computes in float32 at least (a float16 input included).
+        work = x if x.dtype.itemsize >= 4 else x.astype("float32")
+        y, inv = rms_normalize(work, positions, self.epsilon, self._param(self.scale, shape).astype(work.dtype))
+        self._saved = (work, inv) if training else None
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        x, inv = self.saved()
+        positions, other, shape = self._axes_of(dy)
+        dx, dscale = rms_normalize_backward(dy.astype(x.dtype, copy=False), x, inv, positions, other,
+                                            self._param(self.scale, shape).astype(x.dtype, copy=False),
+                                            need_input_grad=self.input_gradient_wanted,
+                                            need_param_grads=self.trainable)
+        if self.trainable:
+            self.scale.grad = dscale.reshape(self.scale.shape).astype(self.scale.dtype, copy=False)
+        return None if dx is None else dx.astype(dy.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 
 
 class UnitNormalization(Layer):

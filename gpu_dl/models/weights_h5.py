@@ -61,7 +61,8 @@ def _weight_layout(model):
         used, keys = {}, []
         base = f"{path}/layers" if path else "layers"
         for layer in container.layers:
-            key = _unique(keras_snake_case(type(layer).__name__), used)
+            # Keras keys a layer's group by its Python class's name, which a few layers export under another.
+            key = _unique(getattr(layer, "keras_weights_key", None) or keras_snake_case(type(layer).__name__), used)
             keys.append(key)
             if is_model(layer):
                 groups.append((f"{base}/{key}", layer.name, []))

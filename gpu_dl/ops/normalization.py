@@ -172,3 +172,27 @@ def l2_normalize_backward(dy, x, inv, axes, epsilon):
     # Where the cap holds, inv does not depend on x.
     cube = xp.where(inv < x.dtype.type(1 / epsilon), inv * inv * inv, 0)
     return inv * dy - x * (cube * (x * dy).sum(axis=axes, keepdims=True))
+
+
+def rms_normalize(x, axes, epsilon, scale=None):
+    """Keras 3's ``ops.rms_normalization``: ``(y, inv)`` with ``y = x * inv * scale`` and
+    ``inv = 1 / sqrt(mean(x**2, axes) + epsilon)`` (kept dimensions); ``x`` is not centred."""
+    xp = array_module(x)
+    inv = 1 / xp.sqrt((x * x).mean(axis=axes, keepdims=True) + x.dtype.type(epsilon))
+    y = x * inv if scale is None else x * inv * scale
+    return y, inv
+
+
+def rms_normalize_backward(dy, x, inv, axes, param_axes, scale=None, *, need_input_grad=True,
+                           need_param_grads=True):
+    """``(dx, dscale)`` of ``rms_normalize``; dscale summed over ``param_axes`` (kept dimensions).
+
+    With ``m = mean(x**2)``, ``d inv / d x = -inv**3 * x / n``, so ``dx = inv * dz - x * inv**3 * mean(dz * x)``
+    where ``dz = dy * scale``."""
+    dx = dscale = None
+    if need_param_grads:
+        dscale = (dy * (x * inv)).sum(axis=param_axes, keepdims=True)
+    if need_input_grad:
+        dz = dy if scale is None else dy * scale
+        dx = inv * dz - x * ((inv * inv * inv) * (dz * x).mean(axis=axes, keepdims=True))
+    return dx, dscale

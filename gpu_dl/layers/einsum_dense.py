@@ -1,0 +1,254 @@
+"""Keras 3's ``EinsumDense``: ``activation(einsum(equation, x, kernel) + bias)``.
+
+The equation has one of Keras's three forms: ``"ab,bc->ac"`` (every input axis named), ``"...b,bc->...c"``
+(leading axes, the batch among them, elided) or ``"ab...,bc->ac..."`` (trailing axes elided). Its shapes are
+Keras's ``_analyze_einsum_string``'s: ``output_shape`` gives the output's axes after the batch (the ones the
+ellipsis stands for left out), ``None`` where the input decides; the kernel (shape from the weight spec) takes
+each axis's size from the output where the output names it, otherwise from the input; the bias spans the
+output from the first of ``bias_axes`` on, size 1 along the output axes not in ``bias_axes`` (and along the
+axes a trailing ellipsis stands for). The kernel's fans for its initializer are its output-named axes
+(fan_out) and the rest (fan_in).
+
+Backward, with ``z`` the pre-activation and the equation ``I,W->O``: ``dx = einsum("O,W->I", dz, kernel)``
+(broadcast along input axes the product sums away), ``dkernel = einsum("I,O->W", x, dz)``, ``dbias`` the sum
+of ``dz`` over the axes the bias broadcasts along. On the GPU these are CuPy's einsum (cuBLAS underneath) and
+the same fused bias-and-activation kernel Dense runs when the bias spans whole trailing output axes.
+
+Not supported (a ValueError): ``lora_rank`` and the quantization modes; an equation that repeats a label
+within one operand (a diagonal).
+"""
+from __future__ import annotations
+
+import numbers
+import re
+
+from .. import activations, initializers
+from ..backend import array_module
+from .base import Layer
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def axes_initializer(initializer, input_axes, output_axes):
+    """A copy of ``initializer`` (one per kernel, as Keras clones it) given EinsumDense's fan axes when it is
+    a VarianceScaling one without them."""
+    config = initializer.get_config()
+    if isinstance(initializer, initializers.VarianceScaling) and (config.get("input_axes") is None
+                                                                  or config.get("output_axes") is None):
+        config = {**config, "input_axes": input_axes, "output_axes": output_axes}
+    return type(initializer).from_config(config)
+
+
+class EinsumPlan:
+    """An equation resolved against one input rank: the operand specs with the ellipsis spelled out, and the
+    kernel's, bias's and output's shapes (see the module docstring)."""
+
+    def __init__(self, equation, bias_axes, input_shape, output_shape, where, sizes_known=True):
+        forms = (("plain", r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)"),
+                 ("left", r"\.\.\.([a-zA-Z]+),([a-zA-Z]+)->\.\.\.([a-zA-Z]+)"),
+                 ("right", r"([a-zA-Z]{2,})\.\.\.,([a-zA-Z]+)->([a-zA-Z]+)\.\.\."))
+        for form, pattern in forms:
+            match = re.fullmatch(pattern, equation.replace(" ", "")) if isinstance(equation, str) else None
+            if match:
+                break
+        else:
+            raise ValueError(f"{where}: invalid einsum equation {equation!r}. Equations must be in the form "
+                             "[X],[Y]->[Z], ...[X],[Y]->...[Z], or [X]...,[Y]->[Z]... (letters only).")
+        ins, ws, outs = match.groups()
+        for spec in (ins, ws, outs):
+            if len(set(spec)) != len(spec):
+                raise ValueError(f"{where}: equation {equation!r} repeats a label within one operand ({spec!r}), "
+                                 "which gpu_dl does not support.")
+        for dim in outs:
+            if dim not in ins and dim not in ws:
+                raise ValueError(f"{where}: dimension {dim!r} of the output {outs!r} has no corresponding dim in "
+                                 f"the input spec {ins!r} or the weight spec {ws!r} (equation {equation!r}).")
+        for dim in ws:
+            if dim not in ins and dim not in outs:
+                raise ValueError(f"{where}: weight dimension {dim!r} did not have a match in either the input "
+                                 f"spec {ins!r} or the output spec {outs!r} (equation {equation!r}); the weight "
+                                 "must be fully specified.")
+        rank = len(input_shape)
+        elided = rank - len(ins)
+        if elided < (1 if form == "left" else 0) or (form == "plain" and elided):
+            need = {"plain": f"exactly {len(ins)}", "left": f"at least {len(ins) + 1} (the batch in the '...')",
+                    "right": f"at least {len(ins)}"}[form]
+            raise ValueError(f"{where}: equation {equation!r} takes inputs of rank {need}; received input shape "
+                             f"{tuple(input_shape)}.")
+        wanted = len(outs) - (0 if form == "left" else 1)
+        if len(output_shape) != wanted:
+            raise ValueError(f"{where}: output_shape {tuple(output_shape)} must give {wanted} size(s), one per "
+                             f"output axis of {equation!r} after the batch (the '...' axes left out).")
+        # The ellipsis as letters the equation leaves unused, so that the backward's equations are plain ones.
+        spare = [c for c in _LETTERS if c not in ins + ws + outs][:max(elided, 0)]
+        if form == "left":
+            self.input_spec, self.output_spec = "".join(spare) + ins, "".join(spare) + outs
+            full = list(input_shape[:elided]) + list(output_shape)
+        elif form == "right":
+            self.input_spec, self.output_spec = ins + "".join(spare), outs + "".join(spare)
+            full = [input_shape[0]] + list(output_shape) + list(input_shape[rank - elided:])
+        else:
+            self.input_spec, self.output_spec = ins, outs
+            full = [input_shape[0]] + list(output_shape)
+        self.weight_spec = ws
+        in_size = dict(zip(self.input_spec, input_shape))
+        out_size = dict(zip(self.output_spec, full))
+        for dim in ins:
+            if dim in out_size and out_size[dim] is not None and in_size[dim] is not None \
+                    and out_size[dim] != in_size[dim]:
+                raise ValueError(f"{where}: input shape and output shape do not match at shared dimension "
+                                 f"{dim!r}: the input {tuple(input_shape)} has {in_size[dim]}, output_shape "
+                                 f"{tuple(output_shape)} gives {out_size[dim]} (equation {equation!r}).")
+        self.output_shape = tuple(full)
+        kernel, self.input_axes, self.output_axes = [], [], []
+        for i, dim in enumerate(ws):
+            if dim in outs:
+                kernel.append(out_size[dim])
+                self.output_axes.append(i)
+            else:
+                kernel.append(in_size[dim])
+                self.input_axes.append(i)
+        if sizes_known and any(d is None for d in kernel):
+            raise ValueError(f"{where}: the kernel's shape {tuple(kernel)} (weight spec {ws!r}) has an unknown "
+                             f"size: give it in output_shape {tuple(output_shape)} or in the input's shape "
+                             f"{tuple(input_shape)}.")
+        self.kernel_shape = tuple(kernel)
+        self.bias_shape = None
+        if bias_axes is not None:
+            for char in bias_axes:
+                if char not in outs:
+                    raise ValueError(f"{where}: bias dimension {char!r} was requested, but is not part of the "
+                                     f"output spec {outs!r}.")
+            first = min(outs.find(char) for char in bias_axes)
+            bias = [out_size[c] if c in bias_axes else 1 for c in outs[first:]]
+            if form == "right":
+                bias += [1] * elided
+            if sizes_known and any(d is None for d in bias):
+                raise ValueError(f"{where}: the bias's shape {tuple(bias)} (bias_axes {bias_axes!r}) has an "
+                                 "unknown size; give it in output_shape.")
+            self.bias_shape = tuple(bias)
+        self.summed = "".join(c for c in self.input_spec if c not in ws and c not in self.output_spec)
+
+
+def _einsum(equation, a, b):
+    # optimize: a pairwise contraction through tensordot (BLAS on the CPU, cuBLAS on the GPU).
+    return array_module(a).einsum(equation, a, b, optimize=True)
+
+
+class EinsumDense(Layer):
+    """``EinsumDense(equation, output_shape, activation=None, bias_axes=None, ...)`` (see the module
+    docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
+
+    supports_masking = False
+
+    def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, lora_rank=None, lora_alpha=None, gptq_unpacked_column_size=None,
+                 quantization_config=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._where()
+        if lora_rank is not None or lora_alpha is not None:
+            raise ValueError(f"{where}: LoRA (lora_rank={lora_rank!r}) is not supported by gpu_dl.")
+        if gptq_unpacked_column_size is not None or quantization_config is not None:
+            raise ValueError(f"{where}: quantized kernels are not supported by gpu_dl.")
+        if not isinstance(equation, str):
+            raise ValueError(f"{where}: the equation must be a string such as 'ab,bc->ac', got {equation!r}.")
+        if isinstance(output_shape, numbers.Integral) and not isinstance(output_shape, bool):
+            output_shape = (output_shape,)
+        try:
+            output_shape = tuple(None if d is None else int(d) for d in output_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: output_shape must be an int or a tuple of ints and None, got "
+                             f"{output_shape!r}.") from None
+        if any(d is not None and d <= 0 for d in output_shape):
+            raise ValueError(f"{where}: output_shape must hold positive sizes (or None), got {output_shape!r}.")
+        if bias_axes is not None and (not isinstance(bias_axes, str) or not bias_axes):
+            raise ValueError(f"{where}: bias_axes must be a string of output labels, got {bias_axes!r}.")
+        self.equation, self.partial_output_shape, self.bias_axes = equation, output_shape, bias_axes
+        # The equation is checked now, for a rank that fits it, so that a malformed one fails at construction.
+        self._plan(self._some_rank_shape(), sizes_known=False)
+        self.activation = activations.get_keeping_shape(activation, where)
+        self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                                  kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel = self.bias = None
+
+    def _where(self):
+        return f"EinsumDense layer '{self.name}'"
+
+    def _some_rank_shape(self):
+        ins = self.equation.replace(" ", "").split(",")[0] if isinstance(self.equation, str) else ""
+        return (None,) * (len(ins.replace("...", "")) + (1 if ins.startswith("...") else 0))
+
+    def _plan(self, input_shape, sizes_known=True):
+        return EinsumPlan(self.equation, self.bias_axes, tuple(input_shape), self.partial_output_shape, self._where(),
+                          sizes_known)
+
+    def build(self, input_shape):
+        plan = self._plan(input_shape)
+        kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
+        self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        if plan.bias_shape is not None:
+            self.bias = self.add_weight(plan.bias_shape, self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def check_input_shape(self, shape):
+        shape = tuple(shape)
+        plan = self._plan(shape)
+        if self.kernel is not None and plan.kernel_shape != self.kernel.shape:
+            raise ValueError(f"{self._where()}: it was built for inputs like {self.input_spec} (kernel "
+                             f"{self.kernel.shape}); received shape {shape}, which needs a kernel "
+                             f"{plan.kernel_shape}.")
+
+    def compute_output_shape(self, input_shape):
+        return self._plan(input_shape).output_shape
+
+    def call(self, x, training=False):
+        plan = self._plan(x.shape)
+        z = _einsum(f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}", x, self.kernel.value)
+        xp = array_module(z)
+        z = xp.ascontiguousarray(z)      # with_bias adds in place and its kernel takes C-contiguous arrays
+        bias = None if self.bias is None else self.bias.value
+        if bias is not None and all(b == o for b, o in zip(bias.shape[::-1], z.shape[::-1])):
+            # The bias spans whole trailing axes: one fused bias-and-activation pass over (rows, bias.size).
+            flat, y = self.activation.with_bias(z.reshape(-1, bias.size), bias.reshape(-1))
+            z, y = flat.reshape(z.shape), y.reshape(z.shape)
+        else:
+            if bias is not None:
+                z += bias
+            z, y = self.activation.with_bias(z, None)
+        self._saved = (x, z, y, plan) if training else None
+        self._preactivation = z if self.keep_preactivation else None     # the logits of a softmax fused into the loss
+        return y
+
+    def backward(self, dy, through_activation=True):
+        x, z, y, plan = self.saved()
+        dz = self.activation.grad(z, y, dy) if through_activation else dy
+        if self.trainable:
+            self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
+            if self.bias is not None:
+                lead = dz.ndim - self.bias.value.ndim
+                axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(self.bias.shape) if d == 1)
+                self.bias.grad = dz.sum(axis=axes, keepdims=True).reshape(self.bias.shape)
+        if not self.input_gradient_wanted:
+            return None
+        kept = "".join(c for c in plan.input_spec if c not in plan.summed)
+        dx = _einsum(f"{plan.output_spec},{plan.weight_spec}->{kept}", dz, self.kernel.value)
+        if plan.summed:
+            # Input axes the forward summed away: each of their entries gets the same gradient.
+            xp = array_module(dx)
+            dx = dx.reshape(tuple(1 if c in plan.summed else x.shape[i] for i, c in enumerate(plan.input_spec)))
+            dx = xp.ascontiguousarray(xp.broadcast_to(dx, x.shape))
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "output_shape": self.partial_output_shape, "equation": self.equation,
+                "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
+                **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
+                "quantization_config": None}
+
+    def _activity_config(self):
+        from .. import regularizers
+        return None if self.activity_regularizer is None else regularizers.serialize(self.activity_regularizer)
+

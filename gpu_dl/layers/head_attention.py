@@ -1,0 +1,326 @@
+"""What MultiHeadAttention and GroupQueryAttention share: projections to heads, attention, an output projection.
+
+Inputs query (B, T, Dq), value (B, S, Dv), key (B, S, Dk) (the key is the value when left out). Each is
+projected as Keras's EinsumDense sublayers do: kernel (D, heads, width), bias (heads, width), giving query
+heads (B, T, N, width) and key/value heads (B, S, G, width) with G dividing N (G = N for MultiHeadAttention,
+the key/value heads of GroupQueryAttention otherwise: query head n reads key/value head n // (N / G), as Keras's
+``ops.repeat`` along the head axis pairs them). The scaled dot products (B, N, T, S) go through a float32 softmax
+where the mask allows (masked weights 0, as Keras's ``Softmax(mask)``), dropout (training only) drops weights,
+and the heads' weighted values (B, T, N, width) are projected by the output kernel (N, width, *out) and bias
+(out) to (B, T, *out).
+
+A query head group shares one key/value head, so the products run as batched matmuls over (B, G) with the group's
+query heads stacked along the rows: the repeated key and value heads are never materialized, and their gradients
+come out summed over the group. The mask is the AND of ``attention_mask`` (B, T, S), the query's and value's (and
+key's) masks of padded steps, and the causal mask. Weights and their paths are Keras's: ``query/kernel``,
+``query/bias``, ``key/...``, ``value/...``, ``attention_output/...``, in that order. ``backward`` takes the
+output's gradient (or ``[d_output, d_scores]``) and returns ``[dquery, dvalue]`` or ``[dquery, dvalue, dkey]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from ..backend import array_module
+from ..backend.noise import UniformNoise
+from ..ops import attention as ops
+from .base import Layer
+from .einsum_dense import axes_initializer
+from .regularization import dropout_rate, scaled_keep_mask
+from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
+
+
+def positive(value, what, where, optional=False):
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
+        raise ValueError(f"{where}: received an invalid value for argument `{what}`, expected a positive integer. "
+                         f"Received: {what}={value!r}")
+    return int(value)
+
+
+def _grouped(a, groups):
+    """(B, N, T, X) as (B, G, N/G * T, X): each group's query heads stacked along the rows."""
+    return a.reshape(a.shape[0], groups, -1, a.shape[-1])
+
+
+class HeadAttention(Layer):
+    """The shared machinery (see the module docstring). A subclass builds its projections in ``build`` with
+    ``_dense`` and sets ``_query_heads`` (N) and ``_score_scale`` (1/sqrt of the query heads' width)."""
+
+    takes_input_list = True
+    supports_masking = True
+    # The keyword arguments of its calls a saved functional model records (Keras's names).
+    call_keywords = ("key", "attention_mask", "return_attention_scores", "use_causal_mask")
+    positional_inputs = 3         # Keras records [query, value] (or [query, value, key]) as separate arguments
+    # (projection, attribute of Keras's sublayer): the h5 groups of the weights file.
+    sublayer_groups = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
+                       ("attention_output", "output_dense"))
+    empty_groups = (("_dropout_layer", "dropout"), ("_softmax", "softmax"))
+
+    def __init__(self, dropout=0.0, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = dropout_rate(dropout, f"{self._where()}: dropout")
+        self.use_bias = bool(use_bias)
+        self.seed = seed
+        self._noise = UniformNoise(seed)
+        self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                                  kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self._projections = {}
+
+    def _where(self):
+        return f"{type(self).__name__} layer '{self.name}'"
+
+    # ------------------------------------------------------------------ shapes and weights
+    def _shapes(self, shapes):
+        """``(query, value, key)`` shapes, checked (rank 3, one batch size, value and key of one length, and the
+        feature sizes the built kernels take)."""
+        shapes = [tuple(s) for s in shapes]
+        if any(len(s) != 3 for s in shapes):
+            raise ValueError(f"{self._where()}: query, value and key must have rank 3 (batch, steps, features); "
+                             f"received shapes {shapes}. Other ranks (attention_axes) are not supported by gpu_dl.")
+        query, value = shapes[0], shapes[1]
+        key = shapes[2] if len(shapes) == 3 else value
+        if len({s[0] for s in shapes} - {None}) > 1:
+            raise ValueError(f"{self._where()}: the inputs have different batch sizes: {shapes}.")
+        if None not in (value[1], key[1]) and value[1] != key[1]:
+            raise ValueError(f"{self._where()}: all dimensions of `value` and `key`, except the last one, must be "
+                             f"equal. Received: value_shape={value} and key_shape={key}")
+        for name, shape in (("query", query), ("key", key), ("value", value)):
+            kernel = self._projections.get(name)
+            if kernel is not None and shape[2] is not None and shape[2] != kernel[0].shape[0]:
+                raise ValueError(f"{self._where()}: it was built for a {name} of {kernel[0].shape[0]} features "
+                                 f"(kernel {kernel[0].shape}); received {name} of shape {shape}.")
+        return query, value, key
+
+    def _known_features(self, query, value, key):
+        if None in (query[2], value[2], key[2]):
+            raise ValueError(f"{self._where()}: the feature sizes of query, value and key must be known to build "
+                             f"it; received {query}, {value}, {key}.")
+
+    def _finish_build(self, input_shape):
+        self.built = True
+        self.input_spec = [(None,) + tuple(s[1:]) for s in input_shape]
+
+    def _dense(self, name, kernel_shape, input_axes, output_axes, bias_shape):
+        """One of Keras's EinsumDense sublayers: its kernel, and its bias (None without ``use_bias``)."""
+        kernel = self.add_weight(kernel_shape, axes_initializer(self.kernel_initializer, input_axes, output_axes),
+                                 name=f"{name}/kernel", regularizer=self.kernel_regularizer,
+                                 constraint=self.kernel_constraint)
+        kernel.name = "kernel"
+        bias = None
+        if self.use_bias:
+            bias = self.add_weight(bias_shape, axes_initializer(self.bias_initializer, None, None),
+                                   name=f"{name}/bias", regularizer=self.bias_regularizer,
+                                   constraint=self.bias_constraint)
+            bias.name = "bias"
+        self._projections[name] = (kernel, bias)
+
+    def ensure_built(self, input_shape):
+        self.build(input_shape)
+
+    def check_input_shape(self, shape):
+        self._shapes(shape)
+
+    def node_output_shapes(self, input_shape, options):
+        """The shapes of a call's outputs: the output's, and the weights' (B, N, T, S) with
+        ``return_attention_scores``."""
+        query, value, _ = self._shapes(input_shape)
+        shapes = [self.compute_output_shape(input_shape)]
+        if options.get("return_attention_scores"):
+            shapes.append((query[0], self._query_heads, query[1], value[1]))
+        return shapes
+
+    def weight_groups(self, path):
+        """The groups of Keras's weights file: the layer's own (empty), its projections' and two empty ones."""
+        if not self.built:
+            return [(path, self.name, [])]
+        groups = [(path, self.name, [])] + [(f"{path}/{group}", name, []) for group, name in self.empty_groups]
+        for name, group in self.sublayer_groups:
+            kernel, bias = self._projections[name]
+            groups.append((f"{path}/{group}", name, [kernel] + ([bias] if bias is not None else [])))
+        return groups
+
+    def keras_build_config(self):
+        names = ("query_shape", "value_shape", "key_shape")
+        return {"shapes_dict": {n: list(s) for n, s in zip(names, self.input_spec)}}
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,
+              query_mask, value_mask, key_mask, mask):
+        """The call, whatever the subclass's signature: on arrays, or on symbolic tensors (a functional model)."""
+        where = self._where()
+        if value is None and isinstance(query, (list, tuple)):
+            # A functional model's call: the node keeps [query, value(, key)] and their masks as lists.
+            if not 2 <= len(query) <= 3:
+                raise ValueError(f"{where}: expected [query, value] or [query, value, key], got {len(query)} inputs.")
+            query, value, key = (list(query) + [None])[:3]
+            if mask is not None:
+                query_mask, value_mask, key_mask = (list(mask) + [None, None])[:3]
+        elif mask is not None:
+            raise TypeError(f"{where}: give the masks as query_mask, value_mask and key_mask.")
+        if value is None:
+            raise TypeError(f"{where}: missing the `value` argument: call it as layer(query, value).")
+        for what, flag in (("return_attention_scores", return_attention_scores), ("use_causal_mask", use_causal_mask)):
+            if not isinstance(flag, (bool, numpy.bool_)):
+                raise TypeError(f"{where}: `{what}` must be True or False, got {flag!r}.")
+        inputs = [query, value] + ([key] if key is not None else [])
+        if any_symbolic(inputs, attention_mask):
+            return self._symbolic_call(inputs, attention_mask, bool(return_attention_scores), training,
+                                       bool(use_causal_mask), (query_mask, value_mask, key_mask))
+        xs = [self._as_input(v) for v in inputs]
+        shapes = [tuple(v.shape) for v in xs]
+        self.ensure_built(shapes)
+        self.check_input_shape(shapes)
+        xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
+        full_mask = self._attention_mask(xs, attention_mask, (query_mask, value_mask, key_mask), use_causal_mask)
+        out, scores = self.call(xs, full_mask, training=bool(training))
+        self._activity_output = out if self.activity_regularizer is not None else None
+        return [out, scores] if return_attention_scores else out
+
+    def _symbolic_call(self, inputs, attention_mask, return_attention_scores, training, use_causal_mask, masks):
+        where = self._where()
+        if any(m is not None for m in masks):
+            raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves; "
+                             "query_mask, value_mask and key_mask are not taken in a call on symbolic tensors.")
+        if not all(is_symbolic(t) for t in inputs) or (attention_mask is not None and not is_symbolic(attention_mask)):
+            raise TypeError(f"{where} was called on a mix of symbolic tensors and other values.")
+        shapes = [t.shape for t in inputs]
+        self.ensure_built(shapes)
+        self.check_input_shape(shapes)
+        kwargs = {}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+        if return_attention_scores:
+            kwargs["return_attention_scores"] = True
+        if training is not None:
+            kwargs["training"] = bool(training)
+        if use_causal_mask:
+            kwargs["use_causal_mask"] = True
+        outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
+        Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs)
+        return outputs if return_attention_scores else outputs[0]
+
+    def keras_call_arguments(self, node):
+        """``(args, kwargs)`` of ``node`` as Keras records a call: ``[query, value]``, the key among the kwargs."""
+        inputs = node.args[0]
+        kwargs = dict(node.kwargs)
+        if len(inputs) == 3:
+            kwargs["key"] = inputs[2]
+        return list(inputs[:2]), kwargs
+
+    def _attention_mask(self, xs, attention_mask, masks, use_causal_mask):
+        """The (B or 1, T, S) booleans of which key steps each query step sees, or None for all."""
+        xp = array_module(xs[0])
+        t, s = xs[0].shape[1], xs[1].shape[1]
+        full = None
+
+        def both(a, b):
+            return b if a is None else a & b
+        for i, m in enumerate(masks):
+            if m is None or (i == 2 and len(xs) < 3):
+                continue
+            m = xp.asarray(m).astype(bool, copy=False)
+            if tuple(m.shape) != tuple(xs[i].shape[:2]):
+                raise ValueError(f"{self._where()}: a mask of shape {tuple(m.shape)} does not fit an input of shape "
+                                 f"{tuple(xs[i].shape)}; masks are (batch, steps).")
+            full = both(full, m[:, :, None] if i == 0 else m[:, None, :])
+        if use_causal_mask:
+            full = both(full, ops.causal_mask(xp, t, s))
+        if attention_mask is not None:
+            given = xp.asarray(attention_mask)
+            given = given if given.dtype == bool else given > 0.5 if given.dtype.kind == "f" else given != 0
+            if given.ndim == 2:
+                given = given[None]
+            if given.ndim != 3 or given.shape[1:] != (t, s) or given.shape[0] not in (1, xs[0].shape[0]):
+                raise ValueError(f"{self._where()}: attention_mask must have shape (batch, {t}, {s}), got "
+                                 f"{tuple(given.shape)}.")
+            full = both(full, given)
+        return full
+
+    def _project(self, name, x):
+        kernel, bias = self._projections[name]
+        w = kernel.value
+        y = x @ w.reshape(w.shape[0], -1)
+        if bias is not None:
+            y = y + bias.value.reshape(-1)
+        return y.reshape(x.shape[:2] + w.shape[1:])
+
+    def call(self, xs, attention_mask=None, training=False):
+        """``(output, weights)``: the output (B, T, *out) and the softmax's weights (B, N, T, S)."""
+        query, value = xs[0], xs[1]
+        key = xs[2] if len(xs) == 3 else value
+        # Heads first: (B, heads, steps, width), so that the products are batched matmuls.
+        qh = self._project("query", query).transpose(0, 2, 1, 3)
+        kh = self._project("key", key).transpose(0, 2, 1, 3)
+        vh = self._project("value", value).transpose(0, 2, 1, 3)
+        groups = kh.shape[1]
+        b, n, t, s = qh.shape[0], qh.shape[1], qh.shape[2], kh.shape[2]
+        inverse = qh.dtype.type(self._score_scale)
+        scaled = _grouped(qh * inverse, groups)
+        scores = ops.dot_scores(scaled, kh).reshape(b, n, t, s)
+        mask = None if attention_mask is None else attention_mask[:, None]
+        p = ops.masked_softmax(scores, mask, mode="replace")
+        keep = None
+        if training and self.dropout > 0:
+            keep = _grouped(scaled_keep_mask(self._noise, p, p.shape, self.dropout), groups)
+        heads, dropped = ops.weighted_values(_grouped(p, groups), vh, keep)
+        heads = heads.reshape(b, n, t, -1).transpose(0, 2, 1, 3)      # (B, T, N, width)
+        kernel, bias = self._projections["attention_output"]
+        w = kernel.value
+        flat = heads.reshape(b, t, -1)
+        out = flat @ w.reshape(flat.shape[-1], -1)
+        if bias is not None:
+            out = out + bias.value.reshape(-1)
+        out = out.reshape(out.shape[:2] + w.shape[2:])
+        self._saved = (xs, scaled, kh, vh, inverse, p, dropped, keep, flat) if training else None
+        return out, p
+
+    def backward(self, dy):
+        xs, scaled, kh, vh, inverse, p, dropped, keep, flat = self.saved()
+        dout, dscores = (dy[0], dy[1]) if isinstance(dy, (list, tuple)) else (dy, None)
+        xp = array_module(scaled)
+        groups, (b, n, t, _) = kh.shape[1], p.shape
+        kernel, bias = self._projections["attention_output"]
+        w = kernel.value.reshape(flat.shape[-1], -1)
+        if dout is None:
+            dout = xp.zeros(flat.shape[:2] + kernel.shape[2:], dtype=flat.dtype)
+        g = dout.reshape(dout.shape[0], dout.shape[1], -1)        # (B, T, O)
+        kernel.grad = (flat.reshape(-1, flat.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(kernel.shape)
+        if bias is not None:
+            bias.grad = g.sum(axis=(0, 1)).reshape(bias.shape)
+        dheads = (g @ w.T).reshape(b, t, n, -1).transpose(0, 2, 1, 3)
+        # The returned scores are the weights before dropout (Keras's): their gradient joins the softmax's.
+        dp, dvh = ops.weighted_values_backward(_grouped(dheads, groups), dropped, vh, keep)
+        dp = dp.reshape(p.shape)
+        if dscores is not None:
+            dp = dp + dscores
+        ds = ops.softmax_backward(p, dp)
+        dqh, dkh, _ = ops.dot_scores_backward(_grouped(ds, groups), scaled, kh)
+        dqh = dqh.reshape(b, n, t, -1) * inverse
+        grads = [self._project_backward(name, x, d.transpose(0, 2, 1, 3))
+                 for name, x, d in (("query", xs[0], dqh), ("value", xs[1], dvh))]
+        key_grad = self._project_backward("key", xs[2] if len(xs) == 3 else xs[1], dkh.transpose(0, 2, 1, 3))
+        return grads + [key_grad] if len(xs) == 3 else [grads[0], grads[1] + key_grad]
+
+    def _project_backward(self, name, x, dy):
+        """The input's gradient of a projection; its kernel's and bias's gradients into their ``grad``."""
+        kernel, bias = self._projections[name]
+        g = dy.reshape(dy.shape[0] * dy.shape[1], -1)
+        kernel.grad = (x.reshape(-1, x.shape[-1]).T @ g).reshape(kernel.shape)
+        if bias is not None:
+            bias.grad = g.sum(axis=0).reshape(bias.shape)
+        return (g @ kernel.value.reshape(kernel.shape[0], -1).T).reshape(x.shape)
+
+    def compute_mask(self, x, mask):
+        """The query's mask, as Keras passes it on."""
+        return mask[0] if isinstance(mask, (list, tuple)) and mask else None
+
+
+
+def inverse_sqrt(width):
+    return 1.0 / math.sqrt(float(width))
