@@ -281,3 +281,15 @@ def test_bad_arguments_and_inputs_name_the_layer(xp):
         mha(xp.ones((2, 3, 4)), xp.ones((2, 5, 6)), key=xp.ones((2, 4, 6)))
     with pytest.raises(ValueError, match=r"MultiHeadAttention layer 'm'.*attention_mask must have shape"):
         mha(xp.ones((2, 3, 4)), xp.ones((2, 5, 6)), attention_mask=xp.ones((2, 5, 3), bool))
+
+
+def test_mha_takes_keras_s_positional_order(xp, rng):
+    """Keras 3's call order: query, value, key, query_mask, value_mask, key_mask, attention_mask, ..."""
+    layer = layers.MultiHeadAttention(2, 3, dtype="float64")
+    q, v = xp.asarray(rng.standard_normal((2, 4, 5))), xp.asarray(rng.standard_normal((2, 3, 5)))
+    query_mask = xp.asarray(numpy.array([[True, True, False, True]] * 2))
+    value_mask = xp.asarray(numpy.array([[True, False, True]] * 2))
+    by_keyword = to_numpy(layer(q, v, None, query_mask=query_mask, value_mask=value_mask))
+    by_position = to_numpy(layer(q, v, None, query_mask, value_mask))
+    numpy.testing.assert_array_equal(by_position, by_keyword)
+    assert not numpy.allclose(by_keyword, to_numpy(layer(q, v)))      # the value mask changed the result

@@ -1,7 +1,7 @@
 """Keras 3's ``MultiHeadAttention`` on rank-3 inputs, attending over the sequence axis.
 
-``mha(query, value, key=None, attention_mask=None, return_attention_scores=False, training=None,
-use_causal_mask=False)``: query (B, T, Dq), value (B, S, Dv), key (B, S, Dk), the key being the value when
+``mha(query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
+return_attention_scores=False, training=None, use_causal_mask=False)`` (Keras's order): query (B, T, Dq), value (B, S, Dv), key (B, S, Dk), the key being the value when
 left out. Each is projected per head as Keras's EinsumDense does (kernels (D, N, key_dim) or
 (D, N, value_dim), biases (N, key_dim)), the scaled dot products (B, N, T, S) go through a float32 softmax
 over S where the mask allows (masked weights 0, as Keras's ``Softmax(mask)`` gives them), dropout (training
@@ -78,8 +78,10 @@ class MultiHeadAttention(HeadAttention):
         query, _, _ = self._shapes(input_shape)
         return query[:2] + (self.output_shape or (query[2],))
 
-    def __call__(self, query, value=None, key=None, attention_mask=None, return_attention_scores=False,
-                 training=None, use_causal_mask=False, query_mask=None, value_mask=None, key_mask=None, mask=None):
+    def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
+                 attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False,
+                 mask=None):
+        # Keras 3's order of arguments, so that positional calls mean the same in both.
         return self._call(query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,
                           query_mask, value_mask, key_mask, mask)
 
