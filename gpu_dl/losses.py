@@ -556,6 +556,15 @@ class Loss:
         values = self.call(y_true, y_pred)
         return reduce_weighted_values(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
 
+    def weighted_grad(self, y_true, y_pred, weights):
+        """d(sum(weights * call(y_true, y_pred)))/d(y_pred); ``weights`` has the per-sample values' shape.
+
+        Each value here depends only on its own row of ``y_pred`` (its leading axes), so the weights scale
+        ``grad``'s rows. Losses whose values mix samples (Circle) or reduce over other axes (Dice) override it.
+        """
+        grad = self.grad(y_true, y_pred)
+        return grad * weights.reshape(weights.shape + (1,) * (grad.ndim - weights.ndim))
+
     def _mask(self, y_true, y_pred):
         """Entries the reduction leaves out (Keras's loss mask), or None."""
         return None
@@ -890,6 +899,24 @@ kld = KLD = kullback_leibler_divergence = kl_divergence
 logcosh = log_cosh
 bce = binary_crossentropy
 cosine_proximity = cosine_similarity
+
+# The losses kept in modules of their own (they build on the classes above).
+from .loss_circle import Circle, circle  # noqa: E402
+from .loss_focal import (BinaryFocalCrossentropy, CategoricalFocalCrossentropy,  # noqa: E402
+                         CategoricalGeneralizedCrossEntropy, binary_focal_crossentropy,
+                         categorical_focal_crossentropy, categorical_generalized_cross_entropy)
+from .loss_overlap import Dice, Tversky, dice, tversky  # noqa: E402
+
+_MORE = {
+    BinaryFocalCrossentropy: binary_focal_crossentropy, CategoricalFocalCrossentropy: categorical_focal_crossentropy,
+    Dice: dice, Tversky: tversky, Circle: circle,
+    CategoricalGeneralizedCrossEntropy: categorical_generalized_cross_entropy,
+}
+_CLASSES.update({cls.__name__: cls for cls in _MORE})
+_FUNCTION_NAMES.update({fn.__name__: cls for cls, fn in _MORE.items()})
+_NAMES.update(_FUNCTION_NAMES)
+_NAMES.update({snake_case(cls.__name__): cls for cls in _MORE})
+FUNCTIONS.update(_MORE)
 
 _SHAPE_WORDS = ("crossentropy", "ce")
 

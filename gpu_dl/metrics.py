@@ -128,6 +128,26 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False
     return matches.astype(floatx()).reshape(original_shape)
 
 
+# ------------------------------------------- loss functions as metrics
+# Keras 3 exports these loss functions from keras.metrics too: the losses' own per-sample values.
+mean_squared_error = losses.mean_squared_error
+mean_absolute_error = losses.mean_absolute_error
+mean_absolute_percentage_error = losses.mean_absolute_percentage_error
+mean_squared_logarithmic_error = losses.mean_squared_logarithmic_error
+binary_crossentropy = losses.binary_crossentropy
+categorical_crossentropy = losses.categorical_crossentropy
+sparse_categorical_crossentropy = losses.sparse_categorical_crossentropy
+binary_focal_crossentropy = losses.binary_focal_crossentropy
+categorical_focal_crossentropy = losses.categorical_focal_crossentropy
+hinge = losses.hinge
+squared_hinge = losses.squared_hinge
+categorical_hinge = losses.categorical_hinge
+huber = losses.huber
+kl_divergence = losses.kl_divergence
+log_cosh = losses.log_cosh
+poisson = losses.poisson
+
+
 # ----------------------------------------------------------------- base
 def _samplewise(xp, values, sample_weight, reduce="mean"):
     """Keras's reduce_to_samplewise_values: one value per sample (weighted), and the per-sample weights.

@@ -108,19 +108,20 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
     """``scale`` times the loss's reduced value (0-d, on the device) and, when ``training``, its gradient with
     respect to ``y_pred`` (else None)."""
     per_sample = loss.call(y, y_pred)
-    dout = loss.grad(y, y_pred) if training else None
     uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw, output_mask=mask)
     if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
         factor = per_sample.dtype.type(uniform)
         value = per_sample.sum() * factor
         grad_factor = per_sample.dtype.type(uniform * scale)
-        return value, (dout * grad_factor if training else None)
+        return value, (loss.grad(y, y_pred) * grad_factor if training else None)
     weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
     value = (weights * per_sample).sum()
+    dout = None
     if training:
         if scale != 1.0:
             weights = weights * weights.dtype.type(scale)
-        dout = dout * weights.reshape(weights.shape + (1,) * (dout.ndim - weights.ndim))
+        # The loss spreads the weights itself: its values need not be one per row of y_pred.
+        dout = loss.weighted_grad(y, y_pred, weights)
     return value, dout
 
 
