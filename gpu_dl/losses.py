@@ -559,10 +559,15 @@ class Loss:
     def weighted_grad(self, y_true, y_pred, weights):
         """d(sum(weights * call(y_true, y_pred)))/d(y_pred); ``weights`` has the per-sample values' shape.
 
-        Each value here depends only on its own row of ``y_pred`` (its leading axes), so the weights scale
-        ``grad``'s rows. Losses whose values mix samples (Circle) or reduce over other axes (Dice) override it.
+        Each value here depends only on its own slice of ``y_pred`` along the axis the loss reduces (``axis``,
+        the last by default), so the weights scale ``grad`` with that axis put back in. Losses whose values mix
+        samples (Circle) or reduce over several axes (Dice) override it.
         """
         grad = self.grad(y_true, y_pred)
+        axis = getattr(self, "axis", -1)
+        if weights.ndim == grad.ndim - 1 and isinstance(axis, int):
+            # the reduced axis, where it was: (N, C, K) values reduced over axis 1 are (N, K)
+            return grad * array_module(weights).expand_dims(weights, axis % grad.ndim)
         return grad * weights.reshape(weights.shape + (1,) * (grad.ndim - weights.ndim))
 
     def _mask(self, y_true, y_pred):

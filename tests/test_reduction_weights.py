@@ -67,3 +67,24 @@ def test_unweighted_training_builds_no_array_of_equal_weights(monkeypatch, rng, 
     assert loss_uniform == pytest.approx(loss_weighted, rel=1e-6)
     for a, b in zip(uniform_model.get_weights(), weighted_model.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", [losses.CategoricalCrossentropy(axis=1), losses.BinaryCrossentropy(axis=1),
+                                  losses.CategoricalCrossentropy(axis=1, from_logits=True),
+                                  losses.CategoricalFocalCrossentropy(axis=1), losses.CategoricalCrossentropy()],
+                         ids=["cce-axis1", "bce-axis1", "cce-logits-axis1", "focal-axis1", "cce-last"])
+def test_weighted_gradient_of_a_loss_reduced_over_an_inner_axis(xp, rng, loss):
+    """Values of a loss over axis 1 of (N, C, K) are (N, K): their weights scale the gradient with axis 1 put
+    back, not the trailing one (checked against finite differences of the weighted sum)."""
+    from gpu_dl.models.model import _reduced_loss
+    from gradcheck import assert_gradient
+    axis = loss.axis
+    y_pred = rng.random((3, 4, 5)) + 0.1
+    if isinstance(loss, losses.CategoricalCrossentropy) and not loss.from_logits or "Focal" in type(loss).__name__:
+        y_pred /= y_pred.sum(axis, keepdims=True)
+    y = rng.random((3, 4, 5))
+    y = xp.asarray((y == y.max(axis, keepdims=True)).astype(float))
+    sw = xp.asarray(rng.random((3, 5) if axis == 1 else (3, 4)) + 0.2)
+    _, grad = _reduced_loss(loss, y, xp.asarray(y_pred), sw, None, True)
+    assert_gradient(lambda p: _reduced_loss(loss, y, p, sw, None, False)[0], xp.asarray(y_pred), grad, rng,
+                    rtol=1e-6, what=f"{type(loss).__name__}(axis={axis}) weighted")
