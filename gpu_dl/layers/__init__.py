@@ -26,6 +26,7 @@ from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .multi_head_attention import MultiHeadAttention
 from .normalization import BatchNormalization, LayerNormalization, RMSNormalization, UnitNormalization
+from .pipeline import Pipeline
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D, SpatialDropout3D)
@@ -67,11 +68,11 @@ __all__ = [
     "Identity", "Input", "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
     "LSTMCell", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
     "MaxPooling3D", "Minimum", "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization",
-    "Permute", "PReLU", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
-    "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
-    "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation", "RandomZoom",
-    "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization", "RNN",
-    "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
+    "Permute", "Pipeline", "PReLU", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter",
+    "RandomContrast", "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue",
+    "RandomInvert", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation",
+    "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization",
+    "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
     "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
     "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract", "TimeDistributed", "UnitNormalization",
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
