@@ -35,6 +35,7 @@ from .color_augmentation import RandomBrightness, RandomContrast
 from .color_jitter import RandomColorJitter
 from .color_space import RandomColorDegeneration, RandomGrayscale, RandomHue, RandomInvert, RandomSaturation
 from .mixing_augmentation import CutMix, MixUp, RandomErasing
+from .geometric_augmentation import RandomPerspective, RandomShear
 from .filter_augmentation import RandomGaussianBlur, RandomSharpness
 from .tone_augmentation import AutoContrast, Equalization, RandomPosterization, Solarization
 from .image_resizing import CenterCrop, RandomCrop, Resizing
@@ -70,11 +71,11 @@ __all__ = [
     "MaxPooling3D", "Minimum", "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization",
     "Permute", "Pipeline", "PReLU", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter",
     "RandomContrast", "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue",
-    "RandomInvert", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation",
-    "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization",
-    "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
-    "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract", "TimeDistributed", "UnitNormalization",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
-    "ZeroPadding3D",
+    "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness",
+    "RandomShear", "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling",
+    "Reshape", "Resizing", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D",
+    "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract",
+    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
