@@ -220,3 +220,72 @@ def test_geometric_layers_refuse_bad_arguments():
                         "RandomPerspective layer 'p': interpolation")):
         with pytest.raises(ValueError, match=what):
             call()
+
+
+# --------------------------------------------------------- RandAugment, AugMix
+class PolicyDraws:
+    """A generator stand-in for the policies' own choices (the ops here draw nothing)."""
+
+    def __init__(self, picks, dirichlet=None, beta=None):
+        self.picks, self.fixed_dirichlet, self.fixed_beta = list(picks), dirichlet, beta
+
+    def integers(self, low, high, size):
+        taken, self.picks = self.picks[:size], self.picks[size:]
+        return numpy.asarray(taken)
+
+    def dirichlet(self, alpha):
+        return numpy.asarray(self.fixed_dirichlet)
+
+    def beta(self, a, b):
+        return self.fixed_beta
+
+
+def test_rand_augment_applies_the_drawn_ops_in_turn(xp, rng):
+    from gpu_dl.layers.policy_augmentation import RAND_AUGMENT_OPS
+    x = xp.asarray(images(rng, (2, 4, 5, 3)))
+    layer = layers.RandAugment(num_ops=2)
+    layer.generator = lambda: PolicyDraws([RAND_AUGMENT_OPS.index("auto_contrast"),
+                                           RAND_AUGMENT_OPS.index("equalization")])
+    expected = layers.Equalization()(layers.AutoContrast()(x, training=True), training=True)
+    numpy.testing.assert_allclose(to_numpy(layer(x)), to_numpy(expected), rtol=1e-6, atol=1e-4)
+
+
+def test_aug_mix_mixes_its_chains_as_keras_does(xp, rng):
+    from gpu_dl.layers.policy_augmentation import AUGMIX_OPS
+    x_host = images(rng, (2, 4, 5, 3))
+    x = xp.asarray(x_host)
+    layer = layers.AugMix(num_chains=2, chain_depth=2, all_ops=False)
+    none = len(AUGMIX_OPS)
+    layer.generator = lambda: PolicyDraws([AUGMIX_OPS.index("auto_contrast"), none, none, none], [0.25, 0.75], 0.4)
+    contrasted = to_numpy(layers.AutoContrast()(x)).astype(numpy.float64)
+    expected = numpy.clip(0.4 * x_host + 0.6 * (0.25 * contrasted + 0.75 * x_host), 0, 255)
+    numpy.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: layers.RandAugment(**kw),
+                                  lambda **kw: layers.AugMix(**kw)])
+def test_policies_seeds_inference_layouts_and_no_gradient(xp, rng, make):
+    x = xp.asarray(images(rng, (2, 4, 5, 3)))
+    numpy.testing.assert_array_equal(to_numpy(make(seed=1)(x, training=False)), to_numpy(x))
+    outs = [to_numpy(make(seed=s)(x, training=True)) for s in (7, 7, 8)]
+    numpy.testing.assert_array_equal(outs[0], outs[1])
+    assert not numpy.array_equal(outs[0], outs[2])
+    first = make(seed=7, data_format="channels_first")(x.transpose(0, 3, 1, 2))
+    numpy.testing.assert_allclose(to_numpy(first).transpose(0, 2, 3, 1), outs[0], rtol=0, atol=1e-3)
+    assert make(seed=7)(x[0]).shape == x[0].shape
+    layer = make(seed=2, name="policy")
+    y = layer(x, training=True)
+    with pytest.raises(NotImplementedError, match="layer 'policy': has no gradient"):
+        layer.backward(xp.ones_like(y))
+
+
+def test_policies_refuse_bad_arguments():
+    for call, what in ((lambda: layers.RandAugment(factor=1.5, name="r"), "RandAugment layer 'r': factor"),
+                       (lambda: layers.RandAugment(num_ops=0, name="r"), "RandAugment layer 'r': num_ops"),
+                       (lambda: layers.RandAugment(interpolation="cubic", name="r"),
+                        "RandAugment layer 'r': interpolation"),
+                       (lambda: layers.AugMix(num_chains=0, name="a"), "AugMix layer 'a': num_chains"),
+                       (lambda: layers.AugMix(chain_depth=1.5, name="a"), "AugMix layer 'a': chain_depth"),
+                       (lambda: layers.AugMix(alpha=0, name="a"), "AugMix layer 'a': alpha")):
+        with pytest.raises(ValueError, match=what):
+            call()

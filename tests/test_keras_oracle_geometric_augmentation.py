@@ -171,3 +171,47 @@ def test_a_keras_file_with_a_shear_factor_number_loads(tmp_path):
     model.save(tmp_path / "shear.keras")
     ours = load_model(tmp_path / "shear.keras")
     assert ours.layers[0].x_factor == (-0.2, 0.2) and ours.layers[0].y_factor == (0.0, 0.0)
+
+
+# ------------------------------------------------------------ RandAugment, AugMix
+@pytest.mark.parametrize("name,kwargs", [("RandAugment", {}), ("RandAugment", {"factor": (0.2, 0.7)}),
+                                         ("AugMix", {"value_range": (0, 1)}), ("AugMix", {"all_ops": False})])
+def test_policy_ops_are_built_as_keras_builds_them(name, kwargs):
+    ours, k = getattr(layers, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+    names = k._AUGMENT_LAYERS if name == "RandAugment" else k._augment_layers
+    from gpu_dl.layers import policy_augmentation
+    listed = (policy_augmentation.RAND_AUGMENT_OPS if name == "RandAugment"
+              else policy_augmentation.AUGMIX_OPS_ALL if ours.all_ops else policy_augmentation.AUGMIX_OPS)
+    assert list(listed) == list(names)
+    for op in names:
+        a, b = ours.ops[op].get_config(), getattr(k, op).get_config()
+        assert type(ours.ops[op]).__name__ == type(getattr(k, op)).__name__
+        a.pop("seed", None), b.pop("seed", None)
+        assert plain(a) == plain(b), op
+
+
+@pytest.mark.parametrize("name,kwargs", [("RandAugment", {"num_ops": 3, "factor": 0.4, "seed": 2}),
+                                         ("AugMix", {"num_chains": 2, "alpha": 0.5, "all_ops": False,
+                                                     "interpolation": "nearest", "value_range": (0, 1)})])
+def test_policy_configs_match_keras_key_for_key_and_inference(rng, name, kwargs):
+    ours, k = getattr(layers, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+    assert set(ours.get_config()) == set(k.get_config())
+    assert plain(ours.get_config()) == plain(k.get_config())
+    x = rng.uniform(0, 1, (2, 4, 5, 3)).astype("float32")
+    numpy.testing.assert_array_equal(ours(x, training=False), theirs(k(x, training=False)))
+
+
+def test_policies_in_keras_files_both_ways(tmp_path, rng):
+    L = keras.layers
+    model = keras.Sequential([keras.Input((6, 5, 3)), L.RandAugment(num_ops=3, seed=1),
+                              L.AugMix(chain_depth=2, all_ops=False), L.Flatten(), L.Dense(2)])
+    model.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in model.layers]
+    assert ours.layers[0].num_ops == 3 and ours.layers[1].all_ops is False
+    x = rng.uniform(0, 255, (2, 6, 5, 3)).astype("float32")
+    expected = theirs(model.predict(x, verbose=0))
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    ours.save(tmp_path / "again.keras")
+    again = keras.models.load_model(tmp_path / "again.keras")
+    numpy.testing.assert_allclose(theirs(again.predict(x, verbose=0)), expected, rtol=1e-4, atol=1e-4)
