@@ -26,6 +26,7 @@ from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .multi_head_attention import MultiHeadAttention
 from .normalization import BatchNormalization, LayerNormalization, RMSNormalization, UnitNormalization
+from .pipeline import Pipeline
 from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D, SpatialDropout3D)
@@ -34,6 +35,8 @@ from .color_augmentation import RandomBrightness, RandomContrast
 from .color_jitter import RandomColorJitter
 from .color_space import RandomColorDegeneration, RandomGrayscale, RandomHue, RandomInvert, RandomSaturation
 from .mixing_augmentation import CutMix, MixUp, RandomErasing
+from .geometric_augmentation import RandomPerspective, RandomShear
+from .policy_augmentation import AugMix, RandAugment
 from .filter_augmentation import RandomGaussianBlur, RandomSharpness
 from .tone_augmentation import AutoContrast, Equalization, RandomPosterization, Solarization
 from .image_resizing import CenterCrop, RandomCrop, Resizing
@@ -54,26 +57,27 @@ from .wrappers import TimeDistributed, Wrapper
 __all__ = [
     "Activation", "ActivityRegularization", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
     "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D", "Add", "add",
-    "AdditiveAttention", "AlphaDropout", "Attention", "AutoContrast", "Average", "average", "AveragePooling1D",
-    "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNormalization",
-    "Bidirectional", "CategoryEncoding", "CenterCrop", "Concatenate", "concatenate", "Conv1D", "Conv1DTranspose",
-    "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D", "Convolution1D",
-    "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D", "Convolution3DTranspose",
-    "Cropping1D", "Cropping2D", "Cropping3D", "CutMix", "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Discretization",
-    "Dot", "dot", "Dropout", "EinsumDense", "ELU", "Embedding", "Equalization", "Flatten", "GaussianDropout",
-    "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalAvgPool1D",
-    "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell",
-    "Identity", "Input", "InputLayer", "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
-    "LSTMCell", "Masking", "Maximum", "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
-    "MaxPooling3D", "Minimum", "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization",
-    "Permute", "PReLU", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
-    "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
-    "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomTranslation", "RandomZoom",
-    "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "RMSNormalization", "RNN",
-    "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN",
-    "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract", "TimeDistributed", "UnitNormalization",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
-    "ZeroPadding3D",
+    "AdditiveAttention", "AlphaDropout", "Attention", "AugMix", "AutoContrast", "Average", "average",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+    "BatchNormalization", "Bidirectional", "CategoryEncoding", "CenterCrop", "Concatenate", "concatenate", "Conv1D",
+    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D",
+    "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D",
+    "Convolution3DTranspose", "Cropping1D", "Cropping2D", "Cropping3D", "CutMix", "Dense", "DepthwiseConv1D",
+    "DepthwiseConv2D", "Discretization", "Dot", "dot", "Dropout", "EinsumDense", "ELU", "Embedding", "Equalization",
+    "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
+    "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "Identity", "Input", "InputLayer", "IntegerLookup",
+    "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum", "maximum",
+    "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum", "minimum",
+    "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
+    "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop",
+    "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
+    "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear",
+    "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape",
+    "Resizing", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D",
+    "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract",
+    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

@@ -108,6 +108,7 @@ def function_entry(fn, where="config"):
 def _layer_entry(layer):
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
+    from ..layers.pipeline import Pipeline
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
     from ..layers.wrappers import Wrapper
@@ -132,6 +133,8 @@ def _layer_entry(layer):
         config["backward_layer"] = _layer_entry(layer.backward_layer)
     elif isinstance(layer, Wrapper):
         config["layer"] = _layer_entry(layer.layer)     # in full, as Keras writes it
+    elif isinstance(layer, Pipeline):
+        config["layers"] = [_layer_entry(inner) for inner in layer.layers]
     elif isinstance(layer, RNN):
         config["cell"] = _layer_entry(layer.cell)       # a nested serialized object, as Keras writes it
     elif isinstance(layer, StackedRNNCells):
@@ -436,6 +439,7 @@ def _layer_from_entry(entry, where, custom=None):
     from ..layers.base import Layer
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
+    from ..layers.pipeline import Pipeline
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
     from ..layers.wrappers import Wrapper
@@ -502,6 +506,12 @@ def _layer_from_entry(entry, where, custom=None):
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
         config["layer"] = _layer_from_entry(inner, where, custom)
+    elif issubclass(cls, Pipeline):
+        inner = config.get("layers")
+        if not isinstance(inner, list):
+            raise ValueError(f"{where}: Pipeline needs the list of its layers' entries under 'layers'.")
+        config["layers"] = [_pipeline_member_from_entry(entry, f"{where}, layers[{i}]")
+                            for i, entry in enumerate(inner)]
     elif issubclass(cls, RNN):
         config["cell"] = _cell_from_entry(config.get("cell"), where, custom, stacked=True)
     elif issubclass(cls, StackedRNNCells):
@@ -517,6 +527,8 @@ def _layer_from_entry(entry, where, custom=None):
     try:
         if issubclass(cls, (Bidirectional, Wrapper)):
             return cls(config.pop("layer"), **config)
+        if issubclass(cls, Pipeline):
+            return cls(config.pop("layers"), **config)
         return cls.from_config(config)
     except (TypeError, ValueError, NotImplementedError) as e:
         raise ValueError(f"{where}: cannot be rebuilt from its config: {e}") from e
@@ -534,6 +546,20 @@ def _wrapped_recurrent_from_entry(entry, where):
     layer = _layer_from_entry(entry, where, CustomObjects())
     if type(layer) is not SEQUENCE_LAYER_CLASSES[class_name]:
         raise ValueError(f"{where}: the wrapped layer {class_name!r} did not rebuild as gpu_dl's own {class_name}.")
+    return layer
+
+
+def _pipeline_member_from_entry(entry, where):
+    """A layer of a Pipeline entry: only gpu_dl's own layer classes, found by class name in that fixed table,
+    whatever module or registered name the entry gives (and no custom objects)."""
+    known = _layer_classes()
+    class_name = entry.get("class_name") if isinstance(entry, dict) else None
+    if class_name not in known:
+        raise ValueError(f"{where}: the layer {class_name if class_name else entry!r:.200} is not one of gpu_dl's "
+                         "layer classes, which are the only ones a Pipeline is rebuilt from.")
+    layer = _layer_from_entry(entry, where, CustomObjects())
+    if type(layer) is not known[class_name]:
+        raise ValueError(f"{where}: the layer {class_name!r} did not rebuild as gpu_dl's own {class_name}.")
     return layer
 
 
