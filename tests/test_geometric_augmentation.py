@@ -289,3 +289,10 @@ def test_policies_refuse_bad_arguments():
                        (lambda: layers.AugMix(alpha=0, name="a"), "AugMix layer 'a': alpha")):
         with pytest.raises(ValueError, match=what):
             call()
+
+
+def test_a_pipeline_can_be_wrapped_where_a_model_cannot():
+    """A Pipeline holds layers but is no model: TimeDistributed takes it (a model is refused)."""
+    wrapped = gpu_dl.layers.TimeDistributed(gpu_dl.layers.Pipeline([gpu_dl.layers.Rescaling(0.5)]))
+    x = numpy.arange(24, dtype="float32").reshape(2, 3, 2, 2, 1)
+    numpy.testing.assert_allclose(wrapped(x, training=False), x * 0.5)

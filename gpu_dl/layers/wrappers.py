@@ -39,7 +39,7 @@ class Wrapper(Layer):
         kind = type(self).__name__
         if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
             raise TypeError(f"{kind} wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
-        if hasattr(layer, "layers"):    # a model (models are layers too)
+        if callable(getattr(layer, "compile", None)):    # a model (models are the layers that compile)
             raise TypeError(f"{kind} wraps one layer; '{layer.name}' is a model ({type(layer).__name__}), "
                             "which it does not take. Wrap each of its layers instead.")
         # Set before Layer.__init__, whose assignments to keep_preactivation and input_gradient_wanted
