@@ -24,7 +24,7 @@ import numbers
 import numpy
 
 from .backend import array_module, floatx
-from .losses import LossFunctionWrapper, _batch_shape, _is_whole
+from .loss_base import LossFunctionWrapper, _batch_shape, _is_whole
 
 
 def _labels(xp, labels):

@@ -18,7 +18,7 @@ import numbers
 import numpy
 
 from .backend import array_module, floatx
-from .losses import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, LossFunctionWrapper, _check_axis,
+from .loss_base import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, LossFunctionWrapper, _check_axis,
                      _batch_shape, _check_smoothing, _inside, _is_whole, _log_sigmoid, _pair, _same_shape,
                      reduce_weighted_values)
 

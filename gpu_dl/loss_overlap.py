@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 
 from .backend import array_module
-from .losses import EPSILON, LossFunctionWrapper, _pair, _same_shape, reduce_weighted_values
+from .loss_base import EPSILON, LossFunctionWrapper, _pair, _same_shape, reduce_weighted_values
 
 
 def _check_axes(axis, owner):
