@@ -672,6 +672,14 @@ class Model(Layer):
         from . import saving
         saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
+    def to_json(self, **kwargs):
+        """The model's config as Keras 3 serialises it (``config.json``'s object, compile settings included), as a
+        JSON string; ``kwargs`` go to ``json.dumps``. ``gpu_dl.models.model_from_json`` reads it back."""
+        import json
+
+        from .keras_config import model_config
+        return json.dumps(model_config(self), **kwargs)
+
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""
         from . import saving
