@@ -27,6 +27,7 @@ import numpy
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..utils.io_utils import print_msg
 from ..layers.base import Layer, unique_name
 from . import data_checks as checks, streaming
 
@@ -510,7 +511,7 @@ class Model(Layer):
         self.history = history
         listeners = list(callbacks) + [history]
         if verbose:
-            print(backend.describe_device(), flush=True)
+            print_msg(backend.describe_device())
             listeners.append(ProgbarLogger(verbose))
         params = {"verbose": verbose, "epochs": epochs, "steps": steps, "batch_size": batch_size}
         cbs = CallbackList(listeners, self, params)
