@@ -517,7 +517,10 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, params)
         self.stop_training = False
         logs = {}
+        # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
+        self._initial_epoch = None
         cbs.call("on_train_begin", {})
+        initial_epoch = self._initial_epoch or initial_epoch
         for epoch in range(initial_epoch, epochs):
             with nvtx_range(f"epoch {epoch + 1}"):
                 logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)

@@ -338,7 +338,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         model._train_step(*device_batch(model, raw, where, class_weight))
         return model._logs
 
+    # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
+    model._initial_epoch = None
     cbs.call("on_train_begin", {})
+    initial_epoch = model._initial_epoch or initial_epoch
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})
