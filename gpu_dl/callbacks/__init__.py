@@ -4,8 +4,10 @@ training, of each epoch and of each batch.
 One module per concern: ``base`` (Callback, History, the progress bar and
 the list the loop calls), ``monitor`` (watching one logged quantity),
 ``stopping``, ``learning_rate``, ``history_files`` (CSV and the curves PNG),
-``checkpoint`` and ``swap_ema`` (evaluating with the weight averages).
+``checkpoint``, ``backup`` (resuming an interrupted fit) and ``swap_ema`` (evaluating with the weight
+averages).
 """
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History, LambdaCallback, ProgbarLogger
 from .checkpoint import ModelCheckpoint
 from .history_files import CSVLogger, TrainingCurves
@@ -16,4 +18,4 @@ from .swap_ema import SwapEMAWeights
 
 __all__ = ["Callback", "CallbackList", "History", "LambdaCallback", "ProgbarLogger", "MonitorCallback",
            "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
-           "TrainingCurves", "ModelCheckpoint", "SwapEMAWeights"]
+           "TrainingCurves", "ModelCheckpoint", "SwapEMAWeights", "BackupAndRestore"]

@@ -6,6 +6,7 @@ when nobody listens.
 """
 from __future__ import annotations
 
+from ..utils.io_utils import print_msg
 from ..utils.progbar import Progbar
 
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
@@ -118,7 +119,7 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.verbose:
-            print(f"Epoch {epoch + 1}/{self.params['epochs']}", flush=True)
+            print_msg(f"Epoch {epoch + 1}/{self.params['epochs']}")
         self._new_bar(self.params.get("steps"))
 
     def wants_batch_logs(self, batch):

@@ -45,7 +45,9 @@ def _metric_direction(metric):
 
 
 def _print_msg(message):
-    print(message, flush=True)
+    # Keras's callbacks print through io_utils.print_msg: the interactive-logging switch sends them to the logger.
+    from ..utils.io_utils import print_msg
+    print_msg(message)
 
 
 class MonitorCallback(Callback):

@@ -27,6 +27,7 @@ import numpy
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..utils.io_utils import print_msg
 from ..layers.base import Layer, unique_name
 from . import data_checks as checks, streaming
 
@@ -511,13 +512,16 @@ class Model(Layer):
         self.history = history
         listeners = list(callbacks) + [history]
         if verbose:
-            print(backend.describe_device(), flush=True)
+            print_msg(backend.describe_device())
             listeners.append(ProgbarLogger(verbose))
         params = {"verbose": verbose, "epochs": epochs, "steps": steps, "batch_size": batch_size}
         cbs = CallbackList(listeners, self, params)
         self.stop_training = False
         logs = {}
+        # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
+        self._initial_epoch = None
         cbs.call("on_train_begin", {})
+        initial_epoch = self._initial_epoch or initial_epoch
         for epoch in range(initial_epoch, epochs):
             with nvtx_range(f"epoch {epoch + 1}"):
                 logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
@@ -672,6 +676,14 @@ class Model(Layer):
         """Write the whole model (config, weights, optimizer state) to a Keras 3 ``.keras`` file."""
         from . import saving
         saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def to_json(self, **kwargs):
+        """The model's config as Keras 3 serialises it (``config.json``'s object, compile settings included), as a
+        JSON string; ``kwargs`` go to ``json.dumps``. ``gpu_dl.models.model_from_json`` reads it back."""
+        import json
+
+        from .keras_config import model_config
+        return json.dumps(model_config(self), **kwargs)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""

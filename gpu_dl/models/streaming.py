@@ -36,6 +36,7 @@ import numpy
 
 from .. import backend
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..utils.io_utils import print_msg
 from ..data.py_dataset import PyDataset, prefetched
 from . import data_checks as checks
 
@@ -326,7 +327,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     model.history = history
     listeners = list(callbacks) + [history]
     if verbose:
-        print(backend.describe_device(), flush=True)
+        print_msg(backend.describe_device())
         listeners.append(ProgbarLogger(verbose))
     params = {"verbose": verbose, "epochs": epochs, "steps": train.known_steps}
     cbs = CallbackList(listeners, model, params)
@@ -337,7 +338,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         model._train_step(*device_batch(model, raw, where, class_weight))
         return model._logs
 
+    # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
+    model._initial_epoch = None
     cbs.call("on_train_begin", {})
+    initial_epoch = model._initial_epoch or initial_epoch
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})

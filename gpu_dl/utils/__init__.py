@@ -10,12 +10,28 @@ from ..data.image_files import array_to_img, img_to_array, load_img, save_img   
 from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
+from .data_utils import pack_x_y_sample_weight, split_dataset, standardize_dtype, unpack_x_y_sample_weight
+from .graph_utils import get_source_inputs, is_keras_tensor
+from .io_utils import disable_interactive_logging, enable_interactive_logging, is_interactive_logging_enabled
 from .model_plot import model_to_dot, plot_model
 from .plotting import plot_history
 from .progbar import Progbar
+from .session import clear_session
 
 
 Sequence = PyDataset   # Keras 3's older name for it
+
+
+def serialize_keras_object(obj):
+    """``gpu_dl.saving.serialize_keras_object`` (Keras 3 has it in ``keras.utils`` too)."""
+    from ..models.serialization import serialize_keras_object as serialize
+    return serialize(obj)
+
+
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwargs):
+    """``gpu_dl.saving.deserialize_keras_object`` (Keras 3 has it in ``keras.utils`` too)."""
+    from ..models.serialization import deserialize_keras_object as deserialize
+    return deserialize(config, custom_objects=custom_objects, safe_mode=safe_mode, **kwargs)
 
 
 def to_categorical(x, num_classes=None):
@@ -50,8 +66,11 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "custom_object_scope",
-           "get_custom_objects", "get_registered_name", "get_registered_object", "image_dataset_from_directory",
+__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "clear_session",
+           "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
+           "enable_interactive_logging", "get_custom_objects", "get_source_inputs", "is_interactive_logging_enabled",
+           "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object", "split_dataset",
+           "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name", "get_registered_object", "image_dataset_from_directory",
            "img_to_array", "load_img", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
            "register_keras_serializable", "save_img", "set_random_seed", "timeseries_dataset_from_array",
            "to_categorical"]

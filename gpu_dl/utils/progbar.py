@@ -13,6 +13,8 @@ import time
 
 import numpy
 
+from . import io_utils
+
 
 def _stream_is_terminal(stream):
     try:
@@ -68,8 +70,10 @@ class Progbar:
         self.verbose = verbose
         self.interval = interval
         self.unit_name = unit_name
+        # With interactive logging disabled (io_utils), a bar on the default stream logs its finished lines.
+        self._logged = stream is None and not io_utils.is_interactive_logging_enabled()
         self.stream = stream if stream is not None else sys.stdout
-        self.dynamic = verbose == 1 and _stream_is_terminal(self.stream)
+        self.dynamic = verbose == 1 and not self._logged and _stream_is_terminal(self.stream)
         self.fancy = _can_encode(self.stream, "━")
         self._start = time.perf_counter()
         self._last_draw = 0.0
@@ -94,6 +98,13 @@ class Progbar:
             return "━" * self.width if done == self.width else "━" * done + "─" * (self.width - done)
         return "[" + "=" * done + "." * (self.width - done) + "]"
 
+    def _write(self, text):
+        if self._logged:
+            io_utils.LOGGER.info(text.rstrip("\n"))
+        else:
+            self.stream.write(text)
+            self.stream.flush()
+
     def update(self, current, values=None, finalize=None):
         if not self.wants_values(current) and not finalize:
             return
@@ -110,8 +121,7 @@ class Progbar:
         counter = f"{current}/{self.target}" if self.target is not None else f"{current}/Unknown"   # as Keras
         if self.verbose == 2:
             if finalize:
-                self.stream.write(f"{counter} - {format_duration(elapsed)} - {format_per_unit(per_unit, self.unit_name)}{metrics}\n")
-                self.stream.flush()
+                self._write(f"{counter} - {format_duration(elapsed)} - {format_per_unit(per_unit, self.unit_name)}{metrics}\n")
                 self._finished = True
             return
         if finalize:
@@ -125,7 +135,7 @@ class Progbar:
             self.stream.write("\r" + line + pad + ("\n" if finalize else ""))
             self._last_len = len(line)
         elif finalize:
-            self.stream.write(line + "\n")
+            self._write(line + "\n")
         self.stream.flush()
         self._last_draw = now
         self._finished = bool(finalize)

@@ -1,0 +1,30 @@
+"""``clear_session``: start afresh, as Keras 3's ``keras.utils.clear_session`` does.
+
+Keras resets its global state: the counters behind automatic layer names
+(the next ``Dense`` is ``dense`` again), the custom-object scope of the
+thread, and then runs the garbage collector and frees its backend's caches.
+gpu_dl does the same with its own: the layer-name counters, the active
+``custom_object_scope`` objects of this thread, a garbage collection, and,
+with ``free_memory``, the wholly free cached segments of the current
+device's memory pool given back to CUDA. Only free segments go: a block still
+held by a live array is never touched, so clearing is safe with models alive
+(their weights stay valid).
+"""
+from __future__ import annotations
+
+import gc
+
+
+def clear_session(free_memory=True):
+    """Reset the layer-name counters and the custom-object scope; with ``free_memory``, collect garbage and
+    give the device memory pool's free cached segments back to CUDA."""
+    if not isinstance(free_memory, bool):
+        raise TypeError(f"clear_session: `free_memory` must be True or False, got {free_memory!r}.")
+    from .. import catalogue
+    from ..layers import base
+    base._name_counters.clear()
+    catalogue._SCOPE.objects = {}
+    if free_memory:
+        gc.collect()
+        from ..backend import memory
+        memory.empty_cache()
