@@ -12,7 +12,7 @@ from .backend import get_device, set_device
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "backend", "callbacks", "constraints", "data", "initializers", "layers",
+    "activations", "applications", "backend", "callbacks", "constraints", "data", "initializers", "layers",
     "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")

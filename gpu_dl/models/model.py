@@ -691,6 +691,7 @@ class Model(Layer):
         saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
-        """Read weights from a ``.weights.h5`` or ``.keras`` file; nothing changes if they do not fit."""
+        """Read weights from a ``.weights.h5`` or ``.keras`` file, or a legacy Keras 2 ``.h5`` weights file
+        (``by_name=True`` matches its layers by name); nothing changes if they do not fit."""
         from . import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)

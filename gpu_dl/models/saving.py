@@ -31,6 +31,7 @@ import zipfile
 
 from ..catalogue import checked_custom_objects
 from ..layers.base import weight_budget
+from .legacy_h5 import is_legacy_file, stage_legacy_weights
 from .keras_config import compile_from_config, model_config, model_from_config
 from .weights_h5 import (asset_layers, guard_h5, keras_snake_case, stage_model_weights, stage_optimizers,
                          write_weights)
@@ -346,11 +347,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def load_weights(model, filepath, skip_mismatch=False, **kwargs):
-    """Load weights (and the optimizer's state, when the file has a matching one) from ``.weights.h5`` or ``.keras``.
+    """Load weights (and the optimizer's state, when the file has a matching one) from ``.weights.h5`` or
+    ``.keras``, or weights from a legacy Keras 2 HDF5 file (``.h5``/``.hdf5``, such as Keras's ImageNet weights).
 
     All shapes are checked before anything is assigned: on an error the model
-    is left as it was. With ``skip_mismatch`` layers whose weights do not fit
-    are skipped with a warning.
+    is left as it was. With ``skip_mismatch`` weights that do not fit are
+    skipped with a warning. ``by_name`` (legacy files only, as in Keras) matches
+    the file's layers to the model's by name instead of by order.
     """
     path = _path_string(filepath)
     # Keras 3 still takes these two, and refuses `by_name` for every file it reads in its own format.
@@ -358,28 +361,27 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs):
     objects_to_skip = kwargs.pop("objects_to_skip", None)
     if kwargs:
         raise TypeError(f"load_weights() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
-    if by_name is not None:
-        raise ValueError(f"load_weights(by_name={by_name!r}): `by_name` applies only to legacy Keras 2 '.h5' files, "
-                         "which gpu_dl does not read. Keras 3 files match weights to layers by their order in the "
-                         "model; remove the argument.")
+    by_name_refused = ValueError(f"load_weights(by_name={by_name!r}): `by_name` applies only to legacy Keras 2 "
+                                 "HDF5 files. Keras 3 files match weights to layers by their order in the model; "
+                                 "remove the argument.")
     if objects_to_skip is not None:
         raise ValueError("load_weights(objects_to_skip=...) is not supported; use skip_mismatch=True to skip the "
                          "layers whose weights do not fit.")
-    if path.endswith(".weights.h5"):
+    if path.endswith((".weights.h5", ".h5", ".hdf5")):
         kind = "h5"
     elif path.endswith(".keras"):
         kind = "keras"
-    elif path.endswith((".h5", ".hdf5")):
-        raise ValueError(f"{path}: legacy Keras 2 HDF5 weight files are not supported; gpu_dl reads Keras 3's "
-                         "`.weights.h5` and `.keras` files.")
+        if by_name is not None:
+            raise by_name_refused
     else:
         raise ValueError(f"File format not supported: filepath={path}. gpu_dl (as Keras 3) loads weights from "
-                         "`.weights.h5` and `.keras` files.")
+                         "`.weights.h5` and `.keras` files, and legacy Keras 2 `.h5`/`.hdf5` weight files.")
     if not model.built:
         raise ValueError("You are loading weights into a model that has not yet been built. Try building the model "
                          "first by calling it on some data or by using `build()`.")
     h5py = _h5py()
     archive = None
+    restore_optimizer = None
     try:
         if kind == "keras":
             archive = _open_archive(path)
@@ -387,8 +389,17 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs):
         else:
             h5file, source = _open_h5_file(h5py, path), path
         with h5file:
-            staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source, skip_mismatch))
-            restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=False))
+            # The layout tells the format, whatever the file's name: Keras 2 files carry `layer_names`.
+            if kind == "h5" and guard_h5(source, lambda: is_legacy_file(h5file)):
+                source = f"{source} (legacy Keras 2 HDF5 weights)"
+                staged = guard_h5(source, lambda: stage_legacy_weights(h5py, h5file, model, source, bool(by_name),
+                                                                       skip_mismatch))
+            else:
+                if by_name is not None:
+                    raise by_name_refused
+                staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source, skip_mismatch))
+                restore_optimizer = guard_h5(source,
+                                             lambda: stage_optimizers(h5py, h5file, model, source, strict=False))
     finally:
         if archive is not None:
             archive.close()
