@@ -92,8 +92,9 @@ def test_layers_called_on_symbolic_tensors_give_symbolic_outputs():
     assert [s.shape for s in states] == [(None, 3)] * 3
     assert [s._keras_history.tensor_index for s in states] == [0, 1, 2]
     assert (x + x)._keras_history.operation._inbound_nodes[0].input_tensors == [x, x]
+    assert (x @ x[:, :, :4])._keras_history.operation._inbound_nodes[0].input_tensors[0] is x
     with pytest.raises(TypeError, match="not supported on symbolic tensors"):
-        x @ x
+        x // 2
     with pytest.raises(TypeError, match="symbolic"):
         numpy.asarray(x)
 

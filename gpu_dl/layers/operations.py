@@ -72,31 +72,37 @@ class Operation(Layer):
         """The call on Keras's positional arguments, symbolic tensors and Python numbers: the result tensor."""
         if len(args) != self.arity:
             raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
-        arguments = []
-        for position, value in enumerate(args):
-            if is_symbolic(value):
-                arguments.append(None)
-            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-                arguments.append(value.item() if isinstance(value, numpy.generic) else value)
-            else:
-                raise TypeError(f"{self._where()}: argument {position} must be a symbolic tensor or a Python number, "
-                                f"got {value!r:.100} of type {type(value).__name__}. In a functional model, arrays "
-                                "enter as keras.Input tensors, or as the weights of a layer.")
+        arguments = [None if is_symbolic(value) else self.accept_argument(position, value)
+                     for position, value in enumerate(args)]
         tensors = [value for value in args if is_symbolic(value)]
         if not tensors:
             raise TypeError(f"{self._where()} needs at least one symbolic tensor among its arguments.")
-        if self.arguments is not None and self.arguments != arguments:
+        if self.arguments is not None and not self.same_arguments(arguments):
             raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
                              f"a later call with {self._describe(arguments)} needs an operation of its own.")
-        shape = self.compute_output_shape([t.shape for t in tensors])
-        floats = [t.dtype for t in tensors if numpy.dtype(t.dtype).kind == "f"]
+        shape = self.output_shape_of(arguments, [t.shape for t in tensors])
         self.arguments = arguments
-        # The result's dtype is its float tensors' (float64 stays float64); of integer tensors alone, floatx.
-        self.dtype = numpy.result_type(*floats).name if floats else backend.floatx()
+        self.dtype = self.result_dtype(tensors, arguments)
         self.built = True
         result = KerasTensor(shape, dtype=self.dtype)
         Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
         return result
+
+    def accept_argument(self, position, value):
+        """A constant argument as the operation keeps it (here: a Python number), or a TypeError."""
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return value.item() if isinstance(value, numpy.generic) else value
+        raise TypeError(f"{self._where()}: argument {position} must be a symbolic tensor or a Python number, "
+                        f"got {value!r:.100} of type {type(value).__name__}. In a functional model, arrays "
+                        "enter as keras.Input tensors, or as the weights of a layer.")
+
+    def same_arguments(self, arguments):
+        return self.arguments == arguments
+
+    def result_dtype(self, tensors, arguments):
+        """The result's dtype: its float tensors' (float64 stays float64); of integer tensors alone, floatx."""
+        floats = [t.dtype for t in tensors if numpy.dtype(t.dtype).kind == "f"]
+        return numpy.result_type(*floats).name if floats else backend.floatx()
 
     @staticmethod
     def _describe(arguments):
@@ -108,8 +114,12 @@ class Operation(Layer):
         return [next(given) if a is None else a for a in self.arguments]
 
     def compute_output_shape(self, input_shape):
-        shapes = [tuple(input_shape)] if input_shape and not isinstance(input_shape[0], (list, tuple)) \
+        shapes = [tuple(input_shape)] if not input_shape or not isinstance(input_shape[0], (list, tuple)) \
             else [tuple(s) for s in input_shape]
+        return self.output_shape_of(self.arguments, shapes)
+
+    def output_shape_of(self, arguments, shapes):
+        """The result's shape for ``arguments`` (None in the tensors' places) and the tensors' ``shapes``."""
         out = ()
         for shape in shapes:
             out = broadcast_shapes(out, shape, self._where())
@@ -133,18 +143,30 @@ class Operation(Layer):
             raise ValueError(f"{self._where()} has not been called on symbolic tensors: it does not know where its "
                              "arguments go. Operations are made by operators on keras.Input tensors.")
         arrays = list(x) if isinstance(x, (list, tuple)) else [x]
-        expected = self.arguments.count(None)
+        expected = sum(a is None for a in self.arguments)
         if len(arrays) != expected:
             raise ValueError(f"{self._where()} takes {expected} array(s), got {len(arrays)}.")
         arrays = [self._as_input(a) for a in arrays]
         self.check_input_shape([tuple(a.shape) for a in arrays])
         arrays = [a if a.dtype == self.dtype else a.astype(self.dtype) for a in arrays]
-        scalar = numpy.dtype(self.dtype).type
-        operands = [scalar(a) if not hasattr(a, "shape") else a for a in self.keras_arguments(arrays)]
+        operands = self.operands(arrays)
         y = self.forward_function(*operands)
         self._saved = (operands, y) if training else None
         self._activity_output = None
         return y
+
+    def operands(self, arrays):
+        """The forward function's operands: ``arrays`` in the tensors' places, the constants as scalars."""
+        scalar = numpy.dtype(self.dtype).type
+        return [scalar(a) if not hasattr(a, "shape") else a for a in self.keras_arguments(arrays)]
+
+    @classmethod
+    def decode_argument(cls, position, value, where):
+        """A constant argument read from a saved call (here: a number), or a ValueError."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('__keras_tensor__') or a "
+                         f"number, got {value!r:.200}.")
 
     def compute_mask(self, x, mask):
         return None

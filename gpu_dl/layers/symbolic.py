@@ -62,12 +62,34 @@ class KerasTensor:
         from . import operations
         return operations.Absolute().apply(self)
 
-    def _unsupported(self, *args, **kwargs):
-        raise TypeError(f"KerasTensor '{self.name}': indexing, matrix products and the operators other than "
-                        "+, -, *, /, ** and abs() are not supported on symbolic tensors in gpu_dl; use a layer "
-                        "(layers.Dot, layers.Cropping1D, layers.Reshape, ...) instead.")
+    # Indexing and matrix products record Keras's GetItem and Matmul (layers/indexing_operations.py).
+    def __getitem__(self, key):
+        from . import indexing_operations
+        return indexing_operations.GetItem().apply(self, key)
 
-    __matmul__ = __rmatmul__ = __getitem__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported
+    def __matmul__(self, other):
+        from . import indexing_operations
+        return indexing_operations.Matmul().apply(self, other)
+
+    def __rmatmul__(self, other):
+        from . import indexing_operations
+        return indexing_operations.Matmul().apply(other, self)
+
+    # `array @ x` and `array * x` reach the tensor's reflected operator instead of NumPy's, which would try to
+    # read the tensor's values.
+    __array_ufunc__ = None
+
+    def __iter__(self):
+        # Without this, Python would iterate by x[0], x[1], ... without end along an axis of unknown size.
+        raise TypeError(f"KerasTensor '{self.name}' is symbolic and cannot be iterated over; index it (x[:, 0]) "
+                        "or split it with a layer.")
+
+    def _unsupported(self, *args, **kwargs):
+        raise TypeError(f"KerasTensor '{self.name}': the operators other than +, -, *, /, **, @, abs() and indexing "
+                        "(//, %, comparisons, &, |, ~) are not supported on symbolic tensors in gpu_dl; use a layer "
+                        "instead.")
+
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported
     # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
     __hash__ = object.__hash__
 

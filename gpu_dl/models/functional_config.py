@@ -33,13 +33,18 @@ from __future__ import annotations
 
 import heapq
 
-from ..layers.operations import KERAS_MODULE, OPERATIONS, Operation
+import numpy
+
+from ..layers import indexing_operations, operations
+from ..layers.operations import KERAS_MODULE, Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            is_model_entry, nested_model_from_entry)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
 _CALL_KEYWORDS = ("training", "mask", "initial_state")
+# The operations of keras.src.ops.numpy that gpu_dl rebuilds, by Keras's class name.
+OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS}
 
 
 # ------------------------------------------------------------ config: write
@@ -52,10 +57,18 @@ def _tensor_entry(model, tensor):
 
 
 def _arguments(model, value):
+    """A call's argument as Keras serialises it: tensors as references; GetItem's slices and Ellipsis, and
+    Matmul's arrays, as Keras's serialisation library writes them."""
     if isinstance(value, (list, tuple)):
         return [_arguments(model, v) for v in value]
     if hasattr(value, "_keras_history"):
         return _tensor_entry(model, value)
+    if isinstance(value, slice):
+        return {"class_name": "__slice__", "config": {"start": value.start, "stop": value.stop, "step": value.step}}
+    if value is Ellipsis:
+        return {"class_name": "__ellipsis__", "config": {}}
+    if isinstance(value, numpy.ndarray):
+        return {"class_name": "__numpy__", "config": {"value": value.tolist(), "dtype": value.dtype.name}}
     return value
 
 
@@ -234,23 +247,21 @@ class _Constant:
         self.value = value
 
 
-def _parse_operation_node(data, where, arity):
-    """The recorded positional arguments of an arithmetic operation's call: tensor references and constants."""
+def _parse_operation_node(data, where, operation):
+    """The recorded positional arguments of an operation's call: tensor references and constants (numbers, or
+    what the operation decodes: GetItem's key, Matmul's array)."""
     args = data.get("args") if isinstance(data, dict) else None
-    if not isinstance(args, list) or len(args) != arity:
-        raise ValueError(f"{where}: the operation takes {arity} positional argument(s); its node lists "
+    if not isinstance(args, list) or len(args) != operation.arity:
+        raise ValueError(f"{where}: the operation takes {operation.arity} positional argument(s); its node lists "
                          f"{args!r:.200}.")
     if data.get("kwargs"):
         raise ValueError(f"{where}: the operation takes no keyword arguments, got {data['kwargs']!r:.200}.")
     parsed = []
-    for value in args:
+    for position, value in enumerate(args):
         if isinstance(value, dict) and value.get("class_name") == _TENSOR:
             parsed.append(_parse_tensor(value, where))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            parsed.append(_Constant(value))
         else:
-            raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('{_TENSOR}') or a number, "
-                             f"got {value!r:.200}.")
+            parsed.append(_Constant(operation.decode_argument(position, value, where)))
     if all(isinstance(p, _Constant) for p in parsed):
         raise ValueError(f"{where}: the operation's arguments hold no tensor.")
     return parsed, {}
@@ -344,7 +355,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             if len(inbound) != 1:
                 raise ValueError(f"{at}: an operation is made for one call (Keras makes one per use), but the config "
                                  f"lists {len(inbound)} call(s) of it.")
-            calls[name] = [_parse_operation_node(inbound[0], f"{at}, inbound_nodes[0]", layers[name].arity)]
+            calls[name] = [_parse_operation_node(inbound[0], f"{at}, inbound_nodes[0]", layers[name])]
             continue
         bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
         if is_model_entry(bare):
