@@ -284,3 +284,13 @@ def test_each_use_is_an_operation_of_its_own():
     assert first._keras_history.operation is not second._keras_history.operation
     assert isinstance(first._keras_history.operation, GetItem)
     assert isinstance((x @ numpy.ones((3, 1)))._keras_history.operation, Matmul)
+
+
+@pytest.mark.parametrize("use", [lambda x: x != 0, lambda x: x < 0, lambda x: 0 >= x, lambda x: x & x,
+                                 lambda x: ~x, lambda x: x ^ 1, lambda x: x // 2])
+def test_operators_without_a_gradient_are_refused_on_symbolic_tensors(use):
+    """Keras records comparisons and logical operators; gpu_dl refuses them clearly rather than answering
+    `x != 0` with True."""
+    x = layers.Input((3,))
+    with pytest.raises(TypeError, match="not supported on symbolic tensors"):
+        use(x)

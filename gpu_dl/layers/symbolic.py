@@ -89,7 +89,11 @@ class KerasTensor:
                         "(//, %, comparisons, &, |, ~) are not supported on symbolic tensors in gpu_dl; use a layer "
                         "instead.")
 
+    # Keras records these too; without them `x != 0` would be a silent True (identity) and `x < 0` Python's
+    # bare TypeError. `==` stays identity: tensors are dict keys.
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _unsupported
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _unsupported
     # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
     __hash__ = object.__hash__
 
