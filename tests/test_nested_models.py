@@ -580,5 +580,5 @@ def test_refused_trees_leave_the_models_as_they_were(rng):
         keyed([gpu_dl.Input((3,)), gpu_dl.Input((3,))])
     assert pair([gpu_dl.Input((3,)), gpu_dl.Input((3,))]).shape == (None, 3)
     assert encoder_model()([gpu_dl.Input((4,))]).shape == (None, 3)     # a list of one tensor for one input
-    with pytest.raises(TypeError, match="TimeDistributed wraps one layer; 'inner' is a model"):
-        layers.TimeDistributed(inner)
+    with pytest.raises(TypeError, match="SpectralNormalization wraps one layer; 'inner' is a model"):
+        layers.SpectralNormalization(inner)

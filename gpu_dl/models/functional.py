@@ -181,8 +181,8 @@ class Functional(Model):
         nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
         nested.check_tree(self, layers)
         for layer in layers:
-            if isinstance(layer, Model):
-                nested.note_holder(layer, self)
+            if nested.held_model(layer) is not None:
+                nested.note_holder(nested.held_model(layer), self)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = flat_inputs

@@ -35,7 +35,7 @@ import heapq
 
 from ..layers.operations import KERAS_MODULE, OPERATIONS, Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
-                           is_model_entry, nested_model_from_entry)
+                           holds_model_entry, is_model_entry, nested_layer_from_entry)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
@@ -347,8 +347,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             calls[name] = [_parse_operation_node(inbound[0], f"{at}, inbound_nodes[0]", layers[name].arity)]
             continue
         bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
-        if is_model_entry(bare):
-            layer = nested_model_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
+        if is_model_entry(bare) or holds_model_entry(bare):
+            layer = nested_layer_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
         if layer.name != name:

@@ -40,6 +40,15 @@ def is_model(layer) -> bool:
     return isinstance(layer, Model)
 
 
+def held_model(layer):
+    """The model ``layer`` is, or the model it wraps (``TimeDistributed(model)``), or None: the models a tree of
+    models walks into."""
+    if is_model(layer):
+        return layer
+    wrapped = layer.__dict__.get("layer")
+    return wrapped if getattr(type(layer), "takes_models", False) and is_model(wrapped) else None
+
+
 def members(model) -> list:
     """What runs in ``model``: its layers, and in a functional model the arithmetic operations between them too
     (``_operations``; they keep per-call state like layers, and the summary lists them)."""
@@ -92,6 +101,9 @@ def check_tree(owner, layers, held=()):
             holder[id(layer)] = container
             if is_model(layer):
                 stack.append((layer, layer.layers))
+            elif held_model(layer) is not None:
+                # A wrapped model is held where its wrapper is (TimeDistributed(model) owns no other layer).
+                stack.append((container, [layer.layer]))
 
 
 def check_fed_shape(owner, model, shape):

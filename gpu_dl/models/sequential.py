@@ -45,7 +45,7 @@ class Sequential(Model):
         self._names_read_at = rename_count()
         self._stack_shapes: list[tuple] = []
         self._stack_shapes_for = None
-        self._models: list[Model] = []      # the models among the layers, whose trees add() checks
+        self._models: list[Layer] = []      # the models among the layers (or wrapped by them), whose trees add() checks
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
@@ -80,7 +80,8 @@ class Sequential(Model):
         is_model = isinstance(layer, Model)
         if is_model:
             nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
-        if is_model or self._models:
+        inner_model = nested.held_model(layer)        # the layer itself, or the model a TimeDistributed wraps
+        if inner_model is not None or self._models:
             # Only the models' trees are walked (and the new layer): the plain layers are known by identity.
             nested.check_tree(self, self._models + [layer], held=self._layer_ids)
         shape_before = self._stack_output_shape() if self.input_spec is not None else None
@@ -100,9 +101,9 @@ class Sequential(Model):
             raise
         self._layer_ids.add(id(layer))
         self._name_counts[layer.name] += 1
-        if is_model:
+        if inner_model is not None:
             self._models.append(layer)
-            nested.note_holder(layer, self)
+            nested.note_holder(inner_model, self)
         nested.structure_changed(self)
 
     def pop(self):
@@ -118,7 +119,7 @@ class Sequential(Model):
         names[layer.name] -= 1
         self._layer_ids.discard(id(layer))
         del self._stack_shapes[len(self._layers):]
-        if isinstance(layer, Model):
+        if nested.held_model(layer) is not None:
             self._models.remove(layer)
         nested.structure_changed(self)
         return layer

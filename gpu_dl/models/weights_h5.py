@@ -19,7 +19,8 @@ A model among the layers has its group named as any layer's (``sequential``,
 ``functional``, numbered per class) with an empty ``vars``, and its layers'
 groups under ``<group>/layers/``, named afresh within it; a model of a model
 goes one level deeper (``layers/sequential/layers/functional/layers/dense``),
-as Keras 3 saves them. An inner model that was compiled has its optimizer
+as Keras 3 saves them; a model in a ``TimeDistributed`` has its group under the
+wrapper's ``layer`` (``layers/time_distributed/layer/layers/conv2d``). An inner model that was compiled has its optimizer
 under ``<group>/optimizer``. The outer optimizer's slots follow the outer
 model's ``trainable_weights``, the inner models' weights in their place.
 
@@ -54,7 +55,7 @@ def _weight_layout(model):
     """``(groups, containers, models)`` of ``model`` in Keras 3's layout: ``[(h5 path, name, [Variable])]`` for
     every layer (groups without variables too), ``[(path of a 'layers' group, [its entries' keys], model)]`` for
     the model and every model inside it, and ``[(path, model)]`` of the models inside it."""
-    from .nested import is_model
+    from .nested import held_model, is_model
     groups, containers, models = [], [], []
 
     def walk(container, path):
@@ -64,10 +65,16 @@ def _weight_layout(model):
             # Keras keys a layer's group by its Python class's name, which a few layers export under another.
             key = _unique(getattr(layer, "keras_weights_key", None) or keras_snake_case(type(layer).__name__), used)
             keys.append(key)
-            if is_model(layer):
-                groups.append((f"{base}/{key}", layer.name, []))
-                models.append((f"{base}/{key}", layer))
-                walk(layer, f"{base}/{key}")
+            inner = held_model(layer)
+            if inner is not None:
+                path = f"{base}/{key}"
+                if not is_model(layer):
+                    # TimeDistributed(model): the wrapper's empty group, the model's under its 'layer'
+                    groups.append((path, layer.name, []))
+                    path += "/layer"
+                groups.append((path, inner.name, []))
+                models.append((path, inner))
+                walk(inner, path)
             else:
                 groups.extend(_layer_groups(layer, f"{base}/{key}"))
         containers.append((base, keys, container))
