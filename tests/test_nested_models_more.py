@@ -92,13 +92,105 @@ def test_time_distributed_refuses_what_keras_cannot_run_or_gpu_dl_would_get_wron
     model = Sequential([gpu_dl.Input((4, 3)), layers.TimeDistributed(regularized)])
     with pytest.raises(ValueError, match=r"has layers with an activity regularizer \(act\)"):
         model.predict(numpy.ones((2, 4, 3), "float32"), verbose=0)
-    # The wrapper's model belongs to the tree: cycles and layers in two places are found through it.
+    # The wrapper's model belongs to the tree: a cycle is found through it.
     inner = Sequential([gpu_dl.Input((3,)), layers.Dense(3, name="d")], name="inner")
     outer = Sequential([gpu_dl.Input((4, 3)), layers.TimeDistributed(inner)], name="outer")
     with pytest.raises(ValueError, match=r"Model 'inner' \(Sequential\) cannot hold itself: it is inside model "
                                          r"'outer'"):
         inner.add(layers.TimeDistributed(outer))
-    with pytest.raises(ValueError, match=r"layer 'd' \(Dense\) in two places"):
-        outer.add(inner.get_layer("d"))
     with pytest.raises(TypeError, match="SpectralNormalization wraps one layer; 'inner' is a model"):
         layers.SpectralNormalization(inner)
+
+
+# ------------------------------------------------------------------ one layer in two places of a tree
+def shared_trees(kind, dtype="float32", seed=3):
+    """A tree of models with one Dense in two places, and the same calls in one flat functional model (where
+    that Dense is simply called twice). ``kind``: 'outer' (in an inner functional model and in the outer one),
+    'sequential' (in an inner Sequential and in the outer Sequential), 'two_inner' (in two inner models)."""
+    backend.set_random_seed(seed)
+    d = "float64" if dtype == "float64" else "float32"
+    shared = layers.Dense(3, activation="tanh", name="shared", dtype=d)
+    other = layers.Dense(3, name="other", dtype=d)
+    x = gpu_dl.Input((3,), dtype=d, name="x")
+    if kind == "outer":
+        i = gpu_dl.Input((3,), dtype=d)
+        inner = gpu_dl.Model(i, other(shared(i)), name="inner")
+        nested = gpu_dl.Model(x, shared(inner(x)), name="outer")
+    elif kind == "sequential":
+        inner = Sequential([gpu_dl.Input((3,), dtype=d), shared, other], name="inner")
+        nested = Sequential([gpu_dl.Input((3,), dtype=d), inner, shared], name="outer")
+    else:
+        i, j = gpu_dl.Input((3,), dtype=d), gpu_dl.Input((3,), dtype=d)
+        first = gpu_dl.Model(i, shared(i), name="first")
+        second = gpu_dl.Model(j, other(shared(j)), name="second")
+        nested = gpu_dl.Model(x, second(first(x)), name="outer")
+    fs, fo = layers.Dense(3, activation="tanh", dtype=d), layers.Dense(3, dtype=d)
+    fx = gpu_dl.Input((3,), dtype=d)
+    flat = gpu_dl.Model(fx, fs(fo(fs(fx))) if kind != "two_inner" else fo(fs(fs(fx))))
+    return nested, flat, shared
+
+
+KINDS = ["outer", "sequential", "two_inner"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_layer_in_two_places_shares_its_weights_and_sums_its_gradients(xp, rng, kind):
+    nested, flat, shared = shared_trees(kind)
+    # Listed once, where it comes first, as Keras lists it.
+    assert nested.weights[:2] == shared.weights and len(nested.weights) == 4 and nested.count_params() == 24
+    assert len(nested.trainable_weights) == 4
+    flat.set_weights(nested.get_weights())
+    x = xp.asarray(_data(rng, 3, n=5))
+    w = xp.asarray(_data(rng, 3, n=5))
+    for model in (nested, flat):
+        model.forward(x, training=True)
+    numpy.testing.assert_allclose(backend.to_numpy(nested.backward(w)), backend.to_numpy(flat.backward(w)),
+                                  rtol=1e-6, atol=1e-7)
+    for a, b in zip(nested.trainable_weights, flat.trainable_weights):
+        numpy.testing.assert_allclose(backend.to_numpy(a.grad), backend.to_numpy(b.grad), rtol=1e-5, atol=1e-6)
+    _assert_trains_as(nested, flat, _data(rng, 3), _data(rng, 3))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradients_of_a_layer_in_two_places_match_finite_differences(xp, rng, kind):
+    nested, _, _ = shared_trees(kind, dtype="float64", seed=4)
+    _check_model_gradients(nested, [xp.asarray(rng.standard_normal((4, 3)))], rng)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_layer_in_two_places_is_saved_once(tmp_path, rng, kind):
+    nested, _, shared = shared_trees(kind, seed=5)
+    x, y = _data(rng, 3), _data(rng, 3)
+    nested.compile(optimizer="adam", loss="mse")
+    nested.fit(x, y, verbose=0)
+    nested.save(tmp_path / "m.keras")
+    entries, _ = _h5_entries(tmp_path / "m.keras")
+    arrays = sorted(k for k, shape in entries.items() if shape is not None and not k.startswith("optimizer"))
+    inner = "sequential" if kind == "sequential" else "functional"
+    expected = {"outer": [f"layers/{inner}/layers/dense/vars/{i}" for i in (0, 1)]
+                + [f"layers/{inner}/layers/dense_1/vars/{i}" for i in (0, 1)],
+                "two_inner": ["layers/functional/layers/dense/vars/0", "layers/functional/layers/dense/vars/1",
+                              "layers/functional_1/layers/dense_1/vars/0", "layers/functional_1/layers/dense_1/vars/1"]}
+    assert arrays == expected.get(kind, expected["outer"])
+    # No group for its second place, as Keras writes it.
+    assert not any(k.startswith("layers/dense") for k in entries)
+    assert not any(k.startswith("layers/functional_1/layers/dense/") for k in entries)
+    # The weights file loads back into the model built in code ...
+    nested.save_weights(tmp_path / "w.weights.h5")
+    again, _, _ = shared_trees(kind, seed=6)
+    again.load_weights(tmp_path / "w.weights.h5")
+    numpy.testing.assert_array_equal(again.predict(x, verbose=0), nested.predict(x, verbose=0))
+    # ... but the .keras config rebuilds two layers for it: refused with the reason, as Keras 3 fails too.
+    with pytest.raises(ValueError, match=r"one layer 'shared' in two places of its tree of models.*load_weights"):
+        load_model(tmp_path / "m.keras")
+
+
+def test_a_layer_in_two_places_in_the_summary():
+    nested, _, _ = shared_trees("outer")
+    lines = []
+    nested.summary(print_fn=lines.append, expand_nested=True)
+    text = "\n".join(lines)
+    assert [r.split("│")[1].strip() for r in lines if r.startswith("│") and "(" in r.split("│")[1]] == \
+        ["x (InputLayer)", "inner (Functional)", f"└ {nested.layers[1].layers[0].name} (InputLayer)",
+         "└ shared (Dense)", "└ other (Dense)", "shared (Dense)"]
+    assert " Total params: 24 (96.00 B)" in text

@@ -201,6 +201,7 @@ class Functional(Model):
         for node in self._run_nodes:
             calls[node.layer] = calls.get(node.layer, 0) + 1
         self._shared = {layer for layer, count in calls.items() if count > 1}
+        self._find_kept_state()
         consumers = {}
         for i, node in enumerate(self._run_nodes):
             for t in node.input_tensors:
@@ -220,6 +221,15 @@ class Functional(Model):
         self.built = True
         if not trainable:
             self.trainable = False
+
+    def _find_kept_state(self):
+        # The calls that keep their own backward state: a layer called twice, or one in two places of the tree
+        # of models (inside an inner model and also here, or in two inner models).
+        self._kept_state = nested.shared_calls([node.layer for node in self._run_nodes])
+
+    def _forget_shapes(self):
+        # An inner Sequential's layers changed (nested.structure_changed): which calls share layers may too.
+        self._find_kept_state()
 
     # ------------------------------------------------------------------ graph
     @property
@@ -449,7 +459,7 @@ class Functional(Model):
                 values[t], masks[t] = value, m
                 if training and len(node.outputs) > 1:
                     self._output_meta[t] = (value.shape, value.dtype)
-            if layer in self._shared:
+            if layer in self._kept_state:
                 self._node_states[node] = nested.call_state(layer)
             if isinstance(layer, Model):
                 # Its layers' activity penalties, for the loss; its own backward adds their gradients.
@@ -487,7 +497,7 @@ class Functional(Model):
         else:
             grads = {self._output: dy}
         activity = {node: out for node, _, out in self._activity}
-        backed = set()
+        sums = nested.GradientSums()
         for node in reversed(self._run_nodes):
             layer = node.layer
             outs = [grads.pop(t, None) for t in node.outputs]
@@ -507,9 +517,7 @@ class Functional(Model):
                 gradient = outs
             else:
                 gradient = outs[0]
-            earlier = None
-            if layer in self._shared and layer in backed:
-                earlier = [v.grad for v in layer.trainable_weights]
+            earlier = sums.before(layer) if layer in self._kept_state else ()
             layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
             try:
                 with nvtx_range(f"{layer.name}.backward"):
@@ -519,12 +527,8 @@ class Functional(Model):
                         dx = layer.backward(gradient)
             finally:
                 layer.input_gradient_wanted = True
-            if earlier is not None:
-                # A shared layer's weights get the sum of the gradients of all its calls.
-                for var, before in zip(layer.trainable_weights, earlier):
-                    if before is not None:
-                        var.grad = before if var.grad is None else var.grad + before
-            backed.add(layer)
+            # A shared layer's weights get the sum of the gradients of all its calls.
+            sums.after(earlier)
             arg = node.args[0]
             pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
             states = node.kwargs.get("initial_state")
@@ -701,7 +705,8 @@ class Functional(Model):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back
         # through that call alone: only when that call is the layer's only one and the output feeds nothing else.
         node = self._output_node
-        if node.is_input or node.layer in self._shared or len(node.outputs) != 1 or self._output in self._consumers:
+        if node.is_input or node.layer in self._kept_state or len(node.outputs) != 1 or \
+                self._output in self._consumers:
             return False
         return super()._last_is_softmax()
 
