@@ -124,8 +124,24 @@ def frames_functional(lib):
                           name="video_seq"), [(3, 4, 4, 2)]
 
 
+def dict_io(lib):
+    """An inner model made with dicts of inputs and outputs (given out of key order), called on a dict."""
+    L = lib.layers
+    b, a = lib.Input((2,), name="b"), lib.Input((3,), name="a")
+    joined = L.Concatenate(name="joined")([a, b])
+    inner = lib.Model({"b": b, "a": a}, {"z": L.Dense(1, name="z")(joined), "y": L.Dense(2, activation="tanh",
+                                                                                       name="y")(joined)},
+                      name="keyed")
+    p, q = lib.Input((3,), name="p"), lib.Input((2,), name="q")
+    out = inner({"a": p, "b": q})
+    x = lib.Input((3,), name="x")
+    single = lib.Model({"x": x}, {"w": L.Dense(2, name="w")(x)}, name="single")
+    both = L.Concatenate(name="both")([out["y"], out["z"], single({"x": p})["w"]])
+    return lib.Model([p, q], L.Dense(3, activation="softmax", name="probs")(both), name="dicts"), [(3,), (2,)]
+
+
 BUILDERS = {"seq_in_seq": seq_in_seq, "graph": graph, "siamese": siamese, "triple": triple, "multi_io": multi_io,
-            "with_ops": with_ops, "frozen": frozen, "frames_sequential": frames_sequential,
+            "with_ops": with_ops, "frozen": frozen, "dict_io": dict_io, "frames_sequential": frames_sequential,
             "frames_functional": frames_functional}
 
 

@@ -194,3 +194,77 @@ def test_a_layer_in_two_places_in_the_summary():
         ["x (InputLayer)", "inner (Functional)", f"└ {nested.layers[1].layers[0].name} (InputLayer)",
          "└ shared (Dense)", "└ other (Dense)", "shared (Dense)"]
     assert " Total params: 24 (96.00 B)" in text
+
+
+# ------------------------------------------------------------------ inner models made with dicts
+def dict_models(dtype="float32", seed=7):
+    """An inner model made with dicts of inputs and outputs (given out of key order) called on a dict inside an
+    outer model, against the same layers in one flat model."""
+    backend.set_random_seed(seed)
+    L = layers
+
+    def parts():
+        return (L.Concatenate(dtype=dtype), L.Dense(2, activation="tanh", name="y", dtype=dtype),
+                L.Dense(1, name="z", dtype=dtype), L.Concatenate(dtype=dtype), L.Dense(2, dtype=dtype))
+    cat, y, z, both, head = parts()
+    b, a = gpu_dl.Input((2,), dtype=dtype, name="b"), gpu_dl.Input((3,), dtype=dtype, name="a")
+    joined = cat([a, b])
+    inner = gpu_dl.Model({"b": b, "a": a}, {"z": z(joined), "y": y(joined)}, name="keyed")
+    p, q = gpu_dl.Input((3,), dtype=dtype), gpu_dl.Input((2,), dtype=dtype)
+    out = inner({"a": p, "b": q})
+    assert list(out) == ["z", "y"]          # the dict as the model was made with it
+    nested = gpu_dl.Model([p, q], head(both([out["y"], out["z"]])), name="outer")
+    cat, y, z, both, head = parts()
+    fp, fq = gpu_dl.Input((3,), dtype=dtype), gpu_dl.Input((2,), dtype=dtype)
+    joined = cat([fp, fq])
+    y_out, z_out = y(joined), z(joined)
+    flat = gpu_dl.Model([fp, fq], head(both([y_out, z_out])))
+    return nested, flat, inner
+
+
+def test_an_inner_model_made_with_dicts_trains_as_the_flat_graph(xp, rng):
+    nested, flat, inner = dict_models()
+    # Keras's order: inputs and outputs by sorted key, whatever order the dicts were given in.
+    assert [t.name for t in inner.inputs] == ["a", "b"] and inner.output_names == ["y", "z"]
+    node = inner._inbound_nodes[-1]
+    assert [t.shape for t in node.outputs] == [(None, 2), (None, 1)]
+    _assert_trains_as(nested, flat, [_data(rng, 3), _data(rng, 2)], _data(rng, 2))
+    # Called on arrays, it gives the dict it was made with; a list of tensors in sorted-key order works too.
+    outs = inner({"a": xp.asarray(_data(rng, 3)), "b": xp.asarray(_data(rng, 2))})
+    assert list(outs) == ["z", "y"] and outs["y"].shape == (8, 2)
+    listed = inner([gpu_dl.Input((3,)), gpu_dl.Input((2,))])
+    assert listed["z"].shape == (None, 1)
+
+
+def test_gradients_through_an_inner_model_made_with_dicts_match_finite_differences(xp, rng):
+    nested, _, _ = dict_models(dtype="float64", seed=8)
+    _check_model_gradients(nested, [xp.asarray(rng.standard_normal((4, 3))),
+                                    xp.asarray(rng.standard_normal((4, 2)))], rng)
+
+
+def test_an_inner_model_made_with_dicts_round_trips(tmp_path, rng):
+    nested, _, _ = dict_models(seed=9)
+    x, y = [_data(rng, 3), _data(rng, 2)], _data(rng, 2)
+    nested.compile(optimizer="adam", loss="mse")
+    nested.fit(x, y, verbose=0)
+    nested.save(tmp_path / "m.keras")
+    _, config = _h5_entries(tmp_path / "m.keras")
+    entry = next(e for e in config["config"]["layers"] if e["name"] == "keyed")
+    # As Keras records it: the call's dict of tensors, one mask per key, and the dicts as made.
+    assert list(entry["inbound_nodes"][0]["args"][0]) == ["a", "b"]
+    assert entry["inbound_nodes"][0]["kwargs"] == {"mask": {"a": None, "b": None}}
+    assert list(entry["config"]["input_layers"]) == ["b", "a"] and list(entry["config"]["output_layers"]) == ["z", "y"]
+    loaded = load_model(tmp_path / "m.keras")
+    numpy.testing.assert_array_equal(loaded.predict(x, verbose=0), nested.predict(x, verbose=0))
+    assert loaded.train_on_batch(x, y) == pytest.approx(nested.train_on_batch(x, y), rel=1e-6)
+
+
+def test_dict_calls_need_every_key():
+    a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((2,), name="b")
+    keyed = gpu_dl.Model({"a": a, "b": b}, layers.Concatenate()([a, b]), name="keyed")
+    with pytest.raises(ValueError, match=r"'keyed' was called on a dict of symbolic tensors without 'b': it takes "
+                                         r"the keys \['a', 'b'\]"):
+        keyed({"a": gpu_dl.Input((3,)), "c": gpu_dl.Input((2,))})
+    # A model made with a list takes a dict by its inputs' names, as Keras does.
+    pair = gpu_dl.Model([a, b], layers.Concatenate()([a, b]), name="pair")
+    assert pair({"b": gpu_dl.Input((2,)), "a": gpu_dl.Input((3,))}).shape == (None, 5)

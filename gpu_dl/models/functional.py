@@ -129,7 +129,10 @@ def map_graph(inputs, outputs):
 def _check_structure(value, what):
     """The flat list of tensors of ``inputs``/``outputs`` (a tensor, a list or tuple, or a dict), checked."""
     if isinstance(value, dict):
-        flat = list(value.values())
+        # Keras's order: the values by sorted key (tree.flatten), whatever order the dict was given in.
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f"`{what}`: the keys of a dict must be strings, got {list(value)!r:.200}.")
+        flat = [value[k] for k in sorted(value)]
     elif isinstance(value, (list, tuple)):
         flat = list(value)
     else:
@@ -161,9 +164,9 @@ class Functional(Model):
             raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
                              "named after their layers, so each needs a layer of its own (pass one through "
                              "layers.Activation('linear', name=...) to give it one).")
-        if isinstance(outputs, dict) and list(outputs) != output_names:
+        if isinstance(outputs, dict) and sorted(outputs) != output_names:
             raise ValueError(f"Model '{self.name}': when `outputs` is a dict, its keys must be the names of the layers "
-                             f"making the outputs, in order: expected {output_names}, got {list(outputs)}.")
+                             f"making the outputs: expected {sorted(output_names)}, got {sorted(outputs)}.")
         for t in flat_inputs:
             if not _node_of(t).is_input:
                 raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
@@ -445,6 +448,8 @@ class Functional(Model):
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
+            if isinstance(y, dict):
+                y = [y[k] for k in sorted(y)]     # a dict-output model: its outputs in the node's (sorted-key) order
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
             out_mask = layer.compute_mask(x_in, mask)
@@ -544,27 +549,35 @@ class Functional(Model):
         """The model's output for one batch ``x`` (an array, or one per input), as a device array. On symbolic
         tensors (one, or a list of one per input), the model is one layer of the functional graph being made:
         it returns the symbolic output(s)."""
+        keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
-            raise TypeError(f"Model '{self.name}' was called on a dict of symbolic tensors; as a layer of another "
-                            f"model it takes a list of them in the order of its inputs {self.input_names}.")
+            # A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
+            # a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does.
+            keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
+            missing = [k for k in keys if k not in x]
+            if missing:
+                raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
+                                 f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
+                                 f"{sorted(map(str, x))}.")
+            x = [x[k] for k in keys]
         if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
-            if isinstance(self._inputs_struct, dict) or isinstance(self._outputs_struct, dict):
-                # Keras orders a dict's tensors by key where gpu_dl keeps the order given: the calls a saved file
-                # records could read other inputs and outputs in Keras.
-                raise TypeError(f"Model '{self.name}' was made with its inputs or outputs as a dict; gpu_dl uses as "
-                                "layers of other models only models made with one tensor or a list of them. Make "
-                                "it with lists: keras.Model([a, b], [y, z]).")
             if isinstance(x, (list, tuple)) and len(x) == 1 and len(self._inputs) == 1:
                 x = x[0]
             out = self.symbolic_call(x, training=training, mask=mask)
+            if keys is not None:
+                self._inbound_nodes[-1].keras_keys = keys
+            if isinstance(self._outputs_struct, dict):
+                return self._structured(out if isinstance(out, list) else [out])  # Keras gives the dict even for one
         else:
             out = self.forward(x, training=training, mask=mask)
         return self._structured(out) if self._multi else out
 
     def _structured(self, flat):
         if isinstance(self._outputs_struct, dict):
-            return dict(zip(self._outputs_struct, flat))
+            # The outputs are in sorted-key order (Keras's); the dict keeps the order it was given in.
+            by_key = dict(zip(sorted(self._outputs_struct), flat))
+            return {k: by_key[k] for k in self._outputs_struct}
         return list(flat)
 
     # ------------------------------------------------------------------ the loss
