@@ -1,7 +1,8 @@
 """Trees of models with one layer in two places, against Keras 3 itself (where Keras is installed): the same
 weights listed once, the same outputs, training steps and summaries; weights files of either library load in the
 other and hold the same entries (the layer saved once); and neither library's load_model rebuilds the sharing
-from a .keras file (Keras 3.15 fails on its own files too). TimeDistributed(model) is checked with the other
+from a .keras file (Keras 3.15 fails on its own files too). Also the places in a Sequential where both refuse a
+model of several inputs or outputs. TimeDistributed(model) is checked with the other
 nested models in tests/test_keras_oracle_nested.py."""
 import io
 import os
@@ -111,3 +112,25 @@ def test_weights_files_both_ways_and_load_model_refused_as_keras_fails(name, tmp
     for path in ("g.keras", "k.keras"):
         with pytest.raises(ValueError, match=r"in two places of its tree of models.*load_weights"):
             load_model(tmp_path / path)
+
+
+def test_keras_refuses_a_model_of_several_inputs_or_outputs_inside_a_sequential_as_gpu_dl_does():
+    """Keras 3 refuses these two; gpu_dl refuses them too (and, as its message says, the very first or last
+    place where Keras takes such a model, which would give the Sequential several inputs or outputs)."""
+    L = keras.layers
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    pair = keras.Model([a, b], L.Add()([a, b]), name="pair")
+    with pytest.raises(ValueError, match=r"expects 2 named input\(s\).*received 1 input tensors"):
+        keras.Sequential([keras.Input((3,)), pair])
+    i = keras.Input((3,))
+    two = keras.Model(i, [L.Dense(2)(i), L.Dense(1)(i)], name="two")
+    with pytest.raises(ValueError, match=r"expects 1 input\(s\), but it received 2 input tensors"):
+        keras.Sequential([keras.Input((3,)), two, L.Dense(2)])
+    ga, gb = gpu_dl.Input((3,)), gpu_dl.Input((3,))
+    with pytest.raises(ValueError, match="takes layers of one input and one output"):
+        gpu_dl.Sequential([gpu_dl.Input((3,)), gpu_dl.Model([ga, gb], gpu_dl.layers.Add()([ga, gb]))])
+    gi = gpu_dl.Input((3,))
+    with pytest.raises(ValueError, match="takes layers of one input and one output"):
+        gpu_dl.Sequential([gpu_dl.Input((3,)),
+                           gpu_dl.Model(gi, [gpu_dl.layers.Dense(2)(gi), gpu_dl.layers.Dense(1)(gi)]),
+                           gpu_dl.layers.Dense(2)])

@@ -268,3 +268,21 @@ def test_dict_calls_need_every_key():
     # A model made with a list takes a dict by its inputs' names, as Keras does.
     pair = gpu_dl.Model([a, b], layers.Concatenate()([a, b]), name="pair")
     assert pair({"b": gpu_dl.Input((2,)), "a": gpu_dl.Input((3,))}).shape == (None, 5)
+
+
+# ------------------------------------------------------------------ models of several inputs or outputs in a Sequential
+def test_a_model_of_several_inputs_or_outputs_in_a_sequential_is_refused():
+    # Keras 3 refuses a model of several inputs after a Sequential's Input and one of several outputs followed by
+    # a layer; it takes them only as the very first or last layer, making a Sequential of several inputs or
+    # outputs, which gpu_dl's Sequential (one input, one output) leaves out: the message says so.
+    a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
+    pair = gpu_dl.Model([a, b], layers.Add()([a, b]), name="pair")
+    i = gpu_dl.Input((3,))
+    two = gpu_dl.Model(i, [layers.Dense(2)(i), layers.Dense(1)(i)], name="two")
+    for model, counts in ((pair, r"2 input\(s\) and 1 output\(s\)"), (two, r"1 input\(s\) and 2 output\(s\)")):
+        for made in (lambda: Sequential([gpu_dl.Input((3,)), model, layers.Dense(2)]),
+                     lambda: Sequential([model]), lambda: Sequential([gpu_dl.Input((3,)), model])):
+            with pytest.raises(ValueError, match=rf"takes layers of one input and one output; model '{model.name}' "
+                                                 rf"\(Functional\) has {counts}\. Call it in a functional model "
+                                                 r"instead.*Keras 3 refuses it too, except"):
+                made()

@@ -16,8 +16,10 @@ anything changes:
 
 - a model inside itself, however deep (a cycle: its forward would never end);
 - in a ``Sequential``, a model of several inputs or outputs (each layer of a
-  Sequential takes one tensor and gives one), and a built model whose input
-  does not fit the output of the layers before it.
+  Sequential takes one tensor and gives one; Keras refuses it too, except as
+  the first layer for several inputs or the last for several outputs, which
+  gpu_dl's Sequential of one input and one output leaves out), and a built
+  model whose input does not fit the output of the layers before it.
 
 A model that calls one inner model several times (or a layer that is also
 inside one of its models) keeps, for each such call, what that call's
@@ -72,9 +74,13 @@ def check_one_input_and_output(model, where):
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
+        # Keras 3 takes one as a Sequential's first layer (several inputs) or last (several outputs), where the
+        # Sequential then has several inputs or outputs; gpu_dl's Sequential keeps one of each.
         raise ValueError(f"{_sentence(where)} takes layers of one input and one output; {describe(model)} has "
                          f"{len(inputs)} input(s) and {len(outputs)} output(s). Call it in a functional model "
-                         "(keras.Model(inputs, outputs)) instead.")
+                         "instead: outputs = model(inputs); keras.Model(inputs, outputs). (Keras 3 refuses it "
+                         "too, except as a Sequential's very first layer, for several inputs, or its last, for "
+                         "several outputs; gpu_dl's Sequential has one input and one output.)")
 
 
 def check_tree(owner, layers, held=()):
