@@ -1,7 +1,9 @@
-"""More trees of models, as Keras 3 makes them: a model inside ``TimeDistributed`` (a per-frame encoder), checked
-against the same layers each wrapped in its own TimeDistributed (outputs, training steps, float64 finite
-differences), its saved layout, and the refusals that remain (several inputs or outputs, activity regularizers
-inside, cycles and layers in two places through the wrapper)."""
+"""More trees of models, as Keras 3 makes them, each checked against the same layers in a plain composition
+(outputs, training steps, float64 finite differences) and saved and loaded: a model inside ``TimeDistributed``
+(a per-frame encoder), one layer in two places of a tree (weights shared and saved once, gradients summed), an
+inner model made with dicts of inputs and outputs; and what stays refused (a wrapped model of several inputs or
+outputs or with activity regularizers, a cycle through the wrapper, a dict call without every key, a model of
+several inputs or outputs in a Sequential)."""
 import numpy
 import pytest
 
