@@ -93,8 +93,56 @@ def frozen(lib):
     return lib.Sequential([frozen_base, lib.layers.Dense(3, activation="softmax", name="head")], name="frozen"), [(6,)]
 
 
+def _frame_encoder(lib, functional):
+    """A per-frame CNN encoder (Conv2D, BatchNormalization, Flatten, Dense), Sequential or functional."""
+    L = lib.layers
+    parts = [L.Conv2D(3, 3, activation="relu", name="frame_conv"), L.BatchNormalization(name="frame_bn"),
+             L.Flatten(name="frame_flat"), L.Dense(5, name="frame_dense")]
+    if not functional:
+        return lib.Sequential([lib.Input((4, 4, 2), name="frame_in")] + parts, name="frame")
+    inp = x = lib.Input((4, 4, 2), name="frame_in")
+    for layer in parts:
+        x = layer(x)
+    return lib.Model(inp, x, name="frame")
+
+
+def frames_sequential(lib):
+    """TimeDistributed(Sequential) in a functional model: the encoder applied to each of 3 frames."""
+    L = lib.layers
+    inp = lib.Input((3, 4, 4, 2), name="x")
+    h = L.TimeDistributed(_frame_encoder(lib, functional=False), name="per_frame")(inp)
+    return lib.Model(inp, L.Dense(3, activation="softmax", name="probs")(L.Flatten(name="flat")(h)),
+                     name="video"), [(3, 4, 4, 2)]
+
+
+def frames_functional(lib):
+    """TimeDistributed(functional model) as a layer of a Sequential, an LSTM over the frames' codes."""
+    L = lib.layers
+    return lib.Sequential([lib.Input((3, 4, 4, 2), name="x"),
+                           L.TimeDistributed(_frame_encoder(lib, functional=True), name="per_frame"),
+                           L.LSTM(4, name="lstm"), L.Dense(3, activation="softmax", name="probs")],
+                          name="video_seq"), [(3, 4, 4, 2)]
+
+
+def dict_io(lib):
+    """An inner model made with dicts of inputs and outputs (given out of key order), called on a dict."""
+    L = lib.layers
+    b, a = lib.Input((2,), name="b"), lib.Input((3,), name="a")
+    joined = L.Concatenate(name="joined")([a, b])
+    inner = lib.Model({"b": b, "a": a}, {"z": L.Dense(1, name="z")(joined), "y": L.Dense(2, activation="tanh",
+                                                                                       name="y")(joined)},
+                      name="keyed")
+    p, q = lib.Input((3,), name="p"), lib.Input((2,), name="q")
+    out = inner({"a": p, "b": q})
+    x = lib.Input((3,), name="x")
+    single = lib.Model({"x": x}, {"w": L.Dense(2, name="w")(x)}, name="single")
+    both = L.Concatenate(name="both")([out["y"], out["z"], single({"x": p})["w"]])
+    return lib.Model([p, q], L.Dense(3, activation="softmax", name="probs")(both), name="dicts"), [(3,), (2,)]
+
+
 BUILDERS = {"seq_in_seq": seq_in_seq, "graph": graph, "siamese": siamese, "triple": triple, "multi_io": multi_io,
-            "with_ops": with_ops, "frozen": frozen}
+            "with_ops": with_ops, "frozen": frozen, "dict_io": dict_io, "frames_sequential": frames_sequential,
+            "frames_functional": frames_functional}
 
 
 def _inputs(shapes, rng, n):

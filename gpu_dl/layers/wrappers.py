@@ -14,6 +14,13 @@ statistics over each step's slice alone and moves its moving statistics once
 per step, as Keras's loop does. Random layers (``Dropout``) draw independent
 noise per element either way.
 
+A model (Sequential or functional, one input and one output) may be wrapped,
+as in Keras: a per-frame encoder. It runs once over all steps too, every
+BatchNormalization in it taking its statistics per step; its weights are saved
+under ``<wrapper>/layer/layers/...`` and its config in full under ``"layer"``.
+Refused: a model whose layers have activity regularizers (Keras divides each
+step's penalty by the batch, one call over all steps would not).
+
 Masks: the mask of padded steps passes through unchanged, as in Keras. Of
 the wrapped layers only BatchNormalization reads it (Keras hands each step's
 call that step's mask): padded steps stay out of its statistics. Other
@@ -21,18 +28,32 @@ layers see no mask (an outer step's mask says nothing about their own axes).
 """
 from __future__ import annotations
 
+import contextlib
+
 from .base import Layer
+
+
+def _check_wrapped_model(kind, model, name):
+    """A ValueError when ``model`` cannot be wrapped: a layer applied to each step gives one tensor per step."""
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
+        raise ValueError(f"{kind}{f' {name!r}' if name else ''} applies one model to each step of one input; model "
+                         f"'{model.name}' ({type(model).__name__}) has {len(inputs)} input(s) and {len(outputs)} "
+                         "output(s). Wrap a model of one input and one output.")
 
 
 class Wrapper(Layer):
     """Keras's ``Wrapper``: the base of layers that own one other layer (``self.layer``) and run it.
 
-    What a wrapper shares: the wrapped layer is checked (one gpu_dl layer, not a model: a model's saved
-    form would not fit under ``"layer"``); the wrapper computes in its precision; the flags a model sets
+    What a wrapper shares: the wrapped layer is checked (one gpu_dl layer; a model only where the wrapper
+    ``takes_models``, as TimeDistributed does, and then of one input and one output); the wrapper computes in its precision; the flags a model sets
     on its layers (``keep_preactivation``, ``input_gradient_wanted``) and ``trainable`` reach it; a model
     reads its ``activation`` (to fuse a last softmax into the loss) and ``keeps_input_dtype``; its
     config holds the wrapped layer under ``"layer"``, rebuilt only from gpu_dl's own layer classes.
     """
+
+    # Whether the wrapped layer may be a model (Sequential or functional): TimeDistributed's may, as in Keras.
+    takes_models = False
 
     def __init__(self, layer, **kwargs):
         from .core import InputLayer
@@ -40,8 +61,10 @@ class Wrapper(Layer):
         if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
             raise TypeError(f"{kind} wraps a gpu_dl layer (Dense, Conv2D, ...), got {layer!r}.")
         if callable(getattr(layer, "compile", None)):    # a model (models are the layers that compile)
-            raise TypeError(f"{kind} wraps one layer; '{layer.name}' is a model ({type(layer).__name__}), "
-                            "which it does not take. Wrap each of its layers instead.")
+            if not self.takes_models:
+                raise TypeError(f"{kind} wraps one layer; '{layer.name}' is a model ({type(layer).__name__}), "
+                                "which it does not take. Wrap each of its layers instead.")
+            _check_wrapped_model(kind, layer, kwargs.get("name"))
         # Set before Layer.__init__, whose assignments to keep_preactivation and input_gradient_wanted
         # reach the wrapped layer through the properties below.
         self.layer = layer
@@ -52,7 +75,9 @@ class Wrapper(Layer):
 
     def _wrapped_backward(self, dy, through_activation):
         # through_activation=False: the model fused the wrapped layer's softmax into its loss
-        return self.layer.backward(dy) if through_activation else self.layer.backward(dy, through_activation=False)
+        if through_activation:
+            return self.layer.backward(dy)
+        return self.layer.backward(dy, through_activation=False)
 
     # ------------------------------------- what the model reads of its last layer
     @property
@@ -81,7 +106,8 @@ class Wrapper(Layer):
 
     @property
     def keeps_input_dtype(self):
-        return self.layer.keeps_input_dtype   # Embedding takes ids as they are
+        # Embedding takes ids as they are; a model casts in its own layers
+        return getattr(self.layer, "keeps_input_dtype", False)
 
     @property
     def trainable(self):
@@ -105,6 +131,9 @@ class Wrapper(Layer):
         config = dict(config)
         entry = config.pop("layer", None)
         layer_class = getattr(catalogue, entry.get("class_name", ""), None) if isinstance(entry, dict) else None
+        if cls.takes_models and isinstance(entry, dict) and entry.get("class_name") in ("Sequential", "Functional"):
+            from ..models import Functional, Sequential      # models sit above layers: import late
+            layer_class = {"Sequential": Sequential, "Functional": Functional}[entry["class_name"]]
         if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
             raise ValueError(f"{cls.__name__}: the config's 'layer' must name one of gpu_dl's layer classes, "
                              f"got {entry!r:.200}.")
@@ -112,10 +141,12 @@ class Wrapper(Layer):
 
 
 class TimeDistributed(Wrapper):
-    """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...)."""
+    """``TimeDistributed(layer)``: applies ``layer`` to each slice ``x[:, t]`` of inputs (batch, steps, ...).
+    ``layer`` may be a model of one input and one output (a per-frame encoder), as in Keras."""
 
     supports_masking = True
     takes_mask = True       # handed to a wrapped BatchNormalization
+    takes_models = True
 
     def __init__(self, layer, **kwargs):
         super().__init__(layer, **kwargs)
@@ -157,11 +188,17 @@ class TimeDistributed(Wrapper):
     def call(self, x, training=False, mask=None):
         n, t = x.shape[:2]
         inner = x.reshape((n * t,) + tuple(x.shape[2:]))
-        per_step = getattr(self.layer, "statistics_per_step", None)
-        if per_step is not None:
-            with per_step(t, mask):
-                y = self.layer(inner, training=training)
-        else:
+        with contextlib.ExitStack() as stack:
+            if self._wraps_model():
+                # Keras calls the model once per step: each BatchNormalization in it (however deep) takes
+                # its statistics per step. The outer mask is not handed in (Keras hands each step's slice to
+                # the model's call, which gpu_dl's models do not take).
+                self._refuse_activity_regularizers()
+                for layer in self.layer._flat_layers():
+                    if hasattr(layer, "statistics_per_step"):
+                        stack.enter_context(layer.statistics_per_step(t))
+            elif hasattr(self.layer, "statistics_per_step"):
+                stack.enter_context(self.layer.statistics_per_step(t, mask))
             y = self.layer(inner, training=training)
         if isinstance(y, list):
             raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returned "
@@ -169,6 +206,19 @@ class TimeDistributed(Wrapper):
         self._steps = (n, t)
         self._saved = (n, t) if training else None
         return y.reshape((n, t) + tuple(y.shape[1:]))
+
+    def _wraps_model(self):
+        return callable(getattr(self.layer, "compile", None))
+
+    def _refuse_activity_regularizers(self):
+        # Keras divides each step's activity penalty by the batch, where the one call over batch * steps here
+        # would divide by batch * steps: refused rather than trained with another penalty.
+        found = [layer.name for layer in self.layer._flat_layers() if layer.activity_regularizer is not None]
+        if found:
+            raise ValueError(f"TimeDistributed layer '{self.name}': model '{self.layer.name}' has layers with an "
+                             f"activity regularizer ({', '.join(found)}), which gpu_dl does not apply per step "
+                             "inside TimeDistributed. Regularize the weights (kernel_regularizer) or apply the "
+                             "activity regularizer after the TimeDistributed layer.")
 
     def backward(self, dy, through_activation=True):
         n, t = self.saved()

@@ -129,7 +129,10 @@ def map_graph(inputs, outputs):
 def _check_structure(value, what):
     """The flat list of tensors of ``inputs``/``outputs`` (a tensor, a list or tuple, or a dict), checked."""
     if isinstance(value, dict):
-        flat = list(value.values())
+        # Keras's order: the values by sorted key (tree.flatten), whatever order the dict was given in.
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f"`{what}`: the keys of a dict must be strings, got {list(value)!r:.200}.")
+        flat = [value[k] for k in sorted(value)]
     elif isinstance(value, (list, tuple)):
         flat = list(value)
     else:
@@ -161,9 +164,9 @@ class Functional(Model):
             raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
                              "named after their layers, so each needs a layer of its own (pass one through "
                              "layers.Activation('linear', name=...) to give it one).")
-        if isinstance(outputs, dict) and list(outputs) != output_names:
+        if isinstance(outputs, dict) and sorted(outputs) != output_names:
             raise ValueError(f"Model '{self.name}': when `outputs` is a dict, its keys must be the names of the layers "
-                             f"making the outputs, in order: expected {output_names}, got {list(outputs)}.")
+                             f"making the outputs: expected {sorted(output_names)}, got {sorted(outputs)}.")
         for t in flat_inputs:
             if not _node_of(t).is_input:
                 raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
@@ -181,8 +184,8 @@ class Functional(Model):
         nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
         nested.check_tree(self, layers)
         for layer in layers:
-            if isinstance(layer, Model):
-                nested.note_holder(layer, self)
+            if nested.held_model(layer) is not None:
+                nested.note_holder(nested.held_model(layer), self)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = flat_inputs
@@ -201,6 +204,7 @@ class Functional(Model):
         for node in self._run_nodes:
             calls[node.layer] = calls.get(node.layer, 0) + 1
         self._shared = {layer for layer, count in calls.items() if count > 1}
+        self._find_kept_state()
         consumers = {}
         for i, node in enumerate(self._run_nodes):
             for t in node.input_tensors:
@@ -220,6 +224,15 @@ class Functional(Model):
         self.built = True
         if not trainable:
             self.trainable = False
+
+    def _find_kept_state(self):
+        # The calls that keep their own backward state: a layer called twice, or one in two places of the tree
+        # of models (inside an inner model and also here, or in two inner models).
+        self._kept_state = nested.shared_calls([node.layer for node in self._run_nodes])
+
+    def _forget_shapes(self):
+        # An inner Sequential's layers changed (nested.structure_changed): which calls share layers may too.
+        self._find_kept_state()
 
     # ------------------------------------------------------------------ graph
     @property
@@ -435,6 +448,8 @@ class Functional(Model):
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
+            if isinstance(y, dict):
+                y = [y[k] for k in sorted(y)]     # a dict-output model: its outputs in the node's (sorted-key) order
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
             out_mask = layer.compute_mask(x_in, mask)
@@ -449,7 +464,7 @@ class Functional(Model):
                 values[t], masks[t] = value, m
                 if training and len(node.outputs) > 1:
                     self._output_meta[t] = (value.shape, value.dtype)
-            if layer in self._shared:
+            if layer in self._kept_state:
                 self._node_states[node] = nested.call_state(layer)
             if isinstance(layer, Model):
                 # Its layers' activity penalties, for the loss; its own backward adds their gradients.
@@ -487,7 +502,7 @@ class Functional(Model):
         else:
             grads = {self._output: dy}
         activity = {node: out for node, _, out in self._activity}
-        backed = set()
+        sums = nested.GradientSums()
         for node in reversed(self._run_nodes):
             layer = node.layer
             outs = [grads.pop(t, None) for t in node.outputs]
@@ -507,9 +522,7 @@ class Functional(Model):
                 gradient = outs
             else:
                 gradient = outs[0]
-            earlier = None
-            if layer in self._shared and layer in backed:
-                earlier = [v.grad for v in layer.trainable_weights]
+            earlier = sums.before(layer) if layer in self._kept_state else ()
             layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
             try:
                 with nvtx_range(f"{layer.name}.backward"):
@@ -519,12 +532,8 @@ class Functional(Model):
                         dx = layer.backward(gradient)
             finally:
                 layer.input_gradient_wanted = True
-            if earlier is not None:
-                # A shared layer's weights get the sum of the gradients of all its calls.
-                for var, before in zip(layer.trainable_weights, earlier):
-                    if before is not None:
-                        var.grad = before if var.grad is None else var.grad + before
-            backed.add(layer)
+            # A shared layer's weights get the sum of the gradients of all its calls.
+            sums.after(earlier)
             arg = node.args[0]
             pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
             states = node.kwargs.get("initial_state")
@@ -540,27 +549,35 @@ class Functional(Model):
         """The model's output for one batch ``x`` (an array, or one per input), as a device array. On symbolic
         tensors (one, or a list of one per input), the model is one layer of the functional graph being made:
         it returns the symbolic output(s)."""
+        keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
-            raise TypeError(f"Model '{self.name}' was called on a dict of symbolic tensors; as a layer of another "
-                            f"model it takes a list of them in the order of its inputs {self.input_names}.")
+            # A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
+            # a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does.
+            keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
+            missing = [k for k in keys if k not in x]
+            if missing:
+                raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
+                                 f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
+                                 f"{sorted(map(str, x))}.")
+            x = [x[k] for k in keys]
         if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
-            if isinstance(self._inputs_struct, dict) or isinstance(self._outputs_struct, dict):
-                # Keras orders a dict's tensors by key where gpu_dl keeps the order given: the calls a saved file
-                # records could read other inputs and outputs in Keras.
-                raise TypeError(f"Model '{self.name}' was made with its inputs or outputs as a dict; gpu_dl uses as "
-                                "layers of other models only models made with one tensor or a list of them. Make "
-                                "it with lists: keras.Model([a, b], [y, z]).")
             if isinstance(x, (list, tuple)) and len(x) == 1 and len(self._inputs) == 1:
                 x = x[0]
             out = self.symbolic_call(x, training=training, mask=mask)
+            if keys is not None:
+                self._inbound_nodes[-1].keras_keys = keys
+            if isinstance(self._outputs_struct, dict):
+                return self._structured(out if isinstance(out, list) else [out])  # Keras gives the dict even for one
         else:
             out = self.forward(x, training=training, mask=mask)
         return self._structured(out) if self._multi else out
 
     def _structured(self, flat):
         if isinstance(self._outputs_struct, dict):
-            return dict(zip(self._outputs_struct, flat))
+            # The outputs are in sorted-key order (Keras's); the dict keeps the order it was given in.
+            by_key = dict(zip(sorted(self._outputs_struct), flat))
+            return {k: by_key[k] for k in self._outputs_struct}
         return list(flat)
 
     # ------------------------------------------------------------------ the loss
@@ -701,7 +718,8 @@ class Functional(Model):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back
         # through that call alone: only when that call is the layer's only one and the output feeds nothing else.
         node = self._output_node
-        if node.is_input or node.layer in self._shared or len(node.outputs) != 1 or self._output in self._consumers:
+        if node.is_input or node.layer in self._kept_state or len(node.outputs) != 1 or \
+                self._output in self._consumers:
             return False
         return super()._last_is_softmax()
 

@@ -38,7 +38,7 @@ import numpy
 from ..layers import indexing_operations, operations
 from ..layers.operations import KERAS_MODULE, Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
-                           is_model_entry, nested_model_from_entry)
+                           holds_model_entry, is_model_entry, nested_layer_from_entry)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
@@ -99,6 +99,9 @@ def _recorded_mask(node):
     if not is_model(node.layer):
         return {}
     arg = node.args[0]
+    keys = getattr(node, "keras_keys", None)
+    if keys is not None:
+        return {"mask": dict.fromkeys(keys)}
     return {"mask": [None] * len(arg) if isinstance(arg, list) else None}
 
 
@@ -116,7 +119,13 @@ def _node_entry(model, layer, node):
         args, kwargs = layer.keras_call_arguments(node)
         return {"args": [_arguments(model, arg) for arg in args],
                 "kwargs": {k: _arguments(model, v) for k, v in kwargs.items()}}
-    return {"args": [_arguments(model, arg) for arg in node.args],
+    args = [_arguments(model, arg) for arg in node.args]
+    keys = getattr(node, "keras_keys", None)
+    if keys is not None:
+        # A model made with a dict of inputs, called on one: Keras records the dict (its tensors by sorted key).
+        tensors = args[0] if isinstance(node.args[0], list) else [args[0]]
+        args = [dict(zip(keys, tensors))]
+    return {"args": args,
             "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
 
 
@@ -165,8 +174,11 @@ def _parse_argument(value, where):
         value = inner.get("value") if isinstance(inner, dict) else None
     if isinstance(value, list) and value:
         return [_parse_argument(v, where) for v in value]
-    raise ValueError(f"{where}: a call's argument must be a symbolic tensor ('{_TENSOR}') or a list of them, got "
-                     f"{value!r:.200}.")
+    if isinstance(value, dict) and value and "class_name" not in value and all(isinstance(k, str) for k in value):
+        # A model made with a dict of inputs, called on one.
+        return {k: _parse_argument(v, where) for k, v in value.items()}
+    raise ValueError(f"{where}: a call's argument must be a symbolic tensor ('{_TENSOR}'), or a list or dict of "
+                     f"them, got {value!r:.200}.")
 
 
 def _parse_node(data, where, operations=(), layer=None):
@@ -225,8 +237,11 @@ def _parse_node(data, where, operations=(), layer=None):
         if not isinstance(kwargs["training"], bool):
             raise ValueError(f"{where}: `training` must be true, false or null, got {kwargs['training']!r:.100}.")
         parsed["training"] = kwargs["training"]
-    if kwargs.get("mask") is not None and kwargs["mask"] != [None] * _list_length(kwargs["mask"]):
-        mask = _parse_argument(kwargs["mask"], where)
+    recorded_mask = kwargs.get("mask")
+    if isinstance(recorded_mask, dict) and recorded_mask and all(v is None for v in recorded_mask.values()):
+        recorded_mask = None        # a dict-input model's call: one None per key
+    if recorded_mask is not None and recorded_mask != [None] * _list_length(recorded_mask):
+        mask = _parse_argument(recorded_mask, where)
         if not (isinstance(mask, tuple) and mask[0] in operations):
             raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of "
                              "padded steps along the model's edges by themselves.")
@@ -283,6 +298,8 @@ def _operation_from_entry(entry, name, where):
 def _references_in(structure):
     if isinstance(structure, _Constant):
         return []
+    if isinstance(structure, dict):
+        return [r for key in sorted(structure) for r in _references_in(structure[key])]
     if isinstance(structure, list):
         return [r for item in structure for r in _references_in(item)]
     return [structure]
@@ -358,8 +375,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             calls[name] = [_parse_operation_node(inbound[0], f"{at}, inbound_nodes[0]", layers[name])]
             continue
         bare = {k: v for k, v in entry.items() if k not in ("name", "inbound_nodes")}
-        if is_model_entry(bare):
-            layer = nested_model_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
+        if is_model_entry(bare) or holds_model_entry(bare):
+            layer = nested_layer_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
         if layer.name != name:
@@ -423,6 +440,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
         return made[position]
 
     def resolve(argument, at):
+        if isinstance(argument, dict):
+            return {k: resolve(a, at) for k, a in argument.items()}
         return [resolve(a, at) for a in argument] if isinstance(argument, list) else tensor_of(argument, at)
 
     done = 0
@@ -448,6 +467,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
                 result = layer(resolve(argument, at), **call_kwargs)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{at}: the call cannot be made: {e}") from e
+        if isinstance(result, dict):
+            result = [result[key] for key in sorted(result)]    # a dict-output model: the call's outputs by key
         outputs[(name, k)] = result if isinstance(result, list) else [result]
         done += 1
         for follower in followers.get((name, k), []):

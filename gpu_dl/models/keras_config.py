@@ -503,9 +503,12 @@ def _layer_from_entry(entry, where, custom=None):
             config.pop("backward_layer", None)
     elif issubclass(cls, Wrapper):
         inner = config.get("layer")
-        if not isinstance(inner, dict):
+        if isinstance(inner, Layer) and getattr(cls, "takes_models", False):
+            pass        # a model, rebuilt by nested_layer_from_entry
+        elif not isinstance(inner, dict):
             raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
-        config["layer"] = _layer_from_entry(inner, where, custom)
+        else:
+            config["layer"] = _layer_from_entry(inner, where, custom)
     elif issubclass(cls, Pipeline):
         inner = config.get("layers")
         if not isinstance(inner, list):
@@ -603,6 +606,26 @@ def is_model_entry(entry):
     return isinstance(entry, dict) and entry.get("class_name") in _MODEL_CLASSES
 
 
+def holds_model_entry(entry):
+    """Whether a layer entry is a ``TimeDistributed`` wrapping a whole model (its entry under the config's
+    'layer'), which is read apart as a model entry is (a functional one holds symbolic tensors)."""
+    return (isinstance(entry, dict) and entry.get("class_name") == "TimeDistributed"
+            and isinstance(entry.get("config"), dict) and is_model_entry(entry["config"].get("layer")))
+
+
+def nested_layer_from_entry(entry, where, custom_objects=None):
+    """A layer entry that is a model or holds one (``is_model_entry`` or ``holds_model_entry``) as a layer."""
+    if is_model_entry(entry):
+        return nested_model_from_entry(entry, where, custom_objects)
+    custom = CustomObjects(custom_objects)
+    model = nested_model_from_entry(entry["config"]["layer"], f"{where}, the wrapped model", custom_objects)
+    bare = _decode(dict(entry, config={k: v for k, v in entry["config"].items() if k != "layer"}), where, custom)
+    if not isinstance(bare, dict) or not isinstance(bare.get("config"), dict):
+        raise ValueError(f"{where}: a layer entry must be an object with a 'config' object.")
+    bare["config"]["layer"] = model
+    return _layer_from_entry(bare, where, custom)
+
+
 def nested_model_from_entry(entry, where, custom_objects=None):
     """The model a layer entry holds, compiled when its own ``compile_config`` is not empty."""
     model = model_from_config(entry, where, custom_objects)
@@ -628,7 +651,8 @@ def model_from_config(config, where="model config", custom_objects=None):
     # The entries of models among the layers are read apart (a functional one holds symbolic tensors).
     raw_layers = config["config"].get("layers") if isinstance(config.get("config"), dict) else None
     if isinstance(raw_layers, list):
-        config["config"] = dict(config["config"], layers=[{} if is_model_entry(e) else e for e in raw_layers])
+        config["config"] = dict(config["config"], layers=[{} if is_model_entry(e) or holds_model_entry(e) else e
+                                                          for e in raw_layers])
     config = _decode(config, where, custom)
     if not isinstance(config, dict):    # a tuple, array or dtype entry in its place
         raise ValueError(f"{where}: expected a model's 'class_name' and 'config', got a {type(config).__name__}.")
@@ -650,8 +674,8 @@ def model_from_config(config, where="model config", custom_objects=None):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e
     for i, entry in enumerate(inner["layers"]):
-        if is_model_entry(raw_layers[i]):
-            layer = nested_model_from_entry(raw_layers[i], f"{where}, layers[{i}]", custom_objects)
+        if is_model_entry(raw_layers[i]) or holds_model_entry(raw_layers[i]):
+            layer = nested_layer_from_entry(raw_layers[i], f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom)
         try:

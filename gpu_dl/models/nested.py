@@ -5,21 +5,26 @@ and ``base(x)`` on a symbolic tensor put one model inside another. The outer
 model treats it as one layer: one row in its summary, one node in its graph,
 one entry (with its own layers inside) in a saved file.
 
+One layer may be in two places of one tree (inside an inner model and in the
+outer one, or in two inner models), as in Keras: its weights are listed and
+saved once, each call keeps its own backward state, and its gradients are
+summed over its places (``shared_calls``, ``GradientSums``), as for a layer
+called twice in one functional graph.
+
 What would make such a tree unsound is refused when it is made, before
 anything changes:
 
 - a model inside itself, however deep (a cycle: its forward would never end);
-- a layer (other than an ``InputLayer``, which has no weights) in two places
-  of one tree: its weights would be saved twice, and the gradients of its two
-  calls overwrite each other, where a layer called twice in one functional
-  graph has them summed;
 - in a ``Sequential``, a model of several inputs or outputs (each layer of a
-  Sequential takes one tensor and gives one), and a built model whose input
-  does not fit the output of the layers before it.
+  Sequential takes one tensor and gives one; Keras refuses it too, except as
+  the first layer for several inputs or the last for several outputs, which
+  gpu_dl's Sequential of one input and one output leaves out), and a built
+  model whose input does not fit the output of the layers before it.
 
-A functional model that calls one inner model several times keeps, for each
-call, what that call's backward needs (``call_state``): the inner model's
-own per-call records and, recursively, its layers' saved arrays.
+A model that calls one inner model several times (or a layer that is also
+inside one of its models) keeps, for each such call, what that call's
+backward needs (``call_state``): the inner model's own per-call records and,
+recursively, its layers' saved arrays.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from ..layers.core import InputLayer
 
 # What a layer's call keeps for its backward (and, for a model, what its forward records for its backward:
 # the per-call state of its shared layers, the outputs of its layers with activity regularizers, the shapes
-# of several outputs). Kept per call of a layer or model that a functional graph calls more than once.
+# of several outputs). Kept per call of a layer or model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
               "_node_states", "_activity", "_nested_activity", "_output_meta")
 
@@ -38,6 +43,15 @@ CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
 def is_model(layer) -> bool:
     from .model import Model
     return isinstance(layer, Model)
+
+
+def held_model(layer):
+    """The model ``layer`` is, or the model it wraps (``TimeDistributed(model)``), or None: the models a tree of
+    models walks into."""
+    if is_model(layer):
+        return layer
+    wrapped = layer.__dict__.get("layer")
+    return wrapped if getattr(type(layer), "takes_models", False) and is_model(wrapped) else None
 
 
 def members(model) -> list:
@@ -60,15 +74,19 @@ def check_one_input_and_output(model, where):
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
+        # Keras 3 takes one as a Sequential's first layer (several inputs) or last (several outputs), where the
+        # Sequential then has several inputs or outputs; gpu_dl's Sequential keeps one of each.
         raise ValueError(f"{_sentence(where)} takes layers of one input and one output; {describe(model)} has "
                          f"{len(inputs)} input(s) and {len(outputs)} output(s). Call it in a functional model "
-                         "(keras.Model(inputs, outputs)) instead.")
+                         "instead: outputs = model(inputs); keras.Model(inputs, outputs). (Keras 3 refuses it "
+                         "too, except as a Sequential's very first layer, for several inputs, or its last, for "
+                         "several outputs; gpu_dl's Sequential has one input and one output.)")
 
 
 def check_tree(owner, layers, held=()):
-    """A ValueError when ``owner`` holding ``layers`` makes a cycle (a model inside itself) or holds a layer in
-    two places of its tree of models. ``held``: the ids of the layers ``owner`` holds directly (those among
-    ``layers`` aside), whose trees are not walked: plain layers. Walks the tree without recursion."""
+    """A ValueError when ``owner`` holding ``layers`` makes a cycle (a model inside itself). ``held``: the ids of
+    the layers ``owner`` holds directly (those among ``layers`` aside), whose trees are not walked: plain layers.
+    Walks the tree without recursion, each model once."""
     layers = list(layers)
     walked = {id(layer) for layer in layers}
     holder = {i: owner for i in held if i not in walked}
@@ -82,16 +100,13 @@ def check_tree(owner, layers, held=()):
             if isinstance(layer, InputLayer):
                 continue
             if id(layer) in holder:
-                first = holder[id(layer)]
-                places = f"{describe(first)} and {describe(container)}" if first is not container else \
-                    f"{describe(container)} twice"
-                raise ValueError(f"{_sentence(describe(owner))} would hold layer '{layer.name}' "
-                                 f"({type(layer).__name__}) in two places, in {places}: its weights would be "
-                                 "counted twice. Use the layer in one model of the tree, or call the model that "
-                                 "holds it.")
+                continue        # in two places of the tree, as Keras allows: its tree was walked once
             holder[id(layer)] = container
             if is_model(layer):
                 stack.append((layer, layer.layers))
+            elif held_model(layer) is not None:
+                # A wrapped model is held where its wrapper is (TimeDistributed(model) owns no other layer).
+                stack.append((container, [layer.layer]))
 
 
 def check_fed_shape(owner, model, shape):
@@ -123,6 +138,57 @@ def structure_changed(model):
                 seen.add(id(holder))
                 getattr(holder, "_forget_shapes", lambda: None)()
                 stack.append(holder)
+
+
+# ------------------------------------------------------------ layers in several places
+def tree_ids(layer) -> set:
+    """The ids of ``layer`` and of every layer inside it (through the models it is or wraps), itself included."""
+    found, stack = set(), [layer]
+    while stack:
+        item = stack.pop()
+        if id(item) in found:
+            continue
+        found.add(id(item))
+        model = held_model(item)
+        if model is not None:
+            if model is not item:
+                found.add(id(model))
+            stack.extend(members(model))
+    return found
+
+
+def shared_calls(layers):
+    """Of ``layers`` (one entry per call, a layer called twice listed twice), those whose call shares a layer
+    with another call: a layer called twice, or one inside a model and also elsewhere in the tree (as Keras
+    allows). Their calls keep their own backward state (``call_state``), and the gradients of their shared
+    weights are summed over the calls."""
+    trees, counts = {}, {}
+    for layer in layers:
+        tree = trees.get(id(layer))
+        if tree is None:
+            tree = trees[id(layer)] = (layer, tree_ids(layer))
+        for i in tree[1]:
+            counts[i] = counts.get(i, 0) + 1
+    return {layer for layer, ids in trees.values() if any(counts[i] > 1 for i in ids)}
+
+
+class GradientSums:
+    """Sums the gradients of weights that several calls of one backward pass reach: ``before(layer)`` keeps the
+    gradients earlier calls left in ``layer``'s weights, ``after(kept)`` adds them to what its backward set."""
+
+    def __init__(self):
+        self.touched = set()
+
+    def before(self, layer):
+        weights = layer.trainable_weights
+        kept = [(v, v.grad) for v in weights if id(v) in self.touched and v.grad is not None]
+        self.touched.update(id(v) for v in weights)
+        return kept
+
+    @staticmethod
+    def after(kept):
+        for var, earlier in kept:
+            var.grad = earlier if var.grad is None else var.grad + earlier
 
 
 # ------------------------------------------------------------ per-call state

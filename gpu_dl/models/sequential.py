@@ -45,7 +45,7 @@ class Sequential(Model):
         self._names_read_at = rename_count()
         self._stack_shapes: list[tuple] = []
         self._stack_shapes_for = None
-        self._models: list[Model] = []      # the models among the layers, whose trees add() checks
+        self._models: list[Layer] = []      # the models among the layers (or wrapped by them), whose trees add() checks
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
@@ -80,7 +80,8 @@ class Sequential(Model):
         is_model = isinstance(layer, Model)
         if is_model:
             nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
-        if is_model or self._models:
+        inner_model = nested.held_model(layer)        # the layer itself, or the model a TimeDistributed wraps
+        if inner_model is not None or self._models:
             # Only the models' trees are walked (and the new layer): the plain layers are known by identity.
             nested.check_tree(self, self._models + [layer], held=self._layer_ids)
         shape_before = self._stack_output_shape() if self.input_spec is not None else None
@@ -100,9 +101,10 @@ class Sequential(Model):
             raise
         self._layer_ids.add(id(layer))
         self._name_counts[layer.name] += 1
-        if is_model:
+        self._kept_state = None
+        if inner_model is not None:
             self._models.append(layer)
-            nested.note_holder(layer, self)
+            nested.note_holder(inner_model, self)
         nested.structure_changed(self)
 
     def pop(self):
@@ -118,14 +120,27 @@ class Sequential(Model):
         names[layer.name] -= 1
         self._layer_ids.discard(id(layer))
         del self._stack_shapes[len(self._layers):]
-        if isinstance(layer, Model):
+        if nested.held_model(layer) is not None:
             self._models.remove(layer)
+        self._kept_state = None
         nested.structure_changed(self)
         return layer
 
     def _forget_shapes(self):
-        """An inner model's layers changed: the output shapes kept for the stack may no longer hold."""
+        """An inner model's layers changed: the output shapes kept for the stack may no longer hold, nor which
+        layers share a layer with another."""
         self._stack_shapes, self._stack_shapes_for = [], None
+        self._kept_state = None
+
+    def _shared_layers(self):
+        """The layers (by position) that share a layer with another in the tree of models (one inside an inner
+        model and also here, or in two inner models): their calls keep their own backward state."""
+        if not self._models:
+            return set()
+        if self.__dict__.get("_kept_state") is None:
+            shared = nested.shared_calls(self._layers)
+            self._kept_state = {i for i, layer in enumerate(self._layers) if layer in shared}
+        return self._kept_state
 
     def _layer_names(self):
         """How many of the layers have each name, read again from the layers if any layer was renamed since."""
@@ -236,9 +251,13 @@ class Sequential(Model):
         """The output for ``x``; ``output_mask`` is then the mask of padded steps that reached the output
         (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None. ``mask`` is the
         mask of ``x``'s padded steps, given when the model is a layer of another."""
-        for layer in self._layers:
+        kept = self._shared_layers() if training else ()
+        self._node_states = {}
+        for i, layer in enumerate(self._layers):
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x, training=training, mask=mask)
+                if i in kept:
+                    self._node_states[i] = nested.call_state(layer)
                 if mask is not None and not (layer.supports_masking or layer.takes_mask):
                     _warn_mask_dropped(layer)
                 mask = layer.compute_mask(x, mask)
@@ -270,12 +289,17 @@ class Sequential(Model):
         """
         input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
+        states = self.__dict__.get("_node_states") or {}
+        sums = nested.GradientSums()
         for i in range(last, -1, -1):
             layer = self._layers[i]
+            if i in states:
+                nested.restore_call_state(layer, states[i])
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
                 dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
             layer.input_gradient_wanted = input_gradient or i > 0
+            earlier = sums.before(layer) if i in states else ()
             try:
                 with nvtx_range(f"{layer.name}.backward"):
                     if i == last and from_logits:
@@ -284,6 +308,7 @@ class Sequential(Model):
                         dy = layer.backward(dy)
             finally:
                 layer.input_gradient_wanted = True
+            sums.after(earlier)      # a shared layer's weights: the sum over its places
         return dy
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

@@ -19,7 +19,9 @@ A model among the layers has its group named as any layer's (``sequential``,
 ``functional``, numbered per class) with an empty ``vars``, and its layers'
 groups under ``<group>/layers/``, named afresh within it; a model of a model
 goes one level deeper (``layers/sequential/layers/functional/layers/dense``),
-as Keras 3 saves them. An inner model that was compiled has its optimizer
+as Keras 3 saves them; a layer in two places of the tree is saved once, in the
+first, and its other places have no group; a model in a ``TimeDistributed`` has its group under the
+wrapper's ``layer`` (``layers/time_distributed/layer/layers/conv2d``). An inner model that was compiled has its optimizer
 under ``<group>/optimizer``. The outer optimizer's slots follow the outer
 model's ``trainable_weights``, the inner models' weights in their place.
 
@@ -54,8 +56,9 @@ def _weight_layout(model):
     """``(groups, containers, models)`` of ``model`` in Keras 3's layout: ``[(h5 path, name, [Variable])]`` for
     every layer (groups without variables too), ``[(path of a 'layers' group, [its entries' keys], model)]`` for
     the model and every model inside it, and ``[(path, model)]`` of the models inside it."""
-    from .nested import is_model
+    from .nested import held_model, is_model
     groups, containers, models = [], [], []
+    visited = {id(model)}
 
     def walk(container, path):
         used, keys = {}, []
@@ -64,10 +67,21 @@ def _weight_layout(model):
             # Keras keys a layer's group by its Python class's name, which a few layers export under another.
             key = _unique(getattr(layer, "keras_weights_key", None) or keras_snake_case(type(layer).__name__), used)
             keys.append(key)
-            if is_model(layer):
-                groups.append((f"{base}/{key}", layer.name, []))
-                models.append((f"{base}/{key}", layer))
-                walk(layer, f"{base}/{key}")
+            if id(layer) in visited:
+                # A layer in two places of the tree: Keras saves it once, where it comes first, and writes no
+                # group at all for its other places (their keys are used up all the same).
+                continue
+            visited.add(id(layer))
+            inner = held_model(layer)
+            if inner is not None:
+                path = f"{base}/{key}"
+                if not is_model(layer):
+                    # TimeDistributed(model): the wrapper's empty group, the model's under its 'layer'
+                    groups.append((path, layer.name, []))
+                    path += "/layer"
+                groups.append((path, inner.name, []))
+                models.append((path, inner))
+                walk(inner, path)
             else:
                 groups.extend(_layer_groups(layer, f"{base}/{key}"))
         containers.append((base, keys, container))
@@ -237,6 +251,11 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
         if group is None:
             problem = (f"{source}: no entry '{entry}' for layer '{name}', which has {len(variables)} weight(s) "
                        f"of shapes {shapes}. The file was saved from a different model.")
+            if any(other == name and other_path != path for other_path, other, _ in groups):
+                problem += (f" Or the saved model had one layer '{name}' in two places of its tree of models: "
+                            "such a layer's weights are saved once, but its config is written in each place and "
+                            "rebuilds two layers, so load_model cannot restore it (Keras 3 cannot either). Build "
+                            "the model in code and use load_weights.")
             if not skip_mismatch:
                 raise ValueError(problem)
             warnings.warn(problem + " Skipped.", stacklevel=4)

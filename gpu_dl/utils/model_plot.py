@@ -65,6 +65,15 @@ def _structure_shape(tensors):
 def _model_shapes(model):
     """(input shape, output shape) of a model among the layers: its own, whatever it is called on, as Keras
     shows them (its ``input`` and ``output``)."""
+    inputs, outputs = getattr(model, "_inputs_struct", None), getattr(model, "_outputs_struct", None)
+    if isinstance(inputs, dict) or isinstance(outputs, dict):
+        # A model made with dicts: Keras shows each structure as made, "key: shape" in the dict's order.
+        def shapes(structure):
+            if isinstance(structure, dict):
+                return {k: tuple(t.shape) for k, t in structure.items()}
+            return [tuple(t.shape) for t in structure] if isinstance(structure, (list, tuple)) else \
+                tuple(structure.shape)
+        return shapes(inputs), shapes(outputs)
     try:
         return model.input_shape, model.output_shape
     except (ValueError, AttributeError):     # an unbuilt Sequential
@@ -105,6 +114,8 @@ def _layer_shapes(model):
 def _format_shape(shape):
     if shape is None:
         return "?"
+    if isinstance(shape, dict):
+        return html.escape(", ".join(f"{k}: {tuple(v)}" for k, v in shape.items()))
     return html.escape(str([tuple(s) for s in shape]) if isinstance(shape, list) else str(tuple(shape)))
 
 
@@ -172,6 +183,8 @@ def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_n
         outputs = getattr(layer, "outputs", None) if _is_model(layer) else None
         if outputs is not None and len(outputs) > 1:     # a model of several outputs: one dtype each
             dtype = [t.dtype for t in outputs]
+        if _is_model(layer) and isinstance(getattr(layer, "_outputs_struct", None), dict):
+            dtype = {k: t.dtype for k, t in layer._outputs_struct.items()}      # as made, one output or more
         cols.append('<td bgcolor="white"><font point-size="14">'
                     f"Output dtype: <b>{html.escape(str(dtype), quote=False) if dtype else '?'}</b></font></td>")
     if show_trainable and hasattr(layer, "trainable") and layer.weights:
