@@ -153,6 +153,15 @@ def copy_bandwidth(nbytes: int = 512 << 20) -> float:
     return max(copy_bandwidths(nbytes).values())
 
 
+def matmul_rate(n: int = 8192) -> float:
+    """FLOP/s of cuBLAS's float32 product of two ``n`` x ``n`` matrices (``cupy.matmul``): the compute ceiling
+    a benchmark quotes its FLOP rates against. Strict float32 where the script set ``CUPY_TF32=0`` before
+    importing CuPy (its default), TF32 otherwise. Smoke mode multiplies 64 x 64."""
+    n = smoke(n, 64)
+    a = cupy.ones((n, n), dtype=cupy.float32)
+    return 2 * n ** 3 / (time_gpu(lambda: cupy.matmul(a, a), repeats=10, flush=False) * 1e-3)
+
+
 SMOKE_NOTE = ("**Smoke run** (GPU_DL_BENCH_SMOKE=1): tiny shapes, 1 warm-up call and at most 2 repeats per "
               "timing, to show that every path of the script runs; the shapes, counts and targets the text "
               "names are the full run's, and no figure below is a measurement.\n")

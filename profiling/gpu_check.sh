@@ -7,7 +7,7 @@
 #   pytest_kernels.txt  the kernel tests alone (group "kernels")
 #   sanitizer.txt   compute-sanitizer memcheck and racecheck over the kernel tests
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
-#                   pooling, LSTM vs cuDNN; conv2d and training on CPU)
+#                   pooling, LSTM vs cuDNN, the newer layers and optimizers; conv2d and training on CPU)
 #   memory_pool.txt host cost of the memory pool per allocation
 #   bench_smoke.txt the bench group's GPU scripts in smoke mode (group "smoke", GPU_DL_BENCH_SMOKE=1:
 #                   tiny shapes, every table and result check; no figure in it is a measurement)
@@ -42,7 +42,7 @@ done
 wanted() { [[ $GROUPS_WANTED == *" $1 "* ]]; }
 mkdir -p "$OUT_DIR"
 # The bench group's GPU scripts (profiling/bench_NAME.py), which the smoke group also runs.
-GPU_BENCHES=(softmax_xent optimizers mlp memory_pool conv2d pooling lstm)
+GPU_BENCHES=(softmax_xent optimizers mlp memory_pool conv2d pooling lstm layers)
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
               tests/test_conv2d_kernel.py tests/test_rnn_kernels.py tests/test_augment_kernel.py)
 failed=()
@@ -94,6 +94,7 @@ if wanted bench; then
     step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
     step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
     step "benchmark: LSTM vs cuDNN" lstm.md "$PYTHON" profiling/bench_lstm.py
+    step "benchmark: newer layers and optimizers vs PyTorch" layers.md "$PYTHON" profiling/bench_layers.py
     # The NumPy path on two cores (both CPU benchmarks also limit both libraries to 2 threads).
     pin=(); command -v taskset >/dev/null 2>&1 && pin=(taskset -c 0,1)
     step "benchmark: conv2d on CPU${pin[*]:+ (pinned to cores 0,1)}" conv_cpu.md \

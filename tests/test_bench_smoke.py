@@ -57,6 +57,10 @@ def conv_tables(rows):
     return [timing, timing, check]
 
 
+LAYER_COLUMNS = ["layer", "shape", "pass", "error", "gpu_dl us", "unit", "gpu_dl rate"]
+LAYER_NUMBERS = ["error", "gpu_dl us", "gpu_dl rate"]
+LAYER_TORCH_NUMBERS = ["PyTorch us", "PyTorch rate", "PyTorch / gpu_dl"]
+
 # script -> the tables it prints, in order
 SCRIPTS = {
     "bench_softmax_xent.py": [
@@ -83,6 +87,11 @@ SCRIPTS = {
               torch_numbers=["cuDNN GPU us", "cuDNN wall us/call"]),
         Table(["(batch, seq, input, hidden)", "pass", "step loop GPU us"], 2,
               numbers=["step loop GPU us", "persistent GPU us", "max abs. difference (h; h and dx)"]),
+    ],
+    "bench_layers.py": [   # one table per family: attention, 3-D conv and pooling, ConvLSTM2D, normalization,
+        # EinsumDense, Resizing (two rows, forward and forward + backward, per case), then the optimizers
+        Table(LAYER_COLUMNS, rows, numbers=LAYER_NUMBERS, torch_numbers=LAYER_TORCH_NUMBERS)
+        for rows in (6, 8, 2, 10, 2, 2, 2)
     ],
 }
 NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?x?%?")
@@ -185,6 +194,7 @@ FAILING = {
     "bench_pooling.py": "bench.TOLERANCE = -1.0",
     "bench_lstm.py": "bench.TOLERANCE = -1.0",
     "bench_softmax_xent.py": "bench.TOLERANCE = -1.0",
+    "bench_layers.py": "bench.TOLERANCE = -1.0",
 }
 DRIVER = """import sys
 sys.path.insert(0, {profiling!r})
@@ -219,6 +229,11 @@ def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
     elif script == "bench_pooling.py":
         assert "**Problems** (these rows were not timed)" in done.stdout
         assert all(row[4] == "not timed" for columns, rows in tables for row in rows)
+    elif script == "bench_layers.py":   # every case: one row, not timed; the optimizers too
+        assert "**Problems** (these rows were not timed)" in done.stdout
+        assert done.stdout.count("- MISMATCH: ") == 3 + 4 + 1 + 5 + 1 + 1 + 2
+        assert [len(rows) for _, rows in tables] == [3, 4, 1, 5, 1, 1, 2]
+        assert all(row[4] == "not timed" for _, rows in tables for row in rows)
     else:   # bench_lstm.py
         assert [row[1] for row in tables[0][1]] == ["MISMATCH", "MISMATCH"]
         assert len(tables) == 1   # nothing timed, so no step-loop table either

@@ -76,7 +76,7 @@ def test_gpu_check_smoke_group_runs_the_gpu_benchmarks_in_smoke_mode(tmp_path):
     # test covers each of them.
     gpu = [script for script in benched if script not in ("profiling/bench_conv_cpu.py",
                                                            "profiling/bench_train_cpu.py")]
-    assert smoked == gpu and len(gpu) == 7, (smoked, benched)
+    assert smoked == gpu and len(gpu) == 8, (smoked, benched)
     from test_bench_smoke import SCRIPTS
     assert sorted(Path(s).name for s in gpu) == sorted([*SCRIPTS, "bench_memory_pool.py"])
 
