@@ -31,8 +31,11 @@ def _reduced_axes(axis, ndim):
     return tuple(sorted(a % ndim for a in axes))
 
 
-def _sum(x, axis):
-    return x.sum(axis=axis if axis is None or isinstance(axis, int) else tuple(axis))
+def _without_summed_axes(value, axis):
+    """``value`` (summed with kept dimensions) without the summed axes: a 0-d array for axis=None. The
+    arithmetic before it stays on arrays of full rank, which NumPy 1.x (value-based casting) keeps in float32
+    next to Python floats, where it would turn 0-d results into float64."""
+    return value.reshape(()) if axis is None else value.squeeze(axis=axis if isinstance(axis, int) else tuple(axis))
 
 
 def _sum_keep(x, axis):
@@ -48,7 +51,8 @@ def _check_pair(y_true, y_pred, owner):
 def dice(y_true, y_pred, axis=None):
     """``1 - 2 sum(t p) / (sum(t) + sum(p) + eps)``, sums over ``axis`` (None: all axes)."""
     _, t, p = _check_pair(y_true, y_pred, "dice")
-    return 1.0 - 2.0 * _sum(t * p, axis) / (_sum(t, axis) + _sum(p, axis) + EPSILON)
+    value = 1.0 - 2.0 * _sum_keep(t * p, axis) / (_sum_keep(t, axis) + _sum_keep(p, axis) + EPSILON)
+    return _without_summed_axes(value, axis)
 
 
 def _dice_grad(y_true, y_pred, axis=None):
@@ -61,10 +65,10 @@ def _dice_grad(y_true, y_pred, axis=None):
 def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
     """``1 - sum(t p) / (sum(t p) + alpha sum((1 - p) t) + beta sum(p (1 - t)) + eps)`` over ``axis``."""
     _, t, p = _check_pair(y_true, y_pred, "tversky")
-    intersection = _sum(t * p, axis)
-    fp = _sum((1.0 - p) * t, axis)     # Keras's names: y_true plays "inputs", y_pred "targets"
-    fn = _sum(p * (1.0 - t), axis)
-    return 1.0 - intersection / (intersection + fp * alpha + fn * beta + EPSILON)
+    intersection = _sum_keep(t * p, axis)
+    fp = _sum_keep((1.0 - p) * t, axis)     # Keras's names: y_true plays "inputs", y_pred "targets"
+    fn = _sum_keep(p * (1.0 - t), axis)
+    return _without_summed_axes(1.0 - intersection / (intersection + fp * alpha + fn * beta + EPSILON), axis)
 
 
 def _tversky_grad(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
