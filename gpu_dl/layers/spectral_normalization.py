@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy
+
 from ..backend import array_module
 from .wrappers import Wrapper
 
@@ -97,11 +99,14 @@ class SpectralNormalization(Wrapper):
     # ------------------------------------------------------------------ passes
     def call(self, x, training=False):
         if training:
-            kernel = self.kernel.value
-            if bool((kernel != 0).any()):       # Keras leaves an all-zero kernel (and u) as they are
+            kernel, xp = self.kernel.value, array_module(self.kernel.value)
+            # Keras leaves an all-zero kernel (and u) as they are. The choice is made on the device (both
+            # results computed, one kept), so the training step does not wait for the host to read a flag.
+            nonzero = (kernel != 0).any()
+            with numpy.errstate(invalid="ignore", divide="ignore"):    # the zero kernel's 0 / 0, discarded
                 u, normalized = spectral_normalized(kernel, self.vector_u.value, self.power_iterations)
-                self.vector_u.value[...] = u
-                self.kernel.value[...] = normalized
+            self.vector_u.value[...] = xp.where(nonzero, u, self.vector_u.value)
+            self.kernel.value[...] = xp.where(nonzero, normalized, kernel)
         y = self.layer(x, training=training)
         self._saved = True if training else None
         return y
