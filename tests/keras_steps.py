@@ -4,19 +4,23 @@ import pytest
 
 
 def assert_training_steps_match(keras, ours, theirs, rng, sample_shape, classes, batch, steps=4, optimizer="Adam",
-                                loss="sparse_categorical_crossentropy", keras_loss=None, targets=None):
+                                loss="sparse_categorical_crossentropy", keras_loss=None, targets=None,
+                                inputs=None):
     """Copy ``ours``'s weights into ``theirs``, train both with a new ``optimizer`` (a class name of both
     ``keras.optimizers`` and ``gpu_dl.optimizers``, with its defaults; Adam unless told) on the same random
     batches, and require the same losses and final weights (float32 rounding apart).
 
     ``loss`` is what ``ours`` compiles with and ``keras_loss`` what ``theirs`` does (``loss`` where not given);
-    ``targets(rng, batch)`` makes each batch's targets (integer class ids below ``classes`` where not given)."""
+    ``targets(rng, batch)`` makes each batch's targets (integer class ids below ``classes`` where not given), and
+    ``inputs(rng, batch)`` its inputs (standard normal samples of ``sample_shape`` where not given: ids, or a
+    model's several inputs)."""
     theirs.set_weights(ours.get_weights())
     ours.compile(optimizer=optimizer.lower(), loss=loss)
     # By class, not by keras.optimizers.get: Keras 3.15's registry has no "lamb".
     theirs.compile(optimizer=getattr(keras.optimizers, optimizer)(), loss=loss if keras_loss is None else keras_loss)
     for step in range(steps):
-        x = rng.standard_normal((batch,) + tuple(sample_shape)).astype("float32")
+        x = rng.standard_normal((batch,) + tuple(sample_shape)).astype("float32") if inputs is None \
+            else inputs(rng, batch)
         y = rng.integers(0, classes, batch) if targets is None else targets(rng, batch)
         ours_loss, theirs_loss = ours.train_on_batch(x, y), float(theirs.train_on_batch(x, y))
         ours.reset_metrics()

@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
 
 
 def gated(lib):
@@ -58,17 +59,8 @@ def test_same_operations_in_the_same_order_and_the_same_outputs(rng):
 
 def test_training_steps_match_keras(rng):
     backend.set_random_seed(1)
-    ours, theirs = gated(gpu_dl), gated(keras)
-    theirs.set_weights(ours.get_weights())
-    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    theirs.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    for step in range(4):
-        x, y = _data(rng, 6)
-        ours_loss = ours.train_on_batch(x, y)
-        theirs_loss = float(theirs.train_on_batch(x, y))
-        assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert_training_steps_match(keras, gated(gpu_dl), gated(keras), rng, None, classes=3, batch=6,
+                                inputs=lambda rng, n: _data(rng, n)[0])
 
 
 def test_files_written_by_keras_load_and_predict_the_same(tmp_path, rng):
