@@ -95,6 +95,14 @@ class CTC(LossFunctionWrapper):
     def get_config(self):
         return Loss.get_config(self)
 
+    def reduction_weights(self, y_true, y_pred, values, sample_weight=None, output_mask=None):
+        if output_mask is not None:
+            # One value per sample cannot take a mask of steps; Keras fails here with a shape mismatch.
+            raise ValueError(f"Loss '{self.name}' counts every output step and cannot take the model output's mask "
+                             "of padded steps (from Masking or mask_zero=True), nor does Keras's: remove the mask, "
+                             "or pad the inputs with steps the model may label as blanks.")
+        return super().reduction_weights(y_true, y_pred, values, sample_weight)
+
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)
         out = _batch_shape(y_true, output_shape)

@@ -198,6 +198,20 @@ def test_a_rejected_fit_changes_nothing(rng):
     assert all((a == b).all() for a, b in zip(before, model.get_weights()))
 
 
+def test_a_masked_output_is_refused_clearly(rng):
+    model = gpu_dl.Sequential([layers.Input((6, 2)), layers.Masking(), layers.LSTM(4, return_sequences=True),
+                               layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="ctc")
+    x = rng.standard_normal((4, 6, 2)).astype("float32")
+    x[0, 4:] = 0
+    model.build((None, 6, 2))
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="Loss 'ctc' counts every output step and cannot take the model output's "
+                                         "mask"):
+        model.fit(x, numpy.array([[1, 2], [1, 0], [2, 2], [0, 0]]), verbose=0)
+    assert all((a == b).all() for a, b in zip(before, model.get_weights()))
+
+
 # -------------------------------------------------------- registry, config
 def test_registry_and_config_round_trip():
     assert isinstance(losses.get("ctc"), losses.CTC) and losses.get("ctc").name == "ctc"
