@@ -1,9 +1,9 @@
 """Losses: the Keras 3 catalogue, with gradients.
 
 The arithmetic and the classes live in ``loss_base`` (the common losses) and in
-``loss_focal``, ``loss_overlap`` and ``loss_circle``; this module gathers them
-under their Keras names and aliases, with ``get``, ``serialize`` and
-``deserialize``. See ``loss_base`` for what a loss offers (``call``, ``grad``,
+``loss_focal``, ``loss_overlap``, ``loss_circle`` and ``loss_ctc``; this module
+gathers them under their Keras names and aliases, with ``get``, ``serialize``
+and ``deserialize``. See ``loss_base`` for what a loss offers (``call``, ``grad``,
 reductions, target checks).
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .loss_base import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, Ca
                         reduce_weighted_values, reduction_weights, sparse_categorical_crossentropy, squared_hinge,
                         squeeze_or_expand_to_same_rank)
 from .loss_circle import Circle, circle
+from .loss_ctc import CTC, ctc
 from .loss_focal import (BinaryFocalCrossentropy, CategoricalFocalCrossentropy, CategoricalGeneralizedCrossEntropy,
                          binary_focal_crossentropy, categorical_focal_crossentropy,
                          categorical_generalized_cross_entropy)
@@ -31,8 +32,8 @@ __all__ = [
     "BinaryFocalCrossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
     "categorical_generalized_cross_entropy", "categorical_hinge", "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy", "CategoricalGeneralizedCrossEntropy", "CategoricalHinge", "Circle", "circle",
-    "cosine_proximity", "cosine_similarity", "CosineSimilarity", "deserialize", "Dice", "dice", "EPSILON", "FUNCTIONS",
-    "get", "Hinge", "hinge", "Huber", "huber", "kl_divergence", "KLD", "kld", "KLDivergence",
+    "cosine_proximity", "cosine_similarity", "CosineSimilarity", "CTC", "ctc", "deserialize", "Dice", "dice",
+    "EPSILON", "FUNCTIONS", "get", "Hinge", "hinge", "Huber", "huber", "kl_divergence", "KLD", "kld", "KLDivergence",
     "kullback_leibler_divergence", "log_cosh", "LogCosh", "logcosh", "Loss", "LossFunctionWrapper", "MAE", "mae",
     "MAPE", "mape", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
     "mean_squared_logarithmic_error", "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredError",
@@ -90,7 +91,7 @@ cosine_proximity = cosine_similarity
 # The losses kept in modules of their own.
 _MORE = {
     BinaryFocalCrossentropy: binary_focal_crossentropy, CategoricalFocalCrossentropy: categorical_focal_crossentropy,
-    Dice: dice, Tversky: tversky, Circle: circle,
+    Dice: dice, Tversky: tversky, Circle: circle, CTC: ctc,
     CategoricalGeneralizedCrossEntropy: categorical_generalized_cross_entropy,
 }
 _CLASSES.update({cls.__name__: cls for cls in _MORE})

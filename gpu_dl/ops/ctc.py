@@ -1,0 +1,134 @@
+"""Connectionist temporal classification (CTC): the forward-backward recursion in log space.
+
+``ctc_loss(labels, logits, want_grad=True)`` returns ``(loss, dlogits)``:
+
+- ``labels`` (B, L), integer class ids. Row b's label sequence is its first
+  ``n_b`` entries, ``n_b`` the number of its nonzero entries: class 0 is the
+  blank, which pads the rows at their end (Keras's convention);
+- ``logits`` (B, T, C), a float array: ``log_softmax`` over the last axis
+  gives each step's log-probabilities, all T steps count;
+- ``loss`` (B,): ``-log`` of the total probability of the T-step paths that
+  collapse (merge repeated classes, then drop blanks) to the label sequence.
+  A sequence needs ``n + (adjacent repeats)`` steps (a blank must separate
+  repeats); where T is shorter no path exists and the loss is +inf, as
+  ``torch.nn.functional.ctc_loss`` (without ``zero_infinity``) gives it;
+- ``dlogits`` (B, T, C): d loss_b / d logits_b, None unless ``want_grad``.
+  Rows of loss +inf get 0: their loss does not change with the logits
+  (torch's backward gives NaN there).
+
+The recursion (Graves et al., 2006) runs over the extended sequence of
+S = 2L + 1 symbols, blanks at the even positions and the labels at the odd
+ones: ``alpha[t, s]`` is the log-probability of the first t + 1 steps ending
+at symbol s, ``beta[t, s]`` that of steps t + 1 .. T - 1 given symbol s at
+step t. Each step is a few array operations over (B, S); only the loop over
+the T steps is Python, on NumPy and CuPy alike, with no read back to the host.
+Every output has the logits' dtype. Class ids are not range-checked here (the
+loss checks its targets on the host).
+"""
+from __future__ import annotations
+
+import numpy
+
+from ..backend import array_module
+
+
+def _check(labels, logits):
+    if logits.ndim != 3 or labels.ndim != 2 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"ctc_loss: needs `labels` (batch, max_label_length) and `logits` (batch, time_steps, "
+                         f"num_classes) of one batch size; got {labels.shape} and {logits.shape}.")
+    if logits.dtype.kind != "f":
+        raise TypeError(f"ctc_loss: `logits` must be a float array, got dtype {logits.dtype}.")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"ctc_loss: `labels` must hold integer class ids, got dtype {labels.dtype}.")
+    if logits.shape[1] < 1 or logits.shape[2] < 1:
+        raise ValueError(f"ctc_loss: `logits` needs at least one time step and one class, got {logits.shape}.")
+
+
+def _log_softmax(xp, x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _setup(xp, labels, logits):
+    """Log-probabilities, the symbols' emissions (T, B, S), skip penalties and end-of-sequence masks."""
+    batch, steps, _ = logits.shape
+    width = 2 * labels.shape[1] + 1
+    dtype = logits.dtype
+    neg_inf = dtype.type(-numpy.inf)
+    labels = labels.astype(xp.int64, copy=False)
+    count = (labels != 0).sum(axis=1)
+    logp = _log_softmax(xp, logits)
+    symbols = xp.zeros((batch, width), dtype=xp.int64)
+    symbols[:, 1::2] = labels
+    # emit[t, b, s] = logp[b, t, symbols[b, s]]
+    emit = logp.transpose(1, 0, 2)[:, xp.arange(batch)[:, None], symbols]
+    # A label may be reached from two symbols back (skipping a blank) unless it repeats the label before it.
+    skip = xp.full((batch, width), neg_inf, dtype=dtype)
+    skip[:, 3::2] = xp.where(labels[:, 1:] != labels[:, :-1], dtype.type(0), neg_inf)
+    position = xp.arange(width)[None, :]
+    ends = (position == 2 * count[:, None]) | (position == 2 * count[:, None] - 1)
+    return logp, emit, skip, ends, steps, neg_inf
+
+
+def _forward(xp, emit, skip, neg_inf):
+    """alpha (T, B, S); two columns of -inf on the left stand for the symbols before the first."""
+    steps, batch, width = emit.shape
+    a = xp.full((steps, batch, width + 2), neg_inf, dtype=emit.dtype)
+    a[0, :, 2:4] = emit[0, :, :2]
+    for t in range(1, steps):
+        prev = a[t - 1]
+        x = xp.logaddexp(prev[:, 2:], prev[:, 1:-1])
+        a[t, :, 2:] = xp.logaddexp(x, prev[:, :-2] + skip) + emit[t]
+    return a[:, :, 2:]
+
+
+def _backward(xp, emit, skip, ends, neg_inf):
+    """beta without step t's own emission, (T, B, S): log-probability of steps t + 1 .. T - 1 given symbol s at
+    step t. Leaving the emission out lets alpha + beta be each symbol's log-occupancy with no subtraction."""
+    steps, batch, width = emit.shape
+    dtype = emit.dtype
+    rest = xp.empty((steps, batch, width), dtype=dtype)
+    rest[steps - 1] = xp.where(ends, dtype.type(0), neg_inf)
+    nxt = xp.full((batch, width + 2), neg_inf, dtype=dtype)   # beta at t + 1, emission included; -inf pad right
+    skip_from = xp.full((batch, width + 2), neg_inf, dtype=dtype)
+    skip_from[:, :width] = skip
+    skip_from = skip_from[:, 2:]                               # whether s may jump to s + 2
+    for t in range(steps - 2, -1, -1):
+        nxt[:, :width] = rest[t + 1] + emit[t + 1]
+        x = xp.logaddexp(nxt[:, :width], nxt[:, 1:width + 1])
+        rest[t] = xp.logaddexp(x, nxt[:, 2:] + skip_from)
+    return rest
+
+
+def _log_likelihood(xp, alpha_last, ends, neg_inf):
+    """log p(labels) from the last step's alpha, summed over the sequence's last label and the blank after it."""
+    picked = xp.where(ends, alpha_last, neg_inf)
+    top = picked.max(axis=1)
+    shift = xp.where(xp.isfinite(top), top, alpha_last.dtype.type(0))
+    # At most two terms are finite; an all -inf row gives log(0) = -inf, the impossible sequence.
+    with numpy.errstate(divide="ignore"):
+        return xp.log(xp.exp(picked - shift[:, None]).sum(axis=1)) + shift
+
+
+def ctc_loss(labels, logits, want_grad=True):
+    """Per-sample CTC loss (B,) of ``labels`` (B, L) under ``logits`` (B, T, C), and d loss / d logits."""
+    xp = array_module(labels, logits)
+    _check(labels, logits)
+    logp, emit, skip, ends, steps, neg_inf = _setup(xp, labels, logits)
+    alpha = _forward(xp, emit, skip, neg_inf)
+    log_likelihood = _log_likelihood(xp, alpha[steps - 1], ends, neg_inf)
+    loss = -log_likelihood
+    if not want_grad:
+        return loss, None
+    rest = _backward(xp, emit, skip, ends, neg_inf)
+    dtype = logits.dtype
+    possible = xp.isfinite(log_likelihood)
+    scale = xp.where(possible, log_likelihood, dtype.type(0))
+    # Occupancy of each symbol at each step, (B, T, S); zero on impossible rows (alpha + beta = -inf there).
+    occupancy = xp.exp(alpha + rest - scale[None, :, None]).transpose(1, 0, 2)
+    onehot = (labels.astype(xp.int64, copy=False)[:, :, None] == xp.arange(logits.shape[2])).astype(dtype)
+    dlogp = -xp.matmul(occupancy[:, :, 1::2], onehot)          # the label symbols, onto their classes
+    dlogp[:, :, 0] -= occupancy[:, :, 0::2].sum(axis=2)         # the blanks, onto class 0
+    # Through log_softmax: d/dz = g - softmax * sum(g) (sum(g) = -1 on possible rows, 0 on the others).
+    dlogits = dlogp - xp.exp(logp) * dlogp.sum(axis=2, keepdims=True)
+    return loss.astype(dtype, copy=False), dlogits.astype(dtype, copy=False)
