@@ -26,7 +26,7 @@ import numpy
 
 from .backend import array_module
 from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, reduce_weighted_values
-from .ops.ctc import ctc_loss
+from .ops.ctc import ctc_backward, ctc_forward, ctc_loss
 
 _SHAPES = ("`y_true` of integer labels, shape (batch_size, max_label_length), and `y_pred` of logits, shape "
            "(batch_size, time_steps, num_classes)")
@@ -84,6 +84,21 @@ class CTC(LossFunctionWrapper):
 
     def __init__(self, reduction="sum_over_batch_size", name="ctc", dtype=None):
         super().__init__(ctc, reduction=reduction, name=name, dtype=dtype, grad_fn=_ctc_grad)
+        self._forward = None   # (y_true, y_pred, saved) of the last call, for grad on the same arrays
+
+    def call(self, y_true, y_pred):
+        # A training step asks for call's values, then grad's gradient, of the same two arrays: the alpha
+        # pass the gradient needs is kept from the call instead of being run again.
+        labels, logits = _inputs(y_true, y_pred)
+        values, saved = ctc_forward(labels, logits)
+        self._forward = (y_true, y_pred, saved)
+        return values
+
+    def grad(self, y_true, y_pred):
+        forward, self._forward = self._forward, None
+        if forward is not None and forward[0] is y_true and forward[1] is y_pred:
+            return ctc_backward(forward[2])
+        return _ctc_grad(y_true, y_pred)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         # Class ids stay as given (Loss.__call__ would make them floats of the loss's dtype).

@@ -185,6 +185,28 @@ def test_a_recurrent_model_learns_with_it(xp, rng, loss):
     assert value == pytest.approx(float(to_numpy(losses.ctc(y, model.predict(x, verbose=0))).mean()), rel=1e-5)
 
 
+def test_a_training_step_runs_the_alpha_pass_once(xp, rng, monkeypatch):
+    # call's values and grad's gradient in one step share one forward recursion; a call on its own (evaluate)
+    # leaves nothing behind that a later gradient of other arrays could take.
+    from gpu_dl.ops import ctc
+    passes = []
+    forward = ctc._forward
+    monkeypatch.setattr(ctc, "_forward", lambda *args: passes.append(1) or forward(*args))
+    model = gpu_dl.Sequential([layers.Input((5, 2)), layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="ctc")
+    x = rng.standard_normal((4, 5, 2)).astype("float32")
+    y = padded_labels(rng, 4, 2, 3, fits=5)
+    model.train_on_batch(x, y)
+    assert len(passes) == 1
+    loss = losses.CTC(dtype="float64")
+    labels, logits = xp.asarray(y), xp.asarray(rng.standard_normal((4, 5, 3)))
+    loss.call(labels, logits)
+    other = xp.asarray(rng.standard_normal((4, 5, 3)))
+    numpy.testing.assert_allclose(to_numpy(loss.grad(labels, other)), to_numpy(ctc_loss(labels, other)[1]))
+    loss.call(labels, logits)
+    numpy.testing.assert_allclose(to_numpy(loss.grad(labels, logits)), to_numpy(ctc_loss(labels, logits)[1]))
+
+
 def test_a_rejected_fit_changes_nothing(rng):
     model = gpu_dl.Sequential([layers.Input((6, 2)), layers.Dense(3)])
     model.compile(optimizer="sgd", loss="ctc")

@@ -1,6 +1,7 @@
 """Connectionist temporal classification (CTC): the forward-backward recursion in log space.
 
-``ctc_loss(labels, logits, want_grad=True)`` returns ``(loss, dlogits)``:
+``ctc_loss(labels, logits, want_grad=True)`` returns ``(loss, dlogits)``; ``ctc_forward`` and
+``ctc_backward`` are its two halves, for a caller that wants the loss now and its gradient later:
 
 - ``labels`` (B, L), integer class ids. Row b's label sequence is its first
   ``n_b`` entries, ``n_b`` the number of its nonzero entries: class 0 is the
@@ -110,25 +111,38 @@ def _log_likelihood(xp, alpha_last, ends, neg_inf):
         return xp.log(xp.exp(picked - shift[:, None]).sum(axis=1)) + shift
 
 
-def ctc_loss(labels, logits, want_grad=True):
-    """Per-sample CTC loss (B,) of ``labels`` (B, L) under ``logits`` (B, T, C), and d loss / d logits."""
+def ctc_forward(labels, logits):
+    """(loss (B,), saved): the per-sample CTC loss of ``labels`` (B, L) under ``logits`` (B, T, C), and what
+    ``ctc_backward`` needs for its gradient (the alpha pass is not run twice)."""
     xp = array_module(labels, logits)
     _check(labels, logits)
     logp, emit, skip, ends, steps, neg_inf = _setup(xp, labels, logits)
     alpha = _forward(xp, emit, skip, neg_inf)
     log_likelihood = _log_likelihood(xp, alpha[steps - 1], ends, neg_inf)
-    loss = -log_likelihood
-    if not want_grad:
-        return loss, None
+    saved = (labels, logp, emit, skip, ends, neg_inf, alpha, log_likelihood)
+    return (-log_likelihood).astype(logits.dtype, copy=False), saved
+
+
+def ctc_backward(saved):
+    """d loss / d logits (B, T, C) from ``ctc_forward``'s ``saved``."""
+    labels, logp, emit, skip, ends, neg_inf, alpha, log_likelihood = saved
+    xp = array_module(logp)
     rest = _backward(xp, emit, skip, ends, neg_inf)
-    dtype = logits.dtype
+    dtype = logp.dtype
     possible = xp.isfinite(log_likelihood)
     scale = xp.where(possible, log_likelihood, dtype.type(0))
     # Occupancy of each symbol at each step, (B, T, S); zero on impossible rows (alpha + beta = -inf there).
     occupancy = xp.exp(alpha + rest - scale[None, :, None]).transpose(1, 0, 2)
-    onehot = (labels.astype(xp.int64, copy=False)[:, :, None] == xp.arange(logits.shape[2])).astype(dtype)
+    onehot = (labels.astype(xp.int64, copy=False)[:, :, None] == xp.arange(logp.shape[2])).astype(dtype)
     dlogp = -xp.matmul(occupancy[:, :, 1::2], onehot)          # the label symbols, onto their classes
     dlogp[:, :, 0] -= occupancy[:, :, 0::2].sum(axis=2)         # the blanks, onto class 0
     # Through log_softmax: d/dz = g - softmax * sum(g) (sum(g) = -1 on possible rows, 0 on the others).
     dlogits = dlogp - xp.exp(logp) * dlogp.sum(axis=2, keepdims=True)
-    return loss.astype(dtype, copy=False), dlogits.astype(dtype, copy=False)
+    return dlogits.astype(dtype, copy=False)
+
+
+def ctc_loss(labels, logits, want_grad=True):
+    """Per-sample CTC loss (B,) of ``labels`` (B, L) under ``logits`` (B, T, C), and d loss / d logits (None
+    unless ``want_grad``)."""
+    loss, saved = ctc_forward(labels, logits)
+    return loss, (ctc_backward(saved) if want_grad else None)
