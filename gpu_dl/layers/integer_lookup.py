@@ -284,8 +284,12 @@ class IntegerLookup(Layer):
         position = xp.clip(xp.searchsorted(keys, x), 0, len(keys) - 1)
         return position, keys[position] == x
 
-    def _out_of_vocabulary(self, x, found):
-        return ~found if self.mask_token is None else ~found & (x != self.mask_token)
+    def _masked(self, x):
+        return (x == self.mask_token) if self.mask_token is not None else None
+
+    @staticmethod
+    def _out_of_vocabulary(found, masked):
+        return ~found if masked is None else ~found & ~masked
 
     def _refuse_oov(self, values):
         raise ValueError(f"{self._where}: when num_oov_indices=0 all inputs should be in the vocabulary; found OOV "
@@ -299,7 +303,7 @@ class IntegerLookup(Layer):
             return
         x = x.astype(numpy.int64, copy=False)
         _, found = self._lookup(numpy, x, self._device_tables(numpy)[0])
-        oov = self._out_of_vocabulary(x, found)
+        oov = self._out_of_vocabulary(found, self._masked(x))
         if oov.any():
             self._refuse_oov(x[oov])
 
@@ -325,8 +329,8 @@ class IntegerLookup(Layer):
                              "the vocabulary (the `vocabulary` argument or adapt()) before calling the layer.")
         position, found = self._lookup(xp, x, keys)
         indices = xp.where(found, values[position], xp.int64(-1)) if len(keys) else xp.full(x.shape, -1, xp.int64)
-        masked = (x == self.mask_token) if self.mask_token is not None else None
-        oov = self._out_of_vocabulary(x, found)
+        masked = self._masked(x)
+        oov = self._out_of_vocabulary(found, masked)
         if self.num_oov_indices == 0:
             # one read-back (a clear error beats a silent index); a model skips it for inputs it checked on the host
             if not id_checks.prechecked(self, given) and id_checks.any_on_device(oov):
