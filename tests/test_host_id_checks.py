@@ -60,6 +60,38 @@ def assert_same_weights(before, after):
         numpy.testing.assert_array_equal(b, a)
 
 
+# ------------------------------------------------------------------ the host check is the layer's own
+@pytest.mark.parametrize("make", [lambda: layers.Embedding(DIM, 2, name="tokens"),
+                                  lambda: layers.CategoryEncoding(DIM, output_mode="one_hot", name="kinds"),
+                                  lambda: layers.IntegerLookup(vocabulary=[3, 5, 9], mask_token=0, num_oov_indices=0,
+                                                               name="lookup")],
+                         ids=["Embedding", "CategoryEncoding", "IntegerLookup"])
+def test_the_host_check_refuses_what_the_call_refuses_with_the_same_message(xp, make):
+    layer = make()
+    for ids in ([[3, 5], [9, 0]], [[-0.9, 9.9]], [[3.5, 10.0]], [[-1, 4]], [[0, 12]], [[3.0, 2.0 ** 40]]):
+        ids = numpy.array(ids, dtype="float32" if isinstance(ids[0][0], float) else "int64")
+        try:
+            layer(xp.asarray(ids))
+        except ValueError as exc:
+            with pytest.raises(ValueError) as caught:
+                layer.check_host_ids(ids)
+            assert str(caught.value) == str(exc)
+        else:
+            layer.check_host_ids(ids)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")
+@pytest.mark.parametrize("make", [lambda: layers.Embedding(DIM, 2), lambda: layers.CategoryEncoding(DIM),
+                                  lambda: layers.IntegerLookup(vocabulary=[3, 5, 9], num_oov_indices=0)],
+                         ids=["Embedding", "CategoryEncoding", "IntegerLookup"])
+def test_floats_beyond_int64_are_refused_on_the_host(make):
+    # Their cast to int64 has no defined value (x86 gives the smallest int64, a GPU saturates): refused either way.
+    layer = make()
+    for big in (1e30, -1e30):
+        with pytest.raises(ValueError, match="ids must lie in|OOV values"):
+            layer.check_host_ids(numpy.array([[3.0, big]], "float32"))
+
+
 # ------------------------------------------------------------------ whole arrays: refused before anything runs
 @pytest.mark.parametrize("where", ["x", "validation_data"])
 def test_fit_refuses_an_id_in_the_last_batch_before_any_weight_or_callback(xp, where):

@@ -23,9 +23,14 @@ _MARKS = "_host_checked_inputs"
 
 
 def host_bounds(array):
-    """The smallest and largest id of a non-empty host ``array`` as the layers' int64 cast makes them: the cast
-    truncates, which keeps order, so casting the two bounds gives the bounds of the cast array."""
-    return tuple(int(v) for v in numpy.array([array.min(), array.max()]).astype(numpy.int64))
+    """The smallest and largest id of a non-empty, finite host ``array`` as the layers' int64 cast makes them: the
+    cast truncates, which keeps order, so truncating the two bounds gives the bounds of the cast array. A float
+    beyond int64 has no defined cast (a CPU and a GPU give different values): its own whole part is given instead,
+    which no range holds, so such ids are refused wherever they are checked."""
+    bounds = numpy.array([array.min(), array.max()])
+    if bounds.dtype.kind == "f":
+        return tuple(int(v) for v in numpy.trunc(bounds.astype(numpy.float64)))
+    return tuple(int(v) for v in bounds)
 
 
 def device_bounds(ids):
