@@ -17,6 +17,8 @@ _MODELS = {
                                 layers.Conv2D(8, 3, strides=2), layers.GlobalAveragePooling2D()]),
     "lstm": ((7, 5), lambda: [layers.LSTM(6, return_sequences=True), layers.LSTM(4, recurrent_dropout=0.1)]),
     "gru": ((7, 5), lambda: [layers.Bidirectional(layers.GRU(6)), layers.Dense(4, activation="tanh")]),
+    # ids in [0, 10): the batches come from host arrays the model checked, so the Embedding reads nothing back
+    "embedding": ((6,), lambda: [layers.Embedding(10, 4), layers.Flatten()]),
 }
 
 
@@ -42,13 +44,14 @@ def test_train_step_copies_nothing_back_to_the_host(cupy_only, kind):
     cupy = cupy_only
     model, shape = _model(kind)
     rng = numpy.random.default_rng(0)
-    x, y = rng.standard_normal((64,) + shape).astype("float32"), rng.integers(0, 5, 64)
-    model.train_on_batch(x, y)                 # builds, compiles kernels, creates optimizer slots
+    x = rng.integers(0, 10, (64,) + shape) if kind == "embedding" else rng.standard_normal((64,) + shape)
+    x, y = x.astype("float32"), rng.integers(0, 5, 64)
+    model.train_on_batch(x, y)                 # builds, compiles kernels, creates optimizer slots, checks x's ids
     xb, yb = cupy.asarray(x[:32]), cupy.asarray(y[:32])
     cupy.cuda.runtime.deviceSynchronize()
     with cupyx.allow_synchronize(False):
         for _ in range(3):
-            model._train_step(xb, yb, None)
+            model._train_step(xb, yb, None, ids_checked=True)     # as fit runs it on batches of checked arrays
     loss = model._logs()["loss"]               # the one scalar the progress bar reads, after the steps
     assert numpy.isfinite(loss)
 

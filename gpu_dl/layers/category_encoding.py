@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numbers
 
-from ..backend import array_module, to_numpy
+from ..backend import array_module
+from . import id_checks
 from .base import Layer
 
 MODES = ("one_hot", "multi_hot", "count")
@@ -123,16 +124,25 @@ class CategoryEncoding(Layer):
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self.num_tokens)
 
+    def _check_bounds(self, low, high):
+        if low < 0 or high >= self.num_tokens:
+            raise ValueError(f"CategoryEncoding layer '{self.name}' has num_tokens={self.num_tokens}: ids must lie in "
+                             f"[0, {self.num_tokens - 1}], got ids from {low} to {high}.")
+
+    def check_host_ids(self, x):
+        """Raise the ValueError a call on the host array ``x`` would raise for ids outside [0, num_tokens): a model
+        checks its host inputs so, before they reach the device (see ``id_checks``)."""
+        if x.size:
+            self._check_bounds(*id_checks.host_bounds(x))
+
     def call(self, x, training=False):
         where = f"CategoryEncoding layer '{self.name}'"
         xp = array_module(x)
         ids = x.astype(xp.int64, copy=False)
-        if ids.size:
-            # one read-back of both bounds: a clear error beats ids silently dropped
-            low, high = (int(v) for v in to_numpy(xp.stack([ids.min(), ids.max()])))
-            if low < 0 or high >= self.num_tokens:
-                raise ValueError(f"{where} has num_tokens={self.num_tokens}: ids must lie in [0, "
-                                 f"{self.num_tokens - 1}], got ids from {low} to {high}.")
+        if ids.size and not id_checks.prechecked(self, x):
+            # one read-back of both bounds (a clear error beats ids silently dropped); a model skips it for
+            # inputs it checked on the host
+            self._check_bounds(*id_checks.device_bounds(ids))
         weights = None
         if self._count_weights is not None:
             weights = xp.asarray(self._as_input(self._count_weights)).astype(self.dtype)

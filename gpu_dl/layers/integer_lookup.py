@@ -30,6 +30,7 @@ import numpy
 
 from .. import backend
 from ..backend import array_module, to_numpy
+from . import id_checks
 from .base import Layer, Variable, _spend_weight_budget
 from .category_encoding import checked_mode, encode_categorical, encoded_shape
 
@@ -102,7 +103,7 @@ class IntegerLookup(Layer):
         self.input_idf_weights = None if idf_weights is None else [float(v) for v in numpy.asarray(
             to_numpy(idf_weights), dtype=numpy.float64).reshape(-1)]
         self._tokens = numpy.zeros(0, numpy.int64)
-        self._tables = None            # per device: (sorted tokens, their indices, inverted table)
+        self._tables = {}              # per array module: (sorted tokens, their indices, inverted table)
         self.idf_weights = None        # Variable (saved under the key "idf_weights"), in tf_idf mode
         self._frozen_vocab_size = _int_or_none(vocabulary_size, "vocabulary_size", where)
         if vocabulary is not None:
@@ -153,7 +154,7 @@ class IntegerLookup(Layer):
 
     def _set_tokens(self, tokens):
         self._tokens = numpy.asarray(tokens, numpy.int64).reshape(-1)
-        self._tables = None
+        self._tables = {}
         size = self.vocabulary_size()
         if self.output_mode != "int" and not self.pad_to_max_tokens and self._frozen_vocab_size not in (None, size) \
                 and self.built:
@@ -268,13 +269,43 @@ class IntegerLookup(Layer):
 
     # ------------------------------------------------------------------ call
     def _device_tables(self, xp):
-        if self._tables is None or self._tables[0] is not xp:
+        if xp not in self._tables:
             order = numpy.argsort(self._tokens, kind="stable")
             start = self._token_start_index()
             lut = numpy.array(self.get_vocabulary(), numpy.int64)
-            self._tables = (xp, xp.asarray(self._tokens[order]), xp.asarray(order.astype(numpy.int64) + start),
-                            xp.asarray(lut))
-        return self._tables[1:]
+            self._tables[xp] = (xp.asarray(self._tokens[order]), xp.asarray(order.astype(numpy.int64) + start),
+                                xp.asarray(lut))
+        return self._tables[xp]
+
+    def _lookup(self, xp, x, keys):
+        """For int64 tokens ``x``: where each would sit in the sorted ``keys``, and whether it is there."""
+        if not len(keys):
+            return xp.zeros(x.shape, xp.int64), xp.zeros(x.shape, bool)
+        position = xp.clip(xp.searchsorted(keys, x), 0, len(keys) - 1)
+        return position, keys[position] == x
+
+    def _masked(self, x):
+        return (x == self.mask_token) if self.mask_token is not None else None
+
+    @staticmethod
+    def _out_of_vocabulary(found, masked):
+        return ~found if masked is None else ~found & ~masked
+
+    def _refuse_oov(self, values):
+        raise ValueError(f"{self._where}: when num_oov_indices=0 all inputs should be in the vocabulary; found OOV "
+                         f"values {to_numpy(values)[:10].tolist()}. Consider num_oov_indices=1.")
+
+    def check_host_ids(self, x):
+        """With num_oov_indices=0, raise the ValueError a call on the host array ``x`` would raise for tokens outside
+        the vocabulary (the mask token aside): a model checks its host inputs so, before they reach the device (see
+        ``id_checks``). Other settings map every token, and a missing vocabulary is the call's own error."""
+        if self.invert or self.num_oov_indices or (self.output_mode != "int" and self.depth is None):
+            return
+        x = x.astype(numpy.int64, copy=False)
+        _, found = self._lookup(numpy, x, self._device_tables(numpy)[0])
+        oov = self._out_of_vocabulary(found, self._masked(x))
+        if oov.any():
+            self._refuse_oov(x[oov])
 
     @property
     def depth(self):
@@ -287,7 +318,7 @@ class IntegerLookup(Layer):
 
     def call(self, x, training=False):
         xp = array_module(x)
-        x = x.astype(xp.int64, copy=False)
+        given, x = x, x.astype(xp.int64, copy=False)
         keys, values, lut = self._device_tables(xp)
         if self.invert:
             inside = (x >= 0) & (x < len(lut))
@@ -296,19 +327,14 @@ class IntegerLookup(Layer):
         if self.output_mode != "int" and self.depth is None:
             raise ValueError(f"{self._where}: with output_mode={self.output_mode!r} and pad_to_max_tokens=False, set "
                              "the vocabulary (the `vocabulary` argument or adapt()) before calling the layer.")
-        if len(keys):
-            position = xp.clip(xp.searchsorted(keys, x), 0, len(keys) - 1)
-            found = keys[position] == x
-            indices = xp.where(found, values[position], xp.int64(-1))
-        else:
-            found = xp.zeros(x.shape, bool)
-            indices = xp.full(x.shape, -1, xp.int64)
-        masked = (x == self.mask_token) if self.mask_token is not None else None
-        oov = ~found if masked is None else ~found & ~masked
+        position, found = self._lookup(xp, x, keys)
+        indices = xp.where(found, values[position], xp.int64(-1)) if len(keys) else xp.full(x.shape, -1, xp.int64)
+        masked = self._masked(x)
+        oov = self._out_of_vocabulary(found, masked)
         if self.num_oov_indices == 0:
-            if bool(oov.any()):
-                raise ValueError(f"{self._where}: when num_oov_indices=0 all inputs should be in the vocabulary; "
-                                 f"found OOV values {to_numpy(x[oov])[:10].tolist()}. Consider num_oov_indices=1.")
+            # one read-back (a clear error beats a silent index); a model skips it for inputs it checked on the host
+            if not id_checks.prechecked(self, given) and id_checks.any_on_device(oov):
+                self._refuse_oov(x[oov])
         else:
             oov_index = xp.mod(x, self.num_oov_indices) if self.num_oov_indices > 1 else xp.zeros_like(x)
             indices = xp.where(oov, oov_index + self._oov_start_index(), indices)

@@ -415,6 +415,18 @@ class Functional(Model):
         return [backend.to_device(a) for a in arrays]
 
     # --------------------------------------------------------- forward/backward
+    def _input_calls(self):
+        """Each call on an Input, or on a list holding Inputs (a model of several inputs among the layers), takes
+        those inputs' arrays as they are (see ``Model._input_calls``)."""
+        position = {t: i for i, t in enumerate(self._inputs)}
+        found = []
+        for node in self._run_nodes:
+            arg = node.args[0]
+            for j, t in enumerate(arg if isinstance(arg, list) else [arg]):
+                if t in position:
+                    found.append((position[t], node.layer, j))
+        return found
+
     def forward(self, x, training=False, mask=None):
         """The output for ``x`` (an array, or a list/tuple of one per input); ``output_mask`` is then the mask of
         padded steps that reached the output, or None. With ``training=None`` a call made with
@@ -620,8 +632,7 @@ class Functional(Model):
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         if not self._multi:
             return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
-        x = self._host_features(x, x_name)
-        self._check_input_shape(_shapes(x), x_name)
+        x = self._checked_features(x, x_name)
         output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
             raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "

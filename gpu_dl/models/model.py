@@ -29,7 +29,7 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.io_utils import print_msg
 from ..layers.base import Layer, unique_name
-from . import data_checks as checks, streaming
+from . import data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -299,8 +299,7 @@ class Model(Layer):
     # --------------------------------------------------------- data validation
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
-        x = self._host_features(x, x_name)
-        self._check_input_shape(_shapes(x), x_name)
+        x = self._checked_features(x, x_name)
         output_shape = self.compute_output_shape(_batchless(_shapes(x)))
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
@@ -320,6 +319,19 @@ class Model(Layer):
     def _host_features(self, x, name):
         """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
         return checks.features(x, name, self.dtype)
+
+    def _checked_features(self, x, name):
+        """``_host_features`` checked against the model: their shapes, and the ids of the layers that take them as
+        they are (``host_ids``; device batches made from them may then skip those layers' device checks)."""
+        x = self._host_features(x, name)
+        self._check_input_shape(_shapes(x), name)
+        host_ids.check(self, x)
+        return x
+
+    def _input_calls(self):
+        """``(input position, layer, position in that layer's inputs)`` for each call the forward pass hands one of
+        the model's inputs unchanged (``host_ids`` reads them). None known here: the subclasses say."""
+        return []
 
     def _resolve_metrics(self, y_shape, output_shape):
         if self._metrics is None:
@@ -388,9 +400,12 @@ class Model(Layer):
                 found.append((layer, layer._activity_output))
         return found
 
-    def _train_step(self, x, y, sw):
+    def _train_step(self, x, y, sw, ids_checked=False):
+        """One optimizer step on the device batch. ``ids_checked``: ``x`` was made from host arrays that
+        ``_checked_features`` passed, so the id layers taking it skip their device read-back."""
         with nvtx_range("train_step"):
-            y_pred = self.forward(x, training=True)
+            with host_ids.prechecked(self, x, ids_checked):
+                y_pred = self.forward(x, training=True)
             with nvtx_range("loss"):
                 value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
             self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
@@ -399,8 +414,9 @@ class Model(Layer):
                 self.optimizer.apply(self.trainable_weights)
             self._track(value, y, y_pred, _length(x))
 
-    def _test_step(self, x, y, sw):
-        y_pred = self.forward(x, training=False)
+    def _test_step(self, x, y, sw, ids_checked=False):
+        with host_ids.prechecked(self, x, ids_checked):
+            y_pred = self.forward(x, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
         value = value + self._regularization(gradients=False)
         self._track(value, y, y_pred, _length(x))
@@ -546,7 +562,7 @@ class Model(Layer):
         order = backend.rng().permutation(_length(x)) if shuffle else None
         for step, index in enumerate(self._batches(_length(x), batch_size, order)):
             cbs.batch("on_train_batch_begin", step, dict)
-            self._train_step(*self._device_batch(x, y, sw, index))
+            self._train_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             cbs.batch("on_train_batch_end", step, self._logs)
             if self.stop_training:
                 break
@@ -577,7 +593,7 @@ class Model(Layer):
         for step, index in enumerate(self._batches(_length(x), batch_size)):
             if cbs is not None:
                 cbs.batch("on_test_batch_begin", step, dict)
-            self._test_step(*self._device_batch(x, y, sw, index))
+            self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
                 cbs.batch("on_test_batch_end", step, self._logs)
         logs = self._logs()
@@ -618,8 +634,7 @@ class Model(Layer):
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x = self._host_features(x, "x")
-        self._check_input_shape(_shapes(x), "x")
+        x = self._checked_features(x, "x")
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
             self.build(_batchless(_shapes(x)))
@@ -629,7 +644,9 @@ class Model(Layer):
         outputs = []
         for step, index in enumerate(self._batches(_length(x), batch_size)):
             cbs.batch("on_predict_batch_begin", step, dict)
-            out = self.forward(_on_device(_take(x, index)), training=False)
+            xb = _on_device(_take(x, index))
+            with host_ids.prechecked(self, xb):
+                out = self.forward(xb, training=False)
             outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
             cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
         cbs.call("on_predict_end", {})
@@ -649,7 +666,7 @@ class Model(Layer):
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         self.reset_metrics()
-        self._train_step(*self._device_batch(x, y, sw, slice(None)))
+        self._train_step(*self._device_batch(x, y, sw, slice(None)), ids_checked=True)
         return self._batch_result(return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -658,7 +675,7 @@ class Model(Layer):
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         self.reset_metrics()
-        self._test_step(*self._device_batch(x, y, sw, slice(None)))
+        self._test_step(*self._device_batch(x, y, sw, slice(None)), ids_checked=True)
         return self._batch_result(return_dict)
 
     def predict_on_batch(self, x):

@@ -38,7 +38,7 @@ from .. import backend
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.io_utils import print_msg
 from ..data.py_dataset import PyDataset, prefetched
-from . import data_checks as checks
+from . import data_checks as checks, host_ids
 
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
             "generate at least `steps_per_epoch * epochs` batches.")
@@ -205,7 +205,8 @@ def prepare(model, raw, where, class_weight=None):
 
 
 def device_batch(model, raw, where, class_weight=None):
-    """A checked batch on the device, ``(x, y, sw)``; stateful layers' batch size checked first."""
+    """A checked batch on the device, ``(x, y, sw)``; stateful layers' batch size checked first. The ids of its
+    inputs were checked on the host (``prepare``): the steps may skip the id layers' device checks."""
     x, y, sw, _ = prepare(model, raw, where, class_weight)
     check_stateful(model, x, where)
     return model._device_batch(x, y, sw, slice(None))
@@ -227,8 +228,7 @@ def check_stateful(model, x, where):
 def _host_inputs(model, raw, where):
     x, _, _ = unpack(raw, where)
     try:
-        x = model._host_features(x, "x")
-        model._check_input_shape(_shapes(x), "x")
+        x = model._checked_features(x, "x")
     except (ValueError, TypeError) as exc:
         raise _named(exc, where) from None
     return x
@@ -266,7 +266,7 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     cbs.call("on_test_begin", {})
 
     def step(raw, where):
-        model._test_step(*device_batch(model, raw, where))
+        model._test_step(*device_batch(model, raw, where), ids_checked=True)
         return model._logs
     _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
     if stream.ran_out and stream.steps is not None:
@@ -335,7 +335,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     logs = {}
 
     def step(raw, where):
-        model._train_step(*device_batch(model, raw, where, class_weight))
+        model._train_step(*device_batch(model, raw, where, class_weight), ids_checked=True)
         return model._logs
 
     # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
@@ -403,7 +403,9 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     def step(raw, where):
         xb = _host_inputs(model, raw, where)
         check_stateful(model, xb, where)
-        out = model.forward(_on_device(xb), training=False)
+        xb = _on_device(xb)
+        with host_ids.prechecked(model, xb):
+            out = model.forward(xb, training=False)
         outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
         return lambda: {"outputs": outputs[-1]}
     _run_epoch(stream, cbs, params, step, "on_predict_batch_begin", "on_predict_batch_end")

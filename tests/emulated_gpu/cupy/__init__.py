@@ -63,9 +63,10 @@ def _device(a):
 
 def asarray(a, dtype=None, order=None):
     # A host array crosses to the device as a copy; a device array is copied only
-    # if the dtype or order asks for it (spelled so for NumPy 1.26 and 2.x alike).
+    # if the dtype or order asks for it (spelled so for NumPy 1.26 and 2.x alike),
+    # and is otherwise the very same array, as CuPy returns it.
     if isinstance(a, ndarray):
-        return _device(numpy.asarray(a, dtype=dtype, order=order or "K"))
+        return _device(numpy.asanyarray(a, dtype=dtype, order=order or "K"))
     return _device(numpy.array(a, dtype=dtype, order=order or "K", copy=True))
 
 
