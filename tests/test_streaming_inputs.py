@@ -214,6 +214,19 @@ def test_validation_data_as_a_py_dataset_and_as_a_generator_with_validation_step
     assert val_data.log == ["begin", "end"] * 4
 
 
+def test_a_finite_validation_generator_is_used_up_by_the_first_validation_with_a_warning():
+    x, y = make_data()
+    vx, vy = make_data(seed=5)
+    model = dense_model()
+    with pytest.warns(UserWarning, match="`validation_data` gave no batches this time: a generator is used up"):
+        history = model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_data=generator(vx, vy))
+    val_loss = history.history["val_loss"]
+    assert numpy.isfinite(val_loss[0]) and numpy.isnan(val_loss[1:]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # one validation of a finite generator is the normal case
+        dense_model().fit(x, y, batch_size=BATCH, epochs=1, verbose=0, validation_data=generator(vx, vy))
+
+
 def test_evaluate_and_predict_with_steps(xp):
     x, y = make_data()
     model, _ = trained(Batches(x, y), shuffle=False)

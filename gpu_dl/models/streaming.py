@@ -82,7 +82,7 @@ class Stream:
     """
 
     def __init__(self, data, steps, shuffle, name, steps_name):
-        self.data, self.name, self.steps = data, name, steps
+        self.data, self.name, self.steps, self.steps_name = data, name, steps, steps_name
         self.ran_out = False
         self._position = 0          # batches taken so far: in this pass (PyDataset) or in all (iterator)
         self._order = None
@@ -268,8 +268,14 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     def step(raw, where):
         model._test_step(*device_batch(model, raw, where), ids_checked=True)
         return model._logs
-    _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
-    if stream.ran_out and stream.steps is not None:
+    seen = _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
+    if seen == 0:
+        # A generator runs once: without validation_steps the first validation takes all of it. (Keras
+        # re-validates on the batches it looked at first, a different number each time.)
+        warnings.warn(f"`{stream.name}` gave no batches this time: a {_kind(stream.data)} is used up by one pass, "
+                      f"so its loss and metrics are nan. Give a PyDataset, which runs again each epoch, or a "
+                      f"generator that does not end with `{stream.steps_name}` batches per pass.", stacklevel=3)
+    elif stream.ran_out and stream.steps is not None:
         warnings.warn(_RAN_OUT, stacklevel=3)
     logs = model._logs()
     cbs.call("on_test_end", logs)
