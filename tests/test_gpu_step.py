@@ -19,6 +19,8 @@ _MODELS = {
     "gru": ((7, 5), lambda: [layers.Bidirectional(layers.GRU(6)), layers.Dense(4, activation="tanh")]),
     # ids in [0, 10): the batches come from host arrays the model checked, so the Embedding reads nothing back
     "embedding": ((6,), lambda: [layers.Embedding(10, 4), layers.Flatten()]),
+    # the same, and the multi-hot encoding scatters its ids with no size read back
+    "multi_hot": ((6,), lambda: [layers.CategoryEncoding(10, output_mode="multi_hot")]),
 }
 
 
@@ -44,7 +46,7 @@ def test_train_step_copies_nothing_back_to_the_host(cupy_only, kind):
     cupy = cupy_only
     model, shape = _model(kind)
     rng = numpy.random.default_rng(0)
-    x = rng.integers(0, 10, (64,) + shape) if kind == "embedding" else rng.standard_normal((64,) + shape)
+    x = rng.integers(0, 10, (64,) + shape) if kind in ("embedding", "multi_hot") else rng.standard_normal((64,) + shape)
     x, y = x.astype("float32"), rng.integers(0, 5, 64)
     model.train_on_batch(x, y)                 # builds, compiles kernels, creates optimizer slots, checks x's ids
     xb, yb = cupy.asarray(x[:32]), cupy.asarray(y[:32])

@@ -41,13 +41,18 @@ def encode_categorical(ids, output_mode, depth, dtype, count_weights=None, where
                          f"up to rank 2), got shape {tuple(ids.shape)}. Reshape to (samples, ids) first.")
     rows = 1 if ids.ndim == 1 else ids.shape[0]
     valid = (ids >= 0) & (ids < depth)
-    # One bincount over (row, id) pairs flattened to row * depth + id: no per-row loop, ids out of range dropped.
+    # One scatter-add over (row, id) pairs flattened to row * depth + id: no per-row loop. Ids out of range go to
+    # a spare last bin that is then dropped: no boolean-mask selection and no bincount, both of which read a
+    # size back from the device.
     row_index = xp.arange(rows, dtype=xp.int64).reshape((rows,) + (1,) * (ids.ndim - 1)) if ids.ndim == 2 else 0
-    flat = (ids + row_index * depth)[valid]
-    weights = None
+    flat = xp.where(valid, ids + row_index * depth, rows * depth)
     if count_weights is not None and output_mode == "count":
-        weights = count_weights[valid].astype(xp.float64)
-    counts = xp.bincount(flat, weights=weights, minlength=rows * depth)[:rows * depth]
+        weights = xp.broadcast_to(xp.asarray(count_weights, dtype=xp.float64), ids.shape)
+    else:
+        weights = xp.ones(ids.shape, dtype=xp.float64)
+    counts = xp.zeros(rows * depth + 1, dtype=xp.float64)
+    xp.add.at(counts, flat.reshape(-1), weights.reshape(-1))
+    counts = counts[:rows * depth]
     counts = counts.reshape((rows, depth) if ids.ndim == 2 else (depth,))
     if output_mode == "multi_hot":
         counts = counts > 0
