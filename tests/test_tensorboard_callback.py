@@ -109,6 +109,22 @@ def test_evaluate_writes_the_evaluation_scalars_at_the_iteration_count(tmp_path)
     val = scalars(tmp_path / "eval" / "validation")
     assert val["evaluation_loss_vs_iterations"] == [(3, float(numpy.float32(loss)))]
     assert val["evaluation_accuracy_vs_iterations"] == [(3, float(numpy.float32(accuracy)))]
+    assert "keras" in values(tmp_path / "eval" / "train")     # the config, as Keras writes it for any run
+
+
+def test_evaluate_and_predict_of_their_own_close_their_files(tmp_path):
+    model = classifier()
+    callback = callbacks.TensorBoard(log_dir=tmp_path)
+    fit(model, callback, epochs=1)
+    assert callback._writers == {}
+    x, y = blobs(96)
+    model.evaluate(x, y, callbacks=[callback], verbose=0)
+    assert callback._writers == {}
+    model.predict(x, callbacks=[callback], verbose=0)
+    assert callback._writers == {}
+    # fit's, evaluate's and predict's configs, each in a file of its own.
+    assert len(list((tmp_path / "train").glob("events.out.tfevents.*"))) == 3
+    assert len(values(tmp_path / "train")["keras"]) == 3
 
 
 def test_steps_per_second_is_written_when_asked(tmp_path):

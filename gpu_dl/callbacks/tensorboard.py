@@ -1,6 +1,7 @@
 """TensorBoard: write the run's scalars, weight histograms and model config as TensorBoard event files."""
 from __future__ import annotations
 
+import itertools
 import numbers
 import os
 import time
@@ -12,6 +13,11 @@ from .. import backend
 from ..backend import profiler
 from . import tensorboard_events as events
 from .base import Callback
+
+# tensorboardX names a file after the second and the host only, and opens it for writing from the start: two
+# writers of one folder within a second (fit, then evaluate) would leave one file. TensorFlow adds the process
+# and a counter, and so does this.
+_file_numbers = itertools.count()
 
 
 class TensorBoard(Callback):
@@ -94,6 +100,7 @@ class TensorBoard(Callback):
         self._epoch_start_time = 0.0
         self._epoch_start_iterations = 0
         self._profiling = False
+        self._in_fit = False
 
     # ------------------------------------------------------------------ writers
     def _writer(self, name):
@@ -101,7 +108,8 @@ class TensorBoard(Callback):
         a run without validation leaves no empty ``validation`` folder."""
         if name not in self._writers:
             import tensorboardX
-            self._writers[name] = tensorboardX.FileWriter(os.path.join(self.log_dir, name))
+            suffix = f".{os.getpid()}.{next(_file_numbers)}"
+            self._writers[name] = tensorboardX.FileWriter(os.path.join(self.log_dir, name), filename_suffix=suffix)
         return self._writers[name]
 
     def _write(self, name, summary, step):
@@ -131,10 +139,12 @@ class TensorBoard(Callback):
                 self._flush()
 
     def on_train_begin(self, logs=None):
+        self._in_fit = True
         self._epoch_base = 0
         self._begun = 0
 
     def on_train_end(self, logs=None):
+        self._in_fit = False
         if self._profiling:
             self._stop_profiler()
         self._close_writers()
@@ -158,7 +168,18 @@ class TensorBoard(Callback):
             step = int(optimizer.iterations)
             for name, value in (logs or {}).items():
                 self._write_scalar("validation", f"evaluation_{name}_vs_iterations", value, step)
+        self._end_outside_fit()
+
+    def on_predict_end(self, logs=None):
+        self._end_outside_fit()
+
+    def _end_outside_fit(self):
+        """An evaluate or predict of its own ends here: close its files (and their writer threads) as fit's
+        on_train_end does; within fit, validation leaves them open for the epoch's scalars."""
+        if self._in_fit:
             self._flush()
+        else:
+            self._close_writers()
 
     # The batch hooks run only where wants_batch_logs says so; the loop asks it before each hook.
     def wants_batch_logs(self, batch):
