@@ -4,8 +4,9 @@ training, of each epoch and of each batch.
 One module per concern: ``base`` (Callback, History, the progress bar and
 the list the loop calls), ``monitor`` (watching one logged quantity),
 ``stopping``, ``learning_rate``, ``history_files`` (CSV and the curves PNG),
-``checkpoint``, ``backup`` (resuming an interrupted fit) and ``swap_ema`` (evaluating with the weight
-averages).
+``checkpoint``, ``backup`` (resuming an interrupted fit), ``swap_ema``
+(evaluating with the weight averages) and ``tensorboard`` (event files for
+TensorBoard; it needs tensorboardX only once a TensorBoard callback is made).
 """
 from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History, LambdaCallback, ProgbarLogger
@@ -15,7 +16,8 @@ from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .monitor import MonitorCallback
 from .stopping import EarlyStopping, TerminateOnNaN
 from .swap_ema import SwapEMAWeights
+from .tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "LambdaCallback", "ProgbarLogger", "MonitorCallback",
            "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
-           "TrainingCurves", "ModelCheckpoint", "SwapEMAWeights", "BackupAndRestore"]
+           "TrainingCurves", "ModelCheckpoint", "SwapEMAWeights", "BackupAndRestore", "TensorBoard"]
