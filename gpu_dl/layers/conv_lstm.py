@@ -1,10 +1,12 @@
-"""``ConvLSTM2D`` and ``ConvLSTM1D``: Keras 3's convolutional LSTMs, channels_last.
+"""``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``: Keras 3's convolutional LSTMs, channels_last.
 
-Inputs (batch, time, rows, cols, channels) for ConvLSTM2D and (batch, time,
-steps, channels) for ConvLSTM1D. Each step's gates come from a convolution of
+Inputs (batch, time, rows, cols, channels) for ConvLSTM2D, (batch, time,
+steps, channels) for ConvLSTM1D and (batch, time, depth, rows, cols, channels)
+for ConvLSTM3D. Each step's gates come from a convolution of
 the input (the layer's strides, padding "valid"/"same" and dilation_rate)
 plus a convolution of h_{t-1} (stride 1, "same"), so the states h and c are
-(batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters)). The
+(batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters); 3-D:
+(batch, out_depth, out_rows, out_cols, filters)). The
 layer returns the last h, or every step's with ``return_sequences``
 (batch, time, ...), and with ``return_state`` the list [output, h, c].
 
@@ -12,7 +14,8 @@ Weights as Keras lays them out: kernel kernel_size + (channels, 4*filters),
 recurrent_kernel kernel_size + (filters, 4*filters), bias (4*filters,), gates
 i, f, c, o; saved under ``<layer>/cell`` as Keras saves the ConvLSTM's cell.
 The 1-D layer runs the 2-D operations on images of height 1 (its kernel
-(k, a, b) read as (1, k, a, b)). The arithmetic is ``ops/conv_lstm.py``.
+(k, a, b) read as (1, k, a, b)); the 3-D layer gives the same operations its
+volumes as they are. The arithmetic is ``ops/conv_lstm.py``.
 
 Masks, ``initial_state`` ([h, c], with their gradients in
 ``initial_state_gradients`` after ``backward``), ``go_backwards`` and
@@ -35,7 +38,7 @@ from .spatial import int_tuple, padding_word, too_small_error
 
 
 class ConvLSTM(SequenceLayer):
-    """What ConvLSTM2D and ConvLSTM1D share; ``rank`` is the number of spatial axes."""
+    """What ConvLSTM1D, ConvLSTM2D and ConvLSTM3D share; ``rank`` is the number of spatial axes."""
 
     rank = 2
     STATES = 2
@@ -91,18 +94,20 @@ class ConvLSTM(SequenceLayer):
 
     # ----------------------------------------------------------------- shapes
     def _image_pair(self, values, fill):
-        """Per-axis values of the layer as the 2-D ops' (rows, cols) pair (1-D: ``fill`` for the rows)."""
+        """Per-axis values of the layer as the ops' spatial axes (1-D: the 2-D ops' (rows, cols) pair with
+        ``fill`` for the rows)."""
         values = tuple(values)
-        return values if self.rank == 2 else (fill,) + values
+        return values if self.rank > 1 else (fill,) + values
 
     def _layer_axes(self, pair):
-        return tuple(pair) if self.rank == 2 else tuple(pair[1:])
+        return tuple(pair) if self.rank > 1 else tuple(pair[1:])
 
     def _checked(self, input_shape):
         """The input shape checked: rank, a non-empty sequence, known channels and spatial sizes."""
         shape = tuple(input_shape)
         where = self._where()
-        axes = "(batch, time, rows, cols, channels)" if self.rank == 2 else "(batch, time, steps, channels)"
+        axes = {1: "(batch, time, steps, channels)", 2: "(batch, time, rows, cols, channels)",
+                3: "(batch, time, depth, rows, cols, channels)"}[self.rank]
         if len(shape) != self.rank + 3:
             raise ValueError(f"{where} expects inputs of rank {self.rank + 3} {axes}, got shape {shape} "
                              f"(rank {len(shape)}).")
@@ -121,7 +126,7 @@ class ConvLSTM(SequenceLayer):
                                                                       self.dilation_rate))
         pads = conv_padding(self.padding, spatial, window, strides, dilation)
         out = output_spatial(spatial, window, strides, dilation, pads)
-        names = ("rows", "cols") if self.rank == 2 else ("steps",)
+        names = {1: ("steps",), 2: ("rows", "cols"), 3: ("depth", "rows", "cols")}[self.rank]
         for axis, n, k, s, d, p, o in zip(names, *(self._layer_axes(v) for v in
                                                    (spatial, window, strides, dilation, pads, out))):
             if o < 1:
@@ -181,19 +186,29 @@ class ConvLSTM(SequenceLayer):
 
     # ------------------------------------------------------------------ passes
     def _image(self, a, batch_axes):
-        """An array in the layer's layout as the 2-D ops' (a view; 1-D: a unit rows axis after ``batch_axes``)."""
-        if self.rank == 2:
+        """An array in the layer's layout as the ops' (a view; 1-D: a unit rows axis after ``batch_axes``)."""
+        if self.rank > 1:
             return a
         return a.reshape(a.shape[:batch_axes] + (1,) + a.shape[batch_axes:])
 
     def _layer(self, a, batch_axes):
         """Inverse of ``_image``."""
-        if self.rank == 2:
+        if self.rank > 1:
             return a
         return a.reshape(a.shape[:batch_axes] + a.shape[batch_axes + 1:])
 
     def _image_weight(self, var):
         return var.value.reshape(self._image_pair(var.shape[:-2], 1) + var.shape[-2:])
+
+    @staticmethod
+    def _swap_batch_and_time(a):
+        """(N, T, ...) <-> (T, N, ...), a view."""
+        return a.transpose((1, 0) + tuple(range(2, a.ndim)))
+
+    @staticmethod
+    def _per_sample(mask, ndim):
+        """A (..., N) mask shaped to broadcast over arrays of ``ndim`` more axes (spatial axes and filters)."""
+        return mask.reshape(mask.shape + (1,) * ndim)
 
     def _dropout_mask(self, xp, shape, rate, dtype):
         keep = 1.0 - rate
@@ -209,13 +224,13 @@ class ConvLSTM(SequenceLayer):
                   else self._given_states(xp, initial_state, state_shape, x.dtype))
         image = self._image(x, 2)
         steps = image[:, ::-1] if self.go_backwards else image
-        x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2, 3, 4))
+        x_tm = xp.ascontiguousarray(self._swap_batch_and_time(steps))
         step_mask = None
         if mask is not None:
             step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
         input_masks = recurrent_masks = None
         if training and self.dropout:
-            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:4] + (GATES, image.shape[4]), self.dropout,
+            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:-1] + (GATES, image.shape[-1]), self.dropout,
                                              x.dtype)
         if training and self.recurrent_dropout:
             recurrent_masks = self._dropout_mask(xp, (n,) + out + (GATES, self.filters), self.recurrent_dropout,
@@ -231,11 +246,13 @@ class ConvLSTM(SequenceLayer):
             # as the LSTM layer: a masked step outputs the output before it, zeros before the first step
             zeroed = xp.cumsum(step_mask, axis=0) > 0
         self._saved = (saved, zeroed) if training else None
+        spatial_and_filters = h.ndim - 2
         if self.return_sequences:
-            seq = h[1:] if zeroed is None else h[1:] * zeroed[:, :, None, None, None]
-            output = self._layer(xp.ascontiguousarray(seq.transpose(1, 0, 2, 3, 4)), 2)
+            seq = h[1:] if zeroed is None else h[1:] * self._per_sample(zeroed, spatial_and_filters)
+            output = self._layer(xp.ascontiguousarray(self._swap_batch_and_time(seq)), 2)
         else:
-            output = self._layer(h[-1] if zeroed is None else h[-1] * zeroed[-1][:, None, None, None], 1)
+            output = self._layer(h[-1] if zeroed is None else h[-1] * self._per_sample(zeroed[-1],
+                                                                                       spatial_and_filters), 1)
         if self.return_state:
             return [output, self._layer(h[-1], 1), self._layer(c[-1], 1)]
         return output
@@ -252,7 +269,7 @@ class ConvLSTM(SequenceLayer):
         return [xp.asarray(s, dtype=dtype) for s in carried]
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
-        """``initial_state`` [h, c] in the layer's layout, checked, as the 2-D ops' (N, OH, OW, filters)."""
+        """``initial_state`` [h, c] in the layer's layout, checked, as the ops' (N, OH, OW, filters)."""
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         expected = self._layer_axes_of_state(state_shape)
         if len(states) != self.STATES:
@@ -268,7 +285,7 @@ class ConvLSTM(SequenceLayer):
         return checked
 
     def _layer_axes_of_state(self, state_shape):
-        return (state_shape[0],) + self._layer_axes(state_shape[1:3]) + (state_shape[3],)
+        return (state_shape[0],) + self._layer_axes(state_shape[1:-1]) + (state_shape[-1],)
 
     def backward(self, dy):
         saved, zeroed = self.saved()
@@ -277,14 +294,16 @@ class ConvLSTM(SequenceLayer):
         d_output, dh_state, dc_state = grads[:3]
         xp = array_module(saved[0])
         dh_seq = dh_last = None
+        spatial_and_filters = saved[0].ndim - 2
         if d_output is not None:
             if self.return_sequences:
-                dh_seq = xp.ascontiguousarray(self._image(d_output, 2).transpose(1, 0, 2, 3, 4))
+                dh_seq = xp.ascontiguousarray(self._swap_batch_and_time(self._image(d_output, 2)))
                 if zeroed is not None:
-                    dh_seq = dh_seq * zeroed[:, :, None, None, None]
+                    dh_seq = dh_seq * self._per_sample(zeroed, spatial_and_filters)
             else:
                 d_output = self._image(d_output, 1)
-                dh_last = d_output if zeroed is None else d_output * zeroed[-1][:, None, None, None]
+                dh_last = d_output if zeroed is None else d_output * self._per_sample(zeroed[-1],
+                                                                                     spatial_and_filters)
         if dh_state is not None:
             dh_state = self._image(dh_state, 1)
             dh_last = dh_state if dh_last is None else dh_last + dh_state
@@ -300,7 +319,7 @@ class ConvLSTM(SequenceLayer):
                 self.bias.grad = dbias
         if dx_tm is None:
             return None
-        dx = dx_tm.transpose(1, 0, 2, 3, 4)
+        dx = self._swap_batch_and_time(dx_tm)
         return self._layer(xp.ascontiguousarray(dx[:, ::-1] if self.go_backwards else dx), 2)
 
     # ------------------------------------------------------------------ stateful
@@ -340,6 +359,14 @@ class ConvLSTM2D(ConvLSTM):
     filters)."""
 
     rank = 2
+
+
+class ConvLSTM3D(ConvLSTM):
+    """Convolutional LSTM over (batch, time, depth, rows, cols, channels); kernel (kd, kh, kw, channels,
+    4*filters), recurrent_kernel (kd, kh, kw, filters, 4*filters), bias (4*filters,); states (batch, out_depth,
+    out_rows, out_cols, filters)."""
+
+    rank = 3
 
 
 class ConvLSTM1D(ConvLSTM):
