@@ -268,6 +268,32 @@ def test_stateful_calls_continue_the_sequence(xp, rng, cls, spatial):
         layer(xp.asarray(x[:1]))
 
 
+@pytest.mark.parametrize("cls,spatial", [(layers.ConvLSTM1D, (5,))] + SPATIAL)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_channels_first_is_channels_last_with_the_channels_moved(xp, rng, cls, spatial, return_sequences):
+    kwargs = {"filters": 2, "kernel_size": 2, "padding": "same", "return_sequences": return_sequences,
+              "return_state": True}
+    last, first = make(cls, **kwargs), make(cls, data_format="channels_first", **kwargs)
+    x = rng.standard_normal((2, 3) + spatial + (3,))
+    states = [rng.standard_normal((2,) + spatial + (2,)) for _ in range(2)]
+    want = [to_numpy(a) for a in last(xp.asarray(x), initial_state=[xp.asarray(s) for s in states])]
+    x_first = xp.asarray(numpy.moveaxis(x, -1, 2))
+    states_first = [xp.asarray(numpy.moveaxis(s, -1, 1)) for s in states]
+    first.build(x_first.shape)
+    first.set_weights(last.get_weights())
+    got = first(x_first, initial_state=states_first)
+    leads = [2 if return_sequences else 1, 1, 1]
+    for g, w, lead in zip(got, want, leads):
+        numpy.testing.assert_allclose(to_numpy(g), numpy.moveaxis(w, -1, lead), rtol=1e-12, atol=1e-12)
+    assert [tuple(g.shape) for g in got] == first.compute_output_shape(x_first.shape)
+    check_gradients(first, x_first, rng, [xp.asarray(rng.standard_normal(g.shape)) for g in got],
+                    initial_state=states_first)
+    with pytest.raises(ValueError, match="built for 3 input channels"):
+        first(x_first[:, :, :2])
+    with pytest.raises(ValueError, match=r"initial_state\[0\] must have shape"):
+        first(x_first, initial_state=[xp.asarray(s) for s in states])   # channels_last states
+
+
 # ------------------------------------------------------------------------------- shapes and config
 def test_shapes_parameter_counts_and_config():
     layer = layers.ConvLSTM2D(3, 2, padding="same", return_state=True)
@@ -333,8 +359,8 @@ def test_bad_input_names_the_layer(cls, build_shape, call_shape, match):
 def test_bad_arguments_name_the_layer():
     with pytest.raises(ValueError, match="'c1'.*padding"):
         layers.ConvLSTM2D(2, 3, padding="causal", name="c1")
-    with pytest.raises(ValueError, match="'c2'.*channels_last"):
-        layers.ConvLSTM2D(2, 3, data_format="channels_first", name="c2")
+    with pytest.raises(ValueError, match="'c2'.*data_format must be 'channels_last' or 'channels_first'"):
+        layers.ConvLSTM3D(2, 3, data_format="channels_middle", name="c2")
     with pytest.raises(ValueError, match="'c3'.*strides"):
         layers.ConvLSTM1D(2, 3, strides=2, dilation_rate=2, name="c3")
     layer = layers.ConvLSTM1D(2, 3, padding="same", name="c4")

@@ -32,6 +32,12 @@ def _numpy(a):
                                         "go_backwards": True}),
     ("ConvLSTM3D", (1, 2, 5, 3, 4, 2), {"kernel_size": (2, 3, 2), "dilation_rate": (2, 1, 1), "padding": "same",
                                         "use_bias": False, "return_sequences": True, "return_state": True}),
+    ("ConvLSTM3D", (2, 3, 2, 3, 4, 5), {"kernel_size": (1, 2, 3), "padding": "same", "strides": (1, 1, 2),
+                                        "data_format": "channels_first", "return_sequences": True,
+                                        "return_state": True}),
+    ("ConvLSTM2D", (2, 3, 2, 5, 4), {"kernel_size": 2, "data_format": "channels_first", "return_state": True}),
+    ("ConvLSTM1D", (2, 3, 2, 5), {"kernel_size": 2, "padding": "same", "data_format": "channels_first",
+                                  "return_sequences": True}),
 ])
 def test_outputs_and_states_match_keras(rng, name, shape, kwargs):
     x = rng.standard_normal(shape).astype("float32")
@@ -92,14 +98,16 @@ def test_conv_lstm1d_training_steps_match_keras(rng):
     assert_training_steps_match(keras, ours, theirs, rng, (3, 7, 2), classes=3, batch=5)
 
 
-def test_conv_lstm3d_training_steps_match_keras(rng):
+@pytest.mark.parametrize("data_format,shape", [("channels_last", (2, 3, 5, 4, 2)), ("channels_first", (2, 2, 3, 5, 4))])
+def test_conv_lstm3d_training_steps_match_keras(rng, data_format, shape):
     def stack(lib):
-        return [lib.layers.ConvLSTM3D(2, (2, 3, 2), padding="same", strides=(1, 2, 1), return_sequences=True),
+        return [lib.layers.ConvLSTM3D(2, (2, 3, 2), padding="same", strides=(1, 2, 1), data_format=data_format,
+                                      return_sequences=True),
                 lib.layers.Flatten(), lib.layers.Dense(3, activation="softmax")]
     gpu_dl.backend.set_random_seed(7)
-    ours = gpu_dl.Sequential([layers.Input((2, 3, 5, 4, 2))] + stack(gpu_dl))
-    theirs = keras.Sequential([keras.Input((2, 3, 5, 4, 2))] + stack(keras))
-    assert_training_steps_match(keras, ours, theirs, rng, (2, 3, 5, 4, 2), classes=3, batch=4)
+    ours = gpu_dl.Sequential([layers.Input(shape)] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input(shape)] + stack(keras))
+    assert_training_steps_match(keras, ours, theirs, rng, shape, classes=3, batch=4)
 
 
 def test_conv_lstm3d_keras_files_both_ways(rng, tmp_path):
@@ -112,6 +120,17 @@ def test_conv_lstm3d_keras_files_both_ways(rng, tmp_path):
     ours = gpu_dl.models.load_model(tmp_path / "theirs.keras")
     assert isinstance(ours.layers[0], layers.ConvLSTM3D) and ours.layers[0].go_backwards
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # channels_first: (time, channels, depth, rows, cols)
+    theirs = keras.Sequential([keras.Input((2, 2, 3, 4, 5)),
+                               keras.layers.ConvLSTM3D(2, 2, data_format="channels_first"),
+                               keras.layers.Flatten(), keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "first.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "first.keras")
+    assert ours.layers[0].data_format == "channels_first"
+    x_first = numpy.ascontiguousarray(numpy.moveaxis(x, -1, 2))
+    numpy.testing.assert_allclose(ours.predict(x_first, verbose=0), theirs.predict(x_first, verbose=0), rtol=1e-5,
+                                  atol=1e-6)
 
     gpu_dl.backend.set_random_seed(4)
     ours = gpu_dl.Sequential([layers.Input((2, 3, 4, 5, 2)),

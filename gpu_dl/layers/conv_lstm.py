@@ -1,4 +1,4 @@
-"""``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``: Keras 3's convolutional LSTMs, channels_last.
+"""``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``: Keras 3's convolutional LSTMs.
 
 Inputs (batch, time, rows, cols, channels) for ConvLSTM2D, (batch, time,
 steps, channels) for ConvLSTM1D and (batch, time, depth, rows, cols, channels)
@@ -6,7 +6,10 @@ for ConvLSTM3D. Each step's gates come from a convolution of
 the input (the layer's strides, padding "valid"/"same" and dilation_rate)
 plus a convolution of h_{t-1} (stride 1, "same"), so the states h and c are
 (batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters); 3-D:
-(batch, out_depth, out_rows, out_cols, filters)). The
+(batch, out_depth, out_rows, out_cols, filters)). With
+``data_format="channels_first"`` the channels (and the states' filters) come
+right after the batch and time axes instead, as in Keras; the layer moves them
+last on the way in and back on the way out, and runs channels_last. The
 layer returns the last h, or every step's with ``return_sequences``
 (batch, time, ...), and with ``return_state`` the list [output, h, c].
 
@@ -34,7 +37,7 @@ from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
 from .core import positive_int
 from .recurrent import set_gated_cell_arguments
 from .sequence_layer import SequenceLayer
-from .spatial import int_tuple, padding_word, too_small_error
+from .spatial import data_format_word, int_tuple, padding_word, too_small_error
 
 
 class ConvLSTM(SequenceLayer):
@@ -60,10 +63,7 @@ class ConvLSTM(SequenceLayer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
                              f"got strides={self.strides}, dilation_rate={self.dilation_rate}.")
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{where}: only data_format='channels_last' is supported (inputs (batch, time, ..., "
-                             f"channels)), got {data_format!r}; transpose channels_first data to channels_last.")
-        self.data_format = "channels_last"
+        self.data_format = data_format_word(data_format, f"{where}: data_format")
         self.unit_forget_bias = bool(unit_forget_bias)
         set_gated_cell_arguments(
             self, where, activation, recurrent_activation, use_bias, dropout, recurrent_dropout, seed,
@@ -87,10 +87,26 @@ class ConvLSTM(SequenceLayer):
     state_names = ("h", "c")
 
     def checked_initial_state(self, initial_state, x):
-        """[h, c] checked for input ``x``, in the layer's layout (what its call takes)."""
-        _, out = self._geometry(x.shape)
+        """[h, c] checked for input ``x``, in the layer's layout and data format (what its call takes)."""
+        _, out = self._geometry(self._moved(x.shape, 2, True))
         state_shape = (x.shape[0],) + out + (self.filters,)
-        return [self._layer(s, 1) for s in self._given_states(array_module(x), initial_state, state_shape, x.dtype)]
+        return [self._given_format(self._layer(s, 1), 1)
+                for s in self._given_states(array_module(x), initial_state, state_shape, x.dtype)]
+
+    # ----------------------------------------------------------- data format
+    def _moved(self, a, lead, to_last):
+        """An array (a view) or shape with its channels axis moved from right after the ``lead`` batch/time
+        axes to the end (``to_last``) or back; itself for channels_last."""
+        if self.data_format == "channels_last":
+            return a
+        n = len(a) if isinstance(a, tuple) else a.ndim
+        rest = tuple(range(lead + 1, n)) + (lead,) if to_last else (n - 1,) + tuple(range(lead, n - 1))
+        order = tuple(range(lead)) + rest
+        return tuple(a[i] for i in order) if isinstance(a, tuple) else a.transpose(order)
+
+    def _given_format(self, a, lead):
+        """A channels_last array or shape in the layer's data format."""
+        return self._moved(a, lead, False)
 
     # ----------------------------------------------------------------- shapes
     def _image_pair(self, values, fill):
@@ -103,20 +119,22 @@ class ConvLSTM(SequenceLayer):
         return tuple(pair) if self.rank > 1 else tuple(pair[1:])
 
     def _checked(self, input_shape):
-        """The input shape checked: rank, a non-empty sequence, known channels and spatial sizes."""
+        """The input shape checked (rank, a non-empty sequence, known channels and spatial sizes), as
+        channels_last."""
         shape = tuple(input_shape)
         where = self._where()
-        axes = {1: "(batch, time, steps, channels)", 2: "(batch, time, rows, cols, channels)",
-                3: "(batch, time, depth, rows, cols, channels)"}[self.rank]
+        spatial = {1: "steps", 2: "rows, cols", 3: "depth, rows, cols"}[self.rank]
+        axes = (f"(batch, time, channels, {spatial})" if self.data_format == "channels_first"
+                else f"(batch, time, {spatial}, channels)")
         if len(shape) != self.rank + 3:
             raise ValueError(f"{where} expects inputs of rank {self.rank + 3} {axes}, got shape {shape} "
                              f"(rank {len(shape)}).")
         if shape[1] == 0:
             raise ValueError(f"{where}: the sequence length (time, axis 1) is 0, got input shape {shape}.")
-        if shape[-1] is None or any(s is None for s in shape[2:-1]):
+        if any(s is None for s in shape[2:]):
             raise ValueError(f"{where} needs known spatial sizes and channels (as Keras's ConvLSTM does), got input "
                              f"shape {shape}.")
-        return shape
+        return self._moved(shape, 2, True)
 
     def _geometry(self, shape):
         """(the input convolution's keyword arguments, output (OH, OW) as the 2-D ops see it) for a checked input
@@ -162,22 +180,26 @@ class ConvLSTM(SequenceLayer):
     def check_input_shape(self, shape):
         # rank, channels and a kernel that fits: the weights depend on neither the sequence length nor the
         # spatial sizes
-        shape = self._checked(shape)
-        if self.kernel is not None and shape[-1] != self.kernel.shape[-2]:
+        last = self._checked(shape)
+        if self.kernel is not None and last[-1] != self.kernel.shape[-2]:
             raise ValueError(f"{self._where()} was built for {self.kernel.shape[-2]} input channels (kernel "
-                             f"{self.kernel.shape}); got an input of shape {shape} with {shape[-1]}.")
-        self._geometry(shape)
+                             f"{self.kernel.shape}); got an input of shape {tuple(shape)} with {last[-1]}.")
+        self._geometry(last)
 
     def check_initial_state_shapes(self, shapes):
         rank = self.rank + 2
-        if len(shapes) != self.STATES or any(len(s) != rank or s[-1] not in (None, self.filters) for s in shapes):
+        filters_axis = 1 if self.data_format == "channels_first" else -1
+        if len(shapes) != self.STATES or any(len(s) != rank or s[filters_axis] not in (None, self.filters)
+                                             for s in shapes):
             raise ValueError(f"{self._where()}: initial_state needs 2 tensors [h, c] of rank {rank} (batch, ..., "
                              f"{self.filters}), got shapes {[tuple(s) for s in shapes]}.")
 
     def compute_output_shape(self, input_shape):
         shape = self._checked(input_shape)
         state = self._state_shape(shape)
-        out = (state[0], shape[1]) + state[1:] if self.return_sequences else state
+        sequence = (state[0], shape[1]) + state[1:]
+        out = self._given_format(sequence, 2) if self.return_sequences else self._given_format(state, 1)
+        state = self._given_format(state, 1)
         return [out, state, state] if self.return_state else out
 
     def weight_groups(self, path):
@@ -216,6 +238,7 @@ class ConvLSTM(SequenceLayer):
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
+        x = self._moved(x, 2, True)
         n = x.shape[0]
         args, out = self._geometry(x.shape)
         state_shape = (n,) + out + (self.filters,)
@@ -249,12 +272,13 @@ class ConvLSTM(SequenceLayer):
         spatial_and_filters = h.ndim - 2
         if self.return_sequences:
             seq = h[1:] if zeroed is None else h[1:] * self._per_sample(zeroed, spatial_and_filters)
-            output = self._layer(xp.ascontiguousarray(self._swap_batch_and_time(seq)), 2)
+            output = self._given_format(self._layer(self._swap_batch_and_time(seq), 2), 2)
         else:
-            output = self._layer(h[-1] if zeroed is None else h[-1] * self._per_sample(zeroed[-1],
-                                                                                       spatial_and_filters), 1)
+            output = self._given_format(self._layer(h[-1] if zeroed is None else h[-1] * self._per_sample(
+                zeroed[-1], spatial_and_filters), 1), 1)
+        output = xp.ascontiguousarray(output)
         if self.return_state:
-            return [output, self._layer(h[-1], 1), self._layer(c[-1], 1)]
+            return [output] + [xp.ascontiguousarray(self._given_format(self._layer(s[-1], 1), 1)) for s in (h, c)]
         return output
 
     def _initial_states(self, xp, state_shape, dtype):
@@ -269,9 +293,10 @@ class ConvLSTM(SequenceLayer):
         return [xp.asarray(s, dtype=dtype) for s in carried]
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
-        """``initial_state`` [h, c] in the layer's layout, checked, as the ops' (N, OH, OW, filters)."""
+        """``initial_state`` [h, c] in the layer's layout and data format, checked, as the ops' (N, OH, OW,
+        filters)."""
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        expected = self._layer_axes_of_state(state_shape)
+        expected = self._given_format(self._layer_axes_of_state(state_shape), 1)
         if len(states) != self.STATES:
             raise ValueError(f"{self._where()}: initial_state needs 2 arrays [h, c] of shape {expected}, got "
                              f"{len(states)}.")
@@ -281,7 +306,7 @@ class ConvLSTM(SequenceLayer):
             if tuple(s.shape) != expected:
                 raise ValueError(f"{self._where()}: initial_state[{i}] must have shape {expected}, got "
                                  f"{tuple(s.shape)}.")
-            checked.append(xp.ascontiguousarray(s).reshape(state_shape))
+            checked.append(xp.ascontiguousarray(self._moved(s, 1, True)).reshape(state_shape))
         return checked
 
     def _layer_axes_of_state(self, state_shape):
@@ -292,6 +317,9 @@ class ConvLSTM(SequenceLayer):
         grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
         grads += [None] * (1 + self.STATES - len(grads))
         d_output, dh_state, dc_state = grads[:3]
+        if d_output is not None:
+            d_output = self._moved(d_output, 2 if self.return_sequences else 1, True)
+        dh_state, dc_state = (None if g is None else self._moved(g, 1, True) for g in (dh_state, dc_state))
         xp = array_module(saved[0])
         dh_seq = dh_last = None
         spatial_and_filters = saved[0].ndim - 2
@@ -311,7 +339,7 @@ class ConvLSTM(SequenceLayer):
             dc_state = self._image(dc_state, 1)
         dx_tm, dkernel, drecurrent, dbias, dh0, dc0 = conv_lstm_backward(
             saved, dh_seq, dh_last, dc_state, want_input=self.input_gradient_wanted)
-        self.initial_state_gradients = [self._layer(dh0, 1), self._layer(dc0, 1)]
+        self.initial_state_gradients = [self._given_format(self._layer(d, 1), 1) for d in (dh0, dc0)]
         if self.trainable:
             self.kernel.grad = dkernel.reshape(self.kernel.shape)
             self.recurrent_kernel.grad = drecurrent.reshape(self.recurrent_kernel.shape)
@@ -320,7 +348,8 @@ class ConvLSTM(SequenceLayer):
         if dx_tm is None:
             return None
         dx = self._swap_batch_and_time(dx_tm)
-        return self._layer(xp.ascontiguousarray(dx[:, ::-1] if self.go_backwards else dx), 2)
+        dx = self._given_format(self._layer(dx[:, ::-1] if self.go_backwards else dx, 2), 2)
+        return xp.ascontiguousarray(dx)
 
     # ------------------------------------------------------------------ stateful
     def reset_state(self):
@@ -336,7 +365,9 @@ class ConvLSTM(SequenceLayer):
     def states(self):
         """A stateful layer's carried states [h, c] in the layer's layout (copies; None before its first call
         or after a reset)."""
-        return None if self._carried_states is None else [self._layer(s.copy(), 1) for s in self._carried_states]
+        if self._carried_states is None:
+            return None
+        return [self._given_format(self._layer(s, 1), 1).copy() for s in self._carried_states]
 
     def get_config(self):
         config = super().get_config()
