@@ -1,6 +1,8 @@
 """ConvLSTM1D, ConvLSTM2D and ConvLSTM3D: forward against plain convolution sums written out step by step, backward
 against float64 finite differences (input, initial states, every weight), masks, go_backwards, dropout,
 stateful calls, shapes, parameter counts and bad input."""
+import re
+
 import numpy
 import pytest
 
@@ -292,6 +294,12 @@ def test_channels_first_is_channels_last_with_the_channels_moved(xp, rng, cls, s
         first(x_first[:, :, :2])
     with pytest.raises(ValueError, match=r"initial_state\[0\] must have shape"):
         first(x_first, initial_state=[xp.asarray(s) for s in states])   # channels_last states
+    stateful = make(cls, data_format="channels_first", filters=2, kernel_size=2, padding="same", stateful=True)
+    stateful(x_first)
+    assert [tuple(s.shape) for s in stateful.states] == [tuple(s.shape) for s in states_first]
+    needs = re.escape(str((1, 2) + spatial))
+    with pytest.raises(ValueError, match=rf"carries states of shape .*; this input needs {needs}\."):
+        stateful(x_first[:1])
 
 
 # ------------------------------------------------------------------------------- shapes and config

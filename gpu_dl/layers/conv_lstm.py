@@ -287,9 +287,11 @@ class ConvLSTM(SequenceLayer):
         if carried is None:
             return [xp.zeros(state_shape, dtype=dtype) for _ in range(self.STATES)]
         if carried[0].shape != state_shape:
-            raise ValueError(f"{self._where()} is stateful and carries states of shape {tuple(carried[0].shape)}; "
-                             f"this input needs {state_shape}. Give every batch the same size (and spatial sizes), "
-                             "or call reset_state() to start again from zeros.")
+            carries, needs = (self._given_format(self._layer_axes_of_state(tuple(s)), 1)
+                              for s in (carried[0].shape, state_shape))
+            raise ValueError(f"{self._where()} is stateful and carries states of shape {carries}; this input needs "
+                             f"{needs}. Give every batch the same size (and spatial sizes), or call reset_state() to "
+                             "start again from zeros.")
         return [xp.asarray(s, dtype=dtype) for s in carried]
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
