@@ -1,4 +1,4 @@
-"""Bidirectional over RNN(cell), RNN([cells]), ConvLSTM1D and ConvLSTM2D: the merged outputs equal the two
+"""Bidirectional over RNN(cell), RNN([cells]), ConvLSTM1D, ConvLSTM2D and ConvLSTM3D: the merged outputs equal the two
 directions run by hand, gradients equal float64 finite differences, and the states, masks, stateful calls,
 configs and files behave as for LSTM."""
 import numpy
@@ -22,6 +22,8 @@ WRAPPED = {
                                                   dtype="float64", **k), (2, 3, 3, 2, 2), [(2, 3, 2, 2)] * 2),
     "conv_lstm1d": (lambda **k: layers.ConvLSTM1D(2, 2, bias_initializer="random_normal", dtype="float64", **k),
                     (2, 3, 4, 2), [(2, 3, 2)] * 2),
+    "conv_lstm3d": (lambda **k: layers.ConvLSTM3D(2, (2, 1, 2), padding="same", bias_initializer="random_normal",
+                                                  dtype="float64", **k), (2, 3, 2, 3, 2, 1), [(2, 2, 3, 2, 2)] * 2),
 }
 
 
@@ -95,7 +97,7 @@ def test_gradients_of_input_weights_and_initial_states_match_finite_differences(
     assert len(layer.initial_state_gradients) == len(initial)
 
 
-@pytest.mark.parametrize("name", ["rnn_lstm_cell", "conv_lstm2d"])
+@pytest.mark.parametrize("name", ["rnn_lstm_cell", "conv_lstm2d", "conv_lstm3d"])
 def test_masked_steps_merge_zeros_and_pass_gradients(xp, rng, name):
     layer, shape, _ = wrapped(name, return_sequences=True)
     x = xp.asarray(rng.standard_normal(shape))

@@ -1,6 +1,8 @@
-"""ConvLSTM2D and ConvLSTM1D: forward against plain convolution sums written out step by step, backward
+"""ConvLSTM1D, ConvLSTM2D and ConvLSTM3D: forward against plain convolution sums written out step by step, backward
 against float64 finite differences (input, initial states, every weight), masks, go_backwards, dropout,
 stateful calls, shapes, parameter counts and bad input."""
+import re
+
 import numpy
 import pytest
 
@@ -20,31 +22,30 @@ def plain_same_pads(size, window, stride, dilation):
     return total // 2, total - total // 2
 
 
-def plain_conv(x, kernel, strides=(1, 1), padding="valid", dilation=(1, 1)):
-    """x (N, H, W, C) convolved with kernel (KH, KW, C, O), one tap at a time."""
-    kh, kw = kernel.shape[:2]
-    pads = [(0, 0), (0, 0)] if padding == "valid" else [
-        plain_same_pads(x.shape[1 + a], kernel.shape[a], strides[a], dilation[a]) for a in range(2)]
-    padded = numpy.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
-    oh = (padded.shape[1] - dilation[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (padded.shape[2] - dilation[1] * (kw - 1) - 1) // strides[1] + 1
-    y = numpy.zeros((x.shape[0], oh, ow, kernel.shape[3]))
-    for r in range(kh):
-        for q in range(kw):
-            patch = padded[:, r * dilation[0]:r * dilation[0] + strides[0] * (oh - 1) + 1:strides[0],
-                           q * dilation[1]:q * dilation[1] + strides[1] * (ow - 1) + 1:strides[1], :]
-            y += patch @ kernel[r, q]
+def plain_conv(x, kernel, strides=None, padding="valid", dilation=None):
+    """x (N, H, W, C) convolved with kernel (KH, KW, C, O), one tap at a time (volumes: x (N, D, H, W, C),
+    kernel (KD, KH, KW, C, O))."""
+    rank = kernel.ndim - 2
+    strides, dilation = strides or (1,) * rank, dilation or (1,) * rank
+    pads = [(0, 0)] * rank if padding == "valid" else [
+        plain_same_pads(x.shape[1 + a], kernel.shape[a], strides[a], dilation[a]) for a in range(rank)]
+    padded = numpy.pad(x, [(0, 0)] + pads + [(0, 0)])
+    out = [(padded.shape[1 + a] - dilation[a] * (kernel.shape[a] - 1) - 1) // strides[a] + 1 for a in range(rank)]
+    y = numpy.zeros((x.shape[0],) + tuple(out) + (kernel.shape[-1],))
+    for tap in numpy.ndindex(kernel.shape[:rank]):
+        window = tuple(slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(tap, dilation, strides, out))
+        y += padded[(slice(None),) + window] @ kernel[tap]
     return y
 
 
-def expected(x, weights, strides=(1, 1), padding="valid", dilation=(1, 1), go_backwards=False, h0=None, c0=None,
+def expected(x, weights, strides=None, padding="valid", dilation=None, go_backwards=False, h0=None, c0=None,
              mask=None, input_masks=None, recurrent_masks=None):
-    """Every step's h (N, T, OH, OW, F) and the last c from Keras's ConvLSTM cell formulas (2-D layout).
+    """Every step's h (N, T, OH, OW, F) and the last c from Keras's ConvLSTM cell formulas (2-D or 3-D layout).
 
     ``input_masks`` / ``recurrent_masks``: four per-gate masks (N, H, W, 4, C) / (N, OH, OW, 4, F)."""
     kernel, recurrent = weights[0], weights[1]
     bias = weights[2] if len(weights) > 2 else numpy.zeros(kernel.shape[-1])
-    f = recurrent.shape[2]
+    f = recurrent.shape[-2]
     t = x.shape[1]
     h = c = None
     outputs = []
@@ -63,7 +64,7 @@ def expected(x, weights, strides=(1, 1), padding="valid", dilation=(1, 1), go_ba
         c_new = fg * c + i * g
         h_new = o * numpy.tanh(c_new)
         if mask is not None:
-            keep = mask[:, step][:, None, None, None]
+            keep = mask[:, step].reshape((-1,) + (1,) * (c.ndim - 1))
             c_new, h_new = numpy.where(keep, c_new, c), numpy.where(keep, h_new, h)
         h, c = h_new, c_new
         outputs.append(h)
@@ -116,6 +117,27 @@ def test_conv_lstm1d_is_the_2d_layer_on_rows_of_height_one(xp, rng, padding, str
     assert [w.shape for w in layer.weights] == [(3, 2, 12), (3, 3, 12), (12,)]
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3},
+    {"kernel_size": (2, 3, 1), "padding": "same", "strides": (2, 1, 2), "return_sequences": True,
+     "go_backwards": True},
+    {"kernel_size": 2, "padding": "same", "dilation_rate": (2, 1, 2), "return_sequences": True},
+    {"kernel_size": (3, 1, 2), "strides": 2, "go_backwards": True, "use_bias": False},
+])
+def test_conv_lstm3d_forward_matches_plain_convolution_sums(xp, rng, kwargs):
+    layer = make(layers.ConvLSTM3D, filters=2, return_state=True, **kwargs)
+    x = rng.standard_normal((2, 3, 3, 4, 5, 2))
+    y, h, c = (to_numpy(a) for a in layer(xp.asarray(x)))
+    want, c_last = expected(x, layer.get_weights(), layer.strides, layer.padding, layer.dilation_rate,
+                            go_backwards=layer.go_backwards)
+    numpy.testing.assert_allclose(y, want if layer.return_sequences else want[:, -1], rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(h, want[:, -1], rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(c, c_last, rtol=1e-10, atol=1e-12)
+    assert [y.shape, h.shape, c.shape] == layer.compute_output_shape((2, 3, 3, 4, 5, 2))
+    window = layer.kernel_size
+    assert [w.shape for w in layer.weights] == [window + (2, 8), window + (2, 8)] + [(8,)] * layer.use_bias
+
+
 # ------------------------------------------------------------------------------------------- gradients
 def check_gradients(layer, x, rng, output_grads, initial_state=None, mask=None):
     """Finite differences of sum(<outputs, w>) for the input, the initial states and every weight."""
@@ -156,6 +178,9 @@ def check_gradients(layer, x, rng, output_grads, initial_state=None, mask=None):
                                           "go_backwards": True}),
     (layers.ConvLSTM1D, (3, 2, 5, 2), {"padding": "same", "return_sequences": True, "go_backwards": True,
                                        "use_bias": False}),
+    (layers.ConvLSTM3D, (1, 2, 3, 3, 5, 1), {"padding": "same", "kernel_size": (2, 3, 2), "dilation_rate": (2, 1, 1),
+                                             "return_sequences": True, "go_backwards": True}),
+    (layers.ConvLSTM3D, (2, 2, 3, 1, 5, 2), {"kernel_size": (3, 1, 3), "strides": (1, 1, 2)}),
 ])
 def test_gradients_match_finite_differences(xp, rng, cls, shape, kwargs):
     kwargs = {"kernel_size": 3, **kwargs}
@@ -164,10 +189,15 @@ def test_gradients_match_finite_differences(xp, rng, cls, shape, kwargs):
     check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(layer.compute_output_shape(shape)))])
 
 
-def test_initial_state_and_return_state_gradients(xp, rng):
-    layer = make(filters=2, padding="same", return_sequences=True, return_state=True)
-    x = rng.standard_normal((2, 3, 3, 5, 1))
-    h0, c0 = rng.standard_normal((2, 3, 5, 2)), rng.standard_normal((2, 3, 5, 2))
+# (the layer, its inputs' spatial sizes) for the tests of states, masks and dropout
+SPATIAL = [(layers.ConvLSTM2D, (3, 5)), (layers.ConvLSTM3D, (3, 1, 4))]
+
+
+@pytest.mark.parametrize("cls,spatial", SPATIAL)
+def test_initial_state_and_return_state_gradients(xp, rng, cls, spatial):
+    layer = make(cls, filters=2, padding="same", return_sequences=True, return_state=True)
+    x = rng.standard_normal((2, 3) + spatial + (1,))
+    h0, c0 = rng.standard_normal((2,) + spatial + (2,)), rng.standard_normal((2,) + spatial + (2,))
     y, h, c = (to_numpy(a) for a in layer(xp.asarray(x), initial_state=[xp.asarray(h0), xp.asarray(c0)]))
     want, c_last = expected(x, layer.get_weights(), padding="same", h0=h0, c0=c0)
     numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
@@ -179,17 +209,18 @@ def test_initial_state_and_return_state_gradients(xp, rng):
     check_gradients(layer, xp.asarray(x), rng, [None, None, grads[2]], initial_state=[xp.asarray(h0), xp.asarray(c0)])
 
 
+@pytest.mark.parametrize("cls,spatial", SPATIAL)
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_masked_steps_hold_the_states(xp, rng, go_backwards):
-    layer = make(filters=2, padding="same", return_sequences=True, return_state=True, go_backwards=go_backwards)
-    x = rng.standard_normal((3, 4, 3, 5, 1))
+def test_masked_steps_hold_the_states(xp, rng, go_backwards, cls, spatial):
+    layer = make(cls, filters=2, padding="same", return_sequences=True, return_state=True, go_backwards=go_backwards)
+    x = rng.standard_normal((3, 4) + spatial + (1,))
     mask = numpy.array([[True, True, True, True], [True, False, True, False], [False, False, True, True]])
     y, h, c = (to_numpy(a) for a in layer(xp.asarray(x), mask=xp.asarray(mask)))
     want, c_last = expected(x, layer.get_weights(), padding="same", go_backwards=go_backwards, mask=mask)
     numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(c, c_last, rtol=1e-10, atol=1e-12)
     grads = [xp.asarray(rng.standard_normal(a.shape)) for a in (y, h, c)]
-    h0, c0 = (xp.asarray(rng.standard_normal((3, 3, 5, 2))) for _ in range(2))
+    h0, c0 = (xp.asarray(rng.standard_normal((3,) + spatial + (2,))) for _ in range(2))
     check_gradients(layer, xp.asarray(x), rng, grads, initial_state=[h0, c0], mask=xp.asarray(mask))
 
 
@@ -206,13 +237,14 @@ class FixedNoise:
         return xp.asarray(self.drawn[shape], dtype=dtype)
 
 
-def test_dropout_masks_each_gate_as_keras_does(xp, rng):
-    layer = make(filters=2, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25)
+@pytest.mark.parametrize("cls,spatial", SPATIAL)
+def test_dropout_masks_each_gate_as_keras_does(xp, rng, cls, spatial):
+    layer = make(cls, filters=2, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25)
     layer._noise = FixedNoise(rng)
-    x = rng.standard_normal((2, 3, 3, 5, 1))
+    x = rng.standard_normal((2, 3) + spatial + (1,))
     y = to_numpy(layer(xp.asarray(x), training=True))
-    input_masks = (layer._noise.drawn[(2, 3, 5, 4, 1)] < 0.5) / 0.5            # (N, H, W, gates, channels)
-    recurrent_masks = (layer._noise.drawn[(2, 3, 5, 4, 2)] < 0.75) / 0.75      # (N, OH, OW, gates, filters)
+    input_masks = (layer._noise.drawn[(2,) + spatial + (4, 1)] < 0.5) / 0.5          # (N, H, W, gates, channels)
+    recurrent_masks = (layer._noise.drawn[(2,) + spatial + (4, 2)] < 0.75) / 0.75    # (N, OH, OW, gates, filters)
     want, _ = expected(x, layer.get_weights(), padding="same", input_masks=input_masks,
                        recurrent_masks=recurrent_masks)
     numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
@@ -222,19 +254,52 @@ def test_dropout_masks_each_gate_as_keras_does(xp, rng):
     check_gradients(layer, xp.asarray(x), rng, [xp.asarray(rng.standard_normal(y.shape))])
 
 
-def test_stateful_calls_continue_the_sequence(xp, rng):
-    layer = make(filters=2, padding="same", stateful=True)
-    x = rng.standard_normal((2, 4, 3, 5, 1))
+@pytest.mark.parametrize("cls,spatial", SPATIAL)
+def test_stateful_calls_continue_the_sequence(xp, rng, cls, spatial):
+    layer = make(cls, filters=2, padding="same", stateful=True)
+    x = rng.standard_normal((2, 4) + spatial + (1,))
     first = layer(xp.asarray(x[:, :2]))
     second = to_numpy(layer(xp.asarray(x[:, 2:])))
     want, _ = expected(x, layer.get_weights(), padding="same")
     numpy.testing.assert_allclose(to_numpy(first), want[:, 1], rtol=1e-10)
     numpy.testing.assert_allclose(second, want[:, -1], rtol=1e-10)
-    assert layer.carried_batch_size == 2 and layer.states[0].shape == (2, 3, 5, 2)
+    assert layer.carried_batch_size == 2 and layer.states[0].shape == (2,) + spatial + (2,)
     layer.reset_state()
     numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x))), want[:, -1], rtol=1e-10)
     with pytest.raises(ValueError, match="stateful"):
         layer(xp.asarray(x[:1]))
+
+
+@pytest.mark.parametrize("cls,spatial", [(layers.ConvLSTM1D, (5,))] + SPATIAL)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_channels_first_is_channels_last_with_the_channels_moved(xp, rng, cls, spatial, return_sequences):
+    kwargs = {"filters": 2, "kernel_size": 2, "padding": "same", "return_sequences": return_sequences,
+              "return_state": True}
+    last, first = make(cls, **kwargs), make(cls, data_format="channels_first", **kwargs)
+    x = rng.standard_normal((2, 3) + spatial + (3,))
+    states = [rng.standard_normal((2,) + spatial + (2,)) for _ in range(2)]
+    want = [to_numpy(a) for a in last(xp.asarray(x), initial_state=[xp.asarray(s) for s in states])]
+    x_first = xp.asarray(numpy.moveaxis(x, -1, 2))
+    states_first = [xp.asarray(numpy.moveaxis(s, -1, 1)) for s in states]
+    first.build(x_first.shape)
+    first.set_weights(last.get_weights())
+    got = first(x_first, initial_state=states_first)
+    leads = [2 if return_sequences else 1, 1, 1]
+    for g, w, lead in zip(got, want, leads):
+        numpy.testing.assert_allclose(to_numpy(g), numpy.moveaxis(w, -1, lead), rtol=1e-12, atol=1e-12)
+    assert [tuple(g.shape) for g in got] == first.compute_output_shape(x_first.shape)
+    check_gradients(first, x_first, rng, [xp.asarray(rng.standard_normal(g.shape)) for g in got],
+                    initial_state=states_first)
+    with pytest.raises(ValueError, match="built for 3 input channels"):
+        first(x_first[:, :, :2])
+    with pytest.raises(ValueError, match=r"initial_state\[0\] must have shape"):
+        first(x_first, initial_state=[xp.asarray(s) for s in states])   # channels_last states
+    stateful = make(cls, data_format="channels_first", filters=2, kernel_size=2, padding="same", stateful=True)
+    stateful(x_first)
+    assert [tuple(s.shape) for s in stateful.states] == [tuple(s.shape) for s in states_first]
+    needs = re.escape(str((1, 2) + spatial))
+    with pytest.raises(ValueError, match=rf"carries states of shape .*; this input needs {needs}\."):
+        stateful(x_first[:1])
 
 
 # ------------------------------------------------------------------------------- shapes and config
@@ -252,6 +317,14 @@ def test_shapes_parameter_counts_and_config():
     again = layers.ConvLSTM2D.from_config(config)
     assert again.get_config() == config
     assert config["kernel_size"] == (2, 2) and config["data_format"] == "channels_last"
+    three = layers.ConvLSTM3D(3, 2, padding="same", return_state=True)
+    assert three.compute_output_shape((None, 3, 4, 5, 6, 2)) == [(None, 4, 5, 6, 3)] * 3
+    three.build((None, 3, 4, 5, 6, 2))
+    assert three.count_params() == 492   # 2*2*2*(2+3)*12 + 12
+    config = three.get_config()
+    assert layers.ConvLSTM3D.from_config(config).get_config() == config and config["kernel_size"] == (2, 2, 2)
+    valid = layers.ConvLSTM3D(3, (2, 3, 1), strides=(1, 2, 1), return_sequences=True)
+    assert valid.compute_output_shape((None, 4, 3, 7, 5, 2)) == (None, 4, 2, 3, 5, 3)
 
 
 def test_in_a_model_with_summary(capsys):
@@ -270,26 +343,32 @@ def test_in_a_model_with_summary(capsys):
     assert last < first
 
 
-@pytest.mark.parametrize("build_shape,call_shape,match", [
-    (None, (2, 3, 5, 2), "rank 5"),
-    ((2, 3, 5, 6, 2), (2, 3, 5, 6, 3), "built for 2 input channels"),
-    (None, (2, 3, 5, 2, 1), "cols window 3 is larger"),
-    (None, (2, 0, 5, 6, 1), "sequence length"),
+@pytest.mark.parametrize("cls,build_shape,call_shape,match", [
+    (layers.ConvLSTM2D, None, (2, 3, 5, 2), "rank 5"),
+    (layers.ConvLSTM2D, (2, 3, 5, 6, 2), (2, 3, 5, 6, 3), "built for 2 input channels"),
+    (layers.ConvLSTM2D, None, (2, 3, 5, 2, 1), "cols window 3 is larger"),
+    (layers.ConvLSTM2D, None, (2, 0, 5, 6, 1), "sequence length"),
+    (layers.ConvLSTM3D, None, (2, 3, 5, 6, 2), r"rank 6 \(batch, time, depth, rows, cols, channels\)"),
+    (layers.ConvLSTM3D, (1, 2, 3, 3, 3, 2), (1, 2, 3, 3, 3, 1), "built for 2 input channels"),
+    (layers.ConvLSTM3D, None, (1, 2, 2, 5, 6, 1), "depth window 3 is larger"),
 ])
-def test_bad_input_names_the_layer(build_shape, call_shape, match):
-    layer = layers.ConvLSTM2D(2, 3, name="clstm")
+def test_bad_input_names_the_layer(cls, build_shape, call_shape, match):
+    layer = cls(2, 3, name="clstm")
     if build_shape is not None:
         layer(numpy.zeros(build_shape, dtype="float32"))
+    weights = [w.copy() for w in layer.get_weights()]
     with pytest.raises(ValueError, match=match) as info:
         layer(numpy.zeros(call_shape, dtype="float32"))
     assert "clstm" in str(info.value)
+    after = layer.get_weights()
+    assert len(after) == len(weights) and all((a == b).all() for a, b in zip(after, weights))
 
 
 def test_bad_arguments_name_the_layer():
     with pytest.raises(ValueError, match="'c1'.*padding"):
         layers.ConvLSTM2D(2, 3, padding="causal", name="c1")
-    with pytest.raises(ValueError, match="'c2'.*channels_last"):
-        layers.ConvLSTM2D(2, 3, data_format="channels_first", name="c2")
+    with pytest.raises(ValueError, match="'c2'.*data_format must be 'channels_last' or 'channels_first'"):
+        layers.ConvLSTM3D(2, 3, data_format="channels_middle", name="c2")
     with pytest.raises(ValueError, match="'c3'.*strides"):
         layers.ConvLSTM1D(2, 3, strides=2, dilation_rate=2, name="c3")
     layer = layers.ConvLSTM1D(2, 3, padding="same", name="c4")

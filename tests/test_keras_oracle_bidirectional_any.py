@@ -1,5 +1,5 @@
-"""Bidirectional over RNN(cell), RNN([cells]), ConvLSTM1D and ConvLSTM2D against Keras 3 itself: same weights,
-same outputs and states, the same training steps, and .keras files written by either load in the other."""
+"""Bidirectional over RNN(cell), RNN([cells]), ConvLSTM1D, ConvLSTM2D and ConvLSTM3D against Keras 3 itself: same
+weights, same outputs and states, the same training steps, and .keras files written by either load in the other."""
 import os
 
 import numpy
@@ -20,11 +20,14 @@ def wrapped(lib, name, **flags):
         return L.RNN([L.GRUCell(3), L.LSTMCell(2)], **flags)
     if name == "conv_lstm2d":
         return L.ConvLSTM2D(2, (2, 2), padding="same", **flags)
+    if name == "conv_lstm3d":
+        return L.ConvLSTM3D(2, (1, 2, 2), padding="same", **flags)
     return L.ConvLSTM1D(2, 2, **flags)
 
 
 SHAPES = {"rnn_lstm_cell": ((2, 5, 3), [(2, 3)] * 2), "rnn_stacked": ((2, 5, 3), [(2, 3), (2, 2), (2, 2)]),
-          "conv_lstm2d": ((2, 3, 4, 3, 2), [(2, 4, 3, 2)] * 2), "conv_lstm1d": ((2, 3, 5, 2), [(2, 4, 2)] * 2)}
+          "conv_lstm2d": ((2, 3, 4, 3, 2), [(2, 4, 3, 2)] * 2), "conv_lstm1d": ((2, 3, 5, 2), [(2, 4, 2)] * 2),
+          "conv_lstm3d": ((2, 3, 2, 3, 2, 2), [(2, 2, 3, 2, 2)] * 2)}
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -52,7 +55,7 @@ def test_outputs_and_states_match_keras(rng, name, merge_mode, return_sequences)
         numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["rnn_lstm_cell", "rnn_stacked", "conv_lstm2d"])
+@pytest.mark.parametrize("name", ["rnn_lstm_cell", "rnn_stacked", "conv_lstm2d", "conv_lstm3d"])
 def test_masked_sequences_match_keras(rng, name):
     shape, _ = SHAPES[name]
     x = rng.standard_normal(shape).astype("float32")
@@ -80,7 +83,7 @@ def test_training_steps_match_keras(rng, name):
     assert_training_steps_match(keras, ours, theirs, rng, SHAPES[name][0][1:], classes=3, batch=4, steps=3)
 
 
-@pytest.mark.parametrize("name", ["rnn_lstm_cell", "rnn_stacked", "conv_lstm2d"])
+@pytest.mark.parametrize("name", ["rnn_lstm_cell", "rnn_stacked", "conv_lstm2d", "conv_lstm3d"])
 @pytest.mark.parametrize("writer", ["keras", "gpu_dl"])
 def test_keras_files_load_both_ways(rng, tmp_path, name, writer):
     """Weights under '<bidirectional>/forward_layer/cell/vars' (stacked: '.../cell/cells/<cell>/vars')."""

@@ -1,4 +1,4 @@
-"""ConvLSTM2D and ConvLSTM1D against Keras 3 itself (where Keras is installed): same weights, same outputs
+"""ConvLSTM1D, ConvLSTM2D and ConvLSTM3D against Keras 3 itself (where Keras is installed): same weights, same outputs
 and states, the same training steps, .keras files both ways and the same summary."""
 import os
 import re
@@ -27,6 +27,17 @@ def _numpy(a):
                                      "activation": "relu", "recurrent_activation": "hard_sigmoid"}),
     ("ConvLSTM1D", (2, 4, 7, 3), {"kernel_size": 3, "padding": "same", "return_state": True}),
     ("ConvLSTM1D", (3, 2, 8, 2), {"kernel_size": 2, "strides": 2, "return_sequences": True}),
+    ("ConvLSTM3D", (2, 3, 3, 4, 5, 2), {"kernel_size": 2, "padding": "same", "return_state": True}),
+    ("ConvLSTM3D", (2, 2, 3, 5, 4, 1), {"kernel_size": (3, 2, 1), "strides": (1, 2, 2), "return_sequences": True,
+                                        "go_backwards": True}),
+    ("ConvLSTM3D", (1, 2, 5, 3, 4, 2), {"kernel_size": (2, 3, 2), "dilation_rate": (2, 1, 1), "padding": "same",
+                                        "use_bias": False, "return_sequences": True, "return_state": True}),
+    ("ConvLSTM3D", (2, 3, 2, 3, 4, 5), {"kernel_size": (1, 2, 3), "padding": "same", "strides": (1, 1, 2),
+                                        "data_format": "channels_first", "return_sequences": True,
+                                        "return_state": True}),
+    ("ConvLSTM2D", (2, 3, 2, 5, 4), {"kernel_size": 2, "data_format": "channels_first", "return_state": True}),
+    ("ConvLSTM1D", (2, 3, 2, 5), {"kernel_size": 2, "padding": "same", "data_format": "channels_first",
+                                  "return_sequences": True}),
 ])
 def test_outputs_and_states_match_keras(rng, name, shape, kwargs):
     x = rng.standard_normal(shape).astype("float32")
@@ -87,6 +98,53 @@ def test_conv_lstm1d_training_steps_match_keras(rng):
     assert_training_steps_match(keras, ours, theirs, rng, (3, 7, 2), classes=3, batch=5)
 
 
+@pytest.mark.parametrize("data_format,shape", [("channels_last", (2, 3, 5, 4, 2)), ("channels_first", (2, 2, 3, 5, 4))])
+def test_conv_lstm3d_training_steps_match_keras(rng, data_format, shape):
+    def stack(lib):
+        return [lib.layers.ConvLSTM3D(2, (2, 3, 2), padding="same", strides=(1, 2, 1), data_format=data_format,
+                                      return_sequences=True),
+                lib.layers.Flatten(), lib.layers.Dense(3, activation="softmax")]
+    gpu_dl.backend.set_random_seed(7)
+    ours = gpu_dl.Sequential([layers.Input(shape)] + stack(gpu_dl))
+    theirs = keras.Sequential([keras.Input(shape)] + stack(keras))
+    assert_training_steps_match(keras, ours, theirs, rng, shape, classes=3, batch=4)
+
+
+def test_conv_lstm3d_keras_files_both_ways(rng, tmp_path):
+    x = rng.standard_normal((2, 2, 3, 4, 5, 2)).astype("float32")
+    theirs = keras.Sequential([keras.Input((2, 3, 4, 5, 2)),
+                               keras.layers.ConvLSTM3D(2, 2, padding="same", return_sequences=True, go_backwards=True),
+                               keras.layers.Flatten(), keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "theirs.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "theirs.keras")
+    assert isinstance(ours.layers[0], layers.ConvLSTM3D) and ours.layers[0].go_backwards
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # channels_first: (time, channels, depth, rows, cols)
+    theirs = keras.Sequential([keras.Input((2, 2, 3, 4, 5)),
+                               keras.layers.ConvLSTM3D(2, 2, data_format="channels_first"),
+                               keras.layers.Flatten(), keras.layers.Dense(2)])
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.save(tmp_path / "first.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "first.keras")
+    assert ours.layers[0].data_format == "channels_first"
+    x_first = numpy.ascontiguousarray(numpy.moveaxis(x, -1, 2))
+    numpy.testing.assert_allclose(ours.predict(x_first, verbose=0), theirs.predict(x_first, verbose=0), rtol=1e-5,
+                                  atol=1e-6)
+
+    gpu_dl.backend.set_random_seed(4)
+    ours = gpu_dl.Sequential([layers.Input((2, 3, 4, 5, 2)),
+                              layers.ConvLSTM3D(3, (3, 1, 2), strides=(1, 1, 2), recurrent_dropout=0.5),
+                              layers.Flatten(), layers.Dense(2)])
+    ours.save(tmp_path / "ours.keras")
+    back = keras.models.load_model(tmp_path / "ours.keras")
+    assert back.layers[0].recurrent_dropout == 0.5 and tuple(back.layers[0].kernel_size) == (3, 1, 2)
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    back.load_weights(tmp_path / "ours.weights.h5")
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_keras_files_both_ways(rng, tmp_path):
     x = rng.standard_normal((2, 3, 4, 5, 2)).astype("float32")
     theirs = keras.Sequential([keras.Input((3, 4, 5, 2))] + _stack(keras, return_sequences=True))
@@ -125,7 +183,11 @@ def test_summary_matches_keras(monkeypatch):
         found = re.findall(r"│ \S+ \((\w+)\)\s*│ ([^│]*?)\s*│\s*([\d,]+) │", text)
         return found, re.findall(r"params: ([\d,]+)", text)
 
-    for make in (model, one_d):
+    def three_d(lib):
+        return lib.Sequential([lib.layers.Input((3, 4, 5, 6, 2)), lib.layers.ConvLSTM3D(3, 2, padding="same",
+                                                                                      return_sequences=True)])
+
+    for make in (model, one_d, three_d):
         lines, captured = [], []
         make(gpu_dl).summary(print_fn=lines.append)
         make(keras).summary(print_fn=lambda line, **kwargs: captured.append(line))

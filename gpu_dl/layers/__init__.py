@@ -10,7 +10,7 @@ from .conv import Conv1D, Conv2D, DepthwiseConv1D, DepthwiseConv2D, SeparableCon
 from .conv import Convolution1D, Convolution2D, SeparableConvolution1D, SeparableConvolution2D
 from .conv3d import Conv3D, Convolution3D
 from .conv3d_transpose import Conv3DTranspose, Convolution3DTranspose
-from .conv_lstm import ConvLSTM1D, ConvLSTM2D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Convolution1DTranspose, Convolution2DTranspose
 from .core import Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .discretization import Discretization
@@ -61,7 +61,7 @@ __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
     "BatchNormalization", "Bidirectional", "CategoryEncoding", "CenterCrop", "Concatenate", "concatenate", "Conv1D",
     "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D",
-    "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D",
+    "ConvLSTM3D", "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D",
     "Convolution3DTranspose", "Cropping1D", "Cropping2D", "Cropping3D", "CutMix", "Dense", "DepthwiseConv1D",
     "DepthwiseConv2D", "Discretization", "Dot", "dot", "Dropout", "EinsumDense", "ELU", "Embedding", "Equalization",
     "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",

@@ -1,7 +1,7 @@
 """Keras 3's ``Bidirectional`` wrapper over any of gpu_dl's recurrent layers.
 
 It wraps a ``SequenceLayer`` (``sequence_layer.py`` says what that offers): LSTM, GRU, SimpleRNN,
-``RNN(cell)`` / ``RNN([cells])``, ConvLSTM1D and ConvLSTM2D. Inputs are the wrapped layer's
+``RNN(cell)`` / ``RNN([cells])``, ConvLSTM1D, ConvLSTM2D and ConvLSTM3D. Inputs are the wrapped layer's
 ((batch, time, features), or (batch, time, ..., channels) for the ConvLSTMs); the two outputs have the
 wrapped layer's output shape and are merged along the last axis (concat) or elementwise.
 """
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from ..backend import array_module
 from .base import Layer
-from .conv_lstm import ConvLSTM1D, ConvLSTM2D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn_layer import RNN
 from .sequence_layer import SequenceLayer
 
 # The classes a Bidirectional entry of a file may name for its layers, found here by class name only (never
 # a module named in the file).
-SEQUENCE_LAYER_CLASSES = {cls.__name__: cls for cls in (LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D)}
+SEQUENCE_LAYER_CLASSES = {cls.__name__: cls for cls in (LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D,
+                                                         ConvLSTM3D)}
 
 
 def _without_prefix(name, prefix):

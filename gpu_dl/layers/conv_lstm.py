@@ -1,10 +1,15 @@
-"""``ConvLSTM2D`` and ``ConvLSTM1D``: Keras 3's convolutional LSTMs, channels_last.
+"""``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``: Keras 3's convolutional LSTMs.
 
-Inputs (batch, time, rows, cols, channels) for ConvLSTM2D and (batch, time,
-steps, channels) for ConvLSTM1D. Each step's gates come from a convolution of
+Inputs (batch, time, rows, cols, channels) for ConvLSTM2D, (batch, time,
+steps, channels) for ConvLSTM1D and (batch, time, depth, rows, cols, channels)
+for ConvLSTM3D. Each step's gates come from a convolution of
 the input (the layer's strides, padding "valid"/"same" and dilation_rate)
 plus a convolution of h_{t-1} (stride 1, "same"), so the states h and c are
-(batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters)). The
+(batch, out_rows, out_cols, filters) (1-D: (batch, out_steps, filters); 3-D:
+(batch, out_depth, out_rows, out_cols, filters)). With
+``data_format="channels_first"`` the channels (and the states' filters) come
+right after the batch and time axes instead, as in Keras; the layer moves them
+last on the way in and back on the way out, and runs channels_last. The
 layer returns the last h, or every step's with ``return_sequences``
 (batch, time, ...), and with ``return_state`` the list [output, h, c].
 
@@ -12,7 +17,8 @@ Weights as Keras lays them out: kernel kernel_size + (channels, 4*filters),
 recurrent_kernel kernel_size + (filters, 4*filters), bias (4*filters,), gates
 i, f, c, o; saved under ``<layer>/cell`` as Keras saves the ConvLSTM's cell.
 The 1-D layer runs the 2-D operations on images of height 1 (its kernel
-(k, a, b) read as (1, k, a, b)). The arithmetic is ``ops/conv_lstm.py``.
+(k, a, b) read as (1, k, a, b)); the 3-D layer gives the same operations its
+volumes as they are. The arithmetic is ``ops/conv_lstm.py``.
 
 Masks, ``initial_state`` ([h, c], with their gradients in
 ``initial_state_gradients`` after ``backward``), ``go_backwards`` and
@@ -31,11 +37,11 @@ from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
 from .core import positive_int
 from .recurrent import set_gated_cell_arguments
 from .sequence_layer import SequenceLayer
-from .spatial import int_tuple, padding_word, too_small_error
+from .spatial import data_format_word, int_tuple, padding_word, too_small_error
 
 
 class ConvLSTM(SequenceLayer):
-    """What ConvLSTM2D and ConvLSTM1D share; ``rank`` is the number of spatial axes."""
+    """What ConvLSTM1D, ConvLSTM2D and ConvLSTM3D share; ``rank`` is the number of spatial axes."""
 
     rank = 2
     STATES = 2
@@ -57,10 +63,7 @@ class ConvLSTM(SequenceLayer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
                              f"got strides={self.strides}, dilation_rate={self.dilation_rate}.")
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{where}: only data_format='channels_last' is supported (inputs (batch, time, ..., "
-                             f"channels)), got {data_format!r}; transpose channels_first data to channels_last.")
-        self.data_format = "channels_last"
+        self.data_format = data_format_word(data_format, f"{where}: data_format")
         self.unit_forget_bias = bool(unit_forget_bias)
         set_gated_cell_arguments(
             self, where, activation, recurrent_activation, use_bias, dropout, recurrent_dropout, seed,
@@ -84,34 +87,54 @@ class ConvLSTM(SequenceLayer):
     state_names = ("h", "c")
 
     def checked_initial_state(self, initial_state, x):
-        """[h, c] checked for input ``x``, in the layer's layout (what its call takes)."""
-        _, out = self._geometry(x.shape)
+        """[h, c] checked for input ``x``, in the layer's layout and data format (what its call takes)."""
+        _, out = self._geometry(self._moved(x.shape, 2, True))
         state_shape = (x.shape[0],) + out + (self.filters,)
-        return [self._layer(s, 1) for s in self._given_states(array_module(x), initial_state, state_shape, x.dtype)]
+        return [self._given_format(self._layer(s, 1), 1)
+                for s in self._given_states(array_module(x), initial_state, state_shape, x.dtype)]
+
+    # ----------------------------------------------------------- data format
+    def _moved(self, a, lead, to_last):
+        """An array (a view) or shape with its channels axis moved from right after the ``lead`` batch/time
+        axes to the end (``to_last``) or back; itself for channels_last."""
+        if self.data_format == "channels_last":
+            return a
+        n = len(a) if isinstance(a, tuple) else a.ndim
+        rest = tuple(range(lead + 1, n)) + (lead,) if to_last else (n - 1,) + tuple(range(lead, n - 1))
+        order = tuple(range(lead)) + rest
+        return tuple(a[i] for i in order) if isinstance(a, tuple) else a.transpose(order)
+
+    def _given_format(self, a, lead):
+        """A channels_last array or shape in the layer's data format."""
+        return self._moved(a, lead, False)
 
     # ----------------------------------------------------------------- shapes
     def _image_pair(self, values, fill):
-        """Per-axis values of the layer as the 2-D ops' (rows, cols) pair (1-D: ``fill`` for the rows)."""
+        """Per-axis values of the layer as the ops' spatial axes (1-D: the 2-D ops' (rows, cols) pair with
+        ``fill`` for the rows)."""
         values = tuple(values)
-        return values if self.rank == 2 else (fill,) + values
+        return values if self.rank > 1 else (fill,) + values
 
     def _layer_axes(self, pair):
-        return tuple(pair) if self.rank == 2 else tuple(pair[1:])
+        return tuple(pair) if self.rank > 1 else tuple(pair[1:])
 
     def _checked(self, input_shape):
-        """The input shape checked: rank, a non-empty sequence, known channels and spatial sizes."""
+        """The input shape checked (rank, a non-empty sequence, known channels and spatial sizes), as
+        channels_last."""
         shape = tuple(input_shape)
         where = self._where()
-        axes = "(batch, time, rows, cols, channels)" if self.rank == 2 else "(batch, time, steps, channels)"
+        spatial = {1: "steps", 2: "rows, cols", 3: "depth, rows, cols"}[self.rank]
+        axes = (f"(batch, time, channels, {spatial})" if self.data_format == "channels_first"
+                else f"(batch, time, {spatial}, channels)")
         if len(shape) != self.rank + 3:
             raise ValueError(f"{where} expects inputs of rank {self.rank + 3} {axes}, got shape {shape} "
                              f"(rank {len(shape)}).")
         if shape[1] == 0:
             raise ValueError(f"{where}: the sequence length (time, axis 1) is 0, got input shape {shape}.")
-        if shape[-1] is None or any(s is None for s in shape[2:-1]):
+        if any(s is None for s in shape[2:]):
             raise ValueError(f"{where} needs known spatial sizes and channels (as Keras's ConvLSTM does), got input "
                              f"shape {shape}.")
-        return shape
+        return self._moved(shape, 2, True)
 
     def _geometry(self, shape):
         """(the input convolution's keyword arguments, output (OH, OW) as the 2-D ops see it) for a checked input
@@ -121,7 +144,7 @@ class ConvLSTM(SequenceLayer):
                                                                       self.dilation_rate))
         pads = conv_padding(self.padding, spatial, window, strides, dilation)
         out = output_spatial(spatial, window, strides, dilation, pads)
-        names = ("rows", "cols") if self.rank == 2 else ("steps",)
+        names = {1: ("steps",), 2: ("rows", "cols"), 3: ("depth", "rows", "cols")}[self.rank]
         for axis, n, k, s, d, p, o in zip(names, *(self._layer_axes(v) for v in
                                                    (spatial, window, strides, dilation, pads, out))):
             if o < 1:
@@ -157,22 +180,26 @@ class ConvLSTM(SequenceLayer):
     def check_input_shape(self, shape):
         # rank, channels and a kernel that fits: the weights depend on neither the sequence length nor the
         # spatial sizes
-        shape = self._checked(shape)
-        if self.kernel is not None and shape[-1] != self.kernel.shape[-2]:
+        last = self._checked(shape)
+        if self.kernel is not None and last[-1] != self.kernel.shape[-2]:
             raise ValueError(f"{self._where()} was built for {self.kernel.shape[-2]} input channels (kernel "
-                             f"{self.kernel.shape}); got an input of shape {shape} with {shape[-1]}.")
-        self._geometry(shape)
+                             f"{self.kernel.shape}); got an input of shape {tuple(shape)} with {last[-1]}.")
+        self._geometry(last)
 
     def check_initial_state_shapes(self, shapes):
         rank = self.rank + 2
-        if len(shapes) != self.STATES or any(len(s) != rank or s[-1] not in (None, self.filters) for s in shapes):
+        filters_axis = 1 if self.data_format == "channels_first" else -1
+        if len(shapes) != self.STATES or any(len(s) != rank or s[filters_axis] not in (None, self.filters)
+                                             for s in shapes):
             raise ValueError(f"{self._where()}: initial_state needs 2 tensors [h, c] of rank {rank} (batch, ..., "
                              f"{self.filters}), got shapes {[tuple(s) for s in shapes]}.")
 
     def compute_output_shape(self, input_shape):
         shape = self._checked(input_shape)
         state = self._state_shape(shape)
-        out = (state[0], shape[1]) + state[1:] if self.return_sequences else state
+        sequence = (state[0], shape[1]) + state[1:]
+        out = self._given_format(sequence, 2) if self.return_sequences else self._given_format(state, 1)
+        state = self._given_format(state, 1)
         return [out, state, state] if self.return_state else out
 
     def weight_groups(self, path):
@@ -181,19 +208,29 @@ class ConvLSTM(SequenceLayer):
 
     # ------------------------------------------------------------------ passes
     def _image(self, a, batch_axes):
-        """An array in the layer's layout as the 2-D ops' (a view; 1-D: a unit rows axis after ``batch_axes``)."""
-        if self.rank == 2:
+        """An array in the layer's layout as the ops' (a view; 1-D: a unit rows axis after ``batch_axes``)."""
+        if self.rank > 1:
             return a
         return a.reshape(a.shape[:batch_axes] + (1,) + a.shape[batch_axes:])
 
     def _layer(self, a, batch_axes):
         """Inverse of ``_image``."""
-        if self.rank == 2:
+        if self.rank > 1:
             return a
         return a.reshape(a.shape[:batch_axes] + a.shape[batch_axes + 1:])
 
     def _image_weight(self, var):
         return var.value.reshape(self._image_pair(var.shape[:-2], 1) + var.shape[-2:])
+
+    @staticmethod
+    def _swap_batch_and_time(a):
+        """(N, T, ...) <-> (T, N, ...), a view."""
+        return a.transpose((1, 0) + tuple(range(2, a.ndim)))
+
+    @staticmethod
+    def _per_sample(mask, ndim):
+        """A (..., N) mask shaped to broadcast over arrays of ``ndim`` more axes (spatial axes and filters)."""
+        return mask.reshape(mask.shape + (1,) * ndim)
 
     def _dropout_mask(self, xp, shape, rate, dtype):
         keep = 1.0 - rate
@@ -201,6 +238,7 @@ class ConvLSTM(SequenceLayer):
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
+        x = self._moved(x, 2, True)
         n = x.shape[0]
         args, out = self._geometry(x.shape)
         state_shape = (n,) + out + (self.filters,)
@@ -209,13 +247,13 @@ class ConvLSTM(SequenceLayer):
                   else self._given_states(xp, initial_state, state_shape, x.dtype))
         image = self._image(x, 2)
         steps = image[:, ::-1] if self.go_backwards else image
-        x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2, 3, 4))
+        x_tm = xp.ascontiguousarray(self._swap_batch_and_time(steps))
         step_mask = None
         if mask is not None:
             step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
         input_masks = recurrent_masks = None
         if training and self.dropout:
-            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:4] + (GATES, image.shape[4]), self.dropout,
+            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:-1] + (GATES, image.shape[-1]), self.dropout,
                                              x.dtype)
         if training and self.recurrent_dropout:
             recurrent_masks = self._dropout_mask(xp, (n,) + out + (GATES, self.filters), self.recurrent_dropout,
@@ -231,13 +269,16 @@ class ConvLSTM(SequenceLayer):
             # as the LSTM layer: a masked step outputs the output before it, zeros before the first step
             zeroed = xp.cumsum(step_mask, axis=0) > 0
         self._saved = (saved, zeroed) if training else None
+        spatial_and_filters = h.ndim - 2
         if self.return_sequences:
-            seq = h[1:] if zeroed is None else h[1:] * zeroed[:, :, None, None, None]
-            output = self._layer(xp.ascontiguousarray(seq.transpose(1, 0, 2, 3, 4)), 2)
+            seq = h[1:] if zeroed is None else h[1:] * self._per_sample(zeroed, spatial_and_filters)
+            output = self._given_format(self._layer(self._swap_batch_and_time(seq), 2), 2)
         else:
-            output = self._layer(h[-1] if zeroed is None else h[-1] * zeroed[-1][:, None, None, None], 1)
+            output = self._given_format(self._layer(h[-1] if zeroed is None else h[-1] * self._per_sample(
+                zeroed[-1], spatial_and_filters), 1), 1)
+        output = xp.ascontiguousarray(output)
         if self.return_state:
-            return [output, self._layer(h[-1], 1), self._layer(c[-1], 1)]
+            return [output] + [xp.ascontiguousarray(self._given_format(self._layer(s[-1], 1), 1)) for s in (h, c)]
         return output
 
     def _initial_states(self, xp, state_shape, dtype):
@@ -246,15 +287,18 @@ class ConvLSTM(SequenceLayer):
         if carried is None:
             return [xp.zeros(state_shape, dtype=dtype) for _ in range(self.STATES)]
         if carried[0].shape != state_shape:
-            raise ValueError(f"{self._where()} is stateful and carries states of shape {tuple(carried[0].shape)}; "
-                             f"this input needs {state_shape}. Give every batch the same size (and spatial sizes), "
-                             "or call reset_state() to start again from zeros.")
+            carries, needs = (self._given_format(self._layer_axes_of_state(tuple(s)), 1)
+                              for s in (carried[0].shape, state_shape))
+            raise ValueError(f"{self._where()} is stateful and carries states of shape {carries}; this input needs "
+                             f"{needs}. Give every batch the same size (and spatial sizes), or call reset_state() to "
+                             "start again from zeros.")
         return [xp.asarray(s, dtype=dtype) for s in carried]
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
-        """``initial_state`` [h, c] in the layer's layout, checked, as the 2-D ops' (N, OH, OW, filters)."""
+        """``initial_state`` [h, c] in the layer's layout and data format, checked, as the ops' (N, OH, OW,
+        filters)."""
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        expected = self._layer_axes_of_state(state_shape)
+        expected = self._given_format(self._layer_axes_of_state(state_shape), 1)
         if len(states) != self.STATES:
             raise ValueError(f"{self._where()}: initial_state needs 2 arrays [h, c] of shape {expected}, got "
                              f"{len(states)}.")
@@ -264,27 +308,32 @@ class ConvLSTM(SequenceLayer):
             if tuple(s.shape) != expected:
                 raise ValueError(f"{self._where()}: initial_state[{i}] must have shape {expected}, got "
                                  f"{tuple(s.shape)}.")
-            checked.append(xp.ascontiguousarray(s).reshape(state_shape))
+            checked.append(xp.ascontiguousarray(self._moved(s, 1, True)).reshape(state_shape))
         return checked
 
     def _layer_axes_of_state(self, state_shape):
-        return (state_shape[0],) + self._layer_axes(state_shape[1:3]) + (state_shape[3],)
+        return (state_shape[0],) + self._layer_axes(state_shape[1:-1]) + (state_shape[-1],)
 
     def backward(self, dy):
         saved, zeroed = self.saved()
         grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
         grads += [None] * (1 + self.STATES - len(grads))
         d_output, dh_state, dc_state = grads[:3]
+        if d_output is not None:
+            d_output = self._moved(d_output, 2 if self.return_sequences else 1, True)
+        dh_state, dc_state = (None if g is None else self._moved(g, 1, True) for g in (dh_state, dc_state))
         xp = array_module(saved[0])
         dh_seq = dh_last = None
+        spatial_and_filters = saved[0].ndim - 2
         if d_output is not None:
             if self.return_sequences:
-                dh_seq = xp.ascontiguousarray(self._image(d_output, 2).transpose(1, 0, 2, 3, 4))
+                dh_seq = xp.ascontiguousarray(self._swap_batch_and_time(self._image(d_output, 2)))
                 if zeroed is not None:
-                    dh_seq = dh_seq * zeroed[:, :, None, None, None]
+                    dh_seq = dh_seq * self._per_sample(zeroed, spatial_and_filters)
             else:
                 d_output = self._image(d_output, 1)
-                dh_last = d_output if zeroed is None else d_output * zeroed[-1][:, None, None, None]
+                dh_last = d_output if zeroed is None else d_output * self._per_sample(zeroed[-1],
+                                                                                     spatial_and_filters)
         if dh_state is not None:
             dh_state = self._image(dh_state, 1)
             dh_last = dh_state if dh_last is None else dh_last + dh_state
@@ -292,7 +341,7 @@ class ConvLSTM(SequenceLayer):
             dc_state = self._image(dc_state, 1)
         dx_tm, dkernel, drecurrent, dbias, dh0, dc0 = conv_lstm_backward(
             saved, dh_seq, dh_last, dc_state, want_input=self.input_gradient_wanted)
-        self.initial_state_gradients = [self._layer(dh0, 1), self._layer(dc0, 1)]
+        self.initial_state_gradients = [self._given_format(self._layer(d, 1), 1) for d in (dh0, dc0)]
         if self.trainable:
             self.kernel.grad = dkernel.reshape(self.kernel.shape)
             self.recurrent_kernel.grad = drecurrent.reshape(self.recurrent_kernel.shape)
@@ -300,8 +349,9 @@ class ConvLSTM(SequenceLayer):
                 self.bias.grad = dbias
         if dx_tm is None:
             return None
-        dx = dx_tm.transpose(1, 0, 2, 3, 4)
-        return self._layer(xp.ascontiguousarray(dx[:, ::-1] if self.go_backwards else dx), 2)
+        dx = self._swap_batch_and_time(dx_tm)
+        dx = self._given_format(self._layer(dx[:, ::-1] if self.go_backwards else dx, 2), 2)
+        return xp.ascontiguousarray(dx)
 
     # ------------------------------------------------------------------ stateful
     def reset_state(self):
@@ -317,7 +367,9 @@ class ConvLSTM(SequenceLayer):
     def states(self):
         """A stateful layer's carried states [h, c] in the layer's layout (copies; None before its first call
         or after a reset)."""
-        return None if self._carried_states is None else [self._layer(s.copy(), 1) for s in self._carried_states]
+        if self._carried_states is None:
+            return None
+        return [self._given_format(self._layer(s, 1), 1).copy() for s in self._carried_states]
 
     def get_config(self):
         config = super().get_config()
@@ -340,6 +392,14 @@ class ConvLSTM2D(ConvLSTM):
     filters)."""
 
     rank = 2
+
+
+class ConvLSTM3D(ConvLSTM):
+    """Convolutional LSTM over (batch, time, depth, rows, cols, channels); kernel (kd, kh, kw, channels,
+    4*filters), recurrent_kernel (kd, kh, kw, filters, 4*filters), bias (4*filters,); states (batch, out_depth,
+    out_rows, out_cols, filters)."""
+
+    rank = 3
 
 
 class ConvLSTM1D(ConvLSTM):

@@ -1,5 +1,5 @@
 """What a recurrent layer offers to ``Bidirectional``: the one contract LSTM, GRU, SimpleRNN, RNN and
-ConvLSTM1D/2D implement.
+ConvLSTM1D/2D/3D implement.
 
 A ``SequenceLayer`` reads inputs (batch, time, ...) and has:
 

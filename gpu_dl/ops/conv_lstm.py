@@ -4,7 +4,10 @@ Shapes, time-major so that each step's slice is contiguous, channels_last:
 x (T, N, H, W, Cin); kernel (KH, KW, Cin, 4F), recurrent_kernel (KH, KW, F, 4F),
 bias (4F,), gates ordered i, f, c, o along the last axis as in Keras. Hidden
 and cell sequences are (T+1, N, OH, OW, F) with index 0 holding the initial
-state.
+state. Volumes work the same way with one more spatial axis: x (T, N, D, H, W,
+Cin), kernels (KD, KH, KW, ., 4F), states (T+1, N, OD, OH, OW, F); the kernel's
+rank picks the 2-D convolution ops or ``ops/conv3d.py`` (which runs the 2-D ones
+once per depth tap). Below, (H, W) stands for all spatial axes.
 
 Numerics (Keras's ``ConvLSTMCell.call``): the input convolution uses the
 layer's strides, padding and dilation; the recurrent one is always stride 1,
@@ -39,44 +42,58 @@ back through the cell there (as ``ops/rnn.py``).
 from __future__ import annotations
 
 from ..backend import array_module
+from math import prod
+
 from .conv import bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, same_padding
+from .conv3d import conv3d_backward_input, conv3d_backward_kernel, conv3d_forward
 from .rnn import _fused
 
 GATES = 4
 
+# (forward, backward_input, backward_kernel) by the number of spatial axes; the same signatures
+CONVOLUTIONS = {2: (conv2d_forward, conv2d_backward_input, conv2d_backward_kernel),
+                3: (conv3d_forward, conv3d_backward_input, conv3d_backward_kernel)}
+
 
 def recurrent_padding(state_hw, window):
-    """The recurrent convolution's padding: Keras's "same" at stride 1, ((top, bottom), (left, right))."""
+    """The recurrent convolution's padding: Keras's "same" at stride 1, ((top, bottom), (left, right)) (one
+    pair per spatial axis)."""
     return tuple(same_padding(n, k, 1, 1) for n, k in zip(state_hw, window))
 
 
-def _stacked(a, masks):
-    """(..., H, W, C) -> (-1, H, W, C) batch-folded; with ``masks`` (N, H, W, 4, C), the four masked copies
-    side by side along the channels, (-1, H, W, 4C) (``a``'s axes before H, W, C end in N)."""
+def _stacked(a, masks, rank):
+    """(..., H, W, C) -> (-1, H, W, C) batch-folded (``rank`` spatial axes); with ``masks`` (N, H, W, 4, C),
+    the four masked copies side by side along the channels, (-1, H, W, 4C) (``a``'s axes before H, W, C end
+    in N)."""
     if masks is None:
-        return a.reshape((-1,) + a.shape[-3:])
+        return a.reshape((-1,) + a.shape[-rank - 1:])
     stacked = a[..., None, :] * masks
-    return stacked.reshape((-1,) + a.shape[-3:-1] + (GATES * a.shape[-1],))
+    return stacked.reshape((-1,) + a.shape[-rank - 1:-1] + (GATES * a.shape[-1],))
 
 
 def _unstacked(d, masks, channels):
     """Backward of ``_stacked``: (rows, H, W, 4C) -> (rows, H, W, C), the masked copies' gradients summed."""
     if masks is None:
         return d
-    rows, h, w, _ = d.shape
+    rows, spatial = d.shape[0], d.shape[1:-1]
     n = masks.shape[0]
-    d = d.reshape((rows // n, n, h, w, GATES, channels)) * masks
-    return d.sum(axis=-2).reshape(rows, h, w, channels)
+    d = d.reshape((rows // n, n) + spatial + (GATES, channels)) * masks
+    return d.sum(axis=-2).reshape((rows,) + spatial + (channels,))
 
 
 def _groups(masks):
     return 1 if masks is None else GATES
 
 
+def _per_sample(step_mask, step, state_ndim):
+    """Step ``step``'s mask (N,) shaped to broadcast over states of ``state_ndim`` axes (N, H, W, F)."""
+    return step_mask[step].reshape((-1,) + (1,) * (state_ndim - 1))
+
+
 def _hold(states, step, step_mask):
     """A masked step keeps the states of the step before: ``states[step + 1]`` where the mask is False."""
     if step_mask is not None:
-        keep = step_mask[step].reshape((-1, 1, 1, 1))
+        keep = _per_sample(step_mask, step, states.ndim - 1)
         xp = array_module(states)
         states[step + 1] = xp.where(keep, states[step + 1], states[step])
 
@@ -91,28 +108,30 @@ def conv_lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, rec
     """
     xp = array_module(x)
     t, n = x.shape[:2]
-    kh, kw, _, width = kernel.shape
+    rank = kernel.ndim - 2
+    conv_forward = CONVOLUTIONS[rank][0]
+    width = kernel.shape[-1]
     f = width // GATES
-    xw = conv2d_forward(_stacked(x, input_masks), kernel, strides=strides, padding=padding, dilation=dilation,
-                        groups=_groups(input_masks))
+    xw = conv_forward(_stacked(x, input_masks, rank), kernel, strides=strides, padding=padding, dilation=dilation,
+                      groups=_groups(input_masks))
     if bias is not None:
         xw += bias
-    out_hw = xw.shape[1:3]
+    out_hw = xw.shape[1:-1]
     xw = xw.reshape((t, n) + out_hw + (width,))
-    rec_padding = recurrent_padding(out_hw, (kh, kw))
+    rec_padding = recurrent_padding(out_hw, kernel.shape[:-2])
     h = xp.empty((t + 1, n) + out_hw + (f,), dtype=x.dtype)
     c = xp.empty_like(h)
     h[0], c[0] = h0, c0
     fused = _fused(activation, recurrent_activation, x)
     if fused:
         from .rnn_kernels import lstm_cell_forward_cuda
-        rows = n * out_hw[0] * out_hw[1]
+        rows = n * prod(out_hw)
     # the gates' pre-activations, which the activations' gradients read (the fused backward needs none)
     pre = None if fused else xp.empty_like(xw)
     gates = xp.empty_like(xw)   # i, f, g, o after their activations
     for step in range(t):
-        hr = conv2d_forward(_stacked(h[step], recurrent_masks), recurrent_kernel, padding=rec_padding,
-                            groups=_groups(recurrent_masks))
+        hr = conv_forward(_stacked(h[step], recurrent_masks, rank), recurrent_kernel, padding=rec_padding,
+                          groups=_groups(recurrent_masks))
         if fused:
             # every output position is one row of an LSTM cell: the same kernel, N*OH*OW rows
             lstm_cell_forward_cuda(xw[step].reshape(rows, width), xp.ascontiguousarray(hr).reshape(rows, width),
@@ -146,16 +165,18 @@ def conv_lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=
     strides, padding, dilation, rec_padding = geometry
     xp = array_module(x)
     t, n = x.shape[:2]
-    f = recurrent_kernel.shape[2]
+    rank = kernel.ndim - 2
+    _, conv_backward_input, conv_backward_kernel = CONVOLUTIONS[rank]
+    f = recurrent_kernel.shape[-2]
     state_shape = h.shape[1:]
     dz = xp.empty(gates.shape, dtype=x.dtype)
     dh_next = xp.zeros(state_shape, dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
     dc_next = None if dc_last is None else xp.array(dc_last, dtype=x.dtype)
-    stacked_state = (n,) + state_shape[1:3] + (f * _groups(recurrent_masks),)
+    stacked_state = (n,) + state_shape[1:-1] + (f * _groups(recurrent_masks),)
     fused = pre is None
     if fused:
         from .rnn_kernels import lstm_cell_backward_cuda
-        rows = n * state_shape[1] * state_shape[2]
+        rows = n * prod(state_shape[1:-1])
         # the kernel reads dc of step t+1 from one buffer and writes that of step t into the other
         dc_buffers = (xp.empty(state_shape, dtype=x.dtype), xp.empty(state_shape, dtype=x.dtype))
     for step in range(t - 1, -1, -1):
@@ -183,26 +204,26 @@ def conv_lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=
             dc_next = dc * fg
         if step_mask is not None:
             # a masked step ran no cell: its gates get no gradient, and the states' gradients pass through
-            keep = step_mask[step].reshape((-1, 1, 1, 1))
+            keep = _per_sample(step_mask, step, len(state_shape))
             dz[step] *= keep
             dc_next = xp.where(keep, dc_next, xp.zeros_like(dc_next) if dc_in is None else dc_in)
-        d_stacked = conv2d_backward_input(dz[step], recurrent_kernel, stacked_state, padding=rec_padding,
-                                          groups=_groups(recurrent_masks))
+        d_stacked = conv_backward_input(dz[step], recurrent_kernel, stacked_state, padding=rec_padding,
+                                        groups=_groups(recurrent_masks))
         dh_next = _unstacked(d_stacked, recurrent_masks, f)
         if step_mask is not None:
             dh_next = xp.where(keep, dh_next, dh)
     if dc_next is None:
         dc_next = xp.zeros(state_shape, dtype=x.dtype)
     rows = dz.reshape((t * n,) + dz.shape[2:])
-    stacked_x = _stacked(x, input_masks)
-    dkernel = conv2d_backward_kernel(stacked_x, rows, kernel.shape, strides=strides, padding=padding,
-                                     dilation=dilation, groups=_groups(input_masks))
-    drecurrent = conv2d_backward_kernel(_stacked(h[:-1], recurrent_masks), rows, recurrent_kernel.shape,
-                                        padding=rec_padding, groups=_groups(recurrent_masks))
+    stacked_x = _stacked(x, input_masks, rank)
+    dkernel = conv_backward_kernel(stacked_x, rows, kernel.shape, strides=strides, padding=padding,
+                                   dilation=dilation, groups=_groups(input_masks))
+    drecurrent = conv_backward_kernel(_stacked(h[:-1], recurrent_masks, rank), rows, recurrent_kernel.shape,
+                                      padding=rec_padding, groups=_groups(recurrent_masks))
     dbias = bias_gradient(rows) if has_bias else None
     dx = None
     if want_input:
-        d_stacked = conv2d_backward_input(rows, kernel, stacked_x.shape, strides=strides, padding=padding,
-                                          dilation=dilation, groups=_groups(input_masks))
+        d_stacked = conv_backward_input(rows, kernel, stacked_x.shape, strides=strides, padding=padding,
+                                        dilation=dilation, groups=_groups(input_masks))
         dx = _unstacked(d_stacked, input_masks, x.shape[-1]).reshape(x.shape)
     return dx, dkernel, drecurrent, dbias, dh_next, dc_next
