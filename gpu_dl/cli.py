@@ -1,7 +1,8 @@
 """The ``gpu-dl`` command.
 
     gpu-dl train [--data NAME|FOLDER] [--data-dir DIR] [--image-size N|HxW] [--model cnn|mlp|lstm|FILE.py]
-                 [--epochs N] [--batch-size N] [--learning-rate LR] [--device auto|cpu|gpu] [--output DIR] [--seed N] [--verbose 0|1|2]
+                 [--epochs N] [--batch-size N] [--learning-rate LR] [--device auto|cpu|gpu] [--output DIR]
+                 [--seed N] [--verbose 0|1|2]
     gpu-dl evaluate MODEL.keras [--data NAME] [--data-dir DIR]
     gpu-dl predict MODEL.keras [--input X.npy | --data NAME] [--output PROBABILITIES.npy]
     gpu-dl info
@@ -194,7 +195,8 @@ def info(args):
         print("NVML: no NVIDIA driver or nvidia-ml-py (device facts unknown)")
     else:
         print(f"GPU 0: {facts['name']}, driver {facts['driver']}, memory {_gib(facts['memory_used'])} used of "
-              f"{_gib(facts['memory_total'])}, utilisation {facts['gpu_utilization']}% (memory {facts['memory_utilization']}%)")
+              f"{_gib(facts['memory_total'])}, utilisation {facts['gpu_utilization']}% "
+              f"(memory {facts['memory_utilization']}%)")
     try:
         backend.set_device(args.device)
     except backend.DeviceUnavailableError as exc:

@@ -672,7 +672,8 @@ MeanSquaredLogarithmicError = _simple(
     "MeanSquaredLogarithmicError", mean_squared_logarithmic_error, _mean_squared_logarithmic_error_grad,
     "mean_squared_logarithmic_error", "Mean squared difference of log(max(x, eps) + 1) over the last axis.")
 LogCosh = _simple("LogCosh", log_cosh, _log_cosh_grad, "log_cosh", "Mean of log(cosh(error)) over the last axis.")
-Hinge = _simple("Hinge", hinge, _hinge_grad, "hinge", "Mean of max(1 - y_true * y_pred, 0); {0,1} targets become {-1,1}.")
+Hinge = _simple("Hinge", hinge, _hinge_grad, "hinge",
+                "Mean of max(1 - y_true * y_pred, 0); {0,1} targets become {-1,1}.")
 SquaredHinge = _simple("SquaredHinge", squared_hinge, _squared_hinge_grad, "squared_hinge",
                        "Mean of max(1 - y_true * y_pred, 0)**2; {0,1} targets become {-1,1}.")
 CategoricalHinge = _simple("CategoricalHinge", categorical_hinge, _categorical_hinge_grad, "categorical_hinge",

@@ -205,7 +205,8 @@ class CategoricalFocalCrossentropy(LossFunctionWrapper):
 
 # ------------------------------------------------ generalized cross-entropy
 def _class_ids(y_true, y_pred, owner):
-    """(xp, one-hot of the class ids (y_pred's dtype), y_pred): ids of shape y_pred.shape[:-1] (or with a trailing 1)."""
+    """(xp, one-hot of the class ids (y_pred's dtype), y_pred): ids of shape y_pred.shape[:-1] (or with a
+    trailing 1)."""
     xp = array_module(y_true, y_pred)
     p = xp.asarray(y_pred)
     if p.dtype.kind != "f":

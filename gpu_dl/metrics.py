@@ -247,7 +247,8 @@ def _wrapper_class(cls_name, fn, default_name, doc, **defaults):
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                   inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_name),
                   inspect.Parameter("dtype", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
-    parameters += [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v) for k, v in defaults.items()]
+    parameters += [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+                   for k, v in defaults.items()]
     signature = inspect.Signature(parameters)
 
     def __init__(self, *args, **kwargs):
@@ -339,7 +340,8 @@ MeanSquaredLogarithmicError = _wrapper_class(
 CosineSimilarity = _wrapper_class("CosineSimilarity", _positive_cosine_similarity, "cosine_similarity",
                                   "Mean cosine similarity (1 for aligned vectors).", axis=-1)
 LogCoshError = _wrapper_class("LogCoshError", losses.log_cosh, "logcosh", "Mean log(cosh(error)).")
-KLDivergence = _wrapper_class("KLDivergence", losses.kl_divergence, "kl_divergence", "Mean Kullback-Leibler divergence.")
+KLDivergence = _wrapper_class("KLDivergence", losses.kl_divergence, "kl_divergence",
+                              "Mean Kullback-Leibler divergence.")
 Poisson = _wrapper_class("Poisson", losses.poisson, "poisson", "Mean Poisson loss.")
 Hinge = _wrapper_class("Hinge", losses.hinge, "hinge", "Mean hinge loss.")
 SquaredHinge = _wrapper_class("SquaredHinge", losses.squared_hinge, "squared_hinge", "Mean squared hinge loss.")

@@ -18,5 +18,5 @@ from .models.saving import load_model, load_weights, save_model, save_weights
 from .models.serialization import deserialize_keras_object, serialize_keras_object
 
 __all__ = ["CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
-           "get_registered_object", "deserialize_keras_object", "load_model", "load_weights", "register_keras_serializable", "save_model",
-           "save_weights", "serialize_keras_object"]
+           "get_registered_object", "deserialize_keras_object", "load_model", "load_weights",
+           "register_keras_serializable", "save_model", "save_weights", "serialize_keras_object"]

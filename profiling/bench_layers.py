@@ -487,7 +487,8 @@ def run():
         torch.backends.cuda.matmul.allow_tf32 = False
     copy_rate, matmul = bc.copy_bandwidth(), bc.matmul_rate()
     out = [bc.header("Newer layers and optimizers, float32: gpu_dl against PyTorch"),
-           "Strict float32 on both sides (CUPY_TF32=0, gpu_dl's convolutions in float32; PyTorch's cuDNN and matmul TF32 off). Times: median of "
+           "Strict float32 on both sides (CUPY_TF32=0, gpu_dl's convolutions in float32; PyTorch's cuDNN and matmul "
+           "TF32 off). Times: median of "
            "CUDA-event-timed repeats, L2 flushed before each. Device figures measured in this run: copy "
            f"bandwidth {copy_rate / 1e9:.0f} GB/s (read + written), float32 cuBLAS product "
            f"{matmul / 1e12:.1f} TFLOP/s. \"of device\": the rate as a fraction of the one in its unit; "

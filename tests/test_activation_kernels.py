@@ -52,7 +52,8 @@ def _close(got, want, dtype, what):
     # NaN where NumPy has none is an element the kernel never wrote (outputs start NaN); assert_allclose
     # also requires NaN at exactly NumPy's NaN positions.
     unwritten = numpy.isnan(got) & ~numpy.isnan(want)
-    assert not unwritten.any(), f"{what}: {unwritten.sum()} unwritten (NaN) elements, first at {numpy.argmax(unwritten)}"
+    assert not unwritten.any(), (f"{what}: {unwritten.sum()} unwritten (NaN) elements, "
+                                 f"first at {numpy.argmax(unwritten)}")
     numpy.testing.assert_allclose(got, want, **TOLERANCE[dtype], err_msg=what)
 
 

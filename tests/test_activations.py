@@ -247,7 +247,8 @@ def test_glu_halves_the_axis_and_gates_with_the_second_half(xp, rng, axis):
     y = fn(xp.asarray(x))
     numpy.testing.assert_allclose(to_numpy(y), a * np_sigmoid(b), rtol=1e-12)
     assert y.shape == {-1: (4, 6, 4), 1: (4, 3, 8), 0: (2, 6, 8)}[axis]
-    assert fn.output_shape((None, 6, 8) if axis else (4, 6, 8)) == {-1: (None, 6, 4), 1: (None, 3, 8), 0: (2, 6, 8)}[axis]
+    assert (fn.output_shape((None, 6, 8) if axis else (4, 6, 8))
+            == {-1: (None, 6, 4), 1: (None, 3, 8), 0: (2, 6, 8)}[axis])
     assert not fn.keeps_shape and activations.get("gelu").keeps_shape
 
 

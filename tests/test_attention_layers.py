@@ -104,7 +104,8 @@ def _make_attention(kind):
 def test_attention_forward_and_gradients(xp, rng, name, kind, batch, tq, tv, with_key, masked):
     layer = _make_attention(kind)
     dv = 3 if with_key else 4           # without a key the value is the key: its features meet the query's
-    q, v, k = rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, dv)), rng.standard_normal((batch, tv, 4))
+    q, v, k = (rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, dv)),
+               rng.standard_normal((batch, tv, 4)))
     hosts = [q, v, k] if with_key else [q, v]
     q_mask = v_mask = None
     if masked:
@@ -134,7 +135,8 @@ MHA_SIZES = [(1, 1, 1, False), (3, 5, 17, True), (3, 17, 5, False)]
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "masks+causal"])
 def test_mha_forward_and_gradients(xp, rng, options, batch, tq, tv, with_key, masked):
     layer = layers.MultiHeadAttention(2, 3, dtype="float64", **options)
-    q, v, k = rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, 5)), rng.standard_normal((batch, tv, 2))
+    q, v, k = (rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, 5)),
+               rng.standard_normal((batch, tv, 2)))
     key = k if with_key else v
     kwargs = {}
     mask = None

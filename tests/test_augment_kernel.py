@@ -190,7 +190,8 @@ def test_nan_and_inf_pixels_spread_as_in_the_array_path(cupy_only, rng, dtype):
             want = affine_resample(x, m, fill_mode, interpolation, FILL_VALUE)
             got = to_numpy(affine_resample_cuda(cupy.asarray(x), m, fill_mode, interpolation, FILL_VALUE))
             # NaN exactly where the reference has NaN (a zero weight times Inf included); no poison left
-            numpy.testing.assert_array_equal(numpy.isnan(got), numpy.isnan(want), err_msg=f"{fill_mode} {interpolation}")
+            numpy.testing.assert_array_equal(numpy.isnan(got), numpy.isnan(want),
+                                             err_msg=f"{fill_mode} {interpolation}")
             numpy.testing.assert_allclose(got, want, err_msg=f"{fill_mode} {interpolation}", **TOLERANCE[dtype])
 
 
@@ -217,7 +218,8 @@ def test_bad_inputs_name_the_argument(cupy_only):
         (ValueError, "affine_resample_f64: `images` must be C-contiguous",
          lambda: affine_resample_cuda(x.astype(numpy.float64)[:, :, ::2], m)),
         (ValueError, r"`matrices` must have shape \(2, 2, 3\)", lambda: affine_resample_cuda(x, m[:1])),
-        (ValueError, r"`matrices` must have shape \(2, 2, 3\)", lambda: affine_resample_cuda(x, numpy.zeros((2, 3, 3)))),
+        (ValueError, r"`matrices` must have shape \(2, 2, 3\)",
+         lambda: affine_resample_cuda(x, numpy.zeros((2, 3, 3)))),
         (ValueError, r"`matrices` must have shape \(2, 2, 3\)", lambda: affine_resample_cuda(x, numpy.zeros(6))),
         (TypeError, "`matrices` must hold real numbers", lambda: affine_resample_cuda(x, m.astype(complex))),
         (TypeError, "`matrices` must hold real numbers", lambda: affine_resample_cuda(x, [["a"] * 3] * 2)),

@@ -41,13 +41,15 @@ def trained():
 
 x_ok, y_ok = data()
 CASES = [
-    ("wrong feature size", dict(x=numpy.ones((12, 5), "float32")), ValueError, r"expects `x` of shape \(None, 4\).*got \(12, 5\)"),
+    ("wrong feature size", dict(x=numpy.ones((12, 5), "float32")), ValueError,
+     r"expects `x` of shape \(None, 4\).*got \(12, 5\)"),
     ("wrong rank", dict(x=numpy.ones((12, 4, 1), "float32")), ValueError, r"expects `x` of shape \(None, 4\)"),
     ("x/y lengths differ", dict(y=y_ok[:10]), ValueError, "x has 12.*y has 10"),
     ("empty x", dict(x=numpy.zeros((0, 4)), y=numpy.zeros(0, int)), ValueError, "`x` is empty"),
     ("strings", dict(x=numpy.array([["a"] * 4] * 12)), TypeError, "`x` must hold numbers.*<U1"),
     ("ragged list", dict(x=[[1, 2, 3, 4], [1, 2]]), (ValueError, TypeError), "`x`"),
-    ("NaN in x", dict(x=numpy.where(numpy.eye(12, 4) > 0, numpy.nan, 1.0)), ValueError, r"`x` contains NaN or Inf \(first at index \(0, 0\)\)"),
+    ("NaN in x", dict(x=numpy.where(numpy.eye(12, 4) > 0, numpy.nan, 1.0)), ValueError,
+     r"`x` contains NaN or Inf \(first at index \(0, 0\)\)"),
     ("Inf in x", dict(x=numpy.full((12, 4), numpy.inf)), ValueError, "NaN or Inf"),
     ("label out of range", dict(y=numpy.full(12, 3)), ValueError, r"\[0, 3\)"),
     ("negative label", dict(y=numpy.full(12, -1)), ValueError, "label"),
@@ -58,7 +60,8 @@ CASES = [
     ("validation_split negative", dict(validation_split=-0.1), ValueError, "validation_split"),
     ("verbose 3", dict(verbose=3), ValueError, "`verbose`"),
     ("bad validation_data", dict(validation_data=(x_ok,)), ValueError, "validation_data"),
-    ("validation x wrong size", dict(validation_data=(numpy.ones((3, 2)), y_ok[:3])), ValueError, r"validation_data\[0\]"),
+    ("validation x wrong size", dict(validation_data=(numpy.ones((3, 2)), y_ok[:3])), ValueError,
+     r"validation_data\[0\]"),
     ("callbacks not callbacks", dict(callbacks=[print]), TypeError, "callbacks"),
 ]
 
@@ -84,7 +87,8 @@ def test_integer_labels_with_categorical_crossentropy_say_what_to_do():
 
 def test_fit_before_compile():
     model = Sequential([layers.Input((4,)), layers.Dense(2)])
-    for call in (lambda: model.fit(x_ok, y_ok), lambda: model.evaluate(x_ok, y_ok), lambda: model.train_on_batch(x_ok, y_ok)):
+    for call in (lambda: model.fit(x_ok, y_ok), lambda: model.evaluate(x_ok, y_ok),
+                 lambda: model.train_on_batch(x_ok, y_ok)):
         with pytest.raises(ValueError, match=r"must call `compile\(\)` before"):
             call()
 

@@ -83,7 +83,8 @@ SCRIPTS = {
               numbers=["gpu_dl us", "gpu_dl us/call (host)"], torch_numbers=["PyTorch us", "PyTorch us/call (host)"]),
     ],
     "bench_lstm.py": [
-        Table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us"], 4, numbers=["gpu_dl GPU us", "gpu_dl wall us/call"],
+        Table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us"], 4,
+              numbers=["gpu_dl GPU us", "gpu_dl wall us/call"],
               torch_numbers=["cuDNN GPU us", "cuDNN wall us/call"]),
         Table(["(batch, seq, input, hidden)", "pass", "step loop GPU us"], 2,
               numbers=["step loop GPU us", "persistent GPU us", "max abs. difference (h; h and dx)"]),

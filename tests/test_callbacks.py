@@ -513,7 +513,8 @@ def test_on_batch_begin_and_end_are_the_training_batch_hooks_older_names():
     old_style = Keras2Style()
     ends = []
     classifier().fit(x, y, batch_size=5, epochs=1, verbose=0,
-                     callbacks=[old_style, callbacks.LambdaCallback(on_batch_end=lambda batch, logs: ends.append(batch))])
+                     callbacks=[old_style,
+                                callbacks.LambdaCallback(on_batch_end=lambda batch, logs: ends.append(batch))])
     assert old_style.seen == [("begin", 0, {}), ("end", 0, ["accuracy", "loss"]),
                               ("begin", 1, {}), ("end", 1, ["accuracy", "loss"])]
     assert ends == [0, 1]

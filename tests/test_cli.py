@@ -98,7 +98,8 @@ def test_model_from_a_python_file(tmp_path, capsys):
     source.write_text(
         "from gpu_dl import Sequential, layers\n"
         "def build_model(input_shape, classes):\n"
-        "    return Sequential([layers.Input(input_shape), layers.Flatten(), layers.Dense(classes, activation='softmax')],"
+        "    return Sequential([layers.Input(input_shape), layers.Flatten(), "
+        "layers.Dense(classes, activation='softmax')],"
         " name='tiny')\n")
     assert cli.main(["train", "--model", str(source), "--epochs", "1", "--device", "cpu", "--verbose", "0",
                      "--output", str(tmp_path / "run")]) == 0

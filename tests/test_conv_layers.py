@@ -178,7 +178,8 @@ def test_summary_shows_the_size_formula_shapes(capsys):
 def test_unknown_height_and_width_give_a_fully_convolutional_model(xp, rng):
     """Input((None, None, C)), as in Keras: output sizes are unknown until a batch comes, any size then runs."""
     def stack():
-        return [layers.Conv2D(4, 3, padding="same", activation="relu"), layers.MaxPooling2D(3, strides=2, padding="same"),
+        return [layers.Conv2D(4, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(3, strides=2, padding="same"),
                 layers.Conv2D(5, 2, strides=2), layers.AveragePooling2D(2, strides=1, padding="same"),
                 layers.GlobalAveragePooling2D()]
     model = gpu_dl.Sequential([layers.Input((None, None, 2))] + stack())

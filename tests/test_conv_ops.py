@@ -22,7 +22,8 @@ def expected_conv(x, kernel, strides, padding, dilation):
     for r in range(kh):
         for q in range(kw):
             h0, w0 = r * dilation[0], q * dilation[1]
-            patch = padded[:, h0:h0 + strides[0] * (oh - 1) + 1:strides[0], w0:w0 + strides[1] * (ow - 1) + 1:strides[1]]
+            patch = padded[:, h0:h0 + strides[0] * (oh - 1) + 1:strides[0],
+                           w0:w0 + strides[1] * (ow - 1) + 1:strides[1]]
             y += numpy.einsum("nhwc,co->nhwo", patch, kernel[r, q])
     return y
 

@@ -17,7 +17,8 @@ def pearson_rows(t, p):
 
 def concordance_rows(t, p):
     """Lin's coefficient written out: 2 cov / (var_t + var_p + (mean_t - mean_p)^2), population moments."""
-    return numpy.array([2 * numpy.mean((a - a.mean()) * (b - b.mean())) / (a.var() + b.var() + (a.mean() - b.mean()) ** 2)
+    return numpy.array([2 * numpy.mean((a - a.mean()) * (b - b.mean()))
+                        / (a.var() + b.var() + (a.mean() - b.mean()) ** 2)
                         for a, b in zip(t, p)])
 
 

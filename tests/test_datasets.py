@@ -28,7 +28,8 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 def tiny_mnist(rng, n_train=5, n_test=3):
-    return ((rng.integers(0, 256, (n_train, 28, 28), dtype=numpy.uint8), rng.integers(0, 10, n_train, dtype=numpy.uint8)),
+    return ((rng.integers(0, 256, (n_train, 28, 28), dtype=numpy.uint8),
+             rng.integers(0, 10, n_train, dtype=numpy.uint8)),
             (rng.integers(0, 256, (n_test, 28, 28), dtype=numpy.uint8), rng.integers(0, 10, n_test, dtype=numpy.uint8)))
 
 
@@ -207,8 +208,10 @@ def test_npz_that_is_not_a_zip_is_named_as_such(tmp_path, content):
 def tiny_cifar(rng, sizes=(2, 3, 1, 2, 2), n_test=3):
     batches = {}
     for i, n in enumerate(sizes, start=1):
-        batches[f"data_batch_{i}"] = (rng.integers(0, 256, (n, 3072), dtype=numpy.uint8), rng.integers(0, 10, n).tolist())
-    batches["test_batch"] = (rng.integers(0, 256, (n_test, 3072), dtype=numpy.uint8), rng.integers(0, 10, n_test).tolist())
+        batches[f"data_batch_{i}"] = (rng.integers(0, 256, (n, 3072), dtype=numpy.uint8),
+                                      rng.integers(0, 10, n).tolist())
+    batches["test_batch"] = (rng.integers(0, 256, (n_test, 3072), dtype=numpy.uint8),
+                             rng.integers(0, 10, n_test).tolist())
     return batches
 
 
@@ -274,7 +277,8 @@ def test_cifar_archive_is_read_without_extracting(tmp_path, rng):
 
 def test_cifar_default_location(tmp_path, rng, isolated_home, monkeypatch):
     batches = tiny_cifar(rng)
-    write_cifar_folder(isolated_home / ".keras" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py", batches)
+    write_cifar_folder(isolated_home / ".keras" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py",
+                       batches)
     assert_cifar(load_cifar10(), batches)
     other = tiny_cifar(numpy.random.default_rng(5))
     write_cifar_folder(tmp_path / "root" / "cifar10", other)

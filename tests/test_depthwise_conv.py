@@ -57,7 +57,8 @@ def test_depthwise_is_the_grouped_convolution_with_one_channel_per_group(xp, rng
     """Keras's layout: kernel (kh, kw, C, M) read as (kh, kw, 1, C * M) is the groups=C kernel."""
     x, kernel = xp.asarray(rng.standard_normal((2, 6, 7, 3))), xp.asarray(rng.standard_normal((3, 2, 3, 2)))
     numpy.testing.assert_allclose(to_numpy(depthwise.depthwise_conv2d_forward(x, kernel, strides=(2, 1))),
-                                  to_numpy(conv.conv2d_forward(x, kernel.reshape(3, 2, 1, 6), strides=(2, 1), groups=3)),
+                                  to_numpy(conv.conv2d_forward(x, kernel.reshape(3, 2, 1, 6), strides=(2, 1),
+                                                               groups=3)),
                                   rtol=1e-12, atol=1e-12)
 
 
@@ -187,7 +188,8 @@ def test_configs_round_trip(rng):
 
 
 def test_training_reduces_the_loss(rng):
-    model = gpu_dl.Sequential([layers.Input((8, 8, 2)), layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu"),
+    model = gpu_dl.Sequential([layers.Input((8, 8, 2)),
+                               layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu"),
                                layers.SeparableConv2D(4, 3, activation="relu"), layers.Flatten(), layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     x = rng.standard_normal((32, 8, 8, 2)).astype("float32")

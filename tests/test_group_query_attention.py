@@ -46,7 +46,8 @@ SIZES = [(1, 1, 1, False), (3, 5, 17, True), (3, 17, 5, False)]
 def test_forward_and_gradients(xp, rng, heads, batch, tq, tv, with_key, masked, use_bias):
     n, g, h = heads
     layer = layers.GroupQueryAttention(h, n, g, use_bias=use_bias, dtype="float64")
-    q, v, k = rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, 5)), rng.standard_normal((batch, tv, 2))
+    q, v, k = (rng.standard_normal((batch, tq, 4)), rng.standard_normal((batch, tv, 5)),
+               rng.standard_normal((batch, tv, 2)))
     key = k if with_key else v
     kwargs, mask = {}, None
     if masked:

@@ -167,7 +167,8 @@ def test_a_keras_file_with_key_and_attention_mask_loads(rng, tmp_path):
     y = L.MultiHeadAttention(2, 3)(q, v, key=k, attention_mask=m)
     model = keras.Model([q, v, k, m], y)
     model.save(tmp_path / "k.keras")
-    xs = [rng.standard_normal((2,) + s).astype("float32") for s in ((4, 3), (5, 2), (5, 6))] + [rng.random((2, 4, 5)) > 0.3]
+    xs = ([rng.standard_normal((2,) + s).astype("float32") for s in ((4, 3), (5, 2), (5, 6))]
+          + [rng.random((2, 4, 5)) > 0.3])
     loaded = gpu_dl.models.load_model(tmp_path / "k.keras")
     numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
     loaded.save(tmp_path / "g.keras")

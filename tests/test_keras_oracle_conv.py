@@ -43,7 +43,8 @@ def test_layer_output_matches_keras(rng, name, kwargs):
     y_theirs = keras.ops.convert_to_numpy(theirs(x))
     assert y_ours.shape == y_theirs.shape
     numpy.testing.assert_allclose(y_ours, y_theirs, rtol=1e-5, atol=1e-5)
-    assert tuple(ours.compute_output_shape((None,) + x.shape[1:])) == tuple(theirs.compute_output_shape((None,) + x.shape[1:]))
+    assert (tuple(ours.compute_output_shape((None,) + x.shape[1:]))
+            == tuple(theirs.compute_output_shape((None,) + x.shape[1:])))
 
 
 def test_kernel_initialiser_fans_match_keras():

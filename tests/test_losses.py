@@ -159,7 +159,8 @@ def test_values_match_formula(xp, rng, name, shape):
     numpy.testing.assert_allclose(to_numpy(got), expected(t, p), rtol=1e-10, atol=1e-12)
     # The function form (Keras's name) gives the same per-sample values.
     function = getattr(losses, name)
-    numpy.testing.assert_allclose(to_numpy(function(xp.asarray(t), xp.asarray(p))), expected(t, p), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(function(xp.asarray(t), xp.asarray(p))), expected(t, p),
+                                  rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -175,7 +176,8 @@ def test_gradient_matches_finite_differences(xp, rng, name, shape):
 
 
 @pytest.mark.parametrize("loss", [
-    losses.CategoricalCrossentropy(from_logits=True), losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+    losses.CategoricalCrossentropy(from_logits=True),
+    losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
     losses.CategoricalCrossentropy(label_smoothing=0.1), losses.BinaryCrossentropy(label_smoothing=0.3),
     losses.BinaryCrossentropy(from_logits=True), losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
     losses.SparseCategoricalCrossentropy(), losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -232,7 +234,8 @@ def test_variants_forward_and_gradient(xp, rng, loss, shape):
 
 def test_float32_stays_float32(xp, rng):
     t, p = categorical_pair(rng, (5, 4))
-    for loss in (losses.MeanSquaredError(), losses.CategoricalCrossentropy(), losses.Hinge(), losses.CosineSimilarity()):
+    for loss in (losses.MeanSquaredError(), losses.CategoricalCrossentropy(), losses.Hinge(),
+                 losses.CosineSimilarity()):
         tt, pp = xp.asarray(t, dtype="float32"), xp.asarray(p, dtype="float32")
         assert loss.call(tt, pp).dtype == numpy.float32
         assert loss.grad(tt, pp).dtype == numpy.float32
@@ -340,9 +343,11 @@ def test_keras_documented_values(xp):
     y_true = xp.asarray([1, 2])
     y_pred = xp.asarray([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
     assert float(to_numpy(losses.SparseCategoricalCrossentropy()(y_true, y_pred))) == pytest.approx(1.177, abs=1e-3)
-    assert float(to_numpy(losses.SparseCategoricalCrossentropy()(y_true, y_pred, sample_weight=xp.asarray([0.3, 0.7])))) \
+    assert float(to_numpy(losses.SparseCategoricalCrossentropy()(y_true, y_pred,
+                                                                 sample_weight=xp.asarray([0.3, 0.7])))) \
         == pytest.approx(0.814, abs=1e-3)
-    assert float(to_numpy(losses.SparseCategoricalCrossentropy(reduction="sum")(y_true, y_pred))) == pytest.approx(2.354, abs=1e-3)
+    assert float(to_numpy(losses.SparseCategoricalCrossentropy(reduction="sum")(y_true, y_pred))) \
+        == pytest.approx(2.354, abs=1e-3)
     none = to_numpy(losses.SparseCategoricalCrossentropy(reduction=None)(y_true, y_pred))
     numpy.testing.assert_allclose(none, [0.0513, 2.303], atol=1e-3)
 
@@ -503,7 +508,8 @@ def test_validate_targets_elementwise_shapes():
 # ------------------------------------------------------------------ registry
 @pytest.mark.parametrize("identifier,cls", [
     ("mse", losses.MeanSquaredError), ("MSE", losses.MeanSquaredError), ("mean_squared_error", losses.MeanSquaredError),
-    ("MeanSquaredError", losses.MeanSquaredError), ("mae", losses.MeanAbsoluteError), ("mape", losses.MeanAbsolutePercentageError),
+    ("MeanSquaredError", losses.MeanSquaredError), ("mae", losses.MeanAbsoluteError),
+    ("mape", losses.MeanAbsolutePercentageError),
     ("msle", losses.MeanSquaredLogarithmicError), ("kld", losses.KLDivergence), ("kl_divergence", losses.KLDivergence),
     ("kullback_leibler_divergence", losses.KLDivergence), ("logcosh", losses.LogCosh), ("log_cosh", losses.LogCosh),
     ("cosine_similarity", losses.CosineSimilarity), ("cosine_proximity", losses.CosineSimilarity),
@@ -526,7 +532,8 @@ def test_get_names_and_other_forms():
     assert losses.get(instance) is instance
     assert type(losses.get(losses.Poisson)) is losses.Poisson
     assert losses.get(None) is None
-    restored = losses.get({"class_name": "CategoricalCrossentropy", "config": {"from_logits": True, "label_smoothing": 0.1}})
+    restored = losses.get({"class_name": "CategoricalCrossentropy",
+                           "config": {"from_logits": True, "label_smoothing": 0.1}})
     assert restored.from_logits and restored.label_smoothing == 0.1
 
 
@@ -543,7 +550,8 @@ def test_get_rejects_plain_callables_and_unknown_names():
 
 @pytest.mark.parametrize("loss", [losses.MeanSquaredError(reduction="sum", name="m"), losses.Huber(delta=0.5),
                                   losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2, axis=-1),
-                                  losses.SparseCategoricalCrossentropy(ignore_class=3), losses.BinaryCrossentropy(label_smoothing=0.1),
+                                  losses.SparseCategoricalCrossentropy(ignore_class=3),
+                                  losses.BinaryCrossentropy(label_smoothing=0.1),
                                   losses.CosineSimilarity(axis=1)], ids=repr)
 def test_config_round_trip(loss):
     config = losses.serialize(loss)
@@ -598,8 +606,8 @@ def test_sparse_matches_keras(rng, kwargs):
 def test_function_names_match_keras(rng):
     keras = keras_or_skip()
     t, p = (a.astype("float32") for a in positive_pair(rng, (3, 4)))
-    for name in ("mse", "mae", "mape", "msle", "kld", "log_cosh", "poisson", "hinge", "squared_hinge", "categorical_hinge",
-                 "kl_divergence", "mean_squared_error", "huber", "cosine_similarity"):
+    for name in ("mse", "mae", "mape", "msle", "kld", "log_cosh", "poisson", "hinge", "squared_hinge",
+                 "categorical_hinge", "kl_divergence", "mean_squared_error", "huber", "cosine_similarity"):
         theirs = numpy.asarray(getattr(keras.losses, name, None)(t, p)) if hasattr(keras.losses, name) else None
         if theirs is None:
             continue

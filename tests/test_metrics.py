@@ -53,9 +53,11 @@ EXPECTED = {
     "mse": ("real", lambda t, p: ((t - p) ** 2).mean(-1)),
     "mae": ("real", lambda t, p: numpy.abs(t - p).mean(-1)),
     "categorical_crossentropy": ("onehot", lambda t, p: -(t * numpy.log(p / p.sum(-1, keepdims=True))).sum(-1)),
-    "sparse_categorical_crossentropy": ("sparse", lambda t, p: -numpy.log(p / p.sum(-1, keepdims=True))[numpy.arange(len(t)), t]),
+    "sparse_categorical_crossentropy": ("sparse",
+                                        lambda t, p: -numpy.log(p / p.sum(-1, keepdims=True))[numpy.arange(len(t)), t]),
     "poisson": ("real", lambda t, p: (p - t * numpy.log(p + 1e-7)).mean(-1)),
-    "cosine_similarity": ("real", lambda t, p: (t * p).sum(-1) / numpy.linalg.norm(t, axis=-1) / numpy.linalg.norm(p, axis=-1)),
+    "cosine_similarity": ("real",
+                          lambda t, p: (t * p).sum(-1) / numpy.linalg.norm(t, axis=-1) / numpy.linalg.norm(p, axis=-1)),
     "huber": ("real", lambda t, p: (0.5 * (t - p) ** 2).mean(-1)),
 }
 
@@ -188,8 +190,10 @@ def test_crossentropy_word_resolves_from_shapes(y_shape, out_shape, cls):
     ("MeanSquaredError", metrics.MeanSquaredError), ("mae", metrics.MeanAbsoluteError),
     ("mape", metrics.MeanAbsolutePercentageError), ("msle", metrics.MeanSquaredLogarithmicError),
     ("categorical_crossentropy", metrics.CategoricalCrossentropy), ("bce", metrics.BinaryCrossentropy),
-    ("sparse_categorical_accuracy", metrics.SparseCategoricalAccuracy), ("top_k_categorical_accuracy", metrics.TopKCategoricalAccuracy),
-    ("kld", metrics.KLDivergence), ("kullback_leibler_divergence", metrics.KLDivergence), ("logcosh", metrics.LogCoshError),
+    ("sparse_categorical_accuracy", metrics.SparseCategoricalAccuracy),
+    ("top_k_categorical_accuracy", metrics.TopKCategoricalAccuracy),
+    ("kld", metrics.KLDivergence), ("kullback_leibler_divergence", metrics.KLDivergence),
+    ("logcosh", metrics.LogCoshError),
     ("cosine_similarity", metrics.CosineSimilarity), ("hinge", metrics.Hinge), ("poisson", metrics.Poisson),
     ("huber", metrics.MeanMetricWrapper), ("rmse", metrics.RootMeanSquaredError),
 ])
@@ -240,7 +244,8 @@ KERAS_METRICS = [
     ("SparseCategoricalAccuracy", {}, "sparse"), ("SparseCategoricalAccuracy", {}, "sparse_column"),
     ("TopKCategoricalAccuracy", {"k": 2}, "onehot"), ("SparseTopKCategoricalAccuracy", {"k": 3}, "sparse"),
     ("MeanSquaredError", {}, "real"), ("MeanAbsoluteError", {}, "real"), ("RootMeanSquaredError", {}, "real"),
-    ("CosineSimilarity", {}, "real"), ("LogCoshError", {}, "real"), ("KLDivergence", {}, "real"), ("Poisson", {}, "real"),
+    ("CosineSimilarity", {}, "real"), ("LogCoshError", {}, "real"), ("KLDivergence", {}, "real"),
+    ("Poisson", {}, "real"),
     ("CategoricalCrossentropy", {}, "onehot"), ("SparseCategoricalCrossentropy", {}, "sparse"),
     ("BinaryCrossentropy", {}, "binary"), ("Hinge", {}, "binary"), ("CategoricalHinge", {}, "onehot"),
 ]

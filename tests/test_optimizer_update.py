@@ -324,7 +324,8 @@ def test_strided_gradient_is_copied_not_misread(cupy_only, rng):
     assert not strided.flags.c_contiguous
     results = []
     for grad in (strided, cupy.ascontiguousarray(strided)):
-        value, m, v = cupy.ones(size, dtype=cupy.float32), cupy.zeros(size, cupy.float32), cupy.zeros(size, cupy.float32)
+        value, m, v = (cupy.ones(size, dtype=cupy.float32), cupy.zeros(size, cupy.float32),
+                       cupy.zeros(size, cupy.float32))
         ou.adam_update(value, grad, m, v, None, 0.01, 0.9, 0.999, EPSILON)
         results.append(value.get())
     numpy.testing.assert_array_equal(results[0], results[1])

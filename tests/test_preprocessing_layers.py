@@ -92,7 +92,8 @@ def test_zero_zoom_and_zero_rotation_are_the_identity(xp, rng, fill_mode):
     x_host = images(rng, (2, 5, 9, 3))
     x = xp.asarray(x_host)
     for layer in (layers.RandomZoom(0.0, fill_mode=fill_mode), layers.RandomZoom((0, 0), (0, 0), fill_mode=fill_mode),
-                  layers.RandomRotation(0.0, fill_mode=fill_mode), layers.RandomTranslation(0.0, 0.0, fill_mode=fill_mode)):
+                  layers.RandomRotation(0.0, fill_mode=fill_mode),
+                  layers.RandomTranslation(0.0, 0.0, fill_mode=fill_mode)):
         numpy.testing.assert_array_equal(to_numpy(layer(x, training=True)), x_host)
 
 
@@ -138,7 +139,8 @@ def test_resampler_backward_is_the_gradient(xp, rng, fill_mode, interpolation):
     x = xp.asarray(rng.standard_normal((2, 5, 6, 3)))
     angle = numpy.array([0.3, -1.1])
     m = numpy.zeros((2, 2, 3))
-    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = 1.2 * numpy.cos(angle), -numpy.sin(angle), numpy.sin(angle), 0.8 * numpy.cos(angle)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = (1.2 * numpy.cos(angle), -numpy.sin(angle), numpy.sin(angle),
+                                                      0.8 * numpy.cos(angle))
     m[:, 0, 2], m[:, 1, 2] = [1.3, -2.2], [0.4, 3.1]
     w = xp.asarray(rng.standard_normal((2, 5, 6, 3)))
     dx = affine_resample_backward(w, m, fill_mode, interpolation)
@@ -165,7 +167,8 @@ def test_channels_first_matches_channels_last(xp, rng):
     x_host = images(rng, (3, 6, 5, 2))
     for make in RANDOM_LAYERS:
         last = to_numpy(make(seed=9)(xp.asarray(x_host), training=True))
-        first = to_numpy(make(seed=9, data_format="channels_first")(xp.asarray(x_host.transpose(0, 3, 1, 2)), training=True))
+        first = to_numpy(make(seed=9, data_format="channels_first")(xp.asarray(x_host.transpose(0, 3, 1, 2)),
+                                                                    training=True))
         numpy.testing.assert_allclose(first.transpose(0, 2, 3, 1), last, rtol=0, atol=1e-6)
 
 

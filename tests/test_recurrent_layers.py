@@ -225,7 +225,8 @@ def test_bad_input_names_the_layer(xp):
         lstm(xp.ones((2, 5, 4), dtype="float32"))
     for make_bad, match in [(lambda: layers.LSTM(0), "units"), (lambda: layers.GRU(3, dropout=1.0), "dropout"),
                             (lambda: layers.SimpleRNN(3, recurrent_dropout=-0.1), "recurrent_dropout"),
-                            (lambda: layers.Bidirectional(layers.Dense(3)), "recurrent layer.*LSTM, GRU, SimpleRNN, RNN"),
+                            (lambda: layers.Bidirectional(layers.Dense(3)),
+                             "recurrent layer.*LSTM, GRU, SimpleRNN, RNN"),
                             (lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), "merge_mode")]:
         with pytest.raises((ValueError, TypeError), match=match):
             make_bad()

@@ -59,7 +59,8 @@ def test_unweighted_training_builds_no_array_of_equal_weights(monkeypatch, rng, 
     uniform_model, weighted_model = build(), build()
     calls = []
     original = losses.Loss.reduction_weights
-    monkeypatch.setattr(losses.Loss, "reduction_weights", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(losses.Loss, "reduction_weights",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     loss_uniform = uniform_model.train_on_batch(x, y)
     assert calls == []
     loss_weighted = weighted_model.train_on_batch(x, y, sample_weight=numpy.ones(5, dtype="float32"))

@@ -250,7 +250,8 @@ def test_bidirectional_checks_return_state_and_stateful_against_its_backward_lay
                              backward_layer=layers.LSTM(3, go_backwards=True, name="back"))
     with pytest.raises(ValueError, match=r"same stateful as layer"):
         layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, stateful=True))
-    with pytest.raises(ValueError, match=r"backward_layer must be a recurrent layer \(LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D"):
+    with pytest.raises(ValueError,
+                       match=r"backward_layer must be a recurrent layer \(LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D"):
         layers.Bidirectional(layers.GRU(3), backward_layer=layers.Dense(3))
 
 

@@ -317,8 +317,8 @@ def test_names_in_a_file_are_never_imported_or_called(where, tmp_path):
     regression_model(losses.LossFunctionWrapper(cubic_loss, grad_fn=cubic_loss_grad), ["mae"]).save(
         tmp_path / "m.keras")
     command = {"module": "os", "class_name": "function", "config": "system", "registered_name": "function"}
-    foreign = {"module": "gpu_dl_never_imported_module", "class_name": "Payload", "config": {"cmd": f"touch {sentinel}"},
-               "registered_name": "Payload"}
+    foreign = {"module": "gpu_dl_never_imported_module", "class_name": "Payload",
+               "config": {"cmd": f"touch {sentinel}"}, "registered_name": "Payload"}
 
     def edit(config):
         cc = config["compile_config"]

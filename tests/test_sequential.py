@@ -23,7 +23,8 @@ def test_list_and_add_build_the_same_model():
     b.add(layers.Dropout(0.5))
     b.add(layers.Dense(10, activation="softmax"))
     assert a.built and b.built
-    assert [w.shape for w in a.get_weights()] == [w.shape for w in b.get_weights()] == [(64, 32), (32,), (32, 10), (10,)]
+    assert ([w.shape for w in a.get_weights()] == [w.shape for w in b.get_weights()]
+            == [(64, 32), (32,), (32, 10), (10,)])
     assert a.output_shape == b.output_shape == (None, 10)
     assert a.count_params() == 64 * 32 + 32 + 32 * 10 + 10
 

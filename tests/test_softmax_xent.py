@@ -45,7 +45,8 @@ def test_dense_matches_naive_for_onehot_and_soft_targets(xp, rng, shape, smoothi
     n, c = shape
     logits = rng.standard_normal(shape) * 3
     for rows in (onehot(rng.integers(0, c, n), c), rng.dirichlet(numpy.ones(c), n), rng.random(shape) * 2):
-        loss, probs, dlogits = softmax_xent(xp.asarray(logits), xp.asarray(rows), sparse=False, label_smoothing=smoothing)
+        loss, probs, dlogits = softmax_xent(xp.asarray(logits), xp.asarray(rows), sparse=False,
+                                            label_smoothing=smoothing)
         want_loss, want_probs, want_d = naive(logits, rows * (1 - smoothing) + smoothing / c)
         numpy.testing.assert_allclose(to_numpy(loss), want_loss, rtol=1e-12, atol=1e-12)
         numpy.testing.assert_allclose(to_numpy(probs), want_probs, rtol=1e-12, atol=1e-15)

@@ -131,7 +131,8 @@ def test_frozen_layer_does_not_change_in_fit():
 def test_validation_data_and_initial_epoch():
     x, y = blobs(60)
     model = classifier()
-    history, _ = quiet(model.fit, x[:40], y[:40], validation_data=(x[40:], y[40:]), epochs=4, initial_epoch=2, verbose=0)
+    history, _ = quiet(model.fit, x[:40], y[:40], validation_data=(x[40:], y[40:]), epochs=4, initial_epoch=2,
+                       verbose=0)
     assert history.epoch == [2, 3]
     assert len(history.history["val_loss"]) == 2
 

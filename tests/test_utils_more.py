@@ -14,8 +14,8 @@ from gpu_dl.saving import deserialize_keras_object, register_keras_serializable,
 # ------------------------------------------------------------ serialization
 @pytest.mark.parametrize("obj", [
     losses.Huber(delta=0.5), metrics.Mean(name="m"), optimizers.Adam(learning_rate=0.01),
-    optimizers.schedules.ExponentialDecay(0.1, 10, 0.9), initializers.GlorotUniform(seed=1), regularizers.L1L2(0.1, 0.2),
-    constraints.MaxNorm(2.0)], ids=lambda o: type(o).__name__)
+    optimizers.schedules.ExponentialDecay(0.1, 10, 0.9), initializers.GlorotUniform(seed=1),
+    regularizers.L1L2(0.1, 0.2), constraints.MaxNorm(2.0)], ids=lambda o: type(o).__name__)
 def test_catalogue_objects_round_trip(obj):
     config = serialize_keras_object(obj)
     assert set(config) == {"module", "class_name", "config", "registered_name"}

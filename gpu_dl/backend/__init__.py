@@ -16,7 +16,8 @@ from .device import (
 
 __all__ = [
     "DeviceUnavailableError", "array_module", "conv_precision", "describe_device", "floatx", "get_device",
-    "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision", "set_device", "set_floatx", "set_random_seed", "standardize_dtype",
+    "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision", "set_device", "set_floatx",
+    "set_random_seed", "standardize_dtype",
     "to_device", "to_numpy", "xp",
 ]
 

@@ -49,7 +49,8 @@ class CudaRawAllocator:
 
 
 def device_memory_info(device_id: int):
-    """``(free, total)`` bytes of a device: NVML (nvidia-ml-py) if present, else cudaMemGetInfo; None if neither answers."""
+    """``(free, total)`` bytes of a device: NVML (nvidia-ml-py) if present, else cudaMemGetInfo; None if neither
+    answers."""
     try:
         info = nvml.memory_info_by_pci_bus_id(_runtime.deviceGetPCIBusId(device_id))
     except Exception:   # the bus-id query itself failed

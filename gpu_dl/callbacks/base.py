@@ -123,7 +123,8 @@ class ProgbarLogger(Callback):
         self._new_bar(self.params.get("steps"))
 
     def wants_batch_logs(self, batch):
-        return self.bar is not None and not self._validating and self.bar.wants_values(batch + 1) and batch + 1 != self.bar.target
+        return (self.bar is not None and not self._validating and self.bar.wants_values(batch + 1)
+                and batch + 1 != self.bar.target)
 
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 != self.bar.target:

@@ -41,7 +41,8 @@ class ModelCheckpoint(MonitorCallback):
         if save_weights_only:
             if not self.filepath.endswith(".weights.h5"):
                 raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
-                                 f"must end in `.weights.h5` (Keras weights format). Received: filepath={self.filepath}")
+                                 "must end in `.weights.h5` (Keras weights format). "
+                                 f"Received: filepath={self.filepath}")
         elif not self.filepath.endswith(".keras"):
             raise ValueError("The filepath provided must end in `.keras` (Keras model format). "
                              f"Received: filepath={self.filepath}")

@@ -101,7 +101,8 @@ class Softmax(_ElementwiseActivation):
 
     def build(self, input_shape):
         if not -len(input_shape) <= self.axis < len(input_shape) or self.axis % len(input_shape) == 0:
-            raise ValueError(f"Softmax '{self.name}': axis {self.axis} is not a feature axis of inputs {tuple(input_shape)}.")
+            raise ValueError(f"Softmax '{self.name}': axis {self.axis} is not a feature axis of inputs "
+                             f"{tuple(input_shape)}.")
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
@@ -120,7 +121,8 @@ class PReLU(Layer):
         else:
             axes = [shared_axes] if isinstance(shared_axes, numbers.Integral) else list(shared_axes)
             if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < 1 for a in axes):
-                raise ValueError(f"PReLU '{self.name}': shared_axes must be axes >= 1 (0 is the batch), got {shared_axes!r}.")
+                raise ValueError(f"PReLU '{self.name}': shared_axes must be axes >= 1 (0 is the batch), "
+                                 f"got {shared_axes!r}.")
             self.shared_axes = [int(a) for a in axes]
         self.alpha = None
 
@@ -128,7 +130,8 @@ class PReLU(Layer):
         shape = list(input_shape[1:])
         for axis in self.shared_axes or []:
             if axis > len(shape):
-                raise ValueError(f"PReLU '{self.name}': shared axis {axis} does not exist in inputs {tuple(input_shape)}.")
+                raise ValueError(f"PReLU '{self.name}': shared axis {axis} does not exist in inputs "
+                                 f"{tuple(input_shape)}.")
             shape[axis - 1] = 1
         if any(d is None for d in shape):
             raise ValueError(f"PReLU '{self.name}': unknown sizes {tuple(input_shape)} must be shared (shared_axes).")

@@ -188,7 +188,8 @@ class BaseConv(WindowedConv):
         dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
         kernel_shape = self._image_kernel_shape()
         if self.trainable:
-            self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, groups=self.groups, **args).reshape(self.kernel.shape)
+            self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, groups=self.groups,
+                                                      **args).reshape(self.kernel.shape)
             if self.use_bias:
                 self.bias.grad = bias_gradient(dz)
         if not self.input_gradient_wanted:

@@ -32,7 +32,8 @@ class InputLayer(Layer):
         if shape is None:
             shape = input_shape
         if shape is None:
-            raise ValueError("InputLayer needs `shape`, the shape of one sample without the batch axis, e.g. shape=(64,).")
+            raise ValueError("InputLayer needs `shape`, the shape of one sample without the batch axis, "
+                             "e.g. shape=(64,).")
         input_dtype = _input_dtype(dtype)
         super().__init__(name=name, dtype=None if input_dtype is not None else dtype, **kwargs)
         if input_dtype is not None:
@@ -105,7 +106,8 @@ class Dense(Layer):
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(
-                f"Dense layer '{self.name}' needs inputs of rank >= 2 with a known last axis, got shape {tuple(input_shape)}."
+                f"Dense layer '{self.name}' needs inputs of rank >= 2 with a known last axis, "
+                f"got shape {tuple(input_shape)}."
             )
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -165,7 +167,8 @@ class Dropout(KeepMaskDropout, Layer):
         if self.noise_shape is None:
             return shape
         if len(self.noise_shape) != len(shape):
-            raise ValueError(f"Dropout layer '{self.name}': noise_shape {self.noise_shape} must have the input's rank {len(shape)}.")
+            raise ValueError(f"Dropout layer '{self.name}': noise_shape {self.noise_shape} must have the input's "
+                             f"rank {len(shape)}.")
         return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
 
     def get_config(self):
@@ -182,7 +185,8 @@ class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last", "channels_first"):
-            raise ValueError(f"Flatten layer '{self.name}': data_format must be 'channels_last' or 'channels_first', got {data_format!r}.")
+            raise ValueError(f"Flatten layer '{self.name}': data_format must be 'channels_last' or 'channels_first', "
+                             f"got {data_format!r}.")
         self.data_format = data_format or "channels_last"
 
     def compute_output_shape(self, input_shape):
@@ -191,7 +195,8 @@ class Flatten(Layer):
         return (input_shape[0], size)
 
     def _to_channels_last(self, x):
-        return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,)) if self.data_format == "channels_first" and x.ndim > 2 else x
+        return (x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
+                if self.data_format == "channels_first" and x.ndim > 2 else x)
 
     def call(self, x, training=False):
         self._saved = (x.shape,) if training else None

@@ -101,7 +101,8 @@ class Merge(Layer):
             raise TypeError(f"{self._where()} takes no initial_state.")
         if not isinstance(x, (list, tuple)):
             raise ValueError(f"{self._where()}: a merge layer should be called on a list of inputs. Received an "
-                             f"input of type {type(x).__name__}{' and shape ' + str(tuple(x.shape)) if hasattr(x, 'shape') else ''}"
+                             f"input of type {type(x).__name__}"
+                             f"{' and shape ' + str(tuple(x.shape)) if hasattr(x, 'shape') else ''}"
                              " (not a list of arrays).")
         xs = [self._as_input(v) for v in x]
         shapes = [tuple(v.shape) for v in xs]

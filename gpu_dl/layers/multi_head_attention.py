@@ -1,7 +1,8 @@
 """Keras 3's ``MultiHeadAttention`` on rank-3 inputs, attending over the sequence axis.
 
 ``mha(query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
-return_attention_scores=False, training=None, use_causal_mask=False)`` (Keras's order): query (B, T, Dq), value (B, S, Dv), key (B, S, Dk), the key being the value when
+return_attention_scores=False, training=None, use_causal_mask=False)`` (Keras's order): query (B, T, Dq),
+value (B, S, Dv), key (B, S, Dk), the key being the value when
 left out. Each is projected per head as Keras's EinsumDense does (kernels (D, N, key_dim) or
 (D, N, value_dim), biases (N, key_dim)), the scaled dot products (B, N, T, S) go through a float32 softmax
 over S where the mask allows (masked weights 0, as Keras's ``Softmax(mask)`` gives them), dropout (training

@@ -15,8 +15,8 @@ not in ``gpu_dl.layers``: operators make them.
 An operation keeps where its arguments go (``arguments``: None in place of a
 tensor, the number otherwise), so its node in the graph lists the tensors only
 and its call takes their arrays, one or a list. The operation's dtype is its float
-tensors' (of integer tensors alone, floatx); numbers become scalars of it; shapes broadcast as NumPy's do (``broadcast_shapes`` is
-Keras's, with None for an unknown size). Masks of padded steps stop here, as
+tensors' (of integer tensors alone, floatx); numbers become scalars of it; shapes broadcast as NumPy's do
+(``broadcast_shapes`` is Keras's, with None for an unknown size). Masks of padded steps stop here, as
 they stop at Keras's operations. The maths is ``ops/arithmetic.py``.
 """
 from __future__ import annotations
@@ -48,7 +48,8 @@ def broadcast_shapes(first, second, where):
         elif j in (1, None, i):
             out.append(i)
         else:
-            raise ValueError(f"{where}: cannot broadcast shapes {tuple(first)} and {tuple(second)} (sizes {i} and {j}).")
+            raise ValueError(f"{where}: cannot broadcast shapes {tuple(first)} and {tuple(second)} "
+                             f"(sizes {i} and {j}).")
     return tuple(out)
 
 

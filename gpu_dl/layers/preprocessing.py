@@ -228,7 +228,8 @@ class Rescaling(Layer):
             try:
                 a = numpy.asarray(v, dtype=numpy.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"{_where(self)}: {what} must be a number or an array of numbers, got {v!r}.") from None
+                raise ValueError(f"{_where(self)}: {what} must be a number or an array of numbers, "
+                                 f"got {v!r}.") from None
             if not numpy.all(numpy.isfinite(a)):
                 raise ValueError(f"{_where(self)}: {what} must be finite, got {v!r}.")
         self.scale = scale
@@ -446,7 +447,8 @@ class RandomZoom(_AffineLayer):
     def _matrices(self, n, h, w):
         rng = self.generator()
         zy = rng.uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n)
-        zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1], size=n)
+        zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1],
+                                                             size=n)
         m = numpy.zeros((n, 2, 3))
         m[:, 0, 0] = zx
         m[:, 1, 1] = zy

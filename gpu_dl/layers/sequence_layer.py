@@ -8,8 +8,8 @@ A ``SequenceLayer`` reads inputs (batch, time, ...) and has:
   ``zero_output_for_mask`` (masked steps output zeros instead of repeating the step before; Bidirectional
   sets it to ``return_sequences``, as Keras does, and may do so after the layer is built);
 - ``call(x, training, mask, initial_state)`` returning the output, or ``[output, *states]`` with
-  ``return_state`` (``state_count`` states, in Keras's order, named in ``state_names``), and ``backward`` taking one gradient per
-  returned array (None for those without one), leaving those of the initial states in
+  ``return_state`` (``state_count`` states, in Keras's order, named in ``state_names``), and ``backward`` taking one
+  gradient per returned array (None for those without one), leaving those of the initial states in
   ``initial_state_gradients`` (the same order);
 - ``checked_initial_state(initial_state, x)``: the states for input ``x`` checked (a ValueError naming the
   layer) and returned as a flat list the layer's call takes back, so that a wrapper can check both

@@ -354,7 +354,8 @@ def grouped_conv2d_forward_cuda(x, kernel, bias, groups, *, strides, padding, di
     cin, cout = int(x.shape[-1]), int(kernel.shape[-1])
     z = y = None
     for x_sl, k_sl in zip(_group_slices(cin, groups), _group_slices(cout, groups)):
-        zg, yg = conv2d_forward_cuda(_slice(x, x_sl), _slice(kernel, k_sl), None if bias is None else _slice(bias, k_sl),
+        zg, yg = conv2d_forward_cuda(_slice(x, x_sl), _slice(kernel, k_sl),
+                                     None if bias is None else _slice(bias, k_sl),
                                      strides=strides, padding=padding, dilation=dilation, activation=activation,
                                      activation_params=activation_params, precision=precision)
         if z is None:

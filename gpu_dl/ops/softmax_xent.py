@@ -52,7 +52,8 @@ def _check(logits, labels, sparse, label_smoothing):
         raise ValueError(f"softmax_xent: `labels` ({kind}) must have shape {expected} for logits of shape "
                          f"{logits.shape}, got {labels.shape}.")
     if sparse and labels.dtype.kind not in "iu":
-        raise TypeError(f"softmax_xent: with sparse=True `labels` must hold integer class ids, got dtype {labels.dtype}.")
+        raise TypeError(f"softmax_xent: with sparse=True `labels` must hold integer class ids, "
+                        f"got dtype {labels.dtype}.")
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"softmax_xent: `label_smoothing` must be in [0, 1], got {label_smoothing!r}.")
 

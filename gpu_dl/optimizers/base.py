@@ -133,7 +133,8 @@ class Optimizer:
         owner = type(self).__name__
         if "lr" in kwargs:
             if not isinstance(learning_rate, _DefaultRate):
-                raise TypeError(f"{owner}: got both `learning_rate` and its legacy alias `lr`; pass only `learning_rate`.")
+                raise TypeError(f"{owner}: got both `learning_rate` and its legacy alias `lr`; "
+                                "pass only `learning_rate`.")
             learning_rate = kwargs.pop("lr")
         decay = kwargs.pop("decay", None)
         if kwargs:
@@ -459,7 +460,8 @@ class Optimizer:
         variables = list(variables)
         owner = self._owner
         if not isinstance(state, dict) or "iterations" not in state or "slots" not in state:
-            raise ValueError(f"{owner}: expected a state dict with 'iterations' and 'slots', got {type(state).__name__}.")
+            raise ValueError(f"{owner}: expected a state dict with 'iterations' and 'slots', "
+                             f"got {type(state).__name__}.")
         iterations = state["iterations"]
         if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
             raise ValueError(f"{owner}: state 'iterations' must be a non-negative integer, got {iterations!r}.")

@@ -70,7 +70,8 @@ __all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_im
            "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
            "enable_interactive_logging", "get_custom_objects", "get_source_inputs", "is_interactive_logging_enabled",
            "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object", "split_dataset",
-           "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name", "get_registered_object", "image_dataset_from_directory",
+           "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name", "get_registered_object",
+           "image_dataset_from_directory",
            "img_to_array", "load_img", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
            "register_keras_serializable", "save_img", "set_random_seed", "timeseries_dataset_from_array",
            "to_categorical"]

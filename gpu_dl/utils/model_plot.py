@@ -96,7 +96,8 @@ def _layer_shapes(model):
                 continue
             node = nodes[0]
             arg = node.args[0] if node.args else None
-            inputs = None if arg is None else (tuple(arg.shape) if hasattr(arg, "shape") else [tuple(t.shape) for t in arg])
+            inputs = None if arg is None else (tuple(arg.shape) if hasattr(arg, "shape")
+                                               else [tuple(t.shape) for t in arg])
             shapes[id(layer)] = (inputs, _structure_shape(node.outputs))
         return shapes
     shapes = {}

@@ -121,14 +121,16 @@ class Progbar:
         counter = f"{current}/{self.target}" if self.target is not None else f"{current}/Unknown"   # as Keras
         if self.verbose == 2:
             if finalize:
-                self._write(f"{counter} - {format_duration(elapsed)} - {format_per_unit(per_unit, self.unit_name)}{metrics}\n")
+                self._write(f"{counter} - {format_duration(elapsed)} - "
+                            f"{format_per_unit(per_unit, self.unit_name)}{metrics}\n")
                 self._finished = True
             return
         if finalize:
             timing = f"{format_duration(elapsed)} {format_per_unit(per_unit, self.unit_name)}"
         else:
             eta = per_unit * (self.target - current) if self.target is not None else 0
-            timing = f"ETA: {format_duration(eta)}" if self.target is not None else format_per_unit(per_unit, self.unit_name)
+            timing = (f"ETA: {format_duration(eta)}" if self.target is not None
+                      else format_per_unit(per_unit, self.unit_name))
         line = f"{counter} {self._bar(current)} {timing}{metrics}"
         if self.dynamic:
             pad = " " * max(0, self._last_len - len(line))
