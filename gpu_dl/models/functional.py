@@ -34,6 +34,7 @@ activity penalties of its layers' calls count in the loss (``nested.py``).
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy
 
@@ -118,11 +119,16 @@ def map_graph(inputs, outputs):
         raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
                          "the output does not depend on them. Leave them out of `inputs`, or use them.")
     layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
-    names = [layer.name for layer in layers]
-    for name in names:
-        if names.count(name) != 1:
-            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names '
-                             "should be unique.")
+    names = Counter(layer.name for layer in layers)
+    for name, count in names.items():
+        if count != 1:
+            # Keras's words, and why it happens: as in Keras, a name given explicitly does not advance the counter
+            # of automatic names, so Dense(name="dense") and a later Dense() (or `a + b` and a layer named "add")
+            # collide; Keras refuses such a model too.
+            raise ValueError(f'The name "{name}" is used {count} times in the model. All operation names should '
+                             "be unique. Automatic names ('dense', 'dense_1', 'add', ...) count up per kind of "
+                             "layer or operation, whatever names were given explicitly: give one of them another "
+                             "`name`.")
     return order, layers, depths
 
 
