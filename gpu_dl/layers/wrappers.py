@@ -200,6 +200,8 @@ class TimeDistributed(Wrapper):
             elif hasattr(self.layer, "statistics_per_step"):
                 stack.enter_context(self.layer.statistics_per_step(t, mask))
             y = self.layer(inner, training=training)
+        if isinstance(y, dict) and len(y) == 1:     # a model made with a dict of one output gives it keyed
+            (y,) = y.values()
         if isinstance(y, list):
             raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returned "
                              f"{len(y)} arrays; TimeDistributed takes a layer with one output.")

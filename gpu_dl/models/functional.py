@@ -454,8 +454,7 @@ class Functional(Model):
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
-            if isinstance(y, dict):
-                y = [y[k] for k in sorted(y)]     # a dict-output model: its outputs in the node's (sorted-key) order
+            y = nested.flat_outputs(y)
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
             out_mask = layer.compute_mask(x_in, mask)
@@ -573,18 +572,22 @@ class Functional(Model):
             out = self.symbolic_call(x, training=training, mask=mask)
             if keys is not None:
                 self._inbound_nodes[-1].keras_keys = keys
-            if isinstance(self._outputs_struct, dict):
-                return self._structured(out if isinstance(out, list) else [out])  # Keras gives the dict even for one
-        else:
-            out = self.forward(x, training=training, mask=mask)
-        return self._structured(out) if self._multi else out
+            return self._structured(out if isinstance(out, list) else [out], symbolic=True)
+        out = self.forward(x, training=training, mask=mask)
+        return self._structured(out if self._multi else [out])
 
-    def _structured(self, flat):
-        if isinstance(self._outputs_struct, dict):
+    def _structured(self, flat, symbolic=False):
+        """The outputs in the structure ``outputs`` was given in, as Keras 3 gives them: a dict always (even of one
+        output); a list or tuple on tensors, and on arrays for several outputs (Keras gives one output of a list
+        as the array itself)."""
+        struct = self._outputs_struct
+        if isinstance(struct, dict):
             # The outputs are in sorted-key order (Keras's); the dict keeps the order it was given in.
-            by_key = dict(zip(sorted(self._outputs_struct), flat))
-            return {k: by_key[k] for k in self._outputs_struct}
-        return list(flat)
+            by_key = dict(zip(sorted(struct), flat))
+            return {k: by_key[k] for k in struct}
+        if isinstance(struct, (list, tuple)) and (symbolic or len(flat) > 1):
+            return tuple(flat) if isinstance(struct, tuple) else list(flat)
+        return flat[0]
 
     # ------------------------------------------------------------------ the loss
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -607,8 +610,6 @@ class Functional(Model):
         name = self.output_names[0]
 
         def one(value, what):
-            if isinstance(value, (list, tuple)) and len(value) == 1 and what == "loss":
-                return value[0]
             if isinstance(value, dict):
                 if set(value) != {name}:
                     raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' has the "
@@ -620,6 +621,16 @@ class Functional(Model):
 
     def _output_layer(self):
         return self._output_node.layer
+
+    def _one_target(self, y, y_name):
+        # A model made with a dict of one output takes its targets keyed as that output too, as Keras does.
+        struct = self._outputs_struct
+        if isinstance(y, dict) and isinstance(struct, dict):
+            if set(y) != set(struct):
+                raise ValueError(f"Model '{self.name}' has the one output {sorted(struct)}: `{y_name}` as a dict "
+                                 f"must hold its targets under that key, got the keys {sorted(map(str, y))}.")
+            return y[next(iter(struct))]
+        return super()._one_target(y, y_name)
 
     # ------------------------------------------------------- several outputs
     # Each of these is Model's for one output; with several they keep one loss, target and metric set per output.

@@ -83,6 +83,16 @@ def check_one_input_and_output(model, where):
                          "several outputs; gpu_dl's Sequential has one input and one output.)")
 
 
+def flat_outputs(y):
+    """What a layer's call on arrays gave, as the model holding it passes it on: the array itself for one output, a
+    list of one array per output for several. A model gives its outputs in the structure it was made with (a dict,
+    even of one; a tuple): a dict's values go in sorted-key order, the order of the model's outputs."""
+    if isinstance(y, dict):
+        y = [y[k] for k in sorted(y)]
+        return y[0] if len(y) == 1 else y
+    return list(y) if isinstance(y, tuple) else y
+
+
 def check_tree(owner, layers, held=()):
     """A ValueError when ``owner`` holding ``layers`` makes a cycle (a model inside itself). ``held``: the ids of
     the layers ``owner`` holds directly (those among ``layers`` aside), whose trees are not walked: plain layers.

@@ -255,7 +255,7 @@ class Sequential(Model):
         self._node_states = {}
         for i, layer in enumerate(self._layers):
             with nvtx_range(f"{layer.name}.forward"):
-                y = layer(x, training=training, mask=mask)
+                y = nested.flat_outputs(layer(x, training=training, mask=mask))
                 if i in kept:
                     self._node_states[i] = nested.call_state(layer)
                 if mask is not None and not (layer.supports_masking or layer.takes_mask):
@@ -274,11 +274,21 @@ class Sequential(Model):
         random image layers, which augment unless told ``training=False``."""
         from .. import backend
         if any_symbolic(x, mask):
-            return self.symbolic_call(x, training=training, mask=mask)
+            out = self.symbolic_call(x, training=training, mask=mask)
+            return self._structured(out if isinstance(out, list) else [out], symbolic=True)
         x = backend.to_device(x)
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
-        return self.forward(x, training=training, mask=mask)
+        out = self.forward(x, training=training, mask=mask)
+        return self._structured(out if isinstance(out, list) else [out])
+
+    def _structured(self, flat, symbolic=False):
+        """As Keras's Sequential, the outputs of the last layer in its structure: a model made with a dict of
+        outputs gives the dict."""
+        last = self._layers[-1] if self._layers else None
+        if isinstance(last, Model):
+            return last._structured(flat, symbolic)
+        return super()._structured(flat, symbolic)
 
     def backward(self, dy, from_logits=False, input_gradient=True):
         """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits.
