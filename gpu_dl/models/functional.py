@@ -38,14 +38,14 @@ from collections import Counter
 
 import numpy
 
-from .. import backend, metrics as metrics_module, optimizers
+from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from . import multi_output, nested
-from .model import Model, _batchless, _length, _reduced_loss, _shapes
+from .model import Model
 from .summary import _format_shape, print_summary
 
 
@@ -155,7 +155,7 @@ def _check_structure(value, what):
     return flat
 
 
-class Functional(Model):
+class Functional(multi_output.SeveralOutputs, Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
@@ -224,9 +224,6 @@ class Functional(Model):
         self._activity = []
         self._nested_activity = []
         self._output_meta = {}
-        self._metric_outputs = []                       # with several outputs: the output each metric reads
-        self._output_loss_sums = [None] * len(flat_outputs)
-        self._last_output_losses = []
         self.built = True
         if not trainable:
             self.trainable = False
@@ -595,32 +592,25 @@ class Functional(Model):
         """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
         functional model: a list of one per output, or a dict keyed by the output layers' names. With several
         outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
-        if self._multi:
-            new_optimizer = optimizers.get(optimizer)
-            losses, weights, metric_ids = multi_output.compile_settings(self, loss, loss_weights, metrics,
-                                                                        weighted_metrics)
-            self.optimizer, self.loss = new_optimizer, losses
-            self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
-            # Kept as given: a saved file's compile_config writes them in the structure they came in.
-            self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
-            self._metric_identifiers = []
-            self._metrics = None
-            self.compiled = True
-            return
-        name = self.output_names[0]
+        if not self._multi:
+            name = self.output_names[0]
 
-        def one(value, what):
-            if isinstance(value, dict):
-                if set(value) != {name}:
-                    raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' has the "
-                                     f"one output '{name}'.")
-                return value[name]
-            return value
-        super().compile(optimizer=optimizer, loss=one(loss, "loss"), metrics=one(metrics, "metrics"),
-                        loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs)
+            def one(value, what):
+                if isinstance(value, dict):
+                    if set(value) != {name}:
+                        raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' "
+                                         f"has the one output '{name}'.")
+                    return value[name]
+                return value
+            loss, metrics = one(loss, "loss"), one(metrics, "metrics")
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        weighted_metrics=weighted_metrics, **kwargs)
 
     def _output_layer(self):
         return self._output_node.layer
+
+    def _output_layers(self):
+        return [_node_of(t).layer for t in self._outputs]
 
     def _one_target(self, y, y_name):
         # A model made with a dict of one output takes its targets keyed as that output too, as Keras does.
@@ -631,105 +621,6 @@ class Functional(Model):
                                  f"must hold its targets under that key, got the keys {sorted(map(str, y))}.")
             return y[next(iter(struct))]
         return super()._one_target(y, y_name)
-
-    # ------------------------------------------------------- several outputs
-    # Each of these is Model's for one output; with several they keep one loss, target and metric set per output.
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
-        if not self._multi:
-            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
-        x = self._host_features(x, x_name)
-        self._check_input_shape(_shapes(x), x_name)
-        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
-        if class_weight is not None:
-            raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
-                             f"has {len(self._outputs)}. Weigh the samples with `sample_weight` instead.")
-        ys, by_label = multi_output.targets(self, y, y_name, output_shapes)
-        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
-        sw = multi_output.sample_weights(self, sample_weight, _length(x))
-        return x, ys, sw, output_shapes
-
-    def _resolve_metrics(self, y_shape, output_shape):
-        if not self._multi:
-            return super()._resolve_metrics(y_shape, output_shape)
-        if self._metrics is None:
-            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
-                                            y_pred_shape=output_shape[i]))
-                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
-            self._metric_outputs = [i for i, _ in found]
-            self._metrics = [metric for _, metric in found]
-
-    def _start(self, x_shape):
-        if not self._multi:
-            return super()._start(x_shape)
-        # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
-        self._fused_softmax = False
-        for t in self._outputs:
-            _node_of(t).layer.keep_preactivation = False
-
-    def _loss_and_gradient(self, y, y_pred, sw, training):
-        if not self._multi:
-            return super()._loss_and_gradient(y, y_pred, sw, training)
-        total, values, douts = None, [], []
-        for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
-            if loss is None:
-                values.append(None)
-                douts.append(None)
-                continue
-            value, dout = _reduced_loss(loss, y[i], y_pred[i], None if sw is None else sw[i], self.output_mask[i],
-                                        training, scale=weight)
-            values.append(value)
-            douts.append(dout)
-            weighted = value * value.dtype.type(weight)
-            total = weighted if total is None else total + weighted
-        self._last_output_losses = values
-        return total, y_pred, douts
-
-    def _track(self, value, y, y_pred, n):
-        if not self._multi:
-            return super()._track(value, y, y_pred, n)
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
-        self._loss_count += n
-        for i, v in enumerate(self._last_output_losses):
-            if v is not None:
-                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
-                    self._output_loss_sums[i] + v * n
-        for metric, i in zip(self._metrics, self._metric_outputs):
-            mask = self.output_mask[i]
-            if mask is None:
-                metric.update_state(y[i], y_pred[i])
-            else:
-                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
-
-    def reset_metrics(self):
-        super().reset_metrics()
-        if self._multi:
-            self._output_loss_sums = [None] * len(self._outputs)
-
-    def _log_names(self):
-        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
-        one output has one, as Keras logs them), then each output's metrics."""
-        names = ["loss"]
-        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            names += [f"{self._output_names[i]}_loss" for i in with_loss]
-        names += [f"{self._output_names[i]}_{m.name}" for m, i in zip(self._metrics or [], self._metric_outputs)]
-        return names
-
-    def _logs(self, prefix=""):
-        if not self._multi:
-            return super()._logs(prefix)
-        count = max(self._loss_count, 1)
-        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
-        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
-                       else float("nan") for i in with_loss]
-        values += [metric.result() for metric in self._metrics]
-        return {prefix + name: value for name, value in zip(self._log_names(), values)}
-
-    @property
-    def metrics_names(self):
-        return self._log_names() if self._multi else super().metrics_names
 
     def _last_is_softmax(self):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back

@@ -1,4 +1,7 @@
-"""What compile and the training loop take for a functional model of several outputs, as Keras 3 takes it.
+"""What compile and the training loop take for a model of several outputs, as Keras 3 takes it.
+
+``SeveralOutputs`` is the part of a model's loop that differs with several
+outputs, shared by the models that can have them (``Functional``).
 
 compile: ``loss`` is one loss for every output, a list of one per output, or a
 dict keyed by every output's name (None: that output has no loss);
@@ -20,8 +23,9 @@ import numbers
 
 import numpy
 
-from .. import losses as losses_module, metrics as metrics_module
+from .. import losses as losses_module, metrics as metrics_module, optimizers
 from . import data_checks as checks
+from .model import _batchless, _length, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -150,3 +154,130 @@ def sample_weights(model, sample_weight, n):
     else:
         found = [checks.sample_weights(sample_weight, n)] * len(names)
     return tuple(None if w is None else w.astype(model.dtype) for w in found)
+
+
+class SeveralOutputs:
+    """What a model of several outputs adds to ``Model``'s loop (a mixin, before ``Model`` among the bases): one
+    loss, loss weight, target and metric set per output. Each method is ``Model``'s while the model has one
+    output (``_multi`` false).
+
+    The model gives ``_multi``, ``output_names``, ``_output_layers()`` (the layers making the outputs) and the
+    structure hooks of ``Model``."""
+
+    _metric_outputs = ()            # the output each metric reads
+    _last_output_losses = ()        # the last step's loss of each output (None where it has none)
+    _output_loss_sums = None        # the running sums of each output's loss on the device
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        if not self._multi:
+            return super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                                   weighted_metrics=weighted_metrics, **kwargs)
+        new_optimizer = optimizers.get(optimizer)
+        losses, weights, metric_ids = compile_settings(self, loss, loss_weights, metrics, weighted_metrics)
+        self.optimizer, self.loss = new_optimizer, losses
+        self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
+        # Kept as given: a saved file's compile_config writes them in the structure they came in.
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        self._metric_identifiers = []
+        self._metrics = None
+        self._output_loss_sums = [None] * len(losses)
+        self.compiled = True
+
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+        if not self._multi:
+            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
+        x = self._host_features(x, x_name)
+        self._check_input_shape(_shapes(x), x_name)
+        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
+        if class_weight is not None:
+            raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
+                             f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")
+        ys, by_label = targets(self, y, y_name, output_shapes)
+        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
+        sw = sample_weights(self, sample_weight, _length(x))
+        return x, ys, sw, output_shapes
+
+    def _resolve_metrics(self, y_shape, output_shape):
+        if not self._multi:
+            return super()._resolve_metrics(y_shape, output_shape)
+        if self._metrics is None:
+            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
+                                            y_pred_shape=output_shape[i]))
+                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
+            self._metric_outputs = [i for i, _ in found]
+            self._metrics = [metric for _, metric in found]
+
+    def _start(self, x_shape):
+        if not self._multi:
+            return super()._start(x_shape)
+        # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
+        self._fused_softmax = False
+        for layer in self._output_layers():
+            layer.keep_preactivation = False
+
+    def _loss_and_gradient(self, y, y_pred, sw, training):
+        if not self._multi:
+            return super()._loss_and_gradient(y, y_pred, sw, training)
+        total, values, douts = None, [], []
+        for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
+            if loss is None:
+                values.append(None)
+                douts.append(None)
+                continue
+            value, dout = _reduced_loss(loss, y[i], y_pred[i], None if sw is None else sw[i], self.output_mask[i],
+                                        training, scale=weight)
+            values.append(value)
+            douts.append(dout)
+            weighted = value * value.dtype.type(weight)
+            total = weighted if total is None else total + weighted
+        self._last_output_losses = values
+        return total, y_pred, douts
+
+    def _track(self, value, y, y_pred, n):
+        if not self._multi:
+            return super()._track(value, y, y_pred, n)
+        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_count += n
+        for i, v in enumerate(self._last_output_losses):
+            if v is not None:
+                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
+                    self._output_loss_sums[i] + v * n
+        for metric, i in zip(self._metrics, self._metric_outputs):
+            mask = self.output_mask[i]
+            if mask is None:
+                metric.update_state(y[i], y_pred[i])
+            else:
+                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
+
+    def reset_metrics(self):
+        super().reset_metrics()
+        if self._multi:
+            self._output_loss_sums = [None] * len(self.output_names)
+
+    def _log_names(self):
+        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
+        one output has one, as Keras logs them), then each output's metrics."""
+        names = ["loss"]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            names += [f"{self.output_names[i]}_loss" for i in with_loss]
+        names += [f"{self.output_names[i]}_{m.name}" for m, i in zip(self._metrics or [], self._metric_outputs)]
+        return names
+
+    def _logs(self, prefix=""):
+        if not self._multi:
+            return super()._logs(prefix)
+        count = max(self._loss_count, 1)
+        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
+                       else float("nan") for i in with_loss]
+        values += [metric.result() for metric in self._metrics]
+        return {prefix + name: value for name, value in zip(self._log_names(), values)}
+
+    @property
+    def metrics_names(self):
+        return self._log_names() if self._multi else super().metrics_names
+
