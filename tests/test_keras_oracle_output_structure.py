@@ -32,9 +32,10 @@ def _made(lib, structure, outputs, maker):
 
 
 def _shape_of(value):
-    """The structure with each array or tensor replaced by its shape (batch axis included)."""
+    """The structure with each array or tensor replaced by its shape (batch axis included); a dict as its items,
+    so that the order of its keys counts."""
     if isinstance(value, dict):
-        return {k: _shape_of(v) for k, v in value.items()}
+        return ("dict", [(k, _shape_of(v)) for k, v in value.items()])
     if isinstance(value, (list, tuple)):
         return type(value)(_shape_of(v) for v in value)
     return tuple(value.shape)

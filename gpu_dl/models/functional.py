@@ -575,13 +575,12 @@ class Functional(multi_output.SeveralOutputs, Model):
 
     def _structured(self, flat, symbolic=False):
         """The outputs in the structure ``outputs`` was given in, as Keras 3 gives them: a dict always (even of one
-        output); a list or tuple on tensors, and on arrays for several outputs (Keras gives one output of a list
-        as the array itself)."""
+        output), its keys in the order given on tensors and in sorted order on arrays; a list or tuple on tensors,
+        and on arrays for several outputs (Keras gives one output of a list as the array itself)."""
         struct = self._outputs_struct
         if isinstance(struct, dict):
-            # The outputs are in sorted-key order (Keras's); the dict keeps the order it was given in.
-            by_key = dict(zip(sorted(struct), flat))
-            return {k: by_key[k] for k in struct}
+            by_key = dict(zip(sorted(struct), flat))        # the outputs are in sorted-key order, Keras's
+            return {k: by_key[k] for k in struct} if symbolic else by_key
         if isinstance(struct, (list, tuple)) and (symbolic or len(flat) > 1):
             return tuple(flat) if isinstance(struct, tuple) else list(flat)
         return flat[0]
