@@ -279,6 +279,14 @@ class Functional(multi_output.SeveralOutputs, Model):
         """Called as a layer of another model, a model of several inputs takes a list of one tensor per input."""
         return len(self._inputs) > 1
 
+    @property
+    def _input_count(self):
+        return len(self._inputs)
+
+    @property
+    def _output_count(self):
+        return len(self._outputs)
+
     def get_layer(self, name=None, index=None):
         layers = self.layers
         if index is not None:
@@ -553,15 +561,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         it returns the symbolic output(s)."""
         keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
-            # A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
-            # a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does.
-            keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
-            missing = [k for k in keys if k not in x]
-            if missing:
-                raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
-                                 f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
-                                 f"{sorted(map(str, x))}.")
-            x = [x[k] for k in keys]
+            keys, x = self._listed_inputs(x)
         if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
             if isinstance(x, (list, tuple)) and len(x) == 1 and len(self._inputs) == 1:
@@ -572,6 +572,18 @@ class Functional(multi_output.SeveralOutputs, Model):
             return self._structured(out if isinstance(out, list) else [out], symbolic=True)
         out = self.forward(x, training=training, mask=mask)
         return self._structured(out if self._multi else [out])
+
+    def _listed_inputs(self, x):
+        """``(keys, tensors)``: a dict of symbolic tensors as the list of one per input, and the keys it was taken
+        by. A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
+        a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does."""
+        keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
+        missing = [k for k in keys if k not in x]
+        if missing:
+            raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
+                             f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
+                             f"{sorted(map(str, x))}.")
+        return keys, [x[k] for k in keys]
 
     def _structured(self, flat, symbolic=False):
         """The outputs in the structure ``outputs`` was given in, as Keras 3 gives them: a dict always (even of one
@@ -611,15 +623,8 @@ class Functional(multi_output.SeveralOutputs, Model):
     def _output_layers(self):
         return [_node_of(t).layer for t in self._outputs]
 
-    def _one_target(self, y, y_name):
-        # A model made with a dict of one output takes its targets keyed as that output too, as Keras does.
-        struct = self._outputs_struct
-        if isinstance(y, dict) and isinstance(struct, dict):
-            if set(y) != set(struct):
-                raise ValueError(f"Model '{self.name}' has the one output {sorted(struct)}: `{y_name}` as a dict "
-                                 f"must hold its targets under that key, got the keys {sorted(map(str, y))}.")
-            return y[next(iter(struct))]
-        return super()._one_target(y, y_name)
+    def _dict_output_keys(self):
+        return list(self._outputs_struct) if isinstance(self._outputs_struct, dict) else None
 
     def _last_is_softmax(self):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back

@@ -151,6 +151,9 @@ class Model(Layer):
 
     # A model's build builds its layers and its input_spec is its inputs': neither is Layer's.
     build_marks_built = False
+    # How many inputs the model takes and outputs it gives (a functional model's may be several).
+    _input_count = 1
+    _output_count = 1
     # The mask of padded steps a model is called with reaches its first layers; its output's mask is the one
     # its last forward computed (compute_mask).
     takes_mask = True
@@ -322,14 +325,25 @@ class Model(Layer):
 
     def _one_target(self, y, y_name):
         """The targets of a model of one output: the array, also when given (as Keras takes them) as a list of
-        one array."""
+        one array, or, from a model that gives its output in a dict, keyed as that output."""
         if isinstance(y, (list, tuple)) and len(y) == 1 and hasattr(y[0], "shape"):
             return y[0]
         if isinstance(y, dict):
-            raise ValueError(f"Model '{self.name}' has one output: pass `{y_name}` as an array (or a list of one "
-                             f"array), not a dict (keys {sorted(map(str, y))}). Keras takes a dict of targets from "
-                             "a model made with a dict of outputs, keyed as they are.")
+            keys = self._dict_output_keys()
+            if keys is None:
+                raise ValueError(f"Model '{self.name}' has one output: pass `{y_name}` as an array (or a list of "
+                                 f"one array), not a dict (keys {sorted(map(str, y))}). Keras takes a dict of "
+                                 "targets from a model made with a dict of outputs, keyed as they are.")
+            if set(y) != set(keys):
+                raise ValueError(f"Model '{self.name}' has the one output {keys}: `{y_name}` as a dict must hold "
+                                 f"its targets under that key, got the keys {sorted(map(str, y))}.")
+            return y[keys[0]]
         return y
+
+    def _dict_output_keys(self):
+        """The keys of the dict this model gives its outputs in (in the order it gives them), or None when it
+        gives no dict."""
+        return None
 
     def _host_features(self, x, name):
         """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
