@@ -1,8 +1,9 @@
 """A Sequential whose first layer has several inputs or whose last has several outputs, against Keras 3 itself
 (where Keras is installed): the same outputs in the same structure, the same training steps and logs (Keras
 names a Sequential's per-output logs after the losses and metrics where its last layer gives a list), the same
-summary rows, and files going both ways."""
+summary rows and plots, and files going both ways."""
 import os
+import re
 
 import numpy
 import pytest
@@ -163,3 +164,30 @@ def test_files_load_both_ways_and_resume_the_same(kind, tmp_path, rng):
             pytest.approx({k: float(v) for k, v in model.train_on_batch(x2, y2, return_dict=True).items()},
                           rel=2e-5, abs=1e-6), f"{writer.__name__} -> {reader.__name__}"
 
+
+@pytest.mark.parametrize("inside", [False, True])
+@pytest.mark.parametrize("expand_nested", [False, True])
+def test_plots_of_several_outputs_match_keras(inside, expand_nested):
+    """The same nodes (shapes and dtypes of each output included) and edges, the Sequential alone or called in a
+    functional model whose next layer takes both outputs."""
+    pytest.importorskip("pydot")
+    from keras.src.utils import model_visualization
+
+    def made(lib):
+        seq = several_outputs(lib)
+        if not inside:
+            return seq
+        x = lib.Input((5,), name="outer_x")
+        return lib.Model(x, lib.layers.Concatenate(name="both")(seq(x)), name="outer")
+
+    def drawn(text):
+        labels = dict(re.findall(r"^\s*(\d+) \[label=<(.*?)>, ", text, flags=re.M))
+        edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+) ", text, flags=re.M)}
+        return sorted(labels.values()), edges, sorted(re.findall(r"subgraph (\w+)", text))
+    options = dict(show_shapes=True, show_dtype=True, show_layer_names=True, show_layer_activations=True,
+                   show_trainable=True, expand_nested=expand_nested)
+    ours = drawn(gpu_dl.utils.model_to_dot(made(gpu_dl), **options).to_string())
+    theirs = drawn(model_visualization.model_to_dot(made(keras), **options).to_string())
+    assert ours == theirs
+    if not expand_nested:       # the node of the model of several outputs shows both
+        assert any("[(None, 2), (None, 1)]" in label for label in theirs[0])

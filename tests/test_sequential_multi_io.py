@@ -223,6 +223,17 @@ def test_summary_rows():
     assert any("heads (Functional)" in line and "[(None, 2), (None, 1)]" in line for line in lines)
 
 
+def test_plot_shows_each_output_of_a_sequential_of_several():
+    pytest.importorskip("pydot")
+    x = gpu_dl.Input((3,))
+    seq = Sequential([gpu_dl.Input((3,)), _heads()], name="ends")
+    model = gpu_dl.Model(x, layers.Concatenate(name="both")(seq(x)))
+    text = gpu_dl.utils.model_to_dot(model, show_shapes=True, show_dtype=True).to_string()
+    label = next(line for line in text.splitlines() if "<b>ends</b>" in line)
+    assert "Output shape: <b>[(None, 2), (None, 1)]</b>" in label
+    assert "Output dtype: <b>['float32', 'float32']</b>" in label
+
+
 def _config(path):
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read("config.json"))
