@@ -171,3 +171,20 @@ def test_a_dict_output_model_round_trips_with_its_structure(tmp_path, rng):
     assert list(got) == ["out"]
     numpy.testing.assert_array_equal(got["out"], model.predict(x, verbose=0)["out"])
     assert loaded.train_on_batch(x, {"out": y}) == pytest.approx(model.train_on_batch(x, [y]), rel=1e-6)
+
+
+def test_a_sequential_ending_in_a_dict_output_model_takes_its_targets_keyed(rng):
+    x, y = _data(rng, 6, 3), _data(rng, 6, 2)
+    losses = []
+    for targets in (y, [y], {"out": y}):
+        model = Sequential([gpu_dl.Input((3,)), _dense_model("dict", seed=12)])
+        model.compile(optimizer=optimizers.SGD(0.1), loss="mse")
+        predicted = model.predict(x, verbose=0)
+        assert list(predicted) == ["out"]
+        numpy.testing.assert_allclose(predicted["out"], _expected(model.layers[0], x), rtol=1e-5, atol=1e-6)
+        expected = float(numpy.mean((predicted["out"] - y) ** 2))
+        assert model.evaluate(x, targets, verbose=0) == pytest.approx(expected, rel=1e-5)
+        losses.append(model.fit(x, targets, batch_size=3, epochs=2, shuffle=False, verbose=0).history["loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6) and losses[2] == pytest.approx(losses[0], rel=1e-6)
+    with pytest.raises(ValueError, match=r"the one output \['out'\]: `y` as a dict must hold its targets under that"):
+        model.fit(x, {"other": y}, verbose=0)
