@@ -20,8 +20,11 @@ a dict keyed by the output layers' names). With several outputs, ``forward``
 returns a list of one array per output and ``backward`` takes a list of their
 gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
-(``multi_output.py``). A model built from intermediate tensors is refused with
-a ValueError that says what is supported.
+(``multi_output.py``). A call and ``predict`` give the outputs in the structure
+``outputs`` was given in, as Keras does (``_structured``: a dict even of one
+output; one output of a list as the array itself on arrays). A model built
+from intermediate tensors is refused with a ValueError that says what is
+supported.
 
 A model may be a layer of the graph: ``y = base(x)`` on a symbolic tensor
 records one node for the whole inner model (a Sequential, or a functional
