@@ -117,8 +117,8 @@ def test_weights_files_both_ways_and_load_model_refused_as_keras_fails(name, tmp
 
 
 def test_keras_refuses_a_model_of_several_inputs_or_outputs_inside_a_sequential_as_gpu_dl_does():
-    """Keras 3 refuses these two; gpu_dl refuses them too (and, as its message says, the very first or last
-    place where Keras takes such a model, which would give the Sequential several inputs or outputs)."""
+    """Keras 3 refuses these two; gpu_dl refuses them too. (The very first or last place, where both take such
+    a model: tests/test_keras_oracle_sequential_multi_io.py.)"""
     L = keras.layers
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
     pair = keras.Model([a, b], L.Add()([a, b]), name="pair")
@@ -129,10 +129,12 @@ def test_keras_refuses_a_model_of_several_inputs_or_outputs_inside_a_sequential_
     with pytest.raises(ValueError, match=r"expects 1 input\(s\), but it received 2 input tensors"):
         keras.Sequential([keras.Input((3,)), two, L.Dense(2)])
     ga, gb = gpu_dl.Input((3,)), gpu_dl.Input((3,))
-    with pytest.raises(ValueError, match="takes layers of one input and one output"):
+    with pytest.raises(ValueError, match="takes 2 inputs: a model of several inputs can only be a Sequential's very "
+                                         "first layer"):
         gpu_dl.Sequential([gpu_dl.Input((3,)), gpu_dl.Model([ga, gb], gpu_dl.layers.Add()([ga, gb]))])
     gi = gpu_dl.Input((3,))
-    with pytest.raises(ValueError, match="takes layers of one input and one output"):
+    with pytest.raises(ValueError, match="which gives 2 outputs: a model of several outputs can only be a "
+                                         "Sequential's last layer"):
         gpu_dl.Sequential([gpu_dl.Input((3,)),
                            gpu_dl.Model(gi, [gpu_dl.layers.Dense(2)(gi), gpu_dl.layers.Dense(1)(gi)]),
                            gpu_dl.layers.Dense(2)])

@@ -565,8 +565,8 @@ def test_refused_trees_leave_the_models_as_they_were(rng):
     # tests/test_nested_models_more.py.
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
     pair = gpu_dl.Model([a, b], layers.Add()([a, b]), name="pair")
-    refused(ValueError, r"takes layers of one input and one output; model 'pair' \(Functional\) has 2 input",
-            lambda: outer.add(pair))
+    refused(ValueError, r"Model 'pair' \(Functional\) takes 2 inputs: a model of several inputs can only be a "
+                        r"Sequential's very first layer .* it would follow layer 'head'", lambda: outer.add(pair))
     # A dict of tensors is taken by the inputs' names (tests/test_nested_models_more.py), all of them.
     with pytest.raises(ValueError, match=r"'pair' was called on a dict of symbolic tensors without 'b'"):
         pair({"a": gpu_dl.Input((3,)), "c": gpu_dl.Input((3,))})

@@ -3,7 +3,7 @@
 (a per-frame encoder), one layer in two places of a tree (weights shared and saved once, gradients summed), an
 inner model made with dicts of inputs and outputs; and what stays refused (a wrapped model of several inputs or
 outputs or with activity regularizers, a cycle through the wrapper, a dict call without every key, a model of
-several inputs or outputs in a Sequential)."""
+several inputs after another layer of a Sequential, or of several outputs before one)."""
 import numpy
 import pytest
 
@@ -231,9 +231,10 @@ def test_an_inner_model_made_with_dicts_trains_as_the_flat_graph(xp, rng):
     node = inner._inbound_nodes[-1]
     assert [t.shape for t in node.outputs] == [(None, 2), (None, 1)]
     _assert_trains_as(nested, flat, [_data(rng, 3), _data(rng, 2)], _data(rng, 2))
-    # Called on arrays, it gives the dict it was made with; a list of tensors in sorted-key order works too.
+    # Called on arrays, it gives the dict it was made with, its keys sorted as Keras sorts them there; a list of
+    # tensors in sorted-key order works too.
     outs = inner({"a": xp.asarray(_data(rng, 3)), "b": xp.asarray(_data(rng, 2))})
-    assert list(outs) == ["z", "y"] and outs["y"].shape == (8, 2)
+    assert list(outs) == ["y", "z"] and outs["y"].shape == (8, 2)
     listed = inner([gpu_dl.Input((3,)), gpu_dl.Input((2,))])
     assert listed["z"].shape == (None, 1)
 
@@ -273,18 +274,23 @@ def test_dict_calls_need_every_key():
 
 
 # ------------------------------------------------------------------ models of several inputs or outputs in a Sequential
-def test_a_model_of_several_inputs_or_outputs_in_a_sequential_is_refused():
-    # Keras 3 refuses a model of several inputs after a Sequential's Input and one of several outputs followed by
-    # a layer; it takes them only as the very first or last layer, making a Sequential of several inputs or
-    # outputs, which gpu_dl's Sequential (one input, one output) leaves out: the message says so.
+def test_a_model_of_several_inputs_or_outputs_in_a_sequential_is_refused_where_keras_refuses_it():
+    # Keras 3 takes them only as the very first or last layer, where the Sequential takes several inputs or gives
+    # several outputs (tests/test_sequential_multi_io.py); elsewhere each layer would get or give one tensor.
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
     pair = gpu_dl.Model([a, b], layers.Add()([a, b]), name="pair")
     i = gpu_dl.Input((3,))
     two = gpu_dl.Model(i, [layers.Dense(2)(i), layers.Dense(1)(i)], name="two")
-    for model, counts in ((pair, r"2 input\(s\) and 1 output\(s\)"), (two, r"1 input\(s\) and 2 output\(s\)")):
-        for made in (lambda: Sequential([gpu_dl.Input((3,)), model, layers.Dense(2)]),
-                     lambda: Sequential([model]), lambda: Sequential([gpu_dl.Input((3,)), model])):
-            with pytest.raises(ValueError, match=rf"takes layers of one input and one output; model '{model.name}' "
-                                                 rf"\(Functional\) has {counts}\. Call it in a functional model "
-                                                 r"instead.*Keras 3 refuses it too, except"):
-                made()
+    several_inputs = r"Model 'pair' \(Functional\) takes 2 inputs: a model of several inputs can only be a " \
+        r"Sequential's very first layer \(the Sequential then takes its inputs\), as in Keras; in Sequential " \
+        r"'\w+' it would follow {}, which gives one tensor\. Call it in a functional model instead"
+    for made, before in ((lambda: Sequential([gpu_dl.Input((3,), name="start"), pair]), "the Input 'start'"),
+                         (lambda: Sequential([layers.Dense(3, name="first"), pair]), "layer 'first'")):
+        with pytest.raises(ValueError, match=several_inputs.format(before)):
+            made()
+    for made in (lambda: Sequential([gpu_dl.Input((3,)), two, layers.Dense(2, name="after")]),
+                 lambda: Sequential([two, layers.Dense(2, name="after")])):
+        with pytest.raises(ValueError, match=r"ends with model 'two' \(Functional\), which gives 2 outputs: a model "
+                                             r"of several outputs can only be a Sequential's last layer, as in "
+                                             r"Keras, so 'after' cannot follow it"):
+            made()

@@ -35,10 +35,10 @@ from .base import Layer
 
 def _check_wrapped_model(kind, model, name):
     """A ValueError when ``model`` cannot be wrapped: a layer applied to each step gives one tensor per step."""
-    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
+    inputs, outputs = getattr(model, "_input_count", 1), getattr(model, "_output_count", 1)
+    if inputs != 1 or outputs != 1:
         raise ValueError(f"{kind}{f' {name!r}' if name else ''} applies one model to each step of one input; model "
-                         f"'{model.name}' ({type(model).__name__}) has {len(inputs)} input(s) and {len(outputs)} "
+                         f"'{model.name}' ({type(model).__name__}) has {inputs} input(s) and {outputs} "
                          "output(s). Wrap a model of one input and one output.")
 
 
@@ -200,6 +200,8 @@ class TimeDistributed(Wrapper):
             elif hasattr(self.layer, "statistics_per_step"):
                 stack.enter_context(self.layer.statistics_per_step(t, mask))
             y = self.layer(inner, training=training)
+        if isinstance(y, dict) and len(y) == 1:     # a model made with a dict of one output gives it keyed
+            (y,) = y.values()
         if isinstance(y, list):
             raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returned "
                              f"{len(y)} arrays; TimeDistributed takes a layer with one output.")

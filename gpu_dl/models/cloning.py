@@ -160,8 +160,10 @@ def _clone_sequential(model, clone, input_tensors):
         else:
             # Keras wraps a layer's output in an InputLayer of its own: the model starts at a tensor of its shape.
             layers.insert(0, Input(batch_shape=input_tensors.shape, dtype=input_tensors.dtype, name=name))
-    elif spec is not None and (model._input_layer is not None or model.built or model.layers and
-                               model.layers[0].declared_input_shape is not None):
+    elif spec is not None and not isinstance(spec, list) and (
+            model._input_layer is not None or model.built or model.layers and
+            model.layers[0].declared_input_shape is not None):
+        # (several inputs: the clone of the first layer, a model, takes them)
         batch = model._input_layer.batch_size if model._input_layer is not None else None
         layers.insert(0, Input(batch_shape=(batch,) + tuple(spec[1:]), dtype=model.dtype, name=name))
     made = Sequential(layers, name=model.name, trainable=model.trainable)

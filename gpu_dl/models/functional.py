@@ -20,8 +20,11 @@ a dict keyed by the output layers' names). With several outputs, ``forward``
 returns a list of one array per output and ``backward`` takes a list of their
 gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
-(``multi_output.py``). A model built from intermediate tensors is refused with
-a ValueError that says what is supported.
+(``multi_output.py``). A call and ``predict`` give the outputs in the structure
+``outputs`` was given in, as Keras does (``_structured``: a dict even of one
+output; one output of a list as the array itself on arrays). A model built
+from intermediate tensors is refused with a ValueError that says what is
+supported.
 
 A model may be a layer of the graph: ``y = base(x)`` on a symbolic tensor
 records one node for the whole inner model (a Sequential, or a functional
@@ -34,17 +37,18 @@ activity penalties of its layers' calls count in the loss (``nested.py``).
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy
 
-from .. import backend, metrics as metrics_module, optimizers
+from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from . import multi_output, nested
-from .model import Model, _batchless, _length, _reduced_loss, _shapes
+from .model import Model
 from .summary import _format_shape, print_summary
 
 
@@ -118,11 +122,16 @@ def map_graph(inputs, outputs):
         raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
                          "the output does not depend on them. Leave them out of `inputs`, or use them.")
     layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
-    names = [layer.name for layer in layers]
-    for name in names:
-        if names.count(name) != 1:
-            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names '
-                             "should be unique.")
+    names = Counter(layer.name for layer in layers)
+    for name, count in names.items():
+        if count != 1:
+            # Keras's words, and why it happens: as in Keras, a name given explicitly does not advance the counter
+            # of automatic names, so Dense(name="dense") and a later Dense() (or `a + b` and a layer named "add")
+            # collide; Keras refuses such a model too.
+            raise ValueError(f'The name "{name}" is used {count} times in the model. All operation names should '
+                             "be unique. Automatic names ('dense', 'dense_1', 'add', ...) count up per kind of "
+                             "layer or operation, whatever names were given explicitly: give one of them another "
+                             "`name`.")
     return order, layers, depths
 
 
@@ -149,7 +158,7 @@ def _check_structure(value, what):
     return flat
 
 
-class Functional(Model):
+class Functional(multi_output.SeveralOutputs, Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
@@ -218,9 +227,6 @@ class Functional(Model):
         self._activity = []
         self._nested_activity = []
         self._output_meta = {}
-        self._metric_outputs = []                       # with several outputs: the output each metric reads
-        self._output_loss_sums = [None] * len(flat_outputs)
-        self._last_output_losses = []
         self.built = True
         if not trainable:
             self.trainable = False
@@ -275,6 +281,14 @@ class Functional(Model):
     def takes_input_list(self):
         """Called as a layer of another model, a model of several inputs takes a list of one tensor per input."""
         return len(self._inputs) > 1
+
+    @property
+    def _input_count(self):
+        return len(self._inputs)
+
+    @property
+    def _output_count(self):
+        return len(self._outputs)
 
     def get_layer(self, name=None, index=None):
         layers = self.layers
@@ -460,8 +474,7 @@ class Functional(Model):
             node_training = training if training is not None else node.kwargs.get("training")
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
-            if isinstance(y, dict):
-                y = [y[k] for k in sorted(y)]     # a dict-output model: its outputs in the node's (sorted-key) order
+            y = nested.flat_outputs(y)
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
             out_mask = layer.compute_mask(x_in, mask)
@@ -563,15 +576,7 @@ class Functional(Model):
         it returns the symbolic output(s)."""
         keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
-            # A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
-            # a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does.
-            keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
-            missing = [k for k in keys if k not in x]
-            if missing:
-                raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
-                                 f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
-                                 f"{sorted(map(str, x))}.")
-            x = [x[k] for k in keys]
+            keys, x = self._listed_inputs(x)
         if any_symbolic(x, mask) or \
                 (isinstance(x, (list, tuple)) and any(isinstance(a, (list, tuple)) and any_symbolic(a) for a in x)):
             if isinstance(x, (list, tuple)) and len(x) == 1 and len(self._inputs) == 1:
@@ -579,18 +584,33 @@ class Functional(Model):
             out = self.symbolic_call(x, training=training, mask=mask)
             if keys is not None:
                 self._inbound_nodes[-1].keras_keys = keys
-            if isinstance(self._outputs_struct, dict):
-                return self._structured(out if isinstance(out, list) else [out])  # Keras gives the dict even for one
-        else:
-            out = self.forward(x, training=training, mask=mask)
-        return self._structured(out) if self._multi else out
+            return self._structured(out if isinstance(out, list) else [out], symbolic=True)
+        out = self.forward(x, training=training, mask=mask)
+        return self._structured(out if self._multi else [out])
 
-    def _structured(self, flat):
-        if isinstance(self._outputs_struct, dict):
-            # The outputs are in sorted-key order (Keras's); the dict keeps the order it was given in.
-            by_key = dict(zip(sorted(self._outputs_struct), flat))
-            return {k: by_key[k] for k in self._outputs_struct}
-        return list(flat)
+    def _listed_inputs(self, x):
+        """``(keys, tensors)``: a dict of symbolic tensors as the list of one per input, and the keys it was taken
+        by. A model made with a dict takes its keys (its inputs are in sorted-key order, Keras's); one made with
+        a list takes its inputs' names, as Keras does. The call is recorded with the keys, as Keras does."""
+        keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else self.input_names
+        missing = [k for k in keys if k not in x]
+        if missing:
+            raise ValueError(f"Model '{self.name}' was called on a dict of symbolic tensors without "
+                             f"{', '.join(repr(k) for k in missing)}: it takes the keys {sorted(keys)}, got "
+                             f"{sorted(map(str, x))}.")
+        return keys, [x[k] for k in keys]
+
+    def _structured(self, flat, symbolic=False):
+        """The outputs in the structure ``outputs`` was given in, as Keras 3 gives them: a dict always (even of one
+        output), its keys in the order given on tensors and in sorted order on arrays; a list or tuple on tensors,
+        and on arrays for several outputs (Keras gives one output of a list as the array itself)."""
+        struct = self._outputs_struct
+        if isinstance(struct, dict):
+            by_key = dict(zip(sorted(struct), flat))        # the outputs are in sorted-key order, Keras's
+            return {k: by_key[k] for k in struct} if symbolic else by_key
+        if isinstance(struct, (list, tuple)) and (symbolic or len(flat) > 1):
+            return tuple(flat) if isinstance(struct, tuple) else list(flat)
+        return flat[0]
 
     # ------------------------------------------------------------------ the loss
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -598,132 +618,28 @@ class Functional(Model):
         """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
         functional model: a list of one per output, or a dict keyed by the output layers' names. With several
         outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
-        if self._multi:
-            new_optimizer = optimizers.get(optimizer)
-            losses, weights, metric_ids = multi_output.compile_settings(self, loss, loss_weights, metrics,
-                                                                        weighted_metrics)
-            self.optimizer, self.loss = new_optimizer, losses
-            self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
-            # Kept as given: a saved file's compile_config writes them in the structure they came in.
-            self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
-            self._metric_identifiers = []
-            self._metrics = None
-            self.compiled = True
-            return
-        name = self.output_names[0]
+        if not self._multi:
+            name = self.output_names[0]
 
-        def one(value, what):
-            if isinstance(value, (list, tuple)) and len(value) == 1 and what == "loss":
-                return value[0]
-            if isinstance(value, dict):
-                if set(value) != {name}:
-                    raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' has the "
-                                     f"one output '{name}'.")
-                return value[name]
-            return value
-        super().compile(optimizer=optimizer, loss=one(loss, "loss"), metrics=one(metrics, "metrics"),
-                        loss_weights=loss_weights, weighted_metrics=weighted_metrics, **kwargs)
+            def one(value, what):
+                if isinstance(value, dict):
+                    if set(value) != {name}:
+                        raise ValueError(f"`{what}` is given per output for {sorted(value)}; model '{self.name}' "
+                                         f"has the one output '{name}'.")
+                    return value[name]
+                return value
+            loss, metrics = one(loss, "loss"), one(metrics, "metrics")
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        weighted_metrics=weighted_metrics, **kwargs)
 
     def _output_layer(self):
         return self._output_node.layer
 
-    # ------------------------------------------------------- several outputs
-    # Each of these is Model's for one output; with several they keep one loss, target and metric set per output.
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
-        if not self._multi:
-            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
-        x = self._checked_features(x, x_name)
-        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
-        if class_weight is not None:
-            raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
-                             f"has {len(self._outputs)}. Weigh the samples with `sample_weight` instead.")
-        ys, by_label = multi_output.targets(self, y, y_name, output_shapes)
-        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
-        sw = multi_output.sample_weights(self, sample_weight, _length(x))
-        return x, ys, sw, output_shapes
+    def _output_layers(self):
+        return [_node_of(t).layer for t in self._outputs]
 
-    def _resolve_metrics(self, y_shape, output_shape):
-        if not self._multi:
-            return super()._resolve_metrics(y_shape, output_shape)
-        if self._metrics is None:
-            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
-                                            y_pred_shape=output_shape[i]))
-                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
-            self._metric_outputs = [i for i, _ in found]
-            self._metrics = [metric for _, metric in found]
-
-    def _start(self, x_shape):
-        if not self._multi:
-            return super()._start(x_shape)
-        # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
-        self._fused_softmax = False
-        for t in self._outputs:
-            _node_of(t).layer.keep_preactivation = False
-
-    def _loss_and_gradient(self, y, y_pred, sw, training):
-        if not self._multi:
-            return super()._loss_and_gradient(y, y_pred, sw, training)
-        total, values, douts = None, [], []
-        for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
-            if loss is None:
-                values.append(None)
-                douts.append(None)
-                continue
-            value, dout = _reduced_loss(loss, y[i], y_pred[i], None if sw is None else sw[i], self.output_mask[i],
-                                        training, scale=weight)
-            values.append(value)
-            douts.append(dout)
-            weighted = value * value.dtype.type(weight)
-            total = weighted if total is None else total + weighted
-        self._last_output_losses = values
-        return total, y_pred, douts
-
-    def _track(self, value, y, y_pred, n):
-        if not self._multi:
-            return super()._track(value, y, y_pred, n)
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
-        self._loss_count += n
-        for i, v in enumerate(self._last_output_losses):
-            if v is not None:
-                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
-                    self._output_loss_sums[i] + v * n
-        for metric, i in zip(self._metrics, self._metric_outputs):
-            mask = self.output_mask[i]
-            if mask is None:
-                metric.update_state(y[i], y_pred[i])
-            else:
-                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
-
-    def reset_metrics(self):
-        super().reset_metrics()
-        if self._multi:
-            self._output_loss_sums = [None] * len(self._outputs)
-
-    def _log_names(self):
-        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
-        one output has one, as Keras logs them), then each output's metrics."""
-        names = ["loss"]
-        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            names += [f"{self._output_names[i]}_loss" for i in with_loss]
-        names += [f"{self._output_names[i]}_{m.name}" for m, i in zip(self._metrics or [], self._metric_outputs)]
-        return names
-
-    def _logs(self, prefix=""):
-        if not self._multi:
-            return super()._logs(prefix)
-        count = max(self._loss_count, 1)
-        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
-        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
-                       else float("nan") for i in with_loss]
-        values += [metric.result() for metric in self._metrics]
-        return {prefix + name: value for name, value in zip(self._log_names(), values)}
-
-    @property
-    def metrics_names(self):
-        return self._log_names() if self._multi else super().metrics_names
+    def _dict_output_keys(self):
+        return list(self._outputs_struct) if isinstance(self._outputs_struct, dict) else None
 
     def _last_is_softmax(self):
         # The fused softmax + cross-entropy reads the output layer's logits and sends their gradient back

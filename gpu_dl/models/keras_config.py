@@ -240,16 +240,19 @@ def model_config(model):
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     layers = []
-    if model.input_spec is not None:
+    spec = model.input_spec
+    several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own
+    if spec is not None and not several:
         from ..layers.core import InputLayer
-        layers.append(_layer_entry(model._input_layer or InputLayer(shape=model.input_spec[1:], dtype=model.dtype,
+        layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], dtype=model.dtype,
                                                                     name="input_layer")))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype), "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
-    if model.built and model.input_spec is not None:
-        shape = _jsonable(model.input_spec, "model input shape")
-        inner["build_input_shape"] = shape
+    if model.built and spec is not None:
+        shape = _jsonable(spec, "model input shape")
+        if not several:     # as Keras writes them: the build shape of several inputs in build_config only
+            inner["build_input_shape"] = shape
         config["build_config"] = {"input_shape": shape}
     compile_config = _compile_config(model)
     if compile_config is not None:

@@ -151,6 +151,9 @@ class Model(Layer):
 
     # A model's build builds its layers and its input_spec is its inputs': neither is Layer's.
     build_marks_built = False
+    # How many inputs the model takes and outputs it gives (a functional model's may be several).
+    _input_count = 1
+    _output_count = 1
     # The mask of padded steps a model is called with reaches its first layers; its output's mask is the one
     # its last forward computed (compute_mask).
     takes_mask = True
@@ -264,6 +267,8 @@ class Model(Layer):
         """Choose optimizer, loss and metrics (Keras 3's arguments; the execution flags are accepted and unused)."""
         if loss is None:
             raise ValueError("compile() needs a `loss`, e.g. loss='sparse_categorical_crossentropy' or loss='mse'.")
+        if isinstance(loss, (list, tuple)) and len(loss) == 1:
+            loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         if loss_weights is not None or weighted_metrics is not None:
@@ -275,7 +280,8 @@ class Model(Layer):
         if metrics is None:
             metric_ids = []
         elif isinstance(metrics, (list, tuple)):
-            metric_ids = list(metrics)
+            # Keras flattens the metrics of a model of one output: [["mae"]] (a list for each output) is ["mae"].
+            metric_ids = [m for entry in metrics for m in (entry if isinstance(entry, (list, tuple)) else [entry])]
         elif isinstance(metrics, dict):
             raise ValueError("This model has one output: `metrics` must be a list, not a dict.")
         else:
@@ -303,7 +309,7 @@ class Model(Layer):
         output_shape = self.compute_output_shape(_batchless(_shapes(x)))
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
-        y = checks.targets(y, y_name)
+        y = checks.targets(self._one_target(y, y_name), y_name)
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
         self.loss.validate_targets(y, output_shape)
         sw = checks.sample_weights(sample_weight, _length(x))
@@ -315,6 +321,28 @@ class Model(Layer):
         if sw is not None:
             sw = sw.astype(self.dtype)
         return x, y, sw, output_shape
+
+    def _one_target(self, y, y_name):
+        """The targets of a model of one output: the array, also when given (as Keras takes them) as a list of
+        one array, or, from a model that gives its output in a dict, keyed as that output."""
+        if isinstance(y, (list, tuple)) and len(y) == 1 and hasattr(y[0], "shape"):
+            return y[0]
+        if isinstance(y, dict):
+            keys = self._dict_output_keys()
+            if keys is None:
+                raise ValueError(f"Model '{self.name}' has one output: pass `{y_name}` as an array (or a list of "
+                                 f"one array), not a dict (keys {sorted(map(str, y))}). Keras takes a dict of "
+                                 "targets from a model made with a dict of outputs, keyed as they are.")
+            if set(y) != set(keys):
+                raise ValueError(f"Model '{self.name}' has the one output {keys}: `{y_name}` as a dict must hold "
+                                 f"its targets under that key, got the keys {sorted(map(str, y))}.")
+            return y[keys[0]]
+        return y
+
+    def _dict_output_keys(self):
+        """The keys of the dict this model gives its outputs in (in the order it gives them), or None when it
+        gives no dict."""
+        return None
 
     def _host_features(self, x, name):
         """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
@@ -627,7 +655,8 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as a NumPy array."""
+        """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as NumPy arrays in the
+        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with."""
         if streaming.is_stream(x):
             return streaming.predict(self, x, batch_size, verbose, steps, callbacks)
         x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
@@ -652,11 +681,12 @@ class Model(Layer):
         cbs.call("on_predict_end", {})
         if outputs and isinstance(outputs[0], list):    # several outputs: one array each
             return self._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
-        return numpy.concatenate(outputs, axis=0)
+        return self._structured([numpy.concatenate(outputs, axis=0)])
 
-    def _structured(self, flat):
-        """Outputs given as a flat list, in the structure the model gives them (a list here)."""
-        return flat
+    def _structured(self, flat, symbolic=False):
+        """The outputs, given as a list of one per output, in the structure the model gives them (here: the
+        output itself for one, the list for several); ``symbolic`` for tensors of a call on tensors."""
+        return flat[0] if len(flat) == 1 else list(flat)
 
     # ------------------------------------------------------------- on one batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):

@@ -1,4 +1,11 @@
-"""What compile and the training loop take for a functional model of several outputs, as Keras 3 takes it.
+"""What compile and the training loop take for a model of several outputs, as Keras 3 takes it.
+
+``SeveralOutputs`` is the part of a model's loop that differs with several
+outputs, shared by the models that can have them: ``Functional``, and
+``Sequential`` when its last layer is a model of several outputs. Where those
+outputs have no names (a Sequential whose last layer gives a list), dicts
+are refused, as Keras refuses them, and the logs are named as Keras names
+them there: ``<loss>_loss`` after each loss, each metric by its own name.
 
 compile: ``loss`` is one loss for every output, a list of one per output, or a
 dict keyed by every output's name (None: that output has no loss);
@@ -20,8 +27,9 @@ import numbers
 
 import numpy
 
-from .. import losses as losses_module, metrics as metrics_module
+from .. import losses as losses_module, metrics as metrics_module, optimizers
 from . import data_checks as checks
+from .model import _batchless, _length, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -30,8 +38,14 @@ def _is_structure(value):
     return isinstance(value, (list, tuple, dict))
 
 
-def _by_output(value, names, what, model_name, missing=None, require_all=False):
-    """One entry per output from a list of ``len(names)`` entries or a dict keyed by output names."""
+def _by_output(model, value, what, missing=None, require_all=False):
+    """One entry per output from a list of one entry per output or a dict keyed by output names (where the
+    model's outputs have names to key by)."""
+    names, model_name = model.output_names, model.name
+    if isinstance(value, dict) and not model._outputs_keyed:
+        raise ValueError(f"`{what}` is a dict, but model '{model_name}' gives its {len(names)} outputs as a list, "
+                         f"without names to key them by (Keras keys a Sequential's outputs only when its last layer "
+                         f"gives them in a dict): give `{what}` as a list of one entry per output.")
     if isinstance(value, dict):
         unknown = [k for k in value if k not in names]
         if unknown:
@@ -52,14 +66,16 @@ def _by_output(value, names, what, model_name, missing=None, require_all=False):
 
 
 def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
-    """``(losses, weights, metric identifiers)``, one entry per output, checked; raises before anything changes."""
+    """``(losses, weights, metric identifiers, loss labels)``, one entry per output, checked; raises before anything
+    changes. A loss's label is how Keras names it where the outputs have no names: the string it was given as,
+    else its name."""
     names = model.output_names
     if weighted_metrics is not None:
         raise ValueError("`weighted_metrics` is not supported by gpu_dl; pass the metrics in `metrics`.")
     if loss is None:
         raise ValueError(f"compile() needs a `loss`: one for all outputs of model '{model.name}', a list of one per "
                          f"output, or a dict keyed by the output names {names}.")
-    entries = _by_output(loss, names, "loss", model.name, require_all=True) if _is_structure(loss) \
+    entries = _by_output(model, loss, "loss", require_all=True) if _is_structure(loss) \
         else [loss] * len(names)
     losses = []
     for name, entry in zip(names, entries):
@@ -76,7 +92,7 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
     if loss_weights is None:
         weights = [1.0] * len(names)
     elif _is_structure(loss_weights):
-        weights = _by_output(loss_weights, names, "loss_weights", model.name, missing=1.0)
+        weights = _by_output(model, loss_weights, "loss_weights", missing=1.0)
     else:
         raise ValueError(f"`loss_weights` must be a list of one number per output or a dict keyed by the output "
                          f"names {names}, got {loss_weights!r}.")
@@ -88,7 +104,7 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
         per_output = [[] for _ in names]
     elif _is_structure(metrics):
         per_output = [[] if m is None else list(m) if isinstance(m, (list, tuple)) else [m]
-                      for m in _by_output(metrics, names, "metrics", model.name)]
+                      for m in _by_output(model, metrics, "metrics")]
     else:
         raise ValueError(f"Model '{model.name}' has {len(names)} outputs: `metrics` must be a list of one entry per "
                          f"output or a dict keyed by the output names {names}, each entry a metric or a list of "
@@ -98,7 +114,9 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
             # Names that depend on data shapes resolve at fit time; all others must resolve now.
             if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
                 metrics_module.get(identifier, loss=resolved)
-    return losses, weights, per_output
+    labels = [None if resolved is None else entry if isinstance(entry, str) else resolved.name
+              for entry, resolved in zip(entries, losses)]
+    return losses, weights, per_output, labels
 
 
 def targets(model, y, y_name, output_shapes):
@@ -115,7 +133,7 @@ def targets(model, y, y_name, output_shapes):
     if isinstance(y, (list, tuple)) and len(y) != len(names):
         raise ValueError(f"Model '{model.name}' has {len(names)} outputs ({', '.join(names)}); `{y_name}` must hold "
                          f"{len(names)} arrays, one per output, got a list of {len(y)}.")
-    entries = _by_output(y, names, y_name, model.name)
+    entries = _by_output(model, y, y_name)
     arrays, by_label = [], {}
     for i, (name, data) in enumerate(zip(names, entries)):
         label = f"{y_name}[{name!r}]" if isinstance(y, dict) else f"{y_name}[{i}] (output '{name}')"
@@ -144,9 +162,159 @@ def sample_weights(model, sample_weight, n):
         isinstance(sample_weight, (list, tuple)) and len(sample_weight) == len(names)
         and all(w is None or hasattr(w, "__len__") for w in sample_weight))
     if per_output:
-        entries = _by_output(sample_weight, names, "sample_weight", model.name)
+        entries = _by_output(model, sample_weight, "sample_weight")
         found = [None if w is None else checks.sample_weights(w, n, f"sample_weight for output '{name}'")
                  for name, w in zip(names, entries)]
     else:
         found = [checks.sample_weights(sample_weight, n)] * len(names)
     return tuple(None if w is None else w.astype(model.dtype) for w in found)
+
+
+class SeveralOutputs:
+    """What a model of several outputs adds to ``Model``'s loop (a mixin, before ``Model`` among the bases): one
+    loss, loss weight, target and metric set per output. Each method is ``Model``'s while the model has one
+    output (``_multi`` false).
+
+    The model gives ``_multi``, ``_output_count``, ``output_names`` (in messages, and as keys where
+    ``_outputs_keyed``) and ``_output_layers()`` (the layers making the outputs)."""
+
+    _outputs_keyed = True           # whether the outputs have names that dicts of losses and targets are keyed by
+    _metric_outputs = ()            # the output each metric reads
+    _last_output_losses = ()        # the last step's loss of each output (None where it has none)
+    _output_loss_sums = None        # the running sums of each output's loss on the device
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        if not self._multi:
+            super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                            weighted_metrics=weighted_metrics, **kwargs)
+            self._compiled_outputs = 1
+            return
+        new_optimizer = optimizers.get(optimizer)
+        losses, weights, metric_ids, labels = compile_settings(self, loss, loss_weights, metrics, weighted_metrics)
+        self.optimizer, self.loss = new_optimizer, losses
+        self._loss_labels = labels
+        self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
+        # Kept as given: a saved file's compile_config writes them in the structure they came in.
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        self._metric_identifiers = []
+        self._metrics = None
+        self._output_loss_sums = [None] * len(losses)
+        self.compiled = True
+        self._compiled_outputs = self._output_count
+
+    def _require_compiled(self, method):
+        super()._require_compiled(method)
+        compiled_for = self.__dict__.get("_compiled_outputs", 1)
+        if compiled_for != self._output_count:
+            # A Sequential's last layer changed since: its losses and metrics no longer fit its outputs.
+            raise ValueError(f"Model '{self.name}' was compiled for {compiled_for} output(s) and now gives "
+                             f"{self._output_count}: call compile() again before `{method}()`.")
+
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+        if not self._multi:
+            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
+        x = self._checked_features(x, x_name)
+        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
+        if class_weight is not None:
+            raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
+                             f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")
+        ys, by_label = targets(self, y, y_name, output_shapes)
+        checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
+        sw = sample_weights(self, sample_weight, _length(x))
+        return x, ys, sw, output_shapes
+
+    def _resolve_metrics(self, y_shape, output_shape):
+        if not self._multi:
+            return super()._resolve_metrics(y_shape, output_shape)
+        if self._metrics is None:
+            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
+                                            y_pred_shape=output_shape[i]))
+                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
+            self._metric_outputs = [i for i, _ in found]
+            self._metrics = [metric for _, metric in found]
+
+    def _start(self, x_shape):
+        if not self._multi:
+            return super()._start(x_shape)
+        # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
+        self._fused_softmax = False
+        for layer in self._output_layers():
+            layer.keep_preactivation = False
+
+    def _loss_and_gradient(self, y, y_pred, sw, training):
+        if not self._multi:
+            return super()._loss_and_gradient(y, y_pred, sw, training)
+        total, values, douts = None, [], []
+        for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
+            if loss is None:
+                values.append(None)
+                douts.append(None)
+                continue
+            value, dout = _reduced_loss(loss, y[i], y_pred[i], None if sw is None else sw[i], self.output_mask[i],
+                                        training, scale=weight)
+            values.append(value)
+            douts.append(dout)
+            weighted = value * value.dtype.type(weight)
+            total = weighted if total is None else total + weighted
+        self._last_output_losses = values
+        return total, y_pred, douts
+
+    def _track(self, value, y, y_pred, n):
+        if not self._multi:
+            return super()._track(value, y, y_pred, n)
+        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_count += n
+        for i, v in enumerate(self._last_output_losses):
+            if v is not None:
+                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
+                    self._output_loss_sums[i] + v * n
+        for metric, i in zip(self._metrics, self._metric_outputs):
+            mask = self.output_mask[i]
+            if mask is None:
+                metric.update_state(y[i], y_pred[i])
+            else:
+                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
+
+    def reset_metrics(self):
+        super().reset_metrics()
+        if self._multi:
+            self._output_loss_sums = [None] * len(self.output_names)
+
+    def _log_names(self):
+        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
+        one output has one, as Keras logs them), then each output's metrics.
+
+        As Keras names them: after the outputs' names, or, where the outputs have none (a Sequential whose last
+        layer gives a list), a loss after the loss itself and a metric by its own name. Keras numbers a metric's
+        name met again (``mae``, ``mae_1``); two losses of one name share one log, the later one's (Keras's
+        logs are a dict)."""
+        keyed = self._outputs_keyed
+        names = ["loss"]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            names += [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
+        metric_names = [f"{self.output_names[i]}_{m.name}" if keyed else m.name
+                        for m, i in zip(self._metrics or [], self._metric_outputs)]
+        counts = {}
+        for name in metric_names:
+            names.append(f"{name}_{counts[name]}" if name in counts else name)
+            counts[name] = counts.get(name, 0) + 1
+        return names
+
+    def _logs(self, prefix=""):
+        if not self._multi:
+            return super()._logs(prefix)
+        count = max(self._loss_count, 1)
+        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
+                       else float("nan") for i in with_loss]
+        values += [metric.result() for metric in self._metrics]
+        return {prefix + name: value for name, value in zip(self._log_names(), values)}
+
+    @property
+    def metrics_names(self):
+        return list(dict.fromkeys(self._log_names())) if self._multi else super().metrics_names
+

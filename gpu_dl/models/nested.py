@@ -15,11 +15,11 @@ What would make such a tree unsound is refused when it is made, before
 anything changes:
 
 - a model inside itself, however deep (a cycle: its forward would never end);
-- in a ``Sequential``, a model of several inputs or outputs (each layer of a
-  Sequential takes one tensor and gives one; Keras refuses it too, except as
-  the first layer for several inputs or the last for several outputs, which
-  gpu_dl's Sequential of one input and one output leaves out), and a built
-  model whose input does not fit the output of the layers before it.
+- in a ``Sequential``, as in Keras, a model of several inputs anywhere but as
+  its very first layer (the Sequential then takes those inputs), any layer
+  after a model of several outputs (which can only be the last: the
+  Sequential then gives those outputs), and a built model whose input does
+  not fit the output of the layers before it.
 
 A model that calls one inner model several times (or a layer that is also
 inside one of its models) keeps, for each such call, what that call's
@@ -69,18 +69,33 @@ def _sentence(text):
     return text[:1].upper() + text[1:]
 
 
-def check_one_input_and_output(model, where):
-    """A ValueError when ``model`` (to be one layer of ``where``, a Sequential) has several inputs or outputs."""
-    inputs = getattr(model, "inputs", None)
-    outputs = getattr(model, "outputs", None)
-    if (inputs is not None and len(inputs) != 1) or (outputs is not None and len(outputs) != 1):
-        # Keras 3 takes one as a Sequential's first layer (several inputs) or last (several outputs), where the
-        # Sequential then has several inputs or outputs; gpu_dl's Sequential keeps one of each.
-        raise ValueError(f"{_sentence(where)} takes layers of one input and one output; {describe(model)} has "
-                         f"{len(inputs)} input(s) and {len(outputs)} output(s). Call it in a functional model "
-                         "instead: outputs = model(inputs); keras.Model(inputs, outputs). (Keras 3 refuses it "
-                         "too, except as a Sequential's very first layer, for several inputs, or its last, for "
-                         "several outputs; gpu_dl's Sequential has one input and one output.)")
+def check_sequential_place(owner, layer):
+    """A ValueError when ``layer`` cannot be the next layer of ``owner``, a Sequential: each layer there takes the
+    one tensor the layer before it gives, so a model of several inputs can only be the very first layer (the
+    Sequential takes its inputs) and a model of several outputs only the last (it gives them), as in Keras."""
+    last = owner._layers[-1] if owner._layers else None
+    if last is not None and getattr(last, "_output_count", 1) > 1:
+        raise ValueError(f"Sequential '{owner.name}' ends with {describe(last)}, which gives {last._output_count} "
+                         f"outputs: a model of several outputs can only be a Sequential's last layer, as in Keras, so "
+                         f"'{layer.name}' cannot follow it. Call them in a functional model instead: outputs = "
+                         "layer(model(inputs)[i]); keras.Model(inputs, outputs).")
+    count = getattr(layer, "_input_count", 1)
+    if count > 1 and (last is not None or owner._input_layer is not None):
+        before = f"layer '{last.name}'" if last is not None else f"the Input '{owner._input_layer.name}'"
+        raise ValueError(f"{_sentence(describe(layer))} takes {count} inputs: a model of several inputs can only be "
+                         f"a Sequential's very first layer (the Sequential then takes its inputs), as in Keras; in "
+                         f"Sequential '{owner.name}' it would follow {before}, which gives one tensor. Call it in "
+                         "a functional model instead: outputs = model([a, b]); keras.Model([a, b], outputs).")
+
+
+def flat_outputs(y):
+    """What a layer's call on arrays gave, as the model holding it passes it on: the array itself for one output, a
+    list of one array per output for several. A model gives its outputs in the structure it was made with (a dict,
+    even of one; a tuple): a dict's values go in sorted-key order, the order of the model's outputs."""
+    if isinstance(y, dict):
+        y = [y[k] for k in sorted(y)]
+        return y[0] if len(y) == 1 else y
+    return list(y) if isinstance(y, tuple) else y
 
 
 def check_tree(owner, layers, held=()):

@@ -1,12 +1,20 @@
 """``Sequential``: a plain stack of layers, each feeding the next.
 
 A layer may itself be a model (``Sequential([base, layers.Dense(10)])``): a
-Sequential or functional model of one input and one output, run as one layer.
-``add`` refuses what cannot run: a model with several inputs or outputs, a
-model already in the stack or holding a layer that is (its weights would be
-counted twice), a model that holds this one (a cycle), and, once the input
-shape is known, a built model whose input does not fit what the layers
-before it give.
+Sequential or functional model, run as one layer. As in Keras, the first
+layer may be a model of several inputs, and the Sequential then takes them (a
+list in the order of that model's inputs, or a dict keyed by their names);
+the last may be a model of several outputs, and the Sequential then gives
+them, in that model's structure, and trains each with its own loss
+(``multi_output.SeveralOutputs``: losses, targets and metrics as lists of one
+per output, or as dicts keyed by the output names where the last model gives
+a dict; with a list, Keras's logs name each output's loss after the loss).
+
+``add`` refuses what cannot run: a model of several inputs after another
+layer or an Input, any layer after a model of several outputs, a model
+already in the stack or holding a layer that is (its weights would be counted
+twice), a model that holds this one (a cycle), and, once the input shape is
+known, a built model whose input does not fit what the layers before it give.
 """
 from __future__ import annotations
 
@@ -18,8 +26,16 @@ from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.symbolic import any_symbolic, is_symbolic
 from . import nested
-from .model import Model
+from .model import Model, _batchless
+from .multi_output import SeveralOutputs
 from .summary import print_summary
+
+
+def _as_shape(shape):
+    """A shape as a tuple, or shapes (one per input or output of a model) as a list of tuples."""
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(s) for s in shape]
+    return tuple(shape)
 
 
 def _warn_mask_dropped(layer):
@@ -29,7 +45,7 @@ def _warn_mask_dropped(layer):
                       "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
 
 
-class Sequential(Model):
+class Sequential(SeveralOutputs, Model):
     """``Sequential([layers...])`` or ``Sequential()`` followed by ``.add(layer)``."""
 
     def __init__(self, layers=None, trainable=True, name=None):
@@ -78,8 +94,7 @@ class Sequential(Model):
         if self._layer_names()[layer.name] > 0:
             raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
         is_model = isinstance(layer, Model)
-        if is_model:
-            nested.check_one_input_and_output(layer, f"Sequential '{self.name}'")
+        nested.check_sequential_place(self, layer)
         inner_model = nested.held_model(layer)        # the layer itself, or the model a TimeDistributed wraps
         if inner_model is not None or self._models:
             # Only the models' trees are walked (and the new layer): the plain layers are known by identity.
@@ -113,7 +128,7 @@ class Sequential(Model):
         names = self._layer_names()      # up to date while the layer is still among them
         spec = self.input_spec if len(self._layers) == 1 and self._input_layer is None else None
         layer = self._layers.pop()
-        if spec is not None:
+        if spec is not None and not isinstance(spec, list):
             # As in Keras, the input the first layer declared (input_shape=...) or was built for stays the
             # model's once that layer is popped: the next layer added is built for it.
             self._input_layer = InputLayer(shape=spec[1:])
@@ -157,9 +172,9 @@ class Sequential(Model):
             return self.compute_output_shape(spec)      # the error it raises
         if self._stack_shapes_for != spec:
             self._stack_shapes, self._stack_shapes_for = [], spec
-        shape = self._stack_shapes[-1] if self._stack_shapes else tuple(spec)
+        shape = self._stack_shapes[-1] if self._stack_shapes else _as_shape(spec)
         for layer in self._layers[len(self._stack_shapes):]:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = _as_shape(layer.compute_output_shape(shape))
             self._stack_shapes.append(shape)
         return shape
 
@@ -174,7 +189,8 @@ class Sequential(Model):
     # ------------------------------------------------------------------- shapes
     @property
     def input_spec(self):
-        """(None, d1, ...) the model takes, once known (declared by Input/input_shape or built)."""
+        """(None, d1, ...) the model takes, once known (declared by Input/input_shape or built); a list of one per
+        input when its first layer is a model of several inputs."""
         if self._input_layer is not None:
             return (None,) + self._input_layer.shape
         if self._layers and self._layers[0].declared_input_shape is not None:
@@ -198,19 +214,72 @@ class Sequential(Model):
         return self._layers[0].dtype if self._layers else "float32"
 
     def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
+        shape = _as_shape(input_shape)
         for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = _as_shape(layer.compute_output_shape(shape))
         return shape
+
+    # ----------------------------------------------- several inputs or outputs
+    @property
+    def _input_count(self):
+        first = self._layers[0] if self._layers else None
+        return first._input_count if isinstance(first, Model) else 1
+
+    @property
+    def _output_count(self):
+        last = self._layers[-1] if self._layers else None
+        return last._output_count if isinstance(last, Model) else 1
+
+    @property
+    def _multi(self):
+        return self._output_count > 1
+
+    @property
+    def takes_input_list(self):
+        """Called as a layer of another model, a Sequential of several inputs takes a list of one tensor each."""
+        return self._input_count > 1
+
+    @property
+    def output_names(self):
+        """The names of the outputs of a last layer of several: in messages, and the keys of dicts of losses and
+        targets when that layer gives a dict. A Sequential of one output has none, as in Keras."""
+        if not self._multi:
+            raise AttributeError(f"Sequential '{self.name}' has one output, which has no name (as in Keras).")
+        return self._layers[-1].output_names
+
+    @property
+    def _outputs_keyed(self):
+        return self._dict_output_keys() is not None
+
+    def _dict_output_keys(self):
+        last = self._layers[-1] if self._layers else None
+        return last._dict_output_keys() if isinstance(last, Model) else None
+
+    def _output_layers(self):
+        return self._layers[-1:]
+
+    def _listed_inputs(self, x):
+        return self._layers[0]._listed_inputs(x)
+
+    def _host_features(self, x, name):
+        if self._input_count > 1:
+            try:
+                return self._layers[0]._host_features(x, name)
+            except ValueError as e:
+                raise ValueError(f"Sequential '{self.name}' takes the inputs of its first layer: {e}") from None
+        if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
+            x = x[0]        # as Keras takes it: the one input in a list
+        return super()._host_features(x, name)
 
     def _check_input_shape(self, shape, name="x"):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers: add some before using it.")
         spec = self.input_spec
+        several = isinstance(spec, list)        # the first layer takes several inputs and checks their shapes
         if spec is None:
             if len(shape) < 2:
                 raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
-        elif len(shape) != len(spec):
+        elif not several and len(shape) != len(spec):
             raise ValueError(
                 f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
                 f" — the first layer '{self._layers[0].name}' is {'built' if self.built else 'declared'} for {spec}.")
@@ -218,7 +287,7 @@ class Sequential(Model):
         # sequence length, a convolution any height and width. Each built layer checks what reaches it, and
         # every layer says what it gives, so a batch no layer can take is refused before any of them runs
         # (or is built for it).
-        reaching = (None,) + tuple(shape[1:])
+        reaching = _batchless(_as_shape(shape))
         for layer in self._layers:
             try:
                 if layer.built:
@@ -227,7 +296,7 @@ class Sequential(Model):
             except ValueError as e:
                 expected = f"expects `{name}` of shape {spec} (batch first; other sizes only where its layers take " \
                     "them), got" if spec is not None else f"cannot take `{name}` of shape"
-                raise ValueError(f"Model '{self.name}' {expected} {tuple(shape)}: {e}") from None
+                raise ValueError(f"Model '{self.name}' {expected} {_as_shape(shape)}: {e}") from None
             if isinstance(reaching, list):      # several outputs (return_state): the last layer
                 return
             reaching = tuple(reaching)
@@ -239,11 +308,12 @@ class Sequential(Model):
                 raise ValueError(f"build() of '{self.name}' needs an input_shape, or an Input as the first layer.")
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers to build.")
-        shape = (None,) + tuple(input_shape[1:])
-        self._check_input_shape((1,) + shape[1:], "input_shape")
+        shape = _batchless(_as_shape(input_shape))
+        self._check_input_shape([(1,) + s[1:] for s in shape] if isinstance(shape, list) else (1,) + shape[1:],
+                                "input_shape")
         for layer in self._layers:
             layer.ensure_built(shape)
-            shape = tuple(layer.compute_output_shape(shape))
+            shape = _as_shape(layer.compute_output_shape(shape))
         self.built = True
 
     # --------------------------------------------------------- forward/backward
@@ -259,7 +329,7 @@ class Sequential(Model):
         self._node_states = {}
         for i, layer in enumerate(self._layers):
             with nvtx_range(f"{layer.name}.forward"):
-                y = layer(x, training=training, mask=mask)
+                y = nested.flat_outputs(layer(x, training=training, mask=mask))
                 if i in kept:
                     self._node_states[i] = nested.call_state(layer)
                 if mask is not None and not (layer.supports_masking or layer.takes_mask):
@@ -272,17 +342,37 @@ class Sequential(Model):
     def __call__(self, x, training=None, mask=None):
         """The model's output for one batch ``x`` (moved to the current device if needed), as a device array.
         On a symbolic tensor, the model is one layer of the functional graph being made: it returns the
-        symbolic output.
+        symbolic output. With a first layer of several inputs, ``x`` holds one array or tensor per input, as
+        that layer takes them.
 
         Without ``training``, as in Keras, each layer takes its own default: inference for all but the
         random image layers, which augment unless told ``training=False``."""
         from .. import backend
+        several = self._input_count > 1
+        keys = None
+        if several and isinstance(x, dict) and any_symbolic(*x.values()):
+            keys, x = self._listed_inputs(x)
+        elif not several and isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
+            x = x[0]        # as Keras takes it: the one input (an array or a tensor) in a list
         if any_symbolic(x, mask):
-            return self.symbolic_call(x, training=training, mask=mask)
-        x = backend.to_device(x)
-        if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
-        return self.forward(x, training=training, mask=mask)
+            out = self.symbolic_call(x, training=training, mask=mask)
+            if keys is not None:
+                self._inbound_nodes[-1].keras_keys = keys       # recorded with its keys, as a functional model's
+            return self._structured(out if isinstance(out, list) else [out], symbolic=True)
+        if not several:     # several: the first layer takes them as they come and moves them to the device
+            x = backend.to_device(x)
+            if not self.built:
+                self.build((None,) + tuple(x.shape[1:]))
+        out = self.forward(x, training=training, mask=mask)
+        return self._structured(out if isinstance(out, list) else [out])
+
+    def _structured(self, flat, symbolic=False):
+        """As Keras's Sequential, the outputs of the last layer in its structure: a model made with a dict of
+        outputs gives the dict."""
+        last = self._layers[-1] if self._layers else None
+        if isinstance(last, Model):
+            return last._structured(flat, symbolic)
+        return super()._structured(flat, symbolic)
 
     def backward(self, dy, from_logits=False, input_gradient=True):
         """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits.
@@ -323,7 +413,7 @@ class Sequential(Model):
     # -------------------------------------------------------------- serialising
     def get_config(self):
         layers = []
-        if self.input_spec is not None:
+        if self.input_spec is not None and not isinstance(self.input_spec, list):      # several: the first layer's
             layers.append({"class_name": "InputLayer",
                            "config": {"shape": tuple(self.input_spec[1:]), "dtype": self.dtype,
                                       "name": self._input_layer.name if self._input_layer else "input_layer"}})

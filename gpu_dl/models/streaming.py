@@ -391,8 +391,8 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks):
-    """Model.predict with a PyDataset or generator as ``x``: the outputs of its batches, concatenated
-    (a list of one array per output for a model of several)."""
+    """Model.predict with a PyDataset or generator as ``x``: the outputs of its batches, concatenated, in the
+    structure the model gives its outputs (``Model._structured``)."""
     _refuse(x, "x", batch_size=batch_size)
     verbose = checks.verbosity(verbose)
     callbacks = model._check_callbacks(callbacks)
@@ -420,4 +420,4 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     cbs.call("on_predict_end", {})
     if outputs and isinstance(outputs[0], list):
         return model._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
-    return numpy.concatenate(outputs, axis=0)
+    return model._structured([numpy.concatenate(outputs, axis=0)])

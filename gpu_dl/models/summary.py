@@ -47,8 +47,14 @@ def summary_rows(model):
     shape = model.input_spec
     for layer in model.layers:
         if shape is not None:
-            shape = tuple(layer.compute_output_shape(shape))
-        shape_text = _format_shape(shape) if shape is not None else "?"
+            shape = layer.compute_output_shape(shape)
+            shape = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
+        if shape is None:
+            shape_text = "?"
+        elif isinstance(shape, list):       # a last layer of several outputs, as Keras prints them
+            shape_text = "[" + ", ".join(_format_shape(s) for s in shape) + "]"
+        else:
+            shape_text = _format_shape(shape)
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
                      "Y" if layer.trainable else "N", None))

@@ -104,7 +104,9 @@ def _layer_shapes(model):
     shape = getattr(model, "input_spec", None)
     for layer in model.layers:
         try:
-            out = tuple(layer.compute_output_shape(shape)) if shape is not None else None
+            out = layer.compute_output_shape(shape) if shape is not None else None
+            if out is not None:     # several outputs (a last model of several): a list of shapes
+                out = [tuple(s) for s in out] if isinstance(out, list) else tuple(out)
         except Exception:   # a layer that cannot say: shown as "?", as Keras does
             out = None
         shapes[id(layer)] = _model_shapes(layer) if _is_model(layer) else (shape, out)
@@ -137,8 +139,9 @@ def _producer(layer, output_index):
     """The layer inside nested models that makes output ``output_index`` of ``layer``."""
     while _is_model(layer):
         outputs = getattr(layer, "outputs", None)
-        if outputs is None:            # a Sequential: its last layer
-            layer, output_index = layer.layers[-1], 0
+        if outputs is None:            # a Sequential: its last layer (a model of several outputs gives them all)
+            layer = layer.layers[-1]
+            output_index = output_index if _is_model(layer) else 0
         else:
             history = outputs[output_index]._keras_history
             layer, output_index = history.operation, history.tensor_index
@@ -149,8 +152,9 @@ def _taker(layer, input_index):
     """The layer inside nested models that takes input ``input_index`` of ``layer``."""
     while _is_model(layer):
         inputs = getattr(layer, "inputs", None)
-        if inputs is None:             # a Sequential: its first layer
-            layer, input_index = layer.layers[0], 0
+        if inputs is None:             # a Sequential: its first layer (a model of several inputs takes them all)
+            layer = layer.layers[0]
+            input_index = input_index if _is_model(layer) else 0
         else:
             layer = inputs[input_index]._keras_history.operation
     return layer
@@ -181,11 +185,15 @@ def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_n
                     f"Output shape: <b>{_format_shape(output_shape)}</b></font></td>")
     if show_dtype:
         dtype = getattr(layer, "dtype", None)
-        outputs = getattr(layer, "outputs", None) if _is_model(layer) else None
+        source = layer
+        while _is_model(source) and getattr(source, "outputs", None) is None and source.layers and \
+                _is_model(source.layers[-1]):
+            source = source.layers[-1]      # a Sequential gives the outputs of its last layer, a model
+        outputs = getattr(source, "outputs", None) if _is_model(source) else None
         if outputs is not None and len(outputs) > 1:     # a model of several outputs: one dtype each
             dtype = [t.dtype for t in outputs]
-        if _is_model(layer) and isinstance(getattr(layer, "_outputs_struct", None), dict):
-            dtype = {k: t.dtype for k, t in layer._outputs_struct.items()}      # as made, one output or more
+        if _is_model(source) and isinstance(getattr(source, "_outputs_struct", None), dict):
+            dtype = {k: t.dtype for k, t in source._outputs_struct.items()}      # as made, one output or more
         cols.append('<td bgcolor="white"><font point-size="14">'
                     f"Output dtype: <b>{html.escape(str(dtype), quote=False) if dtype else '?'}</b></font></td>")
     if show_trainable and hasattr(layer, "trainable") and layer.weights:

@@ -1,0 +1,93 @@
+"""The structure of a model's outputs against Keras 3 itself (where Keras is installed): the same model made with
+a dict, a list or a tuple of outputs (or inside a Sequential as its last layer) gives the same structure from a
+call on arrays, from predict and from a call on tensors, with the same values; the targets forms Keras takes give
+the same training steps."""
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+
+
+def _model(lib, structure, outputs=1):
+    L = lib.layers
+    inp = lib.Input((3,), name="x")
+    made = [L.Dense(2, name="first")(inp), L.Dense(1, name="second")(inp)][:outputs]
+    if structure == "dict":
+        return lib.Model(inp, {t._keras_history[0].name: t for t in reversed(made)})
+    if structure == "tuple":
+        return lib.Model(inp, tuple(made))
+    if structure == "plain":
+        return lib.Model(inp, made[0])
+    return lib.Model(inp, made)
+
+
+def _made(lib, structure, outputs, maker):
+    model = _model(lib, structure, outputs)
+    return lib.Sequential([lib.Input((3,)), model]) if maker == "sequential" else model
+
+
+def _shape_of(value):
+    """The structure with each array or tensor replaced by its shape (batch axis included); a dict as its items,
+    so that the order of its keys counts."""
+    if isinstance(value, dict):
+        return ("dict", [(k, _shape_of(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return type(value)(_shape_of(v) for v in value)
+    return tuple(value.shape)
+
+
+def _values(value):
+    if isinstance(value, dict):
+        return [numpy.asarray(value[k]) for k in sorted(value)]
+    if isinstance(value, (list, tuple)):
+        return [numpy.asarray(v) for v in value]
+    return [numpy.asarray(value)]
+
+
+def _host(value):
+    if isinstance(value, dict):
+        return {k: _host(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_host(v) for v in value)
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else gpu_dl.backend.to_numpy(value)
+
+
+# A Sequential gives the structure of its last layer; one of several outputs: test_keras_oracle_sequential_multi_io.py
+CASES = [("model", structure, outputs) for structure, outputs in
+         [("dict", 1), ("list", 1), ("tuple", 1), ("plain", 1), ("dict", 2), ("list", 2), ("tuple", 2)]] + \
+    [("sequential", structure, 1) for structure in ("dict", "list", "tuple")]
+
+
+@pytest.mark.parametrize("maker,structure,outputs", CASES)
+def test_calls_and_predict_give_the_structure_keras_gives(rng, maker, structure, outputs):
+    ours, theirs = _made(gpu_dl, structure, outputs, maker), _made(keras, structure, outputs, maker)
+    theirs.set_weights(ours.get_weights())
+    x = rng.standard_normal((5, 3)).astype("float32")
+    for call in (lambda m: _host(m(x)), lambda m: m.predict(x, verbose=0), lambda m: m.predict_on_batch(x)):
+        got, expected = call(ours), call(theirs)
+        assert _shape_of(got) == _shape_of(expected)
+        for a, b in zip(_values(got), _values(expected)):
+            numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    got, expected = ours(gpu_dl.Input((3,))), theirs(keras.Input((3,)))
+    assert _shape_of(got) == _shape_of(expected)
+
+
+@pytest.mark.parametrize("structure", ["dict", "list", "plain"])
+def test_one_output_targets_in_the_forms_keras_takes_train_the_same(rng, structure):
+    ours, theirs = _model(gpu_dl, structure), _model(keras, structure)
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="sgd", loss=["mse"], metrics=[["mae"]])
+    theirs.compile(optimizer=keras.optimizers.SGD(), loss=["mse"], metrics=[["mae"]])
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")
+    forms = [y, [y]] + ([{"first": y}] if structure == "dict" else [])
+    for targets in forms:
+        got = ours.train_on_batch(x, targets, return_dict=True)
+        expected = theirs.train_on_batch(x, targets, return_dict=True)
+        assert got == pytest.approx({k: float(v) for k, v in expected.items()}, rel=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
