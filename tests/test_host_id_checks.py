@@ -260,3 +260,21 @@ def test_a_mark_holds_for_one_array_inside_its_block_only(xp):
     with pytest.raises(ValueError, match="boom"), id_checks.marked([(layer, checked)]):
         raise ValueError("boom")
     assert not id_checks.prechecked(layer, checked)
+
+
+def test_a_model_of_several_outputs_checks_its_ids_on_the_host_too(xp, read_backs):
+    backend.set_random_seed(0)
+    ids = layers.Input((IDS,))
+    h = layers.Flatten()(layers.Embedding(DIM, 3, name="tokens")(ids))
+    model = gpu_dl.Model(ids, [layers.Dense(2, activation="softmax", name="a")(h), layers.Dense(1, name="b")(h)])
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+    x, y = data()
+    targets = [y, y.astype("float32")[:, None]]
+    model.fit(x, targets, batch_size=4, epochs=1, verbose=0)
+    assert read_backs[0] == 0
+    before = model.get_weights()
+    bad = x.copy()
+    bad[-1, 0] = DIM
+    with pytest.raises(ValueError, match=EMBEDDING_ERROR):
+        model.fit(bad, targets, batch_size=4, epochs=1, verbose=0)
+    assert_same_weights(before, model.get_weights())
