@@ -84,7 +84,7 @@ def refuse_sparse(sparse, where):
                          "for dense outputs.")
 
 
-class CategoryEncoding(Layer):
+class CategoryEncoding(id_checks.RangedIds, Layer):
     """Keras 3's ``CategoryEncoding(num_tokens, output_mode="multi_hot", sparse=False)``.
 
     Input: integer ids in ``[0, num_tokens)`` (float inputs truncate), a scalar, ``(n,)`` or ``(batch, n)``
@@ -93,6 +93,8 @@ class CategoryEncoding(Layer):
     ``"count"`` mode ``layer(ids, count_weights=w)`` (``w`` shaped as ``ids``) sums ``w`` instead of ones.
     The layer has no weights and gives no input gradient.
     """
+
+    id_range_argument = "num_tokens"
 
     fixed_input_axes = ()
     keeps_input_dtype = True
@@ -129,25 +131,10 @@ class CategoryEncoding(Layer):
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self.num_tokens)
 
-    def _check_bounds(self, low, high):
-        if low < 0 or high >= self.num_tokens:
-            raise ValueError(f"CategoryEncoding layer '{self.name}' has num_tokens={self.num_tokens}: ids must lie in "
-                             f"[0, {self.num_tokens - 1}], got ids from {low} to {high}.")
-
-    def check_host_ids(self, x):
-        """Raise the ValueError a call on the host array ``x`` would raise for ids outside [0, num_tokens): a model
-        checks its host inputs so, before they reach the device (see ``id_checks``)."""
-        if x.size:
-            self._check_bounds(*id_checks.host_bounds(x))
-
     def call(self, x, training=False):
         where = f"CategoryEncoding layer '{self.name}'"
         xp = array_module(x)
-        ids = x.astype(xp.int64, copy=False)
-        if ids.size and not id_checks.prechecked(self, x):
-            # one read-back of both bounds (a clear error beats ids silently dropped); a model skips it for
-            # inputs it checked on the host
-            self._check_bounds(*id_checks.device_bounds(ids))
+        ids = self.checked_ids(x)       # a clear error beats ids silently dropped
         weights = None
         if self._count_weights is not None:
             weights = xp.asarray(self._as_input(self._count_weights)).astype(self.dtype)

@@ -1,14 +1,13 @@
 """``Embedding``: turns integer ids (e.g. padded token sequences) into dense vectors, as in Keras 3."""
 from __future__ import annotations
 
-from ..backend import array_module
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
 from . import id_checks
 from .base import Layer
 from .core import positive_int
 
 
-class Embedding(Layer):
+class Embedding(id_checks.RangedIds, Layer):
     """Maps each id in [0, input_dim) to a trainable row of ``embeddings`` (input_dim, output_dim).
 
     Inputs hold whole numbers, of an integer or a float dtype (a model's float inputs are truncated to
@@ -16,6 +15,7 @@ class Embedding(Layer):
     differentiable: the layer gives no input gradient.
     """
 
+    id_range_argument = "input_dim"
     fixed_input_axes = ()
     keeps_input_dtype = True
 
@@ -49,29 +49,8 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
-    def _check_bounds(self, low, high):
-        if low < 0 or high >= self.input_dim:
-            raise ValueError(f"Embedding layer '{self.name}' has input_dim={self.input_dim}: ids must lie in "
-                             f"[0, {self.input_dim - 1}], got ids from {low} to {high}.")
-
-    def check_host_ids(self, x):
-        """Raise the ValueError a call on the host array ``x`` would raise for ids outside [0, input_dim): a model
-        checks its host inputs so, before they reach the device (see ``id_checks``)."""
-        if x.size:
-            self._check_bounds(*id_checks.host_bounds(x))
-
-    def _ids(self, x):
-        """``x`` as integer row indices, after checking every id names a row."""
-        xp = array_module(x)
-        ids = x.astype(xp.int64, copy=False)     # floats truncate, as Keras's cast does
-        if ids.size and not id_checks.prechecked(self, x):
-            # one read-back of both bounds, the only host sync the layer makes (a clear error beats an
-            # out-of-range gather, which the GPU would not report); a model skips it for inputs it checked
-            self._check_bounds(*id_checks.device_bounds(ids))
-        return ids
-
     def call(self, x, training=False):
-        ids = self._ids(x)
+        ids = self.checked_ids(x)
         self._saved = ids if training else None
         return embedding_lookup(ids, self.embeddings.value)
 

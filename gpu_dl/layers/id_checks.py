@@ -66,3 +66,31 @@ def marked(pairs):
                 layer.__dict__.pop(_MARKS, None)
             else:
                 setattr(layer, _MARKS, before)
+
+
+class RangedIds:
+    """For a layer whose ids must lie in [0, size): the size is its attribute named ``id_range_argument``
+    (``input_dim``, ``num_tokens``). Gives the layer ``check_host_ids`` and ``checked_ids``, with one message."""
+
+    id_range_argument = None
+
+    def _refuse_out_of_range(self, low, high):
+        size = getattr(self, self.id_range_argument)
+        if low < 0 or high >= size:
+            raise ValueError(f"{type(self).__name__} layer '{self.name}' has {self.id_range_argument}={size}: ids "
+                             f"must lie in [0, {size - 1}], got ids from {low} to {high}.")
+
+    def check_host_ids(self, x):
+        """Raise the ValueError a call on the host array ``x`` would raise: a model checks its host inputs so,
+        before they reach the device."""
+        if x.size:
+            self._refuse_out_of_range(*host_bounds(x))
+
+    def checked_ids(self, x):
+        """``x`` as int64 ids (floats truncate, as Keras's cast does), after checking their range: one read-back
+        of both bounds (a clear error beats an out-of-range gather, which a GPU would not report), which a model
+        skips for inputs it checked on the host."""
+        ids = x.astype(array_module(x).int64, copy=False)
+        if ids.size and not prechecked(self, x):
+            self._refuse_out_of_range(*device_bounds(ids))
+        return ids
