@@ -12,7 +12,8 @@ A row whose labels cannot fit in ``time_steps`` (``n`` plus the number of
 adjacent repeated labels, which need a blank between them) has loss +inf,
 as in Keras 3.15 with the torch backend (``torch.nn.functional.ctc_loss``
 without ``zero_infinity``); its gradient is 0, where torch gives NaN. The
-arithmetic is ``gpu_dl.ops.ctc``.
+arithmetic is ``gpu_dl.ops.ctc`` (on CuPy float32/float64 arrays the kernels
+of ``kernels/ctc.cu``).
 
 Keras computes CTC in float32 even for float64 inputs; here float64 inputs
 stay float64 (what the gradient checks need), so the two agree to float32

@@ -1,6 +1,6 @@
 """Newer layers and optimizers, forward and forward + backward, against PyTorch on the same GPU.
 
-None of these has a kernel of its own: their GPU path is CuPy array
+None of these but CTC has a kernel of its own: their GPU path is CuPy array
 operations (einsum, batched matmuls through cuBLAS, element-wise and
 reduction kernels) or existing kernels run in new ways (Conv3D and
 Conv3DTranspose: conv2d.cu once per kernel depth tap; ConvLSTM2D: conv2d.cu
@@ -32,7 +32,15 @@ family:
   ``F.interpolate(mode="bilinear", align_corners=False)``;
 - Lion and Lamb: one update of a 64-Mi-element float32 variable (the
   ``gpu_dl.ops.optimizer_update`` functions the optimizers call) against the
-  same rule written in torch ops (PyTorch has neither optimizer).
+  same rule written in torch ops (PyTorch has neither optimizer);
+- the CTC loss (``gpu_dl.ops.ctc``: log-softmax as array operations, then
+  kernels/ctc.cu's alpha pass forward, its beta pass and gradient kernel
+  backward) per sample, (batch 32, 200 steps, 32 classes, labels of up to 40)
+  and (16, 800, 64, up to 100), against ``log_softmax`` and
+  ``F.ctc_loss(reduction="none")`` with padded int64 targets on the GPU
+  (PyTorch's own CUDA kernels: its cuDNN path takes only int32 targets on the
+  host, concatenated). Every label row fits in the steps (PyTorch's gradient
+  of an impossible row is NaN).
 
 Layouts: gpu_dl is channels_last; PyTorch gets the same memory as a
 permuted view (NDHWC seen as NCDHW is PyTorch's channels_last_3d format,
@@ -457,6 +465,78 @@ def optimizer_rows(torch, copy_rate):
     return rows
 
 
+# ------------------------------------------------------------------ the CTC loss
+def ctc_cases():
+    """(batch, steps, classes, max_label_length), labels in 1 .. classes - 1 padded with the blank 0."""
+    return bc.smoke([(32, 200, 32, 40), (16, 800, 64, 100)], [(2, 7, 5, 3), (3, 9, 4, 2)])
+
+
+def ctc_inputs(batch, steps, classes, length):
+    rng = numpy.random.default_rng(4)
+    logits = (rng.standard_normal((batch, steps, classes)) * 2).astype(numpy.float32)
+    labels = numpy.zeros((batch, length), dtype=numpy.int64)
+    lengths = rng.integers(1, length + 1, batch)
+    for b, n in enumerate(lengths):
+        labels[b, :n] = rng.integers(1, classes, n)   # n + repeats <= 2n - 1 <= steps: every row fits
+    return logits, labels, lengths
+
+
+def ctc_rows(torch, copy_rate):
+    from gpu_dl.ops.ctc import ctc_backward, ctc_forward
+    rows = []
+    for batch, steps, classes, length in ctc_cases():
+        logits_host, labels_host, lengths = ctc_inputs(batch, steps, classes, length)
+        logits, labels = cupy.asarray(logits_host), cupy.asarray(labels_host)
+        label = f"({batch}, {steps}, {classes}), labels <= {length}"
+
+        def ours():
+            loss, saved = ctc_forward(labels, logits)
+            return loss, ctc_backward(saved)
+
+        loss, grad = ours()
+        if torch is not None:
+            F = torch.nn.functional
+            targets = torch.as_tensor(labels_host, device=DEVICE)
+            input_lengths = torch.full((batch,), steps, dtype=torch.int64, device=DEVICE)
+            target_lengths = torch.as_tensor(lengths, dtype=torch.int64, device=DEVICE)
+            z = torch.as_tensor(logits_host, device=DEVICE).requires_grad_(True)
+
+            def theirs():
+                return F.ctc_loss(z.log_softmax(2).transpose(0, 1), targets, input_lengths, target_lengths,
+                                  blank=0, reduction="none")
+
+            want_loss = theirs()
+            want_loss.sum().backward()
+            want = [from_torch(want_loss), from_torch(z.grad)]
+        else:
+            want_loss, saved = ctc_forward(labels_host, logits_host)   # NumPy arrays: the NumPy path
+            want = [want_loss, ctc_backward(saved)]
+        error = max(_relative(loss, want[0]), _relative(grad, want[1]))
+        if not error <= TOLERANCE:
+            line = (f"MISMATCH: CTC at {label}: differs by {error:.2e} (max |diff| / max |reference|, "
+                    f"tolerance {TOLERANCE}); not timed")
+            print(line, file=sys.stderr, flush=True)
+            problems.append(line)
+            rows.append(["CTC", label, "MISMATCH", "-", "not timed"] + ["-"] * 7)
+            continue
+        logits_bytes = 4 * batch * steps * classes
+        work = (logits_bytes + 4 * batch, 2 * logits_bytes + 4 * batch)   # read logits, write loss (and dlogits)
+        ms = {"fwd": bc.time_gpu(lambda: ctc_forward(labels, logits), repeats=REPEATS),
+              "both": bc.time_gpu(ours, repeats=REPEATS)}
+        torch_ms = {}
+        if torch is not None:
+            def both():
+                z.grad = None
+                theirs().sum().backward()
+
+            torch_ms = {"fwd": bc.time_gpu(theirs, repeats=REPEATS, sync=torch.cuda.synchronize),
+                        "both": bc.time_gpu(both, repeats=REPEATS, sync=torch.cuda.synchronize)}
+        for key, name, amount in (("fwd", "forward", work[0]), ("both", "forward + backward", work[1])):
+            rows.append(["CTC", label, name, f"{error:.1e}"]
+                        + cells("bytes", amount, ms[key], torch_ms.get(key), copy_rate))
+    return rows
+
+
 # ------------------------------------------------------------------ tables
 COLUMNS = ["layer", "shape", "pass", "error", "gpu_dl us", "unit", "gpu_dl rate", "gpu_dl of device",
            "PyTorch us", "PyTorch rate", "PyTorch of device", "PyTorch / gpu_dl"]
@@ -513,6 +593,8 @@ def run():
                             + cells(case.kind, amount, ms[key], torch_ms.get(key), rate))
         out.append(f"### {family}\n\n" + bc.table(COLUMNS, rows))
     out.append("### Optimizer updates (Lion, Lamb)\n\n" + bc.table(COLUMNS, optimizer_rows(torch, copy_rate)))
+    out.append("### CTC loss (per sample; forward + backward: d loss / d logits)\n\n"
+               + bc.table(COLUMNS, ctc_rows(torch, copy_rate)))
     if problems:
         out.append("**Problems** (these rows were not timed):\n\n" + "\n".join(f"- {p}" for p in problems) + "\n")
     return "\n".join(out)

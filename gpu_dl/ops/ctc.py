@@ -21,16 +21,39 @@ The recursion (Graves et al., 2006) runs over the extended sequence of
 S = 2L + 1 symbols, blanks at the even positions and the labels at the odd
 ones: ``alpha[t, s]`` is the log-probability of the first t + 1 steps ending
 at symbol s, ``beta[t, s]`` that of steps t + 1 .. T - 1 given symbol s at
-step t. Each step is a few array operations over (B, S); only the loop over
-the T steps is Python, on NumPy and CuPy alike, with no read back to the host.
+step t. On NumPy (and on CuPy arrays of other float dtypes) each step is a
+few array operations over (B, S) and the loop over the T steps is Python: the
+readable path, and the reference the kernels are tested against.
+
+On CuPy float32/float64 arrays the recursion runs in ``kernels/ctc.cu``:
+``log_softmax`` is a few array operations, then one launch of ``ctc_alpha``
+(the whole alpha pass and the log-likelihood, one thread block per sample,
+the T steps looping inside the kernel), and for the gradient one launch each
+of ``ctc_beta`` and ``ctc_grad``: a fixed number of launches whatever T is,
+and no read back to the host. The launchers below are the only code that
+knows those kernels' geometry.
+
 Every output has the logits' dtype. Class ids are not range-checked here (the
-loss checks its targets on the host).
+loss checks its targets on the host; the kernels read an id outside [0, C) as
+an impossible emission rather than out of bounds).
 """
 from __future__ import annotations
 
 import numpy
 
 from ..backend import array_module
+from ..backend import launch
+from ..backend.kernels import get_kernel
+
+_KERNEL_FILE = "ctc.cu"
+_RECURSION_THREADS = 256   # CTC_RECURSION_THREADS in ctc.cu: at most this many threads per sample
+_GRAD_THREADS = 128        # CTC_GRAD_THREADS in ctc.cu: one block per (sample, step)
+_OPS = ("ctc_alpha", "ctc_beta", "ctc_grad")
+
+
+def kernel_names() -> set:
+    """The ``extern "C"`` names of ctc.cu that these launchers use."""
+    return {f"{op}_{suffix}" for op in _OPS for suffix in ("f32", "f64")}
 
 
 def _check(labels, logits):
@@ -111,11 +134,20 @@ def _log_likelihood(xp, alpha_last, ends, neg_inf):
         return xp.log(xp.exp(picked - shift[:, None]).sum(axis=1)) + shift
 
 
+def _uses_kernels(xp, logits):
+    return xp is not numpy and logits.dtype in (numpy.float32, numpy.float64)
+
+
 def ctc_forward(labels, logits):
     """(loss (B,), saved): the per-sample CTC loss of ``labels`` (B, L) under ``logits`` (B, T, C), and what
     ``ctc_backward`` needs for its gradient (the alpha pass is not run twice)."""
     xp = array_module(labels, logits)
     _check(labels, logits)
+    if _uses_kernels(xp, logits):
+        logp = xp.ascontiguousarray(_log_softmax(xp, logits))
+        labels = xp.ascontiguousarray(labels, dtype=xp.int64)
+        alpha, log_likelihood, loss = ctc_alpha_cuda(logp, labels)
+        return loss, _KernelState(labels, logp, alpha, log_likelihood)
     logp, emit, skip, ends, steps, neg_inf = _setup(xp, labels, logits)
     alpha = _forward(xp, emit, skip, neg_inf)
     log_likelihood = _log_likelihood(xp, alpha[steps - 1], ends, neg_inf)
@@ -125,6 +157,9 @@ def ctc_forward(labels, logits):
 
 def ctc_backward(saved):
     """d loss / d logits (B, T, C) from ``ctc_forward``'s ``saved``."""
+    if isinstance(saved, _KernelState):
+        beta = ctc_beta_cuda(saved.logp, saved.labels)
+        return ctc_grad_cuda(saved.logp, saved.labels, saved.alpha, beta, saved.log_likelihood)
     labels, logp, emit, skip, ends, neg_inf, alpha, log_likelihood = saved
     xp = array_module(logp)
     rest = _backward(xp, emit, skip, ends, neg_inf)
@@ -146,3 +181,82 @@ def ctc_loss(labels, logits, want_grad=True):
     unless ``want_grad``)."""
     loss, saved = ctc_forward(labels, logits)
     return loss, (ctc_backward(saved) if want_grad else None)
+
+
+# ----------------------------------------------------------------------------------- CUDA launchers
+class _KernelState:
+    """What the kernel path's backward needs: int64 labels (B, L), logp (B, T, C), alpha (T, B, S) and the
+    log-likelihood (B,), all C-contiguous CuPy arrays."""
+
+    __slots__ = ("labels", "logp", "alpha", "log_likelihood")
+
+    def __init__(self, labels, logp, alpha, log_likelihood):
+        self.labels, self.logp, self.alpha, self.log_likelihood = labels, logp, alpha, log_likelihood
+
+
+def _kernel_inputs(op, logp, labels):
+    """(kernel name, B, T, C, L, S) after checking ``logp`` (B, T, C) float and ``labels`` (B, L) int64."""
+    name = f"{op}_{launch.float_suffix(logp.dtype, op, 'logp')}"
+    launch.check_device_array(logp, name, "logp")
+    if logp.ndim != 3 or logp.shape[1] < 1 or logp.shape[2] < 1:
+        raise ValueError(f"{name}: `logp` must have shape (batch, time_steps, num_classes), with at least one "
+                         f"step and one class; got {tuple(logp.shape)}.")
+    batch, steps, classes = logp.shape
+    if labels.ndim != 2 or labels.shape[0] != batch:
+        raise ValueError(f"{name}: `labels` must have shape ({batch}, max_label_length), got {tuple(labels.shape)}.")
+    launch.check_device_array(labels, name, "labels", dtype=numpy.int64)
+    length = labels.shape[1]
+    width = 2 * length + 1
+    if steps * batch * width >= 2**31:
+        raise ValueError(f"{name}: alpha and beta of shape ({steps}, {batch}, {width}) would have 2**31 elements "
+                         "or more; kernels index with 32-bit integers. Split the batch.")
+    return name, batch, steps, classes, length, width
+
+
+def _recursion_threads(width):
+    """Threads per sample of ctc_alpha / ctc_beta: the S symbols rounded up to a warp, at most 256."""
+    return min(_RECURSION_THREADS, 32 * ((width + 31) // 32))
+
+
+def ctc_alpha_cuda(logp, labels):
+    """Launcher of ``ctc_alpha_{f32,f64}``: (alpha (T, B, S), log_likelihood (B,), loss (B,)) from ``logp``
+    (B, T, C), the log-softmax of the logits, and int64 ``labels`` (B, L). One block per sample."""
+    name, batch, steps, classes, length, width = _kernel_inputs("ctc_alpha", logp, labels)
+    dtype = logp.dtype
+    alpha = launch.empty_output((steps, batch, width), dtype)
+    log_likelihood = launch.empty_output((batch,), dtype)
+    loss = launch.empty_output((batch,), dtype)
+    if batch == 0:
+        return alpha, log_likelihood, loss
+    get_kernel(_KERNEL_FILE, name)((batch,), (_recursion_threads(width),), (
+        logp, labels, alpha, log_likelihood, loss, numpy.int32(batch), numpy.int32(steps), numpy.int32(classes),
+        numpy.int32(length)))
+    return alpha, log_likelihood, loss
+
+
+def ctc_beta_cuda(logp, labels):
+    """Launcher of ``ctc_beta_{f32,f64}``: beta without each step's own emission, (T, B, S), from ``logp``
+    (B, T, C) and int64 ``labels`` (B, L). One block per sample."""
+    name, batch, steps, classes, length, width = _kernel_inputs("ctc_beta", logp, labels)
+    beta = launch.empty_output((steps, batch, width), logp.dtype)
+    if batch == 0:
+        return beta
+    get_kernel(_KERNEL_FILE, name)((batch,), (_recursion_threads(width),), (
+        logp, labels, beta, numpy.int32(batch), numpy.int32(steps), numpy.int32(classes), numpy.int32(length)))
+    return beta
+
+
+def ctc_grad_cuda(logp, labels, alpha, beta, log_likelihood):
+    """Launcher of ``ctc_grad_{f32,f64}``: d loss / d logits (B, T, C) from ``logp`` (B, T, C), int64
+    ``labels`` (B, L), ``alpha`` and ``beta`` (T, B, S) and ``log_likelihood`` (B,). One block per (b, t)."""
+    name, batch, steps, classes, length, width = _kernel_inputs("ctc_grad", logp, labels)
+    for argument, a, shape in (("alpha", alpha, (steps, batch, width)), ("beta", beta, (steps, batch, width)),
+                               ("log_likelihood", log_likelihood, (batch,))):
+        launch.check_device_array(a, name, argument, dtype=logp.dtype, shape=shape)
+    dlogits = launch.empty_output(logp.shape, logp.dtype)
+    if batch == 0:
+        return dlogits
+    get_kernel(_KERNEL_FILE, name)((batch * steps,), (_GRAD_THREADS,), (
+        logp, labels, alpha, beta, log_likelihood, dlogits, numpy.int32(batch), numpy.int32(steps),
+        numpy.int32(classes), numpy.int32(length)))
+    return dlogits
