@@ -22,7 +22,9 @@ gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
 (``multi_output.py``). A call and ``predict`` give the outputs in the structure
 ``outputs`` was given in, as Keras does (``_structured``: a dict even of one
-output; one output of a list as the array itself on arrays). A model built
+output; one output of a list as the array itself on arrays), and
+``compute_output_shape`` gives the shapes in that structure too; the models
+holding one read its flat shapes (``_flat_output_shape``). A model built
 from intermediate tensors is refused with a ValueError that says what is
 supported.
 
@@ -353,13 +355,15 @@ class Functional(multi_output.SeveralOutputs, Model):
             if hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
                 outs = layer.node_output_shapes(shape, node.kwargs)
             else:
-                out = layer.compute_output_shape(shape)
+                out = layer._flat_output_shape(shape)
                 outs = out if isinstance(out, list) else [out]
             for t, s in zip(node.outputs, outs):
                 known[t] = tuple(s)
         return [known[t] for t in self._outputs] if self._multi else known[self._output]
 
-    def compute_output_shape(self, input_shape):
+    def _flat_output_shape(self, input_shape):
+        """The output shape, or a list of one per output (``compute_output_shape`` gives them in the structure
+        of ``outputs``)."""
         return self._propagate(self._shape_list(input_shape))
 
     def _check_input_shape(self, shape, name="x"):

@@ -2,7 +2,7 @@
 
 ``Model`` holds the loop; a subclass (``Sequential``, ``Functional``) supplies
 the graph: ``layers``, ``forward(x, training, mask)``,
-``backward(dy, from_logits, input_gradient)``, ``compute_output_shape``,
+``backward(dy, from_logits, input_gradient)``, ``_flat_output_shape``,
 ``build`` and ``input_spec``.
 
 As in Keras, a model is a ``Layer``: it can be a layer of another model
@@ -97,6 +97,15 @@ def _batchless(shape):
     if isinstance(shape, list):
         return [_batchless(s) for s in shape]
     return (None,) + tuple(shape[1:])
+
+
+def _shape_list(shape):
+    """One shape, or shapes (a list or tuple of them), as a list of tuples; None as None."""
+    if shape is None:
+        return None
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(s) for s in shape]
+    return [tuple(shape)]
 
 
 def _on_device(x):
@@ -251,6 +260,20 @@ class Model(Layer):
     def compute_mask(self, x, mask):
         return self.output_mask
 
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape``, in the structure the model gives its outputs, as Keras gives it:
+        a dict of shapes for a model made with a dict of outputs (even of one), a list or tuple for one made with
+        a list or tuple (even of one), the shape itself for one made with a tensor. The models holding this one
+        read the flat form (``_flat_output_shape``: one shape, or a list of one per output).
+
+        A dict has its keys in the order ``outputs`` gave them when ``input_shape`` is the model's own input
+        shape, in sorted order otherwise, as Keras orders them (it takes a shortcut for its own input shapes)."""
+        flat = self._flat_output_shape(input_shape)
+        shapes = self._structured(flat if isinstance(flat, list) else [flat], symbolic=True)
+        if isinstance(shapes, dict) and _shape_list(input_shape) != _shape_list(self.input_shape):
+            shapes = {key: shapes[key] for key in sorted(shapes)}
+        return shapes
+
     def _flat_layers(self):
         """The layers of this model and of the models among them, depth first (models left out)."""
         found = []
@@ -306,7 +329,7 @@ class Model(Layer):
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
         x = self._checked_features(x, x_name)
-        output_shape = self.compute_output_shape(_batchless(_shapes(x)))
+        output_shape = self._flat_output_shape(_batchless(_shapes(x)))
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
         y = checks.targets(self._one_target(y, y_name), y_name)

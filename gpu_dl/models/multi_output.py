@@ -215,7 +215,7 @@ class SeveralOutputs:
         if not self._multi:
             return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
         x = self._checked_features(x, x_name)
-        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
+        output_shapes = self._flat_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
             raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
                              f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")
