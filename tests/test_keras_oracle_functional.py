@@ -273,6 +273,24 @@ def test_keras_2_style_node_lists_load(tmp_path, rng):
     numpy.testing.assert_allclose(theirs.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-6)
 
 
+def test_model_from_config_as_keras_reads_it(rng):
+    """keras.Model.from_config of a functional config makes a functional model, and refuses a Sequential's config;
+    gpu_dl.Model.from_config does the same with the same configs."""
+    model, shapes = siamese(gpu_dl)
+    config = model.get_config()
+    ours, theirs = gpu_dl.Model.from_config(config), keras.Model.from_config(config)
+    assert type(ours).__name__ == type(theirs).__name__ == "Functional" and ours.name == theirs.name
+    ours.set_weights(model.get_weights())
+    theirs.set_weights(model.get_weights())
+    xs = _inputs("siamese", shapes, rng, 3)
+    numpy.testing.assert_allclose(ours.predict(xs, verbose=0), theirs.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    stack = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).get_config()
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to Model"):
+        keras.Model.from_config(stack)
+    with pytest.raises(ValueError, match=r"Model.from_config: unrecognized keys .*'layers'.*Sequential.from_config"):
+        gpu_dl.Model.from_config(stack)
+
+
 # ------------------------------------------------------------------ summary and plot
 def _summary_table(text):
     """{layer label: (output shape, params, connections)} from a summary's table, rows split at the rules

@@ -32,6 +32,8 @@ from ..layers.base import Layer, unique_name
 from . import data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
+# The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
+FUNCTIONAL_CONFIG_KEYS = ("name", "layers", "input_layers", "output_layers")
 
 
 # ------------------------------------------------------- data sets given as x
@@ -754,6 +756,26 @@ class Model(Layer):
 
         from .keras_config import model_config
         return json.dumps(model_config(self), **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """As Keras's ``Model.from_config``: the config of a functional model (with ``name``, ``layers``,
+        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``. Other
+        configs go to the class's constructor; ``Model`` itself takes only ``name`` and ``trainable`` (a
+        Sequential's config is refused, as Keras refuses it: ``Sequential.from_config`` reads it)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"{cls.__name__}.from_config takes a config dict, got {type(config).__name__}.")
+        from .functional import Functional
+        if cls in (Model, Functional) and all(key in config for key in FUNCTIONAL_CONFIG_KEYS):
+            return Functional.from_config(config, custom_objects=custom_objects)
+        if cls is Model:
+            unknown = sorted(str(key) for key in config if key not in ("name", "trainable"))
+            if unknown:
+                sequential = " (a Sequential's config: use Sequential.from_config)" if "layers" in config else ""
+                raise ValueError(f"Model.from_config: unrecognized keys {unknown} in the config{sequential}. It makes "
+                                 f"a functional model from a config with the keys {list(FUNCTIONAL_CONFIG_KEYS)}, "
+                                 "as Model.get_config writes it.")
+        return cls(**config)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""
