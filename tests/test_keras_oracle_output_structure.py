@@ -132,3 +132,32 @@ def test_compute_output_shape_of_several_inputs_and_of_an_outer_model(structure)
     assert _shapes_of(ours_outer.compute_output_shape(shapes)) == \
         _shapes_of(theirs_outer.compute_output_shape(shapes)) == [(None, 1), (None, 6)]
     assert _shapes_of(ours.output_shape) == _shapes_of(theirs.output_shape)
+
+
+SETTINGS = [dict(loss=["mse"]), dict(loss="mse", metrics=[["mae"]]), dict(loss=["huber"], metrics=[["mae", "mse"]]),
+            dict(loss="mse", metrics=["mae", ["mse"]]), dict(loss=["mse"], metrics=[["mae"], ["mse"]])]
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+@pytest.mark.parametrize("settings", range(len(SETTINGS)))
+def test_one_output_keras_files_compiled_with_lists_load_compiled_the_same(tmp_path, rng, functional, settings):
+    """A .keras file Keras writes for a model of one output compiled with a list of one loss, or metrics as
+    lists, loads compiled as Keras loads it: the same logs before and after a training step."""
+    L = keras.layers
+    if functional:
+        inp = keras.Input((3,), name="x")
+        model = keras.Model(inp, L.Dense(2, name="out")(inp))
+    else:
+        model = keras.Sequential([keras.Input((3,)), L.Dense(2, name="out")])
+    kwargs = dict(SETTINGS[settings])
+    if settings == 1:
+        kwargs["metrics"] = [[keras.metrics.MeanAbsoluteError(name="m_a_e")]]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), **kwargs)
+    model.save(tmp_path / "m.keras")
+    ours, theirs = gpu_dl.models.load_model(tmp_path / "m.keras"), keras.saving.load_model(tmp_path / "m.keras")
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")
+    for step in (lambda m: m.evaluate(x, y, verbose=0, return_dict=True),
+                 lambda m: m.train_on_batch(x, y, return_dict=True),
+                 lambda m: m.evaluate(x, y, verbose=0, return_dict=True)):
+        got, expected = step(ours), step(theirs)
+        assert got == pytest.approx({k: float(v) for k, v in expected.items()}, rel=2e-5)

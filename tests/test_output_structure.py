@@ -6,6 +6,9 @@ compute_output_shape gives the shapes in the outputs' structure.
 A model of one output takes its loss as a list of one and its metrics as a list of one list, as Keras flattens
 them. Inner models of any of these structures run inside other models as before (outputs, training steps,
 float64 finite differences)."""
+import json
+import zipfile
+
 import numpy
 import pytest
 
@@ -122,6 +125,32 @@ def test_one_output_takes_a_loss_list_of_one_and_metrics_per_output(rng, functio
         assert logs["mae"] == pytest.approx(float(numpy.mean(numpy.abs(prediction - y))), rel=1e-5)
         results.append(logs)
     assert results[0] == pytest.approx(results[1])
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_one_output_files_compiled_with_a_list_of_one_loss_and_metrics_lists_load_compiled(tmp_path, rng,
+                                                                                           functional):
+    # As Keras writes a model compiled with loss=["mse"], metrics=[[MeanAbsoluteError(), "mse"]].
+    backend.set_random_seed(3)
+    model = _dense_model("plain") if functional else Sequential([gpu_dl.Input((3,)), layers.Dense(2, name="out")])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae", "mse"])
+    model.save(tmp_path / "m.keras")
+    mae = {"module": "keras.metrics", "class_name": "MeanAbsoluteError", "config": {"name": "m_a_e"},
+           "registered_name": None}
+    with zipfile.ZipFile(tmp_path / "m.keras") as a, zipfile.ZipFile(tmp_path / "lists.keras", "w") as b:
+        for name in a.namelist():
+            data = a.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                config["compile_config"].update(loss=["mse"], metrics=[[mae, "mse"]])
+                data = json.dumps(config).encode()
+            b.writestr(name, data)
+    loaded = load_model(tmp_path / "lists.keras")
+    assert loaded.loss.name == "mse" and loaded._metric_identifiers[1:] == ["mse"]
+    x, y = _data(rng, 6, 3), _data(rng, 6, 2)
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    expected = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs == pytest.approx({"loss": expected["loss"], "m_a_e": expected["mae"], "mse": expected["mse"]})
 
 
 def test_compute_output_shape_gives_the_outputs_structure(rng):

@@ -865,11 +865,9 @@ def _optimizer_from_config(value, custom, what):
     return found() if isinstance(value, str) else found.from_config(dict(value.get("config") or {}))
 
 
-def _one_output_entry(value, output_names, what, unwrap_list=False):
-    """The entry for a model's one output from a dict keyed by its name (or, with ``unwrap_list``, a list of
-    one); other values as they are. A dict of other names is an error naming them."""
-    if unwrap_list and isinstance(value, list) and len(value) == 1:
-        return value[0]
+def _one_output_entry(value, output_names, what):
+    """The entry for a model's one output from a dict keyed by its name; other values as they are. A dict of other
+    names is an error naming them."""
     if isinstance(value, dict) and "class_name" not in value:
         if set(value) != set(output_names):
             raise ValueError(f"{what} is given per output for {sorted(value)}; the model has the one output "
@@ -953,10 +951,13 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     if output_names is not None and len(output_names) > 1:
         _compile_per_output(model, cc, optimizer, where, custom)
         return
+    # The one loss (and metrics) of a model of one output may be written per output, as Keras writes them when
+    # compiled so: a list of one loss, metrics as a list of lists; of a functional model also a dict keyed by
+    # the output's name.
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
     if output_names is not None:
-        # A functional model's one loss (and metrics) may be written per output: a list of one, or a dict
-        # keyed by the output's name, as Keras takes them.
-        loss = _one_output_entry(loss, output_names, what, unwrap_list=True)
+        loss = _one_output_entry(loss, output_names, what)
         if isinstance(cc.get("metrics"), dict):
             cc = dict(cc, metrics=_one_output_entry(cc["metrics"], output_names, f"{where}: compile_config.metrics"))
     try:
@@ -965,13 +966,21 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics = cc.get("metrics")
     if isinstance(metrics, (list, tuple)):
-        rebuilt = []
+        # Keras flattens the metrics of a model of one output: [["mae", "mse"]] is ["mae", "mse"].
+        listed = []
         for i, m in enumerate(metrics):
-            what = f"{where}: compile_config.metrics[{i}]"
+            if isinstance(m, (list, tuple)):
+                listed += [(f"[{i}][{j}]", item) for j, item in enumerate(m)]
+            else:
+                listed.append((f"[{i}]", m))
+        rebuilt = []
+        for label, m in listed:
+            what = f"{where}: compile_config.metrics{label}"
             try:
                 rebuilt.append(_metric_from_config(m, custom, what, loss))
             except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(e if str(e).startswith(what) else f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
+                raise ValueError(e if str(e).startswith(what) else
+                                 f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
         metrics = rebuilt
     for key in ("loss_weights", "weighted_metrics"):
         if cc.get(key) is not None:
