@@ -395,6 +395,31 @@ def test_two_output_training_steps_and_logs_match_keras(optimizer, rng):
     assert sorted(ours_history.history) == sorted(theirs_history.history)
 
 
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_one_loss_for_several_outputs_takes_loss_weights_as_keras_does(rng, as_dict):
+    """One loss for every output takes one weight (a number, or a list or dict of one), which weighs every output's
+    loss; more weights than losses are refused with Keras's words."""
+    backend.set_random_seed(4)
+    ours, theirs = two_heads(gpu_dl, as_dict), two_heads(keras, as_dict)
+    theirs.set_weights(ours.get_weights())
+    x, _, yb = _two_head_data(rng, 6)
+    y = [yb[:, :1] @ numpy.ones((1, 3), "float32"), yb]
+    y = {"cls": y[0], "reg": y[1]} if as_dict else y
+    for loss_weights in (None, 2.5, [2.5], {"reg": 2.5}):
+        ours.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+        theirs.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+        numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0),
+                                      [float(v) for v in theirs.evaluate(x, y, verbose=0)], rtol=1e-5)
+    for loss_weights in ([1.0, 2.0], (1.0, 2.0), {"cls": 1.0, "reg": 2.0}, [1.0, 2.0, 3.0]):
+        message = f"`loss_weights` must match the number of losses, got 1 losses and {len(loss_weights)} weights"
+        with pytest.raises(ValueError, match=re.escape(message)):      # Keras: at the first step
+            theirs.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+            theirs.evaluate(x, y, verbose=0)
+        with pytest.raises(ValueError, match=re.escape(message)):      # gpu_dl: at compile
+            ours.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+    assert ours._loss_weights == [2.5, 2.5]       # as the last accepted compile left them
+
+
 def test_two_output_files_written_by_keras_load_evaluate_and_train_the_same(tmp_path, rng):
     keras.utils.set_random_seed(0)
     theirs = two_heads(keras, as_dict=True)
