@@ -291,6 +291,14 @@ def test_model_from_config_as_keras_reads_it(rng):
         gpu_dl.Model.from_config(stack)
 
 
+def test_a_duplicate_name_is_reported_before_an_unused_input_as_keras_reports_it():
+    for lib in (keras, gpu_dl):
+        a, b = lib.Input((3,), name="a"), lib.Input((3,), name="b")
+        out = lib.layers.Dense(2, name="twin")(lib.layers.Dense(4, name="twin")(a))
+        with pytest.raises(ValueError, match='The name "twin" is used 2 times in the model'):
+            lib.Model([a, b], out)
+
+
 # ------------------------------------------------------------------ summary and plot
 def _summary_table(text):
     """{layer label: (output shape, params, connections)} from a summary's table, rows split at the rules

@@ -77,7 +77,7 @@ def map_graph(inputs, outputs):
     Returns ``(nodes, layers, depths)``: the nodes in an order where each follows the nodes it reads from
     (depth-first from the outputs), the layers by decreasing depth and then by first visit, as Keras orders
     them, and each node's depth (its distance from the outputs). A cycle, a tensor the inputs cannot reach,
-    an input the outputs do not use and two layers of one name are ValueErrors.
+    two layers of one name and then an input the outputs do not use are ValueErrors.
     """
     finished, in_progress = set(), set()
     order, first_visit = [], {}
@@ -119,10 +119,6 @@ def map_graph(inputs, outputs):
         for parent in node.parent_nodes:
             if parent in in_graph:
                 depths[parent] = max(depth + 1, depths.get(parent, 0))
-    unused = [t for t in inputs if _node_of(t) not in in_graph]
-    if unused:
-        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
-                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
     layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
     names = Counter(layer.name for layer in layers)
     for name, count in names.items():
@@ -134,6 +130,11 @@ def map_graph(inputs, outputs):
                              "be unique. Automatic names ('dense', 'dense_1', 'add', ...) count up per kind of "
                              "layer or operation, whatever names were given explicitly: give one of them another "
                              "`name`.")
+    # After the names, as Keras checks them (Keras takes an input the output does not use; gpu_dl refuses it).
+    unused = [t for t in inputs if _node_of(t) not in in_graph]
+    if unused:
+        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
+                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
     return order, layers, depths
 
 
