@@ -21,8 +21,9 @@ Reading executes nothing from the file. Class names are looked up among the
 registered objects (``register_keras_serializable``), the objects of the
 active ``custom_object_scope`` and the caller's ``custom_objects``, in that
 order, by registered name (``package>name``), then class name, as Keras looks
-them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
-name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
+them up, and then in gpu_dl's own layer, optimizer, loss and metric
+catalogues; functions (``{"class_name": "function", "config": name}``) by
+their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
 class does not take is a ValueError. A Lambda layer's functions are found by
 name in the same places; one Keras saved as Python bytecode (a ``__lambda__``
@@ -319,7 +320,8 @@ def _check_module(entry, where, custom):
         # A function entry is a name, looked up where it is used; a custom object is the caller's own.
         return
     if not isinstance(module, str) or not (module in ("keras", "gpu_dl") or module.startswith(("keras.", "gpu_dl."))):
-        name = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else entry.get("class_name")
+        name = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) \
+            else entry.get("class_name")
         raise ValueError(f"{where}: {entry.get('class_name')!r} names the module {module!r}: it is not one of Keras's "
                          f"or gpu_dl's own classes, and neither custom_objects nor the registered objects have "
                          f"{name!r}. Pass load_model(..., custom_objects={{{name!r}: <the class>}}) or register it "
@@ -643,7 +645,8 @@ def model_from_config(config, where="model config", custom_objects=None):
     says how; uncompiled. Models among its layers are rebuilt the same way (``nested_model_from_entry``)."""
     from .sequential import Sequential
     if not isinstance(config, dict):
-        raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
+        raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', "
+                         f"got {type(config).__name__}.")
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config
@@ -800,7 +803,8 @@ def _loss_from_config(value, custom, what):
         if config.get("grad_fn") is None:
             fn_name = _function_name(value["config"]["fn"])
             raise ValueError(f"{what} wraps the function {fn_name!r} without its gradient (`grad_fn`); gpu_dl trains "
-                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with {_LOSS_ACCEPTS}.")
+                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with "
+                             f"{_LOSS_ACCEPTS}.")
         return losses.LossFunctionWrapper.from_config(config)
     if isinstance(class_name, str):
         try:

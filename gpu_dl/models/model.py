@@ -297,11 +297,13 @@ class Model(Layer):
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; this model has one.")
+            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; "
+                             "this model has one.")
         new_optimizer = optimizers.get(optimizer)
         new_loss = losses_module.get(loss)
         if new_loss.reduction in ("none", None):
-            raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' (the default) or 'sum'.")
+            raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
+                             "(the default) or 'sum'.")
         if metrics is None:
             metric_ids = []
         elif isinstance(metrics, (list, tuple)):
@@ -491,7 +493,8 @@ class Model(Layer):
             metric.reset_state()
 
     def _logs(self, prefix=""):
-        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None else float("nan")}
+        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
+                else float("nan")}
         for metric in self._metrics:
             logs[prefix + metric.name] = metric.result()
         return logs
@@ -623,7 +626,8 @@ class Model(Layer):
 
     def _check_callbacks(self, callbacks):
         from ..callbacks import Callback
-        callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        callbacks = [] if callbacks is None else \
+            list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"`callbacks` must be gpu_dl.callbacks.Callback instances, got {cb!r}.")
@@ -659,7 +663,8 @@ class Model(Layer):
         """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
         if not self.built and self.input_spec is None:
-            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it before evaluate().")
+            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it "
+                             "before evaluate().")
         if streaming.is_stream(x):
             return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
         x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")

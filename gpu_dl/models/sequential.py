@@ -86,7 +86,8 @@ class Sequential(SeveralOutputs, Model):
             raise TypeError(f"Sequential.add() expects a gpu_dl layer, got {layer!r} of type {type(layer).__name__}.")
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
-                raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', before any other layer.")
+                raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', "
+                                 "before any other layer.")
             self._input_layer = layer
             return
         if id(layer) in self._layer_ids:
@@ -280,7 +281,8 @@ class Sequential(SeveralOutputs, Model):
         several = isinstance(spec, list)        # the first layer takes several inputs and checks their shapes
         if spec is None:
             if len(shape) < 2:
-                raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
+                raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, "
+                                 f"got shape {tuple(shape)}.")
         elif not several and len(shape) != len(spec):
             raise ValueError(
                 f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
