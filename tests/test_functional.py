@@ -384,6 +384,25 @@ def test_saved_config_is_keras_functional_form(tmp_path):
     numpy.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_model_from_config_makes_a_functional_model_and_refuses_a_sequential_config():
+    inp = gpu_dl.Input((3,), name="x")
+    model = gpu_dl.Model(inp, {"head": layers.Dense(2, name="head")(layers.Dense(4, name="hidden")(inp))},
+                         name="net")
+    again = gpu_dl.Model.from_config(model.get_config())
+    assert type(again) is Functional and again.name == "net" and [l.name for l in again.layers] == \
+        ["x", "hidden", "head"]
+    again.set_weights(model.get_weights())
+    x = numpy.arange(6, dtype="float32").reshape(2, 3)
+    numpy.testing.assert_array_equal(again.predict(x, verbose=0)["head"], model.predict(x, verbose=0)["head"])
+    assert again.compute_output_shape((None, 3)) == {"head": (None, 2)}
+    stack = Sequential([gpu_dl.Input((3,)), layers.Dense(2)], name="stack")
+    with pytest.raises(ValueError, match=r"Model.from_config: unrecognized keys \['layers'\].*Sequential.from_config"):
+        gpu_dl.Model.from_config(stack.get_config())
+    assert type(Sequential.from_config(stack.get_config())) is Sequential
+    with pytest.raises(ValueError, match="Model.from_config takes a config dict, got list"):
+        gpu_dl.Model.from_config([])
+
+
 def test_node_indices_count_only_the_models_own_calls(tmp_path):
     # A layer also called outside the model: the saved node index counts the calls inside it only.
     dense = layers.Dense(2)

@@ -156,6 +156,25 @@ def test_fit_logs_and_history_are_named_per_output(xp, rng):
     assert "val_reg_mae" in split.history
 
 
+def test_one_loss_for_every_output_takes_one_weight_for_all_of_them(rng):
+    # As Keras packs the weights with the losses: one loss takes one weight, which weighs every output's loss.
+    x, _, yb = data(rng)
+    y = [numpy.repeat(yb[:, :1], 3, axis=1), yb]
+    model = two_heads()
+    model.compile("sgd", loss="mse")
+    plain = model.evaluate(x, y, verbose=0)
+    for loss_weights in (2.5, [2.5], (2.5,), {"reg": 2.5}):
+        model.compile("sgd", loss="mse", loss_weights=loss_weights)
+        assert model._loss_weights == [2.5, 2.5]
+        got = model.evaluate(x, y, verbose=0)
+        assert got[0] == pytest.approx(2.5 * plain[0], rel=1e-6) and got[1:] == pytest.approx(plain[1:], rel=1e-6)
+    for loss_weights in ([1.0, 2.0], {"cls": 1.0, "reg": 2.0}, []):
+        with pytest.raises(ValueError, match=f"`loss_weights` must match the number of losses, got 1 losses and "
+                                             f"{len(loss_weights)} weights.*give `loss` per output too"):
+            model.compile("adam", loss="mae", loss_weights=loss_weights)
+    assert model._loss_weights == [2.5, 2.5] and model.loss[0].name == "mse"      # refused: nothing changed
+
+
 # ------------------------------------------------------------------ saving
 def test_save_and_load_keep_the_per_output_compile_settings(xp, rng, tmp_path):
     x, ya, yb = data(rng)
@@ -187,13 +206,18 @@ def test_bad_settings_and_data_are_clear_errors(rng):
     with pytest.raises(ValueError, match="2 outputs.*`loss` as a list must have one entry per output, got 3"):
         model.compile("sgd", loss=["mse"] * 3)
     with pytest.raises(ValueError, match="`loss_weights` as a list must have one entry per output, got 1"):
-        model.compile("sgd", loss="mse", loss_weights=[1.0])
+        model.compile("sgd", loss=["mse", "mse"], loss_weights=[1.0])
+    with pytest.raises(ValueError, match="`loss_weights` must match the number of losses, got 1 losses and 2 "
+                                         r"weights: model '.*' has one `loss` for its 2 outputs"):
+        model.compile("sgd", loss="mse", loss_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="`metrics` as a list must have one entry per output, got 1"):
         model.compile("sgd", loss="mse", metrics=["mae"])
     with pytest.raises(ValueError, match="no output.*has a loss"):
         model.compile("sgd", loss=[None, None])
     with pytest.raises(ValueError, match="`loss_weights` for output 'reg' must be a finite number"):
-        model.compile("sgd", loss="mse", loss_weights={"reg": float("nan")})
+        model.compile("sgd", loss=["mse", "mse"], loss_weights={"reg": float("nan")})
+    with pytest.raises(ValueError, match="`loss_weights`, the weight of the one `loss` .* must be a finite number"):
+        model.compile("sgd", loss="mse", loss_weights=[float("inf")])
     assert not model.compiled
     model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"])
     with pytest.raises(ValueError, match=r"2 outputs \(cls, reg\).*must hold 2 arrays.*got a list of 1"):

@@ -273,6 +273,32 @@ def test_keras_2_style_node_lists_load(tmp_path, rng):
     numpy.testing.assert_allclose(theirs.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-6)
 
 
+def test_model_from_config_as_keras_reads_it(rng):
+    """keras.Model.from_config of a functional config makes a functional model, and refuses a Sequential's config;
+    gpu_dl.Model.from_config does the same with the same configs."""
+    model, shapes = siamese(gpu_dl)
+    config = model.get_config()
+    ours, theirs = gpu_dl.Model.from_config(config), keras.Model.from_config(config)
+    assert type(ours).__name__ == type(theirs).__name__ == "Functional" and ours.name == theirs.name
+    ours.set_weights(model.get_weights())
+    theirs.set_weights(model.get_weights())
+    xs = _inputs("siamese", shapes, rng, 3)
+    numpy.testing.assert_allclose(ours.predict(xs, verbose=0), theirs.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    stack = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).get_config()
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to Model"):
+        keras.Model.from_config(stack)
+    with pytest.raises(ValueError, match=r"Model.from_config: unrecognized keys .*'layers'.*Sequential.from_config"):
+        gpu_dl.Model.from_config(stack)
+
+
+def test_a_duplicate_name_is_reported_before_an_unused_input_as_keras_reports_it():
+    for lib in (keras, gpu_dl):
+        a, b = lib.Input((3,), name="a"), lib.Input((3,), name="b")
+        out = lib.layers.Dense(2, name="twin")(lib.layers.Dense(4, name="twin")(a))
+        with pytest.raises(ValueError, match='The name "twin" is used 2 times in the model'):
+            lib.Model([a, b], out)
+
+
 # ------------------------------------------------------------------ summary and plot
 def _summary_table(text):
     """{layer label: (output shape, params, connections)} from a summary's table, rows split at the rules
@@ -375,6 +401,31 @@ def test_two_output_training_steps_and_logs_match_keras(optimizer, rng):
     ours_history = ours.fit(x, [ya, yb], epochs=1, verbose=0, validation_data=(x, [ya, yb]), shuffle=False)
     theirs_history = theirs.fit(x, [ya, yb], epochs=1, verbose=0, validation_data=(x, [ya, yb]), shuffle=False)
     assert sorted(ours_history.history) == sorted(theirs_history.history)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_one_loss_for_several_outputs_takes_loss_weights_as_keras_does(rng, as_dict):
+    """One loss for every output takes one weight (a number, or a list or dict of one), which weighs every output's
+    loss; more weights than losses are refused with Keras's words."""
+    backend.set_random_seed(4)
+    ours, theirs = two_heads(gpu_dl, as_dict), two_heads(keras, as_dict)
+    theirs.set_weights(ours.get_weights())
+    x, _, yb = _two_head_data(rng, 6)
+    y = [yb[:, :1] @ numpy.ones((1, 3), "float32"), yb]
+    y = {"cls": y[0], "reg": y[1]} if as_dict else y
+    for loss_weights in (None, 2.5, [2.5], {"reg": 2.5}):
+        ours.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+        theirs.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+        numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0),
+                                      [float(v) for v in theirs.evaluate(x, y, verbose=0)], rtol=1e-5)
+    for loss_weights in ([1.0, 2.0], (1.0, 2.0), {"cls": 1.0, "reg": 2.0}, [1.0, 2.0, 3.0]):
+        message = f"`loss_weights` must match the number of losses, got 1 losses and {len(loss_weights)} weights"
+        with pytest.raises(ValueError, match=re.escape(message)):      # Keras: at the first step
+            theirs.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+            theirs.evaluate(x, y, verbose=0)
+        with pytest.raises(ValueError, match=re.escape(message)):      # gpu_dl: at compile
+            ours.compile(optimizer="sgd", loss="mse", loss_weights=loss_weights)
+    assert ours._loss_weights == [2.5, 2.5]       # as the last accepted compile left them
 
 
 def test_two_output_files_written_by_keras_load_evaluate_and_train_the_same(tmp_path, rng):

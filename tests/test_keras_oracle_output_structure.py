@@ -91,3 +91,73 @@ def test_one_output_targets_in_the_forms_keras_takes_train_the_same(rng, structu
         assert got == pytest.approx({k: float(v) for k, v in expected.items()}, rel=2e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def _shapes_of(value):
+    """compute_output_shape's result with its structure spelled out: a dict as its items (their order counts), a
+    list or tuple of shapes as that type, a shape as a tuple."""
+    if isinstance(value, dict):
+        return ("dict", [(k, _shapes_of(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+        return type(value)(_shapes_of(v) for v in value)
+    return tuple(value)
+
+
+@pytest.mark.parametrize("maker,structure,outputs", CASES)
+def test_compute_output_shape_gives_the_structure_keras_gives(maker, structure, outputs):
+    ours, theirs = _made(gpu_dl, structure, outputs, maker), _made(keras, structure, outputs, maker)
+    for shape in ((None, 3), (7, 3)):
+        assert _shapes_of(ours.compute_output_shape(shape)) == _shapes_of(theirs.compute_output_shape(shape))
+    assert _shapes_of(ours.output_shape) == _shapes_of(theirs.output_shape)
+
+
+@pytest.mark.parametrize("structure", ["dict", "list", "tuple"])
+def test_compute_output_shape_of_several_inputs_and_of_an_outer_model(structure):
+    def made(lib):
+        L = lib.layers
+        a, b = lib.Input((3,), name="a"), lib.Input((4,), name="b")
+        first, second = L.Dense(2, name="first")(a), L.Dense(5, name="second")(L.Concatenate()([a, b]))
+        outputs = {"second": second, "first": first} if structure == "dict" else \
+            (first, second) if structure == "tuple" else [first, second]
+        inner = lib.Model([a, b], outputs)
+        x, z = lib.Input((3,), name="x"), lib.Input((4,), name="z")
+        got = inner([x, z])
+        got = [got["first"], got["second"]] if structure == "dict" else list(got)
+        outer = lib.Model([x, z], [L.Dense(1, name="one")(got[0]), L.Dense(6, name="six")(got[1])])
+        return inner, outer
+
+    (ours, ours_outer), (theirs, theirs_outer) = made(gpu_dl), made(keras)
+    shapes = [(None, 3), (None, 4)]
+    assert _shapes_of(ours.compute_output_shape(shapes)) == _shapes_of(theirs.compute_output_shape(shapes))
+    assert _shapes_of(ours_outer.compute_output_shape(shapes)) == \
+        _shapes_of(theirs_outer.compute_output_shape(shapes)) == [(None, 1), (None, 6)]
+    assert _shapes_of(ours.output_shape) == _shapes_of(theirs.output_shape)
+
+
+SETTINGS = [dict(loss=["mse"]), dict(loss="mse", metrics=[["mae"]]), dict(loss=["huber"], metrics=[["mae", "mse"]]),
+            dict(loss="mse", metrics=["mae", ["mse"]]), dict(loss=["mse"], metrics=[["mae"], ["mse"]])]
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+@pytest.mark.parametrize("settings", range(len(SETTINGS)))
+def test_one_output_keras_files_compiled_with_lists_load_compiled_the_same(tmp_path, rng, functional, settings):
+    """A .keras file Keras writes for a model of one output compiled with a list of one loss, or metrics as
+    lists, loads compiled as Keras loads it: the same logs before and after a training step."""
+    L = keras.layers
+    if functional:
+        inp = keras.Input((3,), name="x")
+        model = keras.Model(inp, L.Dense(2, name="out")(inp))
+    else:
+        model = keras.Sequential([keras.Input((3,)), L.Dense(2, name="out")])
+    kwargs = dict(SETTINGS[settings])
+    if settings == 1:
+        kwargs["metrics"] = [[keras.metrics.MeanAbsoluteError(name="m_a_e")]]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), **kwargs)
+    model.save(tmp_path / "m.keras")
+    ours, theirs = gpu_dl.models.load_model(tmp_path / "m.keras"), keras.saving.load_model(tmp_path / "m.keras")
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")
+    for step in (lambda m: m.evaluate(x, y, verbose=0, return_dict=True),
+                 lambda m: m.train_on_batch(x, y, return_dict=True),
+                 lambda m: m.evaluate(x, y, verbose=0, return_dict=True)):
+        got, expected = step(ours), step(theirs)
+        assert got == pytest.approx({k: float(v) for k, v in expected.items()}, rel=2e-5)

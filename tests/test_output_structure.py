@@ -1,10 +1,14 @@
 """The structure of a model's outputs, as Keras 3 gives it: a model made with a dict of outputs gives the dict
 (even of one output) from a call and from predict, and takes its targets keyed the same way (or as an array, or a
 list of one); a model made with a list (or tuple) of one output gives the array itself from a call on arrays and
-from predict, but the list (tuple) from a call on tensors; several outputs made as a tuple come back as a tuple.
+from predict, but the list (tuple) from a call on tensors; several outputs made as a tuple come back as a tuple;
+compute_output_shape gives the shapes in the outputs' structure.
 A model of one output takes its loss as a list of one and its metrics as a list of one list, as Keras flattens
 them. Inner models of any of these structures run inside other models as before (outputs, training steps,
 float64 finite differences)."""
+import json
+import zipfile
+
 import numpy
 import pytest
 
@@ -121,6 +125,59 @@ def test_one_output_takes_a_loss_list_of_one_and_metrics_per_output(rng, functio
         assert logs["mae"] == pytest.approx(float(numpy.mean(numpy.abs(prediction - y))), rel=1e-5)
         results.append(logs)
     assert results[0] == pytest.approx(results[1])
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_one_output_files_compiled_with_a_list_of_one_loss_and_metrics_lists_load_compiled(tmp_path, rng,
+                                                                                           functional):
+    # As Keras writes a model compiled with loss=["mse"], metrics=[[MeanAbsoluteError(), "mse"]].
+    backend.set_random_seed(3)
+    model = _dense_model("plain") if functional else Sequential([gpu_dl.Input((3,)), layers.Dense(2, name="out")])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae", "mse"])
+    model.save(tmp_path / "m.keras")
+    mae = {"module": "keras.metrics", "class_name": "MeanAbsoluteError", "config": {"name": "m_a_e"},
+           "registered_name": None}
+    with zipfile.ZipFile(tmp_path / "m.keras") as a, zipfile.ZipFile(tmp_path / "lists.keras", "w") as b:
+        for name in a.namelist():
+            data = a.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                config["compile_config"].update(loss=["mse"], metrics=[[mae, "mse"]])
+                data = json.dumps(config).encode()
+            b.writestr(name, data)
+    loaded = load_model(tmp_path / "lists.keras")
+    assert loaded.loss.name == "mse" and loaded._metric_identifiers[1:] == ["mse"]
+    x, y = _data(rng, 6, 3), _data(rng, 6, 2)
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    expected = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs == pytest.approx({"loss": expected["loss"], "m_a_e": expected["mae"], "mse": expected["mse"]})
+
+
+def test_compute_output_shape_gives_the_outputs_structure(rng):
+    for structure, expected in (("dict", {"out": (None, 2)}), ("list", [(None, 2)]), ("tuple", ((None, 2),)),
+                                ("plain", (None, 2))):
+        model = _dense_model(structure)
+        got = model.compute_output_shape((None, 3))
+        assert got == expected and type(got) is type(expected)
+        assert model.output_shape == (None, 2)
+    inp = gpu_dl.Input((3,))
+    first, second = layers.Dense(2, name="first")(inp), layers.Dense(1, name="second")(inp)
+    model = gpu_dl.Model(inp, {"second": second, "first": first})
+    # Keras's order of the keys: as given for the model's own input shape, sorted for another
+    assert list(model.compute_output_shape((None, 3)).items()) == [("second", (None, 1)), ("first", (None, 2))]
+    assert list(model.compute_output_shape((7, 3)).items()) == [("first", (7, 2)), ("second", (7, 1))]
+    assert model.output_shape == [(None, 2), (None, 1)]
+    assert gpu_dl.Model(inp, (first, second)).compute_output_shape([(5, 3)]) == ((5, 2), (5, 1))
+    # A Sequential gives its last layer's structure; the models holding a model read its flat shapes.
+    stack = Sequential([gpu_dl.Input((3,)), model])
+    assert stack.compute_output_shape((None, 3)) == {"second": (None, 1), "first": (None, 2)}
+    assert stack.output_shape == [(None, 2), (None, 1)]
+    inner = _dense_model("dict", name="inner_out")
+    for holder in (Sequential([gpu_dl.Input((3,)), inner, layers.Dense(4)]),
+                   gpu_dl.Model(inp, layers.Dense(4)(inner(inp)["inner_out"]))):
+        assert holder.compute_output_shape((None, 3)) == (None, 4)
+        assert holder.predict(_data(rng, 2, 3), verbose=0).shape == (2, 4)
+    assert layers.TimeDistributed(inner).compute_output_shape((None, 5, 3)) == (None, 5, 2)
 
 
 # ------------------------------------------------------------------ inside other models

@@ -266,6 +266,12 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def _flat_output_shape(self, input_shape):
+        """The output shape as the models holding this layer read it: one shape, or a list of one per output.
+        A layer's ``compute_output_shape`` gives that already; a model's gives its outputs' structure (a dict,
+        a tuple, ...), as Keras does, and a model overrides this to give the flat form."""
+        return self.compute_output_shape(input_shape)
+
     def call(self, x, training=False):
         raise NotImplementedError
 
@@ -391,7 +397,7 @@ class Layer:
             kwargs["initial_state"] = states
         self.ensure_built(shape)
         self.check_input_shape(shape)
-        out_shape = self.compute_output_shape(shape)
+        out_shape = self._flat_output_shape(shape)
         several = isinstance(out_shape, list)
         outputs = [KerasTensor(s, dtype=self.dtype) for s in (out_shape if several else [out_shape])]
         Node(self, args=(x,), kwargs=kwargs, outputs=outputs)

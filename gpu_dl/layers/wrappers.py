@@ -177,7 +177,7 @@ class TimeDistributed(Wrapper):
 
     def compute_output_shape(self, input_shape):
         input_shape = self._checked(input_shape)
-        inner = self.layer.compute_output_shape((input_shape[0],) + tuple(input_shape[2:]))
+        inner = self.layer._flat_output_shape((input_shape[0],) + tuple(input_shape[2:]))
         if isinstance(inner, list):
             raise ValueError(f"TimeDistributed layer '{self.name}': layer '{self.layer.name}' returns several "
                              "arrays (return_state, or merge_mode=None); TimeDistributed takes a layer with one "

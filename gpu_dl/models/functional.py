@@ -22,7 +22,9 @@ gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
 (``multi_output.py``). A call and ``predict`` give the outputs in the structure
 ``outputs`` was given in, as Keras does (``_structured``: a dict even of one
-output; one output of a list as the array itself on arrays). A model built
+output; one output of a list as the array itself on arrays), and
+``compute_output_shape`` gives the shapes in that structure too; the models
+holding one read its flat shapes (``_flat_output_shape``). A model built
 from intermediate tensors is refused with a ValueError that says what is
 supported.
 
@@ -75,7 +77,7 @@ def map_graph(inputs, outputs):
     Returns ``(nodes, layers, depths)``: the nodes in an order where each follows the nodes it reads from
     (depth-first from the outputs), the layers by decreasing depth and then by first visit, as Keras orders
     them, and each node's depth (its distance from the outputs). A cycle, a tensor the inputs cannot reach,
-    an input the outputs do not use and two layers of one name are ValueErrors.
+    two layers of one name and then an input the outputs do not use are ValueErrors.
     """
     finished, in_progress = set(), set()
     order, first_visit = [], {}
@@ -117,10 +119,6 @@ def map_graph(inputs, outputs):
         for parent in node.parent_nodes:
             if parent in in_graph:
                 depths[parent] = max(depth + 1, depths.get(parent, 0))
-    unused = [t for t in inputs if _node_of(t) not in in_graph]
-    if unused:
-        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
-                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
     layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
     names = Counter(layer.name for layer in layers)
     for name, count in names.items():
@@ -132,6 +130,11 @@ def map_graph(inputs, outputs):
                              "be unique. Automatic names ('dense', 'dense_1', 'add', ...) count up per kind of "
                              "layer or operation, whatever names were given explicitly: give one of them another "
                              "`name`.")
+    # After the names, as Keras checks them (Keras takes an input the output does not use; gpu_dl refuses it).
+    unused = [t for t in inputs if _node_of(t) not in in_graph]
+    if unused:
+        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
+                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
     return order, layers, depths
 
 
@@ -353,13 +356,15 @@ class Functional(multi_output.SeveralOutputs, Model):
             if hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
                 outs = layer.node_output_shapes(shape, node.kwargs)
             else:
-                out = layer.compute_output_shape(shape)
+                out = layer._flat_output_shape(shape)
                 outs = out if isinstance(out, list) else [out]
             for t, s in zip(node.outputs, outs):
                 known[t] = tuple(s)
         return [known[t] for t in self._outputs] if self._multi else known[self._output]
 
-    def compute_output_shape(self, input_shape):
+    def _flat_output_shape(self, input_shape):
+        """The output shape, or a list of one per output (``compute_output_shape`` gives them in the structure
+        of ``outputs``)."""
         return self._propagate(self._shape_list(input_shape))
 
     def _check_input_shape(self, shape, name="x"):

@@ -21,8 +21,9 @@ Reading executes nothing from the file. Class names are looked up among the
 registered objects (``register_keras_serializable``), the objects of the
 active ``custom_object_scope`` and the caller's ``custom_objects``, in that
 order, by registered name (``package>name``), then class name, as Keras looks
-them up, and then in gpu_dl's own layer, optimizer, loss and metric catalogues; functions (``{"class_name": "function", "config":
-name}``) by their name only. A class of a ``module`` outside Keras and gpu_dl
+them up, and then in gpu_dl's own layer, optimizer, loss and metric
+catalogues; functions (``{"class_name": "function", "config": name}``) by
+their name only. A class of a ``module`` outside Keras and gpu_dl
 that is not among the custom objects, an unknown class, or a config key the
 class does not take is a ValueError. A Lambda layer's functions are found by
 name in the same places; one Keras saved as Python bytecode (a ``__lambda__``
@@ -319,7 +320,8 @@ def _check_module(entry, where, custom):
         # A function entry is a name, looked up where it is used; a custom object is the caller's own.
         return
     if not isinstance(module, str) or not (module in ("keras", "gpu_dl") or module.startswith(("keras.", "gpu_dl."))):
-        name = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else entry.get("class_name")
+        name = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) \
+            else entry.get("class_name")
         raise ValueError(f"{where}: {entry.get('class_name')!r} names the module {module!r}: it is not one of Keras's "
                          f"or gpu_dl's own classes, and neither custom_objects nor the registered objects have "
                          f"{name!r}. Pass load_model(..., custom_objects={{{name!r}: <the class>}}) or register it "
@@ -643,7 +645,8 @@ def model_from_config(config, where="model config", custom_objects=None):
     says how; uncompiled. Models among its layers are rebuilt the same way (``nested_model_from_entry``)."""
     from .sequential import Sequential
     if not isinstance(config, dict):
-        raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', got {type(config).__name__}.")
+        raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', "
+                         f"got {type(config).__name__}.")
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config
@@ -800,7 +803,8 @@ def _loss_from_config(value, custom, what):
         if config.get("grad_fn") is None:
             fn_name = _function_name(value["config"]["fn"])
             raise ValueError(f"{what} wraps the function {fn_name!r} without its gradient (`grad_fn`); gpu_dl trains "
-                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with {_LOSS_ACCEPTS}.")
+                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with "
+                             f"{_LOSS_ACCEPTS}.")
         return losses.LossFunctionWrapper.from_config(config)
     if isinstance(class_name, str):
         try:
@@ -865,11 +869,9 @@ def _optimizer_from_config(value, custom, what):
     return found() if isinstance(value, str) else found.from_config(dict(value.get("config") or {}))
 
 
-def _one_output_entry(value, output_names, what, unwrap_list=False):
-    """The entry for a model's one output from a dict keyed by its name (or, with ``unwrap_list``, a list of
-    one); other values as they are. A dict of other names is an error naming them."""
-    if unwrap_list and isinstance(value, list) and len(value) == 1:
-        return value[0]
+def _one_output_entry(value, output_names, what):
+    """The entry for a model's one output from a dict keyed by its name; other values as they are. A dict of other
+    names is an error naming them."""
     if isinstance(value, dict) and "class_name" not in value:
         if set(value) != set(output_names):
             raise ValueError(f"{what} is given per output for {sorted(value)}; the model has the one output "
@@ -953,10 +955,13 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     if output_names is not None and len(output_names) > 1:
         _compile_per_output(model, cc, optimizer, where, custom)
         return
+    # The one loss (and metrics) of a model of one output may be written per output, as Keras writes them when
+    # compiled so: a list of one loss, metrics as a list of lists; of a functional model also a dict keyed by
+    # the output's name.
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
     if output_names is not None:
-        # A functional model's one loss (and metrics) may be written per output: a list of one, or a dict
-        # keyed by the output's name, as Keras takes them.
-        loss = _one_output_entry(loss, output_names, what, unwrap_list=True)
+        loss = _one_output_entry(loss, output_names, what)
         if isinstance(cc.get("metrics"), dict):
             cc = dict(cc, metrics=_one_output_entry(cc["metrics"], output_names, f"{where}: compile_config.metrics"))
     try:
@@ -965,13 +970,21 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics = cc.get("metrics")
     if isinstance(metrics, (list, tuple)):
-        rebuilt = []
+        # Keras flattens the metrics of a model of one output: [["mae", "mse"]] is ["mae", "mse"].
+        listed = []
         for i, m in enumerate(metrics):
-            what = f"{where}: compile_config.metrics[{i}]"
+            if isinstance(m, (list, tuple)):
+                listed += [(f"[{i}][{j}]", item) for j, item in enumerate(m)]
+            else:
+                listed.append((f"[{i}]", m))
+        rebuilt = []
+        for label, m in listed:
+            what = f"{where}: compile_config.metrics{label}"
             try:
                 rebuilt.append(_metric_from_config(m, custom, what, loss))
             except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(e if str(e).startswith(what) else f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
+                raise ValueError(e if str(e).startswith(what) else
+                                 f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
         metrics = rebuilt
     for key in ("loss_weights", "weighted_metrics"):
         if cc.get(key) is not None:

@@ -2,7 +2,7 @@
 
 ``Model`` holds the loop; a subclass (``Sequential``, ``Functional``) supplies
 the graph: ``layers``, ``forward(x, training, mask)``,
-``backward(dy, from_logits, input_gradient)``, ``compute_output_shape``,
+``backward(dy, from_logits, input_gradient)``, ``_flat_output_shape``,
 ``build`` and ``input_spec``.
 
 As in Keras, a model is a ``Layer``: it can be a layer of another model
@@ -32,6 +32,8 @@ from ..layers.base import Layer, unique_name
 from . import data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
+# The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
+FUNCTIONAL_CONFIG_KEYS = ("name", "layers", "input_layers", "output_layers")
 
 
 # ------------------------------------------------------- data sets given as x
@@ -97,6 +99,15 @@ def _batchless(shape):
     if isinstance(shape, list):
         return [_batchless(s) for s in shape]
     return (None,) + tuple(shape[1:])
+
+
+def _shape_list(shape):
+    """One shape, or shapes (a list or tuple of them), as a list of tuples; None as None."""
+    if shape is None:
+        return None
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(s) for s in shape]
+    return [tuple(shape)]
 
 
 def _on_device(x):
@@ -251,6 +262,20 @@ class Model(Layer):
     def compute_mask(self, x, mask):
         return self.output_mask
 
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape``, in the structure the model gives its outputs, as Keras gives it:
+        a dict of shapes for a model made with a dict of outputs (even of one), a list or tuple for one made with
+        a list or tuple (even of one), the shape itself for one made with a tensor. The models holding this one
+        read the flat form (``_flat_output_shape``: one shape, or a list of one per output).
+
+        A dict has its keys in the order ``outputs`` gave them when ``input_shape`` is the model's own input
+        shape, in sorted order otherwise, as Keras orders them (it takes a shortcut for its own input shapes)."""
+        flat = self._flat_output_shape(input_shape)
+        shapes = self._structured(flat if isinstance(flat, list) else [flat], symbolic=True)
+        if isinstance(shapes, dict) and _shape_list(input_shape) != _shape_list(self.input_shape):
+            shapes = {key: shapes[key] for key in sorted(shapes)}
+        return shapes
+
     def _flat_layers(self):
         """The layers of this model and of the models among them, depth first (models left out)."""
         found = []
@@ -272,11 +297,13 @@ class Model(Layer):
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; this model has one.")
+            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; "
+                             "this model has one.")
         new_optimizer = optimizers.get(optimizer)
         new_loss = losses_module.get(loss)
         if new_loss.reduction in ("none", None):
-            raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' (the default) or 'sum'.")
+            raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
+                             "(the default) or 'sum'.")
         if metrics is None:
             metric_ids = []
         elif isinstance(metrics, (list, tuple)):
@@ -306,7 +333,7 @@ class Model(Layer):
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
         x = self._checked_features(x, x_name)
-        output_shape = self.compute_output_shape(_batchless(_shapes(x)))
+        output_shape = self._flat_output_shape(_batchless(_shapes(x)))
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
         y = checks.targets(self._one_target(y, y_name), y_name)
@@ -466,7 +493,8 @@ class Model(Layer):
             metric.reset_state()
 
     def _logs(self, prefix=""):
-        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None else float("nan")}
+        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
+                else float("nan")}
         for metric in self._metrics:
             logs[prefix + metric.name] = metric.result()
         return logs
@@ -598,7 +626,8 @@ class Model(Layer):
 
     def _check_callbacks(self, callbacks):
         from ..callbacks import Callback
-        callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        callbacks = [] if callbacks is None else \
+            list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"`callbacks` must be gpu_dl.callbacks.Callback instances, got {cb!r}.")
@@ -634,7 +663,8 @@ class Model(Layer):
         """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
         if not self.built and self.input_spec is None:
-            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it before evaluate().")
+            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it "
+                             "before evaluate().")
         if streaming.is_stream(x):
             return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
         x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")
@@ -731,6 +761,26 @@ class Model(Layer):
 
         from .keras_config import model_config
         return json.dumps(model_config(self), **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """As Keras's ``Model.from_config``: the config of a functional model (with ``name``, ``layers``,
+        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``. Other
+        configs go to the class's constructor; ``Model`` itself takes only ``name`` and ``trainable`` (a
+        Sequential's config is refused, as Keras refuses it: ``Sequential.from_config`` reads it)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"{cls.__name__}.from_config takes a config dict, got {type(config).__name__}.")
+        from .functional import Functional
+        if cls in (Model, Functional) and all(key in config for key in FUNCTIONAL_CONFIG_KEYS):
+            return Functional.from_config(config, custom_objects=custom_objects)
+        if cls is Model:
+            unknown = sorted(str(key) for key in config if key not in ("name", "trainable"))
+            if unknown:
+                sequential = " (a Sequential's config: use Sequential.from_config)" if "layers" in config else ""
+                raise ValueError(f"Model.from_config: unrecognized keys {unknown} in the config{sequential}. It makes "
+                                 f"a functional model from a config with the keys {list(FUNCTIONAL_CONFIG_KEYS)}, "
+                                 "as Model.get_config writes it.")
+        return cls(**config)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""

@@ -9,7 +9,9 @@ them there: ``<loss>_loss`` after each loss, each metric by its own name.
 
 compile: ``loss`` is one loss for every output, a list of one per output, or a
 dict keyed by every output's name (None: that output has no loss);
-``loss_weights`` a list or a dict (missing names weigh 1); ``metrics`` a list
+``loss_weights`` a list or a dict (missing names weigh 1), or with one loss for
+every output one weight for all of them (a number, or a list or dict of one:
+Keras packs the weights with the losses and refuses more); ``metrics`` a list
 of one entry per output or a dict keyed by output names, each entry a metric
 or a list of them. The total loss is the sum of the outputs' losses times their
 weights (plus the regularization penalties); each output's loss gradient,
@@ -36,6 +38,10 @@ _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
 def _is_structure(value):
     return isinstance(value, (list, tuple, dict))
+
+
+def _is_weight(value):
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and bool(numpy.isfinite(value))
 
 
 def _by_output(model, value, what, missing=None, require_all=False):
@@ -91,13 +97,28 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
         raise ValueError(f"compile(): no output of model '{model.name}' has a loss; give at least one.")
     if loss_weights is None:
         weights = [1.0] * len(names)
+    elif not _is_structure(loss):
+        # Keras packs the weights with the losses: one loss, for every output, takes one weight (a number, or a
+        # list or dict of one, whatever its key), which weighs every output's loss.
+        flat = list(loss_weights.values()) if isinstance(loss_weights, dict) else \
+            list(loss_weights) if isinstance(loss_weights, (list, tuple)) else [loss_weights]
+        if len(flat) != 1:
+            raise ValueError(f"`loss_weights` must match the number of losses, got 1 losses and {len(flat)} weights: "
+                             f"model '{model.name}' has one `loss` for its {len(names)} outputs, which takes one "
+                             "weight for every output's loss (a number, or a list of one), as in Keras. To weigh "
+                             f"the outputs apart, give `loss` per output too (a list of {len(names)} or a dict keyed "
+                             f"by the output names {names}).")
+        if not _is_weight(flat[0]):
+            raise ValueError(f"`loss_weights`, the weight of the one `loss` of model '{model.name}', must be a "
+                             f"finite number, got {flat[0]!r}.")
+        weights = flat * len(names)
     elif _is_structure(loss_weights):
         weights = _by_output(model, loss_weights, "loss_weights", missing=1.0)
     else:
         raise ValueError(f"`loss_weights` must be a list of one number per output or a dict keyed by the output "
                          f"names {names}, got {loss_weights!r}.")
     for name, w in zip(names, weights):
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not numpy.isfinite(w):
+        if not _is_weight(w):
             raise ValueError(f"`loss_weights` for output '{name}' must be a finite number, got {w!r}.")
     weights = [float(w) for w in weights]
     if metrics is None:
@@ -215,7 +236,7 @@ class SeveralOutputs:
         if not self._multi:
             return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
         x = self._checked_features(x, x_name)
-        output_shapes = self.compute_output_shape(_batchless(_shapes(x)))
+        output_shapes = self._flat_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
             raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
                              f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")

@@ -86,7 +86,8 @@ class Sequential(SeveralOutputs, Model):
             raise TypeError(f"Sequential.add() expects a gpu_dl layer, got {layer!r} of type {type(layer).__name__}.")
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
-                raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', before any other layer.")
+                raise ValueError(f"Input '{layer.name}' must come first in Sequential '{self.name}', "
+                                 "before any other layer.")
             self._input_layer = layer
             return
         if id(layer) in self._layer_ids:
@@ -165,16 +166,16 @@ class Sequential(SeveralOutputs, Model):
         return self._name_counts
 
     def _stack_output_shape(self):
-        """``compute_output_shape(input_spec)``, from the shapes kept for the layers before the ones added since
+        """``_flat_output_shape(input_spec)``, from the shapes kept for the layers before the ones added since
         (all of them again when the input shape has changed): each layer's output shape is computed once."""
         spec = self.input_spec
         if spec is None:
-            return self.compute_output_shape(spec)      # the error it raises
+            return self._flat_output_shape(spec)        # the error it raises
         if self._stack_shapes_for != spec:
             self._stack_shapes, self._stack_shapes_for = [], spec
         shape = self._stack_shapes[-1] if self._stack_shapes else _as_shape(spec)
         for layer in self._layers[len(self._stack_shapes):]:
-            shape = _as_shape(layer.compute_output_shape(shape))
+            shape = _as_shape(layer._flat_output_shape(shape))
             self._stack_shapes.append(shape)
         return shape
 
@@ -207,16 +208,18 @@ class Sequential(SeveralOutputs, Model):
     def output_shape(self):
         if self.input_spec is None:
             raise ValueError(f"Sequential '{self.name}' has no input shape yet: give an Input or build it.")
-        return self.compute_output_shape(self.input_spec)
+        return self._flat_output_shape(self.input_spec)
 
     @property
     def dtype(self):
         return self._layers[0].dtype if self._layers else "float32"
 
-    def compute_output_shape(self, input_shape):
+    def _flat_output_shape(self, input_shape):
+        """The output shape, or a list of one per output of a last layer of several (``compute_output_shape``
+        gives them in that layer's structure)."""
         shape = _as_shape(input_shape)
         for layer in self._layers:
-            shape = _as_shape(layer.compute_output_shape(shape))
+            shape = _as_shape(layer._flat_output_shape(shape))
         return shape
 
     # ----------------------------------------------- several inputs or outputs
@@ -278,7 +281,8 @@ class Sequential(SeveralOutputs, Model):
         several = isinstance(spec, list)        # the first layer takes several inputs and checks their shapes
         if spec is None:
             if len(shape) < 2:
-                raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, got shape {tuple(shape)}.")
+                raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, "
+                                 f"got shape {tuple(shape)}.")
         elif not several and len(shape) != len(spec):
             raise ValueError(
                 f"Model '{self.name}' expects `{name}` of shape {spec} (batch first), got {tuple(shape)}"
@@ -292,7 +296,7 @@ class Sequential(SeveralOutputs, Model):
             try:
                 if layer.built:
                     layer.check_input_shape(reaching)
-                reaching = layer.compute_output_shape(reaching)
+                reaching = layer._flat_output_shape(reaching)
             except ValueError as e:
                 expected = f"expects `{name}` of shape {spec} (batch first; other sizes only where its layers take " \
                     "them), got" if spec is not None else f"cannot take `{name}` of shape"
@@ -313,7 +317,7 @@ class Sequential(SeveralOutputs, Model):
                                 "input_shape")
         for layer in self._layers:
             layer.ensure_built(shape)
-            shape = _as_shape(layer.compute_output_shape(shape))
+            shape = _as_shape(layer._flat_output_shape(shape))
         self.built = True
 
     # --------------------------------------------------------- forward/backward

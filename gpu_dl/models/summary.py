@@ -47,7 +47,7 @@ def summary_rows(model):
     shape = model.input_spec
     for layer in model.layers:
         if shape is not None:
-            shape = layer.compute_output_shape(shape)
+            shape = layer._flat_output_shape(shape)
             shape = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
         if shape is None:
             shape_text = "?"

@@ -104,7 +104,7 @@ def _layer_shapes(model):
     shape = getattr(model, "input_spec", None)
     for layer in model.layers:
         try:
-            out = layer.compute_output_shape(shape) if shape is not None else None
+            out = layer._flat_output_shape(shape) if shape is not None else None
             if out is not None:     # several outputs (a last model of several): a list of shapes
                 out = [tuple(s) for s in out] if isinstance(out, list) else tuple(out)
         except Exception:   # a layer that cannot say: shown as "?", as Keras does
