@@ -34,7 +34,8 @@ def as_array(data, name):
     """``data`` as a NumPy array of numbers; rejects None, ragged, non-numeric and empty data."""
     array = host_array(data, name)
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"`{name}` must hold numbers, got dtype {array.dtype} (strings or dates must be encoded first).")
+        raise TypeError(f"`{name}` must hold numbers, got dtype {array.dtype} (strings or dates must be encoded "
+                        "first).")
     if array.shape[0] == 0:
         raise ValueError(f"`{name}` is empty (0 samples): there is nothing to train or evaluate on.")
     if array.size == 0:
@@ -124,7 +125,8 @@ def verbosity(value, name="verbose"):
     if value == "auto":
         return 1
     if isinstance(value, bool) or value not in (0, 1, 2):
-        raise ValueError(f"`{name}` must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', got {value!r}.")
+        raise ValueError(f"`{name}` must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or 'auto', "
+                         f"got {value!r}.")
     return int(value)
 
 

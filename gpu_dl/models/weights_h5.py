@@ -20,9 +20,10 @@ A model among the layers has its group named as any layer's (``sequential``,
 groups under ``<group>/layers/``, named afresh within it; a model of a model
 goes one level deeper (``layers/sequential/layers/functional/layers/dense``),
 as Keras 3 saves them; a layer in two places of the tree is saved once, in the
-first, and its other places have no group; a model in a ``TimeDistributed`` has its group under the
-wrapper's ``layer`` (``layers/time_distributed/layer/layers/conv2d``). An inner model that was compiled has its optimizer
-under ``<group>/optimizer``. The outer optimizer's slots follow the outer
+first, and its other places have no group; a model in a ``TimeDistributed``
+has its group under the wrapper's ``layer``
+(``layers/time_distributed/layer/layers/conv2d``). An inner model that was
+compiled has its optimizer under ``<group>/optimizer``. The outer optimizer's slots follow the outer
 model's ``trainable_weights``, the inner models' weights in their place.
 
 Reading refuses HDF5 links and external or virtual datasets, and checks every
