@@ -47,9 +47,10 @@ class Wrapper(Layer):
 
     What a wrapper shares: the wrapped layer is checked (one gpu_dl layer; a model only where the wrapper
     ``takes_models``, as TimeDistributed does, and then of one input and one output); the wrapper computes in
-    its precision; the flags a model sets on its layers (``keep_preactivation``, ``input_gradient_wanted``) and ``trainable`` reach it; a model
-    reads its ``activation`` (to fuse a last softmax into the loss) and ``keeps_input_dtype``; its
-    config holds the wrapped layer under ``"layer"``, rebuilt only from gpu_dl's own layer classes.
+    its precision; the flags a model sets on its layers (``keep_preactivation``, ``input_gradient_wanted``)
+    and ``trainable`` reach it; a model reads its ``activation`` (to fuse a last softmax into the loss) and
+    ``keeps_input_dtype``; its config holds the wrapped layer under ``"layer"``, rebuilt only from gpu_dl's own
+    layer classes.
     """
 
     # Whether the wrapped layer may be a model (Sequential or functional): TimeDistributed's may, as in Keras.
