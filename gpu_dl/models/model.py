@@ -246,7 +246,7 @@ class Model(Layer):
         print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
                       show_trainable=show_trainable)
 
-    def summary_rows(self):
+    def _subclassed_summary_rows(self):
         """One row per layer, as Keras lists a subclassed model's layers: the output shape of its last call in the
         traced graph ('?' where it has none)."""
         from .summary import _format_shape
