@@ -84,8 +84,10 @@ def _weight_layout(model):
     def walk_composite(layer, path):
         # Keras 3 saves a composite layer's (or a subclassed model's) sublayers under the names of the attributes
         # holding them, in sorted order with private ones last; a list's or dict's layers under their snake-cased
-        # class names, numbered; a sublayer held twice once, where it comes first.
-        for attribute, value in sorted(layer._tracked_items(), key=lambda item: _attribute_key(item[0])):
+        # class names, numbered; a sublayer held twice once, where it comes first. Keras's walk also meets the
+        # lists of all sublayers a model's `layers` and a layer's `_layers` give, in their sorted places.
+        listed = [("_layers", layer._sublayers())] + ([("layers", layer.layers)] if is_model(layer) else [])
+        for attribute, value in sorted(layer._tracked_items() + listed, key=lambda item: _attribute_key(item[0])):
             child = f"{path}/{attribute}" if path else attribute
             if isinstance(value, Layer):
                 items = [(child, value)]
