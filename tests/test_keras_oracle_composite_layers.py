@@ -106,3 +106,33 @@ def test_composite_layer_weights_file_loads_in_keras(tmp_path):
     theirs.load_weights(tmp_path / "m.weights.h5")
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_array_equal(a, b)
+
+
+def _registered_block(lib):
+    @lib.saving.register_keras_serializable(package="CompositeOracle")
+    class Block(lib.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.d1 = lib.layers.Dense(units, activation="relu")
+            self.d2 = lib.layers.Dense(units)
+
+        def call(self, x):
+            return x + self.d2(self.d1(x))
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+    return Block
+
+
+def test_keras_file_of_a_model_with_a_composite_layer_loads_both_ways(tmp_path):
+    block = _registered_block(gpu_dl)
+    _registered_block(keras)
+    model = gpu_dl.Sequential([gpu_dl.Input((4,)), block(4), gpu_dl.layers.Dense(2)])
+    x = numpy.random.default_rng(4).standard_normal((5, 4)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    ours = gpu_dl.models.load_model(tmp_path / "m.keras")
+    numpy.testing.assert_array_equal(ours.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.warns(UserWarning):       # Keras warns about a layer without build() when it loads it
+        theirs = keras.models.load_model(tmp_path / "m.keras")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
