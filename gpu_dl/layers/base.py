@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import itertools
 import math
 from collections import defaultdict
@@ -98,6 +99,62 @@ def _weight_catalogue(argument):
             "constraint": constraints}[argument.rsplit("_", 1)[1]]
 
 
+# Attributes whose lists are never searched for sublayers, even when empty when set (they hold other things).
+_UNTRACKED = frozenset({"_weights", "_inbound_nodes", "_tracked_layers", "_saved", "_activity_output",
+                        "_preactivation", "_traces", "_active_graph"})
+
+
+def _holds_layers(value) -> bool:
+    """Whether a list, tuple or dict holds a layer, however deep."""
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        if isinstance(item, Layer) or (isinstance(item, (list, tuple, dict)) and _holds_layers(item)):
+            return True
+    return False
+
+
+def _flatten_layers(value, found, seen):
+    if isinstance(value, Layer):
+        if id(value) not in seen:
+            seen.add(id(value))
+            found.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _flatten_layers(item, found, seen)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _flatten_layers(item, found, seen)
+
+
+def _unique_variables(variables):
+    seen, found = set(), []
+    for var in variables:
+        if id(var) not in seen:
+            seen.add(id(var))
+            found.append(var)
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def call_arguments(function):
+    """``(training, mask, var_keyword)``: whether a ``call`` names ``training`` and ``mask`` and takes
+    ``**kwargs``, which Keras reads to decide what it passes."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return True, False, False
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_keyword = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    return "training" in names or var_keyword, "mask" in names or var_keyword, var_keyword
+
+
+def _marks_composite(function):
+    """Marks the ``backward`` of ``Layer`` (and ``Model``): a class that keeps it and defines ``call`` is a
+    composite layer, trained through a graph traced from its ``call``."""
+    function._composite_backward = True
+    return function
+
+
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised."""
 
@@ -135,10 +192,17 @@ class Variable:
 class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
+    _composite = False
+
     def __init_subclass__(cls, **kwargs):
         # As in Keras, a layer is built once build() has run, whoever called it: a script that calls
         # layer.build(shape) itself must not get a second set of weights from the first call.
         super().__init_subclass__(**kwargs)
+        # A class that keeps the base backward and defines call composes other layers: its call is traced
+        # into a graph of their calls, which trains (models/composite.py).
+        cls._composite = bool(getattr(cls.backward, "_composite_backward", False)) and cls.call is not Layer.call
+        if cls._composite and "takes_mask" not in cls.__dict__:
+            cls.takes_mask = True       # the mask reaching it goes into its graph
         build = cls.__dict__.get("build")
         if build is None or getattr(build, "_marks_built", False) or not cls.build_marks_built:
             return
@@ -207,43 +271,92 @@ class Layer:
             _rename_count += 1
         self._name = value
 
+    # ------------------------------------------------------------- sublayers
+    def __setattr__(self, name, value):
+        # As Keras 3 tracks them: a layer assigned to an attribute (or a list, tuple or dict of layers; an empty
+        # list or dict under a public name, which may be filled later) is a sublayer, in the order of assignment.
+        object.__setattr__(self, name, value)
+        if name in _UNTRACKED:
+            return
+        tracked = self.__dict__.get("_tracked_layers")
+        if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
+                _holds_layers(value) or (not value and not name.startswith("_") and not isinstance(value, tuple)))):
+            if value is self:
+                return
+            if tracked is None:
+                tracked = self.__dict__["_tracked_layers"] = {}
+            tracked[name] = value
+        elif tracked and name in tracked:
+            del tracked[name]
+
+    def __delattr__(self, name):
+        object.__delattr__(self, name)
+        self.__dict__.get("_tracked_layers", {}).pop(name, None)
+
+    def _sublayers(self):
+        """The layers held in this layer's attributes, each once, in the order they were assigned (Keras's
+        ``_layers``)."""
+        tracked = self.__dict__.get("_tracked_layers")
+        if not tracked:
+            return []
+        found = []
+        _flatten_layers(list(tracked.values()), found, {id(self)})
+        return found
+
+    def _tracked_items(self):
+        """``[(attribute name, value)]`` of the attributes holding sublayers, in the order they were assigned."""
+        return list(self.__dict__.get("_tracked_layers", {}).items())
+
     @property
     def trainable(self):
         return self._trainable
 
     @trainable.setter
     def trainable(self, value):
+        # As in Keras, setting it sets the sublayers' too.
         self._trainable = bool(value)
+        for layer in self._sublayers():
+            layer.trainable = value
 
     @property
     def weights(self):
-        return list(self._weights)
+        """The layer's own weights, then its sublayers' (each once), as Keras 3 orders them."""
+        sublayers = self._sublayers()
+        if not sublayers:
+            return list(self._weights)
+        return _unique_variables(list(self._weights) + [v for layer in sublayers for v in layer.weights])
 
     @property
     def trainable_weights(self):
         if not self._trainable:
             return []
-        return [v for v in self._weights if v.trainable]
+        sublayers = self._sublayers()
+        own = [v for v in self._weights if v.trainable]
+        if not sublayers:
+            return own
+        return _unique_variables(own + [v for layer in sublayers for v in layer.trainable_weights])
 
     @property
     def non_trainable_weights(self):
         if not self._trainable:
-            return list(self._weights)
-        return [v for v in self._weights if not v.trainable]
+            return self.weights
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
 
     def get_weights(self):
-        return [v.numpy() for v in self._weights]
+        return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
         """Replace all weights at once; on any mismatch, raise and change nothing."""
         weights = list(weights)
-        if len(weights) != len(self._weights):
+        variables = self.weights
+        if len(weights) != len(variables):
             raise ValueError(
-                f"Layer '{self.name}' expects {len(self._weights)} weight array(s) "
-                f"({', '.join(str(v.shape) for v in self._weights) or 'none'}), got {len(weights)}."
+                f"Layer '{self.name}' expects {len(variables)} weight array(s) "
+                f"({', '.join(str(v.shape) for v in variables) or 'none'}), got {len(weights)}."
             )
         arrays = []
-        for i, (var, w) in enumerate(zip(self._weights, weights)):
+        for i, (var, w) in enumerate(zip(variables, weights)):
             a = numpy.asarray(backend.to_numpy(w))
             if a.dtype.kind not in "fiub":
                 raise TypeError(f"Layer '{self.name}': weight {i} ('{var.name}') must be numeric, got dtype {a.dtype}.")
@@ -253,17 +366,21 @@ class Layer:
                     f"got an array of shape {tuple(a.shape)}."
                 )
             arrays.append(a)
-        for var, a in zip(self._weights, arrays):
+        for var, a in zip(variables, arrays):
             var.assign(a)
 
     def count_params(self):
-        return int(sum(int(numpy.prod(v.shape)) for v in self._weights))
+        return int(sum(int(numpy.prod(v.shape)) for v in self.weights))
 
     # ------------------------------------------------------------ forward path
     def build(self, input_shape):
         self.built = True
+    build._library_build = True
 
     def compute_output_shape(self, input_shape):
+        if self._composite:
+            from ..models import composite     # the tracing runs functional graphs, a level above; import late
+            return composite.output_shape(self, input_shape)
         return tuple(input_shape)
 
     def _flat_output_shape(self, input_shape):
@@ -275,11 +392,20 @@ class Layer:
     def call(self, x, training=False):
         raise NotImplementedError
 
-    def backward(self, dy):
+    @_marks_composite
+    def backward(self, dy, **kwargs):
+        if self._composite:
+            from ..models import composite
+            return composite.backward(self, dy)
         raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
 
     def ensure_built(self, input_shape):
         """Build for ``input_shape`` (batch dimension first, may be None) unless already built."""
+        if self._composite:
+            if not self.built:
+                from ..models import composite
+                composite.build(self, input_shape)
+            return
         if not self.built:
             input_shape = tuple(input_shape)
             self.build(input_shape)
@@ -305,12 +431,14 @@ class Layer:
 
     def compute_mask(self, x, mask):
         """The mask of this layer's output, from its input ``x`` and that input's ``mask`` (or None)."""
+        if self._composite:       # what reached the output of its graph
+            return self.__dict__.get("_output_mask")
         return mask if self.supports_masking else None
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
         spec = self.input_spec
-        if spec is None:
+        if spec is None or self._composite:      # a composite layer's sublayers check what reaches them
             return
         shape = tuple(shape)
         if self.fixed_input_axes is None:
@@ -342,6 +470,13 @@ class Layer:
         return x
 
     def __call__(self, x, training=None, mask=None, initial_state=None):
+        if self._composite:
+            from ..models import composite
+            if initial_state is not None:
+                raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
+            if any_symbolic(x, mask):
+                return composite.symbolic_call(self, x, training=training, mask=mask)
+            return composite.call(self, x, training=bool(training), mask=mask)
         if any_symbolic(x, initial_state, mask):
             return self.symbolic_call(x, training=training, mask=mask, initial_state=initial_state)
         training = bool(training)      # None (a model called without it): this layer's default, inference
@@ -353,11 +488,16 @@ class Layer:
         if x.dtype != self.dtype and not self.keeps_input_dtype:
             x = x.astype(self.dtype)
         arguments = {}
+        takes_training, takes_mask, _ = call_arguments(type(self).call)
         if self.takes_mask:
             arguments["mask"] = self._checked_mask(x, mask)
+        elif takes_mask and mask is not None:
+            arguments["mask"] = mask
         if initial_state is not None:
             arguments["initial_state"] = initial_state
-        y = self.call(x, training=training, **arguments)
+        if takes_training:       # as in Keras, a call that does not name `training` is not given it
+            arguments["training"] = training
+        y = self.call(x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
         return y
 

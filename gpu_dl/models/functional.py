@@ -49,7 +49,7 @@ from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
-from . import multi_output, nested
+from . import composite, multi_output, nested
 from .model import Model
 from .summary import _format_shape, print_summary
 
@@ -499,7 +499,10 @@ class Functional(multi_output.SeveralOutputs, Model):
             if isinstance(layer, Model):
                 # Its layers' activity penalties, for the loss; its own backward adds their gradients.
                 self._nested_activity.extend(layer._activity_outputs())
-            elif layer.activity_regularizer is not None and layer._activity_output is not None:
+            elif composite.active_graph(layer) is not None:     # a composite layer's sublayers, as a model's
+                self._nested_activity.extend(composite.active_graph(layer)._activity_outputs())
+            if not isinstance(layer, Model) and layer.activity_regularizer is not None and \
+                    layer._activity_output is not None:
                 self._activity.append((node, layer, layer._activity_output))
             for t in node.input_tensors:      # free what no later call reads
                 if self._last_use.get(t) == i and t not in self._output_set:

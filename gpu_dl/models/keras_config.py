@@ -238,6 +238,13 @@ def model_config(model):
         if compile_config is not None:
             config["compile_config"] = compile_config
         return config
+    if model._composite:
+        raise TypeError(f"Model '{model.name}' is a subclassed model ({type(model).__name__}, layers made in "
+                        "__init__ and composed in call): gpu_dl saves Sequential and functional models to .keras "
+                        "files, not subclassed ones. Save its weights with model.save_weights('m.weights.h5') and "
+                        "load them into a model made in code with load_weights (the files are Keras 3's layout); "
+                        "composite layers inside a Sequential or functional model are saved with their class's "
+                        "get_config.")
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     layers = []

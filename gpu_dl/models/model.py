@@ -27,9 +27,10 @@ import numpy
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers.base import Layer, unique_name
-from . import data_checks as checks, host_ids, streaming
+from ..layers.base import Layer, _marks_composite, unique_name
+from . import composite, data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 # The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
@@ -169,10 +170,11 @@ class Model(Layer):
     # its last forward computed (compute_mask).
     takes_mask = True
 
-    def __init__(self, name=None, trainable=True):
+    def __init__(self, name=None, trainable=True, dtype=None):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
-        self.name = name or unique_name("model")
+        # A subclassed model (layers made in __init__, composed in call) is named after its class, as in Keras.
+        self.name = name or unique_name(keras_snake_case(type(self).__name__) if self._composite else "model")
         self._trainable = bool(trainable)
         self.optimizer = None
         self.loss = None
@@ -195,6 +197,82 @@ class Model(Layer):
         self._saved = None
         self._activity_output = None
         self.input_gradient_wanted = True
+        if self._composite:
+            # Built from the first data it sees, by tracing its call (composite.py).
+            self.dtype = backend.standardize_dtype(dtype, f"model '{self.name}': dtype")
+            self.built = False
+            self.input_spec = None
+        elif dtype is not None:
+            raise TypeError(f"{type(self).__name__} takes no dtype argument; its layers have theirs.")
+
+    # ------------------------------------------------------------------ a subclassed model
+    # A subclass of Model that makes its layers in __init__ and composes them in call (no inputs and outputs
+    # given): its layers are its sublayers, and it runs, trains and builds through the graph traced from its
+    # call, as a composite layer does (composite.py). Sequential and Functional override all of these.
+    @property
+    def layers(self):
+        return self._sublayers()
+
+    def build(self, input_shape=None):
+        if not self._composite:
+            self.built = True
+            return
+        if input_shape is None:
+            raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
+                             "for the shape of its inputs (or by calling it on data).")
+        composite.build(self, input_shape)
+    build._library_build = True
+
+    def forward(self, x, training=False, mask=None):
+        """The output for ``x`` through the graph traced from ``call`` (an array, or a list of one per output)."""
+        y = composite.forward(self, x, training, mask)
+        self.output_mask = self.__dict__.get("_output_mask")
+        return y
+
+    @_marks_composite
+    def backward(self, dy, from_logits=False, input_gradient=True):
+        if not self._composite:
+            raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
+        return composite.backward(self, dy, input_gradient and self.input_gradient_wanted)
+
+    def _check_input_shape(self, shape, name="x"):
+        """Whether the traced call takes inputs of ``shape`` (each layer checks what reaches it)."""
+        if isinstance(shape, tuple) and shape and isinstance(shape[0], (list, tuple)):
+            shape = list(shape)
+        try:
+            self.compute_output_shape(_batchless(shape))
+        except ValueError as e:
+            raise ValueError(f"Model '{self.name}' cannot take `{name}` of shape {shape}: {e}") from None
+
+    def _built_graph(self):
+        traces = self.__dict__.get("_traces") or {}
+        return next((graph for graph, _ in traces.values() if graph is not None), None)
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        from .summary import print_summary
+        if not self.built:
+            raise ValueError("This model has not yet been built. Build the model first by calling `build()` or "
+                             "by calling the model on a batch of data.")
+        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
+                      show_trainable=show_trainable)
+
+    def _subclassed_summary_rows(self):
+        """One row per layer, as Keras lists a subclassed model's layers: the output shape of its last call in the
+        traced graph ('?' where it has none)."""
+        from .summary import _format_shape
+        graph = self._built_graph()
+        rows = []
+        for layer in self.layers:
+            shape_text = "?"
+            calls = [] if graph is None else [n for n in layer._inbound_nodes if n in graph._node_set]
+            if calls:
+                shapes = [_format_shape(t.shape) for t in calls[-1].outputs]
+                shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
+                         ("Y" if layer.trainable else "N") if layer.weights else "-", None))
+        return rows
 
     # ------------------------------------------------------------------ weights (of self.layers)
     @property
@@ -401,9 +479,11 @@ class Model(Layer):
 
     def _output_layer(self):
         """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
-        return self.layers[-1]
+        return self if self._composite else self.layers[-1]
 
     def _last_is_softmax(self):
+        if self._composite or self._output_layer()._composite:
+            return False        # its logits are inside its graph
         activation = getattr(self._output_layer(), "activation", None)
         return bool(getattr(activation, "is_softmax", False))
 
@@ -447,11 +527,18 @@ class Model(Layer):
     def _activity_outputs(self):
         """(layer, output) of each call in the last forward pass whose layer has an activity regularizer, those
         made inside the models among the layers included."""
+        graph = composite.active_graph(self)
+        if graph is not None:       # a subclassed model: the calls of its traced graph
+            return graph._activity_outputs()
         found = []
         for layer in self.layers:
             if isinstance(layer, Model):
                 found.extend(layer._activity_outputs())
-            elif layer.activity_regularizer is not None and layer._activity_output is not None:
+                continue
+            graph = composite.active_graph(layer)
+            if graph is not None:
+                found.extend(graph._activity_outputs())
+            if layer.activity_regularizer is not None and layer._activity_output is not None:
                 found.append((layer, layer._activity_output))
         return found
 
@@ -662,7 +749,7 @@ class Model(Layer):
                  callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
-        if not self.built and self.input_spec is None:
+        if not self.built and self.input_spec is None and not self._composite:
             raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it "
                              "before evaluate().")
         if streaming.is_stream(x):

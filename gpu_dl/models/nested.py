@@ -37,7 +37,7 @@ from ..layers.core import InputLayer
 # the per-call state of its shared layers, the outputs of its layers with activity regularizers, the shapes
 # of several outputs). Kept per call of a layer or model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
-              "_node_states", "_activity", "_nested_activity", "_output_meta")
+              "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask")
 
 
 def is_model(layer) -> bool:

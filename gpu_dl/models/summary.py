@@ -41,6 +41,8 @@ def summary_rows(model):
     """(layer label, output shape text, parameter count text, trainable text, connections) per layer;
     connections (a list of ``layer[node][tensor]`` texts) only for a functional model that is not a plain chain,
     else None."""
+    if model._composite:
+        return model._subclassed_summary_rows()
     if hasattr(model, "summary_rows"):
         return model.summary_rows()
     rows = []

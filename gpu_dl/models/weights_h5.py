@@ -39,6 +39,7 @@ import warnings
 import numpy
 
 from ..catalogue import keras_snake_case
+from ..layers.base import Layer
 
 # The optimizer group's attribute with its scalars at full precision (see above).
 _SCALARS_ATTR = "gpu_dl_scalars"
@@ -61,7 +62,50 @@ def _weight_layout(model):
     groups, containers, models = [], [], []
     visited = {id(model)}
 
+    def place(layer, path):
+        """The groups of ``layer`` at ``path`` (not yet visited)."""
+        inner = held_model(layer)
+        if layer._composite:
+            if path:
+                groups.append((path, layer.name, list(layer._weights)))
+            if is_model(layer):
+                models.append((path, layer))
+            walk_composite(layer, path)
+        elif inner is not None:
+            if not is_model(layer):
+                # TimeDistributed(model): the wrapper's empty group, the model's under its 'layer'
+                groups.append((path, layer.name, []))
+                path += "/layer"
+            groups.append((path, inner.name, []))
+            models.append((path, inner))
+            walk(inner, path)
+        else:
+            groups.extend(_layer_groups(layer, path))
+
+    def walk_composite(layer, path):
+        # Keras 3 saves a composite layer's (or a subclassed model's) sublayers under the names of the attributes
+        # holding them, in sorted order with private ones last; a list's or dict's layers under their snake-cased
+        # class names, numbered; a sublayer held twice once, where it comes first. Keras's walk also meets the
+        # lists of all sublayers a model's `layers` and a layer's `_layers` give, in their sorted places.
+        listed = [("_layers", layer._sublayers())] + ([("layers", layer.layers)] if is_model(layer) else [])
+        for attribute, value in sorted(layer._tracked_items() + listed, key=lambda item: _attribute_key(item[0])):
+            child = f"{path}/{attribute}" if path else attribute
+            if isinstance(value, Layer):
+                items = [(child, value)]
+            else:
+                used = {}
+                values = value.values() if isinstance(value, dict) else value
+                items = [(f"{child}/{_unique(keras_snake_case(type(v).__name__), used)}", v)
+                         for v in values if isinstance(v, Layer)]
+            for sub_path, sub in items:
+                if id(sub) not in visited:
+                    visited.add(id(sub))
+                    place(sub, sub_path)
+
     def walk(container, path):
+        if container._composite:
+            walk_composite(container, path)
+            return
         used, keys = {}, []
         base = f"{path}/layers" if path else "layers"
         for layer in container.layers:
@@ -73,22 +117,15 @@ def _weight_layout(model):
                 # group at all for its other places (their keys are used up all the same).
                 continue
             visited.add(id(layer))
-            inner = held_model(layer)
-            if inner is not None:
-                path = f"{base}/{key}"
-                if not is_model(layer):
-                    # TimeDistributed(model): the wrapper's empty group, the model's under its 'layer'
-                    groups.append((path, layer.name, []))
-                    path += "/layer"
-                groups.append((path, inner.name, []))
-                models.append((path, inner))
-                walk(inner, path)
-            else:
-                groups.extend(_layer_groups(layer, f"{base}/{key}"))
+            place(layer, f"{base}/{key}")
         containers.append((base, keys, container))
 
     walk(model, "")
     return groups, containers, models
+
+
+def _attribute_key(name):
+    return f"~{name}" if name.startswith("_") else name
 
 
 def _weight_groups(model):

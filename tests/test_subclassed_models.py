@@ -1,0 +1,83 @@
+"""Subclassed models: a Model subclass that makes its layers in __init__ and composes them in call, built from
+the first data it sees by tracing its call, then fitted, evaluated, predicted, summarised and saved like a
+functional model. Against Keras itself: tests/test_keras_oracle_composite_layers.py."""
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl.backend import to_numpy
+
+from composite_classes import classifier
+
+Classifier = classifier(gpu_dl)
+
+
+def _data(rng, n=48, features=5, classes=3):
+    x = rng.standard_normal((n, features)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+
+
+def test_built_on_first_call_with_its_layers_weights(xp, rng):
+    model = Classifier()
+    assert not model.built and model.layers == [model.stem, model.block, model.drop, model.head]
+    x, _ = _data(rng)
+    y = model(xp.asarray(x))
+    assert model.built and y.shape == (48, 3)
+    assert [v.path for v in model.weights] == [v.path for layer in (model.stem, model.block, model.head)
+                                              for v in layer.weights]
+    assert model.count_params() == 5 * 6 + 6 + (6 * 6 + 6) * 2 + 12 + 6 * 3 + 3
+    numpy.testing.assert_allclose(to_numpy(y).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_fit_evaluate_predict(xp, rng):
+    x, y = _data(rng)
+    model = Classifier()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = model.evaluate(x, y, verbose=0)[0]          # built by evaluate, from the data's shape
+    history = model.fit(x, y, epochs=10, batch_size=16, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    assert model.evaluate(x, y, verbose=0)[0] < start
+    predicted = model.predict(x, verbose=0)
+    assert predicted.shape == (48, 3)
+    numpy.testing.assert_allclose(predicted, to_numpy(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_summary_lists_its_layers(rng):
+    model = Classifier(name="clf")
+    with pytest.raises(ValueError, match="has not yet been built"):
+        model.summary()
+    model.build((None, 5))
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert 'Model: "clf"' in text
+    for row in ("dense", "residual", "dropout", "(None, 3)"):
+        assert row in text
+    assert f"Total params: {model.count_params()}" in text
+
+
+def test_weights_round_trip_and_keras_file_refused(tmp_path, rng):
+    x, y = _data(rng)
+    model = Classifier()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = Classifier()
+    other.build((None, 5))
+    other.load_weights(tmp_path / "m.weights.h5")
+    numpy.testing.assert_array_equal(model.predict(x, verbose=0), other.predict(x, verbose=0))
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="subclassed model.*save_weights"):
+        model.save(tmp_path / "m.keras")
+
+
+def test_as_a_layer_of_a_sequential_model(rng):
+    x, y = _data(rng)
+    inner = Classifier()
+    model = gpu_dl.Sequential([gpu_dl.Input((5,)), gpu_dl.layers.Dense(5), inner])
+    assert model.count_params() == 30 + inner.count_params()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    start = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=16, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < start
