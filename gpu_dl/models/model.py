@@ -354,6 +354,12 @@ class Model(Layer):
             shapes = {key: shapes[key] for key in sorted(shapes)}
         return shapes
 
+    def _flat_output_shape(self, input_shape):
+        # A subclassed model's shapes come from its traced call; Sequential and Functional give their own.
+        if self._composite:
+            return composite.output_shape(self, input_shape)
+        raise NotImplementedError(f"Model '{self.name}' has no layers to compute an output shape from.")
+
     def _flat_layers(self):
         """The layers of this model and of the models among them, depth first (models left out)."""
         found = []
