@@ -19,6 +19,7 @@ from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
 from .group_query_attention import GroupQueryAttention
+from .input_spec import InputSpec
 from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
 from .masking import Masking
@@ -67,10 +68,10 @@ __all__ = [
     "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-    "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "Identity", "Input", "InputLayer", "IntegerLookup",
-    "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum", "maximum",
-    "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum", "minimum",
-    "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
+    "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "Identity", "Input", "InputLayer", "InputSpec",
+    "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum",
+    "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum",
+    "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
     "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop",
     "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
     "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear",

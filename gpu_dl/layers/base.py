@@ -29,6 +29,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
+from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
 _name_counters: dict = defaultdict(itertools.count)
@@ -213,7 +214,7 @@ class Layer:
                 return
             build(self, input_shape)
             self.built = True
-            self.input_spec = (None,) + tuple(input_shape[1:])
+            self.input_spec = spec_after_build(self, input_shape)
         build_once._marks_built = True
         cls.build = build_once
 
@@ -410,7 +411,7 @@ class Layer:
             input_shape = tuple(input_shape)
             self.build(input_shape)
             self.built = True
-            self.input_spec = (None,) + tuple(input_shape[1:])
+            self.input_spec = spec_after_build(self, input_shape)
 
     # Whether a subclass's build() is wrapped to run once and then record ``built`` and ``input_spec``. Models
     # keep both themselves: their build builds their layers, their input_spec is their inputs'.
@@ -437,7 +438,7 @@ class Layer:
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
-        spec = self.input_spec
+        spec = built_input_shape(self)
         if spec is None or self._composite:      # a composite layer's sublayers check what reaches them
             return
         shape = tuple(shape)
@@ -474,6 +475,7 @@ class Layer:
             from ..models import composite
             if initial_state is not None:
                 raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
+            self.assert_input_spec(x)       # a spec set in __init__, or by a build that has run
             if any_symbolic(x, mask):
                 return composite.symbolic_call(self, x, training=training, mask=mask)
             return composite.call(self, x, training=bool(training), mask=mask)
@@ -483,7 +485,9 @@ class Layer:
         if initial_state is not None and not self.takes_initial_state:
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
         x = self._as_input(x)
+        unbuilt = self.assert_input_spec(x)
         self.ensure_built(x.shape)
+        self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
         if x.dtype != self.dtype and not self.keeps_input_dtype:
             x = x.astype(self.dtype)
@@ -535,13 +539,23 @@ class Layer:
                                 "tensors every state must be symbolic too.")
             self.check_initial_state_shapes([s.shape for s in states])
             kwargs["initial_state"] = states
+        unbuilt = self.assert_input_spec(x)
         self.ensure_built(shape)
+        self.assert_input_spec(x, unbuilt)
         self.check_input_shape(shape)
         out_shape = self._flat_output_shape(shape)
         several = isinstance(out_shape, list)
         outputs = [KerasTensor(s, dtype=self.dtype) for s in (out_shape if several else [out_shape])]
         Node(self, args=(x,), kwargs=kwargs, outputs=outputs)
         return list(outputs) if several else outputs[0]
+
+    def assert_input_spec(self, x, unbuilt=None):
+        """Keras's check of the input ``x`` against the ``InputSpec`` (or structure of them) a layer written for
+        Keras set as its ``input_spec`` (layers/input_spec.py); nothing for the shape gpu_dl keeps there. Called
+        before building (it returns what undoes the build) and after, with that: a call refused then leaves the
+        layer unbuilt, as it found it."""
+        check_input_spec(self, x, unbuilt)
+        return None if self.built else (list(self._weights), self.input_spec)
 
     def check_initial_state_shapes(self, shapes):
         """Raise a ValueError naming the layer when symbolic initial states of ``shapes`` do not fit it."""

@@ -26,6 +26,7 @@ import numpy
 
 from .. import backend
 from ..layers.base import Layer, call_arguments
+from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, Node, is_symbolic
 
 
@@ -114,7 +115,10 @@ def build(layer, input_shape):
     if not getattr(type(layer).build, "_library_build", False):
         layer.build(input_shape)
     layer.built = True
-    layer.input_spec = shapes if several else shapes[0]
+    if holds_input_specs(layer.input_spec):       # a Keras InputSpec the layer set itself stays
+        layer._built_input_shape = shapes if several else shapes[0]
+    else:
+        layer.input_spec = shapes if several else shapes[0]
     _graph(layer, shapes, [layer.dtype] * len(shapes), False)
 
 

@@ -109,6 +109,7 @@ def function_entry(fn, where="config"):
 def _layer_entry(layer):
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
+    from ..layers.input_spec import built_input_shape
     from ..layers.pipeline import Pipeline
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
@@ -144,9 +145,9 @@ def _layer_entry(layer):
     entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
-    if layer.built and layer.input_spec is not None:
+    if layer.built and built_input_shape(layer) is not None:
         build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
-            {"input_shape": layer.input_spec}
+            {"input_shape": built_input_shape(layer)}
         entry["build_config"] = _jsonable(build_config, where)
     return entry
 

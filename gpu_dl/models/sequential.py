@@ -24,6 +24,7 @@ from collections import Counter
 from ..backend.nvtx import nvtx_range
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
+from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import any_symbolic, is_symbolic
 from . import nested
 from .model import Model, _batchless
@@ -196,8 +197,8 @@ class Sequential(SeveralOutputs, Model):
             return (None,) + self._input_layer.shape
         if self._layers and self._layers[0].declared_input_shape is not None:
             return (None,) + tuple(self._layers[0].declared_input_shape[1:])
-        if self._layers and self._layers[0].input_spec is not None:
-            return self._layers[0].input_spec
+        if self._layers and built_input_shape(self._layers[0]) is not None:
+            return built_input_shape(self._layers[0])
         return None
 
     @property
