@@ -32,6 +32,7 @@ from .padding import ReflectionPadding2D, ZeroPadding1D, ZeroPadding2D, ZeroPadd
 from .regularization import (ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D, SpatialDropout3D)
 from .resampling import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D
+from .reversible_embedding import ReversibleEmbedding
 from .color_augmentation import RandomBrightness, RandomContrast
 from .color_jitter import RandomColorJitter
 from .color_space import RandomColorDegeneration, RandomGrayscale, RandomHue, RandomInvert, RandomSaturation
@@ -76,9 +77,9 @@ __all__ = [
     "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
     "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear",
     "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape",
-    "Resizing", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D",
-    "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax", "Solarization", "SpatialDropout1D",
-    "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract", "subtract",
-    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable", "Wrapper",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Resizing", "ReversibleEmbedding", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D",
+    "SeparableConvolution1D", "SeparableConvolution2D", "SimpleRNN", "SimpleRNNCell", "Softmax", "Solarization",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization", "StackedRNNCells", "Subtract",
+    "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Variable",
+    "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

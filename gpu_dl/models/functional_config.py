@@ -455,8 +455,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             call_kwargs["training"] = kwargs["training"]
         if "initial_state" in kwargs:
             call_kwargs["initial_state"] = [tensor_of(ref, at) for ref in kwargs["initial_state"]]
-        for key in ("return_attention_scores", "use_causal_mask"):
-            if key in kwargs:
+        for key in getattr(layer, "call_keywords", ()):     # the layer's own options (use_causal_mask, reverse, ...)
+            if key not in ("key", "attention_mask") and key in kwargs:
                 call_kwargs[key] = kwargs[key]
         if "attention_mask" in kwargs:
             call_kwargs["attention_mask"] = tensor_of(kwargs["attention_mask"], at)

@@ -1,0 +1,203 @@
+"""``ReversibleEmbedding``: an ``Embedding`` that also projects back onto the vocabulary, as in Keras 3.15.
+
+``layer(ids)`` looks ids up as ``Embedding`` does (the same range checks, the same mask with ``mask_zero``);
+``layer(hidden, reverse=True)`` maps hidden states (..., output_dim) to logits (..., input_dim) by a matrix
+product with the embeddings transposed (``tie_weights=True``, the default: the input and output embeddings
+are one table) or with a separate ``reverse_embeddings`` weight of shape (output_dim, input_dim). With
+``logit_soft_cap`` the logits are ``tanh(logits / cap) * cap``. The product is one GEMM through the array
+module (cuBLAS on the GPU).
+
+Both directions train: the reverse call's backward gives the gradient of the hidden states and of the weight
+it read. A model that calls one tied layer in both directions keeps each call's backward state apart and sums
+the table's gradients over the calls (models/nested.py), so the table receives the gradients of both uses.
+Each backward sets the gradient of every weight: the one its call did not read gets None.
+
+Not supported (a ValueError): Keras's quantization (``quantization_config``) and LoRA (``lora_rank``,
+``lora_alpha``).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy
+
+from .. import backend
+from ..backend import array_module
+from ..ops.dense import dense_backward, dense_forward
+from .embedding import Embedding
+from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
+
+
+class _ReverseState:
+    """What a training call with ``reverse=True`` keeps for its backward."""
+
+    __slots__ = ("x", "kernel", "capped")
+
+    def __init__(self, x, kernel, capped):
+        self.x, self.kernel, self.capped = x, kernel, capped
+
+
+def _flag(value, argument, where):
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{where}: `{argument}` must be True or False, got {value!r:.100}.")
+    return bool(value)
+
+
+class ReversibleEmbedding(Embedding):
+    """An embedding layer that can also project from ``output_dim`` back to ``input_dim`` (``reverse=True``).
+
+    Weights, in Keras's order: ``embeddings`` (input_dim, output_dim), then with ``tie_weights=False``
+    ``reverse_embeddings`` (output_dim, input_dim), made with ``embeddings_initializer`` (and no regularizer
+    or constraint, as in Keras). ``reverse_dtype`` ('float32' or 'float64'; None: the layer's dtype) is the
+    dtype the reverse product is computed and returned in.
+    """
+
+    # The keyword argument of its calls a saved functional model records (``{"reverse": true}``).
+    call_keywords = ("reverse",)
+    # A mask reaching a reverse call (the padded steps of the hidden states) ends there, as in Keras.
+    drops_mask = True
+
+    def __init__(self, input_dim, output_dim, tie_weights=True, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False, reverse_dtype=None,
+                 logit_soft_cap=None, **kwargs):
+        unsupported = {key: kwargs.pop(key) for key in ("quantization_config", "lora_rank", "lora_alpha")
+                       if key in kwargs}
+        super().__init__(input_dim, output_dim, embeddings_initializer=embeddings_initializer,
+                         embeddings_regularizer=embeddings_regularizer, embeddings_constraint=embeddings_constraint,
+                         mask_zero=mask_zero, **kwargs)
+        where = self._where()
+        for key, value in unsupported.items():
+            if value is not None:
+                raise ValueError(f"{where}: `{key}` is not supported by gpu_dl (no quantization or LoRA); "
+                                 f"leave it None. Received: {key}={value!r:.100}")
+        self.tie_weights = _flag(tie_weights, "tie_weights", where)
+        self.reverse_dtype = None if reverse_dtype is None else \
+            backend.standardize_dtype(reverse_dtype, f"{where}: reverse_dtype")
+        if logit_soft_cap is not None:
+            if isinstance(logit_soft_cap, bool) or not isinstance(logit_soft_cap, numbers.Real) \
+                    or not math.isfinite(logit_soft_cap) or logit_soft_cap == 0:
+                raise ValueError(f"{where}: `logit_soft_cap` must be None or a finite non-zero number (logits "
+                                 f"become tanh(logits / cap) * cap). Received: logit_soft_cap={logit_soft_cap!r}")
+            logit_soft_cap = logit_soft_cap.item() if hasattr(logit_soft_cap, "item") else logit_soft_cap
+        self.logit_soft_cap = logit_soft_cap
+        self.reverse_embeddings = None
+        self._reverse_call = False      # whether the last call projected back (its output then has no mask)
+
+    def _where(self):
+        return f"ReversibleEmbedding layer '{self.name}'"
+
+    def build(self, input_shape=None):
+        # Keras's `weights=[...]` holds every weight, the reverse one included: set once all exist.
+        initial, self._initial_weights = self._initial_weights, None
+        super().build(input_shape)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight((self.output_dim, self.input_dim), self.embeddings_initializer,
+                                                      name="reverse_embeddings")
+        if initial is not None:
+            self.set_weights(initial)
+
+    # ------------------------------------------------------------------ shapes
+    def compute_output_shape(self, input_shape, reverse=False):
+        if reverse:
+            return tuple(input_shape[:-1]) + (self.input_dim,)
+        return tuple(input_shape) + (self.output_dim,)
+
+    def node_output_shapes(self, input_shape, options):
+        """The shape of one call's output: a reverse call's depends on its option."""
+        return [self.compute_output_shape(input_shape, reverse=bool(options.get("reverse")))]
+
+    def compute_mask(self, x, mask):
+        return None if self._reverse_call else super().compute_mask(x, mask)
+
+    def _check_hidden_shape(self, shape):
+        if len(shape) < 1 or (shape[-1] is not None and shape[-1] != self.output_dim):
+            raise ValueError(f"{self._where()}: a call with reverse=True takes hidden states whose last axis is "
+                             f"output_dim={self.output_dim}, got shape {tuple(shape)}.")
+
+    # ------------------------------------------------------------------ calls
+    def __call__(self, x, training=None, mask=None, initial_state=None, reverse=False):
+        reverse = _flag(reverse, "reverse", self._where())
+        if not reverse:
+            y = super().__call__(x, training=training, mask=mask, initial_state=initial_state)
+            self._reverse_call = False
+            return y
+        if initial_state is not None:
+            raise TypeError(f"{self._where()} takes no initial_state.")
+        if any_symbolic(x, mask):
+            y = self._symbolic_reverse(x, training, mask)
+        else:
+            x = self._as_input(x)
+            unbuilt = self.assert_input_spec(x)
+            self.ensure_built(x.shape)
+            self.assert_input_spec(x, unbuilt)
+            self._check_hidden_shape(x.shape)
+            y = self.reverse_call(x, training=bool(training))
+            self._activity_output = y if self.activity_regularizer is not None else None
+        self._reverse_call = True
+        return y
+
+    def _symbolic_reverse(self, x, training, mask):
+        where = self._where()
+        if mask is not None:
+            raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves; a `mask` "
+                             "argument is not taken in a call on symbolic tensors.")
+        if not is_symbolic(x):
+            raise TypeError(f"{where}: a call with reverse=True takes one tensor (hidden states), got "
+                            f"{type(x).__name__}.")
+        unbuilt = self.assert_input_spec(x)
+        self.ensure_built(x.shape)
+        self.assert_input_spec(x, unbuilt)
+        self._check_hidden_shape(x.shape)
+        kwargs = {} if training is None else {"training": bool(training)}
+        kwargs["reverse"] = True
+        out = KerasTensor(self.compute_output_shape(x.shape, reverse=True), dtype=self.dtype)
+        Node(self, args=(x,), kwargs=kwargs, outputs=[out])
+        return out
+
+    def reverse_call(self, x, training=False):
+        """Logits (..., input_dim) of hidden states ``x`` (..., output_dim): ``x @ embeddings.T`` (tied) or
+        ``x @ reverse_embeddings``, soft-capped with ``logit_soft_cap``, in ``reverse_dtype``."""
+        dtype = self.reverse_dtype or self.dtype
+        kernel = self.embeddings.value.T if self.tie_weights else self.reverse_embeddings.value
+        x = x.astype(dtype, copy=False)
+        kernel = kernel.astype(dtype, copy=False)
+        logits = dense_forward(x, kernel)
+        capped = None
+        if self.logit_soft_cap is not None:
+            xp = array_module(logits)
+            cap = logits.dtype.type(self.logit_soft_cap)
+            capped = xp.tanh(logits / cap)
+            logits = capped * cap
+        self._saved = _ReverseState(x, kernel, capped) if training else None
+        return logits
+
+    def backward(self, dy):
+        state = self.saved()
+        if not isinstance(state, _ReverseState):
+            grad = super().backward(dy)
+            if self.trainable and self.reverse_embeddings is not None:
+                self.reverse_embeddings.grad = None         # the lookup does not read it
+            return grad
+        x, kernel = state.x, state.kernel
+        dz = dy.astype(x.dtype, copy=False)
+        if state.capped is not None:
+            dz = dz * (1 - state.capped * state.capped)
+        dx, dkernel, _ = dense_backward(x, kernel, dz, need_input_grad=self.input_gradient_wanted,
+                                        need_weight_grads=self.trainable and not self.tie_weights, has_bias=False)
+        if self.trainable:
+            weight_dtype = self.embeddings.dtype
+            if self.tie_weights:
+                # d(x @ E.T)/dE = dz.T @ x: (input_dim, output_dim), the table's own layout.
+                rows_dz = dz.reshape(-1, dz.shape[-1])
+                self.embeddings.grad = (rows_dz.T @ x.reshape(-1, x.shape[-1])).astype(weight_dtype, copy=False)
+            else:
+                self.reverse_embeddings.grad = dkernel.astype(weight_dtype, copy=False)
+                self.embeddings.grad = None                   # the projection does not read it
+        if dx is not None:
+            dx = dx.astype(self.dtype, copy=False)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "tie_weights": self.tie_weights, "reverse_dtype": self.reverse_dtype,
+                "logit_soft_cap": self.logit_soft_cap}

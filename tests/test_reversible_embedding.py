@@ -1,0 +1,163 @@
+"""ReversibleEmbedding: lookup and reverse projection against plain NumPy expectations (tied and separate weights,
+soft-capped logits), the gradients of the reverse call against float64 finite differences (a tied table gets the
+sum of both uses'), refused arguments, and a small language model that uses one layer both ways."""
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl import layers
+from gpu_dl.backend import to_numpy
+from gradcheck import assert_gradient
+
+
+def expected_logits(hidden, kernel, cap):
+    logits = hidden @ kernel
+    return logits if cap is None else numpy.tanh(logits / cap) * cap
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("cap", [None, 2.5], ids=["plain", "capped"])
+@pytest.mark.parametrize("input_dim,output_dim,lead", [(1, 1, (1,)), (17, 3, (3, 5)), (33, 17, (2,))])
+def test_both_directions_match_numpy(xp, rng, tie, cap, input_dim, output_dim, lead):
+    layer = layers.ReversibleEmbedding(input_dim, output_dim, tie_weights=tie, logit_soft_cap=cap,
+                                       embeddings_initializer="random_normal")
+    ids = rng.integers(0, input_dim, lead)
+    y = layer(xp.asarray(ids))
+    weights = layer.get_weights()
+    assert [w.shape for w in weights] == [(input_dim, output_dim)] + ([] if tie else [(output_dim, input_dim)])
+    assert [v.name for v in layer.weights] == ["embeddings"] + ([] if tie else ["reverse_embeddings"])
+    numpy.testing.assert_array_equal(to_numpy(y), weights[0][ids])
+    hidden = rng.standard_normal(lead + (output_dim,)).astype("float32")
+    logits = layer(xp.asarray(hidden), reverse=True)
+    kernel = weights[0].T if tie else weights[1]
+    assert logits.shape == lead + (input_dim,) == layer.compute_output_shape(hidden.shape, reverse=True)
+    assert logits.dtype == numpy.float32
+    numpy.testing.assert_allclose(to_numpy(logits), expected_logits(hidden, kernel, cap), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("cap", [None, 0.7], ids=["plain", "capped"])
+def test_reverse_gradients_match_finite_differences(xp, rng, tie, cap):
+    layer = layers.ReversibleEmbedding(7, 5, tie_weights=tie, logit_soft_cap=cap, dtype="float64",
+                                       embeddings_initializer="random_normal")
+    layer.build((None, 3))
+    hidden = xp.asarray(rng.standard_normal((2, 3, 5)))
+    dy = xp.asarray(rng.standard_normal((2, 3, 7)))
+    layer(hidden, training=True, reverse=True)
+    dx = layer.backward(dy)
+    weight = layer.embeddings if tie else layer.reverse_embeddings
+    grad = weight.grad
+    if not tie:
+        assert layer.embeddings.grad is None        # the projection does not read the lookup table
+    # NumPy expectation
+    h, g = to_numpy(hidden), to_numpy(dy)
+    kernel = layer.get_weights()[0].T if tie else layer.get_weights()[1]
+    dz = g if cap is None else g * (1 - numpy.tanh(h @ kernel / cap) ** 2)
+    numpy.testing.assert_allclose(to_numpy(dx), dz @ kernel.T, rtol=1e-10, atol=1e-12)
+    rows = dz.reshape(-1, 7).T @ h.reshape(-1, 5)
+    numpy.testing.assert_allclose(to_numpy(grad), rows if tie else rows.T, rtol=1e-10, atol=1e-12)
+    # finite differences
+    assert_gradient(lambda v: (layer(v, reverse=True) * dy).sum(), hidden.copy(), dx, rng, what="hidden")
+    original = weight.value.copy()
+
+    def objective(value):
+        weight.value[...] = value
+        return (layer(hidden, reverse=True) * dy).sum()
+    assert_gradient(objective, original.copy(), grad, rng, what=weight.name)
+
+
+def test_tied_table_gets_the_sum_of_both_uses(xp, rng):
+    """ids -> emb(ids) -> Dense -> emb(h, reverse=True): the table's gradient is the lookup's plus the
+    projection's, checked against float64 finite differences of the whole model."""
+    inputs = layers.Input((4,), dtype="int32")
+    emb = layers.ReversibleEmbedding(6, 3, logit_soft_cap=1.5, dtype="float64", embeddings_initializer="random_normal")
+    dense = layers.Dense(3, activation="tanh", dtype="float64")
+    model = gpu_dl.Model(inputs, emb(dense(emb(inputs)), reverse=True))
+    ids = xp.asarray(numpy.array([[0, 3, 3, 5], [1, 1, 2, 4]]))
+    dy = xp.asarray(rng.standard_normal((2, 4, 6)))
+    model.forward(ids, training=True)
+    model.backward(dy)
+    grad = emb.embeddings.grad
+    original = emb.embeddings.value.copy()
+
+    def objective(table):
+        emb.embeddings.value[...] = table
+        return (model.forward(ids) * dy).sum()
+    assert_gradient(objective, original.copy(), grad, rng, what="tied embeddings")
+    # and it differs from either use alone
+    emb.embeddings.value[...] = original
+    model.forward(ids, training=True)
+    model.backward(dy)
+    both = to_numpy(emb.embeddings.grad)
+    emb(dense(emb(ids, training=True), training=True), training=True, reverse=True)
+    emb.backward(dy)
+    assert not numpy.allclose(both, to_numpy(emb.embeddings.grad))
+
+
+def test_language_model_trains_both_ways(rng):
+    """A tiny next-token model: ids -> emb -> Dense -> emb(reverse) -> softmax loss; the loss falls."""
+    vocab, steps = 12, 6
+    for tie in (True, False):
+        inputs = layers.Input((steps,), dtype="int32")
+        emb = layers.ReversibleEmbedding(vocab, 8, tie_weights=tie, mask_zero=True, name="tokens")
+        hidden = layers.Dense(8, activation="tanh")(emb(inputs))
+        model = gpu_dl.Model(inputs, emb(hidden, reverse=True))
+        model.compile(optimizer=gpu_dl.optimizers.Adam(0.05),
+                      loss=gpu_dl.losses.SparseCategoricalCrossentropy(from_logits=True))
+        x = rng.integers(1, vocab, (16, steps))
+        y = (x + 1) % vocab
+        before = [w.copy() for w in emb.get_weights()]
+        losses = [model.train_on_batch(x, y) for _ in range(30)]
+        assert losses[-1] < 0.5 * losses[0], (tie, losses[0], losses[-1])
+        assert all(not numpy.array_equal(a, b) for a, b in zip(before, emb.get_weights()))
+        assert model.predict(x, verbose=0).shape == (16, steps, vocab)
+
+
+def test_symbolic_calls_and_masks():
+    ids = layers.Input((5,), dtype="int32")
+    emb = layers.ReversibleEmbedding(9, 4, mask_zero=True)
+    hidden = emb(ids)
+    logits = emb(hidden, reverse=True)
+    assert hidden.shape == (None, 5, 4) and logits.shape == (None, 5, 9)
+    assert [n.kwargs for n in emb._inbound_nodes] == [{}, {"reverse": True}]
+    x = numpy.array([[0, 2, 0]])
+    emb(x)
+    numpy.testing.assert_array_equal(emb.compute_mask(x, None), [[False, True, False]])
+    emb(numpy.ones((1, 3, 4), "float32"), reverse=True)
+    assert emb.compute_mask(x, None) is None       # a reverse call's output has no mask, as in Keras
+
+
+def test_reverse_dtype_and_config_round_trip(rng):
+    layer = layers.ReversibleEmbedding(5, 3, tie_weights=False, reverse_dtype="float64", logit_soft_cap=4,
+                                       name="lm_head")
+    out = layer(rng.standard_normal((2, 3)).astype("float32"), reverse=True)
+    assert out.dtype == numpy.float64 and layer.embeddings.dtype == numpy.float32
+    config = layer.get_config()
+    assert {k: config[k] for k in ("tie_weights", "reverse_dtype", "logit_soft_cap", "input_dim", "output_dim")} == \
+        {"tie_weights": False, "reverse_dtype": "float64", "logit_soft_cap": 4, "input_dim": 5, "output_dim": 3}
+    again = layers.ReversibleEmbedding.from_config(config)
+    assert again.get_config() == config
+    # Keras's `weights=[...]` holds every weight, the reverse one included
+    tables = [rng.standard_normal((5, 3)).astype("float32"), rng.standard_normal((3, 5)).astype("float32")]
+    given = layers.ReversibleEmbedding(5, 3, tie_weights=False, weights=tables)
+    given(numpy.array([[1]]))
+    for a, b in zip(given.get_weights(), tables):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_refused_arguments_and_calls_name_the_layer(xp):
+    for kwargs, match in ((dict(tie_weights="yes"), "tie_weights"), (dict(logit_soft_cap=0), "logit_soft_cap"),
+                          (dict(logit_soft_cap="big"), "logit_soft_cap"), (dict(reverse_dtype="int8"), "reverse_dtype"),
+                          (dict(quantization_config="int8"), "quantization_config"), (dict(lora_rank=4), "lora_rank"),
+                          (dict(input_dim=0), "input_dim")):
+        arguments = {"input_dim": 5, "output_dim": 3, "name": "head", **kwargs}
+        with pytest.raises((TypeError, ValueError), match=match):
+            layers.ReversibleEmbedding(**arguments)
+    layer = layers.ReversibleEmbedding(5, 3, name="head")
+    with pytest.raises(ValueError, match=r"'head'.*output_dim=3, got shape \(2, 4\)"):
+        layer(xp.ones((2, 4), dtype=xp.float32), reverse=True)
+    with pytest.raises(TypeError, match="reverse"):
+        layer(xp.ones((2, 3), dtype=xp.float32), reverse="yes")
+    with pytest.raises(ValueError, match=r"'head' has input_dim=5: ids must lie in \[0, 4\]"):
+        layer(xp.asarray(numpy.array([[5]])))
+    assert layers.ReversibleEmbedding(5, 3, quantization_config=None).get_config()["input_dim"] == 5
