@@ -1,0 +1,114 @@
+"""ReversibleEmbedding, InputSpec and layers.serialize/deserialize against Keras 3 itself (where Keras is
+installed): the same outputs both ways, the same training steps of a small language model, .keras files read by
+the other side, Keras's messages for refused inputs, and Keras's dicts."""
+import json
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+def language_model(lib, tie, cap, vocab=13, steps=5, width=6):
+    L = lib.layers
+    ids = lib.Input((steps,), dtype="int32", name="ids")
+    emb = L.ReversibleEmbedding(vocab, width, tie_weights=tie, logit_soft_cap=cap, mask_zero=True, name="tokens",
+                                embeddings_initializer="random_normal")
+    hidden = L.Dense(width, activation="tanh", name="mix")(emb(ids))
+    return lib.Model(ids, emb(hidden, reverse=True), name="lm")
+
+
+def token_batch(rng, batch, vocab=13, steps=5):
+    return rng.integers(0, vocab, (batch, steps)).astype("int32")
+
+
+@pytest.mark.parametrize("tie,cap", [(True, None), (False, None), (True, 2.0), (False, 0.5)])
+def test_outputs_and_training_steps_match_keras(rng, tie, cap):
+    ours, theirs = language_model(gpu_dl, tie, cap), language_model(keras, tie, cap)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    assert [v.path for v in ours.get_layer("tokens").weights] == [v.path for v in theirs.get_layer("tokens").weights]
+    theirs.set_weights(ours.get_weights())
+    x = token_batch(rng, 4)
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert_training_steps_match(keras, ours, theirs, rng, (5,), 13, 4,
+                                loss=gpu_dl.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                keras_loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                targets=lambda rng, batch: token_batch(rng, batch), inputs=token_batch)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_keras_files_move_both_ways(tmp_path, rng, tie):
+    x = token_batch(rng, 3)
+    ours = language_model(gpu_dl, tie, 3.0)
+    want = ours.predict(x, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    theirs = language_model(keras, tie, None)
+    theirs.save(tmp_path / "k.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert loaded.get_layer("tokens").get_config()["tie_weights"] is tie
+
+
+def test_config_is_keras_s():
+    ours = gpu_dl.layers.ReversibleEmbedding(9, 4, tie_weights=False, reverse_dtype="float32", logit_soft_cap=30.0,
+                                             name="head")
+    theirs = keras.layers.ReversibleEmbedding(9, 4, tie_weights=False, reverse_dtype="float32", logit_soft_cap=30.0,
+                                              name="head")
+    written = json.loads(json.dumps(gpu_dl.layers.serialize(ours)))
+    expected = json.loads(json.dumps(keras.layers.serialize(theirs)))
+    # Keras also writes the keys it always leaves None here; gpu_dl's Embedding omits them, and reads them back.
+    for key in ("quantization_config", "activity_regularizer"):
+        assert expected["config"].pop(key) is None
+    assert written == expected
+    again = keras.layers.deserialize(written)
+    assert again.get_config() == theirs.get_config()
+    assert gpu_dl.layers.deserialize(keras.layers.serialize(theirs)).get_config() == ours.get_config()
+
+
+# ------------------------------------------------------------ layers.serialize / deserialize
+def several_layers(lib):
+    L = lib.layers
+    return [L.Dropout(0.3, seed=2, name="drop"), L.Reshape((2, 3), name="reshape"),
+            L.LayerNormalization(epsilon=1e-3, name="norm"), L.Activation("relu", name="act"),
+            L.MaxPooling2D(2, name="pool"), L.Flatten(name="flat")]
+
+
+@pytest.mark.parametrize("index", range(len(several_layers(gpu_dl))))
+def test_serialize_gives_keras_s_dicts_and_each_reads_the_other(index):
+    ours, theirs = several_layers(gpu_dl)[index], several_layers(keras)[index]
+    written = gpu_dl.layers.serialize(ours)
+    assert json.loads(json.dumps(written)) == json.loads(json.dumps(keras.layers.serialize(theirs)))
+    assert keras.layers.deserialize(written).get_config() == theirs.get_config()
+    back = gpu_dl.layers.deserialize(keras.layers.serialize(theirs))
+    assert type(back) is type(ours) and back.get_config() == ours.get_config()
+
+
+# ------------------------------------------------------------ InputSpec
+SPECS = [dict(ndim=3), dict(max_ndim=2), dict(min_ndim=3), dict(axes={-1: 4}), dict(shape=(None, 3, 2)),
+         dict(shape=(None, 28, 28, 1), allow_last_axis_squeeze=True), dict(dtype="float64", name="features")]
+SHAPES = [(2, 3), (2, 3, 4), (2, 3, 5), (7, 3, 2), (2, 28, 28), (2, 28, 27)]
+
+
+@pytest.mark.parametrize("index", range(len(SPECS)))
+def test_input_spec_checks_and_messages_are_keras_s(index):
+    from gpu_dl.layers.input_spec import assert_input_compatibility
+    from keras.src.layers.input_spec import assert_input_compatibility as keras_check
+    ours, theirs = gpu_dl.layers.InputSpec(**SPECS[index]), keras.layers.InputSpec(**SPECS[index])
+    assert ours.get_config() == theirs.get_config() and repr(ours) == repr(theirs)
+    for shape in SHAPES:
+        x = numpy.zeros(shape, "float32")
+        outcomes = []
+        for check, spec in ((assert_input_compatibility, ours), (keras_check, theirs)):
+            try:
+                check(spec, x, "layer_a")
+                outcomes.append(None)
+            except ValueError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1], shape
