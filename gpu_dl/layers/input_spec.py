@@ -6,9 +6,9 @@ A layer written for Keras sets ``self.input_spec`` to an ``InputSpec`` (or a lis
 after (a spec set by ``build`` applies to the very call that built it), on arrays and on symbolic tensors alike.
 gpu_dl's own layers keep a plain shape tuple in ``input_spec`` once built (the shape they were built for, checked
 by ``check_input_shape``); that is left as it is, and a layer that holds a Keras spec keeps that shape in
-``_built_input_shape`` instead (``built_input_shape`` reads either). A composite layer (one that composes sublayers in its call
-and has no backward of its own) is checked before each call: a spec its ``build`` sets applies from the call after
-the one that built it.
+``_built_input_shape`` instead (``built_input_shape`` reads either). A composite layer (one that composes sublayers
+in its call and has no backward of its own) is checked before each call: a spec its ``build`` sets applies from the
+call after the one that built it.
 """
 from __future__ import annotations
 
