@@ -19,7 +19,8 @@ from gpu_dl.layers.base import Variable  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
 
 SHAPES = [(1,), (3, 17), (33,), (2, 3, 5)]
-RULES = [("SGD", {"momentum": 0.9}), ("Adam", {}), ("AdamW", {"weight_decay": 0.1})]
+RULES = [("SGD", {"momentum": 0.9}), ("Adam", {}), ("AdamW", {"weight_decay": 0.1}), ("Muon", {}),
+         ("ScheduleFreeAdamW", {"weight_decay": 0.1})]
 SETTINGS = [{"use_ema": True, "ema_momentum": 0.9},
             {"use_ema": True, "ema_overwrite_frequency": 3},
             {"gradient_accumulation_steps": 2},
@@ -82,7 +83,9 @@ def dense_pair(lib, input_layer):
 MODEL_SETTINGS = [("SGD", {"momentum": 0.9, "use_ema": True, "ema_momentum": 0.8}),
                   ("Adam", {"use_ema": True, "ema_overwrite_frequency": 3}),
                   ("AdamW", {"gradient_accumulation_steps": 2}),
-                  ("Adam", {"gradient_accumulation_steps": 2, "use_ema": True, "ema_momentum": 0.7})]
+                  ("Adam", {"gradient_accumulation_steps": 2, "use_ema": True, "ema_momentum": 0.7}),
+                  ("Muon", {"use_ema": True, "ema_momentum": 0.8}),
+                  ("ScheduleFreeAdamW", {"gradient_accumulation_steps": 2, "use_ema": True})]
 
 
 def _pair(seed, name, kwargs):
@@ -123,7 +126,9 @@ def _train(model, batches):
 
 
 SAVE_SETTINGS = [("Adam", {"use_ema": True, "gradient_accumulation_steps": 2}),
-                 ("SGD", {"momentum": 0.9, "use_ema": True, "ema_overwrite_frequency": 2})]
+                 ("SGD", {"momentum": 0.9, "use_ema": True, "ema_overwrite_frequency": 2}),
+                 ("Muon", {"use_ema": True, "gradient_accumulation_steps": 2}),
+                 ("ScheduleFreeAdamW", {"use_ema": True, "gradient_accumulation_steps": 2, "warmup_steps": 2})]
 
 
 @pytest.mark.parametrize("name,kwargs", SAVE_SETTINGS, ids=[f"{n}-{kw}" for n, kw in SAVE_SETTINGS])

@@ -9,7 +9,7 @@ from gpu_dl import backend, callbacks, layers, optimizers
 from gpu_dl.layers.base import Variable
 
 ALL = ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion", "Lamb", "Ftrl",
-       "Adafactor"]
+       "Adafactor", "Muon", "ScheduleFreeAdamW"]
 SHAPES = [(1,), (3, 17), (33,)]
 
 
@@ -93,7 +93,7 @@ def test_accumulation_applies_the_mean_gradient_every_nth_call(xp, rng):
                                           atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["Adam", "Nadam", "Lamb", "Adafactor"])
+@pytest.mark.parametrize("name", ["Adam", "Nadam", "Lamb", "Adafactor", "Muon", "ScheduleFreeAdamW"])
 def test_accumulated_steps_equal_plain_steps_on_the_mean_gradient(xp, rng, name):
     """Bias corrections count updates: n accumulated calls make the step one plain call makes."""
     starts, variables = make(xp, rng)

@@ -170,7 +170,7 @@ def _fit(model, x, y, epochs):
     model.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "nadam", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adam", "nadam", "sgd", "muon", "schedulefreeadamw"])
 def test_resuming_from_a_saved_model_equals_uninterrupted_training(optimizer, tmp_path):
     def build():
         backend.set_random_seed(3)

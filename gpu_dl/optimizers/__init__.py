@@ -13,11 +13,12 @@ from .adaptive import Adadelta, Adagrad, RMSprop
 from .base import Optimizer
 from .ftrl_adafactor import Adafactor, Ftrl
 from .lion_lamb import Lamb, Lion
+from .muon_schedule_free import Muon, ScheduleFreeAdamW
 from .sgd import SGD
 
-# Keras 3 keys its registry by the lower-cased class name ("rmsprop", "adamw").
+# Keras 3 keys its registry by the lower-cased class name ("rmsprop", "adamw", "schedulefreeadamw").
 _OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Adamax, Nadam,
-                                                   Lion, Lamb, Ftrl, Adafactor)}
+                                                   Lion, Lamb, Ftrl, Adafactor, Muon, ScheduleFreeAdamW)}
 
 
 def serialize(optimizer) -> dict:
@@ -48,5 +49,5 @@ def get(identifier):
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion", "Lamb",
-    "Ftrl", "Adafactor", "schedules", "get", "serialize", "deserialize",
+    "Ftrl", "Adafactor", "Muon", "ScheduleFreeAdamW", "schedules", "get", "serialize", "deserialize",
 ]

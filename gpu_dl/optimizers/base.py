@@ -19,9 +19,12 @@ One call of ``apply_gradients`` (or ``apply``) is one training step:
 With ``gradient_accumulation_steps`` steps 3-5 run only on every n-th call,
 with the mean gradient of the last n calls (``accumulation``).
 
-Subclasses say which slots they keep (``_slot_groups``), how each starts
-(``_slot_initial_value``), what per-step scalars they need
-(``_step_coefficients``) and how one variable is updated (``_update_step``).
+Subclasses say which slots they keep (``_slot_groups``; ``_slot_applies``
+where a slot is kept for some variables only), how each starts
+(``_slot_initial_value``: a number, or ``FROM_VARIABLE`` for a copy of the
+variable), what per-step scalars they need (``_step_coefficients``), how one
+variable is updated (``_update_step``) and, where it is not
+``weight_decay``, which decay rate a variable takes (``_weight_decay_rate``).
 All array arithmetic stays in the variable's module and dtype: scalars are
 passed as Python floats, which NumPy 2 and CuPy treat as weakly typed.
 """
@@ -50,6 +53,10 @@ class _DefaultRate(float):
 
 def default_rate(value: float) -> float:
     return _DefaultRate(value)
+
+
+# A slot's initial value that stands for a copy of its variable's value at build time.
+FROM_VARIABLE = "from_variable"
 
 
 _counters: dict = {}
@@ -243,13 +250,23 @@ class Optimizer:
     def _slot_names(self) -> list:
         return [name for group in self._keras_slot_groups() for name in group]
 
+    def _slot_applies(self, name: str, var) -> bool:
+        """Whether ``var`` keeps slot ``name`` (Muon keeps ``velocity`` only for the variables AdamW updates)."""
+        return True
+
+    def _slot_names_of(self, var) -> list:
+        """The slots ``var`` keeps, in ``_slot_names`` order."""
+        names = (averaging.SLOT, accumulation.SLOT)
+        return [n for n in self._slot_names() if n in names or self._slot_applies(n, var)]
+
     def _slot_spec(self, name: str, var) -> tuple:
         """``(shape, dtype, initial value)`` of a slot; averages and accumulators are zeros like the variable."""
         if name in (averaging.SLOT, accumulation.SLOT):
             return tuple(var.value.shape), var.value.dtype, 0.0
         return self._slot_template(name, var) + (self._slot_initial_value(name),)
 
-    def _slot_initial_value(self, name: str) -> float:
+    def _slot_initial_value(self, name: str):
+        """A number, or ``FROM_VARIABLE`` for a copy of the variable's value when the slot is created."""
         return 0.0
 
     def _slot_template(self, name: str, var) -> tuple:
@@ -259,15 +276,17 @@ class Optimizer:
 
     def build(self, variables):
         """Create the slots of variables not seen before (in the given order)."""
-        names = self._slot_names()
         for var in variables:
             if var in self._slots:
                 continue
             module = backend.array_module(var.value)
             self._slots[var] = {}
-            for n in names:
+            for n in self._slot_names_of(var):
                 shape, dtype, initial = self._slot_spec(n, var)
-                self._slots[var][n] = module.full(shape, initial, dtype=dtype)
+                if isinstance(initial, str) and initial == FROM_VARIABLE:
+                    self._slots[var][n] = var.value.astype(dtype, copy=True)
+                else:
+                    self._slots[var][n] = module.full(shape, initial, dtype=dtype)
             self._built.append(var)
 
     @property
@@ -288,7 +307,7 @@ class Optimizer:
         out = []
         for group in self._keras_slot_groups():
             for var in self._built:
-                out.extend(self._slots[var][name] for name in group)
+                out.extend(self._slots[var][name] for name in group if name in self._slots[var])
         return out
 
     # --------------------------------------------------------------- the step
@@ -375,10 +394,10 @@ class Optimizer:
             grads = accumulation.accumulate(self, grads, variables)
         if grads is not None:
             grads = self._clip(grads)
-            if self.weight_decay:
-                for var in variables:
-                    if self._use_weight_decay(var):
-                        var.value -= var.value * (self.weight_decay * lr)
+            for var in variables:
+                rate = self._weight_decay_rate(var)
+                if rate:
+                    var.value -= var.value * (rate * lr)
             coefficients = self._step_coefficients(lr)
             for grad, var in zip(grads, variables):
                 self._update_step(var.value, grad, self._slots[var], lr, coefficients)
@@ -420,6 +439,10 @@ class Optimizer:
         if any(not isinstance(n, str) for n in names):
             raise TypeError(f"{self._owner}: `var_names` must be a list of strings, got {var_names!r}.")
         self._exclude_pattern = re.compile("|".join(map(re.escape, names))) if names else None
+
+    def _weight_decay_rate(self, var):
+        """The decoupled weight decay ``var`` takes before each update (None or 0: none)."""
+        return self.weight_decay if self.weight_decay and self._use_weight_decay(var) else None
 
     def _use_weight_decay(self, var) -> bool:
         if id(var) in self._exclude_ids:
@@ -468,7 +491,6 @@ class Optimizer:
         lr = state.get("learning_rate")
         if lr is not None:
             lr = check_number(lr, "learning_rate", owner, low=0.0)
-        names = sorted(self._slot_names())
         staged = []
         for key, arrays in dict(state["slots"]).items():
             try:
@@ -479,6 +501,7 @@ class Optimizer:
                 raise ValueError(f"{owner}: state has slots for variable index {index}, but only "
                                  f"{len(variables)} variable(s) were given.")
             var = variables[index]
+            names = sorted(self._slot_names_of(var))
             if sorted(arrays) != names:
                 raise ValueError(f"{owner}: state slots of variable {index} ('{var.path}') are {sorted(arrays)}, "
                                  f"expected {names}.")
