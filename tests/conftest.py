@@ -59,3 +59,28 @@ def cupy_only():
     import cupy
     yield cupy
     backend.set_device(previous)
+
+
+@pytest.fixture
+def keras_schedule_free_as_on_jax(monkeypatch):
+    """Keras 3.15's ScheduleFreeAdamW keeps ``momentum_old = momentum.value`` to recover the average from the
+    ``z`` before the step. On JAX and TensorFlow that is a value; on torch it is the slot's own tensor, which
+    the step's in-place update of ``z`` then changes. gpu_dl follows the rule (the paper's, and Keras on JAX),
+    so the oracle runs Keras's update with each read of a variable's value taken as a copy, as on JAX, the
+    variables themselves still assigned in place."""
+    import keras
+    from keras.src.backend.torch import core
+    value = core.Variable.value
+    update_step = keras.optimizers.ScheduleFreeAdamW.update_step
+
+    def assign_in_place(variable, new):
+        import torch
+        with torch.no_grad():
+            value.fget(variable).copy_(new)
+
+    def update_with_values_read_as_copies(self, gradient, variable, learning_rate):
+        with monkeypatch.context() as inside:
+            inside.setattr(core.Variable, "value", property(lambda v: value.fget(v).clone()))
+            inside.setattr(core.Variable, "_direct_assign", assign_in_place)
+            return update_step(self, gradient, variable, learning_rate)
+    monkeypatch.setattr(keras.optimizers.ScheduleFreeAdamW, "update_step", update_with_values_read_as_copies)

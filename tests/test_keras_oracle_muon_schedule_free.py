@@ -19,6 +19,8 @@ from gpu_dl.layers.base import Variable  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("keras_schedule_free_as_on_jax")
+
 # Keras names a free variable's path after its name; the gpu_dl twins take the same path.
 SHAPES = [(1,), (3, 17), (17, 3), (33,), (2, 3, 5), (5, 5), (3, 3, 2, 4), (), (4, 6)]
 NAMES = ["bias", "kernel", "tall_kernel", "vector", "rank3", "token_embedding", "conv_kernel", "scalar", "head"]

@@ -18,6 +18,9 @@ from gpu_dl import layers, optimizers  # noqa: E402
 from gpu_dl.layers.base import Variable  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
 
+# ScheduleFreeAdamW's rule as Keras has it on JAX (see the fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("keras_schedule_free_as_on_jax")
+
 SHAPES = [(1,), (3, 17), (33,), (2, 3, 5)]
 RULES = [("SGD", {"momentum": 0.9}), ("Adam", {}), ("AdamW", {"weight_decay": 0.1}), ("Muon", {}),
          ("ScheduleFreeAdamW", {"weight_decay": 0.1})]

@@ -1,8 +1,8 @@
 """Muon and ScheduleFreeAdamW: update rules against plain NumPy, Muon's choice of rule per variable, weight decay,
 slot layout, Schedule-Free's starting point and final weights, state, configs, the registry and bad arguments.
 
-The references below transcribe Keras 3.15's ``muon.py`` and ``schedule_free_adamw.py`` (torch backend) into
-float64 NumPy, one variable at a time, including the few places where Keras rounds to float32 whatever the
+The references below transcribe Keras 3.15's ``muon.py`` and ``schedule_free_adamw.py`` (Schedule-Free with the
+``z`` from before each step, as the paper and Keras on JAX have it) into float64 NumPy, one variable at a time, including the few places where Keras rounds to float32 whatever the
 variable's dtype (Muon's matrix norm and its ``sqrt(max(rows, columns))``, Schedule-Free's warmup factor)."""
 import math
 import re
@@ -71,9 +71,9 @@ def ref_schedule_free(w, g, s, t, lr, path, beta_1=0.9, beta_2=0.999, epsilon=1e
     if warmup_steps > 0:
         lr = lr * float(numpy.float32(min(t / warmup_steps, 1.0)))
     s["v"] = beta_2 * s.get("v", numpy.zeros_like(w)) + (1 - beta_2) * g ** 2
+    # the average x, recovered from y and z before the step (the paper's rule; Keras 3.15 on JAX)
+    x = (w - (1 - beta_1) * z) / beta_1
     s["z"] = z - lr * g / (numpy.sqrt(s["v"] / (1 - beta_2 ** t)) + epsilon)
-    # Keras 3.15 (torch) recovers the average x from the old y and the updated z.
-    x = (w - (1 - beta_1) * s["z"]) / beta_1
     x = (1 - 1 / t) * x + s["z"] / t
     return (1 - beta_1) * s["z"] + beta_1 * x
 

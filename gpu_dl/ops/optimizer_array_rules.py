@@ -122,16 +122,16 @@ def schedule_free_adamw_update(value, grad, z, v, lr, beta_1, beta_2, epsilon, w
     """Schedule-Free AdamW (Keras 3), ``value`` being the interpolated point ``y`` and ``z`` the slot
     ``momentum``, at step ``t``: with ``warmup_steps > 0``, ``lr *= min(t / warmup_steps, 1)``;
     ``v += (g**2 - v) * (1 - beta_2)``; ``z -= lr * g / (sqrt(v / (1 - beta_2**t)) + eps)``;
-    ``x = (y - (1 - beta_1) * z) / beta_1`` (the average, recovered from the old ``y`` and the new ``z``);
-    ``x = (1 - 1/t) * x + (1/t) * z``; ``y = (1 - beta_1) * z + beta_1 * x``.
+    ``x = (y - (1 - beta_1) * z) / beta_1`` (the average, recovered from ``y`` and ``z`` before the step's
+    update of ``z``); ``x = (1 - 1/t) * x + (1/t) * z``; ``y = (1 - beta_1) * z + beta_1 * x``.
     The scalars are computed in the variable's dtype, as Keras casts them to it, except the warmup
     factor ``min(t / warmup_steps, 1)``, which Keras's torch backend rounds to float32 (its ``minimum``
     with the Python float 1.0 is float32) whatever the variable's dtype.
 
-    The new ``z`` in the recovery of ``x`` is what Keras 3.15 computes on its torch backend (the one
-    gpu_dl is checked against): its ``momentum_old = momentum.value`` is the slot's own tensor, which
-    the in-place update of ``z`` then changes. The schedule-free paper's rule (and Keras on JAX,
-    whose arrays are immutable) recovers ``x`` with the ``z`` from before the step."""
+    Recovering ``x`` with the ``z`` from before the step is the schedule-free paper's rule and what Keras
+    3.15 computes on JAX and TensorFlow. On its torch backend Keras's ``momentum_old = momentum.value`` is the
+    slot's own tensor, which the in-place update of ``z`` then changes, so there ``x`` comes from the new
+    ``z``: an aliasing fault of that backend, not the algorithm, and not reproduced here."""
     xp = array_module(value)
     scalar = numpy.dtype(value.dtype).type
     one = scalar(1)
@@ -143,8 +143,8 @@ def schedule_free_adamw_update(value, grad, z, v, lr, beta_1, beta_2, epsilon, w
     bias_correction_2 = float(one - beta_2 ** step)
     weight = one / step
     one_minus_beta_1 = float(one - beta_1)
+    average = (value - one_minus_beta_1 * z) / float(beta_1)
     v += (grad * grad - v) * float(one - beta_2)
     z -= (lr * grad) / (xp.sqrt(v / bias_correction_2) + epsilon)
-    average = (value - one_minus_beta_1 * z) / float(beta_1)
     average = float(one - weight) * average + float(weight) * z
     value[...] = one_minus_beta_1 * z + float(beta_1) * average
