@@ -161,3 +161,19 @@ def test_refused_arguments_and_calls_name_the_layer(xp):
     with pytest.raises(ValueError, match=r"'head' has input_dim=5: ids must lie in \[0, 4\]"):
         layer(xp.asarray(numpy.array([[5]])))
     assert layers.ReversibleEmbedding(5, 3, quantization_config=None).get_config()["input_dim"] == 5
+
+
+def test_an_untied_table_read_only_in_reverse_takes_its_penalty_gradient_alone(xp, rng):
+    # The id table gets no loss gradient when no call looks ids up; its L2 penalty still counts in the loss and
+    # moves it, as Keras differentiates the sum. The model input feeds a reverse call: hidden states, which the
+    # model must not check as ids (they are negative and fractional here).
+    gpu_dl.backend.set_random_seed(0)
+    emb = layers.ReversibleEmbedding(7, 3, tie_weights=False, embeddings_regularizer="l2")
+    hidden = layers.Input((3,))
+    model = gpu_dl.Model(hidden, emb(hidden, reverse=True))
+    model.compile(optimizer="sgd", loss="mse")
+    before = to_numpy(emb.embeddings.value).copy()
+    x = rng.standard_normal((4, 3)).astype("float32")
+    model.train_on_batch(x, rng.standard_normal((4, 7)).astype("float32"))
+    expected = before - 0.01 * 0.01 * 2 * before          # SGD(0.01) on the gradient of 0.01 * sum(w**2)
+    numpy.testing.assert_allclose(to_numpy(emb.embeddings.value), expected, rtol=1e-5, atol=1e-7)

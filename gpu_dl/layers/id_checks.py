@@ -80,6 +80,10 @@ class RangedIds:
             raise ValueError(f"{type(self).__name__} layer '{self.name}' has {self.id_range_argument}={size}: ids "
                              f"must lie in [0, {size - 1}], got ids from {low} to {high}.")
 
+    def reads_ids(self, call_kwargs):
+        """Whether a call with these keyword arguments takes ids (every call does, unless a subclass says)."""
+        return True
+
     def check_host_ids(self, x):
         """Raise the ValueError a call on the host array ``x`` would raise: a model checks its host inputs so,
         before they reach the device."""

@@ -98,6 +98,10 @@ class ReversibleEmbedding(Embedding):
             self.set_weights(initial)
 
     # ------------------------------------------------------------------ shapes
+    def reads_ids(self, call_kwargs):
+        # A reverse call takes hidden states, not ids: a model hands them on unchecked.
+        return not call_kwargs.get("reverse", False)
+
     def compute_output_shape(self, input_shape, reverse=False):
         if reverse:
             return tuple(input_shape[:-1]) + (self.input_dim,)

@@ -443,7 +443,7 @@ class Functional(multi_output.SeveralOutputs, Model):
             arg = node.args[0]
             for j, t in enumerate(arg if isinstance(arg, list) else [arg]):
                 if t in position:
-                    found.append((position[t], node.layer, j))
+                    found.append((position[t], node.layer, j, node.kwargs))
         return found
 
     def forward(self, x, training=False, mask=None):

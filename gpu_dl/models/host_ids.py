@@ -18,8 +18,11 @@ from ..layers import id_checks
 def id_layers(model):
     """``(input position, layer)`` for each id-checking layer that ``model`` hands one of its inputs unchanged."""
     found = []
-    for position, layer, inner_position in model._input_calls():
+    for position, layer, inner_position, kwargs in model._input_calls():
         if callable(getattr(layer, "check_host_ids", None)):
+            reads_ids = getattr(layer, "reads_ids", None)
+            if reads_ids is not None and not reads_ids(kwargs):   # a call of other values (a reverse projection)
+                continue
             found.append((position, layer))
         elif callable(getattr(layer, "_input_calls", None)):       # a model among the layers
             found += [(position, inner) for p, inner in id_layers(layer) if p == inner_position]

@@ -468,8 +468,9 @@ class Model(Layer):
         return x
 
     def _input_calls(self):
-        """``(input position, layer, position in that layer's inputs)`` for each call the forward pass hands one of
-        the model's inputs unchanged (``host_ids`` reads them). None known here: the subclasses say."""
+        """``(input position, layer, position in that layer's inputs, the call's keyword arguments)`` for each call
+        the forward pass hands one of the model's inputs unchanged (``host_ids`` reads them). None known here: the
+        subclasses say."""
         return []
 
     def _resolve_metrics(self, y_shape, output_shape):
@@ -524,7 +525,10 @@ class Model(Layer):
             if var.regularizer is not None:
                 penalty = penalty + var.regularizer(var.value)
                 if gradients:
-                    var.grad = var.grad + var.regularizer.gradient(var.value)
+                    # a weight no call used in this step (an untied table read only one way) has no loss
+                    # gradient: its penalty's is all it gets, as Keras differentiates the sum
+                    penalty_grad = var.regularizer.gradient(var.value)
+                    var.grad = penalty_grad if var.grad is None else var.grad + penalty_grad
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
             penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])

@@ -324,7 +324,7 @@ class Sequential(SeveralOutputs, Model):
     # --------------------------------------------------------- forward/backward
     def _input_calls(self):
         """The first layer takes the model's input as it is (see ``Model._input_calls``)."""
-        return [(0, self._layers[0], 0)] if self._layers else []
+        return [(0, self._layers[0], 0, {})] if self._layers else []
 
     def forward(self, x, training=False, mask=None):
         """The output for ``x``; ``output_mask`` is then the mask of padded steps that reached the output
