@@ -128,6 +128,7 @@ def _flatten_layers(value, found, seen):
 
 
 def _unique_variables(variables):
+    """The variables in order, each once (a layer held twice gives its weights once, as in Keras)."""
     seen, found = set(), []
     for var in variables:
         if id(var) not in seen:

@@ -29,7 +29,7 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers.base import Layer, _marks_composite, unique_name
+from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from . import composite, data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -137,15 +137,6 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
         dout = loss.weighted_grad(y, y_pred, weights)
     return value, dout
 
-
-def _unique(variables):
-    """The variables in order, each once (a layer held by a model twice gives its weights once, as in Keras)."""
-    seen, found = set(), []
-    for var in variables:
-        if id(var) not in seen:
-            seen.add(id(var))
-            found.append(var)
-    return found
 
 
 class Model(Layer):
