@@ -1,6 +1,7 @@
 """Lion, Lamb, Ftrl and Adafactor against Keras 3 itself (where Keras is installed): the same variables and gradients
-give the same variables and slots over several steps in float32, a small Dense model takes the same training
-steps, and a .keras file saved in the middle of training by either resumes in the other."""
+give the same variables and slots over several steps in float32; with Muon and ScheduleFreeAdamW too
+(test_keras_oracle_muon_schedule_free.py checks their steps), a small Dense model takes the same training steps,
+and a .keras file saved in the middle of training by either resumes in the other, slots included."""
 import os
 import warnings
 
@@ -24,7 +25,10 @@ NEW = [("Lion", {}), ("Lion", {"beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1
        ("Ftrl", {}), ("Ftrl", {"l1_regularization_strength": 0.01, "l2_regularization_strength": 0.1,
                                "l2_shrinkage_regularization_strength": 0.05, "beta": 0.3}),
        ("Adafactor", {}), ("Adafactor", {"relative_step": False, "clip_threshold": 0.1})]
-NAMES = sorted({name for name, _ in NEW})
+NAMES = sorted({name for name, _ in NEW}) + ["Muon", "ScheduleFreeAdamW"]
+
+# ScheduleFreeAdamW's rule as Keras has it on JAX (see the fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("keras_schedule_free_as_on_jax")
 
 
 @pytest.mark.parametrize("name,kwargs", NEW, ids=[f"{n}-{kw}" for n, kw in NEW])
@@ -76,6 +80,13 @@ def _assert_same_weights(a, b):
         numpy.testing.assert_allclose(u, w, rtol=2e-4, atol=2e-5)
 
 
+def _assert_same_slots(ours, theirs):
+    assert len(ours.optimizer.variables) == len(theirs.optimizer.variables) - 2
+    for slot, k in zip(ours.optimizer.variables, theirs.optimizer.variables[2:]):
+        numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(slot), keras.ops.convert_to_numpy(k), rtol=2e-4,
+                                      atol=2e-5, err_msg=k.path)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_keras_file_saved_by_keras_mid_training_resumes_in_gpu_dl(tmp_path, rng, name):
     theirs = dense_pair(keras, keras.Input)
@@ -91,6 +102,7 @@ def test_keras_file_saved_by_keras_mid_training_resumes_in_gpu_dl(tmp_path, rng,
     _train(ours, later)
     assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 6
     _assert_same_weights(ours, theirs)
+    _assert_same_slots(ours, theirs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -103,7 +115,9 @@ def test_keras_file_saved_by_gpu_dl_mid_training_resumes_in_keras(tmp_path, rng,
     ours.save(tmp_path / "g.keras")
     theirs = keras.models.load_model(tmp_path / "g.keras")
     assert type(theirs.optimizer).__name__ == name and int(theirs.optimizer.iterations) == 3
+    _assert_same_slots(ours, theirs)
     _train(theirs, later)
     _train(ours, later)
     assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 6
     _assert_same_weights(ours, theirs)
+    _assert_same_slots(ours, theirs)
