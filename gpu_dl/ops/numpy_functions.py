@@ -295,8 +295,4 @@ def take_along_axis_backward(dy, operands, y, axis):
 
 
 def _add_at(xp, target, index, values):
-    if xp is numpy:
-        numpy.add.at(target, index, values)
-    else:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+    xp.add.at(target, index, values)        # CuPy's is an atomic-add scatter, as in ops/embedding.py

@@ -326,8 +326,10 @@ class Reshape(KerasOperation):
         shape = tuple(shapes[0])
         known = [n for n in self.newshape if n is not None and n >= 0]
         unknown = None in shape or None in self.newshape
+        same_unknowns = shape.count(None) == self.newshape.count(None)     # (None, ...) into (None, ...)
         if -1 not in self.newshape:
-            if not unknown and int(numpy.prod(shape)) != int(numpy.prod(known)):
+            if (not unknown or same_unknowns) and \
+                    int(numpy.prod([n for n in shape if n is not None])) != int(numpy.prod(known)):
                 raise ValueError(f"{self._where()}: cannot reshape a tensor of shape {shape} into {self.newshape}.")
             return self.newshape
         if unknown:
