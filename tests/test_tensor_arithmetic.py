@@ -208,10 +208,11 @@ def test_a_mask_ends_at_an_operation_without_a_warning(rng):
 # ------------------------------------------------------------------ errors
 def test_what_the_operators_refuse():
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((4,), name="b")
-    with pytest.raises(TypeError, match=r"Add.*argument 1 must be a symbolic tensor or a Python number.*str"):
+    with pytest.raises(TypeError, match=r"Add.*argument 1 must be a symbolic tensor, a Python number or an array of "
+                                        r"real numbers.*str"):
         a + "x"
-    with pytest.raises(TypeError, match="argument 0 must be a symbolic tensor or a Python number.*ndarray"):
-        TrueDivide().apply(numpy.ones(3), a)
+    with pytest.raises(TypeError, match="argument 0 must be a symbolic tensor, a Python number or an array.*ndarray"):
+        TrueDivide().apply(numpy.array(["text"]), a)
     with pytest.raises(TypeError, match="bool"):
         a * True
     with pytest.raises(ValueError, match=r"Operation 'subtract.*' \(Subtract\): cannot broadcast shapes \(None, 3\) "
@@ -243,7 +244,7 @@ def _config_with_operation(edit):
     (lambda e: e["inbound_nodes"].append(e["inbound_nodes"][0]), "made for one call"),
     (lambda e: e["inbound_nodes"][0]["args"].append(1.0), "takes 2 positional argument"),
     (lambda e: e["inbound_nodes"][0].update(kwargs={"x": 1}), "takes no keyword arguments"),
-    (lambda e: e["inbound_nodes"][0]["args"].__setitem__(1, "two"), "must be a symbolic tensor .* or a number"),
+    (lambda e: e["inbound_nodes"][0]["args"].__setitem__(1, "two"), "must be a symbolic tensor .*, a number or an array"),
     (lambda e: e["inbound_nodes"][0]["args"].__setitem__(0, 3.0), "hold no tensor"),
     (lambda e: e["config"].update(dtype="float32"), "takes only a name"),
 ])

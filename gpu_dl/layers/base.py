@@ -30,7 +30,7 @@ import numpy
 from .. import backend
 from ..catalogue import keras_snake_case
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
-from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
+from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic, traced_constant
 
 _name_counters: dict = defaultdict(itertools.count)
 # How many times a layer has been renamed after it was made: what keeps its layers by name (Sequential.add's
@@ -472,6 +472,9 @@ class Layer:
         return x
 
     def __call__(self, x, training=None, mask=None, initial_state=None):
+        constant = traced_constant(x)
+        if constant is not None:        # an array in the call of a composite layer being traced
+            x = constant
         if self._composite:
             from ..models import composite
             if initial_state is not None:

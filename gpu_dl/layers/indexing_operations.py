@@ -175,10 +175,6 @@ class Matmul(Operation):
     forward_function = staticmethod(indexing.matmul_forward)
     backward_function = staticmethod(indexing.matmul_backward)
 
-    def __init__(self, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self._on_device = {}        # the constant array per (array module, dtype), made once
-
     def accept_argument(self, position, value):
         if hasattr(value, "shape") and hasattr(value, "dtype") and numpy.dtype(value.dtype).kind in "biuf" and \
                 getattr(value, "ndim", 0) >= 1:
@@ -216,16 +212,13 @@ class Matmul(Operation):
 
     @classmethod
     def decode_argument(cls, position, value, where):
-        """An array as Keras writes it: {"class_name": "__numpy__", "config": {"value": ..., "dtype": ...}}."""
-        config = value.get("config") if isinstance(value, dict) and value.get("class_name") == "__numpy__" else None
-        if not isinstance(config, dict) or set(config) != {"value", "dtype"}:
+        """An array as Keras writes it: {"class_name": "__numpy__" (or "__tensor__"), "config": {"value": ...,
+        "dtype": ...}}."""
+        array = super().decode_argument(position, value, where) if isinstance(value, dict) else None
+        if not isinstance(array, numpy.ndarray):
             raise ValueError(f"{where}: Matmul's arguments are symbolic tensors or arrays ('__numpy__'), got "
                              f"{value!r:.200}.")
-        try:
-            array = numpy.array(config["value"], dtype=numpy.dtype(config["dtype"]))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: Matmul's array cannot be read: {e}") from None
-        if array.dtype.kind not in "biuf" or array.ndim < 1:
+        if array.ndim < 1:
             raise ValueError(f"{where}: Matmul's array must hold real numbers and have one axis or more, got "
                              f"{array.dtype.name} of shape {array.shape}.")
         return array

@@ -13,8 +13,12 @@ layers, and reads them back from a Keras file. They are not among the model's
 not in ``gpu_dl.layers``: operators make them.
 
 An operation keeps where its arguments go (``arguments``: None in place of a
-tensor, the number otherwise), so its node in the graph lists the tensors only
-and its call takes their arrays, one or a list. The operation's dtype is its float
+tensor, the number or array otherwise), so its node in the graph lists the tensors only
+and its call takes their arrays, one or a list. A constant array (``x + ops.arange(4)``, ``x * numpy_array``)
+is kept on the host, written in the config as Keras's serialisation writes a NumPy array (``"__numpy__"``),
+and read back from that or from Keras's ``"__tensor__"``; as in Keras it does not change the result's dtype
+and takes no gradient. The operations of ``gpu_dl.ops`` (``layers/keras_ops``) share this base: their
+settings (``axis``, ``keepdims``, ...) are their config, as Keras writes it. The operation's dtype is its float
 tensors' (of integer tensors alone, floatx); numbers become scalars of it; shapes broadcast as NumPy's do
 (``broadcast_shapes`` is Keras's, with None for an unknown size). Masks of padded steps stop here, as
 they stop at Keras's operations. The maths is ``ops/arithmetic.py``.
@@ -56,14 +60,17 @@ def broadcast_shapes(first, second, where):
 class Operation(Layer):
     """The base of the arithmetic operations: arguments, shapes and the calls on tensors and on arrays."""
 
-    arity = 2
+    arity = 2                  # positional arguments; None: any number (einsum's operands)
+    config_keys = ()           # the settings Keras writes in the operation's config, after its name
+    casts_inputs = True        # arrays are cast to the result's dtype before the forward
     takes_input_list = True
     drops_mask = True          # the mask of padded steps ends here without a warning, as in Keras
     keras_module = KERAS_MODULE
 
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.arguments = None   # per positional argument: None for a tensor, else the number
+        self.arguments = None   # per positional argument: None for a tensor, else the number or array
+        self._on_device = {}    # the constant arrays per (array module, dtype), made once
 
     def _where(self):
         return f"Operation '{self.name}' ({type(self).__name__})"
@@ -71,7 +78,7 @@ class Operation(Layer):
     # ---------------------------------------------------------- the symbolic call
     def apply(self, *args):
         """The call on Keras's positional arguments, symbolic tensors and Python numbers: the result tensor."""
-        if len(args) != self.arity:
+        if self.arity is not None and len(args) != self.arity:
             raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
         arguments = [None if is_symbolic(value) else self.accept_argument(position, value)
                      for position, value in enumerate(args)]
@@ -90,15 +97,23 @@ class Operation(Layer):
         return result
 
     def accept_argument(self, position, value):
-        """A constant argument as the operation keeps it (here: a Python number), or a TypeError."""
+        """A constant argument as the operation keeps it (a Python number, or an array of real numbers kept on the
+        host), or a TypeError."""
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return value.item() if isinstance(value, numpy.generic) else value
-        raise TypeError(f"{self._where()}: argument {position} must be a symbolic tensor or a Python number, "
-                        f"got {value!r:.100} of type {type(value).__name__}. In a functional model, arrays "
-                        "enter as keras.Input tensors, or as the weights of a layer.")
+        if hasattr(value, "shape") and hasattr(value, "dtype") and numpy.dtype(value.dtype).kind in "biuf":
+            return numpy.array(backend.to_numpy(value), copy=True)
+        raise TypeError(f"{self._where()}: argument {position} must be a symbolic tensor, a Python number or an "
+                        f"array of real numbers, got {value!r:.100} of type {type(value).__name__}. In a functional "
+                        "model, data enter as keras.Input tensors, or as the weights of a layer.")
 
     def same_arguments(self, arguments):
-        return self.arguments == arguments
+        def same(a, b):
+            if isinstance(a, numpy.ndarray) or isinstance(b, numpy.ndarray):
+                return isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray) and a.shape == b.shape and \
+                    a.dtype == b.dtype and numpy.array_equal(a, b)
+            return a == b
+        return len(self.arguments) == len(arguments) and all(same(a, b) for a, b in zip(self.arguments, arguments))
 
     def result_dtype(self, tensors, arguments):
         """The result's dtype: its float tensors' (float64 stays float64); of integer tensors alone, floatx."""
@@ -107,7 +122,11 @@ class Operation(Layer):
 
     @staticmethod
     def _describe(arguments):
-        return "(" + ", ".join("<tensor>" if a is None else repr(a) for a in arguments) + ")"
+        def describe(a):
+            if a is None:
+                return "<tensor>"
+            return f"<array {a.dtype.name} {a.shape}>" if isinstance(a, numpy.ndarray) else repr(a)
+        return "(" + ", ".join(describe(a) for a in arguments) + ")"
 
     def keras_arguments(self, tensors):
         """The call's positional arguments as Keras records them: ``tensors`` in the places of the tensors."""
@@ -122,7 +141,9 @@ class Operation(Layer):
     def output_shape_of(self, arguments, shapes):
         """The result's shape for ``arguments`` (None in the tensors' places) and the tensors' ``shapes``."""
         out = ()
-        for shape in shapes:
+        given = iter(shapes)
+        for a in arguments:
+            shape = next(given) if a is None else getattr(a, "shape", ())
             out = broadcast_shapes(out, shape, self._where())
         return out
 
@@ -149,7 +170,8 @@ class Operation(Layer):
             raise ValueError(f"{self._where()} takes {expected} array(s), got {len(arrays)}.")
         arrays = [self._as_input(a) for a in arrays]
         self.check_input_shape([tuple(a.shape) for a in arrays])
-        arrays = [a if a.dtype == self.dtype else a.astype(self.dtype) for a in arrays]
+        if self.casts_inputs:
+            arrays = [a if a.dtype == self.dtype else a.astype(self.dtype) for a in arrays]
         operands = self.operands(arrays)
         y = self.forward_function(*operands)
         self._saved = (operands, y) if training else None
@@ -157,17 +179,46 @@ class Operation(Layer):
         return y
 
     def operands(self, arrays):
-        """The forward function's operands: ``arrays`` in the tensors' places, the constants as scalars."""
+        """The forward function's operands: ``arrays`` in the tensors' places, the constants as scalars and
+        arrays of the result's dtype (on the tensors' device)."""
         scalar = numpy.dtype(self.dtype).type
-        return [scalar(a) if not hasattr(a, "shape") else a for a in self.keras_arguments(arrays)]
+        xp = backend.array_module(*arrays)
+        given = iter(arrays)
+        operands = []
+        for position, a in enumerate(self.arguments):
+            if a is None:
+                operands.append(next(given))
+            elif isinstance(a, numpy.ndarray):
+                key = (xp.__name__, position, self.dtype)
+                if key not in self._on_device:
+                    self._on_device[key] = xp.asarray(a.astype(self.constant_dtype(a)))
+                operands.append(self._on_device[key])
+            else:
+                operands.append(scalar(a))
+        return operands
+
+    def constant_dtype(self, array):
+        """The dtype a constant array takes in the forward: the result's."""
+        return self.dtype
 
     @classmethod
     def decode_argument(cls, position, value, where):
-        """A constant argument read from a saved call (here: a number), or a ValueError."""
+        """A constant argument read from a saved call: a number, or an array as Keras writes one
+        (``{"class_name": "__numpy__" or "__tensor__", "config": {"value": ..., "dtype": ...}}``); or a
+        ValueError."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
-        raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('__keras_tensor__') or a "
-                         f"number, got {value!r:.200}.")
+        config = value.get("config") if isinstance(value, dict) and \
+            value.get("class_name") in ("__numpy__", "__tensor__") else None
+        if isinstance(config, dict) and set(config) == {"value", "dtype"}:
+            try:
+                array = numpy.array(config["value"], dtype=numpy.dtype(config["dtype"]))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: an operation's array cannot be read: {e}") from None
+            if array.dtype.kind in "biuf":
+                return array
+        raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('__keras_tensor__'), a "
+                         f"number or an array of real numbers ('__numpy__'), got {value!r:.200}.")
 
     def compute_mask(self, x, mask):
         return None
@@ -181,7 +232,12 @@ class Operation(Layer):
 
     # ---------------------------------------------------------------- serialising
     def get_config(self):
-        return {"name": self.name}
+        """Keras's config of the operation: its name, then its settings (tuples written as lists)."""
+        config = {"name": self.name}
+        for key in self.config_keys:
+            value = getattr(self, key)
+            config[key] = list(value) if isinstance(value, tuple) else value
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -12,6 +12,7 @@ its inputs and run the same calls on real arrays.
 from __future__ import annotations
 
 from collections import namedtuple
+from contextlib import contextmanager
 
 KerasHistory = namedtuple("KerasHistory", ["operation", "node_index", "tensor_index"])
 
@@ -150,3 +151,29 @@ def any_symbolic(*values) -> bool:
         if isinstance(value, (list, tuple)) and any(isinstance(v, KerasTensor) for v in value):
             return True
     return False
+
+
+# The inputs of the composite layer's call being traced (models/composite.py), innermost last; None where a call
+# runs on arrays inside a trace. A layer called on an array during a trace (``self.pos_emb(ops.arange(n))``)
+# takes it as a constant of the traced graph (``keras_ops.operations.TracedConstant``), so it trains.
+_TRACES = []
+
+
+@contextmanager
+def tracing(inputs):
+    """Mark the calls inside as the trace of a call on ``inputs`` (symbolic tensors), or, for None, as a call on
+    arrays."""
+    _TRACES.append(inputs)
+    try:
+        yield
+    finally:
+        _TRACES.pop()
+
+
+def traced_constant(value):
+    """``value`` (an array) as a symbolic tensor of the graph being traced, or None outside a trace."""
+    inputs = _TRACES[-1] if _TRACES else None
+    if not inputs or not (hasattr(value, "shape") and hasattr(value, "dtype")) or is_symbolic(value):
+        return None
+    from .keras_ops.operations import TracedConstant     # it imports this module at its top
+    return TracedConstant(value).apply(inputs[0])

@@ -6,7 +6,8 @@ the same). gpu_dl has no automatic differentiation, so such a class, when it
 has no ``backward`` of its own, is trained the way a functional model is: when
 it is built for an input shape, its ``call`` runs once on symbolic tensors
 (``keras.Input``'s ``KerasTensor``), which records the sublayers' calls and the
-operators between them (``+ - * / ** @``, indexing) as a graph; a
+operators between them (``+ - * / ** @``, indexing) and the ``gpu_dl.ops`` functions as a graph (an array
+a sublayer is called on, such as ``ops.arange(maxlen)`` fed to an Embedding, becomes a constant of the graph); a
 ``Functional`` of that graph (kept by the layer, not among its sublayers) then
 runs its forward and backward passes. Its weights are the sublayers'
 (``Layer.weights`` lists them in Keras's order; the graph adds none).
@@ -27,7 +28,7 @@ import numpy
 from .. import backend
 from ..layers.base import Layer, call_arguments
 from ..layers.input_spec import holds_input_specs
-from ..layers.symbolic import KerasTensor, Node, is_symbolic
+from ..layers.symbolic import KerasTensor, Node, is_symbolic, tracing
 
 
 def _batchless(shape):
@@ -66,7 +67,8 @@ def _trace(layer, shapes, dtypes, training):
               for i, (s, d) in enumerate(zip(shapes, dtypes))]
     kwargs = {"training": training} if _takes_training(layer) else {}
     try:
-        out = layer.call(list(inputs) if several else inputs[0], **kwargs)
+        with tracing(inputs):       # arrays a sublayer is called on become constants of the graph
+            out = layer.call(list(inputs) if several else inputs[0], **kwargs)
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
@@ -151,7 +153,8 @@ def _eager(layer, x, training, mask):
         kwargs["training"] = training
     if takes_mask and mask is not None:
         kwargs["mask"] = mask
-    return layer.call(x, **kwargs)
+    with tracing(None):             # on arrays, even inside the trace of another layer's call
+        return layer.call(x, **kwargs)
 
 
 def _arrays(layer, x):

@@ -36,15 +36,22 @@ import heapq
 import numpy
 
 from ..layers import indexing_operations, operations
-from ..layers.operations import KERAS_MODULE, Operation
+from ..layers.keras_ops import operations as keras_ops
+from ..layers.operations import Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            holds_model_entry, is_model_entry, nested_layer_from_entry)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
 _CALL_KEYWORDS = ("training", "mask", "initial_state")
-# The operations of keras.src.ops.numpy that gpu_dl rebuilds, by Keras's class name.
-OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS}
+# The operations of keras.src.ops (numpy, nn, core) that gpu_dl rebuilds, by Keras's class name.
+OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS, **keras_ops.OPERATIONS}
+
+
+def _rebuilt_operation(entry):
+    """The class gpu_dl rebuilds an entry of Keras's operations with (module and class name), or None."""
+    cls = OPERATIONS.get(entry.get("class_name"))
+    return cls if cls is not None and entry.get("module") == cls.keras_module else None
 
 
 # ------------------------------------------------------------ config: write
@@ -266,7 +273,7 @@ def _parse_operation_node(data, where, operation):
     """The recorded positional arguments of an operation's call: tensor references and constants (numbers, or
     what the operation decodes: GetItem's key, Matmul's array)."""
     args = data.get("args") if isinstance(data, dict) else None
-    if not isinstance(args, list) or len(args) != operation.arity:
+    if not isinstance(args, list) or (len(args) != operation.arity if operation.arity is not None else not args):
         raise ValueError(f"{where}: the operation takes {operation.arity} positional argument(s); its node lists "
                          f"{args!r:.200}.")
     if data.get("kwargs"):
@@ -275,6 +282,8 @@ def _parse_operation_node(data, where, operation):
     for position, value in enumerate(args):
         if isinstance(value, dict) and value.get("class_name") == _TENSOR:
             parsed.append(_parse_tensor(value, where))
+        elif isinstance(value, list) and value and isinstance(operation, keras_ops.Concatenate):
+            parsed.append(_parse_argument(value, where))        # concatenate's and stack's list of tensors
         else:
             parsed.append(_Constant(operation.decode_argument(position, value, where)))
     if all(isinstance(p, _Constant) for p in parsed):
@@ -283,16 +292,22 @@ def _parse_operation_node(data, where, operation):
 
 
 def _operation_from_entry(entry, name, where):
-    """An arithmetic operation from its entry: Keras writes only its name in its config."""
+    """An operation from its entry: Keras writes its name, and its settings (``axis``, ...) where it has some."""
     config = entry.get("config")
-    unknown = sorted(set(config) - {"name"})
+    cls = OPERATIONS[entry["class_name"]]
+    keys = ("dtype",) if cls in (keras_ops.Cast, keras_ops.ZerosLike, keras_ops.OnesLike) else cls.config_keys
+    unknown = sorted(set(config) - {"name"} - set(keys))
     if unknown:
-        raise ValueError(f"{where}: the operation {entry['class_name']} takes only a name in its config, got "
+        takes = f"a name and {', '.join(keys)}" if keys else "only a name"
+        raise ValueError(f"{where}: the operation {entry['class_name']} takes {takes} in its config, got "
                          f"{', '.join(repr(k) for k in unknown)}.")
     if config.get("name", name) != name:
         raise ValueError(f"{where}: its config names it {config['name']!r}; the entry's name and its config's must "
                          "agree.")
-    return OPERATIONS[entry["class_name"]](name=name)
+    try:
+        return cls(name=name, **{k: config[k] for k in keys if k in config})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: the operation {entry['class_name']} cannot be made from its config: {e}") from e
 
 
 def _references_in(structure):
@@ -345,7 +360,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             name = entry.get("name", (entry.get("config") or {}).get("name"))
             if not isinstance(name, str):
                 continue
-            if entry["module"] == KERAS_MODULE and entry.get("class_name") in OPERATIONS:
+            if _rebuilt_operation(entry) is not None:
                 rebuilt.add(name)
             else:
                 operations[name] = entry.get("class_name")
@@ -462,7 +477,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             call_kwargs["attention_mask"] = tensor_of(kwargs["attention_mask"], at)
         try:
             if isinstance(layer, Operation):
-                result = layer.apply(*[a.value if isinstance(a, _Constant) else tensor_of(a, at) for a in argument])
+                result = layer.apply(*[a.value if isinstance(a, _Constant) else resolve(a, at) for a in argument])
             else:
                 result = layer(resolve(argument, at), **call_kwargs)
         except (TypeError, ValueError) as e:

@@ -1,0 +1,348 @@
+"""Keras's ``keras.ops`` functions, offered as ``gpu_dl.ops.<name>`` (``from gpu_dl import ops``).
+
+Each function takes what Keras's does. On arrays (NumPy or CuPy) it computes
+at once and returns an array of the same module; Python numbers and lists
+become arrays of the current device's module. On symbolic tensors (from
+``keras.Input``, in a functional model or in the traced ``call`` of a
+composite layer) it records an operation of the graph, as Keras does
+(``operations.py``): a forward, an exact backward, and Keras's class, module
+and config in a saved ``.keras`` file.
+
+The constants (``arange``, ``zeros``, ``ones``) are arrays; an operator or an
+operation given one beside a symbolic tensor keeps it in the graph. Keras's
+``conv`` and ``conv_transpose`` are not offered: ``gpu_dl.ops`` keeps its
+internal modules of those names (use the ``Conv*`` layers).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from ... import backend
+from ..indexing_operations import Matmul
+from ..symbolic import is_symbolic
+from . import operations as _ops
+
+__all__ = [
+    "shape", "cast", "arange", "zeros", "ones", "zeros_like", "ones_like", "convert_to_tensor", "convert_to_numpy",
+    "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack",
+    "mean", "sum", "max", "min", "sqrt", "square", "exp", "log", "tanh", "sigmoid", "relu", "softmax",
+    "maximum", "minimum", "clip", "add", "subtract", "multiply", "divide", "true_divide", "power", "negative",
+    "abs", "absolute", "matmul", "einsum", "where", "take", "take_along_axis", "get_item",
+]
+
+_python_abs = abs
+
+
+def _symbolic(*values):
+    for value in values:
+        if is_symbolic(value) or (isinstance(value, (list, tuple)) and _symbolic(*value)):
+            return True
+    return False
+
+
+def _array(x, dtype=None):
+    """``x`` as an array: a NumPy or CuPy array stays in its module; numbers and lists go to the current device
+    (Python floats as floatx and ints as int32, as Keras converts them)."""
+    if hasattr(x, "shape") and hasattr(x, "dtype") and not is_symbolic(x):
+        return x if dtype is None else x.astype(_ops.standardize_dtype(dtype), copy=False)
+    if dtype is None:
+        host = numpy.asarray(x)
+        if host.dtype == numpy.float64 and not isinstance(x, numpy.generic):
+            dtype = backend.floatx()
+        elif host.dtype.kind in "iu" and not isinstance(x, numpy.generic):
+            dtype = "int32"
+        return backend.to_device(host, dtype=dtype)
+    return backend.to_device(numpy.asarray(x), dtype=_ops.standardize_dtype(dtype))
+
+
+def _unary(op, x):
+    if is_symbolic(x):
+        return op.apply(x)
+    x = _array(x)
+    if x.dtype.kind in "iub" and not op.keeps_integers:
+        x = x.astype(backend.floatx())
+    return op.forward_function(x)
+
+
+def _eager(cls, **config):
+    """An operation object for computing on arrays: it gets no name of its own (names are taken per use in a
+    graph only, so computing on arrays does not change the names later operations get)."""
+    op = cls.__new__(cls)
+    op.__dict__.update(config)
+    return op
+
+
+# ------------------------------------------------------------------ shapes, dtypes, constants
+def shape(x):
+    """The shape as a tuple: of a symbolic tensor, with None for the sizes unknown until run (the batch)."""
+    if is_symbolic(x):
+        return tuple(x.shape)
+    return tuple(int(n) for n in (x.shape if hasattr(x, "shape") else numpy.shape(x)))
+
+
+def cast(x, dtype):
+    if is_symbolic(x):
+        return _ops.Cast(dtype).apply(x)
+    return _array(x).astype(_ops.standardize_dtype(dtype))
+
+
+def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
+    """``x`` as an array of its module (numbers and lists: of the current device); a symbolic tensor is
+    returned as it is, or cast to ``dtype``."""
+    if sparse or ragged:
+        raise ValueError("gpu_dl has no sparse or ragged tensors.")
+    if is_symbolic(x):
+        return x if dtype is None or _ops.standardize_dtype(dtype) == x.dtype else cast(x, dtype)
+    return _array(x, dtype)
+
+
+def convert_to_numpy(x):
+    if is_symbolic(x):
+        raise TypeError(f"convert_to_numpy: the symbolic tensor {x.name} has no values; call the model on arrays.")
+    return backend.to_numpy(x) if hasattr(x, "shape") else numpy.asarray(x)
+
+
+def arange(start, stop=None, step=None, dtype=None):
+    """Keras's ``arange``: int32 for integer bounds, floatx where a bound is a float (or ``dtype``)."""
+    if stop is None:
+        start, stop = 0, start
+    step = 1 if step is None else step
+    if dtype is None:
+        floats = any(isinstance(v, (float, numpy.floating)) or (hasattr(v, "dtype") and v.dtype.kind == "f")
+                     for v in (start, stop, step))
+        dtype = backend.floatx() if floats else "int32"
+    values = [v.item() if hasattr(v, "item") else v for v in (start, stop, step)]
+    return backend.to_device(numpy.arange(*values, dtype=_ops.standardize_dtype(dtype)))
+
+
+def _size(value):
+    if value is None:
+        raise ValueError("a constant's shape holds None: its sizes must be known (the batch size is not known "
+                         "while a model is being made; broadcast a constant without the batch axis instead).")
+    return int(value)
+
+
+def zeros(shape, dtype=None):
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(_size(n) for n in shape)
+    return backend.to_device(numpy.zeros(shape, dtype=_ops.standardize_dtype(dtype or backend.floatx())))
+
+
+def ones(shape, dtype=None):
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(_size(n) for n in shape)
+    return backend.to_device(numpy.ones(shape, dtype=_ops.standardize_dtype(dtype or backend.floatx())))
+
+
+def zeros_like(x, dtype=None):
+    if is_symbolic(x):
+        return _ops.ZerosLike(dtype).apply(x)
+    x = _array(x)
+    return backend.array_module(x).zeros(x.shape, dtype=_ops.standardize_dtype(dtype) if dtype else x.dtype)
+
+
+def ones_like(x, dtype=None):
+    if is_symbolic(x):
+        return _ops.OnesLike(dtype).apply(x)
+    x = _array(x)
+    return backend.array_module(x).ones(x.shape, dtype=_ops.standardize_dtype(dtype) if dtype else x.dtype)
+
+
+def reshape(x, newshape):
+    if is_symbolic(x):
+        return _ops.Reshape(newshape).apply(x)
+    return _ops.Reshape.forward_array(_eager(_ops.Reshape, newshape=tuple(
+        (newshape,) if isinstance(newshape, numbers.Integral) else newshape)), _array(x))
+
+
+def transpose(x, axes=None):
+    if is_symbolic(x):
+        return _ops.Transpose(axes).apply(x)
+    return _array(x).transpose(None if axes is None else tuple(axes))
+
+
+def expand_dims(x, axis):
+    if is_symbolic(x):
+        return _ops.ExpandDims(axis).apply(x)
+    return backend.array_module(_array(x)).expand_dims(_array(x), axis if isinstance(axis, int) else tuple(axis))
+
+
+def squeeze(x, axis=None):
+    if is_symbolic(x):
+        return _ops.Squeeze(axis).apply(x)
+    return backend.array_module(_array(x)).squeeze(_array(x), axis=axis if axis is None or isinstance(axis, int)
+                                                   else tuple(axis))
+
+
+def _joined(cls, xs, axis):
+    if not isinstance(xs, (list, tuple)) or not xs:
+        raise TypeError(f"{cls.__name__.lower()} takes a list of tensors, got {type(xs).__name__}.")
+    if _symbolic(*xs):
+        return cls(axis).apply(list(xs))
+    arrays = [_array(x) for x in xs]
+    xp = backend.array_module(*arrays)
+    return (xp.concatenate if cls is _ops.Concatenate else xp.stack)([xp.asarray(a) for a in arrays], axis=axis)
+
+
+def concatenate(xs, axis=0):
+    return _joined(_ops.Concatenate, xs, axis)
+
+
+def stack(x, axis=0):
+    return _joined(_ops.Stack, x, axis)
+
+
+# ------------------------------------------------------------------ reductions and element-wise maths
+def mean(x, axis=None, keepdims=False):
+    return _unary(_ops.Mean(axis, keepdims) if is_symbolic(x) else
+                  _eager(_ops.Mean, axis=_ops._axis_setting(axis), keepdims=keepdims), x)
+
+
+def sum(x, axis=None, keepdims=False):
+    return _unary(_ops.Sum(axis, keepdims) if is_symbolic(x) else
+                  _eager(_ops.Sum, axis=_ops._axis_setting(axis), keepdims=keepdims), x)
+
+
+def max(x, axis=None, keepdims=False, initial=None):
+    return _unary(_ops.Max(axis, keepdims, initial) if is_symbolic(x) else
+                  _eager(_ops.Max, axis=_ops._axis_setting(axis), keepdims=keepdims, initial=initial), x)
+
+
+def min(x, axis=None, keepdims=False, initial=None):
+    return _unary(_ops.Min(axis, keepdims, initial) if is_symbolic(x) else
+                  _eager(_ops.Min, axis=_ops._axis_setting(axis), keepdims=keepdims, initial=initial), x)
+
+
+def _elementwise(cls):
+    def function(x):
+        return _unary(cls() if is_symbolic(x) else _eager(cls), x)
+    function.__name__ = function.__qualname__ = cls.__name__.lower()
+    function.__doc__ = f"Keras's ``{cls.__name__.lower()}``: element-wise."
+    return function
+
+
+sqrt = _elementwise(_ops.Sqrt)
+square = _elementwise(_ops.Square)
+exp = _elementwise(_ops.Exp)
+log = _elementwise(_ops.Log)
+tanh = _elementwise(_ops.Tanh)
+sigmoid = _elementwise(_ops.Sigmoid)
+relu = _elementwise(_ops.Relu)
+
+
+def softmax(x, axis=-1):
+    return _unary(_ops.Softmax(axis) if is_symbolic(x) else _eager(_ops.Softmax, axis=_ops._axis_setting(axis)), x)
+
+
+def clip(x, x_min, x_max):
+    if is_symbolic(x):
+        return _ops.Clip(x_min, x_max).apply(x)
+    x = _array(x)
+    return backend.array_module(x).clip(x, x_min, x_max)
+
+
+def _binary(cls, eager, x1, x2):
+    if is_symbolic(x1) or is_symbolic(x2):
+        return cls().apply(x1, x2)
+    a = x1 if isinstance(x1, numbers.Real) else _array(x1)
+    b = x2 if isinstance(x2, numbers.Real) else _array(x2)
+    xp = backend.array_module(*[v for v in (a, b) if hasattr(v, "shape")]) if \
+        any(hasattr(v, "shape") for v in (a, b)) else backend.xp()
+    return eager(xp)(a, b) if any(hasattr(v, "shape") for v in (a, b)) else xp.asarray(eager(xp)(a, b))
+
+
+def maximum(x1, x2):
+    return _binary(_ops.Maximum, lambda xp: xp.maximum, x1, x2)
+
+
+def minimum(x1, x2):
+    return _binary(_ops.Minimum, lambda xp: xp.minimum, x1, x2)
+
+
+def _arithmetic(name, symbolic):
+    def function(x1, x2):
+        if is_symbolic(x1) or is_symbolic(x2):
+            from .. import operations
+            return getattr(operations, symbolic)().apply(x1, x2)
+        return _binary(None, lambda xp: getattr(xp, name), x1, x2)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Keras's ``{name}``: element-wise, broadcast as NumPy does (``{symbolic}`` on tensors)."
+    return function
+
+
+add = _arithmetic("add", "Add")
+subtract = _arithmetic("subtract", "Subtract")
+multiply = _arithmetic("multiply", "Multiply")
+divide = _arithmetic("divide", "TrueDivide")
+true_divide = _arithmetic("true_divide", "TrueDivide")
+power = _arithmetic("power", "Power")
+
+
+def negative(x):
+    return -x if is_symbolic(x) else backend.array_module(_array(x)).negative(_array(x))
+
+
+def absolute(x):
+    return _python_abs(x) if is_symbolic(x) else backend.array_module(_array(x)).abs(_array(x))
+
+
+abs = absolute
+
+
+def get_item(x, key):
+    return x[key] if is_symbolic(x) else _array(x)[key]
+
+
+# ------------------------------------------------------------------ products and selection
+def matmul(x1, x2):
+    if is_symbolic(x1) or is_symbolic(x2):
+        return Matmul().apply(x1, x2)
+    a, b = _array(x1), _array(x2)
+    xp = backend.array_module(a, b)
+    return xp.matmul(xp.asarray(a), xp.asarray(b))
+
+
+def einsum(subscripts, *operands, **kwargs):
+    if kwargs:
+        raise TypeError(f"einsum takes no keyword arguments in gpu_dl, got {sorted(kwargs)}.")
+    if _symbolic(*operands):
+        return _ops.Einsum(subscripts).apply(*operands)
+    arrays = [_array(x) for x in operands]
+    xp = backend.array_module(*arrays)
+    return xp.einsum(subscripts, *[xp.asarray(a) for a in arrays])
+
+
+def where(condition, x1=None, x2=None):
+    if x1 is None or x2 is None:
+        if is_symbolic(condition):
+            raise ValueError("where(condition) without x1 and x2 (the indices of the non-zero elements) has no "
+                             "shape known before the values: it is not taken on symbolic tensors.")
+        if x1 is not None or x2 is not None:
+            raise ValueError("where takes both x1 and x2, or neither.")
+        c = _array(condition)
+        return backend.array_module(c).nonzero(c)
+    if _symbolic(condition, x1, x2):
+        return _ops.Where().apply(condition, x1, x2)
+    values = [v if isinstance(v, numbers.Real) else _array(v) for v in (condition, x1, x2)]
+    arrays = [v for v in values if hasattr(v, "shape")]
+    xp = backend.array_module(*arrays) if arrays else backend.xp()
+    condition = xp.asarray(values[0]).astype(bool)
+    return xp.where(condition, *[xp.asarray(v) if hasattr(v, "shape") else v for v in values[1:]])
+
+
+def take(x, indices, axis=None):
+    if _symbolic(x, indices):
+        return _ops.Take(axis).apply(x, indices)
+    x = _array(x)
+    xp = backend.array_module(x)
+    return xp.take(x, xp.asarray(_array(indices)), axis=axis)
+
+
+def take_along_axis(x, indices, axis=None):
+    if _symbolic(x, indices):
+        return _ops.TakeAlongAxis(axis).apply(x, indices)
+    from ...ops import numpy_functions
+    x = _array(x)
+    xp = backend.array_module(x)
+    return numpy_functions.take_along_axis_forward(x, xp.asarray(_array(indices)), axis)
+

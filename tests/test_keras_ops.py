@@ -1,0 +1,296 @@
+"""Keras's ops functions as ``gpu_dl.ops.<name>``: on arrays against NumPy, on symbolic tensors in functional
+models (outputs against NumPy, gradients against float64 finite differences, saving), Keras's dtypes and
+shapes, and composite layers whose call uses them, trained."""
+import numpy
+import pytest
+
+import gpu_dl
+from gpu_dl import backend, layers, ops
+from gpu_dl.backend import array_module, to_numpy
+from gpu_dl.models import load_model
+from gpu_dl.models.saving import model_config, model_from_config
+from gradcheck import assert_gradient
+
+N = 5
+MATRIX = numpy.linspace(-1.0, 1.0, 8).reshape(4, 2)
+MASK = numpy.array([[True, False, True, False]] * 3)
+TAKEN = numpy.array([0, 3, 3])
+ALONG = numpy.array([[[2, 0, 1, 1]], [[0, 0, 2, 1]]]).reshape(1, 2, 4)
+ALONG3 = numpy.concatenate([ALONG, ALONG[:, :1]], axis=1)          # (1, 3, 4)
+
+
+def _softmax(x, axis):
+    e = numpy.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# (id, the expression on a (N, 3, 4) positive and b (N, 3, 4) signed, written once with gpu_dl.ops for arrays and
+# symbolic tensors alike; what NumPy makes of it)
+CASES = [
+    ("reshape", lambda a, b: ops.reshape(a, (-1, 12)), lambda a, b: a.reshape(-1, 12)),
+    ("reshape_batch", lambda a, b: ops.reshape(b, (ops.shape(b)[0], 4, 3)), lambda a, b: b.reshape(-1, 4, 3)),
+    ("transpose", lambda a, b: ops.transpose(b, (0, 2, 1)), lambda a, b: b.transpose(0, 2, 1)),
+    ("expand_dims", lambda a, b: ops.expand_dims(b, 1), lambda a, b: b[:, None]),
+    ("squeeze", lambda a, b: ops.squeeze(ops.expand_dims(b, -1), -1) * a, lambda a, b: b * a),
+    ("concatenate", lambda a, b: ops.concatenate([a, b, a], axis=1), lambda a, b: numpy.concatenate([a, b, a], 1)),
+    ("stack", lambda a, b: ops.stack([a, b], axis=-1), lambda a, b: numpy.stack([a, b], -1)),
+    ("mean", lambda a, b: ops.mean(b, axis=1), lambda a, b: b.mean(1)),
+    ("mean_keepdims", lambda a, b: ops.mean(b, axis=(1, 2), keepdims=True), lambda a, b: b.mean((1, 2), keepdims=True)),
+    ("sum", lambda a, b: ops.sum(b, axis=-1), lambda a, b: b.sum(-1)),
+    ("max", lambda a, b: ops.max(b, axis=1), lambda a, b: b.max(1)),
+    ("min_keepdims", lambda a, b: ops.min(b, axis=(1, 2), keepdims=True), lambda a, b: b.min((1, 2), keepdims=True)),
+    ("sqrt", lambda a, b: ops.sqrt(a), lambda a, b: numpy.sqrt(a)),
+    ("square", lambda a, b: ops.square(b), lambda a, b: b * b),
+    ("exp", lambda a, b: ops.exp(b), lambda a, b: numpy.exp(b)),
+    ("log", lambda a, b: ops.log(a), lambda a, b: numpy.log(a)),
+    ("tanh", lambda a, b: ops.tanh(b), lambda a, b: numpy.tanh(b)),
+    ("sigmoid", lambda a, b: ops.sigmoid(b), lambda a, b: 1 / (1 + numpy.exp(-b))),
+    ("relu", lambda a, b: ops.relu(b), lambda a, b: numpy.maximum(b, 0)),
+    ("softmax", lambda a, b: ops.softmax(b), lambda a, b: _softmax(b, -1)),
+    ("softmax_axis", lambda a, b: ops.softmax(b, axis=1), lambda a, b: _softmax(b, 1)),
+    ("maximum", lambda a, b: ops.maximum(a, b), lambda a, b: numpy.maximum(a, b)),
+    ("minimum_number", lambda a, b: ops.minimum(b, 0.25), lambda a, b: numpy.minimum(b, 0.25)),
+    ("clip", lambda a, b: ops.clip(b, -0.5, 0.7), lambda a, b: numpy.clip(b, -0.5, 0.7)),
+    ("cast", lambda a, b: ops.cast(b * 2.0, "float64"), lambda a, b: b * 2.0),
+    ("arange", lambda a, b: b + ops.arange(4, dtype="float64"), lambda a, b: b + numpy.arange(4.0)),
+    ("arange_int", lambda a, b: b * ops.arange(1, 5), lambda a, b: b * numpy.arange(1, 5)),
+    ("ones", lambda a, b: b * ops.ones((3, 1), "float64") - ops.zeros((4,)), lambda a, b: b),
+    ("zeros_like", lambda a, b: ops.zeros_like(a) + ops.ones_like(b) * b, lambda a, b: b),
+    ("matmul", lambda a, b: ops.matmul(a, ops.transpose(b, (0, 2, 1))), lambda a, b: a @ b.transpose(0, 2, 1)),
+    ("matmul_array", lambda a, b: ops.matmul(b, MATRIX), lambda a, b: b @ MATRIX),
+    ("einsum", lambda a, b: ops.einsum("bij,bkj->bik", a, b), lambda a, b: numpy.einsum("bij,bkj->bik", a, b)),
+    ("einsum_sum", lambda a, b: ops.einsum("bij,jk->bk", b, MATRIX),
+     lambda a, b: numpy.einsum("bij,jk->bk", b, MATRIX)),
+    ("where", lambda a, b: ops.where(MASK, a, b), lambda a, b: numpy.where(MASK, a, b)),
+    ("where_number", lambda a, b: ops.where(MASK, b, 0.0), lambda a, b: numpy.where(MASK, b, 0.0)),
+    ("take", lambda a, b: ops.take(b, TAKEN, axis=2), lambda a, b: numpy.take(b, TAKEN, axis=2)),
+    ("take_along_axis", lambda a, b: ops.take_along_axis(b, ALONG3, axis=1),
+     lambda a, b: numpy.take_along_axis(b, numpy.broadcast_to(ALONG3, b.shape), axis=1)),
+]
+IDS = [c[0] for c in CASES]
+
+
+def _arrays(rng, dtype="float64"):
+    a = rng.uniform(0.5, 2.0, (N, 3, 4))
+    b = rng.uniform(0.2, 1.0, (N, 3, 4)) * rng.choice([-1, 1], (N, 3, 4))    # away from 0, clip's bounds and ties
+    return a.astype(dtype), b.astype(dtype)
+
+
+def _reached(tensor, inputs):
+    """The inputs among ``inputs`` that ``tensor`` is computed from."""
+    seen, stack, found = set(), [tensor], []
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if any(t is i for i in inputs):
+            found.append(t)
+        layer, index, _ = t._keras_history
+        stack.extend(layer._inbound_nodes[index].input_tensors)
+    return found
+
+
+def _model(expression):
+    """The model of ``expression`` with the inputs it reads (a, b, or both), and which they are (0: a, 1: b)."""
+    a, b = gpu_dl.Input((3, 4), name="a", dtype="float64"), gpu_dl.Input((3, 4), name="b", dtype="float64")
+    y = expression(a, b)
+    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
+    return gpu_dl.Model([(a, b)[i] for i in used], y), used
+
+
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
+def test_each_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
+    a, b = _arrays(rng)
+    y = expression(xp.asarray(a), xp.asarray(b))
+    assert array_module(y) is xp
+    numpy.testing.assert_allclose(to_numpy(y), expected(a, b), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
+def test_each_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
+    model, used = _model(expression)
+    a, b = _arrays(rng)
+    y = model.forward([xp.asarray((a, b)[i]) for i in used])
+    assert array_module(y) is xp and y.dtype == numpy.float64
+    want = expected(a, b)
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12, atol=1e-14)
+    assert model.output_shape == (None,) + want.shape[1:]
+
+
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
+def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
+    model, used = _model(expression)
+    arrays = [xp.asarray(v) for v in _arrays(rng)]
+    want = expected(*(to_numpy(v) for v in arrays))
+    xs = [arrays[i] for i in used]
+    w = xp.asarray(rng.standard_normal(want.shape))
+    model.forward(xs, training=True)
+    grads = model.backward(w)
+    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
+        grad = xp.zeros_like(value) if grad is None else grad      # an input only zeros_like reads: none
+        def objective(v, i=i):
+            given = list(xs)
+            given[i] = v
+            return (model.forward(given, training=True) * w).sum()
+        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
+
+
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
+def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
+    model, used = _model(expression)
+    a, b = _arrays(rng)
+    xs = [(a, b)[i] for i in used]
+    rebuilt = model_from_config(model_config(model))
+    numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-12, atol=1e-14)
+
+
+def test_configs_hold_keras_modules_classes_and_settings():
+    a = gpu_dl.Input((3, 4), name="a")
+    y = ops.softmax(ops.mean(ops.cast(a, "float32"), axis=(1, 2), keepdims=True) + ops.reshape(a, (-1, 12)), axis=1)
+    y = ops.clip(ops.relu(y), 0.0, 1.0) + ops.arange(12)
+    entries = {e["class_name"]: e for e in model_config(gpu_dl.Model(a, y))["config"]["layers"]}
+    for entry in entries.values():
+        assert entry["config"]["name"] == entry["name"]
+        entry["config"].pop("name")
+    assert entries["Cast"]["module"] == "keras.src.ops.core"
+    assert entries["Cast"]["config"] == {"dtype": "float32"}
+    assert entries["Mean"]["config"] == {"axis": [1, 2], "keepdims": True}
+    assert entries["Reshape"]["config"] == {"newshape": [-1, 12]}
+    assert entries["Softmax"]["module"] == "keras.src.ops.nn"
+    assert entries["Softmax"]["config"] == {"axis": 1}
+    assert entries["Clip"]["config"] == {"x_min": 0.0, "x_max": 1.0}
+    add_nodes = [e for e in model_config(gpu_dl.Model(a, y))["config"]["layers"] if e["class_name"] == "Add"]
+    constant = add_nodes[-1]["inbound_nodes"][0]["args"][1]
+    assert constant == {"class_name": "__numpy__", "config": {"value": list(range(12)), "dtype": "int32"}}
+
+
+def test_shapes_and_dtypes_are_keras_s():
+    x = gpu_dl.Input((3, 4))
+    assert ops.shape(x) == (None, 3, 4) and ops.shape(numpy.zeros((2, 5))) == (2, 5)
+    assert ops.arange(5).dtype == numpy.int32 and ops.arange(0.0, 2.0, 0.5).dtype == numpy.float32
+    assert ops.zeros((2, 3)).dtype == numpy.float32 and ops.ones(4, dtype="int32").dtype == numpy.int32
+    assert ops.convert_to_tensor([1.0, 2.0]).dtype == numpy.float32
+    assert ops.convert_to_tensor([1, 2]).dtype == numpy.int32
+    assert isinstance(ops.convert_to_numpy(ops.ones(2)), numpy.ndarray)
+    ints = ops.cast(x, "int32")
+    assert ints.dtype == "int32"
+    assert ops.mean(ints).dtype == "float32" and ops.sum(ints).dtype == "int32" and ops.sqrt(ints).dtype == "float32"
+    assert (x + ops.arange(4)).dtype == "float32" and (x + numpy.zeros(4)).dtype == "float32"
+    assert ops.reshape(x, (-1, 2, 6)).shape == (None, 2, 6) and ops.reshape(x, (ops.shape(x)[0], -1)).shape == \
+        (None, None)
+    assert ops.squeeze(gpu_dl.Input((1, 3, 1))).shape == (None, 3)
+    assert ops.expand_dims(x, (1, 2)).shape == (None, 1, 1, 3, 4)
+    assert ops.concatenate([x, x]).shape == (None, 3, 4)
+    assert ops.mean(numpy.arange(4)).dtype == numpy.float32
+    assert ops.zeros_like(x, dtype="int32").dtype == "int32"
+
+
+def test_the_namespace_is_gpu_dl_ops():
+    import gpu_dl as keras
+    assert keras.ops.mean is ops.mean and callable(keras.ops.einsum)
+    from gpu_dl.ops import arithmetic          # the internal modules stay where they were
+    assert callable(arithmetic.add_forward)
+    with pytest.raises(AttributeError, match="offers these of Keras's ops"):
+        keras.ops.no_such_op
+    assert "softmax" in dir(keras.ops)
+
+
+def test_integer_inputs_go_through_without_gradients(rng):
+    ids = gpu_dl.Input((3,), dtype="int32")
+    emb = layers.Embedding(7, 2, dtype="float64")(ops.reshape(ids, (-1, 3)))
+    model = gpu_dl.Model(ids, ops.sum(emb, axis=1))
+    x = rng.integers(0, 7, (4, 3))
+    y = model.forward(x, training=True)
+    numpy.testing.assert_allclose(y, model.layers[1].embeddings.value[x].sum(1), rtol=1e-12)
+    model.backward(numpy.ones_like(y))       # no gradient for the ids, the embeddings get theirs
+    assert model.layers[1].embeddings.grad is not None
+
+
+def test_what_the_ops_refuse():
+    x = gpu_dl.Input((3, 4))
+    with pytest.raises(ValueError, match="cannot reshape"):
+        ops.reshape(x, (None, 5, 7))
+    with pytest.raises(ValueError, match="permutation"):
+        ops.transpose(x, (0, 1))
+    with pytest.raises(ValueError, match="not 1"):
+        ops.squeeze(x, 1)
+    with pytest.raises(ValueError, match="out of range"):
+        ops.mean(x, axis=3)
+    with pytest.raises(ValueError, match="'...' are not supported"):
+        ops.einsum("...i,...i", x, x)
+    with pytest.raises(ValueError, match="shape known before the values"):
+        ops.where(x)
+    with pytest.raises(ValueError, match="sizes must be known"):
+        ops.zeros((ops.shape(x)[0], 4))
+
+
+# ------------------------------------------------------------------ composite layers using ops in call
+class TokenAndPositionEmbedding(layers.Layer):
+    """Keras's transformer example: token embeddings plus learned position embeddings of ops.arange positions."""
+
+    def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.token_emb = layers.Embedding(vocab_size, embed_dim, dtype=kwargs.get("dtype"))
+        self.pos_emb = layers.Embedding(maxlen, embed_dim, dtype=kwargs.get("dtype"))
+
+    def call(self, x):
+        maxlen = ops.shape(x)[-1]
+        positions = ops.arange(start=0, stop=maxlen, step=1)
+        positions = self.pos_emb(positions)
+        return self.token_emb(x) + positions
+
+
+class RootMeanSquareNormalization(layers.Layer):
+    """x / sqrt(mean(x^2) + eps) over the last axis, then a Dense: ops.mean and ops.sqrt in call."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(units, dtype=kwargs.get("dtype"))
+
+    def call(self, x):
+        scale = ops.sqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + 1e-6)
+        return self.dense(x / scale)
+
+
+def _sequence_model(dtype=None):
+    ids = gpu_dl.Input((6,), dtype="int32")
+    h = TokenAndPositionEmbedding(6, 11, 8, dtype=dtype)(ids)
+    h = RootMeanSquareNormalization(8, dtype=dtype)(h)
+    return gpu_dl.Model(ids, layers.Dense(1, dtype=dtype)(ops.mean(h, axis=1)))
+
+
+def test_a_transformer_style_embedding_and_a_normalisation_train(xp, rng):
+    backend.set_random_seed(2)
+    model = _sequence_model()
+    embedding = model.layers[1]
+    x, y = rng.integers(0, 11, (32, 6)), rng.standard_normal((32, 1)).astype("float32")
+    before_positions = embedding.pos_emb.get_weights()[0].copy()
+    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.9 * before
+    assert not numpy.allclose(embedding.pos_emb.get_weights()[0], before_positions)    # the positions trained
+    tokens = embedding.token_emb.get_weights()[0]
+    expected = tokens[x[:2]] + embedding.pos_emb.get_weights()[0][None]
+    numpy.testing.assert_allclose(to_numpy(embedding(xp.asarray(x[:2]))), expected, rtol=1e-6)
+
+
+def test_composite_layers_using_ops_have_exact_gradients(xp, rng):
+    backend.set_random_seed(3)
+    model = _sequence_model(dtype="float64")
+    x = xp.asarray(rng.integers(0, 11, (4, 6)))
+    w = xp.asarray(rng.standard_normal((4, 1)))
+    for var in model.trainable_weights:
+        model.forward(x, training=True)
+        model.backward(w, input_gradient=False)
+        analytic, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return (model.forward(x, training=True) * w).sum()
+        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
+        var.value[...] = original
