@@ -320,6 +320,18 @@ def _references_in(structure):
     return [structure]
 
 
+def _raw_sources(value):
+    """The names of the layers or operations whose tensors a stored call (its JSON, unparsed) reads."""
+    if isinstance(value, dict):
+        if value.get("class_name") == _TENSOR:
+            history = (value.get("config") or {}).get("keras_history")
+            return [history[0]] if isinstance(history, list) and history else []
+        return [source for item in value.values() for source in _raw_sources(item)]
+    if isinstance(value, list):
+        return [source for item in value for source in _raw_sources(item)]
+    return []
+
+
 def _map_references(value, tensor_of, where, what):
     """The tensors ``input_layers``/``output_layers`` name: one triple, a list of them, or a dict of them."""
     if _is_reference(value):
@@ -364,6 +376,17 @@ def functional_from_config(config, where="model config", custom_objects=None):
                 rebuilt.add(name)
             else:
                 operations[name] = entry.get("class_name")
+    # An operation reading one gpu_dl does not rebuild is not rebuilt either: Keras also records the
+    # operations that compute masks (a merge layer's ExpandDims of a LogicalOr), which no output reads.
+    changed = True
+    while changed:
+        changed = False
+        for entry in entries:
+            name = isinstance(entry, dict) and entry.get("name", (entry.get("config") or {}).get("name"))
+            if name in rebuilt and any(source in operations for source in _raw_sources(entry.get("inbound_nodes"))):
+                rebuilt.discard(name)
+                operations[name] = entry.get("class_name")
+                changed = True
 
     # The layers, each from its entry; their calls parsed but not made yet.
     layers, positions, calls = {}, {}, {}
