@@ -11,6 +11,7 @@ from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
 from .data_utils import pack_x_y_sample_weight, split_dataset, standardize_dtype, unpack_x_y_sample_weight
+from .file_utils import get_file
 from .graph_utils import get_source_inputs, is_keras_tensor
 from .io_utils import disable_interactive_logging, enable_interactive_logging, is_interactive_logging_enabled
 from .model_plot import model_to_dot, plot_model
@@ -68,10 +69,10 @@ def normalize(x, axis=-1, order=2):
 
 __all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "clear_session",
            "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
-           "enable_interactive_logging", "get_custom_objects", "get_source_inputs", "is_interactive_logging_enabled",
-           "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object", "split_dataset",
-           "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name", "get_registered_object",
-           "image_dataset_from_directory",
+           "enable_interactive_logging", "get_custom_objects", "get_file", "get_source_inputs",
+           "is_interactive_logging_enabled", "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object",
+           "split_dataset", "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name",
+           "get_registered_object", "image_dataset_from_directory",
            "img_to_array", "load_img", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
            "register_keras_serializable", "save_img", "set_random_seed", "timeseries_dataset_from_array",
            "to_categorical"]
