@@ -384,3 +384,46 @@ def test_composite_layers_using_ops_have_exact_gradients(xp, rng):
             return (model.forward(x, training=True) * w).sum()
         assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
         var.value[...] = original
+
+
+class CausalSinusoidalEncoder(layers.Layer):
+    """A sinusoidal positional encoding (ops.arange, exp, sin, cos, concatenate) added to the input, then
+    self-attention under a causal mask made with ops.tril."""
+
+    def __init__(self, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.attention = layers.MultiHeadAttention(num_heads=2, key_dim=4, dtype=kwargs.get("dtype"))
+
+    def call(self, x):
+        length = ops.shape(x)[1]
+        positions = ops.expand_dims(ops.arange(0, length, dtype="float32"), 1)
+        rates = ops.exp(ops.arange(0, self.dim // 2, dtype="float32") * (-numpy.log(100.0) / (self.dim // 2)))
+        angles = positions * ops.expand_dims(rates, 0)
+        h = x + ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+        causal = ops.cast(ops.tril(ops.ones_like(ops.matmul(h, ops.transpose(h, (0, 2, 1))))), "bool")
+        return self.attention(h, h, attention_mask=causal)
+
+
+def test_a_causal_encoder_with_sinusoidal_positions_trains_and_looks_back_only(xp, rng):
+    backend.set_random_seed(5)
+    x_in = gpu_dl.Input((5, 8))
+    encoder = CausalSinusoidalEncoder(8)
+    h = encoder(x_in)
+    model = gpu_dl.Model(x_in, layers.Dense(1)(ops.mean(h, axis=1)))
+    x, y = rng.standard_normal((32, 5, 8)).astype("float32"), rng.standard_normal((32, 1)).astype("float32")
+    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=8, batch_size=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.9 * before
+    changed = x[:2].copy()
+    changed[:, 3:] += 1.0                                       # later steps change ...
+    first, second = (to_numpy(encoder(xp.asarray(v))) for v in (x[:2], changed))
+    numpy.testing.assert_allclose(first[:, :3], second[:, :3], rtol=1e-5, atol=1e-6)   # ... earlier outputs do not
+    assert not numpy.allclose(first[:, 3:], second[:, 3:])
+    angles = numpy.arange(5.0)[:, None] * numpy.exp(numpy.arange(4.0) * -numpy.log(100.0) / 4)[None]
+    pe = numpy.concatenate([numpy.sin(angles), numpy.cos(angles)], axis=-1)
+    zero = to_numpy(encoder(xp.zeros((1, 5, 8), dtype="float32")))
+    shifted = to_numpy(encoder.attention(xp.asarray(pe[None].astype("float32")), xp.asarray(
+        pe[None].astype("float32")), attention_mask=xp.asarray(numpy.tril(numpy.ones((1, 5, 5), bool)))))
+    numpy.testing.assert_allclose(zero, shifted, rtol=1e-5, atol=1e-6)     # the encoding is the sinusoids
