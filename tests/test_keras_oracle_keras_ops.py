@@ -62,7 +62,8 @@ def more_ops(lib):
              ops.sum(ops.one_hot(ops.argmax(h, axis=-1), 6) * h, axis=1),
              ops.cast(ops.argmin(h, axis=1), "float32"), ops.mean(ops.tile(rest, (1, 1, 2)), axis=1),
              ops.mean(ops.repeat(rows, 2, axis=1), axis=1),
-             ops.mean(ops.where(ops.any(ops.greater(h, 1.0), axis=-1, keepdims=True), h, ops.full_like(h, 0.25)), axis=1)]
+             ops.mean(ops.where(ops.any(ops.greater(h, 1.0), axis=-1, keepdims=True), h, ops.full_like(h, 0.25)),
+                      axis=1)]
     pooled = [ops.mean(t, axis=1) for t in [waves, masked] + acts]
     joined = ops.concatenate(pooled + stats, axis=-1)
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="more_ops")

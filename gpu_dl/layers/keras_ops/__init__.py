@@ -8,7 +8,7 @@ composite layer) it records an operation of the graph, as Keras does
 (``operations.py``): a forward, an exact backward, and Keras's class, module
 and config in a saved ``.keras`` file.
 
-The constants (``arange``, ``zeros``, ``ones``) are arrays; an operator or an
+The constants (``arange``, ``zeros``, ``ones``, ``eye``, ``full``, ``linspace``) are arrays; an operator or an
 operation given one beside a symbolic tensor keeps it in the graph. Keras's
 ``conv`` and ``conv_transpose`` are not offered: ``gpu_dl.ops`` keeps its
 internal modules of those names (use the ``Conv*`` layers).

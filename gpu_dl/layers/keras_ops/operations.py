@@ -15,7 +15,10 @@ Dtypes follow Keras: the shape operations, ``sum``, ``max``, ``min``,
 input's dtype; ``mean``, ``sqrt``, ``exp``, ``log``, ``tanh``, ``sigmoid`` and
 ``softmax`` give floatx for integers (Keras's ``softmax`` keeps an integer
 dtype there, which rounds every probability to 0 or 1; gpu_dl gives floats).
-Integer tensors take no gradient.
+Integer tensors take no gradient. ``argmax`` and ``argmin`` give int32, the
+comparisons, logical operations, ``any`` and ``all`` bool; none of them, nor
+``one_hot`` and ``full_like``, sends a gradient back. ``split`` and
+``moments`` are operations of several outputs, as in Keras.
 """
 from __future__ import annotations
 
