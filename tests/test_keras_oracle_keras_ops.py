@@ -41,6 +41,38 @@ def attention_like(lib):
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(flat), name="attention_like")
 
 
+def more_ops(lib):
+    """A model of the activations, statistics, rearrangements, products, masks and comparisons of keras.ops."""
+    ops, L = lib.ops, lib.layers
+    x = lib.Input(shape=(6, 4), name="x")
+    h = L.Dense(6, name="h")(x)
+    waves = ops.concatenate([ops.sin(h), ops.cos(h)], axis=-1)                        # (None, 6, 12)
+    acts = [ops.gelu(h), ops.gelu(h, approximate=False), ops.silu(h), ops.swish(h), ops.softplus(h), ops.erf(h),
+            ops.log_softmax(h, axis=1), ops.power(ops.abs(h), 1.5), ops.negative(h), ops.tril(h), ops.triu(h, k=1)]
+    masked = ops.where(ops.logical_and(ops.greater(h, -0.5), ops.logical_not(ops.less_equal(h, -2.0))), h, 0.0)
+    first, rest = ops.split(h, [2], axis=-1)
+    rows = ops.pad(ops.flip(ops.roll(first, 1, axis=1), axis=2), ((0, 0), (0, 0), (1, 1)), constant_values=0.5)
+    mean, variance = ops.moments(h, axes=[1])
+    stats = [ops.logsumexp(h, axis=1), ops.var(h, axis=1), ops.std(h, axis=1), ops.prod(ops.tanh(h), axis=1),
+             ops.norm(h, axis=1), ops.norm(h, ord=2, axis=2), mean, variance, ops.max(ops.cumsum(h, axis=1), axis=1),
+             ops.sum(ops.normalize(h), axis=1), ops.dot(ops.mean(h, axis=1), numpy.linspace(-1, 1, 36, dtype="float32")
+                                                        .reshape(6, 6)),
+             ops.tensordot(h, numpy.linspace(-1, 1, 36, dtype="float32").reshape(6, 6),
+                           axes=([1, 2], [0, 1]))[:, None],
+             ops.sum(ops.one_hot(ops.argmax(h, axis=-1), 6) * h, axis=1),
+             ops.cast(ops.argmin(h, axis=1), "float32"), ops.mean(ops.tile(rest, (1, 1, 2)), axis=1),
+             ops.mean(ops.repeat(rows, 2, axis=1), axis=1),
+             ops.mean(ops.where(ops.any(ops.greater(h, 1.0), axis=-1, keepdims=True), h, ops.full_like(h, 0.25)),
+                      axis=1)]
+    pooled = [ops.mean(t, axis=1) for t in [waves, masked] + acts]
+    joined = ops.concatenate(pooled + stats, axis=-1)
+    return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="more_ops")
+
+
+BUILDERS = [attention_like, more_ops]
+NAMES = ["attention_like", "more_ops"]
+
+
 def _data(rng, n):
     return rng.standard_normal((n, 6, 4)).astype("float32"), rng.integers(0, 3, n)
 
@@ -52,9 +84,10 @@ def _operations(config):
                    for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
 
 
-def test_same_operations_and_outputs_as_keras(rng):
+@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
+def test_same_operations_and_outputs_as_keras(build, rng):
     backend.set_random_seed(0)
-    ours, theirs = attention_like(gpu_dl), attention_like(keras)
+    ours, theirs = build(gpu_dl), build(keras)
     assert _operations(ours.get_config()) == _operations(theirs.get_config())
     assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
     assert ours.output_shape == theirs.output_shape
@@ -64,15 +97,17 @@ def test_same_operations_and_outputs_as_keras(rng):
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=2e-5, atol=2e-6)
 
 
-def test_training_steps_match_keras(rng):
+@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
+def test_training_steps_match_keras(build, rng):
     backend.set_random_seed(1)
-    assert_training_steps_match(keras, attention_like(gpu_dl), attention_like(keras), rng, (6, 4), classes=3,
+    assert_training_steps_match(keras, build(gpu_dl), build(keras), rng, (6, 4), classes=3,
                                 batch=6)
 
 
-def test_files_written_by_keras_load_and_predict_the_same(tmp_path, rng):
+@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
+def test_files_written_by_keras_load_and_predict_the_same(build, tmp_path, rng):
     keras.utils.set_random_seed(0)
-    theirs = attention_like(keras)
+    theirs = build(keras)
     theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = _data(rng, 9)
     theirs.fit(x, y, epochs=1, batch_size=3, verbose=0)
@@ -82,9 +117,10 @@ def test_files_written_by_keras_load_and_predict_the_same(tmp_path, rng):
     assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=2e-5)
 
 
-def test_keras_loads_files_written_by_gpu_dl(tmp_path, rng):
+@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
+def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
     backend.set_random_seed(2)
-    ours = attention_like(gpu_dl)
+    ours = build(gpu_dl)
     ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = _data(rng, 8)
     ours.fit(x, y, epochs=1, batch_size=4, verbose=0)
@@ -126,3 +162,38 @@ def test_a_composite_layer_using_ops_trains_as_keras_s(rng):
     assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
     assert_training_steps_match(keras, ours, theirs, rng, None, classes=3, batch=5,
                                 inputs=lambda rng, n: rng.integers(0, 12, (n, 7)).astype("int32"))
+
+
+def causal_encoder(lib):
+    """A composite layer adding a sinusoidal positional encoding (ops.arange, sin, cos, concatenate) and attending
+    under a causal mask made with ops.tril, in a functional model."""
+    ops, L = lib.ops, lib.layers
+
+    class CausalEncoder(L.Layer):
+        def __init__(self, dim, **kwargs):
+            super().__init__(**kwargs)
+            self.dim = dim
+            # No biases: the key bias cancels in the softmax, so its gradient is 0 up to rounding, which Adam's
+            # steps would magnify into differences of sign between the libraries.
+            self.attention = L.MultiHeadAttention(num_heads=2, key_dim=4, use_bias=False)
+
+        def call(self, x):
+            length = ops.shape(x)[1]
+            positions = ops.expand_dims(ops.arange(0, length, dtype="float32"), 1)
+            rates = ops.exp(ops.arange(0, self.dim // 2, dtype="float32") * (-numpy.log(100.0) / (self.dim // 2)))
+            angles = positions * ops.expand_dims(rates, 0)
+            h = x + ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+            pairs = ops.matmul(h, ops.transpose(h, (0, 2, 1)))                      # (batch, length, length)
+            causal = ops.cast(ops.tril(ops.ones_like(pairs)), "bool")
+            return self.attention(h, h, attention_mask=causal)
+
+    x = lib.Input(shape=(5, 8), name="x")
+    h = CausalEncoder(8, name="encoder")(x)
+    return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(ops.mean(h, axis=1)))
+
+
+def test_a_causal_encoder_with_sinusoidal_positions_trains_as_keras_s(rng):
+    backend.set_random_seed(4)
+    ours, theirs = causal_encoder(gpu_dl), causal_encoder(keras)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    assert_training_steps_match(keras, ours, theirs, rng, (5, 8), classes=3, batch=4)

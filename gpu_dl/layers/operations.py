@@ -66,6 +66,7 @@ class Operation(Layer):
     takes_input_list = True
     drops_mask = True          # the mask of padded steps ends here without a warning, as in Keras
     keras_module = KERAS_MODULE
+    keyword_arguments = ()     # the call's keyword arguments Keras records in the node (pad's constant_values)
 
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -127,6 +128,17 @@ class Operation(Layer):
                 return "<tensor>"
             return f"<array {a.dtype.name} {a.shape}>" if isinstance(a, numpy.ndarray) else repr(a)
         return "(" + ", ".join(describe(a) for a in arguments) + ")"
+
+    def keras_keywords(self):
+        """The call's keyword arguments as Keras records them in the node (numbers or None)."""
+        return {}
+
+    @classmethod
+    def decode_keyword(cls, key, value, where):
+        """A keyword argument read from a saved call: a number or None; or a ValueError."""
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"{where}: the keyword argument {key!r} must be a number or null, got {value!r:.100}.")
 
     def keras_arguments(self, tensors):
         """The call's positional arguments as Keras records them: ``tensors`` in the places of the tensors."""

@@ -121,7 +121,8 @@ def _operation_entry(operation):
 
 def _node_entry(model, layer, node):
     if isinstance(layer, Operation):
-        return {"args": [_arguments(model, arg) for arg in layer.keras_arguments(node.input_tensors)], "kwargs": {}}
+        return {"args": [_arguments(model, arg) for arg in layer.keras_arguments(node.input_tensors)],
+                "kwargs": {k: _arguments(model, v) for k, v in layer.keras_keywords().items()}}
     if hasattr(layer, "keras_call_arguments"):
         args, kwargs = layer.keras_call_arguments(node)
         return {"args": [_arguments(model, arg) for arg in args],
@@ -276,8 +277,10 @@ def _parse_operation_node(data, where, operation):
     if not isinstance(args, list) or (len(args) != operation.arity if operation.arity is not None else not args):
         raise ValueError(f"{where}: the operation takes {operation.arity} positional argument(s); its node lists "
                          f"{args!r:.200}.")
-    if data.get("kwargs"):
-        raise ValueError(f"{where}: the operation takes no keyword arguments, got {data['kwargs']!r:.200}.")
+    kwargs = data.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or set(kwargs) - set(operation.keyword_arguments):
+        takes = ", ".join(operation.keyword_arguments) or "no keyword arguments"
+        raise ValueError(f"{where}: the operation takes {takes}, got {data['kwargs']!r:.200}.")
     parsed = []
     for position, value in enumerate(args):
         if isinstance(value, dict) and value.get("class_name") == _TENSOR:
@@ -288,7 +291,7 @@ def _parse_operation_node(data, where, operation):
             parsed.append(_Constant(operation.decode_argument(position, value, where)))
     if all(isinstance(p, _Constant) for p in parsed):
         raise ValueError(f"{where}: the operation's arguments hold no tensor.")
-    return parsed, {}
+    return parsed, {k: operation.decode_keyword(k, v, where) for k, v in kwargs.items()}
 
 
 def _operation_from_entry(entry, name, where):
@@ -500,7 +503,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             call_kwargs["attention_mask"] = tensor_of(kwargs["attention_mask"], at)
         try:
             if isinstance(layer, Operation):
-                result = layer.apply(*[a.value if isinstance(a, _Constant) else resolve(a, at) for a in argument])
+                result = layer.apply(*[a.value if isinstance(a, _Constant) else resolve(a, at) for a in argument],
+                                     **{k: v for k, v in kwargs.items() if k in layer.keyword_arguments})
             else:
                 result = layer(resolve(argument, at), **call_kwargs)
         except (TypeError, ValueError) as e:

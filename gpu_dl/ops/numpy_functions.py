@@ -10,9 +10,12 @@ ends included.
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from ..backend import array_module
+from . import elementwise
 
 
 def normalize_axes(axis, ndim):
@@ -296,3 +299,269 @@ def take_along_axis_backward(dy, operands, y, axis):
 
 def _add_at(xp, target, index, values):
     xp.add.at(target, index, values)        # CuPy's is an atomic-add scatter, as in ops/embedding.py
+
+
+# ---------------------------------------------------------------- element-wise: trigonometry and activations
+def sin_backward(dy, operands, y):
+    return [dy * array_module(dy).cos(operands[0])]
+
+
+def cos_backward(dy, operands, y):
+    return [-dy * array_module(dy).sin(operands[0])]
+
+
+def erf_forward(x):
+    return elementwise._erf(x)
+
+
+def erf_backward(dy, operands, y):
+    x, = operands
+    return [dy * (array_module(x).exp(-x * x) * x.dtype.type(2 / math.sqrt(math.pi)))]
+
+
+def gelu_backward(dy, operands, y, approximate):
+    return [elementwise.gelu_backward(operands[0], y, dy, approximate=approximate)]
+
+
+def silu_backward(dy, operands, y):
+    return [elementwise.silu_backward(operands[0], y, dy)]
+
+
+def softplus_backward(dy, operands, y):
+    return [elementwise.softplus_backward(operands[0], y, dy)]
+
+
+def log_softmax_forward(x, axis):
+    return elementwise.log_softmax_forward(x, axis=normalize_axes(axis, x.ndim))
+
+
+def log_softmax_backward(dy, operands, y, axis):
+    return [elementwise.log_softmax_backward(operands[0], y, dy, axis=normalize_axes(axis, y.ndim))]
+
+
+def logsumexp_forward(x, axis, keepdims):
+    """log(sum(exp(x))) over ``axis``: the largest element is taken out first, so nothing overflows."""
+    xp = array_module(x)
+    axes = normalize_axes(axis, x.ndim)
+    top = x.max(axis=axes, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, x.dtype.type(0))
+    y = xp.log(xp.exp(x - top).sum(axis=axes, keepdims=True)) + top
+    return y if keepdims else y.reshape([n for i, n in enumerate(y.shape) if i not in axes])
+
+
+def logsumexp_backward(dy, operands, y, axis, keepdims):
+    x, = operands
+    axes = normalize_axes(axis, x.ndim)
+    return [_kept(dy, axes, keepdims) * array_module(x).exp(x - _kept(y, axes, keepdims))]
+
+
+# ---------------------------------------------------------------- statistics
+def var_forward(x, axis, keepdims):
+    return x.var(axis=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def var_backward(dy, operands, y, axis, keepdims):
+    x, = operands
+    axes = normalize_axes(axis, x.ndim)
+    count = int(numpy.prod([x.shape[a] for a in axes])) if axes else 1
+    centred = x - x.mean(axis=axes, keepdims=True)
+    return [_kept(dy, axes, keepdims) * centred * x.dtype.type(2 / max(count, 1))]
+
+
+def std_forward(x, axis, keepdims):
+    return x.std(axis=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def std_backward(dy, operands, y, axis, keepdims):
+    """(x - mean) / (n std), 0 where the deviation is 0 (every element equal)."""
+    x, = operands
+    axes = normalize_axes(axis, x.ndim)
+    count = int(numpy.prod([x.shape[a] for a in axes])) if axes else 1
+    centred = x - x.mean(axis=axes, keepdims=True)
+    s = _kept(y, axes, keepdims)
+    xp = array_module(x)
+    scale = xp.where(s > 0, 1 / (xp.where(s > 0, s, 1) * x.dtype.type(max(count, 1))), 0).astype(x.dtype)
+    return [_kept(dy, axes, keepdims) * centred * scale]
+
+
+def moments_backward(dys, operands, ys, axes, keepdims):
+    dmean, dvar = dys
+    x, = operands
+    axes = normalize_axes(axes, x.ndim)
+    count = int(numpy.prod([x.shape[a] for a in axes])) if axes else 1
+    centred = x - x.mean(axis=axes, keepdims=True)
+    return [(_kept(dmean, axes, keepdims) + _kept(dvar, axes, keepdims) * centred * x.dtype.type(2)) /
+            x.dtype.type(max(count, 1))]
+
+
+def prod_forward(x, axis, keepdims):
+    return x.prod(axis=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def prod_backward(dy, operands, y, axis, keepdims):
+    """Each element's gradient is the product of the others (exact with zeros): the products before it times
+    those after it, along the reduced axes laid out as one."""
+    x, = operands
+    xp = array_module(x)
+    axes = normalize_axes(axis, x.ndim)
+    kept = [i for i in range(x.ndim) if i not in axes]
+    moved = x.transpose(kept + list(axes))
+    flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
+    ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+    before = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    after = xp.cumprod(xp.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    others = (before * after).reshape(moved.shape).transpose(tuple(numpy.argsort(kept + list(axes))))
+    return [_kept(dy, axes, keepdims) * others]
+
+
+def cumsum_forward(x, axis):
+    return array_module(x).cumsum(x, axis=axis)
+
+
+def cumsum_backward(dy, operands, y, axis):
+    x, = operands
+    xp = array_module(dy)
+    if axis is None:
+        return [xp.cumsum(dy[::-1])[::-1].reshape(x.shape)]
+    flipped = xp.flip(dy, axis=axis)
+    return [xp.flip(xp.cumsum(flipped, axis=axis), axis=axis)]
+
+
+def norm_forward(x, ord, axis, keepdims):
+    """The 2-norm (Frobenius for two axes) over ``axis``; None: of all the elements."""
+    xp = array_module(x)
+    return xp.sqrt((x * x).sum(axis=normalize_axes(axis, x.ndim), keepdims=keepdims))
+
+
+def norm_backward(dy, operands, y, ord, axis, keepdims):
+    x, = operands
+    xp = array_module(x)
+    axes = normalize_axes(axis, x.ndim)
+    n = _kept(y, axes, keepdims)
+    return [_kept(dy, axes, keepdims) * x / xp.where(n > 0, n, 1)]
+
+
+def l2_normalize_forward(x, axis, epsilon):
+    """Keras's normalize of order 2: x * min(1 / sqrt(sum(x^2)), 1 / epsilon)."""
+    xp = array_module(x)
+    square_sum = (x * x).sum(axis=axis, keepdims=True)
+    with numpy.errstate(divide="ignore"):
+        inverse = xp.minimum(1 / xp.sqrt(square_sum), x.dtype.type(1 / epsilon))
+    return x * inverse
+
+
+def l2_normalize_backward(dy, operands, y, axis, epsilon):
+    x, = operands
+    xp = array_module(x)
+    square_sum = (x * x).sum(axis=axis, keepdims=True)
+    bounded = square_sum < x.dtype.type(epsilon) ** 2      # where 1 / epsilon is the smaller factor
+    safe = xp.where(bounded, 1, square_sum)
+    inverse = xp.where(bounded, x.dtype.type(1 / epsilon), 1 / xp.sqrt(safe))
+    free = (~bounded) * (dy * x).sum(axis=axis, keepdims=True) * inverse ** 3
+    return [dy * inverse - x * free]
+
+
+# ---------------------------------------------------------------- rearranging
+def split_sections(size, indices_or_sections, where):
+    """The (start, stop) of each part of an axis of ``size`` split as NumPy's ``split`` does."""
+    if isinstance(indices_or_sections, (int, numpy.integer)):
+        count = int(indices_or_sections)
+        if count < 1 or size % count:
+            raise ValueError(f"{where}: an axis of size {size} cannot be split into {count} equal parts.")
+        ends = [size // count * i for i in range(count + 1)]
+    else:
+        ends = [0] + [min(max(int(i), 0), size) for i in indices_or_sections] + [size]
+    return [(a, max(a, b)) for a, b in zip(ends[:-1], ends[1:])]
+
+
+def split_backward(dys, operands, ys, axis):
+    return [array_module(dys[0]).concatenate(dys, axis=axis)]
+
+
+def tile_repeats(repeats, ndim):
+    repeats = (int(repeats),) if isinstance(repeats, (int, numpy.integer)) else tuple(int(r) for r in repeats)
+    return (1,) * (ndim - len(repeats)) + repeats
+
+
+def tile_backward(dy, operands, y, repeats):
+    x, = operands
+    repeats = tile_repeats(repeats, x.ndim)
+    shape = (1,) * (len(repeats) - x.ndim) + tuple(x.shape)
+    g = dy.reshape([n for r, s in zip(repeats, shape) for n in (r, s)])
+    return [g.sum(axis=tuple(range(0, g.ndim, 2))).reshape(x.shape)]
+
+
+def repeat_indices(size, repeats):
+    """The indices ``take`` reads to repeat each of ``size`` elements ``repeats`` times (one number or each's)."""
+    return numpy.repeat(numpy.arange(size), numpy.broadcast_to(numpy.asarray(repeats, dtype=numpy.int64), (size,)))
+
+
+def pad_widths(pad_width, ndim):
+    return [tuple(int(v) for v in pair) for pair in numpy.broadcast_to(numpy.asarray(pad_width), (ndim, 2))]
+
+
+def pad_forward(x, pad_width, constant_values):
+    xp = array_module(x)
+    return xp.pad(x, pad_widths(pad_width, x.ndim), mode="constant",
+                  constant_values=0 if constant_values is None else constant_values)
+
+
+def pad_backward(dy, operands, y, pad_width):
+    widths = pad_widths(pad_width, dy.ndim)
+    return [dy[tuple(slice(a, n - b) for (a, b), n in zip(widths, dy.shape))]]
+
+
+def flip_backward(dy, operands, y, axis):
+    return [array_module(dy).flip(dy, axis=axis)]
+
+
+def roll_backward(dy, operands, y, shift, axis):
+    negated = -shift if isinstance(shift, int) else tuple(-s for s in shift)
+    return [array_module(dy).roll(dy, negated, axis=axis)]
+
+
+def slice_forward(x, start_indices, shape):
+    return x[tuple(slice(s, s + n) for s, n in zip(start_indices, shape))]
+
+
+def slice_backward(dy, operands, y, start_indices, shape):
+    x, = operands
+    g = array_module(dy).zeros(x.shape, dtype=dy.dtype)
+    g[tuple(slice(s, s + n) for s, n in zip(start_indices, shape))] = dy
+    return [g]
+
+
+def triangle_backward(dy, operands, y, k, lower):
+    xp = array_module(dy)
+    return [(xp.tril if lower else xp.triu)(dy, k)]
+
+
+# ---------------------------------------------------------------- products
+def tensordot_subscripts(a_ndim, b_ndim, axes):
+    """The einsum subscripts of ``tensordot(a, b, axes)``: axes an int (the last ``axes`` of a with the first of b)
+    or two sequences of axes."""
+    if isinstance(axes, (int, numpy.integer)):
+        a_axes, b_axes = list(range(a_ndim - int(axes), a_ndim)), list(range(int(axes)))
+    else:
+        a_axes, b_axes = ([int(a)] if isinstance(a, (int, numpy.integer)) else [int(i) for i in a] for a in axes)
+    a_axes, b_axes = [i % a_ndim for i in a_axes], [i % b_ndim for i in b_axes]
+    if len(a_axes) != len(b_axes):
+        raise ValueError(f"tensordot's axes {axes} pair {len(a_axes)} axes of the first operand with {len(b_axes)} "
+                         "of the second.")
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    a_term = [next(letters) for _ in range(a_ndim)]
+    b_term = [next(letters) for _ in range(b_ndim)]
+    for i, j in zip(a_axes, b_axes):
+        b_term[j] = a_term[i]
+    out = [c for i, c in enumerate(a_term) if i not in a_axes] + [c for j, c in enumerate(b_term) if j not in b_axes]
+    return "".join(a_term) + "," + "".join(b_term) + "->" + "".join(out)
+
+
+def dot_subscripts(a_ndim, b_ndim):
+    """NumPy's ``dot``: a product of scalars, or the last axis of a against the second-to-last of b (its only, for
+    a vector)."""
+    if a_ndim == 0 or b_ndim == 0:
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        a, b = letters[:a_ndim], letters[a_ndim:a_ndim + b_ndim]
+        return f"{a},{b}->{a}{b}"
+    return tensordot_subscripts(a_ndim, b_ndim, ([a_ndim - 1], [max(b_ndim - 2, 0)]))

@@ -8,7 +8,7 @@ composite layer) it records an operation of the graph, as Keras does
 (``operations.py``): a forward, an exact backward, and Keras's class, module
 and config in a saved ``.keras`` file.
 
-The constants (``arange``, ``zeros``, ``ones``) are arrays; an operator or an
+The constants (``arange``, ``zeros``, ``ones``, ``eye``, ``full``, ``linspace``) are arrays; an operator or an
 operation given one beside a symbolic tensor keeps it in the graph. Keras's
 ``conv`` and ``conv_transpose`` are not offered: ``gpu_dl.ops`` keeps its
 internal modules of those names (use the ``Conv*`` layers).
@@ -16,6 +16,7 @@ internal modules of those names (use the ``Conv*`` layers).
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy
 
@@ -30,9 +31,14 @@ __all__ = [
     "mean", "sum", "max", "min", "sqrt", "square", "exp", "log", "tanh", "sigmoid", "relu", "softmax",
     "maximum", "minimum", "clip", "add", "subtract", "multiply", "divide", "true_divide", "power", "negative",
     "abs", "absolute", "matmul", "einsum", "where", "take", "take_along_axis", "get_item",
+    "sin", "cos", "erf", "gelu", "silu", "swish", "softplus", "log_softmax", "logsumexp",
+    "split", "tile", "repeat", "pad", "broadcast_to", "flip", "roll", "slice", "one_hot", "argmax", "argmin",
+    "cumsum", "var", "std", "prod", "norm", "dot", "tensordot",
+    "tril", "triu", "eye", "full", "full_like", "linspace", "greater", "greater_equal", "less", "less_equal", "equal",
+    "not_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "any", "all", "moments", "normalize",
 ]
 
-_python_abs = abs
+_python_abs, _python_slice, _python_any, _python_all = abs, slice, any, all
 
 
 def _symbolic(*values):
@@ -110,7 +116,7 @@ def arange(start, stop=None, step=None, dtype=None):
         start, stop = 0, start
     step = 1 if step is None else step
     if dtype is None:
-        floats = any(isinstance(v, (float, numpy.floating)) or (hasattr(v, "dtype") and v.dtype.kind == "f")
+        floats = _python_any(isinstance(v, (float, numpy.floating)) or (hasattr(v, "dtype") and v.dtype.kind == "f")
                      for v in (start, stop, step))
         dtype = backend.floatx() if floats else "int32"
     values = [v.item() if hasattr(v, "item") else v for v in (start, stop, step)]
@@ -247,8 +253,8 @@ def _binary(cls, eager, x1, x2):
     a = x1 if isinstance(x1, numbers.Real) else _array(x1)
     b = x2 if isinstance(x2, numbers.Real) else _array(x2)
     xp = backend.array_module(*[v for v in (a, b) if hasattr(v, "shape")]) if \
-        any(hasattr(v, "shape") for v in (a, b)) else backend.xp()
-    return eager(xp)(a, b) if any(hasattr(v, "shape") for v in (a, b)) else xp.asarray(eager(xp)(a, b))
+        _python_any(hasattr(v, "shape") for v in (a, b)) else backend.xp()
+    return eager(xp)(a, b) if _python_any(hasattr(v, "shape") for v in (a, b)) else xp.asarray(eager(xp)(a, b))
 
 
 def maximum(x1, x2):
@@ -346,3 +352,228 @@ def take_along_axis(x, indices, axis=None):
     xp = backend.array_module(x)
     return numpy_functions.take_along_axis_forward(x, xp.asarray(_array(indices)), axis)
 
+
+
+# ------------------------------------------------------------------ trigonometry and activations
+def _local(cls, *args, **kwargs):
+    """An operation object for computing on arrays, named without taking a name from the graph's counter."""
+    return cls(*args, name=cls.__name__.lower(), **kwargs)
+
+
+sin = _elementwise(_ops.Sin)
+cos = _elementwise(_ops.Cos)
+erf = _elementwise(_ops.Erf)
+silu = _elementwise(_ops.Silu)
+softplus = _elementwise(_ops.Softplus)
+
+
+def swish(x):
+    """Keras's ``swish``: ``silu`` (recorded as Keras's ``Silu``)."""
+    return silu(x)
+
+
+def gelu(x, approximate=True):
+    return _unary(_ops.Gelu(approximate) if is_symbolic(x) else _local(_ops.Gelu, approximate), x)
+
+
+def log_softmax(x, axis=-1):
+    return _unary(_ops.LogSoftmax(axis) if is_symbolic(x) else _local(_ops.LogSoftmax, axis), x)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return _unary(_ops.Logsumexp(axis, keepdims) if is_symbolic(x) else _local(_ops.Logsumexp, axis, keepdims), x)
+
+
+# ------------------------------------------------------------------ statistics
+def var(x, axis=None, keepdims=False):
+    return _unary(_ops.Var(axis, keepdims) if is_symbolic(x) else _local(_ops.Var, axis, keepdims), x)
+
+
+def std(x, axis=None, keepdims=False):
+    return _unary(_ops.Std(axis, keepdims) if is_symbolic(x) else _local(_ops.Std, axis, keepdims), x)
+
+
+def prod(x, axis=None, keepdims=False, dtype=None):
+    return _unary(_ops.Prod(axis, keepdims, dtype) if is_symbolic(x) else _local(_ops.Prod, axis, keepdims, dtype), x)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Keras's ``linalg.norm`` for the 2-norm of vectors and the Frobenius norm (see ``operations.Norm``)."""
+    return _unary(_ops.Norm(ord, axis, keepdims) if is_symbolic(x) else _local(_ops.Norm, ord, axis, keepdims), x)
+
+
+def cumsum(x, axis=None, dtype=None):
+    return _unary(_ops.Cumsum(axis, dtype) if is_symbolic(x) else _local(_ops.Cumsum, axis, dtype), x)
+
+
+def argmax(x, axis=None, keepdims=False):
+    """The int32 index of the largest element (the first of ties) along ``axis`` (None: of the flattened tensor);
+    no gradient."""
+    return _unary(_ops.Argmax(axis, keepdims) if is_symbolic(x) else _local(_ops.Argmax, axis, keepdims), x)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return _unary(_ops.Argmin(axis, keepdims) if is_symbolic(x) else _local(_ops.Argmin, axis, keepdims), x)
+
+
+def moments(x, axes, keepdims=False, synchronized=False):
+    """``(mean, variance)`` over ``axes``: on symbolic tensors one operation of two outputs, as in Keras."""
+    if is_symbolic(x):
+        return tuple(_ops.Moments(axes, keepdims, synchronized).apply(x))
+    return tuple(_unary(_local(_ops.Moments, axes, keepdims, synchronized), x))
+
+
+def normalize(x, axis=-1, order=2, epsilon=None):
+    """Keras's ``normalize``: ``x`` divided by its L2 norm along ``axis`` (at most ``1 / epsilon`` times x)."""
+    return _unary(_ops.Normalize(axis, order, epsilon) if is_symbolic(x) else
+                  _local(_ops.Normalize, axis, order, epsilon), x)
+
+
+# ------------------------------------------------------------------ rearranging
+def _rearranged(cls, x, *args):
+    if is_symbolic(x):
+        return cls(*args).apply(x)
+    return _local(cls, *args).forward_array(_array(x))
+
+
+def split(x, indices_or_sections, axis=0):
+    """A list of parts: ``indices_or_sections`` equal ones, or cut at those indices."""
+    if is_symbolic(x):
+        return _ops.Split(indices_or_sections, axis).apply(x)
+    x = _array(x)
+    op = _local(_ops.Split, indices_or_sections, axis)
+    return [x[(_python_slice(None),) * (axis % x.ndim) + (_python_slice(a, b),)]
+            for a, b in op._bounds(x.shape[axis])]
+
+
+def tile(x, repeats):
+    return _rearranged(_ops.Tile, x, repeats)
+
+
+def repeat(x, repeats, axis=None):
+    return _rearranged(_ops.Repeat, x, repeats, axis)
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    if is_symbolic(x):
+        return _ops.Pad(pad_width, mode).apply(x, constant_values=constant_values)
+    op = _local(_ops.Pad, pad_width, mode)
+    op.constant_values = constant_values
+    return op.forward_array(_array(x))
+
+
+def broadcast_to(x, shape):
+    return _rearranged(_ops.BroadcastTo, x, shape)
+
+
+def flip(x, axis=None):
+    return _rearranged(_ops.Flip, x, axis)
+
+
+def roll(x, shift, axis=None):
+    return _rearranged(_ops.Roll, x, shift, axis)
+
+
+def slice(x, start_indices, shape):
+    """Keras's ``slice``: the block of ``shape`` starting at ``start_indices`` (numbers)."""
+    if is_symbolic(x):
+        return _ops.Slice(shape).apply(x, tuple(start_indices))
+    x = _array(x)
+    return x[tuple(_python_slice(int(s), int(s) + int(n)) for s, n in zip(start_indices, shape))]
+
+
+def tril(x, k=0):
+    return _rearranged(_ops.Tril, x, k)
+
+
+def triu(x, k=0):
+    return _rearranged(_ops.Triu, x, k)
+
+
+def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+    """Integer classes as one-hot vectors (floatx by default) along a new ``axis``; no gradient."""
+    return _rearranged(_ops.OneHot, x, num_classes, axis, dtype, sparse)
+
+
+# ------------------------------------------------------------------ products
+def tensordot(x1, x2, axes=2):
+    if is_symbolic(x1) or is_symbolic(x2):
+        return _ops.Tensordot(axes).apply(x1, x2)
+    a, b = _array(x1), _array(x2)
+    xp = backend.array_module(a, b)
+    return xp.tensordot(xp.asarray(a), xp.asarray(b), axes=axes)
+
+
+def dot(x1, x2):
+    if is_symbolic(x1) or is_symbolic(x2):
+        return _ops.Dot().apply(x1, x2)
+    a, b = _array(x1), _array(x2)
+    xp = backend.array_module(a, b)
+    return xp.dot(xp.asarray(a), xp.asarray(b))
+
+
+# ------------------------------------------------------------------ constants
+def eye(N, M=None, k=0, dtype=None):
+    return backend.to_device(numpy.eye(int(N), None if M is None else int(M), int(k),
+                                       dtype=_ops.standardize_dtype(dtype or backend.floatx())))
+
+
+def full(shape, fill_value, dtype=None):
+    """``shape`` filled with ``fill_value``, of ``dtype`` or the number's (floatx for a float, int32 for an int)."""
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(_size(n) for n in shape)
+    fill = _array(fill_value, dtype)
+    return backend.array_module(fill).full(shape, fill.item(), dtype=fill.dtype)
+
+
+def full_like(x, fill_value, dtype=None):
+    if is_symbolic(x):
+        return _ops.FullLike(dtype).apply(x, fill_value)
+    x = _array(x)
+    return backend.array_module(x).full(x.shape, fill_value, dtype=_ops.standardize_dtype(dtype) if dtype else x.dtype)
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """``num`` evenly spaced numbers from ``start`` to ``stop`` (floatx unless ``dtype``), as an array."""
+    values = numpy.linspace(start, stop, int(num), endpoint=endpoint, retstep=retstep, axis=axis)
+    array = values[0] if retstep else values
+    array = backend.to_device(array, dtype=_ops.standardize_dtype(dtype or backend.floatx()))
+    return (array, values[1]) if retstep else array
+
+
+# ------------------------------------------------------------------ comparisons and logic
+def _compare(cls):
+    name = "_".join(part.lower() for part in re.findall("[A-Z][a-z]*", cls.__name__))
+
+    def function(x1, x2):
+        if is_symbolic(x1) or is_symbolic(x2):
+            return cls().apply(x1, x2)
+        return _binary(None, lambda xp: getattr(xp, cls.compare), x1, x2)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Keras's ``{name}``: element-wise, broadcast as NumPy does; a bool tensor, no gradient."
+    return function
+
+
+greater = _compare(_ops.Greater)
+greater_equal = _compare(_ops.GreaterEqual)
+less = _compare(_ops.Less)
+less_equal = _compare(_ops.LessEqual)
+equal = _compare(_ops.Equal)
+not_equal = _compare(_ops.NotEqual)
+logical_and = _compare(_ops.LogicalAnd)
+logical_or = _compare(_ops.LogicalOr)
+logical_xor = _compare(_ops.LogicalXor)
+
+
+def logical_not(x):
+    if is_symbolic(x):
+        return _ops.LogicalNot().apply(x)
+    x = _array(x)
+    return backend.array_module(x).logical_not(x)
+
+
+def any(x, axis=None, keepdims=False):
+    return _rearranged(_ops.Any, x, axis, keepdims)
+
+
+def all(x, axis=None, keepdims=False):
+    return _rearranged(_ops.All, x, axis, keepdims)
