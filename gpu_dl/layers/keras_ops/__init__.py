@@ -24,6 +24,7 @@ from ... import backend
 from ..indexing_operations import Matmul
 from ..symbolic import is_symbolic
 from . import operations as _ops
+from .base import _eager
 
 __all__ = [
     "shape", "cast", "arange", "zeros", "ones", "zeros_like", "ones_like", "convert_to_tensor", "convert_to_numpy",
@@ -70,14 +71,6 @@ def _unary(op, x):
     if x.dtype.kind in "iub" and not op.keeps_integers:
         x = x.astype(backend.floatx())
     return op.forward_function(x)
-
-
-def _eager(cls, **config):
-    """An operation object for computing on arrays: it gets no name of its own (names are taken per use in a
-    graph only, so computing on arrays does not change the names later operations get)."""
-    op = cls.__new__(cls)
-    op.__dict__.update(config)
-    return op
 
 
 # ------------------------------------------------------------------ shapes, dtypes, constants
@@ -353,11 +346,16 @@ def take_along_axis(x, indices, axis=None):
     return numpy_functions.take_along_axis_forward(x, xp.asarray(_array(indices)), axis)
 
 
-
 # ------------------------------------------------------------------ trigonometry and activations
 def _local(cls, *args, **kwargs):
     """An operation object for computing on arrays, named without taking a name from the graph's counter."""
     return cls(*args, name=cls.__name__.lower(), **kwargs)
+
+
+def _made(x, cls, *args):
+    """The operation ``cls(*args)`` for ``x``: one of the graph's, named by its counter, for a symbolic tensor;
+    one for computing at once otherwise."""
+    return cls(*args) if is_symbolic(x) else _local(cls, *args)
 
 
 sin = _elementwise(_ops.Sin)
@@ -373,47 +371,47 @@ def swish(x):
 
 
 def gelu(x, approximate=True):
-    return _unary(_ops.Gelu(approximate) if is_symbolic(x) else _local(_ops.Gelu, approximate), x)
+    return _unary(_made(x, _ops.Gelu, approximate), x)
 
 
 def log_softmax(x, axis=-1):
-    return _unary(_ops.LogSoftmax(axis) if is_symbolic(x) else _local(_ops.LogSoftmax, axis), x)
+    return _unary(_made(x, _ops.LogSoftmax, axis), x)
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    return _unary(_ops.Logsumexp(axis, keepdims) if is_symbolic(x) else _local(_ops.Logsumexp, axis, keepdims), x)
+    return _unary(_made(x, _ops.Logsumexp, axis, keepdims), x)
 
 
 # ------------------------------------------------------------------ statistics
 def var(x, axis=None, keepdims=False):
-    return _unary(_ops.Var(axis, keepdims) if is_symbolic(x) else _local(_ops.Var, axis, keepdims), x)
+    return _unary(_made(x, _ops.Var, axis, keepdims), x)
 
 
 def std(x, axis=None, keepdims=False):
-    return _unary(_ops.Std(axis, keepdims) if is_symbolic(x) else _local(_ops.Std, axis, keepdims), x)
+    return _unary(_made(x, _ops.Std, axis, keepdims), x)
 
 
 def prod(x, axis=None, keepdims=False, dtype=None):
-    return _unary(_ops.Prod(axis, keepdims, dtype) if is_symbolic(x) else _local(_ops.Prod, axis, keepdims, dtype), x)
+    return _unary(_made(x, _ops.Prod, axis, keepdims, dtype), x)
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
     """Keras's ``linalg.norm`` for the 2-norm of vectors and the Frobenius norm (see ``operations.Norm``)."""
-    return _unary(_ops.Norm(ord, axis, keepdims) if is_symbolic(x) else _local(_ops.Norm, ord, axis, keepdims), x)
+    return _unary(_made(x, _ops.Norm, ord, axis, keepdims), x)
 
 
 def cumsum(x, axis=None, dtype=None):
-    return _unary(_ops.Cumsum(axis, dtype) if is_symbolic(x) else _local(_ops.Cumsum, axis, dtype), x)
+    return _unary(_made(x, _ops.Cumsum, axis, dtype), x)
 
 
 def argmax(x, axis=None, keepdims=False):
     """The int32 index of the largest element (the first of ties) along ``axis`` (None: of the flattened tensor);
     no gradient."""
-    return _unary(_ops.Argmax(axis, keepdims) if is_symbolic(x) else _local(_ops.Argmax, axis, keepdims), x)
+    return _unary(_made(x, _ops.Argmax, axis, keepdims), x)
 
 
 def argmin(x, axis=None, keepdims=False):
-    return _unary(_ops.Argmin(axis, keepdims) if is_symbolic(x) else _local(_ops.Argmin, axis, keepdims), x)
+    return _unary(_made(x, _ops.Argmin, axis, keepdims), x)
 
 
 def moments(x, axes, keepdims=False, synchronized=False):
@@ -425,8 +423,7 @@ def moments(x, axes, keepdims=False, synchronized=False):
 
 def normalize(x, axis=-1, order=2, epsilon=None):
     """Keras's ``normalize``: ``x`` divided by its L2 norm along ``axis`` (at most ``1 / epsilon`` times x)."""
-    return _unary(_ops.Normalize(axis, order, epsilon) if is_symbolic(x) else
-                  _local(_ops.Normalize, axis, order, epsilon), x)
+    return _unary(_made(x, _ops.Normalize, axis, order, epsilon), x)
 
 
 # ------------------------------------------------------------------ rearranging

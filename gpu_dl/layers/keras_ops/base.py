@@ -1,0 +1,115 @@
+"""The base of the operations ``gpu_dl.ops`` records (``operations.py`` gathers them): Keras's operation
+modules, the axis and dtype rules they share, and ``KerasOperation``."""
+from __future__ import annotations
+
+import numpy
+
+from ... import backend
+from ...ops import numpy_functions as fn
+from ..operations import Operation
+from ..symbolic import is_symbolic
+
+NUMPY, NN, CORE = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.core"
+MATH, LINALG = "keras.src.ops.math", "keras.src.ops.linalg"
+
+
+def standardize_dtype(dtype):
+    """A dtype as Keras names it: ``"float32"``, ``"int32"``, ``"bool"``, ... (Python's int and float: int32 and
+    floatx, as Keras takes them)."""
+    if dtype is int or dtype == "int":
+        return "int32"
+    if dtype is float or dtype == "float":
+        return backend.floatx()
+    if dtype is bool:
+        return "bool"
+    try:
+        return numpy.dtype(getattr(dtype, "name", dtype)).name
+    except TypeError:
+        raise TypeError(f"{dtype!r} is not a dtype.") from None
+
+
+def _float(dtype):
+    return numpy.dtype(dtype).kind == "f"
+
+
+def _axis_setting(axis):
+    """An axis setting as Keras keeps it: None, an int, or a tuple of ints."""
+    if axis is None or isinstance(axis, (int, numpy.integer)):
+        return None if axis is None else int(axis)
+    return tuple(int(a) for a in axis)
+
+
+def _axes(axis, ndim, where):
+    try:
+        return fn.normalize_axes(axis, ndim)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _reduced_shape(shape, axes, keepdims):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape)) if keepdims else \
+        tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+class KerasOperation(Operation):
+    """One tensor in, one tensor out, with settings; integer inputs take no gradient."""
+
+    arity = 1
+    keras_module = NUMPY
+    keeps_integers = True       # an integer input keeps its dtype (else: floatx)
+
+    def result_dtype(self, tensors, arguments):
+        dtypes = [t.dtype for t in tensors]
+        floats = [d for d in dtypes if _float(d)]
+        if floats:
+            return numpy.result_type(*floats).name
+        return numpy.result_type(*dtypes).name if self.keeps_integers and dtypes else backend.floatx()
+
+    def output_shape_of(self, arguments, shapes):
+        return tuple(shapes[0])
+
+    def forward_function(self, x):
+        return self.forward_array(x)
+
+    def backward(self, dy):
+        operands, _ = self.saved()
+        if not any(_float(o.dtype) for o, a in zip(operands, self.arguments) if a is None):
+            return None if sum(a is None for a in self.arguments) == 1 else [None] * sum(
+                a is None for a in self.arguments)
+        return super().backward(dy)
+
+
+def _several_outputs(op, x, count):
+    """The symbolic call of an operation of ``count`` outputs (split, moments): its tensors, as a list."""
+    from ..symbolic import KerasTensor, Node
+    if not is_symbolic(x):
+        raise TypeError(f"{op._where()} takes a symbolic tensor, got {x!r:.80}.")
+    if op.arguments is not None:
+        raise ValueError(f"{op._where()} was called already; a later call needs an operation of its own.")
+    shapes = op.output_shape_of([None], [x.shape])
+    op.arguments = [None]
+    op.dtype = op.result_dtype([x], [None])
+    op.built = True
+    outputs = [KerasTensor(shape, dtype=op.dtype) for shape in shapes]
+    Node(op, args=(x,), outputs=outputs)
+    return outputs
+
+
+def _xp(x):
+    return backend.array_module(x)
+
+
+def _nested_tuple(value):
+    return tuple(_nested_tuple(v) for v in value) if isinstance(value, (list, tuple)) else int(value)
+
+
+def _nested_list(value):
+    return [_nested_list(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _eager(cls, **config):
+    """An operation object for computing on arrays: it gets no name of its own (names are taken per use in a
+    graph only, so computing on arrays does not change the names later operations get)."""
+    op = cls.__new__(cls)
+    op.__dict__.update(config)
+    return op
