@@ -1,4 +1,8 @@
-"""A check the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3."""
+"""Checks the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3, and a
+gpu_dl model's .keras file read by Keras."""
+import json
+import zipfile
+
 import numpy
 import pytest
 
@@ -28,3 +32,17 @@ def assert_training_steps_match(keras, ours, theirs, rng, sample_shape, classes,
         assert ours_loss == pytest.approx(theirs_loss, rel=2e-5, abs=1e-6), f"step {step}"
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def keras_loads_our_file(keras, ours, x, y, tmp_path):
+    """Train ``ours`` for an epoch on (x, y) (Adam, sparse categorical cross-entropy), save it, and load the file in
+    Keras, which must predict the same; returns (Keras's model, the config the file holds) for checks of its
+    entries."""
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ours.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    with zipfile.ZipFile(tmp_path / "g.keras") as archive:
+        written = json.loads(archive.read("config.json"))
+    return theirs, written["config"]
