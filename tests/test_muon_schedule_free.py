@@ -2,8 +2,9 @@
 slot layout, Schedule-Free's starting point and final weights, state, configs, the registry and bad arguments.
 
 The references below transcribe Keras 3.15's ``muon.py`` and ``schedule_free_adamw.py`` (Schedule-Free with the
-``z`` from before each step, as the paper and Keras on JAX have it) into float64 NumPy, one variable at a time, including the few places where Keras rounds to float32 whatever the
-variable's dtype (Muon's matrix norm and its ``sqrt(max(rows, columns))``, Schedule-Free's warmup factor)."""
+``z`` from before each step, as the paper and Keras on JAX have it) into float64 NumPy, one variable at a time,
+including the few places where Keras rounds to float32 whatever the variable's dtype (Muon's matrix norm and
+its ``sqrt(max(rows, columns))``, Schedule-Free's warmup factor)."""
 import math
 import re
 

@@ -244,7 +244,8 @@ def _config_with_operation(edit):
     (lambda e: e["inbound_nodes"].append(e["inbound_nodes"][0]), "made for one call"),
     (lambda e: e["inbound_nodes"][0]["args"].append(1.0), "takes 2 positional argument"),
     (lambda e: e["inbound_nodes"][0].update(kwargs={"x": 1}), "takes no keyword arguments"),
-    (lambda e: e["inbound_nodes"][0]["args"].__setitem__(1, "two"), "must be a symbolic tensor .*, a number or an array"),
+    (lambda e: e["inbound_nodes"][0]["args"].__setitem__(1, "two"),
+     "must be a symbolic tensor .*, a number or an array"),
     (lambda e: e["inbound_nodes"][0]["args"].__setitem__(0, 3.0), "hold no tensor"),
     (lambda e: e["config"].update(dtype="float32"), "takes only a name"),
 ])

@@ -184,7 +184,8 @@ class Variable:
         module = backend.array_module(self.value)
         new = module.asarray(value, dtype=self.value.dtype)
         if tuple(new.shape) != self.shape:
-            raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot assign a value of shape {tuple(new.shape)}.")
+            raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot assign a value of shape "
+                             f"{tuple(new.shape)}.")
         self.value[...] = new
 
     def __repr__(self):
@@ -570,8 +571,8 @@ class Layer:
             return None
         mask = backend.array_module(x).asarray(mask)
         if mask.shape != tuple(x.shape[:2]):
-            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the mask must have shape (batch, timesteps) "
-                             f"= {tuple(x.shape[:2])}, got {tuple(mask.shape)}.")
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the mask must have shape (batch, "
+                             f"timesteps) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}.")
         return mask.astype(bool, copy=False)
 
     def saved(self):

@@ -3,8 +3,9 @@
 ``KerasTensor`` is what ``Input(...)`` returns and what a layer returns when
 it is called on symbolic tensors: a shape (batch axis None), a dtype and a
 name, with no values. Each such call (of a layer, or of a whole model used as
-a layer of another) adds a ``Node`` to the layer's ``_inbound_nodes``: the layer, the arguments it was called with (symbolic
-tensors in place of arrays) and the tensors it produced. Every tensor knows
+a layer of another) adds a ``Node`` to the layer's ``_inbound_nodes``: the
+layer, the arguments it was called with (symbolic tensors in place of arrays)
+and the tensors it produced. Every tensor knows
 the node that made it through ``_keras_history`` = (layer, node index,
 tensor index), as in Keras 3, so a model can walk back from its outputs to
 its inputs and run the same calls on real arrays.
