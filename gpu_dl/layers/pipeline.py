@@ -41,45 +41,6 @@ class Pipeline(Layer):
     def layers(self):
         return self._pipeline_layers
 
-    # ----------------------------------------------------------------- weights
-    @property
-    def _weights(self):
-        seen, found = set(), []
-        for layer in getattr(self, "_pipeline_layers", ()):
-            for v in layer.weights:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    found.append(v)
-        return found
-
-    @_weights.setter
-    def _weights(self, value):
-        # Layer.__init__ sets an empty list; a pipeline owns no weights of its own.
-        pass
-
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        # As in Keras, freezing the pipeline freezes its layers.
-        self._trainable = bool(value)
-        for layer in getattr(self, "_pipeline_layers", ()):
-            layer.trainable = value
-
-    @property
-    def trainable_weights(self):
-        if not self._trainable:
-            return []
-        return [v for layer in self._pipeline_layers for v in layer.trainable_weights]
-
-    @property
-    def non_trainable_weights(self):
-        if not self._trainable:
-            return self.weights
-        return [v for layer in self._pipeline_layers for v in layer.non_trainable_weights]
-
     # ------------------------------------------------------------ forward path
     def build(self, input_shape):
         # Each layer builds on its first call (and one image without a batch axis is a valid first call of the

@@ -110,16 +110,6 @@ class Wrapper(Layer):
         # Embedding takes ids as they are; a model casts in its own layers
         return getattr(self.layer, "keeps_input_dtype", False)
 
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        # As in Keras, freezing the wrapper freezes the layer it wraps.
-        self._trainable = bool(value)
-        self.layer.trainable = value
-
     # -------------------------------------------------------------- serialising
     def get_config(self):
         config = super().get_config()
