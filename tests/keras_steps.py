@@ -1,5 +1,5 @@
-"""Checks the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3, and a
-gpu_dl model's .keras file read by Keras."""
+"""Checks the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3, and .keras
+files written by one library read by the other."""
 import json
 import zipfile
 
@@ -46,3 +46,17 @@ def keras_loads_our_file(keras, ours, x, y, tmp_path):
     with zipfile.ZipFile(tmp_path / "g.keras") as archive:
         written = json.loads(archive.read("config.json"))
     return theirs, written["config"]
+
+
+def ours_loads_keras_file(keras, theirs, x, y, tmp_path, load_model):
+    """Train Keras's ``theirs`` for an epoch on (x, y) (Adam, sparse categorical cross-entropy), save it, and load
+    the file with gpu_dl's ``load_model``: the same predictions, and the same next training step (the optimizer's
+    state came along). Returns gpu_dl's model."""
+    theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.fit(x, y, epochs=1, batch_size=3, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    layer_names = [e["name"] for e in theirs.get_config()["layers"]]
+    assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=2e-5)
+    return ours, layer_names
