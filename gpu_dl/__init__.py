@@ -12,8 +12,8 @@ from .backend import get_device, set_device
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "applications", "backend", "callbacks", "constraints", "data", "initializers", "layers",
-    "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
+    "activations", "applications", "backend", "callbacks", "constraints", "data", "datasets", "initializers",
+    "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)

@@ -87,28 +87,29 @@ def restricted_loads(data, source="pickle"):
     return unpickler.load()
 
 
-def _batch_arrays(raw, source):
-    """(x uint8 (N, 32, 32, 3), y uint8 (N, 1)) from the bytes of one pickled batch."""
+def _batch_arrays(raw, source, label_key="labels", title="CIFAR-10 batch"):
+    """(x uint8 (N, 32, 32, 3), y uint8 (N, 1)) from the bytes of one pickled batch: ``data`` and ``label_key``
+    (CIFAR-100's files hold ``fine_labels`` and ``coarse_labels``); ``title`` names the file in errors."""
     try:
         d = restricted_loads(raw, source)
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("refusing"):
             raise
-        raise ValueError(f"{source}: not a readable CIFAR-10 batch ({exc}).") from None
+        raise ValueError(f"{source}: not a readable {title} ({exc}).") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise ValueError(f"{source}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}).") from None
+        raise ValueError(f"{source}: not a readable {title} ({type(exc).__name__}: {exc}).") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{source}: a CIFAR-10 batch is a dict, got {type(d).__name__}.")
+        raise ValueError(f"{source}: a {title} is a dict, got {type(d).__name__}.")
     d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
-    if "data" not in d or "labels" not in d:
-        raise ValueError(f"{source}: a CIFAR-10 batch holds 'data' and 'labels', found keys {sorted(map(str, d))}.")
+    if "data" not in d or label_key not in d:
+        raise ValueError(f"{source}: a {title} holds 'data' and '{label_key}', found keys {sorted(map(str, d))}.")
     x = _bounded_array(d["data"], "'data'", True, len(raw), source)
-    y = _bounded_array(d["labels"], "'labels'", False, len(raw), source)
+    y = _bounded_array(d[label_key], f"'{label_key}'", False, len(raw), source)
     if x.ndim != 2 or x.shape[1] != 3072:
         raise ValueError(f"{source}: 'data' must have shape (N, 3072), got {x.shape}.")
     if y.shape != (x.shape[0],):
-        raise ValueError(f"{source}: 'labels' must hold {x.shape[0]} labels, got shape {y.shape}.")
-    x, y = as_uint8(x, source, "'data'"), as_uint8(y, source, "'labels'")
+        raise ValueError(f"{source}: '{label_key}' must hold {x.shape[0]} labels, got shape {y.shape}.")
+    x, y = as_uint8(x, source, "'data'"), as_uint8(y, source, f"'{label_key}'")
     # Each row is the red plane, then green, then blue, each 32x32 row-major.
     x = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return numpy.ascontiguousarray(x), y.reshape(-1, 1)
@@ -153,20 +154,26 @@ def _from_folder(folder):
     batches = {}
     for name in TRAIN_BATCHES + (TEST_BATCH,):
         path = os.path.join(folder, name)
-        # Checked before it is opened: a device or pipe by a batch's name would never end.
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path}: not a regular file; a CIFAR-10 batch is a file of about 31 MB.")
-        if info.st_size > MAX_BATCH_BYTES:
-            raise ValueError(f"{path}: {info.st_size} bytes, more than the {MAX_BATCH_BYTES} a CIFAR-10 batch "
-                             "may have (a real one has about 31 MB).")
-        with open(path, "rb") as f:
-            # One byte more than it had: a file that grew since is seen to have grown.
-            raw = f.read(info.st_size + 1)
-        if len(raw) > info.st_size:
-            raise ValueError(f"{path}: changed while it was read.")
-        batches[name] = _batch_arrays(raw, path)
+        batches[name] = _batch_arrays(read_bounded_file(path, MAX_BATCH_BYTES, "a CIFAR-10 batch", "31 MB"), path)
     return _assemble(batches)
+
+
+def read_bounded_file(path, max_bytes, what, real_size):
+    """The bytes of the regular file ``path``, refused unread when it has more than ``max_bytes`` (``what`` and
+    ``real_size`` say in errors what the file should be and how large the real one is)."""
+    # Checked before it is opened: a device or pipe by a batch's name would never end.
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file; {what} is a file of about {real_size}.")
+    if info.st_size > max_bytes:
+        raise ValueError(f"{path}: {info.st_size} bytes, more than the {max_bytes} {what} may have (a real one "
+                         f"has about {real_size}).")
+    with open(path, "rb") as f:
+        # One byte more than it had: a file that grew since is seen to have grown.
+        raw = f.read(info.st_size + 1)
+    if len(raw) > info.st_size:
+        raise ValueError(f"{path}: changed while it was read.")
+    return raw
 
 
 class _Refused(ValueError):

@@ -1,0 +1,17 @@
+"""CIFAR-100: 50,000 training and 10,000 test colour images, 32x32, in 100 classes grouped into 20 superclasses."""
+import os
+
+from ..data.cifar100 import FOLDER, _check_label_mode, read_folder
+from ..utils.file_utils import get_file
+
+ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+FILE_HASH = "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"
+
+
+def load_data(label_mode="fine"):
+    """``(x_train, y_train), (x_test, y_test)``: uint8 images (N, 32, 32, 3) (channels_last, Keras's default
+    image data format, the only one gpu_dl has); uint8 labels (N, 1): the 100 classes (``"fine"``) or the
+    20 superclasses (``"coarse"``)."""
+    _check_label_mode(label_mode)
+    folder = get_file(fname="cifar-100-python-target", origin=ORIGIN, extract=True, file_hash=FILE_HASH)
+    return read_folder(os.path.join(folder, FOLDER), label_mode)
