@@ -411,3 +411,29 @@ def test_image_and_table_loaders_equal_keras(cache, monkeypatch, keras_datasets)
             numpy.testing.assert_array_equal(a[0], b[0])
             numpy.testing.assert_array_equal(a[1], b[1])
             assert a[0].dtype == b[0].dtype and a[1].shape == b[1].shape
+
+
+def test_cifar100_offline_reader_and_catalog_take_the_extracted_folder(tmp_path, monkeypatch):
+    """gpu_dl.data.load_cifar100 (and `gpu-dl train --data cifar100`) read the folder without a download."""
+    from gpu_dl.data import load_cifar100
+    from gpu_dl.data.catalog import load_dataset
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rng = numpy.random.default_rng(12)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    files = {name: cifar_batch(rng, n, fine_labels=rng.integers(0, 100, n).tolist(),
+                               coarse_labels=rng.integers(0, 20, n).tolist()) for name, n in (("train", 3), ("test", 2))}
+    for name, content in files.items():
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+    (x_train, y_train), _ = load_cifar100(tmp_path, label_mode="coarse")
+    numpy.testing.assert_array_equal(y_train[:, 0], files["train"][b"coarse_labels"])
+    (x, y), (x_test, _), description = load_dataset("cifar100", folder)
+    assert x.dtype == numpy.float32 and x.shape == (3, 32, 32, 3) and float(x.max()) <= 1.0
+    numpy.testing.assert_array_equal(y, files["train"][b"fine_labels"])
+    with pytest.raises(FileNotFoundError, match="cifar-100-python"):
+        load_cifar100(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "train").write_bytes(b"not a pickle")
+    (tmp_path / "bad" / "test").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a readable CIFAR-100 file"):
+        load_cifar100(tmp_path / "bad")

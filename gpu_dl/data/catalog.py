@@ -8,6 +8,7 @@ import os
 import numpy
 
 from .cifar10 import load_cifar10
+from .cifar100 import load_cifar100
 from .digits import load_digits
 from .image_folders import image_dataset_from_directory
 from .mnist import load_fashion_mnist, load_mnist
@@ -19,6 +20,7 @@ DATASETS = {
     "mnist": (load_mnist, 255.0, "MNIST handwritten digits, 28x28"),
     "fashion_mnist": (load_fashion_mnist, 255.0, "Fashion-MNIST clothing images, 28x28"),
     "cifar10": (load_cifar10, 255.0, "CIFAR-10 colour images, 32x32x3"),
+    "cifar100": (load_cifar100, 255.0, "CIFAR-100 colour images in 100 classes, 32x32x3"),
 }
 
 
