@@ -12,11 +12,24 @@ from .backend import get_device, set_device
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "activations", "applications", "backend", "callbacks", "constraints", "data", "datasets", "initializers",
-    "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
+    "activations", "applications", "backend", "callbacks", "config", "constraints", "data", "datasets",
+    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)
+# Keras's top-level classes: name -> (module, attribute).
+_CLASSES = {
+    "Layer": ("layers", "Layer"), "InputSpec": ("layers", "InputSpec"),
+    "KerasTensor": ("layers.symbolic", "KerasTensor"), "Operation": ("layers.operations", "Operation"),
+    "Variable": ("layers.base", "Variable"),
+    "Loss": ("losses", "Loss"), "Metric": ("metrics", "Metric"), "Optimizer": ("optimizers", "Optimizer"),
+    "Initializer": ("initializers", "Initializer"), "Regularizer": ("regularizers", "Regularizer"),
+}
+
+
+def version():
+    """gpu_dl's version (Keras's ``keras.version()`` gives Keras's)."""
+    return __version__
 
 
 def __getattr__(name):
@@ -27,7 +40,11 @@ def __getattr__(name):
         return getattr(importlib.import_module(f"{__name__}.models"), name)
     if name in _FROM_LAYERS:
         return getattr(importlib.import_module(f"{__name__}.layers"), name)
+    if name in _CLASSES:
+        module, attribute = _CLASSES[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
     raise AttributeError(f"module 'gpu_dl' has no attribute {name!r}")
 
 
-__all__ = ["get_device", "set_device", "__version__", *_SUBMODULES, *_FROM_MODELS, *_FROM_LAYERS]
+__all__ = ["get_device", "set_device", "version", "__version__", *_SUBMODULES, *_FROM_MODELS, *_FROM_LAYERS,
+           *_CLASSES]

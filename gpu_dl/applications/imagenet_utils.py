@@ -14,7 +14,7 @@ import warnings
 
 import numpy
 
-from .. import activations
+from .. import activations, backend
 from ..backend.config import floatx
 
 # Keras's cache sub-folder for these files (``keras.utils.get_file(..., cache_subdir="models")``).
@@ -208,7 +208,7 @@ def preprocess_input(x, data_format=None, mode="caffe"):
         raise ValueError(f"preprocess_input: expected mode to be one of `caffe`, `tf` or `torch`. Received: "
                          f"mode={mode!r}")
     if data_format is None:
-        data_format = "channels_last"
+        data_format = backend.image_data_format()
     elif data_format not in {"channels_first", "channels_last"}:
         raise ValueError("preprocess_input: expected data_format to be one of `channels_first` or "
                          f"`channels_last`. Received: data_format={data_format!r}")

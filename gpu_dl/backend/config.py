@@ -1,8 +1,10 @@
-"""Global settings: the default float type, the convolutions' float32 precision, the random seed."""
+"""Global settings: the default float type, the image data format, the fuzz factor, the convolutions' float32
+precision, the random seed, and the debugging caps on epochs and steps (Keras's ``keras.config``)."""
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy
 
@@ -34,6 +36,113 @@ def standardize_dtype(dtype, where="dtype") -> str:
     if name not in ("float32", "float64"):
         raise ValueError(f"{where} must be 'float32' or 'float64', got {name!r}.")
     return name
+
+
+# Keras's fuzz factor. gpu_dl's losses, metrics, constraints and layers use 1e-7 as Keras does by default; they
+# take it as a constant, so it cannot be changed.
+_EPSILON = 1e-7
+
+
+def epsilon() -> float:
+    """The fuzz factor of the numerics (1e-7, Keras's default)."""
+    return _EPSILON
+
+
+def set_epsilon(value) -> None:
+    """Keras's ``set_epsilon``: gpu_dl keeps 1e-7 (its numerics take it as a constant), so any other value is
+    refused rather than silently ignored."""
+    if value != _EPSILON:
+        raise ValueError(f"gpu_dl's fuzz factor is fixed at {_EPSILON} (its losses, metrics and constraints use it "
+                         f"as a constant); set_epsilon({value!r}) cannot change it.")
+
+
+DATA_FORMATS = ("channels_last", "channels_first")
+_IMAGE_DATA_FORMAT = "channels_last"
+
+
+def image_data_format() -> str:
+    """The data format layers take when given ``data_format=None``: "channels_last" (default) or
+    "channels_first"."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(data_format: str) -> None:
+    global _IMAGE_DATA_FORMAT
+    word = data_format.lower() if isinstance(data_format, str) else data_format
+    if word not in DATA_FORMATS:
+        raise ValueError(f"The `data_format` argument must be one of {{'channels_first', 'channels_last'}}. "
+                         f"Received: data_format={data_format!r}")
+    _IMAGE_DATA_FORMAT = word
+
+
+def standardize_data_format(data_format, where="data_format") -> str:
+    """``data_format`` (any case) checked, or, for None, ``image_data_format()``."""
+    if data_format is None:
+        return _IMAGE_DATA_FORMAT
+    word = data_format.lower() if isinstance(data_format, str) else data_format
+    if word not in DATA_FORMATS:
+        raise ValueError(f"{where} must be 'channels_last' or 'channels_first', got {data_format!r}.")
+    return word
+
+
+def _cap_from_environment(name):
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return checked_cap(int(value), name)
+    except ValueError:
+        raise ValueError(f"The environment variable {name} must be a positive integer, got {value!r}.") from None
+
+
+def checked_cap(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+    return int(value)
+
+
+# Debugging caps on every fit (epochs) and on each epoch of fit/evaluate/predict (batches), as Keras's, also set
+# by the environment variables KERAS_MAX_EPOCHS and KERAS_MAX_STEPS_PER_EPOCH.
+_MAX_EPOCHS = _cap_from_environment("KERAS_MAX_EPOCHS")
+_MAX_STEPS_PER_EPOCH = _cap_from_environment("KERAS_MAX_STEPS_PER_EPOCH")
+
+
+def max_epochs():
+    """The most epochs any fit runs (None: no cap)."""
+    return _MAX_EPOCHS
+
+
+def set_max_epochs(value) -> None:
+    global _MAX_EPOCHS
+    _MAX_EPOCHS = checked_cap(value, "max_epochs")
+
+
+def max_steps_per_epoch():
+    """The most batches an epoch of fit, evaluate or predict takes (None: no cap)."""
+    return _MAX_STEPS_PER_EPOCH
+
+
+def set_max_steps_per_epoch(value) -> None:
+    global _MAX_STEPS_PER_EPOCH
+    _MAX_STEPS_PER_EPOCH = checked_cap(value, "max_steps_per_epoch")
+
+
+def capped_epochs(epochs):
+    """``epochs`` limited to ``max_epochs()``, with Keras's warning when the cap applies."""
+    if _MAX_EPOCHS is not None and _MAX_EPOCHS < epochs:
+        warnings.warn(f"Limiting epochs to {_MAX_EPOCHS}", stacklevel=3)
+        return _MAX_EPOCHS
+    return epochs
+
+
+def capped_steps(steps):
+    """An epoch's batches (None: all) limited to ``max_steps_per_epoch()``, with Keras's warning."""
+    if _MAX_STEPS_PER_EPOCH is not None and (steps is None or _MAX_STEPS_PER_EPOCH < steps):
+        warnings.warn(f"Limiting steps_per_epoch to {_MAX_STEPS_PER_EPOCH}", stacklevel=3)
+        return _MAX_STEPS_PER_EPOCH
+    return steps
 
 
 # How float32 convolutions multiply on the GPU: "tf32" (tensor cores with 10-bit mantissa inputs and

@@ -20,6 +20,7 @@ import warnings
 
 import numpy
 
+from .. import backend
 from ..backend.config import floatx
 from ..ops import resize as resize_op
 
@@ -48,11 +49,7 @@ def _resampling():
 
 
 def _data_format(data_format):
-    if data_format is None:
-        return "channels_last"
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"`data_format` must be 'channels_last' or 'channels_first', got {data_format!r}.")
-    return data_format
+    return backend.standardize_data_format(data_format, "`data_format`")
 
 
 def _convert(img, color_mode, where="color_mode"):

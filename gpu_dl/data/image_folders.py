@@ -34,6 +34,7 @@ import os
 
 import numpy
 
+from .. import backend
 from .image_files import COLOR_MODES, decode_image, resize_image
 from .py_dataset import PyDataset
 
@@ -285,10 +286,7 @@ def _check_arguments(directory, labels, label_mode, class_names, color_mode, bat
                          f"Received: interpolation={interpolation!r}")
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ValueError("Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`.")
-    if data_format is None:
-        data_format = "channels_last"
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"`data_format` must be 'channels_last' or 'channels_first', got {data_format!r}.")
+    data_format = backend.standardize_data_format(data_format, "`data_format`")
     if validation_split is not None and (isinstance(validation_split, bool)
                                          or not isinstance(validation_split, numbers.Real)):
         raise ValueError(f"`validation_split` must be a float between 0 and 1, received: {validation_split!r}")

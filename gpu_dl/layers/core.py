@@ -5,7 +5,7 @@ import numbers
 
 import numpy
 
-from .. import activations
+from .. import activations, backend
 from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
@@ -184,10 +184,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last", "channels_first"):
-            raise ValueError(f"Flatten layer '{self.name}': data_format must be 'channels_last' or 'channels_first', "
-                             f"got {data_format!r}.")
-        self.data_format = data_format or "channels_last"
+        self.data_format = backend.standardize_data_format(data_format, f"Flatten layer '{self.name}': data_format")
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numbers
 
+from .. import backend
 from ..backend import array_module
 from .base import Layer
 
-DATA_FORMATS = ("channels_last", "channels_first")
 
 
 AXIS_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -52,13 +52,9 @@ def padding_word(value, what, causal=False):
 
 
 def data_format_word(value, what):
-    """Keras's "channels_last" (the default, None) or "channels_first" (any case)."""
-    if value is None:
-        return "channels_last"
-    word = value.lower() if isinstance(value, str) else value
-    if word not in DATA_FORMATS:
-        raise ValueError(f"{what} must be 'channels_last' or 'channels_first', got {value!r}.")
-    return word
+    """Keras's "channels_last" or "channels_first" (any case); None: ``image_data_format()`` (channels_last
+    unless set otherwise)."""
+    return backend.standardize_data_format(value, what)
 
 
 def contiguous(a):

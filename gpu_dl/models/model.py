@@ -87,6 +87,12 @@ def _length(x):
     return len(next(a for a in x if a is not None)) if isinstance(x, tuple) else len(x)
 
 
+def _epoch_steps(n, batch_size):
+    """The batches an epoch over ``n`` samples takes: all, or ``max_steps_per_epoch()`` where fewer."""
+    steps, cap = -(-n // batch_size), backend.config.max_steps_per_epoch()
+    return steps if cap is None else min(steps, cap)
+
+
 def _take(x, index):
     return tuple(None if a is None else a[index] for a in x) if isinstance(x, tuple) else x[index]
 
@@ -607,7 +613,10 @@ class Model(Layer):
 
     @staticmethod
     def _batches(n, batch_size, order=None):
-        for start in range(0, n, batch_size):
+        """The batches of an epoch over ``n`` samples (at most ``max_steps_per_epoch()`` of them)."""
+        for step, start in enumerate(range(0, n, batch_size)):
+            if step == _epoch_steps(n, batch_size):
+                return
             yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
 
     def _device_batch(self, x, y, sw, index):
@@ -637,7 +646,7 @@ class Model(Layer):
                 validation_data, None, validation_batch_size, None, "fit", "validation_data", "validation_batch_size")
             validation_data = (vx, vy)
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
-        epochs = checks.non_negative_int(epochs, "epochs")
+        epochs = backend.config.capped_epochs(checks.non_negative_int(epochs, "epochs"))
         initial_epoch = checks.non_negative_int(initial_epoch, "initial_epoch")
         verbose = checks.verbosity(verbose)
         validation_freq = checks.positive_int(validation_freq, "validation_freq")
@@ -667,7 +676,7 @@ class Model(Layer):
         # All checks passed: from here on the model may change.
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
-        steps = -(-_length(x) // batch_size)
+        steps = backend.config.capped_steps(-(-_length(x) // batch_size))
         history = History()
         self.history = history
         listeners = list(callbacks) + [history]
@@ -764,7 +773,8 @@ class Model(Layer):
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-_length(x) // batch_size)})
+        cbs = CallbackList(listeners, self, {"verbose": verbose,
+                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
         if return_dict:
             return logs
@@ -786,7 +796,8 @@ class Model(Layer):
         if not self.built:
             self.build(_batchless(_shapes(x)))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": -(-_length(x) // batch_size)})
+        cbs = CallbackList(listeners, self, {"verbose": verbose,
+                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         cbs.call("on_predict_begin", {})
         outputs = []
         for step, index in enumerate(self._batches(_length(x), batch_size)):

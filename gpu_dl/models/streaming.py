@@ -70,7 +70,8 @@ def _refuse(x, name, **given):
 
 
 def _steps(value, name):
-    return None if value is None else checks.positive_int(value, name)
+    """``steps_per_epoch`` (or ``steps``, ``validation_steps``) checked and capped by ``max_steps_per_epoch()``."""
+    return backend.config.capped_steps(None if value is None else checks.positive_int(value, name))
 
 
 class Stream:
@@ -301,7 +302,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if class_weight is not None and not isinstance(x, PyDataset):
         raise ValueError(f"Argument `class_weight` is not supported for Python generator inputs. Received: "
                          f"class_weight={class_weight}")
-    epochs = checks.non_negative_int(epochs, "epochs")
+    epochs = backend.config.capped_epochs(checks.non_negative_int(epochs, "epochs"))
     initial_epoch = checks.non_negative_int(initial_epoch, "initial_epoch")
     verbose = checks.verbosity(verbose)
     validation_freq = checks.positive_int(validation_freq, "validation_freq")
