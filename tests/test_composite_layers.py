@@ -290,20 +290,32 @@ def test_an_untraceable_call_runs_and_refuses_to_train(xp, rng):
     assert model.predict(x, verbose=0).shape == (2, 3)
 
 
-def test_own_weights_used_directly_refuse_training(xp):
+def test_own_weights_used_through_their_value_array_train(xp, rng):
+    # `self.scale.value` (the array) in a traced call is the variable, as Keras's `value` is its live tensor.
     class Scaled(layers.Layer):
         def build(self, input_shape):
             self.scale = self.add_weight((input_shape[-1],), "ones", name="scale")
-            self.dense = layers.Dense(2)
+            self.dense = layers.Dense(2, dtype=self.dtype)
 
         def call(self, x):
             return self.dense(x * self.scale.value)
 
-    layer = Scaled()
-    y = layer(xp.ones((2, 3), dtype="float32"), training=True)
-    assert y.shape == (2, 2) and [v.name for v in layer.weights] == ["scale", "kernel", "bias"]
-    with pytest.raises(NotImplementedError, match="weights of its own \\(scale, made with add_weight\\)"):
-        layer.backward(xp.ones((2, 2), dtype="float32"))
+    layer = Scaled(dtype="float64")
+    x = xp.asarray(rng.standard_normal((4, 3)))
+    layer(x)
+    assert [v.name for v in layer.weights] == ["scale", "kernel", "bias"]
+    _randomize(layer, rng)
+    scale, kernel, bias = layer.get_weights()
+    numpy.testing.assert_allclose(to_numpy(layer(x)), to_numpy(x) * scale @ kernel + bias, rtol=1e-12)
+    w = xp.asarray(rng.standard_normal((4, 2)))
+    layer(x, training=True)
+    layer.backward(w)
+    original, grad = layer.scale.value.copy(), layer.scale.grad.copy()
+
+    def loss(value):
+        layer.scale.value[...] = value
+        return (layer(x, training=True) * w).sum()
+    assert_gradient(loss, original, grad, rng, rtol=1e-6, atol=1e-8, what="scale")
 
 
 def test_a_class_with_its_own_backward_keeps_it(xp):

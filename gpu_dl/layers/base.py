@@ -23,6 +23,7 @@ import functools
 import inspect
 import itertools
 import math
+import operator
 from collections import defaultdict
 
 import numpy
@@ -30,7 +31,9 @@ import numpy
 from .. import backend
 from ..catalogue import keras_snake_case
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
-from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic, traced_constant
+from .symbolic import (
+    KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
+    traced_variable)
 
 _name_counters: dict = defaultdict(itertools.count)
 # How many times a layer has been renamed after it was made: what keeps its layers by name (Sequential.add's
@@ -91,6 +94,40 @@ def shape_tuple(shape, where: str) -> tuple:
         if isinstance(d, bool) or not isinstance(d, (int, numpy.integer)) or d <= 0:
             raise ValueError(f"{where} must be a tuple of positive integers (or None), got {shape!r}.")
     return tuple(None if d is None else int(d) for d in dims)
+
+
+def _weight_shape(shape, where):
+    """A weight's shape as a tuple of sizes (``()`` for None), or a ValueError naming ``where``."""
+    if shape is None:
+        return ()
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise ValueError(f"{where}: `shape` must be a tuple of sizes such as (3,) or (), got {shape!r}.")
+    dims = tuple(shape)
+    for d in dims:
+        if d is None:
+            raise ValueError(f"{where}: the shape {dims} holds None; a weight's shape must be fully known (build "
+                             "the weight in build(), where input_shape gives the sizes).")
+        if isinstance(d, (bool, numpy.bool_)) or not isinstance(d, (int, numpy.integer)) or d < 0:
+            raise ValueError(f"{where}: the shape {dims} must hold sizes (integers >= 0), got {d!r}.")
+    return tuple(int(d) for d in dims)
+
+
+def _weight_dtype(dtype, where):
+    """A weight's dtype name: float32 or float64 (Python's float: floatx), an integer type (Python's int: int32)
+    or bool; else a TypeError or ValueError naming ``where``."""
+    if dtype is int:
+        return "int32"
+    if dtype is float:
+        return backend.floatx()
+    try:
+        kind = numpy.dtype(getattr(dtype, "name", dtype))
+    except TypeError:
+        raise TypeError(f"{where}: `dtype` must be a dtype such as 'float32', got {dtype!r}.") from None
+    if kind.kind == "f":
+        return backend.standardize_dtype(kind.name, f"{where}: dtype")
+    if kind.kind not in "iub":
+        raise ValueError(f"{where}: `dtype` must be a float, integer or bool dtype, got {kind.name!r}.")
+    return kind.name
 
 
 def _weight_catalogue(argument):
@@ -157,39 +194,216 @@ def _marks_composite(function):
     return function
 
 
-class Variable:
-    """A weight: an array on the current device, its gradient, and how it is regularised."""
+# Keras's ways of aggregating a variable across replicas (an annotation gpu_dl keeps).
+_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")
 
-    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None):
+
+def as_operand(value):
+    """What computes with ``value``: a variable as its tensor in the call being traced (``symbolic.traced_variable``)
+    or, outside a trace, as its array; inside a trace a variable's own value array is the variable too; anything
+    else as it is."""
+    if isinstance(value, Variable):
+        return value.current()
+    if active_trace() is not None and hasattr(value, "shape") and not is_symbolic(value):
+        owner = owner_of(value)
+        if owner is not None:
+            return traced_variable(owner)
+    return value
+
+
+def _comparison(name):
+    def compare(self, other):
+        from .. import ops       # the Keras ops sit above this module; import late
+        return getattr(ops, name)(self.current(), as_operand(other))
+    compare.__name__ = f"__{name}__"
+    return compare
+
+
+def _binary(function, name, reflected=False):
+    def compute(self, other):
+        mine, theirs = self.current(), as_operand(other)
+        return function(theirs, mine) if reflected else function(mine, theirs)
+    compute.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return compute
+
+
+class Variable:
+    """A weight: an array on the current device, its gradient, and how it is regularised.
+
+    As Keras's ``Variable``, it computes as its value: ``var + x``, ``x @ var``,
+    ``-var``, ``abs(var)``, ``var[0]``, the comparisons, ``numpy.asarray(var)``
+    and the ``gpu_dl.ops`` functions take it. Inside the traced call of a
+    composite layer or subclassed model (``models/composite.py``) they take its
+    tensor in the graph instead, which reads the value each time the graph runs
+    and sends the variable its gradient (``variable_operations.py``).
+    ``assign``, ``assign_add`` and ``assign_sub`` write the value at once and
+    return the new value, as Keras's do; inside a traced call they record an
+    update that runs each time the graph runs forward.
+    """
+
+    # `array + var` and `array @ var` reach the reflected operators below instead of NumPy's, which would
+    # compute with the variable as an array of objects.
+    __array_ufunc__ = None
+
+    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None,
+                 autocast=True, aggregation="none"):
+        self._value = None
         self.value = value
         self.grad = None
         self.name = name
         self.path = path or name
         self.trainable = trainable
+        # As in Keras, a layer lists its weights made trainable first (whatever their flag is later), and their
+        # flag follows the layer's.
+        self._listed_trainable = bool(trainable)
         self.regularizer = regularizer
         self.constraint = constraint
+        self.autocast = bool(autocast)
+        self.aggregation = "none" if aggregation is None else aggregation
+        self.overwrite_with_gradient = False
+
+    def __setstate__(self, state):
+        # A copy (copy.deepcopy, pickle) registers its own array, as __init__ does.
+        self.__dict__.update(state)
+        register_value(self, None, self._value)
+
+    @property
+    def value(self):
+        """The array (NumPy or CuPy) holding the variable's value; updates write into it in place."""
+        return self._value
+
+    @value.setter
+    def value(self, array):
+        register_value(self, self._value, array)
+        self._value = array
 
     @property
     def shape(self):
-        return tuple(self.value.shape)
+        return tuple(self._value.shape)
 
     @property
     def dtype(self):
-        return self.value.dtype
+        return self._value.dtype
+
+    @property
+    def ndim(self):
+        return len(self._value.shape)
 
     def numpy(self):
-        return backend.to_numpy(self.value).copy()
+        return backend.to_numpy(self._value).copy()
 
+    def current(self):
+        """The variable as computations take it: its tensor in the call being traced, else its array."""
+        tensor = traced_variable(self)
+        return self._value if tensor is None else tensor
+
+    # ------------------------------------------------------------------ updates
     def assign(self, value):
-        module = backend.array_module(self.value)
-        new = module.asarray(value, dtype=self.value.dtype)
+        """Write ``value`` (of the variable's shape) into the variable; returns the new value."""
+        return self._update("assign", value)
+
+    def assign_add(self, value):
+        """Add ``value`` (broadcast to the variable's shape) to the variable; returns the new value."""
+        return self._update("add", value)
+
+    def assign_sub(self, value):
+        """Subtract ``value`` (broadcast to the variable's shape) from the variable; returns the new value."""
+        return self._update("sub", value)
+
+    def _update(self, kind, value):
+        value = as_operand(value)
+        if active_trace() is not None:
+            from .variable_operations import record_update    # it imports this module at its top
+            return record_update(self, kind, value)
+        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
+        if is_symbolic(value):
+            raise TypeError(f"Variable '{self.path}': {what} was given a symbolic tensor outside the call of a "
+                            "layer or model being traced; a variable is updated by such a call (its call method), "
+                            "or with arrays.")
+        module = backend.array_module(self._value)
+        if kind == "assign":
+            new = module.asarray(value, dtype=self._value.dtype)
+            if new is self._value:
+                new = new.copy()
+        else:
+            operand = module.asarray(value)
+            new = (self._value + operand if kind == "add" else self._value - operand).astype(self._value.dtype)
         if tuple(new.shape) != self.shape:
-            raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot assign a value of shape "
-                             f"{tuple(new.shape)}.")
-        self.value[...] = new
+            raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot {what} a value of shape "
+                             f"{tuple(module.asarray(value).shape)}.")
+        self._value[...] = new
+        return new
+
+    # ---------------------------------------------------------- as a value
+    def __array__(self, dtype=None, copy=None):
+        array = numpy.asarray(backend.to_numpy(self._value), dtype=dtype)
+        return array.copy() if copy else array
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def _scalar(self, what):
+        if self.ndim:
+            raise TypeError(f"Variable '{self.path}' of shape {self.shape} cannot be converted to a Python {what}: "
+                            "only a variable of shape () can.")
+        return backend.to_numpy(self._value)[()]
+
+    def __iter__(self):
+        return iter(self.current())
+
+    def __getitem__(self, key):
+        return self.current()[key]
+
+    def __neg__(self):
+        return -self.current()
+
+    def __pos__(self):
+        return self.current()
+
+    def __abs__(self):
+        return abs(self.current())
+
+    def __invert__(self):
+        return ~self.current()
+
+    __add__, __radd__ = _binary(operator.add, "add"), _binary(operator.add, "add", reflected=True)
+    __sub__, __rsub__ = _binary(operator.sub, "sub"), _binary(operator.sub, "sub", reflected=True)
+    __mul__, __rmul__ = _binary(operator.mul, "mul"), _binary(operator.mul, "mul", reflected=True)
+    __truediv__ = _binary(operator.truediv, "truediv")
+    __rtruediv__ = _binary(operator.truediv, "truediv", reflected=True)
+    __floordiv__ = _binary(operator.floordiv, "floordiv")
+    __rfloordiv__ = _binary(operator.floordiv, "floordiv", reflected=True)
+    __mod__, __rmod__ = _binary(operator.mod, "mod"), _binary(operator.mod, "mod", reflected=True)
+    __pow__, __rpow__ = _binary(operator.pow, "pow"), _binary(operator.pow, "pow", reflected=True)
+    __matmul__ = _binary(operator.matmul, "matmul")
+    __rmatmul__ = _binary(operator.matmul, "matmul", reflected=True)
+    __eq__, __ne__ = _comparison("equal"), _comparison("not_equal")
+    __lt__, __le__ = _comparison("less"), _comparison("less_equal")
+    __gt__, __ge__ = _comparison("greater"), _comparison("greater_equal")
+    # Variables are keys by identity (an optimizer's slots), whatever `==` computes.
+    __hash__ = object.__hash__
 
     def __repr__(self):
         return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
+
+
+def _build_then_trace(build):
+    """A subclassed model's own ``build`` (which makes its weights, as Keras allows): run once, whoever calls it,
+    by the build of the model's call (``models/composite.py``), which then traces the call."""
+    @functools.wraps(build)
+    def build_then_trace(self, input_shape=None):
+        if self.built:
+            return
+        if input_shape is None:
+            raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
+                             "for the shape of its inputs (or by calling it on data).")
+        from ..models import composite     # the tracing runs functional graphs, a level above; import late
+        composite.build(self, input_shape, own_build=build)
+    build_then_trace._traced_build = True
+    return build_then_trace
 
 
 class Layer:
@@ -207,6 +421,10 @@ class Layer:
         if cls._composite and "takes_mask" not in cls.__dict__:
             cls.takes_mask = True       # the mask reaching it goes into its graph
         build = cls.__dict__.get("build")
+        if build is not None and cls._composite and not cls.build_marks_built and \
+                not getattr(build, "_library_build", False) and not getattr(build, "_traced_build", False):
+            cls.build = _build_then_trace(build)       # a subclassed model's own build()
+            return
         if build is None or getattr(build, "_marks_built", False) or not cls.build_marks_built:
             return
 
@@ -250,18 +468,83 @@ class Layer:
         self.declared_input_shape = declared
 
     # ----------------------------------------------------------------- weights
-    def add_weight(self, shape, initializer, *, name, regularizer=None, trainable=True, constraint=None):
-        from .. import initializers
-        _spend_weight_budget(self, name, shape, self.dtype)
-        init = initializers.get(initializer)
-        # C order whatever the initializer returns (Orthogonal's q.T is Fortran-ordered): the GPU
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", overwrite_with_gradient=False, name=None):
+        """Keras 3's ``add_weight``: a new variable of the layer, made with ``initializer`` (an Initializer or its
+        name; by default "glorot_uniform" for a float dtype, "zeros" otherwise), of ``shape`` (default ``()``)
+        and ``dtype`` (default the layer's), named ``name`` (by default "variable", "variable_1", ... as Keras
+        names a variable without one). ``shape``, ``initializer`` and ``dtype`` may also come positionally, in
+        that order. Keras orders a layer's own weights trainable first, then the others: so does ``weights``."""
+        where = f"Layer '{self.__dict__.get('_name', '?')}' ({type(self).__name__}): add_weight"
+        if "_weights" not in self.__dict__:
+            raise RuntimeError(f"{where} was called before the layer's __init__ ran: call super().__init__() at "
+                               "the start of __init__.")
+        shape, initializer, dtype = self._positional_weight_arguments(args, shape, initializer, dtype, where)
+        if name is None:
+            name = unique_name("variable")
+        elif not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{where}: `name` must be a non-empty string without '/', got {name!r}.")
+        where = f"{where}(name={name!r})"
+        shape = _weight_shape(shape, where)
+        dtype = _weight_dtype(self.dtype if dtype is None else dtype, where)
+        if aggregation not in _AGGREGATIONS:
+            raise ValueError(f"{where}: `aggregation` must be one of None, 'none', 'mean', 'sum', "
+                             f"'only_first_replica', got {aggregation!r}.")
+        if not isinstance(overwrite_with_gradient, bool):
+            raise TypeError(f"{where}: `overwrite_with_gradient` must be a bool, got {overwrite_with_gradient!r}.")
+        if overwrite_with_gradient:
+            raise NotImplementedError(f"{where}: overwrite_with_gradient=True (a variable the optimizer replaces "
+                                      "by its gradient, for float8 training) is not supported by gpu_dl's "
+                                      "optimizers.")
+        from .. import constraints, initializers, regularizers      # catalogues sit above layers; import late
+        try:
+            if initializer is None:
+                initializer = "glorot_uniform" if numpy.dtype(dtype).kind == "f" else "zeros"
+            init = initializers.get(initializer)
+            regularizer = regularizers.get(regularizer)
+            constraint = constraints.get(constraint)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{where}: {e}") from None
+        _spend_weight_budget(self, name, shape, dtype)
+        # An initializer draws floats: an integer or boolean variable takes them converted (zeros, ones, a
+        # constant). C order whatever the initializer returns (Orthogonal's q.T is Fortran-ordered): the GPU
         # kernels that update weights in place take contiguous arrays only.
-        host = numpy.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype, order="C")  # () stays 0-d
-        value = backend.to_device(host)
-        var = Variable(value, name, trainable=trainable, regularizer=regularizer,
-                       constraint=constraint, path=f"{self.name}/{name}")
-        self._weights.append(var)
+        drawn = init(shape, dtype=dtype if numpy.dtype(dtype).kind == "f" else backend.floatx())
+        host = numpy.asarray(drawn, dtype=dtype, order="C")     # () stays 0-d
+        var = Variable(backend.to_device(host), name, trainable=bool(trainable), regularizer=regularizer,
+                       constraint=constraint, path=f"{self.name}/{name}", autocast=autocast,
+                       aggregation=aggregation)
+        if not self._trainable:
+            var.trainable = False
+        if trainable:           # after the other trainable ones, before the others
+            position = next((i for i, v in enumerate(self._weights) if not v._listed_trainable), len(self._weights))
+            self._weights.insert(position, var)
+        else:
+            self._weights.append(var)
         return var
+
+    @staticmethod
+    def _positional_weight_arguments(args, shape, initializer, dtype, where):
+        """``(shape, initializer, dtype)`` from Keras's positional form ``add_weight(shape, initializer, dtype)``
+        and the keywords."""
+        if len(args) > 3:
+            raise TypeError(f"{where} takes at most 3 positional arguments (shape, initializer, dtype), got "
+                            f"{len(args)}.")
+        if args and isinstance(args[0], str):
+            raise ValueError(f"{where}: `name` must be passed as a keyword argument, got add_weight({args[0]!r}, "
+                             f"...). Use add_weight(shape=..., name={args[0]!r}).")
+        given = list(zip(("shape", "initializer", "dtype"), args))
+        keywords = {"shape": shape, "initializer": initializer, "dtype": dtype}
+        for key, value in given:
+            if keywords[key] is not None:
+                raise ValueError(f"{where}: `{key}` was passed both positionally and as a keyword argument.")
+            keywords[key] = value
+        return keywords["shape"], keywords["initializer"], keywords["dtype"]
+
+    def _set_own_weights_trainable(self, value):
+        for var in self._weights:
+            if var._listed_trainable:
+                var.trainable = value
 
     @property
     def name(self):
@@ -316,8 +599,9 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
-        # As in Keras, setting it sets the sublayers' too.
+        # As in Keras, setting it sets the sublayers' too, and the flag of the layer's trainable weights.
         self._trainable = bool(value)
+        self._set_own_weights_trainable(self._trainable)
         for layer in self._sublayers():
             layer.trainable = value
 
@@ -473,6 +757,8 @@ class Layer:
         return x
 
     def __call__(self, x, training=None, mask=None, initial_state=None):
+        if isinstance(x, Variable):     # its tensor in a call being traced, else its value
+            x = x.current()
         constant = traced_constant(x)
         if constant is not None:        # an array in the call of a composite layer being traced
             x = constant

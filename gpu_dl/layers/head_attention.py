@@ -109,15 +109,15 @@ class HeadAttention(Layer):
     def _dense(self, name, kernel_shape, input_axes, output_axes, bias_shape):
         """One of Keras's EinsumDense sublayers: its kernel, and its bias (None without ``use_bias``)."""
         kernel = self.add_weight(kernel_shape, axes_initializer(self.kernel_initializer, input_axes, output_axes),
-                                 name=f"{name}/kernel", regularizer=self.kernel_regularizer,
+                                 name="kernel", regularizer=self.kernel_regularizer,
                                  constraint=self.kernel_constraint)
-        kernel.name = "kernel"
+        kernel.path = f"{self.name}/{name}/kernel"      # under its sublayer's name, as in Keras
         bias = None
         if self.use_bias:
             bias = self.add_weight(bias_shape, axes_initializer(self.bias_initializer, None, None),
-                                   name=f"{name}/bias", regularizer=self.bias_regularizer,
+                                   name="bias", regularizer=self.bias_regularizer,
                                    constraint=self.bias_constraint)
-            bias.name = "bias"
+            bias.path = f"{self.name}/{name}/bias"
         self._projections[name] = (kernel, bias)
 
     def ensure_built(self, input_shape):

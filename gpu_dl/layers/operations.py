@@ -31,7 +31,7 @@ import numpy
 
 from .. import backend
 from ..ops import arithmetic
-from .base import Layer
+from .base import Layer, as_operand
 from .symbolic import KerasTensor, Node, is_symbolic
 
 KERAS_MODULE = "keras.src.ops.numpy"
@@ -78,7 +78,9 @@ class Operation(Layer):
 
     # ---------------------------------------------------------- the symbolic call
     def apply(self, *args):
-        """The call on Keras's positional arguments, symbolic tensors and Python numbers: the result tensor."""
+        """The call on Keras's positional arguments, symbolic tensors and Python numbers: the result tensor. A
+        variable is its tensor in the call being traced (else its value, a constant)."""
+        args = [as_operand(value) for value in args]
         if self.arity is not None and len(args) != self.arity:
             raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
         arguments = [None if is_symbolic(value) else self.accept_argument(position, value)

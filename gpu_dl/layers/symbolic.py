@@ -12,6 +12,7 @@ its inputs and run the same calls on real arrays.
 """
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from contextlib import contextmanager
 
@@ -154,27 +155,82 @@ def any_symbolic(*values) -> bool:
     return False
 
 
-# The inputs of the composite layer's call being traced (models/composite.py), innermost last; None where a call
+# The traces of the composite layers' calls under way (models/composite.py), innermost last; None where a call
 # runs on arrays inside a trace. A layer called on an array during a trace (``self.pos_emb(ops.arange(n))``)
-# takes it as a constant of the traced graph (``keras_ops.operations.TracedConstant``), so it trains.
+# takes it as a constant of the traced graph (``keras_ops.operations.TracedConstant``), so it trains; a variable
+# used in it (``ops.matmul(x, self.w)``) becomes a read of the variable in the graph (``traced_variable``).
 _TRACES = []
+
+
+class Trace:
+    """The state of one traced call: its symbolic ``inputs``; per variable it uses (by id), the variable and its
+    tensor in the graph (its read, or the result of the last update the call recorded); the read operations."""
+
+    def __init__(self, inputs):
+        self.inputs = list(inputs)
+        self.variables = {}
+        self.reads = {}
 
 
 @contextmanager
 def tracing(inputs):
     """Mark the calls inside as the trace of a call on ``inputs`` (symbolic tensors), or, for None, as a call on
-    arrays."""
-    _TRACES.append(inputs)
+    arrays. Gives the ``Trace`` (None for a call on arrays)."""
+    trace = Trace(inputs) if inputs else None
+    _TRACES.append(trace)
     try:
-        yield
+        yield trace
     finally:
         _TRACES.pop()
 
 
-def traced_constant(value):
-    """``value`` (an array) as a symbolic tensor of the graph being traced, or None outside a trace."""
-    inputs = _TRACES[-1] if _TRACES else None
-    if not inputs or not (hasattr(value, "shape") and hasattr(value, "dtype")) or is_symbolic(value):
+def active_trace():
+    """The innermost trace under way, or None (none, or a call on arrays inside one)."""
+    return _TRACES[-1] if _TRACES else None
+
+
+# The variables by the id of their value array, so that a call that uses ``variable.value`` (the array) inside a
+# trace reads the variable in the graph too, as Keras's ``variable.value`` is its live tensor.
+_VALUE_OWNERS = weakref.WeakValueDictionary()
+
+
+def register_value(variable, old, new):
+    """``variable``'s value array is now ``new`` (it was ``old``, or None)."""
+    if old is not None and _VALUE_OWNERS.get(id(old)) is variable:
+        del _VALUE_OWNERS[id(old)]
+    _VALUE_OWNERS[id(new)] = variable
+
+
+def owner_of(value):
+    """The variable whose value array ``value`` is, or None."""
+    variable = _VALUE_OWNERS.get(id(value))
+    return variable if variable is not None and variable.value is value else None
+
+
+def traced_variable(variable):
+    """``variable`` as a symbolic tensor of the call being traced, or None outside a trace: its read (one operation
+    per variable and trace, which reads its value each time the graph runs and sends it its gradient), or the
+    result of the last update of it the traced call recorded (``assign``, ``assign_add``, ``assign_sub``)."""
+    trace = active_trace()
+    if trace is None:
         return None
+    entry = trace.variables.get(id(variable))
+    if entry is None:
+        from .variable_operations import VariableRead     # it imports this module at its top
+        read = VariableRead(variable)
+        entry = trace.variables[id(variable)] = (variable, read.apply(trace.inputs[0]))
+        trace.reads[id(variable)] = read
+    return entry[1]
+
+
+def traced_constant(value):
+    """``value`` (an array) as a symbolic tensor of the graph being traced, or None outside a trace. A variable's
+    value array is the variable's tensor (``traced_variable``)."""
+    trace = active_trace()
+    if trace is None or not (hasattr(value, "shape") and hasattr(value, "dtype")) or is_symbolic(value):
+        return None
+    owner = owner_of(value)
+    if owner is not None:
+        return traced_variable(owner)
     from .keras_ops.operations import TracedConstant     # it imports this module at its top
-    return TracedConstant(value).apply(inputs[0])
+    return TracedConstant(value).apply(trace.inputs[0])

@@ -9,17 +9,25 @@ it is built for an input shape, its ``call`` runs once on symbolic tensors
 operators between them (``+ - * / ** @``, indexing) and the ``gpu_dl.ops`` functions as a graph (an array
 a sublayer is called on, such as ``ops.arange(maxlen)`` fed to an Embedding, becomes a constant of the graph); a
 ``Functional`` of that graph (kept by the layer, not among its sublayers) then
-runs its forward and backward passes. Its weights are the sublayers'
-(``Layer.weights`` lists them in Keras's order; the graph adds none).
+runs its forward and backward passes. Its weights are its own (made with
+``add_weight``), then the sublayers' (``Layer.weights`` lists them in Keras's
+order; the graph adds none).
+
+A variable the call uses in operators or ``gpu_dl.ops`` functions (``ops.matmul(x,
+self.w) + self.b``; its own, or another layer's) is one read of the graph,
+which takes the variable's value each time the graph runs and sets its
+``grad`` in the backward pass, so the optimizer trains it as any weight; an
+``assign``, ``assign_add`` or ``assign_sub`` of it is an update the graph
+performs each time it runs forward (``layers/variable_operations.py``).
 
 Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
 is given the graph of its training value. Graphs are kept per input shape.
 
-A ``call`` the tracing cannot follow (NumPy functions on its input, weights of
-the layer's own used directly, Python branching on values) runs as written
-(eagerly) in every call, and its ``backward`` raises a NotImplementedError
-that names the layer and says what to do.
+A ``call`` the tracing cannot follow (NumPy functions on its input or on a
+weight's array, Python branching on values) runs as written (eagerly) in every
+call, and its ``backward`` raises a NotImplementedError that names the layer
+and says what to do.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from .. import backend
 from ..layers.base import Layer, call_arguments
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, Node, is_symbolic, tracing
+from ..layers.variable_operations import traced_outputs
 
 
 def _batchless(shape):
@@ -47,19 +56,8 @@ def _takes_training(layer):
     return call_arguments(type(layer).call)[0]
 
 
-def _own_weights_reason(layer):
-    own = layer.__dict__.get("_weights") or []
-    if not own:
-        return None
-    return (f"it holds weights of its own ({', '.join(v.name for v in own)}, made with add_weight) that its call "
-            "uses directly, and gpu_dl has no automatic differentiation to find their gradients")
-
-
 def _trace(layer, shapes, dtypes, training):
     """``(graph, None)``: the ``Functional`` of ``layer.call`` on symbolic inputs of ``shapes``; or ``(None, why)``."""
-    reason = _own_weights_reason(layer)
-    if reason is not None:
-        return None, reason
     from ..layers.core import InputLayer
     from .functional import Functional
     several = len(shapes) > 1 or layer.__dict__.get("_takes_list", False)
@@ -67,8 +65,9 @@ def _trace(layer, shapes, dtypes, training):
               for i, (s, d) in enumerate(zip(shapes, dtypes))]
     kwargs = {"training": training} if _takes_training(layer) else {}
     try:
-        with tracing(inputs):       # arrays a sublayer is called on become constants of the graph
+        with tracing(inputs) as trace:  # arrays a sublayer is called on become constants of the graph
             out = layer.call(list(inputs) if several else inputs[0], **kwargs)
+            out = traced_outputs(trace, out)    # variables returned, updates no output depends on
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
@@ -108,13 +107,16 @@ def _float_dtype(layer, dtype):
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape):
+def build(layer, input_shape, own_build=None):
     """Build ``layer`` for ``input_shape`` (one shape, or a list of one per input): its own ``build`` if it has
-    one, then the trace of its call (for training=False), which builds its sublayers."""
+    one (``own_build``: a subclassed model's, unwrapped), then the trace of its call (for training=False), which
+    builds its sublayers."""
     several, shapes = _shapes_of(layer, input_shape)
     if several:
         layer.__dict__["_takes_list"] = True
-    if not getattr(type(layer).build, "_library_build", False):
+    if own_build is not None:
+        own_build(layer, input_shape)
+    elif not getattr(type(layer).build, "_library_build", False):
         layer.build(input_shape)
     layer.built = True
     if holds_input_specs(layer.input_spec):       # a Keras InputSpec the layer set itself stays
@@ -226,9 +228,10 @@ def untrainable_message(layer):
     reason = layer.__dict__.get("_trace_error") or "its call has not run on arrays yet"
     return (f"{_where(layer)} cannot be trained through: {reason}. gpu_dl has no automatic differentiation; it "
             "trains a Layer subclass without a backward method by tracing its call into a graph of layer calls. "
-            "Build the call from gpu_dl layers (weights in sublayers such as Dense, made in __init__ or build) "
-            "and the operators + - * / ** @ and indexing on symbolic tensors, or give the class a "
-            "backward(dy) method that returns the input gradient and sets each weight's .grad.")
+            "Build the call from gpu_dl layers, gpu_dl.ops functions and the operators + - * / ** @ and indexing "
+            "on symbolic tensors and on the layer's weights (sublayers such as Dense, or variables made with "
+            "add_weight), or give the class a backward(dy) method that returns the input gradient and sets each "
+            "weight's .grad.")
 
 
 def backward(layer, dy, input_gradient=None):

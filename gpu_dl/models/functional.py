@@ -238,6 +238,9 @@ class Functional(multi_output.SeveralOutputs, Model):
         # The calls that keep their own backward state: a layer called twice, or one in two places of the tree
         # of models (inside an inner model and also here, or in two inner models).
         self._kept_state = nested.shared_calls([node.layer for node in self._run_nodes])
+        # The calls of different layers that set the gradient of one variable (a weight read directly in a traced
+        # call beside its layer's call): summed as a shared layer's.
+        self._summed = nested.sharing_variables(list(dict.fromkeys(node.layer for node in self._run_nodes)))
 
     def _forget_shapes(self):
         # An inner Sequential's layers changed (nested.structure_changed): which calls share layers may too.
@@ -555,7 +558,8 @@ class Functional(multi_output.SeveralOutputs, Model):
                 gradient = outs
             else:
                 gradient = outs[0]
-            earlier = sums.before(layer) if layer in self._kept_state else ()
+            summed = self._summed.get(layer)
+            earlier = sums.before(layer, summed) if summed is not None or layer in self._kept_state else ()
             layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
             try:
                 with nvtx_range(f"{layer.name}.backward"):

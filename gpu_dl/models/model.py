@@ -279,24 +279,28 @@ class Model(Layer):
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
+        self._set_own_weights_trainable(self._trainable)
         for layer in self.layers:
             layer.trainable = value
 
+    # A subclassed model's own weights (made with add_weight) come first, as in Keras; then its layers'.
     @property
     def weights(self):
-        return _unique(v for layer in self.layers for v in layer.weights)
+        return _unique(list(self._weights) + [v for layer in self.layers for v in layer.weights])
 
     @property
     def trainable_weights(self):
         if not self.trainable:
             return []
-        return _unique(v for layer in self.layers for v in layer.trainable_weights)
+        return _unique([v for v in self._weights if v.trainable] +
+                       [v for layer in self.layers for v in layer.trainable_weights])
 
     @property
     def non_trainable_weights(self):
         if not self.trainable:
             return self.weights
-        return _unique(v for layer in self.layers for v in layer.non_trainable_weights)
+        return _unique([v for v in self._weights if not v.trainable] +
+                       [v for layer in self.layers for v in layer.non_trainable_weights])
 
     def get_weights(self):
         return [v.numpy() for v in self.weights]

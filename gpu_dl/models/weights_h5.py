@@ -15,6 +15,11 @@ number), then the slots in Keras's order. Keras stores these scalars in
 float32; the group's attribute ``gpu_dl_scalars`` (JSON) keeps them at full
 precision so that training resumes bit for bit. Keras ignores it.
 
+A composite layer (a ``Layer`` subclass whose ``call`` composes sublayers) has
+its own weights (``add_weight``) in its group's ``vars``, trainable ones first,
+and its sublayers' groups under their attribute names; a subclassed model has
+its own weights in the file's top-level ``vars``, as Keras writes them.
+
 A model among the layers has its group named as any layer's (``sequential``,
 ``functional``, numbered per class) with an empty ``vars``, and its layers'
 groups under ``<group>/layers/``, named afresh within it; a model of a model
@@ -121,6 +126,9 @@ def _weight_layout(model):
         containers.append((base, keys, container))
 
     walk(model, "")
+    if model._composite and model._weights:
+        # A subclassed model's own weights (add_weight) are in the file's top-level vars, as Keras writes them.
+        groups.insert(0, ("", model.name, list(model._weights)))
     return groups, containers, models
 
 
@@ -179,8 +187,9 @@ def _write_vars(h5file, path, name, arrays, keys=None):
 
 def write_weights(h5file, model):
     """Write the model's (and its optimizer's) variables into an open, empty h5py File."""
-    _write_vars(h5file, "", model.name, [])
     groups, _, models = _weight_layout(model)
+    if not any(path == "" for path, _, _ in groups):
+        _write_vars(h5file, "", model.name, [])
     for path, name, variables in groups:
         _write_vars(h5file, path, name, [v.numpy() for v in variables], _store_keys(variables))
     for path, owner in [("", model)] + models:

@@ -15,12 +15,14 @@ internal modules of those names (use the ``Conv*`` layers).
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 
 import numpy
 
 from ... import backend
+from ..base import Variable, as_operand
 from ..indexing_operations import Matmul
 from ..symbolic import is_symbolic
 from . import operations as _ops
@@ -574,3 +576,25 @@ def any(x, axis=None, keepdims=False):
 
 def all(x, axis=None, keepdims=False):
     return _rearranged(_ops.All, x, axis, keepdims)
+
+
+# ------------------------------------------------------------------ variables
+def _taking_variables(function, traced=True):
+    """``function`` taking variables (``layers.base.Variable``) where it takes tensors, as Keras's ops do: in the
+    call of a layer being traced a variable (or its value array) is its tensor in the graph, which reads it each
+    time the graph runs and trains it; elsewhere its value. With ``traced=False`` always its value (``shape``,
+    ``convert_to_numpy``)."""
+    def resolve(value):
+        if isinstance(value, (list, tuple)):
+            return type(value)(resolve(v) for v in value)
+        return as_operand(value) if traced else (value.value if isinstance(value, Variable) else value)
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        return function(*[resolve(a) for a in args], **{k: resolve(v) for k, v in kwargs.items()})
+    return wrapped
+
+
+for _name in __all__:
+    globals()[_name] = _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy"))
+del _name
