@@ -158,17 +158,33 @@ def any_symbolic(*values) -> bool:
 # runs on arrays inside a trace. A layer called on an array during a trace (``self.pos_emb(ops.arange(n))``)
 # takes it as a constant of the traced graph (``keras_ops.operations.TracedConstant``), so it trains.
 _TRACES = []
+# The ``(layer, tensor)`` of each ``add_loss`` of a symbolic tensor in the call being traced, one list per entry of
+# ``_TRACES``: the traced graph computes those losses too.
+_TRACED_LOSSES = []
 
 
 @contextmanager
 def tracing(inputs):
     """Mark the calls inside as the trace of a call on ``inputs`` (symbolic tensors), or, for None, as a call on
-    arrays."""
+    arrays. Yields the list the trace's ``add_loss`` calls of symbolic tensors go to."""
+    added = []
     _TRACES.append(inputs)
+    _TRACED_LOSSES.append(added)
     try:
-        yield
+        yield added
     finally:
         _TRACES.pop()
+        _TRACED_LOSSES.pop()
+
+
+def tracing_symbolic() -> bool:
+    """Whether a call on symbolic tensors is being traced (not a call on arrays inside one)."""
+    return bool(_TRACES) and _TRACES[-1] is not None
+
+
+def record_traced_loss(layer, tensor):
+    """Record ``layer.add_loss(tensor)`` in the call being traced."""
+    _TRACED_LOSSES[-1].append((layer, tensor))
 
 
 def traced_constant(value):

@@ -12,6 +12,13 @@ a sublayer is called on, such as ``ops.arange(maxlen)`` fed to an Embedding, bec
 runs its forward and backward passes. Its weights are the sublayers'
 (``Layer.weights`` lists them in Keras's order; the graph adds none).
 
+A loss the call adds (``self.add_loss(kl)``, ``kl`` a symbolic scalar made
+of the call's tensors) is part of the graph: its forward computes the value,
+records it among the layer's ``losses`` (layers/layer_losses.py), and its
+backward seeds it with 1, the gradient of the model's total loss with respect
+to it, so its gradient reaches the weights; an inner composite layer's losses
+are in its own graph, which runs in the outer one's.
+
 Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
 is given the graph of its training value. Graphs are kept per input shape.
@@ -19,13 +26,15 @@ is given the graph of its training value. Graphs are kept per input shape.
 A ``call`` the tracing cannot follow (NumPy functions on its input, weights of
 the layer's own used directly, Python branching on values) runs as written
 (eagerly) in every call, and its ``backward`` raises a NotImplementedError
-that names the layer and says what to do.
+that names the layer and says what to do; a loss it adds is an array, which a
+training step refuses with such an error.
 """
 from __future__ import annotations
 
 import numpy
 
 from .. import backend
+from ..layers import layer_losses
 from ..layers.base import Layer, call_arguments
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, Node, is_symbolic, tracing
@@ -67,14 +76,14 @@ def _trace(layer, shapes, dtypes, training):
               for i, (s, d) in enumerate(zip(shapes, dtypes))]
     kwargs = {"training": training} if _takes_training(layer) else {}
     try:
-        with tracing(inputs):       # arrays a sublayer is called on become constants of the graph
+        with tracing(inputs) as added:      # arrays a sublayer is called on become constants of the graph
             out = layer.call(list(inputs) if several else inputs[0], **kwargs)
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
-                           name=layer.name)
+                           name=layer.name, added_losses=added)
     except Exception as e:          # whatever the user's call does on tensors it was not written for
         return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})"
     return graph, None
@@ -139,7 +148,8 @@ def output_shape(layer, input_shape):
         raise ValueError(f"{_where(layer)}: its output shape for inputs of shape {input_shape} is unknown: "
                          f"{layer.__dict__.get('_trace_error')}. Give the class a compute_output_shape method.")
     zeros = [backend.to_device(numpy.zeros((2,) + s[1:], dtype=layer.dtype)) for s in shapes]
-    y = _eager(layer, zeros if several else zeros[0], False, None)
+    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
+        y = _eager(layer, zeros if several else zeros[0], False, None)
     ys = list(y) if isinstance(y, (list, tuple)) else [y]
     outs = [(batch,) + tuple(a.shape[1:]) for a in ys]
     return outs if isinstance(y, (list, tuple)) else outs[0]
@@ -192,6 +202,8 @@ def call(layer, x, training, mask):
     if graph is not None:
         y = graph._structured(y if graph._multi else [y])
     layer._activity_output = y if layer.activity_regularizer is not None else None
+    if layer.activity_regularizer is not None:
+        layer_losses.record_activity(layer, y)
     return y
 
 
