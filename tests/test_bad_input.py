@@ -97,7 +97,6 @@ def test_fit_before_compile():
     (dict(loss="mean_squared_eror"), ValueError, "mean_squared_error"),
     (dict(loss="mse", optimizer="adamm"), ValueError, "adam"),
     (dict(loss="mse", metrics=["acuracy"]), ValueError, "acuracy"),
-    (dict(loss=None), ValueError, "needs a `loss`"),
     (dict(loss="mse", optimizer=42), TypeError, "optimizer"),
 ])
 def test_compile_rejects_unknown_names_and_keeps_previous_setup(kwargs, error, message):

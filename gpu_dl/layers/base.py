@@ -30,6 +30,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
+from . import layer_losses
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
@@ -756,6 +757,7 @@ class Layer:
                             f"{numpy.dtype(x.dtype).name}.")
         return x
 
+    @layer_losses.top_level
     def __call__(self, x, training=None, mask=None, initial_state=None):
         if isinstance(x, Variable):     # its tensor in a call being traced, else its value
             x = x.current()
@@ -794,6 +796,8 @@ class Layer:
             arguments["training"] = training
         y = self.call(x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
+        if self.activity_regularizer is not None:
+            layer_losses.record_activity(self, y)
         return y
 
     def symbolic_call(self, x, training=None, mask=None, initial_state=None):
@@ -873,6 +877,30 @@ class Layer:
         if self._preactivation is None:
             raise RuntimeError(f"Layer '{self.name}' kept no pre-activation: set keep_preactivation before calling it.")
         return self._preactivation
+
+    # ------------------------------------------------------------------ losses
+    # A layer with its own backward whose call adds losses of arrays sets this True when that backward adds those
+    # losses' gradients to the gradients it returns and writes (each loss counts once in the model's total loss);
+    # otherwise a training step refuses such losses, naming the layer (layer_losses.py).
+    backward_includes_added_losses = False
+
+    def add_loss(self, loss):
+        """Add ``loss`` (a scalar, or a list of them; a non-scalar counts by its sum) to this layer's ``losses``,
+        as Keras's ``add_loss``: from ``call`` (or ``build``). In the call of a layer without its own backward it
+        is a symbolic tensor of the traced graph, which computes it in each call and trains through it; in a call
+        on arrays it is an array, recorded as computed (see ``layer_losses``)."""
+        layer_losses.add_loss(self, loss)
+
+    @property
+    def losses(self):
+        """As Keras's ``losses``: the losses this layer and the layers within it added in its last top-level call
+        (``add_loss``, and the activity regularizers' penalties), then the penalties of the regularizers of its
+        trainable weights."""
+        return layer_losses.losses(self)
+
+    def _loss_sublayers(self):
+        """The layers whose losses count among this layer's (its sublayers; a model's layers)."""
+        return self._sublayers()
 
     # --------------------------------------------------- weight arguments
     def set_weight_arguments(self, **arguments):

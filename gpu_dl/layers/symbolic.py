@@ -160,28 +160,46 @@ def any_symbolic(*values) -> bool:
 # takes it as a constant of the traced graph (``keras_ops.operations.TracedConstant``), so it trains; a variable
 # used in it (``ops.matmul(x, self.w)``) becomes a read of the variable in the graph (``traced_variable``).
 _TRACES = []
+# The ``(layer, tensor)`` of each ``add_loss`` of a symbolic tensor in the call being traced, one list per entry of
+# ``_TRACES``: the traced graph computes those losses too.
+_TRACED_LOSSES = []
 
 
 class Trace:
     """The state of one traced call: its symbolic ``inputs``; per variable it uses (by id), the variable and its
-    tensor in the graph (its read, or the result of the last update the call recorded); the read operations."""
+    tensor in the graph (its read, or the result of the last update the call recorded); the read operations; the
+    ``(layer, tensor)`` of each loss the call adds."""
 
     def __init__(self, inputs):
         self.inputs = list(inputs)
         self.variables = {}
         self.reads = {}
+        self.losses = []
 
 
 @contextmanager
 def tracing(inputs):
     """Mark the calls inside as the trace of a call on ``inputs`` (symbolic tensors), or, for None, as a call on
-    arrays. Gives the ``Trace`` (None for a call on arrays)."""
+    arrays. Gives the ``Trace`` (None for a call on arrays); its ``losses`` list takes the trace's ``add_loss`` calls
+    of symbolic tensors."""
     trace = Trace(inputs) if inputs else None
     _TRACES.append(trace)
+    _TRACED_LOSSES.append(trace.losses if trace is not None else [])
     try:
         yield trace
     finally:
         _TRACES.pop()
+        _TRACED_LOSSES.pop()
+
+
+def tracing_symbolic() -> bool:
+    """Whether a call on symbolic tensors is being traced (not a call on arrays inside one)."""
+    return bool(_TRACES) and _TRACES[-1] is not None
+
+
+def record_traced_loss(layer, tensor):
+    """Record ``layer.add_loss(tensor)`` in the call being traced."""
+    _TRACED_LOSSES[-1].append((layer, tensor))
 
 
 def active_trace():

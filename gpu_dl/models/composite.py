@@ -20,6 +20,13 @@ which takes the variable's value each time the graph runs and sets its
 ``assign``, ``assign_add`` or ``assign_sub`` of it is an update the graph
 performs each time it runs forward (``layers/variable_operations.py``).
 
+A loss the call adds (``self.add_loss(kl)``, ``kl`` a symbolic scalar made
+of the call's tensors) is part of the graph: its forward computes the value,
+records it among the layer's ``losses`` (layers/layer_losses.py), and its
+backward seeds it with 1, the gradient of the model's total loss with respect
+to it, so its gradient reaches the weights; an inner composite layer's losses
+are in its own graph, which runs in the outer one's.
+
 Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
 is given the graph of its training value. Graphs are kept per input shape.
@@ -27,13 +34,15 @@ is given the graph of its training value. Graphs are kept per input shape.
 A ``call`` the tracing cannot follow (NumPy functions on its input or on a
 weight's array, Python branching on values) runs as written (eagerly) in every
 call, and its ``backward`` raises a NotImplementedError that names the layer
-and says what to do.
+and says what to do; a loss it adds is an array, which a training step refuses
+with such an error.
 """
 from __future__ import annotations
 
 import numpy
 
 from .. import backend
+from ..layers import layer_losses
 from ..layers.base import Layer, call_arguments
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, Node, is_symbolic, tracing
@@ -73,7 +82,7 @@ def _trace(layer, shapes, dtypes, training):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
-                           name=layer.name)
+                           name=layer.name, added_losses=trace.losses)
     except Exception as e:          # whatever the user's call does on tensors it was not written for
         return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})"
     return graph, None
@@ -141,7 +150,8 @@ def output_shape(layer, input_shape):
         raise ValueError(f"{_where(layer)}: its output shape for inputs of shape {input_shape} is unknown: "
                          f"{layer.__dict__.get('_trace_error')}. Give the class a compute_output_shape method.")
     zeros = [backend.to_device(numpy.zeros((2,) + s[1:], dtype=layer.dtype)) for s in shapes]
-    y = _eager(layer, zeros if several else zeros[0], False, None)
+    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
+        y = _eager(layer, zeros if several else zeros[0], False, None)
     ys = list(y) if isinstance(y, (list, tuple)) else [y]
     outs = [(batch,) + tuple(a.shape[1:]) for a in ys]
     return outs if isinstance(y, (list, tuple)) else outs[0]
@@ -194,6 +204,8 @@ def call(layer, x, training, mask):
     if graph is not None:
         y = graph._structured(y if graph._multi else [y])
     layer._activity_output = y if layer.activity_regularizer is not None else None
+    if layer.activity_regularizer is not None:
+        layer_losses.record_activity(layer, y)
     return y
 
 

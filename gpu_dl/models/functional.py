@@ -45,6 +45,7 @@ import numpy
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
+from ..layers import layer_losses
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
@@ -164,7 +165,7 @@ def _check_structure(value, what):
 class Functional(multi_output.SeveralOutputs, Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
-    def __init__(self, inputs, outputs, name=None, trainable=True):
+    def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=()):
         super().__init__(name=name or unique_name("functional"), trainable=True)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
@@ -193,7 +194,12 @@ class Functional(multi_output.SeveralOutputs, Model):
                                   f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
                                   f"name '{t.name}'. Change the tensor name to '{key}' (via "
                                   f"`Input(..., name='{key}')`)", stacklevel=3)
-        nodes, layers, depths = map_graph(flat_inputs, flat_outputs)
+        # The graph traced from a composite call computes the losses its add_loss calls made of symbolic tensors
+        # too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
+        added_losses = list(added_losses)
+        if added_losses:
+            _check_structure([t for _, t in added_losses], "add_loss")
+        nodes, layers, depths = map_graph(flat_inputs, flat_outputs + [t for _, t in added_losses])
         nested.check_tree(self, layers)
         for layer in layers:
             if nested.held_model(layer) is not None:
@@ -204,6 +210,8 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._outputs = flat_outputs
         self._output = flat_outputs[0]
         self._output_set = set(flat_outputs)
+        self._added_losses = added_losses
+        self._kept_values = self._output_set | {t for _, t in added_losses}
         self._output_names = output_names
         self._multi = len(flat_outputs) > 1
         self._nodes = nodes
@@ -230,6 +238,8 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._activity = []
         self._nested_activity = []
         self._output_meta = {}
+        self._loss_nodes = set()
+        self._added_values = []
         self.built = True
         if not trainable:
             self.trainable = False
@@ -449,6 +459,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                     found.append((position[t], node.layer, j, node.kwargs))
         return found
 
+    @layer_losses.top_level
     def forward(self, x, training=False, mask=None):
         """The output for ``x`` (an array, or a list/tuple of one per input); ``output_mask`` is then the mask of
         padded steps that reached the output, or None. With ``training=None`` a call made with
@@ -463,6 +474,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._activity = []
         self._nested_activity = []
         self._output_meta = {}
+        self._loss_nodes = set()
         for i, node in enumerate(self._run_nodes):
             layer = node.layer
             arg = node.args[0]
@@ -480,8 +492,12 @@ class Functional(multi_output.SeveralOutputs, Model):
                     # the attention layers' call options (use_causal_mask, ...) and tensors (attention_mask)
                     kwargs[key] = values[value] if isinstance(value, KerasTensor) else value
             node_training = training if training is not None else node.kwargs.get("training")
+            recorded = layer_losses.recorded_count()
             with nvtx_range(f"{layer.name}.forward"):
                 y = layer(x_in, training=node_training, mask=mask, **kwargs)
+            if training and layer_losses.recorded_count() > recorded:
+                # Its call added losses: its backward runs even when no gradient reaches its outputs.
+                self._loss_nodes.add(node)
             y = nested.flat_outputs(y)
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
@@ -495,7 +511,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 out_masks = [out_mask] + [None] * (len(node.outputs) - 1)
             for t, value, m in zip(node.outputs, ys, out_masks):
                 values[t], masks[t] = value, m
-                if training and len(node.outputs) > 1:
+                if training and (len(node.outputs) > 1 or node in self._loss_nodes):
                     self._output_meta[t] = (value.shape, value.dtype)
             if layer in self._kept_state:
                 self._node_states[node] = nested.call_state(layer)
@@ -508,8 +524,11 @@ class Functional(multi_output.SeveralOutputs, Model):
                     layer._activity_output is not None:
                 self._activity.append((node, layer, layer._activity_output))
             for t in node.input_tensors:      # free what no later call reads
-                if self._last_use.get(t) == i and t not in self._output_set:
+                if self._last_use.get(t) == i and t not in self._kept_values:
                     values.pop(t, None)
+        self._added_values = [values[t] for _, t in self._added_losses]
+        for (layer, _), value in zip(self._added_losses, self._added_values):
+            layer_losses.record(layer, value, "traced")
         if self._multi:
             self.output_mask = [masks[t] for t in self._outputs]
             return [values[t] for t in self._outputs]
@@ -536,14 +555,21 @@ class Functional(multi_output.SeveralOutputs, Model):
                                  f"{len(self._outputs)} gradients (None for an output without one).")
             grads = {t: g for t, g in zip(self._outputs, dy) if g is not None}
         else:
-            grads = {self._output: dy}
+            grads = {self._output: dy} if dy is not None else {}
+        for (_, t), value in zip(self._added_losses, self.__dict__.get("_added_values", ())):
+            # The model's total loss is the sum of the added losses' values and the rest: d total / d loss = 1.
+            seed = backend.array_module(value).ones(value.shape, dtype=value.dtype)
+            grads[t] = seed if t not in grads else grads[t] + seed
         activity = {node: out for node, _, out in self._activity}
         sums = nested.GradientSums()
         for node in reversed(self._run_nodes):
             layer = node.layer
             outs = [grads.pop(t, None) for t in node.outputs]
             if all(g is None for g in outs):
-                continue
+                if node not in self._loss_nodes:
+                    continue
+                xp = backend.xp()
+                outs = [xp.zeros(*self._output_meta[t]) for t in node.outputs]
             if node in self._node_states:
                 nested.restore_call_state(layer, self._node_states[node])
             if node in activity:

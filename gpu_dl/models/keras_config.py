@@ -193,6 +193,8 @@ def _per_output_compile_config(model):
         loss = {name: _loss_entry(entry) for name, entry in zip(names, model._output_losses)}
     elif isinstance(given["loss"], (list, tuple)):
         loss = [_loss_entry(entry) for entry in model._output_losses]
+    elif given["loss"] is None:
+        loss = None
     else:
         loss = _loss_entry(next(entry for entry in model._output_losses if entry is not None))
     weights = given["loss_weights"]

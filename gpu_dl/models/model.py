@@ -19,6 +19,13 @@ last activation is softmax) -> backward in reverse -> regularizer gradients ->
 optimizer update -> metric sums (kept on the device). Nothing is copied back
 to the host inside the step; the progress bar reads the running loss when it
 draws.
+
+The loss a step reports and trains on is Keras's total: the compiled loss (if
+any), the regularization penalties and the sum of each loss the layers added
+in the step's forward pass (``add_loss``, layers/layer_losses.py); the graph a
+composite call was traced into sends the added losses' gradients back itself.
+Compiled without a loss, a model trains on the rest, and a step where there is
+no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
+from ..layers import layer_losses
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from . import composite, data_checks as checks, host_ids, streaming
 
@@ -94,10 +102,14 @@ def _epoch_steps(n, batch_size):
 
 
 def _take(x, index):
+    if x is None:
+        return None
     return tuple(None if a is None else a[index] for a in x) if isinstance(x, tuple) else x[index]
 
 
 def _shapes(x):
+    if x is None:
+        return None
     return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
 
 
@@ -143,6 +155,12 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
         dout = loss.weighted_grad(y, y_pred, weights)
     return value, dout
 
+
+
+def _total(value, penalty, added):
+    """The total loss: the compiled loss (None without one), the regularization penalties and the added losses."""
+    total = penalty if value is None else value + penalty
+    return total if added is None else total + added
 
 
 class Model(Layer):
@@ -220,6 +238,7 @@ class Model(Layer):
         composite.build(self, input_shape)
     build._library_build = True
 
+    @layer_losses.top_level
     def forward(self, x, training=False, mask=None):
         """The output for ``x`` through the graph traced from ``call`` (an array, or a list of one per output)."""
         y = composite.forward(self, x, training, mask)
@@ -361,6 +380,9 @@ class Model(Layer):
             return composite.output_shape(self, input_shape)
         raise NotImplementedError(f"Model '{self.name}' has no layers to compute an output shape from.")
 
+    def _loss_sublayers(self):
+        return _unique(list(self.layers) + self._sublayers())
+
     def _flat_layers(self):
         """The layers of this model and of the models among them, depth first (models left out)."""
         found = []
@@ -374,9 +396,13 @@ class Model(Layer):
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        """Choose optimizer, loss and metrics (Keras 3's arguments; the execution flags are accepted and unused)."""
-        if loss is None:
-            raise ValueError("compile() needs a `loss`, e.g. loss='sparse_categorical_crossentropy' or loss='mse'.")
+        """Choose optimizer, loss and metrics (Keras 3's arguments; the execution flags are accepted and unused).
+
+        Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
+        Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
+        without a loss keeps the loss of an earlier compile."""
+        if loss is None and self.compiled and not isinstance(self.loss, list):
+            loss = self.loss
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
@@ -385,8 +411,8 @@ class Model(Layer):
             raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; "
                              "this model has one.")
         new_optimizer = optimizers.get(optimizer)
-        new_loss = losses_module.get(loss)
-        if new_loss.reduction in ("none", None):
+        new_loss = None if loss is None else losses_module.get(loss)
+        if new_loss is not None and new_loss.reduction in ("none", None):
             raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
                              "(the default) or 'sum'.")
         if metrics is None:
@@ -419,11 +445,18 @@ class Model(Layer):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
         x = self._checked_features(x, x_name)
         output_shape = self._flat_output_shape(_batchless(_shapes(x)))
+        if y is None and self.loss is None and not self._metric_identifiers:
+            # No compiled loss and no metrics: the losses the layers add need no targets, as in Keras.
+            if sample_weight is not None or class_weight is not None:
+                raise ValueError("`sample_weight` and `class_weight` weigh the compiled loss; this model was "
+                                 "compiled without one (its layers add its losses), so they do not apply.")
+            return x, None, None, output_shape
         if y is None:
             raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets.")
         y = checks.targets(self._one_target(y, y_name), y_name)
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
-        self.loss.validate_targets(y, output_shape)
+        if self.loss is not None:
+            self.loss.validate_targets(y, output_shape)
         sw = checks.sample_weights(sample_weight, _length(x))
         cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1])
         if cw is not None:
@@ -497,8 +530,11 @@ class Model(Layer):
 
     # ---------------------------------------------------------------- the step
     def _loss_and_gradient(self, y, y_pred, sw, training):
-        """Loss value (0-d, on the device) and d(loss)/d(model output or logits)."""
+        """Loss value (0-d, on the device) and d(loss)/d(model output or logits); compiled without a loss, None
+        for both (no gradient reaches the output: only the added losses' gradients reach the weights)."""
         loss = self.loss
+        if loss is None:
+            return None, y_pred, None
         mask = self.output_mask
         if self._fused_softmax:
             logits = self._output_layer().saved_preactivation()
@@ -557,22 +593,55 @@ class Model(Layer):
         """One optimizer step on the device batch. ``ids_checked``: ``x`` was made from host arrays that
         ``_checked_features`` passed, so the id layers taking it skip their device read-back."""
         with nvtx_range("train_step"):
-            with host_ids.prechecked(self, x, ids_checked):
+            with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call:
                 y_pred = self.forward(x, training=True)
+            added = self._added_loss(call, training=True)
             with nvtx_range("loss"):
                 value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
+            if dout is None:
+                dout = self._no_output_gradient(y_pred)
             self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
             with nvtx_range("optimizer_step"):
-                value = value + self._regularization()
+                value = _total(value, self._regularization(), added)
                 self.optimizer.apply(self.trainable_weights)
             self._track(value, y, y_pred, _length(x))
 
     def _test_step(self, x, y, sw, ids_checked=False):
-        with host_ids.prechecked(self, x, ids_checked):
+        with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call:
             y_pred = self.forward(x, training=False)
+        added = self._added_loss(call, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
-        value = value + self._regularization(gradients=False)
+        value = _total(value, self._regularization(gradients=False), added)
         self._track(value, y, y_pred, _length(x))
+
+    def _no_output_gradient(self, y_pred):
+        """What ``backward`` takes for an output no compiled loss reads: None (the graph models skip the calls no
+        gradient reaches, as Keras leaves their weights without one)."""
+        return None
+
+    def _has_compiled_loss(self):
+        return self.loss is not None
+
+    def _added_loss(self, call, training):
+        """The sum of the losses the layers added in the forward pass ``call`` ran (None where they added none),
+        as Keras adds them to the compiled loss: each by its sum. Raises Keras's error where the model has no loss
+        at all, and, in training, where a loss was added on arrays that no backward differentiates."""
+        entries = call.added()
+        if not call.entries and not self._has_compiled_loss() and \
+                not any(var.regularizer is not None for var in self.trainable_weights):
+            raise ValueError(f"No loss to compute. Provide a `loss` argument in `compile()`. (Model '{self.name}' was "
+                             "compiled without one, and its layers added no loss in this call: no add_loss, no "
+                             "regularizer.)")
+        if training:
+            refused = [layer for layer, _, kind in entries
+                       if kind == "array" and not layer.backward_includes_added_losses]
+            if refused and self.trainable_weights:
+                raise NotImplementedError(layer_losses.untrainable_message(refused[0]))
+        total = None
+        for _, value, _ in entries:
+            part = (value if value.dtype.kind == "f" else value.astype(backend.floatx())).sum()
+            total = part if total is None else total + part
+        return total
 
     def _track(self, value, y, y_pred, n):
         self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
@@ -625,7 +694,7 @@ class Model(Layer):
 
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
-        yb = _on_device(_take(y, index))
+        yb = None if y is None else _on_device(_take(y, index))
         swb = None if sw is None else _on_device(_take(sw, index))
         return xb, yb, swb
 

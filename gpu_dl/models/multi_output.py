@@ -78,9 +78,6 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
     names = model.output_names
     if weighted_metrics is not None:
         raise ValueError("`weighted_metrics` is not supported by gpu_dl; pass the metrics in `metrics`.")
-    if loss is None:
-        raise ValueError(f"compile() needs a `loss`: one for all outputs of model '{model.name}', a list of one per "
-                         f"output, or a dict keyed by the output names {names}.")
     entries = _by_output(model, loss, "loss", require_all=True) if _is_structure(loss) \
         else [loss] * len(names)
     losses = []
@@ -93,9 +90,9 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
             raise ValueError(f"The loss of output '{name}' has reduction 'none', which gives no scalar to train on: "
                              "use 'sum_over_batch_size' (the default) or 'sum'.")
         losses.append(resolved)
-    if all(entry is None for entry in losses):
+    if loss is not None and all(entry is None for entry in losses):
         raise ValueError(f"compile(): no output of model '{model.name}' has a loss; give at least one.")
-    if loss_weights is None:
+    if loss_weights is None or loss is None:       # no compiled loss: nothing to weigh, as Keras takes it
         weights = [1.0] * len(names)
     elif not _is_structure(loss):
         # Keras packs the weights with the losses: one loss, for every output, takes one weight (a number, or a
@@ -144,6 +141,9 @@ def targets(model, y, y_name, output_shapes):
     """``(arrays, by_label)``: ``y`` as a tuple of one host array per output (None where an output needs none),
     checked against the outputs' losses, and the arrays given keyed by how messages name them."""
     names = model.output_names
+    if y is None and not any(loss is not None or ids for loss, ids in zip(model._output_losses,
+                                                                         model._output_metric_ids)):
+        return (None,) * len(names), {}     # no compiled loss and no metrics: the added losses need no targets
     if y is None:
         raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets, a list of one array per "
                          f"output or a dict keyed by the output names {names}.")
@@ -211,6 +211,9 @@ class SeveralOutputs:
                             weighted_metrics=weighted_metrics, **kwargs)
             self._compiled_outputs = 1
             return
+        if loss is None and self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count:
+            # As Keras 3: a compile without a loss keeps the loss (and its weights) of an earlier compile.
+            loss, loss_weights = self._compile_args["loss"], self._compile_args["loss_weights"]
         new_optimizer = optimizers.get(optimizer)
         losses, weights, metric_ids, labels = compile_settings(self, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer, self.loss = new_optimizer, losses
@@ -262,6 +265,11 @@ class SeveralOutputs:
         self._fused_softmax = False
         for layer in self._output_layers():
             layer.keep_preactivation = False
+
+    def _has_compiled_loss(self):
+        if not self._multi:
+            return super()._has_compiled_loss()
+        return any(loss is not None for loss in self._output_losses)
 
     def _loss_and_gradient(self, y, y_pred, sw, training):
         if not self._multi:

@@ -35,9 +35,11 @@ from ..layers.core import InputLayer
 
 # What a layer's call keeps for its backward (and, for a model, what its forward records for its backward:
 # the per-call state of its shared layers, the outputs of its layers with activity regularizers, the shapes
-# of several outputs). Kept per call of a layer or model that shares a layer with another call of the tree.
+# of several outputs, the calls that added losses and the added losses' values). Kept per call of a layer or
+# model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
-              "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask")
+              "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask",
+              "_loss_nodes", "_added_values")
 
 
 def is_model(layer) -> bool:

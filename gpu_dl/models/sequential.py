@@ -21,7 +21,9 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 
+from .. import backend
 from ..backend.nvtx import nvtx_range
+from ..layers import layer_losses
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
@@ -326,6 +328,7 @@ class Sequential(SeveralOutputs, Model):
         """The first layer takes the model's input as it is (see ``Model._input_calls``)."""
         return [(0, self._layers[0], 0, {})] if self._layers else []
 
+    @layer_losses.top_level
     def forward(self, x, training=False, mask=None):
         """The output for ``x``; ``output_mask`` is then the mask of padded steps that reached the output
         (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None. ``mask`` is the
@@ -378,6 +381,11 @@ class Sequential(SeveralOutputs, Model):
         if isinstance(last, Model):
             return last._structured(flat, symbolic)
         return super()._structured(flat, symbolic)
+
+    def _no_output_gradient(self, y_pred):
+        # Each layer's backward takes the gradient of its output: zeros, so that the losses the layers added send
+        # theirs back through the layers before them.
+        return backend.array_module(y_pred).zeros_like(y_pred)
 
     def backward(self, dy, from_logits=False, input_gradient=True):
         """Back-propagate ``dy`` from the output; with ``from_logits`` it is the gradient of the last layer's logits.
