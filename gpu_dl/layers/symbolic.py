@@ -171,6 +171,14 @@ def tracing(inputs):
         _TRACES.pop()
 
 
+def trace_anchor():
+    """The first input of the composite call being traced (a symbolic tensor), or None outside a trace: an
+    operation that reads no tensor (a random draw of a shape) reads it to belong to the graph, and takes its
+    batch size for the None of its shape."""
+    inputs = _TRACES[-1] if _TRACES else None
+    return inputs[0] if inputs else None
+
+
 def traced_constant(value):
     """``value`` (an array) as a symbolic tensor of the graph being traced, or None outside a trace."""
     inputs = _TRACES[-1] if _TRACES else None
