@@ -5,7 +5,7 @@ operations of ``keras.src.activations.activations`` (``ReLU``, which ``keras.act
 three settings, and ``Mish``) as operations of a graph: Keras's classes, modules and configs, gpu_dl's activation
 functions (``gpu_dl/activations.py``, the GPU kernels included) forward and backward.
 
-Their results are floats: an integer input gives floatx, and takes no gradient.
+Their results are floats: an integer input gives floatx.
 """
 from __future__ import annotations
 
