@@ -193,13 +193,15 @@ def binomial(shape, counts, probabilities, dtype=None, seed=None):
 # ------------------------------------------------------------------ draws on a tensor
 def _tensor(x, where, name):
     """``(x, symbolic)``: a symbolic tensor (an array inside a traced call becomes a constant of its graph), or
-    an array (numbers and lists: floatx on the current device, as Keras converts them)."""
+    an array (numbers, lists and other libraries' tensors: on the current device, floats as floatx, as Keras
+    converts them)."""
     if is_symbolic(x):
         return x, True
-    constant = traced_constant(x) if hasattr(x, "shape") and hasattr(x, "dtype") else None
+    array = isinstance(x, numpy.ndarray) or type(x).__module__.startswith("cupy")
+    constant = traced_constant(x) if array else None
     if constant is not None:
         return constant, True
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+    if not array:       # numbers, lists, other libraries' tensors
         try:
             host = numpy.asarray(x)
         except (TypeError, ValueError) as e:
