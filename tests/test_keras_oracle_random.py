@@ -212,3 +212,32 @@ def test_custom_dropout_in_a_model_trains_and_predicts_as_keras_s_in_inference(r
     ours.compile("adam", "sparse_categorical_crossentropy")
     history = ours.fit(x, rng.integers(0, 3, 9), epochs=3, verbose=0).history["loss"]
     assert len(history) == 3 and numpy.isfinite(history).all()
+
+
+def registered_encoder_model(lib):
+    """encoder_model with the encoder's classes registered, so a .keras file can name them."""
+    Sampling, Encoder, _ = guide_layers(lib)
+    register = lib.saving.register_keras_serializable(package="RandomOracle")
+    register(Sampling)
+    Encoder = register(Encoder)
+    return lib.Sequential([lib.Input((6,)), Encoder(), lib.layers.Dense(3, activation="softmax")])
+
+
+def test_keras_files_of_a_model_holding_a_seed_generator_load_both_ways(tmp_path, rng):
+    backend.set_random_seed(5)
+    x = rng.standard_normal((5, 6)).astype("float32")
+    ours = registered_encoder_model(gpu_dl)
+    _quiet_log_variance(ours)
+    ours.save(tmp_path / "ours.keras")
+    theirs = registered_encoder_model(keras)    # registers Keras's classes of the same names
+    with pytest.warns(UserWarning):             # Keras warns about a layer without build() when it loads it
+        loaded = keras.models.load_model(tmp_path / "ours.keras")
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), ours.predict(x, verbose=0), rtol=1e-5,
+                                  atol=1e-6)
+    theirs.set_weights(ours.get_weights())
+    theirs.save(tmp_path / "theirs.keras")
+    back = gpu_dl.models.load_model(tmp_path / "theirs.keras")
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    sampling = back.layers[0].sampling
+    assert sampling._seed_generators == [sampling.seed_generator]
+    assert sampling.seed_generator.state.numpy().tolist()[0] == 1337
