@@ -99,9 +99,9 @@ def __getattr__(name):
 
 
 class _RandomState:
-    """``cupy.random.RandomState(seed=None, method=...)``: its samplers take a dtype, NumPy's do not. A seed must be
-    an unsigned integer (a ``numpy.uint64``) or an array, as CuPy before 13.3 takes it under NumPy 2 (a Python int
-    fails its safe cast to uint64); any 64-bit seed gives a stream of its own."""
+    """``cupy.random.RandomState(seed=None, method=...)``: its samplers take a dtype, NumPy's do not. A seed is an
+    integer of 64 bits or an array, as CuPy 13.3 takes it (a float is refused); any 64-bit seed gives a stream of
+    its own."""
 
     def __init__(self, seed=None, method=100):
         self.method = method
@@ -109,7 +109,9 @@ class _RandomState:
 
     def seed(self, seed=None):
         if seed is not None and not isinstance(seed, numpy.ndarray):
-            seed = int(numpy.asarray(seed).astype(numpy.uint64, casting="safe"))
+            if numpy.asarray(seed).dtype.kind not in "iub":
+                raise TypeError("Seed must be an integer.")
+            seed = int(numpy.asarray(seed).astype(numpy.uint64))
         if isinstance(seed, int) and seed >= 2**32:
             self._state = numpy.random.RandomState(numpy.random.MT19937(seed))
         else:
