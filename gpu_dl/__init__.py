@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations", "applications", "backend", "callbacks", "config", "constraints", "data", "datasets",
-    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving", "utils",
+    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "saving",
+    "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)

@@ -26,6 +26,7 @@ binary step (gradient zero everywhere).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 from .catalogue import lookup
@@ -101,6 +102,34 @@ def _contiguous(a):
     return a if a.flags.c_contiguous else a.copy()
 
 
+def _records(operation):
+    """On a symbolic tensor, the public function records what Keras's does: ``operation`` names a function of
+    ``gpu_dl.ops`` (``"leaky_relu"`` records Keras's ``LeakyRelu``) or, as ``"class:ReLU"``, an operation class of
+    ``layers/keras_ops`` (Keras's ``keras.src.activations.activations`` ``ReLU`` and ``Mish``), given the
+    function's arguments in order, its defaults filled in. The layers (which import this module) are imported at
+    the first such call."""
+    def decorate(function):
+        @functools.wraps(function)
+        def public(x, *args, **kwargs):
+            if _is_symbolic(x):
+                from .layers import keras_ops
+                # This function's defaults, not the op's: activations.gelu is exact, ops.gelu approximate.
+                arguments = inspect.signature(function).bind(x, *args, **kwargs)
+                arguments.apply_defaults()
+                if operation.startswith("class:"):
+                    cls = getattr(keras_ops.operations, operation[len("class:"):])
+                    return keras_ops.activation(cls, *arguments.args)
+                return getattr(keras_ops, operation)(*arguments.args)
+            return function(x, *args, **kwargs)
+        return public
+    return decorate
+
+
+def _is_symbolic(x):
+    from .layers.symbolic import KerasTensor
+    return isinstance(x, KerasTensor)
+
+
 # name -> (forward, backward); the public functions below are thin wrappers.
 _PAIRS = {
     "relu": (ew.relu_forward, ew.relu_backward),
@@ -161,42 +190,52 @@ def _check_parameters(name, forward, params):
                         f"use gpu_dl.activations.make({name!r}, {example}).")
 
 
+@_records("class:ReLU")
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return ew.relu_forward(x, negative_slope, max_value, threshold)
 
 
+@_records("leaky_relu")
 def leaky_relu(x, negative_slope=0.2):
     return ew.leaky_relu_forward(x, negative_slope)
 
 
+@_records("relu6")
 def relu6(x):
     return ew.relu6_forward(x)
 
 
+@_records("elu")
 def elu(x, alpha=1.0):
     return ew.elu_forward(x, alpha)
 
 
+@_records("selu")
 def selu(x):
     return ew.selu_forward(x)
 
 
+@_records("celu")
 def celu(x, alpha=1.0):
     return ew.celu_forward(x, alpha)
 
 
+@_records("softplus")
 def softplus(x):
     return ew.softplus_forward(x)
 
 
+@_records("softsign")
 def softsign(x):
     return ew.softsign_forward(x)
 
 
+@_records("squareplus")
 def squareplus(x, b=4):
     return ew.squareplus_forward(x, b)
 
 
+@_records("silu")
 def silu(x):
     return ew.silu_forward(x)
 
@@ -204,46 +243,57 @@ def silu(x):
 swish = silu
 
 
+@_records("gelu")
 def gelu(x, approximate=False):
     return ew.gelu_forward(x, approximate)
 
 
+@_records("class:Mish")
 def mish(x):
     return ew.mish_forward(x)
 
 
+@_records("tanh")
 def tanh(x):
     return ew.tanh_forward(x)
 
 
+@_records("tanh_shrink")
 def tanh_shrink(x):
     return ew.tanh_shrink_forward(x)
 
 
+@_records("hard_tanh")
 def hard_tanh(x):
     return ew.hard_tanh_forward(x)
 
 
+@_records("sigmoid")
 def sigmoid(x):
     return ew.sigmoid_forward(x)
 
 
+@_records("log_sigmoid")
 def log_sigmoid(x):
     return ew.log_sigmoid_forward(x)
 
 
+@_records("hard_sigmoid")
 def hard_sigmoid(x):
     return ew.hard_sigmoid_forward(x)
 
 
+@_records("sparse_sigmoid")
 def sparse_sigmoid(x):
     return ew.sparse_sigmoid_forward(x)
 
 
+@_records("sparse_plus")
 def sparse_plus(x):
     return ew.sparse_plus_forward(x)
 
 
+@_records("hard_silu")
 def hard_silu(x):
     return ew.hard_silu_forward(x)
 
@@ -251,18 +301,22 @@ def hard_silu(x):
 hard_swish = hard_silu
 
 
+@_records("hard_shrink")
 def hard_shrink(x, threshold=0.5):
     return ew.hard_shrink_forward(x, threshold)
 
 
+@_records("soft_shrink")
 def soft_shrink(x, threshold=0.5):
     return ew.soft_shrink_forward(x, threshold)
 
 
+@_records("threshold")
 def threshold(x, threshold, default_value):
     return ew.threshold_forward(x, threshold, default_value)
 
 
+@_records("exp")
 def exponential(x):
     return ew.exponential_forward(x)
 
@@ -271,23 +325,30 @@ def linear(x):
     return x
 
 
+@_records("softmax")
 def softmax(x, axis=-1):
     return ew.softmax_forward(x, axis)
 
 
+@_records("log_softmax")
 def log_softmax(x, axis=-1):
     return ew.log_softmax_forward(x, axis)
 
 
+@_records("sparsemax")
 def sparsemax(x, axis=-1):
     return ew.sparsemax_forward(x, axis)
 
 
+@_records("glu")
 def glu(x, axis=-1):
     return ew.glu_forward(x, axis)
 
 
 def step(x):
+    if _is_symbolic(x):
+        raise TypeError("gpu_dl.activations.step has no Keras operation to record on a symbolic tensor; use "
+                        "layers.Activation('step') in a model.")
     return ew.step_forward(x)
 
 

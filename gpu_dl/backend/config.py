@@ -3,6 +3,7 @@ precision, the random seed, and the debugging caps on epochs and steps (Keras's 
 from __future__ import annotations
 
 import os
+import random
 import sys
 import warnings
 
@@ -11,6 +12,9 @@ import numpy
 _FLOATX = "float32"
 _FLOAT_TYPES = ("float16", "bfloat16", "float32", "float64")
 _rng = numpy.random.default_rng()
+# The SeedGenerator that ``gpu_dl.random``'s functions draw from when given no seed (made on first use, by
+# ``layers/seed_generator.py``); ``set_random_seed`` drops it, so the next one starts from the new seed.
+_global_seed_generator = None
 
 
 def floatx() -> str:
@@ -174,15 +178,29 @@ def set_conv_precision(value: str) -> None:
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed gpu_dl's generator (weight initialisation, dropout, shuffling), NumPy's global one and CuPy's."""
-    global _rng
+    """Seed gpu_dl's generator (weight initialisation, dropout, shuffling), Python's, NumPy's global one and
+    CuPy's, and start ``gpu_dl.random``'s global SeedGenerator afresh from them, as Keras's does."""
+    global _rng, _global_seed_generator
     if not isinstance(seed, (int, numpy.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     _rng = numpy.random.default_rng(int(seed))
+    random.seed(int(seed))      # Keras seeds Python's too: its unseeded SeedGenerators take their seeds from it
+    _global_seed_generator = None
     numpy.random.seed(int(seed) % 2**32)
     cupy = sys.modules.get("cupy")   # CuPy's global stream (unseeded dropout on the GPU), if it is in use
     if cupy is not None:
-        cupy.random.seed(int(seed) % 2**32)
+        cupy.random.seed(numpy.uint64(int(seed) % 2**32))   # a uint64: CuPy < 13.3 refuses a Python int
+
+
+def global_seed_generator():
+    """The SeedGenerator of unseeded ``gpu_dl.random`` draws, or None before the first (or after
+    ``set_random_seed``)."""
+    return _global_seed_generator
+
+
+def set_global_seed_generator(generator) -> None:
+    global _global_seed_generator
+    _global_seed_generator = generator
 
 
 def rng() -> numpy.random.Generator:

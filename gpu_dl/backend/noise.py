@@ -24,7 +24,9 @@ class UniformNoise:
     def _stream(self, xp):
         stream = self._streams.get(xp.__name__)
         if stream is None:
-            stream = numpy.random.default_rng(self.seed) if xp is numpy else xp.random.RandomState(self.seed)
+            # CuPy takes a uint64 seed: before 13.3 it refuses a Python int under NumPy 2
+            stream = numpy.random.default_rng(self.seed) if xp is numpy else \
+                xp.random.RandomState(numpy.uint64(self.seed))
             self._streams[xp.__name__] = stream
         return stream
 

@@ -631,6 +631,22 @@ class Layer:
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.weights if id(v) not in trainable]
 
+    @property
+    def _seed_generators(self):
+        """The ``keras.random.SeedGenerator`` objects held in this layer's attributes, in the order they were set."""
+        from .seed_generator import seed_generators_of     # it imports this module at its top
+        return [g for value in self.__dict__.values() for g in seed_generators_of(value)]
+
+    @property
+    def variables(self):
+        """Keras's ``variables``: the layer's own weights, the states of its SeedGenerators, then each sublayer's
+        variables (each once). The seed states are not weights: ``weights`` and weight files leave them out."""
+        sublayers = getattr(self, "layers", None)       # a model's layers; a layer's are its tracked attributes
+        found = list(self._weights) + [g.state for g in self._seed_generators]
+        for layer in (self._sublayers() if sublayers is None else sublayers):
+            found.extend(layer.variables)
+        return _unique_variables(found)
+
     def get_weights(self):
         return [v.numpy() for v in self.weights]
 

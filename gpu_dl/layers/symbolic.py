@@ -241,6 +241,14 @@ def traced_variable(variable):
     return entry[1]
 
 
+def trace_anchor():
+    """The first input of the composite call being traced (a symbolic tensor), or None outside a trace: an
+    operation that reads no tensor (a random draw of a shape) reads it to belong to the graph, and takes its
+    batch size for the None of its shape."""
+    trace = active_trace()
+    return trace.inputs[0] if trace is not None else None
+
+
 def traced_constant(value):
     """``value`` (an array) as a symbolic tensor of the graph being traced, or None outside a trace. A variable's
     value array is the variable's tensor (``traced_variable``)."""

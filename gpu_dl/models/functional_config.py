@@ -37,6 +37,7 @@ import numpy
 
 from ..layers import indexing_operations, operations
 from ..layers.keras_ops import operations as keras_ops
+from ..layers.keras_ops.activations import ACTIVATIONS as ACTIVATION_OPERATIONS
 from ..layers.operations import Operation
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            holds_model_entry, is_model_entry, nested_layer_from_entry)
@@ -44,7 +45,8 @@ from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
 _CALL_KEYWORDS = ("training", "mask", "initial_state")
-# The operations of keras.src.ops (numpy, nn, core) that gpu_dl rebuilds, by Keras's class name.
+# The operations of keras.src.ops (numpy, nn, core) that gpu_dl rebuilds, by Keras's class name; and the two of
+# keras.src.activations.activations (ReLU, which keras.activations.relu records, and Mish).
 OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS, **keras_ops.OPERATIONS}
 
 
@@ -370,8 +372,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
     # The arithmetic operations gpu_dl has (operators on tensors: Add, Multiply, ...) are rebuilt as layers are.
     operations, rebuilt = {}, set()
     for entry in entries:
-        if isinstance(entry, dict) and isinstance(entry.get("module"), str) and \
-                entry["module"].startswith("keras.src.ops."):
+        if isinstance(entry, dict) and isinstance(entry.get("module"), str) and (
+                entry["module"].startswith("keras.src.ops.") or entry["module"] == ACTIVATION_OPERATIONS):
             name = entry.get("name", (entry.get("config") or {}).get("name"))
             if not isinstance(name, str):
                 continue

@@ -39,6 +39,9 @@ __all__ = [
     "cumsum", "var", "std", "prod", "norm", "dot", "tensordot",
     "tril", "triu", "eye", "full", "full_like", "linspace", "greater", "greater_equal", "less", "less_equal", "equal",
     "not_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "any", "all", "moments", "normalize",
+    "relu6", "leaky_relu", "elu", "selu", "celu", "softsign", "squareplus", "tanh_shrink", "hard_tanh",
+    "log_sigmoid", "hard_sigmoid", "sparse_sigmoid", "sparse_plus", "hard_silu", "hard_swish", "hard_shrink",
+    "soft_shrink", "threshold", "glu", "sparsemax",
 ]
 
 _python_abs, _python_slice, _python_any, _python_all = abs, slice, any, all
@@ -382,6 +385,99 @@ def log_softmax(x, axis=-1):
 
 def logsumexp(x, axis=None, keepdims=False):
     return _unary(_made(x, _ops.Logsumexp, axis, keepdims), x)
+
+
+def activation(cls, x, *args):
+    """The activation operation ``cls(*args)`` (``operations.ActivationOperation``) on ``x``: recorded on a symbolic
+    tensor; computed at once on an array (integers as floatx), with gpu_dl's activation function."""
+    if is_symbolic(x):
+        return cls(*args).apply(x)
+    x = _array(x)
+    if x.dtype.kind in "iub":
+        x = x.astype(backend.floatx())
+    return _local(cls, *args).forward_array(x)
+
+
+def relu6(x):
+    return activation(_ops.Relu6, x)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return activation(_ops.LeakyRelu, x, negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return activation(_ops.Elu, x, alpha)
+
+
+def selu(x):
+    return activation(_ops.Selu, x)
+
+
+def celu(x, alpha=1.0):
+    return activation(_ops.Celu, x, alpha)
+
+
+def softsign(x):
+    return activation(_ops.Softsign, x)
+
+
+def squareplus(x, b=4):
+    return activation(_ops.Squareplus, x, b)
+
+
+def tanh_shrink(x):
+    return activation(_ops.TanhShrink, x)
+
+
+def hard_tanh(x):
+    return activation(_ops.HardTanh, x)
+
+
+def log_sigmoid(x):
+    return activation(_ops.LogSigmoid, x)
+
+
+def hard_sigmoid(x):
+    return activation(_ops.HardSigmoid, x)
+
+
+def sparse_sigmoid(x):
+    return activation(_ops.SparseSigmoid, x)
+
+
+def sparse_plus(x):
+    return activation(_ops.SparsePlus, x)
+
+
+def hard_silu(x):
+    return activation(_ops.HardSilu, x)
+
+
+def hard_swish(x):
+    """Keras's ``hard_swish``: ``hard_silu`` (recorded as Keras's ``HardSilu``)."""
+    return hard_silu(x)
+
+
+def hard_shrink(x, threshold=0.5):
+    return activation(_ops.HardShrink, x, threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    return activation(_ops.SoftShrink, x, threshold)
+
+
+def threshold(x, threshold, default_value):
+    return activation(_ops.Threshold, x, threshold, default_value)
+
+
+def glu(x, axis=-1):
+    """The first half of ``axis`` times the sigmoid of the second half: the axis halves."""
+    return activation(_ops.Glu, x, axis)
+
+
+def sparsemax(x, axis=-1):
+    return activation(_ops.Sparsemax, x, axis)
 
 
 # ------------------------------------------------------------------ statistics

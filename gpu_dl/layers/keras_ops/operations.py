@@ -15,6 +15,8 @@ Dtypes follow Keras: the shape operations, ``sum``, ``max``, ``min``,
 input's dtype; ``mean``, ``sqrt``, ``exp``, ``log``, ``tanh``, ``sigmoid`` and
 ``softmax`` give floatx for integers (Keras's ``softmax`` keeps an integer
 dtype there, which rounds every probability to 0 or 1; gpu_dl gives floats).
+The activations of ``keras.ops.nn`` beyond those (``relu6``, ``elu``, ``hard_silu``, ``glu``, ...) and
+Keras's ``ReLU`` and ``Mish`` of ``keras.activations`` give floats (``activations``).
 Integer tensors take no gradient. ``argmax`` and ``argmin`` give int32, the
 comparisons, logical operations, ``any`` and ``all`` bool; none of them, nor
 ``one_hot`` and ``full_like``, sends a gradient back. ``split`` and
@@ -39,6 +41,10 @@ from .shapes import (
     Slice, Tril, Triu)
 from .selection import (
     Einsum, Where, Take, TakeAlongAxis, OneHot, Tensordot, Dot)
+from .activations import (
+    ActivationOperation, Relu6, Selu, Softsign, TanhShrink, HardTanh, LogSigmoid, HardSigmoid, SparseSigmoid,
+    SparsePlus, HardSilu, Mish, ReLU, LeakyRelu, Elu, Celu, Squareplus, HardShrink, SoftShrink, Threshold,
+    Sparsemax, Glu, OPERATIONS as _ACTIVATIONS)
 from .logic import (
     Comparison, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All)
@@ -51,7 +57,10 @@ __all__ = ['CORE', 'LINALG', 'MATH', 'NN', 'NUMPY', 'KerasOperation', '_axis_set
            'Transpose', 'ExpandDims', 'Squeeze', 'Concatenate', 'Stack', 'Split', 'Tile', 'Repeat', 'Pad',
            'BroadcastTo', 'Flip', 'Roll', 'Slice', 'Tril', 'Triu', 'Einsum', 'Where', 'Take', 'TakeAlongAxis',
            'OneHot', 'Tensordot', 'Dot', 'Comparison', 'Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal',
-           'NotEqual', 'LogicalAnd', 'LogicalOr', 'LogicalXor', 'LogicalNot', 'Any', 'All']
+           'NotEqual', 'LogicalAnd', 'LogicalOr', 'LogicalXor', 'LogicalNot', 'Any', 'All', 'ActivationOperation',
+           'Relu6', 'Selu', 'Softsign', 'TanhShrink', 'HardTanh', 'LogSigmoid', 'HardSigmoid', 'SparseSigmoid',
+           'SparsePlus', 'HardSilu', 'Mish', 'ReLU', 'LeakyRelu', 'Elu', 'Celu', 'Squareplus', 'HardShrink',
+           'SoftShrink', 'Threshold', 'Sparsemax', 'Glu']
 
 # Keras's class names of these operations, for models read back from a config.
 OPERATIONS = {cls.__name__: cls for cls in (
@@ -60,4 +69,4 @@ OPERATIONS = {cls.__name__: cls for cls in (
     TakeAlongAxis, Sin, Cos, Erf, Silu, Softplus, Gelu, LogSoftmax, Logsumexp, Var, Std, Prod, Norm, Cumsum, Argmax,
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
-    LogicalNot, Any, All, Tensordot, Dot)}
+    LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS

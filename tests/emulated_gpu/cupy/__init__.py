@@ -99,16 +99,58 @@ def __getattr__(name):
 
 
 class _RandomState:
-    """``cupy.random.RandomState``: its samplers take a dtype, NumPy's do not."""
+    """``cupy.random.RandomState(seed=None, method=...)``: its samplers take a dtype, NumPy's do not. A seed is an
+    integer of 64 bits or an array, as CuPy 13.3 takes it (a float is refused); any 64-bit seed gives a stream of
+    its own."""
 
-    def __init__(self, seed=None):
-        self._state = numpy.random.RandomState(seed)
+    def __init__(self, seed=None, method=100):
+        self.method = method
+        self.seed(seed)
+
+    def seed(self, seed=None):
+        if seed is not None and not isinstance(seed, numpy.ndarray):
+            if numpy.asarray(seed).dtype.kind not in "iub":
+                raise TypeError("Seed must be an integer.")
+            seed = int(numpy.asarray(seed).astype(numpy.uint64))
+        if isinstance(seed, int) and seed >= 2**32:
+            self._state = numpy.random.RandomState(numpy.random.MT19937(seed))
+        else:
+            self._state = numpy.random.RandomState(seed)
+
+    @staticmethod
+    def _float(dtype):
+        dtype = numpy.dtype(dtype)
+        if dtype.char not in "fd":
+            raise TypeError("cupy.random only supports float32 and float64")
+        return dtype
 
     def random_sample(self, size=None, dtype=numpy.float64):
-        return _device(self._state.random_sample(size).astype(dtype, copy=False))
+        return _device(numpy.asarray(self._state.random_sample(size)).astype(self._float(dtype), copy=False))
 
     def standard_normal(self, size=None, dtype=numpy.float64):
-        return _device(numpy.asarray(self._state.standard_normal(size)).astype(dtype, copy=False))
+        return _device(numpy.asarray(self._state.standard_normal(size)).astype(self._float(dtype), copy=False))
+
+    def normal(self, loc=0.0, scale=1.0, size=None, dtype=float):
+        return _device(numpy.asarray(self._state.normal(loc, scale, size)).astype(self._float(dtype), copy=False))
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=float):
+        return _device(numpy.asarray(self._state.uniform(low, high, size)).astype(self._float(dtype), copy=False))
+
+    def randint(self, low, high=None, size=None, dtype=int):
+        return _device(numpy.asarray(self._state.randint(low, high, size, dtype=numpy.int64)).astype(dtype))
+
+    @staticmethod
+    def _host(value):
+        return numpy.asarray(value).view(numpy.ndarray)
+
+    def gamma(self, shape, scale=1.0, size=None, dtype=float):
+        return _device(numpy.asarray(self._state.gamma(self._host(shape), self._host(scale), size)).astype(dtype))
+
+    def beta(self, a, b, size=None, dtype=float):
+        return _device(numpy.asarray(self._state.beta(self._host(a), self._host(b), size)).astype(dtype))
+
+    def binomial(self, n, p, size=None, dtype=int):
+        return _device(numpy.asarray(self._state.binomial(self._host(n), self._host(p), size)).astype(dtype))
 
 
 class random:
@@ -349,8 +391,15 @@ class _NotOnTheHost:
         raise RuntimeError("the emulated GPU has no raw device memory")
 
 
+class _Curand:
+    CURAND_RNG_PSEUDO_DEFAULT = 100
+    CURAND_RNG_PSEUDO_XORWOW = 101
+    CURAND_RNG_PSEUDO_PHILOX4_32_10 = 161
+
+
 class cuda:
     runtime = _Runtime()
+    curand = _Curand
     Device = _Device
     Stream = _Stream
     Event = _Event
