@@ -13,6 +13,11 @@ whose instances give
 - ``validate_targets(y_true, output_shape)``: a host-side check of the targets
   against the model output, run before training changes anything.
 
+A loss of the caller's own needs no ``grad`` where its ``call`` is written
+with ``gpu_dl.ops`` (as Keras's custom losses are): it is traced on symbolic
+tensors into a graph whose backward gives the gradient (``Loss.traced``,
+``models/loss_graph.py``), and so is a plain function given to compile.
+
 Formulas, epsilons and clipping are Keras 3's (``epsilon() = 1e-7``); gradients
 are the exact derivatives of those formulas, zero where a clip is active. Where
 target and prediction ranks differ by one and the longer one ends in a 1, the
@@ -65,6 +70,21 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
     """Both arrays reshaped as ``aligned_shapes`` says."""
     shape1, shape2 = aligned_shapes(x1.shape, x2.shape, expand_rank_1)
     return x1.reshape(shape1), x2.reshape(shape2)
+
+
+def _aligned(y_true, y_pred):
+    """``squeeze_or_expand_to_same_rank`` of arrays or symbolic tensors (``gpu_dl.ops``), as Keras's
+    LossFunctionWrapper aligns what it hands its function."""
+    true_shape, pred_shape = aligned_shapes(y_true.shape, y_pred.shape)
+    if len(true_shape) == len(tuple(y_true.shape)) and len(pred_shape) == len(tuple(y_pred.shape)):
+        return y_true, y_pred
+    from .layers import keras_ops as ops     # the ops record graph operations on symbolic tensors: import late
+
+    def fit(x, rank):
+        if rank == len(tuple(x.shape)):
+            return x
+        return ops.expand_dims(x, -1) if rank > len(tuple(x.shape)) else ops.squeeze(x, -1)
+    return fit(y_true, len(true_shape)), fit(y_pred, len(pred_shape))
 
 
 def _pair(y_true, y_pred, align=True):
@@ -467,6 +487,10 @@ def reduction_weights(values, sample_weight=None, mask=None, reduction="sum_over
         raise ValueError("reduction 'none' gives no scalar loss to train on.")
     xp = array_module(values, sample_weight, mask)
     dtype = values.dtype
+    if values.ndim == 0 and (sample_weight is not None or mask is not None):
+        # One value for the batch (a loss that reduces everything) times weights of the batch's shape: Keras's
+        # reduction multiplies them out and reduces the product, the value times the reduction of the weights.
+        return reduce_weighted_values(xp.ones((), dtype), sample_weight, mask, reduction)
 
     def spread(a):
         a = xp.asarray(a).astype(dtype)
@@ -525,7 +549,8 @@ def _check_elementwise_targets(loss_name, y_true, output_shape):
 
 # ------------------------------------------------------------------ classes
 class Loss:
-    """Base class: subclasses define ``call`` (per-sample values) and ``grad``.
+    """Base class: subclasses define ``call`` (per-sample values) and ``grad``, or only a ``call`` written with
+    ``gpu_dl.ops``, which training traces for its gradient (``traced``).
 
     ``reduction`` is one of Keras 3's: "sum_over_batch_size" (sum of the
     weighted values over their number), "sum", "mean" (as
@@ -547,8 +572,47 @@ class Loss:
         raise NotImplementedError(f"{type(self).__name__} must define call(y_true, y_pred).")
 
     def grad(self, y_true, y_pred):
+        """d(sum of the per-sample values)/d(y_pred): a traced loss's comes from its graph."""
+        if self.traced:
+            return self.weighted_grad(y_true, y_pred, 1.0)
         raise NotImplementedError(f"{type(self).__name__} must define grad(y_true, y_pred): gpu_dl trains with "
                                   "the gradient of the per-sample losses summed over the batch.")
+
+    @property
+    def traced(self):
+        """Whether this loss trains through the graph its ``call`` records on symbolic tensors
+        (``models/loss_graph.py``): where it has no gradient of its own, or where the gradient it inherits was
+        written for another ``call`` than its own (a subclass that changes the call of a loss with a gradient)."""
+        mro = type(self).__mro__
+        call_owner = next(k for k in mro if "call" in k.__dict__)
+        for k in mro:
+            if k is Loss:
+                return True
+            if ("grad" in k.__dict__ or "weighted_grad" in k.__dict__) and self._writes_gradient(k):
+                # The call the gradient was written beside; a class with a gradient and no call of its own wrote
+                # it for the call of its subclasses.
+                written_for = next((c for c in k.__mro__ if "call" in c.__dict__), Loss)
+                return written_for is not Loss and written_for is not call_owner
+        return True
+
+    def _writes_gradient(self, cls):
+        """Whether ``cls``'s ``grad`` or ``weighted_grad`` computes a gradient for this loss (not one that passes
+        it on to a function the loss was not given)."""
+        return True
+
+    def per_sample(self, y_true, y_pred, training=False):
+        """The per-sample values a training or evaluation step takes: ``call``'s, or a traced loss's from its
+        graph, which with ``training`` keeps what ``weighted_grad`` and ``scaled_grad`` need for the same arrays."""
+        if not self.traced:
+            return self.call(y_true, y_pred)
+        from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+        return loss_graph.forward(self, y_true, y_pred, training)
+
+    def scaled_grad(self, y_true, y_pred, scale):
+        """``scale`` times ``grad``: the gradient where every per-sample value weighs ``scale``."""
+        if self.traced:
+            return self.weighted_grad(y_true, y_pred, scale)
+        return self.grad(y_true, y_pred) * scale
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         xp = array_module(y_true, y_pred, sample_weight)
@@ -562,8 +626,12 @@ class Loss:
 
         Each value here depends only on its own slice of ``y_pred`` along the axis the loss reduces (``axis``,
         the last by default), so the weights scale ``grad`` with that axis put back in. Losses whose values mix
-        samples (Circle) or reduce over several axes (Dice) override it.
+        samples (Circle) or reduce over several axes (Dice) override it. A traced loss's graph takes ``weights``
+        (or a number, every value's weight) as the seed of its backward pass.
         """
+        if self.traced:
+            from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+            return loss_graph.gradient(self, y_true, y_pred, weights)
         grad = self.grad(y_true, y_pred)
         axis = getattr(self, "axis", -1)
         if weights.ndim == grad.ndim - 1 and isinstance(axis, int):
@@ -600,7 +668,14 @@ class Loss:
         return 1.0 if self.reduction == "sum" else 1.0 / max(int(values_size), 1)
 
     def validate_targets(self, y_true, output_shape):
-        """Raise a ValueError saying what to do if host targets ``y_true`` cannot train ``output_shape``."""
+        """Raise a ValueError saying what to do if host targets ``y_true`` cannot train ``output_shape``.
+
+        A traced loss takes the shapes its call takes (Keras checks none): its call is traced for them here, so a
+        call that cannot be traced is refused before training changes anything."""
+        if self.traced:
+            from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+            loss_graph.check(self, numpy.shape(y_true), tuple(output_shape))
+            return
         _check_elementwise_targets(self.name, numpy.asarray(y_true), output_shape)
 
     def get_config(self):
@@ -618,18 +693,32 @@ class Loss:
 class LossFunctionWrapper(Loss):
     """A loss from a per-sample function ``fn(y_true, y_pred, **kwargs)`` and its gradient ``grad_fn``.
 
-    ``grad_fn(y_true, y_pred, **kwargs)`` returns d(sum of fn's values)/d(y_pred).
+    ``grad_fn(y_true, y_pred, **kwargs)`` returns d(sum of fn's values)/d(y_pred). Without it the loss is traced
+    (``Loss.traced``): ``fn`` is then written with ``gpu_dl.ops``, and gets ``y_true`` and ``y_pred`` with their
+    ranks aligned as Keras's wrapper aligns them (a trailing axis of 1 dropped or added). ``given_as_function``
+    marks the wrapper compile makes of a plain function, which a saved file writes as that function, as Keras
+    does.
     """
+
+    given_as_function = False
 
     def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, *, grad_fn=None, **kwargs):
         if not callable(fn):
             raise TypeError(f"LossFunctionWrapper: `fn` must be callable, got {fn!r}.")
+        if grad_fn is not None and not callable(grad_fn):
+            raise TypeError(f"LossFunctionWrapper: `grad_fn` must be callable or None, got {grad_fn!r}.")
         super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction, dtype=dtype)
         self.fn = fn
         self.grad_fn = grad_fn
         self._fn_kwargs = kwargs
 
+    def _writes_gradient(self, cls):
+        # The wrapper's own grad passes the gradient on to grad_fn: without one it has none.
+        return cls is not LossFunctionWrapper or self.grad_fn is not None
+
     def call(self, y_true, y_pred):
+        if self.grad_fn is None:
+            y_true, y_pred = _aligned(y_true, y_pred)
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
     def grad(self, y_true, y_pred):
@@ -643,8 +732,10 @@ class LossFunctionWrapper(Loss):
         config = super().get_config()
         if type(self) is LossFunctionWrapper:
             # As Keras's: the wrapper itself names its functions (saving writes them by their registered name);
-            # its subclasses fix theirs in __init__.
-            config.update(fn=self.fn, grad_fn=self.grad_fn)
+            # its subclasses fix theirs in __init__. Keras's has no grad_fn: a traced wrapper writes none.
+            config.update(fn=self.fn)
+            if self.grad_fn is not None:
+                config.update(grad_fn=self.grad_fn)
         config.update(self._fn_kwargs)
         return config
 

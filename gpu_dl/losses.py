@@ -9,8 +9,9 @@ reductions, target checks).
 from __future__ import annotations
 
 import inspect
+import types
 
-from .catalogue import from_keras_config, keras_config, lookup, snake_case
+from .catalogue import from_keras_config, keras_config, keras_snake_case, lookup, snake_case
 from .loss_base import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge,
                         CosineSimilarity, Hinge, Huber, KLDivergence, LogCosh, Loss, LossFunctionWrapper,
                         MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError,
@@ -101,6 +102,8 @@ _NAMES.update({snake_case(cls.__name__): cls for cls in _MORE})
 FUNCTIONS.update(_MORE)
 
 _SHAPE_WORDS = ("crossentropy", "ce")
+# gpu_dl's per-sample functions (and their aliases, the same objects) -> their classes.
+_CLASS_OF_FUNCTION = {fn: cls for cls, fn in FUNCTIONS.items()}
 
 
 def serialize(loss):
@@ -115,11 +118,27 @@ def deserialize(config):
     return from_keras_config("losses", config, _NAMES)
 
 
+def _from_function(fn):
+    """The Loss compile makes of a function ``fn(y_true, y_pred)``, named as Keras names it (its snake-cased
+    ``__name__``, or the object's ``name``): one of gpu_dl's functions (``losses.mse``) gives its class; any other,
+    written with ``gpu_dl.ops``, a ``LossFunctionWrapper`` that trains through the graph its call records
+    (``Loss.traced``) and that a saved file writes as the function itself, as Keras writes it."""
+    name = getattr(fn, "name", None)
+    if not isinstance(name, str):
+        name = keras_snake_case(getattr(fn, "__name__", None) or type(fn).__name__)
+    cls = _CLASS_OF_FUNCTION.get(fn) if isinstance(fn, types.FunctionType) else None
+    if cls is not None:
+        return cls(name=name)
+    wrapper = LossFunctionWrapper(fn, name=name)
+    wrapper.given_as_function = True
+    return wrapper
+
+
 def get(identifier):
-    """A Loss from a name (class name, function name or alias), a Loss, a Loss class or a config dict.
+    """A Loss from a name (class name, function name or alias), a Loss, a Loss class, a function or a config dict.
 
     A function name gives the class with its defaults, named as written
-    (``get("mse").name == "mse"``), as Keras names a loss given by string.
+    (``get("mse").name == "mse"``), as Keras names a loss given by string; a function, ``_from_function``'s loss.
     """
     if identifier is None:
         return None
@@ -137,11 +156,7 @@ def get(identifier):
         return deserialize(identifier)
     if inspect.isclass(identifier) and issubclass(identifier, Loss):
         return identifier()
-    if callable(identifier):
-        raise TypeError(
-            f"loss {getattr(identifier, '__name__', identifier)!r} is a plain callable, but a gpu_dl loss needs its "
-            "gradient too. Pass a loss name such as 'mse', a gpu_dl.losses.Loss instance (subclass Loss and "
-            "define call and grad, or use LossFunctionWrapper(fn, grad_fn=...)), or a config dict "
-            "{'class_name': ..., 'config': ...}.")
+    if callable(identifier) and not inspect.isclass(identifier):
+        return _from_function(identifier)
     raise TypeError(f"Could not interpret loss identifier {identifier!r}: expected a loss name such as 'mse', "
                     "a gpu_dl.losses.Loss instance, or a config dict {'class_name': ..., 'config': ...}.")

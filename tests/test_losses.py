@@ -537,9 +537,16 @@ def test_get_names_and_other_forms():
     assert restored.from_logits and restored.label_smoothing == 0.1
 
 
-def test_get_rejects_plain_callables_and_unknown_names():
-    with pytest.raises(TypeError, match="gradient.*'mse'.*Loss"):
-        losses.get(lambda y_true, y_pred: (y_true - y_pred) ** 2)
+def test_get_wraps_functions_and_rejects_unknown_names():
+    # A function becomes a traced LossFunctionWrapper named as Keras names it; gpu_dl's own, its class.
+    def myLoss(y_true, y_pred):
+        return (y_true - y_pred) ** 2
+    wrapped = losses.get(myLoss)
+    assert type(wrapped) is losses.LossFunctionWrapper and wrapped.fn is myLoss and wrapped.traced
+    assert wrapped.name == "my_loss" and wrapped.given_as_function
+    assert type(losses.get(losses.mse)) is losses.MeanSquaredError and losses.get(losses.mse).name == \
+        "mean_squared_error"
+    assert not losses.get(losses.huber).traced
     with pytest.raises(ValueError, match="Unknown name 'mean_squared_eror'.*mean_squared_error"):
         losses.get("mean_squared_eror")
     with pytest.raises(ValueError, match="sparse_categorical_crossentropy"):

@@ -174,8 +174,9 @@ def test_without_custom_objects_the_error_names_the_missing_object(tmp_path):
         load_model(tmp_path / "fn.keras")
 
 
-def test_a_loss_saved_as_a_plain_function_needs_a_gradient_to_train(tmp_path):
-    # Keras writes `compile(loss=my_function)` as a function entry; gpu_dl needs the gradient too.
+def test_a_loss_saved_as_a_plain_function_is_traced_and_needs_gpu_dl_ops_to_train(tmp_path):
+    # Keras writes `compile(loss=my_function)` as a function entry; gpu_dl traces the function for its gradient,
+    # which a function written with NumPy's array methods does not allow.
     model = regression_model(ScaledMSE())
     model.save(tmp_path / "m.keras")
 
@@ -183,9 +184,14 @@ def test_a_loss_saved_as_a_plain_function_needs_a_gradient_to_train(tmp_path):
         config["compile_config"]["loss"] = {"module": "builtins", "class_name": "function", "config": "cubic_loss",
                                             "registered_name": "function"}
     rewrite_config(tmp_path / "m.keras", keras_style)
-    with pytest.raises(ValueError, match="names 'cubic_loss', which custom_objects .* gives as the plain function "
-                                         ".*gradient.*Loss subclass"):
-        load_model(tmp_path / "m.keras", custom_objects={"cubic_loss": cubic_loss})
+    loaded = load_model(tmp_path / "m.keras", custom_objects={"cubic_loss": cubic_loss})
+    assert loaded.loss.fn is cubic_loss and loaded.loss.traced and loaded.loss.name == "cubic_loss"
+    before = loaded.get_weights()
+    with pytest.raises(TypeError, match="Loss function 'cubic_loss' cannot be trained.*'KerasTensor' object has no "
+                                        "attribute 'mean'.*gpu_dl.ops.*grad_fn"):
+        fit(loaded)
+    for a, b in zip(before, loaded.get_weights()):       # refused before the step changed anything
+        numpy.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="names the function 'cubic_loss'.*custom_objects"):
         load_model(tmp_path / "m.keras")
     wrapped = losses.LossFunctionWrapper(cubic_loss, grad_fn=cubic_loss_grad)

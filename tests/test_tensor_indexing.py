@@ -286,11 +286,27 @@ def test_each_use_is_an_operation_of_its_own():
     assert isinstance((x @ numpy.ones((3, 1)))._keras_history.operation, Matmul)
 
 
-@pytest.mark.parametrize("use", [lambda x: x != 0, lambda x: x < 0, lambda x: 0 >= x, lambda x: x & x,
-                                 lambda x: ~x, lambda x: x ^ 1, lambda x: x // 2])
+@pytest.mark.parametrize("use", [lambda x: x != 0, lambda x: x & x, lambda x: ~x, lambda x: x ^ 1,
+                                 lambda x: x // 2])
 def test_operators_without_a_gradient_are_refused_on_symbolic_tensors(use):
-    """Keras records comparisons and logical operators; gpu_dl refuses them clearly rather than answering
-    `x != 0` with True."""
+    """Keras records `!=` and logical operators; gpu_dl refuses them clearly rather than answering `x != 0` with
+    True (ops.not_equal and ops.logical_and record them)."""
     x = layers.Input((3,))
     with pytest.raises(TypeError, match="not supported on symbolic tensors"):
         use(x)
+
+
+@pytest.mark.parametrize("use, name, expected", [
+    (lambda x: x < 0, "Less", lambda a: a < 0), (lambda x: 0 >= x, "LessEqual", lambda a: a <= 0),
+    (lambda x: x > 0.5, "Greater", lambda a: a > 0.5), (lambda x: x >= x[:, :1], "GreaterEqual",
+                                                        lambda a: a >= a[:, :1])])
+def test_ordering_comparisons_record_keras_operations(use, name, expected):
+    """`<`, `<=`, `>`, `>=` record Keras's comparison operations, as Keras's KerasTensor does; a Python `if` on a
+    symbolic tensor is refused instead of taking one branch for every value."""
+    x = layers.Input((3,))
+    out = use(x)
+    assert type(out._keras_history.operation).__name__ == name and out.dtype == "bool"
+    a = numpy.array([[-1.0, 0.0, 0.75], [0.5, 2.0, -3.0]], dtype="float32")
+    numpy.testing.assert_array_equal(gpu_dl.Model(x, out).predict(a, verbose=0), expected(a))
+    with pytest.raises(TypeError, match="no value to be True or False.*ops.where"):
+        bool(x > 0)

@@ -87,15 +87,32 @@ class KerasTensor:
         raise TypeError(f"KerasTensor '{self.name}' is symbolic and cannot be iterated over; index it (x[:, 0]) "
                         "or split it with a layer.")
 
-    def _unsupported(self, *args, **kwargs):
-        raise TypeError(f"KerasTensor '{self.name}': the operators other than +, -, *, /, **, @, abs() and indexing "
-                        "(//, %, comparisons, &, |, ~) are not supported on symbolic tensors in gpu_dl; use a layer "
-                        "instead.")
+    # `x < y`, `x > 0.5`, ... record Keras's comparison operations (a bool tensor, no gradient), as Keras's do.
+    def _comparison(name, short):
+        def operator(self, other):
+            from .keras_ops import operations     # it imports this module at its top
+            return getattr(operations, name)().apply(self, other)
+        operator.__name__ = f"__{short}__"
+        return operator
 
-    # Keras records these too; without them `x != 0` would be a silent True (identity) and `x < 0` Python's
+    __lt__, __le__ = _comparison("Less", "lt"), _comparison("LessEqual", "le")
+    __gt__, __ge__ = _comparison("Greater", "gt"), _comparison("GreaterEqual", "ge")
+    del _comparison
+
+    def __bool__(self):
+        # As Keras's: a Python `if` on a symbolic tensor would take one branch for every value.
+        raise TypeError(f"KerasTensor '{self.name}' is symbolic: it has no value to be True or False. Choose between "
+                        "values with ops.where(condition, x1, x2) instead of a Python `if`.")
+
+    def _unsupported(self, *args, **kwargs):
+        raise TypeError(f"KerasTensor '{self.name}': the operators other than +, -, *, /, **, @, abs(), indexing and "
+                        "< <= > >= (//, %, !=, &, |, ~) are not supported on symbolic tensors in gpu_dl; use a layer "
+                        "or gpu_dl.ops (ops.not_equal, ops.logical_and, ...) instead.")
+
+    # Keras records these too; without them `x != 0` would be a silent True (identity) and `x % 2` Python's
     # bare TypeError. `==` stays identity: tensors are dict keys.
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported
-    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _unsupported
+    __ne__ = _unsupported
     __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _unsupported
     # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
     __hash__ = object.__hash__

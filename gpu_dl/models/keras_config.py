@@ -30,13 +30,16 @@ name in the same places; one Keras saved as Python bytecode (a ``__lambda__``
 entry) is refused with a ValueError naming the layer.
 
 What a custom object may be follows from what gpu_dl trains with: a layer is a
-``Layer`` subclass; a loss a ``Loss`` subclass (with ``call`` and ``grad``), a
-``Loss`` instance, or, inside a ``LossFunctionWrapper``, the functions ``fn`` and
-``grad_fn``; a metric a ``Metric`` subclass or instance, or a per-sample function;
-an optimizer an ``Optimizer`` subclass. An activation, initializer, regularizer
-or constraint of a built-in layer is one of gpu_dl's own (an activation needs the
-gradient gpu_dl.activations has for its own only): a custom one is refused with
-what to do instead.
+``Layer`` subclass; a loss a ``Loss`` subclass (with a ``grad``, or a ``call``
+written with ``gpu_dl.ops``, which is traced), a ``Loss`` instance, a function
+``fn(y_true, y_pred)`` written with ``gpu_dl.ops`` (compile's loss given as a
+function, which Keras writes as that function), or, inside a
+``LossFunctionWrapper``, the functions ``fn`` and ``grad_fn``; a metric a
+``Metric`` subclass or instance, or a per-sample function; an optimizer an
+``Optimizer`` subclass. An activation, initializer, regularizer or constraint
+of a built-in layer is one of gpu_dl's own (an activation needs the gradient
+gpu_dl.activations has for its own only): a custom one is refused with what to
+do instead.
 """
 from __future__ import annotations
 
@@ -154,7 +157,12 @@ def _layer_entry(layer):
 
 def _loss_entry(loss):
     from .. import losses as losses_module
-    return None if loss is None else _jsonable(losses_module.serialize(loss), f"loss '{loss.name}'", functions=True)
+    if loss is None:
+        return None
+    if getattr(loss, "given_as_function", False):
+        # compile(loss=fn): Keras writes the function itself.
+        return function_entry(loss.fn, f"loss '{loss.name}'")
+    return _jsonable(losses_module.serialize(loss), f"loss '{loss.name}'", functions=True)
 
 
 def _metric_entries(model, identifiers):
@@ -190,7 +198,9 @@ def _per_output_compile_config(model):
     names = model.output_names
     given = model._compile_args
     if isinstance(given["loss"], dict):
-        loss = {name: _loss_entry(entry) for name, entry in zip(names, model._output_losses)}
+        # The outputs the dict names, as Keras writes it (one without a loss may be left out).
+        loss = {name: _loss_entry(entry) for name, entry in zip(names, model._output_losses)
+                if name in given["loss"]}
     elif isinstance(given["loss"], (list, tuple)):
         loss = [_loss_entry(entry) for entry in model._output_losses]
     elif given["loss"] is None:
@@ -758,22 +768,21 @@ def _with_functions(inner, custom, what, keys):
     return config
 
 
-_LOSS_OBJECTS = ("a gpu_dl Loss subclass (with call and grad) or a Loss object such as "
-                 "gpu_dl.losses.LossFunctionWrapper(fn, grad_fn=...)")
+_LOSS_OBJECTS = ("a gpu_dl Loss subclass or object (its call written with gpu_dl.ops, or with a grad method), or a "
+                 "function fn(y_true, y_pred) written with gpu_dl.ops")
 _LOSS_ACCEPTS = _LOSS_OBJECTS + ", or for a LossFunctionWrapper's own fn and grad_fn the plain functions"
 
 
 def _as_loss(found, name, what):
     """The Loss a custom object given for a loss stands for."""
+    from .. import losses
     from ..losses import Loss
     if isinstance(found, Loss):
         return found
     if inspect.isclass(found) and issubclass(found, Loss):
         return found()
     if callable(found) and not inspect.isclass(found):
-        raise ValueError(f"{what} names {name!r}, which custom_objects (or the registry) gives as the plain function "
-                         f"{found!r}; gpu_dl trains with a loss's gradient too, which a plain function does not "
-                         f"give. Give {name!r} as {_LOSS_OBJECTS}.")
+        return losses.get(found)    # a function: traced when training needs its gradient, as compile takes it
     raise ValueError(f"{what} names {name!r}, which custom_objects (or the registry) gives as {found!r}; a loss "
                      f"must be {_LOSS_OBJECTS}.")
 
@@ -810,11 +819,7 @@ def _loss_from_config(value, custom, what):
         if isinstance(config["fn"], losses.Loss) or (inspect.isclass(config["fn"]) and
                                                     issubclass(config["fn"], losses.Loss)):
             return _as_loss(config["fn"], _function_name(value["config"]["fn"]), what)
-        if config.get("grad_fn") is None:
-            fn_name = _function_name(value["config"]["fn"])
-            raise ValueError(f"{what} wraps the function {fn_name!r} without its gradient (`grad_fn`); gpu_dl trains "
-                             f"with it. Pass load_model(..., custom_objects={{{fn_name!r}: ...}}) with "
-                             f"{_LOSS_ACCEPTS}.")
+        # Without grad_fn (Keras's wrapper has none) the function is traced when training needs its gradient.
         return losses.LossFunctionWrapper.from_config(config)
     if isinstance(class_name, str):
         try:

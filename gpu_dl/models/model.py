@@ -138,13 +138,13 @@ def _on_device(x):
 def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
     """``scale`` times the loss's reduced value (0-d, on the device) and, when ``training``, its gradient with
     respect to ``y_pred`` (else None)."""
-    per_sample = loss.call(y, y_pred)
+    per_sample = loss.per_sample(y, y_pred, training)
     uniform = loss.uniform_reduction_weight(y, y_pred, per_sample.size, sw, output_mask=mask)
     if uniform is not None:   # every value weighs the same: a scalar, not an array of equal weights
         factor = per_sample.dtype.type(uniform)
         value = per_sample.sum() * factor
         grad_factor = per_sample.dtype.type(uniform * scale)
-        return value, (loss.grad(y, y_pred) * grad_factor if training else None)
+        return value, (loss.scaled_grad(y, y_pred, grad_factor) if training else None)
     weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
     value = (weights * per_sample).sum()
     dout = None

@@ -8,7 +8,8 @@ are refused, as Keras refuses them, and the logs are named as Keras names
 them there: ``<loss>_loss`` after each loss, each metric by its own name.
 
 compile: ``loss`` is one loss for every output, a list of one per output, or a
-dict keyed by every output's name (None: that output has no loss);
+dict keyed by every output's name (None: that output has no loss; a model that
+gives its outputs in a dict may leave an output out of it, as Keras takes it);
 ``loss_weights`` a list or a dict (missing names weigh 1), or with one loss for
 every output one weight for all of them (a number, or a list or dict of one:
 Keras packs the weights with the losses and refuses more); ``metrics`` a list
@@ -18,7 +19,9 @@ weights (plus the regularization penalties); each output's loss gradient,
 times its weight, starts the backward pass at that output.
 
 Data: ``y`` (and ``sample_weight`` when given per output) is a list in the
-order of the outputs or a dict keyed by their names; one ``sample_weight``
+order of the outputs or a dict keyed by their names; where some outputs have no
+loss, ``y`` may also hold the targets of those with one only (a list in their
+order, or the array itself for one), as Keras takes them. One ``sample_weight``
 array weighs every output's loss. Logs are named as Keras names them:
 ``loss``, ``<output>_loss`` for each output with a loss (when more than one
 has one), ``<output>_<metric>``; ``evaluate`` lists them in that order.
@@ -46,7 +49,7 @@ def _is_weight(value):
 
 def _by_output(model, value, what, missing=None, require_all=False):
     """One entry per output from a list of one entry per output or a dict keyed by output names (where the
-    model's outputs have names to key by)."""
+    model's outputs have names to key by). With ``require_all``, a dict must name every output."""
     names, model_name = model.output_names, model.name
     if isinstance(value, dict) and not model._outputs_keyed:
         raise ValueError(f"`{what}` is a dict, but model '{model_name}' gives its {len(names)} outputs as a list, "
@@ -62,7 +65,9 @@ def _by_output(model, value, what, missing=None, require_all=False):
         if require_all and absent:
             raise ValueError(f"`{what}` as a dict needs an entry for every output of model '{model_name}' "
                              f"({names}); it has none for {', '.join(repr(k) for k in absent)} (give None for an "
-                             "output without one).")
+                             "output without one; Keras takes a dict that leaves outputs out only from a model "
+                             "made with a dict of outputs, and refuses this one with \"Expected keys "
+                             f"{names} in loss dict\").")
         return [value.get(k, missing) for k in names]
     value = list(value)
     if len(value) != len(names):
@@ -78,8 +83,9 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
     names = model.output_names
     if weighted_metrics is not None:
         raise ValueError("`weighted_metrics` is not supported by gpu_dl; pass the metrics in `metrics`.")
-    entries = _by_output(model, loss, "loss", require_all=True) if _is_structure(loss) \
-        else [loss] * len(names)
+    # As Keras: a model that gives its outputs in a dict takes a dict of losses for some of them only.
+    entries = _by_output(model, loss, "loss", require_all=model._dict_output_keys() is None) \
+        if _is_structure(loss) else [loss] * len(names)
     losses = []
     for name, entry in zip(names, entries):
         if entry is None:
@@ -147,6 +153,15 @@ def targets(model, y, y_name, output_shapes):
     if y is None:
         raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets, a list of one array per "
                          f"output or a dict keyed by the output names {names}.")
+    with_loss = [i for i, loss in enumerate(model._output_losses) if loss is not None]
+    if len(with_loss) < len(names) and (
+            (hasattr(y, "shape") and len(with_loss) == 1) or
+            (isinstance(y, (list, tuple)) and len(y) != len(names) and len(y) == len(with_loss))):
+        # As Keras takes them: the targets of the outputs with a loss only, in their order.
+        given = [y] if hasattr(y, "shape") else list(y)
+        y = [None] * len(names)
+        for i, data in zip(with_loss, given):
+            y[i] = data
     if not isinstance(y, (list, tuple, dict)) or hasattr(y, "shape"):
         what = f"an array of shape {tuple(y.shape)}" if hasattr(y, "shape") else f"a {type(y).__name__}"
         raise ValueError(f"Model '{model.name}' has {len(names)} outputs ({', '.join(names)}); pass `{y_name}` as a "
