@@ -574,7 +574,8 @@ class Loss:
     def grad(self, y_true, y_pred):
         """d(sum of the per-sample values)/d(y_pred): a traced loss's comes from its graph."""
         if self.traced:
-            return self.weighted_grad(y_true, y_pred, 1.0)
+            from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+            return loss_graph.gradient(self, y_true, y_pred, 1.0)
         raise NotImplementedError(f"{type(self).__name__} must define grad(y_true, y_pred): gpu_dl trains with "
                                   "the gradient of the per-sample losses summed over the batch.")
 
@@ -602,17 +603,23 @@ class Loss:
 
     def per_sample(self, y_true, y_pred, training=False):
         """The per-sample values a training or evaluation step takes: ``call``'s, or a traced loss's from its
-        graph, which with ``training`` keeps what ``weighted_grad`` and ``scaled_grad`` need for the same arrays."""
+        graph, which with ``training`` keeps what ``training_grad`` needs for the same arrays."""
         if not self.traced:
             return self.call(y_true, y_pred)
         from .models import loss_graph     # the graph runs as a functional model, a level above; import late
         return loss_graph.forward(self, y_true, y_pred, training)
 
-    def scaled_grad(self, y_true, y_pred, scale):
-        """``scale`` times ``grad``: the gradient where every per-sample value weighs ``scale``."""
+    def training_grad(self, y_true, y_pred, weights):
+        """d(sum(weights * per-sample values))/d(y_pred), as a training step takes it: ``weights`` a number (every
+        value's weight) or an array of the values' shape. A traced loss's comes from its graph (whatever
+        gradient methods its class inherits: they were written for another call); the others' from ``grad``
+        times the number, or from ``weighted_grad``."""
         if self.traced:
-            return self.weighted_grad(y_true, y_pred, scale)
-        return self.grad(y_true, y_pred) * scale
+            from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+            return loss_graph.gradient(self, y_true, y_pred, weights)
+        if hasattr(weights, "shape") and weights.shape != ():
+            return self.weighted_grad(y_true, y_pred, weights)
+        return self.grad(y_true, y_pred) * weights
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         xp = array_module(y_true, y_pred, sample_weight)
@@ -722,7 +729,7 @@ class LossFunctionWrapper(Loss):
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
     def grad(self, y_true, y_pred):
-        if self.grad_fn is None:
+        if self.grad_fn is None or self.traced:     # traced: grad_fn was written for another call
             return super().grad(y_true, y_pred)
         shape = array_module(y_pred).asarray(y_pred).shape
         # The gradient comes in the aligned shape; hand it back in y_pred's own.

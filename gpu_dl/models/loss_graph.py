@@ -149,6 +149,7 @@ def forward(loss, y_true, y_pred, training=False):
     given = [arrays[i] for i in found.reads]
     with layer_losses.dropped_losses():     # the graph's own call: it adds nothing to the model's losses
         values = found.graph.forward(given if len(given) > 1 else given[0], training=training)
+    values = backend.array_module(y_pred).asarray(values)    # NumPy gives a reduction to 0-d as a scalar
     loss.__dict__[_STATE] = (y_true, y_pred, found, values.shape, values.dtype) if training else None
     return values
 

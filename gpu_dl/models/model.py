@@ -144,7 +144,7 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
         factor = per_sample.dtype.type(uniform)
         value = per_sample.sum() * factor
         grad_factor = per_sample.dtype.type(uniform * scale)
-        return value, (loss.scaled_grad(y, y_pred, grad_factor) if training else None)
+        return value, (loss.training_grad(y, y_pred, grad_factor) if training else None)
     weights = loss.reduction_weights(y, y_pred, per_sample, sw, output_mask=mask)
     value = (weights * per_sample).sum()
     dout = None
@@ -152,7 +152,7 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
         if scale != 1.0:
             weights = weights * weights.dtype.type(scale)
         # The loss spreads the weights itself: its values need not be one per row of y_pred.
-        dout = loss.weighted_grad(y, y_pred, weights)
+        dout = loss.training_grad(y, y_pred, weights)
     return value, dout
 
 
