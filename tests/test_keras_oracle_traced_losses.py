@@ -195,3 +195,33 @@ def test_one_custom_loss_for_every_output_trains_as_keras():
             assert ours_logs[key] == pytest.approx(float(theirs_logs[key]), rel=2e-5, abs=1e-6), (step, key)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", ["function", "loss_subclass"])
+def test_files_with_custom_losses_load_in_the_other_library_and_train_on_the_same(kind, tmp_path):
+    """Keras writes compile(loss=fn) as the function, and a Loss subclass by its class name and config; each
+    library finds them through custom_objects in the other's file and takes the same next step."""
+    name = "custom_mean_squared_error" if kind == "function" else "FocalLike"
+    make = (lambda lib: custom_mean_squared_error(lib)) if kind == "function" else \
+        (lambda lib: focal_like(lib)(gamma=2.5, reduction="sum"))
+    targets = normal_targets if kind == "function" else binary_targets
+    rng = numpy.random.default_rng(12)
+    x, y = rng.standard_normal((12, 4)).astype("float32"), targets(rng, 12)
+    ours, theirs = regression(gpu_dl), regression(keras)
+    theirs.set_weights(ours.get_weights())
+    for lib, model in ((gpu_dl, ours), (keras, theirs)):
+        model.compile(optimizer="adam", loss=make(lib))
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    theirs.save(tmp_path / "k.keras")
+    keras_custom = {name: custom_mean_squared_error(keras) if kind == "function" else focal_like(keras)}
+    ours_custom = {name: custom_mean_squared_error(gpu_dl) if kind == "function" else focal_like(gpu_dl)}
+    keras_read = keras.models.load_model(tmp_path / "g.keras", custom_objects=keras_custom)
+    ours_read = gpu_dl.models.load_model(tmp_path / "k.keras", custom_objects=ours_custom)
+    assert ours_read.loss.traced
+    if kind == "loss_subclass":
+        assert ours_read.loss.gamma == 2.5 and ours_read.loss.reduction == "sum"
+    expected = float(theirs.train_on_batch(x, y))
+    assert ours.train_on_batch(x, y) == pytest.approx(expected, rel=2e-5, abs=1e-6)
+    assert ours_read.train_on_batch(x, y) == pytest.approx(expected, rel=2e-5, abs=1e-6)
+    assert float(keras_read.train_on_batch(x, y)) == pytest.approx(expected, rel=2e-5, abs=1e-6)
