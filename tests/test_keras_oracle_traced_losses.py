@@ -225,3 +225,22 @@ def test_files_with_custom_losses_load_in_the_other_library_and_train_on_the_sam
     assert ours.train_on_batch(x, y) == pytest.approx(expected, rel=2e-5, abs=1e-6)
     assert ours_read.train_on_batch(x, y) == pytest.approx(expected, rel=2e-5, abs=1e-6)
     assert float(keras_read.train_on_batch(x, y)) == pytest.approx(expected, rel=2e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", None, "none"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_calling_a_custom_loss_reduces_as_keras(reduction, weighted):
+    from keras.src.losses import LossFunctionWrapper
+    rng = numpy.random.default_rng(13)
+    t, p = 2 * rng.standard_normal((6, 3)).astype("float32"), 2 * rng.standard_normal((6, 3)).astype("float32")
+    sw = rng.random(6).astype("float32") if weighted else None
+    ours = gpu_dl.losses.LossFunctionWrapper(robust_log_loss(gpu_dl), reduction=reduction)(t, p, sample_weight=sw)
+    theirs = LossFunctionWrapper(robust_log_loss(keras), reduction=reduction)(t, p, sample_weight=sw)
+    theirs = keras.ops.convert_to_numpy(theirs)
+    assert numpy.shape(ours) == theirs.shape
+    numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(ours), theirs, rtol=2e-6, atol=1e-7)
+    if reduction in (None, "none"):
+        # Keras's torch trainer fails on the first step ("grad can be implicitly created only for scalar
+        # outputs"); gpu_dl refuses it at compile.
+        with pytest.raises(ValueError, match="reduction 'none' gives no scalar to train on"):
+            regression(gpu_dl).compile(optimizer="adam", loss=focal_like(gpu_dl)(reduction=reduction))
