@@ -9,9 +9,10 @@ composite layer is (``composite.py``): its call runs once on symbolic tensors
 in the loss's dtype (Keras's ``Loss.__call__`` converts both to it), which
 records its ``gpu_dl.ops`` functions and the operators between them as a
 graph: a ``Functional`` of ``y_true`` and ``y_pred`` (of those of the two the
-call reads). Its forward gives the per-sample values; its backward, seeded
-with the factors of the loss's reduction (sample and class weights, masks,
-the 1/N of the mean, the output's loss weight), gives d loss / d y_pred.
+call reads). Its forward gives the per-sample values (``Loss.per_sample``);
+its backward, seeded with the factors of the loss's reduction (sample and
+class weights, masks, the 1/N of the mean, the output's loss weight), gives
+d loss / d y_pred (``Loss.training_grad``).
 
 The graph is made once per pair of sample shapes (and dtype) and kept by the
 loss. The names of its operations come from a counter of its own, so tracing a
