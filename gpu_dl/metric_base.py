@@ -1,24 +1,132 @@
-"""The base class of gpu_dl's metrics (Keras 3's ``keras.metrics.Metric``)."""
+"""The base class of gpu_dl's metrics (Keras 3's ``keras.metrics.Metric``).
+
+A metric written as Keras's guides write one makes its state in ``__init__``
+with ``self.add_variable(shape, initializer, dtype=None, aggregation="sum",
+name=None)`` (``add_weight`` is the older name), updates it in
+``update_state`` with the variables' ``assign``, ``assign_add`` and
+``assign_sub``, and reports it from ``result()``: a variable, an array, a
+number, or a dict of them (each entry a log of its own). Its variables are
+gpu_dl ``Variable`` objects, not trainable, on the current device; the
+``gpu_dl.ops`` functions and the operators take them. ``reset_state()`` sets
+each variable to zeros, as Keras's does, and resets the metrics it holds
+as attributes; ``variables`` lists its own variables, then theirs.
+
+gpu_dl's built-in metrics keep their running sums as plain arrays of the
+inputs' module (see ``metrics.py``) and set them up in their own
+``reset_state``, which the constructor runs; a subclass's own
+``reset_state`` is not run there (its variables are made by then only where
+Keras would have them, after ``super().__init__()``).
+"""
 from __future__ import annotations
 
+import numbers
+
+import numpy
+
+from . import backend
 from .backend import standardize_dtype
 from .catalogue import snake_case
 
+_PACKAGE = __name__.split(".")[0]
+
 
 class Metric:
-    """Base class: subclasses define ``update_state``, ``result`` and ``reset_state``."""
+    """Base class: subclasses define ``update_state`` and ``result`` (and may define ``reset_state``)."""
 
-    def __init__(self, name=None, dtype=None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # gpu_dl's own metrics keep their state in attributes that their reset_state makes: the constructor runs
+        # the nearest such reset_state, never one a user's subclass defines (it may read variables that the
+        # subclass makes after super().__init__()).
+        own = cls.__dict__.get("reset_state")
+        if own is not None and cls.__module__.split(".")[0] == _PACKAGE:
+            cls._initial_state = own
+
+    def __init__(self, dtype=None, name=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: `name` must be a string, got {name!r}.")
         self.name = name or snake_case(type(self).__name__)
         self.dtype = self._checked_dtype(dtype)
-        self.reset_state()
+        self._variables = []
+        self._initial_state()
+
+    def _initial_state(self):
+        pass
 
     def _checked_dtype(self, dtype):
         """The dtype's name; metrics whose state may be integer (the IoU family) widen what is accepted."""
         return standardize_dtype(dtype, f"{type(self).__name__}: dtype")
 
+    # ------------------------------------------------------------ state variables
+    def _check_super_called(self):
+        if "_variables" not in self.__dict__:
+            # Keras's message.
+            raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` method. Go add it!")
+
+    def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
+        """A new state variable of the metric, as Keras's ``Metric.add_variable``: of ``shape`` (``()`` for a
+        scalar), filled by ``initializer`` (an Initializer or its name, such as "zeros"), of ``dtype`` (by
+        default floatx, as Keras's: not the metric's dtype), not trainable, named ``<metric>/<name>``."""
+        self._check_super_called()
+        from .layers.base import Variable, _weight_dtype, _weight_shape, unique_name    # layers sit below
+        from . import initializers
+        if name is None:
+            name = unique_name("variable")
+        elif not isinstance(name, str) or not name:
+            raise ValueError(f"Metric '{self.name}': add_variable `name` must be a non-empty string, got {name!r}.")
+        where = f"Metric '{self.name}' ({type(self).__name__}): add_variable(name={name!r})"
+        shape = _weight_shape(shape, where)
+        dtype = _weight_dtype(backend.floatx() if dtype is None else dtype, where)
+        if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"{where}: `aggregation` must be one of None, 'none', 'mean', 'sum', "
+                             f"'only_first_replica', got {aggregation!r}.")
+        if initializer is None:
+            raise ValueError(f"{where}: `initializer` is required (an initializer or its name, such as 'zeros').")
+        try:
+            init = initializers.get(initializer)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{where}: {e}") from None
+        # An initializer draws floats: an integer or boolean variable takes them converted.
+        drawn = init(shape, dtype=dtype if numpy.dtype(dtype).kind == "f" else backend.floatx())
+        host = numpy.asarray(backend.to_numpy(drawn), dtype=dtype, order="C")
+        variable = Variable(backend.to_device(host), name, trainable=False, path=f"{self.name}/{name}",
+                            aggregation=aggregation)
+        self._variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """Keras's older name of ``add_variable``."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    def _held_metrics(self):
+        """The metrics this one holds as attributes (or in lists, tuples and dicts of them), in the order set."""
+        found = []
+        for value in self.__dict__.values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                else (value,)
+            found.extend(item for item in items if isinstance(item, Metric) and item is not self)
+        return found
+
+    def _own_variables(self):
+        """The variables made with add_variable, then any other Variable set as an attribute."""
+        from .layers.base import Variable
+        own = list(self.__dict__.get("_variables", ()))
+        listed = {id(v) for v in own}
+        for value in self.__dict__.values():
+            if isinstance(value, Variable) and id(value) not in listed:
+                own.append(value)
+                listed.add(id(value))
+        return own
+
+    @property
+    def variables(self):
+        """The metric's state variables, then those of the metrics it holds (as Keras lists them)."""
+        found = self._own_variables()
+        for metric in self._held_metrics():
+            found.extend(metric.variables)
+        return found
+
+    # ------------------------------------------------------------------- protocol
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define update_state.")
 
@@ -26,10 +134,17 @@ class Metric:
         raise NotImplementedError(f"{type(self).__name__} must define result.")
 
     def reset_state(self):
-        pass
+        """Keras's default: every state variable to zeros (whatever its initializer); the metrics held as
+        attributes are reset too."""
+        for variable in self._own_variables():
+            xp = backend.array_module(variable.value)
+            variable.assign(xp.zeros(variable.shape, dtype=variable.dtype))
+        for metric in self._held_metrics():
+            metric.reset_state()
 
     def __call__(self, *args, **kwargs):
         """Update with one batch and return the running result (as Keras's ``Metric.__call__``)."""
+        self._check_super_called()
         self.update_state(*args, **kwargs)
         return self.result()
 
@@ -42,3 +157,28 @@ class Metric:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def log_value(value):
+    """A metric's result as a log holds it, as Keras's logs do: a Python float where it is one number (a variable,
+    a 0-d or one-element array, a number), a NumPy array for a variable or array of several; anything else (the
+    list of scores R2Score gives per column) as it is."""
+    if isinstance(value, float):
+        return value
+    from .layers.base import Variable
+    if isinstance(value, Variable):
+        value = value.value
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if not hasattr(value, "shape"):
+        return value
+    array = numpy.asarray(backend.to_numpy(value))
+    return float(array.reshape(())) if array.size == 1 else array
+
+
+def log_entries(name, result):
+    """``(key, value)`` pairs a metric named ``name`` adds to the logs: one under its name, or, for a dict result,
+    one per entry under the entry's key (as Keras flattens them), in sorted order."""
+    if isinstance(result, dict):
+        return [(str(key), log_value(result[key])) for key in sorted(result, key=str)]
+    return [(name, log_value(result))]

@@ -27,7 +27,7 @@ import numpy
 
 from . import losses
 from .backend import array_module, floatx, to_numpy
-from .catalogue import from_keras_config, keras_config, lookup, snake_case
+from .catalogue import from_keras_config, keras_config, keras_snake_case, lookup, snake_case
 from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, Precision, Recall,
                                 TrueNegatives, TruePositives)
 from .correlation_metrics import concordance_correlation, pearson_correlation
@@ -560,7 +560,9 @@ def get(identifier, *, loss=None, y_true_shape=None, y_pred_shape=None):
         # The loss's per-sample values, averaged over the samples.
         return MeanMetricWrapper(identifier.call, name=identifier.name)
     if callable(identifier):
-        return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+        # Named as Keras's compile names it: the function's name (an object's class name) in snake case.
+        name = getattr(identifier, "__name__", None) or type(identifier).__name__
+        return MeanMetricWrapper(identifier, name=keras_snake_case(name) or "mean_metric_wrapper")
     raise TypeError(f"Could not interpret metric identifier {identifier!r}: expected a metric name such as "
                     "'accuracy' or 'mae', a gpu_dl.metrics.Metric, a config dict or a function "
                     "fn(y_true, y_pred) returning per-sample values.")

@@ -547,6 +547,31 @@ class Layer:
             if var._listed_trainable:
                 var.trainable = value
 
+    # ------------------------------------------------------------------ graph
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first call on symbolic tensors, as Keras 3's ``Layer.input``: one
+        tensor, or a list of them (an InputLayer's: an empty list). Later calls do not change it."""
+        return self._first_call_attribute("input_tensors", "input")
+
+    @property
+    def output(self):
+        """The output tensor(s) of the layer's first call on symbolic tensors, as Keras 3's ``Layer.output``:
+        what ``keras.Model(inputs, [layer.output for layer in model.layers])`` reads. Later calls do not change
+        it."""
+        return self._first_call_attribute("outputs", "output")
+
+    def _first_call_attribute(self, attribute, what):
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            # Keras's message, then what records a call.
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}. "
+                                 f"A layer has an {what} once it is called on symbolic tensors (keras.Input(...) or "
+                                 "another layer's output, or inside a Sequential model whose input shape is known); "
+                                 "calls on arrays record none.")
+        values = getattr(nodes[0], attribute)
+        return values[0] if len(values) == 1 else list(values)
+
     @property
     def name(self):
         return self._name

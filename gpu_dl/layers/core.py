@@ -44,8 +44,8 @@ class InputLayer(Layer):
         self.batch_size = batch_size
         self.declared_input_shape = (batch_size,) + self.shape
         self.built = True
-        self.output = KerasTensor((batch_size,) + self.shape, dtype=self.dtype, name=self.name)
-        Node(self, outputs=[self.output])
+        # Its one node's output is its ``output`` (Layer.output): the tensor Input(...) gives.
+        Node(self, outputs=[KerasTensor((batch_size,) + self.shape, dtype=self.dtype, name=self.name)])
 
     def call(self, x, training=False):
         return x

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy
 
-from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
+from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
@@ -660,10 +660,21 @@ class Model(Layer):
             metric.reset_state()
 
     def _logs(self, prefix=""):
+        """The loss, then the metrics, in the order Keras's evaluate lists them: each metric under its name
+        (a name met again numbered: ``mae_1``), then, sorted, the entries of metrics whose result is a dict and
+        the numbered names."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
+        named, rest, counts = [], [], {}
         for metric in self._metrics:
-            logs[prefix + metric.name] = metric.result()
+            name, result = metric.name, metric.result()
+            counts[name] = counts.get(name, 0) + 1
+            if counts[name] > 1:
+                name = f"{name}_{counts[name] - 1}"
+            entries = metric_base.log_entries(name, result)
+            (rest if isinstance(result, dict) or counts[metric.name] > 1 else named).extend(entries)
+        for key, value in named + sorted(rest, key=lambda entry: entry[0]):
+            logs[prefix + key] = value
         return logs
 
     # ----------------------------------------------------------------- batching

@@ -32,7 +32,7 @@ import numbers
 
 import numpy
 
-from .. import losses as losses_module, metrics as metrics_module, optimizers
+from .. import losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from . import data_checks as checks
 from .model import _batchless, _length, _reduced_loss, _shapes
 
@@ -356,7 +356,17 @@ class SeveralOutputs:
             values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
                        else float("nan") for i in with_loss]
         values += [metric.result() for metric in self._metrics]
-        return {prefix + name: value for name, value in zip(self._log_names(), values)}
+        # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after
+        # the others, sorted.
+        logs, spread = {}, []
+        for name, value in zip(self._log_names(), values):
+            if isinstance(value, dict):
+                spread += metric_base.log_entries(name, value)
+            else:
+                logs[prefix + name] = metric_base.log_value(value)
+        for key, value in sorted(spread, key=lambda entry: entry[0]):
+            logs[prefix + key] = value
+        return logs
 
     @property
     def metrics_names(self):

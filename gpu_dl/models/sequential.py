@@ -27,7 +27,7 @@ from ..layers import layer_losses
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
-from ..layers.symbolic import any_symbolic, is_symbolic
+from ..layers.symbolic import any_symbolic, flatten_tensors, is_symbolic
 from . import nested
 from .model import Model, _batchless
 from .multi_output import SeveralOutputs
@@ -125,6 +125,8 @@ class Sequential(SeveralOutputs, Model):
             self._models.append(layer)
             nested.note_holder(inner_model, self)
         nested.structure_changed(self)
+        if self.built:
+            self._extend_graph()
 
     def pop(self):
         if not self._layers:
@@ -139,6 +141,9 @@ class Sequential(SeveralOutputs, Model):
         names[layer.name] -= 1
         self._layer_ids.discard(id(layer))
         del self._stack_shapes[len(self._layers):]
+        graph = self.__dict__.get("_graph")
+        if graph is not None:
+            del graph[len(self._layers) + 1:]       # the popped layer keeps its node, as in Keras
         if nested.held_model(layer) is not None:
             self._models.remove(layer)
         self._kept_state = None
@@ -150,6 +155,7 @@ class Sequential(SeveralOutputs, Model):
         layers share a layer with another."""
         self._stack_shapes, self._stack_shapes_for = [], None
         self._kept_state = None
+        self.__dict__["_graph"] = None      # made again for the new shapes when next asked for
 
     def _shared_layers(self):
         """The layers (by position) that share a layer with another in the tree of models (one inside an inner
@@ -224,6 +230,82 @@ class Sequential(SeveralOutputs, Model):
         for layer in self._layers:
             shape = _as_shape(layer._flat_output_shape(shape))
         return shape
+
+    # ---------------------------------------------------------- symbolic graph
+    # As Keras 3 does, a Sequential whose input shape is known calls its layers on symbolic tensors, from its Input
+    # (or an InputLayer made for the shape): each layer then has the ``input`` and ``output`` of that call, and
+    # the model ``inputs`` and ``outputs``, so that ``keras.Model(model.inputs, [l.output for l in model.layers])``
+    # extracts features. The model itself still runs its layers in a row; the graph only describes them.
+    def _graph_input(self):
+        """The symbolic tensor the graph starts at, or None where the input shape is unknown or several."""
+        spec = self.input_spec
+        if spec is None or isinstance(spec, list):
+            return None
+        if self._input_layer is not None:
+            return self._input_layer.output
+        made = self.__dict__.get("_graph_input_layer")
+        if made is None or (None,) + made.shape != tuple(spec):
+            # Kept out of the sublayers (set through __dict__): the model's layers and weights files do not list it.
+            made = self.__dict__["_graph_input_layer"] = InputLayer(shape=spec[1:])
+        return made.output
+
+    def _extend_graph(self):
+        """Call the layers not yet in the graph on the symbolic output of the ones before them (all of them when
+        the input changed). A layer that cannot be called on symbolic tensors leaves the model without a graph;
+        ``inputs`` then says why."""
+        start = self._graph_input()
+        graph = self.__dict__.get("_graph")
+        if start is None:
+            self.__dict__["_graph"] = None
+            return None
+        if not graph or graph[0] is not start:
+            graph = [start]
+        try:
+            for layer in self._layers[len(graph) - 1:]:
+                graph.append(layer(graph[-1]))
+        except Exception as e:      # the graph only describes the model, which runs without it
+            self.__dict__["_graph"] = None
+            self.__dict__["_graph_error"] = f"layer '{layer.name}' could not be called on symbolic tensors: {e}"
+            return None
+        self.__dict__["_graph"] = graph
+        return graph
+
+    def _symbolic_graph(self, what):
+        graph = self.__dict__.get("_graph")
+        if graph is None and self.built:
+            graph = self._extend_graph()
+        if graph is None or len(graph) != len(self._layers) + 1:
+            why = self.__dict__.get("_graph_error") if self.built and self.input_spec is not None else None
+            raise AttributeError(f"Sequential model '{self.name}' has no defined {what} yet. "
+                                 + (f"Its {why}." if why else "It has them once its input shape is known: start it "
+                                    "with keras.Input(shape=...), or build() it or call it on data."))
+        return graph
+
+    @property
+    def inputs(self):
+        """The symbolic input of the graph of the layers (a list of one), once the input shape is known."""
+        return [self._symbolic_graph("inputs")[0]]
+
+    @property
+    def outputs(self):
+        """The symbolic output(s) of the graph of the layers, as a flat list, once the input shape is known."""
+        return flatten_tensors(self._symbolic_graph("outputs")[-1])
+
+    @property
+    def input(self):
+        """As a layer's: the input of the model's first call on symbolic tensors. A model never called so gives
+        its graph's input (where Keras 3 raises an AttributeError: tf.keras gave this)."""
+        if self._inbound_nodes:
+            return super().input
+        return self._symbolic_graph("input")[0]
+
+    @property
+    def output(self):
+        """As ``input``: the output of the first call on symbolic tensors, else the graph's output (in the
+        structure the last layer gives it)."""
+        if self._inbound_nodes:
+            return super().output
+        return self._symbolic_graph("output")[-1]
 
     # ----------------------------------------------- several inputs or outputs
     @property
@@ -322,6 +404,7 @@ class Sequential(SeveralOutputs, Model):
             layer.ensure_built(shape)
             shape = _as_shape(layer._flat_output_shape(shape))
         self.built = True
+        self._extend_graph()
 
     # --------------------------------------------------------- forward/backward
     def _input_calls(self):

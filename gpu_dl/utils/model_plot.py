@@ -135,10 +135,17 @@ def _is_model(layer):
     return hasattr(layer, "layers") and hasattr(layer, "forward")
 
 
+def _graph_tensors(model, attribute):
+    """A functional model's ``inputs`` or ``outputs``; None for a Sequential, drawn as its layers in a row (the
+    symbolic graph it keeps for its ``inputs`` starts at an InputLayer that is not among its layers)."""
+    from ..models.sequential import Sequential      # models sit above utils; import late
+    return None if isinstance(model, Sequential) else getattr(model, attribute, None)
+
+
 def _producer(layer, output_index):
     """The layer inside nested models that makes output ``output_index`` of ``layer``."""
     while _is_model(layer):
-        outputs = getattr(layer, "outputs", None)
+        outputs = _graph_tensors(layer, "outputs")
         if outputs is None:            # a Sequential: its last layer (a model of several outputs gives them all)
             layer = layer.layers[-1]
             output_index = output_index if _is_model(layer) else 0
@@ -151,7 +158,7 @@ def _producer(layer, output_index):
 def _taker(layer, input_index):
     """The layer inside nested models that takes input ``input_index`` of ``layer``."""
     while _is_model(layer):
-        inputs = getattr(layer, "inputs", None)
+        inputs = _graph_tensors(layer, "inputs")
         if inputs is None:             # a Sequential: its first layer (a model of several inputs takes them all)
             layer = layer.layers[0]
             input_index = input_index if _is_model(layer) else 0
@@ -186,10 +193,10 @@ def make_layer_label(layer, input_shape=None, output_shape=None, *, show_layer_n
     if show_dtype:
         dtype = getattr(layer, "dtype", None)
         source = layer
-        while _is_model(source) and getattr(source, "outputs", None) is None and source.layers and \
+        while _is_model(source) and _graph_tensors(source, "outputs") is None and source.layers and \
                 _is_model(source.layers[-1]):
             source = source.layers[-1]      # a Sequential gives the outputs of its last layer, a model
-        outputs = getattr(source, "outputs", None) if _is_model(source) else None
+        outputs = _graph_tensors(source, "outputs") if _is_model(source) else None
         if outputs is not None and len(outputs) > 1:     # a model of several outputs: one dtype each
             dtype = [t.dtype for t in outputs]
         if _is_model(source) and isinstance(getattr(source, "_outputs_struct", None), dict):
