@@ -45,7 +45,7 @@ import numpy
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
-from ..layers import layer_losses
+from ..layers import layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
@@ -366,7 +366,9 @@ class Functional(multi_output.SeveralOutputs, Model):
             shape = [known[t] for t in arg] if isinstance(arg, list) else known[arg]
             if check and layer.built:
                 layer.check_input_shape(shape)
-            if hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
+            if getattr(node, "call_leaves", None) is not None:     # a composite call of several arguments
+                outs = composite.node_output_shapes(layer, node, [known[t] for t in node.call_leaves])
+            elif hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
                 outs = layer.node_output_shapes(shape, node.kwargs)
             else:
                 out = layer._flat_output_shape(shape)
@@ -484,31 +486,31 @@ class Functional(multi_output.SeveralOutputs, Model):
                 mask = None if all(m is None for m in mask) else mask
             else:
                 x_in, mask = values[arg], masks[arg]
+            given = node.kwargs.get("mask")
+            if given is not None:       # a mask the call was given (a tensor of the graph), not the edge's
+                mask = [None if m is None else values[m] for m in given] if isinstance(given, list) else values[given]
             kwargs = {}
             for key, value in node.kwargs.items():
                 if key == "initial_state":
                     kwargs[key] = [values[s] for s in value]
-                elif key != "training":
+                elif key not in ("training", "mask"):
                     # the attention layers' call options (use_causal_mask, ...) and tensors (attention_mask)
                     kwargs[key] = values[value] if isinstance(value, KerasTensor) else value
             node_training = training if training is not None else node.kwargs.get("training")
             recorded = layer_losses.recorded_count()
             with nvtx_range(f"{layer.name}.forward"):
-                y = layer(x_in, training=node_training, mask=mask, **kwargs)
+                if getattr(node, "call_leaves", None) is not None:      # a composite call of several arguments
+                    y = composite.node_call(layer, node, values, masks, node_training)
+                else:
+                    y = layer(x_in, training=node_training, mask=mask, **kwargs)
             if training and layer_losses.recorded_count() > recorded:
                 # Its call added losses: its backward runs even when no gradient reaches its outputs.
                 self._loss_nodes.add(node)
             y = nested.flat_outputs(y)
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
-            out_mask = layer.compute_mask(x_in, mask)
+            out_masks = mask_rules.per_output(layer, mask_rules.output_mask(layer, x_in, mask), len(node.outputs))
             ys = y if len(node.outputs) > 1 else [y]
-            if isinstance(out_mask, list):
-                out_masks = out_mask
-            elif len(node.outputs) > 1 and getattr(layer, "merge_mode", "") is None:
-                out_masks = [out_mask] * len(node.outputs)      # Bidirectional's two sequences
-            else:
-                out_masks = [out_mask] + [None] * (len(node.outputs) - 1)
             for t, value, m in zip(node.outputs, ys, out_masks):
                 values[t], masks[t] = value, m
                 if training and (len(node.outputs) > 1 or node in self._loss_nodes):
@@ -534,6 +536,15 @@ class Functional(multi_output.SeveralOutputs, Model):
             return [values[t] for t in self._outputs]
         self.output_mask = masks[self._output]
         return values[self._output]
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """The masks reaching the outputs of the model's call on symbolic ``x`` reached by ``mask`` (a list of one
+        per input, or None), when it is a layer of another model: what its layers pass on or compute."""
+        given = mask if isinstance(mask, (list, tuple)) else [mask]
+        known = dict(zip(self._inputs, given))
+        for node in self._run_nodes:
+            known.update(zip(node.outputs, mask_rules.node_output_masks(node, known.get)))
+        return [mask_rules.spec_of(known.get(t)) for t in self._outputs]
 
     def _activity_outputs(self):
         return [(layer, out) for _, layer, out in self._activity] + self._nested_activity
@@ -598,7 +609,11 @@ class Functional(multi_output.SeveralOutputs, Model):
             # A shared layer's weights get the sum of the gradients of all its calls.
             sums.after(earlier)
             arg = node.args[0]
-            pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
+            leaves = getattr(node, "call_leaves", None)
+            if leaves is not None:          # a composite call of several arguments: a gradient per tensor
+                pairs = list(zip(leaves, dx if isinstance(dx, (list, tuple)) else [dx]))
+            else:
+                pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
             states = node.kwargs.get("initial_state")
             if states is not None:
                 pairs += list(zip(states, layer.initial_state_gradients or [None] * len(states)))

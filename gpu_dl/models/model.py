@@ -357,8 +357,13 @@ class Model(Layer):
         """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""
         self._check_input_shape(shape, "input")
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return self.output_mask
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """On symbolic tensors, a subclassed model's outputs have the masks that reach them in its traced call
+        (``composite.carried_masks``) and no other; Sequential and Functional say what reaches theirs."""
+        return [None] * len(outputs)
 
     def compute_output_shape(self, input_shape):
         """The output shape for ``input_shape``, in the structure the model gives its outputs, as Keras gives it:
