@@ -318,7 +318,7 @@ def _trace(layer, spec, training):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
-                           name=layer.name, added_losses=trace.losses)
+                           name=layer.name, added_losses=trace.losses, traced=True)
     except Exception as e:          # whatever the user's call does on tensors it was not written for
         return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})" + _hint(layer, e)
     return graph, None
@@ -386,19 +386,17 @@ def build(layer, input_shape, own_build=None, spec=None):
         layer._built_input_shape = shapes if several else shapes[0]
     else:
         layer.input_spec = shapes if several else shapes[0]
-    if spec is None:
-        spec = _first_only_spec(layer, input_shape)
-    _graph(layer, (spec[0], spec[1], spec[2], (None,) * len(spec[1])), False)
+    _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
 
 
-def _ensure_built(layer, call):
-    """Build ``layer`` for the first call it gets, ``call``: its own build (for its first argument's shape, as
-    Keras gives it), then the trace of its call on those arguments."""
+def _ensure_built(layer, call, leaf_masks):
+    """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (for its first
+    argument's shape, as Keras gives it), then the trace of its call on those arguments."""
     if layer.built:
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
     own = type(layer).build
-    build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, [None] * len(call.leaves)),
+    build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
           own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None)
 
 
@@ -470,12 +468,13 @@ def _run(layer, call, training, leaf_masks):
     eager call's output; ``_output_mask`` is then the mask that reached the output (a list for several)."""
     call.leaves = _converted(layer, call.leaves)
     leaf_masks = [None if m is None else layer._as_input(m).astype(bool, copy=False) for m in leaf_masks]
-    _ensure_built(layer, call)
+    _ensure_built(layer, call, leaf_masks)
     graph = _graph(layer, _spec(layer, call, leaf_masks), training)
     layer.__dict__["_active_graph"] = graph
     if graph is None:
-        layer.__dict__["_output_mask"] = None
-        return _eager(layer, call, training, leaf_masks)
+        y = _eager(layer, call, training, leaf_masks)
+        layer.__dict__["_output_mask"] = [None] * len(y) if isinstance(y, (list, tuple)) else None
+        return y
     several = len(graph._inputs) > 1
     y = graph.forward(call.leaves if several else call.leaves[0], training=training,
                       mask=leaf_masks if several else leaf_masks[0])
@@ -537,7 +536,7 @@ def symbolic_call(layer, call, training=None, mask=None):
     leaf_masks = [t._mask for t in call.leaves]
     if mask is not None:
         leaf_masks[:call.first] = _leaf_masks(call, mask)[:call.first]
-    _ensure_built(layer, call)
+    _ensure_built(layer, call, leaf_masks)
     spec = _spec(layer, call, leaf_masks)
     graph = _graph(layer, spec, bool(training))
     outs, multi = _shapes_from(layer, spec, graph, call.leaves[0].shape[0] if call.leaves else None)

@@ -165,7 +165,7 @@ def _check_structure(value, what):
 class Functional(multi_output.SeveralOutputs, Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
-    def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=()):
+    def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=(), traced=False):
         super().__init__(name=name or unique_name("functional"), trainable=True)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
@@ -173,6 +173,9 @@ class Functional(multi_output.SeveralOutputs, Model):
             raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
         # Keras names each output after the layer that makes it: losses, metrics, targets and logs are keyed so.
         output_names = [t._keras_history[0].name for t in flat_outputs]
+        if traced:      # the graph of a traced call (composite.py): its outputs are named by its structure
+            output_names = sorted(outputs) if isinstance(outputs, dict) else \
+                [f"{n}_{i}" for i, n in enumerate(output_names)]
         if len(set(output_names)) != len(output_names):
             raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
                              "named after their layers, so each needs a layer of its own (pass one through "
@@ -194,8 +197,8 @@ class Functional(multi_output.SeveralOutputs, Model):
                                   f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
                                   f"name '{t.name}'. Change the tensor name to '{key}' (via "
                                   f"`Input(..., name='{key}')`)", stacklevel=3)
-        # The graph traced from a composite call computes the losses its add_loss calls made of symbolic tensors
-        # too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
+        # The graph traced from a composite call (``traced``) computes the losses its add_loss calls made of symbolic
+        # tensors too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
         added_losses = list(added_losses)
         if added_losses:
             _check_structure([t for _, t in added_losses], "add_loss")
