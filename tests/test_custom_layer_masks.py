@@ -446,3 +446,13 @@ def test_a_metric_updated_in_a_call_is_refused_in_training(rng):
     data = [rng.random((4, 3)).astype("float32"), rng.random((4, 2)).astype("float32")]
     with pytest.raises(NotImplementedError, match=r"updates the metric 'hits'.*compile\(metrics=\[\.\.\.\]\)"):
         model.fit(data, verbose=0)
+
+
+def test_a_model_called_with_its_targets_as_a_second_argument_says_what_it_takes(xp):
+    # The masking guide's model(x, y) of its TemporalSoftmax example: y lands in `training` (Keras refuses it too).
+    ids = gpu_dl.Input((None,), dtype="int32")
+    model = gpu_dl.Model(ids, TemporalSoftmax()(layers.Dense(1)(layers.Embedding(10, 4, mask_zero=True)(ids))))
+    sequential = gpu_dl.Sequential([layers.Embedding(10, 4, mask_zero=True), Doubler()])
+    for m in (model, sequential):
+        with pytest.raises(TypeError, match="`training` must be True, False or None, got ndarray"):
+            m(_ids(xp, PADDED), numpy.ones((3, 4, 1)))

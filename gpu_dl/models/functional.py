@@ -51,7 +51,7 @@ from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from . import composite, multi_output, nested
-from .model import Model
+from .model import Model, checked_training
 from .summary import _format_shape, print_summary
 
 
@@ -630,6 +630,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         """The model's output for one batch ``x`` (an array, or one per input), as a device array. On symbolic
         tensors (one, or a list of one per input), the model is one layer of the functional graph being made:
         it returns the symbolic output(s)."""
+        training = checked_training(self, training)
         keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
             keys, x = self._listed_inputs(x)

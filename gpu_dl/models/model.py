@@ -113,6 +113,16 @@ def _shapes(x):
     return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
 
 
+def checked_training(model, training):
+    """``training`` as a model's call takes it (True, False, None, or an integer flag); a TypeError naming the
+    model otherwise (an array there is a second input given positionally: ``model(x, y)``)."""
+    if training is None or isinstance(training, (bool, int, numpy.bool_, numpy.integer)):
+        return training
+    raise TypeError(f"Model '{model.name}': `training` must be True, False or None, got {type(training).__name__}; "
+                    "a model's call takes its inputs as its first argument (a list or dict of them for several), "
+                    "and targets are not among them.")
+
+
 def _batchless(shape):
     """The shape(s) with the batch axis unknown (None)."""
     if isinstance(shape, list):

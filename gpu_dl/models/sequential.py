@@ -29,7 +29,7 @@ from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, is_symbolic
 from . import nested
-from .model import Model, _batchless
+from .model import Model, _batchless, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
 
@@ -372,6 +372,7 @@ class Sequential(SeveralOutputs, Model):
 
         Without ``training``, as in Keras, each layer takes its own default: inference for all but the
         random image layers, which augment unless told ``training=False``."""
+        training = checked_training(self, training)
         from .. import backend
         several = self._input_count > 1
         keys = None
