@@ -456,3 +456,21 @@ def test_a_model_called_with_its_targets_as_a_second_argument_says_what_it_takes
     for m in (model, sequential):
         with pytest.raises(TypeError, match="`training` must be True, False or None, got ndarray"):
             m(_ids(xp, PADDED), numpy.ones((3, 4, 1)))
+
+
+def test_calls_of_several_arguments_and_given_masks_are_saved_and_loaded(xp, rng, tmp_path):
+    endpoint = classes.endpoint_model(gpu_dl)
+    endpoint.compile(optimizer="adam")
+    endpoint.save(tmp_path / "endpoint.keras")
+    loaded = gpu_dl.saving.load_model(tmp_path / "endpoint.keras",
+                                      custom_objects={"LogisticEndpoint": LogisticEndpoint})
+    data = {"inputs": rng.random((4, 3)).astype("float32"), "targets": rng.random((4, 10)).astype("float32")}
+    numpy.testing.assert_allclose(loaded.predict(data, verbose=0), endpoint.predict(data, verbose=0), rtol=1e-6)
+    assert loaded.train_on_batch(data) == pytest.approx(endpoint.train_on_batch(data), rel=1e-6)
+    ids = gpu_dl.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 4)(ids)
+    masked = gpu_dl.Model(ids, layers.LSTM(3)(x, mask=ops.not_equal(ids, 0)))
+    masked.save(tmp_path / "masked.keras")
+    back = gpu_dl.saving.load_model(tmp_path / "masked.keras")
+    numpy.testing.assert_allclose(to_numpy(back(_ids(xp, PADDED))), to_numpy(masked(_ids(xp, PADDED))), rtol=1e-6)
+    _same_for_padded_and_unpadded(back, xp)

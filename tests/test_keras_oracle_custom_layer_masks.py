@@ -186,3 +186,27 @@ def test_the_endpoint_layer_on_arrays_as_keras():
         numpy.testing.assert_allclose(_numpy(ours(targets, logits, **kwargs)),
                                       _numpy(theirs(targets, logits, **kwargs)), rtol=1e-6)
         assert float(_numpy(ours.losses[0])) == pytest.approx(float(_numpy(theirs.losses[0])), rel=1e-6)
+
+
+def test_files_of_several_arguments_and_given_masks_load_in_the_other_library(tmp_path):
+    rng = numpy.random.default_rng(11)
+    data = {"inputs": rng.random((4, 3)).astype("float32"), "targets": rng.random((4, 10)).astype("float32")}
+    ours = classes.endpoint_model(gpu_dl)
+    ours.compile(optimizer="adam")
+    ours.save(tmp_path / "endpoint.keras")
+    theirs = keras.saving.load_model(tmp_path / "endpoint.keras",
+                                     custom_objects={"LogisticEndpoint": classes.logistic_endpoint(keras)})
+    numpy.testing.assert_allclose(_numpy(theirs.predict(data, verbose=0)), ours.predict(data, verbose=0), rtol=1e-5)
+
+    def masked(lib):
+        ids = lib.Input((None,), dtype="int32")
+        x = lib.layers.Embedding(20, 4)(ids)        # no mask of its own: the LSTM is given one
+        return lib.Model(ids, lib.layers.LSTM(3)(x, mask=lib.ops.not_equal(ids, 0)))
+    for lib, loader in ((gpu_dl, keras), (keras, gpu_dl)):
+        model = masked(lib)
+        model.save(tmp_path / f"{lib.__name__}.keras")
+        back = loader.saving.load_model(tmp_path / f"{lib.__name__}.keras")
+        numpy.testing.assert_allclose(_numpy(back.predict(PADDED, verbose=0)), _numpy(model.predict(PADDED, verbose=0)),
+                                      rtol=1e-5, atol=1e-6)
+        numpy.testing.assert_allclose(_numpy(back.predict(PADDED[:1, :2], verbose=0))[0],
+                                      _numpy(back.predict(PADDED, verbose=0))[0], rtol=1e-5, atol=1e-6)
