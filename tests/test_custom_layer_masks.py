@@ -121,6 +121,7 @@ def test_compute_mask_takes_the_mask_as_optional(xp, rng):
     assert layers.Dense(2).compute_mask(xp.asarray(x), mask) is mask
     assert layers.LSTM(2, return_sequences=True).compute_mask(xp.asarray(x), mask) is mask
     assert layers.LSTM(2).compute_mask(xp.asarray(x), mask) is None
+    assert layers.GlobalAveragePooling1D().compute_mask(xp.asarray(x), mask) is None     # it takes the mask in
     assert Doubler().compute_mask(xp.asarray(x), mask) is mask
     numpy.testing.assert_array_equal(to_numpy(DropFirstStep().compute_mask(xp.asarray(x), mask)), expected[:, 1:])
     halves = TemporalSplit().compute_mask(xp.asarray(x), mask)
