@@ -475,3 +475,18 @@ def test_calls_of_several_arguments_and_given_masks_are_saved_and_loaded(xp, rng
     back = gpu_dl.saving.load_model(tmp_path / "masked.keras")
     numpy.testing.assert_allclose(to_numpy(back(_ids(xp, PADDED))), to_numpy(masked(_ids(xp, PADDED))), rtol=1e-6)
     _same_for_padded_and_unpadded(back, xp)
+
+
+def test_an_untraceable_call_on_symbolic_tensors_takes_the_class_s_output_shape(xp, rng):
+    class OnArrays(layers.Layer):
+        def call(self, inputs):
+            return numpy.tanh(to_numpy(inputs))      # NumPy on the input: it cannot be traced
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    inputs = gpu_dl.Input((None, 3))
+    y = OnArrays()(inputs)
+    assert y.shape == (None, None, 3)
+    x = rng.standard_normal((2, 4, 3)).astype("float32")
+    numpy.testing.assert_allclose(to_numpy(gpu_dl.Model(inputs, y)(xp.asarray(x))), numpy.tanh(x), rtol=1e-6)

@@ -362,11 +362,11 @@ def _shapes_of(layer, input_shape):
     return several, shapes
 
 
-def _first_only_spec(layer, input_shape, dtype=None):
+def _first_only_spec(layer, input_shape):
     """The spec of a call on its first argument alone, of ``input_shape`` (a list of shapes: a list of tensors)."""
     several, shapes = _shapes_of(layer, input_shape)
     skeleton = ((("list", (_TENSOR,) * len(shapes)) if several else _TENSOR,), ())
-    dtypes = tuple(_float_dtype(layer, dtype or layer.dtype) for _ in shapes)
+    dtypes = tuple(_float_dtype(layer, layer.dtype) for _ in shapes)
     return skeleton, tuple(shapes), dtypes, (None,) * len(shapes)
 
 
@@ -401,11 +401,14 @@ def _ensure_built(layer, call, leaf_masks):
 
 
 def _eager_on_zeros(layer, spec):
-    """The outputs of the call run as written on zeros of the shapes of ``spec`` (batch 2)."""
-    skeleton, shapes, dtypes, _ = spec
+    """The outputs of the call run as written on zeros of the shapes of ``spec`` (batch 2), reached by all-True
+    masks where ``spec`` has masks."""
+    skeleton, shapes, dtypes, mask_shapes = spec
     zeros = [backend.to_device(numpy.zeros((2,) + tuple(s[1:]), dtype=d)) for s, d in zip(shapes, dtypes)]
+    ones = [None if m is None else backend.to_device(numpy.ones((2,) + tuple(1 if d is None else d for d in m),
+                                                                dtype=bool)) for m in mask_shapes]
     with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
-        return _eager(layer, _Call(skeleton, zeros), False, [None] * len(zeros))
+        return _eager(layer, _Call(skeleton, zeros), False, ones)
 
 
 def _shapes_from(layer, spec, graph, batch):
@@ -539,7 +542,14 @@ def symbolic_call(layer, call, training=None, mask=None):
     _ensure_built(layer, call, leaf_masks)
     spec = _spec(layer, call, leaf_masks)
     graph = _graph(layer, spec, bool(training))
-    outs, multi = _shapes_from(layer, spec, graph, call.leaves[0].shape[0] if call.leaves else None)
+    own_shape = type(layer).compute_output_shape
+    if graph is None and call.only_first and not own_shape.__module__.startswith("gpu_dl."):
+        first = [tuple(t.shape) for t in call.leaves]       # the class says its output shape itself
+        shape = layer.compute_output_shape(first if call.takes_list else first[0])
+        multi = isinstance(shape, list)
+        outs = [tuple(s) for s in shape] if multi else [tuple(shape)]
+    else:
+        outs, multi = _shapes_from(layer, spec, graph, call.leaves[0].shape[0] if call.leaves else None)
     dtypes = [t.dtype for t in graph.outputs] if graph is not None else [layer.dtype] * len(outs)
     outputs = [KerasTensor(s, dtype=d) for s, d in zip(outs, dtypes)]
     positional, keywords = call.arguments()
