@@ -490,3 +490,24 @@ def test_an_untraceable_call_on_symbolic_tensors_takes_the_class_s_output_shape(
     assert y.shape == (None, None, 3)
     x = rng.standard_normal((2, 4, 3)).astype("float32")
     numpy.testing.assert_allclose(to_numpy(gpu_dl.Model(inputs, y)(xp.asarray(x))), numpy.tanh(x), rtol=1e-6)
+
+
+def test_a_call_of_two_tensors_inside_a_traced_call(xp, rng):
+    class Gated(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.gate = Gate(4, dtype=self.dtype)
+
+        def call(self, inputs):
+            return self.gate(inputs, context=ops.tanh(inputs[:, :4]))
+
+    layer = Gated(dtype="float64")
+    x = xp.asarray(rng.standard_normal((3, 5)))
+    y = layer(x, training=True)
+    kernel, bias = layer.get_weights()
+    host = to_numpy(x)
+    expected = (host @ kernel + bias) / (1 + numpy.exp(-numpy.tanh(host[:, :4])))
+    numpy.testing.assert_allclose(to_numpy(y), expected, rtol=1e-12)
+    w = xp.asarray(rng.standard_normal(y.shape))
+    dx = layer.backward(w)
+    assert_gradient(lambda v: (layer(v) * w).sum(), x, dx, rng)
