@@ -21,6 +21,7 @@ from ..backend import array_module
 from ..backend.noise import UniformNoise
 from ..ops import attention as ops
 from .base import Layer
+from .masks import set_node_masks
 from .regularization import dropout_rate, scaled_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
@@ -157,7 +158,7 @@ class Attention(Layer):
         if use_causal_mask:
             kwargs["use_causal_mask"] = True
         outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
-        Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs)
+        set_node_masks(Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs))
         return outputs if return_attention_scores else outputs[0]
 
     def _checked_masks(self, xs, mask):
@@ -177,7 +178,7 @@ class Attention(Layer):
             checked.append(m)
         return checked
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         """The query's mask, as Keras passes it on."""
         if mask is None or not isinstance(mask, (list, tuple)):
             return None

@@ -188,6 +188,17 @@ def call_arguments(function):
     return "training" in names or var_keyword, "mask" in names or var_keyword, var_keyword
 
 
+def check_symbolic_mask(mask, where):
+    """A ``mask`` given to a call on symbolic tensors: None, a symbolic tensor, or a list of them and None (it
+    becomes an input of the call's node); else a TypeError naming ``where``."""
+    if mask is None or is_symbolic(mask) or (isinstance(mask, (list, tuple)) and
+                                              all(m is None or is_symbolic(m) for m in mask)):
+        return
+    raise TypeError(f"{where}: in a call on symbolic tensors, `mask` must be a symbolic tensor (or a list of them and "
+                    f"None), got {type(mask).__name__}; masks from Masking or Embedding(mask_zero=True) pass along "
+                    "the graph by themselves.")
+
+
 def _marks_composite(function):
     """Marks the ``backward`` of ``Layer`` (and ``Model``): a class that keeps it and defines ``call`` is a
     composite layer, trained through a graph traced from its ``call``."""
@@ -758,11 +769,22 @@ class Layer:
     takes_initial_state = False   # the recurrent layers' call(x, initial_state=[...])
     takes_input_list = False      # the merge layers' call([x1, x2, ...])
 
-    def compute_mask(self, x, mask):
-        """The mask of this layer's output, from its input ``x`` and that input's ``mask`` (or None)."""
-        if self._composite:       # what reached the output of its graph
-            return self.__dict__.get("_output_mask")
-        return mask if self.supports_masking else None
+    def compute_mask(self, x, mask=None):
+        """Keras's ``compute_mask``: the mask of this layer's output for its input ``x`` reached by ``mask`` (None:
+        none). By default the input's, which a layer that supports masking passes on; a model holding the layer
+        asks it only then (``masks.output_mask``), and a layer that computes a mask of its own overrides it."""
+        return mask
+
+    def _carried_masks(self, node, mask_of):
+        """For a composite layer, the masks that reach the outputs of its traced graph in the symbolic call of
+        ``node``, whose tensors have the masks ``mask_of(tensor)``."""
+        from ..models import composite
+        return composite.carried_masks(self, node, mask_of)
+
+    def add_metric(self, *args, **kwargs):
+        """Refused, as in Keras 3."""
+        raise NotImplementedError("Layer `add_metric()` method is deprecated (in Keras 3 as in gpu_dl). Add your "
+                                  "metric in `Model.compile(metrics=[...])`.")
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""
@@ -799,20 +821,30 @@ class Layer:
         return x
 
     @layer_losses.top_level
-    def __call__(self, x, training=None, mask=None, initial_state=None):
+    def __call__(self, x, *args, training=None, mask=None, initial_state=None, **kwargs):
         if isinstance(x, Variable):     # its tensor in a call being traced, else its value
             x = x.current()
         constant = traced_constant(x)
         if constant is not None:        # an array in the call of a composite layer being traced
             x = constant
         if self._composite:
+            # As Keras binds them: the call's arguments (tensors, or constants of the traced graph) and keywords.
             from ..models import composite
             if initial_state is not None:
                 raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
             self.assert_input_spec(x)       # a spec set in __init__, or by a build that has run
-            if any_symbolic(x, mask):
-                return composite.symbolic_call(self, x, training=training, mask=mask)
-            return composite.call(self, x, training=bool(training), mask=mask)
+            return composite.dispatch(self, x, args, kwargs, training, mask)
+        if kwargs:
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) got unexpected keyword argument(s): "
+                            f"{', '.join(sorted(kwargs))}.")
+        if args:        # layer(x, training, mask, initial_state), positionally
+            if len(args) > 3:
+                raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes at most 4 positional arguments "
+                                f"(x, training, mask, initial_state), got {len(args) + 1}.")
+            given = dict(zip(("training", "mask", "initial_state"), args))
+            training = given.get("training", training)
+            mask = given.get("mask", mask)
+            initial_state = given.get("initial_state", initial_state)
         if any_symbolic(x, initial_state, mask):
             return self.symbolic_call(x, training=training, mask=mask, initial_state=initial_state)
         training = bool(training)      # None (a model called without it): this layer's default, inference
@@ -845,10 +877,7 @@ class Layer:
         """The call on symbolic tensors (``Input(...)`` and what layers made of it): builds the layer for their
         shapes and returns symbolic outputs, recording the call as a ``Node`` of this layer."""
         where = f"Layer '{self.name}' ({type(self).__name__})"
-        if mask is not None:
-            raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves (from Masking "
-                             "or Embedding(mask_zero=True)); a `mask` argument is not taken in a call on symbolic "
-                             "tensors.")
+        check_symbolic_mask(mask, where)
         if isinstance(x, (list, tuple)):
             if not all(is_symbolic(t) for t in x):
                 raise TypeError(f"{where} was called on a list that mixes symbolic tensors (from keras.Input) and "
@@ -882,7 +911,10 @@ class Layer:
         out_shape = self._flat_output_shape(shape)
         several = isinstance(out_shape, list)
         outputs = [KerasTensor(s, dtype=self.dtype) for s in (out_shape if several else [out_shape])]
-        Node(self, args=(x,), kwargs=kwargs, outputs=outputs)
+        if mask is not None:
+            kwargs["mask"] = mask
+        from . import masks     # it imports this module at its top
+        masks.set_node_masks(Node(self, args=(x,), kwargs=kwargs, outputs=outputs))
         return list(outputs) if several else outputs[0]
 
     def assert_input_spec(self, x, unbuilt=None):

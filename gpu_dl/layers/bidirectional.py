@@ -108,7 +108,7 @@ class Bidirectional(Layer):
     def _turned(self, y):
         return y[:, ::-1] if self.return_sequences else y
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return mask if self.return_sequences else None
 
     def _state_counts(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
 from . import id_checks
 from .base import Layer
+from .symbolic import is_symbolic
 from .core import positive_int
 
 
@@ -43,8 +44,15 @@ class Embedding(id_checks.RangedIds, Layer):
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
 
-    def compute_mask(self, x, mask):
-        return (x != 0) if self.mask_zero else None
+    def compute_mask(self, x, mask=None):
+        """With ``mask_zero``, the ids other than 0 (on symbolic ids, ``ops.not_equal(x, 0)``, as Keras records
+        it); else None."""
+        if not self.mask_zero:
+            return None
+        if is_symbolic(x):
+            from . import keras_ops     # the Keras ops sit on the layers' base; import late
+            return keras_ops.not_equal(x, 0)
+        return self._as_input(x) != 0
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

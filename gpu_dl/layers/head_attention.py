@@ -27,6 +27,7 @@ from ..backend.noise import UniformNoise
 from ..ops import attention as ops
 from .base import Layer
 from .einsum_dense import axes_initializer
+from .masks import set_node_masks
 from .regularization import dropout_rate, scaled_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
@@ -202,7 +203,7 @@ class HeadAttention(Layer):
         if use_causal_mask:
             kwargs["use_causal_mask"] = True
         outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
-        Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs)
+        set_node_masks(Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs))
         return outputs if return_attention_scores else outputs[0]
 
     def keras_call_arguments(self, node):
@@ -316,7 +317,7 @@ class HeadAttention(Layer):
             bias.grad = g.sum(axis=0).reshape(bias.shape)
         return (g @ kernel.value.reshape(kernel.shape[0], -1).T).reshape(x.shape)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         """The query's mask, as Keras passes it on."""
         return mask[0] if isinstance(mask, (list, tuple)) and mask else None
 

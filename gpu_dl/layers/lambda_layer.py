@@ -38,6 +38,7 @@ from .. import backend
 from ..backend import array_module
 from ..catalogue import get_registered_name, get_registered_object
 from .base import Layer
+from .masks import from_arrays
 
 # The sizes an unknown axis takes in the two calls that find the output shape: Keras's 83 and 89, so that a slice
 # such as x[:, :5] of an axis of unknown length comes out as Keras finds it, and for the batch axis 2 and 3, as the
@@ -177,7 +178,8 @@ class Lambda(Layer):
         self._saved = () if training else None
         return y
 
-    def compute_mask(self, x, mask):
+    @from_arrays
+    def compute_mask(self, x, mask=None):
         if callable(self.mask):
             return self.mask(x, mask)
         if self.mask is None:

@@ -5,6 +5,7 @@ import numbers
 
 from ..backend import array_module
 from .base import Layer
+from .symbolic import is_symbolic
 
 
 class Masking(Layer):
@@ -29,8 +30,12 @@ class Masking(Layer):
                              f"{tuple(x.shape)}.")
         return array_module(x).any(x != x.dtype.type(self.mask_value), axis=-1)
 
-    def compute_mask(self, x, mask):
-        return self._steps(x)
+    def compute_mask(self, x, mask=None):
+        """The steps whose features are not all ``mask_value`` (on symbolic inputs, the ops Keras records)."""
+        if is_symbolic(x):
+            from . import keras_ops     # the Keras ops sit on the layers' base; import late
+            return keras_ops.any(keras_ops.not_equal(x, self.mask_value), axis=-1)
+        return self._steps(self._as_input(x))
 
     def call(self, x, training=False):
         keep = self._steps(x)[..., None]

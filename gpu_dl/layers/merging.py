@@ -20,6 +20,7 @@ import numbers
 from ..backend import array_module
 from ..ops import merge as ops
 from .base import Layer
+from .masks import from_arrays
 from .symbolic import any_symbolic
 
 
@@ -132,7 +133,8 @@ class Merge(Layer):
             checked.append(m)
         return checked
 
-    def compute_mask(self, x, mask):
+    @from_arrays
+    def compute_mask(self, x, mask=None):
         """Keras's: the OR of the inputs' masks, or None unless every input has one."""
         if mask is None or any(m is None for m in mask):
             return None
@@ -261,7 +263,8 @@ class Concatenate(Merge):
         (xs,) = self.saved()
         return ops.concatenate_backward(dy, xs, self.axis)
 
-    def compute_mask(self, x, mask):
+    @from_arrays
+    def compute_mask(self, x, mask=None):
         if mask is None:
             return None
         return ops.concatenated_mask(x, mask, self.axis)
@@ -354,7 +357,8 @@ class Dot(Merge):
                           for g, v, scale, axis in zip(grads, (x, y), scales, axes))
         return list(grads)
 
-    def compute_mask(self, x, mask):
+    @from_arrays
+    def compute_mask(self, x, mask=None):
         return None
 
     def get_config(self):

@@ -234,7 +234,7 @@ class Operation(Layer):
         raise ValueError(f"{where}: an operation's argument must be a symbolic tensor ('__keras_tensor__'), a "
                          f"number or an array of real numbers ('__numpy__'), got {value!r:.200}.")
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def backward(self, dy):

@@ -15,6 +15,7 @@ Its config is Keras's: ``{"layers": [serialized layers], "name": ...}``;
 """
 from __future__ import annotations
 
+from . import masks
 from .base import Layer
 from .symbolic import any_symbolic
 
@@ -61,7 +62,7 @@ class Pipeline(Layer):
         self.built = True
         for layer in self._pipeline_layers:
             y = layer(x, training=training, mask=mask if layer.takes_mask else None)
-            mask = layer.compute_mask(x, mask) if mask is not None else None
+            mask = masks.output_mask(layer, x, mask) if mask is not None else None
             x = y
         return x
 

@@ -192,6 +192,10 @@ class GlobalAveragePooling1D(_GlobalAveragePooling):
     rank = 1
     takes_mask = True
 
+    def compute_mask(self, x, mask=None):
+        """The mask ends here (the steps are averaged away), as Keras's compute_mask says."""
+        return None
+
     def _checked_mask(self, x, mask):
         """(batch, steps) booleans whatever the data format (Keras's mask has no channel axis)."""
         if mask is None:

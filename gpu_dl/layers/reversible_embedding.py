@@ -111,7 +111,7 @@ class ReversibleEmbedding(Embedding):
         """The shape of one call's output: a reverse call's depends on its option."""
         return [self.compute_output_shape(input_shape, reverse=bool(options.get("reverse")))]
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None if self._reverse_call else super().compute_mask(x, mask)
 
     def _check_hidden_shape(self, shape):
@@ -123,6 +123,7 @@ class ReversibleEmbedding(Embedding):
     def __call__(self, x, training=None, mask=None, initial_state=None, reverse=False):
         reverse = _flag(reverse, "reverse", self._where())
         if not reverse:
+            self._reverse_call = False      # what its compute_mask reads, in this call already
             y = super().__call__(x, training=training, mask=mask, initial_state=initial_state)
             self._reverse_call = False
             return y

@@ -57,7 +57,7 @@ class SequenceLayer(Layer):
     def checked_initial_state(self, initial_state, x):
         raise NotImplementedError
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return mask if self.return_sequences else None
 
     def reset_states(self):

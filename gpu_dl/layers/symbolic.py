@@ -9,6 +9,14 @@ and the tensors it produced. Every tensor knows
 the node that made it through ``_keras_history`` = (layer, node index,
 tensor index), as in Keras 3, so a model can walk back from its outputs to
 its inputs and run the same calls on real arrays.
+
+As on Keras's ``KerasTensor``, ``_keras_mask`` is the symbolic mask of padded
+steps that reaches a tensor (from ``Embedding(mask_zero=True)``, ``Masking``,
+and the layers that pass a mask on or compute one), or None. A layer's call
+on symbolic tensors sets it on its outputs from its ``compute_mask``
+(``masks.py``); a mask a gpu_dl layer passes on is made a tensor of the graph
+(a ``TensorMask``, which gives the mask that reaches the tensor when the graph
+runs) only when something reads it.
 """
 from __future__ import annotations
 
@@ -30,10 +38,27 @@ class KerasTensor:
             name = unique_name("keras_tensor")
         self.name = name
         self._keras_history = None
+        self._mask = None           # None, the mask's tensor, or a MaskSpec: a mask whose tensor is made when read
 
     @property
     def ndim(self):
         return len(self.shape)
+
+    @property
+    def _keras_mask(self):
+        """The symbolic mask of padded steps reaching this tensor (a boolean tensor), or None."""
+        mask = self._mask
+        if isinstance(mask, MaskSpec):
+            from .masks import TensorMask     # it imports this module at its top
+            mask = self._mask = TensorMask(mask.shape).apply(self)
+        return mask
+
+    @_keras_mask.setter
+    def _keras_mask(self, mask):
+        if mask is not None and not isinstance(mask, (KerasTensor, MaskSpec)):
+            raise TypeError(f"KerasTensor '{self.name}': its _keras_mask must be a symbolic tensor or None, got "
+                            f"{type(mask).__name__}.")
+        self._mask = mask
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
@@ -116,6 +141,23 @@ class KerasTensor:
     __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _unsupported
     # Tensors are graph edges keyed by identity (a model maps each to its value in a dict).
     __hash__ = object.__hash__
+
+
+class MaskSpec:
+    """A mask of padded steps known to reach a symbolic tensor, of ``shape`` (batch axis None): its tensor (a
+    ``TensorMask`` of the tensor it reaches) is made only when ``_keras_mask`` is read."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<MaskSpec shape={self.shape}>"
 
 
 class Node:

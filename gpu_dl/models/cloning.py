@@ -233,8 +233,10 @@ def _clone_functional(model, clone, input_tensors, call_function):
         else:
             kwargs = {key: mapped(value) for key, value in node.kwargs.items()}
             arg = mapped(node.args[0])
+            rest = [mapped(value) for value in node.args[1:]]      # a composite layer's further arguments
             twin = clone(layer)
-            result = call_function(twin, arg, **kwargs) if call_function is not None else twin(arg, **kwargs)
+            result = call_function(twin, arg, *rest, **kwargs) if call_function is not None else \
+                twin(arg, *rest, **kwargs)
         results = result if isinstance(result, (list, tuple)) else [result]
         if len(results) != len(node.outputs):
             raise ValueError(f"clone_model: the call of layer '{layer.name}' gave {len(results)} output(s) in the "

@@ -31,6 +31,23 @@ Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
 is given the graph of its training value. Graphs are kept per input shape.
 
+Its arguments are bound to its call's signature as Keras binds them: the
+first argument, and any other that is a tensor or a list, tuple or dict of
+them (``LogisticEndpoint()(targets, logits)``, ``layer(x, context=c)``), are
+inputs of the graph; the other arguments (numbers, strings, None) are
+constants of it, and a graph is traced per value. In a functional model such
+a call is one node whose inputs are all those tensors, and its backward gives
+each of them its gradient.
+
+Masks of padded steps reach the call as Keras delivers them (``layers/masks.py``):
+each input reached by one has it as ``_keras_mask`` in the trace, so the
+layers called on it inside see it; a call that names ``mask`` gets the masks
+of its one tensor argument (a call of several tensor arguments, ``<name>_mask``
+for each it names), symbolic tensors it may compute with. The graph is traced
+again per mask reaching it (or not). Its output's mask is the one that reached
+it in the graph; one that supports masking (``supports_masking = True`` or
+its own ``compute_mask``) gives ``compute_mask`` where none did.
+
 A ``call`` the tracing cannot follow (NumPy functions on its input or on a
 weight's array, Python branching on values) runs as written (eagerly) in every
 call, and its ``backward`` raises a NotImplementedError that names the layer
@@ -39,22 +56,23 @@ with such an error.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy
 
 from .. import backend
-from ..layers import layer_losses
-from ..layers.base import Layer, call_arguments
+from ..layers import layer_losses, masks
+from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
 from ..layers.input_spec import holds_input_specs
-from ..layers.symbolic import KerasTensor, Node, is_symbolic, tracing
+from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
 from ..layers.variable_operations import traced_outputs
+
+_TENSOR = "tensor"      # a tensor's place in the skeleton of a call's arguments
 
 
 def _batchless(shape):
     return (None,) + tuple(shape[1:])
-
-
-def _key(shapes, dtypes):
-    return tuple((tuple(s[1:]), str(d)) for s, d in zip(shapes, dtypes))
 
 
 def _where(layer):
@@ -65,38 +83,271 @@ def _takes_training(layer):
     return call_arguments(type(layer).call)[0]
 
 
-def _trace(layer, shapes, dtypes, training):
-    """``(graph, None)``: the ``Functional`` of ``layer.call`` on symbolic inputs of ``shapes``; or ``(None, why)``."""
+# ------------------------------------------------------------------ the arguments of a call
+@functools.lru_cache(maxsize=None)
+def _signature(cls):
+    """The signature of ``cls.call`` without ``self``, or None where it cannot be read."""
+    try:
+        parameters = list(inspect.signature(cls.call).parameters.values())[1:]
+        return inspect.Signature(parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_tensor(value):
+    """Whether ``value`` is one of a call's tensors: a symbolic tensor, a variable, or an array of one or more
+    axes (NumPy's scalars and 0-d arrays are not)."""
+    if is_symbolic(value) or isinstance(value, Variable):
+        return True
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, numpy.generic) and \
+        len(value.shape) > 0
+
+
+def _split(value, leaves, where):
+    """The skeleton of ``value`` (hashable: what stays when its tensors are taken out), its tensors appended to
+    ``leaves`` in the order a Node lists them (lists in order, dicts by sorted key)."""
+    if _is_tensor(value):
+        leaves.append(value)
+        return _TENSOR
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_split(v, leaves, where) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _split(value[k], leaves, where)) for k in sorted(value)))
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{where} is a {type(value).__name__}: a composite layer's call takes tensors (arrays, "
+                        "symbolic tensors, or lists, tuples and dicts of them) and other values that are constants "
+                        "of its traced graph (numbers, strings, booleans, None).") from None
+    return ("constant", type(value), value)
+
+
+def _rebuild(skeleton, leaves):
+    """The value of ``skeleton`` with the next tensors of the iterator ``leaves`` in its tensors' places."""
+    if skeleton == _TENSOR:
+        return next(leaves)
+    kind, body = skeleton[0], skeleton[1]
+    if kind == "constant":
+        return skeleton[2]
+    if kind == "dict":
+        return {k: _rebuild(s, leaves) for k, s in body}
+    items = [_rebuild(s, leaves) for s in body]
+    return items if kind == "list" else tuple(items)
+
+
+def _count(skeleton):
+    if skeleton == _TENSOR:
+        return 1
+    return 0 if skeleton[0] == "constant" else sum(_count(s[1] if skeleton[0] == "dict" else s) for s in skeleton[1])
+
+
+class _Call:
+    """One call of a composite layer, bound to its call's signature as Keras binds it (``CallSpec``).
+
+    ``skeleton`` = (the positional arguments' skeletons, ``(name, skeleton)`` of the keyword ones by name): the
+    arguments without their tensors, which keys the graphs traced for them; ``leaves``: the tensors (arrays or
+    symbolic tensors), positional first, then keywords by name, as a Node lists them and as the graph takes them;
+    ``first``: how many of them the first argument holds."""
+
+    def __init__(self, skeleton, leaves):
+        self.skeleton = skeleton
+        self.leaves = list(leaves)
+        self.first = _count(skeleton[0][0]) if skeleton[0] else 0
+
+    @classmethod
+    def of(cls, positional, keywords, where, names=()):
+        """The call of ``positional`` and ``keywords`` arguments; ``names``: the positional ones' (for errors)."""
+        leaves = []
+        names = list(names) + [f"#{i}" for i in range(len(names), len(positional))]
+        skeleton = (tuple(_split(v, leaves, f"{where}: argument {n!r}") for n, v in zip(names, positional)),
+                    tuple((k, _split(keywords[k], leaves, f"{where}: argument {k!r}")) for k in sorted(keywords)))
+        return cls(skeleton, leaves)
+
+    def arguments(self):
+        """``(positional, keywords)`` as the call takes them, its tensors in their places."""
+        it = iter(self.leaves)
+        positional = [_rebuild(s, it) for s in self.skeleton[0]]
+        keywords = {k: _rebuild(s, it) for k, s in self.skeleton[1]}
+        return positional, keywords
+
+    @property
+    def takes_list(self):
+        return bool(self.skeleton[0]) and self.skeleton[0][0] != _TENSOR
+
+    @property
+    def only_first(self):
+        """Whether the call has no argument but its first."""
+        return len(self.skeleton[0]) == 1 and not self.skeleton[1]
+
+
+def _first_value(layer, x):
+    """The first argument as the call takes it: a tensor, or a list of them (nested lists of numbers become
+    arrays, as Keras converts them)."""
+    if _is_tensor(x):
+        return x
+    if isinstance(x, dict) and x and all(_is_tensor(v) for v in x.values()):
+        return dict(x)
+    if isinstance(x, (list, tuple)) and x and all(_is_tensor(v) or isinstance(v, (list, tuple)) for v in x):
+        return [v if _is_tensor(v) else layer._as_input(v) for v in x]
+    return layer._as_input(x)
+
+
+def _bind(layer, x, args, kwargs, training, mask):
+    """``(call, training, mask)``: the arguments of ``layer(x, *args, **kwargs)`` bound to its call's signature;
+    a ``training`` or ``mask`` bound positionally is taken out and given back."""
+    where = _where(layer)
+    signature = _signature(type(layer))
+    x = _first_value(layer, x)
+    if signature is None:
+        return _Call.of((x,) + tuple(args), kwargs, where), training, mask
+    try:
+        bound = signature.bind(x, *args, **kwargs)
+    except TypeError as e:
+        if len(args) == 1 and not kwargs and (args[0] is None or isinstance(args[0], (bool, numpy.bool_))) and \
+                training is None:
+            bound, training = signature.bind(x), args[0]    # layer(x, True): the training flag, as gpu_dl took it
+        else:
+            raise TypeError(f"{where}: {e}; its call takes call{signature}.") from None
+    parameters = signature.parameters
+    for name in ("training", "mask"):
+        if name in bound.arguments and parameters[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                                 inspect.Parameter.POSITIONAL_ONLY):
+            value = bound.arguments.pop(name)
+            if name == "training" and training is None:
+                training = value
+            elif name == "mask" and mask is None:
+                mask = value
+    names = [p.name for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return _Call.of(bound.args, bound.kwargs, where, names[:len(bound.args)]), training, mask
+
+
+def _converted(layer, leaves):
+    """Array tensors checked and as the layer computes with them (floats in its dtype); variables as their
+    tensor in a call being traced, else their value; symbolic tensors as they are."""
+    out = []
+    for a in leaves:
+        if isinstance(a, Variable):
+            a = a.current()
+        if not is_symbolic(a):
+            a = layer._as_input(a)
+            if a.dtype.kind == "f" and a.dtype != layer.dtype:
+                a = a.astype(layer.dtype)
+        out.append(a)
+    return out
+
+
+def _float_dtype(layer, dtype):
+    return layer.dtype if numpy.dtype(dtype).kind == "f" else numpy.dtype(dtype).name
+
+
+def _mask_key(mask):
+    return None if mask is None else tuple(mask.shape[1:])
+
+
+def _spec(layer, call, leaf_masks):
+    """What keys and makes a call's graph: its skeleton, its tensors' batchless shapes and dtypes, and the
+    batchless shapes of the masks reaching them."""
+    shapes = tuple(_batchless(t.shape) for t in call.leaves)
+    dtypes = tuple(_float_dtype(layer, t.dtype) for t in call.leaves)
+    return call.skeleton, shapes, dtypes, tuple(_mask_key(m) for m in leaf_masks)
+
+
+# ------------------------------------------------------------------ tracing
+def _slots(layer, skeleton):
+    """``[(parameter name or None, skeleton, first tensor, tensor count)]`` per argument of ``skeleton``, the
+    names Keras's mask rule reads (None for the arguments of ``*args`` and ``**kwargs``)."""
+    signature = _signature(type(layer))
+    parameters = list(signature.parameters.values()) if signature is not None else []
+    positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    slots = [(positional[i] if i < len(positional) else None, s) for i, s in enumerate(skeleton[0])] + \
+        [(k if k in named else None, s) for k, s in skeleton[1]]
+    found, start = [], 0
+    for name, s in slots:
+        found.append((name, s, start, _count(s)))
+        start += _count(s)
+    return found
+
+
+def _mask_arguments(layer, skeleton, mask_at, given):
+    """The mask arguments Keras passes a call (its ``_get_mask`` rule), where a mask reaches them: for a call of one
+    tensor argument that names ``mask``, that argument's masks (in its structure); for several, ``<name>_mask``
+    for each tensor argument whose name it names so. ``mask_at(i)``: the mask of the call's i-th tensor (None
+    where none reaches it); ``given``: the keyword arguments the call has already."""
+    takes_mask = call_arguments(type(layer).call)[1]
+    signature = _signature(type(layer))
+    names = set(signature.parameters) if signature is not None else set()
+    tensor_slots = [slot for slot in _slots(layer, skeleton) if slot[3]]
+    wanted = []
+    if len(tensor_slots) == 1 and takes_mask:
+        wanted = [("mask", tensor_slots[0])]
+    elif len(tensor_slots) > 1:
+        wanted = [(f"{slot[0]}_mask", slot) for slot in tensor_slots
+                  if slot[0] is not None and f"{slot[0]}_mask" in names]
+    found = {}
+    for key, (_, arg, start, count) in wanted:
+        if key in given:
+            continue
+        leaf_masks = [mask_at(i) for i in range(start, start + count)]
+        if any(m is not None for m in leaf_masks):
+            found[key] = _rebuild(arg, iter(leaf_masks))
+    return found
+
+
+def _trace(layer, spec, training):
+    """``(graph, None)``: the ``Functional`` of ``layer.call`` on symbolic inputs as ``spec`` describes them
+    (``_spec``); or ``(None, why)``."""
     from ..layers.core import InputLayer
     from .functional import Functional
-    several = len(shapes) > 1 or layer.__dict__.get("_takes_list", False)
+    skeleton, shapes, dtypes, mask_shapes = spec
+    several = len(shapes) > 1 or (skeleton[0] and skeleton[0][0] != _TENSOR)
     inputs = [InputLayer(shape=s[1:], dtype=d, name=f"{layer.name}_input" + (f"_{i}" if several else "")).output
               for i, (s, d) in enumerate(zip(shapes, dtypes))]
-    kwargs = {"training": training} if _takes_training(layer) else {}
+    for tensor, m in zip(inputs, mask_shapes):
+        if m is not None:
+            tensor._keras_mask = MaskSpec((None,) + tuple(m))
     try:
         with tracing(inputs) as trace:  # arrays a sublayer is called on become constants of the graph
-            out = layer.call(list(inputs) if several else inputs[0], **kwargs)
+            positional, keywords = _Call(skeleton, inputs).arguments()
+            context = {"training": training} if _takes_training(layer) else {}
+            context.update(_mask_arguments(layer, skeleton, lambda i: inputs[i]._keras_mask, keywords))
+            out = layer.call(*positional, **keywords, **context)
             out = traced_outputs(trace, out)    # variables returned, updates no output depends on
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
-                           name=layer.name, added_losses=trace.losses)
+                           name=layer.name, added_losses=trace.losses, traced=True)
     except Exception as e:          # whatever the user's call does on tensors it was not written for
-        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})"
+        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})" + _hint(layer, e)
     return graph, None
 
 
-def _graph(layer, shapes, dtypes, training):
-    """The graph for inputs of ``shapes`` and ``dtypes`` (one each per input) and ``training``, traced once; None
-    when the call cannot be traced (the reason is kept for the error ``backward`` raises)."""
+def _hint(layer, error):
+    """What to do where the trace failed inside a metric's method (``self.accuracy.update_state(...)`` in the call):
+    Keras 3 updates such a metric in each eager call; gpu_dl's traced graphs record no metric updates."""
+    from ..metric_base import Metric
+    tb = error.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Metric):
+            return (f". The call updates the metric '{owner.name}' ({type(owner).__name__}) on its tensors, which a "
+                    "traced graph does not record: give the metric to compile(metrics=[...]) instead, or update it "
+                    "on the model's outputs after the call")
+        tb = tb.tb_next
+    return ""
+
+
+def _graph(layer, spec, training):
+    """The graph for ``spec`` and ``training``, traced once; None when the call cannot be traced (the reason is
+    kept for the error ``backward`` raises)."""
     traces = layer.__dict__.get("_traces")
     if traces is None:
         traces = layer.__dict__["_traces"] = {}
-    key = (_key(shapes, dtypes), bool(training) if _takes_training(layer) else None)
+    key = (spec, bool(training) if _takes_training(layer) else None)
     if key not in traces:
-        traces[key] = _trace(layer, shapes, dtypes, bool(training))
+        traces[key] = _trace(layer, spec, bool(training))
     graph, reason = traces[key]
     if graph is None:
         layer.__dict__["_trace_error"] = reason
@@ -111,18 +362,21 @@ def _shapes_of(layer, input_shape):
     return several, shapes
 
 
-def _float_dtype(layer, dtype):
-    return layer.dtype if numpy.dtype(dtype).kind == "f" else numpy.dtype(dtype).name
+def _first_only_spec(layer, input_shape):
+    """The spec of a call on its first argument alone, of ``input_shape`` (a list of shapes: a list of tensors)."""
+    several, shapes = _shapes_of(layer, input_shape)
+    skeleton = ((("list", (_TENSOR,) * len(shapes)) if several else _TENSOR,), ())
+    dtypes = tuple(_float_dtype(layer, layer.dtype) for _ in shapes)
+    return skeleton, tuple(shapes), dtypes, (None,) * len(shapes)
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape, own_build=None):
-    """Build ``layer`` for ``input_shape`` (one shape, or a list of one per input): its own ``build`` if it has
-    one (``own_build``: a subclassed model's, unwrapped), then the trace of its call (for training=False), which
+def build(layer, input_shape, own_build=None, spec=None):
+    """Build ``layer`` for ``input_shape`` (its first argument's: one shape, or a list of one per tensor): its own
+    ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), then the trace of its call (for
+    training=False) on arguments as ``spec`` describes them (its first argument alone where not given), which
     builds its sublayers."""
     several, shapes = _shapes_of(layer, input_shape)
-    if several:
-        layer.__dict__["_takes_list"] = True
     if own_build is not None:
         own_build(layer, input_shape)
     elif not getattr(type(layer).build, "_library_build", False):
@@ -132,74 +386,112 @@ def build(layer, input_shape, own_build=None):
         layer._built_input_shape = shapes if several else shapes[0]
     else:
         layer.input_spec = shapes if several else shapes[0]
-    _graph(layer, shapes, [layer.dtype] * len(shapes), False)
+    _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
 
 
-def output_shape(layer, input_shape):
-    """The output shape(s) for ``input_shape``, from the traced graph (or, for a call that cannot be traced, from
-    running it on zeros)."""
-    several, shapes = _shapes_of(layer, input_shape)
-    layer.ensure_built(input_shape)
-    graph = _graph(layer, shapes, [layer.dtype] * len(shapes), False)
-    batch = (input_shape[0] if several else input_shape)[0]
+def _ensure_built(layer, call, leaf_masks):
+    """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (for its first
+    argument's shape, as Keras gives it), then the trace of its call on those arguments."""
+    if layer.built:
+        return
+    first = [_batchless(t.shape) for t in call.leaves[:call.first]]
+    own = type(layer).build
+    build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
+          own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None)
+
+
+def _eager_on_zeros(layer, spec):
+    """The outputs of the call run as written on zeros of the shapes of ``spec`` (batch 2), reached by all-True
+    masks where ``spec`` has masks."""
+    skeleton, shapes, dtypes, mask_shapes = spec
+    zeros = [backend.to_device(numpy.zeros((2,) + tuple(s[1:]), dtype=d)) for s, d in zip(shapes, dtypes)]
+    ones = [None if m is None else backend.to_device(numpy.ones((2,) + tuple(1 if d is None else d for d in m),
+                                                                dtype=bool)) for m in mask_shapes]
+    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
+        return _eager(layer, _Call(skeleton, zeros), False, ones)
+
+
+def _shapes_from(layer, spec, graph, batch):
+    """The output shapes (a list of one per output) of a call of ``spec`` whose first tensor has batch ``batch``,
+    and whether there are several."""
     if graph is not None:
         outs = [(batch,) + tuple(t.shape[1:]) if t.shape and t.shape[0] is None else tuple(t.shape)
                 for t in graph.outputs]
-        return outs if graph._multi else outs[0]
-    if any(d is None for s in shapes for d in s[1:]):
-        raise ValueError(f"{_where(layer)}: its output shape for inputs of shape {input_shape} is unknown: "
-                         f"{layer.__dict__.get('_trace_error')}. Give the class a compute_output_shape method.")
-    zeros = [backend.to_device(numpy.zeros((2,) + s[1:], dtype=layer.dtype)) for s in shapes]
-    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
-        y = _eager(layer, zeros if several else zeros[0], False, None)
+        return outs, graph._multi
+    if any(d is None for s in spec[1] for d in s[1:]):
+        raise ValueError(f"{_where(layer)}: its output shape for inputs of shape "
+                         f"{[tuple(s) for s in spec[1]]} is unknown: {layer.__dict__.get('_trace_error')}. Give "
+                         "the class a compute_output_shape method.")
+    y = _eager_on_zeros(layer, spec)
     ys = list(y) if isinstance(y, (list, tuple)) else [y]
-    outs = [(batch,) + tuple(a.shape[1:]) for a in ys]
-    return outs if isinstance(y, (list, tuple)) else outs[0]
+    return [(batch,) + tuple(a.shape[1:]) for a in ys], isinstance(y, (list, tuple))
+
+
+def output_shape(layer, input_shape):
+    """The output shape(s) for ``input_shape`` (its first argument's), from the traced graph (or, for a call that
+    cannot be traced, from running it on zeros)."""
+    several, shapes = _shapes_of(layer, input_shape)
+    layer.ensure_built(input_shape)
+    spec = _first_only_spec(layer, input_shape)
+    outs, multi = _shapes_from(layer, spec, _graph(layer, spec, False), (input_shape[0] if several else input_shape)[0])
+    return outs if multi else outs[0]
+
+
+def node_output_shapes(layer, node, shapes):
+    """The output shapes of ``node`` (a call of several arguments in a functional model) for ``shapes`` of its
+    tensors (``node.call_leaves``)."""
+    call = _Call(node.call_skeleton, [KerasTensor(s, dtype=t.dtype, name=t.name)
+                                      for s, t in zip(shapes, node.call_leaves)])
+    spec = _spec(layer, call, [None] * len(shapes))
+    outs, _ = _shapes_from(layer, spec, _graph(layer, spec, False), shapes[0][0] if shapes else None)
+    return outs
 
 
 # ------------------------------------------------------------------ calls
-def _eager(layer, x, training, mask):
-    takes_training, takes_mask, _ = call_arguments(type(layer).call)
-    kwargs = {}
-    if takes_training:
-        kwargs["training"] = training
-    if takes_mask and mask is not None:
-        kwargs["mask"] = mask
+def _eager(layer, call, training, leaf_masks):
+    positional, keywords = call.arguments()
+    if _takes_training(layer):
+        keywords["training"] = training
+    keywords.update(_mask_arguments(layer, call.skeleton, leaf_masks.__getitem__, keywords))
     with tracing(None):             # on arrays, even inside the trace of another layer's call
-        return layer.call(x, **kwargs)
+        return layer.call(*positional, **keywords)
 
 
-def _arrays(layer, x):
-    several = isinstance(x, (list, tuple))
-    xs = []
-    for a in (x if several else [x]):
-        a = layer._as_input(a)
-        if a.dtype.kind == "f" and a.dtype != layer.dtype:
-            a = a.astype(layer.dtype)
-        xs.append(a)
-    return several, xs
+def _leaf_masks(call, mask):
+    """One mask (or None) per tensor of ``call``: ``mask`` is the first argument's, in its structure."""
+    masks = [None] * len(call.leaves)
+    if mask is not None:
+        first = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+        masks[:len(first[:call.first])] = first[:call.first]
+    return masks
 
 
-def forward(layer, x, training, mask):
+def _run(layer, call, training, leaf_masks):
     """The call on arrays: the output as the graph gives it (an array, or a list of one per output), or the
-    eager call's output; ``_output_mask`` is then the mask that reached the output."""
-    several, xs = _arrays(layer, x)
-    shapes = [_batchless(a.shape) for a in xs]
-    layer.ensure_built(shapes if several else shapes[0])
-    graph = _graph(layer, shapes, [_float_dtype(layer, a.dtype) for a in xs], training)
-    arg = xs if several else xs[0]
+    eager call's output; ``_output_mask`` is then the mask that reached the output (a list for several)."""
+    call.leaves = _converted(layer, call.leaves)
+    leaf_masks = [None if m is None else layer._as_input(m).astype(bool, copy=False) for m in leaf_masks]
+    _ensure_built(layer, call, leaf_masks)
+    graph = _graph(layer, _spec(layer, call, leaf_masks), training)
     layer.__dict__["_active_graph"] = graph
     if graph is None:
-        layer.__dict__["_output_mask"] = None
-        return _eager(layer, arg, training, mask)
-    y = graph.forward(arg, training=training, mask=mask)
+        y = _eager(layer, call, training, leaf_masks)
+        layer.__dict__["_output_mask"] = [None] * len(y) if isinstance(y, (list, tuple)) else None
+        return y
+    several = len(graph._inputs) > 1
+    y = graph.forward(call.leaves if several else call.leaves[0], training=training,
+                      mask=leaf_masks if several else leaf_masks[0])
     layer.__dict__["_output_mask"] = graph.output_mask
     return y
 
 
-def call(layer, x, training, mask):
-    """``layer(x)`` on arrays: its output in the structure its call gives it."""
-    y = forward(layer, x, training, mask)
+def forward(layer, x, training, mask):
+    """The call on arrays ``x`` (its first argument alone; a subclassed model's fit): see ``_run``."""
+    call = _Call.of((_first_value(layer, x),), {}, _where(layer))
+    return _run(layer, call, training, _leaf_masks(call, mask))
+
+
+def _structured_output(layer, y):
     graph = layer.__dict__.get("_active_graph")
     if graph is not None:
         y = graph._structured(y if graph._multi else [y])
@@ -209,31 +501,86 @@ def call(layer, x, training, mask):
     return y
 
 
-def symbolic_call(layer, x, training=None, mask=None):
-    """``layer(x)`` on symbolic tensors (in a functional model, or in the call of another composite layer): one
-    node for the whole layer, with outputs of the shapes its traced graph gives."""
-    where = _where(layer)
+def dispatch(layer, x, args, kwargs, training, mask):
+    """``layer(x, *args, **kwargs)``: on arrays, its output in the structure its call gives it; on symbolic
+    tensors, one node of the graph being made."""
+    call, training, mask = _bind(layer, x, args, kwargs, training, mask)
+    call.leaves = [t.current() if isinstance(t, Variable) else t for t in call.leaves]
+    symbolic = [is_symbolic(t) for t in call.leaves]
+    if any(symbolic) or is_symbolic(mask) or (isinstance(mask, (list, tuple)) and any(map(is_symbolic, mask))):
+        if not all(symbolic):
+            if active_trace() is None:
+                raise TypeError(f"{_where(layer)} was called on a mix of symbolic tensors (from keras.Input) and "
+                                "arrays; give symbolic tensors only.")
+            # Arrays in the call of a layer being traced: constants of its graph.
+            call.leaves = [t if s else traced_constant(t) for t, s in zip(call.leaves, symbolic)]
+        return symbolic_call(layer, call, training=training, mask=mask)
+    y = _run(layer, call, bool(training), _leaf_masks(call, mask))
+    return _structured_output(layer, y)
+
+
+def node_call(layer, node, values, masks, training):
+    """The call of a node of several arguments in a functional model, on the arrays ``values`` and masks
+    ``masks`` of its tensors (dicts by tensor)."""
+    call = _Call(node.call_skeleton, [values[t] for t in node.call_leaves])
+    explicit = node.kwargs.get("mask")
+    leaf_masks = [masks.get(t) for t in node.call_leaves]
+    if explicit is not None:
+        first = explicit if isinstance(explicit, (list, tuple)) else [explicit]
+        leaf_masks[:call.first] = [None if m is None else values[m] for m in first][:call.first]
+    y = _run(layer, call, bool(training), leaf_masks)
+    return _structured_output(layer, y)
+
+
+def symbolic_call(layer, call, training=None, mask=None):
+    """``layer(...)`` on symbolic tensors (in a functional model, or in the call of another composite layer): one
+    node for the whole layer, with outputs of the shapes its traced graph gives, and their masks."""
+    check_symbolic_mask(mask, _where(layer))
+    leaf_masks = [t._mask for t in call.leaves]
     if mask is not None:
-        raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves; a `mask` "
-                         "argument is not taken in a call on symbolic tensors.")
-    several = isinstance(x, (list, tuple))
-    tensors = list(x) if several else [x]
-    if not all(is_symbolic(t) for t in tensors):
-        raise TypeError(f"{where} was called on a list that mixes symbolic tensors (from keras.Input) and other "
-                        f"values ({', '.join(type(t).__name__ for t in tensors)}); give symbolic tensors only.")
-    shapes = [_batchless(t.shape) for t in tensors]
-    layer.ensure_built(shapes if several else shapes[0])
-    graph = _graph(layer, shapes, [_float_dtype(layer, t.dtype) for t in tensors], bool(training))
-    if graph is not None:
-        outputs = [KerasTensor(t.shape, dtype=t.dtype) for t in graph.outputs]
-        multi = graph._multi
-    else:
-        shape = output_shape(layer, shapes if several else shapes[0])
+        leaf_masks[:call.first] = _leaf_masks(call, mask)[:call.first]
+    _ensure_built(layer, call, leaf_masks)
+    spec = _spec(layer, call, leaf_masks)
+    graph = _graph(layer, spec, bool(training))
+    own_shape = type(layer).compute_output_shape
+    if graph is None and call.only_first and not own_shape.__module__.startswith("gpu_dl."):
+        first = [tuple(t.shape) for t in call.leaves]       # the class says its output shape itself
+        shape = layer.compute_output_shape(first if call.takes_list else first[0])
         multi = isinstance(shape, list)
-        outputs = [KerasTensor(s, dtype=layer.dtype) for s in (shape if multi else [shape])]
-    kwargs = {} if training is None else {"training": bool(training)}
-    Node(layer, args=(tensors if several else tensors[0],), kwargs=kwargs, outputs=outputs)
+        outs = [tuple(s) for s in shape] if multi else [tuple(shape)]
+    else:
+        outs, multi = _shapes_from(layer, spec, graph, call.leaves[0].shape[0] if call.leaves else None)
+    dtypes = [t.dtype for t in graph.outputs] if graph is not None else [layer.dtype] * len(outs)
+    outputs = [KerasTensor(s, dtype=d) for s, d in zip(outs, dtypes)]
+    positional, keywords = call.arguments()
+    if training is not None:
+        keywords["training"] = bool(training)
+    if mask is not None:
+        keywords["mask"] = mask
+    node = Node(layer, args=tuple(positional), kwargs=keywords, outputs=outputs)
+    if not call.only_first:         # the node runs through node_call, which takes all its tensors
+        node.call_skeleton, node.call_leaves = call.skeleton, list(call.leaves)
+    carried = [masks.spec_of(t._mask) for t in graph.outputs] if graph is not None else [None] * len(outputs)
+    masks.set_node_masks(node, carried)
     return list(outputs) if multi else outputs[0]
+
+
+def carried_masks(layer, node, mask_of):
+    """The masks reaching the outputs of ``layer``'s graph for the call of ``node`` whose tensors have the masks
+    ``mask_of(tensor)`` (a model holding the layer asks, for the masks of its own outputs)."""
+    skeleton = getattr(node, "call_skeleton", None)
+    if skeleton is None:
+        call = _Call.of(node.args[:1], {}, _where(layer))
+    else:
+        call = _Call(skeleton, node.call_leaves)
+    leaf_masks = [mask_of(t) for t in call.leaves]
+    explicit = node.kwargs.get("mask")
+    if explicit is not None:
+        leaf_masks[:call.first] = _leaf_masks(call, explicit)[:call.first]
+    graph = _graph(layer, _spec(layer, call, leaf_masks), bool(node.kwargs.get("training")))
+    if graph is None:
+        return [None] * len(node.outputs)
+    return [masks.spec_of(t._mask) for t in graph.outputs]
 
 
 def untrainable_message(layer):
@@ -247,7 +594,8 @@ def untrainable_message(layer):
 
 
 def backward(layer, dy, input_gradient=None):
-    """The backward pass of the last call through its graph; a NotImplementedError when it ran eagerly."""
+    """The backward pass of the last call through its graph (the gradient of each of its tensors, a list for
+    several); a NotImplementedError when it ran eagerly."""
     graph = layer.__dict__.get("_active_graph")
     if graph is None:
         raise NotImplementedError(untrainable_message(layer))

@@ -45,13 +45,13 @@ import numpy
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
-from ..layers import layer_losses
+from ..layers import layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
 from . import data_checks as checks
 from . import composite, multi_output, nested
-from .model import Model
+from .model import Model, checked_training
 from .summary import _format_shape, print_summary
 
 
@@ -165,7 +165,7 @@ def _check_structure(value, what):
 class Functional(multi_output.SeveralOutputs, Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
-    def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=()):
+    def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=(), traced=False):
         super().__init__(name=name or unique_name("functional"), trainable=True)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
@@ -173,6 +173,9 @@ class Functional(multi_output.SeveralOutputs, Model):
             raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
         # Keras names each output after the layer that makes it: losses, metrics, targets and logs are keyed so.
         output_names = [t._keras_history[0].name for t in flat_outputs]
+        if traced:      # the graph of a traced call (composite.py): its outputs are named by its structure
+            output_names = sorted(outputs) if isinstance(outputs, dict) else \
+                [f"{n}_{i}" for i, n in enumerate(output_names)]
         if len(set(output_names)) != len(output_names):
             raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
                              "named after their layers, so each needs a layer of its own (pass one through "
@@ -194,8 +197,8 @@ class Functional(multi_output.SeveralOutputs, Model):
                                   f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
                                   f"name '{t.name}'. Change the tensor name to '{key}' (via "
                                   f"`Input(..., name='{key}')`)", stacklevel=3)
-        # The graph traced from a composite call computes the losses its add_loss calls made of symbolic tensors
-        # too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
+        # The graph traced from a composite call (``traced``) computes the losses its add_loss calls made of symbolic
+        # tensors too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
         added_losses = list(added_losses)
         if added_losses:
             _check_structure([t for _, t in added_losses], "add_loss")
@@ -366,7 +369,9 @@ class Functional(multi_output.SeveralOutputs, Model):
             shape = [known[t] for t in arg] if isinstance(arg, list) else known[arg]
             if check and layer.built:
                 layer.check_input_shape(shape)
-            if hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
+            if getattr(node, "call_leaves", None) is not None:     # a composite call of several arguments
+                outs = composite.node_output_shapes(layer, node, [known[t] for t in node.call_leaves])
+            elif hasattr(layer, "node_output_shapes"):     # outputs that depend on the call's options
                 outs = layer.node_output_shapes(shape, node.kwargs)
             else:
                 out = layer._flat_output_shape(shape)
@@ -484,31 +489,31 @@ class Functional(multi_output.SeveralOutputs, Model):
                 mask = None if all(m is None for m in mask) else mask
             else:
                 x_in, mask = values[arg], masks[arg]
+            given = node.kwargs.get("mask")
+            if given is not None:       # a mask the call was given (a tensor of the graph), not the edge's
+                mask = [None if m is None else values[m] for m in given] if isinstance(given, list) else values[given]
             kwargs = {}
             for key, value in node.kwargs.items():
                 if key == "initial_state":
                     kwargs[key] = [values[s] for s in value]
-                elif key != "training":
+                elif key not in ("training", "mask"):
                     # the attention layers' call options (use_causal_mask, ...) and tensors (attention_mask)
                     kwargs[key] = values[value] if isinstance(value, KerasTensor) else value
             node_training = training if training is not None else node.kwargs.get("training")
             recorded = layer_losses.recorded_count()
             with nvtx_range(f"{layer.name}.forward"):
-                y = layer(x_in, training=node_training, mask=mask, **kwargs)
+                if getattr(node, "call_leaves", None) is not None:      # a composite call of several arguments
+                    y = composite.node_call(layer, node, values, masks, node_training)
+                else:
+                    y = layer(x_in, training=node_training, mask=mask, **kwargs)
             if training and layer_losses.recorded_count() > recorded:
                 # Its call added losses: its backward runs even when no gradient reaches its outputs.
                 self._loss_nodes.add(node)
             y = nested.flat_outputs(y)
             if mask is not None and not (layer.supports_masking or layer.takes_mask or layer.drops_mask):
                 _warn_mask_dropped(layer)
-            out_mask = layer.compute_mask(x_in, mask)
+            out_masks = mask_rules.per_output(layer, mask_rules.output_mask(layer, x_in, mask), len(node.outputs))
             ys = y if len(node.outputs) > 1 else [y]
-            if isinstance(out_mask, list):
-                out_masks = out_mask
-            elif len(node.outputs) > 1 and getattr(layer, "merge_mode", "") is None:
-                out_masks = [out_mask] * len(node.outputs)      # Bidirectional's two sequences
-            else:
-                out_masks = [out_mask] + [None] * (len(node.outputs) - 1)
             for t, value, m in zip(node.outputs, ys, out_masks):
                 values[t], masks[t] = value, m
                 if training and (len(node.outputs) > 1 or node in self._loss_nodes):
@@ -534,6 +539,15 @@ class Functional(multi_output.SeveralOutputs, Model):
             return [values[t] for t in self._outputs]
         self.output_mask = masks[self._output]
         return values[self._output]
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """The masks reaching the outputs of the model's call on symbolic ``x`` reached by ``mask`` (a list of one
+        per input, or None), when it is a layer of another model: what its layers pass on or compute."""
+        given = mask if isinstance(mask, (list, tuple)) else [mask]
+        known = dict(zip(self._inputs, given))
+        for node in self._run_nodes:
+            known.update(zip(node.outputs, mask_rules.node_output_masks(node, known.get)))
+        return [mask_rules.spec_of(known.get(t)) for t in self._outputs]
 
     def _activity_outputs(self):
         return [(layer, out) for _, layer, out in self._activity] + self._nested_activity
@@ -598,7 +612,11 @@ class Functional(multi_output.SeveralOutputs, Model):
             # A shared layer's weights get the sum of the gradients of all its calls.
             sums.after(earlier)
             arg = node.args[0]
-            pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
+            leaves = getattr(node, "call_leaves", None)
+            if leaves is not None:          # a composite call of several arguments: a gradient per tensor
+                pairs = list(zip(leaves, dx if isinstance(dx, (list, tuple)) else [dx]))
+            else:
+                pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
             states = node.kwargs.get("initial_state")
             if states is not None:
                 pairs += list(zip(states, layer.initial_state_gradients or [None] * len(states)))
@@ -612,6 +630,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         """The model's output for one batch ``x`` (an array, or one per input), as a device array. On symbolic
         tensors (one, or a list of one per input), the model is one layer of the functional graph being made:
         it returns the symbolic output(s)."""
+        training = checked_training(self, training)
         keys = None
         if isinstance(x, dict) and any_symbolic(*x.values()):
             keys, x = self._listed_inputs(x)

@@ -19,6 +19,10 @@ with ``{"mask": null}`` among their kwargs, as Keras records them. Keras counts
 the calls of a *functional* model from 1 in ``input_layers`` and
 ``output_layers`` (as if it had a call of its own before them; the calls
 recorded in ``keras_history`` count from 0): written and read the same way.
+A composite layer's call keeps all its arguments (tensors and constants,
+positional and keyword); a ``mask`` a call was given is passed again where no
+mask reaches the call along the edge (Keras records the mask it passed there
+too: gpu_dl computes that one by itself).
 
 Rebuilding creates every layer from its entry (names looked up, nothing
 imported or run, as ``keras_config`` does), then makes the recorded calls on
@@ -39,6 +43,7 @@ from ..layers import indexing_operations, operations
 from ..layers.keras_ops import operations as keras_ops
 from ..layers.keras_ops.activations import ACTIVATIONS as ACTIVATION_OPERATIONS
 from ..layers.operations import Operation
+from ..layers.symbolic import flatten_tensors
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            holds_model_entry, is_model_entry, nested_layer_from_entry)
 
@@ -191,10 +196,23 @@ def _parse_argument(value, where):
                      f"them, got {value!r:.200}.")
 
 
+def _parse_value(value, where):
+    """A recorded argument of a composite layer's call: tensor references (in their structure), or a constant."""
+    return _parse_argument(value, where) if _raw_sources(value) else _Constant(value)
+
+
+def _takes_arguments(layer):
+    """Whether ``layer``'s call takes any arguments (a composite layer's: tensors and constants, bound to its
+    call's signature)."""
+    from .nested import is_model
+    return layer is not None and layer._composite and not is_model(layer)
+
+
 def _parse_node(data, where, operations=(), layer=None):
     """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples. A ``mask`` made by
     one of the ``operations`` (Keras's record of a mask's computation) is left out: gpu_dl computes the same
-    mask along the edges by itself."""
+    mask along the edges by itself; another is the call's own, given where no mask reaches it along the edge. A
+    composite layer's further arguments are kept as ``call_args`` and ``call_kwargs``."""
     if isinstance(data, list):
         # Keras 2's form: one [layer name, node index, tensor index(, kwargs)] per input tensor.
         refs, kwargs = [], {}
@@ -217,11 +235,17 @@ def _parse_node(data, where, operations=(), layer=None):
             # MultiHeadAttention's call(query, value, key=None, ...): gpu_dl keeps its inputs as one list
             args = [args + ([kwargs["key"]] if len(args) == 2 and kwargs.get("key") is not None else [])]
             kwargs = {k: v for k, v in kwargs.items() if k != "key"}
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"{where}: a node's 'kwargs' must be an object, got {kwargs!r:.200}.")
+        if _takes_arguments(layer) and isinstance(args, list) and args:
+            further = {"call_args": [_parse_value(a, where) for a in args[1:]],
+                       "call_kwargs": {k: _parse_value(v, where) for k, v in kwargs.items() if k not in _CALL_KEYWORDS}}
+            own = {k: v for k, v in kwargs.items() if k in _CALL_KEYWORDS}
+            argument, parsed = _parse_node({"args": args[:1], "kwargs": own}, where, operations)
+            return argument, {**parsed, **further}
         if not isinstance(args, list) or len(args) != 1:
             raise ValueError(f"{where}: a node's 'args' must be a list holding one argument (a tensor or a list of "
                              f"tensors): gpu_dl's layers take one; got {args!r:.200}.")
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"{where}: a node's 'kwargs' must be an object, got {kwargs!r:.200}.")
         argument = _parse_argument(args[0], where)
     else:
         raise ValueError(f"{where}: a node must be an object with 'args' and 'kwargs', got {data!r:.200}.")
@@ -253,8 +277,7 @@ def _parse_node(data, where, operations=(), layer=None):
     if recorded_mask is not None and recorded_mask != [None] * _list_length(recorded_mask):
         mask = _parse_argument(recorded_mask, where)
         if not (isinstance(mask, tuple) and mask[0] in operations):
-            raise ValueError(f"{where}: a call given an explicit `mask` is not supported; gpu_dl passes masks of "
-                             "padded steps along the model's edges by themselves.")
+            parsed["mask"] = mask
     if kwargs.get("initial_state") is not None:
         states = _parse_argument(kwargs["initial_state"], where)
         parsed["initial_state"] = states if isinstance(states, list) else [states]
@@ -428,7 +451,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
                              "of it in 'inbound_nodes'.")
         layers[name], positions[name] = layer, i
-        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", set(operations) | rebuilt, layer)
+        calls[name] = [_parse_node(data, f"{at}, inbound_nodes[{k}]", set(operations), layer)
                        for k, data in enumerate(inbound)]
 
     def node_count(name):
@@ -442,7 +465,10 @@ def functional_from_config(config, where="model config", custom_objects=None):
             at = f"{where}, layer '{name}', inbound_nodes[{k}]"
             needs = set()
             for ref in (_references_in(argument) + list(kwargs.get("initial_state", []))
-                        + ([kwargs["attention_mask"]] if "attention_mask" in kwargs else [])):
+                        + ([kwargs["attention_mask"]] if "attention_mask" in kwargs else [])
+                        + _references_in(kwargs.get("mask", []))
+                        + _references_in(kwargs.get("call_args", []))
+                        + _references_in(kwargs.get("call_kwargs", {}))):
                 source, index, _ = ref
                 if source in operations:
                     raise ValueError(f"{at}: it reads the result of the operation '{source}' "
@@ -503,12 +529,20 @@ def functional_from_config(config, where="model config", custom_objects=None):
                 call_kwargs[key] = kwargs[key]
         if "attention_mask" in kwargs:
             call_kwargs["attention_mask"] = tensor_of(kwargs["attention_mask"], at)
+
+        def value_of(a):
+            return a.value if isinstance(a, _Constant) else resolve(a, at)
+        further = [value_of(a) for a in kwargs.get("call_args", [])]
+        call_kwargs.update({key: value_of(a) for key, a in kwargs.get("call_kwargs", {}).items()})
         try:
             if isinstance(layer, Operation):
                 result = layer.apply(*[a.value if isinstance(a, _Constant) else resolve(a, at) for a in argument],
                                      **{k: v for k, v in kwargs.items() if k in layer.keyword_arguments})
             else:
-                result = layer(resolve(argument, at), **call_kwargs)
+                tensors = resolve(argument, at)
+                if "mask" in kwargs and not any(t._mask is not None for t in flatten_tensors(tensors)):
+                    call_kwargs["mask"] = resolve(kwargs["mask"], at)   # the call's own: none along the edge
+                result = layer(tensors, *further, **call_kwargs)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{at}: the call cannot be made: {e}") from e
         if isinstance(result, dict):

@@ -113,6 +113,16 @@ def _shapes(x):
     return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
 
 
+def checked_training(model, training):
+    """``training`` as a model's call takes it (True, False, None, or an integer flag); a TypeError naming the
+    model otherwise (an array there is a second input given positionally: ``model(x, y)``)."""
+    if training is None or isinstance(training, (bool, int, numpy.bool_, numpy.integer)):
+        return training
+    raise TypeError(f"Model '{model.name}': `training` must be True, False or None, got {type(training).__name__}; "
+                    "a model's call takes its inputs as its first argument (a list or dict of them for several), "
+                    "and targets are not among them.")
+
+
 def _batchless(shape):
     """The shape(s) with the batch axis unknown (None)."""
     if isinstance(shape, list):
@@ -357,8 +367,13 @@ class Model(Layer):
         """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""
         self._check_input_shape(shape, "input")
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return self.output_mask
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """On symbolic tensors, a subclassed model's outputs have the masks that reach them in its traced call
+        (``composite.carried_masks``) and no other; Sequential and Functional say what reaches theirs."""
+        return [None] * len(outputs)
 
     def compute_output_shape(self, input_shape):
         """The output shape for ``input_shape``, in the structure the model gives its outputs, as Keras gives it:

@@ -19,17 +19,17 @@ known, a built model whose input does not fit what the layers before it give.
 from __future__ import annotations
 
 import warnings
-from collections import Counter
+from collections import Counter, namedtuple
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
-from ..layers import layer_losses
+from ..layers import layer_losses, masks
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
-from ..layers.symbolic import any_symbolic, flatten_tensors, is_symbolic
+from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
 from . import nested
-from .model import Model, _batchless
+from .model import Model, _batchless, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
 
@@ -39,6 +39,10 @@ def _as_shape(shape):
     if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
         return [tuple(s) for s in shape]
     return tuple(shape)
+
+
+# A layer's call inside the model, as the masks of its outputs are found from it (the fields of a Node).
+_Step = namedtuple("_Step", ["layer", "args", "kwargs", "outputs"])
 
 
 def _warn_mask_dropped(layer):
@@ -425,10 +429,23 @@ class Sequential(SeveralOutputs, Model):
                     self._node_states[i] = nested.call_state(layer)
                 if mask is not None and not (layer.supports_masking or layer.takes_mask):
                     _warn_mask_dropped(layer)
-                mask = layer.compute_mask(x, mask)
+                mask = masks.output_mask(layer, x, mask)
             x = y
         self.output_mask = mask
         return x
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """The masks reaching the outputs of the model's call on symbolic ``x`` reached by ``mask`` (a model used as
+        a layer of another): what its layers pass on or compute, one after the other."""
+        for layer in self._layers:
+            shape = [t.shape for t in x] if isinstance(x, list) else x.shape
+            out = layer._flat_output_shape(shape)
+            steps = [KerasTensor(s, dtype=layer.dtype, name=f"{layer.name}_output")
+                     for s in (out if isinstance(out, list) else [out])]
+            found = masks.node_output_masks(_Step(layer, (x,), {} if mask is None else {"mask": mask}, steps),
+                                            lambda tensor: None)
+            x, mask = (steps, found) if isinstance(out, list) else (steps[0], found[0])
+        return mask
 
     def __call__(self, x, training=None, mask=None):
         """The model's output for one batch ``x`` (moved to the current device if needed), as a device array.
@@ -438,6 +455,7 @@ class Sequential(SeveralOutputs, Model):
 
         Without ``training``, as in Keras, each layer takes its own default: inference for all but the
         random image layers, which augment unless told ``training=False``."""
+        training = checked_training(self, training)
         from .. import backend
         several = self._input_count > 1
         keys = None
