@@ -110,6 +110,21 @@ def two_heads(lib, as_dict=True):
     return lib.Model(inputs, {"score_output": score, "class_output": logits} if as_dict else [score, logits])
 
 
+def logs_and_weights_match(ours, theirs, rng, as_dict):
+    """Three training steps of both two-output models on the same batches give the same logs, then the same
+    weights."""
+    for step in range(3):
+        x = rng.standard_normal((8, 4)).astype("float32")
+        y = two_targets(rng, 8, as_dict=as_dict)
+        ours_logs = ours.train_on_batch(x, y, return_dict=True)
+        theirs_logs = theirs.train_on_batch(x, y, return_dict=True)
+        assert set(ours_logs) == set(theirs_logs)
+        for key in theirs_logs:
+            assert ours_logs[key] == pytest.approx(float(theirs_logs[key]), rel=2e-5, abs=1e-6), (step, key)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
 def two_targets(rng, batch, as_dict=True, only=None):
     y = {"score_output": normal_targets(rng, batch), "class_output": binary_targets(rng, batch)}
     if only is not None:
@@ -124,16 +139,7 @@ def test_custom_losses_of_a_dict_output_model_train_as_keras():
     for lib, model in ((gpu_dl, ours), (keras, theirs)):
         model.compile(optimizer=lib.optimizers.Adam(), loss_weights={"score_output": 0.5, "class_output": 2.0},
                       loss={"score_output": custom_mse(lib)(), "class_output": focal_like(lib)()})
-    for step in range(3):
-        x = rng.standard_normal((8, 4)).astype("float32")
-        y = two_targets(rng, 8)
-        ours_logs = ours.train_on_batch(x, y, return_dict=True)
-        theirs_logs = theirs.train_on_batch(x, y, return_dict=True)
-        assert set(ours_logs) == set(theirs_logs)
-        for key in theirs_logs:
-            assert ours_logs[key] == pytest.approx(float(theirs_logs[key]), rel=2e-5, abs=1e-6), (step, key)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    logs_and_weights_match(ours, theirs, rng, as_dict=True)
 
 
 def test_a_dict_of_losses_that_leaves_an_output_out_trains_as_keras():
@@ -185,16 +191,7 @@ def test_one_custom_loss_for_every_output_trains_as_keras():
     theirs.set_weights(ours.get_weights())
     for lib, model in ((gpu_dl, ours), (keras, theirs)):
         model.compile(optimizer=lib.optimizers.Adam(), loss=custom_mean_squared_error(lib))
-    for step in range(3):
-        x = rng.standard_normal((8, 4)).astype("float32")
-        y = two_targets(rng, 8, as_dict=False)
-        ours_logs = ours.train_on_batch(x, y, return_dict=True)
-        theirs_logs = theirs.train_on_batch(x, y, return_dict=True)
-        assert set(ours_logs) == set(theirs_logs)
-        for key in theirs_logs:
-            assert ours_logs[key] == pytest.approx(float(theirs_logs[key]), rel=2e-5, abs=1e-6), (step, key)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    logs_and_weights_match(ours, theirs, rng, as_dict=False)
 
 
 @pytest.mark.parametrize("kind", ["function", "loss_subclass"])
