@@ -15,6 +15,7 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
+from guide_random_layers import guide_layers  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
 
 FUNCTIONS = ["normal", "uniform", "truncated_normal", "randint", "dropout", "shuffle", "categorical", "gamma",
@@ -75,49 +76,6 @@ def test_seed_generators_move_on_as_keras_s():
     assert ours.state.trainable is theirs.state.trainable is False
     assert ours.get_config().keys() == theirs.get_config().keys()
     assert ours.get_config()["seed"] == theirs.get_config()["seed"] == 42
-
-
-def guide_layers(lib):
-    """Keras's guide's Sampling, an encoder holding it, and CustomDropout, as written there."""
-    layers, ops = lib.layers, lib.ops
-
-    class Sampling(layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = lib.random.SeedGenerator(1337)
-
-        def call(self, inputs):
-            z_mean, z_log_var = inputs
-            batch = ops.shape(z_mean)[0]
-            dim = ops.shape(z_mean)[1]
-            epsilon = lib.random.normal(shape=(batch, dim), seed=self.seed_generator)
-            return z_mean + ops.exp(0.5 * z_log_var) * epsilon
-
-    class Encoder(layers.Layer):
-        def __init__(self, latent_dim=4, intermediate_dim=16, name="encoder", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
-            self.dense_mean = layers.Dense(latent_dim)
-            self.dense_log_var = layers.Dense(latent_dim)
-            self.sampling = Sampling()
-
-        def call(self, inputs):
-            x = self.dense_proj(inputs)
-            z_mean = self.dense_mean(x)
-            z_log_var = self.dense_log_var(x)
-            return self.sampling((z_mean, z_log_var))
-
-    class CustomDropout(layers.Layer):
-        def __init__(self, rate, **kwargs):
-            super().__init__(**kwargs)
-            self.rate = rate
-
-        def call(self, inputs, training=None):
-            if training:
-                return lib.random.dropout(inputs, rate=self.rate)
-            return inputs
-
-    return Sampling, Encoder, CustomDropout
 
 
 def encoder_model(lib):

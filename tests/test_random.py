@@ -17,6 +17,7 @@ from gpu_dl import random as R
 from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models.saving import model_config
 from gradcheck import assert_gradient
+from guide_random_layers import guide_layers
 
 N = 200_000
 
@@ -352,47 +353,7 @@ def test_a_functional_model_holding_a_draw_cannot_be_saved_as_a_keras_config():
         model_config(model)
 
 
-class Sampling(layers.Layer):
-    """Keras's guide's Sampling layer, as written there."""
-
-    def __init__(self, seed=1337, **kwargs):
-        super().__init__(**kwargs)
-        self.seed_generator = R.SeedGenerator(seed)
-
-    def call(self, inputs):
-        z_mean, z_log_var = inputs
-        batch = ops.shape(z_mean)[0]
-        dim = ops.shape(z_mean)[1]
-        epsilon = R.normal(shape=(batch, dim), seed=self.seed_generator)
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
-
-
-class Encoder(layers.Layer):
-    def __init__(self, latent_dim=3, intermediate_dim=16, seed=1337, **kwargs):
-        super().__init__(**kwargs)
-        self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
-        self.dense_mean = layers.Dense(latent_dim)
-        self.dense_log_var = layers.Dense(latent_dim)
-        self.sampling = Sampling(seed)
-
-    def call(self, inputs):
-        x = self.dense_proj(inputs)
-        z_mean = self.dense_mean(x)
-        z_log_var = self.dense_log_var(x)
-        return self.sampling((z_mean, z_log_var))
-
-
-class CustomDropout(layers.Layer):
-    """Keras's guide's CustomDropout layer, as written there."""
-
-    def __init__(self, rate, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = rate
-
-    def call(self, inputs, training=None):
-        if training:
-            return R.dropout(inputs, rate=self.rate)
-        return inputs
+Sampling, Encoder, CustomDropout = guide_layers(gpu_dl)
 
 
 def test_sampling_draws_for_the_batch_of_each_run(xp, rng):
@@ -423,7 +384,7 @@ def test_sampling_gradients_reach_the_mean_and_log_variance_only(xp, rng):
 
 def _vae_like(seed):
     gpu_dl.utils.set_random_seed(0)       # the same initial weights
-    model = gpu_dl.Sequential([gpu_dl.Input((8,)), Encoder(seed=seed), layers.Dense(2, activation="softmax")])
+    model = gpu_dl.Sequential([gpu_dl.Input((8,)), Encoder(latent_dim=3, seed=seed), layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
     return model
 
