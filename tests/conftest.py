@@ -50,6 +50,15 @@ def poisoned_kernel_outputs():
 
 
 @pytest.fixture
+def on_cpu():
+    """The NumPy backend current for the test, whatever was current before (restored after)."""
+    previous = backend.get_device()
+    backend.set_device("cpu")
+    yield
+    backend.set_device(previous)
+
+
+@pytest.fixture
 def cupy_only():
     """CuPy, for tests of a kernel launcher itself; skipped without a CUDA device."""
     if not _gpu_available():

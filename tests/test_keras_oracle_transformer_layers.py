@@ -18,12 +18,7 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-@pytest.fixture(autouse=True)
-def on_cpu():
-    previous = backend.get_device()
-    backend.set_device("cpu")
-    yield
-    backend.set_device(previous)
+pytestmark = pytest.mark.usefixtures("on_cpu")
 
 
 def _config(layer):
