@@ -60,3 +60,26 @@ def ours_loads_keras_file(keras, theirs, x, y, tmp_path, load_model):
     layer_names = [e["name"] for e in theirs.get_config()["layers"]]
     assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=2e-5)
     return ours, layer_names
+
+
+def assert_keras_file_loads_both_ways(keras, theirs, make_x, tmp_path, load_model):
+    """Give Keras's ``theirs`` random weights (scale 0.5), train it an epoch (Adam, mean squared error towards its
+    own predictions + 0.1) on ``make_x(rng)`` and save it: gpu_dl's ``load_model`` reads the file into the same
+    layer classes, the same weights to the bit and the same predictions, and Keras reads back the file gpu_dl
+    writes of it. Returns (gpu_dl's model, x)."""
+    rng = numpy.random.default_rng(0)
+    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    theirs.compile(optimizer="adam", loss="mse")
+    x = make_x(rng)
+    theirs.fit(x, theirs.predict(x, verbose=0) + 0.1, epochs=1, batch_size=3, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    expected = theirs.predict(x, verbose=0)
+    ours = load_model(tmp_path / "k.keras")
+    assert [type(l).__name__ for l in ours.layers] == [type(l).__name__ for l in theirs.layers]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    ours.save(tmp_path / "again.keras")
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0), expected,
+                                  rtol=1e-5, atol=1e-5)
+    return ours, x

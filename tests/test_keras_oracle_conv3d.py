@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
-from keras_steps import assert_training_steps_match  # noqa: E402
+from keras_steps import assert_keras_file_loads_both_ways, assert_training_steps_match  # noqa: E402
 
 CASES = [
     ("Conv3D", {"filters": 4, "kernel_size": 3, "activation": "relu"}),
@@ -92,21 +92,7 @@ def test_a_keras_3d_model_file_loads_and_predicts_the_same(tmp_path):
                                L.AvgPool3D((1, 2, 2), padding="same"),
                                L.Conv3D(3, 1, data_format="channels_last", use_bias=False),
                                L.GlobalMaxPooling3D(keepdims=True), L.Flatten(), L.Dense(2)])
-    rng = numpy.random.default_rng(0)
-    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
-    theirs.compile(optimizer="adam", loss="mse")
-    x = rng.standard_normal((6, 5, 6, 7, 2)).astype("float32")
-    theirs.fit(x, theirs.predict(x, verbose=0) + 0.1, epochs=1, batch_size=3, verbose=0)
-    theirs.save(tmp_path / "k.keras")
-
-    ours = load_model(tmp_path / "k.keras")
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-    assert [type(l).__name__ for l in ours.layers] == [type(l).__name__ for l in theirs.layers]
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
-    ours.save(tmp_path / "again.keras")
-    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0),
-                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert_keras_file_loads_both_ways(keras, theirs, lambda rng: rng.standard_normal((6, 5, 6, 7, 2)).astype("float32"), tmp_path, load_model)
 
 
 def test_keras_loads_a_3d_cnn_gpu_dl_trained(tmp_path, rng):

@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
-from keras_steps import assert_training_steps_match  # noqa: E402
+from keras_steps import assert_keras_file_loads_both_ways, assert_training_steps_match  # noqa: E402
 
 
 def keras_length(layer, size):
@@ -169,22 +169,7 @@ def keras_models():
 def test_files_written_by_keras_load_and_predict_the_same(name, tmp_path):
     keras.utils.set_random_seed(0)
     theirs, shape = keras_models()[name]
-    rng = numpy.random.default_rng(0)
-    theirs.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
-    theirs.compile(optimizer="adam", loss="mse")
-    x = rng.standard_normal((9,) + shape).astype("float32")
-    theirs.fit(x, theirs.predict(x, verbose=0) + 0.1, epochs=1, batch_size=3, verbose=0)
-    theirs.save(tmp_path / "k.keras")
-
-    ours = load_model(tmp_path / "k.keras")
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-    assert [type(l).__name__ for l in ours.layers] == [type(l).__name__ for l in theirs.layers]
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
-    # and back: Keras reads the file gpu_dl writes of it
-    ours.save(tmp_path / "again.keras")
-    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0),
-                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert_keras_file_loads_both_ways(keras, theirs, lambda rng: rng.standard_normal((9,) + shape).astype("float32"), tmp_path, load_model)
 
 
 def test_keras_loads_a_model_gpu_dl_trained(tmp_path, rng):
