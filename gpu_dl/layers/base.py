@@ -691,23 +691,25 @@ class Layer:
         weights = list(weights)
         variables = self.weights
         if len(weights) != len(variables):
-            raise ValueError(
-                f"Layer '{self.name}' expects {len(variables)} weight array(s) "
-                f"({', '.join(str(v.shape) for v in variables) or 'none'}), got {len(weights)}."
-            )
+            raise ValueError(self._weight_count_message(variables, len(weights)))
         arrays = []
         for i, (var, w) in enumerate(zip(variables, weights)):
             a = numpy.asarray(backend.to_numpy(w))
             if a.dtype.kind not in "fiub":
-                raise TypeError(f"Layer '{self.name}': weight {i} ('{var.name}') must be numeric, got dtype {a.dtype}.")
+                raise TypeError(f"{self._weight_label(i, var)} must be numeric, got dtype {a.dtype}.")
             if tuple(a.shape) != var.shape:
-                raise ValueError(
-                    f"Layer '{self.name}': weight {i} ('{var.name}') has shape {var.shape}, "
-                    f"got an array of shape {tuple(a.shape)}."
-                )
+                raise ValueError(f"{self._weight_label(i, var)} has shape {var.shape}, "
+                                 f"got an array of shape {tuple(a.shape)}.")
             arrays.append(a)
         for var, a in zip(variables, arrays):
             var.assign(a)
+
+    def _weight_count_message(self, variables, given):
+        return (f"Layer '{self.name}' expects {len(variables)} weight array(s) "
+                f"({', '.join(str(v.shape) for v in variables) or 'none'}), got {given}.")
+
+    def _weight_label(self, i, var):
+        return f"Layer '{self.name}': weight {i} ('{var.name}')"
 
     def count_params(self):
         return int(sum(int(numpy.prod(v.shape)) for v in self.weights))

@@ -331,32 +331,12 @@ class Model(Layer):
         return _unique([v for v in self._weights if not v.trainable] +
                        [v for layer in self.layers for v in layer.non_trainable_weights])
 
-    def get_weights(self):
-        return [v.numpy() for v in self.weights]
+    def _weight_count_message(self, variables, given):
+        return (f"Model '{self.name}' has {len(variables)} weight arrays"
+                f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {given}.")
 
-    def set_weights(self, weights):
-        """All weights, in ``get_weights()`` order; on any mismatch raise and change nothing."""
-        weights = list(weights)
-        variables = self.weights
-        if len(weights) != len(variables):
-            raise ValueError(
-                f"Model '{self.name}' has {len(variables)} weight arrays"
-                f"{'' if self.built else ' (it is not built yet: build it or fit it first)'}; got {len(weights)}."
-            )
-        arrays = []
-        for i, (var, w) in enumerate(zip(variables, weights)):
-            a = numpy.asarray(backend.to_numpy(w))
-            if a.dtype.kind not in "fiub":
-                raise TypeError(f"set_weights: array {i} is for '{var.path}' and must be numeric, got dtype {a.dtype}.")
-            if tuple(a.shape) != var.shape:
-                raise ValueError(f"set_weights: array {i} is for '{var.path}' of shape {var.shape}, got shape "
-                                 f"{tuple(a.shape)}.")
-            arrays.append(a)
-        for var, a in zip(variables, arrays):
-            var.assign(a)
-
-    def count_params(self):
-        return int(sum(int(numpy.prod(v.shape)) for v in self.weights))
+    def _weight_label(self, i, var):
+        return f"set_weights: array {i}, for '{var.path}',"
 
     # ------------------------------------------------------------- as a layer
     def ensure_built(self, input_shape):
