@@ -20,9 +20,12 @@ Where gpu_dl differs: ``threshold`` has no defaults for its two arguments, as
 in Keras, so ``get("threshold")`` is an error that says to use ``make``;
 glu halves the axis it splits, which Dense, Conv2D and the recurrent layers
 refuse (``get_keeping_shape``) and an Activation layer reports in its output
-shape; sparsemax projects onto the simplex as its paper defines (Keras 3.15
-does not once two values are in the support). Beyond Keras: ``step``, the
-binary step (gradient zero everywhere).
+shape; sparsemax projects onto the simplex as its paper defines, with the
+threshold (c_k - 1) / k (c_j the cumulative sums of the values sorted in
+descending order, k the size of the support) where Keras 3.15 takes
+(c_1 + ... + c_k - 1) / k: the same outputs when one value is in the support,
+smaller ones (summing to less than 1) when more are (``ops/elementwise.py``).
+Beyond Keras: ``step``, the binary step (gradient zero everywhere).
 """
 from __future__ import annotations
 

@@ -293,9 +293,9 @@ def test_sparsemax_gradient_matches_finite_differences(xp, rng):
 
 
 def test_sparsemax_matches_keras_where_keras_sums_to_one(rng):
-    """Keras 3.15's sparsemax takes a wrong threshold once two or more values are in the support
-    (keras-team/keras#23425): it agrees with gpu_dl on the rows where its output sums to 1, which are all
-    of them once Keras is fixed, and today the rows whose largest value stands 1 above the rest."""
+    """Keras 3.15's sparsemax takes a wrong threshold once two or more values are in the support (see the next
+    test): it agrees with gpu_dl on the rows where its output sums to 1, the rows whose largest value stands 1
+    above the rest."""
     keras = _keras()
     x = rng.standard_normal((40, 6)).astype("float32")
     x[::2, 0] = x[::2].max(-1) + 1.5   # a support of one value
@@ -305,6 +305,39 @@ def test_sparsemax_matches_keras_where_keras_sums_to_one(rng):
     assert agreeing[::2].all() and agreeing.sum() >= 20
     numpy.testing.assert_allclose(ours[agreeing], theirs[agreeing], rtol=2e-6, atol=2e-6)
     numpy.testing.assert_allclose(ours.sum(-1), 1, rtol=1e-5)
+
+
+def keras_3_15_sparsemax(x):
+    """Keras 3.15's rule, in NumPy: the support of the projection (the leading run of the descending-sorted values
+    z_j with z_j > (c_j - 1) / j, c_j their cumulative sums), but tau = (c_1 + ... + c_k - 1) / k over its k
+    values, where the projection's tau is (c_k - 1) / k: the same for k = 1, larger by (c_1 + ... + c_(k-1)) / k
+    beyond."""
+    ranked = -numpy.sort(-x, axis=-1)
+    cumulative = numpy.cumsum(ranked, axis=-1)
+    support = ranked - (cumulative - 1) / numpy.arange(1, x.shape[-1] + 1) > 0
+    k = support.sum(-1, keepdims=True)
+    return numpy.maximum(x - (numpy.where(support, cumulative, 0).sum(-1, keepdims=True) - 1) / k, 0)
+
+
+def test_sparsemax_differs_from_keras_in_its_threshold_only_beyond_a_support_of_one(rng):
+    keras = _keras()
+    shown = {(0.0, 0.5, 1.0): ([0, 0.25, 0.75], [0, 0, 0.25]),
+             (0.1, 0.2, 0.3, 0.4, 0.5): ([0, 0.1, 0.2, 0.3, 0.4], [0, 0, 0, 0, 0]),
+             (3.0, 0.0, -1.0): ([1, 0, 0], [1, 0, 0])}
+    for row, (projection, theirs_expected) in shown.items():
+        x = numpy.array([row])
+        ours, theirs = to_numpy(activations.sparsemax(x)), keras.ops.convert_to_numpy(keras.ops.sparsemax(x))
+        numpy.testing.assert_allclose(ours[0], projection, atol=1e-12)
+        numpy.testing.assert_allclose(theirs[0], theirs_expected, atol=1e-12)
+    x = rng.standard_normal((60, 7))
+    x[::3, 0] = x[::3].max(-1) + 1.5      # a support of one value in every third row
+    ours, theirs = to_numpy(activations.sparsemax(x)), keras.ops.convert_to_numpy(keras.activations.sparsemax(x))
+    numpy.testing.assert_allclose(ours, np_simplex_projection(x), atol=1e-12)
+    numpy.testing.assert_allclose(theirs, keras_3_15_sparsemax(x), atol=1e-12)
+    one = (ours > 0).sum(-1) == 1
+    assert one[::3].all() and not one.all()
+    numpy.testing.assert_allclose(theirs[one], ours[one], atol=1e-12)
+    assert (numpy.abs(theirs[~one] - ours[~one]).max(-1) > 1e-3).all()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in KERAS_CASES] + ["sparsemax"])

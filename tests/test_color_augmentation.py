@@ -83,9 +83,9 @@ def test_solarization_inverts_above_the_threshold(xp, rng):
     layer = layers.Solarization(addition_factor=0.2, threshold_factor=(0.5, 0.5), seed=3)
     y = run(layer, xp, x)
     # per image: y = r if r < t else 255 - r, r = clip(x + a, 0, 255), a in [0, 51], t in [0.5, 127.5]
-    rng_copy = numpy.random.default_rng(3)
-    a = 0.0 + (0.2 * 255 - 0.0) * rng_copy.random(3)
-    t = 0.5 + (0.5 * 255 - 0.5) * rng_copy.random(3)
+    # each of the two draws from a generator of the next seed pair of the layer's SeedGenerator: (3, 0), (3, 1)
+    a = 0.0 + (0.2 * 255 - 0.0) * numpy.random.default_rng(numpy.array([3, 0], numpy.uint32)).random(3)
+    t = 0.5 + (0.5 * 255 - 0.5) * numpy.random.default_rng(numpy.array([3, 1], numpy.uint32)).random(3)
     r = numpy.clip(x + a[:, None, None, None], 0, 255)
     numpy.testing.assert_allclose(y, numpy.where(r < t[:, None, None, None], r, 255 - r), rtol=1e-5, atol=1e-3)
 
@@ -221,12 +221,15 @@ def test_backward_is_the_gradient(xp, rng, make):
     # values away from Solarization's threshold and the clips' ends would need care; random values in (0, 1)
     # hit the kinks with probability zero
     x = xp.asarray(rng.uniform(0.02, 0.98, (3, 3, 5, 3)))   # 3 channels in either layout
+    # the draws of the call below, made again in f (AutoContrast draws nothing and has no SeedGenerator)
+    start = layer.generator.state.numpy() if hasattr(layer, "generator") else None
     y = layer(x, training=True)
     w = xp.asarray(rng.standard_normal(y.shape))
     dx = layer.backward(w)
 
-    def f(v):   # the draws of the call above: a fresh generator of the layer's seed
-        layer._rng = numpy.random.default_rng(2)
+    def f(v):
+        if start is not None:
+            layer.generator.state.assign(start)
         return (layer(v, training=True) * w).sum()
 
     assert_gradient(f, x, dx, rng, h=1e-7, rtol=1e-5, what=type(layer).__name__)

@@ -158,7 +158,7 @@ def test_shear_matches_a_per_pixel_reference(xp, rng, fill_mode, interpolation):
                                fill_value=9.0)
     # draws in Keras's order: the signs, then y, then x; image 0 keeps its sign, image 1 turns it
     draws = Draws([0.2, 0.7, 0.5, 0.25, 0.75, 1.0])
-    layer.generator = lambda: draws
+    layer.host_rng = lambda: draws
     y = to_numpy(layer(xp.asarray(x)))
     shears = [(0.1 + 0.4 * 0.75, 0.2 + 0.4 * 0.5), (-(0.1 + 0.4 * 1.0), -(0.2 + 0.4 * 0.25))]
     numpy.testing.assert_allclose(y, shear_reference(x, shears, fill_mode, interpolation, 9.0), rtol=1e-5, atol=1e-3)
@@ -171,7 +171,7 @@ def test_perspective_matches_a_per_pixel_reference(xp, rng, interpolation):
     offsets = rng.uniform(0, 1, 24)
     # p = 0.5 for every image; thresholds 0.1, 0.9, 0.3 (the second image is left as it is); 24 corner offsets
     draws = Draws([0.0, 0.0, 0.0, 0.1, 0.9, 0.3] + list(offsets))
-    layer.generator = lambda: draws
+    layer.host_rng = lambda: draws
     y = to_numpy(layer(xp.asarray(x)))
     start = numpy.array([[[0, 0], [4, 0], [0, 3], [4, 3]]] * 3, float)
     end = start + start * (-0.3 + 0.6 * offsets).reshape(3, 4, 2)
@@ -244,7 +244,7 @@ def test_rand_augment_applies_the_drawn_ops_in_turn(xp, rng):
     from gpu_dl.layers.policy_augmentation import RAND_AUGMENT_OPS
     x = xp.asarray(images(rng, (2, 4, 5, 3)))
     layer = layers.RandAugment(num_ops=2)
-    layer.generator = lambda: PolicyDraws([RAND_AUGMENT_OPS.index("auto_contrast"),
+    layer.host_rng = lambda: PolicyDraws([RAND_AUGMENT_OPS.index("auto_contrast"),
                                            RAND_AUGMENT_OPS.index("equalization")])
     expected = layers.Equalization()(layers.AutoContrast()(x, training=True), training=True)
     numpy.testing.assert_allclose(to_numpy(layer(x)), to_numpy(expected), rtol=1e-6, atol=1e-4)
@@ -256,7 +256,7 @@ def test_aug_mix_mixes_its_chains_as_keras_does(xp, rng):
     x = xp.asarray(x_host)
     layer = layers.AugMix(num_chains=2, chain_depth=2, all_ops=False)
     none = len(AUGMIX_OPS)
-    layer.generator = lambda: PolicyDraws([AUGMIX_OPS.index("auto_contrast"), none, none, none], [0.25, 0.75], 0.4)
+    layer.host_rng = lambda: PolicyDraws([AUGMIX_OPS.index("auto_contrast"), none, none, none], [0.25, 0.75], 0.4)
     contrasted = to_numpy(layers.AutoContrast()(x)).astype(numpy.float64)
     expected = numpy.clip(0.4 * x_host + 0.6 * (0.25 * contrasted + 0.75 * x_host), 0, 255)
     numpy.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-3)

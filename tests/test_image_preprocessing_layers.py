@@ -245,12 +245,13 @@ def test_random_layers_inactive_at_inference_and_reproducible(xp, rng, make):
 def test_color_layers_backward_is_the_gradient(xp, rng, make):
     layer = make()
     x = xp.asarray(rng.uniform(-1.2, 1.2, (3, 5, 4, 2)))     # some values clip
+    start = layer.generator.state.numpy()      # the draws of the call below, made again in f
     y = layer(x, training=True)
     w = xp.asarray(rng.standard_normal(y.shape))
     dx = layer.backward(w)
 
-    def f(v):   # the factors of the call above: a fresh generator of the layer's seed
-        layer._rng = numpy.random.default_rng(2)
+    def f(v):
+        layer.generator.state.assign(start)
         return (layer(v, training=True) * w).sum()
 
     assert_gradient(f, x, dx, rng, what=type(layer).__name__)

@@ -138,6 +138,49 @@ def test_cifar100_reads_fine_or_coarse_labels(cache, monkeypatch, label_mode):
     assert y_test.shape == (2, 1) and y_train.dtype == numpy.uint8
 
 
+@pytest.fixture
+def channels_first():
+    """``image_data_format()`` is "channels_first" inside the test (and Keras's too where Keras is installed)."""
+    from gpu_dl import config
+    config.set_image_data_format("channels_first")
+    try:
+        import keras
+    except ImportError:
+        keras = None
+    if keras is not None:
+        keras.config.set_image_data_format("channels_first")
+    yield
+    config.set_image_data_format("channels_last")
+    if keras is not None:
+        keras.config.set_image_data_format("channels_last")
+
+
+def test_cifar10_follows_channels_first(cache, monkeypatch, channels_first):
+    rng = numpy.random.default_rng(12)
+    files = {f"data_batch_{i}": cifar_batch(rng, 2, labels=[i, 9 - i]) for i in range(1, 6)}
+    files["test_batch"] = cifar_batch(rng, 3, labels=[0, 1, 2])
+    put(cache, monkeypatch, datasets.cifar10, "cifar-10-batches-py-target_archive",
+        cifar_archive("cifar-10-batches-py", files))
+    (x_train, y_train), (x_test, y_test) = datasets.cifar10.load_data()
+    assert x_train.shape == (10, 3, 32, 32) and x_test.shape == (3, 3, 32, 32) and y_train.shape == (10, 1)
+    # Each stored row is the red, green and blue 32x32 planes in turn: channels_first is the row reshaped.
+    numpy.testing.assert_array_equal(x_train[2:4], files["data_batch_2"][b"data"].reshape(-1, 3, 32, 32))
+    numpy.testing.assert_array_equal(x_test, files["test_batch"][b"data"].reshape(-1, 3, 32, 32))
+    assert x_train.dtype == numpy.uint8 and x_train.flags.c_contiguous
+
+
+def test_cifar100_follows_channels_first(cache, monkeypatch, channels_first):
+    rng = numpy.random.default_rng(13)
+    files = {name: cifar_batch(rng, n, fine_labels=list(range(n)), coarse_labels=list(range(n)))
+             for name, n in (("train", 4), ("test", 2))}
+    put(cache, monkeypatch, datasets.cifar100, "cifar-100-python-target_archive",
+        cifar_archive("cifar-100-python", files))
+    (x_train, _), (x_test, y_test) = datasets.cifar100.load_data()
+    numpy.testing.assert_array_equal(x_train, files["train"][b"data"].reshape(-1, 3, 32, 32))
+    numpy.testing.assert_array_equal(x_test, files["test"][b"data"].reshape(-1, 3, 32, 32))
+    numpy.testing.assert_array_equal(y_test[:, 0], [0, 1])
+
+
 def test_cifar100_refuses_an_unknown_label_mode_before_any_download(cache):
     with pytest.raises(ValueError, match="label_mode"):
         datasets.cifar100.load_data("medium")
@@ -411,6 +454,23 @@ def test_image_and_table_loaders_equal_keras(cache, monkeypatch, keras_datasets)
             numpy.testing.assert_array_equal(a[0], b[0])
             numpy.testing.assert_array_equal(a[1], b[1])
             assert a[0].dtype == b[0].dtype and a[1].shape == b[1].shape
+
+
+def test_cifar100_channels_first_equals_keras(cache, monkeypatch, keras_datasets, channels_first):
+    # Keras's CIFAR-10 loader fills arrays of the full 50,000 images, so only CIFAR-100 runs on small files.
+    rng = numpy.random.default_rng(14)
+    files = {name: cifar_batch(rng, 3, fine_labels=[1, 2, 3], coarse_labels=[4, 5, 6]) for name in ("train", "test")}
+    put(cache, monkeypatch, datasets.cifar100, "cifar-100-python-target_archive",
+        cifar_archive("cifar-100-python", files, protocol=4))
+    theirs = keras_datasets("cifar100")
+    monkeypatch.setattr(theirs, "get_file", lambda *args, **kwargs: str(cache / "cifar-100-python-target"))
+    mine = datasets.cifar100.load_data("fine")
+    expected = theirs.load_data("fine")
+    assert mine[0][0].shape == (3, 3, 32, 32)
+    for a, b in zip(mine, expected):
+        numpy.testing.assert_array_equal(a[0], b[0])
+        numpy.testing.assert_array_equal(a[1], b[1])
+        assert a[0].shape == b[0].shape and a[0].dtype == b[0].dtype
 
 
 def test_cifar100_offline_reader_and_catalog_take_the_extracted_folder(tmp_path, monkeypatch):

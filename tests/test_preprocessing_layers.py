@@ -233,9 +233,11 @@ def test_bad_arguments_name_the_layer():
         layers.RandomRotation(0.2, interpolation="bicubic", name="rot")
     with pytest.raises(ValueError, match="RandomFlip layer 'f'.*mode.*'diagonal'"):
         layers.RandomFlip("diagonal", name="f")
-    for bad_seed in (-1, 1.5, "3"):
-        with pytest.raises(ValueError, match="RandomFlip layer 'f': seed must be a non-negative integer"):
+    for bad_seed in (1.5, "3", True):
+        with pytest.raises(ValueError, match="RandomFlip layer 'f': SeedGenerator: argument `seed` must be an integer"):
             layers.RandomFlip(seed=bad_seed, name="f")
+    # As in Keras, a negative seed is taken as its 32 bits.
+    assert layers.RandomFlip(seed=-1).generator.state.numpy().tolist() == [2**32 - 1, 0]
     with pytest.raises(ValueError, match="RandomFlip layer 'g' expects inputs of rank 4"):
         layers.RandomFlip(name="g")(numpy.zeros((2, 3), numpy.float32), training=True)
     with pytest.raises(ValueError, match="matrices must have shape"):

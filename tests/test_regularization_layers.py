@@ -236,7 +236,8 @@ def test_configs_are_keras_s_and_round_trip(rng):
     (lambda: layers.SpatialDropout3D("0.5"), "rate"),
     (lambda: layers.SpatialDropout1D(0.5, data_format="channels_first"), "data_format"),
     (lambda: layers.SpatialDropout2D(0.5, data_format="nchw"), "data_format"),
-    (lambda: layers.SpatialDropout2D(0.5, seed=-1), "seed"),
+    (lambda: layers.SpatialDropout2D(0.5, seed=1.5), r"SpatialDropout2D layer .*: SeedGenerator: .*`seed`"),
+    (lambda: layers.GaussianNoise(0.5, seed="1"), r"GaussianNoise layer .*: SeedGenerator: .*`seed`"),
     (lambda: layers.GaussianNoise(-0.5), r"GaussianNoise layer .*: stddev must be a finite number >= 0, got -0.5"),
     (lambda: layers.GaussianNoise(float("inf")), "stddev"),
     (lambda: layers.GaussianNoise(None), "stddev"),
@@ -268,3 +269,79 @@ def test_spatial_dropout_of_another_rank_names_the_layer(xp, cls, rank, layout):
         layer(xp.ones(wrong, dtype="float32"), training=True)
     with pytest.raises(ValueError, match=f"drop_a.*rank {rank}"):
         gpu_dl.Sequential([layers.Input(wrong[1:]), layer])
+
+
+# ------------------------------------------------------------------ SeedGenerators
+def keras_numpy_draws(seed, counter):
+    """The NumPy generator Keras's NumPy backend starts for a draw of the seed pair (seed, counter)."""
+    return numpy.random.default_rng(numpy.array([seed, counter], dtype=numpy.uint32))
+
+
+RANDOM_LAYERS = [lambda seed=None: layers.Dropout(0.4, seed=seed),
+                 lambda seed=None: layers.SpatialDropout2D(0.4, seed=seed),
+                 lambda seed=None: layers.GaussianNoise(0.3, seed=seed),
+                 lambda seed=None: layers.GaussianDropout(0.3, seed=seed),
+                 lambda seed=None: layers.AlphaDropout(0.3, seed=seed)]
+
+
+@pytest.mark.parametrize("make", RANDOM_LAYERS)
+def test_a_seed_generator_moves_at_each_training_call_only(xp, rng, make):
+    layer = make(seed=9)
+    state = layer.seed_generator.state
+    assert layer.variables == [state] and layer.weights == [] and layer.trainable_weights == []
+    assert state.name == "seed_generator_state" and state.trainable is False
+    assert state.numpy().tolist() == [9, 0] and state.dtype == numpy.uint32 and state.shape == (2,)
+    x = xp.asarray(rng.uniform(0.5, 1.5, (3, 4, 4, 5)).astype("float32"))
+    layer(x)
+    layer(x, training=False)
+    assert state.numpy().tolist() == [9, 0]
+    first, second = to_numpy(layer(x, training=True)), to_numpy(layer(x, training=True))
+    assert state.numpy().tolist() == [9, 2] and not numpy.array_equal(first, second)
+    again = make(seed=9)
+    numpy.testing.assert_array_equal(to_numpy(again(x, training=True)), first)        # one seed, one sequence
+    numpy.testing.assert_array_equal(to_numpy(again(x, training=True)), second)
+    assert not numpy.array_equal(to_numpy(make(seed=10)(x, training=True)), first)
+    gpu_dl.utils.set_random_seed(4)
+    unseeded = to_numpy(make()(x, training=True))
+    gpu_dl.utils.set_random_seed(4)
+    numpy.testing.assert_array_equal(to_numpy(make()(x, training=True)), unseeded)
+
+
+@pytest.mark.parametrize("make", [lambda: layers.Dropout(0.0), lambda: layers.SpatialDropout1D(0),
+                                  lambda: layers.GaussianNoise(0.0), lambda: layers.GaussianDropout(0.0),
+                                  lambda: layers.AlphaDropout(0.0)])
+def test_a_rate_of_zero_holds_no_seed_generator(make):
+    layer = make()
+    assert not hasattr(layer, "seed_generator") and layer.variables == []
+    x = numpy.ones((2, 3, 4), "float32")
+    numpy.testing.assert_array_equal(to_numpy(layer(x, training=True)), x)
+
+
+def test_numpy_draws_are_keras_numpy_backend_s(rng):
+    """On NumPy the layers draw what Keras's NumPy backend draws for the same seed pairs."""
+    x = rng.uniform(0.5, 1.5, (3, 4, 2, 5)).astype("float32")
+    keep = keras_numpy_draws(7, 0).uniform(size=x.shape) < 0.6
+    layer = layers.Dropout(0.4, seed=7)
+    numpy.testing.assert_allclose(layer(x, training=True), numpy.where(keep, x / 0.6, 0), rtol=1e-6)
+    keep = keras_numpy_draws(7, 1).uniform(size=x.shape) < 0.6              # the next call: the next pair
+    numpy.testing.assert_allclose(layer(x, training=True), numpy.where(keep, x / 0.6, 0), rtol=1e-6)
+    channels = keras_numpy_draws(2, 0).uniform(size=(3, 1, 1, 5)) < 0.5
+    numpy.testing.assert_allclose(layers.SpatialDropout2D(0.5, seed=2)(x, training=True),
+                                  numpy.where(channels, x / 0.5, 0), rtol=1e-6)
+    noise = keras_numpy_draws(4, 0).normal(size=x.shape, loc=0.0, scale=0.3).astype("float32")
+    numpy.testing.assert_array_equal(layers.GaussianNoise(0.3, seed=4)(x, training=True), x + noise)
+    noise = keras_numpy_draws(4, 0).normal(size=x.shape, loc=1.0, scale=math.sqrt(0.3 / 0.7)).astype("float32")
+    numpy.testing.assert_array_equal(layers.GaussianDropout(0.3, seed=4)(x, training=True), x * noise)
+    kept = (keras_numpy_draws(5, 0).uniform(size=x.shape).astype("float32") >= numpy.float32(0.3))
+    a, b = alpha_affine(0.3)
+    numpy.testing.assert_allclose(layers.AlphaDropout(0.3, seed=5)(x, training=True),
+                                  a * numpy.where(kept, x, ALPHA_P) + b, rtol=1e-6, atol=1e-6)
+
+
+def test_draws_stay_on_the_device(xp, rng):
+    x = xp.asarray(rng.uniform(0.5, 1.5, (64, 33)).astype("float32"))
+    for layer in (layers.Dropout(0.5, seed=1), layers.GaussianNoise(0.5, seed=1), layers.AlphaDropout(0.5, seed=1)):
+        y = layer(x, training=True)
+        assert type(y) is type(x) and y.dtype == numpy.float32
+    dropped = to_numpy(layers.Dropout(0.25, seed=3)(x, training=True)) == 0
+    assert abs(dropped.mean() - 0.25) < 5 * math.sqrt(0.25 * 0.75 / dropped.size)

@@ -61,7 +61,7 @@ class ImageAugmentLayer(_RandomImageLayer):
     def uniform(self, n, low, high):
         """n numbers from U(low, high) drawn on the host from the layer's generator (Keras's ``min + (max - min)
         * u``: equal ends give that number)."""
-        return low + (high - low) * self.generator().random(n)
+        return low + (high - low) * self.host_rng().random(n)
 
     @staticmethod
     def per_image(values, x):

@@ -75,6 +75,26 @@ def _spend_weight_budget(layer, name, shape, dtype):
     budget["left"] -= size
 
 
+# The classes of Keras's dtype policies that name one dtype, as ``Layer(dtype=...)`` takes them serialized.
+DTYPE_POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+
+
+def policy_dtype(dtype):
+    """The dtype a layer's ``dtype`` argument names: Keras's serialized ``DTypePolicy`` (``{"class_name":
+    "DTypePolicy", "config": {"name": "float32"}, ...}``, as Keras's ``get_config`` writes it) or a policy
+    object as its ``name``; anything else as it is, for ``standardize_dtype`` to check."""
+    if isinstance(dtype, dict):
+        inner = dtype.get("config")
+        name = inner.get("name") if isinstance(inner, dict) else None
+        if dtype.get("class_name") not in DTYPE_POLICY_CLASSES or not isinstance(name, str):
+            raise ValueError(f"A layer's `dtype` given as a dict must be a serialized DTypePolicy such as "
+                             f"{{'class_name': 'DTypePolicy', 'config': {{'name': 'float32'}}}}, got {dtype!r}.")
+        return name
+    if type(dtype).__name__ in DTYPE_POLICY_CLASSES and isinstance(getattr(dtype, "name", None), str):
+        return dtype.name
+    return dtype
+
+
 def unique_name(base: str) -> str:
     """'dense', then 'dense_1', 'dense_2', ... as Keras names layers."""
     n = next(_name_counters[base])
@@ -422,6 +442,8 @@ class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
     _composite = False
+    # Keras's ``autocast`` (see __init__); objects made without Layer.__init__ (models, eager operations) cast.
+    autocast = True
 
     def __init_subclass__(cls, **kwargs):
         # As in Keras, a layer is built once build() has run, whoever called it: a script that calls
@@ -450,14 +472,17 @@ class Layer:
         build_once._marks_built = True
         cls.build = build_once
 
-    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
+    def __init__(self, *, name=None, trainable=True, dtype=None, autocast=True, input_shape=None,
                  batch_input_shape=None, input_dim=None, activity_regularizer=None, **kwargs):
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_snake_case(type(self).__name__))
-        self.dtype = backend.standardize_dtype(dtype, f"layer '{self.name}': dtype")
+        self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"layer '{self.name}': dtype")
+        # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays.
+        # Layers keep one dtype for their weights and their computations, so no weight is ever cast.
+        self.autocast = bool(autocast)
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []
         self.built = False
@@ -857,7 +882,7 @@ class Layer:
         self.ensure_built(x.shape)
         self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
-        if x.dtype != self.dtype and not self.keeps_input_dtype:
+        if x.dtype != self.dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
             x = x.astype(self.dtype)
         arguments = {}
         takes_training, takes_mask, _ = call_arguments(type(self).call)

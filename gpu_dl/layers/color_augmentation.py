@@ -70,7 +70,7 @@ class _ColorLayer(_RandomImageLayer):
     def _draw(self, n, low, high, x):
         """n uniform numbers from [low, high] (either order, as Keras's ``min + (max - min) * u``), on x's
         device as (n, 1, 1, 1) of its dtype."""
-        u = self.generator().random(n)
+        u = self.host_rng().random(n)
         return array_module(x).asarray(low + (high - low) * u, dtype=x.dtype).reshape(n, 1, 1, 1)
 
     def _clip(self, z):

@@ -36,8 +36,10 @@ class RandomColorJitter(ImageAugmentLayer):
             if factor is None:
                 continue
             # The part's own checks, under the jitter's name; the part works on channels_last arrays.
-            part = cls(factor, value_range=value_range, name=f"{self.name}_{cls.__name__}", dtype=self.dtype)
-            part.generator = self.generator
+            # Each part holds a SeedGenerator of the jitter's seed, as Keras's do; the jitter's own draws drive them.
+            part = cls(factor, value_range=value_range, seed=seed, name=f"{self.name}_{cls.__name__}",
+                       dtype=self.dtype)
+            part.host_rng = self.host_rng
             self.parts.append(part)
         self.differentiable = not any(isinstance(p, RandomHue) for p in self.parts)
         self.why_not = "its RandomHue part has no gradient"

@@ -65,7 +65,7 @@ class RandomGrayscale(ImageAugmentLayer):
 
     def _augment(self, x):
         self.check_channels(x, (1, 3))
-        apply = self.per_image(self.generator().random(x.shape[0]) < self.factor, x)
+        apply = self.per_image(self.host_rng().random(x.shape[0]) < self.factor, x)
         return array_module(x).where(apply, rgb_to_grayscale(x), x), (apply,)
 
     def _input_gradient(self, dy):
@@ -90,7 +90,7 @@ class RandomHue(ImageAugmentLayer):
     def _augment(self, x):
         self.check_channels(x, (3,))
         n = x.shape[0]
-        rng = self.generator()
+        rng = self.host_rng()
         sign = numpy.where(rng.random(n) > 0.5, -1.0, 1.0)
         turn = self.per_image(sign * self.uniform(n, *self.factor) * 0.5, x)[..., 0]
         xp = array_module(x)
@@ -192,7 +192,7 @@ class RandomInvert(ImageAugmentLayer):
     def _augment(self, x):
         n = x.shape[0]
         probability = self.uniform(n, *self.factor)
-        apply = self.per_image(self.generator().random(n) < probability, x)
+        apply = self.per_image(self.host_rng().random(n) < probability, x)
         high = x.dtype.type(self.value_range[1])
         return array_module(x).where(apply, high - x, x), (apply,)
 

@@ -6,10 +6,9 @@ import numbers
 import numpy
 
 from .. import activations, backend
-from ..backend.noise import UniformNoise
 from ..ops.dense import dense_backward, dense_forward
 from .base import Layer, shape_tuple
-from .regularization import KeepMaskDropout, dropout_rate
+from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
 
 
@@ -161,7 +160,8 @@ class Dropout(KeepMaskDropout, Layer):
         self.rate = dropout_rate(rate, f"Dropout layer '{self.name}': rate")
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
-        self._noise = UniformNoise(seed)
+        if self.rate > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
 
     def mask_shape(self, shape):
         if self.noise_shape is None:

@@ -87,7 +87,7 @@ class RandomGaussianBlur(ImageAugmentLayer):
     def _augment(self, x):
         n = x.shape[0]
         probability = self.uniform(n, *self.factor)
-        apply = self.per_image(self.generator().random(n) < probability, x)
+        apply = self.per_image(self.host_rng().random(n) < probability, x)
         sigma_x, sigma_y = self.uniform(2, *self.sigma).astype(numpy.float32) + numpy.float32(1e-6)
         kernel = gaussian_kernel(self.kernel_size[0], sigma_x, sigma_y, x.dtype)
         xp = array_module(x)

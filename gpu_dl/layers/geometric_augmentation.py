@@ -70,7 +70,7 @@ class RandomShear(_AffineLayer):
         self.y_factor = _shear_factor(self, y_factor, "y_factor")
 
     def _matrices(self, n, h, w):
-        rng = self.generator()
+        rng = self.host_rng()
         sign = numpy.where(rng.random(n) > 0.5, -1.0, 1.0)
         shear_y = self.y_factor[0] + (self.y_factor[1] - self.y_factor[0]) * rng.random(n)
         shear_x = self.x_factor[0] + (self.x_factor[1] - self.x_factor[0]) * rng.random(n)
@@ -184,7 +184,7 @@ class RandomPerspective(ImageAugmentLayer):
     def draw(self, n, h, w):
         """Keras's draws for n images: (apply (N,) booleans, start points (N, 4, 2), end points (N, 4, 2))."""
         probability = self.uniform(n, *self.factor)
-        apply = self.generator().random(n) < probability
+        apply = self.host_rng().random(n) < probability
         offsets = self.uniform(n * 8, -0.5 * self.scale, 0.5 * self.scale).reshape(n, 4, 2)
         start = numpy.broadcast_to(numpy.array([[0.0, 0.0], [w - 1, 0.0], [0.0, h - 1], [w - 1, h - 1]]), (n, 4, 2))
         return apply, start, start + start * offsets

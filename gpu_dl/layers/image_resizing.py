@@ -127,6 +127,8 @@ class _SizedImageLayer(_RandomImageLayer):
 class _AlwaysOn(_SizedImageLayer):
     """Resizing and CenterCrop: deterministic, the same in training and at inference, no seed."""
 
+    draws = False
+
     def call(self, x, training=False):
         y, self._saved = self._transform(self.to_last(x))
         return self.from_last(y)
@@ -202,7 +204,7 @@ class RandomCrop(_SizedImageLayer):
 
     def _plan(self, h, w):
         if h > self.height and w > self.width:
-            rng = self.generator()
+            rng = self.host_rng()
             top = int(rng.integers(0, h - self.height + 1))
             left = int(rng.integers(0, w - self.width + 1))
         else:

@@ -74,7 +74,7 @@ class MixUp(ImageAugmentLayer):
 
     def _augment(self, x):
         n = x.shape[0]
-        rng = self.generator()
+        rng = self.host_rng()
         permutation = rng.permutation(n)
         weight = rng.beta(self.alpha, self.alpha, size=n)
         self.last_mix = {"permutation_order": permutation, "mix_weight": weight}
@@ -105,7 +105,7 @@ class CutMix(ImageAugmentLayer):
             self.last_mix = None
             return x, None
         n, h, w, _ = x.shape
-        rng = self.generator()
+        rng = self.host_rng()
         alpha = self.uniform(1, *self.factor)[0] + 1e-6
         weight = rng.beta(alpha, alpha, size=n)
         ratio = numpy.sqrt(1.0 - weight)
@@ -157,7 +157,7 @@ class RandomErasing(ImageAugmentLayer):
 
     def _augment(self, x):
         n, h, w, c = x.shape
-        rng = self.generator()
+        rng = self.host_rng()
         sides = numpy.sqrt(self.uniform(2 * n, *self.scale).reshape(n, 2))
         box = _box_mask(n, h, w, sides[:, 1] * h, sides[:, 0] * w, rng)
         probability = self.uniform(n, *self.factor)

@@ -70,7 +70,8 @@ class _Policy(ImageAugmentLayer):
                              f"got {interpolation!r}.")
         self.value_range = value_range
         self.interpolation = interpolation
-        f, common = self.factor, dict(dtype=self.dtype)
+        # Each op holds a SeedGenerator of the policy's seed, as Keras's do; the policy's own draws drive them.
+        f, common = self.factor, dict(dtype=self.dtype, seed=seed)
         ranged = dict(value_range=value_range, **common)
         made = {
             "random_shear": RandomShear(f, f, interpolation=interpolation, **common),
@@ -82,11 +83,11 @@ class _Policy(ImageAugmentLayer):
             "random_sharpness": RandomSharpness(f, **ranged),
             "random_posterization": RandomPosterization(max(1, int(8 * f[1])), **ranged),
             "solarization": Solarization(f, f, **ranged),
-            "auto_contrast": AutoContrast(**ranged),
-            "equalization": Equalization(**ranged),
+            "auto_contrast": AutoContrast(value_range=value_range, dtype=self.dtype),
+            "equalization": Equalization(value_range=value_range, dtype=self.dtype),
         }
         for op in made.values():
-            op.generator = self.generator     # one seed, one sequence for the whole policy
+            op.host_rng = self.host_rng       # one seed, one sequence for the whole policy
         self.ops = made
 
     def apply(self, name, x):
@@ -107,7 +108,7 @@ class RandAugment(_Policy):
         self.num_ops = _positive_int(self, num_ops, "num_ops")
 
     def _augment(self, x):
-        for index in self.generator().integers(0, len(RAND_AUGMENT_OPS), size=self.num_ops):
+        for index in self.host_rng().integers(0, len(RAND_AUGMENT_OPS), size=self.num_ops):
             x = self.apply(RAND_AUGMENT_OPS[index], x)
         return x, None
 
@@ -129,7 +130,7 @@ class AugMix(_Policy):
         self.all_ops = bool(all_ops)
 
     def _augment(self, x):
-        rng = self.generator()
+        rng = self.host_rng()
         names = AUGMIX_OPS_ALL if self.all_ops else AUGMIX_OPS
         chain_weights = rng.dirichlet([self.alpha] * self.num_chains)
         mix = float(rng.beta(self.alpha, self.alpha))

@@ -4,9 +4,10 @@ Rescaling always applies (``x * scale + offset``). The random layers change
 their input only when called with ``training=True`` — or with ``training``
 left out, as Keras does when such a layer is called directly — and pass it
 through unchanged at inference (``training=False``, which is what a model's
-``predict``/``evaluate`` use). Each draws its random numbers on the host from
-its own generator (``make_rng(seed)``), so one seed gives one sequence of
-augmentations on either backend; the images never leave the device.
+``predict``/``evaluate`` use). Each draws its random numbers on the host, from
+the seed pairs of its own ``SeedGenerator`` (Keras's ``generator``), so one
+seed gives one sequence of augmentations on either backend; the images never
+leave the device.
 
 Translation, rotation and zoom are affine maps. All three go through one
 resampler, ``affine_resample``: for each output pixel (x, y) of image n its
@@ -35,8 +36,9 @@ import numbers
 
 import numpy
 
-from ..backend import array_module, make_rng
+from ..backend import array_module
 from .base import Layer
+from .seed_generator import SeedGenerator
 from .spatial import SpatialLayer
 from .symbolic import any_symbolic
 
@@ -266,19 +268,29 @@ class Rescaling(Layer):
 
 
 class _RandomImageLayer(SpatialLayer):
-    """What the random image layers share: training switch, seed, rank-3 (one image) inputs, layouts."""
+    """What the random image layers share: training switch, seed, rank-3 (one image) inputs, layouts.
+
+    As Keras's, a layer that draws holds a ``SeedGenerator`` of its ``seed`` as ``generator`` (its state is
+    among the layer's ``variables``, not its weights); ``host_rng()`` is a NumPy generator started from the
+    generator's next seed pair, so each call draws afresh and one seed gives one sequence of draws.
+    """
+
+    # Whether the layer draws (Keras's counterpart holds a SeedGenerator); the deterministic ones clear it.
+    draws = True
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         self.seed = seed
-        try:
-            self._rng = make_rng(seed) if seed is not None else None
-        except ValueError as e:
-            raise ValueError(f"{_where(self)}: {e}") from None
+        if self.draws:
+            try:
+                self.generator = SeedGenerator(seed)
+            except ValueError as e:
+                raise ValueError(f"{_where(self)}: {e}") from None
         self._unbatched = False
 
-    def generator(self):
-        return self._rng or make_rng(None)
+    def host_rng(self):
+        """A NumPy generator for the draws of one call, on the host (the images stay on their device)."""
+        return numpy.random.default_rng(numpy.array(self.generator.next(), dtype=numpy.uint32))
 
     def build(self, input_shape):
         self.check_rank(input_shape)
@@ -338,7 +350,7 @@ class RandomFlip(_RandomImageLayer):
         return x
 
     def _augment(self, x):
-        flips = self.generator().random(x.shape[0]) <= 0.5
+        flips = self.host_rng().random(x.shape[0]) <= 0.5
         return self._flip(x, flips), (flips,)
 
     def _backward(self, dy):
@@ -392,7 +404,7 @@ class RandomTranslation(_AffineLayer):
         self.width_range = _factor_range(self, width_factor, "width_factor", -1.0, 1.0)
 
     def _matrices(self, n, h, w):
-        rng = self.generator()
+        rng = self.host_rng()
         dy = rng.uniform(*self.height_range, size=n) * h
         dx = rng.uniform(*self.width_range, size=n) * w
         m = numpy.zeros((n, 2, 3))
@@ -416,7 +428,7 @@ class RandomRotation(_AffineLayer):
 
     def _matrices(self, n, h, w):
         lower, upper = self.factor
-        angle = numpy.deg2rad(self.generator().uniform(lower * 360.0, upper * 360.0, size=n))
+        angle = numpy.deg2rad(self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n))
         cos, sin = numpy.cos(angle), numpy.sin(angle)
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         m = numpy.empty((n, 2, 3))
@@ -445,7 +457,7 @@ class RandomZoom(_AffineLayer):
                             else _factor_range(self, width_factor, "width_factor", -1.0, 1.0, low_open=True))
 
     def _matrices(self, n, h, w):
-        rng = self.generator()
+        rng = self.host_rng()
         zy = rng.uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n)
         zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1],
                                                              size=n)

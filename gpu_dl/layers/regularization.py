@@ -2,21 +2,28 @@
 and ActivityRegularization, with Keras 3's arguments, defaults and configs.
 
 The random ones act in training only (a call with ``training=True``, as
-``fit`` makes) and pass their input through unchanged otherwise. Their
-noise is drawn on the input's device, from the layer's own streams when it
-has a ``seed`` (the same noise run after run) or from gpu_dl's global ones,
-which ``set_random_seed`` seeds (``gpu_dl.backend.noise``). Each keeps the
-one array its backward multiplies by: the gradient of every one of them is
-``dy`` times that array (``dy`` itself for the additive GaussianNoise).
+``fit`` makes) and pass their input through unchanged otherwise. As in
+Keras, each with a rate (or stddev) above 0 holds a ``SeedGenerator`` of its
+``seed`` as ``seed_generator`` (its state is among the layer's ``variables``,
+not its weights), and each draw takes the generator's next seed pair
+(``gpu_dl.random``'s draws, ``ops/random_draws.py``): on the input's device,
+the same noise run after run for one seed; on NumPy the values Keras's NumPy
+backend draws for that seed. Without a seed the generator's seed comes from
+Python's ``random``, which ``set_random_seed`` seeds. Each keeps the one
+array its backward multiplies by: the gradient of every one of them is ``dy``
+times that array (``dy`` itself for the additive GaussianNoise).
 """
 from __future__ import annotations
 
 import math
 import numbers
 
-from ..backend import array_module
-from ..backend.noise import UniformNoise
+import numpy
+
+from ..backend import array_module, floatx
+from ..ops import random_draws
 from .base import Layer
+from .seed_generator import SeedGenerator
 from .spatial import SpatialLayer
 
 # SELU's constants, as Keras's AlphaDropout writes them: dropped units take SELU's negative saturation value.
@@ -31,6 +38,25 @@ def dropout_rate(rate, what):
     return float(rate)
 
 
+def layer_seed_generator(layer, seed):
+    """The ``SeedGenerator`` of ``seed`` a random layer draws from, a bad seed refused under the layer's name."""
+    try:
+        return SeedGenerator(seed)
+    except ValueError as e:
+        raise ValueError(f"{type(layer).__name__} layer '{layer.name}': {e}") from None
+
+
+def seeded_keep_mask(seed_generator, x, shape, rate):
+    """A mask of ``shape`` (broadcasting against ``x``) in x's dtype on x's device: 1 / (1 - rate) where a
+    uniform draw from the next seed pair of ``seed_generator`` falls below 1 - rate, 0 elsewhere. The draws are
+    float64 on the host, as Keras's NumPy backend draws them (one seed, its masks), and in x's float type on the
+    GPU (half the bytes of float64 for float32 inputs)."""
+    xp = array_module(x)
+    keep = 1.0 - rate
+    uniform = random_draws.dropout_mask(xp, seed_generator.next(), shape, numpy.float64 if xp is numpy else x.dtype)
+    return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+
+
 def scaled_keep_mask(noise, x, shape, rate):
     """A mask of ``shape`` (broadcasting against ``x``) in x's dtype on x's device: 1 / (1 - rate) where a
     uniform draw from ``noise`` falls below 1 - rate, 0 elsewhere. The scale is in the mask so that a
@@ -42,13 +68,14 @@ def scaled_keep_mask(noise, x, shape, rate):
 
 class KeepMaskDropout:
     """The call and backward of a dropout that multiplies by a scaled keep-mask (Dropout, SpatialDropout*):
-    the layer gives ``rate``, ``_noise`` and ``mask_shape(shape)``, the shape of the mask it draws."""
+    the layer gives ``rate``, ``seed_generator`` (where rate > 0) and ``mask_shape(shape)``, the shape of the
+    mask it draws."""
 
     def call(self, x, training=False):
         if not training or self.rate == 0:
             self._saved = (None,) if training else None
             return x
-        mask = scaled_keep_mask(self._noise, x, self.mask_shape(x.shape), self.rate)
+        mask = seeded_keep_mask(self.seed_generator, x, self.mask_shape(x.shape), self.rate)
         self._saved = (mask,)
         return x * mask
 
@@ -66,7 +93,8 @@ class _SpatialDropout(KeepMaskDropout, SpatialLayer):
         super().__init__(**kwargs)
         self.rate = dropout_rate(rate, f"{type(self).__name__} layer '{self.name}': rate")
         self.seed = seed
-        self._noise = UniformNoise(seed)
+        if self.rate > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
 
     def compute_output_shape(self, input_shape):
         self.check_rank(input_shape)
@@ -116,7 +144,8 @@ class SpatialDropout3D(_SpatialDropout):
 
 
 class _Noise(Layer):
-    """A layer of any input shape that draws noise in training."""
+    """A layer of any input shape that draws noise in training; a subclass makes ``seed_generator`` (from
+    ``self.seed``) once its rate or stddev is known to be above 0, as Keras does."""
 
     fixed_input_axes = ()
     supports_masking = True
@@ -124,7 +153,6 @@ class _Noise(Layer):
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
-        self._noise = UniformNoise(seed)
 
     def backward(self, dy):
         (factor,) = self.saved()
@@ -141,13 +169,15 @@ class GaussianNoise(_Noise):
             raise ValueError(f"GaussianNoise layer '{self.name}': stddev must be a finite number >= 0, "
                              f"got {stddev!r}.")
         self.stddev = float(stddev)
+        if self.stddev > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
 
     def call(self, x, training=False):
         self._saved = (None,) if training else None    # the noise is added: the gradient is dy itself
         if not training or self.stddev == 0:
             return x
-        noise = self._noise.standard_normal(array_module(x), x.shape, x.dtype)
-        return x + noise * x.dtype.type(self.stddev)
+        return x + random_draws.normal(array_module(x), self.seed_generator.next(), x.shape, 0.0, self.stddev,
+                                       x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
@@ -160,13 +190,15 @@ class GaussianDropout(_Noise):
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         self.rate = dropout_rate(rate, f"GaussianDropout layer '{self.name}': rate")
+        if self.rate > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
 
     def call(self, x, training=False):
         if not training or self.rate == 0:
             self._saved = (None,) if training else None
             return x
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
-        noise = self._noise.standard_normal(array_module(x), x.shape, x.dtype) * x.dtype.type(stddev) + 1
+        noise = random_draws.normal(array_module(x), self.seed_generator.next(), x.shape, 1.0, stddev, x.dtype)
         self._saved = (noise,)
         return x * noise
 
@@ -195,6 +227,8 @@ class AlphaDropout(_Noise):
                                  f"integers or None, got {given!r}.")
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape = noise_shape
+        if self.rate > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
 
     def _mask_shape(self, shape):
         if self.noise_shape is None:
@@ -215,8 +249,9 @@ class AlphaDropout(_Noise):
         alpha_p = -_SELU_ALPHA * _SELU_SCALE
         a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
         b = -a * alpha_p * self.rate
-        kept = (self._noise.random(xp, self._mask_shape(x.shape), x.dtype) >= x.dtype.type(self.rate))
-        kept = kept.astype(x.dtype)
+        # Keras draws the uniform values in floatx whatever the input's dtype.
+        uniform = random_draws.uniform(xp, self.seed_generator.next(), self._mask_shape(x.shape), 0.0, 1.0, floatx())
+        kept = (uniform >= uniform.dtype.type(self.rate)).astype(x.dtype)
         # a * (x * kept + alpha_p * (1 - kept)) + b, as Keras computes it, with a * kept kept for backward.
         scale = kept * x.dtype.type(a)
         self._saved = (scale,)

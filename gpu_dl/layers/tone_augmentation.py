@@ -62,7 +62,7 @@ class RandomPosterization(ImageAugmentLayer):
         n = x.shape[0]
         low, high = self.factor
         bits = (numpy.full(n, int(low)) if low == high
-                else self.generator().integers(int(low), int(high), size=n, endpoint=False))
+                else self.host_rng().integers(int(low), int(high), size=n, endpoint=False))
         step = self.per_image(2.0 ** (8 - bits), x)
         xp = array_module(x)
         v = xp.trunc(xp.clip(rescale(x, self.value_range, BYTE), 0, 255))
@@ -107,6 +107,8 @@ class Solarization(ImageAugmentLayer):
 
 class _AlwaysOrTraining(ImageAugmentLayer):
     """A deterministic layer: no seed (Keras's has none, and its config no seed key)."""
+
+    draws = False
 
     def __init__(self, value_range, data_format=None, **kwargs):
         super().__init__(seed=None, data_format=data_format, **kwargs)

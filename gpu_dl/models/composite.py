@@ -230,14 +230,16 @@ def _converted(layer, leaves):
             a = a.current()
         if not is_symbolic(a):
             a = layer._as_input(a)
-            if a.dtype.kind == "f" and a.dtype != layer.dtype:
+            if a.dtype.kind == "f" and a.dtype != layer.dtype and layer.autocast:
                 a = a.astype(layer.dtype)
         out.append(a)
     return out
 
 
 def _float_dtype(layer, dtype):
-    return layer.dtype if numpy.dtype(dtype).kind == "f" else numpy.dtype(dtype).name
+    """The dtype a tensor of ``dtype`` enters the layer's call with: floats in the layer's dtype, unless the layer
+    was made with ``autocast=False``."""
+    return layer.dtype if numpy.dtype(dtype).kind == "f" and layer.autocast else numpy.dtype(dtype).name
 
 
 def _mask_key(mask):

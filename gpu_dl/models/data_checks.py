@@ -9,6 +9,8 @@ import numbers
 
 import numpy
 
+from ..data import torch_loader
+
 
 def host_array(data, name, first_axis="a batch axis"):
     """``data`` as a NumPy array (CuPy arrays copied to the host, NumPy input not copied), at least 1-D.
@@ -17,6 +19,8 @@ def host_array(data, name, first_axis="a batch axis"):
     """
     if data is None:
         raise ValueError(f"`{name}` is required, got None.")
+    if torch_loader.is_torch_dataset(data):
+        raise torch_loader.dataset_refusal(name)
     if type(data).__module__.startswith("cupy"):
         data = data.get()
     try:

@@ -855,10 +855,7 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return logs if return_dict else self._results_in_order(logs)
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -921,9 +918,22 @@ class Model(Layer):
 
     def _batch_result(self, return_dict):
         logs = self._logs()
-        if return_dict:
-            return logs
-        values = list(logs.values())
+        return logs if return_dict else self._results_in_order(logs)
+
+    def _keras_metric_names(self):
+        """The names Keras's ``_flatten_metrics_in_order`` walks before the rest of the logs: the loss, then each
+        compiled metric by its own name."""
+        return ["loss"] + [m.name for m in (self._metrics or [])]
+
+    def _results_in_order(self, logs):
+        """``logs`` as a list, as Keras's evaluate, train_on_batch and test_on_batch return them without
+        ``return_dict``: the value of each of ``_keras_metric_names()`` the logs hold (once each time the name is
+        listed, as Keras repeats a metric name given twice), then the other entries by sorted key (the outputs'
+        losses and metrics of a model of several outputs, which Keras logs under the output's name); a single
+        value as itself."""
+        names = self._keras_metric_names()
+        values = [logs[name] for name in names if name in logs]
+        values += [logs[key] for key in sorted(logs) if key not in names]
         return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------------------ saving

@@ -326,8 +326,9 @@ class SeveralOutputs:
             self._output_loss_sums = [None] * len(self.output_names)
 
     def _log_names(self):
-        """The log keys in the order evaluate() lists them: the total loss, each output's loss (when more than
-        one output has one, as Keras logs them), then each output's metrics.
+        """The log keys in the order the logs hold them: the total loss, each output's loss (when more than one
+        output has one, as Keras logs them), then each output's metrics (``_results_in_order`` gives evaluate's
+        list in Keras's order).
 
         As Keras names them: after the outputs' names, or, where the outputs have none (a Sequential whose last
         layer gives a list), a loss after the loss itself and a metric by its own name. Keras numbers a metric's
@@ -371,4 +372,16 @@ class SeveralOutputs:
     @property
     def metrics_names(self):
         return list(dict.fromkeys(self._log_names())) if self._multi else super().metrics_names
+
+    def _keras_metric_names(self):
+        """As Keras's ``Model.metrics`` names them: the loss, each compiled metric by its own (unprefixed) name,
+        then each output's loss tracker where more than one output has a loss."""
+        names = super()._keras_metric_names()
+        if not self._multi:
+            return names
+        keyed = self._outputs_keyed
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) > 1:
+            names += [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
+        return names
 

@@ -1,4 +1,5 @@
-"""fit/evaluate/predict over streaming inputs: a ``PyDataset`` or a Python generator/iterator as ``x``.
+"""fit/evaluate/predict over streaming inputs: a ``PyDataset``, a PyTorch ``DataLoader`` or a Python
+generator/iterator as ``x``.
 
 Such inputs hand over one batch at a time, so nothing is known of the data before
 its first batch: that batch is read and checked against the model (as the array
@@ -14,13 +15,19 @@ and ``data_adapters``):
   ignored, as Keras ignores it (the batches have their own size), with a warning
   that says so;
 - ``shuffle=True`` (fit's default) shuffles the order of a PyDataset's batches each
-  epoch; for a generator or an endless PyDataset it warns and is ignored;
+  epoch; for a generator, an endless PyDataset or a DataLoader (which shuffles by
+  itself) it warns and is ignored;
 - ``class_weight`` works with a PyDataset (refused where a batch holds sample
-  weights) and is refused with a generator;
+  weights) and is refused with a generator or a DataLoader;
+- a DataLoader's batches of torch tensors become NumPy arrays
+  (``data/torch_loader.py``); each pass iterates it afresh, as a PyDataset's;
 - ``steps_per_epoch`` (``steps``, ``validation_steps``) caps the batches of an
   epoch; a generator then continues where the last epoch stopped. Without it an
-  epoch is one pass: ``len(PyDataset)`` batches, or a generator until it is
-  exhausted (an endless one never ends: give ``steps_per_epoch``);
+  epoch is one pass: ``len(PyDataset)`` batches, a DataLoader's pass, or a
+  generator until it is exhausted (an endless one never ends: give
+  ``steps_per_epoch``). With it a PyDataset or DataLoader continues its pass in
+  the next epoch and starts a new one where the pass ends (warning when that cuts
+  an epoch short);
 - a generator that runs out before ``steps_per_epoch`` batches, or before the
   last epoch, gives Keras's warning and ends training after that epoch (Keras goes
   on with the few batches it peeked at; gpu_dl has no data left to go on with).
@@ -37,21 +44,26 @@ import numpy
 from .. import backend
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.io_utils import print_msg
+from ..data import torch_loader
 from ..data.py_dataset import PyDataset, prefetched
 from . import data_checks as checks, host_ids
 
+_END = object()     # what next() gives at the end of a DataLoader's pass
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
             "generate at least `steps_per_epoch * epochs` batches.")
 
 
 def is_stream(x):
-    """Whether ``x`` is a PyDataset or a Python generator/iterator (arrays and lists are not)."""
-    return isinstance(x, (PyDataset, types.GeneratorType)) or (
+    """Whether ``x`` is a PyDataset, a torch DataLoader or a Python generator/iterator (arrays and lists are
+    not)."""
+    return isinstance(x, (PyDataset, types.GeneratorType)) or torch_loader.is_torch_dataloader(x) or (
         isinstance(x, collections.abc.Iterator) and not hasattr(x, "shape"))
 
 
 def _kind(x):
-    return "PyDataset" if isinstance(x, PyDataset) else "generator"
+    if isinstance(x, PyDataset):
+        return "PyDataset"
+    return "torch DataLoader" if torch_loader.is_torch_dataloader(x) else "generator"
 
 
 def _refuse(x, name, **given):
@@ -85,9 +97,15 @@ class Stream:
     def __init__(self, data, steps, shuffle, name, steps_name):
         self.data, self.name, self.steps, self.steps_name = data, name, steps, steps_name
         self.ran_out = False
-        self._position = 0          # batches taken so far: in this pass (PyDataset) or in all (iterator)
+        self._position = 0          # batches taken so far: in this pass (PyDataset, DataLoader) or in all (iterator)
         self._order = None
-        if isinstance(data, PyDataset):
+        self._pass = None           # a DataLoader's pass under way
+        if torch_loader.is_torch_dataloader(data):
+            self.length, self.shuffle = torch_loader.num_batches(data), False
+            if self.length == 0:
+                raise ValueError(f"`{name}` is a torch DataLoader of 0 batches: there is nothing to run on.")
+            self._iterator, self._peeked = None, []
+        elif isinstance(data, PyDataset):
             self.length = data.num_batches
             if self.length is not None:
                 self.length = checks.non_negative_int(self.length, f"len({name})")
@@ -114,8 +132,15 @@ class Stream:
 
     def first(self):
         """The first batch, left in place for the first epoch."""
-        if self._iterator is None:
+        if self._iterator is None and not torch_loader.is_torch_dataloader(self.data):
             return self.data[0]
+        if self._iterator is None:        # a DataLoader: its first pass starts here
+            if not self._peeked:
+                self._pass = torch_loader.numpy_batches(self.data)
+                self._peeked.append(next(self._pass, _END))
+                if self._peeked[0] is _END:
+                    raise ValueError(f"`{self.name}` is a torch DataLoader that yields no batches.")
+            return self._peeked[0]
         if not self._peeked:
             try:
                 self._peeked.append(next(self._iterator))
@@ -126,6 +151,9 @@ class Stream:
     def epoch(self):
         if self._iterator is not None:
             yield from self._iterator_epoch()
+            return
+        if torch_loader.is_torch_dataloader(self.data):
+            yield from self._loader_epoch()
             return
         self.data.on_epoch_begin()
         try:
@@ -147,6 +175,30 @@ class Stream:
             yield step, self._position, batch
             self._position += 1
             step += 1
+
+    def _loader_epoch(self):
+        """One epoch of a DataLoader, as Keras's EpochIterator runs one: a whole pass, or with ``steps`` that many
+        batches of the pass under way, a new pass starting in the next epoch where this one ends."""
+        step = 0
+        while self.steps is None or step < self.steps:
+            if self._pass is None:
+                self._pass, self._position = torch_loader.numpy_batches(self.data), 0
+            batch = self._peeked.pop(0) if self._peeked else next(self._pass, _END)
+            if batch is _END:           # the pass ended (a loader of unknown length)
+                self._pass = None
+                if self.steps is not None and step < self.steps:
+                    warnings.warn(_RAN_OUT, stacklevel=4)
+                return
+            yield step, self._position, batch
+            self._position += 1
+            step += 1
+            if self.length is not None and self._position >= self.length:
+                self._pass = None
+                if self.steps is not None and step < self.steps:
+                    warnings.warn(_RAN_OUT, stacklevel=4)
+                return
+        if self.steps is None:
+            self._pass = None
 
     def _py_dataset_epoch(self):
         if self.length is None:     # endless: the indices go on from epoch to epoch
@@ -299,6 +351,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if validation_split:
         raise ValueError(f"Argument `validation_split` is only supported for arrays; `x` is a {_kind(x)}: pass "
                          "`validation_data` instead.")
+    if class_weight is not None and torch_loader.is_torch_dataloader(x):
+        raise ValueError(f"Argument `class_weight` is not supported for torch DataLoader inputs: have its dataset "
+                         f"return (input, label, sample_weight) instead. Received: class_weight={class_weight}")
     if class_weight is not None and not isinstance(x, PyDataset):
         raise ValueError(f"Argument `class_weight` is not supported for Python generator inputs. Received: "
                          f"class_weight={class_weight}")
@@ -309,9 +364,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     callbacks = model._check_callbacks(callbacks)
     train = Stream(x, _steps(steps_per_epoch, "steps_per_epoch"), shuffle, "x", "steps_per_epoch")
     if shuffle and not train.shuffle:
-        warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as "
-                      f"{'an endless PyDataset' if isinstance(x, PyDataset) else 'a generator'}. It is expected "
-                      "to yield already-shuffled data.", stacklevel=3)
+        given = {"PyDataset": "an endless PyDataset", "torch DataLoader": "a torch DataLoader"}.get(_kind(x),
+                                                                                                 "a generator")
+        warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
+                      "It is expected to yield already-shuffled data.", stacklevel=3)
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
     val = val_params = None
     if is_stream(validation_data):
@@ -385,10 +441,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     logs = evaluate_pass(model, stream, cbs, params)
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
+    return logs if return_dict else model._results_in_order(logs)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks):

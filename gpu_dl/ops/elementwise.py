@@ -351,10 +351,11 @@ def sparsemax_forward(x, axis=-1):
     """Sparsemax (Martins & Astudillo, 2016): x's Euclidean projection onto the probability simplex along
     ``axis``, max(x - tau, 0) with tau such that each slice sums to 1.
 
-    The support and tau are found as Keras finds them, from the values sorted in descending order, but
-    tau is (the sum of the sorted values in the support - 1) / its size, as the paper defines it: Keras
-    3.15 sums the cumulative sums over the support instead, so its slices do not sum to 1 once more than
-    one value is in the support (keras-team/keras#23425, fixed upstream by #23469).
+    With z the values sorted in descending order and c_j = z_1 + ... + z_j, the support is the leading run
+    of j with z_j > (c_j - 1) / j, found as Keras finds it; with k its size, tau = (c_k - 1) / k, as the
+    paper defines it. Keras 3.15 takes tau = (c_1 + ... + c_k - 1) / k instead: the same for k = 1 (a one-hot
+    output), larger by (c_1 + ... + c_(k-1)) / k beyond, so its slices then sum to less than 1 (``[0, 0.5,
+    1]`` gives ``[0, 0.25, 0.75]`` here and ``[0, 0, 0.25]`` in Keras 3.15).
     """
     xp = array_module(x)
     ranked = -xp.sort(-x, axis=axis)

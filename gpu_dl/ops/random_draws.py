@@ -131,9 +131,10 @@ def truncated_normal(xp, pair, shape, mean, stddev, dtype):
     return xp.concatenate(kept)[:size].astype(dtype).reshape(shape)
 
 
-def dropout_mask(xp, pair, noise_shape):
-    """Uniform [0, 1) draws of ``noise_shape`` in float64 (compared with the keep probability by the caller)."""
-    return _Draws(xp, pair).random(tuple(noise_shape))
+def dropout_mask(xp, pair, noise_shape, dtype=numpy.float64):
+    """Uniform [0, 1) draws of ``noise_shape`` (compared with the keep probability by the caller): float64 as
+    Keras's NumPy backend draws them, or ``dtype``."""
+    return _Draws(xp, pair).random(tuple(noise_shape), dtype)
 
 
 def dropout_forward(x, keep_mask, rate):

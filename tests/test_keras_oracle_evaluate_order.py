@@ -1,0 +1,100 @@
+"""The list evaluate, test_on_batch and train_on_batch return (without ``return_dict``) against Keras 3 itself
+(where Keras is installed): the same program in both libraries, with the same weights, gives the same values in
+the same order, for list, dict and named outputs with per-output metrics and for one output whose metric names
+repeat. Keras's order: the loss, each compiled metric whose own name is a log key, each output's loss, then the
+other log entries by sorted key."""
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+
+
+def two_outputs(lib, as_dict):
+    inputs = lib.Input((4,), name="x")
+    hidden = lib.layers.Dense(5, activation="tanh", name="hidden")(inputs)
+    # Named so that sorting by name and the outputs' order disagree.
+    zeta = lib.layers.Dense(3, activation="softmax", name="zeta")(hidden)
+    alpha = lib.layers.Dense(2, name="alpha")(hidden)
+    return lib.Model(inputs, {"zeta": zeta, "alpha": alpha} if as_dict else [zeta, alpha])
+
+
+CASES = {
+    "list": (False, ["sparse_categorical_crossentropy", "mse"], [["accuracy"], ["mae", "mse"]]),
+    "list_named_metrics": (False, {"zeta": "sparse_categorical_crossentropy", "alpha": "mse"},
+                           {"alpha": ["mae", "mse"], "zeta": ["accuracy"]}),
+    "dict": (True, {"alpha": "mse", "zeta": "sparse_categorical_crossentropy"},
+             {"zeta": ["accuracy"], "alpha": ["mae"]}),
+    "one_output_loss": (True, {"zeta": "sparse_categorical_crossentropy"}, {"zeta": ["accuracy"], "alpha": ["mae"]}),
+}
+
+
+def data(as_dict):
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((10, 4)).astype("float32")
+    labels, values = rng.integers(0, 3, (10, 1)), rng.standard_normal((10, 2)).astype("float32")
+    return x, ({"zeta": labels, "alpha": values} if as_dict else [labels, values])
+
+
+def pair(make, compile_args):
+    theirs = make(keras)
+    ours = make(gpu_dl)
+    ours.set_weights([w.astype("float32") for w in theirs.get_weights()])
+    for lib, model in ((gpu_dl, ours), (keras, theirs)):
+        loss, metrics = compile_args
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.0), loss=loss, metrics=metrics)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_evaluate_lists_as_keras_for_several_outputs(case):
+    as_dict, loss, metrics = CASES[case]
+    ours, theirs = pair(lambda lib: two_outputs(lib, as_dict), (loss, metrics))
+    x, y = data(as_dict)
+    lists = [m.evaluate(x, y, batch_size=4, verbose=0) for m in (ours, theirs)]
+    logs = ours.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert set(logs) == set(theirs.evaluate(x, y, batch_size=4, verbose=0, return_dict=True))
+    assert len(lists[0]) == len(lists[1]) == len(logs)
+    numpy.testing.assert_allclose(lists[0], lists[1], rtol=1e-5, atol=1e-6)
+    # The order itself, from our own logs: the loss, the outputs' losses where several have one (in the order of
+    # the outputs: a dict of outputs by sorted key, as Keras flattens it), the rest sorted.
+    assert ours.output_names == (["alpha", "zeta"] if as_dict else ["zeta", "alpha"])
+    losses = [f"{name}_loss" for name in ours.output_names] if "alpha_loss" in logs else []
+    expected = ["loss"] + losses + sorted(set(logs) - {"loss", *losses})
+    assert lists[0] == [logs[key] for key in expected]
+    for method in ("test_on_batch", "train_on_batch"):
+        values = [getattr(m, method)(x, y) for m in (ours, theirs)]
+        numpy.testing.assert_allclose(values[0], values[1], rtol=1e-5, atol=1e-6)
+
+
+def test_a_generator_is_evaluated_into_the_same_list():
+    ours, theirs = pair(lambda lib: two_outputs(lib, False), CASES["list"][1:])
+    x, y = data(False)
+
+    def batches():
+        for start in range(0, 10, 4):
+            yield x[start:start + 4], [part[start:start + 4] for part in y]
+    lists = [m.evaluate(batches(), verbose=0) for m in (ours, theirs)]
+    numpy.testing.assert_allclose(lists[0], lists[1], rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(lists[0], ours.evaluate(x, y, batch_size=4, verbose=0), rtol=1e-6)
+
+
+def test_one_output_lists_its_metrics_in_compile_order_and_repeats_a_name_as_keras():
+    def make(lib):
+        return lib.Sequential([lib.Input((4,)), lib.layers.Dense(2)])
+    mse = {lib: lib.metrics.MeanSquaredError(name="mae") for lib in (gpu_dl, keras)}
+    theirs = make(keras)
+    ours = make(gpu_dl)
+    ours.set_weights(theirs.get_weights())
+    ours.compile("sgd", "mse", metrics=["mse", "mae", "mae", mse[gpu_dl]])
+    theirs.compile("sgd", "mse", metrics=["mse", "mae", "mae", mse[keras]])
+    x, (_, y) = data(False)
+    lists = [m.evaluate(x, y, verbose=0) for m in (ours, theirs)]
+    logs = ours.evaluate(x, y, verbose=0, return_dict=True)
+    # Keras walks the metrics' own names, so "mae" counts three times, then the numbered names follow sorted.
+    assert lists[0] == [logs[k] for k in ("loss", "mse", "mae", "mae", "mae", "mae_1", "mae_2")]
+    numpy.testing.assert_allclose(lists[0], lists[1], rtol=1e-5, atol=1e-6)
