@@ -30,7 +30,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
-from . import layer_losses
+from . import gradients, layer_losses
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
@@ -261,7 +261,7 @@ class Variable:
                  autocast=True, aggregation="none"):
         self._value = None
         self.value = value
-        self.grad = None
+        self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
         self.trainable = trainable
@@ -288,6 +288,17 @@ class Variable:
     def value(self, array):
         register_value(self, self._value, array)
         self._value = array
+
+    @property
+    def grad(self):
+        """The gradient the last backward pass reaching the variable set (None where the last pass of a model
+        holding it did not reach it). Setting it inside a pass adds to what the pass set before
+        (``layers/gradients.py``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        gradients.write(self, value)
 
     @property
     def shape(self):

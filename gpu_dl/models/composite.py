@@ -62,7 +62,7 @@ import inspect
 import numpy
 
 from .. import backend
-from ..layers import layer_losses, masks
+from ..layers import gradients, layer_losses, masks
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
@@ -600,7 +600,10 @@ def backward(layer, dy, input_gradient=None):
     if graph is None:
         raise NotImplementedError(untrainable_message(layer))
     wanted = layer.input_gradient_wanted if input_gradient is None else input_gradient
-    return graph.backward(dy, input_gradient=wanted)
+    # Called by hand, the backward of a composite layer is one gradient pass of its own weights and those its
+    # call reads (layers/gradients.py); inside a model's, it runs in that one.
+    with gradients.gradient_pass(layer.trainable_weights):
+        return graph.backward(dy, input_gradient=wanted)
 
 
 def active_graph(layer):

@@ -498,7 +498,6 @@ class Sequential(SeveralOutputs, Model):
         input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
         states = self.__dict__.get("_node_states") or {}
-        sums = nested.GradientSums()
         for i in range(last, -1, -1):
             layer = self._layers[i]
             if i in states:
@@ -507,7 +506,6 @@ class Sequential(SeveralOutputs, Model):
                 out = layer._activity_output
                 dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
             layer.input_gradient_wanted = input_gradient or i > 0
-            earlier = sums.before(layer) if i in states else ()
             try:
                 with nvtx_range(f"{layer.name}.backward"):
                     if i == last and from_logits:
@@ -516,7 +514,6 @@ class Sequential(SeveralOutputs, Model):
                         dy = layer.backward(dy)
             finally:
                 layer.input_gradient_wanted = True
-            sums.after(earlier)      # a shared layer's weights: the sum over its places
         return dy
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
