@@ -260,6 +260,7 @@ def model_config(model):
                         "get_config.")
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
+    model.check_config_writable()
     layers = []
     spec = model.input_spec
     several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own

@@ -173,6 +173,20 @@ def _total(value, penalty, added):
     return total if added is None else total + added
 
 
+def activity_of(layer):
+    """(layer, output) of each call with an activity regularizer in ``layer``'s last call: its own, and those inside
+    it (a model's layers, a composite layer's traced graph)."""
+    if isinstance(layer, Model):
+        return layer._activity_outputs()
+    found = []
+    graph = composite.active_graph(layer)
+    if graph is not None:
+        found.extend(graph._activity_outputs())
+    if layer.activity_regularizer is not None and layer._activity_output is not None:
+        found.append((layer, layer._activity_output))
+    return found
+
+
 class Model(Layer):
     """Base of trainable models. See the module docstring.
 
@@ -601,17 +615,7 @@ class Model(Layer):
         graph = composite.active_graph(self)
         if graph is not None:       # a subclassed model: the calls of its traced graph
             return graph._activity_outputs()
-        found = []
-        for layer in self.layers:
-            if isinstance(layer, Model):
-                found.extend(layer._activity_outputs())
-                continue
-            graph = composite.active_graph(layer)
-            if graph is not None:
-                found.extend(graph._activity_outputs())
-            if layer.activity_regularizer is not None and layer._activity_output is not None:
-                found.append((layer, layer._activity_output))
-        return found
+        return [entry for layer in self.layers for entry in activity_of(layer)]
 
     def _train_step(self, x, y, sw, ids_checked=False):
         """One optimizer step on the device batch. ``ids_checked``: ``x`` was made from host arrays that

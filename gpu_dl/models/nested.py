@@ -39,7 +39,7 @@ from ..layers.core import InputLayer
 # model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
               "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask",
-              "_loss_nodes", "_added_values")
+              "_loss_nodes", "_added_values", "_call_activity")
 
 
 def is_model(layer) -> bool:
