@@ -219,6 +219,12 @@ class Model(Layer):
             cls.backward = gradient_pass.opens_pass(own)
 
     def __init__(self, name=None, trainable=True, dtype=None):
+        if not self._composite and type(self).call is not Layer.call:
+            raise TypeError(f"{type(self).__name__}: a subclassed model with its own backward() is not supported. "
+                            "gpu_dl trains a subclassed model through the graph traced from its call (which sums the "
+                            "gradients of a variable several of its layers read): remove backward(), or write a "
+                            "Layer subclass with call() and backward() and use it in a Sequential or functional "
+                            "model (or in a subclassed model's call).")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
         # A subclassed model (layers made in __init__, composed in call) is named after its class, as in Keras.
