@@ -30,7 +30,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
-from . import gradients, layer_losses
+from . import build_shapes, gradients, layer_losses
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
@@ -417,14 +417,16 @@ def _build_then_trace(build):
     """A subclassed model's own ``build`` (which makes its weights, as Keras allows): run once, whoever calls it,
     by the build of the model's call (``models/composite.py``), which then traces the call."""
     @functools.wraps(build)
-    def build_then_trace(self, input_shape=None):
+    def build_then_trace(self, *args, **kwargs):
         if self.built:
             return
+        taken = build_shapes.taken(self, build, args, kwargs) if args or kwargs else {}
+        input_shape = next(iter(taken.values()), None)
         if input_shape is None:
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
         from ..models import composite     # the tracing runs functional graphs, a level above; import late
-        composite.build(self, input_shape, own_build=build)
+        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken))
     build_then_trace._traced_build = True
     return build_then_trace
 
@@ -452,23 +454,30 @@ class Layer:
             return
 
         @functools.wraps(build)
-        def build_once(self, input_shape):
+        def build_once(self, *args, **kwargs):
+            # As Keras's, a build may take the shapes of several call arguments (build(self, query_shape,
+            # value_shape)): they are kept for the layer's build config (build_shapes.py).
             if self.built:
                 return
-            build(self, input_shape)
+            build(self, *args, **kwargs)
             self.built = True
-            self.input_spec = spec_after_build(self, input_shape)
+            first = build_shapes.record(self, build, args, kwargs)
+            if first is not None:
+                self.input_spec = spec_after_build(self, first)
         build_once._marks_built = True
         cls.build = build_once
 
     def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
-                 batch_input_shape=None, input_dim=None, activity_regularizer=None, **kwargs):
+                 batch_input_shape=None, input_dim=None, activity_regularizer=None, autocast=True, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_snake_case(type(self).__name__))
         self.dtype = backend.standardize_dtype(dtype, f"layer '{self.name}': dtype")
+        # Keras's flag for casting the variables to the computation's dtype under a mixed-precision policy (its
+        # config of a layer of your own holds it). gpu_dl computes in the layer's dtype: the flag is kept only.
+        self.autocast = bool(autocast)
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []
         self.built = False

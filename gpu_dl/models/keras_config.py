@@ -110,6 +110,7 @@ def function_entry(fn, where="config"):
 
 
 def _layer_entry(layer):
+    from ..layers import build_shapes
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
     from ..layers.input_spec import built_input_shape
@@ -149,8 +150,9 @@ def _layer_entry(layer):
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
     if layer.built and built_input_shape(layer) is not None:
+        # A build of several shapes (build(self, query_shape, value_shape)) is written as Keras writes it.
         build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
-            {"input_shape": built_input_shape(layer)}
+            build_shapes.config(layer) or {"input_shape": built_input_shape(layer)}
         entry["build_config"] = _jsonable(build_config, where)
     return entry
 
