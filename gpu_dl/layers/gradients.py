@@ -49,6 +49,11 @@ def add(var, value):
     var._grad_pass = _running.get() or 0
 
 
+def in_pass() -> bool:
+    """Whether a gradient pass is running in this context."""
+    return _running.get() is not None
+
+
 @contextlib.contextmanager
 def gradient_pass(variables):
     """Within it, one gradient pass runs: a new one, which first clears the gradients of ``variables`` (those the

@@ -640,8 +640,9 @@ def backward(layer, dy, input_gradient=None):
     if graph is None:
         raise NotImplementedError(untrainable_message(layer))
     wanted = layer.input_gradient_wanted if input_gradient is None else input_gradient
-    # Called by hand, the backward of a composite layer is one gradient pass of its own weights and those its
-    # call reads (layers/gradients.py); inside a model's, it runs in that one.
+    if gradients.in_pass():         # inside a model's backward: its pass
+        return graph.backward(dy, input_gradient=wanted)
+    # Called by hand, the backward of a composite layer is one gradient pass of its weights (layers/gradients.py).
     with gradients.gradient_pass(layer.trainable_weights):
         return graph.backward(dy, input_gradient=wanted)
 
