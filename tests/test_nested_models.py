@@ -556,7 +556,9 @@ def test_refused_trees_leave_the_models_as_they_were(rng):
         assert [l.name for l in outer.layers] == ["inner", "head"] and len(inner.layers) == 3
         numpy.testing.assert_array_equal(outer.predict(x, verbose=0), expected)
 
-    refused(ValueError, "already in Sequential 'outer'", lambda: outer.add(inner))
+    # The same model again is taken where it fits what comes before it (as Keras takes it); here it does not.
+    refused(ValueError, r"Sequential 'outer': model 'inner' \(Sequential\) cannot follow its layers",
+            lambda: outer.add(inner))
     refused(ValueError, r"Model 'outer' \(Sequential\) cannot hold itself \(a cycle\)", lambda: outer.add(outer))
     # A cycle through two models: inner would hold outer, which holds inner.
     refused(ValueError, r"Model 'inner' \(Sequential\) cannot hold itself: it is inside model 'outer'",

@@ -30,7 +30,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
-from . import layer_losses
+from . import build_shapes, gradients, layer_losses
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
@@ -281,7 +281,7 @@ class Variable:
                  autocast=True, aggregation="none"):
         self._value = None
         self.value = value
-        self.grad = None
+        self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
         self.trainable = trainable
@@ -308,6 +308,17 @@ class Variable:
     def value(self, array):
         register_value(self, self._value, array)
         self._value = array
+
+    @property
+    def grad(self):
+        """The gradient the last backward pass reaching the variable set (None where the last pass of a model
+        holding it did not reach it). Setting it inside a pass adds to what the pass set before
+        (``layers/gradients.py``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        gradients.write(self, value)
 
     @property
     def shape(self):
@@ -426,14 +437,16 @@ def _build_then_trace(build):
     """A subclassed model's own ``build`` (which makes its weights, as Keras allows): run once, whoever calls it,
     by the build of the model's call (``models/composite.py``), which then traces the call."""
     @functools.wraps(build)
-    def build_then_trace(self, input_shape=None):
+    def build_then_trace(self, *args, **kwargs):
         if self.built:
             return
+        taken = build_shapes.taken(self, build, args, kwargs) if args or kwargs else {}
+        input_shape = next(iter(taken.values()), None)
         if input_shape is None:
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
         from ..models import composite     # the tracing runs functional graphs, a level above; import late
-        composite.build(self, input_shape, own_build=build)
+        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken))
     build_then_trace._traced_build = True
     return build_then_trace
 
@@ -463,12 +476,16 @@ class Layer:
             return
 
         @functools.wraps(build)
-        def build_once(self, input_shape):
+        def build_once(self, *args, **kwargs):
+            # As Keras's, a build may take the shapes of several call arguments (build(self, query_shape,
+            # value_shape)): they are kept for the layer's build config (build_shapes.py).
             if self.built:
                 return
-            build(self, input_shape)
+            build(self, *args, **kwargs)
             self.built = True
-            self.input_spec = spec_after_build(self, input_shape)
+            first = build_shapes.record(self, build, args, kwargs)
+            if first is not None:
+                self.input_spec = spec_after_build(self, first)
         build_once._marks_built = True
         cls.build = build_once
 

@@ -6,6 +6,7 @@ which sit above the layers: they are imported when called.
 """
 from __future__ import annotations
 
+from . import build_shapes
 from .base import Layer
 
 
@@ -19,15 +20,20 @@ def serialize(layer):
 def deserialize(config, custom_objects=None):
     """The layer a ``serialize`` dict (gpu_dl's or Keras 3's) describes; ``custom_objects`` maps names to the
     caller's classes and functions. A ValueError when the dict describes something other than a layer. As in
-    Keras, a dict with a ``build_config`` gives the layer built for its ``input_shape``."""
+    Keras, a dict with a ``build_config`` gives the layer built for its ``input_shape`` (or, for a build of several
+    shapes, its ``shapes_dict``)."""
     from ..models.serialization import deserialize_keras_object   # models sit above layers: import late
     obj = deserialize_keras_object(config, custom_objects=custom_objects)
     if not isinstance(obj, Layer):
         raise ValueError("`keras.layers.deserialize` was passed a `config` object that is not a "
                          f"`keras.layers.Layer`. Received: {config!r:.300}")
-    shape = _build_shape(config.get("build_config") if isinstance(config, dict) else None)
+    build_config = config.get("build_config") if isinstance(config, dict) else None
+    shape = _build_shape(build_config)
     if shape is not None and not obj.built:
         obj.ensure_built(shape)
+    shapes = build_shapes.from_config(build_config)
+    if shapes is not None and not obj.built:      # a build of several shapes, as Keras's build_from_config
+        obj.build(**shapes)
     return obj
 
 

@@ -62,7 +62,7 @@ import inspect
 import numpy
 
 from .. import backend
-from ..layers import layer_losses, masks
+from ..layers import build_shapes, gradients, layer_losses, masks
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
@@ -373,33 +373,73 @@ def _first_only_spec(layer, input_shape):
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape, own_build=None, spec=None):
+def build(layer, input_shape, own_build=None, spec=None, shapes=None):
     """Build ``layer`` for ``input_shape`` (its first argument's: one shape, or a list of one per tensor): its own
-    ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), then the trace of its call (for
+    ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), given the shapes of the call's tensor
+    arguments as Keras gives them (``shapes``: ``({argument: shape}, the call's argument names)``, the first
+    argument's alone where not given; see ``layers/build_shapes.py``), then the trace of its call (for
     training=False) on arguments as ``spec`` describes them (its first argument alone where not given), which
     builds its sublayers."""
-    several, shapes = _shapes_of(layer, input_shape)
-    if own_build is not None:
-        own_build(layer, input_shape)
-    elif not getattr(type(layer).build, "_library_build", False):
-        layer.build(input_shape)
+    several, first = _shapes_of(layer, input_shape)
+    function = own_build
+    if function is None and not getattr(type(layer).build, "_library_build", False):
+        function = getattr(type(layer).build, "__wrapped__", type(layer).build)
+    if function is not None:
+        by_argument, names = _first_argument_shape(layer, input_shape) if shapes is None else shapes
+        kwargs = build_shapes.arguments(layer, function, by_argument, names)
+        if own_build is not None:
+            own_build(layer, **kwargs)
+        else:
+            layer.build(**kwargs)
     layer.built = True
     if holds_input_specs(layer.input_spec):       # a Keras InputSpec the layer set itself stays
-        layer._built_input_shape = shapes if several else shapes[0]
+        layer._built_input_shape = first if several else first[0]
     else:
-        layer.input_spec = shapes if several else shapes[0]
+        layer.input_spec = first if several else first[0]
     _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
 
 
+def _argument_names(layer):
+    """``(positional, named)``: the names of the call's positional arguments, and of all its named ones."""
+    signature = _signature(type(layer))
+    parameters = [] if signature is None else list(signature.parameters.values())
+    positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return positional, named
+
+
+def _first_argument_shape(layer, input_shape):
+    """The shapes a build for ``input_shape`` alone takes: ``({first argument: input_shape}, argument names)``."""
+    positional, named = _argument_names(layer)
+    return {positional[0] if positional else "inputs": input_shape}, named
+
+
+def _call_shapes(layer, call):
+    """``({argument: shape}, argument names)`` of ``call``: the shape (a structure of shapes for a list, tuple or
+    dict) of each argument of the call's signature that holds tensors, batch axis None, in the signature's order;
+    ``mask`` and what the catch-alls ``*args`` and ``**kwargs`` take are left out, as Keras leaves them."""
+    positional, named = _argument_names(layer)
+    leaves = iter([_batchless(t.shape) for t in call.leaves])
+    arguments = [(positional[i] if i < len(positional) else None, s) for i, s in enumerate(call.skeleton[0])]
+    shapes = {}
+    for name, skeleton in arguments + list(call.skeleton[1]):
+        value = _rebuild(skeleton, leaves)        # every argument in turn: the leaves are in their order
+        if name in named and name != "mask" and _count(skeleton):
+            shapes[name] = value
+    order = {name: i for i, name in enumerate(named)}
+    return dict(sorted(shapes.items(), key=lambda item: order[item[0]])), named
+
+
 def _ensure_built(layer, call, leaf_masks):
-    """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (for its first
-    argument's shape, as Keras gives it), then the trace of its call on those arguments."""
+    """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (given the shapes
+    of the call's tensors as Keras gives them), then the trace of its call on those arguments."""
     if layer.built:
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
     own = type(layer).build
     build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
-          own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None)
+          own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None,
+          shapes=_call_shapes(layer, call))
 
 
 def _eager_on_zeros(layer, spec):
@@ -602,7 +642,11 @@ def backward(layer, dy, input_gradient=None):
     if graph is None:
         raise NotImplementedError(untrainable_message(layer))
     wanted = layer.input_gradient_wanted if input_gradient is None else input_gradient
-    return graph.backward(dy, input_gradient=wanted)
+    if gradients.in_pass():         # inside a model's backward: its pass
+        return graph.backward(dy, input_gradient=wanted)
+    # Called by hand, the backward of a composite layer is one gradient pass of its weights (layers/gradients.py).
+    with gradients.gradient_pass(layer.trainable_weights):
+        return graph.backward(dy, input_gradient=wanted)
 
 
 def active_graph(layer):

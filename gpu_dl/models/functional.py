@@ -12,7 +12,10 @@ by first visit), which names their weight groups in a saved file and orders
 steps along its edges as ``Sequential`` does. ``backward`` runs them in
 reverse: where a tensor feeds several calls, the gradients they send back are
 summed; a layer called more than once (shared weights) has the state its
-backward needs kept per call, and its weight gradients summed over its calls.
+backward needs kept per call. The backward is one gradient pass
+(``layers/gradients.py``): a variable whose gradient several calls set (a
+shared layer, a weight read directly in a traced call beside its layer's
+call) gets their sum.
 
 One input or several (``x`` as a list in the order of ``inputs``, or a dict
 keyed by the inputs' names); one output or several (``outputs`` as a list, or
@@ -251,9 +254,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         # The calls that keep their own backward state: a layer called twice, or one in two places of the tree
         # of models (inside an inner model and also here, or in two inner models).
         self._kept_state = nested.shared_calls([node.layer for node in self._run_nodes])
-        # The calls of different layers that set the gradient of one variable (a weight read directly in a traced
-        # call beside its layer's call): summed as a shared layer's.
-        self._summed = nested.sharing_variables(list(dict.fromkeys(node.layer for node in self._run_nodes)))
 
     def _forget_shapes(self):
         # An inner Sequential's layers changed (nested.structure_changed): which calls share layers may too.
@@ -575,7 +575,6 @@ class Functional(multi_output.SeveralOutputs, Model):
             seed = backend.array_module(value).ones(value.shape, dtype=value.dtype)
             grads[t] = seed if t not in grads else grads[t] + seed
         activity = {node: out for node, _, out in self._activity}
-        sums = nested.GradientSums()
         for node in reversed(self._run_nodes):
             layer = node.layer
             outs = [grads.pop(t, None) for t in node.outputs]
@@ -598,8 +597,6 @@ class Functional(multi_output.SeveralOutputs, Model):
                 gradient = outs
             else:
                 gradient = outs[0]
-            summed = self._summed.get(layer)
-            earlier = sums.before(layer, summed) if summed is not None or layer in self._kept_state else ()
             layer.input_gradient_wanted = input_gradient or self._needs_input_gradient[node]
             try:
                 with nvtx_range(f"{layer.name}.backward"):
@@ -609,8 +606,6 @@ class Functional(multi_output.SeveralOutputs, Model):
                         dx = layer.backward(gradient)
             finally:
                 layer.input_gradient_wanted = True
-            # A shared layer's weights get the sum of the gradients of all its calls.
-            sums.after(earlier)
             arg = node.args[0]
             leaves = getattr(node, "call_leaves", None)
             if leaves is not None:          # a composite call of several arguments: a gradient per tensor

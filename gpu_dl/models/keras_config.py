@@ -110,6 +110,7 @@ def function_entry(fn, where="config"):
 
 
 def _layer_entry(layer):
+    from ..layers import build_shapes
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
     from ..layers.input_spec import built_input_shape
@@ -149,8 +150,9 @@ def _layer_entry(layer):
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
     if layer.built and built_input_shape(layer) is not None:
+        # A build of several shapes (build(self, query_shape, value_shape)) is written as Keras writes it.
         build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
-            {"input_shape": built_input_shape(layer)}
+            build_shapes.config(layer) or {"input_shape": built_input_shape(layer)}
         entry["build_config"] = _jsonable(build_config, where)
     return entry
 
@@ -260,6 +262,7 @@ def model_config(model):
                         "get_config.")
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
+    model.check_config_writable()
     layers = []
     spec = model.input_spec
     several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own

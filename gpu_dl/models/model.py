@@ -36,7 +36,7 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers import layer_losses
+from ..layers import gradients as gradient_pass, layer_losses
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from . import composite, data_checks as checks, host_ids, streaming
 
@@ -173,6 +173,20 @@ def _total(value, penalty, added):
     return total if added is None else total + added
 
 
+def activity_of(layer):
+    """(layer, output) of each call with an activity regularizer in ``layer``'s last call: its own, and those inside
+    it (a model's layers, a composite layer's traced graph)."""
+    if isinstance(layer, Model):
+        return layer._activity_outputs()
+    found = []
+    graph = composite.active_graph(layer)
+    if graph is not None:
+        found.extend(graph._activity_outputs())
+    if layer.activity_regularizer is not None and layer._activity_output is not None:
+        found.append((layer, layer._activity_output))
+    return found
+
+
 class Model(Layer):
     """Base of trainable models. See the module docstring.
 
@@ -195,7 +209,22 @@ class Model(Layer):
     # its last forward computed (compute_mask).
     takes_mask = True
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A model's backward (Sequential's, Functional's, or one a subclass writes by hand) is one gradient pass
+        # where it is the top-level backward (layers/gradients.py): the step's gradients, summed over the calls
+        # that reach one variable.
+        own = cls.__dict__.get("backward")
+        if own is not None and not getattr(own, "_opens_pass", False):
+            cls.backward = gradient_pass.opens_pass(own)
+
     def __init__(self, name=None, trainable=True, dtype=None):
+        if not self._composite and type(self).call is not Layer.call:
+            raise TypeError(f"{type(self).__name__}: a subclassed model with its own backward() is not supported. "
+                            "gpu_dl trains a subclassed model through the graph traced from its call (which sums the "
+                            "gradients of a variable several of its layers read): remove backward(), or write a "
+                            "Layer subclass with call() and backward() and use it in a Sequential or functional "
+                            "model (or in a subclassed model's call).")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
         # A subclassed model (layers made in __init__, composed in call) is named after its class, as in Keras.
@@ -256,6 +285,7 @@ class Model(Layer):
         return y
 
     @_marks_composite
+    @gradient_pass.opens_pass
     def backward(self, dy, from_logits=False, input_gradient=True):
         if not self._composite:
             raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
@@ -559,8 +589,7 @@ class Model(Layer):
                 if gradients:
                     # a weight no call used in this step (an untied table read only one way) has no loss
                     # gradient: its penalty's is all it gets, as Keras differentiates the sum
-                    penalty_grad = var.regularizer.gradient(var.value)
-                    var.grad = penalty_grad if var.grad is None else var.grad + penalty_grad
+                    gradient_pass.add(var, var.regularizer.gradient(var.value))
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
             penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
@@ -572,17 +601,7 @@ class Model(Layer):
         graph = composite.active_graph(self)
         if graph is not None:       # a subclassed model: the calls of its traced graph
             return graph._activity_outputs()
-        found = []
-        for layer in self.layers:
-            if isinstance(layer, Model):
-                found.extend(layer._activity_outputs())
-                continue
-            graph = composite.active_graph(layer)
-            if graph is not None:
-                found.extend(graph._activity_outputs())
-            if layer.activity_regularizer is not None and layer._activity_output is not None:
-                found.append((layer, layer._activity_output))
-        return found
+        return [entry for layer in self.layers for entry in activity_of(layer)]
 
     def _train_step(self, x, y, sw, ids_checked=False):
         """One optimizer step on the device batch. ``ids_checked``: ``x`` was made from host arrays that
@@ -595,10 +614,14 @@ class Model(Layer):
                 value, y_pred, dout = self._loss_and_gradient(y, y_pred, sw, training=True)
             if dout is None:
                 dout = self._no_output_gradient(y_pred)
-            self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
-            with nvtx_range("optimizer_step"):
+            # The step's gradients: what its backward pass and the weight penalties set (those of earlier steps
+            # are cleared first, so a weight this step does not reach is left alone, as Keras leaves it).
+            weights = self.trainable_weights
+            with gradient_pass.gradient_pass(weights):
+                self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
                 value = _total(value, self._regularization(), added)
-                self.optimizer.apply(self.trainable_weights)
+            with nvtx_range("optimizer_step"):
+                self.optimizer.apply(weights)
             self._track(value, y, y_pred, _length(x))
 
     def _test_step(self, x, y, sw, ids_checked=False):

@@ -7,9 +7,9 @@ one entry (with its own layers inside) in a saved file.
 
 One layer may be in two places of one tree (inside an inner model and in the
 outer one, or in two inner models), as in Keras: its weights are listed and
-saved once, each call keeps its own backward state, and its gradients are
-summed over its places (``shared_calls``, ``GradientSums``), as for a layer
-called twice in one functional graph.
+saved once, each call keeps its own backward state (``shared_calls``), and its
+gradients are summed over its places (the backward is one gradient pass,
+``layers/gradients.py``), as for a layer called twice in one functional graph.
 
 What would make such a tree unsound is refused when it is made, before
 anything changes:
@@ -39,7 +39,7 @@ from ..layers.core import InputLayer
 # model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
               "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask",
-              "_loss_nodes", "_added_values")
+              "_loss_nodes", "_added_values", "_call_activity")
 
 
 def is_model(layer) -> bool:
@@ -177,8 +177,7 @@ def tree_ids(layer) -> set:
 def shared_calls(layers):
     """Of ``layers`` (one entry per call, a layer called twice listed twice), those whose call shares a layer
     with another call: a layer called twice, or one inside a model and also elsewhere in the tree (as Keras
-    allows). Their calls keep their own backward state (``call_state``), and the gradients of their shared
-    weights are summed over the calls."""
+    allows). Their calls keep their own backward state (``call_state``)."""
     trees, counts = {}, {}
     for layer in layers:
         tree = trees.get(id(layer))
@@ -187,67 +186,6 @@ def shared_calls(layers):
         for i in tree[1]:
             counts[i] = counts.get(i, 0) + 1
     return {layer for layer, ids in trees.values() if any(counts[i] > 1 for i in ids)}
-
-
-def gradient_variables(layer) -> list:
-    """The variables whose ``grad`` the backward of ``layer`` sets: its weights, and the variables the traced calls
-    of the composite layers (and subclassed models) in it use directly (``variable_operations.VariableRead``),
-    which may be other layers' (weights tied by hand)."""
-    from ..layers.variable_operations import VariableRead
-    found = {id(v): v for v in layer.weights}
-    seen, stack = set(), [layer]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, VariableRead):
-            found.setdefault(id(item.variable), item.variable)
-            continue
-        for graph, _ in (item.__dict__.get("_traces") or {}).values():
-            if graph is not None:
-                stack.extend(graph._layers)
-        stack.extend(item._sublayers())
-        model = held_model(item)
-        if model is not None and model is not item:
-            stack.append(model)
-        elif model is not None:
-            stack.extend(members(model))
-    return list(found.values())
-
-
-def sharing_variables(layers) -> dict:
-    """Of ``layers`` (each once), ``{layer: its gradient_variables}`` for those whose backward sets the gradient of a
-    variable another one's backward sets too (a layer's weight read directly in a traced call beside the
-    layer's own call): their gradients are summed over the calls of one backward pass (``GradientSums``)."""
-    variables = {layer: gradient_variables(layer) for layer in layers}
-    counts = {}
-    for found in variables.values():
-        for v in found:
-            counts[id(v)] = counts.get(id(v), 0) + 1
-    return {layer: found for layer, found in variables.items() if any(counts[id(v)] > 1 for v in found)}
-
-
-class GradientSums:
-    """Sums the gradients of weights that several calls of one backward pass reach: ``before(layer)`` takes aside
-    the gradients earlier calls left in the variables the layer's backward sets (its trainable weights, or
-    ``variables``), ``after(kept)`` adds them to what its backward set."""
-
-    def __init__(self):
-        self.touched = set()
-
-    def before(self, layer, variables=None):
-        weights = layer.trainable_weights if variables is None else variables
-        kept = [(v, v.grad) for v in weights if id(v) in self.touched and v.grad is not None]
-        for var, _ in kept:
-            var.grad = None         # so that a backward that leaves it alone does not count the earlier twice
-        self.touched.update(id(v) for v in weights)
-        return kept
-
-    @staticmethod
-    def after(kept):
-        for var, earlier in kept:
-            var.grad = earlier if var.grad is None else var.grad + earlier
 
 
 # ------------------------------------------------------------ per-call state

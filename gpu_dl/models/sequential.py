@@ -11,10 +11,19 @@ per output, or as dicts keyed by the output names where the last model gives
 a dict; with a list, Keras's logs name each output's loss after the loss).
 
 ``add`` refuses what cannot run: a model of several inputs after another
-layer or an Input, any layer after a model of several outputs, a model
-already in the stack or holding a layer that is (its weights would be counted
-twice), a model that holds this one (a cycle), and, once the input shape is
-known, a built model whose input does not fit what the layers before it give.
+layer or an Input, any layer after a model of several outputs, a model that
+holds this one (a cycle), and, once the input shape is known, a built model
+(or a layer already in the stack) whose input does not fit what the layers
+before it give.
+
+As in Keras, one layer (or model) may be in the stack more than once
+(``Sequential([block, mid, block])``): its weights are listed and saved once,
+each of its calls keeps its own backward state, and its weights get the sum of
+its calls' gradients (the backward is one gradient pass,
+``layers/gradients.py``). A layer may also read another's variable (tied
+weights): that variable gets both layers' gradients summed. Keras's config of
+a Sequential lists each layer once, so the config of one holding a layer twice
+cannot be written (see ``keras_config.model_config``).
 """
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
 from . import nested
-from .model import Model, _batchless, checked_training
+from .model import Model, _batchless, activity_of, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
 
@@ -52,6 +61,16 @@ def _warn_mask_dropped(layer):
                       "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
 
 
+def _check_repeat(model, layer, shape):
+    """A ValueError naming both when ``layer``, already in ``model`` and built, cannot take the ``shape`` the layers
+    before its next place give."""
+    try:
+        layer.check_input_shape(shape)
+    except ValueError as e:
+        raise ValueError(f"Sequential '{model.name}': layer '{layer.name}' is in it twice, and its next place gets "
+                         f"shape {tuple(shape)} from the layers before it, which it cannot take: {e}") from None
+
+
 class Sequential(SeveralOutputs, Model):
     """``Sequential([layers...])`` or ``Sequential()`` followed by ``.add(layer)``."""
 
@@ -63,7 +82,7 @@ class Sequential(SeveralOutputs, Model):
         # What add() checks and builds against, kept as layers come and go so that adding N layers costs O(N):
         # the layers by identity and by name (the names read again when any layer has been renamed), and the
         # output shape after each layer for the input shape they were computed for (``_stack_shapes_for``).
-        self._layer_ids: set[int] = set()
+        self._layer_ids: Counter = Counter()      # how many times each layer (by id) is in the stack
         self._name_counts: Counter = Counter()
         self._names_read_at = rename_count()
         self._stack_shapes: list[tuple] = []
@@ -97,9 +116,8 @@ class Sequential(SeveralOutputs, Model):
                                  "before any other layer.")
             self._input_layer = layer
             return
-        if id(layer) in self._layer_ids:
-            raise ValueError(f"Layer '{layer.name}' is already in Sequential '{self.name}'.")
-        if self._layer_names()[layer.name] > 0:
+        repeated = id(layer) in self._layer_ids     # the same layer again, as Keras allows
+        if not repeated and self._layer_names()[layer.name] > 0:
             raise ValueError(f"All layers of Sequential '{self.name}' need unique names; '{layer.name}' is taken.")
         is_model = isinstance(layer, Model)
         nested.check_sequential_place(self, layer)
@@ -112,6 +130,8 @@ class Sequential(SeveralOutputs, Model):
             # A built layer is checked when data comes (each one names itself then); a model is checked here,
             # where the message can name both models.
             nested.check_fed_shape(self, layer, shape_before)
+        elif shape_before is not None and repeated:
+            _check_repeat(self, layer, shape_before)
         self._layers.append(layer)
         try:
             if self.built:
@@ -122,7 +142,7 @@ class Sequential(SeveralOutputs, Model):
         except Exception:
             self._layers.pop()
             raise
-        self._layer_ids.add(id(layer))
+        self._layer_ids[id(layer)] += 1
         self._name_counts[layer.name] += 1
         self._kept_state = None
         if inner_model is not None:
@@ -143,7 +163,9 @@ class Sequential(SeveralOutputs, Model):
             # model's once that layer is popped: the next layer added is built for it.
             self._input_layer = InputLayer(shape=spec[1:])
         names[layer.name] -= 1
-        self._layer_ids.discard(id(layer))
+        self._layer_ids[id(layer)] -= 1
+        if not self._layer_ids[id(layer)]:
+            del self._layer_ids[id(layer)]
         del self._stack_shapes[len(self._layers):]
         graph = self.__dict__.get("_graph")
         if graph is not None:
@@ -162,9 +184,10 @@ class Sequential(SeveralOutputs, Model):
         self.__dict__["_graph"] = None      # made again for the new shapes when next asked for
 
     def _shared_layers(self):
-        """The layers (by position) that share a layer with another in the tree of models (one inside an inner
-        model and also here, or in two inner models): their calls keep their own backward state."""
-        if not self._models:
+        """The layers (by position) that share a layer with another in the tree of models (a layer in the stack
+        twice, one inside an inner model and also here, or in two inner models): their calls keep their own
+        backward state."""
+        if not self._models and len(self._layer_ids) == len(self._layers):
             return set()
         if self.__dict__.get("_kept_state") is None:
             shared = nested.shared_calls(self._layers)
@@ -404,7 +427,11 @@ class Sequential(SeveralOutputs, Model):
         shape = _batchless(_as_shape(input_shape))
         self._check_input_shape([(1,) + s[1:] for s in shape] if isinstance(shape, list) else (1,) + shape[1:],
                                 "input_shape")
+        built = set()
         for layer in self._layers:
+            if id(layer) in built:
+                _check_repeat(self, layer, shape)
+            built.add(id(layer))
             layer.ensure_built(shape)
             shape = _as_shape(layer._flat_output_shape(shape))
         self.built = True
@@ -422,9 +449,12 @@ class Sequential(SeveralOutputs, Model):
         mask of ``x``'s padded steps, given when the model is a layer of another."""
         kept = self._shared_layers() if training else ()
         self._node_states = {}
+        # The activity penalties of each call, read as they are made: a layer in the stack twice has those of both.
+        self._call_activity = activity = []
         for i, layer in enumerate(self._layers):
             with nvtx_range(f"{layer.name}.forward"):
                 y = nested.flat_outputs(layer(x, training=training, mask=mask))
+                activity.extend(activity_of(layer))
                 if i in kept:
                     self._node_states[i] = nested.call_state(layer)
                 if mask is not None and not (layer.supports_masking or layer.takes_mask):
@@ -483,6 +513,9 @@ class Sequential(SeveralOutputs, Model):
             return last._structured(flat, symbolic)
         return super()._structured(flat, symbolic)
 
+    def _activity_outputs(self):
+        return list(self.__dict__.get("_call_activity") or ())
+
     def _no_output_gradient(self, y_pred):
         # Each layer's backward takes the gradient of its output: zeros, so that the losses the layers added send
         # theirs back through the layers before them.
@@ -498,7 +531,6 @@ class Sequential(SeveralOutputs, Model):
         input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
         states = self.__dict__.get("_node_states") or {}
-        sums = nested.GradientSums()
         for i in range(last, -1, -1):
             layer = self._layers[i]
             if i in states:
@@ -507,7 +539,6 @@ class Sequential(SeveralOutputs, Model):
                 out = layer._activity_output
                 dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
             layer.input_gradient_wanted = input_gradient or i > 0
-            earlier = sums.before(layer) if i in states else ()
             try:
                 with nvtx_range(f"{layer.name}.backward"):
                     if i == last and from_logits:
@@ -516,7 +547,6 @@ class Sequential(SeveralOutputs, Model):
                         dy = layer.backward(dy)
             finally:
                 layer.input_gradient_wanted = True
-            sums.after(earlier)      # a shared layer's weights: the sum over its places
         return dy
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
@@ -525,7 +555,24 @@ class Sequential(SeveralOutputs, Model):
                       show_trainable=show_trainable)
 
     # -------------------------------------------------------------- serialising
+    def check_config_writable(self):
+        """A ValueError where a layer is in the stack twice: a Sequential's config lists each layer once (Keras 3
+        writes such a model with the repeat left out, so its file loads as another model), and one listed twice
+        would load as two layers of one name."""
+        places = {}
+        for i, layer in enumerate(self._layers):
+            places.setdefault(id(layer), []).append(i)
+        for i, layer in enumerate(self._layers):
+            if len(places[id(layer)]) > 1:
+                raise ValueError(
+                    f"Sequential '{self.name}' holds layer '{layer.name}' at positions {places[id(layer)]}: its config "
+                    "cannot say so (a Sequential's config lists its layers, each once; Keras 3 writes this model "
+                    "without the repeat, and its file loads as a different model). Save the weights "
+                    "(model.save_weights('m.weights.h5'), the same file Keras writes) and build the model in code, "
+                    "or make it a functional model, whose config records each call of a shared layer.")
+
     def get_config(self):
+        self.check_config_writable()
         layers = []
         if self.input_spec is not None and not isinstance(self.input_spec, list):      # several: the first layer's
             layers.append({"class_name": "InputLayer",

@@ -1,0 +1,121 @@
+"""What a layer's ``build`` is given, as Keras 3 gives it (``Layer._maybe_build``): the shapes of its call's tensors.
+
+Each argument of a call that holds tensors (``mask`` and the catch-alls ``*args``/``**kwargs`` aside) has a shape, a
+structure of shapes for a list, tuple or dict of tensors, named after it: ``<argument>_shape``.
+
+- A ``build`` of one argument (``build(self, input_shape)``) is given the first such shape (in the order of the call's
+  signature), whatever its name: ``call(self, targets, logits)`` builds for the targets' shape.
+- A ``build`` of several takes them by name: each of its arguments must be ``<argument>_shape`` for an argument of
+  ``call`` (``build(self, query_shape, value_shape, key_shape=None)`` for ``call(self, query, value, key=None)``),
+  else a ValueError names the layer and the argument. Those the call was given tensors for are passed; the others
+  keep their defaults (one without a default is a TypeError saying which tensor is missing).
+
+The shapes a ``build`` took are kept on the layer (``record``) and written as Keras writes a layer's
+``build_config`` (``config``): ``{"shapes_dict": {"query_shape": ..., "value_shape": ...}}`` for a build of several
+arguments (a build of one writes ``{"input_shape": ...}``, from the shape the layer was built for), so a file of
+either library builds such a layer in the other (``from_config``).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+_NAMED = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+@functools.lru_cache(maxsize=None)
+def parameters(build) -> tuple:
+    """``((name, has a default), ...)`` of the named arguments of ``build`` (a function taking ``self`` first),
+    ``self`` left out."""
+    try:
+        found = list(inspect.signature(build).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return (("input_shape", False),)
+    return tuple((p.name, p.default is not p.empty) for p in found if p.kind in _NAMED)
+
+
+def _where(layer):
+    return f"Layer '{layer.name}' ({type(layer).__name__})"
+
+
+def arguments(layer, build, shapes: dict, call_names) -> dict:
+    """The keyword arguments ``build`` (a function taking ``self`` first) is called with, as Keras maps them:
+    ``shapes`` holds ``{call argument: its shape}`` for the call's tensor arguments in its signature's order, and
+    ``call_names`` all the names of the call's arguments."""
+    named = parameters(build)
+    if len(named) == 1:
+        return {named[0][0]: next(iter(shapes.values()), None)}
+    kwargs = {}
+    rule = ("a build() of more than one argument takes the shapes of the call's tensors by name, each "
+            "`<argument>_shape` for an argument of call(), as Keras's does (e.g. build(self, query_shape, "
+            "value_shape) for call(self, query, value))")
+    for name, has_default in named:
+        if not name.endswith("_shape"):
+            raise ValueError(f"{_where(layer)}: {rule}; build() takes `{name}`, which does not end in `_shape`.")
+        argument = name[:-len("_shape")]
+        if argument not in call_names:
+            raise ValueError(f"{_where(layer)}: {rule}; build() takes `{name}`, but call() has no argument "
+                             f"`{argument}` (it takes {', '.join(call_names) or 'none'}).")
+        if argument in shapes:
+            kwargs[name] = shapes[argument]
+        elif not has_default:
+            raise TypeError(f"{_where(layer)}: build() takes `{name}`, but the call gave no tensor for `{argument}` "
+                             f"(it gave {', '.join(shapes) or 'none'}); give `{name}` a default, as Keras's "
+                             "MultiHeadAttention does for key_shape, or pass the tensor.")
+    return kwargs
+
+
+def taken(layer, build, args, kwargs) -> dict:
+    """``{build argument: shape}`` of a call of ``build`` (a function taking ``self`` first) with ``args`` and
+    ``kwargs``; a TypeError naming the layer where they do not fit its signature."""
+    try:
+        bound = inspect.signature(build).bind(layer, *args, **kwargs).arguments
+    except ValueError:
+        return {"input_shape": args[0] if args else None}
+    except TypeError as e:
+        raise TypeError(f"{_where(layer)}: build{inspect.signature(build)} cannot take these shapes: {e}.") from None
+    return dict(list(bound.items())[1:])
+
+
+def record(layer, build, args, kwargs):
+    """Keep ``{build argument: shape}`` of a call of ``build`` (a function taking ``self`` first) on ``layer``;
+    returns the first shape it took (None where it took none)."""
+    shapes = taken(layer, build, args, kwargs)
+    layer.__dict__["_build_shapes"] = shapes
+    return next(iter(shapes.values()), None)
+
+
+def call_shapes(layer, build, shapes: dict):
+    """The inverse of ``arguments``: ``({call argument: shape}, call argument names)`` for ``{build argument:
+    shape}`` given to ``build`` of a layer built by hand, where build names them ``<argument>_shape``."""
+    names = [name[:-len("_shape")] if name.endswith("_shape") and len(shapes) > 1 else name for name in shapes]
+    if len(shapes) == 1:
+        return {"inputs": next(iter(shapes.values()))}, ["inputs"]
+    return dict(zip(names, shapes.values())), names
+
+
+def config(layer):
+    """Keras's ``build_config`` of a layer whose build took several shapes, or None (a build of one: the caller
+    writes the shape the layer was built for)."""
+    taken = layer.__dict__.get("_build_shapes")
+    if not taken or len(taken) < 2:
+        return None
+    return {"shapes_dict": dict(taken)}
+
+
+def from_config(build_config):
+    """The keyword arguments of ``build`` a ``{"shapes_dict": ...}`` build config gives (its shapes as tuples), or
+    None for another config."""
+    shapes = build_config.get("shapes_dict") if isinstance(build_config, dict) else None
+    if not isinstance(shapes, dict) or not shapes:
+        return None
+    return {str(name): _as_shape(value) for name, value in shapes.items()}
+
+
+def _as_shape(value):
+    """A shape read from JSON: a list of sizes as a tuple, a list or dict of shapes as one of tuples."""
+    if isinstance(value, dict):
+        return {k: _as_shape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple, dict)) for v in value):
+        return [_as_shape(v) for v in value]
+    return None if value is None else tuple(value)

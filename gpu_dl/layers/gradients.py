@@ -1,0 +1,83 @@
+"""Which gradients belong to the step being trained: a variable's ``grad`` and the gradient pass that set it.
+
+Keras computes the gradients afresh in every training step (a ``GradientTape``, or ``zero_grad`` before
+``loss.backward()`` on torch): a variable no call of the step reached has no gradient, so the optimizer leaves it,
+and its slots, alone. gpu_dl's backward passes write each weight's gradient into ``variable.grad``; what keeps a
+gradient from outliving its step is the *gradient pass*:
+
+- the top-level ``backward`` of a model opens one (``fit`` and ``train_on_batch`` around the model's backward and
+  its weight penalties; a loop of your own with ``model.backward(dy)``; the backward of a composite layer called by
+  hand, which runs its traced graph). The backward of a model or layer inside it runs in the same pass;
+- when a pass opens, the gradients of the model's trainable weights are cleared (torch's ``zero_grad``), so one the
+  pass does not reach reads None (``Optimizer.apply`` then warns and leaves it alone, as Keras's does);
+- inside a pass, a variable whose gradient several calls set (a layer repeated in a Sequential or called twice in
+  a graph, one variable read by two layers: tied weights) gets the sum of what they set, whatever the model's
+  structure; setting None there adds nothing. The first gradient a pass sets replaces what the variable held;
+- outside a pass, ``variable.grad = g`` sets the gradient as given (a layer's backward called by hand, a gradient
+  set by hand).
+
+Nothing is cleared or copied on the device for this: clearing drops a reference, and each gradient keeps the
+number of the pass that set it. A gradient set once in a pass is the array its backward made; only a second
+contribution to the same variable adds arrays.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import itertools
+
+_numbers = itertools.count(1)
+# The number of the pass running in this context, or None.
+_running: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_gradient_pass", default=None)
+
+
+def write(var, value):
+    """``var.grad = value``: inside a pass, a second gradient of the pass is added to the first; else as given."""
+    running = _running.get()
+    if running is not None and var._grad_pass == running and var._grad is not None:
+        if value is not None:
+            var._grad = var._grad + value
+        return
+    var._grad = value
+    var._grad_pass = running or 0
+
+
+def add(var, value):
+    """Add ``value`` to ``var``'s gradient (it becomes the gradient where there is none)."""
+    var._grad = value if var._grad is None else var._grad + value
+    var._grad_pass = _running.get() or 0
+
+
+def in_pass() -> bool:
+    """Whether a gradient pass is running in this context."""
+    return _running.get() is not None
+
+
+@contextlib.contextmanager
+def gradient_pass(variables):
+    """Within it, one gradient pass runs: a new one, which first clears the gradients of ``variables`` (those the
+    pass computes: a model's trainable weights), unless one is already running (a model's backward inside
+    another's), whose gradients the calls within then add to."""
+    if _running.get() is not None:
+        yield
+        return
+    for var in variables:
+        var._grad = None
+    token = _running.set(next(_numbers))
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def opens_pass(backward):
+    """Runs ``backward`` (a model's) within ``gradient_pass(self.trainable_weights)``."""
+    @functools.wraps(backward)
+    def run(self, *args, **kwargs):
+        if _running.get() is not None:      # inside a running pass: the common case, kept cheap
+            return backward(self, *args, **kwargs)
+        with gradient_pass(self.trainable_weights):
+            return backward(self, *args, **kwargs)
+    run._opens_pass = True
+    return run

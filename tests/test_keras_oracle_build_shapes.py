@@ -1,0 +1,106 @@
+"""The build of a layer whose call takes several tensors, against Keras 3 itself (torch backend, where Keras is
+installed), with the classes of tests/build_shape_classes.py in both libraries: the same shapes given to build
+(Keras gives a call on arrays its batch size where gpu_dl gives None), the same weights and outputs, the same
+build_config in files, files of either library loading in the other, training through a traced call as Keras
+trains, and the same kind of error for builds that name no call argument."""
+import json
+import os
+import zipfile
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl.backend import to_numpy  # noqa: E402
+
+import build_shape_classes as classes  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+def _numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return to_numpy(value) if not isinstance(value, numpy.ndarray) else value
+
+
+def _batchless(seen):
+    return {name: None if shape is None else (None,) + tuple(shape[1:]) for name, shape in seen.items()}
+
+
+def _both(make):
+    return make(gpu_dl)(), make(keras)()
+
+
+CALLS = {
+    "query_value": (classes.query_value, lambda rng: ([(2, 4, 5), (2, 6, 7)], {})),
+    "optional_key": (classes.optional_key, lambda rng: ([(2, 4, 5), (2, 6, 7)], {})),
+    "optional_key_given": (classes.optional_key, lambda rng: ([(2, 4, 5), (2, 6, 7)], {"key": (2, 3, 2)})),
+    "first_shape_only": (classes.first_shape_only, lambda rng: ([(3, 4), (3, 4)], {})),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_a_call_on_arrays_builds_as_keras(name):
+    rng = numpy.random.default_rng(7)
+    make, shapes = CALLS[name]
+    positional, keywords = shapes(rng)
+    args = [rng.standard_normal(s).astype("float32") for s in positional]
+    kwargs = {k: rng.standard_normal(s).astype("float32") for k, s in keywords.items()}
+    ours, theirs = _both(make)
+    ours(*args, **kwargs)
+    theirs(*args, **kwargs)
+    assert ours.seen == _batchless(theirs.seen)
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    numpy.testing.assert_allclose(_numpy(ours(*args, **kwargs)), _numpy(theirs(*args, **kwargs)), rtol=1e-5,
+                                  atol=1e-6)
+
+
+def _build_config_in_file(model, path):
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))["config"]["layers"][-1]["build_config"]
+
+
+def test_functional_models_build_save_and_load_as_keras(tmp_path):
+    rng = numpy.random.default_rng(8)
+    ours, theirs = classes.two_input_model(gpu_dl), classes.two_input_model(keras)
+    assert ours.get_layer("query_value").seen == theirs.get_layer("query_value").seen
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    data = [rng.standard_normal((2, 4, 5)).astype("float32"), rng.standard_normal((2, 6, 7)).astype("float32")]
+    assert _build_config_in_file(ours, tmp_path / "ours.keras") == \
+        _build_config_in_file(theirs, tmp_path / "theirs.keras") == \
+        json.loads(json.dumps(theirs.get_layer("query_value").get_build_config()))
+    for path, loader, model in ((tmp_path / "ours.keras", keras, ours), (tmp_path / "theirs.keras", gpu_dl, theirs)):
+        back = loader.saving.load_model(path, custom_objects={"QueryValue": classes.query_value(loader)})
+        assert back.get_layer("query_value").seen == theirs.get_layer("query_value").seen
+        numpy.testing.assert_allclose(_numpy(back.predict(data, verbose=0)), _numpy(model.predict(data, verbose=0)),
+                                      rtol=1e-5, atol=1e-6)
+
+
+def test_a_traced_call_builds_and_trains_as_keras():
+    rng = numpy.random.default_rng(9)
+
+    def model(lib):
+        return lib.Sequential([lib.Input((4, 5)), classes.holding_query_value(lib)(name="holding"),
+                               lib.layers.Flatten(), lib.layers.Dense(3, activation="softmax")])
+    ours, theirs = model(gpu_dl), model(keras)
+    # Keras traces the outer call on torch with the batch axis set to 83, and so builds the inner layer.
+    assert ours.get_layer("holding").inner.seen == _batchless(theirs.get_layer("holding").inner.seen)
+    ours.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5 for w in ours.get_weights()])
+    assert_training_steps_match(keras, ours, theirs, rng, (4, 5), classes=3, batch=6)
+
+
+def test_builds_that_name_no_call_argument_fail_as_in_keras():
+    x = numpy.ones((2, 3), dtype="float32")
+    for name, error in (("not_shapes", ValueError), ("unknown", ValueError), ("missing", TypeError)):
+        args = (x,) if name == "missing" else (x, x)
+        for lib in (gpu_dl, keras):
+            with pytest.raises(error):
+                classes.bad_builds(lib)[name]()(*args)
