@@ -25,7 +25,11 @@ of the call's tensors) is part of the graph: its forward computes the value,
 records it among the layer's ``losses`` (layers/layer_losses.py), and its
 backward seeds it with 1, the gradient of the model's total loss with respect
 to it, so its gradient reaches the weights; an inner composite layer's losses
-are in its own graph, which runs in the outer one's.
+are in its own graph, which runs in the outer one's. A loss object or function
+the call applies to its tensors (``self.loss_fn(targets, logits, weights)``)
+is one operation of the graph (``loss_symbolic.py``); the tensors it takes as
+targets and sample weights must be data, which a call on symbolic tensors
+checks (``layers/data_tensors.py``).
 
 Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
@@ -64,6 +68,7 @@ import numpy
 from .. import backend
 from ..layers import layer_losses, masks
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
+from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
 from ..layers.variable_operations import traced_outputs
@@ -319,6 +324,7 @@ def _trace(layer, spec, training):
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
                            name=layer.name, added_losses=trace.losses, traced=True)
+        graph.data_inputs = tuple(sorted(trace.data_inputs))
     except Exception as e:          # whatever the user's call does on tensors it was not written for
         return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})" + _hint(layer, e)
     return graph, None
@@ -542,6 +548,9 @@ def symbolic_call(layer, call, training=None, mask=None):
     _ensure_built(layer, call, leaf_masks)
     spec = _spec(layer, call, leaf_masks)
     graph = _graph(layer, spec, bool(training))
+    for i in getattr(graph, "data_inputs", ()):
+        require_data(call.leaves[i], f"argument tensor #{i} (which a loss in its call takes as y_true or "
+                     "sample_weight)", _where(layer))
     own_shape = type(layer).compute_output_shape
     if graph is None and call.only_first and not own_shape.__module__.startswith("gpu_dl."):
         first = [tuple(t.shape) for t in call.leaves]       # the class says its output shape itself
