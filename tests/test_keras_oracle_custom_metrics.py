@@ -189,3 +189,6 @@ def test_several_outputs_with_custom_metrics_as_keras():
     assert "cls_categorical_true_positives" in theirs and "val_mean_error" in theirs
     assert_logs_match(ours, theirs)
     assert_logs_match(*[build(lib).evaluate(x, [labels, y], verbose=0, return_dict=True) for lib in (gpu_dl, keras)])
+    # evaluate's list in Keras's order: the loss, the outputs' losses, then the other logs sorted by key.
+    lists = [build(lib).evaluate(x, [labels, y], verbose=0) for lib in (gpu_dl, keras)]
+    numpy.testing.assert_allclose(lists[0], lists[1], rtol=1e-5)

@@ -385,10 +385,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     logs = evaluate_pass(model, stream, cbs, params)
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
+    return logs if return_dict else model._listed(logs)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks):
