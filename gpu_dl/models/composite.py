@@ -52,6 +52,9 @@ again per mask reaching it (or not). Its output's mask is the one that reached
 it in the graph; one that supports masking (``supports_masking = True`` or
 its own ``compute_mask``) gives ``compute_mask`` where none did.
 
+A metric the call updates (``self.accuracy.update_state(targets, probs)``) is
+updated by the graph each time it runs forward (``layers/metric_updates.py``).
+
 A ``call`` the tracing cannot follow (NumPy functions on its input or on a
 weight's array, Python branching on values) runs as written (eagerly) in every
 call, and its ``backward`` raises a NotImplementedError that names the layer
@@ -66,7 +69,7 @@ import inspect
 import numpy
 
 from .. import backend
-from ..layers import layer_losses, masks
+from ..layers import layer_losses, masks, metric_updates
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
 from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
@@ -326,23 +329,8 @@ def _trace(layer, spec, training):
                            name=layer.name, added_losses=trace.losses, traced=True)
         graph.data_inputs = tuple(sorted(trace.data_inputs))
     except Exception as e:          # whatever the user's call does on tensors it was not written for
-        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})" + _hint(layer, e)
+        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})"
     return graph, None
-
-
-def _hint(layer, error):
-    """What to do where the trace failed inside a metric's method (``self.accuracy.update_state(...)`` in the call):
-    Keras 3 updates such a metric in each eager call; gpu_dl's traced graphs record no metric updates."""
-    from ..metric_base import Metric
-    tb = error.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, Metric):
-            return (f". The call updates the metric '{owner.name}' ({type(owner).__name__}) on its tensors, which a "
-                    "traced graph does not record: give the metric to compile(metrics=[...]) instead, or update it "
-                    "on the model's outputs after the call")
-        tb = tb.tb_next
-    return ""
 
 
 def _graph(layer, spec, training):
@@ -413,7 +401,8 @@ def _eager_on_zeros(layer, spec):
     zeros = [backend.to_device(numpy.zeros((2,) + tuple(s[1:]), dtype=d)) for s, d in zip(shapes, dtypes)]
     ones = [None if m is None else backend.to_device(numpy.ones((2,) + tuple(1 if d is None else d for d in m),
                                                                 dtype=bool)) for m in mask_shapes]
-    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
+    # A call on zeros, for its shapes: what it adds is no loss, and the metrics it updates stay as they are.
+    with layer_losses.dropped_losses(), metric_updates.updates_suppressed():
         return _eager(layer, _Call(skeleton, zeros), False, ones)
 
 

@@ -36,11 +36,15 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers import layer_losses
+from ..layers import layer_losses, layer_metrics
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
+# Where a model keeps its compiled metrics and what they were compiled from: not metrics it holds itself.
+_COMPILED_METRIC_ATTRIBUTES = frozenset({"_metrics", "_weighted_metrics", "_metric_identifiers",
+                                         "_weighted_identifiers", "_output_metric_ids", "_output_weighted_ids",
+                                         "_compile_args"})
 # The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
 FUNCTIONAL_CONFIG_KEYS = ("name", "layers", "input_layers", "output_layers")
 
@@ -465,14 +469,27 @@ class Model(Layer):
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
 
     @property
+    def metrics(self):
+        """As Keras's ``Model.metrics``: the compiled metrics (once a fit or evaluate has made them for the data's
+        shapes), then the metrics the model and its layers hold (``layers/layer_metrics.py``); the loss is
+        tracked apart."""
+        return (self._metrics or []) + self._weighted_metrics + self._tracked_metrics()
+
+    def _tracked_metrics(self):
+        """The metrics the model and its layers hold, which fit and evaluate reset and report beside the compiled
+        ones, as Keras's do."""
+        return layer_metrics.model_metrics(self, _COMPILED_METRIC_ATTRIBUTES, lambda layer: isinstance(layer, Model))
+
+    @property
     def metrics_names(self):
         """The names of the logs fit and evaluate give, in their order."""
-        return list(self._logs_of_names())
+        return list(dict.fromkeys(list(self._logs_of_names()) + [m.name for m in self._tracked_metrics()]))
 
     def _metric_order(self):
         """The names of the model's metrics in Keras's order (``Model.metrics``), for evaluate's list: the loss,
-        then each compiled metric's own name."""
-        return ["loss"] + [m.name for m in (self._metrics or []) + self._weighted_metrics]
+        then each compiled metric's own name, then those of the metrics the model and its layers hold."""
+        return ["loss"] + [m.name for m in (self._metrics or []) + self._weighted_metrics] + \
+            [m.name for m in self._tracked_metrics()]
 
     def _listed(self, logs):
         """The logs as evaluate and the *_on_batch methods list them (``compiled_metrics.in_keras_order``)."""
@@ -697,8 +714,17 @@ class Model(Layer):
 
     def reset_metrics(self):
         self._loss_sum, self._loss_count = None, 0
-        for metric in (self._metrics or []) + self._weighted_metrics:
+        for metric in (self._metrics or []) + self._weighted_metrics + self._tracked_metrics():
             metric.reset_state()
+
+    def _add_tracked_logs(self, logs, prefix):
+        """The results of the metrics the model and its layers hold, after the compiled ones, as Keras's logs take
+        them: under their names (a name logged already takes the later value), a dict result's entries under
+        their keys."""
+        for metric in self._tracked_metrics():
+            for key, value in metric_base.log_entries(metric.name, metric.result()):
+                logs[prefix + key] = value
+        return logs
 
     def _logs_of_names(self):
         """``{log key: (metric, whether a dict result of it spreads its entries after the others)}`` of the compiled
@@ -724,7 +750,7 @@ class Model(Layer):
             (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return logs
+        return self._add_tracked_logs(logs, prefix)
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):

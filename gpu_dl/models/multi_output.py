@@ -374,7 +374,8 @@ class SeveralOutputs:
         if not self._multi:
             return super()._metric_order()
         # As Keras's Model.metrics: the loss, the compiled metrics (under their own names), the outputs' losses.
-        return ["loss"] + [m.name for m, _, _ in self._metric_entries()] + self._output_loss_names()
+        return ["loss"] + [m.name for m, _, _ in self._metric_entries()] + self._output_loss_names() + \
+            [m.name for m in self._tracked_metrics()]
 
     def _logs(self, prefix=""):
         if not self._multi:
@@ -396,9 +397,11 @@ class SeveralOutputs:
                 logs[prefix + name] = metric_base.log_value(value)
         for key, value in sorted(spread, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return logs
+        return self._add_tracked_logs(logs, prefix)
 
     @property
     def metrics_names(self):
-        return list(dict.fromkeys(self._log_names())) if self._multi else super().metrics_names
+        if not self._multi:
+            return super().metrics_names
+        return list(dict.fromkeys(self._log_names() + [m.name for m in self._tracked_metrics()]))
 
