@@ -103,3 +103,26 @@ def test_a_metric_of_your_own_and_a_subclassed_model_as_keras():
     for m in subclassed:
         m.compile(optimizer="sgd", loss="mse")
     _same_logs(*[m.fit(x, y, batch_size=3, epochs=2, shuffle=False, verbose=0).history for m in subclassed])
+
+
+def test_layer_metrics_in_a_sequential_and_beside_two_outputs_as_keras():
+    def sequential(lib):
+        return lib.Sequential([lib.Input((3,)), nested(lib)(), training_only(lib)()])
+
+    def two_outputs(lib):
+        inputs = lib.Input((3,))
+        h = nested(lib)()(inputs)
+        return lib.Model(inputs, [lib.layers.Dense(2, name="a")(h), training_only(lib)(name="b")(h)])
+    rng = numpy.random.default_rng(5)
+    x, y = rng.standard_normal((9, 3)).astype("float32"), rng.standard_normal((9, 2)).astype("float32")
+    models = _pair(sequential)
+    for m in models:
+        m.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    _same_logs(*[m.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history for m in models])
+    numpy.testing.assert_allclose(*[m.evaluate(x, y, verbose=0) for m in models], rtol=2e-5)
+    models = _pair(two_outputs)
+    for m in models:
+        m.compile(optimizer="sgd", loss=["mse", "mse"], metrics={"a": ["mae"]})
+    _same_logs(*[m.fit(x, [y, y], batch_size=4, epochs=1, shuffle=False, verbose=0).history for m in models])
+    # The loss, the outputs' losses, the layers' metrics, then the other logs sorted.
+    numpy.testing.assert_allclose(*[m.evaluate(x, [y, y], verbose=0) for m in models], rtol=2e-5)
