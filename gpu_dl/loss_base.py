@@ -29,8 +29,10 @@ build on these; ``gpu_dl.losses`` gathers all of them into the catalogue.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import sys
 import warnings
 
 import numpy
@@ -43,6 +45,27 @@ EPSILON = 1e-7  # Keras's backend.epsilon()
 _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 _SPARSE_HINT = ("use loss='sparse_categorical_crossentropy', or one-hot encode them with "
                 "gpu_dl.utils.to_categorical(y, num_classes={classes})")
+
+
+# ------------------------------------------------------------------ symbolic tensors
+def any_symbolic(*values):
+    """Whether any of ``values`` is a symbolic tensor (``keras.Input``'s). Without the module that defines them
+    loaded there are none, and checking costs nothing."""
+    symbolic = sys.modules.get(__package__ + ".layers.symbolic")
+    return symbolic is not None and any(isinstance(v, symbolic.KerasTensor) for v in values)
+
+
+def symbolic_form(fn):
+    """``fn(y_true, y_pred, **kwargs)``, a loss function of arrays, that also takes symbolic tensors: in the call
+    of a layer (traced into a graph) or a functional model it records one operation computing the per-sample
+    values, whose backward is the loss class's gradient (``loss_symbolic``)."""
+    @functools.wraps(fn)
+    def loss_function(y_true, y_pred, *args, **kwargs):
+        if any_symbolic(y_true, y_pred):
+            from . import loss_symbolic     # it builds on the layers' graph operations: import late
+            return loss_symbolic.function_call(loss_function, y_true, y_pred, args, kwargs)
+        return fn(y_true, y_pred, *args, **kwargs)
+    return loss_function
 
 
 # ------------------------------------------------------------------ shapes
@@ -123,30 +146,35 @@ def _check_smoothing(value, owner):
 
 
 # ---------------------------------------------------- regression: forward
+@symbolic_form
 def mean_squared_error(y_true, y_pred):
     """``mean((y_true - y_pred)**2, axis=-1)``."""
     _, t, p = _pair(y_true, y_pred)
     return ((t - p) ** 2).mean(axis=-1)
 
 
+@symbolic_form
 def mean_absolute_error(y_true, y_pred):
     """``mean(|y_true - y_pred|, axis=-1)``."""
     xp, t, p = _pair(y_true, y_pred)
     return xp.abs(t - p).mean(axis=-1)
 
 
+@symbolic_form
 def mean_absolute_percentage_error(y_true, y_pred):
     """``100 * mean(|(y_true - y_pred) / max(|y_true|, eps)|, axis=-1)``."""
     xp, t, p = _pair(y_true, y_pred)
     return 100.0 * xp.abs((t - p) / xp.maximum(xp.abs(t), EPSILON)).mean(axis=-1)
 
 
+@symbolic_form
 def mean_squared_logarithmic_error(y_true, y_pred):
     """``mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1))**2, axis=-1)``."""
     xp, t, p = _pair(y_true, y_pred)
     return ((xp.log(xp.maximum(p, EPSILON) + 1.0) - xp.log(xp.maximum(t, EPSILON) + 1.0)) ** 2).mean(axis=-1)
 
 
+@symbolic_form
 def huber(y_true, y_pred, delta=1.0):
     """``mean(0.5 e**2 if |e| <= delta else delta |e| - 0.5 delta**2, axis=-1)``, ``e = y_pred - y_true``."""
     xp, t, p = _pair(y_true, y_pred)
@@ -157,6 +185,7 @@ def huber(y_true, y_pred, delta=1.0):
     return xp.where(abs_error <= delta, quadratic, linear).mean(axis=-1)
 
 
+@symbolic_form
 def log_cosh(y_true, y_pred):
     """``mean(log(cosh(y_pred - y_true)), axis=-1)`` as ``x + softplus(-2x) - log 2`` (no overflow)."""
     xp, t, p = _pair(y_true, y_pred)
@@ -170,6 +199,7 @@ def _l2_inverse_norm(x, axis):
     return 1.0 / xp.maximum(xp.sqrt((x * x).sum(axis=axis, keepdims=True)), EPSILON)
 
 
+@symbolic_form
 def cosine_similarity(y_true, y_pred, axis=-1):
     """``-sum(l2_normalize(y_true) * l2_normalize(y_pred), axis)``: the negative similarity, a loss."""
     _, t, p = _pair(y_true, y_pred)
@@ -233,6 +263,7 @@ def _hinge_labels(xp, t):
     return xp.where(binary, 2.0 * t - 1.0, t)
 
 
+@symbolic_form
 def hinge(y_true, y_pred):
     """``mean(max(1 - y_true * y_pred, 0), axis=-1)``; {0, 1} targets become {-1, 1}."""
     xp, t, p = _pair(y_true, y_pred)
@@ -240,6 +271,7 @@ def hinge(y_true, y_pred):
     return xp.maximum(1.0 - t * p, 0.0).mean(axis=-1)
 
 
+@symbolic_form
 def squared_hinge(y_true, y_pred):
     """``mean(max(1 - y_true * y_pred, 0)**2, axis=-1)``; {0, 1} targets become {-1, 1}."""
     xp, t, p = _pair(y_true, y_pred)
@@ -247,6 +279,7 @@ def squared_hinge(y_true, y_pred):
     return (xp.maximum(1.0 - t * p, 0.0) ** 2).mean(axis=-1)
 
 
+@symbolic_form
 def categorical_hinge(y_true, y_pred):
     """``max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)`` over the last axis."""
     xp, t, p = _pair(y_true, y_pred)
@@ -277,6 +310,7 @@ def _categorical_hinge_grad(y_true, y_pred):
 
 
 # ------------------------------------------------------- probabilistic
+@symbolic_form
 def kl_divergence(y_true, y_pred):
     """``sum(t * log(t / p), axis=-1)`` with both clipped to [eps, 1]."""
     xp, t, p = _pair(y_true, y_pred)
@@ -285,6 +319,7 @@ def kl_divergence(y_true, y_pred):
     return (t * xp.log(t / p)).sum(axis=-1)
 
 
+@symbolic_form
 def poisson(y_true, y_pred):
     """``mean(y_pred - y_true * log(y_pred + eps), axis=-1)``."""
     xp, t, p = _pair(y_true, y_pred)
@@ -305,6 +340,7 @@ def _log_sigmoid(xp, x):
     return -xp.logaddexp(0.0, -x)
 
 
+@symbolic_form
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Mean over ``axis`` of ``-(t log p + (1 - t) log(1 - p))``.
 
@@ -358,6 +394,7 @@ def _smooth(t, label_smoothing):
     return t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
 
 
+@symbolic_form
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """``-sum(t * log(p), axis)`` for one-hot or probability targets.
 
@@ -406,6 +443,7 @@ def _sparse_labels(y_true, y_pred, axis, ignore_class):
     return xp, labels.astype(xp.int64), xp.moveaxis(p, axis, -1), valid
 
 
+@symbolic_form
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     """``-log(p[label])`` with probabilities renormalised and clipped to [eps, 1 - eps] (or log-softmax).
 
@@ -622,11 +660,36 @@ class Loss:
         return self.grad(y_true, y_pred) * weights
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        """The reduced loss (a 0-d array; the weighted values for reduction "none"), as Keras's ``Loss.__call__``.
+        On symbolic tensors (in the call of a layer, or a functional model) it records one operation of the graph
+        (``loss_symbolic``), which computes this in each call and trains through it."""
+        if any_symbolic(y_true, y_pred, sample_weight):
+            from . import loss_symbolic     # it builds on the layers' graph operations: import late
+            return loss_symbolic.loss_call(self, y_true, y_pred, sample_weight)
         xp = array_module(y_true, y_pred, sample_weight)
-        y_pred = xp.asarray(y_pred, dtype=self.dtype)
-        y_true = xp.asarray(y_true, dtype=self.dtype)
+        y_true, y_pred = self._converted(xp, y_true, y_pred)
         values = self.call(y_true, y_pred)
         return reduce_weighted_values(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
+
+    def _converted(self, xp, y_true, y_pred):
+        """``y_true`` and ``y_pred`` as ``__call__`` computes with them: arrays of the loss's dtype."""
+        return xp.asarray(y_true, dtype=self.dtype), xp.asarray(y_pred, dtype=self.dtype)
+
+    def values_shape(self, true_shape, pred_shape):
+        """The shape of ``call``'s per-sample values for targets and predictions of these shapes (None: a size not
+        known): the predictions' (ranks aligned as Keras aligns them) without the axis the loss reduces, or, for
+        a loss traced from its call, its graph's."""
+        if self.traced:
+            from .models import loss_graph     # the graph runs as a functional model, a level above; import late
+            return tuple(loss_graph.traced(self, true_shape, pred_shape).graph.outputs[0].shape)
+        _, pred_shape = aligned_shapes(true_shape, pred_shape)
+        axis = getattr(self, "axis", None)
+        if axis is None:
+            axis = getattr(self, "_fn_kwargs", {}).get("axis", -1)
+        if not pred_shape:
+            return ()
+        axis %= len(pred_shape)
+        return tuple(pred_shape[:axis]) + tuple(pred_shape[axis + 1:])
 
     def weighted_grad(self, y_true, y_pred, weights):
         """d(sum(weights * call(y_true, y_pred)))/d(y_pred); ``weights`` has the per-sample values' shape.
@@ -918,13 +981,9 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
             loss = loss * valid
         return loss, probs, dlogits
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def _converted(self, xp, y_true, y_pred):
         # Class ids stay as given (a float cast would round ids above 2**24).
-        xp = array_module(y_true, y_pred, sample_weight)
-        y_pred = xp.asarray(y_pred, dtype=self.dtype)
-        y_true = xp.asarray(y_true)
-        values = self.call(y_true, y_pred)
-        return reduce_weighted_values(values, sample_weight, self._mask(y_true, y_pred), self.reduction)
+        return xp.asarray(y_true), xp.asarray(y_pred, dtype=self.dtype)
 
     def _mask(self, y_true, y_pred):
         if self.ignore_class is None:

@@ -24,7 +24,7 @@ import numbers
 import numpy
 
 from .backend import array_module, floatx
-from .loss_base import LossFunctionWrapper, _batch_shape, _is_whole
+from .loss_base import LossFunctionWrapper, _batch_shape, _is_whole, symbolic_form
 
 
 def _labels(xp, labels):
@@ -78,6 +78,7 @@ def _circle_parts(y_true, y_pred, ref_labels, ref_embeddings, remove_diagonal, g
                 pos_f=pos_f, neg_f=neg_f, pos_w=pos_w, neg_w=neg_w, a=a, b=b, s=s)
 
 
+@symbolic_form
 def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal=True, gamma=80, margin=0.4):
     """The Circle loss of each sample against the references (by default the batch itself); shape (batch,)."""
     parts = _circle_parts(y_true, y_pred, ref_labels, ref_embeddings, remove_diagonal, gamma, margin)

@@ -26,7 +26,7 @@ import warnings
 import numpy
 
 from .backend import array_module
-from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, reduce_weighted_values
+from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, symbolic_form
 from .ops.ctc import ctc_backward, ctc_forward, ctc_loss
 
 _SHAPES = ("`y_true` of integer labels, shape (batch_size, max_label_length), and `y_pred` of logits, shape "
@@ -67,6 +67,7 @@ def _inputs(y_true, y_pred, owner="ctc"):
     return y_true.astype(xp.int64, copy=False), y_pred
 
 
+@symbolic_form
 def ctc(y_true, y_pred):
     """The CTC loss of each sample, shape (batch_size,): labels ``y_true`` (0 the blank/padding) under logits
     ``y_pred``."""
@@ -101,12 +102,12 @@ class CTC(LossFunctionWrapper):
             return ctc_backward(forward[2])
         return _ctc_grad(y_true, y_pred)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        # Class ids stay as given (Loss.__call__ would make them floats of the loss's dtype).
-        xp = array_module(y_true, y_pred, sample_weight)
-        y_pred = xp.asarray(y_pred, dtype=self.dtype)
-        values = self.call(xp.asarray(y_true), y_pred)
-        return reduce_weighted_values(values, sample_weight, None, self.reduction)
+    def _converted(self, xp, y_true, y_pred):
+        # Class ids stay as given (the base would make them floats of the loss's dtype).
+        return xp.asarray(y_true), xp.asarray(y_pred, dtype=self.dtype)
+
+    def values_shape(self, true_shape, pred_shape):
+        return tuple(pred_shape[:1])
 
     def get_config(self):
         return Loss.get_config(self)

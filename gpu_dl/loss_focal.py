@@ -20,7 +20,7 @@ import numpy
 from .backend import array_module, floatx
 from .loss_base import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, LossFunctionWrapper, _check_axis,
                      _batch_shape, _check_smoothing, _inside, _is_whole, _log_sigmoid, _pair, _same_shape,
-                     reduce_weighted_values)
+                     symbolic_form)
 
 
 def _check_gamma(gamma, owner):
@@ -61,6 +61,7 @@ def _binary_focal_parts(y_true, y_pred, apply_class_balancing, alpha, gamma, fro
     return xp, t, p, clipped, bce, base, weight
 
 
+@symbolic_form
 def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
                               from_logits=False, label_smoothing=0.0, axis=-1):
     """Mean over ``axis`` of ``(1 - p_t)**gamma * bce`` (times ``alpha``/``1 - alpha`` with class balancing).
@@ -143,6 +144,7 @@ def _categorical_focal_parts(y_true, y_pred, alpha, gamma, from_logits, label_sm
     return xp, t, probs, sums, q, clipped, _alpha_array(xp, alpha, p)
 
 
+@symbolic_form
 def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
                                    axis=-1):
     """``sum(alpha * (1 - c)**gamma * -t log c, axis)``, ``c`` the renormalised probabilities clipped to
@@ -223,6 +225,7 @@ def _class_ids(y_true, y_pred, owner):
     return xp, onehot, p
 
 
+@symbolic_form
 def categorical_generalized_cross_entropy(y_true, y_pred, q):
     """``(1 - p**q) / q``, ``p`` the predicted probability of the true class id ``y_true`` (no clipping)."""
     _, onehot, p = _class_ids(y_true, y_pred, "categorical_generalized_cross_entropy")
@@ -250,11 +253,9 @@ class CategoricalGeneralizedCrossEntropy(LossFunctionWrapper):
         super().__init__(categorical_generalized_cross_entropy, reduction=reduction, name=name, dtype=dtype,
                          grad_fn=_categorical_generalized_cross_entropy_grad, q=self.q)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def _converted(self, xp, y_true, y_pred):
         # Class ids stay as given (a cast to a float dtype would round ids above 2**24).
-        xp = array_module(y_true, y_pred, sample_weight)
-        y_pred = xp.asarray(y_pred, dtype=self.dtype)
-        return reduce_weighted_values(self.call(xp.asarray(y_true), y_pred), sample_weight, None, self.reduction)
+        return xp.asarray(y_true), xp.asarray(y_pred, dtype=self.dtype)
 
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)

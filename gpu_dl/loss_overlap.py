@@ -11,7 +11,8 @@ from __future__ import annotations
 import numbers
 
 from .backend import array_module
-from .loss_base import EPSILON, LossFunctionWrapper, _pair, _same_shape, reduce_weighted_values
+from .loss_base import (EPSILON, LossFunctionWrapper, _pair, _same_shape, aligned_shapes, reduce_weighted_values,
+                        symbolic_form)
 
 
 def _check_axes(axis, owner):
@@ -48,6 +49,7 @@ def _check_pair(y_true, y_pred, owner):
     return xp, t, p
 
 
+@symbolic_form
 def dice(y_true, y_pred, axis=None):
     """``1 - 2 sum(t p) / (sum(t) + sum(p) + eps)``, sums over ``axis`` (None: all axes)."""
     _, t, p = _check_pair(y_true, y_pred, "dice")
@@ -62,6 +64,7 @@ def _dice_grad(y_true, y_pred, axis=None):
     return -2.0 * (t * denominator - intersection) / (denominator * denominator)
 
 
+@symbolic_form
 def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
     """``1 - sum(t p) / (sum(t p) + alpha sum((1 - p) t) + beta sum(p (1 - t)) + eps)`` over ``axis``."""
     _, t, p = _check_pair(y_true, y_pred, "tversky")
@@ -91,6 +94,13 @@ class _OverlapLoss(LossFunctionWrapper):
             xp = array_module(values, sample_weight)
             return reduce_weighted_values(xp.ones((), values.dtype), sample_weight, masks, self.reduction)
         return super().reduction_weights(y_true, y_pred, values, sample_weight, output_mask)
+
+    def values_shape(self, true_shape, pred_shape):
+        if self.axis is None:
+            return ()
+        _, pred_shape = aligned_shapes(true_shape, pred_shape)
+        axes = _reduced_axes(self.axis, len(pred_shape))
+        return tuple(n for i, n in enumerate(pred_shape) if i not in axes)
 
     def weighted_grad(self, y_true, y_pred, weights):
         grad = self.grad(y_true, y_pred)

@@ -16,10 +16,19 @@ inputs' module (see ``metrics.py``) and set them up in their own
 ``reset_state``, which the constructor runs; a subclass's own
 ``reset_state`` is not run there (its variables are made by then only where
 Keras would have them, after ``super().__init__()``).
+
+A metric held by a layer (an attribute of it) is among the layer's ``metrics``
+and its model's, whose logs report it. Updated in the layer's call
+(``self.accuracy.update_state(targets, predictions)``), it is updated each
+time the layer runs on data; in a call traced into a graph, ``update_state``
+and calling the metric record an update the graph runs in every call
+(``layers/metric_updates.py``).
 """
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 
 import numpy
 
@@ -41,6 +50,10 @@ class Metric:
         own = cls.__dict__.get("reset_state")
         if own is not None and cls.__module__.split(".")[0] == _PACKAGE:
             cls._initial_state = own
+        for method in ("update_state", "reset_state", "result"):
+            own = cls.__dict__.get(method)
+            if own is not None and not getattr(own, "_traceable", False):
+                setattr(cls, method, _traceable(own, method))
 
     def __init__(self, dtype=None, name=None):
         if name is not None and not isinstance(name, str):
@@ -143,8 +156,12 @@ class Metric:
             metric.reset_state()
 
     def __call__(self, *args, **kwargs):
-        """Update with one batch and return the running result (as Keras's ``Metric.__call__``)."""
+        """Update with one batch and return the running result (as Keras's ``Metric.__call__``); in a traced call,
+        the tensor of that result (``layers/metric_updates.py``)."""
         self._check_super_called()
+        updates = _metric_updates()
+        if updates is not None and updates.intercepts(args, kwargs):
+            return updates.record(self, "update_state", args, kwargs, with_result=True)
         self.update_state(*args, **kwargs)
         return self.result()
 
@@ -157,6 +174,39 @@ class Metric:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _metric_updates():
+    """The module recording metric updates in traced calls, where symbolic tensors exist (else None: with no
+    symbolic tensor made there is nothing to trace, and the check costs nothing)."""
+    if sys.modules.get(f"{_PACKAGE}.layers.symbolic") is None:
+        return None
+    from .layers import metric_updates      # the layers sit a level below; import late
+    return metric_updates
+
+
+def _traceable(function, method):
+    """The metric's ``method`` ("update_state", "reset_state" or "result"), ``function``, which in a traced call
+    (or given symbolic tensors) is recorded in the graph instead of run (``result``: the tensor of the result when
+    the graph runs); the updates are skipped in a call run only to learn a shape."""
+    @functools.wraps(function)
+    def run(self, *args, **kwargs):
+        updates = _metric_updates()
+        if updates is not None:
+            if updates.intercepts(args, kwargs):
+                self._check_super_called()
+                if method == "result":
+                    return updates.record(self, None, args, kwargs, with_result=True)
+                return updates.record(self, method, args, kwargs)
+            if method != "result" and updates.suppressed():
+                return None
+        return function(self, *args, **kwargs)
+    run._traceable = True
+    return run
+
+
+# The base's own reset_state, which subclasses inherit, is recorded in traced calls too.
+Metric.reset_state = _traceable(Metric.reset_state, "reset_state")
 
 
 def log_value(value):

@@ -79,7 +79,7 @@ class MonitorCallback(Callback):
             metric_name = self.monitor.removeprefix("val_")
             if metric_name == "loss":
                 self.monitor_op = numpy.less
-            for metric in getattr(self.model, "_metrics", None) or []:
+            for metric in getattr(self.model, "metrics", None) or []:
                 if metric.name == metric_name:
                     direction = _metric_direction(metric)
                     if direction is not None:

@@ -30,7 +30,7 @@ import numpy
 
 from .. import backend
 from ..catalogue import keras_snake_case
-from . import build_shapes, gradients, layer_losses
+from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
@@ -828,7 +828,15 @@ class Layer:
     def add_metric(self, *args, **kwargs):
         """Refused, as in Keras 3."""
         raise NotImplementedError("Layer `add_metric()` method is deprecated (in Keras 3 as in gpu_dl). Add your "
-                                  "metric in `Model.compile(metrics=[...])`.")
+                                  "metric in `Model.compile(metrics=[...])`, or create a metric in the layer's "
+                                  "__init__() or build() (self.accuracy = keras.metrics.BinaryAccuracy()) and call "
+                                  "its update_state() in call(): the model's logs report it.")
+
+    @property
+    def metrics(self):
+        """As Keras's ``metrics``: the metrics this layer holds in its attributes, then its sublayers'
+        (``layer_metrics``)."""
+        return layer_metrics.layer_metrics(self)
 
     def check_input_shape(self, shape):
         """Raise a ValueError naming the layer when ``shape`` does not fit what it was built for."""

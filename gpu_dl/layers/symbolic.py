@@ -227,13 +227,17 @@ _TRACED_LOSSES = []
 class Trace:
     """The state of one traced call: its symbolic ``inputs``; per variable it uses (by id), the variable and its
     tensor in the graph (its read, or the result of the last update the call recorded); the read operations; the
-    ``(layer, tensor)`` of each loss the call adds."""
+    ``(layer, tensor)`` of each loss the call adds; the positions of the inputs that must be data, which the graph
+    sends no gradient to (``data_tensors``); the outputs of the metric updates the call records
+    (``metric_updates``), which its graph runs in every call."""
 
     def __init__(self, inputs):
         self.inputs = list(inputs)
         self.variables = {}
         self.reads = {}
         self.losses = []
+        self.data_inputs = set()
+        self.side_effects = []
 
 
 @contextmanager

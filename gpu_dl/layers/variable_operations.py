@@ -16,7 +16,8 @@ new value, writes it into the variable and gives it as its output; later uses
 of the variable in the call read that output. No gradient goes through an
 update. Where the call returns something no update feeds, ``AfterUpdates``
 makes the first output wait for them, so every update recorded runs in every
-call. These graphs are not saved, so Keras has no such classes.
+call; so do the metric updates the call records (``metric_updates.py``).
+These graphs are not saved, so Keras has no such classes.
 """
 from __future__ import annotations
 
@@ -173,7 +174,7 @@ def traced_outputs(trace, out):
         if any(t is read.output for t in items):
             read.copies = True     # given out as it is, the optimizer's in-place step would change it
     updates = [tensor for _, tensor in trace.variables.values()
-               if isinstance(tensor._keras_history.operation, VariableUpdate)]
+               if isinstance(tensor._keras_history.operation, VariableUpdate)] + list(trace.side_effects)
     reached = _ancestors(items)
     pending = [t for t in updates if id(t) not in reached]
     if pending:

@@ -25,7 +25,11 @@ of the call's tensors) is part of the graph: its forward computes the value,
 records it among the layer's ``losses`` (layers/layer_losses.py), and its
 backward seeds it with 1, the gradient of the model's total loss with respect
 to it, so its gradient reaches the weights; an inner composite layer's losses
-are in its own graph, which runs in the outer one's.
+are in its own graph, which runs in the outer one's. A loss object or function
+the call applies to its tensors (``self.loss_fn(targets, logits, weights)``)
+is one operation of the graph (``loss_symbolic.py``); the tensors it takes as
+targets and sample weights must be data, which a call on symbolic tensors
+checks (``layers/data_tensors.py``).
 
 Where ``call`` names ``training``, it is traced once per value (True, False),
 so a body that branches on it in Python gets the graph of each branch; a call
@@ -48,6 +52,9 @@ again per mask reaching it (or not). Its output's mask is the one that reached
 it in the graph; one that supports masking (``supports_masking = True`` or
 its own ``compute_mask``) gives ``compute_mask`` where none did.
 
+A metric the call updates (``self.accuracy.update_state(targets, probs)``) is
+updated by the graph each time it runs forward (``layers/metric_updates.py``).
+
 A ``call`` the tracing cannot follow (NumPy functions on its input or on a
 weight's array, Python branching on values) runs as written (eagerly) in every
 call, and its ``backward`` raises a NotImplementedError that names the layer
@@ -62,8 +69,9 @@ import inspect
 import numpy
 
 from .. import backend
-from ..layers import build_shapes, gradients, layer_losses, masks
+from ..layers import build_shapes, gradients, layer_losses, masks, metric_updates
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
+from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
 from ..layers.variable_operations import traced_outputs
@@ -321,24 +329,10 @@ def _trace(layer, spec, training):
                             "of its layers")
         graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
                            name=layer.name, added_losses=trace.losses, traced=True)
+        graph.data_inputs = tuple(sorted(trace.data_inputs))
     except Exception as e:          # whatever the user's call does on tensors it was not written for
-        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})" + _hint(layer, e)
+        return None, f"its call could not be traced on symbolic tensors ({type(e).__name__}: {e})"
     return graph, None
-
-
-def _hint(layer, error):
-    """What to do where the trace failed inside a metric's method (``self.accuracy.update_state(...)`` in the call):
-    Keras 3 updates such a metric in each eager call; gpu_dl's traced graphs record no metric updates."""
-    from ..metric_base import Metric
-    tb = error.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, Metric):
-            return (f". The call updates the metric '{owner.name}' ({type(owner).__name__}) on its tensors, which a "
-                    "traced graph does not record: give the metric to compile(metrics=[...]) instead, or update it "
-                    "on the model's outputs after the call")
-        tb = tb.tb_next
-    return ""
 
 
 def _graph(layer, spec, training):
@@ -449,7 +443,8 @@ def _eager_on_zeros(layer, spec):
     zeros = [backend.to_device(numpy.zeros((2,) + tuple(s[1:]), dtype=d)) for s, d in zip(shapes, dtypes)]
     ones = [None if m is None else backend.to_device(numpy.ones((2,) + tuple(1 if d is None else d for d in m),
                                                                 dtype=bool)) for m in mask_shapes]
-    with layer_losses.dropped_losses():     # a call on zeros, for its shapes: what it adds is no loss
+    # A call on zeros, for its shapes: what it adds is no loss, and the metrics it updates stay as they are.
+    with layer_losses.dropped_losses(), metric_updates.updates_suppressed():
         return _eager(layer, _Call(skeleton, zeros), False, ones)
 
 
@@ -584,6 +579,9 @@ def symbolic_call(layer, call, training=None, mask=None):
     _ensure_built(layer, call, leaf_masks)
     spec = _spec(layer, call, leaf_masks)
     graph = _graph(layer, spec, bool(training))
+    for i in getattr(graph, "data_inputs", ()):
+        require_data(call.leaves[i], f"argument tensor #{i} (which a loss in its call takes as y_true or "
+                     "sample_weight)", _where(layer))
     own_shape = type(layer).compute_output_shape
     if graph is None and call.only_first and not own_shape.__module__.startswith("gpu_dl."):
         first = [tuple(t.shape) for t in call.leaves]       # the class says its output shape itself

@@ -681,6 +681,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                     return value[name]
                 return value
             loss, metrics = one(loss, "loss"), one(metrics, "metrics")
+            weighted_metrics = one(weighted_metrics, "weighted_metrics")
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         weighted_metrics=weighted_metrics, **kwargs)
 

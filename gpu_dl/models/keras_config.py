@@ -195,8 +195,8 @@ def _metric_entries(model, identifiers):
 
 
 def _per_output_compile_config(model):
-    """``(loss, loss_weights, metrics)`` of a model of several outputs, in the structure compile() was given them
-    (one loss, a list or a dict), as Keras writes them."""
+    """``(loss, loss_weights, metrics, weighted_metrics)`` of a model of several outputs, in the structure compile()
+    was given them (one loss, a list or a dict), as Keras writes them."""
     names = model.output_names
     given = model._compile_args
     if isinstance(given["loss"], dict):
@@ -213,14 +213,15 @@ def _per_output_compile_config(model):
     if weights is not None:
         weights = ({name: w for name, w in zip(names, model._loss_weights) if name in weights}
                    if isinstance(weights, dict) else list(model._loss_weights))
-    metrics = None
-    if any(model._output_metric_ids):
-        entries = [_metric_entries(model, ids) or None for ids in model._output_metric_ids]
-        if isinstance(given["metrics"], dict):
-            metrics = {name: entry for name, entry in zip(names, entries) if name in given["metrics"]}
-        else:
-            metrics = entries
-    return loss, weights, metrics
+    def metrics(per_output, key):
+        if not any(per_output):
+            return None
+        entries = [_metric_entries(model, ids) or None for ids in per_output]
+        if isinstance(given.get(key), dict):
+            return {name: entry for name, entry in zip(names, entries) if name in given[key]}
+        return entries
+    return loss, weights, metrics(model._output_metric_ids, "metrics"), \
+        metrics(model._output_weighted_ids, "weighted_metrics")
 
 
 def _compile_config(model):
@@ -230,16 +231,17 @@ def _compile_config(model):
     optimizer = _jsonable(optimizers.serialize(model.optimizer), f"optimizer '{model.optimizer.name}'")
     try:
         if getattr(model, "_multi", False):
-            loss, loss_weights, metrics = _per_output_compile_config(model)
+            loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
             loss, loss_weights = _loss_entry(model.loss), None
             metrics = _metric_entries(model, model._metric_identifiers) or None
+            weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
         warnings.warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
                       "saved without its compile settings, so load_model() gives an uncompiled model.", stacklevel=4)
         return None
     return {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "weighted_metrics": weighted, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
 def model_config(model):
@@ -935,22 +937,43 @@ def _compile_per_output(model, cc, optimizer, where, custom):
                    for i, m in enumerate(items)]
         return rebuilt if isinstance(value, (list, tuple)) else rebuilt[0]
 
-    metrics = cc.get("metrics")
-    what = f"{where}: compile_config.metrics"
-    if isinstance(metrics, dict):
-        names = list(model.output_names)
-        metrics = {k: metrics_of(v, f"{what}[{k!r}]", output_losses[names.index(k)] if k in names else None)
-                   for k, v in metrics.items()}
-    elif isinstance(metrics, (list, tuple)):
-        metrics = [metrics_of(v, f"{what}[{i}]", output_losses[i] if i < len(output_losses) else None)
-                   for i, v in enumerate(metrics)]
-    if cc.get("weighted_metrics") is not None:
-        raise ValueError(f"{where}: compile_config.weighted_metrics = {cc['weighted_metrics']!r} is not supported by "
-                         "gpu_dl.")
+    def structured(key):
+        metrics = cc.get(key)
+        what = f"{where}: compile_config.{key}"
+        if isinstance(metrics, dict):
+            names = list(model.output_names)
+            return {k: metrics_of(v, f"{what}[{k!r}]", output_losses[names.index(k)] if k in names else None)
+                    for k, v in metrics.items()}
+        if isinstance(metrics, (list, tuple)):
+            return [metrics_of(v, f"{what}[{i}]", output_losses[i] if i < len(output_losses) else None)
+                    for i, v in enumerate(metrics)]
+        return metrics
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=cc.get("loss_weights"))
+        model.compile(optimizer=optimizer, loss=loss, metrics=structured("metrics"),
+                      weighted_metrics=structured("weighted_metrics"), loss_weights=cc.get("loss_weights"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e
+
+
+def _one_output_metrics(metrics, where, custom, loss):
+    """The metrics of a model of one output rebuilt from its compile_config (a list; Keras flattens one of lists,
+    ``[["mae", "mse"]]``, to ``["mae", "mse"]``); other values as they are."""
+    if not isinstance(metrics, (list, tuple)):
+        return metrics
+    listed = []
+    for i, m in enumerate(metrics):
+        if isinstance(m, (list, tuple)):
+            listed += [(f"[{i}][{j}]", item) for j, item in enumerate(m)]
+        else:
+            listed.append((f"[{i}]", m))
+    rebuilt = []
+    for label, m in listed:
+        what = f"{where}{label}"
+        try:
+            rebuilt.append(_metric_from_config(m, custom, what, loss))
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(e if str(e).startswith(what) else f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
+    return rebuilt
 
 
 def compile_from_config(model, compile_config, where, custom_objects=None):
@@ -980,35 +1003,19 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         loss = loss[0]
     if output_names is not None:
         loss = _one_output_entry(loss, output_names, what)
-        if isinstance(cc.get("metrics"), dict):
-            cc = dict(cc, metrics=_one_output_entry(cc["metrics"], output_names, f"{where}: compile_config.metrics"))
+        for key in ("metrics", "weighted_metrics"):
+            if isinstance(cc.get(key), dict):
+                cc = dict(cc, **{key: _one_output_entry(cc[key], output_names, f"{where}: compile_config.{key}")})
     try:
         loss = _loss_from_config(loss, custom, what)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
-    metrics = cc.get("metrics")
-    if isinstance(metrics, (list, tuple)):
-        # Keras flattens the metrics of a model of one output: [["mae", "mse"]] is ["mae", "mse"].
-        listed = []
-        for i, m in enumerate(metrics):
-            if isinstance(m, (list, tuple)):
-                listed += [(f"[{i}][{j}]", item) for j, item in enumerate(m)]
-            else:
-                listed.append((f"[{i}]", m))
-        rebuilt = []
-        for label, m in listed:
-            what = f"{where}: compile_config.metrics{label}"
-            try:
-                rebuilt.append(_metric_from_config(m, custom, what, loss))
-            except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(e if str(e).startswith(what) else
-                                 f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
-        metrics = rebuilt
-    for key in ("loss_weights", "weighted_metrics"):
-        if cc.get(key) is not None:
-            raise ValueError(f"{where}: compile_config.{key} = {cc[key]!r} applies to models with several outputs; "
-                             "gpu_dl's models have one.")
+    metrics, weighted = (_one_output_metrics(cc.get(key), f"{where}: compile_config.{key}", custom, loss)
+                         for key in ("metrics", "weighted_metrics"))
+    if cc.get("loss_weights") is not None:
+        raise ValueError(f"{where}: compile_config.loss_weights = {cc['loss_weights']!r} applies to models with "
+                         "several outputs; gpu_dl's models have one.")
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e

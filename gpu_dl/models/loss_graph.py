@@ -100,7 +100,7 @@ def _trace(loss, true_shape, pred_shape, dtype):
         inputs = [InputLayer(shape=true_shape, dtype=dtype, name="y_true").output,
                   InputLayer(shape=pred_shape, dtype=dtype, name="y_pred").output]
         try:
-            with tracing(inputs):
+            with tracing(inputs) as trace:
                 out = loss.call(*inputs)
         except ValueError as e:     # the operations' shape and argument checks
             return None, ValueError(f"{describe(loss)} cannot compute on targets of shape {shapes[0]} and "
@@ -110,6 +110,10 @@ def _trace(loss, true_shape, pred_shape, dtype):
         if not is_symbolic(out):
             return None, _untraceable(loss, shapes, f"its call returned {type(out).__name__} for them, not the "
                                                     "symbolic tensor of its per-sample losses")
+        if trace.side_effects:
+            return None, TypeError(f"{describe(loss)} updates a metric in its call, which a loss's graph does not "
+                                   "run: give the metric to compile(metrics=[...]), or update it in the call of a "
+                                   "layer of your own.")
         reached = _ancestors(out)
         reads = tuple(i for i, t in enumerate(inputs) if id(t) in reached)
         if not reads:

@@ -36,11 +36,15 @@ from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers import gradients as gradient_pass, layer_losses
+from ..layers import gradients as gradient_pass, layer_losses, layer_metrics
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
-from . import composite, data_checks as checks, host_ids, streaming
+from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
+# Where a model keeps its compiled metrics and what they were compiled from: not metrics it holds itself.
+_COMPILED_METRIC_ATTRIBUTES = frozenset({"_metrics", "_weighted_metrics", "_metric_identifiers",
+                                         "_weighted_identifiers", "_output_metric_ids", "_output_weighted_ids",
+                                         "_compile_args"})
 # The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
 FUNCTIONAL_CONFIG_KEYS = ("name", "layers", "input_layers", "output_layers")
 
@@ -167,6 +171,25 @@ def _reduced_loss(loss, y, y_pred, sw, mask, training, scale=1.0):
 
 
 
+def _metric_list(metrics, what, loss):
+    """The metric identifiers of compile's ``metrics`` or ``weighted_metrics`` for a model of one output, checked
+    (those that do not depend on the data's shapes resolved now)."""
+    if metrics is None:
+        found = []
+    elif isinstance(metrics, (list, tuple)):
+        # Keras flattens the metrics of a model of one output: [["mae"]] (a list for each output) is ["mae"].
+        found = [m for entry in metrics for m in (entry if isinstance(entry, (list, tuple)) else [entry])]
+    elif isinstance(metrics, dict):
+        raise ValueError(f"This model has one output: `{what}` must be a list, not a dict.")
+    else:
+        found = [metrics]
+    for identifier in found:
+        # Names that depend on data shapes resolve at fit time; all others must resolve now.
+        if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
+            metrics_module.get(identifier, loss=loss)
+    return found
+
+
 def _total(value, penalty, added):
     """The total loss: the compiled loss (None without one), the regularization penalties and the added losses."""
     total = penalty if value is None else value + penalty
@@ -236,7 +259,9 @@ class Model(Layer):
         self.stop_training = False
         self.history = None
         self._metric_identifiers = []
+        self._weighted_identifiers = []
         self._metrics = None            # resolved Metric objects, once shapes are known
+        self._weighted_metrics = []     # those of weighted_metrics, which take the sample weights
         self._loss_sum = None           # running sums on the device: loss * samples, samples
         self._loss_count = 0
         self.output_mask = None         # the last forward's mask of padded output steps (Keras's mask)
@@ -425,36 +450,28 @@ class Model(Layer):
 
         Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
         Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
-        without a loss keeps the loss of an earlier compile."""
+        without a loss keeps the loss of an earlier compile. ``weighted_metrics`` are metrics computed with the
+        sample (and class) weights fit and evaluate are given, which ``metrics`` leave out
+        (``compiled_metrics``)."""
         if loss is None and self.compiled and not isinstance(self.loss, list):
             loss = self.loss
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("`loss_weights` and `weighted_metrics` apply to models with several outputs; "
-                             "this model has one.")
+        if loss_weights is not None:
+            raise ValueError("`loss_weights` apply to models with several outputs; this model has one.")
         new_optimizer = optimizers.get(optimizer)
         new_loss = None if loss is None else losses_module.get(loss)
         if new_loss is not None and new_loss.reduction in ("none", None):
             raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
                              "(the default) or 'sum'.")
-        if metrics is None:
-            metric_ids = []
-        elif isinstance(metrics, (list, tuple)):
-            # Keras flattens the metrics of a model of one output: [["mae"]] (a list for each output) is ["mae"].
-            metric_ids = [m for entry in metrics for m in (entry if isinstance(entry, (list, tuple)) else [entry])]
-        elif isinstance(metrics, dict):
-            raise ValueError("This model has one output: `metrics` must be a list, not a dict.")
-        else:
-            metric_ids = [metrics]
-        for identifier in metric_ids:
-            # Names that depend on data shapes resolve at fit time; all others must resolve now.
-            if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
-                metrics_module.get(identifier, loss=new_loss)
+        metric_ids = _metric_list(metrics, "metrics", new_loss)
+        weighted_ids = _metric_list(weighted_metrics, "weighted_metrics", new_loss)
         self.optimizer, self.loss, self._metric_identifiers = new_optimizer, new_loss, metric_ids
+        self._weighted_identifiers = weighted_ids
         self._metrics = None
+        self._weighted_metrics = []
         self.compiled = True
 
     def _require_compiled(self, method):
@@ -462,15 +479,38 @@ class Model(Layer):
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
 
     @property
+    def metrics(self):
+        """As Keras's ``Model.metrics``: the compiled metrics (once a fit or evaluate has made them for the data's
+        shapes), then the metrics the model and its layers hold (``layers/layer_metrics.py``); the loss is
+        tracked apart."""
+        return (self._metrics or []) + self._weighted_metrics + self._tracked_metrics()
+
+    def _tracked_metrics(self):
+        """The metrics the model and its layers hold, which fit and evaluate reset and report beside the compiled
+        ones, as Keras's do."""
+        return layer_metrics.model_metrics(self, _COMPILED_METRIC_ATTRIBUTES, lambda layer: isinstance(layer, Model))
+
+    @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in (self._metrics or [])]
+        """The names of the logs fit and evaluate give, in their order."""
+        return list(dict.fromkeys(list(self._logs_of_names()) + [m.name for m in self._tracked_metrics()]))
+
+    def _metric_order(self):
+        """The names of the model's metrics in Keras's order (``Model.metrics``), for evaluate's list: the loss,
+        then each compiled metric's own name, then those of the metrics the model and its layers hold."""
+        return ["loss"] + [m.name for m in (self._metrics or []) + self._weighted_metrics] + \
+            [m.name for m in self._tracked_metrics()]
+
+    def _listed(self, logs):
+        """The logs as evaluate and the *_on_batch methods list them (``compiled_metrics.in_keras_order``)."""
+        return compiled_metrics.in_keras_order(logs, self._metric_order())
 
     # --------------------------------------------------------- data validation
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
         """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
         x = self._checked_features(x, x_name)
         output_shape = self._flat_output_shape(_batchless(_shapes(x)))
-        if y is None and self.loss is None and not self._metric_identifiers:
+        if y is None and self.loss is None and not self._metric_identifiers and not self._weighted_identifiers:
             # No compiled loss and no metrics: the losses the layers add need no targets, as in Keras.
             if sample_weight is not None or class_weight is not None:
                 raise ValueError("`sample_weight` and `class_weight` weigh the compiled loss; this model was "
@@ -534,8 +574,9 @@ class Model(Layer):
 
     def _resolve_metrics(self, y_shape, output_shape):
         if self._metrics is None:
-            self._metrics = [metrics_module.get(m, loss=self.loss, y_true_shape=y_shape, y_pred_shape=output_shape)
-                             for m in self._metric_identifiers]
+            self._metrics, self._weighted_metrics = [
+                [metrics_module.get(m, loss=self.loss, y_true_shape=y_shape, y_pred_shape=output_shape) for m in ids]
+                for ids in (self._metric_identifiers, self._weighted_identifiers)]
 
     def _start(self, x_shape):
         if not self.built:
@@ -622,7 +663,7 @@ class Model(Layer):
                 value = _total(value, self._regularization(), added)
             with nvtx_range("optimizer_step"):
                 self.optimizer.apply(weights)
-            self._track(value, y, y_pred, _length(x))
+            self._track(value, y, y_pred, _length(x), sw)
 
     def _test_step(self, x, y, sw, ids_checked=False):
         with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call:
@@ -630,7 +671,7 @@ class Model(Layer):
         added = self._added_loss(call, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
         value = _total(value, self._regularization(gradients=False), added)
-        self._track(value, y, y_pred, _length(x))
+        self._track(value, y, y_pred, _length(x), sw)
 
     def _no_output_gradient(self, y_pred):
         """What ``backward`` takes for an output no compiled loss reads: None (the graph models skip the calls no
@@ -661,39 +702,58 @@ class Model(Layer):
             total = part if total is None else total + part
         return total
 
-    def _track(self, value, y, y_pred, n):
+    def _track(self, value, y, y_pred, n, sw=None):
         self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
         self._loss_count += n
         # As in Keras, a mask of padded output steps leaves those steps out of the metrics too.
         steps = None if self.output_mask is None else self.output_mask.astype(y_pred.dtype)
-        for metric in self._metrics:
-            if steps is None:
-                metric.update_state(y, y_pred)
-            else:
-                metric.update_state(y, y_pred, sample_weight=steps)
+        for metrics, weights in ((self._metrics, steps), (self._weighted_metrics, compiled_metrics.metric_weights(
+                sw, steps))):
+            for metric in metrics:
+                if weights is None:
+                    metric.update_state(y, y_pred)
+                else:
+                    metric.update_state(y, y_pred, sample_weight=weights)
 
     def reset_metrics(self):
         self._loss_sum, self._loss_count = None, 0
-        for metric in self._metrics or []:
+        for metric in (self._metrics or []) + self._weighted_metrics + self._tracked_metrics():
             metric.reset_state()
+
+    def _add_tracked_logs(self, logs, prefix):
+        """The results of the metrics the model and its layers hold, after the compiled ones, as Keras's logs take
+        them: under their names (a name logged already takes the later value), a dict result's entries under
+        their keys."""
+        for metric in self._tracked_metrics():
+            for key, value in metric_base.log_entries(metric.name, metric.result()):
+                logs[prefix + key] = value
+        return logs
+
+    def _logs_of_names(self):
+        """``{log key: (metric, whether a dict result of it spreads its entries after the others)}`` of the compiled
+        metrics, in the order of the logs: the loss (None), the metrics logged under their own names, then, sorted,
+        those under other names (numbered, ``weighted_``) and those whose results are dicts."""
+        metrics = (self._metrics or []) + self._weighted_metrics
+        weighted = [False] * len(self._metrics or []) + [True] * len(self._weighted_metrics)
+        keys = compiled_metrics.log_names([(m, None, w) for m, w in zip(metrics, weighted)])
+        named = [(key, m) for key, m in zip(keys, metrics) if key == m.name]
+        rest = sorted(((key, m) for key, m in zip(keys, metrics) if key != m.name), key=lambda entry: entry[0])
+        return {"loss": None, **dict(named + rest)}
 
     def _logs(self, prefix=""):
         """The loss, then the metrics, in the order Keras's evaluate lists them: each metric under its name
-        (a name met again numbered: ``mae_1``), then, sorted, the entries of metrics whose result is a dict and
-        the numbered names."""
+        (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), then, sorted,
+        the entries of metrics whose result is a dict and the other names."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
-        named, rest, counts = [], [], {}
-        for metric in self._metrics:
-            name, result = metric.name, metric.result()
-            counts[name] = counts.get(name, 0) + 1
-            if counts[name] > 1:
-                name = f"{name}_{counts[name] - 1}"
-            entries = metric_base.log_entries(name, result)
-            (rest if isinstance(result, dict) or counts[metric.name] > 1 else named).extend(entries)
+        named, rest = [], []
+        for key, metric in list(self._logs_of_names().items())[1:]:
+            result = metric.result()
+            entries = metric_base.log_entries(key, result)
+            (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return logs
+        return self._add_tracked_logs(logs, prefix)
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):
@@ -878,7 +938,7 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
-        return logs if return_dict else self._results_in_order(logs)
+        return logs if return_dict else self._listed(logs)
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -941,23 +1001,7 @@ class Model(Layer):
 
     def _batch_result(self, return_dict):
         logs = self._logs()
-        return logs if return_dict else self._results_in_order(logs)
-
-    def _keras_metric_names(self):
-        """The names Keras's ``_flatten_metrics_in_order`` walks before the rest of the logs: the loss, then each
-        compiled metric by its own name."""
-        return ["loss"] + [m.name for m in (self._metrics or [])]
-
-    def _results_in_order(self, logs):
-        """``logs`` as a list, as Keras's evaluate, train_on_batch and test_on_batch return them without
-        ``return_dict``: the value of each of ``_keras_metric_names()`` the logs hold (once each time the name is
-        listed, as Keras repeats a metric name given twice), then the other entries by sorted key (the outputs'
-        losses and metrics of a model of several outputs, which Keras logs under the output's name); a single
-        value as itself."""
-        names = self._keras_metric_names()
-        values = [logs[name] for name in names if name in logs]
-        values += [logs[key] for key in sorted(logs) if key not in names]
-        return values[0] if len(values) == 1 else values
+        return logs if return_dict else self._listed(logs)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):

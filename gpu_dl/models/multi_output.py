@@ -33,7 +33,7 @@ import numbers
 import numpy
 
 from .. import losses as losses_module, metric_base, metrics as metrics_module, optimizers
-from . import data_checks as checks
+from . import compiled_metrics, data_checks as checks
 from .model import _batchless, _length, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -76,13 +76,31 @@ def _by_output(model, value, what, missing=None, require_all=False):
     return value
 
 
-def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
-    """``(losses, weights, metric identifiers, loss labels)``, one entry per output, checked; raises before anything
-    changes. A loss's label is how Keras names it where the outputs have no names: the string it was given as,
-    else its name."""
+def _metrics_per_output(model, metrics, what, losses):
+    """The metric identifiers of compile's ``metrics`` or ``weighted_metrics``, a list per output, checked."""
     names = model.output_names
-    if weighted_metrics is not None:
-        raise ValueError("`weighted_metrics` is not supported by gpu_dl; pass the metrics in `metrics`.")
+    if metrics is None:
+        per_output = [[] for _ in names]
+    elif _is_structure(metrics):
+        per_output = [[] if m is None else list(m) if isinstance(m, (list, tuple)) else [m]
+                      for m in _by_output(model, metrics, what)]
+    else:
+        raise ValueError(f"Model '{model.name}' has {len(names)} outputs: `{what}` must be a list of one entry per "
+                         f"output or a dict keyed by the output names {names}, each entry a metric or a list of "
+                         f"them; got {metrics!r:.200}.")
+    for ids, resolved in zip(per_output, losses):
+        for identifier in ids:
+            # Names that depend on data shapes resolve at fit time; all others must resolve now.
+            if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
+                metrics_module.get(identifier, loss=resolved)
+    return per_output
+
+
+def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
+    """``(losses, weights, metric identifiers, weighted metric identifiers, loss labels)``, one entry per output,
+    checked; raises before anything changes. A loss's label is how Keras names it where the outputs have no names:
+    the string it was given as, else its name."""
+    names = model.output_names
     # As Keras: a model that gives its outputs in a dict takes a dict of losses for some of them only.
     entries = _by_output(model, loss, "loss", require_all=model._dict_output_keys() is None) \
         if _is_structure(loss) else [loss] * len(names)
@@ -124,31 +142,19 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
         if not _is_weight(w):
             raise ValueError(f"`loss_weights` for output '{name}' must be a finite number, got {w!r}.")
     weights = [float(w) for w in weights]
-    if metrics is None:
-        per_output = [[] for _ in names]
-    elif _is_structure(metrics):
-        per_output = [[] if m is None else list(m) if isinstance(m, (list, tuple)) else [m]
-                      for m in _by_output(model, metrics, "metrics")]
-    else:
-        raise ValueError(f"Model '{model.name}' has {len(names)} outputs: `metrics` must be a list of one entry per "
-                         f"output or a dict keyed by the output names {names}, each entry a metric or a list of "
-                         f"them; got {metrics!r:.200}.")
-    for name, ids, resolved in zip(names, per_output, losses):
-        for identifier in ids:
-            # Names that depend on data shapes resolve at fit time; all others must resolve now.
-            if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
-                metrics_module.get(identifier, loss=resolved)
+    per_output = _metrics_per_output(model, metrics, "metrics", losses)
+    weighted = _metrics_per_output(model, weighted_metrics, "weighted_metrics", losses)
     labels = [None if resolved is None else entry if isinstance(entry, str) else resolved.name
               for entry, resolved in zip(entries, losses)]
-    return losses, weights, per_output, labels
+    return losses, weights, per_output, weighted, labels
 
 
 def targets(model, y, y_name, output_shapes):
     """``(arrays, by_label)``: ``y`` as a tuple of one host array per output (None where an output needs none),
     checked against the outputs' losses, and the arrays given keyed by how messages name them."""
     names = model.output_names
-    if y is None and not any(loss is not None or ids for loss, ids in zip(model._output_losses,
-                                                                         model._output_metric_ids)):
+    if y is None and not any(loss is not None or ids or weighted for loss, ids, weighted in zip(
+            model._output_losses, model._output_metric_ids, model._output_weighted_ids)):
         return (None,) * len(names), {}     # no compiled loss and no metrics: the added losses need no targets
     if y is None:
         raise ValueError(f"`{y_name}` is required to train or evaluate: pass the targets, a list of one array per "
@@ -173,7 +179,7 @@ def targets(model, y, y_name, output_shapes):
     arrays, by_label = [], {}
     for i, (name, data) in enumerate(zip(names, entries)):
         label = f"{y_name}[{name!r}]" if isinstance(y, dict) else f"{y_name}[{i}] (output '{name}')"
-        needed = model._output_losses[i] is not None or model._output_metric_ids[i]
+        needed = model._output_losses[i] is not None or model._output_metric_ids[i] or model._output_weighted_ids[i]
         if data is None:
             if needed:
                 raise ValueError(f"`{y_name}` has no targets for output '{name}', which has a loss or metrics.")
@@ -216,6 +222,7 @@ class SeveralOutputs:
 
     _outputs_keyed = True           # whether the outputs have names that dicts of losses and targets are keyed by
     _metric_outputs = ()            # the output each metric reads
+    _weighted_outputs = ()          # the output each weighted metric reads
     _last_output_losses = ()        # the last step's loss of each output (None where it has none)
     _output_loss_sums = None        # the running sums of each output's loss on the device
 
@@ -230,14 +237,19 @@ class SeveralOutputs:
             # As Keras 3: a compile without a loss keeps the loss (and its weights) of an earlier compile.
             loss, loss_weights = self._compile_args["loss"], self._compile_args["loss_weights"]
         new_optimizer = optimizers.get(optimizer)
-        losses, weights, metric_ids, labels = compile_settings(self, loss, loss_weights, metrics, weighted_metrics)
+        losses, weights, metric_ids, weighted_ids, labels = compile_settings(self, loss, loss_weights, metrics,
+                                                                             weighted_metrics)
         self.optimizer, self.loss = new_optimizer, losses
         self._loss_labels = labels
         self._output_losses, self._loss_weights, self._output_metric_ids = losses, weights, metric_ids
+        self._output_weighted_ids = weighted_ids
         # Kept as given: a saved file's compile_config writes them in the structure they came in.
-        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
         self._metric_identifiers = []
+        self._weighted_identifiers = []
         self._metrics = None
+        self._weighted_metrics = []
         self._output_loss_sums = [None] * len(losses)
         self.compiled = True
         self._compiled_outputs = self._output_count
@@ -267,11 +279,14 @@ class SeveralOutputs:
         if not self._multi:
             return super()._resolve_metrics(y_shape, output_shape)
         if self._metrics is None:
-            found = [(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
-                                            y_pred_shape=output_shape[i]))
-                     for i, ids in enumerate(self._output_metric_ids) for m in ids]
+            found, weighted = [[(i, metrics_module.get(m, loss=self._output_losses[i], y_true_shape=y_shape[i],
+                                                       y_pred_shape=output_shape[i]))
+                                for i, ids in enumerate(per_output) for m in ids]
+                               for per_output in (self._output_metric_ids, self._output_weighted_ids)]
             self._metric_outputs = [i for i, _ in found]
             self._metrics = [metric for _, metric in found]
+            self._weighted_outputs = [i for i, _ in weighted]
+            self._weighted_metrics = [metric for _, metric in weighted]
 
     def _start(self, x_shape):
         if not self._multi:
@@ -304,21 +319,27 @@ class SeveralOutputs:
         self._last_output_losses = values
         return total, y_pred, douts
 
-    def _track(self, value, y, y_pred, n):
+    def _track(self, value, y, y_pred, n, sw=None):
         if not self._multi:
-            return super()._track(value, y, y_pred, n)
+            return super()._track(value, y, y_pred, n, sw)
         self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
         self._loss_count += n
         for i, v in enumerate(self._last_output_losses):
             if v is not None:
                 self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
                     self._output_loss_sums[i] + v * n
+        steps = [None if mask is None else mask.astype(p.dtype) for mask, p in zip(self.output_mask, y_pred)]
         for metric, i in zip(self._metrics, self._metric_outputs):
-            mask = self.output_mask[i]
-            if mask is None:
+            if steps[i] is None:
                 metric.update_state(y[i], y_pred[i])
             else:
-                metric.update_state(y[i], y_pred[i], sample_weight=mask.astype(y_pred[i].dtype))
+                metric.update_state(y[i], y_pred[i], sample_weight=steps[i])
+        for metric, i in zip(self._weighted_metrics, self._weighted_outputs):
+            weights = compiled_metrics.metric_weights(None if sw is None else sw[i], steps[i])
+            if weights is None:
+                metric.update_state(y[i], y_pred[i])
+            else:
+                metric.update_state(y[i], y_pred[i], sample_weight=weights)
 
     def reset_metrics(self):
         super().reset_metrics()
@@ -327,25 +348,35 @@ class SeveralOutputs:
 
     def _log_names(self):
         """The log keys in the order the logs hold them: the total loss, each output's loss (when more than one
-        output has one, as Keras logs them), then each output's metrics (``_results_in_order`` gives evaluate's
+        output has one, as Keras logs them), then each output's metrics (``_listed`` gives evaluate's
         list in Keras's order).
 
         As Keras names them: after the outputs' names, or, where the outputs have none (a Sequential whose last
         layer gives a list), a loss after the loss itself and a metric by its own name. Keras numbers a metric's
         name met again (``mae``, ``mae_1``); two losses of one name share one log, the later one's (Keras's
         logs are a dict)."""
-        keyed = self._outputs_keyed
-        names = ["loss"]
+        return ["loss"] + self._output_loss_names() + compiled_metrics.log_names(self._metric_entries())
+
+    def _output_loss_names(self):
+        """The log names of the outputs' losses, where more than one output has one."""
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            names += [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
-        metric_names = [f"{self.output_names[i]}_{m.name}" if keyed else m.name
-                        for m, i in zip(self._metrics or [], self._metric_outputs)]
-        counts = {}
-        for name in metric_names:
-            names.append(f"{name}_{counts[name]}" if name in counts else name)
-            counts[name] = counts.get(name, 0) + 1
-        return names
+        if len(with_loss) < 2:
+            return []
+        return [f"{self.output_names[i] if self._outputs_keyed else self._loss_labels[i]}_loss" for i in with_loss]
+
+    def _metric_entries(self):
+        """``(metric, output label, weighted)`` of each compiled metric, the unweighted first (``log_names``)."""
+        def label(i):
+            return self.output_names[i] if self._outputs_keyed else None
+        return [(m, label(i), False) for m, i in zip(self._metrics or [], self._metric_outputs)] + \
+            [(m, label(i), True) for m, i in zip(self._weighted_metrics, self._weighted_outputs)]
+
+    def _metric_order(self):
+        if not self._multi:
+            return super()._metric_order()
+        # As Keras's Model.metrics: the loss, the compiled metrics (under their own names), the outputs' losses.
+        return ["loss"] + [m.name for m, _, _ in self._metric_entries()] + self._output_loss_names() + \
+            [m.name for m in self._tracked_metrics()]
 
     def _logs(self, prefix=""):
         if not self._multi:
@@ -356,7 +387,7 @@ class SeveralOutputs:
         if len(with_loss) > 1:
             values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
                        else float("nan") for i in with_loss]
-        values += [metric.result() for metric in self._metrics]
+        values += [metric.result() for metric, _, _ in self._metric_entries()]
         # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after
         # the others, sorted.
         logs, spread = {}, []
@@ -367,21 +398,11 @@ class SeveralOutputs:
                 logs[prefix + name] = metric_base.log_value(value)
         for key, value in sorted(spread, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return logs
+        return self._add_tracked_logs(logs, prefix)
 
     @property
     def metrics_names(self):
-        return list(dict.fromkeys(self._log_names())) if self._multi else super().metrics_names
-
-    def _keras_metric_names(self):
-        """As Keras's ``Model.metrics`` names them: the loss, each compiled metric by its own (unprefixed) name,
-        then each output's loss tracker where more than one output has a loss."""
-        names = super()._keras_metric_names()
         if not self._multi:
-            return names
-        keyed = self._outputs_keyed
-        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            names += [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
-        return names
+            return super().metrics_names
+        return list(dict.fromkeys(self._log_names() + [m.name for m in self._tracked_metrics()]))
 
