@@ -29,12 +29,14 @@ build on these; ``gpu_dl.losses`` gathers all of them into the catalogue.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
 
 import numpy
 
+from . import backprop
 from .backend import array_module, floatx, standardize_dtype
 from .catalogue import snake_case
 from .ops.softmax_xent import softmax_xent
@@ -547,6 +549,36 @@ def _check_elementwise_targets(loss_name, y_true, output_shape):
     raise ValueError(message)
 
 
+# ------------------------------------------------------------------ calls that backward() follows
+def _call_gradient(loss, y_true, y_pred, sample_weight, cast_targets):
+    """d(loss(y_true, y_pred, sample_weight))/d(y_pred), from the loss's own gradient and its reduction's weights
+    (as a training step takes them), in ``y_pred``'s dtype."""
+    xp = array_module(y_true, y_pred, sample_weight)
+    pred = xp.asarray(y_pred, dtype=loss.dtype)
+    truth = xp.asarray(y_true, dtype=loss.dtype) if cast_targets else xp.asarray(y_true)
+    if sample_weight is not None:
+        sample_weight = xp.asarray(sample_weight)
+    per_sample = loss.per_sample(truth, pred, training=True)
+    uniform = loss.uniform_reduction_weight(truth, pred, per_sample.size, sample_weight)
+    weights = pred.dtype.type(uniform) if uniform is not None else \
+        loss.reduction_weights(truth, pred, per_sample, sample_weight)
+    return loss.training_grad(truth, pred, weights).astype(y_pred.dtype, copy=False)
+
+
+def followed(cast_targets=False):
+    """Decorates a loss class's ``__call__``: called on an output of a model or layer called with training=True,
+    it returns a ``backprop.LossValue`` whose ``backward()`` trains through that call (``gpu_dl/backprop.py``);
+    otherwise the value as it is. ``cast_targets``: the call casts the targets to the loss's dtype."""
+    def decorate(method):
+        @functools.wraps(method)
+        def call(self, y_true, y_pred, sample_weight=None):
+            value = method(self, y_true, y_pred, sample_weight)
+            return backprop.tracked(value, y_pred,
+                                    lambda: _call_gradient(self, y_true, y_pred, sample_weight, cast_targets))
+        return call
+    return decorate
+
+
 # ------------------------------------------------------------------ classes
 class Loss:
     """Base class: subclasses define ``call`` (per-sample values) and ``grad``, or only a ``call`` written with
@@ -621,6 +653,7 @@ class Loss:
             return self.weighted_grad(y_true, y_pred, weights)
         return self.grad(y_true, y_pred) * weights
 
+    @followed(cast_targets=True)
     def __call__(self, y_true, y_pred, sample_weight=None):
         xp = array_module(y_true, y_pred, sample_weight)
         y_pred = xp.asarray(y_pred, dtype=self.dtype)
@@ -918,6 +951,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
             loss = loss * valid
         return loss, probs, dlogits
 
+    @followed()
     def __call__(self, y_true, y_pred, sample_weight=None):
         # Class ids stay as given (a float cast would round ids above 2**24).
         xp = array_module(y_true, y_pred, sample_weight)

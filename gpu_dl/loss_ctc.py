@@ -26,7 +26,7 @@ import warnings
 import numpy
 
 from .backend import array_module
-from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, reduce_weighted_values
+from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, followed, reduce_weighted_values
 from .ops.ctc import ctc_backward, ctc_forward, ctc_loss
 
 _SHAPES = ("`y_true` of integer labels, shape (batch_size, max_label_length), and `y_pred` of logits, shape "
@@ -101,6 +101,7 @@ class CTC(LossFunctionWrapper):
             return ctc_backward(forward[2])
         return _ctc_grad(y_true, y_pred)
 
+    @followed()
     def __call__(self, y_true, y_pred, sample_weight=None):
         # Class ids stay as given (Loss.__call__ would make them floats of the loss's dtype).
         xp = array_module(y_true, y_pred, sample_weight)

@@ -20,7 +20,7 @@ import numpy
 from .backend import array_module, floatx
 from .loss_base import (EPSILON, BinaryCrossentropy, CategoricalCrossentropy, LossFunctionWrapper, _check_axis,
                      _batch_shape, _check_smoothing, _inside, _is_whole, _log_sigmoid, _pair, _same_shape,
-                     reduce_weighted_values)
+                     followed, reduce_weighted_values)
 
 
 def _check_gamma(gamma, owner):
@@ -250,6 +250,7 @@ class CategoricalGeneralizedCrossEntropy(LossFunctionWrapper):
         super().__init__(categorical_generalized_cross_entropy, reduction=reduction, name=name, dtype=dtype,
                          grad_fn=_categorical_generalized_cross_entropy_grad, q=self.q)
 
+    @followed()
     def __call__(self, y_true, y_pred, sample_weight=None):
         # Class ids stay as given (a cast to a float dtype would round ids above 2**24).
         xp = array_module(y_true, y_pred, sample_weight)
