@@ -38,7 +38,7 @@ from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import layer_losses
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
-from . import composite, data_checks as checks, host_ids, streaming
+from . import composite, data_checks as checks, host_ids, streaming, trainer
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 # The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
@@ -173,11 +173,12 @@ def _total(value, penalty, added):
     return total if added is None else total + added
 
 
-class Model(Layer):
+class Model(trainer.Trainer, Layer):
     """Base of trainable models. See the module docstring.
 
     ``Model(inputs, outputs)`` (or ``Model(inputs=..., outputs=..., name=...)``) makes a functional model,
-    as ``keras.Model`` does.
+    as ``keras.Model`` does; so does a subclass given them (``CustomModel(inputs, outputs)``), which stays an
+    instance of its class. The steps fit, evaluate and predict run may be overridden (``trainer.py``).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -195,7 +196,15 @@ class Model(Layer):
     # its last forward computed (compute_mask).
     takes_mask = True
 
-    def __init__(self, name=None, trainable=True, dtype=None):
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        if trainer.functional_arguments(args, kwargs):
+            trainer.become_functional(self, args, dict(kwargs, name=name, trainable=trainable))
+            return
+        if kwargs or len(args) > 3:
+            raise TypeError(f"{type(self).__name__} takes the arguments name, trainable and dtype (or inputs and "
+                            f"outputs, for a functional model); got {len(args)} positional argument(s) and "
+                            f"{sorted(kwargs)}.")
+        name, trainable, dtype = (tuple(args) + (name, trainable, dtype)[len(args):])[:3]
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
         # A subclassed model (layers made in __init__, composed in call) is named after its class, as in Keras.
@@ -797,6 +806,7 @@ class Model(Layer):
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
                                 if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+            logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
@@ -815,10 +825,10 @@ class Model(Layer):
         for step, index in enumerate(self._batches(_length(x), batch_size, order)):
             cbs.batch("on_train_batch_begin", step, dict)
             self._train_step(*self._device_batch(x, y, sw, index), ids_checked=True)
-            cbs.batch("on_train_batch_end", step, self._logs)
+            cbs.batch("on_train_batch_end", step, self._batch_logs)
             if self.stop_training:
                 break
-        return self._logs()
+        return self._train_logs()
 
     def _check_callbacks(self, callbacks):
         from ..callbacks import Callback
@@ -848,7 +858,7 @@ class Model(Layer):
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
-                cbs.batch("on_test_batch_end", step, self._logs)
+                cbs.batch("on_test_batch_end", step, self._batch_logs)
         logs = self._logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
@@ -875,15 +885,15 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return self._evaluate_result(logs, return_dict)
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as NumPy arrays in the
-        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with."""
+        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with.
+        A class with a ``predict_step`` of its own gives what that step returns, joined along the batch axis."""
+        if self._custom_predict:
+            return trainer.predict(self, x, batch_size, verbose, steps, callbacks)
         if streaming.is_stream(x):
             return streaming.predict(self, x, batch_size, verbose, steps, callbacks)
         x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
@@ -940,11 +950,7 @@ class Model(Layer):
         return self.predict(x, batch_size=max(_length(self._host_features(x, "x")), 1), verbose=0)
 
     def _batch_result(self, return_dict):
-        logs = self._logs()
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return self._evaluate_result(self._logs(), return_dict)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
