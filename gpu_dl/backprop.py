@@ -76,9 +76,14 @@ def _where(layer):
     return f"{'Model' if _is_model(layer) else 'Layer'} '{layer.name}' ({type(layer).__name__})"
 
 
+_model_class = []
+
+
 def _is_model(layer):
-    from .models.nested import is_model     # the models sit above; import late
-    return is_model(layer)
+    if not _model_class:
+        from .models.model import Model     # the models sit above; import late (once)
+        _model_class.append(Model)
+    return isinstance(layer, _model_class[0])
 
 
 class _Strong:
@@ -169,8 +174,12 @@ class _ConstantCall(_Record):
 
     def __init__(self, layer):
         super().__init__()
-        self.where = _where(layer)
-        self.mask = getattr(layer, "output_mask", None) if _is_model(layer) else None
+        self.layer = layer
+        self.mask = layer.__dict__.get("output_mask")      # a model's (layers have none)
+
+    @property
+    def where(self):
+        return _where(self.layer)
 
 
 def _same_state(recorded, current):
