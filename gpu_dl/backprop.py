@@ -228,10 +228,10 @@ class _Call(_Record):
             raise RuntimeError(f"backward(): {self.where} no longer exists.")
         if self.state is None or not _same_state(self.state, call_state(layer)):
             raise RuntimeError(
-                f"backward(): {self.where} was called again after the call this loss reads (that call's output "
-                "went into the loss), which replaced what its backward needs; gpu_dl keeps one call's backward "
-                "state per layer. Call it once on the concatenation of the batches (gpu_dl.ops.concatenate), or "
-                "compute the loss and call backward() before calling it again.")
+                f"backward(): {self.where} (or a layer within it) was called again after the call this loss reads "
+                "(that call's output went into the loss), which replaced what its backward needs; gpu_dl keeps one "
+                "call's backward state per layer. Call it once on the concatenation of the batches "
+                "(gpu_dl.ops.concatenate), or compute the loss and call backward() before calling it again.")
         if self.unlinked:
             raise NotImplementedError(f"backward(): {self.where} was called on a dict of arrays, some made by calls "
                                       "that need gradients; pass its inputs as a list (in the order of its inputs) "

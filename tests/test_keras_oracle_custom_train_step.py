@@ -163,3 +163,31 @@ def test_a_training_loop_from_scratch_step_for_step():
     numpy.testing.assert_allclose(our_losses, their_losses, rtol=2e-5, atol=1e-6)
     numpy.testing.assert_allclose(our_metrics, their_metrics, rtol=1e-6)
     assert_same_weights(ours, theirs)
+
+
+def test_the_built_in_steps_of_a_model_of_two_outputs():
+    def make(lib):
+        class Same(lib.Model):
+            def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+                return super().compute_loss(x, y, y_pred, sample_weight, training)
+        inputs = lib.Input((3,))
+        h = lib.layers.Dense(4, activation="relu")(inputs)
+        return Same(inputs, {"a": lib.layers.Dense(2, name="a")(h),
+                             "b": lib.layers.Dense(1, name="b", activation="sigmoid")(h)})
+
+    ours, theirs = make(gpu_dl), make(keras)
+    theirs.set_weights(ours.get_weights())
+    for model in (ours, theirs):
+        model.compile(optimizer="adam", loss={"a": "mse", "b": "binary_crossentropy"},
+                      loss_weights={"a": 1.0, "b": 0.5}, metrics={"a": ["mae"], "b": ["accuracy"]})
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((20, 3)).astype("float32")
+    y = {"a": rng.standard_normal((20, 2)).astype("float32"), "b": (rng.random((20, 1)) > 0.5).astype("float32")}
+    fit = dict(batch_size=8, epochs=3, shuffle=False, verbose=0,
+               validation_data=(x[:6], {"a": y["a"][:6], "b": y["b"][:6]}))
+    assert_same_history(ours.fit(x, y, **fit), theirs.fit(x, y, **fit))
+    assert_same_weights(ours, theirs)
+    # Keras lists each output's loss tracker once its loss has run
+    assert [m.name for m in ours.metrics] == [m.name for m in theirs.metrics] == \
+        ["loss", "compile_metrics", "a_loss", "b_loss"]
+    numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=2e-5)

@@ -54,7 +54,7 @@ from . import data_checks as checks
 _TRAIN_TEST = ("train_step", "test_step", "compute_loss", "compute_metrics", "get_metrics_result", "metrics")
 _FREE_DATA = ("train_step", "test_step")
 # Attributes of a model that hold metrics for the library's own use, not the user's.
-_INTERNAL = frozenset({"_metrics", "_trainer_views"})
+_INTERNAL = frozenset({"_metrics", "_trainer_views", "_trainer_output_losses"})
 
 
 def _library(owner):
@@ -304,6 +304,23 @@ class Trainer:
     def _compile_metrics(self):
         return self._views()[1]
 
+    def _output_loss_trackers(self):
+        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"), where several outputs have a
+        loss: as ``{output index: tracker}``."""
+        if not getattr(self, "_multi", False) or not getattr(self, "compiled", False):
+            return {}
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) < 2:
+            return {}
+        keyed = self._outputs_keyed
+        names = tuple(f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
+        kept = self.__dict__.get("_trainer_output_losses")
+        if kept is None or kept[0] != names:
+            from ..metrics import Mean
+            kept = self.__dict__["_trainer_output_losses"] = (names, {i: Mean(name=n) for i, n in
+                                                                    zip(with_loss, names)})
+        return kept[1]
+
     def _has_compiled_metrics(self):
         return bool(getattr(self, "_metric_identifiers", None)) or \
             any(self.__dict__.get("_output_metric_ids") or ())
@@ -319,6 +336,7 @@ class Trainer:
             found.append(self._loss_tracker)
             if self._has_compiled_metrics():
                 found.append(self._compile_metrics)
+            found.extend(self._output_loss_trackers().values())
         seen = {id(m) for m in found}
         for name, value in self.__dict__.items():
             if name in _INTERNAL:
@@ -367,7 +385,8 @@ class Trainer:
             weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
             losses = self._output_losses if several else [self.loss]
             scales = self._loss_weights if several else [1.0]
-            for loss, scale, pred, truth, weight in zip(losses, scales, preds, truths, weights):
+            trackers = self._output_loss_trackers()
+            for i, (loss, scale, pred, truth, weight) in enumerate(zip(losses, scales, preds, truths, weights)):
                 if loss is None:
                     continue
                 if pred is None or truth is None:
@@ -377,6 +396,8 @@ class Trainer:
                 wanted = training and backprop.needs_gradient(pred)
                 value, dout = _reduced_loss(loss, truth, pred, weight, backprop.output_mask(pred), wanted,
                                             scale=scale)
+                if i in trackers:       # each output's loss, unweighted, as Keras's compile loss records it
+                    trackers[i].update_state(value, sample_weight=pred.shape[0])
                 value = value if scale == 1.0 else value * value.dtype.type(scale)
                 total = value if total is None else total + value
                 if wanted:
