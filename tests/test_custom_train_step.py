@@ -236,6 +236,28 @@ def test_a_predict_step_of_its_own():
     model.compile(optimizer="sgd", loss="mse")          # fit and evaluate keep the fused step
     assert isinstance(model.evaluate(x, numpy.zeros((7, 2), "float32"), verbose=0), float)
 
+    class Batches(PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return (x[3 * index:3 * index + 3],)
+    out = model.predict(Batches(), verbose=0)           # a PyDataset's batches as it yields them
+    numpy.testing.assert_allclose(out["y"], want[:6], rtol=1e-6)
+
+
+def test_generators_reach_the_steps_of_a_model_for_training_and_validation():
+    model = dense(Recording)
+    model.compile(optimizer="sgd")
+    x, y = numpy.ones((4, 4), "float32"), numpy.zeros((4, 2), "float32")
+
+    def batches():
+        for i in range(2):
+            yield x[2 * i:2 * i + 2], y[2 * i:2 * i + 2]
+    model.fit(batches(), epochs=1, verbose=0, shuffle=False, validation_data=batches())
+    assert [(kind, structure(data)) for kind, data in model.seen] == \
+        [("train", ((2, 4), (2, 2)))] * 2 + [("test", ((2, 4), (2, 2)))] * 2
+
 
 def test_clear_errors():
     model = dense(Recording)
