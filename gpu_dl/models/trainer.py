@@ -41,6 +41,7 @@ functional model of that class, as Keras does: the instance's class becomes a su
 from __future__ import annotations
 
 import inspect
+import numbers
 import warnings
 
 import numpy
@@ -156,12 +157,16 @@ class _LossTracker(metric_base.Metric):
         values = xp.asarray(values)
         if values.dtype.kind != "f":
             values = values.astype(backend.floatx())
-        values, weights = _samplewise(xp, values, sample_weight)
-        total = values.sum()
-        if weights is None:
-            count = values.shape[0] if values.ndim else 1
+        if values.ndim == 0 and isinstance(sample_weight, numbers.Real):
+            # the steps' form (the loss, weighed by the batch size): nothing to read back from the device
+            total, count = values * values.dtype.type(sample_weight), float(sample_weight)
         else:
-            count = float(backend.to_numpy(weights.sum()))
+            values, weights = _samplewise(xp, values, sample_weight)
+            total = values.sum()
+            if weights is None:
+                count = values.shape[0] if values.ndim else 1
+            else:
+                count = float(backend.to_numpy(weights.sum()))
         model = self._model
         model._loss_sum = total if model._loss_sum is None else model._loss_sum + total
         model._loss_count += count
