@@ -37,6 +37,7 @@ import warnings
 
 import numpy
 
+from . import backprop
 from .backend import array_module, floatx, standardize_dtype
 from .catalogue import snake_case
 from .ops.softmax_xent import softmax_xent
@@ -585,6 +586,32 @@ def _check_elementwise_targets(loss_name, y_true, output_shape):
     raise ValueError(message)
 
 
+# ------------------------------------------------------------------ calls that backward() follows
+def _call_gradient(loss, y_true, y_pred, sample_weight):
+    """d(loss(y_true, y_pred, sample_weight))/d(y_pred), from the loss's own gradient and its reduction's weights
+    (as a training step takes them), in ``y_pred``'s dtype."""
+    xp = array_module(y_true, y_pred, sample_weight)
+    truth, pred = loss._converted(xp, y_true, y_pred)
+    if sample_weight is not None:
+        sample_weight = xp.asarray(sample_weight)
+    per_sample = loss.per_sample(truth, pred, training=True)
+    uniform = loss.uniform_reduction_weight(truth, pred, per_sample.size, sample_weight)
+    weights = pred.dtype.type(uniform) if uniform is not None else \
+        loss.reduction_weights(truth, pred, per_sample, sample_weight)
+    return loss.training_grad(truth, pred, weights).astype(y_pred.dtype, copy=False)
+
+
+def followed(method):
+    """Decorates ``Loss.__call__``: called on an output of a model or layer called with training=True, it returns
+    a ``backprop.LossValue`` whose ``backward()`` trains through that call (``gpu_dl/backprop.py``); otherwise the
+    value as it is."""
+    @functools.wraps(method)
+    def call(self, y_true, y_pred, sample_weight=None):
+        value = method(self, y_true, y_pred, sample_weight)
+        return backprop.tracked(value, y_pred, lambda: _call_gradient(self, y_true, y_pred, sample_weight))
+    return call
+
+
 # ------------------------------------------------------------------ classes
 class Loss:
     """Base class: subclasses define ``call`` (per-sample values) and ``grad``, or only a ``call`` written with
@@ -659,6 +686,7 @@ class Loss:
             return self.weighted_grad(y_true, y_pred, weights)
         return self.grad(y_true, y_pred) * weights
 
+    @followed
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The reduced loss (a 0-d array; the weighted values for reduction "none"), as Keras's ``Loss.__call__``.
         On symbolic tensors (in the call of a layer, or a functional model) it records one operation of the graph

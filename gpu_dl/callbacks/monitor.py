@@ -24,6 +24,11 @@ _METRICS_DOWN = frozenset({
 })
 
 
+def _holds_metrics(entry):
+    """Whether ``entry`` of ``model.metrics`` is the one holding the compiled metrics (Keras's CompileMetrics)."""
+    return entry.name == "compile_metrics" and isinstance(getattr(entry, "metrics", None), list)
+
+
 def _metric_direction(metric):
     """"up", "down" or None (unknown) for a compiled metric, as Keras 3's ``Metric._direction``."""
     direction = getattr(metric, "_direction", None)
@@ -79,7 +84,11 @@ class MonitorCallback(Callback):
             metric_name = self.monitor.removeprefix("val_")
             if metric_name == "loss":
                 self.monitor_op = numpy.less
-            for metric in getattr(self.model, "metrics", None) or []:
+            held = getattr(self.model, "metrics", None) or []
+            # The compiled metrics are inside the "compile_metrics" entry, as in Keras; gpu_dl also asks the
+            # metrics the model's layers hold.
+            found = [m for entry in held for m in (entry.metrics if _holds_metrics(entry) else [entry])]
+            for metric in found:
                 if metric.name == metric_name:
                     direction = _metric_direction(metric)
                     if direction is not None:

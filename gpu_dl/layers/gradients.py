@@ -30,12 +30,15 @@ import itertools
 _numbers = itertools.count(1)
 # The number of the pass running in this context, or None.
 _running: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_gradient_pass", default=None)
+# Whether the running pass adds to the gradients the variables held before it (``accumulating_pass``).
+_accumulating: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_gradient_accumulation", default=False)
 
 
 def write(var, value):
-    """``var.grad = value``: inside a pass, a second gradient of the pass is added to the first; else as given."""
+    """``var.grad = value``: inside a pass, a second gradient of the pass is added to the first (in an accumulating
+    pass, any gradient the variable holds); else as given."""
     running = _running.get()
-    if running is not None and var._grad_pass == running and var._grad is not None:
+    if running is not None and var._grad is not None and (var._grad_pass == running or _accumulating.get()):
         if value is not None:
             var._grad = var._grad + value
         return
@@ -69,6 +72,21 @@ def gradient_pass(variables):
         yield
     finally:
         _running.reset(token)
+
+
+@contextlib.contextmanager
+def accumulating_pass():
+    """A gradient pass that clears nothing and adds every gradient set within it to what the variable holds, as
+    torch's ``loss.backward()`` adds until ``zero_grad()`` (``gpu_dl/backprop.py``); the backward passes of the
+    models it runs are part of it."""
+    if _running.get() is not None:
+        raise RuntimeError("backward() of a loss value cannot run inside another backward pass.")
+    running, adding = _running.set(next(_numbers)), _accumulating.set(True)
+    try:
+        yield
+    finally:
+        _accumulating.reset(adding)
+        _running.reset(running)
 
 
 def opens_pass(backward):

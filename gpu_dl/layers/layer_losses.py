@@ -33,7 +33,9 @@ import contextvars
 import functools
 import weakref
 
-from .. import backend
+import numpy
+
+from .. import backend, backprop
 from .symbolic import is_symbolic, record_traced_loss, tracing_symbolic
 
 _call: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_top_level_call", default=None)
@@ -84,13 +86,20 @@ def dropped_losses():
 
 
 def top_level(method):
-    """Runs ``method`` (a layer's ``__call__`` or a model's ``forward``) within ``top_level_call(self)``."""
+    """Runs ``method`` (a layer's ``__call__`` or a model's ``forward``) within ``top_level_call(self)``. A
+    top-level call on arrays is recorded for ``loss.backward()`` (``gpu_dl/backprop.py``)."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         if _call.get() is not None:         # inside a running call: nothing to open (the common case, kept cheap)
             return method(self, *args, **kwargs)
-        with top_level_call(self):
-            return method(self, *args, **kwargs)
+        with top_level_call(self) as call:
+            outputs = method(self, *args, **kwargs)
+        training = kwargs.get("training")
+        if training is None and len(args) > 1 and isinstance(args[1], (bool, numpy.bool_)):
+            training = args[1]          # layer(x, True)
+        if args and not is_symbolic(args[0]):
+            backprop.record_call(self, args[0], outputs, call, bool(training))
+        return outputs
     return run
 
 

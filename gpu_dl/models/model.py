@@ -38,13 +38,13 @@ from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import gradients as gradient_pass, layer_losses, layer_metrics
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
-from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming
+from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 # Where a model keeps its compiled metrics and what they were compiled from: not metrics it holds itself.
 _COMPILED_METRIC_ATTRIBUTES = frozenset({"_metrics", "_weighted_metrics", "_metric_identifiers",
                                          "_weighted_identifiers", "_output_metric_ids", "_output_weighted_ids",
-                                         "_compile_args"})
+                                         "_compile_args"}) | trainer.INTERNAL_ATTRIBUTES
 # The keys of a functional model's config: Model.from_config makes a functional model of a config holding them.
 FUNCTIONAL_CONFIG_KEYS = ("name", "layers", "input_layers", "output_layers")
 
@@ -210,11 +210,12 @@ def activity_of(layer):
     return found
 
 
-class Model(Layer):
+class Model(trainer.Trainer, Layer):
     """Base of trainable models. See the module docstring.
 
     ``Model(inputs, outputs)`` (or ``Model(inputs=..., outputs=..., name=...)``) makes a functional model,
-    as ``keras.Model`` does.
+    as ``keras.Model`` does; so does a subclass given them (``CustomModel(inputs, outputs)``), which stays an
+    instance of its class. The steps fit, evaluate and predict run may be overridden (``trainer.py``).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -241,7 +242,15 @@ class Model(Layer):
         if own is not None and not getattr(own, "_opens_pass", False):
             cls.backward = gradient_pass.opens_pass(own)
 
-    def __init__(self, name=None, trainable=True, dtype=None):
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        if trainer.functional_arguments(args, kwargs):
+            trainer.become_functional(self, args, dict(kwargs, name=name, trainable=trainable))
+            return
+        if kwargs or len(args) > 3:
+            raise TypeError(f"{type(self).__name__} takes the arguments name, trainable and dtype (or inputs and "
+                            f"outputs, for a functional model); got {len(args)} positional argument(s) and "
+                            f"{sorted(kwargs)}.")
+        name, trainable, dtype = (tuple(args) + (name, trainable, dtype)[len(args):])[:3]
         if not self._composite and type(self).call is not Layer.call:
             raise TypeError(f"{type(self).__name__}: a subclassed model with its own backward() is not supported. "
                             "gpu_dl trains a subclassed model through the graph traced from its call (which sums the "
@@ -477,13 +486,6 @@ class Model(Layer):
     def _require_compiled(self, method):
         if not self.compiled:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
-
-    @property
-    def metrics(self):
-        """As Keras's ``Model.metrics``: the compiled metrics (once a fit or evaluate has made them for the data's
-        shapes), then the metrics the model and its layers hold (``layers/layer_metrics.py``); the loss is
-        tracked apart."""
-        return (self._metrics or []) + self._weighted_metrics + self._tracked_metrics()
 
     def _tracked_metrics(self):
         """The metrics the model and its layers hold, which fit and evaluate reset and report beside the compiled
@@ -860,6 +862,7 @@ class Model(Layer):
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
                                 if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+            logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
@@ -878,10 +881,10 @@ class Model(Layer):
         for step, index in enumerate(self._batches(_length(x), batch_size, order)):
             cbs.batch("on_train_batch_begin", step, dict)
             self._train_step(*self._device_batch(x, y, sw, index), ids_checked=True)
-            cbs.batch("on_train_batch_end", step, self._logs)
+            cbs.batch("on_train_batch_end", step, self._batch_logs)
             if self.stop_training:
                 break
-        return self._logs()
+        return self._train_logs()
 
     def _check_callbacks(self, callbacks):
         from ..callbacks import Callback
@@ -911,7 +914,7 @@ class Model(Layer):
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
-                cbs.batch("on_test_batch_end", step, self._logs)
+                cbs.batch("on_test_batch_end", step, self._batch_logs)
         logs = self._logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
@@ -938,12 +941,15 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
-        return logs if return_dict else self._listed(logs)
+        return self._evaluate_result(logs, return_dict)
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as NumPy arrays in the
-        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with."""
+        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with.
+        A class with a ``predict_step`` of its own gives what that step returns, joined along the batch axis."""
+        if self._custom_predict:
+            return trainer.predict(self, x, batch_size, verbose, steps, callbacks)
         if streaming.is_stream(x):
             return streaming.predict(self, x, batch_size, verbose, steps, callbacks)
         x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
@@ -1000,8 +1006,7 @@ class Model(Layer):
         return self.predict(x, batch_size=max(_length(self._host_features(x, "x")), 1), verbose=0)
 
     def _batch_result(self, return_dict):
-        logs = self._logs()
-        return logs if return_dict else self._listed(logs)
+        return self._evaluate_result(self._logs(), return_dict)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):

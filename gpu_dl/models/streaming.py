@@ -245,7 +245,7 @@ def _named(exc, where):
 def prepare(model, raw, where, class_weight=None):
     """A batch with targets as checked host arrays ``(x, y, sw, output_shape)``; errors name the batch."""
     x, y, sw = unpack(raw, where)
-    if y is None:
+    if y is None and not model._free_data:      # a step of the model's own decides what a batch holds
         raise ValueError(f"{where.capitalize()} holds no targets: fit() and evaluate() need batches "
                          "(x, y) or (x, y, sample_weight).")
     if class_weight is not None and sw is not None:
@@ -292,6 +292,8 @@ def _on_device(x):
 
 
 def _shapes(x):
+    if x is None:           # batches without targets, for a train_step of the model's own
+        return None
     return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
 
 
@@ -320,7 +322,7 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
 
     def step(raw, where):
         model._test_step(*device_batch(model, raw, where), ids_checked=True)
-        return model._logs
+        return model._batch_logs
     seen = _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
     if seen == 0:
         # A generator runs once: without validation_steps the first validation takes all of it. (Keras
@@ -399,7 +401,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
 
     def step(raw, where):
         model._train_step(*device_batch(model, raw, where, class_weight), ids_checked=True)
-        return model._logs
+        return model._batch_logs
 
     # A callback restoring an interrupted run (BackupAndRestore) sets the epoch to resume from, as in Keras.
     model._initial_epoch = None
@@ -410,7 +412,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         cbs.call("on_epoch_begin", epoch, {})
         _run_epoch(train, cbs, params, step, "on_train_batch_begin", "on_train_batch_end",
                    lambda: model.stop_training)
-        logs = model._logs()
+        logs = model._train_logs()
         if train.ran_out and (train.steps is not None or epoch + 1 < epochs):
             warnings.warn(_RAN_OUT, stacklevel=3)
             model.stop_training = True
@@ -419,6 +421,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
                 logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+        logs = model._epoch_logs(logs)
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
             break
@@ -441,7 +444,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     logs = evaluate_pass(model, stream, cbs, params)
-    return logs if return_dict else model._listed(logs)
+    return model._evaluate_result(logs, return_dict)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks):

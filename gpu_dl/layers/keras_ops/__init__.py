@@ -21,7 +21,7 @@ import re
 
 import numpy
 
-from ... import backend
+from ... import backend, backprop as _backprop
 from ..base import Variable, as_operand
 from ..indexing_operations import Matmul
 from ..symbolic import is_symbolic
@@ -691,6 +691,8 @@ def _taking_variables(function, traced=True):
     return wrapped
 
 
+# On arrays, loss.backward() follows concatenate and stack and refuses the others' outputs (gpu_dl/backprop.py).
 for _name in __all__:
-    globals()[_name] = _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy"))
+    globals()[_name] = _backprop.followed(
+        _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name

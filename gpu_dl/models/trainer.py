@@ -1,0 +1,749 @@
+"""Keras 3's overridable steps: ``train_step``, ``test_step``, ``predict_step``, ``compute_loss``,
+``compute_metrics``, ``get_metrics_result`` and ``metrics``, as "Customizing what happens in fit()" uses them.
+
+``Trainer`` is a base of ``Model`` (as in Keras, ``Model(Trainer, Layer)``).
+Its default steps are Keras's torch trainer's: ``y_pred = self(x,
+training=True)``, ``zero_grad()``, ``loss = compute_loss(...)``, the loss
+tracker updated with the batch size, ``loss.backward()`` (``gpu_dl/backprop.py``
+follows it through the call), ``optimizer.apply(grads, trainable_weights)``,
+then ``compute_metrics``. ``metrics`` is Keras's: the loss tracker (a
+``Mean`` named "loss"), the compiled metrics as one metric named
+"compile_metrics" whose result is a dict, then the metrics the model holds
+in its attributes (``self.loss_tracker = Mean(name="loss")``) and those its
+layers hold (``layers/layer_metrics.py``).
+
+A model whose class overrides none of them trains as before, through
+``Model``'s fused step (softmax fused into the loss, metric sums kept on the
+device). A class that overrides one is *routed* when it is made
+(``__init_subclass__``): fit, evaluate and their ``*_on_batch`` forms call its
+steps with ``data`` in Keras's structure (``x``; ``(x, y)``; ``(x, y,
+sample_weight)``; ``train_on_batch`` always gives the three) and take the
+dict a step returns as Keras does: batch logs are the step's dict flattened
+(a nested dict's entries under their own keys) and sorted by key, with
+values as floats; an epoch's (and evaluate's) logs are
+``get_metrics_result()`` where its keys are the step's, else the step's
+dict; validation logs are evaluate's with ``val_`` before each key; the
+metrics reset at each epoch and at evaluate's start are ``self.metrics``;
+evaluate's list follows ``self.metrics``' order, as Keras's
+``_flatten_metrics_in_order``. A class that overrides only ``predict_step``
+keeps the fused fit and evaluate; predict calls its step on each batch and
+concatenates what it returns, in its structure.
+
+Routed fit and evaluate reuse ``Model``'s loops: the class gets the versions
+below of the methods the loops call (``_prepare``, ``_train_step``,
+``_logs``, ...), each falling back to the library's own where the step it
+serves is not overridden. With ``train_step`` or ``test_step`` overridden, the
+data are converted and checked as arrays of the same length only (the step
+decides what it reads: a GAN's images need no targets).
+
+``Model(inputs, outputs)`` with a subclass, ``CustomModel(inputs, outputs)`` (the guide's form), gives a
+functional model of that class, as Keras does: the instance's class becomes a subclass of both.
+"""
+from __future__ import annotations
+
+import inspect
+import numbers
+import warnings
+
+import numpy
+
+from .. import backend, backprop, metric_base
+from ..callbacks import CallbackList, ProgbarLogger
+from ..layers import layer_losses
+from . import data_checks as checks
+
+# The methods a subclass may override to change what fit, evaluate and predict do with each batch.
+_TRAIN_TEST = ("train_step", "test_step", "compute_loss", "compute_metrics", "get_metrics_result", "metrics")
+_FREE_DATA = ("train_step", "test_step")
+# Attributes of a model that hold metrics for the library's own use, not the user's.
+# Where a model keeps its loss trackers and its views of the compiled metrics: not metrics it holds itself.
+INTERNAL_ATTRIBUTES = frozenset({"_metrics", "_trainer_views", "_trainer_output_losses"})
+
+
+def _library(owner):
+    return owner.__module__.split(".")[0] == "gpu_dl"
+
+
+def _owner(cls, name):
+    return next((k for k in cls.__mro__ if name in k.__dict__), None)
+
+
+def _overridden(cls, name):
+    owner = _owner(cls, name)
+    return owner is not None and not _library(owner)
+
+
+def _next(model, name):
+    """The implementation of ``name`` after the routed one (the library's own for this model's class)."""
+    routed = _ROUTED.get(name)
+    for klass in type(model).__mro__:
+        found = klass.__dict__.get(name)
+        if found is not None and found is not routed:
+            return found.__get__(model, type(model))
+    raise AttributeError(name)
+
+
+def _batchless(shape):
+    if isinstance(shape, list):
+        return [_batchless(s) for s in shape]
+    return (None,) + tuple(shape[1:])
+
+
+def _shapes(x):
+    if x is None:
+        return None
+    return [None if a is None else a.shape for a in x] if isinstance(x, tuple) else x.shape
+
+
+def _length(x):
+    return len(next(a for a in x if a is not None)) if isinstance(x, tuple) else len(x)
+
+
+def _batch_size(x):
+    leaves = backprop._flat(x) or []
+    first = next((a for a in leaves if a is not None), None)
+    return 0 if first is None else int(first.shape[0])
+
+
+def pack(x, y=None, sample_weight=None):
+    """A batch as Keras hands it to a step (``pack_x_y_sample_weight``): ``x`` (a tuple of several inputs as
+    ``(x,)``), ``(x, y)`` or ``(x, y, sample_weight)``."""
+    if y is None:
+        return (x,) if isinstance(x, (tuple, list)) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
+def unpack_x_y_sample_weight(data):
+    """Keras's ``unpack_x_y_sample_weight``: ``(x, y, sample_weight)`` of a batch ``x``, ``(x,)``, ``(x, y)`` or
+    ``(x, y, sample_weight)`` (None for what it lacks)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) in (1, 2, 3):
+        return tuple(data) + (None,) * (3 - len(data))
+    raise ValueError(f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, found: "
+                     f"a tuple of {len(data)}.")
+
+
+def pythonified(logs):
+    """Keras's ``pythonify_logs``: the entries sorted by key, a dict's entries in its place (recursively), each
+    value a float where it is one number."""
+    result = {}
+    for key, value in sorted((logs or {}).items()):
+        if isinstance(value, dict):
+            result.update(pythonified(value))
+        elif isinstance(value, backprop.LossValue):
+            result[key] = float(value)
+        else:
+            result[key] = metric_base.log_value(value)
+    return result
+
+
+# ------------------------------------------------------------------ metrics that read the model's state
+class _LossTracker(metric_base.Metric):
+    """Keras's loss tracker (a ``Mean`` named "loss"), kept in the running sums the fused step keeps too, so
+    ``model.metrics[0].result()`` is the loss of the batches since the last reset either way."""
+
+    def __init__(self, model):
+        super().__init__(name="loss")
+        self._model = model
+
+    def update_state(self, values, sample_weight=None):
+        from ..metrics import _samplewise
+        if isinstance(values, backprop.LossValue):
+            values = values.value
+        xp = backend.array_module(values)
+        values = xp.asarray(values)
+        if values.dtype.kind != "f":
+            values = values.astype(backend.floatx())
+        if values.ndim == 0 and isinstance(sample_weight, numbers.Real):
+            # the steps' form (the loss, weighed by the batch size): nothing to read back from the device
+            total, count = values * values.dtype.type(sample_weight), float(sample_weight)
+        else:
+            values, weights = _samplewise(xp, values, sample_weight)
+            total = values.sum()
+            if weights is None:
+                count = values.shape[0] if values.ndim else 1
+            else:
+                count = float(backend.to_numpy(weights.sum()))
+        model = self._model
+        model._loss_sum = total if model._loss_sum is None else model._loss_sum + total
+        model._loss_count += count
+
+    def result(self):
+        model = self._model
+        if model._loss_sum is None or not model._loss_count:
+            return 0.0
+        return float(backend.to_numpy(model._loss_sum)) / model._loss_count
+
+    def reset_state(self):
+        self._model._loss_sum, self._model._loss_count = None, 0
+
+
+class _CompileMetrics(metric_base.Metric):
+    """Keras's ``CompileMetrics``: the metrics given to compile as one metric named "compile_metrics", whose
+    result is a dict of theirs (Keras's names: an output's name before a metric's for several outputs, a name
+    met again numbered ``_1``, ``_2``...). Built from the shapes of the first batch it sees."""
+
+    def __init__(self, model):
+        super().__init__(name="compile_metrics")
+        self._model = model
+
+    @property
+    def metrics(self):
+        return list(self._model._metrics or []) + list(getattr(self._model, "_weighted_metrics", ()))
+
+    def _outputs(self):
+        model = self._model
+        return list(getattr(model, "_metric_outputs", ())) if getattr(model, "_multi", False) else None
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        model = self._model
+        several = getattr(model, "_multi", False)
+        preds = _per_output(model, y_pred, "y_pred") if several else [y_pred]
+        truths = _per_output(model, y_true, "y") if several else [y_true]
+        truths = [None if t is None else _on_device_like(t, p) for t, p in zip(truths, preds)]
+        if model._metrics is None:
+            if several:
+                model._resolve_metrics([None if t is None else t.shape for t in truths], [p.shape for p in preds])
+            else:
+                model._resolve_metrics(truths[0].shape, preds[0].shape)
+        outputs = self._outputs() or [0] * len(model._metrics)
+        for metric, i in zip(model._metrics, outputs):
+            mask = backprop.output_mask(preds[i])
+            if mask is None:
+                metric.update_state(truths[i], preds[i])
+            else:
+                metric.update_state(truths[i], preds[i], sample_weight=mask.astype(preds[i].dtype))
+
+    def result(self):
+        model = self._model
+        outputs = self._outputs()
+        names = getattr(model, "output_names", None)
+        results, counts = {}, {}
+        for position, metric in enumerate(model._metrics or []):
+            name = metric.name if outputs is None else f"{names[outputs[position]]}_{metric.name}"
+            if name in counts:
+                counts[name] += 1
+                name = f"{name}_{counts[name] - 1}"
+            else:
+                counts[name] = 1
+            results[name] = metric.result()
+        return results
+
+    def reset_state(self):
+        for metric in self._model._metrics or []:
+            metric.reset_state()
+
+
+# Views of the model's state: making one must not reset it (Metric runs a library metric's reset_state when made).
+_LossTracker._initial_state = _CompileMetrics._initial_state = metric_base.Metric._initial_state
+
+
+def _per_output(model, value, what):
+    """``value`` (targets, predictions or weights of a model of several outputs) as a list of one per output."""
+    count = len(model.output_names)
+    if value is None:
+        return [None] * count
+    if isinstance(value, dict):
+        keys = model.output_names if set(value) == set(model.output_names) else sorted(value)
+        return [value.get(k) for k in keys]
+    if isinstance(value, (list, tuple)) and len(value) == count:
+        return list(value)
+    if count == 1:
+        return [value]
+    raise ValueError(f"Model '{model.name}' has {count} outputs: `{what}` must hold one entry per output (a list, "
+                     f"or a dict keyed by {model.output_names}), got {type(value).__name__}.")
+
+
+def _on_device_like(value, like):
+    """Targets or weights as an array on ``like``'s device; floats in ``like``'s dtype."""
+    module = backend.array_module(like)
+    value = module.asarray(backend.to_numpy(value) if backend.array_module(value) is not module else value)
+    if value.dtype.kind in "fb" and value.dtype != like.dtype:
+        value = value.astype(like.dtype)
+    return value
+
+
+# ------------------------------------------------------------------ the steps
+class Trainer:
+    """Keras 3's ``Trainer`` steps for ``Model``: see the module docstring."""
+
+    # Class flags set by __init_subclass__: the class overrides a step of fit/evaluate; one that reads the data
+    # itself (train_step or test_step); predict_step.
+    _custom_steps = False
+    _free_data = False
+    _custom_predict = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._custom_steps = any(_overridden(cls, name) for name in _TRAIN_TEST)
+        cls._free_data = any(_overridden(cls, name) for name in _FREE_DATA)
+        cls._custom_predict = _overridden(cls, "predict_step")
+        if not cls._custom_steps:
+            return
+        for name, routed in _ROUTED.items():
+            owner = _owner(cls, name)
+            if owner is None or _library(owner):      # the class's own version (a reset_metrics of its own) stays
+                setattr(cls, name, routed)
+
+    # -------------------------------------------------------------- gradients
+    def zero_grad(self):
+        """Clear the gradient of every weight (``v.grad = None``), as torch's ``Module.zero_grad()``: call it
+        before ``loss.backward()``, which adds to what the gradients hold."""
+        backprop.zero_grad(self.weights)
+
+    # -------------------------------------------------------------- metrics
+    def _views(self):
+        views = self.__dict__.get("_trainer_views")
+        if views is None:
+            views = self.__dict__["_trainer_views"] = (_LossTracker(self), _CompileMetrics(self))
+        return views
+
+    @property
+    def _loss_tracker(self):
+        return self._views()[0]
+
+    @property
+    def _compile_metrics(self):
+        return self._views()[1]
+
+    def _output_loss_trackers(self):
+        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"), where several outputs have a
+        loss: as ``{output index: tracker}``."""
+        if not getattr(self, "_multi", False) or not getattr(self, "compiled", False):
+            return {}
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) < 2:
+            return {}
+        keyed = self._outputs_keyed
+        names = tuple(f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
+        kept = self.__dict__.get("_trainer_output_losses")
+        if kept is None or kept[0] != names:
+            from ..metrics import Mean
+            kept = self.__dict__["_trainer_output_losses"] = (names, {i: Mean(name=n) for i, n in
+                                                                    zip(with_loss, names)})
+        return kept[1]
+
+    def _has_compiled_metrics(self):
+        return bool(getattr(self, "_metric_identifiers", None) or getattr(self, "_weighted_identifiers", None)) or \
+            any(self.__dict__.get("_output_metric_ids") or ()) or any(self.__dict__.get("_output_weighted_ids") or ())
+
+    @property
+    def metrics(self):
+        """Keras's ``metrics``: once compiled, the loss tracker and the compiled metrics (as one, named
+        "compile_metrics"), then the metrics the model and its layers hold (``layers/layer_metrics.py``). A
+        subclass may override it: its metrics are then the ones fit resets at each epoch and evaluate at its
+        start."""
+        found = []
+        if getattr(self, "compiled", False):
+            found.append(self._loss_tracker)
+            if self._has_compiled_metrics():
+                found.append(self._compile_metrics)
+            found.extend(self._output_loss_trackers().values())
+        return found + self._tracked_metrics()
+
+    def get_metrics_result(self):
+        """The results of ``self.metrics`` as a dict: a metric's own name, or the entries of a dict result."""
+        found = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                found.update(result)
+            else:
+                found[metric.name] = result
+        return found
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with the batch and return ``get_metrics_result()``, as Keras's does (the
+        compiled ``metrics`` take no sample weights)."""
+        del x
+        if self._has_compiled_metrics():
+            self._compile_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    # -------------------------------------------------------------- the loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's total loss: the compiled loss of ``y`` and ``y_pred`` (with ``sample_weight``; per output and
+        weighted for several outputs) plus each of ``self.losses`` (the losses the layers added in the model's
+        last call, and the weight regularizers' penalties). A ``LossValue``: with ``training`` and ``y_pred``
+        from ``self(x, training=True)``, its ``backward()`` trains through that call. Raises Keras's "No loss
+        to compute" where there is no loss."""
+        del x
+        from .model import _reduced_loss
+        total, seeds, included = None, [], {}
+        if self._has_compiled_loss():
+            several = getattr(self, "_multi", False)
+            preds = _per_output(self, y_pred, "y_pred") if several else [y_pred]
+            truths = _per_output(self, y, "y") if several else [y]
+            weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
+            losses = self._output_losses if several else [self.loss]
+            scales = self._loss_weights if several else [1.0]
+            trackers = self._output_loss_trackers()
+            for i, (loss, scale, pred, truth, weight) in enumerate(zip(losses, scales, preds, truths, weights)):
+                if loss is None:
+                    continue
+                if pred is None or truth is None:
+                    raise ValueError(f"compute_loss of model '{self.name}': the compiled loss needs `y` and `y_pred`.")
+                truth = _on_device_like(truth, pred)
+                weight = None if weight is None else _on_device_like(weight, pred)
+                wanted = training and backprop.needs_gradient(pred)
+                value, dout = _reduced_loss(loss, truth, pred, weight, backprop.output_mask(pred), wanted,
+                                            scale=scale)
+                if i in trackers:       # each output's loss, unweighted, as Keras's compile loss records it
+                    trackers[i].update_state(value, sample_weight=pred.shape[0])
+                value = value if scale == 1.0 else value * value.dtype.type(scale)
+                total = value if total is None else total + value
+                if wanted:
+                    seeds.append(backprop.seed(pred, lambda dout=dout: dout))
+        added = layer_losses.losses(self)
+        if added:
+            float_dtype = backend.floatx()
+            for part in added:
+                part = part if part.dtype.kind == "f" else part.astype(float_dtype)
+                part = part.sum()
+                total = part if total is None else total + part
+            if training:
+                seeds.extend(backprop.variable_seed(var, lambda var=var: var.regularizer.gradient(var.value))
+                             for var in self.trainable_weights if var.regularizer is not None)
+                for layer in [self] + layer_losses.flatten_layers(self):
+                    record = backprop.latest_call(layer)
+                    if record is not None and record.adds_losses:
+                        included[record] = 1
+        if total is None:
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+        why = None
+        if not seeds:
+            why = backprop.why_no_gradient(y_pred) if training else \
+                "backward(): this loss was computed with training=False, which keeps no gradient."
+        return backprop.LossValue(total, seeds, included, why)
+
+    def _compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """``compute_loss``, also where an override has no ``training`` argument (Keras added it in 3.3)."""
+        if "training" in inspect.signature(self.compute_loss).parameters:
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
+
+    # -------------------------------------------------------------- the steps
+    def train_step(self, data):
+        """One training step on ``data`` (Keras's torch trainer's): forward, loss, backward, optimizer, metrics.
+        Returns the logs (``compute_metrics``)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=True)
+        self.zero_grad()
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        if not isinstance(loss, backprop.LossValue):
+            raise TypeError(f"compute_loss of model '{self.name}' returned a {type(loss).__name__}: the built-in "
+                            "train_step takes the gradient of a loss value (it has a backward()). Build it from "
+                            "super().compute_loss(...) and gpu_dl Loss objects called on y_pred, combined with "
+                            "+ - * / (a term of your own: a Loss subclass whose call uses gpu_dl.ops).")
+        self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
+        if self.trainable_weights:
+            loss.backward()
+            trainable_weights = self.trainable_weights[:]
+            self.optimizer.apply([v.grad for v in trainable_weights], trainable_weights)
+        else:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        """One evaluation step on ``data``: forward (training=False), loss, metrics. Returns the logs."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        """The outputs for one batch ``data``."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    # -------------------------------------------------------------- what the loops call
+    # Model's loops call these; a routed class gets the versions further down.
+    def _batch_logs(self):
+        """The logs a batch hook gets."""
+        return self._logs()
+
+    def _train_logs(self):
+        """An epoch's training logs, read before validation."""
+        return self._logs()
+
+    def _epoch_logs(self, logs):
+        """The epoch's logs (training and validation) as the epoch hooks get them."""
+        return logs
+
+    def _evaluate_result(self, logs, return_dict):
+        """What evaluate() and the ``*_on_batch`` methods return for ``logs``."""
+        return logs if return_dict else self._listed(logs)
+
+
+# ------------------------------------------------------------------ routed versions
+def _step_logs(model, method, logs):
+    if not isinstance(logs, dict):
+        raise TypeError(f"{type(model).__name__}.{method} must return a dict of logs (a metric's name to its value, "
+                        f"as {{m.name: m.result() for m in self.metrics}}), got {type(logs).__name__}.")
+    model.__dict__["_trainer_step_logs"] = logs
+
+
+def _last_logs(model):
+    return model.__dict__.get("_trainer_step_logs") or {}
+
+
+def _metrics_or_logs(model):
+    """Keras's ``_get_metrics_result_or_logs``: the metrics' results where their keys are the last step's."""
+    logs = _last_logs(model)
+    results = model.get_metrics_result()
+    return results if set(logs) == set(results) else logs
+
+
+def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+    if not type(self)._free_data:
+        return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name)
+    from .model import Model
+    dtype = getattr(self, "dtype", None) or backend.floatx()
+    if type(self)._host_features is not Model._host_features:
+        x = self._host_features(x, x_name)
+    elif isinstance(x, (list, tuple)):
+        x = tuple(checks.features(a, f"{x_name}[{i}]", dtype) for i, a in enumerate(x))
+    else:
+        x = checks.features(x, x_name, dtype)
+    if isinstance(y, dict):
+        raise ValueError(f"`{y_name}` is a dict: a custom train_step or test_step of gpu_dl gets the targets as an "
+                         "array, or a tuple of one array per output.")
+    if isinstance(y, (list, tuple)):
+        y = tuple(None if a is None else checks.targets(a, f"{y_name}[{i}]") for i, a in enumerate(y))
+        y = tuple(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
+    elif y is not None:
+        y = checks.targets(y, y_name)
+        y = y.astype(dtype, copy=False) if y.dtype.kind == "f" else y
+    lengths = {x_name: x[0] if isinstance(x, tuple) else x}
+    if y is not None:
+        lengths[y_name] = next((a for a in y if a is not None), None) if isinstance(y, tuple) else y
+    checks.same_length({k: v for k, v in lengths.items() if v is not None})
+    n = _length(x)
+    sw = checks.sample_weights(sample_weight, n)
+    cw = None
+    if class_weight is not None:
+        if y is None or isinstance(y, tuple):
+            raise ValueError("`class_weight` needs the targets of a model of one output.")
+        cw = checks.class_weights_to_sample_weights(class_weight, y, None)
+    if cw is not None:
+        sw = cw if sw is None else sw * cw
+    if sw is not None:
+        sw = sw.astype(dtype)
+    return x, y, sw, None
+
+
+def _routed_resolve_metrics(self, y_shape, output_shape):
+    if output_shape is not None:        # else the compile metrics resolve from their first batch
+        _next(self, "_resolve_metrics")(y_shape, output_shape)
+
+
+def _routed_start(self, x_shape):
+    if not getattr(self, "built", False):
+        self.build(_batchless(list(x_shape) if isinstance(x_shape, tuple) and x_shape and
+                              isinstance(x_shape[0], tuple) else x_shape))
+    self._fused_softmax = False         # the steps compute the loss from y_pred
+
+
+def _routed_train_step(self, x, y, sw, ids_checked=False):
+    _step_logs(self, "train_step", self.train_step(pack(x, y, sw)))
+
+
+def _routed_test_step(self, x, y, sw, ids_checked=False):
+    _step_logs(self, "test_step", self.test_step(pack(x, y, sw)))
+
+
+def _routed_logs(self, prefix=""):
+    return {prefix + k: v for k, v in pythonified(_metrics_or_logs(self)).items()}
+
+
+def _routed_batch_logs(self):
+    return pythonified(_last_logs(self))
+
+
+def _routed_train_logs(self):
+    return dict(_metrics_or_logs(self))
+
+
+def _routed_epoch_logs(self, logs):
+    return pythonified(logs)
+
+
+def _routed_reset_metrics(self):
+    self.__dict__["_trainer_step_logs"] = {}
+    for metric in self.metrics:
+        metric.reset_state()
+
+
+def flatten_in_order(model, logs):
+    """Keras's ``_flatten_metrics_in_order``: the values of ``logs`` in the order of ``model.metrics`` (the compiled
+    metrics' own names in their place), then the other keys sorted; one value alone as itself."""
+    names = []
+    for metric in model.metrics:
+        names.extend(m.name for m in metric.metrics) if isinstance(metric, _CompileMetrics) else \
+            names.append(metric.name)
+    values = [logs[name] for name in names if name in logs]
+    values += [logs[key] for key in sorted(logs) if key not in names]
+    return values[0] if len(values) == 1 else values
+
+
+def _routed_evaluate_result(self, logs, return_dict):
+    return logs if return_dict else flatten_in_order(self, logs)
+
+
+def _routed_batch_result(self, return_dict):
+    logs = pythonified(_last_logs(self))
+    return logs if return_dict else flatten_in_order(self, logs)
+
+
+def _on_batch(model, method, x, y, sample_weight, class_weight, return_dict):
+    model._require_compiled(method)
+    x, y, sw, output_shape = model._prepare(x, y, sample_weight, class_weight)
+    model._resolve_metrics(_shapes(y), output_shape)
+    model._start(_shapes(x))
+    model.reset_metrics()
+    xb, yb, swb = model._device_batch(x, y, sw, slice(None))
+    step = "train_step" if method == "train_on_batch" else "test_step"
+    _step_logs(model, step, getattr(model, step)((xb, yb, swb)))     # as Keras hands it: all three
+    return model._batch_result(return_dict)
+
+
+def _routed_train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    """One step of ``train_step`` on one batch, given ``(x, y, sample_weight)`` as Keras gives it."""
+    return _on_batch(self, "train_on_batch", x, y, sample_weight, class_weight, return_dict)
+
+
+def _routed_test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    return _on_batch(self, "test_on_batch", x, y, sample_weight, None, return_dict)
+
+
+def _metrics_names(self):
+    return [m.name for m in self.metrics]
+
+
+_ROUTED = {
+    "_prepare": _routed_prepare,
+    "_resolve_metrics": _routed_resolve_metrics,
+    "_start": _routed_start,
+    "_train_step": _routed_train_step,
+    "_test_step": _routed_test_step,
+    "_logs": _routed_logs,
+    "_batch_logs": _routed_batch_logs,
+    "_train_logs": _routed_train_logs,
+    "_epoch_logs": _routed_epoch_logs,
+    "reset_metrics": _routed_reset_metrics,
+    "_evaluate_result": _routed_evaluate_result,
+    "_batch_result": _routed_batch_result,
+    "train_on_batch": _routed_train_on_batch,
+    "test_on_batch": _routed_test_on_batch,
+    "metrics_names": property(_metrics_names),
+}
+
+
+# ------------------------------------------------------------------ predict with a predict_step of its own
+def _concatenated(parts):
+    """The batches' outputs joined along the batch axis, in the structure of one batch's."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: _concatenated([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        joined = [_concatenated([p[i] for p in parts]) for i in range(len(first))]
+        return joined if isinstance(first, list) else tuple(joined)
+    if first is None:
+        return None
+    return numpy.concatenate([numpy.asarray(backend.to_numpy(p)) for p in parts], axis=0)
+
+
+def _host(value):
+    if isinstance(value, (list, tuple)):
+        return type(value)(_host(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _host(v) for k, v in value.items()}
+    return value if value is None else numpy.asarray(backend.to_numpy(value))
+
+
+def _device_data(value):
+    """A batch's arrays (in its structure) on the device."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_device_data(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _device_data(v) for k, v in value.items()}
+    if value is None:
+        return None
+    array = numpy.asarray(value) if not hasattr(value, "shape") else value
+    if array.dtype == numpy.float64:
+        array = array.astype(backend.floatx())
+    return backend.to_device(array)
+
+
+def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    """``Model.predict`` for a class with a ``predict_step`` of its own: the step on each batch (a batch of arrays
+    as Keras hands it, ``x`` or ``(x,)`` for several inputs; a PyDataset's or generator's as it yields it),
+    what it returns joined along the batch axis in its structure, as NumPy arrays."""
+    from . import streaming
+    from .model import _dataset_input
+    verbose = checks.verbosity(verbose)
+    callbacks = model._check_callbacks(callbacks)
+    if streaming.is_stream(x):
+        streaming._refuse(x, "x", batch_size=batch_size)
+        stream = streaming.Stream(x, streaming._steps(steps, "steps"), False, "x", "steps")
+        known = stream.known_steps
+        batches = ((step, raw) for step, _, raw in stream.epoch())
+    else:
+        x, _, batch_size, _ = _dataset_input(x, None, batch_size, None, "predict", in_order=False)
+        batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
+        if isinstance(x, (list, tuple)):
+            x = tuple(checks.as_array(a, f"x[{i}]") for i, a in enumerate(x))
+        else:
+            x = checks.as_array(x, "x")
+        n = _length(x)
+        known = backend.config.capped_steps(-(-n // batch_size))
+        if steps is not None:
+            known = min(known, checks.positive_int(steps, "steps"))
+        batches = ((step, pack(tuple(a[start:start + batch_size] for a in x) if isinstance(x, tuple)
+                               else x[start:start + batch_size]))
+                   for step, start in zip(range(known), range(0, n, batch_size)))
+    listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
+    cbs = CallbackList(listeners, model, {"verbose": verbose, "steps": known})
+    cbs.call("on_predict_begin", {})
+    outputs = []
+    for step, data in batches:
+        cbs.batch("on_predict_batch_begin", step, dict)
+        outputs.append(_host(model.predict_step(_device_data(data))))
+        cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
+    cbs.call("on_predict_end", {})
+    if not outputs:
+        raise ValueError("predict() got no batches to run on.")
+    return _concatenated(outputs)
+
+
+# ------------------------------------------------------------------ Model(inputs, outputs) of a subclass
+def functional_arguments(args, kwargs):
+    """Whether a model's constructor arguments are a functional model's (``inputs`` and ``outputs``), as Keras
+    tells them apart."""
+    return (len(args) == 2 and not isinstance(args[0], str)) or (len(args) == 1 and "outputs" in kwargs) or \
+        ("inputs" in kwargs and "outputs" in kwargs)
+
+
+_functional_classes: dict = {}
+
+
+def become_functional(model, args, kwargs):
+    """Make ``model``, an instance of a ``Model`` subclass given functional arguments, a functional model of
+    that class (Keras's ``inject_functional_model_class``): its class becomes a subclass of both, which keeps
+    the subclass's methods (``train_step``, ...) before ``Functional``'s."""
+    from .functional import Functional
+    cls = type(model)
+    if not isinstance(model, Functional):
+        klass = _functional_classes.get(cls)
+        if klass is None:
+            klass = _functional_classes[cls] = type(cls.__name__, (cls, Functional), {
+                "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+        model.__class__ = klass
+    Functional.__init__(model, *args, **kwargs)
+
