@@ -425,9 +425,13 @@ class Model(Layer):
 
         Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
         Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
-        without a loss keeps the loss of an earlier compile."""
+        without a loss keeps the loss of an earlier compile, and one without metrics its metrics."""
+        self._note_compile(loss)
         if loss is None and self.compiled and not isinstance(self.loss, list):
             loss = self.loss
+        if metrics is None and weighted_metrics is None and self.compiled and self.__dict__.get("_metrics_given"):
+            metrics = list(self._metric_identifiers)
+        self._metrics_given = metrics is not None or weighted_metrics is not None
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
@@ -463,7 +467,26 @@ class Model(Layer):
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in (self._metrics or [])]
+        """Keras 3's: the names of its ``Model.metrics``. None before compile; then ``loss``, ``compile_metrics``
+        where compile was given metrics (Keras's compiled metrics are one metric object, whatever their number),
+        and, once a fit, evaluate, train_on_batch or test_on_batch has run since compile, the loss of each output
+        where more than one output has a loss. The names of what evaluate returns are the keys of its dict."""
+        if not self.compiled:
+            return []
+        names = ["loss"] + (["compile_metrics"] if self.__dict__.get("_metrics_given") else [])
+        # (two outputs' losses of one name, in a Sequential of several outputs, share one log and one name)
+        built = self.__dict__.get("_loss_trackers_built")
+        return names + (list(dict.fromkeys(self._output_loss_names())) if built else [])
+
+    def _note_compile(self, loss):
+        """What ``metrics_names`` follows of a compile: Keras makes its loss trackers afresh for a new ``loss``
+        and builds them at the first step after (a compile without a loss keeps them)."""
+        if loss is not None or not self.compiled:
+            self._loss_trackers_built = False
+
+    def _output_loss_names(self):
+        """The log keys of the outputs' losses, in the order of Keras's loss trackers (none for one output)."""
+        return []
 
     # --------------------------------------------------------- data validation
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
@@ -536,6 +559,7 @@ class Model(Layer):
         if self._metrics is None:
             self._metrics = [metrics_module.get(m, loss=self.loss, y_true_shape=y_shape, y_pred_shape=output_shape)
                              for m in self._metric_identifiers]
+        self._loss_trackers_built = True
 
     def _start(self, x_shape):
         if not self.built:
@@ -878,7 +902,7 @@ class Model(Layer):
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
         logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
-        return logs if return_dict else self._results_in_order(logs)
+        return self._returned(logs, return_dict)
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -940,13 +964,18 @@ class Model(Layer):
         return self.predict(x, batch_size=max(_length(self._host_features(x, "x")), 1), verbose=0)
 
     def _batch_result(self, return_dict):
-        logs = self._logs()
-        return logs if return_dict else self._results_in_order(logs)
+        return self._returned(self._logs(), return_dict)
+
+    def _returned(self, logs, return_dict):
+        """What evaluate, train_on_batch and test_on_batch return for ``logs``: with ``return_dict`` a dict by
+        sorted key, as Keras 3 returns it (its logs pass through a tree map, which sorts dict keys); else the list
+        of ``_results_in_order``."""
+        return {key: logs[key] for key in sorted(logs)} if return_dict else self._results_in_order(logs)
 
     def _keras_metric_names(self):
-        """The names Keras's ``_flatten_metrics_in_order`` walks before the rest of the logs: the loss, then each
-        compiled metric by its own name."""
-        return ["loss"] + [m.name for m in (self._metrics or [])]
+        """The names Keras's ``_flatten_metrics_in_order`` walks before the rest of the logs: the loss, each
+        compiled metric by its own name, then the outputs' losses."""
+        return ["loss"] + [m.name for m in (self._metrics or [])] + self._output_loss_names()
 
     def _results_in_order(self, logs):
         """``logs`` as a list, as Keras's evaluate, train_on_batch and test_on_batch return them without

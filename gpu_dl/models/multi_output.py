@@ -226,10 +226,15 @@ class SeveralOutputs:
                             weighted_metrics=weighted_metrics, **kwargs)
             self._compiled_outputs = 1
             return
-        if loss is None and self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count:
+        self._note_compile(loss)
+        same_outputs = self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count
+        if loss is None and same_outputs:
             # As Keras 3: a compile without a loss keeps the loss (and its weights) of an earlier compile.
             loss, loss_weights = self._compile_args["loss"], self._compile_args["loss_weights"]
+        if metrics is None and weighted_metrics is None and same_outputs:
+            metrics = self._compile_args["metrics"]         # and one without metrics its metrics
         new_optimizer = optimizers.get(optimizer)
+        self._metrics_given = metrics is not None or weighted_metrics is not None
         losses, weights, metric_ids, labels = compile_settings(self, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer, self.loss = new_optimizer, losses
         self._loss_labels = labels
@@ -272,6 +277,7 @@ class SeveralOutputs:
                      for i, ids in enumerate(self._output_metric_ids) for m in ids]
             self._metric_outputs = [i for i, _ in found]
             self._metrics = [metric for _, metric in found]
+        self._loss_trackers_built = True
 
     def _start(self, x_shape):
         if not self._multi:
@@ -369,19 +375,18 @@ class SeveralOutputs:
             logs[prefix + key] = value
         return logs
 
-    @property
-    def metrics_names(self):
-        return list(dict.fromkeys(self._log_names())) if self._multi else super().metrics_names
-
-    def _keras_metric_names(self):
-        """As Keras's ``Model.metrics`` names them: the loss, each compiled metric by its own (unprefixed) name,
-        then each output's loss tracker where more than one output has a loss."""
-        names = super()._keras_metric_names()
+    def _output_loss_names(self):
+        """Each output's loss log where more than one output has a loss, in the order of Keras's loss trackers:
+        the outputs' order, or for a model whose outputs are a dict and a loss given as a dict, that dict's."""
         if not self._multi:
-            return names
+            return super()._output_loss_names()
         keyed = self._outputs_keyed
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) > 1:
-            names += [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
-        return names
+        if len(with_loss) < 2:
+            return []
+        given = self._compile_args.get("loss")
+        if keyed and isinstance(given, dict) and self._dict_output_keys() is not None:
+            place = {key: n for n, key in enumerate(given)}
+            with_loss.sort(key=lambda i: place.get(self.output_names[i], len(place)))
+        return [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
 

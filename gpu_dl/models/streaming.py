@@ -441,7 +441,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     logs = evaluate_pass(model, stream, cbs, params)
-    return logs if return_dict else model._results_in_order(logs)
+    return model._returned(logs, return_dict)
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks):
