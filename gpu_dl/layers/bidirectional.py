@@ -43,6 +43,7 @@ class Bidirectional(Layer):
     """
 
     MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+    call_first_argument = "sequences"
     takes_mask = True
     takes_initial_state = True
 

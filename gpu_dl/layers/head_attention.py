@@ -55,6 +55,7 @@ class HeadAttention(Layer):
 
     takes_input_list = True
     supports_masking = True
+    call_first_argument = "query"
     # The keyword arguments of its calls a saved functional model records (Keras's names).
     call_keywords = ("key", "attention_mask", "return_attention_scores", "use_causal_mask")
     positional_inputs = 3         # Keras records [query, value] (or [query, value, key]) as separate arguments

@@ -280,6 +280,7 @@ class _RandomImageLayer(SpatialLayer):
 
     # Whether the layer draws (Keras's counterpart holds a SeedGenerator); the deterministic ones clear it.
     draws = True
+    call_first_argument = "data"        # Keras's image layers' call(data, training=True)
     # How many seed pairs Keras's layer takes in one training call (RandAugment and AugMix reserve that many
     # for each op they draw), and in one call outside training, where some of Keras's layers draw all the same.
     draws_per_call = 1

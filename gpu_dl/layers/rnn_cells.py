@@ -224,6 +224,7 @@ class SimpleRNNCell(_Cell):
 
     LAYER = SimpleRNN
     MASKS_OUTSIDE_TRAINING = True
+    call_first_argument = "sequence"        # Keras's SimpleRNNCell.call(sequence, states, training=False)
     CONFIG_KEYS = _COMMON + ("use_bias",) + _WEIGHT_KEYS + _TAIL + ("seed",)
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
