@@ -130,6 +130,13 @@ def _batchless(shape):
     return (None,) + tuple(shape[1:])
 
 
+def _first_batch_shape(shape, batch_size):
+    """The shape(s) of the first batch of ``batch_size`` samples of data of ``shape`` (all of it for None)."""
+    if isinstance(shape, list):
+        return [None if s is None else _first_batch_shape(s, batch_size) for s in shape]
+    return tuple(shape) if batch_size is None else (min(batch_size, shape[0]),) + tuple(shape[1:])
+
+
 def _shape_list(shape):
     """One shape, or shapes (a list or tuple of them), as a list of tuples; None as None."""
     if shape is None:
@@ -489,9 +496,10 @@ class Model(Layer):
         return []
 
     # --------------------------------------------------------- data validation
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
-        """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
-        x = self._checked_features(x, x_name)
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
+        """Check x/y against the model and the loss; returns host arrays. Changes nothing but a subclassed model
+        not built yet, which is built for the first batch of ``batch_size`` (``_checked_features``)."""
+        x = self._checked_features(x, x_name, batch_size)
         output_shape = self._flat_output_shape(_batchless(_shapes(x)))
         if y is None and self.loss is None and not self._metric_identifiers:
             # No compiled loss and no metrics: the losses the layers add need no targets, as in Keras.
@@ -541,10 +549,13 @@ class Model(Layer):
         """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
         return checks.features(x, name, self.dtype)
 
-    def _checked_features(self, x, name):
+    def _checked_features(self, x, name, batch_size=None):
         """``_host_features`` checked against the model: their shapes, and the ids of the layers that take them as
-        they are (``host_ids``; device batches made from them may then skip those layers' device checks)."""
+        they are (``host_ids``; device batches made from them may then skip those layers' device checks). A
+        subclassed model not built yet is built first, for their first batch of ``batch_size``."""
         x = self._host_features(x, name)
+        if self._composite and not self.built:
+            self.build(self._build_shape(_shapes(x), batch_size))
         self._check_input_shape(_shapes(x), name)
         host_ids.check(self, x)
         return x
@@ -566,6 +577,13 @@ class Model(Layer):
             self.build(_batchless(x_shape))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
         self._output_layer().keep_preactivation = self._fused_softmax
+
+    def _build_shape(self, x_shape, batch_size=None):
+        """The shape a model is built for before a pass over data of ``x_shape`` in batches of ``batch_size`` (one
+        batch of all of it for None): as Keras builds a subclassed model, that of the first batch (its own
+        ``build`` gets it; its traced graph serves any batch size), and for a Sequential or functional model any
+        batch size."""
+        return _first_batch_shape(x_shape, batch_size) if self._composite else _batchless(x_shape)
 
     def _output_layer(self):
         """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
@@ -782,7 +800,7 @@ class Model(Layer):
             raise ValueError("`steps_per_epoch`/`validation_steps` apply to a PyDataset or generator; with arrays, "
                              "use batch_size.")
         callbacks = self._check_callbacks(callbacks)
-        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
         val = None
         if val_stream:
             val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
@@ -894,7 +912,7 @@ class Model(Layer):
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x, y, sw, output_shape = self._prepare(x, y, sample_weight)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, batch_size=batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
@@ -914,7 +932,7 @@ class Model(Layer):
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x = self._checked_features(x, "x")
+        x = self._checked_features(x, "x", batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
             self.build(_batchless(_shapes(x)))

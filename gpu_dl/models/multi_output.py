@@ -255,9 +255,9 @@ class SeveralOutputs:
             raise ValueError(f"Model '{self.name}' was compiled for {compiled_for} output(s) and now gives "
                              f"{self._output_count}: call compile() again before `{method}()`.")
 
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
         if not self._multi:
-            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
+            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
         x = self._checked_features(x, x_name)
         output_shapes = self._flat_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
