@@ -41,7 +41,7 @@ def _expected_attention(layer, q, v, k, q_mask=None, v_mask=None, causal=False):
     return out, p
 
 
-def _expected_mha(layer, q, v, k, mask=None):
+def _expected_mha(layer, q, v, k, mask=None, dropped=None):
     w = {var.path.split("/", 1)[1]: var.numpy() for var in layer.weights}
 
     def project(name, x):
@@ -49,7 +49,7 @@ def _expected_mha(layer, q, v, k, mask=None):
     qh, kh, vh = project("query", q), project("key", k), project("value", v)
     scores = numpy.einsum("btnk,bsnk->bnts", qh, kh) / numpy.sqrt(layer.key_dim)
     p = _softmax(scores, None if mask is None else mask[:, None], replace=True)
-    heads = numpy.einsum("bnts,bsnv->btnv", p, vh)
+    heads = numpy.einsum("bnts,bsnv->btnv", p if dropped is None else p * dropped, vh)
     out = numpy.einsum("btnv,nvo->bto", heads, w["attention_output/kernel"].reshape(
         layer.num_heads, layer.value_dim, -1)) + w.get("attention_output/bias", numpy.zeros(1)).reshape(-1)
     return out.reshape(out.shape[:2] + w["attention_output/kernel"].shape[2:]), p
@@ -180,6 +180,46 @@ def test_dropout_acts_in_training_only_and_repeats_under_a_seed(xp, rng):
         numpy.testing.assert_array_equal(first, second)          # the same seed, the same draws
         assert not numpy.allclose(first, plain)
         numpy.testing.assert_array_equal(to_numpy(run(a, False)[0]), plain)
+
+
+def keras_numpy_keep(seed, counter, shape, rate):
+    """The scaled keep-mask Keras's NumPy backend's dropout draws for the seed pair (seed, counter)."""
+    uniform = numpy.random.default_rng(numpy.array([seed, counter], numpy.uint32)).uniform(size=shape)
+    return (uniform < 1 - rate) / (1 - rate)
+
+
+@pytest.mark.parametrize("kind", ["Attention", "AdditiveAttention"])
+def test_dropout_draws_from_the_seed_generator_keras_numpy_backend_s_masks(rng, kind):
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    layer = getattr(layers, kind)(dropout=0.4, seed=5, dtype="float64")
+    assert layer.seed_generator.state.numpy().tolist() == [5, 0] and layer.variables[-1] is layer.seed_generator.state
+    layer([q, v])
+    assert layer.seed_generator.state.numpy().tolist() == [5, 0]         # inference draws nothing
+    for counter in (0, 1):
+        out, weights = layer([q, v], training=True, return_attention_scores=True)
+        _, p = _expected_attention(layer, q, v, v)
+        dropped = p * keras_numpy_keep(5, counter, p.shape, 0.4)
+        numpy.testing.assert_allclose(weights, dropped, rtol=1e-12)
+        numpy.testing.assert_allclose(out, numpy.einsum("bts,bsd->btd", dropped, v), rtol=1e-10, atol=1e-12)
+    assert layer.seed_generator.state.numpy().tolist() == [5, 2]
+    assert not hasattr(getattr(layers, kind)(dropout=0.0), "seed_generator")
+
+
+def test_mha_dropout_draws_from_its_dropout_sublayer_keras_numpy_backend_s_masks(rng):
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    layer = layers.MultiHeadAttention(2, 3, dropout=0.25, seed=8, dtype="float64")
+    assert layer.variables == []
+    layer(q, v)
+    generator = layer._dropout_layer.seed_generator
+    assert [v.name for v in layer.variables][5:8] == ["bias", "seed_generator_state", "kernel"]
+    out = layer(q, v, training=True)
+    want, p = _expected_mha(layer, q, v, v, dropped=keras_numpy_keep(8, 0, (2, 2, 3, 5), 0.25))
+    numpy.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-12)
+    layer(q, v)
+    assert generator.state.numpy().tolist() == [8, 1]
+    plain = layers.MultiHeadAttention(2, 3)
+    plain(q, v)
+    assert plain._dropout_layer.rate == 0 and not plain._dropout_layer._seed_generators
 
 
 def test_a_fully_masked_row(xp):

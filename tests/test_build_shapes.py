@@ -35,7 +35,7 @@ def test_a_call_on_arrays_builds_for_each_tensor_by_name(xp, rng):
                  lambda layer: layer(xp.asarray(query), value=xp.asarray(value))):
         layer = QueryValue()
         y = call(layer)
-        assert layer.seen == {"query_shape": (None, 4, 5), "value_shape": (None, 6, 7)}
+        assert layer.seen == {"query_shape": (2, 4, 5), "value_shape": (2, 6, 7)}     # with the batch, as Keras
         assert [w.shape for w in layer.weights] == [(5, 3), (7, 3)]
         numpy.testing.assert_allclose(to_numpy(y), _expected_query_value(layer, query, value), rtol=1e-5, atol=1e-6)
 
@@ -45,18 +45,18 @@ def test_a_tensor_not_given_keeps_its_default_shape(xp, rng):
     key = rng.standard_normal((2, 3, 2)).astype("float32")
     without, with_key = OptionalKey(), OptionalKey()
     y = without(xp.asarray(query), xp.asarray(value))
-    assert without.seen == {"query_shape": (None, 4, 5), "value_shape": (None, 6, 7), "key_shape": None}
+    assert without.seen == {"query_shape": (2, 4, 5), "value_shape": (2, 6, 7), "key_shape": None}
     numpy.testing.assert_allclose(to_numpy(y), query + value.mean(axis=1, keepdims=True) @ without.get_weights()[0],
                                   rtol=1e-5, atol=1e-6)
     with_key(xp.asarray(query), xp.asarray(value), key=xp.asarray(key))
-    assert with_key.seen["key_shape"] == (None, 3, 2) and with_key.get_weights()[0].shape == (2, 5)
+    assert with_key.seen["key_shape"] == (2, 3, 2) and with_key.get_weights()[0].shape == (2, 5)
 
 
 def test_a_build_of_one_argument_gets_the_first_tensors_shape(xp, rng):
     targets, logits = rng.standard_normal((3, 4)).astype("float32"), rng.standard_normal((3, 4)).astype("float32")
     layer = FirstShapeOnly()
     y = layer(xp.asarray(targets), xp.asarray(logits))
-    assert layer.seen == {"input_shape": (None, 4)}
+    assert layer.seen == {"input_shape": (3, 4)}
     numpy.testing.assert_allclose(to_numpy(y), (logits - targets) ** 2, rtol=1e-6)
     inputs = [gpu_dl.Input((2, 6)), gpu_dl.Input((9,))]
     wide = first_shape_only(gpu_dl)()
@@ -128,7 +128,7 @@ def test_a_subclassed_model_builds_for_each_of_its_inputs(rng):
     a, b = rng.standard_normal((2, 4)).astype("float32"), rng.standard_normal((2, 6)).astype("float32")
     model = TwoInputs()
     y = model(a, b)
-    assert model.seen == ((None, 4), (None, 6))
+    assert model.seen == ((2, 4), (2, 6))
     kernel, bias = model.dense.get_weights()
     numpy.testing.assert_allclose(to_numpy(y), a @ kernel + bias + b @ to_numpy(model.w.value), rtol=1e-5, atol=1e-6)
     by_hand = TwoInputs()

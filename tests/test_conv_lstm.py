@@ -224,34 +224,62 @@ def test_masked_steps_hold_the_states(xp, rng, go_backwards, cls, spatial):
     check_gradients(layer, xp.asarray(x), rng, grads, initial_state=[h0, c0], mask=xp.asarray(mask))
 
 
-class FixedNoise:
-    """Stands in for a layer's noise stream: the same uniform values at every call, so the dropout masks
-    (and the function finite differences see) stay fixed."""
+class RepeatingSeeds:
+    """Stands in for a layer's seed generator: every call takes the same ``per_call`` seed pairs, so the dropout
+    masks (and the function finite differences see) stay fixed."""
 
-    def __init__(self, rng):
-        self.rng, self.drawn = rng, {}
+    def __init__(self, seed, per_call):
+        self.seed, self.per_call, self.taken = seed, per_call, 0
 
-    def random(self, xp, shape, dtype):
-        if shape not in self.drawn:
-            self.drawn[shape] = self.rng.random(shape)
-        return xp.asarray(self.drawn[shape], dtype=dtype)
+    def next(self):
+        pair = (self.seed, self.taken % self.per_call)
+        self.taken += 1
+        return pair
+
+
+def keras_numpy_masks(seed, first, shape, rate):
+    """Keras's NumPy backend's four per-gate masks of ``shape`` from the pairs (seed, first), (seed, first + 1),
+    ..., stacked on the next-to-last axis as the layer applies them."""
+    return numpy.stack([(numpy.random.default_rng(numpy.array([seed, first + g], numpy.uint32)).uniform(size=shape)
+                         < 1 - rate) / (1 - rate) for g in range(4)], axis=-2)
 
 
 @pytest.mark.parametrize("cls,spatial", SPATIAL)
 def test_dropout_masks_each_gate_as_keras_does(xp, rng, cls, spatial):
-    layer = make(cls, filters=2, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25)
-    layer._noise = FixedNoise(rng)
+    layer = make(cls, filters=2, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25, seed=6)
     x = rng.standard_normal((2, 3) + spatial + (1,))
     y = to_numpy(layer(xp.asarray(x), training=True))
-    input_masks = (layer._noise.drawn[(2,) + spatial + (4, 1)] < 0.5) / 0.5          # (N, H, W, gates, channels)
-    recurrent_masks = (layer._noise.drawn[(2,) + spatial + (4, 2)] < 0.75) / 0.75    # (N, OH, OW, gates, filters)
+    assert layer.seed_generator.state.numpy().tolist() == [6, 8]     # four pairs per rate, input masks first
+    input_masks = keras_numpy_masks(6, 0, (2,) + spatial + (1,), 0.5)          # (N, H, W, gates, channels)
+    recurrent_masks = keras_numpy_masks(6, 4, (2,) + spatial + (2,), 0.25)     # (N, OH, OW, gates, filters)
     want, _ = expected(x, layer.get_weights(), padding="same", input_masks=input_masks,
                        recurrent_masks=recurrent_masks)
-    numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
-    # inference ignores dropout
+    if xp is numpy:     # on the GPU the masks are drawn there, from other streams
+        numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    # inference ignores dropout, and takes its pairs all the same
     numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x))), expected(x, layer.get_weights(), padding="same")[0],
                                   rtol=1e-10, atol=1e-12)
+    assert layer.seed_generator.state.numpy().tolist() == [6, 16]
+    layer.seed_generator = RepeatingSeeds(6, 8)
     check_gradients(layer, xp.asarray(x), rng, [xp.asarray(rng.standard_normal(y.shape))])
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_numpy_dropout_masks_are_keras_s_in_either_data_format(rng, data_format):
+    layer = layers.ConvLSTM1D(2, 3, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25, seed=3,
+                              data_format=data_format, dtype="float64")
+    x = rng.standard_normal((2, 3, 5, 1))           # (N, T, steps, channels)
+    given = x if data_format == "channels_last" else x.transpose(0, 1, 3, 2)
+    y = layer(given, training=True)
+    y = y if data_format == "channels_last" else y.transpose(0, 1, 3, 2)
+    # Keras draws each mask in the shape of a step (or state) in the layer's data format.
+    shapes = [(2, 5, 1), (2, 5, 2)] if data_format == "channels_last" else [(2, 1, 5), (2, 2, 5)]
+    masks = [keras_numpy_masks(3, first, shape, rate) for first, shape, rate in zip((0, 4), shapes, (0.5, 0.25))]
+    masks = [m if data_format == "channels_last" else m.transpose(0, 3, 2, 1) for m in masks]   # (N, S, gates, C)
+    kernel, recurrent, bias = layer.get_weights()
+    want, _ = expected(x[:, :, None], [kernel[None], recurrent[None], bias], padding="same",
+                       input_masks=masks[0][:, None], recurrent_masks=masks[1][:, None])
+    numpy.testing.assert_allclose(y, want[:, :, 0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cls,spatial", SPATIAL)

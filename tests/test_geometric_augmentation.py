@@ -1,5 +1,7 @@
 """Pipeline, RandomShear, RandomPerspective, RandAugment and AugMix: plain NumPy expectations, seeds, training
 flags, gradients where they exist and clear errors where they do not."""
+import random as python_random
+
 import numpy
 import pytest
 
@@ -149,6 +151,9 @@ class Draws:
         taken, self.values = self.values[:n], self.values[n:]
         return numpy.asarray(taken, dtype=float)
 
+    def uniform(self, size, low=0.0, high=1.0):
+        return low + (high - low) * self.random(int(numpy.prod(size))).reshape(size)
+
 
 @pytest.mark.parametrize("fill_mode", ["reflect", "wrap", "constant", "nearest"])
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
@@ -224,20 +229,21 @@ def test_geometric_layers_refuse_bad_arguments():
 
 # --------------------------------------------------------- RandAugment, AugMix
 class PolicyDraws:
-    """A generator stand-in for the policies' own choices (the ops here draw nothing)."""
+    """A generator stand-in for the policies' own draws (the ops here draw nothing): RandAugment's op indices,
+    AugMix's gammas (their shares are the chain weights) and mixing weight."""
 
-    def __init__(self, picks, dirichlet=None, beta=None):
-        self.picks, self.fixed_dirichlet, self.fixed_beta = list(picks), dirichlet, beta
+    def __init__(self, picks=(), gammas=None, beta=None):
+        self.picks, self.fixed_gammas, self.fixed_beta = list(picks), gammas, beta
 
-    def integers(self, low, high, size):
-        taken, self.picks = self.picks[:size], self.picks[size:]
-        return numpy.asarray(taken)
+    def integers(self, low, high, size, dtype):
+        taken, self.picks = self.picks[:size[0]], self.picks[size[0]:]
+        return numpy.asarray(taken, dtype=dtype)
 
-    def dirichlet(self, alpha):
-        return numpy.asarray(self.fixed_dirichlet)
+    def gamma(self, alpha, scale, size):
+        return numpy.asarray(self.fixed_gammas)
 
-    def beta(self, a, b):
-        return self.fixed_beta
+    def beta(self, a, b, size):
+        return numpy.asarray(self.fixed_beta)
 
 
 def test_rand_augment_applies_the_drawn_ops_in_turn(xp, rng):
@@ -250,13 +256,19 @@ def test_rand_augment_applies_the_drawn_ops_in_turn(xp, rng):
     numpy.testing.assert_allclose(to_numpy(layer(x)), to_numpy(expected), rtol=1e-6, atol=1e-4)
 
 
-def test_aug_mix_mixes_its_chains_as_keras_does(xp, rng):
+def test_aug_mix_mixes_its_chains_as_keras_does(xp, rng, monkeypatch):
+    from gpu_dl.layers import policy_augmentation
     from gpu_dl.layers.policy_augmentation import AUGMIX_OPS
     x_host = images(rng, (2, 4, 5, 3))
     x = xp.asarray(x_host)
     layer = layers.AugMix(num_chains=2, chain_depth=2, all_ops=False)
-    none = len(AUGMIX_OPS)
-    layer.host_rng = lambda: PolicyDraws([AUGMIX_OPS.index("auto_contrast"), none, none, none], [0.25, 0.75], 0.4)
+    draws = PolicyDraws(gammas=[0.5, 1.5], beta=0.4)          # chain weights 0.25 and 0.75
+    layer.host_rng = lambda: draws
+    # Keras picks the ops with Python's random.choice over the ops and None (no op)
+    picks = iter(["auto_contrast", None, None, None])
+    monkeypatch.setattr(policy_augmentation.python_random, "choice",
+                        lambda options: options[options.index(next(picks))])
+    assert list(AUGMIX_OPS)[5] == "auto_contrast"
     contrasted = to_numpy(layers.AutoContrast()(x)).astype(numpy.float64)
     expected = numpy.clip(0.4 * x_host + 0.6 * (0.25 * contrasted + 0.75 * x_host), 0, 255)
     numpy.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-3)
@@ -267,10 +279,14 @@ def test_aug_mix_mixes_its_chains_as_keras_does(xp, rng):
 def test_policies_seeds_inference_layouts_and_no_gradient(xp, rng, make):
     x = xp.asarray(images(rng, (2, 4, 5, 3)))
     numpy.testing.assert_array_equal(to_numpy(make(seed=1)(x, training=False)), to_numpy(x))
-    outs = [to_numpy(make(seed=s)(x, training=True)) for s in (7, 7, 8)]
+
+    def run(layer, inputs):
+        python_random.seed(3)       # AugMix picks its ops with Python's random, as Keras's does
+        return to_numpy(layer(inputs, training=True))
+    outs = [run(make(seed=s), x) for s in (7, 7, 8)]
     numpy.testing.assert_array_equal(outs[0], outs[1])
     assert not numpy.array_equal(outs[0], outs[2])
-    first = make(seed=7, data_format="channels_first")(x.transpose(0, 3, 1, 2))
+    first = run(make(seed=7, data_format="channels_first"), x.transpose(0, 3, 1, 2))
     numpy.testing.assert_allclose(to_numpy(first).transpose(0, 2, 3, 1), outs[0], rtol=0, atol=1e-3)
     assert make(seed=7)(x[0]).shape == x[0].shape
     layer = make(seed=2, name="policy")

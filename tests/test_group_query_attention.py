@@ -20,7 +20,7 @@ def _softmax_replace(s, keep=None):
     return p if keep is None else numpy.where(keep, p, 0.0)
 
 
-def _expected(layer, q, v, k, mask=None):
+def _expected(layer, q, v, k, mask=None, dropped=None):
     w = {var.path.split("/", 1)[1]: var.numpy() for var in layer.weights}
 
     def project(name, x):
@@ -31,7 +31,7 @@ def _expected(layer, q, v, k, mask=None):
     vh = numpy.repeat(project("value", v), repeats, axis=2)
     scores = numpy.einsum("bquh,bkuh->buqk", qh / numpy.sqrt(layer.head_dim), kh)
     p = _softmax_replace(scores, None if mask is None else mask[:, None])
-    heads = numpy.einsum("buqk,bkuh->bquh", p, vh)
+    heads = numpy.einsum("buqk,bkuh->bquh", p if dropped is None else p * dropped, vh)
     out = numpy.einsum("bquh,uhm->bqm", heads, w["attention_output/kernel"]) + w.get("attention_output/bias", 0.0)
     return out, p
 
@@ -116,6 +116,17 @@ def test_dropout_acts_in_training_only_and_repeats_under_a_seed(xp, rng):
     numpy.testing.assert_array_equal(first, second)
     assert not numpy.allclose(first, plain)
     numpy.testing.assert_array_equal(to_numpy(a(q, q)), plain)
+
+
+def test_dropout_draws_keras_numpy_backend_s_masks_from_its_dropout_sublayer(rng):
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    layer = layers.GroupQueryAttention(3, 4, 2, dropout=0.3, seed=6, dtype="float64")
+    layer(q, v)
+    assert layer.variables[6] is layer._dropout_layer.seed_generator.state
+    uniform = numpy.random.default_rng(numpy.array([6, 0], numpy.uint32)).uniform(size=(2, 4, 3, 5))   # (B, N, T, S)
+    want, _ = _expected(layer, q, v, v, dropped=(uniform < 0.7) / 0.7)
+    numpy.testing.assert_allclose(layer(q, v, training=True), want, rtol=1e-10, atol=1e-12)
+    assert layer._dropout_layer.seed_generator.state.numpy().tolist() == [6, 1]
 
 
 def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys):

@@ -1,6 +1,7 @@
 """The build of a layer whose call takes several tensors, against Keras 3 itself (torch backend, where Keras is
 installed), with the classes of tests/build_shape_classes.py in both libraries: the same shapes given to build
-(Keras gives a call on arrays its batch size where gpu_dl gives None), the same weights and outputs, the same
+(with the batch size of a call on arrays; batch None inside a traced call, where Keras traces with a stand-in
+batch size), the same weights and outputs, the same
 build_config in files, files of either library loading in the other, training through a traced call as Keras
 trains, and the same kind of error for builds that name no call argument."""
 import json
@@ -52,7 +53,7 @@ def test_a_call_on_arrays_builds_as_keras(name):
     ours, theirs = _both(make)
     ours(*args, **kwargs)
     theirs(*args, **kwargs)
-    assert ours.seen == _batchless(theirs.seen)
+    assert ours.seen == theirs.seen and next(iter(ours.seen.values()))[0] == args[0].shape[0]
     assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
     weights = [rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()]
     ours.set_weights(weights)
@@ -104,3 +105,40 @@ def test_builds_that_name_no_call_argument_fail_as_in_keras():
         for lib in (gpu_dl, keras):
             with pytest.raises(error):
                 classes.bad_builds(lib)[name]()(*args)
+
+
+def _recording_model(lib, seen):
+    """A subclassed model whose own build records the shape it is given."""
+    class Recording(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(3)
+
+        def build(self, input_shape):
+            seen.append(tuple(input_shape))
+            self.dense.build(input_shape)
+
+        def call(self, x):
+            return self.dense(x)
+    return Recording
+
+
+@pytest.mark.parametrize("how", ["fit", "evaluate", "predict", "call", "train_on_batch"])
+def test_a_subclassed_model_is_built_for_its_first_batch_as_keras(how):
+    """As Keras, a subclassed model's own build gets the shape of the first batch it runs on (its traced graph
+    then takes any batch size: the last batch of 5 here is smaller)."""
+    x = numpy.random.default_rng(10).standard_normal((5, 4, 3)).astype("float32")
+    found = []
+    for lib in (gpu_dl, keras):
+        seen = []
+        model = _recording_model(lib, seen)()
+        model.compile("sgd", "mse")
+        run = {"fit": lambda: model.fit(x, x[..., :3], batch_size=2, epochs=1, verbose=0),
+               "evaluate": lambda: model.evaluate(x, x, batch_size=2, verbose=0),
+               "predict": lambda: model.predict(x, batch_size=2, verbose=0),
+               "call": lambda: model(x),
+               "train_on_batch": lambda: model.train_on_batch(x, x)}[how]
+        run()
+        found.append(seen)
+        assert _numpy(model.predict(x[:3], verbose=0)).shape == (3, 4, 3)
+    assert found[0] == found[1] == [(5 if how in ("call", "train_on_batch") else 2, 4, 3)]

@@ -98,3 +98,66 @@ def test_one_output_lists_its_metrics_in_compile_order_and_repeats_a_name_as_ker
     # Keras walks the metrics' own names, so "mae" counts three times, then the numbered names follow sorted.
     assert lists[0] == [logs[k] for k in ("loss", "mse", "mae", "mae", "mae", "mae_1", "mae_2")]
     numpy.testing.assert_allclose(lists[0], lists[1], rtol=1e-5, atol=1e-6)
+
+
+NAMED = dict(CASES, dict_loss_out_of_order=(True, {"zeta": "sparse_categorical_crossentropy", "alpha": "mse"},
+                                            {"alpha": ["mae"], "zeta": ["accuracy"]}),
+             no_metrics=(False, ["sparse_categorical_crossentropy", "mse"], None),
+             one_loss=(False, "mse", [[], ["mae"]]))
+
+
+def _same_dicts(ours, theirs):
+    assert list(ours) == list(theirs)
+    numpy.testing.assert_allclose(list(ours.values()), list(theirs.values()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(NAMED))
+def test_returned_dicts_and_metrics_names_are_keras_s(case):
+    """return_dict gives Keras's dict (sorted by key), and metrics_names Keras's names of ``Model.metrics``: the
+    loss, 'compile_metrics' for the compiled metrics, then, once a step has run, the outputs' loss trackers (for a
+    dict of outputs and a dict of losses, in the losses' order)."""
+    as_dict, loss, metrics = NAMED[case]
+    if case == "one_loss":
+        labels = numpy.random.default_rng(3).standard_normal((10, 3)).astype("float32")
+    ours, theirs = pair(lambda lib: two_outputs(lib, as_dict), (loss, metrics))
+    x, y = data(as_dict)
+    if case == "one_loss":
+        y = [labels, y[1]]
+    assert ours.metrics_names == theirs.metrics_names
+    _same_dicts(ours.evaluate(x, y, batch_size=4, verbose=0, return_dict=True),
+                theirs.evaluate(x, y, batch_size=4, verbose=0, return_dict=True))
+    assert ours.metrics_names == theirs.metrics_names
+    for method in ("test_on_batch", "train_on_batch"):
+        _same_dicts(getattr(ours, method)(x, y, return_dict=True), getattr(theirs, method)(x, y, return_dict=True))
+    assert ours.metrics_names == theirs.metrics_names
+    if case == "dict_loss_out_of_order":
+        assert ours.metrics_names == ["loss", "compile_metrics", "zeta_loss", "alpha_loss"]
+        listed = ours.evaluate(x, y, verbose=0)
+        logs = ours.evaluate(x, y, verbose=0, return_dict=True)
+        assert listed == [logs[k] for k in ("loss", "zeta_loss", "alpha_loss", "alpha_mae", "zeta_accuracy")]
+        numpy.testing.assert_allclose(listed, theirs.evaluate(x, y, verbose=0), rtol=1e-5, atol=1e-6)
+    for model in (ours, theirs):       # a compile without loss and metrics keeps both, and the loss trackers
+        model.compile("sgd")
+    assert ours.metrics_names == theirs.metrics_names
+    _same_dicts(ours.test_on_batch(x, y, return_dict=True), theirs.test_on_batch(x, y, return_dict=True))
+    for model in (ours, theirs):       # a new loss starts the trackers afresh
+        model.compile("sgd", loss=loss, metrics=metrics)
+    assert ours.metrics_names == theirs.metrics_names
+
+
+def test_one_output_s_names_before_and_after_compile_and_fit_are_keras_s():
+    found = []
+    for lib in (gpu_dl, keras):
+        model = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3, activation="softmax")])
+        names = [list(model.metrics_names)]
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        names.append(list(model.metrics_names))
+        x, (labels, _) = data(False)
+        history = model.fit(x, labels, epochs=1, verbose=0).history
+        names.append(list(model.metrics_names))
+        model.compile("sgd", "sparse_categorical_crossentropy")       # without metrics: it keeps its metrics
+        names.append(list(model.metrics_names))
+        found.append((names, sorted(history), list(model.evaluate(x, labels, verbose=0, return_dict=True))))
+    assert found[0] == found[1]
+    assert found[0][0] == [[], ["loss", "compile_metrics"], ["loss", "compile_metrics"], ["loss", "compile_metrics"]]
+    assert found[0][2] == ["accuracy", "loss"]

@@ -6,7 +6,6 @@ import pytest
 import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import array_module, to_numpy
-from gpu_dl.backend.noise import UniformNoise
 from gradcheck import assert_gradient
 
 
@@ -14,8 +13,9 @@ def sigmoid(z):
     return 1 / (1 + numpy.exp(-z))
 
 
-def expected_sequence(kind, x, weights, go_backwards=False):
-    """Every step's hidden state (N, T, U), step by step from the formulas, and the last cell state (LSTM)."""
+def expected_sequence(kind, x, weights, go_backwards=False, recurrent_mask=None):
+    """Every step's hidden state (N, T, U), step by step from the formulas, and the last cell state (LSTM);
+    ``recurrent_mask`` (N, U) multiplies h_{t-1} where it enters the recurrent products."""
     kernel, recurrent = weights[0], weights[1]
     bias = weights[2] if len(weights) > 2 else None
     n, t, _ = x.shape
@@ -24,26 +24,27 @@ def expected_sequence(kind, x, weights, go_backwards=False):
     outputs = []
     for step in (range(t - 1, -1, -1) if go_backwards else range(t)):
         x_t = x[:, step]
+        hm = h if recurrent_mask is None else h * recurrent_mask
         if kind == "LSTM":
-            z = x_t @ kernel + h @ recurrent + (0 if bias is None else bias)
+            z = x_t @ kernel + hm @ recurrent + (0 if bias is None else bias)
             i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
             c = f * c + i * g
             h = o * numpy.tanh(c)
         elif kind == "GRU-reset-before":      # reset_after=False: r scales h before its product
             xw = x_t @ kernel + (0 if bias is None else bias)
-            z = sigmoid(xw[:, :u] + h @ recurrent[:, :u])
-            r = sigmoid(xw[:, u:2 * u] + h @ recurrent[:, u:2 * u])
-            hh = numpy.tanh(xw[:, 2 * u:] + (r * h) @ recurrent[:, 2 * u:])
+            z = sigmoid(xw[:, :u] + hm @ recurrent[:, :u])
+            r = sigmoid(xw[:, u:2 * u] + hm @ recurrent[:, u:2 * u])
+            hh = numpy.tanh(xw[:, 2 * u:] + (r * hm) @ recurrent[:, 2 * u:])
             h = z * h + (1 - z) * hh
         elif kind == "GRU":
             xw = x_t @ kernel + (0 if bias is None else bias[0])
-            hr = h @ recurrent + (0 if bias is None else bias[1])
+            hr = hm @ recurrent + (0 if bias is None else bias[1])
             z = sigmoid(xw[:, :u] + hr[:, :u])
             r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
             hh = numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
             h = z * h + (1 - z) * hh
         else:
-            h = numpy.tanh(x_t @ kernel + h @ recurrent + (0 if bias is None else bias))
+            h = numpy.tanh(x_t @ kernel + hm @ recurrent + (0 if bias is None else bias))
         outputs.append(h)
     return numpy.stack(outputs, axis=1), c
 
@@ -132,17 +133,99 @@ def test_dropout_masks_are_fixed_within_a_call_and_differentiated(xp, rng, kind)
     w = xp.asarray(rng.standard_normal((3, 5, 4)))
 
     def objective(v):
-        layer._noise = UniformNoise(7)          # the same masks on every call
+        layer.seed_generator.state.assign([7, 0])          # the same masks on every call
         return (layer(v, training=True) * w).sum()
 
     objective(x)
     dx = layer.backward(w)
     assert_gradient(objective, x, dx, rng, what=f"{kind} input with dropout")
     eval_out = to_numpy(layer(x, training=False))
-    layer._noise = UniformNoise(7)
+    layer.seed_generator.state.assign([7, 0])
     assert not numpy.allclose(to_numpy(layer(x, training=True)), eval_out)
     want, _ = expected_sequence(kind, to_numpy(x), layer.get_weights())
     numpy.testing.assert_allclose(eval_out, want, rtol=1e-10)    # inference ignores dropout
+
+
+def keras_numpy_keep(seed, counter, shape, rate):
+    """The scaled keep-mask Keras's NumPy backend's dropout draws for the seed pair (seed, counter)."""
+    uniform = numpy.random.default_rng(numpy.array([seed, counter], numpy.uint32)).uniform(size=shape)
+    return (uniform < 1 - rate) / (1 - rate)
+
+
+# Pairs a call takes per rate above 0 with a recurrent_dropout: Keras's cells draw one mask per gate then.
+GATE_MASKS = {"LSTM": 4, "GRU": 3, "GRU-reset-before": 3, "SimpleRNN": 1}
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_dropout_masks_come_from_the_seed_generator_as_keras_s(rng, kind):
+    layer = make(kind, 4, dropout=0.3, recurrent_dropout=0.4, seed=5, return_sequences=True)
+    state = layer.seed_generator.state
+    assert layer.variables[-1] is state and state not in layer.weights and state.numpy().tolist() == [5, 0]
+    x = rng.standard_normal((3, 5, 6))
+    y = layer(x, training=True)
+    count = GATE_MASKS[kind]
+    assert state.numpy().tolist() == [5, 2 * count]        # input pairs, then recurrent pairs
+    # the first pair of each: on NumPy the masks Keras's NumPy backend draws
+    input_mask = keras_numpy_keep(5, 0, (3, 6), 0.3)
+    recurrent_mask = keras_numpy_keep(5, count, (3, 4), 0.4)
+    want, _ = expected_sequence(kind, x * input_mask[:, None, :], layer.get_weights(), recurrent_mask=recurrent_mask)
+    numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(layer(x), expected_sequence(kind, x, layer.get_weights())[0], rtol=1e-10)
+    assert state.numpy().tolist() == [5, 4 * count]        # inference takes the pairs too, as Keras's RNN does
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_input_dropout_alone_is_keras_s_mask(rng, kind):
+    layer = make(kind, 4, dropout=0.5, seed=9, return_sequences=True)
+    x = rng.standard_normal((3, 5, 6))
+    y = layer(x, training=True)
+    want, _ = expected_sequence(kind, x * keras_numpy_keep(9, 0, (3, 6), 0.5)[:, None, :], layer.get_weights())
+    numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    assert layer.seed_generator.state.numpy().tolist() == [9, 1]
+    assert make(kind, 4).seed_generator.state.numpy()[1] == 0      # every layer holds one, as Keras's cells
+    if kind == "LSTM":
+        layers.LSTM(4, dropout=0.5, seed=9, implementation=1)(x)
+        with pytest.raises(ValueError, match="LSTM layer .*`implementation` must be 1 or 2"):
+            layers.LSTM(4, implementation=3)
+
+
+def test_draws_stay_on_the_device(xp, rng):
+    x = xp.asarray(rng.standard_normal((4, 3, 5)).astype("float32"))
+    for layer in (layers.LSTM(3, dropout=0.5, recurrent_dropout=0.5, seed=1), layers.GRU(3, dropout=0.5, seed=1),
+                  layers.SimpleRNN(3, recurrent_dropout=0.5, seed=1)):
+        y = layer(x, training=True)
+        assert type(y) is type(x) and y.dtype == numpy.float32
+        assert layer.seed_generator.state.numpy()[1] > 0
+
+
+def test_a_cell_keeps_its_masks_until_reset(xp, rng):
+    cell = layers.LSTMCell(4, dropout=0.5, recurrent_dropout=0.5, seed=3, dtype="float64")
+    x = xp.asarray(rng.standard_normal((2, 5)))
+    states = [xp.asarray(rng.standard_normal((2, 4))) for _ in range(2)]
+    plain = to_numpy(cell(x, states)[0])
+    assert cell.seed_generator.state.numpy().tolist() == [3, 0]
+    first = to_numpy(cell(x, states, training=True)[0])
+    assert cell.seed_generator.state.numpy().tolist() == [3, 8]       # four masks per rate, one per gate
+    assert len(cell.get_dropout_mask(x)) == 4 and len(cell.get_recurrent_dropout_mask(states[0])) == 4
+    numpy.testing.assert_array_equal(to_numpy(cell(x, states, training=True)[0]), first)     # the same masks
+    assert not numpy.allclose(first, plain)
+    numpy.testing.assert_array_equal(to_numpy(cell(x, states)[0]), plain)
+    with pytest.raises(ValueError, match="LSTMCell .* holds the dropout masks .*reset_dropout_mask"):
+        cell(xp.concatenate([x, x]), [xp.concatenate([s, s]) for s in states], training=True)
+    cell.reset_dropout_mask()
+    cell.reset_recurrent_dropout_mask()
+    assert not numpy.allclose(to_numpy(cell(x, states, training=True)[0]), first)
+    assert cell.seed_generator.state.numpy().tolist() == [3, 16]
+    if xp is numpy:   # the masks used are the first of each list: Keras's NumPy-backend values
+        cell.reset_dropout_mask()
+        cell.reset_recurrent_dropout_mask()
+        cell.seed_generator.state.assign([3, 0])
+        h = cell(x, states, training=True)[0]
+        kernel, recurrent, bias = cell.get_weights()
+        z = (x * keras_numpy_keep(3, 0, (2, 5), 0.5)) @ kernel + \
+            (states[0] * keras_numpy_keep(3, 4, (2, 4), 0.5)) @ recurrent + bias
+        i, f, g, o = sigmoid(z[:, :4]), sigmoid(z[:, 4:8]), numpy.tanh(z[:, 8:12]), sigmoid(z[:, 12:])
+        numpy.testing.assert_allclose(h, o * numpy.tanh(f * states[1] + i * g), rtol=1e-10)
 
 
 def test_lstm_forget_bias_starts_at_one_and_weight_layout():

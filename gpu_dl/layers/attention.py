@@ -9,7 +9,9 @@ Scores: "dot" ``query @ key^T`` (times the scalar ``scale`` with ``use_scale``);
 ``sum_d scale_d * tanh(query_t + key_s)`` with a (D,) ``scale``. Masks as Keras applies them: the value's
 (B, S) mask and the causal mask (``use_causal_mask``) lower masked scores by 1e9 before the float32 softmax;
 the query's (B, T) mask zeroes the output rows of its padded steps and is the output's mask. Dropout (in
-training only) drops attention weights, reproducibly under ``seed``. ``backward`` takes the output's gradient
+training only) drops attention weights: as in Keras, a layer with ``dropout`` above 0 holds a SeedGenerator of
+its ``seed`` as ``seed_generator`` (among its ``variables``), and each training call draws its mask from the
+next seed pair (on NumPy the values Keras's NumPy backend draws). ``backward`` takes the output's gradient
 (or ``[d_output, d_weights]``) and returns one gradient per input, in order.
 """
 from __future__ import annotations
@@ -18,11 +20,10 @@ from __future__ import annotations
 import numpy
 
 from ..backend import array_module
-from ..backend.noise import UniformNoise
 from ..ops import attention as ops
 from .base import Layer
 from .masks import set_node_masks
-from .regularization import dropout_rate, scaled_keep_mask
+from .regularization import dropout_rate, layer_seed_generator, seeded_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
 
@@ -54,7 +55,8 @@ class Attention(Layer):
         self.score_mode = score_mode
         self.dropout = dropout_rate(dropout, f"{self._where()}: dropout")
         self.seed = seed
-        self._noise = UniformNoise(seed)
+        if self.dropout > 0:
+            self.seed_generator = layer_seed_generator(self, seed)
         self.scale = self.concat_score_weight = None
 
     def _where(self):
@@ -199,7 +201,7 @@ class Attention(Layer):
         p = ops.masked_softmax(scores, score_mask, mode="subtract")
         keep = None
         if training and self.dropout > 0:
-            keep = scaled_keep_mask(self._noise, p, p.shape, self.dropout)
+            keep = seeded_keep_mask(self.seed_generator, p, p.shape, self.dropout)
         out, dropped = ops.weighted_values(p, value, keep)
         if query_mask is not None:
             out = xp.where(query_mask[:, :, None], out, out.dtype.type(0))

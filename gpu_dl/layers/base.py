@@ -208,6 +208,27 @@ def call_arguments(function):
     return "training" in names or var_keyword, "mask" in names or var_keyword, var_keyword
 
 
+def _first_argument_by_keyword(function):
+    """A layer's ``__call__`` that also takes its first argument by keyword, as Keras's calls bind it: by the name
+    of the first parameter of the layer's ``call`` (``layer(inputs=x)``, ``mha(query=q, value=v)``); see
+    ``Layer.first_argument_name``."""
+    if getattr(function, "_first_by_keyword", False):
+        return function
+
+    @functools.wraps(function)
+    def __call__(self, *args, **kwargs):
+        if not args:
+            name = self.first_argument_name()
+            if name is None or name not in kwargs:
+                given = f"keyword argument(s) {', '.join(sorted(kwargs))}" if kwargs else "no arguments"
+                raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) was called without its first argument "
+                                f"(the input tensors{f', `{name}`' if name else ''}); got {given}.")
+            args = (kwargs.pop(name),)
+        return function(self, *args, **kwargs)
+    __call__._first_by_keyword = True
+    return __call__
+
+
 def check_symbolic_mask(mask, where):
     """A ``mask`` given to a call on symbolic tensors: None, a symbolic tensor, or a list of them and None (it
     becomes an input of the call's node); else a TypeError naming ``where``."""
@@ -457,11 +478,15 @@ class Layer:
     _composite = False
     # Keras's ``autocast`` (see __init__); objects made without Layer.__init__ (models, eager operations) cast.
     autocast = True
+    # The name of the first parameter of Keras's ``call`` of the layer: its first argument may be given by it.
+    call_first_argument = "inputs"
 
     def __init_subclass__(cls, **kwargs):
         # As in Keras, a layer is built once build() has run, whoever called it: a script that calls
         # layer.build(shape) itself must not get a second set of weights from the first call.
         super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            cls.__call__ = _first_argument_by_keyword(cls.__dict__["__call__"])
         # A class that keeps the base backward and defines call composes other layers: its call is traced
         # into a graph of their calls, which trains (models/composite.py).
         cls._composite = bool(getattr(cls.backward, "_composite_backward", False)) and cls.call is not Layer.call
@@ -873,6 +898,26 @@ class Layer:
         return x
 
     @layer_losses.top_level
+    def first_argument_name(self):
+        """The keyword a call may give its first argument (the input tensors) by, as Keras's ``CallSpec`` binds
+        it: the first parameter of the layer's ``call`` where the class defining that ``call`` is the user's; for
+        gpu_dl's layers, Keras's name for it (``call_first_argument``: ``inputs``, or ``sequences``, ``query``,
+        ``data``, ...); None where that ``call`` takes its inputs as ``*args``."""
+        for klass in type(self).__mro__:
+            call = klass.__dict__.get("call")
+            if call is None:
+                continue
+            if klass.__module__.split(".")[0] == "gpu_dl":
+                break
+            try:
+                parameters = list(inspect.signature(call).parameters.values())[1:]
+            except (TypeError, ValueError):
+                break
+            first = parameters[0] if parameters else None
+            return first.name if first is not None and first.kind == first.POSITIONAL_OR_KEYWORD else None
+        return self.call_first_argument
+
+    @_first_argument_by_keyword
     def __call__(self, x, *args, training=None, mask=None, initial_state=None, **kwargs):
         if isinstance(x, Variable):     # its tensor in a call being traced, else its value
             x = x.current()

@@ -43,6 +43,7 @@ class Bidirectional(Layer):
     """
 
     MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+    call_first_argument = "sequences"
     takes_mask = True
     takes_initial_state = True
 
@@ -85,6 +86,11 @@ class Bidirectional(Layer):
         for sub in (self.forward_layer, self.backward_layer):
             sub.ensure_built(input_shape)
         self._weights = self.forward_layer.weights + self.backward_layer.weights
+
+    @property
+    def variables(self):
+        """The forward layer's variables (weights, then its seed state), then the backward layer's."""
+        return self.forward_layer.variables + self.backward_layer.variables
 
     def check_input_shape(self, shape):
         for sub in (self.forward_layer, self.backward_layer):   # both before either runs

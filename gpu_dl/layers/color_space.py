@@ -57,6 +57,8 @@ class RandomGrayscale(ImageAugmentLayer):
     """Turns each image grey with probability ``factor`` (module docstring). Keras 3.15 leaves ``seed`` out of
     its config; this layer keeps it there, and Keras reads such a config."""
 
+    pairs_outside_training = 1      # Keras's draws its probabilities outside training too
+
     def __init__(self, factor=0.5, data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor <= 1:
@@ -78,6 +80,8 @@ class RandomGrayscale(ImageAugmentLayer):
 
 class RandomHue(ImageAugmentLayer):
     """Turns each image's hue by a random angle (module docstring); input-side only."""
+
+    draws_per_call = pairs_outside_training = 2     # Keras's draws outside training too
 
     differentiable = False
     why_not = "the hue turn is piecewise in each pixel's channel order"
@@ -106,12 +110,15 @@ class RandomHue(ImageAugmentLayer):
 
 
 class RandomSaturation(ImageAugmentLayer):
-    """Scales each image's HSV saturation by a random factor (module docstring).
+    """Scales each image's HSV saturation by a random factor (module docstring). Keras's draws its factor
+    outside training too, and so takes a seed pair in any call.
 
     Backward, per pixel with V = max, m = min, R = V - m, S = R / V and s' = clip(k S) (with ``inside`` where
     the clip passed it): the output is ``V (1 - s' + s' d_c)`` with ``d_c = (x_c - m) / R``; the gradient
     flows to x_c through d_c, and to the channels holding the maximum and the minimum through V, m and S.
     """
+
+    pairs_outside_training = 1
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -159,6 +166,8 @@ class RandomSaturation(ImageAugmentLayer):
 
 class RandomColorDegeneration(ImageAugmentLayer):
     """Blends each image towards its grey version by a random factor (module docstring)."""
+
+    pairs_outside_training = 1      # Keras's draws its factors outside training too
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)

@@ -24,7 +24,10 @@ Masks, ``initial_state`` ([h, c], with their gradients in
 ``initial_state_gradients`` after ``backward``), ``go_backwards`` and
 ``stateful`` behave as in the LSTM layer (``recurrent.py``). Dropout is
 Keras's ConvLSTM cell's: four masks of the input and four of h_{t-1}, one per
-gate, drawn once per call and the same at every step.
+gate, drawn once per call and the same at every step, from the layer's
+``seed_generator`` (a SeedGenerator of its ``seed``, among its ``variables``):
+as Keras's, a call takes four seed pairs per rate above 0, in training or
+not, and on NumPy the masks are the ones Keras's NumPy backend draws.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ from ..backend import array_module
 from ..ops.conv import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
 from .core import positive_int
-from .recurrent import set_gated_cell_arguments
+from .recurrent import dropout_pairs, set_gated_cell_arguments
+from .regularization import keep_mask_of_pair
 from .sequence_layer import SequenceLayer
 from .spatial import data_format_word, int_tuple, padding_word, too_small_error
 
@@ -232,9 +236,15 @@ class ConvLSTM(SequenceLayer):
         """A (..., N) mask shaped to broadcast over arrays of ``ndim`` more axes (spatial axes and filters)."""
         return mask.reshape(mask.shape + (1,) * ndim)
 
-    def _dropout_mask(self, xp, shape, rate, dtype):
-        keep = 1.0 - rate
-        return (self._noise.random(xp, shape, dtype) < keep).astype(dtype) / dtype.type(keep)
+    def _gate_masks(self, pairs, x, spatial, channels, rate):
+        """The four masks of one call, one per gate, as (N, *image spatial, GATES, channels): gate g's drawn from
+        ``pairs[g]`` as Keras's cell draws it, in the shape of a step (or state) in the layer's data format
+        (``spatial`` its sizes in the layer's axes), so that on NumPy the masks are Keras's."""
+        n = x.shape[0]
+        step = (n,) + tuple(spatial) + (channels,)
+        masks = [self._image(self._moved(keep_mask_of_pair(pair, x, self._given_format(step, 1), rate), 1, True), 1)
+                 for pair in pairs]
+        return array_module(x).stack(masks, axis=-2)
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
@@ -251,13 +261,12 @@ class ConvLSTM(SequenceLayer):
         step_mask = None
         if mask is not None:
             step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
-        input_masks = recurrent_masks = None
-        if training and self.dropout:
-            input_masks = self._dropout_mask(xp, (n,) + image.shape[2:-1] + (GATES, image.shape[-1]), self.dropout,
-                                             x.dtype)
-        if training and self.recurrent_dropout:
-            recurrent_masks = self._dropout_mask(xp, (n,) + out + (GATES, self.filters), self.recurrent_dropout,
-                                                 x.dtype)
+        # As Keras's RNN prepares its cell's masks: four pairs per rate above 0 at every call, in training or not.
+        input_pairs, recurrent_pairs = dropout_pairs(self, GATES, training)
+        input_masks = None if input_pairs is None else self._gate_masks(input_pairs, x, x.shape[2:-1], x.shape[-1],
+                                                                         self.dropout)
+        recurrent_masks = None if recurrent_pairs is None else self._gate_masks(
+            recurrent_pairs, x, self._layer_axes(out), self.filters, self.recurrent_dropout)
         h, c, saved = conv_lstm_forward(
             x_tm, self._image_weight(self.kernel), self._image_weight(self.recurrent_kernel),
             self.bias.value if self.use_bias else None, h0, c0, self.activation, self.recurrent_activation,

@@ -41,6 +41,8 @@ SHARPNESS_KERNEL = numpy.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=numpy.fl
 class RandomSharpness(ImageAugmentLayer):
     """Sharpens or softens each image by a random amount (module docstring)."""
 
+    pairs_outside_training = 1      # Keras's draws its factors outside training too
+
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = keras_factor(self, factor, (0, 1))

@@ -8,8 +8,9 @@ on their device. With Keras 3.15's numbers, per image n (x: column, y: row,
 pixel centres at integers):
 
 - ``RandomShear(x_factor, y_factor)``: ``s = ±1`` (-1 where U(0, 1) > 0.5),
-  ``sx ~ U(x_factor)``, ``sy ~ U(y_factor)`` (a number f means (-f, f), a pair
-  of numbers in [0, 1] is sorted); output pixel (x, y) reads the input at
+  ``sy ~ U(y_factor)``, ``sx ~ U(x_factor)``, Keras's three draws in that
+  order (a number f means (-f, f), a pair of numbers in [0, 1] is sorted);
+  output pixel (x, y) reads the input at
   ``(x + s sx y, s sy x + y)`` — Keras's transform ``[1, s sx, 0, s sy, 1, 0,
   0, 0]``, a shear about the top-left corner. It is an affine map, so it runs
   through ``affine_resample`` (on the GPU: the kernel of kernels/augment.cu)
@@ -69,12 +70,15 @@ class RandomShear(_AffineLayer):
         self.x_factor = _shear_factor(self, x_factor, "x_factor")
         self.y_factor = _shear_factor(self, y_factor, "y_factor")
 
+    draws_per_call = 3
+
     def _matrices(self, n, h, w):
-        rng = self.host_rng()
-        sign = numpy.where(rng.random(n) > 0.5, -1.0, 1.0)
-        shear_y = self.y_factor[0] + (self.y_factor[1] - self.y_factor[0]) * rng.random(n)
-        shear_x = self.x_factor[0] + (self.x_factor[1] - self.x_factor[0]) * rng.random(n)
-        return shear_matrices(sign * shear_x, sign * shear_y)
+        # Keras's three draws, in its compute dtype: the sign, then the y and x factors.
+        dtype = _compute_dtype(self.dtype)
+        sign = numpy.where(self.host_rng().uniform(size=(n, 1), low=0, high=1).astype(dtype)[:, 0] > 0.5, -1.0, 1.0)
+        shear_y = self.host_rng().uniform(size=(n, 1), low=self.y_factor[0], high=self.y_factor[1]).astype(dtype)
+        shear_x = self.host_rng().uniform(size=(n, 1), low=self.x_factor[0], high=self.x_factor[1]).astype(dtype)
+        return shear_matrices(sign * shear_x[:, 0], sign * shear_y[:, 0])
 
     def get_config(self):
         return {**super().get_config(), "x_factor": self.x_factor, "y_factor": self.y_factor}

@@ -64,6 +64,7 @@ class GroupQueryAttention(HeadAttention):
         self._dense("query", (query[2], n, h), [0], [1, 2], (n, h))
         self._dense("key", (key[2], g, h), [0], [1, 2], (g, h))
         self._dense("value", (value[2], g, h), [0], [1, 2], (g, h))
+        self._build_attention()
         self._dense("attention_output", (n, h, query[2]), [0, 1], [2], (query[2],))
         self._finish_build(input_shape)
     build._marks_built = True

@@ -13,7 +13,10 @@ A query head group shares one key/value head, so the products run as batched mat
 query heads stacked along the rows: the repeated key and value heads are never materialized, and their gradients
 come out summed over the group. The mask is the AND of ``attention_mask`` (B, T, S), the query's and value's (and
 key's) masks of padded steps, and the causal mask. Weights and their paths are Keras's: ``query/kernel``,
-``query/bias``, ``key/...``, ``value/...``, ``attention_output/...``, in that order. ``backward`` takes the
+``query/bias``, ``key/...``, ``value/...``, ``attention_output/...``, in that order. As Keras's build, the
+build makes a ``Dropout(dropout, seed=seed)`` sublayer, ``_dropout_layer``: with ``dropout`` above 0 it holds
+the SeedGenerator each training call draws the weights' mask from (on NumPy Keras's NumPy-backend values), and
+its state is among the layer's ``variables``, after the value projection's weights as in Keras. ``backward`` takes the
 output's gradient (or ``[d_output, d_scores]``) and returns ``[dquery, dvalue]`` or ``[dquery, dvalue, dkey]``.
 """
 from __future__ import annotations
@@ -23,12 +26,12 @@ import math
 import numpy
 
 from ..backend import array_module
-from ..backend.noise import UniformNoise
 from ..ops import attention as ops
-from .base import Layer
+from .base import Layer, unique_name
+from .core import Dropout
 from .einsum_dense import axes_initializer
 from .masks import set_node_masks
-from .regularization import dropout_rate, scaled_keep_mask
+from .regularization import dropout_rate, seeded_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
 
 
@@ -52,6 +55,7 @@ class HeadAttention(Layer):
 
     takes_input_list = True
     supports_masking = True
+    call_first_argument = "query"
     # The keyword arguments of its calls a saved functional model records (Keras's names).
     call_keywords = ("key", "attention_mask", "return_attention_scores", "use_causal_mask")
     positional_inputs = 3         # Keras records [query, value] (or [query, value, key]) as separate arguments
@@ -67,7 +71,6 @@ class HeadAttention(Layer):
         self.dropout = dropout_rate(dropout, f"{self._where()}: dropout")
         self.use_bias = bool(use_bias)
         self.seed = seed
-        self._noise = UniformNoise(seed)
         self.set_weight_arguments(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                                   kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
                                   kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
@@ -120,6 +123,27 @@ class HeadAttention(Layer):
                                    constraint=self.bias_constraint)
             bias.path = f"{self.name}/{name}/bias"
         self._projections[name] = (kernel, bias)
+
+    def _build_attention(self):
+        """What Keras's build makes between the value and output projections: a Softmax sublayer (only its
+        automatic name is taken here) and the Dropout sublayer whose seed generator the weights' dropout draws
+        from."""
+        unique_name("softmax")
+        self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype)
+        for generator in self._dropout_layer._seed_generators:
+            generator.state.path = f"{self.name}/{generator.name}/seed_generator_state"   # made in this layer's scope
+
+    @property
+    def variables(self):
+        """Keras's order: the query, key and value projections' weights, the dropout's seed state, then the output
+        projection's weights."""
+        dropout = self.__dict__.get("_dropout_layer")
+        if dropout is None or "attention_output" not in self._projections:
+            return super().variables
+        states = dropout.variables
+        output = [v for v in self._projections["attention_output"] if v is not None]
+        rest = [v for v in super().variables if all(v is not s for s in states + output)]
+        return rest + states + output
 
     def ensure_built(self, input_shape):
         self.build(input_shape)
@@ -268,7 +292,7 @@ class HeadAttention(Layer):
         p = ops.masked_softmax(scores, mask, mode="replace")
         keep = None
         if training and self.dropout > 0:
-            keep = _grouped(scaled_keep_mask(self._noise, p, p.shape, self.dropout), groups)
+            keep = _grouped(seeded_keep_mask(self._dropout_layer.seed_generator, p, p.shape, self.dropout), groups)
         heads, dropped = ops.weighted_values(_grouped(p, groups), vh, keep)
         heads = heads.reshape(b, n, t, -1).transpose(0, 2, 1, 3)      # (B, T, N, width)
         kernel, bias = self._projections["attention_output"]

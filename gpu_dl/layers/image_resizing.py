@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy
+
 from ..backend import array_module
 from ..ops.resize import resize, resize_backward
 from .preprocessing import _RandomImageLayer, _is_number, _where
@@ -202,11 +204,13 @@ class RandomCrop(_SizedImageLayer):
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(height, width, seed=seed, data_format=data_format, **kwargs)
 
+    draws_per_call = 2
+
     def _plan(self, h, w):
         if h > self.height and w > self.width:
-            rng = self.host_rng()
-            top = int(rng.integers(0, h - self.height + 1))
-            left = int(rng.integers(0, w - self.width + 1))
+            # Keras's two draws: float32 uniforms below the number of places, truncated.
+            top = int(self.host_rng().uniform(size=(), low=0, high=float(h - self.height + 1)).astype(numpy.float32))
+            left = int(self.host_rng().uniform(size=(), low=0, high=float(w - self.width + 1)).astype(numpy.float32))
         else:
             top, left = aspect_crop_box(h, w, self.height, self.width)[:2]
         return clipped_box(h, w, top, left, self.height, self.width), (0, 0)

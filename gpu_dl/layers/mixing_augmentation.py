@@ -3,8 +3,11 @@
 Shapes: (N, H, W, C) — (N, C, H, W) with ``data_format="channels_first"`` —
 or one image without the batch axis; the output has the input's shape. They
 act only in training, draw on the host from their own generator (one seed,
-one sequence on either backend) and keep the images on their device. With
-Keras 3.15's numbers, per image n of the batch and a random permutation p:
+one sequence on either backend) and keep the images on their device. Each
+makes Keras's draws in Keras's order and dtypes, one seed pair each, so the
+values are the ones Keras's NumPy backend draws (MixUp takes its two pairs
+outside training too, as Keras's draws there). With Keras 3.15's numbers,
+per image n of the batch and a random permutation p:
 
 - ``MixUp(alpha=0.2)``: ``w_n ~ Beta(alpha, alpha)``,
   ``y_n = w_n x_n + (1 - w_n) x_p(n)``.
@@ -39,19 +42,24 @@ import numpy
 from ..backend import array_module
 from .augment_common import ImageAugmentLayer, value_range_checked
 from .color_augmentation import keras_factor
-from .preprocessing import _where
+from .preprocessing import _compute_dtype, _where
 
 
-def _box_mask(n, h, w, heights, widths, rng):
-    """(N, H, W, 1) booleans: per image a box of the given float height and width at a uniform position, as
-    Keras draws and compares it (x0 <= column < x0 + width, the same for rows; x first, then y)."""
-    x0 = rng.random(n) * (w - widths)
-    y0 = rng.random(n) * (h - heights)
-    columns = numpy.arange(w).reshape(1, 1, w)
-    rows = numpy.arange(h).reshape(1, h, 1)
-    inside = ((columns >= x0[:, None, None]) & (columns < (x0 + widths)[:, None, None])
-              & (rows >= y0[:, None, None]) & (rows < (y0 + heights)[:, None, None]))
-    return inside[..., None]
+def _crop_bounds(rng, length, ratio, dtype):
+    """Keras's ``_compute_crop_bounds`` of one axis, in ``dtype``: a box side ``ratio * length`` at a uniform
+    start below ``length - side``; returns (start, end) per image."""
+    side = (ratio * length).astype(dtype)
+    start = rng.uniform(size=ratio.shape, low=0, high=1).astype(dtype) * (length - side)
+    return start, start + side
+
+
+def _box_mask(h, w, x_bounds, y_bounds, dtype):
+    """(N, H, W, 1) booleans: pixel (row, column) inside [x0, x1) x [y0, y1), compared in ``dtype`` as Keras
+    compares its grid."""
+    columns = numpy.arange(w, dtype=dtype).reshape(1, 1, w)
+    rows = numpy.arange(h, dtype=dtype).reshape(1, h, 1)
+    (x0, x1), (y0, y1) = ((a[:, None, None] for a in bounds) for bounds in (x_bounds, y_bounds))
+    return ((columns >= x0) & (columns < x1) & (rows >= y0) & (rows < y1))[..., None]
 
 
 def _inverse(permutation):
@@ -72,11 +80,13 @@ class MixUp(ImageAugmentLayer):
         self.alpha = alpha
         self.last_mix = None
 
+    draws_per_call = pairs_outside_training = 2      # Keras draws the permutation and weights in any call
+
     def _augment(self, x):
         n = x.shape[0]
-        rng = self.host_rng()
-        permutation = rng.permutation(n)
-        weight = rng.beta(self.alpha, self.alpha, size=n)
+        # Keras's two draws: a shuffle of 0..n-1, then the weights (float32).
+        permutation = self.host_rng().permuted(numpy.arange(n, dtype=numpy.int64))
+        weight = self.host_rng().beta(a=self.alpha, b=self.alpha, size=(n,)).astype(numpy.float32)
         self.last_mix = {"permutation_order": permutation, "mix_weight": weight}
         w = self.per_image(weight, x)
         index = array_module(x).asarray(permutation)
@@ -105,15 +115,20 @@ class CutMix(ImageAugmentLayer):
             self.last_mix = None
             return x, None
         n, h, w, _ = x.shape
-        rng = self.host_rng()
-        alpha = self.uniform(1, *self.factor)[0] + 1e-6
-        weight = rng.beta(alpha, alpha, size=n)
-        ratio = numpy.sqrt(1.0 - weight)
-        box = _box_mask(n, h, w, ratio * h, ratio * w, rng)
-        permutation = rng.permutation(n)
+        dtype = _compute_dtype(self.dtype)
+        # Keras's five draws, in its compute dtype: the Beta parameter, the weights, the box's x and y, the shuffle.
+        alpha = self.host_rng().uniform(size=(), low=self.factor[0], high=self.factor[1]).astype(dtype) + \
+            dtype.type(1e-6)
+        weight = self.host_rng().beta(a=alpha, b=alpha, size=(n,)).astype(dtype)
+        ratio = numpy.sqrt(dtype.type(1.0) - weight)
+        x_bounds = _crop_bounds(self.host_rng(), w, ratio, dtype)
+        y_bounds = _crop_bounds(self.host_rng(), h, ratio, dtype)
+        box = _box_mask(h, w, x_bounds, y_bounds, dtype)
+        permutation = self.host_rng().permuted(numpy.arange(n, dtype=numpy.int32))
         xp = array_module(x)
         # Keras's label weight: 1 - box area / image area, the box as drawn (not as the pixels cut it)
-        self.last_mix = {"permutation_order": permutation, "mix_weight": 1.0 - (ratio * w) * (ratio * h) / (w * h)}
+        area = (x_bounds[1] - x_bounds[0]) * (y_bounds[1] - y_bounds[0])
+        self.last_mix = {"permutation_order": permutation, "mix_weight": 1.0 - area / (w * h)}
         box, index = xp.asarray(box), xp.asarray(permutation)
         return xp.where(box, x[index], x), (box, xp.asarray(_inverse(permutation)))
 
@@ -155,17 +170,27 @@ class RandomErasing(ImageAugmentLayer):
         self.fill_value = fill_value
         self.value_range = value_range_checked(self, value_range, sort=False)
 
+    @property
+    def draws_per_call(self):
+        return 5 if self.fill_value is not None else 6
+
     def _augment(self, x):
         n, h, w, c = x.shape
-        rng = self.host_rng()
-        sides = numpy.sqrt(self.uniform(2 * n, *self.scale).reshape(n, 2))
-        box = _box_mask(n, h, w, sides[:, 1] * h, sides[:, 0] * w, rng)
-        probability = self.uniform(n, *self.factor)
-        apply = rng.random(n) < probability
+        dtype = _compute_dtype(self.dtype)
+        # Keras's draws, in its compute dtype (the probabilities in float32): the box's sides, its x and y, the
+        # probability of erasing, the threshold it is compared with, and the noise without a fill_value.
+        sides = numpy.sqrt(self.host_rng().uniform(size=(n, 2), low=self.scale[0], high=self.scale[1]).astype(dtype))
+        x_bounds = _crop_bounds(self.host_rng(), w, sides[:, 0], dtype)
+        y_bounds = _crop_bounds(self.host_rng(), h, sides[:, 1], dtype)
+        box = _box_mask(h, w, x_bounds, y_bounds, dtype)
+        probability = self.host_rng().uniform(size=(n,), low=self.factor[0], high=self.factor[1]).astype(numpy.float32)
+        apply = self.host_rng().uniform(size=(n,), low=0.0, high=1.0).astype(numpy.float32) < probability
         xp = array_module(x)
         low, high = (float(v) for v in self.value_range)
         if self.fill_value is None:
-            fill = xp.asarray(rng.standard_normal(x.shape) * high, dtype=x.dtype)
+            # drawn in the layout of Keras's input (one image without its batch axis draws the same values)
+            noise = self.host_rng().normal(size=self.from_last_shape(x.shape), loc=0.0, scale=1.0).astype(dtype)
+            fill = xp.asarray(self.to_last(noise * dtype.type(high)), dtype=x.dtype)
         else:
             if isinstance(self.fill_value, (tuple, list)) and c != 3:
                 raise ValueError(f"{_where(self)}: a fill_value of three numbers needs 3 channels, got {c}.")

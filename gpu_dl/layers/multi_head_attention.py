@@ -70,6 +70,7 @@ class MultiHeadAttention(HeadAttention):
         for name, dim, width in (("query", query[2], self.key_dim), ("key", key[2], self.key_dim),
                                  ("value", value[2], self.value_dim)):
             self._dense(name, (dim, n, width), [0], [1, 2], (n, width))
+        self._build_attention()
         self._dense("attention_output", (n, self.value_dim) + out, [0, 1], list(range(2, 2 + len(out))), out)
         self.attention_axes = (1,)       # Keras resolves None to the sequence axis when it builds
         self._finish_build(input_shape)

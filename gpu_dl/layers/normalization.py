@@ -357,6 +357,7 @@ class RMSNormalization(_Normalization):
     ``axis`` (an int or a list of them), ``scale`` starting at ones and spanning those axes. As in Keras, the
     axis becomes a sorted list once built, and masks are not passed on. A negative epsilon is refused."""
 
+    call_first_argument = "x"       # Keras's RMSNormalization.call(x)
     rank_fixed = False
     supports_masking = False
 

@@ -14,16 +14,22 @@ value_range), Solarization(factor, factor), RandomPosterization(max(1,
 int(8 f))), AutoContrast and Equalization (value_range).
 
 - ``RandAugment(num_ops=2)``: ``num_ops`` times, one op drawn uniformly from
-  Keras's list of the 11 is applied to the whole batch. Keras draws each op's
-  parameters once per call, so an op drawn twice repeats them; here each
-  application draws anew.
+  Keras's list of the 11 is applied to the whole batch. As Keras does, a call
+  draws the ops' indices, then every op's parameters once, in the list's
+  order (an op drawn twice repeats them).
 - ``AugMix(num_chains=3, chain_depth=3, alpha=1.0, all_ops=True)``: chain
-  weights ``w ~ Dirichlet(alpha)`` and ``m ~ Beta(alpha, alpha)`` for the
-  batch; each chain applies ``chain_depth`` picks from the op list (the 11,
-  or with ``all_ops=False`` Keras's 7 without the colour ops) and "none";
-  ``y = clip(m x + (1 - m) sum_c w_c chain_c(x), *value_range)``. Keras
-  picks the ops with Python's unseeded ``random``; here they come from the
-  layer's generator, so a seed fixes them too.
+  weights ``w ~ Dirichlet(alpha)`` (gammas over their sum) and
+  ``m ~ Beta(alpha, alpha)`` for the batch; each chain applies
+  ``chain_depth`` picks from the op list (the 11, or with ``all_ops=False``
+  Keras's 7 without the colour ops) and "none", each op's parameters drawn
+  when it is picked; ``y = clip(m x + (1 - m) sum_c w_c chain_c(x),
+  *value_range)``. The picks are Keras's: Python's ``random.choice``, which
+  ``gpu_dl.utils.set_random_seed`` seeds (not the layer's generator).
+
+An op draws from seed pairs the policy takes from its own generator, as many
+as Keras's op takes (``draws_per_call``), so the policy's generator moves as
+Keras's does; its draws, and the ops' that follow Keras's draws, are the
+values Keras's NumPy backend draws.
 
 Both are input-side layers: several of their ops have no gradient, so their
 backward raises.
@@ -31,6 +37,9 @@ backward raises.
 from __future__ import annotations
 
 import numbers
+import random as python_random
+
+import numpy
 
 from ..backend import array_module
 from .augment_common import ImageAugmentLayer
@@ -48,6 +57,9 @@ AUGMIX_OPS_ALL = ("random_shear", "random_translation", "random_rotation", "rand
                   "auto_contrast", "equalization", "random_brightness", "random_color_degeneration",
                   "random_contrast", "random_sharpness")
 AUGMIX_OPS = AUGMIX_OPS_ALL[:7]
+# The orders Keras's layers make their ops in.
+RAND_AUGMENT_MADE = RAND_AUGMENT_OPS[:7] + ("solarization", "random_posterization") + RAND_AUGMENT_OPS[9:]
+AUGMIX_MADE = AUGMIX_OPS[:3] + ("solarization", "random_posterization") + AUGMIX_OPS[5:]
 
 
 def _positive_int(layer, value, what):
@@ -62,7 +74,8 @@ class _Policy(ImageAugmentLayer):
     differentiable = False
     why_not = "several of its ops are piecewise constant"
 
-    def __init__(self, value_range, factor, interpolation, seed, data_format, **kwargs):
+    def __init__(self, value_range, factor, interpolation, seed, data_format, made, **kwargs):
+        """``made``: the names of the ops the layer holds, in the order Keras's layer makes them."""
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = keras_factor(self, factor, (0, 1))
         if interpolation not in INTERPOLATIONS:
@@ -73,26 +86,34 @@ class _Policy(ImageAugmentLayer):
         # Each op holds a SeedGenerator of the policy's seed, as Keras's do; the policy's own draws drive them.
         f, common = self.factor, dict(dtype=self.dtype, seed=seed)
         ranged = dict(value_range=value_range, **common)
-        made = {
-            "random_shear": RandomShear(f, f, interpolation=interpolation, **common),
-            "random_translation": RandomTranslation(f, f, interpolation=interpolation, **common),
-            "random_rotation": RandomRotation(f, interpolation=interpolation, **common),
-            "random_brightness": RandomBrightness(f, **ranged),
-            "random_color_degeneration": RandomColorDegeneration(f, **ranged),
-            "random_contrast": RandomContrast(f, **ranged),
-            "random_sharpness": RandomSharpness(f, **ranged),
-            "random_posterization": RandomPosterization(max(1, int(8 * f[1])), **ranged),
-            "solarization": Solarization(f, f, **ranged),
-            "auto_contrast": AutoContrast(value_range=value_range, dtype=self.dtype),
-            "equalization": Equalization(value_range=value_range, dtype=self.dtype),
+        makers = {
+            "random_shear": lambda: RandomShear(f, f, interpolation=interpolation, **common),
+            "random_translation": lambda: RandomTranslation(f, f, interpolation=interpolation, **common),
+            "random_rotation": lambda: RandomRotation(f, interpolation=interpolation, **common),
+            "random_brightness": lambda: RandomBrightness(f, **ranged),
+            "random_color_degeneration": lambda: RandomColorDegeneration(f, **ranged),
+            "random_contrast": lambda: RandomContrast(f, **ranged),
+            "random_sharpness": lambda: RandomSharpness(f, **ranged),
+            "random_posterization": lambda: RandomPosterization(max(1, int(8 * f[1])), **ranged),
+            "solarization": lambda: Solarization(f, f, **ranged),
+            "auto_contrast": lambda: AutoContrast(value_range=value_range, dtype=self.dtype),
+            "equalization": lambda: Equalization(value_range=value_range, dtype=self.dtype),
         }
-        for op in made.values():
-            op.host_rng = self.host_rng       # one seed, one sequence for the whole policy
-        self.ops = made
+        self.ops = {name: makers[name]() for name in made}
 
-    def apply(self, name, x):
-        """One op on channels_last images x."""
-        return self.ops[name]._augment(x)[0]
+    def reserve(self, name):
+        """The seed pairs of one draw of op ``name``'s parameters, taken from this layer's generator now."""
+        return [self.generator.next() for _ in range(self.ops[name].draws_per_call)]
+
+    def apply(self, name, x, pairs):
+        """One op on channels_last images x, drawing its parameters from ``pairs`` (``reserve``)."""
+        op = self.ops[name]
+        pairs = iter(pairs)
+        op.host_rng = lambda: numpy.random.default_rng(numpy.array(next(pairs), dtype=numpy.uint32))
+        try:
+            return op._augment(x)[0]
+        finally:
+            del op.host_rng
 
     def get_config(self):
         return {**super().get_config(), "value_range": self.value_range, "factor": self.factor,
@@ -104,12 +125,15 @@ class RandAugment(_Policy):
 
     def __init__(self, value_range=(0, 255), num_ops=2, factor=0.5, interpolation="bilinear", seed=None,
                  data_format=None, **kwargs):
-        super().__init__(value_range, factor, interpolation, seed, data_format, **kwargs)
+        super().__init__(value_range, factor, interpolation, seed, data_format, RAND_AUGMENT_MADE, **kwargs)
         self.num_ops = _positive_int(self, num_ops, "num_ops")
 
     def _augment(self, x):
-        for index in self.host_rng().integers(0, len(RAND_AUGMENT_OPS), size=self.num_ops):
-            x = self.apply(RAND_AUGMENT_OPS[index], x)
+        indices = self.host_rng().integers(low=0, high=len(RAND_AUGMENT_OPS), size=(self.num_ops,), dtype=numpy.int32)
+        pairs = {name: self.reserve(name) for name in RAND_AUGMENT_OPS}
+        for index in indices:
+            name = RAND_AUGMENT_OPS[index]
+            x = self.apply(name, x, pairs[name])
         return x, None
 
     def get_config(self):
@@ -121,7 +145,8 @@ class AugMix(_Policy):
 
     def __init__(self, value_range=(0, 255), num_chains=3, chain_depth=3, factor=0.3, alpha=1.0, all_ops=True,
                  interpolation="bilinear", seed=None, data_format=None, **kwargs):
-        super().__init__(value_range, factor, interpolation, seed, data_format, **kwargs)
+        made = AUGMIX_MADE + (AUGMIX_OPS_ALL[7:] if all_ops else ())   # Keras makes the colour ops for all_ops only
+        super().__init__(value_range, factor, interpolation, seed, data_format, made, **kwargs)
         self.num_chains = _positive_int(self, num_chains, "num_chains")
         self.chain_depth = _positive_int(self, chain_depth, "chain_depth")
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
@@ -130,16 +155,20 @@ class AugMix(_Policy):
         self.all_ops = bool(all_ops)
 
     def _augment(self, x):
-        rng = self.host_rng()
-        names = AUGMIX_OPS_ALL if self.all_ops else AUGMIX_OPS
-        chain_weights = rng.dirichlet([self.alpha] * self.num_chains)
-        mix = float(rng.beta(self.alpha, self.alpha))
+        names = list(AUGMIX_OPS_ALL if self.all_ops else AUGMIX_OPS)
+        # Keras's draws: gammas of the chain weights, then the mixing weight (float32).
+        gammas = self.host_rng().gamma(self.alpha, scale=1.0, size=(self.num_chains,)).astype(numpy.float32)
+        chain_weights = gammas / gammas.sum(axis=-1, keepdims=True)
+        mix = float(self.host_rng().beta(a=self.alpha, b=self.alpha, size=()).astype(numpy.float32))
+        # Each chain's ops, picked (None: no op) and their parameters' pairs taken in Keras's order.
+        chains = [[(name, self.reserve(name)) for name in
+                   (python_random.choice(names + [None]) for _ in range(self.chain_depth)) if name is not None]
+                  for _ in range(self.num_chains)]
         mixed = None
-        for weight in chain_weights:
+        for weight, ops in zip(chain_weights, chains):
             chain = x
-            for pick in rng.integers(0, len(names) + 1, size=self.chain_depth):
-                if pick < len(names):          # the last pick is Keras's None: no op
-                    chain = self.apply(names[pick], chain)
+            for name, pairs in ops:
+                chain = self.apply(name, chain, pairs)
             part = chain * x.dtype.type(weight)
             mixed = part if mixed is None else mixed + part
         y = x.dtype.type(mix) * x + x.dtype.type(1 - mix) * mixed

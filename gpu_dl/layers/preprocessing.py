@@ -272,11 +272,19 @@ class _RandomImageLayer(SpatialLayer):
 
     As Keras's, a layer that draws holds a ``SeedGenerator`` of its ``seed`` as ``generator`` (its state is
     among the layer's ``variables``, not its weights); ``host_rng()`` is a NumPy generator started from the
-    generator's next seed pair, so each call draws afresh and one seed gives one sequence of draws.
+    generator's next seed pair, so each call draws afresh and one seed gives one sequence of draws. Where a
+    layer follows Keras's draws, each of Keras's ``keras.random`` calls is one ``host_rng()`` asked what
+    Keras's NumPy backend asks of its generator, so on either backend the values are the ones Keras's NumPy
+    backend draws and the generator moves as Keras's.
     """
 
     # Whether the layer draws (Keras's counterpart holds a SeedGenerator); the deterministic ones clear it.
     draws = True
+    call_first_argument = "data"        # Keras's image layers' call(data, training=True)
+    # How many seed pairs Keras's layer takes in one training call (RandAugment and AugMix reserve that many
+    # for each op they draw), and in one call outside training, where some of Keras's layers draw all the same.
+    draws_per_call = 1
+    pairs_outside_training = 0
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
@@ -319,6 +327,8 @@ class _RandomImageLayer(SpatialLayer):
 
     def call(self, x, training=False):
         if not training:
+            for _ in range(self.pairs_outside_training):    # taken, as Keras draws them, but not used
+                self.generator.next()
             self._saved = None
             return x
         x = self.to_last(x)
@@ -403,10 +413,14 @@ class RandomTranslation(_AffineLayer):
         self.height_range = _factor_range(self, height_factor, "height_factor", -1.0, 1.0)
         self.width_range = _factor_range(self, width_factor, "width_factor", -1.0, 1.0)
 
+    draws_per_call = 2
+
     def _matrices(self, n, h, w):
-        rng = self.host_rng()
-        dy = rng.uniform(*self.height_range, size=n) * h
-        dx = rng.uniform(*self.width_range, size=n) * w
+        # Keras's two draws, float32: the shifts down and right as fractions, times the height and width.
+        dy = self.host_rng().uniform(size=(n, 1), low=self.height_range[0],
+                                     high=self.height_range[1]).astype(numpy.float32)[:, 0] * h
+        dx = self.host_rng().uniform(size=(n, 1), low=self.width_range[0],
+                                     high=self.width_range[1]).astype(numpy.float32)[:, 0] * w
         m = numpy.zeros((n, 2, 3))
         m[:, 0, 0] = m[:, 1, 1] = 1.0
         m[:, 0, 2] = -dx

@@ -10,7 +10,17 @@ those without one).
 
 Dropout: one input mask (batch, features) and one recurrent mask
 (batch, units) per call, the same at every step; the recurrent mask
-multiplies h_{t-1} where it enters the recurrent product only.
+multiplies h_{t-1} where it enters the recurrent product only. As Keras's
+cells, every layer holds a ``SeedGenerator`` of its ``seed`` as
+``seed_generator`` (among its ``variables``, not its weights) and moves it
+as Keras's RNN moves its cell's: each call, in training or not, takes one
+seed pair per rate above 0, or one per gate (LSTM 4, GRU 3) where
+``recurrent_dropout`` is above 0 (or ``implementation=1``), input masks
+first. A training call draws its input mask from the first of the input
+pairs and its recurrent mask from the first of the recurrent pairs (on
+NumPy Keras's NumPy-backend values, so with ``dropout`` alone the masks are
+Keras's); Keras's gated cells then drop each gate with a mask of its own,
+where gpu_dl uses the first for all.
 
 ``layer(x, initial_state=[h0])`` (LSTM: ``[h0, c0]``, each (batch, units))
 starts from the given states instead of zeros, as in Keras; after
@@ -38,9 +48,10 @@ import numpy
 
 from .. import activations
 from ..backend import array_module
-from ..backend.noise import UniformNoise
 from ..ops import rnn
 from .core import positive_int
+from .regularization import keep_mask_of_pair, layer_seed_generator
+from .seed_generator import SeedGenerator
 from .sequence_layer import SequenceLayer
 
 
@@ -54,15 +65,32 @@ def set_gated_cell_arguments(layer, where, activation, recurrent_activation, use
                              seed, **weight_arguments):
     """The arguments every gated recurrent layer takes (LSTM, GRU, SimpleRNN, ConvLSTM), checked and set on
     ``layer``: activations, use_bias, the kernel/recurrent_kernel/bias initializers, regularizers and
-    constraints, the dropout rates and the seeded noise they draw from."""
+    constraints, the dropout rates, and the ``seed_generator`` the masks are drawn from: a new one of ``seed``
+    (an int or None), or ``seed`` itself when it is a SeedGenerator (the layer ``RNN`` runs for a cell shares
+    the cell's)."""
     layer.activation = activations.get_keeping_shape(activation, where)
     layer.recurrent_activation = activations.get_keeping_shape(recurrent_activation, where)
     layer.use_bias = bool(use_bias)
     layer.set_weight_arguments(**weight_arguments)
     layer.dropout = _rate(dropout, f"{where}: dropout")
     layer.recurrent_dropout = _rate(recurrent_dropout, f"{where}: recurrent_dropout")
-    layer.seed = seed
-    layer._noise = UniformNoise(seed)
+    if isinstance(seed, SeedGenerator):
+        layer.seed, layer.seed_generator = seed.get_config()["seed"], seed
+    else:
+        layer.seed = seed
+        layer.seed_generator = layer_seed_generator(layer, seed)
+
+
+def dropout_pairs(layer, count, training):
+    """The seed pairs of one call of a gated recurrent layer: for ``dropout`` then ``recurrent_dropout``, None
+    for a rate of 0, else ``count`` pairs taken from ``layer.seed_generator`` (Keras's cell draws that many
+    masks, one per gate or one for all, before every call of its RNN, in training or not), or None outside
+    training, where the pairs are taken but not drawn from."""
+    found = []
+    for rate in (layer.dropout, layer.recurrent_dropout):
+        pairs = [layer.seed_generator.next() for _ in range(count)] if rate else None
+        found.append(pairs if training else None)
+    return found
 
 
 class _Recurrent(SequenceLayer):
@@ -70,6 +98,7 @@ class _Recurrent(SequenceLayer):
 
     GATES = 1
     STATES = 1   # states returned with return_state
+    implementation = 2   # Keras's: 1 computes each gate apart (and drops each with a mask of its own)
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -92,6 +121,13 @@ class _Recurrent(SequenceLayer):
                                  zero_output_for_mask)
         self._carried_states = None   # stateful: the states the last call ended with
         self.kernel = self.recurrent_kernel = self.bias = None
+
+    def _set_implementation(self, implementation):
+        """Keras's ``implementation`` argument of LSTM and GRU (not in their configs): 1 or 2, and 1 wherever
+        ``recurrent_dropout`` is above 0, as Keras sets it. It changes how many dropout masks a call takes."""
+        if isinstance(implementation, bool) or implementation not in (1, 2):
+            raise ValueError(f"{self._where()}: `implementation` must be 1 or 2, got {implementation!r}.")
+        self.implementation = 1 if self.recurrent_dropout else int(implementation)
 
     def _where(self):
         """How errors name the layer; RNN(cell) sets ``described_as`` on the layer it runs so that they name
@@ -162,10 +198,21 @@ class _Recurrent(SequenceLayer):
         return out
 
     # ------------------------------------------------------------------ passes
-    def _mask(self, xp, shape, rate, dtype):
-        keep = 1.0 - rate
-        uniform = self._noise.random(xp, shape, dtype)
-        return (uniform < keep).astype(dtype) / dtype.type(keep)
+    @property
+    def dropout_mask_count(self):
+        """How many masks Keras's cell draws per rate and call: one per gate with ``implementation=1`` (which
+        a ``recurrent_dropout`` above 0 implies), else one."""
+        return self.GATES if self.implementation == 1 or self.recurrent_dropout else 1
+
+    def _dropout_masks(self, x, training):
+        """The input mask (batch, features) and recurrent mask (batch, units) of one call, None where not
+        drawn; the seed generator moves as Keras's (``dropout_pairs``)."""
+        n = x.shape[0]
+        input_pairs, recurrent_pairs = dropout_pairs(self, self.dropout_mask_count, training)
+        return (None if input_pairs is None else keep_mask_of_pair(input_pairs[0], x, (n, x.shape[2]),
+                                                                   self.dropout),
+                None if recurrent_pairs is None else keep_mask_of_pair(recurrent_pairs[0], x, (n, self.units),
+                                                                       self.recurrent_dropout))
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
@@ -178,12 +225,9 @@ class _Recurrent(SequenceLayer):
         step_mask = None
         if mask is not None:
             step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
-        input_mask = recurrent_mask = None
-        if training and self.dropout:
-            input_mask = self._mask(xp, (n, x.shape[2]), self.dropout, x.dtype)
+        input_mask, recurrent_mask = self._dropout_masks(x, training)
+        if input_mask is not None:
             x_tm = x_tm * input_mask
-        if training and self.recurrent_dropout:
-            recurrent_mask = self._mask(xp, (n, self.units), self.recurrent_dropout, x.dtype)
         states, saved = self.run(x_tm, initial, recurrent_mask, step_mask, training)
         if self.stateful:
             self._carried_states = [xp.array(s[-1]) for s in states]
@@ -299,7 +343,9 @@ class LSTM(_Recurrent):
     STATES = 2
 
     def __init__(self, units, unit_forget_bias=True, use_cudnn="auto", **kwargs):
+        implementation = kwargs.pop("implementation", 2)
         super().__init__(units, **kwargs)
+        self._set_implementation(implementation)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.use_cudnn = use_cudnn   # accepted for Keras compatibility: the GPU path is gpu_dl's own kernels
 
@@ -337,7 +383,9 @@ class GRU(_Recurrent):
     GATES = 3
 
     def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
+        implementation = kwargs.pop("implementation", 2)
         super().__init__(units, **kwargs)
+        self._set_implementation(implementation)
         self.reset_after = bool(reset_after)
         self.use_cudnn = use_cudnn
 

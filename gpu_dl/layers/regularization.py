@@ -46,24 +46,20 @@ def layer_seed_generator(layer, seed):
         raise ValueError(f"{type(layer).__name__} layer '{layer.name}': {e}") from None
 
 
-def seeded_keep_mask(seed_generator, x, shape, rate):
+def keep_mask_of_pair(pair, x, shape, rate):
     """A mask of ``shape`` (broadcasting against ``x``) in x's dtype on x's device: 1 / (1 - rate) where a
-    uniform draw from the next seed pair of ``seed_generator`` falls below 1 - rate, 0 elsewhere. The draws are
-    float64 on the host, as Keras's NumPy backend draws them (one seed, its masks), and in x's float type on the
-    GPU (half the bytes of float64 for float32 inputs)."""
+    uniform draw of the seed pair ``pair`` falls below 1 - rate, 0 elsewhere. The draws are float64 on the host,
+    as Keras's NumPy backend draws them (one seed, its masks), and in x's float type on the GPU (half the bytes
+    of float64 for float32 inputs). The scale is in the mask so that a dropout's backward is one multiply."""
     xp = array_module(x)
     keep = 1.0 - rate
-    uniform = random_draws.dropout_mask(xp, seed_generator.next(), shape, numpy.float64 if xp is numpy else x.dtype)
+    uniform = random_draws.dropout_mask(xp, pair, shape, numpy.float64 if xp is numpy else x.dtype)
     return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
 
 
-def scaled_keep_mask(noise, x, shape, rate):
-    """A mask of ``shape`` (broadcasting against ``x``) in x's dtype on x's device: 1 / (1 - rate) where a
-    uniform draw from ``noise`` falls below 1 - rate, 0 elsewhere. The scale is in the mask so that a
-    dropout's backward is one multiply."""
-    keep = 1.0 - rate
-    uniform = noise.random(array_module(x), shape, x.dtype)
-    return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+def seeded_keep_mask(seed_generator, x, shape, rate):
+    """``keep_mask_of_pair`` of the next seed pair of ``seed_generator``."""
+    return keep_mask_of_pair(seed_generator.next(), x, shape, rate)
 
 
 class KeepMaskDropout:

@@ -11,6 +11,13 @@ GRUCell given a single array instead of a list return a single array, as Keras's
 
 The step runs through the matching layer's sequence operations with one time step (the cell owns such a
 layer, with its own variables), so it has that layer's arithmetic, dropout and CUDA path.
+
+Dropout is Keras's cells': the cell holds the ``SeedGenerator`` of its ``seed`` as ``seed_generator`` (among
+its ``variables``), and a training call draws its input and recurrent masks (``get_dropout_mask``,
+``get_recurrent_dropout_mask``: one, or one per gate with ``implementation=1`` or a ``recurrent_dropout``) only
+if it holds none yet, so that every step of a loop drops the same units; ``reset_dropout_mask()`` and
+``reset_recurrent_dropout_mask()`` forget them (before the next batch). Calls outside training use none (and
+draw none, but for SimpleRNNCell's, which draw and keep them as Keras's does).
 ``backward(dy)`` takes the gradient of h, or a list [d_h, *d_states] (None for those without one), writes
 the weight gradients into ``kernel.grad`` etc., returns the gradient of x_t and leaves those of the states
 in ``state_gradients``.
@@ -22,6 +29,7 @@ import numpy
 from .. import backend
 from .base import Layer
 from .recurrent import GRU, LSTM, SimpleRNN
+from .regularization import keep_mask_of_pair
 
 _WEIGHT_KEYS = ("kernel_initializer", "recurrent_initializer", "bias_initializer", "kernel_regularizer",
                 "recurrent_regularizer", "bias_regularizer", "kernel_constraint", "recurrent_constraint",
@@ -32,6 +40,8 @@ class _Cell(Layer):
     """What the three cells share: a one-step layer of class ``LAYER`` holding the weights."""
 
     LAYER = None
+    # Whether a call outside training draws the masks too (and keeps them), as Keras's SimpleRNNCell's does.
+    MASKS_OUTSIDE_TRAINING = False
     # The cell's config keys after name/trainable/dtype, in Keras's order; the layer has all of them.
     CONFIG_KEYS = ()
 
@@ -41,6 +51,10 @@ class _Cell(Layer):
         # return_state: the step returns [h, h] or [h, h, c]; the layer carries the cell's name so that its
         # variables are '<cell>/kernel' and its errors name the cell.
         self._layer = self.LAYER(units, name=self.name, dtype=self.dtype, return_state=True, **kwargs)
+        self.seed_generator = self._layer.seed_generator
+        # The step's masks are the cell's, kept from one training call to the next (see the module docstring).
+        self._layer._dropout_masks = self._step_dropout_masks
+        self._dropout_mask = self._recurrent_dropout_mask = None
         self.state_gradients = None
 
     def __getattr__(self, name):
@@ -112,6 +126,56 @@ class _Cell(Layer):
                                  f"{tuple(s.shape)}.")
         return x.astype(self.dtype, copy=False), states, single and count == 1
 
+    # ------------------------------------------------------------------ dropout masks
+    def _cached_mask(self, attribute, rate, like, shape):
+        """The masks held in ``attribute`` (Keras's ``_dropout_mask`` / ``_recurrent_dropout_mask``), drawn
+        from the seed generator if there are none and ``rate`` is above 0: one mask, or a list of one per gate
+        where Keras's cell draws that many."""
+        masks = getattr(self, attribute)
+        if masks is None and rate > 0:
+            count = self._layer.dropout_mask_count
+            like = self._as_input(like)
+            drawn = [keep_mask_of_pair(self.seed_generator.next(), like, tuple(shape), rate) for _ in range(count)]
+            masks = drawn[0] if count == 1 else drawn
+            setattr(self, attribute, masks)
+        return masks
+
+    def get_dropout_mask(self, step_input):
+        """The input's dropout mask(s) for steps like ``step_input`` (batch, features), drawn at the first
+        call and kept until ``reset_dropout_mask()``; None with ``dropout`` 0."""
+        step_input = self._as_input(step_input)
+        return self._cached_mask("_dropout_mask", self.dropout, step_input, step_input.shape)
+
+    def get_recurrent_dropout_mask(self, step_input):
+        """The mask(s) of h_{t-1} for states like ``step_input`` (batch, units), kept until
+        ``reset_recurrent_dropout_mask()``; None with ``recurrent_dropout`` 0."""
+        step_input = self._as_input(step_input)
+        return self._cached_mask("_recurrent_dropout_mask", self.recurrent_dropout, step_input, step_input.shape)
+
+    def reset_dropout_mask(self):
+        self._dropout_mask = None
+
+    def reset_recurrent_dropout_mask(self):
+        self._recurrent_dropout_mask = None
+
+    def _step_dropout_masks(self, x, training):
+        """The masks of a step on ``x`` (batch, 1, features): the first of each kept list, in training only."""
+        if not training and not self.MASKS_OUTSIDE_TRAINING:
+            return None, None
+        n = x.shape[0]
+        found = []
+        for attribute, rate, shape in (("_dropout_mask", self.dropout, (n, x.shape[2])),
+                                       ("_recurrent_dropout_mask", self.recurrent_dropout, (n, self.units))):
+            masks = self._cached_mask(attribute, rate, x, shape)
+            mask = masks[0] if isinstance(masks, list) else masks
+            if mask is not None and tuple(mask.shape) != shape:
+                raise ValueError(f"{type(self).__name__} '{self.name}' holds the dropout masks of its last training "
+                                 f"calls, for steps of shape {tuple(mask.shape)}; got a step of {shape[0]} samples. "
+                                 "Call reset_dropout_mask() and reset_recurrent_dropout_mask() before a batch of "
+                                 "another size.")
+            found.append(mask)
+        return tuple(found) if training else (None, None)
+
     def __call__(self, inputs, states, training=False):
         x, states, single = self._checked_step(inputs, states)
         self._layer.trainable = self.trainable
@@ -139,7 +203,10 @@ class _Cell(Layer):
         """A ``LAYER`` over whole sequences with this cell's arguments and flags (return_sequences, ...),
         sharing this (built) cell's variables: what ``RNN`` runs."""
         config = self._layer.get_config()
-        config.update(name=name, trainable=self.trainable, **flags)
+        # The layer draws from the cell's generator, and as many masks as the cell would.
+        config.update(name=name, trainable=self.trainable, seed=self.seed_generator, **flags)
+        if self.LAYER.GATES > 1:
+            config["implementation"] = self._layer.implementation
         layer = self.LAYER.from_config(config)
         layer.kernel, layer.recurrent_kernel, layer.bias = self.kernel, self.recurrent_kernel, self.bias
         layer._weights = self._layer.weights
@@ -156,6 +223,8 @@ class SimpleRNNCell(_Cell):
     """One step of SimpleRNN: ``h = activation(x_t @ kernel + h_prev @ recurrent_kernel + bias)``."""
 
     LAYER = SimpleRNN
+    MASKS_OUTSIDE_TRAINING = True
+    call_first_argument = "sequence"        # Keras's SimpleRNNCell.call(sequence, states, training=False)
     CONFIG_KEYS = _COMMON + ("use_bias",) + _WEIGHT_KEYS + _TAIL + ("seed",)
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
@@ -184,7 +253,6 @@ class LSTMCell(_Cell):
                  unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, **kwargs):
-        kwargs.pop("implementation", None)   # Keras's choice of its own arithmetic; the result is the same
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
                          use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
@@ -208,7 +276,6 @@ class GRUCell(_Cell):
                  kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  reset_after=True, seed=None, **kwargs):
-        kwargs.pop("implementation", None)
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
                          use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
@@ -253,6 +320,14 @@ class StackedRNNCells(Layer):
                             f"({', '.join(CELL_CLASSES)}), got {cells!r:.200}.")
         self.cells = cells
         self.state_gradients = None
+
+    @property
+    def variables(self):
+        """Each cell's weights then its seed state, cell after cell (Keras's order)."""
+        found = []
+        for cell in self.cells:
+            found += [v for v in cell.variables if all(v is not seen for seen in found)]
+        return found
 
     @property
     def state_size(self):

@@ -55,6 +55,11 @@ class RNN(SequenceLayer):
                              f"StackedRNNCells, got {c!r:.200}.")
 
     @property
+    def variables(self):
+        """The cell's variables: each cell's weights, then its seed state (Keras's order)."""
+        return self.cell.variables
+
+    @property
     def cells(self):
         return self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
 

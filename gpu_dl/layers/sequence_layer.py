@@ -25,6 +25,7 @@ from .base import Layer
 
 
 class SequenceLayer(Layer):
+    call_first_argument = "sequences"       # Keras's call(sequences, initial_state=None, mask=None, training=False)
     takes_mask = True
     takes_initial_state = True
 

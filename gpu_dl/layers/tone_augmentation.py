@@ -58,11 +58,19 @@ class RandomPosterization(ImageAugmentLayer):
         self.factor = tuple(int(v) if v == int(v) else v for v in keras_factor(self, factor, (1, 8)))
         self.value_range = value_range_checked(self, value_range, sort=True)
 
+    @property
+    def draws_per_call(self):
+        """Keras's layer draws its bit counts (in any call, training or not) unless the factor fixes them."""
+        return 0 if self.factor[0] == self.factor[1] else 1
+
+    pairs_outside_training = draws_per_call
+
     def _augment(self, x):
         n = x.shape[0]
         low, high = self.factor
+        # Keras's draw: uint8 integers in [low, high)
         bits = (numpy.full(n, int(low)) if low == high
-                else self.host_rng().integers(int(low), int(high), size=n, endpoint=False))
+                else self.host_rng().integers(low=int(low), high=int(high), size=(n,), dtype=numpy.uint8))
         step = self.per_image(2.0 ** (8 - bits), x)
         xp = array_module(x)
         v = xp.trunc(xp.clip(rescale(x, self.value_range, BYTE), 0, 255))
@@ -75,6 +83,8 @@ class RandomPosterization(ImageAugmentLayer):
 
 class Solarization(ImageAugmentLayer):
     """Adds a random amount and inverts the values above a random threshold (module docstring)."""
+
+    draws_per_call = 2
 
     def __init__(self, addition_factor=0.0, threshold_factor=0.0, value_range=(0, 255), seed=None,
                  data_format=None, **kwargs):
@@ -109,6 +119,7 @@ class _AlwaysOrTraining(ImageAugmentLayer):
     """A deterministic layer: no seed (Keras's has none, and its config no seed key)."""
 
     draws = False
+    draws_per_call = 0
 
     def __init__(self, value_range, data_format=None, **kwargs):
         super().__init__(seed=None, data_format=data_format, **kwargs)

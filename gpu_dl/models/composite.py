@@ -410,10 +410,12 @@ def _first_argument_shape(layer, input_shape):
 
 def _call_shapes(layer, call):
     """``({argument: shape}, argument names)`` of ``call``: the shape (a structure of shapes for a list, tuple or
-    dict) of each argument of the call's signature that holds tensors, batch axis None, in the signature's order;
-    ``mask`` and what the catch-alls ``*args`` and ``**kwargs`` take are left out, as Keras leaves them."""
+    dict) of each argument of the call's signature that holds tensors, in the signature's order; ``mask`` and what
+    the catch-alls ``*args`` and ``**kwargs`` take are left out, as Keras leaves them. As in Keras, the shapes are
+    the tensors' own: with their batch size on arrays, None on symbolic tensors (the graph traced after the build
+    takes any batch size either way)."""
     positional, named = _argument_names(layer)
-    leaves = iter([_batchless(t.shape) for t in call.leaves])
+    leaves = iter([tuple(t.shape) for t in call.leaves])
     arguments = [(positional[i] if i < len(positional) else None, s) for i, s in enumerate(call.skeleton[0])]
     shapes = {}
     for name, skeleton in arguments + list(call.skeleton[1]):

@@ -208,6 +208,21 @@ def _takes_arguments(layer):
     return layer is not None and layer._composite and not is_model(layer)
 
 
+def _keyword_inputs_placed(layer, args, kwargs):
+    """``(args, kwargs)`` of a node with the inputs Keras recorded by keyword moved to ``args``. Keras records a
+    call's arguments as they were given, so a call that named its first argument (``layer(inputs=x)``,
+    ``mha(query=q, value=v)``) has ``{"args": [], "kwargs": {"inputs": ...}}``; gpu_dl's nodes keep it first
+    among ``args``, and MultiHeadAttention's value after its query."""
+    name = layer.first_argument_name()
+    if not args and name is not None and name in kwargs:
+        kwargs = dict(kwargs)
+        args = [kwargs.pop(name)]
+    if getattr(layer, "positional_inputs", 0) and len(args) == 1 and "value" in kwargs:
+        kwargs = dict(kwargs)
+        args = args + [kwargs.pop("value")]
+    return args, kwargs
+
+
 def _parse_node(data, where, operations=(), layer=None):
     """``(argument, kwargs)`` of one entry of ``inbound_nodes``; tensors as reference triples. A ``mask`` made by
     one of the ``operations`` (Keras's record of a mask's computation) is left out: gpu_dl computes the same
@@ -230,6 +245,8 @@ def _parse_node(data, where, operations=(), layer=None):
         argument = refs[0] if len(refs) == 1 else refs
     elif isinstance(data, dict):
         args, kwargs = data.get("args"), data.get("kwargs") or {}
+        if layer is not None and isinstance(args, list) and isinstance(kwargs, dict):
+            args, kwargs = _keyword_inputs_placed(layer, args, kwargs)
         positional = getattr(layer, "positional_inputs", 0)
         if positional and isinstance(args, list) and 2 <= len(args) <= positional and isinstance(kwargs, dict):
             # MultiHeadAttention's call(query, value, key=None, ...): gpu_dl keeps its inputs as one list

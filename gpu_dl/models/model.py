@@ -134,6 +134,13 @@ def _batchless(shape):
     return (None,) + tuple(shape[1:])
 
 
+def _first_batch_shape(shape, batch_size):
+    """The shape(s) of the first batch of ``batch_size`` samples of data of ``shape`` (all of it for None)."""
+    if isinstance(shape, list):
+        return [None if s is None else _first_batch_shape(s, batch_size) for s in shape]
+    return tuple(shape) if batch_size is None else (min(batch_size, shape[0]),) + tuple(shape[1:])
+
+
 def _shape_list(shape):
     """One shape, or shapes (a list or tuple of them), as a list of tuples; None as None."""
     if shape is None:
@@ -459,11 +466,15 @@ class Model(trainer.Trainer, Layer):
 
         Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
         Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
-        without a loss keeps the loss of an earlier compile. ``weighted_metrics`` are metrics computed with the
+        without a loss keeps the loss of an earlier compile, and one without metrics its metrics. ``weighted_metrics`` are metrics computed with the
         sample (and class) weights fit and evaluate are given, which ``metrics`` leave out
         (``compiled_metrics``)."""
+        self._note_compile(loss)
         if loss is None and self.compiled and not isinstance(self.loss, list):
             loss = self.loss
+        if metrics is None and weighted_metrics is None and self.compiled and self.__dict__.get("_metrics_given"):
+            metrics = list(self._metric_identifiers)
+        self._metrics_given = metrics is not None or weighted_metrics is not None
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
@@ -494,23 +505,45 @@ class Model(trainer.Trainer, Layer):
 
     @property
     def metrics_names(self):
-        """The names of the logs fit and evaluate give, in their order."""
-        return list(dict.fromkeys(list(self._logs_of_names()) + [m.name for m in self._tracked_metrics()]))
+        """Keras 3's: the names of its ``Model.metrics``. None before compile; then ``loss``, ``compile_metrics``
+        where compile was given metrics (Keras's compiled metrics are one metric object, whatever their number),
+        and, once a fit, evaluate, train_on_batch or test_on_batch has run since compile, the loss of each output
+        where more than one output has a loss; then the metrics the model and its layers hold. The names of what
+        evaluate returns are the keys of its dict."""
+        if not self.compiled:
+            return []
+        names = ["loss"] + (["compile_metrics"] if self.__dict__.get("_metrics_given") else [])
+        # (two outputs' losses of one name, in a Sequential of several outputs, share one log and one name)
+        built = self.__dict__.get("_loss_trackers_built")
+        names += list(dict.fromkeys(self._output_loss_names())) if built else []
+        return names + [m.name for m in self._tracked_metrics()]
+
+    def _note_compile(self, loss):
+        """What ``metrics_names`` follows of a compile: Keras makes its loss trackers afresh for a new ``loss``
+        and builds them at the first step after (a compile without a loss keeps them)."""
+        if loss is not None or not self.compiled:
+            self._loss_trackers_built = False
+
+    def _output_loss_names(self):
+        """The log keys of the outputs' losses, in the order of Keras's loss trackers (none for one output)."""
+        return []
 
     def _metric_order(self):
         """The names of the model's metrics in Keras's order (``Model.metrics``), for evaluate's list: the loss,
-        then each compiled metric's own name, then those of the metrics the model and its layers hold."""
+        then each compiled metric's own name, the outputs' losses, then the metrics the model and its layers
+        hold."""
         return ["loss"] + [m.name for m in (self._metrics or []) + self._weighted_metrics] + \
-            [m.name for m in self._tracked_metrics()]
+            self._output_loss_names() + [m.name for m in self._tracked_metrics()]
 
     def _listed(self, logs):
         """The logs as evaluate and the *_on_batch methods list them (``compiled_metrics.in_keras_order``)."""
         return compiled_metrics.in_keras_order(logs, self._metric_order())
 
     # --------------------------------------------------------- data validation
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
-        """Check x/y against the model and the loss; returns host arrays. Changes nothing."""
-        x = self._checked_features(x, x_name)
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
+        """Check x/y against the model and the loss; returns host arrays. Changes nothing but a subclassed model
+        not built yet, which is built for the first batch of ``batch_size`` (``_checked_features``)."""
+        x = self._checked_features(x, x_name, batch_size)
         output_shape = self._flat_output_shape(_batchless(_shapes(x)))
         if y is None and self.loss is None and not self._metric_identifiers and not self._weighted_identifiers:
             # No compiled loss and no metrics: the losses the layers add need no targets, as in Keras.
@@ -560,10 +593,13 @@ class Model(trainer.Trainer, Layer):
         """The inputs ``x`` as host arrays of the model's dtype: one array, or a tuple with one per input."""
         return checks.features(x, name, self.dtype)
 
-    def _checked_features(self, x, name):
+    def _checked_features(self, x, name, batch_size=None):
         """``_host_features`` checked against the model: their shapes, and the ids of the layers that take them as
-        they are (``host_ids``; device batches made from them may then skip those layers' device checks)."""
+        they are (``host_ids``; device batches made from them may then skip those layers' device checks). A
+        subclassed model not built yet is built first, for their first batch of ``batch_size``."""
         x = self._host_features(x, name)
+        if self._composite and not self.built:
+            self.build(self._build_shape(_shapes(x), batch_size))
         self._check_input_shape(_shapes(x), name)
         host_ids.check(self, x)
         return x
@@ -579,12 +615,20 @@ class Model(trainer.Trainer, Layer):
             self._metrics, self._weighted_metrics = [
                 [metrics_module.get(m, loss=self.loss, y_true_shape=y_shape, y_pred_shape=output_shape) for m in ids]
                 for ids in (self._metric_identifiers, self._weighted_identifiers)]
+        self._loss_trackers_built = True
 
     def _start(self, x_shape):
         if not self.built:
             self.build(_batchless(x_shape))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
         self._output_layer().keep_preactivation = self._fused_softmax
+
+    def _build_shape(self, x_shape, batch_size=None):
+        """The shape a model is built for before a pass over data of ``x_shape`` in batches of ``batch_size`` (one
+        batch of all of it for None): as Keras builds a subclassed model, that of the first batch (its own
+        ``build`` gets it; its traced graph serves any batch size), and for a Sequential or functional model any
+        batch size."""
+        return _first_batch_shape(x_shape, batch_size) if self._composite else _batchless(x_shape)
 
     def _output_layer(self):
         """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
@@ -820,7 +864,7 @@ class Model(trainer.Trainer, Layer):
             raise ValueError("`steps_per_epoch`/`validation_steps` apply to a PyDataset or generator; with arrays, "
                              "use batch_size.")
         callbacks = self._check_callbacks(callbacks)
-        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
         val = None
         if val_stream:
             val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
@@ -933,7 +977,7 @@ class Model(trainer.Trainer, Layer):
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x, y, sw, output_shape = self._prepare(x, y, sample_weight)
+        x, y, sw, output_shape = self._prepare(x, y, sample_weight, batch_size=batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x))
@@ -956,7 +1000,7 @@ class Model(trainer.Trainer, Layer):
         batch_size = checks.positive_int(32 if batch_size is None else batch_size, "batch_size")
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
-        x = self._checked_features(x, "x")
+        x = self._checked_features(x, "x", batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
             self.build(_batchless(_shapes(x)))

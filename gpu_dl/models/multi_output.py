@@ -233,10 +233,15 @@ class SeveralOutputs:
                             weighted_metrics=weighted_metrics, **kwargs)
             self._compiled_outputs = 1
             return
-        if loss is None and self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count:
+        self._note_compile(loss)
+        same_outputs = self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count
+        if loss is None and same_outputs:
             # As Keras 3: a compile without a loss keeps the loss (and its weights) of an earlier compile.
             loss, loss_weights = self._compile_args["loss"], self._compile_args["loss_weights"]
+        if metrics is None and weighted_metrics is None and same_outputs:
+            metrics = self._compile_args["metrics"]         # and one without metrics its metrics
         new_optimizer = optimizers.get(optimizer)
+        self._metrics_given = metrics is not None or weighted_metrics is not None
         losses, weights, metric_ids, weighted_ids, labels = compile_settings(self, loss, loss_weights, metrics,
                                                                              weighted_metrics)
         self.optimizer, self.loss = new_optimizer, losses
@@ -262,9 +267,9 @@ class SeveralOutputs:
             raise ValueError(f"Model '{self.name}' was compiled for {compiled_for} output(s) and now gives "
                              f"{self._output_count}: call compile() again before `{method}()`.")
 
-    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
         if not self._multi:
-            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name)
+            return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
         x = self._checked_features(x, x_name)
         output_shapes = self._flat_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
@@ -287,6 +292,7 @@ class SeveralOutputs:
             self._metrics = [metric for _, metric in found]
             self._weighted_outputs = [i for i, _ in weighted]
             self._weighted_metrics = [metric for _, metric in weighted]
+        self._loss_trackers_built = True
 
     def _start(self, x_shape):
         if not self._multi:
@@ -355,14 +361,9 @@ class SeveralOutputs:
         layer gives a list), a loss after the loss itself and a metric by its own name. Keras numbers a metric's
         name met again (``mae``, ``mae_1``); two losses of one name share one log, the later one's (Keras's
         logs are a dict)."""
-        return ["loss"] + self._output_loss_names() + compiled_metrics.log_names(self._metric_entries())
-
-    def _output_loss_names(self):
-        """The log names of the outputs' losses, where more than one output has one."""
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        if len(with_loss) < 2:
-            return []
-        return [f"{self.output_names[i] if self._outputs_keyed else self._loss_labels[i]}_loss" for i in with_loss]
+        losses = [f"{self.output_names[i] if self._outputs_keyed else self._loss_labels[i]}_loss" for i in with_loss]
+        return ["loss"] + (losses if len(losses) > 1 else []) + compiled_metrics.log_names(self._metric_entries())
 
     def _metric_entries(self):
         """``(metric, output label, weighted)`` of each compiled metric, the unweighted first (``log_names``)."""
@@ -400,9 +401,18 @@ class SeveralOutputs:
             logs[prefix + key] = value
         return self._add_tracked_logs(logs, prefix)
 
-    @property
-    def metrics_names(self):
+    def _output_loss_names(self):
+        """Each output's loss log where more than one output has a loss, in the order of Keras's loss trackers:
+        the outputs' order, or for a model whose outputs are a dict and a loss given as a dict, that dict's."""
         if not self._multi:
-            return super().metrics_names
-        return list(dict.fromkeys(self._log_names() + [m.name for m in self._tracked_metrics()]))
+            return super()._output_loss_names()
+        keyed = self._outputs_keyed
+        with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
+        if len(with_loss) < 2:
+            return []
+        given = self._compile_args.get("loss")
+        if keyed and isinstance(given, dict) and self._dict_output_keys() is not None:
+            place = {key: n for n, key in enumerate(given)}
+            with_loss.sort(key=lambda i: place.get(self.output_names[i], len(place)))
+        return [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
 

@@ -477,8 +477,10 @@ class Trainer:
         return logs
 
     def _evaluate_result(self, logs, return_dict):
-        """What evaluate() and the ``*_on_batch`` methods return for ``logs``."""
-        return logs if return_dict else self._listed(logs)
+        """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` a dict by
+        sorted key, as Keras 3 returns it (its logs pass through a tree map, which sorts dict keys); else the list
+        in Keras's order."""
+        return sorted_logs(logs) if return_dict else self._listed(logs)
 
 
 # ------------------------------------------------------------------ routed versions
@@ -500,9 +502,9 @@ def _metrics_or_logs(model):
     return results if set(logs) == set(results) else logs
 
 
-def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y"):
+def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
     if not type(self)._free_data:
-        return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name)
+        return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
     if type(self)._host_features is not Model._host_features:
@@ -592,6 +594,12 @@ def flatten_in_order(model, logs):
     return values[0] if len(values) == 1 else values
 
 
+def sorted_logs(logs):
+    """Flat logs as Keras's ``pythonify_logs`` orders them: by key."""
+    return {key: logs[key] for key in sorted(logs)}
+
+
+# A step's logs are already in Keras's order (``pythonified``: sorted, a nested dict's entries at its key's place).
 def _routed_evaluate_result(self, logs, return_dict):
     return logs if return_dict else flatten_in_order(self, logs)
 

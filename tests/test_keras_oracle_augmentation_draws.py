@@ -1,0 +1,133 @@
+"""The random image layers' draws against Keras 3 itself (where Keras is installed, torch backend): each call moves
+the layer's seed generator as Keras's call moves it (in training, and outside training where Keras's layer draws
+all the same), and with Keras's random functions drawing what its NumPy backend draws for the same seed pairs
+(the ``numpy_draws`` fixture), Keras's layers give the outputs gpu_dl's give on NumPy and on the GPU."""
+import os
+import random as python_random
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+
+from gpu_dl import layers  # noqa: E402
+from gpu_dl.backend import to_numpy  # noqa: E402
+
+LAYERS = {
+    "RandomTranslation": ((0.2, 0.3), {}), "RandomShear": ((0.2, 0.3), {}), "RandomCrop": ((5, 6), {}),
+    "MixUp": ((), {}), "CutMix": ((), {}), "RandomErasing": ((), {}), "RandAugment": ((), {}), "AugMix": ((), {}),
+    "RandomColorDegeneration": ((0.3,), {}), "RandomSharpness": ((0.3,), {}), "RandomPosterization": ((4,), {}),
+    "RandomHue": ((0.3,), {}), "RandomSaturation": ((0.3,), {}), "RandomGrayscale": ((), {}),
+}
+
+
+def counters(lib, layer):
+    def value(v):
+        return keras.ops.convert_to_numpy(v.value) if lib is keras else v.numpy()
+    return [int(value(v)[1]) for v in layer.variables]
+
+
+def images(shape, seed=1):
+    return numpy.random.default_rng(seed).uniform(0, 255, shape).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_each_call_moves_the_seed_generator_as_keras_s(name):
+    args, kwargs = LAYERS[name]
+    x = images((3, 8, 9, 3))
+    found = []
+    for lib in (layers, keras.layers):
+        layer = getattr(lib, name)(*args, seed=11, **kwargs)
+        moved = []
+        for inputs, training in ((x, False), (x, True), (x[0], True), (x[0], False), (x, True)):
+            python_random.seed(5)       # AugMix picks its ops with Python's random, as Keras's does
+            layer(inputs, training=training)
+            moved.append(counters(keras if lib is keras.layers else None, layer))
+        found.append(moved)
+    assert found[0] == found[1]
+    assert found[0][1][0] > 0
+
+
+def _numpy_backend_draws():
+    """Keras's NumPy backend's random functions (keras/src/backend/numpy/random.py), drawing from the seed pair
+    of a SeedGenerator, returning torch tensors."""
+    from keras.src.random.seed_generator import draw_seed
+
+    def rng(seed):
+        return numpy.random.default_rng(numpy.asarray(keras.ops.convert_to_numpy(draw_seed(seed))).astype("uint32"))
+
+    def host(v):
+        return keras.ops.convert_to_numpy(v) if isinstance(v, torch.Tensor) else v
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+        return torch.as_tensor(rng(seed).uniform(size=shape, low=host(minval), high=host(maxval)).astype(
+            dtype or "float32"))
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        return torch.as_tensor(rng(seed).normal(size=shape, loc=mean, scale=stddev).astype(dtype or "float32"))
+
+    def beta(shape, alpha, beta, dtype=None, seed=None):
+        return torch.as_tensor(rng(seed).beta(a=host(alpha), b=host(beta), size=shape).astype(dtype or "float32"))
+
+    def gamma(shape, alpha, dtype=None, seed=None):
+        return torch.as_tensor(rng(seed).gamma(host(alpha), scale=1.0, size=shape).astype(dtype or "float32"))
+
+    def shuffle(x, axis=0, seed=None):
+        return torch.as_tensor(rng(seed).permuted(host(x), axis=axis))
+
+    def randint(shape, minval, maxval, dtype="int32", seed=None):
+        return torch.as_tensor(rng(seed).integers(low=minval, high=maxval, size=shape, dtype=dtype))
+    return uniform, normal, beta, gamma, shuffle, randint
+
+
+@pytest.fixture
+def numpy_draws(monkeypatch):
+    """Keras's torch backend drawing what Keras's NumPy backend draws, for this test."""
+    from keras.src.backend.torch import random as torch_random
+    for function in _numpy_backend_draws():
+        monkeypatch.setattr(torch_random, function.__name__, function)
+
+
+DRAWN = [("RandomTranslation", (0.2, 0.3), {}), ("RandomTranslation", ((-0.3, 0.1), 0.25), {"fill_mode": "constant"}),
+         ("RandomShear", (0.2, 0.3), {}), ("RandomShear", ((0.1, 0.4),), {"fill_mode": "nearest"}),
+         ("RandomCrop", (5, 6), {}), ("MixUp", (), {}), ("MixUp", (0.7,), {}), ("CutMix", (), {}),
+         ("CutMix", ((0.2, 0.6),), {}), ("RandomErasing", (), {}), ("RandomErasing", (0.8, (0.1, 0.5), 7.0), {}),
+         ("RandomErasing", (), {"value_range": (0, 1)}), ("RandomPosterization", ((2, 6),), {}), ("AugMix", (), {}),
+         ("AugMix", (), {"all_ops": False, "num_chains": 2})]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("name,args,kwargs", DRAWN)
+def test_outputs_are_keras_s_with_its_numpy_backend_s_draws(xp, numpy_draws, name, args, kwargs, data_format):
+    x = images((4, 8, 9, 3))
+    x = x if data_format == "channels_last" else x.transpose(0, 3, 1, 2)
+    ours = getattr(layers, name)(*args, seed=11, data_format=data_format, **kwargs)
+    theirs = getattr(keras.layers, name)(*args, seed=11, data_format=data_format, **kwargs)
+    for call in range(2):
+        python_random.seed(call)
+        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        python_random.seed(call)
+        got = to_numpy(ours(xp.asarray(x), training=True))
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-3)
+        assert got.shape != x.shape or not numpy.allclose(got, x)
+    assert counters(None, ours) == counters(keras, theirs)
+
+
+def test_rand_augment_draws_keras_s_ops_and_parameters(xp, numpy_draws):
+    """RandAugment against Keras's own ops applied in turn with the transformations Keras's RandAugment draws
+    (its call itself is not the oracle: on torch, Keras's RandomBrightness adds to its input in place, so its
+    RandAugment brightens every batch whichever ops it picked)."""
+    x = images((4, 8, 9, 3))
+    for seed in (11, 12, 13):
+        ours = layers.RandAugment(num_ops=3, seed=seed)
+        theirs = keras.layers.RandAugment(num_ops=3, seed=seed)
+        drawn = theirs.get_random_transformation(x, training=True)
+        want = torch.as_tensor(x.copy())
+        for index in keras.ops.convert_to_numpy(drawn["layer_idxes"]):
+            op = theirs._AUGMENT_LAYERS[index]
+            want = getattr(theirs, op).transform_images(want.clone(), drawn["transforms"][op])
+        got = to_numpy(ours(xp.asarray(x), training=True))
+        numpy.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), rtol=1e-5, atol=2e-3)
+        assert counters(None, ours) == counters(keras, theirs)
