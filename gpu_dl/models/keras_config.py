@@ -224,6 +224,19 @@ def _per_output_compile_config(model):
         metrics(model._output_weighted_ids, "weighted_metrics")
 
 
+def _written_loss_weights(model):
+    """The ``loss_weights`` of a model of one output as compile() was given them (a float, or a list or dict of
+    one), in JSON's types; None without."""
+    given = model.__dict__.get("_loss_weights_given")
+    if given is None or model.loss is None:
+        return None
+    if isinstance(given, dict):
+        return {str(k): float(v) for k, v in given.items()}
+    if isinstance(given, (list, tuple)):
+        return [float(v) for v in given]
+    return float(given)
+
+
 def _compile_config(model):
     from .. import optimizers
     if not model.compiled:
@@ -233,7 +246,7 @@ def _compile_config(model):
         if getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
-            loss, loss_weights = _loss_entry(model.loss), None
+            loss, loss_weights = _loss_entry(model.loss), _written_loss_weights(model)
             metrics = _metric_entries(model, model._metric_identifiers) or None
             weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
@@ -1012,10 +1025,8 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics, weighted = (_one_output_metrics(cc.get(key), f"{where}: compile_config.{key}", custom, loss)
                          for key in ("metrics", "weighted_metrics"))
-    if cc.get("loss_weights") is not None:
-        raise ValueError(f"{where}: compile_config.loss_weights = {cc['loss_weights']!r} applies to models with "
-                         "several outputs; gpu_dl's models have one.")
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted,
+                      loss_weights=cc.get("loss_weights"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e

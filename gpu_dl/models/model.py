@@ -29,6 +29,8 @@ no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy
 
 from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
@@ -188,6 +190,33 @@ def _metric_list(metrics, what, loss):
         if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
             metrics_module.get(identifier, loss=loss)
     return found
+
+
+def one_loss_weight(loss_weights):
+    """The weight of the one loss of a model of one output, as Keras's compiled loss takes ``loss_weights``: a
+    float, or a list, tuple or dict of one number (whatever its key); None for no weight."""
+    if loss_weights is None:
+        return None
+    if loss_weights and not isinstance(loss_weights, (list, tuple, dict, float)):
+        raise ValueError("Expected `loss_weights` argument to be a float (single output case) or a list, tuple, or "
+                         f"dict (multiple output case). Received instead: loss_weights={loss_weights!r} of type "
+                         f"{type(loss_weights).__name__}.")
+    flat = list(loss_weights.values()) if isinstance(loss_weights, dict) else \
+        list(loss_weights) if isinstance(loss_weights, (list, tuple)) else [loss_weights]
+    if len(flat) != 1:
+        raise ValueError(f"`loss_weights` must match the number of losses, got 1 losses and {len(flat)} weights: "
+                         "this model has one output, whose loss takes one weight (a float, or a list or dict of "
+                         "one).")
+    weight = flat[0]
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not numpy.isfinite(weight):
+        raise ValueError(f"`loss_weights`, the weight of the model's one loss, must be a finite number, got "
+                         f"{weight!r}.")
+    return float(weight)
+
+
+def _weighted(value, weight):
+    """A reduced loss times its compiled weight (None: no weight)."""
+    return value if weight is None else value * value.dtype.type(weight)
 
 
 def _total(value, penalty, added):
@@ -462,14 +491,15 @@ class Model(trainer.Trainer, Layer):
         without a loss keeps the loss of an earlier compile. ``weighted_metrics`` are metrics computed with the
         sample (and class) weights fit and evaluate are given, which ``metrics`` leave out
         (``compiled_metrics``)."""
-        if loss is None and self.compiled and not isinstance(self.loss, list):
+        # As Keras 3, a compile without a loss keeps the compiled loss of an earlier compile, its weight included.
+        reused = loss is None and self.compiled and not isinstance(self.loss, list) and self.loss is not None
+        if reused:
             loss = self.loss
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
-        if loss_weights is not None:
-            raise ValueError("`loss_weights` apply to models with several outputs; this model has one.")
+        loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
         new_optimizer = optimizers.get(optimizer)
         new_loss = None if loss is None else losses_module.get(loss)
         if new_loss is not None and new_loss.reduction in ("none", None):
@@ -478,6 +508,10 @@ class Model(trainer.Trainer, Layer):
         metric_ids = _metric_list(metrics, "metrics", new_loss)
         weighted_ids = _metric_list(weighted_metrics, "weighted_metrics", new_loss)
         self.optimizer, self.loss, self._metric_identifiers = new_optimizer, new_loss, metric_ids
+        if not reused:
+            # what a saved compile_config writes: the weight as it was given (Keras's form)
+            self._loss_weights_given = None if new_loss is None else loss_weights
+        self._loss_weight = None if new_loss is None else loss_weight
         self._weighted_identifiers = weighted_ids
         self._metrics = None
         self._weighted_metrics = []
@@ -604,6 +638,9 @@ class Model(trainer.Trainer, Layer):
         if loss is None:
             return None, y_pred, None
         mask = self.output_mask
+        # compile's loss_weights: the one loss times its weight, in the value and in its gradient, as Keras's
+        weight = self.__dict__.get("_loss_weight")
+        scale = 1.0 if weight is None else weight
         if self._fused_softmax:
             logits = self._output_layer().saved_preactivation()
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
@@ -611,15 +648,18 @@ class Model(trainer.Trainer, Layer):
             rows = logits.size // max(logits.shape[-1], 1)
             uniform = loss.uniform_reduction_weight(y, logits, rows, sw, output_mask=mask)
             if uniform is not None:
-                per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform, want_grad=training)
-                return per_sample.sum() * logits.dtype.type(uniform), y_pred, dout
+                per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform * scale,
+                                                                 want_grad=training)
+                value = per_sample.sum() * logits.dtype.type(uniform)
+                return _weighted(value, weight), y_pred, dout
             module = backend.array_module(logits)
             shape_of_values = module.broadcast_to(module.zeros((), logits.dtype), logits.shape[:-1])
             weights = loss.reduction_weights(y, logits, shape_of_values, sw, output_mask=mask)
-            per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, want_grad=training)
-            return (weights * per_sample).sum(), y_pred, dout
-        value, dout = _reduced_loss(loss, y, y_pred, sw, mask, training)
-        return value, y_pred, dout
+            per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, grad_scale=scale,
+                                                             want_grad=training)
+            return _weighted((weights * per_sample).sum(), weight), y_pred, dout
+        value, dout = _reduced_loss(loss, y, y_pred, sw, mask, training, scale=scale)
+        return _weighted(value, weight), y_pred, dout
 
     def _regularization(self, gradients=True):
         """Weight and activity penalties of the last forward pass, as Keras 3 adds them to the loss in training

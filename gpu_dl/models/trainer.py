@@ -381,7 +381,8 @@ class Trainer:
             truths = _per_output(self, y, "y") if several else [y]
             weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
             losses = self._output_losses if several else [self.loss]
-            scales = self._loss_weights if several else [1.0]
+            one = self.__dict__.get("_loss_weight")
+            scales = self._loss_weights if several else [1.0 if one is None else one]
             trackers = self._output_loss_trackers()
             for i, (loss, scale, pred, truth, weight) in enumerate(zip(losses, scales, preds, truths, weights)):
                 if loss is None:
