@@ -558,8 +558,9 @@ class Model(trainer.Trainer, Layer):
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
         if self.loss is not None:
             self.loss.validate_targets(y, output_shape)
-        sw = checks.sample_weights(sample_weight, _length(x))
-        cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1])
+        sw = checks.sample_weights(sample_weight, _length(x), values_shape=lambda: self._loss_values_shape(
+            y, output_shape, self.loss))
+        cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1], len(output_shape))
         if cw is not None:
             sw = cw if sw is None else sw * cw
         if y.dtype.kind == "f":
@@ -567,6 +568,15 @@ class Model(trainer.Trainer, Layer):
         if sw is not None:
             sw = sw.astype(self.dtype)
         return x, y, sw, output_shape
+
+    @staticmethod
+    def _loss_values_shape(y, output_shape, loss):
+        """The shape of the per-sample values the compiled ``loss`` reduces for targets ``y`` and an output of
+        ``output_shape`` (the output's without its last axis where there is no loss, for the metrics alone),
+        which sample weights of more than one axis must have."""
+        if loss is None:
+            return tuple(output_shape[:-1])
+        return loss.values_shape(y.shape, (len(y),) + tuple(output_shape[1:]))
 
     def _one_target(self, y, y_name):
         """The targets of a model of one output: the array, also when given (as Keras takes them) as a list of

@@ -526,7 +526,7 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         lengths[y_name] = next((a for a in y if a is not None), None) if isinstance(y, tuple) else y
     checks.same_length({k: v for k, v in lengths.items() if v is not None})
     n = _length(x)
-    sw = checks.sample_weights(sample_weight, n)
+    sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
     if class_weight is not None:
         if y is None or isinstance(y, tuple):
