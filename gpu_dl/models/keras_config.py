@@ -263,7 +263,12 @@ def model_config(model):
     from .sequential import Sequential
     if isinstance(model, Functional):
         from .functional_config import functional_model_config
+        from .trainer import user_class
         config = functional_model_config(model)
+        own = user_class(model)
+        if own is not None:
+            # a subclass made functionally is written under its own (registered) name, as Keras writes it
+            config.update(module=written_module(own), class_name=own.__name__, registered_name=get_registered_name(own))
         compile_config = _compile_config(model)
         if compile_config is not None:
             config["compile_config"] = compile_config
@@ -678,6 +683,15 @@ def nested_model_from_entry(entry, where, custom_objects=None):
     return model
 
 
+def _own_model_class(entry, custom):
+    """The caller's ``Model`` subclass a model entry names (registered, or in ``custom_objects``), or None."""
+    from .model import Model
+    if entry.get("class_name") in ("Sequential", "Functional", "Model"):
+        return None
+    found = custom.entry(entry)
+    return found if isinstance(found, type) and issubclass(found, Model) else None
+
+
 def model_from_config(config, where="model config", custom_objects=None):
     """A ``Sequential`` or functional model from Keras 3's serialised form (``config.json``), built if the form
     says how; uncompiled. Models among its layers are rebuilt the same way (``nested_model_from_entry``)."""
@@ -685,6 +699,16 @@ def model_from_config(config, where="model config", custom_objects=None):
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', "
                          f"got {type(config).__name__}.")
+    own = _own_model_class(config, CustomObjects(custom_objects))
+    if own is not None:
+        inner = config.get("config")
+        if not isinstance(inner, dict):
+            raise ValueError(f"{where}: the model entry of class {own.__name__!r} needs a 'config' object.")
+        try:
+            return own.from_config(inner, custom_objects=custom_objects)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be rebuilt from its config: "
+                             f"{e}") from e
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config

@@ -1075,14 +1075,20 @@ class Model(trainer.Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """As Keras's ``Model.from_config``: the config of a functional model (with ``name``, ``layers``,
-        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``. Other
+        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``, of the
+        subclass ``cls`` where that has no constructor of its own (or one of ``*args, **kwargs``). Other
         configs go to the class's constructor; ``Model`` itself takes only ``name`` and ``trainable`` (a
         Sequential's config is refused, as Keras refuses it: ``Sequential.from_config`` reads it)."""
         if not isinstance(config, dict):
             raise ValueError(f"{cls.__name__}.from_config takes a config dict, got {type(config).__name__}.")
         from .functional import Functional
-        if cls in (Model, Functional) and all(key in config for key in FUNCTIONAL_CONFIG_KEYS):
-            return Functional.from_config(config, custom_objects=custom_objects)
+        if all(key in config for key in FUNCTIONAL_CONFIG_KEYS) and (
+                cls in (Model, Functional) or trainer.functional_like(cls)):
+            model = Functional.from_config(config, custom_objects=custom_objects)
+            if cls not in (Model, Functional):
+                # a subclass made functionally (CustomModel(inputs, outputs)) comes back as that class, as Keras's
+                model.__class__ = trainer.functional_class(cls)
+            return model
         if cls is Model:
             unknown = sorted(str(key) for key in config if key not in ("name", "trainable"))
             if unknown:

@@ -734,17 +734,44 @@ def functional_arguments(args, kwargs):
 _functional_classes: dict = {}
 
 
+def functional_class(cls):
+    """The class a functional model of the ``Model`` subclass ``cls`` has: a subclass of both, which keeps
+    ``cls``'s methods (``train_step``, ...) before ``Functional``'s (made once per class)."""
+    from .functional import Functional
+    if issubclass(cls, Functional):
+        return cls
+    klass = _functional_classes.get(cls)
+    if klass is None:
+        klass = _functional_classes[cls] = type(cls.__name__, (cls, Functional), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+    return klass
+
+
+def user_class(model):
+    """The class of the caller's a functional model was made of (``CustomModel(inputs, outputs)``), or None for a
+    library class: the one a saved config names."""
+    for cls, klass in _functional_classes.items():
+        if type(model) is klass:
+            return cls
+    return None if _library(type(model)) else type(model)
+
+
+def functional_like(cls):
+    """Whether ``cls``'s constructor takes a functional model's arguments, as Keras tells it for a saved model's
+    class: it has none of its own, or one of ``(*args, **kwargs)``."""
+    init = cls.__init__
+    owner = _owner(cls, "__init__")
+    if owner is None or _library(owner):
+        return True
+    spec = inspect.getfullargspec(init)
+    return spec.varargs == "args" and spec.varkw == "kwargs"
+
+
 def become_functional(model, args, kwargs):
     """Make ``model``, an instance of a ``Model`` subclass given functional arguments, a functional model of
     that class (Keras's ``inject_functional_model_class``): its class becomes a subclass of both, which keeps
     the subclass's methods (``train_step``, ...) before ``Functional``'s."""
     from .functional import Functional
-    cls = type(model)
-    if not isinstance(model, Functional):
-        klass = _functional_classes.get(cls)
-        if klass is None:
-            klass = _functional_classes[cls] = type(cls.__name__, (cls, Functional), {
-                "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
-        model.__class__ = klass
+    model.__class__ = functional_class(type(model))
     Functional.__init__(model, *args, **kwargs)
 
