@@ -107,10 +107,16 @@ def _epoch_steps(n, batch_size):
     return steps if cap is None else min(steps, cap)
 
 
+def _like(x, parts):
+    """``parts`` in the form of the tuple ``x``: a tuple, or the same kind of tuple where it keeps more (the keys of
+    the dict it came from, ``trainer.Keyed``)."""
+    return x.like(parts) if hasattr(x, "like") else tuple(parts)
+
+
 def _take(x, index):
     if x is None:
         return None
-    return tuple(None if a is None else a[index] for a in x) if isinstance(x, tuple) else x[index]
+    return _like(x, (None if a is None else a[index] for a in x)) if isinstance(x, tuple) else x[index]
 
 
 def _shapes(x):
@@ -147,7 +153,7 @@ def _shape_list(shape):
 
 def _on_device(x):
     if isinstance(x, tuple):
-        return tuple(None if a is None else backend.to_device(a) for a in x)
+        return _like(x, (None if a is None else backend.to_device(a) for a in x))
     return backend.to_device(x)
 
 

@@ -105,9 +105,31 @@ def _batch_size(x):
     return 0 if first is None else int(first.shape[0])
 
 
+class Keyed(tuple):
+    """The arrays of a dict given to fit or evaluate (inputs, targets or sample weights), one per key in the dict's
+    order, batched and moved as a tuple is; a step of the caller's own gets the dict back (``as_given``), as
+    Keras hands its steps the structures they were given."""
+
+    def __new__(cls, values, keys):
+        keyed = super().__new__(cls, values)
+        keyed.keys_ = tuple(keys)
+        return keyed
+
+    def like(self, values):
+        return Keyed(values, self.keys_)
+
+    def as_given(self):
+        return dict(zip(self.keys_, self))
+
+
+def _as_given(value):
+    return value.as_given() if isinstance(value, Keyed) else value
+
+
 def pack(x, y=None, sample_weight=None):
     """A batch as Keras hands it to a step (``pack_x_y_sample_weight``): ``x`` (a tuple of several inputs as
-    ``(x,)``), ``(x, y)`` or ``(x, y, sample_weight)``."""
+    ``(x,)``), ``(x, y)`` or ``(x, y, sample_weight)``; the arrays of a dict as that dict."""
+    x, y, sample_weight = _as_given(x), _as_given(y), _as_given(sample_weight)
     if y is None:
         return (x,) if isinstance(x, (tuple, list)) else x
     if sample_weight is None:
@@ -506,16 +528,19 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name)
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
-    if type(self)._host_features is not Model._host_features:
+    if isinstance(x, dict):
+        # the step gets the dict as it was given (Keras's steps do): its arrays, keyed
+        x = Keyed((checks.features(a, f"{x_name}[{k!r}]", dtype) for k, a in x.items()), x)
+    elif type(self)._host_features is not Model._host_features:
         x = self._host_features(x, x_name)
     elif isinstance(x, (list, tuple)):
         x = tuple(checks.features(a, f"{x_name}[{i}]", dtype) for i, a in enumerate(x))
     else:
         x = checks.features(x, x_name, dtype)
     if isinstance(y, dict):
-        raise ValueError(f"`{y_name}` is a dict: a custom train_step or test_step of gpu_dl gets the targets as an "
-                         "array, or a tuple of one array per output.")
-    if isinstance(y, (list, tuple)):
+        y = Keyed((None if a is None else checks.targets(a, f"{y_name}[{k!r}]") for k, a in y.items()), y)
+        y = y.like(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
+    elif isinstance(y, (list, tuple)):
         y = tuple(None if a is None else checks.targets(a, f"{y_name}[{i}]") for i, a in enumerate(y))
         y = tuple(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
     elif y is not None:
@@ -526,6 +551,12 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         lengths[y_name] = next((a for a in y if a is not None), None) if isinstance(y, tuple) else y
     checks.same_length({k: v for k, v in lengths.items() if v is not None})
     n = _length(x)
+    if isinstance(sample_weight, dict):
+        sw = Keyed((checks.sample_weights(w, n, f"sample_weight[{k!r}]", values_shape="any")
+                    for k, w in sample_weight.items()), sample_weight)
+        if class_weight is not None:
+            raise ValueError("`class_weight` needs the targets of a model of one output, not weights per output.")
+        return x, y, sw.like(None if w is None else w.astype(dtype) for w in sw), None
     sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
     if class_weight is not None:
@@ -610,7 +641,8 @@ def _on_batch(model, method, x, y, sample_weight, class_weight, return_dict):
     model.reset_metrics()
     xb, yb, swb = model._device_batch(x, y, sw, slice(None))
     step = "train_step" if method == "train_on_batch" else "test_step"
-    _step_logs(model, step, getattr(model, step)((xb, yb, swb)))     # as Keras hands it: all three
+    data = (_as_given(xb), _as_given(yb), _as_given(swb))       # as Keras hands it: all three
+    _step_logs(model, step, getattr(model, step)(data))
     return model._batch_result(return_dict)
 
 
