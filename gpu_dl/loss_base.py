@@ -711,13 +711,17 @@ class Loss:
             from .models import loss_graph     # the graph runs as a functional model, a level above; import late
             return tuple(loss_graph.traced(self, true_shape, pred_shape).graph.outputs[0].shape)
         _, pred_shape = aligned_shapes(true_shape, pred_shape)
-        axis = getattr(self, "axis", None)
-        if axis is None:
-            axis = getattr(self, "_fn_kwargs", {}).get("axis", -1)
+        axis = self._reduced_axis()
         if not pred_shape:
             return ()
         axis %= len(pred_shape)
         return tuple(pred_shape[:axis]) + tuple(pred_shape[axis + 1:])
+
+    def _reduced_axis(self):
+        """The axis ``call`` reduces: the loss's ``axis``, or its function's (a wrapper keeps it among the
+        function's arguments: CosineSimilarity), the last by default."""
+        axis = getattr(self, "axis", None)
+        return getattr(self, "_fn_kwargs", {}).get("axis", -1) if axis is None else axis
 
     def weighted_grad(self, y_true, y_pred, weights):
         """d(sum(weights * call(y_true, y_pred)))/d(y_pred); ``weights`` has the per-sample values' shape.
@@ -731,7 +735,7 @@ class Loss:
             from .models import loss_graph     # the graph runs as a functional model, a level above; import late
             return loss_graph.gradient(self, y_true, y_pred, weights)
         grad = self.grad(y_true, y_pred)
-        axis = getattr(self, "axis", -1)
+        axis = self._reduced_axis()
         if weights.ndim == grad.ndim - 1 and isinstance(axis, int):
             # the reduced axis, where it was: (N, C, K) values reduced over axis 1 are (N, K)
             return grad * array_module(weights).expand_dims(weights, axis % grad.ndim)

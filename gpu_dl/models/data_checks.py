@@ -79,13 +79,39 @@ def same_length(arrays_by_name):
         raise ValueError(f"Data cardinality is ambiguous: {listed} samples; they must be equal.")
 
 
-def sample_weights(data, n, name="sample_weight"):
+def sample_weights(data, n, name="sample_weight", values_shape=None):
+    """Sample weights as a float64 host array: one weight per sample (``(n,)``, or ``(n, 1)`` taken as it), or,
+    as Keras weighs the loss of a sequence output, one weight per value the loss reduces (``(n, T)`` for per-step
+    losses of an ``(n, T, C)`` or ``(n, T)`` output), which needs ``values_shape``: a callable giving the shape of
+    the loss's per-sample values (batch axis first; None for a size not known), None where there is none, or
+    "any" for weights of any shape with one entry per sample on the first axis (a step of the caller's own)."""
     if data is None:
         return None
     array = as_array(data, name)
-    if array.ndim != 1 and not (array.ndim == 2 and array.shape[1] == 1):
-        raise ValueError(f"`{name}` must have shape ({n},), one weight per sample, got {array.shape}.")
-    array = array.reshape(-1).astype(numpy.float64)
+    if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
+        array = array.reshape(-1)
+        shape = None if values_shape in (None, "any") else tuple(values_shape())
+        if shape is not None and len(shape) > 1 and not (len(shape) == 2 and shape[1] == 1):
+            # Keras multiplies the loss's values by the weights as they are: (n,) weights do not fit (n, T) values
+            expected = "(" + ", ".join(str(s) for s in (n,) + shape[1:]) + ")"
+            raise ValueError(f"`{name}` has one weight per sample, shape {array.shape}, but the loss gives a value "
+                             f"per step, shape {expected}: pass one weight per step, `{name}` of shape {expected} "
+                             f"(the weights repeated over the steps: numpy.repeat(w[:, None], {shape[1]}, axis=1)).")
+    elif values_shape != "any":         # (a step of the caller's own takes them as they are)
+        shape = None if values_shape is None else tuple(values_shape())
+        if shape is None or len(shape) < 2:
+            raise ValueError(f"`{name}` must have shape ({n},), one weight per sample, got {array.shape}"
+                             + ("" if shape is None else
+                                f" (the loss gives one value per sample, shape {(n,) + shape[1:]})") + ".")
+        # Keras's squeeze_or_expand_to_same_rank: a trailing axis of 1 beyond the values' rank is dropped
+        if array.ndim == len(shape) + 1 and array.shape[-1] == 1:
+            array = array.reshape(array.shape[:-1])
+        if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape[1:], array.shape[1:])):
+            expected = "(" + ", ".join(str(s) for s in (n,) + shape[1:]) + ")"
+            raise ValueError(f"`{name}` must have shape ({n},), one weight per sample, or {expected}, one weight per "
+                             f"value of the loss (per step of a sequence output, as Keras weighs it); got "
+                             f"{array.shape}.")
+    array = array.astype(numpy.float64)
     if len(array) != n:
         raise ValueError(f"`{name}` has {len(array)} entries but there are {n} samples.")
     if not numpy.isfinite(array).all() or (array < 0).any():
@@ -93,12 +119,19 @@ def sample_weights(data, n, name="sample_weight"):
     return array
 
 
-def class_weights_to_sample_weights(class_weight, y, n_outputs):
-    """Keras's class_weight: a dict from class index to weight, turned into per-sample weights."""
+def class_weights_to_sample_weights(class_weight, y, n_outputs, output_rank=None):
+    """Keras's class_weight: a dict from class index to weight, turned into per-sample weights. ``output_rank``: the
+    rank of the model's output (batch axis included), where known."""
     if class_weight is None:
         return None
     if not isinstance(class_weight, dict) or not class_weight:
         raise TypeError(f"`class_weight` must be a non-empty dict from class index to weight, got {class_weight!r}.")
+    if y.ndim > 2 or (y.ndim == 2 and output_rank is not None and output_rank > 2):
+        # Keras gives one class weight per sample, which a loss of one value per step cannot take (it fails there)
+        raise ValueError(f"`class_weight` gives one weight per sample, but the targets of shape {y.shape} hold a "
+                         "label per step of a sequence output, whose loss has a value per step: Keras does not "
+                         "support `class_weight` for them either. Pass `sample_weight` with one weight per step "
+                         "instead (the class weights looked up for each step's label).")
     if y.ndim >= 2 and y.shape[-1] > 1:
         labels = y.reshape(len(y), -1).argmax(axis=-1)
     else:

@@ -224,6 +224,19 @@ def _per_output_compile_config(model):
         metrics(model._output_weighted_ids, "weighted_metrics")
 
 
+def _written_loss_weights(model):
+    """The ``loss_weights`` of a model of one output as compile() was given them (a float, or a list or dict of
+    one), in JSON's types; None without."""
+    given = model.__dict__.get("_loss_weights_given")
+    if given is None or model.loss is None:
+        return None
+    if isinstance(given, dict):
+        return {str(k): float(v) for k, v in given.items()}
+    if isinstance(given, (list, tuple)):
+        return [float(v) for v in given]
+    return float(given)
+
+
 def _compile_config(model):
     from .. import optimizers
     if not model.compiled:
@@ -233,7 +246,7 @@ def _compile_config(model):
         if getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
-            loss, loss_weights = _loss_entry(model.loss), None
+            loss, loss_weights = _loss_entry(model.loss), _written_loss_weights(model)
             metrics = _metric_entries(model, model._metric_identifiers) or None
             weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
@@ -250,7 +263,12 @@ def model_config(model):
     from .sequential import Sequential
     if isinstance(model, Functional):
         from .functional_config import functional_model_config
+        from .trainer import user_class
         config = functional_model_config(model)
+        own = user_class(model)
+        if own is not None:
+            # a subclass made functionally is written under its own (registered) name, as Keras writes it
+            config.update(module=written_module(own), class_name=own.__name__, registered_name=get_registered_name(own))
         compile_config = _compile_config(model)
         if compile_config is not None:
             config["compile_config"] = compile_config
@@ -665,6 +683,15 @@ def nested_model_from_entry(entry, where, custom_objects=None):
     return model
 
 
+def _own_model_class(entry, custom):
+    """The caller's ``Model`` subclass a model entry names (registered, or in ``custom_objects``), or None."""
+    from .model import Model
+    if entry.get("class_name") in ("Sequential", "Functional", "Model"):
+        return None
+    found = custom.entry(entry)
+    return found if isinstance(found, type) and issubclass(found, Model) else None
+
+
 def model_from_config(config, where="model config", custom_objects=None):
     """A ``Sequential`` or functional model from Keras 3's serialised form (``config.json``), built if the form
     says how; uncompiled. Models among its layers are rebuilt the same way (``nested_model_from_entry``)."""
@@ -672,6 +699,16 @@ def model_from_config(config, where="model config", custom_objects=None):
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object with 'class_name' and 'config', "
                          f"got {type(config).__name__}.")
+    own = _own_model_class(config, CustomObjects(custom_objects))
+    if own is not None:
+        inner = config.get("config")
+        if not isinstance(inner, dict):
+            raise ValueError(f"{where}: the model entry of class {own.__name__!r} needs a 'config' object.")
+        try:
+            return own.from_config(inner, custom_objects=custom_objects)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be rebuilt from its config: "
+                             f"{e}") from e
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config
@@ -1012,10 +1049,8 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics, weighted = (_one_output_metrics(cc.get(key), f"{where}: compile_config.{key}", custom, loss)
                          for key in ("metrics", "weighted_metrics"))
-    if cc.get("loss_weights") is not None:
-        raise ValueError(f"{where}: compile_config.loss_weights = {cc['loss_weights']!r} applies to models with "
-                         "several outputs; gpu_dl's models have one.")
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted,
+                      loss_weights=cc.get("loss_weights"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e

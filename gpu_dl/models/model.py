@@ -29,6 +29,8 @@ no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy
 
 from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
@@ -105,10 +107,16 @@ def _epoch_steps(n, batch_size):
     return steps if cap is None else min(steps, cap)
 
 
+def _like(x, parts):
+    """``parts`` in the form of the tuple ``x``: a tuple, or the same kind of tuple where it keeps more (the keys of
+    the dict it came from, ``trainer.Keyed``)."""
+    return x.like(parts) if hasattr(x, "like") else tuple(parts)
+
+
 def _take(x, index):
     if x is None:
         return None
-    return tuple(None if a is None else a[index] for a in x) if isinstance(x, tuple) else x[index]
+    return _like(x, (None if a is None else a[index] for a in x)) if isinstance(x, tuple) else x[index]
 
 
 def _shapes(x):
@@ -152,7 +160,7 @@ def _shape_list(shape):
 
 def _on_device(x):
     if isinstance(x, tuple):
-        return tuple(None if a is None else backend.to_device(a) for a in x)
+        return _like(x, (None if a is None else backend.to_device(a) for a in x))
     return backend.to_device(x)
 
 
@@ -195,6 +203,33 @@ def _metric_list(metrics, what, loss):
         if not (isinstance(identifier, str) and identifier.lower() in _ACCURACY_WORDS):
             metrics_module.get(identifier, loss=loss)
     return found
+
+
+def one_loss_weight(loss_weights):
+    """The weight of the one loss of a model of one output, as Keras's compiled loss takes ``loss_weights``: a
+    float, or a list, tuple or dict of one number (whatever its key); None for no weight."""
+    if loss_weights is None:
+        return None
+    if loss_weights and not isinstance(loss_weights, (list, tuple, dict, float)):
+        raise ValueError("Expected `loss_weights` argument to be a float (single output case) or a list, tuple, or "
+                         f"dict (multiple output case). Received instead: loss_weights={loss_weights!r} of type "
+                         f"{type(loss_weights).__name__}.")
+    flat = list(loss_weights.values()) if isinstance(loss_weights, dict) else \
+        list(loss_weights) if isinstance(loss_weights, (list, tuple)) else [loss_weights]
+    if len(flat) != 1:
+        raise ValueError(f"`loss_weights` must match the number of losses, got 1 losses and {len(flat)} weights: "
+                         "this model has one output, whose loss takes one weight (a float, or a list or dict of "
+                         "one).")
+    weight = flat[0]
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not numpy.isfinite(weight):
+        raise ValueError(f"`loss_weights`, the weight of the model's one loss, must be a finite number, got "
+                         f"{weight!r}.")
+    return float(weight)
+
+
+def _weighted(value, weight):
+    """A reduced loss times its compiled weight (None: no weight)."""
+    return value if weight is None else value * value.dtype.type(weight)
 
 
 def _total(value, penalty, added):
@@ -466,11 +501,13 @@ class Model(trainer.Trainer, Layer):
 
         Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
         Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
-        without a loss keeps the loss of an earlier compile, and one without metrics its metrics. ``weighted_metrics`` are metrics computed with the
-        sample (and class) weights fit and evaluate are given, which ``metrics`` leave out
-        (``compiled_metrics``)."""
+        without a loss keeps the loss of an earlier compile, and one without metrics its metrics.
+        ``weighted_metrics`` are metrics computed with the sample (and class) weights fit and evaluate are given,
+        which ``metrics`` leave out (``compiled_metrics``)."""
         self._note_compile(loss)
-        if loss is None and self.compiled and not isinstance(self.loss, list):
+        # As Keras 3, a compile without a loss keeps the compiled loss of an earlier compile, its weight included.
+        reused = loss is None and self.compiled and not isinstance(self.loss, list) and self.loss is not None
+        if reused:
             loss = self.loss
         if metrics is None and weighted_metrics is None and self.compiled and self.__dict__.get("_metrics_given"):
             metrics = list(self._metric_identifiers)
@@ -479,8 +516,7 @@ class Model(trainer.Trainer, Layer):
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
-        if loss_weights is not None:
-            raise ValueError("`loss_weights` apply to models with several outputs; this model has one.")
+        loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
         new_optimizer = optimizers.get(optimizer)
         new_loss = None if loss is None else losses_module.get(loss)
         if new_loss is not None and new_loss.reduction in ("none", None):
@@ -489,6 +525,10 @@ class Model(trainer.Trainer, Layer):
         metric_ids = _metric_list(metrics, "metrics", new_loss)
         weighted_ids = _metric_list(weighted_metrics, "weighted_metrics", new_loss)
         self.optimizer, self.loss, self._metric_identifiers = new_optimizer, new_loss, metric_ids
+        if not reused:
+            # what a saved compile_config writes: the weight as it was given (Keras's form)
+            self._loss_weights_given = None if new_loss is None else loss_weights
+        self._loss_weight = None if new_loss is None else loss_weight
         self._weighted_identifiers = weighted_ids
         self._metrics = None
         self._weighted_metrics = []
@@ -557,8 +597,9 @@ class Model(trainer.Trainer, Layer):
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
         if self.loss is not None:
             self.loss.validate_targets(y, output_shape)
-        sw = checks.sample_weights(sample_weight, _length(x))
-        cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1])
+        sw = checks.sample_weights(sample_weight, _length(x), values_shape=lambda: self._loss_values_shape(
+            y, output_shape, self.loss))
+        cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1], len(output_shape))
         if cw is not None:
             sw = cw if sw is None else sw * cw
         if y.dtype.kind == "f":
@@ -566,6 +607,15 @@ class Model(trainer.Trainer, Layer):
         if sw is not None:
             sw = sw.astype(self.dtype)
         return x, y, sw, output_shape
+
+    @staticmethod
+    def _loss_values_shape(y, output_shape, loss):
+        """The shape of the per-sample values the compiled ``loss`` reduces for targets ``y`` and an output of
+        ``output_shape`` (the output's without its last axis where there is no loss, for the metrics alone),
+        which sample weights of more than one axis must have."""
+        if loss is None:
+            return tuple(output_shape[:-1])
+        return loss.values_shape(y.shape, (len(y),) + tuple(output_shape[1:]))
 
     def _one_target(self, y, y_name):
         """The targets of a model of one output: the array, also when given (as Keras takes them) as a list of
@@ -648,6 +698,9 @@ class Model(trainer.Trainer, Layer):
         if loss is None:
             return None, y_pred, None
         mask = self.output_mask
+        # compile's loss_weights: the one loss times its weight, in the value and in its gradient, as Keras's
+        weight = self.__dict__.get("_loss_weight")
+        scale = 1.0 if weight is None else weight
         if self._fused_softmax:
             logits = self._output_layer().saved_preactivation()
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
@@ -655,15 +708,18 @@ class Model(trainer.Trainer, Layer):
             rows = logits.size // max(logits.shape[-1], 1)
             uniform = loss.uniform_reduction_weight(y, logits, rows, sw, output_mask=mask)
             if uniform is not None:
-                per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform, want_grad=training)
-                return per_sample.sum() * logits.dtype.type(uniform), y_pred, dout
+                per_sample, y_pred, dout = loss.call_from_logits(y, logits, grad_scale=uniform * scale,
+                                                                 want_grad=training)
+                value = per_sample.sum() * logits.dtype.type(uniform)
+                return _weighted(value, weight), y_pred, dout
             module = backend.array_module(logits)
             shape_of_values = module.broadcast_to(module.zeros((), logits.dtype), logits.shape[:-1])
             weights = loss.reduction_weights(y, logits, shape_of_values, sw, output_mask=mask)
-            per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, want_grad=training)
-            return (weights * per_sample).sum(), y_pred, dout
-        value, dout = _reduced_loss(loss, y, y_pred, sw, mask, training)
-        return value, y_pred, dout
+            per_sample, y_pred, dout = loss.call_from_logits(y, logits, row_weights=weights, grad_scale=scale,
+                                                             want_grad=training)
+            return _weighted((weights * per_sample).sum(), weight), y_pred, dout
+        value, dout = _reduced_loss(loss, y, y_pred, sw, mask, training, scale=scale)
+        return _weighted(value, weight), y_pred, dout
 
     def _regularization(self, gradients=True):
         """Weight and activity penalties of the last forward pass, as Keras 3 adds them to the loss in training
@@ -1069,14 +1125,20 @@ class Model(trainer.Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """As Keras's ``Model.from_config``: the config of a functional model (with ``name``, ``layers``,
-        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``. Other
+        ``input_layers`` and ``output_layers``, as ``get_config`` writes it) makes a ``Functional``, of the
+        subclass ``cls`` where that has no constructor of its own (or one of ``*args, **kwargs``). Other
         configs go to the class's constructor; ``Model`` itself takes only ``name`` and ``trainable`` (a
         Sequential's config is refused, as Keras refuses it: ``Sequential.from_config`` reads it)."""
         if not isinstance(config, dict):
             raise ValueError(f"{cls.__name__}.from_config takes a config dict, got {type(config).__name__}.")
         from .functional import Functional
-        if cls in (Model, Functional) and all(key in config for key in FUNCTIONAL_CONFIG_KEYS):
-            return Functional.from_config(config, custom_objects=custom_objects)
+        if all(key in config for key in FUNCTIONAL_CONFIG_KEYS) and (
+                cls in (Model, Functional) or trainer.functional_like(cls)):
+            model = Functional.from_config(config, custom_objects=custom_objects)
+            if cls not in (Model, Functional):
+                # a subclass made functionally (CustomModel(inputs, outputs)) comes back as that class, as Keras's
+                model.__class__ = trainer.functional_class(cls)
+            return model
         if cls is Model:
             unknown = sorted(str(key) for key in config if key not in ("name", "trainable"))
             if unknown:

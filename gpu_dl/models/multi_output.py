@@ -195,20 +195,28 @@ def targets(model, y, y_name, output_shapes):
     return tuple(arrays), by_label
 
 
-def sample_weights(model, sample_weight, n):
-    """A tuple of one weight array per output (None where none applies), or None when none is given."""
+def sample_weights(model, sample_weight, n, ys=None, output_shapes=None):
+    """A tuple of one weight array per output (None where none applies), or None when none is given. With the
+    targets ``ys`` and ``output_shapes``, an output's weights may be one per value of its loss (per step of a
+    sequence output), as Keras takes them."""
     if sample_weight is None:
         return None
     names = model.output_names
+
+    def values_shape(i):
+        if ys is None or output_shapes is None or ys[i] is None:
+            return None
+        return lambda: model._loss_values_shape(ys[i], output_shapes[i], model._output_losses[i])
     per_output = isinstance(sample_weight, dict) or (
         isinstance(sample_weight, (list, tuple)) and len(sample_weight) == len(names)
         and all(w is None or hasattr(w, "__len__") for w in sample_weight))
     if per_output:
         entries = _by_output(model, sample_weight, "sample_weight")
-        found = [None if w is None else checks.sample_weights(w, n, f"sample_weight for output '{name}'")
-                 for name, w in zip(names, entries)]
+        found = [None if w is None else checks.sample_weights(w, n, f"sample_weight for output '{name}'",
+                                                              values_shape(i))
+                 for i, (name, w) in enumerate(zip(names, entries))]
     else:
-        found = [checks.sample_weights(sample_weight, n)] * len(names)
+        found = [checks.sample_weights(sample_weight, n, values_shape=values_shape(i)) for i in range(len(names))]
     return tuple(None if w is None else w.astype(model.dtype) for w in found)
 
 
@@ -277,7 +285,7 @@ class SeveralOutputs:
                              f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")
         ys, by_label = targets(self, y, y_name, output_shapes)
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
-        sw = sample_weights(self, sample_weight, _length(x))
+        sw = sample_weights(self, sample_weight, _length(x), ys, output_shapes)
         return x, ys, sw, output_shapes
 
     def _resolve_metrics(self, y_shape, output_shape):

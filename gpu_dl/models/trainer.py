@@ -105,9 +105,31 @@ def _batch_size(x):
     return 0 if first is None else int(first.shape[0])
 
 
+class Keyed(tuple):
+    """The arrays of a dict given to fit or evaluate (inputs, targets or sample weights), one per key in the dict's
+    order, batched and moved as a tuple is; a step of the caller's own gets the dict back (``as_given``), as
+    Keras hands its steps the structures they were given."""
+
+    def __new__(cls, values, keys):
+        keyed = super().__new__(cls, values)
+        keyed.keys_ = tuple(keys)
+        return keyed
+
+    def like(self, values):
+        return Keyed(values, self.keys_)
+
+    def as_given(self):
+        return dict(zip(self.keys_, self))
+
+
+def _as_given(value):
+    return value.as_given() if isinstance(value, Keyed) else value
+
+
 def pack(x, y=None, sample_weight=None):
     """A batch as Keras hands it to a step (``pack_x_y_sample_weight``): ``x`` (a tuple of several inputs as
-    ``(x,)``), ``(x, y)`` or ``(x, y, sample_weight)``."""
+    ``(x,)``), ``(x, y)`` or ``(x, y, sample_weight)``; the arrays of a dict as that dict."""
+    x, y, sample_weight = _as_given(x), _as_given(y), _as_given(sample_weight)
     if y is None:
         return (x,) if isinstance(x, (tuple, list)) else x
     if sample_weight is None:
@@ -381,7 +403,8 @@ class Trainer:
             truths = _per_output(self, y, "y") if several else [y]
             weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
             losses = self._output_losses if several else [self.loss]
-            scales = self._loss_weights if several else [1.0]
+            one = self.__dict__.get("_loss_weight")
+            scales = self._loss_weights if several else [1.0 if one is None else one]
             trackers = self._output_loss_trackers()
             for i, (loss, scale, pred, truth, weight) in enumerate(zip(losses, scales, preds, truths, weights)):
                 if loss is None:
@@ -507,16 +530,19 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
-    if type(self)._host_features is not Model._host_features:
+    if isinstance(x, dict):
+        # the step gets the dict as it was given (Keras's steps do): its arrays, keyed
+        x = Keyed((checks.features(a, f"{x_name}[{k!r}]", dtype) for k, a in x.items()), x)
+    elif type(self)._host_features is not Model._host_features:
         x = self._host_features(x, x_name)
     elif isinstance(x, (list, tuple)):
         x = tuple(checks.features(a, f"{x_name}[{i}]", dtype) for i, a in enumerate(x))
     else:
         x = checks.features(x, x_name, dtype)
     if isinstance(y, dict):
-        raise ValueError(f"`{y_name}` is a dict: a custom train_step or test_step of gpu_dl gets the targets as an "
-                         "array, or a tuple of one array per output.")
-    if isinstance(y, (list, tuple)):
+        y = Keyed((None if a is None else checks.targets(a, f"{y_name}[{k!r}]") for k, a in y.items()), y)
+        y = y.like(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
+    elif isinstance(y, (list, tuple)):
         y = tuple(None if a is None else checks.targets(a, f"{y_name}[{i}]") for i, a in enumerate(y))
         y = tuple(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
     elif y is not None:
@@ -527,7 +553,13 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         lengths[y_name] = next((a for a in y if a is not None), None) if isinstance(y, tuple) else y
     checks.same_length({k: v for k, v in lengths.items() if v is not None})
     n = _length(x)
-    sw = checks.sample_weights(sample_weight, n)
+    if isinstance(sample_weight, dict):
+        sw = Keyed((checks.sample_weights(w, n, f"sample_weight[{k!r}]", values_shape="any")
+                    for k, w in sample_weight.items()), sample_weight)
+        if class_weight is not None:
+            raise ValueError("`class_weight` needs the targets of a model of one output, not weights per output.")
+        return x, y, sw.like(None if w is None else w.astype(dtype) for w in sw), None
+    sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
     if class_weight is not None:
         if y is None or isinstance(y, tuple):
@@ -617,7 +649,8 @@ def _on_batch(model, method, x, y, sample_weight, class_weight, return_dict):
     model.reset_metrics()
     xb, yb, swb = model._device_batch(x, y, sw, slice(None))
     step = "train_step" if method == "train_on_batch" else "test_step"
-    _step_logs(model, step, getattr(model, step)((xb, yb, swb)))     # as Keras hands it: all three
+    data = (_as_given(xb), _as_given(yb), _as_given(swb))       # as Keras hands it: all three
+    _step_logs(model, step, getattr(model, step)(data))
     return model._batch_result(return_dict)
 
 
@@ -741,17 +774,44 @@ def functional_arguments(args, kwargs):
 _functional_classes: dict = {}
 
 
+def functional_class(cls):
+    """The class a functional model of the ``Model`` subclass ``cls`` has: a subclass of both, which keeps
+    ``cls``'s methods (``train_step``, ...) before ``Functional``'s (made once per class)."""
+    from .functional import Functional
+    if issubclass(cls, Functional):
+        return cls
+    klass = _functional_classes.get(cls)
+    if klass is None:
+        klass = _functional_classes[cls] = type(cls.__name__, (cls, Functional), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+    return klass
+
+
+def user_class(model):
+    """The class of the caller's a functional model was made of (``CustomModel(inputs, outputs)``), or None for a
+    library class: the one a saved config names."""
+    for cls, klass in _functional_classes.items():
+        if type(model) is klass:
+            return cls
+    return None if _library(type(model)) else type(model)
+
+
+def functional_like(cls):
+    """Whether ``cls``'s constructor takes a functional model's arguments, as Keras tells it for a saved model's
+    class: it has none of its own, or one of ``(*args, **kwargs)``."""
+    init = cls.__init__
+    owner = _owner(cls, "__init__")
+    if owner is None or _library(owner):
+        return True
+    spec = inspect.getfullargspec(init)
+    return spec.varargs == "args" and spec.varkw == "kwargs"
+
+
 def become_functional(model, args, kwargs):
     """Make ``model``, an instance of a ``Model`` subclass given functional arguments, a functional model of
     that class (Keras's ``inject_functional_model_class``): its class becomes a subclass of both, which keeps
     the subclass's methods (``train_step``, ...) before ``Functional``'s."""
     from .functional import Functional
-    cls = type(model)
-    if not isinstance(model, Functional):
-        klass = _functional_classes.get(cls)
-        if klass is None:
-            klass = _functional_classes[cls] = type(cls.__name__, (cls, Functional), {
-                "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
-        model.__class__ = klass
+    model.__class__ = functional_class(type(model))
     Functional.__init__(model, *args, **kwargs)
 
