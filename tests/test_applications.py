@@ -19,30 +19,37 @@ def no_local_files(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("fn", ["ResNet50", "ResNet101", "ResNet152", "MobileNetV2", "VGG16", "VGG19"])
+# Each builder and the smallest input side it takes.
+MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
+             "Xception": 71}
+
+
+@pytest.mark.parametrize("fn", sorted(MIN_SIZES))
 def test_bad_arguments_name_the_function_and_argument(fn, tmp_path):
     build = getattr(applications, fn)
+    side = MIN_SIZES[fn]
+    shape = (side, side, 3)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument"):
-        build(weights="imagenet21k", include_top=False, input_shape=(32, 32, 3))
+        build(weights="imagenet21k", include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument.*no such file"):
-        build(weights=str(tmp_path / "missing.h5"), include_top=False, input_shape=(32, 32, 3))
+        build(weights=str(tmp_path / "missing.h5"), include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument"):
-        build(weights=3, include_top=False, input_shape=(32, 32, 3))
+        build(weights=3, include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: .*`classes` should be 1000"):
         build(weights="imagenet", classes=10)
-    with pytest.raises(ValueError, match=f"{fn}: `input_shape`: input size must be at least 32x32"):
-        build(weights=None, include_top=False, input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match=f"{fn}: `input_shape`: input size must be at least {side}x{side}"):
+        build(weights=None, include_top=False, input_shape=(side - 1, side, 3))
     with pytest.raises(ValueError, match=f"{fn}: `input_shape` must be a tuple of three"):
-        build(weights=None, include_top=False, input_shape=(32, 32))
+        build(weights=None, include_top=False, input_shape=shape[:2])
     with pytest.raises(ValueError, match=f"{fn}: if `include_top` is True, you should specify a static"):
         build(weights=None, include_top=True, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match=f"{fn}: `pooling` should be None, 'avg' or 'max'"):
-        build(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="mean")
+        build(weights=None, include_top=False, input_shape=shape, pooling="mean")
     with pytest.raises(ValueError, match=f"{fn}: only `None` and `softmax`.*classifier_activation"):
-        build(weights=str(_any_file(tmp_path)), include_top=True, input_shape=(32, 32, 3), classes=3,
+        build(weights=str(_any_file(tmp_path)), include_top=True, input_shape=shape, classes=3,
               classifier_activation="sigmoid")
     with pytest.raises(ValueError, match=f"{fn}: `input_tensor` must be a symbolic tensor"):
-        build(weights=None, include_top=False, input_tensor=numpy.zeros((1, 32, 32, 3), "float32"))
+        build(weights=None, include_top=False, input_tensor=numpy.zeros((1,) + shape, "float32"))
 
 
 def _any_file(tmp_path):
@@ -60,6 +67,9 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
         applications.MobileNetV2(weights="imagenet", alpha=0.5, input_shape=(128, 128, 3))
     with pytest.raises(ValueError, match="vgg19_weights_tf_dim_ordering_tf_kernels.h5"):
         applications.VGG19(weights="imagenet")
+    with pytest.raises(ValueError, match=r"Xception: .*'xception_weights_tf_dim_ordering_tf_kernels.h5'.*"
+                                         r"keras-applications/xception/xception_weights"):
+        applications.Xception(weights="imagenet")
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "

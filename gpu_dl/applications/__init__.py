@@ -1,15 +1,21 @@
-"""Keras's ImageNet models: ``ResNet50``, ``ResNet101``, ``ResNet152``, ``MobileNetV2``, ``VGG16``, ``VGG19``.
+"""Keras's ImageNet models, by module (with the other names Keras gives the module):
+
+- ``resnet`` (``resnet50``): ``ResNet50``, ``ResNet101``, ``ResNet152``
+- ``vgg`` (``vgg16``, ``vgg19``): ``VGG16``, ``VGG19``
+- ``mobilenet_v2``: ``MobileNetV2``
+- ``xception``: ``Xception``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
 Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" for Keras's file of that name
-already on this machine (``imagenet_utils.default_dirs``). Each family's module has its ``preprocess_input``
-and ``decode_predictions``; ``resnet50``, ``vgg16`` and ``vgg19`` name the same modules as in Keras.
+already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
+and ``decode_predictions``.
 """
-from . import imagenet_utils, mobilenet_v2, resnet, vgg
+from . import imagenet_utils, mobilenet_v2, resnet, vgg, xception
 from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet50, ResNet101, ResNet152
 from .vgg import VGG16, VGG19
+from .xception import Xception
 
 # Keras's module names: keras.applications.resnet50.preprocess_input, .vgg16.preprocess_input, ...
 resnet50 = resnet
@@ -17,4 +23,4 @@ vgg16 = vgg
 vgg19 = vgg
 
 __all__ = ["MobileNetV2", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "imagenet_utils",
-           "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19"]
+           "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "Xception", "xception"]

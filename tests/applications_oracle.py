@@ -1,0 +1,151 @@
+"""Checks the applications' Keras-oracle tests share: the same model built by gpu_dl and by Keras 3 (configs,
+weight names and shapes), the same predictions with Keras's weights copied across or read from the files Keras
+writes (Keras 3 ``.weights.h5`` and ``.keras``, and Keras 2 HDF5, the format of its ImageNet files), and the
+ImageNet file looked for under Keras's name."""
+import json
+import re
+
+import numpy
+import pytest
+
+
+def build(apps, fn, kwargs):
+    return getattr(apps, fn)(weights=None, **kwargs)
+
+
+def _auto_named(name, class_name):
+    """Whether ``name`` is one Keras and gpu_dl number per session (conv2d_12 for a Conv2D given no name)."""
+    base = re.sub(r"_\d+$", "", name)
+    return base.replace("_", "") == class_name.lower()
+
+
+def layer_entries(model):
+    """The model's get_config layer entries, its numbered names (counted across the session, so different in
+    each library) renamed by their order in the model (conv2d#0, conv2d#1, ...), the numbered models' inputs and
+    outputs the same way; the entries each library leaves out when None dropped."""
+    config = model.get_config()
+    renames, counts = {}, {}
+    for entry in config["layers"]:
+        if _auto_named(entry["name"], entry["class_name"]):
+            base = re.sub(r"_\d+$", "", entry["name"])
+            renames[entry["name"]] = f"{base}#{counts.setdefault(base, 0)}"
+            counts[base] += 1
+    text = json.dumps({k: config[k] for k in ("layers", "input_layers", "output_layers")})
+    text = re.sub(r'"([A-Za-z0-9_]+)"', lambda m: json.dumps(renames.get(m.group(1), m.group(1))), text)
+    config = json.loads(text)
+    for entry in config["layers"]:
+        # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None, and the
+        # mask=None Keras records in the calls of layers whose call takes a mask (BatchNormalization); both
+        # read either.
+        for key in ("activity_regularizer", "quantization_config"):
+            if entry["config"].get(key, 0) is None:
+                del entry["config"][key]
+        for node in entry.get("inbound_nodes", []):
+            if node["kwargs"].get("mask", 0) is None:
+                del node["kwargs"]["mask"]
+    return config
+
+
+def _strip(name):
+    return name.split("/")[-1].split(":")[0]
+
+
+def assert_same_model(ours, theirs):
+    """The same model name, layer entries (class, name, config, inbound nodes, build config), inputs and
+    outputs, weight shapes in order, and trainable weight names."""
+    assert ours.name == theirs.name
+    mine, keras_config = layer_entries(ours), layer_entries(theirs)
+    assert [e["name"] for e in mine["layers"]] == [e["name"] for e in keras_config["layers"]]
+    for entry, keras_entry in zip(mine["layers"], keras_config["layers"]):
+        # Keras records no build_config for layers without a build of their own (Activation, ReLU, pooling);
+        # gpu_dl records one for every built layer. Where Keras has one, it must be the same.
+        if "build_config" not in keras_entry:
+            entry.pop("build_config", None)
+        assert entry == keras_entry, entry["name"]
+    assert mine["input_layers"] == keras_config["input_layers"]
+    assert mine["output_layers"] == keras_config["output_layers"]
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    assert [_strip(w.name) for w in ours.weights] == [_strip(w.name) for w in theirs.weights]
+    assert [_strip(w.name) for w in ours.trainable_weights] == [_strip(w.name) for w in theirs.trainable_weights]
+
+
+def randomize(keras, theirs, rng):
+    """Keras's model with its initial kernels and random biases, scales and batch-norm statistics (all zeros
+    and ones at first, which would hide a swapped mean and variance)."""
+    values = []
+    for w in theirs.weights:
+        a = keras.ops.convert_to_numpy(w)
+        noise = rng.uniform(-0.1, 0.1, a.shape).astype(a.dtype)
+        if any(k in w.path for k in ("moving_variance", "gamma", "variance")):
+            a = a + noise
+        elif any(k in w.path for k in ("moving_mean", "beta", "bias", "mean")):
+            a = noise
+        values.append(a)
+    theirs.set_weights(values)
+    return theirs
+
+
+def images(kwargs, rng, count=2, default=(32, 32, 3)):
+    shape = kwargs.get("input_shape") or default
+    return rng.uniform(-1, 1, (count,) + tuple(shape)).astype("float32")
+
+
+def assert_same_predictions(ours, theirs, x, rtol=1e-4):
+    expected = theirs.predict(x, verbose=0)
+    scale = float(numpy.abs(expected).max())
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=rtol, atol=1e-5 * max(scale, 1.0))
+
+
+def write_legacy(model, path):
+    """Keras 2's HDF5 weights file of Keras's ``model``, written by Keras 3.15's own legacy writer."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+
+
+def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model):
+    """All of a family's oracle checks on one small model: the same configs and weights; Keras's weights copied
+    by set_weights, read from its .weights.h5 and its Keras 2 .h5 file (by load_weights and by ``weights=path``),
+    and its whole model read from its .keras file, all predict what Keras predicts."""
+    ours, theirs = build(apps, fn, kwargs), build(keras.applications, fn, kwargs)
+    assert_same_model(ours, theirs)
+    randomize(keras, theirs, rng)
+    x = images(kwargs, rng)
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
+    assert_same_predictions(ours, theirs, x)
+
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    fresh = build(apps, fn, kwargs)
+    fresh.load_weights(tmp_path / "k.weights.h5")
+    assert_same_predictions(fresh, theirs, x)
+    write_legacy(theirs, tmp_path / "k.h5")
+    assert_same_predictions(getattr(apps, fn)(weights=str(tmp_path / "k.h5"), **kwargs), theirs, x)
+
+    theirs.save(tmp_path / "k.keras")
+    loaded = load_model(tmp_path / "k.keras")
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in theirs.layers]
+    assert_same_predictions(loaded, theirs, x)
+    return ours, theirs
+
+
+def check_imagenet_file(keras, apps, fn, kwargs, filename, rng, tmp_path, monkeypatch):
+    """weights="imagenet" reads Keras's file ``filename`` (written here by Keras's legacy writer) from
+    $GPU_DL_DATA/models, and predicts what Keras's model with those weights predicts."""
+    theirs = randomize(keras, build(keras.applications, fn, kwargs), rng)
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    write_legacy(theirs, tmp_path / "data" / "models" / filename)
+    monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ours = getattr(apps, fn)(weights="imagenet", **kwargs)
+    assert_same_predictions(ours, theirs, images(kwargs, rng))
+
+
+def check_preprocessing(ours, theirs, rng, rtol=1e-6):
+    """The module's preprocess_input gives Keras's on a batch and on one image, and decode_predictions is there."""
+    batch = rng.uniform(0, 255, (2, 5, 4, 3)).astype("float32")
+    for x in (batch, batch[0]):
+        numpy.testing.assert_allclose(ours.preprocess_input(x.copy()), theirs.preprocess_input(x.copy()),
+                                      rtol=rtol, atol=1e-6)
+    with pytest.raises(ValueError, match="decode_predictions expects a batch of predictions"):
+        ours.decode_predictions(numpy.zeros((2, 10)))
