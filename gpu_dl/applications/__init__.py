@@ -4,6 +4,7 @@
 - ``vgg`` (``vgg16``, ``vgg19``): ``VGG16``, ``VGG19``
 - ``mobilenet_v2``: ``MobileNetV2``
 - ``xception``: ``Xception``
+- ``inception_v3``: ``InceptionV3``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
@@ -11,7 +12,8 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import imagenet_utils, mobilenet_v2, resnet, vgg, xception
+from . import imagenet_utils, inception_v3, mobilenet_v2, resnet, vgg, xception
+from .inception_v3 import InceptionV3
 from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet50, ResNet101, ResNet152
 from .vgg import VGG16, VGG19
@@ -22,5 +24,9 @@ resnet50 = resnet
 vgg16 = vgg
 vgg19 = vgg
 
-__all__ = ["MobileNetV2", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "imagenet_utils",
-           "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "Xception", "xception"]
+__all__ = [
+    # builders
+    "InceptionV3", "MobileNetV2", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
+    # modules
+    "imagenet_utils", "inception_v3", "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
+]
