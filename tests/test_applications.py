@@ -21,7 +21,7 @@ def no_local_files(tmp_path, monkeypatch):
 
 # Each builder and the smallest input side it takes.
 MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
-             "Xception": 71, "InceptionV3": 75}
+             "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32}
 
 
 @pytest.mark.parametrize("fn", sorted(MIN_SIZES))
@@ -73,6 +73,12 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"InceptionV3: .*'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'"
                                          r".*keras-applications/inception_v3/inception_v3_weights"):
         applications.InceptionV3(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"DenseNet201: .*'densenet201_weights_tf_dim_ordering_tf_kernels.h5'"
+                                         r".*keras-applications/densenet/densenet201_weights"):
+        applications.DenseNet201(weights="imagenet")
+    with pytest.raises(ValueError, match=r"DenseNet: weights='imagenet' exist for blocks .* Received: "
+                                         r"blocks=\[6, 12, 24, 24\]"):
+        applications.densenet.DenseNet([6, 12, 24, 24], weights="imagenet")
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "

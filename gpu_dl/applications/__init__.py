@@ -5,6 +5,7 @@
 - ``mobilenet_v2``: ``MobileNetV2``
 - ``xception``: ``Xception``
 - ``inception_v3``: ``InceptionV3``
+- ``densenet``: ``DenseNet121``, ``DenseNet169``, ``DenseNet201``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
@@ -12,7 +13,8 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import imagenet_utils, inception_v3, mobilenet_v2, resnet, vgg, xception
+from . import densenet, imagenet_utils, inception_v3, mobilenet_v2, resnet, vgg, xception
+from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .inception_v3 import InceptionV3
 from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet50, ResNet101, ResNet152
@@ -26,7 +28,9 @@ vgg19 = vgg
 
 __all__ = [
     # builders
-    "InceptionV3", "MobileNetV2", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
+    "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "MobileNetV2", "ResNet50", "ResNet101", "ResNet152",
+    "VGG16", "VGG19", "Xception",
     # modules
-    "imagenet_utils", "inception_v3", "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
+    "densenet", "imagenet_utils", "inception_v3", "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19",
+    "xception",
 ]
