@@ -34,15 +34,18 @@ def layer_entries(model):
     text = re.sub(r'"([A-Za-z0-9_]+)"', lambda m: json.dumps(renames.get(m.group(1), m.group(1))), text)
     config = json.loads(text)
     for entry in config["layers"]:
-        # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None, and the
-        # mask=None Keras records in the calls of layers whose call takes a mask (BatchNormalization); both
-        # read either.
+        # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None; the mask=None
+        # Keras records in the calls of layers whose call takes a mask (BatchNormalization); and the
+        # training=False Keras records in the symbolic calls of layers whose call defaults to it (Dropout), which
+        # a call with training given overrides in both. Both read either.
         for key in ("activity_regularizer", "quantization_config"):
             if entry["config"].get(key, 0) is None:
                 del entry["config"][key]
         for node in entry.get("inbound_nodes", []):
             if node["kwargs"].get("mask", 0) is None:
                 del node["kwargs"]["mask"]
+            if node["kwargs"].get("training", 0) is False:
+                del node["kwargs"]["training"]
     return config
 
 

@@ -21,7 +21,10 @@ def no_local_files(tmp_path, monkeypatch):
 
 # Each builder and the smallest input side it takes.
 MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
-             "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32}
+             "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
+             "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32}
+# Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
+ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
 
 @pytest.mark.parametrize("fn", sorted(MIN_SIZES))
@@ -41,8 +44,11 @@ def test_bad_arguments_name_the_function_and_argument(fn, tmp_path):
         build(weights=None, include_top=False, input_shape=(side - 1, side, 3))
     with pytest.raises(ValueError, match=f"{fn}: `input_shape` must be a tuple of three"):
         build(weights=None, include_top=False, input_shape=shape[:2])
-    with pytest.raises(ValueError, match=f"{fn}: if `include_top` is True, you should specify a static"):
-        build(weights=None, include_top=True, input_shape=(None, None, 3))
+    if fn in ANY_SIZE_TOP:
+        assert build(weights=None, include_top=True, input_shape=(None, None, 3), classes=2).output_shape == (None, 2)
+    else:
+        with pytest.raises(ValueError, match=f"{fn}: if `include_top` is True, you should specify a static"):
+            build(weights=None, include_top=True, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match=f"{fn}: `pooling` should be None, 'avg' or 'max'"):
         build(weights=None, include_top=False, input_shape=shape, pooling="mean")
     with pytest.raises(ValueError, match=f"{fn}: only `None` and `softmax`.*classifier_activation"):
@@ -79,11 +85,40 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"DenseNet: weights='imagenet' exist for blocks .* Received: "
                                          r"blocks=\[6, 12, 24, 24\]"):
         applications.densenet.DenseNet([6, 12, 24, 24], weights="imagenet")
+    with pytest.raises(ValueError, match=r"MobileNet: .*'mobilenet_7_5_160_tf.h5'.*keras-applications/mobilenet/"):
+        applications.MobileNet(weights="imagenet", alpha=0.75, input_shape=(160, 160, 3))
+    with pytest.raises(ValueError, match=r"MobileNetV3Large: .*'weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5'"
+                                         r".*keras-applications/mobilenet_v3/weights_mobilenet_v3_large"):
+        applications.MobileNetV3Large(weights="imagenet", include_top=False, input_shape=(224, 224, 3))
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "
                                          r"`input_shape` should be \(224, 224, 3\)"):
         applications.VGG16(weights="imagenet", input_shape=(64, 64, 3))
+
+
+def test_mobilenet_family_arguments():
+    for fn in ("MobileNet", "MobileNetV3Small"):
+        with pytest.raises(ValueError, match=f"{fn}: `alpha` should be a positive number"):
+            getattr(applications, fn)(weights=None, alpha=0)
+    with pytest.raises(ValueError, match="MobileNet: if imagenet weights are being loaded, depth multiplier must be 1"):
+        applications.MobileNet(weights="imagenet", depth_multiplier=2)
+    with pytest.raises(ValueError, match="MobileNet: if imagenet weights are being loaded, alpha can be one of"):
+        applications.MobileNet(weights="imagenet", alpha=0.35)
+    with pytest.raises(ValueError, match="MobileNet: `depth_multiplier` should be a positive integer"):
+        applications.MobileNet(weights=None, depth_multiplier=1.5)
+    with pytest.raises(ValueError, match=r"MobileNet: `dropout` should be a rate in \[0, 1\]"):
+        applications.MobileNet(weights=None, dropout=2)
+    with pytest.raises(ValueError, match=r"MobileNetV3Small: `dropout_rate` should be a rate in \[0, 1\]"):
+        applications.MobileNetV3Small(weights=None, dropout_rate=-0.1)
+    with pytest.raises(ValueError, match="MobileNetV3Large: if imagenet weights are being loaded, alpha can be one "
+                                         "of `0.75`, `1.0` for non minimalistic or `1.0` for minimalistic only"):
+        applications.MobileNetV3Large(weights="imagenet", minimalistic=True, alpha=0.75)
+    inputs = layers.Input(shape=(40, 48, 3))
+    with pytest.raises(ValueError, match=r"MobileNetV3Small: input_shape\[1\] must equal input_tensor.shape\[2\]"):
+        applications.MobileNetV3Small(weights=None, input_tensor=inputs, input_shape=(40, 40, 3))
+    assert applications.MobileNet(weights=None, input_shape=(64, 64, 3), alpha=0.75).name == "mobilenet_0.75_64"
+    assert applications.MobileNetV3Small(weights=None, input_tensor=inputs).input_shape == (None, 40, 48, 3)
 
 
 def test_models_build_with_keras_names_and_shapes():

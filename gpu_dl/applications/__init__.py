@@ -2,7 +2,9 @@
 
 - ``resnet`` (``resnet50``): ``ResNet50``, ``ResNet101``, ``ResNet152``
 - ``vgg`` (``vgg16``, ``vgg19``): ``VGG16``, ``VGG19``
+- ``mobilenet``: ``MobileNet``
 - ``mobilenet_v2``: ``MobileNetV2``
+- ``mobilenet_v3``: ``MobileNetV3Small``, ``MobileNetV3Large``
 - ``xception``: ``Xception``
 - ``inception_v3``: ``InceptionV3``
 - ``densenet``: ``DenseNet121``, ``DenseNet169``, ``DenseNet201``
@@ -13,10 +15,12 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import densenet, imagenet_utils, inception_v3, mobilenet_v2, resnet, vgg, xception
+from . import densenet, imagenet_utils, inception_v3, mobilenet, mobilenet_v2, mobilenet_v3, resnet, vgg, xception
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .inception_v3 import InceptionV3
+from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
+from .mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from .resnet import ResNet50, ResNet101, ResNet152
 from .vgg import VGG16, VGG19
 from .xception import Xception
@@ -28,9 +32,9 @@ vgg19 = vgg
 
 __all__ = [
     # builders
-    "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "MobileNetV2", "ResNet50", "ResNet101", "ResNet152",
-    "VGG16", "VGG19", "Xception",
+    "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+    "MobileNetV3Small", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
     # modules
-    "densenet", "imagenet_utils", "inception_v3", "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16", "vgg19",
-    "xception",
+    "densenet", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3", "resnet", "resnet50",
+    "vgg", "vgg16", "vgg19", "xception",
 ]
