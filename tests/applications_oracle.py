@@ -30,9 +30,16 @@ def layer_entries(model):
             base = re.sub(r"_\d+$", "", entry["name"])
             renames[entry["name"]] = f"{base}#{counts.setdefault(base, 0)}"
             counts[base] += 1
-    text = json.dumps({k: config[k] for k in ("layers", "input_layers", "output_layers")})
-    text = re.sub(r'"([A-Za-z0-9_]+)"', lambda m: json.dumps(renames.get(m.group(1), m.group(1))), text)
-    config = json.loads(text)
+
+    def renamed(value):
+        # String values only: a layer named "activation" is not the config key "activation".
+        if isinstance(value, dict):
+            return {k: renamed(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [renamed(v) for v in value]
+        return renames.get(value, value) if isinstance(value, str) else value
+
+    config = renamed(json.loads(json.dumps({k: config[k] for k in ("layers", "input_layers", "output_layers")})))
     for entry in config["layers"]:
         # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None; the mask=None
         # Keras records in the calls of layers whose call takes a mask (BatchNormalization); and the
@@ -134,13 +141,26 @@ def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model):
 
 def check_imagenet_file(keras, apps, fn, kwargs, filename, rng, tmp_path, monkeypatch):
     """weights="imagenet" reads Keras's file ``filename`` (written here by Keras's legacy writer) from
-    $GPU_DL_DATA/models, and predicts what Keras's model with those weights predicts."""
-    theirs = randomize(keras, build(keras.applications, fn, kwargs), rng)
-    (tmp_path / "data" / "models").mkdir(parents=True)
-    write_legacy(theirs, tmp_path / "data" / "models" / filename)
+    $GPU_DL_DATA/models, and predicts what Keras's model predicts with weights="imagenet" given the same file:
+    Keras's download is replaced by a look in that folder, which must be for the same file name."""
+    from keras.src.utils import file_utils
+    source = randomize(keras, build(keras.applications, fn, kwargs), rng)
+    folder = tmp_path / "data" / "models"
+    folder.mkdir(parents=True)
+    write_legacy(source, folder / filename)
+    requested = []
+
+    def local_copy(fname, origin=None, **options):
+        requested.append(fname)
+        return str(folder / fname)
+
+    monkeypatch.setattr(file_utils, "get_file", local_copy)
+    theirs = getattr(keras.applications, fn)(weights="imagenet", **kwargs)
+    assert requested == [filename]
     monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     ours = getattr(apps, fn)(weights="imagenet", **kwargs)
+    assert_same_model(ours, theirs)
     assert_same_predictions(ours, theirs, images(kwargs, rng))
 
 

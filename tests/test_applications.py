@@ -22,7 +22,8 @@ def no_local_files(tmp_path, monkeypatch):
 # Each builder and the smallest input side it takes.
 MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
              "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
-             "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32}
+             "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
+             "EfficientNetB7": 32}
 # Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
 ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
@@ -90,6 +91,12 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"MobileNetV3Large: .*'weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5'"
                                          r".*keras-applications/mobilenet_v3/weights_mobilenet_v3_large"):
         applications.MobileNetV3Large(weights="imagenet", include_top=False, input_shape=(224, 224, 3))
+    with pytest.raises(ValueError, match=r"EfficientNetB3: .*'efficientnetb3.h5'.*"
+                                         r"https://storage.googleapis.com/keras-applications/efficientnetb3.h5"):
+        applications.EfficientNetB3(weights="imagenet")
+    with pytest.raises(ValueError, match=r"EfficientNetB3: when setting `include_top=True` and loading `imagenet` "
+                                         r"weights, `input_shape` should be \(300, 300, 3\)"):
+        applications.EfficientNetB3(weights="imagenet", input_shape=(224, 224, 3))
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "
