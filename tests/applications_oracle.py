@@ -114,16 +114,18 @@ def write_legacy(model, path):
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
-def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model):
+def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True):
     """All of a family's oracle checks on one small model: the same configs and weights; Keras's weights copied
-    by set_weights, read from its .weights.h5 and its Keras 2 .h5 file (by load_weights and by ``weights=path``),
-    and its whole model read from its .keras file, all predict what Keras predicts."""
+    by set_weights, and (with ``files``) read from its .weights.h5 and its Keras 2 .h5 file (by load_weights and
+    by ``weights=path``), and its whole model read from its .keras file, all predict what Keras predicts."""
     ours, theirs = build(apps, fn, kwargs), build(keras.applications, fn, kwargs)
     assert_same_model(ours, theirs)
     randomize(keras, theirs, rng)
     x = images(kwargs, rng)
     ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
     assert_same_predictions(ours, theirs, x)
+    if not files:
+        return ours, theirs
 
     theirs.save_weights(tmp_path / "k.weights.h5")
     fresh = build(apps, fn, kwargs)

@@ -23,7 +23,7 @@ def no_local_files(tmp_path, monkeypatch):
 MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
              "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
              "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
-             "EfficientNetB7": 32}
+             "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32}
 # Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
 ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
@@ -97,6 +97,11 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"EfficientNetB3: when setting `include_top=True` and loading `imagenet` "
                                          r"weights, `input_shape` should be \(300, 300, 3\)"):
         applications.EfficientNetB3(weights="imagenet", input_shape=(224, 224, 3))
+    with pytest.raises(ValueError, match=r"EfficientNetV2S: .*'efficientnetv2-s_notop.h5'.*"
+                                         r"keras-applications/efficientnet_v2/efficientnetv2-s_notop.h5"):
+        applications.EfficientNetV2S(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"EfficientNetV2B2: .*'efficientnetv2-b2.h5'"):
+        applications.EfficientNetV2B2(weights="imagenet", name="renamed")
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "

@@ -9,6 +9,8 @@
 - ``inception_v3``: ``InceptionV3``
 - ``densenet``: ``DenseNet121``, ``DenseNet169``, ``DenseNet201``
 - ``efficientnet``: ``EfficientNetB0`` to ``EfficientNetB7``
+- ``efficientnet_v2``: ``EfficientNetV2B0`` to ``EfficientNetV2B3``, ``EfficientNetV2S``, ``EfficientNetV2M``,
+  ``EfficientNetV2L``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
@@ -16,11 +18,13 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import (densenet, efficientnet, imagenet_utils, inception_v3, mobilenet, mobilenet_v2, mobilenet_v3, resnet,
-               vgg, xception)
+from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_v3, mobilenet, mobilenet_v2,
+               mobilenet_v3, resnet, vgg, xception)
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
+from .efficientnet_v2 import (EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3,
+                              EfficientNetV2L, EfficientNetV2M, EfficientNetV2S)
 from .inception_v3 import InceptionV3
 from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
@@ -37,10 +41,11 @@ vgg19 = vgg
 __all__ = [
     # builders
     "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
-    "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "InceptionV3",
-    "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet50", "ResNet101", "ResNet152", "VGG16",
-    "VGG19", "Xception",
+    "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
+    "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
+    "EfficientNetV2S", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet50",
+    "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
     # modules
-    "densenet", "efficientnet", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3",
-    "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
+    "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2",
+    "mobilenet_v3", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
 ]
