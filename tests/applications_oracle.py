@@ -114,11 +114,17 @@ def write_legacy(model, path):
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
-def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True):
+def _keras_builder(keras, fn, keras_fn):
+    return keras_fn if keras_fn is not None else getattr(keras.applications, fn)
+
+
+def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True, keras_fn=None):
     """All of a family's oracle checks on one small model: the same configs and weights; Keras's weights copied
     by set_weights, and (with ``files``) read from its .weights.h5 and its Keras 2 .h5 file (by load_weights and
-    by ``weights=path``), and its whole model read from its .keras file, all predict what Keras predicts."""
-    ours, theirs = build(apps, fn, kwargs), build(keras.applications, fn, kwargs)
+    by ``weights=path``), and its whole model read from its .keras file, all predict what Keras predicts.
+    ``keras_fn`` builds Keras's model where ``keras.applications.<fn>`` cannot (it takes ``weights`` and
+    ``kwargs``)."""
+    ours, theirs = build(apps, fn, kwargs), _keras_builder(keras, fn, keras_fn)(weights=None, **kwargs)
     assert_same_model(ours, theirs)
     randomize(keras, theirs, rng)
     x = images(kwargs, rng)
@@ -141,12 +147,13 @@ def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True)
     return ours, theirs
 
 
-def check_imagenet_file(keras, apps, fn, kwargs, filename, rng, tmp_path, monkeypatch):
+def check_imagenet_file(keras, apps, fn, kwargs, filename, rng, tmp_path, monkeypatch, keras_fn=None):
     """weights="imagenet" reads Keras's file ``filename`` (written here by Keras's legacy writer) from
     $GPU_DL_DATA/models, and predicts what Keras's model predicts with weights="imagenet" given the same file:
     Keras's download is replaced by a look in that folder, which must be for the same file name."""
     from keras.src.utils import file_utils
-    source = randomize(keras, build(keras.applications, fn, kwargs), rng)
+    keras_fn = _keras_builder(keras, fn, keras_fn)
+    source = randomize(keras, keras_fn(weights=None, **kwargs), rng)
     folder = tmp_path / "data" / "models"
     folder.mkdir(parents=True)
     write_legacy(source, folder / filename)
@@ -157,7 +164,7 @@ def check_imagenet_file(keras, apps, fn, kwargs, filename, rng, tmp_path, monkey
         return str(folder / fname)
 
     monkeypatch.setattr(file_utils, "get_file", local_copy)
-    theirs = getattr(keras.applications, fn)(weights="imagenet", **kwargs)
+    theirs = keras_fn(weights="imagenet", **kwargs)
     assert requested == [filename]
     monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

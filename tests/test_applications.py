@@ -23,7 +23,8 @@ def no_local_files(tmp_path, monkeypatch):
 MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
              "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
              "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
-             "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32}
+             "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32,
+             "NASNetMobile": 32, "NASNetLarge": 32}
 # Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
 ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
@@ -102,6 +103,19 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
         applications.EfficientNetV2S(weights="imagenet", include_top=False)
     with pytest.raises(ValueError, match=r"EfficientNetV2B2: .*'efficientnetv2-b2.h5'"):
         applications.EfficientNetV2B2(weights="imagenet", name="renamed")
+    with pytest.raises(ValueError, match=r"NASNetLarge: .*'nasnet_large.h5'.*nasnet/NASNet-large.h5"):
+        applications.NASNetLarge(weights="imagenet")
+    with pytest.raises(ValueError, match=r"NASNetMobile: .*'nasnet_mobile_no_top.h5'.*nasnet/NASNet-mobile-no-top.h5"):
+        applications.NASNetMobile(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match="NASNetMobile: when specifying the input shape of a NASNet and loading "
+                                         "`ImageNet` weights, the input_shape argument must be static"):
+        applications.NASNetMobile(weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"NASNet: ImageNet weights can only be loaded with NASNetLarge or "
+                                         r"NASNetMobile \(default_size 331 or 224\). Received: default_size=256"):
+        applications.nasnet.NASNet(default_size=256)
+    with pytest.raises(ValueError, match=r"NASNet: for NASNet-A models, the `penultimate_filters` must be a "
+                                         r"multiple of 24 \* \(`filter_multiplier` \*\* 2\). Current value: 100"):
+        applications.nasnet.NASNet(weights=None, penultimate_filters=100, include_top=False)
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "

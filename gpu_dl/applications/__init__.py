@@ -11,6 +11,7 @@
 - ``efficientnet``: ``EfficientNetB0`` to ``EfficientNetB7``
 - ``efficientnet_v2``: ``EfficientNetV2B0`` to ``EfficientNetV2B3``, ``EfficientNetV2S``, ``EfficientNetV2M``,
   ``EfficientNetV2L``
+- ``nasnet``: ``NASNetMobile``, ``NASNetLarge``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
@@ -19,7 +20,7 @@ already on this machine (``imagenet_utils.default_dirs``). Each module has its f
 and ``decode_predictions``.
 """
 from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_v3, mobilenet, mobilenet_v2,
-               mobilenet_v3, resnet, vgg, xception)
+               mobilenet_v3, nasnet, resnet, vgg, xception)
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
@@ -29,6 +30,7 @@ from .inception_v3 import InceptionV3
 from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
 from .mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from .nasnet import NASNetLarge, NASNetMobile
 from .resnet import ResNet50, ResNet101, ResNet152
 from .vgg import VGG16, VGG19
 from .xception import Xception
@@ -43,9 +45,9 @@ __all__ = [
     "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
     "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
-    "EfficientNetV2S", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ResNet50",
-    "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
+    "EfficientNetV2S", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+    "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
     # modules
     "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2",
-    "mobilenet_v3", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
+    "mobilenet_v3", "nasnet", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
 ]
