@@ -1,6 +1,7 @@
 """Keras's ImageNet models, by module (with the other names Keras gives the module):
 
 - ``resnet`` (``resnet50``): ``ResNet50``, ``ResNet101``, ``ResNet152``
+- ``resnet_v2``: ``ResNet50V2``, ``ResNet101V2``, ``ResNet152V2``
 - ``vgg`` (``vgg16``, ``vgg19``): ``VGG16``, ``VGG19``
 - ``mobilenet``: ``MobileNet``
 - ``mobilenet_v2``: ``MobileNetV2``
@@ -20,7 +21,7 @@ already on this machine (``imagenet_utils.default_dirs``). Each module has its f
 and ``decode_predictions``.
 """
 from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_v3, mobilenet, mobilenet_v2,
-               mobilenet_v3, nasnet, resnet, vgg, xception)
+               mobilenet_v3, nasnet, resnet, resnet_v2, vgg, xception)
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
@@ -32,6 +33,7 @@ from .mobilenet_v2 import MobileNetV2
 from .mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from .nasnet import NASNetLarge, NASNetMobile
 from .resnet import ResNet50, ResNet101, ResNet152
+from .resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from .vgg import VGG16, VGG19
 from .xception import Xception
 
@@ -46,8 +48,9 @@ __all__ = [
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
     "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
     "EfficientNetV2S", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-    "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19", "Xception",
+    "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet50V2", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2",
+    "VGG16", "VGG19", "Xception",
     # modules
     "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2",
-    "mobilenet_v3", "nasnet", "resnet", "resnet50", "vgg", "vgg16", "vgg19", "xception",
+    "mobilenet_v3", "nasnet", "resnet", "resnet50", "resnet_v2", "vgg", "vgg16", "vgg19", "xception",
 ]
