@@ -24,7 +24,8 @@ MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32
              "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
              "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
              "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32,
-             "NASNetMobile": 32, "NASNetLarge": 32, "ResNet50V2": 32, "ResNet152V2": 32}
+             "NASNetMobile": 32, "NASNetLarge": 32, "ResNet50V2": 32, "ResNet152V2": 32,
+             "InceptionResNetV2": 75}
 # Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
 ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
@@ -76,6 +77,9 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"ResNet101V2: .*'resnet101v2_weights_tf_dim_ordering_tf_kernels.h5'.*"
                                          r"keras-applications/resnet/resnet101v2_weights"):
         applications.ResNet101V2(weights="imagenet")
+    with pytest.raises(ValueError, match=r"InceptionResNetV2: .*'inception_resnet_v2_weights_tf_dim_ordering_tf_"
+                                         r"kernels_notop.h5'.*keras-applications/inception_resnet_v2/"):
+        applications.InceptionResNetV2(weights="imagenet", include_top=False)
     with pytest.raises(ValueError, match="vgg19_weights_tf_dim_ordering_tf_kernels.h5"):
         applications.VGG19(weights="imagenet")
     with pytest.raises(ValueError, match=r"Xception: .*'xception_weights_tf_dim_ordering_tf_kernels.h5'.*"

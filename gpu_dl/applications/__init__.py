@@ -8,6 +8,7 @@
 - ``mobilenet_v3``: ``MobileNetV3Small``, ``MobileNetV3Large``
 - ``xception``: ``Xception``
 - ``inception_v3``: ``InceptionV3``
+- ``inception_resnet_v2``: ``InceptionResNetV2``
 - ``densenet``: ``DenseNet121``, ``DenseNet169``, ``DenseNet201``
 - ``efficientnet``: ``EfficientNetB0`` to ``EfficientNetB7``
 - ``efficientnet_v2``: ``EfficientNetV2B0`` to ``EfficientNetV2B3``, ``EfficientNetV2S``, ``EfficientNetV2M``,
@@ -20,13 +21,14 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_v3, mobilenet, mobilenet_v2,
-               mobilenet_v3, nasnet, resnet, resnet_v2, vgg, xception)
+from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_resnet_v2, inception_v3, mobilenet,
+               mobilenet_v2, mobilenet_v3, nasnet, resnet, resnet_v2, vgg, xception)
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
 from .efficientnet_v2 import (EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3,
                               EfficientNetV2L, EfficientNetV2M, EfficientNetV2S)
+from .inception_resnet_v2 import InceptionResNetV2
 from .inception_v3 import InceptionV3
 from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
@@ -47,10 +49,11 @@ __all__ = [
     "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
     "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
-    "EfficientNetV2S", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-    "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet50V2", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2",
-    "VGG16", "VGG19", "Xception",
+    "EfficientNetV2S", "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+    "MobileNetV3Small", "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet50V2", "ResNet101", "ResNet101V2",
+    "ResNet152", "ResNet152V2", "VGG16", "VGG19", "Xception",
     # modules
-    "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_v3", "mobilenet", "mobilenet_v2",
-    "mobilenet_v3", "nasnet", "resnet", "resnet50", "resnet_v2", "vgg", "vgg16", "vgg19", "xception",
+    "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_resnet_v2", "inception_v3",
+    "mobilenet", "mobilenet_v2", "mobilenet_v3", "nasnet", "resnet", "resnet50", "resnet_v2", "vgg", "vgg16",
+    "vgg19", "xception",
 ]
