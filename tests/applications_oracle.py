@@ -19,16 +19,32 @@ def _auto_named(name, class_name):
     return base.replace("_", "") == class_name.lower()
 
 
+def _nested_entries(entries):
+    """Each layer entry, then those of the models among them (a Sequential used as a layer), depth first."""
+    for entry in entries:
+        yield entry
+        inner = entry.get("config", {}).get("layers")
+        if entry.get("class_name") in ("Sequential", "Functional") and isinstance(inner, list):
+            yield from _nested_entries(inner)
+
+
 def layer_entries(model):
     """The model's get_config layer entries, its numbered names (counted across the session, so different in
     each library) renamed by their order in the model (conv2d#0, conv2d#1, ...), the numbered models' inputs and
     outputs the same way; the entries each library leaves out when None dropped."""
-    config = model.get_config()
-    renames, counts = {}, {}
+    config = json.loads(json.dumps({k: model.get_config()[k] for k in ("layers", "input_layers", "output_layers")}))
     for entry in config["layers"]:
-        if _auto_named(entry["name"], entry["class_name"]):
-            base = re.sub(r"_\d+$", "", entry["name"])
-            renames[entry["name"]] = f"{base}#{counts.setdefault(base, 0)}"
+        inner = entry["config"].get("layers") if entry["class_name"] == "Sequential" else None
+        if inner and inner[0]["class_name"] == "InputLayer":
+            # A Sequential built by its call: Keras numbers the InputLayer it made then (input_layer_3); gpu_dl
+            # writes the one it makes for the config as "input_layer". Both read either.
+            inner[0]["config"]["name"] = "<the Sequential's input>"
+    renames, counts = {}, {}
+    for entry in _nested_entries(config["layers"]):
+        name = entry["config"].get("name")
+        if isinstance(name, str) and name not in renames and _auto_named(name, entry["class_name"]):
+            base = re.sub(r"_\d+$", "", name)
+            renames[name] = f"{base}#{counts.setdefault(base, 0)}"
             counts[base] += 1
 
     def renamed(value):
@@ -39,8 +55,8 @@ def layer_entries(model):
             return [renamed(v) for v in value]
         return renames.get(value, value) if isinstance(value, str) else value
 
-    config = renamed(json.loads(json.dumps({k: config[k] for k in ("layers", "input_layers", "output_layers")})))
-    for entry in config["layers"]:
+    config = renamed(config)
+    for entry in _nested_entries(config["layers"]):
         # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None; the mask=None
         # Keras records in the calls of layers whose call takes a mask (BatchNormalization); and the
         # training=False Keras records in the symbolic calls of layers whose call defaults to it (Dropout), which
@@ -57,7 +73,8 @@ def layer_entries(model):
 
 
 def _strip(name):
-    return name.split("/")[-1].split(":")[0]
+    # Variables made without a name are numbered per session ("variable_3"), as layers are.
+    return re.sub(r"^variable_\d+$", "variable", name.split("/")[-1].split(":")[0])
 
 
 def assert_same_model(ours, theirs):

@@ -25,7 +25,7 @@ MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32
              "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
              "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32,
              "NASNetMobile": 32, "NASNetLarge": 32, "ResNet50V2": 32, "ResNet152V2": 32,
-             "InceptionResNetV2": 75}
+             "InceptionResNetV2": 75, "ConvNeXtTiny": 32, "ConvNeXtXLarge": 32}
 # Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
 ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
 
@@ -80,6 +80,15 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"InceptionResNetV2: .*'inception_resnet_v2_weights_tf_dim_ordering_tf_"
                                          r"kernels_notop.h5'.*keras-applications/inception_resnet_v2/"):
         applications.InceptionResNetV2(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"ConvNeXtBase: .*'convnext_base_notop.h5'.*keras-applications/convnext/"):
+        applications.ConvNeXtBase(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match='ConvNeXtSmall: model name "mine" does not match weights variant '
+                                         '"convnext_small"'):
+        applications.ConvNeXtSmall(weights="imagenet", name="mine")
+    with pytest.raises(ValueError, match=r"ConvNeXt: architecture configuration does not match convnext_tiny "
+                                         r"variant.*Expected depths: \[3, 3, 9, 3\], got: \[3, 3, 3, 3\]"):
+        applications.convnext.ConvNeXt([3, 3, 3, 3], [96, 192, 384, 768], weights="imagenet",
+                                       weights_name="convnext_tiny", name="convnext_tiny")
     with pytest.raises(ValueError, match="vgg19_weights_tf_dim_ordering_tf_kernels.h5"):
         applications.VGG19(weights="imagenet")
     with pytest.raises(ValueError, match=r"Xception: .*'xception_weights_tf_dim_ordering_tf_kernels.h5'.*"

@@ -14,6 +14,7 @@
 - ``efficientnet_v2``: ``EfficientNetV2B0`` to ``EfficientNetV2B3``, ``EfficientNetV2S``, ``EfficientNetV2M``,
   ``EfficientNetV2L``
 - ``nasnet``: ``NASNetMobile``, ``NASNetLarge``
+- ``convnext``: ``ConvNeXtTiny``, ``ConvNeXtSmall``, ``ConvNeXtBase``, ``ConvNeXtLarge``, ``ConvNeXtXLarge``
 
 Built as Keras 3.15 builds them (same arguments, layer names, configs and weight shapes), so weights move
 between the two. Nothing is downloaded: ``weights`` is None, a path (Keras 3 ``.weights.h5``/``.keras``, or a
@@ -21,8 +22,9 @@ Keras 2 ``.h5`` file such as Keras's published ImageNet weights), or "imagenet" 
 already on this machine (``imagenet_utils.default_dirs``). Each module has its family's ``preprocess_input``
 and ``decode_predictions``.
 """
-from . import (densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_resnet_v2, inception_v3, mobilenet,
-               mobilenet_v2, mobilenet_v3, nasnet, resnet, resnet_v2, vgg, xception)
+from . import (convnext, densenet, efficientnet, efficientnet_v2, imagenet_utils, inception_resnet_v2, inception_v3,
+               mobilenet, mobilenet_v2, mobilenet_v3, nasnet, resnet, resnet_v2, vgg, xception)
+from .convnext import ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
@@ -46,14 +48,15 @@ vgg19 = vgg
 
 __all__ = [
     # builders
-    "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
-    "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0",
-    "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M",
-    "EfficientNetV2S", "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
-    "MobileNetV3Small", "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet50V2", "ResNet101", "ResNet101V2",
-    "ResNet152", "ResNet152V2", "VGG16", "VGG19", "Xception",
+    "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge", "DenseNet121",
+    "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1",
+    "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S",
+    "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+    "NASNetLarge", "NASNetMobile", "ResNet50", "ResNet50V2", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2",
+    "VGG16", "VGG19", "Xception",
     # modules
-    "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_resnet_v2", "inception_v3",
-    "mobilenet", "mobilenet_v2", "mobilenet_v3", "nasnet", "resnet", "resnet50", "resnet_v2", "vgg", "vgg16",
-    "vgg19", "xception",
+    "convnext", "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_resnet_v2",
+    "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3", "nasnet", "resnet", "resnet50", "resnet_v2", "vgg",
+    "vgg16", "vgg19", "xception",
 ]
