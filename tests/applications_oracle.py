@@ -117,10 +117,12 @@ def images(kwargs, rng, count=2, default=(32, 32, 3)):
     return rng.uniform(-1, 1, (count,) + tuple(shape)).astype("float32")
 
 
-def assert_same_predictions(ours, theirs, x, rtol=1e-4):
+def assert_same_predictions(ours, theirs, x, rtol=1e-4, atol_scale=1e-5):
+    """The same predictions on ``x`` to float32 rounding: ``rtol``, and ``atol_scale`` of the outputs' largest."""
     expected = theirs.predict(x, verbose=0)
     scale = float(numpy.abs(expected).max())
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=rtol, atol=1e-5 * max(scale, 1.0))
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=rtol,
+                                  atol=atol_scale * max(scale, 1.0))
 
 
 def write_legacy(model, path):
@@ -135,32 +137,33 @@ def _keras_builder(keras, fn, keras_fn):
     return keras_fn if keras_fn is not None else getattr(keras.applications, fn)
 
 
-def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True, keras_fn=None):
+def check_family(keras, apps, fn, kwargs, rng, tmp_path, load_model, files=True, keras_fn=None, atol_scale=1e-5):
     """All of a family's oracle checks on one small model: the same configs and weights; Keras's weights copied
     by set_weights, and (with ``files``) read from its .weights.h5 and its Keras 2 .h5 file (by load_weights and
     by ``weights=path``), and its whole model read from its .keras file, all predict what Keras predicts.
     ``keras_fn`` builds Keras's model where ``keras.applications.<fn>`` cannot (it takes ``weights`` and
-    ``kwargs``)."""
+    ``kwargs``); ``atol_scale`` is the predictions' tolerance (see ``assert_same_predictions``)."""
     ours, theirs = build(apps, fn, kwargs), _keras_builder(keras, fn, keras_fn)(weights=None, **kwargs)
     assert_same_model(ours, theirs)
     randomize(keras, theirs, rng)
     x = images(kwargs, rng)
     ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
-    assert_same_predictions(ours, theirs, x)
+    assert_same_predictions(ours, theirs, x, atol_scale=atol_scale)
     if not files:
         return ours, theirs
 
     theirs.save_weights(tmp_path / "k.weights.h5")
     fresh = build(apps, fn, kwargs)
     fresh.load_weights(tmp_path / "k.weights.h5")
-    assert_same_predictions(fresh, theirs, x)
+    assert_same_predictions(fresh, theirs, x, atol_scale=atol_scale)
     write_legacy(theirs, tmp_path / "k.h5")
-    assert_same_predictions(getattr(apps, fn)(weights=str(tmp_path / "k.h5"), **kwargs), theirs, x)
+    assert_same_predictions(getattr(apps, fn)(weights=str(tmp_path / "k.h5"), **kwargs), theirs, x,
+                            atol_scale=atol_scale)
 
     theirs.save(tmp_path / "k.keras")
     loaded = load_model(tmp_path / "k.keras")
     assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in theirs.layers]
-    assert_same_predictions(loaded, theirs, x)
+    assert_same_predictions(loaded, theirs, x, atol_scale=atol_scale)
     return ours, theirs
 
 
