@@ -158,7 +158,12 @@ custom_object_scope = CustomObjectScope
 
 def written_module(cls):
     """The ``module`` a config gives a class or function of the caller's: its Python module, or None for
-    ``__main__``, as Keras writes it (a name to read, never a module to import)."""
+    ``__main__``, as Keras writes it (a name to read, never a module to import). A gpu_dl class standing for
+    one Keras defines outside its catalogues (a layer of ``keras.src.applications.convnext``) names Keras's
+    module, its own ``keras_module`` (not inherited: a subclass is the caller's own)."""
+    keras_module = getattr(cls, "__dict__", {}).get("keras_module")
+    if isinstance(keras_module, str):
+        return keras_module
     module = getattr(cls, "__module__", None)
     return None if module == "__main__" else module
 

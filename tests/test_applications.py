@@ -19,30 +19,46 @@ def no_local_files(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("fn", ["ResNet50", "ResNet101", "ResNet152", "MobileNetV2", "VGG16", "VGG19"])
+# Each builder and the smallest input side it takes.
+MIN_SIZES = {"ResNet50": 32, "ResNet101": 32, "ResNet152": 32, "MobileNetV2": 32, "VGG16": 32, "VGG19": 32,
+             "Xception": 71, "InceptionV3": 75, "DenseNet121": 32, "DenseNet169": 32, "DenseNet201": 32,
+             "MobileNet": 32, "MobileNetV3Small": 32, "MobileNetV3Large": 32, "EfficientNetB0": 32,
+             "EfficientNetB7": 32, "EfficientNetV2B0": 32, "EfficientNetV2L": 32,
+             "NASNetMobile": 32, "NASNetLarge": 32, "ResNet50V2": 32, "ResNet152V2": 32,
+             "InceptionResNetV2": 75, "ConvNeXtTiny": 32, "ConvNeXtXLarge": 32}
+# Their tops take any image size (a global pooling, then 1x1 convolutions), as Keras's.
+ANY_SIZE_TOP = {"MobileNetV3Small", "MobileNetV3Large"}
+
+
+@pytest.mark.parametrize("fn", sorted(MIN_SIZES))
 def test_bad_arguments_name_the_function_and_argument(fn, tmp_path):
     build = getattr(applications, fn)
+    side = MIN_SIZES[fn]
+    shape = (side, side, 3)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument"):
-        build(weights="imagenet21k", include_top=False, input_shape=(32, 32, 3))
+        build(weights="imagenet21k", include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument.*no such file"):
-        build(weights=str(tmp_path / "missing.h5"), include_top=False, input_shape=(32, 32, 3))
+        build(weights=str(tmp_path / "missing.h5"), include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: the `weights` argument"):
-        build(weights=3, include_top=False, input_shape=(32, 32, 3))
+        build(weights=3, include_top=False, input_shape=shape)
     with pytest.raises(ValueError, match=f"{fn}: .*`classes` should be 1000"):
         build(weights="imagenet", classes=10)
-    with pytest.raises(ValueError, match=f"{fn}: `input_shape`: input size must be at least 32x32"):
-        build(weights=None, include_top=False, input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match=f"{fn}: `input_shape`: input size must be at least {side}x{side}"):
+        build(weights=None, include_top=False, input_shape=(side - 1, side, 3))
     with pytest.raises(ValueError, match=f"{fn}: `input_shape` must be a tuple of three"):
-        build(weights=None, include_top=False, input_shape=(32, 32))
-    with pytest.raises(ValueError, match=f"{fn}: if `include_top` is True, you should specify a static"):
-        build(weights=None, include_top=True, input_shape=(None, None, 3))
+        build(weights=None, include_top=False, input_shape=shape[:2])
+    if fn in ANY_SIZE_TOP:
+        assert build(weights=None, include_top=True, input_shape=(None, None, 3), classes=2).output_shape == (None, 2)
+    else:
+        with pytest.raises(ValueError, match=f"{fn}: if `include_top` is True, you should specify a static"):
+            build(weights=None, include_top=True, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match=f"{fn}: `pooling` should be None, 'avg' or 'max'"):
-        build(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="mean")
+        build(weights=None, include_top=False, input_shape=shape, pooling="mean")
     with pytest.raises(ValueError, match=f"{fn}: only `None` and `softmax`.*classifier_activation"):
-        build(weights=str(_any_file(tmp_path)), include_top=True, input_shape=(32, 32, 3), classes=3,
+        build(weights=str(_any_file(tmp_path)), include_top=True, input_shape=shape, classes=3,
               classifier_activation="sigmoid")
     with pytest.raises(ValueError, match=f"{fn}: `input_tensor` must be a symbolic tensor"):
-        build(weights=None, include_top=False, input_tensor=numpy.zeros((1, 32, 32, 3), "float32"))
+        build(weights=None, include_top=False, input_tensor=numpy.zeros((1,) + shape, "float32"))
 
 
 def _any_file(tmp_path):
@@ -58,13 +74,93 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
         applications.ResNet50(weights="imagenet", include_top=False)
     with pytest.raises(ValueError, match="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_128.h5"):
         applications.MobileNetV2(weights="imagenet", alpha=0.5, input_shape=(128, 128, 3))
+    with pytest.raises(ValueError, match=r"ResNet101V2: .*'resnet101v2_weights_tf_dim_ordering_tf_kernels.h5'.*"
+                                         r"keras-applications/resnet/resnet101v2_weights"):
+        applications.ResNet101V2(weights="imagenet")
+    with pytest.raises(ValueError, match=r"InceptionResNetV2: .*'inception_resnet_v2_weights_tf_dim_ordering_tf_"
+                                         r"kernels_notop.h5'.*keras-applications/inception_resnet_v2/"):
+        applications.InceptionResNetV2(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"ConvNeXtBase: .*'convnext_base_notop.h5'.*keras-applications/convnext/"):
+        applications.ConvNeXtBase(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match='ConvNeXtSmall: model name "mine" does not match weights variant '
+                                         '"convnext_small"'):
+        applications.ConvNeXtSmall(weights="imagenet", name="mine")
+    with pytest.raises(ValueError, match=r"ConvNeXt: architecture configuration does not match convnext_tiny "
+                                         r"variant.*Expected depths: \[3, 3, 9, 3\], got: \[3, 3, 3, 3\]"):
+        applications.convnext.ConvNeXt([3, 3, 3, 3], [96, 192, 384, 768], weights="imagenet",
+                                       weights_name="convnext_tiny", name="convnext_tiny")
     with pytest.raises(ValueError, match="vgg19_weights_tf_dim_ordering_tf_kernels.h5"):
         applications.VGG19(weights="imagenet")
+    with pytest.raises(ValueError, match=r"Xception: .*'xception_weights_tf_dim_ordering_tf_kernels.h5'.*"
+                                         r"keras-applications/xception/xception_weights"):
+        applications.Xception(weights="imagenet")
+    with pytest.raises(ValueError, match=r"InceptionV3: .*'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'"
+                                         r".*keras-applications/inception_v3/inception_v3_weights"):
+        applications.InceptionV3(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"DenseNet201: .*'densenet201_weights_tf_dim_ordering_tf_kernels.h5'"
+                                         r".*keras-applications/densenet/densenet201_weights"):
+        applications.DenseNet201(weights="imagenet")
+    with pytest.raises(ValueError, match=r"DenseNet: weights='imagenet' exist for blocks .* Received: "
+                                         r"blocks=\[6, 12, 24, 24\]"):
+        applications.densenet.DenseNet([6, 12, 24, 24], weights="imagenet")
+    with pytest.raises(ValueError, match=r"MobileNet: .*'mobilenet_7_5_160_tf.h5'.*keras-applications/mobilenet/"):
+        applications.MobileNet(weights="imagenet", alpha=0.75, input_shape=(160, 160, 3))
+    with pytest.raises(ValueError, match=r"MobileNetV3Large: .*'weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5'"
+                                         r".*keras-applications/mobilenet_v3/weights_mobilenet_v3_large"):
+        applications.MobileNetV3Large(weights="imagenet", include_top=False, input_shape=(224, 224, 3))
+    with pytest.raises(ValueError, match=r"EfficientNetB3: .*'efficientnetb3.h5'.*"
+                                         r"https://storage.googleapis.com/keras-applications/efficientnetb3.h5"):
+        applications.EfficientNetB3(weights="imagenet")
+    with pytest.raises(ValueError, match=r"EfficientNetB3: when setting `include_top=True` and loading `imagenet` "
+                                         r"weights, `input_shape` should be \(300, 300, 3\)"):
+        applications.EfficientNetB3(weights="imagenet", input_shape=(224, 224, 3))
+    with pytest.raises(ValueError, match=r"EfficientNetV2S: .*'efficientnetv2-s_notop.h5'.*"
+                                         r"keras-applications/efficientnet_v2/efficientnetv2-s_notop.h5"):
+        applications.EfficientNetV2S(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match=r"EfficientNetV2B2: .*'efficientnetv2-b2.h5'"):
+        applications.EfficientNetV2B2(weights="imagenet", name="renamed")
+    with pytest.raises(ValueError, match=r"NASNetLarge: .*'nasnet_large.h5'.*nasnet/NASNet-large.h5"):
+        applications.NASNetLarge(weights="imagenet")
+    with pytest.raises(ValueError, match=r"NASNetMobile: .*'nasnet_mobile_no_top.h5'.*nasnet/NASNet-mobile-no-top.h5"):
+        applications.NASNetMobile(weights="imagenet", include_top=False)
+    with pytest.raises(ValueError, match="NASNetMobile: when specifying the input shape of a NASNet and loading "
+                                         "`ImageNet` weights, the input_shape argument must be static"):
+        applications.NASNetMobile(weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"NASNet: ImageNet weights can only be loaded with NASNetLarge or "
+                                         r"NASNetMobile \(default_size 331 or 224\). Received: default_size=256"):
+        applications.nasnet.NASNet(default_size=256)
+    with pytest.raises(ValueError, match=r"NASNet: for NASNet-A models, the `penultimate_filters` must be a "
+                                         r"multiple of 24 \* \(`filter_multiplier` \*\* 2\). Current value: 100"):
+        applications.nasnet.NASNet(weights=None, penultimate_filters=100, include_top=False)
     with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha must be one of"):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "
                                          r"`input_shape` should be \(224, 224, 3\)"):
         applications.VGG16(weights="imagenet", input_shape=(64, 64, 3))
+
+
+def test_mobilenet_family_arguments():
+    for fn in ("MobileNet", "MobileNetV3Small"):
+        with pytest.raises(ValueError, match=f"{fn}: `alpha` should be a positive number"):
+            getattr(applications, fn)(weights=None, alpha=0)
+    with pytest.raises(ValueError, match="MobileNet: if imagenet weights are being loaded, depth multiplier must be 1"):
+        applications.MobileNet(weights="imagenet", depth_multiplier=2)
+    with pytest.raises(ValueError, match="MobileNet: if imagenet weights are being loaded, alpha can be one of"):
+        applications.MobileNet(weights="imagenet", alpha=0.35)
+    with pytest.raises(ValueError, match="MobileNet: `depth_multiplier` should be a positive integer"):
+        applications.MobileNet(weights=None, depth_multiplier=1.5)
+    with pytest.raises(ValueError, match=r"MobileNet: `dropout` should be a rate in \[0, 1\]"):
+        applications.MobileNet(weights=None, dropout=2)
+    with pytest.raises(ValueError, match=r"MobileNetV3Small: `dropout_rate` should be a rate in \[0, 1\]"):
+        applications.MobileNetV3Small(weights=None, dropout_rate=-0.1)
+    with pytest.raises(ValueError, match="MobileNetV3Large: if imagenet weights are being loaded, alpha can be one "
+                                         "of `0.75`, `1.0` for non minimalistic or `1.0` for minimalistic only"):
+        applications.MobileNetV3Large(weights="imagenet", minimalistic=True, alpha=0.75)
+    inputs = layers.Input(shape=(40, 48, 3))
+    with pytest.raises(ValueError, match=r"MobileNetV3Small: input_shape\[1\] must equal input_tensor.shape\[2\]"):
+        applications.MobileNetV3Small(weights=None, input_tensor=inputs, input_shape=(40, 40, 3))
+    assert applications.MobileNet(weights=None, input_shape=(64, 64, 3), alpha=0.75).name == "mobilenet_0.75_64"
+    assert applications.MobileNetV3Small(weights=None, input_tensor=inputs).input_shape == (None, 40, 48, 3)
 
 
 def test_models_build_with_keras_names_and_shapes():

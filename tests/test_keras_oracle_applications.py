@@ -5,9 +5,7 @@ weights copied from Keras predict the same; Keras's legacy HDF5 weight files (th
 files, written here with Keras's own writer) and Keras 3 ``.weights.h5`` files load; one model trains the
 same few steps. Inputs are small (32x32) to keep the file fast.
 """
-import json
 import os
-import re
 
 import numpy
 import pytest
@@ -18,6 +16,8 @@ h5py = pytest.importorskip("h5py")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import applications  # noqa: E402
+
+from applications_oracle import assert_same_model, assert_same_predictions, randomize, write_legacy  # noqa: E402
 
 
 CASES = {
@@ -31,9 +31,6 @@ CASES = {
     "vgg16_top": ("VGG16", dict(include_top=True, input_shape=(32, 32, 3), classes=7)),
     "vgg19_any_size_avg": ("VGG19", dict(include_top=False, pooling="avg")),
 }
-# Names Keras and gpu_dl number per session (input_layer_3, global_average_pooling2d_1): the counters differ with
-# what else a test run built, so the numbers are dropped before comparing.
-_AUTO_NAME = re.compile(r'"(input_layer|global_average_pooling2d|global_max_pooling2d)(_\d+)?"')
 
 
 def build(lib_applications, case):
@@ -41,71 +38,19 @@ def build(lib_applications, case):
     return getattr(lib_applications, fn)(weights=None, **kwargs)
 
 
-def _layer_entries(model):
-    layers = json.loads(_AUTO_NAME.sub(r'"\1"', json.dumps(model.get_config()["layers"])))
-    for entry in layers:
-        # gpu_dl leaves out an activity_regularizer and a quantization_config (Dense) of None, and the
-        # mask=None Keras records in the calls of layers whose call takes a mask (BatchNormalization); both
-        # read either.
-        for key in ("activity_regularizer", "quantization_config"):
-            if entry["config"].get(key, 0) is None:
-                del entry["config"][key]
-        for node in entry.get("inbound_nodes", []):
-            if node["kwargs"].get("mask", 0) is None:
-                del node["kwargs"]["mask"]
-    return layers
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_layer_configs_and_weight_shapes_match_keras(case):
-    ours, theirs = build(applications, case), build(keras.applications, case)
-    assert ours.name == theirs.name
-    ours_layers, theirs_layers = _layer_entries(ours), _layer_entries(theirs)
-    assert [e["name"] for e in ours_layers] == [e["name"] for e in theirs_layers]
-    for mine, keras_entry in zip(ours_layers, theirs_layers):
-        # Keras records no build_config for layers without a build of their own (Activation, ReLU, pooling);
-        # gpu_dl records one for every built layer. Where Keras has one, it must be the same.
-        if "build_config" not in keras_entry:
-            mine.pop("build_config", None)
-        assert mine == keras_entry, mine["name"]
-    config, keras_config = ours.get_config(), theirs.get_config()
-    for key in ("input_layers", "output_layers"):
-        assert json.loads(_AUTO_NAME.sub(r'"\1"', json.dumps(config[key]))) == \
-            json.loads(_AUTO_NAME.sub(r'"\1"', json.dumps(keras_config[key])))
-    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
-    assert [_strip(w.name) for w in ours.trainable_weights] == [_strip(w.name) for w in theirs.trainable_weights]
-
-
-def _strip(name):
-    return name.split("/")[-1].split(":")[0]
+    assert_same_model(build(applications, case), build(keras.applications, case))
 
 
 def _keras_with_random_state(case, rng):
-    """The Keras model with its initial kernels, and random biases and batch-norm statistics (all zeros and
-    ones at first, which would hide a swapped mean and variance)."""
-    theirs = build(keras.applications, case)
-    values = []
-    for w in theirs.weights:
-        a = keras.ops.convert_to_numpy(w)
-        noise = rng.uniform(-0.1, 0.1, a.shape).astype("float32")
-        if any(k in w.path for k in ("moving_variance", "gamma")):
-            a = a + noise
-        elif any(k in w.path for k in ("moving_mean", "beta", "bias")):
-            a = noise
-        values.append(a)
-    theirs.set_weights(values)
-    return theirs
+    """The Keras model with its initial kernels, and random biases and batch-norm statistics."""
+    return randomize(keras, build(keras.applications, case), rng)
 
 
 def _images(case, rng):
     shape = CASES[case][1].get("input_shape") or (32, 32, 3)
     return rng.uniform(-1, 1, (2,) + tuple(shape)).astype("float32")
-
-
-def _assert_same_predictions(ours, theirs, x):
-    expected = theirs.predict(x, verbose=0)
-    scale = float(numpy.abs(expected).max())
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
 
 
 @pytest.mark.parametrize("case", ["resnet50_notop_max", "resnet152_notop", "mobilenetv2_top", "mobilenetv2_035_odd",
@@ -114,32 +59,26 @@ def test_weights_copied_from_keras_predict_the_same(case, rng):
     theirs = _keras_with_random_state(case, rng)
     ours = build(applications, case)
     ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
-    _assert_same_predictions(ours, theirs, _images(case, rng))
-
-
-def _write_legacy(model, path):
-    from keras.src.legacy.saving import legacy_h5_format
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    assert_same_predictions(ours, theirs, _images(case, rng))
 
 
 @pytest.mark.parametrize("case", ["resnet101_top", "mobilenetv2_top", "vgg16_top"])
 def test_legacy_keras_2_files_load_by_order_and_predict_the_same(case, rng, tmp_path):
     theirs = _keras_with_random_state(case, rng)
     path = tmp_path / "weights.h5"
-    _write_legacy(theirs, path)
+    write_legacy(theirs, path)
     ours = build(applications, case)
     ours.load_weights(path)
-    _assert_same_predictions(ours, theirs, _images(case, rng))
+    assert_same_predictions(ours, theirs, _images(case, rng))
     # The constructor's `weights` takes the same file.
     fn, kwargs = CASES[case]
-    _assert_same_predictions(getattr(applications, fn)(weights=str(path), **kwargs), theirs, _images(case, rng))
+    assert_same_predictions(getattr(applications, fn)(weights=str(path), **kwargs), theirs, _images(case, rng))
 
 
 def test_legacy_by_name_and_skip_mismatch(rng, tmp_path):
     theirs = _keras_with_random_state("mobilenetv2_top", rng)
     path = tmp_path / "top.h5"
-    _write_legacy(theirs, path)
+    write_legacy(theirs, path)
     x = _images("mobilenetv2_top", rng)
     features = keras.Model(theirs.input, theirs.get_layer("out_relu").output)
 
@@ -148,7 +87,7 @@ def test_legacy_by_name_and_skip_mismatch(rng, tmp_path):
     with pytest.raises(ValueError, match="legacy Keras 2.*layer count mismatch.*by_name=True"):
         notop.load_weights(path)
     notop.load_weights(path, by_name=True)
-    _assert_same_predictions(notop, features, x)
+    assert_same_predictions(notop, features, x)
 
     # Another number of classes: the classifier's shapes differ; skip_mismatch keeps the rest.
     other = applications.MobileNetV2(weights=None, include_top=True, input_shape=(32, 32, 3), classes=4)
@@ -168,12 +107,12 @@ def test_imagenet_weights_are_read_from_the_local_copy_keras_names(rng, tmp_path
     keras_model.set_weights([w + rng.uniform(-0.05, 0.05, w.shape).astype("float32")
                              for w in keras_model.get_weights()])
     (tmp_path / "data" / "models").mkdir(parents=True)
-    _write_legacy(keras_model, tmp_path / "data" / "models" /
+    write_legacy(keras_model, tmp_path / "data" / "models" /
                   "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5")
     monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     ours = applications.MobileNetV2(weights="imagenet", include_top=False, input_shape=(96, 96, 3), alpha=0.35)
-    _assert_same_predictions(ours, keras_model, rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32"))
+    assert_same_predictions(ours, keras_model, rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32"))
 
 
 def test_keras_3_weights_files_load_both_ways(rng, tmp_path):
@@ -182,11 +121,11 @@ def test_keras_3_weights_files_load_both_ways(rng, tmp_path):
     ours = build(applications, "resnet50_notop_max")
     ours.load_weights(tmp_path / "k.weights.h5")
     x = _images("resnet50_notop_max", rng)
-    _assert_same_predictions(ours, theirs, x)
+    assert_same_predictions(ours, theirs, x)
     ours.save_weights(tmp_path / "g.weights.h5")
     again = build(keras.applications, "resnet50_notop_max")
     again.load_weights(tmp_path / "g.weights.h5")
-    _assert_same_predictions(ours, again, x)
+    assert_same_predictions(ours, again, x)
 
 
 def test_preprocess_input_matches_keras(rng):

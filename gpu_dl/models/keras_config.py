@@ -43,6 +43,7 @@ do instead.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import numbers
 import types
@@ -482,6 +483,25 @@ def _as_shape(value, where, what):
     return tuple(value)
 
 
+# The layer classes Keras defines in its applications' modules rather than in keras.layers (its files name them
+# by those modules), and gpu_dl's modules that define them under the same class names, keeping the Keras
+# module as their ``keras_module``. The gpu_dl module is fixed here: nothing named by a file is imported.
+_APPLICATION_LAYER_MODULES = {
+    "keras.src.applications.inception_resnet_v2": "gpu_dl.applications.inception_resnet_v2",
+    "keras.src.applications.convnext": "gpu_dl.applications.convnext",
+}
+
+
+def _application_layer(entry):
+    """gpu_dl's class for a layer Keras defines in one of its applications' modules, or None."""
+    module = _APPLICATION_LAYER_MODULES.get(entry.get("module"))
+    if module is None:
+        return None
+    # Imported when a file needs it: the applications sit above the models, which never import them otherwise.
+    cls = getattr(importlib.import_module(module), entry["class_name"], None)
+    return cls if inspect.isclass(cls) and cls.__dict__.get("keras_module") == entry["module"] else None
+
+
 def _layer_from_entry(entry, where, custom=None):
     """A gpu_dl layer from one Keras layer entry (already decoded)."""
     from ..layers.base import Layer
@@ -505,7 +525,7 @@ def _layer_from_entry(entry, where, custom=None):
         raise ValueError(f"{where}: custom_objects gives {cls!r} for the layer class {class_name!r}; a layer "
                          "must be a gpu_dl Layer subclass.")
     builtin = cls is None
-    cls = cls or _layer_classes().get(class_name)
+    cls = cls or _application_layer(entry) or _layer_classes().get(class_name)
     if cls is None:
         raise ValueError(f"{where}: unknown layer class {class_name!r}. gpu_dl rebuilds its own layers "
                          f"({', '.join(sorted(n for n, c in _layer_classes().items() if n == c.__name__))}) and the "
