@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy
 
 from .. import backend
-from ..catalogue import keras_snake_case
+from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
@@ -520,7 +520,7 @@ class Layer:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
-        self.name = name or unique_name(keras_snake_case(type(self).__name__))
+        self.name = name or unique_name(keras_class_key(type(self)))
         self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"layer '{self.name}': dtype")
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays.
         # Layers keep one dtype for their weights and their computations, so no weight is ever cast.
