@@ -161,3 +161,31 @@ def test_one_output_s_names_before_and_after_compile_and_fit_are_keras_s():
     assert found[0] == found[1]
     assert found[0][0] == [[], ["loss", "compile_metrics"], ["loss", "compile_metrics"], ["loss", "compile_metrics"]]
     assert found[0][2] == ["accuracy", "loss"]
+
+
+@pytest.mark.parametrize("how", ["evaluate", "evaluate_generator", "predict", "train_on_batch", "test_on_batch"])
+def test_a_sequential_without_input_is_built_from_the_data_as_keras_builds_it(how):
+    rng = numpy.random.default_rng(5)
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.integers(0, 2, 6)
+
+    def run(lib):
+        model = lib.Sequential([lib.layers.Dense(2, activation="softmax", kernel_initializer=lib.initializers.Constant(
+            numpy.arange(6.0).reshape(3, 2) / 7))])
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        assert not model.built
+        if how == "evaluate":
+            got = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+        elif how == "evaluate_generator":
+            got = model.evaluate(((x[i:i + 4], y[i:i + 4]) for i in (0, 4)), verbose=0, return_dict=True)
+        elif how == "predict":
+            got = {"out": model.predict(x, verbose=0)}
+        else:
+            got = getattr(model, how)(x, y, return_dict=True)
+        assert model.built
+        return {k: numpy.asarray(v) for k, v in got.items()}, model.count_params()
+
+    ours, theirs = run(gpu_dl), run(keras)
+    assert ours[1] == theirs[1] == 8
+    assert sorted(ours[0]) == sorted(theirs[0])
+    for key in theirs[0]:
+        numpy.testing.assert_allclose(ours[0][key], theirs[0][key], rtol=1e-5, atol=1e-6)

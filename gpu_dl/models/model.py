@@ -1024,9 +1024,6 @@ class Model(trainer.Trainer, Layer):
                  callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
-        if not self.built and self.input_spec is None and not self._composite:
-            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it "
-                             "before evaluate().")
         if streaming.is_stream(x):
             return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
         x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")
