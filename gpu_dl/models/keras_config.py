@@ -198,7 +198,7 @@ def _metric_entries(model, identifiers):
 def _per_output_compile_config(model):
     """``(loss, loss_weights, metrics, weighted_metrics)`` of a model of several outputs, in the structure compile()
     was given them (one loss, a list or a dict), as Keras writes them."""
-    names = model.output_names
+    names = model._output_keys
     given = model._compile_args
     if isinstance(given["loss"], dict):
         # The outputs the dict names, as Keras writes it (one without a loss may be left out).
@@ -979,12 +979,12 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         return None if value is None else _rebuilt(value, what, lambda v, w: _loss_from_config(v, custom, w))
 
     loss = per_output(cc.get("loss"), loss_of, f"{where}: compile_config.loss")
-    if isinstance(loss, (list, tuple)) and len(loss) == len(model.output_names):
+    if isinstance(loss, (list, tuple)) and len(loss) == len(model._output_keys):
         output_losses = list(loss)
     elif isinstance(loss, dict):
-        output_losses = [loss.get(name) for name in model.output_names]
+        output_losses = [loss.get(name) for name in model._output_keys]
     else:
-        output_losses = [loss] * len(model.output_names)
+        output_losses = [loss] * len(model._output_keys)
 
     def metrics_of(value, what, loss_for):
         if value is None:
@@ -998,7 +998,7 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         metrics = cc.get(key)
         what = f"{where}: compile_config.{key}"
         if isinstance(metrics, dict):
-            names = list(model.output_names)
+            names = list(model._output_keys)
             return {k: metrics_of(v, f"{what}[{k!r}]", output_losses[names.index(k)] if k in names else None)
                     for k, v in metrics.items()}
         if isinstance(metrics, (list, tuple)):
@@ -1049,7 +1049,7 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     what = f"{where}: compile_config.loss"
     loss = cc.get("loss")
-    output_names = getattr(model, "output_names", None)
+    output_names = getattr(model, "_output_keys", None)
     if output_names is not None and len(output_names) > 1:
         _compile_per_output(model, cc, optimizer, where, custom)
         return

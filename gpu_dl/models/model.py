@@ -634,6 +634,13 @@ class Model(trainer.Trainer, Layer):
             return y[keys[0]]
         return y
 
+    @property
+    def _output_keys(self):
+        """The names by which dicts of losses, metrics, targets and sample weights are keyed and logs and messages
+        name the outputs: ``output_names``, except where a functional model was made with a dict of outputs,
+        whose keys Keras uses instead (whatever its output layers are named)."""
+        return self.output_names
+
     def _dict_output_keys(self):
         """The keys of the dict this model gives its outputs in (in the order it gives them), or None when it
         gives no dict."""

@@ -363,6 +363,12 @@ class Sequential(SeveralOutputs, Model):
         return self._layers[-1].output_names
 
     @property
+    def _output_keys(self):
+        if not self._multi:
+            raise AttributeError(f"Sequential '{self.name}' has one output, which has no name (as in Keras).")
+        return self._layers[-1]._output_keys
+
+    @property
     def _outputs_keyed(self):
         return self._dict_output_keys() is not None
 
