@@ -808,6 +808,24 @@ class Layer:
             return composite.backward(self, dy)
         raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
 
+    def get_build_config(self):
+        """Keras 3's build config: ``{"input_shape": shape}`` of the shape the layer was built for, or
+        ``{"shapes_dict": {"query_shape": ..., ...}}`` for a build of several shapes; None before it is built.
+        Saving writes it; ``build_from_config`` builds a layer from it (a layer that makes its weights otherwise
+        may override both, as in Keras)."""
+        return build_shapes.build_config(self)
+
+    def build_from_config(self, config):
+        """Build the layer from a ``get_build_config`` dict (its ``input_shape``, or its ``shapes_dict`` for a
+        build of several shapes), as Keras 3's does; nothing for an empty one."""
+        if not config:
+            return
+        if not isinstance(config, dict):
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}): build_from_config() takes the dict "
+                            f"get_build_config() gives, got {type(config).__name__}.")
+        from .layer_serialization import build_from_config
+        build_from_config(self, config)
+
     def ensure_built(self, input_shape):
         """Build for ``input_shape`` (batch dimension first, may be None) unless already built."""
         if self._composite:
@@ -820,6 +838,8 @@ class Layer:
             self.build(input_shape)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
+            # The shape the build was given, for the build config, where its build did not keep it
+            self.__dict__.setdefault("_build_shapes", {"input_shape": input_shape})
 
     # Whether a subclass's build() is wrapped to run once and then record ``built`` and ``input_spec``. Models
     # keep both themselves: their build builds their layers, their input_spec is their inputs'.

@@ -52,6 +52,7 @@ import warnings
 import numpy
 
 from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
+from ..layers import build_shapes
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
 # (None: any value is harmless).
@@ -111,10 +112,8 @@ def function_entry(fn, where="config"):
 
 
 def _layer_entry(layer):
-    from ..layers import build_shapes
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
-    from ..layers.input_spec import built_input_shape
     from ..layers.pipeline import Pipeline
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
@@ -150,10 +149,9 @@ def _layer_entry(layer):
     entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
-    if layer.built and built_input_shape(layer) is not None:
-        # A build of several shapes (build(self, query_shape, value_shape)) is written as Keras writes it.
-        build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
-            build_shapes.config(layer) or {"input_shape": built_input_shape(layer)}
+    # Keras writes what get_build_config() gives (a layer of the caller's may override it).
+    build_config = layer.get_build_config() if layer.built else None
+    if build_config is not None:
         entry["build_config"] = _jsonable(build_config, where)
     return entry
 
@@ -287,15 +285,17 @@ def model_config(model):
     layers = []
     spec = model.input_spec
     several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own
+    # The batch size the model was built for, where its build was given one (from data, as Keras records it).
+    batch = model.__dict__.get("_build_batch") if model._input_layer is None else None
     if spec is not None and not several:
         from ..layers.core import InputLayer
-        layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], dtype=model.dtype,
-                                                                    name="input_layer")))
+        layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
+                                                                    dtype=model.dtype, name="input_layer")))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype), "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
     if model.built and spec is not None:
-        shape = _jsonable(spec, "model input shape")
+        shape = _jsonable(build_shapes.with_batch(spec, batch), "model input shape")
         if not several:     # as Keras writes them: the build shape of several inputs in build_config only
             inner["build_input_shape"] = shape
         config["build_config"] = {"input_shape": shape}

@@ -302,9 +302,9 @@ class SeveralOutputs:
             self._weighted_metrics = [metric for _, metric in weighted]
         self._loss_trackers_built = True
 
-    def _start(self, x_shape):
+    def _start(self, x_shape, batch_size=None):
         if not self._multi:
-            return super()._start(x_shape)
+            return super()._start(x_shape, batch_size)
         # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
         self._fused_softmax = False
         for layer in self._output_layers():

@@ -577,7 +577,7 @@ def _routed_resolve_metrics(self, y_shape, output_shape):
         _next(self, "_resolve_metrics")(y_shape, output_shape)
 
 
-def _routed_start(self, x_shape):
+def _routed_start(self, x_shape, batch_size=None):
     if not getattr(self, "built", False):
         self.build(_batchless(list(x_shape) if isinstance(x_shape, tuple) and x_shape and
                               isinstance(x_shape[0], tuple) else x_shape))
