@@ -172,3 +172,28 @@ def test_masked_steps_from_a_given_initial_state_match_keras(rng, name, return_s
     want = theirs(x, mask=mask, initial_state=initial)
     for g, w in zip(got, want):
         numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs,gates", [("LSTM", {}, 4), ("GRU", {}, 3), ("GRU", {"reset_after": False}, 3)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.usefixtures("on_cpu")
+def test_recurrent_dropout_drops_each_gate_with_its_own_mask_as_keras(rng, name, kwargs, gates, return_sequences):
+    """With recurrent_dropout Keras's gated cells draw one recurrent mask per gate; on NumPy gpu_dl draws those
+    of Keras's NumPy backend, which are handed to Keras's (torch) cell here."""
+    options = dict(recurrent_dropout=0.4, seed=6, return_sequences=return_sequences, **kwargs)
+    ours, theirs = getattr(layers, name)(4, **options), getattr(keras.layers, name)(4, **options)
+    x = rng.standard_normal((3, 5, 2)).astype("float32")
+    ours(x)
+    theirs(x)
+    theirs.set_weights(ours.get_weights())
+    ours.seed_generator.state.assign([6, 0])
+    got = ours(x, training=True)
+    # the keep-masks of the pairs (6, 0), (6, 1), ...: one per gate, as Keras's NumPy backend draws them
+    masks = [(numpy.random.default_rng(numpy.array([6, g], numpy.uint32)).uniform(size=(3, 4)) < 0.6) / 0.6
+             for g in range(gates)]
+    theirs.cell._recurrent_dropout_mask = [keras.ops.convert_to_tensor(m.astype("float32")) for m in masks]
+    want = keras.ops.convert_to_numpy(theirs(x, training=True))
+    numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # and not what one mask for every gate would give
+    theirs.cell._recurrent_dropout_mask = [keras.ops.convert_to_tensor(masks[0].astype("float32"))] * gates
+    assert not numpy.allclose(got, keras.ops.convert_to_numpy(theirs(x, training=True)), atol=1e-4)

@@ -8,8 +8,8 @@ sequence output is in the order read, as in Keras. ``backward`` takes the
 gradient of the output, or a list with one per returned array (None for
 those without one).
 
-Dropout: one input mask (batch, features) and one recurrent mask
-(batch, units) per call, the same at every step; the recurrent mask
+Dropout: one input mask (batch, features) and the recurrent masks
+(batch, units) per call, the same at every step; a recurrent mask
 multiplies h_{t-1} where it enters the recurrent product only. As Keras's
 cells, every layer holds a ``SeedGenerator`` of its ``seed`` as
 ``seed_generator`` (among its ``variables``, not its weights) and moves it
@@ -17,10 +17,12 @@ as Keras's RNN moves its cell's: each call, in training or not, takes one
 seed pair per rate above 0, or one per gate (LSTM 4, GRU 3) where
 ``recurrent_dropout`` is above 0 (or ``implementation=1``), input masks
 first. A training call draws its input mask from the first of the input
-pairs and its recurrent mask from the first of the recurrent pairs (on
-NumPy Keras's NumPy-backend values, so with ``dropout`` alone the masks are
-Keras's); Keras's gated cells then drop each gate with a mask of its own,
-where gpu_dl uses the first for all.
+pairs and a recurrent mask from each recurrent pair (on NumPy Keras's
+NumPy-backend values): as Keras's gated cells, each gate's recurrent product
+takes h_{t-1} under its own mask. Keras's cells also drop the input of each
+gate with its own mask where there is one per gate; gpu_dl uses the first
+input mask for all gates (so with both rates above 0 the input masks
+differ from Keras's).
 
 ``layer(x, initial_state=[h0])`` (LSTM: ``[h0, c0]``, each (batch, units))
 starts from the given states instead of zeros, as in Keras; after
@@ -205,14 +207,18 @@ class _Recurrent(SequenceLayer):
         return self.GATES if self.implementation == 1 or self.recurrent_dropout else 1
 
     def _dropout_masks(self, x, training):
-        """The input mask (batch, features) and recurrent mask (batch, units) of one call, None where not
-        drawn; the seed generator moves as Keras's (``dropout_pairs``)."""
+        """The input mask (batch, features) and recurrent mask of one call, None where not drawn; the seed
+        generator moves as Keras's (``dropout_pairs``). The recurrent mask is (batch, units), or (gates, batch,
+        units) with one per gate where Keras's gated cell draws one per gate (implementation 1)."""
         n = x.shape[0]
         input_pairs, recurrent_pairs = dropout_pairs(self, self.dropout_mask_count, training)
+        recurrent_mask = None
+        if recurrent_pairs is not None:
+            masks = [keep_mask_of_pair(pair, x, (n, self.units), self.recurrent_dropout) for pair in recurrent_pairs]
+            recurrent_mask = array_module(x).stack(masks) if len(masks) > 1 else masks[0]
         return (None if input_pairs is None else keep_mask_of_pair(input_pairs[0], x, (n, x.shape[2]),
                                                                    self.dropout),
-                None if recurrent_pairs is None else keep_mask_of_pair(recurrent_pairs[0], x, (n, self.units),
-                                                                       self.recurrent_dropout))
+                recurrent_mask)
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
