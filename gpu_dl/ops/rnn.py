@@ -45,22 +45,38 @@ def _fused(activation, recurrent_activation, x):
                                 recurrent_activation.name if recurrent_activation.params == {} else None, x)
 
 
-def input_projection(x, kernel, bias):
-    """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product."""
+def input_projection(x, kernel, bias, input_mask=None):
+    """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product, or with ``input_mask``
+    (G, N, D), one per gate, gate g's columns from x times mask g (Keras's gated cells' input dropout with
+    implementation 1)."""
     t, n, d = x.shape
+    if input_mask is not None:
+        xw = _recurrent_product(x, input_mask, kernel)
+        if bias is not None:
+            xw += bias
+        return xw
     xw = x.reshape(t * n, d) @ kernel
     if bias is not None:
         xw += bias
     return xw.reshape(t, n, kernel.shape[1])
 
 
-def _weight_gradients(x, h_prev, dz, mask):
-    """One product each over all steps: dkernel, drecurrent (h_prev under the recurrent ``mask``) and dbias (the
-    sum of dz's rows)."""
+def _input_gradients(x, input_mask, dz, kernel, want_input):
+    """(dkernel, dx or None) of ``input_projection`` from dz (T, N, G*U)."""
+    t, n, d = x.shape
+    if input_mask is not None:
+        dx = _recurrent_input_gradient(dz, input_mask, kernel.T) if want_input else None
+        return _recurrent_weight_gradient(x, input_mask, dz), dx
+    rows = dz.reshape(t * n, dz.shape[2])
+    dx = (rows @ kernel.T).reshape(x.shape) if want_input else None
+    return x.reshape(t * n, d).T @ rows, dx
+
+
+def _weight_gradients(h_prev, dz, mask):
+    """One product each over all steps: drecurrent (h_prev under the recurrent ``mask``) and dbias (the sum of
+    dz's rows)."""
     t, n, g = dz.shape
-    rows = dz.reshape(t * n, g)
-    dkernel = x.reshape(t * n, x.shape[2]).T @ rows
-    return dkernel, _recurrent_weight_gradient(h_prev, mask, dz), rows.sum(axis=0)
+    return _recurrent_weight_gradient(h_prev, mask, dz), dz.reshape(t * n, g).sum(axis=0)
 
 
 def _masked(h, mask):
@@ -106,7 +122,7 @@ def _recurrent_input_gradient(dz, mask, recurrent_t):
     total = None
     for gate in range(mask.shape[0]):
         rows = slice(gate * width, (gate + 1) * width)
-        part = (dz[:, rows] @ recurrent_t[rows]) * mask[gate]
+        part = (dz[..., rows] @ recurrent_t[rows]) * mask[gate]
         total = part if total is None else total + part
     return total
 
@@ -160,18 +176,19 @@ def _sequences(xp, t, n, u, h0, dtype, c0=None):
 
 # ------------------------------------------------------------------------------------------------ LSTM
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, *,
-                 recurrent_mask=None, step_mask=None, training=False):
-    """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None)."""
+                 recurrent_mask=None, step_mask=None, training=False, input_mask=None):
+    """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None). ``input_mask`` (4, N, D): one input
+    dropout mask per gate (see ``input_projection``)."""
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, bias)
+    xw = input_projection(x, kernel, bias, input_mask)
     h, c = _sequences(xp, t, n, u, h0, x.dtype, c0)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
     saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask,
-             step_mask)
+             step_mask, input_mask)
     if fused:
         from .rnn_kernels import lstm_cell_forward_cuda, lstm_sequence_forward_persistent_cuda, persistent_applies
         if recurrent_mask is None and step_mask is None and persistent_applies(n, u, x.dtype):
@@ -204,7 +221,7 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     ``dh_seq`` (T, N, U) is the gradient of h_1..h_T (or None when only the last state is used),
     ``dh_last`` / ``dc_last`` (N, U) extra gradients of h_T and c_T (or None).
     """
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved[:11]
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -213,8 +230,8 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
         dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
     else:
         dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
-    dkernel, drecurrent, dbias = _weight_gradients(x, h[:-1], dz, mask)
-    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
+    drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
+    dkernel, dx = _input_gradients(x, saved[11], dz, kernel, want_input)
     return dx, dkernel, drecurrent, dbias, dh0, dc0
 
 
@@ -240,7 +257,7 @@ def _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz):
 
 def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
     """The time loop, one step at a time (fused cell kernels on the GPU); fills ``dz``, returns (dh0, dc0)."""
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved[:11]
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -282,12 +299,13 @@ def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
 
 # ------------------------------------------------------------------------------------------------- GRU
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
-                recurrent_mask=None, step_mask=None, training=False):
-    """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None."""
+                recurrent_mask=None, step_mask=None, training=False, input_mask=None):
+    """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None;
+    ``input_mask`` (3, N, D) one input dropout mask per gate."""
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, None if bias is None else bias[0])
+    xw = input_projection(x, kernel, None if bias is None else bias[0], input_mask)
     h = _sequences(xp, t, n, u, h0, x.dtype)
     # per step: z, r, hh (activated) and hr_h, the recurrent product's h block (with its bias)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
@@ -314,13 +332,14 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
             h[step + 1] = z * h[step] + (1 - z) * hh
         _hold(h, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask, step_mask)
+             recurrent_mask, step_mask, input_mask)
     return h, (saved if training else None)
 
 
 def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias (2, 3U) or None, dh0)."""
-    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    (x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask,
+     input_mask) = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -352,16 +371,15 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
                                          dh, dxw[step], dhr[step])
     rows = t * n
     drecurrent = _recurrent_weight_gradient(h[:-1], mask, dhr)
+    dkernel, dx = _input_gradients(x, input_mask, dxw, kernel, want_input)
     dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
-    dkernel = x.reshape(rows, x.shape[2]).T @ dxw
     dbias = xp.stack([dxw.sum(axis=0), dhr.sum(axis=0)]) if has_bias else None
-    dx = (dxw @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
 # ------------------------------------------------------------------------------- GRU, reset before
 def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
-                             recurrent_mask=None, step_mask=None, training=False):
+                             recurrent_mask=None, step_mask=None, training=False, input_mask=None):
     """GRU with reset_after=False (the original GRU): the reset gate scales h_{t-1} before its product.
 
     ``bias`` (3U,) or None, all in the input projection. Per step: z = ra(xw_z + h U_z),
@@ -371,7 +389,7 @@ def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, 
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, bias)
+    xw = input_projection(x, kernel, bias, input_mask)
     h = _sequences(xp, t, n, u, h0, x.dtype)
     pre = xp.empty((t, n, 3 * u), dtype=x.dtype)        # pre-activations of z, r, hh
     gates = xp.empty((t, n, 3 * u), dtype=x.dtype)      # z, r, hh
@@ -389,13 +407,14 @@ def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, 
         h[step + 1] = z * h[step] + (1 - z) * hh
         _hold(h, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask, step_mask)
+             recurrent_mask, step_mask, input_mask)
     return h, (saved if training else None)
 
 
 def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias (3U,) or None, dh0) of ``gru_reset_before_forward``."""
-    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    (x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask,
+     input_mask) = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -417,11 +436,10 @@ def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     rows = t * n
     da_rows = da.reshape(rows, 3 * u)
     h_in = _masked(h[:-1], _gate(mask, 2))
-    dkernel = x.reshape(rows, x.shape[2]).T @ da_rows
+    dkernel, dx = _input_gradients(x, input_mask, da, kernel, want_input)
     drecurrent = xp.concatenate([_recurrent_weight_gradient(h[:-1], _first_gates(mask, 2), da[:, :, :2 * u]),
                                  (gates[:, :, u:2 * u] * h_in).reshape(rows, u).T @ da_rows[:, 2 * u:]], axis=1)
     dbias = da_rows.sum(axis=0) if has_bias else None
-    dx = (da_rows @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
@@ -456,6 +474,6 @@ def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
         dz[step] = activation.grad(pre[step], h[step + 1], dh)
         dh_next = _masked_step_gradients(step_mask, step, _masked(dz[step] @ recurrent_t, mask), dh, dz[step])
-    dkernel, drecurrent, dbias = _weight_gradients(x, h[:-1], dz, mask)
-    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
+    drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
+    dkernel, dx = _input_gradients(x, None, dz, kernel, want_input)
     return dx, dkernel, drecurrent, dbias, dh_next
