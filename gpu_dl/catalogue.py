@@ -32,6 +32,14 @@ def keras_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def keras_class_key(cls) -> str:
+    """The snake-cased name of the Keras class ``cls`` stands for, from which Keras derives a layer's default
+    name and its weights file group: the class's own name, or its ``keras_class_name`` where Keras exports
+    the class under another name (``GroupQueryAttention`` is Keras's ``GroupedQueryAttention``). Only the
+    class that sets it uses it: a user's subclass is named after itself, as in Keras."""
+    return keras_snake_case(cls.__dict__.get("keras_class_name") or cls.__name__)
+
+
 def lookup(kind: str, identifier: str, table: dict):
     """The entry of ``table`` for ``identifier``, matched without regard to case.
 

@@ -236,8 +236,9 @@ def test_bad_settings_and_data_are_clear_errors(rng):
         model.test_on_batch(x, [ya, yb], sample_weight=[numpy.ones(8), numpy.ones(3)])
     with pytest.raises(ValueError, match="more than once"):
         gpu_dl.Model(model.inputs, [model.outputs[0], model.outputs[0]])
-    with pytest.raises(ValueError, match="keys must be the names of the layers"):
-        gpu_dl.Model(model.inputs, {"a": model.outputs[0], "b": model.outputs[1]})
+    # As Keras: a dict of outputs is keyed by its own keys, whatever the output layers are named
+    keyed = gpu_dl.Model(model.inputs, {"a": model.outputs[0], "b": model.outputs[1]})
+    assert keyed.output_names == model.output_names and sorted(keyed.predict(x, verbose=0)) == ["a", "b"]
     states = layers.LSTM(3, return_state=True, name="rnn")(gpu_dl.Input((4, 2)))
     with pytest.raises(ValueError, match="several outputs come from one layer"):
         gpu_dl.Model(states[0]._keras_history[0]._inbound_nodes[0].input_tensors, states)

@@ -142,3 +142,86 @@ def test_a_subclassed_model_is_built_for_its_first_batch_as_keras(how):
         found.append(seen)
         assert _numpy(model.predict(x[:3], verbose=0)).shape == (3, 4, 3)
     assert found[0] == found[1] == [(5 if how in ("call", "train_on_batch") else 2, 4, 3)]
+
+
+def _listed(value):
+    """A build config with its tuples as lists, as JSON holds it."""
+    return json.loads(json.dumps(value))
+
+
+def _layer_cases(lib):
+    L = lib.layers
+    x, q = numpy.zeros((3, 4), "float32"), numpy.zeros((2, 5, 4), "float32")
+    on_arrays = L.Dense(2)
+    on_arrays(x)
+    symbolic = L.Dense(2)
+    symbolic(lib.Input((4,)))
+    merge = L.Concatenate()
+    merge([x, x])
+    attention = L.MultiHeadAttention(2, 3)
+    attention(q, q)
+    return [L.Dense(2), on_arrays, symbolic, merge, attention]
+
+
+def test_get_build_config_is_keras_s_and_build_from_config_builds_from_either():
+    ours, theirs = _layer_cases(gpu_dl), _layer_cases(keras)
+    for mine, keras_layer in zip(ours, theirs):
+        assert _listed(mine.get_build_config()) == _listed(keras_layer.get_build_config()), mine.name
+    # A fresh layer of each library built from either library's config has the weights of the layer it came from
+    fresh = {"dense": lambda L: L.Dense(2), "concatenate": lambda L: L.Concatenate(),
+             "multi_head_attention": lambda L: L.MultiHeadAttention(2, 3)}
+    for mine, keras_layer in zip(ours[1:], theirs[1:]):
+        kind = next(k for k in fresh if mine.name.startswith(k))
+        for config in (_listed(mine.get_build_config()), _listed(keras_layer.get_build_config())):
+            for lib in (gpu_dl, keras):
+                layer = fresh[kind](lib.layers)
+                layer.build_from_config(config)
+                assert layer.built and [tuple(w.shape) for w in layer.weights] == [w.shape for w in mine.weights]
+    layer = gpu_dl.layers.Dense(2)
+    layer.build_from_config({})         # an empty config builds nothing, as in Keras
+    assert not layer.built
+    with pytest.raises(TypeError, match="build_from_config"):
+        layer.build_from_config([None, 4])
+
+
+def _sequential(lib, how):
+    L = lib.layers
+    first = [lib.Input((4,))] if how == "input" else []
+    model = lib.Sequential(first + [L.Dense(3), L.Dense(2)])
+    x = numpy.linspace(-1, 1, 40, dtype="float32").reshape(10, 4)
+    if how == "build":
+        model.build((None, 4))
+    elif how == "build_batch":
+        model.build((2, 4))
+    elif how == "call":
+        model(x[:3])
+    elif how == "fit":
+        model.compile("sgd", "mse")
+        model.fit(x, numpy.zeros((10, 2), "float32"), batch_size=4, epochs=1, verbose=0, shuffle=False)
+    elif how == "predict":
+        model.predict(x, batch_size=8, verbose=0)
+    return model
+
+
+def _build_entries(path):
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    inner = config["config"]
+    return ([(layer["class_name"], layer["config"].get("batch_shape"), layer.get("build_config"))
+             for layer in inner["layers"]], config.get("build_config"), inner.get("build_input_shape"))
+
+
+@pytest.mark.parametrize("how", ["input", "build", "build_batch", "call", "fit", "predict"])
+def test_sequential_build_configs_keep_the_batch_axis_where_keras_writes_it(tmp_path, how):
+    ours, theirs = _sequential(gpu_dl, how), _sequential(keras, how)
+    ours.save(tmp_path / "g.keras")
+    theirs.save(tmp_path / "k.keras")
+    assert _build_entries(tmp_path / "g.keras") == _build_entries(tmp_path / "k.keras")
+    assert [_listed(layer.get_build_config()) for layer in ours.layers] == \
+        [_listed(layer.get_build_config()) for layer in theirs.layers]
+    # Both forms load in both libraries, and take any batch size after
+    x = numpy.linspace(-1, 1, 20, dtype="float32").reshape(5, 4)
+    for path in ("g.keras", "k.keras"):
+        mine, keras_model = gpu_dl.models.load_model(tmp_path / path), keras.models.load_model(tmp_path / path)
+        numpy.testing.assert_allclose(mine.predict(x, verbose=0), _numpy(keras_model.predict(x, verbose=0)),
+                                      rtol=1e-5, atol=1e-6)

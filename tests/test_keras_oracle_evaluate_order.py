@@ -161,3 +161,53 @@ def test_one_output_s_names_before_and_after_compile_and_fit_are_keras_s():
     assert found[0] == found[1]
     assert found[0][0] == [[], ["loss", "compile_metrics"], ["loss", "compile_metrics"], ["loss", "compile_metrics"]]
     assert found[0][2] == ["accuracy", "loss"]
+
+
+@pytest.mark.parametrize("how", ["evaluate", "evaluate_generator", "predict", "train_on_batch", "test_on_batch"])
+def test_a_sequential_without_input_is_built_from_the_data_as_keras_builds_it(how):
+    rng = numpy.random.default_rng(5)
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.integers(0, 2, 6)
+
+    def run(lib):
+        model = lib.Sequential([lib.layers.Dense(2, activation="softmax", kernel_initializer=lib.initializers.Constant(
+            numpy.arange(6.0).reshape(3, 2) / 7))])
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        assert not model.built
+        if how == "evaluate":
+            got = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+        elif how == "evaluate_generator":
+            got = model.evaluate(((x[i:i + 4], y[i:i + 4]) for i in (0, 4)), verbose=0, return_dict=True)
+        elif how == "predict":
+            got = {"out": model.predict(x, verbose=0)}
+        else:
+            got = getattr(model, how)(x, y, return_dict=True)
+        assert model.built
+        return {k: numpy.asarray(v) for k, v in got.items()}, model.count_params()
+
+    ours, theirs = run(gpu_dl), run(keras)
+    assert ours[1] == theirs[1] == 8
+    assert sorted(ours[0]) == sorted(theirs[0])
+    for key in theirs[0]:
+        numpy.testing.assert_allclose(ours[0][key], theirs[0][key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_a_used_up_validation_generator_validates_later_epochs_as_keras(batches):
+    import warnings
+    rng = numpy.random.default_rng(7)
+    x, y = rng.standard_normal((12, 3)).astype("float32"), rng.integers(0, 2, 12)
+    vx, vy = rng.standard_normal((4 * batches, 3)).astype("float32"), rng.integers(0, 2, 4 * batches)
+
+    def run(lib):
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, activation="softmax", kernel_initializer="ones")])
+        model.compile(lib.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        batches_of = ((vx[i:i + 4], vy[i:i + 4]) for i in range(0, len(vx), 4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0,
+                             validation_data=batches_of).history
+    ours, theirs = run(gpu_dl), run(keras)
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        numpy.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert numpy.isfinite(ours["val_loss"]).all()

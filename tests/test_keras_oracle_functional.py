@@ -478,3 +478,55 @@ def test_keras_loads_two_output_files_written_by_gpu_dl(tmp_path, rng):
     assert sorted(ours_logs) == sorted(theirs_logs) == ["cls_accuracy", "cls_loss", "loss", "reg_loss"]
     assert ours_logs == pytest.approx({k: float(v) for k, v in theirs_logs.items()}, rel=1e-5, abs=1e-6)
     assert int(theirs.optimizer.iterations) == ours.optimizer.iterations == 2
+
+
+# ------------------------------------------------------------------ the call arguments Keras records
+def test_the_training_defaults_gpu_dl_records_are_those_of_keras_s_calls():
+    import inspect
+    from gpu_dl.models.functional_config import keras_training_default
+    for name in sorted(set(dir(gpu_dl.layers)) & set(dir(keras.layers))):
+        theirs, ours = getattr(keras.layers, name), getattr(gpu_dl.layers, name)
+        if not (inspect.isclass(theirs) and issubclass(theirs, keras.layers.Layer) and inspect.isclass(ours)):
+            continue
+        parameter = inspect.signature(theirs.call).parameters.get("training")
+        default = None if parameter is None or not isinstance(parameter.default, bool) else parameter.default
+        assert keras_training_default(ours.__new__(ours)) is default, name
+
+
+def _dropout_graph(lib):
+    L = lib.layers
+
+    class Noisy(L.Layer):       # a call of the caller's own, defaulting training to False
+        def call(self, x, training=False):
+            return x
+
+    inputs = lib.Input((4, 3), name="seq")
+    x = L.Dropout(0.2, name="drop")(inputs)
+    x = L.LSTM(4, return_sequences=True, name="lstm")(x)
+    x = L.GRU(4, name="gru")(x, training=True)
+    x = L.BatchNormalization(name="norm")(x)
+    x = L.GaussianNoise(0.1, name="noise")(x)
+    x = Noisy(name="noisy")(x)
+    return lib.Model(inputs, L.Dense(2, name="out")(x)), Noisy
+
+
+def test_functional_configs_record_training_where_keras_does(tmp_path, rng):
+    import json
+    import zipfile
+    (ours, ours_class), (theirs, theirs_class) = _dropout_graph(gpu_dl), _dropout_graph(keras)
+
+    def recorded(model, path):
+        model.save(path)
+        config = json.loads(zipfile.ZipFile(path).read("config.json"))
+        # Keras also records `mask: None` for the calls that take a mask; the training flag is compared here.
+        return {layer["config"]["name"]: [node["kwargs"].get("training") for node in layer["inbound_nodes"]]
+                for layer in config["config"]["layers"]}
+    got, want = recorded(ours, tmp_path / "g.keras"), recorded(theirs, tmp_path / "k.keras")
+    assert got == want
+    assert got["drop"] == got["lstm"] == got["noise"] == got["noisy"] == [False] and got["gru"] == [True]
+    assert got["norm"] == got["out"] == [None]
+    theirs.set_weights(ours.get_weights())
+    x = rng.standard_normal((3, 4, 3)).astype("float32")
+    for path, lib, custom in ((tmp_path / "g.keras", keras, theirs_class), (tmp_path / "k.keras", gpu_dl, ours_class)):
+        loaded = lib.models.load_model(path, custom_objects={"Noisy": custom})
+        assert numpy.asarray(loaded.predict(x, verbose=0)).shape == (3, 2)

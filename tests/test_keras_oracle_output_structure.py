@@ -161,3 +161,44 @@ def test_one_output_keras_files_compiled_with_lists_load_compiled_the_same(tmp_p
                  lambda m: m.evaluate(x, y, verbose=0, return_dict=True)):
         got, expected = step(ours), step(theirs)
         assert got == pytest.approx({k: float(v) for k, v in expected.items()}, rel=2e-5)
+
+
+def _keyed_model(lib):
+    L = lib.layers
+    inp = lib.Input((3,), name="x")
+    hidden = L.Dense(4, activation="tanh", name="hidden")(inp)
+    # Keys unlike the layers' names, and sorted otherwise than the layers were made
+    model = lib.Model(inp, {"z_cls": L.Dense(2, activation="softmax", name="cls")(hidden),
+                            "a_reg": L.Dense(1, name="reg")(hidden)})
+    model.compile("sgd", {"z_cls": "sparse_categorical_crossentropy", "a_reg": "mse"},
+                  metrics={"z_cls": ["accuracy"], "a_reg": ["mae"]}, loss_weights={"a_reg": 0.5, "z_cls": 1.0})
+    return model
+
+
+def test_a_dict_of_outputs_keyed_otherwise_than_its_layers_trains_logs_predicts_and_saves_as_keras(rng, tmp_path):
+    x = rng.standard_normal((10, 3)).astype("float32")
+    y = {"z_cls": rng.integers(0, 2, 10), "a_reg": rng.standard_normal((10, 1)).astype("float32")}
+    ours, theirs = _keyed_model(gpu_dl), _keyed_model(keras)
+    theirs.set_weights(ours.get_weights())
+    assert ours.output_names == theirs.output_names == ["reg", "cls"]     # by sorted key
+    options = dict(batch_size=4, epochs=2, verbose=0, shuffle=False, validation_data=(x, y))
+    got, want = ours.fit(x, y, **options).history, theirs.fit(x, y, **options).history
+    assert sorted(got) == sorted(want) and "val_z_cls_accuracy" in got
+    for key in want:
+        numpy.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    numpy.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
+    assert ours.metrics_names == theirs.metrics_names
+    predicted, expected = ours.predict(x, verbose=0), theirs.predict(x, verbose=0)
+    assert sorted(predicted) == sorted(expected) == ["a_reg", "z_cls"]
+    for key in expected:
+        numpy.testing.assert_allclose(predicted[key], expected[key], rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "g.keras")
+    theirs.save(tmp_path / "k.keras")
+    for loaded, reference in ((keras.models.load_model(tmp_path / "g.keras"), theirs),
+                              (gpu_dl.models.load_model(tmp_path / "k.keras"), ours)):
+        assert sorted(loaded.predict(x, verbose=0)) == ["a_reg", "z_cls"]
+        got = loaded.evaluate(x, y, verbose=0, return_dict=True)
+        want = reference.evaluate(x, y, verbose=0, return_dict=True)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            numpy.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -172,3 +172,34 @@ def test_masked_steps_from_a_given_initial_state_match_keras(rng, name, return_s
     want = theirs(x, mask=mask, initial_state=initial)
     for g, w in zip(got, want):
         numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs,gates", [("LSTM", {}, 4), ("GRU", {}, 3), ("GRU", {"reset_after": False}, 3)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.usefixtures("on_cpu")
+def test_recurrent_dropout_drops_each_gate_with_its_own_masks_as_keras(rng, name, kwargs, gates, return_sequences,
+                                                                       dropout):
+    """With recurrent_dropout Keras's gated cells draw one input and one recurrent mask per gate; on NumPy gpu_dl
+    draws those of Keras's NumPy backend, which are handed to Keras's (torch) cell here."""
+    options = dict(dropout=dropout, recurrent_dropout=0.4, seed=6, return_sequences=return_sequences, **kwargs)
+    ours, theirs = getattr(layers, name)(4, **options), getattr(keras.layers, name)(4, **options)
+    x = rng.standard_normal((3, 5, 2)).astype("float32")
+    ours(x)
+    theirs(x)
+    theirs.set_weights(ours.get_weights())
+    ours.seed_generator.state.assign([6, 0])
+    got = ours(x, training=True)
+
+    def keep(counter, shape, rate):     # Keras's NumPy backend's keep-mask of the seed pair (6, counter)
+        uniform = numpy.random.default_rng(numpy.array([6, counter], numpy.uint32)).uniform(size=shape)
+        return keras.ops.convert_to_tensor(((uniform < 1 - rate) / (1 - rate)).astype("float32"))
+    first = gates if dropout else 0             # the input pairs come first
+    recurrent = [keep(first + g, (3, 4), 0.4) for g in range(gates)]
+    theirs.cell._dropout_mask = [keep(g, (3, 2), dropout) for g in range(gates)] if dropout else None
+    theirs.cell._recurrent_dropout_mask = recurrent
+    numpy.testing.assert_allclose(got, keras.ops.convert_to_numpy(theirs(x, training=True)), rtol=1e-5, atol=1e-6)
+    # and not what one recurrent mask for every gate would give
+    theirs.cell._dropout_mask = [keep(g, (3, 2), dropout) for g in range(gates)] if dropout else None
+    theirs.cell._recurrent_dropout_mask = [recurrent[0]] * gates
+    assert not numpy.allclose(got, keras.ops.convert_to_numpy(theirs(x, training=True)), atol=1e-4)

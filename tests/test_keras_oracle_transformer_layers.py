@@ -213,3 +213,30 @@ def test_a_keras_gqa_file_with_key_and_attention_mask_loads(rng, tmp_path):
     loaded.save(tmp_path / "g.keras")
     back = keras.models.load_model(tmp_path / "g.keras")
     numpy.testing.assert_allclose(back.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_gqa_default_names_are_keras_s_and_key_a_model_s_layers(rng, tmp_path):
+    import re
+    import zipfile
+    import json
+    name = re.compile(r"grouped_query_attention(_\d+)?")
+    assert name.fullmatch(keras.layers.GroupQueryAttention(2, 2, 1).name)
+    assert name.fullmatch(layers.GroupQueryAttention(2, 2, 1).name)
+
+    class Wider(layers.GroupQueryAttention):
+        pass
+    # A subclass is named after itself, as Keras names it
+    assert Wider(2, 2, 1).name.startswith("wider")
+
+    def build(module):
+        x = module.layers.Input((3, 4))
+        return module.Model(x, module.layers.GroupQueryAttention(2, 2, 1)(x, x))
+    ours = build(gpu_dl)
+    ours.save(tmp_path / "g.keras")
+    with zipfile.ZipFile(tmp_path / "g.keras") as archive:
+        names = [layer["config"]["name"] for layer in json.loads(archive.read("config.json"))["config"]["layers"]]
+    assert name.fullmatch(names[1])
+    back = keras.models.load_model(tmp_path / "g.keras")
+    assert back.layers[1].name == ours.layers[1].name
+    x = rng.standard_normal((2, 3, 4)).astype("float32")
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

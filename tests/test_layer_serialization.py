@@ -29,7 +29,7 @@ def test_round_trip_of_a_built_layer_keeps_its_build_config():
     layer = layers.Dense(2, name="d")
     layer(numpy.zeros((3, 4), "float32"))
     entry = layers.serialize(layer)
-    assert entry["build_config"] == {"input_shape": [None, 4]}
+    assert entry["build_config"] == {"input_shape": [3, 4]}      # with the batch size it was built for, as Keras
     again = layers.deserialize(entry)
     assert again.built and [w.shape for w in again.weights] == [(4, 2), (2,)]
 

@@ -13,9 +13,10 @@ def sigmoid(z):
     return 1 / (1 + numpy.exp(-z))
 
 
-def expected_sequence(kind, x, weights, go_backwards=False, recurrent_mask=None):
+def expected_sequence(kind, x, weights, go_backwards=False, recurrent_mask=None, input_mask=None):
     """Every step's hidden state (N, T, U), step by step from the formulas, and the last cell state (LSTM);
-    ``recurrent_mask`` (N, U) multiplies h_{t-1} where it enters the recurrent products."""
+    ``recurrent_mask`` (N, U) multiplies h_{t-1} where it enters the recurrent products, a (G, N, U) one gate g's
+    product by mask g; ``input_mask`` (G, N, D) x_t in gate g's input projection by mask g."""
     kernel, recurrent = weights[0], weights[1]
     bias = weights[2] if len(weights) > 2 else None
     n, t, _ = x.shape
@@ -24,27 +25,41 @@ def expected_sequence(kind, x, weights, go_backwards=False, recurrent_mask=None)
     outputs = []
     for step in (range(t - 1, -1, -1) if go_backwards else range(t)):
         x_t = x[:, step]
+        if input_mask is None:
+            x_proj = x_t @ kernel
+        else:
+            width = kernel.shape[1] // len(input_mask)
+            x_proj = numpy.concatenate([(x_t * m) @ kernel[:, g * width:(g + 1) * width]
+                                        for g, m in enumerate(input_mask)], axis=1)
         hm = h if recurrent_mask is None else h * recurrent_mask
+        if recurrent_mask is not None and recurrent_mask.ndim == 3:
+            # one mask per gate: each gate's columns of the product take h under its own
+            gates = recurrent_mask.shape[0]
+            hg = [h * m for m in recurrent_mask]
+            product = numpy.concatenate([hg[g] @ recurrent[:, g * u:(g + 1) * u] for g in range(gates)], axis=1)
+        else:
+            hg = [hm] * 4
+            product = hm @ recurrent
         if kind == "LSTM":
-            z = x_t @ kernel + hm @ recurrent + (0 if bias is None else bias)
+            z = x_proj + product + (0 if bias is None else bias)
             i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), numpy.tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
             c = f * c + i * g
             h = o * numpy.tanh(c)
         elif kind == "GRU-reset-before":      # reset_after=False: r scales h before its product
-            xw = x_t @ kernel + (0 if bias is None else bias)
-            z = sigmoid(xw[:, :u] + hm @ recurrent[:, :u])
-            r = sigmoid(xw[:, u:2 * u] + hm @ recurrent[:, u:2 * u])
-            hh = numpy.tanh(xw[:, 2 * u:] + (r * hm) @ recurrent[:, 2 * u:])
+            xw = x_proj + (0 if bias is None else bias)
+            z = sigmoid(xw[:, :u] + product[:, :u])
+            r = sigmoid(xw[:, u:2 * u] + product[:, u:2 * u])
+            hh = numpy.tanh(xw[:, 2 * u:] + (r * hg[2]) @ recurrent[:, 2 * u:])
             h = z * h + (1 - z) * hh
         elif kind == "GRU":
-            xw = x_t @ kernel + (0 if bias is None else bias[0])
-            hr = hm @ recurrent + (0 if bias is None else bias[1])
+            xw = x_proj + (0 if bias is None else bias[0])
+            hr = product + (0 if bias is None else bias[1])
             z = sigmoid(xw[:, :u] + hr[:, :u])
             r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
             hh = numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
             h = z * h + (1 - z) * hh
         else:
-            h = numpy.tanh(x_t @ kernel + hm @ recurrent + (0 if bias is None else bias))
+            h = numpy.tanh(x_proj + product + (0 if bias is None else bias))
         outputs.append(h)
     return numpy.stack(outputs, axis=1), c
 
@@ -146,6 +161,33 @@ def test_dropout_masks_are_fixed_within_a_call_and_differentiated(xp, rng, kind)
     numpy.testing.assert_allclose(eval_out, want, rtol=1e-10)    # inference ignores dropout
 
 
+@pytest.mark.parametrize("kind", ALL_KINDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_per_gate_masks_forward_and_gradients(xp, rng, monkeypatch, kind, return_sequences, dropout):
+    layer = make(kind, 5, dropout=dropout, recurrent_dropout=0.4, seed=3, return_sequences=return_sequences,
+                 go_backwards=True)
+    x = xp.asarray(rng.standard_normal((3, 4, 2)))
+    layer(x)
+    input_mask, recurrent_mask = layer._dropout_masks(x, True)
+    gates = GATE_MASKS[kind]
+    assert recurrent_mask.shape == ((gates, 3, 5) if gates > 1 else (3, 5))
+    assert input_mask is None if not dropout else input_mask.shape == ((gates, 3, 2) if gates > 1 else (3, 2))
+    if gates > 1:        # the gates' masks differ
+        assert not numpy.array_equal(to_numpy(recurrent_mask[0]), to_numpy(recurrent_mask[1]))
+    monkeypatch.setattr(layer, "_dropout_masks", lambda v, training: (input_mask, recurrent_mask) if training else
+                        (None, None))
+    host_input = None if input_mask is None else to_numpy(input_mask)
+    plain_x = to_numpy(x) if host_input is None or gates > 1 else to_numpy(x) * host_input[:, None, :]
+    want, _ = expected_sequence(kind, plain_x, layer.get_weights(), go_backwards=True,
+                                recurrent_mask=to_numpy(recurrent_mask),
+                                input_mask=host_input if gates > 1 else None)
+    got = to_numpy(layer(x, training=True))
+    numpy.testing.assert_allclose(got, want if return_sequences else want[:, -1], rtol=1e-10, atol=1e-12)
+    shape = (3, 4, 5) if return_sequences else (3, 5)
+    check_gradients(layer, x, rng, [xp.asarray(rng.standard_normal(shape))])
+
+
 def keras_numpy_keep(seed, counter, shape, rate):
     """The scaled keep-mask Keras's NumPy backend's dropout draws for the seed pair (seed, counter)."""
     uniform = numpy.random.default_rng(numpy.array([seed, counter], numpy.uint32)).uniform(size=shape)
@@ -165,10 +207,15 @@ def test_dropout_masks_come_from_the_seed_generator_as_keras_s(rng, kind):
     y = layer(x, training=True)
     count = GATE_MASKS[kind]
     assert state.numpy().tolist() == [5, 2 * count]        # input pairs, then recurrent pairs
-    # the first pair of each: on NumPy the masks Keras's NumPy backend draws
-    input_mask = keras_numpy_keep(5, 0, (3, 6), 0.3)
-    recurrent_mask = keras_numpy_keep(5, count, (3, 4), 0.4)
-    want, _ = expected_sequence(kind, x * input_mask[:, None, :], layer.get_weights(), recurrent_mask=recurrent_mask)
+    # on NumPy the masks Keras's NumPy backend draws, one per pair: Keras's gated cells drop each gate's input and
+    # h_{t-1} with masks of their own
+    input_mask = numpy.stack([keras_numpy_keep(5, g, (3, 6), 0.3) for g in range(count)])
+    recurrent_mask = numpy.stack([keras_numpy_keep(5, count + g, (3, 4), 0.4) for g in range(count)])
+    if count == 1:
+        want, _ = expected_sequence(kind, x * input_mask[0][:, None, :], layer.get_weights(),
+                                    recurrent_mask=recurrent_mask[0])
+    else:
+        want, _ = expected_sequence(kind, x, layer.get_weights(), recurrent_mask=recurrent_mask, input_mask=input_mask)
     numpy.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
     numpy.testing.assert_allclose(layer(x), expected_sequence(kind, x, layer.get_weights())[0], rtol=1e-10)
     assert state.numpy().tolist() == [5, 4 * count]        # inference takes the pairs too, as Keras's RNN does
@@ -216,14 +263,16 @@ def test_a_cell_keeps_its_masks_until_reset(xp, rng):
     cell.reset_recurrent_dropout_mask()
     assert not numpy.allclose(to_numpy(cell(x, states, training=True)[0]), first)
     assert cell.seed_generator.state.numpy().tolist() == [3, 16]
-    if xp is numpy:   # the masks used are the first of each list: Keras's NumPy-backend values
+    if xp is numpy:   # Keras's NumPy-backend masks: each gate's own input and recurrent masks
         cell.reset_dropout_mask()
         cell.reset_recurrent_dropout_mask()
         cell.seed_generator.state.assign([3, 0])
         h = cell(x, states, training=True)[0]
         kernel, recurrent, bias = cell.get_weights()
-        z = (x * keras_numpy_keep(3, 0, (2, 5), 0.5)) @ kernel + \
-            (states[0] * keras_numpy_keep(3, 4, (2, 4), 0.5)) @ recurrent + bias
+        dropped = [(x * keras_numpy_keep(3, g, (2, 5), 0.5), states[0] * keras_numpy_keep(3, 4 + g, (2, 4), 0.5))
+                   for g in range(4)]
+        z = numpy.concatenate([x_g @ kernel[:, 4 * g:4 * g + 4] + h_g @ recurrent[:, 4 * g:4 * g + 4]
+                               for g, (x_g, h_g) in enumerate(dropped)], axis=1) + bias
         i, f, g, o = sigmoid(z[:, :4]), sigmoid(z[:, 4:8]), numpy.tanh(z[:, 8:12]), sigmoid(z[:, 12:])
         numpy.testing.assert_allclose(h, o * numpy.tanh(f * states[1] + i * g), rtol=1e-10)
 

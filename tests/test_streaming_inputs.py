@@ -214,14 +214,26 @@ def test_validation_data_as_a_py_dataset_and_as_a_generator_with_validation_step
     assert val_data.log == ["begin", "end"] * 4
 
 
-def test_a_finite_validation_generator_is_used_up_by_the_first_validation_with_a_warning():
+def test_a_finite_validation_generator_validates_later_epochs_on_its_first_batches_with_a_warning():
     x, y = make_data()
     vx, vy = make_data(seed=5)
     model = dense_model()
-    with pytest.warns(UserWarning, match="`validation_data` gave no batches this time: a generator is used up"):
-        history = model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_data=generator(vx, vy))
-    val_loss = history.history["val_loss"]
-    assert numpy.isfinite(val_loss[0]) and numpy.isnan(val_loss[1:]).all()
+    seen = []
+
+    class Weights(gpu_dl.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.get_weights())
+    with pytest.warns(UserWarning, match="used up by its first pass: as in Keras, this validation runs on its first "
+                                         r"2 batch\(es\) only"):
+        history = model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_data=generator(vx, vy),
+                            callbacks=[Weights()])
+    # Each epoch's validation loss is that of its weights: over all the data first, then over the first 2 batches
+    probe = dense_model()
+    for epoch, weights in enumerate(seen):
+        probe.set_weights(weights)
+        rows = slice(None) if epoch == 0 else slice(0, 2 * BATCH)
+        assert history.history["val_loss"][epoch] == pytest.approx(
+            probe.evaluate(vx[rows], vy[rows], batch_size=BATCH, verbose=0), rel=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")           # one validation of a finite generator is the normal case
         dense_model().fit(x, y, batch_size=BATCH, epochs=1, verbose=0, validation_data=generator(vx, vy))

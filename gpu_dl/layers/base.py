@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy
 
 from .. import backend
-from ..catalogue import keras_snake_case
+from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
@@ -520,7 +520,7 @@ class Layer:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
-        self.name = name or unique_name(keras_snake_case(type(self).__name__))
+        self.name = name or unique_name(keras_class_key(type(self)))
         self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"layer '{self.name}': dtype")
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays.
         # Layers keep one dtype for their weights and their computations, so no weight is ever cast.
@@ -808,6 +808,24 @@ class Layer:
             return composite.backward(self, dy)
         raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
 
+    def get_build_config(self):
+        """Keras 3's build config: ``{"input_shape": shape}`` of the shape the layer was built for, or
+        ``{"shapes_dict": {"query_shape": ..., ...}}`` for a build of several shapes; None before it is built.
+        Saving writes it; ``build_from_config`` builds a layer from it (a layer that makes its weights otherwise
+        may override both, as in Keras)."""
+        return build_shapes.build_config(self)
+
+    def build_from_config(self, config):
+        """Build the layer from a ``get_build_config`` dict (its ``input_shape``, or its ``shapes_dict`` for a
+        build of several shapes), as Keras 3's does; nothing for an empty one."""
+        if not config:
+            return
+        if not isinstance(config, dict):
+            raise TypeError(f"Layer '{self.name}' ({type(self).__name__}): build_from_config() takes the dict "
+                            f"get_build_config() gives, got {type(config).__name__}.")
+        from .layer_serialization import build_from_config
+        build_from_config(self, config)
+
     def ensure_built(self, input_shape):
         """Build for ``input_shape`` (batch dimension first, may be None) unless already built."""
         if self._composite:
@@ -820,6 +838,8 @@ class Layer:
             self.build(input_shape)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
+            # The shape the build was given, for the build config, where its build did not keep it
+            self.__dict__.setdefault("_build_shapes", {"input_shape": input_shape})
 
     # Whether a subclass's build() is wrapped to run once and then record ``built`` and ``input_spec``. Models
     # keep both themselves: their build builds their layers, their input_spec is their inputs'.

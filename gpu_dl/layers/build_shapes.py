@@ -119,3 +119,57 @@ def _as_shape(value):
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple, dict)) for v in value):
         return [_as_shape(v) for v in value]
     return None if value is None else tuple(value)
+
+
+def _is_shape(value):
+    return isinstance(value, (list, tuple)) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value)
+
+
+def _same_but_batch(given, held):
+    """Whether shapes (or lists of shapes) ``given`` and ``held`` differ at most in their batch axes."""
+    if _is_shape(given) and _is_shape(held):
+        return len(given) == len(held) and tuple(given[1:]) == tuple(held[1:])
+    if isinstance(given, (list, tuple)) and isinstance(held, (list, tuple)) and len(given) == len(held) and given:
+        return all(_is_shape(g) and _same_but_batch(g, h) for g, h in zip(given, held))
+    return False
+
+
+def with_batch(value, batch):
+    """A shape, or a structure of shapes, with ``batch`` for each batch axis left None (``value`` itself for a
+    None ``batch``)."""
+    if batch is None or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: with_batch(v, batch) for k, v in value.items()}
+    if _is_shape(value):
+        return (batch,) + tuple(value[1:]) if value and value[0] is None else tuple(value)
+    if isinstance(value, (list, tuple)):
+        return [with_batch(v, batch) for v in value]
+    return value
+
+
+def build_config(layer):
+    """Keras 3's ``Layer.get_build_config()`` of ``layer``: ``{"input_shape": shape}`` for a build of one shape,
+    ``{"shapes_dict": {"<argument>_shape": shape, ...}}`` for a build of several, None before it is built. The batch
+    axis is as the build was given it: a size where the layer was built for arrays, or in a Sequential built from
+    data, as Keras records it; None where it was built for symbolic tensors."""
+    from .input_spec import built_input_shape
+    if not layer.built:
+        return None
+    batch = layer.__dict__.get("_build_batch")
+    if hasattr(layer, "keras_build_config"):
+        return with_batch(layer.keras_build_config(), batch)
+    several = config(layer)
+    if several is not None:
+        return with_batch(several, batch)
+    taken = layer.__dict__.get("_build_shapes") or {}
+    shape = next(iter(taken.values()), None) if len(taken) == 1 else None
+    spec = built_input_shape(layer)
+    if spec is None:
+        return None
+    # The shape the build was given where it is the one the layer holds (a build for arrays keeps their batch
+    # size); else the shape the layer holds.
+    if _same_but_batch(shape, spec):
+        spec = shape
+    return {"input_shape": with_batch(spec, batch)}

@@ -21,9 +21,9 @@ from .head_attention import HeadAttention, inverse_sqrt, positive
 class GroupQueryAttention(HeadAttention):
     """Grouped-query attention (see the module docstring)."""
 
-    # Keras exports its class GroupedQueryAttention as GroupQueryAttention: its weights file keys the layer's
-    # group by the class's own name.
-    keras_weights_key = "grouped_query_attention"
+    # Keras exports its class GroupedQueryAttention as GroupQueryAttention: the layer's default name and its
+    # weights file group come from the class's own name.
+    keras_class_name = "GroupedQueryAttention"
     # Keras's GroupedQueryAttention keeps its sublayers under these (underscored) attribute names.
     sublayer_groups = (("query", "_query_dense"), ("key", "_key_dense"), ("value", "_value_dense"),
                        ("attention_output", "_output_dense"))

@@ -146,6 +146,9 @@ class HeadAttention(Layer):
         return rest + states + output
 
     def ensure_built(self, input_shape):
+        if not self.built:
+            # The batch size of a build for arrays, which Keras keeps in the build config
+            self.__dict__["_build_batch"] = input_shape[0][0]
         self.build(input_shape)
 
     def check_input_shape(self, shape):
@@ -173,6 +176,19 @@ class HeadAttention(Layer):
     def keras_build_config(self):
         names = ("query_shape", "value_shape", "key_shape")
         return {"shapes_dict": {n: list(s) for n, s in zip(names, self.input_spec)}}
+
+    def build_from_config(self, config):
+        """As Keras's: a ``shapes_dict`` of ``query_shape``, ``value_shape`` (and ``key_shape``) builds the layer
+        for those inputs; an ``input_shape`` (a list of them) too."""
+        shapes = config.get("shapes_dict") if isinstance(config, dict) else None
+        if isinstance(shapes, dict) and not self.built:
+            names = [n for n in ("query_shape", "value_shape", "key_shape") if shapes.get(n) is not None]
+            if names[:2] != ["query_shape", "value_shape"]:
+                raise ValueError(f"{self._where()}: build_from_config() needs `query_shape` and `value_shape` in "
+                                 f"its shapes_dict, got {sorted(shapes)}.")
+            self.ensure_built([tuple(shapes[n]) for n in names])
+            return
+        super().build_from_config(config)
 
     # ------------------------------------------------------------------ calls
     def _call(self, query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,

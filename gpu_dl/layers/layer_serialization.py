@@ -28,13 +28,28 @@ def deserialize(config, custom_objects=None):
         raise ValueError("`keras.layers.deserialize` was passed a `config` object that is not a "
                          f"`keras.layers.Layer`. Received: {config!r:.300}")
     build_config = config.get("build_config") if isinstance(config, dict) else None
-    shape = _build_shape(build_config)
-    if shape is not None and not obj.built:
-        obj.ensure_built(shape)
-    shapes = build_shapes.from_config(build_config)
-    if shapes is not None and not obj.built:      # a build of several shapes, as Keras's build_from_config
-        obj.build(**shapes)
+    if build_config and not obj.built:
+        obj.build_from_config(build_config)
     return obj
+
+
+def build_from_config(layer, build_config):
+    """``Layer.build_from_config``: build ``layer`` (unless built) for the ``input_shape`` of a build config, or
+    with the shapes of its ``shapes_dict``; a ValueError naming the layer for a config with neither."""
+    if layer.built:
+        return
+    shape = _build_shape(build_config)
+    if shape is not None:
+        layer.ensure_built(shape)
+        return
+    shapes = build_shapes.from_config(build_config)
+    if shapes is not None:      # a build of several shapes, as Keras's build_from_config
+        layer.build(**shapes)
+        return
+    if build_config.get("input_shape") is not None or "shapes_dict" in build_config:
+        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): build_from_config() got a build config "
+                         f"without a usable shape: {build_config!r:.200} (expected {{'input_shape': [None, 4]}} or "
+                         "{'shapes_dict': {'query_shape': [...], ...}}).")
 
 
 def _is_shape(value):

@@ -62,6 +62,7 @@ class Merge(Layer):
         if not self.built:
             self.built = True
             self.input_spec = [_batchless(s) for s in shapes]
+            self.__dict__["_build_shapes"] = {"input_shape": shapes}     # for the build config, as Keras keeps it
     build._marks_built = True      # Layer's wrapper would record one input shape; a merge layer has several
 
     def ensure_built(self, input_shape):

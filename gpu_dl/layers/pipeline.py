@@ -85,10 +85,10 @@ class Pipeline(Layer):
 
     def weight_groups(self, path):
         """The h5 groups of its layers' weights, as Keras 3 files them: ``<path>/layers/<class key>``."""
-        from ..catalogue import keras_snake_case
+        from ..catalogue import keras_class_key
         groups, used = [(path, self.name, [])], {}
         for layer in self._pipeline_layers:
-            key = keras_snake_case(type(layer).__name__)
+            key = keras_class_key(type(layer))
             used[key] = used.get(key, -1) + 1
             key = key if used[key] == 0 else f"{key}_{used[key]}"
             groups.append((f"{path}/layers/{key}", layer.name, layer.weights))

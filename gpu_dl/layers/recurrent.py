@@ -8,19 +8,19 @@ sequence output is in the order read, as in Keras. ``backward`` takes the
 gradient of the output, or a list with one per returned array (None for
 those without one).
 
-Dropout: one input mask (batch, features) and one recurrent mask
-(batch, units) per call, the same at every step; the recurrent mask
+Dropout: one input mask (batch, features) and the recurrent masks
+(batch, units) per call, the same at every step; a recurrent mask
 multiplies h_{t-1} where it enters the recurrent product only. As Keras's
 cells, every layer holds a ``SeedGenerator`` of its ``seed`` as
 ``seed_generator`` (among its ``variables``, not its weights) and moves it
 as Keras's RNN moves its cell's: each call, in training or not, takes one
 seed pair per rate above 0, or one per gate (LSTM 4, GRU 3) where
 ``recurrent_dropout`` is above 0 (or ``implementation=1``), input masks
-first. A training call draws its input mask from the first of the input
-pairs and its recurrent mask from the first of the recurrent pairs (on
-NumPy Keras's NumPy-backend values, so with ``dropout`` alone the masks are
-Keras's); Keras's gated cells then drop each gate with a mask of its own,
-where gpu_dl uses the first for all.
+first. A training call draws a mask from each pair (on NumPy Keras's
+NumPy-backend values): with one pair per gate, as Keras's gated cells, each
+gate's input projection takes x under its own input mask and its recurrent
+product h_{t-1} under its own recurrent mask (the sequence operations apply
+them, ``ops/rnn.py``); with one pair, its mask serves every gate.
 
 ``layer(x, initial_state=[h0])`` (LSTM: ``[h0, c0]``, each (batch, units))
 starts from the given states instead of zeros, as in Keras; after
@@ -205,14 +205,17 @@ class _Recurrent(SequenceLayer):
         return self.GATES if self.implementation == 1 or self.recurrent_dropout else 1
 
     def _dropout_masks(self, x, training):
-        """The input mask (batch, features) and recurrent mask (batch, units) of one call, None where not
-        drawn; the seed generator moves as Keras's (``dropout_pairs``)."""
+        """The input mask (batch, features) and recurrent mask (batch, units) of one call, None where not drawn;
+        the seed generator moves as Keras's (``dropout_pairs``). Where Keras's gated cell draws one per gate
+        (implementation 1) each is (gates, batch, ...), one mask per gate."""
         n = x.shape[0]
-        input_pairs, recurrent_pairs = dropout_pairs(self, self.dropout_mask_count, training)
-        return (None if input_pairs is None else keep_mask_of_pair(input_pairs[0], x, (n, x.shape[2]),
-                                                                   self.dropout),
-                None if recurrent_pairs is None else keep_mask_of_pair(recurrent_pairs[0], x, (n, self.units),
-                                                                       self.recurrent_dropout))
+        xp = array_module(x)
+        found = []
+        for pairs, rate, shape in zip(dropout_pairs(self, self.dropout_mask_count, training),
+                                      (self.dropout, self.recurrent_dropout), ((n, x.shape[2]), (n, self.units))):
+            masks = None if pairs is None else [keep_mask_of_pair(pair, x, shape, rate) for pair in pairs]
+            found.append(None if masks is None else xp.stack(masks) if len(masks) > 1 else masks[0])
+        return tuple(found)
 
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
@@ -226,9 +229,13 @@ class _Recurrent(SequenceLayer):
         if mask is not None:
             step_mask = xp.ascontiguousarray((mask[:, ::-1] if self.go_backwards else mask).T)
         input_mask, recurrent_mask = self._dropout_masks(x, training)
+        gate_inputs = None          # one input mask per gate: the sequence operation applies them
+        if input_mask is not None and input_mask.ndim == 3:
+            gate_inputs, input_mask = input_mask, None
         if input_mask is not None:
             x_tm = x_tm * input_mask
-        states, saved = self.run(x_tm, initial, recurrent_mask, step_mask, training)
+        states, saved = self.run(x_tm, initial, recurrent_mask, step_mask, training, **(
+            {} if gate_inputs is None else {"input_mask": gate_inputs}))
         if self.stateful:
             self._carried_states = [xp.array(s[-1]) for s in states]
         zeroed = step_mask if self.zero_output_for_mask else None
@@ -356,11 +363,12 @@ class LSTM(_Recurrent):
         return numpy.concatenate([self.bias_initializer((u,), dtype=self.dtype), numpy.ones(u, dtype=self.dtype),
                                   self.bias_initializer((2 * u,), dtype=self.dtype)])
 
-    def run(self, x_tm, initial, recurrent_mask, step_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, step_mask, training, input_mask=None):
         h0, c0 = initial
         h, c, saved = rnn.lstm_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
                                        h0, c0, self.activation, self.recurrent_activation,
-                                       recurrent_mask=recurrent_mask, step_mask=step_mask, training=training)
+                                       recurrent_mask=recurrent_mask, step_mask=step_mask, training=training,
+                                       input_mask=input_mask)
         return (h, c), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):
@@ -392,11 +400,11 @@ class GRU(_Recurrent):
     def bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def run(self, x_tm, initial, recurrent_mask, step_mask, training):
+    def run(self, x_tm, initial, recurrent_mask, step_mask, training, input_mask=None):
         forward = rnn.gru_forward if self.reset_after else rnn.gru_reset_before_forward
         h, saved = forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(), initial[0],
                            self.activation, self.recurrent_activation, recurrent_mask=recurrent_mask,
-                           step_mask=step_mask, training=training)
+                           step_mask=step_mask, training=training, input_mask=input_mask)
         return (h,), saved
 
     def run_backward(self, saved, dh_seq, dh_last, d_other_states, want_input):

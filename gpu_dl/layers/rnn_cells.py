@@ -17,7 +17,8 @@ its ``variables``), and a training call draws its input and recurrent masks (``g
 ``get_recurrent_dropout_mask``: one, or one per gate with ``implementation=1`` or a ``recurrent_dropout``) only
 if it holds none yet, so that every step of a loop drops the same units; ``reset_dropout_mask()`` and
 ``reset_recurrent_dropout_mask()`` forget them (before the next batch). Calls outside training use none (and
-draw none, but for SimpleRNNCell's, which draw and keep them as Keras's does).
+draw none, but for SimpleRNNCell's, which draw and keep them as Keras's does). Where they hold one per gate,
+a step drops each gate's input and h_{t-1} with that gate's masks, as Keras's gated cells do.
 ``backward(dy)`` takes the gradient of h, or a list [d_h, *d_states] (None for those without one), writes
 the weight gradients into ``kernel.grad`` etc., returns the gradient of x_t and leaves those of the states
 in ``state_gradients``.
@@ -159,7 +160,9 @@ class _Cell(Layer):
         self._recurrent_dropout_mask = None
 
     def _step_dropout_masks(self, x, training):
-        """The masks of a step on ``x`` (batch, 1, features): the first of each kept list, in training only."""
+        """The input and recurrent masks of a step on ``x`` (batch, 1, features), in training only: each kept
+        list stacked (gates, batch, ...) where it holds one per gate (each gate takes its input and h_{t-1} under
+        its own, as in Keras's gated cells), else its mask."""
         if not training and not self.MASKS_OUTSIDE_TRAINING:
             return None, None
         n = x.shape[0]
@@ -173,6 +176,8 @@ class _Cell(Layer):
                                  f"calls, for steps of shape {tuple(mask.shape)}; got a step of {shape[0]} samples. "
                                  "Call reset_dropout_mask() and reset_recurrent_dropout_mask() before a batch of "
                                  "another size.")
+            if isinstance(masks, list) and len(masks) > 1:
+                mask = backend.array_module(masks[0]).stack(masks)
             found.append(mask)
         return tuple(found) if training else (None, None)
 

@@ -19,7 +19,8 @@ call) gets their sum.
 
 One input or several (``x`` as a list in the order of ``inputs``, or a dict
 keyed by the inputs' names); one output or several (``outputs`` as a list, or
-a dict keyed by the output layers' names). With several outputs, ``forward``
+a dict with keys of its own, which then key the losses, metrics, targets, logs
+and predictions in place of the output layers' names). With several outputs, ``forward``
 returns a list of one array per output and ``backward`` takes a list of their
 gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
@@ -174,18 +175,20 @@ class Functional(multi_output.SeveralOutputs, Model):
         flat_outputs = _check_structure(outputs, "outputs")
         if len(set(flat_outputs)) != len(flat_outputs):
             raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
-        # Keras names each output after the layer that makes it: losses, metrics, targets and logs are keyed so.
-        output_names = [t._keras_history[0].name for t in flat_outputs]
+        # Keras names each output after the layer that makes it (its `output_names`): losses, metrics, targets and
+        # logs are keyed so, except where the outputs are a dict, whose own keys (in sorted order, as Keras
+        # flattens it) key them whatever the output layers are named.
+        self._output_layer_names = [t._keras_history[0].name for t in flat_outputs]
+        output_names = self._output_layer_names
         if traced:      # the graph of a traced call (composite.py): its outputs are named by its structure
-            output_names = sorted(outputs) if isinstance(outputs, dict) else \
+            output_names = self._output_layer_names = sorted(outputs) if isinstance(outputs, dict) else \
                 [f"{n}_{i}" for i, n in enumerate(output_names)]
+        if isinstance(outputs, dict):
+            output_names = sorted(outputs)
         if len(set(output_names)) != len(output_names):
             raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
                              "named after their layers, so each needs a layer of its own (pass one through "
-                             "layers.Activation('linear', name=...) to give it one).")
-        if isinstance(outputs, dict) and sorted(outputs) != output_names:
-            raise ValueError(f"Model '{self.name}': when `outputs` is a dict, its keys must be the names of the layers "
-                             f"making the outputs: expected {sorted(output_names)}, got {sorted(outputs)}.")
+                             "layers.Activation('linear', name=...) to give it one, or give the outputs as a dict).")
         for t in flat_inputs:
             if not _node_of(t).is_input:
                 raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
@@ -294,6 +297,10 @@ class Functional(multi_output.SeveralOutputs, Model):
 
     @property
     def output_names(self):
+        return list(self._output_layer_names)
+
+    @property
+    def _output_keys(self):
         return list(self._output_names)
 
     @property
@@ -668,10 +675,11 @@ class Functional(multi_output.SeveralOutputs, Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 **kwargs):
         """As ``Model.compile``; the loss and metrics may also be given per output, as Keras takes them for a
-        functional model: a list of one per output, or a dict keyed by the output layers' names. With several
+        functional model: a list of one per output, or a dict keyed by the output layers' names (by the keys of a dict
+        of outputs where the model was made with one). With several
         outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
         if not self._multi:
-            name = self.output_names[0]
+            name = self._output_keys[0]
 
             def one(value, what):
                 if isinstance(value, dict):

@@ -36,6 +36,7 @@ name the layer.
 from __future__ import annotations
 
 import heapq
+import inspect
 
 import numpy
 
@@ -119,6 +120,50 @@ def _recorded_mask(node):
     return {"mask": [None] * len(arg) if isinstance(arg, list) else None}
 
 
+# The layers whose Keras call() defaults `training` to a value (False for dropout, noise and the recurrent layers,
+# True for the image augmentation and resizing layers): Keras records that default in each call of them in a
+# graph. A gpu_dl class of one of these names stands for Keras's, as does a subclass that keeps its call.
+_KERAS_TRAINING_DEFAULTS = {
+    **dict.fromkeys(("AdditiveAttention", "AlphaDropout", "Attention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+                     "Dropout", "GRU", "GRUCell", "GaussianDropout", "GaussianNoise", "LSTM", "LSTMCell", "RNN",
+                     "SimpleRNN", "SimpleRNNCell", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                     "SpectralNormalization", "StackedRNNCells"), False),
+    **dict.fromkeys(("AugMix", "AutoContrast", "CenterCrop", "CutMix", "Equalization", "MixUp", "Pipeline",
+                     "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter",
+                     "RandomContrast", "RandomCrop", "RandomErasing", "RandomFlip", "RandomGaussianBlur",
+                     "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization",
+                     "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear", "RandomTranslation",
+                     "RandomZoom", "Resizing", "Solarization"), True),
+}
+
+
+def keras_training_default(layer):
+    """The default of ``training`` in the call() Keras runs for ``layer`` (True, False, or None where it has none or
+    defaults it to None): from the table above for gpu_dl's classes, from the signature of a call() of the
+    caller's own, as Keras reads it."""
+    from .. import layers as layers_module
+    for cls in type(layer).__mro__:
+        if not cls.__module__.startswith("gpu_dl."):
+            if "call" in cls.__dict__:
+                try:
+                    default = inspect.signature(cls.__dict__["call"]).parameters["training"].default
+                except (KeyError, TypeError, ValueError):
+                    return None
+                return default if isinstance(default, bool) else None
+            continue
+        if cls.__name__ in _KERAS_TRAINING_DEFAULTS and getattr(layers_module, cls.__name__, None) is cls:
+            return _KERAS_TRAINING_DEFAULTS[cls.__name__]
+    return None
+
+
+def _with_training_default(layer, kwargs):
+    """A node's recorded keyword arguments with ``training`` where Keras records its call's default."""
+    if "training" in kwargs:
+        return kwargs
+    default = keras_training_default(layer)
+    return kwargs if default is None else {"training": default, **kwargs}
+
+
 def _operation_entry(operation):
     """An arithmetic operation's entry, as Keras writes one of keras.ops (no build config, no dtype)."""
     name = type(operation).__name__
@@ -133,15 +178,15 @@ def _node_entry(model, layer, node):
     if hasattr(layer, "keras_call_arguments"):
         args, kwargs = layer.keras_call_arguments(node)
         return {"args": [_arguments(model, arg) for arg in args],
-                "kwargs": {k: _arguments(model, v) for k, v in kwargs.items()}}
+                "kwargs": _with_training_default(layer, {k: _arguments(model, v) for k, v in kwargs.items()})}
     args = [_arguments(model, arg) for arg in node.args]
     keys = getattr(node, "keras_keys", None)
     if keys is not None:
         # A model made with a dict of inputs, called on one: Keras records the dict (its tensors by sorted key).
         tensors = args[0] if isinstance(node.args[0], list) else [args[0]]
         args = [dict(zip(keys, tensors))]
-    return {"args": args,
-            "kwargs": {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)}}
+    return {"args": args, "kwargs": _with_training_default(
+        layer, {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)})}
 
 
 def functional_config(model):

@@ -52,6 +52,7 @@ import warnings
 import numpy
 
 from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
+from ..layers import build_shapes
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
 # (None: any value is harmless).
@@ -111,10 +112,8 @@ def function_entry(fn, where="config"):
 
 
 def _layer_entry(layer):
-    from ..layers import build_shapes
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
-    from ..layers.input_spec import built_input_shape
     from ..layers.pipeline import Pipeline
     from ..layers.rnn_cells import StackedRNNCells
     from ..layers.rnn_layer import RNN
@@ -150,10 +149,9 @@ def _layer_entry(layer):
     entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
-    if layer.built and built_input_shape(layer) is not None:
-        # A build of several shapes (build(self, query_shape, value_shape)) is written as Keras writes it.
-        build_config = layer.keras_build_config() if hasattr(layer, "keras_build_config") else \
-            build_shapes.config(layer) or {"input_shape": built_input_shape(layer)}
+    # Keras writes what get_build_config() gives (a layer of the caller's may override it).
+    build_config = layer.get_build_config() if layer.built else None
+    if build_config is not None:
         entry["build_config"] = _jsonable(build_config, where)
     return entry
 
@@ -198,7 +196,7 @@ def _metric_entries(model, identifiers):
 def _per_output_compile_config(model):
     """``(loss, loss_weights, metrics, weighted_metrics)`` of a model of several outputs, in the structure compile()
     was given them (one loss, a list or a dict), as Keras writes them."""
-    names = model.output_names
+    names = model._output_keys
     given = model._compile_args
     if isinstance(given["loss"], dict):
         # The outputs the dict names, as Keras writes it (one without a loss may be left out).
@@ -287,15 +285,17 @@ def model_config(model):
     layers = []
     spec = model.input_spec
     several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own
+    # The batch size the model was built for, where its build was given one (from data, as Keras records it).
+    batch = model.__dict__.get("_build_batch") if model._input_layer is None else None
     if spec is not None and not several:
         from ..layers.core import InputLayer
-        layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], dtype=model.dtype,
-                                                                    name="input_layer")))
+        layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
+                                                                    dtype=model.dtype, name="input_layer")))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype), "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
     if model.built and spec is not None:
-        shape = _jsonable(spec, "model input shape")
+        shape = _jsonable(build_shapes.with_batch(spec, batch), "model input shape")
         if not several:     # as Keras writes them: the build shape of several inputs in build_config only
             inner["build_input_shape"] = shape
         config["build_config"] = {"input_shape": shape}
@@ -979,12 +979,12 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         return None if value is None else _rebuilt(value, what, lambda v, w: _loss_from_config(v, custom, w))
 
     loss = per_output(cc.get("loss"), loss_of, f"{where}: compile_config.loss")
-    if isinstance(loss, (list, tuple)) and len(loss) == len(model.output_names):
+    if isinstance(loss, (list, tuple)) and len(loss) == len(model._output_keys):
         output_losses = list(loss)
     elif isinstance(loss, dict):
-        output_losses = [loss.get(name) for name in model.output_names]
+        output_losses = [loss.get(name) for name in model._output_keys]
     else:
-        output_losses = [loss] * len(model.output_names)
+        output_losses = [loss] * len(model._output_keys)
 
     def metrics_of(value, what, loss_for):
         if value is None:
@@ -998,7 +998,7 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         metrics = cc.get(key)
         what = f"{where}: compile_config.{key}"
         if isinstance(metrics, dict):
-            names = list(model.output_names)
+            names = list(model._output_keys)
             return {k: metrics_of(v, f"{what}[{k!r}]", output_losses[names.index(k)] if k in names else None)
                     for k, v in metrics.items()}
         if isinstance(metrics, (list, tuple)):
@@ -1049,7 +1049,7 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     what = f"{where}: compile_config.loss"
     loss = cc.get("loss")
-    output_names = getattr(model, "output_names", None)
+    output_names = getattr(model, "_output_keys", None)
     if output_names is not None and len(output_names) > 1:
         _compile_per_output(model, cc, optimizer, where, custom)
         return

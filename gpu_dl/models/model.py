@@ -634,6 +634,13 @@ class Model(trainer.Trainer, Layer):
             return y[keys[0]]
         return y
 
+    @property
+    def _output_keys(self):
+        """The names by which dicts of losses, metrics, targets and sample weights are keyed and logs and messages
+        name the outputs: ``output_names``, except where a functional model was made with a dict of outputs,
+        whose keys Keras uses instead (whatever its output layers are named)."""
+        return self.output_names
+
     def _dict_output_keys(self):
         """The keys of the dict this model gives its outputs in (in the order it gives them), or None when it
         gives no dict."""
@@ -667,11 +674,16 @@ class Model(trainer.Trainer, Layer):
                 for ids in (self._metric_identifiers, self._weighted_identifiers)]
         self._loss_trackers_built = True
 
-    def _start(self, x_shape):
+    def _start(self, x_shape, batch_size=None):
         if not self.built:
-            self.build(_batchless(x_shape))
+            self.build(self._data_build_shape(x_shape, batch_size))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
         self._output_layer().keep_preactivation = self._fused_softmax
+
+    def _data_build_shape(self, x_shape, batch_size=None):
+        """The shape ``build`` is given where a pass over data of ``x_shape`` in batches of ``batch_size`` builds
+        the model: its batch axis None (a Sequential keeps the first batch's size, as Keras records it)."""
+        return _batchless(x_shape)
 
     def _build_shape(self, x_shape, batch_size=None):
         """The shape a model is built for before a pass over data of ``x_shape`` in batches of ``batch_size`` (one
@@ -939,7 +951,7 @@ class Model(trainer.Trainer, Layer):
 
         # All checks passed: from here on the model may change.
         self._resolve_metrics(_shapes(y), output_shape)
-        self._start(_shapes(x))
+        self._start(_shapes(x), batch_size)
         steps = backend.config.capped_steps(-(-_length(x) // batch_size))
         history = History()
         self.history = history
@@ -1024,9 +1036,6 @@ class Model(trainer.Trainer, Layer):
                  callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
-        if not self.built and self.input_spec is None and not self._composite:
-            raise ValueError(f"Model '{self.name}' has no weights yet: train it with fit() or build() it "
-                             "before evaluate().")
         if streaming.is_stream(x):
             return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
         x, y, batch_size, _ = _dataset_input(x, y, batch_size, sample_weight, "evaluate")
@@ -1036,7 +1045,7 @@ class Model(trainer.Trainer, Layer):
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, batch_size=batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
-        self._start(_shapes(x))
+        self._start(_shapes(x), batch_size)
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
@@ -1059,7 +1068,7 @@ class Model(trainer.Trainer, Layer):
         x = self._checked_features(x, "x", batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
-            self.build(_batchless(_shapes(x)))
+            self.build(self._data_build_shape(_shapes(x), batch_size))
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose,
                                              "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})

@@ -50,7 +50,7 @@ def _is_weight(value):
 def _by_output(model, value, what, missing=None, require_all=False):
     """One entry per output from a list of one entry per output or a dict keyed by output names (where the
     model's outputs have names to key by). With ``require_all``, a dict must name every output."""
-    names, model_name = model.output_names, model.name
+    names, model_name = model._output_keys, model.name
     if isinstance(value, dict) and not model._outputs_keyed:
         raise ValueError(f"`{what}` is a dict, but model '{model_name}' gives its {len(names)} outputs as a list, "
                          f"without names to key them by (Keras keys a Sequential's outputs only when its last layer "
@@ -78,7 +78,7 @@ def _by_output(model, value, what, missing=None, require_all=False):
 
 def _metrics_per_output(model, metrics, what, losses):
     """The metric identifiers of compile's ``metrics`` or ``weighted_metrics``, a list per output, checked."""
-    names = model.output_names
+    names = model._output_keys
     if metrics is None:
         per_output = [[] for _ in names]
     elif _is_structure(metrics):
@@ -100,7 +100,7 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
     """``(losses, weights, metric identifiers, weighted metric identifiers, loss labels)``, one entry per output,
     checked; raises before anything changes. A loss's label is how Keras names it where the outputs have no names:
     the string it was given as, else its name."""
-    names = model.output_names
+    names = model._output_keys
     # As Keras: a model that gives its outputs in a dict takes a dict of losses for some of them only.
     entries = _by_output(model, loss, "loss", require_all=model._dict_output_keys() is None) \
         if _is_structure(loss) else [loss] * len(names)
@@ -152,7 +152,7 @@ def compile_settings(model, loss, loss_weights, metrics, weighted_metrics):
 def targets(model, y, y_name, output_shapes):
     """``(arrays, by_label)``: ``y`` as a tuple of one host array per output (None where an output needs none),
     checked against the outputs' losses, and the arrays given keyed by how messages name them."""
-    names = model.output_names
+    names = model._output_keys
     if y is None and not any(loss is not None or ids or weighted for loss, ids, weighted in zip(
             model._output_losses, model._output_metric_ids, model._output_weighted_ids)):
         return (None,) * len(names), {}     # no compiled loss and no metrics: the added losses need no targets
@@ -201,7 +201,7 @@ def sample_weights(model, sample_weight, n, ys=None, output_shapes=None):
     sequence output), as Keras takes them."""
     if sample_weight is None:
         return None
-    names = model.output_names
+    names = model._output_keys
 
     def values_shape(i):
         if ys is None or output_shapes is None or ys[i] is None:
@@ -225,7 +225,7 @@ class SeveralOutputs:
     loss, loss weight, target and metric set per output. Each method is ``Model``'s while the model has one
     output (``_multi`` false).
 
-    The model gives ``_multi``, ``_output_count``, ``output_names`` (in messages, and as keys where
+    The model gives ``_multi``, ``_output_count``, ``_output_keys`` (the outputs' names in messages, and as keys where
     ``_outputs_keyed``) and ``_output_layers()`` (the layers making the outputs)."""
 
     _outputs_keyed = True           # whether the outputs have names that dicts of losses and targets are keyed by
@@ -282,7 +282,7 @@ class SeveralOutputs:
         output_shapes = self._flat_output_shape(_batchless(_shapes(x)))
         if class_weight is not None:
             raise ValueError(f"`class_weight` is only supported for models with a single output; model '{self.name}' "
-                             f"has {len(self.output_names)}. Weigh the samples with `sample_weight` instead.")
+                             f"has {len(self._output_keys)}. Weigh the samples with `sample_weight` instead.")
         ys, by_label = targets(self, y, y_name, output_shapes)
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, **by_label})
         sw = sample_weights(self, sample_weight, _length(x), ys, output_shapes)
@@ -302,9 +302,9 @@ class SeveralOutputs:
             self._weighted_metrics = [metric for _, metric in weighted]
         self._loss_trackers_built = True
 
-    def _start(self, x_shape):
+    def _start(self, x_shape, batch_size=None):
         if not self._multi:
-            return super()._start(x_shape)
+            return super()._start(x_shape, batch_size)
         # The fused softmax + cross-entropy path is for one output; several outputs take each loss's own gradient.
         self._fused_softmax = False
         for layer in self._output_layers():
@@ -358,7 +358,7 @@ class SeveralOutputs:
     def reset_metrics(self):
         super().reset_metrics()
         if self._multi:
-            self._output_loss_sums = [None] * len(self.output_names)
+            self._output_loss_sums = [None] * len(self._output_keys)
 
     def _log_names(self):
         """The log keys in the order the logs hold them: the total loss, each output's loss (when more than one
@@ -370,13 +370,13 @@ class SeveralOutputs:
         name met again (``mae``, ``mae_1``); two losses of one name share one log, the later one's (Keras's
         logs are a dict)."""
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
-        losses = [f"{self.output_names[i] if self._outputs_keyed else self._loss_labels[i]}_loss" for i in with_loss]
+        losses = [f"{self._output_keys[i] if self._outputs_keyed else self._loss_labels[i]}_loss" for i in with_loss]
         return ["loss"] + (losses if len(losses) > 1 else []) + compiled_metrics.log_names(self._metric_entries())
 
     def _metric_entries(self):
         """``(metric, output label, weighted)`` of each compiled metric, the unweighted first (``log_names``)."""
         def label(i):
-            return self.output_names[i] if self._outputs_keyed else None
+            return self._output_keys[i] if self._outputs_keyed else None
         return [(m, label(i), False) for m, i in zip(self._metrics or [], self._metric_outputs)] + \
             [(m, label(i), True) for m, i in zip(self._weighted_metrics, self._weighted_outputs)]
 
@@ -421,6 +421,6 @@ class SeveralOutputs:
         given = self._compile_args.get("loss")
         if keyed and isinstance(given, dict) and self._dict_output_keys() is not None:
             place = {key: n for n, key in enumerate(given)}
-            with_loss.sort(key=lambda i: place.get(self.output_names[i], len(place)))
-        return [f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
+            with_loss.sort(key=lambda i: place.get(self._output_keys[i], len(place)))
+        return [f"{self._output_keys[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss]
 

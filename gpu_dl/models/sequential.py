@@ -38,7 +38,7 @@ from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
 from . import nested
-from .model import Model, _batchless, activity_of, checked_training
+from .model import Model, _batchless, _first_batch_shape, activity_of, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
 
@@ -363,6 +363,12 @@ class Sequential(SeveralOutputs, Model):
         return self._layers[-1].output_names
 
     @property
+    def _output_keys(self):
+        if not self._multi:
+            raise AttributeError(f"Sequential '{self.name}' has one output, which has no name (as in Keras).")
+        return self._layers[-1]._output_keys
+
+    @property
     def _outputs_keyed(self):
         return self._dict_output_keys() is not None
 
@@ -424,7 +430,12 @@ class Sequential(SeveralOutputs, Model):
                 raise ValueError(f"build() of '{self.name}' needs an input_shape, or an Input as the first layer.")
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layers to build.")
-        shape = _batchless(_as_shape(input_shape))
+        given = _as_shape(input_shape)
+        shape = _batchless(given)
+        # Keras records a batch size the build was given (a build from data gets its first batch's): it writes it
+        # in the build configs of the model, its input and its layers.
+        first = given[0] if isinstance(given, list) else given
+        batch = first[0] if first else None
         self._check_input_shape([(1,) + s[1:] for s in shape] if isinstance(shape, list) else (1,) + shape[1:],
                                 "input_shape")
         built = set()
@@ -432,10 +443,16 @@ class Sequential(SeveralOutputs, Model):
             if id(layer) in built:
                 _check_repeat(self, layer, shape)
             built.add(id(layer))
+            if batch is not None and not layer.built:
+                layer.__dict__["_build_batch"] = batch
             layer.ensure_built(shape)
             shape = _as_shape(layer._flat_output_shape(shape))
         self.built = True
+        self.__dict__["_build_batch"] = batch
         self._extend_graph()
+
+    def _data_build_shape(self, x_shape, batch_size=None):
+        return _first_batch_shape(x_shape, batch_size)
 
     # --------------------------------------------------------- forward/backward
     def _input_calls(self):
@@ -501,7 +518,7 @@ class Sequential(SeveralOutputs, Model):
         if not several:     # several: the first layer takes them as they come and moves them to the device
             x = backend.to_device(x)
             if not self.built:
-                self.build((None,) + tuple(x.shape[1:]))
+                self.build(tuple(x.shape))       # with its batch size, which Keras records
         out = self.forward(x, training=training, mask=mask)
         return self._structured(out if isinstance(out, list) else [out])
 

@@ -30,7 +30,10 @@ and ``data_adapters``):
   an epoch short);
 - a generator that runs out before ``steps_per_epoch`` batches, or before the
   last epoch, gives Keras's warning and ends training after that epoch (Keras goes
-  on with the few batches it peeked at; gpu_dl has no data left to go on with).
+  on with the few batches it peeked at; gpu_dl has no data left to go on with);
+- a generator given as ``validation_data`` without ``validation_steps`` is used up
+  by the first validation; later ones run, as Keras's do, on its first two batches
+  (those Keras looks at before the first epoch and hands out again), with a warning.
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ from ..data.py_dataset import PyDataset, prefetched
 from . import data_checks as checks, host_ids
 
 _END = object()     # what next() gives at the end of a DataLoader's pass
+# The batches Keras's generator adapter looks at before the first epoch (data_adapter_utils'
+# NUM_BATCHES_FOR_TENSOR_SPEC); it hands them out again at the start of each later pass (peek_and_restore).
+_KERAS_PEEKED = 2
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
             "generate at least `steps_per_epoch * epochs` batches.")
 
@@ -97,6 +103,11 @@ class Stream:
     def __init__(self, data, steps, shuffle, name, steps_name):
         self.data, self.name, self.steps, self.steps_name = data, name, steps, steps_name
         self.ran_out = False
+        # A validation generator (no validation_steps) starts each later pass with its first batches again, as
+        # Keras's does: validation_stream sets this.
+        self.replays = False
+        self._kept = []             # those first batches of an iterator
+        self._passes = 0
         self._position = 0          # batches taken so far: in this pass (PyDataset, DataLoader) or in all (iterator)
         self._order = None
         self._pass = None           # a DataLoader's pass under way
@@ -163,6 +174,10 @@ class Stream:
 
     def _iterator_epoch(self):
         step = 0
+        first_pass = self._passes == 0
+        self._passes += 1
+        if self.replays and not first_pass:
+            self._peeked = list(self._kept) + self._peeked
         while self.steps is None or step < self.steps:
             if self._peeked:
                 batch = self._peeked.pop(0)
@@ -172,6 +187,8 @@ class Stream:
                 except StopIteration:
                     self.ran_out = True
                     return
+            if first_pass and len(self._kept) < _KERAS_PEEKED:
+                self._kept.append(batch)
             yield step, self._position, batch
             self._position += 1
             step += 1
@@ -323,10 +340,15 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     def step(raw, where):
         model._test_step(*device_batch(model, raw, where), ids_checked=True)
         return model._batch_logs
+    again = stream.replays and stream._passes > 0 and stream.ran_out
     seen = _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
-    if seen == 0:
-        # A generator runs once: without validation_steps the first validation takes all of it. (Keras
-        # re-validates on the batches it looked at first, a different number each time.)
+    if again:
+        # A generator runs once: the first validation takes all of it, and later ones (as Keras's) the batches
+        # it began with, which Keras keeps from its look at the data.
+        warnings.warn(f"{_RAN_OUT} `{stream.name}` is a {_kind(stream.data)} used up by its first pass: as in "
+                      f"Keras, this validation runs on its first {len(stream._kept)} batch(es) only. Give a "
+                      "PyDataset, which runs again each epoch, to validate on all of it.", stacklevel=3)
+    elif seen == 0:
         warnings.warn(f"`{stream.name}` gave no batches this time: a {_kind(stream.data)} is used up by one pass, "
                       f"so its loss and metrics are nan. Give a PyDataset, which runs again each epoch, or a "
                       f"generator that does not end with `{stream.steps_name}` batches per pass.", stacklevel=3)
@@ -341,6 +363,7 @@ def validation_stream(model, data, steps, batch_size):
     """``validation_data`` given as a PyDataset/generator: a Stream, its first batch checked."""
     _refuse(data, "validation_data", validation_batch_size=batch_size)
     stream = Stream(data, _steps(steps, "validation_steps"), False, "validation_data", "validation_steps")
+    stream.replays = stream.steps is None
     prepare(model, stream.first(), stream.where(0))
     return stream
 

@@ -244,7 +244,7 @@ class _CompileMetrics(metric_base.Metric):
     def result(self):
         model = self._model
         outputs = self._outputs()
-        names = getattr(model, "output_names", None)
+        names = getattr(model, "_output_keys", None)
         results, counts = {}, {}
         for position, metric in enumerate(model._metrics or []):
             name = metric.name if outputs is None else f"{names[outputs[position]]}_{metric.name}"
@@ -267,18 +267,18 @@ _LossTracker._initial_state = _CompileMetrics._initial_state = metric_base.Metri
 
 def _per_output(model, value, what):
     """``value`` (targets, predictions or weights of a model of several outputs) as a list of one per output."""
-    count = len(model.output_names)
+    count = len(model._output_keys)
     if value is None:
         return [None] * count
     if isinstance(value, dict):
-        keys = model.output_names if set(value) == set(model.output_names) else sorted(value)
+        keys = model._output_keys if set(value) == set(model._output_keys) else sorted(value)
         return [value.get(k) for k in keys]
     if isinstance(value, (list, tuple)) and len(value) == count:
         return list(value)
     if count == 1:
         return [value]
     raise ValueError(f"Model '{model.name}' has {count} outputs: `{what}` must hold one entry per output (a list, "
-                     f"or a dict keyed by {model.output_names}), got {type(value).__name__}.")
+                     f"or a dict keyed by {model._output_keys}), got {type(value).__name__}.")
 
 
 def _on_device_like(value, like):
@@ -342,7 +342,7 @@ class Trainer:
         if len(with_loss) < 2:
             return {}
         keyed = self._outputs_keyed
-        names = tuple(f"{self.output_names[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
+        names = tuple(f"{self._output_keys[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
         kept = self.__dict__.get("_trainer_output_losses")
         if kept is None or kept[0] != names:
             from ..metrics import Mean
@@ -577,7 +577,7 @@ def _routed_resolve_metrics(self, y_shape, output_shape):
         _next(self, "_resolve_metrics")(y_shape, output_shape)
 
 
-def _routed_start(self, x_shape):
+def _routed_start(self, x_shape, batch_size=None):
     if not getattr(self, "built", False):
         self.build(_batchless(list(x_shape) if isinstance(x_shape, tuple) and x_shape and
                               isinstance(x_shape[0], tuple) else x_shape))

@@ -43,7 +43,7 @@ import warnings
 
 import numpy
 
-from ..catalogue import keras_snake_case
+from ..catalogue import keras_class_key, keras_snake_case
 from ..layers.base import Layer
 
 # The optimizer group's attribute with its scalars at full precision (see above).
@@ -100,7 +100,7 @@ def _weight_layout(model):
             else:
                 used = {}
                 values = value.values() if isinstance(value, dict) else value
-                items = [(f"{child}/{_unique(keras_snake_case(type(v).__name__), used)}", v)
+                items = [(f"{child}/{_unique(keras_class_key(type(v)), used)}", v)
                          for v in values if isinstance(v, Layer)]
             for sub_path, sub in items:
                 if id(sub) not in visited:
@@ -115,7 +115,7 @@ def _weight_layout(model):
         base = f"{path}/layers" if path else "layers"
         for layer in container.layers:
             # Keras keys a layer's group by its Python class's name, which a few layers export under another.
-            key = _unique(getattr(layer, "keras_weights_key", None) or keras_snake_case(type(layer).__name__), used)
+            key = _unique(keras_class_key(type(layer)), used)
             keys.append(key)
             if id(layer) in visited:
                 # A layer in two places of the tree: Keras saves it once, where it comes first, and writes no

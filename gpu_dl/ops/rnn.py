@@ -20,7 +20,11 @@ steps: dkernel = x^T dz, drecurrent = h_prev^T dz, dbias = sum dz, and the
 input gradient dx = dz @ kernel^T.
 
 ``recurrent_mask`` (N, U), when given, multiplies h_{t-1} where it enters
-the recurrent product (Keras's recurrent dropout), every step the same.
+the recurrent product (Keras's recurrent dropout), every step the same; a
+(G, N, U) mask holds one per gate (Keras's gated cells with implementation
+1): gate g's columns of the product take h_{t-1} times mask g. That product
+is then one per gate on both backends (the persistent GPU loops run without
+masks).
 
 ``step_mask`` (T, N) booleans, when given, marks the steps each sample has
 (Keras's masking of padded sequences): where it is False the step leaves
@@ -41,26 +45,102 @@ def _fused(activation, recurrent_activation, x):
                                 recurrent_activation.name if recurrent_activation.params == {} else None, x)
 
 
-def input_projection(x, kernel, bias):
-    """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product."""
+def input_projection(x, kernel, bias, input_mask=None):
+    """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product, or with ``input_mask``
+    (G, N, D), one per gate, gate g's columns from x times mask g (Keras's gated cells' input dropout with
+    implementation 1)."""
     t, n, d = x.shape
+    if input_mask is not None:
+        xw = _recurrent_product(x, input_mask, kernel)
+        if bias is not None:
+            xw += bias
+        return xw
     xw = x.reshape(t * n, d) @ kernel
     if bias is not None:
         xw += bias
     return xw.reshape(t, n, kernel.shape[1])
 
 
-def _weight_gradients(x, h_prev, dz):
-    """One product each over all steps: dkernel, drecurrent and dbias (the sum of dz's rows)."""
+def _input_gradients(x, input_mask, dz, kernel, want_input):
+    """(dkernel, dx or None) of ``input_projection`` from dz (T, N, G*U)."""
+    t, n, d = x.shape
+    if input_mask is not None:
+        dx = _recurrent_input_gradient(dz, input_mask, kernel.T) if want_input else None
+        return _recurrent_weight_gradient(x, input_mask, dz), dx
+    rows = dz.reshape(t * n, dz.shape[2])
+    dx = (rows @ kernel.T).reshape(x.shape) if want_input else None
+    return x.reshape(t * n, d).T @ rows, dx
+
+
+def _weight_gradients(h_prev, dz, mask):
+    """One product each over all steps: drecurrent (h_prev under the recurrent ``mask``) and dbias (the sum of
+    dz's rows)."""
     t, n, g = dz.shape
-    rows = dz.reshape(t * n, g)
-    dkernel = x.reshape(t * n, x.shape[2]).T @ rows
-    drecurrent = h_prev.reshape(t * n, h_prev.shape[2]).T @ rows
-    return dkernel, drecurrent, rows.sum(axis=0)
+    return _recurrent_weight_gradient(h_prev, mask, dz), dz.reshape(t * n, g).sum(axis=0)
 
 
 def _masked(h, mask):
     return h if mask is None else h * mask
+
+
+def _per_gate(mask):
+    """Whether ``mask`` holds a recurrent mask per gate (G, N, U) rather than one for all (N, U) or none."""
+    return mask is not None and mask.ndim == 3
+
+
+def _gate(mask, gate):
+    """The recurrent mask of one gate: its own where there is one per gate, else the one for all (or None)."""
+    return mask[gate] if _per_gate(mask) else mask
+
+
+def _first_gates(mask, count):
+    """The recurrent masks of the first ``count`` gates (those of a product over their columns only)."""
+    return mask[:count] if _per_gate(mask) else mask
+
+
+def _recurrent_product(h, mask, recurrent_kernel, out=None):
+    """h_{t-1} @ recurrent_kernel with the recurrent dropout ``mask``: (N, G*U), each gate's columns from h times
+    its own mask where there is one per gate."""
+    xp = array_module(h)
+    if not _per_gate(mask):
+        return xp.matmul(_masked(h, mask), recurrent_kernel, out=out)
+    if out is None:
+        out = xp.empty(h.shape[:-1] + (recurrent_kernel.shape[1],), dtype=h.dtype)
+    width = recurrent_kernel.shape[1] // mask.shape[0]
+    for gate in range(mask.shape[0]):
+        columns = slice(gate * width, (gate + 1) * width)
+        out[..., columns] = (h * mask[gate]) @ recurrent_kernel[:, columns]
+    return out
+
+
+def _recurrent_input_gradient(dz, mask, recurrent_t):
+    """The gradient of h_{t-1} from that of ``_recurrent_product``'s output ``dz`` (N, G*U); ``recurrent_t`` is
+    the recurrent kernel transposed (G*U, U)."""
+    if not _per_gate(mask):
+        return _masked(dz @ recurrent_t, mask)
+    width = recurrent_t.shape[0] // mask.shape[0]
+    total = None
+    for gate in range(mask.shape[0]):
+        rows = slice(gate * width, (gate + 1) * width)
+        part = (dz[..., rows] @ recurrent_t[rows]) * mask[gate]
+        total = part if total is None else total + part
+    return total
+
+
+def _recurrent_weight_gradient(h_prev, mask, dz):
+    """The recurrent kernel's gradient over all steps: h_prev (T, N, U) masked as its product took it, times
+    dz (T, N, G*U)."""
+    t, n, u = h_prev.shape
+    rows = dz.reshape(t * n, dz.shape[2])
+    if not _per_gate(mask):
+        return _masked(h_prev, mask).reshape(t * n, u).T @ rows
+    xp = array_module(h_prev)
+    width = rows.shape[1] // mask.shape[0]
+    out = xp.empty((u, rows.shape[1]), dtype=dz.dtype)
+    for gate in range(mask.shape[0]):
+        columns = slice(gate * width, (gate + 1) * width)
+        out[:, columns] = (h_prev * mask[gate]).reshape(t * n, u).T @ rows[:, columns]
+    return out
 
 
 def _hold(states, step, step_mask):
@@ -96,18 +176,19 @@ def _sequences(xp, t, n, u, h0, dtype, c0=None):
 
 # ------------------------------------------------------------------------------------------------ LSTM
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, *,
-                 recurrent_mask=None, step_mask=None, training=False):
-    """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None)."""
+                 recurrent_mask=None, step_mask=None, training=False, input_mask=None):
+    """(h (T+1, N, U), c (T+1, N, U), saved for ``lstm_backward`` or None). ``input_mask`` (4, N, D): one input
+    dropout mask per gate (see ``input_projection``)."""
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, bias)
+    xw = input_projection(x, kernel, bias, input_mask)
     h, c = _sequences(xp, t, n, u, h0, x.dtype, c0)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
     saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask,
-             step_mask)
+             step_mask, input_mask)
     if fused:
         from .rnn_kernels import lstm_cell_forward_cuda, lstm_sequence_forward_persistent_cuda, persistent_applies
         if recurrent_mask is None and step_mask is None and persistent_applies(n, u, x.dtype):
@@ -117,11 +198,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         hr = xp.empty((n, 4 * u), dtype=x.dtype)
     for step in range(t):
         if fused:
-            xp.matmul(_masked(h[step], recurrent_mask), recurrent_kernel, out=hr)
+            _recurrent_product(h[step], recurrent_mask, recurrent_kernel, out=hr)
             lstm_cell_forward_cuda(xw[step], hr, c[step], h[step + 1], c[step + 1], gates[step])
         else:
             z = pre[step]
-            xp.add(xw[step], _masked(h[step], recurrent_mask) @ recurrent_kernel, out=z)
+            xp.add(xw[step], _recurrent_product(h[step], recurrent_mask, recurrent_kernel), out=z)
             i, f, g, o = (gates[step, :, k * u:(k + 1) * u] for k in range(4))
             i[...] = recurrent_activation(z[:, :u])
             f[...] = recurrent_activation(z[:, u:2 * u])
@@ -140,7 +221,7 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     ``dh_seq`` (T, N, U) is the gradient of h_1..h_T (or None when only the last state is used),
     ``dh_last`` / ``dc_last`` (N, U) extra gradients of h_T and c_T (or None).
     """
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved[:11]
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -149,8 +230,8 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
         dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
     else:
         dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
-    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
-    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
+    drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
+    dkernel, dx = _input_gradients(x, saved[11], dz, kernel, want_input)
     return dx, dkernel, drecurrent, dbias, dh0, dc0
 
 
@@ -176,7 +257,7 @@ def _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz):
 
 def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
     """The time loop, one step at a time (fused cell kernels on the GPU); fills ``dz``, returns (dh0, dc0)."""
-    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, mask, step_mask = saved[:11]
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -208,7 +289,7 @@ def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
             dz[step, :, 2 * u:3 * u] = activation.grad(z[:, 2 * u:3 * u], g, dc * i)
             dz[step, :, 3 * u:] = recurrent_activation.grad(z[:, 3 * u:], o, dh * tc)
             dc_next = dc * f
-        dh_next = _masked(dz[step] @ recurrent_t, mask)
+        dh_next = _recurrent_input_gradient(dz[step], mask, recurrent_t)
         if step_mask is not None:
             passing_dc = xp.zeros_like(dh) if dc_in is None else dc_in
             dc_next = _masked_step_gradients(step_mask, step, dc_next, passing_dc)
@@ -218,12 +299,13 @@ def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
 
 # ------------------------------------------------------------------------------------------------- GRU
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
-                recurrent_mask=None, step_mask=None, training=False):
-    """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None."""
+                recurrent_mask=None, step_mask=None, training=False, input_mask=None):
+    """GRU with reset_after (Keras's default): (h (T+1, N, U), saved or None). ``bias`` is (2, 3U) or None;
+    ``input_mask`` (3, N, D) one input dropout mask per gate."""
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, None if bias is None else bias[0])
+    xw = input_projection(x, kernel, None if bias is None else bias[0], input_mask)
     h = _sequences(xp, t, n, u, h0, x.dtype)
     # per step: z, r, hh (activated) and hr_h, the recurrent product's h block (with its bias)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
@@ -233,7 +315,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     if fused:
         from .rnn_kernels import gru_cell_forward_cuda
     for step in range(t):
-        xp.matmul(_masked(h[step], recurrent_mask), recurrent_kernel, out=hr)
+        _recurrent_product(h[step], recurrent_mask, recurrent_kernel, out=hr)
         if bias is not None:
             hr += bias[1]
         if fused:
@@ -250,13 +332,14 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
             h[step + 1] = z * h[step] + (1 - z) * hh
         _hold(h, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask, step_mask)
+             recurrent_mask, step_mask, input_mask)
     return h, (saved if training else None)
 
 
 def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias (2, 3U) or None, dh0)."""
-    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    (x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask,
+     input_mask) = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -283,20 +366,20 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
             dhr[step, :, :2 * u] = dxw[step, :, :2 * u]
             dhr[step, :, 2 * u:] = da_h * r
             direct = dh * z
-        dh_next = _masked_step_gradients(step_mask, step, direct + _masked(dhr[step] @ recurrent_t, mask), dh,
-                                         dxw[step], dhr[step])
+        dh_next = _masked_step_gradients(step_mask, step, direct + _recurrent_input_gradient(dhr[step], mask,
+                                                                                             recurrent_t),
+                                         dh, dxw[step], dhr[step])
     rows = t * n
+    drecurrent = _recurrent_weight_gradient(h[:-1], mask, dhr)
+    dkernel, dx = _input_gradients(x, input_mask, dxw, kernel, want_input)
     dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
-    dkernel = x.reshape(rows, x.shape[2]).T @ dxw
-    drecurrent = _masked(h[:-1], mask).reshape(rows, u).T @ dhr
     dbias = xp.stack([dxw.sum(axis=0), dhr.sum(axis=0)]) if has_bias else None
-    dx = (dxw @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
 # ------------------------------------------------------------------------------- GRU, reset before
 def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, *,
-                             recurrent_mask=None, step_mask=None, training=False):
+                             recurrent_mask=None, step_mask=None, training=False, input_mask=None):
     """GRU with reset_after=False (the original GRU): the reset gate scales h_{t-1} before its product.
 
     ``bias`` (3U,) or None, all in the input projection. Per step: z = ra(xw_z + h U_z),
@@ -306,30 +389,32 @@ def gru_reset_before_forward(x, kernel, recurrent_kernel, bias, h0, activation, 
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, bias)
+    xw = input_projection(x, kernel, bias, input_mask)
     h = _sequences(xp, t, n, u, h0, x.dtype)
     pre = xp.empty((t, n, 3 * u), dtype=x.dtype)        # pre-activations of z, r, hh
     gates = xp.empty((t, n, 3 * u), dtype=x.dtype)      # z, r, hh
     recurrent_zr, recurrent_h = recurrent_kernel[:, :2 * u], recurrent_kernel[:, 2 * u:]
     for step in range(t):
-        h_in = _masked(h[step], recurrent_mask)
         a = pre[step]
-        xp.add(xw[step, :, :2 * u], h_in @ recurrent_zr, out=a[:, :2 * u])
+        xp.add(xw[step, :, :2 * u], _recurrent_product(h[step], _first_gates(recurrent_mask, 2), recurrent_zr),
+               out=a[:, :2 * u])
         z, r, hh = (gates[step, :, k * u:(k + 1) * u] for k in range(3))
         z[...] = recurrent_activation(a[:, :u])
         r[...] = recurrent_activation(a[:, u:2 * u])
-        xp.add(xw[step, :, 2 * u:], (r * h_in) @ recurrent_h, out=a[:, 2 * u:])
+        xp.add(xw[step, :, 2 * u:], (r * _masked(h[step], _gate(recurrent_mask, 2))) @ recurrent_h,
+               out=a[:, 2 * u:])
         hh[...] = activation(a[:, 2 * u:])
         h[step + 1] = z * h[step] + (1 - z) * hh
         _hold(h, step, step_mask)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask, step_mask)
+             recurrent_mask, step_mask, input_mask)
     return h, (saved if training else None)
 
 
 def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias (3U,) or None, dh0) of ``gru_reset_before_forward``."""
-    x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask = saved
+    (x, kernel, recurrent_kernel, has_bias, h, gates, pre, activation, recurrent_activation, mask, step_mask,
+     input_mask) = saved
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -340,21 +425,21 @@ def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
         z, r, hh = (gates[step, :, k * u:(k + 1) * u] for k in range(3))
         a = pre[step]
-        h_in = _masked(h[step], mask)
+        h_in = _masked(h[step], _gate(mask, 2))                   # h_{t-1} as the candidate's product takes it
         da[step, :, 2 * u:] = activation.grad(a[:, 2 * u:], hh, dh * (1 - z))
         da[step, :, :u] = recurrent_activation.grad(a[:, :u], z, dh * (h[step] - hh))
         d_rh = da[step, :, 2 * u:] @ recurrent_h_t                # gradient of r * h_in
         da[step, :, u:2 * u] = recurrent_activation.grad(a[:, u:2 * u], r, d_rh * h_in)
-        through = dh * z + _masked(da[step, :, :2 * u] @ recurrent_zr_t + d_rh * r, mask)
+        through = dh * z + _recurrent_input_gradient(da[step, :, :2 * u], _first_gates(mask, 2), recurrent_zr_t) + \
+            _masked(d_rh * r, _gate(mask, 2))
         dh_next = _masked_step_gradients(step_mask, step, through, dh, da[step])
     rows = t * n
     da_rows = da.reshape(rows, 3 * u)
-    h_in = _masked(h[:-1], mask)
-    dkernel = x.reshape(rows, x.shape[2]).T @ da_rows
-    drecurrent = xp.concatenate([h_in.reshape(rows, u).T @ da_rows[:, :2 * u],
+    h_in = _masked(h[:-1], _gate(mask, 2))
+    dkernel, dx = _input_gradients(x, input_mask, da, kernel, want_input)
+    drecurrent = xp.concatenate([_recurrent_weight_gradient(h[:-1], _first_gates(mask, 2), da[:, :, :2 * u]),
                                  (gates[:, :, u:2 * u] * h_in).reshape(rows, u).T @ da_rows[:, 2 * u:]], axis=1)
     dbias = da_rows.sum(axis=0) if has_bias else None
-    dx = (da_rows @ kernel.T).reshape(x.shape) if want_input else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
@@ -389,6 +474,6 @@ def simple_rnn_backward(saved, dh_seq, dh_last=None, *, want_input=True):
         dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
         dz[step] = activation.grad(pre[step], h[step + 1], dh)
         dh_next = _masked_step_gradients(step_mask, step, _masked(dz[step] @ recurrent_t, mask), dh, dz[step])
-    dkernel, drecurrent, dbias = _weight_gradients(x, _masked(h[:-1], mask), dz)
-    dx = (dz.reshape(t * n, dz.shape[2]) @ kernel.T).reshape(x.shape) if want_input else None
+    drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
+    dkernel, dx = _input_gradients(x, None, dz, kernel, want_input)
     return dx, dkernel, drecurrent, dbias, dh_next
