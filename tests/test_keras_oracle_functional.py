@@ -493,6 +493,74 @@ def test_the_training_defaults_gpu_dl_records_are_those_of_keras_s_calls():
         assert keras_training_default(ours.__new__(ours)) is default, name
 
 
+def test_the_calls_gpu_dl_records_a_mask_of_are_those_taking_one_in_keras():
+    import inspect
+    from gpu_dl.models.functional_config import keras_call_takes_mask
+    checked = 0
+    for name in sorted(set(dir(gpu_dl.layers)) & set(dir(keras.layers))):
+        theirs, ours = getattr(keras.layers, name), getattr(gpu_dl.layers, name)
+        if not (inspect.isclass(theirs) and issubclass(theirs, keras.layers.Layer) and inspect.isclass(ours)):
+            continue
+        assert keras_call_takes_mask(ours.__new__(ours)) is ("mask" in inspect.signature(theirs.call).parameters), name
+        checked += 1
+    assert checked > 100
+
+
+def _doubled(t):
+    return t * 2
+
+
+def _masked_calls_graph(lib):
+    L = lib.layers
+
+    class Masked(L.Layer):      # a call of the caller's own, taking a mask
+        def call(self, x, mask=None):
+            return x
+
+    inputs = lib.Input((4, 3), name="seq")
+    counts = lib.Input((2,), dtype="int32", name="counts")
+    x = L.LSTM(4, return_sequences=True, name="lstm")(inputs)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.Bidirectional(L.GRU(3, return_sequences=True), name="bi")(x)
+    x = L.TimeDistributed(L.Dense(3), name="td")(x)
+    x = L.Softmax(name="sm")(x)
+    x = Masked(name="masked")(x)
+    x = L.Attention(name="att")([x, x])                 # a list of inputs: Keras records nothing it fills in
+    x = L.MultiHeadAttention(2, 2, name="mha")(x, x)
+    h = L.Dense(3, name="h")(L.Flatten(name="flat")(x))
+    s = L.LSTM(3, name="l2")(x, initial_state=[h, h])   # keyword arguments given: neither
+    g = L.GlobalAveragePooling1D(name="gap")(x)
+    d = L.Lambda(_doubled, name="double")(g)
+    c = L.Lambda(_doubled, name="ints")(counts)         # an input of another dtype, which Keras converts: neither
+    x = L.Concatenate(name="cat")([d, s, L.Dense(2, name="from_ints")(c)])
+    return lib.Model([inputs, counts], L.Dense(2, name="out")(x)), Masked
+
+
+def test_functional_configs_record_the_mask_where_keras_does(tmp_path, rng):
+    import json
+    import zipfile
+    (ours, ours_class), (theirs, theirs_class) = _masked_calls_graph(gpu_dl), _masked_calls_graph(keras)
+
+    def recorded(model, path):
+        model.save(path)
+        config = json.loads(zipfile.ZipFile(path).read("config.json"))
+        return {layer["config"]["name"]: [node["kwargs"] for node in layer["inbound_nodes"]]
+                for layer in config["config"]["layers"]}
+    got, want = recorded(ours, tmp_path / "g.keras"), recorded(theirs, tmp_path / "k.keras")
+    assert got == want
+    assert got["lstm"] == [{"training": False, "mask": None}]
+    assert got["bn"] == got["bi"] == got["sm"] == got["masked"] == got["gap"] == got["double"] == [{"mask": None}]
+    assert got["att"] == got["ints"] == [{}] and list(got["l2"][0]) == ["initial_state"]
+    theirs.set_weights(ours.get_weights())
+    x = [rng.standard_normal((3, 4, 3)).astype("float32"), rng.integers(0, 5, (3, 2)).astype("int32")]
+    want_y = numpy.asarray(ours.predict(x, verbose=0))
+    custom = {"_doubled": _doubled}
+    for path, lib, masked in ((tmp_path / "g.keras", keras, theirs_class), (tmp_path / "k.keras", gpu_dl, ours_class)):
+        loaded = lib.models.load_model(path, custom_objects={"Masked": masked, **custom}, safe_mode=False)
+        loaded.set_weights(ours.get_weights())
+        numpy.testing.assert_allclose(numpy.asarray(loaded.predict(x, verbose=0)), want_y, rtol=1e-4, atol=1e-5)
+
+
 def _dropout_graph(lib):
     L = lib.layers
 
@@ -518,7 +586,7 @@ def test_functional_configs_record_training_where_keras_does(tmp_path, rng):
     def recorded(model, path):
         model.save(path)
         config = json.loads(zipfile.ZipFile(path).read("config.json"))
-        # Keras also records `mask: None` for the calls that take a mask; the training flag is compared here.
+        # The training flag here; the mask Keras records is compared below.
         return {layer["config"]["name"]: [node["kwargs"].get("training") for node in layer["inbound_nodes"]]
                 for layer in config["config"]["layers"]}
     got, want = recorded(ours, tmp_path / "g.keras"), recorded(theirs, tmp_path / "k.keras")

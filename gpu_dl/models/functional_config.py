@@ -24,6 +24,14 @@ positional and keyword); a ``mask`` a call was given is passed again where no
 mask reaches the call along the edge (Keras records the mask it passed there
 too: gpu_dl computes that one by itself).
 
+A layer's call records what Keras's ``Layer.__call__`` fills in and keeps: the
+default of ``training`` in its call() and, for a call() that takes a ``mask``,
+the mask (None; one reaching the call along the edge is left out, as gpu_dl
+writes none of the operations that make it). Keras keeps them where it made no
+new dict of arguments while converting the inputs: in a call of one tensor of
+the layer's dtype without keyword arguments, or any call of a layer that
+leaves its inputs as they are.
+
 Rebuilding creates every layer from its entry (names looked up, nothing
 imported or run, as ``keras_config`` does), then makes the recorded calls on
 symbolic tensors in an order where each call's inputs exist (Kahn's
@@ -137,31 +145,86 @@ _KERAS_TRAINING_DEFAULTS = {
 }
 
 
-def keras_training_default(layer):
-    """The default of ``training`` in the call() Keras runs for ``layer`` (True, False, or None where it has none or
-    defaults it to None): from the table above for gpu_dl's classes, from the signature of a call() of the
-    caller's own, as Keras reads it."""
+# The layers whose Keras call() takes a `mask` argument: Keras's Layer.__call__ fills it in with the mask of the
+# call's only tensor argument, and records it in the call where it records the training default (below).
+_KERAS_MASK_CALLS = frozenset((
+    "AdditiveAttention", "Attention", "BatchNormalization", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
+    "ConvLSTM3D", "GRU", "GlobalAveragePooling1D", "GlobalAvgPool1D", "LSTM", "Lambda", "Pipeline", "RNN",
+    "SimpleRNN", "Softmax", "TimeDistributed"))
+# The layers Keras leaves the inputs of unconverted (`_convert_input_args = False`).
+_KERAS_UNCONVERTED = frozenset((
+    "CategoryEncoding", "HashedCrossing", "Hashing", "IntegerLookup", "Pipeline", "RandomCrop", "RandomFlip",
+    "StringLookup", "TextVectorization"))
+
+
+def _keras_call_lookup(layer, table, from_signature):
+    """What Keras reads off the call() it runs for ``layer``: ``table[name]`` for the first of gpu_dl's classes in
+    its MRO whose name is in ``table`` (a class of one of those names stands for Keras's, as does a subclass that
+    keeps its call), ``from_signature(signature)`` for a call() of the caller's own before it; None for neither."""
     from .. import layers as layers_module
     for cls in type(layer).__mro__:
         if not cls.__module__.startswith("gpu_dl."):
             if "call" in cls.__dict__:
                 try:
-                    default = inspect.signature(cls.__dict__["call"]).parameters["training"].default
-                except (KeyError, TypeError, ValueError):
+                    return from_signature(inspect.signature(cls.__dict__["call"]))
+                except (TypeError, ValueError):
                     return None
-                return default if isinstance(default, bool) else None
             continue
-        if cls.__name__ in _KERAS_TRAINING_DEFAULTS and getattr(layers_module, cls.__name__, None) is cls:
-            return _KERAS_TRAINING_DEFAULTS[cls.__name__]
+        if cls.__name__ in table and getattr(layers_module, cls.__name__, None) is cls:
+            return table[cls.__name__]
     return None
 
 
-def _with_training_default(layer, kwargs):
-    """A node's recorded keyword arguments with ``training`` where Keras records its call's default."""
-    if "training" in kwargs:
+def _bool_default(signature):
+    parameter = signature.parameters.get("training")
+    return parameter.default if parameter is not None and isinstance(parameter.default, bool) else None
+
+
+def keras_training_default(layer):
+    """The default of ``training`` in the call() Keras runs for ``layer`` (True, False, or None where it has none or
+    defaults it to None): from the table above for gpu_dl's classes, from the signature of a call() of the
+    caller's own, as Keras reads it."""
+    return _keras_call_lookup(layer, _KERAS_TRAINING_DEFAULTS, _bool_default)
+
+
+def keras_call_takes_mask(layer):
+    """Whether the call() Keras runs for ``layer`` takes a ``mask`` argument: from the table above for gpu_dl's
+    classes, from the signature of a call() of the caller's own."""
+    return bool(_keras_call_lookup(layer, dict.fromkeys(_KERAS_MASK_CALLS, True),
+                                   lambda signature: "mask" in signature.parameters))
+
+
+def _dtype_name(dtype):
+    return getattr(dtype, "name", str(dtype))
+
+
+def _keras_records_filled_arguments(layer, node):
+    """Whether Keras records the arguments its Layer.__call__ fills in (training's default, the mask) among a
+    call's kwargs. It fills them into the dict of keyword arguments the call was given, which becomes the node's
+    unless Keras converted the inputs first, making new ones: it does for any call of a layer that converts
+    its inputs, except a call of one tensor of the layer's dtype with no keyword arguments."""
+    if _keras_call_lookup(layer, dict.fromkeys(_KERAS_UNCONVERTED, True), lambda signature: False):
+        return True
+    if node.kwargs or len(node.args) != 1 or not hasattr(node.args[0], "_keras_history"):
+        return False
+    return _dtype_name(node.args[0].dtype) == _dtype_name(getattr(layer, "dtype", node.args[0].dtype))
+
+
+def _with_filled_arguments(layer, node, kwargs):
+    """A node's recorded keyword arguments with those Keras fills in and records: its call's ``training`` default
+    and, for a call that takes a mask, the mask (None; gpu_dl does not write the operations of a mask that
+    reaches the call along the edge, so it leaves that one out, computing it again on loading)."""
+    if not _keras_records_filled_arguments(layer, node):
         return kwargs
+    filled = {}
     default = keras_training_default(layer)
-    return kwargs if default is None else {"training": default, **kwargs}
+    if "training" not in kwargs and default is not None:
+        filled["training"] = default
+    if "mask" not in kwargs and keras_call_takes_mask(layer):
+        tensors = flatten_tensors(node.args[0])
+        if all(getattr(t, "_mask", None) is None for t in tensors):
+            filled["mask"] = None
+    return {**filled, **kwargs}
 
 
 def _operation_entry(operation):
@@ -178,15 +241,15 @@ def _node_entry(model, layer, node):
     if hasattr(layer, "keras_call_arguments"):
         args, kwargs = layer.keras_call_arguments(node)
         return {"args": [_arguments(model, arg) for arg in args],
-                "kwargs": _with_training_default(layer, {k: _arguments(model, v) for k, v in kwargs.items()})}
+                "kwargs": _with_filled_arguments(layer, node, {k: _arguments(model, v) for k, v in kwargs.items()})}
     args = [_arguments(model, arg) for arg in node.args]
     keys = getattr(node, "keras_keys", None)
     if keys is not None:
         # A model made with a dict of inputs, called on one: Keras records the dict (its tensors by sorted key).
         tensors = args[0] if isinstance(node.args[0], list) else [args[0]]
         args = [dict(zip(keys, tensors))]
-    return {"args": args, "kwargs": _with_training_default(
-        layer, {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)})}
+    return {"args": args, "kwargs": _with_filled_arguments(
+        layer, node, {**{k: _arguments(model, v) for k, v in node.kwargs.items()}, **_recorded_mask(node)})}
 
 
 def functional_config(model):
