@@ -253,7 +253,7 @@ def test_evaluate_and_predict_with_steps(xp):
     numpy.testing.assert_allclose(model.predict(generator(x, y), verbose=0), expected, rtol=1e-6)   # y unused
 
 
-def test_a_generator_that_runs_out_ends_training_with_keras_warning():
+def test_a_generator_that_runs_out_goes_on_with_its_first_batches_and_keras_warning():
     x, y = make_data()
     batches = []
     counter = gpu_dl.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: batches.append(0),
@@ -261,13 +261,19 @@ def test_a_generator_that_runs_out_ends_training_with_keras_warning():
     model = dense_model()
     with pytest.warns(UserWarning, match="ran out of data"):
         history = model.fit(generator(x, y), epochs=3, shuffle=False, verbose=0, callbacks=[counter])
-    assert batches == [5] and len(history.history["loss"]) == 1
+    assert batches == [5, 2, 2] and len(history.history["loss"]) == 3     # later passes: its first 2 batches
     batches.clear()
     seven = numpy.concatenate([x, x[:8]]), numpy.concatenate([y, y[:8]])
     with pytest.warns(UserWarning, match="ran out of data"):
-        history = model.fit(generator(*seven), epochs=3, steps_per_epoch=3, shuffle=False, verbose=0,
+        history = model.fit(generator(*seven), epochs=4, steps_per_epoch=3, shuffle=False, verbose=0,
                             callbacks=[counter])
-    assert batches == [3, 3, 1] and len(history.history["loss"]) == 3     # as Keras 3.15 counts them
+    assert batches == [3, 3, 1, 2] and len(history.history["loss"]) == 4     # as Keras 3.15 counts them
+    batches.clear()
+    with pytest.warns(UserWarning, match="ran out of data"):
+        history = model.fit(generator(*seven), epochs=4, steps_per_epoch=7, shuffle=False, verbose=0,
+                            callbacks=[counter])
+    # An epoch that gets no batch has no training logs, as Keras's.
+    assert batches == [7, 0, 2, 2] and len(history.history["loss"]) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error")           # one epoch of a finite generator is the normal case
         model.fit(generator(x, y), shuffle=False, verbose=0)

@@ -28,9 +28,13 @@ and ``data_adapters``):
   ``steps_per_epoch``). With it a PyDataset or DataLoader continues its pass in
   the next epoch and starts a new one where the pass ends (warning when that cuts
   an epoch short);
-- a generator that runs out before ``steps_per_epoch`` batches, or before the
-  last epoch, gives Keras's warning and ends training after that epoch (Keras goes
-  on with the few batches it peeked at; gpu_dl has no data left to go on with);
+- a generator that runs out gives Keras's warning (except at the end of a
+  one-epoch pass without ``steps_per_epoch``, the normal case) and training goes
+  on, as in Keras: the pass ends there, and the next epoch starts a new one, which
+  hands out the generator's first two batches again (those Keras's adapter looks at
+  before the first epoch) and then what the generator still gives (nothing, once it
+  has run out). Without ``steps_per_epoch`` every epoch is a new pass. An epoch
+  that gets no batch has no training logs (Keras's are empty);
 - a generator given as ``validation_data`` without ``validation_steps`` is used up
   by the first validation; later ones run, as Keras's do, on its first two batches
   (those Keras looks at before the first epoch and hands out again), with a warning.
@@ -56,7 +60,8 @@ _END = object()     # what next() gives at the end of a DataLoader's pass
 # NUM_BATCHES_FOR_TENSOR_SPEC); it hands them out again at the start of each later pass (peek_and_restore).
 _KERAS_PEEKED = 2
 _RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
-            "generate at least `steps_per_epoch * epochs` batches.")
+            "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function when "
+            "building your dataset.")
 
 
 def is_stream(x):
@@ -97,16 +102,22 @@ class Stream:
 
     ``steps`` caps each epoch (None: one pass). ``epoch()`` yields ``(step, index, raw batch)``; ``index`` is
     the PyDataset's batch index (the position in the stream for an iterator). ``ran_out`` is set when an
-    iterator is exhausted.
+    iterator is exhausted, ``stopped`` when the last epoch ended so (its pass ended before ``steps``).
+
+    An iterator's pass goes on from epoch to epoch (with ``steps``) until it runs out; the epoch after that, and
+    without ``steps`` every epoch after the first, starts a new pass as Keras's generator adapter does: its first
+    two batches again, then what the iterator still gives.
     """
 
     def __init__(self, data, steps, shuffle, name, steps_name):
         self.data, self.name, self.steps, self.steps_name = data, name, steps, steps_name
-        self.ran_out = False
-        # A validation generator (no validation_steps) starts each later pass with its first batches again, as
-        # Keras's does: validation_stream sets this.
+        self.ran_out = self.stopped = False
+        self._pass_ended = False
+        # A validation generator without validation_steps, whose later passes (each validation) are its first
+        # batches only once it has run out: validation_stream sets this, and evaluate_pass says so.
         self.replays = False
-        self._kept = []             # those first batches of an iterator
+        self._kept = []             # the first batches of an iterator
+        self._replayed = []         # those of them a new pass has still to hand out
         self._passes = 0
         self._position = 0          # batches taken so far: in this pass (PyDataset, DataLoader) or in all (iterator)
         self._order = None
@@ -154,10 +165,18 @@ class Stream:
             return self._peeked[0]
         if not self._peeked:
             try:
-                self._peeked.append(next(self._iterator))
+                self._peeked.append(self._next_of_iterator())
             except StopIteration:
                 raise ValueError(f"`{self.name}` is a {_kind(self.data)} that yields no batches.") from None
         return self._peeked[0]
+
+    def _next_of_iterator(self):
+        """The iterator's next batch; its first ones are kept, as Keras's adapter keeps them, to start new passes
+        with."""
+        batch = next(self._iterator)
+        if len(self._kept) < _KERAS_PEEKED:
+            self._kept.append(batch)
+        return batch
 
     def epoch(self):
         if self._iterator is not None:
@@ -174,21 +193,22 @@ class Stream:
 
     def _iterator_epoch(self):
         step = 0
-        first_pass = self._passes == 0
+        self.stopped = False
+        if self._passes > 0 and (self.steps is None or self._pass_ended):
+            self._replayed = list(self._kept)
+        self._pass_ended = False
         self._passes += 1
-        if self.replays and not first_pass:
-            self._peeked = list(self._kept) + self._peeked
         while self.steps is None or step < self.steps:
             if self._peeked:
                 batch = self._peeked.pop(0)
+            elif self._replayed:
+                batch = self._replayed.pop(0)
             else:
                 try:
-                    batch = next(self._iterator)
+                    batch = self._next_of_iterator()
                 except StopIteration:
-                    self.ran_out = True
+                    self.ran_out = self.stopped = self._pass_ended = True
                     return
-            if first_pass and len(self._kept) < _KERAS_PEEKED:
-                self._kept.append(batch)
             yield step, self._position, batch
             self._position += 1
             step += 1
@@ -433,12 +453,12 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})
-        _run_epoch(train, cbs, params, step, "on_train_batch_begin", "on_train_batch_end",
-                   lambda: model.stop_training)
-        logs = model._train_logs()
-        if train.ran_out and (train.steps is not None or epoch + 1 < epochs):
+        seen = _run_epoch(train, cbs, params, step, "on_train_batch_begin", "on_train_batch_end",
+                          lambda: model.stop_training)
+        # An epoch without a batch has no training logs, as Keras's (its last step's logs, none).
+        logs = model._train_logs() if seen else {}
+        if train.stopped and (train.steps is not None or train._passes > 1 or epoch + 1 < epochs):
             warnings.warn(_RAN_OUT, stacklevel=3)
-            model.stop_training = True
         if val is not None and (epoch + 1) % validation_freq == 0:
             if isinstance(val, Stream):
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
