@@ -3,7 +3,8 @@
 A training generator that runs out before ``epochs * steps_per_epoch`` batches:
 Keras warns and goes on, each later pass handing out the generator's first two
 batches again; the per-epoch logs, the trained weights and the warnings must be
-Keras's.
+Keras's. A generator's first batch must be a tuple, as Keras's generator adapter
+requires, in predict as in fit and evaluate.
 """
 import os
 import warnings
@@ -65,3 +66,54 @@ def test_the_replayed_batches_are_the_generators_first_two():
     for a, b in zip(ours.get_weights(), model.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert len(history.history["loss"]) == 4
+
+
+def _prediction(lib, batch, method="predict"):
+    """What ``method`` gives for a generator of two batches ``batch()``, or the ValueError's message."""
+    inputs = lib.Input((3,), name="x")
+    model = lib.Model(inputs, lib.layers.Dense(2, kernel_initializer="ones", name="dense")(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+
+    def generator():
+        for _ in range(2):
+            yield batch()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return numpy.asarray(getattr(model, method)(generator(), verbose=0))
+    except ValueError as e:
+        return str(e)
+
+
+_X = numpy.arange(12, dtype="float32").reshape(4, 3)
+_Y = numpy.ones((4, 2), "float32")
+
+
+@pytest.mark.parametrize("form, batch", [
+    ("x", lambda: _X), ("[x]", lambda: [_X]), ("[x, y]", lambda: [_X, _Y]), ("{name: x}", lambda: {"x": _X}),
+    ("(x,)", lambda: (_X,)), ("(x, y)", lambda: (_X, _Y)), ("(x, y, sample_weight)", lambda: (_X, _Y, _Y[:, 0]))])
+def test_predict_takes_the_generators_keras_takes_and_refuses_the_others_with_its_message(form, batch):
+    ours, theirs = _prediction(gpu_dl, batch), _prediction(keras, batch)
+    if isinstance(theirs, str):
+        assert isinstance(ours, str), form
+        assert theirs.startswith("When passing a Python generator to a Keras model, the generator must return a tuple")
+        assert ours.startswith("`x`: " + theirs[:theirs.index("Received:")]), form
+    else:
+        numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)
+        assert ours.shape == (8, 2)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate"])
+def test_fit_and_evaluate_refuse_a_generator_of_bare_arrays_as_keras_does(method):
+    ours, theirs = _prediction(gpu_dl, lambda: _X, method), _prediction(keras, lambda: _X, method)
+    assert isinstance(theirs, str) and isinstance(ours, str)
+    assert ours.startswith("`x`: " + theirs[:theirs.index("Received:")])
+
+
+def test_only_the_first_batch_must_be_a_tuple_as_in_keras():
+    def first_a_tuple():
+        batches = iter([(_X,), _X])
+        return lambda: next(batches)
+    ours, theirs = _prediction(gpu_dl, first_a_tuple()), _prediction(keras, first_a_tuple())
+    assert not isinstance(theirs, str)
+    numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)

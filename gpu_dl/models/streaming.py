@@ -35,6 +35,9 @@ and ``data_adapters``):
   before the first epoch) and then what the generator still gives (nothing, once it
   has run out). Without ``steps_per_epoch`` every epoch is a new pass. An epoch
   that gets no batch has no training logs (Keras's are empty);
+- a Python generator's first batch must be a tuple (``(x,)``, ``(x, y)`` or
+  ``(x, y, sample_weight)``; a bare ``x``, a list or a dict is refused), in fit,
+  evaluate and predict alike, as Keras's generator adapter checks it;
 - a generator given as ``validation_data`` without ``validation_steps`` is used up
   by the first validation; later ones run, as Keras's do, on its first two batches
   (those Keras looks at before the first epoch and hands out again), with a warning.
@@ -168,6 +171,11 @@ class Stream:
                 self._peeked.append(self._next_of_iterator())
             except StopIteration:
                 raise ValueError(f"`{self.name}` is a {_kind(self.data)} that yields no batches.") from None
+            if isinstance(self.data, types.GeneratorType) and not isinstance(self._peeked[0], tuple):
+                # Keras's generator adapter takes a first batch of a tuple only (later ones in any of the forms).
+                raise ValueError(f"`{self.name}`: When passing a Python generator to a Keras model, the generator "
+                                 "must return a tuple, either (input,) or (inputs, targets) or (inputs, targets, "
+                                 f"sample_weights). Received: {self._peeked[0]}")
         return self._peeked[0]
 
     def _next_of_iterator(self):
