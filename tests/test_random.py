@@ -51,6 +51,15 @@ def test_shapes_dtypes_and_the_device_module(xp):
     assert R.dropout([[1.0, 2.0]], 0.5, seed=1).dtype == numpy.float32          # lists: floatx, as Keras
 
 
+def test_numpy_dtype_objects_are_taken_as_they_are(xp):
+    # numpy.dtype("float64") == "float" and numpy.dtype("int64") == "int" hold: neither may read as Keras's
+    # "float" (floatx) or "int" (int32).
+    assert R.uniform((3,), dtype=numpy.dtype("float64")).dtype == numpy.float64
+    assert R.normal((3,), dtype=numpy.dtype("float16")).dtype == numpy.float16
+    assert R.randint((3,), 0, 5, dtype=numpy.dtype("int64")).dtype == numpy.int64
+    assert R.uniform((3,), dtype="float").dtype == backend.floatx()
+
+
 def test_floatx_is_the_default_float_dtype(xp):
     backend.set_floatx("float64")
     try:

@@ -16,9 +16,10 @@ MATH, LINALG = "keras.src.ops.math", "keras.src.ops.linalg"
 def standardize_dtype(dtype):
     """A dtype as Keras names it: ``"float32"``, ``"int32"``, ``"bool"``, ... (Python's int and float: int32 and
     floatx, as Keras takes them)."""
-    if dtype is int or dtype == "int":
+    # (strings compared as strings: numpy.dtype("float64") == "float" holds, and int64 == "int")
+    if dtype is int or (isinstance(dtype, str) and dtype == "int"):
         return "int32"
-    if dtype is float or dtype == "float":
+    if dtype is float or (isinstance(dtype, str) and dtype == "float"):
         return backend.floatx()
     if dtype is bool:
         return "bool"
