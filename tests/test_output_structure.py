@@ -44,7 +44,7 @@ def test_calls_and_predict_give_keras_structures(xp, rng, structure):
     out = model(xp.asarray(x))
     predicted = model.predict(x, verbose=0)
     on_batch = model.predict_on_batch(x)
-    streamed = model.predict((part for part in (x[:3], x[3:])), verbose=0)     # from a generator
+    streamed = model.predict(((part,) for part in (x[:3], x[3:])), verbose=0)      # from a generator
     symbolic = model(gpu_dl.Input((3,)))
     if structure == "dict":
         assert list(out) == list(predicted) == list(on_batch) == list(streamed) == list(symbolic) == ["out"]
