@@ -105,12 +105,5 @@ def DenseNet201(include_top=True, weights="imagenet", input_tensor=None, input_s
                     classifier_activation, name=name, fn_name="DenseNet201")
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as DenseNet expects them: scaled to 0..1, then each channel normalised by ImageNet's mean
-    and standard deviation ("torch" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="torch")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("torch", "DenseNet")
+decode_predictions = imagenet_utils.decode_predictions

@@ -272,6 +272,21 @@ def _load_class_index(path):
     return index
 
 
+_MODES = {"caffe": "BGR, each channel minus its ImageNet mean",
+          "tf": "scaled to -1..1",
+          "torch": "scaled to 0..1, then each channel normalised by ImageNet's mean and standard deviation"}
+
+
+def preprocessing(mode, models):
+    """A family module's ``preprocess_input(x, data_format=None)``: ``preprocess_input`` in ``mode``, the one
+    Keras's module for ``models`` uses."""
+    def family_preprocess_input(x, data_format=None):
+        return preprocess_input(x, data_format=data_format, mode=mode)
+    family_preprocess_input.__name__ = family_preprocess_input.__qualname__ = "preprocess_input"
+    family_preprocess_input.__doc__ = f"Images (0..255, RGB) for {models}: {_MODES[mode]} ({mode!r} mode)."
+    return family_preprocess_input
+
+
 def decode_predictions(preds, top=5, class_index=None):
     """The ``top`` classes of each prediction as ``(class_name, class_description, score)``, best first.
 

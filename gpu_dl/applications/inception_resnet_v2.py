@@ -152,11 +152,5 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None, i
     return finish(img_input, input_tensor, x, name, path)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as InceptionResNetV2 expects them: scaled to -1..1 ("tf" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("tf", "InceptionResNetV2")
+decode_predictions = imagenet_utils.decode_predictions

@@ -124,11 +124,5 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     return finish(img_input, input_tensor, x, name, path)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as InceptionV3 expects them: scaled to -1..1 ("tf" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("tf", "InceptionV3")
+decode_predictions = imagenet_utils.decode_predictions

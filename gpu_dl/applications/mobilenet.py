@@ -105,11 +105,5 @@ def _depthwise_conv_block(inputs, pointwise_conv_filters, alpha, depth_multiplie
     return layers.ReLU(6.0, name=f"conv_pw_{block_id}_relu")(x)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as MobileNet expects them: scaled to -1..1 ("tf" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("tf", "MobileNet")
+decode_predictions = imagenet_utils.decode_predictions

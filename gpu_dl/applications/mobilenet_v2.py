@@ -132,11 +132,5 @@ def _make_divisible(v, divisor, min_value=None):
     return new_v
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as MobileNetV2 expects them: scaled to -1..1 ("tf" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("tf", "MobileNetV2")
+decode_predictions = imagenet_utils.decode_predictions

@@ -154,11 +154,5 @@ def ResNet152(include_top=True, weights="imagenet", input_tensor=None, input_sha
                       pooling, classes, classifier_activation, name)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255, RGB) as the ResNets expect them: BGR, each channel minus its ImageNet mean ("caffe")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("caffe", "ResNets")
+decode_predictions = imagenet_utils.decode_predictions

@@ -56,11 +56,5 @@ def ResNet152V2(include_top=True, weights="imagenet", input_tensor=None, input_s
                       pooling, classes, classifier_activation, name)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255) as the ResNet v2 models expect them: scaled to -1..1 ("tf" mode)."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("tf", "ResNet v2 models")
+decode_predictions = imagenet_utils.decode_predictions

@@ -62,11 +62,5 @@ def VGG19(include_top=True, weights="imagenet", input_tensor=None, input_shape=N
                 classifier_activation, name)
 
 
-def preprocess_input(x, data_format=None):
-    """Images (0..255, RGB) as VGG expects them: BGR, each channel minus its ImageNet mean ("caffe")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
-def decode_predictions(preds, top=5, class_index=None):
-    """See ``imagenet_utils.decode_predictions``."""
-    return imagenet_utils.decode_predictions(preds, top=top, class_index=class_index)
+preprocess_input = imagenet_utils.preprocessing("caffe", "VGG")
+decode_predictions = imagenet_utils.decode_predictions
