@@ -1,4 +1,4 @@
-"""Python generators given to fit and predict, against Keras 3 itself (where Keras is installed).
+"""Python generators given to fit, evaluate and predict, against Keras 3 itself (where Keras is installed).
 
 A training generator that runs out before ``epochs * steps_per_epoch`` batches:
 Keras warns and goes on, each later pass handing out the generator's first two
@@ -117,3 +117,91 @@ def test_only_the_first_batch_must_be_a_tuple_as_in_keras():
     ours, theirs = _prediction(gpu_dl, first_a_tuple()), _prediction(keras, first_a_tuple())
     assert not isinstance(theirs, str)
     numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def _ran_out(caught):
+    return [(w.category, str(w.message)) for w in caught if "ran out of data" in str(w.message)]
+
+
+@pytest.mark.parametrize("method, kwargs, warned", [
+    ("fit", dict(epochs=1), 1), ("fit", dict(epochs=2), 2), ("fit", dict(epochs=1, steps_per_epoch=3), 0),
+    ("fit", dict(epochs=1, steps_per_epoch=2), 0), ("fit", dict(epochs=1, steps_per_epoch=4), 1),
+    ("evaluate", dict(), 1), ("evaluate", dict(steps=3), 0), ("evaluate", dict(steps=4), 1),
+    ("predict", dict(), 1), ("predict", dict(steps=2), 0)])
+def test_a_generator_warns_when_it_runs_out_as_keras_does(method, kwargs, warned):
+    """Keras's rule (EpochIterator): a generator's length is unknown, so a pass without steps ends by running out
+    of it, with the warning, even the one epoch of fit(generator); steps the generator lasts give none."""
+    batches = _batches(3)
+    results = []
+    for lib in (gpu_dl, keras):
+        model = _model(lib)
+        data = (b for b in batches) if method != "predict" else ((b[0],) for b in batches)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if method == "fit":
+                out = model.fit(data, verbose=0, shuffle=False, **kwargs).history
+            else:
+                out = getattr(model, method)(data, verbose=0, **kwargs)
+        results.append((out, _ran_out(caught)))
+    (ours, our_warnings), (theirs, their_warnings) = results
+    assert our_warnings == their_warnings and len(their_warnings) == warned
+    assert all(category is UserWarning for category, _ in our_warnings)
+    if method == "fit":
+        assert sorted(ours) == sorted(theirs)
+        for key in theirs:
+            numpy.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+    else:
+        numpy.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def _indexed_batches(n):
+    """Batches whose targets are their index, for a model that predicts 0: each batch's loss tells which it is."""
+    x = numpy.zeros((4 * n, 3), "float32")
+    y = numpy.repeat(numpy.arange(n, dtype="float32"), 4)[:, None]
+    return x, y, [(x[4 * i:4 * i + 4], y[4 * i:4 * i + 4]) for i in range(n)]
+
+
+@pytest.mark.parametrize("data, steps, epochs", [
+    ("generator", 2, 4), ("generator", 3, 4), ("generator", 4, 4), ("generator", None, 3), ("generator", 1, 3),
+    ("short generator", 2, 4), ("endless generator", 3, 3), ("arrays", 2, 3), ("arrays", 9, 2),
+    ("py_dataset", 2, 3), ("py_dataset", 9, 2)])
+@pytest.mark.parametrize("validation_freq", [1, 2])
+def test_each_validation_starts_a_new_pass_as_keras_does(data, steps, epochs, validation_freq):
+    """Keras resets its validation iterator before each validation: arrays and PyDatasets start over, and a
+    generator hands out its first two batches again, then what it still gives."""
+    n = 3 if data == "short generator" else 6
+    x, y, batches = _indexed_batches(n)
+
+    def given(lib):
+        if data == "arrays":
+            return dict(validation_data=(x, y), validation_batch_size=4)
+        if data == "py_dataset":
+            class Batches(lib.utils.PyDataset):
+                def __len__(self):
+                    return n
+
+                def __getitem__(self, index):
+                    return batches[index]
+            return dict(validation_data=Batches())
+
+        def generator():
+            while True:
+                yield from batches
+                if data != "endless generator":
+                    return
+        return dict(validation_data=generator())
+
+    results = []
+    for lib in (gpu_dl, keras):
+        inputs = lib.Input((3,), name="x")
+        model = lib.Model(inputs, lib.layers.Dense(1, kernel_initializer="zeros", name="dense")(inputs))
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.0), loss="mse")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(x[:4], y[:4], batch_size=4, epochs=epochs, verbose=0, shuffle=False,
+                                validation_steps=steps, validation_freq=validation_freq, **given(lib))
+        results.append((history.history["val_loss"], _ran_out(caught)))
+    (ours, our_warnings), (theirs, their_warnings) = results
+    assert len(theirs) == epochs // validation_freq
+    numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert our_warnings == their_warnings

@@ -12,6 +12,11 @@ import pytest
 import gpu_dl
 from gpu_dl import backend, layers
 
+# Keras's warning, word for word, for an input that runs out (keras/src/trainers/epoch_iterator.py).
+RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can generate "
+           "at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function when building "
+           "your dataset.")
+
 N, BATCH, FEATURES = 20, 4, 3
 
 
@@ -95,7 +100,8 @@ def test_py_dataset_and_generators_train_as_the_same_batches_of_arrays(xp):
     # a finite generator, one epoch per fit: the second fit continues from the first one's weights
     finite = dense_model()
     for _ in range(2):
-        finite.fit(generator(x, y), shuffle=False, verbose=0)
+        with pytest.warns(UserWarning, match="ran out of data"):      # as Keras's, on running out of it
+            finite.fit(generator(x, y), shuffle=False, verbose=0)
     assert_same_weights(finite, model)
 
 
@@ -198,23 +204,31 @@ def test_sample_weights_in_the_batches_and_class_weight_as_with_arrays(xp):
 def test_validation_data_as_a_py_dataset_and_as_a_generator_with_validation_steps():
     x, y = make_data()
     vx, vy = make_data(seed=5)
-    reference = dense_model()
-    expected = reference.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
-                             validation_data=(vx, vy), validation_batch_size=BATCH).history
     val_data = Batches(vx, vy)
-    for validation in (dict(validation_data=val_data),
-                       dict(validation_data=generator(vx, vy, endless=True), validation_steps=N // BATCH)):
+    # Every validation starts a new pass, as Keras's: with validation_steps=2, the first two batches each time
+    # (an endless generator's next batches are never reached; the arrays' first two batches alike).
+    for validation, rows in ((lambda: dict(validation_data=val_data), slice(None)),
+                             (lambda: dict(validation_data=Batches(vx, vy), validation_steps=2), slice(0, 2 * BATCH)),
+                             (lambda: dict(validation_data=generator(vx, vy, endless=True), validation_steps=2),
+                              slice(0, 2 * BATCH)),
+                             (lambda: dict(validation_data=(vx, vy), validation_steps=2, validation_batch_size=BATCH),
+                              slice(0, 2 * BATCH))):
+        expected = dense_model().fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
+                                     validation_data=(vx[rows], vy[rows]), validation_batch_size=BATCH).history
         for train in (Batches(x, y), (x, y)):     # streaming validation beside streaming or array training
             model = dense_model()
-            if isinstance(train, tuple):
-                history = model.fit(*train, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, **validation)
-            else:
-                history = model.fit(train, epochs=2, shuffle=False, verbose=0, **validation)
+            given = validation()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")    # none runs out
+                if isinstance(train, tuple):
+                    history = model.fit(*train, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, **given)
+                else:
+                    history = model.fit(train, epochs=3, shuffle=False, verbose=0, **given)
             numpy.testing.assert_allclose(history.history["val_loss"], expected["val_loss"], rtol=1e-5)
-    assert val_data.log == ["begin", "end"] * 4
+    assert val_data.log == ["begin", "end"] * 6
 
 
-def test_a_finite_validation_generator_validates_later_epochs_on_its_first_batches_with_a_warning():
+def test_a_finite_validation_generator_validates_later_epochs_on_its_first_batches_with_keras_warning():
     x, y = make_data()
     vx, vy = make_data(seed=5)
     model = dense_model()
@@ -223,10 +237,13 @@ def test_a_finite_validation_generator_validates_later_epochs_on_its_first_batch
     class Weights(gpu_dl.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             seen.append(self.model.get_weights())
-    with pytest.warns(UserWarning, match="used up by its first pass: as in Keras, this validation runs on its first "
-                                         r"2 batch\(es\) only"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         history = model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, validation_data=generator(vx, vy),
                             callbacks=[Weights()])
+    # Keras's warning each time the generator runs out: at every validation, the first one included.
+    assert [str(w.message) for w in caught] == [RAN_OUT] * 3
+    assert {w.filename for w in caught} == {__file__}
     # Each epoch's validation loss is that of its weights: over all the data first, then over the first 2 batches
     probe = dense_model()
     for epoch, weights in enumerate(seen):
@@ -234,9 +251,22 @@ def test_a_finite_validation_generator_validates_later_epochs_on_its_first_batch
         rows = slice(None) if epoch == 0 else slice(0, 2 * BATCH)
         assert history.history["val_loss"][epoch] == pytest.approx(
             probe.evaluate(vx[rows], vy[rows], batch_size=BATCH, verbose=0), rel=1e-5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")           # one validation of a finite generator is the normal case
+    with pytest.warns(UserWarning, match="ran out of data"):       # one validation runs it out too
         dense_model().fit(x, y, batch_size=BATCH, epochs=1, verbose=0, validation_data=generator(vx, vy))
+
+
+def test_a_validation_generator_with_steps_goes_on_after_its_first_two_batches():
+    """Each validation starts a new pass, as Keras's: a generator's first two batches, then its next ones."""
+    x = numpy.zeros((24, 3), "float32")
+    y = numpy.repeat(numpy.arange(6, dtype="float32"), 4)[:, None]       # each batch's targets are its index
+    batches = [(x[4 * i:4 * i + 4], y[4 * i:4 * i + 4]) for i in range(6)]
+    inputs = gpu_dl.Input((3,))
+    model = gpu_dl.Model(inputs, gpu_dl.layers.Dense(1, kernel_initializer="zeros")(inputs))
+    model.compile(optimizer=gpu_dl.optimizers.SGD(learning_rate=0.0), loss="mse")
+    history = model.fit(*batches[0], epochs=4, verbose=0, validation_data=(b for b in batches), validation_steps=3)
+    # Batches 0, 1, 2; then 0, 1 again and the generator's next one each time: 3, 4, 5.
+    expected = [numpy.mean(numpy.square([0, 1, i])) for i in (2, 3, 4, 5)]
+    numpy.testing.assert_allclose(history.history["val_loss"], expected, rtol=1e-6)
 
 
 def test_evaluate_and_predict_with_steps(xp):
@@ -250,7 +280,8 @@ def test_evaluate_and_predict_with_steps(xp):
     numpy.testing.assert_allclose(model.predict(Batches(x), verbose=0), expected, rtol=1e-6)
     numpy.testing.assert_allclose(model.predict(generator(x, endless=True), steps=3, verbose=0), expected[:head],
                                   rtol=1e-6)
-    numpy.testing.assert_allclose(model.predict(generator(x, y), verbose=0), expected, rtol=1e-6)   # y unused
+    with pytest.warns(UserWarning, match="ran out of data"):
+        numpy.testing.assert_allclose(model.predict(generator(x, y), verbose=0), expected, rtol=1e-6)   # y unused
 
 
 def test_a_generator_that_runs_out_goes_on_with_its_first_batches_and_keras_warning():
@@ -274,9 +305,20 @@ def test_a_generator_that_runs_out_goes_on_with_its_first_batches_and_keras_warn
                             callbacks=[counter])
     # An epoch that gets no batch has no training logs, as Keras's.
     assert batches == [7, 0, 2, 2] and len(history.history["loss"]) == 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")           # one epoch of a finite generator is the normal case
+    # Keras learns a generator's length by running out of it, so even one epoch ends with its warning; steps that
+    # the generator lasts do not warn.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(generator(x, y), shuffle=False, verbose=0)
+        model.evaluate(generator(x, y), verbose=0)
+        model.predict(generator(x), verbose=0)
+    assert [str(w.message) for w in caught] == [RAN_OUT] * 3 and {w.filename for w in caught} == {__file__}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(generator(x, y), steps_per_epoch=N // BATCH, shuffle=False, verbose=0)
+        model.evaluate(generator(x, y), steps=N // BATCH, verbose=0)
+        model.predict(generator(x), steps=N // BATCH, verbose=0)
+        model.fit(Batches(x, y), epochs=2, verbose=0)         # a PyDataset's length is known
 
 
 def test_progress_bar_counts_the_epoch_and_learns_an_unknown_length(capsys):

@@ -29,12 +29,14 @@ no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy
 
 from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
+from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
@@ -928,16 +930,16 @@ class Model(trainer.Trainer, Layer):
         validation_freq = checks.positive_int(validation_freq, "validation_freq")
         split = checks.validation_split(validation_split)
         val_stream = streaming.is_stream(validation_data)
-        if steps_per_epoch is not None or (validation_steps is not None and not val_stream):
-            raise ValueError("`steps_per_epoch`/`validation_steps` apply to a PyDataset or generator; with arrays, "
-                             "use batch_size.")
+        if steps_per_epoch is not None:
+            raise ValueError("`steps_per_epoch` applies to a PyDataset or generator; with arrays, use batch_size.")
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
-        val = None
+        val, val_steps = None, None
         if val_stream:
             val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
         elif validation_data is not None:
             val = self._validation_arrays(validation_data)
+            val_steps = streaming.checked_steps(validation_steps, "validation_steps")
         elif split > 0:
             cut = checks.split_for_validation(_length(x), split)
             head, tail = slice(None, cut), slice(cut, None)
@@ -973,7 +975,8 @@ class Model(trainer.Trainer, Layer):
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
-                                if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+                                if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs,
+                                                                         steps=val_steps))
             logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
@@ -1016,17 +1019,24 @@ class Model(trainer.Trainer, Layer):
         return vx, vy, vsw
 
     # ----------------------------------------------------------------- evaluate
-    def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None):
-        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this)."""
+    def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None, steps=None):
+        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this). ``steps``
+        (fit's ``validation_steps``) takes that many batches from the start, as Keras's evaluate does over the
+        arrays each time, with Keras's warning where the arrays have fewer."""
         self.reset_metrics()
         if cbs is not None:
             cbs.call("on_test_begin", {})
-        for step, index in enumerate(self._batches(_length(x), batch_size)):
+        batches = self._batches(_length(x), batch_size)
+        if steps is not None:
+            batches = itertools.islice(batches, steps)
+        for step, index in enumerate(batches):
             if cbs is not None:
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
                 cbs.batch("on_test_batch_end", step, self._batch_logs)
+        if steps is not None and steps > _epoch_steps(_length(x), batch_size):
+            warn(streaming.RAN_OUT)
         logs = self._logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)

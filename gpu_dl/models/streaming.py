@@ -28,19 +28,25 @@ and ``data_adapters``):
   ``steps_per_epoch``). With it a PyDataset or DataLoader continues its pass in
   the next epoch and starts a new one where the pass ends (warning when that cuts
   an epoch short);
-- a generator that runs out gives Keras's warning (except at the end of a
-  one-epoch pass without ``steps_per_epoch``, the normal case) and training goes
-  on, as in Keras: the pass ends there, and the next epoch starts a new one, which
-  hands out the generator's first two batches again (those Keras's adapter looks at
-  before the first epoch) and then what the generator still gives (nothing, once it
-  has run out). Without ``steps_per_epoch`` every epoch is a new pass. An epoch
-  that gets no batch has no training logs (Keras's are empty);
+- a generator (or a DataLoader of unknown length) that runs out gives Keras's
+  warning, whenever it runs out: at the end of every epoch without
+  ``steps_per_epoch`` (the first one included: Keras knows a generator's length
+  only by running out of it), in evaluate and predict without ``steps`` as well;
+  never when it lasts the ``steps`` asked for. Training goes on, as in Keras: the
+  pass ends there, and the next epoch starts a new one, which hands out the
+  generator's first two batches again (those Keras's adapter looks at before the
+  first epoch) and then what the generator still gives (nothing, once it has run
+  out). Without ``steps_per_epoch`` every epoch is a new pass. An epoch that gets
+  no batch has no training logs (Keras's are empty);
 - a Python generator's first batch must be a tuple (``(x,)``, ``(x, y)`` or
   ``(x, y, sample_weight)``; a bare ``x``, a list or a dict is refused), in fit,
   evaluate and predict alike, as Keras's generator adapter checks it;
-- a generator given as ``validation_data`` without ``validation_steps`` is used up
-  by the first validation; later ones run, as Keras's do, on its first two batches
-  (those Keras looks at before the first epoch and hands out again), with a warning.
+- every validation starts a new pass over ``validation_data``, as Keras's evaluate
+  resets its cached iterator each time: ``validation_steps`` batches from the
+  start of a PyDataset or DataLoader (of the arrays too, ``Model.fit``); a
+  generator's new pass is its first two batches again, then what it still gives,
+  so a generator used up by the first validation validates later epochs on its
+  first two batches (with Keras's warning, as it runs out each time).
 """
 from __future__ import annotations
 
@@ -56,13 +62,14 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.io_utils import print_msg
 from ..data import torch_loader
 from ..data.py_dataset import PyDataset, prefetched
+from ..backend.user_warnings import warn
 from . import data_checks as checks, host_ids
 
 _END = object()     # what next() gives at the end of a DataLoader's pass
 # The batches Keras's generator adapter looks at before the first epoch (data_adapter_utils'
 # NUM_BATCHES_FOR_TENSOR_SPEC); it hands them out again at the start of each later pass (peek_and_restore).
 _KERAS_PEEKED = 2
-_RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
             "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function when "
             "building your dataset.")
 
@@ -95,7 +102,7 @@ def _refuse(x, name, **given):
                          f"its batches.")
 
 
-def _steps(value, name):
+def checked_steps(value, name):
     """``steps_per_epoch`` (or ``steps``, ``validation_steps``) checked and capped by ``max_steps_per_epoch()``."""
     return backend.config.capped_steps(None if value is None else checks.positive_int(value, name))
 
@@ -109,16 +116,16 @@ class Stream:
 
     An iterator's pass goes on from epoch to epoch (with ``steps``) until it runs out; the epoch after that, and
     without ``steps`` every epoch after the first, starts a new pass as Keras's generator adapter does: its first
-    two batches again, then what the iterator still gives.
+    two batches again, then what the iterator still gives. With ``restarts`` (validation data, whose iterator
+    Keras resets before each validation) every epoch starts a new pass, whatever the kind of data.
     """
 
     def __init__(self, data, steps, shuffle, name, steps_name):
         self.data, self.name, self.steps, self.steps_name = data, name, steps, steps_name
         self.ran_out = self.stopped = False
         self._pass_ended = False
-        # A validation generator without validation_steps, whose later passes (each validation) are its first
-        # batches only once it has run out: validation_stream sets this, and evaluate_pass says so.
-        self.replays = False
+        self.restarts = False
+        self._epochs = 0
         self._kept = []             # the first batches of an iterator
         self._replayed = []         # those of them a new pass has still to hand out
         self._passes = 0
@@ -187,6 +194,9 @@ class Stream:
         return batch
 
     def epoch(self):
+        if self.restarts and self._epochs > 0:
+            self._pass, self._position = None, 0
+        self._epochs += 1
         if self._iterator is not None:
             yield from self._iterator_epoch()
             return
@@ -202,7 +212,7 @@ class Stream:
     def _iterator_epoch(self):
         step = 0
         self.stopped = False
-        if self._passes > 0 and (self.steps is None or self._pass_ended):
+        if self._passes > 0 and (self.steps is None or self._pass_ended or self.restarts):
             self._replayed = list(self._kept)
         self._pass_ended = False
         self._passes += 1
@@ -229,10 +239,9 @@ class Stream:
             if self._pass is None:
                 self._pass, self._position = torch_loader.numpy_batches(self.data), 0
             batch = self._peeked.pop(0) if self._peeked else next(self._pass, _END)
-            if batch is _END:           # the pass ended (a loader of unknown length)
+            if batch is _END:           # the pass ended (a loader of unknown length): Keras's StopIteration
                 self._pass = None
-                if self.steps is not None and step < self.steps:
-                    warnings.warn(_RAN_OUT, stacklevel=4)
+                warn(RAN_OUT)
                 return
             yield step, self._position, batch
             self._position += 1
@@ -240,7 +249,7 @@ class Stream:
             if self.length is not None and self._position >= self.length:
                 self._pass = None
                 if self.steps is not None and step < self.steps:
-                    warnings.warn(_RAN_OUT, stacklevel=4)
+                    warn(RAN_OUT)
                 return
         if self.steps is None:
             self._pass = None
@@ -264,7 +273,7 @@ class Stream:
         if self.length is not None and self._position >= self.length:
             # Keras starts a new pass with the next epoch, warning when this one was cut short of steps_per_epoch.
             if self.steps is not None and step + 1 < self.steps:
-                warnings.warn(_RAN_OUT, stacklevel=4)
+                warn(RAN_OUT)
             self._position = 0
 
 
@@ -368,20 +377,9 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     def step(raw, where):
         model._test_step(*device_batch(model, raw, where), ids_checked=True)
         return model._batch_logs
-    again = stream.replays and stream._passes > 0 and stream.ran_out
-    seen = _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
-    if again:
-        # A generator runs once: the first validation takes all of it, and later ones (as Keras's) the batches
-        # it began with, which Keras keeps from its look at the data.
-        warnings.warn(f"{_RAN_OUT} `{stream.name}` is a {_kind(stream.data)} used up by its first pass: as in "
-                      f"Keras, this validation runs on its first {len(stream._kept)} batch(es) only. Give a "
-                      "PyDataset, which runs again each epoch, to validate on all of it.", stacklevel=3)
-    elif seen == 0:
-        warnings.warn(f"`{stream.name}` gave no batches this time: a {_kind(stream.data)} is used up by one pass, "
-                      f"so its loss and metrics are nan. Give a PyDataset, which runs again each epoch, or a "
-                      f"generator that does not end with `{stream.steps_name}` batches per pass.", stacklevel=3)
-    elif stream.ran_out and stream.steps is not None:
-        warnings.warn(_RAN_OUT, stacklevel=3)
+    _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
+    if stream.stopped:
+        warn(RAN_OUT)
     logs = model._logs()
     cbs.call("on_test_end", logs)
     return {prefix + name: value for name, value in logs.items()}
@@ -390,8 +388,8 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
 def validation_stream(model, data, steps, batch_size):
     """``validation_data`` given as a PyDataset/generator: a Stream, its first batch checked."""
     _refuse(data, "validation_data", validation_batch_size=batch_size)
-    stream = Stream(data, _steps(steps, "validation_steps"), False, "validation_data", "validation_steps")
-    stream.replays = stream.steps is None
+    stream = Stream(data, checked_steps(steps, "validation_steps"), False, "validation_data", "validation_steps")
+    stream.restarts = True
     prepare(model, stream.first(), stream.where(0))
     return stream
 
@@ -415,22 +413,20 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     verbose = checks.verbosity(verbose)
     validation_freq = checks.positive_int(validation_freq, "validation_freq")
     callbacks = model._check_callbacks(callbacks)
-    train = Stream(x, _steps(steps_per_epoch, "steps_per_epoch"), shuffle, "x", "steps_per_epoch")
+    train = Stream(x, checked_steps(steps_per_epoch, "steps_per_epoch"), shuffle, "x", "steps_per_epoch")
     if shuffle and not train.shuffle:
         given = {"PyDataset": "an endless PyDataset", "torch DataLoader": "a torch DataLoader"}.get(_kind(x),
                                                                                                  "a generator")
         warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
                       "It is expected to yield already-shuffled data.", stacklevel=3)
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
-    val = val_params = None
+    val = val_params = val_steps = None
     if is_stream(validation_data):
         val = validation_stream(model, validation_data, validation_steps, validation_batch_size)
         val_params = {"verbose": verbose, "steps": val.known_steps}
     elif validation_data is not None:
-        if validation_steps is not None:
-            raise ValueError("`validation_steps` applies to validation data given as a PyDataset or generator; "
-                             "with arrays, use validation_batch_size.")
         val = model._validation_arrays(validation_data)
+        val_steps = checked_steps(validation_steps, "validation_steps")
         val_batch_size = checks.positive_int(32 if validation_batch_size is None else validation_batch_size,
                                              "validation_batch_size")
         model._check_stateful_batches(len(val[0][0] if isinstance(val[0], tuple) else val[0]), val_batch_size,
@@ -465,13 +461,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                           lambda: model.stop_training)
         # An epoch without a batch has no training logs, as Keras's (its last step's logs, none).
         logs = model._train_logs() if seen else {}
-        if train.stopped and (train.steps is not None or train._passes > 1 or epoch + 1 < epochs):
-            warnings.warn(_RAN_OUT, stacklevel=3)
+        if train.stopped:
+            warn(RAN_OUT)
         if val is not None and (epoch + 1) % validation_freq == 0:
             if isinstance(val, Stream):
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
-                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs, steps=val_steps))
         logs = model._epoch_logs(logs)
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
@@ -488,7 +484,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     _refuse(x, "x", y=y, sample_weight=sample_weight, batch_size=batch_size)
     verbose = checks.verbosity(verbose)
     callbacks = model._check_callbacks(callbacks)
-    stream = Stream(x, _steps(steps, "steps"), False, "x", "steps")
+    stream = Stream(x, checked_steps(steps, "steps"), False, "x", "steps")
     xb, yb, _, output_shape = prepare(model, stream.first(), stream.where(0))
     model._resolve_metrics(_shapes(yb), output_shape)
     model._start(_shapes(xb))
@@ -504,7 +500,7 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     _refuse(x, "x", batch_size=batch_size)
     verbose = checks.verbosity(verbose)
     callbacks = model._check_callbacks(callbacks)
-    stream = Stream(x, _steps(steps, "steps"), False, "x", "steps")
+    stream = Stream(x, checked_steps(steps, "steps"), False, "x", "steps")
     first = _host_inputs(model, stream.first(), stream.where(0))
     if not model.built:
         model.build(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
@@ -523,8 +519,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
         outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
         return lambda: {"outputs": outputs[-1]}
     _run_epoch(stream, cbs, params, step, "on_predict_batch_begin", "on_predict_batch_end")
-    if stream.ran_out and stream.steps is not None:
-        warnings.warn(_RAN_OUT, stacklevel=2)
+    if stream.stopped:
+        warn(RAN_OUT)
     cbs.call("on_predict_end", {})
     if outputs and isinstance(outputs[0], list):
         return model._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])

@@ -48,6 +48,7 @@ import warnings
 import numpy
 
 from .. import backend, backprop, metric_base
+from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
 from ..layers import layer_losses
 from . import data_checks as checks
@@ -730,9 +731,10 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     from .model import _dataset_input
     verbose = checks.verbosity(verbose)
     callbacks = model._check_callbacks(callbacks)
+    stream = None
     if streaming.is_stream(x):
         streaming._refuse(x, "x", batch_size=batch_size)
-        stream = streaming.Stream(x, streaming._steps(steps, "steps"), False, "x", "steps")
+        stream = streaming.Stream(x, streaming.checked_steps(steps, "steps"), False, "x", "steps")
         known = stream.known_steps
         batches = ((step, raw) for step, _, raw in stream.epoch())
     else:
@@ -757,6 +759,8 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         cbs.batch("on_predict_batch_begin", step, dict)
         outputs.append(_host(model.predict_step(_device_data(data))))
         cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
+    if stream is not None and stream.stopped:
+        warn(streaming.RAN_OUT)
     cbs.call("on_predict_end", {})
     if not outputs:
         raise ValueError("predict() got no batches to run on.")
