@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
-from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset  # noqa: E402
 
 import gpu_dl  # noqa: E402
 
@@ -88,3 +88,41 @@ def test_dict_inputs_as_keras():
     models = pair(two_inputs)
     fit_both(models, loader, epochs=2)
     numpy.testing.assert_allclose(*(m.predict(loader, verbose=0) for m in models), rtol=1e-5, atol=1e-6)
+
+
+class _Unsized(IterableDataset):
+    """A dataset without a length: 6 batches (x, y) of 4 rows whose targets are the batch's index."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield numpy.zeros((4, 3), "float32"), numpy.full((4, 1), i, "float32")
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["len", "no_len"])
+@pytest.mark.parametrize("steps, epochs", [(2, 3), (9, 2), (None, 2)])
+def test_validation_restarts_the_loader_and_ran_out_warnings_as_keras(sized, steps, epochs):
+    """Each validation is a new pass of the loader; a loader of unknown length warns whenever it runs out, as
+    Keras's EpochIterator does (one of known length only where validation_steps outruns it)."""
+    def loader():
+        if sized:
+            x = torch.zeros((24, 3))
+            y = torch.arange(6, dtype=torch.float32).repeat_interleave(4)[:, None]
+            return DataLoader(TensorDataset(x, y), batch_size=4)
+        return DataLoader(_Unsized(6), batch_size=None)
+    results = []
+    for lib in (gpu_dl, keras):
+        inputs = lib.Input((3,))
+        model = lib.Model(inputs, lib.layers.Dense(1, kernel_initializer="zeros")(inputs))
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.0), loss="mse")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(numpy.zeros((4, 3), "float32"), numpy.zeros((4, 1), "float32"), epochs=epochs,
+                                verbose=0, validation_data=loader(), validation_steps=steps)
+        results.append((history.history["val_loss"], [str(w.message) for w in caught if "ran out" in str(w.message)]))
+    (ours, our_warnings), (theirs, their_warnings) = results
+    numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert our_warnings == their_warnings
+    assert len(their_warnings) == (0 if steps == 2 or (sized and steps is None) else epochs)
