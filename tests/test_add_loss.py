@@ -290,7 +290,7 @@ def test_gradient_with_no_compiled_loss_and_an_output_without_a_loss(xp, rng):
     model = _two_outputs()
     model.compile(optimizer="sgd")
     assert model.test_on_batch(x) == pytest.approx(sum(float(to_numpy(v).sum()) for v in model.losses), rel=1e-12)
-    with pytest.warns(UserWarning, match=r"gradients do not exist for variables \['first/kernel', 'first/bias'\]"):
+    with pytest.warns(UserWarning, match=r"Gradients do not exist for variables \['first/kernel', 'first/bias'\]"):
         _assert_total_loss_gradient(model, x, None, rng, loss=None)     # as Keras: no loss reads that output
 
 

@@ -103,7 +103,7 @@ def test_an_output_without_a_loss_is_not_trained_on_and_not_logged(xp, rng):
     model = two_heads()
     model.compile("sgd", loss=[None, "mse"])
     cls_kernel = model.get_layer("cls").get_weights()[0].copy()
-    with pytest.warns(UserWarning, match=r"gradients do not exist for variables \['cls/kernel', 'cls/bias'\]"):
+    with pytest.warns(UserWarning, match=r"Gradients do not exist for variables \['cls/kernel', 'cls/bias'\]"):
         logs = model.train_on_batch(x, [None, yb], return_dict=True)
     assert list(logs) == ["loss"]           # as Keras: no per-output losses when only one output has one
     numpy.testing.assert_array_equal(model.get_layer("cls").get_weights()[0], cls_kernel)

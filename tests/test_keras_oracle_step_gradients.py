@@ -133,3 +133,23 @@ def test_a_repeated_layers_weights_file_moves_both_ways(tmp_path):
     numpy.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     # Why gpu_dl writes no config for it: Keras's lists the repeated layer once, a model of two layers.
     assert [entry["config"]["name"] for entry in theirs.get_config()["layers"]][1:] == ["block", "mid"]
+
+
+def test_the_warning_of_variables_without_gradients_is_keras():
+    """The same words and category as Keras's (the file differs: Keras names its own optimizer's line, gpu_dl the
+    caller's, tests/test_step_gradients.py)."""
+    rng = numpy.random.default_rng(5)
+    x, y = rng.standard_normal((4, 3)).astype("float32"), rng.standard_normal((4, 2)).astype("float32")
+    found = {}
+    for lib in (gpu_dl, keras):
+        model = _two_heads(lib)
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss=["mse", None])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, [y, y], batch_size=2, epochs=1, verbose=0)
+            model.train_on_batch(x, [y, y])
+        found[lib.__name__] = [(w.category, str(w.message)) for w in caught if "radients" in str(w.message)]
+    assert found["gpu_dl"] == found["keras"]
+    assert found["keras"] == [(UserWarning, "Gradients do not exist for variables ['head_b/kernel', 'head_b/bias'] "
+                               "when minimizing the loss. If using `model.compile()`, did you forget to provide a "
+                               "`loss` argument?")] * 3

@@ -4,6 +4,9 @@ reach), a custom loop's ``model.backward`` starts from no gradients, and one con
 the array its backward made. A variable read by several calls (a layer twice in a Sequential, a layer built on
 another's kernel, an Embedding and a tied projection through ops) gets the sum of their gradients, checked against
 float64 finite differences. Against Keras itself: tests/test_keras_oracle_step_gradients.py."""
+import inspect
+import warnings
+
 import numpy
 import pytest
 
@@ -55,7 +58,7 @@ def test_a_layer_a_step_skips_keeps_its_weights_and_slots(xp, rng, float64):
     reached = model.first.trainable_weights + model.last.trainable_weights
     start = _values(reached)
     momenta = [to_numpy(optimizer.get_slot(v, "momentum")).copy() for v in reached]
-    with pytest.warns(UserWarning, match=r"gradients do not exist for variables \['extra/kernel', 'extra/bias'\]"):
+    with pytest.warns(UserWarning, match=r"Gradients do not exist for variables \['extra/kernel', 'extra/bias'\]"):
         model.train_on_batch(xp.asarray(narrow[0]), xp.asarray(narrow[1]))
     assert optimizer.iterations == 2
     assert model.extra.kernel.grad is None and model.extra.bias.grad is None
@@ -233,3 +236,50 @@ def test_a_subclassed_model_with_its_own_backward_is_refused():
 
     with pytest.raises(TypeError, match="ByHand: a subclassed model with its own backward\\(\\) is not supported"):
         ByHand()
+
+
+# ------------------------------------------------------------------ the warning of variables without gradients
+def _gradient_warnings(call):
+    """What ``call()`` warns of variables without gradients, as (message, file, line), and the line it is on."""
+    line = inspect.stack()[1].lineno
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [(str(w.message), w.filename, w.lineno) for w in caught if "radients do not exist" in str(w.message)], line
+
+
+def test_the_warning_of_variables_without_gradients_names_the_callers_line(rng):
+    """Keras's words, attributed to the caller's own line however deep in gpu_dl the step is: fit,
+    train_on_batch, optimizer.apply, and the apply call inside a train_step of the caller's."""
+    message = ("Gradients do not exist for variables ['head_b/kernel', 'head_b/bias'] when minimizing the loss. If "
+               "using `model.compile()`, did you forget to provide a `loss` argument?")
+    x, y = rng.standard_normal((4, 3)).astype("float32"), rng.standard_normal((4, 2)).astype("float32")
+    model = _two_heads()
+    model.compile(optimizer="sgd", loss=["mse", None])
+    found, line = _gradient_warnings(lambda: model.fit(x, [y, y], epochs=2, batch_size=2, verbose=0))
+    assert found == [(message, __file__, line)] * 4
+    found, line = _gradient_warnings(lambda: model.train_on_batch(x, [y, y]))
+    assert found == [(message, __file__, line)]
+
+    optimizer = gpu_dl.optimizers.SGD(0.1)
+    model(x, training=True)
+    model.backward([numpy.ones((4, 2), "float32"), None])
+    found, line = _gradient_warnings(lambda: optimizer.apply(model.trainable_weights))
+    assert found == [(message, __file__, line)]
+
+    apply_line = []
+
+    class OwnStep(gpu_dl.Model):
+        def train_step(self, data):
+            inputs, targets = data
+            outputs = self(inputs, training=True)
+            self.backward([2 * (outputs[0] - targets[0]) / outputs[0].size, None])
+            apply_line.append(inspect.currentframe().f_lineno + 1)
+            self.optimizer.apply(self.trainable_weights)
+            return {}
+    inputs = gpu_dl.Input((3,))
+    trunk = layers.Dense(4, name="trunk")(inputs)
+    own = OwnStep(inputs, [layers.Dense(2, name="head_a")(trunk), layers.Dense(2, name="head_b")(trunk)])
+    own.compile(optimizer="sgd")
+    found, _ = _gradient_warnings(lambda: own.fit(x, [y, y], batch_size=4, verbose=0))
+    assert found == [(message, __file__, apply_line[0])]

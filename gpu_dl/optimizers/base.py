@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import warnings
 
 import numpy
 
 from .. import backend
+from ..backend.user_warnings import warn
 from ..catalogue import snake_case
 from . import accumulation, averaging, schedules as schedules_module
 
@@ -381,8 +381,10 @@ class Optimizer:
             raise ValueError(f"{self._owner}: the learning rate at step {self._iterations} is {lr!r}; "
                              "it must be a finite number.")
         if missing:
-            warnings.warn(f"{self._owner}: gradients do not exist for variables {missing}; they are not updated.",
-                          stacklevel=3)
+            # Keras's words; attributed to the caller's line (fit, train_on_batch, or the apply call of a
+            # train_step of the caller's), wherever in gpu_dl the step was reached from.
+            warn(f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
+                 "`model.compile()`, did you forget to provide a `loss` argument?")
 
         # Everything is checked: from here on the step changes state.
         self.build([v for _, v in pairs])
