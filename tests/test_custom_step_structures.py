@@ -1,13 +1,16 @@
 """A train_step or test_step of the caller's own gets the batch in the structures fit, evaluate and the
 ``*_on_batch`` methods were given, as Keras hands them: a dict of inputs as that dict, a dict of targets (for a
-model of several named outputs) as that dict, and a dict of sample weights as that dict. Keras 3 (torch backend) is
-the oracle where it is installed."""
+model of several named outputs) as that dict, and a dict of sample weights as that dict; lists of targets and
+weights as lists. A compute_loss of the caller's own (the built-in steps calling it) gets targets and weights the
+same way. Keras 3 (torch backend) is the oracle where it is installed."""
 import os
+import warnings
 
 import numpy
 import pytest
 
 import gpu_dl
+from gpu_dl import backend
 
 N = 8
 
@@ -98,3 +101,149 @@ def test_dict_inputs_targets_and_weights_train_as_keras(on_cpu, keras):
     assert sorted(ours_logs) == sorted(theirs_logs)
     for key in theirs_logs:
         assert ours_logs[key] == pytest.approx(theirs_logs[key], rel=2e-5, abs=1e-6), key
+
+
+# ------------------------------------------------------------------ compute_loss of the caller's own
+def _structure(value):
+    """A value's structure: "array", None, or the list, tuple or dict of its entries' structures."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: _structure(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_structure(v) for v in value)
+    # Keras's build traces compute_loss on tensors without data first (torch's "meta" device)
+    return "symbolic" if str(getattr(value, "device", "")) == "meta" else "array"
+
+
+def _loss_model(lib, seen, outputs_as):
+    """A model of two outputs whose compute_loss (alone overridden) records what it gets, then computes Keras's."""
+    class Spy(lib.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            if "symbolic" not in str(_structure(y_pred)):
+                seen.append((_structure(y), _structure(y_pred), _structure(sample_weight)))
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+    inputs = lib.Input((3,))
+    a = lib.layers.Dense(2, kernel_initializer="ones", name="a")(inputs)       # the same weights in both
+    b = lib.layers.Dense(1, kernel_initializer="ones", name="b")(inputs)
+    model = Spy(inputs, {"a": a, "b": b} if outputs_as == "dict" else [a, b])
+    model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1),
+                  loss={"a": "mse", "b": "mae"} if outputs_as == "dict" else ["mse", "mae"])
+    return model
+
+
+_TWO = numpy.random.default_rng(3)
+_X = _TWO.standard_normal((4, 3)).astype("float32")
+_YA, _YB = _TWO.standard_normal((4, 2)).astype("float32"), _TWO.standard_normal((4, 1)).astype("float32")
+_W = _TWO.random(4).astype("float32")
+_TARGETS = {"list": [_YA, _YB], "tuple": (_YA, _YB), "dict": {"a": _YA, "b": _YB}}
+_WEIGHTS = {None: None, "one": _W, "list": [_W, 1 - _W], "dict": {"a": _W, "b": 1 - _W}}
+# (outputs, targets, weights) and what compute_loss gets, as Keras 3.15 (torch backend) hands them: y as given
+# (a generator's tuples as lists: the torch DataLoader Keras passes a generator through makes them so), and
+# sample_weight as given, but for one weight array beside several targets, which fit and evaluate on arrays give
+# for each target in the targets' structure (Keras's array adapter), train_on_batch and a generator as it is.
+_A = "array"
+_STRUCTURES = [
+    # outputs, targets, weights, y, y from a generator, sample_weight in fit/evaluate, in train_on_batch/generator
+    ("list", "list", None, [_A, _A], [_A, _A], None, None),
+    ("list", "tuple", None, (_A, _A), [_A, _A], None, None),
+    ("dict", "dict", None, {"a": _A, "b": _A}, {"a": _A, "b": _A}, None, None),
+    ("dict", "list", None, [_A, _A], [_A, _A], None, None),
+    ("list", "list", "list", [_A, _A], [_A, _A], [_A, _A], [_A, _A]),
+    ("dict", "dict", "dict", {"a": _A, "b": _A}, {"a": _A, "b": _A}, {"a": _A, "b": _A}, {"a": _A, "b": _A}),
+    ("list", "list", "one", [_A, _A], [_A, _A], [_A, _A], _A),
+    ("dict", "dict", "one", {"a": _A, "b": _A}, {"a": _A, "b": _A}, {"a": _A, "b": _A}, _A),
+]
+
+
+def _seen_by_compute_loss(lib, outputs_as, targets, weights):
+    """What compute_loss got in fit, evaluate, train_on_batch and fit on a generator, and the losses they gave."""
+    seen, losses = [], []
+    y, sw = _TARGETS[targets], _WEIGHTS[weights]
+    for how in ("fit", "evaluate", "train_on_batch", "generator"):
+        model = _loss_model(lib, seen, outputs_as)
+        if how == "fit":
+            losses.append(model.fit(_X, y, sample_weight=sw, batch_size=4, verbose=0, shuffle=False).history["loss"])
+        elif how == "evaluate":
+            losses.append(model.evaluate(_X, y, sample_weight=sw, batch_size=4, verbose=0))
+        elif how == "train_on_batch":
+            losses.append(model.train_on_batch(_X, y, sample_weight=sw))
+        else:
+            batch = (_X, y) if sw is None else (_X, y, sw)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Your input ran out of data")
+                losses.append(model.fit((b for b in [batch]), verbose=0, shuffle=False).history["loss"])
+    return seen, losses
+
+
+@pytest.mark.parametrize("outputs_as, targets, weights, y, y_streamed, sw_arrays, sw_given", _STRUCTURES)
+def test_compute_loss_gets_targets_and_weights_as_given(on_cpu, outputs_as, targets, weights, y, y_streamed,
+                                                        sw_arrays, sw_given):
+    seen, _ = _seen_by_compute_loss(gpu_dl, outputs_as, targets, weights)
+    y_pred = {"a": _A, "b": _A} if outputs_as == "dict" else [_A, _A]
+    assert seen == [(y, y_pred, sw_arrays), (y, y_pred, sw_arrays), (y, y_pred, sw_given),
+                    (y_streamed, y_pred, sw_given)]
+
+
+def test_a_built_in_loss_takes_the_targets_of_the_outputs_with_a_loss_only(on_cpu):
+    """compute_loss called with the targets of the outputs that have a loss (a list of theirs, or the one array),
+    and with one array of weights for every output, as Keras's compiled loss takes them."""
+    model = _loss_model(gpu_dl, [], "list")
+    model.compile(optimizer="sgd", loss=[None, "mse"])
+    y_pred = model(_X)
+    expected = float(numpy.mean((backend.to_numpy(y_pred[1]) - _YB) ** 2))
+    for y in ([_YB], _YB, [None, _YB]):
+        assert float(model.compute_loss(_X, y, y_pred, training=False)) == pytest.approx(expected, rel=1e-6)
+    weighted = float(numpy.mean(numpy.mean((backend.to_numpy(y_pred[1]) - _YB) ** 2, axis=-1) * _W))
+    assert float(model.compute_loss(_X, _YB, y_pred, sample_weight=_W, training=False)) == \
+        pytest.approx(weighted, rel=1e-6)
+
+
+@pytest.mark.parametrize("outputs_as, targets, weights", [s[:3] for s in _STRUCTURES])
+def test_compute_loss_gets_what_keras_gives_it(on_cpu, keras, outputs_as, targets, weights):
+    ours, our_losses = _seen_by_compute_loss(gpu_dl, outputs_as, targets, weights)
+    theirs, their_losses = _seen_by_compute_loss(keras, outputs_as, targets, weights)
+    assert ours == theirs
+    assert len(our_losses) == len(their_losses) == 4
+    for a, b in zip(our_losses, their_losses):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def _step_model(lib, seen):
+    """A model of two outputs whose train_step records the targets and weights it gets, then runs the built-in
+    one."""
+    class Steps(lib.Model):
+        def train_step(self, data):
+            _, y, sample_weight = lib.utils.unpack_x_y_sample_weight(data)
+            seen.append((_structure(y), _structure(sample_weight)))
+            return super().train_step(data)
+    inputs = lib.Input((3,))
+    model = Steps(inputs, [lib.layers.Dense(2, kernel_initializer="ones")(inputs),
+                           lib.layers.Dense(1, kernel_initializer="ones")(inputs)])
+    model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1), loss=["mse", "mae"])
+    return model
+
+
+def _seen_by_train_step(lib, targets, weights):
+    seen, losses = [], []
+    y, sw = _TARGETS[targets], _WEIGHTS[weights]
+    losses.append(_step_model(lib, seen).fit(_X, y, sample_weight=sw, batch_size=4, verbose=0).history["loss"])
+    losses.append(_step_model(lib, seen).train_on_batch(_X, y, sample_weight=sw))
+    return seen, losses
+
+
+@pytest.mark.parametrize("targets, weights, y, sw_fit, sw_on_batch", [
+    ("list", None, [_A, _A], None, None), ("tuple", None, (_A, _A), None, None),
+    ("list", "list", [_A, _A], [_A, _A], [_A, _A]), ("list", "one", [_A, _A], [_A, _A], _A)])
+def test_a_train_step_gets_lists_of_targets_and_weights_as_given(on_cpu, targets, weights, y, sw_fit, sw_on_batch):
+    seen, _ = _seen_by_train_step(gpu_dl, targets, weights)
+    assert seen == [(y, sw_fit), (y, sw_on_batch)]
+
+
+@pytest.mark.parametrize("targets, weights", [("list", None), ("tuple", None), ("list", "list"), ("list", "one")])
+def test_a_train_step_gets_what_keras_gives_it(on_cpu, keras, targets, weights):
+    ours, our_losses = _seen_by_train_step(gpu_dl, targets, weights)
+    theirs, their_losses = _seen_by_train_step(keras, targets, weights)
+    assert ours == theirs
+    for a, b in zip(our_losses, their_losses):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5)

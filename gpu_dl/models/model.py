@@ -934,6 +934,7 @@ class Model(trainer.Trainer, Layer):
             raise ValueError("`steps_per_epoch` applies to a PyDataset or generator; with arrays, use batch_size.")
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
+        sw = trainer.weights_in_targets_form(sw, y)
         val, val_steps = None, None
         if val_stream:
             val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
@@ -1016,7 +1017,7 @@ class Model(trainer.Trainer, Layer):
         vx, vy = validation_data[0], validation_data[1]
         vsw = validation_data[2] if len(validation_data) == 3 else None
         vx, vy, vsw, _ = self._prepare(vx, vy, vsw, x_name="validation_data[0]", y_name="validation_data[1]")
-        return vx, vy, vsw
+        return vx, vy, trainer.weights_in_targets_form(vsw, vy)
 
     # ----------------------------------------------------------------- evaluate
     def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None, steps=None):
@@ -1053,6 +1054,7 @@ class Model(trainer.Trainer, Layer):
         verbose = checks.verbosity(verbose)
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, batch_size=batch_size)
+        sw = trainer.weights_in_targets_form(sw, y)
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x), batch_size)

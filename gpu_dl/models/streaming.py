@@ -63,7 +63,7 @@ from ..utils.io_utils import print_msg
 from ..data import torch_loader
 from ..data.py_dataset import PyDataset, prefetched
 from ..backend.user_warnings import warn
-from . import data_checks as checks, host_ids
+from . import data_checks as checks, host_ids, trainer
 
 _END = object()     # what next() gives at the end of a DataLoader's pass
 # The batches Keras's generator adapter looks at before the first epoch (data_adapter_utils'
@@ -306,9 +306,10 @@ def prepare(model, raw, where, class_weight=None):
         raise ValueError(f"{where.capitalize()} holds sample weights: you cannot specify `class_weight` and "
                          "`sample_weight` at the same time.")
     try:
-        return model._prepare(x, y, sw, class_weight)
+        x, y, sw, output_shape = model._prepare(x, y, sw, class_weight)
     except (ValueError, TypeError) as exc:
         raise _named(exc, where) from None
+    return x, trainer.as_streamed(y), trainer.as_streamed(sw), output_shape
 
 
 def device_batch(model, raw, where, class_weight=None):

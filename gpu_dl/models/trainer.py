@@ -17,8 +17,13 @@ A model whose class overrides none of them trains as before, through
 device). A class that overrides one is *routed* when it is made
 (``__init_subclass__``): fit, evaluate and their ``*_on_batch`` forms call its
 steps with ``data`` in Keras's structure (``x``; ``(x, y)``; ``(x, y,
-sample_weight)``; ``train_on_batch`` always gives the three) and take the
-dict a step returns as Keras does: batch logs are the step's dict flattened
+sample_weight)``; ``train_on_batch`` always gives the three), the targets and
+sample weights of several outputs in the structure they were given in (a
+list, a tuple or a dict, ``Given``; one array of weights beside several
+targets given for each target by fit and evaluate on arrays, as Keras's array
+adapter gives it; a streaming batch's tuples as lists, as Keras's torch
+DataLoader makes them), also to ``compute_loss`` and ``compute_metrics``,
+and take the dict a step returns as Keras does: batch logs are the step's dict flattened
 (a nested dict's entries under their own keys) and sorted by key, with
 values as floats; an epoch's (and evaluate's) logs are
 ``get_metrics_result()`` where its keys are the step's, else the step's
@@ -123,8 +128,67 @@ class Keyed(tuple):
         return dict(zip(self.keys_, self))
 
 
+class Given(tuple):
+    """Targets or sample weights as the loops move them (a tuple: one entry per output of a model of several, or
+    per entry of the list a step of the caller's reads itself) that remember the structure they were given in,
+    so that the caller's steps and ``compute_loss`` get them back in it (``as_given``), as Keras hands them on:
+    a list or a tuple (``kind``) of the entries at ``slots``, a dict (``kind`` dict, ``slots`` its ``(key,
+    entry)`` pairs in the dict's order), or one array (``kind`` None: the entry at ``slots[0]``)."""
+
+    def __new__(cls, values, kind, slots):
+        given = super().__new__(cls, values)
+        given.kind, given.slots = kind, tuple(slots)
+        return given
+
+    def like(self, values):
+        return Given(values, self.kind, self.slots)
+
+    def as_given(self):
+        if self.kind is dict:
+            return {key: self[i] for key, i in self.slots}
+        if self.kind is None:
+            return self[self.slots[0]]
+        return self.kind(self[i] for i in self.slots)
+
+
+def given_form(model, values, original):
+    """``values`` (the per-output tuple ``_prepare`` made of the targets or sample weights ``original`` of a model
+    of several outputs) as a ``Given`` in ``original``'s structure: a dict of its keys, a list or tuple of its
+    entries (those of the outputs with a loss where it holds only theirs), or its one array."""
+    if original is None or not isinstance(values, tuple) or isinstance(values, Given):
+        return values
+    keys = list(model._output_keys)
+    if isinstance(original, dict):
+        return Given(values, dict, [(key, keys.index(key)) for key in original if key in keys])
+    present = [i for i, v in enumerate(values) if v is not None]
+    if isinstance(original, (list, tuple)):
+        slots = range(len(values)) if len(original) == len(values) else present
+        return Given(values, list if isinstance(original, list) else tuple, slots)
+    return Given(values, None, present[:1]) if present else values
+
+
+def weights_in_targets_form(sample_weight, y):
+    """One sample-weight array for the targets of several outputs, as Keras's array adapter gives it to the steps:
+    that array for each output, in the targets' structure (``train_on_batch`` and streaming batches keep it one
+    array)."""
+    if isinstance(sample_weight, Given) and sample_weight.kind is None and isinstance(y, Given):
+        return Given(sample_weight, y.kind, y.slots)
+    if hasattr(sample_weight, "shape") and isinstance(y, (Given, Keyed)):
+        # a step of the caller's own reads the targets: the same array for each of their entries
+        return y.like(sample_weight for _ in y)
+    return sample_weight
+
+
+def as_streamed(value):
+    """Targets or sample weights of a streaming batch as Keras's torch backend hands them on: its DataLoader turns
+    the tuples of a batch into lists."""
+    if isinstance(value, Given) and value.kind is tuple:
+        return Given(value, list, value.slots)
+    return value
+
+
 def _as_given(value):
-    return value.as_given() if isinstance(value, Keyed) else value
+    return value.as_given() if isinstance(value, (Keyed, Given)) else value
 
 
 def pack(x, y=None, sample_weight=None):
@@ -272,12 +336,20 @@ def _per_output(model, value, what):
     if value is None:
         return [None] * count
     if isinstance(value, dict):
-        keys = model._output_keys if set(value) == set(model._output_keys) else sorted(value)
+        keys = model._output_keys if set(value) <= set(model._output_keys) else sorted(value)
         return [value.get(k) for k in keys]
     if isinstance(value, (list, tuple)) and len(value) == count:
         return list(value)
-    if count == 1:
-        return [value]
+    if count == 1 or (what == "sample_weight" and hasattr(value, "shape")):
+        return [value] * count      # one array of weights weighs every output's loss, as Keras's
+    with_loss = [i for i, loss in enumerate(model._output_losses) if loss is not None]
+    given = [value] if hasattr(value, "shape") else list(value) if isinstance(value, (list, tuple)) else None
+    if given is not None and len(given) == len(with_loss):
+        # the targets of the outputs with a loss only, in their order, as Keras takes them
+        entries = [None] * count
+        for i, entry in zip(with_loss, given):
+            entries[i] = entry
+        return entries
     raise ValueError(f"Model '{model.name}' has {count} outputs: `{what}` must hold one entry per output (a list, "
                      f"or a dict keyed by {model._output_keys}), got {type(value).__name__}.")
 
@@ -528,7 +600,11 @@ def _metrics_or_logs(model):
 
 def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
     if not type(self)._free_data:
-        return _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
+        x, ys, sw, output_shape = _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name,
+                                                          batch_size)
+        if getattr(self, "_multi", False):      # compute_loss and compute_metrics get them as given
+            ys, sw = given_form(self, ys, y), given_form(self, sw, sample_weight)
+        return x, ys, sw, output_shape
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
     if isinstance(x, dict):
@@ -544,8 +620,9 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
         y = Keyed((None if a is None else checks.targets(a, f"{y_name}[{k!r}]") for k, a in y.items()), y)
         y = y.like(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
     elif isinstance(y, (list, tuple)):
-        y = tuple(None if a is None else checks.targets(a, f"{y_name}[{i}]") for i, a in enumerate(y))
-        y = tuple(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
+        y = Given((None if a is None else checks.targets(a, f"{y_name}[{i}]") for i, a in enumerate(y)),
+                  list if isinstance(y, list) else tuple, range(len(y)))
+        y = y.like(None if a is None else a.astype(dtype, copy=False) if a.dtype.kind == "f" else a for a in y)
     elif y is not None:
         y = checks.targets(y, y_name)
         y = y.astype(dtype, copy=False) if y.dtype.kind == "f" else y
@@ -559,6 +636,15 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
                     for k, w in sample_weight.items()), sample_weight)
         if class_weight is not None:
             raise ValueError("`class_weight` needs the targets of a model of one output, not weights per output.")
+        return x, y, sw.like(None if w is None else w.astype(dtype) for w in sw), None
+    if isinstance(sample_weight, (list, tuple)) and isinstance(y, tuple) and len(sample_weight) == len(y) and all(
+            w is None or hasattr(w, "__len__") for w in sample_weight):
+        # weights per entry of a list (tuple) of targets, as Keras takes them: the step gets that list
+        if class_weight is not None:
+            raise ValueError("`class_weight` needs the targets of a model of one output, not weights per output.")
+        sw = Given((None if w is None else checks.sample_weights(w, n, f"sample_weight[{i}]", values_shape="any")
+                    for i, w in enumerate(sample_weight)), list if isinstance(sample_weight, list) else tuple,
+                   range(len(sample_weight)))
         return x, y, sw.like(None if w is None else w.astype(dtype) for w in sw), None
     sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
