@@ -20,6 +20,14 @@ by bilinear or nearest interpolation; neighbours outside the image follow
 - ``nearest``  (a a a a | a b c d | d d d d);
 - ``constant`` (k k k k | a b c d | k k k k) with k = ``fill_value``, per neighbour.
 
+The matrices are made on the host in float32, each step rounded where Keras
+3.15 rounds it (its draws in float32, RandomRotation's angle in radians and
+the centre's offsets, RandomZoom's offsets), so with the same draws the
+sampling positions, and the outputs, are Keras's to the bit. The one
+exception: RandomRotation's cos and sin are the correctly rounded float32
+values, and PyTorch's float32 cos and sin, which Keras's torch backend uses,
+are one unit in the last place off for a few angles in a hundred.
+
 It is written with array operations only, so it runs unchanged on NumPy and
 CuPy arrays. CuPy float32/float64 images go to the kernel of
 ``kernels/augment.cu`` instead (``gpu_dl.ops.augment_kernels``), which
@@ -441,15 +449,21 @@ class RandomRotation(_AffineLayer):
         self.factor = _factor_range(self, factor, "factor", -1.0, 1.0)
 
     def _matrices(self, n, h, w):
+        # Keras's float32 arithmetic, each step rounded where Keras rounds it: the angle drawn in degrees
+        # (float32), times pi/180 (float32), and the centre's offsets (cx - cx cos) + cy sin and
+        # (cy - cx sin) - cy cos. cos and sin are float64's rounded to float32, the correctly rounded values
+        # (PyTorch's float32 cos and sin are within one unit in the last place of them).
+        f32 = numpy.float32
         lower, upper = self.factor
-        angle = numpy.deg2rad(self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n))
-        cos, sin = numpy.cos(angle), numpy.sin(angle)
-        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-        m = numpy.empty((n, 2, 3))
+        degrees = self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n).astype(f32)
+        angle = (degrees * f32(math.pi / 180.0)).astype(numpy.float64)
+        cos, sin = numpy.cos(angle).astype(f32), numpy.sin(angle).astype(f32)
+        cx, cy = f32(0.5) * (f32(w) - f32(1)), f32(0.5) * (f32(h) - f32(1))
+        m = numpy.empty((n, 2, 3), dtype=f32)
         m[:, 0, 0], m[:, 0, 1] = cos, -sin
         m[:, 1, 0], m[:, 1, 1] = sin, cos
-        m[:, 0, 2] = cx - cx * cos + cy * sin
-        m[:, 1, 2] = cy - cx * sin - cy * cos
+        m[:, 0, 2] = (cx - cx * cos) - cy * -sin
+        m[:, 1, 2] = (cy - cx * sin) - cy * cos
         return m
 
     def get_config(self):
@@ -470,16 +484,23 @@ class RandomZoom(_AffineLayer):
         self.width_range = (None if width_factor is None
                             else _factor_range(self, width_factor, "width_factor", -1.0, 1.0, low_open=True))
 
+    @property
+    def draws_per_call(self):
+        """Keras's layer draws the height zooms, then (with a width_factor) the width zooms from a second seed
+        pair."""
+        return 1 if self.width_range is None else 2
+
     def _matrices(self, n, h, w):
-        rng = self.host_rng()
-        zy = rng.uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n)
-        zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1],
-                                                             size=n)
-        m = numpy.zeros((n, 2, 3))
+        # Keras's float32 zooms and offsets ((size - 1) / 2) (1 - z), rounded as Keras rounds them.
+        f32 = numpy.float32
+        zy = self.host_rng().uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n).astype(f32)
+        zx = zy if self.width_range is None else self.host_rng().uniform(
+            1.0 + self.width_range[0], 1.0 + self.width_range[1], size=n).astype(f32)
+        m = numpy.zeros((n, 2, 3), dtype=f32)
         m[:, 0, 0] = zx
         m[:, 1, 1] = zy
-        m[:, 0, 2] = (w - 1) / 2.0 * (1.0 - zx)
-        m[:, 1, 2] = (h - 1) / 2.0 * (1.0 - zy)
+        m[:, 0, 2] = ((f32(w) - f32(1)) / f32(2)) * (f32(1) - zx)
+        m[:, 1, 2] = ((f32(h) - f32(1)) / f32(2)) * (f32(1) - zy)
         return m
 
     def get_config(self):
