@@ -142,7 +142,7 @@ def test_rand_augment_draws_keras_s_ops_and_parameters(xp, numpy_draws):
             op = theirs._AUGMENT_LAYERS[index]
             want = getattr(theirs, op).transform_images(want.clone(), drawn["transforms"][op])
         got = to_numpy(ours(xp.asarray(x), training=True))
-        numpy.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), rtol=1e-5, atol=2e-3)
+        numpy.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), rtol=0, atol=ROUNDING)
         assert counters(None, ours) == counters(keras, theirs)
 
 
@@ -181,3 +181,36 @@ def test_rotations_are_keras_s_to_the_last_place_of_cos_and_sin(xp, numpy_draws,
                 numpy.testing.assert_allclose(got[i], want[i], rtol=0, atol=255 * moved)
     assert counters(None, ours) == counters(keras, theirs)
     assert same >= 3 * n            # most of Keras's matrices are matched to the bit
+
+
+@pytest.mark.parametrize("seed,kwargs", [(11, {}), (3, {"num_chains": 4, "chain_depth": 2}),
+                                         (5, {"all_ops": False, "alpha": 0.5, "interpolation": "nearest"})])
+def test_aug_mix_picks_keras_s_ops_and_gives_keras_s_output(xp, numpy_draws, seed, kwargs):
+    """Keras 3.15's AugMix picks each chain's ops with Python's ``random.choice`` and draws their parameters, its
+    chain weights and its mixing weight from its SeedGenerator: with Python's random seeded alike, gpu_dl's picks
+    the same ops in the same order and gives the same images (channels_last: Keras's AutoContrast reads
+    channels_first images along the wrong axes, which gpu_dl's does not repeat)."""
+    x = images((4, 8, 9, 3))
+    ours, theirs = layers.AugMix(seed=seed, **kwargs), keras.layers.AugMix(seed=seed, **kwargs)
+    theirs_drawing = keras.layers.AugMix(seed=seed, **kwargs)
+    picked = []
+    apply = ours.apply
+    ours.apply = lambda name, images, pairs: picked.append(name) or apply(name, images, pairs)
+    for call in range(4):
+        python_random.seed(100 + call)
+        drawn = theirs_drawing.get_random_transformation(x)
+        python_random.seed(100 + call)
+        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        python_random.seed(100 + call)
+        picked.clear()
+        got = to_numpy(ours(xp.asarray(x), training=True))
+        assert picked == [op["layer_name"] for chain in drawn["chain_transforms"] for op in chain]
+        numpy.testing.assert_allclose(got, want, rtol=0, atol=ROUNDING)
+    assert counters(None, ours) == counters(keras, theirs)
+    # the picks are Python's: another Python seed, the same generator state, other ops
+    again = layers.AugMix(seed=seed, **kwargs)
+    python_random.seed(100)
+    first = to_numpy(again(xp.asarray(x), training=True))
+    again.generator.state.assign(numpy.array([seed, 0]))
+    python_random.seed(7)
+    assert not numpy.allclose(to_numpy(again(xp.asarray(x), training=True)), first)

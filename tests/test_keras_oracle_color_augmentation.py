@@ -33,9 +33,15 @@ FIXED = [
 ]
 
 
-# float32 rounding of values up to 255 (PyTorch's reductions and convolutions sum in other orders than gpu_dl's):
-# a few units in the last place, 1e-6 of the value range
+# The outputs are Keras's to the bit on NumPy, except where PyTorch sums in another order than gpu_dl (its
+# convolutions, the hue and saturation conversions' reductions, the contrast's mean) and on the GPU (CuPy's
+# reductions): there they agree to float32 rounding, a few units in the last place of values up to 255.
 ROUNDING = 1e-6 * 255
+SUMS_IN_ANOTHER_ORDER = ("RandomHue", "RandomSaturation", "RandomSharpness", "RandomGaussianBlur", "RandomColorJitter")
+
+
+def tolerance(xp, name):
+    return ROUNDING if xp is not numpy or name in SUMS_IN_ANOTHER_ORDER else 0
 
 
 def theirs(layer, x, training):
@@ -47,9 +53,9 @@ def test_outputs_with_fixed_draws_match_keras(xp, rng, name, args, kwargs):
     x = rng.uniform(0, 255, (3, 5, 4, 3)).astype(numpy.float32)
     ours = to_numpy(getattr(layers, name)(*args, **kwargs)(xp.asarray(x), training=True))
     k = getattr(keras.layers, name)(*args, **kwargs)
-    numpy.testing.assert_allclose(ours, theirs(k, x, True), rtol=0, atol=ROUNDING)
+    numpy.testing.assert_allclose(ours, theirs(k, x, True), rtol=0, atol=tolerance(xp, name))
     ours = to_numpy(getattr(layers, name)(*args, **kwargs)(xp.asarray(x), training=False))
-    numpy.testing.assert_allclose(ours, theirs(k, x, False), rtol=0, atol=ROUNDING)   # AutoContrast: always
+    numpy.testing.assert_allclose(ours, theirs(k, x, False), rtol=0, atol=tolerance(xp, name))  # AutoContrast: always
 
 
 @pytest.mark.parametrize("name,args", [("RandomGrayscale", (1.0,)), ("RandomSaturation", ((0.25, 0.25),)),
@@ -60,10 +66,12 @@ def test_channels_first_and_one_image_match_keras(xp, rng, name, args):
     x = rng.uniform(0, 255, (2, 3, 5, 4)).astype(numpy.float32)
     ours = getattr(layers, name)(*args, data_format="channels_first")
     k = getattr(keras.layers, name)(*args, data_format="channels_first")
-    numpy.testing.assert_allclose(to_numpy(ours(xp.asarray(x))), theirs(k, x, True), rtol=0, atol=ROUNDING)
+    numpy.testing.assert_allclose(to_numpy(ours(xp.asarray(x))), theirs(k, x, True), rtol=0,
+                                  atol=tolerance(xp, name))
     one = x[0].transpose(1, 2, 0)
     numpy.testing.assert_allclose(to_numpy(getattr(layers, name)(*args)(xp.asarray(one))),
-                                  theirs(getattr(keras.layers, name)(*args), one, True), rtol=0, atol=ROUNDING)
+                                  theirs(getattr(keras.layers, name)(*args), one, True), rtol=0,
+                                  atol=tolerance(xp, name))
 
 
 def test_mixing_layers_on_one_image_and_at_inference_match_keras(rng):
