@@ -103,9 +103,10 @@ DRAWN = [("RandomTranslation", (0.2, 0.3), {}), ("RandomTranslation", ((-0.3, 0.
          ("RandomZoom", ((0.2, 0.6),), {"fill_mode": "nearest"}), ("RandomContrast", (0.5,), {}),
          ("RandomContrast", ((0.2, 0.9),), {"value_range": (10, 200)}), ("RandomSharpness", (0.5,), {}),
          ("RandomSharpness", ((0.1, 0.9),), {"value_range": (20, 230)})]
-# Outputs that differ from Keras's by float32 rounding only, because the two sum in different orders (PyTorch's
-# mean of RandomContrast and its convolution of RandomSharpness, also inside AugMix, and CuPy's reductions):
-# up to a few units in the last place of values up to 255, 1e-6 of the value range. The others agree to the bit.
+# Outputs that differ from Keras's by float32 rounding only, because the two round sums differently (PyTorch's
+# mean of RandomContrast sums in another order, its convolution of RandomSharpness accumulates with fused
+# multiply-adds, also inside AugMix; CuPy's reductions): up to a few units in the last place of values up to 255,
+# 1e-6 of the value range. The others agree to the bit.
 ROUNDING = 1e-6 * 255
 SUMS_IN_ANOTHER_ORDER = ("RandomContrast", "RandomSharpness", "AugMix")
 
@@ -195,7 +196,7 @@ def test_aug_mix_picks_keras_s_ops_and_gives_keras_s_output(xp, numpy_draws, see
     theirs_drawing = keras.layers.AugMix(seed=seed, **kwargs)
     picked = []
     apply = ours.apply
-    ours.apply = lambda name, images, pairs: picked.append(name) or apply(name, images, pairs)
+    ours.apply = lambda name, batch, pairs: picked.append(name) or apply(name, batch, pairs)
     for call in range(4):
         python_random.seed(100 + call)
         drawn = theirs_drawing.get_random_transformation(x)

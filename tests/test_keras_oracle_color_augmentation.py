@@ -33,9 +33,10 @@ FIXED = [
 ]
 
 
-# The outputs are Keras's to the bit on NumPy, except where PyTorch sums in another order than gpu_dl (its
-# convolutions, the hue and saturation conversions' reductions, the contrast's mean) and on the GPU (CuPy's
-# reductions): there they agree to float32 rounding, a few units in the last place of values up to 255.
+# The outputs are Keras's to the bit on NumPy, except where PyTorch rounds otherwise than gpu_dl (its
+# convolutions accumulate with fused multiply-adds; the hue and saturation layers, and the jitter holding them)
+# and on the GPU (CuPy's reductions): there they agree to float32 rounding, a few units in the last place of
+# values up to 255.
 ROUNDING = 1e-6 * 255
 SUMS_IN_ANOTHER_ORDER = ("RandomHue", "RandomSaturation", "RandomSharpness", "RandomGaussianBlur", "RandomColorJitter")
 
