@@ -102,7 +102,9 @@ DRAWN = [("RandomTranslation", (0.2, 0.3), {}), ("RandomTranslation", ((-0.3, 0.
          ("RandomZoom", (0.3, 0.2), {"fill_mode": "constant", "fill_value": 3.0, "interpolation": "nearest"}),
          ("RandomZoom", ((0.2, 0.6),), {"fill_mode": "nearest"}), ("RandomContrast", (0.5,), {}),
          ("RandomContrast", ((0.2, 0.9),), {"value_range": (10, 200)}), ("RandomSharpness", (0.5,), {}),
-         ("RandomSharpness", ((0.1, 0.9),), {"value_range": (20, 230)})]
+         ("RandomSharpness", ((0.1, 0.9),), {"value_range": (20, 230)}), ("RandomSaturation", (0.4,), {}),
+         ("RandomSaturation", ((0.1, 0.7),), {"value_range": (0, 1)}), ("RandomHue", (0.3,), {}),
+         ("RandomColorDegeneration", (0.5,), {}), ("RandomGrayscale", (0.5,), {}), ("Solarization", (0.3, 0.6), {})]
 # Outputs that differ from Keras's by float32 rounding only, because the two round sums differently (PyTorch's
 # mean of RandomContrast sums in another order, its convolution of RandomSharpness accumulates with fused
 # multiply-adds, also inside AugMix; CuPy's reductions): up to a few units in the last place of values up to 255,
