@@ -217,3 +217,24 @@ def test_aug_mix_picks_keras_s_ops_and_gives_keras_s_output(xp, numpy_draws, see
     again.generator.state.assign(numpy.array([seed, 0]))
     python_random.seed(7)
     assert not numpy.allclose(to_numpy(again(xp.asarray(x), training=True)), first)
+
+
+@pytest.mark.parametrize("name,args,kwargs", [("RandomTranslation", (0.3, 0.2), {}), ("RandomZoom", (0.4, 0.3), {}),
+                                              ("RandomRotation", (0.3,), {"fill_mode": "constant"}),
+                                              ("RandomShear", (0.3, 0.2), {"interpolation": "nearest"})])
+def test_float64_layers_sample_where_keras_s_do(xp, numpy_draws, name, args, kwargs):
+    """With a float64 dtype policy, Keras's translation, zoom and rotation still make float32 transforms and sample
+    at float32 positions (its shear works in float64 throughout): gpu_dl's do the same, so the float64 outputs
+    agree to the bit (rotations: but for PyTorch's cos and sin, see above)."""
+    n, h, w = 4, 8, 9
+    x = images((n, h, w, 3)).astype("float64")
+    ours = getattr(layers, name)(*args, seed=3, dtype="float64", **kwargs)
+    theirs = getattr(keras.layers, name)(*args, seed=3, dtype="float64", **kwargs)
+    for call in range(2):
+        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        got = to_numpy(ours(xp.asarray(x), training=True))
+        assert got.dtype == want.dtype == numpy.float64
+        # one unit in the last place of a rotation's cos or sin moves the positions by up to (h + w + 1) 2**-24
+        cos_and_sin = 255 * (h + w + 1) * 2.0 ** -24 if name == "RandomRotation" else 0
+        numpy.testing.assert_allclose(got, want, rtol=0, atol=cos_and_sin)
+    assert counters(None, ours) == counters(keras, theirs)
