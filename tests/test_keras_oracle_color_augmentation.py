@@ -33,6 +33,19 @@ FIXED = [
 ]
 
 
+# The outputs are Keras's to the bit on NumPy, except where the two round otherwise: PyTorch's convolutions
+# accumulate with fused multiply-adds, its mean sums in another order (the jitter's contrast), and a fixed hue
+# turn of 1/2 still has a random sign (hue + 1/2 and hue - 1/2 wrap to the same hue, rounded differently); and on
+# the GPU (CuPy's reductions). There they agree to float32 rounding, a few units in the last place of values up
+# to 255.
+ROUNDING = 1e-6 * 255
+ROUNDED_OTHERWISE = ("RandomHue", "RandomSharpness", "RandomGaussianBlur", "RandomColorJitter")
+
+
+def tolerance(xp, name):
+    return ROUNDING if xp is not numpy or name in ROUNDED_OTHERWISE else 0
+
+
 def theirs(layer, x, training):
     return keras.ops.convert_to_numpy(layer(x, training=training))
 
@@ -42,9 +55,9 @@ def test_outputs_with_fixed_draws_match_keras(xp, rng, name, args, kwargs):
     x = rng.uniform(0, 255, (3, 5, 4, 3)).astype(numpy.float32)
     ours = to_numpy(getattr(layers, name)(*args, **kwargs)(xp.asarray(x), training=True))
     k = getattr(keras.layers, name)(*args, **kwargs)
-    numpy.testing.assert_allclose(ours, theirs(k, x, True), rtol=1e-5, atol=2e-4)
+    numpy.testing.assert_allclose(ours, theirs(k, x, True), rtol=0, atol=tolerance(xp, name))
     ours = to_numpy(getattr(layers, name)(*args, **kwargs)(xp.asarray(x), training=False))
-    numpy.testing.assert_allclose(ours, theirs(k, x, False), rtol=1e-5, atol=2e-4)   # AutoContrast: always
+    numpy.testing.assert_allclose(ours, theirs(k, x, False), rtol=0, atol=tolerance(xp, name))  # AutoContrast: always
 
 
 @pytest.mark.parametrize("name,args", [("RandomGrayscale", (1.0,)), ("RandomSaturation", ((0.25, 0.25),)),
@@ -55,10 +68,12 @@ def test_channels_first_and_one_image_match_keras(xp, rng, name, args):
     x = rng.uniform(0, 255, (2, 3, 5, 4)).astype(numpy.float32)
     ours = getattr(layers, name)(*args, data_format="channels_first")
     k = getattr(keras.layers, name)(*args, data_format="channels_first")
-    numpy.testing.assert_allclose(to_numpy(ours(xp.asarray(x))), theirs(k, x, True), rtol=1e-5, atol=2e-4)
+    numpy.testing.assert_allclose(to_numpy(ours(xp.asarray(x))), theirs(k, x, True), rtol=0,
+                                  atol=tolerance(xp, name))
     one = x[0].transpose(1, 2, 0)
     numpy.testing.assert_allclose(to_numpy(getattr(layers, name)(*args)(xp.asarray(one))),
-                                  theirs(getattr(keras.layers, name)(*args), one, True), rtol=1e-5, atol=2e-4)
+                                  theirs(getattr(keras.layers, name)(*args), one, True), rtol=0,
+                                  atol=tolerance(xp, name))
 
 
 def test_mixing_layers_on_one_image_and_at_inference_match_keras(rng):
@@ -66,7 +81,7 @@ def test_mixing_layers_on_one_image_and_at_inference_match_keras(rng):
     batch = rng.uniform(0, 255, (3, 4, 5, 3)).astype(numpy.float32)
     for name in ("MixUp", "CutMix"):
         numpy.testing.assert_allclose(to_numpy(getattr(layers, name)()(one)),
-                                      theirs(getattr(keras.layers, name)(), one, True), rtol=1e-5, atol=2e-4)
+                                      theirs(getattr(keras.layers, name)(), one, True), rtol=0, atol=ROUNDING)
     for name in ("MixUp", "CutMix", "RandomErasing"):
         numpy.testing.assert_array_equal(getattr(layers, name)()(batch, training=False),
                                          theirs(getattr(keras.layers, name)(), batch, False))

@@ -22,8 +22,8 @@ def theirs(layer, x, training):
 
 
 def assert_same(ours, keras_out, x):
-    # float32 rounding of values up to 255: PyTorch's vectorised sums may differ by an ulp or two
-    numpy.testing.assert_allclose(ours, keras_out, rtol=1e-6, atol=3e-5 * max(1.0, float(abs(x).max())))
+    # float32 rounding of values up to 255: PyTorch's vectorised sums may differ by an ulp or two (1e-6 of the values)
+    numpy.testing.assert_allclose(ours, keras_out, rtol=0, atol=1e-6 * max(1.0, float(abs(x).max())))
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
@@ -81,9 +81,13 @@ def test_brightness_with_a_fixed_factor_matches_keras(xp, rng, factor, value_ran
     x = rng.uniform(value_range[0], value_range[1], (3, 5, 4, 3)).astype(numpy.float32)
     ours = to_numpy(layers.RandomBrightness(factor, value_range=value_range)(xp.asarray(x), training=True))
     k = keras.layers.RandomBrightness(factor, value_range=value_range)
-    assert_same(ours, theirs(k, x, True), x)
+    numpy.testing.assert_array_equal(ours, theirs(k, x, True))
     numpy.testing.assert_array_equal(to_numpy(layers.RandomBrightness(factor)(xp.asarray(x), training=False)),
                                      theirs(k, x, False))
+
+
+# PyTorch's mean sums in another order than NumPy's and CuPy's: a few units in the last place of values up to 255
+MEAN_ROUNDING = 1e-6 * 255
 
 
 # Keras reads a pair (a, b) as contrast factors from [1 - a, 1 + b]: (-c, c) fixes the factor at 1 + c.
@@ -93,12 +97,12 @@ def test_contrast_with_a_fixed_factor_matches_keras(xp, rng, factor, value_range
     x = rng.uniform(0, 255, (3, 5, 4, 3)).astype(numpy.float32)
     ours = to_numpy(layers.RandomContrast(factor, value_range=value_range)(xp.asarray(x), training=True))
     k = keras.layers.RandomContrast(factor, value_range=value_range)
-    assert_same(ours, theirs(k, x, True), x)
+    numpy.testing.assert_allclose(ours, theirs(k, x, True), rtol=0, atol=MEAN_ROUNDING)
     channels_first = x.transpose(0, 3, 1, 2)
     ours = to_numpy(layers.RandomContrast(factor, value_range=value_range, data_format="channels_first")(
         xp.asarray(channels_first), training=True))
     k = keras.layers.RandomContrast(factor, value_range=value_range, data_format="channels_first")
-    assert_same(ours, theirs(k, channels_first, True), x)
+    numpy.testing.assert_allclose(ours, theirs(k, channels_first, True), rtol=0, atol=MEAN_ROUNDING)
 
 
 def test_factor_forms_and_refusals_follow_keras():

@@ -294,10 +294,12 @@ def test_fixed_transforms_match_keras(xp, rng, keras, fill_mode, interpolation, 
              ("RandomRotation", ((-0.37, -0.37),)),
              ("RandomZoom", ((0.4, 0.4), (-0.3, -0.3))),
              ("RandomZoom", ((-0.5, -0.5),))]
+    # To the bit: the matrices are Keras's float32 arithmetic (for these two angles PyTorch's float32 cos and sin
+    # are the correctly rounded ones gpu_dl takes), and the resampling repeats Keras's.
     for name, args in pairs:
         ours = to_numpy(getattr(layers, name)(*args, **common)(xp.asarray(x_host), training=True))
         theirs = keras.ops.convert_to_numpy(getattr(keras.layers, name)(*args, **common)(x_host, training=True))
-        numpy.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5, err_msg=f"{name}{args}")
+        numpy.testing.assert_array_equal(ours, theirs, err_msg=f"{name}{args}")
 
 
 def test_rescaling_matches_keras(rng, keras):

@@ -10,7 +10,7 @@ device.
 
 - ``RandomContrast``: per image n, ``c_n ~ U(1 - lower, 1 + upper)`` and
   ``y = clip((x - m) * c_n + m, *value_range)`` with m the mean of each
-  channel over the image's height and width.
+  channel over the image's height, then its width (Keras's order).
 - ``RandomBrightness``: per image n, ``d_n ~ U(lower, upper) * (high - low)``
   and ``y = clip(x + d_n, low, high)``.
 
@@ -97,7 +97,8 @@ class RandomContrast(_ColorLayer):
     def _augment(self, x):
         lower, upper = self.factor
         c = self._draw(x.shape[0], 1.0 - lower, 1.0 + upper, x)
-        mean = x.mean(axis=(1, 2), keepdims=True)
+        # Keras's order: the mean over the height, then over the width (its float32 rounding)
+        mean = x.mean(axis=1, keepdims=True).mean(axis=2, keepdims=True)
         y, inside = self._clip((x - mean) * c + mean)
         return y, (c, inside)
 

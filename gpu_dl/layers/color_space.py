@@ -127,8 +127,9 @@ class RandomSaturation(ImageAugmentLayer):
 
     def _augment(self, x):
         self.check_channels(x, (3,))
-        f = self.uniform(x.shape[0], *self.factor)
-        k = self.per_image(f / (1.0 - f + KERAS_EPSILON), x)[..., 0]
+        # Keras's float32 draw and f / (1 - f + epsilon), rounded as Keras rounds them
+        f = self.uniform(x.shape[0], *self.factor).astype(numpy.float32)
+        k = self.per_image(f / ((numpy.float32(1) - f) + numpy.float32(KERAS_EPSILON)), x)[..., 0]
         xp = array_module(x)
         hue, saturation, value = rgb_to_hsv(x)
         scaled = saturation * k

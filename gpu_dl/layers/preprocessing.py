@@ -20,6 +20,15 @@ by bilinear or nearest interpolation; neighbours outside the image follow
 - ``nearest``  (a a a a | a b c d | d d d d);
 - ``constant`` (k k k k | a b c d | k k k k) with k = ``fill_value``, per neighbour.
 
+The matrices are made on the host in float32, each step rounded where Keras
+3.15 rounds it (its draws in float32, RandomRotation's angle in radians and
+the centre's offsets, RandomZoom's offsets), and the sampling positions are
+float32 as Keras's are, for float64 images too; so with the same draws the
+outputs are Keras's to the bit. The one
+exception: RandomRotation's cos and sin are the correctly rounded float32
+values, and PyTorch's float32 cos and sin, which Keras's torch backend uses,
+are one unit in the last place off for a few angles in a hundred.
+
 It is written with array operations only, so it runs unchanged on NumPy and
 CuPy arrays. CuPy float32/float64 images go to the kernel of
 ``kernels/augment.cu`` instead (``gpu_dl.ops.augment_kernels``), which
@@ -120,12 +129,21 @@ def _compute_dtype(dtype):
     return dtype if dtype.kind == "f" else numpy.dtype(numpy.float32)
 
 
+def _position_dtype(matrices, dtype):
+    """The dtype of the sampling positions and weights: float32 for float32 matrices, as Keras computes them in
+    its transform's dtype (its layers' transforms are float32 whatever the images' dtype), else ``dtype``, the
+    images' compute dtype."""
+    return numpy.dtype(numpy.float32) if getattr(matrices, "dtype", None) == numpy.float32 else dtype
+
+
 def affine_resample(images, matrices, fill_mode="reflect", interpolation="bilinear", fill_value=0.0):
     """Resample a batch of channels_last images (N, H, W, C) through one inverse affine map per image.
 
     ``matrices`` (N, 2, 3), or one (2, 3) for all: output pixel (x = column, y = row) of image n reads the
     input at ``x_in = M[n,0,0] x + M[n,0,1] y + M[n,0,2]``, ``y_in = M[n,1,0] x + M[n,1,1] y + M[n,1,2]``
-    (Keras's transform ``[a0, a1, a2, b0, b1, b2, 0, 0]`` is ``M = [[a0, a1, a2], [b0, b1, b2]]``).
+    (Keras's transform ``[a0, a1, a2, b0, b1, b2, 0, 0]`` is ``M = [[a0, a1, a2], [b0, b1, b2]]``). The
+    positions and weights are computed in float32 where ``matrices`` is a float32 array (as Keras computes them
+    in its transform's dtype, also for float64 images), else in the images' dtype (float32 for integer images).
     Returns an array of the input's type, module and dtype (integer images are rounded).
     """
     _check_words(fill_mode, interpolation)
@@ -134,15 +152,18 @@ def affine_resample(images, matrices, fill_mode="reflect", interpolation="biline
         raise ValueError(f"affine_resample: images must have rank 4 (N, H, W, C), got shape {tuple(images.shape)}.")
     n, h, w, c = images.shape
     dtype = _compute_dtype(images.dtype)
-    if xp is not numpy and images.dtype in (numpy.float32, numpy.float64) and _is_number(fill_value):
-        # CuPy float32/float64: kernels/augment.cu, the same arithmetic in one pass.
+    positions = _position_dtype(matrices, dtype)
+    if (xp is not numpy and images.dtype in (numpy.float32, numpy.float64) and positions == images.dtype
+            and _is_number(fill_value)):
+        # CuPy float32/float64: kernels/augment.cu, the same arithmetic in one pass (its positions are in the
+        # images' dtype; float64 images with float32 matrices take the array path).
         from ..ops.augment_kernels import affine_resample_cuda
         matrices = _as_matrices(matrices, n, xp, dtype)
         return affine_resample_cuda(xp.ascontiguousarray(images), matrices, fill_mode, interpolation, fill_value)
     source = images.astype(dtype, copy=False).reshape(n * h * w, c)
     fill = xp.asarray(fill_value, dtype=dtype)
     out = None
-    for flat, valid, weight in _taps(images.shape, matrices, fill_mode, interpolation, xp, dtype):
+    for flat, valid, weight in _taps(images.shape, matrices, fill_mode, interpolation, xp, positions):
         value = xp.take(source, flat, axis=0)
         if valid is not None:
             value = xp.where(valid[..., None], value, fill)
@@ -164,7 +185,8 @@ def affine_resample_backward(dy, matrices, fill_mode="reflect", interpolation="b
     size = n * h * w * c
     channel = xp.arange(c, dtype=xp.int64)
     dx = None
-    for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp, dy.dtype):
+    for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp,
+                                     _position_dtype(matrices, dy.dtype)):
         g = dy
         if weight is not None:
             g = g * weight[..., None]
@@ -421,7 +443,7 @@ class RandomTranslation(_AffineLayer):
                                      high=self.height_range[1]).astype(numpy.float32)[:, 0] * h
         dx = self.host_rng().uniform(size=(n, 1), low=self.width_range[0],
                                      high=self.width_range[1]).astype(numpy.float32)[:, 0] * w
-        m = numpy.zeros((n, 2, 3))
+        m = numpy.zeros((n, 2, 3), dtype=numpy.float32)       # Keras's are float32 whatever the images' dtype
         m[:, 0, 0] = m[:, 1, 1] = 1.0
         m[:, 0, 2] = -dx
         m[:, 1, 2] = -dy
@@ -441,15 +463,21 @@ class RandomRotation(_AffineLayer):
         self.factor = _factor_range(self, factor, "factor", -1.0, 1.0)
 
     def _matrices(self, n, h, w):
+        # Keras's float32 arithmetic, each step rounded where Keras rounds it: the angle drawn in degrees
+        # (float32), times pi/180 (float32), and the centre's offsets (cx - cx cos) + cy sin and
+        # (cy - cx sin) - cy cos. cos and sin are float64's rounded to float32, the correctly rounded values
+        # (PyTorch's float32 cos and sin are within one unit in the last place of them).
+        f32 = numpy.float32
         lower, upper = self.factor
-        angle = numpy.deg2rad(self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n))
-        cos, sin = numpy.cos(angle), numpy.sin(angle)
-        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-        m = numpy.empty((n, 2, 3))
+        degrees = self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n).astype(f32)
+        angle = (degrees * f32(math.pi / 180.0)).astype(numpy.float64)
+        cos, sin = numpy.cos(angle).astype(f32), numpy.sin(angle).astype(f32)
+        cx, cy = f32(0.5) * (f32(w) - f32(1)), f32(0.5) * (f32(h) - f32(1))
+        m = numpy.empty((n, 2, 3), dtype=f32)
         m[:, 0, 0], m[:, 0, 1] = cos, -sin
         m[:, 1, 0], m[:, 1, 1] = sin, cos
-        m[:, 0, 2] = cx - cx * cos + cy * sin
-        m[:, 1, 2] = cy - cx * sin - cy * cos
+        m[:, 0, 2] = (cx - cx * cos) - cy * -sin
+        m[:, 1, 2] = (cy - cx * sin) - cy * cos
         return m
 
     def get_config(self):
@@ -470,16 +498,23 @@ class RandomZoom(_AffineLayer):
         self.width_range = (None if width_factor is None
                             else _factor_range(self, width_factor, "width_factor", -1.0, 1.0, low_open=True))
 
+    @property
+    def draws_per_call(self):
+        """Keras's layer draws the height zooms, then (with a width_factor) the width zooms from a second seed
+        pair."""
+        return 1 if self.width_range is None else 2
+
     def _matrices(self, n, h, w):
-        rng = self.host_rng()
-        zy = rng.uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n)
-        zx = zy if self.width_range is None else rng.uniform(1.0 + self.width_range[0], 1.0 + self.width_range[1],
-                                                             size=n)
-        m = numpy.zeros((n, 2, 3))
+        # Keras's float32 zooms and offsets ((size - 1) / 2) (1 - z), rounded as Keras rounds them.
+        f32 = numpy.float32
+        zy = self.host_rng().uniform(1.0 + self.height_range[0], 1.0 + self.height_range[1], size=n).astype(f32)
+        zx = zy if self.width_range is None else self.host_rng().uniform(
+            1.0 + self.width_range[0], 1.0 + self.width_range[1], size=n).astype(f32)
+        m = numpy.zeros((n, 2, 3), dtype=f32)
         m[:, 0, 0] = zx
         m[:, 1, 1] = zy
-        m[:, 0, 2] = (w - 1) / 2.0 * (1.0 - zx)
-        m[:, 1, 2] = (h - 1) / 2.0 * (1.0 - zy)
+        m[:, 0, 2] = ((f32(w) - f32(1)) / f32(2)) * (f32(1) - zx)
+        m[:, 1, 2] = ((f32(h) - f32(1)) / f32(2)) * (f32(1) - zy)
         return m
 
     def get_config(self):

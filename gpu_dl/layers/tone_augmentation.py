@@ -150,12 +150,19 @@ class AutoContrast(_AlwaysOrTraining):
 
     def _augment(self, x):
         xp = array_module(x)
+        # Keras's arithmetic, rounded as Keras rounds it: on [0, 255], scale = 255 / (max - min) and
+        # offset = -min * scale, v * scale + offset clipped to [0, 255], then back onto value_range. PyTorch
+        # divides a number by a tensor as the tensor's reciprocal times the number.
         low = x.min(axis=(1, 2), keepdims=True)
         high = x.max(axis=(1, 2), keepdims=True)
+        v = rescale(x, self.value_range, BYTE)
+        v_low, v_high = ((low, high) if v is x
+                         else (v.min(axis=(1, 2), keepdims=True), v.max(axis=(1, 2), keepdims=True)))
+        scale = (1 / xp.where(v_high > v_low, v_high - v_low, 1)) * 255.0
+        z = xp.clip(v * scale + -v_low * scale, 0, 255)
         spread = high > low
         width = xp.where(spread, high - low, 1)
-        lo, hi = (float(v) for v in self.value_range)
-        z = xp.clip(rescale((x - low) / width, (0, 1), BYTE), 0, 255)   # Keras clips in [0, 255]
+        lo, hi = (float(end) for end in self.value_range)
         y = xp.where(spread, rescale(z, BYTE, self.value_range), x)
         return y.astype(x.dtype, copy=False), (x, low, high, width, spread, hi - lo)
 
