@@ -56,6 +56,7 @@ from .. import backend, backprop, metric_base
 from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
 from ..layers import layer_losses
+from . import compiled_metrics
 from . import data_checks as checks
 
 # The methods a subclass may override to change what fit, evaluate and predict do with each batch.
@@ -273,7 +274,9 @@ class _LossTracker(metric_base.Metric):
 class _CompileMetrics(metric_base.Metric):
     """Keras's ``CompileMetrics``: the metrics given to compile as one metric named "compile_metrics", whose
     result is a dict of theirs (Keras's names: an output's name before a metric's for several outputs, a name
-    met again numbered ``_1``, ``_2``...). Built from the shapes of the first batch it sees."""
+    met again numbered ``_1``, ``_2``..., a weighted metric's taken name as ``weighted_<name>``). The
+    ``metrics`` see the targets and predictions, the ``weighted_metrics`` the sample weights too. Built from the
+    shapes of the first batch it sees."""
 
     def __init__(self, model):
         super().__init__(name="compile_metrics")
@@ -283,47 +286,74 @@ class _CompileMetrics(metric_base.Metric):
     def metrics(self):
         return list(self._model._metrics or []) + list(getattr(self._model, "_weighted_metrics", ()))
 
-    def _outputs(self):
+    def _entries(self):
+        """``(metric, the output it reads, whether it is weighted)`` of each compiled metric, unweighted first."""
         model = self._model
-        return list(getattr(model, "_metric_outputs", ())) if getattr(model, "_multi", False) else None
+        several = getattr(model, "_multi", False)
+        plain = list(getattr(model, "_metric_outputs", ())) if several else [0] * len(model._metrics or [])
+        weighted = list(getattr(model, "_weighted_outputs", ())) if several else \
+            [0] * len(getattr(model, "_weighted_metrics", ()))
+        return [(m, i, False) for m, i in zip(model._metrics or [], plain)] + \
+            [(m, i, True) for m, i in zip(getattr(model, "_weighted_metrics", ()), weighted)]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         model = self._model
         several = getattr(model, "_multi", False)
         preds = _per_output(model, y_pred, "y_pred") if several else [y_pred]
-        truths = _per_output(model, y_true, "y") if several else [y_true]
+        truths = _per_output(model, y_true, "y") if several else [_one_entry(y_true)]
         truths = [None if t is None else _on_device_like(t, p) for t, p in zip(truths, preds)]
         if model._metrics is None:
             if several:
                 model._resolve_metrics([None if t is None else t.shape for t in truths], [p.shape for p in preds])
             else:
                 model._resolve_metrics(truths[0].shape, preds[0].shape)
-        outputs = self._outputs() or [0] * len(model._metrics)
-        for metric, i in zip(model._metrics, outputs):
+        weights = _metric_weights_per_output(model, sample_weight, len(preds))
+        for metric, i, weighted in self._entries():
             mask = backprop.output_mask(preds[i])
-            if mask is None:
+            steps = None if mask is None else mask.astype(preds[i].dtype)
+            weight = None if not weighted or weights[i] is None else _on_device_like(weights[i], preds[i])
+            weight = compiled_metrics.metric_weights(weight, steps)
+            if weight is None:
                 metric.update_state(truths[i], preds[i])
             else:
-                metric.update_state(truths[i], preds[i], sample_weight=mask.astype(preds[i].dtype))
+                metric.update_state(truths[i], preds[i], sample_weight=weight)
 
     def result(self):
         model = self._model
-        outputs = self._outputs()
-        names = getattr(model, "_output_keys", None)
-        results, counts = {}, {}
-        for position, metric in enumerate(model._metrics or []):
-            name = metric.name if outputs is None else f"{names[outputs[position]]}_{metric.name}"
-            if name in counts:
-                counts[name] += 1
-                name = f"{name}_{counts[name] - 1}"
-            else:
-                counts[name] = 1
-            results[name] = metric.result()
-        return results
+        names = getattr(model, "_output_keys", None) if getattr(model, "_multi", False) else None
+        entries = self._entries()
+        keys = compiled_metrics.log_names([(m, None if names is None else names[i], weighted)
+                                           for m, i, weighted in entries])
+        return {key: metric.result() for key, (metric, _, _) in zip(keys, entries)}
 
     def reset_state(self):
-        for metric in self._model._metrics or []:
+        for metric in self.metrics:
             metric.reset_state()
+
+
+def _one_entry(value):
+    """The targets of a model of one output: also where they come as a list (or tuple) of one array, as Keras's
+    steps may get them (its metrics and losses flatten them)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _metric_weights_per_output(model, sample_weight, count):
+    """The weights each output's weighted metrics take, as Keras's ``CompileMetrics`` spreads them: a dict's by
+    output, a list's (or tuple's) in order, one array for every output, as are the first of a list shorter than
+    the outputs (a model of one output takes the first)."""
+    if sample_weight is None:
+        return [None] * count
+    if isinstance(sample_weight, dict) and getattr(model, "_multi", False):
+        return _per_output(model, sample_weight, "sample_weight")
+    if isinstance(sample_weight, dict):         # flattened as Keras's tree flattens a dict: by sorted key
+        flat = [sample_weight[key] for key in sorted(sample_weight)]
+    else:
+        flat = list(sample_weight) if isinstance(sample_weight, (list, tuple)) else [sample_weight]
+    if len(flat) < count:
+        flat = [flat[0]] * count
+    return flat[:count]
 
 
 # Views of the model's state: making one must not reset it (Metric runs a library metric's reset_state when made).
@@ -454,7 +484,7 @@ class Trainer:
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with the batch and return ``get_metrics_result()``, as Keras's does (the
-        compiled ``metrics`` take no sample weights)."""
+        compiled ``metrics`` take no sample weights, the ``weighted_metrics`` take ``sample_weight``)."""
         del x
         if self._has_compiled_metrics():
             self._compile_metrics.update_state(y, y_pred, sample_weight)
