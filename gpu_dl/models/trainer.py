@@ -19,7 +19,8 @@ device). A class that overrides one is *routed* when it is made
 steps with ``data`` in Keras's structure (``x``; ``(x, y)``; ``(x, y,
 sample_weight)``; ``train_on_batch`` always gives the three), the targets and
 sample weights of several outputs in the structure they were given in (a
-list, a tuple or a dict, ``Given``; one array of weights beside several
+list, a tuple or a dict, ``Given``; those of one output given as a list or a
+tuple of one array stay one; one array of weights beside several
 targets given for each target by fit and evaluate on arrays, as Keras's array
 adapter gives it; a streaming batch's tuples as lists, as Keras's torch
 DataLoader makes them), also to ``compute_loss`` and ``compute_metrics``,
@@ -180,6 +181,22 @@ def weights_in_targets_form(sample_weight, y):
     return sample_weight
 
 
+def one_in_list(value):
+    """Whether ``value`` is a list (or tuple) of one array: the targets or sample weights of a model of one output,
+    as Keras also takes them."""
+    return isinstance(value, (list, tuple)) and len(value) == 1 and hasattr(value[0], "shape")
+
+
+def one_output_given(value, original):
+    """The targets or sample weights ``value`` (one array) of a model of one output in the structure ``original``
+    gave them in: a ``Given`` list (tuple) of the array where they came as a list (tuple) of one array, as Keras
+    hands them to the steps, ``compute_loss`` and ``compute_metrics`` (its adapters keep the structure); else
+    ``value``."""
+    if value is None or isinstance(value, Given) or not one_in_list(original):
+        return value
+    return Given((value,), list if isinstance(original, list) else tuple, [0])
+
+
 def as_streamed(value):
     """Targets or sample weights of a streaming batch as Keras's torch backend hands them on: its DataLoader turns
     the tuples of a batch into lists."""
@@ -332,8 +349,8 @@ class _CompileMetrics(metric_base.Metric):
 
 
 def _one_entry(value):
-    """The targets of a model of one output: also where they come as a list (or tuple) of one array, as Keras's
-    steps may get them (its metrics and losses flatten them)."""
+    """The targets or sample weights of a model of one output: also where they come as a list (or tuple) of one
+    array, as Keras's steps may get them (its compiled loss and metrics flatten them)."""
     if isinstance(value, (list, tuple)) and len(value) == 1:
         return value[0]
     return value
@@ -503,8 +520,8 @@ class Trainer:
         if self._has_compiled_loss():
             several = getattr(self, "_multi", False)
             preds = _per_output(self, y_pred, "y_pred") if several else [y_pred]
-            truths = _per_output(self, y, "y") if several else [y]
-            weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
+            truths = _per_output(self, y, "y") if several else [_one_entry(y)]
+            weights = _per_output(self, sample_weight, "sample_weight") if several else [_one_entry(sample_weight)]
             losses = self._output_losses if several else [self.loss]
             one = self.__dict__.get("_loss_weight")
             scales = self._loss_weights if several else [1.0 if one is None else one]
@@ -630,10 +647,14 @@ def _metrics_or_logs(model):
 
 def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
     if not type(self)._free_data:
+        several = getattr(self, "_multi", False)
         x, ys, sw, output_shape = _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name,
                                                           batch_size)
-        if getattr(self, "_multi", False):      # compute_loss and compute_metrics get them as given
+        # compute_loss and compute_metrics get them as given
+        if several:
             ys, sw = given_form(self, ys, y), given_form(self, sw, sample_weight)
+        else:
+            ys, sw = one_output_given(ys, y), one_output_given(sw, sample_weight)
         return x, ys, sw, output_shape
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
@@ -679,9 +700,10 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
     sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
     if class_weight is not None:
-        if y is None or isinstance(y, tuple):
+        one = isinstance(y, Given) and len(y) == 1
+        if y is None or (isinstance(y, tuple) and not one):
             raise ValueError("`class_weight` needs the targets of a model of one output.")
-        cw = checks.class_weights_to_sample_weights(class_weight, y, None)
+        cw = checks.class_weights_to_sample_weights(class_weight, y[0] if one else y, None)
     if cw is not None:
         sw = cw if sw is None else sw * cw
     if sw is not None:
@@ -690,6 +712,8 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
 
 
 def _routed_resolve_metrics(self, y_shape, output_shape):
+    if isinstance(y_shape, list) and len(y_shape) == 1 and not getattr(self, "_multi", False):
+        y_shape = y_shape[0]            # the targets of the one output, given as a list of one
     if output_shape is not None:        # else the compile metrics resolve from their first batch
         _next(self, "_resolve_metrics")(y_shape, output_shape)
 
