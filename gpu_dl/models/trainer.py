@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 
 import numpy
 
@@ -589,7 +588,7 @@ class Trainer:
             trainable_weights = self.trainable_weights[:]
             self.optimizer.apply([v.grad for v in trainable_weights], trainable_weights)
         else:
-            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+            warn("The model does not have any trainable weights.")
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
