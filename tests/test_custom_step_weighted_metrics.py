@@ -176,3 +176,31 @@ def test_two_outputs_log_as_keras(on_cpu, keras, weights):
                         weighted_metrics=[["mae", "mse"], ["mae"]])
     _assert_same(_runs(gpu_dl, _two_outputs, compile_args, [ya, yb], sample_weight),
                  _runs(keras, _two_outputs, compile_args, [ya, yb], sample_weight))
+
+
+def test_class_weights_and_validation_targets_in_a_list_of_one_as_keras(on_cpu, keras):
+    """The weighted metrics take the class weights fit turns into sample weights, and validation targets and
+    weights given as lists of one array reach the test step as such."""
+    rng = numpy.random.default_rng(5)
+    x, y, sw = rng.standard_normal((N, 3)).astype("float32"), rng.integers(0, 3, N), rng.random(N).astype("float32")
+    histories, seen = [], []
+    for lib in (gpu_dl, keras):
+        steps = []
+
+        class Steps(lib.Model):
+            def test_step(self, data):
+                _, targets, weights = lib.utils.unpack_x_y_sample_weight(data)
+                steps.append((type(targets).__name__, type(weights).__name__))
+                return super().test_step(data)
+        inputs = lib.Input((3,))
+        model = Steps(inputs, lib.layers.Dense(3, activation="softmax", kernel_initializer="ones")(inputs))
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
+        histories.append(model.fit(x, y, class_weight={0: 1.0, 1: 3.0, 2: 0.5}, batch_size=4, epochs=2, verbose=0,
+                                   shuffle=False, validation_data=(x, [y], [sw])).history)
+        seen.append(steps)
+    assert seen[0] == seen[1] == [("list", "list")] * 4
+    # the weights count: the weighted accuracy is not the plain one
+    assert histories[0]["val_weighted_accuracy"] != pytest.approx(histories[0]["val_accuracy"])
+    assert sorted(histories[0]) == sorted(histories[1])
+    for key in histories[1]:
+        numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=2e-5, atol=1e-6, err_msg=key)
