@@ -12,12 +12,11 @@ never runs code from a file (a Python lambda in a saved model is refused whateve
 """
 from __future__ import annotations
 
-import warnings
-
 from .backend.config import (
     epsilon, floatx, image_data_format, max_epochs, max_steps_per_epoch, set_epsilon, set_floatx,
     set_image_data_format, set_max_epochs, set_max_steps_per_epoch,
 )
+from .backend.user_warnings import warn
 from .utils.io_utils import disable_interactive_logging, enable_interactive_logging, is_interactive_logging_enabled
 
 BACKEND = "gpu_dl"
@@ -36,9 +35,9 @@ def set_backend(backend):
 def enable_unsafe_deserialization():
     """Keras's switch for loading Python lambdas from saved models. gpu_dl never runs code from a file, so it
     changes nothing: a lambda in a saved model stays refused; rebuild that model in code and load its weights."""
-    warnings.warn("enable_unsafe_deserialization() changes nothing in gpu_dl: it never runs code from a file, so a "
-                  "Python lambda in a saved model stays refused. Rebuild the model in code and call load_weights().",
-                  UserWarning, stacklevel=2)
+    warn("enable_unsafe_deserialization() changes nothing in gpu_dl: it never runs code from a file, so a "
+         "Python lambda in a saved model stays refused. Rebuild the model in code and call load_weights().",
+         UserWarning)
 
 
 __all__ = [

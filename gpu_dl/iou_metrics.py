@@ -15,11 +15,11 @@ would wrap after 2**31 pixels.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy
 
 from .backend import array_module, to_numpy
+from .backend.user_warnings import warn
 from .metric_base import Metric
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
@@ -88,9 +88,8 @@ class _IoUBase(Metric):
         where = type(self).__name__
         weights = xp.asarray(sample_weight)
         if weights.dtype.kind == "f" and self.dtype.startswith("int"):
-            warnings.warn(f"{where}: sample weights are cast to the metric's dtype {self.dtype!r} (Keras's default), "
-                          "which truncates fractional weights; pass dtype='float32' to weight by fractions.",
-                          stacklevel=3)
+            warn(f"{where}: sample weights are cast to the metric's dtype {self.dtype!r} (Keras's default), "
+                 "which truncates fractional weights; pass dtype='float32' to weight by fractions.")
         weights = weights.astype(self.dtype)
         size = int(numpy.prod(shape))
         if weights.size == size:

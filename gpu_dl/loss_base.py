@@ -33,12 +33,12 @@ import functools
 import math
 import numbers
 import sys
-import warnings
 
 import numpy
 
 from . import backprop
 from .backend import array_module, floatx, standardize_dtype
+from .backend.user_warnings import warn
 from .catalogue import snake_case
 from .ops.softmax_xent import softmax_xent
 
@@ -965,8 +965,8 @@ class CategoricalCrossentropy(LossFunctionWrapper):
                 f"but `y` holds integer class labels of shape {y_true.shape}: "
                 + _SPARSE_HINT.format(classes=classes) + ".")
         if classes == 1:
-            warnings.warn(f"Loss '{self.name}' on an output with 1 column is always 0; "
-                          "use 'binary_crossentropy' for two classes.", SyntaxWarning, stacklevel=2)
+            warn(f"Loss '{self.name}' on an output with 1 column is always 0; "
+                 "use 'binary_crossentropy' for two classes.", SyntaxWarning)
         _check_elementwise_targets(self.name, y_true, output_shape)
 
 

@@ -21,11 +21,10 @@ rounding. Other dtypes compute in float32, as Keras's do.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy
 
 from .backend import array_module
+from .backend.user_warnings import warn
 from .loss_base import Loss, LossFunctionWrapper, _batch_shape, _is_whole, symbolic_form
 from .ops.ctc import ctc_backward, ctc_forward, ctc_loss
 
@@ -144,15 +143,15 @@ def _warn_about_rows(name, y_true, steps):
     count = nonzero.sum(axis=1)
     used = numpy.arange(y_true.shape[1]) < count[:, None]
     if (nonzero & ~used).any():
-        warnings.warn(f"Loss '{name}': some rows of `y` have a 0 before a nonzero label. As in Keras, a row's "
-                      "labels are its first (number of nonzero entries) entries, so such a 0 is read as a blank "
-                      "label and the row's last label is dropped: pad the rows with 0 only at their end, and "
-                      "number the classes from 1.", RuntimeWarning, stacklevel=3)
+        warn(f"Loss '{name}': some rows of `y` have a 0 before a nonzero label. As in Keras, a row's "
+             "labels are its first (number of nonzero entries) entries, so such a 0 is read as a blank "
+             "label and the row's last label is dropped: pad the rows with 0 only at their end, and "
+             "number the classes from 1.", RuntimeWarning)
     if steps is None:
         return
     repeats = ((y_true[:, 1:] == y_true[:, :-1]) & used[:, 1:]).sum(axis=1)
     needed = count + repeats
     if (needed > steps).any():
-        warnings.warn(f"Loss '{name}': {int((needed > steps).sum())} rows of `y` need more than the model's "
-                      f"{steps} output steps (up to {int(needed.max())}: one step per label and a blank between "
-                      "repeated labels); their loss is inf, as in Keras.", RuntimeWarning, stacklevel=3)
+        warn(f"Loss '{name}': {int((needed > steps).sum())} rows of `y` need more than the model's "
+             f"{steps} output steps (up to {int(needed.max())}: one step per label and a blank between "
+             "repeated labels); their loss is inf, as in Keras.", RuntimeWarning)

@@ -247,3 +247,136 @@ def test_a_train_step_gets_what_keras_gives_it(on_cpu, keras, targets, weights):
     assert ours == theirs
     for a, b in zip(our_losses, their_losses):
         numpy.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ one output, its targets in a list of one
+def _one_output_model(lib, seen, override):
+    """A model of one output whose ``override`` (train_step, compute_loss or compute_metrics) records the targets
+    and weights it gets, then runs the built-in one."""
+    def record(y, sample_weight):
+        if "symbolic" not in str(_structure(y)):
+            seen.append((_structure(y), _structure(sample_weight)))
+
+    class TrainStep(lib.Model):
+        def train_step(self, data):
+            _, y, sample_weight = lib.utils.unpack_x_y_sample_weight(data)
+            record(y, sample_weight)
+            return super().train_step(data)
+
+        def test_step(self, data):
+            _, y, sample_weight = lib.utils.unpack_x_y_sample_weight(data)
+            record(y, sample_weight)
+            return super().test_step(data)
+
+    class ComputeLoss(lib.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            record(y, sample_weight)
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+    class ComputeMetrics(lib.Model):
+        def compute_metrics(self, x, y, y_pred, sample_weight=None):
+            record(y, sample_weight)
+            return super().compute_metrics(x, y, y_pred, sample_weight)
+    classes = {"train_step": TrainStep, "compute_loss": ComputeLoss, "compute_metrics": ComputeMetrics}
+    inputs = lib.Input((3,))
+    model = classes[override](inputs, lib.layers.Dense(2, kernel_initializer="ones")(inputs))
+    model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1), loss="mse", weighted_metrics=["mae"])
+    return model
+
+
+_ONE_Y = {"list": [_YA], "tuple": (_YA,)}
+_ONE_SW = {None: None, "one": _W, "list": [_W], "tuple": (_W,)}
+
+
+def _seen_with_one_output(lib, override, targets, weights):
+    """What ``override`` got in fit, evaluate, train_on_batch and fit on a generator, and the logs they gave."""
+    seen, logs = [], []
+    y, sw = _ONE_Y[targets], _ONE_SW[weights]
+    for how in ("fit", "evaluate", "train_on_batch", "generator"):
+        model = _one_output_model(lib, seen, override)
+        if how == "fit":
+            logs.append(model.fit(_X, y, sample_weight=sw, batch_size=4, verbose=0, shuffle=False).history)
+        elif how == "evaluate":
+            logs.append(model.evaluate(_X, y, sample_weight=sw, batch_size=4, verbose=0, return_dict=True))
+        elif how == "train_on_batch":
+            logs.append(model.train_on_batch(_X, y, sample_weight=sw, return_dict=True))
+        else:
+            batch = (_X, y) if sw is None else (_X, y, sw)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Your input ran out of data")
+                logs.append(model.fit((b for b in [batch]), verbose=0, shuffle=False).history)
+    return seen, logs
+
+
+# the targets as given (a generator's tuple as a list); one weight array in the targets' structure in fit and
+# evaluate, as it is in train_on_batch and from a generator; weights in a list or tuple of one as given
+_ONE_OUTPUT = [
+    # targets, weights, y, y from a generator, sample_weight in fit/evaluate, in train_on_batch, from a generator
+    ("list", None, [_A], [_A], None, None, None),
+    ("tuple", None, (_A,), [_A], None, None, None),
+    ("list", "one", [_A], [_A], [_A], _A, _A),
+    ("tuple", "one", (_A,), [_A], (_A,), _A, _A),
+    ("list", "list", [_A], [_A], [_A], [_A], [_A]),
+    ("tuple", "tuple", (_A,), [_A], (_A,), (_A,), [_A]),
+]
+
+
+@pytest.mark.parametrize("override", ["train_step", "compute_loss", "compute_metrics"])
+@pytest.mark.parametrize("targets, weights, y, y_streamed, sw_arrays, sw_on_batch, sw_streamed", _ONE_OUTPUT)
+def test_one_output_targets_in_a_list_of_one_reach_the_steps_as_given(on_cpu, override, targets, weights, y,
+                                                                        y_streamed, sw_arrays, sw_on_batch,
+                                                                        sw_streamed):
+    seen, logs = _seen_with_one_output(gpu_dl, override, targets, weights)
+    assert seen == [(y, sw_arrays), (y, sw_arrays), (y, sw_on_batch), (y_streamed, sw_streamed)]
+    # the compiled loss and weighted metric read the one array inside: NumPy's weighted mean squared error and
+    # absolute error of the first step (every weight of the model one: the predictions are the inputs' sums)
+    errors = _X.sum(-1, keepdims=True) - _YA
+    weight = numpy.ones(len(_X)) if weights is None else _W
+    assert logs[2]["loss"] == pytest.approx(float(((errors ** 2).mean(-1) * weight).mean()), rel=1e-5)
+    assert logs[2]["mae"] == pytest.approx(float((numpy.abs(errors).mean(-1) * weight).sum() / weight.sum()),
+                                           rel=1e-5)
+    assert logs[3]["loss"] == pytest.approx([logs[2]["loss"]], rel=1e-6)
+
+
+def test_one_output_fit_on_a_list_of_one_trains_as_on_the_array(on_cpu):
+    """The built-in loss path of a model of one output: targets (and weights) in a list of one are the array."""
+    weights, histories = [], []
+    for y, sw in ((_YA, _W), ([_YA], [_W]), ((_YA,), _W)):
+        inputs = gpu_dl.Input((3,))
+        model = gpu_dl.Model(inputs, gpu_dl.layers.Dense(2, kernel_initializer="ones")(inputs))
+        model.compile(optimizer=gpu_dl.optimizers.SGD(learning_rate=0.1), loss="mse", weighted_metrics=["mae"])
+        histories.append(model.fit(_X, y, sample_weight=sw, batch_size=2, epochs=2, verbose=0, shuffle=False).history)
+        weights.append(model.get_weights())
+    for history, trained in zip(histories[1:], weights[1:]):
+        assert history == histories[0]
+        for a, b in zip(trained, weights[0]):
+            numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("override", ["train_step", "compute_loss", "compute_metrics"])
+@pytest.mark.parametrize("targets, weights", [s[:2] for s in _ONE_OUTPUT])
+def test_one_output_targets_in_a_list_of_one_as_keras(on_cpu, keras, override, targets, weights):
+    ours, our_logs = _seen_with_one_output(gpu_dl, override, targets, weights)
+    theirs, their_logs = _seen_with_one_output(keras, override, targets, weights)
+    assert ours == theirs
+    assert len(our_logs) == len(their_logs) == 4
+    for a, b in zip(our_logs, their_logs):
+        assert sorted(a) == sorted(b)
+        for key in b:
+            numpy.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+
+
+def test_one_output_fit_on_a_list_of_one_as_keras(on_cpu, keras):
+    histories, weights = [], []
+    for lib in (gpu_dl, keras):
+        inputs = lib.Input((3,))
+        model = lib.Model(inputs, lib.layers.Dense(2, kernel_initializer="ones")(inputs))
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1), loss="mse", weighted_metrics=["mae"])
+        histories.append(model.fit(_X, [_YA], sample_weight=[_W], batch_size=2, epochs=2, verbose=0,
+                                   shuffle=False).history)
+        weights.append(model.get_weights())
+    assert sorted(histories[0]) == sorted(histories[1])
+    for key in histories[1]:
+        numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-5, err_msg=key)
+    for a, b in zip(*weights):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

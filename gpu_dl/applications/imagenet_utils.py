@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import numpy
 
 from .. import activations, backend
 from ..backend.config import floatx
+from ..backend.user_warnings import warn
 
 # Keras's cache sub-folder for these files (``keras.utils.get_file(..., cache_subdir="models")``).
 _SUBDIR = "models"
@@ -112,8 +112,8 @@ def obtain_input_shape(fn_name, input_shape, default_size, min_size, require_fla
                              f"Received: input_shape={input_shape!r}") from None
     if weights != "imagenet" and input_shape and len(input_shape) == 3:
         if input_shape[-1] not in {1, 3}:
-            warnings.warn(f"{fn_name}: this model usually expects 1 or 3 input channels. However, it was passed an "
-                          f"input_shape with {input_shape[-1]} input channels.", stacklevel=3)
+            warn(f"{fn_name}: this model usually expects 1 or 3 input channels. However, it was passed an "
+                 f"input_shape with {input_shape[-1]} input channels.")
         default_shape = (default_size, default_size, input_shape[-1])
     else:
         default_shape = (default_size, default_size, 3)

@@ -7,9 +7,9 @@ Images are channels_last (gpu_dl's only layout); inputs are at least 32x32.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 from .. import layers
+from ..backend.user_warnings import warn
 from . import imagenet_utils
 from ._common import check_arguments, finish, weights_file
 
@@ -59,8 +59,8 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, inc
                              f"`0.75` or `1.0` only. Received alpha={alpha}")
         if rows != input_shape[1] or rows not in _IMAGENET_ROWS:
             rows = 224
-            warnings.warn("`input_shape` is undefined or non-square, or `rows` is not in [128, 160, 192, 224]. "
-                          "Weights for input shape (224, 224) will be loaded as the default.", stacklevel=2)
+            warn("`input_shape` is undefined or non-square, or `rows` is not in [128, 160, 192, 224]. "
+                 "Weights for input shape (224, 224) will be loaded as the default.")
         suffix = "" if include_top else "_no_top"
         path = weights_file(fn_name, weights, f"mobilenet_{_IMAGENET_ALPHAS[alpha]}_{rows}_tf{suffix}.h5",
                             "mobilenet")

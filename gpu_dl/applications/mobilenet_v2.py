@@ -6,9 +6,9 @@ Images are channels_last (gpu_dl's only layout); inputs are at least 32x32.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 from .. import layers
+from ..backend.user_warnings import warn
 from . import imagenet_utils
 from ._common import finish, weights_file
 
@@ -61,8 +61,8 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
                              f"`0.75`, `1.0`, `1.3` or `1.4` only; Received `alpha={alpha}`")
         if rows != cols or rows not in _IMAGENET_ROWS:
             rows = 224
-            warnings.warn("`input_shape` is undefined or non-square, or `rows` is not in [96, 128, 160, 192, 224]. "
-                          "Weights for input shape (224, 224) will be loaded as the default.", stacklevel=2)
+            warn("`input_shape` is undefined or non-square, or `rows` is not in [96, 128, 160, 192, 224]. "
+                 "Weights for input shape (224, 224) will be loaded as the default.")
     suffix = "" if include_top else "_no_top"
     path = weights_file(fn_name, weights,
                         f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{suffix}.h5",

@@ -12,9 +12,9 @@ Images are channels_last (gpu_dl's only layout); inputs are at least 32x32, of a
 from __future__ import annotations
 
 import numbers
-import warnings
 
 from .. import layers
+from ..backend.user_warnings import warn
 from . import imagenet_utils
 from ._common import finish, weights_file
 
@@ -83,8 +83,8 @@ def MobileNetV3(stack, last_point_ch, input_shape=None, alpha=1.0, model_type="l
             raise ValueError(f"{fn_name}: if imagenet weights are being loaded, alpha can be one of `0.75`, `1.0` "
                              f"for non minimalistic or `1.0` for minimalistic only. Received alpha={alpha}")
         if input_shape[0] != input_shape[1] or input_shape[0] != 224:
-            warnings.warn("`input_shape` is undefined or non-square, or `rows` is not 224. Weights for input shape "
-                          "(224, 224) will be loaded as the default.", stacklevel=3)
+            warn("`input_shape` is undefined or non-square, or `rows` is not 224. Weights for input shape "
+                 "(224, 224) will be loaded as the default.")
         model_name = f"{model_type}{'_minimalistic' if minimalistic else ''}_224_{float(alpha)}_float"
         file_name = f"weights_mobilenet_v3_{model_name}{'' if include_top else '_no_top_v2'}.h5"
         path = weights_file(fn_name, weights, file_name, "mobilenet_v3", url=_URL + file_name)

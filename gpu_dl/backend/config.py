@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import random
 import sys
-import warnings
 
 import numpy
+
+from .user_warnings import warn
 
 _FLOATX = "float32"
 _FLOAT_TYPES = ("float16", "bfloat16", "float32", "float64")
@@ -136,7 +137,7 @@ def set_max_steps_per_epoch(value) -> None:
 def capped_epochs(epochs):
     """``epochs`` limited to ``max_epochs()``, with Keras's warning when the cap applies."""
     if _MAX_EPOCHS is not None and _MAX_EPOCHS < epochs:
-        warnings.warn(f"Limiting epochs to {_MAX_EPOCHS}", stacklevel=3)
+        warn(f"Limiting epochs to {_MAX_EPOCHS}")
         return _MAX_EPOCHS
     return epochs
 
@@ -144,7 +145,7 @@ def capped_epochs(epochs):
 def capped_steps(steps):
     """An epoch's batches (None: all) limited to ``max_steps_per_epoch()``, with Keras's warning."""
     if _MAX_STEPS_PER_EPOCH is not None and (steps is None or _MAX_STEPS_PER_EPOCH < steps):
-        warnings.warn(f"Limiting steps_per_epoch to {_MAX_STEPS_PER_EPOCH}", stacklevel=3)
+        warn(f"Limiting steps_per_epoch to {_MAX_STEPS_PER_EPOCH}")
         return _MAX_STEPS_PER_EPOCH
     return steps
 

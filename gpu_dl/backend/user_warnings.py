@@ -1,14 +1,14 @@
 """Warnings attributed to the caller's own code.
 
-A warning about the caller's data or model (an input that ran out, a variable
-without a gradient) is raised deep inside the training loop, at a depth that
-depends on the path taken (fit or train_on_batch, the fused step or a
-``train_step`` of the caller's, an optimizer's ``apply``). A fixed
-``stacklevel`` would name a line of gpu_dl on some of those paths; ``warn``
-instead names the innermost frame outside gpu_dl (and outside the standard
-library, through which gpu_dl may call back into itself: ``contextlib``,
-``functools``), which is the caller's line that led there: the ``fit`` call,
-or the ``optimizer.apply`` line in a ``train_step`` of the caller's.
+A warning about the caller's data, model or arguments (an input that ran out, a variable without a gradient, a
+metric a callback monitors that is not logged, a deprecated argument, a weight a load skips) is raised inside
+gpu_dl, at a depth that depends on the path taken (fit, evaluate, predict or their ``*_on_batch`` forms, the fused
+step or a ``train_step`` of the caller's, a callback, a layer's call, a save or a load). A fixed ``stacklevel``
+would name a line of gpu_dl on some of those paths; ``warn``, which gpu_dl raises the warnings users see with,
+instead names the innermost frame outside gpu_dl (and outside the standard library, through which gpu_dl may
+call back into itself: ``contextlib``, ``functools``), which is the caller's line that led there: the ``fit`` or
+``load_weights`` call, a layer's constructor call, or the ``optimizer.apply`` line in a ``train_step`` of the
+caller's.
 """
 from __future__ import annotations
 

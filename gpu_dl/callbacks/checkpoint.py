@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy
 
+from ..backend.user_warnings import warn
 from .monitor import MonitorCallback, _print_msg
 
 
@@ -83,11 +83,11 @@ class ModelCheckpoint(MonitorCallback):
             return True
         current = logs.get(self.monitor)
         if current is None:
-            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            warn(f"Can save best model only with {self.monitor} available.")
             return True
         if numpy.ndim(current) > 0:
-            warnings.warn(f"Can save best model only when `monitor` is a scalar value. Received: {current}. "
-                          "Falling back to `save_best_only=False`.", stacklevel=3)
+            warn(f"Can save best model only when `monitor` is a scalar value. Received: {current}. "
+                 "Falling back to `save_best_only=False`.")
             return True
         if self.monitor_op is None:
             self._set_monitor_op()

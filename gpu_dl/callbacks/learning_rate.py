@@ -1,10 +1,9 @@
 """Callbacks that set the optimizer's learning rate: LearningRateScheduler and ReduceLROnPlateau."""
 from __future__ import annotations
 
-import warnings
-
 import numpy
 
+from ..backend.user_warnings import warn
 from .base import Callback
 from .monitor import MonitorCallback, _print_msg
 
@@ -65,8 +64,8 @@ class ReduceLROnPlateau(MonitorCallback):
                  cooldown=0, min_lr=0.0, **kwargs):
         if "epsilon" in kwargs:
             min_delta = kwargs.pop("epsilon")
-            warnings.warn("ReduceLROnPlateau: `epsilon` is the legacy name of `min_delta`; use `min_delta`.",
-                          DeprecationWarning, stacklevel=2)
+            warn("ReduceLROnPlateau: `epsilon` is the legacy name of `min_delta`; use `min_delta`.",
+                 DeprecationWarning)
         if kwargs:
             raise TypeError(f"ReduceLROnPlateau got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
         super().__init__(monitor, mode, min_delta=min_delta)
@@ -106,8 +105,8 @@ class ReduceLROnPlateau(MonitorCallback):
         logs["learning_rate"] = _current_rate(self.model.optimizer)
         current = logs.get(self.monitor)
         if current is None:
-            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
-                          f"available. Available metrics are: {','.join(list(logs.keys()))}.", stacklevel=2)
+            warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                 f"available. Available metrics are: {','.join(list(logs.keys()))}.")
             return
         if self.in_cooldown():
             self.cooldown_counter -= 1

@@ -1,10 +1,9 @@
 """Callbacks that watch one logged quantity: which way is better, and what counts as an improvement."""
 from __future__ import annotations
 
-import warnings
-
 import numpy
 
+from ..backend.user_warnings import warn
 from .base import Callback
 
 
@@ -67,7 +66,7 @@ class MonitorCallback(Callback):
     def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
         super().__init__()
         if mode not in ("auto", "min", "max"):
-            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=2)
+            warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.")
             mode = "auto"
         self.monitor = monitor
         self.mode = mode

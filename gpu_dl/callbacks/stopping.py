@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
-import warnings
 
+from ..backend.user_warnings import warn
 from .base import Callback
 from .monitor import MonitorCallback, _print_msg
 
@@ -76,8 +76,8 @@ class EarlyStopping(MonitorCallback):
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
-            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
-                          f"Available metrics are: {','.join(list(logs.keys()))}", stacklevel=2)
+            warn(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                 f"Available metrics are: {','.join(list(logs.keys()))}")
         return value
 
 

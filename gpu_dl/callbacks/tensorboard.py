@@ -5,12 +5,12 @@ import itertools
 import numbers
 import os
 import time
-import warnings
 
 import numpy
 
 from .. import backend
 from ..backend import profiler
+from ..backend.user_warnings import warn
 from . import tensorboard_events as events
 from .base import Callback
 
@@ -133,7 +133,7 @@ class TensorBoard(Callback):
             try:
                 config = model.to_json()
             except Exception as exc:   # as Keras: a model that cannot be serialised still trains
-                warnings.warn(f"Model failed to serialize as JSON. Ignoring... {exc}", stacklevel=2)
+                warn(f"Model failed to serialize as JSON. Ignoring... {exc}")
             else:
                 self._write("train", events.model_config(config), 0)
                 self._flush()
@@ -257,14 +257,14 @@ class TensorBoard(Callback):
         try:
             self._profiling = profiler.start()
         except Exception as exc:    # as Keras: a profiler that fails must not end the run
-            warnings.warn(f"TensorBoard: could not start the CUDA profiler: {exc}", stacklevel=2)
+            warn(f"TensorBoard: could not start the CUDA profiler: {exc}")
 
     def _stop_profiler(self):
         self._profiling = False
         try:
             profiler.stop()
         except Exception as exc:
-            warnings.warn(f"TensorBoard: could not stop the CUDA profiler: {exc}", stacklevel=2)
+            warn(f"TensorBoard: could not stop the CUDA profiler: {exc}")
 
 
 def weight_paths(model):

@@ -16,12 +16,12 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-import warnings
 
 import numpy
 
 from .. import backend
 from ..backend.config import floatx
+from ..backend.user_warnings import warn
 from ..ops import resize as resize_op
 
 __all__ = ["array_to_img", "decode_image", "img_to_array", "load_img", "resize_image", "save_img"]
@@ -150,7 +150,7 @@ def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
         file_format = "jpeg"     # Pillow's name for it
     img = array_to_img(x, data_format=data_format, scale=scale)
     if img.mode == "RGBA" and file_format == "jpeg":
-        warnings.warn("The JPEG format does not support RGBA images, converting to RGB.", stacklevel=2)
+        warn("The JPEG format does not support RGBA images, converting to RGB.")
         img = img.convert("RGB")
     img.save(path, format=file_format or None, **kwargs)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import collections
 import itertools
-import warnings
 from concurrent.futures import ThreadPoolExecutor
+
+from ..backend.user_warnings import warn
 
 __all__ = ["PyDataset", "prefetched"]
 
@@ -39,9 +40,9 @@ class PyDataset:
             self._workers = getattr(self, "_workers", 1)
             self._use_multiprocessing = getattr(self, "_use_multiprocessing", False)
             self._max_queue_size = getattr(self, "_max_queue_size", 10)
-            warnings.warn("Your `PyDataset` class should call `super().__init__(**kwargs)` in its constructor. "
-                          "`**kwargs` can include `workers`, `use_multiprocessing`, `max_queue_size`. Do not pass "
-                          "these arguments to `fit()`, as they will be ignored.", stacklevel=3)
+            warn("Your `PyDataset` class should call `super().__init__(**kwargs)` in its constructor. "
+                 "`**kwargs` can include `workers`, `use_multiprocessing`, `max_queue_size`. Do not pass "
+                 "these arguments to `fit()`, as they will be ignored.")
 
     @property
     def workers(self):

@@ -30,8 +30,8 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import warnings
 
+from ..backend.user_warnings import warn
 from ..ops.normalization import (batch_norm_inference, batch_norm_train, l2_normalize, l2_normalize_backward,
                                  normalize_backward, rms_normalize, rms_normalize_backward, rms_scale,
                                  rms_scale_backward)
@@ -293,8 +293,8 @@ class LayerNormalization(_Normalization):
         self.epsilon = _number(epsilon, f"{where}: epsilon", 0.0)
         self.center, self.scale, self.rms_scaling = bool(center), bool(scale), bool(rms_scaling)
         if self.rms_scaling:
-            warnings.warn(f"{where}: rms_scaling=True is deprecated in Keras 3: it divides by the standard "
-                          "deviation, not the root mean square.", stacklevel=2)
+            warn(f"{where}: rms_scaling=True is deprecated in Keras 3: it divides by the standard "
+                 "deviation, not the root mean square.")
         self.set_weight_arguments(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
                                   beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
                                   beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)

@@ -42,13 +42,13 @@ activity penalties of its layers' calls count in the loss (``nested.py``).
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 
 import numpy
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
+from ..backend.user_warnings import warn
 from ..layers import layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
@@ -62,8 +62,8 @@ from .summary import _format_shape, print_summary
 def _warn_mask_dropped(layer):
     if not getattr(layer, "_warned_mask_dropped", False):
         layer._warned_mask_dropped = True
-        warnings.warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
-                      "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
+        warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
+             "steps reaching it is dropped, as Keras drops it.")
 
 
 def _node_of(tensor):
@@ -199,10 +199,10 @@ class Functional(multi_output.SeveralOutputs, Model):
         if isinstance(inputs, dict):
             for key, t in inputs.items():
                 if key != t.name:
-                    warnings.warn(f"When providing `inputs` as a dict, all keys in the dict must match the names of "
-                                  f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
-                                  f"name '{t.name}'. Change the tensor name to '{key}' (via "
-                                  f"`Input(..., name='{key}')`)", stacklevel=3)
+                    warn(f"When providing `inputs` as a dict, all keys in the dict must match the names of "
+                         f"the corresponding tensors. Received key '{key}' mapping to value {t} which has "
+                         f"name '{t.name}'. Change the tensor name to '{key}' (via "
+                         f"`Input(..., name='{key}')`)")
         # The graph traced from a composite call (``traced``) computes the losses its add_loss calls made of symbolic
         # tensors too: (layer, tensor) pairs, reached from the inputs as the outputs are (composite.py).
         added_losses = list(added_losses)

@@ -47,10 +47,10 @@ import importlib
 import inspect
 import numbers
 import types
-import warnings
 
 import numpy
 
+from ..backend.user_warnings import warn
 from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
 from ..layers import build_shapes
 
@@ -188,8 +188,8 @@ def _metric_entries(model, identifiers):
                 raise ValueError("only metric names, gpu_dl Metric classes and objects, and named functions are "
                                  "written")
         except (TypeError, ValueError) as e:
-            warnings.warn(f"Model '{model.name}': the metric {identifier!r} cannot be written down ({e}); it is "
-                          "left out of the saved compile settings.", stacklevel=5)
+            warn(f"Model '{model.name}': the metric {identifier!r} cannot be written down ({e}); it is "
+                 "left out of the saved compile settings.")
     return metrics
 
 
@@ -249,8 +249,8 @@ def _compile_config(model):
             metrics = _metric_entries(model, model._metric_identifiers) or None
             weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
-        warnings.warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
-                      "saved without its compile settings, so load_model() gives an uncompiled model.", stacklevel=4)
+        warn(f"Model '{model.name}': the loss {model.loss!r} cannot be written down ({e}); the file is "
+             "saved without its compile settings, so load_model() gives an uncompiled model.")
         return None
     return {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
             "weighted_metrics": weighted, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}

@@ -22,9 +22,9 @@ been checked, so a failed load leaves the model as it was.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy
+
+from ..backend.user_warnings import warn
 
 TOP_LEVEL = "top_level_model_weights"
 
@@ -122,7 +122,7 @@ def _match(variables, datasets, what, source, skip_mismatch, staged):
                        f"{expected}, the file holds shape {found}.")
             if not skip_mismatch:
                 raise ValueError(problem)
-            warnings.warn(problem + " Skipped.", stacklevel=5)
+            warn(problem + " Skipped.")
             continue
         staged.append((var, ds))
 
@@ -147,7 +147,7 @@ def stage_legacy_weights(h5py, h5file, model, source, by_name=False, skip_mismat
                                f"{len(variables)} weight(s), the file holds {len(datasets)}.")
                     if not skip_mismatch:
                         raise ValueError(problem)
-                    warnings.warn(problem + " Skipped.", stacklevel=4)
+                    warn(problem + " Skipped.")
                     continue
                 _match(variables, datasets, f"layer #{k} (named '{name}')", source, skip_mismatch, staged)
     else:
@@ -177,5 +177,5 @@ def stage_legacy_weights(h5py, h5file, model, source, by_name=False, skip_mismat
                        "own (outside its layers).")
             if not (by_name and skip_mismatch):
                 raise ValueError(problem)
-            warnings.warn(problem + " Skipped.", stacklevel=4)
+            warn(problem + " Skipped.")
     return [(var, numpy.asarray(ds[()])) for var, ds in staged]

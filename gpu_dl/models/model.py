@@ -599,6 +599,8 @@ class Model(trainer.Trainer, Layer):
         checks.same_length({x_name: x[0] if isinstance(x, tuple) else x, y_name: y})
         if self.loss is not None:
             self.loss.validate_targets(y, output_shape)
+        if trainer.one_in_list(sample_weight):
+            sample_weight = sample_weight[0]        # as Keras takes them: the weights of the one output, in a list
         sw = checks.sample_weights(sample_weight, _length(x), values_shape=lambda: self._loss_values_shape(
             y, output_shape, self.loss))
         cw = checks.class_weights_to_sample_weights(class_weight, y, output_shape[-1], len(output_shape))

@@ -26,9 +26,9 @@ import io
 import json
 import os
 import secrets
-import warnings
 import zipfile
 
+from ..backend.user_warnings import warn
 from ..catalogue import checked_custom_objects
 from ..layers.base import weight_budget
 from .legacy_h5 import is_legacy_file, stage_legacy_weights
@@ -144,14 +144,14 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     if kwargs:
         raise TypeError(f"save() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
     if save_format and path.endswith(".keras"):
-        warnings.warn(f"save(save_format={save_format!r}) is deprecated in Keras 3 and ignored: the format follows "
-                      "from the `.keras` extension.", stacklevel=3)
+        warn(f"save(save_format={save_format!r}) is deprecated in Keras 3 and ignored: the format follows "
+             "from the `.keras` extension.")
     elif save_format:
         raise ValueError(f"save(save_format={save_format!r}) is deprecated in Keras 3 and not supported: pass a "
                          f"file path ending in `.keras` instead (received filepath={path}).")
     if not include_optimizer:
-        warnings.warn("save(include_optimizer=False) is ignored, as in Keras 3: a `.keras` file always holds the "
-                      "optimizer and its state.", stacklevel=3)
+        warn("save(include_optimizer=False) is ignored, as in Keras 3: a `.keras` file always holds the "
+             "optimizer and its state.")
     if zipped is False:
         raise ValueError("save(zipped=False) (an unzipped directory) is not supported: save to a `.keras` file.")
     if path.endswith((".h5", ".hdf5")):

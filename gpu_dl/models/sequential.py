@@ -27,11 +27,11 @@ cannot be written (see ``keras_config.model_config``).
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter, namedtuple
 
 from .. import backend
 from ..backend.nvtx import nvtx_range
+from ..backend.user_warnings import warn
 from ..layers import layer_losses, masks
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
@@ -57,8 +57,8 @@ _Step = namedtuple("_Step", ["layer", "args", "kwargs", "outputs"])
 def _warn_mask_dropped(layer):
     if not getattr(layer, "_warned_mask_dropped", False):
         layer._warned_mask_dropped = True
-        warnings.warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
-                      "steps reaching it is dropped, as Keras drops it.", stacklevel=3)
+        warn(f"Layer '{layer.name}' ({type(layer).__name__}) does not support masking: the mask of padded "
+             "steps reaching it is dropped, as Keras drops it.")
 
 
 def _check_repeat(model, layer, shape):

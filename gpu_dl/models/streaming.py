@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import collections.abc
 import types
-import warnings
 from contextlib import closing
 
 import numpy
@@ -94,8 +93,8 @@ def _refuse(x, name, **given):
         if value is None:
             continue
         if arg.endswith("batch_size"):
-            warnings.warn(f"`{arg}={value!r}` is ignored: `{name}` is a {_kind(x)}, whose batches have their own "
-                          "size.", UserWarning, stacklevel=4)
+            warn(f"`{arg}={value!r}` is ignored: `{name}` is a {_kind(x)}, whose batches have their own "
+                 "size.", UserWarning)
             continue
         raise ValueError(f"When providing `{name}` as a {_kind(x)}, `{arg}` should not be passed. Instead, "
                          f"{'the targets' if arg == 'y' else 'the sample weights'} should be included as part of "
@@ -147,8 +146,8 @@ class Stream:
                 raise ValueError(f"`{name}` is an endless PyDataset (num_batches is None): give `{steps_name}`.")
             self.shuffle = bool(shuffle) and self.length is not None
             if data.use_multiprocessing:
-                warnings.warn(f"`{name}`: use_multiprocessing=True runs the PyDataset's workers as threads in gpu_dl "
-                              "(it forks no processes).", stacklevel=4)
+                warn(f"`{name}`: use_multiprocessing=True runs the PyDataset's workers as threads in gpu_dl "
+                     "(it forks no processes).")
             self._iterator, self._peeked = None, []
         else:
             self.length, self.shuffle = None, False
@@ -418,8 +417,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if shuffle and not train.shuffle:
         given = {"PyDataset": "an endless PyDataset", "torch DataLoader": "a torch DataLoader"}.get(_kind(x),
                                                                                                  "a generator")
-        warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
-                      "It is expected to yield already-shuffled data.", stacklevel=3)
+        warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
+             "It is expected to yield already-shuffled data.")
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
     val = val_params = val_steps = None
     if is_stream(validation_data):

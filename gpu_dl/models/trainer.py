@@ -19,7 +19,8 @@ device). A class that overrides one is *routed* when it is made
 steps with ``data`` in Keras's structure (``x``; ``(x, y)``; ``(x, y,
 sample_weight)``; ``train_on_batch`` always gives the three), the targets and
 sample weights of several outputs in the structure they were given in (a
-list, a tuple or a dict, ``Given``; one array of weights beside several
+list, a tuple or a dict, ``Given``; those of one output given as a list or a
+tuple of one array stay one; one array of weights beside several
 targets given for each target by fit and evaluate on arrays, as Keras's array
 adapter gives it; a streaming batch's tuples as lists, as Keras's torch
 DataLoader makes them), also to ``compute_loss`` and ``compute_metrics``,
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 
 import numpy
 
@@ -56,6 +56,7 @@ from .. import backend, backprop, metric_base
 from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
 from ..layers import layer_losses
+from . import compiled_metrics
 from . import data_checks as checks
 
 # The methods a subclass may override to change what fit, evaluate and predict do with each batch.
@@ -179,6 +180,22 @@ def weights_in_targets_form(sample_weight, y):
     return sample_weight
 
 
+def one_in_list(value):
+    """Whether ``value`` is a list (or tuple) of one array: the targets or sample weights of a model of one output,
+    as Keras also takes them."""
+    return isinstance(value, (list, tuple)) and len(value) == 1 and hasattr(value[0], "shape")
+
+
+def one_output_given(value, original):
+    """The targets or sample weights ``value`` (one array) of a model of one output in the structure ``original``
+    gave them in: a ``Given`` list (tuple) of the array where they came as a list (tuple) of one array, as Keras
+    hands them to the steps, ``compute_loss`` and ``compute_metrics`` (its adapters keep the structure); else
+    ``value``."""
+    if value is None or isinstance(value, Given) or not one_in_list(original):
+        return value
+    return Given((value,), list if isinstance(original, list) else tuple, [0])
+
+
 def as_streamed(value):
     """Targets or sample weights of a streaming batch as Keras's torch backend hands them on: its DataLoader turns
     the tuples of a batch into lists."""
@@ -273,7 +290,9 @@ class _LossTracker(metric_base.Metric):
 class _CompileMetrics(metric_base.Metric):
     """Keras's ``CompileMetrics``: the metrics given to compile as one metric named "compile_metrics", whose
     result is a dict of theirs (Keras's names: an output's name before a metric's for several outputs, a name
-    met again numbered ``_1``, ``_2``...). Built from the shapes of the first batch it sees."""
+    met again numbered ``_1``, ``_2``..., a weighted metric's taken name as ``weighted_<name>``). The
+    ``metrics`` see the targets and predictions, the ``weighted_metrics`` the sample weights too. Built from the
+    shapes of the first batch it sees."""
 
     def __init__(self, model):
         super().__init__(name="compile_metrics")
@@ -283,47 +302,74 @@ class _CompileMetrics(metric_base.Metric):
     def metrics(self):
         return list(self._model._metrics or []) + list(getattr(self._model, "_weighted_metrics", ()))
 
-    def _outputs(self):
+    def _entries(self):
+        """``(metric, the output it reads, whether it is weighted)`` of each compiled metric, unweighted first."""
         model = self._model
-        return list(getattr(model, "_metric_outputs", ())) if getattr(model, "_multi", False) else None
+        several = getattr(model, "_multi", False)
+        plain = list(getattr(model, "_metric_outputs", ())) if several else [0] * len(model._metrics or [])
+        weighted = list(getattr(model, "_weighted_outputs", ())) if several else \
+            [0] * len(getattr(model, "_weighted_metrics", ()))
+        return [(m, i, False) for m, i in zip(model._metrics or [], plain)] + \
+            [(m, i, True) for m, i in zip(getattr(model, "_weighted_metrics", ()), weighted)]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         model = self._model
         several = getattr(model, "_multi", False)
         preds = _per_output(model, y_pred, "y_pred") if several else [y_pred]
-        truths = _per_output(model, y_true, "y") if several else [y_true]
+        truths = _per_output(model, y_true, "y") if several else [_one_entry(y_true)]
         truths = [None if t is None else _on_device_like(t, p) for t, p in zip(truths, preds)]
         if model._metrics is None:
             if several:
                 model._resolve_metrics([None if t is None else t.shape for t in truths], [p.shape for p in preds])
             else:
                 model._resolve_metrics(truths[0].shape, preds[0].shape)
-        outputs = self._outputs() or [0] * len(model._metrics)
-        for metric, i in zip(model._metrics, outputs):
+        weights = _metric_weights_per_output(model, sample_weight, len(preds))
+        for metric, i, weighted in self._entries():
             mask = backprop.output_mask(preds[i])
-            if mask is None:
+            steps = None if mask is None else mask.astype(preds[i].dtype)
+            weight = None if not weighted or weights[i] is None else _on_device_like(weights[i], preds[i])
+            weight = compiled_metrics.metric_weights(weight, steps)
+            if weight is None:
                 metric.update_state(truths[i], preds[i])
             else:
-                metric.update_state(truths[i], preds[i], sample_weight=mask.astype(preds[i].dtype))
+                metric.update_state(truths[i], preds[i], sample_weight=weight)
 
     def result(self):
         model = self._model
-        outputs = self._outputs()
-        names = getattr(model, "_output_keys", None)
-        results, counts = {}, {}
-        for position, metric in enumerate(model._metrics or []):
-            name = metric.name if outputs is None else f"{names[outputs[position]]}_{metric.name}"
-            if name in counts:
-                counts[name] += 1
-                name = f"{name}_{counts[name] - 1}"
-            else:
-                counts[name] = 1
-            results[name] = metric.result()
-        return results
+        names = getattr(model, "_output_keys", None) if getattr(model, "_multi", False) else None
+        entries = self._entries()
+        keys = compiled_metrics.log_names([(m, None if names is None else names[i], weighted)
+                                           for m, i, weighted in entries])
+        return {key: metric.result() for key, (metric, _, _) in zip(keys, entries)}
 
     def reset_state(self):
-        for metric in self._model._metrics or []:
+        for metric in self.metrics:
             metric.reset_state()
+
+
+def _one_entry(value):
+    """The targets or sample weights of a model of one output: also where they come as a list (or tuple) of one
+    array, as Keras's steps may get them (its compiled loss and metrics flatten them)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _metric_weights_per_output(model, sample_weight, count):
+    """The weights each output's weighted metrics take, as Keras's ``CompileMetrics`` spreads them: a dict's by
+    output, a list's (or tuple's) in order, one array for every output, as are the first of a list shorter than
+    the outputs (a model of one output takes the first)."""
+    if sample_weight is None:
+        return [None] * count
+    if isinstance(sample_weight, dict) and getattr(model, "_multi", False):
+        return _per_output(model, sample_weight, "sample_weight")
+    if isinstance(sample_weight, dict):         # flattened as Keras's tree flattens a dict: by sorted key
+        flat = [sample_weight[key] for key in sorted(sample_weight)]
+    else:
+        flat = list(sample_weight) if isinstance(sample_weight, (list, tuple)) else [sample_weight]
+    if len(flat) < count:
+        flat = [flat[0]] * count
+    return flat[:count]
 
 
 # Views of the model's state: making one must not reset it (Metric runs a library metric's reset_state when made).
@@ -454,7 +500,7 @@ class Trainer:
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with the batch and return ``get_metrics_result()``, as Keras's does (the
-        compiled ``metrics`` take no sample weights)."""
+        compiled ``metrics`` take no sample weights, the ``weighted_metrics`` take ``sample_weight``)."""
         del x
         if self._has_compiled_metrics():
             self._compile_metrics.update_state(y, y_pred, sample_weight)
@@ -473,8 +519,8 @@ class Trainer:
         if self._has_compiled_loss():
             several = getattr(self, "_multi", False)
             preds = _per_output(self, y_pred, "y_pred") if several else [y_pred]
-            truths = _per_output(self, y, "y") if several else [y]
-            weights = _per_output(self, sample_weight, "sample_weight") if several else [sample_weight]
+            truths = _per_output(self, y, "y") if several else [_one_entry(y)]
+            weights = _per_output(self, sample_weight, "sample_weight") if several else [_one_entry(sample_weight)]
             losses = self._output_losses if several else [self.loss]
             one = self.__dict__.get("_loss_weight")
             scales = self._loss_weights if several else [1.0 if one is None else one]
@@ -542,7 +588,7 @@ class Trainer:
             trainable_weights = self.trainable_weights[:]
             self.optimizer.apply([v.grad for v in trainable_weights], trainable_weights)
         else:
-            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+            warn("The model does not have any trainable weights.")
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
@@ -600,10 +646,14 @@ def _metrics_or_logs(model):
 
 def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
     if not type(self)._free_data:
+        several = getattr(self, "_multi", False)
         x, ys, sw, output_shape = _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name,
                                                           batch_size)
-        if getattr(self, "_multi", False):      # compute_loss and compute_metrics get them as given
+        # compute_loss and compute_metrics get them as given
+        if several:
             ys, sw = given_form(self, ys, y), given_form(self, sw, sample_weight)
+        else:
+            ys, sw = one_output_given(ys, y), one_output_given(sw, sample_weight)
         return x, ys, sw, output_shape
     from .model import Model
     dtype = getattr(self, "dtype", None) or backend.floatx()
@@ -649,9 +699,10 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
     sw = checks.sample_weights(sample_weight, n, values_shape="any")
     cw = None
     if class_weight is not None:
-        if y is None or isinstance(y, tuple):
+        one = isinstance(y, Given) and len(y) == 1
+        if y is None or (isinstance(y, tuple) and not one):
             raise ValueError("`class_weight` needs the targets of a model of one output.")
-        cw = checks.class_weights_to_sample_weights(class_weight, y, None)
+        cw = checks.class_weights_to_sample_weights(class_weight, y[0] if one else y, None)
     if cw is not None:
         sw = cw if sw is None else sw * cw
     if sw is not None:
@@ -660,6 +711,8 @@ def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x
 
 
 def _routed_resolve_metrics(self, y_shape, output_shape):
+    if isinstance(y_shape, list) and len(y_shape) == 1 and not getattr(self, "_multi", False):
+        y_shape = y_shape[0]            # the targets of the one output, given as a list of one
     if output_shape is not None:        # else the compile metrics resolve from their first batch
         _next(self, "_resolve_metrics")(y_shape, output_shape)
 

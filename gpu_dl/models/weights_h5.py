@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import numpy
 
+from ..backend.user_warnings import warn
 from ..catalogue import keras_class_key, keras_snake_case
 from ..layers.base import Layer
 
@@ -292,7 +292,7 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                            "has no weights.")
                 if not skip_mismatch:
                     raise ValueError(problem)
-                warnings.warn(problem + " Skipped.", stacklevel=4)
+                warn(problem + " Skipped.")
             continue
         shapes = [v.shape for v in variables]
         if group is None:
@@ -305,7 +305,7 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                             "the model in code and use load_weights.")
             if not skip_mismatch:
                 raise ValueError(problem)
-            warnings.warn(problem + " Skipped.", stacklevel=4)
+            warn(problem + " Skipped.")
             continue
         keys = _store_keys(variables)
         datasets = _datasets(h5py, group, entry, source, None if keys == [str(i) for i in range(len(keys))] else keys)
@@ -315,7 +315,7 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                        f"of shapes {shapes} ({', '.join(v.name for v in variables)}).")
             if not skip_mismatch:
                 raise ValueError(problem)
-            warnings.warn(problem + " Skipped.", stacklevel=4)
+            warn(problem + " Skipped.")
             continue
         staged.extend(zip(variables, _read(datasets)))
     for base, keys, container in containers:
@@ -331,7 +331,7 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
                        f"(layers {keys}) does not have.")
             if not skip_mismatch:
                 raise ValueError(problem)
-            warnings.warn(problem + " Skipped.", stacklevel=4)
+            warn(problem + " Skipped.")
     return staged
 
 
@@ -403,7 +403,7 @@ def stage_optimizer(h5py, h5file, model, source, strict, path="optimizer"):
                        f"{built_shapes or current_shapes}. The file was saved with a different optimizer or model.")
             if strict:
                 raise ValueError(problem)
-            warnings.warn(problem + " The optimizer's state is not loaded.", stacklevel=4)
+            warn(problem + " The optimizer's state is not loaded.")
             return None
     arrays = _read(datasets)
     _check_optimizer_scalars(optimizer, arrays, source, entry)

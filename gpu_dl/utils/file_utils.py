@@ -52,9 +52,9 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
 import zipfile
 
+from ..backend.user_warnings import warn
 from . import io_utils
 from .progbar import Progbar
 
@@ -397,8 +397,7 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
         if untar:
             archive_format = "tar"
         if not extract_archive(download_target, extraction_dir, archive_format):
-            warnings.warn(f"Could not extract archive {download_target}: it is not a {archive_format} archive.",
-                          stacklevel=2)
+            warn(f"Could not extract archive {download_target}: it is not a {archive_format} archive.")
         return extraction_dir
     return download_target
 
