@@ -65,7 +65,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
                  classifier_activation="softmax", weights_name=None, fn_name="EfficientNet"):
     """The EfficientNet of ``width_coefficient`` and ``depth_coefficient`` (Keras's ``efficientnet.EfficientNet``):
     ``dropout_rate`` before the classifier, ``drop_connect_rate`` the rate of the last block's drop connect.
-    "imagenet" weights are Keras's file ``efficientnet<weights_name>[_notop].h5``."""
+    "imagenet" weights are Keras's file ``<name>[_notop].h5`` (``efficientnet<weights_name>`` unless renamed)."""
     if isinstance(blocks_args, str) and blocks_args == "default":
         blocks_args = DEFAULT_BLOCKS_ARGS
     _check_blocks_args(fn_name, blocks_args)
@@ -73,8 +73,9 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
                                            input_shape, default_size=default_size, min_size=32)
     if weights == "imagenet" and weights_name is None:
         raise ValueError(f"{fn_name}: weights='imagenet' need `weights_name` (b0..b7), the file's model.")
-    # Keras names the file after the model's name, which is f"efficientnet{weights_name}" unless renamed.
-    file_name = f"efficientnet{weights_name}{'' if include_top else '_notop'}.h5"
+    # As Keras, the file is named after the model's name (efficientnetb0 .. b7 unless renamed: a renamed model
+    # looks for a file of its own name, Keras's download of it checked against the hash of weights_name's).
+    file_name = f"{name}{'' if include_top else '_notop'}.h5"
     path = weights_file(fn_name, weights, file_name, "", url=_URL + file_name)
     img_input = imagenet_utils.image_input(fn_name, input_tensor, input_shape)
 

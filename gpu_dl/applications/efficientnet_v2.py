@@ -153,7 +153,8 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     """The EfficientNetV2 of ``width_coefficient`` and ``depth_coefficient`` (Keras's
     ``efficientnet_v2.EfficientNetV2``). ``blocks_args="default"`` takes the stages of the model ``name``
     names (``efficientnetv2-b0`` .. ``-b3``, ``-s``, ``-m``, ``-l``), as in Keras; "imagenet" weights are Keras's
-    file ``efficientnetv2-<model>[_notop].h5`` (``weights_name`` "b0" .. "b3", "-s", "-m", "-l", as Keras's)."""
+    file ``<name>[_notop].h5``, named after the model as Keras names it (``weights_name`` "b0" .. "b3", "-s",
+    "-m", "-l", as Keras's, says which model's weights they are)."""
     if isinstance(blocks_args, str) and blocks_args == "default":
         if name not in DEFAULT_BLOCKS_ARGS:
             raise ValueError(f"{fn_name}: blocks_args='default' takes the stages of the model `name` names, one of "
@@ -165,8 +166,9 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     if weights == "imagenet" and weights_name is None:
         raise ValueError(f"{fn_name}: weights='imagenet' need `weights_name` (b0..b3, -s, -m, -l), the file's "
                          "model.")
-    # Keras names the file after the model's name, which is efficientnetv2-b0 .. -l unless renamed.
-    file_name = f"efficientnetv2-{str(weights_name).lstrip('-')}{'' if include_top else '_notop'}.h5"
+    # As Keras, the file is named after the model's name (efficientnetv2-b0 .. -l unless renamed: a renamed
+    # model looks for a file of its own name, Keras's download of it checked against the hash of weights_name's).
+    file_name = f"{name}{'' if include_top else '_notop'}.h5"
     path = weights_file(fn_name, weights, file_name, "efficientnet_v2", url=_URL + file_name)
     img_input = imagenet_utils.image_input(fn_name, input_tensor, input_shape)
 
