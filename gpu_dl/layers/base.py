@@ -835,6 +835,10 @@ class Layer:
             return
         if not self.built:
             input_shape = tuple(input_shape)
+            if build_shapes.active_stand_in() is not None:
+                # Built inside a traced call (or a Sequential built from data): the batch size Keras's build gets
+                input_shape = tuple(build_shapes.with_stand_in(input_shape))
+                self.__dict__.setdefault("_build_batch", build_shapes.active_stand_in())
             self.build(input_shape)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)

@@ -17,6 +17,7 @@ either library builds such a layer in the other (``from_config``).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -147,6 +148,34 @@ def with_batch(value, batch):
     if isinstance(value, (list, tuple)):
         return [with_batch(v, batch) for v in value]
     return value
+
+
+# Keras's torch backend runs a call on symbolic tensors (compute_output_spec) on stand-in tensors whose unknown
+# axes are 83: the layers first called inside it are built for a batch of 83.
+KERAS_TRACE_BATCH = 83
+_stand_ins = []
+
+
+@contextlib.contextmanager
+def stand_in_batch(batch):
+    """Within it, a layer built for shapes of unknown batch size is given ``batch`` as their batch size (None: as
+    given), as Keras's layers are where Keras runs a call on stand-in tensors (a composite layer's call on symbolic
+    tensors: ``KERAS_TRACE_BATCH``) or on a batch of data (a Sequential model built from data, a call on arrays)."""
+    _stand_ins.append(batch)
+    try:
+        yield
+    finally:
+        _stand_ins.pop()
+
+
+def active_stand_in():
+    """The batch size builds of unknown batch size are given now (see ``stand_in_batch``), or None."""
+    return _stand_ins[-1] if _stand_ins else None
+
+
+def with_stand_in(shape):
+    """``shape`` (or a structure of shapes) with the active stand-in batch size for a batch axis left None."""
+    return with_batch(shape, active_stand_in())
 
 
 def build_config(layer):

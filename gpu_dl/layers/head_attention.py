@@ -27,6 +27,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops import attention as ops
+from . import build_shapes
 from .base import Layer, unique_name
 from .core import Dropout
 from .einsum_dense import axes_initializer
@@ -158,7 +159,8 @@ class HeadAttention(Layer):
 
     def ensure_built(self, input_shape):
         if not self.built:
-            # The batch size of a build for arrays, which Keras keeps in the build config
+            # The batch size of a build for arrays (or inside a traced call), which Keras keeps in the build config
+            input_shape = build_shapes.with_stand_in([tuple(s) for s in input_shape])
             self.__dict__["_build_batch"] = input_shape[0][0]
         self.build(input_shape)
 
