@@ -317,3 +317,61 @@ def test_a_sequential_model_with_an_input_of_a_batch_size_matches_keras(tmp_path
     assert _summary_shapes(ours) == _summary_shapes(theirs)
     back = keras.models.load_model(tmp_path / "ours.keras")
     assert _build_configs(_as_json(back.get_config())) == _build_configs(_as_json(theirs.get_config())) != {}
+
+
+def _wrappers_from_data(lib):
+    L = lib.layers
+    return lib.Sequential([L.Bidirectional(L.LSTM(2, return_sequences=True, name="lstm"), name="bi"),
+                           L.TimeDistributed(L.Dense(2, name="step_dense"), name="steps"),
+                           L.RNN(L.GRUCell(2, name="cell"), name="rnn")], name="wrapped")
+
+
+def _nested_build_configs(path):
+    """{(path of names): build config} of a saved model's layer entries and the layers they wrap."""
+    found = {}
+
+    def visit(value, where):
+        if isinstance(value, dict):
+            config = value.get("config")
+            if "build_config" in value and isinstance(config, dict):
+                where = where + (config.get("name"),)
+                found[where] = value["build_config"]
+            for item in value.values():
+                visit(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, where)
+    visit(_file_config(path), ())
+    return found
+
+
+_WRAPPER_BUILDS = {
+    ("wrapped",): {"input_shape": [2, 4, 3]}, ("wrapped", "bi"): {"input_shape": [2, 4, 3]},
+    ("wrapped", "bi", "forward_lstm"): {"input_shape": [2, 4, 3]},
+    ("wrapped", "bi", "backward_lstm"): {"input_shape": [2, 4, 3]},
+    # TimeDistributed builds the layer it wraps for (batch, features of one step)
+    ("wrapped", "steps"): {"input_shape": [2, 4, 4]}, ("wrapped", "steps", "step_dense"): {"input_shape": [2, 4]},
+    ("wrapped", "rnn"): {"input_shape": [2, 4, 2]}, ("wrapped", "rnn", "cell"): {"input_shape": [2, 2]},
+}
+
+
+def test_wrapped_layers_of_a_model_built_from_data_record_its_batch_size(tmp_path):
+    model = _wrappers_from_data(gpu_dl)
+    model(numpy.ones((2, 4, 3), "float32"))
+    model.save(tmp_path / "m.keras")
+    assert _nested_build_configs(tmp_path / "m.keras") == _WRAPPER_BUILDS
+
+
+def test_wrapped_layers_build_configs_match_keras(tmp_path):
+    keras = pytest.importorskip("keras")
+    ours, theirs = _wrappers_from_data(gpu_dl), _wrappers_from_data(keras)
+    x = numpy.random.default_rng(7).standard_normal((2, 4, 3)).astype("float32")
+    ours(x)
+    theirs(x)
+    ours.save(tmp_path / "ours.keras")
+    theirs.save(tmp_path / "theirs.keras")
+    assert _nested_build_configs(tmp_path / "ours.keras") == _nested_build_configs(tmp_path / "theirs.keras") == \
+        _WRAPPER_BUILDS
+    loaded, _ = assert_keras_file_loads_both_ways(keras, theirs, lambda rng: rng.standard_normal((6, 4, 3)).astype(
+        "float32"), tmp_path, load_model)
+    assert _nested_build_configs(tmp_path / "again.keras") == _WRAPPER_BUILDS
