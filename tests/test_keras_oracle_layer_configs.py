@@ -375,3 +375,59 @@ def test_wrapped_layers_build_configs_match_keras(tmp_path):
     loaded, _ = assert_keras_file_loads_both_ways(keras, theirs, lambda rng: rng.standard_normal((6, 4, 3)).astype(
         "float32"), tmp_path, load_model)
     assert _nested_build_configs(tmp_path / "again.keras") == _WRAPPER_BUILDS
+
+
+def _sequence_block(lib):
+    """A composite layer over sequences: attention, a merge, a wrapped recurrent layer and a per-step layer."""
+    L = lib.layers
+
+    class SequenceBlock(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.attend = L.Attention(name="attend")
+            self.merge = L.Concatenate(name="merge")
+            self.both = L.Bidirectional(L.LSTM(2, return_sequences=True, name="lstm"), name="both")
+            self.steps = L.TimeDistributed(L.Dense(2, name="step"), name="steps")
+            self.last = L.GRU(2, name="last")
+
+        def call(self, x):
+            return self.last(self.steps(self.both(self.merge([self.attend([x, x]), x]))))
+    return SequenceBlock(name="sequence_block")
+
+
+def _sequence_builds(block):
+    return {layer.name: _as_json(layer.get_build_config())
+            for layer in (block.attend, block.merge, block.both, block.both.forward_layer, block.steps,
+                          block.steps.layer, block.last)}
+
+
+# Keras's trace stands in 83 for the unknown steps too: the layers' own builds get (83, 83, ...)
+_SEQUENCE_BUILDS = {"attend": {"input_shape": [[83, 83, 4], [83, 83, 4]]},
+                    "merge": {"input_shape": [[83, 83, 4], [83, 83, 4]]}, "both": {"input_shape": [83, 83, 8]},
+                    "forward_lstm": {"input_shape": [83, 83, 8]}, "steps": {"input_shape": [83, 83, 4]},
+                    "step": {"input_shape": [83, 4]}, "last": {"input_shape": [83, 83, 2]}}
+
+
+def test_layers_traced_on_sequences_of_unknown_length_are_built_for_keras_s_stand_in_length():
+    inputs = gpu_dl.Input((None, 4))
+    block = _sequence_block(gpu_dl)
+    model = gpu_dl.Model(inputs, block(inputs))
+    assert _sequence_builds(block) == _SEQUENCE_BUILDS
+    # the layers still take any number of steps
+    for steps in (3, 7):
+        assert model.predict(numpy.ones((2, steps, 4), "float32"), verbose=0).shape == (2, 2)
+
+
+def test_layers_traced_on_sequences_match_keras():
+    keras = pytest.importorskip("keras")
+    built = []
+    for lib in (gpu_dl, keras):
+        inputs = lib.Input((None, 4))
+        block = _sequence_block(lib)
+        model = lib.Model(inputs, block(inputs))
+        built.append((_sequence_builds(block), model))
+    assert built[0][0] == built[1][0] == _SEQUENCE_BUILDS
+    (_, ours), (_, theirs) = built
+    ours.set_weights(theirs.get_weights())
+    x = numpy.random.default_rng(8).standard_normal((3, 6, 4)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

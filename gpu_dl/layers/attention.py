@@ -104,8 +104,12 @@ class Attention(Layer):
             self.concat_score_weight = self.add_weight((), "ones", name="concat_score_weight")
 
     def ensure_built(self, input_shape):
-        # inside a traced call, the batch size Keras's build gets
-        self.build(input_shape if self.built else build_shapes.with_stand_in(input_shape))
+        built = self.built
+        self.build(input_shape)
+        if not built:
+            # inside a traced call, the shapes Keras's build gets (its build config), the sizes taken as unknown
+            self.__dict__["_build_shapes"] = {"input_shape": build_shapes.with_stand_ins([tuple(s)
+                                                                                           for s in input_shape])}
 
     def check_input_shape(self, shape):
         self._shapes(shape)

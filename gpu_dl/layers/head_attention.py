@@ -160,7 +160,7 @@ class HeadAttention(Layer):
     def ensure_built(self, input_shape):
         if not self.built:
             # The batch size of a build for arrays (or inside a traced call), which Keras keeps in the build config
-            input_shape = build_shapes.with_stand_in([tuple(s) for s in input_shape])
+            input_shape = build_shapes.with_stand_ins([tuple(s) for s in input_shape])
             self.__dict__["_build_batch"] = input_shape[0][0]
         self.build(input_shape)
 

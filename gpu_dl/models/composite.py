@@ -320,7 +320,7 @@ def _trace(layer, spec, training):
     # the one a Sequential was built for), else the stand-in batch size of Keras's trace of a symbolic call.
     stand_in = layer.__dict__.get("_trace_batch") or build_shapes.KERAS_TRACE_BATCH
     try:
-        with tracing(inputs) as trace, build_shapes.stand_in_batch(stand_in):
+        with tracing(inputs) as trace, build_shapes.stand_in_batch(stand_in, build_shapes.KERAS_TRACE_BATCH):
             positional, keywords = _Call(skeleton, inputs).arguments()
             context = {"training": training} if _takes_training(layer) else {}
             context.update(_mask_arguments(layer, skeleton, lambda i: inputs[i]._keras_mask, keywords))
@@ -398,7 +398,7 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
     if function is not None:
         by_argument, names = _first_argument_shape(layer, input_shape) if shapes is None else shapes
         kwargs = build_shapes.arguments(layer, function, by_argument, names)
-        kwargs = build_shapes.with_batch(kwargs, batch)
+        kwargs = build_shapes.with_stand_ins(build_shapes.with_batch(kwargs, batch))
         if own_build is not None:
             own_build(layer, **kwargs)
         else:
