@@ -12,6 +12,7 @@ import numpy
 import pytest
 
 import gpu_dl
+from gpu_dl.backend import to_numpy
 from gpu_dl.models import clone_model, load_model
 
 from keras_steps import assert_keras_file_loads_both_ways
@@ -260,7 +261,7 @@ _TRACED["arrays"] = _TRACED["sequential"]
 
 
 @pytest.mark.parametrize("how", sorted(_TRACED))
-def test_layers_first_called_in_a_traced_call_are_built_for_keras_s_batch_size(how):
+def test_layers_first_called_in_a_traced_call_are_built_for_keras_s_batch_size(xp, how):
     block = _block_in(gpu_dl, how)
     assert _traced_builds(block) == _TRACED[how]
     batch = _TRACED[how]["stack"]["input_shape"][0]
@@ -270,7 +271,7 @@ def test_layers_first_called_in_a_traced_call_are_built_for_keras_s_batch_size(h
     kernel, bias = block.dense.get_weights()
     inner, inner_bias = block.stack.get_weights()
     want = ((x @ kernel + bias) @ numpy.ones((4, 2), "float32")) @ inner + inner_bias
-    numpy.testing.assert_allclose(numpy.asarray(block(x)), want, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(to_numpy(block(xp.asarray(x))), want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("how", sorted(_TRACED))
