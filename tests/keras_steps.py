@@ -83,3 +83,58 @@ def assert_keras_file_loads_both_ways(keras, theirs, make_x, tmp_path, load_mode
     numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0), expected,
                                   rtol=1e-5, atol=1e-5)
     return ours, x
+
+
+def seed_states(lib, layer):
+    """Each variable of ``layer`` (of ``lib``: gpu_dl or keras) as (name, shape, trainable, value), the value of
+    a seed generator's state only (None for the others)."""
+    def value(v):
+        if "seed" not in v.name:
+            return None
+        return (lib.ops.convert_to_numpy(v.value) if lib.__name__ == "keras" else v.numpy()).tolist()
+    return [(v.name, tuple(v.shape), v.trainable, value(v)) for v in layer.variables]
+
+
+def seed_generator_attributes(lib, layer):
+    """The names of the attributes of ``layer`` holding a SeedGenerator of ``lib``."""
+    return [name for name, value in vars(layer).items() if isinstance(value, lib.random.SeedGenerator)]
+
+
+def weight_datasets(path):
+    """(name, shape) of each dataset of the HDF5 file ``path``, sorted."""
+    import h5py
+    found = []
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: found.append((name, obj.shape)) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(found)
+
+
+def assert_seed_states_stay_out_of_weight_files(ours, theirs, states, rng, make_x, tmp_path, load_model, scale=1.0,
+                                                rtol=1e-5):
+    """``ours`` (gpu_dl's) and ``theirs`` (Keras's), the same model holding ``states`` seed generator states: the
+    same variables, the states among them and not among the weights. Given random weights (``scale`` times
+    standard normal ones of ``rng``), both write weights files of the same datasets, none of them a seed state,
+    one per weight; Keras reads gpu_dl's to the same weights, and both predict the same on ``make_x(rng)``;
+    ``load_model`` (gpu_dl's) reads Keras's ``.keras`` file to the same variables, weights and predictions.
+    Returns (gpu_dl's model loaded from Keras's file, x)."""
+    listed = [(v.name, tuple(v.shape)) for v in theirs.variables]
+    assert [(v.name, tuple(v.shape)) for v in ours.variables] == listed
+    assert len(ours.variables) == len(ours.weights) + states
+    ours.set_weights([scale * rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()])
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    written = weight_datasets(tmp_path / "ours.weights.h5")
+    assert written == weight_datasets(tmp_path / "theirs.weights.h5")
+    assert len(written) == len(ours.weights) and all("seed" not in name for name, _ in written)
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    x = make_x(rng)
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=rtol, atol=1e-5)
+    theirs.save(tmp_path / "theirs.keras")
+    back = load_model(tmp_path / "theirs.keras")
+    assert [(v.name, tuple(v.shape)) for v in back.variables] == listed
+    for a, b in zip(back.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=rtol, atol=1e-5)
+    return back, x

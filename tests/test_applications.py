@@ -118,7 +118,12 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
                                          r"keras-applications/efficientnet_v2/efficientnetv2-s_notop.h5"):
         applications.EfficientNetV2S(weights="imagenet", include_top=False)
     with pytest.raises(ValueError, match=r"EfficientNetV2B2: .*'efficientnetv2-b2.h5'"):
+        applications.EfficientNetV2B2(weights="imagenet")
+    # A renamed EfficientNet looks for a file of its own name, as Keras's
+    with pytest.raises(ValueError, match=r"EfficientNetV2B2: .*'renamed.h5'.*efficientnet_v2/renamed.h5"):
         applications.EfficientNetV2B2(weights="imagenet", name="renamed")
+    with pytest.raises(ValueError, match=r"EfficientNetB1: .*'mine_notop.h5'.*keras-applications/mine_notop.h5"):
+        applications.EfficientNetB1(weights="imagenet", name="mine", include_top=False)
     with pytest.raises(ValueError, match=r"NASNetLarge: .*'nasnet_large.h5'.*nasnet/NASNet-large.h5"):
         applications.NASNetLarge(weights="imagenet")
     with pytest.raises(ValueError, match=r"NASNetMobile: .*'nasnet_mobile_no_top.h5'.*nasnet/NASNet-mobile-no-top.h5"):
@@ -137,6 +142,26 @@ def test_imagenet_without_a_local_file_says_where_to_put_it(no_local_files):
     with pytest.raises(ValueError, match=r"VGG16: when setting `include_top=True` and loading `imagenet` weights, "
                                          r"`input_shape` should be \(224, 224, 3\)"):
         applications.VGG16(weights="imagenet", input_shape=(64, 64, 3))
+
+
+@pytest.mark.parametrize("fn", ["EfficientNetB0", "EfficientNetV2B0"])
+def test_a_renamed_efficientnet_reads_the_imagenet_file_of_its_own_name(fn, no_local_files):
+    build = getattr(applications, fn)
+    rng = numpy.random.default_rng(5)
+    source = build(weights=None, include_top=False, input_shape=(32, 32, 3), name="mine")
+    source.set_weights([w + rng.uniform(-0.05, 0.05, w.shape).astype("float32") for w in source.get_weights()])
+    folder = no_local_files / "data" / "models"
+    folder.mkdir(parents=True)
+    source.save_weights(folder / "saved.weights.h5")
+    (folder / "saved.weights.h5").rename(folder / "mine_notop.h5")
+    loaded = build(weights="imagenet", include_top=False, input_shape=(32, 32, 3), name="mine")
+    # (with imagenet weights EfficientNet adds a Rescaling layer without weights, so the weights are compared)
+    assert len(loaded.get_weights()) == len(source.get_weights())
+    for a, b in zip(loaded.get_weights(), source.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    # the standard name's model does not take the renamed one's file
+    with pytest.raises(ValueError, match="_notop.h5', which .*did not find"):
+        build(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
 
 
 def test_mobilenet_family_arguments():

@@ -115,6 +115,34 @@ def test_imagenet_weights_are_read_from_the_local_copy_keras_names(rng, tmp_path
     assert_same_predictions(ours, keras_model, rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32"))
 
 
+@pytest.mark.parametrize("fn, name", [("EfficientNetB0", "mine"), ("EfficientNetB1", None),
+                                      ("EfficientNetV2B0", None)])
+def test_efficientnet_imagenet_files_are_named_after_the_model_as_keras_names_them(fn, name, rng, tmp_path,
+                                                                                   monkeypatch):
+    """Keras asks for the file ``<model name>[_notop].h5`` (a renamed model for one of its own name); gpu_dl
+    reads the local copy of the same name."""
+    from keras.src.utils import file_utils
+    kwargs = dict(include_top=False, input_shape=(32, 32, 3), **({"name": name} if name else {}))
+    source = getattr(keras.applications, fn)(weights=None, **kwargs)
+    source.set_weights([w + rng.uniform(-0.05, 0.05, w.shape).astype("float32") for w in source.get_weights()])
+    write_legacy(source, tmp_path / "weights.h5")
+    asked = []
+
+    def get_file(fname=None, origin=None, **options):
+        asked.append(fname)
+        return str(tmp_path / "weights.h5")
+    monkeypatch.setattr(file_utils, "get_file", get_file)
+    theirs = getattr(keras.applications, fn)(weights="imagenet", **kwargs)
+    assert asked == [f"{theirs.name}_notop.h5"]
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    (tmp_path / "weights.h5").rename(tmp_path / "data" / "models" / asked[0])
+    monkeypatch.setenv("GPU_DL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ours = getattr(applications, fn)(weights="imagenet", **kwargs)
+    assert ours.name == theirs.name
+    assert_same_predictions(ours, theirs, rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
+
+
 def test_keras_3_weights_files_load_both_ways(rng, tmp_path):
     theirs = _keras_with_random_state("resnet50_notop_max", rng)
     theirs.save_weights(tmp_path / "k.weights.h5")

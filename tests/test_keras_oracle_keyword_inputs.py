@@ -105,7 +105,7 @@ def test_keyword_calls_match_keras_and_keras_s_files_load(tmp_path):
     theirs.save(tmp_path / "theirs.keras")
     loaded = gpu_dl.models.load_model(tmp_path / "theirs.keras")
     numpy.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
-    # and gpu_dl's file of the same program (its nodes keep the tensors positional) loads in Keras
+    # and gpu_dl's file of the same program (its nodes keep the tensors by keyword too) loads in Keras
     ours.save(tmp_path / "ours.keras")
     back = keras.models.load_model(tmp_path / "ours.keras")
     numpy.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), want, rtol=1e-5,

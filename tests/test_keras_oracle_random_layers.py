@@ -5,7 +5,6 @@ augmentation layers, and one more per part of the jitter and the policies), with
 files leave the states out, as Keras's, and load both ways."""
 import os
 
-import h5py
 import numpy
 import pytest
 
@@ -13,6 +12,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
+
+from keras_steps import assert_seed_states_stay_out_of_weight_files, seed_generator_attributes  # noqa: E402
+from keras_steps import seed_states as states  # noqa: E402
 
 REGULARIZATION = {
     "Dropout": (0.5,), "SpatialDropout1D": (0.3,), "SpatialDropout2D": (0.3,), "SpatialDropout3D": (0.3,),
@@ -32,17 +34,6 @@ AUGMENTATION = {
 }
 
 
-def states(lib, layer):
-    """Each variable of ``layer`` as (name, shape, trainable, value)."""
-    def value(v):
-        return (keras.ops.convert_to_numpy(v.value) if lib is keras else v.numpy()).tolist()
-    return [(v.name, tuple(v.shape), v.trainable, value(v)) for v in layer.variables]
-
-
-def generator_attributes(lib, layer):
-    return [name for name, value in vars(layer).items() if isinstance(value, lib.random.SeedGenerator)]
-
-
 @pytest.mark.parametrize("name", sorted(REGULARIZATION))
 def test_dropout_and_noise_layers_hold_and_move_keras_s_seed_state(name):
     x = numpy.random.default_rng(0).uniform(0.5, 1.5, (2, 3, 4, 5, 6)[:{"1D": 3, "3D": 5}.get(name[-2:], 4)])
@@ -50,7 +41,7 @@ def test_dropout_and_noise_layers_hold_and_move_keras_s_seed_state(name):
     found = []
     for lib in (gpu_dl, keras):
         layer = getattr(lib.layers, name)(*REGULARIZATION[name], seed=11)
-        made = (generator_attributes(lib, layer), states(lib, layer), len(layer.weights))
+        made = (seed_generator_attributes(lib, layer), states(lib, layer), len(layer.weights))
         layer(x, training=False)
         layer(x, training=True)
         layer(x, training=True)
@@ -60,7 +51,7 @@ def test_dropout_and_noise_layers_hold_and_move_keras_s_seed_state(name):
     assert found[0][3][0][3] == [11, 2]
     for lib in (gpu_dl, keras):     # a rate of 0 draws nothing: no generator
         layer = getattr(lib.layers, name)(0.0)
-        assert layer.variables == [] and not generator_attributes(lib, layer)
+        assert layer.variables == [] and not seed_generator_attributes(lib, layer)
 
 
 @pytest.mark.parametrize("name", sorted(AUGMENTATION))
@@ -69,11 +60,11 @@ def test_image_layers_hold_keras_s_seed_generators(name):
     seeded = {} if name in ("AutoContrast", "Equalization", "Resizing", "CenterCrop") else {"seed": 11}
     ours = getattr(gpu_dl.layers, name)(*args, **seeded, **kwargs)
     theirs = getattr(keras.layers, name)(*args, **seeded, **kwargs)
-    assert generator_attributes(gpu_dl, ours) == generator_attributes(keras, theirs)
+    assert seed_generator_attributes(gpu_dl, ours) == seed_generator_attributes(keras, theirs)
     assert states(gpu_dl, ours) == states(keras, theirs)
     assert ours.weights == [] and theirs.weights == []
     if seeded:
-        assert generator_attributes(gpu_dl, ours) == ["generator"]
+        assert seed_generator_attributes(gpu_dl, ours) == ["generator"]
         assert states(gpu_dl, ours)[0] == ("seed_generator_state", (2,), False, [11, 0])
         x = numpy.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
         ours(x, training=True)
@@ -91,31 +82,12 @@ def _model(lib):
         L.Dense(2)])
 
 
-def _datasets(path):
-    found = []
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: found.append((name, obj.shape)) if isinstance(obj, h5py.Dataset) else None)
-    return sorted(found)
-
-
 def test_weight_files_leave_the_seed_states_out_as_keras_s_and_load_both_ways(tmp_path):
     ours, theirs = _model(gpu_dl), _model(keras)
-    assert [(v.name, tuple(v.shape)) for v in ours.variables] == [(v.name, tuple(v.shape)) for v in theirs.variables]
-    assert len(ours.variables) == len(ours.weights) + 6
-    rng = numpy.random.default_rng(2)
-    ours.set_weights([rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()])
-    ours.save_weights(tmp_path / "ours.weights.h5")
-    theirs.save_weights(tmp_path / "theirs.weights.h5")
-    assert _datasets(tmp_path / "ours.weights.h5") == _datasets(tmp_path / "theirs.weights.h5")
-    assert len(_datasets(tmp_path / "ours.weights.h5")) == len(ours.weights) == 6
-    theirs.load_weights(tmp_path / "ours.weights.h5")
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
-    theirs.save(tmp_path / "theirs.keras")
-    back = gpu_dl.models.load_model(tmp_path / "theirs.keras")
-    for a, b in zip(back.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
+    back, _ = assert_seed_states_stay_out_of_weight_files(
+        ours, theirs, 6, numpy.random.default_rng(2), lambda rng: rng.uniform(0, 1, (3, 8, 8, 3)).astype("float32"),
+        tmp_path, gpu_dl.models.load_model)
+    assert len(ours.weights) == 6
     assert [layer.seed for layer in back.layers if hasattr(layer, "seed")] == [1, 2, 3, None, None, None]
+    # its seed; no draws in inference
     assert back.layers[4].seed_generator.state.numpy().tolist() == [3, 0]
-    x = rng.uniform(0, 1, (3, 8, 8, 3)).astype("float32")
-    numpy.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

@@ -5,7 +5,6 @@ sublayer; their ``variables`` list the seed states where Keras's do, each call m
 (recurrent layers in inference too), and weight files leave them out and load both ways."""
 import os
 
-import h5py
 import numpy
 import pytest
 
@@ -14,25 +13,15 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 
+from keras_steps import assert_seed_states_stay_out_of_weight_files, seed_generator_attributes  # noqa: E402
+from keras_steps import seed_states as states  # noqa: E402
+
 SEQUENCE = (2, 4, 5)
 IMAGES = (2, 3, 5, 5, 1)
 
 
-def states(lib, layer):
-    """Each variable of ``layer`` as (name, shape, trainable, value of seed states)."""
-    def value(v):
-        if "seed" not in v.name:
-            return None
-        return (keras.ops.convert_to_numpy(v.value) if lib is keras else v.numpy()).tolist()
-    return [(v.name, tuple(v.shape), v.trainable, value(v)) for v in layer.variables]
-
-
 def counters(lib, layer):
     return [s[3][1] for s in states(lib, layer) if s[3] is not None]
-
-
-def generator_attributes(lib, layer):
-    return [name for name, value in vars(layer).items() if isinstance(value, lib.random.SeedGenerator)]
 
 
 RECURRENT = {
@@ -81,7 +70,7 @@ def test_cells_hold_keras_s_seed_generator_and_keep_their_masks_until_reset(name
     found = []
     for lib in (gpu_dl, keras):
         cell = getattr(lib.layers, name)(3, dropout=0.2, recurrent_dropout=0.3, seed=4)
-        made = (generator_attributes(lib, cell), states(lib, cell))
+        made = (seed_generator_attributes(lib, cell), states(lib, cell))
         h = numpy.zeros((2, 3), "float32")
         states0 = [h, h] if name == "LSTMCell" else [h]
         cell(x, states0)
@@ -119,7 +108,7 @@ def test_attention_layers_hold_and_move_keras_s_seed_states(name, dropout):
     found = []
     for lib in (gpu_dl, keras):
         layer = ATTENTION[name](lib, dropout=dropout, seed=7)
-        made = (generator_attributes(lib, layer), states(lib, layer))
+        made = (seed_generator_attributes(lib, layer), states(lib, layer))
         call = (lambda **kw: layer([q, v], **kw)) if "Head" not in name and "Query" not in name else \
             (lambda **kw: layer(q, v, **kw))
         call()
@@ -148,30 +137,9 @@ def _model(lib):
     return lib.Model(inputs, L.Dense(2)(x))
 
 
-def _datasets(path):
-    found = []
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: found.append((name, obj.shape)) if isinstance(obj, h5py.Dataset) else None)
-    return sorted(found)
-
-
 def test_weight_files_leave_the_seed_states_out_as_keras_s_and_load_both_ways(tmp_path):
     ours, theirs = _model(gpu_dl), _model(keras)
-    assert [(v.name, tuple(v.shape)) for v in ours.variables] == [(v.name, tuple(v.shape)) for v in theirs.variables]
-    assert len(ours.variables) == len(ours.weights) + 7
-    rng = numpy.random.default_rng(3)
-    ours.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5 for w in ours.get_weights()])
-    ours.save_weights(tmp_path / "ours.weights.h5")
-    theirs.save_weights(tmp_path / "theirs.weights.h5")
-    assert _datasets(tmp_path / "ours.weights.h5") == _datasets(tmp_path / "theirs.weights.h5")
-    assert all("seed" not in name for name, _ in _datasets(tmp_path / "ours.weights.h5"))
-    theirs.load_weights(tmp_path / "ours.weights.h5")
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
-    x = rng.uniform(-1, 1, (3, 4, 6)).astype("float32")
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
-    theirs.save(tmp_path / "theirs.keras")
-    back = gpu_dl.models.load_model(tmp_path / "theirs.keras")
-    assert [(v.name, tuple(v.shape)) for v in back.variables] == [(v.name, tuple(v.shape)) for v in theirs.variables]
-    numpy.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    back, _ = assert_seed_states_stay_out_of_weight_files(
+        ours, theirs, 7, numpy.random.default_rng(3), lambda rng: rng.uniform(-1, 1, (3, 4, 6)).astype("float32"),
+        tmp_path, gpu_dl.models.load_model, scale=0.5, rtol=1e-4)
     assert back.layers[1].seed_generator.state.numpy().tolist() == [1, 1]      # its seed; one predict, one pair

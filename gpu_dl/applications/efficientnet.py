@@ -65,7 +65,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
                  classifier_activation="softmax", weights_name=None, fn_name="EfficientNet"):
     """The EfficientNet of ``width_coefficient`` and ``depth_coefficient`` (Keras's ``efficientnet.EfficientNet``):
     ``dropout_rate`` before the classifier, ``drop_connect_rate`` the rate of the last block's drop connect.
-    "imagenet" weights are Keras's file ``efficientnet<weights_name>[_notop].h5``."""
+    "imagenet" weights are Keras's file ``<name>[_notop].h5`` (``efficientnet<weights_name>`` unless renamed)."""
     if isinstance(blocks_args, str) and blocks_args == "default":
         blocks_args = DEFAULT_BLOCKS_ARGS
     _check_blocks_args(fn_name, blocks_args)
@@ -73,8 +73,9 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
                                            input_shape, default_size=default_size, min_size=32)
     if weights == "imagenet" and weights_name is None:
         raise ValueError(f"{fn_name}: weights='imagenet' need `weights_name` (b0..b7), the file's model.")
-    # Keras names the file after the model's name, which is f"efficientnet{weights_name}" unless renamed.
-    file_name = f"efficientnet{weights_name}{'' if include_top else '_notop'}.h5"
+    # As Keras, the file is named after the model's name (efficientnetb0 .. b7 unless renamed: a renamed model
+    # looks for a file of its own name, Keras's download of it checked against the hash of weights_name's).
+    file_name = f"{name}{'' if include_top else '_notop'}.h5"
     path = weights_file(fn_name, weights, file_name, "", url=_URL + file_name)
     img_input = imagenet_utils.image_input(fn_name, input_tensor, input_shape)
 
@@ -126,6 +127,36 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
     return finish(img_input, input_tensor, x, name, path)
 
 
+def squeeze_excite(x, filters_in, filters, se_ratio, activation, name):
+    """Squeeze and excitation as both of Keras's EfficientNets make it: the pooled ``filters`` channels reduced to
+    ``max(1, int(filters_in * se_ratio))`` and expanded back to weights in 0..1 that scale ``x``."""
+    filters_se = max(1, int(filters_in * se_ratio))
+    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
+    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
+    se = layers.Conv2D(filters_se, 1, padding="same", activation=activation,
+                       kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}se_reduce")(se)
+    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_KERNEL_INITIALIZER,
+                       name=f"{name}se_expand")(se)
+    return layers.multiply([x, se], name=f"{name}se_excite")
+
+
+def project(x, filters_out, name, momentum=0.99, kernel_size=1, strides=1):
+    """The projection of a block: a convolution without bias (1x1 unless told) and its batch normalization."""
+    x = layers.Conv2D(filters_out, kernel_size, strides=strides, padding="same", use_bias=False,
+                      kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}project_conv")(x)
+    return layers.BatchNormalization(axis=_BN_AXIS, momentum=momentum, name=f"{name}project_bn")(x)
+
+
+def residual(x, inputs, skip, drop_rate, name):
+    """With ``skip``, the block's input added back after a drop connect of rate ``drop_rate`` (a Dropout with one
+    draw per sample; none for a rate of 0); else ``x``."""
+    if skip:
+        if drop_rate:
+            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
+        x = layers.add([x, inputs], name=f"{name}add")
+    return x
+
+
 def block(inputs, activation="swish", drop_rate=0.0, name="", filters_in=32, filters_out=16, kernel_size=3,
           strides=1, expand_ratio=1, se_ratio=0.0, id_skip=True):
     """The mobile inverted bottleneck: expand (1x1, unless ``expand_ratio`` is 1), depthwise ``kernel_size``,
@@ -149,22 +180,11 @@ def block(inputs, activation="swish", drop_rate=0.0, name="", filters_in=32, fil
     x = layers.BatchNormalization(axis=_BN_AXIS, name=f"{name}bn")(x)
     x = layers.Activation(activation, name=f"{name}activation")(x)
     if 0 < se_ratio <= 1:
-        filters_se = max(1, int(filters_in * se_ratio))
-        se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
-        se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
-        se = layers.Conv2D(filters_se, 1, padding="same", activation=activation,
-                           kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}se_reduce")(se)
-        se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid",
-                           kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}se_expand")(se)
-        x = layers.multiply([x, se], name=f"{name}se_excite")
-    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=CONV_KERNEL_INITIALIZER,
-                      name=f"{name}project_conv")(x)
-    x = layers.BatchNormalization(axis=_BN_AXIS, name=f"{name}project_bn")(x)
-    if id_skip and strides == 1 and filters_in == filters_out:
-        if drop_rate > 0:
-            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
-        x = layers.add([x, inputs], name=f"{name}add")
-    return x
+        x = squeeze_excite(x, filters_in, filters, se_ratio, activation, name)
+    x = project(x, filters_out, name)
+    # Keras drops only for a rate above 0
+    return residual(x, inputs, id_skip and strides == 1 and filters_in == filters_out,
+                    drop_rate if drop_rate > 0 else 0, name)
 
 
 # (width, depth, default size, dropout before the classifier) of B0..B7.

@@ -19,6 +19,7 @@ import math
 from .. import initializers, layers
 from . import imagenet_utils
 from ._common import check_arguments, finish, head, weights_file
+from .efficientnet import CONV_KERNEL_INITIALIZER, DENSE_KERNEL_INITIALIZER, project, residual, squeeze_excite
 
 _URL = "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
 _BN_AXIS = 3
@@ -41,11 +42,7 @@ _STAGES = {
     **{f"efficientnetv2-b{i}": _B_STAGES for i in range(4)},
 }
 DEFAULT_BLOCKS_ARGS = {name: [dict(zip(_KEYS, stage)) for stage in stages] for name, stages in _STAGES.items()}
-# Keras's initializers of the convolutions and the classifier, given as it gives them (serialized).
-CONV_KERNEL_INITIALIZER = {"class_name": "VarianceScaling",
-                           "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
-DENSE_KERNEL_INITIALIZER = {"class_name": "VarianceScaling",
-                            "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"}}
+# Keras's initializers of the convolutions and the classifier are those of EfficientNet.
 
 
 def round_filters(filters, width_coefficient, min_depth, depth_divisor):
@@ -57,25 +54,6 @@ def round_filters(filters, width_coefficient, min_depth, depth_divisor):
 
 def round_repeats(repeats, depth_coefficient):
     return int(math.ceil(depth_coefficient * repeats))
-
-
-def _squeeze_excite(x, input_filters, filters, se_ratio, activation, name):
-    filters_se = max(1, int(input_filters * se_ratio))
-    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
-    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
-    se = layers.Conv2D(filters_se, 1, padding="same", activation=activation,
-                       kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}se_reduce")(se)
-    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_KERNEL_INITIALIZER,
-                       name=f"{name}se_expand")(se)
-    return layers.multiply([x, se], name=f"{name}se_excite")
-
-
-def _residual(x, inputs, input_filters, output_filters, strides, survival_probability, name):
-    if strides == 1 and input_filters == output_filters:
-        if survival_probability:
-            x = layers.Dropout(survival_probability, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
-        x = layers.add([x, inputs], name=f"{name}add")
-    return x
 
 
 def MBConvBlock(input_filters, output_filters, expand_ratio=1, kernel_size=3, strides=1, se_ratio=0.0,
@@ -97,12 +75,9 @@ def MBConvBlock(input_filters, output_filters, expand_ratio=1, kernel_size=3, st
         x = layers.BatchNormalization(axis=_BN_AXIS, momentum=bn_momentum, name=f"{name}bn")(x)
         x = layers.Activation(activation, name=f"{name}activation")(x)
         if 0 < se_ratio <= 1:
-            x = _squeeze_excite(x, input_filters, filters, se_ratio, activation, name)
-        x = layers.Conv2D(filters=output_filters, kernel_size=1, strides=1, kernel_initializer=CONV_KERNEL_INITIALIZER,
-                          padding="same", data_format="channels_last", use_bias=False,
-                          name=f"{name}project_conv")(x)
-        x = layers.BatchNormalization(axis=_BN_AXIS, momentum=bn_momentum, name=f"{name}project_bn")(x)
-        return _residual(x, inputs, input_filters, output_filters, strides, survival_probability, name)
+            x = squeeze_excite(x, input_filters, filters, se_ratio, activation, name)
+        x = project(x, output_filters, name, momentum=bn_momentum)
+        return residual(x, inputs, strides == 1 and input_filters == output_filters, survival_probability, name)
     return apply
 
 
@@ -120,14 +95,13 @@ def FusedMBConvBlock(input_filters, output_filters, expand_ratio=1, kernel_size=
             x = layers.BatchNormalization(axis=_BN_AXIS, momentum=bn_momentum, name=f"{name}expand_bn")(x)
             x = layers.Activation(activation=activation, name=f"{name}expand_activation")(x)
         if 0 < se_ratio <= 1:
-            x = _squeeze_excite(x, input_filters, filters, se_ratio, activation, name)
-        x = layers.Conv2D(output_filters, kernel_size=1 if expand_ratio != 1 else kernel_size,
-                          strides=1 if expand_ratio != 1 else strides, kernel_initializer=CONV_KERNEL_INITIALIZER,
-                          padding="same", use_bias=False, name=f"{name}project_conv")(x)
-        x = layers.BatchNormalization(axis=_BN_AXIS, momentum=bn_momentum, name=f"{name}project_bn")(x)
+            x = squeeze_excite(x, input_filters, filters, se_ratio, activation, name)
+        # without an expansion, the projection is the block's one full convolution
+        x = project(x, output_filters, name, momentum=bn_momentum, kernel_size=1 if expand_ratio != 1 else kernel_size,
+                    strides=1 if expand_ratio != 1 else strides)
         if expand_ratio == 1:
             x = layers.Activation(activation=activation, name=f"{name}project_activation")(x)
-        return _residual(x, inputs, input_filters, output_filters, strides, survival_probability, name)
+        return residual(x, inputs, strides == 1 and input_filters == output_filters, survival_probability, name)
     return apply
 
 
@@ -153,7 +127,8 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     """The EfficientNetV2 of ``width_coefficient`` and ``depth_coefficient`` (Keras's
     ``efficientnet_v2.EfficientNetV2``). ``blocks_args="default"`` takes the stages of the model ``name``
     names (``efficientnetv2-b0`` .. ``-b3``, ``-s``, ``-m``, ``-l``), as in Keras; "imagenet" weights are Keras's
-    file ``efficientnetv2-<model>[_notop].h5`` (``weights_name`` "b0" .. "b3", "-s", "-m", "-l", as Keras's)."""
+    file ``<name>[_notop].h5``, named after the model as Keras names it (``weights_name`` "b0" .. "b3", "-s",
+    "-m", "-l", as Keras's, says which model's weights they are)."""
     if isinstance(blocks_args, str) and blocks_args == "default":
         if name not in DEFAULT_BLOCKS_ARGS:
             raise ValueError(f"{fn_name}: blocks_args='default' takes the stages of the model `name` names, one of "
@@ -165,8 +140,9 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     if weights == "imagenet" and weights_name is None:
         raise ValueError(f"{fn_name}: weights='imagenet' need `weights_name` (b0..b3, -s, -m, -l), the file's "
                          "model.")
-    # Keras names the file after the model's name, which is efficientnetv2-b0 .. -l unless renamed.
-    file_name = f"efficientnetv2-{str(weights_name).lstrip('-')}{'' if include_top else '_notop'}.h5"
+    # As Keras, the file is named after the model's name (efficientnetv2-b0 .. -l unless renamed: a renamed
+    # model looks for a file of its own name, Keras's download of it checked against the hash of weights_name's).
+    file_name = f"{name}{'' if include_top else '_notop'}.h5"
     path = weights_file(fn_name, weights, file_name, "efficientnet_v2", url=_URL + file_name)
     img_input = imagenet_utils.image_input(fn_name, input_tensor, input_shape)
 

@@ -21,6 +21,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops import attention as ops
+from . import build_shapes
 from .base import Layer
 from .masks import set_node_masks
 from .regularization import dropout_rate, layer_seed_generator, seeded_keep_mask
@@ -103,7 +104,12 @@ class Attention(Layer):
             self.concat_score_weight = self.add_weight((), "ones", name="concat_score_weight")
 
     def ensure_built(self, input_shape):
+        built = self.built
         self.build(input_shape)
+        if not built:
+            # inside a traced call, the shapes Keras's build gets (its build config), the sizes taken as unknown
+            self.__dict__["_build_shapes"] = {"input_shape": build_shapes.with_stand_ins([tuple(s)
+                                                                                           for s in input_shape])}
 
     def check_input_shape(self, shape):
         self._shapes(shape)

@@ -835,11 +835,17 @@ class Layer:
             return
         if not self.built:
             input_shape = tuple(input_shape)
-            self.build(input_shape)
+            given = input_shape
+            if build_shapes.active_stand_in() is not None:
+                # Built inside a traced call (or a Sequential built from data): the shape Keras's build gets; the
+                # layer takes the sizes it was given as unknown all the same
+                given = tuple(build_shapes.with_stand_ins(input_shape))
+                self.__dict__.setdefault("_build_batch", build_shapes.active_stand_in())
+            self.build(given)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
             # The shape the build was given, for the build config, where its build did not keep it
-            self.__dict__.setdefault("_build_shapes", {"input_shape": input_shape})
+            self.__dict__.setdefault("_build_shapes", {"input_shape": given})
 
     # Whether a subclass's build() is wrapped to run once and then record ``built`` and ``input_spec``. Models
     # keep both themselves: their build builds their layers, their input_spec is their inputs'.

@@ -14,9 +14,16 @@ The shapes a ``build`` took are kept on the layer (``record``) and written as Ke
 ``build_config`` (``config``): ``{"shapes_dict": {"query_shape": ..., "value_shape": ...}}`` for a build of several
 arguments (a build of one writes ``{"input_shape": ...}``, from the shape the layer was built for), so a file of
 either library builds such a layer in the other (``from_config``).
+
+Where Keras builds a layer for a batch size the shapes do not say, so does gpu_dl (``stand_in_batch``): the layers of
+a Sequential model built from data (or from an Input of a batch size) get that batch size, and the layers first
+called in a composite layer's call get the batch size of the call on arrays, or the stand-in sizes (83) Keras's
+torch backend traces a call on symbolic tensors with, for the batch and the other unknown axes. Their build configs
+record those sizes, as Keras's do; the layers take any size along those axes all the same.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -126,15 +133,6 @@ def _is_shape(value):
         d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value)
 
 
-def _same_but_batch(given, held):
-    """Whether shapes (or lists of shapes) ``given`` and ``held`` differ at most in their batch axes."""
-    if _is_shape(given) and _is_shape(held):
-        return len(given) == len(held) and tuple(given[1:]) == tuple(held[1:])
-    if isinstance(given, (list, tuple)) and isinstance(held, (list, tuple)) and len(given) == len(held) and given:
-        return all(_is_shape(g) and _same_but_batch(g, h) for g, h in zip(given, held))
-    return False
-
-
 def with_batch(value, batch):
     """A shape, or a structure of shapes, with ``batch`` for each batch axis left None (``value`` itself for a
     None ``batch``)."""
@@ -147,6 +145,63 @@ def with_batch(value, batch):
     if isinstance(value, (list, tuple)):
         return [with_batch(v, batch) for v in value]
     return value
+
+
+# Keras's torch backend runs a call on symbolic tensors (compute_output_spec) on stand-in tensors whose unknown
+# axes are 83: the layers first called inside it are built for a batch of 83 (and 83 steps where the steps are
+# unknown).
+KERAS_TRACE_BATCH = 83
+_stand_ins = []
+
+
+@contextlib.contextmanager
+def stand_in_batch(batch, other_axes=None):
+    """Within it, a layer built for shapes of unknown batch size is given ``batch`` as their batch size (None: as
+    given), as Keras's layers are where Keras runs a call on stand-in tensors (a composite layer's call on symbolic
+    tensors: ``KERAS_TRACE_BATCH``) or on a batch of data (a Sequential model built from data, a call on arrays);
+    ``other_axes`` is the size a layer's own build is given for its other unknown axes (Keras's trace stands in
+    83 for them too)."""
+    _stand_ins.append((batch, other_axes))
+    try:
+        yield
+    finally:
+        _stand_ins.pop()
+
+
+def active_stand_in():
+    """The batch size builds of unknown batch size are given now (see ``stand_in_batch``), or None."""
+    return _stand_ins[-1][0] if _stand_ins else None
+
+
+def with_stand_in(shape):
+    """``shape`` (or a structure of shapes) with the active stand-in batch size for a batch axis left None."""
+    return with_batch(shape, active_stand_in())
+
+
+def with_stand_ins(shape):
+    """``shape`` (or a structure of shapes) as a layer's own build is given it now: the active stand-in batch size
+    for a batch axis left None, and the stand-in size of the other axes for theirs (see ``stand_in_batch``)."""
+    shape = with_stand_in(shape)
+    other = _stand_ins[-1][1] if _stand_ins else None
+    if other is None or shape is None:
+        return shape
+    if isinstance(shape, dict):
+        return {k: with_stand_ins(v) for k, v in shape.items()}
+    if _is_shape(shape):
+        return tuple(other if d is None else d for d in shape)
+    if isinstance(shape, (list, tuple)):
+        return [with_stand_ins(v) for v in shape]
+    return shape
+
+
+def _fits(given, held):
+    """Whether shape ``given`` has the rank of ``held`` and its sizes where ``held`` fixes them (for lists of
+    shapes: each of its own)."""
+    if _is_shape(given) and _is_shape(held):
+        return len(given) == len(held) and all(h is None or g == h for g, h in zip(given, held))
+    if isinstance(given, (list, tuple)) and isinstance(held, (list, tuple)) and len(given) == len(held) and given:
+        return all(_is_shape(g) and _fits(g, h) for g, h in zip(given, held))
+    return False
 
 
 def build_config(layer):
@@ -168,8 +223,8 @@ def build_config(layer):
     spec = built_input_shape(layer)
     if spec is None:
         return None
-    # The shape the build was given where it is the one the layer holds (a build for arrays keeps their batch
-    # size); else the shape the layer holds.
-    if _same_but_batch(shape, spec):
+    # The shape the build was given where the layer holds it (a build for arrays keeps their batch size and the
+    # sizes of the axes the layer takes any size along, as Keras keeps them); else the shape the layer holds.
+    if _fits(shape, spec):
         spec = shape
     return {"input_shape": with_batch(spec, batch)}

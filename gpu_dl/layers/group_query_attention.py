@@ -77,12 +77,6 @@ class GroupQueryAttention(HeadAttention):
                              f"but are {query[2]}, {value[2]}. Received: query_shape={query}, value_shape={value}")
         return query
 
-    def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
-                 attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False,
-                 mask=None):
-        return self._call(query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,
-                          query_mask, value_mask, key_mask, mask)
-
     def get_config(self):
         weights = self.weight_arguments_config()
         config = {**super().get_config(), "head_dim": self.head_dim, "num_query_heads": self.num_query_heads,

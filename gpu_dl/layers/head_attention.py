@@ -27,12 +27,13 @@ import numpy
 
 from ..backend import array_module
 from ..ops import attention as ops
+from . import build_shapes
 from .base import Layer, unique_name
 from .core import Dropout
 from .einsum_dense import axes_initializer
 from .masks import set_node_masks
 from .regularization import dropout_rate, seeded_keep_mask
-from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
+from .symbolic import KerasTensor, Node, any_symbolic, flatten_tensors, is_symbolic
 
 
 def positive(value, what, where, optional=False):
@@ -42,6 +43,16 @@ def positive(value, what, where, optional=False):
         raise ValueError(f"{where}: received an invalid value for argument `{what}`, expected a positive integer. "
                          f"Received: {what}={value!r}")
     return int(value)
+
+
+def _keras_call_arguments(query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
+                          attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False,
+                          mask=None):
+    """The arguments of a call in Keras 3's order (MultiHeadAttention's and GroupQueryAttention's call), so that
+    positional calls mean the same in both."""
+    return dict(query=query, value=value, key=key, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
+                attention_mask=attention_mask, return_attention_scores=return_attention_scores, training=training,
+                use_causal_mask=use_causal_mask, mask=mask)
 
 
 def _grouped(a, groups):
@@ -59,6 +70,7 @@ class HeadAttention(Layer):
     # The keyword arguments of its calls a saved functional model records (Keras's names).
     call_keywords = ("key", "attention_mask", "return_attention_scores", "use_causal_mask")
     positional_inputs = 3         # Keras records [query, value] (or [query, value, key]) as separate arguments
+    input_names = ("query", "value", "key")
     # (projection, attribute of Keras's sublayer): the h5 groups of the weights file.
     sublayer_groups = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
                        ("attention_output", "output_dense"))
@@ -147,7 +159,8 @@ class HeadAttention(Layer):
 
     def ensure_built(self, input_shape):
         if not self.built:
-            # The batch size of a build for arrays, which Keras keeps in the build config
+            # The batch size of a build for arrays (or inside a traced call), which Keras keeps in the build config
+            input_shape = build_shapes.with_stand_ins([tuple(s) for s in input_shape])
             self.__dict__["_build_batch"] = input_shape[0][0]
         self.build(input_shape)
 
@@ -191,15 +204,32 @@ class HeadAttention(Layer):
         super().build_from_config(config)
 
     # ------------------------------------------------------------------ calls
+    def __call__(self, *args, **kwargs):
+        """``layer(query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
+        return_attention_scores=False, training=None, use_causal_mask=False)``, Keras 3's call. On symbolic
+        tensors the node remembers which inputs came positionally and which options were given, since Keras records
+        a call's arguments as they were given (``mha(q, v, k)`` as three ``args``, ``mha(q, v, key=k)`` with the key
+        among the ``kwargs``, ``use_causal_mask=False`` when it was written out)."""
+        try:
+            arguments = _keras_call_arguments(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{self._where()}: {e}".replace("_keras_call_arguments()", "call()")) from None
+        return self._call(**arguments, positional=len(args), given=frozenset(kwargs))
+    __call__._first_by_keyword = True       # binds the query by keyword itself, and counts what came positionally
+
     def _call(self, query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,
-              query_mask, value_mask, key_mask, mask):
-        """The call, whatever the subclass's signature: on arrays, or on symbolic tensors (a functional model)."""
+              query_mask, value_mask, key_mask, mask, positional=2, given=None):
+        """The call: on arrays, or on symbolic tensors (a functional model). ``positional`` is how many of the
+        inputs (query, value, key) the caller gave positionally, ``given`` the names of the keyword arguments it
+        gave (None: unknown, the options that differ from their defaults count as given); a list of inputs counts
+        as query and value."""
         where = self._where()
         if value is None and isinstance(query, (list, tuple)):
             # A functional model's call: the node keeps [query, value(, key)] and their masks as lists.
             if not 2 <= len(query) <= 3:
                 raise ValueError(f"{where}: expected [query, value] or [query, value, key], got {len(query)} inputs.")
             query, value, key = (list(query) + [None])[:3]
+            positional, given = 2, None
             if mask is not None:
                 query_mask, value_mask, key_mask = (list(mask) + [None, None])[:3]
         elif mask is not None:
@@ -212,7 +242,8 @@ class HeadAttention(Layer):
         inputs = [query, value] + ([key] if key is not None else [])
         if any_symbolic(inputs, attention_mask):
             return self._symbolic_call(inputs, attention_mask, bool(return_attention_scores), training,
-                                       bool(use_causal_mask), (query_mask, value_mask, key_mask))
+                                       bool(use_causal_mask), (query_mask, value_mask, key_mask),
+                                       min(positional, len(inputs)), given)
         xs = [self._as_input(v) for v in inputs]
         shapes = [tuple(v.shape) for v in xs]
         self.ensure_built(shapes)
@@ -223,7 +254,8 @@ class HeadAttention(Layer):
         self._activity_output = out if self.activity_regularizer is not None else None
         return [out, scores] if return_attention_scores else out
 
-    def _symbolic_call(self, inputs, attention_mask, return_attention_scores, training, use_causal_mask, masks):
+    def _symbolic_call(self, inputs, attention_mask, return_attention_scores, training, use_causal_mask, masks,
+                       positional, given):
         where = self._where()
         if any(m is not None for m in masks):
             raise ValueError(f"{where}: in a functional model masks pass along the edges by themselves; "
@@ -233,26 +265,32 @@ class HeadAttention(Layer):
         shapes = [t.shape for t in inputs]
         self.ensure_built(shapes)
         self.check_input_shape(shapes)
-        kwargs = {}
-        if attention_mask is not None:
-            kwargs["attention_mask"] = attention_mask
-        if return_attention_scores:
-            kwargs["return_attention_scores"] = True
-        if training is not None:
-            kwargs["training"] = bool(training)
-        if use_causal_mask:
-            kwargs["use_causal_mask"] = True
+        options = {"attention_mask": (attention_mask, attention_mask is not None),
+                   "return_attention_scores": (return_attention_scores, return_attention_scores),
+                   "training": (None if training is None else bool(training), training is not None),
+                   "use_causal_mask": (use_causal_mask, use_causal_mask)}
+        # The options the call gave, as Keras records them (their defaults too, where written out)
+        kwargs = {name: value for name, (value, differs) in options.items()
+                  if (name in given if given is not None else differs)}
         outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
-        set_node_masks(Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs))
+        node = Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs)
+        node.keras_positional = positional
+        # Keras's order of the call's tensors (layer.input, the order of the model's layers): the positional
+        # ones, then those given by keyword, by sorted name
+        keras_args, keras_kwargs = self.keras_call_arguments(node)
+        node.input_tensors = flatten_tensors(keras_args) + flatten_tensors([keras_kwargs[k]
+                                                                            for k in sorted(keras_kwargs)])
+        set_node_masks(node)
         return outputs if return_attention_scores else outputs[0]
 
     def keras_call_arguments(self, node):
-        """``(args, kwargs)`` of ``node`` as Keras records a call: ``[query, value]``, the key among the kwargs."""
-        inputs = node.args[0]
-        kwargs = dict(node.kwargs)
-        if len(inputs) == 3:
-            kwargs["key"] = inputs[2]
-        return list(inputs[:2]), kwargs
+        """``(args, kwargs)`` of ``node`` as Keras records a call: the inputs given positionally as ``args``, the
+        others (by their names) and the options as ``kwargs``."""
+        inputs = list(node.args[0])
+        positional = getattr(node, "keras_positional", 2)
+        kwargs = dict(zip(self.input_names[positional:], inputs[positional:]))
+        kwargs.update(node.kwargs)
+        return inputs[:positional], kwargs
 
     def _attention_mask(self, xs, attention_mask, masks, use_causal_mask):
         """The (B or 1, T, S) booleans of which key steps each query step sees, or None for all."""

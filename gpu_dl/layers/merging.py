@@ -19,6 +19,7 @@ import numbers
 
 from ..backend import array_module
 from ..ops import merge as ops
+from . import build_shapes
 from .base import Layer
 from .masks import from_arrays
 from .symbolic import any_symbolic
@@ -66,7 +67,12 @@ class Merge(Layer):
     build._marks_built = True      # Layer's wrapper would record one input shape; a merge layer has several
 
     def ensure_built(self, input_shape):
+        if self.built:
+            self.build(input_shape)
+            return
+        # inside a traced call, the shapes Keras's build gets (its build config), the sizes taken as unknown
         self.build(input_shape)
+        self.__dict__["_build_shapes"] = {"input_shape": build_shapes.with_stand_ins(self._shape_list(input_shape))}
 
     def check_input_shape(self, shape):
         self._merged_shape(self._shape_list(shape))

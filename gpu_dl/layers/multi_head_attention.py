@@ -80,13 +80,6 @@ class MultiHeadAttention(HeadAttention):
         query, _, _ = self._shapes(input_shape)
         return query[:2] + (self.output_shape or (query[2],))
 
-    def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
-                 attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False,
-                 mask=None):
-        # Keras 3's order of arguments, so that positional calls mean the same in both.
-        return self._call(query, value, key, attention_mask, return_attention_scores, training, use_causal_mask,
-                          query_mask, value_mask, key_mask, mask)
-
     def get_config(self):
         config = {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                   "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias, "use_gate": False,

@@ -158,7 +158,9 @@ class TimeDistributed(Wrapper):
         return (None if n is None or t is None else n * t,) + tuple(input_shape[2:])
 
     def build(self, input_shape):
-        self.layer.ensure_built(self._inner_shape(self._checked(input_shape)))
+        # As Keras's: the wrapped layer is built for one step of the batch, (batch, ...) without the steps axis
+        input_shape = self._checked(input_shape)
+        self.layer.ensure_built((input_shape[0],) + tuple(input_shape[2:]))
 
     def check_input_shape(self, shape):
         # The number of steps is free, as in Keras: only what the wrapped layer needs of one step is checked.

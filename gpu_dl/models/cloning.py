@@ -231,12 +231,15 @@ def _clone_functional(model, clone, input_tensors, call_function):
             # Its constants stay where they were among the tensors (x + 1.0, 2 * x).
             result = type(layer)(name=layer.name).apply(*layer.keras_arguments(mapped(node.input_tensors)))
         else:
-            kwargs = {key: mapped(value) for key, value in node.kwargs.items()}
-            arg = mapped(node.args[0])
-            rest = [mapped(value) for value in node.args[1:]]      # a composite layer's further arguments
+            if hasattr(layer, "keras_call_arguments"):
+                # Called as the node's call was made (MultiHeadAttention's inputs positionally or by name).
+                args, kwargs = layer.keras_call_arguments(node)
+            else:
+                args, kwargs = node.args, node.kwargs       # a composite layer's further arguments after the first
+            kwargs = {key: mapped(value) for key, value in kwargs.items()}
+            args = [mapped(value) for value in args]
             twin = clone(layer)
-            result = call_function(twin, arg, *rest, **kwargs) if call_function is not None else \
-                twin(arg, *rest, **kwargs)
+            result = call_function(twin, *args, **kwargs) if call_function is not None else twin(*args, **kwargs)
         results = result if isinstance(result, (list, tuple)) else [result]
         if len(results) != len(node.outputs):
             raise ValueError(f"clone_model: the call of layer '{layer.name}' gave {len(results)} output(s) in the "

@@ -316,8 +316,11 @@ def _trace(layer, spec, training):
     for tensor, m in zip(inputs, mask_shapes):
         if m is not None:
             tensor._keras_mask = MaskSpec((None,) + tuple(m))
+    # The sublayers first called here are built for the batch size Keras's builds get: the call's on arrays (or
+    # the one a Sequential was built for), else the stand-in batch size of Keras's trace of a symbolic call.
+    stand_in = layer.__dict__.get("_trace_batch") or build_shapes.KERAS_TRACE_BATCH
     try:
-        with tracing(inputs) as trace:  # arrays a sublayer is called on become constants of the graph
+        with tracing(inputs) as trace, build_shapes.stand_in_batch(stand_in, build_shapes.KERAS_TRACE_BATCH):
             positional, keywords = _Call(skeleton, inputs).arguments()
             context = {"training": training} if _takes_training(layer) else {}
             context.update(_mask_arguments(layer, skeleton, lambda i: inputs[i]._keras_mask, keywords))
@@ -367,20 +370,35 @@ def _first_only_spec(layer, input_shape):
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape, own_build=None, spec=None, shapes=None):
+def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None):
     """Build ``layer`` for ``input_shape`` (its first argument's: one shape, or a list of one per tensor): its own
     ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), given the shapes of the call's tensor
     arguments as Keras gives them (``shapes``: ``({argument: shape}, the call's argument names)``, the first
     argument's alone where not given; see ``layers/build_shapes.py``), then the trace of its call (for
     training=False) on arguments as ``spec`` describes them (its first argument alone where not given), which
-    builds its sublayers."""
+    builds its sublayers.
+
+    ``batch`` is the batch size of the call it is built for (None: unknown). As in Keras, where it is unknown the
+    build takes the batch size a Sequential model built from data gives, or the stand-in one of the traced call
+    of another composite layer it is first called in (``build_shapes.stand_in_batch``): its build config records
+    it. The sublayers first called in the trace are built for that batch size, or Keras's stand-in one
+    (``build_shapes.KERAS_TRACE_BATCH``)."""
     several, first = _shapes_of(layer, input_shape)
+    given = input_shape[0] if several else input_shape
+    if batch is None and given:
+        batch = given[0]
+    if batch is None:
+        batch = layer.__dict__.get("_build_batch") or build_shapes.active_stand_in()
+    if batch is not None:
+        layer.__dict__["_build_batch"] = batch
+    layer.__dict__["_trace_batch"] = batch
     function = own_build
     if function is None and not getattr(type(layer).build, "_library_build", False):
         function = getattr(type(layer).build, "__wrapped__", type(layer).build)
     if function is not None:
         by_argument, names = _first_argument_shape(layer, input_shape) if shapes is None else shapes
         kwargs = build_shapes.arguments(layer, function, by_argument, names)
+        kwargs = build_shapes.with_stand_ins(build_shapes.with_batch(kwargs, batch))
         if own_build is not None:
             own_build(layer, **kwargs)
         else:
@@ -435,7 +453,7 @@ def _ensure_built(layer, call, leaf_masks):
     own = type(layer).build
     build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
           own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None,
-          shapes=_call_shapes(layer, call))
+          shapes=_call_shapes(layer, call), batch=call.leaves[0].shape[0] if call.leaves else None)
 
 
 def _eager_on_zeros(layer, spec):

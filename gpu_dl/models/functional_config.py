@@ -353,13 +353,17 @@ def _parse_node(data, where, operations=(), layer=None):
         argument = refs[0] if len(refs) == 1 else refs
     elif isinstance(data, dict):
         args, kwargs = data.get("args"), data.get("kwargs") or {}
+        positional = getattr(layer, "positional_inputs", 0)
+        given = min(len(args), positional) if positional and isinstance(args, list) else None
         if layer is not None and isinstance(args, list) and isinstance(kwargs, dict):
             args, kwargs = _keyword_inputs_placed(layer, args, kwargs)
-        positional = getattr(layer, "positional_inputs", 0)
         if positional and isinstance(args, list) and 2 <= len(args) <= positional and isinstance(kwargs, dict):
-            # MultiHeadAttention's call(query, value, key=None, ...): gpu_dl keeps its inputs as one list
+            # MultiHeadAttention's call(query, value, key=None, ...): gpu_dl keeps its inputs as one list, and
+            # how many of them the call gave positionally, to make the call again as it was recorded
             args = [args + ([kwargs["key"]] if len(args) == 2 and kwargs.get("key") is not None else [])]
             kwargs = {k: v for k, v in kwargs.items() if k != "key"}
+            argument, parsed = _parse_node({"args": args, "kwargs": kwargs}, where, operations, layer)
+            return argument, {**parsed, "positional": given}
         if not isinstance(kwargs, dict):
             raise ValueError(f"{where}: a node's 'kwargs' must be an object, got {kwargs!r:.200}.")
         if _takes_arguments(layer) and isinstance(args, list) and args:
@@ -667,7 +671,13 @@ def functional_from_config(config, where="model config", custom_objects=None):
                 tensors = resolve(argument, at)
                 if "mask" in kwargs and not any(t._mask is not None for t in flatten_tensors(tensors)):
                     call_kwargs["mask"] = resolve(kwargs["mask"], at)   # the call's own: none along the edge
-                result = layer(tensors, *further, **call_kwargs)
+                if "positional" in kwargs and "mask" not in call_kwargs:
+                    # The inputs as the recorded call gave them: the first ones positionally, the others by name.
+                    given = kwargs["positional"]
+                    call_kwargs.update(zip(layer.input_names[given:], tensors[given:]))
+                    result = layer(*tensors[:given], **call_kwargs)
+                else:
+                    result = layer(tensors, *further, **call_kwargs)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{at}: the call cannot be made: {e}") from e
         if isinstance(result, dict):

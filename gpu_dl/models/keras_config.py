@@ -285,8 +285,9 @@ def model_config(model):
     layers = []
     spec = model.input_spec
     several = isinstance(spec, list)      # a first layer of several inputs: no InputLayer of the Sequential's own
-    # The batch size the model was built for, where its build was given one (from data, as Keras records it).
-    batch = model.__dict__.get("_build_batch") if model._input_layer is None else None
+    # The batch size the model was built for, where its build was given one (from data or its Input, as Keras
+    # records it).
+    batch = model.__dict__.get("_build_batch")
     if spec is not None and not several:
         from ..layers.core import InputLayer
         layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,

@@ -40,7 +40,7 @@ from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
-from ..layers import gradients as gradient_pass, layer_losses, layer_metrics
+from ..layers import build_shapes, gradients as gradient_pass, layer_losses, layer_metrics
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
@@ -449,7 +449,8 @@ class Model(trainer.Trainer, Layer):
     # ------------------------------------------------------------- as a layer
     def ensure_built(self, input_shape):
         if not self.built:
-            self.build(input_shape)
+            # inside a traced call (or a Sequential built from data), the batch size Keras's build gets
+            self.build(build_shapes.with_stand_in(input_shape))
 
     def check_input_shape(self, shape):
         """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""

@@ -32,7 +32,7 @@ from collections import Counter, namedtuple
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
-from ..layers import layer_losses, masks
+from ..layers import build_shapes, layer_losses, masks
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
@@ -135,7 +135,8 @@ class Sequential(SeveralOutputs, Model):
         self._layers.append(layer)
         try:
             if self.built:
-                layer.ensure_built(shape_before)
+                with build_shapes.stand_in_batch(self.__dict__.get("_build_batch")):
+                    layer.ensure_built(shape_before)
             elif self.input_spec is not None:
                 # Keras builds a Sequential as soon as its input shape is known.
                 self.build()
@@ -426,6 +427,8 @@ class Sequential(SeveralOutputs, Model):
     def build(self, input_shape=None):
         if input_shape is None:
             input_shape = self.input_spec
+            if self._input_layer is not None:      # with the Input's batch size, which Keras's graph has
+                input_shape = self._input_layer.declared_input_shape
             if input_shape is None:
                 raise ValueError(f"build() of '{self.name}' needs an input_shape, or an Input as the first layer.")
         if not self._layers:
@@ -436,17 +439,21 @@ class Sequential(SeveralOutputs, Model):
         # in the build configs of the model, its input and its layers.
         first = given[0] if isinstance(given, list) else given
         batch = first[0] if first else None
-        self._check_input_shape([(1,) + s[1:] for s in shape] if isinstance(shape, list) else (1,) + shape[1:],
-                                "input_shape")
         built = set()
-        for layer in self._layers:
-            if id(layer) in built:
-                _check_repeat(self, layer, shape)
-            built.add(id(layer))
-            if batch is not None and not layer.built:
-                layer.__dict__["_build_batch"] = batch
-            layer.ensure_built(shape)
-            shape = _as_shape(layer._flat_output_shape(shape))
+        # Keras builds the layers on an Input of the batch size given: nested models and the layers first called
+        # in a composite layer's traced call get it too (the check of the shapes builds a composite layer).
+        with build_shapes.stand_in_batch(batch):
+            for layer in self._layers:
+                if batch is not None and not layer.built:
+                    layer.__dict__["_build_batch"] = batch
+            self._check_input_shape([(1,) + s[1:] for s in shape] if isinstance(shape, list) else (1,) + shape[1:],
+                                    "input_shape")
+            for layer in self._layers:
+                if id(layer) in built:
+                    _check_repeat(self, layer, shape)
+                built.add(id(layer))
+                layer.ensure_built(shape)
+                shape = _as_shape(layer._flat_output_shape(shape))
         self.built = True
         self.__dict__["_build_batch"] = batch
         self._extend_graph()

@@ -12,6 +12,8 @@ import sys
 
 import numpy
 
+from ..layers import build_shapes
+
 _HEAVY = dict(tl="┏", tm="┳", tr="┓", h="━", v="┃", ml="┡", mm="╇", mr="┩")
 _LIGHT = dict(v="│", ml="├", mm="┼", mr="┤", h="─", bl="└", bm="┴", br="┘")
 _ASCII = dict(tl="+", tm="+", tr="+", h="-", v="|", ml="+", mm="+", mr="+", bl="+", bm="+", br="+")
@@ -46,7 +48,9 @@ def summary_rows(model):
     if hasattr(model, "summary_rows"):
         return model.summary_rows()
     rows = []
-    shape = model.input_spec
+    # A Sequential built from data (or inside a traced call, or with an Input of a batch size): Keras's graph has
+    # that batch size
+    shape = build_shapes.with_batch(model.input_spec, model.__dict__.get("_build_batch"))
     for layer in model.layers:
         if shape is not None:
             shape = layer._flat_output_shape(shape)
