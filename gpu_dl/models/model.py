@@ -40,6 +40,7 @@ from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import gradients as gradient_pass, layer_losses, layer_metrics
 from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
+from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -99,12 +100,6 @@ def _dataset_input(x, y, batch_size, sample_weight, method, name="x", batch_name
 
 def _length(x):
     return len(next(a for a in x if a is not None)) if isinstance(x, tuple) else len(x)
-
-
-def _epoch_steps(n, batch_size):
-    """The batches an epoch over ``n`` samples takes: all, or ``max_steps_per_epoch()`` where fewer."""
-    steps, cap = -(-n // batch_size), backend.config.max_steps_per_epoch()
-    return steps if cap is None else min(steps, cap)
 
 
 def _like(x, parts):
@@ -887,14 +882,6 @@ class Model(trainer.Trainer, Layer):
                 + (f" and equals {carried} (the batch size the states are carried for), or call reset_state() on "
                    "those layers first." if carried is not None else "."))
 
-    @staticmethod
-    def _batches(n, batch_size, order=None):
-        """The batches of an epoch over ``n`` samples (at most ``max_steps_per_epoch()`` of them)."""
-        for step, start in enumerate(range(0, n, batch_size)):
-            if step == _epoch_steps(n, batch_size):
-                return
-            yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
         yb = None if y is None else _on_device(_take(y, index))
@@ -928,9 +915,6 @@ class Model(trainer.Trainer, Layer):
         validation_freq = checks.positive_int(validation_freq, "validation_freq")
         split = checks.validation_split(validation_split)
         val_stream = streaming.is_stream(validation_data)
-        if steps_per_epoch is not None or (validation_steps is not None and not val_stream):
-            raise ValueError("`steps_per_epoch`/`validation_steps` apply to a PyDataset or generator; with arrays, "
-                             "use batch_size.")
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
         val = None
@@ -945,6 +929,9 @@ class Model(trainer.Trainer, Layer):
             x, y, sw = _take(x, head), _take(y, head), None if sw is None else _take(sw, head)
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps_per_epoch, shuffle)
+        val_epochs = None if val is None or val_stream else \
+            ArrayEpochs(_length(val[0]), val_batch_size, validation_steps, steps_name="validation_steps")
         self._check_stateful_batches(_length(x), batch_size)
         if val is not None and not val_stream:
             self._check_stateful_batches(_length(val[0]), val_batch_size, "validation data", "validation_batch_size")
@@ -952,7 +939,7 @@ class Model(trainer.Trainer, Layer):
         # All checks passed: from here on the model may change.
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x), batch_size)
-        steps = backend.config.capped_steps(-(-_length(x) // batch_size))
+        steps = epochs_of.known_steps
         history = History()
         self.history = history
         listeners = list(callbacks) + [history]
@@ -969,11 +956,11 @@ class Model(trainer.Trainer, Layer):
         initial_epoch = self._initial_epoch or initial_epoch
         for epoch in range(initial_epoch, epochs):
             with nvtx_range(f"epoch {epoch + 1}"):
-                logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
+                logs = self._fit_epoch(epoch, x, y, sw, epochs_of, cbs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
-                                if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+                                if val_stream else self._evaluate_arrays(*val, val_epochs, prefix="val_", cbs=cbs))
             logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
@@ -985,12 +972,12 @@ class Model(trainer.Trainer, Layer):
         cbs.call("on_train_end", logs)
         return history
 
-    def _fit_epoch(self, epoch, x, y, sw, batch_size, shuffle, cbs):
-        """One pass over the training arrays; returns the epoch's training logs."""
+    def _fit_epoch(self, epoch, x, y, sw, epochs_of, cbs):
+        """One epoch over the training arrays (the batches ``epochs_of``, an ``ArrayEpochs``, hands out); returns
+        the epoch's training logs."""
         self.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})
-        order = backend.rng().permutation(_length(x)) if shuffle else None
-        for step, index in enumerate(self._batches(_length(x), batch_size, order)):
+        for step, index in epochs_of.epoch():
             cbs.batch("on_train_batch_begin", step, dict)
             self._train_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             cbs.batch("on_train_batch_end", step, self._batch_logs)
@@ -1016,12 +1003,16 @@ class Model(trainer.Trainer, Layer):
         return vx, vy, vsw
 
     # ----------------------------------------------------------------- evaluate
-    def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None):
-        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this)."""
+    def _evaluate_arrays(self, x, y, sw, epochs_of, prefix="", cbs=None):
+        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this), over the
+        first batches of a pass of ``epochs_of`` (an ``ArrayEpochs``, or the batch size for all batches)."""
+        if not isinstance(epochs_of, ArrayEpochs):
+            epochs_of = ArrayEpochs(_length(x), epochs_of)
+        epochs_of.restart()
         self.reset_metrics()
         if cbs is not None:
             cbs.call("on_test_begin", {})
-        for step, index in enumerate(self._batches(_length(x), batch_size)):
+        for step, index in epochs_of.epoch():
             if cbs is not None:
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
@@ -1046,10 +1037,10 @@ class Model(trainer.Trainer, Layer):
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x), batch_size)
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose,
-                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
-        logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
+        logs = self._evaluate_arrays(x, y, sw, epochs_of, cbs=cbs)
         return self._evaluate_result(logs, return_dict)
 
     # ------------------------------------------------------------------ predict
@@ -1069,12 +1060,12 @@ class Model(trainer.Trainer, Layer):
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
             self.build(self._data_build_shape(_shapes(x), batch_size))
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose,
-                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
         cbs.call("on_predict_begin", {})
         outputs = []
-        for step, index in enumerate(self._batches(_length(x), batch_size)):
+        for step, index in epochs_of.epoch():
             cbs.batch("on_predict_batch_begin", step, dict)
             xb = _on_device(_take(x, index))
             with host_ids.prechecked(self, xb):
