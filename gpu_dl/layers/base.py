@@ -280,6 +280,35 @@ def _binary(function, name, reflected=False):
     return compute
 
 
+def _initial_value(value, shape, dtype):
+    """A Variable's first array on the current device: ``value`` as it is where it is one of the backend's arrays
+    and no dtype is asked; else converted (or drawn by an initializer for ``shape``) as Keras converts it."""
+    if isinstance(value, str) or (callable(value) and not hasattr(value, "shape")):
+        from .. import initializers     # catalogues sit above layers; import late
+        if shape is None:
+            raise ValueError(f"When creating a Variable from an initializer, the `shape` argument should be "
+                             f"specified. Received: initializer={value} and shape={shape}")
+        shape = shape_tuple(shape, "Variable: shape")
+        dtype = numpy.dtype(backend.floatx() if dtype is None else backend.standardize_dtype(dtype))
+        drawn = initializers.get(value)(shape, dtype=dtype if dtype.kind == "f" else backend.floatx())
+        return backend.to_device(numpy.asarray(backend.to_numpy(drawn), dtype=dtype, order="C"))
+    if dtype is None and isinstance(value, backend.xp().ndarray):
+        array = value
+    else:
+        host = numpy.asarray(backend.to_numpy(value) if hasattr(value, "dtype") else value)
+        if dtype is not None:
+            host = host.astype(backend.standardize_dtype(dtype))
+        elif not hasattr(value, "dtype") and host.dtype.kind == "f":
+            host = host.astype(backend.floatx())      # Python floats: floatx, as Keras converts them
+        elif not hasattr(value, "dtype") and host.dtype.kind in "iu":
+            host = host.astype("int32")
+        array = backend.to_device(numpy.ascontiguousarray(host))
+    if shape is not None and tuple(array.shape) != shape_tuple(shape, "Variable: shape"):
+        raise ValueError(f"Variable: the initial value has shape {tuple(array.shape)}, not the given shape "
+                         f"{tuple(shape)}.")
+    return array
+
+
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised.
 
@@ -298,10 +327,36 @@ class Variable:
     # compute with the variable as an array of objects.
     __array_ufunc__ = None
 
-    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None,
-                 autocast=True, aggregation="none"):
+    def __init__(self, value=None, name=None, *, trainable=True, regularizer=None, constraint=None, path=None,
+                 autocast=True, aggregation="none", initializer=None, shape=None, dtype=None,
+                 synchronization="auto"):
+        """As Keras's ``Variable(initializer, shape=None, dtype=None, trainable=True, autocast=True,
+        aggregation="none", synchronization="auto", name=None)``: ``value`` (or ``initializer=``) is an array,
+        a number or nested list, or an initializer (or its name) drawn with ``shape``; ``dtype`` defaults to an
+        array's own, floatx for Python floats. The name defaults to ``variable``, ``variable_1``, ..."""
+        if name is not None and not isinstance(name, str):
+            # Keras's positional order is (initializer, shape, dtype, ...): a second positional that is not
+            # a name is the shape.
+            if shape is not None:
+                raise TypeError("Variable: got the shape both as the second argument and as `shape`.")
+            name, shape = None, name
+        if initializer is not None:
+            if value is not None:
+                raise TypeError("Variable: give the initial value either as the first argument or as "
+                                "`initializer`, not both.")
+            value = initializer
+        if value is None:
+            raise TypeError("Variable needs an initial value: an array, a number, or an initializer with `shape`.")
+        if name is None:
+            name = unique_name("variable")
+        if "/" in name:
+            raise ValueError(f"Argument `name` must be a string and cannot contain character `/`. Received: "
+                             f"name={name}")
+        if synchronization not in (None, "none", "on_read", "on_write", "auto"):
+            raise ValueError("Invalid value for argument `synchronization`. Expected one of `None`, `'none'`, "
+                             f"`'on_read'`, `'on_write'`, `'auto'`. Received: synchronization={synchronization}")
         self._value = None
-        self.value = value
+        self.value = _initial_value(value, shape, dtype)
         self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
@@ -668,6 +723,9 @@ class Layer:
         object.__setattr__(self, name, value)
         if name in _UNTRACKED:
             return
+        if isinstance(value, Variable):
+            self._track_variable(value, name)
+            return
         tracked = self.__dict__.get("_tracked_layers")
         if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
                 _holds_layers(value) or (not value and not name.startswith("_") and not isinstance(value, tuple)))):
@@ -678,6 +736,22 @@ class Layer:
             tracked[name] = value
         elif tracked and name in tracked:
             del tracked[name]
+
+    # Attributes holding a Variable the layer keeps apart from its weights (written to files under their own
+    # keys).
+    _untracked_variables = frozenset()
+
+    def _track_variable(self, variable, name):
+        """As Keras 3 tracks them: a Variable assigned to an attribute (``self.v = keras.Variable(...)``) is one
+        of the layer's weights, trainable ones after the trainable weights made so far, others last."""
+        own = self.__dict__.get("_weights")
+        if own is None or name in self._untracked_variables or any(v is variable for v in own):
+            return
+        if variable._listed_trainable:
+            position = next((i for i, v in enumerate(own) if not v._listed_trainable), len(own))
+            own.insert(position, variable)
+        else:
+            own.append(variable)
 
     def __delattr__(self, name):
         object.__delattr__(self, name)

@@ -652,18 +652,23 @@ def _cell_from_entry(entry, where, custom, stacked):
 
 def _refuse_custom_arguments(config, where, custom):
     """A ValueError when a built-in layer's argument names a custom object: gpu_dl's layers take its own
-    activations, initializers, regularizers and constraints only."""
-    for key, value in config.items():
+    initializers, regularizers and constraints only, and its own activations or Python functions (traced for
+    their gradient, ``activations.TracedActivation``), which replace their entries in ``config``."""
+    for key, value in list(config.items()):
         if key in ("layer", "backward_layer", "cell") or not isinstance(value, dict):
             continue
         found = custom.entry(value)
+        if key.endswith("activation") and isinstance(found, types.FunctionType):
+            config[key] = found
+            continue
         if found is not None:
             named = value.get("config") if value.get("class_name") == "function" else value.get("class_name")
             raise ValueError(
                 f"{where}: `{key}` names {named!r}, which custom_objects (or the registry) gives as {found!r}; "
                 "gpu_dl's built-in layers take only gpu_dl's own activations, initializers, regularizers and "
-                "constraints (an activation needs its gradient, which gpu_dl.activations has for its own only: "
-                f"{key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in custom_objects.")
+                "constraints, and as an activation a Python function written with gpu_dl.ops, traced for its "
+                f"gradient ({key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in "
+                "custom_objects.")
 
 
 _MODEL_CLASSES = ("Sequential", "Functional")
