@@ -1178,6 +1178,31 @@ class Layer:
         return {name: _weight_catalogue(name).serialize(getattr(self, name))
                 for name in getattr(self, "_weight_argument_names", ())}
 
+    # ------------------------------------------------------ saving its state
+    def save_own_variables(self, store):
+        """Keras's hook: put the layer's own variables in ``store`` (a dict: its ``vars`` group of the weights
+        file) under ``"0"``, ``"1"``, ... A class may override it (calling this) to save more, with
+        ``load_own_variables`` reading it back; the built-in layers' files are written by the weights layout
+        (``models/weights_h5.py``), whose arrays these are."""
+        for i, variable in enumerate(self._weights):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        """Keras's hook: assign the layer's own variables from ``store`` (``"0"``, ``"1"``, ... as
+        ``save_own_variables`` wrote them)."""
+        if len(store) != len(self._weights):
+            raise ValueError(f"Layer '{self.name}' expected {len(self._weights)} variables, but received "
+                             f"{len(store)} variables during loading. Expected: {[v.name for v in self._weights]}")
+        for i, variable in enumerate(self._weights):
+            variable.assign(store[str(i)])
+
+    def _overrides_state_hooks(self):
+        """Whether the class has a ``save_own_variables`` or ``load_own_variables`` of its own (a class of the
+        caller's): its files are written and read through them."""
+        cls = type(self)
+        return cls.save_own_variables is not Layer.save_own_variables or \
+            cls.load_own_variables is not Layer.load_own_variables
+
     # -------------------------------------------------------------- serialising
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}

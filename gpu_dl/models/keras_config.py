@@ -120,9 +120,7 @@ def _layer_entry(layer):
     from ..layers.wrappers import Wrapper
     from .nested import is_model
     if is_model(layer):
-        entry = model_config(layer)
-        entry.setdefault("compile_config", {})     # Keras writes an empty one for a model never compiled
-        return entry
+        return model_config(layer)
     where = f"layer '{layer.name}' ({type(layer).__name__})"
     if isinstance(layer, InputLayer):
         config = {"batch_shape": [layer.batch_size] + list(layer.shape), "dtype": layer.dtype, "sparse": False,
@@ -268,9 +266,8 @@ def model_config(model):
         if own is not None:
             # a subclass made functionally is written under its own (registered) name, as Keras writes it
             config.update(module=written_module(own), class_name=own.__name__, registered_name=get_registered_name(own))
-        compile_config = _compile_config(model)
-        if compile_config is not None:
-            config["compile_config"] = compile_config
+        # Keras writes an empty one for a model never compiled (Trainer.get_compile_config gives {}).
+        config["compile_config"] = _compile_config(model) or {}
         return config
     if model._composite:
         raise TypeError(f"Model '{model.name}' is a subclassed model ({type(model).__name__}, layers made in "
@@ -299,9 +296,7 @@ def model_config(model):
         if not several:     # as Keras writes them: the build shape of several inputs in build_config only
             inner["build_input_shape"] = shape
         config["build_config"] = {"input_shape": shape}
-    compile_config = _compile_config(model)
-    if compile_config is not None:
-        config["compile_config"] = compile_config
+    config["compile_config"] = _compile_config(model) or {}
     return config
 
 

@@ -1148,6 +1148,16 @@ class Model(trainer.Trainer, Layer):
                                  "as Model.get_config writes it.")
         return cls(**config)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras's ``Model.export`` writes an inference artifact for another runtime (a TensorFlow SavedModel,
+        ONNX, OpenVINO or LiteRT), traced by that runtime's framework: gpu_dl has none of them, so this raises,
+        saying what gpu_dl writes instead."""
+        raise NotImplementedError(
+            f"Model '{self.name}': export(format={format!r}) is not supported: exporting to a TensorFlow SavedModel, "
+            "ONNX, OpenVINO or LiteRT needs that runtime's framework, which gpu_dl does not use. Save the whole "
+            "model with model.save('name.keras') (Keras 3 loads it, and can export it from there) or its weights "
+            "with model.save_weights('name.weights.h5').")
+
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""
         from . import saving

@@ -54,10 +54,7 @@ def serialize_keras_object(obj):
     if isinstance(obj, dict):
         return {key: serialize_keras_object(value) for key, value in obj.items()}
     if isinstance(obj, Layer):
-        entry = _layer_entry(obj)
-        if "compile_config" in entry and not entry["compile_config"]:
-            del entry["compile_config"]    # a model on its own, as Keras writes one never compiled
-        return entry
+        return _layer_entry(obj)
     where = f"serialize_keras_object({type(obj).__name__})"
     for kind, module in ((losses.Loss, losses), (metrics.Metric, metrics), (optimizers.Optimizer, optimizers),
                          (schedules.LearningRateSchedule, schedules), (initializers.Initializer, initializers),
