@@ -243,7 +243,8 @@ def _compile_config(model):
         if getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
-            loss, loss_weights = _loss_entry(model.loss), _written_loss_weights(model)
+            loss = model.__dict__.get("_loss_given") or _loss_entry(model.loss)
+            loss_weights = _written_loss_weights(model)
             metrics = _metric_entries(model, model._metric_identifiers) or None
             weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
@@ -498,7 +499,24 @@ def _application_layer(entry):
 
 
 def _layer_from_entry(entry, where, custom=None):
-    """A gpu_dl layer from one Keras layer entry (already decoded)."""
+    """A gpu_dl layer from one Keras layer entry (already decoded). A class with a ``build_from_config`` of its own
+    is built from the entry's ``build_config`` here, as Keras's deserialization builds every layer (gpu_dl's own
+    layers are built when the model is, for the same shapes)."""
+    layer = _new_layer_from_entry(entry, where, custom)
+    build_config = entry.get("build_config")
+    from ..layers.base import Layer
+    if isinstance(layer, Layer) and build_config and not layer.built and \
+            type(layer).build_from_config is not Layer.build_from_config:
+        try:
+            layer.build_from_config(build_config)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"{where} ({type(layer).__name__} '{layer.name}'): its build_from_config("
+                             f"{build_config!r:.200}) failed: "
+                             f"{type(e).__name__}: {e}") from e
+    return layer
+
+
+def _new_layer_from_entry(entry, where, custom=None):
     from ..layers.base import Layer
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer

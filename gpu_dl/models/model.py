@@ -523,6 +523,8 @@ class Model(trainer.Trainer, Layer):
         if not reused:
             # what a saved compile_config writes: the weight as it was given (Keras's form)
             self._loss_weights_given = None if new_loss is None else loss_weights
+            # Keras's compile_config writes the loss as compile was given it: a name stays a name
+            self._loss_given = loss if isinstance(loss, str) else None
         self._loss_weight = None if new_loss is None else loss_weight
         self._weighted_identifiers = weighted_ids
         self._metrics = None

@@ -33,8 +33,8 @@ from ..catalogue import checked_custom_objects
 from ..layers.base import weight_budget
 from .legacy_h5 import is_legacy_file, stage_legacy_weights
 from .keras_config import compile_from_config, model_config, model_from_config
-from .weights_h5 import (asset_layers, guard_h5, hook_asset_layers, keras_snake_case, stage_model_weights, stage_optimizers,
-                         write_weights)
+from .weights_h5 import (asset_layers, guard_h5, hook_asset_layers, keras_snake_case, stage_model_weights,
+                         stage_optimizers, write_weights)
 
 # The public names, several of them defined in the two modules above and re-exported here.
 __all__ = ["save_model", "save_weights", "load_model", "load_weights", "model_config", "model_from_config",
