@@ -197,3 +197,73 @@ def custom_build_layer(lib):
             self.build(config["shapes_dict"]["input_shape"], config["layer_init"])
 
     return LayerWithCustomBuild
+
+
+def compile_objects(lib):
+    """The guide's registered loss and metric functions."""
+    @lib.saving.register_keras_serializable(package="my_custom_package")
+    def small_square_sum_loss(y_true, y_pred):
+        loss = lib.ops.square(y_pred - y_true)
+        loss = loss / 10.0
+        loss = lib.ops.sum(loss, axis=1)
+        return loss
+
+    @lib.saving.register_keras_serializable(package="my_custom_package")
+    def mean_pred(y_true, y_pred):
+        return lib.ops.mean(y_pred)
+
+    return small_square_sum_loss, mean_pred
+
+
+def model_with_custom_compile(lib):
+    """The guide's subclassed model with its own compile config. As the guide writes it (an ``__init__`` of no
+    arguments) Keras 3.15 cannot rebuild it: the config it writes holds the base arguments (``trainable``,
+    ``dtype``), which that ``__init__`` refuses; this one passes them on."""
+    @lib.saving.register_keras_serializable(package="my_custom_package")
+    class ModelWithCustomCompile(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense1 = lib.layers.Dense(8, activation="relu")
+            self.dense2 = lib.layers.Dense(4, activation="softmax")
+
+        def call(self, inputs):
+            x = self.dense1(inputs)
+            return self.dense2(x)
+
+        def compile(self, optimizer, loss_fn, metrics):
+            super().compile(optimizer=optimizer, loss=loss_fn, metrics=metrics)
+            self.model_optimizer = optimizer
+            self.loss_fn = loss_fn
+            self.loss_metrics = metrics
+
+        def get_compile_config(self):
+            return {"model_optimizer": self.model_optimizer, "loss_fn": self.loss_fn, "metric": self.loss_metrics}
+
+        def compile_from_config(self, config):
+            optimizer = lib.utils.deserialize_keras_object(config["model_optimizer"])
+            loss_fn = lib.utils.deserialize_keras_object(config["loss_fn"])
+            metrics = lib.utils.deserialize_keras_object(config["metric"])
+            self.compile(optimizer=optimizer, loss_fn=loss_fn, metrics=metrics)
+
+    return ModelWithCustomCompile
+
+
+def three_layer_mlp(lib):
+    """The guide's subclassed model with a config of its own."""
+    @lib.saving.register_keras_serializable(package="my_package")
+    class ThreeLayerMLP(lib.Model):
+        def __init__(self, hidden_units, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden_units = hidden_units
+            self.dense_layers = [lib.layers.Dense(u) for u in hidden_units]
+
+        def call(self, inputs):
+            x = inputs
+            for layer in self.dense_layers:
+                x = layer(x)
+            return x
+
+        def get_config(self):
+            return {"hidden_units": self.hidden_units}
+
+    return ThreeLayerMLP

@@ -133,3 +133,31 @@ def test_steps_over_arrays_takes_the_first_batches(method):
             assert len(got[0]) == min(100, 32 * batches)
     with pytest.raises(ValueError, match="steps"):
         getattr(ours, method)(*((x, y) if method == "evaluate" else (x,)), steps=0, verbose=0)
+
+
+def test_the_logs_are_sorted_by_key_as_keras_gives_them():
+    """Keras's logs pass through pythonify_logs, which sorts them: with 'accuracy' the batch, epoch and History
+    keys start with it, the validation ones after the training ones."""
+    rng = numpy.random.default_rng(3)
+    x, y = rng.random((20, 8)).astype("float32"), rng.integers(0, 4, 20)
+    seen = {}
+    for lib in (gpu_dl, keras):
+        keys = []
+
+        class Keys(lib.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                keys.append(("batch", list(logs)))
+
+            def on_test_batch_end(self, batch, logs=None):
+                keys.append(("test batch", list(logs)))
+
+            def on_epoch_end(self, epoch, logs=None):
+                keys.append(("epoch", list(logs)))
+
+        model = lib.Sequential([lib.Input((8,)), lib.layers.Dense(4, activation="softmax")])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy", lib.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")])
+        history = model.fit(x, y, epochs=1, batch_size=10, verbose=0, validation_data=(x, y), callbacks=[Keys()])
+        seen[lib.__name__] = keys, list(history.history)
+    assert seen["gpu_dl"] == seen["keras"]
+    assert seen["gpu_dl"][1] == ["accuracy", "loss", "top2", "val_accuracy", "val_loss", "val_top2"]

@@ -307,3 +307,77 @@ def test_a_failing_build_from_config_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"layers\[1\] \(AsInTheGuide 'unregistered'\): its "
                                          r"build_from_config\(.*KeyError: 'input_shape'"):
         gpu_dl.models.load_model(tmp_path / "m.keras", custom_objects={"Unregistered": AsInTheGuide})
+
+
+def test_a_subclassed_model_is_serialized_and_saved_as_keras_does(tmp_path):
+    x = numpy.random.default_rng(6).random((4, 8)).astype("float32")
+    y = numpy.random.default_rng(7).random((4, 3)).astype("float32")
+    serialized, saved, models = {}, {}, {}
+    for lib in (gpu_dl, keras):
+        ThreeLayerMLP = guide.three_layer_mlp(lib)
+        unbuilt = ThreeLayerMLP([64, 64, 10])
+        serialized[lib.__name__] = lib.saving.serialize_keras_object(unbuilt)
+        again = lib.saving.deserialize_keras_object(serialized[lib.__name__])
+        assert type(again) is ThreeLayerMLP and again.hidden_units == [64, 64, 10]
+        model = ThreeLayerMLP([5, 3])
+        model(x[:1])
+        guide.same_start(model)
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, verbose=0, shuffle=False)
+        saved[lib.__name__] = tmp_path / f"three_layer_mlp_{lib.__name__}.keras"
+        model.save(saved[lib.__name__])
+        models[lib.__name__] = model
+    ours, theirs = serialized["gpu_dl"], serialized["keras"]
+    assert ours == {**theirs, "module": ours["module"]} and ours["module"] == guide.__name__
+    assert ours["registered_name"] == "my_package>ThreeLayerMLP" and ours["compile_config"] == {}
+    numpy.testing.assert_allclose(predict(models["gpu_dl"], x), predict(models["keras"], x), rtol=1e-5, atol=1e-6)
+    assert h5_layout(saved["gpu_dl"], tmp_path) == h5_layout(saved["keras"], tmp_path)
+    ours_config, theirs_config = archive(saved["gpu_dl"])[1], archive(saved["keras"])[1]
+    assert ours_config["config"] == theirs_config["config"] == {"hidden_units": [5, 3]}
+    for lib in (gpu_dl, keras):
+        guide.three_layer_mlp(lib)
+        for name, path in saved.items():
+            restored = lib.models.load_model(path)
+            assert type(restored).__name__ == "ThreeLayerMLP" and restored.built
+            numpy.testing.assert_allclose(predict(restored, x), predict(models[name], x), rtol=1e-5, atol=1e-6)
+    # training resumes where it stopped: the optimizer's state came along
+    resumed = gpu_dl.models.load_model(saved["gpu_dl"])
+    resumed.fit(x, y, verbose=0, shuffle=False)
+    models["gpu_dl"].fit(x, y, verbose=0, shuffle=False)
+    numpy.testing.assert_allclose(predict(resumed, x), predict(models["gpu_dl"], x), rtol=1e-6)
+
+
+def test_get_compile_config_and_compile_from_config(tmp_path):
+    rng = numpy.random.default_rng(8)
+    x, y = rng.random((4, 8)).astype("float32"), rng.random((4, 4)).astype("float32")
+    paths, models = {}, {}
+    for lib in (gpu_dl, keras):
+        small_square_sum_loss, mean_pred = guide.compile_objects(lib)
+        model = guide.model_with_custom_compile(lib)()
+        model.compile(optimizer="SGD", loss_fn=small_square_sum_loss, metrics=["accuracy", mean_pred])
+        model(x[:1])
+        guide.same_start(model)
+        history = model.fit(x, y, verbose=0, shuffle=False).history
+        models[lib.__name__] = model, history
+        paths[lib.__name__] = tmp_path / f"custom_compile_model_{lib.__name__}.keras"
+        model.save(paths[lib.__name__])
+    (ours, our_history), (theirs, their_history) = models["gpu_dl"], models["keras"]
+    assert list(our_history) == list(their_history) == ["accuracy", "loss", "mean_pred"]
+    for key in our_history:
+        numpy.testing.assert_allclose(our_history[key], their_history[key], rtol=2e-5)
+    written = {name: archive(path)[1]["compile_config"] for name, path in paths.items()}
+    assert written["gpu_dl"] == written["keras"] == {
+        "model_optimizer": "SGD",
+        "loss_fn": {"module": "builtins", "class_name": "function",
+                    "config": "my_custom_package>small_square_sum_loss", "registered_name": "function"},
+        "metric": ["accuracy", {"module": "builtins", "class_name": "function", "config": "my_custom_package>mean_pred",
+                                "registered_name": "function"}]}
+    for lib, model in ((gpu_dl, ours), (keras, theirs)):
+        guide.compile_objects(lib)
+        guide.model_with_custom_compile(lib)
+        for name, path in paths.items():
+            restored = lib.models.load_model(path)
+            # the class's own compile_from_config ran, with the registered functions found again
+            assert restored.model_optimizer == "SGD" and restored.loss_fn.__name__ == "small_square_sum_loss"
+            assert restored.loss_metrics[0] == "accuracy" and restored.loss_metrics[1].__name__ == "mean_pred"
+            numpy.testing.assert_allclose(predict(restored, x), predict(models[name][0], x), rtol=1e-5)

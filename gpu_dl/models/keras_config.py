@@ -255,6 +255,32 @@ def _compile_config(model):
             "weighted_metrics": weighted, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
+def _subclassed_model_config(model):
+    """A subclassed model (layers made in ``__init__``, composed in ``call``) as Keras 3 writes it: its class by
+    (registered) name, what its ``get_config`` gives (the constructor's arguments), its build config once built,
+    and its compile config (``get_compile_config``, which the class may override). Loading needs the class,
+    registered or in ``custom_objects``, as in Keras."""
+    cls = type(model)
+    where = f"Model '{model.name}' ({cls.__name__})"
+    try:
+        config = model.get_config()
+    except NotImplementedError as e:
+        raise TypeError(f"{where} is a subclassed model: saving writes what its get_config() gives, the arguments "
+                        f"its class is made with, and it has none ({e}). Define get_config() (and from_config() "
+                        "where its arguments are not plain values), or save its weights with "
+                        "model.save_weights('m.weights.h5').") from None
+    entry = {"module": written_module(cls), "class_name": cls.__name__,
+             "config": _jsonable(config, f"{where}: get_config()", functions=True),
+             "registered_name": get_registered_name(cls)}
+    if model.built:
+        build_config = model.get_build_config()
+        if build_config is not None:
+            entry["build_config"] = _jsonable(build_config, f"{where}: get_build_config()")
+    entry["compile_config"] = _jsonable(model.get_compile_config() or {}, f"{where}: get_compile_config()",
+                                        functions=True)
+    return entry
+
+
 def model_config(model):
     """The model in Keras 3's serialised form (the content of ``config.json``)."""
     from .functional import Functional
@@ -271,12 +297,7 @@ def model_config(model):
         config["compile_config"] = _compile_config(model) or {}
         return config
     if model._composite:
-        raise TypeError(f"Model '{model.name}' is a subclassed model ({type(model).__name__}, layers made in "
-                        "__init__ and composed in call): gpu_dl saves Sequential and functional models to .keras "
-                        "files, not subclassed ones. Save its weights with model.save_weights('m.weights.h5') and "
-                        "load them into a model made in code with load_weights (the files are Keras 3's layout); "
-                        "composite layers inside a Sequential or functional model are saved with their class's "
-                        "get_config.")
+        return _subclassed_model_config(model)
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     model.check_config_writable()
@@ -721,6 +742,15 @@ def nested_model_from_entry(entry, where, custom_objects=None):
     return model
 
 
+def _takes_custom_objects(cls):
+    """Whether ``cls.from_config`` takes ``custom_objects`` (gpu_dl's does; one of the caller's may not)."""
+    try:
+        parameters = inspect.signature(cls.from_config).parameters
+    except (TypeError, ValueError):
+        return False
+    return "custom_objects" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
 def _own_model_class(entry, custom):
     """The caller's ``Model`` subclass a model entry names (registered, or in ``custom_objects``), or None."""
     from .model import Model
@@ -743,10 +773,20 @@ def model_from_config(config, where="model config", custom_objects=None):
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: the model entry of class {own.__name__!r} needs a 'config' object.")
         try:
-            return own.from_config(inner, custom_objects=custom_objects)
+            model = own.from_config(inner, custom_objects=custom_objects) if _takes_custom_objects(own) \
+                else own.from_config(inner)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be rebuilt from its config: "
                              f"{e}") from e
+        build_config = config.get("build_config")
+        if build_config and not model.built:
+            # as Keras's deserialization builds it (a subclassed model's weights exist once it is built)
+            try:
+                model.build_from_config(build_config)
+            except (TypeError, ValueError, KeyError) as e:
+                raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be built from its build "
+                                 f"config {build_config!r:.200}: {type(e).__name__}: {e}") from e
+        return model
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config

@@ -39,7 +39,7 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import gradients as gradient_pass, layer_losses, layer_metrics
-from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
+from ..layers.base import Layer, _marks_composite, policy_dtype, _unique_variables as _unique, unique_name
 from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
@@ -324,7 +324,8 @@ class Model(trainer.Trainer, Layer):
         self.input_gradient_wanted = True
         if self._composite:
             # Built from the first data it sees, by tracing its call (composite.py).
-            self.dtype = backend.standardize_dtype(dtype, f"model '{self.name}': dtype")
+            # Keras writes the dtype in a subclassed model's config as a serialized DTypePolicy.
+            self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"model '{self.name}': dtype")
             self.built = False
             self.input_spec = None
         elif dtype is not None:
@@ -852,9 +853,10 @@ class Model(trainer.Trainer, Layer):
         return {"loss": None, **dict(named + rest)}
 
     def _logs(self, prefix=""):
-        """The loss, then the metrics, in the order Keras's evaluate lists them: each metric under its name
-        (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), then, sorted,
-        the entries of metrics whose result is a dict and the other names."""
+        """The loss and the metrics by log key, sorted as Keras's ``get_metrics_result`` gives them to the callbacks
+        and History (``pythonify_logs`` sorts them): each metric under its name (a name met again numbered:
+        ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict result's entries under their keys.
+        evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
         named, rest = [], []
@@ -864,7 +866,8 @@ class Model(trainer.Trainer, Layer):
             (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return self._add_tracked_logs(logs, prefix)
+        logs = self._add_tracked_logs(logs, prefix)
+        return {key: logs[key] for key in sorted(logs)}
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):
@@ -1149,6 +1152,18 @@ class Model(trainer.Trainer, Layer):
                                  f"a functional model from a config with the keys {list(FUNCTIONAL_CONFIG_KEYS)}, "
                                  "as Model.get_config writes it.")
         return cls(**config)
+
+    def get_compile_config(self):
+        """Keras's compile config of the model (optimizer, loss, metrics as ``compile`` was given them, serialised),
+        ``{}`` before ``compile``. Saving writes it; a class may override it with ``compile_from_config``."""
+        from .keras_config import _compile_config
+        return _compile_config(self) or {}
+
+    def compile_from_config(self, config):
+        """Compile the model as a ``get_compile_config`` dict says (what loading a file does)."""
+        from .keras_config import compile_from_config
+        if config:
+            compile_from_config(self, config, f"Model '{self.name}': compile_from_config()")
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Keras's ``Model.export`` writes an inference artifact for another runtime (a TensorFlow SavedModel,

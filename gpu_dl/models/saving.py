@@ -29,7 +29,7 @@ import secrets
 import warnings
 import zipfile
 
-from ..catalogue import checked_custom_objects
+from ..catalogue import checked_custom_objects, custom_object_scope
 from ..layers.base import weight_budget
 from .legacy_h5 import is_legacy_file, stage_legacy_weights
 from .keras_config import compile_from_config, model_config, model_from_config
@@ -376,7 +376,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with weight_budget(weights_size, f"{path} ({CONFIG_FILENAME})", f"the archive's {WEIGHTS_FILENAME} holds"):
             model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
         if compile and config.get("compile_config"):
-            compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
+            from .model import Model
+            if type(model).compile_from_config is not Model.compile_from_config:
+                # a class's own compile_from_config reads its own get_compile_config, as Keras calls it
+                with custom_object_scope(custom_objects or {}):
+                    model.compile_from_config(config["compile_config"])
+            else:
+                compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))
