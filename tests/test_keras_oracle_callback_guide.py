@@ -161,3 +161,18 @@ def test_the_logs_are_sorted_by_key_as_keras_gives_them():
         seen[lib.__name__] = keys, list(history.history)
     assert seen["gpu_dl"] == seen["keras"]
     assert seen["gpu_dl"][1] == ["accuracy", "loss", "top2", "val_accuracy", "val_loss", "val_top2"]
+
+
+def test_validation_steps_over_arrays_takes_the_first_batches_each_time():
+    x, y, vx, vy = guide.data()
+    results = []
+    for lib in (gpu_dl, keras):
+        model = guide.get_model(lib)
+        history = model.fit(x[:64], y[:64], batch_size=32, epochs=2, verbose=0, shuffle=False,
+                            validation_data=(vx[:100], vy[:100]), validation_steps=2)
+        # each validation restarts at the first batch: the last epoch's val_loss is an evaluation of the first 64
+        expected = model.evaluate(vx[:64], vy[:64], batch_size=32, verbose=0)[0]
+        assert history.history["val_loss"][-1] == pytest.approx(expected, rel=1e-5)
+        results.append(history.history)
+    for key in results[1]:
+        numpy.testing.assert_allclose(results[0][key], results[1][key], rtol=2e-5)
