@@ -24,6 +24,7 @@ import inspect
 import itertools
 import math
 import operator
+import warnings
 from collections import defaultdict
 
 import numpy
@@ -278,6 +279,19 @@ def _binary(function, name, reflected=False):
         return function(theirs, mine) if reflected else function(mine, theirs)
     compute.__name__ = f"__{'r' if reflected else ''}{name}__"
     return compute
+
+
+def _inherited_backward_owner(cls):
+    """The gpu_dl layer class whose own ``backward`` a class of the caller's inherits while overriding its ``call``
+    (the backward is then not the gradient of that call), or None."""
+    if cls.__module__.startswith("gpu_dl."):
+        return None
+    call_owner = next((k for k in cls.__mro__ if "call" in k.__dict__), None)
+    backward_owner = next((k for k in cls.__mro__ if "backward" in k.__dict__), None)
+    if call_owner is None or backward_owner is None or backward_owner is Layer or call_owner is backward_owner \
+            or not backward_owner.__module__.startswith("gpu_dl.") or call_owner.__module__.startswith("gpu_dl."):
+        return None
+    return backward_owner
 
 
 def _initial_value(value, shape, dtype):
@@ -545,6 +559,13 @@ class Layer:
         # A class that keeps the base backward and defines call composes other layers: its call is traced
         # into a graph of their calls, which trains (models/composite.py).
         cls._composite = bool(getattr(cls.backward, "_composite_backward", False)) and cls.call is not Layer.call
+        owner = _inherited_backward_owner(cls) if "call" in cls.__dict__ else None
+        if owner is not None:
+            warnings.warn(f"{cls.__name__} overrides call() of gpu_dl's {owner.__name__} but not backward(): training "
+                          f"it runs {owner.__name__}'s backward, the gradient of {owner.__name__}'s own call, not of "
+                          f"this one (gpu_dl has no automatic differentiation). Give it a backward(dy), or make it a "
+                          f"Layer that holds a {owner.__name__} and composes it in call (traced for the gradient).",
+                          UserWarning, stacklevel=2)
         if cls._composite and "takes_mask" not in cls.__dict__:
             cls.takes_mask = True       # the mask reaching it goes into its graph
         build = cls.__dict__.get("build")
@@ -1132,7 +1153,13 @@ class Layer:
     def saved(self):
         """What the last training call kept; a clear error when backward comes without one."""
         if self._saved is None:
-            raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.")
+            owner = _inherited_backward_owner(type(self))
+            hint = "" if owner is None else (
+                f" Its class {type(self).__name__} overrides call() of {owner.__name__} but not backward(), which is "
+                f"the gradient of {owner.__name__}'s own call: gpu_dl has no automatic differentiation. Give the class "
+                f"a backward(dy) for its call, or make it a Layer that holds a {owner.__name__} "
+                f"(self.inner = {owner.__name__}(...)) and composes it in call, which gpu_dl traces for the gradient.")
+            raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.{hint}")
         return self._saved
 
     def saved_preactivation(self):
