@@ -746,7 +746,6 @@ class Layer:
             return
         if isinstance(value, Variable):
             self._track_variable(value, name)
-            return
         tracked = self.__dict__.get("_tracked_layers")
         if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
                 _holds_layers(value) or (not value and not name.startswith("_") and not isinstance(value, tuple)))):

@@ -807,8 +807,9 @@ def model_from_config(config, where="model config", custom_objects=None):
         raise ValueError(f"{where}: the model is a subclassed keras.Model, whose architecture is Python code; gpu_dl "
                          "rebuilds Sequential and functional models only.")
     if class_name != "Sequential":
-        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential and functional "
-                         "models only.")
+        raise ValueError(f"{where}: unknown model class {class_name!r}: gpu_dl rebuilds Sequential and functional "
+                         "models, and a subclassed model whose class is registered "
+                         "(gpu_dl.saving.register_keras_serializable) or given in custom_objects.")
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")
