@@ -288,9 +288,10 @@ def _inherited_backward_owner(cls):
         return None
     call_owner = next((k for k in cls.__mro__ if "call" in k.__dict__), None)
     backward_owner = next((k for k in cls.__mro__ if "backward" in k.__dict__), None)
-    if call_owner is None or backward_owner is None or backward_owner is Layer or call_owner is backward_owner \
+    if call_owner is None or backward_owner is None or call_owner is backward_owner \
+            or getattr(backward_owner.__dict__["backward"], "_composite_backward", False) \
             or not backward_owner.__module__.startswith("gpu_dl.") or call_owner.__module__.startswith("gpu_dl."):
-        return None
+        return None     # a composite class (Layer's or Model's backward traces its call), or not a library one
     return backward_owner
 
 
@@ -343,11 +344,12 @@ class Variable:
 
     def __init__(self, value=None, name=None, *, trainable=True, regularizer=None, constraint=None, path=None,
                  autocast=True, aggregation="none", initializer=None, shape=None, dtype=None,
-                 synchronization="auto"):
+                 synchronization="auto", host=False):
         """As Keras's ``Variable(initializer, shape=None, dtype=None, trainable=True, autocast=True,
         aggregation="none", synchronization="auto", name=None)``: ``value`` (or ``initializer=``) is an array,
         a number or nested list, or an initializer (or its name) drawn with ``shape``; ``dtype`` defaults to an
-        array's own, floatx for Python floats. The name defaults to ``variable``, ``variable_1``, ..."""
+        array's own, floatx for Python floats. The name defaults to ``variable``, ``variable_1``, ... The value
+        lives on the current device; ``host=True`` keeps a NumPy array given as it is (state read on the host)."""
         if name is not None and not isinstance(name, str):
             # Keras's positional order is (initializer, shape, dtype, ...): a second positional that is not
             # a name is the shape.
@@ -370,7 +372,8 @@ class Variable:
             raise ValueError("Invalid value for argument `synchronization`. Expected one of `None`, `'none'`, "
                              f"`'on_read'`, `'on_write'`, `'auto'`. Received: synchronization={synchronization}")
         self._value = None
-        self.value = _initial_value(value, shape, dtype)
+        self.value = value if host and isinstance(value, numpy.ndarray) and dtype is None and shape is None \
+            else _initial_value(value, shape, dtype)
         self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
