@@ -276,8 +276,9 @@ def _subclassed_model_config(model):
         build_config = model.get_build_config()
         if build_config is not None:
             entry["build_config"] = _jsonable(build_config, f"{where}: get_build_config()")
-    entry["compile_config"] = _jsonable(model.get_compile_config() or {}, f"{where}: get_compile_config()",
-                                        functions=True)
+    from .serialization import serialize_keras_object     # it imports this module at its top
+    # what the class's get_compile_config gives (it may hold optimizer, loss and metric objects), serialised
+    entry["compile_config"] = serialize_keras_object(model.get_compile_config() or {})
     return entry
 
 

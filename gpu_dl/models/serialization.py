@@ -61,6 +61,8 @@ def serialize_keras_object(obj):
                          (regularizers.Regularizer, regularizers), (constraints.Constraint, constraints)):
         if isinstance(obj, kind):
             return _jsonable(module.serialize(obj), where, functions=True)
+    if isinstance(obj, activations.TracedActivation):
+        return activations.serialize(obj)       # a function of the caller's: its entry by registered name
     if isinstance(obj, activations.ActivationFunction) or (callable(obj) and obj in activations._PUBLIC):
         return {"module": "builtins", "class_name": "function", "config": activations.serialize(obj),
                 "registered_name": "function"}
