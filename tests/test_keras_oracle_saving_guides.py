@@ -381,3 +381,26 @@ def test_get_compile_config_and_compile_from_config(tmp_path):
             assert restored.model_optimizer == "SGD" and restored.loss_fn.__name__ == "small_square_sum_loss"
             assert restored.loss_metrics[0] == "accuracy" and restored.loss_metrics[1].__name__ == "mean_pred"
             numpy.testing.assert_allclose(predict(restored, x), predict(models[name][0], x), rtol=1e-5)
+
+
+def test_a_compile_config_of_objects_is_serialized(tmp_path):
+    """A get_compile_config of the class's own may hold objects (an optimizer made by hand): written in their
+    serialized form, and given back to compile_from_config as Keras gives them."""
+    paths = {}
+    for lib in (gpu_dl, keras):
+        small_square_sum_loss, mean_pred = guide.compile_objects(lib)
+        model = guide.model_with_custom_compile(lib)()
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.5), loss_fn=small_square_sum_loss,
+                      metrics=[mean_pred])
+        model(numpy.ones((1, 8), "float32"))
+        paths[lib.__name__] = tmp_path / f"objects_{lib.__name__}.keras"
+        model.save(paths[lib.__name__])
+        written = archive(paths[lib.__name__])[1]["compile_config"]["model_optimizer"]
+        assert written["class_name"] == "SGD" and written["config"]["learning_rate"] == 0.5
+    for lib in (gpu_dl, keras):
+        guide.compile_objects(lib)
+        guide.model_with_custom_compile(lib)
+        for path in paths.values():
+            restored = lib.models.load_model(path)
+            assert type(restored.model_optimizer).__name__ == "SGD"
+            assert float(numpy.array(restored.model_optimizer.learning_rate)) == 0.5
