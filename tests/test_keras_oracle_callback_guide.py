@@ -176,3 +176,22 @@ def test_validation_steps_over_arrays_takes_the_first_batches_each_time():
         results.append(history.history)
     for key in results[1]:
         numpy.testing.assert_allclose(results[0][key], results[1][key], rtol=2e-5)
+
+
+def test_validation_steps_over_arrays_beside_a_generator():
+    x, y, vx, vy = guide.data()
+    results = []
+    for lib in (gpu_dl, keras):
+        def batches():
+            for start in range(0, 64, 32):
+                yield x[start:start + 32], y[start:start + 32]
+        model = guide.get_model(lib)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            history = model.fit(batches(), epochs=1, verbose=0, validation_data=(vx[:100], vy[:100]),
+                                validation_steps=2, validation_batch_size=32)
+        expected = model.evaluate(vx[:64], vy[:64], batch_size=32, verbose=0)[0]
+        assert history.history["val_loss"][-1] == pytest.approx(expected, rel=1e-5)
+        results.append(history.history)
+    for key in results[1]:
+        numpy.testing.assert_allclose(results[0][key], results[1][key], rtol=2e-5)

@@ -57,6 +57,7 @@ from ..utils.io_utils import print_msg
 from ..data import torch_loader
 from ..data.py_dataset import PyDataset, prefetched
 from . import data_checks as checks, host_ids
+from .array_epochs import ArrayEpochs
 
 _END = object()     # what next() gives at the end of a DataLoader's pass
 # The batches Keras's generator adapter looks at before the first epoch (data_adapter_utils'
@@ -427,14 +428,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         val = validation_stream(model, validation_data, validation_steps, validation_batch_size)
         val_params = {"verbose": verbose, "steps": val.known_steps}
     elif validation_data is not None:
-        if validation_steps is not None:
-            raise ValueError("`validation_steps` applies to validation data given as a PyDataset or generator; "
-                             "with arrays, use validation_batch_size.")
         val = model._validation_arrays(validation_data)
         val_batch_size = checks.positive_int(32 if validation_batch_size is None else validation_batch_size,
                                              "validation_batch_size")
-        model._check_stateful_batches(len(val[0][0] if isinstance(val[0], tuple) else val[0]), val_batch_size,
-                                      "validation data", "validation_batch_size")
+        val_count = len(val[0][0] if isinstance(val[0], tuple) else val[0])
+        model._check_stateful_batches(val_count, val_batch_size, "validation data", "validation_batch_size")
+        # as over arrays in Keras: each validation takes the first validation_steps batches
+        val_batch_size = ArrayEpochs(val_count, val_batch_size, validation_steps, steps_name="validation_steps")
 
     # All checks passed: from here on the model may change.
     model._resolve_metrics(_shapes(yb), output_shape)
