@@ -334,6 +334,8 @@ def test_a_subclassed_model_is_serialized_and_saved_as_keras_does(tmp_path):
     assert h5_layout(saved["gpu_dl"], tmp_path) == h5_layout(saved["keras"], tmp_path)
     ours_config, theirs_config = archive(saved["gpu_dl"])[1], archive(saved["keras"])[1]
     assert ours_config["config"] == theirs_config["config"] == {"hidden_units": [5, 3]}
+    # built by its first call, on one sample: Keras keeps that batch size
+    assert ours_config["build_config"] == theirs_config["build_config"] == {"input_shape": [1, 8]}
     for lib in (gpu_dl, keras):
         guide.three_layer_mlp(lib)
         for name, path in saved.items():

@@ -375,6 +375,10 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None):
     training=False) on arguments as ``spec`` describes them (its first argument alone where not given), which
     builds its sublayers."""
     several, first = _shapes_of(layer, input_shape)
+    given = input_shape[0] if several else input_shape
+    if given and given[0] is not None:
+        # Keras's build config keeps the batch size of the shape the build was given (a first batch's)
+        layer.__dict__.setdefault("_build_batch", given[0])
     function = own_build
     if function is None and not getattr(type(layer).build, "_library_build", False):
         function = getattr(type(layer).build, "__wrapped__", type(layer).build)
@@ -432,6 +436,9 @@ def _ensure_built(layer, call, leaf_masks):
     if layer.built:
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
+    if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):
+        # a first call on arrays: Keras's build config keeps its batch size
+        layer.__dict__.setdefault("_build_batch", int(call.leaves[0].shape[0]))
     own = type(layer).build
     build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
           own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None,
