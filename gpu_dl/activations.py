@@ -26,6 +26,11 @@ descending order, k the size of the support) where Keras 3.15 takes
 (c_1 + ... + c_k - 1) / k: the same outputs when one value is in the support,
 smaller ones (summing to less than 1) when more are (``ops/elementwise.py``).
 Beyond Keras: ``step``, the binary step (gradient zero everywhere).
+
+A function of the caller's own (``Dense(1, activation=custom_fn)``, ``Activation(custom_fn)``), as Keras takes
+any callable, is a ``TracedActivation``: written with ``gpu_dl.ops`` and the operators on its argument, it is
+traced on a symbolic tensor into a graph whose backward is its gradient (as a loss of the caller's own is,
+``models/loss_graph.py``). Configs write it as Keras does, by its registered name.
 """
 from __future__ import annotations
 
@@ -99,6 +104,79 @@ class ActivationFunction:
     def __repr__(self):
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"ActivationFunction({self.name!r}{args})"
+
+
+class TracedActivation(ActivationFunction):
+    """A function of the caller's own as an activation: ``fn`` is traced on a symbolic tensor of the input's
+    sample shape (batch axis None) and dtype into a graph (one per shape and dtype) of ``gpu_dl.ops``; its forward
+    is the activation, its backward the gradient. The gradient runs the forward again on the same input, so a
+    layer called several times before its backward passes keeps nothing between them."""
+
+    def __init__(self, fn):
+        super().__init__(getattr(fn, "__name__", type(fn).__name__), None, None)
+        self.fn = fn
+        self._graphs = {}
+
+    @property
+    def is_softmax(self):
+        return False
+
+    @property
+    def keeps_shape(self):
+        return True
+
+    def _graph(self, shape, dtype):
+        key = (tuple(shape[1:]), str(dtype))
+        if key not in self._graphs:
+            self._graphs[key] = self._trace(tuple(shape[1:]), dtype)
+        graph, error = self._graphs[key]
+        if error is not None:
+            raise error
+        return graph
+
+    def _trace(self, sample_shape, dtype):
+        """``(graph, None)``, or ``(None, the error to raise)``."""
+        from .layers.core import InputLayer          # layers and models sit above the catalogues
+        from .layers.symbolic import is_symbolic, tracing
+        from .models.functional import Functional
+        from .models.loss_graph import _own_names
+        where = f"activation {self.name!r}"
+        with _own_names():
+            x = InputLayer(shape=sample_shape, dtype=dtype, name="x").output
+            try:
+                with tracing([x]):
+                    y = self.fn(x)
+            except Exception as e:      # whatever the caller's function does on tensors it was not written for
+                return None, TypeError(
+                    f"{where} cannot be trained: gpu_dl has no automatic differentiation, so it traces the function "
+                    f"on a symbolic tensor of shape {(None,) + sample_shape} into a graph, and the call failed "
+                    f"({type(e).__name__}: {e}). Write it with gpu_dl.ops functions and the operators + - * / ** on "
+                    "its argument (no NumPy functions, no Python `if` on its values).")
+            if not is_symbolic(y):
+                return None, TypeError(f"{where} returned {type(y).__name__} for a symbolic tensor: it must compute "
+                                       "its output from its argument with gpu_dl.ops functions and operators.")
+            if tuple(y.shape[1:]) != sample_shape:
+                return None, ValueError(f"{where} gives outputs of shape {tuple(y.shape)} for inputs of shape "
+                                        f"{(None,) + sample_shape}: a layer's activation must keep the shape.")
+            return Functional(x, y, name=f"{self.name}_graph"), None
+
+    def __call__(self, x):
+        if hasattr(x, "_keras_history") or not hasattr(x, "dtype"):
+            return self.fn(x)       # symbolic tensors: the function's own operations are recorded
+        return self._graph(x.shape, x.dtype).forward(x, training=False)
+
+    def with_bias(self, z, bias):
+        if bias is not None:
+            z += bias
+        return z, self(z)
+
+    def grad(self, x, y, dy):
+        graph = self._graph(x.shape, x.dtype)
+        graph.forward(x, training=True)
+        return graph.backward(dy)
+
+    def __repr__(self):
+        return f"TracedActivation({self.fn!r})"
 
 
 def _contiguous(a):
@@ -379,9 +457,11 @@ def get(identifier):
         return get(identifier["config"])
     if callable(identifier) and identifier in _PUBLIC:
         return make(_PUBLIC[identifier])
+    if callable(identifier) and not isinstance(identifier, type):
+        return TracedActivation(identifier)
     raise TypeError(
-        f"activation must be a name such as 'relu', one of gpu_dl.activations' functions, or None; got {identifier!r}. "
-        "Arbitrary functions have no gradient in gpu_dl: use an Activation layer with a built-in name."
+        f"activation must be a name such as 'relu', one of gpu_dl.activations' functions, a function written with "
+        f"gpu_dl.ops, or None; got {identifier!r}."
     )
 
 
@@ -400,8 +480,20 @@ def get_keeping_shape(identifier, where):
 
 
 def serialize(activation):
-    """The name Keras writes in a layer config (e.g. ``"relu"``)."""
-    return get(activation).name
+    """What Keras writes in a layer config: the name (e.g. ``"relu"``), or for a function of the caller's own its
+    entry by registered name (``{"module": "builtins", "class_name": "function", "config": "package>name",
+    ...}``)."""
+    activation = get(activation)
+    if isinstance(activation, TracedActivation):
+        from .catalogue import get_registered_name
+        fn = activation.fn
+        if not inspect.isfunction(fn) or fn.__name__ == "<lambda>":
+            raise ValueError(f"activation {fn!r} cannot be written to a config: functions are written by name, so "
+                             "only named functions (def) can be; a lambda would have to be saved as code, which "
+                             "loading never runs.")
+        return {"module": "builtins", "class_name": "function", "config": get_registered_name(fn),
+                "registered_name": "function"}
+    return activation.name
 
 
 def deserialize(name):

@@ -5,7 +5,8 @@ import os
 import numpy
 import pytest
 
-from gpu_dl import activations
+import gpu_dl
+from gpu_dl import activations, backend
 from gpu_dl.backend import to_numpy
 from gpu_dl.ops import activation_kernels
 from gradcheck import assert_gradient
@@ -148,13 +149,46 @@ def test_get_accepts_names_aliases_functions_and_none():
     assert activations.serialize(activations.get("sigmoid")) == "sigmoid"
 
 
-def test_get_rejects_unknown_names_and_arbitrary_functions():
+def test_get_rejects_unknown_names_and_what_is_not_a_function():
     with pytest.raises(ValueError, match="Did you mean 'relu'"):
         activations.get("rellu")
-    with pytest.raises(TypeError, match="no gradient"):
-        activations.get(lambda x: x)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="a function written with gpu_dl.ops"):
         activations.get(3)
+    with pytest.raises(TypeError):
+        activations.get(activations.ActivationFunction)
+
+
+def _square_plus_tanh(x):
+    return x ** 2 + gpu_dl.ops.tanh(x) * 0.5
+
+
+def test_a_function_of_the_callers_own_is_traced_for_its_gradient(xp, rng):
+    """Keras takes any callable as an activation: gpu_dl traces one written with gpu_dl.ops into a graph, whose
+    forward is the function and whose backward its gradient (float64 finite differences)."""
+    act = activations.get(_square_plus_tanh)
+    assert isinstance(act, activations.TracedActivation) and not act.is_softmax
+    host = rng.standard_normal((5, 3))
+    x = xp.asarray(host)
+    y = act(x)
+    numpy.testing.assert_allclose(backend.to_numpy(y), host ** 2 + numpy.tanh(host) * 0.5, rtol=1e-12)
+    dy = xp.asarray(rng.standard_normal((5, 3)))
+    grad = act.grad(x, y, dy)
+    assert_gradient(lambda v: (act(v) * dy).sum(), x, grad, rng)
+    # with_bias adds the bias in place, as the built-in activations do
+    z, out = act.with_bias(xp.zeros((5, 3)), xp.ones(3))
+    numpy.testing.assert_allclose(backend.to_numpy(out), numpy.full((5, 3), 1 + numpy.tanh(1.0) * 0.5), rtol=1e-12)
+    assert activations.serialize(act) == {"module": "builtins", "class_name": "function",
+                                          "config": "_square_plus_tanh", "registered_name": "function"}
+
+
+def test_a_function_that_cannot_be_traced_or_written_says_so(xp):
+    act = activations.get(lambda x: numpy.asarray(x) * 2)
+    with pytest.raises(TypeError, match="cannot be trained.*gpu_dl.ops"):
+        act(xp.ones((2, 3)))
+    with pytest.raises(ValueError, match="only named functions"):
+        activations.serialize(act)
+    with pytest.raises(ValueError, match="must keep the shape"):
+        activations.get(lambda x: gpu_dl.ops.sum(x, axis=-1))(xp.ones((2, 3)))
 
 
 @pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"step"}))

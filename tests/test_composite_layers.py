@@ -3,6 +3,8 @@ of its own. Its sublayers' weights are its own (in Keras's order); it runs and t
 from its call, on both backends: forward against NumPy, input and weight gradients against float64 finite
 differences; inside Sequential and functional models; the errors of a call that cannot be traced.
 Against Keras itself: tests/test_keras_oracle_composite_layers.py."""
+import warnings
+
 import numpy
 import pytest
 
@@ -332,3 +334,24 @@ def test_a_class_with_its_own_backward_keeps_it(xp):
     layer = Doubler()
     assert not layer._composite
     numpy.testing.assert_array_equal(to_numpy(layer.backward(xp.ones((1, 2)))), 2.0)
+
+
+def test_a_built_in_layer_with_a_call_of_its_own_and_no_backward_says_what_to_do():
+    """Keras differentiates an overridden call of a Dense subclass (``super().call(x) * 2``); gpu_dl would run
+    Dense's backward, the gradient of Dense's own call: the class warns when it is made, and training names it."""
+    with pytest.warns(UserWarning, match="Doubled overrides call\\(\\) of gpu_dl's Dense but not backward"):
+        class Doubled(gpu_dl.layers.Dense):
+            def call(self, x):
+                return super().call(x) * 2.0
+    model = gpu_dl.Sequential([gpu_dl.Input((3,)), Doubled(2, name="doubled")])
+    model.compile(optimizer="sgd", loss="mse")
+    numpy.testing.assert_allclose(model.predict(numpy.ones((1, 3), "float32"), verbose=0),
+                                  2.0 * (numpy.ones((1, 3)) @ model.get_weights()[0]), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="Layer 'doubled'.*Doubled overrides call\\(\\) of Dense but not "
+                                           "backward\\(\\).*self.inner = Dense"):
+        model.fit(numpy.ones((4, 3), "float32"), numpy.ones((4, 2), "float32"), verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+
+        class Noted(gpu_dl.layers.Dense):       # no call of its own: no warning
+            pass

@@ -283,3 +283,16 @@ def test_the_warning_of_variables_without_gradients_names_the_callers_line(rng):
     own.compile(optimizer="sgd")
     found, _ = _gradient_warnings(lambda: own.fit(x, [y, y], batch_size=4, verbose=0))
     assert found == [(message, __file__, apply_line[0])]
+
+
+def test_a_variable_lives_on_the_current_device(xp):
+    """Keras's Variable(value, dtype=...) puts its value on the device; ``host=True`` keeps a NumPy state on the
+    host (a seed generator's, read by every draw)."""
+    for value in (numpy.zeros(3), [0.0, 1.0, 2.0], 1.5):
+        variable = gpu_dl.Variable(value, name="v")
+        assert isinstance(variable.value, xp.ndarray)
+    assert str(gpu_dl.Variable([1.0, 2.0]).dtype) == "float32"
+    assert str(gpu_dl.Variable(numpy.zeros(2)).dtype) == "float64"
+    state = numpy.array([1, 0], numpy.uint32)
+    assert gpu_dl.Variable(state, "state", trainable=False, host=True).value is state
+    assert isinstance(gpu_dl.random.SeedGenerator(3).state.value, numpy.ndarray)

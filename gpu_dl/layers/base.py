@@ -24,6 +24,7 @@ import inspect
 import itertools
 import math
 import operator
+import warnings
 from collections import defaultdict
 
 import numpy
@@ -280,6 +281,49 @@ def _binary(function, name, reflected=False):
     return compute
 
 
+def _inherited_backward_owner(cls):
+    """The gpu_dl layer class whose own ``backward`` a class of the caller's inherits while overriding its ``call``
+    (the backward is then not the gradient of that call), or None."""
+    if cls.__module__.startswith("gpu_dl."):
+        return None
+    call_owner = next((k for k in cls.__mro__ if "call" in k.__dict__), None)
+    backward_owner = next((k for k in cls.__mro__ if "backward" in k.__dict__), None)
+    if call_owner is None or backward_owner is None or call_owner is backward_owner \
+            or getattr(backward_owner.__dict__["backward"], "_composite_backward", False) \
+            or not backward_owner.__module__.startswith("gpu_dl.") or call_owner.__module__.startswith("gpu_dl."):
+        return None     # a composite class (Layer's or Model's backward traces its call), or not a library one
+    return backward_owner
+
+
+def _initial_value(value, shape, dtype):
+    """A Variable's first array on the current device: ``value`` as it is where it is one of the backend's arrays
+    and no dtype is asked; else converted (or drawn by an initializer for ``shape``) as Keras converts it."""
+    if isinstance(value, str) or (callable(value) and not hasattr(value, "shape")):
+        from .. import initializers     # catalogues sit above layers; import late
+        if shape is None:
+            raise ValueError(f"When creating a Variable from an initializer, the `shape` argument should be "
+                             f"specified. Received: initializer={value} and shape={shape}")
+        shape = shape_tuple(shape, "Variable: shape")
+        dtype = numpy.dtype(backend.floatx() if dtype is None else backend.standardize_dtype(dtype))
+        drawn = initializers.get(value)(shape, dtype=dtype if dtype.kind == "f" else backend.floatx())
+        return backend.to_device(numpy.asarray(backend.to_numpy(drawn), dtype=dtype, order="C"))
+    if dtype is None and isinstance(value, backend.xp().ndarray):
+        array = value
+    else:
+        host = numpy.asarray(backend.to_numpy(value) if hasattr(value, "dtype") else value)
+        if dtype is not None:
+            host = host.astype(backend.standardize_dtype(dtype))
+        elif not hasattr(value, "dtype") and host.dtype.kind == "f":
+            host = host.astype(backend.floatx())      # Python floats: floatx, as Keras converts them
+        elif not hasattr(value, "dtype") and host.dtype.kind in "iu":
+            host = host.astype("int32")
+        array = backend.to_device(numpy.ascontiguousarray(host))
+    if shape is not None and tuple(array.shape) != shape_tuple(shape, "Variable: shape"):
+        raise ValueError(f"Variable: the initial value has shape {tuple(array.shape)}, not the given shape "
+                         f"{tuple(shape)}.")
+    return array
+
+
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised.
 
@@ -298,10 +342,38 @@ class Variable:
     # compute with the variable as an array of objects.
     __array_ufunc__ = None
 
-    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None,
-                 autocast=True, aggregation="none"):
+    def __init__(self, value=None, name=None, *, trainable=True, regularizer=None, constraint=None, path=None,
+                 autocast=True, aggregation="none", initializer=None, shape=None, dtype=None,
+                 synchronization="auto", host=False):
+        """As Keras's ``Variable(initializer, shape=None, dtype=None, trainable=True, autocast=True,
+        aggregation="none", synchronization="auto", name=None)``: ``value`` (or ``initializer=``) is an array,
+        a number or nested list, or an initializer (or its name) drawn with ``shape``; ``dtype`` defaults to an
+        array's own, floatx for Python floats. The name defaults to ``variable``, ``variable_1``, ... The value
+        lives on the current device; ``host=True`` keeps a NumPy array given as it is (state read on the host)."""
+        if name is not None and not isinstance(name, str):
+            # Keras's positional order is (initializer, shape, dtype, ...): a second positional that is not
+            # a name is the shape.
+            if shape is not None:
+                raise TypeError("Variable: got the shape both as the second argument and as `shape`.")
+            name, shape = None, name
+        if initializer is not None:
+            if value is not None:
+                raise TypeError("Variable: give the initial value either as the first argument or as "
+                                "`initializer`, not both.")
+            value = initializer
+        if value is None:
+            raise TypeError("Variable needs an initial value: an array, a number, or an initializer with `shape`.")
+        if name is None:
+            name = unique_name("variable")
+        if "/" in name:
+            raise ValueError(f"Argument `name` must be a string and cannot contain character `/`. Received: "
+                             f"name={name}")
+        if synchronization not in (None, "none", "on_read", "on_write", "auto"):
+            raise ValueError("Invalid value for argument `synchronization`. Expected one of `None`, `'none'`, "
+                             f"`'on_read'`, `'on_write'`, `'auto'`. Received: synchronization={synchronization}")
         self._value = None
-        self.value = value
+        self.value = value if host and isinstance(value, numpy.ndarray) and dtype is None and shape is None \
+            else _initial_value(value, shape, dtype)
         self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
@@ -490,6 +562,13 @@ class Layer:
         # A class that keeps the base backward and defines call composes other layers: its call is traced
         # into a graph of their calls, which trains (models/composite.py).
         cls._composite = bool(getattr(cls.backward, "_composite_backward", False)) and cls.call is not Layer.call
+        owner = _inherited_backward_owner(cls) if "call" in cls.__dict__ else None
+        if owner is not None:
+            warnings.warn(f"{cls.__name__} overrides call() of gpu_dl's {owner.__name__} but not backward(): training "
+                          f"it runs {owner.__name__}'s backward, the gradient of {owner.__name__}'s own call, not of "
+                          f"this one (gpu_dl has no automatic differentiation). Give it a backward(dy), or make it a "
+                          f"Layer that holds a {owner.__name__} and composes it in call (traced for the gradient).",
+                          UserWarning, stacklevel=2)
         if cls._composite and "takes_mask" not in cls.__dict__:
             cls.takes_mask = True       # the mask reaching it goes into its graph
         build = cls.__dict__.get("build")
@@ -668,6 +747,8 @@ class Layer:
         object.__setattr__(self, name, value)
         if name in _UNTRACKED:
             return
+        if isinstance(value, Variable):
+            self._track_variable(value, name)
         tracked = self.__dict__.get("_tracked_layers")
         if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
                 _holds_layers(value) or (not value and not name.startswith("_") and not isinstance(value, tuple)))):
@@ -678,6 +759,22 @@ class Layer:
             tracked[name] = value
         elif tracked and name in tracked:
             del tracked[name]
+
+    # Attributes holding a Variable the layer keeps apart from its weights (written to files under their own
+    # keys).
+    _untracked_variables = frozenset()
+
+    def _track_variable(self, variable, name):
+        """As Keras 3 tracks them: a Variable assigned to an attribute (``self.v = keras.Variable(...)``) is one
+        of the layer's weights, trainable ones after the trainable weights made so far, others last."""
+        own = self.__dict__.get("_weights")
+        if own is None or name in self._untracked_variables or any(v is variable for v in own):
+            return
+        if variable._listed_trainable:
+            position = next((i for i, v in enumerate(own) if not v._listed_trainable), len(own))
+            own.insert(position, variable)
+        else:
+            own.append(variable)
 
     def __delattr__(self, name):
         object.__delattr__(self, name)
@@ -1064,7 +1161,13 @@ class Layer:
     def saved(self):
         """What the last training call kept; a clear error when backward comes without one."""
         if self._saved is None:
-            raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.")
+            owner = _inherited_backward_owner(type(self))
+            hint = "" if owner is None else (
+                f" Its class {type(self).__name__} overrides call() of {owner.__name__} but not backward(), which is "
+                f"the gradient of {owner.__name__}'s own call: gpu_dl has no automatic differentiation. Give the class "
+                f"a backward(dy) for its call, or make it a Layer that holds a {owner.__name__} "
+                f"(self.inner = {owner.__name__}(...)) and composes it in call, which gpu_dl traces for the gradient.")
+            raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.{hint}")
         return self._saved
 
     def saved_preactivation(self):
@@ -1109,6 +1212,31 @@ class Layer:
     def weight_arguments_config(self):
         return {name: _weight_catalogue(name).serialize(getattr(self, name))
                 for name in getattr(self, "_weight_argument_names", ())}
+
+    # ------------------------------------------------------ saving its state
+    def save_own_variables(self, store):
+        """Keras's hook: put the layer's own variables in ``store`` (a dict: its ``vars`` group of the weights
+        file) under ``"0"``, ``"1"``, ... A class may override it (calling this) to save more, with
+        ``load_own_variables`` reading it back; the built-in layers' files are written by the weights layout
+        (``models/weights_h5.py``), whose arrays these are."""
+        for i, variable in enumerate(self._weights):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        """Keras's hook: assign the layer's own variables from ``store`` (``"0"``, ``"1"``, ... as
+        ``save_own_variables`` wrote them)."""
+        if len(store) != len(self._weights):
+            raise ValueError(f"Layer '{self.name}' expected {len(self._weights)} variables, but received "
+                             f"{len(store)} variables during loading. Expected: {[v.name for v in self._weights]}")
+        for i, variable in enumerate(self._weights):
+            variable.assign(store[str(i)])
+
+    def _overrides_state_hooks(self):
+        """Whether the class has a ``save_own_variables`` or ``load_own_variables`` of its own (a class of the
+        caller's): its files are written and read through them."""
+        cls = type(self)
+        return cls.save_own_variables is not Layer.save_own_variables or \
+            cls.load_own_variables is not Layer.load_own_variables
 
     # -------------------------------------------------------------- serialising
     def get_config(self):

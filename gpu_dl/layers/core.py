@@ -92,8 +92,12 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, quantization_config=None,
+                 **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if quantization_config is not None:
+            raise ValueError(f"Dense layer '{self.name}': quantized kernels (quantization_config) are not supported "
+                             "by gpu_dl.")
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
         self.activation = activations.get_keeping_shape(activation, f"Dense layer '{self.name}'")
         self.use_bias = bool(use_bias)
@@ -145,6 +149,7 @@ class Dense(Layer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
+            "quantization_config": None,        # Keras 3.15 writes it; gpu_dl does not quantize
         })
         return config
 

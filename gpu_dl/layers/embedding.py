@@ -21,9 +21,12 @@ class Embedding(id_checks.RangedIds, Layer):
     keeps_input_dtype = True
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
-                 embeddings_constraint=None, mask_zero=False, weights=None, input_length=None, **kwargs):
+                 embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
+                 quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         where = f"Embedding layer '{self.name}'"
+        if quantization_config is not None:
+            raise ValueError(f"{where}: quantized embeddings (quantization_config) are not supported by gpu_dl.")
         self.input_dim = positive_int(input_dim, f"{where}: input_dim")
         self.output_dim = positive_int(output_dim, f"{where}: output_dim")
         # Keras's padding id: with mask_zero, id 0 marks a padded step (recurrent layers after it skip
@@ -70,4 +73,5 @@ class Embedding(id_checks.RangedIds, Layer):
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                **self.weight_arguments_config(), "mask_zero": self.mask_zero}
+                **self.weight_arguments_config(), "mask_zero": self.mask_zero,
+                "quantization_config": None}    # Keras 3.15 writes it; gpu_dl does not quantize

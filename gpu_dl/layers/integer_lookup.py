@@ -49,6 +49,9 @@ class IntegerLookup(Layer):
     """Keras 3's ``IntegerLookup`` (see the module docstring). Input: integer tokens of any shape (rank <= 2 for
     multi-hot, count and tf-idf); no weights, no input gradient."""
 
+    # Written to files under Keras's own key; never among the weights.
+    _untracked_variables = frozenset({"idf_weights"})
+
     fixed_input_axes = ()
     keeps_input_dtype = True
 

@@ -56,6 +56,9 @@ def spectral_normalized(kernel, vector_u, power_iterations):
 class SpectralNormalization(Wrapper):
     """``SpectralNormalization(layer, power_iterations=1)``: see the module docstring."""
 
+    # ``kernel`` is the wrapped layer's own weight, listed there (and written in both groups by weight_groups).
+    _untracked_variables = frozenset({"kernel"})
+
     def __init__(self, layer, power_iterations=1, **kwargs):
         super().__init__(layer, **kwargs)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, numbers.Integral) \

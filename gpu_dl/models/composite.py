@@ -450,6 +450,9 @@ def _ensure_built(layer, call, leaf_masks):
     if layer.built:
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
+    if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):
+        # a first call on arrays: Keras's build config keeps its batch size
+        layer.__dict__.setdefault("_build_batch", int(call.leaves[0].shape[0]))
     own = type(layer).build
     build(layer, first if call.takes_list else first[0], spec=_spec(layer, call, leaf_masks),
           own_build=own.__wrapped__ if getattr(own, "_traced_build", False) else None,

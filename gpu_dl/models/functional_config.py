@@ -574,7 +574,9 @@ def functional_from_config(config, where="model config", custom_objects=None):
             layer = nested_layer_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
-        if layer.name != name:
+        # A config without a name (a get_config of the caller's own that leaves it out) gives the layer a new
+        # one, as in Keras; the entry's name still links its calls.
+        if layer.name != name and "name" in (bare.get("config") or {}):
             raise ValueError(f"{at}: its config names it '{layer.name}'; the entry's name and its config's must agree.")
         if isinstance(layer, InputLayer) and inbound:
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "

@@ -120,9 +120,7 @@ def _layer_entry(layer):
     from ..layers.wrappers import Wrapper
     from .nested import is_model
     if is_model(layer):
-        entry = model_config(layer)
-        entry.setdefault("compile_config", {})     # Keras writes an empty one for a model never compiled
-        return entry
+        return model_config(layer)
     where = f"layer '{layer.name}' ({type(layer).__name__})"
     if isinstance(layer, InputLayer):
         config = {"batch_shape": [layer.batch_size] + list(layer.shape), "dtype": layer.dtype, "sparse": False,
@@ -245,7 +243,8 @@ def _compile_config(model):
         if getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
-            loss, loss_weights = _loss_entry(model.loss), _written_loss_weights(model)
+            loss = model.__dict__.get("_loss_given") or _loss_entry(model.loss)
+            loss_weights = _written_loss_weights(model)
             metrics = _metric_entries(model, model._metric_identifiers) or None
             weighted = _metric_entries(model, model._weighted_identifiers) or None
     except (TypeError, ValueError) as e:
@@ -254,6 +253,33 @@ def _compile_config(model):
         return None
     return {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
             "weighted_metrics": weighted, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
+def _subclassed_model_config(model):
+    """A subclassed model (layers made in ``__init__``, composed in ``call``) as Keras 3 writes it: its class by
+    (registered) name, what its ``get_config`` gives (the constructor's arguments), its build config once built,
+    and its compile config (``get_compile_config``, which the class may override). Loading needs the class,
+    registered or in ``custom_objects``, as in Keras."""
+    cls = type(model)
+    where = f"Model '{model.name}' ({cls.__name__})"
+    try:
+        config = model.get_config()
+    except NotImplementedError as e:
+        raise TypeError(f"{where} is a subclassed model: saving writes what its get_config() gives, the arguments "
+                        f"its class is made with, and it has none ({e}). Define get_config() (and from_config() "
+                        "where its arguments are not plain values), or save its weights with "
+                        "model.save_weights('m.weights.h5').") from None
+    entry = {"module": written_module(cls), "class_name": cls.__name__,
+             "config": _jsonable(config, f"{where}: get_config()", functions=True),
+             "registered_name": get_registered_name(cls)}
+    if model.built:
+        build_config = model.get_build_config()
+        if build_config is not None:
+            entry["build_config"] = _jsonable(build_config, f"{where}: get_build_config()")
+    from .serialization import serialize_keras_object     # it imports this module at its top
+    # what the class's get_compile_config gives (it may hold optimizer, loss and metric objects), serialised
+    entry["compile_config"] = serialize_keras_object(model.get_compile_config() or {})
+    return entry
 
 
 def model_config(model):
@@ -268,17 +294,11 @@ def model_config(model):
         if own is not None:
             # a subclass made functionally is written under its own (registered) name, as Keras writes it
             config.update(module=written_module(own), class_name=own.__name__, registered_name=get_registered_name(own))
-        compile_config = _compile_config(model)
-        if compile_config is not None:
-            config["compile_config"] = compile_config
+        # Keras writes an empty one for a model never compiled (Trainer.get_compile_config gives {}).
+        config["compile_config"] = _compile_config(model) or {}
         return config
     if model._composite:
-        raise TypeError(f"Model '{model.name}' is a subclassed model ({type(model).__name__}, layers made in "
-                        "__init__ and composed in call): gpu_dl saves Sequential and functional models to .keras "
-                        "files, not subclassed ones. Save its weights with model.save_weights('m.weights.h5') and "
-                        "load them into a model made in code with load_weights (the files are Keras 3's layout); "
-                        "composite layers inside a Sequential or functional model are saved with their class's "
-                        "get_config.")
+        return _subclassed_model_config(model)
     if not isinstance(model, Sequential):
         raise TypeError(f"Only Sequential and functional models can be saved, got {type(model).__name__}.")
     model.check_config_writable()
@@ -300,9 +320,7 @@ def model_config(model):
         if not several:     # as Keras writes them: the build shape of several inputs in build_config only
             inner["build_input_shape"] = shape
         config["build_config"] = {"input_shape": shape}
-    compile_config = _compile_config(model)
-    if compile_config is not None:
-        config["compile_config"] = compile_config
+    config["compile_config"] = _compile_config(model) or {}
     return config
 
 
@@ -504,7 +522,24 @@ def _application_layer(entry):
 
 
 def _layer_from_entry(entry, where, custom=None):
-    """A gpu_dl layer from one Keras layer entry (already decoded)."""
+    """A gpu_dl layer from one Keras layer entry (already decoded). A class with a ``build_from_config`` of its own
+    is built from the entry's ``build_config`` here, as Keras's deserialization builds every layer (gpu_dl's own
+    layers are built when the model is, for the same shapes)."""
+    layer = _new_layer_from_entry(entry, where, custom)
+    build_config = entry.get("build_config")
+    from ..layers.base import Layer
+    if isinstance(layer, Layer) and build_config and not layer.built and \
+            type(layer).build_from_config is not Layer.build_from_config:
+        try:
+            layer.build_from_config(build_config)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"{where} ({type(layer).__name__} '{layer.name}'): its build_from_config("
+                             f"{build_config!r:.200}) failed: "
+                             f"{type(e).__name__}: {e}") from e
+    return layer
+
+
+def _new_layer_from_entry(entry, where, custom=None):
     from ..layers.base import Layer
     from ..layers.bidirectional import Bidirectional
     from ..layers.core import InputLayer
@@ -653,18 +688,23 @@ def _cell_from_entry(entry, where, custom, stacked):
 
 def _refuse_custom_arguments(config, where, custom):
     """A ValueError when a built-in layer's argument names a custom object: gpu_dl's layers take its own
-    activations, initializers, regularizers and constraints only."""
-    for key, value in config.items():
+    initializers, regularizers and constraints only, and its own activations or Python functions (traced for
+    their gradient, ``activations.TracedActivation``), which replace their entries in ``config``."""
+    for key, value in list(config.items()):
         if key in ("layer", "backward_layer", "cell") or not isinstance(value, dict):
             continue
         found = custom.entry(value)
+        if key.endswith("activation") and isinstance(found, types.FunctionType):
+            config[key] = found
+            continue
         if found is not None:
             named = value.get("config") if value.get("class_name") == "function" else value.get("class_name")
             raise ValueError(
                 f"{where}: `{key}` names {named!r}, which custom_objects (or the registry) gives as {found!r}; "
                 "gpu_dl's built-in layers take only gpu_dl's own activations, initializers, regularizers and "
-                "constraints (an activation needs its gradient, which gpu_dl.activations has for its own only: "
-                f"{key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in custom_objects.")
+                "constraints, and as an activation a Python function written with gpu_dl.ops, traced for its "
+                f"gradient ({key}='relu', say). Rebuild the layer as a Layer subclass of your own, passed in "
+                "custom_objects.")
 
 
 _MODEL_CLASSES = ("Sequential", "Functional")
@@ -704,6 +744,15 @@ def nested_model_from_entry(entry, where, custom_objects=None):
     return model
 
 
+def _takes_custom_objects(cls):
+    """Whether ``cls.from_config`` takes ``custom_objects`` (gpu_dl's does; one of the caller's may not)."""
+    try:
+        parameters = inspect.signature(cls.from_config).parameters
+    except (TypeError, ValueError):
+        return False
+    return "custom_objects" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
 def _own_model_class(entry, custom):
     """The caller's ``Model`` subclass a model entry names (registered, or in ``custom_objects``), or None."""
     from .model import Model
@@ -726,10 +775,20 @@ def model_from_config(config, where="model config", custom_objects=None):
         if not isinstance(inner, dict):
             raise ValueError(f"{where}: the model entry of class {own.__name__!r} needs a 'config' object.")
         try:
-            return own.from_config(inner, custom_objects=custom_objects)
+            model = own.from_config(inner, custom_objects=custom_objects) if _takes_custom_objects(own) \
+                else own.from_config(inner)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be rebuilt from its config: "
                              f"{e}") from e
+        build_config = config.get("build_config")
+        if build_config and not model.built:
+            # as Keras's deserialization builds it (a subclassed model's weights exist once it is built)
+            try:
+                model.build_from_config(build_config)
+            except (TypeError, ValueError, KeyError) as e:
+                raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be built from its build "
+                                 f"config {build_config!r:.200}: {type(e).__name__}: {e}") from e
+        return model
     if config.get("class_name") == "Functional":
         # Its layers' calls hold symbolic tensors, which the generic decoding refuses: read apart.
         from .functional_config import functional_from_config
@@ -750,8 +809,9 @@ def model_from_config(config, where="model config", custom_objects=None):
         raise ValueError(f"{where}: the model is a subclassed keras.Model, whose architecture is Python code; gpu_dl "
                          "rebuilds Sequential and functional models only.")
     if class_name != "Sequential":
-        raise ValueError(f"{where}: unknown model class {class_name!r}; gpu_dl rebuilds Sequential and functional "
-                         "models only.")
+        raise ValueError(f"{where}: unknown model class {class_name!r}: gpu_dl rebuilds Sequential and functional "
+                         "models, and a subclassed model whose class is registered "
+                         "(gpu_dl.saving.register_keras_serializable) or given in custom_objects.")
     inner = config.get("config")
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError(f"{where}: a Sequential config needs a 'config' object with a 'layers' list.")

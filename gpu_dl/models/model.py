@@ -29,19 +29,18 @@ no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
-import itertools
 import numbers
 
 import numpy
 
 from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
-from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, layer_metrics
-from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
+from ..layers.base import Layer, _marks_composite, policy_dtype, _unique_variables as _unique, unique_name
+from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -101,12 +100,6 @@ def _dataset_input(x, y, batch_size, sample_weight, method, name="x", batch_name
 
 def _length(x):
     return len(next(a for a in x if a is not None)) if isinstance(x, tuple) else len(x)
-
-
-def _epoch_steps(n, batch_size):
-    """The batches an epoch over ``n`` samples takes: all, or ``max_steps_per_epoch()`` where fewer."""
-    steps, cap = -(-n // batch_size), backend.config.max_steps_per_epoch()
-    return steps if cap is None else min(steps, cap)
 
 
 def _like(x, parts):
@@ -331,7 +324,8 @@ class Model(trainer.Trainer, Layer):
         self.input_gradient_wanted = True
         if self._composite:
             # Built from the first data it sees, by tracing its call (composite.py).
-            self.dtype = backend.standardize_dtype(dtype, f"model '{self.name}': dtype")
+            # Keras writes the dtype in a subclassed model's config as a serialized DTypePolicy.
+            self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"model '{self.name}': dtype")
             self.built = False
             self.input_spec = None
         elif dtype is not None:
@@ -531,6 +525,8 @@ class Model(trainer.Trainer, Layer):
         if not reused:
             # what a saved compile_config writes: the weight as it was given (Keras's form)
             self._loss_weights_given = None if new_loss is None else loss_weights
+            # Keras's compile_config writes the loss as compile was given it: a name stays a name
+            self._loss_given = loss if isinstance(loss, str) else None
         self._loss_weight = None if new_loss is None else loss_weight
         self._weighted_identifiers = weighted_ids
         self._metrics = None
@@ -860,9 +856,10 @@ class Model(trainer.Trainer, Layer):
         return {"loss": None, **dict(named + rest)}
 
     def _logs(self, prefix=""):
-        """The loss, then the metrics, in the order Keras's evaluate lists them: each metric under its name
-        (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), then, sorted,
-        the entries of metrics whose result is a dict and the other names."""
+        """The loss and the metrics by log key, sorted as Keras's ``get_metrics_result`` gives them to the callbacks
+        and History (``pythonify_logs`` sorts them): each metric under its name (a name met again numbered:
+        ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict result's entries under their keys.
+        evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
         named, rest = [], []
@@ -872,7 +869,8 @@ class Model(trainer.Trainer, Layer):
             (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        return self._add_tracked_logs(logs, prefix)
+        logs = self._add_tracked_logs(logs, prefix)
+        return {key: logs[key] for key in sorted(logs)}
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):
@@ -891,14 +889,6 @@ class Model(trainer.Trainer, Layer):
                 f"Give a {batch_name} that divides the number of samples"
                 + (f" and equals {carried} (the batch size the states are carried for), or call reset_state() on "
                    "those layers first." if carried is not None else "."))
-
-    @staticmethod
-    def _batches(n, batch_size, order=None):
-        """The batches of an epoch over ``n`` samples (at most ``max_steps_per_epoch()`` of them)."""
-        for step, start in enumerate(range(0, n, batch_size)):
-            if step == _epoch_steps(n, batch_size):
-                return
-            yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
 
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
@@ -933,17 +923,14 @@ class Model(trainer.Trainer, Layer):
         validation_freq = checks.positive_int(validation_freq, "validation_freq")
         split = checks.validation_split(validation_split)
         val_stream = streaming.is_stream(validation_data)
-        if steps_per_epoch is not None:
-            raise ValueError("`steps_per_epoch` applies to a PyDataset or generator; with arrays, use batch_size.")
         callbacks = self._check_callbacks(callbacks)
         x, y, sw, output_shape = self._prepare(x, y, sample_weight, class_weight, batch_size=batch_size)
         sw = trainer.weights_in_targets_form(sw, y)
-        val, val_steps = None, None
+        val = None
         if val_stream:
             val = streaming.validation_stream(self, validation_data, validation_steps, validation_batch_size)
         elif validation_data is not None:
             val = self._validation_arrays(validation_data)
-            val_steps = streaming.checked_steps(validation_steps, "validation_steps")
         elif split > 0:
             cut = checks.split_for_validation(_length(x), split)
             head, tail = slice(None, cut), slice(cut, None)
@@ -951,6 +938,9 @@ class Model(trainer.Trainer, Layer):
             x, y, sw = _take(x, head), _take(y, head), None if sw is None else _take(sw, head)
         val_batch_size = batch_size if validation_batch_size is None else \
             checks.positive_int(validation_batch_size, "validation_batch_size")
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps_per_epoch, shuffle)
+        val_epochs = None if val is None or val_stream else \
+            ArrayEpochs(_length(val[0]), val_batch_size, validation_steps, steps_name="validation_steps")
         self._check_stateful_batches(_length(x), batch_size)
         if val is not None and not val_stream:
             self._check_stateful_batches(_length(val[0]), val_batch_size, "validation data", "validation_batch_size")
@@ -958,7 +948,7 @@ class Model(trainer.Trainer, Layer):
         # All checks passed: from here on the model may change.
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x), batch_size)
-        steps = backend.config.capped_steps(-(-_length(x) // batch_size))
+        steps = epochs_of.known_steps
         history = History()
         self.history = history
         listeners = list(callbacks) + [history]
@@ -975,12 +965,11 @@ class Model(trainer.Trainer, Layer):
         initial_epoch = self._initial_epoch or initial_epoch
         for epoch in range(initial_epoch, epochs):
             with nvtx_range(f"epoch {epoch + 1}"):
-                logs = self._fit_epoch(epoch, x, y, sw, batch_size, shuffle, cbs)
+                logs = self._fit_epoch(epoch, x, y, sw, epochs_of, cbs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
-                                if val_stream else self._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs,
-                                                                         steps=val_steps))
+                                if val_stream else self._evaluate_arrays(*val, val_epochs, prefix="val_", cbs=cbs))
             logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
@@ -992,12 +981,12 @@ class Model(trainer.Trainer, Layer):
         cbs.call("on_train_end", logs)
         return history
 
-    def _fit_epoch(self, epoch, x, y, sw, batch_size, shuffle, cbs):
-        """One pass over the training arrays; returns the epoch's training logs."""
+    def _fit_epoch(self, epoch, x, y, sw, epochs_of, cbs):
+        """One epoch over the training arrays (the batches ``epochs_of``, an ``ArrayEpochs``, hands out); returns
+        the epoch's training logs."""
         self.reset_metrics()
         cbs.call("on_epoch_begin", epoch, {})
-        order = backend.rng().permutation(_length(x)) if shuffle else None
-        for step, index in enumerate(self._batches(_length(x), batch_size, order)):
+        for step, index in epochs_of.epoch():
             cbs.batch("on_train_batch_begin", step, dict)
             self._train_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             cbs.batch("on_train_batch_end", step, self._batch_logs)
@@ -1023,24 +1012,21 @@ class Model(trainer.Trainer, Layer):
         return vx, vy, trainer.weights_in_targets_form(vsw, vy)
 
     # ----------------------------------------------------------------- evaluate
-    def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbs=None, steps=None):
-        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this). ``steps``
-        (fit's ``validation_steps``) takes that many batches from the start, as Keras's evaluate does over the
-        arrays each time, with Keras's warning where the arrays have fewer."""
+    def _evaluate_arrays(self, x, y, sw, epochs_of, prefix="", cbs=None):
+        """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this), over the
+        first batches of a pass of ``epochs_of`` (an ``ArrayEpochs``, or the batch size for all batches)."""
+        if not isinstance(epochs_of, ArrayEpochs):
+            epochs_of = ArrayEpochs(_length(x), epochs_of)
+        epochs_of.restart()
         self.reset_metrics()
         if cbs is not None:
             cbs.call("on_test_begin", {})
-        batches = self._batches(_length(x), batch_size)
-        if steps is not None:
-            batches = itertools.islice(batches, steps)
-        for step, index in enumerate(batches):
+        for step, index in epochs_of.epoch():
             if cbs is not None:
                 cbs.batch("on_test_batch_begin", step, dict)
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
                 cbs.batch("on_test_batch_end", step, self._batch_logs)
-        if steps is not None and steps > _epoch_steps(_length(x), batch_size):
-            warn(streaming.RAN_OUT)
         logs = self._logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
@@ -1061,10 +1047,10 @@ class Model(trainer.Trainer, Layer):
         self._check_stateful_batches(_length(x), batch_size)
         self._resolve_metrics(_shapes(y), output_shape)
         self._start(_shapes(x), batch_size)
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose,
-                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
-        logs = self._evaluate_arrays(x, y, sw, batch_size, cbs=cbs)
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
+        logs = self._evaluate_arrays(x, y, sw, epochs_of, cbs=cbs)
         return self._evaluate_result(logs, return_dict)
 
     # ------------------------------------------------------------------ predict
@@ -1084,12 +1070,12 @@ class Model(trainer.Trainer, Layer):
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
             self.build(self._data_build_shape(_shapes(x), batch_size))
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
-        cbs = CallbackList(listeners, self, {"verbose": verbose,
-                                             "steps": backend.config.capped_steps(-(-_length(x) // batch_size))})
+        cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
         cbs.call("on_predict_begin", {})
         outputs = []
-        for step, index in enumerate(self._batches(_length(x), batch_size)):
+        for step, index in epochs_of.epoch():
             cbs.batch("on_predict_batch_begin", step, dict)
             xb = _on_device(_take(x, index))
             with host_ids.prechecked(self, xb):
@@ -1171,6 +1157,28 @@ class Model(trainer.Trainer, Layer):
                                  f"a functional model from a config with the keys {list(FUNCTIONAL_CONFIG_KEYS)}, "
                                  "as Model.get_config writes it.")
         return cls(**config)
+
+    def get_compile_config(self):
+        """Keras's compile config of the model (optimizer, loss, metrics as ``compile`` was given them, serialised),
+        ``{}`` before ``compile``. Saving writes it; a class may override it with ``compile_from_config``."""
+        from .keras_config import _compile_config
+        return _compile_config(self) or {}
+
+    def compile_from_config(self, config):
+        """Compile the model as a ``get_compile_config`` dict says (what loading a file does)."""
+        from .keras_config import compile_from_config
+        if config:
+            compile_from_config(self, config, f"Model '{self.name}': compile_from_config()")
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras's ``Model.export`` writes an inference artifact for another runtime (a TensorFlow SavedModel,
+        ONNX, OpenVINO or LiteRT), traced by that runtime's framework: gpu_dl has none of them, so this raises,
+        saying what gpu_dl writes instead."""
+        raise NotImplementedError(
+            f"Model '{self.name}': export(format={format!r}) is not supported: exporting to a TensorFlow SavedModel, "
+            "ONNX, OpenVINO or LiteRT needs that runtime's framework, which gpu_dl does not use. Save the whole "
+            "model with model.save('name.keras') (Keras 3 loads it, and can export it from there) or its weights "
+            "with model.save_weights('name.weights.h5').")
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""

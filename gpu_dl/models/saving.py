@@ -29,12 +29,12 @@ import secrets
 import zipfile
 
 from ..backend.user_warnings import warn
-from ..catalogue import checked_custom_objects
+from ..catalogue import checked_custom_objects, custom_object_scope
 from ..layers.base import weight_budget
 from .legacy_h5 import is_legacy_file, stage_legacy_weights
 from .keras_config import compile_from_config, model_config, model_from_config
-from .weights_h5 import (asset_layers, guard_h5, keras_snake_case, stage_model_weights, stage_optimizers,
-                         write_weights)
+from .weights_h5 import (asset_layers, guard_h5, hook_asset_layers, keras_snake_case, stage_model_weights,
+                         stage_optimizers, write_weights)
 
 # The public names, several of them defined in the two modules above and re-exported here.
 __all__ = ["save_model", "save_weights", "load_model", "load_weights", "model_config", "model_from_config",
@@ -169,6 +169,7 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
         write_weights(h5file, model)
     assets = {f"{ASSETS_DIRNAME}/{path}/{name}": text for path, layer in asset_layers(model)
               for name, text in layer.asset_files().items()}
+    assets.update(_hook_assets(model))
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w") as archive:
@@ -287,6 +288,48 @@ def _weights_from_archive(h5py, archive, path):
         raise ValueError(f"{source}: cannot read the HDF5 data ({e}); it may be truncated or damaged.") from e
 
 
+def _hook_assets(model):
+    """``{archive name: bytes}`` of the files each layer's own ``save_assets(dir)`` writes into a fresh directory
+    (Keras's hook), under ``assets/<layer path>/``."""
+    import tempfile
+    found = {}
+    for layer_path, layer in hook_asset_layers(model):
+        if not callable(getattr(layer, "save_assets", None)):
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            layer.save_assets(folder)
+            for root, _, files in os.walk(folder):
+                for name in files:
+                    full = os.path.join(root, name)
+                    relative = os.path.relpath(full, folder).replace(os.sep, "/")
+                    with open(full, "rb") as f:
+                        found[f"{ASSETS_DIRNAME}/{layer_path}/{relative}"] = f.read()
+    return found
+
+
+def _load_hook_assets(archive, model, path):
+    """Call each layer's own ``load_assets(dir)`` (Keras's hook) with a directory holding the files the archive
+    has under ``assets/<layer path>/``, after the weights are loaded, as Keras calls it."""
+    import tempfile
+    names = archive.namelist()
+    for layer_path, layer in hook_asset_layers(model):
+        if not callable(getattr(layer, "load_assets", None)):
+            continue
+        prefix = f"{ASSETS_DIRNAME}/{layer_path}/"
+        with tempfile.TemporaryDirectory() as folder:
+            for name in names:
+                if not name.startswith(prefix) or name.endswith("/"):
+                    continue
+                parts = name[len(prefix):].split("/")
+                if any(part in ("", ".", "..") for part in parts) or ":" in name or "\\" in name:
+                    raise ValueError(f"{path}: the asset '{name}' names a path outside its layer's folder.")
+                target = os.path.join(folder, *parts)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as f:
+                    f.write(_read_member(archive, name, path, limit=MAX_ASSET_BYTES))
+            layer.load_assets(folder)
+
+
 def _load_assets(archive, model, path):
     """Hand each layer with Keras assets the text of its files under ``assets/<layer path>/`` (after its weights:
     IntegerLookup's tf-idf vocabulary takes the idf weights already loaded, as in Keras)."""
@@ -333,7 +376,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         with weight_budget(weights_size, f"{path} ({CONFIG_FILENAME})", f"the archive's {WEIGHTS_FILENAME} holds"):
             model = model_from_config(config, f"{path} ({CONFIG_FILENAME})", custom_objects)
         if compile and config.get("compile_config"):
-            compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
+            from .model import Model
+            if type(model).compile_from_config is not Model.compile_from_config:
+                # a class's own compile_from_config reads its own get_compile_config, as Keras calls it
+                with custom_object_scope(custom_objects or {}):
+                    model.compile_from_config(config["compile_config"])
+            else:
+                compile_from_config(model, config["compile_config"], f"{path} ({CONFIG_FILENAME})", custom_objects)
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))
@@ -341,6 +390,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         for var, a in staged:
             var.assign(a)
         _load_assets(archive, model, path)
+        _load_hook_assets(archive, model, path)
     if restore_optimizer is not None:
         restore_optimizer()
     return model

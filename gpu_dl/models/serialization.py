@@ -54,16 +54,15 @@ def serialize_keras_object(obj):
     if isinstance(obj, dict):
         return {key: serialize_keras_object(value) for key, value in obj.items()}
     if isinstance(obj, Layer):
-        entry = _layer_entry(obj)
-        if "compile_config" in entry and not entry["compile_config"]:
-            del entry["compile_config"]    # a model on its own, as Keras writes one never compiled
-        return entry
+        return _layer_entry(obj)
     where = f"serialize_keras_object({type(obj).__name__})"
     for kind, module in ((losses.Loss, losses), (metrics.Metric, metrics), (optimizers.Optimizer, optimizers),
                          (schedules.LearningRateSchedule, schedules), (initializers.Initializer, initializers),
                          (regularizers.Regularizer, regularizers), (constraints.Constraint, constraints)):
         if isinstance(obj, kind):
             return _jsonable(module.serialize(obj), where, functions=True)
+    if isinstance(obj, activations.TracedActivation):
+        return activations.serialize(obj)       # a function of the caller's: its entry by registered name
     if isinstance(obj, activations.ActivationFunction) or (callable(obj) and obj in activations._PUBLIC):
         return {"module": "builtins", "class_name": "function", "config": activations.serialize(obj),
                 "registered_name": "function"}

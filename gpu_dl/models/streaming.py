@@ -63,14 +63,12 @@ from ..data import torch_loader
 from ..data.py_dataset import PyDataset, prefetched
 from ..backend.user_warnings import warn
 from . import data_checks as checks, host_ids, trainer
+from .array_epochs import RAN_OUT, ArrayEpochs
 
 _END = object()     # what next() gives at the end of a DataLoader's pass
 # The batches Keras's generator adapter looks at before the first epoch (data_adapter_utils'
 # NUM_BATCHES_FOR_TENSOR_SPEC); it hands them out again at the start of each later pass (peek_and_restore).
 _KERAS_PEEKED = 2
-RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
-            "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` function when "
-            "building your dataset.")
 
 
 def is_stream(x):
@@ -420,17 +418,18 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
              "It is expected to yield already-shuffled data.")
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
-    val = val_params = val_steps = None
+    val = val_params = None
     if is_stream(validation_data):
         val = validation_stream(model, validation_data, validation_steps, validation_batch_size)
         val_params = {"verbose": verbose, "steps": val.known_steps}
     elif validation_data is not None:
         val = model._validation_arrays(validation_data)
-        val_steps = checked_steps(validation_steps, "validation_steps")
         val_batch_size = checks.positive_int(32 if validation_batch_size is None else validation_batch_size,
                                              "validation_batch_size")
-        model._check_stateful_batches(len(val[0][0] if isinstance(val[0], tuple) else val[0]), val_batch_size,
-                                      "validation data", "validation_batch_size")
+        val_count = len(val[0][0] if isinstance(val[0], tuple) else val[0])
+        model._check_stateful_batches(val_count, val_batch_size, "validation data", "validation_batch_size")
+        # as over arrays in Keras: each validation takes the first validation_steps batches
+        val_batch_size = ArrayEpochs(val_count, val_batch_size, validation_steps, steps_name="validation_steps")
 
     # All checks passed: from here on the model may change.
     model._resolve_metrics(_shapes(yb), output_shape)
@@ -467,7 +466,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             if isinstance(val, Stream):
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
-                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs, steps=val_steps))
+                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
         logs = model._epoch_logs(logs)
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:

@@ -867,6 +867,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     as Keras hands it, ``x`` or ``(x,)`` for several inputs; a PyDataset's or generator's as it yields it),
     what it returns joined along the batch axis in its structure, as NumPy arrays."""
     from . import streaming
+    from .array_epochs import ArrayEpochs
     from .model import _dataset_input
     verbose = checks.verbosity(verbose)
     callbacks = model._check_callbacks(callbacks)
@@ -883,13 +884,10 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
             x = tuple(checks.as_array(a, f"x[{i}]") for i, a in enumerate(x))
         else:
             x = checks.as_array(x, "x")
-        n = _length(x)
-        known = backend.config.capped_steps(-(-n // batch_size))
-        if steps is not None:
-            known = min(known, checks.positive_int(steps, "steps"))
-        batches = ((step, pack(tuple(a[start:start + batch_size] for a in x) if isinstance(x, tuple)
-                               else x[start:start + batch_size]))
-                   for step, start in zip(range(known), range(0, n, batch_size)))
+        epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
+        known = epochs_of.known_steps
+        batches = ((step, pack(tuple(a[index] for a in x) if isinstance(x, tuple) else x[index]))
+                   for step, index in epochs_of.epoch())
     listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
     cbs = CallbackList(listeners, model, {"verbose": verbose, "steps": known})
     cbs.call("on_predict_begin", {})

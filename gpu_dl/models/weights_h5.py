@@ -50,6 +50,30 @@ from ..layers.base import Layer
 _SCALARS_ATTR = "gpu_dl_scalars"
 
 
+class _Hooked(list):
+    """A group's variables whose layer has its own ``save_own_variables`` / ``load_own_variables``: the file's
+    arrays are what those write and read."""
+
+    def __init__(self, variables, layer):
+        super().__init__(variables)
+        self.layer = layer
+
+
+class _OwnLoad:
+    """A staged load through the layer's ``load_own_variables(store)``, run when the staged weights are
+    assigned."""
+
+    def __init__(self, layer, store):
+        self.layer, self.store = layer, store
+
+    def assign(self, _):
+        self.layer.load_own_variables(self.store)
+
+
+def _hooked(variables, layer):
+    return _Hooked(variables, layer) if layer._overrides_state_hooks() else variables
+
+
 def _unique(name, used):
     if name in used:
         used[name] += 1
@@ -72,7 +96,7 @@ def _weight_layout(model):
         inner = held_model(layer)
         if layer._composite:
             if path:
-                groups.append((path, layer.name, list(layer._weights)))
+                groups.append((path, layer.name, _hooked(list(layer._weights), layer)))
             if is_model(layer):
                 models.append((path, layer))
             walk_composite(layer, path)
@@ -149,6 +173,15 @@ def asset_layers(model):
             for key, layer in zip(keys, container.layers) if hasattr(layer, "asset_files")]
 
 
+def hook_asset_layers(model):
+    """``[(path, layer)]`` for the layers with Keras's ``save_assets(dir)`` / ``load_assets(dir)`` methods (a class
+    of the caller's own), at the path Keras files their assets under ``assets/``."""
+    _, containers, _ = _weight_layout(model)
+    return [(f"{base}/{key}", layer) for base, keys, container in containers
+            for key, layer in zip(keys, container.layers)
+            if callable(getattr(layer, "save_assets", None)) or callable(getattr(layer, "load_assets", None))]
+
+
 def _layer_groups(layer, path):
     from ..layers.bidirectional import Bidirectional
     from ..layers.recurrent import _Recurrent
@@ -169,7 +202,7 @@ def _layer_groups(layer, path):
         return [(path, layer.name, []),
                 (path + "/cell", keras_snake_case(type(layer).__name__) + "_cell", layer.weights)]
     # State a file keeps beside the weights (IntegerLookup's tf-idf weights), under Keras's own keys.
-    return [(path, layer.name, layer.weights + list(getattr(layer, "state_variables", ())))]
+    return [(path, layer.name, _hooked(layer.weights + list(getattr(layer, "state_variables", ())), layer))]
 
 
 def _store_keys(variables):
@@ -191,6 +224,11 @@ def write_weights(h5file, model):
     if not any(path == "" for path, _, _ in groups):
         _write_vars(h5file, "", model.name, [])
     for path, name, variables in groups:
+        if isinstance(variables, _Hooked):
+            store = {}
+            variables.layer.save_own_variables(store)
+            _write_vars(h5file, path, name, [numpy.asarray(a) for a in store.values()], [str(k) for k in store])
+            continue
         _write_vars(h5file, path, name, [v.numpy() for v in variables], _store_keys(variables))
     for path, owner in [("", model)] + models:
         if owner.compiled and owner.optimizer is not None:
@@ -286,6 +324,12 @@ def stage_model_weights(h5py, h5file, model, source, skip_mismatch=False):
     for path, name, variables in groups:
         entry = f"{path}/vars"
         group = _vars_group(h5py, h5file, path, source)
+        if isinstance(variables, _Hooked):
+            # The layer's own load_own_variables reads its group, whatever it holds (checked by it).
+            keys = sorted(group.keys(), key=lambda k: (len(k), k)) if group is not None else []
+            arrays = _read(_datasets(h5py, group, entry, source, keys)) if keys else []
+            staged.append((_OwnLoad(variables.layer, dict(zip(keys, arrays))), None))
+            continue
         if not variables:
             if group is not None and len(group.keys()):
                 problem = (f"{source}: entry '{entry}' holds {len(group.keys())} array(s), but layer '{name}' "
