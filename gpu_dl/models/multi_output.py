@@ -34,7 +34,7 @@ import numpy
 
 from .. import losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from . import compiled_metrics, data_checks as checks
-from .model import _batchless, _length, _reduced_loss, _shapes
+from .model import _batchless, _length, _loss_input, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -318,6 +318,7 @@ class SeveralOutputs:
     def _loss_and_gradient(self, y, y_pred, sw, training):
         if not self._multi:
             return super()._loss_and_gradient(y, y_pred, sw, training)
+        y_pred = _loss_input(y_pred)
         total, values, douts = None, [], []
         for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
             if loss is None:

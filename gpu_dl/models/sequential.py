@@ -32,7 +32,7 @@ from collections import Counter, namedtuple
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
-from ..layers import layer_losses, masks
+from ..layers import gradients as gradient_pass, layer_losses, masks
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
@@ -554,7 +554,7 @@ class Sequential(SeveralOutputs, Model):
                 nested.restore_call_state(layer, states[i])
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
-                dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+                dy = dy + gradient_pass.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
             layer.input_gradient_wanted = input_gradient or i > 0
             try:
                 with nvtx_range(f"{layer.name}.backward"):
