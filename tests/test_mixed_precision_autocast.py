@@ -116,3 +116,36 @@ def test_training_step_gradients_match_float32_within_float16_rounding(xp, rng):
         assert a.dtype == numpy.float32
         numpy.testing.assert_allclose(a - w, b - w, rtol=2e-2, atol=2e-3)
         assert not numpy.array_equal(a, w)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda dtype: layers.Conv2D(4, 3, padding="same", activation="relu", dtype=dtype), (2, 7, 6, 3)),
+    (lambda dtype: layers.Conv2D(4, 3, strides=2, groups=1, dtype=dtype), (2, 9, 8, 2)),
+    (lambda dtype: layers.MaxPooling2D(2, dtype=dtype), (2, 6, 6, 3)),
+    (lambda dtype: layers.AveragePooling2D(3, strides=2, padding="same", dtype=dtype), (1, 7, 5, 2)),
+    (lambda dtype: layers.GlobalMaxPooling2D(dtype=dtype), (3, 4, 5, 2)),
+    (lambda dtype: layers.GlobalAveragePooling2D(dtype=dtype), (3, 4, 5, 2)),
+    (lambda dtype: layers.LSTM(5, return_sequences=True, dtype=dtype), (3, 6, 4)),
+    (lambda dtype: layers.GRU(5, dtype=dtype), (3, 6, 4)),
+], ids=["conv_same_relu", "conv_strided", "maxpool", "avgpool_same", "global_max", "global_avg", "lstm", "gru"])
+def test_kernels_and_cells_under_float16_match_float32_to_float16_rounding(xp, rng, make, shape):
+    """The CuPy kernels exist in float32 and float64 only: float16 inputs run through float32 and come back as
+    float16 (the fused recurrent cells give way to the CuPy array path, in float16). On both backends the outputs
+    and gradients match the float32 layer on the same float16-rounded inputs and weights."""
+    mixed, plain = make("mixed_float16"), make("float32")
+    x = f16(rng.standard_normal(shape)).astype(numpy.float32)
+    mixed.build(x.shape)
+    plain.build(x.shape)
+    rounded = [f16(w).astype(numpy.float32) for w in mixed.get_weights()]
+    mixed.set_weights(rounded)
+    plain.set_weights(rounded)
+    y_mixed, y_plain = mixed(xp.asarray(x), training=True), plain(xp.asarray(x), training=True)
+    assert y_mixed.dtype == numpy.float16
+    numpy.testing.assert_allclose(host(y_mixed).astype(numpy.float32), host(y_plain), rtol=1e-2, atol=1e-2)
+    dy = f16(rng.standard_normal(y_plain.shape)).astype(numpy.float32)
+    dx_mixed, dx_plain = mixed.backward(xp.asarray(dy)), plain.backward(xp.asarray(dy))
+    assert dx_mixed.dtype == numpy.float32         # the input was float32
+    numpy.testing.assert_allclose(host(dx_mixed), host(dx_plain), rtol=3e-2, atol=3e-2)
+    for a, b in zip(mixed.trainable_weights, plain.trainable_weights):
+        assert a.grad.dtype == numpy.float32
+        numpy.testing.assert_allclose(host(a.grad), host(b.grad), rtol=3e-2, atol=5e-2)
