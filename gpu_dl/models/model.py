@@ -541,11 +541,7 @@ class Model(trainer.Trainer, Layer):
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
-        new_optimizer = optimizers.get(optimizer)
-        if auto_scale_loss and new_optimizer is not None and self.dtype_policy.name == "mixed_float16" and \
-                not isinstance(new_optimizer, optimizers.LossScaleOptimizer):
-            # As Keras's compile: float16 gradients need the loss scaled up, and the optimizer scaling it down.
-            new_optimizer = optimizers.LossScaleOptimizer(new_optimizer, name="loss_scale_optimizer")
+        new_optimizer = self._compile_optimizer(optimizer, auto_scale_loss)
         new_loss = None if loss is None else losses_module.get(loss)
         if new_loss is not None and new_loss.reduction in ("none", None):
             raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
@@ -561,6 +557,18 @@ class Model(trainer.Trainer, Layer):
         self._metrics = None
         self._weighted_metrics = []
         self.compiled = True
+
+    def _compile_optimizer(self, optimizer, auto_scale_loss):
+        """The optimizer compile takes: ``optimizer``'s, wrapped in a ``LossScaleOptimizer`` where the model's
+        policy is "mixed_float16" and ``auto_scale_loss`` is set, as Keras's compile wraps it (float16 gradients
+        need the loss scaled up, and the optimizer scaling them down)."""
+        new_optimizer = optimizers.get(optimizer)
+        # What compile_config writes, as Keras's: the optimizer compile was given, not the wrapper.
+        self._given_optimizer = new_optimizer
+        if auto_scale_loss and new_optimizer is not None and self.dtype_policy.name == "mixed_float16" and \
+                not isinstance(new_optimizer, optimizers.LossScaleOptimizer):
+            new_optimizer = optimizers.LossScaleOptimizer(new_optimizer, name="loss_scale_optimizer")
+        return new_optimizer
 
     def _require_compiled(self, method):
         if not self.compiled:
