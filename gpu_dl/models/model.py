@@ -737,6 +737,10 @@ class Model(trainer.Trainer, Layer):
     def _last_is_softmax(self):
         if self._composite or self._output_layer()._composite:
             return False        # its logits are inside its graph
+        if self._output_layer().compute_dtype == "float16":
+            # As in Keras, a softmax computed in float16 gives the float32 loss its float16 probabilities (a
+            # probability that rounds to 0 costs the clipped log(1e-7)): the loss is not fused with it.
+            return False
         activation = getattr(self._output_layer(), "activation", None)
         return bool(getattr(activation, "is_softmax", False))
 
