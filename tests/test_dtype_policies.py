@@ -96,3 +96,26 @@ def test_symbolic_outputs_take_the_compute_dtype_inputs_stay_float32():
     model = gpu_dl.Model(inputs, out)
     assert model.dtype == "float32"
     assert gpu_dl.Model(inputs, hidden).dtype == "float32"     # the model's data stays float32
+
+
+def test_input_of_float16_and_a_composite_layer_under_the_mixed_policy():
+    assert layers.Input((3,), dtype="float16").dtype == "float16"
+
+    class Residual(layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = layers.Dense(units, activation="relu")
+
+        def call(self, x):
+            return x + self.inner(x)
+
+    mixed_precision.set_global_policy("mixed_float16")
+    model = gpu_dl.Sequential([layers.Input((4,)), layers.Dense(4), Residual(4), layers.Dense(2)])
+    x = numpy.random.default_rng(0).standard_normal((6, 4)).astype("float32")
+    assert model.predict(x, verbose=0).dtype == numpy.float16
+    model.compile("sgd", "mse")
+    before = model.get_weights()
+    model.train_on_batch(x, numpy.zeros((6, 2), "float32"))
+    after = model.get_weights()
+    assert all(a.dtype == numpy.float32 for a in after)
+    assert all(not numpy.array_equal(a, b) for a, b in zip(after, before))

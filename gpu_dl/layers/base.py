@@ -4,8 +4,11 @@ A layer owns its weights (``Variable``), is built lazily from the first input
 shape it sees, and runs in two directions:
 
 - ``y = layer(x, training)`` checks ``x`` against the shape the layer was
-  built for, casts it to the layer's dtype and calls ``call``; with
-  ``training=True`` the layer keeps what its backward needs;
+  built for, casts it to the layer's ``compute_dtype`` and calls ``call``;
+  with ``training=True`` the layer keeps what its backward needs. Under a
+  mixed policy (``"mixed_float16"``, see ``gpu_dl.dtype_policies``) the call
+  and the backward run in an autocast scope that reads the float32 weights as
+  float16, and the backward gives float32 gradients to the weights;
 - ``dx = layer.backward(dy)`` uses what the last training call kept, writes
   each trainable weight's gradient into ``variable.grad`` and returns the
   gradient with respect to the input. A model clears
