@@ -121,11 +121,24 @@ def set_dtype_policy(policy):
 
 
 def dtype_policy():
-    """The global policy (``DTypePolicy(floatx())`` until ``set_dtype_policy`` sets another)."""
+    """The global policy: the one ``set_dtype_policy`` set, else ``DTypePolicy(floatx())`` (which follows
+    ``set_floatx``, as gpu_dl's layers took floatx before policies existed)."""
+    if _global_policy is not None:
+        return _global_policy
+    floatx = backend_config.floatx()
+    if floatx not in _floatx_policies:
+        _floatx_policies[floatx] = DTypePolicy(floatx)
+    return _floatx_policies[floatx]
+
+
+_floatx_policies: dict = {}
+
+
+def _clear():
+    """Forget the policy ``set_dtype_policy`` set (``clear_session``, as Keras's drops it with its global
+    state): the global policy is floatx's again."""
     global _global_policy
-    if _global_policy is None:
-        _global_policy = DTypePolicy(backend_config.floatx())
-    return _global_policy
+    _global_policy = None
 
 
 def serialize(policy):

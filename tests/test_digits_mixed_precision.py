@@ -3,15 +3,15 @@ accuracy the same models reach in float32 (within 2 points), with float32 weight
 Keras's does."""
 import pytest
 
-from gpu_dl import backend, data, dtype_policies, layers, mixed_precision, models, optimizers
+import gpu_dl
+from gpu_dl import backend, data, layers, mixed_precision, models, optimizers
 from gpu_dl.models.examples import build_cnn
 
 
 @pytest.fixture(autouse=True)
 def global_policy_restored():
-    before = dtype_policies.dtype_policy()
     yield
-    dtype_policies.set_dtype_policy(before)
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
 
 
 def mlp():

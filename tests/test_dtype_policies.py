@@ -3,15 +3,14 @@ import numpy
 import pytest
 
 import gpu_dl
-from gpu_dl import dtype_policies, layers, mixed_precision
+from gpu_dl import layers, mixed_precision
 from gpu_dl.dtype_policies import DTypePolicy
 
 
 @pytest.fixture(autouse=True)
 def global_policy_restored():
-    before = dtype_policies.dtype_policy()
     yield
-    dtype_policies.set_dtype_policy(before)
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
 
 
 @pytest.mark.parametrize("name, compute, variable", [("float32", "float32", "float32"),
@@ -119,3 +118,16 @@ def test_input_of_float16_and_a_composite_layer_under_the_mixed_policy():
     after = model.get_weights()
     assert all(a.dtype == numpy.float32 for a in after)
     assert all(not numpy.array_equal(a, b) for a, b in zip(after, before))
+
+
+def test_global_policy_follows_floatx_until_set_and_clear_session_forgets_it():
+    gpu_dl.config.set_floatx("float64")
+    try:
+        assert mixed_precision.global_policy().name == "float64" and layers.Dense(2).dtype == "float64"
+        mixed_precision.set_global_policy("mixed_float16")
+        assert layers.Dense(2).compute_dtype == "float16"
+        gpu_dl.utils.clear_session(free_memory=False)
+        assert mixed_precision.global_policy().name == "float64"
+    finally:
+        gpu_dl.config.set_floatx("float32")
+    assert mixed_precision.global_policy().name == "float32"

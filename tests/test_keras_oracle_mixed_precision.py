@@ -13,17 +13,16 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
-from gpu_dl import dtype_policies  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def both_mixed():
     """Both libraries' global policy "mixed_float16" for the test, float32 (or what it was) after."""
-    ours_before, theirs_before = dtype_policies.dtype_policy(), keras.config.dtype_policy()
+    theirs_before = keras.config.dtype_policy()
     gpu_dl.mixed_precision.set_global_policy("mixed_float16")
     keras.config.set_dtype_policy("mixed_float16")
     yield
-    dtype_policies.set_dtype_policy(ours_before)
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
     keras.config.set_dtype_policy(theirs_before)
 
 

@@ -5,16 +5,15 @@ import numpy
 import pytest
 
 import gpu_dl
-from gpu_dl import backend, dtype_policies, layers, mixed_precision, optimizers
+from gpu_dl import backend, layers, mixed_precision, optimizers
 from gpu_dl.layers.base import Variable
 from gpu_dl.optimizers import LossScaleOptimizer
 
 
 @pytest.fixture(autouse=True)
 def global_policy_restored():
-    before = dtype_policies.dtype_policy()
     yield
-    dtype_policies.set_dtype_policy(before)
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
 
 
 def variable(xp, values):
@@ -80,6 +79,7 @@ def test_arguments_config_and_learning_rate():
     opt.learning_rate = 0.5
     assert inner.learning_rate == 0.5 and opt.learning_rate == 0.5
     assert mixed_precision.LossScaleOptimizer is LossScaleOptimizer
+    assert optimizers.SGD(loss_scale_factor=4.0).scale_loss(2.0) == 8.0 and optimizers.SGD().scale_loss(2.0) == 2.0
     with pytest.raises(ValueError, match="does not support `clipnorm`"):
         LossScaleOptimizer(inner, clipnorm=1.0)
     with pytest.raises(ValueError, match="dynamic=False"):
@@ -132,3 +132,39 @@ def test_fit_skips_an_overflowing_first_step_and_state_round_trips(tmp_path, xp)
         (model.optimizer.dynamic_scale, model.optimizer.step_counter, model.optimizer.iterations)
     assert loaded.layers[0].dtype_policy.name == "mixed_float16"
     numpy.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_train_step_of_ones_own_scales_its_loss_with_scale_loss(xp):
+    """Keras's torch train step, written by hand: compute_loss counts the float16 output in float32, the loss
+    scaled by scale_loss trains the float32 weights as the float32 model's step does (to float16 rounding)."""
+    rng = numpy.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)).astype("float32"), rng.standard_normal((16, 2)).astype("float32")
+    weights = [rng.standard_normal(s).astype("float32") * 0.5 for s in ((4, 8), (8,), (8, 2), (2,))]
+    results = {}
+    for policy in ("float32", "mixed_float16"):
+        mixed_precision.set_global_policy(policy)
+
+        class Stepping(gpu_dl.Model):
+            def train_step(self, data):
+                inputs, targets = data
+                self.zero_grad()
+                loss = self.compute_loss(y=targets, y_pred=self(inputs, training=True))
+                self.optimizer.scale_loss(loss).backward()
+                variables = list(self.trainable_weights)
+                self.optimizer.apply([v.grad for v in variables], variables)
+                return {"value": float(loss)}
+
+        inputs = gpu_dl.Input((4,))
+        model = Stepping(inputs, layers.Dense(2)(layers.Dense(8, activation="relu")(inputs)))
+        model.set_weights(weights)
+        model.compile(optimizers.SGD(0.1), "mse")
+        losses = model.fit(x, y, epochs=3, batch_size=16, verbose=0).history["value"]
+        results[policy] = (losses, model.get_weights(), model.optimizer)
+    (plain_losses, plain, _), (mixed_losses, mixed, optimizer) = results["float32"], results["mixed_float16"]
+    assert isinstance(optimizer, LossScaleOptimizer) and optimizer.iterations == 3
+    numpy.testing.assert_allclose(mixed_losses, plain_losses, rtol=2e-3)
+    # A loss counted in float16 would sit on float16's grid (2.638671875 for the first step here).
+    assert any(numpy.float32(v) != numpy.float16(v) for v in mixed_losses)
+    for a, b in zip(mixed, plain):
+        assert a.dtype == numpy.float32
+        numpy.testing.assert_allclose(a, b, rtol=2e-3, atol=5e-4)

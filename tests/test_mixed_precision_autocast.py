@@ -6,14 +6,13 @@ import numpy
 import pytest
 
 import gpu_dl
-from gpu_dl import backend, dtype_policies, layers, mixed_precision, optimizers
+from gpu_dl import backend, layers, mixed_precision, optimizers
 
 
 @pytest.fixture(autouse=True)
 def global_policy_restored():
-    before = dtype_policies.dtype_policy()
     yield
-    dtype_policies.set_dtype_policy(before)
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
 
 
 def host(a):
