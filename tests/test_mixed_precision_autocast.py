@@ -148,3 +148,60 @@ def test_kernels_and_cells_under_float16_match_float32_to_float16_rounding(xp, r
     for a, b in zip(mixed.trainable_weights, plain.trainable_weights):
         assert a.grad.dtype == numpy.float32
         numpy.testing.assert_allclose(host(a.grad), host(b.grad), rtol=3e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("kind", ["add", "concatenate", "attention", "multi_head_attention"])
+def test_layers_of_several_inputs_compute_in_float16(xp, rng, kind):
+    def make(dtype):
+        return {"add": lambda: layers.Add(dtype=dtype), "concatenate": lambda: layers.Concatenate(dtype=dtype),
+                "attention": lambda: layers.Attention(dtype=dtype),
+                "multi_head_attention": lambda: layers.MultiHeadAttention(2, 3, dtype=dtype)}[kind]()
+
+    def run(layer, a, b):
+        if kind == "multi_head_attention":
+            return layer(a, b, training=True)
+        return layer([a, b], training=True)
+
+    mixed, plain = make("mixed_float16"), make("float32")
+    a = f16(rng.standard_normal((2, 5, 4))).astype(numpy.float32)
+    b = f16(rng.standard_normal((2, 5, 4))).astype(numpy.float32)
+    y_mixed = run(mixed, xp.asarray(a), xp.asarray(b))
+    if mixed.weights:
+        rounded = [f16(w).astype(numpy.float32) for w in mixed.get_weights()]
+        run(plain, xp.asarray(a), xp.asarray(b))
+        mixed.set_weights(rounded)
+        plain.set_weights(rounded)
+        y_mixed = run(mixed, xp.asarray(a), xp.asarray(b))
+    y_plain = run(plain, xp.asarray(a), xp.asarray(b))
+    assert y_mixed.dtype == numpy.float16
+    numpy.testing.assert_allclose(host(y_mixed).astype(numpy.float32), host(y_plain), rtol=1e-2, atol=1e-2)
+    dy = f16(rng.standard_normal(y_plain.shape)).astype(numpy.float32)
+    dx_mixed, dx_plain = mixed.backward(xp.asarray(dy)), plain.backward(xp.asarray(dy))
+    for d_mixed, d_plain in zip(dx_mixed, dx_plain):
+        assert d_mixed.dtype == numpy.float32
+        numpy.testing.assert_allclose(host(d_mixed), host(d_plain), rtol=3e-2, atol=3e-2)
+    for w_mixed, w_plain in zip(mixed.trainable_weights, plain.trainable_weights):
+        assert w_mixed.grad.dtype == numpy.float32
+        numpy.testing.assert_allclose(host(w_mixed.grad), host(w_plain.grad), rtol=3e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("cell", [layers.LSTMCell, layers.GRUCell, layers.SimpleRNNCell])
+def test_a_cell_steps_in_float16(xp, rng, cell):
+    mixed, plain = cell(4, dtype="mixed_float16"), cell(4, dtype="float32")
+    x = f16(rng.standard_normal((3, 5))).astype(numpy.float32)
+    mixed.build(x.shape)
+    plain.build(x.shape)
+    rounded = [f16(w).astype(numpy.float32) for w in mixed.get_weights()]
+    mixed.set_weights(rounded)
+    plain.set_weights(rounded)
+    h_mixed, states = mixed(xp.asarray(x), mixed.get_initial_state(3), training=True)
+    h_plain, _ = plain(xp.asarray(x), plain.get_initial_state(3), training=True)
+    assert h_mixed.dtype == numpy.float16
+    assert all(s.dtype == numpy.float16 for s in (states if isinstance(states, (list, tuple)) else [states]))
+    numpy.testing.assert_allclose(host(h_mixed).astype(numpy.float32), host(h_plain), rtol=1e-2, atol=1e-2)
+    dh = rng.standard_normal(h_plain.shape).astype(numpy.float32)
+    mixed.backward(xp.asarray(dh))
+    plain.backward(xp.asarray(dh))
+    for w_mixed, w_plain in zip(mixed.trainable_weights, plain.trainable_weights):
+        assert w_mixed.grad.dtype == numpy.float32
+        numpy.testing.assert_allclose(host(w_mixed.grad), host(w_plain.grad), rtol=3e-2, atol=5e-2)

@@ -1063,8 +1063,7 @@ class Layer:
         self.ensure_built(x.shape)
         self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
-        given_dtype = x.dtype
-        call_dtype = self._call_dtype()
+        given_dtype, call_dtype = x.dtype, self._call_dtype()
         if x.dtype != call_dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
             x = x.astype(call_dtype)
         arguments = {}
@@ -1077,15 +1076,7 @@ class Layer:
             arguments["initial_state"] = initial_state
         if takes_training:       # as in Keras, a call that does not name `training` is not given it
             arguments["training"] = training
-        scope = dtype_policies.layer_scope_dtype(self)
-        if call_dtype != self.compute_dtype:        # a layer computing in float32 inside a mixed model
-            scope = None
-        if scope is ...:
-            y = self.call(x, **arguments)
-        else:
-            with dtype_policies.autocast_scope(scope):
-                y = self.call(x, **arguments)
-        y = self._mixed_output(y, given_dtype, call_dtype, scope)
+        y = self._policy_call(given_dtype, self.call, x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
         if self.activity_regularizer is not None:
             layer_losses.record_activity(self, y)
@@ -1098,6 +1089,21 @@ class Layer:
     def _call_dtype(self):
         compute = self.compute_dtype
         return "float32" if compute == "float16" and self.computes_in_float32 else compute
+
+    def _policy_call(self, given_dtype, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` (the layer's ``call``, on inputs already in ``_call_dtype()``, which were
+        of ``given_dtype`` before) under the autocast scope of the layer's policy, its outputs as
+        ``_mixed_output`` gives them."""
+        call_dtype = self._call_dtype()
+        scope = dtype_policies.layer_scope_dtype(self)
+        if call_dtype != self.compute_dtype:        # a layer computing in float32 inside a mixed model
+            scope = None
+        if scope is ...:
+            y = function(*args, **kwargs)
+        else:
+            with dtype_policies.autocast_scope(scope):
+                y = function(*args, **kwargs)
+        return self._mixed_output(y, given_dtype, call_dtype, scope)
 
     def _mixed_output(self, y, given_dtype, call_dtype, scope):
         """The output of a call under a float16 policy, or of a float16 input cast to another dtype: a float output
