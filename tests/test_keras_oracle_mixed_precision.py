@@ -37,13 +37,20 @@ def cnn(lib):
                            lib.layers.GlobalAveragePooling2D(), lib.layers.Dense(3, activation="softmax")])
 
 
+def normalized(lib):
+    """BatchNormalization and LayerNormalization compute in float32 inside the mixed model, as Keras's do."""
+    return lib.Sequential([lib.Input((6,)), lib.layers.Dense(12), lib.layers.BatchNormalization(),
+                           lib.layers.Activation("relu"), lib.layers.Dense(8), lib.layers.LayerNormalization(),
+                           lib.layers.Dense(3, activation="softmax")])
+
+
 def rnn(lib):
     inputs = lib.Input((5, 3))
     hidden = lib.layers.LSTM(6)(inputs)
     return lib.Model(inputs, lib.layers.Dense(3, activation="softmax", dtype="float32")(hidden))
 
 
-MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3))}
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,))}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -53,7 +60,9 @@ def test_same_training_steps_as_keras(xp, name):
     assert [l.dtype_policy.name for l in ours.layers] == [l.dtype_policy.name for l in theirs.layers]
     assert [l.compute_dtype for l in ours.layers] == [l.compute_dtype for l in theirs.layers]
     rng = numpy.random.default_rng(7)
-    ours.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.4 for w in ours.get_weights()])
+    # Random weights; a moving variance stays positive.
+    ours.set_weights([(numpy.abs(1 + rng.standard_normal(v.shape)) if "variance" in v.name else
+                       rng.standard_normal(v.shape) * 0.4).astype("float32") for v in ours.weights])
     theirs.set_weights(ours.get_weights())
     ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
