@@ -114,7 +114,9 @@ def test_input_of_float16_and_a_composite_layer_under_the_mixed_policy():
     assert model.predict(x, verbose=0).dtype == numpy.float16
     model.compile("sgd", "mse")
     before = model.get_weights()
-    model.train_on_batch(x, numpy.zeros((6, 2), "float32"))
+    # Some steps may overflow float16 at the first loss scales (2**15, ...): the optimizer skips those.
+    model.fit(x, numpy.zeros((6, 2), "float32"), epochs=8, verbose=0)
+    assert model.optimizer.iterations >= 1
     after = model.get_weights()
     assert all(a.dtype == numpy.float32 for a in after)
     assert all(not numpy.array_equal(a, b) for a, b in zip(after, before))

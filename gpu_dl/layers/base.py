@@ -1090,6 +1090,10 @@ class Layer:
         compute = self.compute_dtype
         return "float32" if compute == "float16" and self.computes_in_float32 else compute
 
+    def _symbolic_dtype(self):
+        """The dtype of the layer's outputs in a call on symbolic tensors."""
+        return self.compute_dtype
+
     def _policy_call(self, given_dtype, function, *args, **kwargs):
         """``function(*args, **kwargs)`` (the layer's ``call``, on inputs already in ``_call_dtype()``, which were
         of ``given_dtype`` before) under the autocast scope of the layer's policy, its outputs as
@@ -1155,7 +1159,7 @@ class Layer:
         self.check_input_shape(shape)
         out_shape = self._flat_output_shape(shape)
         several = isinstance(out_shape, list)
-        outputs = [KerasTensor(s, dtype=self.compute_dtype) for s in (out_shape if several else [out_shape])]
+        outputs = [KerasTensor(s, dtype=self._symbolic_dtype()) for s in (out_shape if several else [out_shape])]
         if mask is not None:
             kwargs["mask"] = mask
         from . import masks     # it imports this module at its top

@@ -350,6 +350,10 @@ class Functional(multi_output.SeveralOutputs, Model):
     def output_shape(self):
         return [t.shape for t in self._outputs] if self._multi else self._output.shape
 
+    def _symbolic_dtype(self):
+        dtype = self._output.dtype      # float16 where its output layer computes in float16
+        return dtype if numpy.dtype(dtype).kind == "f" else backend.floatx()
+
     @property
     def dtype(self):
         dtype = self._output.dtype

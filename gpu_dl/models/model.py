@@ -730,6 +730,20 @@ class Model(trainer.Trainer, Layer):
         batch size."""
         return _first_batch_shape(x_shape, batch_size) if self._composite else _batchless(x_shape)
 
+    # A Sequential or functional model called as a layer: its layers run under their own policies (as Keras's
+    # functional models leave the conversion of inputs to their layers), whatever the model's own policy is.
+    def _call_dtype(self):
+        return super()._call_dtype() if self._composite else self.dtype
+
+    def _policy_call(self, given_dtype, function, *args, **kwargs):
+        if self._composite:
+            return super()._policy_call(given_dtype, function, *args, **kwargs)
+        self.__dict__["_cast_io"] = None
+        return function(*args, **kwargs)
+
+    def _symbolic_dtype(self):
+        return super()._symbolic_dtype() if self._composite else self.dtype
+
     def _output_layer(self):
         """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
         return self if self._composite else self.layers[-1]

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from collections import Counter, namedtuple
 
+import numpy
+
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
@@ -249,6 +251,12 @@ class Sequential(SeveralOutputs, Model):
     @property
     def dtype(self):
         return self._layers[0].dtype if self._layers else "float32"
+
+    def _symbolic_dtype(self):
+        # The dtype of its last layer's outputs (float16 where that layer computes in float16), where it is a
+        # float dtype; its first layer's otherwise.
+        last = self._layers[-1]._symbolic_dtype() if self._layers else "float32"
+        return last if numpy.dtype(last).kind == "f" else self.dtype
 
     def _flat_output_shape(self, input_shape):
         """The output shape, or a list of one per output of a last layer of several (``compute_output_shape``
