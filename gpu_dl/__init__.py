@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations", "applications", "backend", "callbacks", "config", "constraints", "data", "datasets",
-    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "saving",
-    "utils",
+    "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers",
+    "random", "regularizers", "saving", "utils",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)
@@ -23,6 +23,7 @@ _CLASSES = {
     "Layer": ("layers", "Layer"), "InputSpec": ("layers", "InputSpec"),
     "KerasTensor": ("layers.symbolic", "KerasTensor"), "Operation": ("layers.operations", "Operation"),
     "Variable": ("layers.base", "Variable"),
+    "DTypePolicy": ("dtype_policies", "DTypePolicy"), "FloatDTypePolicy": ("dtype_policies", "FloatDTypePolicy"),
     "Loss": ("losses", "Loss"), "Metric": ("metrics", "Metric"), "Optimizer": ("optimizers", "Optimizer"),
     "Initializer": ("initializers", "Initializer"), "Regularizer": ("regularizers", "Regularizer"),
 }

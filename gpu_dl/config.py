@@ -4,7 +4,8 @@
 ``data_format=None``), ``epsilon`` (fixed at Keras's 1e-7; ``set_epsilon`` refuses another value),
 ``max_epochs``/``set_max_epochs`` and ``max_steps_per_epoch``/``set_max_steps_per_epoch`` (debugging caps on
 fit's epochs and on each epoch's batches in fit, evaluate and predict, also read from ``KERAS_MAX_EPOCHS`` and
-``KERAS_MAX_STEPS_PER_EPOCH``), the interactive-logging switch, and ``backend()``.
+``KERAS_MAX_STEPS_PER_EPOCH``), ``dtype_policy``/``set_dtype_policy`` (the global dtype policy, such as
+``"mixed_float16"``: ``gpu_dl.dtype_policies``), the interactive-logging switch, and ``backend()``.
 
 Where gpu_dl differs: ``backend()`` is ``"gpu_dl"`` and ``set_backend`` is refused (gpu_dl is its own backend;
 ``gpu_dl.set_device`` chooses the GPU or the CPU); ``enable_unsafe_deserialization`` only warns, since gpu_dl
@@ -17,6 +18,7 @@ from .backend.config import (
     set_image_data_format, set_max_epochs, set_max_steps_per_epoch,
 )
 from .backend.user_warnings import warn
+from .dtype_policies import dtype_policy, set_dtype_policy
 from .utils.io_utils import disable_interactive_logging, enable_interactive_logging, is_interactive_logging_enabled
 
 BACKEND = "gpu_dl"
@@ -41,7 +43,8 @@ def enable_unsafe_deserialization():
 
 
 __all__ = [
-    "backend", "disable_interactive_logging", "enable_interactive_logging", "enable_unsafe_deserialization",
-    "epsilon", "floatx", "image_data_format", "is_interactive_logging_enabled", "max_epochs", "max_steps_per_epoch",
-    "set_backend", "set_epsilon", "set_floatx", "set_image_data_format", "set_max_epochs", "set_max_steps_per_epoch",
+    "backend", "disable_interactive_logging", "dtype_policy", "enable_interactive_logging",
+    "enable_unsafe_deserialization", "epsilon", "floatx", "image_data_format", "is_interactive_logging_enabled",
+    "max_epochs", "max_steps_per_epoch", "set_backend", "set_dtype_policy", "set_epsilon", "set_floatx",
+    "set_image_data_format", "set_max_epochs", "set_max_steps_per_epoch",
 ]

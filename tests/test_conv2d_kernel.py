@@ -326,8 +326,19 @@ def test_launchers_reject_bad_arguments(cupy_only):
     dy = cupy.zeros((2, 5, 5, 4), dtype=cupy.float32)
     fwd, bwd_in, bwd_k = (conv_kernels.conv2d_forward_cuda, conv_kernels.conv2d_backward_input_cuda,
                           conv_kernels.conv2d_backward_kernel_cuda)
-    with pytest.raises(TypeError, match="`x` must be float32 or float64"):
-        fwd(x.astype(cupy.float16), w, None, **geometry)
+    with pytest.raises(TypeError, match="`x` must be float32 or float64, got int32"):
+        fwd(x.astype(cupy.int32), w, None, **geometry)
+    # float16 (a layer under "mixed_float16") runs through the float32 kernels and comes back as float16.
+    ramp = (cupy.arange(x.size, dtype=cupy.float32).reshape(x.shape) % 5).astype(cupy.float16)
+    ones = cupy.ones(w.shape, dtype=cupy.float16)
+    y16 = fwd(ramp, ones, None, precision="float32", **geometry)[0]
+    y32 = fwd(ramp.astype(cupy.float32), ones.astype(cupy.float32), None, precision="float32", **geometry)[0]
+    assert y16.dtype == cupy.float16
+    numpy.testing.assert_array_equal(cupy.asnumpy(y16), cupy.asnumpy(y32).astype(numpy.float16))
+    dx16 = bwd_in(cupy.ones(dy.shape, cupy.float16), ones, x.shape, precision="float32", **geometry)
+    assert dx16.dtype == cupy.float16
+    assert bwd_k(ramp, cupy.ones(dy.shape, cupy.float16), w.shape, precision="float32", **geometry).dtype == \
+        cupy.float16
     with pytest.raises(TypeError, match="`x` must be a CuPy array"):
         fwd(numpy.zeros((2, 5, 5, 3), numpy.float32), w, None, **geometry)
     with pytest.raises(TypeError, match="`kernel` must have dtype float32"):

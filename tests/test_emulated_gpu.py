@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 # End-to-end training runs: their GPU bodies train for many epochs (minutes on the emulator) through the
 # same kernels the other tests cover. They run on a real GPU.
 LONG_TRAINING = ["test_digits_cnn_reaches_97_percent", "test_lstm_reads_digits_row_by_row_to_95_percent",
-                 "test_windowed_series_forecast_beats_naive_by_far", "test_digits_mlp_reaches_95_percent"]
+                 "test_windowed_series_forecast_beats_naive_by_far", "test_digits_mlp_reaches_95_percent",
+                 "test_mixed_precision_cnn_reaches_float32_accuracy_on_digits"]
 
 pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler to build the kernels for the host")
 

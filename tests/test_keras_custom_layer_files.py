@@ -83,8 +83,10 @@ def test_layer_takes_a_serialized_dtype_policy_and_autocast():
     assert layers.Dense(3, dtype={"class_name": "FloatDTypePolicy", "config": {"name": "float32"}}).dtype == "float32"
     with pytest.raises(ValueError, match="serialized DTypePolicy"):
         layers.Dense(3, dtype={"class_name": "Policy", "config": {"name": "float32"}})
-    with pytest.raises(TypeError, match="float dtype such as 'float32', got 'mixed_float16'"):
-        layers.Dense(3, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}})
+    mixed = layers.Dense(3, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}})
+    assert (mixed.compute_dtype, mixed.dtype) == ("float16", "float32")
+    with pytest.raises(ValueError, match="'mixed_bfloat16' is not supported.*'mixed_float16'"):
+        layers.Dense(3, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}})
 
 
 def test_layer_refuses_unknown_arguments_with_keras_message():

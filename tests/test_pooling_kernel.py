@@ -352,8 +352,14 @@ def test_windowed_launchers_reject_bad_arguments(cupy_only):
     x = cupy.zeros((2, 5, 5, 3), dtype=cupy.float32)
     valid = ((0, 0), (0, 0))
     fwd = pool_kernels.max_pool2d_forward_cuda
-    with pytest.raises(TypeError, match="maxpool2d_fwd: `x` must be float32 or float64"):
-        fwd(x.astype(cupy.float16), (2, 2), (2, 2), valid)
+    with pytest.raises(TypeError, match="maxpool2d_fwd: `x` must be float32 or float64, got int32"):
+        fwd(x.astype(cupy.int32), (2, 2), (2, 2), valid)
+    # float16 (a layer under "mixed_float16") runs through the float32 kernel and comes back as float16.
+    ramp = cupy.arange(x.size, dtype=cupy.float32).reshape(x.shape) / 7
+    y16, argmax = fwd(ramp.astype(cupy.float16), (2, 2), (2, 2), valid)
+    y32, _ = fwd(ramp.astype(cupy.float16).astype(cupy.float32), (2, 2), (2, 2), valid)
+    assert y16.dtype == cupy.float16 and argmax.dtype.kind == "i"
+    numpy.testing.assert_array_equal(cupy.asnumpy(y16), cupy.asnumpy(y32).astype(numpy.float16))
     with pytest.raises(TypeError, match="avgpool2d_fwd_f32: `x` must be a CuPy array"):
         pool_kernels.avg_pool2d_forward_cuda(numpy.zeros((2, 5, 5, 3), numpy.float32), (2, 2), (2, 2), valid)
     with pytest.raises(ValueError, match="maxpool2d_fwd_f32: `x` must be C-contiguous"):

@@ -11,6 +11,7 @@ forgets to write shows up instead of passing with whatever the memory held.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import numpy
@@ -52,6 +53,32 @@ def poison(array):
     if _state["poison"]:
         array.fill(numpy.nan if array.dtype.kind == "f" else -1)
     return array
+
+
+def _as_dtype(value, source, target):
+    """``value`` (an array, or a tuple or list of them) with its arrays of dtype ``source`` cast to ``target``."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_dtype(v, source, target) for v in value)
+    if getattr(value, "dtype", None) == source and hasattr(value, "astype"):
+        return value.astype(target)
+    return value
+
+
+def float16_through_float32(launcher, numpy_only=False):
+    """A launcher of kernels that exist in float32 and float64 only (or a NumPy path with no float16 BLAS), taking
+    float16 arrays too (a layer computing in float16 under the "mixed_float16" policy): its float16 array
+    arguments are cast to float32 and its float32 results back to float16. Correct, not faster: each call copies
+    its inputs and outputs once more. For functions that return their outputs (not those writing into arrays they
+    are given). ``numpy_only``: CuPy arrays are left in float16 (cuBLAS has float16 products)."""
+    half, single = numpy.dtype("float16"), numpy.dtype("float32")
+
+    @functools.wraps(launcher)
+    def launch(*args, **kwargs):
+        if not any(getattr(a, "dtype", None) == half and (not numpy_only or isinstance(a, numpy.ndarray))
+                   for a in args):
+            return launcher(*args, **kwargs)
+        return _as_dtype(launcher(*_as_dtype(args, half, single), **kwargs), single, half)
+    return launch
 
 
 def float_suffix(dtype, kernel: str, argument: str) -> str:

@@ -143,9 +143,11 @@ class Attention(Layer):
         shapes = [tuple(v.shape) for v in xs]
         self.ensure_built(shapes)
         self.check_input_shape(shapes)
-        xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
+        given, dtype = xs[0].dtype, self._call_dtype()
+        xs = [v if v.dtype == dtype else v.astype(dtype) for v in xs]
         masks = self._checked_masks(xs, mask)
-        out, weights = self.call(xs, training=bool(training), masks=masks, use_causal_mask=use_causal_mask)
+        out, weights = self._policy_call(given, self.call, xs, training=bool(training), masks=masks,
+                                         use_causal_mask=use_causal_mask)
         self._activity_output = out if self.activity_regularizer is not None else None
         return [out, weights] if return_attention_scores else out
 
@@ -165,7 +167,7 @@ class Attention(Layer):
             kwargs["return_attention_scores"] = True
         if use_causal_mask:
             kwargs["use_causal_mask"] = True
-        outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
+        outputs = [KerasTensor(s, dtype=self.compute_dtype) for s in self.node_output_shapes(shapes, kwargs)]
         set_node_masks(Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs))
         return outputs if return_attention_scores else outputs[0]
 

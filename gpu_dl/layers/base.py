@@ -4,8 +4,11 @@ A layer owns its weights (``Variable``), is built lazily from the first input
 shape it sees, and runs in two directions:
 
 - ``y = layer(x, training)`` checks ``x`` against the shape the layer was
-  built for, casts it to the layer's dtype and calls ``call``; with
-  ``training=True`` the layer keeps what its backward needs;
+  built for, casts it to the layer's ``compute_dtype`` and calls ``call``;
+  with ``training=True`` the layer keeps what its backward needs. Under a
+  mixed policy (``"mixed_float16"``, see ``gpu_dl.dtype_policies``) the call
+  and the backward run in an autocast scope that reads the float32 weights as
+  float16, and the backward gives float32 gradients to the weights;
 - ``dx = layer.backward(dy)`` uses what the last training call kept, writes
   each trainable weight's gradient into ``variable.grad`` and returns the
   gradient with respect to the input. A model clears
@@ -29,7 +32,7 @@ from collections import defaultdict
 
 import numpy
 
-from .. import backend
+from .. import backend, dtype_policies
 from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
@@ -94,6 +97,13 @@ def policy_dtype(dtype):
     if type(dtype).__name__ in DTYPE_POLICY_CLASSES and isinstance(getattr(dtype, "name", None), str):
         return dtype.name
     return dtype
+
+
+def _layer_policy(dtype, where):
+    """The ``DTypePolicy`` a layer's ``dtype`` argument names (None: the global policy)."""
+    if not isinstance(dtype, dtype_policies.DTypePolicy):
+        dtype = policy_dtype(dtype)
+    return dtype_policies.get(dtype, where)
 
 
 def unique_name(base: str) -> str:
@@ -394,7 +404,13 @@ class Variable:
 
     @property
     def value(self):
-        """The array (NumPy or CuPy) holding the variable's value; updates write into it in place."""
+        """The array (NumPy or CuPy) holding the variable's value; updates write into it in place. Inside the call
+        of a layer that computes in another float dtype than it keeps its weights in (``"mixed_float16"``), a float
+        variable made with ``autocast=True`` reads as a copy in that dtype, as Keras's ``AutocastScope`` casts it;
+        ``assign`` and the optimizers write the variable itself."""
+        cast = dtype_policies.autocast_dtype()
+        if cast is not None and self.autocast and self._value.dtype.kind == "f" and self._value.dtype != cast:
+            return self._value.astype(cast)
         return self._value
 
     @value.setter
@@ -431,7 +447,7 @@ class Variable:
     def current(self):
         """The variable as computations take it: its tensor in the call being traced, else its array."""
         tensor = traced_variable(self)
-        return self._value if tensor is None else tensor
+        return self.value if tensor is None else tensor
 
     # ------------------------------------------------------------------ updates
     def assign(self, value):
@@ -544,6 +560,37 @@ def _build_then_trace(build):
     return build_then_trace
 
 
+def _cast_floats(value, dtype):
+    """``value`` (an array, or a list or tuple of them) with its float arrays cast to ``dtype``."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floats(v, dtype) for v in value)
+    if hasattr(value, "dtype") and hasattr(value, "astype") and not is_symbolic(value) and \
+            value.dtype.kind == "f" and value.dtype != dtype:
+        return value.astype(dtype)
+    return value
+
+
+def _backward_with_casts(backward):
+    """A layer's ``backward`` after a call under a float16 policy (or on float16 inputs): it runs under the
+    autocast scope of that call (the weights read as they were), takes ``dy`` in the dtype the call computed in
+    and gives ``dx`` in the dtype its input had before the call cast it (the casts' gradients)."""
+    @functools.wraps(backward)
+    def run(self, dy, *args, **kwargs):
+        io = self.__dict__.get("_cast_io")
+        if io is None:
+            return backward(self, dy, *args, **kwargs)
+        given, computed, scope = io
+        dy = _cast_floats(dy, computed)
+        if scope is ...:
+            dx = backward(self, dy, *args, **kwargs)
+        else:
+            with dtype_policies.autocast_scope(scope):
+                dx = backward(self, dy, *args, **kwargs)
+        return _cast_floats(dx, given) if given.kind == "f" else dx
+    run._casts_mixed = True
+    return run
+
+
 class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
@@ -561,6 +608,10 @@ class Layer:
             cls.__call__ = _first_argument_by_keyword(cls.__dict__["__call__"])
         # A class that keeps the base backward and defines call composes other layers: its call is traced
         # into a graph of their calls, which trains (models/composite.py).
+        own_backward = cls.__dict__.get("backward")
+        if own_backward is not None and not getattr(own_backward, "_composite_backward", False) and \
+                not getattr(own_backward, "_casts_mixed", False):
+            cls.backward = _backward_with_casts(own_backward)
         cls._composite = bool(getattr(cls.backward, "_composite_backward", False)) and cls.call is not Layer.call
         owner = _inherited_backward_owner(cls) if "call" in cls.__dict__ else None
         if owner is not None:
@@ -600,9 +651,9 @@ class Layer:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_class_key(type(self)))
-        self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"layer '{self.name}': dtype")
-        # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays.
-        # Layers keep one dtype for their weights and their computations, so no weight is ever cast.
+        self._dtype_policy = _layer_policy(dtype, f"layer '{self.name}': dtype")
+        # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays, and
+        # the layer's variables uncast inside its call under a mixed policy.
         self.autocast = bool(autocast)
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []
@@ -739,6 +790,46 @@ class Layer:
         if "_name" in self.__dict__:
             _rename_count += 1
         self._name = value
+
+    # ------------------------------------------------------------------ dtypes
+    @property
+    def dtype_policy(self):
+        """Keras's ``dtype_policy``: the ``DTypePolicy`` giving the layer's ``variable_dtype`` and
+        ``compute_dtype`` (``gpu_dl.dtype_policies``)."""
+        policy = self.__dict__.get("_dtype_policy")
+        return dtype_policies.DTypePolicy._of_dtype(backend.floatx()) if policy is None else policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        self._dtype_policy = _layer_policy(value, f"layer '{self.name}': dtype_policy")
+
+    @property
+    def dtype(self):
+        """As Keras's ``Layer.dtype``: the dtype of the layer's weights (``variable_dtype``)."""
+        return self.dtype_policy.variable_dtype
+
+    @dtype.setter
+    def dtype(self, value):
+        # The dtype of an operation's or an input's tensors, of any kind: a policy of that one dtype.
+        try:
+            self._dtype_policy = dtype_policies.DTypePolicy._of_dtype(value)
+        except TypeError:
+            self._dtype_policy = _layer_policy(value, f"layer '{self.name}': dtype")
+
+    @property
+    def variable_dtype(self):
+        """The dtype the layer makes its weights in."""
+        return self.dtype_policy.variable_dtype
+
+    @property
+    def compute_dtype(self):
+        """The dtype of the layer's computations and outputs: its floating inputs are cast to it."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def input_dtype(self):
+        """The dtype the layer's inputs are converted to (Keras's ``input_dtype``)."""
+        return self.compute_dtype
 
     # ------------------------------------------------------------- sublayers
     def __setattr__(self, name, value):
@@ -1075,8 +1166,9 @@ class Layer:
         self.ensure_built(x.shape)
         self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
-        if x.dtype != self.dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
-            x = x.astype(self.dtype)
+        given_dtype, call_dtype = x.dtype, self._call_dtype()
+        if x.dtype != call_dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
+            x = x.astype(call_dtype)
         arguments = {}
         takes_training, takes_mask, _ = call_arguments(type(self).call)
         if self.takes_mask:
@@ -1087,10 +1179,50 @@ class Layer:
             arguments["initial_state"] = initial_state
         if takes_training:       # as in Keras, a call that does not name `training` is not given it
             arguments["training"] = training
-        y = self.call(x, **arguments)
+        y = self._policy_call(given_dtype, self.call, x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
         if self.activity_regularizer is not None:
             layer_losses.record_activity(self, y)
+        return y
+
+    # Whether the layer computes in float32 when its policy computes in float16 (its inputs cast to float32, its
+    # weights read as they are, its outputs cast to float16), as Keras's BatchNormalization keeps its statistics.
+    computes_in_float32 = False
+
+    def _call_dtype(self):
+        compute = self.compute_dtype
+        return "float32" if compute == "float16" and self.computes_in_float32 else compute
+
+    def _symbolic_dtype(self):
+        """The dtype of the layer's outputs in a call on symbolic tensors."""
+        return self.compute_dtype
+
+    def _policy_call(self, given_dtype, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` (the layer's ``call``, on inputs already in ``_call_dtype()``, which were
+        of ``given_dtype`` before) under the autocast scope of the layer's policy, its outputs as
+        ``_mixed_output`` gives them."""
+        call_dtype = self._call_dtype()
+        scope = dtype_policies.layer_scope_dtype(self)
+        if call_dtype != self.compute_dtype:        # a layer computing in float32 inside a mixed model
+            scope = None
+        if scope is ...:
+            y = function(*args, **kwargs)
+        else:
+            with dtype_policies.autocast_scope(scope):
+                y = function(*args, **kwargs)
+        return self._mixed_output(y, given_dtype, call_dtype, scope)
+
+    def _mixed_output(self, y, given_dtype, call_dtype, scope):
+        """The output of a call under a float16 policy, or of a float16 input cast to another dtype: a float output
+        of another dtype cast to the compute dtype (for a layer whose computations mix its float16 inputs with
+        float32 constants); what the layer's backward needs for the casts' gradients is kept."""
+        compute = self.compute_dtype
+        if compute != "float16" and given_dtype != numpy.float16:
+            self.__dict__["_cast_io"] = None
+            return y
+        self.__dict__["_cast_io"] = (numpy.dtype(given_dtype), numpy.dtype(call_dtype), scope)
+        if compute == "float16":
+            y = _cast_floats(y, compute)
         return y
 
     def symbolic_call(self, x, training=None, mask=None, initial_state=None):
@@ -1130,7 +1262,7 @@ class Layer:
         self.check_input_shape(shape)
         out_shape = self._flat_output_shape(shape)
         several = isinstance(out_shape, list)
-        outputs = [KerasTensor(s, dtype=self.dtype) for s in (out_shape if several else [out_shape])]
+        outputs = [KerasTensor(s, dtype=self._symbolic_dtype()) for s in (out_shape if several else [out_shape])]
         if mask is not None:
             kwargs["mask"] = mask
         from . import masks     # it imports this module at its top
@@ -1240,7 +1372,7 @@ class Layer:
 
     # -------------------------------------------------------------- serialising
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
         if self.activity_regularizer is not None:
             from .. import regularizers
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)

@@ -61,14 +61,16 @@ class InputLayer(Layer):
 
 
 def _input_dtype(dtype):
-    """The name of an integer or bool dtype, or None for anything else (left to the float dtype check)."""
+    """The name of an integer, bool or float16 dtype (an input of float16 tensors: those a layer under
+    "mixed_float16" computes, as a composite layer's traced call takes them), or None for anything else (left to
+    the float dtype check)."""
     if dtype is None:
         return None
     try:
         kind = numpy.dtype(dtype).kind
     except TypeError:
         return None
-    return numpy.dtype(dtype).name if kind in "biu" else None
+    return numpy.dtype(dtype).name if kind in "biu" or numpy.dtype(dtype) == numpy.float16 else None
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):

@@ -34,9 +34,47 @@ _running: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_gradient_pass"
 _accumulating: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_gradient_accumulation", default=False)
 
 
+def _in_variable_dtype(var, value):
+    """A float gradient in the dtype of its float variable: the float16 gradient a layer computing in float16
+    under a mixed policy makes reaches its float32 variable as float32 (the gradient of the autocast)."""
+    if value is not None and getattr(value, "dtype", None) == "float16" and var._value is not None and \
+            var._value.dtype != value.dtype and var._value.dtype.kind == "f":
+        return value.astype(var._value.dtype)
+    return value
+
+
+# The factor the step's loss is multiplied by (a LossScaleOptimizer's scale): every gradient a training step
+# seeds (the loss's, the penalties', the added losses') is multiplied by it (``seed_scale``).
+_loss_scale: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_loss_scale", default=None)
+
+
+def seed_scale():
+    """The loss scale of the running training step, or None for none."""
+    return _loss_scale.get()
+
+
+def scaled(value):
+    """A seeded gradient (an array, or None) times the loss scale of the running step."""
+    scale = _loss_scale.get()
+    if scale is None or value is None:
+        return value
+    return value * value.dtype.type(scale) if hasattr(value, "dtype") else value * scale
+
+
+@contextlib.contextmanager
+def loss_scale(scale):
+    """Within it, the step's loss counts ``scale`` times (None: once)."""
+    token = _loss_scale.set(None if scale is None else float(scale))
+    try:
+        yield
+    finally:
+        _loss_scale.reset(token)
+
+
 def write(var, value):
     """``var.grad = value``: inside a pass, a second gradient of the pass is added to the first (in an accumulating
-    pass, any gradient the variable holds); else as given."""
+    pass, any gradient the variable holds); else as given. A float gradient is kept in its variable's dtype."""
+    value = _in_variable_dtype(var, value)
     running = _running.get()
     if running is not None and var._grad is not None and (var._grad_pass == running or _accumulating.get()):
         if value is not None:
@@ -48,6 +86,7 @@ def write(var, value):
 
 def add(var, value):
     """Add ``value`` to ``var``'s gradient (it becomes the gradient where there is none)."""
+    value = _in_variable_dtype(var, value)
     var._grad = value if var._grad is None else var._grad + value
     var._grad_pass = _running.get() or 0
 

@@ -24,6 +24,9 @@ from .normalization import _integer, _Normalization, _number
 class GroupNormalization(_Normalization):
     """Keras 3's ``GroupNormalization(groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, ...)``."""
 
+    # As Keras's, under a float16 policy it normalizes in float32.
+    computes_in_float32 = True
+
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
                  gamma_constraint=None, **kwargs):

@@ -141,7 +141,7 @@ class HeadAttention(Layer):
         automatic name is taken here) and the Dropout sublayer whose seed generator the weights' dropout draws
         from."""
         unique_name("softmax")
-        self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype)
+        self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
         for generator in self._dropout_layer._seed_generators:
             generator.state.path = f"{self.name}/{generator.name}/seed_generator_state"   # made in this layer's scope
 
@@ -248,9 +248,10 @@ class HeadAttention(Layer):
         shapes = [tuple(v.shape) for v in xs]
         self.ensure_built(shapes)
         self.check_input_shape(shapes)
-        xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
+        given, dtype = xs[0].dtype, self._call_dtype()
+        xs = [v if v.dtype == dtype else v.astype(dtype) for v in xs]
         full_mask = self._attention_mask(xs, attention_mask, (query_mask, value_mask, key_mask), use_causal_mask)
-        out, scores = self.call(xs, full_mask, training=bool(training))
+        out, scores = self._policy_call(given, self.call, xs, full_mask, training=bool(training))
         self._activity_output = out if self.activity_regularizer is not None else None
         return [out, scores] if return_attention_scores else out
 
@@ -272,7 +273,7 @@ class HeadAttention(Layer):
         # The options the call gave, as Keras records them (their defaults too, where written out)
         kwargs = {name: value for name, (value, differs) in options.items()
                   if (name in given if given is not None else differs)}
-        outputs = [KerasTensor(s, dtype=self.dtype) for s in self.node_output_shapes(shapes, kwargs)]
+        outputs = [KerasTensor(s, dtype=self.compute_dtype) for s in self.node_output_shapes(shapes, kwargs)]
         node = Node(self, args=(inputs,), kwargs=kwargs, outputs=outputs)
         node.keras_positional = positional
         # Keras's order of the call's tensors (layer.input, the order of the model's layers): the positional

@@ -138,7 +138,7 @@ class Lambda(Layer):
         found = []
         for batch, size in _PROBE_SIZES:
             shape = tuple(d if d is not None else batch if i == 0 else size for i, d in enumerate(input_shape))
-            x = backend.xp().zeros(shape, dtype=self.dtype)
+            x = backend.xp().zeros(shape, dtype=self.compute_dtype)
             try:
                 with numpy.errstate(all="ignore"):       # zeros may well divide by zero; only the shape matters
                     found.append(tuple(self._apply(x, training=False, mask=None).shape))
@@ -172,8 +172,8 @@ class Lambda(Layer):
         return y if y.flags.c_contiguous else module.ascontiguousarray(y)
 
     def call(self, x, training=False, mask=None):
-        if x.dtype.kind == "f" and x.dtype != self.dtype:
-            x = x.astype(self.dtype)
+        if x.dtype.kind == "f" and x.dtype != self.compute_dtype:
+            x = x.astype(self.compute_dtype)
         y = self._apply(x, training, mask)
         self._saved = () if training else None
         return y

@@ -116,9 +116,10 @@ class Merge(Layer):
         shapes = [tuple(v.shape) for v in xs]
         self.ensure_built(shapes)
         self.check_input_shape(shapes)
-        xs = [v if v.dtype == self.dtype else v.astype(self.dtype) for v in xs]
+        given, dtype = xs[0].dtype, self._call_dtype()
+        xs = [v if v.dtype == dtype else v.astype(dtype) for v in xs]
         masks = self._checked_masks(xs, mask)
-        y = self.call(xs, training=bool(training), masks=masks)
+        y = self._policy_call(given, self.call, xs, training=bool(training), masks=masks)
         self._activity_output = y if self.activity_regularizer is not None else None
         return y
 

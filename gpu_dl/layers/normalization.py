@@ -126,6 +126,9 @@ class BatchNormalization(_Normalization):
     (the moving averages would diverge, the square root of a negative variance is NaN).
     """
 
+    # As Keras's, under a float16 policy it normalizes in float32 (its statistics, its moving averages).
+    computes_in_float32 = True
+
     takes_mask = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -222,8 +225,8 @@ class BatchNormalization(_Normalization):
         dtype = mean.dtype.type
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             # Keras's order of operations: moving * momentum + batch * (1 - momentum).
-            moving.value[...] = (moving.value * dtype(self.momentum)
-                                 + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
+            moving._value[...] = (moving._value * dtype(self.momentum)
+                                  + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
 
     def _kept(self, x, mask, per_step=False):
         """The mask as positions kept in the statistics (broadcastable to ``x``), or None."""
@@ -276,6 +279,9 @@ class LayerNormalization(_Normalization):
     kept so that files using it load; Keras warns about it, and so does gpu_dl. A negative epsilon is
     refused (Keras takes it).
     """
+
+    # As Keras's, under a float16 policy it normalizes in float32.
+    computes_in_float32 = True
 
     rank_fixed = False      # with negative axes only, as in Keras, any rank whose normalized sizes match
 

@@ -15,7 +15,7 @@ Its config is Keras's: ``{"layers": [serialized layers], "name": ...}``;
 """
 from __future__ import annotations
 
-from . import masks
+from . import gradients, masks
 from .base import Layer
 from .symbolic import any_symbolic
 
@@ -75,7 +75,7 @@ class Pipeline(Layer):
             layer = self._pipeline_layers[i]
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
-                dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+                dy = dy + gradients.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
             layer.input_gradient_wanted = wanted or i > 0
             try:
                 dy = layer.backward(dy)

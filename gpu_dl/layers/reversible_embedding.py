@@ -156,7 +156,7 @@ class ReversibleEmbedding(Embedding):
         self._check_hidden_shape(x.shape)
         kwargs = {} if training is None else {"training": bool(training)}
         kwargs["reverse"] = True
-        out = KerasTensor(self.compute_output_shape(x.shape, reverse=True), dtype=self.dtype)
+        out = KerasTensor(self.compute_output_shape(x.shape, reverse=True), dtype=self.compute_dtype)
         Node(self, args=(x,), kwargs=kwargs, outputs=[out])
         return out
 

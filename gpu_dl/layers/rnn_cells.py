@@ -51,7 +51,7 @@ class _Cell(Layer):
         super().__init__(**base)
         # return_state: the step returns [h, h] or [h, h, c]; the layer carries the cell's name so that its
         # variables are '<cell>/kernel' and its errors name the cell.
-        self._layer = self.LAYER(units, name=self.name, dtype=self.dtype, return_state=True, **kwargs)
+        self._layer = self.LAYER(units, name=self.name, dtype=self.dtype_policy, return_state=True, **kwargs)
         self.seed_generator = self._layer.seed_generator
         # The step's masks are the cell's, kept from one training call to the next (see the module docstring).
         self._layer._dropout_masks = self._step_dropout_masks
@@ -98,7 +98,7 @@ class _Cell(Layer):
 
     def get_initial_state(self, batch_size=None):
         """Zeros, one (batch_size, units) array per state, on the current device."""
-        return [backend.to_device(numpy.zeros((batch_size, self.units), dtype=self.dtype))
+        return [backend.to_device(numpy.zeros((batch_size, self.units), dtype=self.compute_dtype))
                 for _ in range(self.LAYER.STATES)]
 
     def _checked_step(self, x, states):
@@ -120,12 +120,12 @@ class _Cell(Layer):
             raise ValueError(f"{where} takes {count} state(s) ({'[h, c]' if count == 2 else '[h]'}), each "
                              f"({x.shape[0]}, {self.units}), got {len(states)}.")
         xp = backend.array_module(x)
-        states = [xp.asarray(s, dtype=self.dtype) for s in states]
+        states = [xp.asarray(s, dtype=self.compute_dtype) for s in states]
         for i, s in enumerate(states):
             if s.shape != (x.shape[0], self.units):
                 raise ValueError(f"{where}: states[{i}] must have shape ({x.shape[0]}, {self.units}), got "
                                  f"{tuple(s.shape)}.")
-        return x.astype(self.dtype, copy=False), states, single and count == 1
+        return x.astype(self.compute_dtype, copy=False), states, single and count == 1
 
     # ------------------------------------------------------------------ dropout masks
     def _cached_mask(self, attribute, rate, like, shape):
@@ -182,9 +182,12 @@ class _Cell(Layer):
         return tuple(found) if training else (None, None)
 
     def __call__(self, inputs, states, training=False):
+        given = getattr(inputs, "dtype", None)
         x, states, single = self._checked_step(inputs, states)
         self._layer.trainable = self.trainable
-        h, *new_states = self._layer.call(x[:, None, :], training=bool(training), initial_state=states)
+        # Under the layer's policy, as its own calls run: a mixed cell reads its weights as float16.
+        h, *new_states = self._layer._policy_call(x.dtype if given is None else given, self._layer.call,
+                                                  x[:, None, :], training=bool(training), initial_state=states)
         return h, (new_states[0] if single else new_states)
 
     def backward(self, dy):

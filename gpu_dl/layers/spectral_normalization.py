@@ -108,8 +108,8 @@ class SpectralNormalization(Wrapper):
             nonzero = (kernel != 0).any()
             with numpy.errstate(invalid="ignore", divide="ignore"):    # the zero kernel's 0 / 0, discarded
                 u, normalized = spectral_normalized(kernel, self.vector_u.value, self.power_iterations)
-            self.vector_u.value[...] = xp.where(nonzero, u, self.vector_u.value)
-            self.kernel.value[...] = xp.where(nonzero, normalized, kernel)
+            self.vector_u._value[...] = xp.where(nonzero, u, self.vector_u.value)
+            self.kernel._value[...] = xp.where(nonzero, normalized, kernel)
         y = self.layer(x, training=training)
         self._saved = True if training else None
         return y

@@ -119,7 +119,7 @@ class VariableUpdate(Operation):
         if tuple(new.shape) != tuple(target.shape):
             raise ValueError(f"{self._where()}: the variable has shape {tuple(target.shape)}; the new value has "
                              f"shape {tuple(new.shape)}.")
-        target.value[...] = new
+        target._value[...] = new
         return new
 
     def backward(self, dy):

@@ -238,8 +238,8 @@ def _converted(layer, leaves):
             a = a.current()
         if not is_symbolic(a):
             a = layer._as_input(a)
-            if a.dtype.kind == "f" and a.dtype != layer.dtype and layer.autocast:
-                a = a.astype(layer.dtype)
+            if a.dtype.kind == "f" and a.dtype != layer.compute_dtype and layer.autocast:
+                a = a.astype(layer.compute_dtype)
         out.append(a)
     return out
 
@@ -247,7 +247,7 @@ def _converted(layer, leaves):
 def _float_dtype(layer, dtype):
     """The dtype a tensor of ``dtype`` enters the layer's call with: floats in the layer's dtype, unless the layer
     was made with ``autocast=False``."""
-    return layer.dtype if numpy.dtype(dtype).kind == "f" and layer.autocast else numpy.dtype(dtype).name
+    return layer.compute_dtype if numpy.dtype(dtype).kind == "f" and layer.autocast else numpy.dtype(dtype).name
 
 
 def _mask_key(mask):
@@ -365,7 +365,7 @@ def _first_only_spec(layer, input_shape):
     """The spec of a call on its first argument alone, of ``input_shape`` (a list of shapes: a list of tensors)."""
     several, shapes = _shapes_of(layer, input_shape)
     skeleton = ((("list", (_TENSOR,) * len(shapes)) if several else _TENSOR,), ())
-    dtypes = tuple(_float_dtype(layer, layer.dtype) for _ in shapes)
+    dtypes = tuple(_float_dtype(layer, layer.compute_dtype) for _ in shapes)
     return skeleton, tuple(shapes), dtypes, (None,) * len(shapes)
 
 
@@ -613,7 +613,7 @@ def symbolic_call(layer, call, training=None, mask=None):
         outs = [tuple(s) for s in shape] if multi else [tuple(shape)]
     else:
         outs, multi = _shapes_from(layer, spec, graph, call.leaves[0].shape[0] if call.leaves else None)
-    dtypes = [t.dtype for t in graph.outputs] if graph is not None else [layer.dtype] * len(outs)
+    dtypes = [t.dtype for t in graph.outputs] if graph is not None else [layer.compute_dtype] * len(outs)
     outputs = [KerasTensor(s, dtype=d) for s, d in zip(outs, dtypes)]
     positional, keywords = call.arguments()
     if training is not None:

@@ -49,7 +49,7 @@ import numpy
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
-from ..layers import layer_losses, masks as mask_rules
+from ..layers import gradients as gradient_pass, layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic
@@ -350,10 +350,16 @@ class Functional(multi_output.SeveralOutputs, Model):
     def output_shape(self):
         return [t.shape for t in self._outputs] if self._multi else self._output.shape
 
+    def _symbolic_dtype(self):
+        dtype = self._output.dtype      # float16 where its output layer computes in float16
+        return dtype if numpy.dtype(dtype).kind == "f" else backend.floatx()
+
     @property
     def dtype(self):
         dtype = self._output.dtype
-        return dtype if numpy.dtype(dtype).kind == "f" else backend.floatx()
+        # An output in float16 comes from layers computing in float16 under a mixed policy: their weights, and
+        # the model's data, stay float32.
+        return dtype if numpy.dtype(dtype).kind == "f" and dtype != "float16" else backend.floatx()
 
     def _shape_list(self, input_shape, name="input_shape"):
         if len(self._inputs) == 1:
@@ -579,7 +585,7 @@ class Functional(multi_output.SeveralOutputs, Model):
             grads = {self._output: dy} if dy is not None else {}
         for (_, t), value in zip(self._added_losses, self.__dict__.get("_added_values", ())):
             # The model's total loss is the sum of the added losses' values and the rest: d total / d loss = 1.
-            seed = backend.array_module(value).ones(value.shape, dtype=value.dtype)
+            seed = gradient_pass.scaled(backend.array_module(value).ones(value.shape, dtype=value.dtype))
             grads[t] = seed if t not in grads else grads[t] + seed
         activity = {node: out for node, _, out in self._activity}
         for node in reversed(self._run_nodes):
@@ -594,7 +600,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 nested.restore_call_state(layer, self._node_states[node])
             if node in activity:
                 out = activity[node]
-                extra = layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+                extra = gradient_pass.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
                 outs[0] = extra if outs[0] is None else outs[0] + extra
             if len(outs) > 1:
                 if not isinstance(layer, (SequenceLayer, Bidirectional)):   # these take None for an unused output

@@ -238,7 +238,13 @@ def _compile_config(model):
     from .. import optimizers
     if not model.compiled:
         return None
-    optimizer = _jsonable(optimizers.serialize(model.optimizer), f"optimizer '{model.optimizer.name}'")
+    # As Keras writes it: the optimizer compile was given (not the LossScaleOptimizer compile wrapped it in for a
+    # mixed_float16 model, which compiling the loaded model makes again).
+    given = model.__dict__.get("_given_optimizer")
+    if given is None or not isinstance(model.optimizer, optimizers.LossScaleOptimizer) or \
+            model.optimizer.inner_optimizer is not given:
+        given = model.optimizer
+    optimizer = _jsonable(optimizers.serialize(given), f"optimizer '{given.name}'")
     try:
         if getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
@@ -313,7 +319,8 @@ def model_config(model):
         layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
                                                                     dtype=model.dtype, name="input_layer")))
     layers += [_layer_entry(layer) for layer in model.layers]
-    inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype), "layers": layers}
+    inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype_policy.name),
+             "layers": layers}
     config = {"module": "keras", "class_name": "Sequential", "config": inner, "registered_name": None}
     if model.built and spec is not None:
         shape = _jsonable(build_shapes.with_batch(spec, batch), "model input shape")

@@ -29,17 +29,18 @@ no loss at all raises Keras's "No loss to compute".
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy
 
-from .. import backend, losses as losses_module, metric_base, metrics as metrics_module, optimizers
+from .. import backend, dtype_policies, losses as losses_module, metric_base, metrics as metrics_module, optimizers
 from ..backend.nvtx import nvtx_range
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, layer_metrics
-from ..layers.base import Layer, _marks_composite, policy_dtype, _unique_variables as _unique, unique_name
+from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
 from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
@@ -222,6 +223,23 @@ def one_loss_weight(loss_weights):
     return float(weight)
 
 
+def _loss_input(y_pred):
+    """A model output as the losses and metrics take it: float16 (a model computing under "mixed_float16") as
+    float32, as Keras's losses and metrics compute in float32; anything else as it is."""
+    if isinstance(y_pred, (list, tuple)):
+        return type(y_pred)(_loss_input(p) for p in y_pred)
+    if getattr(y_pred, "dtype", None) == numpy.float16:
+        return y_pred.astype(numpy.float32)
+    return y_pred
+
+
+def _scaled_gradient(dout):
+    """The gradient of the output (an array, a list of them and None) times the step's loss scale."""
+    if isinstance(dout, (list, tuple)):
+        return type(dout)(_scaled_gradient(d) for d in dout)
+    return gradient_pass.scaled(dout)
+
+
 def _weighted(value, weight):
     """A reduced loss times its compiled weight (None: no weight)."""
     return value if weight is None else value * value.dtype.type(weight)
@@ -324,12 +342,15 @@ class Model(trainer.Trainer, Layer):
         self.input_gradient_wanted = True
         if self._composite:
             # Built from the first data it sees, by tracing its call (composite.py).
-            # Keras writes the dtype in a subclassed model's config as a serialized DTypePolicy.
-            self.dtype = backend.standardize_dtype(policy_dtype(dtype), f"model '{self.name}': dtype")
+            self.dtype_policy = dtype
             self.built = False
             self.input_spec = None
         elif dtype is not None:
             raise TypeError(f"{type(self).__name__} takes no dtype argument; its layers have theirs.")
+        else:
+            # As a Keras model's: the global policy when it is made (compile reads it: mixed_float16 scales the
+            # loss), whatever its layers' policies are.
+            self._dtype_policy = dtype_policies.get(None)
 
     # ------------------------------------------------------------------ a subclassed model
     # A subclass of Model that makes its layers in __init__ and composes them in call (no inputs and outputs
@@ -514,7 +535,7 @@ class Model(trainer.Trainer, Layer):
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
-        new_optimizer = optimizers.get(optimizer)
+        new_optimizer = self._compile_optimizer(optimizer, auto_scale_loss)
         new_loss = None if loss is None else losses_module.get(loss)
         if new_loss is not None and new_loss.reduction in ("none", None):
             raise ValueError("Loss reduction 'none' gives no scalar to train on: use 'sum_over_batch_size' "
@@ -532,6 +553,18 @@ class Model(trainer.Trainer, Layer):
         self._metrics = None
         self._weighted_metrics = []
         self.compiled = True
+
+    def _compile_optimizer(self, optimizer, auto_scale_loss):
+        """The optimizer compile takes: ``optimizer``'s, wrapped in a ``LossScaleOptimizer`` where the model's
+        policy is "mixed_float16" and ``auto_scale_loss`` is set, as Keras's compile wraps it (float16 gradients
+        need the loss scaled up, and the optimizer scaling them down)."""
+        new_optimizer = optimizers.get(optimizer)
+        # What compile_config writes, as Keras's: the optimizer compile was given, not the wrapper.
+        self._given_optimizer = new_optimizer
+        if auto_scale_loss and new_optimizer is not None and self.dtype_policy.name == "mixed_float16" and \
+                not isinstance(new_optimizer, optimizers.LossScaleOptimizer):
+            new_optimizer = optimizers.LossScaleOptimizer(new_optimizer, name="loss_scale_optimizer")
+        return new_optimizer
 
     def _require_compiled(self, method):
         if not self.compiled:
@@ -693,6 +726,20 @@ class Model(trainer.Trainer, Layer):
         batch size."""
         return _first_batch_shape(x_shape, batch_size) if self._composite else _batchless(x_shape)
 
+    # A Sequential or functional model called as a layer: its layers run under their own policies (as Keras's
+    # functional models leave the conversion of inputs to their layers), whatever the model's own policy is.
+    def _call_dtype(self):
+        return super()._call_dtype() if self._composite else self.dtype
+
+    def _policy_call(self, given_dtype, function, *args, **kwargs):
+        if self._composite:
+            return super()._policy_call(given_dtype, function, *args, **kwargs)
+        self.__dict__["_cast_io"] = None
+        return function(*args, **kwargs)
+
+    def _symbolic_dtype(self):
+        return super()._symbolic_dtype() if self._composite else self.dtype
+
     def _output_layer(self):
         """The layer whose output is the model's output (the one a fused softmax loss reads the logits of)."""
         return self if self._composite else self.layers[-1]
@@ -700,13 +747,19 @@ class Model(trainer.Trainer, Layer):
     def _last_is_softmax(self):
         if self._composite or self._output_layer()._composite:
             return False        # its logits are inside its graph
+        if self._output_layer().compute_dtype == "float16":
+            # As in Keras, a softmax computed in float16 gives the float32 loss its float16 probabilities (a
+            # probability that rounds to 0 costs the clipped log(1e-7)): the loss is not fused with it.
+            return False
         activation = getattr(self._output_layer(), "activation", None)
         return bool(getattr(activation, "is_softmax", False))
 
     # ---------------------------------------------------------------- the step
     def _loss_and_gradient(self, y, y_pred, sw, training):
         """Loss value (0-d, on the device) and d(loss)/d(model output or logits); compiled without a loss, None
-        for both (no gradient reaches the output: only the added losses' gradients reach the weights)."""
+        for both (no gradient reaches the output: only the added losses' gradients reach the weights). As Keras's
+        losses, it computes in float32 from a float16 output (a model under a mixed policy)."""
+        y_pred = _loss_input(y_pred)
         loss = self.loss
         if loss is None:
             return None, y_pred, None
@@ -715,7 +768,7 @@ class Model(trainer.Trainer, Layer):
         weight = self.__dict__.get("_loss_weight")
         scale = 1.0 if weight is None else weight
         if self._fused_softmax:
-            logits = self._output_layer().saved_preactivation()
+            logits = _loss_input(self._output_layer().saved_preactivation())
             # The reduction's weights depend only on the per-sample values' shape and dtype: known
             # before the loss runs, so the fused kernel scales the gradient rows as it writes them.
             rows = logits.size // max(logits.shape[-1], 1)
@@ -745,7 +798,7 @@ class Model(trainer.Trainer, Layer):
                 if gradients:
                     # a weight no call used in this step (an untied table read only one way) has no loss
                     # gradient: its penalty's is all it gets, as Keras differentiates the sum
-                    gradient_pass.add(var, var.regularizer.gradient(var.value))
+                    gradient_pass.add(var, gradient_pass.scaled(var.regularizer.gradient(var.value)))
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
             penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
@@ -773,8 +826,12 @@ class Model(trainer.Trainer, Layer):
             # The step's gradients: what its backward pass and the weight penalties set (those of earlier steps
             # are cleared first, so a weight this step does not reach is left alone, as Keras leaves it).
             weights = self.trainable_weights
-            with gradient_pass.gradient_pass(weights):
-                self.backward(dout, from_logits=self._fused_softmax, input_gradient=False)
+            scale = self.optimizer.dynamic_scale if isinstance(self.optimizer, optimizers.LossScaleOptimizer) else None
+            # A scaled loss may overflow float16 gradients: the optimizer skips that step and lowers the scale, so
+            # NumPy's overflow warnings say nothing the user must act on.
+            quiet = numpy.errstate(over="ignore", invalid="ignore") if scale is not None else contextlib.nullcontext()
+            with gradient_pass.gradient_pass(weights), gradient_pass.loss_scale(scale), quiet:
+                self.backward(_scaled_gradient(dout), from_logits=self._fused_softmax, input_gradient=False)
                 value = _total(value, self._regularization(), added)
             with nvtx_range("optimizer_step"):
                 self.optimizer.apply(weights)

@@ -32,9 +32,9 @@ import numbers
 
 import numpy
 
-from .. import losses as losses_module, metric_base, metrics as metrics_module, optimizers
+from .. import losses as losses_module, metric_base, metrics as metrics_module
 from . import compiled_metrics, data_checks as checks
-from .model import _batchless, _length, _reduced_loss, _shapes
+from .model import _batchless, _length, _loss_input, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -248,7 +248,7 @@ class SeveralOutputs:
             loss, loss_weights = self._compile_args["loss"], self._compile_args["loss_weights"]
         if metrics is None and weighted_metrics is None and same_outputs:
             metrics = self._compile_args["metrics"]         # and one without metrics its metrics
-        new_optimizer = optimizers.get(optimizer)
+        new_optimizer = self._compile_optimizer(optimizer, kwargs.get("auto_scale_loss", True))
         self._metrics_given = metrics is not None or weighted_metrics is not None
         losses, weights, metric_ids, weighted_ids, labels = compile_settings(self, loss, loss_weights, metrics,
                                                                              weighted_metrics)
@@ -318,6 +318,7 @@ class SeveralOutputs:
     def _loss_and_gradient(self, y, y_pred, sw, training):
         if not self._multi:
             return super()._loss_and_gradient(y, y_pred, sw, training)
+        y_pred = _loss_input(y_pred)
         total, values, douts = None, [], []
         for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):
             if loss is None:

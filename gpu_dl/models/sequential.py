@@ -29,10 +29,12 @@ from __future__ import annotations
 
 from collections import Counter, namedtuple
 
+import numpy
+
 from .. import backend
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
-from ..layers import build_shapes, layer_losses, masks
+from ..layers import build_shapes, gradients as gradient_pass, layer_losses, masks
 from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
@@ -250,6 +252,12 @@ class Sequential(SeveralOutputs, Model):
     @property
     def dtype(self):
         return self._layers[0].dtype if self._layers else "float32"
+
+    def _symbolic_dtype(self):
+        # The dtype of its last layer's outputs (float16 where that layer computes in float16), where it is a
+        # float dtype; its first layer's otherwise.
+        last = self._layers[-1]._symbolic_dtype() if self._layers else "float32"
+        return last if numpy.dtype(last).kind == "f" else self.dtype
 
     def _flat_output_shape(self, input_shape):
         """The output shape, or a list of one per output of a last layer of several (``compute_output_shape``
@@ -561,7 +569,7 @@ class Sequential(SeveralOutputs, Model):
                 nested.restore_call_state(layer, states[i])
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
-                dy = dy + layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0])
+                dy = dy + gradient_pass.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
             layer.input_gradient_wanted = input_gradient or i > 0
             try:
                 with nvtx_range(f"{layer.name}.backward"):

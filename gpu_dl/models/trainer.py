@@ -514,7 +514,7 @@ class Trainer:
         from ``self(x, training=True)``, its ``backward()`` trains through that call. Raises Keras's "No loss
         to compute" where there is no loss."""
         del x
-        from .model import _reduced_loss
+        from .model import _loss_input, _reduced_loss
         total, seeds, included = None, [], {}
         if self._has_compiled_loss():
             several = getattr(self, "_multi", False)
@@ -530,10 +530,13 @@ class Trainer:
                     continue
                 if pred is None or truth is None:
                     raise ValueError(f"compute_loss of model '{self.name}': the compiled loss needs `y` and `y_pred`.")
-                truth = _on_device_like(truth, pred)
-                weight = None if weight is None else _on_device_like(weight, pred)
+                # As Keras's losses: a float16 output (a model under mixed_float16) counts in float32; its
+                # gradient goes back through the float16 output's call, which takes it in float16.
+                counted = _loss_input(pred)
+                truth = _on_device_like(truth, counted)
+                weight = None if weight is None else _on_device_like(weight, counted)
                 wanted = training and backprop.needs_gradient(pred)
-                value, dout = _reduced_loss(loss, truth, pred, weight, backprop.output_mask(pred), wanted,
+                value, dout = _reduced_loss(loss, truth, counted, weight, backprop.output_mask(pred), wanted,
                                             scale=scale)
                 if i in trackers:       # each output's loss, unweighted, as Keras's compile loss records it
                     trackers[i].update_state(value, sample_weight=pred.shape[0])

@@ -243,6 +243,11 @@ def _write_optimizer(h5file, path, optimizer):
     group.attrs[_SCALARS_ATTR] = json.dumps({"iterations": int(state["iterations"]),
                                              "learning_rate": state["learning_rate"],
                                              "extra": {k: float(v) for k, v in state["extra"].items()}})
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        # As Keras writes a LossScaleOptimizer: its variables (its own, then the inner optimizer's) and the
+        # inner optimizer's again under inner_optimizer/, which Keras reads into the inner optimizer.
+        _write_optimizer(h5file, f"{path}/inner_optimizer", inner)
 
 
 # ------------------------------------------------------------- weights: read

@@ -32,11 +32,18 @@ Grouped convolutions (``groups`` > 1, kernel (KH, KW, Cin/groups, Cout)):
 the NumPy path is the same im2col with the channel axis split by group and
 one stacked product per block (one BLAS call per group); CuPy arrays run
 the conv2d.cu launchers once per group (``conv_kernels.py``).
+
+float16 arrays (a layer under "mixed_float16") are convolved in float32 and
+the results rounded to float16, on both backends: the GPU kernels have no
+float16 version, and NumPy has no float16 BLAS (its float16 products run
+element by element, tens of times slower).
 """
 from __future__ import annotations
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
+
+from ..backend.launch import float16_through_float32
 
 _IM2COL_BYTES = 4 << 20   # per block of im2col rows; 1 to 16 MiB timed within about 10% of each other on 2 cores
 _TAP_SPLIT_CHANNEL_RATIO = 4   # tap split where Cin >= this * Cout (and Cin >= 8): im2col would copy far more than
@@ -191,6 +198,7 @@ def _column_blocks(windows):
         yield index, columns
 
 
+@float16_through_float32
 def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """y = conv(x, kernel), no bias. See the module docstring for shapes; with ``groups`` > 1 the kernel is
     (KH, KW, Cin/groups, Cout) and output channel block g reads input channel block g only."""
@@ -236,6 +244,7 @@ def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), paddi
     return activation.with_bias(z, bias)
 
 
+@float16_through_float32
 def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
                           groups=1):
     """dL/dx (N, H, W, Cin) from dy (N, OH, OW, Cout)."""
@@ -272,6 +281,7 @@ def conv2d_backward_input(dy, kernel, input_shape, *, strides=(1, 1), padding=((
     return dx_padded[:, pt:pt + h, pl:pl + w, :]
 
 
+@float16_through_float32
 def conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
                            groups=1):
     """dL/dkernel (KH, KW, Cin/groups, Cout): the im2col matrix's transpose times dy."""

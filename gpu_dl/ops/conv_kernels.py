@@ -21,6 +21,10 @@ Which kernel runs (simple, per call):
   blocks that depends on the shapes only, writes one partial dW per split
   and sums them in a fixed order: the same inputs give the same bits on
   every call, on every GPU.
+- float16 arrays (a layer computing under "mixed_float16"): there is no
+  float16 kernel; each launcher casts them to float32, runs the float32
+  kernels and casts its outputs back to float16
+  (``launch.float16_through_float32``): correct, not yet faster.
 """
 from __future__ import annotations
 
@@ -168,6 +172,7 @@ def _check_kernel_shape(kernel_name, KH, KW, what):
 
 
 # ---------------------------------------------------------------------------------------- forward
+@launch.float16_through_float32
 def conv2d_forward_cuda(x, kernel, bias, *, strides, padding, dilation, activation="linear",
                         activation_params=None, precision=None):
     """z = conv2d(x, kernel) + bias and y = activation(z), in one launch.
@@ -217,6 +222,7 @@ def conv2d_forward_cuda(x, kernel, bias, *, strides, padding, dilation, activati
 
 
 # ---------------------------------------------------------------------------------- backward data
+@launch.float16_through_float32
 def conv2d_backward_input_cuda(dy, kernel, input_shape, *, strides, padding, dilation, precision=None):
     """dx (``input_shape`` = (N, H, W, Cin)): the gradient of conv2d with respect to its input.
 
@@ -269,6 +275,7 @@ def conv2d_backward_input_cuda(dy, kernel, input_shape, *, strides, padding, dil
 
 
 # -------------------------------------------------------------------------------- backward filter
+@launch.float16_through_float32
 def conv2d_backward_kernel_cuda(x, dy, kernel_shape, *, strides, padding, dilation, precision=None):
     """dkernel (``kernel_shape`` = (KH, KW, Cin, Cout)): the gradient of conv2d with respect to its kernel.
 
@@ -348,6 +355,7 @@ def _slice(a, sl):
     return cupy.ascontiguousarray(a[..., sl])
 
 
+@launch.float16_through_float32
 def grouped_conv2d_forward_cuda(x, kernel, bias, groups, *, strides, padding, dilation, activation="linear",
                                 activation_params=None, precision=None):
     """``(z, y)`` of a grouped convolution: output channel block g from input channel block g."""
@@ -367,6 +375,7 @@ def grouped_conv2d_forward_cuda(x, kernel, bias, groups, *, strides, padding, di
     return z, y
 
 
+@launch.float16_through_float32
 def grouped_conv2d_backward_input_cuda(dy, kernel, input_shape, groups, *, strides, padding, dilation,
                                        precision=None):
     """dx of a grouped convolution: input channel block g from dy's channel block g."""
@@ -379,6 +388,7 @@ def grouped_conv2d_backward_input_cuda(dy, kernel, input_shape, groups, *, strid
     return dx
 
 
+@launch.float16_through_float32
 def grouped_conv2d_backward_kernel_cuda(x, dy, kernel_shape, groups, *, strides, padding, dilation,
                                         precision=None):
     """dkernel (KH, KW, Cin/groups, Cout) of a grouped convolution."""

@@ -11,6 +11,11 @@ each pad in ``[0, pool)`` (Keras's "same" padding puts the extra row/column
 at the bottom/right; the caller computes the numbers). The output size is
 ``OH = (H + top + bottom - ph) // sh + 1`` (``OW`` alike). Positions in the
 padding never win a max and are not counted in an average.
+
+float16 arrays (a layer computing under "mixed_float16") have no kernel of
+their own: each launcher casts them to float32, runs the float32 kernel and
+casts its float outputs back to float16 (``launch.float16_through_float32``):
+correct, not yet faster.
 """
 from __future__ import annotations
 
@@ -117,6 +122,7 @@ def _check_gradient(dy, op):
 
 
 # ------------------------------------------------------------------------------------ windowed pooling
+@launch.float16_through_float32
 def max_pool2d_forward_cuda(x, pool_size, strides, padding):
     """Launcher of ``maxpool2d_fwd_{f32,f64}``: ``(y, argmax)`` of max pooling NHWC ``x``.
 
@@ -133,6 +139,7 @@ def max_pool2d_forward_cuda(x, pool_size, strides, padding):
     return y, argmax
 
 
+@launch.float16_through_float32
 def max_pool2d_backward_cuda(dy, argmax, input_shape, pool_size, strides, padding):
     """Launcher of ``maxpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``) of max pooling.
 
@@ -150,6 +157,7 @@ def max_pool2d_backward_cuda(dy, argmax, input_shape, pool_size, strides, paddin
     return dx
 
 
+@launch.float16_through_float32
 def avg_pool2d_forward_cuda(x, pool_size, strides, padding):
     """Launcher of ``avgpool2d_fwd_{f32,f64}``: ``y`` (``(N, OH, OW, C)``) of average pooling NHWC ``x``.
 
@@ -164,6 +172,7 @@ def avg_pool2d_forward_cuda(x, pool_size, strides, padding):
     return y
 
 
+@launch.float16_through_float32
 def avg_pool2d_backward_cuda(dy, input_shape, pool_size, strides, padding):
     """Launcher of ``avgpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``) of average pooling.
 
@@ -199,6 +208,7 @@ def _launch_global_reduction(kernel, arrays, n, hw, c):
     get_kernel(_KERNEL_FILE, kernel)((n * tiles,), (tx, ty), tuple(arrays) + _int32(n, hw, c))
 
 
+@launch.float16_through_float32
 def global_max_pool2d_forward_cuda(x):
     """Launcher of ``global_maxpool2d_fwd_{f32,f64}``: ``(y, argmax)``, both ``(N, C)``, of NHWC ``x``.
 
@@ -213,6 +223,7 @@ def global_max_pool2d_forward_cuda(x):
     return y, argmax
 
 
+@launch.float16_through_float32
 def global_max_pool2d_backward_cuda(dy, argmax, input_shape):
     """Launcher of ``global_maxpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``): dy at each argmax, 0 elsewhere."""
     kernel = _check_gradient(dy, "global_maxpool2d_bwd")
@@ -227,6 +238,7 @@ def global_max_pool2d_backward_cuda(dy, argmax, input_shape):
     return dx
 
 
+@launch.float16_through_float32
 def global_avg_pool2d_forward_cuda(x):
     """Launcher of ``global_avgpool2d_fwd_{f32,f64}``: ``y`` (``(N, C)``), the mean of NHWC ``x`` over H and W."""
     kernel = _check_input(x, "global_avgpool2d_fwd")
@@ -236,6 +248,7 @@ def global_avg_pool2d_forward_cuda(x):
     return y
 
 
+@launch.float16_through_float32
 def global_avg_pool2d_backward_cuda(dy, input_shape):
     """Launcher of ``global_avgpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``) = ``dy / (H * W)`` broadcast."""
     kernel = _check_gradient(dy, "global_avgpool2d_bwd")

@@ -411,6 +411,11 @@ class Optimizer:
         self._iterations += 1
         return self._iterations
 
+    def scale_loss(self, loss):
+        """Keras's ``scale_loss``: ``loss`` times ``loss_scale_factor`` (as it is without one), for a training step
+        of one's own whose gradients this optimizer's step divides by that factor."""
+        return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
+
     def _clip(self, grads: list) -> list:
         if self.clipnorm is not None:
             return [clip_by_norm(g, self.clipnorm) for g in grads]

@@ -18,17 +18,19 @@ import gc
 
 
 def clear_session(free_memory=True):
-    """Reset the name counters, the global SeedGenerator and the custom-object scope; with ``free_memory``, collect
+    """Reset the name counters, the global SeedGenerator, the global dtype policy (floatx's again) and the
+    custom-object scope; with ``free_memory``, collect
     garbage and give the device memory pool's free cached segments back to CUDA."""
     if not isinstance(free_memory, bool):
         raise TypeError(f"clear_session: `free_memory` must be True or False, got {free_memory!r}.")
-    from .. import catalogue
+    from .. import catalogue, dtype_policies
     from ..backend import config
     from ..layers import base, seed_generator
     base._name_counters.clear()
     seed_generator.reset_names()
     config.set_global_seed_generator(None)     # as Keras drops its global SeedGenerator with its global state
     catalogue._SCOPE.objects = {}
+    dtype_policies._clear()
     if free_memory:
         gc.collect()
         from ..backend import memory

@@ -1,0 +1,219 @@
+"""Keras's dtype policies: the dtype a layer keeps its weights in and the dtype it computes in.
+
+``DTypePolicy("float32")`` (or ``"float64"``) keeps weights and computes in that dtype; ``DTypePolicy(
+"mixed_float16")`` keeps float32 weights and computes in float16: inside the layer's call its floating inputs are
+cast to float16 and its float32 weights are read as float16 (``autocast_scope``), so its outputs are float16; the
+gradients reach the float32 weights as float32. A layer takes its policy from ``dtype=`` (a name, a policy, or
+Keras's serialized policy) or, without one, from the global policy (``set_dtype_policy``, float32 until set).
+
+NumPy and CuPy have no bfloat16 dtype, so ``"mixed_bfloat16"`` and ``"bfloat16"`` are refused; so is
+``"float16"`` alone (float16 weights), which gpu_dl's optimizers do not update: ``"mixed_float16"`` is the
+supported mixed policy.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import numpy
+
+from .backend import config as backend_config
+
+_MIXED = {"mixed_float16": ("float16", "float32")}
+_UNSUPPORTED = {
+    "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
+    "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
+    "float16": "gpu_dl keeps weights in float32 or float64 (its optimizers do not update float16 weights)",
+}
+
+
+def _parse(name, where):
+    """``(compute_dtype, variable_dtype)`` of a policy name, or a clear error naming ``where``."""
+    if not isinstance(name, str):
+        raise TypeError(f"{where}: a dtype policy name must be a string such as 'float32' or 'mixed_float16', "
+                        f"got {name!r} (of type {type(name).__name__}).")
+    if name in _MIXED:
+        return _MIXED[name]
+    if name in _UNSUPPORTED:
+        raise ValueError(f"{where}: the dtype policy {name!r} is not supported ({_UNSUPPORTED[name]}); use "
+                         "'mixed_float16' (float16 computations, float32 weights), the supported mixed policy, "
+                         "or 'float32' / 'float64'.")
+    try:
+        dtype = numpy.dtype(name).name
+    except TypeError:
+        dtype = None
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"{where}: cannot convert {name!r} to a dtype policy. Valid policies are 'float32', "
+                         "'float64' and 'mixed_float16'.")
+    return dtype, dtype
+
+
+class DTypePolicy:
+    """Keras's ``DTypePolicy``: ``name`` (``"float32"``, ``"float64"`` or ``"mixed_float16"``; None: the global
+    policy's), ``compute_dtype`` (the dtype of a layer's computations and outputs) and ``variable_dtype`` (the
+    dtype of its weights)."""
+
+    def __init__(self, name=None):
+        if name is None:
+            name = dtype_policy().name
+        self._compute_dtype, self._variable_dtype = _parse(name, type(self).__name__)
+        self._name = name
+
+    @classmethod
+    def _of_dtype(cls, dtype):
+        """A policy of one dtype of any kind (the integer or boolean dtype of an operation's output), unchecked."""
+        policy = cls.__new__(cls)
+        policy._name = policy._compute_dtype = policy._variable_dtype = numpy.dtype(dtype).name
+        return policy
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def compute_dtype(self):
+        return self._compute_dtype
+
+    @property
+    def variable_dtype(self):
+        return self._variable_dtype
+
+    @property
+    def quantization_mode(self):
+        """None: gpu_dl has no quantized policies."""
+        return None
+
+    def get_config(self):
+        return {"name": self._name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return isinstance(other, DTypePolicy) and self._name == other._name
+
+    def __hash__(self):
+        return hash(self._name)
+
+    def __repr__(self):
+        return f'<DTypePolicy "{self._name}">'
+
+
+class FloatDTypePolicy(DTypePolicy):
+    """Keras's alias of ``DTypePolicy``."""
+
+
+_global_policy = None
+
+
+def set_dtype_policy(policy):
+    """Set the global policy: the policy of layers made without ``dtype=`` (Keras's
+    ``keras.config.set_dtype_policy``); a name or a ``DTypePolicy``."""
+    global _global_policy
+    if isinstance(policy, str):
+        policy = DTypePolicy(policy)
+    elif not isinstance(policy, DTypePolicy):
+        raise ValueError("Invalid `policy` argument. Expected the string name of a policy (such as "
+                         f"'mixed_float16') or a `DTypePolicy` instance. Received: policy={policy!r} "
+                         f"(of type {type(policy).__name__})")
+    _global_policy = policy
+
+
+def dtype_policy():
+    """The global policy: the one ``set_dtype_policy`` set, else ``DTypePolicy(floatx())`` (which follows
+    ``set_floatx``, as gpu_dl's layers took floatx before policies existed)."""
+    if _global_policy is not None:
+        return _global_policy
+    floatx = backend_config.floatx()
+    if floatx not in _floatx_policies:
+        _floatx_policies[floatx] = DTypePolicy(floatx)
+    return _floatx_policies[floatx]
+
+
+_floatx_policies: dict = {}
+
+
+def _clear():
+    """Forget the policy ``set_dtype_policy`` set (``clear_session``, as Keras's drops it with its global
+    state): the global policy is floatx's again."""
+    global _global_policy
+    _global_policy = None
+
+
+def serialize(policy):
+    """Keras's serialized form of a policy."""
+    return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
+
+
+_POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+
+
+def deserialize(config):
+    """A policy from Keras's serialized form (``{"class_name": "DTypePolicy", "config": {"name": ...}}``)."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    name = inner.get("name") if isinstance(inner, dict) else None
+    if not isinstance(config, dict) or config.get("class_name") not in _POLICY_CLASSES or not isinstance(name, str):
+        raise ValueError("A dtype policy given as a dict must be a serialized DTypePolicy such as "
+                         f"{{'class_name': 'DTypePolicy', 'config': {{'name': 'mixed_float16'}}}}, got {config!r}.")
+    return DTypePolicy(name)
+
+
+def get(identifier, where="dtype"):
+    """The policy ``identifier`` names: None (the global policy), a ``DTypePolicy``, a policy or dtype name (a
+    string, a NumPy dtype, Python's ``float``), or Keras's serialized policy; else a clear error naming
+    ``where``."""
+    if identifier is None:
+        return dtype_policy()
+    if isinstance(identifier, DTypePolicy):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if identifier is float:
+        identifier = backend_config.floatx()
+    if not isinstance(identifier, str):
+        try:
+            identifier = numpy.dtype(getattr(identifier, "name", identifier)).name
+        except TypeError:
+            raise TypeError(f"{where} must be a dtype policy or a float dtype such as 'float32' or "
+                            f"'mixed_float16', got {identifier!r}.") from None
+    try:
+        return DTypePolicy(identifier)
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).split(': ', 1)[1]}") from None
+
+
+# ---------------------------------------------------------------- autocast of variables
+# The float dtype float variables read as within the call (and backward) of a layer whose policy computes in
+# another dtype than it keeps its weights in; None: as they are (Keras's AutocastScope).
+_autocast_dtype: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_autocast_dtype", default=None)
+
+
+def autocast_dtype():
+    """The dtype float variables read as here (``Variable.value``), or None."""
+    return _autocast_dtype.get()
+
+
+@contextlib.contextmanager
+def autocast_scope(dtype):
+    """Within it, float variables made with ``autocast=True`` read as ``dtype`` (None: as they are)."""
+    token = _autocast_dtype.set(dtype)
+    try:
+        yield
+    finally:
+        _autocast_dtype.reset(token)
+
+
+def layer_scope_dtype(layer):
+    """The autocast dtype a call of ``layer`` runs under, as Keras's ``Layer.__call__`` chooses it: inside an
+    autocasting call, None for a layer that does not autocast or computes in a non-float dtype and the layer's
+    compute dtype otherwise; elsewhere its compute dtype where its dtypes are mixed; ``...`` where the scope is
+    left as it is."""
+    current = _autocast_dtype.get()
+    compute = layer.compute_dtype
+    if current is not None:
+        if not layer.autocast or numpy.dtype(compute).kind != "f":
+            return None
+        return ... if current == compute else compute
+    return compute if compute != layer.variable_dtype else ...
+

@@ -1,0 +1,136 @@
+"""Mixed precision against Keras 3 itself (where Keras is installed): the same "mixed_float16" Dense, Conv2D and LSTM
+models trained a few steps in both libraries end with the same weights and loss scale (to float16 rounding), and
+.keras files of mixed models move both ways: policies, predictions and the LossScaleOptimizer's state."""
+import json
+import os
+import warnings
+import zipfile
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def both_mixed():
+    """Both libraries' global policy "mixed_float16" for the test, float32 (or what it was) after."""
+    theirs_before = keras.config.dtype_policy()
+    gpu_dl.mixed_precision.set_global_policy("mixed_float16")
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    gpu_dl.utils.clear_session(free_memory=False)      # the global policy follows floatx again
+    keras.config.set_dtype_policy(theirs_before)
+
+
+def mlp(lib):
+    return lib.Sequential([lib.Input((6,)), lib.layers.Dense(16, activation="relu"), lib.layers.Dense(3),
+                           lib.layers.Activation("softmax", dtype="float32")])
+
+
+def cnn(lib):
+    return lib.Sequential([lib.Input((8, 8, 2)), lib.layers.Conv2D(4, 3, activation="relu"),
+                           lib.layers.MaxPooling2D(), lib.layers.Conv2D(3, 2, padding="same"),
+                           lib.layers.GlobalAveragePooling2D(), lib.layers.Dense(3, activation="softmax")])
+
+
+def normalized(lib):
+    """BatchNormalization and LayerNormalization compute in float32 inside the mixed model, as Keras's do."""
+    return lib.Sequential([lib.Input((6,)), lib.layers.Dense(12), lib.layers.BatchNormalization(),
+                           lib.layers.Activation("relu"), lib.layers.Dense(8), lib.layers.LayerNormalization(),
+                           lib.layers.Dense(3, activation="softmax")])
+
+
+def rnn(lib):
+    inputs = lib.Input((5, 3))
+    hidden = lib.layers.LSTM(6)(inputs)
+    return lib.Model(inputs, lib.layers.Dense(3, activation="softmax", dtype="float32")(hidden))
+
+
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,))}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_same_training_steps_as_keras(xp, name):
+    make, sample = MODELS[name]
+    ours, theirs = make(gpu_dl), make(keras)
+    assert [l.dtype_policy.name for l in ours.layers] == [l.dtype_policy.name for l in theirs.layers]
+    assert [l.compute_dtype for l in ours.layers] == [l.compute_dtype for l in theirs.layers]
+    rng = numpy.random.default_rng(7)
+    # Random weights; a moving variance stays positive.
+    ours.set_weights([(numpy.abs(1 + rng.standard_normal(v.shape)) if "variance" in v.name else
+                       rng.standard_normal(v.shape) * 0.4).astype("float32") for v in ours.weights])
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert type(ours.optimizer).__name__ == type(theirs.optimizer).__name__ == "LossScaleOptimizer"
+    x = rng.standard_normal((12,) + sample).astype("float32")
+    ours_out, theirs_out = ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs(x))
+    assert ours_out.dtype == theirs_out.dtype
+    numpy.testing.assert_allclose(ours_out.astype("float32"), theirs_out.astype("float32"), rtol=1e-2, atol=2e-3)
+    for step in range(4):
+        x = rng.standard_normal((8,) + sample).astype("float32")
+        y = rng.integers(0, 3, 8)
+        ours_loss, theirs_loss = ours.train_on_batch(x, y), float(theirs.train_on_batch(x, y))
+        assert ours_loss == pytest.approx(theirs_loss, rel=5e-3, abs=1e-3), f"step {step}"
+    assert ours.optimizer.dynamic_scale == float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale))
+    assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations))
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        assert a.dtype == b.dtype == numpy.float32
+        numpy.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)
+
+
+def test_keras_mixed_file_loads_and_predicts_the_same_in_gpu_dl(xp, tmp_path):
+    theirs = cnn(keras)
+    rng = numpy.random.default_rng(1)
+    x, y = rng.standard_normal((10, 8, 8, 2)).astype("float32"), rng.integers(0, 3, 10)
+    theirs.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    theirs.fit(x, y, epochs=2, batch_size=5, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # every variable, the optimizer's included, is read
+        ours = gpu_dl.models.load_model(tmp_path / "k.keras")
+    assert [l.dtype_policy.name for l in ours.layers] == ["mixed_float16"] * len(ours.layers)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    expected = theirs.predict(x, verbose=0)
+    got = ours.predict(x, verbose=0)
+    assert got.dtype == expected.dtype == numpy.float16
+    numpy.testing.assert_allclose(got.astype("float32"), expected.astype("float32"), rtol=1e-2, atol=2e-3)
+    # The optimizer's state came along: the loss scale, its counter and the inner Adam's steps.
+    assert isinstance(ours.optimizer, gpu_dl.optimizers.LossScaleOptimizer)
+    assert ours.optimizer.dynamic_scale == float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale))
+    assert ours.optimizer.step_counter == int(keras.ops.convert_to_numpy(theirs.optimizer.step_counter))
+    assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) >= 2
+    assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=5e-3, abs=1e-3)
+
+
+def test_gpu_dl_mixed_file_loads_and_predicts_the_same_in_keras(xp, tmp_path):
+    ours = mlp(gpu_dl)
+    rng = numpy.random.default_rng(2)
+    x, y = rng.standard_normal((10, 6)).astype("float32"), rng.integers(0, 3, 10)
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ours.fit(x, y, epochs=2, batch_size=5, verbose=0)
+    ours.save(tmp_path / "g.keras")
+    with zipfile.ZipFile(tmp_path / "g.keras") as archive:
+        written = json.loads(archive.read("config.json"))
+    assert written["config"]["dtype"]["config"]["name"] == "mixed_float16"
+    assert [entry["config"]["dtype"] for entry in written["config"]["layers"][1:]] == [
+        {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
+        for name in ("mixed_float16", "mixed_float16", "float32")]
+    assert written["compile_config"]["optimizer"]["class_name"] == "Adam"     # as Keras: what compile was given
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # Keras reads every variable, its inner optimizer's included
+        theirs = keras.models.load_model(tmp_path / "g.keras")
+    assert [l.dtype_policy.name for l in theirs.layers] == ["mixed_float16", "mixed_float16", "float32"]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                                  ours.predict(x, verbose=0), rtol=1e-2, atol=2e-3)
+    assert type(theirs.optimizer).__name__ == "LossScaleOptimizer"
+    assert float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale)) == ours.optimizer.dynamic_scale
+    assert int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) == ours.optimizer.iterations >= 2
+    assert float(theirs.train_on_batch(x, y)) == pytest.approx(ours.train_on_batch(x, y), rel=5e-3, abs=1e-3)
