@@ -1040,7 +1040,7 @@ class Model(trainer.Trainer, Layer):
                 cbs.batch("on_test_batch_end", step, self._batch_logs)
         if steps is not None and steps > _epoch_steps(_length(x), batch_size):
             warn(streaming.RAN_OUT)
-        logs = self._logs()
+        logs = self._end_logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
         return {prefix + name: value for name, value in logs.items()}

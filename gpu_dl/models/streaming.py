@@ -380,7 +380,7 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
     if stream.stopped:
         warn(RAN_OUT)
-    logs = model._logs()
+    logs = model._end_logs()
     cbs.call("on_test_end", logs)
     return {prefix + name: value for name, value in logs.items()}
 
