@@ -1,6 +1,7 @@
 """Checks the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3, and .keras
 files written by one library read by the other."""
 import json
+import re
 import zipfile
 
 import numpy
@@ -83,3 +84,20 @@ def assert_keras_file_loads_both_ways(keras, theirs, make_x, tmp_path, load_mode
     numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0), expected,
                                   rtol=1e-5, atol=1e-5)
     return ours, x
+
+
+def summary_rows(model, monkeypatch):
+    """([(label, output shape, params[, connected to])], the "Total params" line, the "Optimizer params" line or
+    None) of a model's summary, a row's wrapped lines joined: what gpu_dl and Keras print alike (gpu_dl sizes
+    the columns to their contents, Keras to the terminal)."""
+    monkeypatch.setenv("COLUMNS", "250")        # Keras's table is as wide as the terminal: wide enough for all
+    lines = []
+    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    rows = []
+    for block in re.split(r"^[├└┡].*$", text, flags=re.M)[1:]:
+        cells = [line.split("│")[1:-1] for line in block.strip("\n").splitlines() if line.startswith("│")]
+        if cells:
+            rows.append(tuple(" ".join(cell[i].strip() for cell in cells).strip() for i in range(len(cells[0]))))
+    optimizer = re.search(r"Optimizer params: [\d,]+ \([^)]*\)", text)
+    return rows, re.search(r"Total params: [\d,]+ \([^)]*\)", text).group(0), optimizer and optimizer.group(0)

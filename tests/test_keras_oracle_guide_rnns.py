@@ -13,26 +13,12 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 
 import guide_rnn_programs as guide  # noqa: E402
+from keras_steps import summary_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def cpu(on_cpu):
     """gpu_dl on NumPy, as Keras runs here on the CPU."""
-
-
-def summary_rows(model, monkeypatch):
-    """[(label, output shape, params[, connected to])] of a model's summary, a row's wrapped lines joined, and the
-    closing "Total params" line."""
-    monkeypatch.setenv("COLUMNS", "250")        # Keras's table is as wide as the terminal: wide enough for all
-    lines = []
-    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
-    text = "\n".join(lines)
-    rows = []
-    for block in re.split(r"^[├└┡].*$", text, flags=re.M)[1:]:
-        cells = [line.split("│")[1:-1] for line in block.strip("\n").splitlines() if line.startswith("│")]
-        if cells:
-            rows.append(tuple(" ".join(cell[i].strip() for cell in cells).strip() for i in range(len(cells[0]))))
-    return rows, re.search(r"Total params: [\d,]+ \([^)]*\)", text).group(0)
 
 
 @pytest.mark.parametrize("program", [guide.embedding_lstm, guide.gru_simple_rnn, guide.encoder_decoder,
