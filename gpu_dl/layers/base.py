@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fractions
 import functools
 import inspect
 import itertools
@@ -28,7 +29,7 @@ from collections import defaultdict
 
 import numpy
 
-from .. import backend
+from .. import backend, backprop
 from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
@@ -280,8 +281,47 @@ def _binary(function, name, reflected=False):
     return compute
 
 
+def _initial_value(initializer, shape, dtype, name):
+    """A variable's first value as Keras 3's ``Variable(initializer, shape=None, dtype=None)`` makes it: an
+    initializer (a name or a callable) draws ``shape`` in ``dtype`` (default float32, the float type); an array
+    is taken in ``dtype`` (default its own) and must have ``shape`` where one is given. A NumPy or CuPy array
+    given alone is kept as it is (a layer's own weights)."""
+    where = f"Variable '{name}'"
+    if isinstance(initializer, str):
+        from .. import initializers
+        initializer = initializers.get(initializer)
+    if isinstance(initializer, Variable):
+        initializer = initializer.value
+    if callable(initializer) and not hasattr(initializer, "shape"):
+        if shape is None:
+            raise ValueError(f"{where}: when creating a Variable from an initializer, the `shape` argument should "
+                             f"be specified. Received: initializer={initializer} and shape=None")
+        shape = shape_tuple(shape, f"{where}: shape")
+        if None in shape:
+            raise ValueError(f"{where}: shapes used to initialize variables must be fully-defined (no None "
+                             f"dimensions). Received: shape={shape}")
+        dtype = numpy.dtype(dtype or backend.floatx())
+        drawn = initializer(shape, dtype=dtype if dtype.kind == "f" else backend.floatx())
+        return backend.to_device(numpy.asarray(backend.to_numpy(drawn), dtype=dtype, order="C"))
+    if dtype is None and shape is None and (isinstance(initializer, numpy.ndarray)
+                                            or type(initializer).__module__.startswith("cupy")):
+        return initializer
+    if dtype is None and isinstance(initializer, (bool, int, float)):
+        dtype = "bool" if isinstance(initializer, bool) else "int32" if isinstance(initializer, int) \
+            else backend.floatx()
+    host = numpy.array(backend.to_numpy(initializer) if hasattr(initializer, "shape") else initializer,
+                       dtype=dtype, order="C")
+    if shape is not None and host.shape != shape_tuple(shape, f"{where}: shape"):
+        raise ValueError(f"{where}: the initial value has shape {host.shape}, but shape={tuple(shape)} was given.")
+    return backend.to_device(host)
+
+
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised.
+
+    ``Variable(initializer, shape=None, dtype=None, trainable=True, ..., name=None)`` as Keras 3's: an initial
+    array, or an initializer (a name or a callable) and the shape it draws; named "variable", "variable_1", ...
+    where no name is given. A Layer lists the variables its attributes hold among its weights.
 
     As Keras's ``Variable``, it computes as its value: ``var + x``, ``x @ var``,
     ``-var``, ``abs(var)``, ``var[0]``, the comparisons, ``numpy.asarray(var)``
@@ -298,10 +338,22 @@ class Variable:
     # compute with the variable as an array of objects.
     __array_ufunc__ = None
 
-    def __init__(self, value, name: str, *, trainable=True, regularizer=None, constraint=None, path=None,
-                 autocast=True, aggregation="none"):
+    def __init__(self, initializer, shape=None, dtype=None, trainable=True, autocast=True, aggregation="none",
+                 synchronization="auto", name=None, *, regularizer=None, constraint=None, path=None):
+        if isinstance(shape, str) and name is None:
+            name, shape = shape, None       # gpu_dl's own order: Variable(array, name)
+        if name is None:
+            name = unique_name("variable")
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError(f"Variable: `name` must be a string without '/', got {name!r}.")
+        if aggregation not in _AGGREGATIONS:
+            raise ValueError(f"Variable '{name}': `aggregation` must be one of {list(_AGGREGATIONS)}, "
+                             f"got {aggregation!r}.")
+        if synchronization not in (None, "none", "on_read", "on_write", "auto"):
+            raise ValueError(f"Variable '{name}': `synchronization` must be one of None, 'none', 'on_read', "
+                             f"'on_write', 'auto', got {synchronization!r}.")
         self._value = None
-        self.value = value
+        self.value = _initial_value(initializer, shape, dtype, name)
         self._grad, self._grad_pass = None, 0
         self.name = name
         self.path = path or name
@@ -668,6 +720,9 @@ class Layer:
         object.__setattr__(self, name, value)
         if name in _UNTRACKED:
             return
+        if isinstance(value, Variable):
+            self._track_variable(value)
+            return
         tracked = self.__dict__.get("_tracked_layers")
         if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
                 _holds_layers(value) or (not value and not name.startswith("_") and not isinstance(value, tuple)))):
@@ -678,6 +733,18 @@ class Layer:
             tracked[name] = value
         elif tracked and name in tracked:
             del tracked[name]
+
+    def _track_variable(self, var):
+        """A Variable made by the caller (``self.w = Variable(...)``) and assigned to an attribute is one of the
+        layer's weights, as Keras 3 tracks it: a trainable one after the other trainable ones, else last."""
+        weights = self.__dict__.get("_weights")
+        if weights is None or any(v is var for v in weights):
+            return
+        if var._listed_trainable:
+            position = next((i for i, v in enumerate(weights) if not v._listed_trainable), len(weights))
+            weights.insert(position, var)
+        else:
+            weights.append(var)
 
     def __delattr__(self, name):
         object.__delattr__(self, name)
@@ -1085,8 +1152,27 @@ class Layer:
     def losses(self):
         """As Keras's ``losses``: the losses this layer and the layers within it added in its last top-level call
         (``add_loss``, and the activity regularizers' penalties), then the penalties of the regularizers of its
-        trainable weights."""
-        return layer_losses.losses(self)
+        trainable weights.
+
+        After a top-level call with ``training=True`` in which it added losses, they are loss values
+        (``gpu_dl.backprop.LossValue``), as are the penalties: a loss of that call plus them (``loss +
+        sum(layer.losses)``, as Keras's guides write a training loop) backpropagates into them too."""
+        parts = layer_losses.losses(self)
+        # A composite layer's call is recorded as its graph's.
+        graph = self.__dict__.get("_active_graph")
+        record = backprop.latest_call(self) or (backprop.latest_call(graph) if graph is not None else None)
+        if record is None or not getattr(record, "adds_losses", False) or record.state is None:
+            return parts
+        regularized = [var for var in self.trainable_weights if var.regularizer is not None]
+        added = len(parts) - len(regularized)
+        # The call's backward sends the gradients of all its added losses at once: each carries its share of
+        # that call, so their sum includes it exactly once.
+        share = {record: fractions.Fraction(1, added)} if added else {}
+        values = [backprop.LossValue(part, (), share) for part in parts[:added]]
+        for part, var in zip(parts[added:], regularized):
+            seed = backprop.variable_seed(var, lambda var=var: var.regularizer.gradient(var.value))
+            values.append(backprop.LossValue(part, [seed]))
+        return values
 
     def _loss_sublayers(self):
         """The layers whose losses count among this layer's (its sublayers; a model's layers)."""

@@ -136,9 +136,9 @@ class Normalization(Layer):
             self.adapt_variance = self.add_weight(sizes, "ones", name="variance", trainable=False)
             # Keras's int32 scalar, kept for its files (it never counts anything); 4 bytes, outside the weight
             # budget a load sets.
+            # (the attribute makes it the last of the weights)
             self.count = Variable(backend.to_device(numpy.zeros((), numpy.int32)), "count", trainable=False,
                                   path=f"{self.name}/count")
-            self._weights.append(self.count)
         else:
             self._constants = tuple(backend.to_device(self._broadcast_given(a, keep, broadcast, what), self.dtype)
                                     for a, what in ((self.input_mean, "mean"), (self.input_variance, "variance")))
