@@ -570,8 +570,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
             layer = nested_layer_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
-        if layer.name != name:
-            raise ValueError(f"{at}: its config names it '{layer.name}'; the entry's name and its config's must agree.")
+        # A layer whose get_config leaves out its name keeps the one it is given when made (as in Keras); the
+        # entry's name still finds it in the config's references.
         if isinstance(layer, InputLayer) and inbound:
             raise ValueError(f"{at}: an InputLayer is called by nothing, but the config lists {len(inbound)} call(s) "
                              "of it in 'inbound_nodes'.")
