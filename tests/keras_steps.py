@@ -101,3 +101,15 @@ def summary_rows(model, monkeypatch):
             rows.append(tuple(" ".join(cell[i].strip() for cell in cells).strip() for i in range(len(cells[0]))))
     optimizer = re.search(r"Optimizer params: [\d,]+ \([^)]*\)", text)
     return rows, re.search(r"Total params: [\d,]+ \([^)]*\)", text).group(0), optimizer and optimizer.group(0)
+
+
+def assert_same_summary(ours, theirs, monkeypatch):
+    """``summary_rows`` of gpu_dl's model ``ours`` equal Keras's ``theirs``'s, a cell Keras cut short with "…"
+    (its "Connected to" column has a width of its own) matching the start of ours."""
+    (ours_rows, *ours_totals), (theirs_rows, *theirs_totals) = \
+        summary_rows(ours, monkeypatch), summary_rows(theirs, monkeypatch)
+    assert ours_totals == theirs_totals and len(ours_rows) == len(theirs_rows)
+    for mine, keras_row in zip(ours_rows, theirs_rows):
+        assert len(mine) == len(keras_row)
+        for a, b in zip(mine, keras_row):
+            assert a.startswith(b[:-1]) if b.endswith("…") else a == b, (mine, keras_row)
