@@ -19,7 +19,9 @@ from keras_steps import assert_training_steps_match, summary_rows  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def cpu(on_cpu):
-    """gpu_dl on NumPy, as Keras runs here on the CPU."""
+    """gpu_dl on NumPy, as Keras runs here on the CPU; both libraries' layer names counted from zero."""
+    for lib in (gpu_dl, keras):
+        lib.backend.clear_session()
 
 
 def _fit_with_the_guides_callbacks(lib, model, x, y, folder):
