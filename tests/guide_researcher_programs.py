@@ -170,3 +170,36 @@ def dropout_classes(lib):
             x = self.dropout(x, training=training)
             return self.linear_3(x)
     return Dropout, MLPWithDropout
+
+
+def custom_model_class(lib):
+    """The guide's CustomModel: its own train_step, loss, metrics (listed by the metrics property) and an
+    optimizer set in __init__, compiled with no arguments."""
+    class CustomModel(lib.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = lib.metrics.Mean(name="loss")
+            self.accuracy = lib.metrics.SparseCategoricalAccuracy()
+            self.loss_fn = lib.losses.SparseCategoricalCrossentropy(from_logits=True)
+            self.optimizer = lib.optimizers.Adam(learning_rate=1e-3)
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+            loss.backward()
+            weights = self.trainable_weights
+            steps.apply(lib, self.optimizer, steps.gradients(lib, weights), weights)
+            self.loss_tracker.update_state(loss)
+            self.accuracy.update_state(y, y_pred)
+            return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.accuracy]
+
+    inputs = lib.Input(shape=(784,), dtype="float32")
+    x = lib.layers.Dense(32, activation="relu")(inputs)
+    x = lib.layers.Dense(32, activation="relu")(x)
+    return CustomModel(inputs, lib.layers.Dense(10)(x))

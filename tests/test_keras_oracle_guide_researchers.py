@@ -169,3 +169,20 @@ def test_weight_penalties_among_the_layer_losses_train_their_weights_as_keras():
     assert len(ours_losses) == 3
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_custom_model_with_its_optimizer_made_in_init_trains_as_keras():
+    ours, theirs = guide.custom_model_class(gpu_dl), guide.custom_model_class(keras)
+    rng = numpy.random.default_rng(4)
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.1 for w in theirs.get_weights()]
+    x, y = rng.random((64, 784)).astype("float32"), rng.integers(0, 10, 64)
+    histories = []
+    for model in (ours, theirs):
+        model.set_weights(weights)
+        model.compile()
+        histories.append(model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0).history)
+    assert list(histories[0]) == list(histories[1]) == ["accuracy", "loss"]
+    for key in histories[1]:
+        numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=2e-5, err_msg=key)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
