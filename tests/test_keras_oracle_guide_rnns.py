@@ -135,3 +135,16 @@ def test_the_nested_cell_is_beyond_both():
     with pytest.raises(TypeError, match=r"RNN layer 'rnn': the cell NestedCell is not one of gpu_dl's built-in "
                                         r"cells"):
         gpu_dl.layers.RNN(guide.nested_cell_class(gpu_dl)(10, 20, 30))
+
+
+def test_input_shape_given_to_a_layer_warns_as_keras_does():
+    messages = []
+    for lib in (gpu_dl, keras):
+        with pytest.warns(UserWarning) as caught:
+            guide.bidirectional(lib)
+            guide.build_model(lib, allow_cudnn_kernel=False)
+        messages.append([str(w.message) for w in caught if "input_shape" in str(w.message)])
+        # once per layer given it (Bidirectional's copies of its layer are made without it)
+        assert len(messages[-1]) == 2
+    assert messages[0] == messages[1]
+    assert messages[0][0].startswith("Do not pass an `input_shape`/`input_dim` argument to a layer.")

@@ -590,6 +590,10 @@ class Layer:
         from .. import regularizers     # catalogues sit above layers; import late
         self.activity_regularizer = regularizers.get(activity_regularizer)
         declared = None
+        if input_shape is not None or input_dim is not None:
+            from ..backend.user_warnings import warn
+            warn("Do not pass an `input_shape`/`input_dim` argument to a layer. When using Sequential models, "
+                 "prefer using an `Input(shape)` object as the first layer in the model instead.")
         if batch_input_shape is not None:
             declared = shape_tuple(batch_input_shape, f"layer '{self.name}': batch_input_shape")
         elif input_shape is not None:
