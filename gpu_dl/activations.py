@@ -77,6 +77,9 @@ class ActivationFunction:
         return tuple(shape)
 
     def __call__(self, x):
+        if _is_symbolic(x):
+            # In a traced call (a custom layer's ``self.activation(x)``) the public function records the op.
+            return _PUBLIC_BY_NAME[self.name](x, **self.params)
         if activation_kernels.has_kernel(self.name, x):
             return activation_kernels.bias_activation_cuda(_contiguous(x), None, self.name, self.params)[1]
         return self._forward(x, **self.params)
@@ -442,6 +445,7 @@ _PUBLIC = {fn: name for name, fn in {
     "threshold": threshold, "exponential": exponential, "linear": linear, "softmax": softmax,
     "log_softmax": log_softmax, "sparsemax": sparsemax, "glu": glu, "step": step,
 }.items()}
+_PUBLIC_BY_NAME = {name: fn for fn, name in _PUBLIC.items()}
 _TABLE = {name: name for name in _PAIRS} | _ALIASES
 
 

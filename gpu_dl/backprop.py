@@ -51,6 +51,7 @@ wrong gradient:
 from __future__ import annotations
 
 import collections
+import fractions
 import functools
 import heapq
 import itertools
@@ -245,7 +246,7 @@ class _Call(_Record):
                 raise ValueError(
                     f"backward(): the layers within {self.where} added losses in this call (add_loss, activity "
                     "regularizers), whose gradients its backward sends; the loss must include them once, as "
-                    f"{'it does not' if weight is None else f'it weighs them by {weight!r}'}. Use "
+                    f"{'it does not' if weight is None else f'it weighs them by {_shown(weight)}'}. Use "
                     "model.compute_loss(x, y, y_pred) (its value adds model.losses, weight regularizers included), "
                     "and scale the whole loss, if at all, before adding those losses.")
         given = [g for g in grads if g is not None]
@@ -309,6 +310,13 @@ class _Untraced(_Record):
             "gpu_dl follows eager arrays back only through calls of layers and models and through ops.concatenate and "
             f"ops.stack. Compute {self.name} inside the call of a layer or model (its call is traced, and trains), "
             "or make the array from values that need no gradient (a call without training=True).")
+
+
+def _shown(weight):
+    """A loss's weight for a message: a fraction (the shares of a layer's added losses) as a plain number."""
+    if isinstance(weight, fractions.Fraction):
+        return int(weight) if weight.denominator == 1 else float(weight)
+    return repr(weight)
 
 
 def record_call(layer, inputs, outputs, call, training):

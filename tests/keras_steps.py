@@ -1,6 +1,7 @@
 """Checks the Keras-oracle tests share: the same model trained for a few steps by gpu_dl and by Keras 3, and .keras
 files written by one library read by the other."""
 import json
+import re
 import zipfile
 
 import numpy
@@ -138,3 +139,32 @@ def assert_seed_states_stay_out_of_weight_files(ours, theirs, states, rng, make_
         numpy.testing.assert_array_equal(a, b)
     numpy.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=rtol, atol=1e-5)
     return back, x
+
+
+def summary_rows(model, monkeypatch):
+    """([(label, output shape, params[, connected to])], the "Total params" line, the "Optimizer params" line or
+    None) of a model's summary, a row's wrapped lines joined: what gpu_dl and Keras print alike (gpu_dl sizes
+    the columns to their contents, Keras to the terminal)."""
+    monkeypatch.setenv("COLUMNS", "250")        # Keras's table is as wide as the terminal: wide enough for all
+    lines = []
+    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    rows = []
+    for block in re.split(r"^[├└┡].*$", text, flags=re.M)[1:]:
+        cells = [line.split("│")[1:-1] for line in block.strip("\n").splitlines() if line.startswith("│")]
+        if cells:
+            rows.append(tuple(" ".join(cell[i].strip() for cell in cells).strip() for i in range(len(cells[0]))))
+    optimizer = re.search(r"Optimizer params: [\d,]+ \([^)]*\)", text)
+    return rows, re.search(r"Total params: [\d,]+ \([^)]*\)", text).group(0), optimizer and optimizer.group(0)
+
+
+def assert_same_summary(ours, theirs, monkeypatch):
+    """``summary_rows`` of gpu_dl's model ``ours`` equal Keras's ``theirs``'s, a cell Keras cut short with "…"
+    (its "Connected to" column has a width of its own) matching the start of ours."""
+    (ours_rows, *ours_totals), (theirs_rows, *theirs_totals) = \
+        summary_rows(ours, monkeypatch), summary_rows(theirs, monkeypatch)
+    assert ours_totals == theirs_totals and len(ours_rows) == len(theirs_rows)
+    for mine, keras_row in zip(ours_rows, theirs_rows):
+        assert len(mine) == len(keras_row)
+        for a, b in zip(mine, keras_row):
+            assert a.startswith(b[:-1]) if b.endswith("…") else a == b, (mine, keras_row)

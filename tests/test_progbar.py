@@ -50,7 +50,12 @@ def test_ascii_fallback_when_stream_cannot_encode_box_characters():
     assert "[====" in stream.read()
 
 
-def test_small_and_large_values_use_scientific_notation():
+def test_values_up_to_1e_3_use_scientific_notation_as_keras_writes_them():
     assert format_value(0.5) == "0.5000"
     assert format_value(1e-5) == "1.0000e-05"
-    assert format_value(123456.0) == "1.2346e+05"
+    assert format_value(0.0) == format_value(0.0, verbose=2) == "0.0000e+00"
+    assert format_value(123456.0) == "123456.0000"
+    assert format_value(-0.5) == "-0.5000"
+    # one line per epoch: Keras compares the signed value
+    assert format_value(-0.5, verbose=2) == "-5.0000e-01"
+    assert format_value(0.5, verbose=2) == "0.5000"

@@ -118,7 +118,8 @@ class ProgbarLogger(Callback):
         self.bar.update(self.params.get("steps") or 1, logs, finalize=True)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.verbose:
+        # As Keras 3: no "Epoch 1/1" line for a single epoch.
+        if self.verbose and self.params["epochs"] > 1:
             print_msg(f"Epoch {epoch + 1}/{self.params['epochs']}")
         self._new_bar(self.params.get("steps"))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fractions
 import functools
 import inspect
 import itertools
@@ -32,7 +33,7 @@ from collections import defaultdict
 
 import numpy
 
-from .. import backend, dtype_policies
+from .. import backend, backprop, dtype_policies
 from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
@@ -336,6 +337,10 @@ def _initial_value(value, shape, dtype):
 
 class Variable:
     """A weight: an array on the current device, its gradient, and how it is regularised.
+
+    ``Variable(initializer, shape=None, dtype=None, trainable=True, ..., name=None)`` as Keras 3's: an initial
+    array, or an initializer (a name or a callable) and the shape it draws; named "variable", "variable_1", ...
+    where no name is given. A Layer lists the variables its attributes hold among its weights.
 
     As Keras's ``Variable``, it computes as its value: ``var + x``, ``x @ var``,
     ``-var``, ``abs(var)``, ``var[0]``, the comparisons, ``numpy.asarray(var)``
@@ -668,6 +673,10 @@ class Layer:
         from .. import regularizers     # catalogues sit above layers; import late
         self.activity_regularizer = regularizers.get(activity_regularizer)
         declared = None
+        if input_shape is not None or input_dim is not None:
+            from ..backend.user_warnings import warn
+            warn("Do not pass an `input_shape`/`input_dim` argument to a layer. When using Sequential models, "
+                 "prefer using an `Input(shape)` object as the first layer in the model instead.")
         if batch_input_shape is not None:
             declared = shape_tuple(batch_input_shape, f"layer '{self.name}': batch_input_shape")
         elif input_shape is not None:
@@ -1326,8 +1335,27 @@ class Layer:
     def losses(self):
         """As Keras's ``losses``: the losses this layer and the layers within it added in its last top-level call
         (``add_loss``, and the activity regularizers' penalties), then the penalties of the regularizers of its
-        trainable weights."""
-        return layer_losses.losses(self)
+        trainable weights.
+
+        After a top-level call with ``training=True`` in which it added losses, they are loss values
+        (``gpu_dl.backprop.LossValue``), as are the penalties: a loss of that call plus them (``loss +
+        sum(layer.losses)``, as Keras's guides write a training loop) backpropagates into them too."""
+        parts = layer_losses.losses(self)
+        # A composite layer's call is recorded as its graph's.
+        graph = self.__dict__.get("_active_graph")
+        record = backprop.latest_call(self) or (backprop.latest_call(graph) if graph is not None else None)
+        if record is None or not getattr(record, "adds_losses", False) or record.state is None:
+            return parts
+        regularized = [var for var in self.trainable_weights if var.regularizer is not None]
+        added = len(parts) - len(regularized)
+        # The call's backward sends the gradients of all its added losses at once: each carries its share of
+        # that call, so their sum includes it exactly once.
+        share = {record: fractions.Fraction(1, added)} if added else {}
+        values = [backprop.LossValue(part, (), share) for part in parts[:added]]
+        for part, var in zip(parts[added:], regularized):
+            seed = backprop.variable_seed(var, lambda var=var: var.regularizer.gradient(var.value))
+            values.append(backprop.LossValue(part, [seed]))
+        return values
 
     def _loss_sublayers(self):
         """The layers whose losses count among this layer's (its sublayers; a model's layers)."""

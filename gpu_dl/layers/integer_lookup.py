@@ -144,8 +144,9 @@ class IntegerLookup(Layer):
         weights = numpy.asarray(weights, numpy.float32)
         if self.idf_weights is None or self.idf_weights.shape != weights.shape:
             _spend_weight_budget(self, "idf_weights", weights.shape, numpy.float32)
-            self.idf_weights = Variable(backend.to_device(weights.copy()), "idf_weights", trainable=False,
-                                        path=f"{self.name}/idf_weights")
+            # Not among the weights (as Keras's TensorFlow variable is not): set past the attribute tracking.
+            object.__setattr__(self, "idf_weights", Variable(backend.to_device(weights.copy()), "idf_weights",
+                                                             trainable=False, path=f"{self.name}/idf_weights"))
             self.idf_weights.h5_key = "idf_weights"     # Keras's store key, not "0"
         else:
             self.idf_weights.assign(weights)

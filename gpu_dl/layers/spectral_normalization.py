@@ -87,7 +87,7 @@ class SpectralNormalization(Wrapper):
         kernel = getattr(self.layer, self._kernel_name() or "kernel", None)
         if kernel is None or not hasattr(kernel, "value"):
             raise ValueError(self._no_kernel_message())
-        self.kernel = kernel
+        object.__setattr__(self, "kernel", kernel)     # the wrapped layer's: `weights` places it, not the tracking
         from ..initializers import TruncatedNormal
         self.vector_u = self.add_weight((1, kernel.shape[-1]), TruncatedNormal(stddev=0.02), name="vector_u",
                                         trainable=False)

@@ -311,7 +311,8 @@ def _trace(layer, spec, training):
     from .functional import Functional
     skeleton, shapes, dtypes, mask_shapes = spec
     several = len(shapes) > 1 or (skeleton[0] and skeleton[0][0] != _TENSOR)
-    inputs = [InputLayer(shape=s[1:], dtype=d, name=f"{layer.name}_input" + (f"_{i}" if several else "")).output
+    inputs = [InputLayer(shape=s[1:], batch_size=s[0], dtype=d,
+                         name=f"{layer.name}_input" + (f"_{i}" if several else "")).output
               for i, (s, d) in enumerate(zip(shapes, dtypes))]
     for tensor, m in zip(inputs, mask_shapes):
         if m is not None:
@@ -532,7 +533,16 @@ def _run(layer, call, training, leaf_masks):
     call.leaves = _converted(layer, call.leaves)
     leaf_masks = [None if m is None else layer._as_input(m).astype(bool, copy=False) for m in leaf_masks]
     _ensure_built(layer, call, leaf_masks)
-    graph = _graph(layer, _spec(layer, call, leaf_masks), training)
+    spec = _spec(layer, call, leaf_masks)
+    graph = _graph(layer, spec, training)
+    if graph is None:
+        # A call that needs its batch size (``ops.zeros((inputs.shape[0], units))``, as Keras traces it with the
+        # static batch size of a model's Input) is traced again for the batch size it is called with.
+        reason = layer.__dict__.get("_trace_error")
+        batched = (spec[0], tuple((t.shape[0],) + s[1:] for t, s in zip(call.leaves, spec[1])), spec[2], spec[3])
+        graph = _graph(layer, batched, training)
+        if graph is None:
+            layer.__dict__["_trace_error"] = reason
     layer.__dict__["_active_graph"] = graph
     if graph is None:
         y = _eager(layer, call, training, leaf_masks)

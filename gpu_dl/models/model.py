@@ -1084,7 +1084,7 @@ class Model(trainer.Trainer, Layer):
             self._test_step(*self._device_batch(x, y, sw, index), ids_checked=True)
             if cbs is not None:
                 cbs.batch("on_test_batch_end", step, self._batch_logs)
-        logs = self._logs()
+        logs = self._end_logs()
         if cbs is not None:
             cbs.call("on_test_end", logs)
         return {prefix + name: value for name, value in logs.items()}

@@ -378,7 +378,7 @@ def evaluate_pass(model, stream, cbs, params, prefix=""):
     _run_epoch(stream, cbs, params, step, "on_test_batch_begin", "on_test_batch_end")
     if stream.stopped:
         warn(RAN_OUT)
-    logs = model._logs()
+    logs = model._end_logs()
     cbs.call("on_test_end", logs)
     return {prefix + name: value for name, value in logs.items()}
 
@@ -413,10 +413,11 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     callbacks = model._check_callbacks(callbacks)
     train = Stream(x, checked_steps(steps_per_epoch, "steps_per_epoch"), shuffle, "x", "steps_per_epoch")
     if shuffle and not train.shuffle:
-        given = {"PyDataset": "an endless PyDataset", "torch DataLoader": "a torch DataLoader"}.get(_kind(x),
-                                                                                                 "a generator")
-        warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}. "
-             "It is expected to yield already-shuffled data.")
+        # Keras 3's words for each kind of data
+        given = {"PyDataset": "an infinite PyDataset. The PyDataset is expected to already be shuffled",
+                 "torch DataLoader": "a torch DataLoader. The DataLoader is expected to already be shuffled"}.get(
+                     _kind(x), "a generator. The generator is expected to yield already-shuffled data")
+        warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}.")
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
     val = val_params = None
     if is_stream(validation_data):

@@ -12,6 +12,7 @@ import sys
 
 import numpy
 
+from .. import backend
 from ..layers import build_shapes
 
 _HEAVY = dict(tl="┏", tm="┳", tr="┓", h="━", v="┃", ml="┡", mm="╇", mr="┩")
@@ -142,5 +143,28 @@ def print_summary(model, line_length=None, print_fn=None, expand_nested=False, s
         f" Trainable params: {n_trainable:,} ({readable_size(_total_bytes(trainable))})",
         f" Non-trainable params: {total - n_trainable:,} ({readable_size(_total_bytes(frozen))})",
     ]
+    counted = _optimizer_counts(model)
+    if counted is not None:
+        lines[-3] = f" Total params: {total + counted[0]:,} " \
+                    f"({readable_size(_total_bytes(trainable + frozen) + counted[1])})"
+        lines.append(f" Optimizer params: {counted[0]:,} ({readable_size(counted[1])})")
     for line in lines:
         print_fn(line)
+
+
+def _optimizer_counts(model):
+    """(values, bytes) of the optimizer's variables as Keras 3 counts them once it is built (its int32
+    iteration count, its learning rate where it is a number, the slots, any extra scalar), which its summary
+    adds to the total; None before."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "built", False) or not hasattr(optimizer, "_keras_arrays"):
+        return None
+    values, size = 1, 4
+    float_bytes = numpy.dtype(backend.floatx()).itemsize
+    if optimizer._lr_function is None:
+        values, size = values + 1, size + float_bytes
+    slots = optimizer.variables
+    values += sum(int(numpy.prod(a.shape)) for a in slots)
+    size += sum(int(numpy.prod(a.shape)) * numpy.dtype(a.dtype).itemsize for a in slots)
+    extra = len(optimizer._extra_state())
+    return values + extra, size + extra * (numpy.dtype(optimizer._built[0].value.dtype).itemsize)

@@ -609,13 +609,18 @@ class Trainer:
 
     # -------------------------------------------------------------- what the loops call
     # Model's loops call these; a routed class gets the versions further down.
+    # The hooks get the logs sorted by key, as Keras's pythonify_logs hands them on (so History's keys, too).
     def _batch_logs(self):
         """The logs a batch hook gets."""
-        return self._logs()
+        return sorted_logs(self._logs())
 
     def _train_logs(self):
         """An epoch's training logs, read before validation."""
-        return self._logs()
+        return sorted_logs(self._logs())
+
+    def _end_logs(self):
+        """An evaluation's logs, as its end hook gets them and it returns them."""
+        return sorted_logs(self._logs())
 
     def _epoch_logs(self, logs):
         """The epoch's logs (training and validation) as the epoch hooks get them."""
@@ -817,6 +822,7 @@ _ROUTED = {
     "_train_step": _routed_train_step,
     "_test_step": _routed_test_step,
     "_logs": _routed_logs,
+    "_end_logs": _routed_logs,
     "_batch_logs": _routed_batch_logs,
     "_train_logs": _routed_train_logs,
     "_epoch_logs": _routed_epoch_logs,

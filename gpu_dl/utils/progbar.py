@@ -48,13 +48,16 @@ def format_per_unit(seconds, unit):
     return f"{seconds * 1e6:.0f}us/{unit}"
 
 
-def format_value(value):
+def format_value(value, verbose=1):
+    """A metric's value as Keras 3's bar writes it: four decimals above 1e-3 in magnitude (zero too is in
+    scientific notation, ``0.0000e+00``), else scientific notation; the one-line-per-epoch mode (``verbose=2``)
+    compares the signed value, so a negative one is written in scientific notation there, as in Keras."""
     if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
         value = numpy.mean(numpy.asarray(value, dtype=numpy.float64))   # per-class scores: their mean, as Keras
     value = float(value)
-    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
-        return f"{value:.4e}"
-    return f"{value:.4f}"
+    if (value if verbose == 2 else abs(value)) > 1e-3:
+        return f"{value:.4f}"
+    return f"{value:.4e}"
 
 
 class Progbar:
@@ -116,7 +119,7 @@ class Progbar:
         items = []
         for name, value in (values or {}).items():
             value = value() if callable(value) else value
-            items.append(f"{name}: {format_value(value)}")
+            items.append(f"{name}: {format_value(value, self.verbose)}")
         metrics = "".join(f" - {item}" for item in items)
         counter = f"{current}/{self.target}" if self.target is not None else f"{current}/Unknown"   # as Keras
         if self.verbose == 2:
