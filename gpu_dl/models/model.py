@@ -944,8 +944,8 @@ class Model(trainer.Trainer, Layer):
                 f"Model '{self.name}': the stateful layer(s) {', '.join(repr(l.name) for l in stateful)} need every "
                 f"batch to have {size} samples; `{name}` has {n} samples in batches of {batch_name}={batch_size}. "
                 f"Give a {batch_name} that divides the number of samples"
-                + (f" and equals {carried} (the batch size the states are carried for), or call reset_state() on "
-                   "those layers first." if carried is not None else "."))
+                + (f" and equals {carried} (the batch size the states are carried for; it stays after reset_state(), "
+                   "so another batch size needs a new model)." if carried is not None else "."))
 
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
