@@ -913,10 +913,10 @@ class Model(trainer.Trainer, Layer):
         return {"loss": None, **dict(named + rest)}
 
     def _logs(self, prefix=""):
-        """The loss and the metrics by log key, sorted as Keras's ``get_metrics_result`` gives them to the callbacks
-        and History (``pythonify_logs`` sorts them): each metric under its name (a name met again numbered:
-        ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict result's entries under their keys.
-        evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
+        """The loss and the metrics by log key, as Keras's ``get_metrics_result`` gives them: each metric under its
+        name (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict
+        result's entries under their keys. The callbacks and History get them sorted (``pythonify_logs``, where
+        CallbackList hands them on); evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
         named, rest = [], []
@@ -926,8 +926,7 @@ class Model(trainer.Trainer, Layer):
             (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        logs = self._add_tracked_logs(logs, prefix)
-        return {key: logs[key] for key in sorted(logs)}
+        return self._add_tracked_logs(logs, prefix)
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):

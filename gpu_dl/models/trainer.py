@@ -55,6 +55,7 @@ import numpy
 from .. import backend, backprop, metric_base
 from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
+from ..callbacks.base import pythonify_logs
 from ..layers import layer_losses
 from . import compiled_metrics
 from . import data_checks as checks
@@ -233,17 +234,8 @@ def unpack_x_y_sample_weight(data):
 
 
 def pythonified(logs):
-    """Keras's ``pythonify_logs``: the entries sorted by key, a dict's entries in its place (recursively), each
-    value a float where it is one number."""
-    result = {}
-    for key, value in sorted((logs or {}).items()):
-        if isinstance(value, dict):
-            result.update(pythonified(value))
-        elif isinstance(value, backprop.LossValue):
-            result[key] = float(value)
-        else:
-            result[key] = metric_base.log_value(value)
-    return result
+    """Keras's ``pythonify_logs`` (``callbacks.base.pythonify_logs``)."""
+    return pythonify_logs(logs)
 
 
 # ------------------------------------------------------------------ metrics that read the model's state
@@ -608,29 +600,29 @@ class Trainer:
         return self(x, training=False)
 
     # -------------------------------------------------------------- what the loops call
-    # Model's loops call these; a routed class gets the versions further down.
-    # The hooks get the logs sorted by key, as Keras's pythonify_logs hands them on (so History's keys, too).
+    # Model's loops call these; a routed class gets the versions further down. They give the logs as made; the
+    # callbacks get them put in order by CallbackList (pythonify_logs, as Keras's CallbackList does), so
+    # History's keys, too.
     def _batch_logs(self):
         """The logs a batch hook gets."""
-        return sorted_logs(self._logs())
+        return self._logs()
 
     def _train_logs(self):
         """An epoch's training logs, read before validation."""
-        return sorted_logs(self._logs())
+        return self._logs()
 
     def _end_logs(self):
         """An evaluation's logs, as its end hook gets them and it returns them."""
-        return sorted_logs(self._logs())
+        return self._logs()
 
     def _epoch_logs(self, logs):
         """The epoch's logs (training and validation) as the epoch hooks get them."""
         return logs
 
     def _evaluate_result(self, logs, return_dict):
-        """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` a dict by
-        sorted key, as Keras 3 returns it (its logs pass through a tree map, which sorts dict keys); else the list
-        in Keras's order."""
-        return sorted_logs(logs) if return_dict else self._listed(logs)
+        """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` the logs as
+        Keras 3 returns them (``pythonify_logs``: by sorted key); else the list in Keras's order."""
+        return pythonify_logs(logs) if return_dict else self._listed(logs)
 
 
 # ------------------------------------------------------------------ routed versions
@@ -745,7 +737,7 @@ def _routed_logs(self, prefix=""):
 
 
 def _routed_batch_logs(self):
-    return pythonified(_last_logs(self))
+    return _last_logs(self)
 
 
 def _routed_train_logs(self):
@@ -753,7 +745,7 @@ def _routed_train_logs(self):
 
 
 def _routed_epoch_logs(self, logs):
-    return pythonified(logs)
+    return logs
 
 
 def _routed_reset_metrics(self):
@@ -772,11 +764,6 @@ def flatten_in_order(model, logs):
     values = [logs[name] for name in names if name in logs]
     values += [logs[key] for key in sorted(logs) if key not in names]
     return values[0] if len(values) == 1 else values
-
-
-def sorted_logs(logs):
-    """Flat logs as Keras's ``pythonify_logs`` orders them: by key."""
-    return {key: logs[key] for key in sorted(logs)}
 
 
 # A step's logs are already in Keras's order (``pythonified``: sorted, a nested dict's entries at its key's place).
