@@ -1026,7 +1026,6 @@ class Model(trainer.Trainer, Layer):
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
                                 if val_stream else self._evaluate_arrays(*val, val_epochs, prefix="val_", cbs=cbs))
-            logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break

@@ -468,7 +468,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
                 logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
-        logs = model._epoch_logs(logs)
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
             break

@@ -233,11 +233,6 @@ def unpack_x_y_sample_weight(data):
                      f"a tuple of {len(data)}.")
 
 
-def pythonified(logs):
-    """Keras's ``pythonify_logs`` (``callbacks.base.pythonify_logs``)."""
-    return pythonify_logs(logs)
-
-
 # ------------------------------------------------------------------ metrics that read the model's state
 class _LossTracker(metric_base.Metric):
     """Keras's loss tracker (a ``Mean`` named "loss"), kept in the running sums the fused step keeps too, so
@@ -615,10 +610,6 @@ class Trainer:
         """An evaluation's logs, as its end hook gets them and it returns them."""
         return self._logs()
 
-    def _epoch_logs(self, logs):
-        """The epoch's logs (training and validation) as the epoch hooks get them."""
-        return logs
-
     def _evaluate_result(self, logs, return_dict):
         """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` the logs as
         Keras 3 returns them (``pythonify_logs``: by sorted key); else the list in Keras's order."""
@@ -733,7 +724,7 @@ def _routed_test_step(self, x, y, sw, ids_checked=False):
 
 
 def _routed_logs(self, prefix=""):
-    return {prefix + k: v for k, v in pythonified(_metrics_or_logs(self)).items()}
+    return {prefix + k: v for k, v in pythonify_logs(_metrics_or_logs(self)).items()}
 
 
 def _routed_batch_logs(self):
@@ -742,10 +733,6 @@ def _routed_batch_logs(self):
 
 def _routed_train_logs(self):
     return dict(_metrics_or_logs(self))
-
-
-def _routed_epoch_logs(self, logs):
-    return logs
 
 
 def _routed_reset_metrics(self):
@@ -766,13 +753,13 @@ def flatten_in_order(model, logs):
     return values[0] if len(values) == 1 else values
 
 
-# A step's logs are already in Keras's order (``pythonified``: sorted, a nested dict's entries at its key's place).
+# A step's logs are already in Keras's order (``pythonify_logs``: sorted, a nested dict's entries at its key's place).
 def _routed_evaluate_result(self, logs, return_dict):
     return logs if return_dict else flatten_in_order(self, logs)
 
 
 def _routed_batch_result(self, return_dict):
-    logs = pythonified(_last_logs(self))
+    logs = pythonify_logs(_last_logs(self))
     return logs if return_dict else flatten_in_order(self, logs)
 
 
@@ -812,7 +799,6 @@ _ROUTED = {
     "_end_logs": _routed_logs,
     "_batch_logs": _routed_batch_logs,
     "_train_logs": _routed_train_logs,
-    "_epoch_logs": _routed_epoch_logs,
     "reset_metrics": _routed_reset_metrics,
     "_evaluate_result": _routed_evaluate_result,
     "_batch_result": _routed_batch_result,
