@@ -258,6 +258,7 @@ class ConvLSTM(SequenceLayer):
         n = x.shape[0]
         args, out = self._geometry(x.shape)
         state_shape = (n,) + out + (self.filters,)
+        self._check_carried_shape(state_shape)
         starts_from_zeros = initial_state is None and self.carried_batch_size is None
         h0, c0 = (self._initial_states(xp, state_shape, x.dtype) if initial_state is None
                   else self._given_states(xp, initial_state, state_shape, x.dtype))
@@ -297,17 +298,22 @@ class ConvLSTM(SequenceLayer):
         return output
 
     def _initial_states(self, xp, state_shape, dtype):
-        """Zeros, or for a stateful layer the states its last call ended with (checked against the batch)."""
+        """Zeros, or for a stateful layer the states its last call ended with (checked by the call)."""
         carried = self._carried_states if self.stateful else None
         if carried is None:
             return [xp.zeros(state_shape, dtype=dtype) for _ in range(self.STATES)]
-        if carried[0].shape != state_shape:
+        return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def _check_carried_shape(self, state_shape):
+        """A stateful layer takes inputs whose states have the shape its states have (Keras checks the batch
+        size with an initial_state given too); reset_state() zeroes the states and keeps that shape."""
+        carried = self._carried_states if self.stateful else None
+        if carried is not None and carried[0].shape != state_shape:
             carries, needs = (self._given_format(self._layer_axes_of_state(tuple(s)), 1)
                               for s in (carried[0].shape, state_shape))
             raise ValueError(f"{self._where()} is stateful and carries states of shape {carries}; this input needs "
                              f"{needs}. Give every batch the same size (and spatial sizes); the states keep their "
                              "shape after reset_state(), so another shape needs a new layer.")
-        return [xp.asarray(s, dtype=dtype) for s in carried]
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
         """``initial_state`` [h, c] in the layer's layout and data format, checked, as the ops' (N, OH, OW,
