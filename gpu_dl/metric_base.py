@@ -213,7 +213,7 @@ def log_value(value):
     """A metric's result as a log holds it, as Keras's logs do: a Python float where it is one number (a variable,
     a 0-d or one-element array, a number), a NumPy array for a variable or array of several; anything else (the
     list of scores R2Score gives per column) as it is."""
-    if isinstance(value, float):
+    if type(value) is float:        # not numpy.float64, a float subclass: Keras's logs hold Python floats
         return value
     from .layers.base import Variable
     if isinstance(value, Variable):

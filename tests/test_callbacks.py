@@ -531,3 +531,21 @@ def test_validation_batches_read_no_logs_for_callbacks_that_watch_training_batch
     model.fit(x, y, batch_size=10, epochs=1, validation_data=(x, y), verbose=0,
               callbacks=[callbacks.TerminateOnNaN()])
     assert len(calls) == 4 + 1 + 1                 # 4 training batches, the epoch's logs, the validation logs
+
+
+def test_the_hooks_get_their_logs_through_pythonify_logs_once():
+    from gpu_dl.backprop import LossValue
+    from gpu_dl.callbacks.base import CallbackList, pythonify_logs
+    logs = {"b": numpy.float32(2.0), "a": {"y": numpy.array([3.0]), "x": LossValue(numpy.float64(1.0))},
+            "c": numpy.arange(3.0)}
+    handed = pythonify_logs(logs)
+    # sorted by key, a dict's entries spread in its key's place, one number as a Python float
+    assert list(handed) == ["x", "y", "b", "c"] and handed["x"] == 1.0 and handed["y"] == 3.0
+    assert all(type(handed[k]) is float for k in "xyb") and handed["c"].tolist() == [0.0, 1.0, 2.0]
+    seen = []
+    hooks = CallbackList([callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(logs),
+                                                   on_train_batch_end=lambda batch, logs: seen.append(logs))],
+                         None, {})
+    hooks.call("on_epoch_end", 0, {"val_loss": 1.0, "loss": numpy.float32(2.0)})
+    hooks.batch("on_train_batch_end", 0, lambda: {"z": 1.0, "a": {"y": 2.0}})
+    assert [list(s.items()) for s in seen] == [[("loss", 2.0), ("val_loss", 1.0)], [("y", 2.0), ("z", 1.0)]]

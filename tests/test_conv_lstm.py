@@ -293,9 +293,15 @@ def test_stateful_calls_continue_the_sequence(xp, rng, cls, spatial):
     numpy.testing.assert_allclose(second, want[:, -1], rtol=1e-10)
     assert layer.carried_batch_size == 2 and layer.states[0].shape == (2,) + spatial + (2,)
     layer.reset_state()
+    # Keras's reset: zeros, of the shape the states had
+    assert [s.shape for s in layer.states] == [(2,) + spatial + (2,)] * 2 and not any(
+        to_numpy(s).any() for s in layer.states)
     numpy.testing.assert_allclose(to_numpy(layer(xp.asarray(x))), want[:, -1], rtol=1e-10)
     with pytest.raises(ValueError, match="stateful"):
         layer(xp.asarray(x[:1]))
+    layer.reset_state()
+    with pytest.raises(ValueError, match="stateful.*keep their shape after reset_state"):
+        layer(xp.asarray(x[:1]), initial_state=[xp.zeros((1,) + spatial + (2,))] * 2)
 
 
 @pytest.mark.parametrize("cls,spatial", [(layers.ConvLSTM1D, (5,))] + SPATIAL)

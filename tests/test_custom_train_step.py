@@ -131,6 +131,51 @@ def test_logs_callbacks_and_history_take_what_a_step_returns_as_keras_does():
     assert model.evaluate(x, numpy.ones((4, 2), "float32"), verbose=0) == [2.0, 1.0, 3.0]      # no metrics: sorted
 
 
+
+class ReturningItsLoss(Model):
+    """Steps that apply no gradient and return the loss their code computed, in the form and under the key set."""
+
+    form, key = "loss value", "loss"
+
+    def _logs(self, data, training):
+        x, y = data[0], data[1]
+        loss = self.compute_loss(x, y, self(x, training=training))
+        value = {"loss value": loss, "numpy scalar": numpy.float32(float(loss)),
+                 "0-d array": numpy.asarray(float(loss))}[self.form]
+        return {self.key: value}
+
+    def train_step(self, data):
+        return self._logs(data, True)
+
+    def test_step(self, data):
+        return self._logs(data, False)
+
+
+@pytest.mark.parametrize("form", ["loss value", "numpy scalar", "0-d array"])
+@pytest.mark.parametrize("key", ["loss", "total"])
+def test_a_step_that_returns_its_loss_logs_it_per_batch(rng, form, key):
+    inputs = gpu_dl.Input((3,))
+    model = ReturningItsLoss(inputs, layers.Dense(1, kernel_initializer="ones")(inputs))
+    model.form, model.key = form, key
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = rng.standard_normal((8, 3)).astype("float32"), rng.standard_normal((8, 1)).astype("float32")
+    batches = []
+    callback = LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(logs[key]),
+                              on_test_batch_end=lambda batch, logs: batches.append(logs[key]))
+    history = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    evaluated = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True, callbacks=[callback])
+    want = [float(numpy.mean((x[i:i + 4].sum(axis=1, keepdims=True) - y[i:i + 4]) ** 2)) for i in (0, 4)]
+    assert batches == pytest.approx(want * 2, rel=1e-5) and all(type(v) is float for v in batches)
+    # under the compiled metrics' keys the epoch logs their results (the loss tracker, never updated here: 0.0),
+    # under others the last batch's logs
+    epoch = 0.0 if key == "loss" else want[-1]
+    assert history.history == {key: [pytest.approx(epoch, rel=1e-5)]}
+    assert evaluated == {key: pytest.approx(epoch, rel=1e-5)}
+    whole = float(numpy.mean((x.sum(axis=1, keepdims=True) - y) ** 2))
+    assert model.train_on_batch(x, y, return_dict=True) == {key: pytest.approx(whole, rel=1e-5)}
+    assert model.test_on_batch(x, y) == pytest.approx(whole, rel=1e-5)
+
+
 def test_metrics_are_reset_at_each_epoch_and_at_evaluate():
     class Counting(Model):
         def __init__(self, *args, **kwargs):

@@ -211,3 +211,12 @@ def test_a_used_up_validation_generator_validates_later_epochs_as_keras(batches)
     for key in theirs:
         numpy.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
     assert numpy.isfinite(ours["val_loss"]).all()
+
+
+def test_pythonify_logs_is_keras_s():
+    from keras.src.utils.python_utils import pythonify_logs as theirs
+    from gpu_dl.callbacks.base import pythonify_logs as ours
+    logs = {"val_b": numpy.float32(2.0), "a": {"y": numpy.float64(3.0), "x": 1, "m": {"q": 4.0}}, "B": 5.0,
+            "_c": numpy.array(6.0)}
+    assert list(ours(logs).items()) == list(theirs(logs).items())
+    assert [type(v) for v in ours(logs).values()] == [type(v) for v in theirs(logs).values()]

@@ -69,6 +69,37 @@ def test_stateful_model_saved_by_keras_carries_its_states_as_keras_does(rng, tmp
                                   rtol=1e-5, atol=1e-6)
 
 
+
+def _state_arrays(layer):
+    return None if layer.states is None else [keras.ops.convert_to_numpy(s) for s in layer.states]
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+def test_stateful_states_after_build_call_and_reset_are_keras_s(rng, name):
+    """Zeros of the built batch size from the build, the last call's states after it, zeros of that batch size
+    after reset_state(); another batch size refused before and after the reset."""
+    models = [lib.Sequential([lib.Input((5, 3), batch_size=4), lib.layers.__dict__[name](2, stateful=True)])
+              for lib in (gpu_dl, keras)]
+    ours, theirs = (m.layers[0] for m in models)
+    after_build = [_state_arrays(ours), _state_arrays(theirs)]
+    assert [[a.shape for a in s] for s in after_build][0] == [[a.shape for a in s] for s in after_build][1]
+    assert all(not a.any() for s in after_build for a in s) and after_build[0][0].shape == (4, 2)
+    theirs.set_weights(ours.get_weights())
+    x = rng.standard_normal((4, 5, 3)).astype("float32")
+    for model in models:
+        model.predict(x, batch_size=4, verbose=0)
+    for a, b in zip(_state_arrays(ours), _state_arrays(theirs)):
+        assert a.any()
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ours.reset_states()
+    theirs.reset_states()
+    for a, b in zip(_state_arrays(ours), _state_arrays(theirs)):
+        assert a.shape == b.shape == (4, 2) and not a.any() and not b.any()
+    for layer in (ours, theirs):
+        with pytest.raises(ValueError, match="batch"):
+            layer(numpy.ones((3, 5, 3), "float32"))
+
+
 def test_embedding_and_lstm_train_as_keras_does(rng, tmp_path):
     def stack(lib):
         return [lib.layers.Embedding(11, 4), lib.layers.LSTM(5), lib.layers.Dense(3, activation="softmax")]

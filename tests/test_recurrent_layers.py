@@ -455,7 +455,9 @@ def test_a_stateful_layer_continues_the_sequence_across_calls(xp, rng, kind):
     numpy.testing.assert_allclose(to_numpy(stateful.states[0]), whole[:, -1], rtol=1e-12, atol=1e-14)
     assert len(stateful.states) == (2 if kind == "LSTM" else 1) and stateful.carried_batch_size == 3
     stateful.reset_state()
-    assert stateful.states is None
+    # Keras's reset zeroes the states and keeps their batch size
+    assert [to_numpy(s).tolist() for s in stateful.states] == [[[0.0] * 4] * 3] * len(stateful.states)
+    assert stateful.carried_batch_size == 3
     numpy.testing.assert_allclose(to_numpy(stateful(x[:, :5])), first, rtol=0, atol=0)
 
 
@@ -489,22 +491,30 @@ def test_a_stateful_layer_backpropagates_within_the_batch(xp, rng, kind):
         var.value[...] = original
 
 
-def test_a_stateful_layer_refuses_another_batch_size_until_reset(xp, rng):
+def test_a_stateful_layer_refuses_another_batch_size_even_after_reset(xp, rng):
     layer = layers.LSTM(2, stateful=True, name="carry")
     layer(xp.asarray(rng.standard_normal((3, 4, 2)), dtype=xp.float32))
     before = [to_numpy(s) for s in layer.states]
-    with pytest.raises(ValueError, match=r"'carry' is stateful and carries states for batches of 3 samples; "
-                                         r"got a batch of 2.*reset_state\(\)"):
+    refused = r"'carry' is stateful and carries states for batches of 3 samples; got a batch of 2.*reset_state\(\)"
+    with pytest.raises(ValueError, match=refused):
         layer(xp.ones((2, 4, 2), dtype=xp.float32))
+    with pytest.raises(ValueError, match=refused):      # Keras checks it with initial states given too
+        layer(xp.ones((2, 4, 2), dtype=xp.float32), initial_state=[xp.zeros((2, 2), dtype=xp.float32)] * 2)
     for a, b in zip(before, layer.states):
         numpy.testing.assert_array_equal(a, to_numpy(b))
+    # as in Keras, reset_state() zeroes the states and keeps their batch size
     layer.reset_state()
-    assert layer(xp.ones((2, 4, 2), dtype=xp.float32)).shape == (2, 2)
+    with pytest.raises(ValueError, match=refused):
+        layer(xp.ones((2, 4, 2), dtype=xp.float32))
+    assert layer(xp.ones((3, 4, 2), dtype=xp.float32)).shape == (3, 2)
     wrapped = layers.Bidirectional(layers.GRU(2, stateful=True))
     wrapped(xp.ones((5, 3, 2), dtype=xp.float32))
     assert wrapped.stateful and wrapped.carried_batch_size == 5
     wrapped.reset_state()
-    assert wrapped.carried_batch_size is None and wrapped(xp.ones((1, 3, 2), dtype=xp.float32)).shape == (1, 4)
+    assert wrapped.carried_batch_size == 5 and [to_numpy(s).shape for s in wrapped.states] == [(5, 2)] * 2
+    assert not any(to_numpy(s).any() for s in wrapped.states)
+    with pytest.raises(ValueError, match="batches of 5 samples; got a batch of 1"):
+        wrapped(xp.ones((1, 3, 2), dtype=xp.float32))
 
 
 def test_a_model_with_stateful_layers_checks_every_batch_size_before_running(xp, rng):
@@ -570,3 +580,21 @@ def test_initial_state_is_checked(xp):
         lstm(x, initial_state=[xp.zeros((2, 3), dtype="float32"), xp.zeros((2, 4), dtype="float32")])
     with pytest.raises(TypeError, match=r"'head' \(Dense\) takes no initial_state"):
         layers.Dense(2, name="head")(x, initial_state=[x])
+
+
+def test_a_stateful_layer_built_for_a_batch_size_starts_from_zero_states_of_it():
+    model = gpu_dl.Sequential([layers.Input((4, 2), batch_size=3), layers.GRU(5, stateful=True, name="carry_gru"),
+                               layers.RepeatVector(2), layers.LSTM(2, stateful=True, return_sequences=True)])
+    gru, lstm = model.layers[0], model.layers[2]
+    assert [s.shape for s in gru.states] == [(3, 5)] and [s.shape for s in lstm.states] == [(3, 2)] * 2
+    assert not any(s.any() for s in gru.states + lstm.states) and gru.carried_batch_size == 3
+    with pytest.raises(ValueError, match="'carry_gru'.*batches of 3 samples; got a batch of 2"):
+        gru(numpy.ones((2, 4, 2), "float32"))
+    conv = gpu_dl.Sequential([layers.Input((3, 6, 2), batch_size=2), layers.ConvLSTM1D(4, 3, stateful=True)])
+    assert [s.shape for s in conv.layers[0].states] == [(2, 4, 4)] * 2
+    # without a batch size the first call sets it
+    free = layers.SimpleRNN(2, stateful=True)
+    gpu_dl.Sequential([layers.Input((4, 2)), free])
+    assert free.states is None
+    free(numpy.ones((6, 4, 2), "float32"))
+    assert free.carried_batch_size == 6

@@ -224,7 +224,9 @@ def test_bidirectional_initial_state_is_checked(xp):
     states[3] = xp.zeros((2, 4), dtype="float32")
     with pytest.raises(ValueError, match=r"'backward_lstm': initial_state\[1\] must have shape \(2, 3\), got \(2, 4\)"):
         layer(x, initial_state=states)
-    assert layer.states is None and layer.forward_layer.states is None    # neither layer ran
+    # neither layer ran: both keep the zero states of their build (Keras's, for the batch of 2)
+    assert [tuple(st.shape) for st in layer.states] == [(2, 3)] * 4
+    assert not any(to_numpy(st).any() for st in layer.states)
     gru = layers.Bidirectional(layers.GRU(3), name="bi_gru")
     with pytest.raises(ValueError, match=r"'bi_gru': initial_state needs a list of 2 arrays: the forward layer's h, "
                                          r"then the backward layer's h, got 4"):
@@ -271,8 +273,10 @@ def test_a_stateful_bidirectional_layer_carries_both_directions_states(xp, rng):
     assert layer.states is None
     layer(xp.asarray(rng.standard_normal((3, 4, 2))))
     assert len(layer.states) == 4 and all(s.shape == (3, 2) for s in layer.states)
+    assert any(to_numpy(s).any() for s in layer.states)
     layer.reset_state()
-    assert layer.states is None
+    # Keras's reset zeroes the states, keeping their batch size
+    assert all(s.shape == (3, 2) and not to_numpy(s).any() for s in layer.states)
 
 
 # ========================================================================================= TimeDistributed

@@ -129,10 +129,10 @@ class ProgbarLogger(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 != self.bar.target:
-            self.bar.update(batch + 1, _shown(logs))
+            self.bar.update(batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._finish(_shown(logs))
+        self._finish(logs)
 
     def on_test_begin(self, logs=None):
         if self._called_in_fit:
@@ -142,12 +142,12 @@ class ProgbarLogger(Callback):
 
     def on_test_batch_end(self, batch, logs=None):
         if not self._called_in_fit and batch + 1 != self.bar.target:
-            self.bar.update(batch + 1, _shown(logs))
+            self.bar.update(batch + 1, logs)
 
     def on_test_end(self, logs=None):
         self._validating = False
         if not self._called_in_fit:
-            self._finish(_shown(logs))
+            self._finish(logs)
 
     def on_predict_begin(self, logs=None):
         self._new_bar(self.params.get("steps"))
@@ -156,9 +156,19 @@ class ProgbarLogger(Callback):
         self._finish({})
 
 
-def _shown(logs):
-    """Logs in the order Keras 3 prints them: sorted by name."""
-    return {key: logs[key] for key in sorted(logs or {})}
+def pythonify_logs(logs):
+    """Keras's ``pythonify_logs``, the one place logs are put in order: the entries sorted by key, a dict's entries
+    spread in its key's place (recursively), each value a Python float where it is one number (a loss value, a
+    0-d or one-element array). The callbacks' hooks (History and the progress bar among them) get their logs
+    through it, and evaluate() and the ``*_on_batch`` methods return what it gives, as in Keras."""
+    from ..metric_base import log_value
+    result = {}
+    for key, value in sorted((logs or {}).items()):
+        if isinstance(value, dict):
+            result.update(pythonify_logs(value))
+        else:
+            result[key] = log_value(value)
+    return result
 
 
 # The older names the training batch hooks call (see Callback).
@@ -184,6 +194,9 @@ class CallbackList:
             cb.set_params(params)
 
     def call(self, hook, *args):
+        """Call ``hook`` on every callback; its logs (the last argument) go through ``pythonify_logs`` first."""
+        if args and (args[-1] is None or isinstance(args[-1], dict)):
+            args = args[:-1] + (pythonify_logs(args[-1]),)
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
@@ -194,5 +207,6 @@ class CallbackList:
         for cb in self.callbacks:
             if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
-                    logs = logs_fn()
+                    # predict's batch logs hold the outputs, left on the device as they are
+                    logs = logs_fn() if hook.startswith("on_predict") else pythonify_logs(logs_fn())
                 getattr(cb, hook)(batch, logs)

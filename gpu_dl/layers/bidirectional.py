@@ -223,7 +223,7 @@ class Bidirectional(Layer):
     @property
     def states(self):
         """A stateful wrapper's carried states, the forward layer's then the backward layer's (None before
-        its first call or after a reset)."""
+        they know their batch size)."""
         forward, backward = self.forward_layer.states, self.backward_layer.states
         return None if forward is None or backward is None else forward + backward
 

@@ -162,7 +162,7 @@ class ConvLSTM(SequenceLayer):
 
     def build(self, input_shape):
         shape = self._checked(input_shape)
-        self._geometry(shape)
+        _, out = self._geometry(shape)
         width = GATES * self.filters
         self.kernel = self.add_weight(self.kernel_size + (shape[-1], width), self.kernel_initializer, name="kernel",
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -172,6 +172,12 @@ class ConvLSTM(SequenceLayer):
         if self.use_bias:
             self.bias = self.add_weight((width,), self._initial_bias(), name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        if self.stateful and self._carried_states is not None:
+            self.reset_state()
+        elif self.stateful and shape[0] is not None:
+            # Keras's build of a stateful layer: zero states of the built batch size (else the first call sets them)
+            self._carried_states = [numpy.zeros((int(shape[0]),) + out + (self.filters,), dtype=self.dtype)
+                                    for _ in range(self.STATES)]
 
     def _initial_bias(self):
         f = self.filters
@@ -252,6 +258,7 @@ class ConvLSTM(SequenceLayer):
         n = x.shape[0]
         args, out = self._geometry(x.shape)
         state_shape = (n,) + out + (self.filters,)
+        self._check_carried_shape(state_shape)
         starts_from_zeros = initial_state is None and self.carried_batch_size is None
         h0, c0 = (self._initial_states(xp, state_shape, x.dtype) if initial_state is None
                   else self._given_states(xp, initial_state, state_shape, x.dtype))
@@ -291,17 +298,22 @@ class ConvLSTM(SequenceLayer):
         return output
 
     def _initial_states(self, xp, state_shape, dtype):
-        """Zeros, or for a stateful layer the states its last call ended with (checked against the batch)."""
+        """Zeros, or for a stateful layer the states its last call ended with (checked by the call)."""
         carried = self._carried_states if self.stateful else None
         if carried is None:
             return [xp.zeros(state_shape, dtype=dtype) for _ in range(self.STATES)]
-        if carried[0].shape != state_shape:
+        return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def _check_carried_shape(self, state_shape):
+        """A stateful layer takes inputs whose states have the shape its states have (Keras checks the batch
+        size with an initial_state given too); reset_state() zeroes the states and keeps that shape."""
+        carried = self._carried_states if self.stateful else None
+        if carried is not None and carried[0].shape != state_shape:
             carries, needs = (self._given_format(self._layer_axes_of_state(tuple(s)), 1)
                               for s in (carried[0].shape, state_shape))
             raise ValueError(f"{self._where()} is stateful and carries states of shape {carries}; this input needs "
-                             f"{needs}. Give every batch the same size (and spatial sizes), or call reset_state() to "
-                             "start again from zeros.")
-        return [xp.asarray(s, dtype=dtype) for s in carried]
+                             f"{needs}. Give every batch the same size (and spatial sizes); the states keep their "
+                             "shape after reset_state(), so another shape needs a new layer.")
 
     def _given_states(self, xp, initial_state, state_shape, dtype):
         """``initial_state`` [h, c] in the layer's layout and data format, checked, as the ops' (N, OH, OW,
@@ -364,8 +376,10 @@ class ConvLSTM(SequenceLayer):
 
     # ------------------------------------------------------------------ stateful
     def reset_state(self):
-        """Forget the carried states: the next call of a stateful layer starts from zeros."""
-        self._carried_states = None
+        """Zero the carried states (Keras's): the next call of a stateful layer starts from zeros, with the
+        shape the states have."""
+        if self._carried_states is not None:
+            self._carried_states = [array_module(s).zeros_like(s) for s in self._carried_states]
 
     @property
     def carried_batch_size(self):
@@ -374,8 +388,9 @@ class ConvLSTM(SequenceLayer):
 
     @property
     def states(self):
-        """A stateful layer's carried states [h, c] in the layer's layout (copies; None before its first call
-        or after a reset)."""
+        """A stateful layer's carried states [h, c] in the layer's layout (copies): zeros from its build with a
+        known batch size or after a reset, then what its last call ended with; None before it knows its batch
+        size."""
         if self._carried_states is None:
             return None
         return [self._given_format(self._layer(s, 1), 1).copy() for s in self._carried_states]

@@ -176,6 +176,18 @@ class _Recurrent(SequenceLayer):
         if self.use_bias:
             self.bias = self.add_weight(self.bias_shape(), self.initial_bias(), name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self.start_states(input_shape[0])
+
+    def start_states(self, batch_size):
+        """Keras's build of a stateful layer: zero states for batches of ``batch_size`` (when known; else the
+        first call sets them), which every later call must match. States already there are zeroed."""
+        if not self.stateful:
+            return
+        if self._carried_states is not None:
+            self.reset_state()
+        elif batch_size is not None:
+            self._carried_states = [numpy.zeros((int(batch_size), self.units), dtype=self.dtype)
+                                    for _ in range(self.STATES)]
 
     def check_input_shape(self, shape):
         # rank and features only: the weights do not depend on the sequence length, so a layer built for
@@ -220,6 +232,7 @@ class _Recurrent(SequenceLayer):
     def call(self, x, training=False, mask=None, initial_state=None):
         xp = array_module(x)
         n = x.shape[0]
+        self._check_carried_batch(n)
         starts_from_zeros = initial_state is None and self.carried_batch_size is None
         initial = self._initial_states(xp, n, x.dtype) if initial_state is None else \
             self._given_states(xp, initial_state, n, x.dtype)
@@ -258,12 +271,17 @@ class _Recurrent(SequenceLayer):
         carried = self._carried_states if self.stateful else None
         if carried is None:
             return [xp.zeros((n, self.units), dtype=dtype) for _ in range(self.STATES)]
-        if carried[0].shape[0] != n:
-            raise ValueError(f"{self._where()} is stateful and carries states for batches "
-                             f"of {carried[0].shape[0]} samples; got a batch of {n}. Give every batch the same "
-                             "size (batch_size that divides the data, or drop the last partial batch), or call "
-                             "reset_state() to start again from zeros.")
         return [xp.asarray(s, dtype=dtype) for s in carried]
+
+    def _check_carried_batch(self, n):
+        """A stateful layer takes batches of the size its states have (Keras checks this with an initial_state
+        given too); reset_state() zeroes the states and keeps that size."""
+        carried = self.carried_batch_size if self.stateful else None
+        if carried is not None and carried != n:
+            raise ValueError(f"{self._where()} is stateful and carries states for batches of {carried} samples; "
+                             f"got a batch of {n}. Give every batch the same size (batch_size that divides the "
+                             "data, or drop the last partial batch); the states keep their batch size after "
+                             "reset_state(), so another batch size needs a new layer.")
 
     def _given_states(self, xp, initial_state, n, dtype):
         """``initial_state`` (Keras's call argument: [h], LSTM [h, c], each (batch, units)) checked, on x's device."""
@@ -281,8 +299,10 @@ class _Recurrent(SequenceLayer):
         return checked
 
     def reset_state(self):
-        """Forget the carried states: the next call of a stateful layer starts from zeros."""
-        self._carried_states = None
+        """Zero the carried states (Keras's): the next call of a stateful layer starts from zeros, with the
+        batch size the states have."""
+        if self._carried_states is not None:
+            self._carried_states = [array_module(s).zeros_like(s) for s in self._carried_states]
 
     @property
     def carried_batch_size(self):
@@ -291,7 +311,9 @@ class _Recurrent(SequenceLayer):
 
     @property
     def states(self):
-        """A stateful layer's carried states (copies; None before its first call or after a reset)."""
+        """A stateful layer's carried states (copies): zeros from its build with a known batch size or after a
+        reset, then what its last call ended with; None where it is not stateful, or before it knows its batch
+        size."""
         return None if self._carried_states is None else [s.copy() for s in self._carried_states]
 
     def backward(self, dy):

@@ -111,6 +111,7 @@ class RNN(SequenceLayer):
             # its errors (a stateful batch of another size, a bad initial state) name this layer
             layer.described_as = f"RNN layer '{self.name}'" + (f" (cell '{cell.name}')" if last else "")
             setattr(self, f"_step_layer_{i}", layer)   # kept as attributes too: a shared layer's call state
+            layer.start_states(n)
             self._layers.append(layer)
         self._weights = self.cell.weights
 
@@ -206,7 +207,8 @@ class RNN(SequenceLayer):
 
     @property
     def states(self):
-        """A stateful layer's carried states, every cell's in order (None before its first call or after a reset)."""
+        """A stateful layer's carried states, every cell's in order (zeros after its build with a known batch size
+        or a reset; None before it knows its batch size)."""
         if not self._layers or self._layers[0].states is None:
             return None
         return [s for layer in self._layers for s in layer.states]

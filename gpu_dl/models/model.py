@@ -913,10 +913,10 @@ class Model(trainer.Trainer, Layer):
         return {"loss": None, **dict(named + rest)}
 
     def _logs(self, prefix=""):
-        """The loss and the metrics by log key, sorted as Keras's ``get_metrics_result`` gives them to the callbacks
-        and History (``pythonify_logs`` sorts them): each metric under its name (a name met again numbered:
-        ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict result's entries under their keys.
-        evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
+        """The loss and the metrics by log key, as Keras's ``get_metrics_result`` gives them: each metric under its
+        name (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict
+        result's entries under their keys. The callbacks and History get them sorted (``pythonify_logs``, where
+        CallbackList hands them on); evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
         logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
                 else float("nan")}
         named, rest = [], []
@@ -926,8 +926,7 @@ class Model(trainer.Trainer, Layer):
             (rest if isinstance(result, dict) or key != metric.name else named).extend(entries)
         for key, value in named + sorted(rest, key=lambda entry: entry[0]):
             logs[prefix + key] = value
-        logs = self._add_tracked_logs(logs, prefix)
-        return {key: logs[key] for key in sorted(logs)}
+        return self._add_tracked_logs(logs, prefix)
 
     # ----------------------------------------------------------------- batching
     def _check_stateful_batches(self, n, batch_size, name="x", batch_name="batch_size"):
@@ -944,8 +943,8 @@ class Model(trainer.Trainer, Layer):
                 f"Model '{self.name}': the stateful layer(s) {', '.join(repr(l.name) for l in stateful)} need every "
                 f"batch to have {size} samples; `{name}` has {n} samples in batches of {batch_name}={batch_size}. "
                 f"Give a {batch_name} that divides the number of samples"
-                + (f" and equals {carried} (the batch size the states are carried for), or call reset_state() on "
-                   "those layers first." if carried is not None else "."))
+                + (f" and equals {carried} (the batch size the states are carried for; it stays after reset_state(), "
+                   "so another batch size needs a new model)." if carried is not None else "."))
 
     def _device_batch(self, x, y, sw, index):
         xb = _on_device(_take(x, index))
@@ -1027,7 +1026,6 @@ class Model(trainer.Trainer, Layer):
                     # As in Keras, validation runs the callbacks' test hooks (with un-prefixed logs).
                     logs.update(streaming.evaluate_pass(self, val, cbs, {"steps": val.known_steps}, prefix="val_")
                                 if val_stream else self._evaluate_arrays(*val, val_epochs, prefix="val_", cbs=cbs))
-            logs = self._epoch_logs(logs)
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break

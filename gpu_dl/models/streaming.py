@@ -319,15 +319,15 @@ def device_batch(model, raw, where, class_weight=None):
 
 def check_stateful(model, x, where):
     """Stateful recurrent layers carry each sample's state to the next batch: every batch must have the size
-    they carry states for (any size before they have run, as with arrays)."""
+    they carry states for (any size before they know one, as with arrays)."""
     stateful = [layer for layer in model._flat_layers() if getattr(layer, "stateful", False)]
     carried = next((l.carried_batch_size for l in stateful if l.carried_batch_size is not None), None)
     n = len(x[0] if isinstance(x, tuple) else x)
     if carried is not None and n != carried:
         raise ValueError(f"{where.capitalize()} has {n} samples, but the stateful layer(s) "
                          f"{', '.join(repr(l.name) for l in stateful)} of model '{model.name}' carry states for "
-                         f"batches of {carried}: every batch must have {carried} samples (or call reset_state() on "
-                         "those layers first).")
+                         f"batches of {carried}: every batch must have {carried} samples (their states keep that "
+                         "batch size after reset_state(): another batch size needs a new model).")
 
 
 def _host_inputs(model, raw, where):
@@ -468,7 +468,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
                 logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
-        logs = model._epoch_logs(logs)
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
             break

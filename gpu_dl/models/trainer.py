@@ -55,6 +55,7 @@ import numpy
 from .. import backend, backprop, metric_base
 from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
+from ..callbacks.base import pythonify_logs
 from ..layers import layer_losses
 from . import compiled_metrics
 from . import data_checks as checks
@@ -230,20 +231,6 @@ def unpack_x_y_sample_weight(data):
         return tuple(data) + (None,) * (3 - len(data))
     raise ValueError(f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, found: "
                      f"a tuple of {len(data)}.")
-
-
-def pythonified(logs):
-    """Keras's ``pythonify_logs``: the entries sorted by key, a dict's entries in its place (recursively), each
-    value a float where it is one number."""
-    result = {}
-    for key, value in sorted((logs or {}).items()):
-        if isinstance(value, dict):
-            result.update(pythonified(value))
-        elif isinstance(value, backprop.LossValue):
-            result[key] = float(value)
-        else:
-            result[key] = metric_base.log_value(value)
-    return result
 
 
 # ------------------------------------------------------------------ metrics that read the model's state
@@ -608,29 +595,25 @@ class Trainer:
         return self(x, training=False)
 
     # -------------------------------------------------------------- what the loops call
-    # Model's loops call these; a routed class gets the versions further down.
-    # The hooks get the logs sorted by key, as Keras's pythonify_logs hands them on (so History's keys, too).
+    # Model's loops call these; a routed class gets the versions further down. They give the logs as made; the
+    # callbacks get them put in order by CallbackList (pythonify_logs, as Keras's CallbackList does), so
+    # History's keys, too.
     def _batch_logs(self):
         """The logs a batch hook gets."""
-        return sorted_logs(self._logs())
+        return self._logs()
 
     def _train_logs(self):
         """An epoch's training logs, read before validation."""
-        return sorted_logs(self._logs())
+        return self._logs()
 
     def _end_logs(self):
         """An evaluation's logs, as its end hook gets them and it returns them."""
-        return sorted_logs(self._logs())
-
-    def _epoch_logs(self, logs):
-        """The epoch's logs (training and validation) as the epoch hooks get them."""
-        return logs
+        return self._logs()
 
     def _evaluate_result(self, logs, return_dict):
-        """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` a dict by
-        sorted key, as Keras 3 returns it (its logs pass through a tree map, which sorts dict keys); else the list
-        in Keras's order."""
-        return sorted_logs(logs) if return_dict else self._listed(logs)
+        """What evaluate() and the ``*_on_batch`` methods return for ``logs``: with ``return_dict`` the logs as
+        Keras 3 returns them (``pythonify_logs``: by sorted key); else the list in Keras's order."""
+        return pythonify_logs(logs) if return_dict else self._listed(logs)
 
 
 # ------------------------------------------------------------------ routed versions
@@ -741,19 +724,15 @@ def _routed_test_step(self, x, y, sw, ids_checked=False):
 
 
 def _routed_logs(self, prefix=""):
-    return {prefix + k: v for k, v in pythonified(_metrics_or_logs(self)).items()}
+    return {prefix + k: v for k, v in pythonify_logs(_metrics_or_logs(self)).items()}
 
 
 def _routed_batch_logs(self):
-    return pythonified(_last_logs(self))
+    return _last_logs(self)
 
 
 def _routed_train_logs(self):
     return dict(_metrics_or_logs(self))
-
-
-def _routed_epoch_logs(self, logs):
-    return pythonified(logs)
 
 
 def _routed_reset_metrics(self):
@@ -774,18 +753,13 @@ def flatten_in_order(model, logs):
     return values[0] if len(values) == 1 else values
 
 
-def sorted_logs(logs):
-    """Flat logs as Keras's ``pythonify_logs`` orders them: by key."""
-    return {key: logs[key] for key in sorted(logs)}
-
-
-# A step's logs are already in Keras's order (``pythonified``: sorted, a nested dict's entries at its key's place).
+# A step's logs are already in Keras's order (``pythonify_logs``: sorted, a nested dict's entries at its key's place).
 def _routed_evaluate_result(self, logs, return_dict):
     return logs if return_dict else flatten_in_order(self, logs)
 
 
 def _routed_batch_result(self, return_dict):
-    logs = pythonified(_last_logs(self))
+    logs = pythonify_logs(_last_logs(self))
     return logs if return_dict else flatten_in_order(self, logs)
 
 
@@ -825,7 +799,6 @@ _ROUTED = {
     "_end_logs": _routed_logs,
     "_batch_logs": _routed_batch_logs,
     "_train_logs": _routed_train_logs,
-    "_epoch_logs": _routed_epoch_logs,
     "reset_metrics": _routed_reset_metrics,
     "_evaluate_result": _routed_evaluate_result,
     "_batch_result": _routed_batch_result,
