@@ -49,10 +49,10 @@ class _CellStep(Layer):
     states returned flat (``[output, *new_states]``), each a tensor of its own, so the traced graph has one output
     per array the step gives."""
 
-    def __init__(self, cell, **kwargs):
+    def __init__(self, cell, where, **kwargs):
         super().__init__(name=f"{cell.name}_step", dtype=cell.dtype_policy, **kwargs)
         self.__dict__["cell"] = cell        # not a sublayer: the RNN holds the cell and its weights
-        self.__dict__["state_count"] = None
+        self.__dict__["where"] = where
 
     def call(self, inputs, states, training=None):
         from .. import ops     # the operations sit above the layers: import late
@@ -60,11 +60,13 @@ class _CellStep(Layer):
         kwargs = {"training": training} if call_arguments(type(cell).call)[0] else {}
         result = cell.call(inputs, tuple(states), **kwargs)
         if not isinstance(result, (list, tuple)) or len(result) != 2:
-            raise TypeError(f"the cell's call must return (output, new_states), got {type(result).__name__}")
+            raise TypeError(f"{self.where}: the call of its cell {type(cell).__name__} must return (output, "
+                            f"new_states), got {type(result).__name__}.")
         output, new_states = result
         new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
         if len(new_states) != len(states):
-            raise ValueError(f"the cell's call returned {len(new_states)} state(s) for {len(states)} given")
+            raise ValueError(f"{self.where}: the cell returned {len(new_states)} state(s) for the {len(states)} "
+                             "it was given (one per entry of its state_size).")
         flat, seen = [], [id(inputs)] + [id(s) for s in states]
         for t in [output] + new_states:
             if id(t) in seen:       # a graph lists each tensor once: a repeated one (output == state) is copied
@@ -88,7 +90,7 @@ class CellLoop:
             raise ValueError(f"{self.where}: the cell {type(cell).__name__}'s output_size must be a positive "
                              f"integer, got {output_size!r:.200}.")
         self.output_size = int(output_size)
-        self.step = _CellStep(cell)
+        self.step = _CellStep(cell, self.where)
         self.step.input_gradient_wanted = True
         self.carried = None         # stateful: the states the last call ended with
         self.saved = None
@@ -174,9 +176,6 @@ class CellLoop:
         for t in order:
             x_t = xp.ascontiguousarray(x[:, t])
             output, new_states = self._run_step(x_t, states, training)
-            if len(new_states) != len(self.sizes):
-                raise ValueError(f"{self.where}: the cell returned {len(new_states)} state(s); its state_size "
-                                 f"has {len(self.sizes)}.")
             if previous is None:
                 previous = xp.zeros_like(output)
             m = None
@@ -208,8 +207,9 @@ class CellLoop:
         weights = {id(v) for v in self.cell.weights}
         if any(id(v) not in weights for v in self.cell.variables):      # the state of a SeedGenerator
             raise NotImplementedError(f"{self.where}: its cell {type(self.cell).__name__} holds a SeedGenerator "
-                                      "(it or a sublayer draws random numbers, such as dropout); gpu_dl trains a cell of the user's own by "
-                                      "running each step again in the backward pass, which would draw them afresh.")
+                                      "(it or a sublayer draws random numbers, such as dropout); gpu_dl trains a "
+                                      "cell of the user's own by running each step again in the backward pass, "
+                                      "which would draw them afresh.")
 
     def backward(self, d_output, d_states):
         if self.saved is None:
