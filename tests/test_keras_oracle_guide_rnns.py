@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 
 import guide_rnn_programs as guide  # noqa: E402
-from keras_steps import summary_rows  # noqa: E402
+from keras_steps import assert_training_steps_match, summary_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -126,15 +126,92 @@ def test_the_lstm_and_the_lstm_cell_models_train_as_keras(capsys):
 
 def test_the_nested_cell_is_beyond_both():
     """Keras 3's RNN takes one sequence tensor: the guide's nested-input cell fails in its build (the cell is
-    given the shape of the first input alone). gpu_dl refuses a cell of the user's own when the RNN is made."""
+    given the shape of the first input alone). gpu_dl refuses its nested state_size when the RNN is made."""
     for lib in (keras, gpu_dl):
         lib.backend.clear_session()
     cell = guide.nested_cell_class(keras)(10, 20, 30)
     with pytest.raises(IndexError):
         keras.layers.RNN(cell)((keras.Input((None, 32)), keras.Input((None, 64, 32))))
-    with pytest.raises(TypeError, match=r"RNN layer 'rnn': the cell NestedCell is not one of gpu_dl's built-in "
-                                        r"cells"):
+    with pytest.raises(ValueError, match=r"RNN layer 'rnn': the cell NestedCell must have a state_size that is a "
+                                         r"positive integer or a non-empty list of positive integers"):
         gpu_dl.layers.RNN(guide.nested_cell_class(gpu_dl)(10, 20, 30))
+
+
+def _minimal_cell_models(flags, shape=(None, 5), units=32, head=None):
+    """The guide's RNN(MinimalRNNCell(units)) on Input(shape) in both libraries (a Dense head where asked), with
+    Keras's initial weights in gpu_dl's."""
+    models = []
+    for lib in (gpu_dl, keras):
+        lib.backend.clear_session()
+        x = lib.Input(shape)
+        y = lib.layers.RNN(guide.minimal_rnn_cell_class(lib)(units), **flags)(x)
+        if head is not None:
+            y = lib.layers.Dense(head, activation="softmax")(y)
+        models.append(lib.Model(x, y))
+    ours, theirs = models
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.get_weights()])
+    return ours, theirs
+
+
+@pytest.mark.parametrize("flags,masked", [
+    ({}, False), ({"return_sequences": True, "return_state": True}, False), ({"go_backwards": True}, False),
+    ({"return_sequences": True, "go_backwards": True, "unroll": True}, False),
+    ({}, True), ({"return_sequences": True, "return_state": True}, True),
+    ({"return_sequences": True, "go_backwards": True, "return_state": True}, True),
+    ({"return_sequences": True, "zero_output_for_mask": True}, True)])
+def test_the_minimal_cell_runs_as_keras(flags, masked):
+    """The layer called on arrays (with a mask of padded steps where asked; Keras's unrolled loop fails on a
+    mask read backwards, so unroll goes without), Keras's weights in gpu_dl's."""
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((3, 6, 5)).astype("float32")
+    mask = numpy.ones((3, 6), bool)
+    mask[0, 4:] = mask[2, :2] = False
+    initial = [rng.standard_normal((3, 32)).astype("float32")]
+    results, weights = [], None
+    for lib in (keras, gpu_dl):     # Keras first: its initial weights go into gpu_dl's layer
+        lib.backend.clear_session()
+        rnn = lib.layers.RNN(guide.minimal_rnn_cell_class(lib)(32), **flags)
+        kwargs = {"mask": mask} if masked else {"initial_state": initial}
+        if lib is gpu_dl:
+            rnn.build((None, 6, 5))
+            rnn.set_weights(weights)
+        out = rnn(x, **kwargs)
+        weights = [keras.ops.convert_to_numpy(w) for w in rnn.get_weights()]
+        results.append([keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
+    assert [w.shape for w in weights] == [(5, 32), (32, 32)]
+    want, got = results
+    assert len(got) == len(want) == 1 + bool(flags.get("return_state"))
+    for a, b in zip(got, want):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_minimal_cell_model_summary(monkeypatch):
+    ours, theirs = _minimal_cell_models({"return_sequences": True}, head=3)
+    assert summary_rows(ours, monkeypatch) == summary_rows(theirs, monkeypatch)
+    assert ours.count_params() == theirs.count_params() == 5 * 32 + 32 * 32 + 33 * 3
+
+
+def test_the_minimal_cell_trains_as_keras():
+    ours, theirs = _minimal_cell_models({}, shape=(7, 5), units=8, head=3)
+    assert_training_steps_match(keras, ours, theirs, numpy.random.default_rng(6), (7, 5), classes=3, batch=5)
+
+
+def test_the_minimal_cell_saves_and_loads_both_ways(tmp_path):
+    ours, theirs = _minimal_cell_models({"return_sequences": True}, shape=(4, 5), units=6)
+    x = numpy.random.default_rng(7).standard_normal((3, 4, 5)).astype("float32")
+    ours_class, theirs_class = ours.layers[1].cell.__class__, theirs.layers[1].cell.__class__
+    ours.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras", custom_objects={"MinimalRNNCell": theirs_class})
+    assert type(loaded.layers[1].cell) is theirs_class and loaded.layers[1].cell.units == 6
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)), ours.predict(x, verbose=0),
+                                  rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "k.keras")
+    back = gpu_dl.saving.load_model(tmp_path / "k.keras", custom_objects={"MinimalRNNCell": ours_class})
+    assert type(back.layers[1].cell) is ours_class
+    for a, b in zip(back.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                                  rtol=1e-5, atol=1e-6)
 
 
 def test_input_shape_given_to_a_layer_warns_as_keras_does():
