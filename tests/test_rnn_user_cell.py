@@ -52,6 +52,24 @@ class TwoStateCell(layers.Layer):
                 ops.zeros((batch_size, 2), dtype=self.compute_dtype)]
 
 
+class SublayerCell(layers.Layer):
+    """A cell whose call is a Dense sublayer on [inputs, h]: its weights are the sublayer's."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = units
+        self.inner = layers.Dense(units, activation="tanh", bias_initializer="glorot_uniform", dtype=self.dtype_policy)
+
+    def call(self, inputs, states):
+        out = self.inner(ops.concatenate([inputs, states[0]], axis=-1))
+        return out, [out]
+
+
+def sublayer_step(x, states, w):
+    h = numpy.tanh(numpy.concatenate([x, states[0]], axis=-1) @ w[0] + w[1])
+    return h, [h]
+
+
 def minimal_step(x, states, w):
     h = numpy.tanh(x @ w[0] + states[0] @ w[1])
     return h, [h]
@@ -64,7 +82,8 @@ def two_state_step(x, states, w):
 
 
 CELLS = {"minimal": (lambda: MinimalRNNCell(4, dtype="float64"), minimal_step, [4]),
-         "two_state": (lambda: TwoStateCell(dtype="float64"), two_state_step, [3, 2])}
+         "two_state": (lambda: TwoStateCell(dtype="float64"), two_state_step, [3, 2]),
+         "sublayer": (lambda: SublayerCell(3, dtype="float64"), sublayer_step, [3])}
 
 
 def expected(step, x, weights, initial, mask=None, go_backwards=False, zero_output_for_mask=False):
@@ -101,7 +120,7 @@ def test_forward_is_keras_s_loop(xp, rng, kind, flags, masked, given):
               initial_state=None if initial is None else [xp.asarray(s) for s in initial])
     weights = [to_numpy(w) for w in rnn.get_weights()]
     if initial is None:
-        initial = [numpy.zeros((3, u)) for u in sizes] if kind == "minimal" else \
+        initial = [numpy.zeros((3, u)) for u in sizes] if kind != "two_state" else \
             [numpy.full((3, 3), 0.25), numpy.zeros((3, 2))]
     outputs, states = expected(step, x, weights, initial, mask if masked else None,
                                flags.get("go_backwards", False), flags.get("zero_output_for_mask", False))
