@@ -17,7 +17,8 @@ states; the backward pass runs through the steps in reverse, running each step's
 kept and then backward, which adds each step's gradient to the cell's weights (one gradient pass,
 ``layers/gradients.py``) and carries the gradient of the states to the step before. A cell whose call draws
 random numbers (dropout) would draw them afresh in that second run, so its gradient would not be the one of the
-forward pass: such a cell is refused in training with a clear error.
+forward pass: such a cell is refused in training with a clear error. That second run adds no loss and updates
+no metric; a variable the call assigns is assigned again in it.
 """
 from __future__ import annotations
 
