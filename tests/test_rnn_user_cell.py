@@ -81,9 +81,17 @@ def two_state_step(x, states, w):
     return numpy.concatenate([h, s], axis=-1) @ w[2], [h, s]
 
 
+def stacked_step(x, states, w):
+    h, first = minimal_step(x, states[:1], w[:2])
+    out, second = two_state_step(h, states[1:], w[2:])
+    return out, first + second
+
+
 CELLS = {"minimal": (lambda: MinimalRNNCell(4, dtype="float64"), minimal_step, [4]),
          "two_state": (lambda: TwoStateCell(dtype="float64"), two_state_step, [3, 2]),
-         "sublayer": (lambda: SublayerCell(3, dtype="float64"), sublayer_step, [3])}
+         "sublayer": (lambda: SublayerCell(3, dtype="float64"), sublayer_step, [3]),
+         "stacked": (lambda: [MinimalRNNCell(4, dtype="float64"), TwoStateCell(dtype="float64")], stacked_step,
+                     [4, 3, 2])}
 
 
 def expected(step, x, weights, initial, mask=None, go_backwards=False, zero_output_for_mask=False):
@@ -120,8 +128,9 @@ def test_forward_is_keras_s_loop(xp, rng, kind, flags, masked, given):
               initial_state=None if initial is None else [xp.asarray(s) for s in initial])
     weights = [to_numpy(w) for w in rnn.get_weights()]
     if initial is None:
-        initial = [numpy.zeros((3, u)) for u in sizes] if kind != "two_state" else \
-            [numpy.full((3, 3), 0.25), numpy.zeros((3, 2))]
+        initial = {"two_state": [numpy.full((3, 3), 0.25), numpy.zeros((3, 2))],
+                   "stacked": [numpy.zeros((3, 4)), numpy.full((3, 3), 0.25), numpy.zeros((3, 2))]}.get(
+            kind, [numpy.zeros((3, u)) for u in sizes])
     outputs, states = expected(step, x, weights, initial, mask if masked else None,
                                flags.get("go_backwards", False), flags.get("zero_output_for_mask", False))
     want = outputs if flags.get("return_sequences") else outputs[:, -1]
@@ -292,3 +301,28 @@ def test_bad_cells_and_states_are_refused(rng):
     dropping(x, training=True)
     with pytest.raises(NotImplementedError, match=r"RNN layer 'r4': its cell DropoutCell holds a SeedGenerator"):
         dropping.backward(numpy.ones((2, 3), "float32"))
+
+
+def test_stacked_cells_of_your_own(rng):
+    """StackedRNNCells of the user's cells: Keras's nested initial_state equals the flat one, the weights are the
+    cells' in order, and the layer comes back from its config with custom_objects."""
+    rnn = layers.RNN(layers.StackedRNNCells([PlainCell(3), TwoStateCell()]), return_state=True)
+    x = rng.standard_normal((2, 4, 5)).astype("float32")
+    initial = [rng.standard_normal((2, u)).astype("float32") for u in (3, 3, 2)]
+    flat = rnn(x, initial_state=initial)
+    nested = rnn(x, initial_state=[[initial[0]], initial[1:]])
+    assert len(flat) == len(nested) == 4
+    for a, b in zip(flat, nested):
+        numpy.testing.assert_array_equal(a, b)
+    assert [w.path for w in rnn.weights] == [f"{rnn.cell.cells[0].name}/kernel",
+                                             f"{rnn.cell.cells[0].name}/recurrent_kernel"] + \
+        [f"{rnn.cell.cells[1].name}/{n}" for n in "abc"]
+    assert rnn.compute_output_shape((2, 4, 5)) == [(2, 4), (2, 3), (2, 3), (2, 2)]
+    again = layers.deserialize(layers.serialize(rnn), custom_objects={"PlainCell": PlainCell,
+                                                                      "TwoStateCell": TwoStateCell})
+    assert [type(c) for c in again.cell.cells] == [PlainCell, TwoStateCell]
+    again.set_weights(rnn.get_weights())
+    for a, b in zip(again(x, initial_state=initial), flat):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match=r"StackedRNNCells '.*' takes a non-empty list of built-in cells .* not both"):
+        layers.StackedRNNCells([layers.GRUCell(2), PlainCell(2)])

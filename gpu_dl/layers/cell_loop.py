@@ -8,7 +8,8 @@ time step calls it on that step's inputs and the states before, as Keras's ``bac
 keeps the states and outputs the output of the step before (zeros before the first, or zeros with
 ``zero_output_for_mask``); ``go_backwards`` reads the sequence from its end. The states start from
 ``initial_state``, else the cell's ``get_initial_state(batch_size=...)`` where it has one, else zeros;
-``stateful`` carries the last states to the next call.
+``stateful`` carries the last states to the next call. ``StackedRNNCells`` of such cells runs each cell's call in
+turn at every step; its states are every cell's, flat (``initial_state`` also takes Keras's list per cell).
 
 Training: gpu_dl has no automatic differentiation, so the cell's ``call`` is traced once on symbolic tensors into
 a graph (``models/composite.py``: a step layer whose call is the cell's, its outputs flattened to
@@ -27,6 +28,7 @@ import numbers
 from ..backend import array_module
 from . import gradients, layer_losses, metric_updates
 from .base import Layer, call_arguments
+from .rnn_cells import StackedRNNCells, cell_output_size
 
 
 def _is_size(value):
@@ -34,7 +36,10 @@ def _is_size(value):
 
 
 def state_sizes(cell, where):
-    """``(sizes, single)``: the cell's state sizes as a list, and whether ``state_size`` is one int."""
+    """``(sizes, single)``: the cell's state sizes as a list, and whether ``state_size`` is one int. For
+    StackedRNNCells: every cell's, in order (and False)."""
+    if isinstance(cell, StackedRNNCells):
+        return [u for c in cell.cells for u in state_sizes(c, where)[0]], False
     size = getattr(cell, "state_size", None)
     if _is_size(size):
         return [int(size)], True
@@ -59,7 +64,16 @@ class _CellStep(Layer):
         from .. import ops     # the operations sit above the layers: import late
         cell = self.cell
         kwargs = {"training": training} if call_arguments(type(cell).call)[0] else {}
-        result = cell.call(inputs, tuple(states), **kwargs)
+        if isinstance(cell, StackedRNNCells):
+            nested, start = [], 0
+            for c in cell.cells:       # one list of states per cell, as Keras's StackedRNNCells takes them
+                count = len(state_sizes(c, self.where)[0])
+                nested.append(list(states[start:start + count]))
+                start += count
+            output, new_nested = cell.call(inputs, nested, **kwargs)
+            result = output, [t for group in new_nested for t in group]
+        else:
+            result = cell.call(inputs, tuple(states), **kwargs)
         if not isinstance(result, (list, tuple)) or len(result) != 2:
             raise TypeError(f"{self.where}: the call of its cell {type(cell).__name__} must return (output, "
                             f"new_states), got {type(result).__name__}.")
@@ -84,9 +98,7 @@ class CellLoop:
         self.rnn = rnn
         self.where = f"RNN layer '{rnn.name}'"
         self.sizes, self.single = state_sizes(cell, self.where)
-        output_size = getattr(cell, "output_size", None)
-        if output_size is None:
-            output_size = self.sizes[0]
+        output_size = cell_output_size(cell)
         if not _is_size(output_size):
             raise ValueError(f"{self.where}: the cell {type(cell).__name__}'s output_size must be a positive "
                              f"integer, got {output_size!r:.200}.")
@@ -104,7 +116,9 @@ class CellLoop:
     def build(self, input_shape):
         n, _, features = input_shape
         cell = self.cell
-        if not cell.built:
+        if isinstance(cell, StackedRNNCells):
+            cell.ensure_built((n, features))
+        elif not cell.built:
             # As Keras's RNN: the cell's own build, given the shape of one step's inputs
             cell.build((n, features))
             cell.built = True
@@ -125,6 +139,8 @@ class CellLoop:
     # ----------------------------------------------------------------- states
     def _states_of(self, states, xp, n, dtype, what):
         states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if isinstance(self.cell, StackedRNNCells):     # Keras's form: one entry (a state or a list) per cell
+            states = [t for s in states for t in (s if isinstance(s, (list, tuple)) else [s])]
         if len(states) != len(self.sizes):
             raise ValueError(f"{self.where}: {what} needs {len(self.sizes)} array(s) of shapes "
                              f"{[(n, u) for u in self.sizes]}, got {len(states)}.")

@@ -11,14 +11,16 @@ returns ``[output, *states of the first cell, *states of the second, ...]``: Ker
 but nests each cell's states in a list of its own; ``initial_state`` takes either form.
 
 A cell of the user's own (a Layer with ``state_size`` and ``call(inputs, states)``, as in Keras's guide) runs
-through ``cell_loop.py``: one Python step per time step, and training through the cell's traced call.
+through ``cell_loop.py``: one Python step per time step, and training through the cell's traced call. A list
+(or StackedRNNCells) of such cells stacks them as Keras's StackedRNNCells does; a list mixing them with built-in
+cells is refused.
 """
 from __future__ import annotations
 
 from ..backend import array_module
 from .base import Layer
 from .cell_loop import CellLoop
-from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry
+from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry, is_user_cell
 from .sequence_layer import SequenceLayer
 
 
@@ -32,6 +34,10 @@ class RNN(SequenceLayer):
         super().__init__(**kwargs)
         where = f"RNN layer '{self.name}'"
         self._loop = None            # the time loop over a cell of the user's own
+        if isinstance(cell, (list, tuple)):
+            if not (all(isinstance(c, _Cell) for c in cell) or (cell and all(map(is_user_cell, cell)))):
+                self._refuse(cell, where)
+            cell = StackedRNNCells(cell)
         if self._is_user_cell(cell):
             self.cell = cell
             self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
@@ -39,10 +45,6 @@ class RNN(SequenceLayer):
             self._layers = None
             self._loop = CellLoop(self, cell)
             return
-        if isinstance(cell, (list, tuple)):
-            if not all(isinstance(c, _Cell) for c in cell):
-                self._refuse(cell, where)
-            cell = StackedRNNCells(cell)
         if not isinstance(cell, (_Cell, StackedRNNCells)):
             self._refuse(cell, where)
         self.cell = cell
@@ -52,8 +54,7 @@ class RNN(SequenceLayer):
 
     @staticmethod
     def _is_user_cell(cell):
-        return isinstance(cell, Layer) and not isinstance(cell, (_Cell, StackedRNNCells)) and \
-            hasattr(cell, "call") and hasattr(cell, "state_size")
+        return is_user_cell(cell) or (isinstance(cell, StackedRNNCells) and cell.holds_user_cells)
 
     @staticmethod
     def _refuse(cell, where):
@@ -63,8 +64,8 @@ class RNN(SequenceLayer):
                 continue
             if hasattr(c, "call") and hasattr(c, "state_size"):
                 raise TypeError(f"{where}: the cell {type(c).__name__} is not one of gpu_dl's built-in cells; RNN "
-                                f"takes a list or StackedRNNCells of {', '.join(CELL_CLASSES)} only; a cell of "
-                                "your own goes into RNN alone.")
+                                f"takes a list or StackedRNNCells of {', '.join(CELL_CLASSES)}, or one of cells "
+                                "of your own, not both.")
             raise ValueError(f"{where}: `cell` must be an RNN cell ({', '.join(CELL_CLASSES)}), a list of them or "
                              f"StackedRNNCells, got {c!r:.200}.")
 
@@ -75,7 +76,7 @@ class RNN(SequenceLayer):
 
     @property
     def cells(self):
-        if self._loop is not None:
+        if self._loop is not None and not isinstance(self.cell, StackedRNNCells):
             return [self.cell]
         return self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
 
@@ -284,7 +285,7 @@ class RNN(SequenceLayer):
         cell = config.pop("cell")
         builtin = isinstance(cell, dict) and cell.get("class_name") in (*CELL_CLASSES, "StackedRNNCells")
         if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
-            cell = StackedRNNCells.from_config(dict(cell.get("config") or {}))
+            cell = StackedRNNCells.from_config(dict(cell.get("config") or {}), custom_objects=custom_objects)
         elif isinstance(cell, dict) and not builtin:
             from .layer_serialization import deserialize
             cell = deserialize(cell, custom_objects=custom_objects)
