@@ -67,6 +67,31 @@ def paragraphs(seed=0):
     return [rng.random((20, 10, 50)).astype(numpy.float32) for _ in range(3)]
 
 
+def minimal_rnn_cell_class(lib):
+    """The MinimalRNNCell of Keras's RNN documentation and guide: one state, its output, of ``units``."""
+    class MinimalRNNCell(lib.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="uniform",
+                                                    name="recurrent_kernel")
+
+        def call(self, inputs, states):
+            prev_output = states[0]
+            h = lib.ops.matmul(inputs, self.kernel)
+            output = h + lib.ops.matmul(prev_output, self.recurrent_kernel)
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return MinimalRNNCell
+
+
 def nested_cell_class(lib):
     """The guide's NestedCell, with the library's ops for TensorFlow's (``tf.nest.flatten``, ``tf.matmul``,
     ``tf.einsum``) and shape tuples for ``tf.TensorShape``."""

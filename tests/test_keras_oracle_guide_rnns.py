@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 
 import guide_rnn_programs as guide  # noqa: E402
-from keras_steps import summary_rows  # noqa: E402
+from keras_steps import assert_training_steps_match, summary_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -126,15 +126,113 @@ def test_the_lstm_and_the_lstm_cell_models_train_as_keras(capsys):
 
 def test_the_nested_cell_is_beyond_both():
     """Keras 3's RNN takes one sequence tensor: the guide's nested-input cell fails in its build (the cell is
-    given the shape of the first input alone). gpu_dl refuses a cell of the user's own when the RNN is made."""
+    given the shape of the first input alone). gpu_dl refuses its nested state_size when the RNN is made."""
     for lib in (keras, gpu_dl):
         lib.backend.clear_session()
     cell = guide.nested_cell_class(keras)(10, 20, 30)
     with pytest.raises(IndexError):
         keras.layers.RNN(cell)((keras.Input((None, 32)), keras.Input((None, 64, 32))))
-    with pytest.raises(TypeError, match=r"RNN layer 'rnn': the cell NestedCell is not one of gpu_dl's built-in "
-                                        r"cells"):
+    with pytest.raises(ValueError, match=r"RNN layer 'rnn': the cell NestedCell must have a state_size that is a "
+                                         r"positive integer or a non-empty list of positive integers"):
         gpu_dl.layers.RNN(guide.nested_cell_class(gpu_dl)(10, 20, 30))
+
+
+def _minimal_cells(lib, units):
+    """MinimalRNNCell(units), or a list of them for a tuple of units (stacked)."""
+    cls = guide.minimal_rnn_cell_class(lib)
+    return [cls(u) for u in units] if isinstance(units, tuple) else cls(units)
+
+
+def _minimal_cell_models(flags, shape=(None, 5), units=32, head=None):
+    """The guide's RNN(MinimalRNNCell(units)) on Input(shape) in both libraries (a Dense head where asked), with
+    Keras's initial weights in gpu_dl's; a tuple of units stacks that many cells."""
+    models = []
+    for lib in (gpu_dl, keras):
+        lib.backend.clear_session()
+        x = lib.Input(shape)
+        y = lib.layers.RNN(_minimal_cells(lib, units), **flags)(x)
+        if head is not None:
+            y = lib.layers.Dense(head, activation="softmax")(y)
+        models.append(lib.Model(x, y))
+    ours, theirs = models
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.get_weights()])
+    return ours, theirs
+
+
+def _flat(out):
+    """Outputs and states as one list of arrays (Keras nests stacked cells' states in a list per cell)."""
+    if not isinstance(out, (list, tuple)):
+        return [keras.ops.convert_to_numpy(out)]
+    return [a for o in out for a in _flat(o)]
+
+
+@pytest.mark.parametrize("units", [32, (8, 32)])
+@pytest.mark.parametrize("flags,masked", [
+    ({}, False), ({"return_sequences": True, "return_state": True}, False), ({"go_backwards": True}, False),
+    ({"return_sequences": True, "go_backwards": True, "unroll": True}, False),
+    ({}, True), ({"return_sequences": True, "return_state": True}, True),
+    ({"return_sequences": True, "go_backwards": True, "return_state": True}, True),
+    ({"return_sequences": True, "zero_output_for_mask": True}, True)])
+def test_the_minimal_cell_runs_as_keras(flags, masked, units):
+    """The layer called on arrays (with a mask of padded steps where asked; Keras's unrolled loop fails on a
+    mask read backwards, so unroll goes without), Keras's weights in gpu_dl's."""
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((3, 6, 5)).astype("float32")
+    mask = numpy.ones((3, 6), bool)
+    mask[0, 4:] = mask[2, :2] = False
+    initial = [rng.standard_normal((3, u)).astype("float32") for u in (units if isinstance(units, tuple) else [units])]
+    if isinstance(units, tuple):
+        initial = [[s] for s in initial]        # Keras's form: a list of states per cell
+    results, weights = [], None
+    for lib in (keras, gpu_dl):     # Keras first: its initial weights go into gpu_dl's layer
+        lib.backend.clear_session()
+        rnn = lib.layers.RNN(_minimal_cells(lib, units), **flags)
+        kwargs = {"mask": mask} if masked else {"initial_state": initial}
+        if lib is gpu_dl:
+            rnn.build((None, 6, 5))
+            rnn.set_weights(weights)
+        out = rnn(x, **kwargs)
+        weights = [keras.ops.convert_to_numpy(w) for w in rnn.get_weights()]
+        results.append(_flat(out))
+    sizes = units if isinstance(units, tuple) else (units,)
+    assert [w.shape for w in weights] == [s for u, d in zip(sizes, (5,) + sizes) for s in ((d, u), (u, u))]
+    want, got = results
+    assert len(got) == len(want) == 1 + len(sizes) * bool(flags.get("return_state"))
+    for a, b in zip(got, want):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_minimal_cell_model_summary(monkeypatch):
+    ours, theirs = _minimal_cell_models({"return_sequences": True}, head=3)
+    assert summary_rows(ours, monkeypatch) == summary_rows(theirs, monkeypatch)
+    assert ours.count_params() == theirs.count_params() == 5 * 32 + 32 * 32 + 33 * 3
+
+
+@pytest.mark.parametrize("units", [8, (6, 4)])
+def test_the_minimal_cell_trains_as_keras(units):
+    ours, theirs = _minimal_cell_models({}, shape=(7, 5), units=units, head=3)
+    assert_training_steps_match(keras, ours, theirs, numpy.random.default_rng(6), (7, 5), classes=3, batch=5)
+
+
+@pytest.mark.parametrize("units", [6, (3, 6)])
+def test_the_minimal_cell_saves_and_loads_both_ways(tmp_path, units):
+    ours, theirs = _minimal_cell_models({"return_sequences": True}, shape=(4, 5), units=units)
+    x = numpy.random.default_rng(7).standard_normal((3, 4, 5)).astype("float32")
+    cells = [getattr(m.layers[1].cell, "cells", [m.layers[1].cell])[-1] for m in (ours, theirs)]
+    ours_class, theirs_class = type(cells[0]), type(cells[1])
+    ours.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras", custom_objects={"MinimalRNNCell": theirs_class})
+    last = getattr(loaded.layers[1].cell, "cells", [loaded.layers[1].cell])[-1]
+    assert type(last) is theirs_class and last.units == 6
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)), ours.predict(x, verbose=0),
+                                  rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "k.keras")
+    back = gpu_dl.saving.load_model(tmp_path / "k.keras", custom_objects={"MinimalRNNCell": ours_class})
+    assert type(getattr(back.layers[1].cell, "cells", [back.layers[1].cell])[-1]) is ours_class
+    for a, b in zip(back.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    numpy.testing.assert_allclose(back.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                                  rtol=1e-5, atol=1e-6)
 
 
 def test_input_shape_given_to_a_layer_warns_as_keras_does():

@@ -166,26 +166,36 @@ def test_summary_matches_keras():
     assert cleaned(lines_ours) == cleaned(lines_theirs)
 
 
-def test_custom_cell_in_a_keras_file_is_refused(tmp_path):
-    @keras.saving.register_keras_serializable(package="oracle_cells")
-    class MinimalCell(keras.layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.state_size = units
+def test_custom_cell_in_a_keras_file_loads_with_a_gpu_dl_class(tmp_path):
+    """A Keras file holding RNN(a cell of the user's own) loads with gpu_dl's version of that class given in
+    custom_objects (and gives Keras's predictions); without it, or with Keras's class, it is refused."""
+    def minimal_cell(lib):
+        class MinimalCell(lib.layers.Layer):
+            def __init__(self, units, **kwargs):
+                super().__init__(**kwargs)
+                self.units = units
+                self.state_size = units
 
-        def build(self, input_shape):
-            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+            def build(self, input_shape):
+                self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
 
-        def call(self, inputs, states):
-            h = keras.ops.matmul(inputs, self.kernel) + states[0]
-            return h, [h]
+            def call(self, inputs, states):
+                h = lib.ops.matmul(inputs, self.kernel) + states[0]
+                return h, [h]
 
-        def get_config(self):
-            return {**super().get_config(), "units": self.units}
-    theirs = keras.Sequential([keras.Input((4, 2)), keras.layers.RNN(MinimalCell(3))])
+            def get_config(self):
+                return {**super().get_config(), "units": self.units}
+        return MinimalCell
+    theirs_class = keras.saving.register_keras_serializable(package="oracle_cells")(minimal_cell(keras))
+    theirs = keras.Sequential([keras.Input((4, 2)), keras.layers.RNN(theirs_class(3))])
     theirs.save(tmp_path / "custom.keras")
     with pytest.raises(ValueError, match=r"'MinimalCell' names the module"):
         gpu_dl.models.load_model(tmp_path / "custom.keras")
-    with pytest.raises(ValueError, match=r"RNN cell 'MinimalCell' is not supported: gpu_dl's RNN takes only"):
-        gpu_dl.models.load_model(tmp_path / "custom.keras", custom_objects={"oracle_cells>MinimalCell": MinimalCell})
+    with pytest.raises(ValueError, match=r"RNN cell 'MinimalCell' is not supported: gpu_dl's RNN takes its built-in "
+                                         r"cells .*, or a cell class of your own"):
+        gpu_dl.models.load_model(tmp_path / "custom.keras", custom_objects={"oracle_cells>MinimalCell": theirs_class})
+    ours_class = minimal_cell(gpu_dl)
+    ours = gpu_dl.models.load_model(tmp_path / "custom.keras", custom_objects={"oracle_cells>MinimalCell": ours_class})
+    assert type(ours.layers[0].cell) is ours_class
+    x = numpy.random.default_rng(2).standard_normal((3, 4, 2)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -300,8 +300,13 @@ class MyCell(layers.Layer):
         return x, states
 
 
+class NestedStateCell(MyCell):
+    state_size = [(3,), (2, 4)]
+
+
 @pytest.mark.parametrize("cell,error,words", [
-    (MyCell(), TypeError, "only SimpleRNNCell, LSTMCell, GRUCell"),
+    (NestedStateCell(), ValueError, r"the cell NestedStateCell must have a state_size that is a positive integer "
+                                    r"or a non-empty list of positive integers"),
     ([layers.LSTMCell(2), MyCell()], TypeError, "MyCell is not one of gpu_dl's built-in cells"),
     (layers.Dense(3), ValueError, "`cell` must be an RNN cell"),
     ("lstm", ValueError, "`cell` must be an RNN cell"),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from .base import Layer
+from .base import Layer, call_arguments
 from .recurrent import GRU, LSTM, SimpleRNN
 from .regularization import keep_mask_of_pair
 
@@ -297,6 +297,21 @@ class GRUCell(_Cell):
 CELL_CLASSES = {cls.__name__: cls for cls in (SimpleRNNCell, LSTMCell, GRUCell)}
 
 
+def is_user_cell(cell):
+    """Whether ``cell`` is a cell of the user's own: a Layer with ``call`` and ``state_size`` that is not one of
+    gpu_dl's cells."""
+    return isinstance(cell, Layer) and not isinstance(cell, (_Cell, StackedRNNCells)) and \
+        hasattr(cell, "call") and hasattr(cell, "state_size")
+
+
+def cell_output_size(cell):
+    """A cell's ``output_size``, or its first state's size where it has none (as Keras's RNN reads it)."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        size = cell.state_size[0] if isinstance(cell.state_size, (list, tuple)) else cell.state_size
+    return size
+
+
 def cell_from_entry(entry, where):
     """A built-in cell from ``{"class_name": ..., "config": {...}}``: only the three cell classes, looked up by
     name here (never a module named in the entry)."""
@@ -316,16 +331,22 @@ class StackedRNNCells(Layer):
     cell's h and the list of every cell's new states. ``backward`` takes the gradient of that h, or
     [d_h, d_states] with d_states one list per cell (None for those without one); the gradients of the states
     go to ``state_gradients`` (one list per cell).
+
+    The cells are all built-in ones, or all cells of the user's own (``holds_user_cells``: Layers with
+    ``state_size`` and ``call(inputs, states)``); ``call(inputs, states)`` then runs each cell's call in turn, as
+    Keras's does, and an ``RNN`` of them trains through that call traced (``cell_loop.py``).
     """
 
     def __init__(self, cells, **kwargs):
         cells = list(cells) if isinstance(cells, (list, tuple)) else None
-        if cells and isinstance(cells[0], _Cell) and kwargs.get("dtype") is None:
+        if cells and isinstance(cells[0], Layer) and kwargs.get("dtype") is None:
             kwargs["dtype"] = cells[0].dtype
         super().__init__(**kwargs)
-        if not cells or not all(isinstance(c, _Cell) for c in cells):
+        self.holds_user_cells = bool(cells) and all(is_user_cell(c) for c in cells)
+        if not cells or not (self.holds_user_cells or all(isinstance(c, _Cell) for c in cells)):
             raise TypeError(f"StackedRNNCells '{self.name}' takes a non-empty list of built-in cells "
-                            f"({', '.join(CELL_CLASSES)}), got {cells!r:.200}.")
+                            f"({', '.join(CELL_CLASSES)}), or of cells of your own (Layers with state_size and "
+                            f"call(inputs, states)), not both, got {cells!r:.200}.")
         self.cells = cells
         self.state_gradients = None
 
@@ -343,14 +364,41 @@ class StackedRNNCells(Layer):
 
     @property
     def output_size(self):
-        return self.cells[-1].output_size
+        return cell_output_size(self.cells[-1])
 
     def get_initial_state(self, batch_size=None):
-        return [c.get_initial_state(batch_size) for c in self.cells]
+        found = []
+        for c in self.cells:
+            if hasattr(c, "get_initial_state"):
+                found.append(c.get_initial_state(batch_size=batch_size))
+            else:
+                sizes = c.state_size if isinstance(c.state_size, (list, tuple)) else [c.state_size]
+                found.append([backend.to_device(numpy.zeros((batch_size, u), dtype=c.compute_dtype))
+                              for u in sizes])
+        return found
+
+    def call(self, inputs, states, training=None):
+        """Keras's stacked step for cells of the user's own: each cell's call on the one before's output and its
+        own states (``states`` one entry per cell); returns the last output and one list of states per cell."""
+        new_states = []
+        for cell, s in zip(self.cells, states):
+            s = list(s) if isinstance(s, (list, tuple)) else [s]
+            kwargs = {"training": training} if call_arguments(type(cell).call)[0] else {}
+            inputs, s = cell.call(inputs, tuple(s), **kwargs)
+            new_states.append(list(s) if isinstance(s, (list, tuple)) else [s])
+        return inputs, new_states
 
     def build(self, input_shape):
         """``input_shape`` (batch, features): each cell is built for the one before's units."""
         shape = tuple(input_shape)
+        if self.holds_user_cells:
+            for cell in self.cells:
+                if not cell.built:
+                    cell.build(shape)       # as Keras's: each cell's own build, for the one before's output
+                    cell.built = True
+                shape = (shape[0], cell_output_size(cell))
+            self._weights = [w for c in self.cells for w in c.weights]
+            return
         for cell in self.cells:
             cell.ensure_built(shape)
             shape = (shape[0], cell.units)
@@ -384,11 +432,20 @@ class StackedRNNCells(Layer):
         return d_h
 
     def get_config(self):
+        if self.holds_user_cells:
+            from .layer_serialization import serialize
+            return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
         return {**super().get_config(),
                 "cells": [{"class_name": type(c).__name__, "config": c.get_config()} for c in self.cells]}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        cells = [cell_from_entry(c, "StackedRNNCells") for c in config.pop("cells", [])]
+        cells = []
+        for c in config.pop("cells", []):
+            if isinstance(c, dict) and c.get("class_name") not in CELL_CLASSES:
+                from .layer_serialization import deserialize
+                cells.append(deserialize(c, custom_objects=custom_objects))
+            else:
+                cells.append(c if isinstance(c, Layer) else cell_from_entry(c, "StackedRNNCells"))
         return cls(cells, **config)

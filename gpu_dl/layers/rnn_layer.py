@@ -10,13 +10,17 @@ chained, each but the last returning sequences, which is how it runs here. With 
 returns ``[output, *states of the first cell, *states of the second, ...]``: Keras orders them the same
 but nests each cell's states in a list of its own; ``initial_state`` takes either form.
 
-A cell of the user's own (a class with ``call`` and ``state_size``) is refused: gpu_dl has no automatic
-differentiation, and only the built-in cells have backward passes.
+A cell of the user's own (a Layer with ``state_size`` and ``call(inputs, states)``, as in Keras's guide) runs
+through ``cell_loop.py``: one Python step per time step, and training through the cell's traced call. A list
+(or StackedRNNCells) of such cells stacks them as Keras's StackedRNNCells does; a list mixing them with built-in
+cells is refused.
 """
 from __future__ import annotations
 
 from ..backend import array_module
-from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry
+from .base import Layer
+from .cell_loop import CellLoop
+from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry, is_user_cell
 from .sequence_layer import SequenceLayer
 
 
@@ -25,20 +29,32 @@ class RNN(SequenceLayer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
         first = cell[0] if isinstance(cell, (list, tuple)) and cell else cell
-        if kwargs.get("dtype") is None and isinstance(first, (_Cell, StackedRNNCells)):
+        if kwargs.get("dtype") is None and isinstance(first, Layer):
             kwargs["dtype"] = first.dtype   # computes in its cell's dtype (the sequence layer's is the cell's)
         super().__init__(**kwargs)
         where = f"RNN layer '{self.name}'"
+        self._loop = None            # the time loop over a cell of the user's own
         if isinstance(cell, (list, tuple)):
-            if not all(isinstance(c, _Cell) for c in cell):
+            if not (all(isinstance(c, _Cell) for c in cell) or (cell and all(map(is_user_cell, cell)))):
                 self._refuse(cell, where)
             cell = StackedRNNCells(cell)
+        if self._is_user_cell(cell):
+            self.cell = cell
+            self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
+                                     zero_output_for_mask)
+            self._layers = None
+            self._loop = CellLoop(self, cell)
+            return
         if not isinstance(cell, (_Cell, StackedRNNCells)):
             self._refuse(cell, where)
         self.cell = cell
         self._set_sequence_flags(return_sequences, return_state, go_backwards, stateful, unroll,
                                  zero_output_for_mask)
         self._layers = None          # the bound sequence layers, one per cell, made when built
+
+    @staticmethod
+    def _is_user_cell(cell):
+        return is_user_cell(cell) or (isinstance(cell, StackedRNNCells) and cell.holds_user_cells)
 
     @staticmethod
     def _refuse(cell, where):
@@ -48,9 +64,8 @@ class RNN(SequenceLayer):
                 continue
             if hasattr(c, "call") and hasattr(c, "state_size"):
                 raise TypeError(f"{where}: the cell {type(c).__name__} is not one of gpu_dl's built-in cells; RNN "
-                                f"supports only {', '.join(CELL_CLASSES)} (or a list / StackedRNNCells of them), "
-                                "whose backward passes gpu_dl has (it has no automatic differentiation). Write "
-                                "the recurrence as a Layer subclass with its own backward instead.")
+                                f"takes a list or StackedRNNCells of {', '.join(CELL_CLASSES)}, or one of cells "
+                                "of your own, not both.")
             raise ValueError(f"{where}: `cell` must be an RNN cell ({', '.join(CELL_CLASSES)}), a list of them or "
                              f"StackedRNNCells, got {c!r:.200}.")
 
@@ -61,10 +76,14 @@ class RNN(SequenceLayer):
 
     @property
     def cells(self):
+        if self._loop is not None and not isinstance(self.cell, StackedRNNCells):
+            return [self.cell]
         return self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
 
     @property
     def state_size(self):
+        if self._loop is not None:
+            return list(self._loop.sizes)
         sizes = []
         for c in self.cells:
             sizes += c.state_size if isinstance(c.state_size, list) else [c.state_size]
@@ -76,6 +95,8 @@ class RNN(SequenceLayer):
 
     @property
     def state_names(self):
+        if self._loop is not None:
+            return tuple(f"state_{i}" for i in range(len(self._loop.sizes)))
         return tuple(name for c in self.cells for name in ("h", "c")[:c.LAYER.STATES])
 
     # ----------------------------------------------------------------- shapes
@@ -94,6 +115,9 @@ class RNN(SequenceLayer):
 
     def build(self, input_shape):
         n, _, features = self._checked(input_shape)
+        if self._loop is not None:
+            self._loop.build((n, None, features))
+            return
         self.cell.ensure_built((n, features))
         built_for = self.cells[0].kernel.shape[0]
         if built_for != features:
@@ -117,6 +141,8 @@ class RNN(SequenceLayer):
 
     def check_input_shape(self, shape):
         shape = self._checked(shape)
+        if self._loop is not None:
+            return
         features = self.cells[0].kernel.shape[0] if self.cells[0].kernel is not None else None
         if features is not None and shape[2] != features:
             raise ValueError(f"RNN layer '{self.name}' was built for {features} features per step; got an input of "
@@ -124,6 +150,8 @@ class RNN(SequenceLayer):
 
     def compute_output_shape(self, input_shape):
         n, t, _ = self._checked(input_shape)
+        if self._loop is not None:
+            return self._loop.compute_output_shape((n, t, None))
         units = self.cells[-1].units
         out = (n, t, units) if self.return_sequences else (n, units)
         if self.return_state:
@@ -131,6 +159,8 @@ class RNN(SequenceLayer):
         return out
 
     def check_initial_state_shapes(self, shapes):
+        if self._loop is not None:
+            return self._loop.check_initial_state_shapes(shapes)
         sizes = self.state_size
         if len(shapes) != len(sizes) or any(len(s) != 2 or s[1] not in (None, u) for s, u in zip(shapes, sizes)):
             raise ValueError(f"RNN layer '{self.name}': initial_state needs {len(sizes)} tensor(s) of shapes "
@@ -158,6 +188,8 @@ class RNN(SequenceLayer):
         return split
 
     def checked_initial_state(self, initial_state, x):
+        if self._loop is not None:
+            return self._loop.checked_initial_state(initial_state, x)
         xp, n = array_module(x), x.shape[0]
         checked = []
         for layer, states in zip(self._layers, self._split_initial_state(initial_state)):
@@ -167,6 +199,8 @@ class RNN(SequenceLayer):
     def call(self, x, training=False, mask=None, initial_state=None):
         # Bidirectional may set zero_output_for_mask after the layers were made; only the last one's output
         # is this layer's.
+        if self._loop is not None:
+            return self._loop.call(x, training, mask, initial_state)
         self._layers[-1].zero_output_for_mask = self.zero_output_for_mask
         states = []
         for i, (layer, initial) in enumerate(zip(self._layers, self._split_initial_state(initial_state))):
@@ -184,6 +218,8 @@ class RNN(SequenceLayer):
                              f"returned, got {len(grads)}.")
         grads += [None] * (count - len(grads))
         d_output, d_states = grads[0], grads[1:]
+        if self._loop is not None:
+            return self._loop.backward(d_output, d_states)
         starts, start = [], 0
         for layer in self._layers:
             starts.append(start)
@@ -198,17 +234,24 @@ class RNN(SequenceLayer):
 
     # ---------------------------------------------------------------- stateful
     def reset_state(self):
+        if self._loop is not None:
+            self._loop.reset_state()
         for layer in self._layers or []:
             layer.reset_state()
 
     @property
     def carried_batch_size(self):
+        if self._loop is not None:
+            return self._loop.carried_batch_size
         return None if not self._layers else self._layers[0].carried_batch_size
 
     @property
     def states(self):
         """A stateful layer's carried states, every cell's in order (zeros after its build with a known batch size
-        or a reset; None before it knows its batch size)."""
+        or a reset; None before it knows its batch size; a cell of the caller's: None before its first call or
+        after a reset)."""
+        if self._loop is not None:
+            return self._loop.states
         if not self._layers or self._layers[0].states is None:
             return None
         return [s for layer in self._layers for s in layer.states]
@@ -231,16 +274,24 @@ class RNN(SequenceLayer):
 
     def get_config(self):
         config = super().get_config()
+        if self._loop is not None:
+            from .layer_serialization import serialize
+            # a cell of the user's own as Keras writes it: its module, class and registered name
+            return {**config, **self.sequence_flags_config(), "cell": serialize(self.cell)}
         config.update({**self.sequence_flags_config(),
                        "cell": {"class_name": type(self.cell).__name__, "config": self.cell.get_config()}})
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         config = dict(config)
         cell = config.pop("cell")
+        builtin = isinstance(cell, dict) and cell.get("class_name") in (*CELL_CLASSES, "StackedRNNCells")
         if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
-            cell = StackedRNNCells.from_config(dict(cell.get("config") or {}))
-        elif not isinstance(cell, (StackedRNNCells, _Cell)):
+            cell = StackedRNNCells.from_config(dict(cell.get("config") or {}), custom_objects=custom_objects)
+        elif isinstance(cell, dict) and not builtin:
+            from .layer_serialization import deserialize
+            cell = deserialize(cell, custom_objects=custom_objects)
+        elif not isinstance(cell, Layer):
             cell = cell_from_entry(cell, f"RNN layer '{config.get('name', 'rnn')}'")
         return cls(cell, **config)

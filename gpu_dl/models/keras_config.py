@@ -678,16 +678,22 @@ def _pipeline_member_from_entry(entry, where):
 
 
 def _cell_from_entry(entry, where, custom, stacked):
-    """The cell of an RNN entry: only gpu_dl's built-in cells (and, for an RNN, StackedRNNCells of them), found
-    by class name in that fixed table, whatever module or registered name the entry gives."""
+    """The cell of an RNN entry (or of a StackedRNNCells entry, ``stacked`` False): gpu_dl's built-in cells (and, for
+    an RNN, StackedRNNCells), found by class name in that fixed table, whatever module or registered name the entry
+    gives; or a cell class of the caller's own that is registered or in ``custom_objects`` (as Keras rebuilds it)."""
+    from ..layers.base import Layer
     from ..layers.rnn_cells import CELL_CLASSES, StackedRNNCells
     known = dict(CELL_CLASSES, **({"StackedRNNCells": StackedRNNCells} if stacked else {}))
     class_name = entry.get("class_name") if isinstance(entry, dict) else None
     if class_name not in known:
+        own = custom.entry(entry)
+        if isinstance(own, type) and issubclass(own, Layer) and not issubclass(own, tuple(known.values())):
+            return _layer_from_entry(entry, where, custom)
         raise ValueError(f"{where}: the RNN cell {class_name if class_name else entry!r:.200} is not supported: "
-                         f"gpu_dl's RNN takes only its built-in cells ({', '.join(known)}), whose backward passes it "
-                         "has; a custom cell cannot be rebuilt.")
-    cell = _layer_from_entry(entry, where, CustomObjects())
+                         f"gpu_dl's RNN takes its built-in cells ({', '.join(known)}), or a cell class of your own "
+                         "given in custom_objects or registered with gpu_dl.saving.register_keras_serializable().")
+    # StackedRNNCells's entries may name the caller's cells; the built-in cells are found by name alone
+    cell = _layer_from_entry(entry, where, custom if class_name == "StackedRNNCells" else CustomObjects())
     if type(cell) is not known[class_name]:
         raise ValueError(f"{where}: the RNN cell {class_name!r} did not rebuild as gpu_dl's own {class_name}.")
     return cell
