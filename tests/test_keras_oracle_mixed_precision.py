@@ -134,3 +134,20 @@ def test_gpu_dl_mixed_file_loads_and_predicts_the_same_in_keras(xp, tmp_path):
     assert float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale)) == ours.optimizer.dynamic_scale
     assert int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) == ours.optimizer.iterations >= 2
     assert float(theirs.train_on_batch(x, y)) == pytest.approx(ours.train_on_batch(x, y), rel=5e-3, abs=1e-3)
+
+
+def test_unit_normalization_computes_in_float16_without_warnings_as_keras_does(xp, rng):
+    """Keras normalizes in the float16 compute dtype, 1 / 1e-12 becoming inf there; gpu_dl the same, with no
+    overflow warning from that cap, forward or backward. A zero slice is NaN in both (0 * inf)."""
+    x = rng.standard_normal((4, 6)).astype("float32")
+    x[2] = 0
+    ours, theirs = gpu_dl.layers.UnitNormalization(), keras.layers.UnitNormalization()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = ours(xp.asarray(x), training=True)
+        dx = ours.backward(xp.ones_like(y))
+    want = keras.ops.convert_to_numpy(theirs(x))
+    assert y.dtype == want.dtype == numpy.float16
+    assert numpy.isfinite(gpu_dl.backend.to_numpy(dx)[[0, 1, 3]]).all()
+    numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(y), want, rtol=1e-3, atol=1e-3)
+    assert numpy.isnan(want[2]).all() and numpy.isnan(gpu_dl.backend.to_numpy(y)[2]).all()
