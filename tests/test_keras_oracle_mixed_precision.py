@@ -50,7 +50,32 @@ def rnn(lib):
     return lib.Model(inputs, lib.layers.Dense(3, activation="softmax", dtype="float32")(hidden))
 
 
-MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,))}
+def own_weight_layer(lib):
+    """A layer whose call reads its own weight (``ops.matmul(x, self.w)``) and calls a Dense; Keras autocasts both
+    to float16 in a "mixed_float16" call. The dtype of the product is recorded where the call sees it."""
+    class OwnWeight(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(5, activation="tanh")
+            self.seen = []
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 7), initializer="glorot_uniform", name="w")
+
+        def call(self, x):
+            h = lib.ops.matmul(x, self.w)
+            self.seen.append(str(h.dtype).replace("torch.", ""))
+            return self.dense(lib.ops.relu(h))
+
+    return OwnWeight()
+
+
+def own_weight(lib):
+    return lib.Sequential([lib.Input((6,)), own_weight_layer(lib), lib.layers.Dense(3, activation="softmax")])
+
+
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,)),
+          "own_weight": (own_weight, (6,))}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -81,6 +106,9 @@ def test_same_training_steps_as_keras(xp, name):
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         assert a.dtype == b.dtype == numpy.float32
         numpy.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)
+    if name == "own_weight":
+        assert set(ours.layers[0].seen) == {"float16"} and theirs.layers[0].seen[-1] == "float16"
+        assert ours.layers[0].w.grad.dtype == numpy.float32
 
 
 def test_keras_mixed_file_loads_and_predicts_the_same_in_gpu_dl(xp, tmp_path):
