@@ -50,7 +50,32 @@ def rnn(lib):
     return lib.Model(inputs, lib.layers.Dense(3, activation="softmax", dtype="float32")(hidden))
 
 
-MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,))}
+def own_weight_layer(lib):
+    """A layer whose call reads its own weight (``ops.matmul(x, self.w)``) and calls a Dense; Keras autocasts both
+    to float16 in a "mixed_float16" call. The dtype of the product is recorded where the call sees it."""
+    class OwnWeight(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(5, activation="tanh")
+            self.seen = []
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 7), initializer="glorot_uniform", name="w")
+
+        def call(self, x):
+            h = lib.ops.matmul(x, self.w)
+            self.seen.append(str(h.dtype).replace("torch.", ""))
+            return self.dense(lib.ops.relu(h))
+
+    return OwnWeight()
+
+
+def own_weight(lib):
+    return lib.Sequential([lib.Input((6,)), own_weight_layer(lib), lib.layers.Dense(3, activation="softmax")])
+
+
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 2)), "lstm": (rnn, (5, 3)), "normalized": (normalized, (6,)),
+          "own_weight": (own_weight, (6,))}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -81,6 +106,9 @@ def test_same_training_steps_as_keras(xp, name):
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         assert a.dtype == b.dtype == numpy.float32
         numpy.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)
+    if name == "own_weight":
+        assert set(ours.layers[0].seen) == {"float16"} and theirs.layers[0].seen[-1] == "float16"
+        assert ours.layers[0].w.grad.dtype == numpy.float32
 
 
 def test_keras_mixed_file_loads_and_predicts_the_same_in_gpu_dl(xp, tmp_path):
@@ -134,3 +162,20 @@ def test_gpu_dl_mixed_file_loads_and_predicts_the_same_in_keras(xp, tmp_path):
     assert float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale)) == ours.optimizer.dynamic_scale
     assert int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) == ours.optimizer.iterations >= 2
     assert float(theirs.train_on_batch(x, y)) == pytest.approx(ours.train_on_batch(x, y), rel=5e-3, abs=1e-3)
+
+
+def test_unit_normalization_computes_in_float16_without_warnings_as_keras_does(xp, rng):
+    """Keras normalizes in the float16 compute dtype, 1 / 1e-12 becoming inf there; gpu_dl the same, with no
+    overflow warning from that cap, forward or backward. A zero slice is NaN in both (0 * inf)."""
+    x = rng.standard_normal((4, 6)).astype("float32")
+    x[2] = 0
+    ours, theirs = gpu_dl.layers.UnitNormalization(), keras.layers.UnitNormalization()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = ours(xp.asarray(x), training=True)
+        dx = ours.backward(xp.ones_like(y))
+    want = keras.ops.convert_to_numpy(theirs(x))
+    assert y.dtype == want.dtype == numpy.float16
+    assert numpy.isfinite(gpu_dl.backend.to_numpy(dx)[[0, 1, 3]]).all()
+    numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(y), want, rtol=1e-3, atol=1e-3)
+    assert numpy.isnan(want[2]).all() and numpy.isnan(gpu_dl.backend.to_numpy(y)[2]).all()

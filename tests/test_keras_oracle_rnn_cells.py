@@ -199,3 +199,48 @@ def test_custom_cell_in_a_keras_file_loads_with_a_gpu_dl_class(tmp_path):
     assert type(ours.layers[0].cell) is ours_class
     x = numpy.random.default_rng(2).standard_normal((3, 4, 2)).astype("float32")
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _min_rnn_cell(lib):
+    """A cell of the user's own with one state, as in Keras's RNN guide."""
+    class MinimalRNNCell(lib.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+
+        def call(self, inputs, states):
+            output = lib.ops.tanh(lib.ops.matmul(inputs, self.kernel) + states[0])
+            return output, [output]
+
+    return MinimalRNNCell
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: [lib.layers.LSTMCell(3), lib.layers.GRUCell(4)],
+    lambda lib: lib.layers.StackedRNNCells([lib.layers.SimpleRNNCell(2), lib.layers.LSTMCell(3)]),
+    lambda lib: [lib.layers.GRUCell(3)],
+    lambda lib: [_min_rnn_cell(lib)(3), _min_rnn_cell(lib)(2)],
+    lambda lib: lib.layers.LSTMCell(3)])
+def test_stateful_rnn_states_are_nested_per_cell_as_in_keras(rng, make):
+    """A stateful RNN of stacked cells keeps one list of states per cell in ``states``, as Keras's does (a
+    single cell's RNN a flat list); the values are the same after the same calls with the same weights."""
+    ours, theirs = layers.RNN(make(gpu_dl), stateful=True), keras.layers.RNN(make(keras), stateful=True)
+    x = rng.standard_normal((2, 5, 4)).astype("float32")
+    # (Keras's reset_state fails on a stacked RNN's nested states: the weights are set before the first call.)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    ours(x)
+    theirs(x)
+
+    def structure(states):
+        return [structure(s) if isinstance(s, (list, tuple)) else tuple(s.shape) for s in states]
+
+    assert structure(ours.states) == structure(theirs.states)
+    flat = [s for group in ours.states for s in (group if isinstance(group, list) else [group])]
+    their_flat = [s for group in theirs.states for s in (group if isinstance(group, list) else [group])]
+    for a, b in zip(flat, their_flat):
+        numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)

@@ -249,12 +249,25 @@ class RNN(SequenceLayer):
     def states(self):
         """A stateful layer's carried states, every cell's in order (zeros after its build with a known batch size
         or a reset; None before it knows its batch size; a cell of the caller's: None before its first call or
-        after a reset)."""
+        after a reset). For a list of cells or StackedRNNCells, one list per cell, as Keras nests them."""
         if self._loop is not None:
-            return self._loop.states
-        if not self._layers or self._layers[0].states is None:
-            return None
-        return [s for layer in self._layers for s in layer.states]
+            flat = self._loop.states
+        elif not self._layers or self._layers[0].states is None:
+            flat = None
+        else:
+            flat = [s for layer in self._layers for s in layer.states]
+        if flat is None or not isinstance(self.cell, StackedRNNCells):
+            return flat
+        nested, start = [], 0
+        for c in self.cell.cells:
+            count = len(c.state_size) if isinstance(c.state_size, (list, tuple)) else 1
+            # Keras keeps a cell's states as its get_initial_state gives them: a cell of the user's own without
+            # one and with an integer state_size carries its state as one tensor, not a list.
+            bare = count == 1 and not isinstance(c.state_size, (list, tuple)) and \
+                getattr(c, "get_initial_state", None) is None
+            nested.append(flat[start] if bare else flat[start:start + count])
+            start += count
+        return nested
 
     # -------------------------------------------------------------- serialising
     def weight_groups(self, path):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy
 
-from .. import backend
+from .. import backend, dtype_policies
 from ..ops import arithmetic
 from .base import Variable
 from .operations import Operation, broadcast_shapes
@@ -34,7 +34,9 @@ _UPDATES = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}
 
 class VariableRead(Operation):
     """The value of ``variable`` in a traced graph. It reads the traced call's first input only to belong to the
-    graph (no gradient goes back to it)."""
+    graph (no gradient goes back to it). Made inside the autocast scope of a traced call (a "mixed_float16"
+    layer's), a float variable made with ``autocast=True`` reads as the scope's dtype, as Keras's
+    ``AutocastScope`` casts it there; its gradient reaches it in its own dtype."""
 
     arity = 1
     casts_inputs = False
@@ -47,9 +49,14 @@ class VariableRead(Operation):
         # when the update writes the new one in place (or when it is an output, which the optimizer's step would
         # change in place): then the read is a copy.
         self.copies = False
+        cast = dtype_policies.autocast_dtype()
+        stored = numpy.dtype(variable.dtype)
+        self.cast = None
+        if cast is not None and variable.autocast and stored.kind == "f" and stored != numpy.dtype(cast):
+            self.cast = numpy.dtype(cast)
 
     def result_dtype(self, tensors, arguments):
-        return numpy.dtype(self.variable.dtype).name
+        return (self.cast or numpy.dtype(self.variable.dtype)).name
 
     def output_shape_of(self, arguments, shapes):
         return tuple(self.variable.shape)
@@ -60,7 +67,9 @@ class VariableRead(Operation):
         return self._inbound_nodes[0].outputs[0]
 
     def forward_function(self, anchor):
-        value = self.variable.value
+        value = self.variable._value        # as stored: the cast is the one chosen when the call was traced
+        if self.cast is not None:
+            return value.astype(self.cast)
         return value.copy() if self.copies else value
 
     def backward(self, dy):
@@ -69,7 +78,7 @@ class VariableRead(Operation):
             dy = arithmetic.reduce_to_shape(dy, var.shape)
             # A fresh C-ordered array of the variable's dtype: the optimizers' kernels take contiguous gradients,
             # and the array the graph sent back may be another tensor's gradient too.
-            var.grad = backend.array_module(dy).array(dy, dtype=var.value.dtype, order="C", copy=True)
+            var.grad = backend.array_module(dy).array(dy, dtype=var._value.dtype, order="C", copy=True)
         return None
 
 

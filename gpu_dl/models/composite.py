@@ -68,7 +68,7 @@ import inspect
 
 import numpy
 
-from .. import backend
+from .. import backend, dtype_policies
 from ..layers import build_shapes, gradients, layer_losses, masks, metric_updates
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
 from ..layers.data_tensors import require_data
@@ -325,7 +325,12 @@ def _trace(layer, spec, training):
             positional, keywords = _Call(skeleton, inputs).arguments()
             context = {"training": training} if _takes_training(layer) else {}
             context.update(_mask_arguments(layer, skeleton, lambda i: inputs[i]._keras_mask, keywords))
-            out = layer.call(*positional, **keywords, **context)
+            # Variables read in the call itself autocast as in Keras's call of the layer from outside any scope
+            # (sublayers choose their own scopes when they run).
+            with dtype_policies.autocast_scope(None):
+                scope = dtype_policies.layer_scope_dtype(layer)
+            with dtype_policies.autocast_scope(None if scope is ... else scope):
+                out = layer.call(*positional, **keywords, **context)
             out = traced_outputs(trace, out)    # variables returned, updates no output depends on
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):

@@ -162,15 +162,24 @@ def l2_normalize(x, axes, epsilon):
     square_sum = (x * x).sum(axis=axes, keepdims=True)
     with numpy.errstate(divide="ignore"):       # a zero slice: 1/0 = inf, then capped
         inv = 1 / xp.sqrt(square_sum)
-    inv = xp.minimum(inv, x.dtype.type(1 / epsilon))
-    return x * inv, inv
+    inv = xp.minimum(inv, _l2_cap(x.dtype, epsilon))
+    # In float16 the cap is inf, as in Keras, and a zero slice comes out NaN (0 * inf) as it does there.
+    with numpy.errstate(invalid="ignore"):
+        return x * inv, inv
+
+
+def _l2_cap(dtype, epsilon):
+    """``1 / epsilon`` in ``dtype``, as Keras converts it: inf where it overflows the type (1e12 in float16),
+    made without the overflow warning of a plain cast."""
+    cap = 1 / epsilon
+    return dtype.type(cap) if cap <= float(numpy.finfo(dtype).max) else dtype.type(numpy.inf)
 
 
 def l2_normalize_backward(dy, x, inv, axes, epsilon):
     """The gradient of ``l2_normalize`` with respect to ``x``, from its ``inv``."""
     xp = array_module(x)
     # Where the cap holds, inv does not depend on x.
-    cube = xp.where(inv < x.dtype.type(1 / epsilon), inv * inv * inv, 0)
+    cube = xp.where(inv < _l2_cap(x.dtype, epsilon), inv * inv * inv, 0)
     return inv * dy - x * (cube * (x * dy).sum(axis=axes, keepdims=True))
 
 
