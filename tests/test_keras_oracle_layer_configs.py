@@ -108,11 +108,18 @@ def test_attention_call_forms_match_keras(tmp_path):
     assert written["config"] == _unshared(want["config"])
     for name, form in _ATTENTION_FORMS.items():
         assert _node_form(want, name) == form, name
-    theirs = _attention_program(keras, grouped=False)
-    loaded, x = assert_keras_file_loads_both_ways(keras, theirs, _attention_inputs, tmp_path, load_model)
-    assert _as_json(loaded.get_config()) == _unshared(_as_json(theirs.get_config()))
-    again = _file_config(tmp_path / "again.keras")
-    assert again["config"] == _unshared(_file_config(tmp_path / "k.keras")["config"])
+    for grouped in (False, True):
+        theirs = _attention_program(keras, grouped=grouped)
+        # the same classes (gpu_dl's GroupedQueryAttention, Keras's, both exported as GroupQueryAttention)
+        loaded, x = assert_keras_file_loads_both_ways(keras, theirs, _attention_inputs, tmp_path, load_model)
+        assert type(loaded.get_layer("gqa")).__name__ == type(theirs.get_layer("gqa")).__name__
+        assert _as_json(loaded.get_config()) == _unshared(_as_json(theirs.get_config()))
+        again = _file_config(tmp_path / "again.keras")
+        assert again["config"] == _unshared(_file_config(tmp_path / "k.keras")["config"])
+    assert type(theirs.get_layer("gqa")) is keras.layers.GroupQueryAttention
+    assert type(loaded.get_layer("gqa")) is gpu_dl.layers.GroupedQueryAttention is gpu_dl.layers.GroupQueryAttention
+    assert type(loaded.get_layer("gqa")).__name__ == "GroupedQueryAttention"
+    assert again["config"]["layers"][5]["class_name"] == "GroupQueryAttention"
 
 
 # ------------------------------------------------------------------ build configs of nested layers and models

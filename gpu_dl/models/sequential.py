@@ -32,6 +32,7 @@ from collections import Counter, namedtuple
 import numpy
 
 from .. import backend
+from ..catalogue import keras_class_name
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, masks
@@ -610,7 +611,7 @@ class Sequential(SeveralOutputs, Model):
             layers.append({"class_name": "InputLayer",
                            "config": {"shape": tuple(self.input_spec[1:]), "dtype": self.dtype,
                                       "name": self._input_layer.name if self._input_layer else "input_layer"}})
-        layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+        layers += [{"class_name": keras_class_name(type(l)), "config": l.get_config()} for l in self._layers]
         return {"name": self.name, "trainable": self.trainable, "layers": layers}
 
     @classmethod
