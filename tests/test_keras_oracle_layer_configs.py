@@ -439,3 +439,37 @@ def test_layers_traced_on_sequences_match_keras():
     ours.set_weights(theirs.get_weights())
     x = numpy.random.default_rng(8).standard_normal((3, 6, 4)).astype("float32")
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the InputLayers of nested Sequential models
+def _nested_input_names(lib, tmp_path):
+    """The names of the InputLayers that Sequential models without an Input make, nested in a Sequential and in a
+    functional model, as get_config and the .keras file give them, after the session's name counters are reset."""
+    lib.backend.clear_session() if lib is gpu_dl else lib.utils.clear_session()
+    L = lib.layers
+    inner = [lib.Sequential([L.Dense(3)], name="a"), lib.Sequential([L.Dense(2)], name="b")]
+    model = lib.Sequential([lib.Input((4,)), *inner], name="outer")
+    model.predict(numpy.zeros((2, 4), "float32"), verbose=0)
+    x = lib.Input((4,))
+    functional = lib.Model(x, lib.Sequential([L.Dense(2)], name="c")(x))
+    model.save(tmp_path / f"{lib.__name__}.keras")
+    file_layers = _file_config(tmp_path / f"{lib.__name__}.keras")["config"]["layers"]
+
+    def first(config):
+        return config["config"]["layers"][0]["config"]["name"]
+    return ([first(c) for c in model.get_config()["layers"][1:]], [first(c) for c in file_layers[1:]],
+            [first(c) for c in functional.get_config()["layers"][1:]])
+
+
+def test_nested_sequentials_number_their_input_layers(tmp_path):
+    config, written, functional = _nested_input_names(gpu_dl, tmp_path)
+    # drawn from the name counters when each is built, after the outer Input's 'input_layer'
+    assert config == written == ["input_layer_1", "input_layer_2"]
+    assert functional == ["input_layer_4"]
+    loaded = load_model(tmp_path / "gpu_dl.keras")
+    assert [c["config"]["layers"][0]["config"]["name"] for c in loaded.get_config()["layers"][1:]] == config
+
+
+def test_nested_sequentials_name_their_input_layers_as_keras_does(tmp_path):
+    keras = pytest.importorskip("keras")
+    assert _nested_input_names(gpu_dl, tmp_path) == _nested_input_names(keras, tmp_path)

@@ -318,7 +318,7 @@ def model_config(model):
     if spec is not None and not several:
         from ..layers.core import InputLayer
         layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
-                                                                    dtype=model.dtype, name="input_layer")))
+                                                                    dtype=model.dtype, name=model.input_layer_name())))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype_policy.name),
              "layers": layers}

@@ -286,6 +286,15 @@ class Sequential(SeveralOutputs, Model):
             made = self.__dict__["_graph_input_layer"] = InputLayer(shape=spec[1:])
         return made.output
 
+    def input_layer_name(self):
+        """The name of the model's InputLayer in its config: its Input's, else that of the one its graph starts
+        at, made when the model was built, whose name is drawn from the layer name counters as Keras draws the
+        name of the InputLayer its Sequential makes at build ('input_layer_1', ... after other Inputs)."""
+        if self._input_layer is not None:
+            return self._input_layer.name
+        made = self.__dict__.get("_graph_input_layer")
+        return made.name if made is not None else "input_layer"
+
     def _extend_graph(self):
         """Call the layers not yet in the graph on the symbolic output of the ones before them (all of them when
         the input changed). A layer that cannot be called on symbolic tensors leaves the model without a graph;
@@ -610,7 +619,7 @@ class Sequential(SeveralOutputs, Model):
         if self.input_spec is not None and not isinstance(self.input_spec, list):      # several: the first layer's
             layers.append({"class_name": "InputLayer",
                            "config": {"shape": tuple(self.input_spec[1:]), "dtype": self.dtype,
-                                      "name": self._input_layer.name if self._input_layer else "input_layer"}})
+                                      "name": self.input_layer_name()}})
         layers += [{"class_name": keras_class_name(type(l)), "config": l.get_config()} for l in self._layers]
         return {"name": self.name, "trainable": self.trainable, "layers": layers}
 
