@@ -473,3 +473,58 @@ def test_nested_sequentials_number_their_input_layers(tmp_path):
 def test_nested_sequentials_name_their_input_layers_as_keras_does(tmp_path):
     keras = pytest.importorskip("keras")
     assert _nested_input_names(gpu_dl, tmp_path) == _nested_input_names(keras, tmp_path)
+
+
+# ------------------------------------------------------------------ layers Keras builds when they are made
+def _built_at_init_program(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((4, 4, 2)), L.Conv2D(2, 3, padding="same"), L.Dropout(0.1), L.MaxPooling2D(),
+                           L.Activation("relu"), L.Reshape((8,)), L.Flatten(), L.Dense(2), L.ReLU(), L.Identity(),
+                           L.GaussianNoise(0.1), L.Softmax(), L.RepeatVector(2), L.GlobalAveragePooling1D()])
+
+
+def _file_build_configs(path):
+    return {layer["class_name"]: layer.get("build_config") for layer in _file_config(path)["config"]["layers"]}
+
+
+def test_layers_built_when_made_write_no_build_config(tmp_path):
+    model = _built_at_init_program(gpu_dl)
+    model.save(tmp_path / "m.keras")
+    written = _file_build_configs(tmp_path / "m.keras")
+    assert {name for name, config in written.items() if config is not None} == {
+        "Conv2D", "Flatten", "Dense", "RepeatVector"}
+    assert written["Flatten"] == {"input_shape": [None, 8]}
+    x = numpy.random.default_rng(0).standard_normal((3, 4, 4, 2)).astype("float32")
+    want = model.predict(x, verbose=0)
+    # files of both forms load: this one, and one that gives those layers build configs as well
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    shapes = [None, [None, 4, 4, 2], [None, 4, 4, 2], [None, 4, 4, 2], [None, 2, 2, 2], [None, 2, 2, 2]]
+    for layer, shape in zip(config["config"]["layers"], shapes):
+        if shape is not None and "build_config" not in layer:
+            layer["build_config"] = {"input_shape": shape}
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "with.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    for path in (tmp_path / "m.keras", tmp_path / "with.keras"):
+        loaded = load_model(path)
+        assert all(layer.built for layer in loaded.layers)
+        numpy.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=1e-6, atol=1e-6)
+        loaded.save(tmp_path / "again.keras")
+        assert _file_build_configs(tmp_path / "again.keras") == written
+
+
+def test_build_configs_of_layers_built_when_made_match_keras(tmp_path):
+    keras = pytest.importorskip("keras")
+    _built_at_init_program(gpu_dl).save(tmp_path / "ours.keras")
+    theirs = _built_at_init_program(keras)
+    theirs.save(tmp_path / "theirs.keras")
+    assert _file_build_configs(tmp_path / "ours.keras") == _file_build_configs(tmp_path / "theirs.keras")
+    x = numpy.random.default_rng(1).standard_normal((3, 4, 4, 2)).astype("float32")
+    # Keras reads gpu_dl's file, and gpu_dl Keras's
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                                  load_model(tmp_path / "ours.keras").predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(load_model(tmp_path / "theirs.keras").predict(x, verbose=0),
+                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
