@@ -32,10 +32,17 @@ def keras_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def keras_class_name(cls) -> str:
+    """The ``class_name`` Keras's configs give a class: the name Keras registers it under where that differs
+    from the class's own (``GroupedQueryAttention`` is registered as ``GroupQueryAttention``), set as the
+    class's ``keras_export_name`` (not inherited: a user's subclass is written under its own name)."""
+    return cls.__dict__.get("keras_export_name") or cls.__name__
+
+
 def keras_class_key(cls) -> str:
     """The snake-cased name of the Keras class ``cls`` stands for, from which Keras derives a layer's default
     name and its weights file group: the class's own name, or its ``keras_class_name`` where Keras exports
-    the class under another name (``GroupQueryAttention`` is Keras's ``GroupedQueryAttention``). Only the
+    the class under another name and gpu_dl's class keeps the exported one. Only the
     class that sets it uses it: a user's subclass is named after itself, as in Keras."""
     return keras_snake_case(cls.__dict__.get("keras_class_name") or cls.__name__)
 

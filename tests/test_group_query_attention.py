@@ -140,7 +140,9 @@ def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys):
     # query 6*4*2 + 4*2, key and value 2 * (6*2*2 + 2*2), output 4*2*6 + 6
     assert model.get_layer("gqa").count_params() == 56 + 56 + 54
     model.summary()
-    assert "gqa (GroupQueryAttention)" in capsys.readouterr().out
+    # the class's own name, as Keras's summary shows it (the layer is exported under both names)
+    assert "gqa (GroupedQueryAttention)" in capsys.readouterr().out
+    assert layers.GroupQueryAttention is layers.GroupedQueryAttention
     xs = [rng.standard_normal((16, 5, 6)).astype("float32"), rng.standard_normal((16, 7, 6)).astype("float32")]
     assert_trains_and_reloads(model, xs, rng.integers(0, 2, 16), tmp_path, load_model, every_weight_moves=True)
     again = layers.GroupQueryAttention.from_config(model.get_layer("gqa").get_config())
@@ -148,28 +150,28 @@ def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys):
 
 
 def test_bad_arguments_and_inputs_name_the_layer(xp):
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*divisible"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*divisible"):
         layers.GroupQueryAttention(2, 3, 2, name="g")
     for value in (0, -1, 2.0):
-        with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*head_dim"):
+        with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*head_dim"):
             layers.GroupQueryAttention(value, 2, 1, name="g")
-        with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*num_key_value_heads"):
+        with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*num_key_value_heads"):
             layers.GroupQueryAttention(2, 2, value, name="g")
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*flash_attention=True"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*flash_attention=True"):
         layers.GroupQueryAttention(2, 2, 1, flash_attention=True, name="g")
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*sliding_window"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*sliding_window"):
         layers.GroupQueryAttention(2, 2, 1, sliding_window=3, name="g")
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*last dimension of `query_shape`"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*last dimension of `query_shape`"):
         layers.GroupQueryAttention(2, 2, 1, name="g")(layers.Input((3, 4)), layers.Input((5, 6)))
     gqa = layers.GroupQueryAttention(2, 4, 2, name="g")
     gqa(xp.ones((2, 3, 4)), xp.ones((2, 5, 4)))
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*built for a key of 4 features"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*built for a key of 4 features"):
         gqa(xp.ones((2, 3, 4)), xp.ones((2, 5, 7)))
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*built for a query of 4 features"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*built for a query of 4 features"):
         gqa(xp.ones((2, 3, 5)), xp.ones((2, 5, 4)))
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*rank 3"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*rank 3"):
         gqa(xp.ones((2, 3, 2, 4)), xp.ones((2, 5, 2, 4)))
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*value` and `key`"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*value` and `key`"):
         gqa(xp.ones((2, 3, 4)), xp.ones((2, 5, 4)), key=xp.ones((2, 4, 4)))
-    with pytest.raises(ValueError, match=r"GroupQueryAttention layer 'g'.*attention_mask must have shape"):
+    with pytest.raises(ValueError, match=r"GroupedQueryAttention layer 'g'.*attention_mask must have shape"):
         gqa(xp.ones((2, 3, 4)), xp.ones((2, 5, 4)), attention_mask=xp.ones((2, 5, 3), bool))

@@ -108,11 +108,18 @@ def test_attention_call_forms_match_keras(tmp_path):
     assert written["config"] == _unshared(want["config"])
     for name, form in _ATTENTION_FORMS.items():
         assert _node_form(want, name) == form, name
-    theirs = _attention_program(keras, grouped=False)
-    loaded, x = assert_keras_file_loads_both_ways(keras, theirs, _attention_inputs, tmp_path, load_model)
-    assert _as_json(loaded.get_config()) == _unshared(_as_json(theirs.get_config()))
-    again = _file_config(tmp_path / "again.keras")
-    assert again["config"] == _unshared(_file_config(tmp_path / "k.keras")["config"])
+    for grouped in (False, True):
+        theirs = _attention_program(keras, grouped=grouped)
+        # the same classes (gpu_dl's GroupedQueryAttention, Keras's, both exported as GroupQueryAttention)
+        loaded, x = assert_keras_file_loads_both_ways(keras, theirs, _attention_inputs, tmp_path, load_model)
+        assert type(loaded.get_layer("gqa")).__name__ == type(theirs.get_layer("gqa")).__name__
+        assert _as_json(loaded.get_config()) == _unshared(_as_json(theirs.get_config()))
+        again = _file_config(tmp_path / "again.keras")
+        assert again["config"] == _unshared(_file_config(tmp_path / "k.keras")["config"])
+    assert type(theirs.get_layer("gqa")) is keras.layers.GroupQueryAttention
+    assert type(loaded.get_layer("gqa")) is gpu_dl.layers.GroupedQueryAttention is gpu_dl.layers.GroupQueryAttention
+    assert type(loaded.get_layer("gqa")).__name__ == "GroupedQueryAttention"
+    assert again["config"]["layers"][5]["class_name"] == "GroupQueryAttention"
 
 
 # ------------------------------------------------------------------ build configs of nested layers and models
@@ -432,3 +439,92 @@ def test_layers_traced_on_sequences_match_keras():
     ours.set_weights(theirs.get_weights())
     x = numpy.random.default_rng(8).standard_normal((3, 6, 4)).astype("float32")
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the InputLayers of nested Sequential models
+def _nested_input_names(lib, tmp_path):
+    """The names of the InputLayers that Sequential models without an Input make, nested in a Sequential and in a
+    functional model, as get_config and the .keras file give them, after the session's name counters are reset."""
+    lib.backend.clear_session() if lib is gpu_dl else lib.utils.clear_session()
+    L = lib.layers
+    inner = [lib.Sequential([L.Dense(3)], name="a"), lib.Sequential([L.Dense(2)], name="b")]
+    model = lib.Sequential([lib.Input((4,)), *inner], name="outer")
+    model.predict(numpy.zeros((2, 4), "float32"), verbose=0)
+    x = lib.Input((4,))
+    functional = lib.Model(x, lib.Sequential([L.Dense(2)], name="c")(x))
+    model.save(tmp_path / f"{lib.__name__}.keras")
+    file_layers = _file_config(tmp_path / f"{lib.__name__}.keras")["config"]["layers"]
+
+    def first(config):
+        return config["config"]["layers"][0]["config"]["name"]
+    return ([first(c) for c in model.get_config()["layers"][1:]], [first(c) for c in file_layers[1:]],
+            [first(c) for c in functional.get_config()["layers"][1:]])
+
+
+def test_nested_sequentials_number_their_input_layers(tmp_path):
+    config, written, functional = _nested_input_names(gpu_dl, tmp_path)
+    # drawn from the name counters when each is built, after the outer Input's 'input_layer'
+    assert config == written == ["input_layer_1", "input_layer_2"]
+    assert functional == ["input_layer_4"]
+    loaded = load_model(tmp_path / "gpu_dl.keras")
+    assert [c["config"]["layers"][0]["config"]["name"] for c in loaded.get_config()["layers"][1:]] == config
+
+
+def test_nested_sequentials_name_their_input_layers_as_keras_does(tmp_path):
+    keras = pytest.importorskip("keras")
+    assert _nested_input_names(gpu_dl, tmp_path) == _nested_input_names(keras, tmp_path)
+
+
+# ------------------------------------------------------------------ layers Keras builds when they are made
+def _built_at_init_program(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((4, 4, 2)), L.Conv2D(2, 3, padding="same"), L.Dropout(0.1), L.MaxPooling2D(),
+                           L.Activation("relu"), L.Reshape((8,)), L.Flatten(), L.Dense(2), L.ReLU(), L.Identity(),
+                           L.GaussianNoise(0.1), L.Softmax(), L.RepeatVector(2), L.GlobalAveragePooling1D()])
+
+
+def _file_build_configs(path):
+    return {layer["class_name"]: layer.get("build_config") for layer in _file_config(path)["config"]["layers"]}
+
+
+def test_layers_built_when_made_write_no_build_config(tmp_path):
+    model = _built_at_init_program(gpu_dl)
+    model.save(tmp_path / "m.keras")
+    written = _file_build_configs(tmp_path / "m.keras")
+    assert {name for name, config in written.items() if config is not None} == {
+        "Conv2D", "Flatten", "Dense", "RepeatVector"}
+    assert written["Flatten"] == {"input_shape": [None, 8]}
+    x = numpy.random.default_rng(0).standard_normal((3, 4, 4, 2)).astype("float32")
+    want = model.predict(x, verbose=0)
+    # files of both forms load: this one, and one that gives those layers build configs as well
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    shapes = [None, [None, 4, 4, 2], [None, 4, 4, 2], [None, 4, 4, 2], [None, 2, 2, 2], [None, 2, 2, 2]]
+    for layer, shape in zip(config["config"]["layers"], shapes):
+        if shape is not None and "build_config" not in layer:
+            layer["build_config"] = {"input_shape": shape}
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "with.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    for path in (tmp_path / "m.keras", tmp_path / "with.keras"):
+        loaded = load_model(path)
+        assert all(layer.built for layer in loaded.layers)
+        numpy.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=1e-6, atol=1e-6)
+        loaded.save(tmp_path / "again.keras")
+        assert _file_build_configs(tmp_path / "again.keras") == written
+
+
+def test_build_configs_of_layers_built_when_made_match_keras(tmp_path):
+    keras = pytest.importorskip("keras")
+    _built_at_init_program(gpu_dl).save(tmp_path / "ours.keras")
+    theirs = _built_at_init_program(keras)
+    theirs.save(tmp_path / "theirs.keras")
+    assert _file_build_configs(tmp_path / "ours.keras") == _file_build_configs(tmp_path / "theirs.keras")
+    x = numpy.random.default_rng(1).standard_normal((3, 4, 4, 2)).astype("float32")
+    # Keras reads gpu_dl's file, and gpu_dl Keras's
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                                  load_model(tmp_path / "ours.keras").predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(load_model(tmp_path / "theirs.keras").predict(x, verbose=0),
+                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -234,3 +234,30 @@ def test_recurrent_dropout_drops_each_gate_with_its_own_masks_as_keras(rng, name
     theirs.cell._dropout_mask = [keep(g, (3, 2), dropout) for g in range(gates)] if dropout else None
     theirs.cell._recurrent_dropout_mask = [recurrent[0]] * gates
     assert not numpy.allclose(got, keras.ops.convert_to_numpy(theirs(x, training=True)), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN", "RNN"])
+def test_a_stateful_layer_built_without_a_batch_size_is_refused_as_keras_refuses_it(kind):
+    def programs(lib):
+        L = lib.layers
+        if kind == "RNN":
+            L = type("L", (), {"RNN": lambda units, **kw: lib.layers.RNN(lib.layers.LSTMCell(units), **kw)})
+        yield "sequential", lambda: lib.Sequential([lib.Input((4, 2)), getattr(L, kind)(3, stateful=True)])
+        yield "batch_shape", lambda: lib.Sequential([lib.Input(batch_shape=(5, 4, 2)),
+                                                     getattr(L, kind)(3, stateful=True)])
+
+        def functional():
+            x = lib.Input((4, 2))
+            return lib.Model(x, getattr(L, kind)(3, stateful=True)(x))
+        yield "functional", functional
+    for (name, ours), (_, theirs) in zip(programs(gpu_dl), programs(keras)):
+        outcomes = []
+        for program in (ours, theirs):
+            try:
+                model = program()
+                outcomes.append(("built", model.layers[-1].built))
+            except ValueError as e:
+                text = str(e)
+                outcomes.append(("refused", text[text.index("When using"):]))
+        assert outcomes[0] == outcomes[1], name
+        assert outcomes[0][0] == ("built" if name == "batch_shape" else "refused"), name

@@ -51,7 +51,8 @@ def test_summary_lists_its_layers(rng):
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert 'Model: "clf"' in text
-    for row in ("dense", "residual", "dropout", "(None, 3)"):
+    # the output for the shape each layer's build recorded: built by the model's trace, Keras's stand-in batch size
+    for row in ("dense", "residual", "dropout", "(83, 3)"):
         assert row in text
     assert f"Total params: {model.count_params()}" in text
 
@@ -88,3 +89,47 @@ def test_as_a_layer_of_a_sequential_model(rng):
     start = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=10, batch_size=16, verbose=0)
     assert model.evaluate(x, y, verbose=0) < start
+
+
+# ------------------------------------------------------------------ summary of a subclassed model's layers
+def _two_dense(lib):
+    L = lib.layers
+
+    class TwoDense(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.first = L.Dense(3)
+            self.drop = L.Dropout(0.5)
+            self.second = L.Dense(2)
+            self.unused = L.Dense(5)
+
+        def call(self, x):
+            return self.second(self.drop(self.first(x)))
+    return TwoDense()
+
+
+def _shape_column(rows):
+    return [(row[0].split(" ")[1], row[1], row[2]) for row in rows]
+
+
+def test_subclassed_summary_shows_the_shapes_layers_were_built_for(monkeypatch):
+    from keras_steps import summary_rows
+    model = _two_dense(gpu_dl)
+    model(numpy.zeros((2, 4), "float32"))
+    rows, *_ = summary_rows(model, monkeypatch)
+    # the output for the shape each build recorded (this call's batch size); '?' for a layer that records none
+    assert _shape_column(rows) == [("(Dense)", "(2, 3)", "15"), ("(Dropout)", "?", "0"), ("(Dense)", "(2, 2)", "8"),
+                                   ("(Dense)", "?", "0 (unbuilt)")]
+
+
+def test_subclassed_summary_matches_keras(monkeypatch):
+    keras = pytest.importorskip("keras")
+    from keras_steps import assert_same_summary
+    gpu_dl.backend.clear_session()
+    keras.utils.clear_session()         # the same layer names on both sides
+    ours, theirs = _two_dense(gpu_dl), _two_dense(keras)
+    x = numpy.zeros((2, 4), "float32")
+    ours(x)
+    theirs(x)
+    ours.set_weights(theirs.get_weights())
+    assert_same_summary(ours, theirs, monkeypatch)

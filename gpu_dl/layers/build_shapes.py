@@ -204,13 +204,35 @@ def _fits(given, held):
     return False
 
 
+# The Keras 3 layers built when they are made (Layer._build_at_init, or Reshape's own): their build never runs on
+# a call, so Keras records no build shape and writes no build config for them.
+KERAS_BUILT_AT_INIT = frozenset((
+    "Activation", "ActivityRegularization", "AlphaDropout", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "Dropout", "ELU", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D", "Identity", "LeakyReLU", "Masking", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "ReLU",
+    "Reshape", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "UnitNormalization"))
+
+
+def built_at_init(layer) -> bool:
+    """Whether Keras builds ``layer``'s class when it is made: a gpu_dl class standing for one of
+    ``KERAS_BUILT_AT_INIT``, not subclassed by one of the caller's that has a ``build`` of its own (Keras runs
+    that build on the first call and records its shape)."""
+    for cls in type(layer).__mro__:
+        if cls.__module__.startswith("gpu_dl."):
+            return cls.__name__ in KERAS_BUILT_AT_INIT
+        if "build" in cls.__dict__:
+            return False
+    return False
+
+
 def build_config(layer):
     """Keras 3's ``Layer.get_build_config()`` of ``layer``: ``{"input_shape": shape}`` for a build of one shape,
     ``{"shapes_dict": {"<argument>_shape": shape, ...}}`` for a build of several, None before it is built. The batch
     axis is as the build was given it: a size where the layer was built for arrays, or in a Sequential built from
     data, as Keras records it; None where it was built for symbolic tensors."""
     from .input_spec import built_input_shape
-    if not layer.built:
+    if not layer.built or built_at_init(layer):
         return None
     batch = layer.__dict__.get("_build_batch")
     if hasattr(layer, "keras_build_config"):

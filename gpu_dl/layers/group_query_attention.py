@@ -1,4 +1,5 @@
-"""Keras 3's ``GroupQueryAttention`` (grouped-query attention) on rank-3 inputs.
+"""Keras 3's ``GroupedQueryAttention`` (grouped-query attention, exported as ``GroupQueryAttention``) on rank-3
+inputs.
 
 ``gqa(query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
 return_attention_scores=False, training=None, use_causal_mask=False)``: query (B, T, D), value (B, S, Dv), key
@@ -18,12 +19,12 @@ from __future__ import annotations
 from .head_attention import HeadAttention, inverse_sqrt, positive
 
 
-class GroupQueryAttention(HeadAttention):
+class GroupedQueryAttention(HeadAttention):
     """Grouped-query attention (see the module docstring)."""
 
-    # Keras exports its class GroupedQueryAttention as GroupQueryAttention: the layer's default name and its
-    # weights file group come from the class's own name.
-    keras_class_name = "GroupedQueryAttention"
+    # Keras registers its class GroupedQueryAttention under this name, which its configs write as the
+    # class_name; the default layer name and the weights file group come from the class's own name.
+    keras_export_name = "GroupQueryAttention"
     # Keras's GroupedQueryAttention keeps its sublayers under these (underscored) attribute names.
     sublayer_groups = (("query", "_query_dense"), ("key", "_key_dense"), ("value", "_value_dense"),
                        ("attention_output", "_output_dense"))
@@ -87,3 +88,7 @@ class GroupQueryAttention(HeadAttention):
                   "activity_regularizer": None, "kernel_constraint": weights["kernel_constraint"],
                   "bias_constraint": weights["bias_constraint"], "seed": self.seed}
         return config
+
+
+# Keras's exported name for the class.
+GroupQueryAttention = GroupedQueryAttention

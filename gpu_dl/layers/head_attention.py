@@ -1,4 +1,4 @@
-"""What MultiHeadAttention and GroupQueryAttention share: projections to heads, attention, an output projection.
+"""What MultiHeadAttention and GroupedQueryAttention share: projections to heads, attention, an output projection.
 
 Inputs query (B, T, Dq), value (B, S, Dv), key (B, S, Dk) (the key is the value when left out). Each is
 projected as Keras's EinsumDense sublayers do: kernel (D, heads, width), bias (heads, width), giving query

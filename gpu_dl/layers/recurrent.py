@@ -176,11 +176,16 @@ class _Recurrent(SequenceLayer):
         if self.use_bias:
             self.bias = self.add_weight(self.bias_shape(), self.initial_bias(), name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        if self.stateful and self._carried_states is None and input_shape[0] is None:
+            # as Keras's RNN.build refuses it: the states' batch size must be known when they are made
+            raise ValueError(f"{self._where()}: When using `stateful=True` in a RNN, the batch size must be static. "
+                             f"Found dynamic batch size: sequence.shape={tuple(input_shape)}")
         self.start_states(input_shape[0])
 
     def start_states(self, batch_size):
-        """Keras's build of a stateful layer: zero states for batches of ``batch_size`` (when known; else the
-        first call sets them), which every later call must match. States already there are zeroed."""
+        """Keras's build of a stateful layer: zero states for batches of ``batch_size`` (its build refuses a
+        stateful layer without one, as Keras's does), which every later call must match. States already there
+        are zeroed."""
         if not self.stateful:
             return
         if self._carried_states is not None:

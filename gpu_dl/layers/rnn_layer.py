@@ -115,6 +115,10 @@ class RNN(SequenceLayer):
 
     def build(self, input_shape):
         n, _, features = self._checked(input_shape)
+        if self.stateful and n is None and self.states is None:
+            # as Keras's RNN.build refuses it: the states' batch size must be known when they are made
+            raise ValueError(f"RNN layer '{self.name}': When using `stateful=True` in a RNN, the batch size must be "
+                             f"static. Found dynamic batch size: sequence.shape={tuple(input_shape)}")
         if self._loop is not None:
             self._loop.build((n, None, features))
             return

@@ -51,7 +51,7 @@ import types
 import numpy
 
 from ..backend.user_warnings import warn
-from ..catalogue import get_custom_objects, get_registered_name, scoped_custom_objects, written_module
+from ..catalogue import get_custom_objects, get_registered_name, keras_class_name, scoped_custom_objects, written_module
 from ..layers import build_shapes
 
 # Keras config keys gpu_dl has no use for, with the values that change nothing
@@ -143,8 +143,9 @@ def _layer_entry(layer):
         config["cell"] = _layer_entry(layer.cell)       # a nested serialized object, as Keras writes it
     elif isinstance(layer, StackedRNNCells):
         config["cells"] = [_layer_entry(cell) for cell in layer.cells]
-    builtin = _layer_classes().get(type(layer).__name__) is type(layer)
-    entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": type(layer).__name__,
+    class_name = keras_class_name(type(layer))
+    builtin = _layer_classes().get(class_name) is type(layer)
+    entry = {"module": "keras.layers" if builtin else written_module(type(layer)), "class_name": class_name,
              "config": _jsonable(config, where),
              "registered_name": None if builtin else get_registered_name(type(layer))}
     # Keras writes what get_build_config() gives (a layer of the caller's may override it).
@@ -317,7 +318,7 @@ def model_config(model):
     if spec is not None and not several:
         from ..layers.core import InputLayer
         layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
-                                                                    dtype=model.dtype, name="input_layer")))
+                                                                    dtype=model.dtype, name=model.input_layer_name())))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype_policy.name),
              "layers": layers}

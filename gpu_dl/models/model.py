@@ -407,17 +407,22 @@ class Model(trainer.Trainer, Layer):
                       show_trainable=show_trainable)
 
     def _subclassed_summary_rows(self):
-        """One row per layer, as Keras lists a subclassed model's layers: the output shape of its last call in the
-        traced graph ('?' where it has none)."""
+        """One row per layer, with Keras's output shape of a subclassed model's layer: that of its last call on
+        symbolic tensors outside the model's own call (in a functional model), else what its compute_output_shape
+        gives for the shape its build recorded (the batch size included, as a call on arrays gave it), else '?'
+        (a layer never built, or one Keras builds when it is made, which records no shape)."""
         from .summary import _format_shape
         graph = self._built_graph()
+        own = set() if graph is None else graph._node_set
         rows = []
         for layer in self.layers:
             shape_text = "?"
-            calls = [] if graph is None else [n for n in layer._inbound_nodes if n in graph._node_set]
+            calls = [n for n in layer._inbound_nodes if n not in own]
             if calls:
                 shapes = [_format_shape(t.shape) for t in calls[-1].outputs]
                 shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+            elif layer.built:
+                shape_text = _built_output_shape(layer)
             params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
                          ("Y" if layer.trainable else "N") if layer.weights else "-", None))
@@ -1245,3 +1250,18 @@ class Model(trainer.Trainer, Layer):
         (``by_name=True`` matches its layers by name); nothing changes if they do not fit."""
         from . import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def _built_output_shape(layer):
+    """The summary's text of the output shape ``layer`` gives for the input shape its build recorded, or '?'."""
+    from .summary import _format_shape
+    config = layer.get_build_config()
+    if not config or "input_shape" not in config:
+        return "?"
+    try:
+        shape = layer.compute_output_shape(tuple(config["input_shape"]))
+    except NotImplementedError:
+        return "?"
+    if isinstance(shape, list):
+        return "[" + ", ".join(_format_shape(tuple(s)) for s in shape) + "]"
+    return _format_shape(tuple(shape))

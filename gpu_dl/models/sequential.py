@@ -32,6 +32,7 @@ from collections import Counter, namedtuple
 import numpy
 
 from .. import backend
+from ..catalogue import keras_class_name
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, masks
@@ -284,6 +285,15 @@ class Sequential(SeveralOutputs, Model):
             # Kept out of the sublayers (set through __dict__): the model's layers and weights files do not list it.
             made = self.__dict__["_graph_input_layer"] = InputLayer(shape=spec[1:])
         return made.output
+
+    def input_layer_name(self):
+        """The name of the model's InputLayer in its config: its Input's, else that of the one its graph starts
+        at, made when the model was built, whose name is drawn from the layer name counters as Keras draws the
+        name of the InputLayer its Sequential makes at build ('input_layer_1', ... after other Inputs)."""
+        if self._input_layer is not None:
+            return self._input_layer.name
+        made = self.__dict__.get("_graph_input_layer")
+        return made.name if made is not None else "input_layer"
 
     def _extend_graph(self):
         """Call the layers not yet in the graph on the symbolic output of the ones before them (all of them when
@@ -609,8 +619,8 @@ class Sequential(SeveralOutputs, Model):
         if self.input_spec is not None and not isinstance(self.input_spec, list):      # several: the first layer's
             layers.append({"class_name": "InputLayer",
                            "config": {"shape": tuple(self.input_spec[1:]), "dtype": self.dtype,
-                                      "name": self._input_layer.name if self._input_layer else "input_layer"}})
-        layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+                                      "name": self.input_layer_name()}})
+        layers += [{"class_name": keras_class_name(type(l)), "config": l.get_config()} for l in self._layers]
         return {"name": self.name, "trainable": self.trainable, "layers": layers}
 
     @classmethod
