@@ -158,13 +158,13 @@ def test_rnn_of_a_cell_is_the_matching_layer(xp, rng, kind, return_sequences, go
         numpy.testing.assert_array_equal(to_numpy(a), to_numpy(b))
 
 
-def run_rnn_gradients(rnn, x, rng, initial, xp):
+def run_rnn_gradients(rnn, x, rng, initial, xp, mask=None):
     """Finite differences of the outputs and states against w, for the input, initial states and weights."""
-    out = rnn(x, training=True, initial_state=initial)
+    out = rnn(x, training=True, mask=mask, initial_state=initial)
     ws = [xp.asarray(rng.standard_normal(o.shape)) for o in out]
 
     def objective(x_, initial_):
-        return sum((o * w).sum() for o, w in zip(rnn(x_, training=True, initial_state=initial_), ws))
+        return sum((o * w).sum() for o, w in zip(rnn(x_, training=True, mask=mask, initial_state=initial_), ws))
 
     objective(x, initial)
     dx = rnn.backward(ws)

@@ -8,6 +8,7 @@ import gpu_dl
 from gpu_dl import layers, ops
 from gpu_dl.backend import to_numpy
 from gradcheck import assert_gradient
+from test_rnn_cells import run_rnn_gradients
 
 
 class MinimalRNNCell(layers.Layer):
@@ -158,30 +159,8 @@ def test_gradients_through_time(xp, rng, kind, t, return_sequences, masked):
         mask[1, 0] = mask[2, t - 1] = False
         mask = xp.asarray(mask)
     initial = [xp.asarray(rng.standard_normal((3, u))) for u in sizes]
-    out = rnn(x, training=True, mask=mask, initial_state=initial)
-    ws = [xp.asarray(rng.standard_normal(o.shape)) for o in out]
-
-    def objective(x_, initial_):
-        return sum((o * w).sum() for o, w in zip(rnn(x_, training=True, mask=mask, initial_state=initial_), ws))
-
-    objective(x, initial)
-    dx = rnn.backward(ws)
-    d_initial = rnn.initial_state_gradients
-    assert len(rnn.weights) == len(rnn.cell.weights) > 0
-    grads = [v.grad.copy() for v in rnn.weights]
-    assert_gradient(lambda v: objective(v, initial), x, dx, rng, what="x")
-    for k in range(len(initial)):
-        def of_state(v, k=k):
-            return objective(x, initial[:k] + [v] + initial[k + 1:])
-        assert_gradient(of_state, initial[k], d_initial[k], rng, what=f"initial_state[{k}]")
-    for variable, grad in zip(rnn.weights, grads):
-        original = variable.value.copy()
-
-        def of_weight(v, variable=variable):
-            variable.value[...] = v
-            return objective(x, initial)
-        assert_gradient(of_weight, original, grad, rng, what=variable.path, directions=2)
-        variable.value[...] = original
+    run_rnn_gradients(rnn, x, rng, initial, xp, mask=mask)
+    assert len(rnn.weights) == len(rnn.cell.weights) > 0      # the cell's weights were all checked
 
 
 def test_gradient_of_the_output_alone(rng):
