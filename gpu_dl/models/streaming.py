@@ -430,7 +430,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         val_count = len(val[0][0] if isinstance(val[0], tuple) else val[0])
         model._check_stateful_batches(val_count, val_batch_size, "validation data", "validation_batch_size")
         # as over arrays in Keras: each validation takes the first validation_steps batches
-        val_batch_size = ArrayEpochs(val_count, val_batch_size, validation_steps, steps_name="validation_steps")
+        val_epochs = ArrayEpochs(val_count, val_batch_size, validation_steps, steps_name="validation_steps")
 
     # All checks passed: from here on the model may change.
     model._resolve_metrics(_shapes(yb), output_shape)
@@ -467,7 +467,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             if isinstance(val, Stream):
                 logs.update(evaluate_pass(model, val, cbs, val_params, prefix="val_"))
             else:
-                logs.update(model._evaluate_arrays(*val, val_batch_size, prefix="val_", cbs=cbs))
+                logs.update(model._evaluate_arrays(*val, val_epochs, prefix="val_", cbs=cbs))
         cbs.call("on_epoch_end", epoch, logs)
         if model.stop_training:
             break
