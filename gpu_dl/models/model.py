@@ -1074,9 +1074,7 @@ class Model(trainer.Trainer, Layer):
     # ----------------------------------------------------------------- evaluate
     def _evaluate_arrays(self, x, y, sw, epochs_of, prefix="", cbs=None):
         """Loss and metrics over arrays, from fresh sums (fit has read its training logs before this), over the
-        first batches of a pass of ``epochs_of`` (an ``ArrayEpochs``, or the batch size for all batches)."""
-        if not isinstance(epochs_of, ArrayEpochs):
-            epochs_of = ArrayEpochs(_length(x), epochs_of)
+        first batches of a new pass of ``epochs_of`` (an ``ArrayEpochs``)."""
         epochs_of.restart()
         self.reset_metrics()
         if cbs is not None:
