@@ -696,3 +696,8 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# The element-wise maths family (math_elementwise_api.py), wrapped there as the functions above are here.
+from . import math_elementwise_api as _math_elementwise_api  # noqa: E402
+globals().update({_name: getattr(_math_elementwise_api, _name) for _name in _math_elementwise_api.__all__})
+__all__ += _math_elementwise_api.__all__

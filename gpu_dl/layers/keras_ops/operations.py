@@ -70,3 +70,7 @@ OPERATIONS = {cls.__name__: cls for cls in (
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
+
+# The element-wise maths family (math_elementwise.py).
+from .math_elementwise import OPERATIONS as _MATH_ELEMENTWISE  # noqa: E402
+OPERATIONS = OPERATIONS | _MATH_ELEMENTWISE
