@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy
 
@@ -54,6 +55,14 @@ def _kind(dtype):
     return numpy.dtype(dtype).kind
 
 
+def _function_name(cls):
+    """The ``keras.ops`` function that records ``cls``: its class name in snake case (``bitwise_and``)."""
+    return getattr(cls, "function_name", None) or re.sub("(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+_TAKES = {"biu": "an integer or bool", "iu": "an integer"}
+
+
 def _number(value, argument, where, optional=False):
     if optional and value is None:
         return None
@@ -74,8 +83,8 @@ class Unary(KerasOperation):
 
     def _refuse(self, dtype):
         if _kind(dtype) not in self.kinds:
-            takes = {"biu": "integer or bool", "iu": "integer"}.get(self.kinds, "real")
-            raise TypeError(f"{type(self).__name__.lower()}: `x` must be a {takes} tensor, got dtype {dtype}.")
+            raise TypeError(f"{_function_name(type(self))}: `x` must be {_TAKES.get(self.kinds, 'a real')} tensor, "
+                            f"got dtype {numpy.dtype(dtype)}.")
 
     def result_dtype(self, tensors, arguments):
         self._refuse(tensors[0].dtype)
@@ -292,6 +301,11 @@ class Size(Ndim):
         return _xp(x).asarray(x.size, dtype="int32")
 
 
+def _exact(value):
+    """A NumPy number as the Python number of the same value (which compare exactly across ints and floats)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 class SaturateCast(Unary):
     """``saturate_cast(x, dtype)``: ``x`` clipped to what ``dtype`` holds (and ``x``'s dtype holds), then cast, as
     Keras does; between floats the gradient passes where x was inside the limits."""
@@ -320,14 +334,16 @@ class SaturateCast(Unary):
 
     def limits(self, dtype):
         """The clip's bounds in the input's ``dtype``, nudged toward zero where the target's bound does not fit
-        in it (float32's nearest to int32's largest is above it), as Keras nudges them."""
+        in it (float32's nearest to int32's largest is above it), as Keras means to nudge them. The bounds are
+        compared as Python numbers, exactly (Keras 3.15 compares them in the input's dtype under NumPy 2, which
+        misses that case: its float32 3e9 saturate-cast to int32 wraps to the smallest int32)."""
         in_min, in_max = self._range(dtype)
         out_min, out_max = self._range(self.target)
-        low = numpy.asarray(numpy.maximum(in_min, out_min)).astype(dtype)
-        if low < out_min:
+        low = numpy.asarray(max(_exact(in_min), _exact(out_min))).astype(dtype)
+        if _exact(low) < _exact(out_min):
             low = numpy.nextafter(low, 0, dtype=dtype)
-        high = numpy.asarray(numpy.minimum(in_max, out_max)).astype(dtype)
-        if high > out_max:
+        high = numpy.asarray(min(_exact(in_max), _exact(out_max))).astype(dtype)
+        if _exact(high) > _exact(out_max):
             high = numpy.nextafter(high, 0, dtype=dtype)
         return numpy.dtype(dtype).type(low), numpy.dtype(dtype).type(high)
 
@@ -365,7 +381,7 @@ class Binary(KerasOperation):
     @classmethod
     def dtype_of(cls, dtypes, constants):
         """The result's dtype for tensors of ``dtypes`` and constants (Python numbers, host arrays) beside them."""
-        name = cls.__name__.lower()
+        name = _function_name(cls)
         for dtype in list(dtypes) + [c.dtype for c in constants if isinstance(c, numpy.ndarray)]:
             if _kind(dtype) not in cls.kinds:
                 takes = {"biu": "integer or bool", "iu": "integer"}.get(cls.kinds, "real")
@@ -592,6 +608,7 @@ class AllClose(Isclose):
 
     arity = 2
     config_keys = ("rtol", "atol", "equal_nan")
+    function_name = "allclose"
 
     def __init__(self, rtol=1e-5, atol=1e-8, equal_nan=False, name=None, **kwargs):
         super().__init__(equal_nan=equal_nan, name=name, **kwargs)

@@ -1,4 +1,4 @@
-"""``cupyx.scipy.special``: ``erf``, computed by SciPy's on the emulated device arrays."""
+"""``cupyx.scipy.special``: ``erf``, ``erfc``, ``erfinv`` and ``i1``, computed by SciPy's on the emulated device arrays."""
 import numpy
 import scipy.special
 
@@ -11,3 +11,16 @@ def erf(x):
     if isinstance(x, numpy.ndarray) and not isinstance(x, cupy.ndarray):
         raise TypeError(f"Unsupported type {type(x)}")
     return cupy.asarray(scipy.special.erf(x))
+
+
+def _device_ufunc(name):
+    """SciPy's ``name`` as CuPy's ufunc of that name takes and gives arrays (as ``erf`` above)."""
+    def function(x):
+        if isinstance(x, numpy.ndarray) and not isinstance(x, cupy.ndarray):
+            raise TypeError(f"Unsupported type {type(x)}")
+        return cupy.asarray(getattr(scipy.special, name)(x))
+    function.__name__ = name
+    return function
+
+
+erfc, erfinv, i1 = _device_ufunc("erfc"), _device_ufunc("erfinv"), _device_ufunc("i1")
