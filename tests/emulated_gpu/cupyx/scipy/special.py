@@ -1,4 +1,5 @@
-"""``cupyx.scipy.special``: ``erf``, ``erfc``, ``erfinv`` and ``i1``, computed by SciPy's on the emulated device arrays."""
+"""``cupyx.scipy.special``: ``erf``, ``erfc``, ``erfinv`` and ``i1``, computed by SciPy's on the emulated device
+arrays."""
 import numpy
 import scipy.special
 
