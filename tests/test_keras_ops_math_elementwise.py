@@ -73,6 +73,11 @@ CASES = [
      lambda a, b: numpy.fmax(a - 1.0, b) + numpy.fmin(b, a - 1.0)),
     ("ldexp", lambda a, b: ops.ldexp(b, 3) + ops.ldexp(a, EXPONENTS),
      lambda a, b: b * 8 + a * 2.0 ** EXPONENTS),
+    ("constant_first", lambda a, b: ops.arctan2(0.5, b) + ops.fmod(0.7, a) + ops.hypot(0.5, b) + ops.logaddexp(0.3, b) +
+     ops.divide_no_nan(1.0, ops.floor(b) + 1.0) + ops.fmax(0.1, b) + ops.ldexp(2.0, ops.cast(ops.floor(b), "int32")),
+     lambda a, b: numpy.arctan2(0.5, b) + numpy.fmod(0.7, a) + numpy.hypot(0.5, b) + numpy.logaddexp(0.3, b) +
+     numpy.where(_floor(b) == -1, 0.0, 1 / (_floor(b) + 1.0 + (_floor(b) == -1))) + numpy.fmax(0.1, b) +
+     2.0 * 2.0 ** _floor(b)),
     ("isclose", lambda a, b: ops.where(ops.isclose(a, ops.round(a, 1), rtol=0.0, atol=0.03), a, b),
      lambda a, b: numpy.where(numpy.isclose(a, numpy.round(a, 1), rtol=0.0, atol=0.03), a, b)),
     ("predicates", lambda a, b: ops.where(ops.signbit(b), a, b) + ops.where(ops.isfinite(b), b, a) +

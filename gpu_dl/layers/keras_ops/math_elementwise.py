@@ -450,6 +450,11 @@ def _binary(name, function, derivatives, kinds="biuf", float_result=False, bool_
         "__doc__": doc or f"Keras's {NUMPY} {name}: element-wise, two tensors broadcast as NumPy does."})
 
 
+def _xp_of(a, b):
+    """The array module of the operands, one of which may be a NumPy scalar (a constant beside a CuPy tensor)."""
+    return _xp(b) if isinstance(a, numpy.generic) or not hasattr(a, "shape") else _xp(a)
+
+
 def _arctan2_derivatives(a, b, y):
     r = a * a + b * b
     return b / r, -a / r
@@ -473,9 +478,10 @@ def _hypot_derivatives(a, b, y):
 
 
 def _divide_no_nan(a, b):
-    xp = _xp(a) if hasattr(a, "shape") and a.ndim else _xp(b)
+    xp = _xp_of(a, b)
     zero = b == 0
-    return xp.where(zero, _c(a + b, 0), a / xp.where(zero, _c(b, 1), b))
+    y = a / xp.where(zero, b.dtype.type(1), b)
+    return xp.where(zero, y.dtype.type(0), y)
 
 
 def _divide_no_nan_derivatives(a, b, y):
@@ -493,10 +499,6 @@ def _fmax_derivatives(a, b, y):
 def _fmin_derivatives(a, b, y):
     first = (a <= b) | _xp(y).isnan(b)
     return first, ~first
-
-
-def _xp_of(a, b):
-    return _xp(a) if hasattr(a, "shape") else _xp(b)
 
 
 Arctan2 = _binary("Arctan2", lambda a, b: _xp_of(a, b).arctan2(a, b), _arctan2_derivatives, float_result=True)
