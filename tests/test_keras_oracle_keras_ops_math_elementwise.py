@@ -252,3 +252,37 @@ def test_keras_loads_our_files(tmp_path, rng):
     theirs, config = keras_loads_our_file(keras, math_model(gpu_dl), *_data(rng, 8), tmp_path)
     modules = {e["class_name"]: e["module"] for e in config["layers"]}
     assert modules["Erfc"] == "keras.src.ops.math" and modules["StopGradient"] == "keras.src.ops.core"
+
+
+def stopped_target(lib):
+    """A composite layer comparing an online head with a target head read through stop_gradient (logaddexp,
+    hypot, rsqrt, arctan2, exp2 in its call): the target head's weights get no gradient in either library."""
+    ops, L = lib.ops, lib.layers
+
+    class TargetGap(L.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.online = L.Dense(units)
+            self.target = L.Dense(units)
+
+        def call(self, x):
+            online, target = self.online(x), ops.stop_gradient(self.target(x))
+            gap = ops.logaddexp(online, target) - ops.hypot(online, ops.softplus(target))
+            scale = ops.rsqrt(ops.mean(ops.square(gap), axis=-1, keepdims=True) + 1.0)
+            return gap * scale + ops.arctan2(online, ops.exp2(target))
+
+    x = lib.Input(shape=(6, 4), name="x")
+    h = TargetGap(5, name="gap")(x)
+    return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(ops.mean(h, axis=1)))
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist for variables:UserWarning")
+def test_a_composite_layer_with_stop_gradient_trains_as_keras_s(rng):
+    backend.set_random_seed(5)
+    ours, theirs = stopped_target(gpu_dl), stopped_target(keras)
+    target = [w.copy() for w in ours.layers[1].target.get_weights()]
+    assert_training_steps_match(keras, ours, theirs, rng, (6, 4), classes=3, batch=5)
+    for before, mine, keras_weight in zip(target, ours.layers[1].target.get_weights(),
+                                          theirs.layers[1].target.get_weights()):
+        numpy.testing.assert_array_equal(mine, before)
+        numpy.testing.assert_array_equal(keras.ops.convert_to_numpy(keras_weight), before)
