@@ -8,6 +8,7 @@ Left out on purpose, where Keras 3.15 on torch differs and gpu_dl keeps the func
 float32 (Keras steps in float64 and rounds back to x1), ``saturate_cast`` of a float32 beyond int32's range (Keras
 wraps it), ``imag`` of a real tensor (Keras refuses it), and 64-bit inputs (Keras turns 64-bit results into 32
 bits)."""
+import inspect
 import json
 import os
 
@@ -147,6 +148,16 @@ def test_the_same_call_gives_keras_s_values_and_dtype(on_cpu, name, call):
         numpy.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-6, equal_nan=True)
     else:
         numpy.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_functions_take_keras_s_arguments_and_defaults():
+    from gpu_dl.layers.keras_ops import math_elementwise_api
+
+    def parameters(function):
+        return [(p.name, p.default) for p in inspect.signature(function).parameters.values()]
+    assert len(math_elementwise_api.__all__) == 75
+    for name in math_elementwise_api.__all__:
+        assert parameters(getattr(gpu_dl.ops, name)) == parameters(getattr(keras.ops, name)), name
 
 
 def test_the_scalar_functions_give_keras_s_answers(on_cpu):

@@ -77,12 +77,13 @@ def _unary_function(cls, name):
 
 
 def _binary_function(cls, name, first="x1", second="x2"):
-    def function(*args, **kwargs):
-        given = dict(zip((first, second), args), **kwargs)
-        if len(args) > 2 or set(given) != {first, second}:
-            raise TypeError(f"{name} takes the two arguments {first} and {second}, got {len(args)} positional and "
-                            f"{sorted(kwargs)} by keyword.")
-        return _apply_binary(cls, [given[first], given[second]])
+    """Keras's function ``name(x1, x2)`` of ``cls`` (``name(x, y)`` for the bitwise ones, as Keras names them)."""
+    if first == "x1":
+        def function(x1, x2):
+            return _apply_binary(cls, [x1, x2])
+    else:
+        def function(x, y):
+            return _apply_binary(cls, [x, y])
     function.__name__ = function.__qualname__ = name
     function.__doc__ = (f"Keras's ``{name}({first}, {second})``: element-wise, broadcast as NumPy does "
                         f"(``{cls.__name__}`` on symbolic tensors).")
