@@ -410,6 +410,8 @@ def test_what_the_ops_refuse():
         ops.nan_to_num(x, posinf="big")
     with pytest.raises(TypeError, match="isclose: `rtol` must be a number"):
         ops.isclose(x, x, rtol="tight")
+    with pytest.raises(TypeError, match="isclose: `atol` must be a number"):
+        ops.isclose(numpy.ones(3), 1.0, atol=None)
     with pytest.raises(ValueError, match="Arctan2.*cannot broadcast shapes"):
         ops.arctan2(x, gpu_dl.Input((5,)))
     with pytest.raises(ValueError, match="Hypot.*cannot broadcast shapes"):

@@ -36,8 +36,7 @@ __all__ = [
 
 def _local(cls, *args):
     """An operation object for computing on arrays, named without taking a name from the graph's counter."""
-    op = cls(*args, name=cls.__name__.lower())
-    return op
+    return cls(*args, name=cls.__name__.lower())
 
 
 def _apply_unary(cls, x, *args):
@@ -58,8 +57,9 @@ def _apply_binary(cls, values, *args):
     if any(is_symbolic(v) for v in values):
         return cls(*args).apply(*values)
     op = _local(cls, *args)
+    # The two tensors' places take numbers or arrays; isclose's rtol and atol after them are settings.
     values = [v if isinstance(v, numbers.Real) and not isinstance(v, (bool, numpy.generic)) else _array(v)
-              for v in values]
+              for v in values[:2]] + list(values[2:])
     if not any(hasattr(v, "shape") for v in values[:2]):
         values[0] = _array(values[0])
     arrays = [v for v in values if hasattr(v, "shape")]
