@@ -307,6 +307,18 @@ def test_shape_queries_and_whole_tensor_ops(xp, rng):
     assert [int(got[0]), int(got[1]), bool(got[2])] == [30, 3, True]
 
 
+def test_saturate_cast_clips_and_passes_the_gradient_inside_the_range(xp):
+    inputs = gpu_dl.Input((4,), dtype="float64")
+    model = gpu_dl.Model(inputs, ops.cast(ops.saturate_cast(inputs, "float16"), "float64"))
+    x = xp.asarray([[1.5, 7e4, -7e4, -2.25]])
+    numpy.testing.assert_array_equal(to_numpy(model.forward(x, training=True)), [[1.5, 65504.0, -65504.0, -2.25]])
+    numpy.testing.assert_array_equal(to_numpy(model.backward(xp.full((1, 4), 3.0))), [[3.0, 0.0, 0.0, 3.0]])
+    to_bytes = gpu_dl.Model(inputs, ops.saturate_cast(inputs * 100.0, "uint8"))
+    y = to_bytes.forward(xp.asarray([[1.5, 7e4, -7e4, 0.0201]]), training=True)
+    assert y.dtype == numpy.uint8 and to_numpy(y).tolist() == [[150, 255, 0, 2]]
+    assert to_bytes.backward(xp.ones((1, 4), dtype="uint8")) is None          # an integer result sends none
+
+
 # ------------------------------------------------------------------ stop_gradient
 def test_stop_gradient_sends_nothing_back_in_a_model(xp, rng):
     a = gpu_dl.Input((4,), dtype="float64")
