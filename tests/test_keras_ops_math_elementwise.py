@@ -428,6 +428,10 @@ def test_what_the_ops_refuse():
         ops.arctan2(x, gpu_dl.Input((5,)))
     with pytest.raises(ValueError, match="Hypot.*cannot broadcast shapes"):
         ops.hypot(x, gpu_dl.Input((2, 4)))
+    with pytest.raises(ValueError, match=r"^fmod: cannot broadcast shapes \(2, 3\) and \(1, 4\)"):
+        ops.fmod(numpy.ones((2, 3)), numpy.ones(4))
+    with pytest.raises(ValueError, match=r"^allclose: cannot broadcast shapes"):
+        ops.allclose(numpy.ones((2, 3)), numpy.ones(4))
     with pytest.raises(TypeError, match="is not a dtype"):
         ops.saturate_cast(x, "x")
     with pytest.raises(TypeError, match="arctan2\\(\\) missing 1 required positional argument: 'x2'"):

@@ -17,6 +17,7 @@ import numbers
 import numpy
 
 from ... import backprop as _backprop
+from ..operations import broadcast_shapes
 from ..symbolic import is_symbolic
 from . import _array, _taking_variables
 from . import math_elementwise as _me
@@ -63,6 +64,8 @@ def _apply_binary(cls, values, *args):
     if not any(hasattr(v, "shape") for v in values[:2]):
         values[0] = _array(values[0])
     arrays = [v for v in values if hasattr(v, "shape")]
+    if len(arrays) == 2:
+        broadcast_shapes(arrays[0].shape, arrays[1].shape, _me._function_name(cls))
     op.arguments = [None if hasattr(v, "shape") else op.accept_argument(i, v) for i, v in enumerate(values)]
     op.dtype = op.result_dtype(arrays, op.arguments)
     return op.forward_function(*op.operands(arrays))
