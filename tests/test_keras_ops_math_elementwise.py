@@ -257,6 +257,8 @@ def test_bool_inputs_and_keras_s_dtypes():
                                                                                               -2147483648]
     assert ops.round(numpy.array([0.5, 1.5, 2.5, -0.5, 1.25]), 1).tolist() == [0.5, 1.5, 2.5, -0.5, 1.2]
     assert ops.round(numpy.array([0.5, 1.5, 2.5, -0.5])).tolist() == [0.0, 2.0, 2.0, -0.0]
+    rounded = ops.round(numpy.array([15, 25, -15, 14, 1251], dtype="int32"), -1)
+    assert rounded.dtype == numpy.int32 and rounded.tolist() == [20, 20, -20, 10, 1250]
 
 
 def test_nan_and_the_infinities_on_arrays_and_in_a_model(xp, tmp_path):

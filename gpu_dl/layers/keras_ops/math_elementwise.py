@@ -199,7 +199,13 @@ class Round(Unary):
     def forward_array(self, x):
         if x.dtype == bool or (not _float(x.dtype) and self.decimals >= 0):
             return x.copy()
-        return _xp(x).round(x, self.decimals)
+        xp = _xp(x)
+        if not _float(x.dtype):
+            # Integers to tens, hundreds, ...: rounded in float64 (exact below 2 ** 53), as Keras rounds them in
+            # floats, without relying on integer support for negative decimals in the array module.
+            factor = 10.0 ** -self.decimals
+            return (xp.rint(x / factor) * factor).astype(x.dtype)
+        return xp.round(x, self.decimals)
 
 
 class NanToNum(Unary):
