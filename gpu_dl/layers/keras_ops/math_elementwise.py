@@ -6,16 +6,18 @@ cases of the complex functions (``real``, ``imag``, ``conj``, ``angle``), ``stop
 ``saturate_cast``, ``ndim`` and ``size``: Keras's classes, modules and configs, with hand-written backwards.
 
 Dtypes follow what Keras 3.15 computes on the torch backend for float32, integer and bool inputs: the
-functions of real analysis give floatx for integers and bools, the rounding, sign and bitwise functions and
-``mod``/``floor_divide``/``fmax``/``fmin``/``gcd``/``lcm`` keep integers, the predicates give bool. Where
+functions of real analysis, ``ceil`` and ``floor`` included, give floatx for integers and bools; ``round``,
+``trunc``, ``sign``, ``copy``, ``nan_to_num``, ``real``/``imag``/``conj``, the bitwise functions and
+``mod``/``fmod``/``floor_divide``/``fmax``/``fmin``/``gcd``/``lcm`` keep integers; the predicates give bool. Where
 Keras 3.15 turns a 64-bit result into 32 bits (its ``result_type``: ``arctan2`` of two float64 tensors is
 float32 there), gpu_dl keeps float64 as its other operations do, so float64 models (gradient checks) stay
 float64; integer tensors of two widths promote as NumPy's do. A Python float beside an integer tensor makes
 the result floatx, as in Keras.
 
 Gradients: exact where the function is differentiable; zero for the piecewise-constant ones (``floor``,
-``ceil``, ``round``, ``trunc``, ``sign``, ``floor_divide``, ``angle``, ``imag``), as Keras on torch gives;
-none for integer and bool results, nor through ``stop_gradient``, whose backward sends nothing.
+``ceil``, ``round``, ``trunc``, ``sign``, ``floor_divide``, ``angle``, ``imag``), as Keras on torch gives
+(torch has none for ``floor_divide`` and ``heaviside``; gpu_dl gives zero, and ``heaviside``'s x2 its exact
+one); none for integer and bool results, nor through ``stop_gradient``, whose backward sends nothing.
 """
 from __future__ import annotations
 
