@@ -696,3 +696,8 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# The reductions, quantiles, sorting, searching, segment and scatter functions (reductions_sorting_api.py).
+from . import reductions_sorting_api as _reductions_sorting_api  # noqa: E402
+globals().update({_name: getattr(_reductions_sorting_api, _name) for _name in _reductions_sorting_api.__all__})
+__all__ += _reductions_sorting_api.__all__

@@ -70,3 +70,7 @@ OPERATIONS = {cls.__name__: cls for cls in (
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
+
+# The reductions, quantiles, sorting, searching, segment and scatter operations (reductions_sorting.py).
+from .reductions_sorting import OPERATIONS as _REDUCTIONS_SORTING  # noqa: E402
+OPERATIONS = OPERATIONS | _REDUCTIONS_SORTING
