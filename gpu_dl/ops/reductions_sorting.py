@@ -342,3 +342,13 @@ def flat_targets(indices, shape):
     index = indices.reshape(-1, d).astype("int64")
     index = xp.where(index < 0, index + xp.asarray(shape[:d]), index)
     return xp.ravel_multi_index(tuple(index.T), shape[:d]) if d else xp.zeros(index.shape[0], "int64")
+
+
+def last_of_each(targets):
+    """The positions of the last occurrence of each distinct value of the 1-D ``targets``."""
+    xp = array_module(targets)
+    order = stable_argsort(targets)
+    ordered = targets[order]
+    last = xp.ones(ordered.shape, dtype=bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    return order[last]

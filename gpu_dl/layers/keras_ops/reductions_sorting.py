@@ -983,7 +983,9 @@ class Scatter(_Mixed):
 
 class ScatterUpdate(_Mixed):
     """``scatter_update(inputs, indices, updates, reduction=None)`` of ``keras.src.ops.core``: inputs with the
-    cells at ``indices`` replaced by (reduction None) or combined with ("add", "max", "min", "mul") ``updates``."""
+    cells at ``indices`` replaced by (reduction None) or combined with ("add", "max", "min", "mul") ``updates``.
+    Where indices repeat a cell without a reduction, the last of its updates is written (and takes the
+    gradient), as NumPy's assignment does."""
 
     keras_module = CORE
     arity = 3
@@ -1023,7 +1025,8 @@ class ScatterUpdate(_Mixed):
         targets, rest, values = self._layout(inputs, indices, updates)
         out = inputs.reshape((-1,) + rest).copy()
         if self.reduction is None:
-            out[targets] = values
+            written = rs.last_of_each(targets)
+            out[targets[written]] = values[written]
         elif self.reduction == "add":
             xp.add.at(out, targets, values)
         else:
@@ -1041,11 +1044,14 @@ class ScatterUpdate(_Mixed):
         targets, rest, values = self._layout(inputs, indices, updates)
         flat = dy.reshape((-1,) + rest)
         updates_shape = xp.asarray(updates).shape
-        if self.reduction in (None, "add"):
+        if self.reduction == "add":
+            g_inputs, g_updates = flat, flat[targets]
+        elif self.reduction is None:
             g_inputs = flat.copy()
-            if self.reduction is None:
-                g_inputs[targets] = 0
-            g_updates = flat[targets]
+            g_inputs[targets] = 0
+            written = rs.last_of_each(targets)
+            g_updates = xp.zeros_like(values)
+            g_updates[written] = flat[targets[written]]
         else:
             base = inputs.reshape((-1,) + rest)
             cells, inverse = xp.unique(targets, return_inverse=True)

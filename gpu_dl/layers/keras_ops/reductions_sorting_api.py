@@ -156,22 +156,27 @@ def nanmedian(x, axis=None, keepdims=False):
     return _one(_rs.Nanmedian, x, axis, keepdims)
 
 
+def _q(q):
+    """q as given, or numbers as a float64 array (their digits kept whatever x's float dtype)."""
+    return q if is_symbolic(q) or (hasattr(q, "shape") and hasattr(q, "dtype")) else numpy.asarray(q, "float64")
+
+
 def quantile(x, q, axis=None, method="linear", keepdims=False):
     """The ``q`` quantiles (numbers in [0, 1]) along ``axis``: q's axis first; methods as NumPy's (``linear``,
     ``lower``, ``higher``, ``midpoint``, ``nearest``)."""
-    return _many(_rs.Quantile, (x, q), axis, method, keepdims)
+    return _many(_rs.Quantile, (x, _q(q)), axis, method, keepdims)
 
 
 def percentile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Percentile, (x, q), axis, method, keepdims)
+    return _many(_rs.Percentile, (x, _q(q)), axis, method, keepdims)
 
 
 def nanquantile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Nanquantile, (x, q), axis, method, keepdims)
+    return _many(_rs.Nanquantile, (x, _q(q)), axis, method, keepdims)
 
 
 def nanpercentile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Nanpercentile, (x, q), axis, method, keepdims)
+    return _many(_rs.Nanpercentile, (x, _q(q)), axis, method, keepdims)
 
 
 def trace(x, offset=0, axis1=0, axis2=1):
