@@ -246,3 +246,286 @@ def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, exp
     model.save(tmp_path / "m.keras")
     loaded = load_model(tmp_path / "m.keras")
     numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ dtypes, odd sizes, array-only ops
+# (id, the call, Keras's result dtype for int32 and for bool inputs (torch backend), None where Keras refuses)
+DTYPES = [
+    ("amax", lambda x: ops.amax(x, axis=0), "int32", "bool"),
+    ("amin", lambda x: ops.amin(x), "int32", "bool"),
+    ("average", lambda x: ops.average(x, axis=1), "float32", "float32"),
+    ("count_nonzero", lambda x: ops.count_nonzero(x, axis=1), "int32", "int32"),
+    ("cumprod", lambda x: ops.cumprod(x, axis=1), "int32", "int32"),
+    ("median", lambda x: ops.median(x, axis=1), "float32", "float32"),
+    ("quantile", lambda x: ops.quantile(x, 0.3), "float32", "float32"),
+    ("ptp", lambda x: ops.ptp(x, axis=1), "int32", None),
+    ("nanargmax", lambda x: ops.nanargmax(x, axis=1), "int32", "int32"),
+    ("nancumsum", lambda x: ops.nancumsum(x, axis=1), "int32", "int32"),
+    ("nancumprod", lambda x: ops.nancumprod(x), "int32", "int32"),
+    ("nanmax", lambda x: ops.nanmax(x, axis=1), "int32", "bool"),
+    ("nanmean", lambda x: ops.nanmean(x, axis=1), "float32", "float32"),
+    ("nanprod", lambda x: ops.nanprod(x, axis=1), "int32", "int32"),
+    ("nansum", lambda x: ops.nansum(x, axis=1), "int32", "int32"),
+    ("nanvar", lambda x: ops.nanvar(x, axis=1), "float32", "float32"),
+    ("trace", lambda x: ops.trace(x), "int32", "int32"),
+    ("argsort", lambda x: ops.argsort(x), "int32", "int32"),
+    ("sort", lambda x: ops.sort(x, axis=0), "int32", "bool"),
+    ("argpartition", lambda x: ops.argpartition(x, 1), "int32", "int32"),
+    ("searchsorted", lambda x: ops.searchsorted(ops.sort(ops.reshape(x, (-1,))), x), "int32", None),
+    ("digitize", lambda x: ops.digitize(x, numpy.array([1.0, 3.0])), "int32", "int32"),
+    ("isin", lambda x: ops.isin(x, numpy.array([1, 5])), "bool", "bool"),
+    ("corrcoef", lambda x: ops.corrcoef(x), "float32", "float32"),
+    ("diff", lambda x: ops.diff(x), "int32", "bool"),
+    ("trapezoid", lambda x: ops.trapezoid(x), "float32", "float32"),
+    ("segment_sum", lambda x: ops.segment_sum(x, numpy.array([0, 0, 1]), num_segments=2), "int32", "bool"),
+    ("segment_max", lambda x: ops.segment_max(x, numpy.array([0, 1, 1])), "int32", "bool"),
+    ("scatter", lambda x: ops.scatter(numpy.array([[0], [2], [0]]), x, (4, 4)), "int32", "bool"),
+    ("slice_update", lambda x: ops.slice_update(x, (1, 1), x[:2, :2]), "int32", "bool"),
+]
+VALUES = numpy.array([[1, 5, 3, 0], [4, 2, 6, 6], [0, 7, 1, 2]])
+
+
+@pytest.mark.parametrize("name,call,int_dtype,bool_dtype", DTYPES, ids=[d[0] for d in DTYPES])
+def test_integer_and_bool_inputs_give_keras_s_dtypes(xp, name, call, int_dtype, bool_dtype):
+    for values, dtype in ((VALUES.astype("int32"), int_dtype), (VALUES > 2, bool_dtype)):
+        if dtype is not None:
+            y = call(xp.asarray(values))
+            assert array_module(y) is xp and y.dtype == numpy.dtype(dtype), (name, values.dtype, y.dtype)
+            symbolic = call(gpu_dl.Input(batch_shape=values.shape, dtype=values.dtype.name))
+            assert symbolic.dtype == dtype, (name, symbolic.dtype)
+            _same_shape(symbolic.shape, y.shape)
+
+
+def test_float_inputs_keep_their_dtype(xp):
+    x = xp.asarray(VALUES.astype("float32"))
+    for y in (ops.median(x), ops.nanstd(x, axis=0), ops.average(x, axis=1), ops.quantile(x, 0.5), ops.cumprod(x),
+              ops.sort(x), ops.trapezoid(x), ops.corrcoef(x), ops.top_k(x, 2)[0]):
+        assert y.dtype == numpy.float32
+    assert ops.top_k(x, 2)[1].dtype == numpy.int32 and ops.median(x.astype("float64")).dtype == numpy.float64
+
+
+@pytest.mark.parametrize("size", [1, 3, 17])
+def test_odd_sizes_and_whole_tensor_reductions(xp, rng, size):
+    x = rng.standard_normal((size, 3))
+    d = xp.asarray(x)
+    checks = [
+        (ops.median(d), numpy.median(x)), (ops.quantile(d, [0.1, 0.5, 1.0]), numpy.quantile(x, [0.1, 0.5, 1.0])),
+        (ops.percentile(d, 25, axis=0, keepdims=True), numpy.percentile(x, 25, axis=0, keepdims=True)),
+        (ops.quantile(d, 0.6, keepdims=True), numpy.quantile(x, 0.6, keepdims=True)),
+        (ops.cumprod(d), numpy.cumprod(x)), (ops.nancumsum(d), numpy.nancumsum(x)), (ops.sort(d, axis=None),
+                                                                                     numpy.sort(x, axis=None)),
+        (ops.ptp(d), numpy.ptp(x)), (ops.amax(d), x.max()), (ops.count_nonzero(d > 0), (x > 0).sum()),
+        (ops.average(d, weights=numpy.abs(x) + 0.1), numpy.average(x, weights=numpy.abs(x) + 0.1)),
+        (ops.average(d), x.mean()), (ops.nanvar(d), x.var()), (ops.argsort(d, axis=0), numpy.argsort(x, axis=0)),
+        (ops.argpartition(d, 0, axis=None)[:1], numpy.argmin(x)[None]),
+        (ops.trapezoid(d, x=numpy.arange(3.0) ** 2), (x[:, 1:] + x[:, :-1]) @ numpy.array([1.0, 3.0]) / 2),
+        (ops.diff(d, n=3, axis=0), numpy.diff(x, n=3, axis=0)), (ops.trace(d, offset=-1), numpy.trace(x, -1)),
+        (ops.segment_sum(d, numpy.arange(size) % 2), numpy.stack([x[0::2].sum(0)] + ([x[1::2].sum(0)] if size > 1
+                                                                                     else []))),
+    ]
+    for got, want in checks:
+        assert array_module(got) is xp
+        numpy.testing.assert_allclose(to_numpy(got), want, rtol=1e-10, atol=1e-12)
+
+
+def test_nan_reductions_of_all_nan_lines(xp):
+    x = xp.asarray(numpy.array([[numpy.nan, numpy.nan], [1.0, numpy.nan]]))
+    numpy.testing.assert_array_equal(to_numpy(ops.nanmax(x, axis=1)), [numpy.nan, 1.0])
+    numpy.testing.assert_array_equal(to_numpy(ops.nanargmax(x, axis=1)), [-1, 0])
+    numpy.testing.assert_array_equal(to_numpy(ops.nanmedian(x, axis=1)), [numpy.nan, 1.0])
+    numpy.testing.assert_array_equal(to_numpy(ops.nansum(x, axis=1)), [0.0, 1.0])
+    numpy.testing.assert_array_equal(to_numpy(ops.quantile(x, 0.5, axis=1)), [numpy.nan, numpy.nan])
+    numpy.testing.assert_array_equal(to_numpy(ops.nancumprod(x, axis=1)), [[1.0, 1.0], [1.0, 1.0]])
+
+
+def test_correlate_on_arrays_and_its_gradient(xp, rng):
+    for n, m in ((7, 3), (3, 7), (6, 4), (4, 4), (1, 5)):
+        x1, x2 = rng.standard_normal(n), rng.standard_normal(m)
+        full = numpy.correlate(x1, x2, "full")
+        for mode in ("full", "same", "valid"):
+            length = {"full": n + m - 1, "same": n, "valid": abs(n - m) + 1}[mode]
+            start = (n + m - 1 - length) // 2
+            got = ops.correlate(xp.asarray(x1), xp.asarray(x2), mode=mode)
+            numpy.testing.assert_allclose(to_numpy(got), full[start:start + length], rtol=1e-12, atol=1e-14)
+    a, b = gpu_dl.Input((), dtype="float64"), gpu_dl.Input((), dtype="float64")
+    for mode in ("full", "same", "valid"):
+        model = gpu_dl.Model([a, b], ops.correlate(a, b, mode=mode))
+        xs = [xp.asarray(rng.standard_normal(7)), xp.asarray(rng.standard_normal(4))]
+        y = model.forward(xs, training=True)
+        w = xp.asarray(rng.standard_normal(y.shape))
+        grads = model.backward(w)
+        for i in range(2):
+            def objective(v, i=i):
+                given = list(xs)
+                given[i] = v
+                return (model.forward(given, training=True) * w).sum()
+            assert_gradient(objective, xs[i], grads[i], rng, what=f"correlate {mode}: x{i + 1}")
+
+
+def test_corrcoef_and_its_gradient(xp, rng):
+    x = rng.standard_normal((4, 9))
+    numpy.testing.assert_allclose(to_numpy(ops.corrcoef(xp.asarray(x))), numpy.corrcoef(x), rtol=1e-12, atol=1e-14)
+    assert float(ops.corrcoef(xp.asarray(x[0]))) == pytest.approx(1.0)
+    inputs = gpu_dl.Input((9,), dtype="float64")
+    model = gpu_dl.Model(inputs, ops.corrcoef(inputs))
+    assert model.output_shape == (None, None)
+    d = xp.asarray(x)
+    w = xp.asarray(rng.standard_normal((4, 4)))
+    model.forward(d, training=True)
+    grad = model.backward(w)
+    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), d, grad, rng, what="corrcoef")
+
+
+def test_top_k_values_and_indices_in_a_model(xp, rng):
+    inputs = gpu_dl.Input((6,), dtype="float64")
+    values, indices = ops.top_k(inputs, 3)
+    assert values.shape == indices.shape == (None, 3) and indices.dtype == "int32"
+    picked = ops.take_along_axis(ops.exp(inputs), indices, axis=-1)
+    model = gpu_dl.Model(inputs, [values, picked])
+    x = rng.standard_normal((4, 6))
+    got_values, got_picked = model.forward(xp.asarray(x))
+    numpy.testing.assert_allclose(to_numpy(got_picked), numpy.exp(-numpy.sort(-x)[:, :3]), rtol=1e-14)
+    numpy.testing.assert_allclose(to_numpy(got_values), -numpy.sort(-x)[:, :3], rtol=1e-15)
+    got = model.forward(xp.asarray(x), training=True)
+    dys = [xp.asarray(rng.standard_normal(v.shape)) for v in got]
+    grad = model.backward(dys)
+
+    def objective(v):
+        return sum((y * dy).sum() for y, dy in zip(model.forward(v, training=True), dys))
+    assert_gradient(objective, xp.asarray(x), grad, rng, what="top_k")
+
+
+def test_histogram_on_arrays_and_tensors(xp, rng):
+    x = rng.standard_normal(40)
+    counts, edges = ops.histogram(xp.asarray(x), bins=7)
+    want_counts, want_edges = numpy.histogram(x, bins=7)
+    numpy.testing.assert_array_equal(to_numpy(counts), want_counts)
+    numpy.testing.assert_allclose(to_numpy(edges), want_edges, rtol=1e-12)
+    counts, edges = ops.histogram(xp.asarray(x), bins=4, range=(-1.0, 1.0))
+    numpy.testing.assert_array_equal(to_numpy(counts), numpy.histogram(x, bins=4, range=(-1.0, 1.0))[0])
+    counts, edges = ops.histogram(gpu_dl.Input((), dtype="float32"), bins=5)
+    assert counts.shape == (5,) and edges.shape == (6,) and counts.dtype == "float32"
+
+
+def test_bincount_unique_nonzero_and_select_on_arrays(xp, rng):
+    ids = rng.integers(0, 6, 20)
+    d = xp.asarray(ids)
+    numpy.testing.assert_array_equal(to_numpy(ops.bincount(d, minlength=9)), numpy.bincount(ids, minlength=9))
+    weights = rng.standard_normal(20)
+    numpy.testing.assert_allclose(to_numpy(ops.bincount(d, weights=xp.asarray(weights))),
+                                  numpy.bincount(ids, weights=weights), rtol=1e-12)
+    rows = to_numpy(ops.bincount(xp.asarray(ids.reshape(4, 5))))
+    numpy.testing.assert_array_equal(rows, [numpy.bincount(r, minlength=ids.max() + 1) for r in ids.reshape(4, 5)])
+    assert ops.bincount(d).dtype == numpy.int32
+    values, index, inverse, counts = ops.unique(d, return_index=True, return_inverse=True, return_counts=True)
+    want = numpy.unique(ids, return_index=True, return_inverse=True, return_counts=True)
+    for got, expected in zip((values, index, inverse, counts), want):
+        numpy.testing.assert_array_equal(to_numpy(got), expected.reshape(to_numpy(got).shape))
+    assert index.dtype == inverse.dtype == counts.dtype == numpy.int32
+    padded = ops.unique(xp.asarray(numpy.array([3, 1, 3])), size=4, fill_value=-1)
+    numpy.testing.assert_array_equal(to_numpy(padded), [1, 3, -1, -1])
+    numpy.testing.assert_array_equal(to_numpy(ops.unique(xp.asarray(numpy.array([[1, 2], [1, 2], [0, 5]])), axis=0)),
+                                     [[0, 5], [1, 2]])
+    x = rng.standard_normal((3, 4))
+    for got, expected in zip(ops.nonzero(xp.asarray(x > 0)), numpy.nonzero(x > 0)):
+        assert got.dtype == numpy.int32
+        numpy.testing.assert_array_equal(to_numpy(got), expected)
+    d = xp.asarray(x)
+    got = ops.select([d > 0.5, d < -0.5], [d, -2 * d], 7.0)
+    numpy.testing.assert_allclose(to_numpy(got), numpy.select([x > 0.5, x < -0.5], [x, -2 * x], 7.0), rtol=1e-15)
+
+
+def test_average_with_weights_of_x_s_shape_and_their_gradient(xp, rng):
+    x, weights = rng.standard_normal((4, 3)), rng.uniform(0.5, 2.0, (4, 3))
+    got = ops.average(xp.asarray(x), axis=0, weights=xp.asarray(weights))
+    numpy.testing.assert_allclose(to_numpy(got), numpy.average(x, axis=0, weights=weights), rtol=1e-12)
+    inputs = gpu_dl.Input(batch_shape=(4, 3), dtype="float64")
+    model = gpu_dl.Model(inputs, ops.average(inputs, axis=0, weights=weights))
+    d = xp.asarray(x)
+    w = xp.asarray(rng.standard_normal(3))
+    numpy.testing.assert_allclose(to_numpy(model.forward(d)), numpy.average(x, axis=0, weights=weights), rtol=1e-12)
+    model.forward(d, training=True)
+    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), d, model.backward(w), rng,
+                    what="average")
+
+
+class SortedPooling(gpu_dl.layers.Layer):
+    """A composite layer: a Dense, then its outputs' median, top-2 mean, range and 0.8-quantile along the
+    sequence, concatenated."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = gpu_dl.layers.Dense(units, dtype=kwargs.get("dtype"))
+
+    def call(self, x):
+        h = self.dense(x)
+        top = ops.mean(ops.top_k(ops.transpose(h, (0, 2, 1)), 2)[0], axis=-1)
+        return ops.concatenate([ops.median(h, axis=1), top, ops.ptp(h, axis=1),
+                                ops.quantile(h, 0.8, axis=1), ops.nanmean(ops.sort(h, axis=1)[:, 1:], axis=1)],
+                               axis=-1)
+
+
+def test_a_composite_layer_using_these_ops_has_exact_gradients_and_trains(xp, rng):
+    gpu_dl.backend.set_random_seed(4)
+    inputs = gpu_dl.Input((5, 3), dtype="float64")
+    model = gpu_dl.Model(inputs, gpu_dl.layers.Dense(1, dtype="float64")(SortedPooling(4, dtype="float64")(inputs)))
+    x = xp.asarray(rng.standard_normal((6, 5, 3)))
+    w = xp.asarray(rng.standard_normal((6, 1)))
+    for var in model.trainable_weights:
+        model.forward(x, training=True)
+        model.backward(w, input_gradient=False)
+        analytic, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return (model.forward(x, training=True) * w).sum()
+        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
+        var.value[...] = original
+    y = rng.standard_normal((6, 1))
+    model.compile(optimizer=gpu_dl.optimizers.Adam(0.02), loss="mse")
+    before = model.evaluate(to_numpy(x), y, verbose=0)
+    model.fit(to_numpy(x), y, epochs=20, batch_size=6, verbose=0)
+    assert model.evaluate(to_numpy(x), y, verbose=0) < 0.9 * before
+
+
+# ------------------------------------------------------------------ refusals
+def test_what_these_ops_refuse():
+    x = gpu_dl.Input((3, 4))
+    refusals = [
+        (lambda: ops.amax(x, axis=3), ValueError, "out of range"),
+        (lambda: ops.quantile(x, 0.5, method="cubic"), ValueError, "method must be one of"),
+        (lambda: ops.quantile(numpy.ones(3), 1.5), ValueError, r"q must lie in \[0, 1\]"),
+        (lambda: ops.percentile(numpy.ones(3), -1), ValueError, r"q must lie in \[0, 100\]"),
+        (lambda: ops.quantile(x, numpy.ones((2, 2)) / 2), ValueError, "1-D array"),
+        (lambda: ops.correlate(numpy.ones(3), numpy.ones(2), mode="wide"), ValueError, "mode must be"),
+        (lambda: ops.correlate(x, numpy.ones(2)), ValueError, "x1 must be 1-D"),
+        (lambda: ops.trace(x, axis1=1, axis2=-2), ValueError, "must differ"),
+        (lambda: ops.trace(numpy.ones(3)), ValueError, "at least 2 axes"),
+        (lambda: ops.argpartition(numpy.ones(3), 3), ValueError, "kth must lie"),
+        (lambda: ops.top_k(x, 5), ValueError, "k=5"),
+        (lambda: ops.searchsorted(numpy.ones((2, 2)), x), ValueError, "sorted_sequence must be 1-D"),
+        (lambda: ops.digitize(x, numpy.ones((2, 2))), ValueError, "bins must be 1-D"),
+        (lambda: ops.searchsorted(numpy.ones(3), x, side="middle"), ValueError, "side must be"),
+        (lambda: ops.segment_sum(x, numpy.array([[0, 1]])), ValueError, "segment_ids must be 1-D"),
+        (lambda: ops.segment_sum(numpy.ones((3, 2)), numpy.array([0.0, 1.0, 1.0])), TypeError, "must be integers"),
+        (lambda: ops.scatter_update(x, numpy.array([[0, 1]]), numpy.ones(4), reduction="avg"), ValueError,
+         "reduction must be"),
+        (lambda: ops.scatter_update(x, numpy.array([[0, 1]]), numpy.ones((1, 5))), ValueError, "updates must have"),
+        (lambda: ops.scatter(numpy.array([[0, 1, 2, 3]]), numpy.ones(1), (2, 2)), ValueError, "indices' last axis"),
+        (lambda: ops.slice_update(x, (0, 2, 0), numpy.ones((1, 2, 4))), ValueError, "do not fit"),
+        (lambda: ops.average(x, axis=1, weights=numpy.ones(4)), ValueError, "weights must have"),
+        (lambda: ops.average(x, axis=(1, 2)), ValueError, "one axis or None"),
+        (lambda: ops.diff(x, n=-1), ValueError, "n must be >= 0"),
+        (lambda: ops.histogram(x), ValueError, "1-D tensor"),
+        (lambda: ops.corrcoef(gpu_dl.Input((2, 3, 4))), ValueError, "1-D or 2-D"),
+        (lambda: ops.ptp(numpy.ones(3, bool)), TypeError, "bool"),
+        (lambda: ops.unique(x), ValueError, "depends on the values"),
+        (lambda: ops.nonzero(x), ValueError, "depends on the values"),
+        (lambda: ops.bincount(x), ValueError, "depends on the values"),
+        (lambda: ops.bincount(numpy.array([-1, 2])), ValueError, "non-negative"),
+        (lambda: ops.select([x], [x], 0.0), ValueError, "nest where"),
+        (lambda: ops.select([numpy.ones(2, bool)], [], 0.0), ValueError, "equally long"),
+    ]
+    for call, error, message in refusals:
+        with pytest.raises(error, match=message):
+            call()

@@ -210,7 +210,8 @@ class Cumprod(KerasOperation):
     neutral = 1
 
     def forward_array(self, x):
-        return _xp(x).cumprod(self._values(x), axis=self.axis)
+        values = self._values(x)
+        return _xp(x).cumprod(values, axis=self.axis).astype(values.dtype, copy=False)
 
     def backward_function(self, dy, operands, y):
         x, = operands
@@ -227,7 +228,8 @@ class Nancumsum(Cumprod):
     neutral = 0
 
     def forward_array(self, x):
-        return _xp(x).cumsum(self._values(x), axis=self.axis)
+        values = self._values(x)
+        return _xp(x).cumsum(values, axis=self.axis).astype(values.dtype, copy=False)
 
     def backward_function(self, dy, operands, y):
         x, = operands
@@ -720,7 +722,9 @@ class TopK(KerasOperation):
         self.k, self.sorted = int(k), bool(sorted)
 
     def apply(self, x):
-        return _several_outputs(self, x, 2)
+        values, indices = _several_outputs(self, x, 2)
+        indices.dtype = "int32"
+        return [values, indices]
 
     def output_shape_of(self, arguments, shapes):
         shape = list(shapes[0])

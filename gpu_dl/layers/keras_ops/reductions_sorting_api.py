@@ -35,7 +35,14 @@ def _one(cls, x, *args, **kwargs):
     op = _local(cls, *args, **kwargs)
     if x.dtype.kind in "iub" and not op.keeps_integers:
         x = x.astype(backend.floatx())
-    return op.forward_array(x)
+    return _in_module(op.forward_array(x), backend.array_module(x))
+
+
+def _in_module(result, xp):
+    """A result as arrays of ``xp`` (a whole reduction may give a NumPy scalar)."""
+    if isinstance(result, (list, tuple)):
+        return type(result)(_in_module(r, xp) for r in result)
+    return result if backend.array_module(result) is xp else xp.asarray(result)
 
 
 def _constant(value):
@@ -57,7 +64,7 @@ def _many(cls, values, *args, **kwargs):
         arrays[0] = arrays[0].astype(backend.floatx())
     op.arguments = [None] * len(arrays)
     op.dtype = op.result_dtype(arrays, op.arguments)
-    return op.forward_function(*op.operands(arrays))
+    return _in_module(op.forward_function(*op.operands(arrays)), xp)
 
 
 def _value_sized(name, *values):
@@ -93,7 +100,7 @@ def average(x, axis=None, weights=None):
         op.weighting = backend.to_numpy(w)
     elif x.dtype.kind in "iub":
         x = x.astype(backend.floatx())
-    return op.forward_array(x)
+    return _in_module(op.forward_array(x), backend.array_module(x))
 
 
 def count_nonzero(x, axis=None):
