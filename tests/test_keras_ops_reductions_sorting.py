@@ -435,6 +435,20 @@ def test_bincount_unique_nonzero_and_select_on_arrays(xp, rng):
     numpy.testing.assert_allclose(to_numpy(got), numpy.select([x > 0.5, x < -0.5], [x, -2 * x], 7.0), rtol=1e-15)
 
 
+def test_bincount_in_a_functional_model(xp, rng, tmp_path):
+    ids = gpu_dl.Input((5,), dtype="int32")
+    counts = ops.bincount(ids, minlength=8)
+    weighted = ops.bincount(ids, weights=numpy.linspace(0.5, 2.5, 10).reshape(2, 5), minlength=8)
+    assert counts.shape == weighted.shape == (None, None) and counts.dtype == "int32" and weighted.dtype == "float64"
+    model = gpu_dl.Model(ids, ops.cast(counts, "float64") + weighted)
+    x = rng.integers(0, 8, (2, 5))
+    want = numpy.stack([numpy.bincount(r, minlength=8) + numpy.bincount(r, w, minlength=8)
+                        for r, w in zip(x, numpy.linspace(0.5, 2.5, 10).reshape(2, 5))])
+    numpy.testing.assert_allclose(to_numpy(model.forward(xp.asarray(x))), want, rtol=1e-12)
+    model.save(tmp_path / "m.keras")
+    numpy.testing.assert_allclose(load_model(tmp_path / "m.keras").predict(x, verbose=0), want, rtol=1e-12)
+
+
 def test_average_with_weights_of_x_s_shape_and_their_gradient(xp, rng):
     x, weights = rng.standard_normal((4, 3)), rng.uniform(0.5, 2.0, (4, 3))
     got = ops.average(xp.asarray(x), axis=0, weights=xp.asarray(weights))
@@ -521,7 +535,8 @@ def test_what_these_ops_refuse():
         (lambda: ops.ptp(numpy.ones(3, bool)), TypeError, "bool"),
         (lambda: ops.unique(x), ValueError, "depends on the values"),
         (lambda: ops.nonzero(x), ValueError, "depends on the values"),
-        (lambda: ops.bincount(x), ValueError, "depends on the values"),
+        (lambda: ops.bincount(numpy.ones(3)), ValueError, "tensor of integers"),
+        (lambda: ops.bincount(gpu_dl.Input((2, 3, 4), dtype="int32")), ValueError, "1-D or 2-D"),
         (lambda: ops.bincount(numpy.array([-1, 2])), ValueError, "non-negative"),
         (lambda: ops.select([x], [x], 0.0), ValueError, "nest where"),
         (lambda: ops.select([numpy.ones(2, bool)], [], 0.0), ValueError, "equally long"),

@@ -256,3 +256,22 @@ def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
         return
     theirs, written = keras_loads_our_file(keras, ours, x, y, tmp_path)
     assert _operations(written) == _operations(theirs.get_config())
+
+
+def counted(lib):
+    """A model of integer ids: their counts (bincount, at least 8 long) through a Dense layer."""
+    ids = lib.Input(shape=(5,), dtype="int32", name="ids")
+    counts = lib.ops.reshape(lib.ops.cast(lib.ops.bincount(ids, minlength=8), "float32"), (-1, 8))
+    return lib.Model(ids, lib.layers.Dense(3, activation="softmax", name="probs")(counts))
+
+
+def test_a_bincount_model_loads_both_ways(tmp_path, rng):
+    keras.utils.set_random_seed(0)
+    x, y = rng.integers(0, 8, (9, 5)).astype("int32"), rng.integers(0, 3, 9)
+    theirs = counted(keras)
+    ours = counted(gpu_dl)
+    assert _operations(ours.get_config()) == _operations(theirs.get_config())
+    ours_loads_keras_file(keras, theirs, x, y, tmp_path, load_model)
+    backend.set_random_seed(1)
+    theirs, written = keras_loads_our_file(keras, counted(gpu_dl), x, y, tmp_path)
+    assert _operations(written) == _operations(theirs.get_config())

@@ -103,6 +103,9 @@ class CountNonzero(Reduction):
         return [None]
 
 
+_KEEP = object()
+
+
 class Average(Reduction):
     """``average(x, axis=None, weights=None)``: the weights (None, or a constant array of x's shape or of the
     axis's length) are the call's keyword argument, as Keras records it."""
@@ -117,7 +120,9 @@ class Average(Reduction):
         if self.axis is not None and not isinstance(self.axis, int):
             raise ValueError(f"{self._where()} takes one axis or None, got {axis!r}.")
 
-    def apply(self, x, weights=None):
+    def apply(self, x, weights=_KEEP):
+        if weights is _KEEP:                    # a later call on tensors: the weights of the first
+            weights = self.weighting
         if weights is not None:
             if not (hasattr(weights, "shape") and hasattr(weights, "dtype")) or hasattr(weights, "_keras_history"):
                 raise TypeError(f"{self._where()}: on a symbolic tensor, weights must be None or a constant array, "
@@ -323,8 +328,8 @@ class Nanvar(Nanmean):
         clean, nan = self._clean(x, 0)
         count = self._count(nan, axes).astype(x.dtype)
         centred = _xp(x).where(nan, 0, clean - clean.sum(axis=axes, keepdims=True) / count)
-        var = (centred * centred).sum(axis=axes, keepdims=self.keepdims) / fn._kept(count, axes, True).reshape(
-            _reduced_shape(x.shape, axes, True) if self.keepdims else _reduced_shape(x.shape, axes, False))
+        var = (centred * centred).sum(axis=axes, keepdims=self.keepdims) / count.reshape(
+            _reduced_shape(x.shape, axes, self.keepdims))
         return _xp(x).sqrt(var) if self.root else var
 
     def backward_function(self, dy, operands, y):
@@ -1196,8 +1201,62 @@ class Histogram(KerasOperation):
         return None
 
 
+class Bincount(KerasOperation):
+    """``bincount(x, weights=None, minlength=0, sparse=False)``: how often each non-negative integer occurs in x
+    (1-D, or 2-D: per row), summing the constant ``weights`` (x's shape) instead of ones where given; at least
+    ``minlength`` long (the last axis is None on symbolic tensors: its length depends on the values). int32
+    without weights, else the weights' dtype; no gradient."""
+
+    config_keys = ("weights", "minlength", "sparse")
+    casts_inputs = False
+
+    def __init__(self, weights=None, minlength=0, sparse=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if sparse:
+            raise ValueError(f"{self._where()}: gpu_dl has no sparse tensors.")
+        # the weights: an array given, or the nested list of a config read back
+        self.counted = None if weights is None else numpy.array(
+            backend.to_numpy(weights) if hasattr(weights, "shape") else weights, copy=True)
+        self.minlength, self.sparse = int(minlength), False
+
+    def get_config(self):
+        return {"name": self.name, "weights": None if self.counted is None else self.counted.tolist(),
+                "minlength": self.minlength, "sparse": self.sparse}
+
+    def result_dtype(self, tensors, arguments):
+        if self.counted is None or self.counted.dtype == bool:
+            return "int32"
+        return self.counted.dtype.name
+
+    def output_shape_of(self, arguments, shapes):
+        shape = tuple(shapes[0])
+        if len(shape) not in (1, 2):
+            raise ValueError(f"{self._where()}: x must be 1-D or 2-D, got shape {shape}.")
+        return shape[:-1] + (None,)
+
+    def forward_array(self, x):
+        xp = _xp(x)
+        if x.dtype.kind not in "iu" or x.ndim not in (1, 2):
+            raise ValueError(f"{self._where()}: x must be a 1-D or 2-D tensor of integers, got {x.dtype} of shape "
+                             f"{x.shape}.")
+        if x.size and int(x.min()) < 0:
+            raise ValueError(f"{self._where()}: x must hold non-negative integers.")
+        if self.counted is not None and self.counted.shape != x.shape:
+            raise ValueError(f"{self._where()}: weights must have x's shape {x.shape}, got {self.counted.shape}.")
+        length = max(self.minlength, int(x.max()) + 1 if x.size else 0)
+        rows = 1 if x.ndim == 1 else x.shape[0]
+        flat = (x.reshape(rows, -1).astype("int64") + length * xp.arange(rows)[:, None]).reshape(-1)
+        weights = None if self.counted is None else xp.asarray(self.counted.reshape(-1).astype("float64"))
+        counts = xp.bincount(flat, weights=weights, minlength=rows * length)
+        return counts.reshape(x.shape[:-1] + (length,)).astype(self.result_dtype([x], [None]))
+
+    def backward_function(self, dy, operands, y):
+        return [None]
+
+
 OPERATIONS = {cls.__name__: cls for cls in (
     Amax, Amin, Ptp, CountNonzero, Average, Cumprod, Nancumprod, Nancumsum, Nansum, Nanprod, Nanmax, Nanmin, Nanmean,
     Nanvar, Nanstd, Nanargmax, Nanargmin, Quantile, Percentile, Nanquantile, Nanpercentile, Median, Nanmedian, Trace,
     Diff, Trapezoid, Correlate, Corrcoef, Sort, Argsort, Argpartition, TopK, InTopK, SearchSorted, Digitize, IsIn,
-    SegmentSum, SegmentMax, SegmentMin, SegmentProd, Scatter, ScatterUpdate, SliceUpdate, Histogram)}
+    SegmentSum, SegmentMax, SegmentMin, SegmentProd, Scatter, ScatterUpdate, SliceUpdate, Histogram,
+    Bincount)}

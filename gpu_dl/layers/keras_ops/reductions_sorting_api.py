@@ -2,9 +2,9 @@
 
 On arrays (NumPy or CuPy) each computes at once and returns arrays of the same module (numbers and lists go to
 the current device); on symbolic tensors it records Keras's operation (``reductions_sorting.py``), with an
-exact backward where Keras's op has a gradient. ``bincount``, ``unique``, ``nonzero`` and ``select`` compute on
-arrays only: the first three give results whose sizes depend on the values, and ``select`` takes lists of
-tensors, which a saved graph does not hold here.
+exact backward where Keras's op has a gradient. ``unique``, ``nonzero`` and ``select`` compute on arrays only:
+the first two give results whose sizes depend on the values, and ``select`` takes lists of tensors, which a
+saved graph does not hold here.
 """
 from __future__ import annotations
 
@@ -256,26 +256,15 @@ def histogram(x, bins=10, range=None):
 
 def bincount(x, weights=None, minlength=0, sparse=False):
     """How often each non-negative integer occurs in ``x`` (1-D, or 2-D: per row), summing ``weights`` instead of
-    ones where given; at least ``minlength`` long. On arrays only."""
-    _value_sized("bincount", x, weights)
-    if sparse:
-        raise ValueError("bincount: gpu_dl has no sparse tensors.")
+    ones where given; at least ``minlength`` long."""
+    if is_symbolic(weights):
+        raise TypeError("bincount: weights must be None or an array, not a symbolic tensor.")
+    if weights is not None:
+        weights = _array(weights)
+    if is_symbolic(x):
+        return _rs.Bincount(weights, minlength, sparse).apply(x)
     x = _array(x)
-    xp = backend.array_module(x)
-    if x.dtype.kind not in "iu" or x.ndim not in (1, 2):
-        raise ValueError(f"bincount: x must be a 1-D or 2-D tensor of integers, got {x.dtype} of shape {x.shape}.")
-    if x.size and int(x.min()) < 0:
-        raise ValueError("bincount: x must hold non-negative integers.")
-    length = max(int(minlength), int(x.max()) + 1 if x.size else 0)
-    w = None if weights is None else xp.asarray(_array(weights))
-    if w is not None and w.shape != x.shape:
-        raise ValueError(f"bincount: weights must have x's shape {x.shape}, got {w.shape}.")
-    dtype = "int32" if w is None else ("int32" if w.dtype == bool else w.dtype)
-    rows = 1 if x.ndim == 1 else x.shape[0]
-    flat = (x.reshape(rows, -1).astype("int64") + length * xp.arange(rows)[:, None]).reshape(-1)
-    counts = xp.bincount(flat, weights=None if w is None else w.reshape(-1).astype("float64"),
-                         minlength=rows * length)
-    return counts.reshape((length,) if x.ndim == 1 else (rows, length)).astype(dtype)
+    return _local(_rs.Bincount, weights, minlength, sparse).forward_array(x)
 
 
 def unique(x, sorted=True, return_index=False, return_inverse=False, return_counts=False, axis=None, size=None,
