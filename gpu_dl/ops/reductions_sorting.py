@@ -107,10 +107,14 @@ def quantile_backward(dy, x, q, saved, keepdims):
     n = order.shape[-1]
     d = dy.reshape((int(numpy.prod(q.shape, dtype=numpy.int64)),) + order.shape[:-1])
     d = xp.moveaxis(d, 0, -1)                                                 # kept + (nq,)
-    at = xp.arange(n)
-    on_sorted = (((low[..., None] == at) * ((1 - weight) * d)[..., None]).sum(axis=-2) +
-                 ((high[..., None] == at) * (weight * d)[..., None]).sum(axis=-2)).astype(x.dtype)
-    flat = xp.take_along_axis(on_sorted, _inverse_permutation(order), axis=-1)
+    # each line's two order statistics per quantile take (1 - w) and w of its gradient: scattered into the sorted
+    # line as flat places (line * n + rank)
+    lines_count = int(numpy.prod(order.shape[:-1], dtype=numpy.int64))
+    line = (xp.arange(lines_count) * n).reshape(order.shape[:-1] + (1,))
+    on_sorted = xp.zeros(lines_count * n, dtype=x.dtype)
+    xp.add.at(on_sorted, (line + low).reshape(-1), ((1 - weight) * d).reshape(-1).astype(x.dtype))
+    xp.add.at(on_sorted, (line + high).reshape(-1), (weight * d).reshape(-1).astype(x.dtype))
+    flat = xp.take_along_axis(on_sorted.reshape(order.shape), _inverse_permutation(order), axis=-1)
     return unlines(flat, x.shape, perm)
 
 
@@ -285,7 +289,9 @@ def grouped_table(data, row, column, count, longest, fill):
 
 def segment_forward(data, ids, count, reduction):
     """Keras's segment_{sum, max, min, prod}: ``(count,) + data.shape[1:]``; an empty segment holds 0 for a sum,
-    1 for a product, -inf (+inf) for a maximum (minimum) of floats, the dtype's extreme for integers."""
+    1 for a product, -inf (+inf) for a maximum (minimum) of floats, the dtype's extreme for integers. A sum
+    scatters with ``add.at``; the others reduce a table of the rows per segment (``grouped_table``: count x the
+    longest segment's length rows, plain gathers and writes on NumPy and CuPy alike)."""
     xp = array_module(data)
     row, column, longest = groups(ids, count)
     if reduction == "sum":
