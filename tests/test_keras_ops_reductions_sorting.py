@@ -296,6 +296,22 @@ def test_integer_and_bool_inputs_give_keras_s_dtypes(xp, name, call, int_dtype, 
             _same_shape(symbolic.shape, y.shape)
 
 
+def test_integer_tensors_go_through_models_without_gradients(xp):
+    calls = [lambda t: ops.cumprod(t, axis=1), ops.sort, lambda t: ops.median(t, axis=1),
+             lambda t: ops.amax(t, axis=1), lambda t: ops.segment_sum(t, numpy.array([0, 1, 0]), num_segments=2),
+             lambda t: ops.nansum(t, axis=1), ops.diff, lambda t: ops.quantile(t, 0.5, axis=1)]
+    x = xp.asarray(VALUES.astype("int32"))
+    for call in calls:
+        ids = gpu_dl.Input((4,), dtype="int32")
+        y = call(ids)
+        model = gpu_dl.Model(ids, y)
+        got, want = model.forward(x, training=True), call(x)
+        assert got.dtype == want.dtype == numpy.dtype(y.dtype)
+        numpy.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+        if got.dtype.kind in "iu":          # (an integer input cast to floats gets a gradient, as for ops.mean)
+            assert model.backward(xp.ones(got.shape, dtype=got.dtype)) is None
+
+
 def test_float_inputs_keep_their_dtype(xp):
     x = xp.asarray(VALUES.astype("float32"))
     for y in (ops.median(x), ops.nanstd(x, axis=0), ops.average(x, axis=1), ops.quantile(x, 0.5), ops.cumprod(x),

@@ -7,7 +7,9 @@ Dtypes follow Keras's: ``amax``, ``amin``, ``ptp``, ``nanmax``, ``nanmin``, ``so
 integer input's dtype (bool becomes int32 where Keras's does); ``average``, the quantiles, ``median``,
 ``nanmean``, ``nanvar``, ``nanstd``, ``trapezoid``, ``correlate`` and ``corrcoef`` give floatx for integers
 (a float input keeps its dtype); the indices (``argsort``, ``argpartition``, ``nanargmax``, ``top_k``'s,
-``searchsorted``, ``digitize``) and counts are int32, ``in_top_k`` and ``isin`` bool, none with a gradient.
+``searchsorted``, ``digitize``, ``bincount``'s) and counts are int32, ``in_top_k`` and ``isin`` bool, none with
+a gradient. Where Keras's torch backend turns float64 into float32 (``median``, ``average``, the quantiles),
+float64 stays float64 here, as for the other ops: gradient checks run in it.
 """
 from __future__ import annotations
 
