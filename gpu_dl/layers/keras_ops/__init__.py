@@ -701,3 +701,7 @@ del _name
 from . import math_elementwise_api as _math_elementwise_api  # noqa: E402
 globals().update({_name: getattr(_math_elementwise_api, _name) for _name in _math_elementwise_api.__all__})
 __all__ += _math_elementwise_api.__all__
+# The reductions, quantiles, sorting, searching, segment and scatter functions (reductions_sorting_api.py).
+from . import reductions_sorting_api as _reductions_sorting_api  # noqa: E402
+globals().update({_name: getattr(_reductions_sorting_api, _name) for _name in _reductions_sorting_api.__all__})
+__all__ += _reductions_sorting_api.__all__

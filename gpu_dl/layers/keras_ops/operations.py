@@ -74,3 +74,6 @@ OPERATIONS = {cls.__name__: cls for cls in (
 # The element-wise maths family (math_elementwise.py).
 from .math_elementwise import OPERATIONS as _MATH_ELEMENTWISE  # noqa: E402
 OPERATIONS = OPERATIONS | _MATH_ELEMENTWISE
+# The reductions, quantiles, sorting, searching, segment and scatter operations (reductions_sorting.py).
+from .reductions_sorting import OPERATIONS as _REDUCTIONS_SORTING  # noqa: E402
+OPERATIONS = OPERATIONS | _REDUCTIONS_SORTING
