@@ -696,3 +696,12 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# keras.ops.nn's pooling, convolutions, normalizations, attention, losses and CTC, and keras.ops.core's control flow.
+from . import nn_control_api as _nn_control_api  # noqa: E402
+__all__ += _nn_control_api.__all__
+for _name in _nn_control_api.__all__:
+    _function = getattr(_nn_control_api, _name)
+    globals()[_name] = _function if _name in _nn_control_api.CONTROL_FLOW else \
+        _backprop.followed(_taking_variables(_function), _name)
+del _name, _function

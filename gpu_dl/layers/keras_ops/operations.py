@@ -70,3 +70,6 @@ OPERATIONS = {cls.__name__: cls for cls in (
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
+
+from .nn_control import OPERATIONS as _NN_CONTROL  # noqa: E402
+OPERATIONS = OPERATIONS | _NN_CONTROL
