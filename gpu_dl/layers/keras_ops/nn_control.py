@@ -63,6 +63,15 @@ def _promoted(*dtypes):
     return numpy.result_type(*floats).name if floats else backend.floatx()
 
 
+class _KeptMask(dict):
+    """A constant mask read from a saved call's keywords: the model loader reads a call's keyword named `mask` as
+    tensor references (a layer's mask), which an empty dict holds none of; ``apply`` takes the array back."""
+
+    def __init__(self, array):
+        super().__init__()
+        self.array = array
+
+
 class NNOperation(KerasOperation):
     """An operation of several positional tensors (``positional``: Keras's names, in order), some of which may
     be absent (None), and keyword settings of the call (``keyword_arguments``)."""
@@ -91,6 +100,8 @@ class NNOperation(KerasOperation):
         keywords = {}
         for key in self.keyword_arguments:
             value = kwargs.get(key)
+            if isinstance(value, _KeptMask):
+                value = value.array
             if _is_symbolic(value):
                 # A tensor given by keyword goes in its positional place, which Keras's call reads the same.
                 position = self.positional.index(key)
@@ -125,7 +136,10 @@ class NNOperation(KerasOperation):
     @classmethod
     def decode_keyword(cls, key, value, where):
         if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
-            return Operation.decode_argument(0, value, where)
+            array = Operation.decode_argument(0, value, where)
+            return _KeptMask(array) if key == "mask" else array
+        if key == "mask" and value is None:
+            return _KeptMask(None)
         if isinstance(value, dict):
             raise ValueError(f"{where}: `{key}` is a tensor given by keyword; gpu_dl reads a tensor for `{key}` in "
                              f"its positional place only (call the op with `{key}` positionally), got {value!r:.200}.")
@@ -206,6 +220,7 @@ class NNOperation(KerasOperation):
         arrays = [None if a is None else xp.asarray(a) for a in arrays]
         self.dtype = self.eager_dtype(arrays)
         self.arguments = [ABSENT if a is None else None for a in arrays]
+        self.output_shape_of(self.arguments, [tuple(a.shape) for a in present])       # the same checks as a graph's
         return self.forward_function(*self.prepared(arrays))
 
     def eager_dtype(self, arrays):
@@ -343,6 +358,9 @@ class MaxPool(_Pool):
 
     def pooled(self, x, window, strides, pads):
         forward = pool3d.max_pool3d_forward if len(window) == 3 else pool.max_pool2d_forward
+        if x.dtype.kind != "f":
+            # The kernels pool floats; float64 holds every int32 exactly, and integers take no gradient.
+            return forward(x.astype("float64"), window, strides, pads)[0].astype(x.dtype)
         y, self._argmax = forward(x, window, strides, pads)
         return y
 
@@ -548,10 +566,9 @@ def _param_shape(shape, axes, ndim):
 
 def _axes_list(axis, ndim, where):
     axes = [axis] if isinstance(axis, (int, numpy.integer)) else list(axis)
-    try:
-        normalized = sorted(int(a) % ndim if -ndim <= int(a) < ndim else None for a in axes)
-    except TypeError:
-        raise ValueError(f"{where}: `axis` {axis!r} is out of range for a tensor of {ndim} axes.") from None
+    if any(isinstance(a, bool) or not isinstance(a, (int, numpy.integer)) or not -ndim <= a < ndim for a in axes):
+        raise ValueError(f"{where}: `axis` {axis!r} is out of range for a tensor of {ndim} axes.")
+    normalized = sorted(int(a) % ndim for a in axes)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{where}: `axis` {axis!r} repeats an axis.")
     return normalized

@@ -260,6 +260,7 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
         raise TypeError("while_loop: `cond` and `body` must be callables of the loop variables.")
     is_tuple = isinstance(loop_vars, (tuple, list))
     loop_vars = tuple(loop_vars) if is_tuple else (loop_vars,)
+    loop_vars = _pack(loop_vars, [v if is_symbolic(v) else _ops().convert_to_tensor(v) for v in _flatten(loop_vars)])
     count = 0
     while (maximum_iterations is None or count < maximum_iterations) and \
             bool(_known(cond(*loop_vars), "while_loop", "cond(*loop_vars)")):
