@@ -25,7 +25,7 @@ def _inputs(rng, shapes, dtype="float64"):
 def _model(shapes, expression, dtype="float64"):
     tensors = [gpu_dl.Input(batch_shape=shape, dtype="int32" if _integer(kind) else dtype)
                for shape, kind in shapes]
-    return gpu_dl.Model(tensors, expression(ops, *tensors))
+    return gpu_dl.Model(tensors if len(tensors) > 1 else tensors[0], expression(ops, *tensors))
 
 
 def _forward(model, arrays, training=False):
@@ -137,6 +137,21 @@ def test_the_batch_axis_stays_unknown_in_functional_models():
         (None, 7)
     assert ops.psnr(x, x, 1.0).shape == ()
     assert ops.max_pool(gpu_dl.Input((6, 6, 2), dtype="int32"), 2).dtype == "int32"
+
+
+def test_layer_normalization_over_inner_axes(xp, rng):
+    x = rng.standard_normal((3, 4, 5, 2))
+    gamma, beta = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    y = ops.layer_normalization(xp.asarray(x), xp.asarray(gamma), xp.asarray(beta), axis=(1, 3))
+    mean, var = x.mean(axis=(1, 3), keepdims=True), x.var(axis=(1, 3), keepdims=True)
+    want = (x - mean) / numpy.sqrt(var + 1e-7) * gamma[None, :, None] + beta[None, :, None]
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10)
+    inputs = gpu_dl.Input((4, 5, 2), dtype="float64")
+    model = gpu_dl.Model(inputs, ops.layer_normalization(inputs, gamma, axis=(1, 3)))
+    w = xp.asarray(rng.standard_normal(x.shape))
+    model.forward(xp.asarray(x), training=True)
+    grad = model.backward(w)
+    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), xp.asarray(x), grad, rng, rtol=1e-5)
 
 
 def test_integer_max_pooling_keeps_its_dtype(xp, rng):
