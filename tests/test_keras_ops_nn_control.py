@@ -402,6 +402,37 @@ def test_a_composite_layer_looping_with_fori_loop_trains(xp, rng):
     assert_gradient(of_weight, original.copy(), analytic, rng, what="w")
 
 
+@ops.custom_gradient
+def _clipped_gradient(x):
+    def grad(upstream):                         # JAX's and TensorFlow's form
+        return ops.clip(upstream, -0.1, 0.1)
+    return x * 3.0, grad
+
+
+@ops.custom_gradient
+def _softplus(x):
+    e = ops.exp(x)
+
+    def grad(*args, upstream):                  # Keras's torch backend's form
+        return upstream * (1 - 1 / (1 + e))
+    return ops.log(1 + e), grad
+
+
+def test_custom_gradients_give_the_value_and_their_own_gradient(xp, rng, tmp_path):
+    a = gpu_dl.Input((5,), dtype="float64")
+    model = gpu_dl.Model(a, _clipped_gradient(a) + _softplus(ops.square(a)))
+    x = rng.standard_normal((3, 5))
+    y = model.forward(xp.asarray(x), training=True)
+    numpy.testing.assert_allclose(to_numpy(y), 3 * x + numpy.log1p(numpy.exp(x * x)), rtol=1e-12)
+    dy = rng.standard_normal((3, 5))
+    dx = model.backward(xp.asarray(dy))
+    want = numpy.clip(dy, -0.1, 0.1) + dy / (1 + numpy.exp(-x * x)) * 2 * x
+    numpy.testing.assert_allclose(to_numpy(dx), want, rtol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(_softplus(xp.asarray(x))), numpy.log1p(numpy.exp(x)), rtol=1e-12)
+    with pytest.raises(ValueError, match="custom_gradient cannot be saved"):
+        model.save(tmp_path / "m.keras")
+
+
 def test_control_flow_refuses_decisions_known_only_when_the_model_runs():
     a = gpu_dl.Input((3,))
     with pytest.raises(ValueError, match=r"cond: `pred` is a symbolic tensor.*ops.where"):
@@ -424,3 +455,17 @@ def test_control_flow_refuses_decisions_known_only_when_the_model_runs():
         ops.scan(lambda c, x: (c, x), 0.0)
     with pytest.raises(TypeError, match=r"\(value, grad_fn\)"):
         ops.custom_gradient(lambda t: t)(numpy.ones(2))
+    with pytest.raises(TypeError, match=r"\(value, grad_fn\)"):
+        ops.custom_gradient(lambda t: t)(a)
+
+
+def test_the_nn_namespace_is_keras_s():
+    from gpu_dl.ops import nn
+    assert gpu_dl.ops.nn.max_pool is ops.max_pool and nn.relu is ops.relu and nn.softmax is ops.softmax
+    assert "ctc_loss" in dir(nn) and "mean" not in dir(nn) and "conv" not in dir(nn)
+    with pytest.raises(AttributeError, match="does not offer Keras's keras.ops.nn.conv"):
+        nn.conv
+    with pytest.raises(AttributeError, match="offers these of Keras's keras.ops.nn"):
+        nn.mean
+    from gpu_dl.ops import pool          # the internal modules stay where they were
+    assert callable(pool.max_pool2d_forward)

@@ -705,3 +705,7 @@ for _name in _nn_control_api.__all__:
     globals()[_name] = _function if _name in _nn_control_api.CONTROL_FLOW else \
         _backprop.followed(_taking_variables(_function), _name)
 del _name, _function
+# Keras's keras.ops.nn namespace: gpu_dl.ops.nn.
+from . import nn_namespace as _nn_namespace  # noqa: E402
+nn = _nn_namespace
+__all__.append("nn")

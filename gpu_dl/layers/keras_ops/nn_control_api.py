@@ -13,8 +13,8 @@ back): ``fori_loop`` with int bounds, ``scan`` and ``map`` over a leading axis o
 ``while_loop`` whose condition gives a Python bool (or a known array), ``cond`` and ``switch`` on a known
 predicate or index. A predicate, index or bound that is itself a symbolic tensor has no value until the model
 runs: those calls raise a ValueError saying what to write instead (``ops.where`` for a choice per element).
-``custom_gradient`` gives the function's value; its gradient function is run by the backward of an array
-call's record only where Keras's is (in a graph, the gradient is that of the operations ``f`` records).
+``custom_gradient`` on symbolic tensors records one operation whose backward is the function's ``grad_fn``
+(not saved: a Python function is not part of a config); on arrays it gives the value.
 """
 from __future__ import annotations
 
@@ -462,13 +462,21 @@ def _array_of(value):
 
 
 def custom_gradient(f):
-    """Keras's decorator of a function returning ``(value, grad_fn)``: the decorated function returns the value.
-    gpu_dl differentiates the operations ``f`` records (in a graph) and layers' calls (on arrays), so
-    ``grad_fn`` is not called: write a differentiable ``f`` or a layer with its own ``backward``."""
+    """Keras's decorator of a function returning ``(value, grad_fn)``; the decorated function returns the value.
+    On symbolic tensors (a functional model, a composite layer's traced call) its call is one operation whose
+    backward is ``grad_fn`` (``nn_control.CustomGradient``: ``grad_fn(*args, upstream=dy)`` where ``grad_fn``
+    takes ``upstream`` by keyword only, as on Keras's torch backend; else ``grad_fn(dy)``, as on JAX). On arrays
+    it gives the value, as Keras's NumPy backend does (gpu_dl differentiates layers' calls there, not
+    functions)."""
     if not callable(f):
         raise TypeError(f"custom_gradient: `f` must be a callable, got {f!r:.80}.")
 
     def wrapper(*args, **kwargs):
+        if _symbolic(*args, *kwargs.values()):
+            if kwargs:
+                raise TypeError("custom_gradient: on symbolic tensors the decorated function takes its tensors "
+                                "positionally.")
+            return _nn.CustomGradient(f).apply(*args)
         result = f(*args, **kwargs)
         if not isinstance(result, (tuple, list)) or len(result) != 2 or not callable(result[1]):
             raise TypeError("custom_gradient: the decorated function must return (value, grad_fn).")
