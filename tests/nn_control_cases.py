@@ -173,6 +173,27 @@ def np_ctc_decode(inputs, lengths, merge_repeated=True, mask_index=0):
     return decoded[None], scores
 
 
+def np_ctc_best_labellings(inputs, lengths, top_paths, mask_index=0):
+    """The ``top_paths`` most probable labellings of each row (every path enumerated, the probabilities of the
+    paths that collapse to one labelling summed), -1 after their ends, and their log-probabilities: what a beam
+    search wide enough to keep every prefix finds."""
+    batch, steps, classes = inputs.shape
+    decoded = numpy.full((top_paths, batch, steps), -1, dtype="int32")
+    scores = numpy.zeros((batch, top_paths))
+    for b in range(batch):
+        z = inputs[b, :lengths[b]]
+        logp = z - numpy.log(numpy.exp(z).sum(-1, keepdims=True))
+        totals = {}
+        for path in itertools.product(range(classes), repeat=int(lengths[b])):
+            label = tuple(c for i, c in enumerate(path) if (i == 0 or c != path[i - 1]) and c != mask_index)
+            totals[label] = numpy.logaddexp(totals.get(label, -numpy.inf), logp[numpy.arange(len(path)), path].sum())
+        best = sorted(totals, key=totals.get, reverse=True)[:top_paths]
+        for k, label in enumerate(best):
+            decoded[k, b, :len(label)] = label
+            scores[b, k] = totals[label]
+    return decoded, scores
+
+
 # ------------------------------------------------------------------ the cases
 CAUSAL_MASK = numpy.tril(numpy.ones((4, 6), bool)) | (numpy.arange(6)[None] == 5)
 MASK = numpy.broadcast_to(numpy.array([[True, False, True, True, False, True]] * 4), (2, 2, 4, 6))
@@ -298,6 +319,12 @@ DECODE_CASES = [
     ("ctc_decode_unmerged", lambda ops, z: ops.ctc_decode(z, numpy.array([6, 6, 3]), merge_repeated=False,
                                                         mask_index=2),
      lambda z: np_ctc_decode(z, [6, 6, 3], False, 2)),
+    ("ctc_decode_beam_search", lambda ops, z: ops.ctc_decode(z, numpy.array([5, 3, 4]), strategy="beam_search",
+                                                           beam_width=300, top_paths=3),
+     lambda z: np_ctc_best_labellings(z, [5, 3, 4], 3)),
+    ("ctc_decode_beam_search_blank_last", lambda ops, z: ops.ctc_decode(
+        z, numpy.array([4, 5, 2]), strategy="beam_search", beam_width=300, top_paths=2, mask_index=None),
+     lambda z: np_ctc_best_labellings(z, [4, 5, 2], 2, mask_index=2)),
 ]
 
 

@@ -1127,9 +1127,10 @@ class CTCLoss(NNOperation):
 
 class CTCDecode(NNOperation):
     """``ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1,
-    merge_repeated=True, mask_index=0)``: two outputs, the decoded classes (1, B, T) int32 (-1 past the end of
-    each row's sequence) and the scores (B, 1), the negative sum of each step's largest input. Greedy decoding
-    only; no gradient."""
+    merge_repeated=True, mask_index=0)``: two outputs. Greedy: the decoded classes (1, B, T) int32 (-1 past the
+    end of each row's sequence) and the scores (B, 1), the negative sum of each step's largest input. Beam search
+    (Keras's algorithm, ``_beam_search``): the ``top_paths`` best paths (top_paths, B, T) and their
+    log-probabilities (B, top_paths). No gradient."""
 
     positional = ("inputs", "sequence_lengths")
     required = 2
@@ -1138,10 +1139,12 @@ class CTCDecode(NNOperation):
     def __init__(self, strategy="greedy", beam_width=100, top_paths=1, merge_repeated=True, mask_index=0, name=None,
                  **kwargs):
         super().__init__(name=name, **kwargs)
-        if strategy != "greedy":
-            raise ValueError(f"{self._where()}: gpu_dl decodes with strategy='greedy' only, got {strategy!r} "
-                             "('beam_search' is not offered).")
+        if strategy not in ("greedy", "beam_search"):
+            raise ValueError(f"{self._where()}: `strategy` must be 'greedy' or 'beam_search', got {strategy!r}.")
         self.strategy, self.beam_width, self.top_paths = strategy, int(beam_width), int(top_paths)
+        if self.beam_width < 1 or self.top_paths < 1:
+            raise ValueError(f"{self._where()}: `beam_width` and `top_paths` must be positive, got {beam_width!r} "
+                             f"and {top_paths!r}.")
         self.merge_repeated = bool(merge_repeated)
         self.mask_index = None if mask_index is None else int(mask_index)
 
@@ -1164,7 +1167,8 @@ class CTCDecode(NNOperation):
             raise ValueError(f"{self._where()}: `inputs` must be (batch, steps, classes), got {shape}.")
         self.dtype = _promoted(inputs.dtype)
         self.built = True
-        outputs = [KerasTensor((1,) + shape[:2], dtype="int32"), KerasTensor((shape[0], 1), dtype=self.dtype)]
+        paths = 1 if self.strategy == "greedy" else self.top_paths
+        outputs = [KerasTensor((paths,) + shape[:2], dtype="int32"), KerasTensor((shape[0], paths), dtype=self.dtype)]
         Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=outputs)
         return outputs
 
@@ -1179,6 +1183,9 @@ class CTCDecode(NNOperation):
         b, t, c = inputs.shape
         mask_index = c - 1 if self.mask_index is None else self.mask_index
         lengths = _lengths(xp, sequence_lengths, b, self._where(), "sequence_lengths")
+        if self.strategy == "beam_search":
+            return _beam_search(inputs, backend.to_numpy(lengths).tolist(), self.beam_width, self.top_paths,
+                                mask_index)
         indices = inputs.argmax(axis=-1).astype("int32")
         scores = inputs.max(axis=-1)
         past = xp.arange(t)[None, :] >= lengths[:, None]
@@ -1197,6 +1204,91 @@ class CTCDecode(NNOperation):
     def backward(self, dy):
         operands, _ = self.saved()
         return None if sum(a is None for a in self.arguments) == 1 else [None, None]
+
+
+# Beam search, as Keras's JAX and torch backends run it: the same paths, merges, tie-breaks and scores.
+_PAD = -1
+_HASH_BASE = 2654435769         # Knuth's multiplicative constant: the base of Keras's path hashes
+
+
+def _unique_rows(paths, size):
+    """(the distinct rows of ``paths`` in Keras's order, padded with ``_PAD`` rows to ``size``; each row's index
+    among them). Keras's torch backend orders them by a polynomial hash of the row (int64, wrapping), so the
+    order (which breaks ties between equal scores) is that one."""
+    xp = _xp(paths)
+    n, t = paths.shape
+    powers = xp.asarray(numpy.full(t, _HASH_BASE, dtype="int64") ** numpy.arange(t, dtype="int64"))
+    hashes = ((paths.astype("int64") + 1) * powers).sum(axis=1)
+    order = xp.argsort(hashes, kind="stable")
+    rows, keys = paths[order], hashes[order]
+    duplicate = (keys[1:] == keys[:-1]) & (rows[1:] == rows[:-1]).all(axis=1)
+    first = xp.concatenate([xp.ones(1, dtype=bool), ~duplicate])
+    inverse = xp.empty(n, dtype="int64")
+    inverse[order] = xp.cumsum(first.astype("int64")) - 1
+    unique = rows[first]
+    if unique.shape[0] < size:
+        unique = xp.concatenate([unique, xp.full((size - unique.shape[0], t), _PAD, dtype=unique.dtype)])
+    return unique, inverse
+
+
+def _merged(inverse, scores, count):
+    """Log-space sums of ``scores`` per row index (as Keras merges them; all -inf gives NaN, as there)."""
+    xp = _xp(scores)
+    top = scores.max()
+    summed = xp.bincount(inverse, weights=xp.exp(scores - top), minlength=count).astype(scores.dtype)
+    return xp.log(summed) + top
+
+
+def _beam_search(inputs, lengths, beam_width, top_paths, mask_index):
+    """(paths (top_paths, B, T) int32, scores (B, top_paths)): Keras's CTC beam search, sample by sample and step
+    by step, each step array operations over the beams."""
+    xp = _xp(inputs)
+    batch, steps, classes = inputs.shape
+    shifted = inputs - inputs.max(axis=-1, keepdims=True)
+    logp = (shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True)))[:, :, ::-1]
+    # Keras flips the classes so that its ascending sorts break ties as it wants; the blank moves with them.
+    blank = classes - mask_index - 1
+    starts = min(classes, beam_width)
+    letters = xp.arange(classes, dtype="int32")
+    letters[blank] = _PAD
+    all_paths, all_scores = [], []
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        for b in range(batch):
+            x = logp[b]
+            paths = xp.full((2 * beam_width, steps), _PAD, dtype="int32")
+            best = xp.argsort(x[0], kind="stable")[-starts:]
+            paths[:starts, 0] = xp.where(best == blank, _PAD, best.astype("int32"))
+            scores = xp.full((2 * beam_width,), -numpy.inf, dtype=x.dtype)
+            scores[:starts] = x[0, best]
+            masked = paths[:, 0] == _PAD
+            for t in range(1, int(lengths[b])):
+                # every beam extended by every class
+                paths = xp.repeat(paths, classes, axis=0)
+                scores = xp.repeat(scores, classes) + xp.tile(x[t], paths.shape[0] // classes)
+                previous = xp.repeat(masked, classes)
+                rows = xp.arange(paths.shape[0])
+                tail = (paths == _PAD).astype("int32").argmax(axis=1)
+                last = xp.where(tail == 0, _PAD, paths[rows, tail - 1])
+                extension = xp.tile(letters, paths.shape[0] // classes)
+                masked = extension == _PAD
+                extension = xp.where(~previous & (last == extension), _PAD, extension)
+                paths[rows, tail] = extension
+                # the same paths merged, the best beam_width kept, each as an emitting and a blank track
+                unique, inverse = _unique_rows(paths, 2 * classes * beam_width)
+                emit = _merged(inverse, xp.where(masked, -numpy.inf, scores), unique.shape[0])
+                blanks = _merged(inverse, xp.where(masked, scores, -numpy.inf), unique.shape[0])
+                top = xp.argsort(xp.logaddexp(emit, blanks), kind="stable")[-beam_width:]
+                paths = xp.concatenate([unique[top], unique[top]])
+                scores = xp.concatenate([emit[top], blanks[top]])
+                masked = xp.concatenate([xp.zeros(beam_width, dtype=bool), xp.ones(beam_width, dtype=bool)])
+            unique, inverse = _unique_rows(paths, 2 * classes * beam_width)
+            scores = _merged(inverse, scores, unique.shape[0])
+            top = xp.argsort(scores, kind="stable")[-top_paths:][::-1]
+            all_paths.append(unique[top])
+            all_scores.append(scores[top])
+    paths = xp.stack(all_paths)
+    paths = xp.where(paths == _PAD, _PAD, classes - paths - 1).astype("int32")
+    return [xp.ascontiguousarray(paths.transpose(1, 0, 2)), xp.stack(all_scores)]
 
 
 # ------------------------------------------------------------------ custom gradients

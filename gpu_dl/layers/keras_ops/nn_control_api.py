@@ -159,7 +159,8 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 
 def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1, merge_repeated=True,
                mask_index=0):
-    """Greedy CTC decoding: (classes (1, batch, steps) int32, -1 after each row's end; scores (batch, 1))."""
+    """CTC decoding, greedy (classes (1, batch, steps) int32, -1 after each row's end; scores (batch, 1)) or by
+    Keras's beam search (the ``top_paths`` best: (top_paths, batch, steps) and (batch, top_paths))."""
     settings = dict(strategy=strategy, beam_width=beam_width, top_paths=top_paths, merge_repeated=merge_repeated,
                     mask_index=mask_index)
     if _symbolic(inputs, sequence_lengths):
