@@ -18,6 +18,9 @@ from gpu_dl.models import load_model  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
 from nn_control_cases import CASES, DECODE_CASES, IDS, decode_input, draw  # noqa: E402
 
+# Keras warns that layer_normalization's rms_scaling is deprecated; the case compares it all the same.
+pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`:UserWarning")
+
 
 # Where Keras 3.15 itself falls short, and what its test leaves out there:
 # - "shape": its symbolic output shape is wrong (adaptive pooling channels_last keeps a spatial axis too many; the

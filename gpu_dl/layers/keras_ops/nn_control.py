@@ -195,9 +195,10 @@ class NNOperation(KerasOperation):
         return self.prepared(operands)
 
     def prepared(self, operands):
-        """The operands the forward takes: floats cast to the result's dtype (integers kept)."""
-        return [None if o is None else (o.astype(self.dtype, copy=False) if o.dtype.kind in "fb" or
-                                        not self.integer_operand(i) else o) for i, o in enumerate(operands)]
+        """The operands the forward takes: those of the result's dtype, the integer ones (``integer_operand``)
+        as they are."""
+        return [o if o is None or self.integer_operand(i) else o.astype(self.dtype, copy=False)
+                for i, o in enumerate(operands)]
 
     def integer_operand(self, position):
         """Whether the operand at ``position`` is taken as integers (class ids, lengths)."""
@@ -222,7 +223,8 @@ class NNOperation(KerasOperation):
         return self.forward_function(*self.prepared(arrays))
 
     def eager_dtype(self, arrays):
-        return _promoted(*[None if a is None else a.dtype.name for a, p in zip(arrays, self.positional)])
+        """The result's dtype for ``arrays`` (None where absent)."""
+        return _promoted(*[None if a is None else a.dtype.name for a in arrays])
 
     def backward(self, dy):
         operands, y = self.saved()
@@ -553,10 +555,8 @@ class SeparableConv(DepthwiseConv):
 # ------------------------------------------------------------------ normalizations
 def _param_shape(shape, axes, ndim):
     """The shape a per-feature parameter of ``shape`` takes to broadcast against a tensor of ``ndim`` axes
-    normalised over (or indexed by) ``axes``."""
-    out = [1] * ndim
-    for a in axes:
-        out[a] = None
+    normalised over (or indexed by) ``axes``: its own shape if it has ``ndim`` axes, else its sizes along ``axes``
+    and 1 elsewhere; None where it has neither form."""
     if len(shape) == ndim:
         return tuple(shape)
     return None if len(shape) != len(axes) else tuple(
@@ -907,8 +907,8 @@ def _softmax(xp, x, axis):
 
 
 def _log_probabilities(xp, output, axis, from_logits):
-    """(log q, what the backward needs): log_softmax of logits, or the log of the normalised, clipped
-    probabilities."""
+    """log q along ``axis``: the log_softmax of logits, or the log of the probabilities normalised to sum 1 and
+    clipped to [1e-7, 1 - 1e-7]."""
     if from_logits:
         shifted = output - output.max(axis=axis, keepdims=True)
         logq = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
