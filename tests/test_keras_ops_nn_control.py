@@ -140,6 +140,16 @@ def test_the_batch_axis_stays_unknown_in_functional_models():
     assert ops.max_pool(gpu_dl.Input((6, 6, 2), dtype="int32"), 2).dtype == "int32"
 
 
+def test_uneven_same_average_pooling_averages_the_positions_inside(xp, rng):
+    # 7 rows in windows of 2 every 2: the last window holds row 6 alone (TensorFlow's rule, as the pooling layers)
+    x = rng.standard_normal((2, 7, 5, 3))
+    y = to_numpy(ops.average_pool(xp.asarray(x), 2, 2, "same"))
+    assert y.shape == (2, 4, 3, 3)
+    numpy.testing.assert_allclose(y[:, 3, 2], x[:, 6, 4], rtol=1e-12)
+    numpy.testing.assert_allclose(y[:, 3, 0], x[:, 6, 0:2].mean(axis=1), rtol=1e-12)
+    numpy.testing.assert_allclose(y[:, 0, 0], x[:, 0:2, 0:2].mean(axis=(1, 2)), rtol=1e-12)
+
+
 def test_layer_normalization_over_inner_axes(xp, rng):
     x = rng.standard_normal((3, 4, 5, 2))
     gamma, beta = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
