@@ -705,3 +705,15 @@ __all__ += _math_elementwise_api.__all__
 from . import reductions_sorting_api as _reductions_sorting_api  # noqa: E402
 globals().update({_name: getattr(_reductions_sorting_api, _name) for _name in _reductions_sorting_api.__all__})
 __all__ += _reductions_sorting_api.__all__
+# keras.ops.nn's pooling, convolutions, normalizations, attention, losses and CTC, and keras.ops.core's control flow.
+from . import nn_control_api as _nn_control_api  # noqa: E402
+__all__ += _nn_control_api.__all__
+for _name in _nn_control_api.__all__:
+    _function = getattr(_nn_control_api, _name)
+    globals()[_name] = _function if _name in _nn_control_api.CONTROL_FLOW else \
+        _backprop.followed(_taking_variables(_function), _name)
+del _name, _function
+# Keras's keras.ops.nn namespace: gpu_dl.ops.nn.
+from . import nn_namespace as _nn_namespace  # noqa: E402
+nn = _nn_namespace
+__all__.append("nn")

@@ -77,3 +77,5 @@ OPERATIONS = OPERATIONS | _MATH_ELEMENTWISE
 # The reductions, quantiles, sorting, searching, segment and scatter operations (reductions_sorting.py).
 from .reductions_sorting import OPERATIONS as _REDUCTIONS_SORTING  # noqa: E402
 OPERATIONS = OPERATIONS | _REDUCTIONS_SORTING
+from .nn_control import OPERATIONS as _NN_CONTROL  # noqa: E402
+OPERATIONS = OPERATIONS | _NN_CONTROL
