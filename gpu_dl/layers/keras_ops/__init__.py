@@ -696,3 +696,7 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# Keras's keras.ops.image namespace (image_api.py), as gpu_dl.ops.image.
+from . import image_api as image  # noqa: E402
+__all__ += ["image"]
