@@ -23,7 +23,6 @@ import numpy
 from ... import backend
 from ...backend.config import standardize_data_format
 from ...ops import color, resize as resize_maths
-from ..color_space import grayscale_backward
 from ..geometric_augmentation import homographies, perspective_resample, perspective_resample_backward
 from ..preprocessing import affine_resample, affine_resample_backward
 from .base import KerasOperation, _float, _xp
@@ -158,10 +157,10 @@ class RGBToGrayscale(ImageOperation):
         return _from_last(y, self._format, batched)
 
     def images_gradient(self, dy, operands, y):
-        g, batched = _to_last(dy, self._format)
         if operands[0].shape[self._channel_axis(operands[0].ndim)] == 1:
             return dy
-        return _from_last(grayscale_backward(g), self._format, batched)
+        g, batched = _to_last(dy, self._format)
+        return _from_last(g * _xp(g).asarray(color.GRAY_WEIGHTS, dtype=g.dtype), self._format, batched)
 
 
 class _HSVOperation(ImageOperation):
