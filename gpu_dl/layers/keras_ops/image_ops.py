@@ -667,9 +667,12 @@ class PerspectiveTransform(ImageOperation):
                              f"and {end}.")
         return super().output_shape_of(arguments, shapes)
 
-    def _transforms(self, start, end, n):
+    def _transforms(self, start, end, n, images_dtype):
         start = backend.to_numpy(start).reshape(-1, 4, 2)
         end = backend.to_numpy(end).reshape(-1, 4, 2)
+        if numpy.dtype(images_dtype).kind != "f":
+            # Keras's torch backend takes the points in the images' dtype: integer images truncate them
+            start, end = start.astype(images_dtype), end.astype(images_dtype)
         t = homographies(start, end)
         if t.shape[0] == 1 and n != 1:
             t = numpy.repeat(t, n, axis=0)
@@ -680,7 +683,7 @@ class PerspectiveTransform(ImageOperation):
     def forward_array(self, images, start_points, end_points):
         self.output_shape_of([None] * 3, [images.shape, start_points.shape, end_points.shape])
         last, batched = _to_last(images, self._format)
-        t = self._transforms(start_points, end_points, last.shape[0])
+        t = self._transforms(start_points, end_points, last.shape[0], last.dtype)
         dtype = last.dtype if last.dtype.kind == "f" else numpy.dtype(numpy.float32)
         y = perspective_resample(last, t.astype(dtype), self.interpolation, self.fill_value)
         return _from_last(y, self._format, batched)
@@ -688,7 +691,7 @@ class PerspectiveTransform(ImageOperation):
     def images_gradient(self, dy, operands, y):
         images, start_points, end_points = operands
         g, batched = _to_last(dy, self._format)
-        t = self._transforms(start_points, end_points, g.shape[0])
+        t = self._transforms(start_points, end_points, g.shape[0], images.dtype)
         return _from_last(perspective_resample_backward(g, t.astype(g.dtype), self.interpolation), self._format,
                           batched)
 
