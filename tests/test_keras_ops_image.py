@@ -58,6 +58,51 @@ def _resize(x, size, nearest=False):
                         _resize_matrix(x.shape[2], size[1], nearest), x)
 
 
+def _keys(x, a):
+    x = numpy.abs(x)
+    return numpy.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                       numpy.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+
+
+def _bicubic_matrix(n_in, n_out):
+    """PyTorch's bicubic sampling (A = -0.75, half-pixel, edge clamped) as an (n_out, n_in) matrix."""
+    m = numpy.zeros((n_out, n_in))
+    for o in range(n_out):
+        source = (o + 0.5) * n_in / n_out - 0.5
+        low = numpy.floor(source)
+        for k in range(-1, 3):
+            m[o, int(numpy.clip(low + k, 0, n_in - 1))] += _keys(source - (low + k), -0.75)
+    return m
+
+
+def _antialias_matrix(n_in, n_out, cubic=False):
+    """PyTorch's antialiased sampling: a triangle (or Keys's a = -0.5 cubic) stretched by the downscale."""
+    scale = n_in / n_out
+    stretch = max(scale, 1.0)
+    support = (2.0 if cubic else 1.0) * stretch
+    m = numpy.zeros((n_out, n_in))
+    for o in range(n_out):
+        centre = scale * (o + 0.5)
+        for j in range(max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n_in)):
+            d = (j - centre + 0.5) / stretch
+            m[o, j] = _keys(d, -0.5) if cubic else max(1 - abs(d), 0.0)
+    return m / m.sum(axis=1, keepdims=True)
+
+
+def _scale_translate_matrix(n_in, n_out, scale, translation, kernel):
+    """JAX's scale_and_translate weights (antialiased), (n_out, n_in)."""
+    sample = (numpy.arange(n_out) + 0.5 - translation) / scale - 0.5
+    distance = numpy.abs(sample[:, None] - numpy.arange(n_in)[None]) / max(1 / scale, 1.0)
+    w = kernel(distance)
+    total = w.sum(axis=1, keepdims=True)
+    w = w / numpy.where(total == 0, 1.0, total)           # an output outside the input reads nothing
+    return numpy.where(((sample >= -0.5) & (sample <= n_in - 0.5))[:, None], w, 0.0)
+
+
+def _two_axes(x, rows, columns):
+    return numpy.einsum("ah,bw,nhwc->nabc", rows, columns, x)
+
+
 def _linear(x, coordinates, fill=0.0):
     """``x`` read by linear interpolation at ``coordinates`` (one array per axis), constant fill per neighbour."""
     out = 0.0
@@ -177,6 +222,20 @@ CASES = [
      lambda a, b: _resize(a[:, :, 1:6], (3, 3))),
     ("resize_pad", lambda a, b: image.resize(a, (3, 3), pad_to_aspect_ratio=True, fill_value=0.5),
      lambda a, b: _resize(numpy.pad(a, ((0, 0), (1, 1), (0, 0), (0, 0)), constant_values=0.5), (3, 3))),
+    ("resize_bicubic", lambda a, b: image.resize(a, (3, 11), interpolation="bicubic"),
+     lambda a, b: _two_axes(a, _bicubic_matrix(H, 3), _bicubic_matrix(W, 11))),
+    ("resize_antialias", lambda a, b: image.resize(a, (3, 4), antialias=True),
+     lambda a, b: _two_axes(a, _antialias_matrix(H, 3), _antialias_matrix(W, 4))),
+    ("resize_bicubic_antialias", lambda a, b: image.resize(a, (2, 11), interpolation="bicubic", antialias=True),
+     lambda a, b: _two_axes(a, _antialias_matrix(H, 2, cubic=True), _antialias_matrix(W, 11, cubic=True))),
+    ("scale_and_translate", lambda a, b: image.scale_and_translate(
+        a, (None, 8, 4, C), numpy.array([1.7, 0.6]), numpy.array([-0.3, 0.4]), (1, 2), "linear"),
+     lambda a, b: _two_axes(a, _scale_translate_matrix(H, 8, 1.7, -0.3, lambda d: numpy.maximum(1 - d, 0)),
+                            _scale_translate_matrix(W, 4, 0.6, 0.4, lambda d: numpy.maximum(1 - d, 0)))),
+    ("scale_and_translate_cubic", lambda a, b: image.scale_and_translate(
+        a, (N, H, 12, C), numpy.array([1.5]), numpy.array([0.25]), (-2,), "bicubic"),
+     lambda a, b: numpy.einsum("bw,nhwc->nhbc", _scale_translate_matrix(W, 12, 1.5, 0.25,
+                                                                         lambda d: _keys(d, -0.5)), a)),
     ("resize_channels_first", lambda a, b: image.resize(ops.transpose(a, (0, 3, 1, 2)), (4, 6),
                                                         data_format="channels_first"),
      lambda a, b: _first(_resize(a, (4, 6)))),
@@ -399,6 +458,15 @@ def test_the_namespace_is_gpu_dl_ops_image():
     (lambda x: image.resize(x[0, 0], (2, 2)), ValueError, "rank 3 or 4"),
     (lambda x: image.resize(x, (2,)), ValueError, "size"),
     (lambda x: image.resize(x, (2, 2), interpolation="cubic"), ValueError, "interpolation"),
+    (lambda x: image.resize(x, (2, 2), interpolation="lanczos3"), ValueError, "Lanczos"),
+    (lambda x: image.scale_and_translate(x, (2, 3, 3, 3), [1.0, 1.0], [0.0, 0.0], (1, 2), "box"), ValueError,
+     "method"),
+    (lambda x: image.scale_and_translate(x, (2, 3, 3), [1.0, 1.0], [0.0, 0.0], (1, 2), "linear"), ValueError,
+     "one size per axis"),
+    (lambda x: image.scale_and_translate(x, (2, 3, 3, 3), [1.0], [0.0], (1, 2), "linear"), ValueError,
+     "one number per spatial dim"),
+    (lambda x: image.scale_and_translate(x, (2, 3, 3, 4), [1.0, 1.0], [0.0, 0.0], (1, 2), "linear"), ValueError,
+     "not among"),
     (lambda x: image.resize(x, (2, 2), crop_to_aspect_ratio=True, pad_to_aspect_ratio=True), ValueError, "only one"),
     (lambda x: image.affine_transform(x, TRANSFORM, fill_mode="edge"), ValueError, "fill_mode"),
     (lambda x: image.affine_transform(x, TRANSFORM[:6]), ValueError, "transform"),

@@ -7,9 +7,9 @@ operation of ``image_ops`` (Keras's class, module and config), whose backward is
 
 Offered: ``rgb_to_grayscale``, ``rgb_to_hsv``, ``hsv_to_rgb``, ``resize`` (bilinear and nearest, without
 antialiasing), ``affine_transform``, ``perspective_transform``, ``map_coordinates``, ``crop_images``,
-``pad_images``, ``extract_patches``, ``extract_patches_3d``, ``gaussian_blur``, ``sobel_edges`` and ``ssim``.
-Keras's ``elastic_transform`` (random displacements drawn by the backend's generator) and
-``scale_and_translate`` are not offered.
+``pad_images``, ``extract_patches``, ``extract_patches_3d``, ``gaussian_blur``, ``sobel_edges``, ``ssim`` and
+``scale_and_translate``. Keras's ``elastic_transform`` (random displacements drawn by the backend's generator) is
+not offered.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from . import image_ops as _image
 __all__ = [
     "rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "resize", "affine_transform", "perspective_transform",
     "map_coordinates", "crop_images", "pad_images", "extract_patches", "extract_patches_3d", "gaussian_blur",
-    "sobel_edges", "ssim",
+    "sobel_edges", "ssim", "scale_and_translate",
 ]
 
 
@@ -131,6 +131,19 @@ def sobel_edges(images, data_format=None):
 def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03, data_format=None):
     """The structural similarity of two images or batches: one value per image (a scalar for single images)."""
     return _run(_image.SSIM, [image1, image2], max_val, filter_size, filter_sigma, k1, k2, data_format)
+
+
+def scale_and_translate(images, output_shape, scale, translation, spatial_dims, method, antialias=True):
+    """``images`` resampled to ``output_shape``: along each axis of ``spatial_dims`` the input at ``x`` lands at
+    ``x * scale[i] + translation[i]`` (half-pixel centres), by ``method`` ("linear", "cubic", "lanczos3",
+    "lanczos5" and their aliases); ``antialias`` widens the kernel when downsampling."""
+    if _symbolic(images, scale, translation):
+        if not is_symbolic(images):
+            raise TypeError("ScaleAndTranslate: the images must be a symbolic tensor where another argument is one.")
+        op = _image.ScaleAndTranslate(spatial_dims, method, antialias)
+        return op.apply(images, output_shape, _constant(scale), _constant(translation))
+    op = _image.ScaleAndTranslate(spatial_dims, method, antialias, name="scaleandtranslate")
+    return op.forward_array(_array(images), output_shape, _array(scale), _array(translation))
 
 
 # As the other ops: variables are their tensors in a traced call, and loss.backward() refuses their outputs.

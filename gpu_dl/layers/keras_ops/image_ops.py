@@ -22,7 +22,7 @@ import numpy
 
 from ... import backend
 from ...backend.config import standardize_data_format
-from ...ops import color, resize as resize_maths
+from ...ops import color, resample_matrices, resize as resize_maths
 from ..geometric_augmentation import homographies, perspective_resample, perspective_resample_backward
 from ..preprocessing import affine_resample, affine_resample_backward
 from .base import KerasOperation, _float, _xp
@@ -30,7 +30,7 @@ from .base import KerasOperation, _float, _xp
 IMAGE = "keras.src.ops.image"
 AFFINE_INTERPOLATIONS = ("nearest", "bilinear")
 AFFINE_FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
-RESIZE_INTERPOLATIONS = ("bilinear", "nearest")
+RESIZE_INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 SOBEL_X = numpy.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 SOBEL_Y = SOBEL_X.T.copy()
 
@@ -258,9 +258,10 @@ class HSVToRGB(_HSVOperation):
 
 # ------------------------------------------------------------------ resizing, cropping, padding
 class Resize(ImageOperation):
-    """``resize``: bilinear or nearest (PyTorch's nearest-exact), without antialiasing (``ops/resize.py``);
-    ``crop_to_aspect_ratio`` crops the centre and ``pad_to_aspect_ratio`` pads both sides with ``fill_value``
-    before resizing, as Keras's torch backend does."""
+    """``resize``: bilinear or nearest (PyTorch's nearest-exact) by ``ops/resize.py``; bicubic, and the
+    antialiased bilinear and bicubic (``antialias=True``, ignored for nearest as Keras ignores it), through
+    ``ops/resample_matrices.py``; ``crop_to_aspect_ratio`` crops the centre and ``pad_to_aspect_ratio`` pads both
+    sides with ``fill_value`` before resizing, as Keras's torch backend does."""
 
     config_keys = ("size", "interpolation", "antialias", "crop_to_aspect_ratio", "pad_to_aspect_ratio",
                    "fill_mode", "fill_value", "data_format")
@@ -273,12 +274,10 @@ class Resize(ImageOperation):
         if not isinstance(size, (tuple, list)) or len(size) != 2:
             raise ValueError(f"{where}: `size` must be (height, width), got {size!r}.")
         self.size = tuple(_count(n, "size", where, positive=True) for n in size)
-        if interpolation == "bicubic" or str(interpolation).startswith("lanczos"):
-            raise ValueError(f"{where}: interpolation {interpolation!r} is not offered by gpu_dl; use 'bilinear' or "
-                             "'nearest'.")
+        if str(interpolation).startswith("lanczos"):
+            raise ValueError(f"{where}: Lanczos interpolation is not offered (Keras's torch backend has none); use "
+                             "'bilinear', 'nearest' or 'bicubic'.")
         self.interpolation = _word(interpolation, RESIZE_INTERPOLATIONS, "interpolation", where)
-        if antialias and self.interpolation == "bilinear":
-            raise ValueError(f"{where}: antialias=True is not offered by gpu_dl for bilinear resizing.")
         self.antialias = bool(antialias)
         if crop_to_aspect_ratio and pad_to_aspect_ratio:
             raise ValueError(f"{where}: only one of `pad_to_aspect_ratio` and `crop_to_aspect_ratio` can be True.")
@@ -318,10 +317,43 @@ class Resize(ImageOperation):
             padded = xp.full((n, height + 2 * top, width + 2 * left, c), self.fill_value, dtype=work.dtype)
             padded[:, top:top + height, left:left + width] = work
             work = padded
-        y = resize_maths.resize(work, *self.size, interpolation=self.interpolation)
+        y = self._resized(work)
         if y.dtype != last.dtype:
+            if self.interpolation == "bicubic" and last.dtype == numpy.uint8:
+                y = xp.clip(y, 0, 255)
             y = xp.round(y).astype(last.dtype)
         return _from_last(y, self._format, batched)
+
+    def _matrices(self, height, width, dtype):
+        """The (rows, columns) resampling matrices, or None where ``ops/resize.py`` resizes."""
+        if self.interpolation == "nearest" or (self.interpolation == "bilinear" and not self.antialias):
+            return None
+        if self.antialias:
+            return (resample_matrices.antialias_matrix(height, self.size[0], self.interpolation, dtype),
+                    resample_matrices.antialias_matrix(width, self.size[1], self.interpolation, dtype))
+        return (resample_matrices.bicubic_matrix(height, self.size[0], dtype),
+                resample_matrices.bicubic_matrix(width, self.size[1], dtype))
+
+    def _resized(self, x):
+        matrices = self._matrices(x.shape[1], x.shape[2], x.dtype)
+        if matrices is None:
+            return resize_maths.resize(x, *self.size, interpolation=self.interpolation)
+        # the width first, then the height, as PyTorch's separable passes go (an axis of the same size is kept)
+        if x.shape[2] != self.size[1] or not self.antialias:
+            x = resample_matrices.apply_axis(x, 2, matrices[1])
+        if x.shape[1] != self.size[0] or not self.antialias:
+            x = resample_matrices.apply_axis(x, 1, matrices[0])
+        return x
+
+    def _resized_backward(self, g, height, width):
+        matrices = self._matrices(height, width, g.dtype)
+        if matrices is None:
+            return resize_maths.resize_backward(g, height, width, self.interpolation)
+        if height != self.size[0] or not self.antialias:
+            g = resample_matrices.apply_axis_backward(g, 1, matrices[0])
+        if width != self.size[1] or not self.antialias:
+            g = resample_matrices.apply_axis_backward(g, 2, matrices[1])
+        return g
 
     def images_gradient(self, dy, operands, y):
         x = operands[0]
@@ -329,15 +361,15 @@ class Resize(ImageOperation):
         _, height, width, _ = _to_last(x, self._format)[0].shape
         if self.crop_to_aspect_ratio:
             top, left, rows, columns = self._box(height, width)
-            inner = resize_maths.resize_backward(g, rows, columns, self.interpolation)
+            inner = self._resized_backward(g, rows, columns)
             dx = _xp(g).zeros(g.shape[:1] + (height, width) + g.shape[3:], dtype=g.dtype)
             dx[:, top:top + rows, left:left + columns] = inner
         elif self.pad_to_aspect_ratio:
             top, left, _, _ = self._box(height, width)
-            padded = resize_maths.resize_backward(g, height + 2 * top, width + 2 * left, self.interpolation)
+            padded = self._resized_backward(g, height + 2 * top, width + 2 * left)
             dx = padded[:, top:top + height, left:left + width]
         else:
-            dx = resize_maths.resize_backward(g, height, width, self.interpolation)
+            dx = self._resized_backward(g, height, width)
         return _from_last(dx, self._format, batched)
 
 
@@ -696,6 +728,143 @@ class PerspectiveTransform(ImageOperation):
                           batched)
 
 
+SCALE_AND_TRANSLATE_METHODS = {"linear": "linear", "bilinear": "linear", "trilinear": "linear", "triangle": "linear",
+                               "cubic": "cubic", "bicubic": "cubic", "tricubic": "cubic", "lanczos3": "lanczos3",
+                               "lanczos5": "lanczos5"}
+
+
+class ScaleAndTranslate(KerasOperation):
+    """``scale_and_translate(images, output_shape, scale, translation, spatial_dims, method, antialias=True)``:
+    JAX's resampling of each axis of ``spatial_dims`` through its weight matrix (``ops/resample_matrices.py``).
+    ``output_shape`` is a tuple argument of the call, as in Keras (None, or -1, for an axis left as it is: the
+    batch axis of a functional model's tensors); ``scale`` and ``translation`` are read on the host and take no
+    gradient; integer images are rounded and kept within their values' range, as Keras's torch backend does."""
+
+    keras_module = IMAGE
+    arity = 4
+    casts_inputs = False
+    config_keys = ("spatial_dims", "method", "antialias")
+
+    def __init__(self, spatial_dims, method, antialias=True, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        where = "scale_and_translate"
+        if not isinstance(spatial_dims, (tuple, list)) or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in spatial_dims):
+            raise ValueError(f"{where}: `spatial_dims` must be a tuple of axes, got {spatial_dims!r}.")
+        self.spatial_dims = tuple(int(d) for d in spatial_dims)
+        self.method = _word(method, tuple(SCALE_AND_TRANSLATE_METHODS), "method", where)
+        self.antialias = bool(antialias)
+
+    def accept_argument(self, position, value):
+        if position == 1:
+            return self._output_shape(value)
+        return super().accept_argument(position, value)
+
+    def _output_shape(self, value):
+        if hasattr(value, "shape") and not isinstance(value, numpy.ndarray):
+            value = backend.to_numpy(value)
+        if not isinstance(value, (tuple, list, numpy.ndarray)) or not all(
+                v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in value):
+            raise TypeError(f"scale_and_translate: `output_shape` must be a tuple of sizes, got {value!r:.80}.")
+        return tuple(None if v is None or v < 0 else int(v) for v in value)
+
+    @classmethod
+    def decode_argument(cls, position, value, where):
+        if position == 1:
+            if isinstance(value, dict) and value.get("class_name") == "__tuple__":
+                value = value.get("config", {}).get("value")
+            if isinstance(value, list) and all(v is None or isinstance(v, int) for v in value):
+                return tuple(value)
+            raise ValueError(f"{where}: scale_and_translate's output_shape must be a list of sizes, got "
+                             f"{value!r:.100}.")
+        return super().decode_argument(position, value, where)
+
+    def operands(self, arrays):
+        shape = self.arguments[1]
+        arguments = self.arguments
+        try:
+            self.arguments = arguments[:1] + [0] + arguments[2:]
+            operands = super().operands(arrays)
+        finally:
+            self.arguments = arguments
+        operands[1] = shape
+        return operands
+
+    def result_dtype(self, tensors, arguments):
+        return ImageOperation.result_dtype(self, tensors, arguments)
+
+    constant_dtype = ImageOperation.constant_dtype
+
+    def _checked(self, shape, output_shape, scale_shape, translation_shape):
+        where = self._where()
+        if len(output_shape) != len(shape):
+            raise ValueError(f"{where}: output_shape {output_shape} must have one size per axis of the images "
+                             f"{tuple(shape)}.")
+        axes = []
+        for d in self.spatial_dims:
+            if not -len(shape) <= d < len(shape):
+                raise ValueError(f"{where}: spatial_dims {self.spatial_dims} are not axes of images of rank "
+                                 f"{len(shape)}.")
+            axes.append(d % len(shape))
+        for what, given in (("scale", scale_shape), ("translation", translation_shape)):
+            if len(given) != 1 or given[0] not in (None, len(axes)):
+                raise ValueError(f"{where}: {what} must hold one number per spatial dim ({len(axes)}), got shape "
+                                 f"{tuple(given)}.")
+        for d, (n, m) in enumerate(zip(shape, output_shape)):
+            if d in axes and m is None:
+                raise ValueError(f"{where}: output_shape {output_shape} must give the size of spatial axis {d}.")
+            if d not in axes and None not in (n, m) and n != m:
+                raise ValueError(f"{where}: output_shape {output_shape} changes axis {d}, which is not among "
+                                 f"spatial_dims {self.spatial_dims}.")
+        return axes
+
+    def output_shape_of(self, arguments, shapes):
+        images = ImageOperation._shape_of(arguments, 0, shapes)
+        output_shape = arguments[1]
+        if output_shape is None:
+            raise TypeError(f"{self._where()}: output_shape must be a tuple of sizes, not a tensor.")
+        self._checked(images, output_shape, ImageOperation._shape_of(arguments, 2, shapes),
+                      ImageOperation._shape_of(arguments, 3, shapes))
+        return tuple(n if m is None else m for n, m in zip(images, output_shape))
+
+    def _matrices(self, shape, output_shape, scale, translation):
+        scale, translation = backend.to_numpy(scale), backend.to_numpy(translation)
+        dtype = numpy.result_type(scale.dtype, translation.dtype)
+        dtype = dtype if dtype.kind == "f" else numpy.dtype(numpy.float32)
+        axes = self._checked(shape, output_shape, scale.shape, translation.shape)
+        kernel = SCALE_AND_TRANSLATE_METHODS[self.method]
+        return [(axis, resample_matrices.scale_and_translate_matrix(
+            shape[axis], output_shape[axis], scale[i], translation[i], kernel, self.antialias, dtype))
+            for i, axis in enumerate(axes)]
+
+    def forward_function(self, *operands):
+        return self.forward_array(*operands)
+
+    def forward_array(self, images, output_shape, scale, translation):
+        output_shape = self._output_shape(output_shape)
+        xp = _xp(images)
+        y = images if images.dtype.kind == "f" else images.astype(numpy.float32)
+        for axis, matrix in self._matrices(images.shape, output_shape, scale, translation):
+            y = resample_matrices.apply_axis(y, axis, matrix)
+        if images.dtype.kind != "f":
+            y = xp.clip(xp.round(y), images.min(), images.max()).astype(images.dtype)
+        return y
+
+    def backward(self, dy):
+        operands, y = self.saved()
+        images, output_shape, scale, translation = operands
+        count = sum(a is None for a in self.arguments)
+        if images.dtype.kind != "f":
+            return None if count == 1 else [None] * count
+        g = dy
+        for axis, matrix in reversed(self._matrices(images.shape, self._output_shape(output_shape), scale,
+                                                    translation)):
+            g = resample_matrices.apply_axis_backward(g, axis, matrix)
+        gradients = [g, None, None, None]
+        tensor_gradients = [grad for grad, a in zip(gradients, self.arguments) if a is None]
+        return tensor_gradients if len(tensor_gradients) > 1 else tensor_gradients[0]
+
+
 # ------------------------------------------------------------------ patches
 def _tuple(value, count, name, where):
     values = (value,) * count if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
@@ -991,4 +1160,4 @@ class SSIM(ImageOperation):
 
 OPERATIONS = {cls.__name__: cls for cls in (
     RGBToGrayscale, RGBToHSV, HSVToRGB, Resize, CropImages, PadImages, MapCoordinates, AffineTransform,
-    PerspectiveTransform, ExtractPatches, GaussianBlur, SobelEdges, SSIM)}
+    PerspectiveTransform, ExtractPatches, GaussianBlur, SobelEdges, SSIM, ScaleAndTranslate)}
