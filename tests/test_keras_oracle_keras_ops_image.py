@@ -42,6 +42,19 @@ CALLS = [
     ("resize_pad", lambda m, x, cf: m.resize(x, (4, 4), pad_to_aspect_ratio=True, fill_value=0.5)),
     ("resize_channels_first", lambda m, x, cf: m.resize(cf, (4, 5), data_format="channels_first")),
     ("resize_single", lambda m, x, cf: m.resize(x[0], (3, 8))),
+    *[(f"resize_{interpolation}_{'antialias' if antialias else 'plain'}_{size[0]}x{size[1]}",
+       (lambda interpolation, antialias, size: lambda m, x, cf: m.resize(
+           x, size, interpolation=interpolation, antialias=antialias))(interpolation, antialias, size))
+      for interpolation in ("bilinear", "bicubic") for antialias in (False, True)
+      for size in ((4, 13), (11, 5), (3, 3), (16, 2))],
+    ("resize_bicubic_channels_first", lambda m, x, cf: m.resize(cf, (4, 11), interpolation="bicubic",
+                                                                antialias=True, data_format="channels_first")),
+    *[(f"scale_and_translate_{method}_{antialias}", (lambda method, antialias: lambda m, x, cf: m.scale_and_translate(
+        x, (2, 12, 5, 3), numpy.array([1.7, 0.6], "float32"), numpy.array([-0.3, 0.4], "float32"), (1, 2), method,
+        antialias))(method, antialias))
+      for method in ("linear", "bilinear", "cubic", "tricubic", "lanczos3", "lanczos5") for antialias in (True, False)],
+    ("scale_and_translate_one_axis", lambda m, x, cf: m.scale_and_translate(
+        cf, (2, 3, 7, 20), numpy.array([2.2], "float32"), numpy.array([-1.0], "float32"), (-1,), "cubic")),
     *[(f"affine_{mode}_{interpolation}", (lambda mode, interpolation: lambda m, x, cf: m.affine_transform(
         x, TRANSFORMS, interpolation=interpolation, fill_mode=mode, fill_value=0.25))(mode, interpolation))
       for mode in ("constant", "nearest", "wrap", "mirror", "reflect") for interpolation in ("bilinear", "nearest")],
@@ -96,6 +109,10 @@ def test_each_call_gives_what_keras_gives(rng, name, call):
     ("affine_mirror", lambda m, x: m.affine_transform(x, TRANSFORMS, fill_mode="mirror")),
     ("perspective", lambda m, x: m.perspective_transform(x, START, END)),
     ("map_coordinates", lambda m, x: m.map_coordinates(x, COORDINATES, 1, fill_value=7)),
+    ("resize_bicubic", lambda m, x: m.resize(x, (13, 4), interpolation="bicubic")),
+    ("resize_antialias", lambda m, x: m.resize(x, (3, 4), antialias=True)),
+    ("scale_and_translate", lambda m, x: m.scale_and_translate(x, (2, 12, 5, 3), numpy.array([1.7, 0.6], "float32"),
+                                                               numpy.array([-0.3, 0.4], "float32"), (1, 2), "cubic")),
     ("crop_images", lambda m, x: m.crop_images(x, 1, 2, 1, 2)),
     ("pad_images", lambda m, x: m.pad_images(x, 1, 2, 1, 2)),
 ])
@@ -119,7 +136,11 @@ def image_model(lib):
     # Keras's torch affine_transform takes one transform per image (a single one fails for a batch of several)
     per_image = ops.expand_dims(ops.mean(x, axis=(1, 2, 3)), -1) * 0.0
     maps = [image.resize(h, (5, 4)), image.resize(h, (11, 6), interpolation="nearest"),
-            image.resize(h, (4, 4), crop_to_aspect_ratio=True), image.rgb_to_grayscale(h),
+            image.resize(h, (4, 4), crop_to_aspect_ratio=True), image.resize(h, (5, 13), interpolation="bicubic"),
+            image.resize(h, (3, 4), antialias=True), image.resize(h, (4, 5), interpolation="bicubic", antialias=True),
+            image.scale_and_translate(h, (None, 12, 5, 3), numpy.array([1.5, 0.6], "float32"),
+                                      numpy.array([0.2, -0.4], "float32"), (1, 2), "lanczos3"),
+            image.rgb_to_grayscale(h),
             image.rgb_to_hsv(unit), image.hsv_to_rgb(unit),
             image.affine_transform(h, per_image + TRANSFORMS[0], fill_mode="reflect"),
             image.affine_transform(h, per_image + TRANSFORMS[1], interpolation="nearest", fill_mode="mirror"),
