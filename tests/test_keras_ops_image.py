@@ -492,3 +492,49 @@ def test_the_namespace_is_gpu_dl_ops_image():
 def test_bad_input_is_refused_clearly(call, error, words):
     with pytest.raises(error, match=words):
         call(numpy.full((2, 5, 7, 3), 0.5))
+
+
+def test_elastic_transform_reads_at_blurred_normal_displacements(on_cpu, rng):
+    a, _ = _arrays(rng)
+    y = image.elastic_transform(a, alpha=3.0, sigma=0.8, fill_mode="constant", fill_value=0.5, seed=7)
+    # gpu_dl.random's draw for the int seed 7 on NumPy: a generator of the pair (7, 0), the x field first
+    noise = numpy.random.default_rng([7, 0]).normal(size=(2 * N, H, W, 1)) * 0.8
+    field = _blur(noise, int(6 * 0.8) | 1, (0.8, 0.8))[..., 0]
+    grid = [numpy.arange(N)[:, None, None, None] + numpy.zeros((1, H, W, C)),
+            (numpy.arange(H)[:, None] + 3.0 * field[N:])[..., None] + numpy.zeros(C),
+            (numpy.arange(W)[None, :] + 3.0 * field[:N])[..., None] + numpy.zeros(C),
+            numpy.arange(C) + numpy.zeros((N, H, W, 1))]
+    numpy.testing.assert_allclose(y, _linear(a, grid, 0.5), rtol=1e-10, atol=1e-12)
+
+
+def test_elastic_transform_draws_by_its_seed_and_moves_nothing_without_alpha(xp, rng):
+    a = xp.asarray(_arrays(rng)[0])
+    for mode in ("reflect", "mirror", "wrap", "nearest", "constant"):
+        numpy.testing.assert_allclose(to_numpy(image.elastic_transform(a, alpha=0.0, fill_mode=mode)), to_numpy(a),
+                                      rtol=1e-12, err_msg=mode)
+    first = image.elastic_transform(a, alpha=2.0, sigma=1.0, seed=3)
+    assert array_module(first) is xp and first.dtype == numpy.float64
+    numpy.testing.assert_array_equal(to_numpy(image.elastic_transform(a, alpha=2.0, sigma=1.0, seed=3)),
+                                     to_numpy(first))
+    assert not numpy.allclose(to_numpy(image.elastic_transform(a, alpha=2.0, sigma=1.0)), to_numpy(first))
+    assert not numpy.allclose(to_numpy(first), to_numpy(a))
+    single = image.elastic_transform(a[0], alpha=2.0, sigma=1.0)
+    assert single.shape == (H, W, C)
+    with pytest.raises(TypeError, match="float"):
+        image.elastic_transform(xp.asarray(numpy.ones((2, 4, 4, 3), numpy.int32)))
+
+
+def test_elastic_transform_in_a_model_trains_and_saves(xp, rng, tmp_path):
+    model, used = _model(lambda a, b: image.elastic_transform(a, alpha=1.5, sigma=0.7, seed=11, fill_mode="mirror"))
+    a = xp.asarray(_arrays(rng)[0])
+    w = xp.asarray(rng.standard_normal((N, H, W, C)))
+    y = model.forward([a], training=True)
+    grad = model.backward(w)
+    assert_gradient(lambda v: (model.forward([v], training=True) * w).sum(), a, grad, rng, what="elastic_transform")
+    model.save(tmp_path / "m.keras")
+    numpy.testing.assert_allclose(to_numpy(load_model(tmp_path / "m.keras").forward([a])), to_numpy(y), rtol=1e-12)
+    entry = [e for e in model_config(model)["config"]["layers"] if e["class_name"] == "ElasticTransform"][0]
+    assert entry["module"] == "keras.src.ops.image" and entry["config"]["seed"] == 11
+    seeded, _ = _model(lambda a, b: image.elastic_transform(a, seed=gpu_dl.random.SeedGenerator(1)))
+    with pytest.raises(ValueError, match="SeedGenerator"):
+        model_config(seeded)

@@ -84,6 +84,11 @@ CALLS = [
     ("sobel_edges_channels_first", lambda m, x, cf: m.sobel_edges(cf, data_format="channels_first")),
     ("ssim", lambda m, x, cf: m.ssim(x, x[::-1] * 0.5 + x * 0.5, filter_size=5)),
     ("ssim_single", lambda m, x, cf: m.ssim(x[0], x[1], filter_size=3, max_val=2.0)),
+    # the random fields are each library's own draws: with alpha 0 nothing moves
+    *[(f"elastic_transform_still_{mode}", (lambda mode: lambda m, x, cf: m.elastic_transform(
+        x, alpha=0.0, sigma=1.5, fill_mode=mode))(mode)) for mode in ("reflect", "constant", "mirror", "wrap")],
+    ("elastic_transform_still_channels_first", lambda m, x, cf: m.elastic_transform(
+        cf, alpha=0.0, interpolation="nearest", data_format="channels_first")),
 ]
 
 
@@ -140,7 +145,7 @@ def image_model(lib):
             image.resize(h, (3, 4), antialias=True), image.resize(h, (4, 5), interpolation="bicubic", antialias=True),
             image.scale_and_translate(h, (None, 12, 5, 3), numpy.array([1.5, 0.6], "float32"),
                                       numpy.array([0.2, -0.4], "float32"), (1, 2), "lanczos3"),
-            image.rgb_to_grayscale(h),
+            image.rgb_to_grayscale(h), image.elastic_transform(h, alpha=0.0, sigma=2.0),
             image.rgb_to_hsv(unit), image.hsv_to_rgb(unit),
             image.affine_transform(h, per_image + TRANSFORMS[0], fill_mode="reflect"),
             image.affine_transform(h, per_image + TRANSFORMS[1], interpolation="nearest", fill_mode="mirror"),
@@ -152,6 +157,16 @@ def image_model(lib):
     pooled = [ops.mean(m, axis=(1, 2)) for m in maps] + [ops.expand_dims(image.ssim(unit, x, filter_size=3), -1)]
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(ops.concatenate(pooled, axis=-1)),
                      name="image_model")
+
+
+def test_elastic_transform_moves_pixels_as_far_as_keras_does(rng):
+    """The fields are random draws (each library's): the mean change they make is alike."""
+    x, _ = _images(rng)
+    x = numpy.concatenate([x] * 64)
+    keras.utils.set_random_seed(0)          # Keras's torch backend draws from torch's global generator
+    theirs = numpy.abs(keras.ops.convert_to_numpy(keras.ops.image.elastic_transform(x, 2.0, 1.0)) - x).mean()
+    ours = numpy.abs(gpu_dl.ops.image.elastic_transform(x, 2.0, 1.0, seed=5) - x).mean()
+    assert ours == pytest.approx(theirs, rel=0.1)
 
 
 def _data(rng, n):

@@ -7,9 +7,9 @@ operation of ``image_ops`` (Keras's class, module and config), whose backward is
 
 Offered: ``rgb_to_grayscale``, ``rgb_to_hsv``, ``hsv_to_rgb``, ``resize`` (bilinear and nearest, without
 antialiasing), ``affine_transform``, ``perspective_transform``, ``map_coordinates``, ``crop_images``,
-``pad_images``, ``extract_patches``, ``extract_patches_3d``, ``gaussian_blur``, ``sobel_edges``, ``ssim`` and
-``scale_and_translate``. Keras's ``elastic_transform`` (random displacements drawn by the backend's generator) is
-not offered.
+``pad_images``, ``extract_patches``, ``extract_patches_3d``, ``gaussian_blur``, ``sobel_edges``, ``ssim``,
+``scale_and_translate`` and ``elastic_transform`` (whose random fields are gpu_dl's draws: Keras's torch backend
+draws from torch's global generator, whatever the seed).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from . import image_ops as _image
 __all__ = [
     "rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "resize", "affine_transform", "perspective_transform",
     "map_coordinates", "crop_images", "pad_images", "extract_patches", "extract_patches_3d", "gaussian_blur",
-    "sobel_edges", "ssim", "scale_and_translate",
+    "sobel_edges", "ssim", "scale_and_translate", "elastic_transform",
 ]
 
 
@@ -131,6 +131,14 @@ def sobel_edges(images, data_format=None):
 def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03, data_format=None):
     """The structural similarity of two images or batches: one value per image (a scalar for single images)."""
     return _run(_image.SSIM, [image1, image2], max_val, filter_size, filter_sigma, k1, k2, data_format)
+
+
+def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                      seed=None, data_format=None):
+    """Images read at positions moved by random smooth displacement fields (``alpha`` times a normal draw times
+    ``sigma``, blurred by a Gaussian of ``sigma``)."""
+    return _run(_image.ElasticTransform, [images], alpha, sigma, interpolation, fill_mode, fill_value, seed,
+                data_format)
 
 
 def scale_and_translate(images, output_shape, scale, translation, spatial_dims, method, antialias=True):

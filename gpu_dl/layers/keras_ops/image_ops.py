@@ -8,6 +8,8 @@ affine resampler, a CUDA kernel for CuPy float images) and ``geometric_augmentat
 takes channels_last batches; an operation moves ``channels_first`` images and single images (rank 3) to that
 layout and back, and its backward moves the gradient the same way.
 
+``elastic_transform`` draws its displacement fields with ``gpu_dl.random``'s generator.
+
 Integer images keep their dtype where Keras's torch backend keeps it (interpolating operations round) and take no
 gradient; the transforms, coordinates and corner points take none either (Keras's documented behaviour).
 """
@@ -22,9 +24,10 @@ import numpy
 
 from ... import backend
 from ...backend.config import standardize_data_format
-from ...ops import color, resample_matrices, resize as resize_maths
+from ...ops import color, random_draws, resample_matrices, resize as resize_maths
 from ..geometric_augmentation import homographies, perspective_resample, perspective_resample_backward
 from ..preprocessing import affine_resample, affine_resample_backward
+from ..seed_generator import SeedGenerator, check_seed, draw_seed
 from .base import KerasOperation, _float, _xp
 
 IMAGE = "keras.src.ops.image"
@@ -865,6 +868,62 @@ class ScaleAndTranslate(KerasOperation):
         return tensor_gradients if len(tensor_gradients) > 1 else tensor_gradients[0]
 
 
+class ElasticTransform(ImageOperation):
+    """``elastic_transform``: each image read at its pixel positions moved by ``alpha`` times a displacement field,
+    a standard normal draw times ``sigma`` blurred by a Gaussian of ``sigma`` (size ``int(6 sigma) | 1``), one
+    field per axis and image, as Keras's torch backend computes it; then ``map_coordinates``'s sampling in
+    ``fill_mode``. The draw is ``gpu_dl.random.normal``'s for ``seed`` (an int: the same field at every call; a
+    SeedGenerator or None: a new one), so its values are gpu_dl's (Keras's torch backend draws from torch's global
+    generator whatever the seed). Float images only, as in Keras; the gradient goes to the images."""
+
+    config_keys = ("alpha", "sigma", "interpolation", "fill_mode", "fill_value", "seed", "data_format")
+
+    def __init__(self, alpha=20.0, sigma=5.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 seed=None, data_format=None, name=None, **kwargs):
+        super().__init__(data_format=data_format, name=name, **kwargs)
+        where = "elastic_transform"
+        self.alpha = _number(alpha, "alpha", where)
+        self.sigma = _number(sigma, "sigma", where)
+        if self.sigma <= 0:
+            raise ValueError(f"{where}: `sigma` must be positive, got {sigma!r}.")
+        self.interpolation = _word(interpolation, AFFINE_INTERPOLATIONS, "interpolation", where)
+        self.fill_mode = _word(fill_mode, AFFINE_FILL_MODES, "fill_mode", where)
+        self.fill_value = _number(fill_value, "fill_value", where)
+        self.seed = check_seed(seed, where)
+        self._coordinates = None
+
+    def get_config(self):
+        if isinstance(self.seed, SeedGenerator):
+            raise ValueError(f"{self._where()}: a SeedGenerator seed cannot be written in a model config; give an "
+                             "int seed (the same field at every call) or None.")
+        return super().get_config()
+
+    def forward_array(self, images):
+        self._check_rank(images.shape)
+        if not _float(images.dtype):
+            raise TypeError(f"{self._where()}: images must be of a float dtype, got {images.dtype}.")
+        last, batched = _to_last(images, self._format)
+        xp = _xp(last)
+        n, h, w, c = last.shape
+        noise = random_draws.normal(xp, draw_seed(self.seed), (2 * n, h, w, 1), 0.0, 1.0, last.dtype)
+        kernel = color.gaussian_kernel(int(6 * self.sigma) | 1, self.sigma, self.sigma, last.dtype)
+        field = color.correlate_same(noise * last.dtype.type(self.sigma), kernel)[..., 0]
+        alpha = last.dtype.type(self.alpha)
+        self._coordinates = [xp.arange(n).reshape(n, 1, 1, 1),
+                             (xp.arange(h, dtype=last.dtype).reshape(1, h, 1) + alpha * field[n:])[..., None],
+                             (xp.arange(w, dtype=last.dtype).reshape(1, 1, w) + alpha * field[:n])[..., None],
+                             xp.arange(c).reshape(1, 1, 1, c)]
+        y = sample_coordinates(last, self._coordinates, AFFINE_INTERPOLATIONS.index(self.interpolation),
+                               self.fill_mode, self.fill_value)
+        return _from_last(y, self._format, batched)
+
+    def images_gradient(self, dy, operands, y):
+        g, batched = _to_last(dy, self._format)
+        dx = sample_coordinates_backward(g, g.shape, self._coordinates, AFFINE_INTERPOLATIONS.index(
+            self.interpolation), self.fill_mode)
+        return _from_last(dx, self._format, batched)
+
+
 # ------------------------------------------------------------------ patches
 def _tuple(value, count, name, where):
     values = (value,) * count if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
@@ -1160,4 +1219,4 @@ class SSIM(ImageOperation):
 
 OPERATIONS = {cls.__name__: cls for cls in (
     RGBToGrayscale, RGBToHSV, HSVToRGB, Resize, CropImages, PadImages, MapCoordinates, AffineTransform,
-    PerspectiveTransform, ExtractPatches, GaussianBlur, SobelEdges, SSIM, ScaleAndTranslate)}
+    PerspectiveTransform, ExtractPatches, GaussianBlur, SobelEdges, SSIM, ScaleAndTranslate, ElasticTransform)}
