@@ -8,7 +8,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 import gpu_dl
-from gpu_dl import ops
+from gpu_dl import backend, ops
 from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models import load_model
 from gpu_dl.models.saving import model_config, model_from_config
@@ -538,3 +538,58 @@ def test_elastic_transform_in_a_model_trains_and_saves(xp, rng, tmp_path):
     seeded, _ = _model(lambda a, b: image.elastic_transform(a, seed=gpu_dl.random.SeedGenerator(1)))
     with pytest.raises(ValueError, match="SeedGenerator"):
         model_config(seeded)
+
+
+# ------------------------------------------------------------------ a composite layer using image ops in call
+class ImageFeatures(gpu_dl.layers.Layer):
+    """A convolution, then resize, blur, patches, Sobel edges, an affine warp and colour maths of ops.image in call,
+    pooled per image."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = gpu_dl.layers.Conv2D(3, 3, padding="same", dtype=kwargs.get("dtype"))
+
+    def call(self, x):
+        h = image.resize(self.conv(x), (6, 5), interpolation="bicubic")
+        h = image.gaussian_blur(h, (3, 3), (0.8, 1.2))
+        parts = [ops.mean(image.extract_patches(h, 2), axis=(1, 2)),
+                 ops.mean(image.sobel_edges(h), axis=(1, 2, 3)),
+                 ops.mean(image.affine_transform(h, TRANSFORM, fill_mode="reflect"), axis=(1, 2)),
+                 ops.mean(image.rgb_to_hsv(ops.sigmoid(h)), axis=(1, 2))]
+        return ops.concatenate(parts, axis=-1)
+
+
+def _features_model(dtype=None):
+    x = gpu_dl.Input((H, W, C), dtype=dtype)
+    return gpu_dl.Model(x, gpu_dl.layers.Dense(1, dtype=dtype)(ImageFeatures(dtype=dtype)(x)))
+
+
+def test_a_composite_layer_using_image_ops_has_exact_gradients(xp, rng):
+    backend.set_random_seed(3)
+    model = _features_model(dtype="float64")
+    x = xp.asarray(_arrays(rng)[0])
+    w = xp.asarray(rng.standard_normal((N, 1)))
+    for var in model.trainable_weights:
+        model.forward(x, training=True)
+        model.backward(w, input_gradient=False)
+        analytic, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return (model.forward(x, training=True) * w).sum()
+        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
+        var.value[...] = original
+    model.forward(x, training=True)
+    grad = model.backward(w)
+    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), x, grad, rng, what="images")
+
+
+def test_a_composite_layer_using_image_ops_trains(rng):
+    backend.set_random_seed(4)
+    model = _features_model()
+    x = rng.uniform(0, 1, (32, H, W, C)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) * 4.0 - 2.0)[:, None].astype("float32")
+    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.9 * before

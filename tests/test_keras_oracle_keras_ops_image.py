@@ -206,3 +206,39 @@ def test_keras_loads_files_written_by_gpu_dl(tmp_path, rng):
     backend.set_random_seed(2)
     theirs, written = keras_loads_our_file(keras, image_model(gpu_dl), *_data(rng, 8), tmp_path)
     assert _operations(written) == _operations(theirs.get_config())
+
+
+def image_features(lib):
+    """A composite layer whose call uses image ops (Keras runs it eagerly, gpu_dl traces it), in a model."""
+    ops, L = lib.ops, lib.layers
+    image = ops.image
+
+    class ImageFeatures(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = L.Conv2D(3, 3, padding="same")
+
+        def call(self, x):
+            h = image.resize(self.conv(x), (6, 5), interpolation="bicubic")
+            # data_format given: Keras's torch gaussian_blur on tensors reads None as channels_first
+            h = image.gaussian_blur(h, (3, 3), (0.8, 1.2), data_format="channels_last")
+            per_image = ops.expand_dims(ops.mean(x, axis=(1, 2, 3)), -1) * 0.0 + ops.convert_to_tensor(TRANSFORMS[0])
+            parts = [ops.mean(image.extract_patches(h, 2), axis=(1, 2)),
+                     ops.mean(image.sobel_edges(h), axis=(1, 2, 3)),
+                     ops.mean(image.affine_transform(h, per_image, fill_mode="reflect"), axis=(1, 2)),
+                     ops.mean(image.rgb_to_hsv(ops.sigmoid(h)), axis=(1, 2)),
+                     ops.mean(image.pad_images(image.crop_images(h, 1, 1, 1, 1), 2, 0, 0, 2), axis=(1, 2)),
+                     ops.expand_dims(image.ssim(ops.sigmoid(h), image.hsv_to_rgb(ops.sigmoid(h)), filter_size=3),
+                                     -1)]
+            return ops.concatenate(parts, axis=-1)
+
+    x = lib.Input(shape=(7, 9, 3), name="x")
+    return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(ImageFeatures(name="features")(x)))
+
+
+def test_a_composite_layer_using_image_ops_trains_as_keras_s(rng):
+    backend.set_random_seed(3)
+    ours, theirs = image_features(gpu_dl), image_features(keras)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    assert_training_steps_match(keras, ours, theirs, rng, (7, 9, 3), classes=3, batch=5,
+                                inputs=lambda rng, n: rng.uniform(0, 1, (n, 7, 9, 3)).astype("float32"))
