@@ -423,6 +423,7 @@ def test_integer_images_take_no_gradient(rng):
 def test_configs_are_keras_s():
     x = gpu_dl.Input((8, 9, 3), name="x")
     outputs = [image.resize(x, (5, 4)), image.extract_patches(x, 2), image.gaussian_blur(x),
+               image.extract_patches_3d(ops.expand_dims(x, -1), 2, strides=1, padding="same"),
                image.crop_images(x, 1, 2, target_height=5, target_width=4), image.affine_transform(x, TRANSFORM),
                image.map_coordinates(x, numpy.zeros((4, 2, 2), "float32"), 1)]
     entries = {e["class_name"]: e for e in model_config(gpu_dl.Model(x, outputs))["config"]["layers"]}
@@ -430,13 +431,17 @@ def test_configs_are_keras_s():
         if class_name not in ("InputLayer", "ExtractPatches"):       # Keras's ExtractPatches writes no name
             assert entry["config"].pop("name") == entry["name"]
     assert "name" not in entries["ExtractPatches"]["config"]
+    patches = [e["config"] for e in model_config(gpu_dl.Model(x, outputs))["config"]["layers"]
+               if e["class_name"] == "ExtractPatches"]
+    assert patches[0] == {"size": [2, 2], "strides": [2, 2], "dilation_rate": 1, "padding": "valid",
+                          "data_format": "channels_last"}
+    assert patches[1] == {"size": [2, 2, 2], "strides": 1, "dilation_rate": 1, "padding": "same",
+                          "data_format": "channels_last"}
     assert entries["Resize"]["module"] == "keras.src.ops.image"
     assert entries["Resize"]["config"] == {
         "size": [5, 4], "interpolation": "bilinear", "antialias": False,
         "crop_to_aspect_ratio": False, "pad_to_aspect_ratio": False, "fill_mode": "constant", "fill_value": 0.0,
         "data_format": None}
-    assert entries["ExtractPatches"]["config"] == {"size": [2, 2], "strides": [2, 2], "dilation_rate": 1,
-                                                   "padding": "valid", "data_format": "channels_last"}
     assert entries["GaussianBlur"]["config"] == {"kernel_size": [3, 3], "sigma": [1.0, 1.0],
                                                  "data_format": None}
     assert entries["CropImages"]["config"] == {

@@ -152,6 +152,7 @@ def image_model(lib):
             image.perspective_transform(h, START, END), image.crop_images(h, 1, 2, target_height=5, target_width=4),
             image.pad_images(h, 1, 2, target_height=10, target_width=12), image.extract_patches(h, 2),
             image.extract_patches(h, (3, 2), strides=(2, 3), padding="same"),
+            image.extract_patches(h, (2, 3), strides=1, dilation_rate=2),
             image.gaussian_blur(h, (5, 5), (0.8, 1.3)),
             ops.reshape(image.sobel_edges(h), (-1, 8, 9, 6))]
     pooled = [ops.mean(m, axis=(1, 2)) for m in maps] + [ops.expand_dims(image.ssim(unit, x, filter_size=3), -1)]

@@ -906,8 +906,10 @@ class ElasticTransform(ImageOperation):
         xp = _xp(last)
         n, h, w, c = last.shape
         noise = random_draws.normal(xp, draw_seed(self.seed), (2 * n, h, w, 1), 0.0, 1.0, last.dtype)
-        kernel = color.gaussian_kernel(int(6 * self.sigma) | 1, self.sigma, self.sigma, last.dtype)
-        field = color.correlate_same(noise * last.dtype.type(self.sigma), kernel)[..., 0]
+        # the Gaussian is the outer product of one normalised 1-D kernel with itself: blurred as two 1-D passes
+        taps = color.gaussian_kernel(int(6 * self.sigma) | 1, self.sigma, self.sigma, last.dtype).sum(axis=1)
+        field = color.correlate_same(color.correlate_same(noise * last.dtype.type(self.sigma), taps[:, None]),
+                                     taps[None, :])[..., 0]
         alpha = last.dtype.type(self.alpha)
         self._coordinates = [xp.arange(n).reshape(n, 1, 1, 1),
                              (xp.arange(h, dtype=last.dtype).reshape(1, h, 1) + alpha * field[n:])[..., None],
@@ -947,9 +949,10 @@ class ExtractPatches(ImageOperation):
         if not isinstance(size, (tuple, list)) or len(size) not in (2, 3):
             raise ValueError(f"{where}: `size` must be an integer or a tuple of 2 or 3 integers, got {size!r}.")
         self.size = tuple(_count(n, "size", where, positive=True) for n in size)
-        self.strides = self.size if strides is None else _tuple(strides, len(self.size), "strides", where)
-        self.dilation_rate = dilation_rate if isinstance(dilation_rate, numbers.Integral) else \
-            _tuple(dilation_rate, len(self.size), "dilation_rate", where)
+        # the config keeps strides and dilation_rate as given (an int stays one), as Keras's does
+        self._strides = self.size if strides is None else _tuple(strides, len(self.size), "strides", where)
+        self.strides = self.size if strides is None else (tuple(strides) if isinstance(strides, list) else strides)
+        self.dilation_rate = tuple(dilation_rate) if isinstance(dilation_rate, list) else dilation_rate
         self._dilation = _tuple(dilation_rate, len(self.size), "dilation_rate", where)
         self.padding = _word(str(padding).lower(), ("valid", "same"), "padding", where)
         self.ranks = (len(self.size) + 1, len(self.size) + 2)
@@ -962,7 +965,7 @@ class ExtractPatches(ImageOperation):
     def _geometry(self, spatial):
         """Per spatial axis: (output size, padding before, padding after)."""
         plan = []
-        for n, k, s, d in zip(spatial, self.size, self.strides, self._dilation):
+        for n, k, s, d in zip(spatial, self.size, self._strides, self._dilation):
             span = (k - 1) * d + 1
             if self.padding == "valid":
                 plan.append((None if n is None else max((n - span) // s + 1, 0), 0, 0))
@@ -992,7 +995,7 @@ class ExtractPatches(ImageOperation):
     def _slices(self, plan):
         for tap in itertools.product(*[range(k) for k in self.size]):
             yield tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
-                        for t, d, s, (o, _, _) in zip(tap, self._dilation, self.strides, plan))
+                        for t, d, s, (o, _, _) in zip(tap, self._dilation, self._strides, plan))
 
     def forward_array(self, images):
         self._check_rank(images.shape)
