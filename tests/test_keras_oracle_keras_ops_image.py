@@ -1,6 +1,7 @@
 """gpu_dl.ops.image against keras.ops.image (where Keras is installed): the same calls on arrays give the same
 values, dtypes and shapes; the same functional model written with either library's image ops holds the same
 operations, predicts and trains the same, and its .keras files load in the other library and predict the same."""
+import inspect
 import json
 import os
 
@@ -90,6 +91,15 @@ CALLS = [
     ("elastic_transform_still_channels_first", lambda m, x, cf: m.elastic_transform(
         cf, alpha=0.0, interpolation="nearest", data_format="channels_first")),
 ]
+
+
+def test_the_namespace_and_signatures_are_keras_s():
+    theirs = {n for n in dir(keras.ops.image) if not n.startswith("_")}
+    assert set(gpu_dl.ops.image.__all__) == theirs
+    for name in sorted(theirs):
+        want = inspect.signature(getattr(keras.ops.image, name)).parameters
+        got = inspect.signature(getattr(gpu_dl.ops.image, name)).parameters
+        assert [(p.name, p.default) for p in got.values()] == [(p.name, p.default) for p in want.values()], name
 
 
 def _images(rng, dtype="float32"):

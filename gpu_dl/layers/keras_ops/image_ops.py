@@ -538,7 +538,9 @@ def sample_coordinates(inputs, coordinates, order, fill_mode, fill_value):
     out_shape = numpy.broadcast_shapes(*[c.shape for c in coordinates])
     flat_input = inputs.reshape(-1)
     floats = [c.dtype for c in coordinates if c.dtype.kind == "f"]
-    dtype = numpy.result_type(*floats, inputs.dtype) if floats else inputs.dtype
+    # PyTorch's promotion: integer inputs take the weights' float type, float inputs the wider of the two
+    dtype = (numpy.result_type(*floats, inputs.dtype) if inputs.dtype.kind == "f" else numpy.result_type(*floats)) \
+        if floats else inputs.dtype
     out = None
     for flat, valid, weight in coordinate_taps(inputs.shape, coordinates, order, fill_mode, xp):
         value = xp.take(flat_input, xp.broadcast_to(flat, out_shape))
