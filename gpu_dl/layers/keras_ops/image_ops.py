@@ -4,7 +4,10 @@ backward.
 
 The maths is the image layers' where they have it: ``ops/color.py`` (grayscale, HSV, the blur's correlation),
 ``ops/resize.py`` (bilinear and nearest resizing as PyTorch computes it), ``preprocessing.affine_resample`` (the
-affine resampler, a CUDA kernel for CuPy float images) and ``geometric_augmentation.perspective_resample``. Each
+affine resampler, a CUDA kernel for CuPy float images) and ``geometric_augmentation.perspective_resample``;
+``ops/resample_matrices.py`` holds the bicubic and antialiased resizes and ``scale_and_translate``, and
+``map_coordinates``'s sampling plan (``coordinate_taps``) also serves the ``mirror`` fill mode of
+``affine_transform`` and ``elastic_transform``. Each
 takes channels_last batches; an operation moves ``channels_first`` images and single images (rank 3) to that
 layout and back, and its backward moves the gradient the same way.
 
@@ -1104,7 +1107,6 @@ def _valid_blur(x, taps):
 def _valid_blur_backward(g, taps, height, width):
     """The adjoint of ``_valid_blur`` for planes of ``height`` x ``width``."""
     xp = _xp(g)
-    k = len(taps)
     h, w = g.shape[1], g.shape[2]
     rows = xp.zeros((g.shape[0], h, width), dtype=g.dtype)
     for j, t in enumerate(taps):
@@ -1112,7 +1114,6 @@ def _valid_blur_backward(g, taps, height, width):
     out = xp.zeros((g.shape[0], height, width), dtype=g.dtype)
     for i, t in enumerate(taps):
         out[:, i:i + h, :] += g.dtype.type(t) * rows
-    del k
     return out
 
 
