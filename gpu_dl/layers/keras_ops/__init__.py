@@ -717,3 +717,6 @@ del _name, _function
 from . import nn_namespace as _nn_namespace  # noqa: E402
 nn = _nn_namespace
 __all__.append("nn")
+# Keras's keras.ops.image namespace (image_api.py), as gpu_dl.ops.image.
+from . import image_api as image  # noqa: E402
+__all__ += ["image"]
