@@ -696,3 +696,9 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# Keras's array functions beyond the basic shapes (arrays_api.py).
+from . import arrays_api as _arrays_api  # noqa: E402
+
+globals().update({_name: getattr(_arrays_api, _name) for _name in _arrays_api.__all__})
+__all__ += _arrays_api.__all__

@@ -70,3 +70,7 @@ OPERATIONS = {cls.__name__: cls for cls in (
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
+
+from .arrays import OPERATIONS as _ARRAYS  # noqa: E402
+
+OPERATIONS |= _ARRAYS
