@@ -973,7 +973,11 @@ class UnravelIndex(ArrayOperation):
     def apply(self, indices):
         if is_symbolic(indices) and numpy.dtype(indices.dtype).kind not in "iu":
             raise TypeError(f"{self._where()} takes integer indices, got {indices.dtype}.")
-        return _several(self, [indices], [tuple(indices.shape)] * len(self.shape), [indices.dtype] * len(self.shape))
+        return _several(self, [indices], self.output_shape_of([None], [indices.shape]),
+                        [indices.dtype] * len(self.shape))
+
+    def output_shape_of(self, arguments, shapes):
+        return [tuple(shapes[0])] * len(self.shape)
 
     def forward_array(self, indices):
         if indices.dtype.kind not in "iu":
@@ -1107,7 +1111,9 @@ def _cross3(a, b):
 class Cross(Product):
     """``cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None)``: the cross product of 2- or 3-vectors along
     ``axisa`` of x1 and ``axisb`` of x2 (``axis``, when given, names all three), the result's vectors along
-    ``axisc``; of two 2-vectors, the scalar z component."""
+    ``axisc``; of two 2-vectors, the scalar z component. (Keras's torch backend, given no axis, crosses along the
+    first axis of size 3 instead of the last; gpu_dl takes the last, as Keras documents and its other backends
+    do.)"""
 
     config_keys = ("axisa", "axisb", "axisc", "axis")
 
