@@ -186,7 +186,6 @@ CASES = [
      lambda a, b: numpy.logspace(0.5, b, 3, endpoint=False, axis=-1)),
     # dtypes
     ("array", lambda a, b: ops.array(b) * a, lambda a, b: b * a),
-    ("view_same", lambda a, b: ops.view(b, "float64") + ops.view(a), lambda a, b: b + a),
     ("empty_like", lambda a, b: ops.empty_like(b) + b, lambda a, b: b),
 ]
 IDS = [c[0] for c in CASES]
@@ -212,8 +211,8 @@ def _reached(tensor, inputs):
     return found
 
 
-def _model(expression):
-    a, b = gpu_dl.Input((3, 4), name="a", dtype="float64"), gpu_dl.Input((3, 4), name="b", dtype="float64")
+def _model(expression, dtype="float64"):
+    a, b = gpu_dl.Input((3, 4), name="a", dtype=dtype), gpu_dl.Input((3, 4), name="b", dtype=dtype)
     y = expression(a, b)
     used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
     return gpu_dl.Model([(a, b)[i] for i in used], y), used
@@ -280,6 +279,32 @@ def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, exp
     model.save(tmp_path / "m.keras")
     loaded = load_model(tmp_path / "m.keras")
     numpy.testing.assert_allclose(to_numpy(loaded.forward(xs)), expected(a, b), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
+def test_float32_stays_float32_forward_and_backward(xp, rng, name, expression, expected):
+    model, used = _model(expression, "float32")
+    values = [xp.asarray(v) for v in _arrays(rng, "float32")]
+    y = model.forward([values[i] for i in used], training=True)
+    assert y.dtype == numpy.float32 and model.outputs[0].dtype == "float32"
+    numpy.testing.assert_allclose(to_numpy(y), expected(*(to_numpy(v).astype("float64") for v in values)),
+                                  rtol=2e-5, atol=2e-5)
+    grads = model.backward(xp.ones(y.shape, dtype="float32"))
+    for grad in grads if len(used) > 1 else [grads]:
+        assert grad is None or grad.dtype == numpy.float32
+
+
+def test_view_reads_the_bits_and_sends_no_gradient(xp, rng):
+    x = gpu_dl.Input((3, 4))
+    model = gpu_dl.Model(x, ops.view(x, "float16"))
+    assert model.output_shape == (None, 3, 8) and model.outputs[0].dtype == "float16"
+    values = rng.standard_normal((2, 3, 4)).astype("float32")
+    y = model.forward(xp.asarray(values), training=True)
+    numpy.testing.assert_array_equal(to_numpy(y), values.view("float16"))
+    assert model.backward(xp.ones(y.shape, dtype="float16")) is None
+    same = gpu_dl.Model(x, ops.view(x) * 2.0)
+    numpy.testing.assert_array_equal(to_numpy(same.forward(xp.asarray(values), training=True)), values * 2)
+    assert same.backward(xp.ones((2, 3, 4), dtype="float32")) is None
 
 
 def test_rearrange_records_its_pattern_and_lengths_as_keras_does():

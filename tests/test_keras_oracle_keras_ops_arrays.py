@@ -223,12 +223,28 @@ def spaced(lib):
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="spaced")
 
 
-BUILDERS = [rearranging, spaced]
-NAMES = ["rearranging", "spaced"]
+def mixing(lib):
+    """A model of the ops that read across samples or make matrices: diag and diagflat of the first sample's
+    values, vdot of the first two samples, flipud (the batch reversed), dsplit, array and view. (Not vander: Keras's
+    torch backend cannot differentiate it, torch.vander writing in place.)"""
+    ops, L = lib.ops, lib.layers
+    x = lib.Input(shape=(4, 6), name="x")
+    h = L.Dense(6, name="h")(x)                                                         # (None, 4, 6)
+    mixed = ops.matmul(h, ops.diag(h[0, 0], k=0))                                       # (None, 4, 6)
+    square = ops.diagflat(ops.mean(h, axis=0)[:2, 0], k=1)                              # (3, 3)
+    pooled = [ops.mean(mixed, axis=1), ops.vdot(ops.ravel(h[0]), ops.ravel(h[1])) * 0.05 * ops.mean(h, axis=1),
+              ops.mean(ops.matmul(ops.dsplit(h, 2)[1], square), axis=1), ops.mean(ops.flipud(h), axis=1),
+              ops.mean(ops.view(ops.array(h, dtype="float32"), "float32"), axis=1)]
+    return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(ops.concatenate(pooled, axis=-1)),
+                     name="mixing")
+
+
+BUILDERS = [rearranging, spaced, mixing]
+NAMES = ["rearranging", "spaced", "mixing"]
 
 
 def _data(rng, n, build):
-    shape = (4, 6) if build is rearranging else (5,)
+    shape = (5,) if build is spaced else (4, 6)
     return rng.standard_normal((n,) + shape).astype("float32"), rng.integers(0, 3, n)
 
 
@@ -253,7 +269,7 @@ def test_same_operations_and_outputs_as_keras(build, rng):
 @pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
 def test_training_steps_match_keras(build, rng):
     backend.set_random_seed(1)
-    assert_training_steps_match(keras, build(gpu_dl), build(keras), rng, (4, 6) if build is rearranging else (5,),
+    assert_training_steps_match(keras, build(gpu_dl), build(keras), rng, (5,) if build is spaced else (4, 6),
                                 classes=3, batch=6)
 
 

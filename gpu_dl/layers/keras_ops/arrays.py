@@ -1224,22 +1224,19 @@ class Vander(ArrayOperation):
             raise ValueError(f"{self._where()} takes a tensor of one axis, got shape {shape}.")
         return shape + (shape[0] if self.N is None else self.N,)
 
-    def _powers(self, x):
+    def _powers(self, x, shift=0):
+        """The powers of the columns (less ``shift``, none below 0), of x's dtype (so x's powers keep it)."""
         count = x.shape[0] if self.N is None else self.N
-        powers = numpy.arange(count)
-        return powers if self.increasing else powers[::-1]
+        powers = numpy.maximum(numpy.arange(count) - shift, 0)
+        return _xp(x).asarray((powers if self.increasing else powers[::-1]).astype(x.dtype))
 
     def forward_array(self, x):
         self.output_shape_of(None, [x.shape])
-        powers = _xp(x).asarray(self._powers(x).copy())
-        return (x[:, None] ** powers[None, :]).astype(x.dtype)
+        return x[:, None] ** self._powers(x)[None, :]
 
     def backward_function(self, dy, operands, y):
         x, = operands
-        xp = _xp(x)
-        powers = xp.asarray(self._powers(x).copy())
-        lower = xp.maximum(powers - 1, 0)
-        return [(dy * powers[None, :] * x[:, None] ** lower[None, :]).sum(axis=1)]
+        return [(dy * self._powers(x)[None, :] * x[:, None] ** self._powers(x, 1)[None, :]).sum(axis=1)]
 
 
 # ------------------------------------------------------------------ sequences
@@ -1372,7 +1369,7 @@ class EmptyLike(Array):
 
 class View(Array):
     """``view(x, dtype=None)``: the same bytes read as ``dtype``; the last axis scales by the ratio of the item
-    sizes. A view as the same dtype passes the gradient; as another, none."""
+    sizes. No gradient: it reads bits, not values (Keras's torch backend's view is not differentiable either)."""
 
     _source_dtype = None
 
@@ -1398,16 +1395,12 @@ class View(Array):
             shape[-1] = shape[-1] * old // new
         return shape
 
-    def compute_output_shape(self, input_shape):
-        return tuple(self._shape(list(input_shape), self._source_dtype or self.dtype))
-
     def forward_array(self, x):
         self._shape(list(x.shape), x.dtype)
         return _xp(x).ascontiguousarray(x).view(self.target or x.dtype)
 
     def backward_function(self, dy, operands, y):
-        x, = operands
-        return [dy if numpy.dtype(self.target or x.dtype) == x.dtype and _float(x.dtype) else None]
+        return [None]
 
 
 class MultiHot(ArrayOperation):
