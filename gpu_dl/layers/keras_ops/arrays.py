@@ -3,7 +3,7 @@ joining (``append``, ``hstack``, ``vstack``, ``dstack``) and splitting (``array_
 ``dsplit``, ``unstack``), blocks and windows (``depth_to_space``, ``space_to_depth``, ``extract_sequences``,
 ``unfold``, ``fold``, ``rearrange``), products (``kron``, ``outer``, ``inner``, ``vdot``, ``cross``, ``cdist``,
 ``vander``), grids and sequences (``meshgrid``, ``geomspace``, ``logspace``), and the dtype operations ``array``,
-``view``, ``empty_like``, ``unravel_index`` and ``multi_hot`` (the last three send no gradient back).
+``view``, ``empty_like``, ``unravel_index`` and ``multi_hot`` (all but ``array`` send no gradient back).
 
 The operations that only move elements (``Selection``) take their exact backward from the forward itself: the
 forward run on the elements' positions tells where each output element came from, and the gradient is added back
@@ -197,7 +197,7 @@ class Ravel(ArrayOperation):
 
 class Rot90(ArrayOperation):
     """``rot90(array, k=1, axes=(0, 1))``: k quarter turns in the plane of ``axes``, from the first towards the
-    second."""
+    second. (Keras's symbolic shape swaps the two axes for every k; gpu_dl's, for odd k only, as the values do.)"""
 
     config_keys = ("k", "axes")
 
@@ -612,7 +612,9 @@ def rearrangement(pattern, shape, lengths, where):
 class Rearrange(ArrayOperation):
     """``rearrange(tensor, pattern, **axes_lengths)`` of ``keras.src.ops.einops``: axes regrouped, reordered and
     merged as an einops pattern says (``"b h w c -> b (h w) c"``). As Keras records it, the pattern is the call's
-    second argument and the axes' lengths its keyword arguments; the config holds the name only."""
+    second argument and the axes' lengths its keyword arguments; the config holds the name only. gpu_dl's model
+    reader takes only the keyword arguments an operation class names before it is called, so a saved use given
+    axis lengths is not read back (one without them is)."""
 
     keras_module = "keras.src.ops.einops"
     arity = 2
@@ -757,7 +759,7 @@ class Append(ArrayOperation):
             return (None if None in a + b else int(numpy.prod(a)) + int(numpy.prod(b)),)
         if len(a) != len(b):
             raise ValueError(f"{self._where()}: x1 and x2 must have the same number of axes, got shapes {a} and {b}.")
-        return _eager_concat(self._where(), self.axis).output_shape_of([None, None], [a, b])
+        return Concatenate.output_shape_of(self, [None, None], [a, b])      # its rule, on this axis
 
     def _flat(self, x):
         return x.reshape(-1) if self.axis is None else x
@@ -769,13 +771,6 @@ class Append(ArrayOperation):
         a, b = operands
         parts = fn.concatenate_backward(dy, [self._flat(a), self._flat(b)], y, 0 if self.axis is None else self.axis)
         return [parts[0].reshape(a.shape), parts[1].reshape(b.shape)]
-
-
-def _eager_concat(where, axis):
-    op = Concatenate.__new__(Concatenate)
-    op.axis = axis
-    op._where = lambda: where
-    return op
 
 
 # ------------------------------------------------------------------ splitting (several outputs)
