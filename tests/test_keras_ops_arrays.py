@@ -429,6 +429,7 @@ def test_constants_are_numpy_s_in_floatx(xp):
         assert made.dtype == numpy.float32 and array_module(made) is xp
         numpy.testing.assert_allclose(to_numpy(made), want, rtol=1e-6, atol=1e-7)
     assert ops.tri(2, dtype="int32").dtype == numpy.int32 and ops.identity(2, "float64").dtype == numpy.float64
+    assert ops.empty(4, dtype="int32").shape == (4,) and ops.empty(4, dtype="int32").dtype == numpy.int32
     numpy.testing.assert_array_equal(to_numpy(ops.tri(3)), numpy.tri(3))
 
 
@@ -467,6 +468,8 @@ def test_what_the_ops_refuse():
         (TypeError, "symbolic tensor", lambda: ops.hanning(x)),
         (TypeError, "must be an integer", lambda: ops.bartlett(2.5)),
         (ValueError, "must not be negative", lambda: ops.tri(-1)),
+        (ValueError, "must not be negative", lambda: ops.empty(-2)),
+        (TypeError, "must be an integer", lambda: ops.empty((2, None))),
         (TypeError, "beta", lambda: ops.kaiser(4, "wide")),
         (TypeError, "list of tensors", lambda: ops.hstack(x)),
     ]

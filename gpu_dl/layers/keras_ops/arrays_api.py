@@ -313,7 +313,10 @@ def identity(n, dtype=None):
 
 def empty(shape, dtype=None):
     """A tensor of ``shape``: gpu_dl gives zeros (Keras leaves the values undefined)."""
-    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(_count(n, "shape", "empty") for n in shape)
+    shape = (shape,) if isinstance(shape, numbers.Integral) or hasattr(shape, "dtype") else shape
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError(f"empty: `shape` must be an integer or a sequence of them, got {shape!r:.80}.")
+    shape = tuple(_count(n, "shape", "empty") for n in shape)
     return _constant(numpy.zeros(shape), dtype)
 
 
