@@ -720,3 +720,8 @@ __all__.append("nn")
 # Keras's keras.ops.image namespace (image_api.py), as gpu_dl.ops.image.
 from . import image_api as image  # noqa: E402
 __all__ += ["image"]
+# Keras's array functions beyond the basic shapes (arrays_api.py).
+from . import arrays_api as _arrays_api  # noqa: E402
+
+globals().update({_name: getattr(_arrays_api, _name) for _name in _arrays_api.__all__})
+__all__ += _arrays_api.__all__

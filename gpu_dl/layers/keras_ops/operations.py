@@ -81,3 +81,6 @@ from .nn_control import OPERATIONS as _NN_CONTROL  # noqa: E402
 OPERATIONS = OPERATIONS | _NN_CONTROL
 from .image_ops import OPERATIONS as _IMAGE_OPERATIONS  # noqa: E402
 OPERATIONS.update(_IMAGE_OPERATIONS)
+from .arrays import OPERATIONS as _ARRAYS  # noqa: E402
+
+OPERATIONS |= _ARRAYS
