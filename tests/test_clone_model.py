@@ -58,6 +58,26 @@ def test_shared_layer_is_cloned_once_and_called_twice():
     assert len([n for n in shared._inbound_nodes if n in clone._node_set]) == 2
 
 
+def test_operations_with_settings_are_made_again_from_their_configs():
+    """ops with required settings (reshape's shape, max_pool's window, pad's constant_values keyword, rearrange's
+    pattern) are made again from their configs: new objects, the same configs, the same outputs."""
+    from gpu_dl import ops
+    from gpu_dl.layers.operations import Operation
+    x = gpu_dl.Input((4, 6), name="x")
+    y = ops.reshape(layers.Dense(6, name="d")(ops.reshape(x, (-1, 24))), (-1, 2, 3, 1))
+    y = ops.max_pool(y, 2, padding="same")
+    z = ops.sum(ops.sort(ops.pad(x, [[0, 0], [1, 1], [0, 0]], constant_values=2.0), axis=1), axis=(1, 2))
+    w = ops.cumprod(ops.tanh(ops.rearrange(x, "b h w -> b w h")), axis=-1)
+    model = gpu_dl.Model(x, [y, z, w])
+    clone = clone_model(model)
+    clone.set_weights(model.get_weights())
+    pairs = [(a, b) for a, b in zip(model._operations, clone._operations) if isinstance(a, Operation)]
+    assert len(pairs) == 9 and all(a is not b and a.get_config() == b.get_config() for a, b in pairs)
+    data = numpy.random.default_rng(0).normal(size=(3, 4, 6)).astype("float32")
+    for ours, theirs in zip(model.predict(data, verbose=0), clone.predict(data, verbose=0)):
+        numpy.testing.assert_array_equal(ours, theirs)
+
+
 def test_compiled_model_clone_is_compiled_alike():
     model = sequential()
     model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
