@@ -328,7 +328,8 @@ def pinv_forward(x, rcond):
 
 
 def pinv_backward(dy, operands, y, rcond=None):
-    """``-Pᵀ Ḡ Pᵀ + (I - A P) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I - P A)`` for P = A⁺ (exact where the rank does not change)."""
+    """``-Pᵀ Ḡ Pᵀ + (I - A P) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I - P A)`` for P = A⁺ (exact where the rank does not
+    change)."""
     a, = operands
     p = y
     pt, gt = mT(p), mT(dy)
@@ -410,7 +411,8 @@ def lu_factor_backward(dys, operands, ys):
     lu, pivots = ys
     rows, cols = x.shape[-2:]
     if rows != cols:
-        raise ValueError(f"lu_factor: gpu_dl differentiates the LU factorisation of square matrices, got {rows}×{cols}.")
+        raise ValueError(f"lu_factor: gpu_dl differentiates the LU factorisation of square matrices only, got "
+                         f"{rows}×{cols}.")
     xp = array_module(x)
     eye = _eye(xp, rows, x.dtype)
     lower = xp.tril(lu, -1) + eye

@@ -696,3 +696,12 @@ for _name in __all__:
     globals()[_name] = _backprop.followed(
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
+
+# The linear algebra and Fourier transforms (linalg_fft_api), taken as the functions above are; ``linalg`` is
+# Keras's keras.ops.linalg namespace.
+from . import linalg_fft_api as _linalg_fft_api  # noqa: E402
+for _name in _linalg_fft_api.__all__:
+    globals()[_name] = _backprop.followed(_taking_variables(getattr(_linalg_fft_api, _name)), _name)
+del _name
+linalg = _linalg_fft_api.linalg_namespace(globals())
+__all__ += _linalg_fft_api.__all__ + ["linalg"]

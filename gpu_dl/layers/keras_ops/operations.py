@@ -70,3 +70,6 @@ OPERATIONS = {cls.__name__: cls for cls in (
     Argmin, Moments, Normalize, Split, Tile, Repeat, Pad, BroadcastTo, Flip, Roll, Slice, Tril, Triu, OneHot,
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
+
+from .linalg_fft import OPERATIONS as _LINALG_FFT  # noqa: E402
+OPERATIONS.update(_LINALG_FFT)
