@@ -272,7 +272,9 @@ class Solve(LinalgOperation):
         if len(b) < 1:
             raise ValueError(f"{self._where()}: b must have rank >= 1, got a scalar.")
         vector = mf.solve_is_vector(a, b) if self.vector_rule == "torch" else len(b) == len(a) - 1
-        rows = b[-1] if vector else b[-2] if len(b) >= 2 else None
+        # b of one axis fewer than a is taken for vectors of a's size (torch would read it as matrices only when
+        # the sizes differ, which fails when the graph runs)
+        rows = b[-1] if vector or len(b) == len(a) - 1 else b[-2] if len(b) >= 2 else None
         if rows is not None and a[-1] is not None and rows != a[-1]:
             raise ValueError(f"{self._where()}: a and b do not match: a's matrices are {a[-2]}×{a[-1]}, b has "
                              f"{rows} rows (shapes {tuple(a)} and {tuple(b)}).")
