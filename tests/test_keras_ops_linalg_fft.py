@@ -39,6 +39,27 @@ def _np_qr(x, mode="reduced"):
     return numpy.linalg.qr(x, mode=mode)
 
 
+def _np_stft(x, sequence_length, stride, fft_length, window, center=True):
+    """The short-time transform as torch defines it, written out frame by frame: (real, imag) concatenated."""
+    n = numpy.arange(sequence_length)
+    values = {"hann": 0.5 - 0.5 * numpy.cos(2 * numpy.pi * n / sequence_length),
+              "hamming": 0.54 - 0.46 * numpy.cos(2 * numpy.pi * n / sequence_length)}.get(window) \
+        if isinstance(window, str) or window is None else numpy.asarray(window)
+    values = numpy.ones(sequence_length) if values is None else values
+    left = (fft_length - sequence_length) // 2
+    padded_window = numpy.zeros(fft_length)
+    padded_window[left:left + sequence_length] = values
+    if center:
+        x = numpy.pad(x, [(0, 0), (fft_length // 2, fft_length // 2)], mode="reflect")
+    frames = [x[:, t:t + fft_length] * padded_window for t in range(0, x.shape[1] - fft_length + 1, stride)]
+    spectrum = numpy.fft.rfft(numpy.stack(frames, axis=1), axis=-1)
+    return numpy.concatenate([spectrum.real, spectrum.imag], axis=-1)
+
+
+def _signal(x):
+    return ops.reshape(x, (-1, 12))
+
+
 def _lu(x):
     from scipy.linalg import lu_factor
     return numpy.stack([lu_factor(m)[0] for m in x])
@@ -108,6 +129,18 @@ CASES = [
     ("irfft_odd", lambda a, b: ops.irfft((b, b * b), fft_length=5), lambda a, b: numpy.fft.irfft(b + 1j * b * b, 5)),
     ("irfft_long", lambda a, b: ops.irfft((a, a * 2.0), fft_length=9),
      lambda a, b: numpy.fft.irfft(a + 2j * a, 9)),
+    ("stft", lambda a, b: ops.concatenate(ops.stft(_signal(b), 6, 2, 8), axis=-1),
+     lambda a, b: _np_stft(b.reshape(-1, 12), 6, 2, 8, "hann")),
+    ("stft_hamming", lambda a, b: ops.concatenate(ops.stft(_signal(b), 5, 3, 5, window="hamming"), axis=-1),
+     lambda a, b: _np_stft(b.reshape(-1, 12), 5, 3, 5, "hamming")),
+    ("stft_window_array", lambda a, b: ops.concatenate(ops.stft(_signal(b), 3, 2, 4, window=numpy.array(
+        [0.2, 1.0, 0.5]), center=False), axis=-1),
+     lambda a, b: _np_stft(b.reshape(-1, 12), 3, 2, 4, [0.2, 1.0, 0.5], center=False)),
+    ("istft_inverts_stft", lambda a, b: ops.istft(ops.stft(_signal(b), 4, 2, 4), 4, 2, 4, length=12),
+     lambda a, b: b.reshape(-1, 12)),
+    ("istft_plain_frames", lambda a, b: ops.istft(ops.stft(_signal(b) * 2.0, 4, 4, 4, window=None, center=False), 4,
+                                                  4, 4, window=None, center=False),
+     lambda a, b: 2.0 * b.reshape(-1, 12)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -315,6 +348,16 @@ def test_what_the_ops_refuse():
         ops.fft(x)
     with pytest.raises(ValueError, match="fft_length must be a positive integer"):
         ops.rfft(x, fft_length=0)
+    with pytest.raises(ValueError, match="STFT.*'hann' or 'hamming'"):
+        ops.stft(v, 4, 2, 4, window="box")
+    with pytest.raises(ValueError, match="fft_length must be at least sequence_length"):
+        ops.stft(v, 4, 2, 3)
+    with pytest.raises(ValueError, match="sequence_stride must be a positive integer"):
+        ops.istft((x, x), 4, 0, 4)
+    with pytest.raises(ValueError, match="padded by reflection"):
+        ops.stft(v, 8, 2, 8)
+    with pytest.raises(TypeError, match="stft takes a float32 or float64 signal"):
+        ops.stft(numpy.arange(8), 4, 2, 4)
     with pytest.raises(ValueError, match="tol must be a non-negative number"):
         ops.matrix_rank(x, tol="big")
     with pytest.raises(ValueError, match="Cholesky decomposition failed"):

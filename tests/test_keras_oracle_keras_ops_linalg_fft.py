@@ -58,9 +58,17 @@ CALLS = [
     ("rfft", lambda o, a, b, s: list(o.rfft(b)) + list(o.rfft(b, fft_length=5)) + list(o.rfft(a, 2))),
     ("irfft", lambda o, a, b, s: [o.irfft((b, a[..., :3])), o.irfft((b, b), fft_length=5),
                                   o.irfft((a, a), fft_length=3)]),
+    ("stft", lambda o, a, b, s: list(o.stft(b.reshape(3, 12), 6, 2, 8)) + list(o.stft(
+        b.reshape(3, 12), 5, 3, 5, window="hamming", center=False)) + list(o.stft(b.reshape(1, 3, 12), 4, 2, 4,
+                                                                                 window=None))),
+    ("istft", lambda o, a, b, s: [o.istft((b, b * 0.5), 4, 2, 4), o.istft((b, -b), 3, 2, 4, window="hamming"),
+                                  o.istft((b, b), 4, 2, 4, length=9, window=None, center=False),
+                                  o.istft((b, b), 4, 1, 4, length=7)]),
 ]
 
 
+# istft's length beyond the frames: torch pads with zeros and says so; gpu_dl's zeros are compared with them
+@pytest.mark.filterwarnings("ignore:The length of signal is shorter than the length parameter")
 @pytest.mark.parametrize("name,call", CALLS, ids=[c[0] for c in CALLS])
 def test_the_same_calls_give_the_same_values_dtypes_and_shapes(name, call, rng):
     arrays = _matrices(rng)
@@ -86,7 +94,7 @@ def test_eig_gives_what_keras_gives(rng):
 def test_the_namespaces_match():
     names = sorted(n for n in dir(keras.ops.linalg) if not n.startswith("_") and n != "jvp")
     assert sorted(gpu_dl.ops.linalg.__all__) == names
-    for name in ("fft", "fft2", "ifft2", "rfft", "irfft", "slogdet", "logdet") + tuple(names):
+    for name in ("fft", "fft2", "ifft2", "rfft", "irfft", "stft", "istft", "slogdet", "logdet") + tuple(names):
         assert callable(getattr(gpu_dl.ops, name))
 
 
@@ -114,7 +122,7 @@ def linalg_model(lib):
 
 
 def fourier_model(lib):
-    """A classifier of spectra: fft, fft2, ifft2, rfft and irfft of what a Dense makes."""
+    """A classifier of spectra: fft, fft2, ifft2, rfft, irfft, stft and istft of what a Dense makes."""
     ops, L = lib.ops, lib.layers
     x = lib.Input(shape=(6,), name="x")
     h = L.Dense(16, name="h")(x)
@@ -124,8 +132,11 @@ def fourier_model(lib):
     re3, im3 = ops.ifft2((m, m * 0.5))
     fre, fim = ops.rfft(h, fft_length=10)
     back = ops.irfft((fre, fim * 0.5), fft_length=7)
+    sre, sim = ops.stft(h, 8, 4, 8)
     parts = [re, im, ops.reshape(re2, (-1, 16)) * 0.1, ops.mean(im2, axis=1), ops.mean(re3, axis=2),
-             ops.mean(im3, axis=1), fre * 0.1, fim * 0.1, back, ops.irfft(ops.rfft(h))]
+             ops.mean(im3, axis=1), fre * 0.1, fim * 0.1, back, ops.irfft(ops.rfft(h)),
+             ops.reshape(sre, (-1, 25)) * 0.1, ops.mean(sim, axis=1), ops.istft((sre, sim), 8, 4, 8, length=16),
+             ops.istft((sre, sim * 0.5), 6, 4, 8, window="hamming")]
     joined = ops.concatenate(parts, axis=-1)
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="fourier_model")
 

@@ -524,9 +524,135 @@ class IRFFT(FourierOperation):
         return fourier.irfft_backward(dy, operands, y, self.fft_length)
 
 
+def _positive(value, what, op):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{op._where()}: {what} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+class _ShortTime:
+    """The settings ``stft`` and ``istft`` share, checked as Keras's torch backend checks them."""
+
+    def _settings(self, sequence_length, sequence_stride, fft_length, window, center):
+        self.sequence_length = _positive(sequence_length, "sequence_length", self)
+        self.sequence_stride = _positive(sequence_stride, "sequence_stride", self)
+        self.fft_length = _positive(fft_length, "fft_length", self)
+        if self.fft_length < self.sequence_length:
+            raise ValueError(f"{self._where()}: fft_length must be at least sequence_length, got "
+                             f"sequence_length={sequence_length}, fft_length={fft_length}.")
+        if isinstance(window, str):
+            if window not in ("hann", "hamming"):
+                raise ValueError(f"{self._where()}: a window named by a string is 'hann' or 'hamming', got "
+                                 f"{window!r}.")
+        elif window is not None:
+            window = numpy.asarray(backend.to_numpy(window) if hasattr(window, "shape") else window, "float64")
+            if window.shape != (self.sequence_length,):
+                raise ValueError(f"{self._where()}: the window must have shape ({self.sequence_length},) "
+                                 f"(sequence_length), got {window.shape}.")
+        self.window = window
+        self.center = bool(center)
+
+    def _config_window(self):
+        return self.window.tolist() if isinstance(self.window, numpy.ndarray) else self.window
+
+    def _settings_of(self):
+        return (self.sequence_length, self.sequence_stride, self.fft_length)
+
+
+class STFT(_ShortTime, LinalgOperation):
+    """``stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=True)``: (real, imag) of shape
+    (…, frames, fft_length // 2 + 1), torch's ``stft`` (reflect padding with ``center``)."""
+
+    keras_module = MATH
+    outputs = 2
+    config_keys = ("sequence_length", "sequence_stride", "fft_length", "window", "center")
+
+    def __init__(self, sequence_length, sequence_stride, fft_length, window="hann", center=True, name=None,
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._settings(sequence_length, sequence_stride, fft_length, window, center)
+
+    def get_config(self):
+        return {"name": self.name, "sequence_length": self.sequence_length, "sequence_stride": self.sequence_stride,
+                "fft_length": self.fft_length, "window": self._config_window(), "center": self.center}
+
+    def shapes_of(self, shapes):
+        shape = tuple(shapes[0])
+        if not shape:
+            raise ValueError(f"{self._where()}: the input must have rank >= 1, got a scalar.")
+        samples = shape[-1]
+        if samples is not None and self.center and self.fft_length // 2 >= samples:
+            raise ValueError(f"{self._where()}: with center=True the signal is padded by reflection with "
+                             f"fft_length // 2 = {self.fft_length // 2} samples, which needs more than that many "
+                             f"samples; got {samples}.")
+        if samples is not None and not self.center and samples < self.fft_length:
+            raise ValueError(f"{self._where()}: the signal has {samples} samples, fewer than fft_length "
+                             f"{self.fft_length}.")
+        frames = None if samples is None else fourier.frame_count(samples, self.fft_length, self.sequence_stride,
+                                                                   self.center)
+        out = shape[:-1] + (frames, self.fft_length // 2 + 1)
+        return [out, out]
+
+    def forward_array(self, x):
+        return fourier.stft_forward(x, *self._settings_of(), self.window, self.center)
+
+    def backward_function(self, dy, operands, y):
+        return fourier.stft_backward(dy, operands, y, *self._settings_of(), self.window, self.center)
+
+
+class ISTFT(_ShortTime, FourierOperation):
+    """``istft((real, imag), sequence_length, sequence_stride, fft_length, length=None, window="hann",
+    center=True)``: the signal, as Keras's torch backend computes it (torch's ``istft`` where it can)."""
+
+    outputs = 1
+    axes = 2
+    config_keys = ("sequence_length", "sequence_stride", "fft_length", "length", "window", "center")
+
+    def __init__(self, sequence_length, sequence_stride, fft_length, length=None, window="hann", center=True,
+                 name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._settings(sequence_length, sequence_stride, fft_length, window, center)
+        self.length = None if length is None else _positive(length, "length", self)
+
+    def get_config(self):
+        return {"name": self.name, "sequence_length": self.sequence_length, "sequence_stride": self.sequence_stride,
+                "fft_length": self.fft_length, "length": self.length, "window": self._config_window(),
+                "center": self.center}
+
+    def shapes_of(self, shapes):
+        real = tuple(shapes[0])
+        if real != tuple(shapes[1]):
+            raise ValueError(f"{self._where()}: the real and imaginary parts must have one shape, got {real} and "
+                             f"{tuple(shapes[1])}.")
+        if len(real) < 2:
+            raise ValueError(f"{self._where()}: the input must have rank >= 2 (frames, frequencies), got shape "
+                             f"{real}.")
+        frames = real[-2]
+        torch_istft = self.sequence_length == self.fft_length and self.center and self.window is not None
+        if not torch_istft and (self.sequence_stride > self.fft_length or (
+                frames is not None and self.sequence_stride * frames < self.fft_length)):
+            raise ValueError(f"{self._where()}: sequence_stride must be at most fft_length and at least "
+                             f"fft_length / frames, got sequence_stride={self.sequence_stride}, "
+                             f"fft_length={self.fft_length}, {frames} frames.")
+        if self.length is not None:
+            size = self.length
+        elif frames is None:
+            size = None
+        else:
+            size = (frames - 1) * self.sequence_stride + self.fft_length - (
+                2 * (self.fft_length // 2) if self.center else 0)
+        return [real[:-2] + (size,)]
+
+    def forward_array(self, re, im):
+        return fourier.istft_forward(re, im, *self._settings_of(), self.length, self.window, self.center)
+
+    def backward_function(self, dy, operands, y):
+        return fourier.istft_backward(dy, operands, y, *self._settings_of(), self.length, self.window, self.center)
+
+
 OPERATIONS = {cls.__name__: cls for cls in (
     Cholesky, CholeskyInverse, Det, Logdet, Slogdet, Inv, Eigh, Eig, LuFactor, Qr, Solve, SolveTriangular, SVD,
-    Pinv, Lstsq, MatrixRank, FFT, FFT2, IFFT2, RFFT, IRFFT)}
+    Pinv, Lstsq, MatrixRank, FFT, FFT2, IFFT2, RFFT, IRFFT, STFT, ISTFT)}
 
 
 def eager_dtype(arrays):

@@ -14,7 +14,8 @@ from . import linalg_fft as _lf
 
 __all__ = [
     "cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "lu_factor", "qr", "solve", "solve_triangular",
-    "svd", "lstsq", "matrix_rank", "pinv", "slogdet", "logdet", "fft", "fft2", "ifft2", "rfft", "irfft",
+    "svd", "lstsq", "matrix_rank", "pinv", "slogdet", "logdet",
+    "fft", "fft2", "ifft2", "rfft", "irfft", "stft", "istft",
 ]
 
 # keras.ops.linalg's functions (norm is gpu_dl.ops.norm; Keras's jvp has no counterpart here).
@@ -158,6 +159,24 @@ def irfft(x, fft_length=None):
     """The real signal of ``fft_length`` samples (default 2 (n - 1)) whose half spectrum is ``x`` = (real,
     imag)."""
     return _run(_lf.IRFFT, _pair("irfft", x), fft_length)
+
+
+def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=True):
+    """The short-time Fourier transform along the last axis: (real, imag) of shape (…, frames, fft_length // 2 +
+    1), frames of ``fft_length`` samples ``sequence_stride`` apart, each times the window (``"hann"``,
+    ``"hamming"``, an array of ``sequence_length``, or None) centred in it; with ``center`` the signal is padded
+    by reflection with fft_length // 2 samples at each end. Float signals only, as in Keras."""
+    if not hasattr(x, "dtype"):
+        x = _arrays([x])[0]           # numbers and lists: floatx (or int32) arrays of the current device
+    dtype = str(x.dtype)
+    if dtype not in ("float32", "float64"):
+        raise TypeError(f"stft takes a float32 or float64 signal, got {dtype}.")
+    return _run(_lf.STFT, [x], sequence_length, sequence_stride, fft_length, window, center)
+
+
+def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="hann", center=True):
+    """The signal whose ``stft`` (with the same settings) is ``x`` = (real, imag); ``length`` samples if given."""
+    return _run(_lf.ISTFT, _pair("istft", x), sequence_length, sequence_stride, fft_length, length, window, center)
 
 
 def linalg_namespace(functions):
