@@ -372,3 +372,35 @@ def test_what_the_ops_refuse():
     model.forward(numpy.eye(3)[None], training=True)
     with pytest.raises(ValueError, match="does not differentiate eig"):
         model.backward(numpy.ones((1, 3), complex))
+
+
+# ------------------------------------------------------------------ composite layers using the ops in call
+def test_composite_layers_using_the_ops_train_with_exact_gradients(xp, rng):
+    from linalg_fft_classes import model as composite_model
+    gpu_dl.backend.set_random_seed(4)
+    model = composite_model(gpu_dl, dtype="float64")
+    x = xp.asarray(rng.standard_normal((5, 6)))
+    w = xp.asarray(rng.standard_normal((5, 3)))
+    whitening = model.get_layer("whitening")
+    white = to_numpy(whitening(x))
+    weight = to_numpy(whitening.w.value)
+    factor = numpy.linalg.cholesky(weight @ weight.T + numpy.eye(6))
+    want = numpy.linalg.solve(factor, to_numpy(x).T).T - 0.1 * numpy.log(numpy.linalg.det(weight @ weight.T +
+                                                                                          numpy.eye(6)))
+    numpy.testing.assert_allclose(white, want, rtol=1e-10, atol=1e-12)
+    for var in model.trainable_weights:
+        model.forward(x, training=True)
+        model.backward(w, input_gradient=False)
+        analytic, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return (model.forward(x, training=True) * w).sum()
+        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
+        var.value[...] = original
+    model = composite_model(gpu_dl)
+    data, labels = rng.standard_normal((48, 6)).astype("float32"), rng.integers(0, 3, 48)
+    model.compile(optimizer=gpu_dl.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    before = model.evaluate(data, labels, verbose=0)
+    model.fit(data, labels, epochs=15, batch_size=8, verbose=0)
+    assert model.evaluate(data, labels, verbose=0) < 0.9 * before

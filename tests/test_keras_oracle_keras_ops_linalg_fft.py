@@ -184,3 +184,11 @@ def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
     backend.set_random_seed(2)
     theirs, written = keras_loads_our_file(keras, build(gpu_dl), *_data(rng, 8), tmp_path)
     assert _operations(written) == _operations(theirs.get_config())
+
+
+def test_composite_layers_using_the_ops_train_as_keras_s(rng):
+    from linalg_fft_classes import model as composite_model
+    backend.set_random_seed(3)
+    ours, theirs = composite_model(gpu_dl), composite_model(keras)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    assert_training_steps_match(keras, ours, theirs, rng, (6,), classes=3, batch=5)
