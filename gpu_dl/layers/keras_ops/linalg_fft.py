@@ -47,8 +47,9 @@ class LinalgOperation(KerasOperation):
         tensors = [value for value in args if is_symbolic(value)]
         if not tensors:
             raise TypeError(f"{self._where()} needs at least one symbolic tensor among its arguments.")
-        if self.arguments is not None:
-            raise ValueError(f"{self._where()} was called already; a later call needs an operation of its own.")
+        if self.arguments is not None and not self.same_arguments(arguments):
+            raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
+                             f"a later call with {self._describe(arguments)} needs an operation of its own.")
         shapes = [tuple(getattr(a, "shape", ())) if a is not None else None for a in arguments]
         given = iter(t.shape for t in tensors)
         shapes = [next(given) if s is None else s for s in shapes]
