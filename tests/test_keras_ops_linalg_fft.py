@@ -404,3 +404,22 @@ def test_composite_layers_using_the_ops_train_with_exact_gradients(xp, rng):
     before = model.evaluate(data, labels, verbose=0)
     model.fit(data, labels, epochs=15, batch_size=8, verbose=0)
     assert model.evaluate(data, labels, verbose=0) < 0.9 * before
+
+
+def test_an_operation_called_again_records_another_node(rng):
+    x = gpu_dl.Input((4, 4), dtype="float64")
+    model = gpu_dl.Model(x, ops.eigh(x)[0])
+    eigh = [layer for layer in model._operations if type(layer).__name__ == "Eigh"][0]
+    y = gpu_dl.Input((4, 4), dtype="float64")
+    w, v = eigh(y)
+    assert len(eigh._inbound_nodes) == 2 and w.shape == (None, 4) and v.shape == (None, 4, 4)
+    again = gpu_dl.Model(y, ops.square(v))
+    a = rng.standard_normal((2, 4, 4))
+    a = a + a.swapaxes(-1, -2)
+    numpy.testing.assert_allclose(again.predict(a, verbose=0), numpy.linalg.eigh(a)[1] ** 2, rtol=1e-10, atol=1e-12)
+    solved = gpu_dl.Model(x, ops.solve(x, numpy.ones(4)))
+    solve = [layer for layer in solved._operations if type(layer).__name__ == "Solve"][0]
+    numpy.testing.assert_allclose(gpu_dl.Model(y, solve(y)).predict(a, verbose=0),
+                                  numpy.linalg.solve(a, numpy.ones((2, 4, 1)))[..., 0], rtol=1e-10)
+    with pytest.raises(ValueError, match="needs an operation of its own"):
+        solve.apply(y, numpy.zeros(4))
