@@ -111,6 +111,8 @@ CASES = [
     ("pinv", lambda a, b: ops.pinv(b), lambda a, b: numpy.linalg.pinv(b)),
     ("pinv_wide", lambda a, b: ops.linalg.pinv(_t(b)), lambda a, b: numpy.linalg.pinv(_np_t(b))),
     ("lu_factor", lambda a, b: ops.lu_factor(a)[0], lambda a, b: _lu(a)),
+    ("lu_factor_tall", lambda a, b: ops.lu_factor(b)[0], lambda a, b: _lu(b)),
+    ("lu_factor_wide", lambda a, b: ops.lu_factor(_t(b))[0], lambda a, b: _lu(_np_t(b))),
     # Fourier transforms, (real, imag) pairs
     ("fft", lambda a, b: ops.concatenate(ops.fft((b, ops.square(b))), axis=-1),
      lambda a, b: numpy.concatenate([numpy.fft.fft(b + 1j * b * b).real, numpy.fft.fft(b + 1j * b * b).imag], -1)),

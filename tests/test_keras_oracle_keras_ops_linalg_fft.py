@@ -116,7 +116,8 @@ def linalg_model(lib):
              ops.sum(ops.cholesky_inverse(chol), axis=1) * 0.1, w * 0.1, ops.sum(ops.square(v), axis=1),
              ops.sum(ops.square(q), axis=2), ops.sum(ops.abs(r), axis=1), s, ops.sum(ops.square(u), axis=1),
              ops.sum(ops.square(vh), axis=1), ops.sum(ops.pinv(h[:, :, :3]), axis=1),
-             ops.sum(ops.lu_factor(h + ops.eye(4) * 3.0)[0], axis=1)]
+             ops.sum(ops.lu_factor(h + ops.eye(4) * 3.0)[0], axis=1), ops.sum(ops.lu_factor(h[:, :3, :])[0], axis=1),
+             ops.sum(ops.lu_factor(h[:, :, :2])[0], axis=1)]
     joined = ops.concatenate(parts, axis=-1)
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="linalg_model")
 

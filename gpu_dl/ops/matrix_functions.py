@@ -404,21 +404,40 @@ def _permutation(pivots, n, dtype):
     return mT(eye[order]).reshape(batch + (n, n))
 
 
+def _square_lu_backward(lower, upper, g_lower, g_upper):
+    """The gradient of B = L U (L unit lower, U upper, square): ``L⁻ᵀ (tril₋₁(Lᵀ L̄) + triu(Ū Uᵀ)) U⁻ᵀ``."""
+    xp = array_module(lower)
+    phi = xp.tril(mT(lower) @ g_lower, -1) + xp.triu(g_upper @ mT(upper))
+    left = triangular_solve(mT(lower), phi)
+    return mT(triangular_solve(upper, mT(left)))
+
+
 def lu_factor_backward(dys, operands, ys):
-    """torch's LU backward for square matrices: ``P L⁻ᵀ (tril₋₁(Lᵀ L̄) + triu(Ū Uᵀ)) U⁻ᵀ``."""
+    """torch's LU backward, A = P L U. Square: ``P L⁻ᵀ (tril₋₁(Lᵀ L̄) + triu(Ū Uᵀ)) U⁻ᵀ``. Wide (U = [U₁ | U₂]):
+    U₂ = L⁻¹ Pᵀ A₂ sends ``P L⁻ᵀ Ū₂`` to A₂ and ``-L⁻ᵀ Ū₂ U₂ᵀ`` to L̄ before the square case. Tall (L = [L₁; L₂]):
+    L₂ = (Pᵀ A)₂ U⁻¹ sends ``L̄₂ U⁻ᵀ`` to its rows and ``-L₂ᵀ L̄₂ U⁻ᵀ`` to Ū."""
     glu = dys[0] if isinstance(dys, (list, tuple)) else dys
     x, = operands
     lu, pivots = ys
     rows, cols = x.shape[-2:]
-    if rows != cols:
-        raise ValueError(f"lu_factor: gpu_dl differentiates the LU factorisation of square matrices only, got "
-                         f"{rows}×{cols}.")
+    k = min(rows, cols)
     xp = array_module(x)
-    eye = _eye(xp, rows, x.dtype)
-    lower = xp.tril(lu, -1) + eye
-    upper = xp.triu(lu)
-    phi = xp.tril(mT(lower) @ xp.tril(glu, -1), -1) + xp.triu(xp.triu(glu) @ mT(upper))
-    # L⁻ᵀ phi U⁻ᵀ: two triangular solves
-    left = triangular_solve(mT(lower), phi)
-    inner = mT(triangular_solve(upper, mT(left)))
-    return [_permutation(pivots, rows, x.dtype) @ inner]
+    eye = _eye(xp, k, x.dtype)
+    lower = xp.tril(lu[..., :, :k], -1) + (eye if rows == k else xp.eye(rows, k, dtype=x.dtype))
+    upper = xp.triu(lu[..., :k, :])
+    g_lower, g_upper = xp.tril(glu[..., :, :k], -1), xp.triu(glu[..., :k, :])
+    if rows == cols:
+        grad = _square_lu_backward(lower, upper, g_lower, g_upper)
+    elif rows < cols:
+        g_right = g_upper[..., :, k:]
+        through = triangular_solve(mT(lower), g_right)               # L⁻ᵀ Ū₂
+        left = _square_lu_backward(lower, upper[..., :, :k], g_lower - through @ mT(upper[..., :, k:]),
+                                   g_upper[..., :, :k])
+        grad = xp.concatenate([left, through], axis=-1)
+    else:
+        g_bottom = g_lower[..., k:, :]
+        through = mT(triangular_solve(upper, mT(g_bottom)))          # L̄₂ U⁻ᵀ
+        top = _square_lu_backward(lower[..., :k, :], upper, g_lower[..., :k, :],
+                                  g_upper - mT(lower[..., k:, :]) @ through)
+        grad = xp.concatenate([top, through], axis=-2)
+    return [_permutation(pivots, rows, x.dtype) @ grad]

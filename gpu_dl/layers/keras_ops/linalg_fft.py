@@ -215,7 +215,7 @@ class Eig(Eigh):
 
 class LuFactor(LinalgOperation):
     """``lu_factor(x)``: the packed LU factors and the int32 row pivots (0-based), as Keras's torch backend gives
-    them. Differentiable for square matrices."""
+    them (of square, wide and tall matrices, all differentiable)."""
 
     outputs = 2
 
