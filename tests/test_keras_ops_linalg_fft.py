@@ -425,3 +425,19 @@ def test_an_operation_called_again_records_another_node(rng):
                                   numpy.linalg.solve(a, numpy.ones((2, 4, 1)))[..., 0], rtol=1e-10)
     with pytest.raises(ValueError, match="needs an operation of its own"):
         solve.apply(y, numpy.zeros(4))
+
+
+def test_qr_of_a_batch_one_matrix_at_a_time_where_the_module_takes_only_one(monkeypatch, rng):
+    import types
+    from gpu_dl.ops import matrix_functions
+
+    def one_matrix_qr(a, mode="reduced"):
+        if a.ndim > 2:
+            raise ValueError("2-dimensional array expected")
+        return numpy.linalg.qr(a, mode=mode)
+    module = types.SimpleNamespace(linalg=types.SimpleNamespace(qr=one_matrix_qr), stack=numpy.stack)
+    monkeypatch.setattr(matrix_functions, "array_module", lambda *arrays: module)
+    x = rng.standard_normal((2, 3, 5, 4))
+    for mode in ("reduced", "complete"):
+        for mine, want in zip(matrix_functions.qr_forward(x, mode), numpy.linalg.qr(x, mode=mode)):
+            numpy.testing.assert_array_equal(mine, want)

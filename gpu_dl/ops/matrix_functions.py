@@ -183,7 +183,16 @@ def cholesky_inverse_backward(dy, operands, y, upper):
 # ---------------------------------------------------------------- QR
 def qr_forward(x, mode):
     xp = array_module(x)
-    q, r = xp.linalg.qr(x, mode=mode)
+    try:
+        q, r = xp.linalg.qr(x, mode=mode)
+    except Exception:
+        if x.ndim == 2:
+            raise
+        # a CuPy older than its batched QR takes one matrix at a time
+        flat = x.reshape((-1,) + x.shape[-2:])
+        pairs = [xp.linalg.qr(matrix, mode=mode) for matrix in flat]
+        q, r = (xp.stack([pair[i] for pair in pairs]) for i in (0, 1))
+        q, r = q.reshape(x.shape[:-2] + q.shape[-2:]), r.reshape(x.shape[:-2] + r.shape[-2:])
     return _cast([q, r], x.dtype)
 
 
