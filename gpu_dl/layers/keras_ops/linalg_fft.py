@@ -267,6 +267,7 @@ class Solve(LinalgOperation):
     axis (torch's rule), else matrices; batch axes broadcast."""
 
     arity = 2
+    vector_rule = "torch"       # how b is taken for vectors: torch's rule (solve), or by rank (solve_triangular)
 
     def _check(self, a, b):
         self._matrices(a, "a", square=True)
@@ -280,8 +281,6 @@ class Solve(LinalgOperation):
             raise ValueError(f"{self._where()}: a and b do not match: a's matrices are {a[-2]}×{a[-1]}, b has "
                              f"{rows} rows (shapes {tuple(a)} and {tuple(b)}).")
         return vector
-
-    vector_rule = "torch"
 
     def shapes_of(self, shapes):
         a, b = (tuple(s) for s in shapes)
