@@ -439,8 +439,10 @@ def _parse_operation_node(data, where, operation):
     for position, value in enumerate(args):
         if isinstance(value, dict) and value.get("class_name") == _TENSOR:
             parsed.append(_parse_tensor(value, where))
-        elif isinstance(value, list) and value and isinstance(operation, keras_ops.Concatenate):
-            parsed.append(_parse_argument(value, where))        # concatenate's and stack's list of tensors
+        elif isinstance(value, list) and value and (isinstance(operation, keras_ops.Concatenate) or
+                                                    getattr(operation, "pair_input", False)):
+            # concatenate's and stack's list of tensors; a Fourier transform's (real, imag) pair
+            parsed.append(_parse_argument(value, where))
         else:
             parsed.append(_Constant(operation.decode_argument(position, value, where)))
     if all(isinstance(p, _Constant) for p in parsed):

@@ -725,3 +725,11 @@ from . import arrays_api as _arrays_api  # noqa: E402
 
 globals().update({_name: getattr(_arrays_api, _name) for _name in _arrays_api.__all__})
 __all__ += _arrays_api.__all__
+# The linear algebra and Fourier transforms (linalg_fft_api), taken as the functions above are; ``linalg`` is
+# Keras's keras.ops.linalg namespace.
+from . import linalg_fft_api as _linalg_fft_api  # noqa: E402
+for _name in _linalg_fft_api.__all__:
+    globals()[_name] = _backprop.followed(_taking_variables(getattr(_linalg_fft_api, _name)), _name)
+del _name
+linalg = _linalg_fft_api.linalg_namespace(globals())
+__all__ += _linalg_fft_api.__all__ + ["linalg"]

@@ -84,3 +84,5 @@ OPERATIONS.update(_IMAGE_OPERATIONS)
 from .arrays import OPERATIONS as _ARRAYS  # noqa: E402
 
 OPERATIONS |= _ARRAYS
+from .linalg_fft import OPERATIONS as _LINALG_FFT  # noqa: E402
+OPERATIONS.update(_LINALG_FFT)

@@ -425,3 +425,27 @@ class cuda:
 
 def get_default_memory_pool():
     return _Pool()
+
+
+class _OnDevice:
+    """A NumPy submodule (``linalg``, ``fft``) whose functions return device arrays, as CuPy's do."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        target = getattr(self._module, name)
+        if not callable(target) or isinstance(target, type):
+            return target
+
+        def wrapped(*args, **kwargs):
+            result = target(*args, **kwargs)
+            if isinstance(result, tuple):     # also NumPy's named tuples (eigh, svd, slogdet)
+                return tuple(_device(r) for r in result)
+            return _device(result)
+        wrapped.__name__ = name
+        return wrapped
+
+
+linalg = _OnDevice(numpy.linalg)
+fft = _OnDevice(numpy.fft)
