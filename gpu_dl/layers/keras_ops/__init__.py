@@ -697,39 +697,16 @@ for _name in __all__:
         _taking_variables(globals()[_name], traced=_name not in ("shape", "convert_to_numpy")), _name)
 del _name
 
-# The element-wise maths family (math_elementwise_api.py), wrapped there as the functions above are here.
-from . import math_elementwise_api as _math_elementwise_api  # noqa: E402
-globals().update({_name: getattr(_math_elementwise_api, _name) for _name in _math_elementwise_api.__all__})
-__all__ += _math_elementwise_api.__all__
-# The reductions, quantiles, sorting, searching, segment and scatter functions (reductions_sorting_api.py).
-from . import reductions_sorting_api as _reductions_sorting_api  # noqa: E402
-globals().update({_name: getattr(_reductions_sorting_api, _name) for _name in _reductions_sorting_api.__all__})
-__all__ += _reductions_sorting_api.__all__
-# keras.ops.nn's pooling, convolutions, normalizations, attention, losses and CTC, and keras.ops.core's control flow.
-from . import nn_control_api as _nn_control_api  # noqa: E402
-__all__ += _nn_control_api.__all__
-for _name in _nn_control_api.__all__:
-    _function = getattr(_nn_control_api, _name)
-    globals()[_name] = _function if _name in _nn_control_api.CONTROL_FLOW else \
-        _backprop.followed(_taking_variables(_function), _name)
-del _name, _function
-# Keras's keras.ops.nn namespace: gpu_dl.ops.nn.
-from . import nn_namespace as _nn_namespace  # noqa: E402
-nn = _nn_namespace
-__all__.append("nn")
-# Keras's keras.ops.image namespace (image_api.py), as gpu_dl.ops.image.
-from . import image_api as image  # noqa: E402
-__all__ += ["image"]
-# Keras's array functions beyond the basic shapes (arrays_api.py).
-from . import arrays_api as _arrays_api  # noqa: E402
+# Keras's further families of ops: each family's operation classes in <family>.py (gathered in operations.py),
+# its functions, wrapped as the ones above are, in <family>_api.py.
+from . import (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api,  # noqa: E402
+               nn_control_api)
+for _family in (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api, nn_control_api):
+    globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
+    __all__ += _family.__all__
+del _family
 
-globals().update({_name: getattr(_arrays_api, _name) for _name in _arrays_api.__all__})
-__all__ += _arrays_api.__all__
-# The linear algebra and Fourier transforms (linalg_fft_api), taken as the functions above are; ``linalg`` is
-# Keras's keras.ops.linalg namespace.
-from . import linalg_fft_api as _linalg_fft_api  # noqa: E402
-for _name in _linalg_fft_api.__all__:
-    globals()[_name] = _backprop.followed(_taking_variables(getattr(_linalg_fft_api, _name)), _name)
-del _name
-linalg = _linalg_fft_api.linalg_namespace(globals())
-__all__ += _linalg_fft_api.__all__ + ["linalg"]
+# Keras's namespaces keras.ops.nn, keras.ops.linalg and keras.ops.image.
+from . import nn_namespace as nn, image_api as image  # noqa: E402
+linalg = linalg_fft_api.linalg_namespace(globals())
+__all__ += ["nn", "linalg", "image"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import types
 
+from ... import backprop as _backprop
 from ..symbolic import is_symbolic
+from . import _taking_variables
 from . import linalg_fft as _lf
 
 __all__ = [
@@ -186,3 +188,10 @@ def linalg_namespace(functions):
         setattr(module, name, functions[name])
     module.__all__ = list(LINALG_NAMES)
     return module
+
+
+# On arrays, loss.backward() refuses the outputs of these functions where they come from a recorded call
+# (gpu_dl/backprop.py).
+for _name in __all__:
+    globals()[_name] = _backprop.followed(_taking_variables(globals()[_name]), _name)
+del _name

@@ -22,8 +22,9 @@ import numbers
 
 import numpy
 
-from ... import backend
+from ... import backend, backprop as _backprop
 from ..symbolic import is_symbolic
+from . import _taking_variables
 from . import nn_control as _nn
 
 __all__ = [
@@ -485,3 +486,11 @@ def custom_gradient(f):
     wrapper.__name__ = getattr(f, "__name__", "custom_gradient")
     wrapper.__doc__ = getattr(f, "__doc__", None)
     return wrapper
+
+
+# On arrays, loss.backward() refuses the outputs of these functions where they come from a recorded call
+# (gpu_dl/backprop.py); the control flow runs the user's functions, whose own ops are followed.
+for _name in __all__:
+    if _name not in CONTROL_FLOW:
+        globals()[_name] = _backprop.followed(_taking_variables(globals()[_name]), _name)
+del _name

@@ -71,18 +71,8 @@ OPERATIONS = {cls.__name__: cls for cls in (
     FullLike, Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual, LogicalAnd, LogicalOr, LogicalXor,
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
 
-# The element-wise maths family (math_elementwise.py).
-from .math_elementwise import OPERATIONS as _MATH_ELEMENTWISE  # noqa: E402
-OPERATIONS = OPERATIONS | _MATH_ELEMENTWISE
-# The reductions, quantiles, sorting, searching, segment and scatter operations (reductions_sorting.py).
-from .reductions_sorting import OPERATIONS as _REDUCTIONS_SORTING  # noqa: E402
-OPERATIONS = OPERATIONS | _REDUCTIONS_SORTING
-from .nn_control import OPERATIONS as _NN_CONTROL  # noqa: E402
-OPERATIONS = OPERATIONS | _NN_CONTROL
-from .image_ops import OPERATIONS as _IMAGE_OPERATIONS  # noqa: E402
-OPERATIONS.update(_IMAGE_OPERATIONS)
-from .arrays import OPERATIONS as _ARRAYS  # noqa: E402
-
-OPERATIONS |= _ARRAYS
-from .linalg_fft import OPERATIONS as _LINALG_FFT  # noqa: E402
-OPERATIONS.update(_LINALG_FFT)
+# The further families' operations, each in its module.
+from . import math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, image_ops  # noqa: E402
+for _family in (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, image_ops):
+    OPERATIONS.update(_family.OPERATIONS)
+del _family
