@@ -132,6 +132,43 @@ def test_teacher_frozen_student_trained(on_cpu):
     numpy.testing.assert_allclose(d.predict(x, verbose=0), d.student.predict(x, verbose=0), rtol=1e-6)
 
 
+def test_sequential_models_validation_and_a_subclassed_student(on_cpu):
+    def sequential():
+        return gpu_dl.Sequential([gpu_dl.Input((4,)), gpu_dl.layers.Dense(6, activation="relu", name="hid"),
+                                  gpu_dl.layers.Dense(3, name="out")])
+
+    x, y = data(16)
+    d = Distiller(sequential(), sequential(),
+                  [LogitsDistillation(), FeatureDistillation(teacher_layer_name="hid", student_layer_name="hid")])
+    d.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = d.fit(x, y, epochs=2, verbose=0, validation_split=0.25).history
+    assert sorted(history) == sorted(["accuracy", "distillation_loss", "loss", "student_loss", "total_loss"] +
+                                     ["val_accuracy", "val_distillation_loss", "val_loss", "val_student_loss",
+                                      "val_total_loss"])
+
+    class Student(gpu_dl.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = gpu_dl.layers.Dense(5, activation="relu")
+            self.out = gpu_dl.layers.Dense(3)
+
+        def call(self, inputs, training=None):
+            return self.out(self.hidden(inputs))
+
+    student = Student()
+    student(x[:2])
+    teacher = sequential()
+    before, teacher_before = [w.copy() for w in student.get_weights()], [w.copy() for w in teacher.get_weights()]
+    d = Distiller(teacher, student, LogitsDistillation(loss=gpu_dl.losses.KLDivergence()))
+    d.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    d.fit(x, y, epochs=2, verbose=0)
+    assert all(not numpy.array_equal(a, b) for a, b in zip(student.get_weights(), before))
+    for a, b in zip(teacher.get_weights(), teacher_before):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="requires Functional or Sequential models. The student model"):
+        Distiller(teacher, student, FeatureDistillation(teacher_layer_name="hid", student_layer_name="hidden"))
+
+
 def test_bad_arguments_are_refused(on_cpu):
     teacher, student = pair(gpu_dl)
     logits = LogitsDistillation()
