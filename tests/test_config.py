@@ -215,3 +215,42 @@ def test_top_level_classes_and_backend_functions():
     assert layers.Dense(1).name != "dense"
     gpu_dl.backend.clear_session()
     assert layers.Dense(1).name == "dense"
+
+
+def test_flash_attention_traceback_and_nnx_settings_read_back_as_keras():
+    """The settings Keras keeps and gpu_dl keeps without acting on: each reads back what was set, with Keras's
+    defaults, and clear_session restores them. Where Keras is installed, its functions give the same values."""
+    keras = None
+    if os.environ.get("KERAS_BACKEND", "torch") == "torch":
+        try:
+            import keras
+        except ImportError:
+            keras = None
+    libraries = [config] + ([keras.config] if keras is not None else [])
+    try:
+        for lib in libraries:
+            assert lib.is_flash_attention_enabled() is None
+            lib.disable_flash_attention()
+            assert lib.is_flash_attention_enabled() is False
+            lib.enable_flash_attention()
+            assert lib.is_flash_attention_enabled() is None
+            assert lib.is_traceback_filtering_enabled() is True
+            lib.disable_traceback_filtering()
+            assert lib.is_traceback_filtering_enabled() is False
+            lib.enable_traceback_filtering()
+            assert lib.is_traceback_filtering_enabled() is True
+            assert lib.is_nnx_enabled() is False
+        config.disable_flash_attention()
+        config.disable_traceback_filtering()
+        gpu_dl.utils.clear_session()
+        assert config.is_flash_attention_enabled() is None and config.is_traceback_filtering_enabled() is True
+        # Attention computes the same either way.
+        rng = numpy.random.default_rng(0)
+        q = rng.standard_normal((2, 3, 4)).astype("float32")
+        mha = layers.MultiHeadAttention(num_heads=2, key_dim=2)
+        first = mha(q, q)
+        config.disable_flash_attention()
+        numpy.testing.assert_array_equal(mha(q, q), first)
+    finally:
+        config.enable_flash_attention()
+        config.enable_traceback_filtering()

@@ -24,10 +24,12 @@ __all__ = [
     "standardize_dtype", "to_device", "to_numpy", "xp",
 ]
 
+from .dtypes import get_uid, result_type
 from .memory import empty_cache, install_allocator, memory_stats, memory_summary
 from .memory_pool import OutOfMemoryError
 
-__all__ += ["OutOfMemoryError", "empty_cache", "install_allocator", "memory_stats", "memory_summary"]
+__all__ += ["OutOfMemoryError", "empty_cache", "get_uid", "install_allocator", "memory_stats", "memory_summary",
+            "result_type"]
 
 
 # Keras's keras.backend functions that reach above this level import what they need when called.

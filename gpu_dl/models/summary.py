@@ -159,6 +159,18 @@ def _optimizer_counts(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not getattr(optimizer, "built", False) or not hasattr(optimizer, "_keras_arrays"):
         return None
+    if hasattr(optimizer, "optimizers"):
+        # A MultiOptimizer: its own iteration and learning rate, then each inner optimizer's variables (an
+        # inner optimizer no variable went to still has its iteration and learning rate).
+        values, size = 2, 4 + numpy.dtype(backend.floatx()).itemsize
+        for inner in optimizer.optimizers:
+            counted = _counts(inner) if inner.built else (2, 4 + numpy.dtype(backend.floatx()).itemsize)
+            values, size = values + counted[0], size + counted[1]
+        return values, size
+    return _counts(optimizer)
+
+
+def _counts(optimizer):
     values, size = 1, 4
     float_bytes = numpy.dtype(backend.floatx()).itemsize
     if optimizer._lr_function is None:

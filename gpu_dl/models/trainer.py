@@ -77,8 +77,10 @@ def _owner(cls, name):
 
 
 def _overridden(cls, name):
+    """Whether ``cls`` has its own ``name`` step: one of a class outside gpu_dl, or of a gpu_dl class that
+    defines its steps as a user's class would (``_library_steps = True``: the Distiller)."""
     owner = _owner(cls, name)
-    return owner is not None and not _library(owner)
+    return owner is not None and (not _library(owner) or owner.__dict__.get("_library_steps", False))
 
 
 def _next(model, name):
@@ -415,7 +417,8 @@ class Trainer:
             return
         for name, routed in _ROUTED.items():
             owner = _owner(cls, name)
-            if owner is None or _library(owner):      # the class's own version (a reset_metrics of its own) stays
+            if owner is None or (_library(owner) and not owner.__dict__.get("_library_steps", False)):
+                # the class's own version (a reset_metrics of its own) stays
                 setattr(cls, name, routed)
 
     # -------------------------------------------------------------- gradients

@@ -37,6 +37,7 @@ assign, so a failed load leaves the model as it was.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -248,6 +249,10 @@ def _write_optimizer(h5file, path, optimizer):
         # As Keras writes a LossScaleOptimizer: its variables (its own, then the inner optimizer's) and the
         # inner optimizer's again under inner_optimizer/, which Keras reads into the inner optimizer.
         _write_optimizer(h5file, f"{path}/inner_optimizer", inner)
+    for sub in getattr(optimizer, "optimizers", ()):
+        # As Keras writes a MultiOptimizer: all its variables (its own, then each inner optimizer's), and each
+        # inner optimizer's again under optimizers/<its name>/. Reading takes the first alone.
+        _write_optimizer(h5file, f"{path}/optimizers/{sub.name}", sub)
 
 
 # ------------------------------------------------------------- weights: read
@@ -439,7 +444,9 @@ def stage_optimizer(h5py, h5file, model, source, strict, path="optimizer"):
     if found != current_shapes:
         built_shapes = None
         if not optimizer.built:
-            probe = type(optimizer).from_config(optimizer.get_config())
+            # A MultiOptimizer's map may be a function a config cannot name: its copy is built instead.
+            probe = copy.deepcopy(optimizer) if hasattr(optimizer, "optimizers") else \
+                type(optimizer).from_config(optimizer.get_config())
             probe.build(model.trainable_weights)
             built = {}
             probe.save_own_variables(built)

@@ -15,12 +15,13 @@ from .ftrl_adafactor import Adafactor, Ftrl
 from .lion_lamb import Lamb, Lion
 from .loss_scale import LossScaleOptimizer
 from .muon_schedule_free import Muon, ScheduleFreeAdamW
+from .multi import MultiOptimizer, OptimizerMap
 from .sgd import SGD
 
 # Keras 3 keys its registry by the lower-cased class name ("rmsprop", "adamw", "schedulefreeadamw").
 _OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Adamax, Nadam,
                                                    Lion, Lamb, Ftrl, Adafactor, Muon, ScheduleFreeAdamW,
-                                                   LossScaleOptimizer)}
+                                                   LossScaleOptimizer, MultiOptimizer)}
 
 
 def serialize(optimizer) -> dict:
@@ -51,6 +52,6 @@ def get(identifier):
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion", "Lamb",
-    "Ftrl", "Adafactor", "Muon", "ScheduleFreeAdamW", "LossScaleOptimizer", "schedules", "get", "serialize",
-    "deserialize",
+    "Ftrl", "Adafactor", "Muon", "ScheduleFreeAdamW", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap",
+    "schedules", "get", "serialize", "deserialize",
 ]

@@ -10,6 +10,7 @@ from ..data.image_files import array_to_img, img_to_array, load_img, save_img   
 from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
+from .config import Config
 from .data_utils import pack_x_y_sample_weight, split_dataset, standardize_dtype, unpack_x_y_sample_weight
 from .file_utils import get_file
 from .graph_utils import get_source_inputs, is_keras_tensor
@@ -67,7 +68,7 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "clear_session",
+__all__ = ["Config", "CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "clear_session",
            "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
            "enable_interactive_logging", "get_custom_objects", "get_file", "get_source_inputs",
            "is_interactive_logging_enabled", "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object",

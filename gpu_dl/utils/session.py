@@ -23,7 +23,7 @@ def clear_session(free_memory=True):
     garbage and give the device memory pool's free cached segments back to CUDA."""
     if not isinstance(free_memory, bool):
         raise TypeError(f"clear_session: `free_memory` must be True or False, got {free_memory!r}.")
-    from .. import catalogue, dtype_policies
+    from .. import catalogue, config as settings, dtype_policies
     from ..backend import config
     from ..layers import base, seed_generator
     base._name_counters.clear()
@@ -31,6 +31,7 @@ def clear_session(free_memory=True):
     config.set_global_seed_generator(None)     # as Keras drops its global SeedGenerator with its global state
     catalogue._SCOPE.objects = {}
     dtype_policies._clear()
+    settings._reset_settings()
     if free_memory:
         gc.collect()
         from ..backend import memory
