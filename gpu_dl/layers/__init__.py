@@ -19,6 +19,7 @@ from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
 from .group_query_attention import GroupedQueryAttention, GroupQueryAttention
+from .hashing import HashedCrossing, Hashing
 from .input_spec import InputSpec
 from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
@@ -70,7 +71,8 @@ __all__ = [
     "Equalization", "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-    "GroupedQueryAttention", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "Identity", "Input",
+    "GroupedQueryAttention", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "HashedCrossing", "Hashing",
+    "Identity", "Input",
     "InputLayer", "InputSpec",
     "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum",
     "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum",
