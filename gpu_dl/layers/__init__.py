@@ -57,6 +57,7 @@ from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, Glo
 from .spectral_normalization import SpectralNormalization
 from .steps import Cropping1D, UpSampling1D
 from .string_lookup import StringLookup
+from .text_vectorization import TextVectorization
 from .wrappers import TimeDistributed, Wrapper
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "Resizing", "ReversibleEmbedding", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D",
     "SeparableConvolution1D", "SeparableConvolution2D", "serialize", "SimpleRNN", "SimpleRNNCell", "Softmax",
     "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
-    "StackedRNNCells", "StringLookup", "Subtract", "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D",
+    "StackedRNNCells", "StringLookup", "Subtract", "subtract", "TextVectorization", "TimeDistributed",
+    "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
