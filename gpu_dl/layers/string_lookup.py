@@ -52,7 +52,7 @@ class StringLookup(IntegerLookup):
 
     def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token="[UNK]", vocabulary=None,
                  idf_weights=None, invert=False, output_mode="int", pad_to_max_tokens=False, sparse=False,
-                 encoding="utf-8", name=None, salt=None, **kwargs):
+                 encoding="utf-8", name=None, salt=None, oov_method="floormod", vocabulary_size=None, **kwargs):
         if not isinstance(encoding, str):
             raise ValueError(f"StringLookup: `encoding` must be a codec name such as 'utf-8', got {encoding!r}.")
         self.encoding = encoding
@@ -60,7 +60,8 @@ class StringLookup(IntegerLookup):
         super().__init__(max_tokens=max_tokens, num_oov_indices=num_oov_indices, mask_token=mask_token,
                          oov_token=oov_token, vocabulary=vocabulary, vocabulary_dtype="string",
                          idf_weights=idf_weights, invert=invert, output_mode=output_mode, sparse=sparse,
-                         pad_to_max_tokens=pad_to_max_tokens, salt=salt, name=name, **kwargs)
+                         pad_to_max_tokens=pad_to_max_tokens, salt=salt, oov_method=oov_method,
+                         vocabulary_size=vocabulary_size, name=name, **kwargs)
 
     @property
     def _where(self):

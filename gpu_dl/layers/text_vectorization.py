@@ -58,8 +58,8 @@ class TextVectorization(Layer):
 
     def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
                  output_mode="int", output_sequence_length=None, pad_to_max_tokens=False, vocabulary=None,
-                 idf_weights=None, sparse=False, ragged=False, encoding="utf-8", name=None, **kwargs):
-        vocabulary_size = kwargs.pop("vocabulary_size", None)
+                 idf_weights=None, sparse=False, ragged=False, encoding="utf-8", name=None, vocabulary_size=None,
+                 **kwargs):
         kwargs.pop("has_input_vocabulary", None)
         super().__init__(name=name, **kwargs)
         where = self._where

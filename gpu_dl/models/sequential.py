@@ -40,7 +40,7 @@ from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
-from . import nested
+from . import data_checks as checks, nested
 from .model import Model, _batchless, _first_batch_shape, activity_of, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
@@ -409,6 +409,8 @@ class Sequential(SeveralOutputs, Model):
                 raise ValueError(f"Sequential '{self.name}' takes the inputs of its first layer: {e}") from None
         if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
             x = x[0]        # as Keras takes it: the one input in a list
+        if self._input_layer is not None and self._input_layer.dtype == "string":
+            return checks.features(x, name, "string")      # text, for a first layer that reads it
         return super()._host_features(x, name)
 
     def _check_input_shape(self, shape, name="x"):
