@@ -103,7 +103,7 @@ class Hashing(_HostInputLayer):
         mask = None
         if self.mask_value is not None and bins > 1:
             bins -= 1
-            mask = _equal(values, self.mask_value)
+            mask = _equal(values, self.mask_value, self._where)
         try:
             text = as_strings(values)
         except TypeError as e:
@@ -126,15 +126,16 @@ class Hashing(_HostInputLayer):
                 "output_mode": self.output_mode, "sparse": self.sparse}
 
 
-def _equal(values, mask_value):
-    """Where the host array ``values`` equals ``mask_value`` (False where the kinds cannot be equal)."""
-    if values.dtype.kind == "O":
-        if isinstance(mask_value, numbers.Integral):
-            return numpy.zeros(values.shape, bool)
+def _equal(values, mask_value, where):
+    """Where the host array ``values`` equals ``mask_value``; a TypeError where they cannot be compared (text
+    against a number), as Keras refuses them."""
+    text = values.dtype.kind == "O"
+    if text != isinstance(mask_value, (str, bytes)):
+        raise TypeError(f"{where}: mask_value={mask_value!r} cannot be compared with "
+                        f"{'string' if text else 'numeric'} inputs; give a mask_value of the inputs' kind.")
+    if text:
         other = mask_value.encode("utf-8") if isinstance(mask_value, str) else mask_value.decode("utf-8")
         return (values == mask_value) | (values == other)
-    if not isinstance(mask_value, numbers.Integral):
-        return numpy.zeros(values.shape, bool)
     return values == mask_value
 
 

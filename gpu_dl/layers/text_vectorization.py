@@ -230,9 +230,9 @@ class TextVectorization(Layer):
             raise TypeError(f"{self._where}: takes strings, got an array of {x.dtype}.")
         scalar = x.ndim == 0
         tokens = self._tokens(decoded(x.reshape(1) if scalar else x, self._encoding, self._where))
-        if self._output_mode != "int" and self._split is None and self._ngrams is None and tokens.ndim == 1:
-            tokens = tokens.reshape(-1, 1)
         out = self._lookup_layer.call(tokens)
+        # as Keras's lookup: called once, its vocabulary size is fixed in the vector modes without padding
+        self._lookup_layer.built = True
         if self._output_mode == "int" and self._output_sequence_length is not None:
             length = self._output_sequence_length
             out = out[..., :length]
