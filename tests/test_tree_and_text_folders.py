@@ -238,7 +238,7 @@ def test_text_folder_bad_arguments(text_folder, tmp_path):
 def test_text_folder_matches_keras(text_folder):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
-    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow")
     for kwargs in [dict(shuffle=False), dict(validation_split=0.34, subset="validation", seed=5),
                    dict(shuffle=False, max_length=11, label_mode="categorical")]:
         ours = text_dataset_from_directory(text_folder, batch_size=None, verbose=False, **kwargs)
@@ -249,4 +249,3 @@ def test_text_folder_matches_keras(text_folder):
         assert [t for t, _ in got] == [t for t, _ in expected]
         for (_, a), (_, b) in zip(got, expected):
             numpy.testing.assert_array_equal(a, b)
-    del tf
