@@ -104,6 +104,15 @@ def test_string_lookup_vocabulary_and_invert_match_keras():
     assert plain(layers.StringLookup(**tfidf).get_config()) == plain(keras.layers.StringLookup(**tfidf).get_config())
 
 
+@pytest.mark.parametrize("salt", [None, 11, [3, 4]])
+def test_integer_lookup_farmhash_oov_matches_keras(salt):
+    kwargs = dict(vocabulary=[4, 8], num_oov_indices=5, oov_method="farmhash", salt=salt)
+    ours, theirs = layers.IntegerLookup(**kwargs), keras.layers.IntegerLookup(**kwargs)
+    tokens = numpy.array([[4, 9, -17], [2 ** 40, 8, 123]])
+    same(ours(tokens), theirs_out(theirs, tokens))
+    assert plain(ours.get_config()) == plain(theirs.get_config())
+
+
 # ------------------------------------------------------------------ TextVectorization
 def shout(texts):
     return numpy.char.upper(texts)

@@ -2,7 +2,8 @@
 
 Indices, as Keras 3.15's ``IndexLookup`` numbers them: with ``output_mode="int"`` and a ``mask_token``, index 0
 is the mask; then ``num_oov_indices`` out-of-vocabulary indices (a token not in the vocabulary goes to
-``token % num_oov_indices`` among them; with none, it is an error); then the vocabulary's tokens in order. In the
+``token % num_oov_indices`` among them, or with ``oov_method="farmhash"`` to the FarmHash64 bin of its decimal
+text (SipHash-2-4 with a ``salt``), as TensorFlow bins it; with none, it is an error); then the vocabulary's tokens in order. In the
 other modes the mask has no index (masked tokens add nothing to the encoded vectors). ``invert=True`` maps
 indices back to tokens (``oov_token`` for an OOV or unknown index, ``mask_token`` for 0 with a mask).
 
@@ -33,8 +34,22 @@ from ..backend import array_module, to_numpy
 from . import id_checks
 from .base import Layer, Variable, _spend_weight_budget
 from .category_encoding import checked_mode, encode_categorical, encoded_shape
+from .string_hashing import as_strings, hash_buckets
 
 MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
+
+
+def checked_salt(salt, where):
+    """A hash salt as Keras takes it (None, one integer or two) as None or ``[k0, k1]``."""
+    if salt is None:
+        return None
+    if isinstance(salt, (tuple, list)) and len(salt) == 2 and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in salt):
+        return [int(s) for s in salt]
+    if isinstance(salt, numbers.Integral) and not isinstance(salt, bool):
+        return [int(salt), int(salt)]
+    raise ValueError(f"{where}: the `salt` argument can only be a tuple of 2 integers, or a single integer. "
+                     f"Received: salt={salt!r}.")
 
 
 def _int_or_none(value, what, where):
@@ -124,10 +139,14 @@ class IntegerLookup(Layer):
         self.vocabulary_dtype = "int64"
 
     def _set_oov_method(self, oov_method, salt):
-        if oov_method != "floormod" or salt is not None:
-            raise ValueError(f"{self._where}: only oov_method='floormod' without a salt is supported (the 'farmhash' "
-                             f"method hashes with TensorFlow); got oov_method={oov_method!r}, salt={salt!r}.")
-        self.oov_method, self.salt = "floormod", None
+        where = self._where
+        if oov_method not in ("floormod", "farmhash"):
+            raise ValueError(f"{where}: `oov_method` must be 'floormod' or 'farmhash'. Received: "
+                             f"oov_method={oov_method!r}")
+        if salt is not None and oov_method != "farmhash" and self.vocabulary_dtype != "string":
+            raise ValueError(f"{where}: `salt` can only be used when `oov_method='farmhash'`. Received: "
+                             f"oov_method={oov_method!r}")
+        self.oov_method, self.salt = oov_method, checked_salt(salt, where)
 
     def _token_array(self, values, what):
         """``values`` as a flat host array of tokens (int64); a clear error for anything else."""
@@ -370,7 +389,11 @@ class IntegerLookup(Layer):
                         xp.int64(-1 if self.oov_token is None else self.oov_token))
 
     def _oov_indices(self, xp, x):
-        """The OOV index (before the OOV start) of each token of ``x``, with more than one OOV index."""
+        """The OOV index (before the OOV start) of each token of ``x``, with more than one OOV index: ``token %
+        num_oov_indices``, or with ``oov_method="farmhash"`` the FarmHash64 (SipHash-2-4 with a salt) bin of the
+        token written in decimal, hashed on the host (one read-back of the tokens)."""
+        if self.oov_method == "farmhash":
+            return xp.asarray(hash_buckets(as_strings(to_numpy(x)), self.num_oov_indices, self.salt))
         return xp.mod(x, self.num_oov_indices)
 
     def _as_tokens(self, x):

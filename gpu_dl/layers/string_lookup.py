@@ -13,8 +13,6 @@ the current device. ``invert=True`` gives a NumPy object array of str.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy
 
 from .. import backend
@@ -79,23 +77,6 @@ class StringLookup(IntegerLookup):
 
     def _set_vocabulary_dtype(self, vocabulary_dtype):
         self.vocabulary_dtype = "string"
-
-    def _set_oov_method(self, oov_method, salt):
-        where = self._where
-        if oov_method not in ("floormod", "farmhash"):
-            raise ValueError(f"{where}: `oov_method` must be 'floormod' or 'farmhash' (strings are always hashed "
-                             f"with FarmHash64). Received: oov_method={oov_method!r}")
-        self.oov_method = oov_method
-        if salt is None:
-            self.salt = None
-        elif isinstance(salt, (tuple, list)) and len(salt) == 2 and all(
-                isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in salt):
-            self.salt = [int(s) for s in salt]
-        elif isinstance(salt, numbers.Integral) and not isinstance(salt, bool):
-            self.salt = [int(salt), int(salt)]
-        else:
-            raise ValueError(f"{where}: the `salt` argument can only be a tuple of 2 integers, or a single integer. "
-                             f"Received: salt={salt!r}.")
 
     def _token_array(self, values, what):
         if isinstance(values, (str, bytes)):
