@@ -3,9 +3,10 @@
 Indices, as Keras 3.15's ``IndexLookup`` numbers them: with ``output_mode="int"`` and a ``mask_token``, index 0
 is the mask; then ``num_oov_indices`` out-of-vocabulary indices (a token not in the vocabulary goes to
 ``token % num_oov_indices`` among them, or with ``oov_method="farmhash"`` to the FarmHash64 bin of its decimal
-text (SipHash-2-4 with a ``salt``), as TensorFlow bins it; with none, it is an error); then the vocabulary's tokens in order. In the
-other modes the mask has no index (masked tokens add nothing to the encoded vectors). ``invert=True`` maps
-indices back to tokens (``oov_token`` for an OOV or unknown index, ``mask_token`` for 0 with a mask).
+text (SipHash-2-4 with a ``salt``), as TensorFlow bins it; with none, it is an error); then the vocabulary's
+tokens in order. In the other modes the mask has no index (masked tokens add nothing to the encoded vectors).
+``invert=True`` maps indices back to tokens (``oov_token`` for an OOV or unknown index, ``mask_token`` for 0
+with a mask).
 
 ``adapt(data)`` counts tokens (the mask and OOV tokens left out) and orders the vocabulary by descending
 count, ties by descending token (Keras's ``lexsort((tokens, counts))[::-1]``), keeping ``max_tokens`` minus
