@@ -203,7 +203,7 @@ def test_text_folder_split_and_shuffle(text_folder):
     assert [os.path.relpath(p, text_folder) for p in paths] == shuffled
 
 
-def test_a_text_model_trains_on_a_folder(text_folder):
+def test_a_text_model_trains_on_a_folder(xp, text_folder):
     gpu_dl.utils.set_random_seed(1)
     ds = text_dataset_from_directory(text_folder, batch_size=3, seed=1, verbose=False)
     vectorizer = layers.TextVectorization(output_mode="multi_hot")
