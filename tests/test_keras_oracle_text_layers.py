@@ -180,3 +180,19 @@ def test_text_layer_files_move_both_ways(tmp_path, kind):
     theirs = keras.models.load_model(tmp_path / "g.keras")
     same(ours.layers[1](x), theirs_out(theirs.layers[1], x))
     assert plain(ours.layers[1].get_config()) == plain(theirs.layers[1].get_config())
+
+
+def test_a_standardize_function_moves_both_ways(tmp_path):
+    def loud(texts):
+        return numpy.char.upper(texts)
+
+    theirs_fn = keras.saving.register_keras_serializable(package="oracle")(loud)
+    layer = keras.layers.TextVectorization(standardize=theirs_fn, vocabulary=["A", "B C"], split=None)
+    inputs = keras.Input(shape=(1,), dtype="string")
+    keras.Model(inputs, layer(inputs)).save(tmp_path / "k.keras")
+    x = numpy.array([["a"], ["b c"], ["d"]])
+    ours = gpu_dl.models.load_model(tmp_path / "k.keras", custom_objects={"oracle>loud": loud})
+    same(ours.predict(x, verbose=0), theirs_out(layer, x))
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    same(ours.layers[1](x), theirs_out(theirs.layers[1], x))

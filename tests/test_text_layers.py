@@ -393,3 +393,17 @@ def test_string_inputs_are_refused_where_the_model_takes_numbers():
                                     layers.TextVectorization(vocabulary=["a"])])
     with pytest.raises(TypeError, match="string input .*must hold strings"):
         text_model.predict(numpy.array([[1.0]]), verbose=0)
+
+
+def test_a_standardize_function_is_saved_by_its_registered_name(tmp_path):
+    @gpu_dl.saving.register_keras_serializable(package="text_tests")
+    def loud(texts):
+        return numpy.char.upper(texts)
+
+    inputs = layers.Input(shape=(1,), dtype="string")
+    model = gpu_dl.Model(inputs, layers.TextVectorization(standardize=loud, vocabulary=["A", "B"])(inputs))
+    assert model.layers[1].get_config()["standardize"]["config"] == "text_tests>loud"
+    model.save(tmp_path / "loud.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "loud.keras")
+    assert loaded.layers[1]._standardize is loud
+    assert host(loaded.predict(numpy.array([["a b c"]]), verbose=0)).tolist() == [[2, 3, 1]]

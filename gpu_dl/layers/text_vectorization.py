@@ -284,7 +284,7 @@ class TextVectorization(Layer):
     def from_config(cls, config):
         config = dict(config)
         for key in ("standardize", "split"):
-            if config.get(key) is not None and not isinstance(config[key], str):
+            if isinstance(config.get(key), dict):
                 from .. import saving
                 config[key] = saving.deserialize_keras_object(config[key])
         if isinstance(config.get("ngrams"), list):

@@ -711,6 +711,9 @@ def _refuse_custom_arguments(config, where, custom):
         if key.endswith("activation") and isinstance(found, types.FunctionType):
             config[key] = found
             continue
+        if key in ("standardize", "split") and callable(found):
+            config[key] = found        # TextVectorization's text steps: host functions, no gradient to trace
+            continue
         if found is not None:
             named = value.get("config") if value.get("class_name") == "function" else value.get("class_name")
             raise ValueError(
