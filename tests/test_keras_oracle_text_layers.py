@@ -196,3 +196,16 @@ def test_a_standardize_function_moves_both_ways(tmp_path):
     ours.save(tmp_path / "g.keras")
     theirs = keras.models.load_model(tmp_path / "g.keras")
     same(ours.layers[1](x), theirs_out(theirs.layers[1], x))
+
+
+def test_a_sequential_built_from_strings_loads_in_keras(tmp_path):
+    texts = numpy.array(["good movie", "great fun", "bad movie"])
+    vectorizer = layers.TextVectorization(output_mode="count")
+    vectorizer.adapt(texts)
+    ours = gpu_dl.Sequential([vectorizer, layers.Dense(2)])
+    expected = numpy.asarray(backend.to_numpy(ours.predict(texts, verbose=0)))
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    assert theirs.layers[0].get_vocabulary() == vectorizer.get_vocabulary()
+    counts = theirs_out(theirs.layers[0], texts)
+    numpy.testing.assert_allclose(theirs_out(theirs.layers[1], counts.astype("float32")), expected, rtol=1e-5)

@@ -407,3 +407,23 @@ def test_a_standardize_function_is_saved_by_its_registered_name(tmp_path):
     loaded = gpu_dl.models.load_model(tmp_path / "loud.keras")
     assert loaded.layers[1]._standardize is loud
     assert host(loaded.predict(numpy.array([["a b c"]]), verbose=0)).tolist() == [[2, 3, 1]]
+
+
+def test_a_sequential_starting_with_a_text_layer_takes_a_batch_of_strings(xp, tmp_path):
+    texts = numpy.array(["good movie", "great fun", "bad movie", "awful plot"])
+    labels = numpy.array([1, 1, 0, 0], numpy.float32)
+    gpu_dl.utils.set_random_seed(5)
+    vectorizer = layers.TextVectorization(output_mode="multi_hot")
+    vectorizer.adapt(texts)
+    model = gpu_dl.Sequential([vectorizer, layers.Dense(1, activation="sigmoid")])     # built from the data
+    model.compile(gpu_dl.optimizers.Adam(0.1), "binary_crossentropy")
+    history = model.fit(texts, labels, epochs=20, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    expected = host(model.predict(texts, verbose=0))
+    assert ((expected.ravel() > 0.5) == labels.astype(bool)).all()
+    model.save(tmp_path / "seq.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "seq.keras")
+    assert loaded.layers[0].get_vocabulary() == vectorizer.get_vocabulary()
+    numpy.testing.assert_allclose(host(loaded.predict(texts, verbose=0)), expected, rtol=1e-6)
+    with pytest.raises(TypeError, match="must hold numbers"):
+        gpu_dl.Sequential([layers.Dense(1)]).predict(texts, verbose=0)

@@ -41,6 +41,7 @@ class _HostInputLayer(Layer):
 
     fixed_input_axes = ()
     keeps_input_dtype = True
+    reads_text = True       # a Sequential starting with it takes text data as it is
 
     def _as_input(self, x):
         return host_array(x, f"{type(self).__name__} layer '{self.name}'")

@@ -47,6 +47,7 @@ class StringLookup(IntegerLookup):
 
     fixed_input_axes = ()
     keeps_input_dtype = True
+    reads_text = True       # a Sequential starting with it takes text data as it is
 
     def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token="[UNK]", vocabulary=None,
                  idf_weights=None, invert=False, output_mode="int", pad_to_max_tokens=False, sparse=False,

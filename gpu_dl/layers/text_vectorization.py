@@ -55,6 +55,7 @@ class TextVectorization(Layer):
 
     fixed_input_axes = ()
     keeps_input_dtype = True
+    reads_text = True       # a Sequential starting with it takes text data as it is
 
     def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
                  output_mode="int", output_sequence_length=None, pad_to_max_tokens=False, vocabulary=None,

@@ -47,6 +47,16 @@ def as_array(data, name):
     return array
 
 
+def is_text(data):
+    """Whether ``data`` is text: a NumPy array (or nested lists) of str or bytes."""
+    if hasattr(data, "dtype"):
+        return getattr(data.dtype, "kind", None) in ("O", "U", "S") and isinstance(data, numpy.ndarray)
+    try:
+        return numpy.asarray(data).dtype.kind in "US"
+    except ValueError:
+        return False
+
+
 def text_array(data, name):
     """``data`` (strings or bytes, nested lists or an array) as a NumPy object array for an input of dtype
     "string"; rejects numbers, ragged and empty data."""
