@@ -207,7 +207,11 @@ def test_a_text_model_trains_on_a_folder(xp, text_folder):
     gpu_dl.utils.set_random_seed(1)
     ds = text_dataset_from_directory(text_folder, batch_size=3, seed=1, verbose=False)
     vectorizer = layers.TextVectorization(output_mode="multi_hot")
-    vectorizer.adapt(numpy.concatenate([ds[i][0] for i in range(len(ds))]))
+    vectorizer.adapt(ds)            # its (texts, labels) batches: the texts are adapted to
+    every_text = numpy.concatenate([ds[i][0] for i in range(len(ds))])
+    direct = layers.TextVectorization(output_mode="multi_hot")
+    direct.adapt(every_text)
+    assert vectorizer.get_vocabulary() == direct.get_vocabulary() and len(vectorizer.get_vocabulary()) > 10
     model = gpu_dl.Sequential([layers.Input(shape=(), dtype="string"), vectorizer, layers.Dense(1, "sigmoid")])
     model.compile(gpu_dl.optimizers.Adam(0.1), "binary_crossentropy", metrics=["accuracy"])
     history = model.fit(ds, epochs=30, verbose=0)
