@@ -338,6 +338,10 @@ def test_text_vectorization_bad_input():
         tv(numpy.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="set the vocabulary"):
         layers.TextVectorization(output_mode="count")(["a"])
+    with pytest.raises(ValueError, match="TextVectorization layer .*cannot adapt .*static vocabulary"):
+        tv.adapt(["a b"])
+    with pytest.raises(TypeError, match="TextVectorization layer .*adapt\(\) takes"):
+        layers.TextVectorization().adapt("just one string")
 
 
 def test_text_layer_configs_round_trip():

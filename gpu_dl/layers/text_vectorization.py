@@ -126,6 +126,9 @@ class TextVectorization(Layer):
     def adapt(self, data, batch_size=None, steps=None):
         """Learn the vocabulary (and in tf_idf mode the idf weights) of the standardized, split strings of
         ``data``: an array or list (one batch) or an iterable of batches (``steps`` of them at most)."""
+        if self._lookup_layer.input_vocabulary is not None:
+            raise ValueError(f"{self._where}: cannot adapt the layer after setting a static vocabulary via the "
+                             "`vocabulary` argument.")
         if isinstance(data, (list, tuple)) or (hasattr(data, "shape") and hasattr(data, "dtype")):
             batch = self._host_strings(data)
             self._lookup_layer.adapt(iter([self._tokens(batch.reshape(-1, 1) if batch.ndim == 1 else batch)]))
