@@ -340,7 +340,7 @@ def test_text_vectorization_bad_input():
         layers.TextVectorization(output_mode="count")(["a"])
     with pytest.raises(ValueError, match="TextVectorization layer .*cannot adapt .*static vocabulary"):
         tv.adapt(["a b"])
-    with pytest.raises(TypeError, match="TextVectorization layer .*adapt\(\) takes"):
+    with pytest.raises(TypeError, match=r"TextVectorization layer .*adapt\(\) takes"):
         layers.TextVectorization().adapt("just one string")
 
 
