@@ -336,8 +336,12 @@ def test_text_vectorization_bad_input():
         tv(numpy.array([["a", "b"]]))
     with pytest.raises(TypeError, match="TextVectorization layer .*strings"):
         tv(numpy.array([1.0, 2.0]))
-    with pytest.raises(ValueError, match="set the vocabulary"):
+    with pytest.raises(ValueError, match="TextVectorization layer .*set the vocabulary"):
         layers.TextVectorization(output_mode="count")(["a"])
+    with pytest.raises(ValueError, match="TextVectorization layer .*repeated terms"):
+        layers.TextVectorization(vocabulary=["a", "a"])
+    with pytest.raises(ValueError, match="TextVectorization layer .*idf_weights"):
+        layers.TextVectorization(output_mode="tf_idf").set_vocabulary(["a"])
     with pytest.raises(ValueError, match="TextVectorization layer .*cannot adapt .*static vocabulary"):
         tv.adapt(["a b"])
     with pytest.raises(TypeError, match=r"TextVectorization layer .*adapt\(\) takes"):

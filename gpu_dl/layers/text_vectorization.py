@@ -22,6 +22,7 @@ layer are written for the layer and for its ``_lookup_layer``, as Keras's saving
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import numbers
 import re
@@ -101,14 +102,24 @@ class TextVectorization(Layer):
         self._encoding = encoding
         self._ragged = False
         # Not a tracked sublayer: its vocabulary and idf weights are written by this layer, at Keras's paths.
-        object.__setattr__(self, "_lookup_layer", StringLookup(
-            max_tokens=max_tokens, vocabulary=vocabulary, idf_weights=idf_weights,
-            pad_to_max_tokens=pad_to_max_tokens, mask_token="", output_mode=output_mode, encoding=encoding,
-            vocabulary_size=vocabulary_size, name=f"{self.name}_lookup"))
+        with self._errors_as_own():
+            object.__setattr__(self, "_lookup_layer", StringLookup(
+                max_tokens=max_tokens, vocabulary=vocabulary, idf_weights=idf_weights,
+                pad_to_max_tokens=pad_to_max_tokens, mask_token="", output_mode=output_mode, encoding=encoding,
+                vocabulary_size=vocabulary_size))
 
     @property
     def _where(self):
         return f"TextVectorization layer '{self.name}'"
+
+    @contextlib.contextmanager
+    def _errors_as_own(self):
+        """The lookup's ValueErrors and TypeErrors, named as this layer's (the lookup is part of it)."""
+        try:
+            yield
+        except (ValueError, TypeError) as e:
+            text = re.sub(r"^StringLookup layer '[^']*'", self._where, str(e))
+            raise (ValueError if isinstance(e, ValueError) else TypeError)(text) from None
 
     # ------------------------------------------------------------------ vocabulary
     def get_vocabulary(self, include_special_tokens=True):
@@ -121,7 +132,8 @@ class TextVectorization(Layer):
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
         """Set the tokens (and in tf_idf mode their idf weights), as ``StringLookup.set_vocabulary``."""
-        self._lookup_layer.set_vocabulary(vocabulary, idf_weights=idf_weights)
+        with self._errors_as_own():
+            self._lookup_layer.set_vocabulary(vocabulary, idf_weights=idf_weights)
 
     def adapt(self, data, batch_size=None, steps=None):
         """Learn the vocabulary (and in tf_idf mode the idf weights) of the standardized, split strings of
@@ -131,14 +143,15 @@ class TextVectorization(Layer):
                              "`vocabulary` argument.")
         if isinstance(data, (list, tuple)) or (hasattr(data, "shape") and hasattr(data, "dtype")):
             batch = self._host_strings(data)
-            self._lookup_layer.adapt(iter([self._tokens(batch.reshape(-1, 1) if batch.ndim == 1 else batch)]))
-            return
-        if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+            batches = iter([self._tokens(batch.reshape(-1, 1) if batch.ndim == 1 else batch)])
+        elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
             raise TypeError(f"{self._where}: adapt() takes an array, a list or an iterable of batches, got "
                             f"{type(data).__name__}.")
-        batches = data if steps is None else itertools.islice(data, steps)
-        self._lookup_layer.adapt(self._tokens(self._host_strings(b[0] if isinstance(b, tuple) else b))
-                                 for b in batches)
+        else:
+            given = data if steps is None else itertools.islice(data, steps)
+            batches = (self._tokens(self._host_strings(b[0] if isinstance(b, tuple) else b)) for b in given)
+        with self._errors_as_own():
+            self._lookup_layer.adapt(batches)
 
     # ------------------------------------------------------------------ the steps
     def _host_strings(self, x):
@@ -234,7 +247,8 @@ class TextVectorization(Layer):
             raise TypeError(f"{self._where}: takes strings, got an array of {x.dtype}.")
         scalar = x.ndim == 0
         tokens = self._tokens(decoded(x.reshape(1) if scalar else x, self._encoding, self._where))
-        out = self._lookup_layer.call(tokens)
+        with self._errors_as_own():
+            out = self._lookup_layer.call(tokens)
         # as Keras's lookup: called once, its vocabulary size is fixed in the vector modes without padding
         self._lookup_layer.built = True
         if self._output_mode == "int" and self._output_sequence_length is not None:
