@@ -63,7 +63,9 @@ class DTypePolicy:
     def _of_dtype(cls, dtype):
         """A policy of one dtype of any kind (the integer or boolean dtype of an operation's output), unchecked."""
         policy = cls.__new__(cls)
-        policy._name = policy._compute_dtype = policy._variable_dtype = numpy.dtype(dtype).name
+        # "string": Keras's dtype of text tensors (host NumPy arrays of str here), which NumPy has no name for
+        name = "string" if dtype in ("string", str) else numpy.dtype(dtype).name
+        policy._name = policy._compute_dtype = policy._variable_dtype = name
         return policy
 
     @property

@@ -260,7 +260,8 @@ def test_integer_lookup_tf_idf_adapt(xp):
                                           ({"invert": True, "output_mode": "count"}, "invert"),
                                           ({"sparse": True, "output_mode": "count"}, "sparse"),
                                           ({"pad_to_max_tokens": True}, "max_tokens"),
-                                          ({"oov_method": "farmhash"}, "farmhash"),
+                                          ({"oov_method": "murmur"}, "oov_method"),
+                                          ({"salt": 3}, "salt"), ({"oov_method": "farmhash", "salt": "x"}, "salt"),
                                           ({"vocabulary": [1, 2, 1]}, "repeated"),
                                           ({"vocabulary": [1, 0], "mask_token": 0}, "mask token"),
                                           ({"vocabulary": [1, 2, 3], "max_tokens": 3}, "larger"),
@@ -301,3 +302,15 @@ def test_integer_lookup_saves_its_vocabulary_as_keras_does(tmp_path, rng, mode):
     loaded = gpu_dl.models.load_model(tmp_path / "m.keras")
     assert loaded.layers[0].get_vocabulary() == lookup.get_vocabulary()
     numpy.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_integer_lookup_farmhash_oov_indices_bin_the_decimal_text(xp):
+    from gpu_dl.layers.string_hashing import hash_buckets
+    tokens = numpy.array([[7, -3, 12345678901], [7, 1, 2]])
+    for salt in (None, [5, 9]):
+        layer = IntegerLookup(vocabulary=[1, 2], num_oov_indices=3, oov_method="farmhash", salt=salt)
+        y = host(layer(xp.asarray(tokens)))
+        text = numpy.array([["7", "-3", "12345678901"], ["7", "1", "2"]], dtype=object)
+        expected = numpy.where(numpy.isin(tokens, [1, 2]), tokens + 2, hash_buckets(text, 3, salt))
+        numpy.testing.assert_array_equal(y, expected)
+        assert layer.get_config()["oov_method"] == "farmhash" and layer.get_config()["salt"] == salt

@@ -122,7 +122,10 @@ def to_numpy(a):
 
 
 def to_device(a, dtype=None):
-    """``a`` as an array of the current device's module, converted to ``dtype`` if given."""
+    """``a`` as an array of the current device's module, converted to ``dtype`` if given. Text (a NumPy array of
+    str, bytes or Python objects) stays a host NumPy array: the layers that read text work on the host."""
+    if dtype is None and isinstance(a, numpy.ndarray) and a.dtype.kind in "OUS":
+        return a
     module = xp()
     return module.asarray(a, dtype=dtype)
 

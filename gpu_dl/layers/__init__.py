@@ -19,6 +19,7 @@ from .embedding import Embedding
 from .feature_normalization import Normalization
 from .group_normalization import GroupNormalization
 from .group_query_attention import GroupedQueryAttention, GroupQueryAttention
+from .hashing import HashedCrossing, Hashing
 from .input_spec import InputSpec
 from .integer_lookup import IntegerLookup
 from .lambda_layer import Lambda
@@ -55,6 +56,8 @@ from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, Glo
                         GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
 from .spectral_normalization import SpectralNormalization
 from .steps import Cropping1D, UpSampling1D
+from .string_lookup import StringLookup
+from .text_vectorization import TextVectorization
 from .wrappers import TimeDistributed, Wrapper
 
 __all__ = [
@@ -70,7 +73,8 @@ __all__ = [
     "Equalization", "Flatten", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-    "GroupedQueryAttention", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "Identity", "Input",
+    "GroupedQueryAttention", "GroupNormalization", "GroupQueryAttention", "GRU", "GRUCell", "HashedCrossing", "Hashing",
+    "Identity", "Input",
     "InputLayer", "InputSpec",
     "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum",
     "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum",
@@ -82,6 +86,7 @@ __all__ = [
     "Resizing", "ReversibleEmbedding", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D",
     "SeparableConvolution1D", "SeparableConvolution2D", "serialize", "SimpleRNN", "SimpleRNNCell", "Softmax",
     "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
-    "StackedRNNCells", "Subtract", "subtract", "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D",
+    "StackedRNNCells", "StringLookup", "Subtract", "subtract", "TextVectorization", "TimeDistributed",
+    "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

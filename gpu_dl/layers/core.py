@@ -66,6 +66,8 @@ def _input_dtype(dtype):
     the float dtype check)."""
     if dtype is None:
         return None
+    if dtype in ("string", str):
+        return "string"         # text inputs: host arrays of str, for the layers that read text
     try:
         kind = numpy.dtype(dtype).kind
     except TypeError:

@@ -2,9 +2,11 @@
 
 Indices, as Keras 3.15's ``IndexLookup`` numbers them: with ``output_mode="int"`` and a ``mask_token``, index 0
 is the mask; then ``num_oov_indices`` out-of-vocabulary indices (a token not in the vocabulary goes to
-``token % num_oov_indices`` among them; with none, it is an error); then the vocabulary's tokens in order. In the
-other modes the mask has no index (masked tokens add nothing to the encoded vectors). ``invert=True`` maps
-indices back to tokens (``oov_token`` for an OOV or unknown index, ``mask_token`` for 0 with a mask).
+``token % num_oov_indices`` among them, or with ``oov_method="farmhash"`` to the FarmHash64 bin of its decimal
+text (SipHash-2-4 with a ``salt``), as TensorFlow bins it; with none, it is an error); then the vocabulary's
+tokens in order. In the other modes the mask has no index (masked tokens add nothing to the encoded vectors).
+``invert=True`` maps indices back to tokens (``oov_token`` for an OOV or unknown index, ``mask_token`` for 0
+with a mask).
 
 ``adapt(data)`` counts tokens (the mask and OOV tokens left out) and orders the vocabulary by descending
 count, ties by descending token (Keras's ``lexsort((tokens, counts))[::-1]``), keeping ``max_tokens`` minus
@@ -33,8 +35,22 @@ from ..backend import array_module, to_numpy
 from . import id_checks
 from .base import Layer, Variable, _spend_weight_budget
 from .category_encoding import checked_mode, encode_categorical, encoded_shape
+from .string_hashing import as_strings, hash_buckets
 
 MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
+
+
+def checked_salt(salt, where):
+    """A hash salt as Keras takes it (None, one integer or two) as None or ``[k0, k1]``."""
+    if salt is None:
+        return None
+    if isinstance(salt, (tuple, list)) and len(salt) == 2 and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in salt):
+        return [int(s) for s in salt]
+    if isinstance(salt, numbers.Integral) and not isinstance(salt, bool):
+        return [int(salt), int(salt)]
+    raise ValueError(f"{where}: the `salt` argument can only be a tuple of 2 integers, or a single integer. "
+                     f"Received: salt={salt!r}.")
 
 
 def _int_or_none(value, what, where):
@@ -73,20 +89,14 @@ class IntegerLookup(Layer):
         if self.num_oov_indices is None or self.num_oov_indices < 0:
             raise ValueError(f"{where}: `num_oov_indices` must be an integer >= 0. Received: "
                              f"num_oov_indices={num_oov_indices}")
-        self.mask_token = _int_or_none(mask_token, "mask_token", where)
-        self.oov_token = _int_or_none(oov_token, "oov_token", where)
-        if vocabulary_dtype != "int64":
-            raise ValueError(f"{where}: only `vocabulary_dtype='int64'` is supported (as in Keras). Received: "
-                             f"vocabulary_dtype={vocabulary_dtype!r}")
-        self.vocabulary_dtype = "int64"
+        self.mask_token = self._special_token(mask_token, "mask_token")
+        self.oov_token = self._special_token(oov_token, "oov_token")
+        self._set_vocabulary_dtype(vocabulary_dtype)
         if sparse:
             raise ValueError(f"{where}: sparse=True is not supported (gpu_dl has no sparse tensors; Keras allows it "
                              "on TensorFlow only).")
         self.sparse = False
-        if oov_method != "floormod" or salt is not None:
-            raise ValueError(f"{where}: only oov_method='floormod' without a salt is supported (the 'farmhash' "
-                             f"method hashes with TensorFlow); got oov_method={oov_method!r}, salt={salt!r}.")
-        self.oov_method, self.salt = "floormod", None
+        self._set_oov_method(oov_method, salt)
         self.invert = bool(invert)
         if self.invert and self.output_mode != "int":
             raise ValueError(f"{where}: `output_mode` must be 'int' when `invert` is true. Received: "
@@ -101,11 +111,11 @@ class IntegerLookup(Layer):
         if self.output_mode == "tf_idf" and vocabulary is not None and idf_weights is None:
             raise ValueError(f"{where}: when specifying the `vocabulary` argument in 'tf_idf' output mode, the "
                              "`idf_weights` argument must also be provided.")
-        self.input_vocabulary = None if vocabulary is None else [int(v) for v in numpy.asarray(
-            to_numpy(vocabulary)).reshape(-1)]
+        self.input_vocabulary = None if vocabulary is None else self._token_list(self._token_array(
+            vocabulary, "the vocabulary"))
         self.input_idf_weights = None if idf_weights is None else [float(v) for v in numpy.asarray(
             to_numpy(idf_weights), dtype=numpy.float64).reshape(-1)]
-        self._tokens = numpy.zeros(0, numpy.int64)
+        self._tokens = self._token_array([], "the vocabulary")
         self._tables = {}              # per array module: (sorted tokens, their indices, inverted table)
         self.idf_weights = None        # Variable (saved under the key "idf_weights"), in tf_idf mode
         self._frozen_vocab_size = _int_or_none(vocabulary_size, "vocabulary_size", where)
@@ -118,6 +128,41 @@ class IntegerLookup(Layer):
     @property
     def _where(self):
         return f"IntegerLookup layer '{self.name}'"
+
+    # ------------------------------------------------------------------ tokens (StringLookup overrides these)
+    def _special_token(self, value, what):
+        return _int_or_none(value, what, self._where)
+
+    def _set_vocabulary_dtype(self, vocabulary_dtype):
+        if vocabulary_dtype != "int64":
+            raise ValueError(f"{self._where}: only `vocabulary_dtype='int64'` is supported (as in Keras). Received: "
+                             f"vocabulary_dtype={vocabulary_dtype!r}")
+        self.vocabulary_dtype = "int64"
+
+    def _set_oov_method(self, oov_method, salt):
+        where = self._where
+        if oov_method not in ("floormod", "farmhash"):
+            raise ValueError(f"{where}: `oov_method` must be 'floormod' or 'farmhash'. Received: "
+                             f"oov_method={oov_method!r}")
+        if salt is not None and oov_method != "farmhash" and self.vocabulary_dtype != "string":
+            raise ValueError(f"{where}: `salt` can only be used when `oov_method='farmhash'`. Received: "
+                             f"oov_method={oov_method!r}")
+        self.oov_method, self.salt = oov_method, checked_salt(salt, where)
+
+    def _token_array(self, values, what):
+        """``values`` as a flat host array of tokens (int64); a clear error for anything else."""
+        array = numpy.asarray(to_numpy(values))
+        if array.size and array.dtype.kind not in "iu":
+            raise ValueError(f"{self._where}: {what} must hold integers, got dtype {array.dtype}.")
+        return array.astype(numpy.int64).reshape(-1)
+
+    @staticmethod
+    def _token_list(tokens):
+        return [int(t) for t in tokens]
+
+    @staticmethod
+    def _parse_asset_line(line):
+        return int(line)
 
     # ------------------------------------------------------------------ indices
     def _oov_start_index(self):
@@ -132,7 +177,7 @@ class IntegerLookup(Layer):
 
     def get_vocabulary(self, include_special_tokens=True):
         """The token of each index (``oov_token`` for the OOV indices, the mask token first with a mask)."""
-        vocab = [self.oov_token] * self._token_start_index() + [int(t) for t in self._tokens]
+        vocab = [self.oov_token] * self._token_start_index() + self._token_list(self._tokens)
         if self.mask_token is not None and self.output_mode == "int":
             vocab[0] = self.mask_token
         return vocab if include_special_tokens else vocab[self._token_start_index():]
@@ -157,7 +202,7 @@ class IntegerLookup(Layer):
         return [self.idf_weights] if self.output_mode == "tf_idf" and self.idf_weights is not None else []
 
     def _set_tokens(self, tokens):
-        self._tokens = numpy.asarray(tokens, numpy.int64).reshape(-1)
+        self._tokens = self._token_array(tokens, "the vocabulary")
         self._tables = {}
         size = self.vocabulary_size()
         if self.output_mode != "int" and not self.pad_to_max_tokens and self._frozen_vocab_size not in (None, size) \
@@ -175,25 +220,22 @@ class IntegerLookup(Layer):
             raise ValueError(f"{where}: `idf_weights` must be set if output_mode is 'tf_idf'.")
         if self.output_mode != "tf_idf" and idf_weights is not None:
             raise ValueError(f"{where}: `idf_weights` should only be set if output_mode is 'tf_idf'.")
-        vocabulary = numpy.asarray(to_numpy(vocabulary)).reshape(-1)
+        vocabulary = self._token_array(vocabulary, "the vocabulary")
         if vocabulary.size == 0:
             raise ValueError(f"{where}: cannot set an empty vocabulary.")
-        if vocabulary.dtype.kind not in "iu":
-            raise ValueError(f"{where}: the vocabulary must hold integers, got dtype {vocabulary.dtype}.")
-        vocabulary = vocabulary.astype(numpy.int64)
         token_start = self._token_start_index()
         special = [self.mask_token] * self._oov_start_index() + [self.oov_token] * self.num_oov_indices
-        found_special = numpy.array_equal(special, vocabulary[:token_start])
+        found_special = len(vocabulary) >= token_start and self._token_list(vocabulary[:token_start]) == special
         tokens = vocabulary[token_start:] if found_special else vocabulary
         unique, counts = numpy.unique(tokens, return_counts=True)
         if (counts > 1).any():
-            raise ValueError(f"{where}: the vocabulary has repeated terms {unique[counts > 1].tolist()[:10]}; "
+            raise ValueError(f"{where}: the vocabulary has repeated terms {self._token_list(unique[counts > 1])[:10]}; "
                              "please uniquify it.")
-        if self.mask_token is not None and self.mask_token in tokens:
+        if self.mask_token is not None and (tokens == self.mask_token).any():
             raise ValueError(f"{where}: found the reserved mask token {self.mask_token} in `vocabulary`. The "
                              f"vocabulary needs no mask or OOV tokens, or has them only at the start, in this order: "
                              f"{special}.")
-        if self.oov_token is not None and self.invert and self.oov_token in tokens:
+        if self.oov_token is not None and self.invert and (tokens == self.oov_token).any():
             raise ValueError(f"{where}: found the reserved OOV token {self.oov_token} in `vocabulary` (invert=True). "
                              f"Leave it out, or put the special tokens at the start in this order: {special}.")
         if self.max_tokens is not None and token_start + len(tokens) > self.max_tokens:
@@ -217,7 +259,7 @@ class IntegerLookup(Layer):
             raise ValueError(f"{where}: cannot adapt the layer after setting a static vocabulary via the "
                              "`vocabulary` argument.")
         if isinstance(data, (list, tuple)) or (hasattr(data, "shape") and hasattr(data, "dtype")):
-            batch = self._integers(data, "the data")
+            batch = self._batch_tokens(data, "the data")
             batches = [batch.reshape(-1, 1) if batch.ndim == 1 else batch]
         elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
             raise TypeError(f"{where}: adapt() takes an array, a list or an iterable of batches, got "
@@ -227,16 +269,16 @@ class IntegerLookup(Layer):
             for index, batch in enumerate(data):
                 if steps is not None and index >= steps:
                     break
-                batch = self._integers(batch[0] if isinstance(batch, tuple) else batch, f"batch {index}")
+                batch = self._batch_tokens(batch[0] if isinstance(batch, tuple) else batch, f"batch {index}")
                 batches.append(batch.reshape(1, -1) if batch.ndim <= 1 else batch)
-        tokens = numpy.concatenate([b.reshape(-1) for b in batches]) if batches else numpy.zeros(0, numpy.int64)
+        tokens = numpy.concatenate([b.reshape(-1) for b in batches]) if batches else self._token_array([], "")
         vocab, counts = numpy.unique(tokens, return_counts=True)
         keep = numpy.ones(len(vocab), bool)
         for special in (self.mask_token, self.oov_token):
             if special is not None:
                 keep &= vocab != special
         vocab, counts = vocab[keep], counts[keep]
-        order = numpy.lexsort((vocab, counts))[::-1]
+        order = numpy.lexsort((self._sort_keys(vocab), counts))[::-1]
         if self.max_tokens:
             order = order[:self.max_tokens - self._token_start_index()]
         learned = vocab[order]
@@ -261,7 +303,11 @@ class IntegerLookup(Layer):
             self._set_idf(idf)
         self._set_tokens(learned)
 
-    def _integers(self, data, what):
+    @staticmethod
+    def _sort_keys(tokens):
+        return tokens
+
+    def _batch_tokens(self, data, what):
         try:
             array = numpy.asarray(to_numpy(data))
         except ValueError:
@@ -276,7 +322,7 @@ class IntegerLookup(Layer):
         if xp not in self._tables:
             order = numpy.argsort(self._tokens, kind="stable")
             start = self._token_start_index()
-            lut = numpy.array(self.get_vocabulary(), numpy.int64)
+            lut = self._token_array(self.get_vocabulary(), "the vocabulary")
             self._tables[xp] = (xp.asarray(self._tokens[order]), xp.asarray(order.astype(numpy.int64) + start),
                                 xp.asarray(lut))
         return self._tables[xp]
@@ -321,16 +367,46 @@ class IntegerLookup(Layer):
         return encoded_shape(input_shape, self.output_mode, self.depth)
 
     def call(self, x, training=False):
-        xp = array_module(x)
-        given, x = x, x.astype(xp.int64, copy=False)
-        keys, values, lut = self._device_tables(xp)
         if self.invert:
-            inside = (x >= 0) & (x < len(lut))
-            return xp.where(inside, lut[xp.clip(x, 0, max(len(lut) - 1, 0))] if len(lut) else x,
-                            xp.int64(-1 if self.oov_token is None else self.oov_token))
+            return self._inverted(x)
         if self.output_mode != "int" and self.depth is None:
             raise ValueError(f"{self._where}: with output_mode={self.output_mode!r} and pad_to_max_tokens=False, set "
                              "the vocabulary (the `vocabulary` argument or adapt()) before calling the layer.")
+        indices = self._indices(x)
+        if self.output_mode == "int":
+            return indices
+        if self.output_mode == "tf_idf":
+            counts = encode_categorical(indices, "count", self.depth, numpy.float32, where=self._where)
+            return counts * self.idf_weights.value
+        return encode_categorical(indices, self.output_mode, self.depth, numpy.int64, where=self._where)
+
+    def _inverted(self, x):
+        """The token of each index of ``x`` (``oov_token`` for an index outside the vocabulary)."""
+        xp = array_module(x)
+        x = x.astype(xp.int64, copy=False)
+        lut = self._device_tables(xp)[2]
+        inside = (x >= 0) & (x < len(lut))
+        return xp.where(inside, lut[xp.clip(x, 0, max(len(lut) - 1, 0))] if len(lut) else x,
+                        xp.int64(-1 if self.oov_token is None else self.oov_token))
+
+    def _oov_indices(self, xp, x):
+        """The OOV index (before the OOV start) of each token of ``x``, with more than one OOV index: ``token %
+        num_oov_indices``, or with ``oov_method="farmhash"`` the FarmHash64 (SipHash-2-4 with a salt) bin of the
+        token written in decimal, hashed on the host (one read-back of the tokens)."""
+        if self.oov_method == "farmhash":
+            return xp.asarray(hash_buckets(as_strings(to_numpy(x)), self.num_oov_indices, self.salt))
+        return xp.mod(x, self.num_oov_indices)
+
+    def _as_tokens(self, x):
+        """``(xp, tokens)``: the array module the lookup runs in and ``x`` as tokens there."""
+        xp = array_module(x)
+        return xp, x.astype(xp.int64, copy=False)
+
+    def _indices(self, x):
+        """The int64 index of each token of ``x``, on ``x``'s device (masked tokens: 0 in int mode, else -1)."""
+        given = x
+        xp, x = self._as_tokens(x)
+        keys, values, lut = self._device_tables(xp)
         position, found = self._lookup(xp, x, keys)
         indices = xp.where(found, values[position], xp.int64(-1)) if len(keys) else xp.full(x.shape, -1, xp.int64)
         masked = self._masked(x)
@@ -340,17 +416,12 @@ class IntegerLookup(Layer):
             if not id_checks.prechecked(self, given) and id_checks.any_on_device(oov):
                 self._refuse_oov(x[oov])
         else:
-            oov_index = xp.mod(x, self.num_oov_indices) if self.num_oov_indices > 1 else xp.zeros_like(x)
+            oov_index = self._oov_indices(xp, x) if self.num_oov_indices > 1 else xp.zeros(x.shape, xp.int64)
             indices = xp.where(oov, oov_index + self._oov_start_index(), indices)
         if masked is not None:
             # int mode: the mask's index 0; other modes: an index outside the vector, so it adds nothing
             indices = xp.where(masked, xp.int64(0 if self.output_mode == "int" else -1), indices)
-        if self.output_mode == "int":
-            return indices
-        if self.output_mode == "tf_idf":
-            counts = encode_categorical(indices, "count", self.depth, numpy.float32, where=self._where)
-            return counts * self.idf_weights.value
-        return encode_categorical(indices, self.output_mode, self.depth, numpy.int64, where=self._where)
+        return indices
 
     def backward(self, dy):
         return None
@@ -373,12 +444,12 @@ class IntegerLookup(Layer):
         while lines and lines[-1] == "":
             lines.pop()
         try:
-            values = numpy.array([int(line) for line in lines], numpy.int64)
+            values = self._token_array([self._parse_asset_line(line) for line in lines], "the vocabulary asset")
         except ValueError:
             raise ValueError(f"{self._where}: the vocabulary asset must hold one integer a line.") from None
         start = self._token_start_index()
         special = [self.mask_token] * self._oov_start_index() + [self.oov_token] * self.num_oov_indices
-        tokens = values[start:] if numpy.array_equal(special, values[:start]) else values
+        tokens = values[start:] if self._token_list(values[:start]) == special else values
         if self.max_tokens is not None and start + len(tokens) > self.max_tokens:
             raise ValueError(f"{self._where}: the vocabulary asset holds {start + len(tokens)} entries, more than "
                              f"max_tokens={self.max_tokens}.")

@@ -47,6 +47,36 @@ def as_array(data, name):
     return array
 
 
+def is_text(data):
+    """Whether ``data`` is text: a NumPy array (or nested lists) of str or bytes."""
+    if hasattr(data, "dtype"):
+        return getattr(data.dtype, "kind", None) in ("O", "U", "S") and isinstance(data, numpy.ndarray)
+    try:
+        return numpy.asarray(data).dtype.kind in "US"
+    except ValueError:
+        return False
+
+
+def text_array(data, name):
+    """``data`` (strings or bytes, nested lists or an array) as a NumPy object array for an input of dtype
+    "string"; rejects numbers, ragged and empty data."""
+    if data is None:
+        raise ValueError(f"`{name}` is required, got None.")
+    try:
+        array = numpy.asarray(data)
+    except ValueError as exc:
+        raise ValueError(f"`{name}` must be a rectangular array of strings ({exc}).") from None
+    if array.dtype.kind == "O" and not all(isinstance(v, (str, bytes)) for v in array.reshape(-1)):
+        raise TypeError(f"`{name}` is a string input (dtype='string') and must hold strings; it holds other Python "
+                        "objects.")
+    if array.dtype.kind not in "OUS":
+        raise TypeError(f"`{name}` is a string input (dtype='string') and must hold strings, got dtype {array.dtype}.")
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError(f"`{name}` must be a non-empty array of strings with samples first, got shape "
+                         f"{array.shape}.")
+    return array.astype(object)
+
+
 def check_finite(array, name):
     if array.dtype.kind == "f" and not numpy.isfinite(array).all():
         bad = numpy.argwhere(~numpy.isfinite(array))[0]
@@ -57,7 +87,10 @@ def check_finite(array, name):
 
 
 def features(data, name, float_dtype):
-    """Inputs: numbers, finite, cast to the model's float type."""
+    """Inputs: numbers, finite, cast to the model's float type; for an input of dtype "string", text (an object
+    array of str, as the layers that read text take it)."""
+    if float_dtype == "string":
+        return text_array(data, name)
     array = as_array(data, name)
     check_finite(array, name)
     return array.astype(float_dtype, copy=False)

@@ -317,8 +317,9 @@ def model_config(model):
     batch = model.__dict__.get("_build_batch")
     if spec is not None and not several:
         from ..layers.core import InputLayer
+        dtype = "string" if model.__dict__.get("_takes_text") else model.dtype      # built from text data
         layers.append(_layer_entry(model._input_layer or InputLayer(shape=spec[1:], batch_size=batch,
-                                                                    dtype=model.dtype, name=model.input_layer_name())))
+                                                                    dtype=dtype, name=model.input_layer_name())))
     layers += [_layer_entry(layer) for layer in model.layers]
     inner = {"name": model.name, "trainable": model.trainable, "dtype": _dtype_policy(model.dtype_policy.name),
              "layers": layers}
@@ -710,6 +711,9 @@ def _refuse_custom_arguments(config, where, custom):
         found = custom.entry(value)
         if key.endswith("activation") and isinstance(found, types.FunctionType):
             config[key] = found
+            continue
+        if key in ("standardize", "split") and callable(found):
+            config[key] = found        # TextVectorization's text steps: host functions, no gradient to trace
             continue
         if found is not None:
             named = value.get("config") if value.get("class_name") == "function" else value.get("class_name")

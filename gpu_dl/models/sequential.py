@@ -40,7 +40,7 @@ from ..layers.base import Layer, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
-from . import nested
+from . import data_checks as checks, nested
 from .model import Model, _batchless, _first_batch_shape, activity_of, checked_training
 from .multi_output import SeveralOutputs
 from .summary import print_summary
@@ -283,7 +283,8 @@ class Sequential(SeveralOutputs, Model):
         made = self.__dict__.get("_graph_input_layer")
         if made is None or (None,) + made.shape != tuple(spec):
             # Kept out of the sublayers (set through __dict__): the model's layers and weights files do not list it.
-            made = self.__dict__["_graph_input_layer"] = InputLayer(shape=spec[1:])
+            made = self.__dict__["_graph_input_layer"] = InputLayer(
+                shape=spec[1:], dtype="string" if self.__dict__.get("_takes_text") else None)
         return made.output
 
     def input_layer_name(self):
@@ -409,6 +410,12 @@ class Sequential(SeveralOutputs, Model):
                 raise ValueError(f"Sequential '{self.name}' takes the inputs of its first layer: {e}") from None
         if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
             x = x[0]        # as Keras takes it: the one input in a list
+        if self._input_layer is not None and self._input_layer.dtype == "string":
+            return checks.features(x, name, "string")      # text, for a first layer that reads it
+        first = self._layers[0] if self._layers else None
+        if self._input_layer is None and getattr(first, "reads_text", False) and checks.is_text(x):
+            self.__dict__["_takes_text"] = True     # its input, made at build, is then of dtype "string"
+            return checks.features(x, name, "string")
         return super()._host_features(x, name)
 
     def _check_input_shape(self, shape, name="x"):
@@ -417,7 +424,8 @@ class Sequential(SeveralOutputs, Model):
         spec = self.input_spec
         several = isinstance(spec, list)        # the first layer takes several inputs and checks their shapes
         if spec is None:
-            if len(shape) < 2:
+            # a batch of strings, (batch,), is what the text layers take
+            if len(shape) < 2 and not (len(shape) == 1 and getattr(self._layers[0], "reads_text", False)):
                 raise ValueError(f"`{name}` must have a batch axis and at least one feature axis, "
                                  f"got shape {tuple(shape)}.")
         elif not several and len(shape) != len(spec):

@@ -10,6 +10,7 @@ from ..data.image_files import array_to_img, img_to_array, load_img, save_img   
 from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
+from ..data.text_folders import text_dataset_from_directory
 from .config import Config
 from .data_utils import pack_x_y_sample_weight, split_dataset, standardize_dtype, unpack_x_y_sample_weight
 from .file_utils import get_file
@@ -75,5 +76,6 @@ __all__ = ["Config", "CustomObjectScope", "Progbar", "PyDataset", "Sequence", "a
            "split_dataset", "standardize_dtype", "unpack_x_y_sample_weight", "get_registered_name",
            "get_registered_object", "image_dataset_from_directory",
            "img_to_array", "load_img", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
-           "register_keras_serializable", "save_img", "set_random_seed", "timeseries_dataset_from_array",
+           "register_keras_serializable", "save_img", "set_random_seed", "text_dataset_from_directory",
+           "timeseries_dataset_from_array",
            "to_categorical"]
