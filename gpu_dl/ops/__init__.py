@@ -14,8 +14,8 @@ import importlib
 # The public Keras namespace shares this internal package's name, but its functions record operations of the
 # layers level, which this bottom level must not import at its top (that would import every layer with the
 # maths, and the layers import this package). So the names are looked up on first use (PEP 562). An internal
-# module once imported is an attribute of this package and wins over a Keras name: of Keras's ops, `conv` and
-# `conv_transpose` are such modules here, so those two Keras functions are not offered.
+# module once imported is an attribute of this package and wins over a Keras name, so no internal module is
+# named as one of Keras's ops (the convolutions are `convolution.py` and `transposed_convolution.py`).
 _KERAS_OPS = "gpu_dl.layers.keras_ops"
 
 
