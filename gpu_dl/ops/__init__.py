@@ -7,7 +7,8 @@ backward needs.
 
 ``gpu_dl.ops.mean``, ``gpu_dl.ops.reshape``, ... are Keras's ops functions (``from gpu_dl import ops`` as
 ``from keras import ops``): they work on arrays and on symbolic tensors, and live at the layers level
-(``gpu_dl/layers/keras_ops``).
+(``gpu_dl/layers/keras_ops``); ``gpu_dl.ops.nn``, ``.linalg``, ``.image`` and ``.numpy`` are Keras's namespaces of
+them.
 """
 import importlib
 
@@ -23,6 +24,8 @@ def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     keras_ops = importlib.import_module(_KERAS_OPS)
+    if name in keras_ops.NAMESPACES:       # nn, linalg, image, numpy (keras_ops's own `numpy` is NumPy)
+        return keras_ops.NAMESPACES[name]
     if name in keras_ops.__all__:
         return getattr(keras_ops, name)
     try:
