@@ -76,7 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 import conv_shapes  # noqa: E402
 from gpu_dl import backend  # noqa: E402
-from gpu_dl.ops import conv  # noqa: E402
+from gpu_dl.ops import convolution as conv  # noqa: E402
 from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
 from gpu_dl.ops.conv_kernels import (  # noqa: E402
     conv2d_backward_input_cuda, conv2d_backward_kernel_cuda, conv2d_forward_cuda,

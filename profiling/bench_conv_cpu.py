@@ -58,7 +58,7 @@ def run(threads: int, repeats: int) -> str:
     import numpy
 
     from conv_shapes import ALL_SHAPES, SMOKE_RESNET_SHAPES, SMOKE_SEED_SHAPES
-    from gpu_dl.ops import conv
+    from gpu_dl.ops import convolution as conv
 
     torch = cpu_bench.torch_or_none()
     if torch is not None:

@@ -1,6 +1,6 @@
 """2-D pooling (NHWC, float32), forward and forward + backward, against the copy bandwidth and PyTorch, same GPU.
 
-Operations (Keras geometry; "same" padding from ``gpu_dl.ops.conv.same_padding``):
+Operations (Keras geometry; "same" padding from ``gpu_dl.ops.convolution.same_padding``):
 - max 2x2 stride 2 and max 3x3 stride 2 "same", average 2x2 stride 2 and
   average 3x3 stride 2 "same" (padding not counted), at (128, 56, 56, 64),
   (128, 28, 28, 32), (128, 32, 32, 32) and (128, 112, 112, 64) (the output
@@ -67,7 +67,7 @@ import bench_common as bc  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.ops import pool  # noqa: E402
 from gpu_dl.ops import pool_kernels as kernels  # noqa: E402
-from gpu_dl.ops.conv import same_padding  # noqa: E402
+from gpu_dl.ops.convolution import same_padding  # noqa: E402
 
 DEVICE = "cuda"          # PyTorch's device
 REPEATS = 50

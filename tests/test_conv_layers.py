@@ -52,7 +52,7 @@ def test_conv2d_layer_forward_and_gradients(xp, rng, kwargs, shape, activation):
     assert kernel.shape == layer.kernel_size + (shape[3], kwargs["filters"]) and bias.shape == (kwargs["filters"],)
     padding = ((0, 0), (0, 0))
     if kwargs.get("padding") == "same":
-        padding = tuple(gpu_dl.ops.conv.same_padding(n, k, s, d) for n, k, s, d in
+        padding = tuple(gpu_dl.ops.convolution.same_padding(n, k, s, d) for n, k, s, d in
                         zip(shape[1:3], layer.kernel_size, layer.strides, layer.dilation_rate))
     z = expected_conv(x_host, kernel, layer.strides, padding, layer.dilation_rate) + bias
     want = {"relu": numpy.maximum(z, 0), "tanh": numpy.tanh(z), None: z}[activation]
@@ -106,7 +106,7 @@ def test_pooling_layers_forward_and_gradients(xp, rng, cls, kind, kwargs, shape)
     y = layer(xp.asarray(x_host))
     padding = ((0, 0), (0, 0))
     if kwargs.get("padding") == "same":
-        padding = tuple(gpu_dl.ops.conv.same_padding(n, k, s) for n, k, s in
+        padding = tuple(gpu_dl.ops.convolution.same_padding(n, k, s) for n, k, s in
                         zip(shape[1:3], layer.pool_size, layer.strides))
     want = expected_pool(x_host, layer.pool_size, layer.strides, padding, kind)[0]
     numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12)

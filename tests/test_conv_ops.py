@@ -1,4 +1,4 @@
-"""ops/conv.py: forward against a plain NumPy expectation, both gradients against float64 finite differences.
+"""ops/convolution.py: forward against a plain NumPy expectation, both gradients against float64 finite differences.
 
 The expectation sums, tap by tap, the products of a strided slice of the
 padded input with that tap's (Cin, Cout) matrix: a formulation that shares
@@ -8,7 +8,7 @@ import numpy
 import pytest
 
 from gpu_dl.backend import to_numpy
-from gpu_dl.ops import conv
+from gpu_dl.ops import convolution as conv
 from gradcheck import assert_gradient
 
 

@@ -9,7 +9,7 @@ import pytest
 import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import to_numpy
-from gpu_dl.ops import conv, depthwise
+from gpu_dl.ops import convolution as conv, depthwise
 from gradcheck import assert_gradient
 from test_conv_layers import check_layer_gradients
 from test_conv_ops import expected_conv

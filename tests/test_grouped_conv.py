@@ -10,7 +10,7 @@ import pytest
 import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import to_numpy
-from gpu_dl.ops import conv
+from gpu_dl.ops import convolution as conv
 from gradcheck import assert_gradient
 from test_conv1d_layers import expected_conv1d, pads_of
 from test_conv_layers import check_layer_gradients

@@ -325,9 +325,10 @@ def test_the_linalg_namespace_is_keras_s():
     import gpu_dl as keras
     from gpu_dl.ops import linalg
     assert keras.ops.linalg is linalg and linalg.svd is ops.svd and linalg.norm is ops.norm
-    assert sorted(linalg.__all__) == ["cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "lstsq",
+    assert sorted(linalg.__all__) == ["cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "jvp", "lstsq",
                                       "lu_factor", "matrix_rank", "norm", "pinv", "qr", "solve", "solve_triangular",
                                       "svd"]
+    assert linalg.jvp is ops.jvp
     from gpu_dl.ops import matrix_functions, fourier     # the internal maths stays reachable
     assert callable(matrix_functions.inv_forward) and callable(fourier.fft_forward)
 

@@ -12,7 +12,7 @@ import numbers
 from .. import activations
 from ..ops.depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backward_kernel,
                              depthwise_conv2d_forward)
-from ..ops.conv import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
+from ..ops.convolution import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
                         conv_padding, output_spatial)
 from .core import positive_int
 from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_small_error

@@ -35,7 +35,7 @@ import numpy
 
 from .. import activations
 from ..backend import array_module
-from ..ops.conv import conv_padding, output_spatial
+from ..ops.convolution import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
 from .core import positive_int
 from .recurrent import dropout_pairs, set_gated_cell_arguments

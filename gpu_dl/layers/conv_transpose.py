@@ -2,14 +2,14 @@
 transposed convolutions over images (N, H, W, C) and sequences (N, T, C) with Keras 3's arguments, weight
 layout and output sizes.
 
-They run ``ops/conv_transpose.py``, which is the convolution's passes read the other way round; a 1-D
+They run ``ops/transposed_convolution.py``, which is the convolution's passes read the other way round; a 1-D
 layer's kernel (k, filters, in) is the 2-D kernel (1, k, filters, in) and its input an image of height 1
 (``spatial.py``), as for ``Conv1D``.
 """
 from __future__ import annotations
 
 from .. import activations
-from ..ops.conv_transpose import (conv2d_transpose_backward_input, conv2d_transpose_backward_kernel,
+from ..ops.transposed_convolution import (conv2d_transpose_backward_input, conv2d_transpose_backward_kernel,
                                   conv2d_transpose_forward, transpose_output_length, transpose_padding)
 from .conv import WindowedConv
 from .core import positive_int

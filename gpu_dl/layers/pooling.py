@@ -6,7 +6,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops import pool
-from ..ops.conv import conv_padding
+from ..ops.convolution import conv_padding
 from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_small_error
 
 

@@ -2,7 +2,7 @@
 
 Shapes (Keras 3, channels_last): x (N, D, H, W, Cin), kernel (KD, KH, KW, Cin/groups, Cout),
 y (N, OD, OH, OW, Cout). ``strides`` and ``dilation`` are (int, int, int), ``padding`` explicit zero padding
-((front, back), (top, bottom), (left, right)) as ``ops.conv.conv_padding`` gives it for three axes.
+((front, back), (top, bottom), (left, right)) as ``ops.convolution.conv_padding`` gives it for three axes.
 
 Depth tap a of the kernel reads, for output depth o, input depth o * stride_d + a * dilation_d of the
 depth-padded input. Those depths for all o are one strided slice (N, OD, H, W, Cin), copied contiguous
@@ -20,7 +20,7 @@ on both with no kernel of its own; its Python loop is over the KD depth taps onl
 from __future__ import annotations
 
 from ..backend import array_module
-from .conv import conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, conv_output_length
+from .convolution import conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, conv_output_length
 
 
 def _output_depth(x_shape, kernel_shape, strides, padding, dilation):

@@ -1,6 +1,6 @@
 """Launchers of ``kernels/conv2d.cu``: 2-D convolution (NHWC) forward and backward on CuPy arrays.
 
-The only place that knows those kernels' geometry. ``gpu_dl/ops/conv.py``
+The only place that knows those kernels' geometry. ``gpu_dl/ops/convolution.py``
 sends CuPy arrays here; the NumPy path there is the reference the kernels are
 tested against (tests/test_conv2d_kernel.py also has its own).
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 from ..backend import array_module
 from math import prod
 
-from .conv import bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, same_padding
+from .convolution import bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, same_padding
 from .conv3d import conv3d_backward_input, conv3d_backward_kernel, conv3d_forward
 from .rnn import _fused
 

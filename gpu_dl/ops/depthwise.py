@@ -3,7 +3,7 @@
 Shapes (Keras 3, channels_last): x (N, H, W, C), kernel (KH, KW, C, M) with
 M the depth multiplier, y (N, OH, OW, C*M) where output channel c*M + m is
 input channel c convolved with kernel[:, :, c, m]. ``strides``, ``dilation``
-and ``padding`` are as in ``conv.py``.
+and ``padding`` are as in ``convolution.py``.
 
 Each channel meets only its own M filters, so there is no reduction over
 channels for a matrix product to do: both paths take one vectorised
@@ -16,7 +16,7 @@ kernel): memory-bound, about KH*KW passes over the output.
 from __future__ import annotations
 
 from ..backend import array_module
-from .conv import _out_hw
+from .convolution import _out_hw
 
 
 def _tap_slices(r, q, strides, dilation, out_hw):

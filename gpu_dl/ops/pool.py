@@ -3,7 +3,7 @@
 Shapes: x (N, H, W, C) -> y (N, OH, OW, C) with
 OH = (H + top + bottom - pool_h) // stride_h + 1. ``pool_size`` and
 ``strides`` are (int, int), ``padding`` ((top, bottom), (left, right)) as
-``ops.conv.conv_padding`` gives it (Keras "same" puts the odd pad
+``ops.convolution.conv_padding`` gives it (Keras "same" puts the odd pad
 bottom/right). Padded positions are not part of a window: max pooling never
 picks one, and average pooling divides by the number of in-bounds positions,
 as Keras (TensorFlow) does with "same".
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy
 
-from .conv import is_cupy
+from .convolution import is_cupy
 
 
 def pool_output_shape(input_shape, pool_size, strides, padding) -> tuple:

@@ -2,7 +2,7 @@
 
 Shapes: x (N, D, H, W, C) -> y (N, OD, OH, OW, C) with OD = (D + front + back - pool_d) // stride_d + 1 (and
 so on); ``pool_size`` and ``strides`` are (int, int, int), ``padding`` ((front, back), (top, bottom),
-(left, right)) as ``ops.conv.conv_padding`` gives it for three axes. As in the 2-D ops (``pool.py``),
+(left, right)) as ``ops.convolution.conv_padding`` gives it for three axes. As in the 2-D ops (``pool.py``),
 padded positions are not part of a window: max pooling never picks one, and average pooling divides by
 the number of in-bounds positions (Keras's "same").
 

@@ -34,7 +34,7 @@ before the first step), and nothing flows back through the cell there.
 from __future__ import annotations
 
 from ..backend import array_module
-from .conv import is_cupy
+from .convolution import is_cupy
 
 
 def _fused(activation, recurrent_activation, x):

@@ -9,9 +9,7 @@ composite layer) it records an operation of the graph, as Keras does
 and config in a saved ``.keras`` file.
 
 The constants (``arange``, ``zeros``, ``ones``, ``eye``, ``full``, ``linspace``) are arrays; an operator or an
-operation given one beside a symbolic tensor keeps it in the graph. Keras's
-``conv`` and ``conv_transpose`` are not offered: ``gpu_dl.ops`` keeps its
-internal modules of those names (use the ``Conv*`` layers).
+operation given one beside a symbolic tensor keeps it in the graph.
 """
 from __future__ import annotations
 
@@ -700,13 +698,16 @@ del _name
 # Keras's further families of ops: each family's operation classes in <family>.py (gathered in operations.py),
 # its functions, wrapped as the ones above are, in <family>_api.py.
 from . import (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api,  # noqa: E402
-               nn_control_api)
-for _family in (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api, nn_control_api):
+               nn_control_api, nn_conv_api, complex_views_api)
+for _family in (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api, nn_control_api,
+                nn_conv_api, complex_views_api):
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
     __all__ += _family.__all__
 del _family
 
-# Keras's namespaces keras.ops.nn, keras.ops.linalg and keras.ops.image.
-from . import nn_namespace as nn, image_api as image  # noqa: E402
+# Keras's namespaces keras.ops.nn, keras.ops.linalg, keras.ops.image and keras.ops.numpy. This module's own
+# `numpy` is NumPy, which its functions use: NAMESPACES is where gpu_dl.ops looks each namespace up.
+from . import nn_namespace as nn, image_api as image, numpy_namespace  # noqa: E402
 linalg = linalg_fft_api.linalg_namespace(globals())
-__all__ += ["nn", "linalg", "image"]
+NAMESPACES = {"nn": nn, "linalg": linalg, "image": image, "numpy": numpy_namespace}
+__all__ += list(NAMESPACES)

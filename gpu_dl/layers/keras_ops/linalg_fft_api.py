@@ -20,9 +20,9 @@ __all__ = [
     "fft", "fft2", "ifft2", "rfft", "irfft", "stft", "istft",
 ]
 
-# keras.ops.linalg's functions (norm is gpu_dl.ops.norm; Keras's jvp has no counterpart here).
-LINALG_NAMES = ("cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "lstsq", "lu_factor", "matrix_rank",
-                "norm", "pinv", "qr", "solve", "solve_triangular", "svd")
+# keras.ops.linalg's functions (norm is gpu_dl.ops.norm; jvp, which gpu_dl refuses, is complex_views_api's).
+LINALG_NAMES = ("cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "jvp", "lstsq", "lu_factor",
+                "matrix_rank", "norm", "pinv", "qr", "solve", "solve_triangular", "svd")
 
 
 def _arrays(values):

@@ -26,7 +26,7 @@ import numpy
 from ... import backend
 from ...ops import adaptive_pool, ctc, depthwise, pool, pool3d
 from ...ops.arithmetic import reduce_to_shape
-from ...ops.conv import conv_padding
+from ...ops.convolution import conv_padding
 from ..operations import Operation
 from .base import NN, KerasOperation, _float, _xp
 

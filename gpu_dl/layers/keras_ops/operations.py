@@ -72,7 +72,9 @@ OPERATIONS = {cls.__name__: cls for cls in (
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
 
 # The further families' operations, each in its module.
-from . import math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, image_ops  # noqa: E402
-for _family in (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, image_ops):
+from . import (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, nn_conv,  # noqa: E402
+               complex_views, image_ops)
+for _family in (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, nn_conv, complex_views,
+                image_ops):
     OPERATIONS.update(_family.OPERATIONS)
 del _family

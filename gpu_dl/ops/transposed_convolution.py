@@ -1,4 +1,4 @@
-"""2-D transposed convolution on NHWC data, built on the convolution's own passes (``conv.py``).
+"""2-D transposed convolution on NHWC data, built on the convolution's own passes (``convolution.py``).
 
 Shapes (Keras 3, channels_last): x (N, H, W, Cin), kernel (KH, KW, F, Cin) (the filters F before the input
 channels), y (N, OH, OW, F). A transposed convolution is the input gradient of the convolution whose input
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy
 
-from .conv import conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, is_cupy
+from .convolution import conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, is_cupy
 
 
 def transpose_output_length(size, window, stride, dilation, padding, output_padding=None):
