@@ -32,6 +32,12 @@ new dict of arguments while converting the inputs: in a call of one tensor of
 the layer's dtype without keyword arguments, or any call of a layer that
 leaves its inputs as they are.
 
+An operation of keras.ops is one entry per use, whose call is read as the operation declares it
+(``layers/operations.py``): its positional arguments tensors, lists of tensors where it takes them
+(``list_arguments``: concatenate's, select's) or constants it decodes; its keywords those it takes
+(``takes_keyword``), tensors where it takes them (``tensor_keywords``: rms_normalization's ``scale``,
+dot_product_attention's ``bias`` and ``mask``, which are its own, not a layer's mask) and constants otherwise.
+
 Rebuilding creates every layer from its entry (names looked up, nothing
 imported or run, as ``keras_config`` does), then makes the recorded calls on
 symbolic tensors in an order where each call's inputs exist (Kahn's
@@ -465,7 +471,7 @@ def _parse_operation_node(data, where, operation):
         else:
             raise ValueError(f"{where}: the keyword argument {key!r} of {type(operation).__name__} takes one tensor, "
                              f"got {value!r:.200}.")
-    if not any(not isinstance(p, _Constant) for p in parsed + list(keywords.values())):
+    if all(isinstance(p, _Constant) for p in parsed + list(keywords.values())):
         raise ValueError(f"{where}: the operation's arguments hold no tensor.")
     return parsed, keywords
 
