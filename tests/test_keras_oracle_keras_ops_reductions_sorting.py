@@ -193,13 +193,15 @@ def scattered(lib):
 
 
 def selected(lib):
-    """A model choosing between a Dense layer's outputs with select (two lists of tensors and a tensor default)."""
+    """A model choosing between a Dense layer's outputs with select (two lists of tensors and a tensor default),
+    and averaging them with weights that are a tensor (the call's keyword)."""
     ops, L = lib.ops, lib.layers
     x = lib.Input(shape=(6, 4), name="x")
     h = L.Dense(5, name="h")(x)
     chosen = ops.select([ops.greater(h, 0.5), ops.less(h, -0.5)], [h * 2.0, ops.tanh(h)], h * 0.25)
     constant = ops.select([ops.greater(h, 0.0)], [h], 0.1)
-    joined = ops.reshape(ops.concatenate([chosen, constant], axis=-1), (-1, 60))
+    averaged = ops.average(h, axis=-1, weights=ops.sigmoid(chosen))[:, :, None]
+    joined = ops.reshape(ops.concatenate([chosen, constant, averaged], axis=-1), (-1, 66))
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="selected")
 
 

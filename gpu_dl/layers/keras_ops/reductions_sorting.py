@@ -112,12 +112,14 @@ _KEEP = object()
 
 
 class Average(Reduction):
-    """``average(x, axis=None, weights=None)``: the weights (None, or a constant array of x's shape or of the
-    axis's length) are the call's keyword argument, as Keras records it."""
+    """``average(x, axis=None, weights=None)``: the weights (None, a constant array or a symbolic tensor, of x's
+    shape or of the axis's length) are the call's keyword argument, as Keras records it. Weights given as a
+    tensor are the node's second input and take their gradient."""
 
     config_keys = ("axis",)
     keeps_integers = False
-    keyword_arguments = ("weights",)
+    arity = None                # x, and weights given as a tensor
+    keyword_arguments = tensor_keywords = ("weights",)
     weighting = None
 
     def __init__(self, axis=None, name=None, **kwargs):
@@ -126,18 +128,28 @@ class Average(Reduction):
             raise ValueError(f"{self._where()} takes one axis or None, got {axis!r}.")
 
     def apply(self, x, weights=_KEEP):
+        if not is_symbolic(x):
+            raise TypeError(f"{self._where()}: x must be a symbolic tensor here, got {x!r:.80}.")
         if weights is _KEEP:                    # a later call on tensors: the weights of the first
             weights = self.weighting
+        if is_symbolic(weights):
+            self.weighting = None
+            return super().apply(x, weights)
         if weights is not None:
-            if not (hasattr(weights, "shape") and hasattr(weights, "dtype")) or hasattr(weights, "_keras_history"):
-                raise TypeError(f"{self._where()}: on a symbolic tensor, weights must be None or a constant array, "
-                                f"got {weights!r:.80}.")
+            if not (hasattr(weights, "shape") and hasattr(weights, "dtype")):
+                raise TypeError(f"{self._where()}: weights must be None, a constant array or a symbolic tensor, got "
+                                f"{weights!r:.80}.")
             weights = numpy.array(backend.to_numpy(weights), copy=True)
         self.weighting = weights
         return super().apply(x)
 
     def keras_keywords(self):
         return {"weights": self.weighting}
+
+    def keras_call(self, tensors):
+        if len(self.arguments) == 2:            # the weights a tensor
+            return [tensors[0]], {"weights": tensors[1]}
+        return super().keras_call(tensors)
 
     @classmethod
     def decode_keyword(cls, key, value, where):
@@ -147,42 +159,61 @@ class Average(Reduction):
 
     def output_shape_of(self, arguments, shapes):
         shape = tuple(shapes[0])
-        if self.weighting is not None:
-            self._check_weights(shape, self.weighting.shape)
-        return super().output_shape_of(arguments, shapes)
+        weights = tuple(shapes[1]) if len(shapes) > 1 else (
+            None if self.weighting is None else self.weighting.shape)
+        if weights is not None:
+            self._check_weights(shape, weights)
+        return super().output_shape_of(arguments, shapes[:1])
 
     def _check_weights(self, shape, weights_shape):
         weights_shape = tuple(weights_shape)
-        same = len(weights_shape) == len(shape) and all(a is None or a == b for a, b in zip(shape, weights_shape))
-        along = self.axis is not None and len(weights_shape) == 1 and \
-            shape[self.axis % len(shape)] in (None, weights_shape[0])
+        same = len(weights_shape) == len(shape) and all(
+            a is None or b is None or a == b for a, b in zip(shape, weights_shape))
+        along = False
+        if self.axis is not None and len(weights_shape) == 1:
+            n = shape[self.axis % len(shape)]
+            along = n is None or weights_shape[0] is None or n == weights_shape[0]
         if not (same or along):
             raise ValueError(f"{self._where()}: weights must have x's shape {shape} or, with an axis, its length along "
                              f"the axis; got weights of shape {weights_shape}.")
 
-    def _weighting(self, x):
-        w = _xp(x).asarray(self.weighting).astype(x.dtype)
+    def _weighting(self, x, w=None):
+        """The weights as an array of x's dtype that broadcasts against x."""
+        w = _xp(x).asarray(self.weighting if w is None else w).astype(x.dtype, copy=False)
         if w.shape != x.shape:
             shape = [1] * x.ndim
             shape[self.axis % x.ndim] = -1
             w = w.reshape(shape)
         return w
 
-    def forward_array(self, x):
+    def forward_function(self, x, weights=None):
+        return self.forward_array(x, weights)
+
+    def forward_array(self, x, weights=None):
         axes = fn.normalize_axes(self.axis, x.ndim)
-        if self.weighting is None:
+        if weights is None and self.weighting is None:
             return x.mean(axis=axes)
-        self._check_weights(x.shape, self.weighting.shape)
-        w = self._weighting(x)
+        self._check_weights(x.shape, (self.weighting if weights is None else weights).shape)
+        w = self._weighting(x, weights)
         return (x * w).sum(axis=axes) / _xp(x).broadcast_to(w, x.shape).sum(axis=axes)
 
     def backward_function(self, dy, operands, y):
-        x, = operands
+        x = operands[0]
         axes = fn.normalize_axes(self.axis, x.ndim)
-        if self.weighting is None:
+        if len(operands) == 1 and self.weighting is None:
             return fn.mean_backward(dy, operands, y, self.axis, False)
-        w = _xp(x).broadcast_to(self._weighting(x), x.shape)
-        return [fn._kept(dy, axes, False) * w / w.sum(axis=axes, keepdims=True)]
+        given = operands[1] if len(operands) > 1 else None
+        w = _xp(x).broadcast_to(self._weighting(x, given), x.shape)
+        total = w.sum(axis=axes, keepdims=True)
+        kept = fn._kept(dy, axes, False) / total
+        dx = kept * w
+        if given is None:
+            return [dx]
+        # d(sum(x w) / sum(w)) / dw = (x - average) / sum(w), summed over what the weights broadcast along.
+        dw = kept * (x - fn._kept(y, axes, False))
+        if given.shape != x.shape:
+            dw = dw.sum(axis=tuple(i for i in range(x.ndim) if i != self.axis % x.ndim)).reshape(given.shape)
+        return [dx, dw]
 
 
 class Cumprod(KerasOperation):

@@ -88,7 +88,7 @@ def ptp(x, axis=None, keepdims=False):
 
 def average(x, axis=None, weights=None):
     """The (weighted) mean along one axis or all; ``weights`` of x's shape or of the axis's length."""
-    if is_symbolic(x):
+    if is_symbolic(x) or is_symbolic(weights):
         return _rs.Average(axis).apply(x, weights=_constant(weights))
     op = _local(_rs.Average, axis)
     x = _array(x)
