@@ -289,6 +289,10 @@ CASES = [
     _case("dot_product_attention_mask", [((2, 4, 2, 3), "f"), ((2, 6, 2, 3), "f"), ((2, 6, 2, 3), "f")],
           lambda ops, q, k, v: ops.dot_product_attention(q, k, v, mask=MASK),
           lambda q, k, v: np_attention(q, k, v, mask=MASK)),
+    # the mask a tensor of the graph given by keyword (Keras records it among the call's keywords)
+    _case("dot_product_attention_mask_tensor", [((2, 4, 2, 3), "f"), ((2, 6, 2, 3), "f"), ((2, 2, 4, 6), "i5")],
+          lambda ops, q, k, m: ops.dot_product_attention(q, k, k, mask=ops.not_equal(m, 0)),
+          lambda q, k, m: np_attention(q, k, k, mask=m != 0)),
     _case("binary_crossentropy", [((4, 5), "p"), ((4, 5), "p")], lambda ops, t, p: ops.binary_crossentropy(t, p),
           np_binary_crossentropy),
     _case("binary_crossentropy_logits", [((4, 5), "p"), ((4, 5), "f")],

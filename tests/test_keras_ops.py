@@ -1,6 +1,10 @@
 """Keras's ops functions as ``gpu_dl.ops.<name>``: on arrays against NumPy, on symbolic tensors in functional
 models (outputs against NumPy, gradients against float64 finite differences, saving), Keras's dtypes and
 shapes, and composite layers whose call uses them, trained."""
+import os
+import subprocess
+import sys
+
 import numpy
 import pytest
 
@@ -287,6 +291,31 @@ def test_the_namespace_is_gpu_dl_ops():
     with pytest.raises(AttributeError, match="offers these of Keras's ops"):
         keras.ops.no_such_op
     assert "softmax" in dir(keras.ops)
+
+
+def test_keras_s_namespaces_import_as_modules():
+    # In a fresh interpreter, so that nothing has put them in place before: `import gpu_dl.ops.nn` as
+    # `import keras.ops.nn`, each the one namespace `from gpu_dl.ops import nn` gives.
+    program = """
+import gpu_dl.ops.nn, gpu_dl.ops.linalg, gpu_dl.ops.image, gpu_dl.ops.numpy
+import gpu_dl.ops.nn as imported
+from gpu_dl.ops import image, linalg, nn, numpy
+from gpu_dl.layers import keras_ops
+spaces = keras_ops.NAMESPACES
+assert imported is nn is gpu_dl.ops.nn is spaces["nn"] and numpy is gpu_dl.ops.numpy is spaces["numpy"]
+assert linalg is gpu_dl.ops.linalg is spaces["linalg"] and image is gpu_dl.ops.image is spaces["image"]
+assert nn.relu is gpu_dl.ops.relu and linalg.qr is gpu_dl.ops.qr and image.resize is spaces["image"].resize
+assert numpy.sort is gpu_dl.ops.sort and keras_ops.numpy.__name__ == "numpy"
+print("imported")
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]
+    import gpu_dl.ops.linalg
+    from gpu_dl.ops import linalg
+    assert gpu_dl.ops.linalg is linalg and linalg.solve is ops.solve
+    with pytest.raises(ImportError):
+        import gpu_dl.ops.no_such_namespace  # noqa: F401
 
 
 def test_integer_inputs_go_through_without_gradients(rng):

@@ -263,13 +263,7 @@ def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expressio
         assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
 
 
-# A rearrange given axis lengths is saved as Keras saves it (the lengths as the call's keyword arguments, see
-# test_rearrange_records_its_pattern_and_lengths_as_keras_does), but gpu_dl's reader takes only the keyword
-# arguments an operation class names, so such a model is not read back.
-SAVED = [c for c in CASES if c[0] not in ("rearrange_split", "rearrange_split_swap")]
-
-
-@pytest.mark.parametrize("name,expression,expected", SAVED, ids=[c[0] for c in SAVED])
+@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
 def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
     model, used = _model(expression)
     a, b = _arrays(rng)
@@ -316,6 +310,40 @@ def test_rearrange_records_its_pattern_and_lengths_as_keras_does():
     node = entry["inbound_nodes"][0]
     assert node["args"][1] == "n h (w1 w) -> n (h w1) w" and node["kwargs"] == {"w1": 2}
     assert model.output_shape == (None, 6, 2)
+
+
+def test_rearrange_s_saved_lengths_are_read_back_and_bad_ones_refused(rng):
+    x = gpu_dl.Input((3, 4), name="x")
+    model = gpu_dl.Model(x, ops.rearrange(x, "n h (w1 w) -> n (h w1) w", w1=2))
+    values = rng.standard_normal((2, 3, 4))
+    numpy.testing.assert_allclose(model_from_config(model_config(model)).forward(values), model.forward(values),
+                                  rtol=1e-15)
+
+    def refused(edit, match):
+        config = model_config(model)
+        edit(config["config"]["layers"][-1]["inbound_nodes"][0])
+        with pytest.raises(ValueError, match=match):
+            model_from_config(config)
+
+    refused(lambda n: n["kwargs"].update(w1="two"), "length of axis 'w1' must be a positive integer")
+    refused(lambda n: n["kwargs"].update(w1=True), "length of axis 'w1' must be a positive integer")
+    refused(lambda n: n["kwargs"].update(w1=n["args"][0]), "'w1' of Rearrange takes a constant, not a tensor")
+    refused(lambda n: n["kwargs"].update({"w 1": 2}), r"takes the lengths of axes .*gives 'w 1'")
+    refused(lambda n: n["kwargs"].update(w1=3), "cannot be split")
+    refused(lambda n: n["args"].__setitem__(1, 7), "second argument must be its pattern")
+
+
+def test_pad_s_constant_values_saved_as_a_tensor_is_refused():
+    x = gpu_dl.Input((3,), name="x")
+    config = model_config(gpu_dl.Model(x, ops.pad(x, [[0, 0], [1, 1]], constant_values=2.0)))
+    node = config["config"]["layers"][-1]["inbound_nodes"][0]
+    assert node["kwargs"] == {"constant_values": 2.0}
+    node["kwargs"]["constant_values"] = node["args"][0]
+    with pytest.raises(ValueError, match="'constant_values' of Pad takes a constant, not a tensor"):
+        model_from_config(config)
+    node["kwargs"] = {"constant_values": 2.0, "mode": "reflect"}
+    with pytest.raises(ValueError, match="takes constant_values; its call gives 'mode'"):
+        model_from_config(config)
 
 
 def test_the_empty_like_input_takes_no_gradient(rng):

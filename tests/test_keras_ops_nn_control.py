@@ -8,10 +8,11 @@ import pytest
 import gpu_dl
 from gpu_dl import backend, layers, ops
 from gpu_dl.backend import array_module, to_numpy
-from gpu_dl.models import load_model
+from gpu_dl.models import clone_model, load_model
 from gpu_dl.models.saving import model_config, model_from_config
 from gradcheck import assert_gradient
-from nn_control_cases import CASES, DECODE_CASES, IDS, decode_input, draw, np_depthwise, np_rms_norm
+from gpu_dl.layers.keras_ops import nn_control
+from nn_control_cases import CASES, DECODE_CASES, IDS, decode_input, draw, np_attention, np_depthwise, np_rms_norm
 
 
 def _integer(kind):
@@ -91,7 +92,9 @@ def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, sha
     loaded = load_model(tmp_path / "m.keras")
     numpy.testing.assert_allclose(_forward(loaded, arrays), want, rtol=tol, atol=tol)
     entries = [e for e in model_config(loaded)["config"]["layers"] if e["module"].startswith("keras.src.ops")]
-    assert entries and all(e["module"] == "keras.src.ops.nn" for e in entries)
+    # the op itself comes last (a mask computed for it, by keras.src.ops.numpy, before it)
+    assert entries and entries[-1]["module"] == "keras.src.ops.nn"
+    assert all(e["module"] == "keras.src.ops.nn" for e in entries) or name == "dot_product_attention_mask_tensor"
 
 
 @pytest.mark.parametrize("name,shapes,expression,expected,differentiable,tol", CASES, ids=IDS)
@@ -192,17 +195,86 @@ def test_configs_hold_keras_settings():
     assert entries["RMSNorm"]["inbound_nodes"][0]["kwargs"]["scale"]["class_name"] == "__numpy__"
 
 
-def test_tensors_given_by_keyword_are_recorded_positionally(rng, tmp_path):
+def _node(model, class_name):
+    return [e for e in model_config(model)["config"]["layers"] if e["class_name"] == class_name][0]["inbound_nodes"][0]
+
+
+def test_tensors_given_by_keyword_are_recorded_as_keywords(rng, tmp_path):
     q, k = gpu_dl.Input((4, 2, 3), dtype="float64"), gpu_dl.Input((6, 2, 3), dtype="float64")
     bias = gpu_dl.Input((2, 4, 6), dtype="float64")
-    model = gpu_dl.Model([q, k, bias], ops.dot_product_attention(q, k, k, bias=bias))
-    node = [e for e in model_config(model)["config"]["layers"] if e["class_name"] == "DotProductAttention"][0]
-    args = node["inbound_nodes"][0]["args"]
-    assert len(args) == 4 and args[3]["class_name"] == "__keras_tensor__"
-    arrays = [rng.standard_normal((2, 4, 2, 3)), rng.standard_normal((2, 6, 2, 3)), rng.standard_normal((2, 2, 4, 6))]
+    mask = gpu_dl.Input((2, 4, 6), dtype="bool")
+    scale = gpu_dl.Input((3,), dtype="float64")
+    biased = ops.dot_product_attention(q, k, k, bias=bias, scale=0.5)
+    masked = ops.dot_product_attention(q, k, k, mask=mask)
+    scaled = ops.rms_normalization(q, scale=ops.mean(scale, axis=0))
+    model = gpu_dl.Model([q, k, bias, mask, scale], [biased, masked, scaled])
+    nodes = [e["inbound_nodes"][0] for e in model_config(model)["config"]["layers"]
+             if e["class_name"] in ("DotProductAttention", "RMSNorm")]
+    assert [len(n["args"]) for n in nodes] == [3, 3, 1]
+    assert nodes[0]["kwargs"]["bias"]["class_name"] == "__keras_tensor__" and nodes[0]["kwargs"]["mask"] is None
+    assert nodes[0]["kwargs"]["scale"] == 0.5
+    assert nodes[1]["kwargs"]["mask"]["config"]["dtype"] == "bool" and nodes[1]["kwargs"]["bias"] is None
+    assert nodes[2]["kwargs"]["scale"]["config"]["keras_history"][0].startswith("mean")
+    arrays = [rng.standard_normal((2, 4, 2, 3)), rng.standard_normal((2, 6, 2, 3)), rng.standard_normal((2, 2, 4, 6)),
+              rng.random((2, 2, 4, 6)) > 0.3, rng.standard_normal((2, 3))]
+    expected = model.forward(arrays)
+    numpy.testing.assert_allclose(expected[1], np_attention_masked(arrays), rtol=1e-12)
     model.save(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(load_model(tmp_path / "m.keras").forward(arrays), model.forward(arrays),
-                                  rtol=1e-12)
+    loaded = load_model(tmp_path / "m.keras")
+    for got, want in zip(loaded.forward(arrays), expected):
+        numpy.testing.assert_allclose(got, want, rtol=1e-12)
+    assert model_config(loaded)["config"]["layers"][-1]["inbound_nodes"] == \
+        model_config(model)["config"]["layers"][-1]["inbound_nodes"]
+    # A clone gives the keyword tensors by keyword again.
+    clone = clone_model(model)
+    assert [len(n["args"]) for n in (_node(clone, "DotProductAttention"), _node(clone, "RMSNorm"))] == [3, 1]
+    for got, want in zip(clone.forward(arrays), expected):
+        numpy.testing.assert_allclose(got, want, rtol=1e-12)
+    # The gradients reach the tensors given by keyword.
+    y = model.forward(arrays, training=True)
+    grads = model.backward([numpy.ones_like(t) for t in y])
+    assert grads[2] is not None and grads[2].shape == (2, 2, 4, 6) and grads[3] is None
+    assert grads[4] is not None and numpy.abs(grads[4]).sum() > 0
+
+
+def np_attention_masked(arrays):
+    q, k, _, mask, _ = arrays
+    return np_attention(q, k, k, mask=mask)
+
+
+def test_a_tensor_saved_in_its_positional_place_is_read_there(rng):
+    # Files gpu_dl wrote before it recorded keyword tensors as keywords hold bias in its positional place.
+    q, bias = gpu_dl.Input((4, 2, 3), dtype="float64"), gpu_dl.Input((2, 4, 4), dtype="float64")
+    model = gpu_dl.Model([q, bias], ops.dot_product_attention(q, q, q, bias=bias))
+    config = model_config(model)
+    node = [e for e in config["config"]["layers"] if e["class_name"] == "DotProductAttention"][0]["inbound_nodes"][0]
+    node["args"].append(node["kwargs"].pop("bias"))
+    rebuilt = model_from_config(config)
+    arrays = [rng.standard_normal((2, 4, 2, 3)), rng.standard_normal((2, 2, 4, 4))]
+    numpy.testing.assert_allclose(rebuilt.forward(arrays), model.forward(arrays), rtol=1e-12)
+    assert len(_node(rebuilt, "DotProductAttention")["args"]) == 4
+
+
+def test_saved_calls_the_ops_do_not_take_are_refused():
+    q, s = gpu_dl.Input((4, 2, 3)), gpu_dl.Input((3,))
+    model = gpu_dl.Model([q, s], ops.dot_product_attention(q, q, q, bias=ops.expand_dims(s, 0)))
+
+    def refused(edit, match):
+        config = model_config(model)
+        edit([e for e in config["config"]["layers"] if e["class_name"] == "DotProductAttention"][0]
+             ["inbound_nodes"][0])
+        with pytest.raises(ValueError, match=match):
+            model_from_config(config)
+
+    refused(lambda n: n["kwargs"].update(dropout=0.1), r"takes bias, mask, scale; its call gives 'dropout'")
+    refused(lambda n: n["kwargs"].update(scale=n["kwargs"]["bias"]), "'scale' of DotProductAttention takes a "
+                                                                     "constant, not a tensor")
+    refused(lambda n: n["kwargs"].update(bias=[n["kwargs"]["bias"]]), "'bias' of DotProductAttention takes one "
+                                                                      "tensor")
+    refused(lambda n: n["kwargs"].update(scale="large"), "'scale' must be a number or null")
+    refused(lambda n: n["args"].append(n["kwargs"]["bias"]), "given both positionally and by keyword")
+    with pytest.raises(TypeError, match="`scale` must be a number or None, not a symbolic tensor"):
+        nn_control.DotProductAttention().apply(q, q, q, scale=s)
 
 
 def test_what_the_ops_refuse():

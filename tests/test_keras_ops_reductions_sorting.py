@@ -73,6 +73,12 @@ CASES = [
      lambda a, b: numpy.ptp(b, axis=(1, 2), keepdims=True)),
     ("average", lambda a, b: ops.average(b, axis=2), lambda a, b: b.mean(2)),
     ("average_weights", lambda a, b: ops.average(b, axis=2, weights=W4), lambda a, b: numpy.average(b, 2, W4)),
+    ("average_tensor_weights", lambda a, b: ops.average(b, axis=1, weights=a),
+     lambda a, b: numpy.average(b, 1, a)),
+    ("average_tensor_weights_along", lambda a, b: ops.average(b, axis=2, weights=a[0, 0]),
+     lambda a, b: numpy.average(b, 2, a[0, 0])),
+    ("average_tensor_weights_batch", lambda a, b: ops.average(b, axis=0, weights=a),
+     lambda a, b: numpy.average(b, 0, a)),
     ("count_nonzero", lambda a, b: ops.sum(b, axis=2) * ops.count_nonzero(ops.relu(b), axis=2),
      lambda a, b: b.sum(2) * (b > 0).sum(2)),
     ("cumprod", lambda a, b: ops.cumprod(b, axis=1), lambda a, b: numpy.cumprod(b, axis=1)),
@@ -156,6 +162,12 @@ CASES = [
      lambda a, b: _scatter_update(b, a[:3, 0], numpy.multiply)),
     ("slice_update", lambda a, b: ops.slice_update(b, (0, 1, 1), a[:, :2, :2]),
      lambda a, b: numpy.concatenate([b[:, :1], numpy.concatenate([b[:, 1:, :1], a[:, :2, :2], b[:, 1:, 3:]], 2)], 1)),
+    ("select", lambda a, b: ops.select([ops.greater(a, 1.2), ops.less(b, 0.0)], [a * 2.0, b], 0.5),
+     lambda a, b: numpy.select([a > 1.2, b < 0.0], [a * 2.0, b], 0.5)),
+    ("select_tensor_default", lambda a, b: ops.select([ops.less(a, 1.2), ops.greater(b, 0.5)], [a, ops.tanh(b)], b),
+     lambda a, b: numpy.select([a < 1.2, b > 0.5], [a, numpy.tanh(b)], b)),
+    ("select_broadcast", lambda a, b: ops.select([ops.greater(a[:, :, :1], 1.2)], [b], a[:, :1] * 3.0),
+     lambda a, b: numpy.select([a[:, :, :1] > 1.2], [b], a[:, :1] * 3.0)),
 ]
 IDS_OF_CASES = [c[0] for c in CASES]
 
@@ -518,6 +530,34 @@ def test_a_composite_layer_using_these_ops_has_exact_gradients_and_trains(xp, rn
     assert model.evaluate(to_numpy(x), y, verbose=0) < 0.9 * before
 
 
+def test_select_s_saved_call_holds_its_lists_and_bad_ones_are_refused(rng):
+    x = gpu_dl.Input((4,), name="x", dtype="float64")
+    model = gpu_dl.Model(x, ops.select([ops.greater(x, 0.0), ops.less(x, -1.0)], [x * 2.0, -x], x * 3.0))
+    entry = [e for e in model_config(model)["config"]["layers"] if e["class_name"] == "Select"][0]
+    assert (entry["module"], entry["config"]) == ("keras.src.ops.numpy", {"name": entry["name"]})
+    args = entry["inbound_nodes"][0]["args"]
+    assert [len(a) if isinstance(a, list) else a["class_name"] for a in args] == [2, 2, "__keras_tensor__"]
+    assert args[0][0]["config"]["dtype"] == "bool" and args[1][1]["config"]["dtype"] == "float64"
+    values = rng.standard_normal((3, 4)) * 2
+
+    def edited(edit):
+        config = model_config(model)
+        edit([e for e in config["config"]["layers"] if e["class_name"] == "Select"][0]["inbound_nodes"][0])
+        return config
+
+    # Keras's call without a default: 0
+    numpy.testing.assert_array_equal(model_from_config(edited(lambda n: n["args"].pop())).forward(values),
+                                     numpy.select([values > 0, values < -1], [values * 2, -values], 0.0))
+    for edit, match in [
+            (lambda n: n["args"].__setitem__(0, 5), "the call cannot be made: .*condlist and choicelist must be lists"),
+            (lambda n: n["args"].__setitem__(1, [1.0, 2.0]), "must be a symbolic tensor"),
+            (lambda n: n["args"].__setitem__(2, [n["args"][2]]), "must be a symbolic tensor.*a number"),
+            (lambda n: n["args"][1].pop(), "equally long"),
+            (lambda n: n["kwargs"].update(default=0.0), "takes no keyword arguments; its call gives 'default'")]:
+        with pytest.raises(ValueError, match=match):
+            model_from_config(edited(edit))
+
+
 # ------------------------------------------------------------------ refusals
 def test_what_these_ops_refuse():
     x = gpu_dl.Input((3, 4))
@@ -554,7 +594,9 @@ def test_what_these_ops_refuse():
         (lambda: ops.bincount(numpy.ones(3)), ValueError, "tensor of integers"),
         (lambda: ops.bincount(gpu_dl.Input((2, 3, 4), dtype="int32")), ValueError, "1-D or 2-D"),
         (lambda: ops.bincount(numpy.array([-1, 2])), ValueError, "non-negative"),
-        (lambda: ops.select([x], [x], 0.0), ValueError, "nest where"),
+        (lambda: ops.select([x], [x], 0.0), TypeError, "conditions must be bool tensors"),
+        (lambda: ops.select([x > 0], [numpy.ones(3)], 0.0), TypeError, "symbolic tensors only"),
+        (lambda: ops.select(x > 0, [x], 0.0), TypeError, "must be lists of tensors"),
         (lambda: ops.select([numpy.ones(2, bool)], [], 0.0), ValueError, "equally long"),
     ]
     for call, error, message in refusals:

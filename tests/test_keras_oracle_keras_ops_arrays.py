@@ -328,3 +328,9 @@ def test_rearrange_matches_keras_in_a_model_of_a_fixed_batch(tmp_path, rng):
     ours.save(tmp_path / "g.keras")
     numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0),
                                   ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # The axis lengths (c=2) are the call's keywords in both files: each library reads the other's.
+    theirs.save(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(load_model(tmp_path / "k.keras").predict(x, verbose=0),
+                                  keras.ops.convert_to_numpy(theirs(x)), rtol=2e-5, atol=2e-6)
+    numpy.testing.assert_allclose(load_model(tmp_path / "g.keras").predict(x, verbose=0), ours.predict(x, verbose=0),
+                                  rtol=1e-6)

@@ -28,15 +28,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`:Us
 # - "symbolic": its symbolic call fails (sparse cross-entropy along another axis): arrays only;
 # - "load": it cannot read back its own files of the op (adaptive pooling: a list output_size from JSON fails its
 #   shape arithmetic): gpu_dl reads Keras's file, Keras does not read gpu_dl's;
-# - "keyword": Keras records a tensor given by keyword (scale, bias) among the call's keywords, gpu_dl in its
-#   positional place: configs are compared without the keywords, Keras reads gpu_dl's file, and gpu_dl refuses
-#   Keras's with an error that says what to do.
 LIMITS = {
     "adaptive_max_pool": {"shape", "load"}, "adaptive_max_pool_1d": {"shape", "load"},
     "adaptive_average_pool": {"load"}, "adaptive_average_pool_3d": {"shape", "load"},
     "categorical_crossentropy_logits_axis": {"shape"},
     "sparse_categorical_crossentropy_logits_axis": {"symbolic"},
-    "rms_normalization": {"keyword"}, "dot_product_attention_bias": {"keyword"},
 }
 
 
@@ -54,11 +50,20 @@ def _model(lib, shapes, expression, dtype="float32"):
     return lib.Model(tensors if len(tensors) > 1 else tensors[0], expression(lib.ops, *tensors))
 
 
-def _operations(config, keywords=True):
-    """(module, class, settings) of each operation entry, and its call's keywords (constants as written)."""
+def _unnamed(value):
+    """A recorded argument without the names of the layers its tensors come from (each library numbers the
+    names of its operations on its own)."""
+    if isinstance(value, dict):
+        return {k: _unnamed(v) for k, v in value.items() if k != "keras_history"}
+    return [_unnamed(v) for v in value] if isinstance(value, list) else value
+
+
+def _operations(config):
+    """(module, class, settings) of each operation entry, and its call's keywords (tensors and constants as
+    written)."""
     return sorted(((e["module"], e["class_name"], json.dumps({k: v for k, v in e["config"].items() if k != "name"},
                                                            sort_keys=True),
-                    json.dumps(e["inbound_nodes"][0].get("kwargs", {}) if keywords else {}, sort_keys=True))
+                    json.dumps(_unnamed(e["inbound_nodes"][0].get("kwargs", {})), sort_keys=True))
                    for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
 
 
@@ -82,8 +87,7 @@ def test_same_operations_and_outputs_as_keras_in_functional_models(rng, name, sh
     if "symbolic" in limits:
         pytest.skip("Keras 3.15's symbolic call of this op fails")
     ours, theirs = _model(gpu_dl, shapes, expression), _model(keras, shapes, expression)
-    keywords = "keyword" not in limits
-    assert _operations(ours.get_config(), keywords) == _operations(theirs.get_config(), keywords)
+    assert _operations(ours.get_config()) == _operations(theirs.get_config())
     if "shape" not in limits:
         assert tuple(ours.output_shape) == tuple(theirs.output_shape)
     assert ours.outputs[0].dtype == theirs.outputs[0].dtype
@@ -102,12 +106,8 @@ def test_files_load_in_either_library_and_predict_the_same(tmp_path, rng, name, 
     given = arrays if len(arrays) > 1 else arrays[0]
     theirs = _model(keras, shapes, expression)
     theirs.save(tmp_path / "k.keras")
-    if "keyword" in limits:
-        with pytest.raises(ValueError, match="tensor given by keyword.*positionally"):
-            load_model(tmp_path / "k.keras")
-    else:
-        loaded = load_model(tmp_path / "k.keras")
-        numpy.testing.assert_allclose(loaded.forward(given), _numpy(theirs(given)), rtol=2e-5, atol=2e-5)
+    loaded = load_model(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(loaded.forward(given), _numpy(theirs(given)), rtol=2e-5, atol=2e-5)
     ours = _model(gpu_dl, shapes, expression)
     ours.save(tmp_path / "g.keras")
     if "load" not in limits:

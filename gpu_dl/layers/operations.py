@@ -66,7 +66,10 @@ class Operation(Layer):
     takes_input_list = True
     drops_mask = True          # the mask of padded steps ends here without a warning, as in Keras
     keras_module = KERAS_MODULE
-    keyword_arguments = ()     # the call's keyword arguments Keras records in the node (pad's constant_values)
+    # What the call takes, as Keras records it in the node, for writing and reading saved calls:
+    keyword_arguments = ()     # the call's keyword arguments (pad's constant_values)
+    tensor_keywords = ()       # those of them that may hold a symbolic tensor (rms_normalization's scale)
+    list_arguments = ()        # the positions of arguments that are lists of tensors (concatenate's)
 
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -135,6 +138,21 @@ class Operation(Layer):
         """The call's keyword arguments as Keras records them in the node (numbers or None)."""
         return {}
 
+    def keras_call(self, tensors):
+        """``(args, kwargs)`` of the call as Keras records it: ``tensors`` (the node's, in order) in their places
+        among the positional arguments and, for an operation given some by keyword, among the keywords."""
+        return self.keras_arguments(tensors), self.keras_keywords()
+
+    @classmethod
+    def takes_keyword(cls, key):
+        """Whether a saved call may give the keyword argument ``key``."""
+        return key in cls.keyword_arguments
+
+    @classmethod
+    def keywords_taken(cls):
+        """The keyword arguments a saved call may give, in words (for errors)."""
+        return ", ".join(cls.keyword_arguments) or "no keyword arguments"
+
     @classmethod
     def decode_keyword(cls, key, value, where):
         """A keyword argument read from a saved call: a number or None; or a ValueError."""
@@ -172,7 +190,10 @@ class Operation(Layer):
     def __call__(self, x, training=None, mask=None, initial_state=None):
         if is_symbolic(x) or (isinstance(x, (list, tuple)) and any(is_symbolic(t) for t in x)):
             tensors = list(x) if isinstance(x, (list, tuple)) else [x]
-            return self.apply(*(self.keras_arguments(tensors) if self.arguments is not None else tensors))
+            if self.arguments is None:
+                return self.apply(*tensors)
+            args, kwargs = self.keras_call(tensors)
+            return self.apply(*args, **kwargs)
         if initial_state is not None:
             raise TypeError(f"{self._where()} takes no initial_state.")
         if self.arguments is None:

@@ -231,8 +231,8 @@ def _clone_functional(model, clone, input_tensors, call_function):
             # Made again from its config, as a saved model's is; its constants stay where they were among the
             # tensors (x + 1.0, 2 * x), and its keyword arguments are given again.
             twin_operation = type(layer).from_config(layer.get_config())
-            result = twin_operation.apply(*layer.keras_arguments(mapped(node.input_tensors)),
-                                          **{key: mapped(value) for key, value in layer.keras_keywords().items()})
+            args, kwargs = layer.keras_call(mapped(node.input_tensors))
+            result = twin_operation.apply(*args, **kwargs)
         else:
             if hasattr(layer, "keras_call_arguments"):
                 # Called as the node's call was made (MultiHeadAttention's inputs positionally or by name).

@@ -32,6 +32,12 @@ new dict of arguments while converting the inputs: in a call of one tensor of
 the layer's dtype without keyword arguments, or any call of a layer that
 leaves its inputs as they are.
 
+An operation of keras.ops is one entry per use, whose call is read as the operation declares it
+(``layers/operations.py``): its positional arguments tensors, lists of tensors where it takes them
+(``list_arguments``: concatenate's, select's) or constants it decodes; its keywords those it takes
+(``takes_keyword``), tensors where it takes them (``tensor_keywords``: rms_normalization's ``scale``,
+dot_product_attention's ``bias`` and ``mask``, which are its own, not a layer's mask) and constants otherwise.
+
 Rebuilding creates every layer from its entry (names looked up, nothing
 imported or run, as ``keras_config`` does), then makes the recorded calls on
 symbolic tensors in an order where each call's inputs exist (Kahn's
@@ -236,8 +242,9 @@ def _operation_entry(operation):
 
 def _node_entry(model, layer, node):
     if isinstance(layer, Operation):
-        return {"args": [_arguments(model, arg) for arg in layer.keras_arguments(node.input_tensors)],
-                "kwargs": {k: _arguments(model, v) for k, v in layer.keras_keywords().items()}}
+        args, kwargs = layer.keras_call(node.input_tensors)
+        return {"args": [_arguments(model, arg) for arg in args],
+                "kwargs": {k: _arguments(model, v) for k, v in kwargs.items()}}
     if hasattr(layer, "keras_call_arguments"):
         args, kwargs = layer.keras_call_arguments(node)
         return {"args": [_arguments(model, arg) for arg in args],
@@ -424,30 +431,49 @@ class _Constant:
         self.value = value
 
 
+def _is_list_entry(value):
+    return isinstance(value, list) or (isinstance(value, dict) and value.get("class_name") == "__tuple__")
+
+
 def _parse_operation_node(data, where, operation):
-    """The recorded positional arguments of an operation's call: tensor references and constants (numbers, or
-    what the operation decodes: GetItem's key, Matmul's array)."""
+    """``(args, kwargs)`` of an operation's recorded call: each argument a tensor reference, a list of them (at
+    the positions the operation takes lists of tensors in), or a ``_Constant`` of what the operation decodes
+    (numbers, GetItem's key, Matmul's array, rearrange's pattern); each keyword a tensor reference (those the
+    operation takes tensors for) or a ``_Constant``. What the operation's call does not take is a ValueError."""
     args = data.get("args") if isinstance(data, dict) else None
     if not isinstance(args, list) or (len(args) != operation.arity if operation.arity is not None else not args):
         raise ValueError(f"{where}: the operation takes {operation.arity} positional argument(s); its node lists "
                          f"{args!r:.200}.")
     kwargs = data.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or set(kwargs) - set(operation.keyword_arguments):
-        takes = ", ".join(operation.keyword_arguments) or "no keyword arguments"
-        raise ValueError(f"{where}: the operation takes {takes}, got {data['kwargs']!r:.200}.")
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where}: a node's 'kwargs' must be an object, got {kwargs!r:.200}.")
+    unknown = [k for k in kwargs if not operation.takes_keyword(k)]
+    if unknown:
+        raise ValueError(f"{where}: the operation {type(operation).__name__} takes {operation.keywords_taken()}; "
+                         f"its call gives {', '.join(repr(k) for k in unknown)}.")
     parsed = []
     for position, value in enumerate(args):
         if isinstance(value, dict) and value.get("class_name") == _TENSOR:
             parsed.append(_parse_tensor(value, where))
-        elif isinstance(value, list) and value and (isinstance(operation, keras_ops.Concatenate) or
-                                                    getattr(operation, "pair_input", False)):
-            # concatenate's and stack's list of tensors; a Fourier transform's (real, imag) pair
+        elif position in operation.list_arguments and _is_list_entry(value):
             parsed.append(_parse_argument(value, where))
         else:
             parsed.append(_Constant(operation.decode_argument(position, value, where)))
-    if all(isinstance(p, _Constant) for p in parsed):
+    keywords = {}
+    for key, value in kwargs.items():
+        if not _raw_sources(value):
+            keywords[key] = _Constant(operation.decode_keyword(key, value, where))
+        elif key not in operation.tensor_keywords:
+            raise ValueError(f"{where}: the keyword argument {key!r} of {type(operation).__name__} takes a constant, "
+                             f"not a tensor; got {value!r:.200}.")
+        elif isinstance(value, dict) and value.get("class_name") == _TENSOR:
+            keywords[key] = _parse_tensor(value, where)
+        else:
+            raise ValueError(f"{where}: the keyword argument {key!r} of {type(operation).__name__} takes one tensor, "
+                             f"got {value!r:.200}.")
+    if all(isinstance(p, _Constant) for p in parsed + list(keywords.values())):
         raise ValueError(f"{where}: the operation's arguments hold no tensor.")
-    return parsed, {k: operation.decode_keyword(k, v, where) for k, v in kwargs.items()}
+    return parsed, keywords
 
 
 def _operation_from_entry(entry, name, where):
@@ -597,11 +623,16 @@ def functional_from_config(config, where="model config", custom_objects=None):
         for k, (argument, kwargs) in enumerate(layer_calls):
             at = f"{where}, layer '{name}', inbound_nodes[{k}]"
             needs = set()
-            for ref in (_references_in(argument) + list(kwargs.get("initial_state", []))
+            if isinstance(layers[name], Operation):
+                # An operation's keywords are its call's own (dot_product_attention's `mask` among them).
+                read = _references_in(argument) + _references_in(kwargs)
+            else:
+                read = (_references_in(argument) + list(kwargs.get("initial_state", []))
                         + ([kwargs["attention_mask"]] if "attention_mask" in kwargs else [])
                         + _references_in(kwargs.get("mask", []))
                         + _references_in(kwargs.get("call_args", []))
-                        + _references_in(kwargs.get("call_kwargs", {}))):
+                        + _references_in(kwargs.get("call_kwargs", {})))
+            for ref in read:
                 source, index, _ = ref
                 if source in operations:
                     raise ValueError(f"{at}: it reads the result of the operation '{source}' "
@@ -653,6 +684,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
         at = f"{where}, layer '{name}', inbound_nodes[{k}]"
         layer = layers[name]
         call_kwargs = {}
+        if isinstance(layer, Operation):
+            keywords, kwargs = kwargs, {}     # the operation's own keywords, given to its apply below
         if "training" in kwargs:
             call_kwargs["training"] = kwargs["training"]
         if "initial_state" in kwargs:
@@ -669,8 +702,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
         call_kwargs.update({key: value_of(a) for key, a in kwargs.get("call_kwargs", {}).items()})
         try:
             if isinstance(layer, Operation):
-                result = layer.apply(*[a.value if isinstance(a, _Constant) else resolve(a, at) for a in argument],
-                                     **{k: v for k, v in kwargs.items() if k in layer.keyword_arguments})
+                result = layer.apply(*[value_of(a) for a in argument], **{k: value_of(v) for k, v in keywords.items()})
             else:
                 tensors = resolve(argument, at)
                 if "mask" in kwargs and not any(t._mask is not None for t in flatten_tensors(tensors)):

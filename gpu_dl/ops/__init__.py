@@ -7,10 +7,13 @@ backward needs.
 
 ``gpu_dl.ops.mean``, ``gpu_dl.ops.reshape``, ... are Keras's ops functions (``from gpu_dl import ops`` as
 ``from keras import ops``): they work on arrays and on symbolic tensors, and live at the layers level
-(``gpu_dl/layers/keras_ops``); ``gpu_dl.ops.nn``, ``.linalg``, ``.image`` and ``.numpy`` are Keras's namespaces of
-them.
+(``gpu_dl/layers/keras_ops``). Keras's namespaces of them (``gpu_dl.ops.nn``, ``gpu_dl.ops.linalg``,
+``gpu_dl.ops.image``, ``gpu_dl.ops.numpy``) are built there too; each also has a module file here, so
+``import gpu_dl.ops.nn`` works as ``import keras.ops.nn`` does, and gives the same object as
+``from gpu_dl.ops import nn``.
 """
 import importlib
+import sys
 
 # The public Keras namespace shares this internal package's name, but its functions record operations of the
 # layers level, which this bottom level must not import at its top (that would import every layer with the
@@ -35,6 +38,16 @@ def __getattr__(name):
             raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r} (gpu_dl.ops offers these of Keras's ops: "
                          f"{', '.join(keras_ops.__all__)})")
+
+
+def _keras_namespace(module_name):
+    """Put the namespace the layers level builds for ``module_name`` (``gpu_dl.ops.nn``: ``keras_ops.NAMESPACES``'s
+    ``nn``) in ``sys.modules`` under that name, for the module file of that name to stand for it. A namespace of
+    Keras's ``keras.ops`` gets here a file of three lines calling this (``nn.py``, ``linalg.py``, ``image.py``,
+    ``numpy.py``)."""
+    namespace = importlib.import_module(_KERAS_OPS).NAMESPACES[module_name.rpartition(".")[2]]
+    sys.modules[module_name] = namespace
+    return namespace
 
 
 def __dir__():

@@ -358,3 +358,28 @@ def last_of_each(targets):
     last = xp.ones(ordered.shape, dtype=bool)
     last[:-1] = ordered[1:] != ordered[:-1]
     return order[last]
+
+
+# ---------------------------------------------------------------- select
+def select_forward(conditions, choices, default):
+    """Per element, the first of ``choices`` whose condition (bool arrays) holds, ``default`` where none does; all
+    broadcast together, in the dtype of the choices and the default (which the caller makes one)."""
+    xp = array_module(*conditions, *choices, default)
+    out = xp.broadcast_to(default, numpy.broadcast_shapes(*[a.shape for a in (*conditions, *choices, default)]))
+    for condition, choice in zip(reversed(conditions), reversed(choices)):
+        out = xp.where(condition, choice, out)
+    return out
+
+
+def select_backward(dy, conditions):
+    """The gradients of select's choices and of its default, in ``dy``'s shape: ``dy`` where each is the one
+    chosen (the first choice whose condition holds; the default where none does), zeros elsewhere."""
+    xp = array_module(dy)
+    zero = xp.zeros((), dtype=dy.dtype)
+    taken = xp.zeros(dy.shape, dtype=bool)
+    gradients = []
+    for condition in conditions:
+        gradients.append(xp.where(condition & ~taken, dy, zero))
+        taken = taken | condition
+    gradients.append(xp.where(taken, zero, dy))
+    return gradients

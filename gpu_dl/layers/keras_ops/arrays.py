@@ -612,9 +612,8 @@ def rearrangement(pattern, shape, lengths, where):
 class Rearrange(ArrayOperation):
     """``rearrange(tensor, pattern, **axes_lengths)`` of ``keras.src.ops.einops``: axes regrouped, reordered and
     merged as an einops pattern says (``"b h w c -> b (h w) c"``). As Keras records it, the pattern is the call's
-    second argument and the axes' lengths its keyword arguments; the config holds the name only. gpu_dl's model
-    reader takes only the keyword arguments an operation class names before it is called, so a saved use given
-    axis lengths is not read back (one without them is)."""
+    second argument and the axes' lengths its keyword arguments (any names, integer values); the config holds the
+    name only."""
 
     keras_module = "keras.src.ops.einops"
     arity = 2
@@ -644,17 +643,21 @@ class Rearrange(ArrayOperation):
             return value
         raise ValueError(f"{where}: Rearrange's second argument must be its pattern (a string), got {value!r:.100}.")
 
-    @property
-    def keyword_arguments(self):
-        return tuple(self.lengths) if self.arguments is not None else ()
-
     def keras_keywords(self):
         return dict(self.lengths)
 
     @classmethod
+    def takes_keyword(cls, key):
+        return isinstance(key, str) and key.isidentifier()
+
+    @classmethod
+    def keywords_taken(cls):
+        return "the lengths of axes of the pattern (axis name=integer)"
+
+    @classmethod
     def decode_keyword(cls, key, value, where):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: the length of axis {key!r} must be an integer, got {value!r:.80}.")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}: the length of axis {key!r} must be a positive integer, got {value!r:.80}.")
         return value
 
     def same_arguments(self, arguments):

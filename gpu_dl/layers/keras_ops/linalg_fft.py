@@ -427,6 +427,7 @@ class FourierOperation(LinalgOperation):
     keras_module = MATH
     arity = 1                # Keras's one positional argument, the pair
     pair_input = True
+    list_arguments = (0,)
     outputs = 2
     axes = 1                 # the transform's axes, the last ones
 

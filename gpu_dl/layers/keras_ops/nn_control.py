@@ -7,8 +7,8 @@
 Their calls take several tensors, some optional: an argument Keras's call takes as None is kept as ``ABSENT``
 among the operation's arguments (written as null in a saved call, as Keras writes it). Keras records some
 of them as keywords of the call (``scale`` of ``rms_normalization``; ``bias``, ``mask`` and ``scale`` of
-``dot_product_attention``): gpu_dl writes those there too where they are numbers, arrays or None, and a
-symbolic tensor given for one in its positional place, which Keras's call reads the same.
+``dot_product_attention``): gpu_dl writes them there too, symbolic tensors (``scale``, ``bias``, ``mask``) as
+the node's inputs and numbers, arrays or None as constants; a tensor given in its positional place stays there.
 
 Pooling and convolutions run the internal kernels (``ops/pool.py``, ``pool3d.py``, ``adaptive_pool.py``,
 ``depthwise.py``) on channels_last data: channels_first inputs are transposed in and out, 1-D inputs are
@@ -63,18 +63,11 @@ def _promoted(*dtypes):
     return numpy.result_type(*floats).name if floats else backend.floatx()
 
 
-class _KeptMask(dict):
-    """A constant mask read from a saved call's keywords: the model loader reads a call's keyword named `mask` as
-    tensor references (a layer's mask), which an empty dict holds none of; ``apply`` takes the array back."""
-
-    def __init__(self, array):
-        super().__init__()
-        self.array = array
-
-
 class NNOperation(KerasOperation):
     """An operation of several positional tensors (``positional``: Keras's names, in order), some of which may
-    be absent (None), and keyword settings of the call (``keyword_arguments``)."""
+    be absent (None), and keyword arguments of the call (``keyword_arguments``): tensors where
+    ``tensor_keywords`` names them, else constants. A tensor given by keyword is an input of the node like the
+    others, and is written among the call's keywords, as Keras records it."""
 
     keras_module = NN
     arity = None
@@ -86,6 +79,7 @@ class NNOperation(KerasOperation):
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.keywords = {}
+        self.by_keyword = ()    # the positional names whose tensors the call gave by keyword
 
     # ---------------------------------------------------------- the symbolic call
     def apply(self, *args, **kwargs):
@@ -97,21 +91,24 @@ class NNOperation(KerasOperation):
         if unknown:
             raise TypeError(f"{self._where()}: unknown keyword argument(s) {unknown}; it takes "
                             f"{', '.join(self.keyword_arguments) or 'none'}.")
-        keywords = {}
+        keywords, by_keyword = {}, []
         for key in self.keyword_arguments:
             value = kwargs.get(key)
-            if isinstance(value, _KeptMask):
-                value = value.array
+            position = self.positional.index(key)
+            if key in kwargs and position < len(args) and args[position] is not None:
+                raise TypeError(f"{self._where()}: `{key}` is given both positionally and by keyword.")
             if _is_symbolic(value):
-                # A tensor given by keyword goes in its positional place, which Keras's call reads the same.
-                position = self.positional.index(key)
+                if key not in self.tensor_keywords:
+                    raise TypeError(f"{self._where()}: `{key}` must be a number or None, not a symbolic tensor.")
+                # The node keeps it among its input tensors, in its positional place; it is written as a keyword.
                 args += [None] * (position + 1 - len(args))
                 args[position] = value
-            else:
+                by_keyword.append(key)
+            elif key in kwargs or position >= len(args):
                 keywords[key] = self.accept_keyword(key, value)
         if any(args[i] is None for i in range(min(self.required, len(args)))) or len(args) < self.required:
             raise TypeError(f"{self._where()} needs {', '.join(self.positional[:self.required])}.")
-        self.keywords = keywords
+        self.keywords, self.by_keyword = keywords, tuple(by_keyword)
         return Operation.apply(self, *args)
 
     def accept_argument(self, position, value):
@@ -135,14 +132,9 @@ class NNOperation(KerasOperation):
 
     @classmethod
     def decode_keyword(cls, key, value, where):
+        """A constant keyword argument read from a saved call: an array as Keras writes one, a number or None."""
         if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
-            array = Operation.decode_argument(0, value, where)
-            return _KeptMask(array) if key == "mask" else array
-        if key == "mask" and value is None:
-            return _KeptMask(None)
-        if isinstance(value, dict):
-            raise ValueError(f"{where}: `{key}` is a tensor given by keyword; gpu_dl reads a tensor for `{key}` in "
-                             f"its positional place only (call the op with `{key}` positionally), got {value!r:.200}.")
+            return Operation.decode_argument(0, value, where)
         return super().decode_keyword(key, value, where)
 
     def keras_arguments(self, tensors):
@@ -151,6 +143,20 @@ class NNOperation(KerasOperation):
 
     def keras_keywords(self):
         return dict(self.keywords)
+
+    def keras_call(self, tensors):
+        args = self.keras_arguments(tensors)
+        kwargs = {}
+        for key in self.keyword_arguments:
+            position = self.positional.index(key)
+            if key in self.by_keyword:
+                kwargs[key], args[position] = args[position], None
+            elif key in self.keywords:
+                kwargs[key] = self.keywords[key]
+        # The places the keywords' tensors were kept in are not positional arguments of the recorded call.
+        while len(args) > self.required and args[-1] is None and self.positional[len(args) - 1] in kwargs:
+            args.pop()
+        return args, kwargs
 
     def same_arguments(self, arguments):
         return len(self.arguments) == len(arguments) and all(
@@ -704,7 +710,7 @@ class RMSNorm(NNOperation):
     over ``axis`` (epsilon None: 1e-7, Keras's). Keras records ``scale`` as a keyword of the call."""
 
     positional = ("x", "scale")
-    keyword_arguments = ("scale",)
+    keyword_arguments = tensor_keywords = ("scale",)
     config_keys = ("axis", "epsilon")
 
     def __init__(self, axis=-1, epsilon=None, name=None, **kwargs):
@@ -764,6 +770,7 @@ class DotProductAttention(NNOperation):
 
     positional = ("query", "key", "value", "bias", "mask", "scale")
     keyword_arguments = ("bias", "mask", "scale")
+    tensor_keywords = ("bias", "mask")
     required = 3
     config_keys = ("is_causal", "flash_attention", "attn_logits_soft_cap")
 

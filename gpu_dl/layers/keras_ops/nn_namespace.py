@@ -1,6 +1,7 @@
 """Keras's ``keras.ops.nn`` namespace as ``gpu_dl.ops.nn`` (``gpu_dl.ops.nn.max_pool``, ``from gpu_dl.ops import
-nn``): the functions of ``keras.ops.nn`` that ``gpu_dl.ops`` offers, the same objects. Names are looked up on use
-(PEP 562), so a function ``gpu_dl.ops`` gains is here too."""
+nn``, ``import gpu_dl.ops.nn``, whose module file ``gpu_dl/ops/nn.py`` puts this one in its place): the functions of
+``keras.ops.nn`` that ``gpu_dl.ops`` offers, the same objects. Names are looked up on use (PEP 562), so a function
+``gpu_dl.ops`` gains is here too."""
 import importlib
 
 # The names of Keras 3.15's keras.ops.nn.

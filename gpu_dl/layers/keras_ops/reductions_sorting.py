@@ -8,7 +8,8 @@ integer input's dtype (bool becomes int32 where Keras's does); ``average``, the 
 ``nanmean``, ``nanvar``, ``nanstd``, ``trapezoid``, ``correlate`` and ``corrcoef`` give floatx for integers
 (a float input keeps its dtype); the indices (``argsort``, ``argpartition``, ``nanargmax``, ``top_k``'s,
 ``searchsorted``, ``digitize``, ``bincount``'s) and counts are int32, ``in_top_k`` and ``isin`` bool, none with
-a gradient. Where Keras's torch backend turns float64 into float32 (``median``, ``average``, the quantiles),
+a gradient; ``select`` gives its choices' dtype, with gradients to the choices and a tensor default. Where
+Keras's torch backend turns float64 into float32 (``median``, ``average``, the quantiles),
 float64 stays float64 here, as for the other ops: gradient checks run in it.
 """
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy
 from ... import backend
 from ...ops import numpy_functions as fn
 from ...ops import reductions_sorting as rs
-from ..operations import broadcast_shapes
+from ...ops.arithmetic import reduce_to_shape
+from ..operations import Operation, broadcast_shapes
+from ..symbolic import is_symbolic
 from .base import CORE, MATH, KerasOperation, _axes, _axis_setting, _float, _reduced_shape, _several_outputs, _xp, \
     standardize_dtype
 from .reductions import Arg, Max, Reduction
@@ -109,12 +112,14 @@ _KEEP = object()
 
 
 class Average(Reduction):
-    """``average(x, axis=None, weights=None)``: the weights (None, or a constant array of x's shape or of the
-    axis's length) are the call's keyword argument, as Keras records it."""
+    """``average(x, axis=None, weights=None)``: the weights (None, a constant array or a symbolic tensor, of x's
+    shape or of the axis's length) are the call's keyword argument, as Keras records it. Weights given as a
+    tensor are the node's second input and take their gradient."""
 
     config_keys = ("axis",)
     keeps_integers = False
-    keyword_arguments = ("weights",)
+    arity = None                # x, and weights given as a tensor
+    keyword_arguments = tensor_keywords = ("weights",)
     weighting = None
 
     def __init__(self, axis=None, name=None, **kwargs):
@@ -123,18 +128,28 @@ class Average(Reduction):
             raise ValueError(f"{self._where()} takes one axis or None, got {axis!r}.")
 
     def apply(self, x, weights=_KEEP):
+        if not is_symbolic(x):
+            raise TypeError(f"{self._where()}: x must be a symbolic tensor here, got {x!r:.80}.")
         if weights is _KEEP:                    # a later call on tensors: the weights of the first
             weights = self.weighting
+        if is_symbolic(weights):
+            self.weighting = None
+            return super().apply(x, weights)
         if weights is not None:
-            if not (hasattr(weights, "shape") and hasattr(weights, "dtype")) or hasattr(weights, "_keras_history"):
-                raise TypeError(f"{self._where()}: on a symbolic tensor, weights must be None or a constant array, "
-                                f"got {weights!r:.80}.")
+            if not (hasattr(weights, "shape") and hasattr(weights, "dtype")):
+                raise TypeError(f"{self._where()}: weights must be None, a constant array or a symbolic tensor, got "
+                                f"{weights!r:.80}.")
             weights = numpy.array(backend.to_numpy(weights), copy=True)
         self.weighting = weights
         return super().apply(x)
 
     def keras_keywords(self):
         return {"weights": self.weighting}
+
+    def keras_call(self, tensors):
+        if len(self.arguments) == 2:            # the weights a tensor
+            return [tensors[0]], {"weights": tensors[1]}
+        return super().keras_call(tensors)
 
     @classmethod
     def decode_keyword(cls, key, value, where):
@@ -144,42 +159,61 @@ class Average(Reduction):
 
     def output_shape_of(self, arguments, shapes):
         shape = tuple(shapes[0])
-        if self.weighting is not None:
-            self._check_weights(shape, self.weighting.shape)
-        return super().output_shape_of(arguments, shapes)
+        weights = tuple(shapes[1]) if len(shapes) > 1 else (
+            None if self.weighting is None else self.weighting.shape)
+        if weights is not None:
+            self._check_weights(shape, weights)
+        return super().output_shape_of(arguments, shapes[:1])
 
     def _check_weights(self, shape, weights_shape):
         weights_shape = tuple(weights_shape)
-        same = len(weights_shape) == len(shape) and all(a is None or a == b for a, b in zip(shape, weights_shape))
-        along = self.axis is not None and len(weights_shape) == 1 and \
-            shape[self.axis % len(shape)] in (None, weights_shape[0])
+        same = len(weights_shape) == len(shape) and all(
+            a is None or b is None or a == b for a, b in zip(shape, weights_shape))
+        along = False
+        if self.axis is not None and len(weights_shape) == 1:
+            n = shape[self.axis % len(shape)]
+            along = n is None or weights_shape[0] is None or n == weights_shape[0]
         if not (same or along):
             raise ValueError(f"{self._where()}: weights must have x's shape {shape} or, with an axis, its length along "
                              f"the axis; got weights of shape {weights_shape}.")
 
-    def _weighting(self, x):
-        w = _xp(x).asarray(self.weighting).astype(x.dtype)
+    def _weighting(self, x, w=None):
+        """The weights as an array of x's dtype that broadcasts against x."""
+        w = _xp(x).asarray(self.weighting if w is None else w).astype(x.dtype, copy=False)
         if w.shape != x.shape:
             shape = [1] * x.ndim
             shape[self.axis % x.ndim] = -1
             w = w.reshape(shape)
         return w
 
-    def forward_array(self, x):
+    def forward_function(self, x, weights=None):
+        return self.forward_array(x, weights)
+
+    def forward_array(self, x, weights=None):
         axes = fn.normalize_axes(self.axis, x.ndim)
-        if self.weighting is None:
+        if weights is None and self.weighting is None:
             return x.mean(axis=axes)
-        self._check_weights(x.shape, self.weighting.shape)
-        w = self._weighting(x)
+        self._check_weights(x.shape, (self.weighting if weights is None else weights).shape)
+        w = self._weighting(x, weights)
         return (x * w).sum(axis=axes) / _xp(x).broadcast_to(w, x.shape).sum(axis=axes)
 
     def backward_function(self, dy, operands, y):
-        x, = operands
+        x = operands[0]
         axes = fn.normalize_axes(self.axis, x.ndim)
-        if self.weighting is None:
+        if len(operands) == 1 and self.weighting is None:
             return fn.mean_backward(dy, operands, y, self.axis, False)
-        w = _xp(x).broadcast_to(self._weighting(x), x.shape)
-        return [fn._kept(dy, axes, False) * w / w.sum(axis=axes, keepdims=True)]
+        given = operands[1] if len(operands) > 1 else None
+        w = _xp(x).broadcast_to(self._weighting(x, given), x.shape)
+        total = w.sum(axis=axes, keepdims=True)
+        kept = fn._kept(dy, axes, False) / total
+        dx = kept * w
+        if given is None:
+            return [dx]
+        # d(sum(x w) / sum(w)) / dw = (x - average) / sum(w), summed over what the weights broadcast along.
+        dw = kept * (x - fn._kept(y, axes, False))
+        if given.shape != x.shape:
+            dw = dw.sum(axis=tuple(i for i in range(x.ndim) if i != self.axis % x.ndim)).reshape(given.shape)
+        return [dx, dw]
 
 
 class Cumprod(KerasOperation):
@@ -1256,9 +1290,86 @@ class Bincount(KerasOperation):
         return [None]
 
 
+# ------------------------------------------------------------------ select
+class Select(KerasOperation):
+    """``select(condlist, choicelist, default=0)``: per element, the first choice whose condition holds, ``default``
+    (a number, a constant array or a tensor) where none does. Keras records the two lists of tensors and the
+    default as the call's positional arguments; the node's inputs are the conditions, the choices and a tensor
+    default, in that order. The conditions are bool tensors; the result has the broadcast shape of all and the
+    dtype of the choices (of several dtypes, NumPy's promotion of them and of a tensor default). Gradients go to
+    the float choices and a float tensor default, each where it is the one chosen; none to the conditions."""
+
+    arity = None
+    list_arguments = (0, 1)
+    casts_inputs = False
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.count = None       # the number of (condition, choice) pairs
+
+    def apply(self, condlist, choicelist, default=0):
+        where = self._where()
+        if not isinstance(condlist, (list, tuple)) or not isinstance(choicelist, (list, tuple)):
+            raise TypeError(f"{where}: condlist and choicelist must be lists of tensors, got {condlist!r:.80} and "
+                            f"{choicelist!r:.80}.")
+        if len(condlist) != len(choicelist) or not condlist:
+            raise ValueError(f"{where}: condlist and choicelist must be equally long and not empty, got "
+                             f"{len(condlist)} and {len(choicelist)}.")
+        if not all(is_symbolic(t) for t in (*condlist, *choicelist)):
+            raise TypeError(f"{where}: on symbolic tensors, condlist and choicelist hold symbolic tensors only (a "
+                            "constant array among them is not taken: make it a weight, or compare a tensor).")
+        conditions = [str(t.dtype) for t in condlist]
+        if any(d != "bool" for d in conditions):
+            raise TypeError(f"{where}: the conditions must be bool tensors (comparisons), got dtypes {conditions}.")
+        if self.count is not None and self.count != len(condlist):
+            raise ValueError(f"{where} was first called with {self.count} choices; a later call with "
+                             f"{len(condlist)} needs an operation of its own.")
+        self.count = len(condlist)
+        return super().apply(*condlist, *choicelist, default)
+
+    def accept_argument(self, position, value):
+        if position < 2 * self.count:
+            raise TypeError(f"{self._where()}: condlist and choicelist hold symbolic tensors only.")
+        return super().accept_argument(position, value)
+
+    def keras_arguments(self, tensors):
+        flat, n = super().keras_arguments(tensors), self.count
+        return [flat[:n], flat[n:2 * n], flat[2 * n]]
+
+    def output_shape_of(self, arguments, shapes):
+        return Operation.output_shape_of(self, arguments, shapes)
+
+    def result_dtype(self, tensors, arguments):
+        n = self.count
+        dtypes = [t.dtype for t in tensors[n:2 * n]] + ([tensors[2 * n].dtype] if arguments[2 * n] is None else [])
+        return numpy.result_type(*dtypes).name
+
+    def operands(self, arrays):
+        xp = backend.array_module(*arrays)
+        given = iter(arrays)
+        n = self.count
+        out = []
+        for position, a in enumerate(self.arguments):
+            value = next(given) if a is None else xp.asarray(a)
+            out.append(value.astype(bool, copy=False) if position < n else value.astype(self.dtype, copy=False))
+        return out
+
+    def forward_function(self, *operands):
+        n = self.count
+        return rs.select_forward(operands[:n], operands[n:2 * n], operands[2 * n])
+
+    def backward(self, dy):
+        operands, _ = self.saved()
+        n = self.count
+        gradients = [None] * n + (rs.select_backward(dy, operands[:n]) if _float(self.dtype) else [None] * (n + 1))
+        out = [None if g is None or not _float(o.dtype) else reduce_to_shape(g, o.shape)
+               for g, o, a in zip(gradients, operands, self.arguments) if a is None]
+        return out if len(out) > 1 else out[0]
+
+
 OPERATIONS = {cls.__name__: cls for cls in (
     Amax, Amin, Ptp, CountNonzero, Average, Cumprod, Nancumprod, Nancumsum, Nansum, Nanprod, Nanmax, Nanmin, Nanmean,
     Nanvar, Nanstd, Nanargmax, Nanargmin, Quantile, Percentile, Nanquantile, Nanpercentile, Median, Nanmedian, Trace,
     Diff, Trapezoid, Correlate, Corrcoef, Sort, Argsort, Argpartition, TopK, InTopK, SearchSorted, Digitize, IsIn,
     SegmentSum, SegmentMax, SegmentMin, SegmentProd, Scatter, ScatterUpdate, SliceUpdate, Histogram,
-    Bincount)}
+    Bincount, Select)}

@@ -2,9 +2,8 @@
 
 On arrays (NumPy or CuPy) each computes at once and returns arrays of the same module (numbers and lists go to
 the current device); on symbolic tensors it records Keras's operation (``reductions_sorting.py``), with an
-exact backward where Keras's op has a gradient. ``unique``, ``nonzero`` and ``select`` compute on arrays only:
-the first two give results whose sizes depend on the values, and ``select`` takes lists of tensors, which a
-saved graph does not hold here.
+exact backward where Keras's op has a gradient. ``unique`` and ``nonzero`` compute on arrays only: their results'
+sizes depend on the values.
 """
 from __future__ import annotations
 
@@ -89,7 +88,7 @@ def ptp(x, axis=None, keepdims=False):
 
 def average(x, axis=None, weights=None):
     """The (weighted) mean along one axis or all; ``weights`` of x's shape or of the axis's length."""
-    if is_symbolic(x):
+    if is_symbolic(x) or is_symbolic(weights):
         return _rs.Average(axis).apply(x, weights=_constant(weights))
     op = _local(_rs.Average, axis)
     x = _array(x)
@@ -306,16 +305,15 @@ def nonzero(x):
 
 
 def select(condlist, choicelist, default=0):
-    """Per element, the value of the first choice whose condition holds, ``default`` where none does. On arrays
-    only."""
+    """Per element, the value of the first choice whose condition holds, ``default`` where none does. On symbolic
+    tensors it records Keras's ``Select`` (``reductions_sorting.Select``)."""
     if not isinstance(condlist, (list, tuple)) or not isinstance(choicelist, (list, tuple)):
         raise TypeError("select: condlist and choicelist must be lists of tensors.")
     if len(condlist) != len(choicelist) or not condlist:
         raise ValueError(f"select: condlist and choicelist must be equally long and not empty, got "
                          f"{len(condlist)} and {len(choicelist)}.")
     if _symbolic(*condlist, *choicelist, default):
-        raise ValueError("select: gpu_dl computes select on arrays only; on symbolic tensors, nest where(): "
-                         "where(c1, x1, where(c2, x2, default)).")
+        return _rs.Select().apply(list(condlist), list(choicelist), default)
     conditions = [_array(c) for c in condlist]
     choices = [_array(c) for c in choicelist]
     xp = backend.array_module(*conditions, *choices)

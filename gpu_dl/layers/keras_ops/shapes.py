@@ -133,6 +133,7 @@ class Concatenate(KerasOperation):
 
     config_keys = ("axis",)
     arity = None
+    list_arguments = (0,)
 
     def __init__(self, axis=0, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
