@@ -23,8 +23,11 @@ comparisons, logical operations, ``any`` and ``all`` bool; none of them, nor
 ``moments`` are operations of several outputs, as in Keras.
 
 The classes live by family in ``reductions``, ``elementwise``, ``constants``,
-``shapes``, ``selection`` and ``logic``, on ``base``; this module gathers them
-and names them for configs read back (``OPERATIONS``).
+``shapes``, ``selection`` and ``logic``, on ``base``, and in the further
+families ``math_elementwise``, ``reductions_sorting``, ``arrays``,
+``linalg_fft``, ``nn_control``, ``nn_conv``, ``complex_views`` and
+``image_ops``; this module gathers them and names them for configs read back
+(``OPERATIONS``).
 """
 from __future__ import annotations
 
