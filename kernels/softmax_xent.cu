@@ -27,21 +27,17 @@
 //   A sparse label outside [0, C) stands for an all-zero one-hot row, as in
 //   the NumPy path; it is never used as an index.
 //
-// Passes over a row: 1. max, exp-sum, log s (and, with label smoothing,
-// sum (x - m)); the unclipped loss follows from them as before the clip
-// existed (dense targets: from sum t and sum t x, read before pass 1). An
-// unsmoothed sparse row then needs only its label's p, one broadcast load:
-// loss = -log clip(p_label), K = in_label. 2. Dense targets or smoothed
-// labels, where eps > 0: the classes the clip stops are marked (one compare
-// each against the bounds; bit masks over the register cache), and each
-// stopped class with target weight reads its logit again for its exact
-// log p: the loss gains sum t' (log p - log bound) over them and K loses
-// their t'. A row the clip leaves alone costs the compares only. 3. probs
-// and dlogits, one compare each for in_c. With eps = 0 the kernels do what
-// they did before the clip (pass 2 skipped).
-// Rounding: the dense and smoothed losses add the stopped classes' fix to
-// the unclipped loss, so a class stopped at a logit gap G loses about
-// ulp(G) against the NumPy path's per-class sum (float32: 4e-6 at G = 60).
+// Passes over a row: 1. max, exp-sum, 1 / s and log s. Then K and the loss:
+// an unsmoothed sparse row needs only its label's p, one broadcast load
+// (loss = -log clip(p_label), K = in_label); dense targets and smoothed
+// labels take pass 2, which marks the classes the clip stops (a compare
+// each against the bounds, bit masks over the register cache), then reads
+// each class's t' and logit once and sums
+//   K = sum_in t',  loss = K log s - sum_in t' (x - m) - below log(eps) - above log(1 - eps)
+// (below / above: the t' stopped at each bound; every term of one sign, so
+// no cancellation however far apart the logits are). 3. probs and dlogits,
+// one compare each for in_c. With eps = 0 nothing is stopped and the
+// compares are skipped: the exact log-softmax of a from_logits loss.
 //
 // Launch geometry: one warp per row, ROWS_PER_BLOCK (4) warps per block of
 // 128 threads, grid = ceil(rows / 4). Lane l holds x[l + 32 k] for
@@ -50,18 +46,18 @@
 // _narrow_ kernels 4 (C <= 128: a quarter of the registers, so four times the
 // warps in flight for the many short rows of a small classifier). Classes
 // beyond the cache are streamed twice: once for an online max and exp-sum,
-// once to write the outputs (a third time in pass 2, where it runs).
+// once to write the outputs (and once more in pass 2, where it runs).
 // Reductions are warp shuffles only: no shared memory, no block barriers.
 // Each row's label and weight are loaded first, so their latency overlaps
 // the row's.
 //
-// Bytes per row (sparse, C <= cache): read 4C (x) + 8 (label) [+ 4 row
-// weight], write 4 (loss) + 4C (dlogits) [+ 4C (probs)]: about 8C bytes for
-// forward and backward together, against 16C for a separate softmax,
-// loss and gradient. Dense targets add 4C read, twice (their second read
-// mostly hits L2); a stopped class with target weight in pass 2 adds one
-// read of its logit (and target), mostly L1/L2 hits. FLOPs per element: one
-// exp, one multiply by 1 / s, one or two compares for the clip, ~6 others.
+// Bytes per row (sparse, unsmoothed, C <= cache): read 4C (x) + 8 (label)
+// [+ 4 row weight], write 4 (loss) + 4C (dlogits) [+ 4C (probs)]: about 8C
+// bytes for forward and backward together, against 16C for a separate
+// softmax, loss and gradient. Dense targets add 4C read, twice (passes 2 and
+// 3; the second mostly hits L2), and pass 2's second read of x (mostly L1/L2
+// hits), as does a smoothed sparse row's pass 2. FLOPs per element: one exp,
+// one multiply by 1 / s, one or two compares for the clip, ~6 others.
 //
 // Limits: rows * C < 2**31 (the launcher checks); C >= 1; 0 <= epsilon < 0.5;
 // SXE_CACHE_F32 / SXE_CACHE_F64 at most 32 (pass 2's masks).
@@ -89,11 +85,9 @@
 // What pass 1 leaves per row (on every lane after the reductions).
 template <typename T>
 struct SxeRowStats {
-    T max;           // m = max_c x_c
-    T exp_sum;       // s = sum_c exp(x_c - m)
-    T log_sum;       // log s: log p_c = (x_c - m) - log s
-    T inv_sum;       // 1 / s: p_c = exp(x_c - m) * (1 / s), no division per class
-    T shifted_sum;   // sum_c (x_c - m), needed only with label smoothing
+    T max;       // m = max_c x_c
+    T inv_sum;   // 1 / s, s = sum_c exp(x_c - m): p_c = exp(x_c - m) * (1 / s), no division per class
+    T log_sum;   // log s: log p_c = (x_c - m) - log s
 };
 
 // Keras's clip of the probabilities to [epsilon, 1 - epsilon], its bounds in T (1 - 1e-7 rounds to
@@ -130,7 +124,7 @@ struct SxeDenseTarget {
 // maximum grows), then combine across the warp. Leaves exp(x - m) in `vals`.
 template <typename T, int CACHE>
 __device__ __forceinline__ SxeRowStats<T> sxe_row_stats(const T* __restrict__ xr, int C, int lane,
-                                                        bool want_shifted_sum, T (&vals)[CACHE]) {
+                                                        T (&vals)[CACHE]) {
     T m = -dl_infinity<T>();
 #pragma unroll
     for (int k = 0; k < CACHE; ++k) {
@@ -141,8 +135,8 @@ __device__ __forceinline__ SxeRowStats<T> sxe_row_stats(const T* __restrict__ xr
     // The tail goes SXE_TAIL_CHUNK values per lane at a time: their loads are in flight together
     // and the running sum is rescaled once per chunk, not once per value (a chain of dependent
     // exps per value would bound the loop by latency, not bandwidth).
-    T tail_max = -dl_infinity<T>(), tail_sum = T(0), tail_x = T(0);
-    int tail_count = 0;
+    T tail_max = -dl_infinity<T>(), tail_sum = T(0);
+    bool tail = false;
     for (int c0 = lane + 32 * CACHE; c0 < C; c0 += 32 * SXE_TAIL_CHUNK) {
         T chunk[SXE_TAIL_CHUNK];
         T chunk_max = -dl_infinity<T>();
@@ -158,82 +152,78 @@ __device__ __forceinline__ SxeRowStats<T> sxe_row_stats(const T* __restrict__ xr
         }
 #pragma unroll
         for (int j = 0; j < SXE_TAIL_CHUNK; ++j) {
-            if (c0 + 32 * j < C) {
-                tail_sum += dl_exp(chunk[j] - tail_max);
-                tail_x += chunk[j];
-                ++tail_count;
-            }
+            if (c0 + 32 * j < C) tail_sum += dl_exp(chunk[j] - tail_max);
         }
+        tail = true;
     }
     SxeRowStats<T> stats;
     stats.max = warp_max(dl_max(m, tail_max));
-    T s = tail_count > 0 ? tail_sum * dl_exp(tail_max - stats.max) : T(0);
-    T shifted = want_shifted_sum && tail_count > 0 ? tail_x - T(tail_count) * stats.max : T(0);
+    T s = tail ? tail_sum * dl_exp(tail_max - stats.max) : T(0);
 #pragma unroll
     for (int k = 0; k < CACHE; ++k) {
         const int c = lane + 32 * k;
         if (c < C) {
-            const T d = vals[k] - stats.max;
-            shifted += d;
-            vals[k] = dl_exp(d);
+            vals[k] = dl_exp(vals[k] - stats.max);
             s += vals[k];
         }
     }
-    stats.exp_sum = warp_sum(s);
-    stats.log_sum = dl_log(stats.exp_sum);
-    stats.inv_sum = T(1) / stats.exp_sum;
-    stats.shifted_sum = want_shifted_sum ? warp_sum(shifted) : T(0);
+    s = warp_sum(s);
+    stats.inv_sum = T(1) / s;
+    stats.log_sum = dl_log(s);
     return stats;
 }
 
-// The target weight of a class the clip stops, added to `below` or `above` (the bound it is stopped at)
-// and, times the class's exact log p = (x - m) - log s, to `log_p`.
-template <typename T, typename Target>
-__device__ __forceinline__ void sxe_add_stopped(const T* __restrict__ xr, int c, bool is_below,
-                                                const SxeRowStats<T>& st, const Target& target,
-                                                T& below, T& above, T& log_p) {
-    const T t = target(c);
-    if (t == T(0)) return;
-    if (is_below) below += t;
-    else above += t;
-    log_p += t * ((xr[c] - st.max) - st.log_sum);
-}
-
-// Pass 2, where the clip is on and any class may carry target weight (dense targets, smoothed labels):
-// over the classes the clip stops, cut = sum_c t'_c and fix = sum_c t'_c (log p_c - log bound_c), on
-// every lane after the reductions. The loss is then the unclipped loss plus fix, K = sum t' - cut.
-// Over the register cache it only marks the stopped classes (a compare each, one bit of a mask per
-// bound: few registers beside the cache); a stopped class's logit is then read again (an L1/L2 hit)
-// for its exact log p. A row the clip leaves alone costs the compares. The bounds' logs are taken
-// once per row.
+// Pass 2, for rows where any class may carry target weight (dense targets, smoothed labels): K and
+// the loss, on every lane after the reductions. The classes the clip stops are marked first (a
+// compare each against the bounds, one bit of a mask per bound over the register cache: few
+// registers beside it); then one loop over the row reads t' and the logit of each class, and sums
+// t' and t' (x - m) over the classes the clip passes, t' over those it stops at each bound:
+//   K = sum_in t',  loss = K log s - sum_in t' (x - m) - below log(low) - above log(high),
+// every term of one sign (x - m <= 0), so no cancellation whatever the logits' range.
 template <typename T, int CACHE, typename Target>
-__device__ __forceinline__ void sxe_clipped_classes(const T* __restrict__ xr, int C, int lane,
-                                                    const SxeRowStats<T>& st, const SxeClip<T>& clip,
-                                                    const Target& target, const T (&vals)[CACHE], T& cut, T& fix) {
+__device__ __forceinline__ void sxe_target_sums(const T* __restrict__ xr, int C, int lane, const SxeRowStats<T>& st,
+                                                const SxeClip<T>& clip, const Target& target,
+                                                const T (&vals)[CACHE], T& kept, T& value) {
     static_assert(CACHE <= 32, "pass 2 marks the cached classes in 32-bit masks");
     unsigned low_mask = 0u, high_mask = 0u;
+    if (clip.on) {
 #pragma unroll
-    for (int k = 0; k < CACHE; ++k) {
-        const T p = vals[k] * st.inv_sum;
-        if (lane + 32 * k < C) {
-            if (p < clip.low) low_mask |= 1u << k;
-            if (p > clip.high) high_mask |= 1u << k;
+        for (int k = 0; k < CACHE; ++k) {
+            const T p = vals[k] * st.inv_sum;   // as pass 3 computes it: both see the same side of the clip
+            if (lane + 32 * k < C) {
+                if (p < clip.low) low_mask |= 1u << k;
+                if (p > clip.high) high_mask |= 1u << k;
+            }
         }
     }
-    T below = T(0), above = T(0), log_p = T(0);
+    T kept_part = T(0), dot_part = T(0), below = T(0), above = T(0);
 #pragma unroll 1
-    for (int c = lane; (low_mask | high_mask) != 0u; c += 32, low_mask >>= 1, high_mask >>= 1) {
-        if ((low_mask | high_mask) & 1u) sxe_add_stopped(xr, c, (low_mask & 1u) != 0u, st, target, below, above, log_p);
+    for (int c = lane, k = 0; c < C; c += 32, ++k) {
+        const T t = target(c);
+        const T d = xr[c] - st.max;
+        bool is_low, is_high;
+        if (k < CACHE) {
+            is_low = (low_mask >> k) & 1u;
+            is_high = (high_mask >> k) & 1u;
+        } else {
+            const T p = dl_exp(d) * st.inv_sum;
+            is_low = clip.on && p < clip.low;
+            is_high = clip.on && p > clip.high;
+        }
+        if (is_low) {
+            below += t;
+        } else if (is_high) {
+            above += t;
+        } else {
+            kept_part += t;
+            dot_part += t * d;
+        }
     }
-    for (int c = lane + 32 * CACHE; c < C; c += 32) {
-        const T p = dl_exp(xr[c] - st.max) * st.inv_sum;
-        if (!clip.passes(p)) sxe_add_stopped(xr, c, p < clip.low, st, target, below, above, log_p);
-    }
+    kept = warp_sum(kept_part);
     below = warp_sum(below);
     above = warp_sum(above);
-    cut = below + above;
-    fix = warp_sum(log_p) - (below != T(0) ? below * dl_log(clip.low) : T(0))
-          - (above != T(0) ? above * dl_log(clip.high) : T(0));
+    value = kept * st.log_sum - warp_sum(dot_part) - (below != T(0) ? below * dl_log(clip.low) : T(0))
+            - (above != T(0) ? above * dl_log(clip.high) : T(0));
 }
 
 // Pass 3: probs and dlogits = (p * K - t' [the clip passes p]) * scale.
@@ -272,36 +262,24 @@ __device__ void softmax_xent_sparse(const T* __restrict__ x, const long long* __
     const SxeClip<T> clip(epsilon);
 
     T vals[CACHE];
-    const SxeRowStats<T> st = sxe_row_stats<T, CACHE>(xr, C, lane, smoothing != T(0), vals);
+    const SxeRowStats<T> st = sxe_row_stats<T, CACHE>(xr, C, lane, vals);
 
     const bool valid = label >= 0 && label < C;
     const SxeSparseTarget<T> target{valid ? label : -1, T(1) - smoothing, smoothing / T(C)};
-    // The label's class, on every lane from one broadcast load: its exact log p and whether the clip
-    // passes its p (computed as pass 3 computes it, so both see the same side of the clip).
-    T label_log_p = T(0), label_kept = T(0);
-    if (valid) {
+    T kept = T(0), value = T(0);
+    if (smoothing != T(0)) {
+        sxe_target_sums<T, CACHE>(xr, C, lane, st, clip, target, vals, kept, value);
+    } else if (valid) {
+        // Only the label's class carries target weight: its p on every lane from one broadcast load,
+        // computed as pass 3 computes it (so both see the same side of the clip).
         const T d = xr[label] - st.max;
         const T p = dl_exp(d) * st.inv_sum;
-        label_log_p = d - st.log_sum;
-        if (clip.passes(p)) label_kept = target.on;
-        else label_log_p = clip.log_bound(p);   // log clip(p)
-    }
-    T kept, value;
-    if (smoothing == T(0)) {
-        kept = label_kept;
-        value = -label_log_p;
-    } else {
-        // sum t' (x - m) and sum t' of the smoothed one-hot row, the label's part set aside: the clip of
-        // the other classes is pass 2's, the label's (whose log is already the clipped one) is above.
-        const T others_dot = target.off * st.shifted_sum;
-        const T off_sum = smoothing;
-        T cut = T(0), fix = T(0);
-        if (clip.on) {
-            const SxeSparseTarget<T> off_target{-1, T(0), target.off};
-            sxe_clipped_classes<T, CACHE>(xr, C, lane, st, clip, off_target, vals, cut, fix);
+        if (clip.passes(p)) {
+            kept = T(1);
+            value = st.log_sum - d;
+        } else {
+            value = -clip.log_bound(p);
         }
-        kept = label_kept + off_sum - cut;
-        value = off_sum * st.log_sum - others_dot + fix - target.on * label_log_p;
     }
     if (lane == 0) loss[row] = value;
     if (probs == nullptr && dlogits == nullptr) return;
@@ -320,29 +298,16 @@ __device__ void softmax_xent_dense(const T* __restrict__ x, const T* __restrict_
     const T scale = row_weights != nullptr ? grad_scale * row_weights[row] : grad_scale;
     const size_t base = (size_t)row * C;
     const T* xr = x + base;
-    const T* tr = targets + base;
     const SxeClip<T> clip(epsilon);
+    const SxeDenseTarget<T> target{targets + base, T(1) - smoothing, smoothing / T(C)};
 
-    // sum t and sum t x of the unsmoothed targets; sum t (x - m) = sum t x - m sum t once m is known.
-    T t_sum = T(0), t_x = T(0);
-    for (int c = lane; c < C; c += 32) {
-        const T t = tr[c];
-        t_sum += t;
-        t_x += t * xr[c];
-    }
     T vals[CACHE];
-    const SxeRowStats<T> st = sxe_row_stats<T, CACHE>(xr, C, lane, smoothing != T(0), vals);
-    t_sum = warp_sum(t_sum);
-    const T t_dot = warp_sum(t_x) - st.max * t_sum;
-
-    const SxeDenseTarget<T> target{tr, T(1) - smoothing, smoothing / T(C)};
-    const T target_sum = target.on * t_sum + smoothing;
-    // The unclipped loss, then pass 2's correction for the classes the clip stops.
-    T cut = T(0), fix = T(0);
-    if (clip.on) sxe_clipped_classes<T, CACHE>(xr, C, lane, st, clip, target, vals, cut, fix);
-    if (lane == 0) loss[row] = target_sum * st.log_sum - (target.on * t_dot + target.off * st.shifted_sum) + fix;
+    const SxeRowStats<T> st = sxe_row_stats<T, CACHE>(xr, C, lane, vals);
+    T kept, value;
+    sxe_target_sums<T, CACHE>(xr, C, lane, st, clip, target, vals, kept, value);
+    if (lane == 0) loss[row] = value;
     if (probs == nullptr && dlogits == nullptr) return;
-    sxe_write<T, CACHE>(xr, C, lane, st, clip, target, vals, target_sum - cut, scale,
+    sxe_write<T, CACHE>(xr, C, lane, st, clip, target, vals, kept, scale,
                         probs != nullptr ? probs + base : nullptr, dlogits != nullptr ? dlogits + base : nullptr);
 }
 
