@@ -1,4 +1,5 @@
-"""Fused softmax + cross-entropy against a naive softmax-then-log in float64, and finite differences."""
+"""Fused softmax + cross-entropy against a naive softmax-then-log in float64, and finite differences; with
+Keras's clip of the probabilities (epsilon=1e-7), against Keras's loss and gradient written out in NumPy."""
 import numpy
 import pytest
 
