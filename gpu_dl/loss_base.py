@@ -925,10 +925,10 @@ class CategoricalCrossentropy(LossFunctionWrapper):
     With ``from_logits=False`` Keras renormalises the predictions to sum 1 and
     clips them to [1e-7, 1 - 1e-7]. ``call_from_logits`` computes the same loss
     from the logits of a softmax layer through a fused, log-sum-exp softmax +
-    cross-entropy: the two agree to float32 rounding wherever no probability is
-    below 1e-7; below it the clip floors the probability path's -log p at
-    -log 1e-7 ~= 16.1 while the fused path keeps the exact (larger) value and
-    its exact gradient p - t instead of zero.
+    cross-entropy with the same clip, and its gradient through the clip: a
+    probability below 1e-7 (or above 1 - 1e-7) costs the log of its bound
+    (-log 1e-7 ~= 16.1 at most per unit of target) and passes no gradient, as in
+    Keras. The two paths agree to float32 rounding, saturated or not.
     """
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
@@ -953,7 +953,7 @@ class CategoricalCrossentropy(LossFunctionWrapper):
         xp = array_module(y_true, logits)
         targets = xp.asarray(y_true).astype(logits.dtype, copy=False)
         _same_shape(targets, logits, self.name)
-        return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing,
+        return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing, epsilon=EPSILON,
                             row_weights=row_weights, grad_scale=grad_scale, want_grad=want_grad)
 
     def validate_targets(self, y_true, output_shape):
@@ -974,9 +974,8 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     """Cross-entropy of integer class ids against probabilities (or logits).
 
     Samples labelled ``ignore_class`` give 0 and are left out of the average.
-    ``call_from_logits`` is the fused softmax + cross-entropy; see
-    ``CategoricalCrossentropy`` for how it differs from the probability path
-    below probabilities of 1e-7.
+    ``call_from_logits`` is the fused softmax + cross-entropy, with Keras's clip
+    of the probabilities to [1e-7, 1 - 1e-7] (see ``CategoricalCrossentropy``).
     """
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
@@ -1007,7 +1006,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
             # Ignored samples weigh nothing: folded into the row weights, the kernel zeroes their gradient.
             valid = valid.astype(logits.dtype)
             row_weights = valid if row_weights is None else row_weights * valid
-        loss, probs, dlogits = softmax_xent(logits, labels, sparse=True, row_weights=row_weights,
+        loss, probs, dlogits = softmax_xent(logits, labels, sparse=True, epsilon=EPSILON, row_weights=row_weights,
                                             grad_scale=grad_scale, want_grad=want_grad)
         if valid is not None:
             loss = loss * valid

@@ -420,31 +420,42 @@ def test_softmax_fusable_flags():
 
 @pytest.mark.parametrize("shape", [(1, 2), (17, 3), (33, 10)])
 @pytest.mark.parametrize("sparse", [True, False])
-def test_fused_equals_probability_path_in_float32(xp, rng, shape, sparse):
+@pytest.mark.parametrize("scale", [2.0, 12.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_equals_probability_path(xp, rng, shape, sparse, scale, dtype):
+    # scale 12 saturates the softmax: about a third of the probabilities below 1e-7, targets among them.
     n, c = shape
-    logits = (rng.standard_normal(shape) * 2).astype("float32")   # no probability near 1e-7
+    logits = (rng.standard_normal(shape) * scale).astype(dtype)
     labels = rng.integers(0, c, n)
-    t = labels if sparse else numpy.eye(c, dtype="float32")[labels]
+    t = labels if sparse else numpy.eye(c, dtype=dtype)[labels]
     loss = losses.SparseCategoricalCrossentropy() if sparse else losses.CategoricalCrossentropy(label_smoothing=0.1)
     fused, probs, dlogits = loss.call_from_logits(xp.asarray(t), xp.asarray(logits))
-    assert fused.dtype == numpy.float32 and probs.dtype == numpy.float32 and dlogits.dtype == numpy.float32
-    numpy.testing.assert_allclose(to_numpy(probs), softmax(logits.astype(float)), rtol=1e-5, atol=1e-7)
-    via_probs = loss.call(xp.asarray(t), probs)
-    numpy.testing.assert_allclose(to_numpy(fused), to_numpy(via_probs), rtol=2e-6, atol=2e-6)
-    # The chain rule through softmax of the probability path's gradient is the fused dlogits.
+    assert fused.dtype == dtype and probs.dtype == dtype and dlogits.dtype == dtype
     p = softmax(logits.astype(float))
+    numpy.testing.assert_allclose(to_numpy(probs), p, rtol=1e-5, atol=1e-7)
+    if scale > 2 and n > 1:
+        assert (p < 1e-7).any()
+    via_probs = loss.call(xp.asarray(t), probs)
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(fused), to_numpy(via_probs), **tol)
+    # The chain rule through softmax of the probability path's gradient is the fused dlogits.
     gp = to_numpy(loss.grad(numpy.asarray(t), p))
     chained = p * (gp - (gp * p).sum(-1, keepdims=True))
-    numpy.testing.assert_allclose(to_numpy(dlogits), chained, rtol=1e-4, atol=1e-6)
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == "float32" else dict(rtol=1e-9, atol=1e-12)
+    numpy.testing.assert_allclose(to_numpy(dlogits), chained, **tol)
 
 
-def test_fused_stays_finite_for_large_logits(xp):
-    logits = xp.asarray([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0]], dtype="float32")
-    for loss, t in ((losses.SparseCategoricalCrossentropy(), xp.asarray([1, 0])),
-                    (losses.CategoricalCrossentropy(), xp.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))):
+def test_fused_clips_saturated_probabilities_as_keras(xp):
+    # Keras clips the probabilities to [1e-7, 1 - 1e-7]: a target the softmax gives ~0 costs -log(1e-7) ~= 16.1,
+    # however large the logit gap, and passes no gradient; neither does a target it gives ~1.
+    logits = xp.asarray([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0], [30.0, 0.0, -30.0]], dtype="float32")
+    cap, top = -numpy.log(numpy.float32(1e-7)), -numpy.log(numpy.float32(1 - 1e-7))
+    for loss, t in ((losses.SparseCategoricalCrossentropy(), xp.asarray([1, 0, 0])),
+                    (losses.CategoricalCrossentropy(), xp.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1, 0, 0]]))):
         value, probs, dlogits = loss.call_from_logits(t, logits)
-        numpy.testing.assert_allclose(to_numpy(value), [2000.0, 2000.0 + numpy.log(2.0)], rtol=1e-6)
-        assert numpy.isfinite(to_numpy(dlogits)).all() and numpy.isfinite(to_numpy(probs)).all()
+        numpy.testing.assert_allclose(to_numpy(value), [cap, cap, top], rtol=1e-6)
+        assert numpy.isfinite(to_numpy(probs)).all() and (to_numpy(dlogits) == 0).all()
+        numpy.testing.assert_allclose(to_numpy(value), to_numpy(loss.call(t, probs)), rtol=1e-6)
 
 
 def test_fused_respects_ignore_class(xp, rng):

@@ -4,7 +4,9 @@ Runs on a GPU only (the GPU tier); outputs are NaN-poisoned before each
 launch by the suite's autouse fixture. Sizes cover a single row and class,
 odd sizes, both sides of the narrow kernels' limit (128 classes), and rows
 longer than the register cache (1024 float32 / 256 float64 classes), whose
-tail takes the streaming path.
+tail takes the streaming path. Each case runs unclipped (``epsilon=0``, the
+exact log-softmax) and with Keras's clip of the probabilities to
+[1e-7, 1 - 1e-7], on rows with probabilities beyond both bounds.
 """
 import numpy
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from gpu_dl.ops.softmax_xent import softmax_xent, softmax_xent_cuda
 
 SHAPES = [(1, 1), (3, 17), (33, 3), (17, 33), (4099, 10), (9, 128), (9, 129), (5, 300), (3, 1500)]
+EPS = 1e-7
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
 
 
@@ -42,11 +45,13 @@ def _compare(cupy, got, want, dtype, what):
 def test_kernel_matches_numpy_path(cupy_only, rng, dtype, sparse, shape):
     cupy = cupy_only
     logits, labels, weights = _inputs(rng, shape, dtype, sparse)
-    for smoothing, scale, row_weights, want_probs, want_grad in (
-            (0.0, 1.0, None, True, True), (0.1, 0.5, weights, True, True),
-            (0.0, 1.0, weights, False, True), (0.2, 1.0, None, True, False)):
+    for smoothing, scale, row_weights, want_probs, want_grad, epsilon in (
+            (0.0, 1.0, None, True, True, 0.0), (0.1, 0.5, weights, True, True, 0.0),
+            (0.0, 1.0, weights, False, True, 0.0), (0.2, 1.0, None, True, False, 0.0),
+            (0.0, 1.0, None, True, True, EPS), (0.1, 0.5, weights, True, True, EPS),
+            (0.0, 0.5, weights, False, True, EPS)):
         kwargs = dict(sparse=sparse, label_smoothing=smoothing, grad_scale=scale, want_probs=want_probs,
-                      want_grad=want_grad)
+                      want_grad=want_grad, epsilon=epsilon)
         want = softmax_xent(logits, labels, row_weights=row_weights, **kwargs)
         got = softmax_xent(cupy.asarray(logits), cupy.asarray(labels),
                            row_weights=None if row_weights is None else cupy.asarray(row_weights), **kwargs)
@@ -54,13 +59,40 @@ def test_kernel_matches_numpy_path(cupy_only, rng, dtype, sparse, shape):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_kernel_clips_saturated_rows_as_the_numpy_path(cupy_only, rng, dtype, sparse, shape):
+    cupy = cupy_only
+    rows, classes = shape
+    logits, labels, weights = _inputs(rng, shape, dtype, sparse)
+    logits = logits * 4   # most probabilities below 1e-7
+    # A row whose label holds nearly all the mass (p above 1 - 1e-7), one whose label holds almost none.
+    first = labels[0] if sparse else int(labels[0].argmax())
+    logits[0, first] = logits[0].max() + 40
+    if rows > 1 and classes > 1:
+        logits[-1] = 0
+        logits[-1, (labels[-1] + 1) % classes if sparse else int(labels[-1].argmin())] = 40
+    p = numpy.exp(logits - logits.max(-1, keepdims=True))
+    p = p / p.sum(-1, keepdims=True)
+    assert (p > 1 - EPS).any() and (classes == 1 or (p < EPS).any())
+    for smoothing, row_weights in ((0.0, None), (0.1, weights)):
+        kwargs = dict(sparse=sparse, label_smoothing=smoothing, grad_scale=0.5, epsilon=EPS)
+        want = softmax_xent(logits, labels, row_weights=row_weights, **kwargs)
+        got = softmax_xent(cupy.asarray(logits), cupy.asarray(labels),
+                           row_weights=None if row_weights is None else cupy.asarray(row_weights), **kwargs)
+        _compare(cupy, got, want, dtype, f"saturated, {kwargs}, weights={row_weights is not None}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_extreme_logits_and_out_of_range_labels(cupy_only, dtype):
     cupy = cupy_only
     logits = numpy.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [3.0, 1.0, 2.0], [3.0, 1.0, 2.0]], dtype=dtype)
     labels = numpy.array([1, 2, -1, 3])   # the last two stand for all-zero one-hot rows
-    want = softmax_xent(logits, labels, sparse=True, label_smoothing=0.1)
-    got = softmax_xent(cupy.asarray(logits), cupy.asarray(labels), sparse=True, label_smoothing=0.1)
-    _compare(cupy, got, want, dtype, "extreme logits")
+    for smoothing, epsilon in ((0.1, 0.0), (0.0, EPS), (0.1, EPS)):
+        want = softmax_xent(logits, labels, sparse=True, label_smoothing=smoothing, epsilon=epsilon)
+        got = softmax_xent(cupy.asarray(logits), cupy.asarray(labels), sparse=True, label_smoothing=smoothing,
+                           epsilon=epsilon)
+        _compare(cupy, got, want, dtype, f"extreme logits, smoothing {smoothing}, epsilon {epsilon}")
 
 
 def test_labels_of_any_integer_type_and_batched_leading_axes(cupy_only, rng):

@@ -1,16 +1,26 @@
 """Fused softmax + cross-entropy over the last axis.
 
-``softmax_xent(logits, labels, sparse=..., label_smoothing=..., grad_scale=1.0,
-row_weights=None, want_probs=True, want_grad=True)`` returns ``(loss, probs, dlogits)``:
+``softmax_xent(logits, labels, sparse=..., label_smoothing=..., epsilon=0.0, grad_scale=1.0,
+row_weights=None, want_probs=True, want_grad=True)`` returns ``(loss, probs, dlogits)``
+with ``p = softmax(logits)``:
 
-- ``loss`` (shape ``logits.shape[:-1]``): ``-sum_c t_c * log_softmax(logits)_c``
-  per sample, computed through log-sum-exp so no logit overflows;
-- ``probs`` (shape of ``logits``): ``softmax(logits)``;
+- ``loss`` (shape ``logits.shape[:-1]``): ``-sum_c t_c * log(clip(p_c, epsilon, 1 - epsilon))``
+  per sample. The log is taken in the log domain, ``log p_c = (x_c - max x) - log sum exp(x - max x)``,
+  so no logit overflows, and a clipped probability gives the log of its bound. ``epsilon=0``
+  clips nothing: the loss is the exact ``-sum t log_softmax(logits)`` (Keras's ``from_logits=True``);
+  ``epsilon=1e-7`` is what Keras 3 computes from the probabilities of a softmax output
+  (``from_logits=False``: renormalised, clipped to [1e-7, 1 - 1e-7], logged), so a saturated
+  softmax costs at most ``-log(1e-7) ~= 16.1`` per unit of target;
+- ``probs`` (shape of ``logits``): ``p``;
 - ``dlogits`` (shape of ``logits``): d loss_i / d logits_i for each sample i,
-  ``probs * sum_c t_c - t`` (``probs - t`` for sparse labels, whose smoothed
-  one-hot rows sum to 1), times ``grad_scale`` and, where given, the per-sample
-  ``row_weights`` (shape ``logits.shape[:-1]``): a model passes its loss
-  reduction's weights here so the gradient needs no further pass.
+  ``p * K - t * inside`` where ``inside`` marks the classes the clip passes
+  (``epsilon <= p_c <= 1 - epsilon``; the bounds included, as torch's clamp passes the
+  gradient there) and ``K = sum_c t_c * inside_c``: the chain rule through the clip (zero
+  gradient where it clips), the renormalisation (which adds a constant to d loss / d p, and the
+  softmax's backward removes it) and the softmax. Unclipped, that is ``p * sum_c t_c - t``.
+  It is times ``grad_scale`` and, where given, the per-sample ``row_weights`` (shape
+  ``logits.shape[:-1]``): a model passes its loss reduction's weights here so the gradient
+  needs no further pass.
   ``probs`` is None unless ``want_probs``; ``dlogits`` None unless ``want_grad``.
 
 Targets ``t`` are the rows of ``labels`` (``sparse=False``: one-hot or
@@ -20,7 +30,8 @@ Keras smooths them: ``t * (1 - label_smoothing) + label_smoothing / C``.
 
 Class ids are not range-checked here (the losses check targets on the host
 before training); an id outside [0, C) stands for an all-zero one-hot row.
-Every output has the logits' dtype.
+Every output has the logits' dtype, and so do the clip's bounds (``1 - 1e-7``
+rounds to ``1 - 2**-23`` in float32, as in Keras).
 
 On CuPy float32/float64 arrays the whole computation is one launch of
 ``kernels/softmax_xent.cu`` (one warp per row; rows of at most 128 classes
@@ -41,7 +52,7 @@ _ROWS_PER_BLOCK = 4          # SXE_ROWS_PER_BLOCK in the kernel file: one warp p
 _NARROW_CLASSES = 128        # 32 lanes * SXE_NARROW_CACHE: rows this short use the _narrow_ kernels
 
 
-def _check(logits, labels, sparse, label_smoothing):
+def _check(logits, labels, sparse, label_smoothing, epsilon):
     if logits.ndim < 1 or logits.shape[-1] < 1:
         raise ValueError(f"softmax_xent: `logits` must have a class axis last, got shape {logits.shape}.")
     if logits.dtype.kind != "f":
@@ -56,21 +67,25 @@ def _check(logits, labels, sparse, label_smoothing):
                         f"got dtype {labels.dtype}.")
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"softmax_xent: `label_smoothing` must be in [0, 1], got {label_smoothing!r}.")
+    if not 0.0 <= float(epsilon) < 0.5:
+        raise ValueError(f"softmax_xent: `epsilon` (the clip of the probabilities) must be in [0, 0.5), "
+                         f"got {epsilon!r}.")
 
 
-def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0, grad_scale=1.0, row_weights=None,
+def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0, epsilon=0.0, grad_scale=1.0, row_weights=None,
                  want_probs=True, want_grad=True):
-    """Per-sample cross-entropy of softmax(logits), the probabilities, and d loss / d logits."""
+    """Per-sample cross-entropy of softmax(logits) clipped to [epsilon, 1 - epsilon], the probabilities,
+    and d loss / d logits."""
     xp = array_module(logits, labels)
-    _check(logits, labels, sparse, label_smoothing)
+    _check(logits, labels, sparse, label_smoothing, epsilon)
     if row_weights is not None and tuple(row_weights.shape) != tuple(logits.shape[:-1]):
         raise ValueError(f"softmax_xent: `row_weights` must have shape {logits.shape[:-1]} (one weight per "
                          f"sample), got {tuple(row_weights.shape)}.")
     if xp is not numpy and logits.dtype in (numpy.float32, numpy.float64):
-        return softmax_xent_cuda(logits, labels, sparse=sparse, label_smoothing=label_smoothing,
+        return softmax_xent_cuda(logits, labels, sparse=sparse, label_smoothing=label_smoothing, epsilon=epsilon,
                                  grad_scale=grad_scale, row_weights=row_weights, want_probs=want_probs,
                                  want_grad=want_grad)
-    loss, probs, dlogits = _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing)
+    loss, probs, dlogits = _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing, epsilon)
     if want_grad:
         if grad_scale != 1.0:
             dlogits = dlogits * logits.dtype.type(grad_scale)
@@ -79,8 +94,8 @@ def softmax_xent(logits, labels, *, sparse, label_smoothing=0.0, grad_scale=1.0,
     return loss, probs if want_probs else None, dlogits if want_grad else None
 
 
-def _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing):
-    """The readable path: log-sum-exp softmax, targets, loss and gradient as whole-array expressions."""
+def _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing, epsilon):
+    """The readable path: log-sum-exp softmax, targets, clip, loss and gradient as whole-array expressions."""
     dtype = logits.dtype
     classes = logits.shape[-1]
 
@@ -93,25 +108,28 @@ def _softmax_xent_arrays(xp, logits, labels, sparse, label_smoothing):
     log_probs = shifted - xp.log(sums)
 
     if sparse:
-        onehot = (labels[..., None] == xp.arange(classes)).astype(dtype)
-        if label_smoothing:
-            targets = onehot * dtype.type(1.0 - label_smoothing) + dtype.type(label_smoothing / classes)
-        else:
-            targets = onehot
-        target_sums = None   # each smoothed one-hot row sums to 1
+        targets = (labels[..., None] == xp.arange(classes)).astype(dtype)
     else:
         targets = labels.astype(dtype, copy=False)
-        if label_smoothing:
-            targets = targets * dtype.type(1.0 - label_smoothing) + dtype.type(label_smoothing / classes)
-        target_sums = targets.sum(axis=-1, keepdims=True)
+    if label_smoothing:
+        targets = targets * dtype.type(1.0 - label_smoothing) + dtype.type(label_smoothing / classes)
+
+    kept = targets   # t * inside: the targets whose probability the clip passes
+    if epsilon:
+        # The bounds in the logits' dtype, as Keras clips a float32 tensor with float32 bounds; a clipped
+        # probability's log is that of its bound, an unclipped one's the exact log-softmax.
+        low, high = dtype.type(epsilon), dtype.type(1.0 - epsilon)
+        inside = (probs >= low) & (probs <= high)
+        log_probs = xp.where(inside, log_probs, xp.where(probs < low, numpy.log(low), numpy.log(high)))
+        kept = targets * inside
 
     loss = -(targets * log_probs).sum(axis=-1)
-    dlogits = probs - targets if target_sums is None else probs * target_sums - targets
+    dlogits = probs * kept.sum(axis=-1, keepdims=True) - kept
     return loss.astype(dtype, copy=False), probs, dlogits.astype(dtype, copy=False)
 
 
-def softmax_xent_cuda(logits, labels, *, sparse, label_smoothing=0.0, grad_scale=1.0, row_weights=None,
-                      want_probs=True, want_grad=True, options=()):
+def softmax_xent_cuda(logits, labels, *, sparse, label_smoothing=0.0, epsilon=0.0, grad_scale=1.0,
+                      row_weights=None, want_probs=True, want_grad=True, options=()):
     """Launcher of ``softmax_xent_{sparse,dense}_{f32,f64}``: one warp per row of classes.
 
     ``options`` are extra compiler options (benchmarks compare ``-D`` settings).
@@ -142,6 +160,6 @@ def softmax_xent_cuda(logits, labels, *, sparse, label_smoothing=0.0, grad_scale
     kernel = get_kernel(_KERNEL_FILE, kernel_name, options)
     kernel((blocks,), (32 * _ROWS_PER_BLOCK,), (
         logits, labels, loss, launch.optional(probs), launch.optional(dlogits), launch.optional(row_weights),
-        launch.scalar(grad_scale, dtype), launch.scalar(label_smoothing, dtype),
+        launch.scalar(grad_scale, dtype), launch.scalar(label_smoothing, dtype), launch.scalar(epsilon, dtype),
         numpy.int32(rows), numpy.int32(classes)))
     return loss, probs, dlogits
