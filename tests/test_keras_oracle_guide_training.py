@@ -130,6 +130,14 @@ def test_a_layer_adding_a_loss(mnist_like):
     for lib in (gpu_dl, keras):
         with pytest.raises(NotImplementedError):
             lib.layers.Layer().add_metric(1.0, name="std_of_activation")
+    # and the guide's model.add_loss of a symbolic tensor of a functional model: Keras 3.15 raises a bare
+    # NotImplementedError, gpu_dl a ValueError saying where such a loss goes
+    for lib, error in ((gpu_dl, ValueError), (keras, NotImplementedError)):
+        inputs = lib.Input(shape=(784,), name="digits")
+        x1 = lib.layers.Dense(64, activation="relu", name="dense_1")(inputs)
+        model = lib.Model(inputs=inputs, outputs=lib.layers.Dense(10, name="predictions")(x1))
+        with pytest.raises(error, match="call of a layer" if lib is gpu_dl else ""):
+            model.add_loss(lib.ops.sum(x1) * 0.1)
 
 
 @pytest.mark.parametrize("as_written", [True, False], ids=["as_written", "targets_first"])
@@ -272,14 +280,18 @@ def test_the_multi_input_multi_output_model_under_each_compile(multi_io_data, mo
     _assert_same_weights(ours, theirs, rtol=1e-3, atol=1e-5)
 
 
-def test_early_stopping_and_a_callback_of_ones_own(mnist_like):
+def test_early_stopping_and_a_callback_of_ones_own(mnist_like, capsys):
     x_train, y_train = mnist_like[:2]
     ours, theirs = _pair(guide.get_compiled_model)
     callbacks = {lib: [lib.callbacks.EarlyStopping(monitor="val_loss", min_delta=1e-2, patience=2, verbose=1),
                        guide.loss_history_class(lib)()] for lib in (gpu_dl, keras)}
-    histories = [model.fit(x_train, y_train, epochs=20, batch_size=16, callbacks=callbacks[lib],
-                           validation_split=0.2, verbose=0, shuffle=False)
-                 for model, lib in ((ours, gpu_dl), (theirs, keras))]
+    histories, printed = [], []
+    for model, lib in ((ours, gpu_dl), (theirs, keras)):
+        capsys.readouterr()
+        histories.append(model.fit(x_train, y_train, epochs=20, batch_size=16, callbacks=callbacks[lib],
+                                   validation_split=0.2, verbose=0, shuffle=False))
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] and "early stopping" in printed[0]
     _assert_same_history(*histories, rtol=1e-4)
     assert len(histories[0].history["loss"]) < 20           # stopped early, at the same epoch as Keras
     assert callbacks[gpu_dl][0].stopped_epoch == callbacks[keras][0].stopped_epoch
@@ -290,16 +302,21 @@ def test_early_stopping_and_a_callback_of_ones_own(mnist_like):
     _assert_same_weights(ours, theirs, rtol=1e-3, atol=1e-5)
 
 
-def test_checkpoints_of_the_best_model_and_restoring_the_latest(mnist_like, tmp_path):
+def test_checkpoints_of_the_best_model_and_restoring_the_latest(mnist_like, tmp_path, capsys):
     x_train, y_train = mnist_like[:2]
     ours, theirs = _pair(guide.get_compiled_model)
+    printed = []
     for model, lib in ((ours, gpu_dl), (theirs, keras)):
         where = tmp_path / lib.__name__
         where.mkdir()
         callbacks = [lib.callbacks.ModelCheckpoint(filepath=str(where / "mymodel_{epoch}.keras"),
                                                    save_best_only=True, monitor="val_loss", verbose=1)]
+        capsys.readouterr()
         model.fit(x_train, y_train, epochs=2, batch_size=64, callbacks=callbacks, validation_split=0.2,
                   verbose=0, shuffle=False)
+        printed.append(capsys.readouterr().out.replace(str(where), "<dir>"))
+    # the same lines ("Epoch 1: val_loss improved from None to ..., saving model to <dir>/mymodel_1.keras", ...)
+    assert printed[0] == printed[1] and "saving model to <dir>/mymodel_1.keras" in printed[0]
     assert sorted(os.listdir(tmp_path / "gpu_dl")) == sorted(os.listdir(tmp_path / "keras"))
     for name in os.listdir(tmp_path / "keras"):
         # each library reads the other's checkpoint to the same predictions
