@@ -146,6 +146,26 @@ def batches_class(lib):
     return Batches
 
 
+def sequence_class(lib):
+    """The guide's ``keras.utils.Sequence`` example (its images read from files become rows of an array): a
+    subclass that, as written there, does not call ``super().__init__()``."""
+    import numpy
+
+    class CIFAR10Sequence(lib.utils.Sequence):
+        def __init__(self, filenames, labels, batch_size):
+            self.filenames, self.labels = filenames, labels
+            self.batch_size = batch_size
+
+        def __len__(self):
+            return int(numpy.ceil(len(self.filenames) / float(self.batch_size)))
+
+        def __getitem__(self, idx):
+            batch_x = self.filenames[idx * self.batch_size:(idx + 1) * self.batch_size]
+            batch_y = self.labels[idx * self.batch_size:(idx + 1) * self.batch_size]
+            return numpy.array(batch_x), numpy.array(batch_y)
+    return CIFAR10Sequence
+
+
 def multi_io_model(lib):
     layers = lib.layers
     image_input = lib.Input(shape=(32, 32, 3), name="img_input")

@@ -187,6 +187,19 @@ def test_datasets_with_steps_and_validation_steps(mnist_like):
     _assert_same_weights(ours, theirs)
 
 
+def test_a_sequence_without_its_base_init(mnist_like):
+    x_train, y_train = mnist_like[:2]
+    ours, theirs = _pair(guide.get_compiled_model)
+    fits = []
+    for model, lib in ((ours, gpu_dl), (theirs, keras)):
+        # both warn that the subclass should call super().__init__(**kwargs), and train on it all the same
+        with pytest.warns(UserWarning, match=r"should call `super\(\).__init__\(\*\*kwargs\)`"):
+            fits.append(model.fit(guide.sequence_class(lib)(x_train, y_train, 32), epochs=2, verbose=0,
+                                  shuffle=False))
+    _assert_same_history(*fits)
+    _assert_same_weights(ours, theirs)
+
+
 def test_class_and_sample_weights(mnist_like):
     x_train, y_train = mnist_like[:2]
     class_weight = {i: 1.0 for i in range(10)}
