@@ -188,3 +188,35 @@ def test_the_custom_training_loop_updates_only_the_trainable_weights(rng):
     _assert_same_weights(ours.get_weights(), theirs.get_weights())
     for before, after in zip(base_before, ours_base.get_weights()):
         numpy.testing.assert_array_equal(after, before)
+
+
+def test_changing_trainable_without_recompiling(rng):
+    # The guide asks for a recompile after any change of `trainable`. Without one, a layer frozen after training
+    # began stops training in both libraries; a layer unfrozen then makes Keras 3.15's optimizer refuse the
+    # variables it was not built with, while gpu_dl's builds their slots and trains them.
+    x, y = rng.standard_normal((16, 4)).astype("float32"), rng.standard_normal((16, 1)).astype("float32")
+    for frozen_first in (False, True):
+        _clear()
+        pairs = []
+        for lib in (gpu_dl, keras):
+            first = lib.layers.Dense(4)
+            model = lib.Sequential([lib.Input((4,)), first, lib.layers.Dense(1)])
+            first.trainable = not frozen_first
+            model.compile("adam", "mse")
+            pairs.append((model, first))
+        (ours, ours_first), (theirs, theirs_first) = pairs
+        ours.set_weights(theirs.get_weights())
+        fit = dict(epochs=1, batch_size=8, verbose=0, shuffle=False)
+        _assert_same_history(ours.fit(x, y, **fit), theirs.fit(x, y, **fit))
+        before = ours_first.get_weights()[0]
+        for layer in (ours_first, theirs_first):
+            layer.trainable = frozen_first
+        if frozen_first:
+            with pytest.raises(ValueError, match="Unknown variable"):
+                theirs.fit(x, y, **fit)
+            ours.fit(x, y, **fit)
+            assert not numpy.array_equal(ours_first.get_weights()[0], before)
+        else:
+            _assert_same_history(ours.fit(x, y, **fit), theirs.fit(x, y, **fit))
+            _assert_same_weights(ours.get_weights(), theirs.get_weights())
+            numpy.testing.assert_array_equal(ours_first.get_weights()[0], before)
