@@ -3,6 +3,7 @@
 weights for built-in, custom-function and subclassed losses and metrics, losses added by layers, validation data
 and splits, datasets, class and sample weights, multi-input and multi-output models, callbacks, checkpoints and
 learning-rate schedules. ``shuffle=False`` throughout: the libraries draw different shuffles."""
+import contextlib
 import os
 
 import numpy
@@ -174,9 +175,11 @@ def test_datasets_with_steps_and_validation_steps(mnist_like):
     assert ours.metrics_names == theirs.metrics_names
     assert list(dict(zip(ours.metrics_names, ours_result))) == list(dict(zip(theirs.metrics_names, theirs_result)))
 
-    # steps_per_epoch draws the next batches without going back to the start (three batches of 32 here: 4 steps
-    # then run out of data as in Keras, which stops with a warning)
+    # steps_per_epoch draws the next batches without going back to the start: two epochs of two steps train as
+    # one epoch of the four batches (of 32, the last of 24), and two epochs of three run out of data, which both
+    # libraries say, stopping there
     ours, theirs = _pair(guide.get_compiled_model)
+    initial = theirs.get_weights()
     fits = []
     for model, lib in ((ours, gpu_dl), (theirs, keras)):
         train = guide.batches_class(lib)((x_train, y_train), 32)
@@ -185,6 +188,20 @@ def test_datasets_with_steps_and_validation_steps(mnist_like):
                               verbose=0, shuffle=False))
     _assert_same_history(*fits)
     _assert_same_weights(ours, theirs)
+    in_two = ours.get_weights()
+    for steps, epochs in ((4, 1), (3, 2)):
+        fits = []
+        for model, lib in ((ours, gpu_dl), (theirs, keras)):
+            model.set_weights(initial)
+            guide.compile_default(lib, model)
+            train = guide.batches_class(lib)((x_train, y_train), 32)
+            with pytest.warns(UserWarning, match="ran out of data") if steps == 3 else contextlib.nullcontext():
+                fits.append(model.fit(train, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False))
+        _assert_same_history(*fits)
+        _assert_same_weights(ours, theirs)
+        if steps == 4:
+            for a, b in zip(ours.get_weights(), in_two):
+                numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_a_sequence_without_its_base_init(mnist_like):
