@@ -395,41 +395,6 @@ def _clipped_normalised(xp, p):
     return q, xp.clip(q, EPSILON, 1.0 - EPSILON), sums
 
 
-def _clip_fused_like_keras(xp, logits, targets, labels, result, row_weights, grad_scale):
-    """The fused softmax + cross-entropy ``result`` (per-sample loss, probabilities, d loss / d logits) made to
-    give what Keras's probability path gives where a probability the loss reads lies outside [eps, 1 - eps]:
-    Keras clips it there, so its term is ``-t log(clip(p))`` and its derivative through the clip is 0. ``targets``
-    are the (smoothed) target rows, or None with ``labels`` the class ids of a sparse loss. Rows without such a
-    probability are left as they are (most often all of them: the check is one pass over the probabilities)."""
-    loss, probs, dlogits = result
-    low, high = EPSILON, 1.0 - EPSILON
-    if targets is None:
-        read = xp.take_along_axis(probs, labels[..., None], axis=-1)
-        if not (~_inside(read, low, high)).any():
-            return result
-        targets = (labels[..., None] == xp.arange(probs.shape[-1])).astype(probs.dtype)
-    else:
-        if not ((targets != 0) & ~_inside(probs, low, high)).any():
-            return result
-    dtype = probs.dtype
-    kept = _inside(probs, low, high)
-    rows = ((targets != 0) & ~kept).any(axis=-1)        # the rows that change; the others keep their values
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
-    # -t log p becomes -t log clip(p) where p is clipped
-    clipped = -(targets * xp.where(kept, log_probs, xp.log(xp.clip(probs, low, high)))).sum(axis=-1)
-    loss = xp.where(rows, clipped.astype(loss.dtype, copy=False), loss)
-    if dlogits is not None:
-        # d(-sum_k t_k log clip(p_k))/dz_j = -t_j r_j + p_j sum_k t_k r_k, r the clip's derivative (0 or 1)
-        passed = targets * kept
-        grad = probs * passed.sum(axis=-1, keepdims=True) - passed
-        if row_weights is not None:
-            grad = grad * row_weights.astype(dtype, copy=False)[..., None]
-        grad = (grad * dtype.type(grad_scale)).astype(dlogits.dtype, copy=False)
-        dlogits = xp.where(rows[..., None], grad, dlogits)
-    return loss, probs, dlogits
-
-
 def _probability_path_grad(xp, t, p):
     """d(-sum t log clip(p / sum p))/dp, last axis."""
     q, clipped, sums = _clipped_normalised(xp, p)
@@ -1000,10 +965,10 @@ class CategoricalCrossentropy(LossFunctionWrapper):
     With ``from_logits=False`` Keras renormalises the predictions to sum 1 and
     clips them to [1e-7, 1 - 1e-7]. ``call_from_logits`` computes the same loss
     from the logits of a softmax layer through a fused, log-sum-exp softmax +
-    cross-entropy, made to clip as the probability path does where a probability
-    the loss reads lies outside [1e-7, 1 - 1e-7] (its term -t log p becomes
-    -t log 1e-7 ~= 16.1 t, its gradient through the clip 0): the two agree to
-    float32 rounding, as Keras's model trained on a softmax output does.
+    cross-entropy: the two agree to float32 rounding wherever no probability is
+    below 1e-7; below it the clip floors the probability path's -log p at
+    -log 1e-7 ~= 16.1 while the fused path keeps the exact (larger) value and
+    its exact gradient p - t instead of zero.
     """
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
@@ -1028,10 +993,8 @@ class CategoricalCrossentropy(LossFunctionWrapper):
         xp = array_module(y_true, logits)
         targets = xp.asarray(y_true).astype(logits.dtype, copy=False)
         _same_shape(targets, logits, self.name)
-        result = softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing,
-                              row_weights=row_weights, grad_scale=grad_scale, want_grad=want_grad)
-        return _clip_fused_like_keras(xp, logits, _smooth(targets, self.label_smoothing), None, result,
-                                      row_weights, grad_scale)
+        return softmax_xent(logits, targets, sparse=False, label_smoothing=self.label_smoothing,
+                            row_weights=row_weights, grad_scale=grad_scale, want_grad=want_grad)
 
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)
@@ -1051,8 +1014,9 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     """Cross-entropy of integer class ids against probabilities (or logits).
 
     Samples labelled ``ignore_class`` give 0 and are left out of the average.
-    ``call_from_logits`` is the fused softmax + cross-entropy, clipped as the
-    probability path is (see ``CategoricalCrossentropy``).
+    ``call_from_logits`` is the fused softmax + cross-entropy; see
+    ``CategoricalCrossentropy`` for how it differs from the probability path
+    below probabilities of 1e-7.
     """
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
@@ -1083,9 +1047,8 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
             # Ignored samples weigh nothing: folded into the row weights, the kernel zeroes their gradient.
             valid = valid.astype(logits.dtype)
             row_weights = valid if row_weights is None else row_weights * valid
-        result = softmax_xent(logits, labels, sparse=True, row_weights=row_weights, grad_scale=grad_scale,
-                              want_grad=want_grad)
-        loss, probs, dlogits = _clip_fused_like_keras(xp, logits, None, labels, result, row_weights, grad_scale)
+        loss, probs, dlogits = softmax_xent(logits, labels, sparse=True, row_weights=row_weights,
+                                            grad_scale=grad_scale, want_grad=want_grad)
         if valid is not None:
             loss = loss * valid
         return loss, probs, dlogits

@@ -443,39 +443,8 @@ def test_fused_stays_finite_for_large_logits(xp):
     for loss, t in ((losses.SparseCategoricalCrossentropy(), xp.asarray([1, 0])),
                     (losses.CategoricalCrossentropy(), xp.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))):
         value, probs, dlogits = loss.call_from_logits(t, logits)
-        # the target's probability is 0: clipped to 1e-7 as Keras clips it, with no gradient through the clip
-        numpy.testing.assert_allclose(to_numpy(value), [-numpy.log(numpy.float32(1e-7))] * 2, rtol=1e-6)
-        assert numpy.isfinite(to_numpy(probs)).all()
-        numpy.testing.assert_array_equal(to_numpy(dlogits), numpy.zeros((2, 3), "float32"))
-
-
-@pytest.mark.parametrize("sparse", [True, False])
-def test_fused_clips_probabilities_as_the_probability_path(xp, rng, sparse):
-    # rows whose target's probability is below 1e-7 or above 1 - 1e-7 beside ordinary rows: the fused loss and
-    # its gradient are the probability path's (Keras's for a softmax output), not the unclipped log-softmax's
-    logits = rng.standard_normal((6, 4)).astype("float32")
-    logits[0] = [30.0, 0.0, 0.0, 0.0]           # class 0 certain
-    logits[1] = [-30.0, 0.0, 0.0, 0.0]          # class 0 all but impossible
-    logits[2] = [0.0, 20.0, -20.0, 0.0]
-    labels = numpy.array([0, 0, 2, 1, 3, 0])
-    weights = rng.random(6).astype("float32")
-    t = labels if sparse else numpy.eye(4, dtype="float32")[labels]
-    loss = losses.SparseCategoricalCrossentropy() if sparse else losses.CategoricalCrossentropy(label_smoothing=0.1)
-    fused, probs, dlogits = loss.call_from_logits(xp.asarray(t), xp.asarray(logits), row_weights=xp.asarray(weights),
-                                                  grad_scale=0.5)
-    p = softmax(logits.astype(float))
-    targets = numpy.eye(4)[labels] if sparse else numpy.eye(4)[labels] * 0.9 + 0.1 / 4
-    expected = -(targets * numpy.log(numpy.clip(p, numpy.float32(1e-7), numpy.float32(1 - 1e-7)))).sum(-1)
-    numpy.testing.assert_allclose(to_numpy(fused), expected, rtol=1e-5, atol=1e-6)
-    if sparse:
-        assert to_numpy(fused)[1] == pytest.approx(-numpy.log(numpy.float32(1e-7)), rel=1e-6)
-    numpy.testing.assert_allclose(to_numpy(fused), to_numpy(loss.call(xp.asarray(t), probs)), rtol=1e-5, atol=1e-6)
-    # the gradient: d(-sum t log clip(p))/dp chained through the softmax, weighted per row and scaled
-    gp = to_numpy(loss.grad(numpy.asarray(t), p))
-    chained = p * (gp - (gp * p).sum(-1, keepdims=True)) * weights[:, None] * 0.5
-    numpy.testing.assert_allclose(to_numpy(dlogits), chained, rtol=1e-4, atol=1e-6)
-    if sparse:
-        assert not to_numpy(dlogits)[1].any()
+        numpy.testing.assert_allclose(to_numpy(value), [2000.0, 2000.0 + numpy.log(2.0)], rtol=1e-6)
+        assert numpy.isfinite(to_numpy(dlogits)).all() and numpy.isfinite(to_numpy(probs)).all()
 
 
 def test_fused_respects_ignore_class(xp, rng):
