@@ -375,6 +375,19 @@ def _binary_crossentropy_grad(y_true, y_pred, from_logits=False, label_smoothing
     return grad * _mean_scale(p, axis)
 
 
+def _binary_crossentropy_target_grad(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """d(binary_crossentropy summed)/d(y_true): -(log p - log(1 - p)) per entry (the logit itself from logits),
+    times the smoothing's 1 - s and the mean's 1 / size."""
+    xp, t, p = _pair(y_true, y_pred)
+    _same_shape(t, p, "binary_crossentropy")
+    if from_logits:
+        grad = -p
+    else:
+        p = xp.clip(p, EPSILON, 1.0 - EPSILON)
+        grad = -(xp.log(p) - xp.log(1.0 - p))
+    return grad * ((1.0 - label_smoothing) * _mean_scale(p, axis))
+
+
 def _clipped_normalised(xp, p):
     """Keras's probability path: rows renormalised to sum 1, then clipped to [eps, 1 - eps]."""
     sums = p.sum(axis=-1, keepdims=True)
@@ -686,6 +699,30 @@ class Loss:
             return self.weighted_grad(y_true, y_pred, weights)
         return self.grad(y_true, y_pred) * weights
 
+    def target_grad(self, y_true, y_pred):
+        """d(sum of the per-sample values)/d(y_true), for a loss called on symbolic tensors whose targets are
+        computed by the graph (Keras differentiates through them); None where the loss has none, and its targets
+        must then be data."""
+        return None
+
+    @property
+    def has_target_grad(self):
+        """Whether ``training_target_grad`` gives a gradient: a loss with its own ``target_grad``, not traced."""
+        return not self.traced and type(self).target_grad is not Loss.target_grad
+
+    def training_target_grad(self, y_true, y_pred, weights):
+        """d(sum(weights * per-sample values))/d(y_true), ``weights`` as ``training_grad`` takes them; None where
+        the loss has no ``target_grad``."""
+        if not self.has_target_grad:
+            return None
+        grad = self.target_grad(y_true, y_pred)
+        if not (hasattr(weights, "shape") and weights.shape != ()):
+            return grad * weights
+        axis = self._reduced_axis()
+        if weights.ndim == grad.ndim - 1 and isinstance(axis, int):
+            return grad * array_module(weights).expand_dims(weights, axis % grad.ndim)
+        return grad * weights.reshape(weights.shape + (1,) * (grad.ndim - weights.ndim))
+
     @followed
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The reduced loss (a 0-d array; the weighted values for reduction "none"), as Keras's ``Loss.__call__``.
@@ -905,6 +942,9 @@ class BinaryCrossentropy(LossFunctionWrapper):
                          grad_fn=_binary_crossentropy_grad, from_logits=bool(from_logits),
                          label_smoothing=label_smoothing, axis=axis)
         self.from_logits, self.label_smoothing, self.axis = bool(from_logits), label_smoothing, axis
+
+    def target_grad(self, y_true, y_pred):
+        return _binary_crossentropy_target_grad(y_true, y_pred, **self._fn_kwargs)
 
     def validate_targets(self, y_true, output_shape):
         y_true = numpy.asarray(y_true)

@@ -17,8 +17,10 @@ operation of the graph whose forward runs the loss's own array code and whose ba
   reduction.
 - A loss of the caller's own, without a gradient (``Loss.traced``), runs through the graph of its call.
 
-The gradient reaches ``y_pred``; ``y_true`` and ``sample_weight`` must be data, which the graph refuses to
-compute from trainable weights (``layers/data_tensors.py``). Arrays among the arguments (targets given as an
+The gradient reaches ``y_pred``, and ``y_true`` where the loss has a gradient with respect to its targets
+(``Loss.target_grad``: BinaryCrossentropy's, as in the endpoint layer of Keras's training guide, which hands it
+logits as targets); otherwise ``y_true`` and ``sample_weight`` must be data, which the graph refuses to compute
+from trainable weights (``layers/data_tensors.py``). Arrays among the arguments (targets given as an
 array) are constants of the graph. Such graphs are trained, not saved: Keras would write the loss's own
 operations, which gpu_dl does not record, so a functional model holding one refuses to be serialised.
 """
@@ -54,6 +56,7 @@ class LossCall(Operation):
         self.function = function
         self._training = False
         self._state = None
+        self.computed_targets = frozenset()     # roles (y_true) given tensors that get the loss's gradient
 
     def _where(self):
         return f"Loss '{self.loss.name}' ({type(self.loss).__name__}) on symbolic tensors"
@@ -124,8 +127,12 @@ class LossCall(Operation):
             factors = loss.reduction_weights(y_true, y_pred, values, weight, output_mask=output_mask) * dy
         grad = loss.training_grad(y_true, y_pred, factors)
         grad = grad.astype(original.dtype, copy=False).reshape(original.shape)
-        found = [grad if role == "y_pred" else None
-                 for role, a in zip(self.roles, self.arguments) if a is None]
+        grads = {"y_pred": grad}
+        if "y_true" in self.computed_targets:
+            # targets the graph computed (from trainable weights): the loss's gradient with respect to them
+            target = loss.training_target_grad(y_true, y_pred, factors)
+            grads["y_true"] = target.astype(y_true.dtype, copy=False).reshape(y_true.shape)
+        found = [grads.get(role) for role, a in zip(self.roles, self.arguments) if a is None]
         return found if len(found) > 1 else found[0]
 
     def get_config(self):
@@ -142,10 +149,16 @@ def _product_shape(first, second, where):
 
 def _record(loss, roles, values, function):
     where = f"Loss '{loss.name}' ({type(loss).__name__})"
+    computed = set()
     for role, value in zip(roles, values):
-        if role in ("y_true", "sample_weight") and is_symbolic(value):
+        if role == "y_true" and is_symbolic(value) and loss.has_target_grad \
+                and numpy.dtype(value.dtype).kind == "f":
+            computed.add(role)      # trained through, as Keras does: it need not be data
+        elif role in ("y_true", "sample_weight") and is_symbolic(value):
             require_data(value, role, where)
-    return LossCall(loss, roles, function=function).apply(*values)
+    call = LossCall(loss, roles, function=function)
+    call.computed_targets = frozenset(computed)
+    return call.apply(*values)
 
 
 def loss_call(loss, y_true, y_pred, sample_weight=None):

@@ -51,3 +51,47 @@ def test_names_and_refusals_match_keras(case):
     assert ours == theirs
     if case != "automatic":
         assert "All operation names should be unique." in ours
+
+
+def _functional_names_after_sequentials(lib):
+    """The name a new functional model gets after each step of building, growing and shrinking Sequentials."""
+    import numpy
+    L = lib.layers
+
+    def next_name():
+        i = lib.Input((3,))
+        return lib.Model(i, L.Dense(2)(i)).name
+
+    names = []
+    model = lib.Sequential([L.Dense(2), L.Dense(3)])
+    names.append(next_name())
+    model(numpy.ones((1, 4), "float32"))        # built by its first call
+    names.append(next_name())
+    model.add(L.Dense(4))
+    names.append(next_name())
+    model.pop()
+    names.append(next_name())
+    lib.Sequential([lib.Input((4,)), L.Dense(2), L.Dense(3)])       # built once for the whole list
+    names.append(next_name())
+    model = lib.Sequential()
+    model.add(lib.Input((4,)))
+    names.append(next_name())
+    model.add(L.Dense(2))
+    names.append(next_name())
+    model = lib.Sequential([lib.Input((4,)), L.Dense(2)])
+    lib.Sequential.from_config(model.get_config())
+    names.append(next_name())
+    model.pop()                                 # only the Input is left: nothing to build
+    names.append(next_name())
+    return names
+
+
+def test_sequentials_draw_functional_names_as_keras_does():
+    # Keras runs a built Sequential through a functional model it makes at each build, add and pop; a model made
+    # afterwards is numbered after them, as a guide's printed summaries show ('functional_1').
+    keras.utils.clear_session()
+    theirs = _functional_names_after_sequentials(keras)
+    gpu_dl.utils.clear_session(free_memory=False)
+    ours = _functional_names_after_sequentials(gpu_dl)
+    assert ours == theirs
+    assert ours[:2] == ["functional", "functional_2"]

@@ -41,12 +41,18 @@ def test_builtin_loss_object_value_and_gradient(xp, rng, name, reduction, weight
     numpy.testing.assert_allclose(to_numpy(layer.losses[0]), expected, rtol=1e-12, atol=1e-12)
     layer(*_arguments(xp, t, p, w), training=True)
     gradients = layer.backward(xp.zeros(p.shape))
-    assert gradients[0] is None and (not weighted or gradients[2] is None)      # targets and weights are data
+    assert not weighted or gradients[2] is None         # weights are data
+    assert (gradients[0] is None) != loss.has_target_grad     # targets too, unless the loss trains through them
 
     def total(x):
         layer(*_arguments(xp, t, x, w))
         return _added(layer)
     assert_gradient(total, xp.asarray(p), gradients[1], rng, rtol=1e-5, atol=1e-8, what=name)
+    if loss.has_target_grad:
+        def total_of_targets(x):
+            layer(*_arguments(xp, x, p, w))
+            return _added(layer)
+        assert_gradient(total_of_targets, xp.asarray(t), gradients[0], rng, rtol=1e-5, atol=1e-8, what=name)
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -164,6 +170,34 @@ def test_model_trains_through_a_loss_in_a_layer(xp, rng):
     data = endpoint_data("CategoricalCrossentropy", rng, True)
     history = model.fit(data, epochs=4, batch_size=N, verbose=0).history["loss"]
     assert history == sorted(history, reverse=True) and history[-1] < history[0]
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_binary_crossentropy_trains_through_targets_computed_from_weights(xp, rng, from_logits, smoothing):
+    """Keras's guide hands its LogisticEndpoint (logits, targets), which its call takes as (targets, logits): the
+    loss's targets are a Dense layer's output, and Keras trains that layer through them."""
+    loss = losses.BinaryCrossentropy(from_logits=from_logits, label_smoothing=smoothing, dtype="float64")
+    assert loss.has_target_grad and not losses.MeanSquaredError().has_target_grad
+    layer = endpoint(gpu_dl, loss)(dtype="float64")
+    t = rng.standard_normal((N, C))                           # computed targets: any real numbers
+    p = rng.random((N, C)) * 0.8 + 0.1 if not from_logits else rng.standard_normal((N, C))
+    w = rng.random(N)
+    layer(*_arguments(xp, t, p, w), training=True)
+    smoothed = t * (1 - smoothing) + 0.5 * smoothing
+    if from_logits:
+        values = numpy.maximum(p, 0) - p * smoothed + numpy.log1p(numpy.exp(-numpy.abs(p)))
+    else:
+        values = -(smoothed * numpy.log(p) + (1 - smoothed) * numpy.log(1 - p))
+    assert _added(layer) == pytest.approx((values.mean(-1) * w).mean(), rel=1e-12)
+    gradients = layer.backward(xp.zeros(p.shape))
+    expected = -(p if from_logits else numpy.log(p) - numpy.log(1 - p)) * (1 - smoothing) / C * w[:, None] / N
+    numpy.testing.assert_allclose(to_numpy(gradients[0]), expected, rtol=1e-12)
+
+    def total(x):
+        layer(*_arguments(xp, x, p, w))
+        return _added(layer)
+    assert_gradient(total, xp.asarray(t), gradients[0], rng, rtol=1e-6, atol=1e-9, what="y_true")
 
 
 def test_targets_or_weights_computed_from_weights_are_refused(rng):

@@ -2,7 +2,9 @@
 
 A built-in loss called on symbolic tensors (``loss(y_true, y_pred, sample_weight)`` in a layer's call,
 ``gpu_dl/loss_symbolic.py``) is one operation of the graph whose backward is the loss's hand-written gradient,
-which is d loss / d y_pred alone. Keras differentiates through ``y_true`` and the sample weights too; they are
+which is d loss / d y_pred alone for most losses (``Loss.has_target_grad``: those with a gradient with respect
+to their targets as well, BinaryCrossentropy's, train through computed targets and are not checked here).
+Keras differentiates through ``y_true`` and the sample weights too; they are
 data almost always (targets and weights fed as inputs), but where one is computed from trainable weights
 those weights would silently get no gradient through it. ``require_data`` refuses such a graph when it is
 made: it walks back from the tensor through the graph and raises a ValueError naming the layer whose

@@ -94,8 +94,21 @@ class Sequential(SeveralOutputs, Model):
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"Sequential expects a list of layers, got {layers!r}.")
-            for layer in layers:
-                self.add(layer)
+            # Keras builds the model once for the whole list: one graph name drawn, not one per layer.
+            self.__dict__["_quiet_graph_names"] = True
+            try:
+                for layer in layers:
+                    self.add(layer)
+            finally:
+                self.__dict__["_quiet_graph_names"] = False
+            self._draw_graph_name()
+
+    def _draw_graph_name(self):
+        """Draw a name from the 'functional' counter where Keras would make the functional model its Sequential
+        runs through (each build, each add or pop once the input shape is known), so that models made later get
+        the names Keras gives them ('functional_1' after one such Sequential)."""
+        if self.built and not self.__dict__.get("_quiet_graph_names"):
+            unique_name("functional")
 
     # ------------------------------------------------------------------ layers
     @property
@@ -129,6 +142,7 @@ class Sequential(SeveralOutputs, Model):
             # Only the models' trees are walked (and the new layer): the plain layers are known by identity.
             nested.check_tree(self, self._models + [layer], held=self._layer_ids)
         shape_before = self._stack_output_shape() if self.input_spec is not None else None
+        built_before = self.built      # else the build below draws the graph's name
         if shape_before is not None and is_model and layer.built:
             # A built layer is checked when data comes (each one names itself then); a model is checked here,
             # where the message can name both models.
@@ -155,6 +169,9 @@ class Sequential(SeveralOutputs, Model):
         nested.structure_changed(self)
         if self.built:
             self._extend_graph()
+            if not built_before:
+                return
+            self._draw_graph_name()
 
     def pop(self):
         if not self._layers:
@@ -178,6 +195,8 @@ class Sequential(SeveralOutputs, Model):
             self._models.remove(layer)
         self._kept_state = None
         nested.structure_changed(self)
+        if self._layers and self.input_spec is not None and not isinstance(self.input_spec, list):
+            self._draw_graph_name()
         return layer
 
     def _forget_shapes(self):
@@ -483,6 +502,7 @@ class Sequential(SeveralOutputs, Model):
         self.built = True
         self.__dict__["_build_batch"] = batch
         self._extend_graph()
+        self._draw_graph_name()
 
     def _data_build_shape(self, x_shape, batch_size=None):
         return _first_batch_shape(x_shape, batch_size)
