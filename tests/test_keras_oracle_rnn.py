@@ -261,3 +261,22 @@ def test_a_stateful_layer_built_without_a_batch_size_is_refused_as_keras_refuses
                 outcomes.append(("refused", text[text.index("When using"):]))
         assert outcomes[0] == outcomes[1], name
         assert outcomes[0][0] == ("built" if name == "batch_shape" else "refused"), name
+
+
+@pytest.mark.parametrize("name,shape", [("ConvLSTM1D", (4, 6, 2)), ("ConvLSTM2D", (4, 6, 5, 2)),
+                                        ("ConvLSTM3D", (3, 4, 4, 3, 1))])
+def test_stateful_conv_lstm_without_a_batch_size_is_refused_as_keras_refuses_it(name, shape):
+    message = "When using `stateful=True` in a RNN, the batch size must be static"
+    with pytest.raises(ValueError, match=message):
+        getattr(keras.layers, name)(2, 3, padding="same", stateful=True)(keras.Input(shape))
+    with pytest.raises(ValueError, match=rf"'carry'.*{message}.*sequence.shape=\(None, {shape[0]}"):
+        gpu_dl.Sequential([layers.Input(shape), getattr(layers, name)(2, 3, padding="same", stateful=True,
+                                                                       name="carry")])
+    # with a fixed batch size both make zero states of it
+    ours = gpu_dl.Sequential([layers.Input(shape, batch_size=2), getattr(layers, name)(2, 3, padding="same",
+                                                                                        stateful=True)])
+    theirs = keras.Sequential([keras.Input(batch_shape=(2,) + shape),
+                               getattr(keras.layers, name)(2, 3, padding="same", stateful=True)])
+    want = [keras.ops.convert_to_numpy(s) for s in theirs.layers[0].states]
+    got = ours.layers[0].states
+    assert [g.shape for g in got] == [w.shape for w in want] and not any(g.any() for g in got)

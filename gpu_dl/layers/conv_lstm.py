@@ -174,8 +174,13 @@ class ConvLSTM(SequenceLayer):
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         if self.stateful and self._carried_states is not None:
             self.reset_state()
-        elif self.stateful and shape[0] is not None:
-            # Keras's build of a stateful layer: zero states of the built batch size (else the first call sets them)
+        elif self.stateful:
+            if shape[0] is None:
+                # as Keras's RNN.build refuses it: the states' batch size must be known when they are made
+                raise ValueError(f"{self._where()}: When using `stateful=True` in a RNN, the batch size must be "
+                                 f"static. Found dynamic batch size: sequence.shape={tuple(input_shape)}. Give the "
+                                 "input a fixed batch size (keras.Input(shape, batch_size=...)).")
+            # Keras's build of a stateful layer: zero states of the built batch size
             self._carried_states = [numpy.zeros((int(shape[0]),) + out + (self.filters,), dtype=self.dtype)
                                     for _ in range(self.STATES)]
 
