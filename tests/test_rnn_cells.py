@@ -295,7 +295,7 @@ def test_stateful_rnn_carries_its_states(rng):
     assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)]
     rnn.reset_state()
     # zeroed, of the batch size they had (Keras's reset_state)
-    assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)] and not any(s.any() for s in rnn.states)
+    assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)] and not any(s.numpy().any() for s in rnn.states)
 
 
 class MyCell(layers.Layer):

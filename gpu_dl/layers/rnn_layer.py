@@ -316,9 +316,10 @@ class RNN(SequenceLayer):
 
     @property
     def states(self):
-        """A stateful layer's carried states, every cell's in order (zeros after its build with a known batch size
-        or a reset; None before it knows its batch size; a cell of the caller's: None before its first call or
-        after a reset). For a list of cells or StackedRNNCells, one list per cell, as Keras nests them."""
+        """A stateful layer's carried states, every cell's in order, as Keras's: non-trainable Variables named
+        ``rnn_state`` (``numpy()``, ``assign``; see ``sequence_layer.py``), zeros after its build with a known
+        batch size or a reset; None before it knows its batch size (a cell of the caller's: None before its first
+        call or after a reset). For a list of cells or StackedRNNCells, one entry per cell, as Keras nests them."""
         if self._loop is not None:
             flat = self._loop.states
         elif not self._layers or self._layers[0].states is None:
