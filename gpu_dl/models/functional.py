@@ -26,9 +26,13 @@ gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
 (``multi_output.py``). A call and ``predict`` give the outputs in the structure
 ``outputs`` was given in, as Keras does (``_structured``: a dict even of one
-output; one output of a list as the array itself on arrays), and
+output; one output of a list as the array itself on arrays; nested lists as given, such as an RNN's
+states nested per cell), and
 ``compute_output_shape`` gives the shapes in that structure too; the models
-holding one read its flat shapes (``_flat_output_shape``). A model built
+holding one read its flat shapes (``_flat_output_shape``). Outputs named
+alike (several of one layer, such as an RNN's states) make a model that is
+called, predicts and saves as in Keras; compiling it is refused, since
+losses and metrics are keyed by the outputs' names. A model built
 from intermediate tensors is refused with a ValueError that says what is
 supported.
 
