@@ -240,6 +240,11 @@ def test_bad_settings_and_data_are_clear_errors(rng):
     # As Keras: a dict of outputs is keyed by its own keys, whatever the output layers are named
     keyed = gpu_dl.Model(model.inputs, {"a": model.outputs[0], "b": model.outputs[1]})
     assert keyed.output_names == model.output_names and sorted(keyed.predict(x, verbose=0)) == ["a", "b"]
+    # As Keras, a model may give several outputs of one layer; gpu_dl keys losses by the outputs' names, which
+    # are then alike, so it refuses to compile such a model (it predicts without)
     states = layers.LSTM(3, return_state=True, name="rnn")(gpu_dl.Input((4, 2)))
+    alike = gpu_dl.Model(states[0]._keras_history[0]._inbound_nodes[0].input_tensors, states)
+    assert alike.output_names == ["rnn"] * 3
+    assert [a.shape for a in alike.predict(numpy.ones((2, 4, 2), "float32"), verbose=0)] == [(2, 3)] * 3
     with pytest.raises(ValueError, match="several outputs come from one layer"):
-        gpu_dl.Model(states[0]._keras_history[0]._inbound_nodes[0].input_tensors, states)
+        alike.compile("sgd", "mse")

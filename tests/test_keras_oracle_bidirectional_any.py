@@ -40,19 +40,28 @@ def test_outputs_and_states_match_keras(rng, name, merge_mode, return_sequences)
     flags = {"return_sequences": return_sequences, "return_state": True}
     ours = gpu_dl.layers.Bidirectional(wrapped(gpu_dl, name, **flags), merge_mode=merge_mode)
     theirs = keras.layers.Bidirectional(wrapped(keras, name, **flags), merge_mode=merge_mode)
+    if name == "rnn_stacked":   # Keras's form: each direction's states per cell (the GRUCell's alone here)
+        initial = [initial[0], initial[1:3], initial[3], initial[4:]]
     got = ours(x, initial_state=initial)
     theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
-    if name == "rnn_stacked":   # Keras takes and returns each cell's states as a list of their own
-        want = keras.tree.flatten(theirs(x, initial_state=[initial[0], initial[1:3], initial[3], initial[4:]]))
-    else:
-        want = theirs(x, initial_state=initial)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
+    want = theirs(x, initial_state=initial)
+    # each direction's states nested per cell as Keras nests them, on arrays and on symbolic tensors
+    assert structure(got) == structure(want)
+    assert structure(ours(gpu_dl.Input(shape[1:]))) == structure(theirs(keras.Input(shape[1:])))
+    for g, w in zip(keras.tree.flatten(got), keras.tree.flatten(want)):
         numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)
-    assert [tuple(s) for s in ours.compute_output_shape(shape)] == [tuple(w.shape) for w in want]
-    for g, w in zip(ours(x), keras.tree.flatten(theirs(x))):        # from zeros
+    zeros = ours(x)
+    assert structure(zeros) == structure(theirs(x))
+    for g, w in zip(keras.tree.flatten(zeros), keras.tree.flatten(theirs(x))):        # from zeros
         numpy.testing.assert_allclose(g, keras.ops.convert_to_numpy(w), rtol=1e-5, atol=1e-6)
+
+
+def structure(value):
+    """A nested result as lists of shapes (without the batch size; Keras's tuples as lists)."""
+    if isinstance(value, (list, tuple)):
+        return [structure(v) for v in value]
+    return tuple(value.shape)[1:]
 
 
 @pytest.mark.parametrize("name", ["rnn_lstm_cell", "rnn_stacked", "conv_lstm2d", "conv_lstm3d"])

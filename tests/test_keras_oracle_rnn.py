@@ -261,3 +261,66 @@ def test_a_stateful_layer_built_without_a_batch_size_is_refused_as_keras_refuses
                 outcomes.append(("refused", text[text.index("When using"):]))
         assert outcomes[0] == outcomes[1], name
         assert outcomes[0][0] == ("built" if name == "batch_shape" else "refused"), name
+
+
+@pytest.mark.parametrize("name,shape", [("ConvLSTM1D", (4, 6, 2)), ("ConvLSTM2D", (4, 6, 5, 2)),
+                                        ("ConvLSTM3D", (3, 4, 4, 3, 1))])
+def test_stateful_conv_lstm_without_a_batch_size_is_refused_as_keras_refuses_it(name, shape):
+    message = "When using `stateful=True` in a RNN, the batch size must be static"
+    with pytest.raises(ValueError, match=message):
+        getattr(keras.layers, name)(2, 3, padding="same", stateful=True)(keras.Input(shape))
+    with pytest.raises(ValueError, match=rf"'carry'.*{message}.*sequence.shape=\(None, {shape[0]}"):
+        gpu_dl.Sequential([layers.Input(shape), getattr(layers, name)(2, 3, padding="same", stateful=True,
+                                                                       name="carry")])
+    # with a fixed batch size both make zero states of it
+    ours = gpu_dl.Sequential([layers.Input(shape, batch_size=2), getattr(layers, name)(2, 3, padding="same",
+                                                                                        stateful=True)])
+    theirs = keras.Sequential([keras.Input(batch_shape=(2,) + shape),
+                               getattr(keras.layers, name)(2, 3, padding="same", stateful=True)])
+    want = [keras.ops.convert_to_numpy(s) for s in theirs.layers[0].states]
+    got = ours.layers[0].states
+    assert [g.shape for g in got] == [w.shape for w in want] and not any(g.numpy().any() for g in got)
+
+
+@pytest.mark.parametrize("name,shape", [("LSTM", (4, 3)), ("GRU", (4, 3)), ("ConvLSTM2D", (3, 4, 4, 2)),
+                                        ("RNN", (4, 3))])
+def test_stateful_states_are_variables_used_as_keras_users_use_them(rng, name, shape):
+    def make(lib):
+        if name == "RNN":
+            layer = lib.layers.RNN([lib.layers.LSTMCell(3), lib.layers.GRUCell(2)], stateful=True, name="carry")
+        elif name == "ConvLSTM2D":
+            layer = lib.layers.ConvLSTM2D(2, 3, padding="same", stateful=True, name="carry")
+        else:
+            layer = getattr(lib.layers, name)(3, stateful=True, name="carry")
+        return layer
+    ours, theirs = make(gpu_dl), make(keras)
+    x = rng.standard_normal((2,) + shape).astype("float32")
+    ours(x)
+    theirs(x)
+    theirs.set_weights(ours.get_weights())
+    flat_ours, flat_theirs = keras.tree.flatten(ours.states), keras.tree.flatten(theirs.states)
+    # non-trainable Variables named as Keras names them, not among the layer's weights or variables
+    assert [(v.name, v.path, v.trainable, v.shape) for v in flat_ours] == \
+        [(v.name, v.path, v.trainable, tuple(v.shape)) for v in flat_theirs]
+    assert len(ours.weights) == len(theirs.weights) and not ours.non_trainable_weights
+    assert not any(v is s for v in ours.variables for s in flat_ours)
+    # what a Keras user does with them: read, assign, and the next call starts from what was assigned
+    values = [rng.standard_normal(v.shape).astype("float32") for v in flat_theirs]
+    for lib_states in (flat_ours, flat_theirs):
+        for v, value in zip(lib_states, values):
+            v.assign(value)
+    for a, b in zip(flat_ours, flat_theirs):
+        numpy.testing.assert_array_equal(a.numpy(), keras.ops.convert_to_numpy(b.value))
+    got, want = ours(x), keras.ops.convert_to_numpy(theirs(x))
+    numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(keras.tree.flatten(ours.states), flat_theirs):
+        numpy.testing.assert_allclose(a.numpy(), keras.ops.convert_to_numpy(b.value), rtol=1e-5, atol=1e-6)
+    assert all(a is b for a, b in zip(keras.tree.flatten(ours.states), flat_ours))     # the same Variables
+    ours.reset_states()
+    if name != "RNN":       # Keras's reset_state fails on the nested states of stacked cells; gpu_dl zeroes them
+        theirs.reset_states()
+        numpy.testing.assert_allclose(ours(x), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6)
+    else:
+        assert not any(v.numpy().any() for v in flat_ours)
+    with pytest.raises(TypeError):     # as in Keras 3, reset_states takes no states
+        ours.reset_states(states=values)

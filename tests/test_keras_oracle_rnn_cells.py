@@ -1,5 +1,6 @@
 """RNN cells and the RNN layer against Keras 3 itself (where Keras is installed): one step, outputs and states
 for the same weights, training steps, .keras and .weights.h5 files both ways, summary."""
+import json
 import os
 import re
 
@@ -11,6 +12,7 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
+from gpu_dl.layers.symbolic import flatten_structure  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
 
 
@@ -74,13 +76,17 @@ def test_rnn_outputs_and_states_match_keras(rng, cells, kwargs):
     if not kwargs.get("return_state"):
         numpy.testing.assert_allclose(got, to_numpy(want), rtol=1e-5, atol=1e-6)
         return
-    # Keras nests the states of stacked cells per cell; gpu_dl returns them flat in the same order.
-    flat = [want[0]]
-    for s in want[1:]:
-        flat += list(s) if isinstance(s, (list, tuple)) else [s]
-    assert len(got) == len(flat)
-    for a, b in zip(got, flat):
+    # Keras nests the states of stacked cells per cell (each built-in cell's as a list), gpu_dl as well
+    assert structure(got) == structure(want)
+    for a, b in zip(flatten_structure(got), flatten_structure(want)):
         numpy.testing.assert_allclose(a, to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+def structure(value):
+    """A nested result's shape as lists (Keras's tuples as lists), each array as its shape."""
+    if isinstance(value, (list, tuple)):
+        return [structure(v) for v in value]
+    return tuple(value.shape)
 
 
 def test_masked_rnn_of_cells_matches_keras(rng):
@@ -244,3 +250,62 @@ def test_stateful_rnn_states_are_nested_per_cell_as_in_keras(rng, make):
     their_flat = [s for group in theirs.states for s in (group if isinstance(group, list) else [group])]
     for a, b in zip(flat, their_flat):
         numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cells", [("LSTMCell", "LSTMCell"), ("LSTMCell", "GRUCell"), ("GRUCell",), ("LSTMCell",),
+                                   ("SimpleRNNCell", "SimpleRNNCell")])
+def test_stacked_states_are_nested_as_keras_nests_them(rng, cells):
+    x = rng.standard_normal((3, 5, 2)).astype("float32")
+    ours = layers.RNN([getattr(layers, c)(u) for c, u in zip(cells, (4, 3))], return_state=True)
+    theirs = keras.layers.RNN([getattr(keras.layers, c)(u) for c, u in zip(cells, (4, 3))], return_state=True)
+    assert structure(ours(gpu_dl.Input((5, 2)))) == structure(theirs(keras.Input((5, 2))))
+    theirs.set_weights(ours.get_weights())
+    got, want = ours(x), theirs(x)
+    assert structure(got) == structure(want)
+    for a, b in zip(flatten_structure(got), flatten_structure(want)):
+        numpy.testing.assert_allclose(a, to_numpy(b), rtol=1e-5, atol=1e-6)
+    # initial states given per cell (a cell of one state given its state alone): Keras keeps that form
+    given = [[rng.standard_normal((3, u)).astype("float32") for _ in range(2)] if c == "LSTMCell" else
+             rng.standard_normal((3, u)).astype("float32") for c, u in zip(cells, (4, 3))]
+    got, want = ours(x, initial_state=given), theirs(x, initial_state=given)
+    assert structure(got) == structure(want)
+    for a, b in zip(flatten_structure(got), flatten_structure(want)):
+        numpy.testing.assert_allclose(a, to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+def nested_state_model(lib):
+    """A stack started from states given per cell, its states feeding a head and among the outputs."""
+    inputs = [lib.Input((5, 2), name="seq"), lib.Input((4,), name="h0"), lib.Input((4,), name="c0"),
+              lib.Input((3,), name="g0")]
+    rnn = lib.layers.RNN([lib.layers.LSTMCell(4, name="first"), lib.layers.GRUCell(3, name="second")],
+                         return_sequences=True, return_state=True, name="stack")
+    seq, (h1, c1), h2 = rnn(inputs[0], initial_state=[[inputs[1], inputs[2]], inputs[3]])
+    head = lib.layers.Dense(2, name="head")(lib.layers.Concatenate(name="joined")([h2, c1]))
+    return lib.Model(inputs, [head, [seq, [h1, c1], h2]], name="nested")
+
+
+def test_nested_states_config_and_files_are_keras_s(rng, tmp_path):
+    ours, theirs = nested_state_model(gpu_dl), nested_state_model(keras)
+    theirs.set_weights(ours.get_weights())
+    mine, keras_config = ours.get_config(), theirs.get_config()
+    assert mine["output_layers"] == keras_config["output_layers"]
+    # the calls as Keras records them (its tuples are lists in the file)
+    entries = [json.loads(json.dumps({e["name"]: e["inbound_nodes"] for e in c["layers"]}))
+               for c in (mine, keras_config)]
+    assert entries[0] == entries[1]
+    xs = [rng.standard_normal(s).astype("float32") for s in ((3, 5, 2), (3, 4), (3, 4), (3, 3))]
+    want = theirs.predict(xs, verbose=0)
+    got = ours.predict(xs, verbose=0)
+    assert structure(got) == structure(want)
+    for a, b in zip(flatten_structure(got), flatten_structure(want)):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Keras's file loads here, and ours in Keras, with the outputs in their structure
+    theirs.save(tmp_path / "theirs.keras")
+    ours.save(tmp_path / "ours.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "theirs.keras")
+    in_keras = keras.models.load_model(tmp_path / "ours.keras")
+    for model in (loaded, in_keras):
+        result = model.predict(xs, verbose=0)
+        assert structure(result) == structure(want)
+        for a, b in zip(flatten_structure(result), flatten_structure(want)):
+            numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -589,7 +589,7 @@ def test_a_stateful_layer_built_for_a_batch_size_starts_from_zero_states_of_it()
                                layers.RepeatVector(2), layers.LSTM(2, stateful=True, return_sequences=True)])
     gru, lstm = model.layers[0], model.layers[2]
     assert [s.shape for s in gru.states] == [(3, 5)] and [s.shape for s in lstm.states] == [(3, 2)] * 2
-    assert not any(s.any() for s in gru.states + lstm.states) and gru.carried_batch_size == 3
+    assert not any(s.numpy().any() for s in gru.states + lstm.states) and gru.carried_batch_size == 3
     with pytest.raises(ValueError, match="'carry_gru'.*batches of 3 samples; got a batch of 2"):
         gru(numpy.ones((2, 4, 2), "float32"))
     conv = gpu_dl.Sequential([layers.Input((3, 6, 2), batch_size=2), layers.ConvLSTM1D(4, 3, stateful=True)])
@@ -602,3 +602,27 @@ def test_a_stateful_layer_built_for_a_batch_size_starts_from_zero_states_of_it()
     free = layers.SimpleRNN(2, stateful=True)
     free(numpy.ones((6, 4, 2), "float32"))
     assert free.carried_batch_size == 6
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_a_stateful_layer_starts_from_what_is_assigned_to_its_state_variables(xp, rng, kind):
+    layer = getattr(layers, kind)(3, stateful=True, return_sequences=True, dtype="float64")
+    x = xp.asarray(rng.standard_normal((2, 4, 5)))
+    layer(x)
+    held = layer.states
+    given = [rng.standard_normal((2, 3)) for _ in held]
+    for variable, value in zip(held, given):
+        variable.assign(xp.asarray(value))
+        numpy.testing.assert_array_equal(variable.numpy(), value)
+    fresh = getattr(layers, kind)(3, return_sequences=True, dtype="float64")
+    fresh.build(x.shape)
+    fresh.set_weights(layer.get_weights())
+    want = to_numpy(fresh(x, initial_state=[xp.asarray(v) for v in given]))
+    numpy.testing.assert_allclose(to_numpy(layer(x)), want, rtol=1e-12, atol=1e-14)
+    # the same Variables now hold the states the call ended with (the last step's h), and are not weights
+    assert all(a is b for a, b in zip(layer.states, held)) and not layer.non_trainable_weights
+    numpy.testing.assert_allclose(held[0].numpy(), want[:, -1], rtol=1e-12, atol=1e-14)
+    layer.reset_states()
+    assert not any(v.numpy().any() for v in held) and [v.shape for v in held] == [(2, 3)] * len(held)
+    with pytest.raises(ValueError, match="has shape \\(2, 3\\); cannot assign a value of shape \\(3, 3\\)"):
+        held[0].assign(xp.zeros((3, 3)))

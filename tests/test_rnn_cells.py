@@ -7,6 +7,7 @@ import pytest
 import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import to_numpy
+from gpu_dl.layers.symbolic import flatten_structure, pack_like
 from gradcheck import assert_gradient
 
 
@@ -161,13 +162,14 @@ def test_rnn_of_a_cell_is_the_matching_layer(xp, rng, kind, return_sequences, go
 def run_rnn_gradients(rnn, x, rng, initial, xp, mask=None):
     """Finite differences of the outputs and states against w, for the input, initial states and weights."""
     out = rnn(x, training=True, mask=mask, initial_state=initial)
-    ws = [xp.asarray(rng.standard_normal(o.shape)) for o in out]
+    ws = [xp.asarray(rng.standard_normal(o.shape)) for o in flatten_structure(out)]
 
     def objective(x_, initial_):
-        return sum((o * w).sum() for o, w in zip(rnn(x_, training=True, mask=mask, initial_state=initial_), ws))
+        flat = flatten_structure(rnn(x_, training=True, mask=mask, initial_state=initial_))
+        return sum((o * w).sum() for o, w in zip(flat, ws))
 
     objective(x, initial)
-    dx = rnn.backward(ws)
+    dx = rnn.backward(pack_like(out, ws))       # the gradients in the structure of the call's outputs
     d_initial = rnn.initial_state_gradients
     grads = [v.grad.copy() for v in rnn.weights]
     assert_gradient(lambda v: objective(v, initial), x, dx, rng, what="x")
@@ -213,6 +215,9 @@ def test_stacked_cells_equal_chained_layers(xp, rng, go_backwards):
     mask = numpy.ones((3, 7), bool)
     mask[1, 5:] = mask[2, :3] = False
     got = rnn(xp.asarray(x), mask=xp.asarray(mask))
+    # Keras's form: the states nested per cell, each cell's as a list (the built-in cells' initial states are lists)
+    assert len(got) == 3 and [len(s) for s in got[1:]] == [1, 2]
+    got = flatten_structure(got)
     y, chained_states = xp.asarray(x), []
     step_mask = xp.asarray(mask)
     for i, layer in enumerate(chained_layers(cells, x, return_sequences=True, go_backwards=go_backwards)):
@@ -290,7 +295,7 @@ def test_stateful_rnn_carries_its_states(rng):
     assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)]
     rnn.reset_state()
     # zeroed, of the batch size they had (Keras's reset_state)
-    assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)] and not any(s.any() for s in rnn.states)
+    assert [s.shape for s in rnn.states] == [(2, 3), (2, 3)] and not any(s.numpy().any() for s in rnn.states)
 
 
 class MyCell(layers.Layer):

@@ -7,6 +7,7 @@ import pytest
 import gpu_dl
 from gpu_dl import layers, ops
 from gpu_dl.backend import to_numpy
+from gpu_dl.layers.symbolic import flatten_structure
 from gradcheck import assert_gradient
 from test_rnn_cells import run_rnn_gradients
 
@@ -135,11 +136,17 @@ def test_forward_is_keras_s_loop(xp, rng, kind, flags, masked, given):
     outputs, states = expected(step, x, weights, initial, mask if masked else None,
                                flags.get("go_backwards", False), flags.get("zero_output_for_mask", False))
     want = outputs if flags.get("return_sequences") else outputs[:, -1]
+    out_shape = rnn.compute_output_shape((3, 5, 2))
+    if kind == "stacked":
+        # Keras's form: per cell, the state itself for a cell with an integer state_size and no get_initial_state,
+        # else a list; the shapes alike
+        assert len(got) == 3 and not isinstance(got[1], list) and len(got[2]) == 2
+        assert len(out_shape) == 3 and isinstance(out_shape[1], tuple) and len(out_shape[2]) == 2
+        got, out_shape = flatten_structure(got), out_shape[:2] + out_shape[2]
     assert len(got) == 1 + len(sizes)
     numpy.testing.assert_allclose(to_numpy(got[0]), want, rtol=1e-12, atol=1e-12)
     for a, b in zip(got[1:], states):
         numpy.testing.assert_allclose(to_numpy(a), b, rtol=1e-12, atol=1e-12)
-    out_shape = rnn.compute_output_shape((3, 5, 2))
     assert [tuple(s) for s in out_shape] == [tuple(a.shape) for a in got]
 
 
@@ -290,18 +297,22 @@ def test_stacked_cells_of_your_own(rng):
     initial = [rng.standard_normal((2, u)).astype("float32") for u in (3, 3, 2)]
     flat = rnn(x, initial_state=initial)
     nested = rnn(x, initial_state=[[initial[0]], initial[1:]])
+    # as Keras's: each cell's states in the form they started from (PlainCell's alone, without get_initial_state,
+    # unless given in a list)
+    assert [type(s) for s in flat[1:]] == [numpy.ndarray, list] and [len(s) for s in nested[1:]] == [1, 2]
+    flat, nested = flatten_structure(flat), flatten_structure(nested)
     assert len(flat) == len(nested) == 4
     for a, b in zip(flat, nested):
         numpy.testing.assert_array_equal(a, b)
     assert [w.path for w in rnn.weights] == [f"{rnn.cell.cells[0].name}/kernel",
                                              f"{rnn.cell.cells[0].name}/recurrent_kernel"] + \
         [f"{rnn.cell.cells[1].name}/{n}" for n in "abc"]
-    assert rnn.compute_output_shape((2, 4, 5)) == [(2, 4), (2, 3), (2, 3), (2, 2)]
+    assert rnn.compute_output_shape((2, 4, 5)) == [(2, 4), (2, 3), [(2, 3), (2, 2)]]
     again = layers.deserialize(layers.serialize(rnn), custom_objects={"PlainCell": PlainCell,
                                                                       "TwoStateCell": TwoStateCell})
     assert [type(c) for c in again.cell.cells] == [PlainCell, TwoStateCell]
     again.set_weights(rnn.get_weights())
-    for a, b in zip(again(x, initial_state=initial), flat):
+    for a, b in zip(flatten_structure(again(x, initial_state=initial)), flat):
         numpy.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match=r"StackedRNNCells '.*' takes a non-empty list of built-in cells .* not both"):
         layers.StackedRNNCells([layers.GRUCell(2), PlainCell(2)])

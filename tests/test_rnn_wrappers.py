@@ -9,6 +9,7 @@ import pytest
 import gpu_dl
 from gpu_dl import layers
 from gpu_dl.backend import to_numpy
+from gpu_dl.layers.symbolic import flatten_structure
 from gradcheck import assert_gradient
 
 KINDS = ["LSTM", "GRU", "SimpleRNN"]
@@ -60,7 +61,7 @@ def check_layer_gradients(layer, x, rng, output_grads, *, initial_state=None, ca
 
     def objective(v, given=initial_state):
         out = call(v, given)
-        outs = out if isinstance(out, list) else [out]
+        outs = flatten_structure(out) if isinstance(out, list) else [out]     # an RNN's states nested per cell
         return sum((o * w).sum() for o, w in zip(outs, output_grads) if w is not None)
 
     dy = output_grads if len(output_grads) > 1 else output_grads[0]

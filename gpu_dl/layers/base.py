@@ -38,8 +38,8 @@ from ..catalogue import keras_class_key
 from . import build_shapes, gradients, layer_losses, layer_metrics
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .symbolic import (
-    KerasTensor, Node, active_trace, any_symbolic, is_symbolic, owner_of, register_value, traced_constant,
-    traced_variable)
+    KerasTensor, Node, active_trace, any_symbolic, flatten_structure, is_symbolic, owner_of, register_value,
+    traced_constant, traced_variable)
 
 _name_counters: dict = defaultdict(itertools.count)
 # How many times a layer has been renamed after it was made: what keeps its layers by name (Sequential.add's
@@ -563,6 +563,11 @@ def _build_then_trace(build):
         composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken))
     build_then_trace._traced_build = True
     return build_then_trace
+
+
+def _as_lists(structure):
+    """A structure of lists and tuples with its tuples as lists (how Keras writes a call's nested arguments)."""
+    return [_as_lists(item) for item in structure] if isinstance(structure, (list, tuple)) else structure
 
 
 def _cast_floats(value, dtype):
@@ -1259,11 +1264,13 @@ class Layer:
         if initial_state is not None:
             if not self.takes_initial_state:
                 raise TypeError(f"{where} takes no initial_state.")
-            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-            if not all(is_symbolic(s) for s in states):
+            # kept as given (a list, nested per cell for an RNN of several cells), tuples as lists: Keras records it so
+            states = _as_lists(initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])
+            flat = flatten_structure(states)
+            if not all(is_symbolic(s) for s in flat):
                 raise TypeError(f"{where}: initial_state mixes symbolic tensors and arrays; in a call on symbolic "
                                 "tensors every state must be symbolic too.")
-            self.check_initial_state_shapes([s.shape for s in states])
+            self.check_initial_state_shapes([s.shape for s in flat])
             kwargs["initial_state"] = states
         unbuilt = self.assert_input_spec(x)
         self.ensure_built(shape)
@@ -1276,7 +1283,12 @@ class Layer:
             kwargs["mask"] = mask
         from . import masks     # it imports this module at its top
         masks.set_node_masks(Node(self, args=(x,), kwargs=kwargs, outputs=outputs))
-        return list(outputs) if several else outputs[0]
+        return self.symbolic_structure(outputs) if several else outputs[0]
+
+    def symbolic_structure(self, outputs):
+        """The symbolic outputs of a call, given flat (one per shape of ``_flat_output_shape``), in the structure
+        the call returns them in: a list; an RNN of several cells nests its states per cell, as Keras does."""
+        return list(outputs)
 
     def assert_input_spec(self, x, unbuilt=None):
         """Keras's check of the input ``x`` against the ``InputSpec`` (or structure of them) a layer written for

@@ -13,6 +13,7 @@ from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn_layer import RNN
 from .sequence_layer import SequenceLayer
+from .symbolic import flatten_structure
 
 # The classes a Bidirectional entry of a file may name for its layers, found here by class name only (never
 # a module named in the file).
@@ -35,7 +36,7 @@ class Bidirectional(Layer):
 
     A wrapped layer with ``return_state=True`` makes the call return
     ``[output, *forward_states, *backward_states]`` (each layer's states in its own order: LSTM and
-    ConvLSTM h, c; GRU and SimpleRNN h; RNN every cell's in turn; merge_mode None:
+    ConvLSTM h, c; GRU and SimpleRNN h; RNN every cell's, nested per cell; merge_mode None:
     ``[forward_output, backward_output, *states]``), and ``initial_state`` takes the forward layer's
     states, then the backward layer's. ``backward`` takes one gradient per returned array (None for
     those without one); after it, ``initial_state_gradients`` holds those of the initial states in the
@@ -97,8 +98,26 @@ class Bidirectional(Layer):
             sub.check_input_shape(shape)
 
     def compute_output_shape(self, input_shape):
-        forward = self.forward_layer.compute_output_shape(input_shape)
-        backward = self.backward_layer.compute_output_shape(input_shape)
+        """The output's shape; with ``return_state`` a list [output, *forward states, *backward states], each
+        layer's states in the structure of its own output (an RNN of several cells nests them per cell)."""
+        shapes = self._flat_output_shape(input_shape)
+        return self.symbolic_structure(shapes) if self.return_state else shapes
+
+    def symbolic_structure(self, outputs):
+        """The outputs given flat, each layer's states nested as that layer nests them, as Keras does."""
+        outputs = list(outputs)
+        if not self.return_state:
+            return outputs
+        merged = 2 if self.merge_mode is None else 1
+        forward_count, _ = self._state_counts()
+        forward, backward = outputs[merged:merged + forward_count], outputs[merged + forward_count:]
+        return (outputs[:merged] + self.forward_layer.symbolic_structure([None] + forward)[1:]
+                + self.backward_layer.symbolic_structure([None] + backward)[1:])
+
+    def _flat_output_shape(self, input_shape):
+        # the states flat, as the graph holds them
+        forward = self.forward_layer._flat_output_shape(input_shape)
+        backward = self.backward_layer._flat_output_shape(input_shape)
         states = []
         if self.return_state:
             (forward, *forward_states), (backward, *backward_states) = forward, backward
@@ -122,6 +141,11 @@ class Bidirectional(Layer):
 
     def _split(self, initial_state):
         forward_count, backward_count = self._state_counts()
+        if isinstance(initial_state, (list, tuple)) and any(isinstance(s, (list, tuple)) for s in initial_state) \
+                and len(flatten_structure(initial_state)) == forward_count + backward_count:
+            # Keras's form for RNNs of several cells: the states nested per cell, half the entries each direction's
+            half = len(initial_state) // 2
+            return list(initial_state[:half]), list(initial_state[half:])
         if not isinstance(initial_state, (list, tuple)) or len(initial_state) != forward_count + backward_count:
             got = (f"{len(initial_state)} array(s)" if isinstance(initial_state, (list, tuple))
                    else f"a single {type(initial_state).__name__}")
@@ -148,6 +172,7 @@ class Bidirectional(Layer):
         y_b = self.backward_layer(x, training=training, mask=mask, initial_state=backward_state)
         states = []
         if self.return_state:
+            # each layer's states as it gives them (an RNN of several cells nests them per cell), as Keras's
             (y_f, *forward_states), (y_b, *backward_states) = y_f, y_b
             states = forward_states + backward_states
         y_b = self._turned(y_b)
@@ -183,7 +208,8 @@ class Bidirectional(Layer):
         y_f, y_b = self.saved()
         outputs = 2 if self.merge_mode is None else 1
         forward_count, backward_count = self._state_counts() if self.return_state else (0, 0)
-        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        # flat, or in the call's structure (an RNN of several cells nests its states per cell)
+        grads = flatten_structure(dy) if isinstance(dy, (list, tuple)) else [dy]
         count = outputs + forward_count + backward_count
         if len(grads) > count:
             raise ValueError(f"Bidirectional layer '{self.name}': backward takes {count} gradient(s), one per array "

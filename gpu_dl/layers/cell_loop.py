@@ -29,6 +29,7 @@ from ..backend import array_module
 from . import gradients, layer_losses, metric_updates
 from .base import Layer, call_arguments
 from .rnn_cells import StackedRNNCells, cell_output_size
+from .sequence_layer import STATE_NAME, state_variables
 
 
 def _is_size(value):
@@ -105,6 +106,7 @@ class CellLoop:
         self.output_size = int(output_size)
         self.step = _CellStep(cell, self.where)
         self.step.input_gradient_wanted = True
+        self._variables = None
         self.carried = None         # stateful: the states the last call ended with
         self.saved = None
 
@@ -283,5 +285,14 @@ class CellLoop:
         return None if self.carried is None else int(self.carried[0].shape[0])
 
     @property
+    def carried(self):
+        return None if self._variables is None else [v.value for v in self._variables]
+
+    @carried.setter
+    def carried(self, arrays):
+        self._variables = state_variables(self._variables, arrays, f"{self.rnn.name}/{STATE_NAME}")
+
+    @property
     def states(self):
-        return None if self.carried is None else [s.copy() for s in self.carried]
+        """The carried states as Keras keeps them (non-trainable Variables, see ``sequence_layer.py``)."""
+        return None if self._variables is None else list(self._variables)

@@ -174,8 +174,13 @@ class ConvLSTM(SequenceLayer):
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         if self.stateful and self._carried_states is not None:
             self.reset_state()
-        elif self.stateful and shape[0] is not None:
-            # Keras's build of a stateful layer: zero states of the built batch size (else the first call sets them)
+        elif self.stateful:
+            if shape[0] is None:
+                # as Keras's RNN.build refuses it: the states' batch size must be known when they are made
+                raise ValueError(f"{self._where()}: When using `stateful=True` in a RNN, the batch size must be "
+                                 f"static. Found dynamic batch size: sequence.shape={tuple(input_shape)}. Give the "
+                                 "input a fixed batch size (keras.Input(shape, batch_size=...)).")
+            # Keras's build of a stateful layer: zero states of the built batch size
             self._carried_states = [numpy.zeros((int(shape[0]),) + out + (self.filters,), dtype=self.dtype)
                                     for _ in range(self.STATES)]
 
@@ -386,14 +391,12 @@ class ConvLSTM(SequenceLayer):
         """The batch size a stateful layer carries states for; None when it carries none."""
         return None if self._carried_states is None else int(self._carried_states[0].shape[0])
 
-    @property
-    def states(self):
-        """A stateful layer's carried states [h, c] in the layer's layout (copies): zeros from its build with a
-        known batch size or after a reset, then what its last call ended with; None before it knows its batch
-        size."""
-        if self._carried_states is None:
-            return None
-        return [self._given_format(self._layer(s, 1), 1).copy() for s in self._carried_states]
+    def _state_to_variable(self, array):
+        # the states show in the layer's layout ([h, c], each (batch, *spatial, filters) or channels first)
+        return self._given_format(self._layer(array, 1), 1)
+
+    def _state_from_variable(self, array):
+        return array_module(array).ascontiguousarray(self._image(self._moved(array, 1, True), 1))
 
     def get_config(self):
         config = super().get_config()

@@ -37,8 +37,11 @@ the layer passes the mask on when it returns sequences.
 with (zeros at first and after ``reset_state()``), so consecutive batches
 continue one long sequence, sample i of a batch after sample i of the one
 before. Every batch must then have the same size; the gradient stops at the
-start of each batch (truncated backpropagation through time). Keras fixes
-that size when it builds the layer; here the first batch after a reset does.
+start of each batch (truncated backpropagation through time). As in Keras,
+the layer's build fixes that size (it refuses a stateful layer without one),
+and ``layer.states`` are non-trainable Variables named ``rnn_state``, not
+among its weights: ``states[0].numpy()`` reads one, ``assign`` sets where the
+next call starts, ``reset_state()`` zeroes them (``sequence_layer.py``).
 """
 from __future__ import annotations
 
@@ -313,13 +316,6 @@ class _Recurrent(SequenceLayer):
     def carried_batch_size(self):
         """The batch size a stateful layer carries states for; None when it carries none."""
         return None if self._carried_states is None else int(self._carried_states[0].shape[0])
-
-    @property
-    def states(self):
-        """A stateful layer's carried states (copies): zeros from its build with a known batch size or after a
-        reset, then what its last call ended with; None where it is not stateful, or before it knows its batch
-        size."""
-        return None if self._carried_states is None else [s.copy() for s in self._carried_states]
 
     def backward(self, dy):
         saved, input_mask, zeroed = self.saved()

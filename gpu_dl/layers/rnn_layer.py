@@ -7,8 +7,10 @@ output (batch, units), or (batch, timesteps, units) with ``return_sequences``.
 
 A list of cells or ``StackedRNNCells([...])`` runs every cell at each step; that equals the matching layers
 chained, each but the last returning sequences, which is how it runs here. With ``return_state`` the call
-returns ``[output, *states of the first cell, *states of the second, ...]``: Keras orders them the same
-but nests each cell's states in a list of its own; ``initial_state`` takes either form.
+returns ``[output, *states]`` with the states nested per cell, as Keras gives them: for two LSTMCells
+``[output, [h1, c1], [h2, c2]]`` (see ``_bare_cells`` for when a cell's entry is its state itself), on arrays and
+on symbolic tensors; a functional graph holds them flat (``Node.outputs``), in that order. ``initial_state``
+takes Keras's form (one entry per cell) or the states flat; ``backward`` takes the gradients in either form.
 
 A cell of the user's own (a Layer with ``state_size`` and ``call(inputs, states)``, as in Keras's guide) runs
 through ``cell_loop.py``: one Python step per time step, and training through the cell's traced call. A list
@@ -22,6 +24,7 @@ from .base import Layer
 from .cell_loop import CellLoop
 from .rnn_cells import CELL_CLASSES, StackedRNNCells, _Cell, cell_from_entry, is_user_cell
 from .sequence_layer import SequenceLayer
+from .symbolic import flatten_structure, pack_like
 
 
 class RNN(SequenceLayer):
@@ -152,7 +155,7 @@ class RNN(SequenceLayer):
             raise ValueError(f"RNN layer '{self.name}' was built for {features} features per step; got an input of "
                              f"shape {shape} with {shape[2]}.")
 
-    def compute_output_shape(self, input_shape):
+    def _flat_output_shape(self, input_shape):
         n, t, _ = self._checked(input_shape)
         if self._loop is not None:
             return self._loop.compute_output_shape((n, t, None))
@@ -161,6 +164,59 @@ class RNN(SequenceLayer):
         if self.return_state:
             return [out] + [(n, u) for u in self.state_size]
         return out
+
+    def compute_output_shape(self, input_shape):
+        """The output's shape; with ``return_state`` a list [output, *states], the states of a list of cells or
+        StackedRNNCells nested per cell as the symbolic call gives them."""
+        shapes = self._flat_output_shape(input_shape)
+        return self.symbolic_structure(shapes) if self.return_state else shapes
+
+    # --------------------------------------------------- the states' structure
+    @property
+    def _stacked(self):
+        return isinstance(self.cell, StackedRNNCells)
+
+    def _cell_state_counts(self):
+        return [len(c.state_size) if isinstance(c.state_size, (list, tuple)) else 1 for c in self.cells]
+
+    def _bare_cells(self, initial_state=None, symbolic=False):
+        """Per cell of a stack, whether the call gives its states as one tensor instead of a list, as Keras's RNN
+        does: a symbolic call follows each cell's ``state_size`` (an int: one tensor); a call on arrays follows the
+        states it starts from, which are the entries of ``initial_state`` where it is given per cell (Keras's
+        form), else the cell's ``get_initial_state`` (the built-in cells' give lists) or, for a cell without one,
+        its ``state_size``."""
+        cells = self.cell.cells
+        if symbolic:
+            return [not isinstance(c.state_size, (list, tuple)) for c in cells]
+        if self._per_cell(initial_state):
+            return [not isinstance(s, (list, tuple)) for s in initial_state]
+        return [getattr(c, "get_initial_state", None) is None and not isinstance(c.state_size, (list, tuple))
+                for c in cells]
+
+    def _per_cell(self, initial_state):
+        """Whether a stack's ``initial_state`` is given in Keras's form: one entry per cell, a list of its states
+        or the state itself."""
+        return self._stacked and isinstance(initial_state, (list, tuple)) and \
+            len(initial_state) == len(self.cell.cells) and \
+            [len(flatten_structure(s)) for s in initial_state] == self._cell_state_counts()
+
+    def _nested(self, flat, bare):
+        """The flat states (or their shapes) of a stack as one entry per cell: a list of its states, or the state
+        itself where ``bare``."""
+        nested, start = [], 0
+        for count, one in zip(self._cell_state_counts(), bare):
+            nested.append(flat[start] if one else list(flat[start:start + count]))
+            start += count
+        return nested
+
+    def symbolic_structure(self, outputs):
+        """[output, *states]; a stack's states nested per cell as Keras's symbolic call gives them (a cell whose
+        ``state_size`` is an int: its state itself, else a list): for two LSTMCells [output, [h1, c1], [h2, c2]],
+        for an LSTMCell and a GRUCell [output, [h1, c1], h2]."""
+        outputs = list(outputs)
+        if not self._stacked:
+            return outputs
+        return [outputs[0]] + self._nested(outputs[1:], self._bare_cells(symbolic=True))
 
     def check_initial_state_shapes(self, shapes):
         if self._loop is not None:
@@ -176,7 +232,7 @@ class RNN(SequenceLayer):
         if initial_state is None:
             return [None] * len(self._layers)
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        if len(self._layers) == 1:
+        if not self._stacked:
             return [states]
         flat = []
         for s in states:
@@ -192,30 +248,39 @@ class RNN(SequenceLayer):
         return split
 
     def checked_initial_state(self, initial_state, x):
+        """The states checked, flat; given per cell (Keras's form), in that form, which the call keeps in its
+        result."""
         if self._loop is not None:
-            return self._loop.checked_initial_state(initial_state, x)
-        xp, n = array_module(x), x.shape[0]
-        checked = []
-        for layer, states in zip(self._layers, self._split_initial_state(initial_state)):
-            checked += layer._given_states(xp, states, n, x.dtype)
-        return checked
+            checked = self._loop.checked_initial_state(initial_state, x)
+        else:
+            xp, n = array_module(x), x.shape[0]
+            checked = []
+            for layer, states in zip(self._layers, self._split_initial_state(initial_state)):
+                checked += layer._given_states(xp, states, n, x.dtype)
+        return pack_like(list(initial_state), checked) if self._per_cell(initial_state) else checked
 
     def call(self, x, training=False, mask=None, initial_state=None):
         # Bidirectional may set zero_output_for_mask after the layers were made; only the last one's output
         # is this layer's.
         if self._loop is not None:
-            return self._loop.call(x, training, mask, initial_state)
-        self._layers[-1].zero_output_for_mask = self.zero_output_for_mask
-        states = []
-        for i, (layer, initial) in enumerate(zip(self._layers, self._split_initial_state(initial_state))):
-            x, *layer_states = layer.call(x, training=training, mask=mask, initial_state=initial)
-            states += layer_states
-            if i == 0 and self.go_backwards and mask is not None:
-                mask = mask[:, ::-1]   # the later layers read the sequence in the order the first one did
-        return [x] + states if self.return_state else x
+            y = self._loop.call(x, training, mask, initial_state)
+        else:
+            self._layers[-1].zero_output_for_mask = self.zero_output_for_mask
+            states = []
+            for i, (layer, initial) in enumerate(zip(self._layers, self._split_initial_state(initial_state))):
+                x, *layer_states = layer.call(x, training=training, mask=mask, initial_state=initial)
+                states += layer_states
+                if i == 0 and self.go_backwards and mask is not None:
+                    mask = mask[:, ::-1]   # the later layers read the sequence in the order the first one did
+            y = [x] + states if self.return_state else x
+        if self.return_state and self._stacked:
+            # Keras's form: one entry per cell, each a list of its states or (see _bare_cells) the state itself
+            return [y[0]] + self._nested(y[1:], self._bare_cells(initial_state))
+        return y
 
     def backward(self, dy):
-        grads = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        # one gradient per array the call returned, flat or in the call's structure (a stack's nested per cell)
+        grads = flatten_structure(dy) if isinstance(dy, (list, tuple)) else [dy]
         count = 1 + len(self.state_size)
         if len(grads) > count:
             raise ValueError(f"RNN layer '{self.name}': backward takes {count} gradient(s), one per array the call "
@@ -251,27 +316,21 @@ class RNN(SequenceLayer):
 
     @property
     def states(self):
-        """A stateful layer's carried states, every cell's in order (zeros after its build with a known batch size
-        or a reset; None before it knows its batch size; a cell of the caller's: None before its first call or
-        after a reset). For a list of cells or StackedRNNCells, one list per cell, as Keras nests them."""
+        """A stateful layer's carried states, every cell's in order, as Keras's: non-trainable Variables named
+        ``rnn_state`` (``numpy()``, ``assign``; see ``sequence_layer.py``), zeros after its build with a known
+        batch size or a reset; None before it knows its batch size (a cell of the caller's: None before its first
+        call or after a reset). For a list of cells or StackedRNNCells, one entry per cell, as Keras nests them."""
         if self._loop is not None:
             flat = self._loop.states
         elif not self._layers or self._layers[0].states is None:
             flat = None
         else:
             flat = [s for layer in self._layers for s in layer.states]
-        if flat is None or not isinstance(self.cell, StackedRNNCells):
+        if flat is None or not self._stacked:
             return flat
-        nested, start = [], 0
-        for c in self.cell.cells:
-            count = len(c.state_size) if isinstance(c.state_size, (list, tuple)) else 1
-            # Keras keeps a cell's states as its get_initial_state gives them: a cell of the user's own without
-            # one and with an integer state_size carries its state as one tensor, not a list.
-            bare = count == 1 and not isinstance(c.state_size, (list, tuple)) and \
-                getattr(c, "get_initial_state", None) is None
-            nested.append(flat[start] if bare else flat[start:start + count])
-            start += count
-        return nested
+        # Keras keeps a cell's states as its get_initial_state gives them: a cell of the user's own without one
+        # and with an integer state_size carries its state as one tensor, not a list.
+        return self._nested(flat, self._bare_cells())
 
     # -------------------------------------------------------------- serialising
     def weight_groups(self, path):

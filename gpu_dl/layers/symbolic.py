@@ -164,9 +164,11 @@ class Node:
     """One call of ``layer`` on symbolic tensors.
 
     ``args`` is the call's positional arguments (one tensor, or a list of them for a merge layer), ``kwargs``
-    its keyword arguments (``initial_state``: a list of tensors; ``training``: a bool). ``input_tensors``
-    lists the symbolic tensors among them, positional first, then keyword arguments by sorted key (Keras's
-    order); ``outputs`` the tensors the call produced.
+    its keyword arguments (``initial_state``: a list of tensors, nested per cell for an RNN of several cells, as
+    given; ``training``: a bool). ``input_tensors`` lists the symbolic tensors among them, positional first,
+    then keyword arguments by sorted key (Keras's order); ``outputs`` the tensors the call produced, flat, as
+    Keras's ``tree.flatten`` lists them (an RNN of several cells returns its states nested per cell; a tensor's
+    ``_keras_history`` gives its position in that flat list, as in Keras).
     """
 
     def __init__(self, layer, args=(), kwargs=None, outputs=()):
@@ -205,13 +207,51 @@ def flatten_tensors(structure) -> list:
 
 
 def any_symbolic(*values) -> bool:
-    """Whether any of ``values`` (arrays, tensors, or lists of them) holds a symbolic tensor."""
+    """Whether any of ``values`` (arrays, tensors, or lists of them, nested: an RNN's initial states per cell)
+    holds a symbolic tensor."""
     for value in values:
         if isinstance(value, KerasTensor):
             return True
-        if isinstance(value, (list, tuple)) and any(isinstance(v, KerasTensor) for v in value):
+        if isinstance(value, (list, tuple)) and any_symbolic(*value):
             return True
     return False
+
+
+def flatten_structure(structure) -> list:
+    """The leaves of a structure of lists and tuples (and dicts, by sorted key), in order, as Keras's
+    ``tree.flatten`` gives them: what is not a list, tuple or dict (an array, a tensor, None) is a leaf."""
+    if isinstance(structure, dict):
+        return [leaf for k in sorted(structure) for leaf in flatten_structure(structure[k])]
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in flatten_structure(item)]
+    return [structure]
+
+
+def pack_like(structure, flat):
+    """The items of ``flat`` in the structure of ``structure`` (``flatten_structure``'s inverse): lists and tuples
+    keep their type, a dict its keys (filled in sorted-key order, the order its leaves are flattened in)."""
+    flat = list(flat)
+    position = 0
+
+    def pack(item):
+        nonlocal position
+        if isinstance(item, dict):
+            filled = {k: pack(item[k]) for k in sorted(item)}
+            return {k: filled[k] for k in item}
+        if isinstance(item, (list, tuple)):
+            return type(item)(pack(v) for v in item)
+        position += 1
+        return flat[position - 1]
+
+    packed = pack(structure)
+    if position != len(flat):
+        raise ValueError(f"pack_like: the structure holds {position} leaves, got {len(flat)} values.")
+    return packed
+
+
+def map_structure(function, structure):
+    """``structure`` with ``function`` applied to each leaf (lists, tuples and dicts kept)."""
+    return pack_like(structure, [function(leaf) for leaf in flatten_structure(structure)])
 
 
 # The traces of the composite layers' calls under way (models/composite.py), innermost last; None where a call

@@ -33,7 +33,7 @@ from __future__ import annotations
 from ..layers.base import Layer
 from ..layers.core import Input, InputLayer
 from ..layers.operations import Operation
-from ..layers.symbolic import KerasTensor
+from ..layers.symbolic import KerasTensor, flatten_structure
 from .functional import Functional
 from .model import Model
 from .sequential import Sequential
@@ -176,7 +176,7 @@ def _structure(value, fn):
     if isinstance(value, dict):
         return {k: fn(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(fn(v) for v in value)
+        return type(value)(_structure(v, fn) for v in value)     # nested too: an RNN's states per cell
     return fn(value)
 
 
@@ -243,7 +243,7 @@ def _clone_functional(model, clone, input_tensors, call_function):
             args = [mapped(value) for value in args]
             twin = clone(layer)
             result = call_function(twin, *args, **kwargs) if call_function is not None else twin(*args, **kwargs)
-        results = result if isinstance(result, (list, tuple)) else [result]
+        results = flatten_structure(result)     # as the node holds them (an RNN's states nested per cell, flat)
         if len(results) != len(node.outputs):
             raise ValueError(f"clone_model: the call of layer '{layer.name}' gave {len(results)} output(s) in the "
                              f"clone and {len(node.outputs)} in the model; `call_function` must return what the "

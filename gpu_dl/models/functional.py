@@ -26,9 +26,13 @@ gradients (None for an output without one); compile takes a loss, loss weight
 and metrics per output and the loop sums the weighted losses, as Keras does
 (``multi_output.py``). A call and ``predict`` give the outputs in the structure
 ``outputs`` was given in, as Keras does (``_structured``: a dict even of one
-output; one output of a list as the array itself on arrays), and
+output; one output of a list as the array itself on arrays; nested lists as given, such as an RNN's
+states nested per cell), and
 ``compute_output_shape`` gives the shapes in that structure too; the models
-holding one read its flat shapes (``_flat_output_shape``). A model built
+holding one read its flat shapes (``_flat_output_shape``). Outputs named
+alike (several of one layer, such as an RNN's states) make a model that is
+called, predicts and saves as in Keras; compiling it is refused, since
+losses and metrics are keyed by the outputs' names. A model built
 from intermediate tensors is refused with a ValueError that says what is
 supported.
 
@@ -52,7 +56,7 @@ from ..backend.user_warnings import warn
 from ..layers import gradients as gradient_pass, layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
-from ..layers.symbolic import KerasTensor, any_symbolic
+from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, map_structure, pack_like
 from . import data_checks as checks
 from . import composite, multi_output, nested
 from .model import Model, checked_training
@@ -151,7 +155,8 @@ def _check_structure(value, what):
             raise ValueError(f"`{what}`: the keys of a dict must be strings, got {list(value)!r:.200}.")
         flat = [value[k] for k in sorted(value)]
     elif isinstance(value, (list, tuple)):
-        flat = list(value)
+        # nested lists too, as Keras takes them (an RNN's states per cell: [output, [h1, c1], [h2, c2]])
+        flat = flatten_structure(value)
     else:
         flat = [value]
     if not flat:
@@ -185,10 +190,6 @@ class Functional(multi_output.SeveralOutputs, Model):
                 [f"{n}_{i}" for i, n in enumerate(output_names)]
         if isinstance(outputs, dict):
             output_names = sorted(outputs)
-        if len(set(output_names)) != len(output_names):
-            raise ValueError(f"Model '{self.name}': several outputs come from one layer ({output_names}); outputs are "
-                             "named after their layers, so each needs a layer of its own (pass one through "
-                             "layers.Activation('linear', name=...) to give it one, or give the outputs as a dict).")
         for t in flat_inputs:
             if not _node_of(t).is_input:
                 raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
@@ -507,8 +508,8 @@ class Functional(multi_output.SeveralOutputs, Model):
                 mask = [None if m is None else values[m] for m in given] if isinstance(given, list) else values[given]
             kwargs = {}
             for key, value in node.kwargs.items():
-                if key == "initial_state":
-                    kwargs[key] = [values[s] for s in value]
+                if key == "initial_state":       # as the call was given them (nested per cell for a stack)
+                    kwargs[key] = map_structure(values.__getitem__, value)
                 elif key not in ("training", "mask"):
                     # the attention layers' call options (use_causal_mask, ...) and tensors (attention_mask)
                     kwargs[key] = values[value] if isinstance(value, KerasTensor) else value
@@ -627,6 +628,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 pairs = list(zip(arg, dx)) if isinstance(arg, list) else [(arg, dx)]
             states = node.kwargs.get("initial_state")
             if states is not None:
+                states = flatten_structure(states)      # the layer's gradients are flat, in that order
                 pairs += list(zip(states, layer.initial_state_gradients or [None] * len(states)))
             for t, g in pairs:
                 if g is not None:
@@ -674,7 +676,7 @@ class Functional(multi_output.SeveralOutputs, Model):
             by_key = dict(zip(sorted(struct), flat))        # the outputs are in sorted-key order, Keras's
             return {k: by_key[k] for k in struct} if symbolic else by_key
         if isinstance(struct, (list, tuple)) and (symbolic or len(flat) > 1):
-            return tuple(flat) if isinstance(struct, tuple) else list(flat)
+            return pack_like(struct, flat)      # nested as given (an RNN's states per cell)
         return flat[0]
 
     # ------------------------------------------------------------------ the loss
@@ -684,6 +686,14 @@ class Functional(multi_output.SeveralOutputs, Model):
         functional model: a list of one per output, or a dict keyed by the output layers' names (by the keys of a dict
         of outputs where the model was made with one). With several
         outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
+        names = self._output_keys
+        if len(set(names)) != len(names):
+            # Keras names such outputs alike and keys their losses in ways of its own; gpu_dl keys them by name
+            raise ValueError(f"Model '{self.name}': several outputs come from one layer ({names}); losses and "
+                             "metrics are keyed by the outputs' names, which come from their layers, so to compile "
+                             "the model each output needs a layer of its own (pass one through "
+                             "layers.Activation('linear', name=...)), or give the outputs as a dict. Such a model "
+                             "predicts, is called and saves without compiling.")
         if not self._multi:
             name = self._output_keys[0]
 

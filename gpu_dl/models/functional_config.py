@@ -58,7 +58,7 @@ from ..layers import indexing_operations, operations
 from ..layers.keras_ops import operations as keras_ops
 from ..layers.keras_ops.activations import ACTIVATIONS as ACTIVATION_OPERATIONS
 from ..layers.operations import Operation
-from ..layers.symbolic import flatten_tensors
+from ..layers.symbolic import flatten_structure, flatten_tensors
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
                            holds_model_entry, is_model_entry, nested_layer_from_entry)
 
@@ -114,10 +114,12 @@ def _reference(model, tensor):
 
 
 def _references(model, structure):
+    """``input_layers``/``output_layers``: the model's inputs or outputs as references, in their structure (nested
+    lists too: an RNN's states per cell)."""
     if isinstance(structure, dict):
-        return {k: _reference(model, v) for k, v in structure.items()}
+        return {k: _references(model, v) for k, v in structure.items()}
     if isinstance(structure, (list, tuple)):
-        return [_reference(model, v) for v in structure]
+        return [_references(model, v) for v in structure]
     return _reference(model, structure)
 
 
@@ -415,7 +417,9 @@ def _parse_node(data, where, operations=(), layer=None):
         if not (isinstance(mask, tuple) and mask[0] in operations):
             parsed["mask"] = mask
     if kwargs.get("initial_state") is not None:
-        states = _parse_argument(kwargs["initial_state"], where)
+        states = _parse_argument(kwargs["initial_state"], where)     # nested per cell for an RNN of several
+        if isinstance(states, dict):
+            raise ValueError(f"{where}: `initial_state` must be a tensor or a list of them, got {states!r:.200}.")
         parsed["initial_state"] = states if isinstance(states, list) else [states]
     return argument, parsed
 
@@ -627,7 +631,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
                 # An operation's keywords are its call's own (dot_product_attention's `mask` among them).
                 read = _references_in(argument) + _references_in(kwargs)
             else:
-                read = (_references_in(argument) + list(kwargs.get("initial_state", []))
+                read = (_references_in(argument) + _references_in(kwargs.get("initial_state", []))
                         + ([kwargs["attention_mask"]] if "attention_mask" in kwargs else [])
                         + _references_in(kwargs.get("mask", []))
                         + _references_in(kwargs.get("call_args", []))
@@ -689,7 +693,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
         if "training" in kwargs:
             call_kwargs["training"] = kwargs["training"]
         if "initial_state" in kwargs:
-            call_kwargs["initial_state"] = [tensor_of(ref, at) for ref in kwargs["initial_state"]]
+            call_kwargs["initial_state"] = resolve(kwargs["initial_state"], at)
         for key in getattr(layer, "call_keywords", ()):     # the layer's own options (use_causal_mask, reverse, ...)
             if key not in ("key", "attention_mask") and key in kwargs:
                 call_kwargs[key] = kwargs[key]
@@ -716,9 +720,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
                     result = layer(tensors, *further, **call_kwargs)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{at}: the call cannot be made: {e}") from e
-        if isinstance(result, dict):
-            result = [result[key] for key in sorted(result)]    # a dict-output model: the call's outputs by key
-        outputs[(name, k)] = result if isinstance(result, list) else [result]
+        # flat, as references count a call's outputs: a dict-output model's by key, an RNN's states nested per cell
+        outputs[(name, k)] = flatten_structure(result)
         done += 1
         for follower in followers.get((name, k), []):
             waiting[follower].discard((name, k))

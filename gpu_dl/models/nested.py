@@ -32,6 +32,7 @@ import weakref
 
 from ..layers.base import Layer
 from ..layers.core import InputLayer
+from ..layers.symbolic import flatten_structure
 
 # What a layer's call keeps for its backward (and, for a model, what its forward records for its backward:
 # the per-call state of its shared layers, the outputs of its layers with activity regularizers, the shapes
@@ -93,11 +94,12 @@ def check_sequential_place(owner, layer):
 def flat_outputs(y):
     """What a layer's call on arrays gave, as the model holding it passes it on: the array itself for one output, a
     list of one array per output for several. A model gives its outputs in the structure it was made with (a dict,
-    even of one; a tuple): a dict's values go in sorted-key order, the order of the model's outputs."""
+    even of one; a tuple; nested, as an RNN of several cells nests its states per cell): its arrays go flat, in
+    Keras's order (a dict's values by sorted key), the order of the model's outputs."""
     if isinstance(y, dict):
-        y = [y[k] for k in sorted(y)]
+        y = flatten_structure(y)
         return y[0] if len(y) == 1 else y
-    return list(y) if isinstance(y, tuple) else y
+    return flatten_structure(y) if isinstance(y, (list, tuple)) else y
 
 
 def check_tree(owner, layers, held=()):
