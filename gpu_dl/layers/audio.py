@@ -58,6 +58,9 @@ class STFTSpectrogram(Layer):
     The output is ``(batch, frames, channels * bins)`` (channels_last; ``(batch, channels * bins, frames)``
     channels_first) or, with ``expand_dims``, ``(batch, frames, bins, channels)`` (``(batch, channels, frames,
     bins)``); "stft" doubles ``bins``.
+
+    Under a float64 policy every mode computes in float64; Keras 3.15 gives "log", "magnitude" and "angle" in
+    float32 there (its result type of float64 and a Python float, the epsilon, is float32).
     """
 
     fixed_input_axes = ()       # the same kernels apply to any number of channels, any length
@@ -323,7 +326,8 @@ class MelSpectrogram(Layer):
 
     Keras's ``compute_output_shape`` gives ``(samples + sequence_stride + 1) // sequence_stride`` frames, one more
     than its call returns when ``samples + 1`` is a multiple of ``sequence_stride``; here the symbolic shape is
-    the one the call returns.
+    the one the call returns. Under a float64 policy it computes in float64 throughout, where Keras 3.15 drops
+    to float32 from the power on (its result type of float64 and a Python float is float32).
     """
 
     fixed_input_axes = ()     # any number of samples
