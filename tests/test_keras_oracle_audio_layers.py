@@ -230,3 +230,27 @@ def test_mel_spectrogram_models_move_both_ways(tmp_path, rng):
     again = keras.models.load_model(tmp_path / "g.keras")
     _same_config(ours.layers[0], again.layers[0])
     numpy.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_functional_models_of_both_layers_move_both_ways(tmp_path, rng):
+    def graph(lib):
+        inputs = lib.Input((640,))
+        mel = lib.layers.MelSpectrogram(num_mel_bins=6, sampling_rate=8000, sequence_stride=64, fft_length=128)(inputs)
+        spectra = lib.layers.STFTSpectrogram(mode="psd", frame_length=5, frame_step=2, fft_length=8,
+                                             expand_dims=True, data_format="channels_first")(mel)
+        outputs = lib.layers.Dense(2)(lib.layers.Flatten()(spectra))
+        return lib.Model(inputs, outputs)
+    x = rng.standard_normal((3, 640)).astype("float32")
+    gpu_dl.backend.set_random_seed(2)
+    ours = graph(gpu_dl)
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    assert [type(l).__name__ for l in theirs.layers] == [type(l).__name__ for l in ours.layers]
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    keras.utils.set_random_seed(3)
+    graph(keras).save(tmp_path / "k.keras")
+    again = keras.models.load_model(tmp_path / "k.keras")
+    mine = load_model(tmp_path / "k.keras")
+    for a, b in zip(mine.get_weights(), again.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    numpy.testing.assert_allclose(mine.predict(x, verbose=0), again.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
