@@ -251,6 +251,8 @@ def test_stft_spectrogram_refuses_bad_input():
         layers.STFTSpectrogram(frame_length=0)
     with pytest.raises(ValueError, match="rank 3"):
         layers.STFTSpectrogram(frame_length=4)(numpy.zeros((2, 16), "float32"))
+    with pytest.raises(TypeError, match="STFTSpectrogram layer .*Expected float16, float32 or float64.*int32"):
+        layers.STFTSpectrogram(frame_length=4)(numpy.zeros((2, 16, 1), "int32"))
     with pytest.raises(ValueError, match="shorter than one frame"):
         layers.STFTSpectrogram(frame_length=8)(numpy.zeros((2, 5, 1), "float32"))
     with pytest.raises(ValueError, match="frame_length"):

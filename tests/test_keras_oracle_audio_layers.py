@@ -254,3 +254,22 @@ def test_functional_models_of_both_layers_move_both_ways(tmp_path, rng):
     for a, b in zip(mine.get_weights(), again.get_weights()):
         numpy.testing.assert_array_equal(a, b)
     numpy.testing.assert_allclose(mine.predict(x, verbose=0), again.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def test_mixed_float16_matches_keras(rng):
+    x = rng.standard_normal((2, 40, 2)).astype("float32")
+    ours = layers.STFTSpectrogram(frame_length=8, mode="magnitude", dtype="mixed_float16")
+    theirs = keras.layers.STFTSpectrogram(frame_length=8, mode="magnitude", dtype="mixed_float16")
+    y = ours(x, training=True)
+    theirs(x)
+    theirs.set_weights(ours.get_weights())
+    want = keras.ops.convert_to_numpy(theirs(x))
+    assert y.dtype == want.dtype == numpy.float16 and [w.dtype for w in ours.weights] == [numpy.float32] * 2
+    numpy.testing.assert_allclose(y.astype("float32"), want.astype("float32"), rtol=2e-3, atol=2e-3)
+    ours.backward(numpy.ones_like(y))
+    assert all(w.grad.dtype == numpy.float32 for w in ours.weights)
+    mel = layers.MelSpectrogram(fft_length=64, sequence_stride=16, dtype="mixed_float16")(x[..., 0])
+    keras_mel = keras.layers.MelSpectrogram(fft_length=64, sequence_stride=16, dtype="mixed_float16")(x[..., 0])
+    assert mel.dtype == numpy.float16
+    numpy.testing.assert_allclose(mel.astype("float32"), keras.ops.convert_to_numpy(keras_mel).astype("float32"),
+                                  rtol=2e-3, atol=5e-2)

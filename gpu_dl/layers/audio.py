@@ -196,10 +196,15 @@ class STFTSpectrogram(Layer):
             dz = dy if self.expand_dims else dy.reshape(b, c, f, t).transpose(0, 1, 3, 2)
         return contiguous(dz)
 
-    def call(self, x, training=False):
+    def _as_input(self, x):
+        # as Keras, integer signals are refused rather than cast (the base layer casts them to the layer's dtype)
+        x = super()._as_input(x)
         if numpy.dtype(x.dtype).kind != "f":
             raise TypeError(f"STFTSpectrogram layer '{self.name}': invalid input type. Expected float16, float32 "
                             f"or float64. Received: input type={numpy.dtype(x.dtype).name}")
+        return x
+
+    def call(self, x, training=False):
         batch, time, channels = self._check_shape(x.shape)
         xp = array_module(x)
         image = self._signals(x)
