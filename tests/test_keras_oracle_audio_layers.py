@@ -273,3 +273,25 @@ def test_mixed_float16_matches_keras(rng):
     assert mel.dtype == numpy.float16
     numpy.testing.assert_allclose(mel.astype("float32"), keras.ops.convert_to_numpy(keras_mel).astype("float32"),
                                   rtol=2e-3, atol=5e-2)
+
+
+def test_windows_given_as_arrays_move_both_ways(tmp_path, rng):
+    x = rng.standard_normal((2, 300)).astype("float32")
+
+    def stack(lib):
+        return [lib.layers.Reshape((300, 1)),
+                lib.layers.STFTSpectrogram(frame_length=6, window=numpy.hanning(6), mode="real")]
+    ours = gpu_dl.Sequential([layers.Input((300,))] + stack(gpu_dl))
+    assert ours.layers[1].get_config()["window"] == numpy.hanning(6).tolist()
+    ours.save(tmp_path / "g.keras")
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    keras.Sequential([keras.Input((300,))] + stack(keras)).save(tmp_path / "k.keras")
+    back = load_model(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(back.layers[1].get_weights()[0], ours.layers[1].get_weights()[0], atol=1e-7)
+    mel = gpu_dl.Sequential([layers.Input((300,)), layers.MelSpectrogram(
+        fft_length=64, sequence_stride=16, sequence_length=40, window=numpy.hamming(40), power_to_db=False)])
+    mel.save(tmp_path / "m.keras")
+    keras_mel = keras.models.load_model(tmp_path / "m.keras")
+    # 128 mel bands over 33 bins: narrow triangles whose float32 slopes round differently from torch's
+    numpy.testing.assert_allclose(keras_mel.predict(x, verbose=0), mel.predict(x, verbose=0), rtol=1e-3, atol=1e-5)

@@ -102,7 +102,8 @@ class STFTSpectrogram(Layer):
                              "of 0 (half the frame length); give `frame_step`.")
         self.fft_length = fft_length
         self._fft_length = fft_length or 2 ** int(math.ceil(math.log2(frame_length)))
-        self.window = window
+        # an array of values is kept as a list, which a config file holds (and Keras reads back as its values)
+        self.window = backend.to_numpy(window).tolist() if hasattr(window, "shape") else window
         self.periodic = periodic
         self.scaling = scaling
         self.padding = padding
@@ -357,6 +358,7 @@ class MelSpectrogram(Layer):
             if values.shape != (self.sequence_length,) or values.dtype.kind not in "iuf":
                 raise ValueError(f"{where}: `window` given as values must be {self.sequence_length} numbers "
                                  f"(sequence_length), got shape {values.shape} of {values.dtype.name}.")
+            window = values.tolist()     # a list, which a config file holds
         self.window = window
         self.sampling_rate = _number(sampling_rate, "sampling_rate", where, positive=True)
         self.num_mel_bins = _positive_int(num_mel_bins, "num_mel_bins", where)
