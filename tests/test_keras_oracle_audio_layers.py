@@ -2,6 +2,7 @@
 outputs, initial weights, gradients, configs, training steps of a small model on spectrograms, and .keras and
 .weights.h5 files both ways."""
 import os
+import re
 import warnings
 
 import numpy
@@ -25,9 +26,11 @@ SETTINGS = [  # frame_length, frame_step, fft_length, window, periodic, scaling,
 
 
 def _same_config(ours, theirs):
-    """The configs agree, the dtype policy's name for Keras's serialized policy."""
+    """The configs agree, the dtype policy's name for Keras's serialized policy (the layers' names follow each
+    library's own counter of the layers made before)."""
     mine, keras_config = ours.get_config(), theirs.get_config()
     assert mine.pop("dtype") == keras_config.pop("dtype")["config"]["name"]
+    assert re.sub(r"_\d+$", "", mine.pop("name")) == re.sub(r"_\d+$", "", keras_config.pop("name"))
     assert mine == keras_config
 
 
