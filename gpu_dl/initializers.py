@@ -182,6 +182,77 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
+class STFT(Initializer):
+    """Kernels of the short-time Fourier transform, as a convolution computes it (Keras's ``STFT``).
+
+    ``STFT(side="real", window="hann", scaling="density", periodic=False)`` fills a shape
+    ``(frame_length, 1, fft_length // 2 + 1)`` with ``cos`` (``side="real"``) or ``sin`` (``"imag"``) of
+    ``-2 pi t f / n``, ``n = 2 * (shape[-1] - 1)``, times the window: a name of ``scipy.signal.get_window``
+    (periodic or symmetric as ``periodic`` says), the values themselves, or None for none. ``scaling``
+    divides by the window's L2 norm ("density") or its sum of absolute values ("spectrum"), or not (None).
+    The values are computed in the dtype asked for, step by step as Keras computes them.
+    """
+
+    def __init__(self, side="real", window="hann", scaling="density", periodic=False):
+        if side not in ("real", "imag"):
+            raise ValueError(f"STFT: `side` should be 'real' or 'imag', not {side!r}.")
+        if isinstance(window, str):
+            stft_window_values(window, 1, False, "STFT")      # an unknown name fails now, as in Keras
+        elif window is not None:
+            window = backend.to_numpy(window).tolist() if hasattr(window, "shape") else window
+        if scaling is not None and scaling not in ("density", "spectrum"):
+            raise ValueError(f"STFT: `scaling` is invalid, it must be None, 'density' or 'spectrum'. Received "
+                             f"scaling={scaling!r}.")
+        self.side = side
+        self.window = window
+        self.scaling = scaling
+        self.periodic = bool(periodic)
+
+    def __call__(self, shape, dtype=None):
+        shape = _shape(shape, "STFT")
+        if len(shape) != 3:
+            raise ValueError(f"STFT: the shape must be (frame_length, input_channels, fft_length // 2 + 1), got "
+                             f"{shape}.")
+        dtype = numpy.dtype(backend.standardize_dtype(dtype, "STFT: dtype"))
+        frame_length, _, bins = shape
+        half = dtype.type((bins - 1) * 2)
+        freq = (numpy.arange(bins, dtype=dtype) / half).reshape(1, 1, bins)
+        time = numpy.arange(frame_length, dtype=dtype).reshape(frame_length, 1, 1)
+        args = (dtype.type(-2) * time) * freq * numpy.arccos(dtype.type(-1))
+        kernel = (numpy.cos(args) if self.side == "real" else numpy.sin(args)).astype(dtype, copy=False)
+        if self.window is None:
+            return numpy.broadcast_to(kernel, shape).copy()
+        win = stft_window_values(self.window, frame_length, self.periodic, "STFT").astype(dtype)
+        win = win.reshape(frame_length, 1, 1)
+        if self.scaling == "density":
+            scale = numpy.sqrt(numpy.sum(numpy.square(win)))
+        elif self.scaling == "spectrum":
+            scale = numpy.sum(numpy.abs(win))
+        else:
+            scale = dtype.type(1)
+        return numpy.broadcast_to((kernel * win / scale).astype(dtype, copy=False), shape).copy()
+
+    def get_config(self):
+        return {"side": self.side, "window": self.window, "periodic": self.periodic, "scaling": self.scaling}
+
+
+def stft_window_values(window, length, periodic, owner):
+    """A window of ``length`` float64 values: by name through ``scipy.signal.get_window`` (``periodic`` gives
+    its ``fftbins``), as Keras reads it, or the given values, which must number ``length``."""
+    if isinstance(window, (str, tuple)):
+        from scipy import signal     # scikit-learn's dependency; only windows by name need it
+        try:
+            return numpy.asarray(signal.get_window(window, length, fftbins=bool(periodic)), dtype="float64")
+        except ValueError as e:
+            raise ValueError(f"{owner}: unknown `window` {window!r} ({e}); use a name of scipy.signal.get_window "
+                             "such as 'hann' or 'hamming', the values themselves, or None.") from None
+    values = numpy.asarray(backend.to_numpy(window) if hasattr(window, "shape") else window, dtype="float64")
+    if values.shape != (length,):
+        raise ValueError(f"{owner}: the shape of `window` must be equal to [frame_length] = [{length}], got "
+                         f"{values.shape}.")
+    return values
+
+
 # ------------------------------------------------------------------- random
 class RandomNormal(RandomInitializer):
     """Normal draws with ``mean`` and ``stddev``."""
@@ -387,7 +458,7 @@ class _FunctionInitializer(Initializer):
 
 
 # ----------------------------------------------------------------- catalogue
-_CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, RandomUniform,
+_CLASSES = (Zeros, Ones, Constant, Identity, STFT, RandomNormal, TruncatedNormal, RandomUniform,
             VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform,
             LecunNormal, Orthogonal)
 
@@ -395,6 +466,7 @@ _CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, Rand
 _TABLE = {
     "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
     "identity": Identity, "identity_initializer": Identity,
+    "stft": STFT, "stft_initializer": STFT,
     "random_normal": RandomNormal, "normal": RandomNormal,
     "truncated_normal": TruncatedNormal,
     "random_uniform": RandomUniform, "uniform": RandomUniform,
@@ -410,7 +482,8 @@ zeros, ones, constant, identity = Zeros, Ones, Constant, Identity
 random_normal, truncated_normal, random_uniform = RandomNormal, TruncatedNormal, RandomUniform
 variance_scaling, orthogonal = VarianceScaling, Orthogonal
 # Keras's class-name aliases, kept for configs written by older Keras versions.
-IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
+IdentityInitializer, OrthogonalInitializer, STFTInitializer = Identity, Orthogonal, STFT
+stft = STFT
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 

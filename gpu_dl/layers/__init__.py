@@ -3,6 +3,7 @@ from .activation import ELU, PReLU, ReLU, Activation, LeakyReLU, Softmax
 from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
                                AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
 from .attention import AdditiveAttention, Attention
+from .audio import MelSpectrogram, STFTSpectrogram
 from .base import Layer, Variable
 from .bidirectional import Bidirectional
 from .category_encoding import CategoryEncoding
@@ -77,7 +78,7 @@ __all__ = [
     "Identity", "Input",
     "InputLayer", "InputSpec",
     "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum",
-    "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "Minimum",
+    "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MelSpectrogram", "Minimum",
     "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
     "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop",
     "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
@@ -86,7 +87,7 @@ __all__ = [
     "Resizing", "ReversibleEmbedding", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D",
     "SeparableConvolution1D", "SeparableConvolution2D", "serialize", "SimpleRNN", "SimpleRNNCell", "Softmax",
     "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
-    "StackedRNNCells", "StringLookup", "Subtract", "subtract", "TextVectorization", "TimeDistributed",
+    "StackedRNNCells", "STFTSpectrogram", "StringLookup", "Subtract", "subtract", "TextVectorization", "TimeDistributed",
     "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]

@@ -6,6 +6,7 @@ import numpy
 from ..backend import set_random_seed
 from ..catalogue import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
                          get_registered_object, register_keras_serializable)
+from ..data.audio_folders import audio_dataset_from_directory
 from ..data.image_files import array_to_img, img_to_array, load_img, save_img   # where Keras 3 has them too
 from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
@@ -69,7 +70,8 @@ def normalize(x, axis=-1, order=2):
     return x / numpy.where(norm == 0, 1, norm)
 
 
-__all__ = ["Config", "CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img", "clear_session",
+__all__ = ["Config", "CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img",
+           "audio_dataset_from_directory", "clear_session",
            "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
            "enable_interactive_logging", "get_custom_objects", "get_file", "get_source_inputs",
            "is_interactive_logging_enabled", "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object",
