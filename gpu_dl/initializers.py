@@ -240,7 +240,7 @@ def stft_window_values(window, length, periodic, owner):
     """A window of ``length`` float64 values: by name through ``scipy.signal.get_window`` (``periodic`` gives
     its ``fftbins``), as Keras reads it, or the given values, which must number ``length``."""
     if isinstance(window, (str, tuple)):
-        from scipy import signal     # scikit-learn's dependency; only windows by name need it
+        from scipy import signal
         try:
             return numpy.asarray(signal.get_window(window, length, fftbins=bool(periodic)), dtype="float64")
         except ValueError as e:
