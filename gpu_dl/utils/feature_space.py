@@ -38,7 +38,6 @@ import numbers
 
 import numpy
 
-from ..catalogue import keras_snake_case
 from ..layers.base import Layer, unique_name
 
 FEATURE_TYPES = ("float", "float_normalized", "float_rescaled", "float_discretized", "integer_categorical",
@@ -325,8 +324,13 @@ class FeatureSpace(Layer):
         be), then build the encoding layers."""
         names = self._list_adaptable_preprocessors()
         columns = self._adapt_columns(dataset, names)
+        from ..layers import Normalization
         for key in names:
-            self.preprocessors[key].adapt(iter(columns[key]))
+            preprocessor = self.preprocessors[key]
+            if isinstance(preprocessor, Normalization) and not preprocessor.built and columns[key]:
+                # built for any batch size, as Keras builds it from a data set's (None, 1) spec
+                preprocessor.ensure_built((None,) + columns[key][0].shape[1:])
+            preprocessor.adapt(iter(columns[key]))
         self._is_adapted = True
         self.get_encoded_features()
         self.built = True
