@@ -120,14 +120,19 @@ def test_adapt_on_batches_matches_keras_adapt_on_a_dataset():
     same(ours(query), numpy_of(theirs(query)))
 
 
-def test_encoded_feature_shapes_match_keras():
-    ours, theirs = pair("one_hot", "concat")
+@pytest.mark.parametrize("kind,output_mode", [("one_hot", "concat"), ("int", "dict")])
+def test_symbolic_inputs_and_encoded_features_match_keras(kind, output_mode):
+    ours, theirs = pair(kind, output_mode)
     data = table()
     ours.adapt(data)
     theirs.adapt(data)
-    assert ours.get_encoded_features().shape == tuple(theirs.get_encoded_features().shape)
-    assert {k: (v.shape, v.dtype) for k, v in ours.get_inputs().items()} == \
-        {k: (tuple(v.shape), v.dtype) for k, v in theirs.get_inputs().items()}
+    described = {k: (v.shape, v.dtype) for k, v in ours.get_inputs().items()}
+    assert described == {k: (tuple(v.shape), v.dtype) for k, v in theirs.get_inputs().items()}
+    encoded, expected = ours.get_encoded_features(), theirs.get_encoded_features()
+    if output_mode == "concat":
+        encoded, expected = {"all": encoded}, {"all": expected}
+    assert {k: (v.shape, v.dtype) for k, v in encoded.items()} == \
+        {k: (tuple(v.shape), v.dtype) for k, v in expected.items()}
 
 
 @pytest.mark.parametrize("output_mode", ["concat", "dict"])
