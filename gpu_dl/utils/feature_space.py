@@ -346,7 +346,7 @@ class FeatureSpace(Layer):
                                  f"the same length; got lengths {lengths}.")
             return {key: [_as_rows(column[i:i + ADAPT_BATCH_SIZE])
                           for i in range(0, len(column), ADAPT_BATCH_SIZE)] for key, column in columns.items()}
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__iter__"):
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__iter__") or hasattr(dataset, "dtype"):
             raise ValueError("`adapt()` can only be called on a dict of arrays/lists (one row per sample) or an "
                              "iterable (a generator, a PyDataset, a data set) yielding dicts of batches or of single "
                              "samples, or (dict, labels) tuples. Received instead: "
@@ -513,17 +513,25 @@ class FeatureSpace(Layer):
         return merged
 
     def _prepared(self, key, rows):
-        """A feature's rows as its preprocessor takes them: numbers as the feature's dtype where it names one
-        (strings stay host arrays)."""
+        """A feature's rows as its preprocessor takes them: numbers for a float feature as float32; whole numbers
+        for an integer feature as integers (kept as wide as they are: hashing bins 64-bit values as they are);
+        strings as host arrays."""
         dtype = self.features[key].dtype
-        if rows.dtype.kind in "biuf" and dtype in ("float16", "float32", "float64", "int32", "int64"):
-            if numpy.dtype(dtype).kind in "iu" and rows.dtype.kind == "f":
-                if not numpy.all(rows == numpy.round(rows)):
-                    raise ValueError(f"FeatureSpace '{self.name}': feature {key!r} takes integers (dtype {dtype}); "
-                                     "got numbers with a fraction.")
+        if dtype == "string":
+            if rows.dtype.kind != "O":
+                raise ValueError(f"FeatureSpace '{self.name}': feature {key!r} takes strings; got {rows.dtype}.")
+            return rows
+        if rows.dtype.kind == "O":
+            raise ValueError(f"FeatureSpace '{self.name}': feature {key!r} takes numbers (dtype {dtype}); got "
+                             "strings.")
+        kind = numpy.dtype(dtype).kind if dtype in numpy.sctypeDict else None
+        if kind in ("i", "u") and rows.dtype.kind == "f":
+            if not numpy.all(rows == numpy.round(rows)):
+                raise ValueError(f"FeatureSpace '{self.name}': feature {key!r} takes integers (dtype {dtype}); got "
+                                 "numbers with a fraction.")
+            return rows.astype(numpy.int64)
+        if kind == "f":
             return rows.astype(dtype, copy=False)
-        if dtype == "string" and rows.dtype.kind != "O":
-            raise ValueError(f"FeatureSpace '{self.name}': feature {key!r} takes strings; got {rows.dtype}.")
         return rows
 
     # ------------------------------------------------------------------ config and files
