@@ -149,3 +149,24 @@ def test_files_load_both_ways(tmp_path, output_mode):
     reloaded = keras.saving.load_model(str(tmp_path / "ours.keras"))
     assert isinstance(reloaded, keras.utils.FeatureSpace)
     same(ours(query), numpy_of(reloaded(query)))
+
+
+def test_custom_text_feature_and_wide_integers_match_keras():
+    # dict mode: Keras's symbolic TextVectorization gives (None, 1, tokens) for (None, 1) strings, which its concat
+    # of other features refuses
+    texts = ["1st string", "2nd string", "3rd string", "1st thing", "a b c", "b c"]
+    ids = numpy.array([3, -8, 1 << 40, 3, 12, 1 << 40])
+
+    def space(cls, vectorization):
+        return cls({"text": cls.feature(preprocessor=vectorization(output_mode="tf_idf"), dtype="string",
+                                        output_mode="float"),
+                    "id": cls.integer_hashed(num_bins=5, name="id")}, output_mode="dict")
+
+    ours = space(FeatureSpace, gpu_dl.layers.TextVectorization)
+    theirs = space(keras.utils.FeatureSpace, keras.layers.TextVectorization)
+    data = {"text": texts, "id": ids}
+    ours.adapt(data)
+    theirs.adapt(data)
+    query = {"text": numpy.array(["2nd thing b", "zzz"]), "id": numpy.array([1 << 40, 7])}
+    same(ours(query), numpy_of(theirs(query)))
+    same(ours({"text": "a a c", "id": -8}), numpy_of(theirs({"text": "a a c", "id": -8})))
