@@ -64,6 +64,7 @@ def test_float_discretized_matches_numpy(xp):
     numpy.testing.assert_array_equal(host(out["a"]), one_hot(ids, 4))
     numpy.testing.assert_array_equal(host(out["b"]), ids.reshape(-1, 1))
     assert host(out["b"]).dtype == numpy.int32
+    assert all(backend.array_module(v) is xp for v in out.values())
 
 
 def test_float_discretized_adapts_quantile_bins():
@@ -90,6 +91,7 @@ def test_categorical_features_match_numpy(xp, feature):
     numpy.testing.assert_array_equal(host(out["c"]), one_hot(expected, len(vocab) + 1))
     numpy.testing.assert_array_equal(host(out["i"]), expected.reshape(-1, 1))
     assert host(out["i"]).dtype == numpy.int64
+    assert all(backend.array_module(v) is xp for v in out.values())
 
 
 def test_categorical_max_tokens_and_no_oov_index():
@@ -114,6 +116,7 @@ def test_hashed_features_one_hot_the_hashing_bins(xp, feature, values):
     numpy.testing.assert_array_equal(host(out["h"]), one_hot(bins7, 7))
     numpy.testing.assert_array_equal(host(out["i"]), bins5)
     assert bins7[0] == bins7[3]         # equal values, equal bins
+    assert all(backend.array_module(v) is xp for v in out.values())
 
 
 def test_crosses_hash_the_preprocessed_ids(xp):
@@ -130,6 +133,19 @@ def test_crosses_hash_the_preprocessed_ids(xp):
     numpy.testing.assert_array_equal(host(out["k_X_s"]), one_hot(host(layers.HashedCrossing(9)([k_ids, s_ids])), 9))
     numpy.testing.assert_array_equal(host(out["s_X_k"]), host(layers.HashedCrossing(5)([s_ids, k_ids])))
     assert fs.crossers["k_X_s"].num_bins == 9
+    assert all(backend.array_module(v) is xp for v in out.values())
+
+
+def test_concat_output_is_on_the_current_device(xp):
+    data = table()
+    fs = FeatureSpace({"x": "float", "r": FeatureSpace.float_rescaled(scale=2.0), "k": "integer_categorical",
+                       "s": "string_hashed", "d": FeatureSpace.float_discretized(num_bins=None, bin_boundaries=[3.0])},
+                      crosses=[("k", "s")], crossing_dim=4)
+    fs.adapt(data | {"r": data["x"], "d": data["x"]})
+    out = fs({"x": data["x"], "r": data["x"], "k": data["k"], "s": data["s"], "d": data["x"]})
+    assert backend.array_module(out) is xp
+    assert host(out).shape == (40, 2 + 6 + 1 + 32 + 1 + 4)     # d, k, r, s, x, k_X_s
+    numpy.testing.assert_array_equal(host(out)[:, 8], 2 * data["x"])     # d (2), k (6): then r
 
 
 def test_concat_orders_features_by_name_then_crosses():

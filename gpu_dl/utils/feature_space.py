@@ -38,6 +38,7 @@ import numbers
 
 import numpy
 
+from .. import backend
 from ..layers.base import Layer, unique_name
 
 FEATURE_TYPES = ("float", "float_normalized", "float_rescaled", "float_discretized", "integer_categorical",
@@ -503,7 +504,9 @@ class FeatureSpace(Layer):
         if len(set(sizes.values())) > 1:
             raise ValueError(f"FeatureSpace '{self.name}': the features of a batch must have the same number of rows; "
                              f"got {sizes}.")
+        # numbers go to the current device, as a model's inputs do; strings stay host data
         prepared = {key: self._prepared(key, value) for key, value in rows.items()}
+        prepared = {key: v if v.dtype.kind == "O" else backend.to_device(v) for key, v in prepared.items()}
         preprocessed = self._preprocess_features(prepared)
         merged = self._merge_features(preprocessed, self._cross_features(preprocessed))
         if single:
