@@ -194,6 +194,15 @@ def test_custom_feature_with_its_own_preprocessor():
 
 
 # ------------------------------------------------------------------ what adapt takes
+def test_adapting_again_resizes_the_encoders():
+    fs = FeatureSpace({"s": "string_categorical", "x": "float"})
+    fs.adapt({"s": ["a", "b"], "x": [0.0, 1.0]})
+    assert host(fs({"s": ["a"], "x": [5.0]})).tolist() == [[0, 0, 1, 5]]      # [UNK], b, a (ties: larger first)
+    fs.adapt({"s": ["c", "c", "d", "a"], "x": [0.0, 1.0, 2.0, 3.0]})
+    assert fs.get_encoded_features().shape == (None, 5)
+    assert host(fs({"s": ["d"], "x": [5.0]})).tolist() == [[0, 0, 1, 0, 5]]     # [UNK], c, d, a
+
+
 class Rows(PyDataset):
     def __init__(self, data, size):
         super().__init__()

@@ -325,6 +325,11 @@ class FeatureSpace(Layer):
         be), then build the encoding layers."""
         names = self._list_adaptable_preprocessors()
         columns = self._adapt_columns(dataset, names)
+        # adapted again: the encoders are sized anew for the new vocabularies and bins
+        self.one_hot_encoders = {}
+        self.concat = None
+        self.encoded_features = None
+        self._encoders_built = self._sublayers_built = False
         from ..layers import Normalization
         for key in names:
             preprocessor = self.preprocessors[key]
@@ -477,7 +482,7 @@ class FeatureSpace(Layer):
         return self.concat(parts) if len(parts) > 1 else parts[0]
 
     # ------------------------------------------------------------------ call
-    def __call__(self, data, training=None, **kwargs):
+    def __call__(self, data):
         self._check_if_built()
         if not isinstance(data, dict):
             raise ValueError(f"A FeatureSpace can only be called with a dict. Received: data={data!r:.200} (of type "
