@@ -422,6 +422,27 @@ def test_node_indices_count_only_the_models_own_calls(tmp_path):
                                      model.predict(x, verbose=0))
 
 
+def test_model_from_intermediate_tensors_starts_at_new_inputs_and_shares_the_layers(rng):
+    # Keras's clone_graph_nodes: the calls after the intermediate tensor are made again on a new Input
+    a = gpu_dl.Input((3,), name="a")
+    hidden = layers.Dense(4, name="hidden")(a)
+    out = layers.Dense(2, name="head")(layers.Activation("relu", name="relu_after_hidden")(hidden) + 1.0)
+    full = gpu_dl.Model(a, out)
+    part = gpu_dl.Model(hidden, out)
+    assert part.inputs[0].name == hidden.name + "CLONE" and part.inputs[0].shape == (None, 4)
+    assert [layer.name for layer in part.layers] == [hidden.name + "CLONE", "relu_after_hidden", "head"]
+    x = rng.normal(size=(5, 3)).astype("float32")
+    h = x @ full.get_layer("hidden").get_weights()[0] + full.get_layer("hidden").get_weights()[1]
+    kernel, bias = full.get_layer("head").get_weights()
+    expected = (numpy.maximum(h, 0) + 1.0) @ kernel + bias
+    numpy.testing.assert_allclose(numpy.asarray(part.predict(h, verbose=0)), expected, rtol=1e-5, atol=1e-6)
+    part.compile(optimizer="sgd", loss="mse")
+    part.fit(h, numpy.ones((5, 2)), epochs=2, verbose=0)
+    assert not numpy.allclose(full.get_layer("head").get_weights()[0], kernel)     # one head, trained through part
+    numpy.testing.assert_allclose(numpy.asarray(full.predict(x, verbose=0)),
+                                  numpy.asarray(part.predict(h, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ bad graphs and bad data
 def test_bad_graphs_are_clear_errors():
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
@@ -436,8 +457,8 @@ def test_bad_graphs_are_clear_errors():
         gpu_dl.Model(a, layers.Add()([out, layers.Dense(2)(b)]))
     with pytest.raises(ValueError, match="`outputs` lists a tensor more than once"):
         gpu_dl.Model(a, [out, out])
-    with pytest.raises(ValueError, match="output of a layer.*keras.Input"):
-        gpu_dl.Model(out, layers.Dense(1)(out))
+    with pytest.raises(ValueError, match="Graph disconnected.*'b'"):
+        gpu_dl.Model(out, layers.Add()([out, layers.Dense(2)(b)]))      # from an intermediate tensor
     with pytest.raises(ValueError, match="more than once"):
         gpu_dl.Model([a, a], out)
     with pytest.raises(ValueError, match="cannot be empty"):
