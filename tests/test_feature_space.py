@@ -311,19 +311,25 @@ def test_keras_io_flow_training_model_then_inference_model_on_raw_dicts():
     train, y = heart_table(2, 300)
     fs = heart_feature_space()
     fs.adapt(train)
-    width = fs.get_encoded_features().shape[1]
-    # Train on the preprocessed batches, as the example does with dataset.map(lambda x, y: (fs(x), y)) ...
-    features = layers.Input(shape=(width,))
-    hidden = layers.Dense(16, activation="relu")(features)
-    training_model = gpu_dl.Model(features, layers.Dense(1, activation="sigmoid")(hidden))
-    training_model.compile(optimizer="adam", loss="binary_crossentropy")
-    history = training_model.fit(host(fs(train)), y, batch_size=32, epochs=15, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    # ... then serve raw dicts through the FeatureSpace's inputs and the trained layers.
-    inference_model = gpu_dl.Model(fs.get_inputs(), training_model(fs.get_encoded_features()))
-    test, _ = heart_table(3, 10)
-    numpy.testing.assert_allclose(host(inference_model.predict(columns(test), verbose=0)),
-                                  host(training_model.predict(host(fs(test)), verbose=0)), rtol=1e-5)
+    dict_inputs, encoded_features = fs.get_inputs(), fs.get_encoded_features()
+    x = layers.Dense(16, activation="relu")(encoded_features)
+    x = layers.Dropout(0.3)(x)
+    predictions = layers.Dense(1, activation="sigmoid")(x)
+    # As the example: a model on the encoded features trains on preprocessed batches ...
+    training_model = gpu_dl.Model(inputs=encoded_features, outputs=predictions)
+    training_model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    preprocessed = ((fs({k: v[i:i + 32] for k, v in train.items()}), y[i:i + 32]) for _ in range(15)
+                    for i in range(0, 300, 32))
+    history = training_model.fit(preprocessed, epochs=15, steps_per_epoch=10, shuffle=False, verbose=0)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+    # ... and a model from the raw inputs to the same predictions serves raw dicts with the trained layers.
+    inference_model = gpu_dl.Model(inputs=dict_inputs, outputs=predictions)
+    test, y_test = heart_table(3, 200)
+    served = host(inference_model.predict(columns(test), verbose=0))
+    numpy.testing.assert_allclose(served, host(training_model.predict(host(fs(test)), verbose=0)), rtol=1e-5)
+    assert ((served[:, 0] > 0.5) == y_test).mean() > max(y_test.mean(), 1 - y_test.mean())
+    sample = {k: v[:1].reshape(1, 1) for k, v in test.items()}
+    numpy.testing.assert_allclose(host(inference_model.predict(sample, verbose=0)), served[:1], rtol=1e-5)
 
 
 # ------------------------------------------------------------------ files
