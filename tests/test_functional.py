@@ -443,6 +443,18 @@ def test_model_from_intermediate_tensors_starts_at_new_inputs_and_shares_the_lay
                                   numpy.asarray(part.predict(h, verbose=0)), rtol=1e-5, atol=1e-6)
 
 
+def test_inputs_of_one_column_take_data_without_that_axis_as_keras_does():
+    # Keras's _adjust_input_rank: (batch,) for Input(shape=(1,)), and (batch, 3, 1) for Input(shape=(3,))
+    a, b = gpu_dl.Input((1,), name="a"), gpu_dl.Input((3,), name="b")
+    model = gpu_dl.Model({"a": a, "b": b}, layers.Concatenate()([a * 2.0, b]))
+    x = {"a": numpy.array([1.0, 2.0], "float32"), "b": numpy.arange(6, dtype="float32").reshape(2, 3, 1)}
+    expected = numpy.array([[2, 0, 1, 2], [4, 3, 4, 5]], "float32")
+    numpy.testing.assert_array_equal(numpy.asarray(model.predict(x, verbose=0)), expected)
+    numpy.testing.assert_array_equal(backend.to_numpy(model(x)), expected)
+    with pytest.raises(ValueError, match="expects"):
+        model.predict({"a": numpy.ones((2, 1, 1, 1), "float32"), "b": x["b"]}, verbose=0)
+
+
 # ------------------------------------------------------------------ bad graphs and bad data
 def test_bad_graphs_are_clear_errors():
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
@@ -488,8 +500,11 @@ def test_bad_data_is_a_clear_error(rng):
     with pytest.raises(ValueError, match="cardinality"):
         model.fit([left, right], y[:4], verbose=0)
     one = branch_model()
-    with pytest.raises(ValueError, match=r"expects x of shape \(None, 8, 8, 1\).*got \(2, 8, 8\)"):
-        one.predict(numpy.ones((2, 8, 8)), verbose=0)
+    with pytest.raises(ValueError, match=r"expects x of shape \(None, 8, 8, 1\).*got \(2, 8\)"):
+        one.predict(numpy.ones((2, 8)), verbose=0)
+    # one axis of size 1 short is taken, as Keras takes it
+    numpy.testing.assert_array_equal(one.predict(numpy.ones((2, 8, 8)), verbose=0),
+                                     one.predict(numpy.ones((2, 8, 8, 1)), verbose=0))
     with pytest.raises(ValueError, match=r"layer 'conv2d.*\(None, 9, 9, 2\)|expects x of shape"):
         one.predict(numpy.ones((2, 9, 9, 2)), verbose=0)
 

@@ -145,6 +145,19 @@ def map_graph(inputs, outputs):
     return order, layers, depths
 
 
+def _adjusted_rank(array, tensor):
+    """Keras's ``_adjust_input_rank``: data one axis short of an input whose last size is 1 gets that axis
+    (``(batch,)`` for ``Input(shape=(1,))``), and data with one axis of size 1 more loses it."""
+    rank, expected = getattr(array, "ndim", None), len(tensor.shape)
+    if rank is None or rank == expected:
+        return array
+    if rank == expected - 1 and tensor.shape[-1] == 1:
+        return array[..., None]
+    if rank == expected + 1 and array.shape[-1] == 1:
+        return array[..., 0]
+    return array
+
+
 def _restructured(value, mapping):
     if isinstance(value, dict):
         return {k: _restructured(v, mapping) for k, v in value.items()}
@@ -502,7 +515,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         if any_symbolic(*(a for a, _ in items)):
             raise TypeError(f"Model '{self.name}': `{name}` holds symbolic tensors; give arrays (to use the model as "
                             "a layer of another functional model, call it on the tensors: y = model(x)).")
-        arrays = [checks.features(a, label, t.dtype) for (a, label), t in zip(items, self._inputs)]
+        arrays = [_adjusted_rank(checks.features(a, label, t.dtype), t) for (a, label), t in zip(items, self._inputs)]
         if n == 1:
             return arrays[0]
         checks.same_length({label: a for (_, label), a in zip(items, arrays)})
@@ -518,7 +531,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 raise ValueError(f"Model '{self.name}' has {len(self._inputs)} inputs ({', '.join(self.input_names)}); "
                                  f"give a list of {len(self._inputs)} arrays or a dict keyed by their names.")
             arrays = list(x)
-        return [backend.to_device(a) for a in arrays]
+        return [backend.to_device(_adjusted_rank(a, t)) for a, t in zip(arrays, self._inputs)]
 
     # --------------------------------------------------------- forward/backward
     def _input_calls(self):
