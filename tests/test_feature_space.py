@@ -293,7 +293,7 @@ def test_dense_model_on_encoded_features_trains_end_to_end_on_raw_dicts():
     x = layers.Dropout(0.3)(x)
     model = gpu_dl.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    history = model.fit(columns(train), y, batch_size=32, epochs=25, verbose=0)
+    history = model.fit(train, y, batch_size=32, epochs=25, verbose=0)      # (batch,) columns, as Keras takes them
     assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
     test, y_test = heart_table(1, 200)
     _, accuracy = model.evaluate(columns(test), y_test, verbose=0)
