@@ -433,3 +433,54 @@ def test_bad_calls_and_adapt_data_name_what_is_wrong():
         fs({"x": 1.0, "s": data["s"], "k": data["k"]})
     with pytest.raises(TypeError, match="feature 's'"):
         fs({**data, "s": numpy.array([{"a": 1}] * 40)})
+
+
+def test_config_round_trip_and_serialized_preprocessors():
+    from gpu_dl.utils.feature_space import Feature
+    rescaled = Feature("float32", {"module": "keras.layers", "class_name": "Rescaling",
+                                   "config": {"scale": 2.0, "offset": 1.0, "name": "twice"}}, "float")
+    fs = FeatureSpace({"r": rescaled, "s": "string_hashed",
+                       "k": FeatureSpace.feature("int32", layers.IntegerLookup(vocabulary=[1, 2]), "int")},
+                      crosses=[FeatureSpace.cross(("s", "k"), crossing_dim=3, output_mode="int")], output_mode="dict",
+                      hashing_dim=4)
+    assert isinstance(fs.preprocessors["r"], layers.Rescaling) and fs.preprocessors["r"].name == "twice"
+    again = FeatureSpace.from_config(json.loads(json.dumps(fs.get_config())))
+    assert again.get_config() == json.loads(json.dumps(fs.get_config()))
+    assert again.crosses[0].feature_names == ("s", "k") and again.crosses[0].crossing_dim == 3
+    out = again({"r": [1.5], "s": ["a"], "k": [1]})        # "k": nothing to adapt once a vocabulary is set
+    numpy.testing.assert_allclose(host(out["r"]), [[4.0]])
+    assert host(out["s_X_k"]).dtype == numpy.int64 and host(out["s"]).shape == (1, 4)
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    fs = FeatureSpace({"x": "float_normalized"})
+    fs.adapt({"x": [1.0, 2.0, 4.0]})
+    with pytest.raises(ValueError, match="must end in `.keras`"):
+        fs.save(tmp_path / "fs.h5")
+    path = tmp_path / "fs.keras"
+    fs.save(path)
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "model.weights.h5":
+                with h5py.File(source.open(name), "r") as h5file, h5py.File(tmp_path / "w.h5", "w") as out:
+                    for key in ("concat", "one_hot_encoders", "vars"):
+                        if key in h5file:
+                            h5file.copy(key, out)
+                    out.create_group("preprocessors/normalization/vars")
+                data = (tmp_path / "w.h5").read_bytes()
+            target.writestr(name, data)
+    with pytest.raises(ValueError, match="preprocessors/normalization/vars.*should hold the datasets"):
+        gpu_dl.models.load_model(damaged)
+    config = tmp_path / "config.keras"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(config, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "config.json":
+                entry = json.loads(data)
+                entry["config"]["features"] = ["x"]
+                data = json.dumps(entry)
+            target.writestr(name, data)
+    with pytest.raises(ValueError, match="needs a dict of `features`"):
+        gpu_dl.saving.load_model(config)
