@@ -151,7 +151,7 @@ def test_files_load_both_ways(tmp_path, output_mode):
     same(ours(query), numpy_of(reloaded(query)))
 
 
-def test_custom_text_feature_and_wide_integers_match_keras():
+def test_custom_text_feature_and_wide_integers_match_keras(tmp_path):
     # dict mode: Keras's symbolic TextVectorization gives (None, 1, tokens) for (None, 1) strings, which its concat
     # of other features refuses
     texts = ["1st string", "2nd string", "3rd string", "1st thing", "a b c", "b c"]
@@ -170,3 +170,7 @@ def test_custom_text_feature_and_wide_integers_match_keras():
     query = {"text": numpy.array(["2nd thing b", "zzz"]), "id": numpy.array([1 << 40, 7])}
     same(ours(query), numpy_of(theirs(query)))
     same(ours({"text": "a a c", "id": -8}), numpy_of(theirs({"text": "a a c", "id": -8})))
+    ours.save(tmp_path / "ours.keras")
+    theirs.save(str(tmp_path / "theirs.keras"))
+    same(gpu_dl.models.load_model(tmp_path / "theirs.keras")(query), numpy_of(theirs(query)))
+    same(ours(query), numpy_of(keras.saving.load_model(str(tmp_path / "ours.keras"))(query)))

@@ -361,7 +361,7 @@ class FeatureSpace(Layer):
         samples = {key: [] for key in names}
         count = 0
         for index, element in enumerate(dataset):
-            if isinstance(element, tuple) and element and isinstance(element[0], dict):
+            if isinstance(element, (tuple, list)) and element and isinstance(element[0], dict):
                 element = element[0]        # (features, labels[, sample_weights]): the features
             if not isinstance(element, dict):
                 raise ValueError(f"FeatureSpace.adapt(): element {index} of the data is a "

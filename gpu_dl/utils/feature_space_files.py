@@ -50,9 +50,15 @@ def _groups(fs):
     return groups
 
 
-def _variables(layer):
-    variables = list(getattr(layer, "weights", ())) + list(getattr(layer, "state_variables", ()))
-    return variables, [getattr(v, "h5_key", None) or str(i) for i, v in enumerate(variables)]
+def _var_groups(groups):
+    """``[(h5 path, [Variable] or the layer's own store hook, dataset keys)]``: each layer's groups as a model's
+    file holds them (a TextVectorization's idf weights for it and for its ``_lookup_layer``)."""
+    from ..models.weights_h5 import _Hooked, _layer_groups, _store_keys
+    found = []
+    for group_path, layer in groups:
+        for path, _, variables in _layer_groups(layer, group_path):
+            found.append((path, variables, None if isinstance(variables, _Hooked) else _store_keys(variables)))
+    return found
 
 
 def save_feature_space(fs, filepath):
@@ -69,11 +75,14 @@ def save_feature_space(fs, filepath):
     h5py = _h5py()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5file:
-        for group_path, layer in groups:
+        for group_path, variables, keys in _var_groups(groups):
             group = h5file.require_group(group_path).create_group("vars")
-            variables, keys = _variables(layer)
+            if keys is None:        # the layer's own save_own_variables
+                store = {}
+                variables.layer.save_own_variables(store)
+                keys, variables = [str(k) for k in store], [numpy.asarray(a) for a in store.values()]
             for key, variable in zip(keys, variables):
-                group.create_dataset(key, data=variable.numpy())
+                group.create_dataset(key, data=variable if isinstance(variable, numpy.ndarray) else variable.numpy())
         h5file.create_group("vars")
     assets = {}
     for group_path, layer in groups:
@@ -97,6 +106,7 @@ def load_feature_space(archive, config, path, custom_objects=None):
     from ..models.keras_config import CustomObjects
     from ..models.saving import (ASSETS_DIRNAME, MAX_ASSET_BYTES, WEIGHTS_FILENAME, _h5py, _read_member,
                                  _weights_from_archive)
+    from ..models.weights_h5 import _OwnLoad
     from .feature_space import FeatureSpace, _cross_from_entry, _feature_from_entry
     where = f"{path} (config.json)"
     inner = config.get("config")
@@ -129,20 +139,25 @@ def load_feature_space(archive, config, path, custom_objects=None):
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = []
-            for name, layer in zip(_member_names(fs.preprocessors), fs.preprocessors.values()):
-                variables, keys = _variables(layer)
-                if not variables:
+            preprocessors = [(f"preprocessors/{n}", layer) for n, layer in zip(_member_names(fs.preprocessors),
+                                                                                fs.preprocessors.values())]
+            for group_path, variables, keys in _var_groups(preprocessors):
+                if keys is not None and not variables:
                     continue
-                group = h5file.get(f"preprocessors/{name}/vars")
+                group = h5file.get(f"{group_path}/vars")
+                if keys is None:        # the layer's own load_own_variables
+                    if group is not None:
+                        staged.append((_OwnLoad(variables.layer, {k: numpy.asarray(group[k][()]) for k in group}),
+                                       None))
+                    continue
                 if group is None or sorted(group.keys()) != sorted(keys):
-                    raise ValueError(f"{source}: entry 'preprocessors/{name}/vars' should hold the datasets {keys} "
-                                     f"of the layer '{layer.name}' ({type(layer).__name__}); found "
+                    raise ValueError(f"{source}: entry '{group_path}/vars' should hold the datasets {keys}; found "
                                      f"{None if group is None else sorted(group.keys())}.")
                 for key, variable in zip(keys, variables):
                     value = numpy.asarray(group[key][()])
                     if value.shape != tuple(variable.shape):
-                        raise ValueError(f"{source}: entry 'preprocessors/{name}/vars/{key}' has shape {value.shape}"
-                                         f"; the layer '{layer.name}' expects {tuple(variable.shape)}.")
+                        raise ValueError(f"{source}: entry '{group_path}/vars/{key}' has shape {value.shape}; "
+                                         f"{tuple(variable.shape)} was expected.")
                     staged.append((variable, value))
         for variable, value in staged:
             variable.assign(value)
