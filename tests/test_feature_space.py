@@ -362,6 +362,24 @@ def test_save_and_load_round_trip_in_keras_layout(tmp_path):
     numpy.testing.assert_array_equal(host(loaded(query)), host(fs(query)))
 
 
+def test_a_model_on_encoded_features_saves_and_loads(tmp_path):
+    data = table()
+    fs = FeatureSpace({"x": "float", "n": "float_normalized", "s": "string_categorical", "k": "integer_categorical"},
+                      crosses=[("s", "k")], crossing_dim=5)
+    fs.adapt({"x": data["x"], "n": data["x"], "s": data["s"], "k": data["k"]})
+    model = gpu_dl.Model(fs.get_inputs(), layers.Dense(2)(fs.get_encoded_features()))
+    query = {"x": data["x"][:6], "n": data["x"][:6], "s": data["s"][:6], "k": data["k"][:6]}
+    model.save(tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        entries = json.loads(archive.read("config.json"))["config"]["layers"]
+    kinds = {(entry["module"], entry["class_name"]) for entry in entries}
+    assert {("keras.src.layers.preprocessing.feature_space", "TFDIdentity"),
+            ("keras.src.layers.preprocessing.feature_space", "TFDConcat")} <= kinds
+    loaded = gpu_dl.models.load_model(tmp_path / "model.keras")
+    numpy.testing.assert_allclose(host(loaded.predict(query, verbose=0)), host(model.predict(query, verbose=0)),
+                                  rtol=1e-6)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("kwargs,match", [
     (dict(features={}), "cannot be None or empty"),

@@ -40,6 +40,7 @@ import numpy
 
 from .. import backend
 from ..layers.base import Layer, unique_name
+from ..layers.merging import Concatenate
 
 FEATURE_TYPES = ("float", "float_normalized", "float_rescaled", "float_discretized", "integer_categorical",
                  "string_categorical", "integer_hashed", "string_hashed")
@@ -124,7 +125,9 @@ class Feature:
 
 class TFDIdentity(Layer):
     """The preprocessor of a plain ``"float"`` feature: its input as it is (cast to the layer's float dtype), under
-    the class name Keras's files give it."""
+    the class name and module Keras's files give it."""
+
+    keras_module = KERAS_MODULE
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -136,18 +139,16 @@ class TFDIdentity(Layer):
         return dy
 
 
+class TFDConcat(Concatenate):
+    """The layer joining the encoded features in ``"concat"`` mode: ``Concatenate`` under the class name and module
+    Keras's files give it."""
+
+    keras_module = KERAS_MODULE
+
+
 # ------------------------------------------------------------------ layer entries (Keras's file format)
 def _layer_entry(layer):
     from ..models.keras_config import _layer_entry as entry_of
-    if isinstance(layer, TFDIdentity):
-        entry = {"module": KERAS_MODULE, "class_name": "TFDIdentity",
-                 "config": {"name": layer.name, "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                                                          "config": {"name": layer.dtype}, "registered_name": None},
-                            "trainable": layer.trainable},
-                 "registered_name": "TFDIdentity"}
-        if layer.built:
-            entry["build_config"] = layer.get_build_config()
-        return entry
     return entry_of(layer)
 
 
@@ -156,12 +157,6 @@ def _layer_from_entry(entry, where, custom=None):
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise ValueError(f"{where}: expected a serialized layer (a dict with 'class_name' and 'config'), got "
                          f"{entry!r:.200}.")
-    if entry["class_name"] == "TFDIdentity":
-        config = entry.get("config") or {}
-        dtype = config.get("dtype")
-        if isinstance(dtype, dict):
-            dtype = (dtype.get("config") or {}).get("name")
-        return TFDIdentity(name=config.get("name"), dtype=dtype or "float32")
     return layer_of(_decode(entry, where, custom), where, custom)
 
 
@@ -454,7 +449,7 @@ class FeatureSpace(Layer):
                          "using `output_mode='int'`.")
 
     def _build_encoders(self):
-        from ..layers import CategoryEncoding, Concatenate
+        from ..layers import CategoryEncoding
         for key, spec in self._ordered():
             if spec.output_mode == "one_hot":
                 self.one_hot_encoders[key] = CategoryEncoding(num_tokens=self._cardinality(key, spec),
@@ -464,7 +459,7 @@ class FeatureSpace(Layer):
                                  "has output_mode='int', so integer ids). Consider using `output_mode='dict'`, or "
                                  "output_mode='one_hot' for this feature.")
         if self.output_mode == "concat":
-            self.concat = Concatenate(axis=-1)
+            self.concat = TFDConcat(axis=-1)
 
     def _merge_features(self, preprocessed, crossed):
         if not self._encoders_built:
