@@ -148,6 +148,17 @@ def test_concat_output_is_on_the_current_device(xp):
     numpy.testing.assert_array_equal(host(out)[:, 8], 2 * data["x"])     # d (2), k (6): then r
 
 
+def test_a_cross_of_three_features():
+    fs = FeatureSpace({"a": FeatureSpace.integer_hashed(num_bins=50, output_mode="int"),
+                       "b": FeatureSpace.string_hashed(num_bins=50, output_mode="int"), "c": "float"},
+                      crosses=[FeatureSpace.cross(("a", "b", "a"), crossing_dim=7, output_mode="int")],
+                      output_mode="dict")
+    query = {"a": numpy.array([1, 2, 3]), "b": numpy.array(["x", "y", "z"]), "c": numpy.zeros(3)}
+    out = fs(query)
+    a_bins, b_bins = host(out["a"]), host(out["b"])
+    numpy.testing.assert_array_equal(host(out["a_X_b_X_a"]), host(layers.HashedCrossing(7)([a_bins, b_bins, a_bins])))
+
+
 def test_concat_orders_features_by_name_then_crosses():
     data = table()
     fs = FeatureSpace({"x": "float", "s": "string_categorical", "k": "integer_categorical"},
