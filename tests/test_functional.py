@@ -422,6 +422,39 @@ def test_node_indices_count_only_the_models_own_calls(tmp_path):
                                      model.predict(x, verbose=0))
 
 
+def test_model_from_intermediate_tensors_starts_at_new_inputs_and_shares_the_layers(rng):
+    # Keras's clone_graph_nodes: the calls after the intermediate tensor are made again on a new Input
+    a = gpu_dl.Input((3,), name="a")
+    hidden = layers.Dense(4, name="hidden")(a)
+    out = layers.Dense(2, name="head")(layers.Activation("relu", name="relu_after_hidden")(hidden) + 1.0)
+    full = gpu_dl.Model(a, out)
+    part = gpu_dl.Model(hidden, out)
+    assert part.inputs[0].name == hidden.name + "CLONE" and part.inputs[0].shape == (None, 4)
+    assert [layer.name for layer in part.layers] == [hidden.name + "CLONE", "relu_after_hidden", "head"]
+    x = rng.normal(size=(5, 3)).astype("float32")
+    h = x @ full.get_layer("hidden").get_weights()[0] + full.get_layer("hidden").get_weights()[1]
+    kernel, bias = full.get_layer("head").get_weights()
+    expected = (numpy.maximum(h, 0) + 1.0) @ kernel + bias
+    numpy.testing.assert_allclose(numpy.asarray(part.predict(h, verbose=0)), expected, rtol=1e-5, atol=1e-6)
+    part.compile(optimizer="sgd", loss="mse")
+    part.fit(h, numpy.ones((5, 2)), epochs=2, verbose=0)
+    assert not numpy.allclose(full.get_layer("head").get_weights()[0], kernel)     # one head, trained through part
+    numpy.testing.assert_allclose(numpy.asarray(full.predict(x, verbose=0)),
+                                  numpy.asarray(part.predict(h, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_of_one_column_take_data_without_that_axis_as_keras_does():
+    # Keras's _adjust_input_rank: (batch,) for Input(shape=(1,)), and (batch, 3, 1) for Input(shape=(3,))
+    a, b = gpu_dl.Input((1,), name="a"), gpu_dl.Input((3,), name="b")
+    model = gpu_dl.Model({"a": a, "b": b}, layers.Concatenate()([a * 2.0, b]))
+    x = {"a": numpy.array([1.0, 2.0], "float32"), "b": numpy.arange(6, dtype="float32").reshape(2, 3, 1)}
+    expected = numpy.array([[2, 0, 1, 2], [4, 3, 4, 5]], "float32")
+    numpy.testing.assert_array_equal(numpy.asarray(model.predict(x, verbose=0)), expected)
+    numpy.testing.assert_array_equal(backend.to_numpy(model(x)), expected)
+    with pytest.raises(ValueError, match="expects"):
+        model.predict({"a": numpy.ones((2, 1, 1, 1), "float32"), "b": x["b"]}, verbose=0)
+
+
 # ------------------------------------------------------------------ bad graphs and bad data
 def test_bad_graphs_are_clear_errors():
     a, b = gpu_dl.Input((3,), name="a"), gpu_dl.Input((3,), name="b")
@@ -436,8 +469,8 @@ def test_bad_graphs_are_clear_errors():
         gpu_dl.Model(a, layers.Add()([out, layers.Dense(2)(b)]))
     with pytest.raises(ValueError, match="`outputs` lists a tensor more than once"):
         gpu_dl.Model(a, [out, out])
-    with pytest.raises(ValueError, match="output of a layer.*keras.Input"):
-        gpu_dl.Model(out, layers.Dense(1)(out))
+    with pytest.raises(ValueError, match="Graph disconnected.*'b'"):
+        gpu_dl.Model(out, layers.Add()([out, layers.Dense(2)(b)]))      # from an intermediate tensor
     with pytest.raises(ValueError, match="more than once"):
         gpu_dl.Model([a, a], out)
     with pytest.raises(ValueError, match="cannot be empty"):
@@ -467,8 +500,11 @@ def test_bad_data_is_a_clear_error(rng):
     with pytest.raises(ValueError, match="cardinality"):
         model.fit([left, right], y[:4], verbose=0)
     one = branch_model()
-    with pytest.raises(ValueError, match=r"expects x of shape \(None, 8, 8, 1\).*got \(2, 8, 8\)"):
-        one.predict(numpy.ones((2, 8, 8)), verbose=0)
+    with pytest.raises(ValueError, match=r"expects x of shape \(None, 8, 8, 1\).*got \(2, 8\)"):
+        one.predict(numpy.ones((2, 8)), verbose=0)
+    # one axis of size 1 short is taken, as Keras takes it
+    numpy.testing.assert_array_equal(one.predict(numpy.ones((2, 8, 8)), verbose=0),
+                                     one.predict(numpy.ones((2, 8, 8, 1)), verbose=0))
     with pytest.raises(ValueError, match=r"layer 'conv2d.*\(None, 9, 9, 2\)|expects x of shape"):
         one.predict(numpy.ones((2, 9, 9, 2)), verbose=0)
 

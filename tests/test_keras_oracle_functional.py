@@ -598,3 +598,27 @@ def test_functional_configs_record_training_where_keras_does(tmp_path, rng):
     for path, lib, custom in ((tmp_path / "g.keras", keras, theirs_class), (tmp_path / "k.keras", gpu_dl, ours_class)):
         loaded = lib.models.load_model(path, custom_objects={"Noisy": custom})
         assert numpy.asarray(loaded.predict(x, verbose=0)).shape == (3, 2)
+
+
+def test_model_from_an_intermediate_tensor_matches_keras(tmp_path):
+    def build(lib):
+        L = lib.layers
+        inputs = lib.Input(shape=(5,), name="raw")
+        encoded = L.Dense(6, name="encoder")(inputs)
+        hidden = L.Dense(4, activation="relu", name="hidden")(encoded)
+        outputs = L.Dense(1, name="out")(L.Add(name="skip")([hidden, L.Dense(4, name="side")(encoded)]))
+        return lib.Model(inputs, outputs), lib.Model(encoded, outputs)
+
+    (full, part), (k_full, k_part) = build(gpu_dl), build(keras)
+    k_full.set_weights(full.get_weights())
+    assert [type(layer).__name__ for layer in part.layers] == [type(layer).__name__ for layer in k_part.layers]
+    assert [layer.name for layer in part.layers][1:] == [layer.name for layer in k_part.layers][1:]
+    assert part.inputs[0].name.endswith("CLONE") and k_part.inputs[0].name.endswith("CLONE")
+    assert [w.shape for w in part.get_weights()] == [tuple(w.shape) for w in k_part.get_weights()]
+    encoded = numpy.random.default_rng(0).normal(size=(3, 6)).astype("float32")
+    expected = keras.ops.convert_to_numpy(k_part(encoded))
+    numpy.testing.assert_allclose(backend.to_numpy(part.predict(encoded, verbose=0)), expected, rtol=1e-5,
+                                  atol=1e-6)
+    part.save(tmp_path / "part.keras")
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "part.keras")(
+        encoded)), expected, rtol=1e-5, atol=1e-6)

@@ -145,6 +145,10 @@ class Discretization(Layer):
     def depth(self):
         return len(self.bin_boundaries) + 1 if self.bin_boundaries is not None else self.num_bins
 
+    def _symbolic_dtype(self):
+        # Keras's output spec: int32 bin ids, encoded vectors in the layer's float dtype.
+        return "int32" if self.output_mode == "int" else self.compute_dtype
+
     def compute_output_shape(self, input_shape):
         if self.output_mode == "int":
             return tuple(input_shape)

@@ -357,6 +357,10 @@ class IntegerLookup(Layer):
         if oov.any():
             self._refuse_oov(x[oov])
 
+    def _symbolic_dtype(self):
+        # Keras's output spec: int64 ids (or tokens, inverted); encoded vectors as float32.
+        return "int64" if self.output_mode == "int" else "float32"
+
     @property
     def depth(self):
         return self.max_tokens if self.pad_to_max_tokens else self._frozen_vocab_size

@@ -33,8 +33,10 @@ holding one read its flat shapes (``_flat_output_shape``). Outputs named
 alike (several of one layer, such as an RNN's states) make a model that is
 called, predicts and saves as in Keras; compiling it is refused, since
 losses and metrics are keyed by the outputs' names. A model built
-from intermediate tensors is refused with a ValueError that says what is
-supported.
+from intermediate tensors (``Model(inputs=encoded, outputs=y)``, ``encoded``
+made by layers) starts at new ``Input`` tensors of their shapes, the calls
+between them and the outputs made again with the same layers, as Keras's
+``clone_graph_nodes`` does (``from_intermediate_inputs``).
 
 A model may be a layer of the graph: ``y = base(x)`` on a symbolic tensor
 records one node for the whole inner model (a Sequential, or a functional
@@ -147,6 +149,77 @@ def map_graph(inputs, outputs):
     return order, layers, depths
 
 
+def _adjusted_rank(array, tensor):
+    """Keras's ``_adjust_input_rank``: data one axis short of an input whose last size is 1 gets that axis
+    (``(batch,)`` for ``Input(shape=(1,))``), and data with one axis of size 1 more loses it."""
+    rank, expected = getattr(array, "ndim", None), len(tensor.shape)
+    if rank is None or rank == expected:
+        return array
+    if rank == expected - 1 and tensor.shape[-1] == 1:
+        return array[..., None]
+    if rank == expected + 1 and array.shape[-1] == 1:
+        return array[..., 0]
+    return array
+
+
+def _restructured(value, mapping):
+    if isinstance(value, dict):
+        return {k: _restructured(v, mapping) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_restructured(v, mapping) for v in value)
+    return mapping.get(value, value) if isinstance(value, KerasTensor) else value
+
+
+def from_intermediate_inputs(inputs, outputs):
+    """Keras 3's ``clone_graph_nodes``: for a model whose ``inputs`` include tensors made by layers, a new ``Input``
+    (named ``<tensor name>CLONE``, of its shape and dtype) for each of those, and the calls between them and
+    ``outputs`` made again on the new tensors with the same layers (so the weights are shared). Returns the new
+    ``(inputs, outputs)`` in the structures given; ``Input`` tensors among ``inputs`` stay as they are."""
+    from ..layers.core import Input
+    flat_inputs, flat_outputs = _check_structure(inputs, "inputs"), _check_structure(outputs, "outputs")
+    mapping = {}
+    for t in flat_inputs:
+        if not _node_of(t).is_input:
+            mapping[t] = Input(batch_shape=t.shape, dtype=t.dtype, name=f"{t.name}CLONE")
+    if not mapping:
+        return inputs, outputs
+    stops = set(flat_inputs)
+    order, finished = [], set()
+    for output in flat_outputs:
+        # Depth-first from each output to the inputs, with an explicit stack (a deep graph must not recurse).
+        stack = [(output, False)]
+        while stack:
+            tensor, expanded = stack.pop()
+            if tensor in stops:
+                continue
+            node = _node_of(tensor)
+            if node in finished:
+                continue
+            if node.is_input:
+                raise ValueError(f"Graph disconnected: the output needs the input {_describe(tensor)}, which is not "
+                                 "among the model's inputs. Pass it in `inputs`.")
+            if expanded:
+                finished.add(node)
+                order.append(node)
+                continue
+            stack.append((tensor, True))
+            stack.extend((t, False) for t in reversed(node.input_tensors))
+    for node in order:
+        layer = node.layer
+        if isinstance(layer, Operation):
+            # made again from its config, as clone_model makes it: an operation holds no weights
+            args, kwargs = layer.keras_call([mapping.get(t, t) for t in node.input_tensors])
+            result = type(layer).from_config(layer.get_config()).apply(*args, **kwargs)
+        else:
+            args, kwargs = layer.keras_call_arguments(node) if hasattr(layer, "keras_call_arguments") \
+                else (node.args, node.kwargs)
+            result = layer(*[_restructured(a, mapping) for a in args],
+                           **{k: _restructured(v, mapping) for k, v in kwargs.items()})
+        results = result if isinstance(result, (list, tuple)) else [result]
+        mapping.update(zip(node.outputs, results))
+    return _restructured(inputs, mapping), _restructured(outputs, mapping)
+
+
 def _check_structure(value, what):
     """The flat list of tensors of ``inputs``/``outputs`` (a tensor, a list or tuple, or a dict), checked."""
     if isinstance(value, dict):
@@ -176,6 +249,7 @@ class Functional(multi_output.SeveralOutputs, Model):
 
     def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=(), traced=False):
         super().__init__(name=name or unique_name("functional"), trainable=True)
+        inputs, outputs = from_intermediate_inputs(inputs, outputs)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
         if len(set(flat_outputs)) != len(flat_outputs):
@@ -190,11 +264,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 [f"{n}_{i}" for i, n in enumerate(output_names)]
         if isinstance(outputs, dict):
             output_names = sorted(outputs)
-        for t in flat_inputs:
-            if not _node_of(t).is_input:
-                raise ValueError(f"`inputs`: {_describe(t)} is the output of a layer; gpu_dl's functional models "
-                                 "start at the tensors of keras.Input (a model from intermediate tensors is not "
-                                 "supported).")
+
         if len(set(flat_inputs)) != len(flat_inputs):
             raise ValueError(f"`inputs` lists a tensor more than once: {[t.name for t in flat_inputs]}.")
         if isinstance(inputs, dict):
@@ -447,7 +517,7 @@ class Functional(multi_output.SeveralOutputs, Model):
         if any_symbolic(*(a for a, _ in items)):
             raise TypeError(f"Model '{self.name}': `{name}` holds symbolic tensors; give arrays (to use the model as "
                             "a layer of another functional model, call it on the tensors: y = model(x)).")
-        arrays = [checks.features(a, label, t.dtype) for (a, label), t in zip(items, self._inputs)]
+        arrays = [_adjusted_rank(checks.features(a, label, t.dtype), t) for (a, label), t in zip(items, self._inputs)]
         if n == 1:
             return arrays[0]
         checks.same_length({label: a for (_, label), a in zip(items, arrays)})
@@ -463,7 +533,7 @@ class Functional(multi_output.SeveralOutputs, Model):
                 raise ValueError(f"Model '{self.name}' has {len(self._inputs)} inputs ({', '.join(self.input_names)}); "
                                  f"give a list of {len(self._inputs)} arrays or a dict keyed by their names.")
             arrays = list(x)
-        return [backend.to_device(a) for a in arrays]
+        return [backend.to_device(_adjusted_rank(a, t)) for a, t in zip(arrays, self._inputs)]
 
     # --------------------------------------------------------- forward/backward
     def _input_calls(self):

@@ -517,15 +517,17 @@ def _as_shape(value, where, what):
 _APPLICATION_LAYER_MODULES = {
     "keras.src.applications.inception_resnet_v2": "gpu_dl.applications.inception_resnet_v2",
     "keras.src.applications.convnext": "gpu_dl.applications.convnext",
+    "keras.src.layers.preprocessing.feature_space": "gpu_dl.utils.feature_space",
 }
 
 
 def _application_layer(entry):
-    """gpu_dl's class for a layer Keras defines in one of its applications' modules, or None."""
+    """gpu_dl's class for a layer Keras defines outside its catalogues (in one of its applications' modules, or
+    FeatureSpace's identity preprocessor), or None."""
     module = _APPLICATION_LAYER_MODULES.get(entry.get("module"))
     if module is None:
         return None
-    # Imported when a file needs it: the applications sit above the models, which never import them otherwise.
+    # Imported when a file needs it: these modules sit above the models, which never import them otherwise.
     cls = getattr(importlib.import_module(module), entry["class_name"], None)
     return cls if inspect.isclass(cls) and cls.__dict__.get("keras_module") == entry["module"] else None
 

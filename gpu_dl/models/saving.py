@@ -369,6 +369,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     h5py = _h5py()
     with _open_archive(path) as archive:
         config = _read_json(archive, CONFIG_FILENAME, path)
+        if isinstance(config, dict) and config.get("class_name") == "FeatureSpace":
+            # not a model: Keras's load_model gives back the FeatureSpace a .keras file holds
+            from ..utils.feature_space_files import load_feature_space
+            return load_feature_space(archive, config, path, custom_objects)
         # Keras and gpu_dl store every weight uncompressed in the HDF5 member, so the model the config describes
         # needs no more bytes than that member has: a config declaring larger layers is refused before they
         # are allocated.
