@@ -400,9 +400,7 @@ class Model(trainer.Trainer, Layer):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         from .summary import print_summary
-        if not self.built:
-            raise ValueError("This model has not yet been built. Build the model first by calling `build()` or "
-                             "by calling the model on a batch of data.")
+        # Unbuilt, a subclassed model's table lists its layers as Keras does: '?' and "0 (unbuilt)" for each.
         print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
                       show_trainable=show_trainable)
 
@@ -411,7 +409,7 @@ class Model(trainer.Trainer, Layer):
         symbolic tensors outside the model's own call (in a functional model), else what its compute_output_shape
         gives for the shape its build recorded (the batch size included, as a call on arrays gave it), else '?'
         (a layer never built, or one Keras builds when it is made, which records no shape)."""
-        from .summary import _format_shape
+        from .summary import _format_shape, params_text
         graph = self._built_graph()
         own = set() if graph is None else graph._node_set
         rows = []
@@ -423,8 +421,7 @@ class Model(trainer.Trainer, Layer):
                 shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
             elif layer.built:
                 shape_text = _built_output_shape(layer)
-            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params_text(layer),
                          ("Y" if layer.trainable else "N") if layer.weights else "-", None))
         return rows
 
@@ -1256,6 +1253,8 @@ def _built_output_shape(layer):
     config = layer.get_build_config()
     if not config or "input_shape" not in config:
         return "?"
+    if layer._composite and type(layer).compute_output_shape.__module__.startswith("gpu_dl."):
+        return "?"      # Keras has no output shape for a call it did not trace, unless the class gives one
     try:
         shape = layer.compute_output_shape(tuple(config["input_shape"]))
     except NotImplementedError:
