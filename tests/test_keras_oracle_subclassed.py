@@ -81,3 +81,93 @@ def test_summary_after_a_call_as_keras(monkeypatch):
     # a composite layer without compute_output_shape has no output shape Keras can print
     assert rows[-1][:2] == ("inner (Inner)", "?") and rows[0][1] == "(2, 4)"
     assert_same_summary(ours, theirs, monkeypatch)
+
+
+# ------------------------------------------------------------------ build(input_shape)
+def _state(model):
+    # (Keras marks Dropout built when it is made, gpu_dl at its first call: the layers' weights tell the builds)
+    return (model.built, [v.name for v in model.weights], [len(layer.weights) for layer in model.layers],
+            model.get_build_config())
+
+
+def test_build_marks_the_model_built_and_leaves_its_layers_as_keras(monkeypatch):
+    _fresh()
+    ours, theirs = _classes(gpu_dl)(), _classes(keras)()
+    for model in (ours, theirs):
+        with pytest.warns(UserWarning, match="does not have a `build\\(\\)` method implemented"):
+            model.build((None, 5))
+    assert _state(ours) == _state(theirs)
+    assert _state(ours)[:2] == (True, ["scale"]) and _state(ours)[3] == {"input_shape": (None, 5)}
+    assert_same_summary(ours, theirs, monkeypatch)
+    # the first fit builds the layers, by running the call
+    x = numpy.linspace(-1, 1, 40, dtype="float32").reshape(8, 5)
+    y = numpy.zeros((8, 2), "float32")
+    for model in (ours, theirs):
+        model.compile("sgd", "mse")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert _state(ours) == _state(theirs) and len(ours.weights) == 15
+    assert ours.get_build_config() == {"input_shape": (None, 5)}
+    rows, _, _ = summary_rows(ours, monkeypatch)
+    assert rows[0][1:] == ("(4, 4)", "24")      # built by the first batch's call
+    assert_same_summary(ours, theirs, monkeypatch)
+
+
+def test_build_of_a_model_with_its_own_build_runs_it_alone_as_keras(recwarn):
+    _fresh()
+    states = []
+    for lib in (gpu_dl, keras):
+        L = lib.layers
+
+        class Own(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.first = L.Dense(3)
+                self.second = L.Dense(2)
+
+            def build(self, input_shape):
+                self.first.build(input_shape)
+
+            def call(self, x):
+                return self.second(self.first(x))
+        model = Own()
+        model.build((None, 4))
+        states.append(_state(model))
+        model(numpy.ones((2, 4), "float32"))
+        states.append(_state(model))
+    assert states[0] == states[2] and states[1] == states[3]
+    assert states[0][2] == [2, 0] and states[1][2] == [2, 2]
+    assert not [w for w in recwarn if "build()" in str(w.message)]
+
+
+def test_build_warns_only_where_a_layer_is_unbuilt_as_keras():
+    import warnings
+    for lib in (gpu_dl, keras):
+        L = lib.layers
+
+        class Light(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.drop = L.Dropout(0.5)      # built when it is made, in Keras
+
+            def call(self, x):
+                return self.drop(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = Light()
+            model.build((None, 4))
+        assert model.built and model.get_build_config() == {"input_shape": (None, 4)}
+
+
+def test_load_weights_after_build_builds_the_layers_for_that_shape(tmp_path):
+    # Keras would load nothing into the unbuilt layers; gpu_dl builds them for the shape build() was given first
+    Net = _classes(gpu_dl)
+    source = Net()
+    x = numpy.linspace(-1, 1, 10, dtype="float32").reshape(2, 5)
+    expected = gpu_dl.backend.to_numpy(source(x))
+    source.save_weights(tmp_path / "n.weights.h5")
+    target = Net()
+    with pytest.warns(UserWarning):
+        target.build((None, 5))
+    target.load_weights(tmp_path / "n.weights.h5")
+    assert len(target.weights) == len(source.weights) == 15
+    numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(target(x)), expected, rtol=1e-6)

@@ -547,9 +547,29 @@ class Variable:
         return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
 
 
+# Whether the build under way is one a first call (or fit, evaluate, predict, loading) makes, which runs the call to
+# build the sublayers (Keras's build by running the call); a script's own ``model.build(shape)`` is not.
+_BUILDING_BY_RUN = contextvars.ContextVar("gpu_dl_building_by_run", default=False)
+
+
+def building_by_run():
+    return _BUILDING_BY_RUN.get()
+
+
+@contextlib.contextmanager
+def build_by_run():
+    """The builds inside run the call of a subclassed model, building its sublayers (see ``building_by_run``)."""
+    token = _BUILDING_BY_RUN.set(True)
+    try:
+        yield
+    finally:
+        _BUILDING_BY_RUN.reset(token)
+
+
 def _build_then_trace(build):
     """A subclassed model's own ``build`` (which makes its weights, as Keras allows): run once, whoever calls it,
-    by the build of the model's call (``models/composite.py``), which then traces the call."""
+    by the build of the model's call (``models/composite.py``), which then traces the call where the build is a
+    first call's (``building_by_run``); called by a script, it runs alone, as in Keras."""
     @functools.wraps(build)
     def build_then_trace(self, *args, **kwargs):
         if self.built:
@@ -560,7 +580,8 @@ def _build_then_trace(build):
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
         from ..models import composite     # the tracing runs functional graphs, a level above; import late
-        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken))
+        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken),
+                        trace=building_by_run())
     build_then_trace._traced_build = True
     return build_then_trace
 

@@ -376,7 +376,7 @@ def _first_only_spec(layer, input_shape):
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None):
+def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None, trace=True):
     """Build ``layer`` for ``input_shape`` (its first argument's: one shape, or a list of one per tensor): its own
     ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), given the shapes of the call's tensor
     arguments as Keras gives them (``shapes``: ``({argument: shape}, the call's argument names)``, the first
@@ -388,7 +388,8 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
     build takes the batch size a Sequential model built from data gives, or the stand-in one of the traced call
     of another composite layer it is first called in (``build_shapes.stand_in_batch``): its build config records
     it. The sublayers first called in the trace are built for that batch size, or Keras's stand-in one
-    (``build_shapes.KERAS_TRACE_BATCH``)."""
+    (``build_shapes.KERAS_TRACE_BATCH``). ``trace=False`` leaves the call untraced and the sublayers as they are
+    (a script's ``model.build(shape)``, as in Keras); its first call traces it."""
     several, first = _shapes_of(layer, input_shape)
     given = input_shape[0] if several else input_shape
     if batch is None and given:
@@ -414,7 +415,18 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
         layer._built_input_shape = first if several else first[0]
     else:
         layer.input_spec = first if several else first[0]
-    _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
+    if trace:
+        _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
+    else:
+        layer.__dict__["_untraced_build"] = True
+
+
+def first_batch(layer, batch):
+    """A layer built without its trace (``build(..., trace=False)``) gets its first data, of ``batch`` samples a
+    batch: its sublayers, built by the trace that follows, are built for that batch size, as Keras builds them by
+    the first call."""
+    if layer.__dict__.pop("_untraced_build", False) and batch is not None:
+        layer.__dict__["_trace_batch"] = int(batch)
 
 
 def _argument_names(layer):
@@ -454,6 +466,8 @@ def _ensure_built(layer, call, leaf_masks):
     """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (given the shapes
     of the call's tensors as Keras gives them), then the trace of its call on those arguments."""
     if layer.built:
+        if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):
+            first_batch(layer, call.leaves[0].shape[0])
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
     if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 
 import numpy
 
@@ -40,7 +41,9 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, layer_metrics
-from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
+from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, build_by_run, building_by_run, \
+    unique_name
+from ..layers.input_spec import holds_input_specs
 from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
@@ -367,8 +370,34 @@ class Model(trainer.Trainer, Layer):
         if input_shape is None:
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
-        composite.build(self, input_shape)
+        if building_by_run():
+            composite.build(self, input_shape)
+            return
+        # A script's model.build(shape) marks the model built for that shape, as Keras's does: its sublayers are
+        # built by its first call (which traces it), or by load_weights.
+        if any(not layer.built and not build_shapes.built_at_init(layer) for layer in self._sublayers()):
+            warnings.warn(f"`build()` was called on layer '{self.name}', however the layer does not have a `build()` "
+                          "method implemented and it looks like it has unbuilt state. This will cause the layer to "
+                          "be marked as built, despite not being actually built, which may cause failures down the "
+                          "line. Make sure to implement a proper `build()` method.", UserWarning, stacklevel=2)
+        composite.build(self, input_shape, trace=False)
     build._library_build = True
+
+    def _build_by_run(self, input_shape):
+        """Build as a first call does: a subclassed model's call traced for ``input_shape``, building its
+        sublayers."""
+        with build_by_run():
+            self.build(input_shape)
+
+    def _finish_build(self):
+        """The sublayers of a subclassed model marked built by ``build(shape)`` alone, built by tracing its call
+        for that shape (what loading weights into it needs)."""
+        if not (self._composite and self.built and getattr(type(self).build, "_library_build", False)):
+            return
+        shape = self.input_spec
+        if shape is None or self._built_graph() is not None or holds_input_specs(shape):
+            return
+        composite.build(self, shape)
 
     @layer_losses.top_level
     def forward(self, x, training=False, mask=None):
@@ -467,7 +496,7 @@ class Model(trainer.Trainer, Layer):
     def ensure_built(self, input_shape):
         if not self.built:
             # inside a traced call (or a Sequential built from data), the batch size Keras's build gets
-            self.build(build_shapes.with_stand_in(input_shape))
+            self._build_by_run(build_shapes.with_stand_in(input_shape))
 
     def check_input_shape(self, shape):
         """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""
@@ -692,7 +721,12 @@ class Model(trainer.Trainer, Layer):
         subclassed model not built yet is built first, for their first batch of ``batch_size``."""
         x = self._host_features(x, name)
         if self._composite and not self.built:
-            self.build(self._build_shape(_shapes(x), batch_size))
+            self._build_by_run(self._build_shape(_shapes(x), batch_size))
+        elif self._composite:
+            shape = self._build_shape(_shapes(x), batch_size)
+            shape = shape[0] if isinstance(shape, list) else shape
+            if shape:
+                composite.first_batch(self, shape[0])
         self._check_input_shape(_shapes(x), name)
         host_ids.check(self, x)
         return x
@@ -712,7 +746,7 @@ class Model(trainer.Trainer, Layer):
 
     def _start(self, x_shape, batch_size=None):
         if not self.built:
-            self.build(self._data_build_shape(x_shape, batch_size))
+            self._build_by_run(self._data_build_shape(x_shape, batch_size))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
         self._output_layer().keep_preactivation = self._fused_softmax
 
@@ -1124,7 +1158,7 @@ class Model(trainer.Trainer, Layer):
         x = self._checked_features(x, "x", batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
-            self.build(self._data_build_shape(_shapes(x), batch_size))
+            self._build_by_run(self._data_build_shape(_shapes(x), batch_size))
         epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
@@ -1244,6 +1278,9 @@ class Model(trainer.Trainer, Layer):
         """Read weights from a ``.weights.h5`` or ``.keras`` file, or a legacy Keras 2 ``.h5`` weights file
         (``by_name=True`` matches its layers by name); nothing changes if they do not fit."""
         from . import saving
+        # Keras would load nothing into the unbuilt sublayers of a model built by build(shape) alone (silently);
+        # they are built for that shape first.
+        self._finish_build()
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
 
 

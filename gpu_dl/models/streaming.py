@@ -502,8 +502,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     stream = Stream(x, checked_steps(steps, "steps"), False, "x", "steps")
     first = _host_inputs(model, stream.first(), stream.where(0))
     if not model.built:
-        model.build(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
-                    else (None,) + tuple(first.shape[1:]))
+        model._build_by_run(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
+                            else (None,) + tuple(first.shape[1:]))
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     cbs.call("on_predict_begin", {})
