@@ -171,3 +171,65 @@ def test_load_weights_after_build_builds_the_layers_for_that_shape(tmp_path):
     target.load_weights(tmp_path / "n.weights.h5")
     assert len(target.weights) == len(source.weights) == 15
     numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(target(x)), expected, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the logs of the batch hooks
+def _described(value):
+    """What a log holds, backend-neutral: a float, a NumPy array's shape, a list or tuple of them; an array of the
+    backend (Keras's torch tensors, which its logs leave in lists) reads as its shape."""
+    if isinstance(value, dict):
+        return {key: _described(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return ("sequence", [_described(v) for v in value])
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, numpy.ndarray):
+        return ("numpy", value.shape)
+    return ("tensor", tuple(value.shape))
+
+
+def _hook_logs(lib, outputs):
+    L = lib.layers
+    seen = []
+
+    class Recorder(lib.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("train", _described(logs)))
+
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(("test", _described(logs)))
+
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(("predict", _described(logs)))
+
+    inputs = lib.Input((3,))
+    out = {"b": L.Dense(1, name="b")(inputs), "a": L.Dense(2, name="a")(inputs)}
+    out = {"one": out["a"], "list": [out["a"], out["b"]], "dict": out}[outputs]
+    model = lib.Model(inputs, out)
+    x = numpy.linspace(-1, 1, 15, dtype="float32").reshape(5, 3)
+    a, b = numpy.zeros((5, 2), "float32"), numpy.zeros((5, 1), "float32")
+    y = {"one": a, "list": [a, b], "dict": {"a": a, "b": b}}[outputs]
+    model.compile("sgd", "mse")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[Recorder()])
+    model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[Recorder()])
+    model.predict(x, batch_size=4, verbose=0, callbacks=[Recorder()])
+    return seen
+
+
+@pytest.mark.parametrize("outputs", ["one", "list", "dict"])
+def test_batch_hook_logs_as_keras(outputs):
+    _fresh()
+    ours, theirs = _hook_logs(gpu_dl, outputs), _hook_logs(keras, outputs)
+    # Keras leaves a list of outputs as its backend's tensors; gpu_dl gives NumPy arrays (what its CPU backend's
+    # tensors are): the same shapes either way
+    theirs = [(hook, {k: (v if hook != "predict" or v[0] != "sequence" else
+                          ("sequence", [("numpy", s[1]) for s in v[1]])) for k, v in logs.items()})
+              for hook, logs in theirs]
+    assert ours == theirs and [hook for hook, _ in ours] == ["train"] * 2 + ["test"] * 2 + ["predict"] * 2
+    assert ours[0][1] == ({"loss": "float"} if outputs == "one" else {"a_loss": "float", "b_loss": "float",
+                                                                     "loss": "float"})
+    predicted = next(logs for hook, logs in ours if hook == "predict")      # the first batch's
+    expected = {"one": {"outputs": ("numpy", (4, 2))},
+                "list": {"outputs": ("sequence", [("numpy", (4, 2)), ("numpy", (4, 1))])},
+                "dict": {"a": ("numpy", (4, 2)), "b": ("numpy", (4, 1))}}[outputs]
+    assert predicted == expected

@@ -118,6 +118,11 @@ def _take(x, index):
     return _like(x, (None if a is None else a[index] for a in x)) if isinstance(x, tuple) else x[index]
 
 
+def _flat(out):
+    """A batch's outputs as a list of one array per output."""
+    return out if isinstance(out, list) else [out]
+
+
 def _shapes(x):
     if x is None:
         return None
@@ -1170,7 +1175,7 @@ class Model(trainer.Trainer, Layer):
             with host_ids.prechecked(self, xb):
                 out = self.forward(xb, training=False)
             outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
-            cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
+            cbs.batch("on_predict_batch_end", step, lambda: {"outputs": self._structured(_flat(outputs[-1]))})
         cbs.call("on_predict_end", {})
         if outputs and isinstance(outputs[0], list):    # several outputs: one array each
             return self._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
