@@ -233,3 +233,52 @@ def test_batch_hook_logs_as_keras(outputs):
                 "list": {"outputs": ("sequence", [("numpy", (4, 2)), ("numpy", (4, 1))])},
                 "dict": {"a": ("numpy", (4, 2)), "b": ("numpy", (4, 1))}}[outputs]
     assert predicted == expected
+
+
+# ------------------------------------------------------------------ the optimizer's learning rate
+def _rate_program(lib):
+    """What user code does with ``optimizer.learning_rate``; each step's reading, backend-neutral."""
+    seen = []
+    opt = lib.optimizers.Adam(0.01)
+    rate = opt.learning_rate
+    seen.append(("read", float(rate), tuple(rate.shape), str(numpy.dtype(rate.dtype)), rate.path, rate.name,
+                 rate.trainable))
+    seen.append(("numpy", float(rate.numpy()), float(lib.ops.convert_to_numpy(rate)), float(numpy.asarray(rate))))
+    rate.assign(0.5)
+    seen.append(("assign", float(opt.learning_rate), opt.learning_rate is rate))
+    opt.learning_rate = 0.1
+    seen.append(("set", float(opt.learning_rate), opt.learning_rate is rate))
+    opt.learning_rate = rate * 0.5              # a scheduling callback's arithmetic on the variable
+    seen.append(("set from arithmetic", float(opt.learning_rate)))
+    opt.learning_rate = opt.learning_rate       # a schedule giving the rate back unchanged
+    seen.append(("set to itself", float(opt.learning_rate)))
+    scheduled = lib.optimizers.SGD(lib.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5))
+    seen.append(("schedule", float(scheduled.learning_rate), float(lib.ops.convert_to_numpy(scheduled.learning_rate))))
+    with pytest.raises(TypeError):
+        scheduled.learning_rate = 0.3
+
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1, kernel_initializer="ones")])
+    model.compile(lib.optimizers.SGD(0.1), "mse")
+
+    class Halve(lib.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(float(self.model.optimizer.learning_rate) * 0.5)
+            seen.append(("epoch", epoch, float(self.model.optimizer.learning_rate)))
+    x = numpy.linspace(-1, 1, 24, dtype="float32").reshape(8, 3)
+    history = model.fit(x, numpy.zeros((8, 1), "float32"), epochs=3, batch_size=8, verbose=0,
+                        callbacks=[Halve(), lib.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)])
+    seen.append(("history", history.history["learning_rate"]))
+    seen.append(("weights", [w.tolist() for w in model.get_weights()]))
+    return seen
+
+
+def test_learning_rate_is_a_variable_as_keras():
+    _fresh()
+    ours, theirs = _rate_program(gpu_dl), _rate_program(keras)
+    weights_ours, weights_theirs = ours.pop(), theirs.pop()
+    assert ours == theirs
+    numpy.testing.assert_allclose(numpy.concatenate([numpy.ravel(w) for w in weights_ours[1]]),
+                                  numpy.concatenate([numpy.ravel(w) for w in weights_theirs[1]]), rtol=1e-6, atol=1e-7)
+    assert ours[0] == ("read", float(numpy.float32(0.01)), (), "float32", "adam/learning_rate", "learning_rate",
+                       False)
+    assert ours[2] == ("assign", 0.5, True) and ours[3] == ("set", float(numpy.float32(0.1)), True)

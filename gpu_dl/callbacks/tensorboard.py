@@ -232,7 +232,7 @@ class TensorBoard(Callback):
         val_logs = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
         rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
         if _number(rate) is not None:
-            train_logs["learning_rate"] = rate
+            train_logs["learning_rate"] = _number(rate)
         if self.write_steps_per_second:
             elapsed = time.perf_counter() - self._epoch_start_time
             steps = self._iterations() - self._epoch_start_iterations
