@@ -282,3 +282,28 @@ def test_learning_rate_is_a_variable_as_keras():
     assert ours[0] == ("read", float(numpy.float32(0.01)), (), "float32", "adam/learning_rate", "learning_rate",
                        False)
     assert ours[2] == ("assign", 0.5, True) and ours[3] == ("set", float(numpy.float32(0.1)), True)
+
+
+def _iterations_program(lib):
+    opt = lib.optimizers.Adam(0.01)
+    count = opt.iterations
+    seen = [(count.path, count.name, str(numpy.dtype(count.dtype)), int(count), int(count.numpy()),
+             int(lib.ops.convert_to_numpy(count)))]
+    opt.iterations.assign(5)
+    seen.append(int(opt.iterations))
+    opt.iterations.assign_add(2)
+    seen.append(int(opt.iterations))
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+    model.compile(lib.optimizers.SGD(0.1), "mse")
+    model.fit(numpy.ones((8, 3), "float32"), numpy.zeros((8, 1), "float32"), batch_size=4, epochs=2, verbose=0)
+    seen.append(int(lib.ops.convert_to_numpy(model.optimizer.iterations)))
+    return seen
+
+
+def test_iterations_read_and_set_as_keras():
+    _fresh()
+    ours, theirs = _iterations_program(gpu_dl), _iterations_program(keras)
+    assert ours == theirs == [("adam/iteration", "iteration", "int32", 0, 0, 0), 5, 7, 4]
+    # still an int for the code that counts with it
+    opt = gpu_dl.optimizers.SGD()
+    assert isinstance(opt.iterations, int) and type(opt.iterations + 1) is int

@@ -240,10 +240,11 @@ class Optimizer:
     @property
     def iterations(self) -> int:
         """How many steps have been applied; with ``gradient_accumulation_steps`` n, how many updates
-        (calls // n), as Keras 3 counts."""
+        (calls // n), as Keras 3 counts. An int (``IterationCount``) that also reads and sets as Keras's
+        ``iteration`` variable does (``numpy()``, ``assign``)."""
         if self.gradient_accumulation_steps:
-            return self._iterations // self.gradient_accumulation_steps
-        return self._iterations
+            return IterationCount(self._iterations // self.gradient_accumulation_steps, self)
+        return IterationCount(self._iterations, self)
 
     @iterations.setter
     def iterations(self, value):
@@ -251,6 +252,9 @@ class Optimizer:
             # Setting a count of updates would leave the position inside the accumulation group undefined.
             raise ValueError(f"{self._owner}: with `gradient_accumulation_steps` the `iterations` count is "
                              "read-only; restore a saved state (load_state_dict, load_weights) instead.")
+        if hasattr(value, "shape") and hasattr(value, "dtype") and tuple(value.shape) == () and \
+                numpy.dtype(value.dtype).kind in "iu":
+            value = int(numpy.asarray(backend.to_numpy(value.numpy() if isinstance(value, Variable) else value)))
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{self._owner}: `iterations` must be a non-negative integer, got {value!r}.")
         self._iterations = int(value)
@@ -685,3 +689,42 @@ class RateVariable(Variable):
         self._optimizer.learning_rate = amount if kind == "assign" else \
             current + amount if kind == "add" else current - amount
         return self._value
+
+
+class IterationCount(int):
+    """``optimizer.iterations``: the count of steps, an int (what the updates and Python code compute with), which
+    also reads and sets as Keras 3's scalar int32 ``iteration`` variable (path ``<optimizer name>/iteration``):
+    ``numpy()``, ``value``, ``assign(n)``, ``assign_add(n)``. Arithmetic gives plain ints; a copy is a plain int."""
+
+    def __new__(cls, value, optimizer=None):
+        count = super().__new__(cls, value)
+        count._optimizer = optimizer
+        return count
+
+    def __reduce__(self):
+        return int, (int(self),)
+
+    name = "iteration"
+    shape = ()
+    dtype = numpy.dtype("int32")
+    trainable = False
+
+    @property
+    def path(self):
+        return f"{self._optimizer.name}/iteration"
+
+    def numpy(self):
+        return numpy.asarray(int(self), dtype=self.dtype)
+
+    @property
+    def value(self):
+        return self.numpy()
+
+    def assign(self, value):
+        """Set the optimizer's count to ``value``; returns it (the count this object holds stays as it was read)."""
+        self._optimizer.iterations = value
+        return self._optimizer.iterations
+
+    def assign_add(self, value):
+        self._optimizer.iterations = int(self._optimizer.iterations) + int(value)
+        return self._optimizer.iterations
