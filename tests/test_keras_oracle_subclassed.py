@@ -241,8 +241,8 @@ def _rate_program(lib):
     seen = []
     opt = lib.optimizers.Adam(0.01)
     rate = opt.learning_rate
-    seen.append(("read", float(rate), tuple(rate.shape), str(numpy.dtype(rate.dtype)), rate.path, rate.name,
-                 rate.trainable))
+    seen.append(("read", float(rate), tuple(rate.shape), str(numpy.dtype(rate.dtype)),
+                 rate.path == f"{opt.name}/learning_rate", rate.name, rate.trainable))
     seen.append(("numpy", float(rate.numpy()), float(lib.ops.convert_to_numpy(rate)), float(numpy.asarray(rate))))
     rate.assign(0.5)
     seen.append(("assign", float(opt.learning_rate), opt.learning_rate is rate))
@@ -279,15 +279,15 @@ def test_learning_rate_is_a_variable_as_keras():
     assert ours == theirs
     numpy.testing.assert_allclose(numpy.concatenate([numpy.ravel(w) for w in weights_ours[1]]),
                                   numpy.concatenate([numpy.ravel(w) for w in weights_theirs[1]]), rtol=1e-6, atol=1e-7)
-    assert ours[0] == ("read", float(numpy.float32(0.01)), (), "float32", "adam/learning_rate", "learning_rate",
-                       False)
+    assert ours[0] == ("read", float(numpy.float32(0.01)), (), "float32", True, "learning_rate", False)
     assert ours[2] == ("assign", 0.5, True) and ours[3] == ("set", float(numpy.float32(0.1)), True)
 
 
 def _iterations_program(lib):
     opt = lib.optimizers.Adam(0.01)
     count = opt.iterations
-    seen = [(count.path, count.name, str(numpy.dtype(count.dtype)), int(count), int(count.numpy()),
+    seen = [(count.path == f"{opt.name}/iteration", count.name, str(numpy.dtype(count.dtype)), int(count),
+             int(count.numpy()),
              int(lib.ops.convert_to_numpy(count)))]
     opt.iterations.assign(5)
     seen.append(int(opt.iterations))
@@ -303,7 +303,124 @@ def _iterations_program(lib):
 def test_iterations_read_and_set_as_keras():
     _fresh()
     ours, theirs = _iterations_program(gpu_dl), _iterations_program(keras)
-    assert ours == theirs == [("adam/iteration", "iteration", "int32", 0, 0, 0), 5, 7, 4]
+    assert ours == theirs == [(True, "iteration", "int32", 0, 0, 0), 5, 7, 4]
     # still an int for the code that counts with it
     opt = gpu_dl.optimizers.SGD()
     assert isinstance(opt.iterations, int) and type(opt.iterations + 1) is int
+
+
+# ------------------------------------------------------------------ variable paths
+def _path_program(lib):
+    L = lib.layers
+
+    class Inner(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(2)
+            self.own = self.add_weight(shape=(2,), initializer="ones", name="own")
+
+        def call(self, x):
+            return self.dense(x) * self.own
+
+    class Net(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.early = L.Dense(5)
+            self.early.build((None, 5))         # built before the model's call: its own path
+            self.seq = lib.Sequential([L.Dense(4)])
+            self.blocks = [L.Dense(3), L.Dense(3)]
+            self.heads = {"out": L.Dense(2)}
+            self.inner = Inner()
+            self.scale = self.add_weight(shape=(2,), initializer="ones", name="scale")
+
+        def call(self, x):
+            h = self.seq(self.early(x))
+            for block in self.blocks:
+                h = block(h)
+            return self.inner(self.heads["out"](h)) * self.scale
+
+    class Outer(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.net = Net(name="net")
+
+        def call(self, x):
+            return self.net(x)
+    x = numpy.ones((2, 5), "float32")
+    paths = {}
+    model = Net(name="top")
+    model(x)
+    paths["called"] = [v.path for v in model.weights]
+    model = Net()
+    model.compile("adamw", "mse")
+    model.fit(x, numpy.zeros((2, 2), "float32"), verbose=0)
+    paths["fitted"] = [v.path for v in model.weights]
+    outer = Outer()
+    outer(x)
+    paths["nested"] = [v.path for v in outer.weights]
+    inputs = lib.Input((5,))
+    functional = lib.Model(inputs, Net(name="in_functional")(inputs))
+    paths["in a functional model"] = [v.path for v in functional.weights]
+    sequential = lib.Sequential([lib.Input((5,)), L.Dense(3)])
+    paths["sequential"] = [v.path for v in sequential.weights]
+    return paths
+
+
+def test_variable_paths_as_keras(tmp_path):
+    _fresh()
+    ours = _path_program(gpu_dl)
+    _fresh()
+    theirs = _path_program(keras)
+    assert ours == theirs
+    assert ours["called"] == ["top/scale", "dense/kernel", "dense/bias", "top/sequential/dense_1/kernel",
+                              "top/sequential/dense_1/bias", "top/dense_2/kernel", "top/dense_2/bias",
+                              "top/dense_3/kernel", "top/dense_3/bias", "top/dense_4/kernel", "top/dense_4/bias",
+                              "inner/own", "top/inner/dense_5/kernel", "top/inner/dense_5/bias"]
+    # the weights files keep their layout (by layer names, not paths): a file of gpu_dl's loads in Keras
+    Net = _classes(gpu_dl)
+    ours_model, theirs_model = Net(), _classes(keras)()
+    x = numpy.linspace(-1, 1, 10, dtype="float32").reshape(2, 5)
+    ours_model(x)
+    theirs_model(x)
+    ours_model.save_weights(tmp_path / "o.weights.h5")
+    theirs_model.load_weights(tmp_path / "o.weights.h5")
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(theirs_model(x)), gpu_dl.backend.to_numpy(ours_model(x)),
+                                  rtol=1e-5, atol=1e-6)
+
+
+def _model_paths(lib):
+    L = lib.layers
+    x = numpy.ones((4, 2), "float32")
+    found = []
+    model = lib.Sequential([lib.Input((2,)), L.Dense(8), L.Dense(3)])
+    found.append([v.path for v in model.weights])
+    model = lib.Sequential()
+    model.add(lib.Input((2,)))
+    model.add(L.Dense(8))
+    found.append([v.path for v in model.weights])
+    model = lib.Sequential([L.Dense(8), L.Dense(3)])
+    model.compile("sgd", "mse")
+    model.fit(x, numpy.ones((4, 3), "float32"), verbose=0)
+    found.append([v.path for v in model.weights])
+    inputs = lib.Input((4, 2))
+    found.append([v.path for v in lib.Model(inputs, L.MultiHeadAttention(2, 3)(inputs, inputs)).weights])
+    found.append([v.path for v in lib.Model(inputs, L.TimeDistributed(L.Dense(3))(inputs)).weights])
+    inner = lib.Sequential([lib.Input((2,)), L.Dense(3)], name="inner")
+    found.append([v.path for v in lib.Sequential([lib.Input((2,)), inner, L.Dense(1)]).weights])
+    dense = L.Dense(2)
+    dense.build((None, 3))
+    found.append([v.path for v in dense.weights])
+    return found
+
+
+def test_sequential_and_functional_paths_as_keras():
+    _fresh()
+    ours = _model_paths(gpu_dl)
+    _fresh()
+    theirs = _model_paths(keras)
+    assert ours == theirs
+    # a Sequential model builds its layers in its name scope; a functional model's are built before it exists
+    assert ours[0] == ["sequential/dense/kernel", "sequential/dense/bias", "sequential/dense_1/kernel",
+                       "sequential/dense_1/bias"]
+    assert ours[4] == ["time_distributed/dense_5/kernel", "time_distributed/dense_5/bias"] and \
+        ours[-1] == ["dense_8/kernel", "dense_8/bias"]

@@ -547,6 +547,34 @@ class Variable:
         return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
 
 
+# The name scopes open: (name, the layer that opened it), outermost first. As in Keras, a layer's scope is open
+# while it is built and while a composite layer's call runs (so the layers built inside it take it), and a
+# variable's path is the scopes open when it is made, its layer's own scope, and its name ("my_model/dense/kernel").
+_NAME_SCOPES = contextvars.ContextVar("gpu_dl_name_scopes", default=())
+
+
+@contextlib.contextmanager
+def name_scope(layer):
+    """``layer``'s name scope, open inside (unless it is the innermost open already)."""
+    scopes = _NAME_SCOPES.get()
+    if scopes and scopes[-1][1] is layer:
+        yield
+        return
+    token = _NAME_SCOPES.set(scopes + ((layer.name, layer),))
+    try:
+        yield
+    finally:
+        _NAME_SCOPES.reset(token)
+
+
+def scoped_path(layer, name):
+    """The path of ``layer``'s variable ``name`` made now: the open name scopes, ``layer``'s own (unless it is the
+    innermost), then ``name``."""
+    scopes = _NAME_SCOPES.get()
+    names = [n for n, _ in scopes] + ([] if scopes and scopes[-1][1] is layer else [layer.name])
+    return "/".join(names + [name])
+
+
 # Whether the build under way is one a first call (or fit, evaluate, predict, loading) makes, which runs the call to
 # build the sublayers (Keras's build by running the call); a script's own ``model.build(shape)`` is not.
 _BUILDING_BY_RUN = contextvars.ContextVar("gpu_dl_building_by_run", default=False)
@@ -751,7 +779,7 @@ class Layer:
         drawn = init(shape, dtype=dtype if numpy.dtype(dtype).kind == "f" else backend.floatx())
         host = numpy.asarray(drawn, dtype=dtype, order="C")     # () stays 0-d
         var = Variable(backend.to_device(host), name, trainable=bool(trainable), regularizer=regularizer,
-                       constraint=constraint, path=f"{self.name}/{name}", autocast=autocast,
+                       constraint=constraint, path=scoped_path(self, name), autocast=autocast,
                        aggregation=aggregation)
         if not self._trainable:
             var.trainable = False
@@ -1059,7 +1087,8 @@ class Layer:
                 # layer takes the sizes it was given as unknown all the same
                 given = tuple(build_shapes.with_stand_ins(input_shape))
                 self.__dict__.setdefault("_build_batch", build_shapes.active_stand_in())
-            self.build(given)
+            with name_scope(self):
+                self.build(given)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
             # The shape the build was given, for the build config, where its build did not keep it

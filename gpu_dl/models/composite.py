@@ -70,7 +70,7 @@ import numpy
 
 from .. import backend, dtype_policies
 from ..layers import build_shapes, gradients, layer_losses, masks, metric_updates
-from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
+from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask, name_scope
 from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
@@ -329,7 +329,7 @@ def _trace(layer, spec, training):
             # (sublayers choose their own scopes when they run).
             with dtype_policies.autocast_scope(None):
                 scope = dtype_policies.layer_scope_dtype(layer)
-            with dtype_policies.autocast_scope(None if scope is ... else scope):
+            with dtype_policies.autocast_scope(None if scope is ... else scope), name_scope(layer):
                 out = layer.call(*positional, **keywords, **context)
             out = traced_outputs(trace, out)    # variables returned, updates no output depends on
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
@@ -406,10 +406,11 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
         by_argument, names = _first_argument_shape(layer, input_shape) if shapes is None else shapes
         kwargs = build_shapes.arguments(layer, function, by_argument, names)
         kwargs = build_shapes.with_stand_ins(build_shapes.with_batch(kwargs, batch))
-        if own_build is not None:
-            own_build(layer, **kwargs)
-        else:
-            layer.build(**kwargs)
+        with name_scope(layer):
+            if own_build is not None:
+                own_build(layer, **kwargs)
+            else:
+                layer.build(**kwargs)
     layer.built = True
     if holds_input_specs(layer.input_spec):       # a Keras InputSpec the layer set itself stays
         layer._built_input_shape = first if several else first[0]
@@ -533,7 +534,7 @@ def _eager(layer, call, training, leaf_masks):
     if _takes_training(layer):
         keywords["training"] = training
     keywords.update(_mask_arguments(layer, call.skeleton, leaf_masks.__getitem__, keywords))
-    with tracing(None):             # on arrays, even inside the trace of another layer's call
+    with tracing(None), name_scope(layer):       # on arrays, even inside the trace of another layer's call
         return layer.call(*positional, **keywords)
 
 
