@@ -9,7 +9,8 @@ it is built for an input shape, its ``call`` runs once on symbolic tensors
 operators between them (``+ - * / ** @``, indexing) and the ``gpu_dl.ops`` functions as a graph (an array
 a sublayer is called on, such as ``ops.arange(maxlen)`` fed to an Embedding, becomes a constant of the graph); a
 ``Functional`` of that graph (kept by the layer, not among its sublayers) then
-runs its forward and backward passes. Its weights are its own (made with
+runs its forward and backward passes (a subclassed model that a script builds with ``model.build(shape)`` is only
+marked built for that shape, as Keras marks it: its first call traces it). Its weights are its own (made with
 ``add_weight``), then the sublayers' (``Layer.weights`` lists them in Keras's
 order; the graph adds none).
 
