@@ -424,3 +424,30 @@ def test_sequential_and_functional_paths_as_keras():
                        "sequential/dense_1/bias"]
     assert ours[4] == ["time_distributed/dense_5/kernel", "time_distributed/dense_5/bias"] and \
         ours[-1] == ["dense_8/kernel", "dense_8/bias"]
+
+
+def _tuple_outputs(lib):
+    L = lib.layers
+
+    class Pair(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = L.Dense(2)
+            self.b = L.Dense(1)
+
+        def call(self, x):
+            return self.a(x), self.b(x)
+    seen = []
+
+    class Recorder(lib.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(_described(logs))
+    model = Pair()
+    x = numpy.ones((3, 4), "float32")
+    called, predicted = model(x), model.predict(x, verbose=0, callbacks=[Recorder()])
+    return type(called).__name__, type(predicted).__name__, [numpy.shape(p) for p in predicted], seen[0]["outputs"][0]
+
+
+def test_a_call_returning_a_tuple_gives_a_tuple_as_keras():
+    ours, theirs = _tuple_outputs(gpu_dl), _tuple_outputs(keras)
+    assert ours == theirs == ("tuple", "tuple", [(3, 2), (3, 1)], "sequence")

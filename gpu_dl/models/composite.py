@@ -337,7 +337,7 @@ def _trace(layer, spec, training):
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
-        graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
+        graph = Functional(list(inputs) if several else inputs[0], out,
                            name=layer.name, added_losses=trace.losses, traced=True)
         graph.data_inputs = tuple(sorted(trace.data_inputs))
     except Exception as e:          # whatever the user's call does on tensors it was not written for

@@ -1183,7 +1183,11 @@ class Model(trainer.Trainer, Layer):
 
     def _structured(self, flat, symbolic=False):
         """The outputs, given as a list of one per output, in the structure the model gives them (here: the
-        output itself for one, the list for several); ``symbolic`` for tensors of a call on tensors."""
+        output itself for one, the list for several; a subclassed model's, the structure its call returns, a tuple
+        for a tuple); ``symbolic`` for tensors of a call on tensors."""
+        graph = self._built_graph() if self._composite else None
+        if graph is not None and isinstance(graph._outputs_struct, tuple) and len(flat) > 1:
+            return tuple(flat)
         return flat[0] if len(flat) == 1 else list(flat)
 
     # ------------------------------------------------------------- on one batch
