@@ -407,6 +407,13 @@ def _model_paths(lib):
     found.append([v.path for v in lib.Model(inputs, L.TimeDistributed(L.Dense(3))(inputs)).weights])
     inner = lib.Sequential([lib.Input((2,)), L.Dense(3)], name="inner")
     found.append([v.path for v in lib.Sequential([lib.Input((2,)), inner, L.Dense(1)]).weights])
+    sequences = lib.Input((4, 2))
+    found.append([v.path for v in lib.Model(sequences, L.Bidirectional(L.LSTM(3))(sequences)).weights])
+    found.append([v.path for v in lib.Model(sequences, L.GRU(3)(L.SimpleRNN(2, return_sequences=True)(sequences)))
+                  .weights])
+    found.append([v.path for v in lib.Model(sequences, L.RNN(L.LSTMCell(3))(sequences)).weights])
+    frames = lib.Input((4, 5, 5, 2))
+    found.append([v.path for v in lib.Model(frames, L.ConvLSTM2D(2, 3)(frames)).weights])
     dense = L.Dense(2)
     dense.build((None, 3))
     found.append([v.path for v in dense.weights])
@@ -424,6 +431,9 @@ def test_sequential_and_functional_paths_as_keras():
                        "sequential/dense_1/bias"]
     assert ours[4] == ["time_distributed/dense_5/kernel", "time_distributed/dense_5/bias"] and \
         ours[-1] == ["dense_8/kernel", "dense_8/bias"]
+    # a recurrent layer's weights are made by its cell sublayer, in its scope
+    assert ours[-2][0] == "conv_lstm2d/conv_lstm_cell/kernel" and ours[-3][0] == "rnn/lstm_cell/kernel"
+    assert ours[6][0] == "bidirectional/forward_lstm/lstm_cell/kernel"
 
 
 def _tuple_outputs(lib):
