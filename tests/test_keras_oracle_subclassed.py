@@ -243,6 +243,7 @@ def _rate_program(lib):
     rate = opt.learning_rate
     seen.append(("read", float(rate), tuple(rate.shape), str(numpy.dtype(rate.dtype)),
                  rate.path == f"{opt.name}/learning_rate", rate.name, rate.trainable))
+    seen.append(("named after a fresh session", opt.name))
     seen.append(("numpy", float(rate.numpy()), float(lib.ops.convert_to_numpy(rate)), float(numpy.asarray(rate))))
     rate.assign(0.5)
     seen.append(("assign", float(opt.learning_rate), opt.learning_rate is rate))
@@ -274,13 +275,16 @@ def _rate_program(lib):
 
 def test_learning_rate_is_a_variable_as_keras():
     _fresh()
-    ours, theirs = _rate_program(gpu_dl), _rate_program(keras)
+    ours = _rate_program(gpu_dl)
+    _fresh()
+    theirs = _rate_program(keras)
     weights_ours, weights_theirs = ours.pop(), theirs.pop()
     assert ours == theirs
     numpy.testing.assert_allclose(numpy.concatenate([numpy.ravel(w) for w in weights_ours[1]]),
                                   numpy.concatenate([numpy.ravel(w) for w in weights_theirs[1]]), rtol=1e-6, atol=1e-7)
     assert ours[0] == ("read", float(numpy.float32(0.01)), (), "float32", True, "learning_rate", False)
-    assert ours[2] == ("assign", 0.5, True) and ours[3] == ("set", float(numpy.float32(0.1)), True)
+    assert ours[1] == ("named after a fresh session", "adam")
+    assert ours[3] == ("assign", 0.5, True) and ours[4] == ("set", float(numpy.float32(0.1)), True)
 
 
 def _iterations_program(lib):

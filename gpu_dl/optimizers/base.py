@@ -39,7 +39,7 @@ import numpy
 from .. import backend
 from ..backend.user_warnings import warn
 from ..catalogue import snake_case
-from ..layers.base import Variable
+from ..layers.base import Variable, unique_name
 from ..layers.symbolic import active_trace, is_symbolic
 from . import accumulation, averaging, schedules as schedules_module
 
@@ -61,14 +61,10 @@ def default_rate(value: float) -> float:
 FROM_VARIABLE = "from_variable"
 
 
-_counters: dict = {}
-
-
 def _unique_name(base: str) -> str:
-    """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers."""
-    n = _counters.get(base, 0)
-    _counters[base] = n + 1
-    return base if n == 0 else f"{base}_{n}"
+    """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers: from the names the layers take theirs from,
+    which ``clear_session`` starts again."""
+    return unique_name(base)
 
 
 def check_number(value, name: str, owner: str, *, low=None, high=None, low_open=False, high_open=False,
