@@ -134,7 +134,7 @@ def custom_learning_rate_scheduler(lib):
             lr = self.model.optimizer.learning_rate
             scheduled_lr = self.schedule(epoch, lr)
             self.model.optimizer.learning_rate = scheduled_lr
-            # Keras keeps the rate as a float32 variable, gpu_dl as a Python float: 4 decimals print the same.
+            # The rate is a float32 variable on both sides; the schedule may give it back or a number.
             print(f"\nEpoch {epoch}: Learning rate is {float(numpy.array(scheduled_lr)):6.4f}.")
     return CustomLearningRateScheduler
 

@@ -119,11 +119,13 @@ def test_a_sequential_in_a_sequential_trains_as_the_flat_stack(xp, rng):
     assert nested.built and nested.input_shape == (None, 6) and nested.output_shape == (None, 3)
     assert nested.layers == [base, nested.get_layer("head")] and nested.get_layer("base") is base
     # Keras's order: the inner model's weights in its place, the non-trainable moving statistics among them.
-    assert [v.path for v in nested.weights] == [v.path for v in base.weights] + ["head/kernel", "head/bias"]
+    # (the head, built in the outer model's name scope, has its name in its path, as in Keras)
+    assert [v.path for v in nested.weights] == [v.path for v in base.weights] + ["outer/head/kernel",
+                                                                                 "outer/head/bias"]
     assert [v.shape for v in nested.weights] == [v.shape for v in flat.weights]
     assert nested.count_params() == flat.count_params() == base.count_params() + 15
     assert [v.path for v in nested.trainable_weights] == \
-        [v.path for v in base.trainable_weights] + ["head/kernel", "head/bias"]
+        [v.path for v in base.trainable_weights] + ["outer/head/kernel", "outer/head/bias"]
     _assert_trains_as(nested, flat, _data(rng, 6), _data(rng, 3))
 
 
@@ -164,8 +166,10 @@ def test_a_model_in_a_model_in_a_model(xp, rng):
     top = gpu_dl.Model(inp, layers.Dense(2, name="top")(middle(inp)), name="top_model")
     flat = Sequential([gpu_dl.Input((4,))] + encoder_layers() + [layers.Dense(3, activation="relu"),
                                                                  layers.Dense(2)])
+    # paths as Keras gives them: "mid" is built in the scope of the Sequential model holding it
     assert [v.path.split("/")[0] for v in top.weights] == \
-        [l.name for l in innermost.layers[1:] for _ in range(2)] + ["mid", "mid", "top", "top"]
+        [l.name for l in innermost.layers[1:] for _ in range(2)] + ["middle", "middle", "top", "top"]
+    assert [v.path for v in middle.layers[1].weights] == ["middle/mid/kernel", "middle/mid/bias"]
     _assert_trains_as(top, flat, _data(rng, 4), _data(rng, 2))
 
 

@@ -316,7 +316,8 @@ def test_weights_order_and_trainability_as_in_keras(xp):
     assert [v.name for v in bn.weights] == ["gamma", "beta", "moving_mean", "moving_variance"]
     assert [v.name for v in bn.trainable_weights] == ["gamma", "beta"]
     assert [v.name for v in bn.non_trainable_weights] == ["moving_mean", "moving_variance"]
-    assert [v.path for v in model.non_trainable_weights] == [f"{bn.name}/moving_mean", f"{bn.name}/moving_variance"]
+    assert [v.path for v in model.non_trainable_weights] == [f"{model.name}/{bn.name}/moving_mean",
+                                                             f"{model.name}/{bn.name}/moving_variance"]
     assert len(model.get_weights()) == 2 + 4 + 2 + 2 + 2
     lines = []
     model.summary(print_fn=lines.append)

@@ -362,8 +362,10 @@ def test_learning_rate_setter_changes_the_next_step(xp, rng):
     var = make_variables(xp, rng, shapes=[(3,)])[0]
     start = host(var.value).copy()
     opt = optimizers.SGD(learning_rate=0.1)
+    rate = opt.learning_rate
     opt.learning_rate = 0.25
-    assert opt.learning_rate == 0.25 and isinstance(opt.learning_rate, float)
+    # as in Keras, a float32 variable, the same one before and after it is set
+    assert opt.learning_rate is rate and float(rate) == 0.25 and rate.dtype == numpy.float32
     g = rng.normal(size=(3,))
     opt.apply_gradients([(xp.asarray(g), var)])
     numpy.testing.assert_allclose(host(var.value), start - 0.25 * g, rtol=1e-14)

@@ -171,6 +171,23 @@ def pythonify_logs(logs):
     return result
 
 
+def pythonify_predict_logs(logs):
+    """The logs of predict's batch hooks as Keras's ``pythonify_logs`` leaves them: sorted by key, a dict's entries
+    (the outputs of a model of named outputs) spread in its key's place, each array a NumPy array (a Python float
+    only where it is 0-d: an output has a batch axis), a list or tuple of outputs as it is."""
+    from .. import backend
+    result = {}
+    for key, value in sorted((logs or {}).items()):
+        if isinstance(value, dict):
+            result.update(pythonify_predict_logs(value))
+        elif hasattr(value, "shape") and hasattr(value, "dtype"):
+            array = backend.to_numpy(value)
+            result[key] = float(array) if array.ndim == 0 else array
+        else:
+            result[key] = value
+    return result
+
+
 # The older names the training batch hooks call (see Callback).
 _HOOK_ALIASES = {"on_train_batch_begin": ("on_batch_begin",), "on_train_batch_end": ("on_batch_end",)}
 
@@ -207,6 +224,7 @@ class CallbackList:
         for cb in self.callbacks:
             if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
-                    # predict's batch logs hold the outputs, left on the device as they are
-                    logs = logs_fn() if hook.startswith("on_predict") else pythonify_logs(logs_fn())
+                    # predict's batch logs hold the outputs, which stay arrays
+                    logs = pythonify_predict_logs(logs_fn()) if hook.startswith("on_predict") else \
+                        pythonify_logs(logs_fn())
                 getattr(cb, hook)(batch, logs)

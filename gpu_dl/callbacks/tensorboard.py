@@ -232,7 +232,7 @@ class TensorBoard(Callback):
         val_logs = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
         rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
         if _number(rate) is not None:
-            train_logs["learning_rate"] = rate
+            train_logs["learning_rate"] = _number(rate)
         if self.write_steps_per_second:
             elapsed = time.perf_counter() - self._epoch_start_time
             steps = self._iterations() - self._epoch_start_iterations
@@ -268,21 +268,13 @@ class TensorBoard(Callback):
 
 
 def weight_paths(model):
-    """``(path, variable)`` for each weight of each of the model's layers, with the path Keras 3 gives it: a
-    Sequential model builds its layers in its own name scope (``sequential/dense/kernel``), a functional model's
-    layers are built before it exists (``dense/kernel``); a nested model's weights keep their own paths."""
-    prefix = f"{model.name}/" if _is_a(model, "Sequential") else ""
+    """``(path, variable)`` for each weight of each of the model's layers (a nested model's weights all under it),
+    as Keras 3 lists them: the variables' paths carry the name scopes they were made in (a Sequential model builds
+    its layers in its own, ``sequential/dense/kernel``; a functional model's layers are built before it exists,
+    ``dense/kernel``)."""
     for layer in model.layers:
-        if _is_a(layer, "Model"):
-            yield from weight_paths(layer)
-        else:
-            for weight in layer.weights:
-                yield prefix + weight.path, weight
-
-
-def _is_a(obj, class_name):
-    # By class name, as Keras's TensorBoard tells models apart: callbacks sit below gpu_dl.models.
-    return any(cls.__name__ == class_name for cls in type(obj).__mro__)
+        for weight in layer.weights:
+            yield weight.path, weight
 
 
 def _number(value):

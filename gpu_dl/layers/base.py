@@ -547,9 +547,57 @@ class Variable:
         return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
 
 
+# The name scopes open: (name, the layer that opened it), outermost first. As in Keras, a layer's scope is open
+# while it is built and while a composite layer's call runs (so the layers built inside it take it), and a
+# variable's path is the scopes open when it is made, its layer's own scope, and its name ("my_model/dense/kernel").
+_NAME_SCOPES = contextvars.ContextVar("gpu_dl_name_scopes", default=())
+
+
+@contextlib.contextmanager
+def name_scope(layer):
+    """``layer``'s name scope, open inside (unless it is the innermost open already)."""
+    scopes = _NAME_SCOPES.get()
+    if scopes and scopes[-1][1] is layer:
+        yield
+        return
+    token = _NAME_SCOPES.set(scopes + ((layer.name, layer),))
+    try:
+        yield
+    finally:
+        _NAME_SCOPES.reset(token)
+
+
+def scoped_path(layer, name):
+    """The path of ``layer``'s variable ``name`` made now: the open name scopes, ``layer``'s own (unless it is the
+    innermost), then ``name``."""
+    scopes = _NAME_SCOPES.get()
+    names = [n for n, _ in scopes] + ([] if scopes and scopes[-1][1] is layer else [layer.name])
+    return "/".join(names + [name])
+
+
+# Whether the build under way is one a first call (or fit, evaluate, predict, loading) makes, which runs the call to
+# build the sublayers (Keras's build by running the call); a script's own ``model.build(shape)`` is not.
+_BUILDING_BY_RUN = contextvars.ContextVar("gpu_dl_building_by_run", default=False)
+
+
+def building_by_run():
+    return _BUILDING_BY_RUN.get()
+
+
+@contextlib.contextmanager
+def build_by_run():
+    """The builds inside run the call of a subclassed model, building its sublayers (see ``building_by_run``)."""
+    token = _BUILDING_BY_RUN.set(True)
+    try:
+        yield
+    finally:
+        _BUILDING_BY_RUN.reset(token)
+
+
 def _build_then_trace(build):
     """A subclassed model's own ``build`` (which makes its weights, as Keras allows): run once, whoever calls it,
-    by the build of the model's call (``models/composite.py``), which then traces the call."""
+    by the build of the model's call (``models/composite.py``), which then traces the call where the build is a
+    first call's (``building_by_run``); called by a script, it runs alone, as in Keras."""
     @functools.wraps(build)
     def build_then_trace(self, *args, **kwargs):
         if self.built:
@@ -560,7 +608,8 @@ def _build_then_trace(build):
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
         from ..models import composite     # the tracing runs functional graphs, a level above; import late
-        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken))
+        composite.build(self, input_shape, own_build=build, shapes=build_shapes.call_shapes(self, build, taken),
+                        trace=building_by_run())
     build_then_trace._traced_build = True
     return build_then_trace
 
@@ -735,7 +784,7 @@ class Layer:
         drawn = init(shape, dtype=dtype if numpy.dtype(dtype).kind == "f" else backend.floatx())
         host = numpy.asarray(drawn, dtype=dtype, order="C")     # () stays 0-d
         var = Variable(backend.to_device(host), name, trainable=bool(trainable), regularizer=regularizer,
-                       constraint=constraint, path=f"{self.name}/{name}", autocast=autocast,
+                       constraint=constraint, path=scoped_path(self, name), autocast=autocast,
                        aggregation=aggregation)
         if not self._trainable:
             var.trainable = False
@@ -1043,7 +1092,8 @@ class Layer:
                 # layer takes the sizes it was given as unknown all the same
                 given = tuple(build_shapes.with_stand_ins(input_shape))
                 self.__dict__.setdefault("_build_batch", build_shapes.active_stand_in())
-            self.build(given)
+            with name_scope(self):
+                self.build(given)
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
             # The shape the build was given, for the build config, where its build did not keep it

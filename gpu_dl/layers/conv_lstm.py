@@ -37,6 +37,7 @@ from .. import activations
 from ..backend import array_module
 from ..ops.convolution import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
+from .base import scoped_path
 from .core import positive_int
 from .recurrent import dropout_pairs, set_gated_cell_arguments
 from .regularization import keep_mask_of_pair
@@ -172,6 +173,9 @@ class ConvLSTM(SequenceLayer):
         if self.use_bias:
             self.bias = self.add_weight((width,), self._initial_bias(), name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        for weight in (self.kernel, self.recurrent_kernel) + ((self.bias,) if self.use_bias else ()):
+            # made by Keras's cell sublayer, in its scope: conv_lstm2d/conv_lstm_cell/kernel
+            weight.path = scoped_path(self, f"conv_lstm_cell/{weight.name}")
         if self.stateful and self._carried_states is not None:
             self.reset_state()
         elif self.stateful:

@@ -36,7 +36,7 @@ import numpy
 
 from .. import backend
 from ..backend import array_module
-from .base import Layer, Variable
+from .base import Layer, Variable, scoped_path
 
 # Keras's backend.epsilon(): the smallest standard deviation the layer divides by.
 EPSILON = 1e-7
@@ -137,7 +137,7 @@ class Normalization(Layer):
             # Keras's int32 scalar, kept for its files (it never counts anything); 4 bytes, outside the weight
             # budget a load sets.
             self.count = Variable(backend.to_device(numpy.zeros((), numpy.int32)), "count", trainable=False,
-                                  path=f"{self.name}/count")     # tracked as a weight, after the others
+                                  path=scoped_path(self, "count"))     # tracked as a weight, after the others
         else:
             self._constants = tuple(backend.to_device(self._broadcast_given(a, keep, broadcast, what), self.dtype)
                                     for a, what in ((self.input_mean, "mean"), (self.input_variance, "variance")))

@@ -28,7 +28,7 @@ import numpy
 from ..backend import array_module
 from ..ops import attention as ops
 from . import build_shapes
-from .base import Layer, unique_name
+from .base import Layer, scoped_path, unique_name
 from .core import Dropout
 from .einsum_dense import axes_initializer
 from .masks import set_node_masks
@@ -127,13 +127,13 @@ class HeadAttention(Layer):
         kernel = self.add_weight(kernel_shape, axes_initializer(self.kernel_initializer, input_axes, output_axes),
                                  name="kernel", regularizer=self.kernel_regularizer,
                                  constraint=self.kernel_constraint)
-        kernel.path = f"{self.name}/{name}/kernel"      # under its sublayer's name, as in Keras
+        kernel.path = scoped_path(self, f"{name}/kernel")      # under its sublayer's name, as in Keras
         bias = None
         if self.use_bias:
             bias = self.add_weight(bias_shape, axes_initializer(self.bias_initializer, None, None),
                                    name="bias", regularizer=self.bias_regularizer,
                                    constraint=self.bias_constraint)
-            bias.path = f"{self.name}/{name}/bias"
+            bias.path = scoped_path(self, f"{name}/bias")
         self._projections[name] = (kernel, bias)
 
     def _build_attention(self):
@@ -143,7 +143,8 @@ class HeadAttention(Layer):
         unique_name("softmax")
         self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
         for generator in self._dropout_layer._seed_generators:
-            generator.state.path = f"{self.name}/{generator.name}/seed_generator_state"   # made in this layer's scope
+            # made in this layer's scope
+            generator.state.path = scoped_path(self, f"{generator.name}/seed_generator_state")
 
     @property
     def variables(self):

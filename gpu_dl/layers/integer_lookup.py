@@ -33,7 +33,7 @@ import numpy
 from .. import backend
 from ..backend import array_module, to_numpy
 from . import id_checks
-from .base import Layer, Variable, _spend_weight_budget
+from .base import Layer, Variable, _spend_weight_budget, scoped_path
 from .category_encoding import checked_mode, encode_categorical, encoded_shape
 from .string_hashing import as_strings, hash_buckets
 
@@ -191,7 +191,7 @@ class IntegerLookup(Layer):
             _spend_weight_budget(self, "idf_weights", weights.shape, numpy.float32)
             # Not among the weights (as Keras's TensorFlow variable is not): set past the attribute tracking.
             object.__setattr__(self, "idf_weights", Variable(backend.to_device(weights.copy()), "idf_weights",
-                                                             trainable=False, path=f"{self.name}/idf_weights"))
+                                                             trainable=False, path=scoped_path(self, "idf_weights")))
             self.idf_weights.h5_key = "idf_weights"     # Keras's store key, not "0"
         else:
             self.idf_weights.assign(weights)

@@ -7,7 +7,7 @@ which sit above the layers: they are imported when called.
 from __future__ import annotations
 
 from . import build_shapes
-from .base import Layer
+from .base import Layer, build_by_run
 
 
 def serialize(layer):
@@ -44,7 +44,8 @@ def build_from_config(layer, build_config):
         return
     shapes = build_shapes.from_config(build_config)
     if shapes is not None:      # a build of several shapes, as Keras's build_from_config
-        layer.build(**shapes)
+        with build_by_run():
+            layer.build(**shapes)
         return
     if build_config.get("input_shape") is not None or "shapes_dict" in build_config:
         raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): build_from_config() got a build config "

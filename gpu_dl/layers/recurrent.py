@@ -52,6 +52,7 @@ import numpy
 from .. import activations
 from ..backend import array_module
 from ..ops import rnn
+from .base import scoped_path
 from .core import positive_int
 from .regularization import keep_mask_of_pair, layer_seed_generator
 from .seed_generator import SeedGenerator
@@ -94,6 +95,13 @@ def dropout_pairs(layer, count, training):
         pairs = [layer.seed_generator.next() for _ in range(count)] if rate else None
         found.append(pairs if training else None)
     return found
+
+
+def _in_cell_scope(layer):
+    """The paths of ``layer``'s weights as Keras gives them: made by its cell sublayer (``lstm/lstm_cell/kernel``),
+    the class's ``CELL_NAME``."""
+    for weight in (layer.kernel, layer.recurrent_kernel) + ((layer.bias,) if layer.use_bias else ()):
+        weight.path = scoped_path(layer, f"{layer.CELL_NAME}/{weight.name}")
 
 
 class _Recurrent(SequenceLayer):
@@ -179,6 +187,7 @@ class _Recurrent(SequenceLayer):
         if self.use_bias:
             self.bias = self.add_weight(self.bias_shape(), self.initial_bias(), name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        _in_cell_scope(self)
         if self.stateful and self._carried_states is None and input_shape[0] is None:
             # as Keras's RNN.build refuses it: the states' batch size must be known when they are made
             raise ValueError(f"{self._where()}: When using `stateful=True` in a RNN, the batch size must be static. "
@@ -369,6 +378,8 @@ class LSTM(_Recurrent):
     With ``unit_forget_bias`` (default) the forget gate's bias starts at 1.
     """
 
+    CELL_NAME = "lstm_cell"       # Keras's cell sublayer, whose scope its weights are made in
+
     GATES = 4
     STATES = 2
 
@@ -411,6 +422,8 @@ class GRU(_Recurrent):
     h_{t-1} before the product, bias (3u,), array arithmetic on both backends.
     """
 
+    CELL_NAME = "gru_cell"       # Keras's cell sublayer, whose scope its weights are made in
+
     GATES = 3
 
     def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
@@ -442,6 +455,8 @@ class GRU(_Recurrent):
 
 class SimpleRNN(_Recurrent):
     """``h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``."""
+
+    CELL_NAME = "simple_rnn_cell"       # Keras's cell sublayer, whose scope its weights are made in
 
     def __init__(self, units, activation="tanh", **kwargs):
         if "recurrent_activation" in kwargs:

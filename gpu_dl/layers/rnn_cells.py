@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from .base import Layer, call_arguments
+from .base import Layer, call_arguments, scoped_path
 from .recurrent import GRU, LSTM, SimpleRNN
 from .regularization import keep_mask_of_pair
 
@@ -92,6 +92,8 @@ class _Cell(Layer):
                              f"with a known number of features, got shape {input_shape}.")
         self._layer.ensure_built((input_shape[0], 1, input_shape[-1]))
         self._weights = self._layer.weights
+        for weight in self._weights:        # the cell's own, as Keras's cell makes them (rnn/lstm_cell/kernel)
+            weight.path = scoped_path(self, weight.name)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)

@@ -21,7 +21,7 @@ import random as python_random
 import numpy
 
 from ..backend import config
-from .base import Variable
+from .base import Variable, scoped_path
 
 _SEED_MASK = 0xFFFFFFFF
 _names = itertools.count()
@@ -69,7 +69,7 @@ class SeedGenerator:
         # On the host on purpose: each draw reads and moves it, which must not cost a device round trip.
         value = numpy.array([int(seed) & _SEED_MASK, 0], dtype=numpy.uint32)
         self.state = Variable(value, "seed_generator_state", trainable=False,
-                              path=f"{self.name}/seed_generator_state", host=True)
+                              path=scoped_path(self, "seed_generator_state"), host=True)
 
     def next(self, ordered=True):
         """The pair ``(seed, counter)`` of the next draw, as Python ints; the state then moves on (the counter by

@@ -9,7 +9,8 @@ it is built for an input shape, its ``call`` runs once on symbolic tensors
 operators between them (``+ - * / ** @``, indexing) and the ``gpu_dl.ops`` functions as a graph (an array
 a sublayer is called on, such as ``ops.arange(maxlen)`` fed to an Embedding, becomes a constant of the graph); a
 ``Functional`` of that graph (kept by the layer, not among its sublayers) then
-runs its forward and backward passes. Its weights are its own (made with
+runs its forward and backward passes (a subclassed model that a script builds with ``model.build(shape)`` is only
+marked built for that shape, as Keras marks it: its first call traces it). Its weights are its own (made with
 ``add_weight``), then the sublayers' (``Layer.weights`` lists them in Keras's
 order; the graph adds none).
 
@@ -70,7 +71,7 @@ import numpy
 
 from .. import backend, dtype_policies
 from ..layers import build_shapes, gradients, layer_losses, masks, metric_updates
-from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask
+from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask, name_scope
 from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
 from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
@@ -329,14 +330,14 @@ def _trace(layer, spec, training):
             # (sublayers choose their own scopes when they run).
             with dtype_policies.autocast_scope(None):
                 scope = dtype_policies.layer_scope_dtype(layer)
-            with dtype_policies.autocast_scope(None if scope is ... else scope):
+            with dtype_policies.autocast_scope(None if scope is ... else scope), name_scope(layer):
                 out = layer.call(*positional, **keywords, **context)
             out = traced_outputs(trace, out)    # variables returned, updates no output depends on
         flat = list(out) if isinstance(out, (list, tuple)) else [out]
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
-        graph = Functional(list(inputs) if several else inputs[0], list(out) if isinstance(out, tuple) else out,
+        graph = Functional(list(inputs) if several else inputs[0], out,
                            name=layer.name, added_losses=trace.losses, traced=True)
         graph.data_inputs = tuple(sorted(trace.data_inputs))
     except Exception as e:          # whatever the user's call does on tensors it was not written for
@@ -376,7 +377,7 @@ def _first_only_spec(layer, input_shape):
 
 
 # ------------------------------------------------------------------ building
-def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None):
+def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None, trace=True):
     """Build ``layer`` for ``input_shape`` (its first argument's: one shape, or a list of one per tensor): its own
     ``build`` if it has one (``own_build``: a subclassed model's, unwrapped), given the shapes of the call's tensor
     arguments as Keras gives them (``shapes``: ``({argument: shape}, the call's argument names)``, the first
@@ -388,7 +389,8 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
     build takes the batch size a Sequential model built from data gives, or the stand-in one of the traced call
     of another composite layer it is first called in (``build_shapes.stand_in_batch``): its build config records
     it. The sublayers first called in the trace are built for that batch size, or Keras's stand-in one
-    (``build_shapes.KERAS_TRACE_BATCH``)."""
+    (``build_shapes.KERAS_TRACE_BATCH``). ``trace=False`` leaves the call untraced and the sublayers as they are
+    (a script's ``model.build(shape)``, as in Keras); its first call traces it."""
     several, first = _shapes_of(layer, input_shape)
     given = input_shape[0] if several else input_shape
     if batch is None and given:
@@ -405,16 +407,28 @@ def build(layer, input_shape, own_build=None, spec=None, shapes=None, batch=None
         by_argument, names = _first_argument_shape(layer, input_shape) if shapes is None else shapes
         kwargs = build_shapes.arguments(layer, function, by_argument, names)
         kwargs = build_shapes.with_stand_ins(build_shapes.with_batch(kwargs, batch))
-        if own_build is not None:
-            own_build(layer, **kwargs)
-        else:
-            layer.build(**kwargs)
+        with name_scope(layer):
+            if own_build is not None:
+                own_build(layer, **kwargs)
+            else:
+                layer.build(**kwargs)
     layer.built = True
     if holds_input_specs(layer.input_spec):       # a Keras InputSpec the layer set itself stays
         layer._built_input_shape = first if several else first[0]
     else:
         layer.input_spec = first if several else first[0]
-    _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
+    if trace:
+        _graph(layer, _first_only_spec(layer, input_shape) if spec is None else spec, False)
+    else:
+        layer.__dict__["_untraced_build"] = True
+
+
+def first_batch(layer, batch):
+    """A layer built without its trace (``build(..., trace=False)``) gets its first data, of ``batch`` samples a
+    batch: its sublayers, built by the trace that follows, are built for that batch size, as Keras builds them by
+    the first call."""
+    if layer.__dict__.pop("_untraced_build", False) and batch is not None:
+        layer.__dict__["_trace_batch"] = int(batch)
 
 
 def _argument_names(layer):
@@ -454,6 +468,8 @@ def _ensure_built(layer, call, leaf_masks):
     """Build ``layer`` for the first call it gets, ``call`` reached by ``leaf_masks``: its own build (given the shapes
     of the call's tensors as Keras gives them), then the trace of its call on those arguments."""
     if layer.built:
+        if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):
+            first_batch(layer, call.leaves[0].shape[0])
         return
     first = [_batchless(t.shape) for t in call.leaves[:call.first]]
     if call.leaves and not is_symbolic(call.leaves[0]) and len(call.leaves[0].shape):
@@ -519,7 +535,7 @@ def _eager(layer, call, training, leaf_masks):
     if _takes_training(layer):
         keywords["training"] = training
     keywords.update(_mask_arguments(layer, call.skeleton, leaf_masks.__getitem__, keywords))
-    with tracing(None):             # on arrays, even inside the trace of another layer's call
+    with tracing(None), name_scope(layer):       # on arrays, even inside the trace of another layer's call
         return layer.call(*positional, **keywords)
 
 

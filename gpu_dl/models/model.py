@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 
 import numpy
 
@@ -40,7 +41,9 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..catalogue import keras_snake_case
 from ..utils.io_utils import print_msg
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, layer_metrics
-from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, unique_name
+from ..layers.base import Layer, _marks_composite, _unique_variables as _unique, build_by_run, building_by_run, \
+    unique_name
+from ..layers.input_spec import holds_input_specs
 from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
 
@@ -113,6 +116,11 @@ def _take(x, index):
     if x is None:
         return None
     return _like(x, (None if a is None else a[index] for a in x)) if isinstance(x, tuple) else x[index]
+
+
+def _flat(out):
+    """A batch's outputs as a list of one array per output."""
+    return out if isinstance(out, list) else [out]
 
 
 def _shapes(x):
@@ -367,8 +375,34 @@ class Model(trainer.Trainer, Layer):
         if input_shape is None:
             raise ValueError(f"build() of model '{self.name}' needs an input_shape: a subclassed model is built "
                              "for the shape of its inputs (or by calling it on data).")
-        composite.build(self, input_shape)
+        if building_by_run():
+            composite.build(self, input_shape)
+            return
+        # A script's model.build(shape) marks the model built for that shape, as Keras's does: its sublayers are
+        # built by its first call (which traces it), or by load_weights.
+        if any(not layer.built and not build_shapes.built_at_init(layer) for layer in self._sublayers()):
+            warnings.warn(f"`build()` was called on layer '{self.name}', however the layer does not have a `build()` "
+                          "method implemented and it looks like it has unbuilt state. This will cause the layer to "
+                          "be marked as built, despite not being actually built, which may cause failures down the "
+                          "line. Make sure to implement a proper `build()` method.", UserWarning, stacklevel=2)
+        composite.build(self, input_shape, trace=False)
     build._library_build = True
+
+    def _build_by_run(self, input_shape):
+        """Build as a first call does: a subclassed model's call traced for ``input_shape``, building its
+        sublayers."""
+        with build_by_run():
+            self.build(input_shape)
+
+    def _finish_build(self):
+        """The sublayers of a subclassed model marked built by ``build(shape)`` alone, built by tracing its call
+        for that shape (what loading weights into it needs)."""
+        if not (self._composite and self.built and getattr(type(self).build, "_library_build", False)):
+            return
+        shape = self.input_spec
+        if shape is None or self._built_graph() is not None or holds_input_specs(shape):
+            return
+        composite.build(self, shape)
 
     @layer_losses.top_level
     def forward(self, x, training=False, mask=None):
@@ -400,9 +434,7 @@ class Model(trainer.Trainer, Layer):
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         from .summary import print_summary
-        if not self.built:
-            raise ValueError("This model has not yet been built. Build the model first by calling `build()` or "
-                             "by calling the model on a batch of data.")
+        # Unbuilt, a subclassed model's table lists its layers as Keras does: '?' and "0 (unbuilt)" for each.
         print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
                       show_trainable=show_trainable)
 
@@ -411,7 +443,7 @@ class Model(trainer.Trainer, Layer):
         symbolic tensors outside the model's own call (in a functional model), else what its compute_output_shape
         gives for the shape its build recorded (the batch size included, as a call on arrays gave it), else '?'
         (a layer never built, or one Keras builds when it is made, which records no shape)."""
-        from .summary import _format_shape
+        from .summary import _format_shape, params_text
         graph = self._built_graph()
         own = set() if graph is None else graph._node_set
         rows = []
@@ -423,8 +455,7 @@ class Model(trainer.Trainer, Layer):
                 shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
             elif layer.built:
                 shape_text = _built_output_shape(layer)
-            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params_text(layer),
                          ("Y" if layer.trainable else "N") if layer.weights else "-", None))
         return rows
 
@@ -470,7 +501,7 @@ class Model(trainer.Trainer, Layer):
     def ensure_built(self, input_shape):
         if not self.built:
             # inside a traced call (or a Sequential built from data), the batch size Keras's build gets
-            self.build(build_shapes.with_stand_in(input_shape))
+            self._build_by_run(build_shapes.with_stand_in(input_shape))
 
     def check_input_shape(self, shape):
         """Called as a layer of another model: a ValueError naming this model when ``shape`` does not fit it."""
@@ -695,7 +726,12 @@ class Model(trainer.Trainer, Layer):
         subclassed model not built yet is built first, for their first batch of ``batch_size``."""
         x = self._host_features(x, name)
         if self._composite and not self.built:
-            self.build(self._build_shape(_shapes(x), batch_size))
+            self._build_by_run(self._build_shape(_shapes(x), batch_size))
+        elif self._composite:
+            shape = self._build_shape(_shapes(x), batch_size)
+            shape = shape[0] if isinstance(shape, list) else shape
+            if shape:
+                composite.first_batch(self, shape[0])
         self._check_input_shape(_shapes(x), name)
         host_ids.check(self, x)
         return x
@@ -715,7 +751,7 @@ class Model(trainer.Trainer, Layer):
 
     def _start(self, x_shape, batch_size=None):
         if not self.built:
-            self.build(self._data_build_shape(x_shape, batch_size))
+            self._build_by_run(self._data_build_shape(x_shape, batch_size))
         self._fused_softmax = bool(getattr(self.loss, "softmax_fusable", False) and self._last_is_softmax())
         self._output_layer().keep_preactivation = self._fused_softmax
 
@@ -1127,7 +1163,7 @@ class Model(trainer.Trainer, Layer):
         x = self._checked_features(x, "x", batch_size)
         self._check_stateful_batches(_length(x), batch_size)
         if not self.built:
-            self.build(self._data_build_shape(_shapes(x), batch_size))
+            self._build_by_run(self._data_build_shape(_shapes(x), batch_size))
         epochs_of = ArrayEpochs(_length(x), batch_size, steps, steps_name="steps")
         listeners = list(callbacks) + ([ProgbarLogger(verbose)] if verbose else [])
         cbs = CallbackList(listeners, self, {"verbose": verbose, "steps": epochs_of.known_steps})
@@ -1139,7 +1175,7 @@ class Model(trainer.Trainer, Layer):
             with host_ids.prechecked(self, xb):
                 out = self.forward(xb, training=False)
             outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
-            cbs.batch("on_predict_batch_end", step, lambda: {"outputs": outputs[-1]})
+            cbs.batch("on_predict_batch_end", step, lambda: {"outputs": self._structured(_flat(outputs[-1]))})
         cbs.call("on_predict_end", {})
         if outputs and isinstance(outputs[0], list):    # several outputs: one array each
             return self._structured([numpy.concatenate(parts, axis=0) for parts in zip(*outputs)])
@@ -1147,7 +1183,11 @@ class Model(trainer.Trainer, Layer):
 
     def _structured(self, flat, symbolic=False):
         """The outputs, given as a list of one per output, in the structure the model gives them (here: the
-        output itself for one, the list for several); ``symbolic`` for tensors of a call on tensors."""
+        output itself for one, the list for several; a subclassed model's, the structure its call returns, a tuple
+        for a tuple); ``symbolic`` for tensors of a call on tensors."""
+        graph = self._built_graph() if self._composite else None
+        if graph is not None and isinstance(graph._outputs_struct, tuple) and len(flat) > 1:
+            return tuple(flat)
         return flat[0] if len(flat) == 1 else list(flat)
 
     # ------------------------------------------------------------- on one batch
@@ -1247,6 +1287,9 @@ class Model(trainer.Trainer, Layer):
         """Read weights from a ``.weights.h5`` or ``.keras`` file, or a legacy Keras 2 ``.h5`` weights file
         (``by_name=True`` matches its layers by name); nothing changes if they do not fit."""
         from . import saving
+        # Keras would load nothing into the unbuilt sublayers of a model built by build(shape) alone (silently);
+        # they are built for that shape first.
+        self._finish_build()
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
 
 
@@ -1256,6 +1299,8 @@ def _built_output_shape(layer):
     config = layer.get_build_config()
     if not config or "input_shape" not in config:
         return "?"
+    if layer._composite and type(layer).compute_output_shape.__module__.startswith("gpu_dl."):
+        return "?"      # Keras has no output shape for a call it did not trace, unless the class gives one
     try:
         shape = layer.compute_output_shape(tuple(config["input_shape"]))
     except NotImplementedError:

@@ -36,7 +36,7 @@ from ..catalogue import keras_class_name
 from ..backend.nvtx import nvtx_range
 from ..backend.user_warnings import warn
 from ..layers import build_shapes, gradients as gradient_pass, layer_losses, masks
-from ..layers.base import Layer, rename_count, unique_name
+from ..layers.base import Layer, name_scope, rename_count, unique_name
 from ..layers.core import InputLayer
 from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
@@ -152,7 +152,7 @@ class Sequential(SeveralOutputs, Model):
         self._layers.append(layer)
         try:
             if self.built:
-                with build_shapes.stand_in_batch(self.__dict__.get("_build_batch")):
+                with build_shapes.stand_in_batch(self.__dict__.get("_build_batch")), name_scope(self):
                     layer.ensure_built(shape_before)
             elif self.input_spec is not None:
                 # Keras builds a Sequential as soon as its input shape is known.
@@ -487,7 +487,8 @@ class Sequential(SeveralOutputs, Model):
         built = set()
         # Keras builds the layers on an Input of the batch size given: nested models and the layers first called
         # in a composite layer's traced call get it too (the check of the shapes builds a composite layer).
-        with build_shapes.stand_in_batch(batch):
+        # in the model's name scope, as Keras builds them: their variables' paths start with its name
+        with build_shapes.stand_in_batch(batch), name_scope(self):
             for layer in self._layers:
                 if batch is not None and not layer.built:
                     layer.__dict__["_build_batch"] = batch

@@ -502,8 +502,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     stream = Stream(x, checked_steps(steps, "steps"), False, "x", "steps")
     first = _host_inputs(model, stream.first(), stream.where(0))
     if not model.built:
-        model.build(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
-                    else (None,) + tuple(first.shape[1:]))
+        model._build_by_run(tuple([(None,) + tuple(s[1:]) for s in _shapes(first)]) if isinstance(first, tuple)
+                            else (None,) + tuple(first.shape[1:]))
     params = {"verbose": verbose, "steps": stream.known_steps}
     cbs = CallbackList(list(callbacks) + ([ProgbarLogger(verbose)] if verbose else []), model, params)
     cbs.call("on_predict_begin", {})
@@ -516,7 +516,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
         with host_ids.prechecked(model, xb):
             out = model.forward(xb, training=False)
         outputs.append([backend.to_numpy(o) for o in out] if isinstance(out, list) else backend.to_numpy(out))
-        return lambda: {"outputs": outputs[-1]}
+        # in the model's structure, as Keras's logs hold them (a dict's entries spread among the logs)
+        return lambda: {"outputs": model._structured(outputs[-1] if isinstance(outputs[-1], list) else [outputs[-1]])}
     _run_epoch(stream, cbs, params, step, "on_predict_batch_begin", "on_predict_batch_end")
     if stream.stopped:
         warn(RAN_OUT)

@@ -40,6 +40,14 @@ def _format_shape(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def params_text(layer):
+    """The Param # cell of ``layer``: its count, or "0 (unbuilt)" before it is built; a layer Keras builds when it
+    is made (Dropout, ReLU, pooling, ...) shows its count (0) even before its first call, as Keras shows it."""
+    if layer.built or build_shapes.built_at_init(layer):
+        return f"{layer.count_params():,}"
+    return "0 (unbuilt)"
+
+
 def summary_rows(model):
     """(layer label, output shape text, parameter count text, trainable text, connections) per layer;
     connections (a list of ``layer[node][tensor]`` texts) only for a functional model that is not a plain chain,
@@ -62,8 +70,7 @@ def summary_rows(model):
             shape_text = "[" + ", ".join(_format_shape(s) for s in shape) + "]"
         else:
             shape_text = _format_shape(shape)
-        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params,
+        rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params_text(layer),
                      "Y" if layer.trainable else "N", None))
     return rows
 

@@ -713,8 +713,8 @@ def _routed_resolve_metrics(self, y_shape, output_shape):
 
 def _routed_start(self, x_shape, batch_size=None):
     if not getattr(self, "built", False):
-        self.build(_batchless(list(x_shape) if isinstance(x_shape, tuple) and x_shape and
-                              isinstance(x_shape[0], tuple) else x_shape))
+        self._build_by_run(_batchless(list(x_shape) if isinstance(x_shape, tuple) and x_shape and
+                                      isinstance(x_shape[0], tuple) else x_shape))
     self._fused_softmax = False         # the steps compute the loss from y_pred
 
 

@@ -39,6 +39,8 @@ import numpy
 from .. import backend
 from ..backend.user_warnings import warn
 from ..catalogue import snake_case
+from ..layers.base import Variable, unique_name
+from ..layers.symbolic import active_trace, is_symbolic
 from . import accumulation, averaging, schedules as schedules_module
 
 
@@ -59,14 +61,10 @@ def default_rate(value: float) -> float:
 FROM_VARIABLE = "from_variable"
 
 
-_counters: dict = {}
-
-
 def _unique_name(base: str) -> str:
-    """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers."""
-    n = _counters.get(base, 0)
-    _counters[base] = n + 1
-    return base if n == 0 else f"{base}_{n}"
+    """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers: from the names the layers take theirs from,
+    which ``clear_session`` starts again."""
+    return unique_name(base)
 
 
 def check_number(value, name: str, owner: str, *, low=None, high=None, low_open=False, high_open=False,
@@ -180,6 +178,17 @@ class Optimizer:
         self._exclude_pattern = None
 
     # ------------------------------------------------------------ learning rate
+    def _current_rate(self) -> float:
+        """The learning rate for the next step as a Python float (a schedule evaluated at ``iterations``): what the
+        update takes, a scalar argument of the fused kernels."""
+        if self._lr_function is None:
+            return self._lr_value
+        if isinstance(self._lr_function, schedules_module.LearningRateSchedule):
+            value = self._lr_function(self._iterations)
+        else:
+            value = self._lr_function()   # Keras 3 calls a plain callable with no argument
+        return float(backend.to_numpy(value))
+
     def _set_learning_rate(self, value, initial=False):
         owner = self._owner
         if isinstance(value, dict):
@@ -190,18 +199,24 @@ class Optimizer:
         if not initial and self._lr_function is not None:
             raise TypeError(f"{owner}: the learning rate is given by {self._lr_function!r}, so it cannot be set to a "
                             "number; create the optimizer with a float `learning_rate` to make it settable.")
+        if isinstance(value, Variable) or (hasattr(value, "shape") and hasattr(value, "dtype") and
+                                           tuple(value.shape) == () and numpy.dtype(value.dtype).kind in "fiu"):
+            # a variable (this optimizer's own rate, as a scheduling callback gives it back) or a 0-d array: its value
+            value = float(numpy.asarray(backend.to_numpy(value.numpy() if isinstance(value, Variable) else value)))
         self._lr_value = check_number(value, "learning_rate", owner, low=0.0)
 
     @property
-    def learning_rate(self) -> float:
-        """The learning rate for the next step (a schedule evaluated at ``iterations``)."""
+    def learning_rate(self):
+        """The learning rate, as Keras 3 gives it: a float learning rate is a scalar ``Variable`` of floatx
+        (``float(...)``, ``.numpy()``, ``.assign(x)``, arithmetic), the same object for the optimizer's life, whose
+        value is the rate the next step takes (``RateVariable``); a schedule's (or a callable's) is its current
+        value, a 0-d array. Setting it to a number assigns the variable."""
         if self._lr_function is None:
-            return self._lr_value
-        if isinstance(self._lr_function, schedules_module.LearningRateSchedule):
-            value = self._lr_function(self._iterations)
-        else:
-            value = self._lr_function()   # Keras 3 calls a plain callable with no argument
-        return float(backend.to_numpy(value))
+            rate = self.__dict__.get("_rate_variable")
+            if rate is None:
+                rate = self.__dict__["_rate_variable"] = RateVariable(self)
+            return rate
+        return numpy.asarray(self._current_rate(), dtype=backend.floatx())
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -213,7 +228,7 @@ class Optimizer:
     @property
     def effective_learning_rate(self) -> float:
         """The rate the next step uses: ``learning_rate``, with the legacy ``decay`` applied."""
-        lr = self.learning_rate
+        lr = self._current_rate()
         if self.decay:
             lr = lr / (1.0 + self.decay * self._iterations)
         return lr
@@ -221,10 +236,11 @@ class Optimizer:
     @property
     def iterations(self) -> int:
         """How many steps have been applied; with ``gradient_accumulation_steps`` n, how many updates
-        (calls // n), as Keras 3 counts."""
+        (calls // n), as Keras 3 counts. An int (``IterationCount``) that also reads and sets as Keras's
+        ``iteration`` variable does (``numpy()``, ``assign``)."""
         if self.gradient_accumulation_steps:
-            return self._iterations // self.gradient_accumulation_steps
-        return self._iterations
+            return IterationCount(self._iterations // self.gradient_accumulation_steps, self)
+        return IterationCount(self._iterations, self)
 
     @iterations.setter
     def iterations(self, value):
@@ -232,6 +248,9 @@ class Optimizer:
             # Setting a count of updates would leave the position inside the accumulation group undefined.
             raise ValueError(f"{self._owner}: with `gradient_accumulation_steps` the `iterations` count is "
                              "read-only; restore a saved state (load_state_dict, load_weights) instead.")
+        if hasattr(value, "shape") and hasattr(value, "dtype") and tuple(value.shape) == () and \
+                numpy.dtype(value.dtype).kind in "iu":
+            value = int(numpy.asarray(backend.to_numpy(value.numpy() if isinstance(value, Variable) else value)))
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{self._owner}: `iterations` must be a non-negative integer, got {value!r}.")
         self._iterations = int(value)
@@ -583,7 +602,7 @@ class Optimizer:
             learning_rate = schedules_module.serialize(self._lr_function)
         elif self._lr_function is not None:
             # A plain callable cannot be written down: keep its current value.
-            learning_rate = self.learning_rate
+            learning_rate = self._current_rate()
         else:
             learning_rate = self._lr_value
         config = {
@@ -612,3 +631,96 @@ class Optimizer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.get_config()['learning_rate']!r}>"
+
+
+class RateVariable(Variable):
+    """``optimizer.learning_rate`` where it is a number: Keras 3's scalar, non-trainable ``learning_rate`` variable
+    of floatx (path ``<optimizer name>/learning_rate``), for the code written against it (``float(rate)``,
+    ``rate.numpy()``, ``rate.assign(0.1)``, ``keras.ops.convert_to_numpy(rate)``, callbacks that read and set it).
+    Its value is the optimizer's rate, kept on the host as a Python float, which the update reads each step
+    without a copy from the device (the fused kernels take it as a scalar argument); reading it gives that rate
+    in floatx, as Keras's variable holds it, and assigning it sets the rate."""
+
+    def __init__(self, optimizer):
+        self._optimizer = optimizer
+        super().__init__(numpy.asarray(optimizer._lr_value, dtype=backend.floatx()), "learning_rate",
+                         trainable=False, path=f"{optimizer.name}/learning_rate", host=True)
+        self._made = True       # the value Variable.__init__ sets is the rate's own, rounded: not an assignment
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @property
+    def _value(self):
+        rate = self._optimizer._lr_value
+        # (the rate of a schedule the optimizer was given since: its current value)
+        return numpy.asarray(self._optimizer._current_rate() if rate is None else rate, dtype=backend.floatx())
+
+    @_value.setter
+    def _value(self, array):
+        pass    # the rate lives in the optimizer (Variable.__init__ clears and sets the array it would hold)
+
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, array):
+        if self.__dict__.get("_made"):
+            self.assign(array)
+
+    def _update(self, kind, value):
+        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
+        if is_symbolic(value) or active_trace() is not None:
+            raise TypeError(f"Variable '{self.path}': the learning rate is set with numbers, not in a traced call "
+                            f"({what}).")
+        if isinstance(value, Variable):
+            value = value.numpy()
+        array = numpy.asarray(backend.to_numpy(value))
+        if array.shape != () or array.dtype.kind not in "fiu":
+            raise ValueError(f"Variable '{self.path}' is a scalar learning rate; cannot {what} {value!r}: give a "
+                             "number.")
+        amount = float(array)
+        current = self._optimizer._lr_value
+        self._optimizer.learning_rate = amount if kind == "assign" else \
+            current + amount if kind == "add" else current - amount
+        return self._value
+
+
+class IterationCount(int):
+    """``optimizer.iterations``: the count of steps, an int (what the updates and Python code compute with), which
+    also reads and sets as Keras 3's scalar int32 ``iteration`` variable (path ``<optimizer name>/iteration``):
+    ``numpy()``, ``value``, ``assign(n)``, ``assign_add(n)``. Arithmetic gives plain ints; a copy is a plain int."""
+
+    def __new__(cls, value, optimizer=None):
+        count = super().__new__(cls, value)
+        count._optimizer = optimizer
+        return count
+
+    def __reduce__(self):
+        return int, (int(self),)
+
+    name = "iteration"
+    shape = ()
+    dtype = numpy.dtype("int32")
+    trainable = False
+
+    @property
+    def path(self):
+        return f"{self._optimizer.name}/iteration"
+
+    def numpy(self):
+        return numpy.asarray(int(self), dtype=self.dtype)
+
+    @property
+    def value(self):
+        return self.numpy()
+
+    def assign(self, value):
+        """Set the optimizer's count to ``value``; returns it (the count this object holds stays as it was read)."""
+        self._optimizer.iterations = value
+        return self._optimizer.iterations
+
+    def assign_add(self, value):
+        self._optimizer.iterations = int(self._optimizer.iterations) + int(value)
+        return self._optimizer.iterations
