@@ -243,11 +243,27 @@ def clip(x, x_min, x_max):
     return backend.array_module(x).clip(x, x_min, x_max)
 
 
+def _weak(number, other):
+    """A Python number beside an array, as NumPy 2 and torch take it: in the array's dtype where that holds the
+    number's kind (a float beside float32 stays float32). NumPy 1.x compares a 0-d float32 array with a Python
+    float in float64, so the number is made a scalar of that dtype here."""
+    if not isinstance(number, numbers.Real) or isinstance(number, bool) or not hasattr(other, "dtype"):
+        return number
+    kind = other.dtype.kind
+    if kind == "f" or (kind in "iu" and isinstance(number, numbers.Integral)):
+        try:
+            return other.dtype.type(number)
+        except OverflowError:
+            return number
+    return number
+
+
 def _binary(cls, eager, x1, x2):
     if is_symbolic(x1) or is_symbolic(x2):
         return cls().apply(x1, x2)
     a = x1 if isinstance(x1, numbers.Real) else _array(x1)
     b = x2 if isinstance(x2, numbers.Real) else _array(x2)
+    a, b = _weak(a, b), _weak(b, a)
     xp = backend.array_module(*[v for v in (a, b) if hasattr(v, "shape")]) if \
         _python_any(hasattr(v, "shape") for v in (a, b)) else backend.xp()
     return eager(xp)(a, b) if _python_any(hasattr(v, "shape") for v in (a, b)) else xp.asarray(eager(xp)(a, b))
