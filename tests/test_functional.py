@@ -538,10 +538,10 @@ def _edited_config(model, edit):
      "InputLayer is called by nothing"),
     (lambda layers_, c: layers_["head"]["inbound_nodes"][0]["args"].append(1), "holding one argument"),
     # An operation gpu_dl does not rebuild is skipped only where no layer reads its result.
-    (lambda layers_, c: (c["layers"].append({"module": "keras.src.ops.numpy", "class_name": "ViewAsComplex",
+    (lambda layers_, c: (c["layers"].append({"module": "keras.src.ops.numpy", "class_name": "Histogramdd",
                                              "config": {"name": "count"}, "name": "count", "inbound_nodes": []}),
                          layers_["head"]["inbound_nodes"][0]["args"][0]["config"].__setitem__(
-                             "keras_history", ["count", 0, 0])), "the operation 'count' \\(ViewAsComplex\\)"),
+                             "keras_history", ["count", 0, 0])), "the operation 'count' \\(Histogramdd\\)"),
 ])
 def test_malformed_graph_configs_are_clear_errors(edit, message, tmp_path):
     model = two_input_model()
