@@ -60,13 +60,12 @@ def fitting_shape(symbolic, actual):
 
 
 def op_case_tests(cases, arrays=positive_and_signed, shapes=((3, 4), (3, 4)), *, rtol, atol, output_shape,
-                  none_is_zero=True, gradient_tolerance=None, run_saved="predict", checks_array_shape=False):
+                  none_is_zero=True, gradient_tolerance=None, checks_array_shape=False):
     """The four tests of ``cases``: on arrays, in a model, gradients, saved and loaded.
 
     ``arrays(rng)`` draws a and b; ``shapes`` are their shapes without the batch axis. ``none_is_zero``: an input
     that only reaches the output through ops without a gradient gets None, checked as zeros (families whose
-    cases all differentiate leave it False, so a None there fails). ``run_saved``: how the saved model runs,
-    ``"predict"`` or ``"forward"`` (families whose results are not batched along axis 0)."""
+    cases all differentiate leave it False, so a None there fails)."""
     parametrized = pytest.mark.parametrize("name,expression,expected", cases, ids=[c[0] for c in cases])
 
     def on_arrays(xp, rng, name, expression, expected):
@@ -108,13 +107,11 @@ def op_case_tests(cases, arrays=positive_and_signed, shapes=((3, 4), (3, 4)), *,
         model, used = model_of(expression, shapes)
         a, b = arrays(rng)
         xs = [(a, b)[i] for i in used]
-
-        def run(m):
-            return m.predict(xs, verbose=0) if run_saved == "predict" else to_numpy(m.forward(xs))
         rebuilt = model_from_config(model_config(model))
-        numpy.testing.assert_allclose(run(rebuilt), run(model), rtol=1e-12)
+        numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
         model.save(tmp_path / "m.keras")
-        numpy.testing.assert_allclose(run(load_model(tmp_path / "m.keras")), expected(a, b), rtol=rtol, atol=atol)
+        loaded = load_model(tmp_path / "m.keras")
+        numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=rtol, atol=atol)
 
     return tuple(parametrized(test) for test in (on_arrays, in_a_model, gradient, saved))
 
