@@ -89,19 +89,8 @@ def op_case_tests(cases, arrays=positive_and_signed, shapes=((3, 4), (3, 4)), *,
         model, used = model_of(expression, shapes)
         values = [xp.asarray(v) for v in arrays(rng)]
         want = expected(*(to_numpy(v) for v in values))
-        xs = [values[i] for i in used]
-        w = xp.asarray(rng.standard_normal(want.shape))
-        model.forward(xs, training=True)
-        grads = model.backward(w)
-        for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-            if none_is_zero and grad is None:
-                grad = xp.zeros_like(value)
-
-            def objective(v, i=i):
-                given = list(xs)
-                given[i] = v
-                return (model.forward(given, training=True) * w).sum()
-            assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}", **(gradient_tolerance or {}))
+        assert_input_gradients(model, [values[i] for i in used], xp.asarray(rng.standard_normal(want.shape)), rng,
+                               f"{name}: input", none_is_zero, **(gradient_tolerance or {}))
 
     def saved(tmp_path, rng, name, expression, expected):
         model, used = model_of(expression, shapes)
@@ -114,6 +103,24 @@ def op_case_tests(cases, arrays=positive_and_signed, shapes=((3, 4), (3, 4)), *,
         numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=rtol, atol=atol)
 
     return tuple(parametrized(test) for test in (on_arrays, in_a_model, gradient, saved))
+
+
+def assert_input_gradients(model, xs, w, rng, what="input", none_is_zero=False, **tolerance):
+    """Each of the model's inputs ``xs``' gradient of ``sum(model(xs) * w)`` is finite differences; ``none_is_zero``
+    as in ``op_case_tests``. Returns the gradients, a list of one for a model of one input."""
+    model.forward(xs, training=True)
+    grads = model.backward(w)
+    grads = list(grads) if len(xs) > 1 else [grads]
+    for i, (value, grad) in enumerate(zip(xs, grads)):
+        if none_is_zero and grad is None:
+            grad = array_module(value).zeros_like(value)
+
+        def objective(v, i=i):
+            given = list(xs)
+            given[i] = v
+            return (model.forward(given, training=True) * w).sum()
+        assert_gradient(objective, value, grad, rng, what=f"{what} {i}", **tolerance)
+    return grads
 
 
 def assert_weight_gradients(model, x, w, rng, weights=None):
