@@ -3,48 +3,25 @@
 its input and kernel, and what plain NumPy makes of it (a direct sum over windows; the transposed convolution as
 JAX and Keras define it: the input spread by the strides, padded, and convolved with the kernel turned round)."""
 import numpy
-from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _last(x, data_format):
-    return x if data_format == "channels_last" else numpy.moveaxis(x, 1, -1)
-
-
-def _first(y, data_format):
-    return y if data_format == "channels_last" else numpy.moveaxis(y, -1, 1)
-
-
-def _tuple(value, rank):
-    return (value,) * rank if isinstance(value, int) else tuple(value)
-
-
-def _same(n, k, s, d):
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-    return total // 2, total - total // 2
+from numpy_windows import as_tuple, channels_first, channels_last, windows
 
 
 def np_conv(x, kernel, strides=1, padding="valid", data_format="channels_last", dilation_rate=1):
     """Every window of the (zero-padded) input times the kernel; an input of more channels than the kernel's
     ``in`` is split into groups of that many, each with its share of the output channels."""
-    x = _last(numpy.asarray(x, dtype="float64"), data_format)
+    x = channels_last(numpy.asarray(x, dtype="float64"), data_format)
     rank = x.ndim - 2
     window = kernel.shape[:rank]
-    strides, dilation = _tuple(strides, rank), _tuple(dilation_rate, rank)
-    pads = [_same(n, k, s, d) if padding == "same" else (0, 0)
-            for n, k, s, d in zip(x.shape[1:-1], window, strides, dilation)]
-    padded = numpy.pad(x, [(0, 0)] + pads + [(0, 0)])
-    spans = tuple(d * (k - 1) + 1 for k, d in zip(window, dilation))
-    views = sliding_window_view(padded, spans, axis=tuple(range(1, rank + 1)))
-    views = views[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),) +
-                  tuple(slice(None, None, d) for d in dilation)]
+    strides, dilation = as_tuple(strides, rank), as_tuple(dilation_rate, rank)
+    views = windows(x, window, strides, padding, dilation)
     per_group, filters = kernel.shape[-2:]
     groups = x.shape[-1] // per_group
     views = views.reshape(views.shape[:rank + 1] + (groups, per_group) + views.shape[rank + 2:])
     grouped = kernel.reshape(window + (per_group, groups, filters // groups))
     taps, spatial = "ijk"[:rank], "pqr"[:rank]
     y = numpy.einsum(f"n{spatial}gc{taps},{taps}cgf->n{spatial}gf", views, grouped)
-    return _first(y.reshape(y.shape[:-2] + (filters,)), data_format)
+    return channels_first(y.reshape(y.shape[:-2] + (filters,)), data_format)
 
 
 def _transpose_pads(k, s, d, padding, output_padding):
@@ -60,18 +37,18 @@ def _transpose_pads(k, s, d, padding, output_padding):
 
 def np_conv_transpose(x, kernel, strides=1, padding="valid", output_padding=None, data_format="channels_last",
                       dilation_rate=1):
-    x = _last(numpy.asarray(x, dtype="float64"), data_format)
+    x = channels_last(numpy.asarray(x, dtype="float64"), data_format)
     rank = x.ndim - 2
     window = kernel.shape[:rank]
-    strides, dilation = _tuple(strides, rank), _tuple(dilation_rate, rank)
-    extras = (None,) * rank if output_padding is None else _tuple(output_padding, rank)
+    strides, dilation = as_tuple(strides, rank), as_tuple(dilation_rate, rank)
+    extras = (None,) * rank if output_padding is None else as_tuple(output_padding, rank)
     spread = numpy.zeros((x.shape[0],) + tuple((n - 1) * s + 1 for n, s in zip(x.shape[1:-1], strides)) +
                          (x.shape[-1],))
     spread[(slice(None),) + tuple(slice(None, None, s) for s in strides)] = x
     pads = [_transpose_pads(k, s, d, padding, e) for k, s, d, e in zip(window, strides, dilation, extras)]
     padded = numpy.pad(spread, [(0, 0)] + pads + [(0, 0)])
     turned = numpy.flip(kernel, axis=tuple(range(rank))).swapaxes(-1, -2)
-    return _first(np_conv(padded, turned, 1, "valid", "channels_last", dilation), data_format)
+    return channels_first(np_conv(padded, turned, 1, "valid", "channels_last", dilation), data_format)
 
 
 def _case(name, x_shape, kernel_shape, transposed=False, **settings):

@@ -4,77 +4,52 @@ written once for any library's ``ops``, its inputs, and what plain NumPy makes o
 import itertools
 
 import numpy
-from numpy.lib.stride_tricks import sliding_window_view
+
+from numpy_windows import as_tuple, channels_first, channels_last, windows
 
 # ------------------------------------------------------------------ plain NumPy expectations
 
 
-def _last(x, data_format):
-    return x if data_format == "channels_last" else numpy.moveaxis(x, 1, -1)
-
-
-def _first(y, data_format):
-    return y if data_format == "channels_last" else numpy.moveaxis(y, -1, 1)
-
-
-def _same(n, k, s, d=1):
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-    return total // 2, total - total // 2
-
-
-def _tuple(v, rank):
-    return (v,) * rank if isinstance(v, int) else tuple(v)
-
-
 def np_pool(x, size, strides=None, padding="valid", data_format="channels_last", kind="max"):
-    x = _last(numpy.asarray(x, dtype="float64"), data_format)
+    x = channels_last(numpy.asarray(x, dtype="float64"), data_format)
     rank = x.ndim - 2
-    size = _tuple(size, rank)
-    strides = size if strides is None else _tuple(strides, rank)
-    pads = [_same(n, k, s) if padding == "same" else (0, 0) for n, k, s in zip(x.shape[1:-1], size, strides)]
-    padded = numpy.pad(x, [(0, 0)] + pads + [(0, 0)], constant_values=numpy.nan)
-    windows = sliding_window_view(padded, size, axis=tuple(range(1, rank + 1)))
-    windows = windows[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+    size = as_tuple(size, rank)
+    strides = size if strides is None else as_tuple(strides, rank)
+    # NaN padding: the positions outside are left out of the maximum and of the mean
+    views = windows(x, size, strides, padding, (1,) * rank, fill=numpy.nan)
     reduce = numpy.nanmax if kind == "max" else numpy.nanmean
-    return _first(reduce(windows, axis=tuple(range(-rank, 0))), data_format)
+    return channels_first(reduce(views, axis=tuple(range(-rank, 0))), data_format)
 
 
 def np_adaptive(x, output_size, data_format="channels_last", kind="max"):
-    x = _last(numpy.asarray(x, dtype="float64"), data_format)
+    x = channels_last(numpy.asarray(x, dtype="float64"), data_format)
     rank = x.ndim - 2
-    out = _tuple(output_size, rank)
-    windows = [[(i * n // o, -(-(i + 1) * n // o)) for i in range(o)] for n, o in zip(x.shape[1:-1], out)]
+    out = as_tuple(output_size, rank)
+    bounds = [[(i * n // o, -(-(i + 1) * n // o)) for i in range(o)] for n, o in zip(x.shape[1:-1], out)]
     y = numpy.empty((x.shape[0],) + out + (x.shape[-1],))
     for index in numpy.ndindex(*out):
-        block = x[(slice(None),) + tuple(slice(*windows[a][i]) for a, i in enumerate(index))]
+        block = x[(slice(None),) + tuple(slice(*bounds[a][i]) for a, i in enumerate(index))]
         axes = tuple(range(1, rank + 1))
         y[(slice(None),) + index] = block.max(axis=axes) if kind == "max" else block.mean(axis=axes)
-    return _first(y, data_format)
+    return channels_first(y, data_format)
 
 
 def np_depthwise(x, kernel, strides=1, padding="valid", data_format="channels_last", dilation_rate=1):
-    x = _last(numpy.asarray(x, dtype="float64"), data_format)
+    x = channels_last(numpy.asarray(x, dtype="float64"), data_format)
     rank = x.ndim - 2
     window = kernel.shape[:rank]
-    strides, dilation = _tuple(strides, rank), _tuple(dilation_rate, rank)
-    pads = [_same(n, k, s, d) if padding == "same" else (0, 0)
-            for n, k, s, d in zip(x.shape[1:-1], window, strides, dilation)]
-    padded = numpy.pad(x, [(0, 0)] + pads + [(0, 0)])
-    spans = tuple(d * (k - 1) + 1 for k, d in zip(window, dilation))
-    views = sliding_window_view(padded, spans, axis=tuple(range(1, rank + 1)))
-    views = views[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),) +
-                  tuple(slice(None, None, d) for d in dilation)]
+    strides, dilation = as_tuple(strides, rank), as_tuple(dilation_rate, rank)
+    views = windows(x, window, strides, padding, dilation)
     letters = "ij"[:rank]
     spatial = "ab"[:rank]
     y = numpy.einsum(f"n{spatial}c{letters},{letters}cm->n{spatial}cm", views, kernel)
-    return _first(y.reshape(y.shape[:-2] + (-1,)), data_format)
+    return channels_first(y.reshape(y.shape[:-2] + (-1,)), data_format)
 
 
 def np_separable(x, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format="channels_last",
                  dilation_rate=1):
-    mid = _last(np_depthwise(x, depthwise_kernel, strides, padding, data_format, dilation_rate), data_format)
-    return _first(mid @ pointwise_kernel.reshape(pointwise_kernel.shape[-2:]), data_format)
+    mid = channels_last(np_depthwise(x, depthwise_kernel, strides, padding, data_format, dilation_rate), data_format)
+    return channels_first(mid @ pointwise_kernel.reshape(pointwise_kernel.shape[-2:]), data_format)
 
 
 def np_layer_norm(x, gamma=None, beta=None, axis=-1, epsilon=1e-7):

@@ -10,10 +10,9 @@ import pytest
 
 import gpu_dl
 from gpu_dl import backend, layers, ops
-from gpu_dl.backend import array_module, to_numpy
-from gpu_dl.models import load_model
-from gpu_dl.models.saving import model_config, model_from_config
-from gradcheck import assert_gradient
+from gpu_dl.backend import to_numpy
+from gpu_dl.models.saving import model_config
+from keras_ops_harness import assert_trains, assert_weight_gradients, batch_or_fixed_shape, op_case_tests
 
 N = 5
 MATRIX = numpy.linspace(-1.0, 1.0, 8).reshape(4, 2)
@@ -164,82 +163,9 @@ CASES = [
 IDS = [c[0] for c in CASES]
 
 
-def _arrays(rng, dtype="float64"):
-    a = rng.uniform(0.5, 2.0, (N, 3, 4))
-    b = rng.uniform(0.2, 1.0, (N, 3, 4)) * rng.choice([-1, 1], (N, 3, 4))    # away from 0, clip's bounds and ties
-    return a.astype(dtype), b.astype(dtype)
-
-
-def _reached(tensor, inputs):
-    """The inputs among ``inputs`` that ``tensor`` is computed from."""
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if any(t is i for i in inputs):
-            found.append(t)
-        layer, index, _ = t._keras_history
-        stack.extend(layer._inbound_nodes[index].input_tensors)
-    return found
-
-
-def _model(expression):
-    """The model of ``expression`` with the inputs it reads (a, b, or both), and which they are (0: a, 1: b)."""
-    a, b = gpu_dl.Input((3, 4), name="a", dtype="float64"), gpu_dl.Input((3, 4), name="b", dtype="float64")
-    y = expression(a, b)
-    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
-    return gpu_dl.Model([(a, b)[i] for i in used], y), used
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
-    a, b = _arrays(rng)
-    y = expression(xp.asarray(a), xp.asarray(b))
-    assert array_module(y) is xp
-    numpy.testing.assert_allclose(to_numpy(y), expected(a, b), rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    y = model.forward([xp.asarray((a, b)[i]) for i in used])
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    want = expected(a, b)
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12, atol=1e-14)
-    assert model.output_shape in ((None,) + want.shape[1:], want.shape)      # slice and broadcast_to: fixed
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    arrays = [xp.asarray(v) for v in _arrays(rng)]
-    want = expected(*(to_numpy(v) for v in arrays))
-    xs = [arrays[i] for i in used]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(xs, training=True)
-    grads = model.backward(w)
-    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-        grad = xp.zeros_like(value) if grad is None else grad      # an input only zeros_like reads: none
-        def objective(v, i=i):
-            given = list(xs)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    xs = [(a, b)[i] for i in used]
-    rebuilt = model_from_config(model_config(model))
-    numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
-    model.save(tmp_path / "m.keras")
-    loaded = load_model(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-12, atol=1e-14)
+(test_each_op_on_arrays_computes_what_numpy_does, test_each_op_in_a_functional_model_computes_what_numpy_does,
+ test_each_op_has_the_gradient_of_finite_differences, test_each_op_is_saved_and_loaded_as_keras_writes_it) = \
+    op_case_tests(CASES, rtol=1e-12, atol=1e-14, output_shape=batch_or_fixed_shape)
 
 
 def test_configs_hold_keras_modules_classes_and_settings():
@@ -388,10 +314,7 @@ def test_a_transformer_style_embedding_and_a_normalisation_train(xp, rng):
     embedding = model.layers[1]
     x, y = rng.integers(0, 11, (32, 6)), rng.standard_normal((32, 1)).astype("float32")
     before_positions = embedding.pos_emb.get_weights()[0].copy()
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
-    before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=10, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.9 * before
+    assert_trains(model, x, y)
     assert not numpy.allclose(embedding.pos_emb.get_weights()[0], before_positions)    # the positions trained
     tokens = embedding.token_emb.get_weights()[0]
     expected = tokens[x[:2]] + embedding.pos_emb.get_weights()[0][None]
@@ -403,16 +326,7 @@ def test_composite_layers_using_ops_have_exact_gradients(xp, rng):
     model = _sequence_model(dtype="float64")
     x = xp.asarray(rng.integers(0, 11, (4, 6)))
     w = xp.asarray(rng.standard_normal((4, 1)))
-    for var in model.trainable_weights:
-        model.forward(x, training=True)
-        model.backward(w, input_gradient=False)
-        analytic, original = var.grad.copy(), var.value.copy()
-
-        def of_weight(value, var=var):
-            var.value[...] = value
-            return (model.forward(x, training=True) * w).sum()
-        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
-        var.value[...] = original
+    assert_weight_gradients(model, x, w, rng)
 
 
 class CausalSinusoidalEncoder(layers.Layer):
@@ -441,10 +355,7 @@ def test_a_causal_encoder_with_sinusoidal_positions_trains_and_looks_back_only(x
     h = encoder(x_in)
     model = gpu_dl.Model(x_in, layers.Dense(1)(ops.mean(h, axis=1)))
     x, y = rng.standard_normal((32, 5, 8)).astype("float32"), rng.standard_normal((32, 1)).astype("float32")
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
-    before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=8, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.9 * before
+    assert_trains(model, x, y, epochs=8)
     changed = x[:2].copy()
     changed[:, 3:] += 1.0                                       # later steps change ...
     first, second = (to_numpy(encoder(xp.asarray(v))) for v in (x[:2], changed))

@@ -10,9 +10,9 @@ import pytest
 import gpu_dl
 from gpu_dl import backend, layers, ops
 from gpu_dl.backend import array_module, to_numpy
-from gpu_dl.models import load_model
 from gpu_dl.models.saving import model_config, model_from_config
-from gradcheck import assert_gradient
+from keras_ops_harness import assert_input_gradients, assert_trains, assert_weight_gradients, fitting_shape, model_of, \
+    op_case_tests, positive_and_signed
 
 N = 5
 MATRIX = numpy.linspace(-1.0, 1.0, 20).reshape(5, 4)
@@ -191,94 +191,15 @@ CASES = [
 IDS = [c[0] for c in CASES]
 
 
-def _arrays(rng, dtype="float64"):
-    a = rng.uniform(0.5, 2.0, (N, 3, 4))
-    b = rng.uniform(0.2, 1.0, (N, 3, 4)) * rng.choice([-1, 1], (N, 3, 4))
-    return a.astype(dtype), b.astype(dtype)
-
-
-def _reached(tensor, inputs):
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if any(t is i for i in inputs):
-            found.append(t)
-        layer, index, _ = t._keras_history
-        stack.extend(layer._inbound_nodes[index].input_tensors)
-    return found
-
-
-def _model(expression, dtype="float64"):
-    a, b = gpu_dl.Input((3, 4), name="a", dtype=dtype), gpu_dl.Input((3, 4), name="b", dtype=dtype)
-    y = expression(a, b)
-    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
-    return gpu_dl.Model([(a, b)[i] for i in used], y), used
-
-
-def _fits(symbolic, actual):
-    """A symbolic shape (None: unknown) fits the shape of the arrays computed."""
-    return len(symbolic) == len(actual) and all(s is None or s == n for s, n in zip(symbolic, actual))
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
-    a, b = _arrays(rng)
-    y = expression(xp.asarray(a), xp.asarray(b))
-    assert array_module(y) is xp
-    want = expected(a, b)
-    assert y.shape == want.shape and y.dtype == numpy.float64
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    y = model.forward([xp.asarray((a, b)[i]) for i in used])
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    want = expected(a, b)
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12, atol=1e-14)
-    assert _fits(model.output_shape, want.shape), (model.output_shape, want.shape)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    arrays = [xp.asarray(v) for v in _arrays(rng)]
-    want = expected(*(to_numpy(v) for v in arrays))
-    xs = [arrays[i] for i in used]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(xs, training=True)
-    grads = model.backward(w)
-    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-        grad = xp.zeros_like(value) if grad is None else grad      # an input only empty_like reads: none
-
-        def objective(v, i=i):
-            given = list(xs)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    xs = [(a, b)[i] for i in used]
-    rebuilt = model_from_config(model_config(model))
-    numpy.testing.assert_allclose(rebuilt.forward(xs), model.forward(xs), rtol=1e-12)
-    model.save(tmp_path / "m.keras")
-    loaded = load_model(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(to_numpy(loaded.forward(xs)), expected(a, b), rtol=1e-12, atol=1e-14)
+(test_each_op_on_arrays_computes_what_numpy_does, test_each_op_in_a_functional_model_computes_what_numpy_does,
+ test_each_op_has_the_gradient_of_finite_differences, test_each_op_is_saved_and_loaded_as_keras_writes_it) = \
+    op_case_tests(CASES, rtol=1e-12, atol=1e-14, output_shape=fitting_shape, checks_array_shape=True)
 
 
 @pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
 def test_float32_stays_float32_forward_and_backward(xp, rng, name, expression, expected):
-    model, used = _model(expression, "float32")
-    values = [xp.asarray(v) for v in _arrays(rng, "float32")]
+    model, used = model_of(expression, dtype="float32")
+    values = [xp.asarray(v) for v in positive_and_signed(rng, "float32")]
     y = model.forward([values[i] for i in used], training=True)
     assert y.dtype == numpy.float32 and model.outputs[0].dtype == "float32"
     numpy.testing.assert_allclose(to_numpy(y), expected(*(to_numpy(v).astype("float64") for v in values)),
@@ -534,19 +455,8 @@ def test_a_composite_layer_using_them_has_exact_gradients(xp, rng):
     model = gpu_dl.Model(x, ops.mean(PatchMixer(dtype="float64")(x), axis=1))
     values = xp.asarray(rng.standard_normal((3, 4, 6, 2)))
     w = xp.asarray(rng.standard_normal((3, 14)))
-    for var in model.trainable_weights:
-        model.forward(values, training=True)
-        model.backward(w, input_gradient=False)
-        analytic, original = var.grad.copy(), var.value.copy()
-
-        def of_weight(value, var=var):
-            var.value[...] = value
-            return (model.forward(values, training=True) * w).sum()
-        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
-        var.value[...] = original
-    model.forward(values, training=True)
-    grad = model.backward(w)
-    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), values, grad, rng, what="input")
+    assert_weight_gradients(model, values, w, rng)
+    assert_input_gradients(model, [values], w, rng, "input")
 
 
 def test_a_composite_layer_using_them_trains(rng):
@@ -555,7 +465,4 @@ def test_a_composite_layer_using_them_trains(rng):
     model = gpu_dl.Model(x, layers.Dense(1)(ops.mean(PatchMixer()(x), axis=1)))
     data, target = rng.standard_normal((32, 4, 6, 2)).astype("float32"), rng.standard_normal((32, 1)).astype(
         "float32")
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
-    before = model.evaluate(data, target, verbose=0)
-    model.fit(data, target, epochs=10, batch_size=8, verbose=0)
-    assert model.evaluate(data, target, verbose=0) < 0.9 * before
+    assert_trains(model, data, target)

@@ -14,6 +14,7 @@ from gpu_dl.models import load_model
 from gpu_dl.models.saving import model_config, model_from_config
 from conv_op_cases import CASES, IDS, call, expected, np_conv
 from gradcheck import assert_gradient
+from keras_ops_harness import assert_input_gradients, assert_weight_gradients
 
 
 def _arrays(rng, x_shape, kernel_shape, dtype="float64"):
@@ -104,15 +105,7 @@ def test_an_input_of_more_channels_than_the_kernel_takes_is_a_grouped_convolutio
     numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-10)
     model = _model(x.shape, kernel.shape, False, {"padding": "same"})
     arrays = [xp.asarray(x), xp.asarray(kernel)]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(arrays, training=True)
-    grads = model.backward(w)
-    for i in range(2):
-        def objective(v, i=i):
-            given = list(arrays)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, arrays[i], grads[i], rng, what=f"grouped conv: argument {i}")
+    assert_input_gradients(model, arrays, xp.asarray(rng.standard_normal(want.shape)), rng, "grouped conv: argument")
 
 
 def test_unknown_sizes_stay_unknown_in_the_output_shape():
@@ -182,13 +175,4 @@ def test_a_composite_layer_using_the_ops_has_exact_weight_gradients(rng):
     assert tuple(model.output_shape) == (None, 6, 8, 2)
     data = rng.standard_normal((2, 5, 7, 3))
     w = rng.standard_normal((2, 6, 8, 2))
-    model.forward(data, training=True)
-    model.backward(w)
-    for weight in (layer.down, layer.up):
-        grad, start = weight.grad.copy(), weight.value.copy()
-
-        def objective(v, weight=weight):
-            weight.value[...] = v
-            return (model.forward(data) * w).sum()
-        assert_gradient(objective, start.copy(), grad, rng, what=weight.name)
-        weight.value[...] = start
+    assert_weight_gradients(model, data, w, rng, weights=(layer.down, layer.up))

@@ -11,8 +11,10 @@ import gpu_dl
 from gpu_dl import backend, ops
 from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models import load_model
-from gpu_dl.models.saving import model_config, model_from_config
+from gpu_dl.models.saving import model_config
 from gradcheck import assert_gradient
+from keras_ops_harness import assert_input_gradients, assert_trains, assert_weight_gradients, batch_or_fixed_shape, \
+    model_of, op_case_tests
 
 N, H, W, C = 2, 5, 7, 3
 TRANSFORM = numpy.array([1.1, 0.2, -1.3, -0.1, 0.9, 0.7, 0.0, 0.0])
@@ -284,81 +286,19 @@ CASES = [
     ("ssim_max_val", lambda a, b: image.ssim(a, 0.5 * a + b, max_val=2.0, filter_size=5, filter_sigma=0.8),
      lambda a, b: _ssim(a, 0.5 * a + b, 5, 0.8, 2.0)),
 ]
-IDS = [c[0] for c in CASES]
 
 
 def _arrays(rng):
     return rng.uniform(0.05, 0.95, (N, H, W, C)), rng.uniform(0.05, 0.95, (N, H, W, C))
 
 
-def _reached(tensor, inputs):
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if any(t is i for i in inputs):
-            found.append(t)
-        layer, index, _ = t._keras_history
-        stack.extend(layer._inbound_nodes[index].input_tensors)
-    return found
-
-
-def _model(expression):
-    a = gpu_dl.Input((H, W, C), name="a", dtype="float64")
-    b = gpu_dl.Input((H, W, C), name="b", dtype="float64")
-    y = expression(a, b)
-    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
-    return gpu_dl.Model([(a, b)[i] for i in used], y), used
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_image_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
-    a, b = _arrays(rng)
-    y = expression(xp.asarray(a), xp.asarray(b))
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    numpy.testing.assert_allclose(to_numpy(y), expected(a, b), rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_image_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    y = model.forward([xp.asarray((a, b)[i]) for i in used])
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    want = expected(a, b)
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-12)
-    assert model.output_shape in ((None,) + want.shape[1:], want.shape)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_image_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    arrays = [xp.asarray(v) for v in _arrays(rng)]
-    want = expected(*(to_numpy(v) for v in arrays))
-    xs = [arrays[i] for i in used]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(xs, training=True)
-    grads = model.backward(w)
-    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-        def objective(v, i=i):
-            given = list(xs)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_image_op_is_saved_and_loaded(tmp_path, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    xs = [(a, b)[i] for i in used]
-    rebuilt = model_from_config(model_config(model))
-    numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
-    model.save(tmp_path / "m.keras")
-    loaded = load_model(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-10, atol=1e-12)
+SHAPES = ((H, W, C), (H, W, C))
+# every image case differentiates: a gradient of None fails
+(test_each_image_op_on_arrays_computes_what_numpy_does,
+ test_each_image_op_in_a_functional_model_computes_what_numpy_does,
+ test_each_image_op_has_the_gradient_of_finite_differences, test_each_image_op_is_saved_and_loaded) = \
+    op_case_tests(CASES, _arrays, SHAPES, rtol=1e-10, atol=1e-12, output_shape=batch_or_fixed_shape,
+                  none_is_zero=False)
 
 
 def test_single_images_and_channels_first_give_what_batches_give(xp, rng):
@@ -530,7 +470,8 @@ def test_elastic_transform_draws_by_its_seed_and_moves_nothing_without_alpha(xp,
 
 
 def test_elastic_transform_in_a_model_trains_and_saves(xp, rng, tmp_path):
-    model, used = _model(lambda a, b: image.elastic_transform(a, alpha=1.5, sigma=0.7, seed=11, fill_mode="mirror"))
+    model, used = model_of(lambda a, b: image.elastic_transform(a, alpha=1.5, sigma=0.7, seed=11, fill_mode="mirror"),
+                           SHAPES)
     a = xp.asarray(_arrays(rng)[0])
     w = xp.asarray(rng.standard_normal((N, H, W, C)))
     y = model.forward([a], training=True)
@@ -540,7 +481,7 @@ def test_elastic_transform_in_a_model_trains_and_saves(xp, rng, tmp_path):
     numpy.testing.assert_allclose(to_numpy(load_model(tmp_path / "m.keras").forward([a])), to_numpy(y), rtol=1e-12)
     entry = [e for e in model_config(model)["config"]["layers"] if e["class_name"] == "ElasticTransform"][0]
     assert entry["module"] == "keras.src.ops.image" and entry["config"]["seed"] == 11
-    seeded, _ = _model(lambda a, b: image.elastic_transform(a, seed=gpu_dl.random.SeedGenerator(1)))
+    seeded, _ = model_of(lambda a, b: image.elastic_transform(a, seed=gpu_dl.random.SeedGenerator(1)), SHAPES)
     with pytest.raises(ValueError, match="SeedGenerator"):
         model_config(seeded)
 
@@ -574,19 +515,8 @@ def test_a_composite_layer_using_image_ops_has_exact_gradients(xp, rng):
     model = _features_model(dtype="float64")
     x = xp.asarray(_arrays(rng)[0])
     w = xp.asarray(rng.standard_normal((N, 1)))
-    for var in model.trainable_weights:
-        model.forward(x, training=True)
-        model.backward(w, input_gradient=False)
-        analytic, original = var.grad.copy(), var.value.copy()
-
-        def of_weight(value, var=var):
-            var.value[...] = value
-            return (model.forward(x, training=True) * w).sum()
-        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
-        var.value[...] = original
-    model.forward(x, training=True)
-    grad = model.backward(w)
-    assert_gradient(lambda v: (model.forward(v, training=True) * w).sum(), x, grad, rng, what="images")
+    assert_weight_gradients(model, x, w, rng)
+    assert_input_gradients(model, [x], w, rng, "images")
 
 
 def test_a_composite_layer_using_image_ops_trains(rng):
@@ -594,7 +524,4 @@ def test_a_composite_layer_using_image_ops_trains(rng):
     model = _features_model()
     x = rng.uniform(0, 1, (32, H, W, C)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) * 4.0 - 2.0)[:, None].astype("float32")
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
-    before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=10, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.9 * before
+    assert_trains(model, x, y)

@@ -10,8 +10,8 @@ import gpu_dl
 from gpu_dl import backend, layers, losses, ops
 from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models import load_model
-from gpu_dl.models.saving import model_config, model_from_config
-from gradcheck import assert_gradient
+from gpu_dl.models.saving import model_config
+from keras_ops_harness import batch_shape, model_of, op_case_tests
 
 N = 5
 EXPONENTS = numpy.array([0, 1, -2, 3], dtype="int32")
@@ -85,84 +85,11 @@ CASES = [
      ops.where(ops.logical_or(ops.isneginf(b), ops.isposinf(b)), a, b),
      lambda a, b: numpy.where(b < 0, a, b) + b + b + a + b),
 ]
-IDS = [c[0] for c in CASES]
 
 
-def _arrays(rng, dtype="float64"):
-    a = rng.uniform(0.5, 2.0, (N, 3, 4))
-    b = rng.uniform(0.2, 1.0, (N, 3, 4)) * rng.choice([-1, 1], (N, 3, 4))
-    return a.astype(dtype), b.astype(dtype)
-
-
-def _reached(tensor, inputs):
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if any(t is i for i in inputs):
-            found.append(t)
-        layer, index, _ = t._keras_history
-        stack.extend(layer._inbound_nodes[index].input_tensors)
-    return found
-
-
-def _model(expression, dtype="float64"):
-    a, b = gpu_dl.Input((3, 4), name="a", dtype=dtype), gpu_dl.Input((3, 4), name="b", dtype=dtype)
-    y = expression(a, b)
-    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
-    return gpu_dl.Model([(a, b)[i] for i in used], y), used
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
-    a, b = _arrays(rng)
-    y = expression(xp.asarray(a), xp.asarray(b))
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    numpy.testing.assert_allclose(to_numpy(y), expected(a, b), rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    y = model.forward([xp.asarray((a, b)[i]) for i in used])
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    want = expected(a, b)
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-12, atol=1e-14)
-    assert model.output_shape == (None,) + want.shape[1:]
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    arrays = [xp.asarray(v) for v in _arrays(rng)]
-    want = expected(*(to_numpy(v) for v in arrays))
-    xs = [arrays[i] for i in used]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(xs, training=True)
-    grads = model.backward(w)
-    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-        grad = xp.zeros_like(value) if grad is None else grad      # an input only piecewise-constant ops read
-
-        def objective(v, i=i):
-            given = list(xs)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS)
-def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    xs = [(a, b)[i] for i in used]
-    rebuilt = model_from_config(model_config(model))
-    numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
-    model.save(tmp_path / "m.keras")
-    loaded = load_model(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-12, atol=1e-14)
+(test_each_op_on_arrays_computes_what_numpy_does, test_each_op_in_a_functional_model_computes_what_numpy_does,
+ test_each_op_has_the_gradient_of_finite_differences, test_each_op_is_saved_and_loaded_as_keras_writes_it) = \
+    op_case_tests(CASES, rtol=1e-12, atol=1e-14, output_shape=batch_shape)
 
 
 # ------------------------------------------------------------------ integers and bools
@@ -208,7 +135,7 @@ def test_integer_inputs_on_arrays_and_in_models(xp, rng, tmp_path, name, express
     y = expression(xp.asarray(i), xp.asarray(j))
     assert array_module(y) is xp and y.dtype == dtype
     numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-6, atol=1e-5)
-    model, used = _model(expression, dtype="int32")
+    model, used = model_of(expression, dtype="int32")
     xs = [xp.asarray((i, j)[k]) for k in used]
     y = model.forward(xs, training=True)
     assert y.dtype == dtype and model.output.dtype == dtype

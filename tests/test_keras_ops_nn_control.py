@@ -11,6 +11,7 @@ from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models import clone_model, load_model
 from gpu_dl.models.saving import model_config, model_from_config
 from gradcheck import assert_gradient
+from keras_ops_harness import assert_trains, assert_weight_gradients
 from gpu_dl.layers.keras_ops import nn_control
 from nn_control_cases import CASES, DECODE_CASES, IDS, decode_input, draw, np_attention, np_depthwise, np_rms_norm
 
@@ -339,16 +340,7 @@ def test_a_composite_layer_gets_exact_gradients_of_its_weights(xp, rng):
                                                                   scale), rtol=1e-10)
     y = model.forward(x, training=True)
     w = xp.asarray(rng.standard_normal(y.shape))
-    for var in (layer.kernel, layer.scale):
-        model.forward(x, training=True)
-        model.backward(w, input_gradient=False)
-        analytic, original = var.grad.copy(), var.value.copy()
-
-        def of_weight(value, var=var):
-            var.value[...] = value
-            return (model.forward(x, training=True) * w).sum()
-        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
-        var.value[...] = original
+    assert_weight_gradients(model, x, w, rng, weights=(layer.kernel, layer.scale))
 
 
 def test_a_model_of_the_ops_trains(rng):
@@ -360,10 +352,7 @@ def test_a_model_of_the_ops_trains(rng):
     model = gpu_dl.Model(inputs, layers.Dense(1)(layers.Flatten()(h)))
     x = rng.standard_normal((32, 8, 8, 2)).astype("float32")
     y = (x[:, :4, :4, 0].mean(axis=(1, 2)) > 0).astype("float32")[:, None]
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.01), loss="mse")
-    before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=8, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.8 * before
+    assert_trains(model, x, y, epochs=8, below=0.8)
 
 
 # ------------------------------------------------------------------ control flow
@@ -477,15 +466,7 @@ def test_a_composite_layer_looping_with_fori_loop_trains(xp, rng):
     for i in range(4):
         h = numpy.tanh(h @ w_value + to_numpy(x)[:, i])
     numpy.testing.assert_allclose(to_numpy(model.forward(x)), h, rtol=1e-12)
-    dy = xp.asarray(rng.standard_normal((2, 3)))
-    model.forward(x, training=True)
-    model.backward(dy, input_gradient=False)
-    analytic, original = layer.w.grad.copy(), layer.w.value.copy()
-
-    def of_weight(value):
-        layer.w.value[...] = value
-        return (model.forward(x, training=True) * dy).sum()
-    assert_gradient(of_weight, original.copy(), analytic, rng, what="w")
+    assert_weight_gradients(model, x, xp.asarray(rng.standard_normal((2, 3))), rng, weights=(layer.w,))
 
 
 @ops.custom_gradient

@@ -10,6 +10,8 @@ from gpu_dl.backend import array_module, to_numpy
 from gpu_dl.models import load_model
 from gpu_dl.models.saving import model_config, model_from_config
 from gradcheck import assert_gradient
+from keras_ops_harness import assert_input_gradients, assert_trains, assert_weight_gradients, fitting_shape, \
+    op_case_tests
 
 N = 5
 KEEP = numpy.array([[True, False, True, True], [True, True, True, True], [False, True, False, True]])
@@ -169,7 +171,6 @@ CASES = [
     ("select_broadcast", lambda a, b: ops.select([ops.greater(a[:, :, :1], 1.2)], [b], a[:, :1] * 3.0),
      lambda a, b: numpy.select([a[:, :, :1] > 1.2], [b], a[:, :1] * 3.0)),
 ]
-IDS_OF_CASES = [c[0] for c in CASES]
 
 
 def _scatter(b):
@@ -178,86 +179,9 @@ def _scatter(b):
     return out
 
 
-def _arrays(rng, dtype="float64"):
-    a = rng.uniform(0.5, 2.0, (N, 3, 4))
-    b = rng.uniform(0.2, 1.0, (N, 3, 4)) * rng.choice([-1, 1], (N, 3, 4))    # away from 0 and from ties
-    return a.astype(dtype), b.astype(dtype)
-
-
-def _reached(tensor, inputs):
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if any(t is i for i in inputs):
-            found.append(t)
-        layer, index, _ = t._keras_history
-        stack.extend(layer._inbound_nodes[index].input_tensors)
-    return found
-
-
-def _model(expression):
-    a, b = gpu_dl.Input((3, 4), name="a", dtype="float64"), gpu_dl.Input((3, 4), name="b", dtype="float64")
-    y = expression(a, b)
-    used = [i for i, t in enumerate((a, b)) if any(t is r for r in _reached(y, (a, b)))]
-    return gpu_dl.Model([(a, b)[i] for i in used], y), used
-
-
-def _same_shape(symbolic, actual):
-    assert len(symbolic) == len(actual) and all(s is None or s == n for s, n in zip(symbolic, actual)), \
-        (symbolic, actual)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS_OF_CASES)
-def test_each_op_on_arrays_computes_what_numpy_does(xp, rng, name, expression, expected):
-    a, b = _arrays(rng)
-    y = expression(xp.asarray(a), xp.asarray(b))
-    assert array_module(y) is xp
-    numpy.testing.assert_allclose(to_numpy(y), expected(a, b), rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS_OF_CASES)
-def test_each_op_in_a_functional_model_computes_what_numpy_does(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    y = model.forward([xp.asarray((a, b)[i]) for i in used])
-    assert array_module(y) is xp and y.dtype == numpy.float64
-    want = expected(a, b)
-    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-12)
-    _same_shape(model.output_shape, want.shape)
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS_OF_CASES)
-def test_each_op_has_the_gradient_of_finite_differences(xp, rng, name, expression, expected):
-    model, used = _model(expression)
-    arrays = [xp.asarray(v) for v in _arrays(rng)]
-    want = expected(*(to_numpy(v) for v in arrays))
-    xs = [arrays[i] for i in used]
-    w = xp.asarray(rng.standard_normal(want.shape))
-    model.forward(xs, training=True)
-    grads = model.backward(w)
-    for i, (value, grad) in enumerate(zip(xs, grads if len(xs) > 1 else [grads])):
-        grad = xp.zeros_like(value) if grad is None else grad
-
-        def objective(v, i=i):
-            given = list(xs)
-            given[i] = v
-            return (model.forward(given, training=True) * w).sum()
-        assert_gradient(objective, value, grad, rng, what=f"{name}: input {i}")
-
-
-@pytest.mark.parametrize("name,expression,expected", CASES, ids=IDS_OF_CASES)
-def test_each_op_is_saved_and_loaded_as_keras_writes_it(tmp_path, rng, name, expression, expected):
-    model, used = _model(expression)
-    a, b = _arrays(rng)
-    xs = [(a, b)[i] for i in used]
-    rebuilt = model_from_config(model_config(model))
-    numpy.testing.assert_allclose(rebuilt.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-12)
-    model.save(tmp_path / "m.keras")
-    loaded = load_model(tmp_path / "m.keras")
-    numpy.testing.assert_allclose(loaded.predict(xs, verbose=0), expected(a, b), rtol=1e-10, atol=1e-12)
+(test_each_op_on_arrays_computes_what_numpy_does, test_each_op_in_a_functional_model_computes_what_numpy_does,
+ test_each_op_has_the_gradient_of_finite_differences, test_each_op_is_saved_and_loaded_as_keras_writes_it) = \
+    op_case_tests(CASES, rtol=1e-10, atol=1e-12, output_shape=fitting_shape)
 
 
 # ------------------------------------------------------------------ dtypes, odd sizes, array-only ops
@@ -305,7 +229,7 @@ def test_integer_and_bool_inputs_give_keras_s_dtypes(xp, name, call, int_dtype, 
             assert array_module(y) is xp and y.dtype == numpy.dtype(dtype), (name, values.dtype, y.dtype)
             symbolic = call(gpu_dl.Input(batch_shape=values.shape, dtype=values.dtype.name))
             assert symbolic.dtype == dtype, (name, symbolic.dtype)
-            _same_shape(symbolic.shape, y.shape)
+            fitting_shape(symbolic.shape, y.shape)
 
 
 def test_integer_tensors_go_through_models_without_gradients(xp):
@@ -380,14 +304,7 @@ def test_correlate_on_arrays_and_its_gradient(xp, rng):
         model = gpu_dl.Model([a, b], ops.correlate(a, b, mode=mode))
         xs = [xp.asarray(rng.standard_normal(7)), xp.asarray(rng.standard_normal(4))]
         y = model.forward(xs, training=True)
-        w = xp.asarray(rng.standard_normal(y.shape))
-        grads = model.backward(w)
-        for i in range(2):
-            def objective(v, i=i):
-                given = list(xs)
-                given[i] = v
-                return (model.forward(given, training=True) * w).sum()
-            assert_gradient(objective, xs[i], grads[i], rng, what=f"correlate {mode}: x{i + 1}")
+        assert_input_gradients(model, xs, xp.asarray(rng.standard_normal(y.shape)), rng, f"correlate {mode}: input")
 
 
 def test_corrcoef_and_its_gradient(xp, rng):
@@ -513,21 +430,8 @@ def test_a_composite_layer_using_these_ops_has_exact_gradients_and_trains(xp, rn
     model = gpu_dl.Model(inputs, gpu_dl.layers.Dense(1, dtype="float64")(SortedPooling(4, dtype="float64")(inputs)))
     x = xp.asarray(rng.standard_normal((6, 5, 3)))
     w = xp.asarray(rng.standard_normal((6, 1)))
-    for var in model.trainable_weights:
-        model.forward(x, training=True)
-        model.backward(w, input_gradient=False)
-        analytic, original = var.grad.copy(), var.value.copy()
-
-        def of_weight(value, var=var):
-            var.value[...] = value
-            return (model.forward(x, training=True) * w).sum()
-        assert_gradient(of_weight, original.copy(), analytic, rng, what=var.path)
-        var.value[...] = original
-    y = rng.standard_normal((6, 1))
-    model.compile(optimizer=gpu_dl.optimizers.Adam(0.02), loss="mse")
-    before = model.evaluate(to_numpy(x), y, verbose=0)
-    model.fit(to_numpy(x), y, epochs=20, batch_size=6, verbose=0)
-    assert model.evaluate(to_numpy(x), y, verbose=0) < 0.9 * before
+    assert_weight_gradients(model, x, w, rng)
+    assert_trains(model, to_numpy(x), rng.standard_normal((6, 1)), learning_rate=0.02, epochs=20, batch_size=6)
 
 
 def test_select_s_saved_call_holds_its_lists_and_bad_ones_are_refused(rng):

@@ -2,7 +2,6 @@
 library's ops hold the same operations (module, class, settings) in their configs, give the same outputs and
 training steps for the same weights, and their .keras files load in the other library and predict the same;
 a composite layer using ops in its call trains as Keras trains it."""
-import json
 import os
 
 import numpy
@@ -13,8 +12,8 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
-from gpu_dl.models import load_model  # noqa: E402
-from keras_steps import assert_training_steps_match, keras_loads_our_file, ours_loads_keras_file  # noqa: E402
+from keras_ops_oracle_harness import builder_tests  # noqa: E402
+from keras_steps import assert_training_steps_match  # noqa: E402
 
 MASK = numpy.array([[True, False, True, False, True, True]] * 6)
 PICKED = numpy.array([0, 2, 5])
@@ -68,52 +67,13 @@ def more_ops(lib):
     return lib.Model(x, L.Dense(3, activation="softmax", name="probs")(joined), name="more_ops")
 
 
-BUILDERS = [attention_like, more_ops]
-NAMES = ["attention_like", "more_ops"]
-
-
-def _data(rng, n):
+def _data(rng, n, build):
     return rng.standard_normal((n, 6, 4)).astype("float32"), rng.integers(0, 3, n)
 
 
-def _operations(config):
-    """(module, class, settings) of each entry, names and constants' wrapping left out."""
-    return sorted(((e["module"], e["class_name"], json.dumps({k: v for k, v in e["config"].items() if k != "name"},
-                                                           sort_keys=True))
-                   for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_same_operations_and_outputs_as_keras(build, rng):
-    backend.set_random_seed(0)
-    ours, theirs = build(gpu_dl), build(keras)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
-    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
-    assert ours.output_shape == theirs.output_shape
-    theirs.set_weights(ours.get_weights())
-    x, _ = _data(rng, 5)
-    expected = keras.ops.convert_to_numpy(theirs(x))
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=2e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_training_steps_match_keras(build, rng):
-    backend.set_random_seed(1)
-    assert_training_steps_match(keras, build(gpu_dl), build(keras), rng, (6, 4), classes=3,
-                                batch=6)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_files_written_by_keras_load_and_predict_the_same(build, tmp_path, rng):
-    keras.utils.set_random_seed(0)
-    ours_loads_keras_file(keras, build(keras), *_data(rng, 9), tmp_path, load_model)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
-    backend.set_random_seed(2)
-    theirs, written = keras_loads_our_file(keras, build(gpu_dl), *_data(rng, 8), tmp_path)
-    assert _operations(written) == _operations(theirs.get_config())
+(test_same_operations_and_outputs_as_keras, test_training_steps_match_keras,
+ test_files_written_by_keras_load_and_predict_the_same, test_keras_loads_files_written_by_gpu_dl) = \
+    builder_tests(keras, [attention_like, more_ops], _data, lambda build: (6, 4), same_layer_names=True)
 
 
 def token_and_position(lib):

@@ -14,7 +14,8 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
-from keras_steps import assert_training_steps_match, keras_loads_our_file, ours_loads_keras_file  # noqa: E402
+from keras_ops_oracle_harness import builder_tests, operations  # noqa: E402
+from keras_steps import assert_training_steps_match, ours_loads_keras_file  # noqa: E402
 
 _rng = numpy.random.default_rng(7)
 A = _rng.uniform(0.5, 2.0, (3, 4, 6)).astype("float32")            # positive
@@ -239,51 +240,17 @@ def mixing(lib):
                      name="mixing")
 
 
-BUILDERS = [rearranging, spaced, mixing]
-NAMES = ["rearranging", "spaced", "mixing"]
+def _sample_shape(build):
+    return (5,) if build is spaced else (4, 6)
 
 
 def _data(rng, n, build):
-    shape = (5,) if build is spaced else (4, 6)
-    return rng.standard_normal((n,) + shape).astype("float32"), rng.integers(0, 3, n)
+    return rng.standard_normal((n,) + _sample_shape(build)).astype("float32"), rng.integers(0, 3, n)
 
 
-def _operations(config):
-    return sorted(((e["module"], e["class_name"], json.dumps({k: v for k, v in e["config"].items() if k != "name"},
-                                                           sort_keys=True))
-                   for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_same_operations_and_outputs_as_keras(build, rng):
-    backend.set_random_seed(0)
-    ours, theirs = build(gpu_dl), build(keras)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
-    assert ours.output_shape == theirs.output_shape
-    theirs.set_weights(ours.get_weights())
-    x, _ = _data(rng, 5, build)
-    expected = keras.ops.convert_to_numpy(theirs(x))
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=2e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_training_steps_match_keras(build, rng):
-    backend.set_random_seed(1)
-    assert_training_steps_match(keras, build(gpu_dl), build(keras), rng, (5,) if build is spaced else (4, 6),
-                                classes=3, batch=6)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_files_written_by_keras_load_and_predict_the_same(build, tmp_path, rng):
-    keras.utils.set_random_seed(0)
-    ours_loads_keras_file(keras, build(keras), *_data(rng, 9, build), tmp_path, load_model)
-
-
-@pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
-def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
-    backend.set_random_seed(2)
-    theirs, written = keras_loads_our_file(keras, build(gpu_dl), *_data(rng, 8, build), tmp_path)
-    assert _operations(written) == _operations(theirs.get_config())
+(test_same_operations_and_outputs_as_keras, test_training_steps_match_keras,
+ test_files_written_by_keras_load_and_predict_the_same, test_keras_loads_files_written_by_gpu_dl) = \
+    builder_tests(keras, [rearranging, spaced, mixing], _data, _sample_shape)
 
 
 def integer_ids(lib):
@@ -299,7 +266,7 @@ def integer_ids(lib):
 def test_integer_id_ops_train_as_keras_s_and_files_load(tmp_path, rng):
     backend.set_random_seed(3)
     ours, theirs = integer_ids(gpu_dl), integer_ids(keras)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
+    assert operations(ours.get_config()) == operations(theirs.get_config())
     ids = lambda rng, n: rng.integers(0, 6, (n, 3)).astype("int32")     # noqa: E731
     assert_training_steps_match(keras, ours, theirs, rng, None, classes=3, batch=5, inputs=ids)
     keras.utils.set_random_seed(0)

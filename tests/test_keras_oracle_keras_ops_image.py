@@ -2,7 +2,6 @@
 values, dtypes and shapes; the same functional model written with either library's image ops holds the same
 operations, predicts and trains the same, and its .keras files load in the other library and predict the same."""
 import inspect
-import json
 import os
 
 import numpy
@@ -14,6 +13,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
+from keras_ops_oracle_harness import assert_same_operations_and_outputs, operations  # noqa: E402
 from keras_steps import assert_training_steps_match, keras_loads_our_file, ours_loads_keras_file  # noqa: E402
 
 TRANSFORMS = numpy.array([[1.1, 0.2, -1.3, -0.1, 0.9, 0.7, 0, 0], [0.8, -0.3, 2.0, 0.25, 1.2, -1.5, 0, 0]], "float32")
@@ -184,22 +184,9 @@ def _data(rng, n):
     return rng.uniform(0, 1, (n, 8, 9, 3)).astype("float32"), rng.integers(0, 3, n)
 
 
-def _operations(config):
-    """(module, class, settings) of each operation entry, names left out."""
-    return sorted(((e["module"], e["class_name"], json.dumps({k: v for k, v in e["config"].items() if k != "name"},
-                                                           sort_keys=True))
-                   for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
-
-
 def test_same_operations_and_outputs_as_keras(rng):
     backend.set_random_seed(0)
-    ours, theirs = image_model(gpu_dl), image_model(keras)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
-    assert ours.output_shape == theirs.output_shape
-    theirs.set_weights(ours.get_weights())
-    x, _ = _data(rng, 5)
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs(x)), rtol=2e-5,
-                                  atol=2e-6)
+    assert_same_operations_and_outputs(keras, image_model(gpu_dl), image_model(keras), _data(rng, 5)[0])
 
 
 def test_training_steps_match_keras(rng):
@@ -216,7 +203,7 @@ def test_files_written_by_keras_load_and_predict_the_same(tmp_path, rng):
 def test_keras_loads_files_written_by_gpu_dl(tmp_path, rng):
     backend.set_random_seed(2)
     theirs, written = keras_loads_our_file(keras, image_model(gpu_dl), *_data(rng, 8), tmp_path)
-    assert _operations(written) == _operations(theirs.get_config())
+    assert operations(written) == operations(theirs.get_config())
 
 
 def image_features(lib):

@@ -2,7 +2,6 @@
 installed): the same calls give the same values, dtypes and shapes on arrays and on symbolic tensors; functional
 models written with either library's ops hold the same operations in their configs, predict and train the same,
 and their .keras files load in the other library and predict the same."""
-import json
 import os
 
 import numpy
@@ -14,6 +13,7 @@ keras = pytest.importorskip("keras")
 import gpu_dl  # noqa: E402
 from gpu_dl import backend  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
+from keras_ops_oracle_harness import assert_same_operations_and_outputs, operations  # noqa: E402
 from keras_steps import assert_training_steps_match, keras_loads_our_file, ours_loads_keras_file  # noqa: E402
 
 SEQ = numpy.array([-1.0, -0.2, 0.1, 0.9], dtype="float32")
@@ -213,22 +213,10 @@ def _data(rng, n):
     return rng.standard_normal((n, 6, 4)).astype("float32"), rng.integers(0, 3, n)
 
 
-def _operations(config):
-    return sorted(((e["module"], e["class_name"], json.dumps({k: v for k, v in e["config"].items() if k != "name"},
-                                                           sort_keys=True))
-                   for e in config["layers"] if e["module"].startswith("keras.src.ops")), key=str)
-
-
 @pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
 def test_same_operations_and_outputs_as_keras(build, rng):
     backend.set_random_seed(0)
-    ours, theirs = build(gpu_dl), build(keras)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
-    assert ours.output_shape == theirs.output_shape
-    theirs.set_weights(ours.get_weights())
-    x, _ = _data(rng, 4)
-    expected = keras.ops.convert_to_numpy(theirs(x))
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=2e-5, atol=2e-6)
+    assert_same_operations_and_outputs(keras, build(gpu_dl), build(keras), _data(rng, 4)[0])
 
 
 @pytest.mark.parametrize("build", BUILDERS, ids=NAMES)
@@ -265,10 +253,10 @@ def test_keras_loads_files_written_by_gpu_dl(build, tmp_path, rng):
         theirs = keras.models.load_model(tmp_path / "g.keras")
         numpy.testing.assert_allclose(theirs.predict(x, batch_size=4, verbose=0),
                                       ours.predict(x, batch_size=4, verbose=0), rtol=1e-5, atol=1e-6)
-        assert _operations(ours.get_config()) == _operations(theirs.get_config())
+        assert operations(ours.get_config()) == operations(theirs.get_config())
         return
     theirs, written = keras_loads_our_file(keras, ours, x, y, tmp_path)
-    assert _operations(written) == _operations(theirs.get_config())
+    assert operations(written) == operations(theirs.get_config())
 
 
 def counted(lib):
@@ -283,8 +271,8 @@ def test_a_bincount_model_loads_both_ways(tmp_path, rng):
     x, y = rng.integers(0, 8, (9, 5)).astype("int32"), rng.integers(0, 3, 9)
     theirs = counted(keras)
     ours = counted(gpu_dl)
-    assert _operations(ours.get_config()) == _operations(theirs.get_config())
+    assert operations(ours.get_config()) == operations(theirs.get_config())
     ours_loads_keras_file(keras, theirs, x, y, tmp_path, load_model)
     backend.set_random_seed(1)
     theirs, written = keras_loads_our_file(keras, counted(gpu_dl), x, y, tmp_path)
-    assert _operations(written) == _operations(theirs.get_config())
+    assert operations(written) == operations(theirs.get_config())
