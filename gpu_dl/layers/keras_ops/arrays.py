@@ -21,7 +21,7 @@ from ...ops import numpy_functions as fn
 from ...ops.arithmetic import reduce_to_shape
 from ..operations import broadcast_shapes
 from ..symbolic import KerasTensor, Node, is_symbolic
-from .base import CORE, MATH, NN, KerasOperation, _axes, _float, _xp, standardize_dtype
+from .base import CORE, MATH, NN, KerasOperation, WithoutGradient, _axes, _float, _xp, standardize_dtype
 from .shapes import Concatenate
 
 
@@ -1354,18 +1354,15 @@ class Array(ArrayOperation):
         return [dy.astype(x.dtype) if _float(x.dtype) and _float(self.dtype) else None]
 
 
-class EmptyLike(Array):
+class EmptyLike(WithoutGradient, Array):
     """``empty_like(x, dtype=None)``: a tensor of x's shape, of ``dtype`` or x's; gpu_dl fills it with zeros (Keras
     leaves its values undefined). No gradient."""
 
     def forward_array(self, x):
         return _xp(x).zeros(x.shape, dtype=self.target or x.dtype)
 
-    def backward_function(self, dy, operands, y):
-        return [None]
 
-
-class View(Array):
+class View(WithoutGradient, Array):
     """``view(x, dtype=None)``: the same bytes read as ``dtype``; the last axis scales by the ratio of the item
     sizes. No gradient: it reads bits, not values (Keras's torch backend's view is not differentiable either)."""
 
@@ -1397,11 +1394,8 @@ class View(Array):
         self._shape(list(x.shape), x.dtype)
         return _xp(x).ascontiguousarray(x).view(self.target or x.dtype)
 
-    def backward_function(self, dy, operands, y):
-        return [None]
 
-
-class MultiHot(ArrayOperation):
+class MultiHot(WithoutGradient, ArrayOperation):
     """``multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False)`` of ``keras.src.ops.nn``: integer
     classes in, per sample (the first axis; a vector is one sample) a 1 for each class present, floatx by default
     (Keras's symbolic result claims the input's dtype, its computed one is ``dtype``; gpu_dl gives ``dtype``). A
@@ -1450,9 +1444,6 @@ class MultiHot(ArrayOperation):
         if self.axis != -1:
             hot = xp.moveaxis(hot, -1, self.axis)
         return hot.any(axis=1 if x.ndim > 1 else 0).astype(self.target)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 OPERATIONS = {cls.__name__: cls for cls in (

@@ -80,6 +80,19 @@ class KerasOperation(Operation):
         return super().backward(dy)
 
 
+class WithoutGradient:
+    """Mixed in before an operation's base class: its result (indices, counts, truth values, fills) takes no
+    gradient back to any operand. ``fixed_dtype``, where set, is the result's dtype whatever the inputs'."""
+
+    fixed_dtype = None
+
+    def result_dtype(self, tensors, arguments):
+        return self.fixed_dtype or super().result_dtype(tensors, arguments)
+
+    def backward_function(self, dy, operands, y):
+        return [None] * len(operands)
+
+
 def _several_outputs(op, x, count):
     """The symbolic call of an operation of ``count`` outputs (split, moments): its tensors, as a list."""
     from ..symbolic import KerasTensor, Node

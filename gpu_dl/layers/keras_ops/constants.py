@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 
 from ... import backend
-from .base import CORE, KerasOperation, _float, _xp, standardize_dtype
+from .base import CORE, KerasOperation, WithoutGradient, _float, _xp, standardize_dtype
 
 
 # ------------------------------------------------------------------ dtypes and constants of a tensor's shape
@@ -32,7 +32,7 @@ class Cast(KerasOperation):
         return [dy.astype(x.dtype) if _float(x.dtype) and _float(self.target) else None]
 
 
-class ZerosLike(KerasOperation):
+class ZerosLike(WithoutGradient, KerasOperation):
     """A tensor of ``x``'s shape filled with zeros (``OnesLike``: ones); of ``dtype``, or ``x``'s. No gradient."""
 
     config_keys = ("dtype",)
@@ -52,15 +52,12 @@ class ZerosLike(KerasOperation):
     def forward_array(self, x):
         return _xp(x).full(x.shape, self.fill, dtype=self.target or x.dtype)
 
-    def backward_function(self, dy, operands, y):
-        return [None]
-
 
 class OnesLike(ZerosLike):
     fill = 1
 
 
-class TracedConstant(KerasOperation):
+class TracedConstant(WithoutGradient, KerasOperation):
     """An array a layer was called on while a composite layer's call was traced (``ops.arange(maxlen)`` fed to
     an ``Embedding``): an operation of the traced graph whose output is the array, so the layers it feeds are
     calls of the graph and train. It reads the traced call's first input only to belong to the graph (no
@@ -84,9 +81,6 @@ class TracedConstant(KerasOperation):
         if key not in self._on_device:
             self._on_device[key] = _xp(anchor).asarray(self.value)
         return self._on_device[key]
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 class FullLike(KerasOperation):

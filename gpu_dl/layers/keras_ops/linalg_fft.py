@@ -23,7 +23,7 @@ from ...ops import fourier, matrix_functions as mf
 from ..base import as_operand
 from ..operations import broadcast_shapes
 from ..symbolic import KerasTensor, Node, is_symbolic
-from .base import LINALG, MATH, NUMPY, KerasOperation, _float
+from .base import LINALG, MATH, NUMPY, KerasOperation, WithoutGradient, _float
 
 
 class LinalgOperation(KerasOperation):
@@ -398,7 +398,7 @@ class Lstsq(LinalgOperation):
         return mf.lstsq_backward(dy, operands, y, self.rcond)
 
 
-class MatrixRank(LinalgOperation):
+class MatrixRank(WithoutGradient, LinalgOperation):
     """``matrix_rank(x, tol=None)``: int32 ranks, no gradient."""
 
     config_keys = ("tol",)
@@ -415,9 +415,6 @@ class MatrixRank(LinalgOperation):
 
     def forward_array(self, x):
         return mf.matrix_rank_forward(x, self.tol)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 # ------------------------------------------------------------------ Fourier transforms

@@ -7,7 +7,7 @@ import numpy
 from ... import backend
 from ...ops import numpy_functions as fn
 from ..operations import Operation, broadcast_shapes
-from .base import NN, KerasOperation, _axes, _eager, _float, _nested_list, _xp, standardize_dtype
+from .base import NN, KerasOperation, WithoutGradient, _axes, _eager, _float, _nested_list, _xp, standardize_dtype
 
 
 # ------------------------------------------------------------------ products and selection
@@ -181,7 +181,7 @@ class TakeAlongAxis(Take):
         return [reduce_to_shape(gx, operands[0].shape), gi]
 
 
-class OneHot(KerasOperation):
+class OneHot(WithoutGradient, KerasOperation):
     """``one_hot(x, num_classes, axis=-1, dtype=None, sparse=False)`` of ``keras.src.ops.nn``: integer classes in,
     a new axis of ``num_classes`` (1 at the class, 0 elsewhere, all 0 for a class out of range) out, floatx by
     default. No gradient."""
@@ -213,9 +213,6 @@ class OneHot(KerasOperation):
         xp = _xp(x)
         hot = (x[..., None] == xp.arange(self.num_classes)).astype(self.target)
         return xp.moveaxis(hot, -1, self.axis)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 # ------------------------------------------------------------------ products
