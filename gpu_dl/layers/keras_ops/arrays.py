@@ -21,7 +21,7 @@ from ...ops import numpy_functions as fn
 from ...ops.arithmetic import reduce_to_shape
 from ..operations import broadcast_shapes
 from ..symbolic import KerasTensor, Node, is_symbolic
-from .base import CORE, MATH, NN, KerasOperation, WithoutGradient, _axes, _float, _xp, standardize_dtype
+from .base import CORE, MATH, NN, KerasOperation, WithDtype, WithoutGradient, _axes, _float, _xp, standardize_dtype
 from .shapes import Concatenate
 
 
@@ -1330,21 +1330,8 @@ class Geomspace(Logspace):
 
 
 # ------------------------------------------------------------------ dtypes
-class Array(ArrayOperation):
+class Array(WithDtype, ArrayOperation):
     """``array(x, dtype=None)``: the tensor, cast to ``dtype`` when given (``EmptyLike``: zeros of its shape)."""
-
-    config_keys = ("dtype",)
-    casts_inputs = False
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def forward_array(self, x):
         return x.astype(self.target or x.dtype, copy=True)

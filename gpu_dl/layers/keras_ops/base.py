@@ -80,6 +80,24 @@ class KerasOperation(Operation):
         return super().backward(dy)
 
 
+class WithDtype:
+    """Mixed in before an operation's base class: the ``dtype`` setting of Keras's config, the result's dtype
+    where given, else the first input's."""
+
+    config_keys = ("dtype",)
+    casts_inputs = False
+
+    def __init__(self, dtype=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.target = None if dtype is None else standardize_dtype(dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.target}
+
+    def result_dtype(self, tensors, arguments):
+        return self.target or tensors[0].dtype
+
+
 class WithoutGradient:
     """Mixed in before an operation's base class: its result (indices, counts, truth values, fills) takes no
     gradient back to any operand. ``fixed_dtype``, where set, is the result's dtype whatever the inputs'."""

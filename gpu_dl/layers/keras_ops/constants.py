@@ -5,24 +5,15 @@ from __future__ import annotations
 import numpy
 
 from ... import backend
-from .base import CORE, KerasOperation, WithoutGradient, _float, _xp, standardize_dtype
+from .base import CORE, KerasOperation, WithDtype, WithoutGradient, _float, _xp
 
 
 # ------------------------------------------------------------------ dtypes and constants of a tensor's shape
-class Cast(KerasOperation):
+class Cast(WithDtype, KerasOperation):
     keras_module = CORE
-    config_keys = ("dtype",)
-    casts_inputs = False
 
-    def __init__(self, dtype, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target
+    def __init__(self, dtype, name=None, **kwargs):     # Keras's cast has no default dtype
+        super().__init__(dtype, name=name, **kwargs)
 
     def forward_array(self, x):
         return x.astype(self.target)
@@ -32,22 +23,10 @@ class Cast(KerasOperation):
         return [dy.astype(x.dtype) if _float(x.dtype) and _float(self.target) else None]
 
 
-class ZerosLike(WithoutGradient, KerasOperation):
+class ZerosLike(WithoutGradient, WithDtype, KerasOperation):
     """A tensor of ``x``'s shape filled with zeros (``OnesLike``: ones); of ``dtype``, or ``x``'s. No gradient."""
 
-    config_keys = ("dtype",)
-    casts_inputs = False
     fill = 0
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def forward_array(self, x):
         return _xp(x).full(x.shape, self.fill, dtype=self.target or x.dtype)
@@ -83,28 +62,16 @@ class TracedConstant(WithoutGradient, KerasOperation):
         return self._on_device[key]
 
 
-class FullLike(KerasOperation):
+class FullLike(WithDtype, KerasOperation):
     """``full_like(x, fill_value, dtype=None)``: ``x``'s shape filled with a number; no gradient."""
 
     arity = 2
-    config_keys = ("dtype",)
-    casts_inputs = False
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
 
     def accept_argument(self, position, value):
         if position != 1 or isinstance(value, numpy.ndarray):
             raise TypeError(f"{self._where()}: the tensor comes first, then a number, got {value!r:.80} in position "
                             f"{position}.")
         return super().accept_argument(position, value)
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def output_shape_of(self, arguments, shapes):
         return tuple(shapes[0])
