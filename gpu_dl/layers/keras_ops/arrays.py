@@ -121,7 +121,24 @@ def _moved_order(ndim, source, destination, where):
     return order
 
 
-class Moveaxis(ArrayOperation):
+class _Permutation(ArrayOperation):
+    """The input's axes in the order ``_order(ndim)`` gives; the gradient goes back through the inverse order."""
+
+    def _order(self, ndim):
+        raise NotImplementedError
+
+    def output_shape_of(self, arguments, shapes):
+        shape = tuple(shapes[0])
+        return tuple(shape[a] for a in self._order(len(shape)))
+
+    def forward_array(self, x):
+        return x.transpose(self._order(x.ndim))
+
+    def backward_function(self, dy, operands, y):
+        return [dy.transpose(numpy.argsort(self._order(dy.ndim)).tolist())]
+
+
+class Moveaxis(_Permutation):
     """``moveaxis(x, source, destination)``: axes moved to new places, the others kept in order."""
 
     config_keys = ("source", "destination")
@@ -145,18 +162,8 @@ class Moveaxis(ArrayOperation):
     def _order(self, ndim):
         return _moved_order(ndim, self._listed(self.source), self._listed(self.destination), self._where())
 
-    def output_shape_of(self, arguments, shapes):
-        shape = tuple(shapes[0])
-        return tuple(shape[a] for a in self._order(len(shape)))
 
-    def forward_array(self, x):
-        return x.transpose(self._order(x.ndim))
-
-    def backward_function(self, dy, operands, y):
-        return [dy.transpose(numpy.argsort(self._order(dy.ndim)).tolist())]
-
-
-class Swapaxes(ArrayOperation):
+class Swapaxes(_Permutation):
     config_keys = ("axis1", "axis2")
 
     def __init__(self, axis1, axis2, name=None, **kwargs):
@@ -169,16 +176,6 @@ class Swapaxes(ArrayOperation):
         order = list(range(ndim))
         order[a], order[b] = b, a
         return order
-
-    def output_shape_of(self, arguments, shapes):
-        shape = tuple(shapes[0])
-        return tuple(shape[a] for a in self._order(len(shape)))
-
-    def forward_array(self, x):
-        return x.transpose(self._order(x.ndim))
-
-    def backward_function(self, dy, operands, y):
-        return [dy.transpose(self._order(dy.ndim))]
 
 
 class Ravel(ArrayOperation):
