@@ -86,6 +86,19 @@ class Operation(Layer):
         args = [as_operand(value) for value in args]
         if self.arity is not None and len(args) != self.arity:
             raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
+        arguments, tensors = self._accepted(args)
+        shape = self.output_shape_of(arguments, [t.shape for t in tensors])
+        self.arguments = arguments
+        self.dtype = self.result_dtype(tensors, arguments)
+        self.built = True
+        result = KerasTensor(shape, dtype=self.dtype)
+        Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
+        return result
+
+    def _accepted(self, args):
+        """``(arguments, tensors)`` of a symbolic call's operands ``args``: the constants as the operation keeps them,
+        None in place of each symbolic tensor, and the symbolic tensors; an error without one, or where the
+        constants differ from an earlier call's."""
         arguments = [None if is_symbolic(value) else self.accept_argument(position, value)
                      for position, value in enumerate(args)]
         tensors = [value for value in args if is_symbolic(value)]
@@ -94,13 +107,7 @@ class Operation(Layer):
         if self.arguments is not None and not self.same_arguments(arguments):
             raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
                              f"a later call with {self._describe(arguments)} needs an operation of its own.")
-        shape = self.output_shape_of(arguments, [t.shape for t in tensors])
-        self.arguments = arguments
-        self.dtype = self.result_dtype(tensors, arguments)
-        self.built = True
-        result = KerasTensor(shape, dtype=self.dtype)
-        Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
-        return result
+        return arguments, tensors
 
     def accept_argument(self, position, value):
         """A constant argument as the operation keeps it (a Python number, or an array of real numbers kept on the
