@@ -222,8 +222,8 @@ class Operation(Layer):
 
     def operands(self, arrays):
         """The forward function's operands: ``arrays`` in the tensors' places, the constants as scalars and
-        arrays of the result's dtype (on the tensors' device)."""
-        scalar = numpy.dtype(self.dtype).type
+        arrays of the result's dtype (on the tensors' device, copied there once); ``constant_dtype`` and
+        ``scalar_operand`` say otherwise where an operation computes in other dtypes."""
         xp = backend.array_module(*arrays)
         given = iter(arrays)
         operands = []
@@ -233,15 +233,20 @@ class Operation(Layer):
             elif isinstance(a, numpy.ndarray):
                 key = (xp.__name__, position, self.dtype)
                 if key not in self._on_device:
-                    self._on_device[key] = xp.asarray(a.astype(self.constant_dtype(a)))
+                    dtype = self.constant_dtype(a)
+                    self._on_device[key] = xp.asarray(a if dtype is None else a.astype(dtype))
                 operands.append(self._on_device[key])
             else:
-                operands.append(scalar(a))
+                operands.append(self.scalar_operand(a))
         return operands
 
     def constant_dtype(self, array):
-        """The dtype a constant array takes in the forward: the result's."""
+        """The dtype a constant array takes in the forward: the result's (None: its own)."""
         return self.dtype
+
+    def scalar_operand(self, value):
+        """A constant number as the forward takes it: a NumPy scalar of the result's dtype."""
+        return numpy.dtype(self.dtype).type(value)
 
     @classmethod
     def decode_argument(cls, position, value, where):

@@ -38,21 +38,11 @@ class _Mixed(KerasOperation):
 
     casts_inputs = False
 
-    def operands(self, arrays):
-        xp = backend.array_module(*arrays)
-        given = iter(arrays)
-        out = []
-        for position, a in enumerate(self.arguments):
-            if a is None:
-                out.append(next(given))
-            elif isinstance(a, numpy.ndarray):
-                key = (xp.__name__, position)
-                if key not in self._on_device:
-                    self._on_device[key] = xp.asarray(a)
-                out.append(self._on_device[key])
-            else:
-                out.append(a)
-        return out
+    def constant_dtype(self, array):
+        return None
+
+    def scalar_operand(self, value):
+        return value
 
     def _shapes(self, arguments, shapes):
         given = iter(shapes)
