@@ -98,6 +98,19 @@ class WithDtype:
         return self.target or tensors[0].dtype
 
 
+class GradientToFirst:
+    """Mixed in before an operation's base class, for an operation of ``(x, second)`` whose second operand
+    (quantiles, indices) is not differentiated: no gradient unless x is float; x's gradient alone where the
+    second is a constant, else the pair ``backward_function`` gives."""
+
+    def backward(self, dy):
+        operands, y = self.saved()
+        if not _float(operands[0].dtype):
+            return None if self.arguments[1] is not None else [None, None]
+        g = self.backward_function(dy, operands, y)
+        return g[0] if self.arguments[1] is not None else g
+
+
 class WithoutGradient:
     """Mixed in before an operation's base class: its result (indices, counts, truth values, fills) takes no
     gradient back to any operand. ``fixed_dtype``, where set, is the result's dtype whatever the inputs'."""

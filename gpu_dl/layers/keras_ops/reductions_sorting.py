@@ -22,8 +22,8 @@ from ...ops import reductions_sorting as rs
 from ...ops.arithmetic import reduce_to_shape
 from ..operations import Operation, broadcast_shapes
 from ..symbolic import is_symbolic
-from .base import (CORE, MATH, KerasOperation, WithoutGradient, _axes, _axis_setting, _float, _reduced_shape,
-                   _several_outputs, _xp)
+from .base import (CORE, MATH, GradientToFirst, KerasOperation, WithoutGradient, _axes, _axis_setting, _float,
+                   _reduced_shape, _several_outputs, _xp)
 from .reductions import Arg, Cumulative, Max, Reduction
 
 
@@ -372,7 +372,7 @@ class Nanargmin(Nanargmax):
 
 
 # ------------------------------------------------------------------ quantiles
-class Quantile(KerasOperation):
+class Quantile(GradientToFirst, KerasOperation):
     """``quantile(x, q, axis=None, method="linear", keepdims=False)``: q (a number, or a 1-D constant array or
     tensor, in [0, 1]) is the call's second argument; q's axis comes first in the result. The gradient goes to the
     one or two order statistics each quantile interpolates; q takes none."""
@@ -421,13 +421,6 @@ class Quantile(KerasOperation):
         q = self._q(x, q)
         _, saved = rs.quantile_forward(x, q, self.axis, self.method, self.keepdims, self.ignore_nan)
         return [rs.quantile_backward(dy, x, q, saved, self.keepdims), None]
-
-    def backward(self, dy):
-        operands, y = self.saved()
-        if not _float(operands[0].dtype):
-            return None if self.arguments[1] is not None else [None, None]
-        g = self.backward_function(dy, operands, y)
-        return g[0] if self.arguments[1] is not None else g
 
 
 class Percentile(Quantile):

@@ -7,7 +7,8 @@ import numpy
 from ... import backend
 from ...ops import numpy_functions as fn
 from ..operations import Operation, broadcast_shapes
-from .base import NN, KerasOperation, WithoutGradient, _axes, _eager, _float, _nested_list, _xp, standardize_dtype
+from .base import (NN, GradientToFirst, KerasOperation, WithoutGradient, _axes, _eager, _float, _nested_list, _xp,
+                   standardize_dtype)
 
 
 # ------------------------------------------------------------------ products and selection
@@ -97,7 +98,7 @@ class Where(KerasOperation):
         return fn.where_backward(dy, operands, y)
 
 
-class Take(KerasOperation):
+class Take(GradientToFirst, KerasOperation):
     """``take(x, indices, axis=None)``: indices a constant integer array (or an integer tensor)."""
 
     arity = 2
@@ -150,13 +151,6 @@ class Take(KerasOperation):
 
     def backward_function(self, dy, operands, y):
         return fn.take_backward(dy, operands, y, self.axis)
-
-    def backward(self, dy):
-        operands, y = self.saved()
-        if not _float(operands[0].dtype):
-            return None if self.arguments[1] is not None else [None, None]
-        g = self.backward_function(dy, operands, y)
-        return g[0] if self.arguments[1] is not None else g
 
 
 class TakeAlongAxis(Take):
