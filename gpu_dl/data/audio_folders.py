@@ -28,7 +28,7 @@ import wave
 
 import numpy
 
-from .folder_datasets import (FolderDataset, check_label_mode, check_positive, check_split_and_folder,
+from .folder_datasets import (FolderDataset, check_label_list, check_label_mode, check_positive, check_split_and_folder,
                               split_into_datasets)
 from .image_folders import index_directory
 
@@ -119,17 +119,12 @@ def _check_arguments(directory, labels, label_mode, class_names, batch_size, sam
                      ragged, validation_split, subset, shuffle, seed):
     """Keras's checks, in Keras's order, plus the ones it leaves to TensorFlow."""
     if labels not in ("inferred", None):
-        if not isinstance(labels, (list, tuple)):
-            raise ValueError("The `labels` argument should be a list/tuple of integer labels, of the same size as "
-                             "the number of audio files in the target directory. If you wish to infer the labels "
-                             'from the subdirectory names in the target directory, pass `labels="inferred"`. If '
-                             "you wish to get a dataset that only contains audio samples (no labels), pass "
-                             f"`labels=None`. Received: labels={labels!r}")
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
-            raise ValueError("`labels` must hold integer labels >= 0, one per audio file.")
-        if class_names:
-            raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
-                             f"and class_names={class_names}")
+        check_label_list(labels, class_names,
+                         "The `labels` argument should be a list/tuple of integer labels, of the same size as the "
+                         "number of audio files in the target directory. If you wish to infer the labels from the "
+                         'subdirectory names in the target directory, pass `labels="inferred"`. If you wish to get a '
+                         "dataset that only contains audio samples (no labels), pass `labels=None`. Received: "
+                         f"labels={labels!r}", "audio file")
     check_label_mode(label_mode)
     if ragged and output_sequence_length is not None:
         raise ValueError("Cannot set both `ragged` and `output_sequence_length`")
@@ -141,6 +136,7 @@ def _check_arguments(directory, labels, label_mode, class_names, batch_size, sam
     check_positive(batch_size, "batch_size")
     check_positive(output_sequence_length, "output_sequence_length")
     return check_split_and_folder(validation_split, subset, shuffle, seed, directory, "audio files")
+
 
 def audio_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None, batch_size=32,
                                  sampling_rate=None, output_sequence_length=None, ragged=False, shuffle=True,

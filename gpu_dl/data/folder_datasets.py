@@ -14,8 +14,8 @@ import numpy
 
 from .py_dataset import PyDataset
 
-__all__ = ["LABEL_MODES", "FolderDataset", "check_label_mode", "check_positive", "check_split_and_folder",
-           "split_into_datasets"]
+__all__ = ["LABEL_MODES", "FolderDataset", "check_label_list", "check_label_mode", "check_positive",
+           "check_split_and_folder", "split_into_datasets"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
 
@@ -93,6 +93,18 @@ class FolderDataset(PyDataset):
 
     def __repr__(self):
         return f"<{type(self).__name__}: {len(self.file_paths)} files, {len(self.class_names or ())} classes>"
+
+
+def check_label_list(labels, class_names, not_a_list, files):
+    """Keras's checks of explicit ``labels``: a list or tuple (else ``not_a_list``, Keras's message for the
+    reader), of integers >= 0 (one per file of the kind ``files`` names), without ``class_names``."""
+    if not isinstance(labels, (list, tuple)):
+        raise ValueError(not_a_list)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
+        raise ValueError(f"`labels` must hold integer labels >= 0, one per {files}.")
+    if class_names:
+        raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
+                         f"and class_names={class_names}")
 
 
 def check_label_mode(label_mode):

@@ -19,7 +19,7 @@ import numbers
 
 import numpy
 
-from .folder_datasets import (FolderDataset, check_label_mode, check_positive, check_split_and_folder,
+from .folder_datasets import (FolderDataset, check_label_list, check_label_mode, check_positive, check_split_and_folder,
                               split_into_datasets)
 from .image_folders import index_directory
 
@@ -61,17 +61,12 @@ def _check_arguments(directory, labels, label_mode, class_names, batch_size, max
                      shuffle, seed, format):
     """Keras's checks, in Keras's order, plus the ones it leaves to TensorFlow."""
     if labels not in ("inferred", None):
-        if not isinstance(labels, (list, tuple)):
-            raise ValueError("`labels` argument should be a list/tuple of integer labels, of the same size as the "
-                             "number of text files in the target directory. If you wish to infer the labels from "
-                             'the subdirectory names in the target directory, pass `labels="inferred"`. If you '
-                             "wish to get a dataset that only contains text samples (no labels), pass "
-                             f"`labels=None`. Received: labels={labels!r}")
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
-            raise ValueError("`labels` must hold integer labels >= 0, one per text file.")
-        if class_names:
-            raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
-                             f"and class_names={class_names}")
+        check_label_list(labels, class_names,
+                         "`labels` argument should be a list/tuple of integer labels, of the same size as the number "
+                         "of text files in the target directory. If you wish to infer the labels from the "
+                         'subdirectory names in the target directory, pass `labels="inferred"`. If you wish to get a '
+                         "dataset that only contains text samples (no labels), pass `labels=None`. Received: "
+                         f"labels={labels!r}", "text file")
     check_label_mode(label_mode)
     if format not in ("tf", "grain"):
         raise ValueError(f'`format` should be either "tf" or "grain". Received: format={format!r}')
@@ -80,6 +75,7 @@ def _check_arguments(directory, labels, label_mode, class_names, batch_size, max
                                    or max_length < 0):
         raise ValueError(f"`max_length` must be a non-negative integer or None, got {max_length!r}.")
     return check_split_and_folder(validation_split, subset, shuffle, seed, directory, "text files")
+
 
 def text_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None, batch_size=32,
                                 max_length=None, shuffle=True, seed=None, validation_split=None, subset=None,
