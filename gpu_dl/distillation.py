@@ -143,6 +143,13 @@ class _Averaged(losses_module.Loss):
         return self.inner.call(y_true, y_pred)
 
 
+def _from_config_with_loss(cls, config):
+    """A distillation loss from its config, whose ``loss`` holds serialized losses (a classmethod of each)."""
+    config = dict(config)
+    config["loss"] = _deserialize_loss(config["loss"])
+    return cls(**config)
+
+
 class DistillationLoss:
     """Base class of the distillation losses: subclasses define ``compute_loss(teacher_outputs,
     student_outputs)``, a scalar. In gpu_dl it must be built from gpu_dl ``Loss`` objects called on the student's
@@ -213,11 +220,7 @@ class FeatureDistillation(DistillationLoss):
         return {"loss": _map(_serialize_loss, self._given_loss), "teacher_layer_name": self.teacher_layer_name,
                 "student_layer_name": self.student_layer_name}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["loss"] = _deserialize_loss(config["loss"])
-        return cls(**config)
+    from_config = classmethod(_from_config_with_loss)
 
 
 class LogitsDistillation(DistillationLoss):
@@ -256,11 +259,7 @@ class LogitsDistillation(DistillationLoss):
     def get_config(self):
         return {"temperature": self.temperature, "loss": _map(_serialize_loss, self._given_loss)}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["loss"] = _deserialize_loss(config["loss"])
-        return cls(**config)
+    from_config = classmethod(_from_config_with_loss)
 
 
 def _serialize_loss(item):

@@ -22,15 +22,15 @@ checked against each file's own rate: a file of another rate is an error that na
 """
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import wave
 
 import numpy
 
-from .image_folders import LABEL_MODES, _split, index_directory
-from .py_dataset import PyDataset
+from .folder_datasets import (FolderDataset, check_label_list, check_label_mode, check_positive, check_split_and_folder,
+                              split_into_datasets)
+from .image_folders import index_directory
 
 __all__ = ["AudioFolderDataset", "audio_dataset_from_directory", "read_wav"]
 
@@ -69,7 +69,7 @@ def read_wav(path, desired_samples=None):
     return audio, rate
 
 
-class AudioFolderDataset(PyDataset):
+class AudioFolderDataset(FolderDataset):
     """WAV files with their labels, read in batches when asked for.
 
     ``ds[i]`` is batch ``i``: ``audio`` float32 ``(batch, samples, channels)`` (padded with zeros to the longest
@@ -81,27 +81,11 @@ class AudioFolderDataset(PyDataset):
 
     def __init__(self, file_paths, labels, class_names, label_mode, batch_size, sampling_rate,
                  output_sequence_length, ragged, shuffle, seed, workers=1, max_queue_size=10):
-        super().__init__(workers=workers, max_queue_size=max_queue_size)
-        self.file_paths = list(file_paths)
-        self.labels = labels
-        self.class_names = class_names
-        self.label_mode = label_mode
-        self.batch_size = batch_size
+        super().__init__(file_paths, labels, class_names, label_mode, batch_size, shuffle, seed, workers,
+                         max_queue_size)
         self.sampling_rate = sampling_rate
         self.output_sequence_length = output_sequence_length
         self.ragged = bool(ragged)
-        self.shuffle = bool(shuffle)
-        self.seed = seed
-        self._rng = numpy.random.default_rng(seed) if self.shuffle else None
-        self._order = self._new_order()
-
-    def _new_order(self):
-        count = len(self.file_paths)
-        return self._rng.permutation(count) if self.shuffle else numpy.arange(count)
-
-    def __len__(self):
-        count = len(self.file_paths)
-        return count if self.batch_size is None else math.ceil(count / self.batch_size)
 
     def load(self, index):
         """The audio of ``file_paths[index]``: float32 (samples, channels)."""
@@ -112,13 +96,6 @@ class AudioFolderDataset(PyDataset):
                              f"sampling_rate={self.sampling_rate} asked for; gpu_dl does not resample (Keras does "
                              "with tensorflow_io): convert the file, or leave sampling_rate=None.")
         return audio
-
-    def _encode(self, labels):
-        if self.label_mode == "binary":
-            return labels.astype(numpy.float32)[..., None]
-        if self.label_mode == "categorical":
-            return numpy.eye(len(self.class_names), dtype=numpy.float32)[labels]
-        return labels.astype(numpy.int32)
 
     def _batch(self, picked):
         clips = [self.load(int(i)) for i in picked]
@@ -137,58 +114,18 @@ class AudioFolderDataset(PyDataset):
             batch[row, :clip.shape[0]] = clip
         return batch
 
-    def __getitem__(self, index):
-        count = len(self)
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
-            raise IndexError(f"{type(self).__name__} index {index!r} out of range: it has {count} "
-                             f"{'files' if self.batch_size is None else 'batches'}.")
-        size = 1 if self.batch_size is None else self.batch_size
-        picked = self._order[index * size:(index + 1) * size]
-        audio = self.load(int(picked[0])) if self.batch_size is None else self._batch(picked)
-        if self.label_mode is None:
-            return audio
-        labels = self._encode(self.labels[picked])
-        return audio, (labels[0] if self.batch_size is None else labels)
-
-    def __iter__(self):
-        try:
-            yield from super().__iter__()
-        finally:
-            self.on_epoch_end()
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._order = self._new_order()
-
-    def __repr__(self):
-        return f"<{type(self).__name__}: {len(self.file_paths)} files, {len(self.class_names or ())} classes>"
-
-
-def _positive(value, what, allow_none=True):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{what}` must be a positive integer{' or None' if allow_none else ''}, got {value!r}.")
-
 
 def _check_arguments(directory, labels, label_mode, class_names, batch_size, sampling_rate, output_sequence_length,
                      ragged, validation_split, subset, shuffle, seed):
     """Keras's checks, in Keras's order, plus the ones it leaves to TensorFlow."""
     if labels not in ("inferred", None):
-        if not isinstance(labels, (list, tuple)):
-            raise ValueError("The `labels` argument should be a list/tuple of integer labels, of the same size as "
-                             "the number of audio files in the target directory. If you wish to infer the labels "
-                             'from the subdirectory names in the target directory, pass `labels="inferred"`. If '
-                             "you wish to get a dataset that only contains audio samples (no labels), pass "
-                             f"`labels=None`. Received: labels={labels!r}")
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
-            raise ValueError("`labels` must hold integer labels >= 0, one per audio file.")
-        if class_names:
-            raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
-                             f"and class_names={class_names}")
-    if label_mode not in LABEL_MODES:
-        raise ValueError('`label_mode` argument must be one of "int", "categorical", "binary", or None. '
-                         f"Received: label_mode={label_mode!r}")
+        check_label_list(labels, class_names,
+                         "The `labels` argument should be a list/tuple of integer labels, of the same size as the "
+                         "number of audio files in the target directory. If you wish to infer the labels from the "
+                         'subdirectory names in the target directory, pass `labels="inferred"`. If you wish to get a '
+                         "dataset that only contains audio samples (no labels), pass `labels=None`. Received: "
+                         f"labels={labels!r}", "audio file")
+    check_label_mode(label_mode)
     if ragged and output_sequence_length is not None:
         raise ValueError("Cannot set both `ragged` and `output_sequence_length`")
     if sampling_rate is not None:
@@ -196,26 +133,9 @@ def _check_arguments(directory, labels, label_mode, class_names, batch_size, sam
             raise ValueError(f"`sampling_rate` should have an integer value. Received: sampling_rate={sampling_rate}")
         if sampling_rate <= 0:
             raise ValueError(f"`sampling_rate` should be higher than 0. Received: sampling_rate={sampling_rate}")
-    _positive(batch_size, "batch_size")
-    _positive(output_sequence_length, "output_sequence_length")
-    if validation_split is not None and (isinstance(validation_split, bool)
-                                         or not isinstance(validation_split, numbers.Real)):
-        raise ValueError(f"`validation_split` must be a float between 0 and 1, received: {validation_split!r}")
-    if validation_split and not 0 < validation_split < 1:
-        raise ValueError(f"`validation_split` must be between 0 and 1, received: {validation_split}")
-    if (validation_split or subset) and not (validation_split and subset):
-        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
-    if subset not in ("training", "validation", "both", None):
-        raise ValueError(f'`subset` must be either "training", "validation" or "both", received: {subset!r}')
-    if validation_split and shuffle and seed is None:
-        raise ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, "
-                         "to make sure that there is no overlap between the training and validation subset.")
-    path = os.fspath(directory)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"`directory`: no such folder {path!r}.")
-    if not os.path.isdir(path):
-        raise NotADirectoryError(f"`directory`: {path!r} is a file, not a folder of audio files.")
-    return path
+    check_positive(batch_size, "batch_size")
+    check_positive(output_sequence_length, "output_sequence_length")
+    return check_split_and_folder(validation_split, subset, shuffle, seed, directory, "audio files")
 
 
 def audio_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None, batch_size=32,
@@ -248,8 +168,4 @@ def audio_dataset_from_directory(directory, labels="inferred", label_mode="int",
         return AudioFolderDataset(part_paths, part_labels, class_names, label_mode, batch_size, sampling_rate,
                                   output_sequence_length, ragged, part_shuffle, seed)
 
-    if subset == "both":
-        train = _split(paths, labels, validation_split, "training", verbose)
-        validation = _split(paths, labels, validation_split, "validation", verbose)
-        return dataset(*train, shuffle), dataset(*validation, False)
-    return dataset(*_split(paths, labels, validation_split, subset, verbose), shuffle)
+    return split_into_datasets(paths, labels, validation_split, subset, shuffle, verbose, dataset)

@@ -28,15 +28,15 @@ Where gpu_dl differs from Keras:
 """
 from __future__ import annotations
 
-import math
 import numbers
 import os
 
 import numpy
 
 from .. import backend
+from .folder_datasets import (FolderDataset, check_label_mode, check_positive, check_split_and_folder,
+                              split_into_datasets)
 from .image_files import COLOR_MODES, decode_image, resize_image
-from .py_dataset import PyDataset
 
 __all__ = ["ALLOWLIST_FORMATS", "ImageFolderDataset", "image_dataset_from_directory", "index_directory"]
 
@@ -44,7 +44,6 @@ ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 INTERPOLATIONS = ("bilinear", "nearest")
 # Keras accepts these through TensorFlow's resize; gpu_dl's resize op has bilinear and nearest only.
 _KERAS_ONLY_INTERPOLATIONS = ("bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
-LABEL_MODES = ("int", "categorical", "binary", None)
 _DEFAULT_WORKERS = 4     # decoding releases the GIL in Pillow, so a few threads keep ahead of a small model
 
 
@@ -119,26 +118,8 @@ def index_directory(directory, labels, formats=ALLOWLIST_FORMATS, class_names=No
     return file_paths, labels, class_names
 
 
-def _split(paths, labels, validation_split, subset, verbose):
-    """The training (the first N - int(split * N)) or validation (the rest) files, as Keras splits them."""
-    if not validation_split:
-        return paths, labels
-    count = int(validation_split * len(paths))
-    if count == 0 or count == len(paths):
-        raise ValueError(f"`validation_split={validation_split}` of {len(paths)} files leaves "
-                         f"{'no files for validation' if count == 0 else 'no files for training'}; "
-                         "give more files or another split.")
-    if subset == "training":
-        if verbose:
-            print(f"Using {len(paths) - count} files for training.")
-        return paths[:-count], None if labels is None else labels[:-count]
-    if verbose:
-        print(f"Using {count} files for validation.")
-    return paths[-count:], None if labels is None else labels[-count:]
-
-
 # ------------------------------------------------------------------ the data set
-class ImageFolderDataset(PyDataset):
+class ImageFolderDataset(FolderDataset):
     """Image files with their labels, read in batches when asked for.
 
     ``ds[i]`` is batch ``i``: ``images`` float32 (batch, height, width, channels) (channels_first:
@@ -152,33 +133,19 @@ class ImageFolderDataset(PyDataset):
     over the data set). Built by ``image_dataset_from_directory``, whose checks it trusts.
     """
 
+    item_name = "images"
+
     def __init__(self, file_paths, labels, class_names, label_mode, image_size, num_channels, batch_size,
                  shuffle, seed, interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio, data_format,
                  workers=_DEFAULT_WORKERS, max_queue_size=10):
-        super().__init__(workers=workers, max_queue_size=max_queue_size)
-        self.file_paths = list(file_paths)
-        self.labels = labels
-        self.class_names = class_names
-        self.label_mode = label_mode
+        super().__init__(file_paths, labels, class_names, label_mode, batch_size, shuffle, seed, workers,
+                         max_queue_size)
         self.image_size = tuple(image_size)
         self.num_channels = num_channels
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.seed = seed
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = crop_to_aspect_ratio
         self.pad_to_aspect_ratio = pad_to_aspect_ratio
         self.data_format = data_format
-        self._rng = numpy.random.default_rng(seed) if self.shuffle else None
-        self._order = self._new_order()
-
-    def _new_order(self):
-        count = len(self.file_paths)
-        return self._rng.permutation(count) if self.shuffle else numpy.arange(count)
-
-    def __len__(self):
-        count = len(self.file_paths)
-        return count if self.batch_size is None else math.ceil(count / self.batch_size)
 
     @property
     def element_spec(self):
@@ -199,40 +166,6 @@ class ImageFolderDataset(PyDataset):
         image = resize_image(decode_image(self.file_paths[index], self.num_channels), self.image_size,
                              self.interpolation, self.crop_to_aspect_ratio, self.pad_to_aspect_ratio)
         return image.transpose(2, 0, 1) if self.data_format == "channels_first" else image
-
-    def _encode(self, labels):
-        if self.label_mode == "binary":
-            return labels.astype(numpy.float32)[..., None]
-        if self.label_mode == "categorical":
-            return numpy.eye(len(self.class_names), dtype=numpy.float32)[labels]
-        return labels.astype(numpy.int32)
-
-    def __getitem__(self, index):
-        count = len(self)
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
-            raise IndexError(f"{type(self).__name__} index {index!r} out of range: it has {count} "
-                             f"{'images' if self.batch_size is None else 'batches'}.")
-        order = self._order      # one read: a reshuffle between epochs never mixes two orders in a batch
-        if self.batch_size is None:
-            picked = order[index:index + 1]
-            images = self.load(int(picked[0]))
-        else:
-            picked = order[index * self.batch_size:(index + 1) * self.batch_size]
-            images = numpy.stack([self.load(int(i)) for i in picked])
-        if self.label_mode is None:
-            return images
-        labels = self._encode(self.labels[picked])
-        return images, (labels[0] if self.batch_size is None else labels)
-
-    def __iter__(self):
-        try:
-            yield from super().__iter__()
-        finally:
-            self.on_epoch_end()     # a tf.data data set reshuffles on each iteration: so does this one
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._order = self._new_order()
 
     def __repr__(self):
         return (f"<{type(self).__name__}: {len(self.file_paths)} files, {len(self.class_names or ())} classes, "
@@ -259,15 +192,11 @@ def _check_arguments(directory, labels, label_mode, class_names, color_mode, bat
         if class_names:
             raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
                              f"and class_names={class_names}")
-    if label_mode not in LABEL_MODES:
-        raise ValueError(f'`label_mode` argument must be one of "int", "categorical", "binary", or None. '
-                         f"Received: label_mode={label_mode!r}")
+    check_label_mode(label_mode)
     if color_mode not in COLOR_MODES:
         raise ValueError(f'`color_mode` must be one of {{"rgb", "rgba", "grayscale"}}. Received: '
                          f"color_mode={color_mode!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-                                   or batch_size < 1):
-        raise ValueError(f"`batch_size` must be a positive integer or None, got {batch_size!r}.")
+    check_positive(batch_size, "batch_size")
     if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
         image_size = (image_size, image_size)
     if (not isinstance(image_size, (list, tuple)) or len(image_size) != 2
@@ -287,23 +216,7 @@ def _check_arguments(directory, labels, label_mode, class_names, color_mode, bat
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ValueError("Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`.")
     data_format = backend.standardize_data_format(data_format, "`data_format`")
-    if validation_split is not None and (isinstance(validation_split, bool)
-                                         or not isinstance(validation_split, numbers.Real)):
-        raise ValueError(f"`validation_split` must be a float between 0 and 1, received: {validation_split!r}")
-    if validation_split and not 0 < validation_split < 1:
-        raise ValueError(f"`validation_split` must be between 0 and 1, received: {validation_split}")
-    if (validation_split or subset) and not (validation_split and subset):
-        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
-    if subset not in ("training", "validation", "both", None):
-        raise ValueError(f'`subset` must be either "training", "validation" or "both", received: {subset!r}')
-    if validation_split and shuffle and seed is None:
-        raise ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, "
-                         "to make sure that there is no overlap between the training and validation subset.")
-    path = os.fspath(directory)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"`directory`: no such folder {path!r}.")
-    if not os.path.isdir(path):
-        raise NotADirectoryError(f"`directory`: {path!r} is a file, not a folder of images.")
+    path = check_split_and_folder(validation_split, subset, shuffle, seed, directory, "images")
     return path, labels, image_size, interpolation, data_format
 
 
@@ -349,8 +262,4 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                   batch_size, part_shuffle, seed, interpolation, crop_to_aspect_ratio,
                                   pad_to_aspect_ratio, data_format)
 
-    if subset == "both":
-        train = _split(paths, labels, validation_split, "training", verbose)
-        validation = _split(paths, labels, validation_split, "validation", verbose)
-        return dataset(*train, shuffle), dataset(*validation, False)
-    return dataset(*_split(paths, labels, validation_split, subset, verbose), shuffle)
+    return split_into_datasets(paths, labels, validation_split, subset, shuffle, verbose, dataset)

@@ -15,21 +15,20 @@ while the files and the split are the same.
 """
 from __future__ import annotations
 
-import math
 import numbers
-import os
 
 import numpy
 
-from .image_folders import LABEL_MODES, _split, index_directory
-from .py_dataset import PyDataset
+from .folder_datasets import (FolderDataset, check_label_list, check_label_mode, check_positive, check_split_and_folder,
+                              split_into_datasets)
+from .image_folders import index_directory
 
 __all__ = ["TextFolderDataset", "text_dataset_from_directory"]
 
 FORMATS = (".txt",)
 
 
-class TextFolderDataset(PyDataset):
+class TextFolderDataset(FolderDataset):
     """Text files with their labels, read in batches when asked for.
 
     ``ds[i]`` is batch ``i``: ``texts`` a NumPy object array of str (batch,), with ``labels`` as ``(texts,
@@ -38,27 +37,13 @@ class TextFolderDataset(PyDataset):
     label). ``file_paths`` are in the order of the folder index (Keras's); with ``shuffle`` each pass reads them
     in a new permutation."""
 
+    item_name = "texts"
+
     def __init__(self, file_paths, labels, class_names, label_mode, batch_size, max_length, shuffle, seed,
                  workers=1, max_queue_size=10):
-        super().__init__(workers=workers, max_queue_size=max_queue_size)
-        self.file_paths = list(file_paths)
-        self.labels = labels
-        self.class_names = class_names
-        self.label_mode = label_mode
-        self.batch_size = batch_size
+        super().__init__(file_paths, labels, class_names, label_mode, batch_size, shuffle, seed, workers,
+                         max_queue_size)
         self.max_length = max_length
-        self.shuffle = bool(shuffle)
-        self.seed = seed
-        self._rng = numpy.random.default_rng(seed) if self.shuffle else None
-        self._order = self._new_order()
-
-    def _new_order(self):
-        count = len(self.file_paths)
-        return self._rng.permutation(count) if self.shuffle else numpy.arange(count)
-
-    def __len__(self):
-        count = len(self.file_paths)
-        return count if self.batch_size is None else math.ceil(count / self.batch_size)
 
     def load(self, index):
         """The text of ``file_paths[index]``: its bytes (the first ``max_length``) decoded as UTF-8."""
@@ -66,88 +51,30 @@ class TextFolderDataset(PyDataset):
             data = f.read() if self.max_length is None else f.read(self.max_length)
         return data.decode("utf-8", errors="ignore" if self.max_length is not None else "strict")
 
-    def _encode(self, labels):
-        if self.label_mode == "binary":
-            return labels.astype(numpy.float32)[..., None]
-        if self.label_mode == "categorical":
-            return numpy.eye(len(self.class_names), dtype=numpy.float32)[labels]
-        return labels.astype(numpy.int32)
-
-    def __getitem__(self, index):
-        count = len(self)
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
-            raise IndexError(f"{type(self).__name__} index {index!r} out of range: it has {count} "
-                             f"{'texts' if self.batch_size is None else 'batches'}.")
-        order = self._order
-        size = 1 if self.batch_size is None else self.batch_size
-        picked = order[index * size:(index + 1) * size]
-        texts = numpy.empty(len(picked), object)
+    def _batch(self, picked):
+        texts = numpy.empty(len(picked), object)     # an object array: numpy.stack would make fixed-width str
         texts[:] = [self.load(int(i)) for i in picked]
-        if self.batch_size is None:
-            texts = texts[0]
-        if self.label_mode is None:
-            return texts
-        labels = self._encode(self.labels[picked])
-        return texts, (labels[0] if self.batch_size is None else labels)
-
-    def __iter__(self):
-        try:
-            yield from super().__iter__()
-        finally:
-            self.on_epoch_end()
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._order = self._new_order()
-
-    def __repr__(self):
-        return f"<{type(self).__name__}: {len(self.file_paths)} files, {len(self.class_names or ())} classes>"
+        return texts
 
 
 def _check_arguments(directory, labels, label_mode, class_names, batch_size, max_length, validation_split, subset,
                      shuffle, seed, format):
     """Keras's checks, in Keras's order, plus the ones it leaves to TensorFlow."""
     if labels not in ("inferred", None):
-        if not isinstance(labels, (list, tuple)):
-            raise ValueError("`labels` argument should be a list/tuple of integer labels, of the same size as the "
-                             "number of text files in the target directory. If you wish to infer the labels from "
-                             'the subdirectory names in the target directory, pass `labels="inferred"`. If you '
-                             "wish to get a dataset that only contains text samples (no labels), pass "
-                             f"`labels=None`. Received: labels={labels!r}")
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
-            raise ValueError("`labels` must hold integer labels >= 0, one per text file.")
-        if class_names:
-            raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
-                             f"and class_names={class_names}")
-    if label_mode not in LABEL_MODES:
-        raise ValueError('`label_mode` argument must be one of "int", "categorical", "binary", or None. '
-                         f"Received: label_mode={label_mode!r}")
+        check_label_list(labels, class_names,
+                         "`labels` argument should be a list/tuple of integer labels, of the same size as the number "
+                         "of text files in the target directory. If you wish to infer the labels from the "
+                         'subdirectory names in the target directory, pass `labels="inferred"`. If you wish to get a '
+                         "dataset that only contains text samples (no labels), pass `labels=None`. Received: "
+                         f"labels={labels!r}", "text file")
+    check_label_mode(label_mode)
     if format not in ("tf", "grain"):
         raise ValueError(f'`format` should be either "tf" or "grain". Received: format={format!r}')
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-                                   or batch_size < 1):
-        raise ValueError(f"`batch_size` must be a positive integer or None, got {batch_size!r}.")
+    check_positive(batch_size, "batch_size")
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral)
                                    or max_length < 0):
         raise ValueError(f"`max_length` must be a non-negative integer or None, got {max_length!r}.")
-    if validation_split is not None and (isinstance(validation_split, bool)
-                                         or not isinstance(validation_split, numbers.Real)):
-        raise ValueError(f"`validation_split` must be a float between 0 and 1, received: {validation_split!r}")
-    if validation_split and not 0 < validation_split < 1:
-        raise ValueError(f"`validation_split` must be between 0 and 1, received: {validation_split}")
-    if (validation_split or subset) and not (validation_split and subset):
-        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
-    if subset not in ("training", "validation", "both", None):
-        raise ValueError(f'`subset` must be either "training", "validation" or "both", received: {subset!r}')
-    if validation_split and shuffle and seed is None:
-        raise ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, "
-                         "to make sure that there is no overlap between the training and validation subset.")
-    path = os.fspath(directory)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"`directory`: no such folder {path!r}.")
-    if not os.path.isdir(path):
-        raise NotADirectoryError(f"`directory`: {path!r} is a file, not a folder of text files.")
-    return path
+    return check_split_and_folder(validation_split, subset, shuffle, seed, directory, "text files")
 
 
 def text_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None, batch_size=32,
@@ -181,8 +108,4 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
         return TextFolderDataset(part_paths, part_labels, class_names, label_mode, batch_size, max_length,
                                  part_shuffle, seed)
 
-    if subset == "both":
-        train = _split(paths, labels, validation_split, "training", verbose)
-        validation = _split(paths, labels, validation_split, "validation", verbose)
-        return dataset(*train, shuffle), dataset(*validation, False)
-    return dataset(*_split(paths, labels, validation_split, subset, verbose), shuffle)
+    return split_into_datasets(paths, labels, validation_split, subset, shuffle, verbose, dataset)

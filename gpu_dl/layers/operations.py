@@ -86,6 +86,19 @@ class Operation(Layer):
         args = [as_operand(value) for value in args]
         if self.arity is not None and len(args) != self.arity:
             raise TypeError(f"{self._where()} takes {self.arity} argument(s), got {len(args)}.")
+        arguments, tensors = self._accepted(args)
+        shape = self.output_shape_of(arguments, [t.shape for t in tensors])
+        self.arguments = arguments
+        self.dtype = self.result_dtype(tensors, arguments)
+        self.built = True
+        result = KerasTensor(shape, dtype=self.dtype)
+        Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
+        return result
+
+    def _accepted(self, args):
+        """``(arguments, tensors)`` of a symbolic call's operands ``args``: the constants as the operation keeps them,
+        None in place of each symbolic tensor, and the symbolic tensors; an error without one, or where the
+        constants differ from an earlier call's."""
         arguments = [None if is_symbolic(value) else self.accept_argument(position, value)
                      for position, value in enumerate(args)]
         tensors = [value for value in args if is_symbolic(value)]
@@ -94,13 +107,7 @@ class Operation(Layer):
         if self.arguments is not None and not self.same_arguments(arguments):
             raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
                              f"a later call with {self._describe(arguments)} needs an operation of its own.")
-        shape = self.output_shape_of(arguments, [t.shape for t in tensors])
-        self.arguments = arguments
-        self.dtype = self.result_dtype(tensors, arguments)
-        self.built = True
-        result = KerasTensor(shape, dtype=self.dtype)
-        Node(self, args=(tensors if len(tensors) > 1 else tensors[0],), outputs=[result])
-        return result
+        return arguments, tensors
 
     def accept_argument(self, position, value):
         """A constant argument as the operation keeps it (a Python number, or an array of real numbers kept on the
@@ -215,8 +222,8 @@ class Operation(Layer):
 
     def operands(self, arrays):
         """The forward function's operands: ``arrays`` in the tensors' places, the constants as scalars and
-        arrays of the result's dtype (on the tensors' device)."""
-        scalar = numpy.dtype(self.dtype).type
+        arrays of the result's dtype (on the tensors' device, copied there once); ``constant_dtype`` and
+        ``scalar_operand`` say otherwise where an operation computes in other dtypes."""
         xp = backend.array_module(*arrays)
         given = iter(arrays)
         operands = []
@@ -226,15 +233,20 @@ class Operation(Layer):
             elif isinstance(a, numpy.ndarray):
                 key = (xp.__name__, position, self.dtype)
                 if key not in self._on_device:
-                    self._on_device[key] = xp.asarray(a.astype(self.constant_dtype(a)))
+                    dtype = self.constant_dtype(a)
+                    self._on_device[key] = xp.asarray(a if dtype is None else a.astype(dtype))
                 operands.append(self._on_device[key])
             else:
-                operands.append(scalar(a))
+                operands.append(self.scalar_operand(a))
         return operands
 
     def constant_dtype(self, array):
-        """The dtype a constant array takes in the forward: the result's."""
+        """The dtype a constant array takes in the forward: the result's (None: its own)."""
         return self.dtype
+
+    def scalar_operand(self, value):
+        """A constant number as the forward takes it: a NumPy scalar of the result's dtype."""
+        return numpy.dtype(self.dtype).type(value)
 
     @classmethod
     def decode_argument(cls, position, value, where):

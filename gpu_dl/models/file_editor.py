@@ -134,11 +134,7 @@ class KerasFileEditor:
                              f"Received: target_name='{target_name}'")
         if "/" in source_name:
             elements = source_name.split("/")
-            tree = self.weights_dict
-            for element in elements[:-1]:
-                if not isinstance(tree.get(element), dict):
-                    raise ValueError(f"Path '{source_name}' not found in model.")
-                tree = tree[element]
+            tree = _folder(self.weights_dict, elements[:-1], f"Path '{source_name}' not found in model.")
             if elements[-1] not in tree:
                 raise ValueError(f"Path '{source_name}' not found in model.")
             edit(tree, elements[-1], target_name)
@@ -173,11 +169,8 @@ class KerasFileEditor:
         _check_weights(weights)
         if "/" in object_path:
             elements = object_path.split("/")
-            tree = self.weights_dict
-            for element in elements[:-1]:
-                if not isinstance(tree.get(element), dict):
-                    raise ValueError(f"Path '{'/'.join(elements[:-1])}' not found in model.")
-                tree = tree[element]
+            parents = elements[:-1]
+            tree = _folder(self.weights_dict, parents, f"Path '{'/'.join(parents)}' not found in model.")
             tree[elements[-1]] = weights
         else:
             self.weights_dict[object_path] = weights
@@ -311,6 +304,16 @@ def _compare(target, reference, path, target_name, reference_name, checked):
 
 def _shape_text(value):
     return "(an object)" if isinstance(value, dict) else numpy.shape(value)
+
+
+def _folder(tree, path, missing):
+    """The dict at ``path`` (a list of names) under ``tree``; a ValueError saying ``missing`` where a name of it
+    is absent or names weights."""
+    for element in path:
+        if not isinstance(tree.get(element), dict):
+            raise ValueError(missing)
+        tree = tree[element]
+    return tree
 
 
 def _count(tree, name):

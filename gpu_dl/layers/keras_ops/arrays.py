@@ -21,7 +21,7 @@ from ...ops import numpy_functions as fn
 from ...ops.arithmetic import reduce_to_shape
 from ..operations import broadcast_shapes
 from ..symbolic import KerasTensor, Node, is_symbolic
-from .base import CORE, MATH, NN, KerasOperation, _axes, _float, _xp, standardize_dtype
+from .base import CORE, MATH, NN, KerasOperation, WithDtype, WithoutGradient, _axes, _float, _xp, standardize_dtype
 from .shapes import Concatenate
 
 
@@ -121,7 +121,24 @@ def _moved_order(ndim, source, destination, where):
     return order
 
 
-class Moveaxis(ArrayOperation):
+class _Permutation(ArrayOperation):
+    """The input's axes in the order ``_order(ndim)`` gives; the gradient goes back through the inverse order."""
+
+    def _order(self, ndim):
+        raise NotImplementedError
+
+    def output_shape_of(self, arguments, shapes):
+        shape = tuple(shapes[0])
+        return tuple(shape[a] for a in self._order(len(shape)))
+
+    def forward_array(self, x):
+        return x.transpose(self._order(x.ndim))
+
+    def backward_function(self, dy, operands, y):
+        return [dy.transpose(numpy.argsort(self._order(dy.ndim)).tolist())]
+
+
+class Moveaxis(_Permutation):
     """``moveaxis(x, source, destination)``: axes moved to new places, the others kept in order."""
 
     config_keys = ("source", "destination")
@@ -145,18 +162,8 @@ class Moveaxis(ArrayOperation):
     def _order(self, ndim):
         return _moved_order(ndim, self._listed(self.source), self._listed(self.destination), self._where())
 
-    def output_shape_of(self, arguments, shapes):
-        shape = tuple(shapes[0])
-        return tuple(shape[a] for a in self._order(len(shape)))
 
-    def forward_array(self, x):
-        return x.transpose(self._order(x.ndim))
-
-    def backward_function(self, dy, operands, y):
-        return [dy.transpose(numpy.argsort(self._order(dy.ndim)).tolist())]
-
-
-class Swapaxes(ArrayOperation):
+class Swapaxes(_Permutation):
     config_keys = ("axis1", "axis2")
 
     def __init__(self, axis1, axis2, name=None, **kwargs):
@@ -169,16 +176,6 @@ class Swapaxes(ArrayOperation):
         order = list(range(ndim))
         order[a], order[b] = b, a
         return order
-
-    def output_shape_of(self, arguments, shapes):
-        shape = tuple(shapes[0])
-        return tuple(shape[a] for a in self._order(len(shape)))
-
-    def forward_array(self, x):
-        return x.transpose(self._order(x.ndim))
-
-    def backward_function(self, dy, operands, y):
-        return [dy.transpose(self._order(dy.ndim))]
 
 
 class Ravel(ArrayOperation):
@@ -1330,21 +1327,8 @@ class Geomspace(Logspace):
 
 
 # ------------------------------------------------------------------ dtypes
-class Array(ArrayOperation):
+class Array(WithDtype, ArrayOperation):
     """``array(x, dtype=None)``: the tensor, cast to ``dtype`` when given (``EmptyLike``: zeros of its shape)."""
-
-    config_keys = ("dtype",)
-    casts_inputs = False
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def forward_array(self, x):
         return x.astype(self.target or x.dtype, copy=True)
@@ -1354,18 +1338,15 @@ class Array(ArrayOperation):
         return [dy.astype(x.dtype) if _float(x.dtype) and _float(self.dtype) else None]
 
 
-class EmptyLike(Array):
+class EmptyLike(WithoutGradient, Array):
     """``empty_like(x, dtype=None)``: a tensor of x's shape, of ``dtype`` or x's; gpu_dl fills it with zeros (Keras
     leaves its values undefined). No gradient."""
 
     def forward_array(self, x):
         return _xp(x).zeros(x.shape, dtype=self.target or x.dtype)
 
-    def backward_function(self, dy, operands, y):
-        return [None]
 
-
-class View(Array):
+class View(WithoutGradient, Array):
     """``view(x, dtype=None)``: the same bytes read as ``dtype``; the last axis scales by the ratio of the item
     sizes. No gradient: it reads bits, not values (Keras's torch backend's view is not differentiable either)."""
 
@@ -1397,11 +1378,8 @@ class View(Array):
         self._shape(list(x.shape), x.dtype)
         return _xp(x).ascontiguousarray(x).view(self.target or x.dtype)
 
-    def backward_function(self, dy, operands, y):
-        return [None]
 
-
-class MultiHot(ArrayOperation):
+class MultiHot(WithoutGradient, ArrayOperation):
     """``multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False)`` of ``keras.src.ops.nn``: integer
     classes in, per sample (the first axis; a vector is one sample) a 1 for each class present, floatx by default
     (Keras's symbolic result claims the input's dtype, its computed one is ``dtype``; gpu_dl gives ``dtype``). A
@@ -1450,9 +1428,6 @@ class MultiHot(ArrayOperation):
         if self.axis != -1:
             hot = xp.moveaxis(hot, -1, self.axis)
         return hot.any(axis=1 if x.ndim > 1 else 0).astype(self.target)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 OPERATIONS = {cls.__name__: cls for cls in (

@@ -80,6 +80,50 @@ class KerasOperation(Operation):
         return super().backward(dy)
 
 
+class WithDtype:
+    """Mixed in before an operation's base class: the ``dtype`` setting of Keras's config, the result's dtype
+    where given, else the first input's."""
+
+    config_keys = ("dtype",)
+    casts_inputs = False
+
+    def __init__(self, dtype=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.target = None if dtype is None else standardize_dtype(dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.target}
+
+    def result_dtype(self, tensors, arguments):
+        return self.target or tensors[0].dtype
+
+
+class GradientToFirst:
+    """Mixed in before an operation's base class, for an operation of ``(x, second)`` whose second operand
+    (quantiles, indices) is not differentiated: no gradient unless x is float; x's gradient alone where the
+    second is a constant, else the pair ``backward_function`` gives."""
+
+    def backward(self, dy):
+        operands, y = self.saved()
+        if not _float(operands[0].dtype):
+            return None if self.arguments[1] is not None else [None, None]
+        g = self.backward_function(dy, operands, y)
+        return g[0] if self.arguments[1] is not None else g
+
+
+class WithoutGradient:
+    """Mixed in before an operation's base class: its result (indices, counts, truth values, fills) takes no
+    gradient back to any operand. ``fixed_dtype``, where set, is the result's dtype whatever the inputs'."""
+
+    fixed_dtype = None
+
+    def result_dtype(self, tensors, arguments):
+        return self.fixed_dtype or super().result_dtype(tensors, arguments)
+
+    def backward_function(self, dy, operands, y):
+        return [None] * len(operands)
+
+
 def _several_outputs(op, x, count):
     """The symbolic call of an operation of ``count`` outputs (split, moments): its tensors, as a list."""
     from ..symbolic import KerasTensor, Node

@@ -5,24 +5,15 @@ from __future__ import annotations
 import numpy
 
 from ... import backend
-from .base import CORE, KerasOperation, _float, _xp, standardize_dtype
+from .base import CORE, KerasOperation, WithDtype, WithoutGradient, _float, _xp
 
 
 # ------------------------------------------------------------------ dtypes and constants of a tensor's shape
-class Cast(KerasOperation):
+class Cast(WithDtype, KerasOperation):
     keras_module = CORE
-    config_keys = ("dtype",)
-    casts_inputs = False
 
-    def __init__(self, dtype, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target
+    def __init__(self, dtype, name=None, **kwargs):     # Keras's cast has no default dtype
+        super().__init__(dtype, name=name, **kwargs)
 
     def forward_array(self, x):
         return x.astype(self.target)
@@ -32,35 +23,20 @@ class Cast(KerasOperation):
         return [dy.astype(x.dtype) if _float(x.dtype) and _float(self.target) else None]
 
 
-class ZerosLike(KerasOperation):
+class ZerosLike(WithoutGradient, WithDtype, KerasOperation):
     """A tensor of ``x``'s shape filled with zeros (``OnesLike``: ones); of ``dtype``, or ``x``'s. No gradient."""
 
-    config_keys = ("dtype",)
-    casts_inputs = False
     fill = 0
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def forward_array(self, x):
         return _xp(x).full(x.shape, self.fill, dtype=self.target or x.dtype)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 class OnesLike(ZerosLike):
     fill = 1
 
 
-class TracedConstant(KerasOperation):
+class TracedConstant(WithoutGradient, KerasOperation):
     """An array a layer was called on while a composite layer's call was traced (``ops.arange(maxlen)`` fed to
     an ``Embedding``): an operation of the traced graph whose output is the array, so the layers it feeds are
     calls of the graph and train. It reads the traced call's first input only to belong to the graph (no
@@ -85,32 +61,17 @@ class TracedConstant(KerasOperation):
             self._on_device[key] = _xp(anchor).asarray(self.value)
         return self._on_device[key]
 
-    def backward_function(self, dy, operands, y):
-        return [None]
 
-
-class FullLike(KerasOperation):
+class FullLike(WithDtype, KerasOperation):
     """``full_like(x, fill_value, dtype=None)``: ``x``'s shape filled with a number; no gradient."""
 
     arity = 2
-    config_keys = ("dtype",)
-    casts_inputs = False
-
-    def __init__(self, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
 
     def accept_argument(self, position, value):
         if position != 1 or isinstance(value, numpy.ndarray):
             raise TypeError(f"{self._where()}: the tensor comes first, then a number, got {value!r:.80} in position "
                             f"{position}.")
         return super().accept_argument(position, value)
-
-    def result_dtype(self, tensors, arguments):
-        return self.target or tensors[0].dtype
 
     def output_shape_of(self, arguments, shapes):
         return tuple(shapes[0])

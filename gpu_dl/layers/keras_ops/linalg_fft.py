@@ -22,8 +22,8 @@ from ... import backend
 from ...ops import fourier, matrix_functions as mf
 from ..base import as_operand
 from ..operations import broadcast_shapes
-from ..symbolic import KerasTensor, Node, is_symbolic
-from .base import LINALG, MATH, NUMPY, KerasOperation, _float
+from ..symbolic import KerasTensor, Node
+from .base import LINALG, MATH, NUMPY, KerasOperation, WithoutGradient, _float
 
 
 class LinalgOperation(KerasOperation):
@@ -42,14 +42,7 @@ class LinalgOperation(KerasOperation):
         expected = 2 if self.pair_input else self.arity
         if len(args) != expected:
             raise TypeError(f"{self._where()} takes {expected} tensor(s), got {len(args)}.")
-        arguments = [None if is_symbolic(value) else self.accept_argument(position, value)
-                     for position, value in enumerate(args)]
-        tensors = [value for value in args if is_symbolic(value)]
-        if not tensors:
-            raise TypeError(f"{self._where()} needs at least one symbolic tensor among its arguments.")
-        if self.arguments is not None and not self.same_arguments(arguments):
-            raise ValueError(f"{self._where()} was first called with the arguments {self._describe(self.arguments)}; "
-                             f"a later call with {self._describe(arguments)} needs an operation of its own.")
+        arguments, tensors = self._accepted(args)
         shapes = [tuple(getattr(a, "shape", ())) if a is not None else None for a in arguments]
         given = iter(t.shape for t in tensors)
         shapes = [next(given) if s is None else s for s in shapes]
@@ -398,7 +391,7 @@ class Lstsq(LinalgOperation):
         return mf.lstsq_backward(dy, operands, y, self.rcond)
 
 
-class MatrixRank(LinalgOperation):
+class MatrixRank(WithoutGradient, LinalgOperation):
     """``matrix_rank(x, tol=None)``: int32 ranks, no gradient."""
 
     config_keys = ("tol",)
@@ -415,9 +408,6 @@ class MatrixRank(LinalgOperation):
 
     def forward_array(self, x):
         return mf.matrix_rank_forward(x, self.tol)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 # ------------------------------------------------------------------ Fourier transforms

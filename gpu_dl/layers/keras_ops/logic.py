@@ -26,21 +26,11 @@ class Comparison(KerasOperation):
     def output_shape_of(self, arguments, shapes):
         return Operation.output_shape_of(self, arguments, shapes)
 
-    def operands(self, arrays):
-        given = iter(arrays)
-        xp = backend.array_module(*arrays)
-        out = []
-        for position, a in enumerate(self.arguments):
-            if a is None:
-                out.append(next(given))
-            elif isinstance(a, numpy.ndarray):
-                key = (xp.__name__, position)
-                if key not in self._on_device:
-                    self._on_device[key] = xp.asarray(a.astype(self.operand_dtype))
-                out.append(self._on_device[key])
-            else:
-                out.append(numpy.dtype(self.operand_dtype).type(a))
-        return out
+    def constant_dtype(self, array):
+        return self.operand_dtype       # the constants compare in the operands' common dtype, not bool
+
+    def scalar_operand(self, value):
+        return numpy.dtype(self.operand_dtype).type(value)
 
     def forward_function(self, *operands):
         xp = backend.array_module(*[o for o in operands if hasattr(o, "shape") and not numpy.isscalar(o)])

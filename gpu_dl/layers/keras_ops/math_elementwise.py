@@ -29,7 +29,7 @@ import numpy
 
 from ... import backend
 from ..operations import Operation
-from .base import CORE, MATH, NUMPY, KerasOperation, _float, _xp, standardize_dtype
+from .base import CORE, MATH, NUMPY, KerasOperation, WithDtype, _float, _xp
 
 
 def _c(x, value):
@@ -314,23 +314,14 @@ def _exact(value):
     return value.item() if hasattr(value, "item") else value
 
 
-class SaturateCast(Unary):
+class SaturateCast(WithDtype, Unary):
     """``saturate_cast(x, dtype)``: ``x`` clipped to what ``dtype`` holds (and ``x``'s dtype holds), then cast, as
     Keras does; between floats the gradient passes where x was inside the limits."""
 
     keras_module = CORE
-    config_keys = ("dtype",)
-    casts_inputs = False
 
-    def __init__(self, dtype, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.target = standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.target}
-
-    def result_dtype(self, tensors, arguments):
-        return self.target
+    def __init__(self, dtype, name=None, **kwargs):     # Keras's saturate_cast has no default dtype
+        super().__init__(dtype, name=name, **kwargs)
 
     @staticmethod
     def _range(dtype):

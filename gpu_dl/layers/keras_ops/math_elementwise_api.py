@@ -19,7 +19,7 @@ import numpy
 from ... import backprop as _backprop
 from ..operations import broadcast_shapes
 from ..symbolic import is_symbolic
-from . import _array, _taking_variables
+from . import _array, _local, _taking_variables
 from . import math_elementwise as _me
 from .base import standardize_dtype
 
@@ -33,11 +33,6 @@ __all__ = [
     "bitwise_not", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift", "left_shift",
     "right_shift", "stop_gradient", "saturate_cast", "is_tensor", "ndim", "size", "dtype",
 ]
-
-
-def _local(cls, *args):
-    """An operation object for computing on arrays, named without taking a name from the graph's counter."""
-    return cls(*args, name=cls.__name__.lower())
 
 
 def _apply_unary(cls, x, *args):

@@ -75,6 +75,7 @@ class NNOperation(KerasOperation):
     positional = ()
     required = 1            # how many leading positional arguments must be given
     keeps_integers = False
+    dtype_from = None       # the positional argument whose dtype (promoted) is the result's; None: all of them
 
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -184,7 +185,8 @@ class NNOperation(KerasOperation):
         return out
 
     def result_dtype(self, tensors, arguments):
-        return _promoted(*self._dtypes(tensors, arguments).values())
+        dtypes = self._dtypes(tensors, arguments)
+        return _promoted(dtypes[self.dtype_from]) if self.dtype_from else _promoted(*dtypes.values())
 
     # ---------------------------------------------------------- the call on arrays
     def operands(self, arrays):
@@ -230,6 +232,8 @@ class NNOperation(KerasOperation):
 
     def eager_dtype(self, arrays):
         """The result's dtype for ``arrays`` (None where absent)."""
+        if self.dtype_from:
+            return _promoted(arrays[self.positional.index(self.dtype_from)].dtype.name)
         return _promoted(*[None if a is None else a.dtype.name for a in arrays])
 
     def backward(self, dy):
@@ -969,14 +973,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     the output's shape without ``axis``, or with a size-1 ``axis``); ``-log q`` of each id's class. Ids outside
     [0, classes) are refused on arrays. The gradient goes to the output only."""
 
+    dtype_from = "output"
+
     def integer_operand(self, position):
         return position == 0
-
-    def result_dtype(self, tensors, arguments):
-        return _promoted(self._dtypes(tensors, arguments)["output"])
-
-    def eager_dtype(self, arrays):
-        return _promoted(arrays[1].dtype.name)
 
     def output_shape_of(self, arguments, shapes):
         given = self._shapes(arguments, shapes)
@@ -1072,6 +1072,7 @@ class CTCLoss(NNOperation):
     positional = ("target", "output", "target_length", "output_length")
     required = 4
     config_keys = ("mask_index",)
+    dtype_from = "output"
 
     def __init__(self, mask_index=0, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -1079,12 +1080,6 @@ class CTCLoss(NNOperation):
 
     def integer_operand(self, position):
         return position != 1
-
-    def result_dtype(self, tensors, arguments):
-        return _promoted(self._dtypes(tensors, arguments)["output"])
-
-    def eager_dtype(self, arrays):
-        return _promoted(arrays[1].dtype.name)
 
     def output_shape_of(self, arguments, shapes):
         given = self._shapes(arguments, shapes)

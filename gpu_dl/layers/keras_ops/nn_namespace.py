@@ -2,7 +2,7 @@
 nn``, ``import gpu_dl.ops.nn``, whose module file ``gpu_dl/ops/nn.py`` puts this one in its place): the functions of
 ``keras.ops.nn`` that ``gpu_dl.ops`` offers, the same objects. Names are looked up on use (PEP 562), so a function
 ``gpu_dl.ops`` gains is here too."""
-import importlib
+from .sub_namespace import module_hooks
 
 # The names of Keras 3.15's keras.ops.nn.
 KERAS_NN = (
@@ -17,22 +17,4 @@ KERAS_NN = (
 )
 
 
-def _offered():
-    keras_ops = importlib.import_module("gpu_dl.layers.keras_ops")
-    return keras_ops, [name for name in KERAS_NN if name in keras_ops.__all__ and name != "nn"]
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    keras_ops, offered = _offered()
-    if name in offered:
-        return getattr(keras_ops, name)
-    if name in KERAS_NN:
-        raise AttributeError(f"gpu_dl.ops.nn has no {name!r}: gpu_dl does not offer Keras's keras.ops.nn.{name}.")
-    raise AttributeError(f"gpu_dl.ops.nn has no {name!r} (it offers these of Keras's keras.ops.nn: "
-                         f"{', '.join(offered)}).")
-
-
-def __dir__():
-    return sorted(_offered()[1])
+__getattr__, __dir__ = module_hooks(__name__, "nn", KERAS_NN)

@@ -4,7 +4,7 @@ up on use (PEP 562), so a function ``gpu_dl.ops`` gains is here too.
 
 ``gpu_dl.layers.keras_ops`` imports NumPy itself under the name ``numpy``, so ``gpu_dl.ops`` hands this module out
 for that name (``keras_ops.NAMESPACES``)."""
-import importlib
+from .sub_namespace import module_hooks
 
 # The names of Keras 3.15's keras.ops.numpy.
 KERAS_NUMPY = (
@@ -32,23 +32,4 @@ KERAS_NUMPY = (
 )
 
 
-def _offered():
-    keras_ops = importlib.import_module("gpu_dl.layers.keras_ops")
-    return keras_ops, [name for name in KERAS_NUMPY if name in keras_ops.__all__]
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    keras_ops, offered = _offered()
-    if name in offered:
-        return getattr(keras_ops, name)
-    if name in KERAS_NUMPY:
-        raise AttributeError(f"gpu_dl.ops.numpy has no {name!r}: gpu_dl does not offer Keras's "
-                             f"keras.ops.numpy.{name}.")
-    raise AttributeError(f"gpu_dl.ops.numpy has no {name!r} (it offers these of Keras's keras.ops.numpy: "
-                         f"{', '.join(offered)}).")
-
-
-def __dir__():
-    return sorted(_offered()[1])
+__getattr__, __dir__ = module_hooks(__name__, "numpy", KERAS_NUMPY)

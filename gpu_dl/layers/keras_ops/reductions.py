@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy
 
 from ...ops import numpy_functions as fn
-from .base import (LINALG, MATH, NN, KerasOperation, _axes, _axis_setting, _float, _reduced_shape, _several_outputs,
-                   _xp, standardize_dtype)
+from .base import (LINALG, MATH, NN, KerasOperation, WithoutGradient, _axes, _axis_setting, _float, _reduced_shape,
+                   _several_outputs, _xp, standardize_dtype)
 
 
 # ------------------------------------------------------------------ reductions
@@ -137,8 +137,8 @@ class Norm(Reduction):
         return fn.norm_backward(dy, operands, y, self.ord, self.axis, self.keepdims)
 
 
-class Cumsum(KerasOperation):
-    """``cumsum(x, axis=None, dtype=None)``: axis None runs over the flattened tensor."""
+class Cumulative(KerasOperation):
+    """A running sum or product ``(x, axis=None, dtype=None)``: axis None runs over the flattened tensor."""
 
     config_keys = ("axis", "dtype")
     casts_inputs = False
@@ -151,15 +151,19 @@ class Cumsum(KerasOperation):
     def get_config(self):
         return {"name": self.name, "axis": self.axis, "dtype": self.target}
 
-    def result_dtype(self, tensors, arguments):
-        return self.target or super().result_dtype(tensors, arguments)
-
     def output_shape_of(self, arguments, shapes):
         shape = tuple(shapes[0])
         if self.axis is None:
             return (None if None in shape else int(numpy.prod(shape)),)
         _axes(self.axis, len(shape), self._where())
         return shape
+
+
+class Cumsum(Cumulative):
+    """``cumsum(x, axis=None, dtype=None)``: axis None runs over the flattened tensor."""
+
+    def result_dtype(self, tensors, arguments):
+        return self.target or super().result_dtype(tensors, arguments)
 
     def forward_array(self, x):
         return fn.cumsum_forward(x.astype(self.target or x.dtype, copy=False), self.axis)
@@ -168,10 +172,11 @@ class Cumsum(KerasOperation):
         return fn.cumsum_backward(dy, operands, y, self.axis)
 
 
-class Arg(Reduction):
+class Arg(WithoutGradient, Reduction):
     """``argmax(x, axis=None, keepdims=False)`` (``Argmin``): int32 indices, the first of ties; no gradient (Keras's
     integer outputs have none)."""
 
+    fixed_dtype = "int32"
     casts_inputs = False
     largest = True
 
@@ -179,9 +184,6 @@ class Arg(Reduction):
         super().__init__(axis=axis, keepdims=keepdims, name=name, **kwargs)
         if self.axis is not None and not isinstance(self.axis, int):
             raise ValueError(f"{self._where()} takes one axis or None, got {axis!r}.")
-
-    def result_dtype(self, tensors, arguments):
-        return "int32"
 
     def output_shape_of(self, arguments, shapes):
         shape = tuple(shapes[0])
@@ -195,9 +197,6 @@ class Arg(Reduction):
         if self.keepdims:
             y = y.reshape((1,) * x.ndim) if self.axis is None else xp.expand_dims(y, self.axis)
         return y.astype("int32")
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 class Argmax(Arg):

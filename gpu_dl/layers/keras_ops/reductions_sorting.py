@@ -22,9 +22,9 @@ from ...ops import reductions_sorting as rs
 from ...ops.arithmetic import reduce_to_shape
 from ..operations import Operation, broadcast_shapes
 from ..symbolic import is_symbolic
-from .base import CORE, MATH, KerasOperation, _axes, _axis_setting, _float, _reduced_shape, _several_outputs, _xp, \
-    standardize_dtype
-from .reductions import Arg, Max, Reduction
+from .base import (CORE, MATH, GradientToFirst, KerasOperation, WithoutGradient, _axes, _axis_setting, _float,
+                   _reduced_shape, _several_outputs, _xp)
+from .reductions import Arg, Cumulative, Max, Reduction
 
 
 def _only_floats(gradients, operands):
@@ -38,21 +38,11 @@ class _Mixed(KerasOperation):
 
     casts_inputs = False
 
-    def operands(self, arrays):
-        xp = backend.array_module(*arrays)
-        given = iter(arrays)
-        out = []
-        for position, a in enumerate(self.arguments):
-            if a is None:
-                out.append(next(given))
-            elif isinstance(a, numpy.ndarray):
-                key = (xp.__name__, position)
-                if key not in self._on_device:
-                    self._on_device[key] = xp.asarray(a)
-                out.append(self._on_device[key])
-            else:
-                out.append(a)
-        return out
+    def constant_dtype(self, array):
+        return None
+
+    def scalar_operand(self, value):
+        return value
 
     def _shapes(self, arguments, shapes):
         given = iter(shapes)
@@ -89,23 +79,18 @@ class Ptp(Reduction):
         return [rs.ptp_backward(dy, x, high, low, self.axis, self.keepdims)]
 
 
-class CountNonzero(Reduction):
+class CountNonzero(WithoutGradient, Reduction):
     """``count_nonzero(x, axis=None)``: int32 counts, no gradient."""
 
+    fixed_dtype = "int32"
     config_keys = ("axis",)
     casts_inputs = False
 
     def __init__(self, axis=None, name=None, **kwargs):
         super().__init__(axis=axis, keepdims=False, name=name, **kwargs)
 
-    def result_dtype(self, tensors, arguments):
-        return "int32"
-
     def forward_array(self, x):
         return (x != 0).sum(axis=fn.normalize_axes(self.axis, x.ndim)).astype("int32")
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 _KEEP = object()
@@ -216,31 +201,14 @@ class Average(Reduction):
         return [dx, dw]
 
 
-class Cumprod(KerasOperation):
+class Cumprod(Cumulative):
     """``cumprod(x, axis=None, dtype=None)``: axis None runs over the flattened tensor; bool gives int32."""
 
-    config_keys = ("axis", "dtype")
-    casts_inputs = False
     skip_nan = False
-
-    def __init__(self, axis=None, dtype=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.axis = None if axis is None else int(axis)
-        self.target = None if dtype is None else standardize_dtype(dtype)
-
-    def get_config(self):
-        return {"name": self.name, "axis": self.axis, "dtype": self.target}
 
     def result_dtype(self, tensors, arguments):
         dtype = self.target or tensors[0].dtype
         return "int32" if dtype == "bool" else dtype
-
-    def output_shape_of(self, arguments, shapes):
-        shape = tuple(shapes[0])
-        if self.axis is None:
-            return (None if None in shape else int(numpy.prod(shape)),)
-        _axes(self.axis, len(shape), self._where())
-        return shape
 
     def _values(self, x):
         x = x.astype(self.result_dtype([x], [None]), copy=False)
@@ -404,7 +372,7 @@ class Nanargmin(Nanargmax):
 
 
 # ------------------------------------------------------------------ quantiles
-class Quantile(KerasOperation):
+class Quantile(GradientToFirst, KerasOperation):
     """``quantile(x, q, axis=None, method="linear", keepdims=False)``: q (a number, or a 1-D constant array or
     tensor, in [0, 1]) is the call's second argument; q's axis comes first in the result. The gradient goes to the
     one or two order statistics each quantile interpolates; q takes none."""
@@ -453,13 +421,6 @@ class Quantile(KerasOperation):
         q = self._q(x, q)
         _, saved = rs.quantile_forward(x, q, self.axis, self.method, self.keepdims, self.ignore_nan)
         return [rs.quantile_backward(dy, x, q, saved, self.keepdims), None]
-
-    def backward(self, dy):
-        operands, y = self.saved()
-        if not _float(operands[0].dtype):
-            return None if self.arguments[1] is not None else [None, None]
-        g = self.backward_function(dy, operands, y)
-        return g[0] if self.arguments[1] is not None else g
 
 
 class Percentile(Quantile):
@@ -708,21 +669,16 @@ class Sort(KerasOperation):
         return [xp.moveaxis(g, -1, axis).reshape(x.shape)]
 
 
-class Argsort(Sort):
+class Argsort(WithoutGradient, Sort):
     """``argsort(x, axis=-1)``: int32 indices, ties in order; no gradient."""
 
+    fixed_dtype = "int32"
     casts_inputs = False
-
-    def result_dtype(self, tensors, arguments):
-        return "int32"
 
     def forward_array(self, x):
         _axes(-1 if self.axis is None else self.axis, max(x.ndim, 1), self._where())
         _, order = self._order(x)
         return _xp(x).moveaxis(order, -1, 0 if self.axis is None else self.axis).astype("int32")
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 class Argpartition(Argsort):
@@ -794,10 +750,11 @@ class TopK(KerasOperation):
         return rs.sorted_scatter(dvalues.astype(x.dtype, copy=False), order, x.shape[-1])
 
 
-class InTopK(_Mixed):
+class InTopK(WithoutGradient, _Mixed):
     """``in_top_k(targets, predictions, k)`` of ``keras.src.ops.math``: whether each target's prediction is at least
     the k-th largest of its row (ties count in); bool, no gradient."""
 
+    fixed_dtype = "bool"
     keras_module = MATH
     arity = 2
     config_keys = ("k",)
@@ -805,9 +762,6 @@ class InTopK(_Mixed):
     def __init__(self, k, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.k = int(k)
-
-    def result_dtype(self, tensors, arguments):
-        return "bool"
 
     def output_shape_of(self, arguments, shapes):
         targets, predictions = self._shapes(arguments, shapes)
@@ -827,13 +781,11 @@ class InTopK(_Mixed):
         kth = -xp.sort(-predictions, axis=-1)[:, k - 1]
         return xp.take_along_axis(predictions, targets[:, None], axis=-1)[:, 0] >= kth
 
-    def backward_function(self, dy, operands, y):
-        return [None, None]
 
-
-class SearchSorted(_Mixed):
+class SearchSorted(WithoutGradient, _Mixed):
     """``searchsorted(sorted_sequence, values, side="left")``: int32 places in a 1-D sorted sequence."""
 
+    fixed_dtype = "int32"
     arity = 2
     config_keys = ("side",)
 
@@ -842,9 +794,6 @@ class SearchSorted(_Mixed):
         if side not in ("left", "right"):
             raise ValueError(f"{self._where()}: side must be 'left' or 'right', got {side!r}.")
         self.side = side
-
-    def result_dtype(self, tensors, arguments):
-        return "int32"
 
     def output_shape_of(self, arguments, shapes):
         sequence, values = self._shapes(arguments, shapes)
@@ -858,18 +807,13 @@ class SearchSorted(_Mixed):
         self.output_shape_of([None, None], [sequence.shape, values.shape])
         return xp.searchsorted(sequence, values, side=self.side).astype("int32")
 
-    def backward_function(self, dy, operands, y):
-        return [None, None]
 
-
-class Digitize(_Mixed):
+class Digitize(WithoutGradient, _Mixed):
     """``digitize(x, bins)``: the int32 bin of each element, i with bins[i - 1] <= x < bins[i] (increasing
     bins)."""
 
+    fixed_dtype = "int32"
     arity = 2
-
-    def result_dtype(self, tensors, arguments):
-        return "int32"
 
     def output_shape_of(self, arguments, shapes):
         x, bins = self._shapes(arguments, shapes)
@@ -885,22 +829,17 @@ class Digitize(_Mixed):
             x = x.astype("uint8")
         return xp.searchsorted(bins, x, side="right").astype("int32")
 
-    def backward_function(self, dy, operands, y):
-        return [None, None]
 
-
-class IsIn(_Mixed):
+class IsIn(WithoutGradient, _Mixed):
     """``isin(x1, x2, assume_unique=False, invert=False)``: whether each element of x1 is among x2's; bool."""
 
+    fixed_dtype = "bool"
     arity = 2
     config_keys = ("assume_unique", "invert")
 
     def __init__(self, assume_unique=False, invert=False, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.assume_unique, self.invert = bool(assume_unique), bool(invert)
-
-    def result_dtype(self, tensors, arguments):
-        return "bool"
 
     def output_shape_of(self, arguments, shapes):
         return self._shapes(arguments, shapes)[0]
@@ -915,9 +854,6 @@ class IsIn(_Mixed):
             place = xp.clip(xp.searchsorted(ordered, x1), 0, ordered.size - 1)
             found = ordered[place] == x1
         return ~found if self.invert else found
-
-    def backward_function(self, dy, operands, y):
-        return [None, None]
 
 
 # ------------------------------------------------------------------ segments and scatters
@@ -1237,7 +1173,7 @@ class Histogram(KerasOperation):
         return None
 
 
-class Bincount(KerasOperation):
+class Bincount(WithoutGradient, KerasOperation):
     """``bincount(x, weights=None, minlength=0, sparse=False)``: how often each non-negative integer occurs in x
     (1-D, or 2-D: per row), summing the constant ``weights`` (x's shape) instead of ones where given; at least
     ``minlength`` long (the last axis is None on symbolic tensors: its length depends on the values). int32
@@ -1285,9 +1221,6 @@ class Bincount(KerasOperation):
         weights = None if self.counted is None else xp.asarray(self.counted.reshape(-1).astype("float64"))
         counts = xp.bincount(flat, weights=weights, minlength=rows * length)
         return counts.reshape(x.shape[:-1] + (length,)).astype(self.result_dtype([x], [None]))
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 # ------------------------------------------------------------------ select

@@ -7,7 +7,8 @@ import numpy
 from ... import backend
 from ...ops import numpy_functions as fn
 from ..operations import Operation, broadcast_shapes
-from .base import NN, KerasOperation, _axes, _eager, _float, _nested_list, _xp, standardize_dtype
+from .base import (NN, GradientToFirst, KerasOperation, WithoutGradient, _axes, _eager, _float, _nested_list, _xp,
+                   standardize_dtype)
 
 
 # ------------------------------------------------------------------ products and selection
@@ -97,7 +98,7 @@ class Where(KerasOperation):
         return fn.where_backward(dy, operands, y)
 
 
-class Take(KerasOperation):
+class Take(GradientToFirst, KerasOperation):
     """``take(x, indices, axis=None)``: indices a constant integer array (or an integer tensor)."""
 
     arity = 2
@@ -151,13 +152,6 @@ class Take(KerasOperation):
     def backward_function(self, dy, operands, y):
         return fn.take_backward(dy, operands, y, self.axis)
 
-    def backward(self, dy):
-        operands, y = self.saved()
-        if not _float(operands[0].dtype):
-            return None if self.arguments[1] is not None else [None, None]
-        g = self.backward_function(dy, operands, y)
-        return g[0] if self.arguments[1] is not None else g
-
 
 class TakeAlongAxis(Take):
     def output_shape_of(self, arguments, shapes):
@@ -181,7 +175,7 @@ class TakeAlongAxis(Take):
         return [reduce_to_shape(gx, operands[0].shape), gi]
 
 
-class OneHot(KerasOperation):
+class OneHot(WithoutGradient, KerasOperation):
     """``one_hot(x, num_classes, axis=-1, dtype=None, sparse=False)`` of ``keras.src.ops.nn``: integer classes in,
     a new axis of ``num_classes`` (1 at the class, 0 elsewhere, all 0 for a class out of range) out, floatx by
     default. No gradient."""
@@ -213,9 +207,6 @@ class OneHot(KerasOperation):
         xp = _xp(x)
         hot = (x[..., None] == xp.arange(self.num_classes)).astype(self.target)
         return xp.moveaxis(hot, -1, self.axis)
-
-    def backward_function(self, dy, operands, y):
-        return [None]
 
 
 # ------------------------------------------------------------------ products

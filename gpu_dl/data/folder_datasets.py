@@ -1,0 +1,171 @@
+"""What the ``*_dataset_from_directory`` readers share: the data set that reads a folder index in batches, the
+argument checks Keras makes on all of them, and the training/validation split.
+
+The image, text and audio readers differ in how one file becomes an array (``load``) and how a batch of them
+is put together (``_batch``); finding the files is ``image_folders.index_directory`` for all three.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy
+
+from .py_dataset import PyDataset
+
+__all__ = ["LABEL_MODES", "FolderDataset", "check_label_list", "check_label_mode", "check_positive",
+           "check_split_and_folder", "split_into_datasets"]
+
+LABEL_MODES = ("int", "categorical", "binary", None)
+
+
+class FolderDataset(PyDataset):
+    """Files with their labels, read in batches when asked for; subclasses say how (``load``, ``_batch``).
+
+    ``ds[i]`` is batch ``i``, with ``labels`` as ``(batch, labels)`` unless ``label_mode`` is None: int32
+    (batch,) for "int", float32 one-hot (batch, num_classes) for "categorical", float32 (batch, 1) for "binary".
+    With ``batch_size=None`` each item is one file's array (and its label). ``file_paths`` are in the order of
+    the folder index (Keras's); with ``shuffle`` each pass reads them in a new permutation, drawn after each pass
+    (``on_epoch_end``, or the end of iterating over the data set)."""
+
+    item_name = "files"     # what one item is called when unbatched, in the out-of-range error
+
+    def __init__(self, file_paths, labels, class_names, label_mode, batch_size, shuffle, seed, workers=1,
+                 max_queue_size=10):
+        super().__init__(workers=workers, max_queue_size=max_queue_size)
+        self.file_paths = list(file_paths)
+        self.labels = labels
+        self.class_names = class_names
+        self.label_mode = label_mode
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self._rng = numpy.random.default_rng(seed) if self.shuffle else None
+        self._order = self._new_order()
+
+    def _new_order(self):
+        count = len(self.file_paths)
+        return self._rng.permutation(count) if self.shuffle else numpy.arange(count)
+
+    def __len__(self):
+        count = len(self.file_paths)
+        return count if self.batch_size is None else math.ceil(count / self.batch_size)
+
+    def load(self, index):
+        """The array of ``file_paths[index]``."""
+        raise NotImplementedError
+
+    def _batch(self, picked):
+        """The arrays of the files ``picked`` (indices into ``file_paths``), stacked on a new first axis."""
+        return numpy.stack([self.load(int(i)) for i in picked])
+
+    def _encode(self, labels):
+        if self.label_mode == "binary":
+            return labels.astype(numpy.float32)[..., None]
+        if self.label_mode == "categorical":
+            return numpy.eye(len(self.class_names), dtype=numpy.float32)[labels]
+        return labels.astype(numpy.int32)
+
+    def __getitem__(self, index):
+        count = len(self)
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
+            raise IndexError(f"{type(self).__name__} index {index!r} out of range: it has {count} "
+                             f"{self.item_name if self.batch_size is None else 'batches'}.")
+        size = 1 if self.batch_size is None else self.batch_size
+        # One read of the order: a reshuffle between epochs never mixes two orders in a batch.
+        picked = self._order[index * size:(index + 1) * size]
+        data = self.load(int(picked[0])) if self.batch_size is None else self._batch(picked)
+        if self.label_mode is None:
+            return data
+        labels = self._encode(self.labels[picked])
+        return data, (labels[0] if self.batch_size is None else labels)
+
+    def __iter__(self):
+        try:
+            yield from super().__iter__()
+        finally:
+            self.on_epoch_end()     # a tf.data data set reshuffles on each iteration: so does this one
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._new_order()
+
+    def __repr__(self):
+        return f"<{type(self).__name__}: {len(self.file_paths)} files, {len(self.class_names or ())} classes>"
+
+
+def check_label_list(labels, class_names, not_a_list, files):
+    """Keras's checks of explicit ``labels``: a list or tuple (else ``not_a_list``, Keras's message for the
+    reader), of integers >= 0 (one per file of the kind ``files`` names), without ``class_names``."""
+    if not isinstance(labels, (list, tuple)):
+        raise ValueError(not_a_list)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in labels):
+        raise ValueError(f"`labels` must hold integer labels >= 0, one per {files}.")
+    if class_names:
+        raise ValueError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels}, '
+                         f"and class_names={class_names}")
+
+
+def check_label_mode(label_mode):
+    if label_mode not in LABEL_MODES:
+        raise ValueError('`label_mode` argument must be one of "int", "categorical", "binary", or None. '
+                         f"Received: label_mode={label_mode!r}")
+
+
+def check_positive(value, what, allow_none=True):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{what}` must be a positive integer{' or None' if allow_none else ''}, got {value!r}.")
+
+
+def check_split_and_folder(validation_split, subset, shuffle, seed, directory, contents):
+    """Keras's checks of the split, in Keras's order, then that ``directory`` is a folder; its path back.
+    ``contents`` names what the folder should hold, for the error when it is a file."""
+    if validation_split is not None and (isinstance(validation_split, bool)
+                                         or not isinstance(validation_split, numbers.Real)):
+        raise ValueError(f"`validation_split` must be a float between 0 and 1, received: {validation_split!r}")
+    if validation_split and not 0 < validation_split < 1:
+        raise ValueError(f"`validation_split` must be between 0 and 1, received: {validation_split}")
+    if (validation_split or subset) and not (validation_split and subset):
+        raise ValueError("If `subset` is set, `validation_split` must be set, and inversely.")
+    if subset not in ("training", "validation", "both", None):
+        raise ValueError(f'`subset` must be either "training", "validation" or "both", received: {subset!r}')
+    if validation_split and shuffle and seed is None:
+        raise ValueError("If using `validation_split` and shuffling the data, you must provide a `seed` argument, "
+                         "to make sure that there is no overlap between the training and validation subset.")
+    path = os.fspath(directory)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"`directory`: no such folder {path!r}.")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"`directory`: {path!r} is a file, not a folder of {contents}.")
+    return path
+
+
+def _split(paths, labels, validation_split, subset, verbose):
+    """The training (the first N - int(split * N)) or validation (the rest) files, as Keras splits them."""
+    if not validation_split:
+        return paths, labels
+    count = int(validation_split * len(paths))
+    if count == 0 or count == len(paths):
+        raise ValueError(f"`validation_split={validation_split}` of {len(paths)} files leaves "
+                         f"{'no files for validation' if count == 0 else 'no files for training'}; "
+                         "give more files or another split.")
+    if subset == "training":
+        if verbose:
+            print(f"Using {len(paths) - count} files for training.")
+        return paths[:-count], None if labels is None else labels[:-count]
+    if verbose:
+        print(f"Using {count} files for validation.")
+    return paths[-count:], None if labels is None else labels[-count:]
+
+
+def split_into_datasets(paths, labels, validation_split, subset, shuffle, verbose, dataset):
+    """``dataset(paths, labels, shuffle)`` of the ``subset`` asked for, or with ``subset="both"`` the training
+    and validation data sets (the validation one unshuffled, as Keras's)."""
+    if subset == "both":
+        train = _split(paths, labels, validation_split, "training", verbose)
+        validation = _split(paths, labels, validation_split, "validation", verbose)
+        return dataset(*train, shuffle), dataset(*validation, False)
+    return dataset(*_split(paths, labels, validation_split, subset, verbose), shuffle)
