@@ -621,9 +621,10 @@ class Model(trainer.Trainer, Layer):
         if not self.compiled:
             return []
         names = ["loss"] + (["compile_metrics"] if self.__dict__.get("_metrics_given") else [])
-        # (two outputs' losses of one name, in a Sequential of several outputs, share one log and one name)
+        # Two outputs' losses of one name (outputs of one layer, or of a Sequential's last layer giving a list)
+        # share one log but, as Keras keeps a tracker for each, appear here once each.
         built = self.__dict__.get("_loss_trackers_built")
-        names += list(dict.fromkeys(self._output_loss_names())) if built else []
+        names += self._output_loss_names() if built else []
         return names + [m.name for m in self._tracked_metrics()]
 
     def _note_compile(self, loss):
