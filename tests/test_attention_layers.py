@@ -256,7 +256,7 @@ def test_functional_options_key_mask_causal_and_scores(tmp_path, rng):
                                                             return_attention_scores=True)
     a, weights = layers.Attention(name="att")([q, q], use_causal_mask=True, return_attention_scores=True)
     assert scores.shape == (None, 2, 5, 5) and weights.shape == (None, 5, 5)
-    # gpu_dl names outputs after their layers: the second output of each gets a layer of its own
+    # outputs are named after their layers: the second output of each gets a layer (and a name) of its own
     scores = layers.Activation("linear", name="scores")(scores)
     weights = layers.Activation("linear", name="weights")(weights)
     model = gpu_dl.Model([q, v, k, m], [y, scores, a, weights])

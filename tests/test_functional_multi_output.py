@@ -240,11 +240,18 @@ def test_bad_settings_and_data_are_clear_errors(rng):
     # As Keras: a dict of outputs is keyed by its own keys, whatever the output layers are named
     keyed = gpu_dl.Model(model.inputs, {"a": model.outputs[0], "b": model.outputs[1]})
     assert keyed.output_names == model.output_names and sorted(keyed.predict(x, verbose=0)) == ["a", "b"]
-    # As Keras, a model may give several outputs of one layer; gpu_dl keys losses by the outputs' names, which
-    # are then alike, so it refuses to compile such a model (it predicts without)
+    # As Keras, a model may give several outputs of one layer, named alike; a dict of losses keyed by that name
+    # gives each of them the loss, and their losses share one log (Keras's logs are a dict: the later one's)
     states = layers.LSTM(3, return_state=True, name="rnn")(gpu_dl.Input((4, 2)))
     alike = gpu_dl.Model(states[0]._keras_history[0]._inbound_nodes[0].input_tensors, states)
     assert alike.output_names == ["rnn"] * 3
-    assert [a.shape for a in alike.predict(numpy.ones((2, 4, 2), "float32"), verbose=0)] == [(2, 3)] * 3
-    with pytest.raises(ValueError, match="several outputs come from one layer"):
-        alike.compile("sgd", "mse")
+    xs = numpy.ones((2, 4, 2), "float32")
+    outs = alike.predict(xs, verbose=0)
+    assert [a.shape for a in outs] == [(2, 3)] * 3
+    alike.compile("sgd", {"rnn": "mae"}, metrics={"rnn": "mse"})
+    logs = alike.evaluate(xs, [numpy.zeros((2, 3))] * 3, verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "rnn_loss", "rnn_mse", "rnn_mse_1", "rnn_mse_2"]
+    numpy.testing.assert_allclose(logs["loss"], sum(numpy.abs(o).mean() for o in outs), rtol=1e-5)
+    numpy.testing.assert_allclose(logs["rnn_loss"], numpy.abs(outs[2]).mean(), rtol=1e-5)
+    numpy.testing.assert_allclose(logs["rnn_mse_1"], numpy.square(outs[1]).mean(), rtol=1e-5)
+    assert alike.metrics_names == ["loss", "compile_metrics", "rnn_loss", "rnn_loss", "rnn_loss"]

@@ -30,9 +30,9 @@ output; one output of a list as the array itself on arrays; nested lists as give
 states nested per cell), and
 ``compute_output_shape`` gives the shapes in that structure too; the models
 holding one read its flat shapes (``_flat_output_shape``). Outputs named
-alike (several of one layer, such as an RNN's states) make a model that is
-called, predicts and saves as in Keras; compiling it is refused, since
-losses and metrics are keyed by the outputs' names. A model built
+alike (several of one layer, such as an RNN's states) are keyed as Keras keys
+them: a list entry per output, a dict entry by the shared name for each of
+them, their losses' logs merged under that name and their metrics numbered. A model built
 from intermediate tensors (``Model(inputs=encoded, outputs=y)``, ``encoded``
 made by layers) starts at new ``Input`` tensors of their shapes, the calls
 between them and the outputs made again with the same layers, as Keras's
@@ -756,14 +756,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         functional model: a list of one per output, or a dict keyed by the output layers' names (by the keys of a dict
         of outputs where the model was made with one). With several
         outputs, ``loss_weights`` weighs each output's loss in the total (see ``multi_output``)."""
-        names = self._output_keys
-        if len(set(names)) != len(names):
-            # Keras names such outputs alike and keys their losses in ways of its own; gpu_dl keys them by name
-            raise ValueError(f"Model '{self.name}': several outputs come from one layer ({names}); losses and "
-                             "metrics are keyed by the outputs' names, which come from their layers, so to compile "
-                             "the model each output needs a layer of its own (pass one through "
-                             "layers.Activation('linear', name=...)), or give the outputs as a dict. Such a model "
-                             "predicts, is called and saves without compiling.")
         if not self._multi:
             name = self._output_keys[0]
 
