@@ -12,7 +12,7 @@ from gpu_dl.models import clone_model, load_model
 from gpu_dl.models.saving import model_config, model_from_config
 from gradcheck import assert_gradient
 from keras_ops_harness import assert_trains, assert_weight_gradients
-from gpu_dl.layers.keras_ops import nn_control
+from gpu_dl.layers.keras_ops import nn_attention
 from nn_control_cases import CASES, DECODE_CASES, IDS, decode_input, draw, np_attention, np_depthwise, np_rms_norm
 
 
@@ -275,7 +275,7 @@ def test_saved_calls_the_ops_do_not_take_are_refused():
     refused(lambda n: n["kwargs"].update(scale="large"), "'scale' must be a number or null")
     refused(lambda n: n["args"].append(n["kwargs"]["bias"]), "given both positionally and by keyword")
     with pytest.raises(TypeError, match="`scale` must be a number or None, not a symbolic tensor"):
-        nn_control.DotProductAttention().apply(q, q, q, scale=s)
+        nn_attention.DotProductAttention().apply(q, q, q, scale=s)
 
 
 def test_what_the_ops_refuse():

@@ -1,5 +1,6 @@
 """Forward and backward of the reductions, quantiles, sorting, searching, segment and scatter functions of
-``gpu_dl.ops`` (``layers/keras_ops/reductions_sorting.py``).
+``gpu_dl.ops`` (``layers/keras_ops/``: ``reductions_extra.py``, ``statistics.py``, ``sorting_searching.py``,
+``segments_scatter.py``, ``select_operation.py``).
 
 Each forward takes arrays of one module (NumPy or CuPy) and the operation's settings; each backward takes the
 output gradient ``dy``, the forward's operands and output ``y``, and returns one gradient per operand (None for

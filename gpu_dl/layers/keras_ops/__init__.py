@@ -714,8 +714,8 @@ del _name
 # Keras's further families of ops: each family's operation classes in <family>.py (gathered in operations.py),
 # its functions, wrapped as the ones above are, in <family>_api.py.
 from . import (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api,  # noqa: E402
-               nn_control_api, nn_conv_api, complex_views_api)
-for _family in (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api, nn_control_api,
+               nn_api, control_flow_api, nn_conv_api, complex_views_api)
+for _family in (math_elementwise_api, reductions_sorting_api, arrays_api, linalg_fft_api, nn_api, control_flow_api,
                 nn_conv_api, complex_views_api):
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
     __all__ += _family.__all__

@@ -1,6 +1,7 @@
-"""Keras's array functions of ``keras.ops`` beyond the basic shapes (the operations are ``arrays.py``): each takes
-what Keras's does, computes at once on arrays (NumPy or CuPy; numbers and lists go to the current device) and
-records an operation on symbolic tensors. The constants (``tri``, ``identity``, ``empty``, the windows
+"""Keras's array functions of ``keras.ops`` beyond the basic shapes (the operations are on ``array_base.py``:
+``axes_rearrange.py``, ``matrices.py``, ``blocks_windows.py``, ``stacking_splitting.py``, ``sequences_dtypes.py``):
+each takes what Keras's does, computes at once on arrays (NumPy or CuPy; numbers and lists go to the current device)
+and records an operation on symbolic tensors. The constants (``tri``, ``identity``, ``empty``, the windows
 ``bartlett``, ``blackman``, ``hamming``, ``hanning``, ``kaiser``) are arrays of the current device, floatx unless
 ``dtype`` says otherwise; ``empty`` gives zeros."""
 from __future__ import annotations
@@ -12,7 +13,11 @@ import numpy
 from ... import backend, backprop as _backprop
 from ..symbolic import is_symbolic
 from . import _array, _local, _symbolic, _taking_variables
-from . import arrays as _arrays
+from . import axes_rearrange as _axes
+from . import matrices as _matrices
+from . import blocks_windows as _blocks
+from . import stacking_splitting as _stacking
+from . import sequences_dtypes as _sequences
 from .base import standardize_dtype
 
 __all__ = [
@@ -60,19 +65,19 @@ def _joined(cls, xs):
 # ------------------------------------------------------------------ joining and splitting
 def append(x1, x2, axis=None):
     """x2 after x1 along ``axis``, or both flattened (axis None)."""
-    return _two(_arrays.Append, x1, x2, axis)
+    return _two(_stacking.Append, x1, x2, axis)
 
 
 def hstack(xs):
-    return _joined(_arrays.Hstack, xs)
+    return _joined(_stacking.Hstack, xs)
 
 
 def vstack(xs):
-    return _joined(_arrays.Vstack, xs)
+    return _joined(_stacking.Vstack, xs)
 
 
 def dstack(xs):
-    return _joined(_arrays.Dstack, xs)
+    return _joined(_stacking.Dstack, xs)
 
 
 def array_split(x, indices_or_sections, axis=0):
@@ -83,7 +88,7 @@ def array_split(x, indices_or_sections, axis=0):
         raise ValueError(f"array_split: `indices_or_sections` must be positive, got {indices_or_sections}.")
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"array_split: `axis` must be an integer, got {axis!r:.80}.")
-    return _split(_arrays.ArraySplit, x, indices_or_sections, axis)
+    return _split(_stacking.ArraySplit, x, indices_or_sections, axis)
 
 
 def _split(cls, x, *settings):
@@ -93,123 +98,123 @@ def _split(cls, x, *settings):
 
 
 def hsplit(x, indices_or_sections):
-    return _split(_arrays.Hsplit, x, indices_or_sections)
+    return _split(_stacking.Hsplit, x, indices_or_sections)
 
 
 def vsplit(x, indices_or_sections):
-    return _split(_arrays.Vsplit, x, indices_or_sections)
+    return _split(_stacking.Vsplit, x, indices_or_sections)
 
 
 def dsplit(x, indices_or_sections):
-    return _split(_arrays.Dsplit, x, indices_or_sections)
+    return _split(_stacking.Dsplit, x, indices_or_sections)
 
 
 def unstack(x, num=None, axis=0):
     """The slices of ``x`` along ``axis`` (that axis removed): a list on symbolic tensors, a tuple on arrays, as
     Keras gives them."""
     if is_symbolic(x):
-        return _arrays.Unstack(num, axis).apply(x)
-    return tuple(_local(_arrays.Unstack, num, axis).forward_array(_array(x)))
+        return _stacking.Unstack(num, axis).apply(x)
+    return tuple(_local(_stacking.Unstack, num, axis).forward_array(_array(x)))
 
 
 # ------------------------------------------------------------------ axes, flips, diagonals
 def moveaxis(x, source, destination):
-    return _one(_arrays.Moveaxis, x, source, destination)
+    return _one(_axes.Moveaxis, x, source, destination)
 
 
 def swapaxes(x, axis1, axis2):
-    return _one(_arrays.Swapaxes, x, axis1, axis2)
+    return _one(_axes.Swapaxes, x, axis1, axis2)
 
 
 def ravel(x):
-    return _one(_arrays.Ravel, x)
+    return _one(_axes.Ravel, x)
 
 
 def rot90(array, k=1, axes=(0, 1)):
-    return _one(_arrays.Rot90, array, k, axes)
+    return _one(_axes.Rot90, array, k, axes)
 
 
 def fliplr(x):
-    return _one(_arrays.Fliplr, x)
+    return _one(_axes.Fliplr, x)
 
 
 def flipud(x):
-    return _one(_arrays.Flipud, x)
+    return _one(_axes.Flipud, x)
 
 
 def diag(x, k=0):
-    return _one(_arrays.Diag, x, k)
+    return _one(_matrices.Diag, x, k)
 
 
 def diagflat(x, k=0):
-    return _one(_arrays.Diagflat, x, k)
+    return _one(_matrices.Diagflat, x, k)
 
 
 def diagonal(x, offset=0, axis1=0, axis2=1):
-    return _one(_arrays.Diagonal, x, offset, axis1, axis2)
+    return _one(_matrices.Diagonal, x, offset, axis1, axis2)
 
 
 # ------------------------------------------------------------------ blocks and windows
 def depth_to_space(x, block_size, data_format="channels_last"):
-    return _one(_arrays.DepthToSpace, x, block_size, data_format)
+    return _one(_blocks.DepthToSpace, x, block_size, data_format)
 
 
 def space_to_depth(x, block_size, data_format="channels_last"):
-    return _one(_arrays.SpaceToDepth, x, block_size, data_format)
+    return _one(_blocks.SpaceToDepth, x, block_size, data_format)
 
 
 def extract_sequences(x, sequence_length, sequence_stride):
-    return _one(_arrays.ExtractSequences, x, sequence_length, sequence_stride)
+    return _one(_blocks.ExtractSequences, x, sequence_length, sequence_stride)
 
 
 def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """The sliding blocks of a channels-first batch of images (N, C, H, W) as (N, C * kh * kw, blocks)."""
-    return _one(_arrays.Unfold, x, kernel_size, dilation, padding, stride)
+    return _one(_blocks.Unfold, x, kernel_size, dilation, padding, stride)
 
 
 def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Blocks (N, C * kh * kw, blocks) added back into images (N, C, H, W) of ``output_size``."""
-    return _one(_arrays.Fold, x, output_size, kernel_size, dilation, padding, stride)
+    return _one(_blocks.Fold, x, output_size, kernel_size, dilation, padding, stride)
 
 
 def rearrange(tensor, pattern, **axes_lengths):
     """einops's ``rearrange``: ``"b h w c -> b (h w) c"``, ``"b (h1 h) w c -> (b h1) h w c"`` with ``h1=2``."""
     if is_symbolic(tensor):
-        return _arrays.Rearrange().apply(tensor, pattern, **axes_lengths)
+        return _axes.Rearrange().apply(tensor, pattern, **axes_lengths)
     for key, value in axes_lengths.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise TypeError(f"rearrange: the length of axis {key!r} must be a positive integer, got {value!r:.80}.")
-    return _arrays.rearranged(_array(tensor), pattern, {k: int(v) for k, v in axes_lengths.items()}, "rearrange")
+    return _axes.rearranged(_array(tensor), pattern, {k: int(v) for k, v in axes_lengths.items()}, "rearrange")
 
 
 # ------------------------------------------------------------------ products
 def kron(x1, x2):
-    return _two(_arrays.Kron, x1, x2)
+    return _two(_matrices.Kron, x1, x2)
 
 
 def outer(x1, x2):
-    return _two(_arrays.Outer, x1, x2)
+    return _two(_matrices.Outer, x1, x2)
 
 
 def inner(x1, x2):
-    return _two(_arrays.Inner, x1, x2)
+    return _two(_matrices.Inner, x1, x2)
 
 
 def vdot(x1, x2):
-    return _two(_arrays.Vdot, x1, x2)
+    return _two(_matrices.Vdot, x1, x2)
 
 
 def cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None):
-    return _two(_arrays.Cross, x1, x2, axisa, axisb, axisc, axis)
+    return _two(_matrices.Cross, x1, x2, axisa, axisb, axisc, axis)
 
 
 def cdist(x, y):
     """The Euclidean distances between the rows of x (..., m, d) and y (..., n, d): (..., m, n), floats."""
-    return _two(_arrays.CDist, x, y)
+    return _two(_matrices.CDist, x, y)
 
 
 def vander(x, N=None, increasing=False):
-    return _one(_arrays.Vander, x, N, increasing)
+    return _one(_matrices.Vander, x, N, increasing)
 
 
 # ------------------------------------------------------------------ grids and sequences
@@ -218,18 +223,18 @@ def meshgrid(*x, indexing="xy"):
     if not x:
         raise TypeError("meshgrid takes one tensor or more.")
     if _symbolic(*x):
-        return _arrays.Meshgrid(indexing).apply(*x)
+        return _stacking.Meshgrid(indexing).apply(*x)
     arrays = [_array(v) for v in x]
     xp = backend.array_module(*arrays)
-    op = _local(_arrays.Meshgrid, indexing)
+    op = _local(_stacking.Meshgrid, indexing)
     return tuple(op.forward_function(*[xp.asarray(a) for a in arrays]))
 
 
 def unravel_index(indices, shape):
     """The coordinates in ``shape`` of flat integer indices, one tensor per axis (a tuple on arrays)."""
     if is_symbolic(indices):
-        return _arrays.UnravelIndex(shape).apply(indices)
-    return tuple(_local(_arrays.UnravelIndex, shape).forward_array(_array(indices)))
+        return _stacking.UnravelIndex(shape).apply(indices)
+    return tuple(_local(_stacking.UnravelIndex, shape).forward_array(_array(indices)))
 
 
 def _spaced(cls, start, stop, *settings):
@@ -245,30 +250,30 @@ def _spaced(cls, start, stop, *settings):
 
 def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
     """``base`` to the powers evenly spaced from ``start`` to ``stop`` (floats), along a new ``axis``."""
-    return _spaced(_arrays.Logspace, start, stop, num, endpoint, base, dtype, axis)
+    return _spaced(_sequences.Logspace, start, stop, num, endpoint, base, dtype, axis)
 
 
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     """Numbers evenly spaced on a log scale from ``start`` to ``stop`` (floats), along a new ``axis``."""
-    return _spaced(_arrays.Geomspace, start, stop, num, endpoint, dtype, axis)
+    return _spaced(_sequences.Geomspace, start, stop, num, endpoint, dtype, axis)
 
 
 # ------------------------------------------------------------------ dtypes and constants
 def array(x, dtype=None):
     """``x`` as a tensor (a copy), of ``dtype`` when given."""
     if is_symbolic(x):
-        return _arrays.Array(dtype).apply(x)
+        return _sequences.Array(dtype).apply(x)
     return _array(x, dtype).copy()
 
 
 def empty_like(x, dtype=None):
     """A tensor of x's shape and ``dtype`` (x's by default), of zeros."""
-    return _one(_arrays.EmptyLike, x, dtype)
+    return _one(_sequences.EmptyLike, x, dtype)
 
 
 def view(x, dtype=None):
     """The same bytes read as ``dtype``; the last axis scales by the ratio of the item sizes."""
-    return _one(_arrays.View, x, dtype)
+    return _one(_sequences.View, x, dtype)
 
 
 def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False, **kwargs):
@@ -279,7 +284,7 @@ def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False, **kwa
         raise TypeError(f"multi_hot takes no argument {sorted(kwargs)}.")
     if num_classes is None:
         raise ValueError("multi_hot: `num_classes` must be given.")
-    return _one(_arrays.MultiHot, inputs, num_classes, axis, dtype, sparse)
+    return _one(_sequences.MultiHot, inputs, num_classes, axis, dtype, sparse)
 
 
 def _count(value, what, where):

@@ -20,7 +20,7 @@ from ...ops import conv3d
 from ...ops.convolution import conv2d_backward_input, conv2d_backward_kernel, conv2d_forward, conv_padding
 from ...ops.transposed_convolution import transpose_output_length, transpose_padding
 from .base import _xp
-from .nn_control import NNOperation, _data_format, _first_shape, _from_last, _last_shape, _padding, _spatial_rank, \
+from .nn_base import NNOperation, _data_format, _first_shape, _from_last, _last_shape, _padding, _spatial_rank, \
     _to_last, _tuple
 
 __all__ = ["Conv", "ConvTranspose", "OPERATIONS"]

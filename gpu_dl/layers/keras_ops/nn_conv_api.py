@@ -10,7 +10,7 @@ from __future__ import annotations
 from ... import backprop as _backprop
 from . import _taking_variables
 from . import nn_conv as _conv
-from .nn_control_api import _call, _format, _padding_word
+from .nn_api import _call, _format, _padding_word
 
 __all__ = ["conv", "conv_transpose"]
 

@@ -22,12 +22,15 @@ comparisons, logical operations, ``any`` and ``all`` bool; none of them, nor
 ``one_hot`` and ``full_like``, sends a gradient back. ``split`` and
 ``moments`` are operations of several outputs, as in Keras.
 
-The classes live by family in ``reductions``, ``elementwise``, ``constants``,
-``shapes``, ``selection`` and ``logic``, on ``base``, and in the further
-families ``math_elementwise``, ``reductions_sorting``, ``arrays``,
-``linalg_fft``, ``nn_control``, ``nn_conv``, ``complex_views`` and
-``image_ops``; this module gathers them and names them for configs read back
-(``OPERATIONS``).
+The classes live by family in ``reductions``, ``elementwise``, ``constants``, ``shapes``, ``selection`` and
+``logic``, on ``base``, and in the further families ``math_elementwise``, the ones on ``mixed_operands`` and
+``reductions`` (``reductions_extra``, ``statistics``, ``sorting_searching``, ``segments_scatter``,
+``select_operation``), the ones on ``array_base`` (``axes_rearrange``, ``matrices``, ``blocks_windows``,
+``stacking_splitting``, ``sequences_dtypes``), ``linalg_fft``, the ``keras.ops.nn`` ones on ``nn_base``
+(``nn_pooling``, ``nn_depthwise_conv``, ``nn_normalization``, ``nn_attention``, ``nn_losses``, ``nn_ctc``,
+``nn_conv``), ``complex_views`` and the ``keras.ops.image`` ones on ``image_base`` (``image_colour``,
+``image_resizing``, ``image_coordinates``, ``image_transforms``, ``image_patches``, ``image_filters``); this
+module gathers them and names them for configs read back (``OPERATIONS``).
 """
 from __future__ import annotations
 
@@ -75,9 +78,14 @@ OPERATIONS = {cls.__name__: cls for cls in (
     LogicalNot, Any, All, Tensordot, Dot)} | _ACTIVATIONS
 
 # The further families' operations, each in its module.
-from . import (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, nn_conv,  # noqa: E402
-               complex_views, image_ops)
-for _family in (math_elementwise, reductions_sorting, arrays, linalg_fft, nn_control, nn_conv, complex_views,
-                image_ops):
+from . import (math_elementwise, reductions_extra, statistics, sorting_searching, segments_scatter,  # noqa: E402
+               select_operation, axes_rearrange, matrices, blocks_windows, stacking_splitting, sequences_dtypes,
+               linalg_fft, nn_pooling, nn_depthwise_conv, nn_normalization, nn_attention, nn_losses, nn_ctc, nn_conv,
+               complex_views, image_colour, image_resizing, image_coordinates, image_transforms, image_patches,
+               image_filters)
+for _family in (math_elementwise, reductions_extra, statistics, sorting_searching, segments_scatter, select_operation,
+                axes_rearrange, matrices, blocks_windows, stacking_splitting, sequences_dtypes, linalg_fft, nn_pooling,
+                nn_depthwise_conv, nn_normalization, nn_attention, nn_losses, nn_ctc, nn_conv, complex_views,
+                image_colour, image_resizing, image_coordinates, image_transforms, image_patches, image_filters):
     OPERATIONS.update(_family.OPERATIONS)
 del _family

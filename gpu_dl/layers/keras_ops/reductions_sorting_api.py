@@ -1,7 +1,8 @@
 """Keras's reductions, quantiles, sorting, searching, segment and scatter functions as ``gpu_dl.ops.<name>``.
 
 On arrays (NumPy or CuPy) each computes at once and returns arrays of the same module (numbers and lists go to
-the current device); on symbolic tensors it records Keras's operation (``reductions_sorting.py``), with an
+the current device); on symbolic tensors it records Keras's operation (``reductions_extra.py``,
+``statistics.py``, ``sorting_searching.py``, ``segments_scatter.py``, ``select_operation.py``), with an
 exact backward where Keras's op has a gradient. ``unique`` and ``nonzero`` compute on arrays only: their results'
 sizes depend on the values.
 """
@@ -14,7 +15,11 @@ import numpy
 from ... import backend, backprop as _backprop
 from ..symbolic import is_symbolic
 from . import _array, _local, _symbolic, _taking_variables
-from . import reductions_sorting as _rs
+from . import reductions_extra as _extra
+from . import statistics as _statistics
+from . import sorting_searching as _sorting
+from . import segments_scatter as _segments
+from . import select_operation as _select
 
 __all__ = [
     "amax", "amin", "average", "count_nonzero", "cumprod", "median", "quantile", "percentile", "ptp", "nanargmax",
@@ -74,23 +79,23 @@ def _value_sized(name, *values):
 
 # ------------------------------------------------------------------ reductions
 def amax(x, axis=None, keepdims=False):
-    return _one(_rs.Amax, x, axis, keepdims)
+    return _one(_extra.Amax, x, axis, keepdims)
 
 
 def amin(x, axis=None, keepdims=False):
-    return _one(_rs.Amin, x, axis, keepdims)
+    return _one(_extra.Amin, x, axis, keepdims)
 
 
 def ptp(x, axis=None, keepdims=False):
     """The range (maximum - minimum) along ``axis``; the gradient goes to the extremes, shared between ties."""
-    return _one(_rs.Ptp, x, axis, keepdims)
+    return _one(_extra.Ptp, x, axis, keepdims)
 
 
 def average(x, axis=None, weights=None):
     """The (weighted) mean along one axis or all; ``weights`` of x's shape or of the axis's length."""
     if is_symbolic(x) or is_symbolic(weights):
-        return _rs.Average(axis).apply(x, weights=_constant(weights))
-    op = _local(_rs.Average, axis)
+        return _extra.Average(axis).apply(x, weights=_constant(weights))
+    op = _local(_extra.Average, axis)
     x = _array(x)
     if weights is not None:
         w = _array(weights)
@@ -103,63 +108,63 @@ def average(x, axis=None, weights=None):
 
 
 def count_nonzero(x, axis=None):
-    return _one(_rs.CountNonzero, x, axis)
+    return _one(_extra.CountNonzero, x, axis)
 
 
 def cumprod(x, axis=None, dtype=None):
-    return _one(_rs.Cumprod, x, axis, dtype)
+    return _one(_extra.Cumprod, x, axis, dtype)
 
 
 def nancumprod(x, axis=None, dtype=None):
-    return _one(_rs.Nancumprod, x, axis, dtype)
+    return _one(_extra.Nancumprod, x, axis, dtype)
 
 
 def nancumsum(x, axis=None, dtype=None):
-    return _one(_rs.Nancumsum, x, axis, dtype)
+    return _one(_extra.Nancumsum, x, axis, dtype)
 
 
 def nanmax(x, axis=None, keepdims=False):
-    return _one(_rs.Nanmax, x, axis, keepdims)
+    return _one(_extra.Nanmax, x, axis, keepdims)
 
 
 def nanmin(x, axis=None, keepdims=False):
-    return _one(_rs.Nanmin, x, axis, keepdims)
+    return _one(_extra.Nanmin, x, axis, keepdims)
 
 
 def nansum(x, axis=None, keepdims=False):
-    return _one(_rs.Nansum, x, axis, keepdims)
+    return _one(_extra.Nansum, x, axis, keepdims)
 
 
 def nanprod(x, axis=None, keepdims=False):
-    return _one(_rs.Nanprod, x, axis, keepdims)
+    return _one(_extra.Nanprod, x, axis, keepdims)
 
 
 def nanmean(x, axis=None, keepdims=False):
-    return _one(_rs.Nanmean, x, axis, keepdims)
+    return _one(_extra.Nanmean, x, axis, keepdims)
 
 
 def nanvar(x, axis=None, keepdims=False):
-    return _one(_rs.Nanvar, x, axis, keepdims)
+    return _one(_extra.Nanvar, x, axis, keepdims)
 
 
 def nanstd(x, axis=None, keepdims=False):
-    return _one(_rs.Nanstd, x, axis, keepdims)
+    return _one(_extra.Nanstd, x, axis, keepdims)
 
 
 def nanargmax(x, axis=None, keepdims=False):
-    return _one(_rs.Nanargmax, x, axis, keepdims)
+    return _one(_extra.Nanargmax, x, axis, keepdims)
 
 
 def nanargmin(x, axis=None, keepdims=False):
-    return _one(_rs.Nanargmin, x, axis, keepdims)
+    return _one(_extra.Nanargmin, x, axis, keepdims)
 
 
 def median(x, axis=None, keepdims=False):
-    return _one(_rs.Median, x, axis, keepdims)
+    return _one(_statistics.Median, x, axis, keepdims)
 
 
 def nanmedian(x, axis=None, keepdims=False):
-    return _one(_rs.Nanmedian, x, axis, keepdims)
+    return _one(_statistics.Nanmedian, x, axis, keepdims)
 
 
 def _q(q):
@@ -170,27 +175,27 @@ def _q(q):
 def quantile(x, q, axis=None, method="linear", keepdims=False):
     """The ``q`` quantiles (numbers in [0, 1]) along ``axis``: q's axis first; methods as NumPy's (``linear``,
     ``lower``, ``higher``, ``midpoint``, ``nearest``)."""
-    return _many(_rs.Quantile, (x, _q(q)), axis, method, keepdims)
+    return _many(_statistics.Quantile, (x, _q(q)), axis, method, keepdims)
 
 
 def percentile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Percentile, (x, _q(q)), axis, method, keepdims)
+    return _many(_statistics.Percentile, (x, _q(q)), axis, method, keepdims)
 
 
 def nanquantile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Nanquantile, (x, _q(q)), axis, method, keepdims)
+    return _many(_statistics.Nanquantile, (x, _q(q)), axis, method, keepdims)
 
 
 def nanpercentile(x, q, axis=None, method="linear", keepdims=False):
-    return _many(_rs.Nanpercentile, (x, _q(q)), axis, method, keepdims)
+    return _many(_statistics.Nanpercentile, (x, _q(q)), axis, method, keepdims)
 
 
 def trace(x, offset=0, axis1=0, axis2=1):
-    return _one(_rs.Trace, x, offset, axis1, axis2)
+    return _one(_statistics.Trace, x, offset, axis1, axis2)
 
 
 def diff(a, n=1, axis=-1):
-    return _one(_rs.Diff, a, n, axis)
+    return _one(_statistics.Diff, a, n, axis)
 
 
 def trapezoid(y, x=None, dx=1.0, axis=-1):
@@ -199,58 +204,58 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
         raise TypeError("trapezoid: x (the sample points) must be numbers or an array, not a symbolic tensor.")
     if x is not None:
         x = backend.to_numpy(_array(x))
-    return _one(_rs.Trapezoid, y, x, dx, axis)
+    return _one(_statistics.Trapezoid, y, x, dx, axis)
 
 
 def correlate(x1, x2, mode="valid"):
-    return _many(_rs.Correlate, (x1, x2), mode)
+    return _many(_statistics.Correlate, (x1, x2), mode)
 
 
 def corrcoef(x):
-    return _one(_rs.Corrcoef, x)
+    return _one(_statistics.Corrcoef, x)
 
 
 # ------------------------------------------------------------------ sorting and searching
 def sort(x, axis=-1):
-    return _one(_rs.Sort, x, axis)
+    return _one(_sorting.Sort, x, axis)
 
 
 def argsort(x, axis=-1):
-    return _one(_rs.Argsort, x, axis)
+    return _one(_sorting.Argsort, x, axis)
 
 
 def argpartition(x, kth, axis=-1):
-    return _one(_rs.Argpartition, x, kth, axis)
+    return _one(_sorting.Argpartition, x, kth, axis)
 
 
 def top_k(x, k, sorted=True):
     """``(values, indices)``: the k largest along the last axis, descending, with their int32 indices."""
     if is_symbolic(x):
-        return tuple(_rs.TopK(k, sorted).apply(x))
-    return tuple(_local(_rs.TopK, k, sorted).forward_array(_array(x)))
+        return tuple(_sorting.TopK(k, sorted).apply(x))
+    return tuple(_local(_sorting.TopK, k, sorted).forward_array(_array(x)))
 
 
 def in_top_k(targets, predictions, k):
-    return _many(_rs.InTopK, (targets, predictions), k)
+    return _many(_sorting.InTopK, (targets, predictions), k)
 
 
 def searchsorted(sorted_sequence, values, side="left"):
-    return _many(_rs.SearchSorted, (sorted_sequence, values), side)
+    return _many(_sorting.SearchSorted, (sorted_sequence, values), side)
 
 
 def digitize(x, bins):
-    return _many(_rs.Digitize, (x, bins))
+    return _many(_sorting.Digitize, (x, bins))
 
 
 def isin(x1, x2, assume_unique=False, invert=False):
-    return _many(_rs.IsIn, (x1, x2), assume_unique, invert)
+    return _many(_sorting.IsIn, (x1, x2), assume_unique, invert)
 
 
 def histogram(x, bins=10, range=None):
     """``(counts, bin_edges)`` of a 1-D tensor in ``bins`` equal bins over ``range`` (the values' when None)."""
     if is_symbolic(x):
-        return tuple(_rs.Histogram(bins, range).apply(x))
-    return tuple(_local(_rs.Histogram, bins, range).forward_array(_array(x)))
+        return tuple(_statistics.Histogram(bins, range).apply(x))
+    return tuple(_local(_statistics.Histogram, bins, range).forward_array(_array(x)))
 
 
 def bincount(x, weights=None, minlength=0, sparse=False):
@@ -261,9 +266,9 @@ def bincount(x, weights=None, minlength=0, sparse=False):
     if weights is not None:
         weights = _array(weights)
     if is_symbolic(x):
-        return _rs.Bincount(weights, minlength, sparse).apply(x)
+        return _statistics.Bincount(weights, minlength, sparse).apply(x)
     x = _array(x)
-    return _local(_rs.Bincount, weights, minlength, sparse).forward_array(x)
+    return _local(_statistics.Bincount, weights, minlength, sparse).forward_array(x)
 
 
 def unique(x, sorted=True, return_index=False, return_inverse=False, return_counts=False, axis=None, size=None,
@@ -306,14 +311,14 @@ def nonzero(x):
 
 def select(condlist, choicelist, default=0):
     """Per element, the value of the first choice whose condition holds, ``default`` where none does. On symbolic
-    tensors it records Keras's ``Select`` (``reductions_sorting.Select``)."""
+    tensors it records Keras's ``Select`` (``select_operation.Select``)."""
     if not isinstance(condlist, (list, tuple)) or not isinstance(choicelist, (list, tuple)):
         raise TypeError("select: condlist and choicelist must be lists of tensors.")
     if len(condlist) != len(choicelist) or not condlist:
         raise ValueError(f"select: condlist and choicelist must be equally long and not empty, got "
                          f"{len(condlist)} and {len(choicelist)}.")
     if _symbolic(*condlist, *choicelist, default):
-        return _rs.Select().apply(list(condlist), list(choicelist), default)
+        return _select.Select().apply(list(condlist), list(choicelist), default)
     conditions = [_array(c) for c in condlist]
     choices = [_array(c) for c in choicelist]
     xp = backend.array_module(*conditions, *choices)
@@ -330,34 +335,34 @@ def select(condlist, choicelist, default=0):
 
 # ------------------------------------------------------------------ segments and scatters
 def segment_sum(data, segment_ids, num_segments=None, sorted=False):
-    return _many(_rs.SegmentSum, (data, segment_ids), num_segments, sorted)
+    return _many(_segments.SegmentSum, (data, segment_ids), num_segments, sorted)
 
 
 def segment_max(data, segment_ids, num_segments=None, sorted=False):
-    return _many(_rs.SegmentMax, (data, segment_ids), num_segments, sorted)
+    return _many(_segments.SegmentMax, (data, segment_ids), num_segments, sorted)
 
 
 def segment_min(data, segment_ids, num_segments=None, sorted=False):
-    return _many(_rs.SegmentMin, (data, segment_ids), num_segments, sorted)
+    return _many(_segments.SegmentMin, (data, segment_ids), num_segments, sorted)
 
 
 def segment_prod(data, segment_ids, num_segments=None, sorted=False):
-    return _many(_rs.SegmentProd, (data, segment_ids), num_segments, sorted)
+    return _many(_segments.SegmentProd, (data, segment_ids), num_segments, sorted)
 
 
 def scatter(indices, values, shape):
-    return _many(_rs.Scatter, (indices, values), shape)
+    return _many(_segments.Scatter, (indices, values), shape)
 
 
 def scatter_update(inputs, indices, updates, reduction=None):
-    return _many(_rs.ScatterUpdate, (inputs, indices, updates), reduction)
+    return _many(_segments.ScatterUpdate, (inputs, indices, updates), reduction)
 
 
 def slice_update(inputs, start_indices, updates):
     """``inputs`` with the block at ``start_indices`` (numbers) replaced by ``updates``."""
     if _symbolic(inputs, updates):
-        return _rs.SliceUpdate().apply(inputs, tuple(start_indices), updates)
-    op = _local(_rs.SliceUpdate)
+        return _segments.SliceUpdate().apply(inputs, tuple(start_indices), updates)
+    op = _local(_segments.SliceUpdate)
     inputs = _array(inputs)
     return op.forward_function(inputs, tuple(int(s) for s in start_indices),
                                backend.array_module(inputs).asarray(_array(updates)))
