@@ -738,6 +738,11 @@ class Layer:
         elif input_dim is not None:
             declared = (None,) + shape_tuple(input_dim, f"layer '{self.name}': input_dim")
         self.declared_input_shape = declared
+        if build_shapes.built_at_init(self):
+            # Keras builds these weightless layers when they are made; their first call still runs gpu_dl's
+            # build, which checks the input shape (and keeps what its kernels need) and records the input spec.
+            self.built = True
+            self._shape_pending = True
 
     # ----------------------------------------------------------------- weights
     def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
@@ -1084,7 +1089,8 @@ class Layer:
                 from ..models import composite
                 composite.build(self, input_shape)
             return
-        if not self.built:
+        pending = self.__dict__.pop("_shape_pending", False)
+        if not self.built or pending:
             input_shape = tuple(input_shape)
             given = input_shape
             if build_shapes.active_stand_in() is not None:
@@ -1092,8 +1098,14 @@ class Layer:
                 # layer takes the sizes it was given as unknown all the same
                 given = tuple(build_shapes.with_stand_ins(input_shape))
                 self.__dict__.setdefault("_build_batch", build_shapes.active_stand_in())
-            with name_scope(self):
-                self.build(given)
+            self.built = False      # so that a build wrapped to run once runs for a layer built when made
+            try:
+                with name_scope(self):
+                    self.build(given)
+            except BaseException:
+                if pending:
+                    self.built, self._shape_pending = True, True
+                raise
             self.built = True
             self.input_spec = spec_after_build(self, input_shape)
             # The shape the build was given, for the build config, where its build did not keep it
@@ -1346,7 +1358,9 @@ class Layer:
         before building (it returns what undoes the build) and after, with that: a call refused then leaves the
         layer unbuilt, as it found it."""
         check_input_spec(self, x, unbuilt)
-        return None if self.built else (list(self._weights), self.input_spec)
+        if self.built and not self.__dict__.get("_shape_pending"):
+            return None
+        return list(self._weights), self.input_spec, self.built
 
     def check_initial_state_shapes(self, shapes):
         """Raise a ValueError naming the layer when symbolic initial states of ``shapes`` do not fit it."""

@@ -155,15 +155,17 @@ def spec_after_build(layer, input_shape):
 
 def check_input_spec(layer, x, unbuilt=None):
     """``assert_input_compatibility`` for a layer that holds a Keras spec; when it refuses ``x`` and ``unbuilt``
-    (the layer's weights and ``input_spec`` before the call built it) is given, the layer is unbuilt again first."""
+    (the layer's weights, ``input_spec`` and ``built`` before the call built it) is given, the layer is unbuilt
+    again first."""
     if not holds_input_specs(layer.input_spec):
         return
     try:
         assert_input_compatibility(layer.input_spec, x, layer.name)
     except ValueError:
         if unbuilt is not None and layer.built:
-            layer._weights[:], layer.input_spec = unbuilt
-            layer.built = False
+            layer._weights[:], layer.input_spec, layer.built = unbuilt
+            if layer.built:         # built when made, as Keras: its next call checks its input shape again
+                layer._shape_pending = True
             layer.__dict__.pop("_built_input_shape", None)
         raise
 

@@ -74,7 +74,8 @@ from ..layers import build_shapes, gradients, layer_losses, masks, metric_update
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask, name_scope
 from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
-from ..layers.symbolic import KerasTensor, MaskSpec, Node, active_trace, is_symbolic, traced_constant, tracing
+from ..layers.symbolic import (KerasTensor, MaskSpec, Node, active_trace, flatten_structure, is_symbolic,
+                              traced_constant, tracing)
 from ..layers.variable_operations import traced_outputs
 
 _TENSOR = "tensor"      # a tensor's place in the skeleton of a call's arguments
@@ -333,7 +334,7 @@ def _trace(layer, spec, training):
             with dtype_policies.autocast_scope(None if scope is ... else scope), name_scope(layer):
                 out = layer.call(*positional, **keywords, **context)
             out = traced_outputs(trace, out)    # variables returned, updates no output depends on
-        flat = list(out) if isinstance(out, (list, tuple)) else [out]
+        flat = flatten_structure(out)     # a dict (or nested lists and dicts) of outputs, as Keras allows
         if not flat or not all(is_symbolic(t) for t in flat):
             raise TypeError(f"call returned {type(out).__name__} for symbolic inputs, not the symbolic tensor(s) "
                             "of its layers")
@@ -505,8 +506,8 @@ def _shapes_from(layer, spec, graph, batch):
                          f"{[tuple(s) for s in spec[1]]} is unknown: {layer.__dict__.get('_trace_error')}. Give "
                          "the class a compute_output_shape method.")
     y = _eager_on_zeros(layer, spec)
-    ys = list(y) if isinstance(y, (list, tuple)) else [y]
-    return [(batch,) + tuple(a.shape[1:]) for a in ys], isinstance(y, (list, tuple))
+    ys = flatten_structure(y)
+    return [(batch,) + tuple(a.shape[1:]) for a in ys], isinstance(y, (list, tuple, dict))
 
 
 def output_shape(layer, input_shape):
@@ -585,7 +586,8 @@ def forward(layer, x, training, mask):
 def _structured_output(layer, y):
     graph = layer.__dict__.get("_active_graph")
     if graph is not None:
-        y = graph._structured(y if graph._multi else [y])
+        # a dict in the key order the call gives it, as Keras's call of a subclassed model returns it
+        y = graph._structured(y if graph._multi else [y], symbolic=isinstance(graph._outputs_struct, dict))
     layer._activity_output = y if layer.activity_regularizer is not None else None
     if layer.activity_regularizer is not None:
         layer_losses.record_activity(layer, y)

@@ -220,13 +220,19 @@ def from_intermediate_inputs(inputs, outputs):
     return _restructured(inputs, mapping), _restructured(outputs, mapping)
 
 
+def _keyed_outputs(outputs):
+    """Whether ``outputs`` is a dict of one tensor per key: its keys then name the outputs (losses, metrics and
+    targets are keyed by them); a dict nesting several tensors under a key has them named by their layers."""
+    return isinstance(outputs, dict) and not any(isinstance(v, (list, tuple, dict)) for v in outputs.values())
+
+
 def _check_structure(value, what):
     """The flat list of tensors of ``inputs``/``outputs`` (a tensor, a list or tuple, or a dict), checked."""
     if isinstance(value, dict):
         # Keras's order: the values by sorted key (tree.flatten), whatever order the dict was given in.
         if not all(isinstance(k, str) for k in value):
             raise ValueError(f"`{what}`: the keys of a dict must be strings, got {list(value)!r:.200}.")
-        flat = [value[k] for k in sorted(value)]
+        flat = flatten_structure(value)      # its values may nest lists and dicts, as Keras's do
     elif isinstance(value, (list, tuple)):
         # nested lists too, as Keras takes them (an RNN's states per cell: [output, [h1, c1], [h2, c2]])
         flat = flatten_structure(value)
@@ -260,9 +266,9 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._output_layer_names = [t._keras_history[0].name for t in flat_outputs]
         output_names = self._output_layer_names
         if traced:      # the graph of a traced call (composite.py): its outputs are named by its structure
-            output_names = self._output_layer_names = sorted(outputs) if isinstance(outputs, dict) else \
+            output_names = self._output_layer_names = sorted(outputs) if _keyed_outputs(outputs) else \
                 [f"{n}_{i}" for i, n in enumerate(output_names)]
-        if isinstance(outputs, dict):
+        if _keyed_outputs(outputs):
             output_names = sorted(outputs)
 
         if len(set(flat_inputs)) != len(flat_inputs):
@@ -743,8 +749,8 @@ class Functional(multi_output.SeveralOutputs, Model):
         and on arrays for several outputs (Keras gives one output of a list as the array itself)."""
         struct = self._outputs_struct
         if isinstance(struct, dict):
-            by_key = dict(zip(sorted(struct), flat))        # the outputs are in sorted-key order, Keras's
-            return {k: by_key[k] for k in struct} if symbolic else by_key
+            packed = pack_like(struct, flat)        # the outputs are in sorted-key order, Keras's
+            return packed if symbolic else {k: packed[k] for k in sorted(struct)}
         if isinstance(struct, (list, tuple)) and (symbolic or len(flat) > 1):
             return pack_like(struct, flat)      # nested as given (an RNN's states per cell)
         return flat[0]

@@ -525,7 +525,8 @@ class Model(trainer.Trainer, Layer):
         shape, in sorted order otherwise, as Keras orders them (it takes a shortcut for its own input shapes)."""
         flat = self._flat_output_shape(input_shape)
         shapes = self._structured(flat if isinstance(flat, list) else [flat], symbolic=True)
-        if isinstance(shapes, dict) and _shape_list(input_shape) != _shape_list(self.input_shape):
+        # (a subclassed model's in sorted order, as Keras's symbolic call of it gives them)
+        if isinstance(shapes, dict) and (self._composite or _shape_list(input_shape) != _shape_list(self.input_shape)):
             shapes = {key: shapes[key] for key in sorted(shapes)}
         return shapes
 
@@ -568,6 +569,10 @@ class Model(trainer.Trainer, Layer):
         self._metrics_given = metrics is not None or weighted_metrics is not None
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
+        if isinstance(loss, (list, tuple, dict)) and self._composite:
+            raise ValueError(f"Model '{self.name}' is a subclassed model: gpu_dl trains it on one loss, and takes no "
+                             "list or dict of losses (one per output) for it. Make the same layers a functional "
+                             "Model(inputs, outputs) to give each of its outputs a loss.")
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
@@ -1187,6 +1192,11 @@ class Model(trainer.Trainer, Layer):
         output itself for one, the list for several; a subclassed model's, the structure its call returns, a tuple
         for a tuple); ``symbolic`` for tensors of a call on tensors."""
         graph = self._built_graph() if self._composite else None
+        if graph is not None and isinstance(graph._outputs_struct, dict):
+            return graph._structured(flat, True)        # in its call's key order, on arrays too, as Keras's call
+        if graph is not None and isinstance(graph._outputs_struct, (list, tuple)) and \
+                any(isinstance(t, (list, tuple, dict)) for t in graph._outputs_struct):
+            return graph._structured(flat, True)      # nested as its call returns them, on arrays too
         if graph is not None and isinstance(graph._outputs_struct, tuple) and len(flat) > 1:
             return tuple(flat)
         return flat[0] if len(flat) == 1 else list(flat)
