@@ -132,7 +132,9 @@ def test_keras_mixed_file_loads_and_predicts_the_same_in_gpu_dl(xp, tmp_path):
     assert isinstance(ours.optimizer, gpu_dl.optimizers.LossScaleOptimizer)
     assert ours.optimizer.dynamic_scale == float(keras.ops.convert_to_numpy(theirs.optimizer.dynamic_scale))
     assert ours.optimizer.step_counter == int(keras.ops.convert_to_numpy(theirs.optimizer.step_counter))
-    assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) >= 2
+    # (at least one of the four steps applied: a step whose scaled gradients overflow is skipped, and how many do
+    # depends on Keras's initial weights, drawn from its global seed state)
+    assert ours.optimizer.iterations == int(keras.ops.convert_to_numpy(theirs.optimizer.iterations)) >= 1
     assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=5e-3, abs=1e-3)
 
 

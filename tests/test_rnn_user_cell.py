@@ -304,9 +304,11 @@ def test_stacked_cells_of_your_own(rng):
     assert len(flat) == len(nested) == 4
     for a, b in zip(flat, nested):
         numpy.testing.assert_array_equal(a, b)
-    assert [w.path for w in rnn.weights] == [f"{rnn.cell.cells[0].name}/kernel",
-                                             f"{rnn.cell.cells[0].name}/recurrent_kernel"] + \
-        [f"{rnn.cell.cells[1].name}/{n}" for n in "abc"]
+    # Keras's paths: the layer, the stack, the cell ("rnn/stacked_rnn_cells/plain_cell/kernel")
+    scope = f"{rnn.name}/{rnn.cell.name}"
+    assert [w.path for w in rnn.weights] == [f"{scope}/{rnn.cell.cells[0].name}/kernel",
+                                             f"{scope}/{rnn.cell.cells[0].name}/recurrent_kernel"] + \
+        [f"{scope}/{rnn.cell.cells[1].name}/{n}" for n in "abc"]
     assert rnn.compute_output_shape((2, 4, 5)) == [(2, 4), (2, 3), [(2, 3), (2, 2)]]
     again = layers.deserialize(layers.serialize(rnn), custom_objects={"PlainCell": PlainCell,
                                                                       "TwoStateCell": TwoStateCell})
