@@ -29,8 +29,7 @@ import wave
 import numpy
 
 from .folder_datasets import (FolderDataset, check_label_list, check_label_mode, check_positive, check_split_and_folder,
-                              split_into_datasets)
-from .image_folders import index_directory
+                              indexed_files, split_into_datasets)
 
 __all__ = ["AudioFolderDataset", "audio_dataset_from_directory", "read_wav"]
 
@@ -149,20 +148,9 @@ def audio_dataset_from_directory(directory, labels="inferred", label_mode="int",
     and validation data sets (the validation one unshuffled, as Keras's)."""
     directory = _check_arguments(directory, labels, label_mode, class_names, batch_size, sampling_rate,
                                  output_sequence_length, ragged, validation_split, subset, shuffle, seed)
-    if labels is None or label_mode is None:
-        labels, label_mode = None, None
-    elif labels != "inferred":
-        labels = list(labels)
-    if seed is None:
-        seed = numpy.random.randint(int(1e6))     # as Keras: drawn from NumPy's global generator
-    paths, labels, class_names = index_directory(directory, labels, ALLOWED_FORMATS, class_names=class_names,
-                                                 shuffle=shuffle, seed=seed, follow_links=follow_links,
-                                                 verbose=verbose)
-    if label_mode == "binary" and len(class_names) != 2:
-        raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 class_names. '
-                         f"Received: class_names={class_names}")
-    if not paths:
-        raise ValueError(f"No audio files found in directory {directory}. Allowed format(s): {ALLOWED_FORMATS}")
+    paths, labels, label_mode, class_names, seed = indexed_files(
+        directory, labels, label_mode, class_names, ALLOWED_FORMATS, shuffle, seed, follow_links, verbose,
+        f"No audio files found in directory {directory}. Allowed format(s): {ALLOWED_FORMATS}")
 
     def dataset(part_paths, part_labels, part_shuffle):
         return AudioFolderDataset(part_paths, part_labels, class_names, label_mode, batch_size, sampling_rate,

@@ -161,6 +161,30 @@ def _split(paths, labels, validation_split, subset, verbose):
     return paths[-count:], None if labels is None else labels[-count:]
 
 
+def indexed_files(directory, labels, label_mode, class_names, formats, shuffle, seed, follow_links, verbose,
+                  no_files):
+    """The files of ``directory`` as the text and audio readers take them, with Keras's checks:
+    ``(paths, labels, label_mode, class_names, seed)``; labels None (or ``label_mode`` None) give files only, a seed
+    of None is drawn from NumPy's global generator as Keras draws it, and ``no_files`` is the error's text where
+    no file of ``formats`` is found."""
+    from .image_folders import index_directory      # image_folders builds on this module: import late
+    if labels is None or label_mode is None:
+        labels, label_mode = None, None
+    elif labels != "inferred":
+        labels = list(labels)
+    if seed is None:
+        seed = numpy.random.randint(int(1e6))
+    paths, labels, class_names = index_directory(directory, labels, formats, class_names=class_names,
+                                                 shuffle=shuffle, seed=seed, follow_links=follow_links,
+                                                 verbose=verbose)
+    if label_mode == "binary" and len(class_names) != 2:
+        raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 class_names. '
+                         f"Received: class_names={class_names}")
+    if not paths:
+        raise ValueError(no_files)
+    return paths, labels, label_mode, class_names, seed
+
+
 def split_into_datasets(paths, labels, validation_split, subset, shuffle, verbose, dataset):
     """``dataset(paths, labels, shuffle)`` of the ``subset`` asked for, or with ``subset="both"`` the training
     and validation data sets (the validation one unshuffled, as Keras's)."""
