@@ -224,7 +224,7 @@ class CallbackList:
         for cb in self.callbacks:
             if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
-                    # predict's batch logs hold the outputs, which stay arrays
+                    # predict's batch logs hold the outputs, as NumPy arrays (not floats), as Keras gives them
                     logs = pythonify_predict_logs(logs_fn()) if hook.startswith("on_predict") else \
                         pythonify_logs(logs_fn())
                 getattr(cb, hook)(batch, logs)
