@@ -65,6 +65,7 @@ LAYER_TORCH_NUMBERS = ["PyTorch us", "PyTorch rate", "PyTorch / gpu_dl"]
 SCRIPTS = {
     "bench_softmax_xent.py": [
         Table(["shape", "MiB moved", "gpu_dl us"], 3, numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
+        Table(["shape", "MiB moved", "gpu_dl us"], 3, numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),   # clipped
         Table(["setting", "gpu_dl us"], 3, numbers=["gpu_dl us"]),
         Table(["shape", "gpu_dl us/call"], 2, numbers=["gpu_dl us/call"], torch_numbers=["PyTorch us/call"]),
     ],
