@@ -13,6 +13,7 @@ drawn on the wrong axes, the gallery transposes twice), these functions take the
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 
 import numpy
@@ -21,25 +22,20 @@ from .backend import is_int_dtype, standardize_data_format, to_numpy
 
 _BOX_FORMATS = ("xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_yxyx", "rel_xywh",
                 "rel_center_xywh")
-_OPENCV_HINT = ("Please install it with `pip install 'gpu_dl[visualization]'` (or `pip install "
-                "opencv-python-headless`).")
+_INSTALL_HINTS = {   # module -> (package named in the error, how to install it)
+    "cv2": ("`cv2` package (OpenCV)",
+            "`pip install 'gpu_dl[visualization]'` (or `pip install opencv-python-headless`)"),
+    "matplotlib.pyplot": ("`matplotlib` package", "`pip install matplotlib`"),
+}
 
 
-def _require_cv2(where):
+def _require(module, where):
+    """Import an optional drawing library, or raise an ImportError that says how to install it."""
     try:
-        import cv2
+        return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(f"The `{where}` function requires the `cv2` package (OpenCV). {_OPENCV_HINT}") from error
-    return cv2
-
-
-def _require_pyplot(where):
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError(f"The `{where}` function requires the `matplotlib` package. Please install it with "
-                          "`pip install matplotlib`.") from error
-    return plt
+        package, hint = _INSTALL_HINTS[module]
+        raise ImportError(f"The `{where}` function requires the {package}. Please install it with {hint}.") from error
 
 
 def _batched_images(images):
@@ -115,7 +111,7 @@ def draw_bounding_boxes(images, bounding_boxes, bounding_box_format, class_mappi
         A uint8 NumPy array of the input's shape. Float images whose maximum is at most 1 are scaled by 255 first;
         others are clipped to [0, 255].
     """
-    cv2 = _require_cv2("draw_bounding_boxes")
+    cv2 = _require("cv2", "draw_bounding_boxes")
     class_mapping = class_mapping or {}
     text_thickness = text_thickness or line_thickness
     data_format = standardize_data_format(data_format, "draw_bounding_boxes: `data_format`")
@@ -247,7 +243,7 @@ def plot_image_gallery(images, y_true=None, y_pred=None, label_map=None, rows=No
         legend_handles: matplotlib artists for a legend at the figure's bottom centre.
         data_format: ``"channels_last"`` or ``"channels_first"``; ``None`` takes ``image_data_format()``.
     """
-    plt = _require_pyplot("plot_image_gallery")
+    plt = _require("matplotlib.pyplot", "plot_image_gallery")
     if path is not None and show:
         raise ValueError("plot_gallery() expects either `path` to be set, or `show` to be true.")
     if (y_true is not None or y_pred is not None) and label_map is None:
@@ -314,7 +310,7 @@ def plot_bounding_box_gallery(images, bounding_box_format, y_true=None, y_pred=N
     ``legend_handles`` gives one's own instead (not both). Other keyword arguments (``path``, ``show``,
     ``scale``, ...) go to ``plot_image_gallery``.
     """
-    _require_pyplot("plot_bounding_box_gallery")
+    _require("matplotlib.pyplot", "plot_bounding_box_gallery")
     from matplotlib import patches
 
     prediction_mapping = prediction_mapping or class_mapping
