@@ -1,5 +1,6 @@
 """gpu_dl.visualization against Keras 3's keras.visualization (where Keras and OpenCV are installed): the same
 drawn arrays bit for bit, and galleries with the same layout, titles, legends, images and saved PNG pixels."""
+import inspect
 import os
 
 import numpy
@@ -154,3 +155,12 @@ def test_plot_segmentation_mask_gallery_same_figure(options, tmp_path):
                                 **options)
     assert shown["count"] == 9
     assert_same_figures("plot_segmentation_mask_gallery", tmp_path, images, 4, y_pred=y_pred, **options)
+
+
+@pytest.mark.parametrize("name", ["draw_bounding_boxes", "draw_segmentation_masks", "plot_image_gallery",
+                                  "plot_bounding_box_gallery", "plot_segmentation_mask_gallery"])
+def test_same_signatures(name):
+    ours = inspect.signature(getattr(visualization, name)).parameters
+    theirs = inspect.signature(getattr(keras.visualization, name)).parameters
+    assert [(p.name, p.default, p.kind) for p in ours.values()] == [(p.name, p.default, p.kind)
+                                                                   for p in theirs.values()]
