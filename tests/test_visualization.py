@@ -1,6 +1,7 @@
 """gpu_dl.visualization against plain NumPy expectations: boxes drawn where their corners say in every box format,
 masks painted and blended per pixel, galleries laid out with the images, titles and legends asked for, and the
 errors bad input gets. NumPy and CuPy inputs alike (the drawing happens on the host)."""
+import importlib.util
 import sys
 
 import numpy
@@ -8,8 +9,8 @@ import pytest
 
 from gpu_dl import visualization
 
-pytest.importorskip("cv2")
-GRAY = (128, 128, 128)
+# Boxes are drawn with OpenCV (the visualization extra); masks and plain galleries need only NumPy and matplotlib.
+needs_opencv = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="OpenCV is not installed")
 
 
 @pytest.fixture
@@ -29,6 +30,7 @@ def outline(shape, x1, y1, x2, y2, color):
     return image
 
 
+@needs_opencv
 def test_boxes_are_one_pixel_outlines_at_their_corners(xp):
     images = xp.zeros((2, 16, 32, 3), dtype="uint8")
     boxes = {"boxes": xp.asarray([[[4, 2, 24, 12], [1, 1, 30, 14]], [[3.7, 5.2, 9.9, 13.0], [0, 0, 5, 5]]],
@@ -50,6 +52,7 @@ BOX_FORMATS = {      # one box, x 4..24 and y 2..12 of a 16 x 32 image, in each 
 }
 
 
+@needs_opencv
 @pytest.mark.parametrize("box_format", list(BOX_FORMATS) + ["Center_XYWH"])
 def test_every_box_format_draws_the_same_box(box_format):
     boxes = {"boxes": numpy.asarray([[BOX_FORMATS[box_format.lower()]]], dtype="float32"),
@@ -59,6 +62,7 @@ def test_every_box_format_draws_the_same_box(box_format):
     numpy.testing.assert_array_equal(drawn[0], outline((16, 32, 3), 4, 2, 24, 12, (9, 9, 9)))
 
 
+@needs_opencv
 def test_float_images_are_scaled_or_clipped_to_uint8(rng):
     boxes = {"boxes": numpy.zeros((2, 0, 4)), "labels": numpy.zeros((2, 0))}
     unit = rng.uniform(-0.2, 1.0, (2, 5, 6, 3)).astype("float32")
@@ -69,6 +73,7 @@ def test_float_images_are_scaled_or_clipped_to_uint8(rng):
                                      numpy.clip(wide, 0, 255).astype("uint8"))
 
 
+@needs_opencv
 def test_labels_are_written_from_the_class_mapping(rng):
     images = numpy.zeros((1, 60, 80, 3), "uint8")
     boxes = {"boxes": numpy.asarray([[[10, 40, 70, 55]]], "float32"), "labels": numpy.asarray([[3]])}
@@ -84,6 +89,7 @@ def test_labels_are_written_from_the_class_mapping(rng):
     numpy.testing.assert_array_equal(other, plain)
 
 
+@needs_opencv
 def test_channels_first_images_come_back_channels_first(xp, rng):
     images = rng.integers(0, 256, (2, 12, 20, 3)).astype("uint8")
     boxes = {"boxes": rng.uniform(0, 20, (2, 3, 4)).astype("float32"), "labels": rng.integers(-1, 2, (2, 3))}
@@ -94,6 +100,7 @@ def test_channels_first_images_come_back_channels_first(xp, rng):
     numpy.testing.assert_array_equal(first, last.transpose(0, 3, 1, 2))
 
 
+@needs_opencv
 def test_draw_bounding_boxes_refuses_bad_input():
     images = numpy.zeros((2, 8, 8, 3), "uint8")
     good = {"boxes": numpy.zeros((2, 1, 4)), "labels": numpy.zeros((2, 1))}
@@ -233,6 +240,7 @@ def test_image_gallery_refuses_bad_input(plt):
         visualization.plot_image_gallery(images, rows=3, cols=2, show=False)
 
 
+@needs_opencv
 def test_bounding_box_gallery_shows_the_drawn_images(xp, plt, rng):
     images = rng.integers(0, 256, (4, 20, 24, 3)).astype("uint8")
     y_true = {"boxes": rng.uniform(0, 20, (4, 2, 4)).astype("float32"), "labels": rng.integers(0, 2, (4, 2))}
