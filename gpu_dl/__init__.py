@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "activations", "applications", "backend", "callbacks", "config", "constraints", "data", "datasets", "distillation",
     "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers",
-    "preprocessing", "random", "regularizers", "saving", "tree", "utils", "wrappers",
+    "preprocessing", "random", "regularizers", "saving", "tree", "utils", "visualization", "wrappers",
 )
 _FROM_MODELS = ("Sequential", "Model", "load_model")
 _FROM_LAYERS = ("Input",)
