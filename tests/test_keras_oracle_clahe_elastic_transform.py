@@ -15,24 +15,12 @@ from gpu_dl import layers  # noqa: E402
 from gpu_dl.backend import to_numpy  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
 
+from keras_steps import assert_keras_file_loads_both_ways  # noqa: E402
+
 from test_keras_oracle_augmentation_draws import _numpy_backend_draws  # noqa: E402
+from test_keras_oracle_geometric_augmentation import plain, theirs  # noqa: E402
 
 NAME = "ContrastLimitedAdaptiveHistogramEqualization"
-
-
-def theirs(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def plain(config):
-    """A config with tuples as lists (JSON's view), without the keys whose forms differ (name, dtype policy)."""
-    def fix(v):
-        if isinstance(v, (tuple, list)):
-            return [fix(u) for u in v]
-        if isinstance(v, dict):
-            return {k: fix(u) for k, u in v.items() if k not in ("name", "dtype")}
-        return v
-    return fix(config)
 
 
 # ------------------------------------------------------------------------ CLAHE
@@ -181,22 +169,19 @@ def test_elastic_inference_factors_config_and_errors_match_keras(rng):
 def keras_model():
     L = keras.layers
     return keras.Sequential([
-        keras.Input((13, 11, 3)), L.ContrastLimitedAdaptiveHistogramEqualization(clip_limit=3.0, tile_grid_size=(3, 2)),
+        keras.Input((13, 11, 3)), L.ContrastLimitedAdaptiveHistogramEqualization((0, 1), 3.0, (3, 2)),
         L.RandomElasticTransform(factor=0.8, scale=(0.2, 0.6), fill_mode="mirror", seed=2),
         L.Conv2D(2, 3, padding="same"), L.GlobalAveragePooling2D(), L.Dense(2)])
 
 
-def test_layers_in_keras_files_both_ways(tmp_path, rng):
-    model = keras_model()
-    model.save(tmp_path / "k.keras")
-    ours = load_model(tmp_path / "k.keras")
-    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in model.layers]
-    assert ours.layers[0].tile_grid_size == (3, 2) and ours.layers[1].fill_mode == "mirror"
-    assert ours.layers[1].scale == (0.2, 0.6) and ours.layers[1].seed == 2
-    x = rng.uniform(0, 255, (4, 13, 11, 3)).astype("float32")
-    expected = theirs(model.predict(x, verbose=0))        # CLAHE applies at inference, the elastic layer does not
-    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
-    ours.save(tmp_path / "again.keras")
-    again = keras.models.load_model(tmp_path / "again.keras")
-    assert [type(layer).__name__ for layer in again.layers] == [type(layer).__name__ for layer in model.layers]
-    numpy.testing.assert_allclose(theirs(again.predict(x, verbose=0)), expected, rtol=1e-4, atol=1e-4)
+def test_layers_in_keras_files_both_ways(tmp_path):
+    # CLAHE applies at inference, the elastic layer does not: the predictions compared go through both
+    ours, x = assert_keras_file_loads_both_ways(keras, keras_model(), lambda rng: rng.uniform(
+        0, 1, (4, 13, 11, 3)).astype("float32"), tmp_path, load_model)
+    assert ours.layers[0].tile_grid_size == (3, 2) and ours.layers[0].value_range == [0, 1]
+    assert ours.layers[1].fill_mode == "mirror" and ours.layers[1].scale == (0.2, 0.6) and ours.layers[1].seed == 2
+    # in front of the weights, neither layer is asked for an input gradient: the model trains
+    ours.compile(optimizer="adam", loss="mse")
+    before = [w.copy() for w in ours.get_weights()]
+    ours.fit(x, numpy.zeros((len(x), 2), "float32"), epochs=1, batch_size=2, verbose=0)
+    assert all(not numpy.array_equal(a, b) for a, b in zip(ours.get_weights(), before))
