@@ -14,7 +14,11 @@ from its own generator and keeps the images on their device. With Keras
   ``sigma = min(H, W) * 0.05 s`` (float32, Keras's rounding);
 - the displacement fields: standard normal draws (N, H, W) for the columns,
   then for the rows, from one generator, as Keras's NumPy backend draws them
-  (its torch backend draws from torch's global generator, whatever the seed);
+  (its torch backend draws from torch's global generator, whatever the seed,
+  so a call there moves the layer's generator by 3 seed pairs, here by 4 as
+  on Keras's NumPy backend). The draws are on the host, as every random
+  image layer's, so one seed gives one deformation on either device; the
+  noise, one (H, W) plane per image and axis, is then copied to the device;
   each times ``sigma``, blurred by Keras's Gaussian of ``sigma`` (size
   ``int(6 sigma) | 1``, zero padding) and times ``alpha``
   (``keras_ops.image_transforms.elastic_coordinates``, shared with
