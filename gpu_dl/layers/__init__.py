@@ -41,6 +41,8 @@ from .color_jitter import RandomColorJitter
 from .color_space import RandomColorDegeneration, RandomGrayscale, RandomHue, RandomInvert, RandomSaturation
 from .mixing_augmentation import CutMix, MixUp, RandomErasing
 from .geometric_augmentation import RandomPerspective, RandomShear
+from .clahe import ContrastLimitedAdaptiveHistogramEqualization
+from .elastic_augmentation import RandomElasticTransform
 from .policy_augmentation import AugMix, RandAugment
 from .filter_augmentation import RandomGaussianBlur, RandomSharpness
 from .tone_augmentation import AutoContrast, Equalization, RandomPosterization, Solarization
@@ -67,6 +69,7 @@ __all__ = [
     "AdditiveAttention", "AlphaDropout", "Attention", "AugMix", "AutoContrast", "Average", "average",
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
     "BatchNormalization", "Bidirectional", "CategoryEncoding", "CenterCrop", "Concatenate", "concatenate", "Conv1D",
+    "ContrastLimitedAdaptiveHistogramEqualization",
     "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "ConvLSTM1D", "ConvLSTM2D",
     "ConvLSTM3D", "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose", "Convolution3D",
     "Convolution3DTranspose", "Cropping1D", "Cropping2D", "Cropping3D", "CutMix", "Dense", "DepthwiseConv1D",
@@ -81,6 +84,7 @@ __all__ = [
     "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MelSpectrogram", "Minimum",
     "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
     "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop",
+    "RandomElasticTransform",
     "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert",
     "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation", "RandomSharpness", "RandomShear",
     "RandomTranslation", "RandomZoom", "ReflectionPadding2D", "ReLU", "RepeatVector", "Rescaling", "Reshape",

@@ -273,6 +273,24 @@ class ScaleAndTranslate(KerasOperation):
         return tensor_gradients if len(tensor_gradients) > 1 else tensor_gradients[0]
 
 
+def elastic_coordinates(noise, alpha, sigma, shape):
+    """The ``map_coordinates`` coordinates (image, row, column, channel) of an elastic transform of channels_last
+    images of ``shape`` (N, H, W, C): ``noise`` (2N, H, W, 1) holds the standard normal draws of the column
+    displacements (the first N) and then of the row displacements, each times ``sigma``, blurred by Keras's
+    Gaussian of ``sigma`` (size ``int(6 sigma) | 1``, zero padding) and times ``alpha``, in ``noise``'s dtype."""
+    xp = _xp(noise)
+    n, h, w, c = shape
+    dtype = noise.dtype
+    sigma, alpha = dtype.type(sigma), dtype.type(alpha)
+    # the Gaussian is the outer product of one normalised 1-D kernel with itself: blurred as two 1-D passes
+    taps = color.gaussian_kernel(int(dtype.type(6) * sigma) | 1, sigma, sigma, dtype).sum(axis=1)
+    field = color.correlate_same(color.correlate_same(noise * sigma, taps[:, None]), taps[None, :])[..., 0]
+    return [xp.arange(n).reshape(n, 1, 1, 1),
+            (xp.arange(h, dtype=dtype).reshape(1, h, 1) + alpha * field[n:])[..., None],
+            (xp.arange(w, dtype=dtype).reshape(1, 1, w) + alpha * field[:n])[..., None],
+            xp.arange(c).reshape(1, 1, 1, c)]
+
+
 class ElasticTransform(ImageOperation):
     """``elastic_transform``: each image read at its pixel positions moved by ``alpha`` times a displacement field,
     a standard normal draw times ``sigma`` blurred by a Gaussian of ``sigma`` (size ``int(6 sigma) | 1``), one
@@ -311,15 +329,7 @@ class ElasticTransform(ImageOperation):
         xp = _xp(last)
         n, h, w, c = last.shape
         noise = random_draws.normal(xp, draw_seed(self.seed), (2 * n, h, w, 1), 0.0, 1.0, last.dtype)
-        # the Gaussian is the outer product of one normalised 1-D kernel with itself: blurred as two 1-D passes
-        taps = color.gaussian_kernel(int(6 * self.sigma) | 1, self.sigma, self.sigma, last.dtype).sum(axis=1)
-        field = color.correlate_same(color.correlate_same(noise * last.dtype.type(self.sigma), taps[:, None]),
-                                     taps[None, :])[..., 0]
-        alpha = last.dtype.type(self.alpha)
-        self._coordinates = [xp.arange(n).reshape(n, 1, 1, 1),
-                             (xp.arange(h, dtype=last.dtype).reshape(1, h, 1) + alpha * field[n:])[..., None],
-                             (xp.arange(w, dtype=last.dtype).reshape(1, 1, w) + alpha * field[:n])[..., None],
-                             xp.arange(c).reshape(1, 1, 1, c)]
+        self._coordinates = elastic_coordinates(noise, self.alpha, self.sigma, last.shape)
         y = sample_coordinates(last, self._coordinates, AFFINE_INTERPOLATIONS.index(self.interpolation),
                                self.fill_mode, self.fill_value)
         return _from_last(y, self._format, batched)
