@@ -132,7 +132,8 @@ def _shrink(b, x, threshold=0.5, soft=False):
 
 
 def _glu(b, x, axis=-1):
-    first, second = b.op("Split", [x], outputs=2, axis=axis)
+    halves = {"num_outputs": 2} if b.opset >= 18 else {}      # an attribute Split requires from opset 18
+    first, second = b.op("Split", [x], outputs=2, axis=axis, **halves)
     return b.op("Mul", [first, b.op("Sigmoid", [second])])
 
 
@@ -433,8 +434,9 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     if isinstance(layer, Model) or layer._composite:
         graph = composite.active_graph(layer)
         if graph is None:
+            why = layer.__dict__.get("_trace_error") or "it never ran"
             raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) cannot be exported to ONNX: its call "
-                             f"did not trace to a graph of layers ({layer.__dict__.get('_trace_error') or 'never run'}).")
+                             f"did not trace to a graph of layers ({why}).")
         return _emit_model(b, graph, xs)
     emit = _converter(layer)
     if emit is None:
@@ -562,13 +564,14 @@ def build_model_proto(model, input_signature=None, opset_version=None):
         if s.name in b._used:
             raise ValueError(f"Model '{model.name}': two inputs are named '{s.name}'; ONNX needs distinct names.")
         b._used.add(s.name)
-    output_names = list(getattr(model, "output_names", None) or [])
+    # The outputs are named after the model's output names, kept from the layers' own tensors' names.
+    output_names = [n for n in getattr(model, "output_names", None) or [] if n not in b._used]
+    b._used.update(output_names)
     outputs = _emit_layer(b, model, [_Value(s.name, s.shape) for s in specs])
     if len(output_names) != len(outputs) or len(set(output_names)) != len(output_names):
-        output_names = [f"output_{i}" for i in range(len(outputs))]
+        output_names = [b.name(f"output_{i}") for i in range(len(outputs))]
     graph_outputs = []
-    for name, value in zip(output_names, outputs):
-        final = b.name(name)
+    for final, value in zip(output_names, outputs):
         b.nodes.append(onnx.helper.make_node("Identity", [value.name], [final], name=b.name(f"{final}_node")))
         graph_outputs.append(_value_info(onnx, final, value.shape, "float32"))
     graph = onnx.helper.make_graph(b.nodes, model.name, [_value_info(onnx, s.name, s.shape, s.dtype, i)

@@ -1,0 +1,313 @@
+"""``model.export(path, format="onnx")``: each layer's conversion, run in ONNX Runtime at batch sizes other than
+the one the model ran with (the batch axis is dynamic), against the model's own predict; the file passes
+onnx.checker; names, opsets, several inputs and outputs, nested and subclassed models, and the refusals."""
+import os
+
+import numpy
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import activations, layers  # noqa: E402
+
+BATCHES = (1, 5)
+
+
+@pytest.fixture(autouse=True)
+def exact_convolutions():
+    """The GPU's float32 convolutions multiply in float32 (not tf32) here, so that the file's convolutions, which
+    ONNX Runtime computes in float32, can be held to float32 tolerances."""
+    previous = gpu_dl.backend.conv_precision()
+    gpu_dl.backend.set_conv_precision("float32")
+    yield
+    gpu_dl.backend.set_conv_precision(previous)
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _feeds(session, xs):
+    return {i.name: x for i, x in zip(session.get_inputs(), xs)}
+
+
+def exported(model, tmp_path, **kwargs):
+    path = tmp_path / "model.onnx"
+    model.export(path, format="onnx", verbose=False, **kwargs)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    for value in proto.graph.input:
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+    return path
+
+
+def assert_runs_as_predict(model, make_inputs, tmp_path, rtol=1e-5, atol=1e-5, **kwargs):
+    """The exported file, run at each of BATCHES, gives what ``model.predict`` gives; ``make_inputs(n)`` is the
+    list of the model's input arrays for a batch of ``n``."""
+    model.predict(make_inputs(2) if len(make_inputs(2)) > 1 else make_inputs(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path, **kwargs))
+    for n in BATCHES:
+        xs = make_inputs(n)
+        got = session.run(None, _feeds(session, xs))
+        want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        want = want if isinstance(want, (list, tuple)) else [want]
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == numpy.shape(w)
+            numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=rtol, atol=atol)
+    return session
+
+
+def normal(shape, seed=0):
+    def make(n):
+        return [numpy.random.default_rng(seed + n).normal(size=(n,) + tuple(shape)).astype("float32")]
+    return make
+
+
+def sequential(shape, *stack):
+    return gpu_dl.Sequential([layers.Input(shape)] + list(stack))
+
+
+ACTIVATIONS = ["relu", "leaky_relu", "relu6", "elu", "selu", "celu", "softplus", "softsign", "squareplus", "silu",
+               "gelu", "mish", "tanh", "tanh_shrink", "hard_tanh", "sigmoid", "log_sigmoid", "hard_sigmoid",
+               "hard_silu", "hard_shrink", "soft_shrink", "exponential", "linear", "softmax", "log_softmax",
+               "swish", "hard_swish"]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_with_each_activation(xp, activation, tmp_path):
+    model = sequential((7,), layers.Dense(5, activation=activation))
+    assert_runs_as_predict(model, normal((7,)), tmp_path)
+
+
+@pytest.mark.parametrize("activation", [
+    activations.make("gelu", approximate=True), activations.make("elu", alpha=0.4),
+    activations.make("celu", alpha=0.7), activations.make("leaky_relu", negative_slope=0.05),
+    activations.make("relu", negative_slope=0.1, max_value=1.5, threshold=0.3),
+    activations.make("relu", negative_slope=0.2, threshold=-0.5),
+    activations.make("threshold", threshold=0.3, default_value=-2.0), activations.make("squareplus", b=0.5),
+    activations.make("hard_shrink", threshold=0.8), activations.make("soft_shrink", threshold=0.2),
+    activations.make("softmax", axis=1), activations.make("log_softmax", axis=1), "glu",
+], ids=repr)
+def test_activation_layer_with_parameters(xp, activation, tmp_path):
+    model = sequential((4, 6), layers.Activation(activation))
+    assert_runs_as_predict(model, lambda n: [2 * normal((4, 6))(n)[0]], tmp_path)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: layers.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.2), lambda: layers.LeakyReLU(0.15),
+    lambda: layers.ELU(0.5), lambda: layers.Softmax(axis=1), lambda: layers.Softmax(),
+])
+def test_activation_layers(xp, layer, tmp_path):
+    assert_runs_as_predict(sequential((3, 5), layer()), lambda n: [3 * normal((3, 5))(n)[0]], tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(),
+    dict(strides=2, padding="same"),
+    dict(strides=(2, 3), padding="same", activation="relu"),
+    dict(dilation_rate=2, padding="same"),
+    dict(kernel_size=(2, 4), padding="valid", strides=(3, 1), use_bias=False),
+    dict(groups=2, padding="same", kernel_size=(1, 3)),
+    dict(data_format="channels_first", strides=2, padding="same"),
+    dict(data_format="channels_first", dilation_rate=(1, 2)),
+])
+def test_conv2d(xp, kwargs, tmp_path):
+    kwargs = {"filters": 6, "kernel_size": 3, **kwargs}
+    shape = (4, 9, 7) if kwargs.get("data_format") == "channels_first" else (9, 7, 4)
+    assert_runs_as_predict(sequential(shape, layers.Conv2D(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(padding="same", strides=2), dict(padding="causal", dilation_rate=2),
+    dict(padding="same", dilation_rate=3, activation="tanh"), dict(data_format="channels_first", padding="same"),
+])
+def test_conv1d(xp, kwargs, tmp_path):
+    shape = (3, 11) if kwargs.get("data_format") == "channels_first" else (11, 3)
+    assert_runs_as_predict(sequential(shape, layers.Conv1D(5, 3, **kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid", "causal"])
+def test_conv1d_on_sequences_of_any_length(xp, padding, tmp_path):
+    model = sequential((None, 3), layers.Conv1D(4, 4, strides=1 if padding == "causal" else 2, padding=padding))
+    model.predict(normal((9, 3))(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path))
+    for length in (8, 13):
+        x = normal((length, 3))(3)[0]
+        numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
+                                      rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [layers.MaxPooling2D, layers.AveragePooling2D])
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(pool_size=3, strides=2, padding="same"), dict(pool_size=(2, 3), strides=1, padding="same"),
+    dict(pool_size=3, strides=2), dict(data_format="channels_first", padding="same"),
+])
+def test_pooling2d(xp, pool, kwargs, tmp_path):
+    shape = (3, 7, 9) if kwargs.get("data_format") == "channels_first" else (7, 9, 3)
+    assert_runs_as_predict(sequential(shape, pool(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("pool", [layers.MaxPooling1D, layers.AveragePooling1D])
+@pytest.mark.parametrize("kwargs", [dict(), dict(pool_size=3, strides=2, padding="same"),
+                                    dict(data_format="channels_first", pool_size=3)])
+def test_pooling1d(xp, pool, kwargs, tmp_path):
+    shape = (3, 11) if kwargs.get("data_format") == "channels_first" else (11, 3)
+    assert_runs_as_predict(sequential(shape, pool(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("pool", [layers.GlobalMaxPooling2D, layers.GlobalAveragePooling2D,
+                                  layers.GlobalMaxPooling1D, layers.GlobalAveragePooling1D])
+@pytest.mark.parametrize("kwargs", [dict(), dict(keepdims=True), dict(data_format="channels_first")])
+def test_global_pooling(xp, pool, kwargs, tmp_path):
+    shape = (5, 3) if pool.__name__.endswith("1D") else (5, 4, 3)
+    assert_runs_as_predict(sequential(shape, pool(**kwargs)), normal(shape), tmp_path)
+
+
+def _randomize(layer, seed=1):
+    rng = numpy.random.default_rng(seed)
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in v.name or
+                       "gamma" in v.name else rng.normal(size=w.shape).astype("float32")
+                       for v, w in zip(layer.weights, layer.get_weights())])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(axis=1), dict(center=False, scale=False, epsilon=0.1)])
+def test_batch_normalization_at_inference(xp, kwargs, tmp_path):
+    layer = layers.BatchNormalization(**kwargs)
+    model = sequential((3, 4, 5), layer)
+    _randomize(layer)
+    assert_runs_as_predict(model, normal((3, 4, 5)), tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(axis=[1, 3]), dict(axis=1, center=False, epsilon=0.2),
+                                    dict(scale=False), dict(rms_scaling=True)])
+def test_layer_normalization(xp, kwargs, tmp_path):
+    if kwargs.get("rms_scaling"):
+        with pytest.warns(UserWarning, match="rms_scaling"):
+            layer = layers.LayerNormalization(**kwargs)
+    else:
+        layer = layers.LayerNormalization(**kwargs)
+    model = sequential((3, 4, 5), layer)
+    _randomize(layer)
+    assert_runs_as_predict(model, lambda n: [1 + normal((3, 4, 5))(n)[0]], tmp_path, atol=2e-5)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: layers.Flatten(), lambda: layers.Flatten(data_format="channels_first"),
+    lambda: layers.Reshape((6, -1)), lambda: layers.Permute((3, 1, 2)), lambda: layers.Dropout(0.5),
+    lambda: layers.ZeroPadding2D(((1, 2), (0, 3))), lambda: layers.ZeroPadding2D(1, data_format="channels_first"),
+    lambda: layers.Rescaling(1 / 255.0, offset=-0.5), lambda: layers.Rescaling([0.5, 2.0, -1.0, 3.0], offset=1.0),
+    lambda: layers.SpatialDropout2D(0.3), lambda: layers.GaussianNoise(0.3),
+])
+def test_reshaping_and_identity_layers(xp, layer, tmp_path):
+    assert_runs_as_predict(sequential((3, 2, 4), layer()), normal((3, 2, 4)), tmp_path)
+
+
+def test_zero_padding1d(xp, tmp_path):
+    assert_runs_as_predict(sequential((5, 2), layers.ZeroPadding1D((2, 1))), normal((5, 2)), tmp_path)
+
+
+def test_embedding_of_integer_ids(xp, tmp_path):
+    model = sequential((6,), layers.Embedding(11, 4), layers.GlobalAveragePooling1D())
+    model.layers[0].input_spec  # built by the Input
+    inputs = lambda n: [numpy.random.default_rng(n).integers(0, 11, size=(n, 6)).astype("float32")]  # noqa: E731
+    assert_runs_as_predict(model, inputs, tmp_path)
+    ids = gpu_dl.Input((6,), dtype="int32")
+    model = gpu_dl.Model(ids, layers.Embedding(11, 4)(ids))
+    assert_runs_as_predict(model, lambda n: [numpy.arange(6 * n, dtype="int32").reshape(n, 6) % 11], tmp_path)
+
+
+def test_functional_model_of_several_inputs_and_outputs(xp, tmp_path):
+    a = gpu_dl.Input((5,), name="left")
+    c = gpu_dl.Input((5,), name="right")
+    d = layers.Dense(5, name="shared")
+    h1, h2 = d(a), d(c)
+    merged = [layers.Add()([h1, h2, a]), layers.Subtract()([h1, h2]), layers.Multiply()([h1, h2, c]),
+              layers.Average()([h1, h2]), layers.Maximum()([h1, c]), layers.Minimum()([h2, a])]
+    joined = layers.Concatenate(name="joined")(merged)
+    first = layers.Dense(3, activation="softmax", name="probs")(joined)
+    second = layers.Concatenate(axis=1, name="stacked")([layers.Reshape((1, 5))(m) for m in merged[:2]])
+    model = gpu_dl.Model([a, c], [first, second])
+    make = lambda n: normal((5,))(n) + normal((5,), seed=7)(n)  # noqa: E731
+    session = assert_runs_as_predict(model, make, tmp_path)
+    assert [i.name for i in session.get_inputs()] == ["left", "right"]
+    assert [o.name for o in session.get_outputs()] == ["probs", "stacked"]
+    assert [o.shape for o in session.get_outputs()] == [["batch", 3], ["batch", 2, 5]]
+
+
+def test_nested_models(xp, tmp_path):
+    inner = sequential((6,), layers.Dense(4, activation="relu"), layers.Dense(4))
+    x = gpu_dl.Input((6,))
+    block = gpu_dl.Model(x, layers.Add()([inner(x), layers.Dense(4)(x)]))
+    model = gpu_dl.Sequential([layers.Input((6,)), block, layers.Dense(2)])
+    assert_runs_as_predict(model, normal((6,)), tmp_path)
+
+
+class Residual(layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(units, activation="relu")
+        self.dropout = layers.Dropout(0.5)
+        self.norm = layers.LayerNormalization()
+
+    def call(self, x, training=False):
+        return self.norm(layers.Add()([x, self.dropout(self.dense(x), training=training)]))
+
+
+class Classifier(gpu_dl.Model):
+    def __init__(self):
+        super().__init__()
+        self.block = Residual(6)
+        self.head = layers.Dense(3, activation="softmax")
+
+    def call(self, x, training=False):
+        return self.head(self.block(x, training=training))
+
+
+def test_composite_layer_and_subclassed_model(xp, tmp_path):
+    assert_runs_as_predict(sequential((6,), Residual(6), layers.Dense(2)), normal((6,)), tmp_path)
+    model = Classifier()
+    model(normal((6,))(2)[0])
+    session = assert_runs_as_predict(model, normal((6,)), tmp_path)
+    assert [i.name for i in session.get_inputs()] == ["input_0"]
+
+
+def test_input_names_opset_and_signature(xp, tmp_path, capsys):
+    model = sequential((4,), layers.Dense(2))
+    model.export(tmp_path / "m.onnx", format="onnx")
+    assert f"Saved artifact at '{tmp_path / 'm.onnx'}'." in capsys.readouterr().out
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert [i.name for i in proto.graph.input] == [model.inputs[0].name]
+    assert proto.opset_import[0].version == 20
+    assert_runs_as_predict(model, normal((4,)), tmp_path, opset_version=13)
+    assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == 13
+    spec = layers.InputSpec(shape=(None, 4), name="features")
+    session = assert_runs_as_predict(model, normal((4,)), tmp_path, input_signature=[spec])
+    assert session.get_inputs()[0].name == "features"
+
+
+def test_refusals_write_nothing(xp, tmp_path):
+    model = sequential((3, 4), layers.LSTM(2))
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ValueError, match=r"Layer 'lstm\w*' cannot be exported to ONNX: its class LSTM .*Supported: "
+                                         r".*BatchNormalization.*Conv2D.*Dense"):
+        model.export(path, format="onnx")
+    assert not os.listdir(tmp_path)
+    ok = sequential((4,), layers.Dense(2))
+    with pytest.raises(ValueError, match="opset_version must be an integer from 13"):
+        ok.export(path, format="onnx", opset_version=7)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['dynamo'\]"):
+        ok.export(path, format="onnx", dynamo=True)
+    with pytest.raises(ValueError, match="input_signature: .* does not fit input"):
+        ok.export(path, format="onnx", input_signature=[layers.InputSpec(shape=(None, 5))])
+    for fmt in ("tf_saved_model", "openvino", "litert", "torch"):
+        with pytest.raises(NotImplementedError, match=f"format='{fmt}'.*gpu_dl exports ONNX"):
+            ok.export(path, format=fmt)
+    with pytest.raises(ValueError, match="Unrecognized format=saved"):
+        ok.export(path, format="saved")
+    assert not os.listdir(tmp_path)
+    custom = sequential((4,), layers.Dense(2, activation=lambda x: x * 2))
+    with pytest.raises(ValueError, match="activation '<lambda>' has no ONNX conversion"):
+        custom.export(path, format="onnx")
