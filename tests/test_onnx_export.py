@@ -311,3 +311,37 @@ def test_refusals_write_nothing(xp, tmp_path):
     custom = sequential((4,), layers.Dense(2, activation=lambda x: x * 2))
     with pytest.raises(ValueError, match="activation '<lambda>' has no ONNX conversion"):
         custom.export(path, format="onnx")
+
+
+@pytest.mark.filterwarnings("ignore:.*might cause the trace to be incorrect")
+def test_keras_exports_the_same_model_alike(on_cpu, tmp_path):
+    """Keras 3.15 (torch backend) as the oracle: the same model with the same weights, exported by each library,
+    has the same input names and dynamic batch axis, and gives the same outputs in ONNX Runtime."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+
+    def make(lib):
+        image = lib.Input((9, 8, 3), name="image")
+        extra = lib.Input((4,), name="extra")
+        h = lib.layers.Conv2D(5, 3, strides=2, padding="same", activation="gelu")(image)
+        h = lib.layers.BatchNormalization()(h)
+        h = lib.layers.AveragePooling2D(2, padding="same")(h)
+        h = lib.layers.GlobalMaxPooling2D()(h)
+        h = lib.layers.Concatenate()([h, lib.layers.Dense(3, activation="tanh")(extra)])
+        return lib.Model([image, extra], lib.layers.Dense(2, activation="softmax")(h))
+
+    ours, theirs = make(gpu_dl), make(keras)
+    rng = numpy.random.default_rng(3)
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    xs = [rng.normal(size=(4, 9, 8, 3)).astype("float32"), rng.normal(size=(4, 4)).astype("float32")]
+    theirs(xs)      # Keras exports only a model that has been called
+    ours.export(tmp_path / "ours.onnx", format="onnx", verbose=False)
+    theirs.export(str(tmp_path / "theirs.onnx"), format="onnx", verbose=False)
+    mine, keras_file = _session(tmp_path / "ours.onnx"), _session(tmp_path / "theirs.onnx")
+    assert [(i.name, i.shape) for i in mine.get_inputs()] == [(i.name, i.shape) for i in keras_file.get_inputs()]
+    for n in (1, 3):
+        feeds = [x[:n] for x in xs]
+        numpy.testing.assert_allclose(mine.run(None, _feeds(mine, feeds))[0],
+                                      keras_file.run(None, _feeds(keras_file, feeds))[0], rtol=1e-5, atol=1e-6)
