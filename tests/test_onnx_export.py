@@ -289,10 +289,10 @@ def test_input_names_opset_and_signature(xp, tmp_path, capsys):
 
 
 def test_refusals_write_nothing(xp, tmp_path):
-    model = sequential((3, 4), layers.LSTM(2))
+    model = sequential((3, 4, 2), layers.ConvLSTM1D(2, 2))
     path = tmp_path / "model.onnx"
-    with pytest.raises(ValueError, match=r"Layer 'lstm\w*' cannot be exported to ONNX: its class LSTM .*Supported: "
-                                         r".*BatchNormalization.*Conv2D.*Dense"):
+    with pytest.raises(ValueError, match=r"Layer 'conv_lstm1d\w*' cannot be exported to ONNX: its class ConvLSTM1D "
+                                         r".*Supported: .*BatchNormalization.*Conv2D.*Dense"):
         model.export(path, format="onnx")
     assert not os.listdir(tmp_path)
     ok = sequential((4,), layers.Dense(2))
@@ -345,3 +345,60 @@ def test_keras_exports_the_same_model_alike(on_cpu, tmp_path):
         feeds = [x[:n] for x in xs]
         numpy.testing.assert_allclose(mine.run(None, _feeds(mine, feeds))[0],
                                       keras_file.run(None, _feeds(keras_file, feeds))[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2), (7, 6, 3)),
+    (lambda: layers.DepthwiseConv2D((2, 3), dilation_rate=2, activation="relu", data_format="channels_first"),
+     (3, 8, 9)),
+    (lambda: layers.DepthwiseConv1D(3, depth_multiplier=3, padding="same", use_bias=False), (9, 2)),
+    (lambda: layers.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", strides=(1, 2)), (7, 6, 3)),
+    (lambda: layers.SeparableConv2D(4, (3, 2), activation="elu", data_format="channels_first"), (3, 7, 6)),
+    (lambda: layers.SeparableConv1D(4, 3, padding="same", dilation_rate=2), (9, 3)),
+    (lambda: layers.Conv2DTranspose(4, 3, strides=2, padding="same"), (5, 4, 3)),
+    (lambda: layers.Conv2DTranspose(4, (2, 3), strides=(2, 3), activation="relu"), (5, 4, 3)),
+    (lambda: layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1), (5, 4, 2)),
+    (lambda: layers.Conv2DTranspose(3, 1, strides=3), (4, 3, 2)),
+    (lambda: layers.Conv2DTranspose(3, 3, dilation_rate=2, padding="same", data_format="channels_first"),
+     (2, 5, 4)),
+    (lambda: layers.Conv1DTranspose(3, 4, strides=2, padding="valid", output_padding=1), (6, 2)),
+    (lambda: layers.UpSampling2D((2, 3)), (4, 3, 2)),
+    (lambda: layers.UpSampling2D(2, interpolation="bilinear"), (4, 3, 2)),
+    (lambda: layers.UpSampling2D((3, 2), interpolation="bilinear", data_format="channels_first"), (2, 4, 3)),
+    (lambda: layers.UpSampling1D(3), (4, 3)),
+], ids=lambda v: "" if callable(v) else str(v))
+def test_depthwise_transposed_and_upsampling_layers(xp, layer, shape, tmp_path):
+    assert_runs_as_predict(sequential(shape, layer()), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: layers.LSTM(4), lambda: layers.LSTM(3, return_sequences=True, activation="relu", use_bias=False),
+    lambda: layers.GRU(4), lambda: layers.GRU(3, return_sequences=True, reset_after=False),
+    lambda: layers.GRU(5, recurrent_activation="tanh", activation="sigmoid"),
+    lambda: layers.SimpleRNN(4), lambda: layers.SimpleRNN(3, return_sequences=True, activation="relu"),
+])
+def test_recurrent_layers(xp, layer, tmp_path):
+    made = layer()
+    model = sequential((6, 3), made)
+    _randomize(made, seed=4)
+    assert_runs_as_predict(model, normal((6, 3)), tmp_path, atol=2e-5)
+
+
+@pytest.mark.parametrize("rnn", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+def test_recurrent_states_as_outputs(xp, rnn, tmp_path):
+    x = gpu_dl.Input((5, 2))
+    out = rnn(3, return_sequences=True, return_state=True)(x)
+    model = gpu_dl.Model(x, [layers.Dense(2)(out[0])] + list(out[1:]))
+    session = assert_runs_as_predict(model, normal((5, 2)), tmp_path)
+    assert len(session.get_outputs()) == (3 if rnn is layers.LSTM else 2)
+
+
+def test_what_the_recurrent_conversions_refuse(xp, tmp_path):
+    for layer, what in ((layers.LSTM(2, go_backwards=True), "go_backwards"),
+                        (layers.GRU(2, activation="softsign"), "activation 'softsign'")):
+        with pytest.raises(ValueError, match=f"cannot be exported to ONNX: {what}"):
+            sequential((4, 3), layer).export(tmp_path / "model.onnx", format="onnx")
+    masked = sequential((4,), layers.Embedding(5, 3, mask_zero=True), layers.LSTM(2))
+    with pytest.raises(ValueError, match="Layer 'embedding.*' cannot be exported to ONNX: mask_zero=True"):
+        masked.export(tmp_path / "model.onnx", format="onnx")
+    assert not os.listdir(tmp_path)

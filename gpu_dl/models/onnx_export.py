@@ -246,6 +246,130 @@ def _conv(b, layer, xs):
     return _activation(b, y, layer.activation, layer)
 
 
+def _depthwise_kernel(kernel):
+    """A depthwise kernel_size + (channels, multiplier) as ONNX's grouped (channels * multiplier, 1) + kernel_size:
+    output channel c * multiplier + j is input channel c's j-th filter, as in Keras."""
+    rank = kernel.ndim - 2
+    channels, multiplier = kernel.shape[-2:]
+    return kernel.transpose((rank, rank + 1) + tuple(range(rank))).reshape(
+        (channels * multiplier, 1) + kernel.shape[:rank])
+
+
+def _depthwise_conv(b, layer, xs):
+    x = xs[0]
+    w = _weights(layer)
+    kernel = w["kernel"] if "kernel" in w else w["depthwise_kernel"]
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), group=int(kernel.shape[-2]),
+                 **_window_pads(layer, x, layer.kernel_size, layer.dilation_rate))
+    depthwise = [b.const(_depthwise_kernel(kernel), f"{layer.name}/depthwise_kernel")]
+    separable = "pointwise_kernel" in w
+    if layer.use_bias and not separable:
+        depthwise.append(b.const(w["bias"], f"{layer.name}/bias"))
+
+    def emit(t):
+        y = b.op("Conv", [t] + depthwise, hint=layer.name, **attrs)
+        if not separable:
+            return y
+        rank = len(layer.kernel_size)
+        pointwise = w["pointwise_kernel"]       # (1,) * rank + (channels * multiplier, filters)
+        inputs = [b.const(pointwise.transpose((rank + 1, rank) + tuple(range(rank))), f"{layer.name}/pointwise")]
+        if layer.use_bias:
+            inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+        return b.op("Conv", [y] + inputs, kernel_shape=[1] * rank)
+    return _activation(b, _spatial(b, layer, x, emit), layer.activation, layer)
+
+
+def _conv_transpose(b, layer, xs):
+    from ..ops.transposed_convolution import transpose_output_length, transpose_padding
+    x = xs[0]
+    w = _weights(layer)
+    rank = len(layer.kernel_size)
+    kernel = w["kernel"]        # kernel_size + (filters, in) -> (in, filters) + kernel_size
+    inputs = [b.const(kernel.transpose((rank + 1, rank) + tuple(range(rank))), f"{layer.name}/kernel")]
+    if layer.use_bias:
+        inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+    extras = layer.output_padding or (None,) * rank
+    begins, ends, output_padding = [], [], []
+    for k, st, d, e in zip(layer.kernel_size, layer.strides, layer.dilation_rate, extras):
+        # The crop at each end is the same for every input length (both lengths grow by the stride per step).
+        before = transpose_padding(2, k, st, d, layer.padding, e)[0]
+        after = (2 - 1) * st + d * (k - 1) + 1 - before - transpose_output_length(2, k, st, d, layer.padding, e)
+        begins.append(before)
+        ends.append(max(after, 0))
+        output_padding.append(max(-after, 0))        # the zero rows Keras adds at the end
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), pads=begins + ends, output_padding=output_padding)
+    y = _spatial(b, layer, x, lambda t: b.op("ConvTranspose", [t] + inputs, hint=layer.name, **attrs))
+    return _activation(b, y, layer.activation, layer)
+
+
+def _upsampling(b, layer, xs):
+    x = xs[0]
+    sizes = [layer.size] if isinstance(layer.size, int) else list(layer.size)
+    mode = getattr(layer, "interpolation", "nearest")
+    # Nearest: each row repeated (asymmetric coordinates, floor); bilinear: Keras's half-pixel centres.
+    attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor") \
+        if mode == "nearest" else dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    scales = b.const(numpy.asarray([1.0, 1.0] + [float(s) for s in sizes], numpy.float32), "scales")
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return b.op("Resize", [x.name, "", scales], hint=layer.name, **attrs)
+    return _to_last(b, b.op("Resize", [_to_first(b, x.name, x.rank), "", scales], hint=layer.name, **attrs),
+                    x.rank)
+
+
+# The recurrent activations ONNX's LSTM, GRU and RNN nodes name.
+_RNN_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+
+
+def _gates(matrix, order, units):
+    """The gate blocks of a Keras (…, k * units) matrix, reordered as ONNX orders them."""
+    blocks = [matrix[..., i * units:(i + 1) * units] for i in range(len(order))]
+    return numpy.concatenate([blocks[i] for i in order], axis=-1)
+
+
+def _recurrent(op_type, order):
+    def emit(b, layer, xs):
+        x = xs[0]
+        if layer.go_backwards or layer.stateful:
+            raise _unsupported(layer, "go_backwards or stateful", "recurrent layers reading forward, not stateful")
+        names = []
+        for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
+                2 if op_type == "LSTM" else 1):
+            if act.name not in _RNN_ACTIVATIONS or act.params:
+                raise _unsupported(layer, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
+            names.append(_RNN_ACTIVATIONS[act.name])
+        w = _weights(layer)
+        units = layer.units
+        kernel = _gates(w["kernel"], order, units).T[None]
+        recurrent = _gates(w["recurrent_kernel"], order, units).T[None]
+        count = len(order)
+        bias = w.get("bias")
+        if bias is None:
+            biases = numpy.zeros((2 * count * units,), numpy.float32)
+        elif bias.ndim == 2:                  # GRU's reset_after: the input and recurrent biases
+            biases = numpy.concatenate([_gates(bias[0], order, units), _gates(bias[1], order, units)])
+        else:
+            biases = numpy.concatenate([_gates(bias, order, units), numpy.zeros_like(bias)])
+        attrs = dict(hidden_size=int(units), activations=names)
+        if op_type == "GRU":
+            attrs["linear_before_reset"] = int(bool(layer.reset_after))
+        steps_first = b.transpose(x.name, [1, 0, 2])
+        outputs = b.op(op_type, [steps_first, b.const(kernel, f"{layer.name}/kernel"),
+                                 b.const(recurrent, f"{layer.name}/recurrent_kernel"),
+                                 b.const(biases[None], f"{layer.name}/bias")],
+                       hint=layer.name, outputs=3 if op_type == "LSTM" else 2, **attrs)
+        sequence, *states = outputs
+        if layer.return_sequences:
+            y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
+        else:
+            y = b.op("Squeeze", [states[0], b.ints([0])])
+        if not layer.return_state:
+            return y
+        return [y] + [b.op("Squeeze", [s, b.ints([0])]) for s in states]
+    return emit
+
+
 def _pool(op_type):
     def emit(b, layer, xs):
         x = xs[0]
@@ -347,6 +471,9 @@ def _rescaling(b, layer, xs):
 
 
 def _embedding(b, layer, xs):
+    if layer.mask_zero:
+        # The layers after it would skip the padded steps; the file has no masks to tell them which.
+        raise _unsupported(layer, "mask_zero=True", "Embedding without masks of padded steps")
     w = _weights(layer)
     ids = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.INT64)
     return b.op("Gather", [b.const(w["embeddings"], f"{layer.name}/embeddings"), ids], hint=layer.name, axis=0)
@@ -376,7 +503,7 @@ def _concatenate(b, layer, xs):
 def _converters():
     """class -> f(builder, layer, inputs): the output's name."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
-    from ..layers import preprocessing, regularization, reshaping
+    from ..layers import conv_transpose, preprocessing, recurrent, regularization, resampling, reshaping, steps
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
@@ -391,6 +518,13 @@ def _converters():
         merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
         merging.Concatenate: _concatenate,
         embedding.Embedding: _embedding,
+        conv.DepthwiseConv1D: _depthwise_conv, conv.DepthwiseConv2D: _depthwise_conv,
+        conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
+        conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
+        resampling.UpSampling2D: _upsampling, steps.UpSampling1D: _upsampling,
+        # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
+        recurrent.LSTM: _recurrent("LSTM", (0, 3, 1, 2)), recurrent.GRU: _recurrent("GRU", (0, 1, 2)),
+        recurrent.SimpleRNN: _recurrent("RNN", (0,)),
         padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
         preprocessing.Rescaling: _rescaling,
         act.Activation: _elementwise_activation, act.ReLU: _elementwise_activation,
@@ -441,11 +575,12 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     emit = _converter(layer)
     if emit is None:
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
-    name = emit(b, layer, xs)
+    names = emit(b, layer, xs)
+    names = names if isinstance(names, list) else [names]
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
-        out_shapes = [shape]
-    return [_Value(name, out_shapes[0])]
+        out_shapes = shape if isinstance(shape, list) else [shape]
+    return [_Value(name, shape) for name, shape in zip(names, out_shapes)]
 
 
 def _emit_model(b, model, inputs):
