@@ -402,3 +402,50 @@ def test_what_the_recurrent_conversions_refuse(xp, tmp_path):
     with pytest.raises(ValueError, match="Layer 'embedding.*' cannot be exported to ONNX: mask_zero=True"):
         masked.export(tmp_path / "model.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, with_key", [
+    (dict(num_heads=2, key_dim=3), False), (dict(num_heads=3, key_dim=2, value_dim=4, use_bias=False), True),
+    (dict(num_heads=2, key_dim=4, output_shape=(2, 3)), False), (dict(num_heads=1, key_dim=5, output_shape=7), True),
+])
+def test_multi_head_attention(xp, kwargs, with_key, tmp_path):
+    query, value, key = gpu_dl.Input((4, 6)), gpu_dl.Input((5, 3)), gpu_dl.Input((5, 2))
+    mha = layers.MultiHeadAttention(**kwargs)
+    out = mha(query, value, key) if with_key else mha(query, value)
+    model = gpu_dl.Model([query, value, key] if with_key else [query, value], out)
+    shapes = [(4, 6), (5, 3), (5, 2)][:3 if with_key else 2]
+    make = lambda n: [normal(s, seed=10 * i)(n)[0] for i, s in enumerate(shapes)]  # noqa: E731
+    assert_runs_as_predict(model, make, tmp_path)
+
+
+def test_self_attention_with_its_scores(xp, tmp_path):
+    x = gpu_dl.Input((5, 4))
+    out, scores = layers.MultiHeadAttention(2, 3)(x, x, return_attention_scores=True)
+    model = gpu_dl.Model(x, [layers.LayerNormalization()(layers.Add()([x, out])), scores])
+    assert_runs_as_predict(model, normal((5, 4)), tmp_path)
+    causal = gpu_dl.Model(x, layers.MultiHeadAttention(2, 3)(x, x, use_causal_mask=True))
+    with pytest.raises(ValueError, match="use_causal_mask=True or a mask has no ONNX conversion"):
+        causal.export(tmp_path / "causal.onnx", format="onnx")
+
+
+def test_operators_between_tensors(xp, tmp_path):
+    x, y = gpu_dl.Input((3,)), gpu_dl.Input((3,))
+    out = 2.0 - (x * y) / 3 + abs(-x) ** 2 + y / (1.5 + abs(x))
+    make = lambda n: normal((3,))(n) + normal((3,), seed=9)(n)  # noqa: E731
+    assert_runs_as_predict(gpu_dl.Model([x, y], out), make, tmp_path)
+
+
+class Gated(layers.Layer):
+    """A composite call with operators between its sublayers' outputs."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.value = layers.Dense(units)
+        self.gate = layers.Dense(units, activation="sigmoid")
+
+    def call(self, x):
+        return x + self.value(x) * self.gate(x) - 0.5
+
+
+def test_subclassed_call_with_operators(xp, tmp_path):
+    assert_runs_as_predict(sequential((4,), Gated(4), layers.Dense(2)), normal((4,)), tmp_path)

@@ -58,6 +58,7 @@ class _Builder:
         self.nodes = []
         self.initializers = []
         self._used = set()
+        self.call_options = {}      # the non-tensor keyword arguments of the call being converted
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -500,10 +501,56 @@ def _concatenate(b, layer, xs):
     return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=int(layer.axis) % xs[0].rank)
 
 
+def _operation(op_type):
+    """An operator between symbolic tensors (``x + y``, ``2 * x``, ``-x``; ``layers/operations.py``): its
+    arguments in order, the tensors from ``xs`` and the numbers or arrays it keeps as constants."""
+    def emit(b, layer, xs):
+        tensors = iter(x.name for x in xs)
+        args = [next(tensors) if a is None else b.const(numpy.asarray(a, numpy.float32), f"{layer.name}/constant")
+                for a in layer.arguments]
+        return b.op(op_type, args, hint=layer.name)
+    return emit
+
+
+def _projection(b, x, kernel, bias, width, hint):
+    """``x`` (B, T, D) through an EinsumDense kernel (D, *out) and bias (*out), flattened to (B, T, width)."""
+    y = b.op("MatMul", [x, b.const(kernel.reshape(kernel.shape[0], width), f"{hint}/kernel")], hint=hint)
+    return y if bias is None else b.op("Add", [y, b.const(bias.reshape(width), f"{hint}/bias")])
+
+
+def _heads(b, x, heads, width, perm):
+    """(B, T, heads * width) split into heads and transposed by ``perm`` from (B, T, heads, width)."""
+    return b.transpose(b.op("Reshape", [x, b.ints([0, 0, heads, width])]), perm)
+
+
+def _multi_head_attention(b, layer, xs):
+    options = b.call_options
+    if options.get("use_causal_mask") or len(xs) > 3:
+        raise _unsupported(layer, "use_causal_mask=True or a mask", "MultiHeadAttention without masks")
+    w = {"/".join(v.path.split("/")[-2:]): a for v, a in zip(layer.weights, layer.get_weights())}
+    query, value = xs[0].name, xs[1].name
+    key = xs[2].name if len(xs) > 2 else value
+    n, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
+    q, k, v = (_projection(b, t, w[f"{part}/kernel"], w.get(f"{part}/bias"), n * d, f"{layer.name}/{part}")
+               for t, part, d in ((query, "query", kd), (key, "key", kd), (value, "value", vd)))
+    q = b.op("Mul", [_heads(b, q, n, kd, [0, 2, 1, 3]), b.scalar(layer._score_scale)])
+    scores = b.op("Softmax", [b.op("MatMul", [q, _heads(b, k, n, kd, [0, 2, 3, 1])])], axis=-1)
+    mixed = b.transpose(b.op("MatMul", [scores, _heads(b, v, n, vd, [0, 2, 1, 3])]), [0, 2, 1, 3])
+    kernel = w["attention_output/kernel"]       # (N, value_dim, *output_shape)
+    out_shape = kernel.shape[2:]
+    width = int(numpy.prod(out_shape))
+    y = _projection(b, b.op("Reshape", [mixed, b.ints([0, 0, n * vd])]), kernel.reshape((n * vd,) + out_shape),
+                    w.get("attention_output/bias"), width, f"{layer.name}/attention_output")
+    if len(out_shape) > 1:
+        y = b.op("Reshape", [y, b.ints([0, 0] + list(out_shape))])
+    return [y, scores] if options.get("return_attention_scores") else y
+
+
 def _converters():
     """class -> f(builder, layer, inputs): the output's name."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
-    from ..layers import conv_transpose, preprocessing, recurrent, regularization, resampling, reshaping, steps
+    from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
+    from ..layers import resampling, reshaping, steps
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
@@ -525,6 +572,11 @@ def _converters():
         # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
         recurrent.LSTM: _recurrent("LSTM", (0, 3, 1, 2)), recurrent.GRU: _recurrent("GRU", (0, 1, 2)),
         recurrent.SimpleRNN: _recurrent("RNN", (0,)),
+        multi_head_attention.MultiHeadAttention: _multi_head_attention,
+        operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
+        operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
+        operations.Power: _operation("Pow"), operations.Negative: _operation("Neg"),
+        operations.Absolute: _operation("Abs"),
         padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
         preprocessing.Rescaling: _rescaling,
         act.Activation: _elementwise_activation, act.ReLU: _elementwise_activation,
@@ -600,7 +652,9 @@ def _emit_model(b, model, inputs):
                                "calls on one tensor or a list of them")
         arg = node.args[0]
         xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        b.call_options = dict(node.kwargs)
         outs = _emit_layer(b, node.layer, xs, [t.shape for t in node.outputs])
+        b.call_options = {}
         if len(outs) != len(node.outputs):
             raise _unsupported(node.layer, "a call of several outputs", "calls of one output")
         for t, v in zip(node.outputs, outs):
