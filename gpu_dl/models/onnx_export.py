@@ -10,7 +10,9 @@ their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``di
 20 unless ``opset_version`` says otherwise (13 or later). The outputs are named after the model's
 ``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers are the
 identity (inference). Convolutions and poolings run channels-first in ONNX: a channels_last layer is wrapped in
-two transposes. "same" padding pads as Keras pads (the extra row or column at the end).
+two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
+become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
+to ONNX's (i, o, f, c); MultiHeadAttention is its projections, scaled dot products and softmax as MatMul nodes.
 
 A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
 nothing is written then (the file is written whole, through a temporary file, or not at all).
