@@ -286,6 +286,12 @@ def test_input_names_opset_and_signature(xp, tmp_path, capsys):
     spec = layers.InputSpec(shape=(None, 4), name="features")
     session = assert_runs_as_predict(model, normal((4,)), tmp_path, input_signature=[spec])
     assert session.get_inputs()[0].name == "features"
+    # a fixed batch size, given as a shape; an array gives its sample shape and keeps the model's dtype
+    model.export(tmp_path / "fixed.onnx", format="onnx", verbose=False, input_signature=[(3, 4)])
+    assert _session(tmp_path / "fixed.onnx").get_inputs()[0].shape == [3, 4]
+    model.export(tmp_path / "array.onnx", format="onnx", verbose=False, input_signature=[numpy.zeros((2, 4))])
+    taken = _session(tmp_path / "array.onnx").get_inputs()[0]
+    assert (taken.type, taken.shape) == ("tensor(float)", ["batch", 4])
 
 
 def test_refusals_write_nothing(xp, tmp_path):

@@ -701,7 +701,9 @@ def _model_inputs(model):
 
 
 def _signature(model, input_signature):
-    """The inputs' specs, with the shapes (and names, where given) of ``input_signature``."""
+    """The inputs' specs, with the shapes (and names, where given) of ``input_signature``: one ``InputSpec``,
+    ``KerasTensor``, array or shape tuple per input (a list of them, or Keras's ``[[...]]`` for several). As in
+    Keras, a tensor's or array's batch size is left dynamic; a spec's or a tuple's sizes are kept."""
     specs = _model_inputs(model)
     if input_signature is None:
         return specs
@@ -718,7 +720,10 @@ def _signature(model, input_signature):
                 want is not None and got is not None and int(got) != want for want, got in zip(spec.shape, shape)):
             raise ValueError(f"input_signature: {g!r} does not fit input '{spec.name}' of shape {spec.shape}.")
         shape = tuple(None if d is None else int(d) for d in shape)
-        out.append(_InputSpec(getattr(g, "name", None) or spec.name, shape, getattr(g, "dtype", None) or spec.dtype))
+        if not isinstance(g, (list, tuple)) and type(g).__name__ != "InputSpec" and shape:
+            shape = (None,) + shape[1:]     # as Keras's export takes a tensor's: its batch size left dynamic
+        # The dtype stays the model's input dtype, which the graph's first nodes are made for.
+        out.append(_InputSpec(getattr(g, "name", None) or spec.name, shape, spec.dtype))
     return out
 
 
