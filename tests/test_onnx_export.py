@@ -455,3 +455,13 @@ class Gated(layers.Layer):
 
 def test_subclassed_call_with_operators(xp, tmp_path):
     assert_runs_as_predict(sequential((4,), Gated(4), layers.Dense(2)), normal((4,)), tmp_path)
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 21])
+def test_opsets(xp, opset, tmp_path):
+    """The nodes whose inputs and attributes changed between opsets (reductions' axes, Split, Squeeze, Resize)."""
+    model = sequential((6, 4), layers.LayerNormalization(), layers.Activation("glu"), layers.UpSampling1D(2),
+                       layers.ZeroPadding1D(1), layers.LSTM(3, return_sequences=True), layers.GlobalMaxPooling1D(),
+                       layers.Dense(2, activation="hard_silu"))
+    assert_runs_as_predict(model, normal((6, 4)), tmp_path, opset_version=opset)
+    assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
