@@ -465,3 +465,31 @@ def test_opsets(xp, opset, tmp_path):
                        layers.Dense(2, activation="hard_silu"))
     assert_runs_as_predict(model, normal((6, 4)), tmp_path, opset_version=opset)
     assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
+
+
+@pytest.mark.parametrize("rnn", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional(xp, rnn, merge_mode, return_sequences, tmp_path):
+    made = layers.Bidirectional(rnn(3, return_sequences=return_sequences), merge_mode=merge_mode)
+    model = sequential((5, 2), made)
+    _randomize(made, seed=6)
+    assert_runs_as_predict(model, normal((5, 2)), tmp_path, atol=2e-5)
+
+
+def test_bidirectional_refusals(xp, tmp_path):
+    for made, what in ((layers.Bidirectional(layers.LSTM(2), merge_mode=None), "return_state or merge_mode=None"),
+                       (layers.Bidirectional(layers.LSTM(2), backward_layer=layers.GRU(2, go_backwards=True)),
+                        "a Bidirectional of LSTM and GRU")):
+        with pytest.raises(ValueError, match=f"cannot be exported to ONNX: {what}"):
+            sequential((4, 3), made).export(tmp_path / "model.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: layers.Cropping2D(((1, 0), (2, 1))), (5, 6, 2)),
+    (lambda: layers.Cropping2D(1, data_format="channels_first"), (2, 5, 4)),
+    (lambda: layers.Cropping1D((2, 1)), (7, 3)), (lambda: layers.Cropping1D((0, 2)), (7, 3)),
+], ids=lambda v: "" if callable(v) else str(v))
+def test_cropping(xp, layer, shape, tmp_path):
+    assert_runs_as_predict(sequential(shape, layer()), normal(shape), tmp_path)

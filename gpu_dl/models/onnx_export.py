@@ -102,6 +102,11 @@ class _Builder:
     def clip(self, x, low=None, high=None):
         return self.op("Clip", [x, "" if low is None else self.scalar(low), "" if high is None else self.scalar(high)])
 
+    def halves(self, x, axis):
+        """``x`` split in two equal halves along ``axis`` (Split takes the count as an attribute from opset 18)."""
+        count = {"num_outputs": 2} if self.opset >= 18 else {}
+        return self.op("Split", [x], outputs=2, axis=axis, **count)
+
     def transpose(self, x, perm):
         return x if list(perm) == list(range(len(perm))) else self.op("Transpose", [x], perm=list(perm))
 
@@ -135,8 +140,7 @@ def _shrink(b, x, threshold=0.5, soft=False):
 
 
 def _glu(b, x, axis=-1):
-    halves = {"num_outputs": 2} if b.opset >= 18 else {}      # an attribute Split requires from opset 18
-    first, second = b.op("Split", [x], outputs=2, axis=axis, **halves)
+    first, second = b.halves(x, axis)
     return b.op("Mul", [first, b.op("Sigmoid", [second])])
 
 
@@ -331,38 +335,51 @@ def _gates(matrix, order, units):
     return numpy.concatenate([blocks[i] for i in order], axis=-1)
 
 
+def _rnn_direction(layer, op_type, order, where):
+    """(activation names, kernel, recurrent kernel, biases) of one recurrent layer as ONNX's node takes one
+    direction: the matrices transposed to (gates * units, ...) and the input and recurrent biases in one row."""
+    if layer.stateful:
+        raise _unsupported(where, "stateful=True", "recurrent layers that keep no state between calls")
+    names = []
+    for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
+            2 if op_type == "LSTM" else 1):
+        if act.name not in _RNN_ACTIVATIONS or act.params:
+            raise _unsupported(where, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
+        names.append(_RNN_ACTIVATIONS[act.name])
+    w = _weights(layer)
+    units = layer.units
+    bias = w.get("bias")
+    if bias is None:
+        biases = numpy.zeros((2 * len(order) * units,), numpy.float32)
+    elif bias.ndim == 2:                  # GRU's reset_after: the input and recurrent biases
+        biases = numpy.concatenate([_gates(bias[0], order, units), _gates(bias[1], order, units)])
+    else:
+        biases = numpy.concatenate([_gates(bias, order, units), numpy.zeros_like(bias)])
+    return names, _gates(w["kernel"], order, units).T, _gates(w["recurrent_kernel"], order, units).T, biases
+
+
+def _rnn_node(b, layer, x, op_type, order, directions, direction="forward"):
+    """The ONNX recurrent node over ``x`` (batch, steps, features) for the layers of ``directions`` (one, or the
+    forward and backward layers of a Bidirectional): its outputs, the sequence (steps, directions, batch, units)
+    and the last states (directions, batch, units)."""
+    parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
+    attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
+                 direction=direction)
+    if op_type == "GRU":
+        if len({bool(d.reset_after) for d in directions}) > 1:
+            raise _unsupported(layer, "directions of different reset_after", "GRUs of one reset_after")
+        attrs["linear_before_reset"] = int(bool(directions[0].reset_after))
+    weights = [b.const(numpy.stack([p[i] for p in parts]), f"{layer.name}/{what}")
+               for i, what in ((1, "kernel"), (2, "recurrent_kernel"), (3, "bias"))]
+    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights, hint=layer.name,
+                outputs=3 if op_type == "LSTM" else 2, **attrs)
+
+
 def _recurrent(op_type, order):
     def emit(b, layer, xs):
-        x = xs[0]
-        if layer.go_backwards or layer.stateful:
-            raise _unsupported(layer, "go_backwards or stateful", "recurrent layers reading forward, not stateful")
-        names = []
-        for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
-                2 if op_type == "LSTM" else 1):
-            if act.name not in _RNN_ACTIVATIONS or act.params:
-                raise _unsupported(layer, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
-            names.append(_RNN_ACTIVATIONS[act.name])
-        w = _weights(layer)
-        units = layer.units
-        kernel = _gates(w["kernel"], order, units).T[None]
-        recurrent = _gates(w["recurrent_kernel"], order, units).T[None]
-        count = len(order)
-        bias = w.get("bias")
-        if bias is None:
-            biases = numpy.zeros((2 * count * units,), numpy.float32)
-        elif bias.ndim == 2:                  # GRU's reset_after: the input and recurrent biases
-            biases = numpy.concatenate([_gates(bias[0], order, units), _gates(bias[1], order, units)])
-        else:
-            biases = numpy.concatenate([_gates(bias, order, units), numpy.zeros_like(bias)])
-        attrs = dict(hidden_size=int(units), activations=names)
-        if op_type == "GRU":
-            attrs["linear_before_reset"] = int(bool(layer.reset_after))
-        steps_first = b.transpose(x.name, [1, 0, 2])
-        outputs = b.op(op_type, [steps_first, b.const(kernel, f"{layer.name}/kernel"),
-                                 b.const(recurrent, f"{layer.name}/recurrent_kernel"),
-                                 b.const(biases[None], f"{layer.name}/bias")],
-                       hint=layer.name, outputs=3 if op_type == "LSTM" else 2, **attrs)
-        sequence, *states = outputs
+        if layer.go_backwards:
+            raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
+        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
         if layer.return_sequences:
             y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
         else:
@@ -371,6 +388,49 @@ def _recurrent(op_type, order):
             return y
         return [y] + [b.op("Squeeze", [s, b.ints([0])]) for s in states]
     return emit
+
+
+# Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
+_RNN_NODES = {"LSTM": ("LSTM", (0, 3, 1, 2)), "GRU": ("GRU", (0, 1, 2)), "SimpleRNN": ("RNN", (0,))}
+
+
+def _bidirectional(b, layer, xs):
+    forward, backward = layer.forward_layer, layer.backward_layer
+    kind = type(forward).__name__
+    if kind not in _RNN_NODES or type(backward) is not type(forward) or forward.go_backwards or \
+            not backward.go_backwards or forward.units != backward.units:
+        raise _unsupported(layer, f"a Bidirectional of {kind} and {type(backward).__name__}",
+                           "Bidirectional of two LSTM, GRU or SimpleRNN layers of the same units")
+    if layer.return_state or layer.merge_mode is None:
+        raise _unsupported(layer, "return_state or merge_mode=None", "Bidirectional of one merged output")
+    op_type, order = _RNN_NODES[kind]
+    sequence, last = _rnn_node(b, layer, xs[0], op_type, order, [forward, backward], "bidirectional")[:2]
+    # ONNX gives each direction's output at the step it read, as Keras's Bidirectional turns the backward
+    # layer's sequence back; without sequences, each direction's last state.
+    if layer.return_sequences:
+        both = b.transpose(sequence, [2, 0, 1, 3])       # (batch, steps, 2, units)
+    else:
+        both = b.transpose(last, [1, 0, 2])             # (batch, 2, units)
+    if layer.merge_mode == "concat":
+        shape = [0, 0, -1] if layer.return_sequences else [0, -1]
+        return b.op("Reshape", [both, b.ints(shape)], hint=layer.name)
+    axis = 2 if layer.return_sequences else 1
+    y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
+    if layer.merge_mode == "sum":
+        return b.op("Add", [y_f, y_b], hint=layer.name)
+    if layer.merge_mode == "mul":
+        return b.op("Mul", [y_f, y_b], hint=layer.name)
+    return b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+
+
+def _cropping(b, layer, xs):
+    x = xs[0]
+    pairs = list(layer.cropping) if isinstance(layer.cropping[0], (tuple, list)) else [layer.cropping]
+    first = 2 if getattr(layer, "data_format", "channels_last") == "channels_first" else 1
+    axes = list(range(first, first + len(pairs)))
+    ends = [-after if after else numpy.iinfo(numpy.int64).max for _, after in pairs]
+    return b.op("Slice", [x.name, b.ints([before for before, _ in pairs]), b.ints(ends), b.ints(axes)],
+                hint=layer.name)
 
 
 def _pool(op_type):
@@ -552,7 +612,7 @@ def _converters():
     """class -> f(builder, layer, inputs): the output's name."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
-    from ..layers import resampling, reshaping, steps
+    from ..layers import bidirectional, resampling, reshaping, steps
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
@@ -571,9 +631,9 @@ def _converters():
         conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
         conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
         resampling.UpSampling2D: _upsampling, steps.UpSampling1D: _upsampling,
-        # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
-        recurrent.LSTM: _recurrent("LSTM", (0, 3, 1, 2)), recurrent.GRU: _recurrent("GRU", (0, 1, 2)),
-        recurrent.SimpleRNN: _recurrent("RNN", (0,)),
+        recurrent.LSTM: _recurrent(*_RNN_NODES["LSTM"]), recurrent.GRU: _recurrent(*_RNN_NODES["GRU"]),
+        recurrent.SimpleRNN: _recurrent(*_RNN_NODES["SimpleRNN"]), bidirectional.Bidirectional: _bidirectional,
+        resampling.Cropping2D: _cropping, steps.Cropping1D: _cropping,
         multi_head_attention.MultiHeadAttention: _multi_head_attention,
         operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
         operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
