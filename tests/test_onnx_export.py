@@ -320,6 +320,7 @@ def test_refusals_write_nothing(xp, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*might cause the trace to be incorrect")
+@pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning")
 def test_keras_exports_the_same_model_alike(on_cpu, tmp_path):
     """Keras 3.15 (torch backend) as the oracle: the same model with the same weights, exported by each library,
     has the same input names and dynamic batch axis, and gives the same outputs in ONNX Runtime."""
@@ -493,3 +494,27 @@ def test_bidirectional_refusals(xp, tmp_path):
 ], ids=lambda v: "" if callable(v) else str(v))
 def test_cropping(xp, layer, shape, tmp_path):
     assert_runs_as_predict(sequential(shape, layer()), normal(shape), tmp_path)
+
+
+class WithOps(layers.Layer):
+    """A composite call of ``gpu_dl.ops`` functions on its input and its own weight."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight((input_shape[-1], 3), initializer="glorot_uniform")
+
+    def call(self, x):
+        ops = gpu_dl.ops
+        h = ops.tanh(ops.matmul(x, self.w)) + ops.mean(x, axis=-1, keepdims=True) - ops.sum(ops.square(x), axis=1,
+                                                                                                keepdims=True) / 9
+        h = ops.maximum(h, -0.5) * ops.sigmoid(h) + ops.gelu(h) + ops.gelu(h, approximate=False) + ops.silu(h)
+        h = ops.clip(ops.exp(h), 0.1, 3.0) + ops.sqrt(ops.softplus(h)) + ops.log(ops.relu(h) + 1) + ops.erf(h)
+        h = ops.softmax(h, axis=-1) + ops.log_softmax(h) + ops.sin(h) * ops.cos(h) + ops.hard_sigmoid(h)
+        h = ops.squeeze(ops.transpose(ops.expand_dims(h, 1), (0, 2, 1)), axis=-1)
+        return h + ops.max(h, axis=1, keepdims=True) - ops.min(h, axis=-1, keepdims=True)
+
+
+def test_ops_in_a_composite_call(xp, tmp_path):
+    assert_runs_as_predict(sequential((5,), WithOps(), layers.Dense(2)), normal((5,)), tmp_path)
+    with pytest.raises(ValueError, match="Layer 'max\\w*' cannot be exported to ONNX: initial="):
+        x = gpu_dl.Input((3,))
+        gpu_dl.Model(x, gpu_dl.ops.max(x, axis=-1, initial=0.0)).export(tmp_path / "no.onnx", format="onnx")

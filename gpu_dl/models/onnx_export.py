@@ -95,7 +95,7 @@ class _Builder:
     def reduce(self, op_type, x, axes, keepdims=True):
         """``ReduceMean``/``ReduceMax``/... over ``axes``: an attribute before opset 18, an input from it."""
         keep = int(bool(keepdims))
-        if self.opset >= 18:
+        if self.opset >= 18 or op_type == "ReduceSum":     # ReduceSum took its axes as an input from opset 13
             return self.op(op_type, [x, self.ints(axes)], keepdims=keep)
         return self.op(op_type, [x], axes=list(axes), keepdims=keep)
 
@@ -608,11 +608,56 @@ def _multi_head_attention(b, layer, xs):
     return [y, scores] if options.get("return_attention_scores") else y
 
 
+def _unary(op_type):
+    return lambda b, layer, xs: b.op(op_type, [xs[0].name], hint=layer.name)
+
+
+def _op_activation(make):
+    """A ``gpu_dl.ops`` activation (``ops.gelu(x)``, ``ops.softmax(x, axis)``, ...) as the activation it computes."""
+    return lambda b, layer, xs: b.op("Identity", [_activation(b, xs[0].name, make(layer), layer)], hint=layer.name)
+
+
+def _op_reduction(op_type):
+    def emit(b, layer, xs):
+        if getattr(layer, "initial", None) is not None:
+            raise _unsupported(layer, "initial=", f"{type(layer).__name__.lower()} without initial")
+        rank = xs[0].rank
+        axis = layer.axis
+        axes = list(range(rank)) if axis is None else [a % rank for a in ((axis,) if isinstance(axis, int) else axis)]
+        return b.reduce(op_type, xs[0].name, axes, keepdims=layer.keepdims)
+    return emit
+
+
+def _op_transpose(b, layer, xs):
+    perm = list(range(xs[0].rank))[::-1] if layer.axes is None else [a % xs[0].rank for a in layer.axes]
+    return b.op("Transpose", [xs[0].name], hint=layer.name, perm=perm)
+
+
+def _op_axes(op_type):
+    """ExpandDims and Squeeze: the axis (or axes) as Unsqueeze's and Squeeze's input."""
+    def emit(b, layer, xs):
+        axis = layer.axis
+        if axis is None:
+            axes = [i for i, d in enumerate(xs[0].shape) if d == 1]
+        else:
+            rank = xs[0].rank + (1 if op_type == "Unsqueeze" else 0)
+            axes = [a % rank for a in ((axis,) if isinstance(axis, int) else axis)]
+        return b.op(op_type, [xs[0].name, b.ints(axes)], hint=layer.name)
+    return emit
+
+
+def _variable_read(b, layer, xs):
+    """A variable the traced call reads (``ops.matmul(x, self.w)``): its value, stored as a constant."""
+    return b.const(layer.variable.numpy(), layer.variable.path)
+
+
 def _converters():
     """class -> f(builder, layer, inputs): the output's name."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
-    from ..layers import bidirectional, resampling, reshaping, steps
+    from ..layers import bidirectional, indexing_operations, resampling, reshaping, steps, variable_operations
+    from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
+    from .. import activations
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
@@ -639,6 +684,21 @@ def _converters():
         operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
         operations.Power: _operation("Pow"), operations.Negative: _operation("Neg"),
         operations.Absolute: _operation("Abs"),
+        indexing_operations.Matmul: _operation("MatMul"), variable_operations.VariableRead: _variable_read,
+        ke.Maximum: _operation("Max"), ke.Minimum: _operation("Min"),
+        ke.Sqrt: _unary("Sqrt"), ke.Exp: _unary("Exp"), ke.Log: _unary("Log"), ke.Tanh: _unary("Tanh"),
+        ke.Sigmoid: _unary("Sigmoid"), ke.Relu: _unary("Relu"), ke.Sin: _unary("Sin"), ke.Cos: _unary("Cos"),
+        ke.Erf: _unary("Erf"), ke.Softplus: _unary("Softplus"),
+        ke.Square: lambda b, layer, xs: b.op("Mul", [xs[0].name, xs[0].name], hint=layer.name),
+        ke.Silu: _op_activation(lambda op: activations.make("silu")),
+        ke.Gelu: _op_activation(lambda op: activations.make("gelu", approximate=op.approximate)),
+        ke.Softmax: _op_activation(lambda op: activations.make("softmax", axis=op.axis)),
+        ke.LogSoftmax: _op_activation(lambda op: activations.make("log_softmax", axis=op.axis)),
+        ke.Clip: lambda b, layer, xs: b.clip(xs[0].name, layer.x_min, layer.x_max),
+        ka.ActivationOperation: _op_activation(lambda op: op.function()),
+        kr.Mean: _op_reduction("ReduceMean"), kr.Sum: _op_reduction("ReduceSum"),
+        kr.Max: _op_reduction("ReduceMax"), kr.Min: _op_reduction("ReduceMin"),
+        ks.Transpose: _op_transpose, ks.ExpandDims: _op_axes("Unsqueeze"), ks.Squeeze: _op_axes("Squeeze"),
         padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
         preprocessing.Rescaling: _rescaling,
         act.Activation: _elementwise_activation, act.ReLU: _elementwise_activation,
