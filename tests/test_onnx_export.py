@@ -518,3 +518,19 @@ def test_ops_in_a_composite_call(xp, tmp_path):
     with pytest.raises(ValueError, match="Layer 'max\\w*' cannot be exported to ONNX: initial="):
         x = gpu_dl.Input((3,))
         gpu_dl.Model(x, gpu_dl.ops.max(x, axis=-1, initial=0.0)).export(tmp_path / "no.onnx", format="onnx")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1e-20]),
+    lambda: layers.Normalization(mean=1.5, variance=2.0, invert=True),
+    lambda: layers.Normalization(axis=(1, 2)),
+    lambda: layers.PReLU(), lambda: layers.PReLU(shared_axes=[1]),
+])
+def test_normalization_and_prelu(xp, make, tmp_path):
+    layer = make()
+    model = sequential((4, 3), layer)
+    if isinstance(layer, layers.Normalization) and layer.axis == (1, 2):
+        layer.adapt(3 * normal((4, 3))(20)[0] + 1)
+    elif isinstance(layer, layers.PReLU):
+        _randomize(layer)
+    assert_runs_as_predict(model, normal((4, 3)), tmp_path)

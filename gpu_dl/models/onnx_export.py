@@ -498,6 +498,23 @@ def _layer_norm(b, layer, xs):
     return y
 
 
+def _feature_normalization(b, layer, xs):
+    """Normalization: ``(x - mean) / maximum(sqrt(variance), epsilon)`` (``mean + x * that`` inverted) with the
+    statistics the layer holds (given or adapted), as constants."""
+    from .. import backend
+    held = layer._constants or (layer.adapt_mean.value,)      # on the device the layer keeps them
+    mean, scale = (backend.to_numpy(a) for a in layer._statistics(backend.array_module(*held)))
+    mean, scale = b.const(mean, f"{layer.name}/mean"), b.const(scale, f"{layer.name}/scale")
+    x = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.FLOAT)
+    if layer.invert:
+        return b.op("Add", [mean, b.op("Mul", [x, scale])], hint=layer.name)
+    return b.op("Div", [b.op("Sub", [x, mean]), scale], hint=layer.name)
+
+
+def _prelu(b, layer, xs):
+    return b.op("PRelu", [xs[0].name, b.const(_weights(layer)["alpha"], f"{layer.name}/alpha")], hint=layer.name)
+
+
 def _identity(b, layer, xs):
     return b.op("Identity", [xs[0].name], hint=layer.name)
 
@@ -655,7 +672,8 @@ def _converters():
     """class -> f(builder, layer, inputs): the output's name."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
-    from ..layers import bidirectional, indexing_operations, resampling, reshaping, steps, variable_operations
+    from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
+    from ..layers import variable_operations
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
     table = {
@@ -700,7 +718,8 @@ def _converters():
         kr.Max: _op_reduction("ReduceMax"), kr.Min: _op_reduction("ReduceMin"),
         ks.Transpose: _op_transpose, ks.ExpandDims: _op_axes("Unsqueeze"), ks.Squeeze: _op_axes("Squeeze"),
         padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
-        preprocessing.Rescaling: _rescaling,
+        preprocessing.Rescaling: _rescaling, feature_normalization.Normalization: _feature_normalization,
+        act.PReLU: _prelu,
         act.Activation: _elementwise_activation, act.ReLU: _elementwise_activation,
         act.LeakyReLU: _elementwise_activation, act.ELU: _elementwise_activation, act.Softmax: _elementwise_activation,
     }
