@@ -534,3 +534,25 @@ def test_normalization_and_prelu(xp, make, tmp_path):
     elif isinstance(layer, layers.PReLU):
         _randomize(layer)
     assert_runs_as_predict(model, normal((4, 3)), tmp_path)
+
+
+class Windowed(layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv1D(2, 3)
+
+    def call(self, x):
+        return self.conv(x) * 2.0
+
+
+def test_composite_over_sequences_of_any_length(xp, tmp_path):
+    model = sequential((None, 2), Windowed())
+    model.predict(normal((6, 2))(2)[0], verbose=0)
+    with pytest.raises(ValueError, match=r"runs once on zeros .*\(1, 1, 2\).*Give input_signature"):
+        model.export(tmp_path / "model.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
+    model.export(tmp_path / "model.onnx", format="onnx", verbose=False, input_signature=[(None, 5, 2)])
+    session = _session(tmp_path / "model.onnx")
+    x = normal((5, 2))(3)[0]
+    numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
+                                  rtol=1e-5, atol=1e-5)

@@ -893,7 +893,13 @@ def build_model_proto(model, input_signature=None, opset_version=None):
         # A composite layer runs the graph its call traced for the last call's training value: one inference
         # call makes that the inference graph.
         zeros = [numpy.zeros(tuple(1 if d is None else d for d in s.shape), s.dtype) for s in specs]
-        model(zeros if len(zeros) > 1 else zeros[0], training=False)
+        try:
+            model(zeros if len(zeros) > 1 else zeros[0], training=False)
+        except Exception as e:
+            raise ValueError(f"Model '{model.name}' holds composite layers, which export runs once on zeros of the "
+                             f"input shapes ({[z.shape for z in zeros]}, unknown sizes taken as 1) to trace their "
+                             f"inference graphs; that call failed ({type(e).__name__}: {e}). Give input_signature "
+                             "with sizes the model takes.") from e
     b = _Builder(onnx, opset)
     for s in specs:
         if s.name in b._used:
