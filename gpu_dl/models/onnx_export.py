@@ -19,6 +19,7 @@ nothing is written then (the file is written whole, through a temporary file, or
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy
@@ -668,8 +669,9 @@ def _variable_read(b, layer, xs):
     return b.const(layer.variable.numpy(), layer.variable.path)
 
 
+@functools.lru_cache(maxsize=None)
 def _converters():
-    """class -> f(builder, layer, inputs): the output's name."""
+    """class -> f(builder, layer, inputs): the output's name (or names); made once."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
