@@ -206,8 +206,8 @@ def test_what_gpu_dl_does_not_write_is_refused_with_what_to_do(tmp_path):
     model = guide.get_model(gpu_dl)
     with pytest.raises(NotImplementedError, match=r"export\(format='tf_saved_model'\).*model.save\('name.keras'\)"):
         model.export(tmp_path / "exported")
-    with pytest.raises(NotImplementedError, match="format='onnx'"):
-        model.export(tmp_path / "exported", format="onnx")
+    with pytest.raises(NotImplementedError, match="format='litert'.*gpu_dl exports ONNX"):
+        model.export(tmp_path / "exported", format="litert")
     with pytest.raises(ValueError, match="legacy Keras 2 HDF5 format is not supported.*`.keras`"):
         model.save(tmp_path / "my_h5_model.h5")
     # as Keras: a path without an extension, and a weights file not named .weights.h5

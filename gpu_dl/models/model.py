@@ -1280,14 +1280,22 @@ class Model(trainer.Trainer, Layer):
             compile_from_config(self, config, f"Model '{self.name}': compile_from_config()")
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
-        """Keras's ``Model.export`` writes an inference artifact for another runtime (a TensorFlow SavedModel,
-        ONNX, OpenVINO or LiteRT), traced by that runtime's framework: gpu_dl has none of them, so this raises,
-        saying what gpu_dl writes instead."""
-        raise NotImplementedError(
-            f"Model '{self.name}': export(format={format!r}) is not supported: exporting to a TensorFlow SavedModel, "
-            "ONNX, OpenVINO or LiteRT needs that runtime's framework, which gpu_dl does not use. Save the whole "
-            "model with model.save('name.keras') (Keras 3 loads it, and can export it from there) or its weights "
-            "with model.save_weights('name.weights.h5').")
+        """Keras's ``Model.export``: ``format="onnx"`` writes an ONNX file of the inference pass
+        (``onnx_export.py``; keyword ``opset_version``). The other formats Keras writes (a TensorFlow SavedModel,
+        OpenVINO, LiteRT, a torch ExportedProgram) are traced by that runtime's framework, which gpu_dl does not
+        use: they raise, saying what gpu_dl writes instead."""
+        formats = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
+        if format not in formats:
+            raise ValueError(f"Unrecognized format={format}. Supported formats are: {list(formats)}.")
+        if format != "onnx":
+            raise NotImplementedError(
+                f"Model '{self.name}': export(format={format!r}) is not supported: exporting to a TensorFlow "
+                "SavedModel, OpenVINO, LiteRT or torch needs that runtime's framework, which gpu_dl does not use. "
+                "gpu_dl exports ONNX (model.export('name.onnx', format='onnx')), which ONNX Runtime and OpenVINO "
+                "run; or save the whole model with model.save('name.keras') (Keras 3 loads it, and can export it "
+                "from there) or its weights with model.save_weights('name.weights.h5').")
+        from .onnx_export import export_onnx
+        export_onnx(self, filepath, verbose=verbose, input_signature=input_signature, **kwargs)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (and optimizer state) to a Keras 3 ``.weights.h5`` file."""

@@ -1,0 +1,944 @@
+"""``model.export(path, format="onnx")``: an ONNX file of a model's inference pass, for ONNX Runtime and the like.
+
+Keras 3 hands its backend's graph to that framework's ONNX exporter (torch.onnx, tf2onnx, jax2onnx); gpu_dl has
+none, so this module walks the model's own graph and writes one ONNX node (or a few) per layer with the ``onnx``
+package (``pip install gpu_dl[onnx]``): a Sequential's layers in order, a functional model's calls, a model inside
+another, and a composite layer or subclassed model through the graph its call traced to (``composite.py``).
+
+As in Keras's files: the inputs are named after the model's input tensors (``input_{i}`` for a subclassed model),
+their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``dim_{input}_{axis}``; the opset is
+20 unless ``opset_version`` says otherwise (13 or later). The outputs are named after the model's
+``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers are the
+identity (inference). Convolutions and poolings run channels-first in ONNX: a channels_last layer is wrapped in
+two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
+become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
+to ONNX's (i, o, f, c); MultiHeadAttention is its projections, scaled dot products and softmax as MatMul nodes.
+
+A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
+nothing is written then (the file is written whole, through a temporary file, or not at all).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy
+
+from ..layers.base import Layer
+from ..ops.elementwise import GELU_TANH_COEFFICIENT, SELU_ALPHA, SELU_SCALE
+
+DEFAULT_OPSET = 20
+MIN_OPSET = 13
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("model.export(format='onnx') needs the `onnx` package: pip install onnx "
+                          "(or gpu_dl[onnx]).") from None
+    return onnx
+
+
+class _Value:
+    """A tensor of the ONNX graph: its name and its shape as far as it is known (None for a dynamic size)."""
+
+    def __init__(self, name, shape):
+        self.name = name
+        self.shape = tuple(shape)
+
+    @property
+    def rank(self):
+        return len(self.shape)
+
+
+class _Builder:
+    """The nodes and initializers of the graph being made, with unique names."""
+
+    def __init__(self, onnx, opset):
+        self.onnx = onnx
+        self.opset = opset
+        self.nodes = []
+        self.initializers = []
+        self._used = set()
+        self.call_options = {}      # the non-tensor keyword arguments of the call being converted
+
+    def name(self, hint):
+        base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
+        name, i = base, 1
+        while name in self._used:
+            name, i = f"{base}_{i}", i + 1
+        self._used.add(name)
+        return name
+
+    def op(self, op_type, inputs, hint=None, outputs=1, **attrs):
+        """Adds an ``op_type`` node; its output name (a list of them where ``outputs`` > 1)."""
+        hint = hint or op_type.lower()
+        names = [self.name(hint) for _ in range(outputs)]
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, name=self.name(f"{hint}_node"),
+                                                     **attrs))
+        return names[0] if outputs == 1 else names
+
+    def const(self, array, hint="const"):
+        array = numpy.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(numpy.float32)
+        name = self.name(hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(numpy.ascontiguousarray(array), name))
+        return name
+
+    def scalar(self, value):
+        return self.const(numpy.float32(value), "scalar")
+
+    def ints(self, values):
+        return self.const(numpy.asarray(values, dtype=numpy.int64), "shape")
+
+    def reduce(self, op_type, x, axes, keepdims=True):
+        """``ReduceMean``/``ReduceMax``/... over ``axes``: an attribute before opset 18, an input from it."""
+        keep = int(bool(keepdims))
+        if self.opset >= 18 or op_type == "ReduceSum":     # ReduceSum took its axes as an input from opset 13
+            return self.op(op_type, [x, self.ints(axes)], keepdims=keep)
+        return self.op(op_type, [x], axes=list(axes), keepdims=keep)
+
+    def clip(self, x, low=None, high=None):
+        return self.op("Clip", [x, "" if low is None else self.scalar(low), "" if high is None else self.scalar(high)])
+
+    def halves(self, x, axis):
+        """``x`` split in two equal halves along ``axis`` (Split takes the count as an attribute from opset 18)."""
+        count = {"num_outputs": 2} if self.opset >= 18 else {}
+        return self.op("Split", [x], outputs=2, axis=axis, **count)
+
+    def transpose(self, x, perm):
+        return x if list(perm) == list(range(len(perm))) else self.op("Transpose", [x], perm=list(perm))
+
+
+# ---------------------------------------------------------------------------------------------- activations
+def _relu(b, x, negative_slope=0.0, max_value=None, threshold=0.0):
+    if threshold == 0:
+        y = b.op("Relu", [x])
+    else:
+        y = b.op("Where", [b.op("Greater", [x, b.scalar(threshold)]), x, b.scalar(0.0)])
+    if max_value is not None:
+        y = b.clip(y, 0.0, max_value)
+    if negative_slope:
+        below = b.op("Relu", [b.op("Sub", [b.scalar(threshold), x])])
+        y = b.op("Sub", [y, b.op("Mul", [b.scalar(negative_slope), below])])
+    return y
+
+
+def _gelu(b, x, approximate=False):
+    if approximate:
+        cube = b.op("Mul", [b.scalar(GELU_TANH_COEFFICIENT), b.op("Pow", [x, b.scalar(3.0)])])
+        inner = b.op("Mul", [b.scalar(math.sqrt(2 / math.pi)), b.op("Add", [x, cube])])
+        half = b.op("Mul", [b.scalar(0.5), b.op("Add", [b.scalar(1.0), b.op("Tanh", [inner])])])
+        return b.op("Mul", [x, half])
+    phi = b.op("Add", [b.op("Erf", [b.op("Div", [x, b.scalar(math.sqrt(2))])]), b.scalar(1.0)])
+    return b.op("Div", [b.op("Mul", [x, phi]), b.scalar(2.0)])
+
+
+def _shrink(b, x, threshold=0.5, soft=False):
+    return b.op("Shrink", [x], lambd=float(threshold), bias=float(threshold) if soft else 0.0)
+
+
+def _glu(b, x, axis=-1):
+    first, second = b.halves(x, axis)
+    return b.op("Mul", [first, b.op("Sigmoid", [second])])
+
+
+# name -> f(builder, x, **params): the output's name, computed as gpu_dl's ops/elementwise.py computes it.
+_ACTIVATIONS = {
+    "linear": lambda b, x: b.op("Identity", [x]),
+    "relu": _relu,
+    "leaky_relu": lambda b, x, negative_slope=0.2: b.op("LeakyRelu", [x], alpha=float(negative_slope)),
+    "relu6": lambda b, x: b.clip(x, 0.0, 6.0),
+    "elu": lambda b, x, alpha=1.0: b.op("Elu", [x], alpha=float(alpha)),
+    "selu": lambda b, x: b.op("Selu", [x], alpha=float(SELU_ALPHA), gamma=float(SELU_SCALE)),
+    "celu": lambda b, x, alpha=1.0: b.op("Celu", [x], alpha=float(alpha)),
+    "softplus": lambda b, x: b.op("Softplus", [x]),
+    "softsign": lambda b, x: b.op("Softsign", [x]),
+    "silu": lambda b, x: b.op("Mul", [x, b.op("Sigmoid", [x])]),
+    "gelu": _gelu,
+    "mish": lambda b, x: b.op("Mul", [x, b.op("Tanh", [b.op("Softplus", [x])])]),
+    "tanh": lambda b, x: b.op("Tanh", [x]),
+    "tanh_shrink": lambda b, x: b.op("Sub", [x, b.op("Tanh", [x])]),
+    "hard_tanh": lambda b, x: b.clip(x, -1.0, 1.0),
+    "sigmoid": lambda b, x: b.op("Sigmoid", [x]),
+    "log_sigmoid": lambda b, x: b.op("Neg", [b.op("Softplus", [b.op("Neg", [x])])]),
+    "hard_sigmoid": lambda b, x: b.op("HardSigmoid", [x], alpha=1 / 6, beta=0.5),
+    "hard_silu": lambda b, x: b.op("Mul", [x, b.op("HardSigmoid", [x], alpha=1 / 6, beta=0.5)]),
+    "hard_shrink": lambda b, x, threshold=0.5: _shrink(b, x, threshold),
+    "soft_shrink": lambda b, x, threshold=0.5: _shrink(b, x, threshold, soft=True),
+    "threshold": lambda b, x, threshold, default_value: b.op(
+        "Where", [b.op("Greater", [x, b.scalar(threshold)]), x, b.scalar(default_value)]),
+    "exponential": lambda b, x: b.op("Exp", [x]),
+    "softmax": lambda b, x, axis=-1: b.op("Softmax", [x], axis=int(axis)),
+    "log_softmax": lambda b, x, axis=-1: b.op("LogSoftmax", [x], axis=int(axis)),
+    "glu": _glu,
+}
+
+
+def _squareplus(builder, x, b=4):
+    root = builder.op("Sqrt", [builder.op("Add", [builder.op("Mul", [x, x]), builder.scalar(b)])])
+    return builder.op("Div", [builder.op("Add", [x, root]), builder.scalar(2.0)])
+
+
+_ACTIVATIONS["squareplus"] = _squareplus
+
+
+def _activation(b, x, activation, where):
+    from ..activations import TracedActivation
+    if activation is None or activation.name == "linear" and not isinstance(activation, TracedActivation):
+        return x
+    emit = None if isinstance(activation, TracedActivation) else _ACTIVATIONS.get(activation.name)
+    if emit is None:
+        raise _unsupported(where, f"activation {activation.name!r}",
+                           "activations " + ", ".join(sorted(_ACTIVATIONS)))
+    return emit(b, x, **activation.params)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def _weights(layer):
+    return dict(zip((w.name.rsplit("/", 1)[-1] for w in layer.weights), layer.get_weights()))
+
+
+def _to_first(b, x, rank):
+    """A channels_last tensor of ``rank`` as channels_first (ONNX's convolution layout)."""
+    return b.transpose(x, [0, rank - 1] + list(range(1, rank - 1)))
+
+
+def _to_last(b, x, rank):
+    return b.transpose(x, [0] + list(range(2, rank)) + [1])
+
+
+def _spatial(b, layer, x, emit):
+    """``emit(channels_first_input)`` wrapped in the transposes a channels_last layer needs."""
+    rank = x.rank
+    if layer.data_format == "channels_first":
+        return emit(x.name)
+    return _to_last(b, emit(_to_first(b, x.name, rank)), rank)
+
+
+def _spatial_sizes(layer, x):
+    return x.shape[2:] if layer.data_format == "channels_first" else x.shape[1:-1]
+
+
+def _window_pads(layer, x, window, dilation=None):
+    """ONNX's ``pads`` (all begins, then all ends) or ``auto_pad`` for the layer's padding on input ``x``."""
+    n = len(window)
+    dilation = dilation or (1,) * n
+    reach = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    if layer.padding == "valid":
+        return {"pads": [0] * 2 * n}
+    if layer.padding == "causal":
+        return {"pads": [r - 1 for r in reach] + [0] * n}
+    sizes = _spatial_sizes(layer, x)
+    if any(s is None for s in sizes):
+        return {"auto_pad": "SAME_UPPER"}       # Keras's "same": the odd pixel at the end, as SAME_UPPER
+    totals = [max((-(-s // st) - 1) * st + r - s, 0) for s, st, r in zip(sizes, layer.strides, reach)]
+    return {"pads": [t // 2 for t in totals] + [t - t // 2 for t in totals]}
+
+
+def _conv(b, layer, xs):
+    x = xs[0]
+    w = _weights(layer)
+    rank = len(layer.kernel_size)
+    kernel = w["kernel"]       # kernel_size + (in / groups, filters) -> (filters, in / groups) + kernel_size
+    onnx_kernel = kernel.transpose((rank + 1, rank) + tuple(range(rank)))
+    inputs = [b.const(onnx_kernel, f"{layer.name}/kernel")]
+    if layer.use_bias:
+        inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), group=int(layer.groups),
+                 **_window_pads(layer, x, layer.kernel_size, layer.dilation_rate))
+    y = _spatial(b, layer, x, lambda t: b.op("Conv", [t] + inputs, hint=layer.name, **attrs))
+    return _activation(b, y, layer.activation, layer)
+
+
+def _depthwise_kernel(kernel):
+    """A depthwise kernel_size + (channels, multiplier) as ONNX's grouped (channels * multiplier, 1) + kernel_size:
+    output channel c * multiplier + j is input channel c's j-th filter, as in Keras."""
+    rank = kernel.ndim - 2
+    channels, multiplier = kernel.shape[-2:]
+    return kernel.transpose((rank, rank + 1) + tuple(range(rank))).reshape(
+        (channels * multiplier, 1) + kernel.shape[:rank])
+
+
+def _depthwise_conv(b, layer, xs):
+    x = xs[0]
+    w = _weights(layer)
+    kernel = w["kernel"] if "kernel" in w else w["depthwise_kernel"]
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), group=int(kernel.shape[-2]),
+                 **_window_pads(layer, x, layer.kernel_size, layer.dilation_rate))
+    depthwise = [b.const(_depthwise_kernel(kernel), f"{layer.name}/depthwise_kernel")]
+    separable = "pointwise_kernel" in w
+    if layer.use_bias and not separable:
+        depthwise.append(b.const(w["bias"], f"{layer.name}/bias"))
+
+    def emit(t):
+        y = b.op("Conv", [t] + depthwise, hint=layer.name, **attrs)
+        if not separable:
+            return y
+        rank = len(layer.kernel_size)
+        pointwise = w["pointwise_kernel"]       # (1,) * rank + (channels * multiplier, filters)
+        inputs = [b.const(pointwise.transpose((rank + 1, rank) + tuple(range(rank))), f"{layer.name}/pointwise")]
+        if layer.use_bias:
+            inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+        return b.op("Conv", [y] + inputs, kernel_shape=[1] * rank)
+    return _activation(b, _spatial(b, layer, x, emit), layer.activation, layer)
+
+
+def _conv_transpose(b, layer, xs):
+    from ..ops.transposed_convolution import transpose_output_length, transpose_padding
+    x = xs[0]
+    w = _weights(layer)
+    rank = len(layer.kernel_size)
+    kernel = w["kernel"]        # kernel_size + (filters, in) -> (in, filters) + kernel_size
+    inputs = [b.const(kernel.transpose((rank + 1, rank) + tuple(range(rank))), f"{layer.name}/kernel")]
+    if layer.use_bias:
+        inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+    extras = layer.output_padding or (None,) * rank
+    begins, ends, output_padding = [], [], []
+    for k, st, d, e in zip(layer.kernel_size, layer.strides, layer.dilation_rate, extras):
+        # The crop at each end is the same for every input length (both lengths grow by the stride per step).
+        before = transpose_padding(2, k, st, d, layer.padding, e)[0]
+        after = (2 - 1) * st + d * (k - 1) + 1 - before - transpose_output_length(2, k, st, d, layer.padding, e)
+        begins.append(before)
+        ends.append(max(after, 0))
+        output_padding.append(max(-after, 0))        # the zero rows Keras adds at the end
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), pads=begins + ends, output_padding=output_padding)
+    y = _spatial(b, layer, x, lambda t: b.op("ConvTranspose", [t] + inputs, hint=layer.name, **attrs))
+    return _activation(b, y, layer.activation, layer)
+
+
+def _upsampling(b, layer, xs):
+    x = xs[0]
+    sizes = [layer.size] if isinstance(layer.size, int) else list(layer.size)
+    mode = getattr(layer, "interpolation", "nearest")
+    # Nearest: each row repeated (asymmetric coordinates, floor); bilinear: Keras's half-pixel centres.
+    attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor") \
+        if mode == "nearest" else dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    scales = b.const(numpy.asarray([1.0, 1.0] + [float(s) for s in sizes], numpy.float32), "scales")
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return b.op("Resize", [x.name, "", scales], hint=layer.name, **attrs)
+    return _to_last(b, b.op("Resize", [_to_first(b, x.name, x.rank), "", scales], hint=layer.name, **attrs),
+                    x.rank)
+
+
+# The recurrent activations ONNX's LSTM, GRU and RNN nodes name.
+_RNN_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+
+
+def _gates(matrix, order, units):
+    """The gate blocks of a Keras (…, k * units) matrix, reordered as ONNX orders them."""
+    blocks = [matrix[..., i * units:(i + 1) * units] for i in range(len(order))]
+    return numpy.concatenate([blocks[i] for i in order], axis=-1)
+
+
+def _rnn_direction(layer, op_type, order, where):
+    """(activation names, kernel, recurrent kernel, biases) of one recurrent layer as ONNX's node takes one
+    direction: the matrices transposed to (gates * units, ...) and the input and recurrent biases in one row."""
+    if layer.stateful:
+        raise _unsupported(where, "stateful=True", "recurrent layers that keep no state between calls")
+    names = []
+    for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
+            2 if op_type == "LSTM" else 1):
+        if act.name not in _RNN_ACTIVATIONS or act.params:
+            raise _unsupported(where, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
+        names.append(_RNN_ACTIVATIONS[act.name])
+    w = _weights(layer)
+    units = layer.units
+    bias = w.get("bias")
+    if bias is None:
+        biases = numpy.zeros((2 * len(order) * units,), numpy.float32)
+    elif bias.ndim == 2:                  # GRU's reset_after: the input and recurrent biases
+        biases = numpy.concatenate([_gates(bias[0], order, units), _gates(bias[1], order, units)])
+    else:
+        biases = numpy.concatenate([_gates(bias, order, units), numpy.zeros_like(bias)])
+    return names, _gates(w["kernel"], order, units).T, _gates(w["recurrent_kernel"], order, units).T, biases
+
+
+def _rnn_node(b, layer, x, op_type, order, directions, direction="forward"):
+    """The ONNX recurrent node over ``x`` (batch, steps, features) for the layers of ``directions`` (one, or the
+    forward and backward layers of a Bidirectional): its outputs, the sequence (steps, directions, batch, units)
+    and the last states (directions, batch, units)."""
+    parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
+    attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
+                 direction=direction)
+    if op_type == "GRU":
+        if len({bool(d.reset_after) for d in directions}) > 1:
+            raise _unsupported(layer, "directions of different reset_after", "GRUs of one reset_after")
+        attrs["linear_before_reset"] = int(bool(directions[0].reset_after))
+    weights = [b.const(numpy.stack([p[i] for p in parts]), f"{layer.name}/{what}")
+               for i, what in ((1, "kernel"), (2, "recurrent_kernel"), (3, "bias"))]
+    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights, hint=layer.name,
+                outputs=3 if op_type == "LSTM" else 2, **attrs)
+
+
+def _recurrent(op_type, order):
+    def emit(b, layer, xs):
+        if layer.go_backwards:
+            raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
+        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
+        if layer.return_sequences:
+            y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
+        else:
+            y = b.op("Squeeze", [states[0], b.ints([0])])
+        if not layer.return_state:
+            return y
+        return [y] + [b.op("Squeeze", [s, b.ints([0])]) for s in states]
+    return emit
+
+
+# Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
+_RNN_NODES = {"LSTM": ("LSTM", (0, 3, 1, 2)), "GRU": ("GRU", (0, 1, 2)), "SimpleRNN": ("RNN", (0,))}
+
+
+def _bidirectional(b, layer, xs):
+    forward, backward = layer.forward_layer, layer.backward_layer
+    kind = type(forward).__name__
+    if kind not in _RNN_NODES or type(backward) is not type(forward) or forward.go_backwards or \
+            not backward.go_backwards or forward.units != backward.units:
+        raise _unsupported(layer, f"a Bidirectional of {kind} and {type(backward).__name__}",
+                           "Bidirectional of two LSTM, GRU or SimpleRNN layers of the same units")
+    if layer.return_state or layer.merge_mode is None:
+        raise _unsupported(layer, "return_state or merge_mode=None", "Bidirectional of one merged output")
+    op_type, order = _RNN_NODES[kind]
+    sequence, last = _rnn_node(b, layer, xs[0], op_type, order, [forward, backward], "bidirectional")[:2]
+    # ONNX gives each direction's output at the step it read, as Keras's Bidirectional turns the backward
+    # layer's sequence back; without sequences, each direction's last state.
+    if layer.return_sequences:
+        both = b.transpose(sequence, [2, 0, 1, 3])       # (batch, steps, 2, units)
+    else:
+        both = b.transpose(last, [1, 0, 2])             # (batch, 2, units)
+    if layer.merge_mode == "concat":
+        shape = [0, 0, -1] if layer.return_sequences else [0, -1]
+        return b.op("Reshape", [both, b.ints(shape)], hint=layer.name)
+    axis = 2 if layer.return_sequences else 1
+    y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
+    if layer.merge_mode == "sum":
+        return b.op("Add", [y_f, y_b], hint=layer.name)
+    if layer.merge_mode == "mul":
+        return b.op("Mul", [y_f, y_b], hint=layer.name)
+    return b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+
+
+def _cropping(b, layer, xs):
+    x = xs[0]
+    pairs = list(layer.cropping) if isinstance(layer.cropping[0], (tuple, list)) else [layer.cropping]
+    first = 2 if getattr(layer, "data_format", "channels_last") == "channels_first" else 1
+    axes = list(range(first, first + len(pairs)))
+    ends = [-after if after else numpy.iinfo(numpy.int64).max for _, after in pairs]
+    return b.op("Slice", [x.name, b.ints([before for before, _ in pairs]), b.ints(ends), b.ints(axes)],
+                hint=layer.name)
+
+
+def _pool(op_type):
+    def emit(b, layer, xs):
+        x = xs[0]
+        attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+                     **_window_pads(layer, x, layer.pool_size))
+        if op_type == "AveragePool":
+            attrs["count_include_pad"] = 0      # Keras averages over the window's pixels inside the input
+        return _spatial(b, layer, x, lambda t: b.op(op_type, [t], hint=layer.name, **attrs))
+    return emit
+
+
+def _global_pool(op_type):
+    def emit(b, layer, xs):
+        x = xs[0]
+        axes = list(range(2, x.rank)) if layer.data_format == "channels_first" else list(range(1, x.rank - 1))
+        return b.reduce(op_type, x.name, axes, keepdims=layer.keepdims)
+    return emit
+
+
+def _dense(b, layer, xs):
+    w = _weights(layer)
+    y = b.op("MatMul", [xs[0].name, b.const(w["kernel"], f"{layer.name}/kernel")], hint=layer.name)
+    if layer.use_bias:
+        y = b.op("Add", [y, b.const(w["bias"], f"{layer.name}/bias")])
+    return _activation(b, y, layer.activation, layer)
+
+
+def _broadcast(values, rank, positions):
+    """``values`` (the sizes of axes ``positions``) shaped to broadcast against an input of ``rank``."""
+    shape = [1] * rank
+    sizes = numpy.shape(values)
+    for p, s in zip(positions, sizes if len(sizes) == len(positions) else [numpy.size(values)]):
+        shape[p] = s
+    return numpy.reshape(values, shape)
+
+
+def _batch_norm(b, layer, xs):
+    x = xs[0]
+    w = _weights(layer)
+    axis = layer.axis % x.rank
+    mean = w["moving_mean"].astype(numpy.float64)
+    inv = 1 / numpy.sqrt(w["moving_variance"].astype(numpy.float64) + layer.epsilon)
+    scale = inv * w["gamma"] if "gamma" in w else inv
+    shift = (w["beta"] if "beta" in w else 0) - mean * scale
+    y = b.op("Mul", [x.name, b.const(_broadcast(scale, x.rank, [axis]), f"{layer.name}/scale")], hint=layer.name)
+    return b.op("Add", [y, b.const(_broadcast(shift, x.rank, [axis]), f"{layer.name}/shift")])
+
+
+def _layer_norm(b, layer, xs):
+    x = xs[0]
+    w = _weights(layer)
+    axes = sorted(a % x.rank for a in layer._axes())
+    mean = b.reduce("ReduceMean", x.name, axes)
+    centred = b.op("Sub", [x.name, mean])
+    variance = b.reduce("ReduceMean", b.op("Mul", [centred, centred]), axes)
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [variance, b.scalar(layer.epsilon)])])])
+    # The deprecated rms_scaling scales x itself, not x - mean (ops/normalization.rms_scale).
+    y = b.op("Mul", [x.name if layer.rms_scaling else centred, inv], hint=layer.name)
+    if "gamma" in w:
+        y = b.op("Mul", [y, b.const(_broadcast(w["gamma"], x.rank, axes), f"{layer.name}/gamma")])
+    if "beta" in w:
+        y = b.op("Add", [y, b.const(_broadcast(w["beta"], x.rank, axes), f"{layer.name}/beta")])
+    return y
+
+
+def _feature_normalization(b, layer, xs):
+    """Normalization: ``(x - mean) / maximum(sqrt(variance), epsilon)`` (``mean + x * that`` inverted) with the
+    statistics the layer holds (given or adapted), as constants."""
+    from .. import backend
+    held = layer._constants or (layer.adapt_mean.value,)      # on the device the layer keeps them
+    mean, scale = (backend.to_numpy(a) for a in layer._statistics(backend.array_module(*held)))
+    mean, scale = b.const(mean, f"{layer.name}/mean"), b.const(scale, f"{layer.name}/scale")
+    x = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.FLOAT)
+    if layer.invert:
+        return b.op("Add", [mean, b.op("Mul", [x, scale])], hint=layer.name)
+    return b.op("Div", [b.op("Sub", [x, mean]), scale], hint=layer.name)
+
+
+def _prelu(b, layer, xs):
+    return b.op("PRelu", [xs[0].name, b.const(_weights(layer)["alpha"], f"{layer.name}/alpha")], hint=layer.name)
+
+
+def _identity(b, layer, xs):
+    return b.op("Identity", [xs[0].name], hint=layer.name)
+
+
+def _flatten(b, layer, xs):
+    x = xs[0]
+    t = x.name
+    if layer.data_format == "channels_first" and x.rank > 2:
+        t = _to_last(b, t, x.rank)
+    return b.op("Flatten", [t], hint=layer.name, axis=1)
+
+
+def _reshape(b, layer, xs):
+    return b.op("Reshape", [xs[0].name, b.ints((0,) + tuple(layer.target_shape))], hint=layer.name)
+
+
+def _permute(b, layer, xs):
+    return b.op("Transpose", [xs[0].name], hint=layer.name, perm=[0] + [int(d) for d in layer.dims])
+
+
+def _padding(b, layer, xs):
+    x = xs[0]
+    pairs = list(layer.pairs)
+    none = [(0, 0)]
+    per_axis = none + pairs + none if layer.data_format == "channels_last" else none + none + pairs
+    pads = [p[0] for p in per_axis] + [p[1] for p in per_axis]
+    return b.op("Pad", [x.name, b.ints(pads)], hint=layer.name, mode="constant")
+
+
+def _rescaling(b, layer, xs):
+    x = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.FLOAT)
+    y = b.op("Mul", [x, b.const(numpy.asarray(layer.scale, numpy.float32), f"{layer.name}/scale")], hint=layer.name)
+    return b.op("Add", [y, b.const(numpy.asarray(layer.offset, numpy.float32), f"{layer.name}/offset")])
+
+
+def _embedding(b, layer, xs):
+    if layer.mask_zero:
+        # The layers after it would skip the padded steps; the file has no masks to tell them which.
+        raise _unsupported(layer, "mask_zero=True", "Embedding without masks of padded steps")
+    w = _weights(layer)
+    ids = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.INT64)
+    return b.op("Gather", [b.const(w["embeddings"], f"{layer.name}/embeddings"), ids], hint=layer.name, axis=0)
+
+
+def _elementwise_activation(b, layer, xs):
+    return b.op("Identity", [_activation(b, xs[0].name, layer.activation, layer)], hint=layer.name)
+
+
+def _merge(op_type, scale=False):
+    def emit(b, layer, xs):
+        names = [x.name for x in xs]
+        if op_type in ("Sum", "Max", "Min"):
+            y = b.op(op_type, names, hint=layer.name)
+        else:       # Sub takes two; Mul is applied pairwise, left to right, as the layer multiplies
+            y = names[0]
+            for other in names[1:]:
+                y = b.op(op_type, [y, other], hint=layer.name)
+        return b.op("Mul", [y, b.scalar(1 / len(xs))]) if scale else y
+    return emit
+
+
+def _concatenate(b, layer, xs):
+    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=int(layer.axis) % xs[0].rank)
+
+
+def _operation(op_type):
+    """An operator between symbolic tensors (``x + y``, ``2 * x``, ``-x``; ``layers/operations.py``): its
+    arguments in order, the tensors from ``xs`` and the numbers or arrays it keeps as constants."""
+    def emit(b, layer, xs):
+        tensors = iter(x.name for x in xs)
+        args = [next(tensors) if a is None else b.const(numpy.asarray(a, numpy.float32), f"{layer.name}/constant")
+                for a in layer.arguments]
+        return b.op(op_type, args, hint=layer.name)
+    return emit
+
+
+def _projection(b, x, kernel, bias, width, hint):
+    """``x`` (B, T, D) through an EinsumDense kernel (D, *out) and bias (*out), flattened to (B, T, width)."""
+    y = b.op("MatMul", [x, b.const(kernel.reshape(kernel.shape[0], width), f"{hint}/kernel")], hint=hint)
+    return y if bias is None else b.op("Add", [y, b.const(bias.reshape(width), f"{hint}/bias")])
+
+
+def _heads(b, x, heads, width, perm):
+    """(B, T, heads * width) split into heads and transposed by ``perm`` from (B, T, heads, width)."""
+    return b.transpose(b.op("Reshape", [x, b.ints([0, 0, heads, width])]), perm)
+
+
+def _multi_head_attention(b, layer, xs):
+    options = b.call_options
+    if options.get("use_causal_mask") or len(xs) > 3:
+        raise _unsupported(layer, "use_causal_mask=True or a mask", "MultiHeadAttention without masks")
+    w = {"/".join(v.path.split("/")[-2:]): a for v, a in zip(layer.weights, layer.get_weights())}
+    query, value = xs[0].name, xs[1].name
+    key = xs[2].name if len(xs) > 2 else value
+    n, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
+    q, k, v = (_projection(b, t, w[f"{part}/kernel"], w.get(f"{part}/bias"), n * d, f"{layer.name}/{part}")
+               for t, part, d in ((query, "query", kd), (key, "key", kd), (value, "value", vd)))
+    q = b.op("Mul", [_heads(b, q, n, kd, [0, 2, 1, 3]), b.scalar(layer._score_scale)])
+    scores = b.op("Softmax", [b.op("MatMul", [q, _heads(b, k, n, kd, [0, 2, 3, 1])])], axis=-1)
+    mixed = b.transpose(b.op("MatMul", [scores, _heads(b, v, n, vd, [0, 2, 1, 3])]), [0, 2, 1, 3])
+    kernel = w["attention_output/kernel"]       # (N, value_dim, *output_shape)
+    out_shape = kernel.shape[2:]
+    width = int(numpy.prod(out_shape))
+    y = _projection(b, b.op("Reshape", [mixed, b.ints([0, 0, n * vd])]), kernel.reshape((n * vd,) + out_shape),
+                    w.get("attention_output/bias"), width, f"{layer.name}/attention_output")
+    if len(out_shape) > 1:
+        y = b.op("Reshape", [y, b.ints([0, 0] + list(out_shape))])
+    return [y, scores] if options.get("return_attention_scores") else y
+
+
+def _unary(op_type):
+    return lambda b, layer, xs: b.op(op_type, [xs[0].name], hint=layer.name)
+
+
+def _op_activation(make):
+    """A ``gpu_dl.ops`` activation (``ops.gelu(x)``, ``ops.softmax(x, axis)``, ...) as the activation it computes."""
+    return lambda b, layer, xs: b.op("Identity", [_activation(b, xs[0].name, make(layer), layer)], hint=layer.name)
+
+
+def _op_reduction(op_type):
+    def emit(b, layer, xs):
+        if getattr(layer, "initial", None) is not None:
+            raise _unsupported(layer, "initial=", f"{type(layer).__name__.lower()} without initial")
+        rank = xs[0].rank
+        axis = layer.axis
+        axes = list(range(rank)) if axis is None else [a % rank for a in ((axis,) if isinstance(axis, int) else axis)]
+        return b.reduce(op_type, xs[0].name, axes, keepdims=layer.keepdims)
+    return emit
+
+
+def _op_transpose(b, layer, xs):
+    perm = list(range(xs[0].rank))[::-1] if layer.axes is None else [a % xs[0].rank for a in layer.axes]
+    return b.op("Transpose", [xs[0].name], hint=layer.name, perm=perm)
+
+
+def _op_axes(op_type):
+    """ExpandDims and Squeeze: the axis (or axes) as Unsqueeze's and Squeeze's input."""
+    def emit(b, layer, xs):
+        axis = layer.axis
+        if axis is None:
+            axes = [i for i, d in enumerate(xs[0].shape) if d == 1]
+        else:
+            rank = xs[0].rank + (1 if op_type == "Unsqueeze" else 0)
+            axes = [a % rank for a in ((axis,) if isinstance(axis, int) else axis)]
+        return b.op(op_type, [xs[0].name, b.ints(axes)], hint=layer.name)
+    return emit
+
+
+def _variable_read(b, layer, xs):
+    """A variable the traced call reads (``ops.matmul(x, self.w)``): its value, stored as a constant."""
+    return b.const(layer.variable.numpy(), layer.variable.path)
+
+
+@functools.lru_cache(maxsize=None)
+def _converters():
+    """class -> f(builder, layer, inputs): the output's name (or names); made once."""
+    from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
+    from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
+    from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
+    from ..layers import variable_operations
+    from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
+    from .. import activations
+    table = {
+        core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
+        core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
+        conv.Conv1D: _conv, conv.Conv2D: _conv,
+        pooling.MaxPooling1D: _pool("MaxPool"), pooling.MaxPooling2D: _pool("MaxPool"),
+        pooling.AveragePooling1D: _pool("AveragePool"), pooling.AveragePooling2D: _pool("AveragePool"),
+        pooling.GlobalMaxPooling1D: _global_pool("ReduceMax"), pooling.GlobalMaxPooling2D: _global_pool("ReduceMax"),
+        pooling.GlobalAveragePooling1D: _global_pool("ReduceMean"),
+        pooling.GlobalAveragePooling2D: _global_pool("ReduceMean"),
+        normalization.BatchNormalization: _batch_norm, normalization.LayerNormalization: _layer_norm,
+        merging.Add: _merge("Sum"), merging.Subtract: _merge("Sub"), merging.Multiply: _merge("Mul"),
+        merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
+        merging.Concatenate: _concatenate,
+        embedding.Embedding: _embedding,
+        conv.DepthwiseConv1D: _depthwise_conv, conv.DepthwiseConv2D: _depthwise_conv,
+        conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
+        conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
+        resampling.UpSampling2D: _upsampling, steps.UpSampling1D: _upsampling,
+        recurrent.LSTM: _recurrent(*_RNN_NODES["LSTM"]), recurrent.GRU: _recurrent(*_RNN_NODES["GRU"]),
+        recurrent.SimpleRNN: _recurrent(*_RNN_NODES["SimpleRNN"]), bidirectional.Bidirectional: _bidirectional,
+        resampling.Cropping2D: _cropping, steps.Cropping1D: _cropping,
+        multi_head_attention.MultiHeadAttention: _multi_head_attention,
+        operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
+        operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
+        operations.Power: _operation("Pow"), operations.Negative: _operation("Neg"),
+        operations.Absolute: _operation("Abs"),
+        indexing_operations.Matmul: _operation("MatMul"), variable_operations.VariableRead: _variable_read,
+        ke.Maximum: _operation("Max"), ke.Minimum: _operation("Min"),
+        ke.Sqrt: _unary("Sqrt"), ke.Exp: _unary("Exp"), ke.Log: _unary("Log"), ke.Tanh: _unary("Tanh"),
+        ke.Sigmoid: _unary("Sigmoid"), ke.Relu: _unary("Relu"), ke.Sin: _unary("Sin"), ke.Cos: _unary("Cos"),
+        ke.Erf: _unary("Erf"), ke.Softplus: _unary("Softplus"),
+        ke.Square: lambda b, layer, xs: b.op("Mul", [xs[0].name, xs[0].name], hint=layer.name),
+        ke.Silu: _op_activation(lambda op: activations.make("silu")),
+        ke.Gelu: _op_activation(lambda op: activations.make("gelu", approximate=op.approximate)),
+        ke.Softmax: _op_activation(lambda op: activations.make("softmax", axis=op.axis)),
+        ke.LogSoftmax: _op_activation(lambda op: activations.make("log_softmax", axis=op.axis)),
+        ke.Clip: lambda b, layer, xs: b.clip(xs[0].name, layer.x_min, layer.x_max),
+        ka.ActivationOperation: _op_activation(lambda op: op.function()),
+        kr.Mean: _op_reduction("ReduceMean"), kr.Sum: _op_reduction("ReduceSum"),
+        kr.Max: _op_reduction("ReduceMax"), kr.Min: _op_reduction("ReduceMin"),
+        ks.Transpose: _op_transpose, ks.ExpandDims: _op_axes("Unsqueeze"), ks.Squeeze: _op_axes("Squeeze"),
+        padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
+        preprocessing.Rescaling: _rescaling, feature_normalization.Normalization: _feature_normalization,
+        act.PReLU: _prelu,
+        act.Activation: _elementwise_activation, act.ReLU: _elementwise_activation,
+        act.LeakyReLU: _elementwise_activation, act.ELU: _elementwise_activation, act.Softmax: _elementwise_activation,
+    }
+    for cls in (regularization.SpatialDropout1D, regularization.SpatialDropout2D, regularization.SpatialDropout3D,
+                regularization.GaussianNoise, regularization.GaussianDropout, regularization.AlphaDropout,
+                regularization.ActivityRegularization):
+        table[cls] = _identity      # the identity at inference
+    return table
+
+
+def _unsupported(where, what, supported):
+    name = where.name if isinstance(where, Layer) else where
+    return ValueError(f"Layer '{name}' cannot be exported to ONNX: {what} has no ONNX conversion in gpu_dl. "
+                      f"Supported: {supported}.")
+
+
+def _supported_list():
+    return ", ".join(sorted({cls.__name__ for cls in _converters()} | {"Sequential", "Functional"}))
+
+
+def _converter(layer):
+    """The conversion of ``layer``'s class (or of the nearest class it derives from without changing its call)."""
+    table = _converters()
+    for cls in type(layer).__mro__:
+        if cls in table and type(layer).call is cls.call:
+            return table[cls]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the walk
+def _emit_layer(b, layer, xs, out_shapes=None):
+    """The ``_Value`` outputs (a list) of ``layer`` called on ``xs``."""
+    from . import composite
+    from .functional import Functional
+    from .model import Model
+    from .sequential import Sequential
+    if isinstance(layer, (Sequential, Functional)):
+        return _emit_model(b, layer, xs)
+    if isinstance(layer, Model) or layer._composite:
+        graph = composite.active_graph(layer)
+        if graph is None:
+            why = layer.__dict__.get("_trace_error") or "it never ran"
+            raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) cannot be exported to ONNX: its call "
+                             f"did not trace to a graph of layers ({why}).")
+        return _emit_model(b, graph, xs)
+    emit = _converter(layer)
+    if emit is None:
+        raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
+    names = emit(b, layer, xs)
+    names = names if isinstance(names, list) else [names]
+    if out_shapes is None:
+        shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
+        out_shapes = shape if isinstance(shape, list) else [shape]
+    return [_Value(name, shape) for name, shape in zip(names, out_shapes)]
+
+
+def _emit_model(b, model, inputs):
+    """The ``_Value`` outputs of a Sequential or functional model on ``inputs`` (a list of ``_Value``)."""
+    from ..layers.symbolic import KerasTensor, flatten_tensors
+    from .sequential import Sequential
+    if isinstance(model, Sequential):
+        values = inputs
+        for layer in model.layers:
+            values = _emit_layer(b, layer, values)
+        return values
+    known = dict(zip(model._inputs, inputs))
+    for node in model._run_nodes:
+        extra = [k for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])]
+        if extra or getattr(node, "call_leaves", None) is not None:
+            raise _unsupported(node.layer, f"its call with tensor arguments {extra or 'beyond the first'}",
+                               "calls on one tensor or a list of them")
+        arg = node.args[0]
+        xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        b.call_options = dict(node.kwargs)
+        outs = _emit_layer(b, node.layer, xs, [t.shape for t in node.outputs])
+        b.call_options = {}
+        if len(outs) != len(node.outputs):
+            raise _unsupported(node.layer, "a call of several outputs", "calls of one output")
+        for t, v in zip(node.outputs, outs):
+            if isinstance(t, KerasTensor):
+                known[t] = _Value(v.name, t.shape)
+    return [known[t] for t in model._outputs]
+
+
+def _has_composite(model):
+    from .functional import Functional
+    from .sequential import Sequential
+    if isinstance(model, Sequential):
+        layers = model.layers
+    elif isinstance(model, Functional):
+        layers = [n.layer for n in model._run_nodes]
+    else:
+        return model._composite
+    return any(_has_composite(layer) for layer in layers)
+
+
+class _InputSpec:
+    def __init__(self, name, shape, dtype):
+        self.name, self.shape, self.dtype = name, tuple(shape), str(dtype)
+
+
+def _model_inputs(model):
+    """The ``_InputSpec`` of each of the model's inputs, as Keras's export names and shapes them."""
+    from .functional import Functional
+    from .sequential import Sequential
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' has not been built yet: build it (or call it on data) before "
+                         "export.")
+    if isinstance(model, (Functional, Sequential)):
+        return [_InputSpec(t.name, (None,) + tuple(t.shape[1:]), t.dtype) for t in model.inputs]
+    config = model.get_build_config() or {}
+    shape = config.get("input_shape")
+    if shape is None:
+        raise ValueError(f"Model '{model.name}' has never been called: call it on data once before export.")
+    shapes = shape if shape and isinstance(shape[0], (list, tuple)) else [shape]
+    dtype = getattr(model, "input_dtype", None) or "float32"
+    return [_InputSpec(f"input_{i}", (None,) + tuple(s[1:]), dtype) for i, s in enumerate(shapes)]
+
+
+def _signature(model, input_signature):
+    """The inputs' specs, with the shapes (and names, where given) of ``input_signature``: one ``InputSpec``,
+    ``KerasTensor``, array or shape tuple per input (a list of them, or Keras's ``[[...]]`` for several). As in
+    Keras, a tensor's or array's batch size is left dynamic; a spec's or a tuple's sizes are kept."""
+    specs = _model_inputs(model)
+    if input_signature is None:
+        return specs
+    given = list(input_signature) if isinstance(input_signature, (list, tuple)) else [input_signature]
+    if len(given) == 1 and isinstance(given[0], (list, tuple)) and given[0] and \
+            not isinstance(given[0][0], (int, type(None))):
+        given = list(given[0])      # Keras's [[spec, spec]] for a functional model of several inputs
+    if len(given) != len(specs):
+        raise ValueError(f"input_signature gives {len(given)} input(s); model '{model.name}' takes {len(specs)}.")
+    out = []
+    for spec, g in zip(specs, given):
+        shape = g if isinstance(g, (list, tuple)) else getattr(g, "shape", None)
+        if shape is None or len(shape) != len(spec.shape) or any(
+                want is not None and got is not None and int(got) != want for want, got in zip(spec.shape, shape)):
+            raise ValueError(f"input_signature: {g!r} does not fit input '{spec.name}' of shape {spec.shape}.")
+        shape = tuple(None if d is None else int(d) for d in shape)
+        if not isinstance(g, (list, tuple)) and type(g).__name__ != "InputSpec" and shape:
+            shape = (None,) + shape[1:]     # as Keras's export takes a tensor's: its batch size left dynamic
+        # The dtype stays the model's input dtype, which the graph's first nodes are made for.
+        out.append(_InputSpec(getattr(g, "name", None) or spec.name, shape, spec.dtype))
+    return out
+
+
+def _value_info(onnx, name, shape, dtype, input_index=None):
+    dims = []
+    for axis, d in enumerate(shape):
+        if d is not None:
+            dims.append(int(d))
+        elif axis == 0:
+            dims.append("batch")
+        else:
+            dims.append(None if input_index is None else f"dim_{input_index}_{axis}")
+    elem = onnx.helper.np_dtype_to_tensor_dtype(numpy.dtype(dtype))
+    return onnx.helper.make_tensor_value_info(name, elem, dims)
+
+
+def build_model_proto(model, input_signature=None, opset_version=None):
+    """The ONNX ``ModelProto`` of ``model``'s inference pass (see the module docstring); raises before anything
+    is made where a layer has no conversion."""
+    onnx = _onnx()
+    opset = DEFAULT_OPSET if opset_version is None else opset_version
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset_version must be an integer from {MIN_OPSET} to {newest} (the installed onnx "
+                         f"package's newest), got {opset_version!r}.")
+    specs = _signature(model, input_signature)
+    if _has_composite(model):
+        # A composite layer runs the graph its call traced for the last call's training value: one inference
+        # call makes that the inference graph.
+        zeros = [numpy.zeros(tuple(1 if d is None else d for d in s.shape), s.dtype) for s in specs]
+        try:
+            model(zeros if len(zeros) > 1 else zeros[0], training=False)
+        except Exception as e:
+            raise ValueError(f"Model '{model.name}' holds composite layers, which export runs once on zeros of the "
+                             f"input shapes ({[z.shape for z in zeros]}, unknown sizes taken as 1) to trace their "
+                             f"inference graphs; that call failed ({type(e).__name__}: {e}). Give input_signature "
+                             "with sizes the model takes.") from e
+    b = _Builder(onnx, opset)
+    for s in specs:
+        if s.name in b._used:
+            raise ValueError(f"Model '{model.name}': two inputs are named '{s.name}'; ONNX needs distinct names.")
+        b._used.add(s.name)
+    # The outputs are named after the model's output names, kept from the layers' own tensors' names.
+    output_names = [n for n in getattr(model, "output_names", None) or [] if n not in b._used]
+    b._used.update(output_names)
+    outputs = _emit_layer(b, model, [_Value(s.name, s.shape) for s in specs])
+    if len(output_names) != len(outputs) or len(set(output_names)) != len(output_names):
+        output_names = [b.name(f"output_{i}") for i in range(len(outputs))]
+    graph_outputs = []
+    for final, value in zip(output_names, outputs):
+        b.nodes.append(onnx.helper.make_node("Identity", [value.name], [final], name=b.name(f"{final}_node")))
+        graph_outputs.append(_value_info(onnx, final, value.shape, "float32"))
+    graph = onnx.helper.make_graph(b.nodes, model.name, [_value_info(onnx, s.name, s.shape, s.dtype, i)
+                                                         for i, s in enumerate(specs)],
+                                   graph_outputs, initializer=b.initializers)
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
+                                   producer_name="gpu_dl")
+    # ONNX Runtime reads files whose IR version it knows; an onnx package newer than the runtime would write a
+    # newer one than the opset needs.
+    if opset <= 20:
+        proto.ir_version = min(proto.ir_version, 9)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_onnx(model, filepath, verbose=None, input_signature=None, opset_version=None, **kwargs):
+    """Writes ``model`` as an ONNX file at ``filepath`` (see the module docstring)."""
+    from ..utils.io_utils import print_msg
+    from .saving import atomic_write
+    if kwargs:
+        raise TypeError(f"export(format='onnx') got unexpected keyword argument(s) {sorted(kwargs)}; it takes "
+                        "verbose, input_signature and opset_version.")
+    proto = build_model_proto(model, input_signature, opset_version)
+    path = str(filepath)
+    atomic_write(path, lambda tmp: _onnx().save_model(proto, tmp))
+    if verbose is None or verbose:
+        print_msg(f"Saved artifact at '{path}'.")
