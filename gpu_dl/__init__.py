@@ -23,6 +23,8 @@ _CLASSES = {
     "Layer": ("layers", "Layer"), "InputSpec": ("layers", "InputSpec"),
     "KerasTensor": ("layers.symbolic", "KerasTensor"), "Operation": ("layers.operations", "Operation"),
     "Variable": ("layers.base", "Variable"), "Function": ("models.function", "Function"),
+    "name_scope": ("layers.scopes", "name_scope"), "device": ("backend", "device_scope"),
+    "StatelessScope": ("layers.scopes", "StatelessScope"), "SymbolicScope": ("layers.scopes", "SymbolicScope"),
     "DTypePolicy": ("dtype_policies", "DTypePolicy"), "FloatDTypePolicy": ("dtype_policies", "FloatDTypePolicy"),
     "Loss": ("losses", "Loss"), "Metric": ("metrics", "Metric"), "Optimizer": ("optimizers", "Optimizer"),
     "Initializer": ("initializers", "Initializer"), "Regularizer": ("regularizers", "Regularizer"),
