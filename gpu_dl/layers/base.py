@@ -35,7 +35,7 @@ import numpy
 
 from .. import backend, backprop, dtype_policies
 from ..catalogue import keras_class_key
-from . import build_shapes, gradients, layer_losses, layer_metrics
+from . import build_shapes, gradients, layer_losses, layer_metrics, remat
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
 from .scopes import get_stateless_scope
 from .symbolic import (
@@ -687,6 +687,7 @@ class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
     _composite = False
+    _remat_mode = None      # the RematMode of the RematScope the layer was made in (remat.py), or None
     # Keras's ``autocast`` (see __init__); objects made without Layer.__init__ (models, eager operations) cast.
     autocast = True
     # The name of the first parameter of Keras's ``call`` of the layer: its first argument may be given by it.
@@ -743,6 +744,7 @@ class Layer:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_class_key(type(self)))
+        self._remat_mode = remat.get_current_remat_mode()
         self._dtype_policy = _layer_policy(dtype, f"layer '{self.name}': dtype")
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays, and
         # the layer's variables uncast inside its call under a mixed policy.
@@ -1288,7 +1290,11 @@ class Layer:
             arguments["initial_state"] = initial_state
         if takes_training:       # as in Keras, a call that does not name `training` is not given it
             arguments["training"] = training
-        y = self._policy_call(given_dtype, self.call, x, **arguments)
+        if training and remat.applies(self, self._remat_mode):
+            # Rematerialised (gpu_dl.RematScope, gpu_dl.remat): the state for the backward is recomputed there.
+            y = remat.call(self, functools.partial(self._policy_call, given_dtype, self.call), x, arguments)
+        else:
+            y = self._policy_call(given_dtype, self.call, x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
         if self.activity_regularizer is not None:
             layer_losses.record_activity(self, y)
