@@ -11,8 +11,9 @@ statistics move once) and adds no second loss.
 ``RematScope(mode="full", output_size_threshold=1024, layer_names=None)`` chooses, as Keras's, the layers it applies
 to among those made inside it: ``"full"`` all of them; ``"larger_than"`` those whose output has more than
 ``output_size_threshold`` elements per call (the batch axis counted, as Keras counts a known batch);
-``"list_of_layers"`` those named in ``layer_names``; ``"activations"`` those with an ``activation`` (Keras recomputes the activation
-alone; gpu_dl's layers fuse it with the rest of their call, so the whole call is recomputed); ``None``: none.
+``"list_of_layers"`` those named in ``layer_names``; ``"activations"`` those with an ``activation`` (Keras
+recomputes the activation alone; gpu_dl's layers fuse it with the rest of their call, so the whole call is
+recomputed); ``None``: none.
 ``remat(layer)`` gives a function that calls ``layer`` rematerialised; ``remat(function)`` of anything else gives
 the function as it is: gpu_dl has no tape of array operations to rematerialise (``gpu_dl.ops`` on arrays keep
 nothing for a backward).
