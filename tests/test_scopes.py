@@ -195,3 +195,44 @@ def test_symbolic_scope_marks_the_symbolic_stage():
     with gpu_dl.SymbolicScope() as scope:
         assert from_scopes.in_symbolic_scope() and from_scopes.get_symbolic_scope() is scope
     assert from_scopes.get_symbolic_scope() is None
+
+
+def _stateless_call(lib, x):
+    lib.utils.set_random_seed(1)
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(4, kernel_regularizer="l2"),
+                            lib.layers.BatchNormalization(), lib.layers.Dense(2)])
+    trainable = [numpy.full(w.shape, 0.5, "float32") for w in model.trainable_weights]
+    non_trainable = [numpy.full(w.shape, 0.25, "float32") for w in model.non_trainable_weights]
+    before = [w.numpy() for w in model.weights]
+    out, values, losses = model.stateless_call(trainable, non_trainable, x, training=True, return_losses=True)
+    numpy_of = lib.ops.convert_to_numpy
+    for w, b in zip(model.weights, before, strict=True):
+        numpy.testing.assert_array_equal(w.numpy(), b)         # nothing written
+    with pytest.raises(ValueError, match="must be a list of tensors corresponding 1:1 to Sequential"):
+        model.stateless_call(trainable[:1], non_trainable, x)
+    return numpy_of(out), [numpy_of(v) for v in values], [float(numpy_of(loss)) for loss in losses]
+
+
+def test_stateless_call_runs_the_layer_on_the_given_values(xp):
+    x = numpy.linspace(-1, 1, 15, dtype="float32").reshape(5, 3)
+    out, values, losses = _stateless_call(gpu_dl, xp.asarray(x))
+    h = x @ numpy.full((3, 4), 0.5) + 0.5
+    mean, variance = h.mean(axis=0), h.var(axis=0)
+    normalized = (h - mean) / numpy.sqrt(variance + 1e-3) * 0.5 + 0.5
+    numpy.testing.assert_allclose(out, normalized @ numpy.full((4, 2), 0.5) + 0.5, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(values[0], 0.25 * 0.99 + 0.01 * mean, rtol=1e-6)
+    numpy.testing.assert_allclose(values[1], 0.25 * 0.99 + 0.01 * variance, rtol=1e-6)
+    numpy.testing.assert_allclose(losses, [0.01 * 12 * 0.25], rtol=1e-6)
+    unbuilt = gpu_dl.layers.Dense(2)
+    with pytest.raises(ValueError, match="To call stateless_call, Dense must be built"):
+        unbuilt.stateless_call([], [], x)
+
+
+def test_stateless_call_matches_keras():
+    keras = pytest.importorskip("keras")
+    x = numpy.linspace(-1, 1, 15, dtype="float32").reshape(5, 3)
+    ours, theirs = _stateless_call(gpu_dl, x), _stateless_call(keras, x)
+    numpy.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(ours[1], theirs[1], strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6)
+    numpy.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)

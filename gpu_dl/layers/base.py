@@ -1439,6 +1439,13 @@ class Layer:
     # otherwise a training step refuses such losses, naming the layer (layer_losses.py).
     backward_includes_added_losses = False
 
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args, return_losses=False, **kwargs):
+        """Keras's ``stateless_call``: the call on ``args`` with the weights read as the values given, none of them
+        changed; returns ``(outputs, non_trainable_values)`` (and the losses with ``return_losses``). See
+        ``scopes.stateless_call``."""
+        from .scopes import stateless_call
+        return stateless_call(self, trainable_variables, non_trainable_variables, args, kwargs, return_losses)
+
     def add_loss(self, loss):
         """Add ``loss`` (a scalar, or a list of them; a non-scalar counts by its sum) to this layer's ``losses``,
         as Keras's ``add_loss``: from ``call`` (or ``build``). In the call of a layer without its own backward it

@@ -13,6 +13,7 @@ generator's state) is recorded in the scope instead of written: ``scope.get_curr
 are also listed in ``scope.losses`` (they are still the layers' ``losses``, as gpu_dl trains from those).
 ``initialize_variables`` is taken for Keras's signature: gpu_dl's variables hold their values from the start.
 An optimizer's step writes the variables in place whatever the scope (gpu_dl has no ``stateless_apply``).
+``Layer.stateless_call`` runs a layer's call in such a scope (``stateless_call`` here).
 
 ``SymbolicScope()`` marks the symbolic stage, as Keras's: ``in_symbolic_scope()`` says whether one is open.
 """
@@ -127,6 +128,32 @@ class StatelessScope(_Scope):
     def get_current_value(self, variable):
         """The variable's value in the scope (mapped or updated inside), or None."""
         return self.state_mapping.get(id(variable))
+
+
+def stateless_call(layer, trainable_variables, non_trainable_variables, args, kwargs, return_losses=False):
+    """Keras's ``Layer.stateless_call``: ``layer(*args, **kwargs)`` with its trainable and non-trainable weights read
+    as ``trainable_variables`` and ``non_trainable_variables`` (values in the order of ``trainable_weights`` and
+    ``non_trainable_weights``), none of its weights changed. Returns ``(outputs, non_trainable_values)``, the values
+    the call left its non-trainable weights at (moving statistics, seed states), and with ``return_losses`` the
+    losses the call added (and the weights' penalties, computed on the values given) as a third item."""
+    name = type(layer).__name__
+    if not layer.built:
+        raise ValueError(f"To call stateless_call, {name} must be built (i.e. its variables must have been already "
+                         "created). You can build it by calling it on some data.")
+    trainable, non_trainable = layer.trainable_weights, layer.non_trainable_weights
+    for given, own, what in ((trainable_variables, trainable, "trainable"),
+                             (non_trainable_variables, non_trainable, "non_trainable")):
+        if not isinstance(given, (list, tuple)) or len(given) != len(own):
+            length = len(given) if isinstance(given, (list, tuple)) else type(given).__name__
+            raise ValueError(f"Argument `{what}_variables` must be a list of tensors corresponding 1:1 to "
+                             f"{name}().{what}_weights. Received list with length {length}, but expected "
+                             f"{len(own)} variables.")
+    mapping = list(zip(trainable, trainable_variables)) + list(zip(non_trainable, non_trainable_variables))
+    with StatelessScope(mapping, collect_losses=return_losses) as scope:
+        outputs = layer(*args, **kwargs)
+        losses = list(layer.losses) if return_losses else None
+    values = [scope.get_current_value(v) for v in non_trainable]
+    return (outputs, values, losses) if return_losses else (outputs, values)
 
 
 class SymbolicScope(_Scope):
