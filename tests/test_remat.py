@@ -41,12 +41,13 @@ def test_rematerialised_layers_give_the_same_outputs_and_gradients_with_fewer_by
         for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
             numpy.testing.assert_array_equal(g, w)          # exactly: the same computation, run again
     # plain: Dense keeps its input, pre-activation and output, Dropout its mask, BatchNormalization its input and
-    # statistics, the head its input; rematerialised: each layer's input only
-    assert rematerialised[4] == 4 * (8 * 5 + 3 * 8 * 64) and plain[4] > 4 * (8 * 5 + 5 * 8 * 64)
+    # statistics, the head its input; rematerialised: each layer's input only, and the values of the seed state
+    # (two uint32) and moving statistics (2 x 64 float32) the second call reads
+    assert rematerialised[4] == 4 * (8 * 5 + 3 * 8 * 64) + 8 + 4 * 2 * 64 and plain[4] > 4 * (8 * 5 + 5 * 8 * 64)
     # the moving statistics moved once (checked equal above), and a second step runs as the first
     again = _train_call(layers, x)
     assert not numpy.array_equal(again[3][0], rematerialised[3][0])
-    assert all("_remat_call" not in layer.__dict__ for layer in layers)     # each backward used its call's state
+    assert all(layer._remat_call is None for layer in layers)     # each backward used its call's state
 
 
 def test_fit_with_a_remat_scope_matches_fit_without(rng, monkeypatch):
@@ -86,7 +87,26 @@ def _rematerialised_after_a_call(scope, x):
     h = x
     for layer in layers:
         h = layer(h, training=True)
-    return [layer.name for layer in layers if "_remat_call" in layer.__dict__]
+    return [layer.name for layer in layers if layer.__dict__.get("_remat_call") is not None]
+
+
+def test_a_shared_layer_rematerialised_recomputes_each_call_of_a_functional_model(xp, rng):
+    def gradients(scope):
+        gpu_dl.utils.set_random_seed(2)
+        with scope:
+            a, b = gpu_dl.Input((4,)), gpu_dl.Input((4,))
+            shared = gpu_dl.layers.Dense(4, activation="tanh")
+            model = gpu_dl.Model([a, b], gpu_dl.layers.Dense(1)(shared(a) * shared(shared(b))))
+        x = [xp.asarray(rng.standard_normal((6, 4)).astype("float32")) for _ in range(2)]
+        model.forward(x, training=True)
+        dx = model.backward(xp.ones((6, 1), "float32"))
+        return [backend.to_numpy(w.grad) for w in model.weights] + [backend.to_numpy(d) for d in dx]
+
+    state = rng.bit_generator.state
+    plain = gradients(gpu_dl.RematScope(None))
+    rng.bit_generator.state = state
+    for got, want in zip(gradients(gpu_dl.RematScope()), plain, strict=True):
+        numpy.testing.assert_array_equal(got, want)
 
 
 def test_remat_modes_choose_their_layers():
@@ -101,7 +121,7 @@ def test_remat_modes_choose_their_layers():
         ["small", "big", "flat"]
     layer = gpu_dl.layers.Dense(2)
     layer(x, training=False)
-    assert "_remat_call" not in layer.__dict__      # an inference call keeps nothing either way
+    assert layer.__dict__.get("_remat_call") is None      # an inference call keeps nothing either way
 
 
 def test_remat_scopes_nest_and_remat_wraps_a_layer(rng):
@@ -120,7 +140,7 @@ def test_remat_scopes_nest_and_remat_wraps_a_layer(rng):
     dx_plain, grads_plain = layer.backward(dy), [w.grad.copy() for w in layer.weights]
     wrapped = gpu_dl.remat(layer)
     wrapped(x, training=True)
-    assert "_remat_call" in layer.__dict__ and remat_module.kept_bytes(layer) == x.nbytes
+    assert layer._remat_call is not None and remat_module.kept_bytes(layer) == x.nbytes
     numpy.testing.assert_array_equal(layer.backward(dy), dx_plain)
     for w, g in zip(layer.weights, grads_plain):
         numpy.testing.assert_array_equal(w.grad, g)

@@ -141,6 +141,7 @@ def call(layer, function, x, arguments):
     before = [(v, v._stored().copy()) for v in _state_variables(layer)]
     y = function(x, **arguments)
     if not large_enough(layer._remat_mode, y):
+        layer.__dict__["_remat_call"] = None
         return y
     nested.restore_call_state(layer, _clear_state(nested.call_state(layer)))
     layer.__dict__["_remat_call"] = (function, x, arguments, before)
@@ -150,11 +151,13 @@ def call(layer, function, x, arguments):
 
 
 def _backward(layer, dy, **kwargs):
-    pending = layer.__dict__.pop("_remat_call", None)
+    # (per call of a layer called several times: the functional model keeps and restores it with the call's state)
+    pending = layer.__dict__.get("_remat_call")
+    layer.__dict__["_remat_call"] = None
     if pending is not None:
         function, x, arguments, before = pending
         # The call again, as the first one ran: the same seeds and statistics, its updates and losses not kept.
-        with StatelessScope(before), layer_losses.top_level_call(layer, keep=False):
+        with StatelessScope(before), layer_losses.dropped_losses():
             function(x, **arguments)
     return type(layer).backward(layer, dy, **kwargs)
 
@@ -165,7 +168,7 @@ def kept_bytes(*layers):
     rematerialisation saves shows here."""
     from ..models import nested
     seen, total = set(), 0
-    stack = [part for layer in layers for part in (nested.call_state(layer), layer.__dict__.get("_remat_call", ())[:3])]
+    stack = [nested.call_state(layer) for layer in layers]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
