@@ -22,7 +22,10 @@ _FROM_LAYERS = ("Input",)
 _CLASSES = {
     "Layer": ("layers", "Layer"), "InputSpec": ("layers", "InputSpec"),
     "KerasTensor": ("layers.symbolic", "KerasTensor"), "Operation": ("layers.operations", "Operation"),
-    "Variable": ("layers.base", "Variable"),
+    "Variable": ("layers.base", "Variable"), "Function": ("models.function", "Function"),
+    "name_scope": ("layers.scopes", "name_scope"), "device": ("backend", "device_scope"),
+    "StatelessScope": ("layers.scopes", "StatelessScope"), "SymbolicScope": ("layers.scopes", "SymbolicScope"),
+    "RematScope": ("layers.remat", "RematScope"), "remat": ("layers.remat", "remat"),
     "DTypePolicy": ("dtype_policies", "DTypePolicy"), "FloatDTypePolicy": ("dtype_policies", "FloatDTypePolicy"),
     "Loss": ("losses", "Loss"), "Metric": ("metrics", "Metric"), "Optimizer": ("optimizers", "Optimizer"),
     "Initializer": ("initializers", "Initializer"), "Regularizer": ("regularizers", "Regularizer"),

@@ -10,6 +10,7 @@ from .device import (
     DeviceUnavailableError,
     array_module,
     describe_device,
+    device_scope,
     get_device,
     set_device,
     to_device,
@@ -18,9 +19,9 @@ from .device import (
 )
 
 __all__ = [
-    "DeviceUnavailableError", "array_module", "conv_precision", "describe_device", "epsilon", "floatx", "get_device",
-    "image_data_format", "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision", "set_device",
-    "set_epsilon", "set_floatx", "set_image_data_format", "set_random_seed", "standardize_data_format",
+    "DeviceUnavailableError", "array_module", "conv_precision", "describe_device", "device_scope", "epsilon", "floatx",
+    "get_device", "image_data_format", "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision",
+    "set_device", "set_epsilon", "set_floatx", "set_image_data_format", "set_random_seed", "standardize_data_format",
     "standardize_dtype", "to_device", "to_numpy", "xp",
 ]
 

@@ -10,6 +10,7 @@ was current when the layer was built.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy
@@ -93,6 +94,45 @@ def set_device(device: str) -> str:
     except Exception:
         _requested, _resolved = previous
         raise
+
+
+def _parse_device_name(device_name):
+    """``(word, index)`` of a Keras device name: ``"cpu"``/``"cpu:0"`` -> ``("cpu", None)``; ``"gpu"``, ``"cuda"``,
+    ``"gpu:1"``, ``"cuda:1"`` -> ``("gpu", index or None)``; else a ValueError."""
+    if not isinstance(device_name, str):
+        raise ValueError("Invalid value for argument `device_name`. Expected a string like 'gpu:0' or 'cpu'. "
+                         f"Received: device_name='{device_name}'")
+    kind, _, index = device_name.strip().lower().partition(":")
+    kind = "gpu" if kind == "cuda" else kind
+    if kind not in ("cpu", "gpu") or (index and not index.isdigit()):
+        raise ValueError(f"device: unknown device name {device_name!r}; expected 'cpu', 'gpu', 'gpu:<index>', "
+                         "'cuda' or 'cuda:<index>'.")
+    return kind, (int(index) if index and kind == "gpu" else None)
+
+
+@contextlib.contextmanager
+def device_scope(device_name):
+    """Keras's ``keras.device(device_name)``: inside, arrays (weights of layers built there, data moved to the
+    device) are made with NumPy for ``"cpu"`` and with CuPy on the GPU for ``"gpu"``/``"cuda"`` (``"gpu:1"``: that
+    GPU); the device in use before comes back after. Gives the device's name (``"cpu"``, ``"gpu:0"``). A GPU name
+    without CuPy or a CUDA device raises ``DeviceUnavailableError``; an index past the GPUs a ValueError."""
+    global _requested, _resolved
+    kind, index = _parse_device_name(device_name)
+    previous = (_requested, _resolved)
+    set_device(kind)
+    try:
+        if kind == "cpu":
+            yield "cpu"
+            return
+        cupy = xp()
+        count = cupy.cuda.runtime.getDeviceCount()
+        if index is not None and index >= count:
+            raise ValueError(f"device: {device_name!r} names GPU {index}, but {count} GPU(s) answer "
+                             f"(indices 0 to {count - 1}).")
+        with cupy.cuda.Device(index if index is not None else cupy.cuda.Device().id) as chosen:
+            yield f"gpu:{chosen.id}"
+    finally:
+        _requested, _resolved = previous
 
 
 def get_device() -> str:

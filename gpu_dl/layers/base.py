@@ -35,8 +35,9 @@ import numpy
 
 from .. import backend, backprop, dtype_policies
 from ..catalogue import keras_class_key
-from . import build_shapes, gradients, layer_losses, layer_metrics
+from . import build_shapes, gradients, layer_losses, layer_metrics, remat
 from .input_spec import built_input_shape, check_input_spec, spec_after_build
+from .scopes import get_stateless_scope
 from .symbolic import (
     KerasTensor, Node, active_trace, any_symbolic, flatten_structure, is_symbolic, owner_of, register_value,
     traced_constant, traced_variable)
@@ -391,7 +392,8 @@ class Variable:
             else _initial_value(value, shape, dtype)
         self._grad, self._grad_pass = None, 0
         self.name = name
-        self.path = path or name
+        # As Keras's: a variable made inside open name scopes (a layer's build, gpu_dl.name_scope) is under them.
+        self.path = path or "/".join(scope_names() + [name])
         self.trainable = trainable
         # As in Keras, a layer lists its weights made trainable first (whatever their flag is later), and their
         # flag follows the layer's.
@@ -413,10 +415,11 @@ class Variable:
         of a layer that computes in another float dtype than it keeps its weights in (``"mixed_float16"``), a float
         variable made with ``autocast=True`` reads as a copy in that dtype, as Keras's ``AutocastScope`` casts it;
         ``assign`` and the optimizers write the variable itself."""
+        value = self._stored()
         cast = dtype_policies.autocast_dtype()
-        if cast is not None and self.autocast and self._value.dtype.kind == "f" and self._value.dtype != cast:
-            return self._value.astype(cast)
-        return self._value
+        if cast is not None and self.autocast and value.dtype.kind == "f" and value.dtype != cast:
+            return value.astype(cast)
+        return value
 
     @value.setter
     def value(self, array):
@@ -447,7 +450,12 @@ class Variable:
         return len(self._value.shape)
 
     def numpy(self):
-        return backend.to_numpy(self._value).copy()
+        return backend.to_numpy(self._stored()).copy()
+
+    def _stored(self):
+        """The variable's array, or its value in the ``StatelessScope`` open, where it has one there."""
+        scope = get_stateless_scope()
+        return self._value if scope is None else scope.state_mapping.get(id(self), self._value)
 
     def current(self):
         """The variable as computations take it: its tensor in the call being traced, else its array."""
@@ -477,23 +485,24 @@ class Variable:
             raise TypeError(f"Variable '{self.path}': {what} was given a symbolic tensor outside the call of a "
                             "layer or model being traced; a variable is updated by such a call (its call method), "
                             "or with arrays.")
-        module = backend.array_module(self._value)
+        target = writable_value(self)
+        module = backend.array_module(target)
         if kind == "assign":
-            new = module.asarray(value, dtype=self._value.dtype)
-            if new is self._value:
+            new = module.asarray(value, dtype=target.dtype)
+            if new is target:
                 new = new.copy()
         else:
             operand = module.asarray(value)
-            new = (self._value + operand if kind == "add" else self._value - operand).astype(self._value.dtype)
+            new = (target + operand if kind == "add" else target - operand).astype(target.dtype)
         if tuple(new.shape) != self.shape:
             raise ValueError(f"Variable '{self.path}' has shape {self.shape}; cannot {what} a value of shape "
                              f"{tuple(module.asarray(value).shape)}.")
-        self._value[...] = new
+        target[...] = new
         return new
 
     # ---------------------------------------------------------- as a value
     def __array__(self, dtype=None, copy=None):
-        array = numpy.asarray(backend.to_numpy(self._value), dtype=dtype)
+        array = numpy.asarray(backend.to_numpy(self._stored()), dtype=dtype)
         return array.copy() if copy else array
 
     def __float__(self):
@@ -547,6 +556,19 @@ class Variable:
         return f"<Variable path={self.path!r} shape={self.shape} dtype={numpy.dtype(self.dtype).name}>"
 
 
+def writable_value(variable):
+    """The array an update of ``variable`` writes into in place: its own, or inside a ``StatelessScope``
+    (``scopes.py``) its value there, a copy of its own made on the first update, so that the variable keeps its
+    value."""
+    scope = get_stateless_scope()
+    if scope is None:
+        return variable._value
+    value = scope.state_mapping.get(id(variable))
+    if value is None:
+        value = scope.state_mapping[id(variable)] = variable._value.copy()
+    return value
+
+
 # The name scopes open: (name, the layer that opened it), outermost first. As in Keras, a layer's scope is open
 # while it is built and while a composite layer's call runs (so the layers built inside it take it), and a
 # variable's path is the scopes open when it is made, its layer's own scope, and its name ("my_model/dense/kernel").
@@ -567,11 +589,22 @@ def name_scope(layer):
         _NAME_SCOPES.reset(token)
 
 
+def scope_names():
+    """The names of the open name scopes, outermost first, as Keras's ``current_path`` joins them: a scope opened
+    by ``gpu_dl.name_scope(..., override_parent=path)`` starts again from ``path`` (a third entry)."""
+    names = []
+    for entry in _NAME_SCOPES.get():
+        if len(entry) > 2 and entry[2] is not None:
+            names = [part for part in entry[2].split("/") if part]
+        names.append(entry[0])
+    return names
+
+
 def scoped_path(layer, name):
     """The path of ``layer``'s variable ``name`` made now: the open name scopes, ``layer``'s own (unless it is the
     innermost), then ``name``."""
     scopes = _NAME_SCOPES.get()
-    names = [n for n, _ in scopes] + ([] if scopes and scopes[-1][1] is layer else [layer.name])
+    names = scope_names() + ([] if scopes and scopes[-1][1] is layer else [layer.name])
     return "/".join(names + [name])
 
 
@@ -654,6 +687,7 @@ class Layer:
     """Base class of all layers. See the module docstring for the protocol."""
 
     _composite = False
+    _remat_mode = None      # the RematMode of the RematScope the layer was made in (remat.py), or None
     # Keras's ``autocast`` (see __init__); objects made without Layer.__init__ (models, eager operations) cast.
     autocast = True
     # The name of the first parameter of Keras's ``call`` of the layer: its first argument may be given by it.
@@ -710,6 +744,7 @@ class Layer:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_class_key(type(self)))
+        self._remat_mode = remat.get_current_remat_mode()
         self._dtype_policy = _layer_policy(dtype, f"layer '{self.name}': dtype")
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays, and
         # the layer's variables uncast inside its call under a mixed policy.
@@ -1255,7 +1290,11 @@ class Layer:
             arguments["initial_state"] = initial_state
         if takes_training:       # as in Keras, a call that does not name `training` is not given it
             arguments["training"] = training
-        y = self._policy_call(given_dtype, self.call, x, **arguments)
+        if training and remat.applies(self, self._remat_mode):
+            # Rematerialised (gpu_dl.RematScope, gpu_dl.remat): the state for the backward is recomputed there.
+            y = remat.call(self, functools.partial(self._policy_call, given_dtype, self.call), x, arguments)
+        else:
+            y = self._policy_call(given_dtype, self.call, x, **arguments)
         self._activity_output = y if self.activity_regularizer is not None else None
         if self.activity_regularizer is not None:
             layer_losses.record_activity(self, y)
@@ -1399,6 +1438,13 @@ class Layer:
     # losses' gradients to the gradients it returns and writes (each loss counts once in the model's total loss);
     # otherwise a training step refuses such losses, naming the layer (layer_losses.py).
     backward_includes_added_losses = False
+
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args, return_losses=False, **kwargs):
+        """Keras's ``stateless_call``: the call on ``args`` with the weights read as the values given, none of them
+        changed; returns ``(outputs, non_trainable_values)`` (and the losses with ``return_losses``). See
+        ``scopes.stateless_call``."""
+        from .scopes import stateless_call
+        return stateless_call(self, trainable_variables, non_trainable_variables, args, kwargs, return_losses)
 
     def add_loss(self, loss):
         """Add ``loss`` (a scalar, or a list of them; a non-scalar counts by its sum) to this layer's ``losses``,

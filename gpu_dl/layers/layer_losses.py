@@ -36,6 +36,7 @@ import weakref
 import numpy
 
 from .. import backend, backprop
+from .scopes import get_stateless_scope
 from .symbolic import is_symbolic, record_traced_loss, tracing_symbolic
 
 _call: contextvars.ContextVar = contextvars.ContextVar("gpu_dl_top_level_call", default=None)
@@ -119,6 +120,9 @@ def record(layer, value, kind):
         losses = layer.__dict__["_losses"] = []
     losses.append((value, kind))
     _holders.add(layer)
+    scope = get_stateless_scope()
+    if scope is not None and scope.collect_losses:
+        scope.add_loss(value.value() if kind == "activity" else value)
     if call is not None:
         call.entries.append((layer, value, kind))
 

@@ -35,7 +35,7 @@ from ..backend.user_warnings import warn
 from ..ops.normalization import (batch_norm_inference, batch_norm_train, l2_normalize, l2_normalize_backward,
                                  normalize_backward, rms_normalize, rms_normalize_backward, rms_scale,
                                  rms_scale_backward)
-from .base import Layer
+from .base import Layer, writable_value
 
 
 def _integer(value, what):
@@ -225,8 +225,8 @@ class BatchNormalization(_Normalization):
         dtype = mean.dtype.type
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             # Keras's order of operations: moving * momentum + batch * (1 - momentum).
-            moving._value[...] = (moving._value * dtype(self.momentum)
-                                  + batch.reshape(moving.shape) * dtype(1.0 - self.momentum))
+            target = writable_value(moving)     # the variable's array, or its value in a StatelessScope
+            target[...] = target * dtype(self.momentum) + batch.reshape(moving.shape) * dtype(1.0 - self.momentum)
 
     def _kept(self, x, mask, per_step=False):
         """The mask as positions kept in the statistics (broadcastable to ``x``), or None."""

@@ -21,7 +21,7 @@ import random as python_random
 import numpy
 
 from ..backend import config
-from .base import Variable, scoped_path
+from .base import Variable, scoped_path, writable_value
 
 _SEED_MASK = 0xFFFFFFFF
 _names = itertools.count()
@@ -74,7 +74,7 @@ class SeedGenerator:
     def next(self, ordered=True):
         """The pair ``(seed, counter)`` of the next draw, as Python ints; the state then moves on (the counter by
         one; with ``ordered=False``, both numbers scrambled as Keras scrambles its global generator's)."""
-        value = self.state.value
+        value = writable_value(self.state)     # the state's array, or its value in a StatelessScope
         pair = (int(value[0]), int(value[1]))
         if ordered:
             value[1:] += numpy.uint32(1)      # wraps at 2**32, as a uint32 does

@@ -28,6 +28,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
+from .base import writable_value
 from .wrappers import Wrapper
 
 _EPSILON = 1e-7     # Keras's backend.epsilon(), the floor of ops.normalize's norm
@@ -108,8 +109,8 @@ class SpectralNormalization(Wrapper):
             nonzero = (kernel != 0).any()
             with numpy.errstate(invalid="ignore", divide="ignore"):    # the zero kernel's 0 / 0, discarded
                 u, normalized = spectral_normalized(kernel, self.vector_u.value, self.power_iterations)
-            self.vector_u._value[...] = xp.where(nonzero, u, self.vector_u.value)
-            self.kernel._value[...] = xp.where(nonzero, normalized, kernel)
+            writable_value(self.vector_u)[...] = xp.where(nonzero, u, self.vector_u.value)
+            writable_value(self.kernel)[...] = xp.where(nonzero, normalized, kernel)
         y = self.layer(x, training=training)
         self._saved = True if training else None
         return y

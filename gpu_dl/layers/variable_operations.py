@@ -25,7 +25,7 @@ import numpy
 
 from .. import backend, dtype_policies
 from ..ops import arithmetic
-from .base import Variable
+from .base import Variable, writable_value
 from .operations import Operation, broadcast_shapes
 from .symbolic import active_trace, is_symbolic, traced_variable
 
@@ -128,7 +128,7 @@ class VariableUpdate(Operation):
         if tuple(new.shape) != tuple(target.shape):
             raise ValueError(f"{self._where()}: the variable has shape {tuple(target.shape)}; the new value has "
                              f"shape {tuple(new.shape)}.")
-        target._value[...] = new
+        writable_value(target)[...] = new
         return new
 
     def backward(self, dy):

@@ -40,7 +40,7 @@ from ..layers.symbolic import flatten_structure
 # model that shares a layer with another call of the tree.
 CALL_STATE = ("_saved", "_activity_output", "_preactivation", "_unbatched",
               "_node_states", "_activity", "_nested_activity", "_output_meta", "_active_graph", "_output_mask",
-              "_loss_nodes", "_added_values", "_call_activity")
+              "_loss_nodes", "_added_values", "_call_activity", "_remat_call")
 
 
 def is_model(layer) -> bool:
