@@ -211,3 +211,22 @@ def test_the_mask_passes_through_time_distributed():
     x[1, 1] = 0
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), as_array(theirs.predict(x, verbose=0)), rtol=1e-5,
                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.layers.PReLU(lib.initializers.Constant(0.25), shared_axes=[1]),
+                                  lambda lib: lib.layers.Rescaling(2.0, offset=-1.0)], ids=["PReLU", "Rescaling"])
+def test_elementwise_layers_pass_the_mask_on(make):
+    """PReLU and Rescaling support masking in Keras: between an Embedding(mask_zero=True) and an LSTM they pass the
+    mask on, and the LSTM skips the padded steps."""
+    results, weights = [], None
+    for lib in (keras, gpu_dl):
+        lib.backend.clear_session()
+        inputs = lib.Input((None,), dtype="int32")
+        x = make(lib)(lib.layers.Embedding(input_dim=50, output_dim=4, mask_zero=True)(inputs))
+        assert x._keras_mask is not None
+        model = lib.Model(inputs, lib.layers.LSTM(3)(x))
+        if weights is not None:         # Keras's initial weights in gpu_dl's model
+            model.set_weights(weights)
+        weights = [as_array(w) for w in model.get_weights()]
+        results.append(as_array(model.predict(guide.padded_ids(numpy.random.default_rng(8), 4), verbose=0)))
+    numpy.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
