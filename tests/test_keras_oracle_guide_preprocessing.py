@@ -60,6 +60,21 @@ def test_normalization_adapts_as_keras():
     assert "%.2f %.2f" % (normalized.mean(), normalized.std()) == "0.00 1.00"
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"axis": (1, 2)}, {"axis": None}, {"mean": [1.0, 2, 3], "variance": [4.0, 5, 6]}])
+def test_normalization_mean_and_variance_attributes(kwargs):
+    """Keras's ``mean`` and ``variance``: the statistics in use at the input's rank once built; ``mean`` is None
+    before (Keras has no ``variance`` then, gpu_dl's is None too)."""
+    x = numpy.random.default_rng(4).standard_normal((5, 4, 3))
+    layers = [lib.layers.Normalization(**kwargs) for lib in (gpu_dl, keras)]
+    assert layers[0].variance is None
+    for layer in layers:
+        assert layer.mean is None
+        layer.build(x.shape) if "mean" in kwargs else layer.adapt(x)
+    ours, theirs = layers
+    same(ours.mean, theirs.mean)
+    same(ours.variance, theirs.variance)
+
+
 def test_lookups_as_keras(tensorflow):
     for program in (guide.string_lookup_with_vocabulary, guide.one_hot_string_lookup, guide.one_hot_integer_lookup):
         (ours_layer, ours), (theirs_layer, theirs) = program(gpu_dl), program(keras)
