@@ -1,7 +1,7 @@
 """The programs of Keras's guide "Working with preprocessing layers", written once for both libraries: ``lib`` is
 ``gpu_dl`` or ``keras``. The guide's ``tf.constant`` inputs are NumPy arrays here, its ``tf.data`` pipelines are
 the layers applied to arrays before ``fit`` (preprocessing in the data pipeline rather than in the model), CIFAR-10
-is random images of its shape, and the image recipe's ResNet50 is a small convolutional network."""
+is random images of its shape, and the image recipe's ResNet50 also comes as a small convolutional network."""
 import numpy
 
 NUMBERS = numpy.array([[0.1, 0.2, 0.3], [0.8, 0.9, 1.0], [1.5, 1.6, 1.7]])
@@ -66,17 +66,43 @@ def data_augmentation(lib):
     return lib.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1), layers.RandomZoom(0.1)])
 
 
-def image_model(lib, input_shape, classes):
-    """Rescaling(1/255) in the model, then (for the guide's ResNet50) a small convolutional network."""
+def image_model(lib, input_shape, classes, augmentation=False):
+    """Rescaling(1/255) in the model, then (for the guide's ResNet50) a small convolutional network; with
+    ``augmentation``, the augmentation stage first, inside the model (the guide's option 1)."""
     layers = lib.layers
     inputs = lib.Input(shape=input_shape)
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = data_augmentation(lib)(inputs) if augmentation else inputs
+    x = layers.Rescaling(1.0 / 255)(x)
     x = layers.Conv2D(8, 3, activation="relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(classes, activation="softmax")(x)
     model = lib.Model(inputs, outputs)
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
     return model
+
+
+def resnet_image_model(lib, input_shape, classes):
+    """The guide's image recipe: Rescaling(1/255) in the model, then ResNet50 without weights."""
+    inputs = lib.Input(shape=input_shape)
+    x = lib.layers.Rescaling(1.0 / 255)(inputs)
+    outputs = lib.applications.ResNet50(weights=None, input_shape=input_shape, classes=classes)(x)
+    model = lib.Model(inputs, outputs)
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def preprocessed_batches(lib, preprocessing_layer, x, y, batch_size, **kwargs):
+    """The guide's ``dataset.batch(n).map(lambda x, y: (preprocessing_layer(x), y))`` as a ``PyDataset``: the
+    preprocessing runs in the data pipeline, batch by batch."""
+    class PreprocessedBatches(lib.utils.PyDataset):
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, index):
+            part = slice(index * batch_size, (index + 1) * batch_size)
+            return lib.ops.convert_to_numpy(preprocessing_layer(x[part], **kwargs)), y[part]
+
+    return PreprocessedBatches()
 
 
 def normalized_classifier(lib, x_train, classes=10):

@@ -103,8 +103,20 @@ def test_the_augmentation_stage_and_the_image_recipe(xp):
     labels = rng.integers(0, 10, (16, 1))
     model = guide.image_model(gpu_dl, images.shape[1:], 10)
     numpy.testing.assert_allclose(to_numpy(model.layers[1](xp.asarray(images))), images / 255, rtol=1e-6)
-    history = model.fit(augmented, labels, batch_size=8, epochs=2, verbose=0).history
+    # augmented in the data pipeline, batch by batch, anew at each fetch
+    batches = guide.preprocessed_batches(gpu_dl, stage, images, labels, 8, training=True)
+    assert len(batches) == 2 and not numpy.array_equal(batches[0][0], batches[0][0])
+    numpy.testing.assert_array_equal(batches[1][1], labels[8:])
+    history = model.fit(batches, epochs=2, verbose=0).history
     assert len(history["loss"]) == 2 and numpy.isfinite(history["loss"]).all()
+
+    # or inside the model: inactive in predict, so the model predicts as one without the stage
+    inside = guide.image_model(gpu_dl, images.shape[1:], 10, augmentation=True)
+    without = guide.image_model(gpu_dl, images.shape[1:], 10)
+    without.set_weights(inside.get_weights())
+    numpy.testing.assert_allclose(to_numpy(inside.predict(images, verbose=0)),
+                                  to_numpy(without.predict(images, verbose=0)), rtol=1e-6)
+    assert numpy.isfinite(inside.fit(images, labels, batch_size=8, verbose=0).history["loss"]).all()
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import gpu_dl  # noqa: E402
 from gpu_dl.backend import to_numpy  # noqa: E402
 
 import guide_preprocessing_programs as guide  # noqa: E402
+from keras_steps import summary_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,8 @@ def test_normalization_adapts_as_keras():
     assert "%.2f %.2f" % (normalized.mean(), normalized.std()) == "0.00 1.00"
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"axis": (1, 2)}, {"axis": None}, {"mean": [1.0, 2, 3], "variance": [4.0, 5, 6]}])
+@pytest.mark.parametrize("kwargs", [{}, {"axis": (1, 2)}, {"axis": None},
+                                    {"mean": [1.0, 2, 3], "variance": [4.0, 5, 6]}])
 def test_normalization_mean_and_variance_attributes(kwargs):
     """Keras's ``mean`` and ``variance``: the statistics in use at the input's rank once built; ``mean`` is None
     before (Keras has no ``variance`` then, gpu_dl's is None too)."""
@@ -129,6 +131,42 @@ def test_the_image_recipe_trains_as_keras():
     same(ours.predict(x_train, verbose=0), theirs.predict(x_train, verbose=0), rtol=1e-4)
 
 
+def test_augmentation_inside_the_model(monkeypatch):
+    """The guide's option 1: the augmentation stage inside the model, inactive in predict and evaluate, active in
+    fit (random in both libraries: their training is compared on arrays augmented beforehand, above)."""
+    rng = numpy.random.default_rng(6)
+    x, y = rng.integers(0, 256, (8, 12, 12, 3)).astype("float32"), rng.integers(0, 10, (8, 1))
+    for lib in (gpu_dl, keras):
+        lib.backend.clear_session()     # the layers' names count from the start in both
+    ours, theirs = _copied(guide.image_model(gpu_dl, x.shape[1:], 10, augmentation=True),
+                           guide.image_model(keras, x.shape[1:], 10, augmentation=True))
+    assert summary_rows(ours, monkeypatch) == summary_rows(theirs, monkeypatch)
+    same(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+    before = ours.get_weights()
+    ours.fit(x, y, epochs=1, verbose=0)
+    assert any(not numpy.allclose(a, b) for a, b in zip(before, ours.get_weights()))
+
+
+@pytest.mark.slow
+def test_the_resnet_image_recipe_as_keras():
+    """The guide's model: Rescaling then ResNet50 (no weights), on images augmented in the data pipeline. The same
+    parameters, predictions, and loss of the first training step (batch statistics in BatchNormalization); later
+    steps part: RMSprop's first update is about lr * sqrt(10) * sign(gradient), and the sign of ResNet50's
+    gradients near zero rests on float32 rounding."""
+    rng = numpy.random.default_rng(5)
+    x_train, y_train = rng.integers(0, 256, (8, 32, 32, 3)).astype("uint8"), rng.integers(0, 10, (8, 1))
+    ours, theirs = _copied(guide.resnet_image_model(gpu_dl, x_train.shape[1:], 10),
+                           guide.resnet_image_model(keras, x_train.shape[1:], 10))
+    assert ours.count_params() == theirs.count_params() == 23_608_202
+    same(ours.predict(x_train, verbose=0), theirs.predict(x_train, verbose=0), rtol=1e-4)
+    batches = guide.preprocessed_batches(gpu_dl, guide.data_augmentation(gpu_dl), x_train.astype("float32"),
+                                         y_train, 8, training=True)
+    augmented, labels = batches[0]      # drawn once: each fetch augments anew
+    assert augmented.shape == x_train.shape and not numpy.allclose(augmented, x_train)
+    _assert_same_history(ours.fit(augmented, labels, verbose=0), theirs.fit(augmented, labels, verbose=0), rtol=1e-4)
+
+
 def test_the_normalization_recipe_trains_as_keras():
     rng = numpy.random.default_rng(3)
     x_train = rng.integers(0, 256, (64, 4, 4, 3)).astype("uint8").reshape((64, -1))
@@ -156,11 +194,11 @@ def test_the_text_recipes_as_keras(tensorflow, mode, ngrams):
     same(ours_text(["The Brain is deeper than the sea"]), theirs_text(["The Brain is deeper than the sea"]))
     program = guide.sequence_model if mode == "int" else guide.dense_model
     ours, theirs = _copied(program(gpu_dl, ours_text.vocabulary_size()), program(keras, theirs_text.vocabulary_size()))
-    x_ours, x_theirs = ours_text(guide.TRAIN_TEXT), theirs_text(guide.TRAIN_TEXT)
-    same(x_ours, x_theirs)
-    fit = dict(epochs=3, verbose=0)
-    _assert_same_history(ours.fit(x_ours, guide.TRAIN_LABELS, **fit),
-                         theirs.fit(as_array(x_theirs), guide.TRAIN_LABELS, **fit))
+    same(ours_text(guide.TRAIN_TEXT), theirs_text(guide.TRAIN_TEXT))
+    # the text vectorized in the data pipeline, batch by batch
+    batches = [guide.preprocessed_batches(lib, text, guide.TRAIN_TEXT, guide.TRAIN_LABELS, 2)
+               for lib, text in ((gpu_dl, ours_text), (keras, theirs_text))]
+    _assert_same_history(ours.fit(batches[0], epochs=3, verbose=0), theirs.fit(batches[1], epochs=3, verbose=0))
 
     expected = theirs.predict(as_array(theirs_text(guide.TEST_TEXT)), verbose=0)
     got = guide.end_to_end(gpu_dl, ours_text, ours).predict(guide.TEST_TEXT, verbose=0)
