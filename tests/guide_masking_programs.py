@@ -3,6 +3,12 @@
 library's ``ops``, ``tf.keras.preprocessing.sequence.pad_sequences`` as ``utils.pad_sequences``)."""
 import numpy
 
+import custom_mask_classes
+
+# The guide's TemporalSplit and CustomEmbedding, shared with the custom-mask tests.
+temporal_split_class = custom_mask_classes.temporal_split
+custom_embedding_class = custom_mask_classes.custom_embedding
+
 RAW_INPUTS = [[711, 632, 71], [73, 8, 3215, 55, 927], [83, 91, 1, 645, 1253, 927]]
 
 
@@ -54,44 +60,6 @@ def my_layer_class(lib):
             return self.lstm(x, mask=mask)
 
     return MyLayer
-
-
-def temporal_split_class(lib):
-    class TemporalSplit(lib.layers.Layer):
-        """Split the input tensor into 2 tensors along the time dimension."""
-
-        def call(self, inputs):
-            return lib.ops.split(inputs, 2, axis=1)
-
-        def compute_mask(self, inputs, mask=None):
-            if mask is None:
-                return None
-            return lib.ops.split(mask, 2, axis=1)
-
-    return TemporalSplit
-
-
-def custom_embedding_class(lib):
-    class CustomEmbedding(lib.layers.Layer):
-        def __init__(self, input_dim, output_dim, mask_zero=False, **kwargs):
-            super().__init__(**kwargs)
-            self.input_dim = input_dim
-            self.output_dim = output_dim
-            self.mask_zero = mask_zero
-
-        def build(self, input_shape):
-            self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim), initializer="random_normal",
-                                              dtype="float32")
-
-        def call(self, inputs):
-            return lib.ops.take(self.embeddings, inputs, axis=0)
-
-        def compute_mask(self, inputs, mask=None):
-            if not self.mask_zero:
-                return None
-            return lib.ops.not_equal(inputs, 0)
-
-    return CustomEmbedding
 
 
 def my_activation_class(lib):
