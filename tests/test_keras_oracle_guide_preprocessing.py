@@ -209,3 +209,25 @@ def test_the_text_recipes_as_keras(tensorflow, mode, ngrams):
     else:
         with pytest.raises(ValueError, match="Invalid dtype"):
             guide.end_to_end(keras, theirs_text, theirs)(guide.TEST_TEXT)
+
+
+@pytest.mark.parametrize("name,args", [("Resizing", (8, 6)), ("Rescaling", (1 / 255,)), ("CenterCrop", (9, 7)),
+                                       ("RandomCrop", (9, 7)), ("RandomFlip", ()), ("RandomTranslation", (0.1, 0.1)),
+                                       ("RandomRotation", (0.1,)), ("RandomZoom", (0.1,)), ("RandomContrast", (0.2,))])
+def test_the_guides_image_layers_at_inference(name, args):
+    """The guide's list of image preprocessing and augmentation layers, called with training=False: the same
+    outputs (Keras 3 has no RandomHeight and RandomWidth any more, nor has gpu_dl)."""
+    x = numpy.random.default_rng(7).integers(0, 256, (2, 17, 13, 3)).astype("float32")
+    same(getattr(gpu_dl.layers, name)(*args)(x, training=False), getattr(keras.layers, name)(*args)(x, training=False),
+         rtol=1e-5)
+    for lib in (gpu_dl, keras):
+        assert not hasattr(lib.layers, "RandomHeight") and not hasattr(lib.layers, "RandomWidth")
+
+
+def test_discretization_adapts_as_keras(tensorflow):
+    data = numpy.random.default_rng(8).standard_normal((100, 3))
+    layers = [lib.layers.Discretization(num_bins=4) for lib in (gpu_dl, keras)]
+    for layer in layers:
+        layer.adapt(data)
+    numpy.testing.assert_allclose(layers[0].bin_boundaries, layers[1].bin_boundaries, rtol=1e-6)
+    same(layers[0](data), layers[1](data))
