@@ -131,6 +131,24 @@ def time_distributed_sequences(lib):
     return lib.Model(inputs, z), [x._keras_mask, y._keras_mask, z._keras_mask]
 
 
+def sequence_tagger(lib):
+    """Masking, a Bidirectional LSTM returning sequences and a TimeDistributed softmax: one class per step, the
+    mask reaching the outputs (and the loss)."""
+    layers = lib.layers
+    inputs = lib.Input(shape=(None, 4))
+    x = layers.Masking(mask_value=0.0)(inputs)
+    x = layers.Bidirectional(layers.LSTM(5, return_sequences=True))(x)
+    outputs = layers.TimeDistributed(layers.Dense(3, activation="softmax"))(x)
+    return lib.Model(inputs, outputs)
+
+
+def padded_steps(rng, batch, steps=6, features=4):
+    """Random sequences of random lengths (at least one step), padded at the end with zero steps."""
+    lengths = rng.integers(1, steps + 1, batch)
+    x = rng.standard_normal((batch, steps, features)).astype("float32")
+    return numpy.where((numpy.arange(steps) < lengths[:, None])[..., None], x, 0).astype("float32")
+
+
 def padded_ids(rng, batch, steps=7, vocabulary=50):
     """Random ids of sequences of random lengths (at least one step), padded at the end with zeros."""
     lengths = rng.integers(1, steps + 1, batch)

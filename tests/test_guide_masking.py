@@ -84,3 +84,21 @@ def test_the_masked_classifier_learns(xp, rnn):
     history = model.fit(ids, labels, epochs=15, batch_size=16, verbose=0).history
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.8
+
+
+def test_the_sequence_tagger_leaves_padded_steps_out_of_the_loss(xp):
+    model = guide.sequence_tagger(gpu_dl)
+    assert model.outputs[0]._keras_mask is not None
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = numpy.random.default_rng(3)
+    x = guide.padded_steps(rng, 5)
+    y = rng.integers(0, 3, (5, 6))
+    padded = (x == 0).all(-1)
+    assert padded.any() and not padded.all()
+    other = numpy.where(padded, (y + 1) % 3, y)
+    loss = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(x, other, verbose=0) == pytest.approx(loss, rel=1e-6)
+    # the loss is the mean cross-entropy over the steps that count
+    p = to_numpy(model.predict(x, verbose=0))
+    picked = numpy.take_along_axis(p, y[..., None], -1)[..., 0]
+    assert loss == pytest.approx(-numpy.log(picked[~padded]).mean(), rel=1e-5)

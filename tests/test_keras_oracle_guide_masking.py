@@ -230,3 +230,19 @@ def test_elementwise_layers_pass_the_mask_on(make):
         weights = [as_array(w) for w in model.get_weights()]
         results.append(as_array(model.predict(guide.padded_ids(numpy.random.default_rng(8), 4), verbose=0)))
     numpy.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_sequence_tagger_masks_its_outputs_and_loss_as_keras():
+    """The mask passes through Bidirectional (returning sequences) and TimeDistributed to the model's output, where
+    Keras leaves the padded steps out of the loss; training follows Keras's."""
+    for lib in (gpu_dl, keras):
+        lib.backend.clear_session()
+        assert guide.sequence_tagger(lib).outputs[0]._keras_mask is not None
+    ours, theirs = _pair(guide.sequence_tagger)
+    rng = numpy.random.default_rng(9)
+    x = guide.padded_steps(rng, 4)
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), as_array(theirs.predict(x, verbose=0)), rtol=1e-5,
+                                  atol=1e-6)
+    assert_training_steps_match(keras, ours, theirs, rng, None, classes=3, batch=4,
+                                inputs=lambda r, batch: guide.padded_steps(r, batch),
+                                targets=lambda r, batch: r.integers(0, 3, (batch, 6)))
