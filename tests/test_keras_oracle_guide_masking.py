@@ -94,7 +94,6 @@ def test_the_temporal_split_splits_the_mask():
 
 def test_the_custom_embedding_makes_its_mask():
     x = (numpy.random.default_rng(0).random((3, 10)) * 9).astype("int32")
-    outputs = []
     for lib in (gpu_dl, keras):
         layer = guide.custom_embedding_class(lib)(10, 32, mask_zero=True)
         y = layer(x)
@@ -103,7 +102,6 @@ def test_the_custom_embedding_makes_its_mask():
         numpy.testing.assert_array_equal(as_array(guide.eager_mask(lib, layer, x, y)), x != 0)
         assert guide.custom_embedding_class(lib)(10, 32).compute_mask(x) is None
         numpy.testing.assert_array_equal(as_array(y), as_array(layer.embeddings)[x])
-        outputs.append(layer)
     # a mask made by the user's compute_mask reaches an LSTM in a functional model, as in Keras
     results, weights = [], None
     for lib in (keras, gpu_dl):
