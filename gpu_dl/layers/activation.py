@@ -111,6 +111,8 @@ class Softmax(_ElementwiseActivation):
 class PReLU(Layer):
     """``x`` where x >= 0, ``alpha * x`` below, with a learned ``alpha`` per feature (shared along ``shared_axes``)."""
 
+    supports_masking = True       # elementwise: the mask of padded steps passes on, as in Keras
+
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)

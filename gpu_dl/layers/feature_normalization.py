@@ -239,14 +239,26 @@ class Normalization(Layer):
         return shape, total_mean, total_variance
 
     # ------------------------------------------------------------------ call
+    def _mean_and_variance(self):
+        """The mean and variance in use (adapted or given), broadcastable against the input."""
+        if self._constants is not None:
+            return self._constants
+        broadcast = self._plan["broadcast"]
+        return self.adapt_mean.value.reshape(broadcast), self.adapt_variance.value.reshape(broadcast)
+
+    @property
+    def mean(self):
+        """Keras's ``mean``: the mean in use, of the input's rank (1 along the reduced axes); None until built."""
+        return None if self._plan is None else self._mean_and_variance()[0]
+
+    @property
+    def variance(self):
+        """Keras's ``variance``, as ``mean``."""
+        return None if self._plan is None else self._mean_and_variance()[1]
+
     def _statistics(self, module):
         """The mean and the divisor ``maximum(sqrt(variance), epsilon)``, broadcastable against the input."""
-        broadcast = self._plan["broadcast"]
-        if self._constants is not None:
-            mean, variance = self._constants
-        else:
-            mean = self.adapt_mean.value.reshape(broadcast)
-            variance = self.adapt_variance.value.reshape(broadcast)
+        mean, variance = self._mean_and_variance()
         return mean, module.maximum(module.sqrt(variance), variance.dtype.type(EPSILON))
 
     def call(self, x, training=False):

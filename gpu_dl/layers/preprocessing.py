@@ -246,6 +246,8 @@ class Rescaling(Layer):
     """``x * scale + offset``, in training and at inference (scale/offset: numbers, or arrays that
     broadcast against the input, e.g. one value per channel)."""
 
+    supports_masking = True       # elementwise: the mask of padded steps passes on, as in Keras
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         for what, v in (("scale", scale), ("offset", offset)):
