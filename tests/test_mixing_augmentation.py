@@ -104,8 +104,8 @@ def test_backward_is_the_gradient(xp, rng, make):
 def test_dicts_and_bad_arguments_are_refused_naming_the_layer():
     data = {"images": numpy.zeros((2, 3, 3, 3), numpy.float32), "labels": numpy.eye(2, dtype=numpy.float32)}
     for cls in (layers.MixUp, layers.CutMix):
-        with pytest.raises(ValueError, match=f"{cls.__name__} layer 'm': takes an array of images; Keras's dict "
-                                             f"form .* mix the labels"):
+        with pytest.raises(ValueError, match=f"{cls.__name__} layer 'm': does not take Keras's dict inputs .* mix "
+                                             f"the labels"):
             cls(name="m")(data)
     for bad in (0, -1, "a", None, float("inf")):
         with pytest.raises(ValueError, match="MixUp layer 'm': alpha must be a positive number"):

@@ -64,6 +64,8 @@ def _shear_factor(layer, factor, what):
 class RandomShear(_AffineLayer):
     """Shears each image along x and y by random amounts (module docstring)."""
 
+    dict_entries = None                 # Keras's dict inputs: not supported here yet
+
     def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
                  data_format=None, seed=None, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
@@ -169,6 +171,8 @@ def perspective_resample_backward(dy, transforms, interpolation="bilinear"):
 
 class RandomPerspective(ImageAugmentLayer):
     """Warps each image by a random perspective with a random probability (module docstring)."""
+
+    dict_entries = None                 # Keras's dict inputs: not supported here yet
 
     def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None,
                  **kwargs):

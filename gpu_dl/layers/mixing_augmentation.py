@@ -72,6 +72,7 @@ class MixUp(ImageAugmentLayer):
     """Mixes each image with another of the batch (module docstring); images only, no labels."""
 
     mixes_labels = True
+    dict_entries = None                 # Keras's dict inputs (labels mixed with the images): not supported here
 
     def __init__(self, alpha=0.2, data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -104,6 +105,7 @@ class CutMix(ImageAugmentLayer):
     """Pastes a random box of another image of the batch into each image (module docstring); images only."""
 
     mixes_labels = True
+    dict_entries = None                 # Keras's dict inputs (labels mixed with the images): not supported here
 
     def __init__(self, factor=1.0, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
