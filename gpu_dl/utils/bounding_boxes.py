@@ -255,17 +255,24 @@ def _height_width(image_shape):
     return height, width
 
 
+def _delta_setup(first, second, variance, encoding, message, image_shape):
+    """The module, float32 variance, and image height and width of the delta functions, with their checks."""
+    xp = array_module(first, second)
+    variance = _variance(variance, xp)
+    if encoding not in ("center_xywh", "center_yxhw"):
+        raise ValueError(message)
+    return (xp, variance) + _height_width(image_shape)
+
+
 def encode_box_to_deltas(anchors, boxes, anchor_format, box_format, encoding_format="center_yxhw", variance=None,
                          image_shape=None):
     """The deltas from ``anchors`` ``(N, 4)`` to ``boxes`` ``(N, 4)`` or ``(B, N, 4)``, both converted to
     ``encoding_format`` (``center_yxhw`` or ``center_xywh``): the centre offsets over the anchor's size, then the
     logs of the size ratios (sizes floored at 1e-7), divided by ``variance`` when given. ``image_shape``
     (height, width, channels) is needed for relative formats."""
-    xp = array_module(anchors, boxes)
-    variance = _variance(variance, xp)
-    if encoding_format not in ("center_xywh", "center_yxhw"):
-        raise ValueError(f"`encoding_format` should be one of 'center_xywh' or 'center_yxhw', got {encoding_format}")
-    height, width = _height_width(image_shape)
+    xp, variance, height, width = _delta_setup(
+        anchors, boxes, variance, encoding_format,
+        f"`encoding_format` should be one of 'center_xywh' or 'center_yxhw', got {encoding_format}", image_shape)
     anchors = convert_format(anchors, anchor_format, encoding_format, height=height, width=width)
     boxes = convert_format(boxes, box_format, encoding_format, height=height, width=width)
     anchor_size = xp.maximum(anchors[..., 2:], numpy.float32(epsilon()))
@@ -287,11 +294,9 @@ def decode_deltas_to_boxes(anchors, boxes_delta, anchor_format, box_format, enco
         return {level: decode_deltas_to_boxes(anchor, boxes_delta[level], anchor_format, box_format,
                                               encoded_format, variance, image_shape)
                 for level, anchor in anchors.items()}
-    xp = array_module(anchors, boxes_delta)
-    variance = _variance(variance, xp)
-    if encoded_format not in ("center_xywh", "center_yxhw"):
-        raise ValueError(f"`encoded_format` should be 'center_xywh' or 'center_yxhw', but got '{encoded_format}'.")
-    height, width = _height_width(image_shape)
+    xp, variance, height, width = _delta_setup(
+        anchors, boxes_delta, variance, encoded_format,
+        f"`encoded_format` should be 'center_xywh' or 'center_yxhw', but got '{encoded_format}'.", image_shape)
     anchors = convert_format(anchors, anchor_format, encoded_format, height=height, width=width)
     boxes_delta = xp.asarray(boxes_delta)
     if variance is not None:
