@@ -138,3 +138,35 @@ def test_random_crop_and_configs():
             assert ours.get("bounding_box_format") == want.get("bounding_box_format") == fmt
             again = getattr(layers, name).from_config(want)
             assert again.bounding_box_format == fmt and again.name == "n"
+
+
+def test_a_pipeline_passes_the_dict_through_its_layers():
+    data = sample(numpy.random.default_rng(4), "xywh")
+    made = []
+    for lib in (layers, keras.layers):
+        made.append(lib.Pipeline([lib.Resizing(30, 24, bounding_box_format="xywh"),
+                                  lib.RandomContrast(0.0, bounding_box_format="xywh"),
+                                  lib.MaxNumBoundingBoxes(9, bounding_box_format="xywh")]))
+    ours = made[0](data)
+    want = theirs(made[1](keras_copy(data)))
+    assert ours["bounding_boxes"]["boxes"].shape == (3, 9, 4)
+    assert_boxes_match(ours["bounding_boxes"], want["bounding_boxes"])
+    numpy.testing.assert_allclose(ours["images"], want["images"], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["MixUp", "CutMix"])
+def test_mixing_layers_mix_labels_as_keras_for_the_same_draw(rng, name):
+    data = sample(rng, "xyxy", batch=6)
+    data.pop("bounding_boxes")
+    data["labels"] = numpy.eye(6, 4, dtype="float32")[rng.integers(0, 4, 6)]
+    layer = getattr(layers, name)(seed=3)
+    ours = layer(data)
+    transformation = {"mix_weight": T(numpy.asarray(layer.last_mix["mix_weight"], "float32")),
+                      "permutation_order": T(layer.last_mix["permutation_order"])}
+    k = getattr(keras.layers, name)()
+    numpy.testing.assert_allclose(ours["labels"], theirs(k.transform_labels(T(data["labels"]), transformation)),
+                                  rtol=1e-6, atol=1e-7)
+    if name == "CutMix":
+        transformation["batch_masks"] = T(layer._saved[0])
+        want = theirs(k.transform_segmentation_masks(T(data["segmentation_masks"]), transformation))
+        numpy.testing.assert_array_equal(ours["segmentation_masks"], want)

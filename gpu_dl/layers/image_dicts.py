@@ -9,6 +9,8 @@ masks then follow that same draw through the layer's hooks, all channels_last an
 
 - ``dict_masks(masks, saved)`` transforms the masks as Keras does for that layer (the affine layers resample
   them with nearest interpolation; RandomFlip, CenterCrop and RandomCrop treat them as images);
+- ``dict_labels(labels, saved)`` mixes the batch's labels as the images were mixed (MixUp, CutMix); the
+  other layers pass them through;
 - ``dict_boxes(boxes, labels, height, width, saved)`` takes ``(B, N, 4)`` float32 boxes in the layer's
   ``bounding_box_format`` with their ``(B, N)`` labels, for images of ``height`` x ``width``, and returns the
   transformed boxes in that format and their labels; a box left with no area is kept with label -1 (Keras's
@@ -17,7 +19,8 @@ masks then follow that same draw through the layer's hooks, all channels_last an
 ``saved`` is what the images' call kept (``layer._saved``); it is None where the layer left the images
 unchanged (a random layer at inference), and then the boxes and masks stay unchanged too. The layers whose
 boxes and masks Keras passes through unchanged (the colour, tone and filter layers) set ``dict_entries =
-"unchanged"``; the layers with hooks set ``"transformed"``; the others refuse dicts with a clear error.
+"unchanged"``; the layers with hooks set ``"transformed"``; the others refuse dicts with a clear error, as do
+the layers that set ``takes_boxes = False`` for dicts with boxes (CutMix: Keras's raises NotImplementedError).
 One image (rank 3) takes ``(N, 4)`` boxes, ``(N,)`` labels and an ``(H, W, C)`` mask.
 """
 from __future__ import annotations
@@ -73,9 +76,8 @@ def call_on_dict(layer, data, training):
     """The layer called on Keras's dict form of its data (module docstring)."""
     support = getattr(layer, "dict_entries", None)
     if support is None:
-        mixing = "; mix the labels with the same draws yourself" if getattr(layer, "mixes_labels", False) else ""
         raise ValueError(f"{_where(layer)}: does not take Keras's dict inputs {{'images': ..., 'bounding_boxes': "
-                         f"..., 'segmentation_masks': ...}} in gpu_dl; pass the images array{mixing}.")
+                         f"..., 'segmentation_masks': ...}} in gpu_dl; pass the images array.")
     if "images" not in data:
         raise ValueError(f"{_where(layer)}: a dict input needs an 'images' entry; got keys {sorted(map(str, data))}.")
     if any_symbolic(*data.values()):
@@ -88,6 +90,9 @@ def call_on_dict(layer, data, training):
     batched = images.ndim == 4
     last_shape = layer.to_last_shape(images.shape if batched else (1,) + tuple(images.shape))
     height, width = last_shape[1], last_shape[2]
+    if "bounding_boxes" in data and not getattr(layer, "takes_boxes", True):
+        raise ValueError(f"{_where(layer)}: does not transform bounding boxes (as Keras's {type(layer).__name__} does "
+                         f"not); leave 'bounding_boxes' out of the dict.")
     if "bounding_boxes" in data and not layer.bounding_box_format:
         raise ValueError(f"{_where(layer)}: you passed an input with a 'bounding_boxes' key, but you didn't specify a "
                          f"bounding box format. Pass a `bounding_box_format` argument to your {type(layer).__name__} "
@@ -103,7 +108,11 @@ def call_on_dict(layer, data, training):
         result["boxes"], result["labels"] = (boxes, labels) if batched else (boxes[0], labels[0])
         out["bounding_boxes"] = result
     if "labels" in data:
-        out["labels"] = _as_array(data["labels"], "'labels'", layer)
+        labels = _as_array(data["labels"], "'labels'", layer)
+        if saved is not None:
+            mixed = layer.dict_labels(labels if batched else labels[None], saved)
+            labels = mixed if batched else mixed[0]
+        out["labels"] = labels
     if "segmentation_masks" in data:
         masks = _as_array(data["segmentation_masks"], "'segmentation_masks'", layer)
         batch = masks if batched else masks[None]

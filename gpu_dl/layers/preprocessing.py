@@ -374,6 +374,10 @@ class _RandomImageLayer(SpatialLayer):
         """Channels_last (B, H, W, C) segmentation masks moved with the draw ``saved``."""
         raise NotImplementedError
 
+    def dict_labels(self, labels, saved):
+        """The batch's labels (B, ...) after the draw ``saved``: unchanged unless the layer mixes images."""
+        return labels
+
     def get_config(self):
         config = {**super().get_config(), "seed": self.seed}
         if self.bounding_box_format is not None:        # as Keras writes it: only when set
