@@ -72,6 +72,9 @@ def keras_from_our_draw(name, layer, shape):
     if name == "RandomFlip":
         return {"flips": T(layer._saved[0].reshape(-1, 1, 1, 1)), "input_shape": shape}
     m = layer._saved[0]
+    if name == "RandomShear":
+        return {"shear_factor": T(numpy.stack([m[:, 0, 1], m[:, 1, 0]], axis=1).astype("float32")),
+                "input_shape": shape}
     if name == "RandomTranslation":
         return {"translations": T(-m[:, :, 2].astype("float32")), "input_shape": shape}
     if name == "RandomZoom":
@@ -92,6 +95,7 @@ RANDOM = [
     ("RandomTranslation", ((-0.2, 0.5), 0.1), {"fill_mode": "constant"}),
     ("RandomRotation", (0.2,), {"fill_mode": "constant"}), ("RandomRotation", ((0.25, 0.25),), {}),
     ("RandomZoom", (0.4,), {}), ("RandomZoom", ((-0.5, 0.3), (0.2, 0.6)), {"fill_mode": "nearest"}),
+    ("RandomShear", (0.4, 0.3), {}), ("RandomShear", ((0.1, 0.5), 0.0), {"fill_mode": "constant"}),
 ]
 
 

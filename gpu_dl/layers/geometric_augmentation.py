@@ -38,6 +38,7 @@ import numpy
 from ..backend import array_module
 from .augment_common import ImageAugmentLayer
 from .color_augmentation import keras_factor
+from .image_dicts import clip_boxes, convert
 from .preprocessing import INTERPOLATIONS, _AffineLayer, _axis_taps, _compute_dtype, _is_number, _where
 
 
@@ -64,8 +65,6 @@ def _shear_factor(layer, factor, what):
 class RandomShear(_AffineLayer):
     """Shears each image along x and y by random amounts (module docstring)."""
 
-    dict_entries = None                 # Keras's dict inputs: not supported here yet
-
     def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
                  data_format=None, seed=None, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
@@ -81,6 +80,21 @@ class RandomShear(_AffineLayer):
         shear_y = self.host_rng().uniform(size=(n, 1), low=self.y_factor[0], high=self.y_factor[1]).astype(dtype)
         shear_x = self.host_rng().uniform(size=(n, 1), low=self.x_factor[0], high=self.x_factor[1]).astype(dtype)
         return shear_matrices(sign * shear_x[:, 0], sign * shear_y[:, 0])
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps, in relative coordinates (so the boxes follow the sheared images exactly where the images
+        # are square): the x-shear moves each x edge by its worse corner, then the y-shear each y edge by the new
+        # x edges; clipped to [0, 1] (labels -1 for boxes left empty), back to the layer's format.
+        xp = array_module(boxes)
+        m = saved[0]
+        sx = xp.asarray(numpy.asarray(m[:, 0, 1], dtype=numpy.float32)).reshape(-1, 1)
+        sy = xp.asarray(numpy.asarray(m[:, 1, 0], dtype=numpy.float32)).reshape(-1, 1)
+        b = convert(boxes, self.bounding_box_format, "rel_xyxy", height, width)
+        x1, y1, x2, y2 = (b[..., i] for i in range(4))
+        x1, x2 = xp.where(sx < 0, x1 - sx * y1, x1 - sx * y2), xp.where(sx < 0, x2 - sx * y2, x2 - sx * y1)
+        y1, y2 = xp.where(sy > 0, y1 - sy * x2, y1 - sy * x1), xp.where(sy > 0, y2 - sy * x1, y2 - sy * x2)
+        b, labels = clip_boxes(xp.stack([x1, y1, x2, y2], axis=-1), labels, None, None, "rel_xyxy")
+        return convert(b, "rel_xyxy", self.bounding_box_format, height, width), labels
 
     def get_config(self):
         return {**super().get_config(), "x_factor": self.x_factor, "y_factor": self.y_factor}
