@@ -50,6 +50,8 @@ FOLLOWERS = [
                                              seed=s, bounding_box_format="xyxy"), 1.5),
     ("shear", lambda s: layers.RandomShear(0.3, 0.2, fill_mode="constant", interpolation="nearest", seed=s,
                                            bounding_box_format="xyxy"), 1.5),
+    ("perspective", lambda s: layers.RandomPerspective(1.0, 0.3, interpolation="nearest", seed=s,
+                                                       bounding_box_format="xyxy"), 1.5),
     ("resize", lambda s: layers.Resizing(12, 45, interpolation="nearest", bounding_box_format="xyxy"), 1.5),
     ("resize-crop", lambda s: layers.Resizing(12, 12, interpolation="nearest", crop_to_aspect_ratio=True,
                                               bounding_box_format="xyxy"), 1),
@@ -216,9 +218,6 @@ def test_clear_errors(xp):
         layers.RandomFlip()({"images": images, "segmentation_masks": images[:, :3]})
     with pytest.raises(ValueError, match="rank 3 .* or 4"):
         layers.RandomFlip()({"images": images[0, 0]})
-    for layer in (layers.RandomPerspective(),):
-        with pytest.raises(ValueError, match="does not take Keras's dict inputs"):
-            layer({"images": images})
     with pytest.raises(ValueError, match="ragged"):
         layers.RandomFlip(bounding_box_format="xyxy")({"images": images, "bounding_boxes": {
             "boxes": [[[1, 2, 3, 4]], []], "labels": [[1], []]}})
