@@ -7,8 +7,9 @@ returns a new dict with the same keys (others are kept as given). The images go 
 call, which makes the layer's one random draw (its seed generator moves once, as for an array); the boxes and
 masks then follow that same draw through the layer's hooks, all channels_last and batched:
 
-- ``dict_masks(masks, saved)`` transforms the masks as Keras does for that layer (the affine layers resample
-  them with nearest interpolation; RandomFlip, CenterCrop and RandomCrop treat them as images);
+- ``dict_masks(masks, saved)`` transforms the masks as Keras does for that layer (the affine layers,
+  RandomPerspective and Resizing with nearest interpolation; RandomFlip, CenterCrop and RandomCrop as images;
+  MixUp and CutMix mixed as the images);
 - ``dict_labels(labels, saved)`` mixes the batch's labels as the images were mixed (MixUp, CutMix); the
   other layers pass them through;
 - ``dict_boxes(boxes, labels, height, width, saved)`` takes ``(B, N, 4)`` float32 boxes in the layer's

@@ -37,6 +37,10 @@ and serves NumPy and every other dtype. The adjoint,
 ``affine_resample_backward``, stays on the array path on both backends: it
 scatters the output gradient back with the same interpolation weights (these
 layers sit first in a model, whose input gradient is not needed).
+
+Called on data, the random image layers also take Keras's dict inputs, whose
+bounding boxes and segmentation masks follow the images' draw
+(``gpu_dl.layers.image_dicts``; boxes in the layer's ``bounding_box_format``).
 """
 from __future__ import annotations
 
