@@ -221,3 +221,21 @@ def test_clear_errors(xp):
     with pytest.raises(ValueError, match="ragged"):
         layers.RandomFlip(bounding_box_format="xyxy")({"images": images, "bounding_boxes": {
             "boxes": [[[1, 2, 3, 4]], []], "labels": [[1], []]}})
+
+
+def test_host_masks_and_boxes_with_device_images(xp):
+    rng = numpy.random.default_rng(5)
+    images = rng.uniform(0, 1, (4, 6, 7, 3)).astype("float32")
+    masks = rng.integers(0, 3, (4, 6, 7, 1)).astype("int32")
+    for layer in (layers.CutMix(seed=2), layers.RandomFlip(seed=2, bounding_box_format="xyxy")):
+        data = {"images": xp.asarray(images), "segmentation_masks": masks}
+        if isinstance(layer, layers.RandomFlip):
+            data["bounding_boxes"] = {"boxes": numpy.array([[[1, 1, 3, 3]]] * 4, "float32"),
+                                      "labels": numpy.ones((4, 1), "int32")}
+        out = layer(data)
+        assert type(out["segmentation_masks"]) is type(out["images"])       # on the images' device
+        got = to_numpy(out["segmentation_masks"])
+        moved = to_numpy(out["images"]) != images
+        # each mask pixel comes from the same image as the image's pixel did
+        numpy.testing.assert_array_equal(got[~moved[..., :1]], masks[~moved[..., :1]])
+        assert moved.any()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy
 
-from ..backend import array_module
+from ..backend import array_module, to_numpy
 from .symbolic import any_symbolic
 
 DICT_KEYS = ("images", "labels", "bounding_boxes", "segmentation_masks")
@@ -116,6 +116,9 @@ def call_on_dict(layer, data, training):
         out["labels"] = labels
     if "segmentation_masks" in data:
         masks = _as_array(data["segmentation_masks"], "'segmentation_masks'", layer)
+        # the masks are moved where the images are: their draws (CutMix's box) live there
+        xp = array_module(images)
+        masks = to_numpy(masks) if xp is numpy else xp.asarray(masks)
         batch = masks if batched else masks[None]
         if masks.ndim != images.ndim or layer.to_last_shape(batch.shape)[:3] != last_shape[:3]:
             raise ValueError(f"{_where(layer)}: 'segmentation_masks' must have the images' batch and spatial sizes "
