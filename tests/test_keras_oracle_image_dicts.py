@@ -180,3 +180,16 @@ def test_mixing_layers_mix_labels_as_keras_for_the_same_draw(rng, name):
         transformation["batch_masks"] = T(layer._saved[0])
         want = theirs(k.transform_segmentation_masks(T(data["segmentation_masks"]), transformation))
         numpy.testing.assert_array_equal(ours["segmentation_masks"], want)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [("Resizing", (13, 40), {"crop_to_aspect_ratio": True}),
+                                                ("CenterCrop", (30, 12), {}), ("MaxNumBoundingBoxes", (3,), {})])
+def test_one_image_dicts_match_keras(name, args, kwargs):
+    data = sample(numpy.random.default_rng(6), "center_xywh", batch=1)
+    one = {"images": data["images"][0], "segmentation_masks": data["segmentation_masks"][0],
+           "bounding_boxes": {k: v[0] for k, v in data["bounding_boxes"].items()}}
+    ours = getattr(layers, name)(*args, bounding_box_format="center_xywh", **kwargs)(one)
+    want = theirs(getattr(keras.layers, name)(*args, bounding_box_format="center_xywh", **kwargs)(keras_copy(one)))
+    assert ours["bounding_boxes"]["boxes"].ndim == 2 and ours["images"].shape == want["images"].shape
+    assert_boxes_match(ours["bounding_boxes"], want["bounding_boxes"])
+    numpy.testing.assert_allclose(ours["segmentation_masks"], want["segmentation_masks"], atol=1e-5)
