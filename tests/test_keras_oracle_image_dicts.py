@@ -193,3 +193,20 @@ def test_one_image_dicts_match_keras(name, args, kwargs):
     assert ours["bounding_boxes"]["boxes"].ndim == 2 and ours["images"].shape == want["images"].shape
     assert_boxes_match(ours["bounding_boxes"], want["bounding_boxes"])
     numpy.testing.assert_allclose(ours["segmentation_masks"], want["segmentation_masks"], atol=1e-5)
+
+
+def test_keras_files_with_box_formats_load_both_ways(tmp_path):
+    from gpu_dl.models import load_model
+    L = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 3)), L.RandomFlip(bounding_box_format="xyxy"),
+                              L.MaxNumBoundingBoxes(3, bounding_box_format="yxyx"), L.Flatten(), L.Dense(2)])
+    model.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert [layer.bounding_box_format for layer in ours.layers[:2]] == ["xyxy", "yxyx"]
+    assert ours.layers[1].max_number == 3
+    x = numpy.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs(model.predict(x, verbose=0)), rtol=1e-5,
+                                  atol=1e-6)
+    ours.save(tmp_path / "again.keras")
+    again = keras.models.load_model(tmp_path / "again.keras")
+    assert [layer.bounding_box_format for layer in again.layers[:2]] == ["xyxy", "yxyx"]
