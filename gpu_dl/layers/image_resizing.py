@@ -24,6 +24,9 @@ What Keras 3.15 does, and these layers do too:
   unchanged: Keras 3.15 does so (its docstring promises a centred crop, its
   code passes the images through), although its output shape, and this
   layer's, says ``height`` x ``width``.
+
+Called on Keras's dict inputs (``gpu_dl.layers.image_dicts``), the boxes and masks follow the window each
+layer cut: Resizing resizes the masks with nearest interpolation, CenterCrop and RandomCrop treat them as images.
 """
 from __future__ import annotations
 
@@ -139,6 +142,8 @@ class _SizedImageLayer(_RandomImageLayer):
     def dict_boxes(self, boxes, labels, height, width, saved):
         # Keras's CenterCrop steps: the boxes clipped to the window the crop took and moved to its corner; scaled
         # to the output where the window was resized; clipped to the output (labels -1 for empty boxes).
+        # RandomCrop takes the same steps with its window: Keras 3.15's RandomCrop moves x by the window's top and
+        # y by its left, and neither clips nor scales, so its boxes do not follow its images.
         _, (top, left, rows, columns), _ = saved
         xp = array_module(boxes)
         b = convert(boxes, self.bounding_box_format, "xyxy", height, width)
