@@ -302,8 +302,8 @@ def test_bad_arguments_name_the_layer():
             cls(0.2, name="c")(numpy.zeros((1, 2, 2, 2), numpy.float32))
     with pytest.raises(ValueError, match="RandomGrayscale layer 'r' expects inputs of rank 4"):
         layers.RandomGrayscale(name="r")(numpy.zeros((2, 3), numpy.float32))
-    with pytest.raises(ValueError, match="Solarization layer 'd': takes an array of images; Keras's dict form"):
-        layers.Solarization(name="d")({"images": numpy.zeros((1, 2, 2, 3), numpy.float32)})
+    with pytest.raises(ValueError, match="Solarization layer 'd': you passed an input with a 'bounding_boxes' key"):
+        layers.Solarization(name="d")({"images": numpy.zeros((1, 2, 2, 3), numpy.float32), "bounding_boxes": {}})
 
 
 def test_keras_factor_forms():

@@ -23,6 +23,7 @@ _ARGUMENTS = {
     "GRUCell": ((2,), {}), "LSTMCell": ((2,), {}), "SimpleRNNCell": ((2,), {}), "LSTM": ((2,), {}),
     "Reshape": (((2,),), {}),
     "RandomTranslation": ((0.1, 0.1), {}),
+    "MaxNumBoundingBoxes": ((2,), {}),      # Keras truncates a fraction to an int; gpu_dl asks for an integer
     "TimeDistributed": None, "Bidirectional": None, "Pipeline": None,     # wrappers: below, around layers
 }
 

@@ -101,12 +101,32 @@ def test_backward_is_the_gradient(xp, rng, make):
     assert layer.backward(w) is None
 
 
-def test_dicts_and_bad_arguments_are_refused_naming_the_layer():
-    data = {"images": numpy.zeros((2, 3, 3, 3), numpy.float32), "labels": numpy.eye(2, dtype=numpy.float32)}
+def test_dicts_mix_their_labels_and_bad_arguments_are_refused_naming_the_layer():
+    rng = numpy.random.default_rng(2)
+    data = {"images": rng.uniform(0, 1, (5, 6, 7, 3)).astype(numpy.float32),
+            "labels": numpy.eye(5, dtype=numpy.float32),
+            "segmentation_masks": rng.integers(0, 3, (5, 6, 7, 1)).astype(numpy.float32)}
     for cls in (layers.MixUp, layers.CutMix):
-        with pytest.raises(ValueError, match=f"{cls.__name__} layer 'm': takes an array of images; Keras's dict "
-                                             f"form .* mix the labels"):
-            cls(name="m")(data)
+        layer = cls(name="m", seed=4)
+        out = layer(data)
+        w, p = layer.last_mix["mix_weight"].reshape(-1, 1), layer.last_mix["permutation_order"]
+        assert sorted(p) == list(range(5)) and not numpy.array_equal(p, numpy.arange(5))
+        numpy.testing.assert_allclose(out["labels"], w * numpy.eye(5) + (1 - w) * numpy.eye(5)[p], rtol=1e-6)
+        numpy.testing.assert_allclose(out["labels"].sum(axis=1), 1, rtol=1e-6)
+        numpy.testing.assert_array_equal(out["images"], cls(name="m", seed=4)(data["images"]))
+        if cls is layers.CutMix:      # the masks' box is the images' box
+            moved = out["images"] != data["images"]
+            numpy.testing.assert_array_equal(out["segmentation_masks"][moved[..., :1]],
+                                             data["segmentation_masks"][p][moved[..., :1]])
+            with pytest.raises(ValueError, match="CutMix layer 'm': does not transform bounding boxes"):
+                layer({**data, "bounding_boxes": {"boxes": numpy.zeros((5, 1, 4)), "labels": numpy.zeros((5, 1))}})
+        numpy.testing.assert_array_equal(layer(data, training=False)["labels"], data["labels"])
+    boxes = rng.uniform(0, 5, (5, 2, 4)).astype(numpy.float32)
+    layer = layers.MixUp(seed=4, bounding_box_format="xyxy")
+    out = layer({**data, "bounding_boxes": {"boxes": boxes, "labels": numpy.arange(10).reshape(5, 2)}})
+    p = layer.last_mix["permutation_order"]
+    numpy.testing.assert_array_equal(out["bounding_boxes"]["boxes"], numpy.concatenate([boxes, boxes[p]], axis=1))
+    numpy.testing.assert_array_equal(out["bounding_boxes"]["labels"][:, 2:], numpy.arange(10).reshape(5, 2)[p])
     for bad in (0, -1, "a", None, float("inf")):
         with pytest.raises(ValueError, match="MixUp layer 'm': alpha must be a positive number"):
             layers.MixUp(bad, name="m")

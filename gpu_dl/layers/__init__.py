@@ -47,6 +47,7 @@ from .policy_augmentation import AugMix, RandAugment
 from .filter_augmentation import RandomGaussianBlur, RandomSharpness
 from .tone_augmentation import AutoContrast, Equalization, RandomPosterization, Solarization
 from .image_resizing import CenterCrop, RandomCrop, Resizing
+from .bounding_box_layers import MaxNumBoundingBoxes
 from .preprocessing import RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
@@ -81,7 +82,8 @@ __all__ = [
     "Identity", "Input",
     "InputLayer", "InputSpec",
     "IntegerLookup", "Lambda", "Layer", "LayerNormalization", "LeakyReLU", "LSTM", "LSTMCell", "Masking", "Maximum",
-    "maximum", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MelSpectrogram", "Minimum",
+    "maximum", "MaxNumBoundingBoxes", "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D",
+    "MaxPooling3D", "MelSpectrogram", "Minimum",
     "minimum", "MixUp", "MultiHeadAttention", "Multiply", "multiply", "Normalization", "Permute", "Pipeline", "PReLU",
     "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast", "RandomCrop",
     "RandomElasticTransform",

@@ -1,9 +1,10 @@
-"""What the colour, tone and mixing augmentation layers share: argument checks in Keras 3.15's forms, the
-refusal of Keras's dict inputs, and the error of a layer whose backward is not defined.
+"""What the colour, tone and mixing augmentation layers share: argument checks in Keras 3.15's forms, and the
+error of a layer whose backward is not defined.
 
 Keras's image layers also take a dict ``{"images": ..., "labels": ..., "bounding_boxes": ...,
-"segmentation_masks": ...}``. gpu_dl layers take one array (a model passes each layer the array the one
-before it returned), so these layers take the images array only and refuse a dict with a clear error.
+"segmentation_masks": ...}`` when called on data (gpu_dl.layers.image_dicts). These layers change colours and
+tones only, so, as in Keras, they pass the boxes, masks and labels through unchanged; the mixing layers and
+RandomPerspective refuse a dict with a clear error.
 """
 from __future__ import annotations
 
@@ -45,18 +46,12 @@ def unit_pair(layer, factor, what):
 
 
 class ImageAugmentLayer(_RandomImageLayer):
-    """A random image layer that refuses Keras's dict inputs and may have no backward."""
+    """A random image layer that may have no backward; Keras's dict inputs keep their boxes and masks."""
 
+    dict_entries = "unchanged"
     differentiable = True
     why_not = ""
     mixes_labels = False
-
-    def __call__(self, x, training=None, mask=None):
-        if isinstance(x, dict):
-            raise ValueError(f"{_where(self)}: takes an array of images; Keras's dict form "
-                             f"{{'images': ..., 'labels': ...}} is not supported by gpu_dl layers (pass the images "
-                             f"array{'; mix the labels with the same draws yourself' if self.mixes_labels else ''}).")
-        return super().__call__(x, training=training, mask=mask)
 
     def uniform(self, n, low, high):
         """n numbers from U(low, high) drawn on the host from the layer's generator (Keras's ``min + (max - min)

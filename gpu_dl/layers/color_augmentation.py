@@ -62,6 +62,7 @@ class _ColorLayer(_RandomImageLayer):
     """A per-image random change of values, clipped to ``value_range``."""
 
     bounds = (-1, 1)
+    dict_entries = "unchanged"          # Keras's dict inputs keep their boxes and masks
 
     def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)

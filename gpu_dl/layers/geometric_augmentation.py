@@ -38,6 +38,7 @@ import numpy
 from ..backend import array_module
 from .augment_common import ImageAugmentLayer
 from .color_augmentation import keras_factor
+from .image_dicts import clip_boxes, convert
 from .preprocessing import INTERPOLATIONS, _AffineLayer, _axis_taps, _compute_dtype, _is_number, _where
 
 
@@ -79,6 +80,21 @@ class RandomShear(_AffineLayer):
         shear_y = self.host_rng().uniform(size=(n, 1), low=self.y_factor[0], high=self.y_factor[1]).astype(dtype)
         shear_x = self.host_rng().uniform(size=(n, 1), low=self.x_factor[0], high=self.x_factor[1]).astype(dtype)
         return shear_matrices(sign * shear_x[:, 0], sign * shear_y[:, 0])
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps, in relative coordinates (so the boxes follow the sheared images exactly where the images
+        # are square): the x-shear moves each x edge by its worse corner, then the y-shear each y edge by the new
+        # x edges; clipped to [0, 1] (labels -1 for boxes left empty), back to the layer's format.
+        xp = array_module(boxes)
+        m = saved[0]
+        sx = xp.asarray(numpy.asarray(m[:, 0, 1], dtype=numpy.float32)).reshape(-1, 1)
+        sy = xp.asarray(numpy.asarray(m[:, 1, 0], dtype=numpy.float32)).reshape(-1, 1)
+        b = convert(boxes, self.bounding_box_format, "rel_xyxy", height, width)
+        x1, y1, x2, y2 = (b[..., i] for i in range(4))
+        x1, x2 = xp.where(sx < 0, x1 - sx * y1, x1 - sx * y2), xp.where(sx < 0, x2 - sx * y2, x2 - sx * y1)
+        y1, y2 = xp.where(sy > 0, y1 - sy * x2, y1 - sy * x1), xp.where(sy > 0, y2 - sy * x1, y2 - sy * x2)
+        b, labels = clip_boxes(xp.stack([x1, y1, x2, y2], axis=-1), labels, None, None, "rel_xyxy")
+        return convert(b, "rel_xyxy", self.bounding_box_format, height, width), labels
 
     def get_config(self):
         return {**super().get_config(), "x_factor": self.x_factor, "y_factor": self.y_factor}
@@ -170,6 +186,8 @@ def perspective_resample_backward(dy, transforms, interpolation="bilinear"):
 class RandomPerspective(ImageAugmentLayer):
     """Warps each image by a random perspective with a random probability (module docstring)."""
 
+    dict_entries = "transformed"
+
     def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None,
                  **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -208,6 +226,32 @@ class RandomPerspective(ImageAugmentLayer):
         transforms, mask = self.saved()
         back = perspective_resample_backward(dy, transforms, self.interpolation)
         return array_module(dy).where(mask, back, dy)
+
+    def dict_masks(self, masks, saved):
+        # Keras warps the masks as the images, with nearest interpolation.
+        transforms, mask = saved
+        warped = perspective_resample(masks, transforms, "nearest", self.fill_value)
+        return array_module(masks).where(array_module(masks).asarray(mask), warped, masks)
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps: the 4 corners of each warped image's boxes mapped by the inverse of the homography (the
+        # images' forward map), their hull, clipped to the image. Keras 3.15 returns them as xyxy whatever its
+        # bounding_box_format; here they go back to that format, the same for "xyxy".
+        transforms, mask = saved
+        xp = array_module(boxes)
+        matrices = numpy.concatenate([transforms, numpy.ones((len(transforms), 1))], axis=1).reshape(-1, 3, 3)
+        forward = xp.asarray(numpy.linalg.inv(matrices).astype(numpy.float32))[:, None, None]   # (B, 1, 1, 3, 3)
+        b = convert(boxes, self.bounding_box_format, "xyxy", height, width)
+        x1, y1, x2, y2 = (b[..., i] for i in range(4))
+        xs = xp.stack([x1, x2, x1, x2], axis=-1)
+        ys = xp.stack([y1, y2, y2, y1], axis=-1)
+        k = forward[..., 2, 0] * xs + forward[..., 2, 1] * ys + forward[..., 2, 2]
+        new_x = (forward[..., 0, 0] * xs + forward[..., 0, 1] * ys + forward[..., 0, 2]) / k
+        new_y = (forward[..., 1, 0] * xs + forward[..., 1, 1] * ys + forward[..., 1, 2]) / k
+        hull = xp.stack([new_x.min(axis=-1), new_y.min(axis=-1), new_x.max(axis=-1), new_y.max(axis=-1)], axis=-1)
+        b = xp.where(xp.asarray(mask).reshape(-1, 1, 1), hull, b)
+        b, labels = clip_boxes(b, labels, height, width)
+        return convert(b, "xyxy", self.bounding_box_format, height, width), labels
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "scale": self.scale,

@@ -24,6 +24,9 @@ What Keras 3.15 does, and these layers do too:
   unchanged: Keras 3.15 does so (its docstring promises a centred crop, its
   code passes the images through), although its output shape, and this
   layer's, says ``height`` x ``width``.
+
+Called on Keras's dict inputs (``gpu_dl.layers.image_dicts``), the boxes and masks follow the window each
+layer cut: Resizing resizes the masks with nearest interpolation, CenterCrop and RandomCrop treat them as images.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops.resize import resize, resize_backward
+from .image_dicts import clip_boxes, convert
 from .preprocessing import _RandomImageLayer, _is_number, _where
 from .spatial import contiguous
 
@@ -122,6 +126,35 @@ class _SizedImageLayer(_RandomImageLayer):
             return None
         return self.from_last(crop_pad_resize_backward(self.to_last(dy), shape, box, pads, self.interpolation))
 
+    dict_entries = "transformed"
+    mask_interpolation = "bilinear"      # Keras's CenterCrop and RandomCrop move the masks as images
+
+    def dict_masks(self, masks, saved):
+        _, box, pads = saved
+        kind = numpy.dtype(masks.dtype).kind
+        # The resize takes float images; whole-number masks resized with nearest keep their dtype, bilinear ones
+        # come back float32 as Keras's do.
+        work = masks if kind == "f" else masks.astype(numpy.float32)
+        out = crop_pad_resize(work, box, pads, (self.height, self.width), self.mask_interpolation,
+                              getattr(self, "fill_value", 0.0))
+        return out.astype(masks.dtype) if kind != "f" and self.mask_interpolation == "nearest" else out
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's CenterCrop steps: the boxes clipped to the window the crop took and moved to its corner; scaled
+        # to the output where the window was resized; clipped to the output (labels -1 for empty boxes).
+        # RandomCrop takes the same steps with its window: Keras 3.15's RandomCrop moves x by the window's top and
+        # y by its left, and neither clips nor scales, so its boxes do not follow its images.
+        _, (top, left, rows, columns), _ = saved
+        xp = array_module(boxes)
+        b = convert(boxes, self.bounding_box_format, "xyxy", height, width)
+        x1, x2 = (xp.minimum(xp.maximum(b[..., i:i + 1], left), left + columns) - left for i in (0, 2))
+        y1, y2 = (xp.minimum(xp.maximum(b[..., i:i + 1], top), top + rows) - top for i in (1, 3))
+        b = xp.concatenate([x1, y1, x2, y2], axis=-1)
+        if (rows, columns) != (self.height, self.width):
+            b = convert(convert(b, "xyxy", "rel_xyxy", rows, columns), "rel_xyxy", "xyxy", self.height, self.width)
+        b, labels = clip_boxes(b, labels, self.height, self.width)
+        return convert(b, "xyxy", self.bounding_box_format, self.height, self.width), labels
+
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
@@ -170,6 +203,35 @@ class Resizing(_AlwaysOn):
         self.fill_mode = fill_mode
         self.fill_value = float(fill_value)
         self.antialias = False
+
+    mask_interpolation = "nearest"       # Keras resizes the masks with nearest interpolation
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps: boxes all 0 or all -1 (padding) stay zeros; the others scaled (and shifted by the padding
+        # or the crop of the aspect-ratio modes) in float32, clipped to the output, back to the layer's format.
+        xp = array_module(boxes)
+        padding = xp.all(boxes == -1, axis=-1) | xp.all(boxes == 0, axis=-1)
+        b = convert(boxes, self.bounding_box_format, "xyxy", height, width)
+        f32 = numpy.float32
+        h_in, w_in, h_out, w_out = f32(height), f32(width), f32(self.height), f32(self.width)
+        if self.pad_to_aspect_ratio:
+            ratio = min(h_out / h_in, w_out / w_in)
+            scale_x = scale_y = ratio
+            shift_x, shift_y = -((w_out - w_in * ratio) // 2), -((h_out - h_in * ratio) // 2)
+        elif self.crop_to_aspect_ratio:
+            source = w_in / h_in
+            wider = source > w_out / h_out
+            new_w, new_h = (h_out * source, h_out) if wider else (w_out, w_out / source)
+            scale_x, scale_y = f32(new_w) / w_in, f32(new_h) / h_in
+            shift_x, shift_y = (f32(new_w) - w_out) // 2, (f32(new_h) - h_out) // 2
+        else:
+            scale_x, scale_y, shift_x, shift_y = w_out / w_in, h_out / h_in, f32(0), f32(0)
+        scale = xp.asarray(numpy.array([scale_x, scale_y, scale_x, scale_y], dtype=f32))
+        shift = xp.asarray(numpy.array([shift_x, shift_y, shift_x, shift_y], dtype=f32))
+        b = b * scale - shift
+        b, labels = clip_boxes(b, labels, self.height, self.width)
+        b = xp.where(padding[..., None], xp.zeros((), dtype=b.dtype), b)
+        return convert(b, "xyxy", self.bounding_box_format, self.height, self.width), labels
 
     def _plan(self, h, w):
         if self.crop_to_aspect_ratio:

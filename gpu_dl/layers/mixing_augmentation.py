@@ -22,11 +22,13 @@ per image n of the batch and a random permutation p:
   number, or one per channel), or where it is None with Gaussian noise times
   ``value_range[1]``; the fill is clipped to ``value_range``.
 
-Keras's MixUp and CutMix also mix the labels when called on a dict
-``{"images": ..., "labels": ...}``. gpu_dl layers take one array, so these
-take the images only and refuse a dict with a ValueError; the draws of the
-last call are kept (``last_mix``: the permutation and the weights) for
-mixing labels outside the layer.
+Called on Keras's dict ``{"images": ..., "labels": ...}`` (gpu_dl.layers.image_dicts), MixUp and CutMix
+mix the labels with the images' draw as Keras does: ``w_n l_n + (1 - w_n) l_p(n)``, CutMix's ``w_n`` being
+1 - the box's area over the image's. CutMix pastes the segmentation masks' box as the images'; MixUp mixes
+them with the weights (Keras 3.15 indexes the flattened masks there) and appends each image's partner's
+bounding boxes and their labels to its own (Keras 3.15 appends the labels along the batch axis); CutMix
+refuses boxes, as Keras's raises NotImplementedError; RandomErasing passes boxes and masks through. The
+draws of the last call are also kept (``last_mix``: the permutation and the weights).
 
 Backward: each is linear in its images: MixUp sends ``w g`` back to image n
 and ``(1 - w) g`` to image p(n); CutMix sends the box's gradient to image
@@ -68,10 +70,18 @@ def _inverse(permutation):
     return inverse
 
 
+def mixed_labels(labels, mix):
+    """Keras's label mixing: ``w_n l_n + (1 - w_n) l_p(n)`` with ``mix`` as ``last_mix`` holds it."""
+    xp = array_module(labels)
+    weight = xp.asarray(numpy.asarray(mix["mix_weight"], dtype=numpy.float32)).reshape((-1,) + (1,) * (labels.ndim - 1))
+    return weight * labels + (1.0 - weight) * labels[xp.asarray(mix["permutation_order"])]
+
+
 class MixUp(ImageAugmentLayer):
-    """Mixes each image with another of the batch (module docstring); images only, no labels."""
+    """Mixes each image with another of the batch (module docstring), and in dicts their labels."""
 
     mixes_labels = True
+    dict_entries = "transformed"
 
     def __init__(self, alpha=0.2, data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -96,14 +106,28 @@ class MixUp(ImageAugmentLayer):
         w, _, inverse = self.saved()
         return w * dy + ((1.0 - w) * dy)[inverse]
 
+    def dict_labels(self, labels, saved):
+        return mixed_labels(labels, self.last_mix)
+
+    def dict_masks(self, masks, saved):
+        return mixed_labels(masks, self.last_mix)
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        xp, index = array_module(boxes), self.last_mix["permutation_order"]
+        return (xp.concatenate([boxes, boxes[xp.asarray(index)]], axis=1),
+                array_module(labels).concatenate([labels, labels[array_module(labels).asarray(index)]], axis=1))
+
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
 
 
 class CutMix(ImageAugmentLayer):
-    """Pastes a random box of another image of the batch into each image (module docstring); images only."""
+    """Pastes a random box of another image of the batch into each image (module docstring), and in dicts mixes
+    their labels by the box's area."""
 
     mixes_labels = True
+    dict_entries = "transformed"
+    takes_boxes = False
 
     def __init__(self, factor=1.0, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -148,6 +172,14 @@ class CutMix(ImageAugmentLayer):
         if self._saved is None and getattr(self, "_unbatched_call", False):
             return None
         return super().saved()
+
+    def dict_labels(self, labels, saved):
+        return mixed_labels(labels, self.last_mix)
+
+    def dict_masks(self, masks, saved):
+        box = array_module(masks).asarray(saved[0])
+        return array_module(masks).where(box, masks[array_module(masks).asarray(self.last_mix["permutation_order"])],
+                                         masks)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}

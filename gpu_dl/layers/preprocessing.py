@@ -37,6 +37,10 @@ and serves NumPy and every other dtype. The adjoint,
 ``affine_resample_backward``, stays on the array path on both backends: it
 scatters the output gradient back with the same interpolation weights (these
 layers sit first in a model, whose input gradient is not needed).
+
+Called on data, the random image layers also take Keras's dict inputs, whose
+bounding boxes and segmentation masks follow the images' draw
+(``gpu_dl.layers.image_dicts``; boxes in the layer's ``bounding_box_format``).
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ import numpy
 
 from ..backend import array_module
 from .base import Layer
+from .image_dicts import call_on_dict, clip_boxes, convert, per_image
 from .seed_generator import SeedGenerator
 from .spatial import SpatialLayer
 from .symbolic import any_symbolic
@@ -309,10 +314,14 @@ class _RandomImageLayer(SpatialLayer):
     # for each op they draw), and in one call outside training, where some of Keras's layers draw all the same.
     draws_per_call = 1
     pairs_outside_training = 0
+    # Keras's dict inputs (gpu_dl.layers.image_dicts): None refuses them; "unchanged" passes the boxes and masks
+    # through; "transformed" moves them with the images' draw through dict_boxes and dict_masks.
+    dict_entries = None
 
-    def __init__(self, seed=None, data_format=None, **kwargs):
+    def __init__(self, seed=None, data_format=None, bounding_box_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         self.seed = seed
+        self.bounding_box_format = bounding_box_format
         if self.draws:
             try:
                 self.generator = SeedGenerator(seed)
@@ -333,6 +342,8 @@ class _RandomImageLayer(SpatialLayer):
     def __call__(self, x, training=None, mask=None):
         # As in Keras, a direct call without ``training`` augments; models pass training explicitly.
         # Images carry no mask of padded steps: ``mask`` is taken only to share the layers' call.
+        if isinstance(x, dict):
+            return call_on_dict(self, x, training)
         if any_symbolic(x):
             return self.symbolic_call(x, training=training, mask=mask)
         training = True if training is None else bool(training)
@@ -360,8 +371,24 @@ class _RandomImageLayer(SpatialLayer):
         self._saved = saved
         return self.from_last(y)
 
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        """(B, N, 4) boxes in ``bounding_box_format`` and their labels moved with the draw ``saved`` of images
+        of height x width (gpu_dl.layers.image_dicts)."""
+        raise NotImplementedError
+
+    def dict_masks(self, masks, saved):
+        """Channels_last (B, H, W, C) segmentation masks moved with the draw ``saved``."""
+        raise NotImplementedError
+
+    def dict_labels(self, labels, saved):
+        """The batch's labels (B, ...) after the draw ``saved``: unchanged unless the layer mixes images."""
+        return labels
+
     def get_config(self):
-        return {**super().get_config(), "seed": self.seed}
+        config = {**super().get_config(), "seed": self.seed}
+        if self.bounding_box_format is not None:        # as Keras writes it: only when set
+            config["bounding_box_format"] = self.bounding_box_format
+        return config
 
 
 class RandomFlip(_RandomImageLayer):
@@ -373,6 +400,8 @@ class RandomFlip(_RandomImageLayer):
         if mode not in FLIP_MODES:
             raise ValueError(f"{_where(self)}: mode must be one of {', '.join(map(repr, FLIP_MODES))}, got {mode!r}.")
         self.mode = mode
+
+    dict_entries = "transformed"
 
     def _flip(self, x, flips):
         xp = array_module(x)
@@ -393,6 +422,22 @@ class RandomFlip(_RandomImageLayer):
             return None
         return self.from_last(self._flip(self.to_last(dy), flips))
 
+    def dict_masks(self, masks, saved):
+        return self._flip(masks, saved[0])
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps: to rel_xyxy, mirror the flipped images' boxes, clip as xyxy boxes of the image's size
+        # (which only marks the boxes left with no area), back to the layer's format.
+        xp = array_module(boxes)
+        flips = xp.asarray(saved[0]).reshape(-1, 1, 1)
+        b = convert(boxes, self.bounding_box_format, "rel_xyxy", height, width)
+        if self.mode in ("horizontal", "horizontal_and_vertical"):
+            b = xp.where(flips, xp.stack([1 - b[..., 2], b[..., 1], 1 - b[..., 0], b[..., 3]], axis=-1), b)
+        if self.mode in ("vertical", "horizontal_and_vertical"):
+            b = xp.where(flips, xp.stack([b[..., 0], 1 - b[..., 3], b[..., 2], 1 - b[..., 1]], axis=-1), b)
+        b, labels = clip_boxes(b, labels, height, width)
+        return convert(b, "rel_xyxy", self.bounding_box_format, height, width), labels
+
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
@@ -403,6 +448,21 @@ class _AffineLayer(_RandomImageLayer):
     def __init__(self, fill_mode, interpolation, seed, fill_value, data_format, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.fill_mode, self.interpolation, self.fill_value = _fill_words(self, fill_mode, interpolation, fill_value)
+
+    dict_entries = "transformed"
+
+    def dict_masks(self, masks, saved):
+        # Keras resamples the masks as the images, with nearest interpolation.
+        return affine_resample(masks, saved[0], self.fill_mode, "nearest", self.fill_value)
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        xyxy = convert(boxes, self.bounding_box_format, "xyxy", height, width)
+        xyxy, labels = clip_boxes(self._move_xyxy(xyxy, height, width, saved[0]), labels, height, width)
+        return convert(xyxy, "xyxy", self.bounding_box_format, height, width), labels
+
+    def _move_xyxy(self, boxes, height, width, matrices):
+        """(B, N, 4) xyxy boxes of the input images moved as the images were by ``matrices``."""
+        raise NotImplementedError
 
     def _matrices(self, n, h, w):
         raise NotImplementedError
@@ -451,6 +511,11 @@ class RandomTranslation(_AffineLayer):
         m[:, 1, 2] = -dy
         return m
 
+    def _move_xyxy(self, boxes, height, width, matrices):
+        # Keras moves the boxes by minus the matrix's offsets (the shifts right and down), in float32.
+        dx, dy = per_image(matrices[:, 0, 2], boxes), per_image(matrices[:, 1, 2], boxes)
+        return boxes - array_module(boxes).concatenate([dx, dy, dx, dy], axis=-1)
+
     def get_config(self):
         return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}
 
@@ -472,6 +537,7 @@ class RandomRotation(_AffineLayer):
         f32 = numpy.float32
         lower, upper = self.factor
         degrees = self.host_rng().uniform(lower * 360.0, upper * 360.0, size=n).astype(f32)
+        self._degrees = degrees                 # the boxes' affine map takes the angle itself, as Keras's does
         angle = (degrees * f32(math.pi / 180.0)).astype(numpy.float64)
         cos, sin = numpy.cos(angle).astype(f32), numpy.sin(angle).astype(f32)
         cx, cy = f32(0.5) * (f32(w) - f32(1)), f32(0.5) * (f32(h) - f32(1))
@@ -481,6 +547,16 @@ class RandomRotation(_AffineLayer):
         m[:, 0, 2] = (cx - cx * cos) - cy * -sin
         m[:, 1, 2] = (cy - cx * sin) - cy * cos
         return m
+
+    def _move_xyxy(self, boxes, height, width, matrices):
+        # Keras's affine_transform of the drawn angle (the hull of the turned corners). Keras 3.15 reads the boxes
+        # as xyxy whatever the layer's bounding_box_format; here they are in xyxy by then, the same for "xyxy".
+        from ..utils.bounding_boxes import affine_transform
+        xp = array_module(boxes)
+        n = boxes.shape[0]
+        zeros, ones = xp.zeros(n, dtype=numpy.float32), xp.ones(n, dtype=numpy.float32)
+        angle = xp.asarray(self._degrees, dtype=numpy.float32)
+        return affine_transform(boxes, angle, zeros, zeros, ones, zeros, zeros, height, width)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
@@ -518,6 +594,21 @@ class RandomZoom(_AffineLayer):
         m[:, 0, 2] = ((f32(w) - f32(1)) / f32(2)) * (f32(1) - zx)
         m[:, 1, 2] = ((f32(h) - f32(1)) / f32(2)) * (f32(1) - zy)
         return m
+
+    def dict_boxes(self, boxes, labels, height, width, saved):
+        # Keras's steps: the window of the input the output shows, from (0, 0) to (width, height) mapped by the
+        # matrix; the boxes clipped to it and taken relative to it; clipped to [0, 1]; then scaled to the image.
+        m = saved[0]
+        start_x, start_y = per_image(m[:, 0, 2], boxes), per_image(m[:, 1, 2], boxes)
+        end_x = per_image(m[:, 0, 0] * numpy.float32(width) + m[:, 0, 2], boxes)
+        end_y = per_image(m[:, 1, 1] * numpy.float32(height) + m[:, 1, 2], boxes)
+        xp = array_module(boxes)
+        b = convert(boxes, self.bounding_box_format, "xyxy", height, width)
+        x1, x2 = (xp.minimum(xp.maximum(b[..., i:i + 1], start_x), end_x) - start_x for i in (0, 2))
+        y1, y2 = (xp.minimum(xp.maximum(b[..., i:i + 1], start_y), end_y) - start_y for i in (1, 3))
+        b = convert(xp.concatenate([x1, y1, x2, y2], axis=-1), "xyxy", "rel_xyxy", end_y - start_y, end_x - start_x)
+        b, labels = clip_boxes(b, labels, None, None, "rel_xyxy")
+        return convert(b, "rel_xyxy", self.bounding_box_format, height, width), labels
 
     def get_config(self):
         return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}

@@ -145,7 +145,7 @@ _KERAS_TRAINING_DEFAULTS = {
                      "SimpleRNN", "SimpleRNNCell", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                      "SpectralNormalization", "StackedRNNCells"), False),
     **dict.fromkeys(("AugMix", "AutoContrast", "CenterCrop", "ContrastLimitedAdaptiveHistogramEqualization",
-                     "CutMix", "Equalization", "MixUp", "Pipeline",
+                     "CutMix", "Equalization", "MaxNumBoundingBoxes", "MixUp", "Pipeline",
                      "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter",
                      "RandomContrast", "RandomCrop", "RandomElasticTransform",
                      "RandomErasing", "RandomFlip", "RandomGaussianBlur",

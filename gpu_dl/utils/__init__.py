@@ -12,6 +12,7 @@ from ..data.image_folders import image_dataset_from_directory
 from ..data.py_dataset import PyDataset
 from ..data.sequences import pad_sequences, timeseries_dataset_from_array
 from ..data.text_folders import text_dataset_from_directory
+from . import bounding_boxes
 from .config import Config
 from .feature_space import FeatureSpace
 from .data_utils import pack_x_y_sample_weight, split_dataset, standardize_dtype, unpack_x_y_sample_weight
@@ -72,7 +73,7 @@ def normalize(x, axis=-1, order=2):
 
 
 __all__ = ["Config", "CustomObjectScope", "Progbar", "PyDataset", "Sequence", "array_to_img",
-           "audio_dataset_from_directory", "clear_session",
+           "audio_dataset_from_directory", "bounding_boxes", "clear_session",
            "custom_object_scope", "deserialize_keras_object", "disable_interactive_logging",
            "enable_interactive_logging", "FeatureSpace", "get_custom_objects", "get_file", "get_source_inputs",
            "is_interactive_logging_enabled", "is_keras_tensor", "pack_x_y_sample_weight", "serialize_keras_object",
