@@ -144,6 +144,23 @@ def test_inference_leaves_boxes_and_masks_of_random_layers_alone(xp):
         assert out is not given and given["images"] is not out["bounding_boxes"]     # a new dict
 
 
+
+def test_elastic_transform_deforms_masks_with_the_images_fields_and_refuses_boxes(xp):
+    # With nearest interpolation a mask equal to the images must come out equal to them: one draw of the fields
+    # for both, and Keras's clip to value_range and compute dtype on the masks too.
+    rng = numpy.random.default_rng(5)
+    images = rng.integers(0, 4, (3, 13, 17, 1)).astype("float32") * 60
+    layer = layers.RandomElasticTransform(scale=1.0, interpolation="nearest", value_range=(0, 150), seed=2)
+    out = layer({"images": xp.asarray(images), "segmentation_masks": xp.asarray(images.astype("int32"))},
+                training=True)
+    assert not numpy.array_equal(to_numpy(out["images"]), numpy.clip(images, 0, 150))     # it did deform
+    numpy.testing.assert_array_equal(to_numpy(out["segmentation_masks"]), to_numpy(out["images"]))
+    assert out["segmentation_masks"].dtype == numpy.float32
+    same = layer({"images": xp.asarray(images), "segmentation_masks": xp.asarray(images)}, training=False)
+    numpy.testing.assert_array_equal(to_numpy(same["segmentation_masks"]), images)
+    with pytest.raises(ValueError, match="does not transform bounding boxes"):
+        layers.RandomElasticTransform(bounding_box_format="xyxy")(as_dict(xp, *rectangle(2, 3, 9, 11)))
+
 COLOUR = [lambda: layers.RandomContrast(0.5, seed=1), lambda: layers.RandomBrightness(0.3, seed=1),
           lambda: layers.RandomHue(0.3, seed=1), lambda: layers.RandomSaturation(0.4, seed=1),
           lambda: layers.RandomGrayscale(0.5, seed=1), lambda: layers.RandomInvert(seed=1),

@@ -69,6 +69,8 @@ class RandomElasticTransform(ImageAugmentLayer):
     """Deforms each image by a random smooth displacement field with a random probability (module docstring)."""
 
     draws_per_call = 4      # Keras's probability, threshold and distortion draws, then the fields' seed
+    dict_entries = "transformed"    # Keras's dict inputs: masks deformed with the images' fields
+    takes_boxes = False             # Keras's layer has no transform of bounding boxes (NotImplementedError)
 
     def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
                  value_range=(0, 255), seed=None, data_format=None, **kwargs):
@@ -131,6 +133,18 @@ class RandomElasticTransform(ImageAugmentLayer):
         order = ELASTIC_INTERPOLATIONS.index(self.interpolation)
         back = sample_coordinates_backward(g, g.shape, coordinates, order, self.fill_mode)
         return array_module(dy).where(mask, back, g)
+
+    def dict_masks(self, masks, saved):
+        # Keras deforms the masks as the images, by the same fields with nearest interpolation, then clips them to
+        # value_range and casts them to the compute dtype as it does the images.
+        if not saved:
+            return masks
+        xp = array_module(masks)
+        coordinates, mask, _ = saved
+        masks = masks.astype(_compute_dtype(masks.dtype), copy=False)
+        moved = sample_coordinates(masks, coordinates, 0, self.fill_mode, self.fill_value)
+        low, high = (float(v) for v in self.value_range)
+        return xp.clip(xp.where(mask, moved, masks), low, high)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "scale": self.scale,
