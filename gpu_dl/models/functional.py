@@ -258,8 +258,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         inputs, outputs = from_intermediate_inputs(inputs, outputs)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
-        if len(set(flat_outputs)) != len(flat_outputs):
-            raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
         # Keras names each output after the layer that makes it (its `output_names`): losses, metrics, targets and
         # logs are keyed so, except where the outputs are a dict, whose own keys (in sorted order, as Keras
         # flattens it) key them whatever the output layers are named.
@@ -657,7 +655,10 @@ class Functional(multi_output.SeveralOutputs, Model):
             if not isinstance(dy, (list, tuple)) or len(dy) != len(self._outputs):
                 raise ValueError(f"Model '{self.name}' has {len(self._outputs)} outputs: backward takes a list of "
                                  f"{len(self._outputs)} gradients (None for an output without one).")
-            grads = {t: g for t, g in zip(self._outputs, dy) if g is not None}
+            grads = {}
+            for t, g in zip(self._outputs, dy):
+                if g is not None:       # a tensor listed twice among the outputs (as Keras takes it) gets both
+                    grads[t] = g if t not in grads else grads[t] + g
         else:
             grads = {self._output: dy} if dy is not None else {}
         for (_, t), value in zip(self._added_losses, self.__dict__.get("_added_values", ())):
