@@ -78,3 +78,121 @@ def test_the_gradients_of_one_tensor_listed_twice_add_up(rng):
     numpy.testing.assert_allclose(dx_twice, (g1 + g2) @ kernel.T, rtol=1e-5, atol=1e-6)
     numpy.testing.assert_allclose(dx_twice, dx_once, rtol=1e-6)
     numpy.testing.assert_allclose(kernel_grad, data.T @ (g1 + g2), rtol=1e-5, atol=1e-5)
+
+
+def two_heads(lib, structure):
+    """A subclassed model whose call returns its two outputs in ``structure`` (a dict, a tuple or a list)."""
+    class TwoHeads(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.first = lib.layers.Dense(2, kernel_initializer="ones", name="first_dense")
+            self.second = lib.layers.Dense(3, kernel_initializer="ones", name="second_dense")
+
+        def call(self, x):
+            a, b = self.first(x), self.second(x)
+            return {"second": b, "first": a} if structure == "dict" else (a, b) if structure == "tuple" else [a, b]
+    return TwoHeads
+
+
+def per_output(structure, values):
+    """``values`` (first, second) keyed as ``structure`` gives them."""
+    return dict(zip(("first", "second"), values)) if structure == "dict" else \
+        tuple(values) if structure == "tuple" else list(values)
+
+
+def subclassed_run(lib, structure, tmp_path):
+    """compile with a loss, weight and metrics per output before the first call, then fit, evaluate, predict,
+    get_compile_config, save and load."""
+    cls = two_heads(lib, structure)
+    model = cls()
+    data = numpy.arange(12, dtype="float32").reshape(4, 3) / 10
+    targets = per_output(structure, (numpy.zeros((4, 2), "float32"), numpy.ones((4, 3), "float32")))
+    model.compile(lib.optimizers.SGD(0.01), loss=per_output(structure, ("mse", lib.losses.MeanAbsoluteError())),
+                  loss_weights=per_output(structure, (1.0, 0.5)),
+                  metrics=per_output(structure, (["mae"], [lib.metrics.MeanSquaredError(name="sq")])))
+    found = {"names_before": model.metrics_names, "config_before": model.get_compile_config()}
+    found["history"] = model.fit(data, targets, epochs=2, batch_size=2, shuffle=False, verbose=0).history
+    found["names_after"] = model.metrics_names
+    found["evaluate"] = model.evaluate(data, targets, verbose=0, return_dict=True)
+    found["evaluate_list"] = model.evaluate(data, targets, verbose=0)
+    found["train_on_batch"] = model.train_on_batch(data, targets, return_dict=True)
+    found["predict"] = model.predict(data, verbose=0)
+    found["config_after"] = model.get_compile_config()
+    path = str(tmp_path / f"heads_{structure}_{lib.__name__}.keras")
+    model.save(path)
+    loaded = lib.models.load_model(path, custom_objects={"TwoHeads": cls})
+    found["config_loaded"] = loaded.get_compile_config()
+    found["loaded_evaluate"] = loaded.evaluate(data, targets, verbose=0, return_dict=True)
+    found["loaded_predict"] = loaded.predict(data, verbose=0)
+    for key in ("config_before", "config_after", "config_loaded"):
+        found[key].pop("optimizer")     # Keras writes its backend's optimizer class (TorchSGD's module)
+    return found
+
+
+@pytest.mark.parametrize("structure", ["dict", "tuple", "list"])
+def test_a_subclassed_model_takes_a_loss_per_output_as_keras_does(structure, tmp_path):
+    ours, theirs = subclassed_run(gpu_dl, structure, tmp_path), subclassed_run(keras, structure, tmp_path)
+    for key in ("names_before", "names_after", "config_before", "config_after", "config_loaded"):
+        assert ours[key] == theirs[key], key
+    assert theirs["names_after"] == ["loss", "compile_metrics"] + (
+        ["first_loss", "second_loss"] if structure == "dict" else ["mse_loss", "mean_absolute_error_loss"])
+    for key in ("history", "evaluate", "train_on_batch", "loaded_evaluate"):
+        assert list(ours[key]) == list(theirs[key]), key
+        close(ours[key], theirs[key])
+    close(ours["evaluate_list"], theirs["evaluate_list"])
+    for key in ("predict", "loaded_predict"):
+        assert type(ours[key]) is type(theirs[key])
+        if structure == "dict":
+            assert list(ours[key]) == list(theirs[key])
+        close(ours[key], theirs[key])
+
+
+def one_output(lib):
+    x = lib.Input((3,), name="x")
+    return lib.Model(x, lib.layers.Dense(2, name="d")(x))
+
+
+def two_outputs(lib):
+    x = lib.Input((3,), name="x")
+    return lib.Model(x, {"a": lib.layers.Dense(2, name="a")(x), "b": lib.layers.Dense(2, name="b")(x)})
+
+
+COMPILES = {
+    "strings": (one_output, lambda lib: dict(optimizer="adam", loss="mse", metrics=["mae", "accuracy"],
+                                             loss_weights=0.5)),
+    "objects": (one_output, lambda lib: dict(optimizer=lib.optimizers.SGD(0.1), loss=lib.losses.MeanSquaredError(),
+                                             metrics=[lib.metrics.MeanAbsoluteError(name="m")])),
+    "mixed": (one_output, lambda lib: dict(optimizer="sgd", loss=lib.losses.LogCosh(), weighted_metrics=["mse"],
+                                           metrics=["mae", lib.metrics.RootMeanSquaredError()])),
+    "dicts": (two_outputs, lambda lib: dict(optimizer="sgd", loss={"a": "mse", "b": lib.losses.MeanAbsoluteError()},
+                                            metrics={"a": ["mae"], "b": [lib.metrics.MeanSquaredError()]},
+                                            loss_weights={"a": 1.0, "b": 2.0})),
+    "lists": (two_outputs, lambda lib: dict(optimizer="sgd", loss=["mae", "mse"], metrics=[["mae"], None])),
+}
+
+
+def compile_configs(lib, case, tmp_path):
+    """A model's compile config after compile, after fit, and of the model saved and loaded (the optimizer left
+    out: Keras writes its backend's optimizer class)."""
+    make, arguments = COMPILES[case]
+    model = make(lib)
+    model.compile(**arguments(lib))
+    data = numpy.ones((4, 3), "float32")
+    targets = numpy.zeros((4, 2), "float32")
+    configs = [model.get_compile_config()]
+    model.fit(data, {"a": targets, "b": targets} if make is two_outputs else targets, verbose=0)
+    configs.append(model.get_compile_config())
+    path = str(tmp_path / f"compiled_{case}_{lib.__name__}.keras")
+    model.save(path)
+    configs.append(lib.models.load_model(path).get_compile_config())
+    for config in configs:
+        config.pop("optimizer")
+    return configs
+
+
+@pytest.mark.parametrize("case", sorted(COMPILES))
+def test_a_loaded_model_gives_the_compile_config_keras_gives(case, tmp_path):
+    ours, theirs = compile_configs(gpu_dl, case, tmp_path), compile_configs(keras, case, tmp_path)
+    assert ours == theirs
+    if case == "strings":
+        assert theirs[2]["loss"] == "mse" and theirs[2]["metrics"] == ["mae", "accuracy"]

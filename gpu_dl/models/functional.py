@@ -60,7 +60,7 @@ from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, map_structure, pack_like
 from . import data_checks as checks
-from . import composite, multi_output, nested
+from . import composite, nested
 from .model import Model, checked_training
 from .summary import _format_shape, print_summary
 
@@ -250,7 +250,7 @@ def _check_structure(value, what):
     return flat
 
 
-class Functional(multi_output.SeveralOutputs, Model):
+class Functional(Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
     def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=(), traced=False):
@@ -297,7 +297,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._added_losses = added_losses
         self._kept_values = self._output_set | {t for _, t in added_losses}
         self._output_names = output_names
-        self._multi = len(flat_outputs) > 1
         self._nodes = nodes
         self._node_set = set(nodes)
         self._depths = depths
@@ -377,6 +376,10 @@ class Functional(multi_output.SeveralOutputs, Model):
     @property
     def _output_keys(self):
         return list(self._output_names)
+
+    @property
+    def _multi(self):
+        return len(self._outputs) > 1
 
     @property
     def takes_input_list(self):
