@@ -142,6 +142,37 @@ def test_gradient_of_the_weighted_total_loss_matches_finite_differences(xp, rng)
         var.value[...] = original
 
 
+def test_one_tensor_listed_twice_among_the_outputs_trains_on_the_sum_of_its_losses(xp, rng):
+    """Model(x, [y, y]) as Keras takes it: each listing has its loss; the gradient is their weighted sum's."""
+    inputs = gpu_dl.Input((4,), dtype="float64")
+    out = layers.Dense(3, dtype="float64")(inputs)
+    model = gpu_dl.Model(inputs, [out, out])
+    model.compile("sgd", loss=["mse", "huber"], loss_weights=[0.7, 1.9])
+    x = xp.asarray(rng.standard_normal((5, 4)))
+    y = (xp.asarray(rng.standard_normal((5, 3))), xp.asarray(rng.standard_normal((5, 3))))
+    model._start([x.shape])
+
+    def total(inputs):
+        return model._loss_and_gradient(y, model.forward(inputs, training=True), None, training=False)[0]
+    kernel, bias = (to_numpy(w) for w in model.get_weights())
+    p, yh = to_numpy(x) @ kernel + bias, [to_numpy(t) for t in y]
+    d = numpy.abs(p - yh[1])
+    huber = numpy.where(d <= 1, 0.5 * d ** 2, d - 0.5).mean()
+    assert float(total(x)) == pytest.approx(0.7 * ((p - yh[0]) ** 2).mean() + 1.9 * huber, rel=1e-12)
+    _, _, douts = model._loss_and_gradient(y, model.forward(x, training=True), None, training=True)
+    assert_gradient(total, x, model.backward(douts), rng, what="model input")
+    for var in model.trainable_weights:
+        _, _, douts = model._loss_and_gradient(y, model.forward(x, training=True), None, training=True)
+        model.backward(douts, input_gradient=False)
+        grad, original = var.grad.copy(), var.value.copy()
+
+        def of_weight(value, var=var):
+            var.value[...] = value
+            return total(x)
+        assert_gradient(of_weight, original.copy(), grad, rng, what=var.path)
+        var.value[...] = original
+
+
 def test_fit_logs_and_history_are_named_per_output(xp, rng):
     x, ya, yb = data(rng, 12)
     model = two_heads()

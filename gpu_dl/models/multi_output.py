@@ -239,10 +239,17 @@ class SeveralOutputs:
             self._compile_later(optimizer, loss, metrics, loss_weights, weighted_metrics, kwargs)
             return
         self.__dict__.pop("_pending_compile", None)
+        self.__dict__.pop("_compile_if_several", None)
         if not self._multi:
             super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                             weighted_metrics=weighted_metrics, **kwargs)
             self._compiled_outputs = 1
+            if self._composite and self._built_graph() is None:
+                # Compiled for one output before its first call: compiled again for its outputs where it turns
+                # out to give several (one loss for each of them).
+                self._compile_if_several = dict(optimizer=self._given_optimizer, loss=loss, metrics=metrics,
+                                                loss_weights=loss_weights, weighted_metrics=weighted_metrics,
+                                                **kwargs)
             return
         self._note_compile(loss)
         same_outputs = self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count
@@ -290,22 +297,31 @@ class SeveralOutputs:
         self.compiled = True
         self._compiled_outputs = self._output_count
 
+    def _compile_pending(self):
+        return self.__dict__.get("_pending_compile") is not None or bool(self.__dict__.get("_compile_if_several"))
+
     def _bind_pending_compile(self):
-        """Compile again with the arguments ``_compile_later`` kept, the model's outputs now known."""
-        pending = self.__dict__.pop("_pending_compile")
+        """Compile again with the arguments ``_compile_later`` (or a compile for one output) kept, the model's
+        outputs now known."""
+        pending = self.__dict__.pop("_pending_compile", None)
+        several = self.__dict__.pop("_compile_if_several", None)
         if self._built_graph() is None:
             self._finish_build()        # built by build(shape) alone: its call is traced now
-        if self._built_graph() is None:
+        if pending is not None and self._built_graph() is None:
             raise ValueError(f"Model '{self.name}' was compiled with a loss or metrics per output, but its call "
                              f"could not be traced into a graph of layer calls "
                              f"({self.__dict__.get('_trace_error')}), so its outputs cannot be trained apart: "
                              "give it one loss, or make its call traceable.")
-        optimizer = self.optimizer
-        self.compile(**pending)
-        self.optimizer = optimizer      # the one compile made (a LossScaleOptimizer wrapping it stays the same)
+        arguments = pending if pending is not None else several if self._multi else None
+        if arguments is not None:
+            optimizer = self.optimizer
+            self.compile(**arguments)
+            self.optimizer = optimizer      # the one compile made (a LossScaleOptimizer wrapping it stays the same)
 
     def _require_compiled(self, method):
         super()._require_compiled(method)
+        if self._compile_pending() and self._built_graph() is not None:
+            self._bind_pending_compile()        # called (so traced) since it was compiled
         compiled_for = self.__dict__.get("_compiled_outputs", 1)
         if compiled_for != self._output_count:
             # A Sequential's last layer changed since: its losses and metrics no longer fit its outputs.
@@ -314,7 +330,7 @@ class SeveralOutputs:
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
         from .model import _batchless, _length, _shapes     # model.py builds its Model on this class
-        if self.__dict__.get("_pending_compile") is not None:
+        if self._compile_pending():
             # A subclassed model compiled before its first call: its outputs are known once it is built.
             self._checked_features(x, x_name, batch_size)
             self._bind_pending_compile()
