@@ -120,18 +120,21 @@ def test_gradient_of_the_weighted_total_loss_matches_finite_differences(xp, rng)
     y = (xp.asarray(rng.integers(0, 3, 5)), xp.asarray(rng.standard_normal((5, 2))),
          xp.asarray(rng.uniform(0, 1, (5, 2))))
     sw = tuple(xp.asarray(rng.uniform(0.5, 2, 5)) for _ in range(3))
+    assert_total_loss_gradients(model, x, y, sw, rng)
+
+
+def assert_total_loss_gradients(model, x, y, sw, rng):
+    """The gradients of the compiled model's total loss for ``x``, ``y`` and ``sw``, of its input and of every
+    weight, against finite differences; returns the total loss as a function of the input."""
     model._start([x.shape])
 
     def total(inputs):
-        out = model.forward(inputs, training=True)
-        return model._loss_and_gradient(y, out, sw, training=False)[0]
+        return model._loss_and_gradient(y, model.forward(inputs, training=True), sw, training=False)[0]
 
-    out = model.forward(x, training=True)
-    _, _, douts = model._loss_and_gradient(y, out, sw, training=True)
+    _, _, douts = model._loss_and_gradient(y, model.forward(x, training=True), sw, training=True)
     assert_gradient(total, x, model.backward(douts), rng, what="model input")
     for var in model.trainable_weights:
-        out = model.forward(x, training=True)
-        _, _, douts = model._loss_and_gradient(y, out, sw, training=True)
+        _, _, douts = model._loss_and_gradient(y, model.forward(x, training=True), sw, training=True)
         model.backward(douts, input_gradient=False)
         grad, original = var.grad.copy(), var.value.copy()
 
@@ -140,6 +143,23 @@ def test_gradient_of_the_weighted_total_loss_matches_finite_differences(xp, rng)
             return total(x)
         assert_gradient(of_weight, original.copy(), grad, rng, what=var.path)
         var.value[...] = original
+    return total
+
+
+def test_one_tensor_listed_twice_among_the_outputs_trains_on_the_sum_of_its_losses(xp, rng):
+    """Model(x, [y, y]) as Keras takes it: each listing has its loss; the gradient is their weighted sum's."""
+    inputs = gpu_dl.Input((4,), dtype="float64")
+    out = layers.Dense(3, dtype="float64")(inputs)
+    model = gpu_dl.Model(inputs, [out, out])
+    model.compile("sgd", loss=["mse", "huber"], loss_weights=[0.7, 1.9])
+    x = xp.asarray(rng.standard_normal((5, 4)))
+    y = (xp.asarray(rng.standard_normal((5, 3))), xp.asarray(rng.standard_normal((5, 3))))
+    total = assert_total_loss_gradients(model, x, y, None, rng)
+    kernel, bias = (to_numpy(w) for w in model.get_weights())
+    p, yh = to_numpy(x) @ kernel + bias, [to_numpy(t) for t in y]
+    d = numpy.abs(p - yh[1])
+    huber = numpy.where(d <= 1, 0.5 * d ** 2, d - 0.5).mean()
+    assert float(total(x)) == pytest.approx(0.7 * ((p - yh[0]) ** 2).mean() + 1.9 * huber, rel=1e-12)
 
 
 def test_fit_logs_and_history_are_named_per_output(xp, rng):
@@ -235,8 +255,6 @@ def test_bad_settings_and_data_are_clear_errors(rng):
         model.fit(x, [ya, yb], class_weight={0: 1.0}, verbose=0)
     with pytest.raises(ValueError, match="sample_weight for output 'reg'.*has 3 entries"):
         model.test_on_batch(x, [ya, yb], sample_weight=[numpy.ones(8), numpy.ones(3)])
-    with pytest.raises(ValueError, match="more than once"):
-        gpu_dl.Model(model.inputs, [model.outputs[0], model.outputs[0]])
     # As Keras: a dict of outputs is keyed by its own keys, whatever the output layers are named
     keyed = gpu_dl.Model(model.inputs, {"a": model.outputs[0], "b": model.outputs[1]})
     assert keyed.output_names == model.output_names and sorted(keyed.predict(x, verbose=0)) == ["a", "b"]

@@ -1,7 +1,8 @@
 """A subclassed model whose call returns a dict (or a dict nesting a tuple) against Keras 3 itself (where Keras is
 installed): the same weights give the same outputs in the same structure from a call and from predict, and the
 same summary rows; compute_output_shape gives the shapes in that structure (Keras's symbolic call gives it: its
-subclassed model has no compute_output_shape). A dict of losses for it is refused with what to do instead."""
+subclassed model has no compute_output_shape). Compiled after its first call with a dict of losses, it trains as
+Keras's does."""
 import os
 
 import numpy as np
@@ -86,15 +87,19 @@ def test_summary_lists_the_layers_as_keras_does(nested):
     assert _rows(ours) == _rows(theirs) and len(_rows(ours)) == 3
 
 
-def test_a_dict_of_losses_is_refused_with_what_to_do_instead():
-    # Keras trains a subclassed model of several outputs on a loss per output; gpu_dl trains them as a functional
-    # model, and says so at compile rather than failing inside fit
+def test_a_dict_of_losses_given_after_the_first_call_trains_as_keras():
     ours, theirs, x = _twins(False)
-    theirs.compile(optimizer="sgd", loss={"score": "mse", "label": "categorical_crossentropy"})
-    with pytest.raises(ValueError, match=r"'heads' is a subclassed model.*functional Model\(inputs, outputs\)"):
-        ours.compile(optimizer="sgd", loss={"score": "mse", "label": "categorical_crossentropy"})
-    with pytest.raises(ValueError, match="subclassed model"):
-        ours.compile(optimizer="sgd", loss=["mse", "categorical_crossentropy"])
+    y = {"score": np.linspace(0, 1, 6, dtype="float32")[:, None], "label": np.eye(3, dtype="float32")[[0, 1, 2] * 2]}
+    logs = []
+    for model in (ours, theirs):
+        model.compile(optimizer="sgd", loss={"score": "mse", "label": "categorical_crossentropy"},
+                      metrics={"label": ["accuracy"]})
+        logs.append(model.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history)
+    assert list(logs[0]) == list(logs[1]) == ["label_accuracy", "label_loss", "loss", "score_loss"]
+    for key in logs[1]:
+        np.testing.assert_allclose(logs[0][key], logs[1][key], rtol=1e-5, atol=1e-6)
+    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
 def _functional(lib):

@@ -27,12 +27,22 @@ class InputLayer(Layer):
 
     keeps_input_dtype = True
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, batch_shape=None,
+                 **kwargs):
         if shape is None:
             shape = input_shape
-        if shape is None:
+        if batch_shape is not None:
+            if shape is not None or batch_size is not None:
+                raise ValueError("Input: give `shape` (and `batch_size`) or `batch_shape`, not both.")
+            batch_shape = _shape_argument(batch_shape, "batch_shape")
+            if not batch_shape:
+                raise ValueError("Input: `batch_shape` needs a batch axis and at least one more.")
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        elif shape is None:
             raise ValueError("InputLayer needs `shape`, the shape of one sample without the batch axis, "
                              "e.g. shape=(64,).")
+        else:
+            shape = _shape_argument(shape, "shape")
         input_dtype = _input_dtype(dtype)
         super().__init__(name=name, dtype=None if input_dtype is not None else dtype, **kwargs)
         if input_dtype is not None:
@@ -60,6 +70,15 @@ class InputLayer(Layer):
         return cls(**config)
 
 
+def _shape_argument(shape, what):
+    """Input's ``shape`` or ``batch_shape`` as a tuple: a sequence of sizes (or None), as Keras takes it; a bare
+    int is refused, as Keras refuses it ("Cannot convert '784' to a shape")."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise ValueError(f"Input: cannot convert `{what}`={shape!r} to a shape: give a tuple of sizes such as "
+                         f"({shape!r},) (Keras takes no bare int here).")
+    return tuple(shape)
+
+
 def _input_dtype(dtype):
     """The name of an integer, bool or float16 dtype (an input of float16 tensors: those a layer under
     "mixed_float16" computes, as a composite layer's traced call takes them), or None for anything else (left to
@@ -78,14 +97,8 @@ def _input_dtype(dtype):
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
     """``keras.Input``: a symbolic tensor of shape ``(batch_size,) + shape``, the start of a functional model
     (``keras.Model(inputs, outputs)``) or the first entry of a ``Sequential`` list."""
-    if batch_shape is not None:
-        if shape is not None or batch_size is not None:
-            raise ValueError("Input: give `shape` (and `batch_size`) or `batch_shape`, not both.")
-        batch_shape = tuple(batch_shape)
-        if not batch_shape:
-            raise ValueError("Input: `batch_shape` needs a batch axis and at least one more.")
-        batch_size, shape = batch_shape[0], batch_shape[1:]
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape,
+                      **kwargs).output
 
 
 class Dense(Layer):

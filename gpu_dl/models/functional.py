@@ -60,7 +60,7 @@ from ..layers.base import unique_name
 from ..layers.operations import Operation
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, map_structure, pack_like
 from . import data_checks as checks
-from . import composite, multi_output, nested
+from . import composite, nested
 from .model import Model, checked_training
 from .summary import _format_shape, print_summary
 
@@ -250,7 +250,7 @@ def _check_structure(value, what):
     return flat
 
 
-class Functional(multi_output.SeveralOutputs, Model):
+class Functional(Model):
     """``Model(inputs, outputs, name=None, trainable=True)``: see the module docstring."""
 
     def __init__(self, inputs, outputs, name=None, trainable=True, *, added_losses=(), traced=False):
@@ -258,8 +258,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         inputs, outputs = from_intermediate_inputs(inputs, outputs)
         flat_inputs = _check_structure(inputs, "inputs")
         flat_outputs = _check_structure(outputs, "outputs")
-        if len(set(flat_outputs)) != len(flat_outputs):
-            raise ValueError(f"`outputs` lists a tensor more than once: {[t.name for t in flat_outputs]}.")
         # Keras names each output after the layer that makes it (its `output_names`): losses, metrics, targets and
         # logs are keyed so, except where the outputs are a dict, whose own keys (in sorted order, as Keras
         # flattens it) key them whatever the output layers are named.
@@ -299,7 +297,6 @@ class Functional(multi_output.SeveralOutputs, Model):
         self._added_losses = added_losses
         self._kept_values = self._output_set | {t for _, t in added_losses}
         self._output_names = output_names
-        self._multi = len(flat_outputs) > 1
         self._nodes = nodes
         self._node_set = set(nodes)
         self._depths = depths
@@ -379,6 +376,10 @@ class Functional(multi_output.SeveralOutputs, Model):
     @property
     def _output_keys(self):
         return list(self._output_names)
+
+    @property
+    def _multi(self):
+        return len(self._outputs) > 1
 
     @property
     def takes_input_list(self):
@@ -657,7 +658,10 @@ class Functional(multi_output.SeveralOutputs, Model):
             if not isinstance(dy, (list, tuple)) or len(dy) != len(self._outputs):
                 raise ValueError(f"Model '{self.name}' has {len(self._outputs)} outputs: backward takes a list of "
                                  f"{len(self._outputs)} gradients (None for an output without one).")
-            grads = {t: g for t, g in zip(self._outputs, dy) if g is not None}
+            grads = {}
+            for t, g in zip(self._outputs, dy):
+                if g is not None:       # a tensor listed twice among the outputs (as Keras takes it) gets both
+                    grads[t] = g if t not in grads else grads[t] + g
         else:
             grads = {self._output: dy} if dy is not None else {}
         for (_, t), value in zip(self._added_losses, self.__dict__.get("_added_values", ())):

@@ -165,6 +165,52 @@ def _loss_entry(loss):
     return _jsonable(losses_module.serialize(loss), f"loss '{loss.name}'", functions=True)
 
 
+def _like(given, values):
+    """``values`` as a tuple where compile was given a tuple (Keras's compile config keeps it), else a list."""
+    return tuple(values) if isinstance(given, tuple) else list(values)
+
+
+def _written_loss(given, loss):
+    """A loss as Keras's compile config writes it: as compile was given it where that was a name, else
+    serialised."""
+    return given if isinstance(given, str) else _loss_entry(loss)
+
+
+def _pending_compile_config(model):
+    """``(loss, loss_weights, metrics, weighted_metrics)`` of a subclassed model compiled per output before its
+    first call (its losses not bound to its outputs yet), in the structure compile() was given them."""
+    from .. import losses as losses_module
+    given = model._compile_args
+
+    def structure(value, entry):
+        if isinstance(value, dict):
+            return {key: entry(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(entry(v) for v in value)     # a tuple stays one, as Keras's config keeps it
+        return entry(value)
+
+    def loss(value):
+        return None if value is None else _written_loss(value, losses_module.get(value))
+
+    def metrics(value):
+        if value is None:
+            return None
+        def entries(ids):       # a list of metrics, or one metric, as given
+            if isinstance(ids, (list, tuple)):
+                return _metric_entries(model, ids)
+            return None if ids is None else (_metric_entries(model, [ids]) or [None])[0]
+        return structure(value, entries)
+    weights = given["loss_weights"]
+    return structure(given["loss"], loss), None if weights is None else structure(weights, float), \
+        metrics(given["metrics"]), metrics(given["weighted_metrics"])
+
+
+def _kept_name(value, rebuilt, custom):
+    """What compile gets for a loss a compile config gives as ``value``: a catalogue name stays a name, so the
+    loaded model's compile config writes it so again (as Keras's does); anything else is ``rebuilt``."""
+    return value if isinstance(value, str) and custom.function(value) is None else rebuilt
+
+
 def _metric_entries(model, identifiers):
     from .. import metrics as metrics_module
     metrics = []
@@ -199,25 +245,25 @@ def _per_output_compile_config(model):
     given = model._compile_args
     if isinstance(given["loss"], dict):
         # The outputs the dict names, as Keras writes it (one without a loss may be left out).
-        loss = {name: _loss_entry(entry) for name, entry in zip(names, model._output_losses)
+        loss = {name: _written_loss(given["loss"][name], entry) for name, entry in zip(names, model._output_losses)
                 if name in given["loss"]}
     elif isinstance(given["loss"], (list, tuple)):
-        loss = [_loss_entry(entry) for entry in model._output_losses]
+        loss = type(given["loss"])(_written_loss(g, entry) for g, entry in zip(given["loss"], model._output_losses))
     elif given["loss"] is None:
         loss = None
     else:
-        loss = _loss_entry(next(entry for entry in model._output_losses if entry is not None))
+        loss = _written_loss(given["loss"], next(entry for entry in model._output_losses if entry is not None))
     weights = given["loss_weights"]
     if weights is not None:
         weights = ({name: w for name, w in zip(names, model._loss_weights) if name in weights}
-                   if isinstance(weights, dict) else list(model._loss_weights))
+                   if isinstance(weights, dict) else _like(weights, model._loss_weights))
     def metrics(per_output, key):
         if not any(per_output):
             return None
         entries = [_metric_entries(model, ids) or None for ids in per_output]
         if isinstance(given.get(key), dict):
             return {name: entry for name, entry in zip(names, entries) if name in given[key]}
-        return entries
+        return _like(given.get(key), entries)
     return loss, weights, metrics(model._output_metric_ids, "metrics"), \
         metrics(model._output_weighted_ids, "weighted_metrics")
 
@@ -247,7 +293,9 @@ def _compile_config(model):
         given = model.optimizer
     optimizer = _jsonable(optimizers.serialize(given), f"optimizer '{given.name}'")
     try:
-        if getattr(model, "_multi", False):
+        if model.__dict__.get("_pending_compile") is not None:
+            loss, loss_weights, metrics, weighted = _pending_compile_config(model)
+        elif getattr(model, "_multi", False):
             loss, loss_weights, metrics, weighted = _per_output_compile_config(model)
         else:
             loss = model.__dict__.get("_loss_given") or _loss_entry(model.loss)
@@ -1057,7 +1105,8 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         return one(value, what)
 
     def loss_of(value, what):
-        return None if value is None else _rebuilt(value, what, lambda v, w: _loss_from_config(v, custom, w))
+        return None if value is None else _kept_name(value, _rebuilt(
+            value, what, lambda v, w: _loss_from_config(v, custom, w)), custom)
 
     loss = per_output(cc.get("loss"), loss_of, f"{where}: compile_config.loss")
     if isinstance(loss, (list, tuple)) and len(loss) == len(model._output_keys):
@@ -1144,12 +1193,14 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
         for key in ("metrics", "weighted_metrics"):
             if isinstance(cc.get(key), dict):
                 cc = dict(cc, **{key: _one_output_entry(cc[key], output_names, f"{where}: compile_config.{key}")})
+    given = loss
     try:
         loss = _loss_from_config(loss, custom, what)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(e if str(e).startswith(what) else f"{what} cannot be rebuilt: {e}") from e
     metrics, weighted = (_one_output_metrics(cc.get(key), f"{where}: compile_config.{key}", custom, loss)
                          for key in ("metrics", "weighted_metrics"))
+    loss = _kept_name(given, loss, custom)
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted,
                       loss_weights=cc.get("loss_weights"))

@@ -46,6 +46,7 @@ from ..layers.base import Layer, _marks_composite, _unique_variables as _unique,
 from ..layers.input_spec import holds_input_specs
 from .array_epochs import ArrayEpochs
 from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
+from .multi_output import SeveralOutputs
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 # Where a model keeps its compiled metrics and what they were compiled from: not metrics it holds itself.
@@ -273,7 +274,7 @@ def activity_of(layer):
     return found
 
 
-class Model(trainer.Trainer, Layer):
+class _ModelBase(trainer.Trainer, Layer):
     """Base of trainable models. See the module docstring.
 
     ``Model(inputs, outputs)`` (or ``Model(inputs=..., outputs=..., name=...)``) makes a functional model,
@@ -569,10 +570,6 @@ class Model(trainer.Trainer, Layer):
         self._metrics_given = metrics is not None or weighted_metrics is not None
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]      # as Keras takes it: the loss of the one output, in a list
-        if isinstance(loss, (list, tuple, dict)) and self._composite:
-            raise ValueError(f"Model '{self.name}' is a subclassed model: gpu_dl trains it on one loss, and takes no "
-                             "list or dict of losses (one per output) for it. Make the same layers a functional "
-                             "Model(inputs, outputs) to give each of its outputs a loss.")
         if isinstance(loss, (list, tuple, dict)):
             raise ValueError("This model has one output: `loss` must be a single loss, not a list or dict.")
         loss_weight = self.__dict__.get("_loss_weight") if reused else one_loss_weight(loss_weights)
@@ -1310,6 +1307,44 @@ class Model(trainer.Trainer, Layer):
         # they are built for that shape first.
         self._finish_build()
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+class Model(SeveralOutputs, _ModelBase):
+    __doc__ = _ModelBase.__doc__
+
+    # What ``SeveralOutputs`` reads of a subclassed model: the outputs of its traced call (one before it is traced).
+    # Sequential and Functional give their own.
+    def _traced_outputs(self):
+        graph = self._built_graph() if self._composite else None
+        return graph if graph is not None and graph._multi else None
+
+    @property
+    def _multi(self):
+        return self._traced_outputs() is not None
+
+    @property
+    def _output_count(self):
+        graph = self._traced_outputs()
+        return 1 if graph is None else graph._output_count
+
+    @property
+    def _output_keys(self):
+        graph = self._traced_outputs()
+        return self.output_names if graph is None else graph._output_keys
+
+    @property
+    def _outputs_keyed(self):
+        # As Keras: a subclassed model's outputs are keyed where its call returns them in a dict; a tuple's or
+        # list's have no names, and the logs name their losses after the losses themselves.
+        return not self._composite or self._dict_output_keys() is not None
+
+    def _dict_output_keys(self):
+        from .functional import _keyed_outputs      # it imports this module at its top
+        graph = self._traced_outputs()
+        return None if graph is None or not _keyed_outputs(graph._outputs_struct) else list(graph._outputs_struct)
+
+    def _output_layers(self):
+        return self._traced_outputs()._output_layers()
 
 
 def _built_output_shape(layer):

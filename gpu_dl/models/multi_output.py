@@ -34,7 +34,6 @@ import numpy
 
 from .. import losses as losses_module, metric_base, metrics as metrics_module
 from . import compiled_metrics, data_checks as checks
-from .model import _batchless, _length, _loss_input, _reduced_loss, _shapes
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -236,10 +235,21 @@ class SeveralOutputs:
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 **kwargs):
+        if self._binds_later(loss, metrics, weighted_metrics):
+            self._compile_later(optimizer, loss, metrics, loss_weights, weighted_metrics, kwargs)
+            return
+        self.__dict__.pop("_pending_compile", None)
+        self.__dict__.pop("_compile_if_several", None)
         if not self._multi:
             super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                             weighted_metrics=weighted_metrics, **kwargs)
             self._compiled_outputs = 1
+            if self._composite and self._built_graph() is None:
+                # Compiled for one output before its first call: compiled again for its outputs where it turns
+                # out to give several (one loss for each of them).
+                self._compile_if_several = dict(optimizer=self._given_optimizer, loss=loss, metrics=metrics,
+                                                loss_weights=loss_weights, weighted_metrics=weighted_metrics,
+                                                **kwargs)
             return
         self._note_compile(loss)
         same_outputs = self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count
@@ -267,8 +277,51 @@ class SeveralOutputs:
         self.compiled = True
         self._compiled_outputs = self._output_count
 
+    def _binds_later(self, loss, metrics, weighted_metrics):
+        """Whether compile waits for the model's outputs to bind losses and metrics to them: those of a subclassed
+        model whose call has not been traced yet, given per output (as Keras's compiled loss binds on the first
+        call)."""
+        return self._composite and self._built_graph() is None and (
+            isinstance(loss, (list, tuple, dict)) or isinstance(metrics, dict) or isinstance(weighted_metrics, dict))
+
+    def _compile_later(self, optimizer, loss, metrics, loss_weights, weighted_metrics, kwargs):
+        """Compile's optimizer now, its losses and metrics at the first fit, evaluate or *_on_batch (``_prepare``)."""
+        self._note_compile(loss)
+        self.optimizer = self._compile_optimizer(optimizer, kwargs.get("auto_scale_loss", True))
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
+        self._pending_compile = dict(self._compile_args, optimizer=self._given_optimizer, **kwargs)
+        self._metrics_given = metrics is not None or weighted_metrics is not None
+        self._metrics = None
+        self._weighted_metrics = []
+        self.compiled = True
+        self._compiled_outputs = self._output_count
+
+    def _compile_pending(self):
+        return self.__dict__.get("_pending_compile") is not None or bool(self.__dict__.get("_compile_if_several"))
+
+    def _bind_pending_compile(self):
+        """Compile again with the arguments ``_compile_later`` (or a compile for one output) kept, the model's
+        outputs now known."""
+        pending = self.__dict__.pop("_pending_compile", None)
+        several = self.__dict__.pop("_compile_if_several", None)
+        if self._built_graph() is None:
+            self._finish_build()        # built by build(shape) alone: its call is traced now
+        if pending is not None and self._built_graph() is None:
+            raise ValueError(f"Model '{self.name}' was compiled with a loss or metrics per output, but its call "
+                             f"could not be traced into a graph of layer calls "
+                             f"({self.__dict__.get('_trace_error')}), so its outputs cannot be trained apart: "
+                             "give it one loss, or make its call traceable.")
+        arguments = pending if pending is not None else several if self._multi else None
+        if arguments is not None:
+            optimizer = self.optimizer
+            self.compile(**arguments)
+            self.optimizer = optimizer      # the one compile made (a LossScaleOptimizer wrapping it stays the same)
+
     def _require_compiled(self, method):
         super()._require_compiled(method)
+        if self._compile_pending() and self._built_graph() is not None:
+            self._bind_pending_compile()        # called (so traced) since it was compiled
         compiled_for = self.__dict__.get("_compiled_outputs", 1)
         if compiled_for != self._output_count:
             # A Sequential's last layer changed since: its losses and metrics no longer fit its outputs.
@@ -276,6 +329,11 @@ class SeveralOutputs:
                              f"{self._output_count}: call compile() again before `{method}()`.")
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
+        from .model import _batchless, _length, _shapes     # model.py builds its Model on this class
+        if self._compile_pending():
+            # A subclassed model compiled before its first call: its outputs are known once it is built.
+            self._checked_features(x, x_name, batch_size)
+            self._bind_pending_compile()
         if not self._multi:
             return super()._prepare(x, y, sample_weight, class_weight, x_name, y_name, batch_size)
         x = self._checked_features(x, x_name)
@@ -318,6 +376,7 @@ class SeveralOutputs:
     def _loss_and_gradient(self, y, y_pred, sw, training):
         if not self._multi:
             return super()._loss_and_gradient(y, y_pred, sw, training)
+        from .model import _loss_input, _reduced_loss
         y_pred = _loss_input(y_pred)
         total, values, douts = None, [], []
         for i, (loss, weight) in enumerate(zip(self._output_losses, self._loss_weights)):

@@ -42,7 +42,6 @@ from ..layers.input_spec import built_input_shape
 from ..layers.symbolic import KerasTensor, any_symbolic, flatten_tensors, is_symbolic
 from . import data_checks as checks, nested
 from .model import Model, _batchless, _first_batch_shape, activity_of, checked_training
-from .multi_output import SeveralOutputs
 from .summary import print_summary
 
 
@@ -74,7 +73,7 @@ def _check_repeat(model, layer, shape):
                          f"shape {tuple(shape)} from the layers before it, which it cannot take: {e}") from None
 
 
-class Sequential(SeveralOutputs, Model):
+class Sequential(Model):
     """``Sequential([layers...])`` or ``Sequential()`` followed by ``.add(layer)``."""
 
     def __init__(self, layers=None, trainable=True, name=None):

@@ -640,9 +640,9 @@ def _metrics_or_logs(model):
 
 def _routed_prepare(self, x, y, sample_weight=None, class_weight=None, x_name="x", y_name="y", batch_size=None):
     if not type(self)._free_data:
-        several = getattr(self, "_multi", False)
         x, ys, sw, output_shape = _next(self, "_prepare")(x, y, sample_weight, class_weight, x_name, y_name,
                                                           batch_size)
+        several = getattr(self, "_multi", False)      # a subclassed model's outputs are known once it is built
         # compute_loss and compute_metrics get them as given
         if several:
             ys, sw = given_form(self, ys, y), given_form(self, sw, sample_weight)
