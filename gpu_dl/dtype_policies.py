@@ -9,6 +9,10 @@ Keras's serialized policy) or, without one, from the global policy (``set_dtype_
 NumPy and CuPy have no bfloat16 dtype, so ``"mixed_bfloat16"`` and ``"bfloat16"`` are refused; so is
 ``"float16"`` alone (float16 weights), which gpu_dl's optimizers do not update: ``"mixed_float16"`` is the
 supported mixed policy.
+
+``QuantizedDTypePolicy("int8", "float32")`` (``"int8_from_float32"``) is the policy ``quantize("int8")`` gives a
+layer: weights kept as int8 with float scales, computations in the source policy's dtypes. Keras's other
+quantization modes (int4, float8, GPTQ, AWQ) are refused by name.
 """
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ import numpy
 from .backend import config as backend_config
 
 _MIXED = {"mixed_float16": ("float16", "float32")}
+# Keras's quantization modes, and those gpu_dl's layers run
+QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
+SUPPORTED_QUANTIZATION_MODES = ("int8",)
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -99,11 +106,58 @@ class DTypePolicy:
         return hash(self._name)
 
     def __repr__(self):
-        return f'<DTypePolicy "{self._name}">'
+        return f'<{type(self).__name__} "{self._name}">'
 
 
 class FloatDTypePolicy(DTypePolicy):
     """Keras's alias of ``DTypePolicy``."""
+
+
+def check_quantization_mode(mode, where):
+    """A ValueError for a mode Keras does not know (Keras's message) or one gpu_dl does not run."""
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
+    if mode not in SUPPORTED_QUANTIZATION_MODES:
+        raise ValueError(f"{where}: the quantization mode {mode!r} is not supported by gpu_dl; supported: "
+                         f"{SUPPORTED_QUANTIZATION_MODES}.")
+
+
+class QuantizedDTypePolicy(DTypePolicy):
+    """Keras's ``QuantizedDTypePolicy``: ``mode`` (``"int8"``) of a float ``source_name`` policy (None: the
+    global policy's); its name is ``f"{mode}_from_{source_name}"``, its dtypes the source's."""
+
+    def __init__(self, mode, source_name=None):
+        if source_name is None:
+            source_name = dtype_policy().name
+        self._compute_dtype, self._variable_dtype = _parse(source_name, type(self).__name__)
+        check_quantization_mode(mode, type(self).__name__)
+        if mode == "int8" and self._compute_dtype == "float16":
+            raise ValueError(f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'.")
+        self._name = f"{mode}_from_{source_name}"
+        self._source_name = source_name
+        self._quantization_mode = mode
+
+    @property
+    def quantization_mode(self):
+        return self._quantization_mode
+
+    def get_config(self):
+        return {"mode": self._quantization_mode, "source_name": self._source_name}
+
+    def __eq__(self, other):
+        return isinstance(other, QuantizedDTypePolicy) and self._name == other._name
+
+    def __hash__(self):
+        return hash(self._name)
+
+
+def _quantized_policy(name, where):
+    """The ``QuantizedDTypePolicy`` a name like ``"int8_from_float32"`` names, or a clear error."""
+    parts = name.split("_from_")
+    if len(parts) != 2:
+        raise ValueError(f"{where}: cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
+                         f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
+    return QuantizedDTypePolicy(*parts)
 
 
 _global_policy = None
@@ -114,7 +168,8 @@ def set_dtype_policy(policy):
     ``keras.config.set_dtype_policy``); a name or a ``DTypePolicy``."""
     global _global_policy
     if isinstance(policy, str):
-        policy = DTypePolicy(policy)
+        policy = _quantized_policy(policy, "set_dtype_policy") if policy.startswith(QUANTIZATION_MODES) else \
+            DTypePolicy(policy)
     elif not isinstance(policy, DTypePolicy):
         raise ValueError("Invalid `policy` argument. Expected the string name of a policy (such as "
                          f"'mixed_float16') or a `DTypePolicy` instance. Received: policy={policy!r} "
@@ -145,15 +200,22 @@ def _clear():
 
 def serialize(policy):
     """Keras's serialized form of a policy."""
+    if isinstance(policy, QuantizedDTypePolicy):
+        return {"module": "keras.dtype_policies", "class_name": type(policy).__name__, "config": policy.get_config(),
+                "registered_name": None}
     return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy",)
 
 
 def deserialize(config):
     """A policy from Keras's serialized form (``{"class_name": "DTypePolicy", "config": {"name": ...}}``)."""
     inner = config.get("config") if isinstance(config, dict) else None
+    if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
+            set(inner) == {"mode", "source_name"}:
+        return QuantizedDTypePolicy(inner["mode"], inner["source_name"])
     name = inner.get("name") if isinstance(inner, dict) else None
     if not isinstance(config, dict) or config.get("class_name") not in _POLICY_CLASSES or not isinstance(name, str):
         raise ValueError("A dtype policy given as a dict must be a serialized DTypePolicy such as "
@@ -179,6 +241,8 @@ def get(identifier, where="dtype"):
         except TypeError:
             raise TypeError(f"{where} must be a dtype policy or a float dtype such as 'float32' or "
                             f"'mixed_float16', got {identifier!r}.") from None
+    if identifier.startswith(QUANTIZATION_MODES):
+        return _quantized_policy(identifier, where)
     try:
         return DTypePolicy(identifier)
     except ValueError as e:

@@ -89,6 +89,8 @@ def policy_dtype(dtype):
     "DTypePolicy", "config": {"name": "float32"}, ...}``, as Keras's ``get_config`` writes it) or a policy
     object as its ``name``; anything else as it is, for ``standardize_dtype`` to check."""
     if isinstance(dtype, dict):
+        if dtype.get("class_name") in dtype_policies.QUANTIZED_POLICY_CLASSES:
+            return dtype_policies.deserialize(dtype)
         inner = dtype.get("config")
         name = inner.get("name") if isinstance(inner, dict) else None
         if dtype.get("class_name") not in DTYPE_POLICY_CLASSES or not isinstance(name, str):
@@ -1476,7 +1478,10 @@ class Layer:
 
     # -------------------------------------------------------------- serialising
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
+        policy = self.dtype_policy
+        # Keras writes a quantized policy serialized, a float one by its name
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": policy.name if policy.quantization_mode is None else dtype_policies.serialize(policy)}
         if self.activity_regularizer is not None:
             from .. import regularizers
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)

@@ -7,6 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
+from . import quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -89,7 +90,12 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
 
 
 class Dense(Layer):
-    """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,)."""
+    """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,).
+
+    ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a float
+    ``kernel_scale`` per unit, both non-trainable, and computes as Keras's int8 path (``layers/quantized.py``);
+    the bias trains as before.
+    """
 
     fixed_input_axes = (-1,)
     supports_masking = True
@@ -99,9 +105,8 @@ class Dense(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, quantization_config=None,
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if quantization_config is not None:
-            raise ValueError(f"Dense layer '{self.name}': quantized kernels (quantization_config) are not supported "
-                             "by gpu_dl.")
+        self.quantization_config = quantized.quantization_config_of(quantization_config,
+                                                                    f"Dense layer '{self.name}'")
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
         self.activation = activations.get_keeping_shape(activation, f"Dense layer '{self.name}'")
         self.use_bias = bool(use_bias)
@@ -116,11 +121,51 @@ class Dense(Layer):
                 f"Dense layer '{self.name}' needs inputs of rank >= 2 with a known last axis, "
                 f"got shape {tuple(input_shape)}."
             )
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        if self.dtype_policy.quantization_mode == "int8":
+            self._int8_build((input_shape[-1], self.units))
+        else:
+            self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._int8_file_keys()
+
+    def _int8_build(self, kernel_shape):
+        from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+        self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(self.quantization_config,
+                                                                                   AbsMaxQuantizer())
+        self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
+        self.kernel_scale = self.add_weight((self.units,), "ones", trainable=False, name="kernel_scale")
+
+    def _int8_file_keys(self):
+        """Keras's weights files hold an int8 Dense's kernel, bias, kernel_scale in that order, while its weights
+        list the trainable bias first."""
+        if self.dtype_policy.quantization_mode == "int8":
+            order = [self.kernel] + ([self.bias] if self.use_bias else []) + [self.kernel_scale]
+            for key, var in enumerate(order):
+                var.h5_key = str(key)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized per unit
+        (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
+        policy becomes ``"int8_from_<its policy>"``."""
+        where = f"Dense layer '{self.name}'"
+        config = quantized.resolve_config(mode, config, where)
+        quantized.check_quantize_args(self, config.mode)
+        if type_check and type(self) is not Dense:
+            raise NotImplementedError(f"Layer {type(self).__name__} does not have a `quantize()` method "
+                                      "implemented.")
+        from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+        weight_quantizer = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=0))
+        values, scale = weight_quantizer(self.kernel.value, to_numpy=True)
+        scope = self.kernel.path.rsplit("/", 1)[0]
+        self._weights.remove(self.kernel)
+        self.quantization_config = config
+        self.dtype_policy = quantized.quantized_policy(self, config.mode)
+        self._int8_build(tuple(values.shape))
+        quantized.place_new_weights(scope, [self.kernel, self.kernel_scale], [values, scale.reshape(-1)])
+        self._int8_file_keys()
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:
@@ -128,9 +173,13 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, x, training=False):
+        if self.dtype_policy.quantization_mode == "int8":
+            product = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
+                                             self.compute_dtype)
+        else:
+            product = dense_forward(x, self.kernel.value)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
-        z, y = self.activation.with_bias(dense_forward(x, self.kernel.value),
-                                         self.bias.value if self.use_bias else None)
+        z, y = self.activation.with_bias(product, self.bias.value if self.use_bias else None)
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y
@@ -138,6 +187,12 @@ class Dense(Layer):
     def backward(self, dy, through_activation=True):
         x, z, y = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
+        if self.dtype_policy.quantization_mode == "int8":
+            # Keras's int8 gradient: the inputs' through the dequantized kernel; none for the kernel and its scale
+            kernel = quantized.dequantized(self.kernel.value, self.kernel_scale.value, dz.dtype)
+            if self.trainable and self.use_bias:
+                self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
+            return dz @ kernel.T if self.input_gradient_wanted else None
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)
         if self.trainable:
@@ -147,13 +202,15 @@ class Dense(Layer):
         return dx
 
     def get_config(self):
+        from .. import quantizers
         config = super().get_config()
         config.update({
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
-            "quantization_config": None,        # Keras 3.15 writes it; gpu_dl does not quantize
+            "quantization_config": None if self.quantization_config is None else
+            quantizers.serialize(self.quantization_config),
         })
         return config
 

@@ -1,0 +1,106 @@
+"""What the layers that ``quantize("int8")`` share: checking the request as Keras does, the exact integer matrix
+product, and the int8 forward and input gradient of a kernel kept as int8 values with per-output-channel scales.
+
+Keras's int8 forward quantizes the inputs per row (``abs_max_quantize`` over the last axis: int8 values and a
+float scale per row), multiplies the int8 inputs by the int8 kernel with int32 accumulation, and divides the
+int32 result, cast to the compute dtype, by ``kernel_scale * inputs_scale``. Its backward gives the inputs the
+gradient through the dequantized kernel (``kernel / kernel_scale``); the int8 kernel and its scale take none.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+from ..dtype_policies import QUANTIZATION_MODES, QuantizedDTypePolicy, check_quantization_mode
+
+
+def resolve_config(mode, config, where):
+    """The quantization config of a ``quantize(mode, config=...)`` call, as Keras resolves them: the mode's default
+    config when none is given, the config's mode when no mode is; a ValueError for contradictions, unknown modes
+    and the modes gpu_dl does not run."""
+    from .. import quantizers
+    if isinstance(config, str):
+        mode, config = config, None
+    if mode is not None:
+        check_quantization_mode(mode, where)
+    if config is None:
+        if mode is None:
+            raise ValueError("You must provide either `mode` or `config` to `quantize`.")
+        return quantizers.Int8QuantizationConfig()
+    if not isinstance(config, quantizers.QuantizationConfig):
+        raise ValueError("Argument `config` must be an instance of `QuantizationConfig`. "
+                         f"Received: config={config} (of type {type(config)})")
+    if mode is not None and config.mode != mode:
+        raise ValueError(f"Contradictory arguments: mode='{mode}' but config.mode='{config.mode}'")
+    check_quantization_mode(config.mode, where)
+    return config
+
+
+def check_quantize_args(layer, mode):
+    """Keras's refusals of ``quantize``: an unbuilt layer, one already quantized, float16 computations."""
+    if not layer.built:
+        raise ValueError(f"Cannot quantize a layer that isn't yet built. Layer '{layer.name}' (of type "
+                         f"'{type(layer).__name__}') is not built yet.")
+    if layer.dtype_policy.quantization_mode is not None:
+        raise ValueError(f"Layer '{layer.name}' is already quantized with dtype_policy='{layer.dtype_policy.name}'. "
+                         f"Received: mode={mode}")
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
+    if mode == "int8" and layer.compute_dtype == "float16":
+        raise ValueError(f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'. Consider "
+                         "loading model/layer with another dtype policy such as 'mixed_bfloat16' or "
+                         "'mixed_float16' before calling `quantize()`.")
+
+
+def quantized_policy(layer, mode):
+    """The policy a layer takes when quantized: ``f"{mode}_from_{its policy}"``."""
+    return QuantizedDTypePolicy(mode, layer.dtype_policy.name)
+
+
+def place_new_weights(scope, variables, values):
+    """Give the variables a layer made when quantized the paths its float weights had (under ``scope``, the
+    model's name scope where it was built) and their values."""
+    for var, value in zip(variables, values):
+        var.path = f"{scope}/{var.name}"
+        var.assign(value)
+
+
+def quantization_config_of(value, where):
+    """A layer's ``quantization_config`` argument: None, a config, or Keras's serialized config."""
+    from .. import quantizers
+    if value is None or isinstance(value, quantizers.QuantizationConfig):
+        return value
+    if isinstance(value, dict):
+        config = quantizers.deserialize(value)
+        if isinstance(config, quantizers.QuantizationConfig):
+            return config
+    raise ValueError(f"{where}: `quantization_config` must be a keras.quantizers.QuantizationConfig (or its "
+                     f"serialized form), got {value!r:.200}.")
+
+
+def _matmul(a, b):
+    return a @ b
+
+
+def int8_forward(x, kernel, kernel_scale, inputs_quantizer, compute_dtype, contract=_matmul):
+    """Keras's int8 forward of ``x`` through an int8 ``kernel`` with per-output ``kernel_scale``: ``contract`` (the
+    layer's product, a matmul by default) of the inputs quantized per row and the kernel, exact in int32, divided
+    by the scales in ``compute_dtype``; without an inputs quantizer, the float inputs times the kernel.
+
+    The integer product runs in float64: NumPy's integer matmul is exact but does not use BLAS, and CuPy's
+    cuBLAS has no int32 GEMM for these operands, while a float64 product of int8 values is exact: each term is
+    at most 2**14 in magnitude, so every partial sum of fewer than 2**39 terms is an integer below 2**53."""
+    output_scale = kernel_scale
+    if inputs_quantizer is None:
+        y = contract(x, kernel.astype(x.dtype))
+    else:
+        x, inputs_scale = inputs_quantizer(x, axis=-1)
+        output_scale = output_scale * inputs_scale
+        y = contract(x.astype(numpy.float64), kernel.astype(numpy.float64)).astype(numpy.int32)
+    return y.astype(compute_dtype) / output_scale.astype(compute_dtype)
+
+
+def dequantized(kernel, kernel_scale, compute_dtype):
+    """The float kernel an int8 kernel stands for: ``kernel / kernel_scale`` (broadcast over the last axes)."""
+    xp = backend.array_module(kernel)
+    return kernel.astype(compute_dtype) / xp.asarray(kernel_scale).astype(compute_dtype)
