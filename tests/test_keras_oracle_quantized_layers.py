@@ -1,0 +1,77 @@
+"""int8-quantized models against Keras 3 (torch backend): the same weights quantized in both give the same int8
+kernels, scales and predictions, bit for bit; the files each writes of a quantized model load in the other and
+predict the same; training after quantization takes the same steps."""
+import os
+import warnings
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+
+from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+def dense_model(lib, activation="softmax"):
+    return lib.Sequential([lib.Input((7,)), lib.layers.Dense(9, activation="relu"),
+                           lib.layers.Dense(4, use_bias=False), lib.layers.Dense(3, activation=activation)])
+
+
+def quantized_pair(make):
+    theirs, ours = make(keras), make(gpu_dl)
+    rng = numpy.random.default_rng(0)
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # Keras warns of the layers it does not quantize
+        theirs.quantize("int8")
+    ours.quantize("int8")
+    return theirs, ours
+
+
+def test_quantized_weights_and_predictions_match():
+    # no softmax at the end: the quantized layers' outputs match to the bit
+    theirs, ours = quantized_pair(lambda lib: dense_model(lib, activation=None))
+    assert [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        assert a.dtype == b.dtype
+        numpy.testing.assert_array_equal(a, b)
+    x = numpy.random.default_rng(1).standard_normal((6, 7)).astype("float32") * 3
+    numpy.testing.assert_array_equal(ours.predict(x, verbose=0), theirs.predict(x, verbose=0))
+    assert ours.get_config()["layers"][1]["config"]["dtype"] == theirs.get_config()["layers"][1]["config"]["dtype"]
+
+
+def test_quantized_files_load_both_ways(tmp_path):
+    theirs, ours = quantized_pair(dense_model)
+    x = numpy.random.default_rng(2).standard_normal((5, 7)).astype("float32")
+    expected = theirs.predict(x, verbose=0)
+    theirs.save(tmp_path / "k.keras")
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    ours.save(tmp_path / "g.keras")
+    ours.save_weights(tmp_path / "g.weights.h5")
+
+    loaded = gpu_dl.models.load_model(tmp_path / "k.keras")
+    assert loaded.layers[0].dtype_policy.name == "int8_from_float32"
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected,
+                                  rtol=1e-6, atol=1e-7)
+
+    _, ours_again = quantized_pair(dense_model)
+    ours_again.load_weights(tmp_path / "k.weights.h5")
+    numpy.testing.assert_allclose(ours_again.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+    theirs_again, _ = quantized_pair(dense_model)
+    theirs_again.load_weights(tmp_path / "g.weights.h5")
+    numpy.testing.assert_array_equal(theirs_again.predict(x, verbose=0), expected)
+    for a, b in zip(ours_again.get_weights() + theirs_again.get_weights(), theirs.get_weights() * 2):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_training_after_quantization_matches():
+    theirs, ours = quantized_pair(dense_model)
+    frozen = [w.numpy().copy() for w in ours.non_trainable_weights]
+    assert_training_steps_match(keras, ours, theirs, numpy.random.default_rng(3), (7,), 3, batch=4)
+    assert all(numpy.array_equal(a, w.numpy()) for a, w in zip(frozen, ours.non_trainable_weights))
