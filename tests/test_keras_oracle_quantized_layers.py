@@ -20,6 +20,15 @@ def dense_model(lib, activation="softmax"):
                            lib.layers.Dense(4, use_bias=False), lib.layers.Dense(3, activation=activation)])
 
 
+def embedding_model(lib):
+    return lib.Sequential([lib.Input((5,), dtype="int32"), lib.layers.Embedding(11, 4), lib.layers.Flatten(),
+                           lib.layers.Dense(3, activation="softmax")])
+
+
+def ids(rng, batch):
+    return rng.integers(0, 11, (batch, 5)).astype("int32")
+
+
 def quantized_pair(make):
     theirs, ours = make(keras), make(gpu_dl)
     rng = numpy.random.default_rng(0)
@@ -75,3 +84,24 @@ def test_training_after_quantization_matches():
     frozen = [w.numpy().copy() for w in ours.non_trainable_weights]
     assert_training_steps_match(keras, ours, theirs, numpy.random.default_rng(3), (7,), 3, batch=4)
     assert all(numpy.array_equal(a, w.numpy()) for a, w in zip(frozen, ours.non_trainable_weights))
+
+
+def test_quantized_embeddings_match():
+    theirs, ours = quantized_pair(embedding_model)
+    assert [(w.path, w.dtype) for w in ours.weights] == [(w.path, w.dtype) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    x = ids(numpy.random.default_rng(4), 6)
+    numpy.testing.assert_array_equal(ours.layers[0](x), keras.ops.convert_to_numpy(theirs.layers[0](x)))
+    assert_training_steps_match(keras, ours, theirs, numpy.random.default_rng(5), (5,), 3, batch=4, inputs=ids)
+
+
+def test_quantized_embedding_files_load_both_ways(tmp_path):
+    theirs, ours = quantized_pair(embedding_model)
+    x = ids(numpy.random.default_rng(6), 4)
+    theirs.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0),
+                                  theirs.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0),
+                                  ours.predict(x, verbose=0), rtol=1e-6, atol=1e-7)

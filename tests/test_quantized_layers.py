@@ -173,3 +173,32 @@ def test_quantized_model_saves_and_loads(tmp_path):
     float_model = dense_model(use_bias=False)
     with pytest.raises(ValueError):
         float_model.load_weights(tmp_path / "q.weights.h5")
+
+
+def test_embedding_int8_rows_and_scales(xp):
+    rng = numpy.random.default_rng(3)
+    layer = layers.Embedding(13, 5, mask_zero=True)
+    layer.build((None, 4))
+    table = rng.standard_normal((13, 5)).astype("float32")
+    layer.set_weights([table])
+    layer.quantize("int8")
+    assert [(w.name, w.dtype, w.shape, w.trainable) for w in layer.weights] == [
+        ("embeddings", "int8", (13, 5), False), ("embeddings_scale", "float32", (13,), False)]
+    assert layer.dtype_policy.name == "int8_from_float32"
+    scale = numpy.float32(127) / (numpy.abs(table).max(axis=1) + numpy.float32(1e-7))
+    numpy.testing.assert_array_equal(layer.embeddings_scale.numpy(), scale)
+    numpy.testing.assert_array_equal(layer.embeddings.numpy(), numpy.round(table * scale[:, None]))
+    ids = rng.integers(0, 13, (3, 4))
+    gpu_dl.set_device("gpu" if xp.__name__ == "cupy" else "cpu")
+    out = to_numpy(layer(xp.asarray(ids), training=True))
+    numpy.testing.assert_array_equal(out, layer.embeddings.numpy()[ids].astype("float32") / scale[ids][..., None])
+    numpy.testing.assert_allclose(out, table[ids], atol=numpy.abs(table).max() / 127)
+    assert layer.backward(xp.ones((3, 4, 5), "float32")) is None
+    assert getattr(layer.embeddings, "grad", None) is None
+    numpy.testing.assert_array_equal(to_numpy(layer.compute_mask(xp.asarray(ids))), ids != 0)
+    config = layer.get_config()
+    assert config["dtype"]["class_name"] == "QuantizedDTypePolicy"
+    assert config["quantization_config"]["class_name"] == "Int8QuantizationConfig"
+    rebuilt = layers.Embedding.from_config(config)
+    rebuilt.build((None, 4))
+    assert rebuilt.embeddings.dtype == "int8" and rebuilt.quantization_config.mode == "int8"

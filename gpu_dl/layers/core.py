@@ -137,6 +137,7 @@ class Dense(Layer):
                                                                                    AbsMaxQuantizer())
         self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
         self.kernel_scale = self.add_weight((self.units,), "ones", trainable=False, name="kernel_scale")
+        return self.kernel, self.kernel_scale
 
     def _int8_file_keys(self):
         """Keras's weights files hold an int8 Dense's kernel, bias, kernel_scale in that order, while its weights
@@ -150,21 +151,7 @@ class Dense(Layer):
         """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized per unit
         (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
         policy becomes ``"int8_from_<its policy>"``."""
-        where = f"Dense layer '{self.name}'"
-        config = quantized.resolve_config(mode, config, where)
-        quantized.check_quantize_args(self, config.mode)
-        if type_check and type(self) is not Dense:
-            raise NotImplementedError(f"Layer {type(self).__name__} does not have a `quantize()` method "
-                                      "implemented.")
-        from ..quantizers import AbsMaxQuantizer, QuantizationConfig
-        weight_quantizer = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=0))
-        values, scale = weight_quantizer(self.kernel.value, to_numpy=True)
-        scope = self.kernel.path.rsplit("/", 1)[0]
-        self._weights.remove(self.kernel)
-        self.quantization_config = config
-        self.dtype_policy = quantized.quantized_policy(self, config.mode)
-        self._int8_build(tuple(values.shape))
-        quantized.place_new_weights(scope, [self.kernel, self.kernel_scale], [values, scale.reshape(-1)])
+        quantized.quantize_weight(self, Dense, mode, config, type_check, "kernel", 0, self._int8_build)
         self._int8_file_keys()
 
     def compute_output_shape(self, input_shape):
@@ -202,15 +189,13 @@ class Dense(Layer):
         return dx
 
     def get_config(self):
-        from .. import quantizers
         config = super().get_config()
         config.update({
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
-            "quantization_config": None if self.quantization_config is None else
-            quantizers.serialize(self.quantization_config),
+            "quantization_config": quantized.serialized_config(self.quantization_config),
         })
         return config
 

@@ -52,17 +52,28 @@ def check_quantize_args(layer, mode):
                          "'mixed_float16' before calling `quantize()`.")
 
 
-def quantized_policy(layer, mode):
-    """The policy a layer takes when quantized: ``f"{mode}_from_{its policy}"``."""
-    return QuantizedDTypePolicy(mode, layer.dtype_policy.name)
-
-
-def place_new_weights(scope, variables, values):
-    """Give the variables a layer made when quantized the paths its float weights had (under ``scope``, the
-    model's name scope where it was built) and their values."""
-    for var, value in zip(variables, values):
+def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_build):
+    """Keras's ``quantize`` of a layer of class ``cls`` whose float weight ``attribute`` becomes int8 values with a
+    scale per slice along the axes other than ``axis`` (the reduced one; ``config``'s weight quantizer where it
+    gives one): after the checks, the float weight is dropped, the layer takes the policy
+    ``"int8_from_<its policy>"``, and ``int8_build(shape)`` makes the int8 weight and its scale, which take the
+    quantized values and the float weight's name scope."""
+    from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+    config = resolve_config(mode, config, f"{cls.__name__} layer '{layer.name}'")
+    check_quantize_args(layer, config.mode)
+    if type_check and type(layer) is not cls:
+        raise NotImplementedError(f"Layer {type(layer).__name__} does not have a `quantize()` method implemented.")
+    weight = getattr(layer, attribute)
+    values, scale = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axis))(
+        weight.value, to_numpy=True)
+    scope = weight.path.rsplit("/", 1)[0]
+    layer._weights.remove(weight)
+    layer.quantization_config = config
+    layer.dtype_policy = QuantizedDTypePolicy(config.mode, layer.dtype_policy.name)
+    for var, value in zip(int8_build(tuple(values.shape)), (values, scale)):
+        # the paths the float weights had: the model's name scope where the layer was built
         var.path = f"{scope}/{var.name}"
-        var.assign(value)
+        var.assign(value.reshape(var.shape))
 
 
 def quantization_config_of(value, where):
@@ -76,6 +87,12 @@ def quantization_config_of(value, where):
             return config
     raise ValueError(f"{where}: `quantization_config` must be a keras.quantizers.QuantizationConfig (or its "
                      f"serialized form), got {value!r:.200}.")
+
+
+def serialized_config(config):
+    """A layer's ``quantization_config`` as Keras writes it in the layer's config (None stays None)."""
+    from .. import quantizers
+    return quantizers.serialize(config)
 
 
 def _matmul(a, b):
