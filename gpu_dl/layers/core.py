@@ -129,7 +129,7 @@ class Dense(Layer):
         if self.use_bias:
             self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-        self._int8_file_keys()
+        self._number_for_files()
 
     def _int8_build(self, kernel_shape):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig
@@ -139,20 +139,16 @@ class Dense(Layer):
         self.kernel_scale = self.add_weight((self.units,), "ones", trainable=False, name="kernel_scale")
         return self.kernel, self.kernel_scale
 
-    def _int8_file_keys(self):
-        """Keras's weights files hold an int8 Dense's kernel, bias, kernel_scale in that order, while its weights
-        list the trainable bias first."""
+    def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "int8":
-            order = [self.kernel] + ([self.bias] if self.use_bias else []) + [self.kernel_scale]
-            for key, var in enumerate(order):
-                var.h5_key = str(key)
+            quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale)
 
     def quantize(self, mode=None, type_check=True, config=None):
         """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized per unit
         (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
         policy becomes ``"int8_from_<its policy>"``."""
         quantized.quantize_weight(self, Dense, mode, config, type_check, "kernel", 0, self._int8_build)
-        self._int8_file_keys()
+        self._number_for_files()
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:

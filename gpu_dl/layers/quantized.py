@@ -52,12 +52,13 @@ def check_quantize_args(layer, mode):
                          "'mixed_float16' before calling `quantize()`.")
 
 
-def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_build):
+def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_build, adjust_scale=None):
     """Keras's ``quantize`` of a layer of class ``cls`` whose float weight ``attribute`` becomes int8 values with a
     scale per slice along the axes other than ``axis`` (the reduced one; ``config``'s weight quantizer where it
     gives one): after the checks, the float weight is dropped, the layer takes the policy
     ``"int8_from_<its policy>"``, and ``int8_build(shape)`` makes the int8 weight and its scale, which take the
-    quantized values and the float weight's name scope."""
+    quantized values and the float weight's name scope; ``adjust_scale`` rearranges the scale (kept axes of size
+    1 where reduced) into the variable's layout where that is more than a reshape."""
     from ..quantizers import AbsMaxQuantizer, QuantizationConfig
     config = resolve_config(mode, config, f"{cls.__name__} layer '{layer.name}'")
     check_quantize_args(layer, config.mode)
@@ -66,6 +67,8 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
     weight = getattr(layer, attribute)
     values, scale = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axis))(
         weight.value, to_numpy=True)
+    if adjust_scale is not None:
+        scale = adjust_scale(scale)
     scope = weight.path.rsplit("/", 1)[0]
     layer._weights.remove(weight)
     layer.quantization_config = config
@@ -89,6 +92,13 @@ def quantization_config_of(value, where):
                      f"serialized form), got {value!r:.200}.")
 
 
+def number_for_files(kernel, bias, kernel_scale):
+    """Keras's weights files hold an int8 layer's kernel, bias (where it has one), kernel_scale in that order,
+    while its weights list the trainable bias first: the variables take their places' keys."""
+    for key, var in enumerate(v for v in (kernel, bias, kernel_scale) if v is not None):
+        var.h5_key = str(key)
+
+
 def serialized_config(config):
     """A layer's ``quantization_config`` as Keras writes it in the layer's config (None stays None)."""
     from .. import quantizers
@@ -99,10 +109,13 @@ def _matmul(a, b):
     return a @ b
 
 
-def int8_forward(x, kernel, kernel_scale, inputs_quantizer, compute_dtype, contract=_matmul):
+def int8_forward(x, kernel, kernel_scale, inputs_quantizer, compute_dtype, contract=_matmul, axis=-1,
+                 adjust_inputs_scale=None):
     """Keras's int8 forward of ``x`` through an int8 ``kernel`` with per-output ``kernel_scale``: ``contract`` (the
     layer's product, a matmul by default) of the inputs quantized per row and the kernel, exact in int32, divided
-    by the scales in ``compute_dtype``; without an inputs quantizer, the float inputs times the kernel.
+    by the scales in ``compute_dtype``; without an inputs quantizer, the float inputs times the kernel. The inputs
+    are quantized over ``axis`` (their reduced axes), and ``adjust_inputs_scale`` lays their scale out along the
+    output's axes where that takes more than broadcasting.
 
     The integer product runs in float64: NumPy's integer matmul is exact but does not use BLAS, and CuPy's
     cuBLAS has no int32 GEMM for these operands, while a float64 product of int8 values is exact: each term is
@@ -111,7 +124,9 @@ def int8_forward(x, kernel, kernel_scale, inputs_quantizer, compute_dtype, contr
     if inputs_quantizer is None:
         y = contract(x, kernel.astype(x.dtype))
     else:
-        x, inputs_scale = inputs_quantizer(x, axis=-1)
+        x, inputs_scale = inputs_quantizer(x, axis=axis)
+        if adjust_inputs_scale is not None:
+            inputs_scale = adjust_inputs_scale(inputs_scale)
         output_scale = output_scale * inputs_scale
         y = contract(x.astype(numpy.float64), kernel.astype(numpy.float64)).astype(numpy.int32)
     return y.astype(compute_dtype) / output_scale.astype(compute_dtype)
@@ -121,3 +136,59 @@ def dequantized(kernel, kernel_scale, compute_dtype):
     """The float kernel an int8 kernel stands for: ``kernel / kernel_scale`` (broadcast over the last axes)."""
     xp = backend.array_module(kernel)
     return kernel.astype(compute_dtype) / xp.asarray(kernel_scale).astype(compute_dtype)
+
+
+class EinsumScaleLayout:
+    """Where an einsum ``I,W->O``'s per-slice scales go, as Keras's ``_analyze_quantization_info`` works them out
+    from the full specs (no ellipsis): the axes of the inputs and the kernel the product reduces, and the
+    transpose, new axes and dropped axes that lay each operand's scale (kept axes of size 1 where reduced) out
+    along the output's axes."""
+
+    def __init__(self, input_spec, weight_spec, output_spec):
+        self.input_reduced = [i for i, c in enumerate(input_spec) if c not in output_spec]
+        self.kernel_reduced = [i for i, c in enumerate(weight_spec) if c not in output_spec]
+        # Keras's place for a reduced axis with no free output axis left is the last place it used, starting from
+        # where its search for the kernel's last label in the output ended
+        index = output_spec.find(weight_spec[-1])
+        self.input, index = self._layout(input_spec, output_spec, self.input_reduced, index)
+        self.kernel, _ = self._layout(weight_spec, output_spec, self.kernel_reduced, index)
+
+    @staticmethod
+    def _layout(spec, output_spec, reduced, index):
+        expand = [i for i, c in enumerate(output_spec) if c not in spec]
+        transpose = [spec.index(c) for c in output_spec if c in spec]
+        squeeze = []
+        for axis in reduced:
+            # each reduced axis takes the place of an output axis the operand lacks, else it is dropped
+            if expand:
+                index = expand.pop(0)
+            else:
+                squeeze.append(axis)
+            transpose.insert(index, axis)
+        return (transpose, expand, squeeze), index
+
+    @staticmethod
+    def forward(scale, layout):
+        """``scale`` laid out along the output's axes (Keras's ``_adjust_scale_for_quant``)."""
+        transpose, expand, squeeze = layout
+        xp = backend.array_module(scale)
+        if transpose:
+            scale = xp.transpose(scale, transpose)
+        if expand:
+            scale = xp.expand_dims(scale, tuple(expand)) if len(expand) > 1 else xp.expand_dims(scale, expand[0])
+        if squeeze:
+            scale = xp.squeeze(scale, axis=tuple(squeeze))
+        return scale
+
+    @staticmethod
+    def backward(scale, layout):
+        """The kernel's layout of a scale laid out along the output's axes (Keras's ``_adjust_scale_for_dequant``)."""
+        transpose, expand, squeeze = layout
+        xp = backend.array_module(scale)
+        if squeeze:
+            scale = xp.expand_dims(scale, tuple(squeeze)) if len(squeeze) > 1 else xp.expand_dims(scale, squeeze[0])
+        if expand:
+            scale = xp.squeeze(scale, axis=tuple(expand))
+        if transpose:
+            scale = xp.transpose(scale, sorted(range(len(transpose)), key=transpose.__getitem__))
+        return scale
