@@ -105,3 +105,37 @@ def test_quantized_embedding_files_load_both_ways(tmp_path):
                                   theirs.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
     numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0),
                                   ours.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+EINSUM_CASES = [("ab,bc->ac", (4,), (5,), "c"), ("abc,cd->abd", (3, 5), (3, 4), "d"),
+                ("abc,cde->abde", (3, 4), (3, 2, 5), "de"), ("abcd,cde->abe", (3, 4, 5), (3, 6), "e"),
+                ("abc,bcd->ad", (3, 4), (5,), "d")]
+
+
+@pytest.mark.parametrize("equation, input_shape, output_shape, bias_axes", EINSUM_CASES)
+def test_quantized_einsum_dense_matches(tmp_path, equation, input_shape, output_shape, bias_axes):
+    def make(lib, activation=None):
+        return lib.Sequential([lib.Input(input_shape), lib.layers.Dense(input_shape[-1], activation="relu"),
+                               lib.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes,
+                                                      activation=activation)])
+    theirs, ours = quantized_pair(make)
+    assert [(w.path, w.dtype, tuple(w.shape)) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape)) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    rng = numpy.random.default_rng(7)
+    x = rng.standard_normal((3,) + input_shape).astype("float32")
+    expected = theirs.predict(x, verbose=0)
+    numpy.testing.assert_array_equal(ours.predict(x, verbose=0), expected)
+    theirs.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "g.keras")
+    numpy.testing.assert_array_equal(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0), expected)
+    numpy.testing.assert_array_equal(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
+    # training reaches the first layer through the quantized one's inputs gradient
+    ours.compile(optimizer="sgd", loss="mse")
+    theirs.compile(optimizer="sgd", loss="mse")
+    y = rng.standard_normal(expected.shape).astype("float32")
+    for _ in range(2):
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -202,3 +202,46 @@ def test_embedding_int8_rows_and_scales(xp):
     rebuilt = layers.Embedding.from_config(config)
     rebuilt.build((None, 4))
     assert rebuilt.embeddings.dtype == "int8" and rebuilt.quantization_config.mode == "int8"
+
+
+@pytest.mark.parametrize("equation, input_shape, output_shape, bias_axes, reduced, scale_shape", [
+    ("ab,bc->ac", (4,), (5,), "c", (0,), (1, 5)),
+    ("abc,cde->abde", (3, 4), (3, 2, 5), "de", (0,), (1, 1, 2, 5)),
+    ("abcd,cde->abe", (3, 4, 5), (3, 6), "e", (0, 1), (1, 1, 6)),    # two reduced axes for one output axis
+])
+def test_einsum_dense_int8(xp, equation, input_shape, output_shape, bias_axes, reduced, scale_shape):
+    rng = numpy.random.default_rng(4)
+    layer = layers.EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    layer.build((None,) + input_shape)
+    kernel = rng.standard_normal(layer.kernel.shape).astype("float32")
+    bias = rng.standard_normal(layer.bias.shape).astype("float32")
+    layer.set_weights([kernel, bias])
+    layer.quantize("int8")
+    assert [(w.name, w.dtype, w.trainable) for w in layer.weights] == [
+        ("bias", "float32", True), ("kernel", "int8", False), ("kernel_scale", "float32", False)]
+    kernel_scale = numpy.float32(127) / (numpy.abs(kernel).max(axis=reduced, keepdims=True) + numpy.float32(1e-7))
+    numpy.testing.assert_array_equal(layer.kernel.numpy(), numpy.round(kernel * kernel_scale))
+    # the scale is kept along the output's axes: the kept kernel axes last, size 1 for the others
+    assert layer.kernel_scale.shape == scale_shape
+    numpy.testing.assert_array_equal(layer.kernel_scale.numpy().reshape(-1), kernel_scale.reshape(-1))
+
+    x = rng.standard_normal((2,) + input_shape).astype("float32")
+    gpu_dl.set_device("gpu" if xp.__name__ == "cupy" else "cpu")
+    layer.input_gradient_wanted = True
+    y = to_numpy(layer(xp.asarray(x), training=True))
+    input_spec, rest = equation.split(",")
+    weight_spec, output_spec = rest.split("->")
+    input_reduced = tuple(i for i, c in enumerate(input_spec) if c not in output_spec)
+    x_scale = numpy.float32(127) / (numpy.abs(x).max(axis=input_reduced, keepdims=True) + numpy.float32(1e-7))
+    x_int = numpy.round(x * x_scale).astype(numpy.int64)
+    exact = numpy.einsum(equation, x_int, layer.kernel.numpy().astype(numpy.int64))
+    x_scale_out = x_scale.reshape(x_scale.shape[:len(output_spec) - 1] + (1,))
+    expected = exact.astype("float32") / (x_scale_out * layer.kernel_scale.numpy()) + bias
+    numpy.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    numpy.testing.assert_allclose(y, numpy.einsum(equation, x, kernel) + bias, atol=0.05 * numpy.abs(y).max())
+    dy = rng.standard_normal(y.shape).astype("float32")
+    dx = to_numpy(layer.backward(xp.asarray(dy)))
+    dequantized = layer.kernel.numpy() / kernel_scale
+    numpy.testing.assert_allclose(dx, numpy.einsum(f"{output_spec},{weight_spec}->{input_spec}", dy, dequantized),
+                                  rtol=1e-5, atol=1e-5)
+    assert getattr(layer.kernel, "grad", None) is None and layer.bias.grad is not None
