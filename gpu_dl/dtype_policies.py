@@ -13,11 +13,16 @@ supported mixed policy.
 ``QuantizedDTypePolicy("int8", "float32")`` (``"int8_from_float32"``) is the policy ``quantize("int8")`` gives a
 layer: weights kept as int8 with float scales, computations in the source policy's dtypes. Keras's other
 quantization modes (int4, float8, GPTQ, AWQ) are refused by name.
+
+``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
+default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
+when it is made.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 
 import numpy
 
@@ -160,6 +165,99 @@ def _quantized_policy(name, where):
     return QuantizedDTypePolicy(*parts)
 
 
+class DTypePolicyMap(DTypePolicy):
+    """Keras's ``DTypePolicyMap``: a mutable mapping of layer paths to policies; a path not in it takes the one
+    key it matches as a regular expression (``re.fullmatch``), else ``default_policy`` (None: the global
+    policy). Its own dtypes and name (``"map_<default>"``) are the default policy's."""
+
+    def __init__(self, default_policy=None, policy_map=None):
+        if isinstance(default_policy, DTypePolicyMap):
+            raise ValueError("`default_policy` cannot be a `DTypePolicyMap`.")
+        if policy_map is not None and not isinstance(policy_map, dict):
+            raise TypeError(f"If specified, `policy_map` must be a dict. Received: policy_map={policy_map} of type "
+                            f"{type(policy_map)}")
+        self._default_policy_arg = default_policy
+        self._default_policy = get(default_policy, "DTypePolicyMap: default_policy")
+        self._policy_map = {key: get(value, f"DTypePolicyMap[{key!r}]") for key, value in (policy_map or {}).items()}
+
+    @property
+    def default_policy(self):
+        return get(self._default_policy)
+
+    @property
+    def name(self):
+        return f"map_{self.default_policy.name}"
+
+    @property
+    def compute_dtype(self):
+        return self.default_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        return self.default_policy.variable_dtype
+
+    @property
+    def quantization_mode(self):
+        return self.default_policy.quantization_mode
+
+    def __getitem__(self, key):
+        if key in self._policy_map:
+            return self._policy_map[key]
+        matching = [pattern for pattern in self._policy_map if re.fullmatch(pattern, key)]
+        if len(matching) > 1:
+            raise ValueError(f"Path '{key}' matches multiple dtype policy specification keys: {matching}. Please "
+                             "make sure each path only matches at most one dtype policy specification key in the "
+                             "DTypePolicyMap.")
+        return self._policy_map[matching[0]] if matching else self.default_policy
+
+    def __setitem__(self, key, policy):
+        if key in self._policy_map:
+            raise ValueError(f"{key} already exist in the DTypePolicyMap with value {self._policy_map[key]}. Please "
+                             "make sure to not use duplicated keys.")
+        try:
+            policy = get(policy)
+        except (TypeError, ValueError):
+            raise ValueError("Cannot interpret the assigned value by `keras.dtype_policies.get`. Received: "
+                             f"{policy} of type {type(policy)}") from None
+        self._policy_map[key] = policy
+
+    def __delitem__(self, key):
+        return self._policy_map.pop(key)
+
+    def __contains__(self, key):
+        return key in self._policy_map
+
+    def __len__(self):
+        return len(self._policy_map)
+
+    def __iter__(self):
+        return iter(self._policy_map)
+
+    def keys(self):
+        return self._policy_map.keys()
+
+    def items(self):
+        return self._policy_map.items()
+
+    def get_config(self):
+        return {"default_policy": self._default_policy_arg,
+                "policy_map": {key: serialize(value) for key, value in self._policy_map.items()}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(default_policy=config.get("default_policy"), policy_map=config.get("policy_map"))
+
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        mapping = [(key, value.name) for key, value in self._policy_map.items()]
+        return f"<DTypePolicyMap at {hex(id(self))} default_policy={self._default_policy.name}, mapping={mapping}>"
+
+
 _global_policy = None
 
 
@@ -200,19 +298,22 @@ def _clear():
 
 def serialize(policy):
     """Keras's serialized form of a policy."""
-    if isinstance(policy, QuantizedDTypePolicy):
+    if isinstance(policy, (QuantizedDTypePolicy, DTypePolicyMap)):
         return {"module": "keras.dtype_policies", "class_name": type(policy).__name__, "config": policy.get_config(),
                 "registered_name": None}
     return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
-QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy",)
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "DTypePolicyMap")
 
 
 def deserialize(config):
     """A policy from Keras's serialized form (``{"class_name": "DTypePolicy", "config": {"name": ...}}``)."""
     inner = config.get("config") if isinstance(config, dict) else None
+    if isinstance(inner, dict) and config.get("class_name") == "DTypePolicyMap" and \
+            set(inner) <= {"default_policy", "policy_map"}:
+        return DTypePolicyMap.from_config(inner)
     if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
             set(inner) == {"mode", "source_name"}:
         return QuantizedDTypePolicy(inner["mode"], inner["source_name"])

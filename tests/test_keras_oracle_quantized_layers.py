@@ -139,3 +139,14 @@ def test_quantized_einsum_dense_matches(tmp_path, equation, input_shape, output_
         assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dtype_policy_map_configs_read_both_ways():
+    theirs = keras.dtype_policies.DTypePolicyMap(default_policy="float32")
+    theirs["head"] = "int8_from_float32"
+    theirs["encoder/.*"] = "float32"
+    ours = gpu_dl.dtype_policies.deserialize(keras.dtype_policies.serialize(theirs))
+    assert gpu_dl.dtype_policies.serialize(ours) == keras.dtype_policies.serialize(theirs)
+    back = keras.dtype_policies.deserialize(gpu_dl.dtype_policies.serialize(ours))
+    for path in ("head", "encoder/dense", "other"):
+        assert ours[path].name == back[path].name == theirs[path].name

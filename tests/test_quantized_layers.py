@@ -245,3 +245,29 @@ def test_einsum_dense_int8(xp, equation, input_shape, output_shape, bias_axes, r
     numpy.testing.assert_allclose(dx, numpy.einsum(f"{output_spec},{weight_spec}->{input_spec}", dy, dequantized),
                                   rtol=1e-5, atol=1e-5)
     assert getattr(layer.kernel, "grad", None) is None and layer.bias.grad is not None
+
+
+def test_dtype_policy_map():
+    policy_map = gpu_dl.dtype_policies.DTypePolicyMap(default_policy="float32")
+    policy_map["head"] = "int8_from_float32"
+    policy_map["encoder/.*"] = "float64"
+    assert (policy_map.name, policy_map.compute_dtype, len(policy_map), "head" in policy_map) == \
+        ("map_float32", "float32", 2, True)
+    assert policy_map["head"] == QuantizedDTypePolicy("int8", "float32")
+    assert policy_map["encoder/dense"].name == "float64"
+    assert policy_map["encoder"].name == "float32"         # a pattern matches whole paths only
+    policy_map["encoder/de.*"] = "float32"
+    with pytest.raises(ValueError, match="matches multiple dtype policy specification keys"):
+        policy_map["encoder/dense"]
+    with pytest.raises(ValueError, match="already exist"):
+        policy_map["head"] = "float32"
+    with pytest.raises(ValueError, match="Cannot interpret the assigned value"):
+        policy_map["x"] = "int8x"
+    with pytest.raises(ValueError, match="cannot be a `DTypePolicyMap`"):
+        gpu_dl.dtype_policies.DTypePolicyMap(policy_map)
+    again = gpu_dl.dtype_policies.deserialize(gpu_dl.dtype_policies.serialize(policy_map))
+    assert list(again) == list(policy_map) and again["head"] == policy_map["head"]
+    # a layer takes the policy of its name
+    head = layers.Dense(3, dtype=again, name="head")
+    head.build((None, 4))
+    assert head.kernel.dtype == "int8" and layers.Dense(3, dtype=again).dtype_policy.name == "float32"

@@ -713,6 +713,8 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}.")
         self.name = name or unique_name(keras_class_key(type(self)))
         self._dtype_policy = _layer_policy(dtype, f"layer '{self.name}': dtype")
+        if isinstance(self._dtype_policy, dtype_policies.DTypePolicyMap):
+            self._dtype_policy = self._dtype_policy[self.name]
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays, and
         # the layer's variables uncast inside its call under a mixed policy.
         self.autocast = bool(autocast)
