@@ -31,7 +31,7 @@ from .backend import config as backend_config
 _MIXED = {"mixed_float16": ("float16", "float32")}
 # Keras's quantization modes, and those gpu_dl's layers run
 QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
-SUPPORTED_QUANTIZATION_MODES = ("int8",)
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -156,13 +156,38 @@ class QuantizedDTypePolicy(DTypePolicy):
         return hash(self._name)
 
 
+class Int4DTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``Int4DTypePolicy``: int4 with the block size of its sub-channel scales in the mode,
+    ``"int4/<block_size>"`` (-1: one scale per output channel), e.g. ``"int4/128_from_float32"``."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        if len(parts) != 2 or parts[0] != "int4":
+            raise ValueError(f"Invalid mode for Int4DTypePolicy. Expected format 'int4/<block_size>', but got "
+                             f"'{mode}'.")
+        try:
+            block_size = int(parts[1])
+        except ValueError:
+            raise ValueError("Invalid mode for Int4DTypePolicy. <block_size> must be an integer. Expected format "
+                             f"'int4/<block_size>', but got '{mode}'.") from None
+        if block_size < -1 or block_size == 0:
+            raise ValueError("Invalid block_size in mode. Supported values are -1 (per-channel) or a positive "
+                             f"integer (sub-channel), but got {block_size} from '{mode}'.")
+        super().__init__("int4", source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.block_size = block_size
+
+    def get_config(self):
+        return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
+
+
 def _quantized_policy(name, where):
     """The ``QuantizedDTypePolicy`` a name like ``"int8_from_float32"`` names, or a clear error."""
     parts = name.split("_from_")
     if len(parts) != 2:
         raise ValueError(f"{where}: cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
                          f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
-    return QuantizedDTypePolicy(*parts)
+    return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
 
 
 class DTypePolicyMap(DTypePolicy):
@@ -305,7 +330,7 @@ def serialize(policy):
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
-QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "DTypePolicyMap")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "DTypePolicyMap")
 
 
 def deserialize(config):
@@ -316,7 +341,8 @@ def deserialize(config):
         return DTypePolicyMap.from_config(inner)
     if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
             set(inner) == {"mode", "source_name"}:
-        return QuantizedDTypePolicy(inner["mode"], inner["source_name"])
+        cls = Int4DTypePolicy if config["class_name"] == "Int4DTypePolicy" else QuantizedDTypePolicy
+        return cls(inner["mode"], inner["source_name"])
     name = inner.get("name") if isinstance(inner, dict) else None
     if not isinstance(config, dict) or config.get("class_name") not in _POLICY_CLASSES or not isinstance(name, str):
         raise ValueError("A dtype policy given as a dict must be a serialized DTypePolicy such as "

@@ -148,6 +148,7 @@ class EinsumDense(Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
+    quantization_modes = ("int8",)      # Keras's int4 of EinsumDense is not in gpu_dl
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -196,6 +197,7 @@ class EinsumDense(Layer):
     def build(self, input_shape):
         plan = self._plan(input_shape)
         self._scale_layout = quantized.EinsumScaleLayout(plan.input_spec, plan.weight_spec, plan.output_spec)
+        quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
         if self.dtype_policy.quantization_mode == "int8":
             self._int8_build(plan.kernel_shape)
         else:

@@ -23,6 +23,7 @@ class Embedding(id_checks.RangedIds, Layer):
     id_range_argument = "input_dim"
     fixed_input_axes = ()
     keeps_input_dtype = True
+    quantization_modes = ("int8",)      # Keras's int4 of Embedding is not in gpu_dl
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
@@ -43,6 +44,7 @@ class Embedding(id_checks.RangedIds, Layer):
         del input_length                  # Keras 3 accepts it and ignores it: the data give the length
 
     def build(self, input_shape):
+        quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
         if self.dtype_policy.quantization_mode == "int8":
             self._int8_build((self.input_dim, self.output_dim))
         else:

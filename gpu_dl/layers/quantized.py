@@ -14,6 +14,11 @@ from .. import backend
 from ..dtype_policies import QUANTIZATION_MODES, QuantizedDTypePolicy, check_quantization_mode
 
 
+def default_config(mode):
+    from .. import quantizers
+    return quantizers.Int4QuantizationConfig() if mode == "int4" else quantizers.Int8QuantizationConfig()
+
+
 def resolve_config(mode, config, where):
     """The quantization config of a ``quantize(mode, config=...)`` call, as Keras resolves them: the mode's default
     config when none is given, the config's mode when no mode is; a ValueError for contradictions, unknown modes
@@ -26,13 +31,24 @@ def resolve_config(mode, config, where):
     if config is None:
         if mode is None:
             raise ValueError("You must provide either `mode` or `config` to `quantize`.")
-        return quantizers.Int8QuantizationConfig()
+        return default_config(mode)
     if not isinstance(config, quantizers.QuantizationConfig):
         raise ValueError("Argument `config` must be an instance of `QuantizationConfig`. "
                          f"Received: config={config} (of type {type(config)})")
     if mode is not None and config.mode != mode:
         raise ValueError(f"Contradictory arguments: mode='{mode}' but config.mode='{config.mode}'")
     check_quantization_mode(config.mode, where)
+    return config
+
+
+def checked_request(layer, cls, mode, config, type_check):
+    """The config of a layer's ``quantize`` call after Keras's checks (``resolve_config``,
+    ``check_quantize_args``) and its refusal of subclasses (a NotImplementedError, which ``Model.quantize`` turns
+    into a warning)."""
+    config = resolve_config(mode, config, f"{cls.__name__} layer '{layer.name}'")
+    check_quantize_args(layer, config.mode)
+    if type_check and type(layer) is not cls:
+        raise NotImplementedError(f"Layer {type(layer).__name__} does not have a `quantize()` method implemented.")
     return config
 
 
@@ -52,6 +68,15 @@ def check_quantize_args(layer, mode):
                          "'mixed_float16' before calling `quantize()`.")
 
 
+def check_layer_mode(layer, mode):
+    """A ValueError where a layer is asked for a quantization mode gpu_dl runs for other layers only (its class's
+    ``quantization_modes``)."""
+    supported = getattr(layer, "quantization_modes", ("int8",))
+    if mode is not None and mode not in supported:
+        raise ValueError(f"{type(layer).__name__} layer '{layer.name}': the quantization mode {mode!r} is not "
+                         f"supported by gpu_dl for this layer (supported: {', '.join(supported)}).")
+
+
 def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_build, adjust_scale=None):
     """Keras's ``quantize`` of a layer of class ``cls`` whose float weight ``attribute`` becomes int8 values with a
     scale per slice along the axes other than ``axis`` (the reduced one; ``config``'s weight quantizer where it
@@ -60,10 +85,8 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
     quantized values and the float weight's name scope; ``adjust_scale`` rearranges the scale (kept axes of size
     1 where reduced) into the variable's layout where that is more than a reshape."""
     from ..quantizers import AbsMaxQuantizer, QuantizationConfig
-    config = resolve_config(mode, config, f"{cls.__name__} layer '{layer.name}'")
-    check_quantize_args(layer, config.mode)
-    if type_check and type(layer) is not cls:
-        raise NotImplementedError(f"Layer {type(layer).__name__} does not have a `quantize()` method implemented.")
+    config = checked_request(layer, cls, mode, config, type_check)
+    check_layer_mode(layer, config.mode)
     weight = getattr(layer, attribute)
     values, scale = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axis))(
         weight.value, to_numpy=True)
@@ -92,10 +115,11 @@ def quantization_config_of(value, where):
                      f"serialized form), got {value!r:.200}.")
 
 
-def number_for_files(kernel, bias, kernel_scale):
-    """Keras's weights files hold an int8 layer's kernel, bias (where it has one), kernel_scale in that order,
-    while its weights list the trainable bias first: the variables take their places' keys."""
-    for key, var in enumerate(v for v in (kernel, bias, kernel_scale) if v is not None):
+def number_for_files(*variables):
+    """Keras's weights files hold a quantized layer's kernel, bias (where it has one), kernel_scale (and an int4
+    kernel's zero points and group ids) in that order, while its weights list the trainable bias first: the
+    variables (None where the layer has none) take their places' keys."""
+    for key, var in enumerate(v for v in variables if v is not None):
         var.h5_key = str(key)
 
 

@@ -455,9 +455,15 @@ class Model(trainer.Trainer, Layer):
                 return any(re.search(pattern, layer.name) for pattern in filters)
             return bool(filters(layer))
 
-        for layer in layer_losses.flatten_layers(self):
-            if layer._loss_sublayers() or not hasattr(layer, "quantize") or not chosen(layer):
-                continue
+        targets = [layer for layer in layer_losses.flatten_layers(self)
+                   if not layer._loss_sublayers() and hasattr(layer, "quantize") and chosen(layer)]
+        for layer in targets:
+            # a mode a layer does not run is refused before any layer changes, so that a model is not left half
+            # quantized; a subclass the type check refuses is skipped with a warning below, as in Keras
+            owner = next(c for c in type(layer).__mro__ if "quantize" in vars(c))
+            if owner is type(layer) or not type_check:
+                quantized.check_layer_mode(layer, config.mode)
+        for layer in targets:
             try:
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
