@@ -150,3 +150,34 @@ def test_dtype_policy_map_configs_read_both_ways():
     back = keras.dtype_policies.deserialize(gpu_dl.dtype_policies.serialize(ours))
     for path in ("head", "encoder/dense", "other"):
         assert ours[path].name == back[path].name == theirs[path].name
+
+
+@pytest.mark.parametrize("block_size, inputs_quantized", [(128, False), (None, False), (None, True), (64, False)])
+def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
+    def make(lib):
+        return lib.Sequential([lib.Input((300,)), lib.layers.Dense(5, activation="relu"), lib.layers.Dense(3)])
+    theirs, ours = make(keras), make(gpu_dl)
+    rng = numpy.random.default_rng(8)
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    for lib, model in ((keras, theirs), (gpu_dl, ours)):
+        quantizer = lib.quantizers.AbsMaxQuantizer() if inputs_quantized else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")         # Keras warns of the layers it does not quantize
+            model.quantize("int4", config=lib.quantizers.Int4QuantizationConfig(block_size=block_size,
+                                                                                activation_quantizer=quantizer))
+    assert [(w.path, w.dtype, tuple(w.shape)) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape)) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    assert ours.layers[0].get_config()["dtype"] == theirs.layers[0].get_config()["dtype"]
+    x = rng.standard_normal((4, 300)).astype("float32")
+    expected = theirs.predict(x, verbose=0)
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    theirs.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0), expected,
+                                  rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_array_equal(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
+    assert_training_steps_match(keras, ours, theirs, rng, (300,), 3, batch=4, loss="mse",
+                                targets=lambda rng, batch: rng.standard_normal((batch, 3)).astype("float32"))

@@ -112,8 +112,8 @@ def test_quantized_policies():
     assert policy != DTypePolicy("float32") and DTypePolicy("float32").quantization_mode is None
     with pytest.raises(ValueError, match=r"Invalid quantization mode. Expected one of .* Received: mode=int9"):
         QuantizedDTypePolicy("int9", "float32")
-    with pytest.raises(ValueError, match="'int4' is not supported by gpu_dl"):
-        gpu_dl.dtype_policies.get("int4_from_float32")
+    with pytest.raises(ValueError, match="'float8' is not supported by gpu_dl"):
+        gpu_dl.dtype_policies.get("float8_from_float32")
     with pytest.raises(ValueError, match="valid pair"):
         gpu_dl.dtype_policies.get("int8_float32")
     # a layer made with the policy builds int8 weights, as one loaded from a quantized model's config
@@ -271,3 +271,57 @@ def test_dtype_policy_map():
     head = layers.Dense(3, dtype=again, name="head")
     head.build((None, 4))
     assert head.kernel.dtype == "int8" and layers.Dense(3, dtype=again).dtype_policy.name == "float32"
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_dense_int4(xp, block_size):
+    rng = numpy.random.default_rng(5)
+    layer = layers.Dense(5, activation="tanh")
+    layer.build((None, 10))
+    kernel = rng.standard_normal((10, 5)).astype("float32")
+    bias = rng.standard_normal(5).astype("float32")
+    layer.set_weights([kernel, bias])
+    layer.quantize("int4", config=gpu_dl.quantizers.Int4QuantizationConfig(block_size=block_size))
+    assert layer.dtype_policy.name == f"int4/{block_size or -1}_from_float32"
+    names = [(w.name, w.dtype, w.shape) for w in layer.weights]
+    assert names[:3] == [("bias", "float32", (5,)), ("kernel", "int8", (10, 3)),
+                         ("kernel_scale", "float32", (5,) if block_size is None else (3, 5))]
+    values = gpu_dl.quantizers.unpack_int4(layer.kernel.numpy(), 5, axis=-1)
+    assert values.min() >= -8 and values.max() <= 7
+    if block_size is None:
+        scale = numpy.float32(7) / (numpy.abs(kernel).max(axis=0) + numpy.float32(1e-7))
+        numpy.testing.assert_array_equal(layer.kernel_scale.numpy(), scale)
+        numpy.testing.assert_array_equal(values, numpy.clip(numpy.round(kernel * scale), -8, 7))
+        dequantized = values / scale
+    else:
+        assert names[3:] == [("kernel_zero", "int8", (3, 5)), ("g_idx", "float32", (10,))]
+        numpy.testing.assert_array_equal(layer.g_idx.numpy(), numpy.arange(10) // 4)
+        rows = numpy.arange(10) // 4
+        dequantized = (values - layer.kernel_zero.numpy()[rows]) * layer.kernel_scale.numpy()[rows]
+    numpy.testing.assert_allclose(dequantized, kernel, atol=numpy.abs(kernel).max() / 7 + 1e-6)
+    x = rng.standard_normal((3, 10)).astype("float32")
+    gpu_dl.set_device("gpu" if xp.__name__ == "cupy" else "cpu")
+    layer.input_gradient_wanted = True
+    y = to_numpy(layer(xp.asarray(x), training=True))
+    numpy.testing.assert_allclose(y, numpy.tanh(x @ dequantized.astype("float32") + bias), rtol=1e-5, atol=1e-6)
+    dy = rng.standard_normal(y.shape).astype("float32")
+    dx = to_numpy(layer.backward(xp.asarray(dy)))
+    numpy.testing.assert_allclose(dx, (dy * (1 - y ** 2)) @ dequantized.T, rtol=1e-5, atol=1e-5)
+    rebuilt = layers.Dense.from_config(layer.get_config())
+    rebuilt.build((None, 10))
+    assert [(w.name, w.shape) for w in rebuilt.weights] == [(w.name, w.shape) for w in layer.weights]
+
+
+def test_int4_is_refused_before_a_model_changes():
+    model = gpu_dl.Sequential([gpu_dl.Input((4,), dtype="int32"), layers.Embedding(9, 3), layers.Flatten(),
+                               layers.Dense(2)])
+    with pytest.raises(ValueError, match="Embedding layer .*'int4' is not supported by gpu_dl for this layer"):
+        model.quantize("int4")
+    assert all(layer.dtype_policy.quantization_mode is None for layer in model.layers)
+    with pytest.raises(ValueError, match="'int4' is not supported by gpu_dl for this layer"):
+        layers.EinsumDense("ab,bc->ac", 3, dtype="int4/-1_from_float32").build((None, 4))
+    policy = gpu_dl.dtype_policies.get("int4/128_from_float32")
+    assert (type(policy).__name__, policy.block_size, policy.get_config()) == \
+        ("Int4DTypePolicy", 128, {"mode": "int4/128", "source_name": "float32"})
+    with pytest.raises(ValueError, match="Invalid block_size"):
+        gpu_dl.dtype_policies.get("int4/0_from_float32")
