@@ -325,3 +325,13 @@ def test_int4_is_refused_before_a_model_changes():
         ("Int4DTypePolicy", 128, {"mode": "int4/128", "source_name": "float32"})
     with pytest.raises(ValueError, match="Invalid block_size"):
         gpu_dl.dtype_policies.get("int4/0_from_float32")
+
+
+def test_a_layer_that_cannot_quantize_is_skipped_with_a_warning():
+    inputs = gpu_dl.Input((4,), dtype="int32")
+    embedding = layers.ReversibleEmbedding(9, 3)
+    model = gpu_dl.Model(inputs, layers.Dense(2)(layers.Flatten()(embedding(inputs))))
+    with pytest.warns(UserWarning, match="ReversibleEmbedding does not have a `quantize\\(\\)` method"):
+        model.quantize("int8")
+    assert embedding.dtype_policy.quantization_mode is None
+    assert model.layers[-1].dtype_policy.name == "int8_from_float32"
