@@ -181,3 +181,34 @@ def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
     numpy.testing.assert_array_equal(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
     assert_training_steps_match(keras, ours, theirs, rng, (300,), 3, batch=4, loss="mse",
                                 targets=lambda rng, batch: rng.standard_normal((batch, 3)).astype("float32"))
+
+
+def test_a_model_quantized_after_training_saves_and_loads_both_ways(tmp_path):
+    # the optimizer keeps the slots of the float kernels (Keras's too): loading leaves its state out with a warning
+    rng = numpy.random.default_rng(9)
+    x, y = rng.standard_normal((8, 7)).astype("float32"), rng.standard_normal((8, 3)).astype("float32")
+    files = {}
+    for lib, name in ((keras, "k"), (gpu_dl, "g")):
+        model = dense_model(lib, activation=None)
+        model.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.quantize("int8")
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        model.save(tmp_path / f"{name}.keras")
+        files[name] = model
+    with pytest.warns(UserWarning, match="optimizer's state is not loaded"):
+        ours = gpu_dl.models.load_model(tmp_path / "k.keras")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), files["k"].predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = keras.models.load_model(tmp_path / "g.keras")
+    numpy.testing.assert_array_equal(theirs.predict(x, verbose=0), files["g"].predict(x, verbose=0))
+    # the same file in Keras, its optimizer state left out as well: the same next training steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs_again = keras.models.load_model(tmp_path / "k.keras")
+    for _ in range(2):
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs_again.train_on_batch(x, y)), rel=1e-5)
