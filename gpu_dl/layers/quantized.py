@@ -1,5 +1,6 @@
-"""What the layers that ``quantize("int8")`` share: checking the request as Keras does, the exact integer matrix
-product, and the int8 forward and input gradient of a kernel kept as int8 values with per-output-channel scales.
+"""What the layers that ``quantize`` (Dense, EinsumDense, Embedding) share: checking the request as Keras does,
+replacing a float weight by its quantized values and scales, the exact integer matrix product, and the int8
+forward and input gradient of a kernel kept as int8 values with per-output-channel scales.
 
 Keras's int8 forward quantizes the inputs per row (``abs_max_quantize`` over the last axis: int8 values and a
 float scale per row), multiplies the int8 inputs by the int8 kernel with int32 accumulation, and divides the
