@@ -9,17 +9,29 @@ Keras's serialized policy) or, without one, from the global policy (``set_dtype_
 NumPy and CuPy have no bfloat16 dtype, so ``"mixed_bfloat16"`` and ``"bfloat16"`` are refused; so is
 ``"float16"`` alone (float16 weights), which gpu_dl's optimizers do not update: ``"mixed_float16"`` is the
 supported mixed policy.
+
+``QuantizedDTypePolicy("int8", "float32")`` (``"int8_from_float32"``) is the policy ``quantize("int8")`` gives a
+layer: weights kept as int8 with float scales, computations in the source policy's dtypes. Keras's other
+quantization modes (int4, float8, GPTQ, AWQ) are refused by name.
+
+``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
+default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
+when it is made.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 
 import numpy
 
 from .backend import config as backend_config
 
 _MIXED = {"mixed_float16": ("float16", "float32")}
+# Keras's quantization modes, and those gpu_dl's layers run
+QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -99,11 +111,176 @@ class DTypePolicy:
         return hash(self._name)
 
     def __repr__(self):
-        return f'<DTypePolicy "{self._name}">'
+        return f'<{type(self).__name__} "{self._name}">'
 
 
 class FloatDTypePolicy(DTypePolicy):
     """Keras's alias of ``DTypePolicy``."""
+
+
+def check_quantization_mode(mode, where):
+    """A ValueError for a mode Keras does not know (Keras's message) or one gpu_dl does not run."""
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
+    if mode not in SUPPORTED_QUANTIZATION_MODES:
+        raise ValueError(f"{where}: the quantization mode {mode!r} is not supported by gpu_dl; supported: "
+                         f"{SUPPORTED_QUANTIZATION_MODES}.")
+
+
+class QuantizedDTypePolicy(DTypePolicy):
+    """Keras's ``QuantizedDTypePolicy``: ``mode`` (``"int8"``) of a float ``source_name`` policy (None: the
+    global policy's); its name is ``f"{mode}_from_{source_name}"``, its dtypes the source's."""
+
+    def __init__(self, mode, source_name=None):
+        if source_name is None:
+            source_name = dtype_policy().name
+        self._compute_dtype, self._variable_dtype = _parse(source_name, type(self).__name__)
+        check_quantization_mode(mode, type(self).__name__)
+        if mode == "int8" and self._compute_dtype == "float16":
+            raise ValueError(f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'.")
+        self._name = f"{mode}_from_{source_name}"
+        self._source_name = source_name
+        self._quantization_mode = mode
+
+    @property
+    def quantization_mode(self):
+        return self._quantization_mode
+
+    def get_config(self):
+        return {"mode": self._quantization_mode, "source_name": self._source_name}
+
+    def __eq__(self, other):
+        return isinstance(other, QuantizedDTypePolicy) and self._name == other._name
+
+    def __hash__(self):
+        return hash(self._name)
+
+
+class Int4DTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``Int4DTypePolicy``: int4 with the block size of its sub-channel scales in the mode,
+    ``"int4/<block_size>"`` (-1: one scale per output channel), e.g. ``"int4/128_from_float32"``."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        if len(parts) != 2 or parts[0] != "int4":
+            raise ValueError(f"Invalid mode for Int4DTypePolicy. Expected format 'int4/<block_size>', but got "
+                             f"'{mode}'.")
+        try:
+            block_size = int(parts[1])
+        except ValueError:
+            raise ValueError("Invalid mode for Int4DTypePolicy. <block_size> must be an integer. Expected format "
+                             f"'int4/<block_size>', but got '{mode}'.") from None
+        if block_size < -1 or block_size == 0:
+            raise ValueError("Invalid block_size in mode. Supported values are -1 (per-channel) or a positive "
+                             f"integer (sub-channel), but got {block_size} from '{mode}'.")
+        super().__init__("int4", source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.block_size = block_size
+
+    def get_config(self):
+        return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
+
+
+def _quantized_policy(name, where):
+    """The ``QuantizedDTypePolicy`` a name like ``"int8_from_float32"`` names, or a clear error."""
+    parts = name.split("_from_")
+    if len(parts) != 2:
+        raise ValueError(f"{where}: cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
+                         f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
+    return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
+
+
+class DTypePolicyMap(DTypePolicy):
+    """Keras's ``DTypePolicyMap``: a mutable mapping of layer paths to policies; a path not in it takes the one
+    key it matches as a regular expression (``re.fullmatch``), else ``default_policy`` (None: the global
+    policy). Its own dtypes and name (``"map_<default>"``) are the default policy's."""
+
+    def __init__(self, default_policy=None, policy_map=None):
+        if isinstance(default_policy, DTypePolicyMap):
+            raise ValueError("`default_policy` cannot be a `DTypePolicyMap`.")
+        if policy_map is not None and not isinstance(policy_map, dict):
+            raise TypeError(f"If specified, `policy_map` must be a dict. Received: policy_map={policy_map} of type "
+                            f"{type(policy_map)}")
+        self._default_policy_arg = default_policy
+        self._default_policy = get(default_policy, "DTypePolicyMap: default_policy")
+        self._policy_map = {key: get(value, f"DTypePolicyMap[{key!r}]") for key, value in (policy_map or {}).items()}
+
+    @property
+    def default_policy(self):
+        return get(self._default_policy)
+
+    @property
+    def name(self):
+        return f"map_{self.default_policy.name}"
+
+    @property
+    def compute_dtype(self):
+        return self.default_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        return self.default_policy.variable_dtype
+
+    @property
+    def quantization_mode(self):
+        return self.default_policy.quantization_mode
+
+    def __getitem__(self, key):
+        if key in self._policy_map:
+            return self._policy_map[key]
+        matching = [pattern for pattern in self._policy_map if re.fullmatch(pattern, key)]
+        if len(matching) > 1:
+            raise ValueError(f"Path '{key}' matches multiple dtype policy specification keys: {matching}. Please "
+                             "make sure each path only matches at most one dtype policy specification key in the "
+                             "DTypePolicyMap.")
+        return self._policy_map[matching[0]] if matching else self.default_policy
+
+    def __setitem__(self, key, policy):
+        if key in self._policy_map:
+            raise ValueError(f"{key} already exist in the DTypePolicyMap with value {self._policy_map[key]}. Please "
+                             "make sure to not use duplicated keys.")
+        try:
+            policy = get(policy)
+        except (TypeError, ValueError):
+            raise ValueError("Cannot interpret the assigned value by `keras.dtype_policies.get`. Received: "
+                             f"{policy} of type {type(policy)}") from None
+        self._policy_map[key] = policy
+
+    def __delitem__(self, key):
+        return self._policy_map.pop(key)
+
+    def __contains__(self, key):
+        return key in self._policy_map
+
+    def __len__(self):
+        return len(self._policy_map)
+
+    def __iter__(self):
+        return iter(self._policy_map)
+
+    def keys(self):
+        return self._policy_map.keys()
+
+    def items(self):
+        return self._policy_map.items()
+
+    def get_config(self):
+        return {"default_policy": self._default_policy_arg,
+                "policy_map": {key: serialize(value) for key, value in self._policy_map.items()}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(default_policy=config.get("default_policy"), policy_map=config.get("policy_map"))
+
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        mapping = [(key, value.name) for key, value in self._policy_map.items()]
+        return f"<DTypePolicyMap at {hex(id(self))} default_policy={self._default_policy.name}, mapping={mapping}>"
 
 
 _global_policy = None
@@ -114,7 +291,8 @@ def set_dtype_policy(policy):
     ``keras.config.set_dtype_policy``); a name or a ``DTypePolicy``."""
     global _global_policy
     if isinstance(policy, str):
-        policy = DTypePolicy(policy)
+        policy = _quantized_policy(policy, "set_dtype_policy") if policy.startswith(QUANTIZATION_MODES) else \
+            DTypePolicy(policy)
     elif not isinstance(policy, DTypePolicy):
         raise ValueError("Invalid `policy` argument. Expected the string name of a policy (such as "
                          f"'mixed_float16') or a `DTypePolicy` instance. Received: policy={policy!r} "
@@ -145,15 +323,26 @@ def _clear():
 
 def serialize(policy):
     """Keras's serialized form of a policy."""
+    if isinstance(policy, (QuantizedDTypePolicy, DTypePolicyMap)):
+        return {"module": "keras.dtype_policies", "class_name": type(policy).__name__, "config": policy.get_config(),
+                "registered_name": None}
     return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "DTypePolicyMap")
 
 
 def deserialize(config):
     """A policy from Keras's serialized form (``{"class_name": "DTypePolicy", "config": {"name": ...}}``)."""
     inner = config.get("config") if isinstance(config, dict) else None
+    if isinstance(inner, dict) and config.get("class_name") == "DTypePolicyMap" and \
+            set(inner) <= {"default_policy", "policy_map"}:
+        return DTypePolicyMap.from_config(inner)
+    if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
+            set(inner) == {"mode", "source_name"}:
+        cls = Int4DTypePolicy if config["class_name"] == "Int4DTypePolicy" else QuantizedDTypePolicy
+        return cls(inner["mode"], inner["source_name"])
     name = inner.get("name") if isinstance(inner, dict) else None
     if not isinstance(config, dict) or config.get("class_name") not in _POLICY_CLASSES or not isinstance(name, str):
         raise ValueError("A dtype policy given as a dict must be a serialized DTypePolicy such as "
@@ -179,6 +368,8 @@ def get(identifier, where="dtype"):
         except TypeError:
             raise TypeError(f"{where} must be a dtype policy or a float dtype such as 'float32' or "
                             f"'mixed_float16', got {identifier!r}.") from None
+    if identifier.startswith(QUANTIZATION_MODES):
+        return _quantized_policy(identifier, where)
     try:
         return DTypePolicy(identifier)
     except ValueError as e:

@@ -90,6 +90,8 @@ def policy_dtype(dtype):
     "DTypePolicy", "config": {"name": "float32"}, ...}``, as Keras's ``get_config`` writes it) or a policy
     object as its ``name``; anything else as it is, for ``standardize_dtype`` to check."""
     if isinstance(dtype, dict):
+        if dtype.get("class_name") in dtype_policies.QUANTIZED_POLICY_CLASSES:
+            return dtype_policies.deserialize(dtype)
         inner = dtype.get("config")
         name = inner.get("name") if isinstance(inner, dict) else None
         if dtype.get("class_name") not in DTYPE_POLICY_CLASSES or not isinstance(name, str):
@@ -746,6 +748,8 @@ class Layer:
         self.name = name or unique_name(keras_class_key(type(self)))
         self._remat_mode = remat.get_current_remat_mode()
         self._dtype_policy = _layer_policy(dtype, f"layer '{self.name}': dtype")
+        if isinstance(self._dtype_policy, dtype_policies.DTypePolicyMap):
+            self._dtype_policy = self._dtype_policy[self.name]
         # As in Keras: False leaves floating inputs of another dtype uncast in a call of the layer on arrays, and
         # the layer's variables uncast inside its call under a mixed policy.
         self.autocast = bool(autocast)
@@ -1522,7 +1526,10 @@ class Layer:
 
     # -------------------------------------------------------------- serialising
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
+        policy = self.dtype_policy
+        # Keras writes a quantized policy serialized, a float one by its name
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": policy.name if policy.quantization_mode is None else dtype_policies.serialize(policy)}
         if self.activity_regularizer is not None:
             from .. import regularizers
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)

@@ -7,6 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
+from . import quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -102,19 +103,28 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
 
 
 class Dense(Layer):
-    """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,)."""
+    """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,).
+
+    ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a float
+    ``kernel_scale`` per unit, both non-trainable, and computes as Keras's int8 path (``layers/quantized.py``);
+    the bias trains as before. ``quantize("int4")`` packs two 4-bit values per byte along the units, as Keras
+    does: by default in groups of 128 input rows with a scale and a zero point per group and unit
+    (``kernel_zero``, and ``g_idx`` the group of each row), or with ``Int4QuantizationConfig(block_size=None)``
+    symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
+    exact in integers as int8's).
+    """
 
     fixed_input_axes = (-1,)
     supports_masking = True
+    quantization_modes = ("int8", "int4")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, quantization_config=None,
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if quantization_config is not None:
-            raise ValueError(f"Dense layer '{self.name}': quantized kernels (quantization_config) are not supported "
-                             "by gpu_dl.")
+        self.quantization_config = quantized.quantization_config_of(quantization_config,
+                                                                    f"Dense layer '{self.name}'")
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
         self.activation = activations.get_keeping_shape(activation, f"Dense layer '{self.name}'")
         self.use_bias = bool(use_bias)
@@ -129,11 +139,104 @@ class Dense(Layer):
                 f"Dense layer '{self.name}' needs inputs of rank >= 2 with a known last axis, "
                 f"got shape {tuple(input_shape)}."
             )
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        mode = self.dtype_policy.quantization_mode
+        if mode == "int8":
+            self._int8_build((input_shape[-1], self.units))
+        elif mode == "int4":
+            self._int4_build((input_shape[-1], self.units))
+        else:
+            self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._number_for_files()
+
+    def _int8_build(self, kernel_shape):
+        from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+        self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(self.quantization_config,
+                                                                                   AbsMaxQuantizer())
+        self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
+        self.kernel_scale = self.add_weight((self.units,), "ones", trainable=False, name="kernel_scale")
+        return self.kernel, self.kernel_scale
+
+    def _int4_block_size(self):
+        """The int4 groups' rows: the config's block size, else the policy's; None: one scale per unit."""
+        from ..quantizers import Int4QuantizationConfig
+        if isinstance(self.quantization_config, Int4QuantizationConfig):
+            block_size = self.quantization_config.block_size
+        else:
+            block_size = getattr(self.dtype_policy, "block_size", None)
+        return None if block_size in (None, -1) else block_size
+
+    def _int4_build(self, kernel_shape):
+        from ..quantizers import QuantizationConfig
+        self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(self.quantization_config, None)
+        rows, block_size = kernel_shape[0], self._int4_block_size()
+        self.kernel = self.add_weight((rows, (self.units + 1) // 2), "zeros", dtype="int8", trainable=False,
+                                      name="kernel")
+        scale_shape = (self.units,) if block_size is None else (-(-rows // block_size), self.units)
+        self.kernel_scale = self.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
+        self.kernel_zero = self.g_idx = None
+        if block_size is not None:
+            self.kernel_zero = self.add_weight(scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero")
+            self.g_idx = self.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
+            self.g_idx.assign(numpy.arange(rows, dtype="float32") // block_size)
+
+    def _number_for_files(self):
+        if self.dtype_policy.quantization_mode is not None:
+            quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale,
+                                       getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized per unit
+        (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
+        policy becomes ``"int8_from_<its policy>"``. ``"int4"`` packs the kernel (see the class docstring); the
+        policy becomes ``"int4/<block size or -1>_from_<its policy>"``."""
+        config = quantized.checked_request(self, Dense, mode, config, type_check)
+        if config.mode == "int4":
+            self._quantize_int4(config)
+        else:
+            quantized.quantize_weight(self, Dense, None, config, False, "kernel", 0, self._int8_build)
+        self._number_for_files()
+
+    def _quantize_int4(self, config):
+        from .. import dtype_policies, quantizers
+        self.quantization_config = config
+        block_size = self._int4_block_size()
+        kernel = self.kernel
+        if block_size is None:
+            quantizer = quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, quantizers.AbsMaxQuantizer(axis=0, value_range=(-8, 7), output_dtype="int8"))
+            values, scale = quantizer(kernel.value, to_numpy=True)
+            arrays = [scale.reshape(-1)]
+        else:
+            values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(kernel.value, block_size,
+                                                                                      to_numpy=True)
+            arrays = [scale, zero]
+        scope = kernel.path.rsplit("/", 1)[0]
+        self._weights.remove(kernel)
+        self.dtype_policy = dtype_policies.Int4DTypePolicy(f"int4/{block_size or -1}", self.dtype_policy.name)
+        self._int4_build(tuple(kernel.shape))
+        arrays.insert(0, quantizers.pack_int4(values, axis=-1)[0])
+        for var, value in zip((self.kernel, self.kernel_scale, self.kernel_zero), arrays):
+            var.path = f"{scope}/{var.name}"
+            var.assign(value)
+        if self.g_idx is not None:
+            self.g_idx.path = f"{scope}/g_idx"
+
+    def _int4_kernel(self, dtype):
+        """The float kernel an int4 one stands for: per unit ``values / scale``; in groups
+        ``(values - zero) * scale`` of each row's group."""
+        from ..quantizers import unpack_int4
+        values = unpack_int4(self.kernel.value, self.units, axis=-1)
+        if self.kernel_zero is None:
+            return quantized.dequantized(values, self.kernel_scale.value, dtype)
+        xp = backend.array_module(values)
+        groups = self.g_idx.value.astype(numpy.int32)
+        scale = xp.take(self.kernel_scale.value, groups, axis=0)
+        zero = xp.take(self.kernel_zero.value, groups, axis=0).astype(scale.dtype)
+        return ((values - zero) * scale).astype(dtype)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:
@@ -141,9 +244,20 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, x, training=False):
+        mode = self.dtype_policy.quantization_mode
+        if mode == "int8":
+            product = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
+                                             self.compute_dtype)
+        elif mode == "int4" and self.kernel_zero is None:
+            from ..quantizers import unpack_int4
+            product = quantized.int8_forward(x, unpack_int4(self.kernel.value, self.units, axis=-1),
+                                             self.kernel_scale.value, self.inputs_quantizer, self.compute_dtype)
+        elif mode == "int4":
+            product = x @ self._int4_kernel(self.compute_dtype)
+        else:
+            product = dense_forward(x, self.kernel.value)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
-        z, y = self.activation.with_bias(dense_forward(x, self.kernel.value),
-                                         self.bias.value if self.use_bias else None)
+        z, y = self.activation.with_bias(product, self.bias.value if self.use_bias else None)
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y
@@ -151,6 +265,15 @@ class Dense(Layer):
     def backward(self, dy, through_activation=True):
         x, z, y = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
+        mode = self.dtype_policy.quantization_mode
+        if mode is not None:
+            # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
+            # kernel and its scales
+            kernel = quantized.dequantized(self.kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
+                else self._int4_kernel(dz.dtype)
+            if self.trainable and self.use_bias:
+                self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
+            return dz @ kernel.T if self.input_gradient_wanted else None
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)
         if self.trainable:
@@ -166,7 +289,7 @@ class Dense(Layer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
-            "quantization_config": None,        # Keras 3.15 writes it; gpu_dl does not quantize
+            "quantization_config": quantized.serialized_config(self.quantization_config),
         })
         return config
 

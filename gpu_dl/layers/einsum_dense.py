@@ -14,16 +14,24 @@ Backward, with ``z`` the pre-activation and the equation ``I,W->O``: ``dx = eins
 of ``dz`` over the axes the bias broadcasts along. On the GPU these are CuPy's einsum (cuBLAS underneath) and
 the same fused bias-and-activation kernel Dense runs when the bias spans whole trailing output axes.
 
-Not supported (a ValueError): ``lora_rank`` and the quantization modes; an equation that repeats a label
-within one operand (a diagonal).
+``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a
+``kernel_scale`` per slice along the axes the product keeps, laid out along the output's axes, as Keras's int8
+path does (``layers/quantized.py``): the inputs are quantized over the axes the product reduces, the integer
+product is exact, and the inputs' gradient goes through the dequantized kernel.
+
+Not supported (a ValueError): ``lora_rank``, the quantization modes other than int8; an equation that repeats a
+label within one operand (a diagonal).
 """
 from __future__ import annotations
 
 import numbers
 import re
 
+import numpy
+
 from .. import activations, initializers
 from ..backend import array_module
+from . import quantized
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -140,6 +148,7 @@ class EinsumDense(Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
+    quantization_modes = ("int8",)      # Keras's int4 of EinsumDense is not in gpu_dl
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -149,8 +158,9 @@ class EinsumDense(Layer):
         where = self._where()
         if lora_rank is not None or lora_alpha is not None:
             raise ValueError(f"{where}: LoRA (lora_rank={lora_rank!r}) is not supported by gpu_dl.")
-        if gptq_unpacked_column_size is not None or quantization_config is not None:
-            raise ValueError(f"{where}: quantized kernels are not supported by gpu_dl.")
+        if gptq_unpacked_column_size is not None:
+            raise ValueError(f"{where}: GPTQ-quantized kernels are not supported by gpu_dl.")
+        self.quantization_config = quantized.quantization_config_of(quantization_config, where)
         if not isinstance(equation, str):
             raise ValueError(f"{where}: the equation must be a string such as 'ab,bc->ac', got {equation!r}.")
         if isinstance(output_shape, numbers.Integral) and not isinstance(output_shape, bool):
@@ -186,12 +196,48 @@ class EinsumDense(Layer):
 
     def build(self, input_shape):
         plan = self._plan(input_shape)
-        kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
-        self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self._scale_layout = quantized.EinsumScaleLayout(plan.input_spec, plan.weight_spec, plan.output_spec)
+        quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
+        if self.dtype_policy.quantization_mode == "int8":
+            self._int8_build(plan.kernel_shape)
+        else:
+            kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
+            self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if plan.bias_shape is not None:
             self.bias = self.add_weight(plan.bias_shape, self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._number_for_files()
+
+    def _int8_build(self, kernel_shape):
+        from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+        self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(self.quantization_config,
+                                                                                   AbsMaxQuantizer())
+        layout = self._scale_layout
+        reduced = tuple(1 if i in layout.kernel_reduced else d for i, d in enumerate(kernel_shape))
+        scale_shape = layout.forward(numpy.ones(reduced, "float32"), layout.kernel).shape
+        self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
+        self.kernel_scale = self.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
+        return self.kernel, self.kernel_scale
+
+    def _number_for_files(self):
+        if self.dtype_policy.quantization_mode == "int8":
+            quantized.number_for_files(self.kernel, self.bias, self.kernel_scale)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized over the axes
+        the product reduces (unless ``config`` gives a weight quantizer), and ``kernel_scale``."""
+        layout = self._scale_layout if self.built else None
+        quantized.quantize_weight(self, EinsumDense, mode, config, type_check, "kernel",
+                                  tuple(layout.kernel_reduced) if layout else None, self._int8_build,
+                                  adjust_scale=lambda scale: layout.forward(scale, layout.kernel))
+        self._number_for_files()
+
+    def _int8_kernel(self, dtype):
+        """The float kernel the int8 one stands for."""
+        layout = self._scale_layout
+        return quantized.dequantized(self.kernel.value, layout.backward(self.kernel_scale.value, layout.kernel),
+                                     dtype)
 
     def check_input_shape(self, shape):
         shape = tuple(shape)
@@ -206,7 +252,18 @@ class EinsumDense(Layer):
 
     def call(self, x, training=False):
         plan = self._plan(x.shape)
-        z = _einsum(f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}", x, self.kernel.value)
+        equation = f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}"
+        if self.dtype_policy.quantization_mode != "int8":
+            z = _einsum(equation, x, self.kernel.value)
+        elif self.inputs_quantizer is None:
+            # Keras's torch backend multiplies float inputs by the dequantized kernel
+            z = _einsum(equation, x, self._int8_kernel(x.dtype))
+        else:
+            layout = self._scale_layout
+            z = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
+                                       self.compute_dtype, lambda a, b: _einsum(equation, a, b),
+                                       axis=tuple(layout.input_reduced),
+                                       adjust_inputs_scale=lambda scale: layout.forward(scale, layout.input))
         xp = array_module(z)
         z = xp.ascontiguousarray(z)      # with_bias adds in place and its kernel takes C-contiguous arrays
         bias = None if self.bias is None else self.bias.value
@@ -225,8 +282,12 @@ class EinsumDense(Layer):
     def backward(self, dy, through_activation=True):
         x, z, y, plan = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
-        if self.trainable:
+        int8 = self.dtype_policy.quantization_mode == "int8"
+        # an int8 kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
+        kernel = self._int8_kernel(dz.dtype) if int8 else self.kernel.value
+        if self.trainable and not int8:
             self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
+        if self.trainable:
             if self.bias is not None:
                 lead = dz.ndim - self.bias.value.ndim
                 axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(self.bias.shape) if d == 1)
@@ -234,7 +295,7 @@ class EinsumDense(Layer):
         if not self.input_gradient_wanted:
             return None
         kept = "".join(c for c in plan.input_spec if c not in plan.summed)
-        dx = _einsum(f"{plan.output_spec},{plan.weight_spec}->{kept}", dz, self.kernel.value)
+        dx = _einsum(f"{plan.output_spec},{plan.weight_spec}->{kept}", dz, kernel)
         if plan.summed:
             # Input axes the forward summed away: each of their entries gets the same gradient.
             xp = array_module(dx)
@@ -246,7 +307,7 @@ class EinsumDense(Layer):
         return {**super().get_config(), "output_shape": self.partial_output_shape, "equation": self.equation,
                 "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
                 **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
-                "quantization_config": None}
+                "quantization_config": quantized.serialized_config(self.quantization_config)}
 
     def _activity_config(self):
         from .. import regularizers

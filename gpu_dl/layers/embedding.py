@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
-from . import id_checks
+from . import id_checks, quantized
 from .base import Layer
 from .symbolic import is_symbolic
 from .core import positive_int
@@ -14,19 +14,23 @@ class Embedding(id_checks.RangedIds, Layer):
     Inputs hold whole numbers, of an integer or a float dtype (a model's float inputs are truncated to
     integers, as Keras casts them); the output has one more axis, of size ``output_dim``. Ids are not
     differentiable: the layer gives no input gradient.
+
+    ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the table as int8 values with a float
+    ``embeddings_scale`` per row (per id), both non-trainable, as Keras does; the rows looked up are divided by
+    their scales.
     """
 
     id_range_argument = "input_dim"
     fixed_input_axes = ()
     keeps_input_dtype = True
+    quantization_modes = ("int8",)      # Keras's int4 of Embedding is not in gpu_dl
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
                  quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         where = f"Embedding layer '{self.name}'"
-        if quantization_config is not None:
-            raise ValueError(f"{where}: quantized embeddings (quantization_config) are not supported by gpu_dl.")
+        self.quantization_config = quantized.quantization_config_of(quantization_config, where)
         self.input_dim = positive_int(input_dim, f"{where}: input_dim")
         self.output_dim = positive_int(output_dim, f"{where}: output_dim")
         # Keras's padding id: with mask_zero, id 0 marks a padded step (recurrent layers after it skip
@@ -40,12 +44,27 @@ class Embedding(id_checks.RangedIds, Layer):
         del input_length                  # Keras 3 accepts it and ignores it: the data give the length
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                                          name="embeddings", regularizer=self.embeddings_regularizer,
-                                          constraint=self.embeddings_constraint)
+        quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
+        if self.dtype_policy.quantization_mode == "int8":
+            self._int8_build((self.input_dim, self.output_dim))
+        else:
+            self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
+                                              name="embeddings", regularizer=self.embeddings_regularizer,
+                                              constraint=self.embeddings_constraint)
         if self._initial_weights is not None:
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
+
+    def _int8_build(self, shape):
+        self.embeddings = self.add_weight(shape, "zeros", dtype="int8", trainable=False, name="embeddings")
+        # one scale per id: the rows are quantized over output_dim, as Keras does
+        self.embeddings_scale = self.add_weight((self.input_dim,), "ones", trainable=False, name="embeddings_scale")
+        return self.embeddings, self.embeddings_scale
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``quantize``: ``"int8"`` replaces the table by its int8 values, quantized per row
+        (``AbsMaxQuantizer(axis=-1)`` unless ``config`` gives a weight quantizer), and ``embeddings_scale``."""
+        quantized.quantize_weight(self, Embedding, mode, config, type_check, "embeddings", -1, self._int8_build)
 
     def compute_mask(self, x, mask=None):
         """With ``mask_zero``, the ids other than 0 (on symbolic ids, ``ops.not_equal(x, 0)``, as Keras records
@@ -63,15 +82,19 @@ class Embedding(id_checks.RangedIds, Layer):
     def call(self, x, training=False):
         ids = self.checked_ids(x)
         self._saved = ids if training else None
+        if self.dtype_policy.quantization_mode == "int8":
+            rows = embedding_lookup(ids, self.embeddings.value).astype(self.compute_dtype)
+            scales = embedding_lookup(ids, self.embeddings_scale.value).astype(self.compute_dtype)
+            return rows / scales[..., None]
         return embedding_lookup(ids, self.embeddings.value)
 
     def backward(self, dy):
         ids = self.saved()
-        if self.trainable:
+        if self.trainable and self.dtype_policy.quantization_mode is None:
             self.embeddings.grad = embedding_table_gradient(ids, dy, self.input_dim)
         return None
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 **self.weight_arguments_config(), "mask_zero": self.mask_zero,
-                "quantization_config": None}    # Keras 3.15 writes it; gpu_dl does not quantize
+                "quantization_config": quantized.serialized_config(self.quantization_config)}

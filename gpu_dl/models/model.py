@@ -432,6 +432,44 @@ class _ModelBase(trainer.Trainer, Layer):
         traces = self.__dict__.get("_traces") or {}
         return next((graph for graph, _ in traces.values() if graph is not None), None)
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Keras's ``quantize``: quantize the weights of every layer within the model that can be (``"int8"``:
+        Dense, EinsumDense, Embedding), after the checks Keras makes (a built model, a known mode). ``filters``
+        (a regex, a list of them, or a callable taking a layer) picks the layers by name."""
+        import re
+        from ..layers import quantized
+        type_check = kwargs.pop("type_check", True)
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+            raise ValueError("The `filters` argument must be a regex string, a list of regex strings, or a callable. "
+                             f"Received: {type(filters)}")
+        config = quantized.resolve_config(mode, config, f"Model '{self.name}'")
+        quantized.check_quantize_args(self, config.mode)
+
+        def chosen(layer):
+            if filters is None:
+                return True
+            if isinstance(filters, str):
+                return bool(re.search(filters, layer.name))
+            if isinstance(filters, (list, tuple)):
+                return any(re.search(pattern, layer.name) for pattern in filters)
+            return bool(filters(layer))
+
+        targets = [layer for layer in layer_losses.flatten_layers(self)
+                   if not layer._loss_sublayers() and hasattr(layer, "quantize") and chosen(layer)]
+        for layer in targets:
+            # a mode a layer does not run is refused before any layer changes, so that a model is not left half
+            # quantized; a subclass the type check refuses is skipped with a warning below, as in Keras
+            owner = next(c for c in type(layer).__mro__ if "quantize" in vars(c))
+            if owner is type(layer) or not type_check:
+                quantized.check_layer_mode(layer, config.mode)
+        for layer in targets:
+            try:
+                layer.quantize(config.mode, type_check=type_check, config=config)
+            except NotImplementedError as e:
+                warnings.warn(str(e))
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         from .summary import print_summary

@@ -31,6 +31,7 @@ import zipfile
 from ..backend.user_warnings import warn
 from ..catalogue import checked_custom_objects, custom_object_scope
 from ..layers.base import weight_budget
+from ..layers.layer_losses import flatten_layers
 from .legacy_h5 import is_legacy_file, stage_legacy_weights
 from .keras_config import compile_from_config, model_config, model_from_config
 from .weights_h5 import (asset_layers, guard_h5, hook_asset_layers, keras_snake_case, stage_model_weights,
@@ -390,7 +391,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         h5file, source = _weights_from_archive(h5py, archive, path)
         with h5file:
             staged = guard_h5(source, lambda: stage_model_weights(h5py, h5file, model, source))
-            restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=True))
+            # A model quantized after training keeps its optimizer's slots of the float kernels, which Keras writes
+            # too: their state is left out with a warning, as Keras loads it.
+            strict = not any(layer.dtype_policy.quantization_mode for layer in flatten_layers(model))
+            restore_optimizer = guard_h5(source, lambda: stage_optimizers(h5py, h5file, model, source, strict=strict))
         for var, a in staged:
             var.assign(a)
         _load_assets(archive, model, path)

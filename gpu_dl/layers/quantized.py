@@ -1,0 +1,219 @@
+"""What the layers that ``quantize`` (Dense, EinsumDense, Embedding) share: checking the request as Keras does,
+replacing a float weight by its quantized values and scales, the exact integer matrix product, and the int8
+forward and input gradient of a kernel kept as int8 values with per-output-channel scales.
+
+Keras's int8 forward quantizes the inputs per row (``abs_max_quantize`` over the last axis: int8 values and a
+float scale per row), multiplies the int8 inputs by the int8 kernel with int32 accumulation, and divides the
+int32 result, cast to the compute dtype, by ``kernel_scale * inputs_scale``. Its backward gives the inputs the
+gradient through the dequantized kernel (``kernel / kernel_scale``); the int8 kernel and its scale take none.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+from ..dtype_policies import QUANTIZATION_MODES, QuantizedDTypePolicy, check_quantization_mode
+
+
+def default_config(mode):
+    from .. import quantizers
+    return quantizers.Int4QuantizationConfig() if mode == "int4" else quantizers.Int8QuantizationConfig()
+
+
+def resolve_config(mode, config, where):
+    """The quantization config of a ``quantize(mode, config=...)`` call, as Keras resolves them: the mode's default
+    config when none is given, the config's mode when no mode is; a ValueError for contradictions, unknown modes
+    and the modes gpu_dl does not run."""
+    from .. import quantizers
+    if isinstance(config, str):
+        mode, config = config, None
+    if mode is not None:
+        check_quantization_mode(mode, where)
+    if config is None:
+        if mode is None:
+            raise ValueError("You must provide either `mode` or `config` to `quantize`.")
+        return default_config(mode)
+    if not isinstance(config, quantizers.QuantizationConfig):
+        raise ValueError("Argument `config` must be an instance of `QuantizationConfig`. "
+                         f"Received: config={config} (of type {type(config)})")
+    if mode is not None and config.mode != mode:
+        raise ValueError(f"Contradictory arguments: mode='{mode}' but config.mode='{config.mode}'")
+    check_quantization_mode(config.mode, where)
+    return config
+
+
+def checked_request(layer, cls, mode, config, type_check):
+    """The config of a layer's ``quantize`` call after Keras's checks (``resolve_config``,
+    ``check_quantize_args``) and its refusal of subclasses (a NotImplementedError, which ``Model.quantize`` turns
+    into a warning)."""
+    config = resolve_config(mode, config, f"{cls.__name__} layer '{layer.name}'")
+    check_quantize_args(layer, config.mode)
+    if type_check and type(layer) is not cls:
+        raise NotImplementedError(f"Layer {type(layer).__name__} does not have a `quantize()` method implemented.")
+    return config
+
+
+def check_quantize_args(layer, mode):
+    """Keras's refusals of ``quantize``: an unbuilt layer, one already quantized, float16 computations."""
+    if not layer.built:
+        raise ValueError(f"Cannot quantize a layer that isn't yet built. Layer '{layer.name}' (of type "
+                         f"'{type(layer).__name__}') is not built yet.")
+    if layer.dtype_policy.quantization_mode is not None:
+        raise ValueError(f"Layer '{layer.name}' is already quantized with dtype_policy='{layer.dtype_policy.name}'. "
+                         f"Received: mode={mode}")
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
+    if mode == "int8" and layer.compute_dtype == "float16":
+        raise ValueError(f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'. Consider "
+                         "loading model/layer with another dtype policy such as 'mixed_bfloat16' or "
+                         "'mixed_float16' before calling `quantize()`.")
+
+
+def check_layer_mode(layer, mode):
+    """A ValueError where a layer is asked for a quantization mode gpu_dl runs for other layers only (its class's
+    ``quantization_modes``)."""
+    supported = getattr(layer, "quantization_modes", ("int8",))
+    if mode is not None and mode not in supported:
+        raise ValueError(f"{type(layer).__name__} layer '{layer.name}': the quantization mode {mode!r} is not "
+                         f"supported by gpu_dl for this layer (supported: {', '.join(supported)}).")
+
+
+def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_build, adjust_scale=None):
+    """Keras's ``quantize`` of a layer of class ``cls`` whose float weight ``attribute`` becomes int8 values with a
+    scale per slice along the axes other than ``axis`` (the reduced one; ``config``'s weight quantizer where it
+    gives one): after the checks, the float weight is dropped, the layer takes the policy
+    ``"int8_from_<its policy>"``, and ``int8_build(shape)`` makes the int8 weight and its scale, which take the
+    quantized values and the float weight's name scope; ``adjust_scale`` rearranges the scale (kept axes of size
+    1 where reduced) into the variable's layout where that is more than a reshape."""
+    from ..quantizers import AbsMaxQuantizer, QuantizationConfig
+    config = checked_request(layer, cls, mode, config, type_check)
+    check_layer_mode(layer, config.mode)
+    weight = getattr(layer, attribute)
+    values, scale = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axis))(
+        weight.value, to_numpy=True)
+    if adjust_scale is not None:
+        scale = adjust_scale(scale)
+    scope = weight.path.rsplit("/", 1)[0]
+    layer._weights.remove(weight)
+    layer.quantization_config = config
+    layer.dtype_policy = QuantizedDTypePolicy(config.mode, layer.dtype_policy.name)
+    for var, value in zip(int8_build(tuple(values.shape)), (values, scale)):
+        # the paths the float weights had: the model's name scope where the layer was built
+        var.path = f"{scope}/{var.name}"
+        var.assign(value.reshape(var.shape))
+
+
+def quantization_config_of(value, where):
+    """A layer's ``quantization_config`` argument: None, a config, or Keras's serialized config."""
+    from .. import quantizers
+    if value is None or isinstance(value, quantizers.QuantizationConfig):
+        return value
+    if isinstance(value, dict):
+        config = quantizers.deserialize(value)
+        if isinstance(config, quantizers.QuantizationConfig):
+            return config
+    raise ValueError(f"{where}: `quantization_config` must be a keras.quantizers.QuantizationConfig (or its "
+                     f"serialized form), got {value!r:.200}.")
+
+
+def number_for_files(*variables):
+    """Keras's weights files hold a quantized layer's kernel, bias (where it has one), kernel_scale (and an int4
+    kernel's zero points and group ids) in that order, while its weights list the trainable bias first: the
+    variables (None where the layer has none) take their places' keys."""
+    for key, var in enumerate(v for v in variables if v is not None):
+        var.h5_key = str(key)
+
+
+def serialized_config(config):
+    """A layer's ``quantization_config`` as Keras writes it in the layer's config (None stays None)."""
+    from .. import quantizers
+    return quantizers.serialize(config)
+
+
+def _matmul(a, b):
+    return a @ b
+
+
+def int8_forward(x, kernel, kernel_scale, inputs_quantizer, compute_dtype, contract=_matmul, axis=-1,
+                 adjust_inputs_scale=None):
+    """Keras's int8 forward of ``x`` through an int8 ``kernel`` with per-output ``kernel_scale``: ``contract`` (the
+    layer's product, a matmul by default) of the inputs quantized per row and the kernel, exact in int32, divided
+    by the scales in ``compute_dtype``; without an inputs quantizer, the float inputs times the kernel. The inputs
+    are quantized over ``axis`` (their reduced axes), and ``adjust_inputs_scale`` lays their scale out along the
+    output's axes where that takes more than broadcasting.
+
+    The integer product runs in float64: NumPy's integer matmul is exact but does not use BLAS, and CuPy's
+    cuBLAS has no int32 GEMM for these operands, while a float64 product of int8 values is exact: each term is
+    at most 2**14 in magnitude, so every partial sum of fewer than 2**39 terms is an integer below 2**53."""
+    output_scale = kernel_scale
+    if inputs_quantizer is None:
+        y = contract(x, kernel.astype(x.dtype))
+    else:
+        x, inputs_scale = inputs_quantizer(x, axis=axis)
+        if adjust_inputs_scale is not None:
+            inputs_scale = adjust_inputs_scale(inputs_scale)
+        output_scale = output_scale * inputs_scale
+        y = contract(x.astype(numpy.float64), kernel.astype(numpy.float64)).astype(numpy.int32)
+    return y.astype(compute_dtype) / output_scale.astype(compute_dtype)
+
+
+def dequantized(kernel, kernel_scale, compute_dtype):
+    """The float kernel an int8 kernel stands for: ``kernel / kernel_scale`` (broadcast over the last axes)."""
+    xp = backend.array_module(kernel)
+    return kernel.astype(compute_dtype) / xp.asarray(kernel_scale).astype(compute_dtype)
+
+
+class EinsumScaleLayout:
+    """Where an einsum ``I,W->O``'s per-slice scales go, as Keras's ``_analyze_quantization_info`` works them out
+    from the full specs (no ellipsis): the axes of the inputs and the kernel the product reduces, and the
+    transpose, new axes and dropped axes that lay each operand's scale (kept axes of size 1 where reduced) out
+    along the output's axes."""
+
+    def __init__(self, input_spec, weight_spec, output_spec):
+        self.input_reduced = [i for i, c in enumerate(input_spec) if c not in output_spec]
+        self.kernel_reduced = [i for i, c in enumerate(weight_spec) if c not in output_spec]
+        # Keras's place for a reduced axis with no free output axis left is the last place it used, starting from
+        # where its search for the kernel's last label in the output ended
+        index = output_spec.find(weight_spec[-1])
+        self.input, index = self._layout(input_spec, output_spec, self.input_reduced, index)
+        self.kernel, _ = self._layout(weight_spec, output_spec, self.kernel_reduced, index)
+
+    @staticmethod
+    def _layout(spec, output_spec, reduced, index):
+        expand = [i for i, c in enumerate(output_spec) if c not in spec]
+        transpose = [spec.index(c) for c in output_spec if c in spec]
+        squeeze = []
+        for axis in reduced:
+            # each reduced axis takes the place of an output axis the operand lacks, else it is dropped
+            if expand:
+                index = expand.pop(0)
+            else:
+                squeeze.append(axis)
+            transpose.insert(index, axis)
+        return (transpose, expand, squeeze), index
+
+    @staticmethod
+    def forward(scale, layout):
+        """``scale`` laid out along the output's axes (Keras's ``_adjust_scale_for_quant``)."""
+        transpose, expand, squeeze = layout
+        xp = backend.array_module(scale)
+        if transpose:
+            scale = xp.transpose(scale, transpose)
+        if expand:
+            scale = xp.expand_dims(scale, tuple(expand)) if len(expand) > 1 else xp.expand_dims(scale, expand[0])
+        if squeeze:
+            scale = xp.squeeze(scale, axis=tuple(squeeze))
+        return scale
+
+    @staticmethod
+    def backward(scale, layout):
+        """The kernel's layout of a scale laid out along the output's axes (Keras's ``_adjust_scale_for_dequant``)."""
+        transpose, expand, squeeze = layout
+        xp = backend.array_module(scale)
+        if squeeze:
+            scale = xp.expand_dims(scale, tuple(squeeze)) if len(squeeze) > 1 else xp.expand_dims(scale, squeeze[0])
+        if expand:
+            scale = xp.squeeze(scale, axis=tuple(expand))
+        if transpose:
+            scale = xp.transpose(scale, sorted(range(len(transpose)), key=transpose.__getitem__))
+        return scale
