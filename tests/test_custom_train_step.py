@@ -275,8 +275,9 @@ def test_a_predict_step_of_its_own():
                         callbacks=[LambdaCallback(on_predict_batch_end=lambda b, logs: seen.append(b))])
     want = to_numpy(model(x))
     assert seen == [0, 1, 2] and sorted(out) == ["twice", "y"]
-    numpy.testing.assert_allclose(out["y"], want, rtol=1e-6)
-    numpy.testing.assert_allclose(out["twice"][0], 2 * want, rtol=1e-6)
+    # batches of 3 against one of 7: float32 matrix products of other shapes round differently
+    numpy.testing.assert_allclose(out["y"], want, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(out["twice"][0], 2 * want, rtol=1e-5, atol=1e-6)
     assert out["twice"][1] is None
     model.compile(optimizer="sgd", loss="mse")          # fit and evaluate keep the fused step
     assert isinstance(model.evaluate(x, numpy.zeros((7, 2), "float32"), verbose=0), float)
@@ -288,7 +289,7 @@ def test_a_predict_step_of_its_own():
         def __getitem__(self, index):
             return (x[3 * index:3 * index + 3],)
     out = model.predict(Batches(), verbose=0)           # a PyDataset's batches as it yields them
-    numpy.testing.assert_allclose(out["y"], want[:6], rtol=1e-6)
+    numpy.testing.assert_allclose(out["y"], want[:6], rtol=1e-5, atol=1e-6)
 
 
 def test_generators_reach_the_steps_of_a_model_for_training_and_validation():
