@@ -39,6 +39,20 @@ def data_augmentation(images, augmentation_layers):
     return images
 
 
+def augment_and_prefetch(train_ds, val_ds, augmentation_layers):
+    """The example's second option: augmentation applied to the training batches as they are read (a
+    ``tf.data`` pipeline in Keras, so gpu_dl only here), both data sets prefetched."""
+    train_ds = train_ds.map(lambda img, label: (data_augmentation(img, augmentation_layers), label),
+                            num_parallel_calls=-1)
+    return train_ds.prefetch(-1), val_ds.prefetch(-1)
+
+
+def first_images(train_ds, count=9):
+    """The images and labels the example shows: the first ``count`` of the first batch."""
+    for images, labels in train_ds.take(1):
+        return images[:count], labels[:count]
+
+
 def make_image_model(lib, input_shape, num_classes, entry=128, sizes=(256, 512, 728), last=1024, dropout=0.25,
                      augmentation=True):
     """The example's small Xception-like network; the augmentation layers at its start (the example's first

@@ -45,6 +45,51 @@ def test_the_image_classifier_learns_the_folder_and_scores_new_files(xp, tmp_pat
     assert isinstance(cat, float) and 0 < cat < dog < 1
 
 
+def test_the_folder_data_sets_map_take_and_prefetch_as_the_example_uses_them(xp, tmp_path):
+    pytest.importorskip("PIL")
+    pets = examples.write_image_folder(tmp_path / "PetImages", per_class=6, size=(8, 8))
+    train_ds, val_ds = examples.image_datasets(gpu_dl, pets, image_size=(8, 8), batch_size=4)
+    assert train_ds.prefetch(buffer_size=32) is train_ds and train_ds.prefetch(-1) is train_ds
+    batches = [train_ds[i] for i in range(len(train_ds))]
+    doubled = train_ds.map(lambda images, labels: (2 * images, labels + 1))
+    assert len(doubled) == len(train_ds) == 3
+    for i, (images, labels) in enumerate(batches):
+        numpy.testing.assert_array_equal(doubled[i][0], 2 * images)
+        numpy.testing.assert_array_equal(doubled[i][1], labels + 1)
+    # one batch, with the first images a pass over the training data set reads
+    images, labels = examples.first_images(train_ds, count=3)
+    numpy.testing.assert_array_equal(images, batches[0][0][:3])
+    numpy.testing.assert_array_equal(labels, batches[0][1][:3])
+    # a pass over a derived data set is a pass over its source: the shuffled source draws its next order
+    assert not numpy.array_equal(train_ds[0][0], batches[0][0])
+    assert len(train_ds.take(2)) == 2 and len(train_ds.take(-1)) == 3 and len(train_ds.take(10)) == 3
+    assert len(list(train_ds.take(2).map(lambda images, labels: images))) == 2
+    unbatched = gpu_dl.utils.image_dataset_from_directory(pets, image_size=(8, 8), batch_size=None, shuffle=False,
+                                                          label_mode=None, verbose=False)
+    numpy.testing.assert_array_equal(unbatched.map(lambda image: image + 1)[0], unbatched[0] + 1)
+    with pytest.raises(TypeError, match="ImageFolderDataset.map: `map_func` must be callable"):
+        train_ds.map(3)
+    with pytest.raises(ValueError, match="ImageFolderDataset.take: `count` must be an integer >= -1"):
+        train_ds.take(-2)
+    with pytest.raises(ValueError, match="`buffer_size` must be an integer >= -1"):
+        train_ds.prefetch(1.5)
+    with pytest.raises(IndexError, match="DerivedDataset index 3 out of range: it has 3 batches"):
+        doubled[3]
+
+    # the example's second option: the training batches augmented as they are read, a model without the layers
+    layers = examples.data_augmentation_layers(gpu_dl)
+    augmented_ds, val_ds = examples.augment_and_prefetch(train_ds, val_ds, layers)
+    assert augmented_ds.workers == 1 and val_ds is val_ds.prefetch(-1)
+    first = augmented_ds[0]
+    assert first[0].shape == (4, 8, 8, 3) and first[1].shape == (4,)
+    model = examples.compile_image_model(gpu_dl, examples.make_image_model(gpu_dl, (8, 8, 3), 2, augmentation=False,
+                                                                           **SMALL_XCEPTION))
+    history = model.fit(augmented_ds, epochs=2, validation_data=val_ds, verbose=0).history
+    assert len(history["loss"]) == 2 and numpy.isfinite(history["val_loss"]).all()
+    # the layers draw new flips and rotations on each read of the same files
+    assert not numpy.array_equal(to_numpy(augmented_ds[0][0]), to_numpy(augmented_ds[0][0]))
+
+
 # ------------------------------------------------------------------ Timeseries classification from scratch
 def test_the_series_are_read_and_prepared_as_the_example_prepares_forda(tmp_path):
     train_path, test_path = examples.write_ucr_files(tmp_path, train=10, test=4, length=7)
