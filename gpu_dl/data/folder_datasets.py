@@ -17,8 +17,8 @@ import numpy
 
 from .py_dataset import PyDataset
 
-__all__ = ["LABEL_MODES", "DatasetMethods", "DerivedDataset", "FolderDataset", "check_label_list", "check_label_mode", "check_positive",
-           "check_split_and_folder", "split_into_datasets"]
+__all__ = ["LABEL_MODES", "DatasetMethods", "DerivedDataset", "FolderDataset", "check_label_list", "check_label_mode",
+           "check_positive", "check_split_and_folder", "split_into_datasets"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
 
