@@ -3,6 +3,9 @@ argument checks Keras makes on all of them, and the training/validation split.
 
 The image, text and audio readers differ in how one file becomes an array (``load``) and how a batch of them
 is put together (``_batch``); finding the files is ``image_folders.index_directory`` for all three.
+
+Keras's readers return a ``tf.data.Dataset``, and Keras's examples go on with its ``map``, ``take`` and
+``prefetch``: the data sets here have those three (``DatasetMethods``), enough for the examples' pipelines.
 """
 from __future__ import annotations
 
@@ -14,13 +17,81 @@ import numpy
 
 from .py_dataset import PyDataset
 
-__all__ = ["LABEL_MODES", "FolderDataset", "check_label_list", "check_label_mode", "check_positive",
-           "check_split_and_folder", "split_into_datasets"]
+__all__ = ["LABEL_MODES", "DatasetMethods", "DerivedDataset", "FolderDataset", "check_label_list", "check_label_mode",
+           "check_positive", "check_split_and_folder", "split_into_datasets"]
 
 LABEL_MODES = ("int", "categorical", "binary", None)
 
 
-class FolderDataset(PyDataset):
+def _check_count(value, what, owner):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < -1:
+        raise ValueError(f"{owner}: `{what}` must be an integer >= -1 (-1: all, or AUTOTUNE), got {value!r}.")
+
+
+class DatasetMethods:
+    """The ``tf.data.Dataset`` methods Keras's examples call on what its ``*_dataset_from_directory`` return:
+    ``map``, ``take`` and ``prefetch``. ``map`` and ``take`` give a ``DerivedDataset``; each pass over it is a
+    pass over this data set (a shuffled one reshuffles after it)."""
+
+    def map(self, map_func, num_parallel_calls=None, deterministic=None, name=None):
+        """The data set of ``map_func(*batch)`` for each batch (``map_func(batch)`` where a batch is one array),
+        computed when the batch is read. ``num_parallel_calls``, ``deterministic`` and ``name`` are tf.data's
+        and change nothing here: the function runs in the thread that reads the batch, in order."""
+        if not callable(map_func):
+            raise TypeError(f"{type(self).__name__}.map: `map_func` must be callable, got {map_func!r}.")
+        return DerivedDataset(self, map_func, len(self))
+
+    def take(self, count, name=None):
+        """The data set of the first ``count`` batches (all of them for -1)."""
+        _check_count(count, "count", f"{type(self).__name__}.take")
+        return DerivedDataset(self, None, len(self) if count == -1 else min(int(count), len(self)))
+
+    def prefetch(self, buffer_size, name=None):
+        """This data set: ``fit``, ``evaluate`` and ``predict`` already read its batches ahead in its ``workers``
+        threads (tf.data's ``AUTOTUNE`` is -1)."""
+        _check_count(buffer_size, "buffer_size", f"{type(self).__name__}.prefetch")
+        return self
+
+
+class DerivedDataset(DatasetMethods, PyDataset):
+    """The first ``count`` batches of ``source``, each passed through ``map_func`` where one is given (see
+    ``DatasetMethods``). A mapped data set reads its batches in one worker: the function may call layers, whose
+    seed generators are not for several threads at once."""
+
+    def __init__(self, source, map_func, count):
+        super().__init__(workers=source.workers if map_func is None else 1, max_queue_size=source.max_queue_size)
+        self.source = source
+        self.map_func = map_func
+        self.count = count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < self.count:
+            raise IndexError(f"{type(self).__name__} index {index!r} out of range: it has {self.count} batches.")
+        batch = self.source[index]
+        if self.map_func is None:
+            return batch
+        return self.map_func(*batch) if isinstance(batch, tuple) else self.map_func(batch)
+
+    def __iter__(self):
+        try:
+            yield from super().__iter__()
+        finally:
+            self.on_epoch_end()
+
+    def on_epoch_begin(self):
+        self.source.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.source.on_epoch_end()
+
+    def __repr__(self):
+        return f"<{type(self).__name__}: {self.count} batches of {self.source!r}>"
+
+
+class FolderDataset(DatasetMethods, PyDataset):
     """Files with their labels, read in batches when asked for; subclasses say how (``load``, ``_batch``).
 
     ``ds[i]`` is batch ``i``, with ``labels`` as ``(batch, labels)`` unless ``label_mode`` is None: int32

@@ -11,7 +11,8 @@ and which file lands in which subset are Keras's for the same folder and seed.
 Where Keras returns a ``tf.data.Dataset``, this returns an ``ImageFolderDataset``: a ``PyDataset`` that
 ``fit``, ``evaluate`` and ``predict`` take, whose batches are read from disk when asked for (in
 ``workers`` threads ahead of the model during ``fit``), decoded and resized by
-``image_files.decode_image``/``resize_image``.
+``image_files.decode_image``/``resize_image``; tf.data's ``map``, ``take`` and ``prefetch`` are there too
+(``folder_datasets.DatasetMethods``).
 
 Where gpu_dl differs from Keras:
 
