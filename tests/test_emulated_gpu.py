@@ -27,7 +27,11 @@ HERE = Path(__file__).resolve().parent
 # same kernels the other tests cover. They run on a real GPU.
 LONG_TRAINING = ["test_digits_cnn_reaches_97_percent", "test_lstm_reads_digits_row_by_row_to_95_percent",
                  "test_windowed_series_forecast_beats_naive_by_far", "test_digits_mlp_reaches_95_percent",
-                 "test_mixed_precision_cnn_reaches_float32_accuracy_on_digits"]
+                 "test_mixed_precision_cnn_reaches_float32_accuracy_on_digits",
+                 # the keras.io examples' training runs (tests/test_keras_io_examples.py), up to a minute each
+                 "test_the_image_classifier_learns_the_folder_and_scores_new_files",
+                 "test_the_series_classifier_keeps_its_best_epoch_and_generalizes",
+                 "test_the_character_model_learns_the_text_s_words"]
 
 pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler to build the kernels for the host")
 
