@@ -7,9 +7,10 @@ import numpy
 import pytest
 
 import gpu_dl
-from gpu_dl import backend, layers, ops, optimizers
+from gpu_dl import backend, layers, optimizers
 from gpu_dl.layers.base import Variable
 from gpu_dl.models import load_model
+from optimizer_writing_classes import OURS
 
 SHAPES = [(1,), (3, 17), (33,)]
 
@@ -18,46 +19,7 @@ def host(a):
     return backend.to_numpy(getattr(a, "value", a)).astype(numpy.float64)
 
 
-class MomentumSGD(optimizers.Optimizer):
-    """SGD with momentum written as Keras's guide writes an optimizer."""
-
-    def __init__(self, learning_rate=0.01, momentum=0.9, name="momentum_sgd", **kwargs):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.momentum = momentum
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self.momentums = self.add_optimizer_variables(var_list, "momentum")
-
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        m = self.momentums[self._get_variable_index(variable)]
-        self.assign(m, ops.subtract(ops.multiply(m, ops.cast(self.momentum, variable.dtype)),
-                                    ops.multiply(gradient, lr)))
-        self.assign_add(variable, m)
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum}
-
-
-class BiasCorrectedRms(optimizers.Optimizer):
-    """A rule reading ``iterations`` and keeping a scalar of its own made with ``add_variable``."""
-
-    def build(self, var_list):
-        super().build(var_list)
-        self.squares = [self.add_variable_from_reference(v, "square") for v in var_list]
-        self.count = self.add_variable((), dtype="float32", name="count")
-
-    def update_step(self, gradient, variable, learning_rate):
-        s = self.squares[self._get_variable_index(variable)]
-        t = ops.cast(self.iterations + 1, variable.dtype)
-        self.assign(s, ops.add(ops.multiply(s, 0.5), ops.multiply(ops.square(gradient), 0.5)))
-        s_hat = ops.divide(s, ops.subtract(1.0, ops.power(ops.cast(0.5, variable.dtype), t)))
-        self.assign_sub(variable, ops.multiply(ops.cast(learning_rate, variable.dtype),
-                                               ops.divide(gradient, ops.add(ops.sqrt(s_hat), 1e-3))))
-        self.assign_add(self.count, 1.0)     # once per variable and step
+MomentumSGD, ScaledRms = OURS["MomentumSGD"], OURS["ScaledRms"]
 
 
 def make(xp, rng, dtype="float64"):
@@ -91,20 +53,21 @@ def test_momentum_subclass_follows_the_plain_formula(xp, rng):
 
 def test_rule_reading_iterations_with_a_variable_of_its_own(xp, rng):
     starts, variables = make(xp, rng)
-    opt = BiasCorrectedRms(learning_rate=0.1)
+    opt = ScaledRms(learning_rate=0.1, rho=0.5)
     w = [s.copy() for s in starts]
-    sq = [numpy.zeros_like(s) for s in starts]
+    sq = [numpy.ones_like(s) for s in starts]
     for t, grads in enumerate(grad_steps(xp, rng, 3), start=1):
         opt.apply(grads, variables)
         g = [host(x) for x in grads]
         sq = [0.5 * s + 0.5 * gi ** 2 for s, gi in zip(sq, g)]
         # the learning rate reaches update_step as Keras gives it: a float32 scalar
         lr = float(numpy.float32(0.1))
-        w = [wi - lr * gi / (numpy.sqrt(s / (1 - 0.5 ** t)) + 1e-3) for wi, gi, s in zip(w, g, sq)]
+        w = [wi - lr * gi / (numpy.sqrt(s / (1 - 0.5 ** t)) + 1e-4) for wi, gi, s in zip(w, g, sq)]
     for v, e in zip(variables, w):
         numpy.testing.assert_allclose(host(v), e, rtol=1e-12, atol=1e-12)
-    assert [s.path for s in opt.variables] == [f"bias_corrected_rms/v{i}_square" for i in range(3)] + \
-        ["bias_corrected_rms/count"]
+    assert [s.path for s in opt.variables] == [f"scaled_rms/v{i}_square" for i in range(3)] + \
+        ["scaled_rms/steps_seen"]
+    # once per variable and step
     assert float(opt.variables[-1].numpy()) == 9.0 and opt.variables[-1].dtype == numpy.float32
 
 
@@ -290,11 +253,6 @@ def test_stateless_apply_checks_its_arguments(rng):
         opt.stateless_apply([0, 0.01], [], [variables[0].value])
 
 
-@gpu_dl.saving.register_keras_serializable(package="OptimizerWriting")
-class RegisteredMomentumSGD(MomentumSGD):
-    pass
-
-
 @pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])
 def test_files_keep_the_subclass_variables(tmp_path, rng, suffix):
     x = rng.standard_normal((32, 4)).astype("float32")
@@ -303,7 +261,7 @@ def test_files_keep_the_subclass_variables(tmp_path, rng, suffix):
     def model():
         gpu_dl.backend.set_random_seed(1)
         m = gpu_dl.Sequential([layers.Input((4,)), layers.Dense(3), layers.Dense(2)])
-        m.compile(optimizer=RegisteredMomentumSGD(learning_rate=0.05, use_ema=True), loss="mse")
+        m.compile(optimizer=MomentumSGD(learning_rate=0.05, use_ema=True), loss="mse")
         return m
 
     first = model()
@@ -312,7 +270,7 @@ def test_files_keep_the_subclass_variables(tmp_path, rng, suffix):
     if suffix == ".keras":
         first.save(path)
         second = load_model(path)
-        assert type(second.optimizer) is RegisteredMomentumSGD
+        assert type(second.optimizer) is MomentumSGD
     else:
         first.save_weights(path)
         second = model()

@@ -814,7 +814,7 @@ class Optimizer:
         return [v._value if isinstance(v, Variable) else v for v in self.variables]
 
     def _keras_arrays(self) -> list:
-        out = [numpy.asarray(self._iterations, dtype=numpy.int64)]
+        out = [numpy.asarray(self._iterations, dtype=numpy.int32)]     # Keras 3 keeps its count in int32
         if self._lr_function is None:
             out.append(numpy.asarray(self._lr_value, dtype=backend.floatx()))
         out.extend(backend.to_numpy(a).copy() for a in self._variable_arrays())
