@@ -285,3 +285,13 @@ def test_files_keep_the_subclass_variables(tmp_path, rng, suffix):
     second.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for a, b in zip(second.get_weights(), first.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_cast_of_a_python_number_is_exact_in_the_dtype(xp):
+    # update rules cast their hyperparameters (ops.cast(0.9, variable.dtype)): not through float32
+    from gpu_dl import ops
+    assert float(backend.to_numpy(ops.cast(0.9, "float64"))) == 0.9
+    assert ops.cast(0.9, "float64").dtype == numpy.float64 and ops.cast(3, "float32").dtype == numpy.float32
+    assert float(backend.to_numpy(ops.cast(0.9, "float32"))) == float(numpy.float32(0.9))
+    numpy.testing.assert_array_equal(backend.to_numpy(ops.cast([0.1, 2], "float64")), [0.1, 2.0])
+    assert backend.to_numpy(ops.cast(xp.asarray([1.5]), "int32")).tolist() == [1]

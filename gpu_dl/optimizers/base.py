@@ -27,6 +27,14 @@ variable is updated (``_update_step``) and, where it is not
 ``weight_decay``, which decay rate a variable takes (``_weight_decay_rate``).
 All array arithmetic stays in the variable's module and dtype: scalars are
 passed as Python floats, which NumPy 2 and CuPy treat as weakly typed.
+
+A subclass may instead be written as in Keras 3 (it overrides ``update_step``):
+its ``build(var_list)`` calls this ``build`` and makes its slots with
+``add_variable_from_reference``/``add_optimizer_variables``/``add_variable``
+(Variables named and saved as Keras names and saves them), and step 5 calls
+its ``update_step(gradient, variable, learning_rate)`` on each variable; steps
+1-4 and 6-8 are the same. The built-in optimizers' fused updates never take
+that path.
 """
 from __future__ import annotations
 
