@@ -295,3 +295,37 @@ def test_cast_of_a_python_number_is_exact_in_the_dtype(xp):
     assert float(backend.to_numpy(ops.cast(0.9, "float32"))) == float(numpy.float32(0.9))
     numpy.testing.assert_array_equal(backend.to_numpy(ops.cast([0.1, 2], "float64")), [0.1, 2.0])
     assert backend.to_numpy(ops.cast(xp.asarray([1.5]), "int32")).tolist() == [1]
+
+
+class CountingAdam(optimizers.Adam):
+    """A built-in rule under an update_step of the subclass's own: the generic step, Adam's slots as Variables."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def update_step(self, gradient, variable, learning_rate):
+        self.calls += 1
+        super().update_step(gradient, variable, learning_rate)
+
+
+def test_subclass_of_a_builtin_with_its_own_update_step_takes_the_generic_step(xp, rng):
+    starts, variables = make(xp, rng, "float32")
+    _, twins = make(xp, rng, "float32")
+    for t, s in zip(twins, starts):
+        t.assign(xp.asarray(s))
+    mine, plain = CountingAdam(learning_rate=0.01, use_ema=True), optimizers.Adam(learning_rate=0.01, use_ema=True)
+    assert mine._writes_own_update() and not plain._writes_own_update()
+    for grads in grad_steps(xp, rng, 3, "float32"):
+        mine.apply_gradients(zip(grads, variables))
+        plain.apply_gradients(zip(grads, twins))
+    assert mine.calls == 9
+    for a, b in zip(variables, twins):
+        numpy.testing.assert_allclose(host(a), host(b), rtol=1e-6, atol=1e-7)
+    assert [v.name for v in mine.variables] == [f"v{i}_average" for i in range(3)] + \
+        [f"v{i}_{n}" for i in range(3) for n in ("momentum", "velocity")]
+    assert len(mine.variables) == len(plain.variables)
+    for a, b in zip(mine.variables, plain.variables):
+        assert isinstance(a, Variable) and backend.array_module(a.value) is xp
+        numpy.testing.assert_allclose(host(a), host(b), rtol=1e-6, atol=1e-7)
+    assert mine.get_slot(variables[1], "velocity") is mine.variables[6].value

@@ -140,6 +140,13 @@ def _update_variable(variable, what: str, value):
     variable[...] = module.broadcast_to(new, variable.shape)
 
 
+def _reference_prefix(variable) -> str:
+    """How Keras names a slot of ``variable``: its path (else its name) with '/' (and ':') as '_'."""
+    if hasattr(variable, "path"):
+        return variable.path.replace("/", "_")
+    return str(variable.name).replace("/", "_").replace(":", "_")
+
+
 class Optimizer:
     """Base class of the optimizers (Keras 3's ``keras.optimizers.Optimizer``).
 
@@ -330,15 +337,14 @@ class Optimizer:
         for var in variables:
             if var in self._slots:
                 continue
-            module = backend.array_module(var.value)
-            self._slots[var] = {}
-            for n in self._slot_names_of(var):
-                shape, dtype, initial = self._slot_spec(n, var)
-                if isinstance(initial, str) and initial == FROM_VARIABLE:
-                    self._slots[var][n] = var.value.astype(dtype, copy=True)
-                else:
-                    self._slots[var][n] = module.full(shape, initial, dtype=dtype)
+            self._slots[var] = {n: self._new_slot_array(var, n) for n in self._slot_names_of(var)}
             self._built.append(var)
+
+    def _new_slot_array(self, var, name: str):
+        shape, dtype, initial = self._slot_spec(name, var)
+        if isinstance(initial, str) and initial == FROM_VARIABLE:
+            return var.value.astype(dtype, copy=True)
+        return backend.array_module(var.value).full(shape, initial, dtype=dtype)
 
     def _build_variables(self, variables):
         new = []
@@ -347,10 +353,15 @@ class Optimizer:
                 self._slots[var] = {}
                 self._built.append(var)
                 new.append(var)
-        # Keras's order: every variable's average, then every variable's accumulator.
-        for name in [averaging.SLOT] * self.use_ema + [accumulation.SLOT] * bool(self.gradient_accumulation_steps):
+        # Keras's order: group by group (every variable's average, then every variable's accumulator, then the
+        # slots of a built-in rule whose subclass has its own update_step), each group variable by variable
+        for group in self._keras_slot_groups():
             for var in new:
-                self._slots[var][name] = self.add_variable_from_reference(var, name)._value
+                for name in group:
+                    if name in self._slot_names_of(var):
+                        slot = self._track_variable(self._new_slot_array(var, name),
+                                                    f"{_reference_prefix(var)}_{name}")
+                        self._slots[var][name] = slot._value
         self._built_flag = True
 
     @property
@@ -381,9 +392,15 @@ class Optimizer:
         or an initializer), of ``dtype`` (floatx by default), with the path ``<optimizer name>/<name>``; it is
         listed among ``variables`` (after those made before) and saved with them. ``layout`` is taken for
         Keras's signature (gpu_dl does not shard variables)."""
+        return self._track_variable(initializer, name, shape=shape, dtype=dtype, aggregation=aggregation)
+
+    def _track_variable(self, value, name, **arguments):
+        """A variable of this optimizer made from ``value`` (an initializer, or an array that becomes its own
+        array, on its device), listed among ``variables``."""
         with scopes.name_scope(self.name, caller=self):
-            variable = Variable(initializer, shape=shape, dtype=dtype, trainable=False, aggregation=aggregation,
-                                name=name)
+            variable = Variable(value, trainable=False, name=name, **arguments)
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            variable.value = value
         self._added.append(variable)
         return variable
 
@@ -394,13 +411,8 @@ class Optimizer:
         if not (hasattr(reference_variable, "shape") and hasattr(reference_variable, "dtype")):
             raise TypeError(f"{self._owner}: add_variable_from_reference() needs a variable, got "
                             f"{reference_variable!r:.100}.")
-        name = name or "var"
-        if hasattr(reference_variable, "path"):
-            prefix = reference_variable.path.replace("/", "_")
-        else:
-            prefix = str(reference_variable.name).replace("/", "_").replace(":", "_")
         variable = self.add_variable(tuple(reference_variable.shape), initializer, reference_variable.dtype,
-                                     name=f"{prefix}_{name}")
+                                     name=f"{_reference_prefix(reference_variable)}_{name or 'var'}")
         reference = getattr(reference_variable, "value", reference_variable)
         module = backend.array_module(reference)
         if backend.array_module(variable._value) is not module:
