@@ -329,3 +329,20 @@ def test_subclass_of_a_builtin_with_its_own_update_step_takes_the_generic_step(x
         assert isinstance(a, Variable) and backend.array_module(a.value) is xp
         numpy.testing.assert_allclose(host(a), host(b), rtol=1e-6, atol=1e-7)
     assert mine.get_slot(variables[1], "velocity") is mine.variables[6].value
+
+
+def test_state_dict_of_the_subclass_holds_its_own_variables(xp, rng):
+    _, variables = make(xp, rng)
+    opt = ScaledRms(learning_rate=0.1)
+    for grads in grad_steps(xp, rng, 2):
+        opt.apply_gradients(zip(grads, variables))
+    state = opt.state_dict(variables)
+    assert [a.shape for a in state["variables"]] == [(1,), (3, 17), (33,), ()]
+    other = ScaledRms(learning_rate=0.1)
+    other.load_state_dict(state, variables)
+    assert int(other.iterations) == 2 and [v.path for v in other.variables] == [v.path for v in opt.variables]
+    for a, b in zip(other.variables, opt.variables):
+        numpy.testing.assert_array_equal(host(a), host(b))
+    state["variables"][1] = numpy.zeros(2)
+    with pytest.raises(ValueError, match="state 'variables' have shapes"):
+        other.load_state_dict(state, variables)

@@ -716,12 +716,16 @@ class Optimizer:
         for i, var in enumerate(variables):
             if var in self._slots:
                 slots[i] = {n: backend.to_numpy(a).copy() for n, a in self._slots[var].items()}
-        return {
+        state = {
             "iterations": self._iterations,
             "learning_rate": self._lr_value,
             "slots": slots,
             "extra": dict(self._extra_state()),
         }
+        if self._writes_own_update():
+            # the variables a subclass written Keras's way made, which are not the slots of one variable each
+            state["variables"] = [v.numpy() for v in self._added]
+        return state
 
     def load_state_dict(self, state: dict, variables):
         """Restore what ``state_dict(variables)`` returned; checks everything before changing anything.
@@ -766,7 +770,15 @@ class Optimizer:
         extra = dict(state.get("extra") or {})
         self._check_extra_state(extra)
 
-        self.build([var for var, _ in staged])
+        own_update = self._writes_own_update()
+        if not (own_update and self.built):
+            self.build([var for var, _ in staged])
+        own = [numpy.asarray(backend.to_numpy(a)) for a in state.get("variables") or ()] if own_update else []
+        if own and [a.shape for a in own] != [v.shape for v in self._added]:
+            raise ValueError(f"{owner}: state 'variables' have shapes {[a.shape for a in own]}, expected "
+                             f"{[v.shape for v in self._added]} (the variables of {[v.path for v in self._added]}).")
+        for variable, a in zip(self._added, own):
+            variable.assign(a)
         for var, host in staged:
             module = backend.array_module(var.value)
             for n, a in host.items():
