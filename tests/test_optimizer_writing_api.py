@@ -346,3 +346,16 @@ def test_state_dict_of_the_subclass_holds_its_own_variables(xp, rng):
     state["variables"][1] = numpy.zeros(2)
     with pytest.raises(ValueError, match="state 'variables' have shapes"):
         other.load_state_dict(state, variables)
+
+
+def test_add_variable_copies_an_initial_array_and_checks_the_name(xp):
+    opt = MomentumSGD()
+    start = xp.zeros(2)
+    made = opt.add_variable((2,), initializer=start, name="q")
+    made.assign_add(1.0)
+    numpy.testing.assert_array_equal(host(start), [0.0, 0.0])
+    assert made.path == "momentum_sgd/q" and not made.trainable and opt.variables == [made]
+    drawn = opt.add_variable((3,), initializer="ones", dtype="float64")
+    assert drawn.dtype == numpy.float64 and host(drawn).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="cannot contain character `/`"):
+        opt.add_variable((1,), name="a/b")

@@ -360,7 +360,7 @@ class Optimizer:
                 for name in group:
                     if name in self._slot_names_of(var):
                         slot = self._track_variable(self._new_slot_array(var, name),
-                                                    f"{_reference_prefix(var)}_{name}")
+                                                    f"{_reference_prefix(var)}_{name}", own_array=True)
                         self._slots[var][name] = slot._value
         self._built_flag = True
 
@@ -392,14 +392,19 @@ class Optimizer:
         or an initializer), of ``dtype`` (floatx by default), with the path ``<optimizer name>/<name>``; it is
         listed among ``variables`` (after those made before) and saved with them. ``layout`` is taken for
         Keras's signature (gpu_dl does not shard variables)."""
+        if isinstance(initializer, Variable):
+            initializer = initializer.numpy()
+        elif hasattr(initializer, "shape") and hasattr(initializer, "dtype"):
+            initializer = initializer.copy()     # an initial array: the optimizer's updates must not write into it
         return self._track_variable(initializer, name, shape=shape, dtype=dtype, aggregation=aggregation)
 
-    def _track_variable(self, value, name, **arguments):
-        """A variable of this optimizer made from ``value`` (an initializer, or an array that becomes its own
-        array, on its device), listed among ``variables``."""
+    def _track_variable(self, value, name, own_array=False, **arguments):
+        """A variable of this optimizer made from ``value`` (an initializer or an initial value; with
+        ``own_array``, an array of ours that becomes the variable's own, on its device), listed among
+        ``variables``."""
         with scopes.name_scope(self.name, caller=self):
             variable = Variable(value, trainable=False, name=name, **arguments)
-        if hasattr(value, "shape") and hasattr(value, "dtype"):
+        if own_array:
             variable.value = value
         self._added.append(variable)
         return variable
