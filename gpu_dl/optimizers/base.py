@@ -207,6 +207,7 @@ class Optimizer:
         self._exclude_pattern = None
         self._added: list = []          # the Variables add_variable made, in the order made (Keras's order)
         self._built_flag = False        # `built` set by a build of Keras's way (it may be given no variable)
+        self._pending_step = None       # (rate, per-step scalars) while a step calls update_step
 
     # ------------------------------------------------------------ learning rate
     def _current_rate(self) -> float:
@@ -644,12 +645,19 @@ class Optimizer:
     def _own_update_steps(self, grads, variables, lr: float):
         """A subclass's ``update_step`` on each variable, given the learning rate as Keras gives it: a scalar of
         floatx (on the variables' device)."""
+        rate = float(numpy.asarray(lr, dtype=backend.floatx()))
+        # The per-step scalars of a built-in rule (a subclass of it may call its update_step), computed once per
+        # step as the fused step does: Nadam's momentum product advances here, not once per variable.
+        self._pending_step = (rate, self._step_coefficients(rate))
         rates = {}
-        for grad, var in zip(grads, variables):
-            module = backend.array_module(var.value)
-            if module not in rates:
-                rates[module] = module.asarray(lr, dtype=backend.floatx())
-            self.update_step(grad, var, rates[module])
+        try:
+            for grad, var in zip(grads, variables):
+                module = backend.array_module(var.value)
+                if module not in rates:
+                    rates[module] = module.asarray(rate, dtype=backend.floatx())
+                self.update_step(grad, var, rates[module])
+        finally:
+            self._pending_step = None
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras's ``update_step``: update ``variable`` (and its slots) by this optimizer's rule from
@@ -667,9 +675,13 @@ class Optimizer:
             raise ValueError(f"{self._owner}: update_step() needs a gradient and a variable the optimizer is built "
                              f"on; built on {[v.path for v in self._built]}.")
         lr = float(numpy.asarray(backend.to_numpy(getattr(learning_rate, "value", learning_rate))))
-        held = self._extra_state()
-        coefficients = self._step_coefficients(lr)
-        self._load_extra_state(held)    # Nadam's product advances once per step, in the step
+        pending = self._pending_step
+        if pending is not None and pending[0] == lr:
+            coefficients = pending[1]
+        else:
+            held = self._extra_state()
+            coefficients = self._step_coefficients(lr)
+            self._load_extra_state(held)    # Nadam's product advances once per step, in the step
         self._update_step(variable.value, gradient, self._slots[variable], lr, coefficients)
 
     def _step_coefficients(self, lr: float):
