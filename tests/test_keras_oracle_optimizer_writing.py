@@ -243,3 +243,10 @@ def test_builtin_rule_under_an_update_step_of_its_own_matches_keras(rng, name, k
     for key in k_store:
         numpy.testing.assert_allclose(numpy.asarray(store[key], dtype=float), numpy.asarray(k_store[key], dtype=float),
                                       rtol=2e-6, atol=2e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Nadam", "Adafactor", "Lion"])
+def test_builtin_optimizers_have_keras_public_attributes(name):
+    theirs = {n for n in dir(getattr(keras.optimizers, name)()) if not n.startswith("_")}
+    ours = set(dir(getattr(gpu_dl.optimizers, name)()))
+    assert sorted(theirs - ours) == []
