@@ -39,6 +39,17 @@ CASES = [("MomentumSGD", {"learning_rate": 0.1, "momentum": 0.5}, 1e-10),
          ("ScaledRms", {"learning_rate": 0.01, "use_ema": True, "ema_overwrite_frequency": 3}, 1e-6)]
 
 
+def _assert_same_store(opt, k_opt, rtol, atol):
+    """What the two optimizers' save_own_variables write: the same keys and values."""
+    store, k_store = {}, {}
+    opt.save_own_variables(store)
+    k_opt.save_own_variables(k_store)
+    assert sorted(store) == sorted(k_store)
+    for key in k_store:
+        numpy.testing.assert_allclose(numpy.asarray(store[key], dtype=float), numpy.asarray(k_store[key], dtype=float),
+                                      rtol=rtol, atol=atol, err_msg=key)
+
+
 @pytest.mark.parametrize("name,kwargs,rtol", CASES, ids=[f"{n}-{kw}" for n, kw, _ in CASES])
 def test_float64_steps_variables_and_paths_match_keras(rng, name, kwargs, rtol):
     starts = [rng.normal(size=s) for s in SHAPES]
@@ -64,13 +75,7 @@ def test_float64_steps_variables_and_paths_match_keras(rng, name, kwargs, rtol):
         assert ours_v.dtype == keras.ops.convert_to_numpy(k).dtype, k.path
         numpy.testing.assert_allclose(ours_v.numpy(), keras.ops.convert_to_numpy(k), rtol=rtol, atol=rtol,
                                       err_msg=k.path)
-    store, k_store = {}, {}
-    opt.save_own_variables(store)
-    k_opt.save_own_variables(k_store)
-    assert sorted(store) == sorted(k_store)
-    for key in k_store:
-        numpy.testing.assert_allclose(numpy.asarray(store[key], dtype=float), numpy.asarray(k_store[key], dtype=float),
-                                      rtol=rtol, atol=rtol, err_msg=key)
+    _assert_same_store(opt, k_opt, rtol, rtol)
 
 
 def test_stateless_apply_matches_keras(rng):
@@ -236,13 +241,7 @@ def test_builtin_rule_under_an_update_step_of_its_own_matches_keras(rng, name, k
         numpy.testing.assert_allclose(v.numpy(), keras.ops.convert_to_numpy(k), rtol=2e-6, atol=2e-7)
     # Keras's Nadam lists its momentum product after the slots; gpu_dl keeps it as a scalar, stored last alike
     assert [v.path for v in opt.variables] == [v.path for v in k_opt.variables[2:2 + len(opt.variables)]]
-    store, k_store = {}, {}
-    opt.save_own_variables(store)
-    k_opt.save_own_variables(k_store)
-    assert sorted(store) == sorted(k_store)
-    for key in k_store:
-        numpy.testing.assert_allclose(numpy.asarray(store[key], dtype=float), numpy.asarray(k_store[key], dtype=float),
-                                      rtol=2e-6, atol=2e-7, err_msg=key)
+    _assert_same_store(opt, k_opt, 2e-6, 2e-7)
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "Nadam", "Adafactor", "Lion"])
