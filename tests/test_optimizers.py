@@ -432,7 +432,7 @@ def test_bad_hyperparameters_of_each_optimizer_raise():
     with pytest.raises(ValueError, match="weight_decay"):
         optimizers.AdamW(weight_decay=None)
     var = Variable(numpy.zeros(3), "w")
-    with pytest.raises(NotImplementedError, match="_update_step"):
+    with pytest.raises(NotImplementedError, match="update_step"):
         optimizers.Optimizer(0.1).apply_gradients([(numpy.ones(3), var)])
     numpy.testing.assert_array_equal(var.value, numpy.zeros(3))
 

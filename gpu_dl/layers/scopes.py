@@ -12,7 +12,8 @@ generator's state) is recorded in the scope instead of written: ``scope.get_curr
 (None for a variable neither mapped nor updated). With ``collect_losses`` the losses the layers' calls add inside
 are also listed in ``scope.losses`` (they are still the layers' ``losses``, as gpu_dl trains from those).
 ``initialize_variables`` is taken for Keras's signature: gpu_dl's variables hold their values from the start.
-An optimizer's step writes the variables in place whatever the scope (gpu_dl has no ``stateless_apply``).
+An optimizer's step writes the variables in place whatever the scope (its ``stateless_apply`` gives new values
+without changing them).
 ``Layer.stateless_call`` runs a layer's call in such a scope (``stateless_call`` here).
 
 ``SymbolicScope()`` marks the symbolic stage, as Keras's: ``in_symbolic_scope()`` says whether one is open.

@@ -27,6 +27,14 @@ variable is updated (``_update_step``) and, where it is not
 ``weight_decay``, which decay rate a variable takes (``_weight_decay_rate``).
 All array arithmetic stays in the variable's module and dtype: scalars are
 passed as Python floats, which NumPy 2 and CuPy treat as weakly typed.
+
+A subclass may instead be written as in Keras 3 (it overrides ``update_step``):
+its ``build(var_list)`` calls this ``build`` and makes its slots with
+``add_variable_from_reference``/``add_optimizer_variables``/``add_variable``
+(Variables named and saved as Keras names and saves them), and step 5 calls
+its ``update_step(gradient, variable, learning_rate)`` on each variable; steps
+1-4 and 6-8 are the same. The built-in optimizers' fused updates never take
+that path.
 """
 from __future__ import annotations
 
@@ -39,6 +47,7 @@ import numpy
 from .. import backend
 from ..backend.user_warnings import warn
 from ..catalogue import snake_case
+from ..layers import scopes
 from ..layers.base import Variable, unique_name
 from ..layers.symbolic import active_trace, is_symbolic
 from . import accumulation, averaging, schedules as schedules_module
@@ -118,6 +127,26 @@ def clip_by_global_norm(grads: list, clipnorm: float) -> list:
     return [g * scale.astype(g.dtype) for g in grads]
 
 
+def _update_variable(variable, what: str, value):
+    """``variable.assign``/``assign_add``/``assign_sub(value)``, or for a plain array the same in place."""
+    if isinstance(variable, Variable) or hasattr(variable, what):
+        getattr(variable, what)(value)
+        return
+    if not (hasattr(variable, "shape") and hasattr(variable, "dtype")):
+        raise TypeError(f"Optimizer.{what}() needs a Variable or an array, got {variable!r:.100}.")
+    module = backend.array_module(variable)
+    value = module.asarray(value.value if isinstance(value, Variable) else value)
+    new = value if what == "assign" else variable + value if what == "assign_add" else variable - value
+    variable[...] = module.broadcast_to(new, variable.shape)
+
+
+def _reference_prefix(variable) -> str:
+    """How Keras names a slot of ``variable``: its path (else its name) with '/' (and ':') as '_'."""
+    if hasattr(variable, "path"):
+        return variable.path.replace("/", "_")
+    return str(variable.name).replace("/", "_").replace(":", "_")
+
+
 class Optimizer:
     """Base class of the optimizers (Keras 3's ``keras.optimizers.Optimizer``).
 
@@ -176,6 +205,9 @@ class Optimizer:
         self._slots: dict = {}      # Variable -> {slot name: array}
         self._exclude_ids: set = set()
         self._exclude_pattern = None
+        self._added: list = []          # the Variables add_variable made, in the order made (Keras's order)
+        self._built_flag = False        # `built` set by a build of Keras's way (it may be given no variable)
+        self._pending_step = None       # (rate, per-step scalars) while a step calls update_step
 
     # ------------------------------------------------------------ learning rate
     def _current_rate(self) -> float:
@@ -294,23 +326,134 @@ class Optimizer:
         return tuple(var.value.shape), var.value.dtype
 
     def build(self, variables):
-        """Create the slots of variables not seen before (in the given order)."""
+        """Create the slots of variables not seen before (in the given order).
+
+        For a subclass written Keras's way (its own ``update_step``), this is Keras's ``build``, which the
+        subclass's ``build(var_list)`` calls first: it records the variables (``_get_variable_index``) and adds the
+        weight averages (``use_ema``) and gradient accumulators as Keras does, before the subclass adds its own
+        with ``add_variable_from_reference``."""
+        if self._writes_own_update():
+            self._build_variables(list(variables))
+            return
         for var in variables:
             if var in self._slots:
                 continue
-            module = backend.array_module(var.value)
-            self._slots[var] = {}
-            for n in self._slot_names_of(var):
-                shape, dtype, initial = self._slot_spec(n, var)
-                if isinstance(initial, str) and initial == FROM_VARIABLE:
-                    self._slots[var][n] = var.value.astype(dtype, copy=True)
-                else:
-                    self._slots[var][n] = module.full(shape, initial, dtype=dtype)
+            self._slots[var] = {n: self._new_slot_array(var, n) for n in self._slot_names_of(var)}
             self._built.append(var)
+
+    def _new_slot_array(self, var, name: str):
+        shape, dtype, initial = self._slot_spec(name, var)
+        if isinstance(initial, str) and initial == FROM_VARIABLE:
+            return var.value.astype(dtype, copy=True)
+        return backend.array_module(var.value).full(shape, initial, dtype=dtype)
+
+    def _build_variables(self, variables):
+        new = []
+        for var in variables:
+            if var not in self._slots:
+                self._slots[var] = {}
+                self._built.append(var)
+                new.append(var)
+        # Keras's order: group by group (every variable's average, then every variable's accumulator, then the
+        # slots of a built-in rule whose subclass has its own update_step), each group variable by variable
+        for group in self._keras_slot_groups():
+            for var in new:
+                for name in group:
+                    if name in self._slot_names_of(var):
+                        slot = self._track_variable(self._new_slot_array(var, name),
+                                                    f"{_reference_prefix(var)}_{name}", own_array=True)
+                        self._slots[var][name] = slot._value
+        self._built_flag = True
 
     @property
     def built(self) -> bool:
-        return bool(self._built)
+        return bool(self._built) or self._built_flag
+
+    @built.setter
+    def built(self, value):
+        self._built_flag = bool(value)
+
+    def _writes_own_update(self) -> bool:
+        """Whether the update rule is a subclass's ``update_step`` (Keras's way of writing an optimizer), which
+        takes the generic step below instead of the fused update of the built-in optimizers."""
+        return type(self).update_step is not Optimizer.update_step
+
+    def _get_variable_index(self, variable) -> int:
+        """Keras's index of ``variable`` among those the optimizer was built on (the index of its slots in the
+        lists a ``build`` of Keras's way makes)."""
+        for i, var in enumerate(self._built):
+            if var is variable:
+                return i
+        raise ValueError(f"{self._owner} was not built on variable '{getattr(variable, 'path', variable)}'; it "
+                         f"was built on {[v.path for v in self._built]}.")
+
+    # ----------------------------------------------------- Keras's writing API
+    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none", layout=None, name=None):
+        """Keras's ``add_variable``: a non-trainable ``Variable`` of ``shape`` drawn by ``initializer`` (a name
+        or an initializer), of ``dtype`` (floatx by default), with the path ``<optimizer name>/<name>``; it is
+        listed among ``variables`` (after those made before) and saved with them. ``layout`` is taken for
+        Keras's signature (gpu_dl does not shard variables)."""
+        if isinstance(initializer, Variable):
+            initializer = initializer.numpy()
+        elif hasattr(initializer, "shape") and hasattr(initializer, "dtype"):
+            initializer = initializer.copy()     # an initial array: the optimizer's updates must not write into it
+        return self._track_variable(initializer, name, shape=shape, dtype=dtype, aggregation=aggregation)
+
+    def _track_variable(self, value, name, own_array=False, **arguments):
+        """A variable of this optimizer made from ``value`` (an initializer or an initial value; with
+        ``own_array``, an array of ours that becomes the variable's own, on its device), listed among
+        ``variables``."""
+        with scopes.name_scope(self.name, caller=self):
+            variable = Variable(value, trainable=False, name=name, **arguments)
+        if own_array:
+            variable.value = value
+        self._added.append(variable)
+        return variable
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        """Keras's ``add_variable_from_reference``: a variable of ``reference_variable``'s shape and dtype, on its
+        device, named ``<its path with '/' as '_'>_<name>`` (``name`` defaults to ``"var"``): Adam's
+        ``sequential_dense_kernel_momentum``."""
+        if not (hasattr(reference_variable, "shape") and hasattr(reference_variable, "dtype")):
+            raise TypeError(f"{self._owner}: add_variable_from_reference() needs a variable, got "
+                            f"{reference_variable!r:.100}.")
+        variable = self.add_variable(tuple(reference_variable.shape), initializer, reference_variable.dtype,
+                                     name=f"{_reference_prefix(reference_variable)}_{name or 'var'}")
+        reference = getattr(reference_variable, "value", reference_variable)
+        module = backend.array_module(reference)
+        if backend.array_module(variable._value) is not module:
+            variable.value = module.asarray(backend.to_numpy(variable._value))
+        return variable
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        """Keras's ``add_optimizer_variables``: for each of ``trainable_variables``, a variable from it per name
+        of ``name`` (a string, or a list of them with one initializer or one each), made variable by variable;
+        None for a variable with ``overwrite_with_gradient``. A list, or a tuple of lists for a list of names."""
+        names = [name] if isinstance(name, str) else list(name)
+        initializers = [initializer] * len(names) if isinstance(name, str) or not isinstance(
+            initializer, (list, tuple)) else list(initializer)
+        if len(names) != len(initializers) or any(not isinstance(n, str) for n in names):
+            raise ValueError(f"{self._owner}: add_optimizer_variables() needs a name or a list of names with one "
+                             f"initializer or one per name; got name={name!r}, initializer={initializer!r}.")
+        made = tuple([] for _ in names)
+        for var in trainable_variables:
+            for i, (n, init) in enumerate(zip(names, initializers)):
+                made[i].append(None if getattr(var, "overwrite_with_gradient", False) else
+                               self.add_variable_from_reference(var, n, init))
+        return made[0] if isinstance(name, str) else made
+
+    def assign(self, variable, value):
+        """Keras's ``assign``: write ``value`` into ``variable`` (a Variable, or a slot array of a built-in
+        optimizer)."""
+        _update_variable(variable, "assign", value)
+
+    def assign_add(self, variable, value):
+        """Keras's ``assign_add``: add ``value`` to ``variable``."""
+        _update_variable(variable, "assign_add", value)
+
+    def assign_sub(self, variable, value):
+        """Keras's ``assign_sub``: subtract ``value`` from ``variable``."""
+        _update_variable(variable, "assign_sub", value)
 
     def get_slot(self, variable, name: str):
         """The slot array ``name`` of ``variable`` (e.g. Adam's 'momentum' and 'velocity')."""
@@ -322,12 +465,16 @@ class Optimizer:
 
     @property
     def variables(self) -> list:
-        """All slot arrays in Keras 3's order (without ``iterations`` and ``learning_rate``)."""
+        """All slot arrays in Keras 3's order (without ``iterations`` and ``learning_rate``), then the variables
+        ``add_variable`` made; for a subclass written Keras's way, the Variables it and ``build`` made, in the
+        order made."""
+        if self._writes_own_update():
+            return list(self._added)
         out = []
         for group in self._keras_slot_groups():
             for var in self._built:
                 out.extend(self._slots[var][name] for name in group if name in self._slots[var])
-        return out
+        return out + self._added
 
     # --------------------------------------------------------------- the step
     def apply_gradients(self, grads_and_vars) -> int:
@@ -383,13 +530,19 @@ class Optimizer:
                              f"{numpy.dtype(var.value.dtype).name}.")
 
     def _step(self, pairs) -> int:
-        if type(self)._update_step is Optimizer._update_step:
-            raise NotImplementedError(f"{type(self).__name__} does not implement _update_step(); use a subclass "
-                                      "such as SGD or Adam.")
+        own_update = self._writes_own_update()
+        if not own_update and type(self)._update_step is Optimizer._update_step:
+            raise NotImplementedError(f"{type(self).__name__} does not implement update_step(gradient, variable, "
+                                      "learning_rate); write one, or use a subclass such as SGD or Adam.")
         if not pairs:
             return self._iterations
         for grad, var in pairs:
             self._check_pair(grad, var)
+        if own_update and self.built:
+            unknown = [v.path for _, v in pairs if v not in self._slots]
+            if unknown:
+                raise ValueError(f"{self._owner} was built on {[v.path for v in self._built]} and cannot update "
+                                 f"other variables ({unknown}); create a new optimizer for a new set of variables.")
         active = [(g, v) for g, v in pairs if g is not None]
         if not active:
             raise ValueError(f"{self._owner}: no gradients provided for any variable "
@@ -406,7 +559,8 @@ class Optimizer:
                  "`model.compile()`, did you forget to provide a `loss` argument?")
 
         # Everything is checked: from here on the step changes state.
-        self.build([v for _, v in pairs])
+        if not (own_update and self.built):
+            self.build([v for _, v in pairs])
         grads = [g for g, _ in active]
         variables = [v for _, v in active]
         if self.loss_scale_factor is not None:
@@ -419,9 +573,12 @@ class Optimizer:
                 rate = self._weight_decay_rate(var)
                 if rate:
                     var.value -= var.value * (rate * lr)
-            coefficients = self._step_coefficients(lr)
-            for grad, var in zip(grads, variables):
-                self._update_step(var.value, grad, self._slots[var], lr, coefficients)
+            if own_update:
+                self._own_update_steps(grads, variables, lr)
+            else:
+                coefficients = self._step_coefficients(lr)
+                for grad, var in zip(grads, variables):
+                    self._update_step(var.value, grad, self._slots[var], lr, coefficients)
         if self.use_ema:
             averaging.after_step(self)
         for var in variables:
@@ -429,6 +586,47 @@ class Optimizer:
                 var.value[...] = var.constraint(var.value)
         self._iterations += 1
         return self._iterations
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """Keras's ``stateless_apply``: the step ``apply(grads)`` would take from the given values, without changing
+        the optimizer or the variables. ``optimizer_variables`` are values in ``set_weights``'s order (Keras's
+        order of its optimizer's variables), ``trainable_variables`` the values of the variables the optimizer is
+        built on, in that order; returns ``(new trainable values, new optimizer values)`` in the same orders,
+        the optimizer's step count among the latter advanced by one."""
+        if not self.built:
+            raise ValueError(f"To call `stateless_apply`, {type(self).__name__} must be built (i.e. its variables "
+                             "must have been created). You can build it via `optimizer.build(trainable_variables)`.")
+        optimizer_variables, trainable_variables = list(optimizer_variables), list(trainable_variables)
+        held_state = self._keras_arrays()
+        if len(optimizer_variables) != len(held_state):
+            raise ValueError(f"Argument `optimizer_variables` must be a list of {len(held_state)} tensors in the "
+                             f"order of {type(self).__name__}.set_weights() (iteration, learning rate, slots); "
+                             f"received {len(optimizer_variables)}.")
+        if len(trainable_variables) != len(self._built):
+            raise ValueError(f"Argument `trainable_variables` must be a list of tensors corresponding 1:1 to the "
+                             f"{len(self._built)} variables the optimizer was built with; received "
+                             f"{len(trainable_variables)}.")
+        held_values = [var.value.copy() for var in self._built]
+        # the rate and the extra scalars exactly (the arrays hold them rounded to their dtypes)
+        held_rate, held_extra = self._lr_value, dict(self._extra_state())
+        try:
+            self.set_weights(optimizer_variables)
+            for var, value in zip(self._built, trainable_variables):
+                var.assign(value)
+            self.apply(list(grads))
+            new_values = [var.value.copy() for var in self._built]
+            new_state = self._keras_arrays()
+            arrays = self._variable_arrays()
+            first = len(new_state) - len(arrays) - len(self._extra_state())
+            # the slots as the device holds them; the scalars as Keras's variables hold them, on the host
+            new_state[first:first + len(arrays)] = [a.copy() for a in arrays]
+        finally:
+            self._assign_keras_arrays(held_state, "variable", held_state)
+            self._lr_value = held_rate
+            self._load_extra_state(held_extra)
+            for var, value in zip(self._built, held_values):
+                var.assign(value)
+        return new_values, new_state
 
     def scale_loss(self, loss):
         """Keras's ``scale_loss``: ``loss`` times ``loss_scale_factor`` (as it is without one), for a training step
@@ -443,6 +641,48 @@ class Optimizer:
         if self.clipvalue is not None:
             return [backend.array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         return grads
+
+    def _own_update_steps(self, grads, variables, lr: float):
+        """A subclass's ``update_step`` on each variable, given the learning rate as Keras gives it: a scalar of
+        floatx (on the variables' device)."""
+        rate = float(numpy.asarray(lr, dtype=backend.floatx()))
+        # The per-step scalars of a built-in rule (a subclass of it may call its update_step), computed once per
+        # step as the fused step does: Nadam's momentum product advances here, not once per variable.
+        self._pending_step = (rate, self._step_coefficients(rate))
+        rates = {}
+        try:
+            for grad, var in zip(grads, variables):
+                module = backend.array_module(var.value)
+                if module not in rates:
+                    rates[module] = module.asarray(rate, dtype=backend.floatx())
+                self.update_step(grad, var, rates[module])
+        finally:
+            self._pending_step = None
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Keras's ``update_step``: update ``variable`` (and its slots) by this optimizer's rule from
+        ``gradient`` (an array of the variable's module, shape and dtype) and ``learning_rate``.
+
+        The built-in optimizers run their fused update here, with the per-step scalars of the coming step. A
+        subclass written Keras's way overrides it, creates its slots in ``build(var_list)`` with
+        ``add_variable_from_reference`` and updates them and the variable with ``assign``, ``assign_add`` and
+        ``assign_sub``, computing with the ``gpu_dl.ops`` functions, which take the backend's arrays."""
+        if type(self)._update_step is Optimizer._update_step:
+            raise NotImplementedError(f"{type(self).__name__} does not implement update_step(gradient, variable, "
+                                      "learning_rate).")
+        self._check_pair(gradient, variable)
+        if gradient is None or variable not in self._slots:
+            raise ValueError(f"{self._owner}: update_step() needs a gradient and a variable the optimizer is built "
+                             f"on; built on {[v.path for v in self._built]}.")
+        lr = float(numpy.asarray(backend.to_numpy(getattr(learning_rate, "value", learning_rate))))
+        pending = self._pending_step
+        if pending is not None and pending[0] == lr:
+            coefficients = pending[1]
+        else:
+            held = self._extra_state()
+            coefficients = self._step_coefficients(lr)
+            self._load_extra_state(held)    # Nadam's product advances once per step, in the step
+        self._update_step(variable.value, gradient, self._slots[variable], lr, coefficients)
 
     def _step_coefficients(self, lr: float):
         """Per-step scalars shared by all variables (computed once per step, after validation)."""
@@ -493,12 +733,16 @@ class Optimizer:
         for i, var in enumerate(variables):
             if var in self._slots:
                 slots[i] = {n: backend.to_numpy(a).copy() for n, a in self._slots[var].items()}
-        return {
+        state = {
             "iterations": self._iterations,
             "learning_rate": self._lr_value,
             "slots": slots,
             "extra": dict(self._extra_state()),
         }
+        if self._writes_own_update():
+            # the variables a subclass written Keras's way made, which are not the slots of one variable each
+            state["variables"] = [v.numpy() for v in self._added]
+        return state
 
     def load_state_dict(self, state: dict, variables):
         """Restore what ``state_dict(variables)`` returned; checks everything before changing anything.
@@ -543,7 +787,15 @@ class Optimizer:
         extra = dict(state.get("extra") or {})
         self._check_extra_state(extra)
 
-        self.build([var for var, _ in staged])
+        own_update = self._writes_own_update()
+        if not (own_update and self.built):
+            self.build([var for var, _ in staged])
+        own = [numpy.asarray(backend.to_numpy(a)) for a in state.get("variables") or ()] if own_update else []
+        if own and [a.shape for a in own] != [v.shape for v in self._added]:
+            raise ValueError(f"{owner}: state 'variables' have shapes {[a.shape for a in own]}, expected "
+                             f"{[v.shape for v in self._added]} (the variables of {[v.path for v in self._added]}).")
+        for variable, a in zip(self._added, own):
+            variable.assign(a)
         for var, host in staged:
             module = backend.array_module(var.value)
             for n, a in host.items():
@@ -574,24 +826,47 @@ class Optimizer:
             raise ValueError(f"{self._owner} holds {len(current)} variables (built on {len(self._built)} weights), "
                              f"the store has {len(store.keys())}. Build the optimizer on the model's trainable "
                              "weights first.")
-        arrays = [numpy.asarray(backend.to_numpy(store[str(i)])) for i in range(len(current))]
+        self._assign_keras_arrays([store[str(i)] for i in range(len(current))], "stored variable", current)
+
+    def set_weights(self, weights):
+        """Keras's ``set_weights``: the optimizer's variables in Keras's order, as ``save_own_variables`` writes
+        them (the ``iteration`` count, the learning rate where it is a number, the slots in ``variables`` order,
+        then any extra scalar such as Nadam's momentum product); the optimizer must be built."""
+        if not self.built:
+            raise ValueError(f"{self._owner}: set_weights() was called before the optimizer was built; call "
+                             "`optimizer.build(trainable_variables)` first.")
+        current = self._keras_arrays()
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(f"{self._owner}: set_weights() needs {len(current)} arrays (iteration, "
+                             f"{'learning_rate, ' if self._lr_function is None else ''}the slots"
+                             f"{', extra scalars' if self._extra_state() else ''}), got {len(weights)}.")
+        self._assign_keras_arrays(weights, "weight", current)
+
+    def _assign_keras_arrays(self, values, what: str, current: list):
+        """Set the state from arrays in ``_keras_arrays`` order, each checked against ``current`` first."""
+        arrays = [numpy.asarray(backend.to_numpy(getattr(a, "value", a))) for a in values]
         for i, (a, ref) in enumerate(zip(arrays, current)):
             if a.shape != ref.shape:
-                raise ValueError(f"{self._owner}: stored variable {i} has shape {a.shape}, expected {ref.shape}.")
+                raise ValueError(f"{self._owner}: {what} {i} has shape {a.shape}, expected {ref.shape}.")
         i = 0
         self._iterations = int(arrays[i]); i += 1
         if self._lr_function is None:
             self._lr_value = check_number(float(arrays[i]), "learning_rate", self._owner, low=0.0); i += 1
-        for slot in self.variables:
+        for slot in self._variable_arrays():
             slot[...] = backend.array_module(slot).asarray(arrays[i], dtype=slot.dtype); i += 1
         extra_names = list(self._extra_state())
         self._load_extra_state({n: float(arrays[i + k]) for k, n in enumerate(extra_names)})
 
+    def _variable_arrays(self) -> list:
+        """The arrays of ``variables`` (a Variable's own array), which updates write in place."""
+        return [v._value if isinstance(v, Variable) else v for v in self.variables]
+
     def _keras_arrays(self) -> list:
-        out = [numpy.asarray(self._iterations, dtype=numpy.int64)]
+        out = [numpy.asarray(self._iterations, dtype=numpy.int32)]     # Keras 3 keeps its count in int32
         if self._lr_function is None:
             out.append(numpy.asarray(self._lr_value, dtype=backend.floatx()))
-        out.extend(backend.to_numpy(a).copy() for a in self.variables)
+        out.extend(backend.to_numpy(a).copy() for a in self._variable_arrays())
         dtype = self._built[0].value.dtype if self._built else backend.floatx()
         out.extend(numpy.asarray(v, dtype=dtype) for v in self._extra_state().values())
         return out

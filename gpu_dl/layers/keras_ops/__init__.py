@@ -87,6 +87,10 @@ def shape(x):
 def cast(x, dtype):
     if is_symbolic(x):
         return _ops.Cast(dtype).apply(x)
+    if not hasattr(x, "dtype"):
+        # a Python number or list converts to the dtype at once, as Keras's does: cast(0.9, "float64") is 0.9,
+        # not its float32 rounding
+        return _array(x, _ops.standardize_dtype(dtype))
     return _array(x).astype(_ops.standardize_dtype(dtype))
 
 
