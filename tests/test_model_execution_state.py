@@ -27,13 +27,14 @@ def _model(lib):
     return model
 
 
-def _flat(tree, prefix=""):
+def _flat(tree, prefix="", convert=numpy.asarray):
+    """``{path: value}`` of a nested state tree, each value through ``convert``."""
     out = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
+            out.update(_flat(value, f"{prefix}{key}/", convert))
         else:
-            out[f"{prefix}{key}"] = numpy.asarray(value)
+            out[f"{prefix}{key}"] = convert(value)
     return out
 
 
@@ -138,7 +139,52 @@ def test_steps_per_execution_end_hook_logs_are_the_last_batch():
     numpy.testing.assert_allclose([loss for _, loss in ends[2]], [one[1], one[3], one[4]], rtol=1e-6)
 
 
+def test_make_functions_run_the_steps_on_each_batch():
+    model = _model(gpu_dl)
+    x, y = _data(7, n=12)
+    assert model.train_function is None
+    train = model.make_train_function()
+    assert model.train_function is train and model.make_train_function() is train
+    assert model.make_train_function(force=True) is not train
+    reference = _model(gpu_dl)
+    reference.set_weights(model.get_weights())
+    logs = model.train_function([(x[:4], y[:4]), (x[4:8], y[4:8])])
+    for i in (0, 4):
+        expected = reference.train_step((x[i:i + 4], y[i:i + 4]))
+    assert sorted(logs) == sorted(expected)
+    numpy.testing.assert_allclose([float(logs[k]) for k in sorted(logs)],
+                                  [float(expected[k]) for k in sorted(expected)], rtol=1e-6)
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6)
+    model.make_predict_function()
+    outputs = model.predict_function([(x[:5],), (x[5:],)])
+    numpy.testing.assert_allclose(numpy.asarray(outputs), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    model.make_test_function()
+    assert sorted(model.test_function([(x, y)])) == ["loss", "mae"]
+    with pytest.raises(TypeError, match="list of batches"):
+        model.test_function((x, y)[0])
+    model.compile("sgd", "mse")
+    assert model.train_function is model.test_function is model.predict_function is None
+
+
 # ---------------------------------------------------------------- the state tree
+
+def test_state_tree_values_on_the_backend(xp):
+    model = _model(gpu_dl)
+    x, y = _data(2)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    tree = model.get_state_tree()
+    leaves = [leaf for key in ("trainable_variables", "optimizer_variables")
+              for leaf in _flat(tree[key], convert=lambda value: value).values()]
+    assert all(isinstance(leaf, xp.ndarray) for leaf in leaves)
+    kernel = model.get_layer("d2").kernel
+    numpy.testing.assert_array_equal(gpu_dl.backend.to_numpy(tree["trainable_variables"]["seq"]["d2"]["kernel"]),
+                                     kernel.numpy())
+    new = {"trainable_variables": {"seq": {"d2": {"kernel": xp.full(kernel.shape, 0.5, dtype=xp.float32)}}}}
+    model.set_state_tree(new)
+    numpy.testing.assert_array_equal(kernel.numpy(), numpy.full(kernel.shape, 0.5, "float32"))
+    assert isinstance(kernel.value, xp.ndarray)
+
 
 def test_state_tree_structure_and_round_trip():
     model = _model(gpu_dl)
@@ -296,6 +342,26 @@ def test_set_state_tree_from_keras(keras):
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
     assert int(_flat(ours.get_state_tree("numpy_array")["optimizer_variables"])["adam/iteration"]) == 6
+
+
+def test_train_and_test_functions_as_keras(keras):
+    ours, theirs = _model(gpu_dl), _model(keras)
+    ours.set_weights(theirs.get_weights())
+    x, y = _data(8, n=8)
+    results = []
+    for model in (ours, theirs):
+        model.make_train_function()
+        model.make_test_function()
+        trained = model.train_function([(x, y)])
+        tested = model.test_function([(x, y)])
+        results.append([{k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
+                        for logs in (trained, tested)])
+    for mine, reference in zip(*results):
+        assert sorted(mine) == sorted(reference)
+        numpy.testing.assert_allclose([mine[k] for k in sorted(mine)], [reference[k] for k in sorted(reference)],
+                                      rtol=1e-4)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_stateless_compute_loss_as_keras(keras):

@@ -16,6 +16,9 @@ index, ``on_*_batch_end`` with the last's: ``begin + N - 1``).
 ``{"trainable_variables": {...}, "non_trainable_variables": {...},
 "optimizer_variables": {...}, "metrics_variables": {...}}``;
 ``set_state_tree(tree)`` assigns such a dict back.
+
+``make_train_function()`` (and test, predict) makes Keras's ``train_function(data)``, which runs the step on each
+batch of a list of batches; gpu_dl's own loops run their steps without it.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import warnings
 
 import numpy
 
-from .. import backend
+from .. import backend, tree
 from ..layers import layer_losses
 from . import data_checks as checks
 
@@ -68,6 +71,30 @@ def set_compile_flags(model, run_eagerly=False, steps_per_execution=1, jit_compi
     model.jit_compile = jit_compile
     model.run_eagerly = run_eagerly
     model.steps_per_execution = steps
+    model.train_function = model.test_function = model.predict_function = None
+
+
+def make_function(model, kind, force):
+    """Keras's ``make_<kind>_function``: set ``model.<kind>_function`` (unless it is set and not ``force``) to a
+    function of ``data``, a list of batches (Keras's trainers hand it up to ``steps_per_execution`` of them), that
+    runs ``<kind>_step`` on each in turn: the logs of the last for train and test, the outputs of all of them
+    concatenated along the batch axis for predict."""
+    attribute = f"{kind}_function"
+    if getattr(model, attribute, None) is not None and not force:
+        return getattr(model, attribute)
+    step = getattr(model, f"{kind}_step")
+
+    def one_execution(data):
+        if not isinstance(data, (list, tuple)) or not data:
+            raise TypeError(f"Model '{model.name}': {attribute}(data) takes a non-empty list of batches (each what "
+                            f"{kind}_step takes), got {type(data).__name__}.")
+        results = [step(batch) for batch in data]
+        if kind != "predict" or len(results) == 1:
+            return results[-1]
+        return tree.map_structure(lambda *parts: backend.array_module(parts[0]).concatenate(parts), *results)
+
+    setattr(model, attribute, one_execution)
+    return one_execution
 
 
 # ------------------------------------------------------------------ the state tree
@@ -129,14 +156,14 @@ def set_state_tree(model, state_tree):
     where = f"Model '{model.name}': set_state_tree()"
     if not isinstance(state_tree, dict):
         raise TypeError(f"{where} takes a dict (what get_state_tree() returns), got {type(state_tree).__name__}.")
-    for key, tree in state_tree.items():
+    for key, group in state_tree.items():
         if key not in ("trainable_variables", "non_trainable_variables", "optimizer_variables", "metrics_variables"):
             raise ValueError(f"Unknown variable name: {key}")
-        if not isinstance(tree, dict):
+        if not isinstance(group, dict):
             raise TypeError(f"{where}: state_tree[{key!r}] must be a nested dict of values by path, got "
-                            f"{type(tree).__name__}.")
-    for key, tree in state_tree.items():
-        given = _flat(tree)
+                            f"{type(group).__name__}.")
+    for key, group in state_tree.items():
+        given = _flat(group)
         if key == "optimizer_variables":
             if getattr(model, "optimizer", None) is not None:
                 _set_optimizer_state(model.optimizer, given, where)

@@ -459,6 +459,23 @@ class Trainer:
     def jit_compile(self, value):
         self._jit_compile = execution.jit_setting(self, value)
 
+    # Keras's functions of one execution, made by make_*_function; compile clears them.
+    train_function = test_function = predict_function = None
+
+    def make_train_function(self, force=False):
+        """Keras's ``make_train_function``: sets and returns ``train_function(data)``, which runs ``train_step``
+        on each batch of the list ``data`` and returns the last one's logs (``execution.make_function``)."""
+        return execution.make_function(self, "train", force)
+
+    def make_test_function(self, force=False):
+        """Keras's ``make_test_function``: ``test_function(data)`` runs ``test_step`` on each batch of ``data``."""
+        return execution.make_function(self, "test", force)
+
+    def make_predict_function(self, force=False):
+        """Keras's ``make_predict_function``: ``predict_function(data)`` gives the outputs of ``predict_step`` for
+        the batches of ``data``, concatenated along the batch axis."""
+        return execution.make_function(self, "predict", force)
+
     def get_state_tree(self, value_format="backend_tensor"):
         """Keras's ``get_state_tree``: ``{"trainable_variables", "non_trainable_variables", "optimizer_variables",
         "metrics_variables"}``, each a nested dict of the values by the parts of their paths; ``value_format``
