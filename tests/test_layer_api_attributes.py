@@ -235,7 +235,14 @@ def test_compute_output_spec_as_keras(keras):
                L.Dense(3, dtype="float64").compute_output_spec(lib.Input((2, 5))),
                L.Concatenate().compute_output_spec([lib.Input((2,)), lib.Input((3,))]),
                L.Conv2D(4, 3, padding="valid").compute_output_spec(lib.Input((7, 6, 2))),
-               L.Embedding(10, 3).compute_output_spec(lib.Input((4,), dtype="int32"))]
+               L.Embedding(10, 3).compute_output_spec(lib.Input((4,), dtype="int32")),
+               L.MultiHeadAttention(2, 4).compute_output_spec(lib.Input((3, 5)), lib.Input((6, 5))),
+               L.MultiHeadAttention(2, 4, output_shape=(7,)).compute_output_spec(
+                   lib.Input((3, 5)), lib.Input((6, 5)), key=lib.Input((6, 7))),
+               L.GroupQueryAttention(4, 2, 1).compute_output_spec(lib.Input((3, 5)), lib.Input((6, 5))),
+               L.Attention().compute_output_spec([lib.Input((3, 5)), lib.Input((6, 5))]),
+               L.GRU(3, return_sequences=True).compute_output_spec(lib.Input((3, 5))),
+               L.Dropout(0.5).compute_output_spec(lib.Input((3, 5)), training=True)]
         return [(tuple(s.shape), str(s.dtype)) for s in out]
 
     assert specs(gpu_dl) == specs(keras)

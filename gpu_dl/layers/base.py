@@ -968,14 +968,25 @@ class Layer:
 
     def compute_output_spec(self, *args, **kwargs):
         """Keras's ``compute_output_spec``: the symbolic tensor(s) ``compute_output_shape`` gives for the shapes of
-        the positional arguments (symbolic tensors or arrays; lists of them for a layer taking several), in the
-        layer's compute dtype. Nothing is recorded: the layer is not called."""
-        del kwargs
+        the call's arguments (symbolic tensors or arrays; lists of them for a layer taking several), in the
+        layer's compute dtype. As Keras binds them: the positional arguments' shapes as far as
+        ``compute_output_shape`` takes them, a keyword argument ``key=`` as its ``key_shape``; a gpu_dl layer
+        whose ``compute_output_shape`` takes the shapes of its several tensors as one list (MultiHeadAttention's
+        query, value and key) gets them so. Nothing is recorded: the layer is not called."""
+        where = f"Layer '{self.name}': compute_output_spec"
         if not args:
-            raise TypeError(f"Layer '{self.name}': compute_output_spec() needs the call's inputs (symbolic tensors "
-                            "or arrays, or their lists).")
-        shape = self.compute_output_shape(*[_shape_structure(a, f"Layer '{self.name}': compute_output_spec")
-                                            for a in args])
+            raise TypeError(f"{where}() needs the call's inputs (symbolic tensors or arrays, or their lists).")
+        parameters = inspect.signature(self.compute_output_shape).parameters.values()
+        names = {p.name for p in parameters}
+        tensors = {k: v for k, v in kwargs.items() if v is not None and hasattr(v, "shape")}
+        keywords = {f"{k}_shape": _shape_structure(v, where) for k, v in tensors.items() if f"{k}_shape" in names}
+        positional = [_shape_structure(a, where) for a in args]
+        if not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+            taken = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+            if taken <= 1 and not keywords and len(positional) + len(tensors) > 1:
+                positional = [positional + [_shape_structure(v, where) for v in tensors.values()]]
+            positional = positional[:max(taken, 1)]
+        shape = self.compute_output_shape(*positional, **keywords)
         return _spec_structure(shape, self.compute_dtype)
 
     # ------------------------------------------------------------------ dtypes
