@@ -273,3 +273,18 @@ def test_variable_synchronization_as_keras(keras):
     theirs = keras.layers.Dense(2)
     theirs.build((None, 3))
     assert [v.synchronization for v in dense.weights] == [v.synchronization for v in theirs.weights]
+
+
+def test_model_variables_as_keras(keras):
+    def models(lib):
+        L = lib.layers
+        sequential = lib.Sequential([lib.Input((4,)), L.Dense(3, name="a"), L.Dropout(0.2), L.GaussianNoise(0.1),
+                                     L.BatchNormalization(), L.Dense(2, name="b")], name="s")
+        inputs = lib.Input((4,))
+        functional = lib.Model(inputs, L.Dense(2, name="z")(L.Dropout(0.3)(L.Dense(3, name="y")(inputs))), name="fn")
+        return sequential, functional
+
+    for ours, theirs in zip(models(gpu_dl), models(keras)):
+        for attribute in ("trainable_variables", "non_trainable_variables", "variables"):
+            assert [_unnumbered(p) for p in _paths(getattr(ours, attribute))] == \
+                [_unnumbered(p) for p in _paths(getattr(theirs, attribute))], attribute
