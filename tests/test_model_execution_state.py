@@ -379,3 +379,23 @@ def test_stateless_compute_loss_as_keras(keras):
     numpy.testing.assert_allclose(float(mine), float(keras.ops.convert_to_numpy(reference)), rtol=1e-5)
     for a, b in zip(our_nt, their_nt):
         numpy.testing.assert_allclose(numpy.asarray(a), keras.ops.convert_to_numpy(b), rtol=1e-6)
+
+
+def _flags(model):
+    return model.run_eagerly, model.jit_compile, model.steps_per_execution
+
+
+def test_execution_flags_saved_and_loaded(tmp_path):
+    model = gpu_dl.Sequential([gpu_dl.Input((3,)), layers.Dense(1)])
+    model.compile("sgd", "mse", run_eagerly=True, steps_per_execution=3)
+    model.save(tmp_path / "m.keras")
+    assert _flags(gpu_dl.models.load_model(tmp_path / "m.keras")) == (True, False, 3)
+
+
+def test_execution_flags_files_both_ways(keras, tmp_path):
+    for writer, reader in ((gpu_dl, keras), (keras, gpu_dl)):
+        model = writer.Sequential([writer.Input((3,)), writer.layers.Dense(1)])
+        model.compile("sgd", "mse", run_eagerly=True, steps_per_execution=3)
+        path = tmp_path / f"{writer.__name__}.keras"
+        model.save(path)
+        assert _flags(reader.models.load_model(path)) == _flags(model) == (True, False, 3)
