@@ -288,3 +288,22 @@ def test_model_variables_as_keras(keras):
         for attribute in ("trainable_variables", "non_trainable_variables", "variables"):
             assert [_unnumbered(p) for p in _paths(getattr(ours, attribute))] == \
                 [_unnumbered(p) for p in _paths(getattr(theirs, attribute))], attribute
+
+
+def test_stateless_call_takes_the_seed_states_among_non_trainable_variables():
+    model = gpu_dl.Sequential([gpu_dl.Input((4,)), layers.Dense(3), layers.Dropout(0.5, seed=1),
+                               layers.BatchNormalization()])
+    x = numpy.linspace(-1, 1, 24, dtype="float32").reshape(6, 4)
+    trainable = [v.numpy() for v in model.trainable_variables]
+    non_trainable = [v.numpy() for v in model.non_trainable_variables]
+    assert len(non_trainable) == 3          # the Dropout's seed state, then the moving statistics
+    out, values = model.stateless_call(trainable, non_trainable, x, training=True)
+    for v, before in zip(model.non_trainable_variables, non_trainable):
+        numpy.testing.assert_array_equal(v.numpy(), before)        # nothing written
+    stateful = model(x, training=True)       # the same draws from the same seed state
+    numpy.testing.assert_allclose(numpy.asarray(out), numpy.asarray(stateful), rtol=1e-6)
+    for value, v in zip(values, model.non_trainable_variables):
+        numpy.testing.assert_allclose(numpy.asarray(value), v.numpy(), rtol=1e-6)
+    assert not numpy.array_equal(numpy.asarray(values[0]), non_trainable[0])        # the seed state moved on
+    with pytest.raises(ValueError, match="non_trainable_variables"):
+        model.stateless_call(trainable, non_trainable[1:], x)
