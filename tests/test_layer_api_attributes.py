@@ -220,6 +220,22 @@ def _path_cases(lib):
     lazy = lib.Sequential([lib.layers.Dense(2)], name="lazy")
     lazy(numpy.ones((2, 3), dtype="float32"))
     built.append([lazy.path, lazy.layers[0].path])
+
+    class Own(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = lib.layers.Dense(2, name="inner")
+
+        def build(self, input_shape):
+            self.inner.build(input_shape)
+            self.scale = self.add_weight(shape=(2,), name="scale")
+
+        def call(self, x):
+            return self.inner(x) * self.scale
+
+    own = Own(name="own")
+    own.build((None, 3))        # called directly: the sublayer is built inside the layer's name scope all the same
+    built.append([own.path, own.inner.path] + [v.path for v in own.weights])
     return built
 
 

@@ -760,8 +760,11 @@ class Layer:
             # value_shape)): they are kept for the layer's build config (build_shapes.py).
             if self.built:
                 return
-            build(self, *args, **kwargs)
-            self.built = True
+            # As Keras's build wrapper: inside the layer's name scope, whoever calls it, so that the sublayers it
+            # builds have their variables under the layer's path.
+            with name_scope(self):
+                build(self, *args, **kwargs)
+                self.built = True
             first = build_shapes.record(self, build, args, kwargs)
             if first is not None:
                 self.input_spec = spec_after_build(self, first)
