@@ -399,3 +399,27 @@ def test_execution_flags_files_both_ways(keras, tmp_path):
         path = tmp_path / f"{writer.__name__}.keras"
         model.save(path)
         assert _flags(reader.models.load_model(path)) == _flags(model) == (True, False, 3)
+
+
+# Keras's public Layer and Model names gpu_dl has no counterpart for: quantization and LoRA (written apart), the torch
+# backend's own (torch_params, training) and Keras's internal hook of its rematerialisation (gpu_dl's RematScope and
+# remat() work without it, layers/remat.py).
+NOT_IN_GPU_DL = {"quantize", "quantized_build", "quantized_call", "quantization_mode", "quantization_config",
+                 "get_quantization_layer_structure", "variable_serialization_spec", "enable_lora", "lora_alpha",
+                 "lora_enabled", "lora_rank", "torch_params", "training", "rematerialized_call"}
+
+
+def test_keras_layer_and_model_names_exist(keras):
+    import torch
+
+    torch_names = set(dir(torch.nn.Module))
+    theirs = keras.layers.Dense(2)
+    theirs.build((None, 3))
+    ours = layers.Dense(2)
+    ours.build((None, 3))
+    their_model, our_model = _model(keras), _model(gpu_dl)
+    for mine, reference in ((ours, theirs), (our_model, their_model)):
+        public = {n for n in dir(reference) if not n.startswith("_")} - torch_names
+        # on the class or the instance: a property may raise where it has nothing to give (a layer's input)
+        missing = {n for n in public if not hasattr(type(mine), n) and n not in vars(mine)}
+        assert missing <= NOT_IN_GPU_DL, sorted(missing - NOT_IN_GPU_DL)
