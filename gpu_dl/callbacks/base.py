@@ -125,10 +125,15 @@ class ProgbarLogger(Callback):
 
     def wants_batch_logs(self, batch):
         return (self.bar is not None and not self._validating and self.bar.wants_values(batch + 1)
-                and batch + 1 != self.bar.target)
+                and self._before_end(batch))
+
+    def _before_end(self, batch):
+        # The last batch's line is the epoch's end (_finish); with steps_per_execution the index of the last
+        # execution's end hook may pass the epoch's length, as Keras counts it.
+        return self.bar.target is None or batch + 1 < self.bar.target
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 != self.bar.target:
+        if self._before_end(batch):
             self.bar.update(batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -141,7 +146,7 @@ class ProgbarLogger(Callback):
             self._new_bar(self.params.get("steps"))
 
     def on_test_batch_end(self, batch, logs=None):
-        if not self._called_in_fit and batch + 1 != self.bar.target:
+        if not self._called_in_fit and self._before_end(batch):
             self.bar.update(batch + 1, logs)
 
     def on_test_end(self, logs=None):
@@ -192,6 +197,11 @@ def pythonify_predict_logs(logs):
 _HOOK_ALIASES = {"on_train_batch_begin": ("on_batch_begin",), "on_train_batch_end": ("on_batch_end",)}
 
 
+def _pythonified(hook, logs):
+    # predict's batch logs hold the outputs, as NumPy arrays (not floats), as Keras gives them
+    return pythonify_predict_logs(logs) if hook.startswith("on_predict") else pythonify_logs(logs)
+
+
 def _has_hook(cb, hook):
     """Whether calling ``hook`` on ``cb`` can do anything: its class overrides it (or the older name it calls),
     or the instance holds a function of that name (LambdaCallback)."""
@@ -209,22 +219,53 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
+        # As Keras's trainers, the batch hooks run once per execution of the model's steps_per_execution batches
+        # (compile's argument): begin hooks with its first batch's index, end hooks with first + N - 1.
+        self._per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._pending_end = None       # the end hook of an execution cut short, run before the next other hook
 
     def call(self, hook, *args):
         """Call ``hook`` on every callback; its logs (the last argument) go through ``pythonify_logs`` first."""
+        self._end_execution()
         if args and (args[-1] is None or isinstance(args[-1], dict)):
             args = args[:-1] + (pythonify_logs(args[-1]),)
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
+    def _end_execution(self):
+        """Run the end hook of an execution whose batches ran out before its last one (the epoch's or the data's
+        end), with the index Keras gives it: first + N - 1."""
+        pending, self._pending_end = self._pending_end, None
+        if pending is not None:
+            self._run_batch_hook(*pending)
+
     def batch(self, hook, batch, logs_fn):
-        """Call a batch hook; ``logs_fn()`` is evaluated once, and only if a callback that has this hook wants
-        the logs (fit's validation batches read nothing back for a callback that watches training batches)."""
+        """Call a batch hook (once per execution of ``steps_per_execution`` batches); ``logs_fn()`` is evaluated
+        once, and only if a callback that has this hook wants the logs (fit's validation batches read nothing back
+        for a callback that watches training batches)."""
+        n = self._per_execution
+        if n > 1:
+            first = batch - batch % n
+            if hook.endswith("_begin"):
+                if batch != first:
+                    return
+            elif batch != first + n - 1:
+                # The logs now, where a callback wants them: the loop may end before the execution's last batch,
+                # and what runs after it (validation, the next epoch's reset) changes them.
+                end = first + n - 1
+                if any(_has_hook(cb, hook) and cb.wants_batch_logs(end) for cb in self.callbacks):
+                    logs = _pythonified(hook, logs_fn())
+                    logs_fn = lambda: logs
+                self._pending_end = (hook, end, logs_fn)
+                return
+            else:
+                self._pending_end = None
+        self._run_batch_hook(hook, batch, logs_fn)
+
+    def _run_batch_hook(self, hook, batch, logs_fn):
         logs = None
         for cb in self.callbacks:
             if _has_hook(cb, hook) and cb.wants_batch_logs(batch):
                 if logs is None:
-                    # predict's batch logs hold the outputs, as NumPy arrays (not floats), as Keras gives them
-                    logs = pythonify_predict_logs(logs_fn()) if hook.startswith("on_predict") else \
-                        pythonify_logs(logs_fn())
+                    logs = _pythonified(hook, logs_fn())
                 getattr(cb, hook)(batch, logs)

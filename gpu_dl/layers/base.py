@@ -404,6 +404,9 @@ class Variable:
         self.constraint = constraint
         self.autocast = bool(autocast)
         self.aggregation = "none" if aggregation is None else aggregation
+        # Keras's distribution hint, kept as given (None as "none"); gpu_dl runs on one device, which reads it
+        # nowhere.
+        self.synchronization = "none" if synchronization is None else synchronization
         self.overwrite_with_gradient = False
 
     def __setstate__(self, state):
@@ -602,12 +605,16 @@ def scope_names():
     return names
 
 
-def scoped_path(layer, name):
-    """The path of ``layer``'s variable ``name`` made now: the open name scopes, ``layer``'s own (unless it is the
-    innermost), then ``name``."""
+def layer_path(layer):
+    """The path of ``layer``'s name scope now (Keras's ``current_path`` inside it): the open name scopes, then
+    ``layer``'s own (unless it is the innermost)."""
     scopes = _NAME_SCOPES.get()
-    names = scope_names() + ([] if scopes and scopes[-1][1] is layer else [layer.name])
-    return "/".join(names + [name])
+    return "/".join(scope_names() + ([] if scopes and scopes[-1][1] is layer else [layer.name]))
+
+
+def scoped_path(layer, name):
+    """The path of ``layer``'s variable ``name`` made now: ``layer``'s path (``layer_path``), then ``name``."""
+    return f"{layer_path(layer)}/{name}"
 
 
 # Whether the build under way is one a first call (or fit, evaluate, predict, loading) makes, which runs the call to
@@ -647,6 +654,30 @@ def _build_then_trace(build):
                         trace=building_by_run())
     build_then_trace._traced_build = True
     return build_then_trace
+
+
+def _shape_structure(value, where):
+    """The shape of a tensor or array (a tuple), or the shapes of a list, tuple or dict of them."""
+    if isinstance(value, (list, tuple)) and not (value and isinstance(value[0], (int, type(None)))):
+        return type(value)(_shape_structure(v, where) for v in value)
+    if isinstance(value, dict):
+        return {k: _shape_structure(v, where) for k, v in value.items()}
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        raise TypeError(f"{where}: expected symbolic tensors or arrays (or lists of them), got "
+                        f"{type(value).__name__}.")
+    return tuple(shape)
+
+
+def _spec_structure(shape, dtype):
+    """A KerasTensor of ``shape``, or a list, tuple or dict of them for a structure of shapes."""
+    if isinstance(shape, dict):
+        return {k: _spec_structure(v, dtype) for k, v in shape.items()}
+    shape = tuple(shape) if isinstance(shape, list) and all(isinstance(d, (int, type(None))) for d in shape) \
+        else shape
+    if isinstance(shape, tuple) and all(isinstance(d, (int, type(None))) for d in shape):
+        return KerasTensor(shape, dtype=dtype)
+    return type(shape)(_spec_structure(s, dtype) for s in shape)
 
 
 def _as_lists(structure):
@@ -731,8 +762,11 @@ class Layer:
             # value_shape)): they are kept for the layer's build config (build_shapes.py).
             if self.built:
                 return
-            build(self, *args, **kwargs)
-            self.built = True
+            # As Keras's build wrapper: inside the layer's name scope, whoever calls it, so that the sublayers it
+            # builds have their variables under the layer's path.
+            with name_scope(self):
+                build(self, *args, **kwargs)
+                self.built = True
             first = build_shapes.record(self, build, args, kwargs)
             if first is not None:
                 self.input_spec = spec_after_build(self, first)
@@ -780,6 +814,7 @@ class Layer:
         if build_shapes.built_at_init(self):
             # Keras builds these weightless layers when they are made; their first call still runs gpu_dl's
             # build, which checks the input shape (and keeps what its kernels need) and records the input spec.
+            self._path = None
             self.built = True
             self._shape_pending = True
 
@@ -839,6 +874,12 @@ class Layer:
             self._weights.append(var)
         return var
 
+    def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True, regularizer=None,
+                     constraint=None, name=None):
+        """Keras's ``add_variable``: ``add_weight`` with ``shape`` and ``initializer`` required, in that order."""
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype, trainable=trainable,
+                               autocast=autocast, regularizer=regularizer, constraint=constraint, name=name)
+
     @staticmethod
     def _positional_weight_arguments(args, shape, initializer, dtype, where):
         """``(shape, initializer, dtype)`` from Keras's positional form ``add_weight(shape, initializer, dtype)``
@@ -897,6 +938,63 @@ class Layer:
         if "_name" in self.__dict__:
             _rename_count += 1
         self._name = value
+
+    @property
+    def built(self):
+        """Whether the layer has been built (its weights made for the shape of its inputs)."""
+        return self.__dict__.get("_built", False)
+
+    @built.setter
+    def built(self, value):
+        # As Keras records it when the layer is built: its path then (the name scopes open around the build).
+        # Keras builds some layers when they are made, without a path, which they keep (None) after.
+        if value and self._path_at_build and "_path" not in self.__dict__:
+            self._path = layer_path(self)
+        self._built = value
+
+    _path_at_build = True      # False: the layer keeps no path (InputLayer, as Keras's)
+
+    @property
+    def path(self):
+        """Keras's ``path``: the layer's name scope when it was built, as its variables' paths begin
+        (``"sequential/dense"`` for a Dense layer of a Sequential model named "sequential"); None before."""
+        return self.__dict__.get("_path")
+
+    # Keras's flag for layers whose call cannot be compiled by XLA (those computing on the host, as gpu_dl's do
+    # too): a model holding one resolves ``jit_compile`` to False.
+    supports_jit = True
+
+    @property
+    def call_signature_parameters(self):
+        """Keras's ``call_signature_parameters``: the names of the parameters of the layer's ``call``. The first
+        of a gpu_dl layer's is named as Keras names it (``call_first_argument``)."""
+        names = list(inspect.signature(self.call).parameters)
+        if names and type(self).call.__module__.startswith("gpu_dl."):
+            names[0] = self.call_first_argument
+        return names
+
+    def compute_output_spec(self, *args, **kwargs):
+        """Keras's ``compute_output_spec``: the symbolic tensor(s) ``compute_output_shape`` gives for the shapes of
+        the call's arguments (symbolic tensors or arrays; lists of them for a layer taking several), in the
+        layer's compute dtype. As Keras binds them: the positional arguments' shapes as far as
+        ``compute_output_shape`` takes them, a keyword argument ``key=`` as its ``key_shape``; a gpu_dl layer
+        whose ``compute_output_shape`` takes the shapes of its several tensors as one list (MultiHeadAttention's
+        query, value and key) gets them so. Nothing is recorded: the layer is not called."""
+        where = f"Layer '{self.name}': compute_output_spec"
+        if not args:
+            raise TypeError(f"{where}() needs the call's inputs (symbolic tensors or arrays, or their lists).")
+        parameters = inspect.signature(self.compute_output_shape).parameters.values()
+        names = {p.name for p in parameters}
+        tensors = {k: v for k, v in kwargs.items() if v is not None and hasattr(v, "shape")}
+        keywords = {f"{k}_shape": _shape_structure(v, where) for k, v in tensors.items() if f"{k}_shape" in names}
+        positional = [_shape_structure(a, where) for a in args]
+        if not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+            taken = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+            if taken <= 1 and not keywords and len(positional) + len(tensors) > 1:
+                positional = [positional + [_shape_structure(v, where) for v in tensors.values()]]
+            positional = positional[:max(taken, 1)]
+        shape = self.compute_output_shape(*positional, **keywords)
+        return _spec_structure(shape, self.compute_dtype)
 
     # ------------------------------------------------------------------ dtypes
     @property
@@ -1044,6 +1142,29 @@ class Layer:
         for layer in (self._sublayers() if sublayers is None else sublayers):
             found.extend(layer.variables)
         return _unique_variables(found)
+
+    @property
+    def trainable_variables(self):
+        """Keras's ``trainable_variables``: the trainable ones of ``variables`` (the trainable weights); none
+        where the layer is frozen."""
+        if not self.trainable:
+            return []
+        return [v for v in self.variables if v.trainable]
+
+    @property
+    def non_trainable_variables(self):
+        """Keras's ``non_trainable_variables``: the other ``variables`` (the non-trainable weights, then the
+        states of SeedGenerators); all of them where the layer is frozen."""
+        if not self.trainable:
+            return self.variables
+        return [v for v in self.variables if not v.trainable]
+
+    @property
+    def metrics_variables(self):
+        """Keras's ``metrics_variables``: the state variables of each of ``metrics``, in their order. gpu_dl's
+        built-in metrics keep their running sums as arrays, not variables: only the variables of metrics made
+        with ``add_variable`` (the caller's own) are listed."""
+        return [v for metric in self.metrics for v in metric.variables]
 
     def get_weights(self):
         return [v.numpy() for v in self.weights]

@@ -27,6 +27,7 @@ class InputLayer(Layer):
     """
 
     keeps_input_dtype = True
+    _path_at_build = False      # Keras's InputLayer has no path
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, batch_shape=None,
                  **kwargs):

@@ -186,6 +186,8 @@ def perspective_resample_backward(dy, transforms, interpolation="bilinear"):
 class RandomPerspective(ImageAugmentLayer):
     """Warps each image by a random perspective with a random probability (module docstring)."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     dict_entries = "transformed"
 
     def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None,

@@ -39,6 +39,8 @@ def _positive_bins(num_bins, where):
 class _HostInputLayer(Layer):
     """A layer whose inputs are host data (text or numbers), never cast to its dtype."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     fixed_input_axes = ()
     keeps_input_dtype = True
     reads_text = True       # a Sequential starting with it takes text data as it is

@@ -263,6 +263,8 @@ class RandomCrop(_SizedImageLayer):
     """In training, a random ``height`` x ``width`` window, one per batch (module docstring for smaller
     inputs); at inference the input unchanged, as Keras 3.15."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(height, width, seed=seed, data_format=data_format, **kwargs)
 

@@ -65,6 +65,8 @@ class IntegerLookup(Layer):
     """Keras 3's ``IntegerLookup`` (see the module docstring). Input: integer tokens of any shape (rank <= 2 for
     multi-hot, count and tf-idf); no weights, no input gradient."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     # Written to files under Keras's own key; never among the weights.
     _untracked_variables = frozenset({"idf_weights"})
 

@@ -445,6 +445,8 @@ class RandomFlip(_RandomImageLayer):
 class _AffineLayer(_RandomImageLayer):
     """A random affine resampling of each image (translation, rotation, zoom)."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     def __init__(self, fill_mode, interpolation, seed, fill_value, data_format, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.fill_mode, self.interpolation, self.fill_value = _fill_words(self, fill_mode, interpolation, fill_value)

@@ -132,22 +132,23 @@ class StatelessScope(_Scope):
 
 
 def stateless_call(layer, trainable_variables, non_trainable_variables, args, kwargs, return_losses=False):
-    """Keras's ``Layer.stateless_call``: ``layer(*args, **kwargs)`` with its trainable and non-trainable weights read
-    as ``trainable_variables`` and ``non_trainable_variables`` (values in the order of ``trainable_weights`` and
-    ``non_trainable_weights``), none of its weights changed. Returns ``(outputs, non_trainable_values)``, the values
-    the call left its non-trainable weights at (moving statistics, seed states), and with ``return_losses`` the
-    losses the call added (and the weights' penalties, computed on the values given) as a third item."""
+    """Keras's ``Layer.stateless_call``: ``layer(*args, **kwargs)`` with its variables read as
+    ``trainable_variables`` and ``non_trainable_variables`` (values in the order of the layer's
+    ``trainable_variables`` and ``non_trainable_variables``: the latter with its SeedGenerators' states), none of
+    them changed. Returns ``(outputs, non_trainable_values)``, the values the call left its non-trainable variables
+    at (moving statistics, seed states), and with ``return_losses`` the losses the call added (and the weights'
+    penalties, computed on the values given) as a third item."""
     name = type(layer).__name__
     if not layer.built:
         raise ValueError(f"To call stateless_call, {name} must be built (i.e. its variables must have been already "
                          "created). You can build it by calling it on some data.")
-    trainable, non_trainable = layer.trainable_weights, layer.non_trainable_weights
+    trainable, non_trainable = layer.trainable_variables, layer.non_trainable_variables
     for given, own, what in ((trainable_variables, trainable, "trainable"),
                              (non_trainable_variables, non_trainable, "non_trainable")):
         if not isinstance(given, (list, tuple)) or len(given) != len(own):
             length = len(given) if isinstance(given, (list, tuple)) else type(given).__name__
             raise ValueError(f"Argument `{what}_variables` must be a list of tensors corresponding 1:1 to "
-                             f"{name}().{what}_weights. Received list with length {length}, but expected "
+                             f"{name}().{what}_variables. Received list with length {length}, but expected "
                              f"{len(own)} variables.")
     mapping = list(zip(trainable, trainable_variables)) + list(zip(non_trainable, non_trainable_variables))
     with StatelessScope(mapping, collect_losses=return_losses) as scope:

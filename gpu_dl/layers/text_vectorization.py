@@ -54,6 +54,8 @@ class TextVectorization(Layer):
     """Keras 3's ``TextVectorization`` (see the module docstring). Input: strings, ``(batch,)`` or
     ``(batch, 1)`` (any shape with ``split=None``); no weights, no input gradient."""
 
+    supports_jit = False        # as Keras's layer (Layer.supports_jit)
+
     fixed_input_axes = ()
     keeps_input_dtype = True
     reads_text = True       # a Sequential starting with it takes text data as it is

@@ -307,7 +307,8 @@ def _compile_config(model):
              "saved without its compile settings, so load_model() gives an uncompiled model.")
         return None
     return {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
-            "weighted_metrics": weighted, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "weighted_metrics": weighted, "run_eagerly": model.run_eagerly,
+            "steps_per_execution": model.steps_per_execution, "jit_compile": model.jit_compile}
 
 
 def _subclassed_model_config(model):
@@ -1139,7 +1140,8 @@ def _compile_per_output(model, cc, optimizer, where, custom):
         return metrics
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=structured("metrics"),
-                      weighted_metrics=structured("weighted_metrics"), loss_weights=cc.get("loss_weights"))
+                      weighted_metrics=structured("weighted_metrics"), loss_weights=cc.get("loss_weights"),
+                      **_execution_flags(cc))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e
 
@@ -1163,6 +1165,12 @@ def _one_output_metrics(metrics, where, custom, loss):
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(e if str(e).startswith(what) else f"{what} ({m!r:.200}) cannot be rebuilt: {e}") from e
     return rebuilt
+
+
+def _execution_flags(cc):
+    """compile()'s execution arguments from a compile_config (Keras's defaults where it has none)."""
+    return {"run_eagerly": cc.get("run_eagerly", False), "steps_per_execution": cc.get("steps_per_execution", 1),
+            "jit_compile": cc.get("jit_compile", "auto")}
 
 
 def compile_from_config(model, compile_config, where, custom_objects=None):
@@ -1205,6 +1213,6 @@ def compile_from_config(model, compile_config, where, custom_objects=None):
     loss = _kept_name(given, loss, custom)
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted,
-                      loss_weights=cc.get("loss_weights"))
+                      loss_weights=cc.get("loss_weights"), **_execution_flags(cc))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: the model cannot be compiled from compile_config: {e}") from e

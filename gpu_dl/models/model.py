@@ -45,7 +45,7 @@ from ..layers.base import Layer, _marks_composite, _unique_variables as _unique,
     unique_name
 from ..layers.input_spec import holds_input_specs
 from .array_epochs import ArrayEpochs
-from . import compiled_metrics, composite, data_checks as checks, host_ids, streaming, trainer
+from . import compiled_metrics, composite, data_checks as checks, execution, host_ids, streaming, trainer
 from .multi_output import SeveralOutputs
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
@@ -591,13 +591,16 @@ class _ModelBase(trainer.Trainer, Layer):
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        """Choose optimizer, loss and metrics (Keras 3's arguments; the execution flags are accepted and unused).
+        """Choose optimizer, loss and metrics (Keras 3's arguments). The execution flags set ``run_eagerly``,
+        ``jit_compile`` and ``steps_per_execution`` as Keras does (``execution.py``: gpu_dl's steps run as they
+        are; ``steps_per_execution`` calls the batch callbacks once per that many batches).
 
         Without a ``loss`` the model trains on the losses its layers add (``add_loss``, regularizers), as in
         Keras; fit and evaluate raise Keras's "No loss to compute" where there are none. As in Keras 3, a compile
         without a loss keeps the loss of an earlier compile, and one without metrics its metrics.
         ``weighted_metrics`` are metrics computed with the sample (and class) weights fit and evaluate are given,
         which ``metrics`` leave out (``compiled_metrics``)."""
+        execution.set_compile_flags(self, run_eagerly, steps_per_execution, jit_compile)
         self._note_compile(loss)
         # As Keras 3, a compile without a loss keeps the compiled loss of an earlier compile, its weight included.
         reused = loss is None and self.compiled and not isinstance(self.loss, list) and self.loss is not None

@@ -33,7 +33,7 @@ import numbers
 import numpy
 
 from .. import losses as losses_module, metric_base, metrics as metrics_module
-from . import compiled_metrics, data_checks as checks
+from . import compiled_metrics, data_checks as checks, execution
 
 _ACCURACY_WORDS = ("accuracy", "acc", "crossentropy", "ce")
 
@@ -251,6 +251,7 @@ class SeveralOutputs:
                                                 loss_weights=loss_weights, weighted_metrics=weighted_metrics,
                                                 **kwargs)
             return
+        execution.set_compile_flags(self, **kwargs)
         self._note_compile(loss)
         same_outputs = self.compiled and self.__dict__.get("_compiled_outputs") == self._output_count
         if loss is None and same_outputs:
@@ -286,6 +287,7 @@ class SeveralOutputs:
 
     def _compile_later(self, optimizer, loss, metrics, loss_weights, weighted_metrics, kwargs):
         """Compile's optimizer now, its losses and metrics at the first fit, evaluate or *_on_batch (``_prepare``)."""
+        execution.set_compile_flags(self, **kwargs)
         self._note_compile(loss)
         self.optimizer = self._compile_optimizer(optimizer, kwargs.get("auto_scale_loss", True))
         self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,

@@ -57,7 +57,7 @@ from ..backend.user_warnings import warn
 from ..callbacks import CallbackList, ProgbarLogger
 from ..callbacks.base import pythonify_logs
 from ..layers import layer_losses
-from . import compiled_metrics
+from . import compiled_metrics, execution
 from . import data_checks as checks
 
 # The methods a subclass may override to change what fit, evaluate and predict do with each batch.
@@ -291,6 +291,11 @@ class _CompileMetrics(metric_base.Metric):
     def metrics(self):
         return list(self._model._metrics or []) + list(getattr(self._model, "_weighted_metrics", ()))
 
+    @property
+    def variables(self):
+        """As Keras's ``CompileMetrics.variables``: its metrics' variables, in their order."""
+        return [v for metric in self.metrics for v in metric.variables]
+
     def _entries(self):
         """``(metric, the output it reads, whether it is weighted)`` of each compiled metric, unweighted first."""
         model = self._model
@@ -426,6 +431,86 @@ class Trainer:
         """Clear the gradient of every weight (``v.grad = None``), as torch's ``Module.zero_grad()``: call it
         before ``loss.backward()``, which adds to what the gradients hold."""
         backprop.zero_grad(self.weights)
+
+    # -------------------------------------------------------------- execution settings (execution.py)
+    _run_eagerly = False
+    _jit_compile = None
+    steps_per_execution = 1     # Keras's default before compile
+
+    @property
+    def run_eagerly(self):
+        """Keras's ``run_eagerly`` (compile's argument; False by default). gpu_dl's steps always run eagerly."""
+        return self._run_eagerly
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._run_eagerly = value
+
+    @property
+    def jit_compile(self):
+        """Keras's ``jit_compile``: what compile resolved (``"auto"``: False, as Keras's torch backend resolves
+        it); False before compile. gpu_dl compiles no graph of the step, so it changes nothing that runs
+        (``execution.py``)."""
+        if self._jit_compile is None:
+            self._jit_compile = False
+        return self._jit_compile
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        self._jit_compile = execution.jit_setting(self, value)
+
+    # Keras's functions of one execution, made by make_*_function; compile clears them.
+    train_function = test_function = predict_function = None
+
+    def make_train_function(self, force=False):
+        """Keras's ``make_train_function``: sets and returns ``train_function(data)``, which runs ``train_step``
+        on each batch of the list ``data`` and returns the last one's logs (``execution.make_function``)."""
+        return execution.make_function(self, "train", force)
+
+    def make_test_function(self, force=False):
+        """Keras's ``make_test_function``: ``test_function(data)`` runs ``test_step`` on each batch of ``data``."""
+        return execution.make_function(self, "test", force)
+
+    def make_predict_function(self, force=False):
+        """Keras's ``make_predict_function``: ``predict_function(data)`` gives the outputs of ``predict_step`` for
+        the batches of ``data``, concatenated along the batch axis."""
+        return execution.make_function(self, "predict", force)
+
+    def get_state_tree(self, value_format="backend_tensor"):
+        """Keras's ``get_state_tree``: ``{"trainable_variables", "non_trainable_variables", "optimizer_variables",
+        "metrics_variables"}``, each a nested dict of the values by the parts of their paths; ``value_format``
+        "backend_tensor" (the device arrays) or "numpy_array" (copies). The optimizer's entries are named as
+        Keras names its variables (``<optimizer>/iteration``, ``<optimizer>/<weight path with '_'>_momentum``).
+        gpu_dl's built-in metrics keep their sums as arrays, not variables: "metrics_variables" holds those of
+        metrics made with ``add_variable`` only."""
+        return execution.get_state_tree(self, value_format)
+
+    def set_state_tree(self, state_tree):
+        """Keras's ``set_state_tree``: assign the values of a dict shaped as ``get_state_tree``'s (any of its four
+        keys); paths the model does not have are passed over, as in Keras."""
+        execution.set_state_tree(self, state_tree)
+
+    def stateless_compute_loss(self, trainable_variables, non_trainable_variables, metrics_variables, x=None,
+                               y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's ``stateless_compute_loss``: ``compute_loss`` with the model's ``trainable_variables``,
+        ``non_trainable_variables`` and ``metrics_variables`` read as the values given (in those orders; the
+        weight penalties computed on them), no variable of the model changed. Returns ``(loss,
+        (trainable_variables, non_trainable_variables, metrics_variables))``: the trainable values as given,
+        the others as the computation left them (the loss trackers it updated)."""
+        from ..layers.scopes import StatelessScope
+        groups = (("trainable_variables", self.trainable_variables, trainable_variables),
+                  ("non_trainable_variables", self.non_trainable_variables, non_trainable_variables),
+                  ("metrics_variables", self.metrics_variables, metrics_variables))
+        for what, own, given in groups:
+            if not isinstance(given, (list, tuple)) or len(given) != len(own):
+                length = len(given) if isinstance(given, (list, tuple)) else type(given).__name__
+                raise ValueError(f"Model '{self.name}': stateless_compute_loss() takes `{what}` as a list of one "
+                                 f"value per variable of model.{what} ({len(own)}), got {length}.")
+        mapping = [pair for _, own, given in groups for pair in zip(own, given)]
+        with StatelessScope(state_mapping=mapping) as scope:
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        return loss, (trainable_variables, [scope.get_current_value(v) for v in self.non_trainable_variables],
+                      [scope.get_current_value(v) for v in self.metrics_variables])
 
     # -------------------------------------------------------------- metrics
     def _views(self):
