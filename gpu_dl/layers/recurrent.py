@@ -49,7 +49,7 @@ import numbers
 
 import numpy
 
-from .. import activations
+from .. import activations, regularizers
 from ..backend import array_module
 from ..ops import rnn
 from .base import scoped_path
@@ -366,6 +366,7 @@ class _Recurrent(SequenceLayer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
             **self.sequence_flags_config(),
         })
