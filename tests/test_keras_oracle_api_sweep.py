@@ -126,18 +126,6 @@ SIGNATURE_DIFFERENCES = {
                                       "model and params it has", keras_only=["add_history", "add_progbar"],
                                       changed=["callbacks", "model", "params"]),
 }
-# Not deliberate, still to do: LSTM, GRU and SimpleRNN take the arguments they share (activation, use_bias, ...,
-# unroll) by keyword through **kwargs, in the same meaning and defaults, so a call that passes them by position
-# past those the signature names differs from Keras's.
-SIGNATURE_DIFFERENCES.update({
-    "layers.SimpleRNN": Allowed("by keyword through **kwargs", keras_only=[
-        "use_bias", "kernel_initializer", "recurrent_initializer", "bias_initializer", "kernel_regularizer",
-        "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
-        "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "return_sequences",
-        "return_state", "go_backwards", "stateful", "unroll", "seed"])})
-SIGNATURE_DIFFERENCES.update({name: Allowed("by keyword through **kwargs", keras_only=[
-    "activation", "recurrent_activation", *SIGNATURE_DIFFERENCES["layers.SimpleRNN"].keras_only])
-    for name in ("layers.LSTM", "layers.GRU")})
 # the deserialize functions of the catalogues take a config only (custom objects come from the registry and
 # custom_object_scope)
 SIGNATURE_DIFFERENCES.update({
@@ -381,3 +369,13 @@ def test_what_keras_s_configs_leave_out_survives_gpu_dl_s_round_trip(module_name
     ours = getattr(getattr(gpu_dl, module_name), name)(**{argument: value})
     again = type(ours).from_config(json.loads(json.dumps(ours.get_config())))
     assert again.get_config()[argument] == value
+
+
+@pytest.mark.parametrize("name,positional", [
+    ("LSTM", (4, "relu", "hard_sigmoid", False, "ones")), ("GRU", (4, "relu", "hard_sigmoid", False, "ones")),
+    ("SimpleRNN", (4, "relu", False, "ones"))])
+def test_recurrent_arguments_by_position_mean_what_they_mean_in_keras(name, positional):
+    ours, theirs = getattr(gpu_dl.layers, name)(*positional), getattr(keras.layers, name)(*positional)
+    given = list(inspect.signature(type(theirs)).parameters)[:len(positional)]
+    assert [ours.get_config()[k] for k in given] == [theirs.get_config()[k] for k in given]
+    assert ours.get_config()["activation"] == "relu" and ours.use_bias is False
