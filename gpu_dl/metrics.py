@@ -506,9 +506,9 @@ def _binary_or_sparse(loss, y_true_shape, y_pred_shape):
     return isinstance(loss, losses.BinaryCrossentropy), isinstance(loss, losses.SparseCategoricalCrossentropy)
 
 
-def deserialize(config):
-    """The metric a ``serialize`` dict (or a Keras one) describes."""
-    return from_keras_config("metrics", config, {snake_case(n): c for n, c in _CLASSES.items()})
+def deserialize(config, custom_objects=None):
+    """The metric a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to classes."""
+    return from_keras_config("metrics", config, {snake_case(n): c for n, c in _CLASSES.items()}, custom_objects)
 
 
 def serialize(metric):

@@ -126,20 +126,6 @@ SIGNATURE_DIFFERENCES = {
                                       "model and params it has", keras_only=["add_history", "add_progbar"],
                                       changed=["callbacks", "model", "params"]),
 }
-# the deserialize functions of the catalogues take a config only (custom objects come from the registry and
-# custom_object_scope)
-SIGNATURE_DIFFERENCES.update({
-    f"{m}.deserialize": Allowed("custom objects come from the registry and custom_object_scope",
-                                keras_only=["custom_objects"]) for m in ("metrics", "initializers", "regularizers",
-                                                                         "constraints")})
-SIGNATURE_DIFFERENCES.update({
-    "losses.deserialize": Allowed("custom objects come from the registry and custom_object_scope; the argument is "
-                                  "a config or a name", keras_only=["custom_objects", "name"], ours_only=["config"]),
-    "activations.deserialize": Allowed("custom objects come from the registry and custom_object_scope; the "
-                                       "argument is a name or a config", keras_only=["custom_objects", "config"],
-                                       ours_only=["name"]),
-})
-
 # Keras's Layer arguments that some Keras layers name in their signatures; gpu_dl's layers take them all (and
 # Layer's other arguments: trainable, input_shape, ...) through **kwargs, with the same defaults.
 LAYER_BASE = ("name", "dtype", "activity_regularizer")
@@ -379,3 +365,52 @@ def test_recurrent_arguments_by_position_mean_what_they_mean_in_keras(name, posi
     given = list(inspect.signature(type(theirs)).parameters)[:len(positional)]
     assert [ours.get_config()[k] for k in given] == [theirs.get_config()[k] for k in given]
     assert ours.get_config()["activation"] == "relu" and ours.use_bias is False
+
+
+def _custom_objects(lib):
+    """A custom class of each catalogue (and an activation function), as a user's program defines them."""
+    class Halved(lib.regularizers.Regularizer):
+        def __call__(self, x):
+            return 0.5 * lib.ops.sum(x)
+
+        def get_config(self):
+            return {}
+
+    class Clipped(lib.constraints.Constraint):
+        def __call__(self, w):
+            return lib.ops.clip(w, -1.0, 1.0)
+
+    class Twos(lib.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return lib.ops.full(shape, 2.0, dtype=dtype)
+
+    class Doubled(lib.losses.Loss):
+        def call(self, y_true, y_pred):
+            return 2.0 * lib.ops.mean(lib.ops.abs(y_true - y_pred), axis=-1)
+
+    class Total(lib.metrics.Sum):
+        pass
+
+    def shifted_relu(x):
+        return lib.ops.relu(x - 1.0)
+
+    return {"regularizers": Halved, "constraints": Clipped, "initializers": Twos, "losses": Doubled,
+            "metrics": Total, "activations": shifted_relu}
+
+
+@pytest.mark.parametrize("module_name", ["regularizers", "constraints", "initializers", "losses", "metrics",
+                                         "activations"])
+def test_deserialize_takes_custom_objects_as_keras_s(module_name):
+    """A config Keras writes of a custom object, read back by each library's deserialize with custom_objects."""
+    theirs = _custom_objects(keras)[module_name]
+    made = theirs if module_name == "activations" else theirs()
+    config = json.loads(json.dumps(getattr(keras, module_name).serialize(made)))
+    for lib in (keras, gpu_dl):
+        custom = _custom_objects(lib)[module_name]
+        name = custom.__name__
+        back = getattr(lib, module_name).deserialize(config, custom_objects={name: custom})
+        if module_name != "activations":
+            assert type(back) is custom
+        else:       # Keras's gives the function, gpu_dl's an activation that runs it
+            x = numpy.array([-1.0, 0.5, 3.0], dtype="float32")
+            assert numpy.allclose(numpy.asarray(back(lib.ops.convert_to_tensor(x))), [0.0, 0.0, 2.0])
