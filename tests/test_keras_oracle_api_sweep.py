@@ -245,8 +245,9 @@ CONFIG_DIFFERENCES = {
     "layers.Layer": Allowed("Keras's base Layer records its constructor's arguments; gpu_dl's writes "
                             "activity_regularizer only when set and autocast never (Keras's layers do the same)",
                             keras_only=["activity_regularizer", "autocast"]),
-    "layers.Bidirectional": Allowed("nested layers (NESTED); the LSTMs' use_cudnn (LSTM); Keras renames the "
-                                    "forward layer's copy 'forward_<name>' in its config", keras_only=[
+    "layers.Bidirectional": Allowed("nested layers (NESTED); the LSTMs' use_cudnn (LSTM); gpu_dl's get_config "
+                                    "names the forward layer as given, Keras's 'forward_<name>' as its copy is "
+                                    "named (both read either; gpu_dl's file writer writes Keras's)", keras_only=[
                                         f"{k}.{n}" for k in ("layer", "backward_layer") for n in NESTED],
                                     ours_only=["layer.config.use_cudnn", "backward_layer.config.use_cudnn"],
                                     changed=["layer.config.name"]),
@@ -258,8 +259,9 @@ CONFIG_DIFFERENCES = {
     "optimizers.LossScaleOptimizer": Allowed("Keras's inner optimizer's module is the torch backend's class "
                                              "(keras.src.backend.torch.optimizers...); gpu_dl's is keras.optimizers",
                                              changed=[f"inner_optimizer.{n}" for n in NESTED]),
-    # Not deliberate, still to do: gpu_dl's InputLayer writes shape and batch_size where Keras's writes
-    # batch_shape, sparse, ragged and optional (gpu_dl reads both).
+    # Not deliberate, still to do: gpu_dl's InputLayer.get_config gives shape and batch_size where Keras's gives
+    # batch_shape, sparse, ragged and optional (the .keras file writer, models/keras_config.py, writes Keras's form;
+    # gpu_dl reads both).
     "layers.InputLayer": Allowed("shape and batch_size for batch_shape", ours_only=["shape", "batch_size"],
                                  keras_only=["batch_shape", "sparse", "ragged", "optional"]),
     "losses.Huber": Allowed(KERAS_ROUND_TRIP_LOSES, ours_only=["delta"]),
@@ -294,7 +296,8 @@ def _made(lib, module_name, name):
 
 def _plain(value):
     """A config as JSON holds it, each object's auto-made name without its number ('dense_4': 'dense'), Keras's
-    dtype policies by their names (gpu_dl's layers write the policy's name, which both libraries read)."""
+    dtype policies by their names (gpu_dl's get_config gives the policy's name, which both libraries read; its
+    .keras file writer writes Keras's policy dict)."""
     if isinstance(value, dict):
         if value.get("class_name") == "DTypePolicy" and value.get("module") == "keras":
             return value["config"]["name"]
