@@ -110,12 +110,7 @@ SIGNATURE_DIFFERENCES = {
                                 keras_only=LORA, ours_only=["input_length"]),
     "layers.Bidirectional": Allowed("Keras's weights argument (initial weights of both layers) is not taken",
                                     keras_only=["weights"]),
-    "layers.Input": Allowed("no sparse or ragged tensors, no optional inputs, no backend tensors to wrap in gpu_dl; "
-                            "name before batch_shape; Keras 2's arguments through **kwargs",
-                            keras_only=["sparse", "ragged", "tensor", "optional"], order=True),
-    "layers.InputLayer": Allowed("as Input; input_shape (Keras 2's name of shape) keyword-only",
-                                 keras_only=["sparse", "ragged", "input_tensor", "optional"],
-                                 ours_only=["input_shape"], changed=["batch_shape"], order=True),
+    "layers.InputLayer": Allowed("input_shape, Keras 2's name of shape, keyword-only", ours_only=["input_shape"]),
     # --- base classes: Keras's forward *args and **kwargs to the class they stand for; gpu_dl's name their
     # arguments (keyword-only for Layer)
     "layers.Layer": Allowed("Layer's arguments named, keyword-only (no positional ones)", keras_only=["args"]),
@@ -259,11 +254,6 @@ CONFIG_DIFFERENCES = {
     "optimizers.LossScaleOptimizer": Allowed("Keras's inner optimizer's module is the torch backend's class "
                                              "(keras.src.backend.torch.optimizers...); gpu_dl's is keras.optimizers",
                                              changed=[f"inner_optimizer.{n}" for n in NESTED]),
-    # Not deliberate, still to do: gpu_dl's InputLayer.get_config gives shape and batch_size where Keras's gives
-    # batch_shape, sparse, ragged and optional (the .keras file writer, models/keras_config.py, writes Keras's form;
-    # gpu_dl reads both).
-    "layers.InputLayer": Allowed("shape and batch_size for batch_shape", ours_only=["shape", "batch_size"],
-                                 keras_only=["batch_shape", "sparse", "ragged", "optional"]),
     "losses.Huber": Allowed(KERAS_ROUND_TRIP_LOSES, ours_only=["delta"]),
     "losses.CosineSimilarity": Allowed(KERAS_ROUND_TRIP_LOSES, ours_only=["axis"]),
     "losses.SparseCategoricalCrossentropy": Allowed(KERAS_ROUND_TRIP_LOSES, ours_only=["axis"]),
@@ -417,3 +407,20 @@ def test_deserialize_takes_custom_objects_as_keras_s(module_name):
         else:       # Keras's gives the function, gpu_dl's an activation that runs it
             x = numpy.array([-1.0, 0.5, 3.0], dtype="float32")
             assert numpy.allclose(numpy.asarray(back(lib.ops.convert_to_tensor(x))), [0.0, 0.0, 2.0])
+
+
+def test_input_layer_config_is_keras_s_and_reads_back_both_ways():
+    ours = gpu_dl.layers.InputLayer(shape=(3, 2), batch_size=4, dtype="int32", name="ids")
+    theirs = keras.layers.InputLayer(shape=(3, 2), batch_size=4, dtype="int32", name="ids")
+    assert json.loads(json.dumps(ours.get_config())) == json.loads(json.dumps(theirs.get_config()))
+    assert keras.layers.InputLayer.from_config(ours.get_config()).batch_shape == (4, 3, 2)
+    again = gpu_dl.layers.InputLayer.from_config(theirs.get_config())
+    assert (again.batch_size, again.shape, again.dtype) == (4, (3, 2), "int32")
+
+
+@pytest.mark.parametrize("argument,value", [("sparse", True), ("ragged", True), ("optional", True),
+                                            ("tensor", numpy.zeros((2, 3)))])
+def test_input_refuses_what_gpu_dl_has_no_use_for(argument, value):
+    with pytest.raises(ValueError, match=f"Input: `{argument}="):
+        gpu_dl.Input((3,), **{argument: value})
+    assert gpu_dl.Input((3,), **{argument: None if argument != "optional" else False}).shape == (None, 3)
