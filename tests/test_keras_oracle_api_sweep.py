@@ -100,10 +100,6 @@ SIGNATURE_DIFFERENCES = {
                            ours_only=["loss", "y_true_shape", "y_pred_shape"]),
     "callbacks.ProgbarLogger": Allowed("gpu_dl's progress bar takes fit()'s verbose (2: one line an epoch)",
                                        ours_only=["verbose"]),
-    # --- the same defaults written another way
-    **{f"layers.{name}": Allowed("strides=1 and dilation_rate=1 (Conv3D shares the convolutions' constructor): an "
-                                 "int is the value along each axis", changed=["strides", "dilation_rate"])
-       for name in ("Conv3D", "Convolution3D")},
     # --- Keras-only arguments
     "layers.Dense": Allowed("no LoRA in gpu_dl", keras_only=LORA),
     "layers.Embedding": Allowed("no LoRA in gpu_dl; input_length is Keras 2's, accepted and ignored",
