@@ -227,7 +227,7 @@ class MeanMetricWrapper(Mean):
     def __init__(self, fn, name=None, dtype=None, **kwargs):
         if not callable(fn):
             raise TypeError(f"MeanMetricWrapper: `fn` must be callable, got {fn!r}.")
-        super().__init__(name=name or getattr(fn, "__name__", None) or "mean_metric_wrapper", dtype=dtype)
+        super().__init__(name=name or "mean_metric_wrapper", dtype=dtype)     # Keras's name, whatever fn is
         self._fn = fn
         self._fn_kwargs = kwargs
 

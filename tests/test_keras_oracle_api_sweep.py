@@ -215,8 +215,8 @@ NO_CONFIG = {
         "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization")},
     "optimizers.MultiOptimizer": "Keras's needs an optimizer map", "optimizers.OptimizerMap": "as MultiOptimizer",
     "regularizers.Regularizer": "Keras's base class has no get_config",
-    # Not deliberate, still to do: gpu_dl's config names the wrapped function ('mean_squared_error' for
-    # 'mean_metric_wrapper') and holds the function itself where Keras's holds it serialized.
+    # Not deliberate, still to do: gpu_dl's config holds the function itself where Keras's holds it serialized
+    # (gpu_dl's saving serializes it when it writes the config).
     "metrics.MeanMetricWrapper": "gpu_dl's holds the function itself",
 }
 # gpu_dl writes a nested layer (a wrapper's layer, an RNN's cell) as {class_name, config}, Keras adds the module
@@ -418,3 +418,11 @@ def test_input_refuses_what_gpu_dl_has_no_use_for(argument, value):
     with pytest.raises(ValueError, match=f"Input: `{argument}="):
         gpu_dl.Input((3,), **{argument: value})
     assert gpu_dl.Input((3,), **{argument: None if argument != "optional" else False}).shape == (None, 3)
+
+
+def test_mean_metric_wrapper_is_named_as_keras_s():
+    ours = gpu_dl.metrics.MeanMetricWrapper(gpu_dl.losses.mean_squared_error)
+    theirs = keras.metrics.MeanMetricWrapper(keras.losses.mean_squared_error)
+    assert ours.name == theirs.name == "mean_metric_wrapper"
+    assert ours.get_config()["fn"] is gpu_dl.losses.mean_squared_error
+    assert gpu_dl.metrics.MeanMetricWrapper(gpu_dl.losses.mean_squared_error, name="mse").name == "mse"
