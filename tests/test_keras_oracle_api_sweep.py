@@ -228,9 +228,9 @@ CONFIG_DIFFERENCES = {
     "layers.GRU": Allowed("as LSTM", ours_only=["use_cudnn"]),
     "layers.SimpleRNN": Allowed("the dropout masks' seed, which Keras's takes but does not write (another Keras "
                                 "3.15 round-trip loss)", ours_only=["seed"]),
-    "layers.RandomGrayscale": Allowed("gpu_dl's takes a seed as the other random image layers", ours_only=["seed"]),
-    "layers.RandomCrop": Allowed("Keras writes the seed it drew for seed=None; gpu_dl writes None (a new draw on "
-                                 "reloading, as seed=None means)", changed=["seed"]),
+    "layers.RandomGrayscale": Allowed(KERAS_ROUND_TRIP_LOSES, ours_only=["seed"]),
+    "layers.RandomCrop": Allowed("for seed=None Keras writes a seed it draws (not the one its generator uses); "
+                                 "gpu_dl writes None", changed=["seed"]),
     "layers.Layer": Allowed("Keras's base Layer records its constructor's arguments; gpu_dl's writes "
                             "activity_regularizer only when set and autocast never (Keras's layers do the same)",
                             keras_only=["activity_regularizer", "autocast"]),
