@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from .catalogue import lookup
+from .catalogue import from_keras_config, lookup
 from .ops import activation_kernels
 from .ops import elementwise as ew
 
@@ -500,5 +500,10 @@ def serialize(activation):
     return activation.name
 
 
-def deserialize(name):
-    return get(name)
+def deserialize(config, custom_objects=None):
+    """The activation a name or a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to
+    functions."""
+    if isinstance(config, dict) and config.get("class_name") == "function" and config.get("config") not in _TABLE:
+        # a user's function, found by the name it was written under (registry, scope, custom_objects)
+        config = from_keras_config("activations", config, {}, custom_objects)
+    return get(config)

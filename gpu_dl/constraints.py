@@ -140,9 +140,9 @@ def serialize(constraint):
     return keras_config(constraint, "keras.constraints", type(constraint) in _TABLE.values())
 
 
-def deserialize(config):
-    """The constraint a ``serialize`` dict (or a Keras one) describes."""
-    return from_keras_config("constraints", config, _TABLE)
+def deserialize(config, custom_objects=None):
+    """The constraint a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to classes."""
+    return from_keras_config("constraints", config, _TABLE, custom_objects)
 
 
 def get(identifier):

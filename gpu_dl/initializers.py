@@ -501,14 +501,15 @@ def serialize(initializer):
     return keras_config(initializer, "keras.initializers", type(initializer) in _CLASSES)
 
 
-def deserialize(config):
-    """The initializer a ``serialize`` dict (or a Keras one) describes."""
+def deserialize(config, custom_objects=None):
+    """The initializer a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to
+    classes."""
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"An initializer config must be a dict with 'class_name' and 'config', got {config!r}.")
     if config["class_name"] == "function":
         raise ValueError(f"The initializer config names the custom function {config.get('config')!r}, which "
                          "cannot be rebuilt from its name: pass the function itself.")
-    return from_keras_config("initializers", config, _TABLE)
+    return from_keras_config("initializers", config, _TABLE, custom_objects)
 
 
 def get(identifier):

@@ -113,9 +113,10 @@ def serialize(loss):
     return keras_config(loss, "keras.losses", _CLASSES.get(type(loss).__name__) is type(loss))
 
 
-def deserialize(config):
-    """The loss a ``serialize`` dict (or a Keras one) describes."""
-    return from_keras_config("losses", config, _NAMES)
+def deserialize(name, custom_objects=None):
+    """The loss a ``serialize`` dict (or a Keras one) describes (Keras names the argument ``name``);
+    ``custom_objects`` maps names to classes and functions."""
+    return from_keras_config("losses", name, _NAMES, custom_objects)
 
 
 def _from_function(fn):

@@ -227,7 +227,7 @@ class MeanMetricWrapper(Mean):
     def __init__(self, fn, name=None, dtype=None, **kwargs):
         if not callable(fn):
             raise TypeError(f"MeanMetricWrapper: `fn` must be callable, got {fn!r}.")
-        super().__init__(name=name or getattr(fn, "__name__", None) or "mean_metric_wrapper", dtype=dtype)
+        super().__init__(name=name or "mean_metric_wrapper", dtype=dtype)     # Keras's name, whatever fn is
         self._fn = fn
         self._fn_kwargs = kwargs
 
@@ -506,9 +506,9 @@ def _binary_or_sparse(loss, y_true_shape, y_pred_shape):
     return isinstance(loss, losses.BinaryCrossentropy), isinstance(loss, losses.SparseCategoricalCrossentropy)
 
 
-def deserialize(config):
-    """The metric a ``serialize`` dict (or a Keras one) describes."""
-    return from_keras_config("metrics", config, {snake_case(n): c for n, c in _CLASSES.items()})
+def deserialize(config, custom_objects=None):
+    """The metric a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to classes."""
+    return from_keras_config("metrics", config, {snake_case(n): c for n, c in _CLASSES.items()}, custom_objects)
 
 
 def serialize(metric):

@@ -179,9 +179,9 @@ def serialize(regularizer):
     return keras_config(regularizer, "keras.regularizers", type(regularizer) in _CLASSES.values())
 
 
-def deserialize(config):
-    """The regularizer a ``serialize`` dict (or a Keras one) describes."""
-    return from_keras_config("regularizers", config, _CLASSES)
+def deserialize(config, custom_objects=None):
+    """The regularizer a ``serialize`` dict (or a Keras one) describes; ``custom_objects`` maps names to classes."""
+    return from_keras_config("regularizers", config, _CLASSES, custom_objects)
 
 
 def get(identifier):

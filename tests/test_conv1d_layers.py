@@ -149,6 +149,8 @@ POOL_CASES = [
 @pytest.mark.parametrize("cls,kind", [(layers.MaxPooling1D, "max"), (layers.AveragePooling1D, "avg")])
 @pytest.mark.parametrize("kwargs,shape", POOL_CASES)
 def test_pooling1d_forward_and_gradients(xp, rng, cls, kind, kwargs, shape):
+    if kind == "avg" and "pool_size" not in kwargs:
+        kwargs = {"pool_size": 2, **kwargs}     # as Keras 3.15's, the average poolings have no default pool_size
     layer = cls(**kwargs, dtype="float64")
     x_host = rng.standard_normal(shape)
     y = layer(xp.asarray(x_host))
@@ -342,7 +344,7 @@ def test_kernel_longer_than_padded_input_quotes_the_formula():
     (lambda: layers.Conv1D(4, 3, data_format="ntc"), "data_format"),
     (lambda: layers.Conv2D(4, 3, padding="causal"), "padding"),
     (lambda: layers.MaxPooling1D(padding="causal"), "padding"),
-    (lambda: layers.AveragePooling1D(padding="causal"), "padding"),
+    (lambda: layers.AveragePooling1D(2, padding="causal"), "padding"),
     (lambda: layers.MaxPooling1D(0), "pool_size"),
     (lambda: layers.AveragePooling1D(2, strides=0), "strides"),
     (lambda: layers.MaxPooling1D((2, 2)), "pool_size"),
@@ -359,7 +361,7 @@ def test_bad_arguments_are_clear_errors(make, match):
         make()
 
 
-@pytest.mark.parametrize("cls,args", [(layers.Conv1D, (4, 3)), (layers.MaxPooling1D, ()), (layers.AveragePooling1D, ()),
+@pytest.mark.parametrize("cls,args", [(layers.Conv1D, (4, 3)), (layers.MaxPooling1D, ()), (layers.AveragePooling1D, (2,)),
                                       (layers.GlobalMaxPooling1D, ()), (layers.GlobalAveragePooling1D, ()),
                                       (layers.ZeroPadding1D, ()), (layers.Cropping1D, ()), (layers.UpSampling1D, ())])
 def test_inputs_of_another_rank_name_the_layer(xp, cls, args):

@@ -219,6 +219,31 @@ def test_aug_mix_picks_keras_s_ops_and_gives_keras_s_output(xp, numpy_draws, see
     assert not numpy.allclose(to_numpy(again(xp.asarray(x), training=True)), first)
 
 
+def test_aug_mix_seeds_reproduce_it_as_keras_s_do(xp):
+    """A layer's seed fixes AugMix's weights and the ops' parameters, not its picks: in Keras 3.15 as in gpu_dl,
+    two AugMix(seed=1) layers give other images unless Python's random is seeded alike before each (as
+    utils.set_random_seed seeds it), and then give the same ones."""
+    import gpu_dl
+    x = images((2, 8, 9, 3))
+
+    def outputs(lib, reseed):
+        found = []
+        for _ in range(2):
+            if reseed:
+                lib.utils.set_random_seed(5)
+            layer = lib.layers.AugMix(seed=1)
+            y = layer(xp.asarray(x) if lib is gpu_dl else x, training=True)
+            found.append(keras.ops.convert_to_numpy(y) if lib is keras else to_numpy(y))
+        return found
+
+    python_random.seed(3)
+    for lib in (keras, gpu_dl):
+        first, second = outputs(lib, reseed=False)
+        assert not numpy.allclose(first, second)
+        first, second = outputs(lib, reseed=True)
+        numpy.testing.assert_array_equal(first, second)
+
+
 @pytest.mark.parametrize("name,args,kwargs", [("RandomTranslation", (0.3, 0.2), {}), ("RandomZoom", (0.4, 0.3), {}),
                                               ("RandomRotation", (0.3,), {"fill_mode": "constant"}),
                                               ("RandomShear", (0.3, 0.2), {"interpolation": "nearest"})])

@@ -42,6 +42,8 @@ POOL_CASES = [
 @pytest.mark.parametrize("cls,kind", [(layers.MaxPooling3D, "max"), (layers.AveragePooling3D, "avg")])
 @pytest.mark.parametrize("kwargs,shape", POOL_CASES)
 def test_pooling3d_forward_and_gradients(xp, rng, cls, kind, kwargs, shape):
+    if kind == "avg" and "pool_size" not in kwargs:
+        kwargs = {"pool_size": 2, **kwargs}     # as Keras 3.15's, the average poolings have no default pool_size
     layer = cls(**kwargs, dtype="float64")
     x_host = rng.standard_normal(shape)
     x = xp.asarray(x_host)
@@ -121,7 +123,7 @@ def test_aliases():
     assert layers.MaxPool3D is layers.MaxPooling3D and layers.AvgPool3D is layers.AveragePooling3D
     assert layers.GlobalMaxPool3D is layers.GlobalMaxPooling3D
     assert layers.GlobalAvgPool3D is layers.GlobalAveragePooling3D
-    assert layers.MaxPooling3D().pool_size == (2, 2, 2) == layers.AveragePooling3D().strides
+    assert layers.MaxPooling3D().pool_size == (2, 2, 2) == layers.AveragePooling3D(2).strides
 
 
 @pytest.mark.parametrize("make,match", [
@@ -131,7 +133,7 @@ def test_aliases():
     (lambda: layers.AveragePooling3D(2, strides=0), "strides"),
     (lambda: layers.MaxPooling3D(2, strides=(1, 1, -1)), "strides"),
     (lambda: layers.MaxPooling3D(padding="causal"), "padding"),
-    (lambda: layers.AveragePooling3D(padding="full"), "padding"),
+    (lambda: layers.AveragePooling3D(2, padding="full"), "padding"),
     (lambda: layers.GlobalMaxPooling3D(data_format="ndhwc"), "data_format"),
 ])
 def test_bad_arguments_are_clear_errors(make, match):
@@ -142,7 +144,7 @@ def test_bad_arguments_are_clear_errors(make, match):
 @pytest.mark.parametrize("cls", [layers.MaxPooling3D, layers.AveragePooling3D, layers.GlobalMaxPooling3D,
                                  layers.GlobalAveragePooling3D])
 def test_inputs_of_another_rank_name_the_layer(xp, cls):
-    layer = cls(name="pool_a")
+    layer = cls(2, name="pool_a") if cls is layers.AveragePooling3D else cls(name="pool_a")
     with pytest.raises(ValueError, match=r"pool_a.*rank 5 \(batch, depth, height, width, channels\).*rank 4"):
         layer(xp.ones((2, 8, 8, 3), dtype="float32"))
     assert layer.built      # Keras builds it when it is made; the refused call leaves it so

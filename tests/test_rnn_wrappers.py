@@ -523,7 +523,7 @@ def test_time_distributed_configs_and_files_round_trip(rng, tmp_path):
     model = gpu_dl.Sequential([
         layers.Input((3, 6, 6, 1)),
         layers.TimeDistributed(layers.Conv2D(2, 3, activation="relu"), name="frames"),
-        layers.TimeDistributed(layers.AveragePooling2D()),
+        layers.TimeDistributed(layers.AveragePooling2D(2)),
         layers.TimeDistributed(layers.Flatten()),
         layers.Bidirectional(layers.GRU(3, return_sequences=True)),
         layers.TimeDistributed(layers.Dense(2, kernel_regularizer="l2")),

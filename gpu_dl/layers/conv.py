@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import activations
+from .. import activations, regularizers
 from ..ops.depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backward_kernel,
                              depthwise_conv2d_forward)
 from ..ops.convolution import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
@@ -205,6 +205,7 @@ class BaseConv(WindowedConv):
             "padding": self.padding, "dilation_rate": self.dilation_rate, "groups": self.groups,
             "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
             **self.weight_arguments_config(),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
         }
 
 
@@ -278,7 +279,8 @@ class BaseDepthwiseConv(WindowedConv):
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier, **self.window_config(),
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                **self.weight_arguments_config()}
+                **self.weight_arguments_config(),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}
 
 
 class DepthwiseConv2D(BaseDepthwiseConv):
@@ -375,7 +377,8 @@ class BaseSeparableConv(WindowedConv):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "depth_multiplier": self.depth_multiplier,
                 **self.window_config(), "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias, **self.weight_arguments_config()}
+                "use_bias": self.use_bias, **self.weight_arguments_config(),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}
 
 
 class SeparableConv2D(BaseSeparableConv):

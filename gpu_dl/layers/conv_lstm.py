@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy
 
-from .. import activations
+from .. import activations, regularizers
 from ..backend import array_module
 from ..ops.convolution import conv_padding, output_spatial
 from ..ops.conv_lstm import GATES, conv_lstm_backward, conv_lstm_forward
@@ -412,6 +412,7 @@ class ConvLSTM(SequenceLayer):
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias,
             **self.weight_arguments_config(),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
         })
         return config

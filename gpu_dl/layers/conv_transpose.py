@@ -8,7 +8,7 @@ layer's kernel (k, filters, in) is the 2-D kernel (1, k, filters, in) and its in
 """
 from __future__ import annotations
 
-from .. import activations
+from .. import activations, regularizers
 from ..ops.transposed_convolution import (conv2d_transpose_backward_input, conv2d_transpose_backward_kernel,
                                   conv2d_transpose_forward, transpose_output_length, transpose_padding)
 from .conv import WindowedConv
@@ -101,7 +101,8 @@ class BaseConvTranspose(WindowedConv):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, **self.window_config(),
                 "output_padding": self.output_padding, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias, **self.weight_arguments_config()}
+                "use_bias": self.use_bias, **self.weight_arguments_config(),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}
 
 
 class Conv2DTranspose(BaseConvTranspose):

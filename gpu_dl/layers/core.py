@@ -29,8 +29,9 @@ class InputLayer(Layer):
     keeps_input_dtype = True
     _path_at_build = False      # Keras's InputLayer has no path
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, *, input_shape=None, batch_shape=None,
-                 **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
+                 input_tensor=None, optional=False, name=None, *, input_shape=None, **kwargs):
+        _refuse_unsupported_input(sparse=sparse, ragged=ragged, input_tensor=input_tensor, optional=optional)
         if shape is None:
             shape = input_shape
         if batch_shape is not None:
@@ -65,7 +66,8 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "shape": self.shape, "batch_size": self.batch_size}
+        return {"batch_shape": (self.batch_size,) + self.shape, "dtype": self.dtype, "sparse": False,
+                "ragged": False, "name": self.name, "optional": False}
 
     @classmethod
     def from_config(cls, config):
@@ -96,11 +98,22 @@ def _input_dtype(dtype):
     return numpy.dtype(dtype).name if kind in "biu" or numpy.dtype(dtype) == numpy.float16 else None
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+def _refuse_unsupported_input(**given):
+    """Keras's Input arguments gpu_dl has no use for, accepted at their defaults only: it has no sparse or
+    ragged tensors, no optional inputs and no backend tensors to wrap."""
+    for argument, value in given.items():
+        if value is not None and value is not False:
+            raise ValueError(f"Input: `{argument}={value!r:.60}` is not supported (gpu_dl has no sparse or ragged "
+                             f"tensors, optional inputs or backend tensors to wrap); leave it at its default.")
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None, name=None,
+          tensor=None, optional=False, **kwargs):
     """``keras.Input``: a symbolic tensor of shape ``(batch_size,) + shape``, the start of a functional model
     (``keras.Model(inputs, outputs)``) or the first entry of a ``Sequential`` list."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape,
-                      **kwargs).output
+    _refuse_unsupported_input(tensor=tensor)
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, ragged=ragged,
+                      batch_shape=batch_shape, optional=optional, name=name, **kwargs).output
 
 
 class Dense(Layer):

@@ -1,6 +1,7 @@
 """``Embedding``: turns integer ids (e.g. padded token sequences) into dense vectors, as in Keras 3."""
 from __future__ import annotations
 
+from .. import regularizers
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
 from . import id_checks, quantized
 from .base import Layer
@@ -97,4 +98,5 @@ class Embedding(id_checks.RangedIds, Layer):
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 **self.weight_arguments_config(), "mask_zero": self.mask_zero,
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
                 "quantization_config": quantized.serialized_config(self.quantization_config)}

@@ -253,6 +253,9 @@ class CenterCrop(_AlwaysOn):
     """The centred ``height`` x ``width`` window of each image; an input smaller than that along either axis
     is cropped to the target's aspect ratio and resized bilinearly (Keras's ``smart_resize``)."""
 
+    def __init__(self, height, width, data_format=None, **kwargs):     # Keras's order: no seed
+        super().__init__(height, width, data_format=data_format, **kwargs)
+
     def _plan(self, h, w):
         if h >= self.height and w >= self.width:
             return ((h - self.height) // 2, (w - self.width) // 2, self.height, self.width), (0, 0)

@@ -85,6 +85,9 @@ class _Padding(SpatialLayer):
 class ZeroPadding2D(_Padding):
     """Adds rows and columns of zeros around each image."""
 
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(padding, data_format=data_format, **kwargs)
+
 
 class ZeroPadding1D(_Padding):
     """Adds ``padding`` = (before, after) (or an int, both) steps of zeros around each sequence."""

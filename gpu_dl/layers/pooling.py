@@ -11,10 +11,11 @@ from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_smal
 
 
 class _Pooling(SpatialLayer):
-    """Windows of ``pool_size`` every ``strides`` (default: pool_size), "valid" or "same" padding."""
+    """Windows of ``pool_size`` every ``strides`` (default: pool_size), "valid" or "same" padding. As in Keras
+    3.15, the average poolings need a pool_size and the max poolings default to 2 along each axis."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
-        super().__init__(data_format=data_format, **kwargs)
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(data_format=data_format, name=name, **kwargs)
         where = f"{type(self).__name__} layer '{self.name}'"
         self.pool_size = int_tuple(pool_size, f"{where}: pool_size", self.rank)
         self.strides = self.pool_size if strides is None else int_tuple(strides, f"{where}: strides", self.rank)
@@ -89,7 +90,8 @@ class _AveragePooling(_Pooling):
 
 
 class MaxPooling2D(_MaxPooling):
-    pass
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, name, **kwargs)
 
 
 class AveragePooling2D(_AveragePooling):
@@ -98,6 +100,9 @@ class AveragePooling2D(_AveragePooling):
 
 class MaxPooling1D(_MaxPooling):
     rank = 1
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, name, **kwargs)
 
 
 class AveragePooling1D(_AveragePooling):

@@ -14,6 +14,9 @@ class MaxPooling3D(_MaxPooling):
     forward_op = staticmethod(pool3d.max_pool3d_forward)
     backward_op = staticmethod(pool3d.max_pool3d_backward)
 
+    def __init__(self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, name, **kwargs)
+
 
 class AveragePooling3D(_AveragePooling):
     """The mean of each window's in-bounds values (with "same", padding is not counted, as in Keras)."""

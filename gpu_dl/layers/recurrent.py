@@ -49,7 +49,7 @@ import numbers
 
 import numpy
 
-from .. import activations
+from .. import activations, regularizers
 from ..backend import array_module
 from ..ops import rnn
 from .base import scoped_path
@@ -102,6 +102,14 @@ def _in_cell_scope(layer):
     the class's ``CELL_NAME``."""
     for weight in (layer.kernel, layer.recurrent_kernel) + ((layer.bias,) if layer.use_bias else ()):
         weight.path = scoped_path(layer, f"{layer.CELL_NAME}/{weight.name}")
+
+
+def _by_name(arguments):
+    """A subclass constructor's ``locals()`` (taken first thing) as the keyword arguments of ``_Recurrent``'s: its
+    named parameters and what its ``**kwargs`` holds. The subclasses name every parameter in Keras's order, so
+    that arguments given by position mean what they mean in Keras."""
+    named = {k: v for k, v in arguments.items() if k not in ("self", "__class__", "kwargs")}
+    return {**named, **arguments["kwargs"]}
 
 
 class _Recurrent(SequenceLayer):
@@ -366,6 +374,7 @@ class _Recurrent(SequenceLayer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
             **self.sequence_flags_config(),
         })
@@ -383,9 +392,16 @@ class LSTM(_Recurrent):
     GATES = 4
     STATES = 2
 
-    def __init__(self, units, unit_forget_bias=True, use_cudnn="auto", **kwargs):
-        implementation = kwargs.pop("implementation", 2)
-        super().__init__(units, **kwargs)
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
+        arguments = _by_name(locals())
+        del arguments["unit_forget_bias"], arguments["use_cudnn"]
+        implementation = arguments.pop("implementation", 2)
+        super().__init__(**arguments)
         self._set_implementation(implementation)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.use_cudnn = use_cudnn   # accepted for Keras compatibility: the GPU path is gpu_dl's own kernels
@@ -426,9 +442,16 @@ class GRU(_Recurrent):
 
     GATES = 3
 
-    def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
-        implementation = kwargs.pop("implementation", 2)
-        super().__init__(units, **kwargs)
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, reset_after=True, use_cudnn="auto", **kwargs):
+        arguments = _by_name(locals())
+        del arguments["reset_after"], arguments["use_cudnn"]
+        implementation = arguments.pop("implementation", 2)
+        super().__init__(**arguments)
         self._set_implementation(implementation)
         self.reset_after = bool(reset_after)
         self.use_cudnn = use_cudnn
@@ -458,10 +481,15 @@ class SimpleRNN(_Recurrent):
 
     CELL_NAME = "simple_rnn_cell"       # Keras's cell sublayer, whose scope its weights are made in
 
-    def __init__(self, units, activation="tanh", **kwargs):
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 seed=None, **kwargs):
         if "recurrent_activation" in kwargs:
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates).")
-        super().__init__(units, activation=activation, **kwargs)
+        super().__init__(**_by_name(locals()))
 
     def run(self, x_tm, initial, recurrent_mask, step_mask, training):
         h, saved = rnn.simple_rnn_forward(x_tm, self.kernel.value, self.recurrent_kernel.value, self._bias_value(),
