@@ -158,7 +158,9 @@ def _column_widths(line_length, positions):
     for position in positions:
         width = int(position * line_length) - current
         if width < 4:
-            raise ValueError("Insufficient console width to print summary.")
+            raise ValueError(f"summary: line_length={line_length} with positions={list(positions)} leaves a "
+                             f"column {width} characters wide, fewer than 4 (insufficient console width to print "
+                             "summary); give a larger line_length")
         asked.append(width)
         current += width
     room = line_length - len(asked) - 1
