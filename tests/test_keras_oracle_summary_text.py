@@ -106,6 +106,28 @@ def long_names(lib):
                           name="a_model_with_a_name_long_enough")
 
 
+def vector_output(lib):
+    """An output of one axis: "(None)", as Keras writes it."""
+    x = lib.Input((4,))
+    return lib.Model(x, lib.ops.sum(lib.layers.Dense(3)(x), axis=-1))
+
+
+def dict_outputs(lib):
+    x = lib.Input((4,))
+    return lib.Model(x, {"a": lib.layers.Dense(2, name="da")(x), "b": lib.layers.Dense(3, name="db")(x)})
+
+
+def lstm_states(lib):
+    x = lib.Input((5, 3))
+    out, h, c = lib.layers.LSTM(4, return_state=True)(x)
+    return lib.Model(x, lib.layers.Dense(1)(lib.layers.Concatenate()([out, h, c])))
+
+
+def recurrent(lib):
+    return lib.Sequential([lib.Input((None, 3)), lib.layers.GRU(4, return_sequences=True),
+                           lib.layers.Bidirectional(lib.layers.LSTM(2))])
+
+
 def two_outputs(lib):
     x = lib.Input((4,))
     return lib.Model(x, [lib.layers.Dense(2)(x), lib.layers.Dense(3)(x)])
@@ -160,7 +182,8 @@ CASES = [
     (nested_sequential, {}), (nested_sequential, {"expand_nested": True}),
     (nested_functional, {}), (nested_functional, {"expand_nested": True}),
     (frozen_inner, {"show_trainable": True}), (frozen_inner, {"expand_nested": True}),
-    (with_ops, {}), (mixed_dtypes, {}), (long_names, {}), (long_names, {"line_length": 50}), (two_outputs, {}),
+    (with_ops, {}), (vector_output, {}), (dict_outputs, {}), (lstm_states, {}), (recurrent, {}),
+    (mixed_dtypes, {}), (long_names, {}), (long_names, {"line_length": 50}), (two_outputs, {}),
     (subclassed, {}), (subclassed, {"show_trainable": True}), (subclassed_unbuilt, {}),
     (subclassed_unbuilt, {"show_trainable": True}), (time_distributed, {}), (convolutional, {}), (large, {}),
 ]

@@ -270,7 +270,7 @@ def test_siamese_gradients_match_finite_differences(xp, rng):
 
 
 def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, rng, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal: no label wraps
+    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal, a wide table: no line is cut, no label wraps
     # Operators on symbolic tensors are operations of the inner graph, with per-call state of their own.
     backend.set_random_seed(19)
     d = "float64"
@@ -280,7 +280,7 @@ def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, 
     a, b = gpu_dl.Input((4,), dtype=d), gpu_dl.Input((4,), dtype=d)
     model = gpu_dl.Model([a, b], layers.Dense(2, dtype=d)(inner(a) * inner(b)))
     lines = []
-    model.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True, line_length=200)
     # Expanded, the inner model lists its layers, not the operations between them (as Keras does).
     assert [r[0] for r in _rows("\n".join(lines)) if "└" in r[0]] == \
         [f"└ {l.name} ({type(l).__name__})" for l in inner.layers]

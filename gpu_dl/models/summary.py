@@ -34,7 +34,8 @@ def _unicode_output():
 
 
 def _format_shape(shape):
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    # As Keras's summary writes a shape: a one-axis shape without Python's trailing comma, "(None)"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def params_text(layer):
