@@ -5,6 +5,19 @@ A model among the layers is one row, ``name (Sequential)`` or ``name
 ``expand_nested=True`` its layers follow it, each label led by ``└ `` indented
 three spaces per level, as Keras prints them (in a table with a *Connected to*
 column, theirs reads ``-``: their calls are not the outer model's).
+
+The text is the one Keras prints without a colour terminal (to ``print_fn``, or
+to a stdout that is not a terminal): Keras lays its table out with ``rich``,
+and this module follows the same rules without it: ``positions`` cut
+``line_length`` (default 88, or 108 with a *Connected to* column, 12 more with
+a *Trainable* column, at most the terminal's width less 4) into columns, which
+shrink evenly to make room for their borders; each cell's text breaks between
+words, a word too long for its column cut short with "…"; the header sits at
+the bottom of its row, each row's cells at the top; every line is cut at the
+console's width (COLUMNS, else the terminal's, else 80). Where Keras's layers
+add operations to the graph to compute a mask (``not_equal (NotEqual)`` after
+an ``Embedding(mask_zero=True)``), Keras lists them as rows and gpu_dl, which
+carries masks beside its graph, does not.
 """
 from __future__ import annotations
 
