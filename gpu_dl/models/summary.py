@@ -178,8 +178,6 @@ def _column_widths(line_length, positions):
         asked.append(width)
         current += width
     room = line_length - len(asked) - 1
-    if room < 1:
-        return [1] * len(asked)
     widths = [min(width + 2, room) for width in asked]
     if sum(widths) > room:
         widths = _ratio_reduce(sum(widths) - room, [1] * len(widths), widths, widths)
