@@ -152,6 +152,68 @@ def subclassed_unbuilt(lib):
     return subclassed(lib, build=False)
 
 
+def subclassed_holding_a_model(lib):
+    class Net(lib.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.block = lib.Sequential([lib.layers.Dense(4), lib.layers.Dense(3)], name="block")
+            self.out = lib.layers.Dense(2)
+
+        def call(self, x):
+            return self.out(self.block(x))
+    model = Net()
+    model(numpy.zeros((2, 3), "float32"))
+    return model
+
+
+def composite_layer(lib):
+    """A layer whose call composes other layers: one row, its sublayers' parameters counted in it."""
+    class Block(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.a = lib.layers.Dense(4)
+            self.b = lib.layers.Dense(4)
+
+        def call(self, x):
+            return self.b(self.a(x)) + x
+    return lib.Sequential([lib.Input((4,)), Block(name="block"), lib.layers.Dense(1)])
+
+
+def frozen_in_inner_sequential(lib):
+    inner = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3), lib.layers.BatchNormalization()], name="inner")
+    inner.layers[0].trainable = False
+    return lib.Sequential([lib.Input((4,)), inner, lib.layers.Dense(1)])
+
+
+def fitted_with(optimizer):
+    """A model fit once with ``optimizer(lib)``: the optimizer's variables in "Optimizer params"."""
+    def make(lib):
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+        model.compile(optimizer=optimizer(lib), loss="mse")
+        model.fit(numpy.ones((4, 3), "float32"), numpy.zeros((4, 2), "float32"), epochs=1, verbose=0)
+        return model
+    make.__name__ = f"fitted_with_{optimizer.__name__}"
+    return make
+
+
+def sgd(lib):
+    return lib.optimizers.SGD()
+
+
+def sgd_momentum(lib):
+    return lib.optimizers.SGD(momentum=0.9)
+
+
+def adam_schedule(lib):
+    return lib.optimizers.Adam(lib.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9))
+
+
+def compiled_not_fit(lib):
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
 def time_distributed(lib):
     return lib.Sequential([lib.Input((5, 3)), lib.layers.TimeDistributed(lib.layers.Dense(2)),
                            lib.layers.GlobalAveragePooling1D()])
@@ -186,6 +248,11 @@ CASES = [
     (mixed_dtypes, {}), (long_names, {}), (long_names, {"line_length": 50}), (two_outputs, {}),
     (subclassed, {}), (subclassed, {"show_trainable": True}), (subclassed_unbuilt, {}),
     (subclassed_unbuilt, {"show_trainable": True}), (time_distributed, {}), (convolutional, {}), (large, {}),
+    (subclassed_holding_a_model, {}), (subclassed_holding_a_model, {"expand_nested": True}),
+    (composite_layer, {}), (composite_layer, {"expand_nested": True}),
+    (frozen_in_inner_sequential, {"expand_nested": True, "show_trainable": True}),
+    (fitted_with(sgd), {}), (fitted_with(sgd_momentum), {}), (fitted_with(adam_schedule), {}),
+    (compiled_not_fit, {}),
 ]
 IDS = [make.__name__ + "".join(f"-{k}={v}" for k, v in options.items()) for make, options in CASES]
 
