@@ -160,7 +160,7 @@ def summary_rows(model, monkeypatch):
 
 def assert_same_summary(ours, theirs, monkeypatch):
     """``summary_rows`` of gpu_dl's model ``ours`` equal Keras's ``theirs``'s, a cell Keras cut short with "…"
-    matching the start of ours (layer names may differ in their numbering, and so in their length)."""
+    matching the start of ours."""
     (ours_rows, *ours_totals), (theirs_rows, *theirs_totals) = \
         summary_rows(ours, monkeypatch), summary_rows(theirs, monkeypatch)
     assert ours_totals == theirs_totals and len(ours_rows) == len(theirs_rows)
