@@ -26,6 +26,10 @@ def sequential(lib):
                            lib.layers.Dense(3)], name="seq")
 
 
+def empty(lib):
+    return lib.Sequential(name="empty")
+
+
 def unbuilt(lib):
     return lib.Sequential([lib.layers.Dense(4), lib.layers.Dense(2)])
 
@@ -234,7 +238,7 @@ CASES = [
     (sequential, {}), (sequential, {"show_trainable": True}), (sequential, {"line_length": 60}),
     (sequential, {"line_length": 120}), (sequential, {"positions": [0.3, 0.7, 1.0]}),
     (sequential, {"positions": [0.2, 0.5, 0.8]}), (sequential, {"layer_range": ["dense", "dropout"]}),
-    (sequential, {"line_length": 20}), (unbuilt, {}), (with_batch_norm, {"show_trainable": True}),
+    (sequential, {"line_length": 20}), (empty, {}), (unbuilt, {}), (with_batch_norm, {"show_trainable": True}),
     (trained, {}), (trained, {"show_trainable": True}),
     (two_inputs, {}), (two_inputs, {"show_trainable": True}), (two_inputs, {"line_length": 70}),
     (two_inputs, {"positions": [0.25, 0.5, 0.6, 0.9]}), (two_inputs, {"layer_range": ["dense", "concat"]}),

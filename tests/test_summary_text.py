@@ -144,6 +144,18 @@ def test_lines_are_cut_at_the_terminal_width(monkeypatch):
     assert all(len(line) <= 40 for line in lines) and lines[1] == SEQUENTIAL_TRAINABLE.splitlines()[1][:40]
 
 
+def test_with_interactive_logging_off_the_text_is_logged(caplog, capsys):
+    model = gpu_dl.Sequential([gpu_dl.Input((8,)), layers.Dense(16, activation="relu"), layers.Dropout(0.1),
+                               layers.Dense(3)], name="seq")
+    gpu_dl.config.disable_interactive_logging()
+    try:
+        with caplog.at_level("INFO", logger="gpu_dl"):
+            model.summary(show_trainable=True)
+    finally:
+        gpu_dl.config.enable_interactive_logging()
+    assert [r.getMessage() for r in caplog.records] == [SEQUENTIAL_TRAINABLE] and capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("options, match", [
     ({"layer_range": ["nothing", "dense"]}, "layer_range|layer_names"),
     ({"layer_range": ["dense"]}, "layer_range must be a list or tuple of length 2"),
