@@ -138,6 +138,8 @@ def _console_width():
 
 
 def _ratio_reduce(total, ratios, maximums, values):
+    """``values`` less ``total`` shared out by ``ratios`` (each share at most its maximum, rounded half to even):
+    how Keras's table takes the room for its borders from its columns."""
     ratios = [ratio if most else 0 for ratio, most in zip(ratios, maximums)]
     total_ratio = sum(ratios)
     if not total_ratio:
@@ -155,6 +157,8 @@ def _ratio_reduce(total, ratios, maximums, values):
 
 
 def _ratio_distribute(total, ratios):
+    """``total`` shared out by ``ratios``, each share rounded up: how Keras's table gives its columns the room
+    that ``positions`` ending before 1.0 leave over."""
     result = []
     total_ratio = sum(ratios)
     for ratio in ratios:
