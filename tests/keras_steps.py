@@ -143,8 +143,8 @@ def assert_seed_states_stay_out_of_weight_files(ours, theirs, states, rng, make_
 
 def summary_rows(model, monkeypatch):
     """([(label, output shape, params[, connected to])], the "Total params" line, the "Optimizer params" line or
-    None) of a model's summary, a row's wrapped lines joined: what gpu_dl and Keras print alike (gpu_dl sizes
-    the columns to their contents, Keras to the terminal)."""
+    None) of a model's summary, a row's wrapped lines joined (tests/test_keras_oracle_summary_text.py compares
+    the whole text)."""
     monkeypatch.setenv("COLUMNS", "250")        # Keras's table is as wide as the terminal: wide enough for all
     lines = []
     model.summary(print_fn=lambda line, **kwargs: lines.append(line))
@@ -160,7 +160,7 @@ def summary_rows(model, monkeypatch):
 
 def assert_same_summary(ours, theirs, monkeypatch):
     """``summary_rows`` of gpu_dl's model ``ours`` equal Keras's ``theirs``'s, a cell Keras cut short with "…"
-    (its "Connected to" column has a width of its own) matching the start of ours."""
+    matching the start of ours."""
     (ours_rows, *ours_totals), (theirs_rows, *theirs_totals) = \
         summary_rows(ours, monkeypatch), summary_rows(theirs, monkeypatch)
     assert ours_totals == theirs_totals and len(ours_rows) == len(theirs_rows)

@@ -233,7 +233,8 @@ def test_a_fully_masked_row(xp):
 
 
 # ------------------------------------------------------------------ models
-def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys):
+def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal: no label wraps
     gpu_dl.backend.set_random_seed(0)
     q, v = layers.Input((5, 4), name="q"), layers.Input((7, 3), name="v")
     x = layers.MultiHeadAttention(2, 8, name="mha")(q, v)

@@ -248,7 +248,7 @@ def test_gradients_through_a_composite_layer_called_twice_in_a_model(xp, rng):
 def test_summary_counts_the_sublayers(rng):
     model = gpu_dl.Sequential([gpu_dl.Input((4,)), Residual(4, name="block"), layers.Dense(2)])
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     text = "\n".join(lines)
     assert "block (Residual)" in text and "(None, 4)" in text
     assert " 48 " in text and "Total params: 58" in text

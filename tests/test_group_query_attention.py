@@ -129,7 +129,8 @@ def test_dropout_draws_keras_numpy_backend_s_masks_from_its_dropout_sublayer(rng
     assert layer._dropout_layer.seed_generator.state.numpy().tolist() == [6, 1]
 
 
-def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys):
+def test_functional_models_train_summarise_and_load(tmp_path, rng, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal: no label wraps
     gpu_dl.backend.set_random_seed(0)
     q, v = layers.Input((5, 6), name="q"), layers.Input((7, 6), name="v")
     x = layers.GroupQueryAttention(2, 4, 2, name="gqa")(q, v, use_causal_mask=True)

@@ -120,7 +120,7 @@ def test_cnn_with_batch_norm_takes_keras_s_training_steps(rng, frozen):
 def test_summary_counts_non_trainable_params_as_keras_does():
     ours, theirs = _cnn(gpu_dl), _cnn(keras)
     lines, their_lines = [], []
-    ours.summary(print_fn=lines.append)
+    ours.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     theirs.summary(print_fn=lambda line, **kwargs: their_lines.extend(line.splitlines()))
 
     def totals(text):

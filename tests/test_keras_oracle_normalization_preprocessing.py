@@ -134,7 +134,7 @@ def test_summaries_count_the_same_params(rng):
     ours.adapt(data)
     theirs.adapt(data)
     lines, their_lines = [], []
-    _model(gpu_dl, ours).summary(print_fn=lines.append)
+    _model(gpu_dl, ours).summary(print_fn=lambda text: lines.extend(text.splitlines()))
     _model(keras, theirs).summary(print_fn=lambda line, **kwargs: their_lines.extend(line.splitlines()))
 
     def totals(text):

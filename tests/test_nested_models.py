@@ -269,7 +269,8 @@ def test_siamese_gradients_match_finite_differences(xp, rng):
                                     xp.asarray(rng.standard_normal((4, 5)))], rng)
 
 
-def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, rng):
+def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, rng, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal, a wide table: no line is cut, no label wraps
     # Operators on symbolic tensors are operations of the inner graph, with per-call state of their own.
     backend.set_random_seed(19)
     d = "float64"
@@ -279,7 +280,7 @@ def test_an_inner_model_with_arithmetic_called_twice_keeps_each_calls_state(xp, 
     a, b = gpu_dl.Input((4,), dtype=d), gpu_dl.Input((4,), dtype=d)
     model = gpu_dl.Model([a, b], layers.Dense(2, dtype=d)(inner(a) * inner(b)))
     lines = []
-    model.summary(print_fn=lines.append, expand_nested=True)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True, line_length=200)
     # Expanded, the inner model lists its layers, not the operations between them (as Keras does).
     assert [r[0] for r in _rows("\n".join(lines)) if "└" in r[0]] == \
         [f"└ {l.name} ({type(l).__name__})" for l in inner.layers]
@@ -310,7 +311,7 @@ def test_a_frozen_inner_model_keeps_its_weights_and_the_head_trains(xp, rng):
         numpy.testing.assert_array_equal(a, b)
     assert all(numpy.abs(a - b).max() > 0 for a, b in zip(head.get_weights(), before))
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert f" Trainable params: {head.count_params()} (60.00 B)" in lines
     base.trainable = True
     assert all(layer.trainable for layer in base.layers) and len(model.trainable_weights) == 8
@@ -476,16 +477,18 @@ def _rows(text):
     return [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
 
 
-def test_summary_shows_an_inner_model_as_one_row_and_expands_it():
+def test_summary_shows_an_inner_model_as_one_row_and_expands_it(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")        # a wide terminal: no line is cut
     nested, _ = graph_models(seed=16)
     lines = []
-    nested.summary(print_fn=lines.append)
+    nested.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     rows = _rows("\n".join(lines))
     assert [r[0] for r in rows] == ["x (InputLayer)", "pre (Dense)", "base (Sequential)", "encoder (Functional)"]
     assert rows[2][1:] == ["(None, 4)", "79"] and rows[3][1:] == ["(None, 3)", "35"]
     assert " Total params: 162 (648.00 B)" in lines and " Non-trainable params: 10 (40.00 B)" in lines
     lines = []
-    nested.summary(print_fn=lines.append, expand_nested=True, show_trainable=True)
+    nested.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True, show_trainable=True,
+                   line_length=150)         # wide enough for each label on one line
     rows = _rows("\n".join(lines))
     base, encoder = nested.get_layer("base"), nested.get_layer("encoder")
     assert [r[0] for r in rows] == ["x (InputLayer)", "pre (Dense)", "base (Sequential)"] + \
@@ -496,7 +499,7 @@ def test_summary_shows_an_inner_model_as_one_row_and_expands_it():
     # A siamese model: one row for the inner model, its two calls in the Connected to column.
     siamese_model, _, _ = siamese()
     lines = []
-    siamese_model.summary(print_fn=lines.append, expand_nested=True)
+    siamese_model.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True)
     text = "\n".join(lines)
     assert re.search(r"│ encoder \(Functional\)\s+│ \(None, 3\)\s+│\s+55 │ a\[0\]\[0\],", text)
     assert re.search(r"│ diff \(Subtract\) .*│ encoder\[0\]\[0\],", text) and "encoder[1][0]" in text

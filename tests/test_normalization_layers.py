@@ -320,7 +320,7 @@ def test_weights_order_and_trainability_as_in_keras(xp):
                                                              f"{model.name}/{bn.name}/moving_variance"]
     assert len(model.get_weights()) == 2 + 4 + 2 + 2 + 2
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     # 57 (Conv2D) + 12 (BatchNormalization, 6 of them non-trainable) + 196 (Dense) + 8 (LayerNormalization) + 15
     assert lines[-3:] == [" Total params: 288 (1.12 KB)", " Trainable params: 282 (1.10 KB)",
                           " Non-trainable params: 6 (24.00 B)"]

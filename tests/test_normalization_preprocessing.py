@@ -227,7 +227,7 @@ def test_a_tabular_model_adapts_trains_saves_and_loads(xp, rng, tmp_path):
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert all(numpy.array_equal(a, b) for a, b in zip(statistics, norm.get_weights()))    # not trained
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert any("Non-trainable params: 9" in line for line in lines)
     model.save(tmp_path / "m.keras")
     loaded = gpu_dl.models.load_model(tmp_path / "m.keras")

@@ -46,7 +46,7 @@ def test_unbuilt_model_builds_on_first_data():
 def test_summary_table_lists_shapes_and_counts():
     lines = []
     model = mlp(name="digits")
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     text = "\n".join(lines)
     assert lines[0] == 'Model: "digits"'
     assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
@@ -62,7 +62,7 @@ def test_summary_counts_frozen_layers_as_non_trainable():
     model = mlp()
     model.get_layer("hidden").trainable = False
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert " Trainable params: 330 (1.29 KB)" in lines
     assert " Non-trainable params: 2,080 (8.12 KB)" in lines
     assert len(model.trainable_weights) == 2
@@ -70,7 +70,7 @@ def test_summary_counts_frozen_layers_as_non_trainable():
 
 def test_summary_of_unbuilt_model_marks_layers_unbuilt():
     lines = []
-    Sequential([layers.Dense(3, name="d")]).summary(print_fn=lines.append)
+    Sequential([layers.Dense(3, name="d")]).summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert "0 (unbuilt)" in next(line for line in lines if "d (Dense)" in line)
 
 

@@ -218,10 +218,12 @@ def test_places_keras_refuses_are_refused_before_anything_changes():
 # ------------------------------------------------------------------ summary, files, clones
 def test_summary_rows():
     lines = []
-    Sequential([_pair(), layers.Dense(2, name="head")], name="seq").summary(print_fn=lines.append)
+    Sequential([_pair(), layers.Dense(2, name="head")], name="seq").summary(
+        print_fn=lambda text: lines.extend(text.splitlines()))
     assert any("pair (Functional)" in line and "(None, 5)" in line for line in lines)
     lines.clear()
-    Sequential([gpu_dl.Input((3,)), _heads()], name="ends").summary(print_fn=lines.append)
+    Sequential([gpu_dl.Input((3,)), _heads()], name="ends").summary(
+        print_fn=lambda text: lines.extend(text.splitlines()))
     assert any("heads (Functional)" in line and "[(None, 2), (None, 1)]" in line for line in lines)
 
 

@@ -45,16 +45,17 @@ def test_fit_evaluate_predict(xp, rng):
 def test_summary_lists_its_layers(rng):
     model = Classifier(name="clf")
     lines = []
-    model.summary(print_fn=lines.append)       # unbuilt, as Keras: its layers, of unknown shapes
+    # unbuilt, as Keras: its layers, of unknown shapes
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert lines[0] == 'Model: "clf"' and "0 (unbuilt)" in "\n".join(lines) and "(83, 3)" not in "\n".join(lines)
     with pytest.warns(UserWarning, match="unbuilt state"):
         model.build((None, 5))      # as Keras's: marks the model built, its layers are built by its first call
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     assert "Total params: 0 " in "\n".join(lines) and "0 (unbuilt)" in "\n".join(lines)
     model(numpy.zeros((4, 5), "float32"))
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     text = "\n".join(lines)
     assert 'Model: "clf"' in text
     # the output for the shape each layer's build recorded: built by the model's call, of its batch size

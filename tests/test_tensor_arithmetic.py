@@ -146,7 +146,7 @@ def test_operations_are_in_the_summary_and_config_but_not_among_the_layers():
     assert names == ["a", "d"]
     assert [type(op).__name__ for op in model._operations] == ["InputLayer", "Dense", "Multiply", "Add"]
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     text = "\n".join(lines)
     assert "(Multiply)" in text and "(Add)" in text and "Total params: 12" in text
     with pytest.raises(ValueError, match="No layer named"):

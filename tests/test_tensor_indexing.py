@@ -202,7 +202,7 @@ def test_operations_are_in_the_summary_but_not_among_the_layers():
     model = gpu_dl.Model(x, layers.Dense(2, name="d")(x[:, -1] @ numpy.ones((4, 4), "float32")))
     assert [layer.name for layer in model.layers] == ["x", "d"]
     lines = []
-    model.summary(print_fn=lines.append)
+    model.summary(print_fn=lambda text: lines.extend(text.splitlines()))
     text = "\n".join(lines)
     assert "(GetItem)" in text and "(Matmul)" in text and "Total params: 10" in text
 

@@ -62,7 +62,7 @@ from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, map_
 from . import data_checks as checks
 from . import composite, nested
 from .model import Model, checked_training
-from .summary import _format_shape, print_summary
+from .summary import _format_shape, print_summary, trainable_text
 
 
 def _warn_mask_dropped(layer):
@@ -802,8 +802,8 @@ class Functional(Model):
     # ------------------------------------------------------------------ summary
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
-                      show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
     def summary_rows(self):
         """Per layer: (label, output shape text, parameter count text, trainable text, connections or None).
@@ -823,7 +823,7 @@ class Functional(Model):
             if not chain:
                 connections = [f"{t._keras_history.operation.name}[{t._keras_history.node_index}]"
                                f"[{t._keras_history.tensor_index}]" for n in calls for t in n.input_tensors] or ["-"]
-            trainable = ("Y" if layer.trainable else "N") if layer.weights else "-"
+            trainable = trainable_text(layer)
             rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params, trainable, connections))
         return rows
 

@@ -474,15 +474,15 @@ class _ModelBase(trainer.Trainer, Layer):
                 show_trainable=False, layer_range=None):
         from .summary import print_summary
         # Unbuilt, a subclassed model's table lists its layers as Keras does: '?' and "0 (unbuilt)" for each.
-        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
-                      show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
     def _subclassed_summary_rows(self):
         """One row per layer, with Keras's output shape of a subclassed model's layer: that of its last call on
         symbolic tensors outside the model's own call (in a functional model), else what its compute_output_shape
         gives for the shape its build recorded (the batch size included, as a call on arrays gave it), else '?'
         (a layer never built, or one Keras builds when it is made, which records no shape)."""
-        from .summary import _format_shape, params_text
+        from .summary import _format_shape, params_text, trainable_text
         graph = self._built_graph()
         own = set() if graph is None else graph._node_set
         rows = []
@@ -495,7 +495,7 @@ class _ModelBase(trainer.Trainer, Layer):
             elif layer.built:
                 shape_text = _built_output_shape(layer)
             rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params_text(layer),
-                         ("Y" if layer.trainable else "N") if layer.weights else "-", None))
+                         trainable_text(layer), None))
         return rows
 
     # ------------------------------------------------------------------ weights (of self.layers)

@@ -621,8 +621,8 @@ class Sequential(Model):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
-                      show_trainable=show_trainable)
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
     # -------------------------------------------------------------- serialising
     def check_config_writable(self):
