@@ -15,6 +15,13 @@ import gpu_dl  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fresh_sessions():
+    # the variable paths compared below carry names both libraries number by a process-wide count
+    keras.utils.clear_session()
+    gpu_dl.utils.clear_session(free_memory=False)
+
+
 def dense_model(lib, activation="softmax"):
     return lib.Sequential([lib.Input((7,)), lib.layers.Dense(9, activation="relu"),
                            lib.layers.Dense(4, use_bias=False), lib.layers.Dense(3, activation=activation)])

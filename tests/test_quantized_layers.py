@@ -12,6 +12,7 @@ from gpu_dl.dtype_policies import DTypePolicy, QuantizedDTypePolicy
 
 @pytest.fixture(autouse=True)
 def fresh_session():
+    gpu_dl.utils.clear_session(free_memory=False)      # the paths asserted carry numbered names
     yield
     gpu_dl.utils.clear_session(free_memory=False)
 
