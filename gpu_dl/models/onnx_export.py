@@ -41,11 +41,13 @@ def _onnx():
 
 
 class _Value:
-    """A tensor of the ONNX graph: its name and its shape as far as it is known (None for a dynamic size)."""
+    """A tensor of the ONNX graph: its name, its shape as far as it is known (None for a dynamic size) and its
+    dtype (float32 unless a traced tensor says otherwise: argmax's indices, a cast's result)."""
 
-    def __init__(self, name, shape):
+    def __init__(self, name, shape, dtype="float32"):
         self.name = name
         self.shape = tuple(shape)
+        self.dtype = dtype
 
     @property
     def rank(self):
@@ -585,10 +587,11 @@ def _operation(op_type):
     """An operator between symbolic tensors (``x + y``, ``2 * x``, ``-x``; ``layers/operations.py``): its
     arguments in order, the tensors from ``xs`` and the numbers or arrays it keeps as constants."""
     def emit(b, layer, xs):
-        tensors = iter(x.name for x in xs)
-        args = [next(tensors) if a is None else b.const(numpy.asarray(a, numpy.float32), f"{layer.name}/constant")
-                for a in layer.arguments]
-        return b.op(op_type, args, hint=layer.name)
+        # The operands are cast to the result's dtype, as gpu_dl casts them (an integer tensor minus 1 is float).
+        dtype = _file_dtype(getattr(layer, "dtype", None) or "float32")
+        xs = [x if x.dtype == dtype else _Value(b.op("Cast", [x.name], to=_onnx_dtype(b, dtype)), x.shape, dtype)
+              for x in xs]
+        return b.op(op_type, _op_arguments(b, layer, xs, dtype), hint=layer.name)
     return emit
 
 
@@ -669,6 +672,167 @@ def _variable_read(b, layer, xs):
     return b.const(layer.variable.numpy(), layer.variable.path)
 
 
+# ---------------------------------------------------------------------------------------------- array operations
+_INT64_MAX, _INT64_MIN = numpy.iinfo(numpy.int64).max, numpy.iinfo(numpy.int64).min
+
+
+def _onnx_dtype(b, dtype):
+    return b.onnx.helper.np_dtype_to_tensor_dtype(numpy.dtype(dtype))
+
+
+def _op_arguments(b, layer, xs, dtype=None):
+    """The operation's arguments in order: the tensors of ``xs`` and its constants (cast to ``dtype``, else to
+    the operation's result dtype) as initializers."""
+    tensors = iter(x.name for x in xs)
+    dtype = dtype or layer.dtype
+    return [next(tensors) if a is None else b.const(numpy.asarray(a).astype(dtype), f"{layer.name}/constant")
+            for a in layer.arguments]
+
+
+def _op_reshape(b, layer, xs):
+    # An unknown size in the new shape is the batch's (kept, as Reshape's 0 keeps it) where it stands first.
+    shape = []
+    for i, n in enumerate(layer.newshape):
+        if n == 0 or (n is None and (i or xs[0].shape[:1] != (None,))):
+            raise _unsupported(layer, f"the new shape {layer.newshape}", "new shapes of known sizes, -1 and the "
+                               "batch's None in front")
+        shape.append(0 if n is None else n)
+    return b.op("Reshape", [xs[0].name, b.ints(shape)], hint=layer.name)
+
+
+def _op_concatenate(b, layer, xs):
+    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=layer.axis % xs[0].rank)
+
+
+def _op_stack(b, layer, xs):
+    axis = layer.axis % (xs[0].rank + 1)
+    return b.op("Concat", [b.op("Unsqueeze", [x.name, b.ints([axis])]) for x in xs], hint=layer.name, axis=axis)
+
+
+def _op_split(b, layer, xs):
+    x = xs[0]
+    axis = layer.axis % x.rank
+    sizes = [end - start for start, end in layer._bounds(x.shape[axis])]
+    if len(sizes) == 1:
+        return b.op("Identity", [x.name], hint=layer.name)
+    return b.op("Split", [x.name, b.ints(sizes)], hint=layer.name, outputs=len(sizes), axis=axis)
+
+
+def _op_get_item(b, layer, xs):
+    """``x[key]``: one Slice over the sliced and indexed axes, a Squeeze of the indexed ones and an Unsqueeze for
+    each None."""
+    x = xs[0]
+    key = layer.arguments[1]
+    items = [key] if isinstance(key, int) else list(key)
+    if Ellipsis not in items:
+        items.append(Ellipsis)
+    where = items.index(Ellipsis)
+    fill = x.rank - sum(item is not None for item in items if item is not Ellipsis)
+    items[where:where + 1] = [slice(None)] * fill
+    starts, ends, axes, steps, squeezed, new = [], [], [], [], [], []
+    axis = out = 0
+    for item in items:
+        if item is None:
+            new.append(out)
+            out += 1
+            continue
+        if isinstance(item, int):
+            starts.append(item)
+            ends.append(item + 1 if item != -1 else _INT64_MAX)
+            steps.append(1)
+            axes.append(axis)
+            squeezed.append(axis)
+        elif item != slice(None):
+            step = 1 if item.step is None else item.step
+            starts.append(item.start if item.start is not None else (0 if step > 0 else _INT64_MAX))
+            ends.append(item.stop if item.stop is not None else (_INT64_MAX if step > 0 else _INT64_MIN))
+            steps.append(step)
+            axes.append(axis)
+            out += 1
+        else:
+            out += 1
+        axis += 1
+    y = x.name
+    if axes:
+        y = b.op("Slice", [y, b.ints(starts), b.ints(ends), b.ints(axes), b.ints(steps)], hint=layer.name)
+    if squeezed:
+        y = b.op("Squeeze", [y, b.ints(squeezed)], hint=layer.name)
+    if new:
+        y = b.op("Unsqueeze", [y, b.ints(new)], hint=layer.name)
+    return y if y != x.name else b.op("Identity", [y], hint=layer.name)
+
+
+def _op_take(b, layer, xs):
+    tensors = iter(v.name for v in xs)
+    x = next(tensors)
+    indices = next(tensors) if layer.arguments[1] is None else b.const(layer.arguments[1].astype(numpy.int64),
+                                                                        f"{layer.name}/indices")
+    indices = b.op("Cast", [indices], to=b.onnx.TensorProto.INT64)
+    if layer.axis is None:      # numpy's take of the flattened array
+        return b.op("Gather", [b.op("Reshape", [x, b.ints([-1])]), indices], hint=layer.name, axis=0)
+    return b.op("Gather", [x, indices], hint=layer.name, axis=layer.axis % xs[0].rank)
+
+
+def _op_where(b, layer, xs):
+    condition, first, second = _op_arguments(b, layer, xs)
+    condition = b.op("Cast", [condition], to=b.onnx.TensorProto.BOOL)
+    return b.op("Where", [condition, first, second], hint=layer.name)
+
+
+def _file_dtype(dtype):
+    """The dtype a tensor of ``dtype`` has in the file: float32 for every float (the weights' dtype)."""
+    return "float32" if numpy.dtype(dtype).kind == "f" else str(dtype)
+
+
+def _op_compare(op_type, negate=False, logical=False):
+    """A comparison (or logical operation): its operands cast to their common dtype (to bool for the logical
+    ones, which take non-zero as True), compared; a bool result."""
+    def emit(b, layer, xs):
+        dtype = "bool" if logical else _file_dtype(layer.operand_dtype)
+        args = [b.op("Cast", [a], to=_onnx_dtype(b, dtype))
+                for a in _op_arguments(b, layer, xs, _file_dtype(layer.operand_dtype))]
+        y = b.op(op_type, args, hint=layer.name)
+        return b.op("Not", [y], hint=layer.name) if negate else y
+    return emit
+
+def _op_cast(b, layer, xs):
+    return b.op("Cast", [xs[0].name], hint=layer.name, to=_onnx_dtype(b, _file_dtype(layer.target)))
+
+
+def _op_one_hot(b, layer, xs):
+    """1 where the class equals the position along the new axis, 0 elsewhere (a class out of range, a negative
+    one included, gives a row of zeros, as gpu_dl's one_hot does; ONNX's OneHot would wrap negative classes)."""
+    x = xs[0]
+    axis = layer.axis % (x.rank + 1)
+    classes = b.const(numpy.arange(layer.num_classes, dtype=numpy.int64).reshape(
+        (-1,) + (1,) * (x.rank - axis)), f"{layer.name}/classes")
+    ids = b.op("Unsqueeze", [b.op("Cast", [x.name], to=b.onnx.TensorProto.INT64), b.ints([axis])])
+    return b.op("Cast", [b.op("Equal", [ids, classes])], hint=layer.name,
+                to=_onnx_dtype(b, _file_dtype(layer.target)))
+
+
+def _op_arg(op_type):
+    def emit(b, layer, xs):
+        x = xs[0]
+        if layer.axis is None:
+            y = b.op(op_type, [b.op("Reshape", [x.name, b.ints([-1])])], axis=0, keepdims=0)
+            if layer.keepdims:
+                y = b.op("Reshape", [y, b.ints([1] * x.rank)])
+        else:
+            y = b.op(op_type, [x.name], axis=layer.axis % x.rank, keepdims=int(bool(layer.keepdims)))
+        return b.op("Cast", [y], hint=layer.name, to=b.onnx.TensorProto.INT32)
+    return emit
+
+
+def _op_einsum(b, layer, xs):
+    return b.op("Einsum", _op_arguments(b, layer, xs), hint=layer.name, equation=layer.subscripts.replace(" ", ""))
+
+
+def _repeat_vector(b, layer, xs):
+    y = b.op("Unsqueeze", [xs[0].name, b.ints([1])])
+    return b.op("Tile", [y, b.ints([1, layer.n, 1])], hint=layer.name)
+
+
 @functools.lru_cache(maxsize=None)
 def _converters():
     """class -> f(builder, layer, inputs): the output's name (or names); made once."""
@@ -676,6 +840,7 @@ def _converters():
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
     from ..layers import variable_operations
+    from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
     table = {
@@ -718,6 +883,15 @@ def _converters():
         ka.ActivationOperation: _op_activation(lambda op: op.function()),
         kr.Mean: _op_reduction("ReduceMean"), kr.Sum: _op_reduction("ReduceSum"),
         kr.Max: _op_reduction("ReduceMax"), kr.Min: _op_reduction("ReduceMin"),
+        ks.Reshape: _op_reshape, ks.Concatenate: _op_concatenate, ks.Stack: _op_stack, ks.Split: _op_split,
+        indexing_operations.GetItem: _op_get_item, ksel.Take: _op_take, ksel.Where: _op_where,
+        ksel.OneHot: _op_one_hot, ksel.Einsum: _op_einsum, kc.Cast: _op_cast,
+        kr.Argmax: _op_arg("ArgMax"), kr.Argmin: _op_arg("ArgMin"), reshaping.RepeatVector: _repeat_vector,
+        logic.Greater: _op_compare("Greater"), logic.GreaterEqual: _op_compare("GreaterOrEqual"),
+        logic.Less: _op_compare("Less"), logic.LessEqual: _op_compare("LessOrEqual"),
+        logic.Equal: _op_compare("Equal"), logic.NotEqual: _op_compare("Equal", negate=True),
+        logic.LogicalAnd: _op_compare("And", logical=True), logic.LogicalOr: _op_compare("Or", logical=True),
+        logic.LogicalXor: _op_compare("Xor", logical=True), logic.LogicalNot: _op_compare("Not", logical=True),
         ks.Transpose: _op_transpose, ks.ExpandDims: _op_axes("Unsqueeze"), ks.Squeeze: _op_axes("Squeeze"),
         padding.ZeroPadding1D: _padding, padding.ZeroPadding2D: _padding,
         preprocessing.Rescaling: _rescaling, feature_normalization.Normalization: _feature_normalization,
@@ -802,7 +976,8 @@ def _emit_model(b, model, inputs):
             raise _unsupported(node.layer, "a call of several outputs", "calls of one output")
         for t, v in zip(node.outputs, outs):
             if isinstance(t, KerasTensor):
-                known[t] = _Value(v.name, t.shape)
+                # Weights and float tensors are float32 in the file; integer and boolean results keep their dtype.
+                known[t] = _Value(v.name, t.shape, _file_dtype(t.dtype or "float32"))
     return [known[t] for t in model._outputs]
 
 
@@ -916,7 +1091,7 @@ def build_model_proto(model, input_signature=None, opset_version=None):
     graph_outputs = []
     for final, value in zip(output_names, outputs):
         b.nodes.append(onnx.helper.make_node("Identity", [value.name], [final], name=b.name(f"{final}_node")))
-        graph_outputs.append(_value_info(onnx, final, value.shape, "float32"))
+        graph_outputs.append(_value_info(onnx, final, value.shape, value.dtype))
     graph = onnx.helper.make_graph(b.nodes, model.name, [_value_info(onnx, s.name, s.shape, s.dtype, i)
                                                          for i, s in enumerate(specs)],
                                    graph_outputs, initializer=b.initializers)

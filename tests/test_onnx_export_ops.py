@@ -1,0 +1,115 @@
+"""``model.export(path, format="onnx")`` of functional graphs and composite calls made of ``gpu_dl.ops``: shapes,
+indexing, selection, comparisons, dtypes and products, run in ONNX Runtime at batch sizes other than the one the
+model ran with, against the model's own predict (the helpers are test_onnx_export.py's)."""
+import os
+
+import numpy
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import layers  # noqa: E402
+from test_onnx_export import _feeds, _session, assert_runs_as_predict, exported, normal, sequential  # noqa: E402
+
+ops = gpu_dl.ops
+
+
+def functional(shape, make):
+    x = gpu_dl.Input(shape)
+    return gpu_dl.Model(x, make(x))
+
+
+def test_shape_operations(xp, tmp_path):
+    def make(x):
+        first, middle, last = ops.split(x, [1, 4], axis=1)
+        return [ops.reshape(x, (-1, 4, 6)) * 2.0, ops.concatenate([x, ops.exp(x)], axis=-1),
+                ops.stack([x, -x], axis=1), ops.stack([first, last[:, :1]], axis=-1), middle,
+                ops.split(x, 2, axis=-1)[1], ops.reshape(x, (-1,))]
+    assert_runs_as_predict(functional((6, 4), make), normal((6, 4)), tmp_path)
+
+
+@pytest.mark.parametrize("key", [
+    (slice(None), slice(None, 3)), (Ellipsis, 1), (slice(None), -1), (slice(None), None, slice(1, 5, 2), -2),
+    (slice(None), slice(None, None, -2), Ellipsis, None), (Ellipsis, slice(-3, None)),
+    (slice(None), slice(4, 0, -1), slice(None, None, -1)), (slice(None), 0, 2),
+], ids=repr)
+def test_indexing(xp, key, tmp_path):
+    assert_runs_as_predict(functional((6, 5), lambda x: x[key] + 0.0), normal((6, 5)), tmp_path)
+
+
+def test_selection_and_comparisons(xp, tmp_path):
+    def make(x):
+        picked = ops.take(x, numpy.array([2, 0, -1, 2]), axis=1)
+        flat = ops.take(x, numpy.array([[0, 7], [11, 3]]))
+        positive = ops.where(x > 0.1, x, 0.5 * x)
+        inside = ops.where(ops.logical_and(x >= -1.0, ops.less_equal(x, 1.0)), 1.0, x)
+        odd = ops.where(ops.logical_or(ops.logical_not(ops.not_equal(x, 0.5)), x < -2.0), x, 0.0)
+        return [picked, flat, positive, inside, odd]
+    assert_runs_as_predict(functional((4, 3), make), lambda n: [2 * normal((4, 3))(n)[0]], tmp_path)
+
+
+def test_integer_results_and_one_hot(xp, tmp_path):
+    def make(x):
+        best = ops.argmax(x, axis=-1)
+        hot = ops.one_hot(best, 5) + ops.one_hot(ops.cast(x[:, :, 0] * 3, "int32") - 1, 4, axis=1)[..., :1]
+        everywhere = ops.cast(ops.argmax(x, keepdims=True), "float32") + x[:, :1, :1]     # over the whole batch
+        return [best, ops.argmin(x, axis=1, keepdims=True), ops.cast(x * 4, "int32"), hot,
+                ops.take(x, ops.argmax(x[:, 0], axis=-1), axis=2), everywhere]
+    model = functional((4, 5), make)
+    session = assert_runs_as_predict(model, lambda n: [3 * normal((4, 5))(n)[0]], tmp_path)
+    dtypes = [o.type for o in session.get_outputs()]
+    assert dtypes == ["tensor(int32)"] * 3 + ["tensor(float)"] * 3
+
+
+def test_products_and_reductions(xp, tmp_path):
+    weights = numpy.random.default_rng(3).normal(size=(3, 2)).astype("float32")
+
+    def make(x):
+        square = ops.matmul(x, ops.transpose(x, (0, 2, 1)))
+        return [ops.matmul(x, weights), square, ops.einsum("bij,bkj->bik", x, x), ops.einsum("bij,jk->bki", x, weights),
+                ops.power(ops.abs(x), 1.5), ops.sqrt(ops.sum(x * x, axis=(1, 2), keepdims=True)),
+                ops.softmax(x, axis=1), ops.log_softmax(x, axis=1), ops.mean(x, axis=1), ops.max(x, axis=(1, 2)),
+                ops.clip(ops.minimum(x, 0.5), -0.5, 1.0)]
+    assert_runs_as_predict(functional((4, 3), make), normal((4, 3)), tmp_path)
+
+
+class Picked(layers.Layer):
+    """A composite call of indexing, selection and shape operations."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(4)
+
+    def call(self, x):
+        h = self.dense(x)
+        top = ops.one_hot(ops.argmax(h, axis=-1), 4)
+        return ops.concatenate([ops.where(top > 0, h, -h), ops.reshape(h[:, ::-1], (-1, 2, 2))[:, 0]], axis=-1)
+
+
+def test_operations_in_a_composite_call(xp, tmp_path):
+    assert_runs_as_predict(sequential((5,), Picked(), layers.Dense(3)), normal((5,)), tmp_path)
+
+
+def test_repeat_vector(xp, tmp_path):
+    assert_runs_as_predict(sequential((3,), layers.RepeatVector(4), layers.LSTM(2, return_sequences=True)),
+                           normal((3,)), tmp_path)
+
+
+def test_reshape_refusal_writes_nothing(xp, tmp_path):
+    x = gpu_dl.Input((None, 4))
+    model = gpu_dl.Model(x, ops.reshape(x, (-1, None, 2)))
+    with pytest.raises(ValueError, match=r"Layer 'reshape\w*' cannot be exported to ONNX: the new shape"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
+
+
+def test_indexing_on_sequences_of_any_length(xp, tmp_path):
+    model = functional((None, 3), lambda x: ops.concatenate([x[:, 1:], x[:, :-1]], axis=-1))
+    model.predict(normal((6, 3))(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path))
+    for length in (4, 9):
+        x = normal((length, 3))(3)[0]
+        numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
+                                      rtol=1e-6)
