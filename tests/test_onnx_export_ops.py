@@ -113,3 +113,50 @@ def test_indexing_on_sequences_of_any_length(xp, tmp_path):
         x = normal((length, 3))(3)[0]
         numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
                                       rtol=1e-6)
+
+
+def _randomize(model, seed=1):
+    rng = numpy.random.default_rng(seed)
+    model.set_weights([w + rng.normal(scale=0.3, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: layers.GroupNormalization(groups=2), (3, 4)),
+    (lambda: layers.GroupNormalization(groups=3, axis=1, epsilon=0.1), (6, 2, 5)),
+    (lambda: layers.GroupNormalization(groups=-1, center=False), (5, 3)),
+    (lambda: layers.GroupNormalization(groups=1, scale=False, axis=-2), (2, 4, 3)),
+    (lambda: layers.RMSNormalization(), (3, 4)), (lambda: layers.RMSNormalization(axis=[1, 2], epsilon=0.01), (3, 4)),
+    (lambda: layers.UnitNormalization(), (3, 4)), (lambda: layers.UnitNormalization(axis=[1, 2]), (3, 4)),
+], ids=lambda v: repr(v) if isinstance(v, tuple) else "")
+def test_normalizations(xp, layer, shape, tmp_path):
+    model = sequential(shape, layer())
+    _randomize(model)
+    assert_runs_as_predict(model, lambda n: [1 + normal(shape)(n)[0]], tmp_path, atol=2e-5)
+
+
+def test_unit_normalization_of_a_zero_slice(xp, tmp_path):
+    model = sequential((3,), layers.UnitNormalization())
+    assert_runs_as_predict(model, lambda n: [normal((3,))(n)[0] * (numpy.arange(n, dtype="float32") % 2)[:, None]],
+                           tmp_path)
+
+
+@pytest.mark.parametrize("inner, shape", [
+    (lambda: layers.Dense(3, activation="relu"), (4, 5)),
+    (lambda: layers.Conv2D(2, 3, padding="same"), (3, 6, 5, 2)),
+    (lambda: layers.Conv1D(2, 2), (2, 7, 3)),
+    (lambda: gpu_dl.Sequential([layers.Input((6,)), layers.Dense(4), layers.LayerNormalization()]), (3, 6)),
+], ids=["dense", "conv2d", "conv1d", "model"])
+def test_time_distributed(xp, inner, shape, tmp_path):
+    model = sequential(shape, layers.TimeDistributed(inner()))
+    _randomize(model)
+    assert_runs_as_predict(model, normal(shape), tmp_path, atol=2e-5)
+
+
+def test_time_distributed_over_any_number_of_steps(xp, tmp_path):
+    model = sequential((None, 4), layers.TimeDistributed(layers.Dense(2)))
+    model.predict(normal((3, 4))(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path))
+    for steps in (1, 6):
+        x = normal((steps, 4))(3)[0]
+        numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
+                                      rtol=1e-5, atol=1e-6)

@@ -484,21 +484,77 @@ def _batch_norm(b, layer, xs):
     return b.op("Add", [y, b.const(_broadcast(shift, x.rank, [axis]), f"{layer.name}/shift")])
 
 
+def _inverse_root(b, mean_square, epsilon):
+    """``1 / sqrt(mean_square + epsilon)``."""
+    return b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_square, b.scalar(epsilon)])])])
+
+
+def _centred_and_scale(b, x, axes, epsilon):
+    """``x - mean`` and ``1 / sqrt(variance + epsilon)`` over ``axes`` (the biased variance)."""
+    centred = b.op("Sub", [x, b.reduce("ReduceMean", x, axes)])
+    return centred, _inverse_root(b, b.reduce("ReduceMean", b.op("Mul", [centred, centred]), axes), epsilon)
+
+
+def _scaled_and_shifted(b, layer, y, rank, axes, gamma="gamma", beta="beta"):
+    """``y`` times the layer's ``gamma`` and plus its ``beta`` (where it has them), spanning ``axes``."""
+    w = _weights(layer)
+    if gamma in w:
+        y = b.op("Mul", [y, b.const(_broadcast(w[gamma], rank, axes), f"{layer.name}/{gamma}")])
+    if beta in w:
+        y = b.op("Add", [y, b.const(_broadcast(w[beta], rank, axes), f"{layer.name}/{beta}")])
+    return y
+
+
 def _layer_norm(b, layer, xs):
     x = xs[0]
-    w = _weights(layer)
     axes = sorted(a % x.rank for a in layer._axes())
-    mean = b.reduce("ReduceMean", x.name, axes)
-    centred = b.op("Sub", [x.name, mean])
-    variance = b.reduce("ReduceMean", b.op("Mul", [centred, centred]), axes)
-    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [variance, b.scalar(layer.epsilon)])])])
+    centred, inv = _centred_and_scale(b, x.name, axes, layer.epsilon)
     # The deprecated rms_scaling scales x itself, not x - mean (ops/normalization.rms_scale).
     y = b.op("Mul", [x.name if layer.rms_scaling else centred, inv], hint=layer.name)
-    if "gamma" in w:
-        y = b.op("Mul", [y, b.const(_broadcast(w["gamma"], x.rank, axes), f"{layer.name}/gamma")])
-    if "beta" in w:
-        y = b.op("Add", [y, b.const(_broadcast(w["beta"], x.rank, axes), f"{layer.name}/beta")])
-    return y
+    return _scaled_and_shifted(b, layer, y, x.rank, axes)
+
+
+def _group_norm(b, layer, xs):
+    """The features moved last and split into (groups, features / groups), each sample normalized over each
+    group's features and every other non-batch axis, then put back; gamma and beta per feature."""
+    x = xs[0]
+    axis = layer.axis % x.rank
+    last = [i for i in range(x.rank) if i != axis] + [axis]
+    channels = x.shape[axis]
+    grouped = b.op("Reshape", [b.transpose(x.name, last),
+                               b.ints([0] * (x.rank - 1) + [layer.groups, channels // layer.groups])])
+    centred, inv = _centred_and_scale(b, grouped, list(range(1, x.rank - 1)) + [x.rank], layer.epsilon)
+    y = b.op("Reshape", [b.op("Mul", [centred, inv]), b.ints([0] * (x.rank - 1) + [channels])])
+    y = b.transpose(y, list(numpy.argsort(last)))
+    return b.op("Identity", [_scaled_and_shifted(b, layer, y, x.rank, [axis])], hint=layer.name)
+
+
+def _rms_norm(b, layer, xs):
+    x = xs[0]
+    axes = sorted(a % x.rank for a in layer._axes())
+    inv = _inverse_root(b, b.reduce("ReduceMean", b.op("Mul", [x.name, x.name]), axes), layer.epsilon)
+    return _scaled_and_shifted(b, layer, b.op("Mul", [x.name, inv], hint=layer.name), x.rank, axes, gamma="scale")
+
+
+def _unit_norm(b, layer, xs):
+    """``x * min(1 / sqrt(sum(x ** 2)), 1 / epsilon)``: a zero slice stays zero (the cap holds there)."""
+    x = xs[0]
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.reduce("ReduceSum", b.op("Mul", [x.name, x.name]),
+                                                      layer._positions(x.rank))])])
+    return b.op("Mul", [x.name, b.op("Min", [inv, b.scalar(1 / layer.epsilon)])], hint=layer.name)
+
+
+def _time_distributed(b, layer, xs):
+    """The wrapped layer (or model) on (batch * steps, ...), its result shaped back to (batch, steps, ...); the
+    sizes are read from the tensors, so batch and steps stay dynamic."""
+    x = xs[0]
+    rest = [b.ints([2]), b.ints([_INT64_MAX])]
+    flat = b.op("Reshape", [x.name, b.op("Concat", [b.ints([-1]), b.op("Slice", [b.op("Shape", [x.name])] + rest)],
+                                         axis=0)])
+    (y,) = _emit_layer(b, layer.layer, [_Value(flat, (None,) + x.shape[2:])])
+    front = b.op("Slice", [b.op("Shape", [x.name]), b.ints([0]), b.ints([2])])
+    back = b.op("Slice", [b.op("Shape", [y.name]), b.ints([1]), b.ints([_INT64_MAX])])
+    return b.op("Reshape", [y.name, b.op("Concat", [front, back], axis=0)], hint=layer.name)
 
 
 def _feature_normalization(b, layer, xs):
@@ -839,7 +895,7 @@ def _converters():
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
-    from ..layers import variable_operations
+    from ..layers import group_normalization, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
@@ -853,6 +909,8 @@ def _converters():
         pooling.GlobalAveragePooling1D: _global_pool("ReduceMean"),
         pooling.GlobalAveragePooling2D: _global_pool("ReduceMean"),
         normalization.BatchNormalization: _batch_norm, normalization.LayerNormalization: _layer_norm,
+        normalization.RMSNormalization: _rms_norm, normalization.UnitNormalization: _unit_norm,
+        group_normalization.GroupNormalization: _group_norm, wrappers.TimeDistributed: _time_distributed,
         merging.Add: _merge("Sum"), merging.Subtract: _merge("Sub"), merging.Multiply: _merge("Mul"),
         merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
         merging.Concatenate: _concatenate,
