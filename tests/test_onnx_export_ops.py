@@ -160,3 +160,70 @@ def test_time_distributed_over_any_number_of_steps(xp, tmp_path):
         x = normal((steps, 4))(3)[0]
         numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
                                       rtol=1e-5, atol=1e-6)
+
+
+def padded_ids(steps, vocabulary=7):
+    """Integer ids with zeros (padding) at the end, at the start, in holes, and a row of padding alone."""
+    def make(n):
+        ids = numpy.random.default_rng(n).integers(1, vocabulary, size=(n, steps))
+        patterns = [slice(steps - 2, None), slice(0, 3), slice(1, 2), slice(None), slice(0, 0)]
+        for i in range(n):
+            ids[i, patterns[i % len(patterns)]] = 0
+        return [ids.astype("int32")]
+    return make
+
+
+@pytest.mark.parametrize("rnn", [
+    lambda: layers.LSTM(3, return_sequences=True), lambda: layers.GRU(4),
+    lambda: layers.SimpleRNN(2, return_sequences=True, zero_output_for_mask=True),
+    lambda: layers.GRU(3, reset_after=False, zero_output_for_mask=True),
+    lambda: layers.LSTM(2, return_state=True),
+], ids=["lstm_sequences", "gru", "rnn_zero_output", "gru_zero_output", "lstm_states"])
+def test_embedding_mask_into_recurrent_layers(xp, rnn, tmp_path):
+    model = gpu_dl.Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(7, 4, mask_zero=True),
+                               layers.Dense(4, activation="tanh"), rnn()])
+    _randomize(model)
+    assert_runs_as_predict(model, padded_ids(6), tmp_path)
+
+
+def test_masked_sequences_in_a_functional_model(xp, tmp_path):
+    ids = gpu_dl.Input((7,), dtype="int32")
+    h = layers.Embedding(9, 3, mask_zero=True)(ids)
+    h = layers.LSTM(4, return_sequences=True)(h)
+    pooled = layers.GlobalAveragePooling1D()(h)
+    last = layers.GRU(2)(h)
+    model = gpu_dl.Model(ids, [pooled, last, layers.GlobalAveragePooling1D()(layers.Dense(2)(h))])
+    _randomize(model)
+    for make in (padded_ids(7, 9), lambda n: [numpy.arange(1, 7 * n + 1, dtype="int32").reshape(n, 7) % 9]):
+        assert_runs_as_predict(model, make, tmp_path)
+
+
+def test_masking_layer(xp, tmp_path):
+    def make(n):
+        x = normal((5, 3))(n)[0]
+        x[::2, 3:] = -1.0
+        x[1::3, :2] = -1.0
+        x[0, 2, 1] = -1.0       # one feature at the mask value does not mask its step
+        return [x]
+    model = sequential((5, 3), layers.Masking(-1.0), layers.SimpleRNN(4, return_sequences=True),
+                       layers.GlobalAveragePooling1D())
+    _randomize(model)
+    assert_runs_as_predict(model, make, tmp_path)
+    model = sequential((5, 3), layers.Masking(-1.0), layers.LSTM(2, zero_output_for_mask=True))
+    _randomize(model)
+    assert_runs_as_predict(model, make, tmp_path)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.Bidirectional(layers.LSTM(2)),
+    lambda: layers.MultiHeadAttention(1, 2),
+    lambda: gpu_dl.Sequential([layers.Input((5, 3)), layers.LSTM(2)]),
+], ids=["bidirectional", "attention", "nested"])
+def test_masks_refused_where_not_converted(xp, make, tmp_path):
+    ids = gpu_dl.Input((5,), dtype="int32")
+    h = layers.Embedding(9, 3, mask_zero=True)(ids)
+    layer = make()
+    model = gpu_dl.Model(ids, layer(h, h) if isinstance(layer, layers.MultiHeadAttention) else layer(h))
+    with pytest.raises(ValueError, match=f"Layer '{layer.name}' cannot be exported to ONNX: .*mask of padded steps"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)

@@ -29,6 +29,7 @@ from ..ops.elementwise import GELU_TANH_COEFFICIENT, SELU_ALPHA, SELU_SCALE
 
 DEFAULT_OPSET = 20
 MIN_OPSET = 13
+_PASS = object()    # a conversion that sets no output mask: the layer's rule (pass-through or none) gives it
 
 
 def _onnx():
@@ -42,12 +43,14 @@ def _onnx():
 
 class _Value:
     """A tensor of the ONNX graph: its name, its shape as far as it is known (None for a dynamic size) and its
-    dtype (float32 unless a traced tensor says otherwise: argmax's indices, a cast's result)."""
+    dtype (float32 unless a traced tensor says otherwise: argmax's indices, a cast's result); ``mask``: the name of
+    the (batch, steps) bool tensor of its mask of padded steps, where one reached it."""
 
-    def __init__(self, name, shape, dtype="float32"):
+    def __init__(self, name, shape, dtype="float32", mask=None):
         self.name = name
         self.shape = tuple(shape)
         self.dtype = dtype
+        self.mask = mask
 
     @property
     def rank(self):
@@ -64,6 +67,8 @@ class _Builder:
         self.initializers = []
         self._used = set()
         self.call_options = {}      # the non-tensor keyword arguments of the call being converted
+        self.mask = None            # the mask of padded steps reaching the call being converted (a tensor name)
+        self.out_mask = _PASS       # the mask its conversion gives its output, where it says
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -361,10 +366,10 @@ def _rnn_direction(layer, op_type, order, where):
     return names, _gates(w["kernel"], order, units).T, _gates(w["recurrent_kernel"], order, units).T, biases
 
 
-def _rnn_node(b, layer, x, op_type, order, directions, direction="forward"):
+def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", lengths=None):
     """The ONNX recurrent node over ``x`` (batch, steps, features) for the layers of ``directions`` (one, or the
     forward and backward layers of a Bidirectional): its outputs, the sequence (steps, directions, batch, units)
-    and the last states (directions, batch, units)."""
+    and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads."""
     parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
     attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
                  direction=direction)
@@ -374,7 +379,8 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward"):
         attrs["linear_before_reset"] = int(bool(directions[0].reset_after))
     weights = [b.const(numpy.stack([p[i] for p in parts]), f"{layer.name}/{what}")
                for i, what in ((1, "kernel"), (2, "recurrent_kernel"), (3, "bias"))]
-    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights, hint=layer.name,
+    lengths = [] if lengths is None else [lengths]
+    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths, hint=layer.name,
                 outputs=3 if op_type == "LSTM" else 2, **attrs)
 
 
@@ -382,6 +388,8 @@ def _recurrent(op_type, order):
     def emit(b, layer, xs):
         if layer.go_backwards:
             raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
+        if b.mask is not None:
+            return _masked_recurrent(b, layer, xs[0], op_type, order)
         sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
         if layer.return_sequences:
             y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
@@ -391,6 +399,50 @@ def _recurrent(op_type, order):
             return y
         return [y] + [b.op("Squeeze", [s, b.ints([0])]) for s in states]
     return emit
+
+
+def _masked_recurrent(b, layer, x, op_type, order):
+    """A recurrent layer over steps with a mask, exactly as gpu_dl runs it (a masked step leaves the states as they
+    were and outputs the output before it, zeros before the first; ``zero_output_for_mask``: zeros), whatever
+    the mask's pattern: each sample's unmasked steps are moved to the front in order, the node reads that many
+    (its ``sequence_lens``), and each step's output is read back from the node's output at the number of
+    unmasked steps up to it."""
+    keep = b.op("Cast", [b.mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
+    shape = b.op("Shape", [x.name])
+    steps = b.op("Slice", [shape, b.ints([1]), b.ints([2])])
+    ones = b.op("ConstantOfShape", [b.op("Shape", [keep])],
+                value=b.onnx.numpy_helper.from_array(numpy.ones((1,), numpy.int64)))
+    position = b.op("Sub", [b.op("CumSum", [ones, b.ints([1])]), b.ints([1])])       # 0, 1, ... per sample
+    # Sort keys: an unmasked step keeps its position, a masked one goes after every unmasked one.
+    keys = b.op("Add", [position, b.op("Mul", [b.op("Sub", [b.ints([1]), keep]), steps])])
+    order_in = b.op("TopK", [keys, steps], outputs=2, axis=1, largest=0, sorted=1)[1]
+    packed = b.op("GatherElements", [x.name, b.op("Expand", [b.op("Unsqueeze", [order_in, b.ints([2])]), shape])],
+                  axis=1)
+    count = b.op("ReduceSum", [keep, b.ints([1])], keepdims=0)                     # (batch,)
+    # A sample of no unmasked step reads one (the node takes no empty sequence); its outputs are zeroed below.
+    lengths = b.op("Cast", [b.op("Max", [count, b.ints([1])])], to=b.onnx.TensorProto.INT32)
+    sequence, *states = _rnn_node(b, layer, _Value(packed, x.shape), op_type, order, [layer], lengths=lengths)
+    started = b.op("Cast", [b.op("Greater", [count, b.ints([0])])], to=b.onnx.TensorProto.FLOAT)
+    started = b.op("Unsqueeze", [started, b.ints([1])])                             # (batch, 1)
+    states = [b.op("Mul", [b.op("Squeeze", [s, b.ints([0])]), started]) for s in states]
+    if layer.return_sequences:
+        packed_out = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])    # (batch, steps, units)
+        seen = b.op("CumSum", [keep, b.ints([1])])
+        at = b.op("Max", [b.op("Sub", [seen, b.ints([1])]), b.ints([0])])
+        at = b.op("Expand", [b.op("Unsqueeze", [at, b.ints([2])]), b.op("Shape", [packed_out])])
+        shown = keep if layer.zero_output_for_mask else b.op("Cast", [b.op("Greater", [
+            seen, b.ints([0])])], to=b.onnx.TensorProto.INT64)
+        shown = b.op("Unsqueeze", [b.op("Cast", [shown], to=b.onnx.TensorProto.FLOAT), b.ints([2])])
+        y = b.op("Mul", [b.op("GatherElements", [packed_out, at], axis=1), shown], hint=layer.name)
+        b.out_mask = b.mask
+    else:
+        y = states[0]
+        if layer.zero_output_for_mask:      # the last step masked: zeros
+            last = b.op("Slice", [b.op("Cast", [b.mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
+                                  b.ints([_INT64_MAX]), b.ints([1])])
+            y = b.op("Mul", [y, last], hint=layer.name)
+        b.out_mask = None
+    return [y] + states if layer.return_state else y
 
 
 # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
@@ -451,6 +503,14 @@ def _global_pool(op_type):
     def emit(b, layer, xs):
         x = xs[0]
         axes = list(range(2, x.rank)) if layer.data_format == "channels_first" else list(range(1, x.rank - 1))
+        if b.mask is not None and op_type == "ReduceMean":
+            # The mean of the unmasked steps (0 / 0 = NaN for a sample of none, as gpu_dl gives); a masked step's
+            # NaN or inf is left out.
+            keep = b.op("Unsqueeze", [b.mask, b.ints([1 if layer.data_format == "channels_first" else 2])])
+            total = b.reduce("ReduceSum", b.op("Where", [keep, x.name, b.scalar(0.0)]), axes, layer.keepdims)
+            count = b.reduce("ReduceSum", b.op("Cast", [keep], to=b.onnx.TensorProto.FLOAT), axes, layer.keepdims)
+            b.out_mask = None
+            return b.op("Div", [total, count], hint=layer.name)
         return b.reduce(op_type, x.name, axes, keepdims=layer.keepdims)
     return emit
 
@@ -610,12 +670,21 @@ def _rescaling(b, layer, xs):
 
 
 def _embedding(b, layer, xs):
-    if layer.mask_zero:
-        # The layers after it would skip the padded steps; the file has no masks to tell them which.
-        raise _unsupported(layer, "mask_zero=True", "Embedding without masks of padded steps")
     w = _weights(layer)
     ids = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.INT64)
+    if layer.mask_zero:
+        b.out_mask = b.op("Not", [b.op("Equal", [ids, b.ints([0])])], hint=f"{layer.name}/mask")
     return b.op("Gather", [b.const(w["embeddings"], f"{layer.name}/embeddings"), ids], hint=layer.name, axis=0)
+
+
+def _masking(b, layer, xs):
+    """The steps whose features are not all ``mask_value`` are kept (the others set to zero) and are its mask."""
+    x = xs[0].name
+    differs = b.op("Cast", [b.op("Not", [b.op("Equal", [x, b.scalar(layer.mask_value)])])], to=b.onnx.TensorProto.FLOAT)
+    kept = b.reduce("ReduceMax", differs, [xs[0].rank - 1])
+    b.out_mask = b.op("Cast", [b.op("Squeeze", [kept, b.ints([-1])])], to=b.onnx.TensorProto.BOOL,
+                      hint=f"{layer.name}/mask")
+    return b.op("Mul", [x, kept], hint=layer.name)
 
 
 def _elementwise_activation(b, layer, xs):
@@ -895,7 +964,7 @@ def _converters():
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
-    from ..layers import group_normalization, variable_operations, wrappers
+    from ..layers import group_normalization, masking, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
@@ -914,7 +983,7 @@ def _converters():
         merging.Add: _merge("Sum"), merging.Subtract: _merge("Sub"), merging.Multiply: _merge("Mul"),
         merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
         merging.Concatenate: _concatenate,
-        embedding.Embedding: _embedding,
+        embedding.Embedding: _embedding, masking.Masking: _masking,
         conv.DepthwiseConv1D: _depthwise_conv, conv.DepthwiseConv2D: _depthwise_conv,
         conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
         conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
@@ -990,6 +1059,12 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     from .functional import Functional
     from .model import Model
     from .sequential import Sequential
+    masked = [x.mask for x in xs if x.mask is not None]
+    if isinstance(layer, Model) or layer._composite:
+        if masked:
+            raise _unsupported(layer, "a mask of padded steps reaching a nested model or composite layer",
+                               "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
+                               "that pass masks on unchanged")
     if isinstance(layer, (Sequential, Functional)):
         return _emit_model(b, layer, xs)
     if isinstance(layer, Model) or layer._composite:
@@ -1002,12 +1077,51 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     emit = _converter(layer)
     if emit is None:
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
+    b.mask, b.out_mask = _mask_reaching(layer, xs, emit), _PASS
     names = emit(b, layer, xs)
+    out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
+    b.mask, b.out_mask = None, _PASS
     names = names if isinstance(names, list) else [names]
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
         out_shapes = shape if isinstance(shape, list) else [shape]
-    return [_Value(name, shape) for name, shape in zip(names, out_shapes)]
+    return [_Value(name, shape, mask=out_mask if i == 0 else None)
+            for i, (name, shape) in enumerate(zip(names, out_shapes))]
+
+
+def _mask_reaching(layer, xs, emit):
+    """The mask of padded steps the call of ``layer`` on ``xs`` reads (a tensor name, or None): refused where the
+    layer's call reads one its conversion does not (attention, merges, wrappers, ...)."""
+    from ..layers.base import call_arguments
+    masks = [x.mask for x in xs if x.mask is not None]
+    if not masks:
+        return None
+    if len(xs) > 1 or ((layer.takes_mask or call_arguments(type(layer).call)[1]) and emit not in _mask_readers()):
+        raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})",
+                           "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
+                           "that pass masks on unchanged")
+    return masks[0]
+
+
+def _mask_given(layer, mask):
+    """The mask of a layer's output by Keras's rule (``layers/masks.py``) where its conversion sets none: the
+    input's where the layer supports masking without a ``compute_mask`` of its own, none where it does not."""
+    from ..layers import masks
+    if mask is None or not masks.supports_masking(layer):
+        return None
+    if type(layer).compute_mask is not Layer.compute_mask:
+        raise _unsupported(layer, f"the mask of padded steps its compute_mask gives ({type(layer).__name__})",
+                           "layers that pass masks on unchanged")
+    return mask
+
+
+def _mask_readers():
+    """The conversions that read the mask reaching their layer."""
+    table = _converters()
+    from ..layers import normalization, pooling, recurrent
+    return {table[recurrent.LSTM], table[recurrent.GRU], table[recurrent.SimpleRNN],
+            table[pooling.GlobalAveragePooling1D],
+            table[normalization.BatchNormalization]}    # its mask selects the steps of training statistics only
 
 
 def _emit_model(b, model, inputs):
@@ -1035,7 +1149,7 @@ def _emit_model(b, model, inputs):
         for t, v in zip(node.outputs, outs):
             if isinstance(t, KerasTensor):
                 # Weights and float tensors are float32 in the file; integer and boolean results keep their dtype.
-                known[t] = _Value(v.name, t.shape, _file_dtype(t.dtype or "float32"))
+                known[t] = _Value(v.name, t.shape, _file_dtype(t.dtype or "float32"), v.mask)
     return [known[t] for t in model._outputs]
 
 
