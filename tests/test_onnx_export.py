@@ -132,10 +132,16 @@ def test_conv1d(xp, kwargs, tmp_path):
 @pytest.mark.parametrize("padding", ["same", "valid", "causal"])
 def test_conv1d_on_sequences_of_any_length(xp, padding, tmp_path):
     model = sequential((None, 3), layers.Conv1D(4, 4, strides=1 if padding == "causal" else 2, padding=padding))
-    model.predict(normal((9, 3))(2)[0], verbose=0)
+    assert_runs_over_lengths(model, 3, (9, 8, 13), tmp_path)
+
+
+def assert_runs_over_lengths(model, features, lengths, tmp_path):
+    """The file of a model over (batch, steps, ``features``) with the steps unknown, exported after a predict of
+    ``lengths[0]`` steps, gives at each of the other lengths what ``model.predict`` gives."""
+    model.predict(normal((lengths[0], features))(2)[0], verbose=0)
     session = _session(exported(model, tmp_path))
-    for length in (8, 13):
-        x = normal((length, 3))(3)[0]
+    for length in lengths[1:]:
+        x = normal((length, features))(3)[0]
         numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
                                       rtol=1e-5, atol=1e-5)
 

@@ -11,7 +11,10 @@ pytest.importorskip("onnxruntime")
 
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
-from test_onnx_export import _feeds, _session, assert_runs_as_predict, exported, normal, sequential  # noqa: E402
+import test_onnx_export  # noqa: E402
+from test_onnx_export import assert_runs_as_predict, assert_runs_over_lengths, normal, sequential  # noqa: E402
+
+exact_convolutions = test_onnx_export.exact_convolutions    # the autouse fixture: float32 GPU convolutions here too
 
 ops = gpu_dl.ops
 
@@ -107,12 +110,7 @@ def test_reshape_refusal_writes_nothing(xp, tmp_path):
 
 def test_indexing_on_sequences_of_any_length(xp, tmp_path):
     model = functional((None, 3), lambda x: ops.concatenate([x[:, 1:], x[:, :-1]], axis=-1))
-    model.predict(normal((6, 3))(2)[0], verbose=0)
-    session = _session(exported(model, tmp_path))
-    for length in (4, 9):
-        x = normal((length, 3))(3)[0]
-        numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
-                                      rtol=1e-6)
+    assert_runs_over_lengths(model, 3, (6, 4, 9), tmp_path)
 
 
 def _randomize(model, seed=1):
@@ -153,13 +151,7 @@ def test_time_distributed(xp, inner, shape, tmp_path):
 
 
 def test_time_distributed_over_any_number_of_steps(xp, tmp_path):
-    model = sequential((None, 4), layers.TimeDistributed(layers.Dense(2)))
-    model.predict(normal((3, 4))(2)[0], verbose=0)
-    session = _session(exported(model, tmp_path))
-    for steps in (1, 6):
-        x = normal((steps, 4))(3)[0]
-        numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
-                                      rtol=1e-5, atol=1e-6)
+    assert_runs_over_lengths(sequential((None, 4), layers.TimeDistributed(layers.Dense(2))), 4, (3, 1, 6), tmp_path)
 
 
 def padded_ids(steps, vocabulary=7):

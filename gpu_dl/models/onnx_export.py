@@ -13,6 +13,16 @@ identity (inference). Convolutions and poolings run channels-first in ONNX: a ch
 two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
 become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
 to ONNX's (i, o, f, c); MultiHeadAttention is its projections, scaled dot products and softmax as MatMul nodes.
+The ``gpu_dl.ops`` operations a functional graph or a composite call records (reshape, indexing, take, where,
+comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX nodes; integer and boolean results keep their
+dtype. TimeDistributed runs its layer on (batch * steps, ...) and reshapes back, both sizes read at run time.
+
+Masks of padded steps (Embedding(mask_zero=True), Masking) travel beside the tensors through the layers that
+pass them on unchanged, as gpu_dl passes them (``layers/masks.py``). A recurrent layer reading one skips the
+masked steps exactly, whatever the mask's pattern: each sample's unmasked steps are gathered to the front in
+order, the ONNX node reads that many (``sequence_lens``), and each step's output is gathered back from the
+node's output at the count of unmasked steps up to it. GlobalAveragePooling1D averages the unmasked steps. A
+layer reading a mask in another way is refused.
 
 A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
 nothing is written then (the file is written whole, through a temporary file, or not at all).
