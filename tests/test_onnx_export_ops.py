@@ -12,7 +12,8 @@ pytest.importorskip("onnxruntime")
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
 import test_onnx_export  # noqa: E402
-from test_onnx_export import assert_runs_as_predict, assert_runs_over_lengths, normal, sequential  # noqa: E402
+from test_onnx_export import _feeds, _session, assert_runs_as_predict, assert_runs_over_lengths, exported  # noqa: E402
+from test_onnx_export import normal, sequential  # noqa: E402
 
 exact_convolutions = test_onnx_export.exact_convolutions    # the autouse fixture: float32 GPU convolutions here too
 
@@ -219,3 +220,30 @@ def test_masks_refused_where_not_converted(xp, make, tmp_path):
     with pytest.raises(ValueError, match=f"Layer '{layer.name}' cannot be exported to ONNX: .*mask of padded steps"):
         model.export(tmp_path / "no.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+
+
+def test_masked_recurrent_file_against_keras(on_cpu, tmp_path):
+    """Keras 3.15 (torch backend) as the oracle: the same masked model with the same weights, predicted by Keras,
+    gives what the file gives, for padding at either end, holes, and a sample of padding alone."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+
+    def make(lib):
+        ids = lib.Input((6,), dtype="int32")
+        h = lib.layers.Embedding(7, 3, mask_zero=True)(ids)
+        h = lib.layers.LSTM(4, return_sequences=True)(h)
+        sequences = lib.layers.SimpleRNN(2, return_sequences=True, zero_output_for_mask=True)(h)
+        return lib.Model(ids, [lib.layers.GRU(3)(h), sequences, lib.layers.GlobalAveragePooling1D()(h)])
+
+    ours, theirs = make(gpu_dl), make(keras)
+    rng = numpy.random.default_rng(5)
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    session = _session(exported(ours, tmp_path))
+    x = padded_ids(6)(5)[0]
+    got = session.run(None, _feeds(session, [x]))
+    want = [numpy.asarray(keras.ops.convert_to_numpy(w)) for w in theirs.predict(x, verbose=0)]
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
