@@ -191,6 +191,23 @@ def test_masked_sequences_in_a_functional_model(xp, tmp_path):
         assert_runs_as_predict(model, make, tmp_path)
 
 
+class Encoder(layers.Layer):
+    """A composite call whose Embedding's mask reaches the GRU inside it and, with its output, the layer after."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = layers.Embedding(7, 3, mask_zero=True)
+        self.rnn = layers.GRU(2, return_sequences=True)
+
+    def call(self, x):
+        return self.rnn(self.embedding(x))
+
+
+def test_mask_inside_and_out_of_a_composite_call(xp, tmp_path):
+    model = gpu_dl.Sequential([layers.Input((6,), dtype="int32"), Encoder(), layers.LSTM(3)])
+    _randomize(model)
+    assert_runs_as_predict(model, padded_ids(6), tmp_path)
+
 def test_masking_layer(xp, tmp_path):
     def make(n):
         x = normal((5, 3))(n)[0]
