@@ -190,7 +190,8 @@ def test_a_layer_in_two_places_is_saved_once(tmp_path, rng, kind):
 def test_a_layer_in_two_places_in_the_summary():
     nested, _, _ = shared_trees("outer")
     lines = []
-    nested.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True)
+    # wide enough that the inner input's numbered name (longer after other tests) is not wrapped
+    nested.summary(print_fn=lambda text: lines.extend(text.splitlines()), expand_nested=True, line_length=150)
     text = "\n".join(lines)
     assert [r.split("│")[1].strip() for r in lines if r.startswith("│") and "(" in r.split("│")[1]] == \
         ["x (InputLayer)", "inner (Functional)", f"└ {nested.layers[1].layers[0].name} (InputLayer)",
