@@ -1,5 +1,5 @@
-"""int8-quantized models against Keras 3 (torch backend): the same weights quantized in both give the same int8
-kernels, scales and predictions, bit for bit; the files each writes of a quantized model load in the other and
+"""int8- and int4-quantized models against Keras 3 (torch backend): the same weights quantized in both give the
+same integer kernels, scales and predictions, bit for bit; the files each writes of a quantized model load in the other and
 predict the same; training after quantization takes the same steps."""
 import os
 import warnings
@@ -179,6 +179,12 @@ def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
         numpy.testing.assert_array_equal(a, b)
     assert ours.layers[0].get_config()["dtype"] == theirs.layers[0].get_config()["dtype"]
     x = rng.standard_normal((4, 300)).astype("float32")
+    assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, (300,))
+
+
+def assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, sample_shape, inputs=None):
+    """int4 models' predictions on ``x``, each's .keras file loaded by the other library, and the next training
+    steps (mse on 3 outputs)."""
     expected = theirs.predict(x, verbose=0)
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
     theirs.save(tmp_path / "k.keras")
@@ -186,7 +192,7 @@ def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
     numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0), expected,
                                   rtol=1e-5, atol=1e-5)
     numpy.testing.assert_array_equal(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
-    assert_training_steps_match(keras, ours, theirs, rng, (300,), 3, batch=4, loss="mse",
+    assert_training_steps_match(keras, ours, theirs, rng, sample_shape, 3, batch=4, loss="mse", inputs=inputs,
                                 targets=lambda rng, batch: rng.standard_normal((batch, 3)).astype("float32"))
 
 
@@ -219,3 +225,30 @@ def test_a_model_quantized_after_training_saves_and_loads_both_ways(tmp_path):
         theirs_again = keras.models.load_model(tmp_path / "k.keras")
     for _ in range(2):
         assert ours.train_on_batch(x, y) == pytest.approx(float(theirs_again.train_on_batch(x, y)), rel=1e-5)
+
+
+@pytest.mark.parametrize("block_size", ["default", None, 64])
+def test_int4_embedding_matches(tmp_path, block_size):
+    def make(lib):
+        return lib.Sequential([lib.Input((5,), dtype="int32"), lib.layers.Embedding(11, 150), lib.layers.Flatten(),
+                               lib.layers.Dense(3)])
+    theirs, ours = make(keras), make(gpu_dl)
+    rng = numpy.random.default_rng(10)
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    for lib, model in ((keras, theirs), (gpu_dl, ours)):
+        config = None if block_size == "default" else lib.quantizers.Int4QuantizationConfig(block_size=block_size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.quantize("int4", config=config)
+    assert [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in theirs.weights]
+    assert ours.layers[0].weights[-1].name == ("embeddings_scale" if block_size is None else "g_idx")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        assert a.dtype == b.dtype
+        numpy.testing.assert_array_equal(a, b)
+    assert ours.layers[0].get_config()["dtype"] == theirs.layers[0].get_config()["dtype"]
+    x = ids(rng, 4)
+    numpy.testing.assert_array_equal(ours.layers[0](x), keras.ops.convert_to_numpy(theirs.layers[0](x)))
+    # the frozen table passes no gradient: the dense layer after it trains as in Keras
+    assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, (5,), inputs=ids)

@@ -176,12 +176,7 @@ class Dense(Layer):
 
     def _int4_block_size(self):
         """The int4 groups' rows: the config's block size, else the policy's; None: one scale per unit."""
-        from ..quantizers import Int4QuantizationConfig
-        if isinstance(self.quantization_config, Int4QuantizationConfig):
-            block_size = self.quantization_config.block_size
-        else:
-            block_size = getattr(self.dtype_policy, "block_size", None)
-        return None if block_size in (None, -1) else block_size
+        return quantized.int4_block_size(self)
 
     def _int4_build(self, kernel_shape):
         from ..quantizers import QuantizationConfig
@@ -196,6 +191,7 @@ class Dense(Layer):
             self.kernel_zero = self.add_weight(scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero")
             self.g_idx = self.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
             self.g_idx.assign(numpy.arange(rows, dtype="float32") // block_size)
+        return tuple(v for v in (self.kernel, self.kernel_scale, self.kernel_zero, self.g_idx) if v is not None)
 
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode is not None:
@@ -215,7 +211,7 @@ class Dense(Layer):
         self._number_for_files()
 
     def _quantize_int4(self, config):
-        from .. import dtype_policies, quantizers
+        from .. import quantizers
         self.quantization_config = config
         block_size = self._int4_block_size()
         kernel = self.kernel
@@ -228,16 +224,7 @@ class Dense(Layer):
             values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(kernel.value, block_size,
                                                                                       to_numpy=True)
             arrays = [scale, zero]
-        scope = kernel.path.rsplit("/", 1)[0]
-        self._weights.remove(kernel)
-        self.dtype_policy = dtype_policies.Int4DTypePolicy(f"int4/{block_size or -1}", self.dtype_policy.name)
-        self._int4_build(tuple(kernel.shape))
-        arrays.insert(0, quantizers.pack_int4(values, axis=-1)[0])
-        for var, value in zip((self.kernel, self.kernel_scale, self.kernel_zero), arrays):
-            var.path = f"{scope}/{var.name}"
-            var.assign(value)
-        if self.g_idx is not None:
-            self.g_idx.path = f"{scope}/g_idx"
+        quantized.install_int4(self, kernel, values, arrays, block_size)
 
     def _int4_kernel(self, dtype):
         """The float kernel an int4 one stands for: per unit ``values / scale``; in groups

@@ -53,6 +53,17 @@ def checked_request(layer, cls, mode, config, type_check):
     return config
 
 
+def int4_block_size(layer):
+    """The rows of a layer's int4 groups: its config's block size, else its policy's (Keras's
+    ``get_block_size_for_layer``); None where each output (or id) has one scale."""
+    from ..quantizers import Int4QuantizationConfig
+    if isinstance(layer.quantization_config, Int4QuantizationConfig):
+        block_size = layer.quantization_config.block_size
+    else:
+        block_size = getattr(layer.dtype_policy, "block_size", None)
+    return None if block_size in (None, -1) else block_size
+
+
 def check_quantize_args(layer, mode):
     """Keras's refusals of ``quantize``: an unbuilt layer, one already quantized, float16 computations."""
     if not layer.built:
@@ -101,6 +112,23 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
         # the paths the float weights had: the model's name scope where the layer was built
         var.path = f"{scope}/{var.name}"
         var.assign(value.reshape(var.shape))
+
+
+def install_int4(layer, weight, values, arrays, block_size):
+    """The end of a layer's int4 ``quantize``: the float ``weight`` is dropped, the layer takes the policy
+    ``"int4/<block size or -1>_from_<its policy>"``, and its ``_int4_build(shape)`` makes the int4 variables, the
+    first taking ``values`` packed along the last axis and the next ones ``arrays`` (scale, zero point), all of them
+    the float weight's name scope."""
+    from ..dtype_policies import Int4DTypePolicy
+    from ..quantizers import pack_int4
+    scope = weight.path.rsplit("/", 1)[0]
+    layer._weights.remove(weight)
+    layer.dtype_policy = Int4DTypePolicy(f"int4/{block_size or -1}", layer.dtype_policy.name)
+    arrays = [pack_int4(values, axis=-1)[0]] + list(arrays)
+    for i, var in enumerate(layer._int4_build(tuple(weight.shape))):
+        var.path = f"{scope}/{var.name}"
+        if i < len(arrays):     # the group ids keep the values the build gave them
+            var.assign(arrays[i])
 
 
 def quantization_config_of(value, where):
