@@ -1,6 +1,6 @@
 """int8- and int4-quantized models against Keras 3 (torch backend): the same weights quantized in both give the
-same integer kernels, scales and predictions, bit for bit; the files each writes of a quantized model load in the other and
-predict the same; training after quantization takes the same steps."""
+same integer kernels, scales and predictions, bit for bit; the files each writes of a quantized model load in the
+other and predict the same; training after quantization takes the same steps."""
 import os
 import warnings
 
