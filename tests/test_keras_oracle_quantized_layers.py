@@ -252,3 +252,40 @@ def test_int4_embedding_matches(tmp_path, block_size):
     numpy.testing.assert_array_equal(ours.layers[0](x), keras.ops.convert_to_numpy(theirs.layers[0](x)))
     # the frozen table passes no gradient: the dense layer after it trains as in Keras
     assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, (5,), inputs=ids)
+
+
+@pytest.mark.parametrize("num_bits, narrow_range", [(8, False), (4, True)])
+def test_fake_quantization_files_load_both_ways(tmp_path, num_bits, narrow_range):
+    def make(lib):
+        inputs = lib.Input((4,))
+        hidden = lib.layers.Dense(6)(inputs)
+        outputs = lib.quantizers.fake_quant_with_min_max_vars(hidden, -1.5, 2.0, num_bits=num_bits,
+                                                              narrow_range=narrow_range)
+        return lib.Model(inputs, lib.layers.Dense(2)(outputs))
+    theirs, ours = make(keras), make(gpu_dl)
+    rng = numpy.random.default_rng(11)
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    x = rng.standard_normal((8, 4)).astype("float32")
+    expected = ours.predict(x, verbose=0)
+    float_model = gpu_dl.Model(ours.inputs, ours.layers[-1](ours.layers[1].output))
+    assert numpy.abs(float_model.predict(x, verbose=0) - expected).max() > 1e-3    # the quantization shows
+    if num_bits == 8 and not narrow_range:
+        # Keras's symbolic call records its operation with the default settings whatever it is given, so only
+        # these compare with the model Keras builds; the file gpu_dl writes keeps the settings given
+        numpy.testing.assert_allclose(expected, theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(gpu_dl.models.load_model(tmp_path / "k.keras").predict(x, verbose=0),
+                                  theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_array_equal(gpu_dl.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
+    theirs = keras.models.load_model(tmp_path / "g.keras")
+    numpy.testing.assert_allclose(theirs.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    # the operation trains: its straight-through gradient reaches the first layer as Keras's does
+    ours.compile(optimizer="sgd", loss="mse")
+    theirs.compile(optimizer="sgd", loss="mse")
+    y = rng.standard_normal((8, 2)).astype("float32")
+    for _ in range(2):
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
