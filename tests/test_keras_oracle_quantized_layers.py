@@ -167,12 +167,7 @@ def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
     rng = numpy.random.default_rng(8)
     theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
     ours.set_weights(theirs.get_weights())
-    for lib, model in ((keras, theirs), (gpu_dl, ours)):
-        quantizer = lib.quantizers.AbsMaxQuantizer() if inputs_quantized else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")         # Keras warns of the layers it does not quantize
-            model.quantize("int4", config=lib.quantizers.Int4QuantizationConfig(block_size=block_size,
-                                                                                activation_quantizer=quantizer))
+    quantize_int4(theirs, ours, block_size, inputs_quantized)
     assert [(w.path, w.dtype, tuple(w.shape)) for w in ours.weights] == \
         [(w.path, w.dtype, tuple(w.shape)) for w in theirs.weights]
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
@@ -182,9 +177,21 @@ def test_int4_dense_matches(tmp_path, block_size, inputs_quantized):
     assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, (300,))
 
 
+def quantize_int4(theirs, ours, block_size, inputs_quantized):
+    """Both models quantized to int4 with the same config (its default block size where ``block_size`` is
+    "default"; inputs quantized per row where ``inputs_quantized``)."""
+    for lib, model in ((keras, theirs), (gpu_dl, ours)):
+        quantizer = lib.quantizers.AbsMaxQuantizer() if inputs_quantized else None
+        config = lib.quantizers.Int4QuantizationConfig(
+            **({} if block_size == "default" else {"block_size": block_size}), activation_quantizer=quantizer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")         # Keras warns of the layers it does not quantize
+            model.quantize("int4", config=config)
+
+
 def assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, sample_shape, inputs=None):
     """int4 models' predictions on ``x``, each's .keras file loaded by the other library, and the next training
-    steps (mse on 3 outputs)."""
+    steps (mse)."""
     expected = theirs.predict(x, verbose=0)
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
     theirs.save(tmp_path / "k.keras")
@@ -193,7 +200,8 @@ def assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, sample_
                                   rtol=1e-5, atol=1e-5)
     numpy.testing.assert_array_equal(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0), expected)
     assert_training_steps_match(keras, ours, theirs, rng, sample_shape, 3, batch=4, loss="mse", inputs=inputs,
-                                targets=lambda rng, batch: rng.standard_normal((batch, 3)).astype("float32"))
+                                targets=lambda rng, batch: rng.standard_normal((batch,) + expected.shape[1:])
+                                .astype("float32"))
 
 
 def test_a_model_quantized_after_training_saves_and_loads_both_ways(tmp_path):
@@ -289,3 +297,26 @@ def test_fake_quantization_files_load_both_ways(tmp_path, num_bits, narrow_range
         assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_size, inputs_quantized", [("default", False), (None, False), (None, True), (2, False)])
+@pytest.mark.parametrize("equation, input_shape, output_shape, bias_axes",
+                         EINSUM_CASES + [("abc,dc->abd", (3, 4), (3, 5), None)])
+def test_int4_einsum_dense_matches(tmp_path, equation, input_shape, output_shape, bias_axes, block_size,
+                                   inputs_quantized):
+    def make(lib):
+        return lib.Sequential([lib.Input(input_shape), lib.layers.Dense(input_shape[-1], activation="relu"),
+                               lib.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes)])
+    theirs, ours = make(keras), make(gpu_dl)
+    rng = numpy.random.default_rng(12)
+    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    quantize_int4(theirs, ours, block_size, inputs_quantized)
+    assert [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        assert a.dtype == b.dtype
+        numpy.testing.assert_array_equal(a, b)
+    assert ours.layers[1].get_config()["dtype"] == theirs.layers[1].get_config()["dtype"]
+    x = rng.standard_normal((3,) + input_shape).astype("float32")
+    assert_int4_files_and_training_match(tmp_path, theirs, ours, x, rng, input_shape)
