@@ -211,6 +211,12 @@ class FakeQuantWithMinMaxVars(KerasOperation):
         super().__init__(name=name, **kwargs)
         self.num_bits, self.narrow_range, self.axis = int(num_bits), bool(narrow_range), axis
 
+    def get_config(self):
+        # Keras's operation takes no name: its files hold the settings alone (the entry keeps the name)
+        config = super().get_config()
+        del config["name"]
+        return config
+
     def result_dtype(self, tensors, arguments):
         return tensors[0].dtype if arguments[0] is None else backend.floatx()
 

@@ -274,6 +274,14 @@ def test_dtype_policy_map():
     assert head.kernel.dtype == "int8" and layers.Dense(3, dtype=again).dtype_policy.name == "float32"
 
 
+def check_int4_per_column(layer, kernel, values):
+    """An int4 kernel quantized per column: its scale and values against NumPy's; the dequantized kernel."""
+    scale = numpy.float32(7) / (numpy.abs(kernel).max(axis=0) + numpy.float32(1e-7))
+    numpy.testing.assert_array_equal(layer.kernel_scale.numpy(), scale)
+    numpy.testing.assert_array_equal(values, numpy.clip(numpy.round(kernel * scale), -8, 7))
+    return values / scale
+
+
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_dense_int4(xp, block_size):
     rng = numpy.random.default_rng(5)
@@ -290,10 +298,7 @@ def test_dense_int4(xp, block_size):
     values = gpu_dl.quantizers.unpack_int4(layer.kernel.numpy(), 5, axis=-1)
     assert values.min() >= -8 and values.max() <= 7
     if block_size is None:
-        scale = numpy.float32(7) / (numpy.abs(kernel).max(axis=0) + numpy.float32(1e-7))
-        numpy.testing.assert_array_equal(layer.kernel_scale.numpy(), scale)
-        numpy.testing.assert_array_equal(values, numpy.clip(numpy.round(kernel * scale), -8, 7))
-        dequantized = values / scale
+        dequantized = check_int4_per_column(layer, kernel, values)
     else:
         assert names[3:] == [("kernel_zero", "int8", (3, 5)), ("g_idx", "float32", (10,))]
         numpy.testing.assert_array_equal(layer.g_idx.numpy(), numpy.arange(10) // 4)
@@ -313,14 +318,65 @@ def test_dense_int4(xp, block_size):
     assert [(w.name, w.shape) for w in rebuilt.weights] == [(w.name, w.shape) for w in layer.weights]
 
 
-def test_int4_is_refused_before_a_model_changes():
-    model = gpu_dl.Sequential([gpu_dl.Input((4,), dtype="int32"), layers.Embedding(9, 3), layers.Flatten(),
-                               layers.Dense(2)])
-    with pytest.raises(ValueError, match="Embedding layer .*'int4' is not supported by gpu_dl for this layer"):
-        model.quantize("int4")
-    assert all(layer.dtype_policy.quantization_mode is None for layer in model.layers)
-    with pytest.raises(ValueError, match="'int4' is not supported by gpu_dl for this layer"):
-        layers.EinsumDense("ab,bc->ac", 3, dtype="int4/-1_from_float32").build((None, 4))
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_embedding_int4(xp, block_size):
+    rng = numpy.random.default_rng(6)
+    layer = layers.Embedding(6, 9)
+    layer.build((None, 4))
+    table = rng.standard_normal((6, 9)).astype("float32")
+    layer.set_weights([table])
+    layer.quantize("int4", config=gpu_dl.quantizers.Int4QuantizationConfig(block_size=block_size))
+    assert layer.dtype_policy.name == f"int4/{block_size or -1}_from_float32"
+    names = [(w.name, w.dtype, w.shape, w.trainable) for w in layer.weights]
+    assert names[:2] == [("embeddings", "int8", (6, 5), False),
+                         ("embeddings_scale", "float32", (6,) if block_size is None else (6, 3), False)]
+    values = gpu_dl.quantizers.unpack_int4(layer.embeddings.numpy(), 9, axis=-1)
+    assert values.min() >= -8 and values.max() <= 7
+    if block_size is None:
+        assert len(names) == 2
+        scale = numpy.float32(7) / (numpy.abs(table).max(axis=1) + numpy.float32(1e-7))
+        numpy.testing.assert_array_equal(layer.embeddings_scale.numpy(), scale)
+        numpy.testing.assert_array_equal(values, numpy.clip(numpy.round(table * scale[:, None]), -8, 7))
+        dequantized = values / scale[:, None]
+    else:
+        assert names[2:] == [("embeddings_zero", "int8", (6, 3), False), ("g_idx", "float32", (9,), False)]
+        columns = numpy.arange(9) // 4
+        numpy.testing.assert_array_equal(layer.g_idx.numpy(), columns)
+        # each group of 4 columns (the last one zero-padded) spans [-8, 7] from its minimum to its maximum
+        groups = numpy.concatenate([table, numpy.zeros((6, 3), "float32")], axis=1).reshape(6, 3, 4)
+        scale = (groups.max(axis=-1) - groups.min(axis=-1) + numpy.float32(1e-7)) / numpy.float32(15)
+        numpy.testing.assert_allclose(layer.embeddings_scale.numpy(), scale, rtol=1e-6)
+        scale = layer.embeddings_scale.numpy()
+        # Keras clips the zero point to [-8, 7]: a group whose values do not straddle 0 saturates, as in Keras
+        zero = numpy.clip(numpy.round(-groups.min(axis=-1) / scale) - 8, -8, 7)
+        numpy.testing.assert_array_equal(layer.embeddings_zero.numpy(), zero)
+        numpy.testing.assert_array_equal(
+            values, numpy.clip(numpy.round(table / scale[:, columns]) + zero[:, columns], -8, 7))
+        dequantized = (values - zero[:, columns]) * scale[:, columns]
+    if block_size is None:
+        numpy.testing.assert_allclose(dequantized, table, atol=numpy.abs(table).max() / 7 + 1e-6)
+    ids = rng.integers(0, 6, (3, 4))
+    gpu_dl.set_device("gpu" if xp.__name__ == "cupy" else "cpu")
+    out = to_numpy(layer(xp.asarray(ids), training=True))
+    numpy.testing.assert_allclose(out, dequantized.astype("float32")[ids], rtol=1e-6, atol=1e-6)
+    assert layer.backward(xp.ones((3, 4, 9), "float32")) is None
+    rebuilt = layers.Embedding.from_config(layer.get_config())
+    rebuilt.build((None, 4))
+    assert [(w.name, w.shape) for w in rebuilt.weights] == [(w.name, w.shape) for w in layer.weights]
+    rebuilt.set_weights(layer.get_weights())
+    numpy.testing.assert_array_equal(to_numpy(rebuilt(xp.asarray(ids))), out)
+    with pytest.raises(ValueError, match="already quantized"):
+        layer.quantize("int4")
+
+
+def test_int4_policies():
+    # a layer built from an int4 policy makes the packed variables its file holds
+    layer = layers.EinsumDense("abc,cd->abd", (3, 5), bias_axes="d", dtype="int4/2_from_float32")
+    layer.build((None, 3, 4))
+    assert [(w.name, w.dtype, w.shape) for w in layer.weights] == [
+        ("bias", "float32", (5,)), ("kernel", "int8", (4, 3)), ("kernel_scale", "float32", (2, 5)),
+        ("kernel_zero", "int8", (2, 5)), ("g_idx", "float32", (4,))]
+    numpy.testing.assert_array_equal(layer.g_idx.numpy(), [0, 0, 1, 1])
     policy = gpu_dl.dtype_policies.get("int4/128_from_float32")
     assert (type(policy).__name__, policy.block_size, policy.get_config()) == \
         ("Int4DTypePolicy", 128, {"mode": "int4/128", "source_name": "float32"})
@@ -336,3 +392,38 @@ def test_a_layer_that_cannot_quantize_is_skipped_with_a_warning():
         model.quantize("int8")
     assert embedding.dtype_policy.quantization_mode is None
     assert model.layers[-1].dtype_policy.name == "int8_from_float32"
+
+
+@pytest.mark.parametrize("block_size", [None, 3])
+def test_einsum_dense_int4(xp, block_size):
+    # "abc,dc->abd": the reduced axis comes last in the kernel, and Keras's 2-D view is a plain reshape of it
+    rng = numpy.random.default_rng(7)
+    layer = layers.EinsumDense("abc,dc->abd", (3, 5), bias_axes="d", activation="tanh")
+    layer.build((None, 3, 4))
+    kernel, bias = rng.standard_normal((5, 4)).astype("float32"), rng.standard_normal(5).astype("float32")
+    layer.set_weights([kernel, bias])
+    layer.quantize("int4", config=gpu_dl.quantizers.Int4QuantizationConfig(block_size=block_size))
+    flat = kernel.reshape(4, 5)
+    values = gpu_dl.quantizers.unpack_int4(layer.kernel.numpy(), 5, axis=-1)
+    assert layer.kernel.shape == (4, 3) and values.min() >= -8 and values.max() <= 7
+    if block_size is None:
+        dequantized = check_int4_per_column(layer, flat, values)
+    else:
+        rows = numpy.arange(4) // 3
+        numpy.testing.assert_array_equal(layer.g_idx.numpy(), rows)
+        dequantized = (values - layer.kernel_zero.numpy()[rows]) * layer.kernel_scale.numpy()[rows]
+    dequantized = dequantized.astype("float32").reshape(5, 4)
+    x = rng.standard_normal((2, 3, 4)).astype("float32")
+    gpu_dl.set_device("gpu" if xp.__name__ == "cupy" else "cpu")
+    layer.input_gradient_wanted = True
+    y = to_numpy(layer(xp.asarray(x), training=True))
+    numpy.testing.assert_allclose(y, numpy.tanh(numpy.einsum("abc,dc->abd", x, dequantized) + bias), rtol=1e-5,
+                                  atol=1e-6)
+    dy = rng.standard_normal(y.shape).astype("float32")
+    dx = to_numpy(layer.backward(xp.asarray(dy)))
+    numpy.testing.assert_allclose(dx, numpy.einsum("abd,dc->abc", dy * (1 - y ** 2), dequantized), rtol=1e-5,
+                                  atol=1e-5)
+    assert getattr(layer.kernel, "grad", None) is None and layer.bias.grad is not None
+    rebuilt = layers.EinsumDense.from_config(layer.get_config())
+    rebuilt.build((None, 3, 4))
+    assert [(w.name, w.shape) for w in rebuilt.weights] == [(w.name, w.shape) for w in layer.weights]

@@ -176,26 +176,10 @@ class Dense(Layer):
 
     def _int4_block_size(self):
         """The int4 groups' rows: the config's block size, else the policy's; None: one scale per unit."""
-        from ..quantizers import Int4QuantizationConfig
-        if isinstance(self.quantization_config, Int4QuantizationConfig):
-            block_size = self.quantization_config.block_size
-        else:
-            block_size = getattr(self.dtype_policy, "block_size", None)
-        return None if block_size in (None, -1) else block_size
+        return quantized.int4_block_size(self)
 
     def _int4_build(self, kernel_shape):
-        from ..quantizers import QuantizationConfig
-        self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(self.quantization_config, None)
-        rows, block_size = kernel_shape[0], self._int4_block_size()
-        self.kernel = self.add_weight((rows, (self.units + 1) // 2), "zeros", dtype="int8", trainable=False,
-                                      name="kernel")
-        scale_shape = (self.units,) if block_size is None else (-(-rows // block_size), self.units)
-        self.kernel_scale = self.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
-        self.kernel_zero = self.g_idx = None
-        if block_size is not None:
-            self.kernel_zero = self.add_weight(scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero")
-            self.g_idx = self.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
-            self.g_idx.assign(numpy.arange(rows, dtype="float32") // block_size)
+        return quantized.build_int4_kernel(self, kernel_shape[0], self.units)
 
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode is not None:
@@ -215,7 +199,7 @@ class Dense(Layer):
         self._number_for_files()
 
     def _quantize_int4(self, config):
-        from .. import dtype_policies, quantizers
+        from .. import quantizers
         self.quantization_config = config
         block_size = self._int4_block_size()
         kernel = self.kernel
@@ -228,29 +212,12 @@ class Dense(Layer):
             values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(kernel.value, block_size,
                                                                                       to_numpy=True)
             arrays = [scale, zero]
-        scope = kernel.path.rsplit("/", 1)[0]
-        self._weights.remove(kernel)
-        self.dtype_policy = dtype_policies.Int4DTypePolicy(f"int4/{block_size or -1}", self.dtype_policy.name)
-        self._int4_build(tuple(kernel.shape))
-        arrays.insert(0, quantizers.pack_int4(values, axis=-1)[0])
-        for var, value in zip((self.kernel, self.kernel_scale, self.kernel_zero), arrays):
-            var.path = f"{scope}/{var.name}"
-            var.assign(value)
-        if self.g_idx is not None:
-            self.g_idx.path = f"{scope}/g_idx"
+        quantized.install_int4(self, kernel, values, arrays, block_size)
 
     def _int4_kernel(self, dtype):
         """The float kernel an int4 one stands for: per unit ``values / scale``; in groups
         ``(values - zero) * scale`` of each row's group."""
-        from ..quantizers import unpack_int4
-        values = unpack_int4(self.kernel.value, self.units, axis=-1)
-        if self.kernel_zero is None:
-            return quantized.dequantized(values, self.kernel_scale.value, dtype)
-        xp = backend.array_module(values)
-        groups = self.g_idx.value.astype(numpy.int32)
-        scale = xp.take(self.kernel_scale.value, groups, axis=0)
-        zero = xp.take(self.kernel_zero.value, groups, axis=0).astype(scale.dtype)
-        return ((values - zero) * scale).astype(dtype)
+        return quantized.int4_dequantized(self, self.units, dtype)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:

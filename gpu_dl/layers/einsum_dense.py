@@ -148,7 +148,7 @@ class EinsumDense(Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
-    quantization_modes = ("int8",)      # Keras's int4 of EinsumDense is not in gpu_dl
+    quantization_modes = ("int8", "int4")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -200,6 +200,8 @@ class EinsumDense(Layer):
         quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
         if self.dtype_policy.quantization_mode == "int8":
             self._int8_build(plan.kernel_shape)
+        elif self.dtype_policy.quantization_mode == "int4":
+            self._int4_build(plan.kernel_shape)
         else:
             kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
             self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
@@ -220,18 +222,59 @@ class EinsumDense(Layer):
         self.kernel_scale = self.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
         return self.kernel, self.kernel_scale
 
+    def _int4_shape(self, kernel_shape):
+        """Keras's 2-D view of an int4 kernel: (rows, columns), the sizes of the reduced axes and the others
+        multiplied, the kernel reshaped in its own axis order."""
+        reduced = self._scale_layout.kernel_reduced
+        rows = int(numpy.prod([d for i, d in enumerate(kernel_shape) if i in reduced]))
+        return rows, int(numpy.prod(kernel_shape)) // rows
+
+    def _int4_build(self, kernel_shape):
+        self._int4_kernel_shape = tuple(kernel_shape)
+        return quantized.build_int4_kernel(self, *self._int4_shape(kernel_shape))
+
     def _number_for_files(self):
-        if self.dtype_policy.quantization_mode == "int8":
-            quantized.number_for_files(self.kernel, self.bias, self.kernel_scale)
+        if self.dtype_policy.quantization_mode is not None:
+            quantized.number_for_files(self.kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
+                                       getattr(self, "g_idx", None))
 
     def quantize(self, mode=None, type_check=True, config=None):
         """Keras's ``quantize``: ``"int8"`` replaces the float kernel by its int8 values, quantized over the axes
-        the product reduces (unless ``config`` gives a weight quantizer), and ``kernel_scale``."""
+        the product reduces (unless ``config`` gives a weight quantizer), and ``kernel_scale``. ``"int4"`` packs
+        Keras's 2-D view of the kernel (``_int4_shape``) two values per byte along its columns, with a scale per
+        column (``Int4QuantizationConfig(block_size=None)``) or, by default, a scale and a zero point per group of
+        128 rows and column (``kernel_zero``, ``g_idx``); the policy becomes ``"int4/<block size or -1>_from_..."``.
+        """
         layout = self._scale_layout if self.built else None
-        quantized.quantize_weight(self, EinsumDense, mode, config, type_check, "kernel",
-                                  tuple(layout.kernel_reduced) if layout else None, self._int8_build,
-                                  adjust_scale=lambda scale: layout.forward(scale, layout.kernel))
+        config = quantized.checked_request(self, EinsumDense, mode, config, type_check)
+        if config.mode == "int4":
+            self._quantize_int4(config)
+        else:
+            quantized.quantize_weight(self, EinsumDense, None, config, False, "kernel",
+                                      tuple(layout.kernel_reduced), self._int8_build,
+                                      adjust_scale=lambda scale: layout.forward(scale, layout.kernel))
         self._number_for_files()
+
+    def _quantize_int4(self, config):
+        from .. import quantizers
+        self.quantization_config = config
+        block_size = quantized.int4_block_size(self)
+        kernel = self.kernel
+        flat = kernel.value.reshape(self._int4_shape(kernel.shape))
+        if block_size is None:
+            # Keras quantizes the 2-D view per column itself, without the config's weight quantizer
+            values, scale = quantizers.abs_max_quantize(flat, axis=0, value_range=(-8, 7), to_numpy=True)
+            arrays = [scale.reshape(-1)]
+        else:
+            values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(flat, block_size,
+                                                                                      to_numpy=True)
+            arrays = [scale, zero]
+        quantized.install_int4(self, kernel, values, arrays, block_size)
+
+    def _int4_kernel(self, dtype):
+        """The float kernel the int4 one stands for, in the kernel's shape."""
+        _, columns = self._int4_shape(self._int4_kernel_shape)
+        return quantized.int4_dequantized(self, columns, dtype).reshape(self._int4_kernel_shape)
 
     def _int8_kernel(self, dtype):
         """The float kernel the int8 one stands for."""
@@ -242,9 +285,12 @@ class EinsumDense(Layer):
     def check_input_shape(self, shape):
         shape = tuple(shape)
         plan = self._plan(shape)
-        if self.kernel is not None and plan.kernel_shape != self.kernel.shape:
+        # an int4 kernel is stored packed: the shape it stands for is the one to compare
+        built = self._int4_kernel_shape if self.dtype_policy.quantization_mode == "int4" else \
+            None if self.kernel is None else self.kernel.shape
+        if built is not None and plan.kernel_shape != built:
             raise ValueError(f"{self._where()}: it was built for inputs like {self.input_spec} (kernel "
-                             f"{self.kernel.shape}); received shape {shape}, which needs a kernel "
+                             f"{built}); received shape {shape}, which needs a kernel "
                              f"{plan.kernel_shape}.")
 
     def compute_output_shape(self, input_shape):
@@ -253,8 +299,11 @@ class EinsumDense(Layer):
     def call(self, x, training=False):
         plan = self._plan(x.shape)
         equation = f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}"
-        if self.dtype_policy.quantization_mode != "int8":
+        mode = self.dtype_policy.quantization_mode
+        if mode is None:
             z = _einsum(equation, x, self.kernel.value)
+        elif mode == "int4":
+            z = self._int4_product(equation, x)
         elif self.inputs_quantizer is None:
             # Keras's torch backend multiplies float inputs by the dequantized kernel
             z = _einsum(equation, x, self._int8_kernel(x.dtype))
@@ -279,13 +328,25 @@ class EinsumDense(Layer):
         self._preactivation = z if self.keep_preactivation else None     # the logits of a softmax fused into the loss
         return y
 
+    def _int4_product(self, equation, x):
+        """Keras's int4 product: the inputs times the dequantized kernel; with an inputs quantizer and one scale
+        per column, the inputs quantized over the reduced axes (as floats) times it, divided by their scales."""
+        kernel = self._int4_kernel(self.compute_dtype)
+        if self.inputs_quantizer is None or self.kernel_zero is not None:
+            return _einsum(equation, x, kernel)
+        layout = self._scale_layout
+        x, scale = self.inputs_quantizer(x, axis=tuple(layout.input_reduced))
+        scale = layout.forward(scale, layout.input)
+        return _einsum(equation, x.astype(self.compute_dtype), kernel) / scale.astype(self.compute_dtype)
+
     def backward(self, dy, through_activation=True):
         x, z, y, plan = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
-        int8 = self.dtype_policy.quantization_mode == "int8"
-        # an int8 kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
-        kernel = self._int8_kernel(dz.dtype) if int8 else self.kernel.value
-        if self.trainable and not int8:
+        mode = self.dtype_policy.quantization_mode
+        # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
+        kernel = self.kernel.value if mode is None else \
+            self._int8_kernel(dz.dtype) if mode == "int8" else self._int4_kernel(dz.dtype)
+        if self.trainable and mode is None:
             self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
         if self.trainable:
             if self.bias is not None:

@@ -1,7 +1,9 @@
 """``Embedding``: turns integer ids (e.g. padded token sequences) into dense vectors, as in Keras 3."""
 from __future__ import annotations
 
-from .. import regularizers
+import numpy
+
+from .. import backend, regularizers
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
 from . import id_checks, quantized
 from .base import Layer
@@ -18,13 +20,16 @@ class Embedding(id_checks.RangedIds, Layer):
 
     ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the table as int8 values with a float
     ``embeddings_scale`` per row (per id), both non-trainable, as Keras does; the rows looked up are divided by
-    their scales.
+    their scales. ``quantize("int4")`` packs two 4-bit values per byte along ``output_dim``, as Keras does: by
+    default in groups of 128 columns with a scale and an int8 zero point per id and group (``embeddings_zero``, and
+    ``g_idx`` the group of each column), or with ``Int4QuantizationConfig(block_size=None)`` symmetric with one
+    scale per id; only the rows looked up are unpacked.
     """
 
     id_range_argument = "input_dim"
     fixed_input_axes = ()
     keeps_input_dtype = True
-    quantization_modes = ("int8",)      # Keras's int4 of Embedding is not in gpu_dl
+    quantization_modes = ("int8", "int4")
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
@@ -48,6 +53,8 @@ class Embedding(id_checks.RangedIds, Layer):
         quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
         if self.dtype_policy.quantization_mode == "int8":
             self._int8_build((self.input_dim, self.output_dim))
+        elif self.dtype_policy.quantization_mode == "int4":
+            self._int4_build((self.input_dim, self.output_dim))
         else:
             self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
                                               name="embeddings", regularizer=self.embeddings_regularizer,
@@ -62,10 +69,60 @@ class Embedding(id_checks.RangedIds, Layer):
         self.embeddings_scale = self.add_weight((self.input_dim,), "ones", trainable=False, name="embeddings_scale")
         return self.embeddings, self.embeddings_scale
 
+    def _int4_build(self, shape):
+        rows, columns = shape
+        block_size = quantized.int4_block_size(self)
+        self.embeddings = self.add_weight((rows, (columns + 1) // 2), "zeros", dtype="int8", trainable=False,
+                                          name="embeddings")
+        scale_shape = (rows,) if block_size is None else (rows, -(-columns // block_size))
+        self.embeddings_scale = self.add_weight(scale_shape, "ones", trainable=False, name="embeddings_scale")
+        self.embeddings_zero = self.g_idx = None
+        if block_size is not None:
+            self.embeddings_zero = self.add_weight(scale_shape, "zeros", dtype="int8", trainable=False,
+                                                   name="embeddings_zero")
+            self.g_idx = self.add_weight((columns,), "zeros", dtype="float32", trainable=False, name="g_idx")
+            self.g_idx.assign(numpy.arange(columns, dtype="float32") // block_size)
+        return tuple(v for v in (self.embeddings, self.embeddings_scale, self.embeddings_zero, self.g_idx)
+                     if v is not None)
+
     def quantize(self, mode=None, type_check=True, config=None):
         """Keras's ``quantize``: ``"int8"`` replaces the table by its int8 values, quantized per row
-        (``AbsMaxQuantizer(axis=-1)`` unless ``config`` gives a weight quantizer), and ``embeddings_scale``."""
-        quantized.quantize_weight(self, Embedding, mode, config, type_check, "embeddings", -1, self._int8_build)
+        (``AbsMaxQuantizer(axis=-1)`` unless ``config`` gives a weight quantizer), and ``embeddings_scale``;
+        ``"int4"`` packs the table (see the class docstring), the policy becoming
+        ``"int4/<block size or -1>_from_<its policy>"``."""
+        config = quantized.checked_request(self, Embedding, mode, config, type_check)
+        if config.mode != "int4":
+            quantized.quantize_weight(self, Embedding, None, config, False, "embeddings", -1, self._int8_build)
+            return
+        from .. import quantizers
+        self.quantization_config = config
+        block_size = quantized.int4_block_size(self)
+        table = self.embeddings
+        if block_size is None:
+            quantizer = quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, quantizers.AbsMaxQuantizer(axis=-1, value_range=(-8, 7), output_dtype="int8"))
+            values, scale = quantizer(table.value, to_numpy=True)
+            arrays = [scale.reshape(-1)]
+        else:
+            # Keras groups the columns: the grouped quantizer's rows are the transposed table's
+            values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(table.value.T, block_size,
+                                                                                      to_numpy=True)
+            values, arrays = values.T, [scale.T, zero.T]
+        quantized.install_int4(self, table, values, arrays, block_size)
+
+    def _int4_rows(self, ids):
+        """The float rows of ``ids`` in an int4 table: per id ``values / scale``; in groups
+        ``(values - zero) * scale`` of each column's group, as Keras dequantizes them."""
+        from ..quantizers import unpack_int4
+        dtype = self.compute_dtype
+        values = unpack_int4(embedding_lookup(ids, self.embeddings.value), self.output_dim, axis=-1).astype(dtype)
+        scale = embedding_lookup(ids, self.embeddings_scale.value).astype(dtype)
+        if self.embeddings_zero is None:
+            return values / scale[..., None]
+        xp = backend.array_module(values)
+        groups = self.g_idx.value.astype(numpy.int32)
+        zero = xp.take(embedding_lookup(ids, self.embeddings_zero.value), groups, axis=-1).astype(dtype)
+        return (values - zero) * xp.take(scale, groups, axis=-1)
 
     def compute_mask(self, x, mask=None):
         """With ``mask_zero``, the ids other than 0 (on symbolic ids, ``ops.not_equal(x, 0)``, as Keras records
@@ -87,6 +144,8 @@ class Embedding(id_checks.RangedIds, Layer):
             rows = embedding_lookup(ids, self.embeddings.value).astype(self.compute_dtype)
             scales = embedding_lookup(ids, self.embeddings_scale.value).astype(self.compute_dtype)
             return rows / scales[..., None]
+        if self.dtype_policy.quantization_mode == "int4":
+            return self._int4_rows(ids)
         return embedding_lookup(ids, self.embeddings.value)
 
     def backward(self, dy):

@@ -53,6 +53,17 @@ def checked_request(layer, cls, mode, config, type_check):
     return config
 
 
+def int4_block_size(layer):
+    """The rows of a layer's int4 groups: its config's block size, else its policy's (Keras's
+    ``get_block_size_for_layer``); None where each output (or id) has one scale."""
+    from ..quantizers import Int4QuantizationConfig
+    if isinstance(layer.quantization_config, Int4QuantizationConfig):
+        block_size = layer.quantization_config.block_size
+    else:
+        block_size = getattr(layer.dtype_policy, "block_size", None)
+    return None if block_size in (None, -1) else block_size
+
+
 def check_quantize_args(layer, mode):
     """Keras's refusals of ``quantize``: an unbuilt layer, one already quantized, float16 computations."""
     if not layer.built:
@@ -101,6 +112,43 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
         # the paths the float weights had: the model's name scope where the layer was built
         var.path = f"{scope}/{var.name}"
         var.assign(value.reshape(var.shape))
+
+
+def build_int4_kernel(layer, rows, columns):
+    """A layer's int4 kernel variables, as Keras makes them for a (rows, columns) kernel (Dense's; EinsumDense's
+    2-D view): ``kernel`` packed (rows, ceil(columns / 2)) int8, ``kernel_scale`` per column or per group of rows
+    and column, and for groups ``kernel_zero`` and ``g_idx`` (each row's group); the inputs quantizer is the
+    config's, or none. Returns the variables made, in that order."""
+    from ..quantizers import QuantizationConfig
+    layer.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(layer.quantization_config, None)
+    block_size = int4_block_size(layer)
+    layer.kernel = layer.add_weight((rows, (columns + 1) // 2), "zeros", dtype="int8", trainable=False,
+                                    name="kernel")
+    scale_shape = (columns,) if block_size is None else (-(-rows // block_size), columns)
+    layer.kernel_scale = layer.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
+    layer.kernel_zero = layer.g_idx = None
+    if block_size is not None:
+        layer.kernel_zero = layer.add_weight(scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero")
+        layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
+        layer.g_idx.assign(numpy.arange(rows, dtype="float32") // block_size)
+    return tuple(v for v in (layer.kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx) if v is not None)
+
+
+def install_int4(layer, weight, values, arrays, block_size):
+    """The end of a layer's int4 ``quantize``: the float ``weight`` is dropped, the layer takes the policy
+    ``"int4/<block size or -1>_from_<its policy>"``, and its ``_int4_build(shape)`` makes the int4 variables, the
+    first taking ``values`` packed along the last axis and the next ones ``arrays`` (scale, zero point), all of them
+    the float weight's name scope."""
+    from ..dtype_policies import Int4DTypePolicy
+    from ..quantizers import pack_int4
+    scope = weight.path.rsplit("/", 1)[0]
+    layer._weights.remove(weight)
+    layer.dtype_policy = Int4DTypePolicy(f"int4/{block_size or -1}", layer.dtype_policy.name)
+    arrays = [pack_int4(values, axis=-1)[0]] + list(arrays)
+    for i, var in enumerate(layer._int4_build(tuple(weight.shape))):
+        var.path = f"{scope}/{var.name}"
+        if i < len(arrays):     # the group ids keep the values the build gave them
+            var.assign(arrays[i])
 
 
 def quantization_config_of(value, where):
@@ -161,6 +209,19 @@ def dequantized(kernel, kernel_scale, compute_dtype):
     """The float kernel an int8 kernel stands for: ``kernel / kernel_scale`` (broadcast over the last axes)."""
     xp = backend.array_module(kernel)
     return kernel.astype(compute_dtype) / xp.asarray(kernel_scale).astype(compute_dtype)
+
+
+def int4_dequantized(layer, columns, dtype):
+    """The float 2-D kernel a layer's packed int4 one (``build_int4_kernel``) stands for, as Keras dequantizes
+    it: per column ``values / scale``; in groups of rows ``(values - zero) * scale`` of each row's group."""
+    from ..quantizers import unpack_int4
+    values = unpack_int4(layer.kernel.value, columns, axis=-1)
+    if layer.kernel_zero is None:
+        return dequantized(values, layer.kernel_scale.value, dtype)
+    xp = backend.array_module(values)
+    groups = layer.g_idx.value.astype(numpy.int32)
+    scale = xp.take(layer.kernel_scale.value, groups, axis=0)
+    return ((values - xp.take(layer.kernel_zero.value, groups, axis=0).astype(scale.dtype)) * scale).astype(dtype)
 
 
 class EinsumScaleLayout:

@@ -54,6 +54,7 @@ import inspect
 
 import numpy
 
+from .. import quantizers
 from ..layers import indexing_operations, operations
 from ..layers.keras_ops import operations as keras_ops
 from ..layers.keras_ops.activations import ACTIVATIONS as ACTIVATION_OPERATIONS
@@ -66,8 +67,10 @@ _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
 _CALL_KEYWORDS = ("training", "mask", "initial_state")
 # The operations of keras.src.ops (numpy, nn, core) that gpu_dl rebuilds, by Keras's class name; and the two of
-# keras.src.activations.activations (ReLU, which keras.activations.relu records, and Mish).
-OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS, **keras_ops.OPERATIONS}
+# keras.src.activations.activations (ReLU, which keras.activations.relu records, and Mish); and the fake
+# quantization of keras.src.quantizers.quantizers.
+OPERATIONS = {**operations.OPERATIONS, **indexing_operations.OPERATIONS, **keras_ops.OPERATIONS,
+              "FakeQuantWithMinMaxVars": quantizers.FakeQuantWithMinMaxVars}
 
 
 def _rebuilt_operation(entry):
@@ -559,7 +562,8 @@ def functional_from_config(config, where="model config", custom_objects=None):
     operations, rebuilt = {}, set()
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("module"), str) and (
-                entry["module"].startswith("keras.src.ops.") or entry["module"] == ACTIVATION_OPERATIONS):
+                entry["module"].startswith("keras.src.ops.")
+                or entry["module"] in (ACTIVATION_OPERATIONS, quantizers.FakeQuantWithMinMaxVars.keras_module)):
             name = entry.get("name", (entry.get("config") or {}).get("name"))
             if not isinstance(name, str):
                 continue
