@@ -361,7 +361,8 @@ def test_bad_arguments_are_clear_errors(make, match):
         make()
 
 
-@pytest.mark.parametrize("cls,args", [(layers.Conv1D, (4, 3)), (layers.MaxPooling1D, ()), (layers.AveragePooling1D, (2,)),
+@pytest.mark.parametrize("cls,args", [(layers.Conv1D, (4, 3)), (layers.MaxPooling1D, ()),
+                                      (layers.AveragePooling1D, (2,)),
                                       (layers.GlobalMaxPooling1D, ()), (layers.GlobalAveragePooling1D, ()),
                                       (layers.ZeroPadding1D, ()), (layers.Cropping1D, ()), (layers.UpSampling1D, ())])
 def test_inputs_of_another_rank_name_the_layer(xp, cls, args):

@@ -216,7 +216,8 @@ def from_a_data_set(lib):
             return x, {"first": numpy.zeros((2, 2), "float32"), "second": numpy.ones((2, 3), "float32")}
     model = two_heads(lib, "dict")()
     model.compile("sgd", loss={"first": "mse", "second": "mae"}, metrics={"second": ["mse"]})
-    return model.fit(Batches(), epochs=2, shuffle=False, verbose=0).history, model.evaluate(Batches(), verbose=0, return_dict=True)
+    history = model.fit(Batches(), epochs=2, shuffle=False, verbose=0).history
+    return history, model.evaluate(Batches(), verbose=0, return_dict=True)
 
 
 def test_a_data_set_binds_the_losses_at_its_first_batch_as_in_keras():

@@ -93,7 +93,8 @@ __all__ = [
     "Resizing", "ReversibleEmbedding", "RMSNormalization", "RNN", "SeparableConv1D", "SeparableConv2D",
     "SeparableConvolution1D", "SeparableConvolution2D", "serialize", "SimpleRNN", "SimpleRNNCell", "Softmax",
     "Solarization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
-    "StackedRNNCells", "STFTSpectrogram", "StringLookup", "Subtract", "subtract", "TextVectorization", "TimeDistributed",
+    "StackedRNNCells", "STFTSpectrogram", "StringLookup", "Subtract", "subtract", "TextVectorization",
+    "TimeDistributed",
     "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "UpSampling3D", "Variable", "Wrapper", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
