@@ -3,30 +3,36 @@ nested models, built in code, reloaded from a `.keras` file and given weights by
 give the same (path, shape) of every weight, of every optimizer variable (whose names carry the weights' paths)
 and of every `get_state_tree()` entry, and write the same `.weights.h5` layout after a reload. Keras's
 deserialization builds each layer of a model on its own, so a reloaded Sequential's weights are `dense/kernel`
-where the model built in code has `sequential/dense/kernel`."""
+where the model built in code has `sequential/dense/kernel` (checked in gpu_dl alone too, where Keras is absent)."""
 import os
 
 import numpy
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
 
 import gpu_dl  # noqa: E402
 
 
-def fresh():
+@pytest.fixture
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def fresh(keras=None):
     # the paths compared carry names both libraries number by a process-wide count
-    keras.utils.clear_session()
+    if keras is not None:
+        keras.utils.clear_session()
     gpu_dl.utils.clear_session(free_memory=False)
 
 
 @pytest.fixture(autouse=True)
-def fresh_sessions():
-    fresh()
+def fresh_sessions(request):
+    keras = request.getfixturevalue("keras") if "keras" in request.fixturenames else None
+    fresh(keras)
     yield
-    fresh()
+    fresh(keras)
 
 
 def sequential(lib):
@@ -137,22 +143,22 @@ def _h5_layout(path):
     return layout
 
 
-def _each_way(tmp_path, make):
+def _each_way(keras, tmp_path, make):
     """For each library: the paths of the model built in code, reloaded from its `.keras` file, and built in code
     again given the reloaded model's weights by `load_weights`; and the layout of that `.weights.h5` file."""
     found = {}
     for lib in (keras, gpu_dl):
         name = lib.__name__
-        fresh()
+        fresh(keras)
         built = _trained(lib, make(lib))
         seen = {"built": _paths(built)}
         built.save(tmp_path / f"{name}.keras")
-        fresh()
+        fresh(keras)
         loaded = _trained(lib, _load(lib, tmp_path / f"{name}.keras", make))
         seen["loaded"] = _paths(loaded)
         loaded.save_weights(tmp_path / f"{name}.weights.h5")
         seen["h5"] = _h5_layout(tmp_path / f"{name}.weights.h5")
-        fresh()
+        fresh(keras)
         again = make(lib)
         again.load_weights(tmp_path / f"{name}.weights.h5")
         seen["load_weights"] = _paths(_trained(lib, again))
@@ -163,8 +169,8 @@ def _each_way(tmp_path, make):
 
 
 @pytest.mark.parametrize("make", CASES, ids=[c.__name__ for c in CASES])
-def test_paths_match_keras_built_reloaded_and_given_weights(tmp_path, make):
-    theirs, ours = _each_way(tmp_path, make)
+def test_paths_match_keras_built_reloaded_and_given_weights(keras, tmp_path, make):
+    theirs, ours = _each_way(keras, tmp_path, make)
     for way in ("built", "loaded", "load_weights"):
         assert ours[way] == theirs[way], way
     assert ours["h5"] == theirs["h5"]
@@ -191,10 +197,10 @@ def test_reloaded_sequential_drops_the_model_name_from_its_paths(tmp_path):
 
 
 @pytest.mark.parametrize("make", [c for c in CASES if c not in SUBCLASSED])
-def test_keras_file_reloaded_in_gpu_dl_has_keras_paths(tmp_path, make):
+def test_keras_file_reloaded_in_gpu_dl_has_keras_paths(keras, tmp_path, make):
     theirs = _trained(keras, make(keras))
     theirs.save(tmp_path / "k.keras")
-    fresh()
+    fresh(keras)
     reloaded_theirs = _paths(_trained(keras, keras.models.load_model(tmp_path / "k.keras")))
-    fresh()
+    fresh(keras)
     assert _paths(_trained(gpu_dl, gpu_dl.models.load_model(tmp_path / "k.keras"))) == reloaded_theirs
