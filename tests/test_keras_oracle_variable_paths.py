@@ -204,3 +204,34 @@ def test_keras_file_reloaded_in_gpu_dl_has_keras_paths(keras, tmp_path, make):
     reloaded_theirs = _paths(_trained(keras, keras.models.load_model(tmp_path / "k.keras")))
     fresh(keras)
     assert _paths(_trained(gpu_dl, gpu_dl.models.load_model(tmp_path / "k.keras"))) == reloaded_theirs
+
+
+def sequence_wrappers(lib):
+    return lib.Sequential([lib.Input((5, 4)), lib.layers.TimeDistributed(lib.layers.Dense(3), name="td"),
+                           lib.layers.Bidirectional(lib.layers.LSTM(2), name="bi"),
+                           lib.layers.Dense(2, name="b")], name="s")
+
+
+def sequence_wrappers_given_backward(lib):
+    backward = lib.layers.GRU(2, go_backwards=True, name="back")
+    return lib.Sequential([lib.Input((5, 4)), lib.layers.Bidirectional(lib.layers.GRU(2), backward_layer=backward,
+                                                                       name="bi")], name="s")
+
+
+@pytest.mark.parametrize("make", [sequence_wrappers, sequence_wrappers_given_backward])
+def test_wrapped_layers_paths_match_keras_after_reload(keras, tmp_path, make):
+    # Keras builds a wrapper's layer (and both directions of a Bidirectional) on its own as it reads the file
+    found = {}
+    for lib in (keras, gpu_dl):
+        fresh(keras)
+        built = make(lib)
+        built_paths = [(w.path, tuple(w.shape)) for w in built.weights]
+        built.save(tmp_path / f"{lib.__name__}.keras")
+        fresh(keras)
+        loaded = lib.models.load_model(tmp_path / f"{lib.__name__}.keras")
+        loaded.save_weights(tmp_path / f"{lib.__name__}.weights.h5")
+        found[lib.__name__] = (built_paths, [(w.path, tuple(w.shape)) for w in loaded.weights],
+                               _h5_layout(tmp_path / f"{lib.__name__}.weights.h5"))
+    assert found["gpu_dl"] == found["keras"]
+    assert all(path.startswith("s/") for path, _ in found["gpu_dl"][0])
+    assert not any(path.startswith("s/") for path, _ in found["gpu_dl"][1])

@@ -663,6 +663,9 @@ def _new_layer_from_entry(entry, where, custom=None):
         inner_name = inner["config"].get("name")
         if isinstance(inner_name, str) and inner_name.startswith("forward_"):
             inner["config"]["name"] = inner_name[len("forward_"):]
+        # Keras makes both directions from entries (the backward one's, else the built layer's own), so that each
+        # is built on its own where that entry has a build config
+        copied_from = (inner, config.get("backward_layer") or inner)
         config["layer"] = _wrapped_recurrent_from_entry(inner, where)
         if config.get("backward_layer") is not None:
             config["backward_layer"] = _wrapped_recurrent_from_entry(config["backward_layer"], where)
@@ -675,7 +678,7 @@ def _new_layer_from_entry(entry, where, custom=None):
         elif not isinstance(inner, dict):
             raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
         else:
-            config["layer"] = _layer_from_entry(inner, where, custom)
+            config["layer"] = rooted(_layer_from_entry(inner, where, custom), inner)
     elif issubclass(cls, Pipeline):
         inner = config.get("layers")
         if not isinstance(inner, list):
@@ -695,7 +698,12 @@ def _new_layer_from_entry(entry, where, custom=None):
                          f"({', '.join(f'{k}={config[k]!r}' for k in unknown)}) are not supported by gpu_dl's "
                          f"{cls.__name__}.")
     try:
-        if issubclass(cls, (Bidirectional, Wrapper)):
+        if issubclass(cls, Bidirectional):
+            layer = cls(config.pop("layer"), **config)
+            rooted(layer.forward_layer, copied_from[0])
+            rooted(layer.backward_layer, copied_from[1])
+            return layer
+        if issubclass(cls, Wrapper):
             return cls(config.pop("layer"), **config)
         if issubclass(cls, Pipeline):
             return cls(config.pop("layers"), **config)
