@@ -587,7 +587,21 @@ def name_scope(layer):
     if scopes and scopes[-1][1] is layer:
         yield
         return
-    token = _NAME_SCOPES.set(scopes + ((layer.name, layer),))
+    # A layer rebuilt from a saved config keeps the parent path it was given there (``_parent_path``, as Keras's
+    # own, which its deserialization fixes by building each layer on its own, outside the model's scope).
+    token = _NAME_SCOPES.set(scopes + ((layer.name, layer, layer.__dict__.get("_parent_path")),))
+    try:
+        yield
+    finally:
+        _NAME_SCOPES.reset(token)
+
+
+@contextlib.contextmanager
+def scope_of_root(layer):
+    """Run as if ``layer``'s name scope were open at the root without a name of its own: the layers whose scopes
+    open inside have their paths from the root, as Keras's ``build_from_config`` of a subclassed model gives them
+    (it runs the model's ``call`` without opening the model's scope)."""
+    token = _NAME_SCOPES.set(_NAME_SCOPES.get() + ((None, layer, ""),))
     try:
         yield
     finally:
@@ -601,7 +615,8 @@ def scope_names():
     for entry in _NAME_SCOPES.get():
         if len(entry) > 2 and entry[2] is not None:
             names = [part for part in entry[2].split("/") if part]
-        names.append(entry[0])
+        if entry[0] is not None:        # None: scope_of_root's entry, which adds no name
+            names.append(entry[0])
     return names
 
 
@@ -609,7 +624,11 @@ def layer_path(layer):
     """The path of ``layer``'s name scope now (Keras's ``current_path`` inside it): the open name scopes, then
     ``layer``'s own (unless it is the innermost)."""
     scopes = _NAME_SCOPES.get()
-    return "/".join(scope_names() + ([] if scopes and scopes[-1][1] is layer else [layer.name]))
+    if scopes and scopes[-1][1] is layer:
+        return "/".join(scope_names())
+    parent = layer.__dict__.get("_parent_path")
+    parents = scope_names() if parent is None else [part for part in parent.split("/") if part]
+    return "/".join(parents + [layer.name])
 
 
 def scoped_path(layer, name):
@@ -949,7 +968,7 @@ class Layer:
         # As Keras records it when the layer is built: its path then (the name scopes open around the build).
         # Keras builds some layers when they are made, without a path, which they keep (None) after.
         if value and self._path_at_build and "_path" not in self.__dict__:
-            self._path = layer_path(self)
+            self._path = layer_path(self) or None     # None: built under scope_of_root, as Keras leaves it
         self._built = value
 
     _path_at_build = True      # False: the layer keeps no path (InputLayer, as Keras's)

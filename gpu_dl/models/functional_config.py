@@ -61,7 +61,7 @@ from ..layers.keras_ops.activations import ACTIVATIONS as ACTIVATION_OPERATIONS
 from ..layers.operations import Operation
 from ..layers.symbolic import flatten_structure, flatten_tensors
 from .keras_config import (MAX_LAYERS, CustomObjects, _decode, _jsonable, _layer_entry, _layer_from_entry,
-                           holds_model_entry, is_model_entry, nested_layer_from_entry)
+                           holds_model_entry, is_model_entry, nested_layer_from_entry, rooted)
 
 _TENSOR = "__keras_tensor__"
 # The keyword arguments of a recorded call that gpu_dl's layers take.
@@ -612,6 +612,7 @@ def functional_from_config(config, where="model config", custom_objects=None):
             layer = nested_layer_from_entry(bare, f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(_decode(bare, at, custom), f"{where}, layers[{i}]", custom)
+        rooted(layer, bare)
         # A config without a name (a get_config of the caller's own that leaves it out) gives the layer a new
         # one, as in Keras; the entry's name still links its calls.
         if layer.name != name and "name" in (bare.get("config") or {}):

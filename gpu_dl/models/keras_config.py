@@ -43,6 +43,7 @@ do instead.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import numbers
@@ -662,6 +663,9 @@ def _new_layer_from_entry(entry, where, custom=None):
         inner_name = inner["config"].get("name")
         if isinstance(inner_name, str) and inner_name.startswith("forward_"):
             inner["config"]["name"] = inner_name[len("forward_"):]
+        # Keras makes both directions from entries (the backward one's, else the built layer's own), so that each
+        # is built on its own where that entry has a build config
+        copied_from = (inner, config.get("backward_layer") or inner)
         config["layer"] = _wrapped_recurrent_from_entry(inner, where)
         if config.get("backward_layer") is not None:
             config["backward_layer"] = _wrapped_recurrent_from_entry(config["backward_layer"], where)
@@ -674,7 +678,7 @@ def _new_layer_from_entry(entry, where, custom=None):
         elif not isinstance(inner, dict):
             raise ValueError(f"{where}: {class_name} needs the wrapped layer as a config dict under 'layer'.")
         else:
-            config["layer"] = _layer_from_entry(inner, where, custom)
+            config["layer"] = rooted(_layer_from_entry(inner, where, custom), inner)
     elif issubclass(cls, Pipeline):
         inner = config.get("layers")
         if not isinstance(inner, list):
@@ -694,7 +698,12 @@ def _new_layer_from_entry(entry, where, custom=None):
                          f"({', '.join(f'{k}={config[k]!r}' for k in unknown)}) are not supported by gpu_dl's "
                          f"{cls.__name__}.")
     try:
-        if issubclass(cls, (Bidirectional, Wrapper)):
+        if issubclass(cls, Bidirectional):
+            layer = cls(config.pop("layer"), **config)
+            rooted(layer.forward_layer, copied_from[0])
+            rooted(layer.backward_layer, copied_from[1])
+            return layer
+        if issubclass(cls, Wrapper):
             return cls(config.pop("layer"), **config)
         if issubclass(cls, Pipeline):
             return cls(config.pop("layers"), **config)
@@ -793,6 +802,15 @@ def holds_model_entry(entry):
             and isinstance(entry.get("config"), dict) and is_model_entry(entry["config"].get("layer")))
 
 
+def rooted(layer, entry):
+    """``layer``, its name scope opened at the root from now on where its ``entry`` has a build config: Keras's
+    deserialization builds such a layer on its own, before the model holding it, so that after a reload its
+    variables' paths begin with its own name (``dense/kernel``, not ``sequential/dense/kernel``)."""
+    if isinstance(entry, dict) and entry.get("build_config"):
+        layer.__dict__.setdefault("_parent_path", "")
+    return layer
+
+
 def nested_layer_from_entry(entry, where, custom_objects=None):
     """A layer entry that is a model or holds one (``is_model_entry`` or ``holds_model_entry``) as a layer."""
     if is_model_entry(entry):
@@ -853,9 +871,13 @@ def model_from_config(config, where="model config", custom_objects=None):
                              f"{e}") from e
         build_config = config.get("build_config")
         if build_config and not model.built:
-            # as Keras's deserialization builds it (a subclassed model's weights exist once it is built)
+            # as Keras's deserialization builds it (a subclassed model's weights exist once it is built); without a
+            # build of its own, Keras runs its call outside its name scope, which its sublayers' paths then lack
+            from ..layers.base import scope_of_root
+            own_build = not getattr(type(model).build, "_library_build", False)
             try:
-                model.build_from_config(build_config)
+                with contextlib.nullcontext() if own_build else scope_of_root(model):
+                    model.build_from_config(build_config)
             except (TypeError, ValueError, KeyError) as e:
                 raise ValueError(f"{where}: the model of class {own.__name__!r} cannot be built from its build "
                                  f"config {build_config!r:.200}: {type(e).__name__}: {e}") from e
@@ -898,6 +920,7 @@ def model_from_config(config, where="model config", custom_objects=None):
             layer = nested_layer_from_entry(raw_layers[i], f"{where}, layers[{i}]", custom_objects)
         else:
             layer = _layer_from_entry(entry, f"{where}, layers[{i}]", custom)
+        rooted(layer, raw_layers[i])
         try:
             model.add(layer)
         except (TypeError, ValueError) as e:
