@@ -86,6 +86,13 @@ def assert_keras_file_loads_both_ways(keras, theirs, make_x, tmp_path, load_mode
     return ours, x
 
 
+def keras_numpy(keras, x):
+    """Keras's tensors as NumPy arrays, dicts of them as dicts of arrays."""
+    if isinstance(x, dict):
+        return {k: keras_numpy(keras, v) for k, v in x.items()}
+    return keras.ops.convert_to_numpy(x)
+
+
 def seed_states(lib, layer):
     """Each variable of ``layer`` (of ``lib``: gpu_dl or keras) as (name, shape, trainable, value), the value of
     a seed generator's state only (None for the others)."""

@@ -9,15 +9,14 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 from gpu_dl.utils import bounding_boxes as bb  # noqa: E402
+from keras_steps import keras_numpy  # noqa: E402
 
 H, W = 37, 53
 KB = keras.utils.bounding_boxes
 
 
 def theirs(x):
-    if isinstance(x, dict):
-        return {k: theirs(v) for k, v in x.items()}
-    return keras.ops.convert_to_numpy(x)
+    return keras_numpy(keras, x)
 
 
 def random_xyxy(rng, shape):

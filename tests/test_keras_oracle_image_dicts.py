@@ -12,15 +12,14 @@ keras = pytest.importorskip("keras")
 
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.utils.bounding_boxes import convert_format  # noqa: E402
+from keras_steps import keras_numpy  # noqa: E402
 
 H, W = 21, 29
 T = keras.ops.convert_to_tensor
 
 
 def theirs(x):
-    if isinstance(x, dict):
-        return {k: theirs(v) for k, v in x.items()}
-    return keras.ops.convert_to_numpy(x)
+    return keras_numpy(keras, x)
 
 
 def sample(rng, fmt, batch=3, boxes=7, height=H, width=W):
