@@ -19,9 +19,8 @@ import math
 import numpy
 
 from .backend import is_int_dtype, standardize_data_format, to_numpy
+from .utils.bounding_boxes import convert_format
 
-_BOX_FORMATS = ("xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_yxyx", "rel_xywh",
-                "rel_center_xywh")
 _INSTALL_HINTS = {   # module -> (package named in the error, how to install it)
     "cv2": ("`cv2` package (OpenCV)",
             "`pip install 'gpu_dl[visualization]'` (or `pip install opencv-python-headless`)"),
@@ -53,32 +52,6 @@ def _channels_last(images, data_format):
 def _masks_channels_last(masks, data_format):
     """Masks with a channel axis moved last; masks without one, ``(batch, height, width)``, as they are."""
     return _channels_last(masks, data_format) if masks.ndim == 4 else masks
-
-
-def _boxes_to_xyxy(boxes, source, height, width):
-    """Boxes in ``source`` format as float32 ``xyxy`` pixel corners, computed in float32 in Keras's order."""
-    boxes = to_numpy(boxes)
-    if boxes.shape[-1:] != (4,):
-        raise ValueError(f"`boxes` must be a tensor with the last dimension of 4. Received: boxes.shape={boxes.shape}")
-    if not isinstance(source, str) or source.lower() not in _BOX_FORMATS:
-        raise ValueError(f"Invalid source or target format. Supported formats: {_BOX_FORMATS}")
-    source = source.lower()
-    boxes = boxes.astype("float32")
-    a, b, c, d = (boxes[..., i] for i in range(4))
-    relative = source.startswith("rel_")
-    if relative:
-        source = source[len("rel_"):]
-    if source in ("yxyx", "center_yxhw"):
-        a, b, c, d = b, a, d, c
-    if source == "xywh":
-        c, d = a + c, b + d
-    elif source.startswith("center_"):
-        half_w, half_h = c / numpy.float32(2.0), d / numpy.float32(2.0)
-        a, b, c, d = a - half_w, b - half_h, a + half_w, b + half_h
-    if relative:
-        w, h = numpy.float32(width), numpy.float32(height)
-        a, b, c, d = a * w, b * h, c * w, d * h
-    return numpy.stack([a, b, c, d], axis=-1)
 
 
 def _text_origin(x, y, font_scale, thickness):
@@ -124,7 +97,8 @@ def draw_bounding_boxes(images, bounding_boxes, bounding_box_format, class_mappi
                          f"bounding_boxes={bounding_boxes}")
     images = _channels_last(images, data_format)
     batch, height, width = images.shape[:3]
-    boxes = _boxes_to_xyxy(bounding_boxes["boxes"], bounding_box_format, height, width)
+    boxes = to_numpy(convert_format(to_numpy(bounding_boxes["boxes"]), bounding_box_format, "xyxy", height=height,
+                                    width=width))
     labels = to_numpy(bounding_boxes["labels"])
     confidences = to_numpy(bounding_boxes["confidences"]) if "confidences" in bounding_boxes else None
     if boxes.ndim != 3 or boxes.shape[0] != batch or labels.shape != boxes.shape[:2]:
