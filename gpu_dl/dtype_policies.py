@@ -11,8 +11,10 @@ NumPy and CuPy have no bfloat16 dtype, so ``"mixed_bfloat16"`` and ``"bfloat16"`
 supported mixed policy.
 
 ``QuantizedDTypePolicy("int8", "float32")`` (``"int8_from_float32"``) is the policy ``quantize("int8")`` gives a
-layer: weights kept as int8 with float scales, computations in the source policy's dtypes. Keras's other
-quantization modes (int4, float8, GPTQ, AWQ) are refused by name.
+layer: weights kept as int8 with float scales, computations in the source policy's dtypes.
+``Int4DTypePolicy`` (``"int4/<block size>_from_float32"``) is int4's. ``QuantizedFloat8DTypePolicy``
+(``"float8_from_float32"``) is float8 training's, with the length of the amax histories of its delayed scaling
+(``amax_history_length``, 1024 by default). Keras's other quantization modes (GPTQ, AWQ) are refused by name.
 
 ``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
 default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
@@ -31,7 +33,7 @@ from .backend import config as backend_config
 _MIXED = {"mixed_float16": ("float16", "float32")}
 # Keras's quantization modes, and those gpu_dl's layers run
 QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
-SUPPORTED_QUANTIZATION_MODES = ("int8", "int4")
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -181,12 +183,43 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
         return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
 
 
+class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``QuantizedFloat8DTypePolicy``: float8 training (``"float8_from_<source>"``) with
+    ``amax_history_length``, the number of steps of maximum magnitudes the delayed scaling keeps."""
+
+    default_amax_history_length = 1024
+
+    def __init__(self, mode, source_name=None, amax_history_length=1024):
+        super().__init__(mode, source_name)
+        if not isinstance(amax_history_length, int):
+            raise TypeError("`amax_history_length` must be an integer. "
+                            f"Received: amax_history_length={amax_history_length}")
+        self._amax_history_length = amax_history_length
+
+    @property
+    def amax_history_length(self):
+        """The length of the amax history window of float8 training's scales."""
+        return self._amax_history_length
+
+    def get_config(self):
+        return {**super().get_config(), "amax_history_length": self._amax_history_length}
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._name == other._name and \
+            self._amax_history_length == other._amax_history_length
+
+    def __hash__(self):
+        return hash((self._name, self._amax_history_length))
+
+
 def _quantized_policy(name, where):
     """The ``QuantizedDTypePolicy`` a name like ``"int8_from_float32"`` names, or a clear error."""
     parts = name.split("_from_")
     if len(parts) != 2:
         raise ValueError(f"{where}: cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
                          f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
+    if parts[0].startswith("float8"):
+        return QuantizedFloat8DTypePolicy(*parts)
     return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
 
 
@@ -330,7 +363,7 @@ def serialize(policy):
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
-QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "DTypePolicyMap")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
 
 
 def deserialize(config):
@@ -343,6 +376,9 @@ def deserialize(config):
             set(inner) == {"mode", "source_name"}:
         cls = Int4DTypePolicy if config["class_name"] == "Int4DTypePolicy" else QuantizedDTypePolicy
         return cls(inner["mode"], inner["source_name"])
+    if isinstance(inner, dict) and config.get("class_name") == "QuantizedFloat8DTypePolicy" and \
+            set(inner) <= {"mode", "source_name", "amax_history_length"} and {"mode", "source_name"} <= set(inner):
+        return QuantizedFloat8DTypePolicy(**inner)
     name = inner.get("name") if isinstance(inner, dict) else None
     if not isinstance(config, dict) or config.get("class_name") not in _POLICY_CLASSES or not isinstance(name, str):
         raise ValueError("A dtype policy given as a dict must be a serialized DTypePolicy such as "

@@ -361,7 +361,6 @@ def test_add_weight_defaults_as_keras(xp):
     ((), {"shape": (2,), "dtype": "float16"}, ValueError, "'float32' or 'float64'"),
     ((), {"shape": (2,), "initializer": "no_such_initializer"}, ValueError, "no_such_initializer"),
     ((), {"shape": (2,), "overwrite_with_gradient": 1}, TypeError, "`overwrite_with_gradient` must be a bool"),
-    ((), {"shape": (2,), "overwrite_with_gradient": True}, NotImplementedError, "not supported"),
 ])
 def test_add_weight_refuses_bad_arguments_naming_the_layer(args, kwargs, error, message):
     layer = layers.Layer(name="checked")

@@ -415,6 +415,18 @@ class Variable:
         register_value(self, None, self._value)
 
     @property
+    def overwrite_with_gradient(self):
+        """Whether an optimizer's step assigns the variable's "gradient" to it instead of updating it (float8
+        training's scales and amax histories, whose backward computes their next values), as in Keras."""
+        return self.__dict__.get("_overwrite_with_gradient", False)     # False for variables pickled without it
+
+    @overwrite_with_gradient.setter
+    def overwrite_with_gradient(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"`overwrite_with_gradient` must be a boolean. Received: {value}")
+        self._overwrite_with_gradient = value
+
+    @property
     def value(self):
         """The array (NumPy or CuPy) holding the variable's value; updates write into it in place. Inside the call
         of a layer that computes in another float dtype than it keeps its weights in (``"mixed_float16"``), a float
@@ -844,7 +856,8 @@ class Layer:
         name; by default "glorot_uniform" for a float dtype, "zeros" otherwise), of ``shape`` (default ``()``)
         and ``dtype`` (default the layer's), named ``name`` (by default "variable", "variable_1", ... as Keras
         names a variable without one). ``shape``, ``initializer`` and ``dtype`` may also come positionally, in
-        that order. Keras orders a layer's own weights trainable first, then the others: so does ``weights``."""
+        that order. Keras orders a layer's own weights trainable first, then the others: so does ``weights``. With
+        ``overwrite_with_gradient``, an optimizer's step assigns the variable its gradient instead of updating it."""
         where = f"Layer '{self.__dict__.get('_name', '?')}' ({type(self).__name__}): add_weight"
         if "_weights" not in self.__dict__:
             raise RuntimeError(f"{where} was called before the layer's __init__ ran: call super().__init__() at "
@@ -862,10 +875,6 @@ class Layer:
                              f"'only_first_replica', got {aggregation!r}.")
         if not isinstance(overwrite_with_gradient, bool):
             raise TypeError(f"{where}: `overwrite_with_gradient` must be a bool, got {overwrite_with_gradient!r}.")
-        if overwrite_with_gradient:
-            raise NotImplementedError(f"{where}: overwrite_with_gradient=True (a variable the optimizer replaces "
-                                      "by its gradient, for float8 training) is not supported by gpu_dl's "
-                                      "optimizers.")
         from .. import constraints, initializers, regularizers      # catalogues sit above layers; import late
         try:
             if initializer is None:
@@ -884,6 +893,7 @@ class Layer:
         var = Variable(backend.to_device(host), name, trainable=bool(trainable), regularizer=regularizer,
                        constraint=constraint, path=scoped_path(self, name), autocast=autocast,
                        aggregation=aggregation)
+        var.overwrite_with_gradient = overwrite_with_gradient
         if not self._trainable:
             var.trainable = False
         if trainable:           # after the other trainable ones, before the others

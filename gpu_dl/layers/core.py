@@ -7,7 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
-from . import quantized
+from . import float8_training, quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -125,12 +125,13 @@ class Dense(Layer):
     does: by default in groups of 128 input rows with a scale and a zero point per group and unit
     (``kernel_zero``, and ``g_idx`` the group of each row), or with ``Int4QuantizationConfig(block_size=None)``
     symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
-    exact in integers as int8's).
+    exact in integers as int8's). ``quantize("float8")`` (or ``"float8_from_float32"``) trains with float8
+    fake-quantized products and delayed scaling, as Keras does (``layers/float8_training.py``).
     """
 
     fixed_input_axes = (-1,)
     supports_masking = True
-    quantization_modes = ("int8", "int4")
+    quantization_modes = ("int8", "int4", "float8")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -154,6 +155,8 @@ class Dense(Layer):
                 f"got shape {tuple(input_shape)}."
             )
         mode = self.dtype_policy.quantization_mode
+        if mode == "float8":
+            float8_training.build(self)
         if mode == "int8":
             self._int8_build((input_shape[-1], self.units))
         elif mode == "int4":
@@ -182,7 +185,9 @@ class Dense(Layer):
         return quantized.build_int4_kernel(self, kernel_shape[0], self.units)
 
     def _number_for_files(self):
-        if self.dtype_policy.quantization_mode is not None:
+        if self.dtype_policy.quantization_mode == "float8":
+            quantized.number_for_files(*float8_training.file_variables(self, self.bias if self.use_bias else None))
+        elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale,
                                        getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
 
@@ -194,6 +199,8 @@ class Dense(Layer):
         config = quantized.checked_request(self, Dense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
+        elif config.mode == "float8":
+            float8_training.quantize(self, self.kernel)
         else:
             quantized.quantize_weight(self, Dense, None, config, False, "kernel", 0, self._int8_build)
         self._number_for_files()
@@ -235,10 +242,13 @@ class Dense(Layer):
                                              self.kernel_scale.value, self.inputs_quantizer, self.compute_dtype)
         elif mode == "int4":
             product = x @ self._int4_kernel(self.compute_dtype)
+        elif mode == "float8":
+            product = float8_training.product(self, x, training, dense_forward)
         else:
             product = dense_forward(x, self.kernel.value)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
-        z, y = self.activation.with_bias(product, self.bias.value if self.use_bias else None)
+        bias = self.bias.value if self.use_bias else None
+        z, y = self.activation.with_bias(product, float8_training.bias_value(self, bias) if mode == "float8" else bias)
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y
@@ -247,6 +257,15 @@ class Dense(Layer):
         x, z, y = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
         mode = self.dtype_policy.quantization_mode
+        if mode == "float8":
+            x, kernel, dq = float8_training.backward(self, dz)
+            dx, dkernel, _ = dense_backward(x, kernel, dq, need_input_grad=self.input_gradient_wanted,
+                                            need_weight_grads=self.trainable, has_bias=False)
+            if self.trainable:
+                self.kernel.grad = dkernel
+                if self.use_bias:
+                    self.bias.grad = float8_training.bias_gradient(self, dz.reshape(-1, self.units).sum(axis=0))
+            return dx
         if mode is not None:
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
             # kernel and its scales

@@ -17,6 +17,8 @@ from ..dtype_policies import QUANTIZATION_MODES, QuantizedDTypePolicy, check_qua
 
 def default_config(mode):
     from .. import quantizers
+    if mode == "float8":
+        return quantizers.Float8QuantizationConfig()
     return quantizers.Int4QuantizationConfig() if mode == "int4" else quantizers.Int8QuantizationConfig()
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numbers
 
+from .. import backend
+
 SLOT = "gradient_accumulator"
 
 
@@ -40,9 +42,30 @@ def is_update_call(optimizer) -> bool:
     return (optimizer._iterations + 1) % optimizer.gradient_accumulation_steps == 0
 
 
+def overwrite_with_gradient(optimizer, grad, variable) -> bool:
+    """Assign ``variable`` its gradient where it is marked ``overwrite_with_gradient`` (float8 training's scales
+    and amax histories), and say whether it was one. Accumulating, as Keras does for them, its accumulator keeps
+    the elementwise maximum of the gradients of the group's calls, which the n-th call assigns."""
+    if not getattr(variable, "overwrite_with_gradient", False):
+        return False
+    if not optimizer.gradient_accumulation_steps:
+        variable.value[...] = grad
+        return True
+    accumulator = optimizer._slots[variable][SLOT]
+    xp = backend.array_module(grad)
+    if is_update_call(optimizer):
+        variable.value[...] = xp.maximum(grad, accumulator)
+        accumulator[...] = 0
+    else:
+        accumulator[...] = xp.maximum(grad, accumulator)
+    return True
+
+
 def accumulate(optimizer, grads: list, variables: list):
     """The gradients to apply now (means over the last n calls), or None on a call that only accumulates."""
     n = optimizer.gradient_accumulation_steps
+    if not grads:
+        return None
     accumulators = [optimizer._slots[var][SLOT] for var in variables]
     if not is_update_call(optimizer):
         for acc, g in zip(accumulators, grads):

@@ -43,7 +43,7 @@ def check_arguments(owner: str, ema_momentum, ema_overwrite_frequency):
 def after_step(optimizer):
     """Update every built variable's average, then overwrite the variables when the frequency says so."""
     first = optimizer.iterations == 0
-    for var in optimizer._built:
+    for var in _averaged(optimizer):
         average = optimizer._slots[var][SLOT]
         scalar = numpy.dtype(var.value.dtype).type
         momentum = scalar(0.0) if first else scalar(optimizer.ema_momentum)
@@ -65,7 +65,7 @@ def overwrite_variables(optimizer, variables):
 
 def swap(optimizer):
     """Exchange each built variable's value with its average (SwapEMAWeights)."""
-    for var in optimizer._built:
+    for var in _averaged(optimizer):
         average = optimizer._slots[var][SLOT]
         held = var.value.copy()
         var.value[...] = average
@@ -74,8 +74,13 @@ def swap(optimizer):
 
 def copy_variables_to_averages(optimizer):
     """Set each average to its variable's current value (SwapEMAWeights' last epoch)."""
-    for var in optimizer._built:
+    for var in _averaged(optimizer):
         optimizer._slots[var][SLOT][...] = var.value
+
+
+def _averaged(optimizer):
+    """The built variables that keep an average (not those an optimizer overwrites with their gradients)."""
+    return [var for var in optimizer._built if SLOT in optimizer._slots[var]]
 
 
 def require(optimizer, what: str):

@@ -306,7 +306,10 @@ class Optimizer:
         return True
 
     def _slot_names_of(self, var) -> list:
-        """The slots ``var`` keeps, in ``_slot_names`` order."""
+        """The slots ``var`` keeps, in ``_slot_names`` order: a variable the step overwrites with its gradient keeps
+        its gradient accumulator only, as in Keras."""
+        if getattr(var, "overwrite_with_gradient", False):
+            return [n for n in self._slot_names() if n == accumulation.SLOT]
         names = (averaging.SLOT, accumulation.SLOT)
         return [n for n in self._slot_names() if n in names or self._slot_applies(n, var)]
 
@@ -561,13 +564,16 @@ class Optimizer:
         # Everything is checked: from here on the step changes state.
         if not (own_update and self.built):
             self.build([v for _, v in pairs])
+        # Keras assigns the variables marked overwrite_with_gradient their gradients first (not unscaled, clipped
+        # or decayed); the update, the averages and the constraints are the other variables'.
+        active = [(g, v) for g, v in active if not accumulation.overwrite_with_gradient(self, g, v)]
         grads = [g for g, _ in active]
         variables = [v for _, v in active]
         if self.loss_scale_factor is not None:
             grads = [g / self.loss_scale_factor for g in grads]
         if self.gradient_accumulation_steps:
             grads = accumulation.accumulate(self, grads, variables)
-        if grads is not None:
+        if grads:
             grads = self._clip(grads)
             for var in variables:
                 rate = self._weight_decay_rate(var)
@@ -579,7 +585,7 @@ class Optimizer:
                 coefficients = self._step_coefficients(lr)
                 for grad, var in zip(grads, variables):
                     self._update_step(var.value, grad, self._slots[var], lr, coefficients)
-        if self.use_ema:
+        if self.use_ema and variables:
             averaging.after_step(self)
         for var in variables:
             if var.constraint is not None:

@@ -131,7 +131,9 @@ class LossScaleOptimizer(Optimizer):
             self._step_counter[...] = 0
             self._dynamic_scale[...] = self._dynamic_scale * numpy.float32(0.5)
             return self.iterations
-        unscaled = [(None if g is None else g / g.dtype.type(self._dynamic_scale), v) for g, v in pairs]
+        # a variable overwritten with its gradient takes it as it is, as in Keras
+        unscaled = [(g if g is None or getattr(v, "overwrite_with_gradient", False) else
+                     g / g.dtype.type(self._dynamic_scale), v) for g, v in pairs]
         self.inner_optimizer._step(unscaled)
         if int(self._step_counter) == self.dynamic_growth_steps - 1:
             self._step_counter[...] = 0
