@@ -17,9 +17,10 @@ the same fused bias-and-activation kernel Dense runs when the bias spans whole t
 ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a
 ``kernel_scale`` per slice along the axes the product keeps, laid out along the output's axes, as Keras's int8
 path does (``layers/quantized.py``): the inputs are quantized over the axes the product reduces, the integer
-product is exact, and the inputs' gradient goes through the dequantized kernel.
+product is exact, and the inputs' gradient goes through the dequantized kernel. ``quantize("float8")`` trains
+with float8 fake-quantized einsums and delayed scaling, as Keras does (``layers/float8_training.py``).
 
-Not supported (a ValueError): ``lora_rank``, the quantization modes other than int8; an equation that repeats a
+Not supported (a ValueError): ``lora_rank``, the GPTQ and AWQ quantization modes; an equation that repeats a
 label within one operand (a diagonal).
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy
 
 from .. import activations, initializers
 from ..backend import array_module
-from . import quantized
+from . import float8_training, quantized
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -148,7 +149,7 @@ class EinsumDense(Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
-    quantization_modes = ("int8", "int4")
+    quantization_modes = ("int8", "int4", "float8")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -198,6 +199,8 @@ class EinsumDense(Layer):
         plan = self._plan(input_shape)
         self._scale_layout = quantized.EinsumScaleLayout(plan.input_spec, plan.weight_spec, plan.output_spec)
         quantized.check_layer_mode(self, self.dtype_policy.quantization_mode)
+        if self.dtype_policy.quantization_mode == "float8":
+            float8_training.build(self)
         if self.dtype_policy.quantization_mode == "int8":
             self._int8_build(plan.kernel_shape)
         elif self.dtype_policy.quantization_mode == "int4":
@@ -234,7 +237,9 @@ class EinsumDense(Layer):
         return quantized.build_int4_kernel(self, *self._int4_shape(kernel_shape))
 
     def _number_for_files(self):
-        if self.dtype_policy.quantization_mode is not None:
+        if self.dtype_policy.quantization_mode == "float8":
+            quantized.number_for_files(*float8_training.file_variables(self, self.bias))
+        elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
                                        getattr(self, "g_idx", None))
 
@@ -249,6 +254,8 @@ class EinsumDense(Layer):
         config = quantized.checked_request(self, EinsumDense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
+        elif config.mode == "float8":
+            float8_training.quantize(self, self.kernel)
         else:
             quantized.quantize_weight(self, EinsumDense, None, config, False, "kernel",
                                       tuple(layout.kernel_reduced), self._int8_build,
@@ -302,6 +309,8 @@ class EinsumDense(Layer):
         mode = self.dtype_policy.quantization_mode
         if mode is None:
             z = _einsum(equation, x, self.kernel.value)
+        elif mode == "float8":
+            z = float8_training.product(self, x, training, lambda a, b: _einsum(equation, a, b))
         elif mode == "int4":
             z = self._int4_product(equation, x)
         elif self.inputs_quantizer is None:
@@ -316,6 +325,8 @@ class EinsumDense(Layer):
         xp = array_module(z)
         z = xp.ascontiguousarray(z)      # with_bias adds in place and its kernel takes C-contiguous arrays
         bias = None if self.bias is None else self.bias.value
+        if mode == "float8":
+            bias = float8_training.bias_value(self, bias)
         if bias is not None and all(b == o for b, o in zip(bias.shape[::-1], z.shape[::-1])):
             # The bias spans whole trailing axes: one fused bias-and-activation pass over (rows, bias.size).
             flat, y = self.activation.with_bias(z.reshape(-1, bias.size), bias.reshape(-1))
@@ -343,16 +354,21 @@ class EinsumDense(Layer):
         x, z, y, plan = self.saved()
         dz = self.activation.grad(z, y, dy) if through_activation else dy
         mode = self.dtype_policy.quantization_mode
+        operands = float8_training.backward(self, dz) if mode == "float8" else None
         # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
-        kernel = self.kernel.value if mode is None else \
+        kernel = operands[1] if operands else self.kernel.value if mode is None else \
             self._int8_kernel(dz.dtype) if mode == "int8" else self._int4_kernel(dz.dtype)
-        if self.trainable and mode is None:
-            self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
         if self.trainable:
             if self.bias is not None:
                 lead = dz.ndim - self.bias.value.ndim
                 axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(self.bias.shape) if d == 1)
-                self.bias.grad = dz.sum(axis=axes, keepdims=True).reshape(self.bias.shape)
+                dbias = dz.sum(axis=axes, keepdims=True).reshape(self.bias.shape)
+                self.bias.grad = float8_training.bias_gradient(self, dbias) if operands else dbias
+        if operands:
+            # float8: the product's gradients with the fake-quantized operands and output gradient
+            x, _, dz = operands
+        if self.trainable and mode in (None, "float8"):
+            self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
         if not self.input_gradient_wanted:
             return None
         kept = "".join(c for c in plan.input_spec if c not in plan.summed)
