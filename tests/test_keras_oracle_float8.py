@@ -135,3 +135,18 @@ def test_float8_files_load_both_ways(tmp_path, make, shape):
     ours.save(tmp_path / "g.keras")
     numpy.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras").predict(x, verbose=0),
                                   ours.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_layers_without_float8_are_skipped_with_keras_warning():
+    def make(lib):
+        return lib.Sequential([lib.Input((3,), dtype="int32"), lib.layers.Embedding(5, 4), lib.layers.Flatten(),
+                               lib.layers.Dense(2)])
+    messages = []
+    for model in (make(keras), make(gpu_dl)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.quantize("float8")
+        messages.append(([str(w.message) for w in caught if "quantization mode" in str(w.message)],
+                         [layer.dtype_policy.name for layer in model.layers]))
+    assert messages[1] == messages[0]
+    assert messages[0][1] == ["float32", "float32", "float8_from_float32"]

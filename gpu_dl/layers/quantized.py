@@ -84,8 +84,12 @@ def check_quantize_args(layer, mode):
 
 def check_layer_mode(layer, mode):
     """A ValueError where a layer is asked for a quantization mode gpu_dl runs for other layers only (its class's
-    ``quantization_modes``)."""
+    ``quantization_modes``); a NotImplementedError, Keras's, for float8 on a layer Keras does not train in float8
+    (``Model.quantize`` skips such a layer with a warning, as Keras does)."""
     supported = getattr(layer, "quantization_modes", ("int8",))
+    if mode == "float8" and mode not in supported:
+        raise NotImplementedError(f"Invalid quantization mode. Expected one of {tuple(supported)}. Received: "
+                                  f"quantization_mode={mode}")
     if mode is not None and mode not in supported:
         raise ValueError(f"{type(layer).__name__} layer '{layer.name}': the quantization mode {mode!r} is not "
                          f"supported by gpu_dl for this layer (supported: {', '.join(supported)}).")
