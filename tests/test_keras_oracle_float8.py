@@ -150,3 +150,26 @@ def test_layers_without_float8_are_skipped_with_keras_warning():
                          [layer.dtype_policy.name for layer in model.layers]))
     assert messages[1] == messages[0]
     assert messages[0][1] == ["float32", "float32", "float8_from_float32"]
+
+
+def test_mixed_float16_float8_under_loss_scaling_matches():
+    def make(lib):
+        return lib.Sequential([lib.Input((5,)), lib.layers.Dense(4, dtype="mixed_float16", activation="relu"),
+                               lib.layers.Dense(2, dtype="float32")])
+    theirs, ours = quantized_pair(make)
+    assert ours.layers[0].dtype_policy.name == theirs.layers[0].dtype_policy.name == "float8_from_mixed_float16"
+    theirs.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=64.0),
+                   loss="mse")
+    ours.compile(optimizer=gpu_dl.optimizers.LossScaleOptimizer(gpu_dl.optimizers.SGD(0.1), initial_scale=64.0),
+                 loss="mse")
+    rng = numpy.random.default_rng(4)
+    for step in range(3):
+        x = rng.standard_normal((6, 5)).astype("float32")
+        y = rng.standard_normal((6, 2)).astype("float32")
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-3), step
+        theirs.reset_metrics()
+        ours.reset_metrics()
+    # the scales and histories take their values as computed, not divided by the loss scale
+    for a, b in zip(theirs.weights, ours.weights):
+        numpy.testing.assert_allclose(b.numpy(), keras.ops.convert_to_numpy(a), rtol=1e-3, atol=1e-6,
+                                      err_msg=b.path)
