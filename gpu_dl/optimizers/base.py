@@ -6,7 +6,10 @@ One call of ``apply_gradients`` (or ``apply``) is one training step:
    and dtype) and the learning rate is evaluated and checked, before anything
    changes, so a bad call leaves variables, slots and ``iterations`` as they
    were;
-2. slots are created for variables seen for the first time;
+2. slots are created for variables seen for the first time; a variable marked
+   ``overwrite_with_gradient`` (float8 training's scales) is assigned its
+   gradient and takes no part in the steps below (it keeps no slots but a
+   gradient accumulator, as in Keras);
 3. gradients are divided by ``loss_scale_factor``, then clipped
    (``clipnorm`` per gradient, ``global_clipnorm`` jointly, or ``clipvalue``);
 4. decoupled weight decay ``var -= var * weight_decay * lr`` (Keras 3 applies
