@@ -26,9 +26,6 @@ SMOKE_SHAPES = [(3, 1025, 17), (2, 33, 5)]
 
 
 def run(threads: int, repeats: int) -> str:
-    import statistics
-    import time
-
     import numpy
 
     from gpu_dl.layers.quantized import EXACT_FLOAT32_TERMS, integer_product
@@ -38,17 +35,6 @@ def run(threads: int, repeats: int) -> str:
         torch.set_num_threads(threads)
     repeats = cpu_bench.at_most_two(repeats)
 
-    def median_seconds(*fns):
-        per_block = max(1, repeats // cpu_bench.BLOCKS)
-
-        def block(fn):
-            times = []
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return times
-        return [statistics.median(t) for t in cpu_bench.alternate_in_blocks(fns, block)]
 
     rows = []
     for m, k, n in cpu_bench.smoke(SHAPES, SMOKE_SHAPES):
@@ -69,7 +55,7 @@ def run(threads: int, repeats: int) -> str:
         if torch is not None:
             ta, tb = torch.from_numpy(a.astype(numpy.float32)), torch.from_numpy(b.astype(numpy.float32))
             fns.append(lambda: ta @ tb)
-        times = median_seconds(*fns)
+        times = cpu_bench.median_seconds(repeats, *fns)
         t_before, t_after = times[:2]
         t_torch = times[2] if torch is not None else None
         rows.append((f"{m} x {k} @ {k} x {n}", f"{t_before * 1e3:.2f}", f"{t_after * 1e3:.2f}",
