@@ -184,6 +184,8 @@ def _matmul(a, b):
 
 # A product of two int8 values is at most 128 * 128 = 2**14 in magnitude, so a sum of at most 1024 of them is an
 # integer of magnitude <= 2**24: every partial sum a float32 product forms (in any order, fused or not) is exact.
+# So is a GPU product that rounds its float32 inputs to TF32 (10 mantissa bits; an int8 value needs 7) before
+# multiplying exactly and accumulating in float32.
 EXACT_FLOAT32_TERMS = 1024
 
 
