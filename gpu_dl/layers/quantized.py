@@ -204,16 +204,14 @@ def integer_product(a, b, contract=_matmul, pairs=((-1, 0),), terms=None):
     exceed the bound, take one float64 product (exact while the partial sums stay below 2**53)."""
     if terms is None:
         terms = int(numpy.prod([a.shape[i] for i, _ in pairs]))
-    if not (_is_int8(a) and _is_int8(b)):
+    axis_a, axis_b = pairs[0] if pairs else (0, 0)
+    size = a.shape[axis_a] if pairs else 0
+    step = EXACT_FLOAT32_TERMS // (terms // size) if size and terms else 0
+    if not (_is_int8(a) and _is_int8(b)) or (terms > EXACT_FLOAT32_TERMS and step == 0):
         return contract(a.astype(numpy.float64), b.astype(numpy.float64))
     a32, b32 = a.astype(numpy.float32), b.astype(numpy.float32)
     if terms <= EXACT_FLOAT32_TERMS:
         return contract(a32, b32).astype(numpy.float64)
-    axis_a, axis_b = pairs[0] if pairs else (0, 0)
-    size = a.shape[axis_a] if pairs else 0
-    step = EXACT_FLOAT32_TERMS // (terms // size) if size else 0
-    if step == 0:
-        return contract(a.astype(numpy.float64), b.astype(numpy.float64))
     axis_a, axis_b = axis_a % a.ndim, axis_b % b.ndim
     total = None
     for start in range(0, size, step):
