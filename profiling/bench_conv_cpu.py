@@ -52,9 +52,6 @@ def reference_forward(x, kernel, padding):
 
 
 def run(threads: int, repeats: int) -> str:
-    import statistics
-    import time
-
     import numpy
 
     from conv_shapes import ALL_SHAPES, SMOKE_RESNET_SHAPES, SMOKE_SEED_SHAPES
@@ -66,17 +63,7 @@ def run(threads: int, repeats: int) -> str:
     repeats = cpu_bench.at_most_two(repeats)
 
     def median_seconds(*fns):
-        """Median seconds of each of ``fns`` over ``repeats`` calls, run in alternating blocks."""
-        per_block = max(1, repeats // cpu_bench.BLOCKS)
-
-        def block(fn):
-            times = []
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return times
-        return [statistics.median(t) for t in cpu_bench.alternate_in_blocks(fns, block)]
+        return cpu_bench.median_seconds(repeats, *fns)
 
     rows = []
     for shape in cpu_bench.smoke(ALL_SHAPES, SMOKE_SEED_SHAPES + SMOKE_RESNET_SHAPES):

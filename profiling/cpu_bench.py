@@ -1,4 +1,5 @@
-"""What the CPU benchmarks (bench_conv_cpu.py, bench_train_cpu.py) share; bench_common.py is the GPU ones'.
+"""What the CPU benchmarks (bench_conv_cpu.py, bench_train_cpu.py, bench_int8_matmul.py) share;
+bench_common.py is the GPU ones'.
 
 Both compare gpu_dl's NumPy path with PyTorch on the same cores and the
 same number of threads, the two libraries alternating in blocks of calls
@@ -67,6 +68,22 @@ def alternate_in_blocks(fns, measure_block, warm_up=lambda fn: fn()):
             warm_up(fn)
             values.extend(measure_block(fn))
     return results
+
+
+def median_seconds(repeats: int, *fns):
+    """The median wall-clock seconds of each of ``fns`` over ``repeats`` calls (at least one per block), run in
+    alternating blocks (``alternate_in_blocks``)."""
+    import statistics
+    per_block = max(1, repeats // BLOCKS)
+
+    def block(fn):
+        times = []
+        for _ in range(per_block):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return times
+    return [statistics.median(t) for t in alternate_in_blocks(fns, block)]
 
 
 def header(title: str, threads: int, details: str) -> str:

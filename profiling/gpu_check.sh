@@ -45,7 +45,7 @@ mkdir -p "$OUT_DIR"
 GPU_BENCHES=(softmax_xent optimizers mlp memory_pool conv2d pooling lstm layers)
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py tests/test_pooling_kernel.py
               tests/test_conv2d_kernel.py tests/test_rnn_kernels.py tests/test_augment_kernel.py
-              tests/test_ctc_kernel.py)
+              tests/test_ctc_kernel.py tests/test_counter_noise.py)
 failed=()
 
 step() {   # step NAME FILE COMMAND...: run, tee into FILE, remember a failure

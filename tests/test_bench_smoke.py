@@ -15,7 +15,7 @@ PyTorch side of every table and check runs too. A third kind of run makes
 every result check fail on purpose, so the scripts' MISMATCH reporting (rows
 not timed, a list of problems, exit status 1) is exercised as well.
 
-The CPU benchmarks (``bench_conv_cpu.py``, ``bench_train_cpu.py``) have the
+The CPU benchmarks (``bench_conv_cpu.py``, ``bench_train_cpu.py``, ``bench_int8_matmul.py``) have the
 same smoke mode and run here on plain NumPy, with no emulator: with PyTorch's
 CPU build where it is installed, and with PyTorch hidden from them, when they
 time gpu_dl alone.
@@ -253,6 +253,10 @@ CPU_SCRIPTS = {
     "bench_train_cpu.py": [
         Table(["model", "batch", "gpu_dl samples/s"], 3, numbers=["gpu_dl samples/s", "gpu_dl ms/step"],
               torch_numbers=["PyTorch samples/s", "gpu_dl / PyTorch", "PyTorch ms/step"]),
+    ],
+    "bench_int8_matmul.py": [
+        Table(["shape (M x K @ K x N)", "float64 ms", "float32 blocks ms"], 2,
+              numbers=["float64 ms", "float32 blocks ms", "blocks"], torch_numbers=["torch float32 ms"]),
     ],
 }
 CPU_TIMEOUT = 120   # seconds per script run; each takes a few

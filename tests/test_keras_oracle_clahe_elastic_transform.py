@@ -1,7 +1,9 @@
 """ContrastLimitedAdaptiveHistogramEqualization and RandomElasticTransform against Keras 3 itself (where Keras is
 installed, torch backend): CLAHE's outputs on random images; the elastic transform's with the same displacement
 fields (Keras's torch backend draws them from torch's global generator, so the test gives it gpu_dl's), and with
-Keras's NumPy backend's draws for the same seed; configs key for key; .keras files both ways."""
+Keras's NumPy backend's draws for the same seed, the fields' noise drawn from the seed pair Keras's layer gives
+its elastic_transform by gpu_dl's counter-based generator (gpu_dl draws its noise on the images' device, so not
+NumPy's normal draws Keras's NumPy backend takes); configs key for key; .keras files both ways."""
 import os
 
 import numpy
@@ -14,6 +16,7 @@ torch = pytest.importorskip("torch")
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.backend import to_numpy  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
+from gpu_dl.ops import counter_noise  # noqa: E402
 
 from keras_steps import assert_keras_file_loads_both_ways  # noqa: E402
 
@@ -86,7 +89,7 @@ def test_elastic_with_the_same_fields_is_keras_s(xp, rng, monkeypatch, fill_mode
     ours = layers.RandomElasticTransform(seed=3, **kwargs)
     apply, distortion, noise = ours.draw(3, 41, 37)
     apply = numpy.array([True, False, True])
-    ours.draw = lambda n, h, w: (apply, distortion, noise)
+    ours.draw = lambda n, h, w, xp=numpy: (apply, distortion, noise)
     got = to_numpy(ours(xp.asarray(x)))
     want = keras_with_our_fields(keras.layers.RandomElasticTransform(**kwargs), x, apply, distortion, noise,
                                  monkeypatch)
@@ -98,8 +101,9 @@ def test_elastic_with_the_same_fields_is_keras_s(xp, rng, monkeypatch, fill_mode
 
 @pytest.fixture
 def numpy_draws(monkeypatch):
-    """Keras's torch backend drawing what Keras's NumPy backend draws, for this test: its keras.random functions,
-    and elastic_transform's two normal draws from the seed pair it is given (torch's backend ignores it)."""
+    """Keras's torch backend drawing what Keras's NumPy backend draws, for this test: its keras.random functions;
+    and elastic_transform's two normal draws from the seed pair it is given (torch's backend ignores it), drawn
+    there by gpu_dl's counter-based generator: one (2N, H, W) draw, the columns' noise and then the rows'."""
     from keras.src.backend.torch import image as torch_image
     from keras.src.backend.torch import random as torch_random
     from keras.src.random.seed_generator import draw_seed
@@ -108,11 +112,12 @@ def numpy_draws(monkeypatch):
     original = torch_image.elastic_transform
 
     def elastic_transform(images, *args, seed=None, **kwargs):
-        rng = numpy.random.default_rng(numpy.asarray(theirs(draw_seed(seed))).astype("uint32"))
+        pair = numpy.asarray(theirs(draw_seed(seed))).astype("uint32")
         n, h, w = images.shape[0], images.shape[-3], images.shape[-2]
         if kwargs.get("data_format") == "channels_first":
             h, w = images.shape[-2], images.shape[-1]
-        queue = [torch.tensor(rng.normal(size=(n, h, w)).astype("float32")) for _ in range(2)]
+        noise = counter_noise.normal(numpy, pair, (2 * n, h, w), "float32")
+        queue = [torch.tensor(noise[:n]), torch.tensor(noise[n:])]
         real_normal = torch.normal
         torch.normal = lambda *a, **k: queue.pop(0)
         try:
@@ -123,7 +128,7 @@ def numpy_draws(monkeypatch):
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_elastic_with_keras_numpy_backend_s_draws_is_keras_s(xp, numpy_draws, data_format):
+def test_elastic_with_keras_numpy_backend_s_draws_and_our_noise_is_keras_s(xp, numpy_draws, data_format):
     x = numpy.random.default_rng(1).uniform(0, 255, (4, 23, 26, 3)).astype("float32")
     x = x if data_format == "channels_last" else x.transpose(0, 3, 1, 2).copy()
     kwargs = dict(factor=(0.3, 0.9), scale=(0.4, 1.0), seed=11, data_format=data_format)

@@ -321,7 +321,8 @@ class EinsumDense(Layer):
             z = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
                                        self.compute_dtype, lambda a, b: _einsum(equation, a, b),
                                        axis=tuple(layout.input_reduced),
-                                       adjust_inputs_scale=lambda scale: layout.forward(scale, layout.input))
+                                       adjust_inputs_scale=lambda scale: layout.forward(scale, layout.input),
+                                       pairs=layout.pairs, terms=layout.terms(x.shape, self.kernel.value.shape))
         xp = array_module(z)
         z = xp.ascontiguousarray(z)      # with_bias adds in place and its kernel takes C-contiguous arrays
         bias = None if self.bias is None else self.bias.value

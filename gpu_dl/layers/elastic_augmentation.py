@@ -3,8 +3,9 @@
 Shapes: (N, H, W, C) — (N, C, H, W) with ``data_format="channels_first"`` —
 or one image without the batch axis; the output has the input's shape, in
 the layer's compute dtype (float32 by default), as Keras's. It acts only in
-training (or when called directly without ``training``), draws on the host
-from its own generator and keeps the images on their device. With Keras
+training (or when called directly without ``training``), draws its few
+per-image numbers on the host from its own generator, its noise on the
+images' device, and keeps the images there. With Keras
 3.15's numbers, for one call on a batch of N images of H x W:
 
 - the image is deformed with probability ``p ~ U(factor)`` (a number f means
@@ -12,14 +13,15 @@ from its own generator and keeps the images on their device. With Keras
 - one distortion factor for the batch, ``s ~ U(scale)`` (a number f means
   (0, f)), gives ``alpha = max(H, W) * 0.1 s`` and
   ``sigma = min(H, W) * 0.05 s`` (float32, Keras's rounding);
-- the displacement fields: standard normal draws (N, H, W) for the columns,
-  then for the rows, from one generator, as Keras's NumPy backend draws them
-  (its torch backend draws from torch's global generator, whatever the seed,
-  so a call there moves the layer's generator by 3 seed pairs, here by 4 as
-  on Keras's NumPy backend). The draws are on the host, as every random
-  image layer's, so one seed gives one deformation on either device; the
-  noise, one (H, W) plane per image and axis, is then copied to the device;
-  each times ``sigma``, blurred by Keras's Gaussian of ``sigma`` (size
+- the displacement fields: one (H, W) plane of noise per image and axis, (2N, H, W), the columns' then the
+  rows', drawn from the fourth seed pair of the call (the pair Keras's layer gives its ``elastic_transform``)
+  by ``ops.counter_noise.normal``: approximately standard normal values (sums of 12 uniform integers,
+  centred and scaled) from a counter-based generator that NumPy and the GPU evaluate bit for bit alike, so
+  the GPU draws them where they are used, with no host-to-device copy, and one seed gives one deformation on
+  either device. They are not the values Keras draws (its NumPy backend takes NumPy's normal draws of that
+  pair, its torch backend torch's global generator, whatever the seed); the generator moves by 4 seed pairs
+  per call, as on Keras's NumPy backend (by 3 on its torch backend). Each plane is then
+  times ``sigma``, blurred by Keras's Gaussian of ``sigma`` (size
   ``int(6 sigma) | 1``, zero padding) and times ``alpha``
   (``keras_ops.image_transforms.elastic_coordinates``, shared with
   ``ops.image.elastic_transform``);
@@ -33,7 +35,7 @@ With ``factor`` or ``scale`` whose upper end is 0, or at inference, the
 layer draws nothing and returns its input (cast to the compute dtype), as
 Keras's does.
 
-The draws of one call are ``draw(n, h, w)`` and their use ``deform(x, *drawn)``
+The draws of one call are ``draw(n, h, w, xp)`` and their use ``deform(x, *drawn)``
 (channels_last): Keras's ``get_random_transformation`` and
 ``transform_images`` with a given ``transformation``, the hook that lets a
 test give both the same fields.
@@ -49,6 +51,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
+from ..ops import counter_noise
 from .augment_common import ImageAugmentLayer, value_range_checked
 from .color_augmentation import keras_factor
 from .keras_ops.image_coordinates import sample_coordinates, sample_coordinates_backward
@@ -89,14 +92,15 @@ class RandomElasticTransform(ImageAugmentLayer):
         """Whether a training call deforms anything (Keras draws nothing when either upper end is 0)."""
         return self.scale[1] != 0 and self.factor[1] != 0
 
-    def draw(self, n, h, w):
-        """Keras's draws for n images of h x w, float32: (apply (N,) booleans, the distortion factor, the standard
-        normal noise (2N, H, W) of the column and then the row displacements)."""
+    def draw(self, n, h, w, xp=numpy):
+        """The draws for n images of h x w: (apply (N,) booleans and the distortion factor, float32, drawn on the
+        host as Keras's NumPy backend draws them; the noise (2N, H, W) of the column and then the row
+        displacements, float32 on ``xp``'s device, the same values on either)."""
         f32 = numpy.float32
         probability = self.host_rng().uniform(self.factor[0], self.factor[1], size=n).astype(f32)
         apply = self.host_rng().uniform(0.0, 1.0, size=n).astype(f32) < probability
         distortion = f32(self.host_rng().uniform(self.scale[0], self.scale[1], size=()))
-        noise = self.host_rng().normal(size=(2 * n, h, w)).astype(f32)
+        noise = counter_noise.normal(xp, self.generator.next(), (2 * n, h, w), f32)
         return apply, distortion, noise
 
     def deform(self, x, apply, distortion, noise):
@@ -122,7 +126,7 @@ class RandomElasticTransform(ImageAugmentLayer):
         if not self.moves:
             return x, ()        # nothing drawn, nothing moved: the backward passes the gradient through
         n, h, w, _ = x.shape
-        return self.deform(x, *self.draw(n, h, w))
+        return self.deform(x, *self.draw(n, h, w, array_module(x)))
 
     def _input_gradient(self, dy):
         saved = self.saved()
