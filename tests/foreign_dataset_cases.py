@@ -1,6 +1,7 @@
 """Checks shared by the tests of a tf.data.Dataset given to fit/evaluate/predict: the same bodies run on real
 TensorFlow data sets (test_tf_dataset_inputs.py, where TensorFlow is installed) and on stand-ins with the classes'
-module paths and protocol gpu_dl relies on (test_foreign_dataset_stand_ins.py, everywhere).
+module paths and protocol gpu_dl relies on (test_foreign_dataset_stand_ins.py, everywhere). The model and data
+they train are those of the other data sets' tests too (a torch DataLoader, grain).
 
 Each check takes ``make(parts, batch_size, cardinality="known")``: a data set of the batches of ``parts`` (a
 tuple of arrays or of dicts of arrays, or one array) cut every ``batch_size`` samples along axis 0, whose
