@@ -207,3 +207,13 @@ def test_gpu_dl_imports_neither_tensorflow_nor_grain():
             "sorted(k for k in sys.modules if 'tensorflow' in k or 'grain' in k)\n")
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_data_set_where_arrays_are_expected_is_refused():
+    x, y, _ = cases.arrays()
+    model = cases.classifier()
+    with pytest.raises(TypeError, match=r"`y` is a tf.data.Dataset, where arrays are expected: fit, evaluate and "
+                                        r"predict take one as `x`"):
+        model.fit(x, tf_stand_in(y, 5), verbose=0)
+    with pytest.raises(TypeError, match=r"`x` is a grain dataset, where arrays are expected"):
+        model.train_on_batch(MapDataset(_batches(x, 5)), y)
