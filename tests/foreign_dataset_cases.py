@@ -146,6 +146,27 @@ def dicts_of_inputs(make):
                                      expected.predict({"a": a, "b": b}, batch_size=4, verbose=0))
 
 
+def tuples_and_dicts_of_targets(make):
+    """Batches (x, {"p": ..., "q": ...}) and (x, (yp, yq)) for a model of two named outputs: as the same arrays."""
+    rng = numpy.random.default_rng(4)
+    x, yp, yq = rng.standard_normal((13, 3)).astype("float32"), rng.standard_normal((13, 2)).astype("float32"), \
+        rng.integers(0, 2, 13)
+
+    def model():
+        gpu_dl.utils.set_random_seed(3)
+        inputs = gpu_dl.Input((3,))
+        hidden = layers.Dense(4, activation="relu")(inputs)
+        m = gpu_dl.Model(inputs, {"p": layers.Dense(2, name="p")(hidden),
+                                  "q": layers.Dense(2, activation="softmax", name="q")(hidden)})
+        m.compile(optimizer="sgd", loss={"p": "mse", "q": "sparse_categorical_crossentropy"})
+        return m
+    for targets in ({"p": yp, "q": yq}, (yp, yq)):
+        ours, expected = model(), model()
+        assert quiet_fit(ours, make((x, targets), 4), epochs=2) == expected.fit(
+            x, {"p": yp, "q": yq}, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+        assert_same_weights(ours, expected)
+
+
 def validation_data_and_steps(make):
     """validation_data as a data set: validation_steps batches from its start at each validation, as the same
     arrays give."""

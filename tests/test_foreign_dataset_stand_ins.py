@@ -126,6 +126,10 @@ def test_dicts_of_inputs():
     cases.dicts_of_inputs(tf_stand_in)
 
 
+def test_tuples_and_dicts_of_targets():
+    cases.tuples_and_dicts_of_targets(tf_stand_in)
+
+
 def test_validation_data_and_validation_steps():
     cases.validation_data_and_steps(tf_stand_in)
 

@@ -51,6 +51,10 @@ def test_dicts_of_inputs():
     cases.dicts_of_inputs(make)
 
 
+def test_tuples_and_dicts_of_targets():
+    cases.tuples_and_dicts_of_targets(make)
+
+
 def test_validation_data_and_validation_steps():
     cases.validation_data_and_steps(make)
 
@@ -98,7 +102,8 @@ def test_string_inputs_for_text_vectorization_and_string_lookup():
 
 def test_keras_trains_the_same_weights_on_the_same_data_set():
     """Keras 3 (torch backend) on the same tf.data.Dataset: the same history, weights, evaluation and predictions,
-    with repeat() and steps_per_epoch, sample weights and validation data."""
+    with repeat() and steps_per_epoch, sample weights, validation data, an unknown cardinality and class
+    weights."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "torch":
@@ -113,12 +118,14 @@ def test_keras_trains_the_same_weights_on_the_same_data_set():
                    metrics=["accuracy"])
     runs = [dict(x=make((x, y, sw), 5), epochs=2),
             dict(x=make((x, y), 5, "infinite"), steps_per_epoch=3, epochs=2, validation_data=make((xv, yv), 3),
-                 validation_steps=2)]
+                 validation_steps=2),
+            dict(x=make((x, y), 5, "unknown"), epochs=2, class_weight={0: 0.5, 1: 2.0, 2: 1.0})]
     for run in runs:
         histories = []
         for model in (ours, theirs):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "`shuffle=True`")
+                warnings.filterwarnings("ignore", "Your input ran out of data")
                 histories.append(model.fit(verbose=0, **run).history)
         assert set(histories[0]) == set(histories[1])
         for key in histories[0]:
