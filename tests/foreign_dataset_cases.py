@@ -7,6 +7,7 @@ Each check takes ``make(parts, batch_size, cardinality="known")``: a data set of
 tuple of arrays or of dicts of arrays, or one array) cut every ``batch_size`` samples along axis 0, whose
 cardinality is its number of batches ("known"), unknown ("unknown", as after ``filter``), or infinite, the batches
 repeated without end ("infinite", as ``repeat()``)."""
+import os
 import warnings
 
 import numpy
@@ -213,3 +214,35 @@ def refusals(make):
         quiet_fit(classifier(), make(x, 5))
     with pytest.warns(UserWarning, match="`batch_size=5` is ignored"):
         classifier().evaluate(data, batch_size=5, verbose=0)
+
+
+def keras_pair():
+    """gpu_dl's classifier and Keras 3's same model (torch backend) with the same weights, both compiled alike;
+    skips where Keras is missing or runs on another backend."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the oracle runs on Keras's torch backend")
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh"),
+                               keras.layers.Dense(3, activation="softmax")])
+    ours = classifier()
+    ours.set_weights(theirs.get_weights())
+    theirs.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
+                   metrics=["accuracy"])
+    return ours, theirs
+
+
+def assert_both_fit_alike(ours, theirs, data, **kwargs):
+    """Fit gpu_dl's ``ours`` and Keras's ``theirs`` on ``data`` (a new data set from ``data()`` for each): the same
+    history and weights, float32 rounding apart."""
+    histories = []
+    for model in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`shuffle=True`")
+            warnings.filterwarnings("ignore", "Your input ran out of data")
+            histories.append(model.fit(data(), verbose=0, **kwargs).history)
+    assert set(histories[0]) == set(histories[1])
+    for key in histories[0]:
+        numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=2e-5, atol=1e-6, err_msg=key)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)

@@ -3,7 +3,6 @@
 where the data set does (Keras knows no length for them either, and warns that the input ran out); what Keras
 refuses beside them is refused; and Keras 3 (its torch backend) trains the same weights on the same data set. A
 stand-in runs without grain in test_foreign_dataset_stand_ins.py."""
-import os
 import warnings
 
 import numpy
@@ -66,21 +65,7 @@ def test_refusals():
 def test_keras_trains_the_same_weights_on_the_same_data_set():
     """Keras 3 (torch backend) on the same grain MapDataset: the same history and weights, with sample weights and
     with steps_per_epoch."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the oracle runs on Keras's torch backend")
+    ours, theirs = cases.keras_pair()
     x, y, sw = cases.arrays()
-    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh"),
-                               keras.layers.Dense(3, activation="softmax")])
-    ours = cases.classifier()
-    ours.set_weights(theirs.get_weights())
-    theirs.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
-                   metrics=["accuracy"])
-    for run in (dict(epochs=2), dict(epochs=3, steps_per_epoch=2)):
-        histories = [fit_quietly(model, batched(x, y, sw), **run) for model in (ours, theirs)]
-        assert set(histories[0]) == set(histories[1])
-        for key in histories[0]:
-            numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=2e-5, atol=1e-6, err_msg=key)
-        for a, b in zip(ours.get_weights(), theirs.get_weights()):
-            numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    cases.assert_both_fit_alike(ours, theirs, lambda: batched(x, y, sw), epochs=2)
+    cases.assert_both_fit_alike(ours, theirs, lambda: batched(x, y, sw), epochs=3, steps_per_epoch=2)

@@ -5,9 +5,6 @@ weights; string inputs for the layers that read text; ragged and sparse tensors 
 backend, which takes a tf.data.Dataset too) trains the same weights on the same data set.
 
 The same checks run without TensorFlow on stand-ins in test_foreign_dataset_stand_ins.py."""
-import os
-import warnings
-
 import numpy
 import pytest
 
@@ -104,34 +101,14 @@ def test_keras_trains_the_same_weights_on_the_same_data_set():
     """Keras 3 (torch backend) on the same tf.data.Dataset: the same history, weights, evaluation and predictions,
     with repeat() and steps_per_epoch, sample weights, validation data, an unknown cardinality and class
     weights."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the oracle runs on Keras's torch backend")
+    ours, theirs = cases.keras_pair()
     x, y, sw = cases.arrays()
     xv, yv, _ = cases.arrays(11, seed=5)
-    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh"),
-                               keras.layers.Dense(3, activation="softmax")])
-    ours = cases.classifier()
-    ours.set_weights(theirs.get_weights())
-    theirs.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
-                   metrics=["accuracy"])
-    runs = [dict(x=make((x, y, sw), 5), epochs=2),
-            dict(x=make((x, y), 5, "infinite"), steps_per_epoch=3, epochs=2, validation_data=make((xv, yv), 3),
-                 validation_steps=2),
-            dict(x=make((x, y), 5, "unknown"), epochs=2, class_weight={0: 0.5, 1: 2.0, 2: 1.0})]
-    for run in runs:
-        histories = []
-        for model in (ours, theirs):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "`shuffle=True`")
-                warnings.filterwarnings("ignore", "Your input ran out of data")
-                histories.append(model.fit(verbose=0, **run).history)
-        assert set(histories[0]) == set(histories[1])
-        for key in histories[0]:
-            numpy.testing.assert_allclose(histories[0][key], histories[1][key], rtol=2e-5, atol=1e-6, err_msg=key)
-        for a, b in zip(ours.get_weights(), theirs.get_weights()):
-            numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    cases.assert_both_fit_alike(ours, theirs, lambda: make((x, y, sw), 5), epochs=2)
+    cases.assert_both_fit_alike(ours, theirs, lambda: make((x, y), 5, "infinite"), steps_per_epoch=3, epochs=2,
+                                validation_data=make((xv, yv), 3), validation_steps=2)
+    cases.assert_both_fit_alike(ours, theirs, lambda: make((x, y), 5, "unknown"), epochs=2,
+                                class_weight={0: 0.5, 1: 2.0, 2: 1.0})
     numpy.testing.assert_allclose(ours.evaluate(make((x, y, sw), 5), verbose=0),
                                   theirs.evaluate(make((x, y, sw), 5), verbose=0), rtol=2e-5, atol=1e-6)
     numpy.testing.assert_allclose(ours.predict(make(x, 5), verbose=0), theirs.predict(make(x, 5), verbose=0),
