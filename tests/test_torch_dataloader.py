@@ -4,7 +4,6 @@ steps_per_epoch continues a pass across epochs; what Keras refuses beside a Data
 imports no torch of its own."""
 import subprocess
 import sys
-import warnings
 
 import numpy
 import pytest
@@ -12,33 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset  # noqa: E402
 
+from foreign_dataset_cases import arrays, classifier, quiet_fit  # noqa: E402
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
 
 
-def arrays(n=23, seed=0):
-    rng = numpy.random.default_rng(seed)
-    return (rng.standard_normal((n, 4)).astype("float32"), rng.integers(0, 3, n),
-            rng.uniform(0.5, 2.0, n).astype("float32"))
-
-
-def classifier(seed=1):
-    gpu_dl.utils.set_random_seed(seed)
-    model = gpu_dl.Sequential([gpu_dl.Input((4,)), layers.Dense(6, activation="tanh"),
-                               layers.Dense(3, activation="softmax")])
-    model.compile(optimizer=gpu_dl.optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
-
-
 def tensors(*parts):
     return [torch.from_numpy(numpy.asarray(p)) for p in parts]
-
-
-def quiet_fit(model, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`shuffle=True`")     # beside a DataLoader it warns, as in Keras
-        return model.fit(*args, verbose=0, **kwargs).history
 
 
 @pytest.mark.parametrize("with_weights", [False, True], ids=["x_y", "x_y_sample_weight"])

@@ -9,7 +9,7 @@ import numbers
 
 import numpy
 
-from ..data import torch_loader
+from ..data import foreign_datasets, torch_loader
 
 
 def host_array(data, name, first_axis="a batch axis"):
@@ -21,6 +21,10 @@ def host_array(data, name, first_axis="a batch axis"):
         raise ValueError(f"`{name}` is required, got None.")
     if torch_loader.is_torch_dataset(data):
         raise torch_loader.dataset_refusal(name)
+    if foreign_datasets.kind(data) is not None:
+        raise TypeError(f"`{name}` is a {foreign_datasets.kind(data)}, where arrays are expected: fit, evaluate and "
+                        "predict take one as `x` (its batches holding the targets and sample weights) or as "
+                        "`validation_data`.")
     if type(data).__module__.startswith("cupy"):
         data = data.get()
     try:

@@ -1,5 +1,5 @@
-"""fit/evaluate/predict over streaming inputs: a ``PyDataset``, a PyTorch ``DataLoader`` or a Python
-generator/iterator as ``x``.
+"""fit/evaluate/predict over streaming inputs: a ``PyDataset``, a PyTorch ``DataLoader``, a ``tf.data.Dataset``,
+a grain data set or a Python generator/iterator as ``x``.
 
 Such inputs hand over one batch at a time, so nothing is known of the data before
 its first batch: that batch is read and checked against the model (as the array
@@ -20,7 +20,12 @@ and ``data_adapters``):
 - ``class_weight`` works with a PyDataset (refused where a batch holds sample
   weights) and is refused with a generator or a DataLoader;
 - a DataLoader's batches of torch tensors become NumPy arrays
-  (``data/torch_loader.py``); each pass iterates it afresh, as a PyDataset's;
+  (``data/torch_loader.py``); each pass iterates it afresh, as a PyDataset's.
+  A ``tf.data.Dataset`` or a grain data set runs as a DataLoader does
+  (``data/foreign_datasets.py``: a pass of ``cardinality()`` batches, or of
+  unknown length); ``class_weight`` works with a ``tf.data.Dataset`` (as a
+  PyDataset's) and is refused with a grain data set; an infinite
+  ``tf.data.Dataset`` (``repeat()``) needs ``steps_per_epoch``;
 - ``steps_per_epoch`` (``steps``, ``validation_steps``) caps the batches of an
   epoch; a generator then continues where the last epoch stopped. Without it an
   epoch is one pass: ``len(PyDataset)`` batches, a DataLoader's pass, or a
@@ -59,7 +64,7 @@ import numpy
 from .. import backend
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.io_utils import print_msg
-from ..data import torch_loader
+from ..data import foreign_datasets
 from ..data.py_dataset import PyDataset, prefetched
 from ..backend.user_warnings import warn
 from . import data_checks as checks, host_ids, trainer
@@ -72,16 +77,16 @@ _KERAS_PEEKED = 2
 
 
 def is_stream(x):
-    """Whether ``x`` is a PyDataset, a torch DataLoader or a Python generator/iterator (arrays and lists are
-    not)."""
-    return isinstance(x, (PyDataset, types.GeneratorType)) or torch_loader.is_torch_dataloader(x) or (
+    """Whether ``x`` is a PyDataset, a data set of another library (a torch DataLoader, a tf.data.Dataset, a grain
+    data set) or a Python generator/iterator (arrays and lists are not)."""
+    return isinstance(x, (PyDataset, types.GeneratorType)) or foreign_datasets.kind(x) is not None or (
         isinstance(x, collections.abc.Iterator) and not hasattr(x, "shape"))
 
 
 def _kind(x):
     if isinstance(x, PyDataset):
         return "PyDataset"
-    return "torch DataLoader" if torch_loader.is_torch_dataloader(x) else "generator"
+    return foreign_datasets.kind(x) or "generator"
 
 
 def _refuse(x, name, **given):
@@ -129,10 +134,14 @@ class Stream:
         self._position = 0          # batches taken so far: in this pass (PyDataset, DataLoader) or in all (iterator)
         self._order = None
         self._pass = None           # a DataLoader's pass under way
-        if torch_loader.is_torch_dataloader(data):
-            self.length, self.shuffle = torch_loader.num_batches(data), False
+        if foreign_datasets.kind(data) is not None:
+            self.length, self.shuffle = foreign_datasets.num_batches(data), False
             if self.length == 0:
-                raise ValueError(f"`{name}` is a torch DataLoader of 0 batches: there is nothing to run on.")
+                raise ValueError(f"`{name}` is a {_kind(data)} of 0 batches: there is nothing to run on.")
+            if steps is None and foreign_datasets.is_endless(data):
+                # Keras would run its first epoch forever
+                raise ValueError(f"`{name}` is an infinite {_kind(data)} (made with repeat()): give `{steps_name}`, "
+                                 "the batches of an epoch.")
             self._iterator, self._peeked = None, []
         elif isinstance(data, PyDataset):
             self.length = data.num_batches
@@ -161,14 +170,14 @@ class Stream:
 
     def first(self):
         """The first batch, left in place for the first epoch."""
-        if self._iterator is None and not torch_loader.is_torch_dataloader(self.data):
+        if self._iterator is None and foreign_datasets.kind(self.data) is None:
             return self.data[0]
-        if self._iterator is None:        # a DataLoader: its first pass starts here
+        if self._iterator is None:        # a DataLoader (or another library's data set): its first pass starts here
             if not self._peeked:
-                self._pass = torch_loader.numpy_batches(self.data)
+                self._pass = foreign_datasets.numpy_batches(self.data, self.name)
                 self._peeked.append(next(self._pass, _END))
                 if self._peeked[0] is _END:
-                    raise ValueError(f"`{self.name}` is a torch DataLoader that yields no batches.")
+                    raise ValueError(f"`{self.name}` is a {_kind(self.data)} that yields no batches.")
             return self._peeked[0]
         if not self._peeked:
             try:
@@ -197,7 +206,7 @@ class Stream:
         if self._iterator is not None:
             yield from self._iterator_epoch()
             return
-        if torch_loader.is_torch_dataloader(self.data):
+        if foreign_datasets.kind(self.data) is not None:
             yield from self._loader_epoch()
             return
         self.data.on_epoch_begin()
@@ -234,7 +243,7 @@ class Stream:
         step = 0
         while self.steps is None or step < self.steps:
             if self._pass is None:
-                self._pass, self._position = torch_loader.numpy_batches(self.data), 0
+                self._pass, self._position = foreign_datasets.numpy_batches(self.data, self.name), 0
             batch = self._peeked.pop(0) if self._peeked else next(self._pass, _END)
             if batch is _END:           # the pass ended (a loader of unknown length): Keras's StopIteration
                 self._pass = None
@@ -400,10 +409,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if validation_split:
         raise ValueError(f"Argument `validation_split` is only supported for arrays; `x` is a {_kind(x)}: pass "
                          "`validation_data` instead.")
-    if class_weight is not None and torch_loader.is_torch_dataloader(x):
-        raise ValueError(f"Argument `class_weight` is not supported for torch DataLoader inputs: have its dataset "
+    if class_weight is not None and _kind(x) in (foreign_datasets.TORCH_DATALOADER, foreign_datasets.GRAIN_DATASET):
+        raise ValueError(f"Argument `class_weight` is not supported for {_kind(x)} inputs: have its data set "
                          f"return (input, label, sample_weight) instead. Received: class_weight={class_weight}")
-    if class_weight is not None and not isinstance(x, PyDataset):
+    if class_weight is not None and not isinstance(x, PyDataset) and not foreign_datasets.is_tf_dataset(x):
         raise ValueError(f"Argument `class_weight` is not supported for Python generator inputs. Received: "
                          f"class_weight={class_weight}")
     epochs = backend.config.capped_epochs(checks.non_negative_int(epochs, "epochs"))
@@ -415,7 +424,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if shuffle and not train.shuffle:
         # Keras 3's words for each kind of data
         given = {"PyDataset": "an infinite PyDataset. The PyDataset is expected to already be shuffled",
-                 "torch DataLoader": "a torch DataLoader. The DataLoader is expected to already be shuffled"}.get(
+                 "torch DataLoader": "a torch DataLoader. The DataLoader is expected to already be shuffled",
+                 "tf.data.Dataset": "a tf.data.Dataset. The Dataset is expected to already be shuffled (via "
+                                    "`.shuffle(buffer_size)`)",
+                 "grain dataset": "a grain dataset. The grain dataset is expected to already be shuffled"}.get(
                      _kind(x), "a generator. The generator is expected to yield already-shuffled data")
         warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was provided as {given}.")
     xb, yb, _, output_shape = prepare(model, train.first(), train.where(0), class_weight)
