@@ -7,7 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
-from . import quantized
+from . import lora, quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -116,7 +116,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, bat
                       batch_shape=batch_shape, optional=optional, name=name, **kwargs).output
 
 
-class Dense(Layer):
+class Dense(lora.LoraLayer, Layer):
     """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,).
 
     ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a float
@@ -131,12 +131,15 @@ class Dense(Layer):
     fixed_input_axes = (-1,)
     supports_masking = True
     quantization_modes = ("int8", "int4")
+    kernel = lora.merged_weight("kernel")
+    lora_build_keeps_alpha = False
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, quantization_config=None,
-                 **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.init_lora(lora_rank, lora_alpha, f"Dense layer '{self.name}'")
         self.quantization_config = quantized.quantization_config_of(quantization_config,
                                                                     f"Dense layer '{self.name}'")
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
@@ -165,6 +168,7 @@ class Dense(Layer):
             self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._number_for_files()
+        self.build_lora()
 
     def _int8_build(self, kernel_shape):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig
@@ -191,6 +195,7 @@ class Dense(Layer):
         (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
         policy becomes ``"int8_from_<its policy>"``. ``"int4"`` packs the kernel (see the class docstring); the
         policy becomes ``"int4/<block size or -1>_from_<its policy>"``."""
+        self.check_quantize_lora()
         config = quantized.checked_request(self, Dense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
@@ -271,6 +276,7 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
             "quantization_config": quantized.serialized_config(self.quantization_config),
+            **self.lora_config(),
         })
         return config
 

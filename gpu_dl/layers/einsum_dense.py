@@ -19,8 +19,11 @@ the same fused bias-and-activation kernel Dense runs when the bias spans whole t
 path does (``layers/quantized.py``): the inputs are quantized over the axes the product reduces, the integer
 product is exact, and the inputs' gradient goes through the dequantized kernel.
 
-Not supported (a ValueError): ``lora_rank``, the quantization modes other than int8; an equation that repeats a
-label within one operand (a diagonal).
+``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_kernel_a`` (the kernel's shape with
+the last axis of size rank) and ``lora_kernel_b`` (rank, the kernel's last axis).
+
+Not supported (a ValueError): the quantization modes other than int8 and int4, LoRA on a quantized kernel; an
+equation that repeats a label within one operand (a diagonal).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import numpy
 
 from .. import activations, initializers
 from ..backend import array_module
-from . import quantized
+from . import lora, quantized
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -143,12 +146,13 @@ def _einsum(equation, a, b):
     return array_module(a).einsum(equation, a, b, optimize=True)
 
 
-class EinsumDense(Layer):
+class EinsumDense(lora.LoraLayer, Layer):
     """``EinsumDense(equation, output_shape, activation=None, bias_axes=None, ...)`` (see the module
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
     quantization_modes = ("int8", "int4")
+    kernel = lora.merged_weight("kernel")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -156,8 +160,7 @@ class EinsumDense(Layer):
                  quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         where = self._where()
-        if lora_rank is not None or lora_alpha is not None:
-            raise ValueError(f"{where}: LoRA (lora_rank={lora_rank!r}) is not supported by gpu_dl.")
+        self.init_lora(lora_rank, lora_alpha, where)
         if gptq_unpacked_column_size is not None:
             raise ValueError(f"{where}: GPTQ-quantized kernels are not supported by gpu_dl.")
         self.quantization_config = quantized.quantization_config_of(quantization_config, where)
@@ -210,6 +213,7 @@ class EinsumDense(Layer):
             self.bias = self.add_weight(plan.bias_shape, self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._number_for_files()
+        self.build_lora()
 
     def _int8_build(self, kernel_shape):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig
@@ -246,6 +250,7 @@ class EinsumDense(Layer):
         128 rows and column (``kernel_zero``, ``g_idx``); the policy becomes ``"int4/<block size or -1>_from_..."``.
         """
         layout = self._scale_layout if self.built else None
+        self.check_quantize_lora()
         config = quantized.checked_request(self, EinsumDense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
@@ -368,7 +373,8 @@ class EinsumDense(Layer):
         return {**super().get_config(), "output_shape": self.partial_output_shape, "equation": self.equation,
                 "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
                 **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
-                "quantization_config": quantized.serialized_config(self.quantization_config)}
+                "quantization_config": quantized.serialized_config(self.quantization_config),
+                **self.lora_config()}
 
     def _activity_config(self):
         from .. import regularizers
