@@ -137,10 +137,12 @@ class BaseConv(lora.LoraLayer, WindowedConv):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        # Keras's Conv1D/2D/3D take lora_rank and lora_alpha through **kwargs
+        lora_arguments = kwargs.pop("lora_rank", None), kwargs.pop("lora_alpha", None)
         super().__init__(data_format=data_format, activity_regularizer=activity_regularizer, **kwargs)
         where = f"{type(self).__name__} layer '{self.name}'"
-        self.init_lora(lora_rank, lora_alpha, where)
+        self.init_lora(*lora_arguments, where)
         self.filters = positive_int(filters, f"{where}: filters")
         self.set_window(kernel_size, strides, padding, dilation_rate, causal=self.rank == 1)   # as Keras allows it
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
@@ -234,15 +236,6 @@ class Conv1D(BaseConv):
     ``dilation_rate * (kernel_size - 1)`` steps, so output step t depends on input steps up to t only."""
 
     rank = 1
-
-    # Keras's signature, LoRA's arguments among **kwargs
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
 # ------------------------------------------------------------------------------ depthwise and separable

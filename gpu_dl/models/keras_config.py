@@ -551,6 +551,8 @@ def _accepted_keys(cls):
         keys |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if klass is Layer or not any(p.kind is p.VAR_KEYWORD for p in params):
             break
+    if hasattr(cls, "enable_lora"):
+        keys |= {"lora_rank", "lora_alpha"}     # the convolutions take them through **kwargs, as Keras's
     return keys
 
 
