@@ -163,13 +163,13 @@ def test_enable_lora_after_build_and_its_errors():
     with pytest.raises(ValueError, match="Lora is incompatible with embedding constraints.*embeddings_constraint"):
         table.enable_lora(2)
 
-    quantized = layers.Dense(3, name="q")
+    quantized = layers.EinsumDense("ab,bc->ac", 3, name="q")
     quantized.build((None, 4))
     quantized.quantize("int8")
-    with pytest.raises(ValueError, match=r"Dense layer 'q'.*LoRA on a quantized layer"):
+    with pytest.raises(ValueError, match=r"EinsumDense layer 'q'.*LoRA on a quantized layer"):
         quantized.enable_lora(2)
-    with pytest.raises(ValueError, match=r"Dense layer 'q'.*LoRA on a quantized layer"):
-        layers.Dense(3, lora_rank=2, dtype="int8_from_float32", name="q").build((None, 4))
+    with pytest.raises(ValueError, match=r"Embedding layer 'q'.*LoRA on a quantized layer"):
+        layers.Embedding(5, 3, lora_rank=2, dtype="int8_from_float32", name="q").build((None,))
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match=r"EinsumDense layer 'e'.*lora_rank.*positive integer"):
             layers.EinsumDense("ab,bc->ac", 4, lora_rank=bad, name="e")
@@ -205,3 +205,92 @@ def test_frozen_layer_gives_no_adapter_gradients(rng):
     layer(x, training=True)
     layer.backward(numpy.ones((3, 2), "float32"))
     assert layer.lora_kernel_a.grad is None and layer.lora_kernel_b.grad is None
+
+
+QUANTIZED = [("int8", None), ("int4", None), ("int4", 8)]
+
+
+def _quantized_dense(mode, block_size, dtype="float32", units=5, inputs=20):
+    from gpu_dl import quantizers
+    layer = layers.Dense(units, dtype=dtype)
+    layer.build((None, inputs))
+    config = None if mode == "int8" else quantizers.Int4QuantizationConfig(block_size=block_size)
+    layer.quantize(mode, config=config)
+    return layer
+
+
+@pytest.mark.parametrize("mode,block_size", QUANTIZED)
+def test_lora_on_a_quantized_dense_adds_the_low_rank_path(xp, rng, mode, block_size):
+    layer = _quantized_dense(mode, block_size, dtype="float64")
+    x = xp.asarray(rng.standard_normal((3, 20)))
+    plain = to_numpy(layer(x))
+    quantized_kernel = layer.kernel.numpy()
+    layer.enable_lora(2, lora_alpha=3)
+    assert layer.kernel.numpy().dtype == numpy.int8        # the quantized variable, not a merged kernel
+    a, b = layer.lora_kernel_a, layer.lora_kernel_b
+    assert (a.shape, b.shape) == ((20, 2), (2, 5))
+    assert [v.name for v in layer.trainable_weights] == ["bias", "lora_kernel_a", "lora_kernel_b"]
+    numpy.testing.assert_array_equal(to_numpy(layer(x)), plain)    # b starts at zeros
+    for var in (a, b):
+        var.value = xp.asarray(rng.standard_normal(var.shape))
+    y = layer(x, training=True)
+    want = plain + to_numpy(x) @ a.numpy() @ b.numpy() * 1.5
+    numpy.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-10)
+
+    direction = xp.asarray(rng.standard_normal(y.shape))
+    dx = layer.backward(direction)
+    assert layer.kernel.grad is None
+    for var in (a, b):
+        grad, original = var.grad, var.value.copy()
+
+        def f(value, var=var, original=original):
+            var.value[...] = value
+            out = float(to_numpy((layer(x) * direction).sum()))
+            var.value[...] = original
+            return out
+        assert_gradient(f, original.copy(), grad, rng, what=f"{mode} {var.name}")
+    # the low-rank path's input gradient adds to the one through the quantized kernel (b zeroed: none)
+    a_value, b_value = a.numpy(), b.numpy()
+    b.value[...] = 0
+    layer(x, training=True)
+    dx_plain = layer.backward(direction)
+    numpy.testing.assert_allclose(to_numpy(dx) - to_numpy(dx_plain),
+                                  to_numpy(direction) @ b_value.T @ a_value.T * 1.5, rtol=1e-9, atol=1e-9)
+    numpy.testing.assert_array_equal(layer.kernel.numpy(), quantized_kernel)
+
+
+@pytest.mark.parametrize("mode,block_size", QUANTIZED)
+def test_quantized_lora_model_trains_the_adapters_and_saves_requantized(xp, rng, tmp_path, mode, block_size):
+    from gpu_dl import quantizers
+    model = gpu_dl.Sequential([layers.Input((20,)), layers.Dense(5)])
+    config = None if mode == "int8" else quantizers.Int4QuantizationConfig(block_size=block_size)
+    model.quantize(mode, config=config)
+    layer = model.layers[-1]
+    layer.enable_lora(2)
+    assert layer.lora_kernel_a.path == layer.kernel.path.rsplit("/", 1)[0] + "/lora_kernel_a"
+    frozen = [v.numpy() for v in layer.non_trainable_weights]
+    x = rng.standard_normal((8, 20)).astype("float32")
+    model.compile("sgd", "mse")
+    model.fit(x, rng.standard_normal((8, 5)).astype("float32"), epochs=2, batch_size=4, verbose=0)
+    for var, value in zip(layer.non_trainable_weights, frozen):
+        numpy.testing.assert_array_equal(var.numpy(), value)
+    assert numpy.abs(layer.lora_kernel_b.numpy()).max() > 0
+    merged = model.predict(x, verbose=0)
+
+    store = {}
+    layer.save_own_variables(store)
+    assert len(store) == len(layer.weights) - 2
+    saved = layers.Dense(5, dtype=layer.dtype_policy, lora_rank=2)
+    saved.build((None, 20))
+    saved.load_own_variables(store)
+    # the file's kernel is the merged one quantized again: it predicts what the adapted layer does, to the
+    # quantization's error
+    step = numpy.abs(merged).max() / (127 if mode == "int8" else 7)
+    numpy.testing.assert_allclose(numpy.asarray(saved(x)), merged, atol=2 * step)
+
+    model.save(tmp_path / "q.keras")
+    again = load_model(tmp_path / "q.keras")
+    loaded = again.layers[-1]
+    assert loaded.lora_enabled and loaded.dtype_policy.quantization_mode == mode
+    assert not numpy.any(loaded.lora_kernel_a.numpy()) and not numpy.any(loaded.lora_kernel_b.numpy())
+    numpy.testing.assert_allclose(again.predict(x, verbose=0), numpy.asarray(saved(x)), rtol=1e-5, atol=1e-5)

@@ -133,6 +133,7 @@ class Dense(lora.LoraLayer, Layer):
     quantization_modes = ("int8", "int4")
     kernel = lora.merged_weight("kernel")
     lora_build_keeps_alpha = False
+    lora_quantization_modes = ("int8", "int4")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -184,6 +185,9 @@ class Dense(lora.LoraLayer, Layer):
 
     def _int4_build(self, kernel_shape):
         return quantized.build_int4_kernel(self, kernel_shape[0], self.units)
+
+    def _lora_weight_shape(self):
+        return (self._kernel.shape[0], self.units)      # an int4 kernel is packed along the units
 
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode is not None:
@@ -242,6 +246,7 @@ class Dense(lora.LoraLayer, Layer):
             product = x @ self._int4_kernel(self.compute_dtype)
         else:
             product = dense_forward(x, self.kernel.value)
+        product = self.add_low_rank_product(x, product)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
         z, y = self.activation.with_bias(product, self.bias.value if self.use_bias else None)
         self._saved = (x, z, y) if training else None
@@ -259,7 +264,7 @@ class Dense(lora.LoraLayer, Layer):
                 else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
-            return dz @ kernel.T if self.input_gradient_wanted else None
+            return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)
         if self.trainable:

@@ -10,7 +10,14 @@ turns it into the gradients of a and b by the chain rule, so W never moves.
 Saving writes the merged weight in W's place and leaves a and b out, as Keras does; loading into a layer with
 LoRA enabled assigns W and the other weights from the file and sets a and b to zeros.
 
-Not supported (a ValueError): LoRA on a quantized layer, and quantizing a layer with LoRA enabled.
+A class listing quantization modes in ``lora_quantization_modes`` (Dense: int8 and int4) takes LoRA on its
+quantized kernel as Keras does: its output adds ``(x @ a @ b) * scale`` to the quantized product, a and b take
+their gradients through that path (``add_low_rank_backward``), and saving dequantizes the kernel, adds the
+low-rank product and quantizes the sum again (``save_own_variables``). Its ``kernel`` then stays the quantized
+variable (Keras's property returns the int8 values plus the low-rank product there).
+
+Not supported (a ValueError): LoRA on the other layers' quantized weights, and quantizing a layer with LoRA
+enabled (Keras quantizes its frozen weight and keeps a and b).
 """
 from __future__ import annotations
 
@@ -97,7 +104,7 @@ def merged_weight(attribute):
 
     def get(layer):
         var = layer.__dict__.get(private)
-        if var is not None and layer.__dict__.get("lora_enabled"):
+        if var is not None and layer.__dict__.get("lora_enabled") and layer.dtype_policy.quantization_mode is None:
             return MergedWeight(layer, var, getattr(layer, f"lora_{attribute}_a"),
                                 getattr(layer, f"lora_{attribute}_b"))
         return var
@@ -118,6 +125,7 @@ class LoraLayer:
     lora_weight = "kernel"
     lora_constraint = "kernel_constraint"
     lora_build_keeps_alpha = True
+    lora_quantization_modes = ()
 
     def init_lora(self, lora_rank, lora_alpha, where):
         """Keep the constructor's ``lora_rank`` and ``lora_alpha`` (the rank where None), as Keras does."""
@@ -148,24 +156,86 @@ class LoraLayer:
             raise ValueError(f"Cannot enable lora on a layer that isn't yet built. ({where})")
         if self.lora_enabled:
             raise ValueError(f"lora is already enabled. This can only be done once per layer. ({where})")
-        if self.dtype_policy.quantization_mode is not None:
+        mode = self.dtype_policy.quantization_mode
+        if mode is not None and mode not in self.lora_quantization_modes:
             raise ValueError(f"{where}: LoRA on a quantized layer (dtype policy "
-                             f"'{self.dtype_policy.name}') is not supported by gpu_dl; enable LoRA before "
-                             "quantizing is not supported either.")
+                             f"'{self.dtype_policy.name}') is not supported by gpu_dl for this layer.")
         rank = _rank_argument(rank, where, "rank")
         lora_alpha = _rank_argument(lora_alpha, where, "lora_alpha")
         var = self.__dict__["_" + weight]
+        shape = self._lora_weight_shape()
         regularizer = getattr(self, f"{weight}_regularizer")
-        a = self.add_weight(tuple(var.shape[:-1]) + (rank,), a_initializer, dtype="float32",
+        a = self.add_weight(tuple(shape[:-1]) + (rank,), a_initializer, dtype="float32",
                             regularizer=regularizer, name=f"lora_{weight}_a")
-        b = self.add_weight((rank, var.shape[-1]), b_initializer, dtype="float32", regularizer=regularizer,
+        b = self.add_weight((rank, shape[-1]), b_initializer, dtype="float32", regularizer=regularizer,
                             name=f"lora_{weight}_b")
+        for adapter in (a, b):
+            # the name scope the layer was built in (a model's), wherever enable_lora is called, as in Keras
+            adapter.path = f"{var.path.rsplit('/', 1)[0]}/{adapter.name}"
         setattr(self, f"lora_{weight}_a", a)
         setattr(self, f"lora_{weight}_b", b)
         var.trainable = False
         self.lora_enabled = True
         self.lora_rank = rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+
+    def _lora_weight_shape(self):
+        """The shape of the weight LoRA adapts (a quantized one's unpacked shape, where a class packs it)."""
+        return self.__dict__["_" + self.lora_weight].shape
+
+    def _lora_on_quantized(self):
+        return self.lora_enabled and self.dtype_policy.quantization_mode is not None
+
+    def add_low_rank_product(self, x, product):
+        """A quantized layer's ``product`` plus, with LoRA enabled, ``(x @ a @ b) * scale`` in the compute dtype,
+        as Keras's int8 and int4 calls add it."""
+        if not self._lora_on_quantized():
+            return product
+        a, b = (getattr(self, f"lora_{self.lora_weight}_{s}").value for s in "ab")
+        low_rank = (x @ a.astype(x.dtype, copy=False)) @ b.astype(x.dtype, copy=False)
+        return (product + low_rank * (self.lora_alpha / self.lora_rank)).astype(self.compute_dtype, copy=False)
+
+    def add_low_rank_backward(self, x, dz, dx):
+        """The backward of ``add_low_rank_product``: the gradients of a and b (where the layer trains) and
+        ``dx`` (the input gradient through the quantized kernel; None where none is wanted) plus the low-rank
+        path's."""
+        if not self._lora_on_quantized():
+            return dx
+        a, b = (getattr(self, f"lora_{self.lora_weight}_{s}") for s in "ab")
+        scale = self.lora_alpha / self.lora_rank
+        rows = x.reshape(-1, x.shape[-1])
+        dz = dz.reshape(-1, dz.shape[-1])
+        a_value, b_value = a.value.astype(dz.dtype, copy=False), b.value.astype(dz.dtype, copy=False)
+        dh = (dz @ b_value.T) * scale           # the gradient of rows @ a
+        if self.trainable:
+            a.grad = (rows.T.astype(dz.dtype, copy=False) @ dh).astype(a.dtype, copy=False)
+            b.grad = (((rows.astype(dz.dtype, copy=False) @ a_value).T @ dz) * scale).astype(b.dtype, copy=False)
+        return None if dx is None else dx + (dh @ a_value.T).reshape(dx.shape)
+
+    def _merged_quantized(self):
+        """Keras's ``_get_kernel_with_merged_lora`` of a Dense-like 2-D quantized kernel: the dequantized kernel
+        plus the low-rank product, quantized again as the layer's mode does, as {variable id: array} for the
+        kernel and its scales."""
+        from .. import quantizers
+        from . import quantized
+        a, b = (getattr(self, f"lora_{self.lora_weight}_{s}").numpy() for s in "ab")
+        kernel, mode = self.__dict__["_" + self.lora_weight], self.dtype_policy.quantization_mode
+        if mode == "int8":
+            merged = backend.to_numpy(quantized.dequantized(kernel.value, self.kernel_scale.value, self.compute_dtype))
+        else:
+            merged = backend.to_numpy(self._int4_kernel(self.compute_dtype))
+        merged = merged + (a @ b) * (self.lora_alpha / self.lora_rank)
+        zero = getattr(self, "kernel_zero", None)
+        if mode == "int4" and zero is not None:
+            values, scale, zeros = quantizers.abs_max_quantize_grouped_with_zero_point(
+                merged, self._int4_block_size(), to_numpy=True)
+            arrays = {id(self.kernel_scale): scale, id(zero): zeros}
+        else:
+            values, scale = quantizers.abs_max_quantize(merged, axis=0, value_range=(-127, 127) if mode == "int8"
+                                                        else (-8, 7), dtype="int8", to_numpy=True)
+            arrays = {id(self.kernel_scale): scale.reshape(self.kernel_scale.shape)}
+        arrays[id(kernel)] = values if mode == "int8" else quantizers.pack_int4(values, axis=-1)[0]
+        return {key: backend.to_numpy(value) for key, value in arrays.items()}
 
     def lora_config(self):
         """Keras's config entries: ``lora_rank`` and ``lora_alpha`` where a rank is set, none otherwise."""
@@ -198,9 +268,12 @@ class LoraLayer:
         """Keras's: with LoRA enabled, the merged weight in the weight's place and no a, b."""
         if not self.lora_enabled:
             return super().save_own_variables(store)
-        merged = getattr(self, self.lora_weight)
+        if self.dtype_policy.quantization_mode is not None:
+            merged = self._merged_quantized()
+        else:
+            merged = {id(self.__dict__["_" + self.lora_weight]): getattr(self, self.lora_weight).numpy()}
         for i, var in enumerate(self._lora_file_variables()):
-            store[str(i)] = merged.numpy().astype(var.dtype) if i == 0 else var.numpy()
+            store[str(i)] = merged[id(var)].astype(var.dtype) if id(var) in merged else var.numpy()
 
     def load_own_variables(self, store):
         """Keras's: with LoRA enabled, the weight and the others from ``store`` and a, b set to zeros."""
