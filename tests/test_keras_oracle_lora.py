@@ -137,3 +137,62 @@ def test_files_load_both_ways(tmp_path, name, make, shape, ids):
             assert not numpy.any(numpy.asarray(keras.ops.convert_to_numpy(getattr(layer, f"lora_{weight}_"
                                                                                          f"{suffix}"))))
         numpy.testing.assert_allclose(numpy.asarray(loaded.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-5)
+
+
+def _quantized_pair(mode, block_size, order):
+    pair = []
+    for lib in (gpu_dl, keras):
+        model = lib.Sequential([lib.Input((20,)), lib.layers.Dense(5)])
+        pair.append(model)
+    weights = _random_weights(numpy.random.default_rng(7), pair[1])
+    for lib, model in zip((gpu_dl, keras), pair):
+        model.set_weights(weights)
+        config = None if mode == "int8" else lib.quantizers.Int4QuantizationConfig(block_size=block_size)
+        if order == "quantize first":
+            model.quantize(mode, config=config)
+            model.layers[0].enable_lora(2, lora_alpha=4)
+        else:
+            model.layers[0].enable_lora(2, lora_alpha=4)
+    return pair
+
+
+@pytest.mark.parametrize("mode,block_size", [("int8", None), ("int4", None), ("int4", 8)])
+def test_lora_on_quantized_dense(tmp_path, mode, block_size):
+    rng = numpy.random.default_rng(8)
+    ours, theirs = _quantized_pair(mode, block_size, "quantize first")
+    assert [(v.path, tuple(v.shape), v.trainable) for v in ours.weights] == \
+        [(v.path, tuple(v.shape), v.trainable) for v in theirs.weights]
+    weights = [keras.ops.convert_to_numpy(v) for v in theirs.weights]
+    weights = [rng.standard_normal(w.shape).astype("float32") if v.trainable else w
+               for w, v in zip(weights, theirs.weights)]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    x = rng.standard_normal((4, 20)).astype("float32")
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
+    assert_training_steps_match(keras, ours, theirs, rng, (20,), None, 4, steps=3, optimizer="SGD", loss="mse",
+                                targets=lambda rng, batch: rng.standard_normal((batch, 5)).astype("float32"))
+    ours_store, theirs_store = {}, {}
+    ours.layers[0].save_own_variables(ours_store)
+    theirs.layers[0].save_own_variables(theirs_store)
+    assert list(ours_store) == list(theirs_store)
+    for key in theirs_store:
+        mine, reference = numpy.asarray(ours_store[key]), keras.ops.convert_to_numpy(theirs_store[key])
+        assert mine.dtype == reference.dtype
+        # a value on a rounding boundary may quantize one step apart
+        numpy.testing.assert_allclose(mine.astype("float64"), reference, rtol=1e-5, atol=1.01 if
+                                      mine.dtype.kind == "i" else 1e-5)
+    for model, name in ((ours, "g"), (theirs, "k")):
+        model.save(tmp_path / f"{name}.keras")
+    # each file read by both libraries: the same LoRA layer on the same requantized kernel, adapters zeroed
+    for name in "gk":
+        mine, reference = load_model(tmp_path / f"{name}.keras"), keras.models.load_model(tmp_path / f"{name}.keras")
+        assert mine.layers[0].lora_enabled and reference.layers[0].lora_enabled
+        assert not numpy.any(mine.layers[0].lora_kernel_b.numpy())
+        numpy.testing.assert_allclose(mine.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5,
+                                      atol=1e-4)
+
+
+def test_quantizing_a_lora_layer_is_refused():
+    ours, _ = _quantized_pair("int8", None, "lora first")
+    with pytest.raises(ValueError, match="quantizing a layer with LoRA enabled"):
+        ours.layers[0].quantize("int8")
