@@ -25,6 +25,7 @@ CASES = [
     ("conv2d", lambda lib, **k: lib.layers.Conv2D(4, (2, 3), padding="same", **k), (5, 4, 3), False),
     ("conv3d", lambda lib, **k: lib.layers.Conv3D(3, 2, **k), (3, 4, 3, 2), False),
     ("embedding", lambda lib, **k: lib.layers.Embedding(7, 3, **k), (5,), True),
+    ("reversible", lambda lib, **k: lib.layers.ReversibleEmbedding(7, 3, **k), (5,), True),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -77,7 +78,7 @@ def test_same_weights_config_outputs_and_merged_kernel(name, make, shape, ids, h
     weights = _random_weights(rng, theirs)
     ours.set_weights(weights)
     theirs.set_weights(weights)
-    attribute = "embeddings" if name == "embedding" else "kernel"
+    attribute = "embeddings" if name in ("embedding", "reversible") else "kernel"
     numpy.testing.assert_allclose(numpy.asarray(getattr(ours, attribute)),
                                   keras.ops.convert_to_numpy(getattr(theirs, attribute)), rtol=1e-6, atol=1e-6)
     x = _inputs(rng, 2, shape, ids)
@@ -132,7 +133,7 @@ def test_files_load_both_ways(tmp_path, name, make, shape, ids):
         loaded = load_model(path) if reader is gpu_dl else keras.models.load_model(path)
         layer = loaded.layers[-1]
         assert layer.lora_enabled and layer.lora_rank == 2
-        weight = "embeddings" if name == "embedding" else "kernel"
+        weight = "embeddings" if name in ("embedding", "reversible") else "kernel"
         for suffix in "ab":
             assert not numpy.any(numpy.asarray(keras.ops.convert_to_numpy(getattr(layer, f"lora_{weight}_"
                                                                                          f"{suffix}"))))
@@ -196,3 +197,16 @@ def test_quantizing_a_lora_layer_is_refused():
     ours, _ = _quantized_pair("int8", None, "lora first")
     with pytest.raises(ValueError, match="quantizing a layer with LoRA enabled"):
         ours.layers[0].quantize("int8")
+
+
+def test_reverse_call_of_a_tied_reversible_embedding():
+    rng = numpy.random.default_rng(9)
+    pair = [lib.layers.ReversibleEmbedding(7, 3, lora_rank=2, logit_soft_cap=5.0) for lib in (gpu_dl, keras)]
+    for layer in pair:
+        layer.build((None, 5))
+    weights = _random_weights(rng, pair[1])
+    for layer in pair:
+        layer.set_weights(weights)
+    hidden = rng.standard_normal((2, 5, 3)).astype("float32")
+    numpy.testing.assert_allclose(numpy.asarray(pair[0](hidden, reverse=True)),
+                                  keras.ops.convert_to_numpy(pair[1](hidden, reverse=True)), rtol=1e-5, atol=1e-5)

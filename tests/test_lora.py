@@ -294,3 +294,28 @@ def test_quantized_lora_model_trains_the_adapters_and_saves_requantized(xp, rng,
     assert loaded.lora_enabled and loaded.dtype_policy.quantization_mode == mode
     assert not numpy.any(loaded.lora_kernel_a.numpy()) and not numpy.any(loaded.lora_kernel_b.numpy())
     numpy.testing.assert_allclose(again.predict(x, verbose=0), numpy.asarray(saved(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_tied_reversible_embedding_reverse_call_trains_the_adapters(xp, rng):
+    layer = layers.ReversibleEmbedding(7, 3, lora_rank=2, dtype="float64")
+    layer.build((None, 5))
+    assert [v.name for v in layer.trainable_weights] == ["lora_embeddings_a", "lora_embeddings_b"]
+    a, b = layer.lora_embeddings_a, layer.lora_embeddings_b
+    for var in (a, b):
+        var.value = xp.asarray(rng.standard_normal(var.shape))
+    hidden = xp.asarray(rng.standard_normal((2, 4, 3)))
+    merged = layer._embeddings.numpy() + a.numpy() @ b.numpy()
+    logits = layer(hidden, reverse=True, training=True)
+    numpy.testing.assert_allclose(to_numpy(logits), to_numpy(hidden) @ merged.T, rtol=1e-12, atol=1e-12)
+    direction = xp.asarray(rng.standard_normal(logits.shape))
+    layer.backward(direction)
+    assert layer._embeddings.grad is None
+    for var in (a, b):
+        grad, original = var.grad, var.value.copy()
+
+        def f(value, var=var, original=original):
+            var.value[...] = value
+            out = float(to_numpy((layer(hidden, reverse=True) * direction).sum()))
+            var.value[...] = original
+            return out
+        assert_gradient(f, original.copy(), grad, rng, what=f"reverse {var.name}")

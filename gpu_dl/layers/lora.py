@@ -62,6 +62,9 @@ class MergedWeight:
 
     @grad.setter
     def grad(self, dmerged):
+        if dmerged is None:         # a pass that did not read the weight (a reverse call's separate kernel)
+            self.a.grad = self.b.grad = None
+            return
         # merged = W + s * a @ b over a's leading axes: da = s * dmerged @ b.T, db = s * sum over rows a.T @ dmerged
         rank, columns = self.b.shape
         flat = dmerged.reshape(-1, columns)
