@@ -46,6 +46,21 @@ def _inputs(rng, shape, ids):
     return rng.integers(0, 7, shape) if ids else rng.standard_normal(shape)
 
 
+def _assert_adapter_gradients(forward, direction, adapters, rng, what):
+    """Each adapter's ``grad`` (set by the backward of ``direction``) against float64 finite differences of
+    ``sum(forward() * direction)`` in its values."""
+    for var in adapters:
+        grad, original = var.grad, var.value.copy()
+        assert grad is not None
+
+        def f(value, var=var, original=original):
+            var.value[...] = value
+            out = float(to_numpy((forward() * direction).sum()))
+            var.value[...] = original
+            return out
+        assert_gradient(f, original.copy(), grad, rng, what=f"{what} {var.name}")
+
+
 @pytest.fixture(autouse=True)
 def fresh_names():
     gpu_dl.backend.clear_session()
@@ -87,16 +102,8 @@ def test_weights_forward_and_gradients(xp, rng, name, make, shape, ids, expected
     if not ids:
         assert_gradient(lambda value: float(to_numpy((layer(value) * direction).sum())), x, dx, rng,
                         what=f"{name} input")
-    for var in (a, b):
-        grad, original = var.grad, var.value.copy()
-        assert grad is not None and grad.dtype == numpy.float64
-
-        def f(value, var=var, original=original):
-            var.value[...] = value
-            out = float(to_numpy((layer(x) * direction).sum()))
-            var.value[...] = original
-            return out
-        assert_gradient(f, original.copy(), grad, rng, what=f"{name} {var.name}")
+    assert a.grad.dtype == numpy.float64 and b.grad.dtype == numpy.float64
+    _assert_adapter_gradients(lambda: layer(x), direction, (a, b), rng, name)
 
 
 @pytest.mark.parametrize("name,make,shape,ids,expected", CASES, ids=IDS)
@@ -240,15 +247,7 @@ def test_lora_on_a_quantized_dense_adds_the_low_rank_path(xp, rng, mode, block_s
     direction = xp.asarray(rng.standard_normal(y.shape))
     dx = layer.backward(direction)
     assert layer.kernel.grad is None
-    for var in (a, b):
-        grad, original = var.grad, var.value.copy()
-
-        def f(value, var=var, original=original):
-            var.value[...] = value
-            out = float(to_numpy((layer(x) * direction).sum()))
-            var.value[...] = original
-            return out
-        assert_gradient(f, original.copy(), grad, rng, what=f"{mode} {var.name}")
+    _assert_adapter_gradients(lambda: layer(x), direction, (a, b), rng, mode)
     # the low-rank path's input gradient adds to the one through the quantized kernel (b zeroed: none)
     a_value, b_value = a.numpy(), b.numpy()
     b.value[...] = 0
@@ -310,12 +309,4 @@ def test_tied_reversible_embedding_reverse_call_trains_the_adapters(xp, rng):
     direction = xp.asarray(rng.standard_normal(logits.shape))
     layer.backward(direction)
     assert layer._embeddings.grad is None
-    for var in (a, b):
-        grad, original = var.grad, var.value.copy()
-
-        def f(value, var=var, original=original):
-            var.value[...] = value
-            out = float(to_numpy((layer(hidden, reverse=True) * direction).sum()))
-            var.value[...] = original
-            return out
-        assert_gradient(f, original.copy(), grad, rng, what=f"reverse {var.name}")
+    _assert_adapter_gradients(lambda: layer(hidden, reverse=True), direction, (a, b), rng, "reverse")
