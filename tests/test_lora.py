@@ -153,7 +153,7 @@ def test_enable_lora_after_build_and_its_errors():
     layer.enable_lora(3, lora_alpha=6, a_initializer="ones", b_initializer="ones")
     assert (layer.lora_rank, layer.lora_alpha) == (3, 6)
     numpy.testing.assert_array_equal(layer.lora_kernel_a.numpy(), numpy.ones((4, 3)))
-    numpy.testing.assert_allclose(numpy.asarray(layer.kernel), layer._kernel.numpy() + 3 * 2, rtol=1e-6)
+    numpy.testing.assert_allclose(numpy.asarray(layer.kernel), layer._kernel.numpy() + 3 * 2, rtol=1e-6, atol=1e-6)
     config = layer.get_config()
     assert (config["lora_rank"], config["lora_alpha"]) == (3, 6)
     with pytest.raises(ValueError, match="lora is already enabled"):
@@ -182,6 +182,11 @@ def test_enable_lora_after_build_and_its_errors():
             layers.EinsumDense("ab,bc->ac", 4, lora_rank=bad, name="e")
     with pytest.raises(ValueError, match=r"Embedding layer 'm'.*lora_alpha"):
         layers.Embedding(5, 2, lora_rank=2, lora_alpha=0, name="m")
+    scaled = layers.EinsumDense("ab,bc->ac", 4, lora_rank=4, lora_alpha=2.5)       # any positive number
+    scaled.build((None, 3))
+    scaled.lora_kernel_b.assign(numpy.ones((4, 4), "float32"))
+    want = scaled._kernel.numpy() + scaled.lora_kernel_a.numpy() @ numpy.ones((4, 4)) * (2.5 / 4)
+    numpy.testing.assert_allclose(numpy.asarray(scaled.kernel), want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,make,shape,ids,expected", CASES, ids=IDS)

@@ -37,6 +37,15 @@ def _rank_argument(value, where, what):
     return int(value)
 
 
+def _alpha_argument(value, where):
+    """``lora_alpha``: None or a positive number (Keras documents an integer and takes any number)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        raise ValueError(f"{where}: `lora_alpha` must be a positive number or None, got {value!r}.")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
 class MergedWeight:
     """A LoRA-enabled layer's weight as it computes with it: ``value`` is the frozen weight plus the scaled
     low-rank product, in the layer's compute dtype; setting ``grad`` (the merged weight's gradient) sends the
@@ -133,7 +142,7 @@ class LoraLayer:
     def init_lora(self, lora_rank, lora_alpha, where):
         """Keep the constructor's ``lora_rank`` and ``lora_alpha`` (the rank where None), as Keras does."""
         self.lora_rank = _rank_argument(lora_rank, where, "lora_rank")
-        lora_alpha = _rank_argument(lora_alpha, where, "lora_alpha")
+        lora_alpha = _alpha_argument(lora_alpha, where)
         self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
         self.lora_enabled = False
 
@@ -164,7 +173,7 @@ class LoraLayer:
             raise ValueError(f"{where}: LoRA on a quantized layer (dtype policy "
                              f"'{self.dtype_policy.name}') is not supported by gpu_dl for this layer.")
         rank = _rank_argument(rank, where, "rank")
-        lora_alpha = _rank_argument(lora_alpha, where, "lora_alpha")
+        lora_alpha = _alpha_argument(lora_alpha, where)
         var = self.__dict__["_" + weight]
         shape = self._lora_weight_shape()
         regularizer = getattr(self, f"{weight}_regularizer")
