@@ -126,6 +126,9 @@ class Dense(lora.LoraLayer, Layer):
     (``kernel_zero``, and ``g_idx`` the group of each row), or with ``Int4QuantizationConfig(block_size=None)``
     symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
     exact in integers as int8's).
+
+    ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
+    int4 ones.
     """
 
     fixed_input_axes = (-1,)
