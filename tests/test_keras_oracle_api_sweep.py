@@ -74,7 +74,6 @@ class Allowed:
         self.changed, self.order = set(changed), order
 
 
-LORA = ("lora_rank", "lora_alpha")
 SIGNATURE_DIFFERENCES = {
     # --- gpu_dl-only arguments
     **{f"layers.{name}": Allowed("gpu_dl's colour layers also read channels_first images", ours_only=["data_format"])
@@ -97,9 +96,7 @@ SIGNATURE_DIFFERENCES = {
     "callbacks.ProgbarLogger": Allowed("gpu_dl's progress bar takes fit()'s verbose (2: one line an epoch)",
                                        ours_only=["verbose"]),
     # --- Keras-only arguments
-    "layers.Dense": Allowed("no LoRA in gpu_dl", keras_only=LORA),
-    "layers.Embedding": Allowed("no LoRA in gpu_dl; input_length is Keras 2's, accepted and ignored",
-                                keras_only=LORA, ours_only=["input_length"]),
+    "layers.Embedding": Allowed("input_length is Keras 2's, accepted and ignored", ours_only=["input_length"]),
     "layers.Bidirectional": Allowed("Keras 3.15 keeps its weights argument as initial_weights that nothing reads; "
                                     "gpu_dl does not take it",
                                     keras_only=["weights"]),

@@ -148,7 +148,7 @@ def test_reverse_dtype_and_config_round_trip(rng):
 def test_refused_arguments_and_calls_name_the_layer(xp):
     for kwargs, match in ((dict(tie_weights="yes"), "tie_weights"), (dict(logit_soft_cap=0), "logit_soft_cap"),
                           (dict(logit_soft_cap="big"), "logit_soft_cap"), (dict(reverse_dtype="int8"), "reverse_dtype"),
-                          (dict(quantization_config="int8"), "quantization_config"), (dict(lora_rank=4), "lora_rank"),
+                          (dict(quantization_config="int8"), "quantization_config"), (dict(lora_rank=0), "lora_rank"),
                           (dict(input_dim=0), "input_dim")):
         arguments = {"input_dim": 5, "output_dim": 3, "name": "head", **kwargs}
         with pytest.raises((TypeError, ValueError), match=match):

@@ -490,9 +490,9 @@ def test_unsupported_config_keys_name_the_layer_and_key(saved, tmp_path):
     bad = tmp_path / "keys.keras"
 
     def extra_key(config):
-        config["config"]["layers"][1]["config"]["lora_rank"] = 4
+        config["config"]["layers"][1]["config"]["ragged"] = True
     _edit_archive(path, bad, replace={"config.json": _edit_config(extra_key)})
-    with pytest.raises(ValueError, match=r"layer 'dense\w*' \(Dense\): `lora_rank=4` is not supported"):
+    with pytest.raises(ValueError, match=r"layer 'dense\w*' \(Dense\): `ragged=True` is not supported"):
         load_model(bad)
 
     def strange_key(config):

@@ -14,6 +14,7 @@ from ..ops.depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_b
                              depthwise_conv2d_forward)
 from ..ops.convolution import (bias_gradient, conv2d_backward_input, conv2d_backward_kernel, conv2d_bias_activation,
                         conv_padding, output_spatial)
+from . import lora
 from .core import positive_int
 from .spatial import SpatialLayer, contiguous, int_tuple, padding_word, too_small_error
 
@@ -123,19 +124,25 @@ class WindowedConv(SpatialLayer):
                 self.bias.grad = bias_gradient(dz)
 
 
-class BaseConv(WindowedConv):
+class BaseConv(lora.LoraLayer, WindowedConv):
     """``activation(conv(x, kernel) + bias)``; kernel kernel_size + (in_channels / groups, filters), bias (filters,).
 
     With ``groups`` > 1 the input channels and the filters are split into ``groups`` equal blocks and output
-    block g is the convolution of input block g alone (Keras's grouped convolution).
+    block g is the convolution of input block g alone (Keras's grouped convolution). ``lora_rank`` and
+    ``enable_lora`` as Keras's (``layers/lora.py``).
     """
+
+    kernel = lora.merged_weight("kernel")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        # Keras's Conv1D/2D/3D take lora_rank and lora_alpha through **kwargs
+        lora_arguments = kwargs.pop("lora_rank", None), kwargs.pop("lora_alpha", None)
         super().__init__(data_format=data_format, activity_regularizer=activity_regularizer, **kwargs)
         where = f"{type(self).__name__} layer '{self.name}'"
+        self.init_lora(*lora_arguments, where)
         self.filters = positive_int(filters, f"{where}: filters")
         self.set_window(kernel_size, strides, padding, dilation_rate, causal=self.rank == 1)   # as Keras allows it
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
@@ -166,6 +173,7 @@ class BaseConv(WindowedConv):
                                       name="kernel", regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
         self.add_bias(self.filters)
+        self.build_lora()
 
     # ------------------------------------------------------------------- passes
     def _image_kernel_shape(self):
@@ -206,6 +214,7 @@ class BaseConv(WindowedConv):
             "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
             **self.weight_arguments_config(),
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            **self.lora_config(),
         }
 
 

@@ -7,7 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
-from . import float8_training, quantized
+from . import float8_training, lora, quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -116,7 +116,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, bat
                       batch_shape=batch_shape, optional=optional, name=name, **kwargs).output
 
 
-class Dense(Layer):
+class Dense(lora.LoraLayer, Layer):
     """``activation(x @ kernel + bias)`` over the last axis; kernel (in, units), bias (units,).
 
     ``quantize("int8")`` (or a ``dtype`` of ``"int8_from_float32"``) keeps the kernel as int8 values with a float
@@ -127,17 +127,24 @@ class Dense(Layer):
     symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
     exact in integers as int8's). ``quantize("float8")`` (or ``"float8_from_float32"``) trains with float8
     fake-quantized products and delayed scaling, as Keras does (``layers/float8_training.py``).
+
+    ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
+    int4 ones.
     """
 
     fixed_input_axes = (-1,)
     supports_masking = True
     quantization_modes = ("int8", "int4", "float8")
+    kernel = lora.merged_weight("kernel")
+    lora_build_keeps_alpha = False
+    lora_quantization_modes = ("int8", "int4")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, quantization_config=None,
-                 **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.init_lora(lora_rank, lora_alpha, f"Dense layer '{self.name}'")
         self.quantization_config = quantized.quantization_config_of(quantization_config,
                                                                     f"Dense layer '{self.name}'")
         self.units = positive_int(units, f"Dense layer '{self.name}': units")
@@ -168,6 +175,7 @@ class Dense(Layer):
             self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._number_for_files()
+        self.build_lora()
 
     def _int8_build(self, kernel_shape):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig
@@ -184,6 +192,9 @@ class Dense(Layer):
     def _int4_build(self, kernel_shape):
         return quantized.build_int4_kernel(self, kernel_shape[0], self.units)
 
+    def _lora_weight_shape(self):
+        return (self._kernel.shape[0], self.units)      # an int4 kernel is packed along the units
+
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "float8":
             quantized.number_for_files(*float8_training.file_variables(self, self.bias if self.use_bias else None))
@@ -196,6 +207,7 @@ class Dense(Layer):
         (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
         policy becomes ``"int8_from_<its policy>"``. ``"int4"`` packs the kernel (see the class docstring); the
         policy becomes ``"int4/<block size or -1>_from_<its policy>"``."""
+        self.check_quantize_lora()
         config = quantized.checked_request(self, Dense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
@@ -246,6 +258,7 @@ class Dense(Layer):
             product = float8_training.product(self, x, training, dense_forward)
         else:
             product = dense_forward(x, self.kernel.value)
+        product = self.add_low_rank_product(x, product)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
         bias = self.bias.value if self.use_bias else None
         z, y = self.activation.with_bias(product, float8_training.bias_value(self, bias) if mode == "float8" else bias)
@@ -273,7 +286,7 @@ class Dense(Layer):
                 else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
-            return dz @ kernel.T if self.input_gradient_wanted else None
+            return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)
         if self.trainable:
@@ -290,6 +303,7 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             **self.weight_arguments_config(),
             "quantization_config": quantized.serialized_config(self.quantization_config),
+            **self.lora_config(),
         })
         return config
 

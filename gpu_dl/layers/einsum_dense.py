@@ -20,8 +20,11 @@ path does (``layers/quantized.py``): the inputs are quantized over the axes the 
 product is exact, and the inputs' gradient goes through the dequantized kernel. ``quantize("float8")`` trains
 with float8 fake-quantized einsums and delayed scaling, as Keras does (``layers/float8_training.py``).
 
-Not supported (a ValueError): ``lora_rank``, the GPTQ and AWQ quantization modes; an equation that repeats a
-label within one operand (a diagonal).
+``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_kernel_a`` (the kernel's shape with
+the last axis of size rank) and ``lora_kernel_b`` (rank, the kernel's last axis).
+
+Not supported (a ValueError): the GPTQ and AWQ quantization modes, LoRA on a quantized kernel; an
+equation that repeats a label within one operand (a diagonal).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import numpy
 
 from .. import activations, initializers
 from ..backend import array_module
-from . import float8_training, quantized
+from . import float8_training, lora, quantized
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -144,12 +147,13 @@ def _einsum(equation, a, b):
     return array_module(a).einsum(equation, a, b, optimize=True)
 
 
-class EinsumDense(Layer):
+class EinsumDense(lora.LoraLayer, Layer):
     """``EinsumDense(equation, output_shape, activation=None, bias_axes=None, ...)`` (see the module
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
     quantization_modes = ("int8", "int4", "float8")
+    kernel = lora.merged_weight("kernel")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -157,8 +161,7 @@ class EinsumDense(Layer):
                  quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         where = self._where()
-        if lora_rank is not None or lora_alpha is not None:
-            raise ValueError(f"{where}: LoRA (lora_rank={lora_rank!r}) is not supported by gpu_dl.")
+        self.init_lora(lora_rank, lora_alpha, where)
         if gptq_unpacked_column_size is not None:
             raise ValueError(f"{where}: GPTQ-quantized kernels are not supported by gpu_dl.")
         self.quantization_config = quantized.quantization_config_of(quantization_config, where)
@@ -213,6 +216,7 @@ class EinsumDense(Layer):
             self.bias = self.add_weight(plan.bias_shape, self.bias_initializer, name="bias",
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._number_for_files()
+        self.build_lora()
 
     def _int8_build(self, kernel_shape):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig
@@ -251,6 +255,7 @@ class EinsumDense(Layer):
         128 rows and column (``kernel_zero``, ``g_idx``); the policy becomes ``"int4/<block size or -1>_from_..."``.
         """
         layout = self._scale_layout if self.built else None
+        self.check_quantize_lora()
         config = quantized.checked_request(self, EinsumDense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
@@ -385,7 +390,8 @@ class EinsumDense(Layer):
         return {**super().get_config(), "output_shape": self.partial_output_shape, "equation": self.equation,
                 "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
                 **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
-                "quantization_config": quantized.serialized_config(self.quantization_config)}
+                "quantization_config": quantized.serialized_config(self.quantization_config),
+                **self.lora_config()}
 
     def _activity_config(self):
         from .. import regularizers

@@ -5,13 +5,13 @@ import numpy
 
 from .. import backend, regularizers
 from ..ops.embedding import embedding_lookup, embedding_table_gradient
-from . import id_checks, quantized
+from . import id_checks, lora, quantized
 from .base import Layer
 from .symbolic import is_symbolic
 from .core import positive_int
 
 
-class Embedding(id_checks.RangedIds, Layer):
+class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
     """Maps each id in [0, input_dim) to a trainable row of ``embeddings`` (input_dim, output_dim).
 
     Inputs hold whole numbers, of an integer or a float dtype (a model's float inputs are truncated to
@@ -24,18 +24,26 @@ class Embedding(id_checks.RangedIds, Layer):
     default in groups of 128 columns with a scale and an int8 zero point per id and group (``embeddings_zero``, and
     ``g_idx`` the group of each column), or with ``Int4QuantizationConfig(block_size=None)`` symmetric with one
     scale per id; only the rows looked up are unpacked.
+
+    ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_embeddings_a`` (input_dim, rank) and
+    ``lora_embeddings_b`` (rank, output_dim).
     """
 
     id_range_argument = "input_dim"
     fixed_input_axes = ()
     keeps_input_dtype = True
     quantization_modes = ("int8", "int4")
+    embeddings = lora.merged_weight("embeddings")
+    lora_weight = "embeddings"
+    lora_constraint = "embeddings_constraint"
+    lora_build_keeps_alpha = False
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
-                 quantization_config=None, **kwargs):
+                 lora_rank=None, lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         where = f"Embedding layer '{self.name}'"
+        self.init_lora(lora_rank, lora_alpha, where)
         self.quantization_config = quantized.quantization_config_of(quantization_config, where)
         self.input_dim = positive_int(input_dim, f"{where}: input_dim")
         self.output_dim = positive_int(output_dim, f"{where}: output_dim")
@@ -62,6 +70,7 @@ class Embedding(id_checks.RangedIds, Layer):
         if self._initial_weights is not None:
             weights, self._initial_weights = self._initial_weights, None
             self.set_weights(weights)
+        self.build_lora()
 
     def _int8_build(self, shape):
         self.embeddings = self.add_weight(shape, "zeros", dtype="int8", trainable=False, name="embeddings")
@@ -90,6 +99,7 @@ class Embedding(id_checks.RangedIds, Layer):
         (``AbsMaxQuantizer(axis=-1)`` unless ``config`` gives a weight quantizer), and ``embeddings_scale``;
         ``"int4"`` packs the table (see the class docstring), the policy becoming
         ``"int4/<block size or -1>_from_<its policy>"``."""
+        self.check_quantize_lora()
         config = quantized.checked_request(self, Embedding, mode, config, type_check)
         if config.mode != "int4":
             quantized.quantize_weight(self, Embedding, None, config, False, "embeddings", -1, self._int8_build)
@@ -158,4 +168,5 @@ class Embedding(id_checks.RangedIds, Layer):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 **self.weight_arguments_config(), "mask_zero": self.mask_zero,
                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                "quantization_config": quantized.serialized_config(self.quantization_config)}
+                "quantization_config": quantized.serialized_config(self.quantization_config),
+                **self.lora_config()}

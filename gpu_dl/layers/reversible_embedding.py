@@ -12,8 +12,10 @@ it read. A model that calls one tied layer in both directions keeps each call's 
 the table's gradients over the calls (models/nested.py), so the table receives the gradients of both uses.
 Each backward sets the gradient of every weight: the one its call did not read gets None.
 
-Not supported (a ValueError): Keras's quantization (``quantization_config``) and LoRA (``lora_rank``,
-``lora_alpha``).
+LoRA (``lora_rank``, ``lora_alpha``, ``enable_lora``) as Embedding's (``layers/lora.py``): it adapts the table,
+which a tied reverse call reads merged too; a separate ``reverse_embeddings`` is not adapted, as in Keras.
+
+Not supported (a ValueError): Keras's quantization (``quantization_config``).
 """
 from __future__ import annotations
 
@@ -61,15 +63,14 @@ class ReversibleEmbedding(Embedding):
     def __init__(self, input_dim, output_dim, tie_weights=True, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False, reverse_dtype=None,
                  logit_soft_cap=None, **kwargs):
-        unsupported = {key: kwargs.pop(key) for key in ("quantization_config", "lora_rank", "lora_alpha")
-                       if key in kwargs}
+        unsupported = {key: kwargs.pop(key) for key in ("quantization_config",) if key in kwargs}
         super().__init__(input_dim, output_dim, embeddings_initializer=embeddings_initializer,
                          embeddings_regularizer=embeddings_regularizer, embeddings_constraint=embeddings_constraint,
                          mask_zero=mask_zero, **kwargs)
         where = self._where()
         for key, value in unsupported.items():
             if value is not None:
-                raise ValueError(f"{where}: `{key}` is not supported by gpu_dl (no quantization or LoRA); "
+                raise ValueError(f"{where}: `{key}` is not supported by gpu_dl (no quantization); "
                                  f"leave it None. Received: {key}={value!r:.100}")
         self.tie_weights = _flag(tie_weights, "tie_weights", where)
         self.reverse_dtype = None if reverse_dtype is None else \

@@ -551,6 +551,8 @@ def _accepted_keys(cls):
         keys |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if klass is Layer or not any(p.kind is p.VAR_KEYWORD for p in params):
             break
+    if hasattr(cls, "enable_lora"):
+        keys |= {"lora_rank", "lora_alpha"}     # the convolutions take them through **kwargs, as Keras's
     return keys
 
 
@@ -638,6 +640,8 @@ def _new_layer_from_entry(entry, where, custom=None):
     for key, harmless in _HARMLESS_KEYS.items():
         if key == "quantization_config" and key in inspect.signature(cls.__init__).parameters:
             continue            # the layers that quantize (Dense) read it themselves
+        if key in ("lora_rank", "lora_alpha") and hasattr(cls, "enable_lora"):
+            continue            # so do the layers that take LoRA (Conv2D through its base class's arguments)
         if key in config:
             value = config.pop(key)
             if harmless is not None and value not in harmless:
