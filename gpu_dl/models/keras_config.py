@@ -636,8 +636,9 @@ def _new_layer_from_entry(entry, where, custom=None):
     if builtin:
         _refuse_custom_arguments(config, where, custom)
     for key, harmless in _HARMLESS_KEYS.items():
-        if key == "quantization_config" and key in inspect.signature(cls.__init__).parameters:
-            continue            # the layers that quantize (Dense) read it themselves
+        if key == "quantization_config" and (key in inspect.signature(cls.__init__).parameters
+                                             or hasattr(cls, "quantization_modes")):
+            continue            # the layers that quantize (Dense; ReversibleEmbedding through its kwargs) read it
         if key in config:
             value = config.pop(key)
             if harmless is not None and value not in harmless:
