@@ -34,7 +34,7 @@ from ..backend import array_module
 from ..ops.dense import dense_backward, dense_forward
 from . import quantized
 from .embedding import Embedding
-from .symbolic import KerasTensor, Node, any_symbolic, is_symbolic
+from .symbolic import KerasTensor, MaskSpec, Node, any_symbolic, is_symbolic
 
 
 class _ReverseState:
@@ -223,7 +223,13 @@ class ReversibleEmbedding(Embedding):
         return [self.compute_output_shape(input_shape, reverse=bool(options.get("reverse")))]
 
     def compute_mask(self, x, mask=None):
-        return None if self._reverse_call else super().compute_mask(x, mask)
+        if self._reverse_call:
+            return None
+        if self.mask_zero and is_symbolic(x):
+            # Keras's layer attaches the mask in its call and records no operation for it in the graph (its
+            # summary lists none): the mask of the ids is known, not recorded
+            return MaskSpec(tuple(x.shape))
+        return super().compute_mask(x, mask)
 
     def _check_hidden_shape(self, shape):
         if len(shape) < 1 or (shape[-1] is not None and shape[-1] != self.output_dim):
