@@ -849,8 +849,13 @@ class Functional(Model):
 
         def tensors_of(node):
             return read.get(node, node.input_tensors)
-        nodes, layers, depths = map_graph(self._inputs, self._outputs + [t for _, t in self._added_losses],
-                                          tensors_of)
+        try:
+            nodes, layers, depths = map_graph(self._inputs, self._outputs + [t for _, t in self._added_losses],
+                                              tensors_of)
+        except ValueError:
+            # a mask made before the model's inputs (a model of intermediate tensors): not an operation of its
+            # graph; the summary shows the graph gpu_dl runs
+            return self._layers, self._nodes, self._depths, lambda node: node.input_tensors
         return layers, nodes, depths, tensors_of
 
     def summary_members(self):
