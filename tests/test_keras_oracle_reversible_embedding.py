@@ -133,6 +133,28 @@ def test_training_through_an_int4_projection_matches_keras(rng, tie):
                                 targets=lambda rng, batch: token_batch(rng, batch), inputs=token_batch)
 
 
+@pytest.mark.parametrize("policy,mode,block_size", [("int8_from_float32", "int8", "default"),
+                                                     ("int4/-1_from_float32", "int4", None),
+                                                     ("int4/2_from_float32", "int4", 2)])
+def test_a_layer_built_from_a_quantized_policy_computes_as_keras_s(rng, policy, mode, block_size):
+    # no config: both reverse calls quantize the hidden states per row (Keras's fallback), int4's groups included
+    source = quantized_language_model(gpu_dl, False, mode, block_size)
+    weights = source.get_layer("tokens").get_weights()
+    ours = gpu_dl.layers.ReversibleEmbedding(13, 6, tie_weights=False, dtype=policy, name="head")
+    theirs = keras.layers.ReversibleEmbedding(13, 6, tie_weights=False, dtype=policy, name="head")
+    ours.build(None)
+    theirs.build()
+    assert [(w.name, w.dtype, tuple(w.shape)) for w in ours.weights] == \
+        [(w.name, w.dtype, tuple(w.shape)) for w in theirs.weights]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    hidden = rng.standard_normal((3, 6)).astype("float32")
+    x = token_batch(rng, 2)
+    numpy.testing.assert_array_equal(ours(x), keras.ops.convert_to_numpy(theirs(x)))
+    numpy.testing.assert_allclose(ours(hidden, reverse=True), keras.ops.convert_to_numpy(theirs(hidden, reverse=True)),
+                                  rtol=1e-6, atol=1e-6)
+
+
 def test_config_is_keras_s():
     ours = gpu_dl.layers.ReversibleEmbedding(9, 4, tie_weights=False, reverse_dtype="float32", logit_soft_cap=30.0,
                                              name="head")
