@@ -1,8 +1,10 @@
 """ReversibleEmbedding, InputSpec and layers.serialize/deserialize against Keras 3 itself (where Keras is
 installed): the same outputs both ways, the same training steps of a small language model, .keras files read by
-the other side, Keras's messages for refused inputs, and Keras's dicts."""
+the other side, Keras's messages for refused inputs, and Keras's dicts; quantized to int8 and int4, the same
+variables, outputs both ways and files read by the other side."""
 import json
 import os
+import warnings
 
 import numpy
 import pytest
@@ -12,6 +14,13 @@ keras = pytest.importorskip("keras")
 
 import gpu_dl  # noqa: E402
 from keras_steps import assert_training_steps_match  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions():
+    # the variable paths compared below carry names both libraries number by a process-wide count
+    keras.utils.clear_session()
+    gpu_dl.utils.clear_session(free_memory=False)
 
 
 def language_model(lib, tie, cap, vocab=13, steps=5, width=6):
@@ -54,6 +63,96 @@ def test_keras_files_move_both_ways(tmp_path, rng, tie):
     loaded = gpu_dl.models.load_model(tmp_path / "k.keras")
     numpy.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert loaded.get_layer("tokens").get_config()["tie_weights"] is tie
+
+
+QUANTIZED = [("int8", "default"), ("int4", "default"), ("int4", None), ("int4", 2)]
+
+
+def quantized_language_model(lib, tie, mode, block_size, rng_seed=0):
+    """The language model with standard normal weights, its ReversibleEmbedding quantized (``block_size``: the
+    int4 config's; "default" leaves the config out)."""
+    model = language_model(lib, tie, 2.5)
+    rng = numpy.random.default_rng(rng_seed)
+    model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    config = None if block_size == "default" else lib.quantizers.Int4QuantizationConfig(block_size=block_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.quantize(mode, config=config, filters="tokens")
+    return model
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("mode,block_size", QUANTIZED, ids=["int8", "int4", "int4-per-id", "int4-groups-of-2"])
+def test_quantized_variables_and_outputs_match_keras(rng, tie, mode, block_size):
+    theirs = quantized_language_model(keras, tie, mode, block_size)
+    ours = quantized_language_model(gpu_dl, tie, mode, block_size)
+    assert [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in ours.weights] == \
+        [(w.path, w.dtype, tuple(w.shape), w.trainable) for w in theirs.weights]
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        assert a.dtype == b.dtype
+        numpy.testing.assert_array_equal(a, b)
+    ours_layer, theirs_layer = ours.get_layer("tokens"), theirs.get_layer("tokens")
+    assert ours_layer.get_config() == theirs_layer.get_config()
+    # each direction, to the bit before the soft cap (whose tanh may differ from torch's in the last place)
+    x = token_batch(rng, 4)
+    hidden = rng.standard_normal((4, 5, 6)).astype("float32") * 2
+    numpy.testing.assert_array_equal(ours_layer(x), keras.ops.convert_to_numpy(theirs_layer(x)))
+    numpy.testing.assert_allclose(ours_layer(hidden, reverse=True),
+                                  keras.ops.convert_to_numpy(theirs_layer(hidden, reverse=True)), rtol=1e-6, atol=1e-7)
+    ours_layer.logit_soft_cap = theirs_layer.logit_soft_cap = None
+    numpy.testing.assert_array_equal(ours_layer(hidden, reverse=True),
+                                     keras.ops.convert_to_numpy(theirs_layer(hidden, reverse=True)))
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("mode,block_size", QUANTIZED, ids=["int8", "int4", "int4-per-id", "int4-groups-of-2"])
+def test_quantized_files_move_both_ways(tmp_path, rng, tie, mode, block_size):
+    x = token_batch(rng, 3)
+    theirs = quantized_language_model(keras, tie, mode, block_size, rng_seed=1)
+    theirs.save(tmp_path / "k.keras")
+    loaded = gpu_dl.models.load_model(tmp_path / "k.keras")
+    assert loaded.get_layer("tokens").dtype_policy.name == theirs.get_layer("tokens").dtype_policy.name
+    numpy.testing.assert_allclose(loaded.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    ours = quantized_language_model(gpu_dl, tie, mode, block_size, rng_seed=2)
+    ours.save(tmp_path / "g.keras")
+    read = keras.models.load_model(tmp_path / "g.keras")
+    assert [(w.path, tuple(w.shape)) for w in read.weights] == [(w.path, w.shape) for w in ours.weights]
+    numpy.testing.assert_allclose(read.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_training_through_an_int4_projection_matches_keras(rng, tie):
+    # int4's default config leaves the hidden states unquantized: Keras's gradient reaches them through the
+    # dequantized table, as gpu_dl's does
+    ours = quantized_language_model(gpu_dl, tie, "int4", None)
+    theirs = quantized_language_model(keras, tie, "int4", None)
+    assert_training_steps_match(keras, ours, theirs, rng, (5,), 13, 4,
+                                loss=gpu_dl.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                keras_loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                targets=lambda rng, batch: token_batch(rng, batch), inputs=token_batch)
+
+
+@pytest.mark.parametrize("policy,mode,block_size", [("int8_from_float32", "int8", "default"),
+                                                     ("int4/-1_from_float32", "int4", None),
+                                                     ("int4/2_from_float32", "int4", 2)])
+def test_a_layer_built_from_a_quantized_policy_computes_as_keras_s(rng, policy, mode, block_size):
+    # no config: both reverse calls quantize the hidden states per row (Keras's fallback), int4's groups included
+    source = quantized_language_model(gpu_dl, False, mode, block_size)
+    weights = source.get_layer("tokens").get_weights()
+    ours = gpu_dl.layers.ReversibleEmbedding(13, 6, tie_weights=False, dtype=policy, name="head")
+    theirs = keras.layers.ReversibleEmbedding(13, 6, tie_weights=False, dtype=policy, name="head")
+    ours.build(None)
+    theirs.build()
+    assert [(w.name, w.dtype, tuple(w.shape)) for w in ours.weights] == \
+        [(w.name, w.dtype, tuple(w.shape)) for w in theirs.weights]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    hidden = rng.standard_normal((3, 6)).astype("float32")
+    x = token_batch(rng, 2)
+    numpy.testing.assert_array_equal(ours(x), keras.ops.convert_to_numpy(theirs(x)))
+    numpy.testing.assert_allclose(ours(hidden, reverse=True), keras.ops.convert_to_numpy(theirs(hidden, reverse=True)),
+                                  rtol=1e-6, atol=1e-6)
 
 
 def test_config_is_keras_s():

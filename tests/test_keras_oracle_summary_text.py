@@ -3,10 +3,11 @@ the same text, character for character, whether it goes to ``print_fn`` (one cal
 makes it) or to stdout, for a wide terminal, a narrow one and none (80 columns), and with a stdout that cannot
 encode the box-drawing characters (ASCII borders).
 
-What gpu_dl cannot print as Keras does: the operations Keras's layers add to the graph when they compute a mask
-on symbolic tensors (an ``Embedding(mask_zero=True)`` adds a ``not_equal (NotEqual)`` row, which feeds the next
-layer and so brings in the *Connected to* column): gpu_dl carries masks beside its graph, not as operations in
-it, so those models are left out of the table below."""
+The operations that make a mask a layer's call reads (an LSTM after an ``Embedding(mask_zero=True)`` reads a
+``not_equal (NotEqual)``, after a ``Masking`` a ``not_equal`` and an ``any (Any)``) are rows of Keras's functional
+summaries, with their edges in the *Connected to* column: gpu_dl carries masks beside its graph, and lists the same
+rows. What it still cannot print as Keras does: the operations Keras records for the masks gpu_dl's merge layers
+compute on arrays (a merge of masked tensors read by a recurrent layer)."""
 import contextlib
 import io
 import os
@@ -95,6 +96,44 @@ def with_ops(lib):
     """keras.ops calls in the graph: each is a row of its own (relu (Relu), multiply (Multiply), ...)."""
     x = lib.Input((4,))
     return lib.Model(x, lib.ops.relu(lib.layers.Dense(4)(x)) * 2.0 + x)
+
+
+def embedding_lstm(lib):
+    """An Embedding's mask read by an LSTM: a not_equal (NotEqual) row, and the Connected to column."""
+    ids = lib.Input((7,), dtype="int32")
+    return lib.Model(ids, lib.layers.LSTM(4)(lib.layers.Embedding(20, 3, mask_zero=True)(ids)))
+
+
+def masking_gru(lib):
+    """Masking's mask read by a GRU: not_equal (NotEqual) and any (Any) rows, in Keras's order by depth."""
+    x = lib.Input((5, 4))
+    return lib.Model(x, lib.layers.GRU(3, return_sequences=True)(lib.layers.Masking()(x)))
+
+
+def masks_numbered(lib):
+    """Masks nothing reads (after the Dense layer) still count in the names of the operations that follow; the mask
+    passes through Dropout to two recurrent layers and a Bidirectional one; a second input's Masking feeds a
+    SimpleRNN."""
+    ids, x = lib.Input((6,), dtype="int32", name="ids"), lib.Input((6, 2), name="features")
+    embedded = lib.layers.Embedding(30, 4, mask_zero=True)(ids)
+    unread = lib.layers.Dense(2)(lib.layers.Embedding(30, 4, mask_zero=True)(ids))
+    h = lib.layers.LSTM(3, return_sequences=True)(lib.layers.Dropout(0.1)(embedded))
+    h = lib.layers.Bidirectional(lib.layers.GRU(2))(h)
+    g = lib.layers.SimpleRNN(2)(lib.layers.Masking(mask_value=-1.0)(x))
+    return lib.Model([ids, x], [lib.layers.Concatenate()([h, g]), unread])
+
+
+def reversible_embedding_lstm(lib):
+    """ReversibleEmbedding attaches its mask in its call, as Keras's does: no operation, no row."""
+    ids = lib.Input((6,), dtype="int32")
+    emb = lib.layers.ReversibleEmbedding(10, 4, mask_zero=True)
+    return lib.Model(ids, emb(lib.layers.LSTM(4, return_sequences=True)(emb(ids)), reverse=True))
+
+
+def embedding_sequential(lib):
+    """A Sequential's summary has no graph: no mask rows."""
+    return lib.Sequential([lib.Input((5,), dtype="int32"), lib.layers.Embedding(10, 4, mask_zero=True),
+                           lib.layers.LSTM(3)])
 
 
 def mixed_dtypes(lib):
@@ -257,6 +296,9 @@ CASES = [
     (frozen_in_inner_sequential, {"expand_nested": True, "show_trainable": True}),
     (fitted_with(sgd), {}), (fitted_with(sgd_momentum), {}), (fitted_with(adam_schedule), {}),
     (compiled_not_fit, {}),
+    (embedding_lstm, {}), (embedding_lstm, {"show_trainable": True}),
+    (embedding_lstm, {"layer_range": ["not_equal", "lstm"]}), (masking_gru, {}), (masks_numbered, {}),
+    (reversible_embedding_lstm, {}), (embedding_sequential, {}),
 ]
 IDS = [make.__name__ + "".join(f"-{k}={v}" for k, v in options.items()) for make, options in CASES]
 

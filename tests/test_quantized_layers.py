@@ -384,11 +384,15 @@ def test_int4_policies():
         gpu_dl.dtype_policies.get("int4/0_from_float32")
 
 
+class TaggedEmbedding(layers.Embedding):
+    """A subclass that does not override ``quantize``: Keras's type check refuses to quantize it."""
+
+
 def test_a_layer_that_cannot_quantize_is_skipped_with_a_warning():
     inputs = gpu_dl.Input((4,), dtype="int32")
-    embedding = layers.ReversibleEmbedding(9, 3)
+    embedding = TaggedEmbedding(9, 3)
     model = gpu_dl.Model(inputs, layers.Dense(2)(layers.Flatten()(embedding(inputs))))
-    with pytest.warns(UserWarning, match="ReversibleEmbedding does not have a `quantize\\(\\)` method"):
+    with pytest.warns(UserWarning, match="TaggedEmbedding does not have a `quantize\\(\\)` method"):
         model.quantize("int8")
     assert embedding.dtype_policy.quantization_mode is None
     assert model.layers[-1].dtype_policy.name == "int8_from_float32"

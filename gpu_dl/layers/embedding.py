@@ -104,20 +104,10 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
         if config.mode != "int4":
             quantized.quantize_weight(self, Embedding, None, config, False, "embeddings", -1, self._int8_build)
             return
-        from .. import quantizers
         self.quantization_config = config
         block_size = quantized.int4_block_size(self)
         table = self.embeddings
-        if block_size is None:
-            quantizer = quantizers.QuantizationConfig.weight_quantizer_or_default(
-                config, quantizers.AbsMaxQuantizer(axis=-1, value_range=(-8, 7), output_dtype="int8"))
-            values, scale = quantizer(table.value, to_numpy=True)
-            arrays = [scale.reshape(-1)]
-        else:
-            # Keras groups the columns: the grouped quantizer's rows are the transposed table's
-            values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(table.value.T, block_size,
-                                                                                      to_numpy=True)
-            values, arrays = values.T, [scale.T, zero.T]
+        values, arrays = quantized.int4_quantized(table.value, config, block_size, -1)
         quantized.install_int4(self, table, values, arrays, block_size)
 
     def _int4_rows(self, ids):

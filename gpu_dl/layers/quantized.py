@@ -110,14 +110,24 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
         weight.value, to_numpy=True)
     if adjust_scale is not None:
         scale = adjust_scale(scale)
-    scope = weight.path.rsplit("/", 1)[0]
-    layer._weights.remove(weight)
     layer.quantization_config = config
-    layer.dtype_policy = QuantizedDTypePolicy(config.mode, layer.dtype_policy.name)
-    for var, value in zip(int8_build(tuple(values.shape)), (values, scale)):
+    replace_weights(layer, [weight], QuantizedDTypePolicy(config.mode, layer.dtype_policy.name),
+                    lambda: int8_build(tuple(values.shape)), [values, scale])
+
+
+def replace_weights(layer, weights, policy, build, arrays):
+    """The end of a layer's ``quantize``: its float ``weights`` are dropped, it takes ``policy``, and ``build()``
+    makes the quantized variables, which take the float weights' name scope and, in order, the values ``arrays``
+    holds (a None, or the end of the list, leaves a variable with the value its build gave it)."""
+    scope = weights[0].path.rsplit("/", 1)[0]
+    for weight in weights:
+        layer._weights.remove(weight)
+    layer.dtype_policy = policy
+    for i, var in enumerate(build()):
         # the paths the float weights had: the model's name scope where the layer was built
         var.path = f"{scope}/{var.name}"
-        var.assign(value.reshape(var.shape))
+        if i < len(arrays) and arrays[i] is not None:
+            var.assign(arrays[i].reshape(var.shape))
 
 
 def build_int4_kernel(layer, rows, columns):
@@ -145,16 +155,33 @@ def install_int4(layer, weight, values, arrays, block_size):
     ``"int4/<block size or -1>_from_<its policy>"``, and its ``_int4_build(shape)`` makes the int4 variables, the
     first taking ``values`` packed along the last axis and the next ones ``arrays`` (scale, zero point), all of them
     the float weight's name scope."""
-    from ..dtype_policies import Int4DTypePolicy
     from ..quantizers import pack_int4
-    scope = weight.path.rsplit("/", 1)[0]
-    layer._weights.remove(weight)
-    layer.dtype_policy = Int4DTypePolicy(f"int4/{block_size or -1}", layer.dtype_policy.name)
-    arrays = [pack_int4(values, axis=-1)[0]] + list(arrays)
-    for i, var in enumerate(layer._int4_build(tuple(weight.shape))):
-        var.path = f"{scope}/{var.name}"
-        if i < len(arrays):     # the group ids keep the values the build gave them
-            var.assign(arrays[i])
+    replace_weights(layer, [weight], int4_policy(layer, block_size), lambda: layer._int4_build(tuple(weight.shape)),
+                    [pack_int4(values, axis=-1)[0]] + list(arrays))
+
+
+def int4_quantized(value, config, block_size, axis):
+    """A float 2-D weight quantized to int4 as Keras does it over ``axis`` (0 or -1), before packing: ``(values,
+    arrays)``, the int8 values in [-8, 7] and the weight's scale (one per slice along the other axis; ``config``'s
+    weight quantizer where it gives one) or, with a ``block_size``, its scale and zero point per group of
+    ``block_size`` along ``axis`` and slice, the groups laid out where ``axis`` was."""
+    from .. import quantizers
+    if block_size is None:
+        quantizer = quantizers.QuantizationConfig.weight_quantizer_or_default(
+            config, quantizers.AbsMaxQuantizer(axis=axis, value_range=(-8, 7), output_dtype="int8"))
+        values, scale = quantizer(value, to_numpy=True)
+        return values, [scale.reshape(-1)]
+    # the grouped quantizer groups the rows: a weight reduced over its last axis goes through it transposed
+    flip = axis in (-1, 1)
+    values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(value.T if flip else value, block_size,
+                                                                              to_numpy=True)
+    return (values.T, [scale.T, zero.T]) if flip else (values, [scale, zero])
+
+
+def int4_policy(layer, block_size):
+    """The policy an int4 ``quantize`` gives a layer: ``"int4/<block size or -1>_from_<its policy>"``."""
+    from ..dtype_policies import Int4DTypePolicy
+    return Int4DTypePolicy(f"int4/{block_size or -1}", layer.dtype_policy.name)
 
 
 def quantization_config_of(value, where):

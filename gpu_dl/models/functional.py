@@ -48,6 +48,7 @@ activity penalties of its layers' calls count in the loss (``nested.py``).
 """
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 
 import numpy
@@ -58,7 +59,8 @@ from ..backend.user_warnings import warn
 from ..layers import gradients as gradient_pass, layer_losses, masks as mask_rules
 from ..layers.base import unique_name
 from ..layers.operations import Operation
-from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, map_structure, pack_like
+from ..layers.symbolic import KerasTensor, any_symbolic, flatten_structure, flatten_tensors, map_structure, \
+    pack_like
 from . import data_checks as checks
 from . import composite, nested
 from .model import Model, checked_training
@@ -77,19 +79,31 @@ def _node_of(tensor):
     return layer._inbound_nodes[index]
 
 
+def _call_names_mask(layer):
+    """Whether a layer's ``call`` names a ``mask`` parameter, which Keras fills with the masks reaching it."""
+    try:
+        return "mask" in inspect.signature(type(layer).call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _describe(tensor):
     layer, index, position = tensor._keras_history
     return f"'{tensor.name}' ({layer.name}[{index}][{position}], {type(layer).__name__})"
 
 
-def map_graph(inputs, outputs):
+def map_graph(inputs, outputs, tensors_of=None):
     """Keras 3's ``map_graph``: the calls between ``inputs`` and ``outputs`` and the layers making them.
 
     Returns ``(nodes, layers, depths)``: the nodes in an order where each follows the nodes it reads from
     (depth-first from the outputs), the layers by decreasing depth and then by first visit, as Keras orders
     them, and each node's depth (its distance from the outputs). A cycle, a tensor the inputs cannot reach,
-    two layers of one name and then an input the outputs do not use are ValueErrors.
+    two layers of one name and then an input the outputs do not use are ValueErrors. ``tensors_of(node)``: the
+    tensors a call reads (its ``input_tensors`` where not given).
     """
+    if tensors_of is None:
+        def tensors_of(node):
+            return node.input_tensors
     finished, in_progress = set(), set()
     order, first_visit = [], {}
     input_set = set(inputs)
@@ -112,7 +126,7 @@ def map_graph(inputs, outputs):
                                      "in `inputs`.")
                 first_visit.setdefault(node.layer, len(first_visit))
                 in_progress.add(node)
-                pending = list(reversed(node.input_tensors))
+                pending = list(reversed(tensors_of(node)))
                 stack[-1] = (tensor, pending)
             if pending:
                 stack.append((pending.pop(), None))
@@ -127,7 +141,7 @@ def map_graph(inputs, outputs):
         depth = max(depths.setdefault(node, 0), layer_depths.get(node.layer, 0))
         layer_depths[node.layer] = depth
         depths[node] = depth
-        for parent in node.parent_nodes:
+        for parent in map(_node_of, tensors_of(node)):
             if parent in in_graph:
                 depths[parent] = max(depth + 1, depths.get(parent, 0))
     layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
@@ -805,16 +819,63 @@ class Functional(Model):
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
+    def _keras_mask_tensors(self, node):
+        """The masks Keras's graph has ``node``'s layer read: where its call names a ``mask`` and its one tensor
+        argument (the first) carries masks, Keras passes them in as a keyword argument, which puts the operations
+        that made them (``not_equal`` after an ``Embedding(mask_zero=True)``, ``not_equal`` and ``any`` after a
+        ``Masking``) in its graph. gpu_dl carries masks beside its graph; those it recorded as the same operations
+        on the symbolic tensors are these. Returns the call's input tensors with them, as Keras orders them, or
+        None where Keras adds none."""
+        if node.is_input or node.kwargs.get("mask") is not None or not _call_names_mask(node.layer):
+            return None
+        arguments = [a for a in list(node.args) + list(node.kwargs.values()) if flatten_tensors(a)]
+        if len(arguments) != 1 or not node.args or arguments[0] is not node.args[0]:
+            return None
+        masks = [t._mask for t in flatten_tensors(node.args[0])]
+        masks = [m for m in masks if isinstance(m, KerasTensor) and hasattr(m, "_keras_history")
+                 and not isinstance(m._keras_history.operation, mask_rules.TensorMask)]
+        if not masks:
+            return None
+        kwargs = {**node.kwargs, "mask": masks}
+        return flatten_tensors(node.args) + flatten_tensors([kwargs[k] for k in sorted(kwargs)])
+
+    def _summary_graph(self):
+        """``(operations, nodes, depths, tensors_of)`` of the graph Keras's summary shows: gpu_dl's, with the
+        operations that make the masks its layers read (``_keras_mask_tensors``) and the edges they add."""
+        read = {n: self._keras_mask_tensors(n) for n in self._nodes}
+        read = {n: tensors for n, tensors in read.items() if tensors is not None}
+        if not read:
+            return self._layers, self._nodes, self._depths, lambda node: node.input_tensors
+
+        def tensors_of(node):
+            return read.get(node, node.input_tensors)
+        try:
+            nodes, layers, depths = map_graph(self._inputs, self._outputs + [t for _, t in self._added_losses],
+                                              tensors_of)
+        except ValueError:
+            # a mask made before the model's inputs (a model of intermediate tensors): not an operation of its
+            # graph; the summary shows the graph gpu_dl runs
+            return self._layers, self._nodes, self._depths, lambda node: node.input_tensors
+        return layers, nodes, depths, tensors_of
+
+    def summary_members(self):
+        """What the summary lists, in its order (for ``layer_range``): the layers and operations of the graph, and
+        the operations that make the masks its layers read, as Keras's graph has them."""
+        return list(self._summary_graph()[0])
+
     def summary_rows(self):
         """Per layer: (label, output shape text, parameter count text, trainable text, connections or None).
 
         Connections are Keras's ``layer[node][tensor]`` of each call's inputs; None for every row when the graph
-        is a plain chain (one call per layer, one input per call), where Keras leaves that column out."""
-        chain = all(len(n.input_tensors) <= 1 for n in self._nodes) and not self._shared and \
-            all(len([n for n in self._nodes if self._depths[n] == d]) == 1 for d in set(self._depths.values()))
+        is a plain chain (one call per layer, one input per call), where Keras leaves that column out. The
+        operations that make the masks the layers read are rows too, as in Keras (``_summary_graph``)."""
+        operations, nodes, depths, tensors_of = self._summary_graph()
+        node_set = set(nodes)
+        chain = all(len(tensors_of(n)) <= 1 for n in nodes) and not self._shared and \
+            all(len([n for n in nodes if depths[n] == d]) == 1 for d in set(depths.values()))
         rows = []
-        for layer in self._layers:
-            calls = [n for n in layer._inbound_nodes if n in self._node_set]
+        for layer in operations:
+            calls = [n for n in layer._inbound_nodes if n in node_set]
             outputs = calls[-1].outputs
             shapes = [_format_shape(t.shape) for t in outputs]
             shape_text = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
@@ -822,7 +883,7 @@ class Functional(Model):
             connections = None
             if not chain:
                 connections = [f"{t._keras_history.operation.name}[{t._keras_history.node_index}]"
-                               f"[{t._keras_history.tensor_index}]" for n in calls for t in n.input_tensors] or ["-"]
+                               f"[{t._keras_history.tensor_index}]" for n in calls for t in tensors_of(n)] or ["-"]
             trainable = trainable_text(layer)
             rows.append((f"{layer.name} ({type(layer).__name__})", shape_text, params, trainable, connections))
         return rows

@@ -638,8 +638,9 @@ def _new_layer_from_entry(entry, where, custom=None):
     if builtin:
         _refuse_custom_arguments(config, where, custom)
     for key, harmless in _HARMLESS_KEYS.items():
-        if key == "quantization_config" and key in inspect.signature(cls.__init__).parameters:
-            continue            # the layers that quantize (Dense) read it themselves
+        if key == "quantization_config" and (key in inspect.signature(cls.__init__).parameters
+                                             or hasattr(cls, "quantization_modes")):
+            continue            # the layers that quantize (Dense; ReversibleEmbedding through its kwargs) read it
         if key in ("lora_rank", "lora_alpha") and hasattr(cls, "enable_lora"):
             continue            # so do the layers that take LoRA (Conv2D through its base class's arguments)
         if key in config:

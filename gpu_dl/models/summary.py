@@ -14,10 +14,17 @@ a *Trainable* column, at most the terminal's width less 4) into columns, which
 shrink evenly to make room for their borders; each cell's text breaks between
 words, a word too long for its column cut short with "…"; the header sits at
 the bottom of its row, each row's cells at the top; every line is cut at the
-console's width (COLUMNS, else the terminal's, else 80). Where Keras's layers
-add operations to the graph to compute a mask (``not_equal (NotEqual)`` after
-an ``Embedding(mask_zero=True)``), Keras lists them as rows and gpu_dl, which
-carries masks beside its graph, does not.
+console's width (COLUMNS, else the terminal's, else 80).
+
+Keras's functional graph holds the operations that make a mask a layer's call
+reads (its ``mask`` argument: the recurrent layers, ...), and its summary lists
+them: ``not_equal (NotEqual)`` after an ``Embedding(mask_zero=True)``,
+``not_equal (NotEqual)`` and ``any (Any)`` after a ``Masking``, with the edges
+they add (*Connected to*). gpu_dl carries masks beside its graph but records
+those operations on its symbolic tensors too, and its summary lists them as
+Keras does. A mask gpu_dl's layers compute on arrays only (the merges') has no
+such operations: where Keras records some for it, Keras's summary has rows
+gpu_dl's lacks.
 """
 from __future__ import annotations
 
@@ -91,14 +98,21 @@ def summary_rows(model):
     return rows
 
 
+def summary_members(model):
+    """The layers (and operations) the rows of ``summary_rows`` describe, in their order."""
+    from .nested import members
+    own = getattr(model, "summary_members", None)
+    return own() if own is not None and not model._composite else members(model)
+
+
 def _expanded_rows(model, level=0, bounds=None):
     """The rows of ``model``'s layers (those in ``bounds``, at the top level), each model among them followed by
     the rows of its own layers (without the arithmetic operations between them, which Keras lists for the outer
     model only)."""
-    from .nested import is_model, members
+    from .nested import is_model
     rows = []
     layer_ids = {id(layer) for layer in model.layers}
-    pairs = list(zip(members(model), summary_rows(model)))
+    pairs = list(zip(summary_members(model), summary_rows(model)))
     if bounds is not None:
         pairs = pairs[bounds[0]:bounds[1]]
     for layer, row in pairs:
@@ -304,11 +318,10 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     most the terminal's width less 4; ``positions``, each column's right end as a fraction of the line), each
     line cut at the console's width, the whole text given to ``print_fn`` in one call (else written to stdout,
     or logged where interactive logging is off)."""
-    from .nested import members
     if not print_fn and not io_utils.is_interactive_logging_enabled():
         print_fn = io_utils.print_msg
     found = summary_rows(model)
-    bounds = _layer_range_bounds([layer.name for layer in members(model)], layer_range)
+    bounds = _layer_range_bounds([layer.name for layer in summary_members(model)], layer_range)
     connected = any(r[4] is not None for r in found)
     if expand_nested:
         picked = _expanded_rows(model, bounds=bounds)
