@@ -399,7 +399,9 @@ def _recurrent(op_type, order):
         if layer.go_backwards:
             raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
         if b.mask is not None:
-            return _masked_recurrent(b, layer, xs[0], op_type, order)
+            y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order)
+            b.out_mask = b.mask if layer.return_sequences else None
+            return [y] + states if layer.return_state else y
         sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
         if layer.return_sequences:
             y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
@@ -411,13 +413,13 @@ def _recurrent(op_type, order):
     return emit
 
 
-def _masked_recurrent(b, layer, x, op_type, order):
-    """A recurrent layer over steps with a mask, exactly as gpu_dl runs it (a masked step leaves the states as they
-    were and outputs the output before it, zeros before the first; ``zero_output_for_mask``: zeros), whatever
-    the mask's pattern: each sample's unmasked steps are moved to the front in order, the node reads that many
-    (its ``sequence_lens``), and each step's output is read back from the node's output at the number of
-    unmasked steps up to it."""
-    keep = b.op("Cast", [b.mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
+def _masked_recurrent(b, layer, x, mask, op_type, order):
+    """``(output, states)`` of a recurrent layer reading forward over steps with ``mask``, exactly as gpu_dl runs
+    it (a masked step leaves the states as they were and outputs the output before it, zeros before the first;
+    ``zero_output_for_mask``: zeros), whatever the mask's pattern: each sample's unmasked steps are moved to the
+    front in order, the node reads that many (its ``sequence_lens``), and each step's output is read back from
+    the node's output at the number of unmasked steps up to it."""
+    keep = b.op("Cast", [mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
     shape = b.op("Shape", [x.name])
     steps = b.op("Slice", [shape, b.ints([1]), b.ints([2])])
     ones = b.op("ConstantOfShape", [b.op("Shape", [keep])],
@@ -444,19 +446,22 @@ def _masked_recurrent(b, layer, x, op_type, order):
             seen, b.ints([0])])], to=b.onnx.TensorProto.INT64)
         shown = b.op("Unsqueeze", [b.op("Cast", [shown], to=b.onnx.TensorProto.FLOAT), b.ints([2])])
         y = b.op("Mul", [b.op("GatherElements", [packed_out, at], axis=1), shown], hint=layer.name)
-        b.out_mask = b.mask
     else:
         y = states[0]
         if layer.zero_output_for_mask:      # the last step masked: zeros
-            last = b.op("Slice", [b.op("Cast", [b.mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
+            last = b.op("Slice", [b.op("Cast", [mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
                                   b.ints([_INT64_MAX]), b.ints([1])])
             y = b.op("Mul", [y, last], hint=layer.name)
-        b.out_mask = None
-    return [y] + states if layer.return_state else y
+    return y, states
 
 
 # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
 _RNN_NODES = {"LSTM": ("LSTM", (0, 3, 1, 2)), "GRU": ("GRU", (0, 1, 2)), "SimpleRNN": ("RNN", (0,))}
+
+
+def _reversed_steps(b, x):
+    """``x`` (batch, steps, ...) with its steps in reverse order, however many there are."""
+    return b.op("Slice", [x, b.ints([-1]), b.ints([_INT64_MIN]), b.ints([1]), b.ints([-1])])
 
 
 def _bidirectional(b, layer, xs):
@@ -466,26 +471,42 @@ def _bidirectional(b, layer, xs):
             not backward.go_backwards or forward.units != backward.units:
         raise _unsupported(layer, f"a Bidirectional of {kind} and {type(backward).__name__}",
                            "Bidirectional of two LSTM, GRU or SimpleRNN layers of the same units")
-    if layer.return_state or layer.merge_mode is None:
-        raise _unsupported(layer, "return_state or merge_mode=None", "Bidirectional of one merged output")
     op_type, order = _RNN_NODES[kind]
-    sequence, last = _rnn_node(b, layer, xs[0], op_type, order, [forward, backward], "bidirectional")[:2]
-    # ONNX gives each direction's output at the step it read, as Keras's Bidirectional turns the backward
-    # layer's sequence back; without sequences, each direction's last state.
-    if layer.return_sequences:
-        both = b.transpose(sequence, [2, 0, 1, 3])       # (batch, steps, 2, units)
+    x = xs[0]
+    if b.mask is None:
+        # One bidirectional node. ONNX gives each direction's output at the step it read, as Keras's Bidirectional
+        # turns the backward layer's sequence back; without sequences, each direction's last state.
+        sequence, *states = _rnn_node(b, layer, x, op_type, order, [forward, backward], "bidirectional")
+        if layer.return_sequences:
+            both, axis = b.transpose(sequence, [2, 0, 1, 3]), 2       # (batch, steps, 2, units)
+        else:
+            both, axis = b.transpose(states[0], [1, 0, 2]), 1         # (batch, 2, units)
+        y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
+        halves = [[b.op("Squeeze", [h, b.ints([0])]) for h in b.halves(s, 0)] for s in states]
+        states_f, states_b = [h[0] for h in halves], [h[1] for h in halves]
     else:
-        both = b.transpose(last, [1, 0, 2])             # (batch, 2, units)
+        # Each direction as the masked forward layer it is: the backward one reads the steps and the mask
+        # reversed, and its sequence is turned back.
+        y_f, states_f = _masked_recurrent(b, forward, x, b.mask, op_type, order)
+        y_b, states_b = _masked_recurrent(b, backward, _Value(_reversed_steps(b, x.name), x.shape),
+                                          _reversed_steps(b, b.mask), op_type, order)
+        if layer.return_sequences:
+            y_b = _reversed_steps(b, y_b)
+    mask = b.mask if layer.return_sequences else None
+    states = states_f + states_b if layer.return_state else []
+    if layer.merge_mode is None:
+        b.out_mask = [mask, mask]
+        return [b.op("Identity", [y_f], hint=layer.name), b.op("Identity", [y_b], hint=layer.name)] + states
+    b.out_mask = mask
     if layer.merge_mode == "concat":
-        shape = [0, 0, -1] if layer.return_sequences else [0, -1]
-        return b.op("Reshape", [both, b.ints(shape)], hint=layer.name)
-    axis = 2 if layer.return_sequences else 1
-    y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
-    if layer.merge_mode == "sum":
-        return b.op("Add", [y_f, y_b], hint=layer.name)
-    if layer.merge_mode == "mul":
-        return b.op("Mul", [y_f, y_b], hint=layer.name)
-    return b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+        y = b.op("Concat", [y_f, y_b], hint=layer.name, axis=-1)
+    elif layer.merge_mode == "sum":
+        y = b.op("Add", [y_f, y_b], hint=layer.name)
+    elif layer.merge_mode == "mul":
+        y = b.op("Mul", [y_f, y_b], hint=layer.name)
+    else:
+        y = b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+    return [y] + states
 
 
 def _cropping(b, layer, xs):
@@ -736,34 +757,6 @@ def _projection(b, x, kernel, bias, width, hint):
     return y if bias is None else b.op("Add", [y, b.const(bias.reshape(width), f"{hint}/bias")])
 
 
-def _heads(b, x, heads, width, perm):
-    """(B, T, heads * width) split into heads and transposed by ``perm`` from (B, T, heads, width)."""
-    return b.transpose(b.op("Reshape", [x, b.ints([0, 0, heads, width])]), perm)
-
-
-def _multi_head_attention(b, layer, xs):
-    options = b.call_options
-    if options.get("use_causal_mask") or len(xs) > 3:
-        raise _unsupported(layer, "use_causal_mask=True or a mask", "MultiHeadAttention without masks")
-    w = {"/".join(v.path.split("/")[-2:]): a for v, a in zip(layer.weights, layer.get_weights())}
-    query, value = xs[0].name, xs[1].name
-    key = xs[2].name if len(xs) > 2 else value
-    n, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
-    q, k, v = (_projection(b, t, w[f"{part}/kernel"], w.get(f"{part}/bias"), n * d, f"{layer.name}/{part}")
-               for t, part, d in ((query, "query", kd), (key, "key", kd), (value, "value", vd)))
-    q = b.op("Mul", [_heads(b, q, n, kd, [0, 2, 1, 3]), b.scalar(layer._score_scale)])
-    scores = b.op("Softmax", [b.op("MatMul", [q, _heads(b, k, n, kd, [0, 2, 3, 1])])], axis=-1)
-    mixed = b.transpose(b.op("MatMul", [scores, _heads(b, v, n, vd, [0, 2, 1, 3])]), [0, 2, 1, 3])
-    kernel = w["attention_output/kernel"]       # (N, value_dim, *output_shape)
-    out_shape = kernel.shape[2:]
-    width = int(numpy.prod(out_shape))
-    y = _projection(b, b.op("Reshape", [mixed, b.ints([0, 0, n * vd])]), kernel.reshape((n * vd,) + out_shape),
-                    w.get("attention_output/bias"), width, f"{layer.name}/attention_output")
-    if len(out_shape) > 1:
-        y = b.op("Reshape", [y, b.ints([0, 0] + list(out_shape))])
-    return [y, scores] if options.get("return_attention_scores") else y
-
-
 def _unary(op_type):
     return lambda b, layer, xs: b.op(op_type, [xs[0].name], hint=layer.name)
 
@@ -825,13 +818,11 @@ def _op_arguments(b, layer, xs, dtype=None):
 
 
 def _op_reshape(b, layer, xs):
-    # An unknown size in the new shape is the batch's (kept, as Reshape's 0 keeps it) where it stands first.
-    shape = []
-    for i, n in enumerate(layer.newshape):
-        if n == 0 or (n is None and (i or xs[0].shape[:1] != (None,))):
-            raise _unsupported(layer, f"the new shape {layer.newshape}", "new shapes of known sizes, -1 and the "
-                               "batch's None in front")
-        shape.append(0 if n is None else n)
+    # A None in the new shape takes the size of the same axis of the input, as ONNX's 0 does (read at run time),
+    # and stands for the rest (-1) past the input's rank, as gpu_dl reshapes; a size of 0 has no such spelling.
+    if 0 in layer.newshape:
+        raise _unsupported(layer, f"the new shape {layer.newshape}", "new shapes of sizes above 0, -1 and None")
+    shape = [(0 if i < xs[0].rank else -1) if n is None else n for i, n in enumerate(layer.newshape)]
     return b.op("Reshape", [xs[0].name, b.ints(shape)], hint=layer.name)
 
 
@@ -972,12 +963,13 @@ def _repeat_vector(b, layer, xs):
 def _converters():
     """class -> f(builder, layer, inputs): the output's name (or names); made once."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
-    from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
+    from ..layers import conv_transpose, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
     from ..layers import group_normalization, masking, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
+    from . import onnx_attention
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
@@ -1001,7 +993,6 @@ def _converters():
         recurrent.LSTM: _recurrent(*_RNN_NODES["LSTM"]), recurrent.GRU: _recurrent(*_RNN_NODES["GRU"]),
         recurrent.SimpleRNN: _recurrent(*_RNN_NODES["SimpleRNN"]), bidirectional.Bidirectional: _bidirectional,
         resampling.Cropping2D: _cropping, steps.Cropping1D: _cropping,
-        multi_head_attention.MultiHeadAttention: _multi_head_attention,
         operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
         operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
         operations.Power: _operation("Pow"), operations.Negative: _operation("Neg"),
@@ -1040,6 +1031,7 @@ def _converters():
                 regularization.GaussianNoise, regularization.GaussianDropout, regularization.AlphaDropout,
                 regularization.ActivityRegularization):
         table[cls] = _identity      # the identity at inference
+    table.update(onnx_attention.converters())
     return table
 
 
@@ -1073,8 +1065,7 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     if isinstance(layer, Model) or layer._composite:
         if masked:
             raise _unsupported(layer, "a mask of padded steps reaching a nested model or composite layer",
-                               "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
-                               "that pass masks on unchanged")
+                               _MASK_READERS)
     if isinstance(layer, (Sequential, Functional)):
         return _emit_model(b, layer, xs)
     if isinstance(layer, Model) or layer._composite:
@@ -1087,29 +1078,31 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     emit = _converter(layer)
     if emit is None:
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
+    # A wrapper's conversion emits its inner layer in the middle of its own: the state is the wrapper's again after.
+    outer = b.mask, b.out_mask
     b.mask, b.out_mask = _mask_reaching(layer, xs, emit), _PASS
     names = emit(b, layer, xs)
     out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
-    b.mask, b.out_mask = None, _PASS
+    b.mask, b.out_mask = outer
     names = names if isinstance(names, list) else [names]
+    out_masks = out_mask if isinstance(out_mask, list) else [out_mask]     # a list: one per output
+    out_masks = out_masks + [None] * (len(names) - len(out_masks))
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
         out_shapes = shape if isinstance(shape, list) else [shape]
-    return [_Value(name, shape, mask=out_mask if i == 0 else None)
-            for i, (name, shape) in enumerate(zip(names, out_shapes))]
+    return [_Value(name, shape, mask=m) for name, shape, m in zip(names, out_shapes, out_masks)]
 
 
 def _mask_reaching(layer, xs, emit):
-    """The mask of padded steps the call of ``layer`` on ``xs`` reads (a tensor name, or None): refused where the
-    layer's call reads one its conversion does not (attention, merges, wrappers, ...)."""
+    """The mask of padded steps the call of ``layer`` on ``xs`` reads (a tensor name, or None; a conversion of
+    several inputs reads each one's ``mask``): refused where the layer's call reads one its conversion does not
+    (merges, ...)."""
     from ..layers.base import call_arguments
     masks = [x.mask for x in xs if x.mask is not None]
     if not masks:
         return None
-    if len(xs) > 1 or ((layer.takes_mask or call_arguments(type(layer).call)[1]) and emit not in _mask_readers()):
-        raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})",
-                           "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
-                           "that pass masks on unchanged")
+    if emit not in _mask_readers() and (len(xs) > 1 or layer.takes_mask or call_arguments(type(layer).call)[1]):
+        raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})", _MASK_READERS)
     return masks[0]
 
 
@@ -1128,10 +1121,17 @@ def _mask_given(layer, mask):
 def _mask_readers():
     """The conversions that read the mask reaching their layer."""
     table = _converters()
-    from ..layers import normalization, pooling, recurrent
+    from . import onnx_attention
+    from ..layers import bidirectional, normalization, pooling, recurrent, wrappers
     return {table[recurrent.LSTM], table[recurrent.GRU], table[recurrent.SimpleRNN],
-            table[pooling.GlobalAveragePooling1D],
-            table[normalization.BatchNormalization]}    # its mask selects the steps of training statistics only
+            table[pooling.GlobalAveragePooling1D], table[bidirectional.Bidirectional],
+            table[wrappers.TimeDistributed],    # passes the mask on; its inner layer sees none, as in gpu_dl's call
+            table[normalization.BatchNormalization]} | set(onnx_attention.converters().values())
+    # BatchNormalization's mask selects the steps of training statistics only
+
+
+_MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D and the attention layers, "
+                 "passed on by TimeDistributed and by layers that pass masks on unchanged")
 
 
 def _emit_model(b, model, inputs):
