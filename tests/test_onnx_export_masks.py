@@ -161,12 +161,47 @@ def test_attention_without_masks(xp, name, tmp_path):
     assert session.get_inputs()[0].shape[1] == "dim_0_1"
 
 
+# ---------------------------------------------------------------------------------------------- merges
+def test_encoder_block_of_masked_self_attention(xp, tmp_path):
+    """Embedding(mask_zero=True), self-attention, the residual Add and LayerNormalization, a feed-forward
+    residual, and the mean over the unmasked steps: the mask reaches the pooling through the merges."""
+    ids = gpu_dl.Input((6,), dtype="int32")
+    h = layers.Embedding(7, 4, mask_zero=True)(ids)
+    h = layers.LayerNormalization()(layers.Add()([h, layers.MultiHeadAttention(2, 2)(h, h)]))
+    h = layers.LayerNormalization()(layers.Add()([h, layers.Dense(4)(layers.Dense(8, activation="relu")(h))]))
+    model = gpu_dl.Model(ids, [h, layers.GlobalAveragePooling1D()(h)])
+    _randomize(model, seed=5)
+    assert_runs_as_predict(model, padded_ids(6), tmp_path, atol=2e-5)
+
+
+@pytest.mark.parametrize("merge", [layers.Add, layers.Subtract, layers.Average, layers.Multiply, layers.Maximum,
+                                   layers.Minimum, layers.Concatenate, lambda: layers.Concatenate(axis=1)],
+                         ids=["add", "subtract", "average", "multiply", "maximum", "minimum", "concatenate",
+                              "concatenate_steps"])
+@pytest.mark.parametrize("both_masked", [True, False])
+def test_merges_of_masked_sequences(xp, merge, both_masked, tmp_path):
+    """Two sequences padded differently (or one without a mask) merged; the merged mask reaches the layers
+    after the merge (a recurrent layer's output sequence and the mean over its unmasked steps)."""
+    first, second = gpu_dl.Input((6,), dtype="int32"), gpu_dl.Input((6, 3))
+    a = layers.Embedding(7, 3, mask_zero=True)(first)
+    b = layers.Masking(-1.0)(second) if both_masked else layers.Dense(3)(second)
+    merged = merge()([a, b])
+    out = layers.SimpleRNN(2, return_sequences=True)(merged)
+    model = gpu_dl.Model([first, second], [merged, out, layers.GlobalAveragePooling1D()(merged)])
+    _randomize(model, seed=8)
+
+    def make(n):
+        values = masked_values(6, 3)(n)[0]
+        return [numpy.roll(padded_ids(6)(n)[0], 2, axis=0), values]
+    assert_runs_as_predict(model, make, tmp_path, atol=2e-5)
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("make, what", [
-    (lambda h: layers.Add()([h, h]), "its call on a mask of padded steps"),
+    (lambda h: layers.Multiply()([h, layers.GlobalAveragePooling1D()(h)]), "a merge of masked inputs of different"),
     (lambda h: gpu_dl.Sequential([layers.Input((5, 3)), layers.LSTM(2)])(h), "a mask of padded steps reaching"),
     (lambda h: layers.Bidirectional(layers.LSTM(2, stateful=True))(h), "stateful=True"),
-], ids=["merge", "nested", "stateful"])
+], ids=["merge_of_ranks", "nested", "stateful"])
 def test_what_stays_refused_writes_nothing(xp, make, what, tmp_path):
     ids = gpu_dl.Input((5,), dtype="int32", batch_size=2)
     h = layers.Embedding(9, 3, mask_zero=True)(ids)

@@ -12,7 +12,7 @@ their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``di
 identity (inference). Convolutions and poolings run channels-first in ONNX: a channels_last layer is wrapped in
 two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
 become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
-to ONNX's (i, o, f, c); MultiHeadAttention is its projections, scaled dot products and softmax as MatMul nodes.
+to ONNX's (i, o, f, c); the attention layers are their projections, scores and softmax (``onnx_attention.py``).
 The ``gpu_dl.ops`` operations a functional graph or a composite call records (reshape, indexing, take, where,
 comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX nodes; integer and boolean results keep their
 dtype. TimeDistributed runs its layer on (batch * steps, ...) and reshapes back, both sizes read at run time.
@@ -21,8 +21,10 @@ Masks of padded steps (Embedding(mask_zero=True), Masking) travel beside the ten
 pass them on unchanged, as gpu_dl passes them (``layers/masks.py``). A recurrent layer reading one skips the
 masked steps exactly, whatever the mask's pattern: each sample's unmasked steps are gathered to the front in
 order, the ONNX node reads that many (``sequence_lens``), and each step's output is gathered back from the
-node's output at the count of unmasked steps up to it. GlobalAveragePooling1D averages the unmasked steps. A
-layer reading a mask in another way is refused.
+node's output at the count of unmasked steps up to it; a Bidirectional layer runs its backward layer so on the
+steps and the mask reversed. GlobalAveragePooling1D averages the unmasked steps; the merges combine masks as
+gpu_dl does (and Multiply, Maximum and Minimum read them); TimeDistributed passes the mask on; the attention
+layers mask their scores. A layer reading a mask in another way is refused.
 
 A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
 nothing is written then (the file is written whole, through a temporary file, or not at all).
@@ -722,8 +724,54 @@ def _elementwise_activation(b, layer, xs):
     return b.op("Identity", [_activation(b, xs[0].name, layer.activation, layer)], hint=layer.name)
 
 
+def _widened(b, mask, rank):
+    """A (batch, steps) mask with trailing axes of size 1 up to ``rank``."""
+    return mask if rank <= 2 else b.op("Unsqueeze", [mask, b.ints(list(range(2, rank)))])
+
+
+def _either(b, masks):
+    """The OR of ``masks`` where every one is there (Keras's merges' output mask), else None."""
+    if any(m is None for m in masks):
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = b.op("Or", [out, m])
+    return out
+
+
+def _masked_merge(b, layer, xs, op_type):
+    """A merge of inputs some of which carry masks, as gpu_dl merges them (``ops/merge.py``): sums and differences
+    do not read the masks; a product counts a masked value as 1 and is 0 where every input has a mask and none
+    keeps the step; a maximum or minimum folds the inputs left to right, a masked value replaced by the running
+    result and a masked running result by the value. The output mask is the OR of the inputs' where each has one."""
+    if len({x.rank for x in xs}) > 1:
+        raise _unsupported(layer, "a merge of masked inputs of different ranks", "merges of inputs of one rank")
+    masks = [x.mask for x in xs]
+    wide = [None if m is None else _widened(b, m, x.rank) for m, x in zip(masks, xs)]
+    b.out_mask = _either(b, masks)
+    if op_type == "Mul":
+        factors = [x.name if m is None else b.op("Where", [m, x.name, b.scalar(1.0)]) for x, m in zip(xs, wide)]
+        y = factors[0]
+        for f in factors[1:]:
+            y = b.op("Mul", [y, f])
+        keep = _either(b, wide)
+        return y if keep is None else b.op("Where", [keep, y, b.scalar(0.0)], hint=layer.name)
+    y, held = xs[0].name, wide[0]
+    for x, m in zip(xs[1:], wide[1:]):
+        x = x.name if m is None else b.op("Where", [m, x.name, y])
+        if held is not None:
+            y = b.op("Where", [held, y, x])
+        held = None if m is None or held is None else b.op("Or", [held, m])
+        y = b.op(op_type, [y, x], hint=layer.name)
+    return y
+
+
 def _merge(op_type, scale=False):
     def emit(b, layer, xs):
+        if op_type in ("Mul", "Max", "Min") and any(x.mask is not None for x in xs):
+            return _masked_merge(b, layer, xs, op_type)
+        if any(x.mask is not None for x in xs):
+            b.out_mask = _either(b, [x.mask for x in xs])       # a sum or difference does not read them
         names = [x.name for x in xs]
         if op_type in ("Sum", "Max", "Min"):
             y = b.op(op_type, names, hint=layer.name)
@@ -736,7 +784,18 @@ def _merge(op_type, scale=False):
 
 
 def _concatenate(b, layer, xs):
-    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=int(layer.axis) % xs[0].rank)
+    axis = int(layer.axis) % xs[0].rank
+    if any(x.mask is not None for x in xs):
+        # gpu_dl's (Keras's) mask of a concatenation: each input's mask (all True where it has none) spread over
+        # the input's shape, concatenated along the axis, then any() over the last axis.
+        spread = [b.op("Expand", [b.op("Cast", [_widened(b, x.mask, x.rank)], to=b.onnx.TensorProto.FLOAT),
+                                  b.op("Shape", [x.name])]) if x.mask is not None else
+                  b.op("ConstantOfShape", [b.op("Shape", [x.name])],
+                       value=b.onnx.numpy_helper.from_array(numpy.ones((1,), numpy.float32)))
+                  for x in xs]
+        b.out_mask = b.op("Cast", [b.reduce("ReduceMax", b.op("Concat", spread, axis=axis), [xs[0].rank - 1],
+                                            keepdims=False)], to=b.onnx.TensorProto.BOOL, hint=f"{layer.name}/mask")
+    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=axis)
 
 
 def _operation(op_type):
@@ -1122,16 +1181,18 @@ def _mask_readers():
     """The conversions that read the mask reaching their layer."""
     table = _converters()
     from . import onnx_attention
-    from ..layers import bidirectional, normalization, pooling, recurrent, wrappers
-    return {table[recurrent.LSTM], table[recurrent.GRU], table[recurrent.SimpleRNN],
-            table[pooling.GlobalAveragePooling1D], table[bidirectional.Bidirectional],
-            table[wrappers.TimeDistributed],    # passes the mask on; its inner layer sees none, as in gpu_dl's call
-            table[normalization.BatchNormalization]} | set(onnx_attention.converters().values())
-    # BatchNormalization's mask selects the steps of training statistics only
+    from ..layers import bidirectional, merging, normalization, pooling, recurrent, wrappers
+    readers = {table[cls] for cls in (
+        merging.Add, merging.Subtract, merging.Multiply, merging.Average, merging.Maximum, merging.Minimum,
+        merging.Concatenate, recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN, pooling.GlobalAveragePooling1D,
+        bidirectional.Bidirectional,
+        wrappers.TimeDistributed,               # passes the mask on; its inner layer sees none, as in gpu_dl's call
+        normalization.BatchNormalization)}      # its mask selects the steps of training statistics only
+    return readers | set(onnx_attention.converters().values())
 
 
-_MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D and the attention layers, "
-                 "passed on by TimeDistributed and by layers that pass masks on unchanged")
+_MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D, the merges and the "
+                 "attention layers, passed on by TimeDistributed and by layers that pass masks on unchanged")
 
 
 def _emit_model(b, model, inputs):
