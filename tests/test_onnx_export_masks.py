@@ -196,12 +196,92 @@ def test_merges_of_masked_sequences(xp, merge, both_masked, tmp_path):
     assert_runs_as_predict(model, make, tmp_path, atol=2e-5)
 
 
+# ---------------------------------------------------------------------------------------------- nested calls
+class EncoderBlock(layers.Layer):
+    """A composite transformer block: the mask reaching its call reaches the attention inside, and ends at the
+    operators (``x + y``), as in gpu_dl."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = layers.MultiHeadAttention(2, 2)
+        self.norm = layers.LayerNormalization()
+        self.feed = layers.Dense(4)
+
+    def call(self, x):
+        h = self.norm(x + self.attention(x, x))
+        return self.norm(h + self.feed(h))
+
+
+class Zeroed(layers.Layer):
+    """A composite call that names ``mask`` and computes with it."""
+
+    def call(self, x, mask=None):
+        return x if mask is None else x * gpu_dl.ops.cast(mask, "float32")[:, :, None]
+
+
+@pytest.mark.parametrize("inner", [
+    lambda: gpu_dl.Sequential([layers.Input((6, 4)), layers.LSTM(3, return_sequences=True), layers.Dense(2)]),
+    EncoderBlock, Zeroed,
+], ids=["sequential", "composite", "call_naming_mask"])
+def test_mask_into_nested_calls(xp, inner, tmp_path):
+    """A mask reaching a nested model or a composite layer reaches the layers inside; the layers after read the
+    mask its output carries (a recurrent layer after a nested Sequential whose output keeps it)."""
+    model = gpu_dl.Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(7, 4, mask_zero=True), inner(),
+                               layers.GRU(2, return_sequences=True)])
+    _randomize(model, seed=9)
+    assert_runs_as_predict(model, padded_ids(6), tmp_path, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------------------------- tensor arguments
+@pytest.mark.parametrize("rnn", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+@pytest.mark.parametrize("masked", [False, True])
+def test_encoder_states_as_the_decoders_initial_state(xp, rnn, masked, tmp_path):
+    """A sequence-to-sequence model: the encoder's last states start the decoder (``initial_state``), with and
+    without masks; a decoder sample of padding alone keeps the encoder's states and outputs zeros."""
+    encoder_ids, decoder_ids = gpu_dl.Input((6,), dtype="int32"), gpu_dl.Input((5,), dtype="int32")
+    _, *states = rnn(4, return_state=True)(layers.Embedding(7, 3, mask_zero=masked)(encoder_ids))
+    h = layers.Embedding(7, 3, mask_zero=masked)(decoder_ids)
+    sequence, *last_states = rnn(4, return_sequences=True, return_state=True)(h, initial_state=states)
+    model = gpu_dl.Model([encoder_ids, decoder_ids], [sequence, rnn(4)(h, initial_state=states)] + last_states)
+    _randomize(model, seed=12)
+    assert_runs_as_predict(model, lambda n: padded_ids(6)(n) + [numpy.roll(padded_ids(5)(n)[0], 1, axis=0)],
+                           tmp_path, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bool", "int32"])
+@pytest.mark.parametrize("name", ["mha", "gqa"])
+def test_attention_mask_tensor(xp, name, dtype, tmp_path):
+    """An ``attention_mask`` input ANDed with the value's mask and the causal one; rows it masks throughout."""
+    query, value_ids, given = gpu_dl.Input((5, 4)), gpu_dl.Input((6,), dtype="int32"), gpu_dl.Input((5, 6), dtype=dtype)
+    value = layers.Embedding(7, 4, mask_zero=True)(value_ids)
+    out = ATTENTIONS[name]()(query, value, attention_mask=given, use_causal_mask=True)
+    model = gpu_dl.Model([query, value_ids, given], out)
+    _randomize(model, seed=13)
+
+    def make(n):
+        allowed = numpy.random.default_rng(n).random((n, 5, 6)) > 0.3
+        allowed[0, 2] = False
+        return normal((5, 4))(n) + padded_ids(6)(n) + [allowed.astype(dtype)]
+    assert_runs_as_predict(model, make, tmp_path, atol=2e-5)
+
+
+def test_mask_given_to_a_call(xp, tmp_path):
+    """``layer(x, mask=m)`` with ``m`` a tensor of the graph: that mask, not the edge's."""
+    x, given = gpu_dl.Input((6, 3)), gpu_dl.Input((6,), dtype="bool")
+    h = layers.Masking(-1.0)(x)
+    model = gpu_dl.Model([x, given], [layers.LSTM(3, return_sequences=True)(h, mask=given), layers.GRU(2)(h)])
+    _randomize(model, seed=14)
+    make = lambda n: masked_values(6, 3)(n) + [numpy.random.default_rng(n).random((n, 6)) > 0.4]  # noqa: E731
+    assert_runs_as_predict(model, make, tmp_path, atol=2e-5)
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("make, what", [
     (lambda h: layers.Multiply()([h, layers.GlobalAveragePooling1D()(h)]), "a merge of masked inputs of different"),
-    (lambda h: gpu_dl.Sequential([layers.Input((5, 3)), layers.LSTM(2)])(h), "a mask of padded steps reaching"),
     (lambda h: layers.Bidirectional(layers.LSTM(2, stateful=True))(h), "stateful=True"),
-], ids=["merge_of_ranks", "nested", "stateful"])
+    (lambda h: layers.Bidirectional(layers.GRU(2))(h, initial_state=[h[:, 0, :2], h[:, 1, :2]]),
+     r"its call with tensor arguments \['initial_state'\]"),
+], ids=["merge_of_ranks", "stateful", "bidirectional_initial_state"])
 def test_what_stays_refused_writes_nothing(xp, make, what, tmp_path):
     ids = gpu_dl.Input((5,), dtype="int32", batch_size=2)
     h = layers.Embedding(9, 3, mask_zero=True)(ids)

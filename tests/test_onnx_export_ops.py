@@ -96,6 +96,16 @@ def test_operations_in_a_composite_call(xp, tmp_path):
     assert_runs_as_predict(sequential((5,), Picked(), layers.Dense(3)), normal((5,)), tmp_path)
 
 
+@pytest.mark.parametrize("equation, output_shape, bias_axes, shape", [
+    ("ab,bc->ac", 4, "c", (3,)), ("abc,cd->abd", (None, 5), "d", (6, 3)), ("abc,cde->abde", (None, 2, 3), "de", (5, 4)),
+    ("...b,bc->...c", 3, None, (2, 4, 5)), ("abc,bcd->ad", 2, "d", (3, 4)),
+], ids=lambda v: str(v))
+def test_einsum_dense(xp, equation, output_shape, bias_axes, shape, tmp_path):
+    model = sequential(shape, layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, activation="relu"))
+    _randomize(model)
+    assert_runs_as_predict(model, normal(shape), tmp_path)
+
+
 def test_repeat_vector(xp, tmp_path):
     assert_runs_as_predict(sequential((3,), layers.RepeatVector(4), layers.LSTM(2, return_sequences=True)),
                            normal((3,)), tmp_path)
@@ -238,16 +248,6 @@ def test_masking_layer(xp, tmp_path):
     model = sequential((5, 3), layers.Masking(-1.0), layers.LSTM(2, zero_output_for_mask=True))
     _randomize(model)
     assert_runs_as_predict(model, make, tmp_path)
-
-
-def test_masks_refused_where_not_converted(xp, tmp_path):
-    ids = gpu_dl.Input((5,), dtype="int32")
-    h = layers.Embedding(9, 3, mask_zero=True)(ids)
-    layer = gpu_dl.Sequential([layers.Input((5, 3)), layers.LSTM(2)])
-    model = gpu_dl.Model(ids, layer(h))
-    with pytest.raises(ValueError, match=f"Layer '{layer.name}' cannot be exported to ONNX: .*mask of padded steps"):
-        model.export(tmp_path / "no.onnx", format="onnx")
-    assert not os.listdir(tmp_path)
 
 
 def test_masked_recurrent_file_against_keras(on_cpu, tmp_path):

@@ -11,13 +11,14 @@ reaching the query, the value and (for the head attentions) an explicit key, and
 triangle (query step i sees key steps j <= i, its sizes read at run time), are ANDed into one (batch, T, S)
 boolean. The head attentions replace a masked score by -1e9 and zero its weight after the softmax (a query step
 seeing nothing gets zeros); Attention and AdditiveAttention lower a masked score by 1e9 and zero the output rows of
-the query's padded steps. The output carries the query's mask.
+the query's padded steps. The head attentions AND an ``attention_mask`` tensor of the call in too. The output
+carries the query's mask.
 """
 from __future__ import annotations
 
 import numpy
 
-from .onnx_export import _projection, _unsupported, _weights
+from .onnx_export import _projection, _weights
 
 _LARGE = 1e9        # what gpu_dl's masked softmax puts at (or takes from) a masked score (ops/attention.py)
 
@@ -31,19 +32,29 @@ def _causal(b, scores):
     return b.op("GreaterOrEqual", [b.op("Unsqueeze", [rows, b.ints([1])]), cols], hint="causal_mask")
 
 
-def _score_mask(b, scores, query_mask, step_masks, causal):
+def _given_mask(b, value):
+    """An ``attention_mask`` tensor as gpu_dl reads it: booleans as they are, floats above 0.5, other numbers
+    not 0; (T, S) for every sample."""
+    if value.dtype == "bool":
+        mask = value.name
+    elif numpy.dtype(value.dtype).kind == "f":
+        mask = b.op("Greater", [value.name, b.scalar(0.5)])
+    else:
+        mask = b.op("Not", [b.op("Equal", [value.name, b.const(numpy.zeros((), value.dtype), "zero")])])
+    return b.op("Unsqueeze", [mask, b.ints([0])]) if value.rank == 2 else mask
+
+
+def _score_mask(b, scores, query_mask, step_masks, causal, given=None):
     """The (batch or 1, T, S) booleans of which key steps each query step sees (None for all): the query's mask
-    (None where not applied), the masks of the value's (and key's) steps, and the causal triangle."""
+    (None where not applied), the masks of the value's (and key's) steps, the causal triangle and a ``given``
+    (batch or 1, T, S) one."""
     parts = [] if query_mask is None else [b.op("Unsqueeze", [query_mask, b.ints([2])])]
     parts += [b.op("Unsqueeze", [m, b.ints([1])]) for m in step_masks if m is not None]
     if causal:
         parts.append(b.op("Unsqueeze", [_causal(b, scores), b.ints([0])]))
-    if not parts:
-        return None
-    mask = parts[0]
-    for part in parts[1:]:
-        mask = b.op("And", [mask, part])
-    return mask
+    if given is not None:
+        parts.append(given)
+    return b.fold("And", parts) if parts else None
 
 
 def _masked_softmax(b, scores, mask, replace):
@@ -60,7 +71,8 @@ def _head_mask(b, layer, xs, scores):
     """The mask of a head attention's scores (B, N, T, S), with a heads axis (None for all)."""
     causal = bool(b.call_options.get("use_causal_mask"))
     steps = [xs[1].mask] + ([xs[2].mask] if len(xs) > 2 else [])
-    mask = _score_mask(b, scores, xs[0].mask, steps, causal)
+    given = b.call_tensors.get("attention_mask")
+    mask = _score_mask(b, scores, xs[0].mask, steps, causal, None if given is None else _given_mask(b, given))
     return None if mask is None else b.op("Unsqueeze", [mask, b.ints([1])])
 
 
@@ -77,9 +89,6 @@ def _head_attention(b, layer, xs):
     """MultiHeadAttention and GroupedQueryAttention: the output (and the weights with
     ``return_attention_scores``)."""
     options = b.call_options
-    if len(xs) > 3:
-        raise _unsupported(layer, "an attention_mask tensor", "attention over query, value and key tensors, their "
-                           "masks of padded steps and use_causal_mask")
     w = {"/".join(v.path.split("/")[-2:]): a for v, a in zip(layer.weights, layer.get_weights())}
     query, value = xs[0].name, xs[1].name
     key = xs[2].name if len(xs) > 2 else value

@@ -24,7 +24,9 @@ order, the ONNX node reads that many (``sequence_lens``), and each step's output
 node's output at the count of unmasked steps up to it; a Bidirectional layer runs its backward layer so on the
 steps and the mask reversed. GlobalAveragePooling1D averages the unmasked steps; the merges combine masks as
 gpu_dl does (and Multiply, Maximum and Minimum read them); TimeDistributed passes the mask on; the attention
-layers mask their scores. A layer reading a mask in another way is refused.
+layers mask their scores. A mask reaching a nested model or a composite layer reaches the layers inside (and a
+call that names ``mask`` reads it); operators between tensors end it. A layer reading a mask in another way is
+refused.
 
 A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
 nothing is written then (the file is written whole, through a temporary file, or not at all).
@@ -79,6 +81,7 @@ class _Builder:
         self.initializers = []
         self._used = set()
         self.call_options = {}      # the non-tensor keyword arguments of the call being converted
+        self.call_tensors = {}      # its tensor keyword arguments its conversion reads (initial_state, ...)
         self.mask = None            # the mask of padded steps reaching the call being converted (a tensor name)
         self.out_mask = _PASS       # the mask its conversion gives its output, where it says
 
@@ -126,6 +129,13 @@ class _Builder:
         """``x`` split in two equal halves along ``axis`` (Split takes the count as an attribute from opset 18)."""
         count = {"num_outputs": 2} if self.opset >= 18 else {}
         return self.op("Split", [x], outputs=2, axis=axis, **count)
+
+    def fold(self, op_type, names, hint=None):
+        """``names`` combined pairwise, left to right, by the two-input ``op_type`` (And, Or, Mul, ...)."""
+        out = names[0]
+        for other in names[1:]:
+            out = self.op(op_type, [out, other], hint=hint)
+        return out
 
     def transpose(self, x, perm):
         return x if list(perm) == list(range(len(perm))) else self.op("Transpose", [x], perm=list(perm))
@@ -378,10 +388,11 @@ def _rnn_direction(layer, op_type, order, where):
     return names, _gates(w["kernel"], order, units).T, _gates(w["recurrent_kernel"], order, units).T, biases
 
 
-def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", lengths=None):
+def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", lengths=None, initial=()):
     """The ONNX recurrent node over ``x`` (batch, steps, features) for the layers of ``directions`` (one, or the
     forward and backward layers of a Bidirectional): its outputs, the sequence (steps, directions, batch, units)
-    and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads."""
+    and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads;
+    ``initial``: the (batch, units) states of one direction to start from (h, and c for an LSTM)."""
     parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
     attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
                  direction=direction)
@@ -391,8 +402,9 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", leng
         attrs["linear_before_reset"] = int(bool(directions[0].reset_after))
     weights = [b.const(numpy.stack([p[i] for p in parts]), f"{layer.name}/{what}")
                for i, what in ((1, "kernel"), (2, "recurrent_kernel"), (3, "bias"))]
-    lengths = [] if lengths is None else [lengths]
-    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths, hint=layer.name,
+    lengths = [] if lengths is None and not initial else ["" if lengths is None else lengths]
+    initial = [b.op("Unsqueeze", [state, b.ints([0])]) for state in initial]
+    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths + initial, hint=layer.name,
                 outputs=3 if op_type == "LSTM" else 2, **attrs)
 
 
@@ -400,11 +412,13 @@ def _recurrent(op_type, order):
     def emit(b, layer, xs):
         if layer.go_backwards:
             raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
+        given = b.call_tensors.get("initial_state")
+        initial = [] if given is None else [v.name for v in (given if isinstance(given, (list, tuple)) else [given])]
         if b.mask is not None:
-            y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order)
+            y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order, initial)
             b.out_mask = b.mask if layer.return_sequences else None
             return [y] + states if layer.return_state else y
-        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
+        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer], initial=initial)
         if layer.return_sequences:
             y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
         else:
@@ -415,12 +429,13 @@ def _recurrent(op_type, order):
     return emit
 
 
-def _masked_recurrent(b, layer, x, mask, op_type, order):
-    """``(output, states)`` of a recurrent layer reading forward over steps with ``mask``, exactly as gpu_dl runs
-    it (a masked step leaves the states as they were and outputs the output before it, zeros before the first;
-    ``zero_output_for_mask``: zeros), whatever the mask's pattern: each sample's unmasked steps are moved to the
-    front in order, the node reads that many (its ``sequence_lens``), and each step's output is read back from
-    the node's output at the number of unmasked steps up to it."""
+def _masked_recurrent(b, layer, x, mask, op_type, order, initial=()):
+    """``(output, states)`` of a recurrent layer reading forward over steps with ``mask`` from the ``initial``
+    states (zeros where none), exactly as gpu_dl runs it (a masked step leaves the states as they were and outputs
+    the output before it, zeros before the first; ``zero_output_for_mask``: zeros), whatever the mask's pattern:
+    each sample's unmasked steps are moved to the front in order, the node reads that many (its
+    ``sequence_lens``), and each step's output is read back from the node's output at the number of unmasked
+    steps up to it. A sample of no unmasked step outputs zeros and keeps its initial states."""
     keep = b.op("Cast", [mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
     shape = b.op("Shape", [x.name])
     steps = b.op("Slice", [shape, b.ints([1]), b.ints([2])])
@@ -435,10 +450,12 @@ def _masked_recurrent(b, layer, x, mask, op_type, order):
     count = b.op("ReduceSum", [keep, b.ints([1])], keepdims=0)                     # (batch,)
     # A sample of no unmasked step reads one (the node takes no empty sequence); its outputs are zeroed below.
     lengths = b.op("Cast", [b.op("Max", [count, b.ints([1])])], to=b.onnx.TensorProto.INT32)
-    sequence, *states = _rnn_node(b, layer, _Value(packed, x.shape), op_type, order, [layer], lengths=lengths)
-    started = b.op("Cast", [b.op("Greater", [count, b.ints([0])])], to=b.onnx.TensorProto.FLOAT)
-    started = b.op("Unsqueeze", [started, b.ints([1])])                             # (batch, 1)
-    states = [b.op("Mul", [b.op("Squeeze", [s, b.ints([0])]), started]) for s in states]
+    sequence, *states = _rnn_node(b, layer, _Value(packed, x.shape), op_type, order, [layer], lengths=lengths,
+                                  initial=initial)
+    started = b.op("Unsqueeze", [b.op("Greater", [count, b.ints([0])]), b.ints([1])])     # (batch, 1)
+    states = [b.op("Squeeze", [s, b.ints([0])]) for s in states]
+    outputs = [b.op("Where", [started, s, b.scalar(0.0)]) for s in states]
+    states = [b.op("Where", [started, s, i]) for s, i in zip(states, initial)] if initial else outputs
     if layer.return_sequences:
         packed_out = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])    # (batch, steps, units)
         seen = b.op("CumSum", [keep, b.ints([1])])
@@ -449,7 +466,7 @@ def _masked_recurrent(b, layer, x, mask, op_type, order):
         shown = b.op("Unsqueeze", [b.op("Cast", [shown], to=b.onnx.TensorProto.FLOAT), b.ints([2])])
         y = b.op("Mul", [b.op("GatherElements", [packed_out, at], axis=1), shown], hint=layer.name)
     else:
-        y = states[0]
+        y = outputs[0]
         if layer.zero_output_for_mask:      # the last step masked: zeros
             last = b.op("Slice", [b.op("Cast", [mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
                                   b.ints([_INT64_MAX]), b.ints([1])])
@@ -563,6 +580,22 @@ def _broadcast(values, rank, positions):
     for p, s in zip(positions, sizes if len(sizes) == len(positions) else [numpy.size(values)]):
         shape[p] = s
     return numpy.reshape(values, shape)
+
+
+def _einsum_dense(b, layer, xs):
+    """The layer's einsum with its kernel, its bias (which broadcasts over the output's trailing axes) and its
+    activation."""
+    x = xs[0]
+    if layer.dtype_policy.quantization_mode is not None:
+        raise _unsupported(layer, f"a {layer.dtype_policy.quantization_mode} quantized kernel",
+                           "EinsumDense of float kernels")
+    plan = layer._plan(x.shape, sizes_known=False)
+    w = _weights(layer)
+    y = b.op("Einsum", [x.name, b.const(w["kernel"], f"{layer.name}/kernel")],
+             equation=f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}")
+    if "bias" in w:
+        y = b.op("Add", [y, b.const(w["bias"], f"{layer.name}/bias")])
+    return b.op("Identity", [_activation(b, y, layer.activation, layer)], hint=layer.name)
 
 
 def _batch_norm(b, layer, xs):
@@ -731,12 +764,7 @@ def _widened(b, mask, rank):
 
 def _either(b, masks):
     """The OR of ``masks`` where every one is there (Keras's merges' output mask), else None."""
-    if any(m is None for m in masks):
-        return None
-    out = masks[0]
-    for m in masks[1:]:
-        out = b.op("Or", [out, m])
-    return out
+    return None if any(m is None for m in masks) else b.fold("Or", masks)
 
 
 def _masked_merge(b, layer, xs, op_type):
@@ -751,9 +779,7 @@ def _masked_merge(b, layer, xs, op_type):
     b.out_mask = _either(b, masks)
     if op_type == "Mul":
         factors = [x.name if m is None else b.op("Where", [m, x.name, b.scalar(1.0)]) for x, m in zip(xs, wide)]
-        y = factors[0]
-        for f in factors[1:]:
-            y = b.op("Mul", [y, f])
+        y = b.fold("Mul", factors)
         keep = _either(b, wide)
         return y if keep is None else b.op("Where", [keep, y, b.scalar(0.0)], hint=layer.name)
     y, held = xs[0].name, wide[0]
@@ -1013,6 +1039,14 @@ def _op_einsum(b, layer, xs):
     return b.op("Einsum", _op_arguments(b, layer, xs), hint=layer.name, equation=layer.subscripts.replace(" ", ""))
 
 
+def _tensor_mask(b, layer, xs):
+    """A tensor's mask read as a tensor in a traced call (``mask`` of a call that names it, ``_keras_mask``)."""
+    if xs[0].mask is None:
+        raise _unsupported(layer, "the mask of a tensor no mask reached in the file's graph",
+                           "masks made by Embedding(mask_zero=True) and Masking")
+    return b.op("Identity", [xs[0].mask], hint=layer.name)
+
+
 def _repeat_vector(b, layer, xs):
     y = b.op("Unsqueeze", [xs[0].name, b.ints([1])])
     return b.op("Tile", [y, b.ints([1, layer.n, 1])], hint=layer.name)
@@ -1024,13 +1058,14 @@ def _converters():
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
     from ..layers import conv_transpose, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
-    from ..layers import group_normalization, masking, variable_operations, wrappers
+    from ..layers import einsum_dense, group_normalization, masking, masks, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
     from . import onnx_attention
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
+        einsum_dense.EinsumDense: _einsum_dense,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
         conv.Conv1D: _conv, conv.Conv2D: _conv,
         pooling.MaxPooling1D: _pool("MaxPool"), pooling.MaxPooling2D: _pool("MaxPool"),
@@ -1044,7 +1079,7 @@ def _converters():
         merging.Add: _merge("Sum"), merging.Subtract: _merge("Sub"), merging.Multiply: _merge("Mul"),
         merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
         merging.Concatenate: _concatenate,
-        embedding.Embedding: _embedding, masking.Masking: _masking,
+        embedding.Embedding: _embedding, masking.Masking: _masking, masks.TensorMask: _tensor_mask,
         conv.DepthwiseConv1D: _depthwise_conv, conv.DepthwiseConv2D: _depthwise_conv,
         conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
         conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
@@ -1115,16 +1150,20 @@ def _converter(layer):
 
 # ---------------------------------------------------------------------------------------------- the walk
 def _emit_layer(b, layer, xs, out_shapes=None):
-    """The ``_Value`` outputs (a list) of ``layer`` called on ``xs``."""
+    """The ``_Value`` outputs (a list) of ``layer`` called on ``xs`` (with ``b.call_tensors``, the tensor keyword
+    arguments of its call)."""
     from . import composite
     from .functional import Functional
     from .model import Model
     from .sequential import Sequential
-    masked = [x.mask for x in xs if x.mask is not None]
-    if isinstance(layer, Model) or layer._composite:
-        if masked:
-            raise _unsupported(layer, "a mask of padded steps reaching a nested model or composite layer",
-                               _MASK_READERS)
+    tensors, b.call_tensors = b.call_tensors, {}
+    if tensors:
+        reads = set() if isinstance(layer, Model) or layer._composite else _tensor_readers().get(_converter(layer))
+        unread = sorted(set(tensors) - (reads or set()))
+        if unread:
+            raise _unsupported(layer, f"its call with tensor arguments {unread}", "initial_state of LSTM, GRU and "
+                               "SimpleRNN, attention_mask of MultiHeadAttention and GroupQueryAttention")
+    # A nested model's or composite layer's inputs carry their masks into its graph, as Keras hands them in.
     if isinstance(layer, (Sequential, Functional)):
         return _emit_model(b, layer, xs)
     if isinstance(layer, Model) or layer._composite:
@@ -1139,8 +1178,9 @@ def _emit_layer(b, layer, xs, out_shapes=None):
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
     # A wrapper's conversion emits its inner layer in the middle of its own: the state is the wrapper's again after.
     outer = b.mask, b.out_mask
-    b.mask, b.out_mask = _mask_reaching(layer, xs, emit), _PASS
+    b.mask, b.out_mask, b.call_tensors = _mask_reaching(layer, xs, emit), _PASS, tensors
     names = emit(b, layer, xs)
+    b.call_tensors = {}
     out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
     b.mask, b.out_mask = outer
     names = names if isinstance(names, list) else [names]
@@ -1158,7 +1198,7 @@ def _mask_reaching(layer, xs, emit):
     (merges, ...)."""
     from ..layers.base import call_arguments
     masks = [x.mask for x in xs if x.mask is not None]
-    if not masks:
+    if not masks or layer.drops_mask:       # an operation (x + y, ops.*): the mask ends there, as in gpu_dl
         return None
     if emit not in _mask_readers() and (len(xs) > 1 or layer.takes_mask or call_arguments(type(layer).call)[1]):
         raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})", _MASK_READERS)
@@ -1191,6 +1231,16 @@ def _mask_readers():
     return readers | set(onnx_attention.converters().values())
 
 
+def _tensor_readers():
+    """conversion -> the tensor keyword arguments of its layer's call it reads."""
+    table = _converters()
+    from ..layers import group_query_attention, multi_head_attention, recurrent
+    readers = {table[cls]: {"initial_state"} for cls in (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)}
+    readers.update({table[cls]: {"attention_mask"} for cls in (multi_head_attention.MultiHeadAttention,
+                                                               group_query_attention.GroupedQueryAttention)})
+    return readers
+
+
 _MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D, the merges and the "
                  "attention layers, passed on by TimeDistributed and by layers that pass masks on unchanged")
 
@@ -1205,14 +1255,22 @@ def _emit_model(b, model, inputs):
             values = _emit_layer(b, layer, values)
         return values
     known = dict(zip(model._inputs, inputs))
+    def values(tensors):
+        return [known[t] for t in tensors] if isinstance(tensors, (list, tuple)) else known[tensors]
     for node in model._run_nodes:
-        extra = [k for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])]
-        if extra or getattr(node, "call_leaves", None) is not None:
-            raise _unsupported(node.layer, f"its call with tensor arguments {extra or 'beyond the first'}",
+        if getattr(node, "call_leaves", None) is not None:
+            raise _unsupported(node.layer, "its call with tensor arguments beyond the first",
                                "calls on one tensor or a list of them")
+        tensors = {k: values(v) for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])}
         arg = node.args[0]
         xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
-        b.call_options = dict(node.kwargs)
+        given = tensors.pop("mask", None)
+        if given is not None:       # a mask the call was given (a tensor of the graph) instead of the edges'
+            given = given if isinstance(given, list) else [given]
+            xs = [_Value(x.name, x.shape, x.dtype, None if m is None else b.op(
+                "Cast", [m.name], to=b.onnx.TensorProto.BOOL)) for x, m in zip(xs, given + [None] * len(xs))]
+        b.call_options = {k: v for k, v in node.kwargs.items() if k not in tensors and k != "mask"}
+        b.call_tensors = tensors
         outs = _emit_layer(b, node.layer, xs, [t.shape for t in node.outputs])
         b.call_options = {}
         if len(outs) != len(node.outputs):
@@ -1328,7 +1386,7 @@ def build_model_proto(model, input_signature=None, opset_version=None):
     # The outputs are named after the model's output names, kept from the layers' own tensors' names.
     output_names = [n for n in getattr(model, "output_names", None) or [] if n not in b._used]
     b._used.update(output_names)
-    outputs = _emit_layer(b, model, [_Value(s.name, s.shape) for s in specs])
+    outputs = _emit_layer(b, model, [_Value(s.name, s.shape, _file_dtype(s.dtype)) for s in specs])
     if len(output_names) != len(outputs) or len(set(output_names)) != len(output_names):
         output_names = [b.name(f"output_{i}") for i in range(len(outputs))]
     graph_outputs = []
