@@ -293,8 +293,10 @@ def test_what_stays_refused_writes_nothing(xp, make, what, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- Keras as the oracle
 def test_masked_file_against_keras(on_cpu, tmp_path):
-    """Keras 3.15 (torch backend), given the same weights, predicts what the file gives: a masked Bidirectional of
-    each merge, TimeDistributed, MultiHeadAttention with query, value and causal masks, and Attention."""
+    """Keras 3.15 (torch backend), given the same weights, predicts what the file gives at every step, padded ones
+    and samples of padding alone included: a masked Bidirectional of two merges, TimeDistributed,
+    MultiHeadAttention with query, value and causal masks, Attention, a residual Add, a Concatenate with an
+    EinsumDense, and the mean and a GRU over the merged mask."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     keras.backend.clear_session()
@@ -306,9 +308,18 @@ def test_masked_file_against_keras(on_cpu, tmp_path):
         value = lib.layers.TimeDistributed(lib.layers.Dense(4))(value)
         both = lib.layers.Bidirectional(lib.layers.LSTM(2, return_sequences=True))(value)
         summed = lib.layers.Bidirectional(lib.layers.GRU(3), merge_mode="ave")(value)
-        attended = lib.layers.MultiHeadAttention(2, 3)(query, both, use_causal_mask=True)
-        dotted = lib.layers.Attention(use_scale=True)([query, value])
-        return lib.Model([query_ids, value_ids], [both, summed, attended, dotted])
+        # With the weights asked for, Keras computes the masked softmax itself (without them it hands the scores
+        # to torch's scaled_dot_product_attention, whose rows masked throughout are not Keras's Softmax's zeros).
+        attended, weights = lib.layers.MultiHeadAttention(2, 3)(query, both, use_causal_mask=True,
+                                                               return_attention_scores=True)
+        # Keras's MultiHeadAttention takes the masks off the tensors it is called on as it runs, so the Attention
+        # has a query of its own, whose mask Keras still has when it runs.
+        dotted = lib.layers.Attention(use_scale=True)([lib.layers.Embedding(7, 4, mask_zero=True)(query_ids), value])
+        block = lib.layers.LayerNormalization()(lib.layers.Add()([query, attended]))
+        merged = lib.layers.Concatenate()([block, lib.layers.EinsumDense("abc,cd->abd", (5, 3), bias_axes="d")(query)])
+        return lib.Model([query_ids, value_ids], [both, summed, attended, weights, dotted, block,
+                                                  lib.layers.GlobalAveragePooling1D()(merged),
+                                                  lib.layers.GRU(2)(merged)])
 
     ours, theirs = make(gpu_dl), make(keras)
     rng = numpy.random.default_rng(11)
@@ -318,16 +329,10 @@ def test_masked_file_against_keras(on_cpu, tmp_path):
     theirs.set_weights(weights)
     session = _session(exported(ours, tmp_path))
     xs = two_lengths(5)
+    assert (xs[0] == 0).all(axis=1).any() and (xs[1] == 0).all(axis=1).any()       # samples of padding alone
     got = session.run(None, _feeds(session, xs))
     want = [numpy.asarray(keras.ops.convert_to_numpy(w)) for w in theirs.predict(xs, verbose=0)]
-    assert len(got) == len(want) == 4
-    # A query step that sees no key step (padded, or every step it may see padded) is left to torch's
-    # scaled_dot_product_attention in Keras, which does not give the zero weights of Keras's masked Softmax that
-    # gpu_dl (and the file) give there: those rows are compared with gpu_dl's predict only (the other tests).
-    query_mask, value_mask = xs[0] != 0, xs[1] != 0
-    seen = (query_mask[:, :, None] & value_mask[:, None, :] & numpy.tri(5, 6, dtype=bool)).any(axis=-1)
-    assert seen.any() and not seen.all()
-    got[2], want[2] = got[2][seen], want[2][seen]
-    for g, w in zip(got, want):
-        numpy.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
-    numpy.testing.assert_allclose(got[0][~value_mask], 0.0)     # padded steps of the merged sequences: zeros
+    assert len(got) == len(want) == 8
+    for i, (g, w) in enumerate(zip(got, want)):
+        numpy.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5, err_msg=f"output {i}")
+    numpy.testing.assert_allclose(got[0][xs[1] == 0], 0.0)      # padded steps of the merged sequences: zeros
