@@ -8,14 +8,16 @@ another, and a composite layer or subclassed model through the graph its call tr
 As in Keras's files: the inputs are named after the model's input tensors (``input_{i}`` for a subclassed model),
 their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``dim_{input}_{axis}``; the opset is
 20 unless ``opset_version`` says otherwise (13 or later). The outputs are named after the model's
-``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers are the
-identity (inference). Convolutions and poolings run channels-first in ONNX: a channels_last layer is wrapped in
-two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
-become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
-to ONNX's (i, o, f, c); the attention layers are their projections, scores and softmax (``onnx_attention.py``).
-The ``gpu_dl.ops`` operations a functional graph or a composite call records (reshape, indexing, take, where,
-comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX nodes; integer and boolean results keep their
-dtype. TimeDistributed runs its layer on (batch * steps, ...) and reshapes back, both sizes read at run time.
+``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers and the random
+image augmentations are the identity (inference). Convolutions and poolings run channels-first in ONNX: a
+channels_last layer is wrapped in two transposes. "same" padding pads as Keras pads (the extra row or column at
+the end). The recurrent layers become ONNX's LSTM, GRU and RNN nodes (``initial_state`` tensors start them),
+their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); EinsumDense an
+Einsum node; the attention layers their projections, scores and softmax (``onnx_attention.py``, which also
+takes an ``attention_mask`` tensor). The ``gpu_dl.ops`` operations a functional graph or a composite call
+records (reshape, indexing, take, where, comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX
+nodes; integer and boolean results keep their dtype. TimeDistributed runs its layer on (batch * steps, ...) and
+reshapes back, both sizes read at run time.
 
 Masks of padded steps (Embedding(mask_zero=True), Masking) travel beside the tensors through the layers that
 pass them on unchanged, as gpu_dl passes them (``layers/masks.py``). A recurrent layer reading one skips the
@@ -1125,6 +1127,14 @@ def _converters():
                 regularization.GaussianNoise, regularization.GaussianDropout, regularization.AlphaDropout,
                 regularization.ActivityRegularization):
         table[cls] = _identity      # the identity at inference
+    # The random image augmentations return their input outside training.
+    from .. import layers
+    for name in ("RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                 "RandomBrightness", "RandomHue", "RandomSaturation", "RandomGrayscale", "RandomSharpness",
+                 "RandomShear", "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomElasticTransform",
+                 "RandomColorJitter", "RandomColorDegeneration", "RandomInvert", "RandomPosterization", "Solarization",
+                 "AugMix", "CutMix", "MixUp", "RandAugment"):
+        table[getattr(layers, name)] = _identity
     table.update(onnx_attention.converters())
     return table
 
