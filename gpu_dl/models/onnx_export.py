@@ -8,21 +8,27 @@ another, and a composite layer or subclassed model through the graph its call tr
 As in Keras's files: the inputs are named after the model's input tensors (``input_{i}`` for a subclassed model),
 their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``dim_{input}_{axis}``; the opset is
 20 unless ``opset_version`` says otherwise (13 or later). The outputs are named after the model's
-``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers are the
-identity (inference). Convolutions and poolings run channels-first in ONNX: a channels_last layer is wrapped in
-two transposes. "same" padding pads as Keras pads (the extra row or column at the end). The recurrent layers
-become ONNX's LSTM, GRU and RNN nodes, their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM)
-to ONNX's (i, o, f, c); MultiHeadAttention is its projections, scaled dot products and softmax as MatMul nodes.
-The ``gpu_dl.ops`` operations a functional graph or a composite call records (reshape, indexing, take, where,
-comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX nodes; integer and boolean results keep their
-dtype. TimeDistributed runs its layer on (batch * steps, ...) and reshapes back, both sizes read at run time.
+``output_names``. Weights are stored in the file as float32 initializers; dropout and noise layers and the random
+image augmentations are the identity (inference). Convolutions and poolings run channels-first in ONNX: a
+channels_last layer is wrapped in two transposes. "same" padding pads as Keras pads (the extra row or column at
+the end). The recurrent layers become ONNX's LSTM, GRU and RNN nodes (``initial_state`` tensors start them),
+their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); EinsumDense an
+Einsum node; the attention layers their projections, scores and softmax (``onnx_attention.py``, which also
+takes an ``attention_mask`` tensor). The ``gpu_dl.ops`` operations a functional graph or a composite call
+records (reshape, indexing, take, where, comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX
+nodes; integer and boolean results keep their dtype. TimeDistributed runs its layer on (batch * steps, ...) and
+reshapes back, both sizes read at run time.
 
 Masks of padded steps (Embedding(mask_zero=True), Masking) travel beside the tensors through the layers that
 pass them on unchanged, as gpu_dl passes them (``layers/masks.py``). A recurrent layer reading one skips the
 masked steps exactly, whatever the mask's pattern: each sample's unmasked steps are gathered to the front in
 order, the ONNX node reads that many (``sequence_lens``), and each step's output is gathered back from the
-node's output at the count of unmasked steps up to it. GlobalAveragePooling1D averages the unmasked steps. A
-layer reading a mask in another way is refused.
+node's output at the count of unmasked steps up to it; a Bidirectional layer runs its backward layer so on the
+steps and the mask reversed. GlobalAveragePooling1D averages the unmasked steps; the merges combine masks as
+gpu_dl does (and Multiply, Maximum and Minimum read them); TimeDistributed passes the mask on; the attention
+layers mask their scores. A mask reaching a nested model or a composite layer reaches the layers inside (and a
+call that names ``mask`` reads it); operators between tensors end it. A layer reading a mask in another way is
+refused.
 
 A layer this module has no conversion for is refused with a ValueError naming it and listing those it has;
 nothing is written then (the file is written whole, through a temporary file, or not at all).
@@ -77,6 +83,7 @@ class _Builder:
         self.initializers = []
         self._used = set()
         self.call_options = {}      # the non-tensor keyword arguments of the call being converted
+        self.call_tensors = {}      # its tensor keyword arguments its conversion reads (initial_state, ...)
         self.mask = None            # the mask of padded steps reaching the call being converted (a tensor name)
         self.out_mask = _PASS       # the mask its conversion gives its output, where it says
 
@@ -124,6 +131,13 @@ class _Builder:
         """``x`` split in two equal halves along ``axis`` (Split takes the count as an attribute from opset 18)."""
         count = {"num_outputs": 2} if self.opset >= 18 else {}
         return self.op("Split", [x], outputs=2, axis=axis, **count)
+
+    def fold(self, op_type, names, hint=None):
+        """``names`` combined pairwise, left to right, by the two-input ``op_type`` (And, Or, Mul, ...)."""
+        out = names[0]
+        for other in names[1:]:
+            out = self.op(op_type, [out, other], hint=hint)
+        return out
 
     def transpose(self, x, perm):
         return x if list(perm) == list(range(len(perm))) else self.op("Transpose", [x], perm=list(perm))
@@ -376,10 +390,11 @@ def _rnn_direction(layer, op_type, order, where):
     return names, _gates(w["kernel"], order, units).T, _gates(w["recurrent_kernel"], order, units).T, biases
 
 
-def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", lengths=None):
+def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", lengths=None, initial=()):
     """The ONNX recurrent node over ``x`` (batch, steps, features) for the layers of ``directions`` (one, or the
     forward and backward layers of a Bidirectional): its outputs, the sequence (steps, directions, batch, units)
-    and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads."""
+    and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads;
+    ``initial``: the (batch, units) states of one direction to start from (h, and c for an LSTM)."""
     parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
     attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
                  direction=direction)
@@ -389,8 +404,9 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", leng
         attrs["linear_before_reset"] = int(bool(directions[0].reset_after))
     weights = [b.const(numpy.stack([p[i] for p in parts]), f"{layer.name}/{what}")
                for i, what in ((1, "kernel"), (2, "recurrent_kernel"), (3, "bias"))]
-    lengths = [] if lengths is None else [lengths]
-    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths, hint=layer.name,
+    lengths = [] if lengths is None and not initial else ["" if lengths is None else lengths]
+    initial = [b.op("Unsqueeze", [state, b.ints([0])]) for state in initial]
+    return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths + initial, hint=layer.name,
                 outputs=3 if op_type == "LSTM" else 2, **attrs)
 
 
@@ -398,9 +414,13 @@ def _recurrent(op_type, order):
     def emit(b, layer, xs):
         if layer.go_backwards:
             raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
+        given = b.call_tensors.get("initial_state")
+        initial = [] if given is None else [v.name for v in (given if isinstance(given, (list, tuple)) else [given])]
         if b.mask is not None:
-            return _masked_recurrent(b, layer, xs[0], op_type, order)
-        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer])
+            y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order, initial)
+            b.out_mask = b.mask if layer.return_sequences else None
+            return [y] + states if layer.return_state else y
+        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer], initial=initial)
         if layer.return_sequences:
             y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
         else:
@@ -411,13 +431,14 @@ def _recurrent(op_type, order):
     return emit
 
 
-def _masked_recurrent(b, layer, x, op_type, order):
-    """A recurrent layer over steps with a mask, exactly as gpu_dl runs it (a masked step leaves the states as they
-    were and outputs the output before it, zeros before the first; ``zero_output_for_mask``: zeros), whatever
-    the mask's pattern: each sample's unmasked steps are moved to the front in order, the node reads that many
-    (its ``sequence_lens``), and each step's output is read back from the node's output at the number of
-    unmasked steps up to it."""
-    keep = b.op("Cast", [b.mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
+def _masked_recurrent(b, layer, x, mask, op_type, order, initial=()):
+    """``(output, states)`` of a recurrent layer reading forward over steps with ``mask`` from the ``initial``
+    states (zeros where none), exactly as gpu_dl runs it (a masked step leaves the states as they were and outputs
+    the output before it, zeros before the first; ``zero_output_for_mask``: zeros), whatever the mask's pattern:
+    each sample's unmasked steps are moved to the front in order, the node reads that many (its
+    ``sequence_lens``), and each step's output is read back from the node's output at the number of unmasked
+    steps up to it. A sample of no unmasked step outputs zeros and keeps its initial states."""
+    keep = b.op("Cast", [mask], to=b.onnx.TensorProto.INT64)                  # (batch, steps)
     shape = b.op("Shape", [x.name])
     steps = b.op("Slice", [shape, b.ints([1]), b.ints([2])])
     ones = b.op("ConstantOfShape", [b.op("Shape", [keep])],
@@ -431,10 +452,12 @@ def _masked_recurrent(b, layer, x, op_type, order):
     count = b.op("ReduceSum", [keep, b.ints([1])], keepdims=0)                     # (batch,)
     # A sample of no unmasked step reads one (the node takes no empty sequence); its outputs are zeroed below.
     lengths = b.op("Cast", [b.op("Max", [count, b.ints([1])])], to=b.onnx.TensorProto.INT32)
-    sequence, *states = _rnn_node(b, layer, _Value(packed, x.shape), op_type, order, [layer], lengths=lengths)
-    started = b.op("Cast", [b.op("Greater", [count, b.ints([0])])], to=b.onnx.TensorProto.FLOAT)
-    started = b.op("Unsqueeze", [started, b.ints([1])])                             # (batch, 1)
-    states = [b.op("Mul", [b.op("Squeeze", [s, b.ints([0])]), started]) for s in states]
+    sequence, *states = _rnn_node(b, layer, _Value(packed, x.shape), op_type, order, [layer], lengths=lengths,
+                                  initial=initial)
+    started = b.op("Unsqueeze", [b.op("Greater", [count, b.ints([0])]), b.ints([1])])     # (batch, 1)
+    states = [b.op("Squeeze", [s, b.ints([0])]) for s in states]
+    outputs = [b.op("Where", [started, s, b.scalar(0.0)]) for s in states]
+    states = [b.op("Where", [started, s, i]) for s, i in zip(states, initial)] if initial else outputs
     if layer.return_sequences:
         packed_out = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])    # (batch, steps, units)
         seen = b.op("CumSum", [keep, b.ints([1])])
@@ -444,19 +467,22 @@ def _masked_recurrent(b, layer, x, op_type, order):
             seen, b.ints([0])])], to=b.onnx.TensorProto.INT64)
         shown = b.op("Unsqueeze", [b.op("Cast", [shown], to=b.onnx.TensorProto.FLOAT), b.ints([2])])
         y = b.op("Mul", [b.op("GatherElements", [packed_out, at], axis=1), shown], hint=layer.name)
-        b.out_mask = b.mask
     else:
-        y = states[0]
+        y = outputs[0]
         if layer.zero_output_for_mask:      # the last step masked: zeros
-            last = b.op("Slice", [b.op("Cast", [b.mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
+            last = b.op("Slice", [b.op("Cast", [mask], to=b.onnx.TensorProto.FLOAT), b.ints([-1]),
                                   b.ints([_INT64_MAX]), b.ints([1])])
             y = b.op("Mul", [y, last], hint=layer.name)
-        b.out_mask = None
-    return [y] + states if layer.return_state else y
+    return y, states
 
 
 # Keras's gate orders (i, f, c, o; z, r, h) as ONNX's (i, o, f, c; z, r, h)
 _RNN_NODES = {"LSTM": ("LSTM", (0, 3, 1, 2)), "GRU": ("GRU", (0, 1, 2)), "SimpleRNN": ("RNN", (0,))}
+
+
+def _reversed_steps(b, x):
+    """``x`` (batch, steps, ...) with its steps in reverse order, however many there are."""
+    return b.op("Slice", [x, b.ints([-1]), b.ints([_INT64_MIN]), b.ints([1]), b.ints([-1])])
 
 
 def _bidirectional(b, layer, xs):
@@ -466,26 +492,42 @@ def _bidirectional(b, layer, xs):
             not backward.go_backwards or forward.units != backward.units:
         raise _unsupported(layer, f"a Bidirectional of {kind} and {type(backward).__name__}",
                            "Bidirectional of two LSTM, GRU or SimpleRNN layers of the same units")
-    if layer.return_state or layer.merge_mode is None:
-        raise _unsupported(layer, "return_state or merge_mode=None", "Bidirectional of one merged output")
     op_type, order = _RNN_NODES[kind]
-    sequence, last = _rnn_node(b, layer, xs[0], op_type, order, [forward, backward], "bidirectional")[:2]
-    # ONNX gives each direction's output at the step it read, as Keras's Bidirectional turns the backward
-    # layer's sequence back; without sequences, each direction's last state.
-    if layer.return_sequences:
-        both = b.transpose(sequence, [2, 0, 1, 3])       # (batch, steps, 2, units)
+    x = xs[0]
+    if b.mask is None:
+        # One bidirectional node. ONNX gives each direction's output at the step it read, as Keras's Bidirectional
+        # turns the backward layer's sequence back; without sequences, each direction's last state.
+        sequence, *states = _rnn_node(b, layer, x, op_type, order, [forward, backward], "bidirectional")
+        if layer.return_sequences:
+            both, axis = b.transpose(sequence, [2, 0, 1, 3]), 2       # (batch, steps, 2, units)
+        else:
+            both, axis = b.transpose(states[0], [1, 0, 2]), 1         # (batch, 2, units)
+        y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
+        halves = [[b.op("Squeeze", [h, b.ints([0])]) for h in b.halves(s, 0)] for s in states]
+        states_f, states_b = [h[0] for h in halves], [h[1] for h in halves]
     else:
-        both = b.transpose(last, [1, 0, 2])             # (batch, 2, units)
+        # Each direction as the masked forward layer it is: the backward one reads the steps and the mask
+        # reversed, and its sequence is turned back.
+        y_f, states_f = _masked_recurrent(b, forward, x, b.mask, op_type, order)
+        y_b, states_b = _masked_recurrent(b, backward, _Value(_reversed_steps(b, x.name), x.shape),
+                                          _reversed_steps(b, b.mask), op_type, order)
+        if layer.return_sequences:
+            y_b = _reversed_steps(b, y_b)
+    mask = b.mask if layer.return_sequences else None
+    states = states_f + states_b if layer.return_state else []
+    if layer.merge_mode is None:
+        b.out_mask = [mask, mask]
+        return [b.op("Identity", [y_f], hint=layer.name), b.op("Identity", [y_b], hint=layer.name)] + states
+    b.out_mask = mask
     if layer.merge_mode == "concat":
-        shape = [0, 0, -1] if layer.return_sequences else [0, -1]
-        return b.op("Reshape", [both, b.ints(shape)], hint=layer.name)
-    axis = 2 if layer.return_sequences else 1
-    y_f, y_b = (b.op("Squeeze", [h, b.ints([axis])]) for h in b.halves(both, axis))
-    if layer.merge_mode == "sum":
-        return b.op("Add", [y_f, y_b], hint=layer.name)
-    if layer.merge_mode == "mul":
-        return b.op("Mul", [y_f, y_b], hint=layer.name)
-    return b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+        y = b.op("Concat", [y_f, y_b], hint=layer.name, axis=-1)
+    elif layer.merge_mode == "sum":
+        y = b.op("Add", [y_f, y_b], hint=layer.name)
+    elif layer.merge_mode == "mul":
+        y = b.op("Mul", [y_f, y_b], hint=layer.name)
+    else:
+        y = b.op("Div", [b.op("Add", [y_f, y_b]), b.scalar(2.0)], hint=layer.name)
+    return [y] + states
 
 
 def _cropping(b, layer, xs):
@@ -540,6 +582,22 @@ def _broadcast(values, rank, positions):
     for p, s in zip(positions, sizes if len(sizes) == len(positions) else [numpy.size(values)]):
         shape[p] = s
     return numpy.reshape(values, shape)
+
+
+def _einsum_dense(b, layer, xs):
+    """The layer's einsum with its kernel, its bias (which broadcasts over the output's trailing axes) and its
+    activation."""
+    x = xs[0]
+    if layer.dtype_policy.quantization_mode is not None:
+        raise _unsupported(layer, f"a {layer.dtype_policy.quantization_mode} quantized kernel",
+                           "EinsumDense of float kernels")
+    plan = layer._plan(x.shape, sizes_known=False)
+    w = _weights(layer)
+    y = b.op("Einsum", [x.name, b.const(w["kernel"], f"{layer.name}/kernel")],
+             equation=f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}")
+    if "bias" in w:
+        y = b.op("Add", [y, b.const(w["bias"], f"{layer.name}/bias")])
+    return b.op("Identity", [_activation(b, y, layer.activation, layer)], hint=layer.name)
 
 
 def _batch_norm(b, layer, xs):
@@ -701,8 +759,47 @@ def _elementwise_activation(b, layer, xs):
     return b.op("Identity", [_activation(b, xs[0].name, layer.activation, layer)], hint=layer.name)
 
 
+def _widened(b, mask, rank):
+    """A (batch, steps) mask with trailing axes of size 1 up to ``rank``."""
+    return mask if rank <= 2 else b.op("Unsqueeze", [mask, b.ints(list(range(2, rank)))])
+
+
+def _either(b, masks):
+    """The OR of ``masks`` where every one is there (Keras's merges' output mask), else None."""
+    return None if any(m is None for m in masks) else b.fold("Or", masks)
+
+
+def _masked_merge(b, layer, xs, op_type):
+    """A merge of inputs some of which carry masks, as gpu_dl merges them (``ops/merge.py``): sums and differences
+    do not read the masks; a product counts a masked value as 1 and is 0 where every input has a mask and none
+    keeps the step; a maximum or minimum folds the inputs left to right, a masked value replaced by the running
+    result and a masked running result by the value. The output mask is the OR of the inputs' where each has one."""
+    if len({x.rank for x in xs}) > 1:
+        raise _unsupported(layer, "a merge of masked inputs of different ranks", "merges of inputs of one rank")
+    masks = [x.mask for x in xs]
+    wide = [None if m is None else _widened(b, m, x.rank) for m, x in zip(masks, xs)]
+    b.out_mask = _either(b, masks)
+    if op_type == "Mul":
+        factors = [x.name if m is None else b.op("Where", [m, x.name, b.scalar(1.0)]) for x, m in zip(xs, wide)]
+        y = b.fold("Mul", factors)
+        keep = _either(b, wide)
+        return y if keep is None else b.op("Where", [keep, y, b.scalar(0.0)], hint=layer.name)
+    y, held = xs[0].name, wide[0]
+    for x, m in zip(xs[1:], wide[1:]):
+        x = x.name if m is None else b.op("Where", [m, x.name, y])
+        if held is not None:
+            y = b.op("Where", [held, y, x])
+        held = None if m is None or held is None else b.op("Or", [held, m])
+        y = b.op(op_type, [y, x], hint=layer.name)
+    return y
+
+
 def _merge(op_type, scale=False):
     def emit(b, layer, xs):
+        if op_type in ("Mul", "Max", "Min") and any(x.mask is not None for x in xs):
+            return _masked_merge(b, layer, xs, op_type)
+        if any(x.mask is not None for x in xs):
+            b.out_mask = _either(b, [x.mask for x in xs])       # a sum or difference does not read them
         names = [x.name for x in xs]
         if op_type in ("Sum", "Max", "Min"):
             y = b.op(op_type, names, hint=layer.name)
@@ -715,7 +812,18 @@ def _merge(op_type, scale=False):
 
 
 def _concatenate(b, layer, xs):
-    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=int(layer.axis) % xs[0].rank)
+    axis = int(layer.axis) % xs[0].rank
+    if any(x.mask is not None for x in xs):
+        # gpu_dl's (Keras's) mask of a concatenation: each input's mask (all True where it has none) spread over
+        # the input's shape, concatenated along the axis, then any() over the last axis.
+        spread = [b.op("Expand", [b.op("Cast", [_widened(b, x.mask, x.rank)], to=b.onnx.TensorProto.FLOAT),
+                                  b.op("Shape", [x.name])]) if x.mask is not None else
+                  b.op("ConstantOfShape", [b.op("Shape", [x.name])],
+                       value=b.onnx.numpy_helper.from_array(numpy.ones((1,), numpy.float32)))
+                  for x in xs]
+        b.out_mask = b.op("Cast", [b.reduce("ReduceMax", b.op("Concat", spread, axis=axis), [xs[0].rank - 1],
+                                            keepdims=False)], to=b.onnx.TensorProto.BOOL, hint=f"{layer.name}/mask")
+    return b.op("Concat", [x.name for x in xs], hint=layer.name, axis=axis)
 
 
 def _operation(op_type):
@@ -734,34 +842,6 @@ def _projection(b, x, kernel, bias, width, hint):
     """``x`` (B, T, D) through an EinsumDense kernel (D, *out) and bias (*out), flattened to (B, T, width)."""
     y = b.op("MatMul", [x, b.const(kernel.reshape(kernel.shape[0], width), f"{hint}/kernel")], hint=hint)
     return y if bias is None else b.op("Add", [y, b.const(bias.reshape(width), f"{hint}/bias")])
-
-
-def _heads(b, x, heads, width, perm):
-    """(B, T, heads * width) split into heads and transposed by ``perm`` from (B, T, heads, width)."""
-    return b.transpose(b.op("Reshape", [x, b.ints([0, 0, heads, width])]), perm)
-
-
-def _multi_head_attention(b, layer, xs):
-    options = b.call_options
-    if options.get("use_causal_mask") or len(xs) > 3:
-        raise _unsupported(layer, "use_causal_mask=True or a mask", "MultiHeadAttention without masks")
-    w = {"/".join(v.path.split("/")[-2:]): a for v, a in zip(layer.weights, layer.get_weights())}
-    query, value = xs[0].name, xs[1].name
-    key = xs[2].name if len(xs) > 2 else value
-    n, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
-    q, k, v = (_projection(b, t, w[f"{part}/kernel"], w.get(f"{part}/bias"), n * d, f"{layer.name}/{part}")
-               for t, part, d in ((query, "query", kd), (key, "key", kd), (value, "value", vd)))
-    q = b.op("Mul", [_heads(b, q, n, kd, [0, 2, 1, 3]), b.scalar(layer._score_scale)])
-    scores = b.op("Softmax", [b.op("MatMul", [q, _heads(b, k, n, kd, [0, 2, 3, 1])])], axis=-1)
-    mixed = b.transpose(b.op("MatMul", [scores, _heads(b, v, n, vd, [0, 2, 1, 3])]), [0, 2, 1, 3])
-    kernel = w["attention_output/kernel"]       # (N, value_dim, *output_shape)
-    out_shape = kernel.shape[2:]
-    width = int(numpy.prod(out_shape))
-    y = _projection(b, b.op("Reshape", [mixed, b.ints([0, 0, n * vd])]), kernel.reshape((n * vd,) + out_shape),
-                    w.get("attention_output/bias"), width, f"{layer.name}/attention_output")
-    if len(out_shape) > 1:
-        y = b.op("Reshape", [y, b.ints([0, 0] + list(out_shape))])
-    return [y, scores] if options.get("return_attention_scores") else y
 
 
 def _unary(op_type):
@@ -825,13 +905,11 @@ def _op_arguments(b, layer, xs, dtype=None):
 
 
 def _op_reshape(b, layer, xs):
-    # An unknown size in the new shape is the batch's (kept, as Reshape's 0 keeps it) where it stands first.
-    shape = []
-    for i, n in enumerate(layer.newshape):
-        if n == 0 or (n is None and (i or xs[0].shape[:1] != (None,))):
-            raise _unsupported(layer, f"the new shape {layer.newshape}", "new shapes of known sizes, -1 and the "
-                               "batch's None in front")
-        shape.append(0 if n is None else n)
+    # A None in the new shape takes the size of the same axis of the input, as ONNX's 0 does (read at run time),
+    # and stands for the rest (-1) past the input's rank, as gpu_dl reshapes; a size of 0 has no such spelling.
+    if 0 in layer.newshape:
+        raise _unsupported(layer, f"the new shape {layer.newshape}", "new shapes of sizes above 0, -1 and None")
+    shape = [(0 if i < xs[0].rank else -1) if n is None else n for i, n in enumerate(layer.newshape)]
     return b.op("Reshape", [xs[0].name, b.ints(shape)], hint=layer.name)
 
 
@@ -963,6 +1041,14 @@ def _op_einsum(b, layer, xs):
     return b.op("Einsum", _op_arguments(b, layer, xs), hint=layer.name, equation=layer.subscripts.replace(" ", ""))
 
 
+def _tensor_mask(b, layer, xs):
+    """A tensor's mask read as a tensor in a traced call (``mask`` of a call that names it, ``_keras_mask``)."""
+    if xs[0].mask is None:
+        raise _unsupported(layer, "the mask of a tensor no mask reached in the file's graph",
+                           "masks made by Embedding(mask_zero=True) and Masking")
+    return b.op("Identity", [xs[0].mask], hint=layer.name)
+
+
 def _repeat_vector(b, layer, xs):
     y = b.op("Unsqueeze", [xs[0].name, b.ints([1])])
     return b.op("Tile", [y, b.ints([1, layer.n, 1])], hint=layer.name)
@@ -972,14 +1058,16 @@ def _repeat_vector(b, layer, xs):
 def _converters():
     """class -> f(builder, layer, inputs): the output's name (or names); made once."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
-    from ..layers import conv_transpose, multi_head_attention, operations, preprocessing, recurrent, regularization
+    from ..layers import conv_transpose, operations, preprocessing, recurrent, regularization
     from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
-    from ..layers import group_normalization, masking, variable_operations, wrappers
+    from ..layers import einsum_dense, group_normalization, masking, masks, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
+    from . import onnx_attention
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
+        einsum_dense.EinsumDense: _einsum_dense,
         core.Reshape: _reshape, reshaping.Permute: _permute, reshaping.Identity: _identity,
         conv.Conv1D: _conv, conv.Conv2D: _conv,
         pooling.MaxPooling1D: _pool("MaxPool"), pooling.MaxPooling2D: _pool("MaxPool"),
@@ -993,7 +1081,7 @@ def _converters():
         merging.Add: _merge("Sum"), merging.Subtract: _merge("Sub"), merging.Multiply: _merge("Mul"),
         merging.Average: _merge("Sum", scale=True), merging.Maximum: _merge("Max"), merging.Minimum: _merge("Min"),
         merging.Concatenate: _concatenate,
-        embedding.Embedding: _embedding, masking.Masking: _masking,
+        embedding.Embedding: _embedding, masking.Masking: _masking, masks.TensorMask: _tensor_mask,
         conv.DepthwiseConv1D: _depthwise_conv, conv.DepthwiseConv2D: _depthwise_conv,
         conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
         conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
@@ -1001,7 +1089,6 @@ def _converters():
         recurrent.LSTM: _recurrent(*_RNN_NODES["LSTM"]), recurrent.GRU: _recurrent(*_RNN_NODES["GRU"]),
         recurrent.SimpleRNN: _recurrent(*_RNN_NODES["SimpleRNN"]), bidirectional.Bidirectional: _bidirectional,
         resampling.Cropping2D: _cropping, steps.Cropping1D: _cropping,
-        multi_head_attention.MultiHeadAttention: _multi_head_attention,
         operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
         operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
         operations.Power: _operation("Pow"), operations.Negative: _operation("Neg"),
@@ -1040,6 +1127,15 @@ def _converters():
                 regularization.GaussianNoise, regularization.GaussianDropout, regularization.AlphaDropout,
                 regularization.ActivityRegularization):
         table[cls] = _identity      # the identity at inference
+    # The random image augmentations return their input outside training.
+    from .. import layers
+    for name in ("RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                 "RandomBrightness", "RandomHue", "RandomSaturation", "RandomGrayscale", "RandomSharpness",
+                 "RandomShear", "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomElasticTransform",
+                 "RandomColorJitter", "RandomColorDegeneration", "RandomInvert", "RandomPosterization", "Solarization",
+                 "AugMix", "CutMix", "MixUp", "RandAugment"):
+        table[getattr(layers, name)] = _identity
+    table.update(onnx_attention.converters())
     return table
 
 
@@ -1064,17 +1160,20 @@ def _converter(layer):
 
 # ---------------------------------------------------------------------------------------------- the walk
 def _emit_layer(b, layer, xs, out_shapes=None):
-    """The ``_Value`` outputs (a list) of ``layer`` called on ``xs``."""
+    """The ``_Value`` outputs (a list) of ``layer`` called on ``xs`` (with ``b.call_tensors``, the tensor keyword
+    arguments of its call)."""
     from . import composite
     from .functional import Functional
     from .model import Model
     from .sequential import Sequential
-    masked = [x.mask for x in xs if x.mask is not None]
-    if isinstance(layer, Model) or layer._composite:
-        if masked:
-            raise _unsupported(layer, "a mask of padded steps reaching a nested model or composite layer",
-                               "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
-                               "that pass masks on unchanged")
+    tensors, b.call_tensors = b.call_tensors, {}
+    if tensors:
+        reads = set() if isinstance(layer, Model) or layer._composite else _tensor_readers().get(_converter(layer))
+        unread = sorted(set(tensors) - (reads or set()))
+        if unread:
+            raise _unsupported(layer, f"its call with tensor arguments {unread}", "initial_state of LSTM, GRU and "
+                               "SimpleRNN, attention_mask of MultiHeadAttention and GroupQueryAttention")
+    # A nested model's or composite layer's inputs carry their masks into its graph, as Keras hands them in.
     if isinstance(layer, (Sequential, Functional)):
         return _emit_model(b, layer, xs)
     if isinstance(layer, Model) or layer._composite:
@@ -1087,29 +1186,32 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     emit = _converter(layer)
     if emit is None:
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
-    b.mask, b.out_mask = _mask_reaching(layer, xs, emit), _PASS
+    # A wrapper's conversion emits its inner layer in the middle of its own: the state is the wrapper's again after.
+    outer = b.mask, b.out_mask
+    b.mask, b.out_mask, b.call_tensors = _mask_reaching(layer, xs, emit), _PASS, tensors
     names = emit(b, layer, xs)
+    b.call_tensors = {}
     out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
-    b.mask, b.out_mask = None, _PASS
+    b.mask, b.out_mask = outer
     names = names if isinstance(names, list) else [names]
+    out_masks = out_mask if isinstance(out_mask, list) else [out_mask]     # a list: one per output
+    out_masks = out_masks + [None] * (len(names) - len(out_masks))
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
         out_shapes = shape if isinstance(shape, list) else [shape]
-    return [_Value(name, shape, mask=out_mask if i == 0 else None)
-            for i, (name, shape) in enumerate(zip(names, out_shapes))]
+    return [_Value(name, shape, mask=m) for name, shape, m in zip(names, out_shapes, out_masks)]
 
 
 def _mask_reaching(layer, xs, emit):
-    """The mask of padded steps the call of ``layer`` on ``xs`` reads (a tensor name, or None): refused where the
-    layer's call reads one its conversion does not (attention, merges, wrappers, ...)."""
+    """The mask of padded steps the call of ``layer`` on ``xs`` reads (a tensor name, or None; a conversion of
+    several inputs reads each one's ``mask``): refused where the layer's call reads one its conversion does not
+    (merges, ...)."""
     from ..layers.base import call_arguments
     masks = [x.mask for x in xs if x.mask is not None]
-    if not masks:
+    if not masks or layer.drops_mask:       # an operation (x + y, ops.*): the mask ends there, as in gpu_dl
         return None
-    if len(xs) > 1 or ((layer.takes_mask or call_arguments(type(layer).call)[1]) and emit not in _mask_readers()):
-        raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})",
-                           "masks read by LSTM, GRU, SimpleRNN and GlobalAveragePooling1D, passed on by layers "
-                           "that pass masks on unchanged")
+    if emit not in _mask_readers() and (len(xs) > 1 or layer.takes_mask or call_arguments(type(layer).call)[1]):
+        raise _unsupported(layer, f"its call on a mask of padded steps ({type(layer).__name__})", _MASK_READERS)
     return masks[0]
 
 
@@ -1128,10 +1230,29 @@ def _mask_given(layer, mask):
 def _mask_readers():
     """The conversions that read the mask reaching their layer."""
     table = _converters()
-    from ..layers import normalization, pooling, recurrent
-    return {table[recurrent.LSTM], table[recurrent.GRU], table[recurrent.SimpleRNN],
-            table[pooling.GlobalAveragePooling1D],
-            table[normalization.BatchNormalization]}    # its mask selects the steps of training statistics only
+    from . import onnx_attention
+    from ..layers import bidirectional, merging, normalization, pooling, recurrent, wrappers
+    readers = {table[cls] for cls in (
+        merging.Add, merging.Subtract, merging.Multiply, merging.Average, merging.Maximum, merging.Minimum,
+        merging.Concatenate, recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN, pooling.GlobalAveragePooling1D,
+        bidirectional.Bidirectional,
+        wrappers.TimeDistributed,               # passes the mask on; its inner layer sees none, as in gpu_dl's call
+        normalization.BatchNormalization)}      # its mask selects the steps of training statistics only
+    return readers | set(onnx_attention.converters().values())
+
+
+def _tensor_readers():
+    """conversion -> the tensor keyword arguments of its layer's call it reads."""
+    table = _converters()
+    from ..layers import group_query_attention, multi_head_attention, recurrent
+    readers = {table[cls]: {"initial_state"} for cls in (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)}
+    readers.update({table[cls]: {"attention_mask"} for cls in (multi_head_attention.MultiHeadAttention,
+                                                               group_query_attention.GroupedQueryAttention)})
+    return readers
+
+
+_MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D, the merges and the "
+                 "attention layers, passed on by TimeDistributed and by layers that pass masks on unchanged")
 
 
 def _emit_model(b, model, inputs):
@@ -1144,14 +1265,22 @@ def _emit_model(b, model, inputs):
             values = _emit_layer(b, layer, values)
         return values
     known = dict(zip(model._inputs, inputs))
+    def values(tensors):
+        return [known[t] for t in tensors] if isinstance(tensors, (list, tuple)) else known[tensors]
     for node in model._run_nodes:
-        extra = [k for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])]
-        if extra or getattr(node, "call_leaves", None) is not None:
-            raise _unsupported(node.layer, f"its call with tensor arguments {extra or 'beyond the first'}",
+        if getattr(node, "call_leaves", None) is not None:
+            raise _unsupported(node.layer, "its call with tensor arguments beyond the first",
                                "calls on one tensor or a list of them")
+        tensors = {k: values(v) for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])}
         arg = node.args[0]
         xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
-        b.call_options = dict(node.kwargs)
+        given = tensors.pop("mask", None)
+        if given is not None:       # a mask the call was given (a tensor of the graph) instead of the edges'
+            given = given if isinstance(given, list) else [given]
+            xs = [_Value(x.name, x.shape, x.dtype, None if m is None else b.op(
+                "Cast", [m.name], to=b.onnx.TensorProto.BOOL)) for x, m in zip(xs, given + [None] * len(xs))]
+        b.call_options = {k: v for k, v in node.kwargs.items() if k not in tensors and k != "mask"}
+        b.call_tensors = tensors
         outs = _emit_layer(b, node.layer, xs, [t.shape for t in node.outputs])
         b.call_options = {}
         if len(outs) != len(node.outputs):
@@ -1267,7 +1396,7 @@ def build_model_proto(model, input_signature=None, opset_version=None):
     # The outputs are named after the model's output names, kept from the layers' own tensors' names.
     output_names = [n for n in getattr(model, "output_names", None) or [] if n not in b._used]
     b._used.update(output_names)
-    outputs = _emit_layer(b, model, [_Value(s.name, s.shape) for s in specs])
+    outputs = _emit_layer(b, model, [_Value(s.name, s.shape, _file_dtype(s.dtype)) for s in specs])
     if len(output_names) != len(outputs) or len(set(output_names)) != len(output_names):
         output_names = [b.name(f"output_{i}") for i in range(len(outputs))]
     graph_outputs = []
