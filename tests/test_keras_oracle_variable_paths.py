@@ -235,3 +235,25 @@ def test_wrapped_layers_paths_match_keras_after_reload(keras, tmp_path, make):
     assert found["gpu_dl"] == found["keras"]
     assert all(path.startswith("s/") for path, _ in found["gpu_dl"][0])
     assert not any(path.startswith("s/") for path, _ in found["gpu_dl"][1])
+
+
+def unbuilt_sequential(lib):
+    return lib.Sequential([lib.layers.Dense(3, name="a"), lib.layers.Dense(2, name="b")], name="s")
+
+
+@pytest.mark.parametrize("make", [sequential, sequential_holding_sequential, sequence_wrappers, unbuilt_sequential])
+def test_sequential_from_its_config_has_keras_paths(keras, make):
+    # Keras builds each layer of a built model's config on its own as it reads it: no model name in the paths;
+    # the layers of an unbuilt model's config are built in the model's scope later
+    found = {}
+    for lib in (keras, gpu_dl):
+        fresh(keras)
+        model = make(lib)
+        again = lib.Sequential.from_config(model.get_config())
+        if not again.built:
+            again.build((None, 4))
+        twice = lib.Sequential.from_config(again.get_config())
+        found[lib.__name__] = [[(w.path, tuple(w.shape)) for w in m.weights] for m in (again, twice)]
+    assert found["gpu_dl"] == found["keras"]
+    assert found["gpu_dl"][1] and not any(path.startswith("s/") for path, _ in found["gpu_dl"][1])
+    assert any(path.startswith("s/") for path, _ in found["gpu_dl"][0]) == (make is unbuilt_sequential)
