@@ -113,10 +113,9 @@ def _flat(tree, prefix=""):
 
 
 def _paths(model):
-    """(path, shape) of the weights, of the optimizer's variables, and of the state tree's entries (all but the
-    metrics', which gpu_dl's tree does not hold)."""
+    """(path, shape) of the weights, of the optimizer's variables, and of the state tree's entries (the metrics'
+    too: the loss tracker's total and count)."""
     tree = model.get_state_tree("numpy_array")
-    tree.pop("metrics_variables")
     return {"weights": [(w.path, tuple(w.shape)) for w in model.weights], "state tree": _flat(tree),
             "layers": [layer.path for layer in model.layers], "model": model.path}
 

@@ -238,11 +238,26 @@ def unpack_x_y_sample_weight(data):
 # ------------------------------------------------------------------ metrics that read the model's state
 class _LossTracker(metric_base.Metric):
     """Keras's loss tracker (a ``Mean`` named "loss"), kept in the running sums the fused step keeps too, so
-    ``model.metrics[0].result()`` is the loss of the batches since the last reset either way."""
+    ``model.metrics[0].result()`` is the loss of the batches since the last reset either way. Those sums read as
+    its ``total`` and ``count`` variables (``loss/total``, ``loss/count``), as Keras's."""
 
     def __init__(self, model):
         super().__init__(name="loss")
         self._model = model
+        metric_base.StateVariable(self, "total")
+        metric_base.StateVariable(self, "count")
+
+    def _read_state(self, name):
+        model = self._model
+        value = model._loss_sum if name == "total" else model._loss_count
+        return numpy.zeros((), self.dtype) if value is None else \
+            backend.array_module(value).asarray(value, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "total":
+            self._model._loss_sum = array
+        else:
+            self._model._loss_count = float(backend.to_numpy(array))
 
     def update_state(self, values, sample_weight=None):
         from ..metrics import _samplewise
@@ -268,9 +283,9 @@ class _LossTracker(metric_base.Metric):
 
     def result(self):
         model = self._model
-        if model._loss_sum is None or not model._loss_count:
+        if model._loss_sum is None:
             return 0.0
-        return float(backend.to_numpy(model._loss_sum)) / model._loss_count
+        return metric_base.mean_result(model._loss_sum, model._loss_count, self.dtype)
 
     def reset_state(self):
         self._model._loss_sum, self._model._loss_count = None, 0
@@ -481,8 +496,8 @@ class Trainer:
         "metrics_variables"}``, each a nested dict of the values by the parts of their paths; ``value_format``
         "backend_tensor" (the device arrays) or "numpy_array" (copies). The optimizer's entries are named as
         Keras names its variables (``<optimizer>/iteration``, ``<optimizer>/<weight path with '_'>_momentum``).
-        gpu_dl's built-in metrics keep their sums as arrays, not variables: "metrics_variables" holds those of
-        metrics made with ``add_variable`` only."""
+        "metrics_variables" holds the loss tracker's and the metrics' state as Keras nests it (``loss/total``,
+        ``loss/count``, ``accuracy/total``, ...)."""
         return execution.get_state_tree(self, value_format)
 
     def set_state_tree(self, state_tree):
