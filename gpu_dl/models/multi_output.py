@@ -455,7 +455,8 @@ class SeveralOutputs:
         values = [self._loss_tracker.result() if self._loss_sum is not None else float("nan")]
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
         if len(with_loss) > 1:
-            values += [metric_base.mean_result(self._output_loss_sums[i], self._loss_count, self._loss_tracker.dtype)
+            values += [metric_base.mean_result(self._output_loss_sums[i], self._loss_count,
+                                              self._loss_tracker._result_dtype(self._output_loss_sums[i]))
                        if self._output_loss_sums[i] is not None else float("nan") for i in with_loss]
         values += [metric.result() for metric, _, _ in self._metric_entries()]
         # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after

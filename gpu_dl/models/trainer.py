@@ -285,7 +285,12 @@ class _LossTracker(metric_base.Metric):
         model = self._model
         if model._loss_sum is None:
             return 0.0
-        return metric_base.mean_result(model._loss_sum, model._loss_count, self.dtype)
+        return metric_base.mean_result(model._loss_sum, model._loss_count, self._result_dtype(model._loss_sum))
+
+    def _result_dtype(self, total):
+        """Keras's float32 (floatx), or the loss's own dtype where it is wider: a float64 model's loss keeps its
+        precision (what gradient checks by finite differences of the reported loss need)."""
+        return numpy.promote_types(self.dtype, total.dtype)
 
     def reset_state(self):
         self._model._loss_sum, self._model._loss_count = None, 0
