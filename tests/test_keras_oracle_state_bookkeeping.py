@@ -131,3 +131,61 @@ def test_history_evaluate_and_metrics_variables_as_keras(keras):
     # a state tree of Keras's sets ours
     ours.set_state_tree({"metrics_variables": theirs.get_state_tree("numpy_array")["metrics_variables"]})
     assert ours.get_metrics_result() == theirs.get_metrics_result()
+
+
+def _optimizer_variables(lib, optimizer):
+    convert = (lambda v: v.numpy()) if lib is gpu_dl else (lambda v: lib.ops.convert_to_numpy(v))
+    return [(v.name, v.path, numpy.dtype(v.dtype).name, convert(v)) for v in optimizer.variables]
+
+
+def test_optimizer_variables_as_keras(keras):
+    schedule = {"class_name": "ExponentialDecay",
+                "config": {"initial_learning_rate": 0.01, "decay_steps": 2, "decay_rate": 0.5}}
+    for rate in (0.01, schedule):
+        found = []
+        for lib in (gpu_dl, keras):
+            gpu_dl.backend.clear_session()
+            keras.backend.clear_session()
+            model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, name="d")], name="m")
+            given = rate if not isinstance(rate, dict) else lib.optimizers.schedules.deserialize(rate)
+            optimizer = lib.optimizers.Adam(learning_rate=given, amsgrad=True, name="adam")
+            if lib is keras:
+                model.set_weights(found[0][0])
+            start = model.get_weights()
+            model.compile(optimizer=optimizer, loss="mse")
+            x, y = _data()
+            model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+            found.append((start, _optimizer_variables(lib, optimizer)))
+            assert int(optimizer.iterations) == 3 and optimizer.iterations.path == "adam/iteration"
+        (_, ours), (_, theirs) = found
+        # the step count and (where it is a number) the learning rate, then the slots, with Keras's names, paths,
+        # dtypes and values
+        assert [entry[:3] for entry in ours] == [entry[:3] for entry in theirs]
+        assert ours[0][:3] == ("iteration", "adam/iteration", "int32")
+        assert (ours[1][1] == "adam/learning_rate") == (not isinstance(rate, dict))
+        assert [entry[1] for entry in ours[-2:]] == ["adam/m_d_kernel_velocity_hat", "adam/m_d_bias_velocity_hat"]
+        for a, b in zip(ours, theirs):
+            numpy.testing.assert_allclose(a[3], b[3], rtol=2e-5, atol=1e-7, err_msg=a[1])
+
+
+def test_optimizer_variables_view_the_state():
+    model = _model(gpu_dl)
+    x, y = _data()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    optimizer = model.optimizer
+    variables = optimizer.variables
+    assert variables is not optimizer.variables and variables[2] is optimizer.variables[2]     # the same objects
+    assert variables[2].value is optimizer.get_slot(model.layers[0].kernel, "momentum")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert int(variables[0].numpy()) == 6 and variables[0].dtype == numpy.int32
+    numpy.testing.assert_array_equal(variables[2].numpy(),
+                                     gpu_dl.backend.to_numpy(optimizer.get_slot(model.layers[0].kernel, "momentum")))
+    variables[0].assign(2)
+    variables[1].assign(0.5)
+    assert int(optimizer.iterations) == 2 and float(optimizer.learning_rate) == 0.5
+    store = {}
+    optimizer.save_own_variables(store)
+    assert [numpy.asarray(store[str(i)]).shape for i in range(len(store))] == [v.shape for v in variables]
+    numpy.testing.assert_array_equal(store["0"], 2)
+    with pytest.raises(ValueError, match="adam/iteration.*integer"):
+        variables[0].assign(1.5)

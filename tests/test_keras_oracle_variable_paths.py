@@ -161,8 +161,7 @@ def _each_way(keras, tmp_path, make):
         again = make(lib)
         again.load_weights(tmp_path / f"{name}.weights.h5")
         seen["load_weights"] = _paths(_trained(lib, again))
-        if lib is keras:
-            seen["keras optimizer"] = {"built": _optimizer_paths(built), "loaded": _optimizer_paths(loaded)}
+        seen["optimizer"] = {"built": _optimizer_paths(built), "loaded": _optimizer_paths(loaded)}
         found[name] = seen
     return found["keras"], found["gpu_dl"]
 
@@ -173,9 +172,11 @@ def test_paths_match_keras_built_reloaded_and_given_weights(keras, tmp_path, mak
     for way in ("built", "loaded", "load_weights"):
         assert ours[way] == theirs[way], way
     assert ours["h5"] == theirs["h5"]
-    # the optimizer's slot names in gpu_dl's state tree are Keras's optimizer variables' paths
+    # the optimizer's variables (the step count, the learning rate, the slots) and its entries in the state tree
+    # have Keras's paths
+    assert ours["optimizer"] == theirs["optimizer"]
     for way in ("built", "loaded"):
-        optimizer = [(f"optimizer_variables/{p}", s) for p, s in theirs["keras optimizer"][way]]
+        optimizer = [(f"optimizer_variables/{p}", s) for p, s in theirs["optimizer"][way]]
         assert [e for e in ours[way]["state tree"] if e[0].startswith("optimizer_variables/")] == optimizer
 
 
