@@ -37,8 +37,7 @@ import numpy
 from . import backend
 from .backend import standardize_dtype
 from .catalogue import snake_case
-from .layers.base import Variable
-from .layers.symbolic import active_trace, is_symbolic
+from .layers.view_variables import ViewVariable
 
 _PACKAGE = __name__.split(".")[0]
 
@@ -222,48 +221,26 @@ def mean_result(total, count, dtype):
     return float(total / count) if count else 0.0
 
 
-class StateVariable(Variable):
+class StateVariable(ViewVariable):
     """A state variable of a metric over state the metric keeps in its own form for the training loop (sums on
     the device, a count known on the host), as Keras makes it: the ``total`` and ``count`` of a ``Mean``, path
     ``<metric name when made>/<name>``, a scalar of the metric's dtype. Reading it gives that state as a 0-d array
     (``owner._read_state(name)``); assigning it sets the state (``owner._write_state(name, array)``). The loop
     updates the state as before and pays nothing for the variable."""
 
+    _set_with = "by its metric's update_state, or with arrays"
+
     def __init__(self, owner, name):
         self._owner, self._state = owner, name
-        super().__init__(numpy.zeros((), owner.dtype), name, trainable=False, path=f"{owner.name}/{name}",
-                         host=True, aggregation="sum")
-        self._made = True
+        super().__init__(numpy.zeros((), owner.dtype), name, f"{owner.name}/{name}", aggregation="sum")
         owner._variables.append(self)   # listed as Keras lists the variables a metric makes: in the order made
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)     # a copy reads its copied owner's state: no array of its own to register
-
-    @property
-    def _value(self):
+    def _read(self):
         return self._owner._read_state(self._state)
 
-    @_value.setter
-    def _value(self, array):
-        pass    # the state lives in the metric (Variable.__init__ clears and sets the array it would hold)
-
-    @property
-    def value(self):
-        return self._stored()
-
-    @value.setter
-    def value(self, array):
-        if self.__dict__.get("_made"):
-            self.assign(array)
-
-    def _update(self, kind, value):
-        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
-        if is_symbolic(value) or active_trace() is not None:
-            raise TypeError(f"Variable '{self.path}' is the state of metric '{self._owner.name}': it is updated by "
-                            f"the metric's update_state, or with arrays outside a traced call ({what}).")
+    def _write(self, kind, value, what):
         current = self._value
         module = backend.array_module(current)
-        value = value.value if isinstance(value, Variable) else value
         operand = module.asarray(backend.to_numpy(value) if module is numpy else value)
         new = operand if kind == "assign" else current + operand if kind == "add" else current - operand
         new = module.asarray(new, dtype=current.dtype)

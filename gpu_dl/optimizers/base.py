@@ -49,7 +49,7 @@ from ..backend.user_warnings import warn
 from ..catalogue import snake_case
 from ..layers import scopes
 from ..layers.base import Variable, unique_name
-from ..layers.symbolic import active_trace, is_symbolic
+from ..layers.view_variables import ViewVariable
 from . import accumulation, averaging, schedules as schedules_module
 
 
@@ -937,7 +937,7 @@ class Optimizer:
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.get_config()['learning_rate']!r}>"
 
 
-class RateVariable(Variable):
+class RateVariable(ViewVariable):
     """``optimizer.learning_rate`` where it is a number: Keras 3's scalar, non-trainable ``learning_rate`` variable
     of floatx (path ``<optimizer name>/learning_rate``), for the code written against it (``float(rate)``,
     ``rate.numpy()``, ``rate.assign(0.1)``, ``keras.ops.convert_to_numpy(rate)``, callbacks that read and set it).
@@ -945,93 +945,43 @@ class RateVariable(Variable):
     without a copy from the device (the fused kernels take it as a scalar argument); reading it gives that rate
     in floatx, as Keras's variable holds it, and assigning it sets the rate."""
 
+    _set_with = "with numbers (the learning rate)"
+
     def __init__(self, optimizer):
         self._optimizer = optimizer
+        # the value Variable.__init__ sets is the rate's own, rounded: not an assignment
         super().__init__(numpy.asarray(optimizer._lr_value, dtype=backend.floatx()), "learning_rate",
-                         trainable=False, path=f"{optimizer.name}/learning_rate", host=True)
-        self._made = True       # the value Variable.__init__ sets is the rate's own, rounded: not an assignment
+                         f"{optimizer.name}/learning_rate")
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-    @property
-    def _value(self):
+    def _read(self):
         rate = self._optimizer._lr_value
         # (the rate of a schedule the optimizer was given since: its current value)
         return numpy.asarray(self._optimizer._current_rate() if rate is None else rate, dtype=backend.floatx())
 
-    @_value.setter
-    def _value(self, array):
-        pass    # the rate lives in the optimizer (Variable.__init__ clears and sets the array it would hold)
-
-    @property
-    def value(self):
-        return self._value
-
-    @value.setter
-    def value(self, array):
-        if self.__dict__.get("_made"):
-            self.assign(array)
-
-    def _update(self, kind, value):
-        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
-        if is_symbolic(value) or active_trace() is not None:
-            raise TypeError(f"Variable '{self.path}': the learning rate is set with numbers, not in a traced call "
-                            f"({what}).")
-        if isinstance(value, Variable):
-            value = value.numpy()
-        array = numpy.asarray(backend.to_numpy(value))
-        if array.shape != () or array.dtype.kind not in "fiu":
-            raise ValueError(f"Variable '{self.path}' is a scalar learning rate; cannot {what} {value!r}: give a "
-                             "number.")
-        amount = float(array)
+    def _write(self, kind, value, what):
+        amount = float(self._number(value, what, "fiu", "a scalar learning rate; ...: give a number"))
         current = self._optimizer._lr_value
         self._optimizer.learning_rate = amount if kind == "assign" else \
             current + amount if kind == "add" else current - amount
         return self._value
 
 
-class IterationVariable(Variable):
+class IterationVariable(ViewVariable):
     """The step count among the optimizer's ``variables``: Keras 3's scalar, non-trainable int32 ``iteration``
     variable (path ``<optimizer name>/iteration``), which reads the optimizer's count as it is now (the count of
     calls, as Keras's variable holds it, also with ``gradient_accumulation_steps``) and sets it by ``assign``."""
 
+    _set_with = "with numbers (the step count)"
+
     def __init__(self, optimizer):
         self._optimizer = optimizer
-        super().__init__(numpy.asarray(0, dtype=numpy.int32), "iteration", trainable=False,
-                         path=f"{optimizer.name}/iteration", host=True)
-        self._made = True
+        super().__init__(numpy.asarray(0, dtype=numpy.int32), "iteration", f"{optimizer.name}/iteration")
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-    @property
-    def _value(self):
+    def _read(self):
         return numpy.asarray(self._optimizer._iterations, dtype=numpy.int32)
 
-    @_value.setter
-    def _value(self, array):
-        pass    # the count lives in the optimizer (Variable.__init__ clears and sets the array it would hold)
-
-    @property
-    def value(self):
-        return self._value
-
-    @value.setter
-    def value(self, array):
-        if self.__dict__.get("_made"):
-            self.assign(array)
-
-    def _update(self, kind, value):
-        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
-        if is_symbolic(value) or active_trace() is not None:
-            raise TypeError(f"Variable '{self.path}': the step count is set with numbers, not in a traced call "
-                            f"({what}).")
-        array = numpy.asarray(backend.to_numpy(value.numpy() if isinstance(value, Variable) else value))
-        if array.shape != () or array.dtype.kind not in "iu":
-            raise ValueError(f"Variable '{self.path}' is the optimizer's step count; cannot {what} {value!r}: give "
-                             "an integer.")
-        amount = int(array)
+    def _write(self, kind, value, what):
+        amount = int(self._number(value, what, "iu", "the optimizer's step count; ...: give an integer"))
         count = amount if kind == "assign" else self._optimizer._iterations + (amount if kind == "add" else -amount)
         if count < 0:
             raise ValueError(f"Variable '{self.path}': the step count cannot be negative, got {count}.")
