@@ -212,6 +212,17 @@ def _traceable(function, method):
 Metric.reset_state = _traceable(Metric.reset_state, "reset_state")
 
 
+def add_weighted(total, value, weight, dtype):
+    """``total + value * weight`` (``value * weight`` where ``total`` is None) in ``dtype``, as Keras's ``Mean``
+    casts what it sums to its own: a running sum of a tracker, kept on ``value``'s device (``value`` a 0-d array;
+    NumPy 1 would widen a float32 0-d array times a Python number to float64)."""
+    kind = numpy.dtype(dtype).type
+    if value.dtype != dtype:
+        value = value.astype(dtype)
+    part = value * kind(weight)
+    return part if total is None else total + part
+
+
 def mean_result(total, count, dtype):
     """``total / count`` as Keras's ``Mean`` computes it: both in the metric's ``dtype`` (float32 by default), 0
     where ``count`` is 0 (``divide_no_nan``), given as a Python float of that value. ``total`` and ``count`` are

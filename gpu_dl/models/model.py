@@ -960,7 +960,7 @@ class _ModelBase(trainer.Trainer, Layer):
         return total
 
     def _track(self, value, y, y_pred, n, sw=None):
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_sum = metric_base.add_weighted(self._loss_sum, value, n, self._loss_tracker.sum_dtype(y_pred))
         self._loss_count += n
         # As in Keras, a mask of padded output steps leaves those steps out of the metrics too.
         steps = None if self.output_mask is None else self.output_mask.astype(y_pred.dtype)

@@ -398,12 +398,12 @@ class SeveralOutputs:
     def _track(self, value, y, y_pred, n, sw=None):
         if not self._multi:
             return super()._track(value, y, y_pred, n, sw)
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        dtype = self._loss_tracker.sum_dtype(*y_pred)
+        self._loss_sum = metric_base.add_weighted(self._loss_sum, value, n, dtype)
         self._loss_count += n
         for i, v in enumerate(self._last_output_losses):
             if v is not None:
-                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
-                    self._output_loss_sums[i] + v * n
+                self._output_loss_sums[i] = metric_base.add_weighted(self._output_loss_sums[i], v, n, dtype)
         steps = [None if mask is None else mask.astype(p.dtype) for mask, p in zip(self.output_mask, y_pred)]
         for metric, i in zip(self._metrics, self._metric_outputs):
             if steps[i] is None:
@@ -456,7 +456,7 @@ class SeveralOutputs:
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
         if len(with_loss) > 1:
             values += [metric_base.mean_result(self._output_loss_sums[i], self._loss_count,
-                                              self._loss_tracker._result_dtype(self._output_loss_sums[i]))
+                                              self._output_loss_sums[i].dtype)
                        if self._output_loss_sums[i] is not None else float("nan") for i in with_loss]
         values += [metric.result() for metric, _, _ in self._metric_entries()]
         # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after

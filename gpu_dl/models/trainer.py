@@ -269,28 +269,29 @@ class _LossTracker(metric_base.Metric):
             values = values.astype(backend.floatx())
         if values.ndim == 0 and isinstance(sample_weight, numbers.Real):
             # the steps' form (the loss, weighed by the batch size): nothing to read back from the device
-            total, count = values * values.dtype.type(sample_weight), float(sample_weight)
+            total, weight, count = values, sample_weight, float(sample_weight)
         else:
             values, weights = _samplewise(xp, values, sample_weight)
-            total = values.sum()
+            total, weight = values.sum(), 1
             if weights is None:
                 count = values.shape[0] if values.ndim else 1
             else:
                 count = float(backend.to_numpy(weights.sum()))
         model = self._model
-        model._loss_sum = total if model._loss_sum is None else model._loss_sum + total
+        model._loss_sum = metric_base.add_weighted(model._loss_sum, total, weight, self.sum_dtype(total))
         model._loss_count += count
 
     def result(self):
         model = self._model
         if model._loss_sum is None:
             return 0.0
-        return metric_base.mean_result(model._loss_sum, model._loss_count, self._result_dtype(model._loss_sum))
+        return metric_base.mean_result(model._loss_sum, model._loss_count, model._loss_sum.dtype)
 
-    def _result_dtype(self, total):
-        """Keras's float32 (floatx), or the loss's own dtype where it is wider: a float64 model's loss keeps its
+    def sum_dtype(self, *like):
+        """The dtype the running sums (and so the result) take: Keras's float32 (floatx), or that of the arrays
+        ``like`` (the predictions the loss compares) where it is wider: a float64 model's loss keeps its
         precision (what gradient checks by finite differences of the reported loss need)."""
-        return numpy.promote_types(self.dtype, total.dtype)
+        return numpy.result_type(self.dtype, *(array.dtype for array in like if array.dtype.kind == "f"))
 
     def reset_state(self):
         self._model._loss_sum, self._model._loss_count = None, 0
