@@ -241,9 +241,9 @@ class StateVariable(ViewVariable):
 
     _set_with = "by its metric's update_state, or with arrays"
 
-    def __init__(self, owner, name):
+    def __init__(self, owner, name, path=None):
         self._owner, self._state = owner, name
-        super().__init__(numpy.zeros((), owner.dtype), name, f"{owner.name}/{name}", aggregation="sum")
+        super().__init__(numpy.zeros((), owner.dtype), name, path or f"{owner.name}/{name}", aggregation="sum")
         owner._variables.append(self)   # listed as Keras lists the variables a metric makes: in the order made
 
     def _read(self):

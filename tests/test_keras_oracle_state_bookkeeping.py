@@ -189,3 +189,33 @@ def test_optimizer_variables_view_the_state():
     numpy.testing.assert_array_equal(store["0"], 2)
     with pytest.raises(ValueError, match="adam/iteration.*integer"):
         variables[0].assign(1.5)
+
+
+def _two_outputs(lib):
+    inputs = lib.Input((3,))
+    outputs = {"a": lib.layers.Dense(2, name="a")(inputs), "b": lib.layers.Dense(1, name="b")(inputs)}
+    model = lib.Model(inputs, outputs, name="two")
+    model.compile(optimizer=lib.optimizers.SGD(name="sgd"), loss={"a": "mse", "b": "mae"}, metrics={"a": ["mae"]})
+    return model
+
+
+def test_each_output_loss_tracker_as_keras(keras):
+    ours, theirs = _two_outputs(gpu_dl), _two_outputs(keras)
+    ours.set_weights(theirs.get_weights())
+    x, _ = _data(8)
+    y = {"a": numpy.ones((8, 2), "float32"), "b": numpy.zeros((8, 1), "float32")}
+    histories = [m.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history for m in (ours, theirs)]
+    assert sorted(histories[0]) == sorted(histories[1])
+    for key in histories[1]:
+        assert histories[0][key] == pytest.approx(histories[1][key], rel=2e-6), key
+    found = [[(v.path, float(keras.ops.convert_to_numpy(v))) for v in m.metrics_variables] for m in (ours, theirs)]
+    assert [p for p, _ in found[0]] == [p for p, _ in found[1]] == [
+        "loss/total", "loss/count", "mean_absolute_error/total", "mean_absolute_error/count",
+        "compile_loss/a_loss/total", "compile_loss/a_loss/count", "compile_loss/b_loss/total",
+        "compile_loss/b_loss/count"]
+    numpy.testing.assert_allclose([v for _, v in found[0]], [v for _, v in found[1]], rtol=2e-6)
+    # each output's loss in the history is its tracker's float32 quotient
+    totals = {p: numpy.float32(v) for p, v in found[0]}
+    assert histories[0]["a_loss"] == [float(totals["compile_loss/a_loss/total"] / totals["compile_loss/a_loss/count"])]
+    ours.reset_metrics()
+    assert all(float(v.numpy()) == 0.0 for v in ours.metrics_variables)

@@ -232,6 +232,7 @@ class SeveralOutputs:
     _weighted_outputs = ()          # the output each weighted metric reads
     _last_output_losses = ()        # the last step's loss of each output (None where it has none)
     _output_loss_sums = None        # the running sums of each output's loss on the device
+    _output_loss_counts = None      # the samples (or their weights) each of those sums counts, on the host
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 **kwargs):
@@ -275,6 +276,7 @@ class SeveralOutputs:
         self._metrics = None
         self._weighted_metrics = []
         self._output_loss_sums = [None] * len(losses)
+        self._output_loss_counts = [0] * len(losses)
         self.compiled = True
         self._compiled_outputs = self._output_count
 
@@ -404,6 +406,7 @@ class SeveralOutputs:
         for i, v in enumerate(self._last_output_losses):
             if v is not None:
                 self._output_loss_sums[i] = metric_base.add_weighted(self._output_loss_sums[i], v, n, dtype)
+                self._output_loss_counts[i] += n
         steps = [None if mask is None else mask.astype(p.dtype) for mask, p in zip(self.output_mask, y_pred)]
         for metric, i in zip(self._metrics, self._metric_outputs):
             if steps[i] is None:
@@ -421,6 +424,7 @@ class SeveralOutputs:
         super().reset_metrics()
         if self._multi:
             self._output_loss_sums = [None] * len(self._output_keys)
+            self._output_loss_counts = [0] * len(self._output_keys)
 
     def _log_names(self):
         """The log keys in the order the logs hold them: the total loss, each output's loss (when more than one

@@ -297,6 +297,51 @@ class _LossTracker(metric_base.Metric):
         self._model._loss_sum, self._model._loss_count = None, 0
 
 
+class _OutputLossTracker(metric_base.Metric):
+    """Keras's tracker of one output's loss where several outputs have one: a ``Mean`` named "<output>_loss" that
+    its ``CompileLoss`` holds, whose variables are ``compile_loss/<output>_loss/total`` and ``.../count``. Kept in
+    the running sum and count the fused step keeps for that output (``_output_loss_sums``,
+    ``_output_loss_counts``), so either way of stepping reads and resets the same state."""
+
+    def __init__(self, model, index, name):
+        self._model, self._index = model, index
+        super().__init__(name=name)
+        for part in ("total", "count"):
+            metric_base.StateVariable(self, part, f"compile_loss/{name}/{part}")
+        self._made = True
+
+    def update_state(self, values, sample_weight=None):
+        # the steps' form: the output's loss (a 0-d array), weighed by the batch size
+        model, i = self._model, self._index
+        weight = 1 if sample_weight is None else sample_weight
+        model._output_loss_sums[i] = metric_base.add_weighted(model._output_loss_sums[i], values, weight,
+                                                              model._loss_tracker.sum_dtype(values))
+        model._output_loss_counts[i] += weight
+
+    def _read_state(self, name):
+        model, i = self._model, self._index
+        value = model._output_loss_sums[i] if name == "total" else model._output_loss_counts[i]
+        return numpy.zeros((), self.dtype) if value is None else \
+            backend.array_module(value).asarray(value, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "total":
+            self._model._output_loss_sums[self._index] = array
+        else:
+            self._model._output_loss_counts[self._index] = float(backend.to_numpy(array))
+
+    def result(self):
+        total = self._model._output_loss_sums[self._index]
+        return 0.0 if total is None else \
+            metric_base.mean_result(total, self._model._output_loss_counts[self._index], total.dtype)
+
+    def reset_state(self):
+        # (not when made: the tracker is made where it is first listed, and the sums it reads may be running)
+        if self.__dict__.get("_made") and self._model._output_loss_sums is not None:
+            self._model._output_loss_sums[self._index] = None
+            self._model._output_loss_counts[self._index] = 0
+
+
 class _CompileMetrics(metric_base.Metric):
     """Keras's ``CompileMetrics``: the metrics given to compile as one metric named "compile_metrics", whose
     result is a dict of theirs (Keras's names: an output's name before a metric's for several outputs, a name
@@ -549,8 +594,8 @@ class Trainer:
         return self._views()[1]
 
     def _output_loss_trackers(self):
-        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"), where several outputs have a
-        loss: as ``{output index: tracker}``."""
+        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"; ``_OutputLossTracker``), where
+        several outputs have a loss: as ``{output index: tracker}``."""
         if not getattr(self, "_multi", False) or not getattr(self, "compiled", False):
             return {}
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
@@ -560,9 +605,8 @@ class Trainer:
         names = tuple(f"{self._output_keys[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
         kept = self.__dict__.get("_trainer_output_losses")
         if kept is None or kept[0] != names:
-            from ..metrics import Mean
-            kept = self.__dict__["_trainer_output_losses"] = (names, {i: Mean(name=n) for i, n in
-                                                                    zip(with_loss, names)})
+            kept = self.__dict__["_trainer_output_losses"] = (
+                names, {i: _OutputLossTracker(self, i, n) for i, n in zip(with_loss, names)})
         return kept[1]
 
     def _has_compiled_metrics(self):
