@@ -15,7 +15,9 @@ gpu_dl's built-in metrics keep their running sums as plain arrays of the
 inputs' module (see ``metrics.py``) and set them up in their own
 ``reset_state``, which the constructor runs; a subclass's own
 ``reset_state`` is not run there (its variables are made by then only where
-Keras would have them, after ``super().__init__()``).
+Keras would have them, after ``super().__init__()``). Where Keras's metric
+has state variables (``Mean``'s ``total`` and ``count``), those sums read
+and assign as such variables (``StateVariable``).
 
 A metric held by a layer (an attribute of it) is among the layer's ``metrics``
 and its model's, whose logs report it. Updated in the layer's call
@@ -35,6 +37,7 @@ import numpy
 from . import backend
 from .backend import standardize_dtype
 from .catalogue import snake_case
+from .layers.view_variables import ViewVariable
 
 _PACKAGE = __name__.split(".")[0]
 
@@ -207,6 +210,56 @@ def _traceable(function, method):
 
 # The base's own reset_state, which subclasses inherit, is recorded in traced calls too.
 Metric.reset_state = _traceable(Metric.reset_state, "reset_state")
+
+
+def add_weighted(total, value, weight, dtype):
+    """``total + value * weight`` (``value * weight`` where ``total`` is None) in ``dtype``, as Keras's ``Mean``
+    casts what it sums to its own: a running sum of a tracker, kept on ``value``'s device (``value`` a 0-d array;
+    NumPy 1 would widen a float32 0-d array times a Python number to float64)."""
+    kind = numpy.dtype(dtype).type
+    if value.dtype != dtype:
+        value = value.astype(dtype)
+    part = value * kind(weight)
+    return part if total is None else total + part
+
+
+def mean_result(total, count, dtype):
+    """``total / count`` as Keras's ``Mean`` computes it: both in the metric's ``dtype`` (float32 by default), 0
+    where ``count`` is 0 (``divide_no_nan``), given as a Python float of that value. ``total`` and ``count`` are
+    numbers or 0-d arrays (read from the device here, once per result)."""
+    kind = numpy.dtype(dtype).type
+    total, count = kind(backend.to_numpy(total)), kind(backend.to_numpy(count))
+    return float(total / count) if count else 0.0
+
+
+class StateVariable(ViewVariable):
+    """A state variable of a metric over state the metric keeps in its own form for the training loop (sums on
+    the device, a count known on the host), as Keras makes it: the ``total`` and ``count`` of a ``Mean``, path
+    ``<metric name when made>/<name>``, a scalar of the metric's dtype. Reading it gives that state as a 0-d array
+    (``owner._read_state(name)``); assigning it sets the state (``owner._write_state(name, array)``). The loop
+    updates the state as before and pays nothing for the variable."""
+
+    _set_with = "by its metric's update_state, or with arrays"
+
+    def __init__(self, owner, name, path=None):
+        self._owner, self._state = owner, name
+        super().__init__(numpy.zeros((), owner.dtype), name, path or f"{owner.name}/{name}", aggregation="sum")
+        owner._variables.append(self)   # listed as Keras lists the variables a metric makes: in the order made
+
+    def _read(self):
+        return self._owner._read_state(self._state)
+
+    def _write(self, kind, value, what):
+        current = self._value
+        module = backend.array_module(current)
+        operand = module.asarray(backend.to_numpy(value) if module is numpy else value)
+        new = operand if kind == "assign" else current + operand if kind == "add" else current - operand
+        new = module.asarray(new, dtype=current.dtype)
+        if tuple(new.shape) != ():
+            raise ValueError(f"Variable '{self.path}' is a scalar; cannot {what} a value of shape "
+                             f"{tuple(operand.shape)}.")
+        self._owner._write_state(self._state, new)
+        return new
 
 
 def log_value(value):

@@ -33,7 +33,7 @@ from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FB
 from .correlation_metrics import concordance_correlation, pearson_correlation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric
+from .metric_base import Metric, StateVariable, mean_result
 from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
                                   SpecificityAtSensitivity)
 
@@ -172,10 +172,12 @@ def _samplewise(xp, values, sample_weight, reduce="mean"):
 
 
 class Sum(Metric):
-    """The (weighted) sum of all values seen."""
+    """The (weighted) sum of all values seen, in the metric's dtype as Keras's; its state reads as Keras's
+    ``total`` variable."""
 
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        StateVariable(self, "total")
 
     def reset_state(self):
         self._total = None
@@ -183,42 +185,65 @@ class Sum(Metric):
     def update_state(self, values, sample_weight=None):
         xp = array_module(values, sample_weight)
         values, _ = _samplewise(xp, xp.asarray(values, dtype=self.dtype), sample_weight, reduce="sum")
-        batch = values.sum(dtype=xp.float64)
+        batch = values.sum()
         self._total = batch if self._total is None else self._total + batch
 
+    def _read_state(self, name):
+        return numpy.zeros((), self.dtype) if self._total is None else \
+            array_module(self._total).asarray(self._total, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        self._total = array
+
     def result(self):
-        return 0.0 if self._total is None else float(to_numpy(self._total))
+        return 0.0 if self._total is None else float(numpy.dtype(self.dtype).type(to_numpy(self._total)))
 
 
 class Mean(Metric):
-    """The (weighted) mean of all values seen: per-sample means, averaged over the samples."""
+    """The (weighted) mean of all values seen: per-sample means, averaged over the samples. Summed in the
+    metric's dtype and divided in it, as Keras's; its state reads as Keras's ``total`` and ``count`` variables
+    (``variables``, the model's ``metrics_variables``)."""
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        StateVariable(self, "total")
+        StateVariable(self, "count")
 
     def reset_state(self):
-        self._total = None        # 0-d float64 array of the inputs' module
+        self._total = None        # 0-d array of the inputs' module, in the metric's dtype
         self._weight_total = None  # the same, summing sample weights
         self._unweighted = 0      # samples seen without weights (known on the host from shapes)
 
     def update_state(self, values, sample_weight=None):
         xp = array_module(values, sample_weight)
         values, sample_weight = _samplewise(xp, xp.asarray(values, dtype=self.dtype), sample_weight)
-        batch_total = values.sum(dtype=xp.float64)
+        batch_total = values.sum()
         self._total = batch_total if self._total is None else self._total + batch_total
         if sample_weight is None:
             self._unweighted += values.shape[0] if values.ndim >= 1 else 1
         else:
-            weights = sample_weight.sum(dtype=xp.float64)
+            weights = sample_weight.sum()
             self._weight_total = weights if self._weight_total is None else self._weight_total + weights
+
+    def _count(self):
+        """The count of samples (or their weights) as a number or a 0-d array."""
+        count = numpy.dtype(self.dtype).type(self._unweighted)
+        return count if self._weight_total is None else self._weight_total + count
+
+    def _read_state(self, name):
+        value = self._total if name == "total" else self._count()
+        return numpy.zeros((), self.dtype) if value is None else array_module(value).asarray(value, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "total":
+            self._total = array
+        else:
+            self._weight_total, self._unweighted = array, 0
 
     def result(self):
         if self._total is None:
             return 0.0
-        count = float(self._unweighted)
-        if self._weight_total is not None:
-            count += float(to_numpy(self._weight_total))
-        return float(to_numpy(self._total)) / count if count else 0.0
+        return mean_result(self._total, self._count(), self.dtype)
 
 
 class MeanMetricWrapper(Mean):
@@ -398,7 +423,7 @@ class RootMeanSquaredError(Mean):
         super().update_state((y_pred - y_true) ** 2, sample_weight=sample_weight)
 
     def result(self):
-        return float(numpy.sqrt(super().result()))
+        return float(numpy.sqrt(numpy.dtype(self.dtype).type(super().result())))
 
 
 class R2Score(Metric):

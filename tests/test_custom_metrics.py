@@ -111,7 +111,9 @@ def test_subclass_of_a_built_in_metric(xp, rng):
     # subclass has made that variable.
     y_pred = rng.random((19, 1)).astype("float32")
     metric = MeanOfPositives()
-    assert [v.path for v in metric.variables] == ["mean_of_positives/seen"]
+    # Mean's total and count (made by its constructor), then the subclass's own, as Keras lists them
+    assert [v.path for v in metric.variables] == ["mean_of_positives/total", "mean_of_positives/count",
+                                                  "mean_of_positives/seen"]
     metric.update_state(None, xp.asarray(y_pred[:9]))
     metric.update_state(None, xp.asarray(y_pred[9:]))
     assert metric.result() == pytest.approx((y_pred > 0.5).mean(), rel=1e-6)
@@ -124,8 +126,11 @@ def test_held_metrics_are_listed_and_reset(xp, rng):
     metric = Holder()
     y_true, y_pred = rng.random((6, 2)), rng.random((6, 2))
     metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
-    # Its own variable, then the inner metric's: gpu_dl's built-in metrics keep their sums as arrays, not variables.
-    assert len(metric.variables) == 1 and metric.variables[0] is metric.calls
+    # Its own variable, then the inner metric's (its total and count).
+    assert metric.variables[0] is metric.calls
+    assert [v.path for v in metric.variables[1:]] == ["inner/total", "inner/count"]
+    numpy.testing.assert_allclose([float(v.numpy()) for v in metric.variables[1:]],
+                                  [numpy.abs(y_true - y_pred).mean(axis=-1).sum(), 6], rtol=1e-6)
     assert float(host(metric.result())) == pytest.approx(numpy.abs(y_true - y_pred).mean(), rel=1e-6)
     metric.reset_state()
     assert float(metric.calls) == 0.0 and metric.inner.result() == 0.0

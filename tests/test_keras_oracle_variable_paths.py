@@ -113,10 +113,9 @@ def _flat(tree, prefix=""):
 
 
 def _paths(model):
-    """(path, shape) of the weights, of the optimizer's variables, and of the state tree's entries (all but the
-    metrics', which gpu_dl's tree does not hold)."""
+    """(path, shape) of the weights, of the optimizer's variables, and of the state tree's entries (the metrics'
+    too: the loss tracker's total and count)."""
     tree = model.get_state_tree("numpy_array")
-    tree.pop("metrics_variables")
     return {"weights": [(w.path, tuple(w.shape)) for w in model.weights], "state tree": _flat(tree),
             "layers": [layer.path for layer in model.layers], "model": model.path}
 
@@ -162,8 +161,7 @@ def _each_way(keras, tmp_path, make):
         again = make(lib)
         again.load_weights(tmp_path / f"{name}.weights.h5")
         seen["load_weights"] = _paths(_trained(lib, again))
-        if lib is keras:
-            seen["keras optimizer"] = {"built": _optimizer_paths(built), "loaded": _optimizer_paths(loaded)}
+        seen["optimizer"] = {"built": _optimizer_paths(built), "loaded": _optimizer_paths(loaded)}
         found[name] = seen
     return found["keras"], found["gpu_dl"]
 
@@ -174,9 +172,11 @@ def test_paths_match_keras_built_reloaded_and_given_weights(keras, tmp_path, mak
     for way in ("built", "loaded", "load_weights"):
         assert ours[way] == theirs[way], way
     assert ours["h5"] == theirs["h5"]
-    # the optimizer's slot names in gpu_dl's state tree are Keras's optimizer variables' paths
+    # the optimizer's variables (the step count, the learning rate, the slots) and its entries in the state tree
+    # have Keras's paths
+    assert ours["optimizer"] == theirs["optimizer"]
     for way in ("built", "loaded"):
-        optimizer = [(f"optimizer_variables/{p}", s) for p, s in theirs["keras optimizer"][way]]
+        optimizer = [(f"optimizer_variables/{p}", s) for p, s in theirs["optimizer"][way]]
         assert [e for e in ours[way]["state tree"] if e[0].startswith("optimizer_variables/")] == optimizer
 
 
@@ -235,3 +235,25 @@ def test_wrapped_layers_paths_match_keras_after_reload(keras, tmp_path, make):
     assert found["gpu_dl"] == found["keras"]
     assert all(path.startswith("s/") for path, _ in found["gpu_dl"][0])
     assert not any(path.startswith("s/") for path, _ in found["gpu_dl"][1])
+
+
+def unbuilt_sequential(lib):
+    return lib.Sequential([lib.layers.Dense(3, name="a"), lib.layers.Dense(2, name="b")], name="s")
+
+
+@pytest.mark.parametrize("make", [sequential, sequential_holding_sequential, sequence_wrappers, unbuilt_sequential])
+def test_sequential_from_its_config_has_keras_paths(keras, make):
+    # Keras builds each layer of a built model's config on its own as it reads it: no model name in the paths;
+    # the layers of an unbuilt model's config are built in the model's scope later
+    found = {}
+    for lib in (keras, gpu_dl):
+        fresh(keras)
+        model = make(lib)
+        again = lib.Sequential.from_config(model.get_config())
+        if not again.built:
+            again.build((None, 4))
+        twice = lib.Sequential.from_config(again.get_config())
+        found[lib.__name__] = [[(w.path, tuple(w.shape)) for w in m.weights] for m in (again, twice)]
+    assert found["gpu_dl"] == found["keras"]
+    assert found["gpu_dl"][1] and not any(path.startswith("s/") for path, _ in found["gpu_dl"][1])
+    assert any(path.startswith("s/") for path, _ in found["gpu_dl"][0]) == (make is unbuilt_sequential)

@@ -265,10 +265,10 @@ def test_state_tree_of_own_metric_variables():
     x, y = _data()
     model.evaluate(x, y, verbose=0)
     metrics = _flat(model.get_state_tree("numpy_array")["metrics_variables"])
-    assert list(metrics) == ["total_of/total"]
+    assert list(metrics) == ["loss/total", "loss/count", "total_of/total"]
     numpy.testing.assert_allclose(metrics["total_of/total"], model.predict(x, verbose=0).sum(), rtol=1e-5)
     model.set_state_tree({"metrics_variables": {"total_of": {"total": numpy.float32(7.0)}}})
-    assert float(model.metrics_variables[0].numpy()) == 7.0
+    assert float(model.metrics_variables[2].numpy()) == 7.0
 
 
 # ---------------------------------------------------------------- stateless_compute_loss
@@ -281,15 +281,16 @@ def test_stateless_compute_loss_changes_no_variable():
     y_pred = model.predict(x, verbose=0)
     trainable = [v.numpy() * 2 for v in model.trainable_variables]
     non_trainable = [v.numpy() for v in model.non_trainable_variables]
-    loss, (t, nt, mv) = model.stateless_compute_loss(trainable, non_trainable, [], x=x, y=y, y_pred=y_pred)
+    metrics = [v.numpy() for v in model.metrics_variables]
+    loss, (t, nt, mv) = model.stateless_compute_loss(trainable, non_trainable, metrics, x=x, y=y, y_pred=y_pred)
     kernel = trainable[[v.path for v in model.trainable_variables].index("seq/d1/kernel")]
     expected = numpy.mean((y - y_pred) ** 2) + 0.01 * numpy.sum(kernel.astype("float64") ** 2)
     numpy.testing.assert_allclose(float(loss), expected, rtol=1e-5)
-    assert t is trainable and len(nt) == len(non_trainable) and mv == []
+    assert t is trainable and len(nt) == len(non_trainable) and len(mv) == len(metrics)
     for a, b in zip(model.get_weights(), before):
         numpy.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="trainable_variables"):
-        model.stateless_compute_loss(trainable[:1], non_trainable, [], x=x, y=y, y_pred=y_pred)
+        model.stateless_compute_loss(trainable[:1], non_trainable, metrics, x=x, y=y, y_pred=y_pred)
 
 
 # ---------------------------------------------------------------- Keras 3 as the oracle
@@ -323,8 +324,12 @@ def test_state_tree_as_keras(keras):
         for path in b:
             assert a[path].shape == b[path].shape and a[path].dtype == b[path].dtype, path
             numpy.testing.assert_allclose(a[path], b[path], rtol=2e-4, atol=2e-5, err_msg=path)
-    # gpu_dl's built-in metrics keep their sums as arrays: none of Keras's loss/total, loss/count, ... entries
-    assert _flat(mine["metrics_variables"]) == {} and _flat(reference["metrics_variables"])
+    # the loss tracker's and the compiled metrics' state, as Keras nests and names it
+    a, b = _flat(mine["metrics_variables"]), _flat(reference["metrics_variables"])
+    assert list(a) == list(b) and b
+    for path in b:
+        assert a[path].shape == b[path].shape and a[path].dtype == b[path].dtype, path
+        numpy.testing.assert_allclose(a[path], b[path], rtol=2e-5, err_msg=path)
 
 
 def test_set_state_tree_from_keras(keras):
@@ -372,8 +377,9 @@ def test_stateless_compute_loss_as_keras(keras):
     rng = numpy.random.default_rng(6)
     trainable = [rng.standard_normal(v.shape).astype("float32") for v in theirs.trainable_variables]
     non_trainable = [v.numpy() for v in theirs.non_trainable_variables]
-    mine, (_, our_nt, _) = ours.stateless_compute_loss(trainable, non_trainable, [], x=x, y=y, y_pred=y_pred)
     metrics = [v.numpy() for v in theirs.metrics_variables]
+    mine, (_, our_nt, _) = ours.stateless_compute_loss(trainable, non_trainable, metrics, x=x, y=y,
+                                                       y_pred=y_pred)
     reference, (_, their_nt, _) = theirs.stateless_compute_loss(trainable, non_trainable, metrics, x=x, y=y,
                                                                 y_pred=y_pred)
     numpy.testing.assert_allclose(float(mine), float(keras.ops.convert_to_numpy(reference)), rtol=1e-5)

@@ -341,7 +341,8 @@ def test_the_optimizer_leaves_the_moving_statistics_to_the_layer(xp, rng):
     numpy.testing.assert_allclose(bn.get_weights()[2], before[2] * numpy.float32(0.99) + mean * numpy.float32(0.01),
                                   rtol=1e-5, atol=1e-7)
     assert bn.moving_mean.grad is None and bn.moving_variance.grad is None
-    assert len(model.optimizer.variables) == 2 * len(model.trainable_weights)   # Adam: two slots each
+    # the step count, the learning rate, then Adam's two slots each
+    assert len(model.optimizer.variables) == 2 + 2 * len(model.trainable_weights)
 
 
 def test_saved_models_keep_the_moving_statistics(xp, rng, tmp_path):

@@ -1190,9 +1190,9 @@ class Layer:
 
     @property
     def metrics_variables(self):
-        """Keras's ``metrics_variables``: the state variables of each of ``metrics``, in their order. gpu_dl's
-        built-in metrics keep their running sums as arrays, not variables: only the variables of metrics made
-        with ``add_variable`` (the caller's own) are listed."""
+        """Keras's ``metrics_variables``: the state variables of each of ``metrics``, in their order (those of
+        gpu_dl's built-in metrics whose Keras counterparts have variables, such as the ``total`` and ``count`` of
+        a ``Mean``, read over the sums they keep; ``metric_base.StateVariable``)."""
         return [v for metric in self.metrics for v in metric.variables]
 
     def get_weights(self):

@@ -964,7 +964,7 @@ class _ModelBase(trainer.Trainer, Layer):
         return total
 
     def _track(self, value, y, y_pred, n, sw=None):
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        self._loss_sum = metric_base.add_weighted(self._loss_sum, value, n, self._loss_tracker.sum_dtype(y_pred))
         self._loss_count += n
         # As in Keras, a mask of padded output steps leaves those steps out of the metrics too.
         steps = None if self.output_mask is None else self.output_mask.astype(y_pred.dtype)
@@ -1006,8 +1006,7 @@ class _ModelBase(trainer.Trainer, Layer):
         name (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict
         result's entries under their keys. The callbacks and History get them sorted (``pythonify_logs``, where
         CallbackList hands them on); evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
-        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
-                else float("nan")}
+        logs = {prefix + "loss": self._loss_tracker.result() if self._loss_sum is not None else float("nan")}
         named, rest = [], []
         for key, metric in list(self._logs_of_names().items())[1:]:
             result = metric.result()

@@ -232,6 +232,7 @@ class SeveralOutputs:
     _weighted_outputs = ()          # the output each weighted metric reads
     _last_output_losses = ()        # the last step's loss of each output (None where it has none)
     _output_loss_sums = None        # the running sums of each output's loss on the device
+    _output_loss_counts = None      # the samples (or their weights) each of those sums counts, on the host
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 **kwargs):
@@ -275,6 +276,7 @@ class SeveralOutputs:
         self._metrics = None
         self._weighted_metrics = []
         self._output_loss_sums = [None] * len(losses)
+        self._output_loss_counts = [0] * len(losses)
         self.compiled = True
         self._compiled_outputs = self._output_count
 
@@ -398,12 +400,13 @@ class SeveralOutputs:
     def _track(self, value, y, y_pred, n, sw=None):
         if not self._multi:
             return super()._track(value, y, y_pred, n, sw)
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        dtype = self._loss_tracker.sum_dtype(*y_pred)
+        self._loss_sum = metric_base.add_weighted(self._loss_sum, value, n, dtype)
         self._loss_count += n
         for i, v in enumerate(self._last_output_losses):
             if v is not None:
-                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
-                    self._output_loss_sums[i] + v * n
+                self._output_loss_sums[i] = metric_base.add_weighted(self._output_loss_sums[i], v, n, dtype)
+                self._output_loss_counts[i] += n
         steps = [None if mask is None else mask.astype(p.dtype) for mask, p in zip(self.output_mask, y_pred)]
         for metric, i in zip(self._metrics, self._metric_outputs):
             if steps[i] is None:
@@ -421,6 +424,7 @@ class SeveralOutputs:
         super().reset_metrics()
         if self._multi:
             self._output_loss_sums = [None] * len(self._output_keys)
+            self._output_loss_counts = [0] * len(self._output_keys)
 
     def _log_names(self):
         """The log keys in the order the logs hold them: the total loss, each output's loss (when more than one
@@ -452,12 +456,12 @@ class SeveralOutputs:
     def _logs(self, prefix=""):
         if not self._multi:
             return super()._logs(prefix)
-        count = max(self._loss_count, 1)
-        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
+        values = [self._loss_tracker.result() if self._loss_sum is not None else float("nan")]
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
         if len(with_loss) > 1:
-            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
-                       else float("nan") for i in with_loss]
+            values += [metric_base.mean_result(self._output_loss_sums[i], self._loss_count,
+                                              self._output_loss_sums[i].dtype)
+                       if self._output_loss_sums[i] is not None else float("nan") for i in with_loss]
         values += [metric.result() for metric, _, _ in self._metric_entries()]
         # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after
         # the others, sorted.

@@ -656,10 +656,21 @@ class Sequential(Model):
         from .. import layers as layers_module
         from .functional import Functional
         models = {"Sequential": Sequential, "Functional": Functional}
+        from .keras_config import rooted
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        # Keras builds each layer of a built model's config (one with an input) as it deserializes it, outside the
+        # model's name scope: the variables' paths begin with the layers' names, not the model's ("dense/kernel").
+        built = bool(config["layers"]) and config["layers"][0].get("class_name") == "InputLayer"
         for entry in config["layers"]:
             layer_class = models.get(entry["class_name"]) or getattr(layers_module, entry["class_name"], None)
             if not isinstance(layer_class, type) or not issubclass(layer_class, Layer):
                 raise ValueError(f"Unknown layer class {entry['class_name']!r} in the model config.")
-            model.add(layer_class.from_config(dict(entry["config"])))
+            layer = layer_class.from_config(dict(entry["config"]))
+            if built or entry.get("build_config"):
+                # a wrapper's layers (both directions of a Bidirectional) are read and built on their own too
+                for held in (layer, *(getattr(layer, key, None) for key in ("layer", "forward_layer",
+                                                                             "backward_layer"))):
+                    if isinstance(held, Layer):
+                        rooted(held, {"build_config": True})
+            model.add(layer)
         return model

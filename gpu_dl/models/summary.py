@@ -396,12 +396,9 @@ def _optimizer_counts(model):
 
 
 def _counts(optimizer):
-    values, size = 1, 4
-    float_bytes = numpy.dtype(backend.floatx()).itemsize
-    if optimizer._lr_function is None:
-        values, size = values + 1, size + float_bytes
-    slots = optimizer.variables
-    values += sum(int(numpy.prod(a.shape)) for a in slots)
-    size += sum(int(numpy.prod(a.shape)) * numpy.dtype(a.dtype).itemsize for a in slots)
+    # its variables: the iteration count, the learning rate where it is a number, the slots
+    variables = optimizer.variables
+    values = sum(int(numpy.prod(v.shape)) for v in variables)
+    size = sum(int(numpy.prod(v.shape)) * numpy.dtype(v.dtype).itemsize for v in variables)
     extra = len(optimizer._extra_state())
     return values + extra, size + extra * (numpy.dtype(optimizer._built[0].value.dtype).itemsize)

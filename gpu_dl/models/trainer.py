@@ -238,11 +238,26 @@ def unpack_x_y_sample_weight(data):
 # ------------------------------------------------------------------ metrics that read the model's state
 class _LossTracker(metric_base.Metric):
     """Keras's loss tracker (a ``Mean`` named "loss"), kept in the running sums the fused step keeps too, so
-    ``model.metrics[0].result()`` is the loss of the batches since the last reset either way."""
+    ``model.metrics[0].result()`` is the loss of the batches since the last reset either way. Those sums read as
+    its ``total`` and ``count`` variables (``loss/total``, ``loss/count``), as Keras's."""
 
     def __init__(self, model):
         super().__init__(name="loss")
         self._model = model
+        metric_base.StateVariable(self, "total")
+        metric_base.StateVariable(self, "count")
+
+    def _read_state(self, name):
+        model = self._model
+        value = model._loss_sum if name == "total" else model._loss_count
+        return numpy.zeros((), self.dtype) if value is None else \
+            backend.array_module(value).asarray(value, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "total":
+            self._model._loss_sum = array
+        else:
+            self._model._loss_count = float(backend.to_numpy(array))
 
     def update_state(self, values, sample_weight=None):
         from ..metrics import _samplewise
@@ -254,26 +269,77 @@ class _LossTracker(metric_base.Metric):
             values = values.astype(backend.floatx())
         if values.ndim == 0 and isinstance(sample_weight, numbers.Real):
             # the steps' form (the loss, weighed by the batch size): nothing to read back from the device
-            total, count = values * values.dtype.type(sample_weight), float(sample_weight)
+            total, weight, count = values, sample_weight, float(sample_weight)
         else:
             values, weights = _samplewise(xp, values, sample_weight)
-            total = values.sum()
+            total, weight = values.sum(), 1
             if weights is None:
                 count = values.shape[0] if values.ndim else 1
             else:
                 count = float(backend.to_numpy(weights.sum()))
         model = self._model
-        model._loss_sum = total if model._loss_sum is None else model._loss_sum + total
+        model._loss_sum = metric_base.add_weighted(model._loss_sum, total, weight, self.sum_dtype(total))
         model._loss_count += count
 
     def result(self):
         model = self._model
-        if model._loss_sum is None or not model._loss_count:
+        if model._loss_sum is None:
             return 0.0
-        return float(backend.to_numpy(model._loss_sum)) / model._loss_count
+        return metric_base.mean_result(model._loss_sum, model._loss_count, model._loss_sum.dtype)
+
+    def sum_dtype(self, *like):
+        """The dtype the running sums (and so the result) take: Keras's float32 (floatx), or that of the arrays
+        ``like`` (the predictions the loss compares) where it is wider: a float64 model's loss keeps its
+        precision (what gradient checks by finite differences of the reported loss need)."""
+        return numpy.result_type(self.dtype, *(array.dtype for array in like if array.dtype.kind == "f"))
 
     def reset_state(self):
         self._model._loss_sum, self._model._loss_count = None, 0
+
+
+class _OutputLossTracker(metric_base.Metric):
+    """Keras's tracker of one output's loss where several outputs have one: a ``Mean`` named "<output>_loss" that
+    its ``CompileLoss`` holds, whose variables are ``compile_loss/<output>_loss/total`` and ``.../count``. Kept in
+    the running sum and count the fused step keeps for that output (``_output_loss_sums``,
+    ``_output_loss_counts``), so either way of stepping reads and resets the same state."""
+
+    def __init__(self, model, index, name):
+        self._model, self._index = model, index
+        super().__init__(name=name)
+        for part in ("total", "count"):
+            metric_base.StateVariable(self, part, f"compile_loss/{name}/{part}")
+        self._made = True
+
+    def update_state(self, values, sample_weight=None):
+        # the steps' form: the output's loss (a 0-d array), weighed by the batch size
+        model, i = self._model, self._index
+        weight = 1 if sample_weight is None else sample_weight
+        model._output_loss_sums[i] = metric_base.add_weighted(model._output_loss_sums[i], values, weight,
+                                                              model._loss_tracker.sum_dtype(values))
+        model._output_loss_counts[i] += weight
+
+    def _read_state(self, name):
+        model, i = self._model, self._index
+        value = model._output_loss_sums[i] if name == "total" else model._output_loss_counts[i]
+        return numpy.zeros((), self.dtype) if value is None else \
+            backend.array_module(value).asarray(value, dtype=self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "total":
+            self._model._output_loss_sums[self._index] = array
+        else:
+            self._model._output_loss_counts[self._index] = float(backend.to_numpy(array))
+
+    def result(self):
+        total = self._model._output_loss_sums[self._index]
+        return 0.0 if total is None else \
+            metric_base.mean_result(total, self._model._output_loss_counts[self._index], total.dtype)
+
+    def reset_state(self):
+        # (not when made: the tracker is made where it is first listed, and the sums it reads may be running)
+        if self.__dict__.get("_made") and self._model._output_loss_sums is not None:
+            self._model._output_loss_sums[self._index] = None
+            self._model._output_loss_counts[self._index] = 0
 
 
 class _CompileMetrics(metric_base.Metric):
@@ -481,8 +547,8 @@ class Trainer:
         "metrics_variables"}``, each a nested dict of the values by the parts of their paths; ``value_format``
         "backend_tensor" (the device arrays) or "numpy_array" (copies). The optimizer's entries are named as
         Keras names its variables (``<optimizer>/iteration``, ``<optimizer>/<weight path with '_'>_momentum``).
-        gpu_dl's built-in metrics keep their sums as arrays, not variables: "metrics_variables" holds those of
-        metrics made with ``add_variable`` only."""
+        "metrics_variables" holds the loss tracker's and the metrics' state as Keras nests it (``loss/total``,
+        ``loss/count``, ``accuracy/total``, ...)."""
         return execution.get_state_tree(self, value_format)
 
     def set_state_tree(self, state_tree):
@@ -528,8 +594,8 @@ class Trainer:
         return self._views()[1]
 
     def _output_loss_trackers(self):
-        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"), where several outputs have a
-        loss: as ``{output index: tracker}``."""
+        """Keras's per-output loss trackers (``Mean`` metrics named "<output>_loss"; ``_OutputLossTracker``), where
+        several outputs have a loss: as ``{output index: tracker}``."""
         if not getattr(self, "_multi", False) or not getattr(self, "compiled", False):
             return {}
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
@@ -539,9 +605,8 @@ class Trainer:
         names = tuple(f"{self._output_keys[i] if keyed else self._loss_labels[i]}_loss" for i in with_loss)
         kept = self.__dict__.get("_trainer_output_losses")
         if kept is None or kept[0] != names:
-            from ..metrics import Mean
-            kept = self.__dict__["_trainer_output_losses"] = (names, {i: Mean(name=n) for i, n in
-                                                                    zip(with_loss, names)})
+            kept = self.__dict__["_trainer_output_losses"] = (
+                names, {i: _OutputLossTracker(self, i, n) for i, n in zip(with_loss, names)})
         return kept[1]
 
     def _has_compiled_metrics(self):

@@ -52,7 +52,7 @@ from ..backend.user_warnings import warn
 from ..catalogue import snake_case
 from ..layers import scopes
 from ..layers.base import Variable, unique_name
-from ..layers.symbolic import active_trace, is_symbolic
+from ..layers.view_variables import ViewVariable
 from . import accumulation, averaging, schedules as schedules_module
 
 
@@ -471,16 +471,42 @@ class Optimizer:
 
     @property
     def variables(self) -> list:
-        """All slot arrays in Keras 3's order (without ``iterations`` and ``learning_rate``), then the variables
-        ``add_variable`` made; for a subclass written Keras's way, the Variables it and ``build`` made, in the
-        order made."""
+        """Keras's ``variables``: the step count (``<name>/iteration``, int32; ``IterationVariable``), the learning
+        rate where it is a number, not a schedule or a callable (``<name>/learning_rate``, the ``learning_rate``
+        variable), then the slots in Keras's order, each a Variable named as Keras's ``add_variable_from_reference``
+        names it (``adam/dense_kernel_momentum``) over the array the fused update writes in place
+        (``slot_variable``), then the variables ``add_variable`` made; for a subclass written Keras's way, the
+        count and the rate, then the Variables it and ``build`` made, in the order made."""
+        own = [self._iteration_variable()] + ([self.learning_rate] if self._lr_function is None else [])
         if self._writes_own_update():
-            return list(self._added)
-        out = []
-        for group in self._keras_slot_groups():
-            for var in self._built:
-                out.extend(self._slots[var][name] for name in group if name in self._slots[var])
-        return out + self._added
+            return own + list(self._added)
+        return own + [self.slot_variable(var, name) for var, name in self._slot_order()] + self._added
+
+    def _slot_order(self) -> list:
+        """``(variable, slot name)`` of each slot of a built-in rule, in Keras's order."""
+        return [(var, name) for group in self._keras_slot_groups() for var in self._built
+                for name in group if name in self._slots[var]]
+
+    def _iteration_variable(self):
+        variable = self.__dict__.get("_iteration_view")
+        if variable is None:
+            variable = self.__dict__["_iteration_view"] = IterationVariable(self)
+        return variable
+
+    def slot_variable(self, variable, name: str):
+        """Slot ``name`` of ``variable`` as Keras's optimizer variable: a non-trainable Variable of path
+        ``<optimizer name>/<variable's path with '_'>_<name>`` whose value is the slot's array (``get_slot``), which
+        the updates write in place; the same object each time."""
+        array = self.get_slot(variable, name)
+        views = self.__dict__.setdefault("_slot_views", {})
+        view = views.get((id(variable), name))
+        if view is None:
+            label = f"{_reference_prefix(variable)}_{name}"
+            view = views[(id(variable), name)] = Variable(numpy.zeros((0,), numpy.float32), label, trainable=False,
+                                                          path=f"{self.name}/{label}", host=True)
+        if view._value is not array:
+            view.value = array
+        return view
 
     # --------------------------------------------------------------- the step
     def apply_gradients(self, grads_and_vars) -> int:
@@ -868,8 +894,11 @@ class Optimizer:
         self._load_extra_state({n: float(arrays[i + k]) for k, n in enumerate(extra_names)})
 
     def _variable_arrays(self) -> list:
-        """The arrays of ``variables`` (a Variable's own array), which updates write in place."""
-        return [v._value if isinstance(v, Variable) else v for v in self.variables]
+        """The arrays of ``variables`` after the count and the rate (a Variable's own array), which updates write in
+        place."""
+        if self._writes_own_update():
+            return [v._value for v in self._added]
+        return [self._slots[var][name] for var, name in self._slot_order()] + [v._value for v in self._added]
 
     def _keras_arrays(self) -> list:
         out = [numpy.asarray(self._iterations, dtype=numpy.int32)]     # Keras 3 keeps its count in int32
@@ -917,7 +946,7 @@ class Optimizer:
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.get_config()['learning_rate']!r}>"
 
 
-class RateVariable(Variable):
+class RateVariable(ViewVariable):
     """``optimizer.learning_rate`` where it is a number: Keras 3's scalar, non-trainable ``learning_rate`` variable
     of floatx (path ``<optimizer name>/learning_rate``), for the code written against it (``float(rate)``,
     ``rate.numpy()``, ``rate.assign(0.1)``, ``keras.ops.convert_to_numpy(rate)``, callbacks that read and set it).
@@ -925,49 +954,47 @@ class RateVariable(Variable):
     without a copy from the device (the fused kernels take it as a scalar argument); reading it gives that rate
     in floatx, as Keras's variable holds it, and assigning it sets the rate."""
 
+    _set_with = "with numbers (the learning rate)"
+
     def __init__(self, optimizer):
         self._optimizer = optimizer
+        # the value Variable.__init__ sets is the rate's own, rounded: not an assignment
         super().__init__(numpy.asarray(optimizer._lr_value, dtype=backend.floatx()), "learning_rate",
-                         trainable=False, path=f"{optimizer.name}/learning_rate", host=True)
-        self._made = True       # the value Variable.__init__ sets is the rate's own, rounded: not an assignment
+                         f"{optimizer.name}/learning_rate")
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-    @property
-    def _value(self):
+    def _read(self):
         rate = self._optimizer._lr_value
         # (the rate of a schedule the optimizer was given since: its current value)
         return numpy.asarray(self._optimizer._current_rate() if rate is None else rate, dtype=backend.floatx())
 
-    @_value.setter
-    def _value(self, array):
-        pass    # the rate lives in the optimizer (Variable.__init__ clears and sets the array it would hold)
-
-    @property
-    def value(self):
-        return self._value
-
-    @value.setter
-    def value(self, array):
-        if self.__dict__.get("_made"):
-            self.assign(array)
-
-    def _update(self, kind, value):
-        what = {"assign": "assign", "add": "assign_add", "sub": "assign_sub"}[kind]
-        if is_symbolic(value) or active_trace() is not None:
-            raise TypeError(f"Variable '{self.path}': the learning rate is set with numbers, not in a traced call "
-                            f"({what}).")
-        if isinstance(value, Variable):
-            value = value.numpy()
-        array = numpy.asarray(backend.to_numpy(value))
-        if array.shape != () or array.dtype.kind not in "fiu":
-            raise ValueError(f"Variable '{self.path}' is a scalar learning rate; cannot {what} {value!r}: give a "
-                             "number.")
-        amount = float(array)
+    def _write(self, kind, value, what):
+        amount = float(self._number(value, what, "fiu", "a scalar learning rate; ...: give a number"))
         current = self._optimizer._lr_value
         self._optimizer.learning_rate = amount if kind == "assign" else \
             current + amount if kind == "add" else current - amount
+        return self._value
+
+
+class IterationVariable(ViewVariable):
+    """The step count among the optimizer's ``variables``: Keras 3's scalar, non-trainable int32 ``iteration``
+    variable (path ``<optimizer name>/iteration``), which reads the optimizer's count as it is now (the count of
+    calls, as Keras's variable holds it, also with ``gradient_accumulation_steps``) and sets it by ``assign``."""
+
+    _set_with = "with numbers (the step count)"
+
+    def __init__(self, optimizer):
+        self._optimizer = optimizer
+        super().__init__(numpy.asarray(0, dtype=numpy.int32), "iteration", f"{optimizer.name}/iteration")
+
+    def _read(self):
+        return numpy.asarray(self._optimizer._iterations, dtype=numpy.int32)
+
+    def _write(self, kind, value, what):
+        amount = int(self._number(value, what, "iu", "the optimizer's step count; ...: give an integer"))
+        count = amount if kind == "assign" else self._optimizer._iterations + (amount if kind == "add" else -amount)
+        if count < 0:
+            raise ValueError(f"Variable '{self.path}': the step count cannot be negative, got {count}.")
+        self._optimizer._iterations = count
         return self._value
 
 
