@@ -119,3 +119,36 @@ def test_bad_arguments_and_inputs_name_the_layer(xp):
         layer(xp.ones((2, 6)))
     with pytest.raises(ValueError, match=r"EinsumDense layer 'e'.*unknown size"):
         layers.EinsumDense("abc,cd->abd", (None, None), name="e").build((None, 3, 6))
+
+
+RANK4_MODELS = {
+    "einsum_abcd": (lambda lib: lib.layers.EinsumDense("abcd,de->abce", (3, 4, 6), bias_axes="e"), (3, 4, 5)),
+    "einsum_abc": (lambda lib: lib.layers.EinsumDense("abc,cde->abde", (3, 4, 6), bias_axes="de"), (3, 5)),
+    "dense": (lambda lib: lib.layers.Dense(6), (3, 4, 5)),
+    "conv2d": (lambda lib: lib.layers.Conv2D(6, 3, padding="same"), (3, 4, 5)),
+}
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+@pytest.mark.parametrize("kind", sorted(RANK4_MODELS))
+def test_rank4_output_losses_are_float32_values_as_keras_returns(xp, rng, kind, loss):
+    """The loss train_on_batch, test_on_batch and evaluate return is the float32 mean Keras's loss tracker gives
+    (a Python float holding a float32 value), not the float32 sum divided in float64; batches of 3 and 7 samples
+    make that division inexact."""
+    keras = pytest.importorskip("keras")
+    make, sample_shape = RANK4_MODELS[kind]
+    ours = gpu_dl.Sequential([layers.Input(sample_shape), make(gpu_dl)])
+    theirs = keras.Sequential([keras.Input(sample_shape), make(keras)])
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="sgd", loss=loss)
+    theirs.compile(optimizer="sgd", loss=loss)
+    x = rng.standard_normal((7,) + sample_shape).astype("float32")
+    y = rng.standard_normal((7, 3, 4, 6)).astype("float32")
+    results = [(ours.train_on_batch(x[:3], y[:3]), theirs.train_on_batch(x[:3], y[:3])),
+               (ours.test_on_batch(x, y), theirs.test_on_batch(x, y)),
+               (ours.evaluate(x, y, batch_size=2, verbose=0), theirs.evaluate(x, y, batch_size=2, verbose=0))]
+    for mine, keras_value in results:
+        assert type(mine) is float
+        assert float(numpy.float32(mine)) == mine                 # a float32 value, as Keras's
+        assert mine == pytest.approx(float(keras_value), rel=1e-4)    # the GPU conv kernel sums in its own order
+    assert {w.dtype for w in ours.get_weights()} == {numpy.dtype("float32")}

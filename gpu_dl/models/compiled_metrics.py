@@ -14,6 +14,10 @@ often as it is listed, then the other logs sorted by key.
 """
 from __future__ import annotations
 
+import numpy
+
+from .. import backend
+
 from ..loss_base import squeeze_or_expand_to_same_rank
 
 
@@ -59,3 +63,14 @@ def in_keras_order(logs, names):
     listed = set(names)
     values += [logs[key] for key in sorted(logs) if key not in listed]
     return values[0] if len(values) == 1 else values
+
+
+def loss_mean(total, count):
+    """The running loss ``total / count`` as a Python float, divided in the loss's own float dtype (at least
+    float32), as Keras's loss tracker (a ``Mean`` of float32 variables) divides: a Python division of the float32
+    sum would hand back float64 arithmetic, a value no float32 computation gives. NaN before any batch."""
+    if total is None:
+        return float("nan")
+    total = numpy.asarray(backend.to_numpy(total))
+    dtype = numpy.promote_types(total.dtype, numpy.float32) if total.dtype.kind == "f" else numpy.dtype("float32")
+    return float(total.astype(dtype) / dtype.type(max(count, 1)))

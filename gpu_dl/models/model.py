@@ -1006,8 +1006,7 @@ class _ModelBase(trainer.Trainer, Layer):
         name (a name met again numbered: ``mae_1``; a weighted metric's taken name as ``weighted_mae``), a dict
         result's entries under their keys. The callbacks and History get them sorted (``pythonify_logs``, where
         CallbackList hands them on); evaluate's list takes them in Keras's order of the metrics (``_listed``)."""
-        logs = {prefix + "loss": float(self._loss_sum) / max(self._loss_count, 1) if self._loss_sum is not None
-                else float("nan")}
+        logs = {prefix + "loss": compiled_metrics.loss_mean(self._loss_sum, self._loss_count)}
         named, rest = [], []
         for key, metric in list(self._logs_of_names().items())[1:]:
             result = metric.result()

@@ -452,12 +452,10 @@ class SeveralOutputs:
     def _logs(self, prefix=""):
         if not self._multi:
             return super()._logs(prefix)
-        count = max(self._loss_count, 1)
-        values = [float(self._loss_sum) / count if self._loss_sum is not None else float("nan")]
+        values = [compiled_metrics.loss_mean(self._loss_sum, self._loss_count)]
         with_loss = [i for i, loss in enumerate(self._output_losses) if loss is not None]
         if len(with_loss) > 1:
-            values += [float(self._output_loss_sums[i]) / count if self._output_loss_sums[i] is not None
-                       else float("nan") for i in with_loss]
+            values += [compiled_metrics.loss_mean(self._output_loss_sums[i], self._loss_count) for i in with_loss]
         values += [metric.result() for metric, _, _ in self._metric_entries()]
         # A metric whose result is a dict logs its entries under their own keys (as Keras flattens them), after
         # the others, sorted.

@@ -270,7 +270,7 @@ class _LossTracker(metric_base.Metric):
         model = self._model
         if model._loss_sum is None or not model._loss_count:
             return 0.0
-        return float(backend.to_numpy(model._loss_sum)) / model._loss_count
+        return compiled_metrics.loss_mean(model._loss_sum, model._loss_count)
 
     def reset_state(self):
         self._model._loss_sum, self._model._loss_count = None, 0
