@@ -65,6 +65,13 @@ def in_keras_order(logs, names):
     return values[0] if len(values) == 1 else values
 
 
+def loss_times(value, count):
+    """A batch's loss ``value`` times its ``count`` of samples, for the running sum, in the loss's float dtype:
+    NumPy 1.26 turns a float32 scalar times a Python int into float64 (NumPy 2 keeps float32)."""
+    dtype = getattr(value, "dtype", None)
+    return value * (dtype.type(count) if dtype is not None and dtype.kind == "f" else count)
+
+
 def loss_mean(total, count):
     """The running loss ``total / count`` as a Python float, divided in the loss's own float dtype (at least
     float32), as Keras's loss tracker (a ``Mean`` of float32 variables) divides: a Python division of the float32

@@ -255,9 +255,16 @@ def _weighted(value, weight):
 
 
 def _total(value, penalty, added):
-    """The total loss: the compiled loss (None without one), the regularization penalties and the added losses."""
-    total = penalty if value is None else value + penalty
-    return total if added is None else total + added
+    """The total loss: the compiled loss, the regularization penalties and the added losses (each None where there
+    is none; 0.0 where all are). Only arrays are added: a Python 0.0 added to a float32 loss scalar would make it
+    float64 on NumPy 1.26."""
+    parts = [part for part in (value, penalty, added) if part is not None]
+    if not parts:
+        return 0.0
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def activity_of(layer):
@@ -880,17 +887,19 @@ class _ModelBase(trainer.Trainer, Layer):
         """Weight and activity penalties of the last forward pass, as Keras 3 adds them to the loss in training
         and in evaluation alike; with ``gradients``, the weight penalties' gradients join the weights' ``grad``
         (the activity penalties' join the backward pass)."""
-        penalty = 0.0
+        penalty = None          # None where nothing is penalised: see _total
         for var in self.trainable_weights:
             if var.regularizer is not None:
-                penalty = penalty + var.regularizer(var.value)
+                term = var.regularizer(var.value)
+                penalty = term if penalty is None else penalty + term
                 if gradients:
                     # a weight no call used in this step (an untied table read only one way) has no loss
                     # gradient: its penalty's is all it gets, as Keras differentiates the sum
                     gradient_pass.add(var, gradient_pass.scaled(var.regularizer.gradient(var.value)))
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
-            penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+            term = layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+            penalty = term if penalty is None else penalty + term
         return penalty
 
     def _activity_outputs(self):
@@ -964,7 +973,8 @@ class _ModelBase(trainer.Trainer, Layer):
         return total
 
     def _track(self, value, y, y_pred, n, sw=None):
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        weighed = compiled_metrics.loss_times(value, n)
+        self._loss_sum = weighed if self._loss_sum is None else self._loss_sum + weighed
         self._loss_count += n
         # As in Keras, a mask of padded output steps leaves those steps out of the metrics too.
         steps = None if self.output_mask is None else self.output_mask.astype(y_pred.dtype)

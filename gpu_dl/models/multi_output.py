@@ -398,12 +398,14 @@ class SeveralOutputs:
     def _track(self, value, y, y_pred, n, sw=None):
         if not self._multi:
             return super()._track(value, y, y_pred, n, sw)
-        self._loss_sum = value * n if self._loss_sum is None else self._loss_sum + value * n
+        weighed = compiled_metrics.loss_times(value, n)
+        self._loss_sum = weighed if self._loss_sum is None else self._loss_sum + weighed
         self._loss_count += n
         for i, v in enumerate(self._last_output_losses):
             if v is not None:
-                self._output_loss_sums[i] = v * n if self._output_loss_sums[i] is None else \
-                    self._output_loss_sums[i] + v * n
+                weighed = compiled_metrics.loss_times(v, n)
+                self._output_loss_sums[i] = weighed if self._output_loss_sums[i] is None else \
+                    self._output_loss_sums[i] + weighed
         steps = [None if mask is None else mask.astype(p.dtype) for mask, p in zip(self.output_mask, y_pred)]
         for metric, i in zip(self._metrics, self._metric_outputs):
             if steps[i] is None:
