@@ -107,7 +107,15 @@ class DTypePolicy:
         return cls(**config)
 
     def __eq__(self, other):
-        return isinstance(other, DTypePolicy) and self._name == other._name
+        # As Keras's: DTypePolicy and FloatDTypePolicy (its alias) equal each other; a policy of any other class
+        # equals only policies of exactly its class. An isinstance test would make a subclass's policy equal its
+        # base's one way and not the other.
+        if type(self) in _FLOAT_POLICY_CLASSES:
+            if type(other) not in _FLOAT_POLICY_CLASSES:
+                return False
+        elif type(other) is not type(self):
+            return False
+        return self._name == other._name
 
     def __hash__(self):
         return hash(self._name)
@@ -118,6 +126,9 @@ class DTypePolicy:
 
 class FloatDTypePolicy(DTypePolicy):
     """Keras's alias of ``DTypePolicy``."""
+
+
+_FLOAT_POLICY_CLASSES = (DTypePolicy, FloatDTypePolicy)
 
 
 def check_quantization_mode(mode, where):
@@ -152,7 +163,8 @@ class QuantizedDTypePolicy(DTypePolicy):
         return {"mode": self._quantization_mode, "source_name": self._source_name}
 
     def __eq__(self, other):
-        return isinstance(other, QuantizedDTypePolicy) and self._name == other._name
+        return super().__eq__(other) and self._quantization_mode == other._quantization_mode and \
+            self._source_name == other._source_name
 
     def __hash__(self):
         return hash(self._name)
@@ -182,6 +194,12 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
     def get_config(self):
         return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
 
+    def __eq__(self, other):
+        return super().__eq__(other) and self.block_size == other.block_size
+
+    def __hash__(self):
+        return hash(self._name)
+
 
 class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
     """Keras's ``QuantizedFloat8DTypePolicy``: float8 training (``"float8_from_<source>"``) with
@@ -205,8 +223,7 @@ class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
         return {**super().get_config(), "amax_history_length": self._amax_history_length}
 
     def __eq__(self, other):
-        return type(other) is type(self) and self._name == other._name and \
-            self._amax_history_length == other._amax_history_length
+        return super().__eq__(other) and self._amax_history_length == other._amax_history_length
 
     def __hash__(self):
         return hash((self._name, self._amax_history_length))
@@ -306,6 +323,8 @@ class DTypePolicyMap(DTypePolicy):
         return cls(default_policy=config.get("default_policy"), policy_map=config.get("policy_map"))
 
     def __eq__(self, other):
+        # Keras 3.15 compares maps by a name attribute they lack (an AttributeError); a map is a mutable mapping,
+        # so here it equals only itself.
         return self is other
 
     def __hash__(self):

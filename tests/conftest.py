@@ -4,7 +4,7 @@
 device answers (skipped otherwise). It also makes that backend current, so
 layers built inside the test put their weights there.
 
-Every test runs with kernel outputs poisoned (NaN, or -1 for integers)
+Every test runs with kernel outputs poisoned (NaN, or all bits set for other dtypes)
 before each launch, so an element a kernel fails to write cannot pass.
 """
 import numpy

@@ -5,6 +5,7 @@ import pytest
 import gpu_dl
 from gpu_dl import backend
 from gpu_dl.backend import device as device_module
+from gpu_dl.backend import launch, to_numpy
 
 
 @pytest.fixture
@@ -56,3 +57,44 @@ def test_set_random_seed_makes_initialisation_reproducible():
     numpy.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
     with pytest.raises(ValueError, match="seed"):
         backend.set_random_seed(-1)
+
+
+POISON_DTYPES = ["float16", "float32", "float64", "complex64", "int8", "int16", "int32", "int64",
+                 "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+def assert_poisoned(xp, array, dtype):
+    dtype = numpy.dtype(dtype)
+    assert array.dtype == dtype
+    if dtype.kind in "fc":
+        assert bool(xp.isnan(array).all())
+        return
+    bits = to_numpy(array.view(f"u{dtype.itemsize}"))
+    assert (bits == numpy.iinfo(bits.dtype).max).all()           # every bit set
+    if dtype.kind == "i":
+        assert (to_numpy(array) == -1).all()
+    if dtype.kind == "b":
+        assert (to_numpy(array.view(numpy.uint8)) > 1).all()     # neither False nor True: detectably unwritten
+
+
+@pytest.mark.parametrize("dtype", POISON_DTYPES)
+def test_poison_fills_every_dtype_and_only_the_view_it_is_given(xp, dtype):
+    array = xp.zeros((4, 6), dtype=dtype)
+    with launch.poisoned_outputs(False):
+        assert launch.poison(array) is array
+    assert not bool(array.astype(bool).any())                     # not poisoning: poison() changes nothing
+    with launch.poisoned_outputs():
+        assert launch.poison(array[:, 1::2]) is not None
+    assert_poisoned(xp, array[:, 1::2], dtype)
+    assert not bool(array[:, 0::2].astype(bool).any())            # the columns outside the view are untouched
+
+
+@pytest.mark.parametrize("dtype", POISON_DTYPES)
+def test_empty_output_is_poisoned_for_every_dtype(cupy_only, dtype):
+    with launch.poisoned_outputs():
+        out = launch.empty_output((3, 5), dtype)
+    assert isinstance(out, cupy_only.ndarray) and out.shape == (3, 5)
+    assert_poisoned(cupy_only, out, dtype)
+    with launch.poisoned_outputs(False):
+        out = launch.empty_output((2,), dtype)
+    assert out.shape == (2,) and out.dtype == numpy.dtype(dtype)

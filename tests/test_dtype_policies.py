@@ -133,3 +133,68 @@ def test_global_policy_follows_floatx_until_set_and_clear_session_forgets_it():
     finally:
         gpu_dl.config.set_floatx("float32")
     assert mixed_precision.global_policy().name == "float32"
+
+
+# One policy of each kind and argument gpu_dl has, built by name of class and arguments in gpu_dl and in Keras.
+POLICY_CASES = {
+    "float32": ("DTypePolicy", ("float32",)),
+    "float_alias_float32": ("FloatDTypePolicy", ("float32",)),
+    "float64": ("DTypePolicy", ("float64",)),
+    "mixed_float16": ("FloatDTypePolicy", ("mixed_float16",)),
+    "int8": ("QuantizedDTypePolicy", ("int8", "float32")),
+    "int8_float64": ("QuantizedDTypePolicy", ("int8", "float64")),
+    "quantized_float8": ("QuantizedDTypePolicy", ("float8", "float32")),
+    "quantized_int4": ("QuantizedDTypePolicy", ("int4", "float32")),
+    "float8": ("QuantizedFloat8DTypePolicy", ("float8", "float32")),
+    "float8_history_16": ("QuantizedFloat8DTypePolicy", ("float8", "float32", 16)),
+    "int4_per_channel": ("Int4DTypePolicy", ("int4/-1", "float32")),
+    "int4_block_128": ("Int4DTypePolicy", ("int4/128", "float32")),
+}
+PAIRS = [(a, b) for a in POLICY_CASES for b in POLICY_CASES]
+
+
+def make_policy(module, case):
+    class_name, args = POLICY_CASES[case]
+    return getattr(module, class_name)(*args)
+
+
+def expected_equal(a, b):
+    """Keras 3.15's rule: DTypePolicy and FloatDTypePolicy are one kind, every other class its own; policies of
+    one kind are equal when their arguments are."""
+    def kind(case):
+        class_name, args = POLICY_CASES[case]
+        return ("DTypePolicy" if class_name == "FloatDTypePolicy" else class_name), args
+    return kind(a) == kind(b)
+
+
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_policy_equality_is_keras_rule_both_ways(a, b):
+    left, right = make_policy(gpu_dl.dtype_policies, a), make_policy(gpu_dl.dtype_policies, b)
+    expected = expected_equal(a, b)
+    # both operators, and each class's own __eq__ called directly (which Python's reflected call would hide)
+    assert (left == right, right == left, type(left).__eq__(left, right), type(right).__eq__(right, left)) == \
+        (expected,) * 4
+    assert (left != right) is not expected
+    if expected:
+        assert hash(left) == hash(right)
+    assert make_policy(gpu_dl.dtype_policies, a) == left     # a new policy of the same arguments
+
+
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_policy_equality_matches_keras(a, b):
+    keras = pytest.importorskip("keras")
+    ours = (make_policy(gpu_dl.dtype_policies, a), make_policy(gpu_dl.dtype_policies, b))
+    theirs = (make_policy(keras.dtype_policies, a), make_policy(keras.dtype_policies, b))
+    for (left, right), (k_left, k_right) in (((ours[0], ours[1]), theirs), ((ours[1], ours[0]), theirs[::-1])):
+        assert (left == right) == (k_left == k_right)
+        assert type(left).__eq__(left, right) == type(k_left).__eq__(k_left, k_right)
+
+
+def test_policy_maps_equal_only_themselves_and_no_plain_policy():
+    from gpu_dl.dtype_policies import DTypePolicyMap, FloatDTypePolicy
+    first, second = DTypePolicyMap("float32"), DTypePolicyMap("float32")
+    assert first == first and first != second and hash(first) == hash(first)
+    for policy in (DTypePolicy("float32"), FloatDTypePolicy("float32")):
+        # Keras 3.15 answers False both ways here too
+        assert (policy == first, first == policy, type(policy).__eq__(policy, first)) == (False, False, False)
+    assert DTypePolicy("float32") != "float32"

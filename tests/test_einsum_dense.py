@@ -119,3 +119,55 @@ def test_bad_arguments_and_inputs_name_the_layer(xp):
         layer(xp.ones((2, 6)))
     with pytest.raises(ValueError, match=r"EinsumDense layer 'e'.*unknown size"):
         layers.EinsumDense("abc,cd->abd", (None, None), name="e").build((None, 3, 6))
+
+
+RANK4_MODELS = {
+    "einsum_abcd": (lambda lib: lib.layers.EinsumDense("abcd,de->abce", (3, 4, 6), bias_axes="e"), (3, 4, 5)),
+    "einsum_abc": (lambda lib: lib.layers.EinsumDense("abc,cde->abde", (3, 4, 6), bias_axes="de"), (3, 5)),
+    "dense": (lambda lib: lib.layers.Dense(6), (3, 4, 5)),
+    "conv2d": (lambda lib: lib.layers.Conv2D(6, 3, padding="same"), (3, 4, 5)),
+}
+
+
+def rank4_losses(kind, loss, x, y):
+    """The initial weights, and the losses train_on_batch (3 samples), test_on_batch (7) and evaluate (batches of 2)
+    return, of a new model of ``kind``."""
+    make, sample_shape = RANK4_MODELS[kind]
+    ours = gpu_dl.Sequential([layers.Input(sample_shape), make(gpu_dl)])
+    initial = ours.get_weights()
+    ours.compile(optimizer="sgd", loss=loss)
+    values = [ours.train_on_batch(x[:3], y[:3]), ours.test_on_batch(x, y), ours.evaluate(x, y, batch_size=2, verbose=0)]
+    assert {w.dtype for w in ours.get_weights()} == {numpy.dtype("float32")}
+    return initial, values
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+@pytest.mark.parametrize("kind", sorted(RANK4_MODELS))
+def test_rank4_output_losses_are_float32_values(xp, rng, kind, loss):
+    """The loss train_on_batch, test_on_batch and evaluate return is a float32 mean (a Python float holding a
+    float32 value) as Keras's loss tracker's: not the float32 sum divided in float64 (3 and 7 samples make that
+    division inexact), nor a loss NumPy 1.26 made float64 (a float32 scalar plus a Python 0.0 of no weight
+    penalty, or times a Python int of samples)."""
+    x = rng.standard_normal((7,) + RANK4_MODELS[kind][1]).astype("float32")
+    _, values = rank4_losses(kind, loss, x, rng.standard_normal((7, 3, 4, 6)).astype("float32"))
+    for value in values:
+        assert type(value) is float
+        assert float(numpy.float32(value)) == value
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+@pytest.mark.parametrize("kind", sorted(RANK4_MODELS))
+def test_rank4_output_losses_match_keras(xp, rng, kind, loss):
+    keras = pytest.importorskip("keras")
+    make, sample_shape = RANK4_MODELS[kind]
+    x = rng.standard_normal((7,) + sample_shape).astype("float32")
+    y = rng.standard_normal((7, 3, 4, 6)).astype("float32")
+    initial, values = rank4_losses(kind, loss, x, y)
+    theirs = keras.Sequential([keras.Input(sample_shape), make(keras)])
+    theirs.set_weights(initial)
+    theirs.compile(optimizer="sgd", loss=loss)
+    expected = [theirs.train_on_batch(x[:3], y[:3]), theirs.test_on_batch(x, y),
+                theirs.evaluate(x, y, batch_size=2, verbose=0)]
+    # rel 1e-4: the GPU conv kernel sums in its own order
+    assert values == pytest.approx([float(v) for v in expected], rel=1e-4)
+    assert [float(numpy.float32(v)) for v in expected] == [float(v) for v in expected]    # Keras's are float32

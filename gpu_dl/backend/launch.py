@@ -5,7 +5,8 @@ as raw bytes. Launchers therefore check each array here before launching and
 raise an error that names the kernel and the argument.
 
 Outputs come from ``empty_output``. Under ``poisoned_outputs()`` (the tests)
-float outputs start as NaN and integer outputs as -1, so an element a kernel
+float and complex outputs start as NaN and every other output (signed and
+unsigned integers, booleans) with all its bits set, so an element a kernel
 forgets to write shows up instead of passing with whatever the memory held.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ _state = {"poison": False}
 
 @contextlib.contextmanager
 def poisoned_outputs(enabled: bool = True):
-    """Fill every kernel output with NaN (floats) or -1 (integers) before the launch that writes it."""
+    """Fill every kernel output with NaN (floats) or all bits set (other dtypes) before the launch that writes it."""
     previous = _state["poison"]
     _state["poison"] = bool(enabled)
     try:
@@ -39,20 +40,29 @@ def poisoning() -> bool:
     return _state["poison"]
 
 
+def _fill_poison(array):
+    """NaN for float and complex dtypes. Any other dtype is filled through its unsigned view of the same width
+    with all bits set: -1 for signed integers, the maximum for unsigned ones (NumPy 2 refuses to fill those with -1,
+    NumPy 1.26 warns), and for booleans the byte 0xFF, which is neither False (0) nor True (1),
+    so ``array.view(numpy.uint8) > 1`` finds an unwritten element."""
+    if array.dtype.kind in "fc":
+        array.fill(numpy.nan)
+    else:
+        bits = numpy.dtype(f"u{array.dtype.itemsize}")
+        array.view(bits).fill(bits.type(numpy.iinfo(bits).max))
+    return array
+
+
 def empty_output(shape, dtype):
     """A CuPy array for a kernel to write; poisoned when ``poisoned_outputs()`` is active."""
     import cupy
-    dtype = numpy.dtype(dtype)
-    if not _state["poison"]:
-        return cupy.empty(shape, dtype=dtype)
-    return cupy.full(shape, numpy.nan if dtype.kind == "f" else -1, dtype=dtype)
+    out = cupy.empty(shape, dtype=numpy.dtype(dtype))
+    return _fill_poison(out) if _state["poison"] else out
 
 
 def poison(array):
     """Overwrite an array a kernel will update or write in place (tests only; no-op unless poisoning)."""
-    if _state["poison"]:
-        array.fill(numpy.nan if array.dtype.kind == "f" else -1)
-    return array
+    return _fill_poison(array) if _state["poison"] else array
 
 
 def _as_dtype(value, source, target):

@@ -255,9 +255,16 @@ def _weighted(value, weight):
 
 
 def _total(value, penalty, added):
-    """The total loss: the compiled loss (None without one), the regularization penalties and the added losses."""
-    total = penalty if value is None else value + penalty
-    return total if added is None else total + added
+    """The total loss: the compiled loss, the regularization penalties and the added losses (each None where there
+    is none; 0.0 where all are). Only arrays are added: a Python 0.0 added to a float32 loss scalar would make it
+    float64 on NumPy 1.26."""
+    parts = [part for part in (value, penalty, added) if part is not None]
+    if not parts:
+        return 0.0
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def activity_of(layer):
@@ -880,17 +887,19 @@ class _ModelBase(trainer.Trainer, Layer):
         """Weight and activity penalties of the last forward pass, as Keras 3 adds them to the loss in training
         and in evaluation alike; with ``gradients``, the weight penalties' gradients join the weights' ``grad``
         (the activity penalties' join the backward pass)."""
-        penalty = 0.0
+        penalty = None          # None where nothing is penalised: see _total
         for var in self.trainable_weights:
             if var.regularizer is not None:
-                penalty = penalty + var.regularizer(var.value)
+                term = var.regularizer(var.value)
+                penalty = term if penalty is None else penalty + term
                 if gradients:
                     # a weight no call used in this step (an untied table read only one way) has no loss
                     # gradient: its penalty's is all it gets, as Keras differentiates the sum
                     gradient_pass.add(var, gradient_pass.scaled(var.regularizer.gradient(var.value)))
         for layer, out in self._activity_outputs():
             # Keras 3 divides the activity penalty by the batch size.
-            penalty = penalty + layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+            term = layer.activity_regularizer(out) / out.dtype.type(out.shape[0])
+            penalty = term if penalty is None else penalty + term
         return penalty
 
     def _activity_outputs(self):
@@ -1044,8 +1053,24 @@ class _ModelBase(trainer.Trainer, Layer):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` passes over (x, y), or over a data set, PyDataset or generator given as ``x``.
-        Returns a ``History``."""
+        """Train for ``epochs`` passes over the data; returns a ``History``.
+
+        ``x`` is one of:
+
+        - arrays: a NumPy or CuPy array, or what NumPy makes one of (nested lists, a CPU torch tensor), for a
+          model with one input; a list or tuple of them in the order of the inputs, or a dict of them by input
+          name, for several. ``y`` and ``sample_weight`` are arrays too (a list or dict for several outputs),
+          taken in batches of ``batch_size`` (32 where None), shuffled with ``shuffle``, split by
+          ``validation_split``;
+        - the windowed data set of ``timeseries_dataset_from_array``: its windows and targets, in its batches;
+        - batches yielded as ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)`` by a ``PyDataset`` (what
+          ``image_dataset_from_directory`` returns is one), a Python generator or iterator, a PyTorch
+          ``torch.utils.data.DataLoader``, a ``tf.data.Dataset``, or a grain ``MapDataset``, ``IterDataset`` or
+          ``DataLoader`` (``gpu_dl/data/foreign_datasets.py``; neither TensorFlow nor grain is imported). ``y``,
+          ``sample_weight`` and ``validation_split`` are refused beside them and ``batch_size`` is ignored;
+          ``steps_per_epoch`` takes that many batches an epoch (needed for an endless one).
+
+        ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)`` of arrays, or any of the data sets above."""
         self._require_compiled("fit")
         if streaming.is_stream(x):
             return streaming.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
@@ -1175,7 +1200,12 @@ class _ModelBase(trainer.Trainer, Layer):
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """Loss (and metrics) over (x, y): a float, a list ``[loss, *metrics]``, or a dict."""
+        """Loss (and metrics) over the data: a float, a list ``[loss, *metrics]``, or a dict (``return_dict``).
+
+        ``x`` (with ``y`` and ``sample_weight`` where it is arrays) is any input ``fit`` takes: arrays (a list or
+        dict of them for several inputs), the data set of ``timeseries_dataset_from_array``, or batches from a
+        ``PyDataset``, a Python generator or iterator, a torch ``DataLoader``, a ``tf.data.Dataset`` or a grain
+        ``MapDataset``, ``IterDataset`` or ``DataLoader``; ``steps`` takes that many batches."""
         self._require_compiled("evaluate")
         if streaming.is_stream(x):
             return streaming.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
@@ -1196,8 +1226,11 @@ class _ModelBase(trainer.Trainer, Layer):
 
     # ------------------------------------------------------------------ predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x`` (arrays, a data set, a PyDataset or a generator), as NumPy arrays in the
-        structure of a call on arrays: one array, a list of one per output, or the dict a model was made with.
+        """The model's outputs for ``x``, as NumPy arrays in the structure of a call on arrays: one array, a list of
+        one per output, or the dict a model was made with. ``x`` is any input ``fit`` takes: arrays (a list or
+        dict of them for several inputs), the data set of ``timeseries_dataset_from_array``, or batches (``x`` or a
+        tuple whose first element is ``x``) from a ``PyDataset``, a Python generator or iterator, a torch
+        ``DataLoader``, a ``tf.data.Dataset`` or a grain ``MapDataset``, ``IterDataset`` or ``DataLoader``.
         A class with a ``predict_step`` of its own gives what that step returns, joined along the batch axis."""
         if self._custom_predict:
             return trainer.predict(self, x, batch_size, verbose, steps, callbacks)

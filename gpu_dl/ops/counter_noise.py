@@ -79,7 +79,7 @@ def words(xp, key, count):
     count = _check_count(count, where)
     if xp is numpy:
         return _words(key, numpy.arange(count, dtype=numpy.uint64))
-    out = launch.empty_output((count,), numpy.int64).view(numpy.uint64)    # poisoned: all bits set
+    out = launch.empty_output((count,), numpy.uint64)
     _launch("counter_words_u64", out, key)
     return out
 
