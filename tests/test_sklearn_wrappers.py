@@ -36,6 +36,17 @@ def dynamic_model(X, y, loss, out_activation_function="softmax", layers=(10,), l
     return model
 
 
+class NamedDynamicModel:
+    """``dynamic_model`` under a name: the checks' test ids spell out each estimator's repr, which for a function
+    holds its address, different in each process, and pytest-xdist's workers must collect the same ids."""
+
+    def __call__(self, *args, **kwargs):
+        return dynamic_model(*args, **kwargs)
+
+    def __repr__(self):
+        return "dynamic_model"
+
+
 EXPECTED_FAILED_CHECKS = {
     "SKLearnClassifier": {
         "check_classifiers_one_label_sample_weights": "0 sample weight is not ignored",
@@ -51,10 +62,11 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [SKLearnClassifier(model=dynamic_model, model_kwargs={"loss": "categorical_crossentropy", "layers": [20, 20, 20]},
+    [SKLearnClassifier(model=NamedDynamicModel(),
+                       model_kwargs={"loss": "categorical_crossentropy", "layers": [20, 20, 20]},
                        fit_kwargs={"epochs": 5, "verbose": 0}),
-     SKLearnRegressor(model=dynamic_model, model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0}),
-     SKLearnTransformer(model=dynamic_model, model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0})],
+     SKLearnRegressor(model=NamedDynamicModel(), model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0}),
+     SKLearnTransformer(model=NamedDynamicModel(), model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0})],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS[type(estimator).__name__])
 def test_sklearn_estimator_checks(estimator, check, on_cpu):
     check(estimator)
