@@ -6,12 +6,37 @@ layers built inside the test put their weights there.
 
 Every test runs with kernel outputs poisoned (NaN, or all bits set for other dtypes)
 before each launch, so an element a kernel fails to write cannot pass.
+
+Under pytest-xdist (``-n 2``, as the README's test command runs) each worker
+gets its share of the cores for BLAS, OpenMP and torch threads, and the tests
+marked ``slow`` are handed out first.
 """
+import os
+
 import numpy
 import pytest
 
 from gpu_dl import backend
 from gpu_dl.backend import launch
+
+
+def pytest_configure(config):
+    # The controller sets this before it starts the workers, whose NumPy and torch read it once, at import:
+    # with one thread pool per core in every worker, N workers would run N times as many threads as cores.
+    # A value already in the environment is kept.
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and not hasattr(config, "workerinput"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, str(max(1, cores // workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    # In an xdist worker (each collects the whole list in the same order, and the controller hands tests out
+    # in that order): the long tests first, so that they start early and the short ones fill in around them,
+    # rather than one worker running a long test alone at the end.
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _gpu_available():

@@ -228,6 +228,7 @@ def test_a_small_3d_cnn_learns_where_a_blob_is(xp):
                                layers.GlobalAveragePooling3D(), layers.Dense(2, activation="softmax")])
     model.compile(optimizer=gpu_dl.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    model.fit(xp.asarray(x), xp.asarray(y), epochs=30, batch_size=16, verbose=0)
+    # 10 epochs: every one of eight seeds classifies all 64 volumes from the 5th on (the 4th still misses).
+    model.fit(xp.asarray(x), xp.asarray(y), epochs=10, batch_size=16, verbose=0)
     predicted = to_numpy(model.predict(xp.asarray(x), verbose=0)).argmax(axis=1)
     assert (predicted == y).mean() > 0.9

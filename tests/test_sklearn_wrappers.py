@@ -1,6 +1,7 @@
 """gpu_dl.wrappers: scikit-learn's own estimator checks (with the exceptions Keras's tests allow), the label
 encoding of the classifier, get_params/set_params/clone, a Pipeline and cross_val_score on the digits, bad
 models refused, and the same fits as Keras 3's wrappers where Keras is installed."""
+import functools
 import os
 
 import numpy
@@ -36,6 +37,17 @@ def dynamic_model(X, y, loss, out_activation_function="softmax", layers=(10,), l
     return model
 
 
+class NamedDynamicModel:
+    """``dynamic_model`` under a name: the checks' test ids spell out each estimator's repr, which for a function
+    holds its address, different in each process, and pytest-xdist's workers must collect the same ids."""
+
+    def __call__(self, *args, **kwargs):
+        return dynamic_model(*args, **kwargs)
+
+    def __repr__(self):
+        return "dynamic_model"
+
+
 EXPECTED_FAILED_CHECKS = {
     "SKLearnClassifier": {
         "check_classifiers_one_label_sample_weights": "0 sample weight is not ignored",
@@ -51,10 +63,11 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [SKLearnClassifier(model=dynamic_model, model_kwargs={"loss": "categorical_crossentropy", "layers": [20, 20, 20]},
+    [SKLearnClassifier(model=NamedDynamicModel(),
+                       model_kwargs={"loss": "categorical_crossentropy", "layers": [20, 20, 20]},
                        fit_kwargs={"epochs": 5, "verbose": 0}),
-     SKLearnRegressor(model=dynamic_model, model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0}),
-     SKLearnTransformer(model=dynamic_model, model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0})],
+     SKLearnRegressor(model=NamedDynamicModel(), model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0}),
+     SKLearnTransformer(model=NamedDynamicModel(), model_kwargs={"loss": "mse"}, fit_kwargs={"verbose": 0})],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS[type(estimator).__name__])
 def test_sklearn_estimator_checks(estimator, check, on_cpu):
     check(estimator)
@@ -156,9 +169,12 @@ def test_warm_start_goes_on_training_the_fitted_model(on_cpu):
 
 def test_pipeline_and_cross_val_score_on_the_digits(xp):
     X, y = load_digits(return_X_y=True)
+    # Adam at ten times its default rate for 5 epochs learns as much as at its default for 20 (mean scores
+    # 0.89 to 0.91 over six seeds, against 0.88 to 0.90), in a quarter of the steps: the CuPy body's are
+    # emulated kernel launches on a CPU-only machine.
     net = SKLearnClassifier(dynamic_model, model_kwargs={"loss": "categorical_crossentropy", "layers": [64],
-                                                         "optimizer": "adam"},
-                            fit_kwargs={"epochs": 20, "batch_size": 32, "verbose": 0})
+                                                         "optimizer": functools.partial(gpu_dl.optimizers.Adam, 0.01)},
+                            fit_kwargs={"epochs": 5, "batch_size": 32, "verbose": 0})
     pipe = make_pipeline(StandardScaler(), net)
     scores = cross_val_score(pipe, X[:900], y[:900], cv=3)
     assert scores.shape == (3,)
