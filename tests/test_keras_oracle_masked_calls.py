@@ -1,0 +1,142 @@
+"""Masks in functional models where a call has more than its input, against Keras 3 itself (torch backend, on the
+CPU): a recurrent layer given ``initial_state`` tensors, merges of a masked tensor and one of unknown steps
+(``EinsumDense(..., output_shape=(None, 3))``), and the attention layers' masks. Keras fills a call's ``mask``
+from its input's only when the input is the call's one tensor argument; the output still gets the input's mask.
+Each model runs on both backends (the Keras oracle on the CPU); gradients against float64 finite differences."""
+import os
+
+import numpy
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import backend  # noqa: E402
+from gpu_dl.backend import to_numpy  # noqa: E402
+
+from gradcheck import assert_gradient  # noqa: E402
+
+IDS = numpy.array([[3, 1, 0, 0, 2], [0, 2, 5, 0, 0], [4, 4, 4, 4, 4], [0, 0, 0, 0, 0]])
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions():
+    """Layer names (and so the weights' paths) count from the start in both libraries."""
+    gpu_dl.backend.clear_session()
+    keras.backend.clear_session()
+
+
+def _numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return to_numpy(value) if not isinstance(value, numpy.ndarray) else value
+
+
+def _predictions(model, x):
+    out = model.predict(x, verbose=0)
+    return [_numpy(o) for o in out] if isinstance(out, (list, tuple)) else [_numpy(out)]
+
+
+def _same_weights(ours, theirs, rng):
+    weights = [(0.5 * rng.standard_normal(w.shape)).astype(w.dtype) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+
+
+# ------------------------------------------------------------------ recurrent layers given initial_state
+def _states(kind, units):
+    return 2 if kind == "LSTM" else 1
+
+
+def _decoder(lib, kind, source, return_sequences, go_backwards, explicit_mask=False, dtype="float32"):
+    """Ids (or float steps through Masking) into a recurrent layer started from given states, as a decoder is
+    started from its encoder's: the sequences (and their mask-aware average, which reads the mask the output got)
+    and the final states."""
+    steps = lib.Input((5,), dtype="int32")
+    states = [lib.Input((4,), dtype=dtype) for _ in range(_states(kind, 4))]
+    if source == "embedding":
+        x = lib.layers.Embedding(7, 3, mask_zero=True, dtype=dtype)(steps)
+    else:       # Masking of embedded steps whose id is 0 (their vectors set to 0 first)
+        x = lib.layers.Embedding(7, 3, dtype=dtype)(steps)
+        x = lib.layers.Masking(dtype=dtype)(lib.ops.multiply(x, lib.ops.expand_dims(
+            lib.ops.cast(lib.ops.not_equal(steps, 0), dtype), -1)))
+    rnn = getattr(lib.layers, kind)(4, return_sequences=return_sequences, return_state=True,
+                                    go_backwards=go_backwards, dtype=dtype)
+    extra = {"mask": lib.ops.not_equal(steps, 0)} if explicit_mask else {}
+    out, *final = rnn(x, initial_state=states, **extra)
+    outputs = [out] + final
+    if return_sequences:
+        outputs.append(lib.layers.GlobalAveragePooling1D(dtype=dtype)(out))
+    return lib.Model([steps] + states, outputs)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("source", ["embedding", "masking"])
+def test_a_masked_recurrent_layer_given_initial_state_runs_every_step_as_keras(xp, rng, kind, return_sequences,
+                                                                               go_backwards, source):
+    theirs = _decoder(keras, kind, source, return_sequences, go_backwards)
+    ours = _decoder(gpu_dl, kind, source, return_sequences, go_backwards)
+    _same_weights(ours, theirs, rng)
+    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind, 4))]
+    want = _predictions(theirs, x)
+    got = _predictions(ours, [xp.asarray(a) for a in x])
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    # What Keras gives is the unmasked run: the padded samples' outputs are not what the masked call gives.
+    masked = getattr(keras.layers, kind)(4, return_sequences=return_sequences, go_backwards=go_backwards)
+    embedded = theirs.layers[[type(l).__name__ for l in theirs.layers].index("Embedding")](IDS)
+    rnn = next(l for l in theirs.layers if type(l).__name__ == kind)
+    masked.build(embedded.shape)
+    masked.set_weights(rnn.get_weights())
+    skipped = _numpy(masked(embedded * keras.ops.expand_dims(keras.ops.cast(IDS != 0, "float32"), -1),
+                            initial_state=x[1:], mask=IDS != 0))
+    assert numpy.abs(skipped[0] - want[0][0]).max() > 1e-3
+    numpy.testing.assert_allclose(skipped[2], want[0][2], rtol=1e-5, atol=1e-6)    # no padding: the same
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_an_explicit_mask_with_initial_state_holds_the_given_states_as_keras(xp, rng, kind, return_sequences,
+                                                                             go_backwards):
+    theirs = _decoder(keras, kind, "embedding", return_sequences, go_backwards, explicit_mask=True)
+    ours = _decoder(gpu_dl, kind, "embedding", return_sequences, go_backwards, explicit_mask=True)
+    _same_weights(ours, theirs, rng)
+    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind, 4))]
+    want = _predictions(theirs, x)
+    got = _predictions(ours, [xp.asarray(a) for a in x])
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    for final, given in zip(want[1:1 + len(x) - 1], x[1:]):
+        numpy.testing.assert_allclose(final[3], given[3], rtol=1e-6)     # every step masked: the states as given
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("explicit_mask", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gradients_reach_the_initial_states_of_a_masked_decoder(xp, rng, kind, explicit_mask, go_backwards):
+    backend.set_random_seed(5)
+    model = _decoder(gpu_dl, kind, "embedding", True, go_backwards, explicit_mask=explicit_mask, dtype="float64")
+    ids = xp.asarray(IDS)
+    states = [xp.asarray(rng.standard_normal((4, 4))) for _ in range(_states(kind, 4))]
+    outs = model.forward([ids] + states, training=True)
+    # No gradient from the masked average: the sample masked at every step averages over no steps (0 / 0).
+    weights = [xp.asarray(rng.standard_normal(o.shape)) for o in outs[:-1]] + [None]
+
+    def objective(given):
+        return sum((o * w).sum() for o, w in zip(model.forward([ids] + given, training=True), weights[:-1]))
+
+    objective(states)
+    grads = model.backward(weights)
+    for i, state in enumerate(states):
+        assert_gradient(lambda s, i=i: objective(states[:i] + [s] + states[i + 1:]), state.copy(), grads[1 + i],
+                        rng, what=f"{kind} initial state {i}")
+    if explicit_mask:
+        # The sample masked at every step: its final states are the given ones, so their gradients pass straight
+        # back to the initial states (plus nothing from its output sequence, zeros at every step).
+        for i, state in enumerate(states):
+            numpy.testing.assert_allclose(to_numpy(grads[1 + i])[3], to_numpy(weights[1 + i])[3], rtol=1e-12)
