@@ -39,13 +39,16 @@ def _predictions(model, x):
 
 
 def _same_weights(ours, theirs, rng):
+    """Random weights for both, matched by their paths (the order of the layers is not what is tested here)."""
     weights = [(0.5 * rng.standard_normal(w.shape)).astype(w.dtype) for w in theirs.get_weights()]
     theirs.set_weights(weights)
-    ours.set_weights(weights)
+    by_path = {w.path: value for w, value in zip(theirs.weights, weights)}
+    assert sorted(by_path) == sorted(w.path for w in ours.weights)
+    ours.set_weights([by_path[w.path] for w in ours.weights])
 
 
 # ------------------------------------------------------------------ recurrent layers given initial_state
-def _states(kind, units):
+def _states(kind):
     return 2 if kind == "LSTM" else 1
 
 
@@ -54,7 +57,7 @@ def _decoder(lib, kind, source, return_sequences, go_backwards, explicit_mask=Fa
     started from its encoder's: the sequences (and their mask-aware average, which reads the mask the output got)
     and the final states."""
     steps = lib.Input((5,), dtype="int32")
-    states = [lib.Input((4,), dtype=dtype) for _ in range(_states(kind, 4))]
+    states = [lib.Input((4,), dtype=dtype) for _ in range(_states(kind))]
     if source == "embedding":
         x = lib.layers.Embedding(7, 3, mask_zero=True, dtype=dtype)(steps)
     else:       # Masking of embedded steps whose id is 0 (their vectors set to 0 first)
@@ -80,7 +83,7 @@ def test_a_masked_recurrent_layer_given_initial_state_runs_every_step_as_keras(x
     theirs = _decoder(keras, kind, source, return_sequences, go_backwards)
     ours = _decoder(gpu_dl, kind, source, return_sequences, go_backwards)
     _same_weights(ours, theirs, rng)
-    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind, 4))]
+    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind))]
     want = _predictions(theirs, x)
     got = _predictions(ours, [xp.asarray(a) for a in x])
     assert len(got) == len(want)
@@ -106,7 +109,7 @@ def test_an_explicit_mask_with_initial_state_holds_the_given_states_as_keras(xp,
     theirs = _decoder(keras, kind, "embedding", return_sequences, go_backwards, explicit_mask=True)
     ours = _decoder(gpu_dl, kind, "embedding", return_sequences, go_backwards, explicit_mask=True)
     _same_weights(ours, theirs, rng)
-    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind, 4))]
+    x = [IDS] + [rng.standard_normal((4, 4)).astype("float32") for _ in range(_states(kind))]
     want = _predictions(theirs, x)
     got = _predictions(ours, [xp.asarray(a) for a in x])
     for g, w in zip(got, want):
@@ -122,7 +125,7 @@ def test_gradients_reach_the_initial_states_of_a_masked_decoder(xp, rng, kind, e
     backend.set_random_seed(5)
     model = _decoder(gpu_dl, kind, "embedding", True, go_backwards, explicit_mask=explicit_mask, dtype="float64")
     ids = xp.asarray(IDS)
-    states = [xp.asarray(rng.standard_normal((4, 4))) for _ in range(_states(kind, 4))]
+    states = [xp.asarray(rng.standard_normal((4, 4))) for _ in range(_states(kind))]
     outs = model.forward([ids] + states, training=True)
     # No gradient from the masked average: the sample masked at every step averages over no steps (0 / 0).
     weights = [xp.asarray(rng.standard_normal(o.shape)) for o in outs[:-1]] + [None]
@@ -140,3 +143,37 @@ def test_gradients_reach_the_initial_states_of_a_masked_decoder(xp, rng, kind, e
         # back to the initial states (plus nothing from its output sequence, zeros at every step).
         for i, state in enumerate(states):
             numpy.testing.assert_allclose(to_numpy(grads[1 + i])[3], to_numpy(weights[1 + i])[3], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ merges of a masked input and one of unknown steps
+MERGES = [("Concatenate", {}), ("Concatenate", {"axis": 1}), ("Add", {}), ("Subtract", {}), ("Multiply", {}),
+          ("Average", {}), ("Maximum", {}), ("Minimum", {}), ("Dot", {"axes": 2})]
+
+
+def _merged(lib, merge, kwargs, einsum_first):
+    """Embedded ids (masked) through an EinsumDense whose output leaves the steps unknown and a Dense (which passes
+    the mask on), merged, then averaged over the steps the merge's mask keeps."""
+    ids = lib.Input((5,), dtype="int32")
+    x = lib.layers.Embedding(7, 4, mask_zero=True)(ids)
+    branches = [lib.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3))(x), lib.layers.Dense(3)(x)]
+    merged = getattr(lib.layers, merge)(**kwargs)(branches if einsum_first else branches[::-1])
+    return lib.Model(ids, [merged, lib.layers.GlobalAveragePooling1D()(merged)]), merged
+
+
+@pytest.mark.filterwarnings("ignore:.*does not support masking")
+@pytest.mark.parametrize("merge,kwargs", MERGES, ids=[m + "".join(f"-{k}{v}" for k, v in kw.items())
+                                                      for m, kw in MERGES])
+@pytest.mark.parametrize("einsum_first", [True, False])
+def test_a_merge_of_a_masked_input_and_one_of_unknown_steps_builds_as_keras(xp, rng, merge, kwargs, einsum_first):
+    theirs, their_merged = _merged(keras, merge, kwargs, einsum_first)
+    ours, our_merged = _merged(gpu_dl, merge, kwargs, einsum_first)
+    assert tuple(our_merged.shape) == tuple(their_merged.shape)
+    their_mask, our_mask = getattr(their_merged, "_keras_mask", None), getattr(our_merged, "_keras_mask", None)
+    assert (our_mask is None) == (their_mask is None)
+    if their_mask is not None:
+        assert tuple(our_mask.shape) == tuple(their_mask.shape)
+    _same_weights(ours, theirs, rng)
+    want = _predictions(theirs, IDS[:3])
+    got = _predictions(ours, xp.asarray(IDS[:3]))
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
