@@ -177,3 +177,114 @@ def test_a_merge_of_a_masked_input_and_one_of_unknown_steps_builds_as_keras(xp, 
     got = _predictions(ours, xp.asarray(IDS[:3]))
     for g, w in zip(got, want):
         numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ attention layers and the masks of their inputs
+ATTENTIONS = {"MultiHeadAttention": lambda lib: lib.layers.MultiHeadAttention(2, 3),
+              "GroupQueryAttention": lambda lib: lib.layers.GroupQueryAttention(4, 2, 2),
+              "Attention": lambda lib: lib.layers.Attention(),
+              "AdditiveAttention": lambda lib: lib.layers.AdditiveAttention()}
+
+
+def _attend(attention, x):
+    return attention([x, x]) if isinstance(attention, (keras.layers.Attention, keras.layers.AdditiveAttention,
+                                                       gpu_dl.layers.Attention, gpu_dl.layers.AdditiveAttention)) \
+        else attention(x, x)
+
+
+def _self_attention_then_lstm(lib, name, lstm_first):
+    """A subclassed model: embedded ids (masked) attend to themselves, and an LSTM reads the same embedded tensor,
+    before or after the attention."""
+    class SelfAttentionAndLSTM(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.embedding = lib.layers.Embedding(7, 4, mask_zero=True)
+            self.attention = ATTENTIONS[name](lib)
+            self.lstm = lib.layers.LSTM(3)
+
+        def call(self, ids):
+            x = self.embedding(ids)
+            read = self.lstm(x) if lstm_first else None
+            attended = _attend(self.attention, x)
+            return [attended, read if lstm_first else self.lstm(x)]
+    model = SelfAttentionAndLSTM()
+    model(IDS[:3])
+    return model
+
+
+@pytest.mark.parametrize("name", list(ATTENTIONS))
+@pytest.mark.parametrize("lstm_first", [False, True])
+def test_in_a_call_multi_head_attention_takes_the_masks_off_its_inputs_as_keras(xp, rng, name, lstm_first):
+    # In Keras MultiHeadAttention removes the masks from its query, value and key tensors: a layer of the same
+    # call reading one of them afterwards gets no mask (the LSTM runs over the padded steps too). The other
+    # attention layers leave the masks.
+    theirs, ours = _self_attention_then_lstm(keras, name, lstm_first), _self_attention_then_lstm(gpu_dl, name,
+                                                                                                  lstm_first)
+    _same_weights(ours, theirs, rng)
+    want = _predictions(theirs, IDS[:3])
+    got = _predictions(ours, xp.asarray(IDS[:3]))
+    numpy.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+    kept = IDS[:3] != 0     # query steps masked: every key masked in their rows (see the test below)
+    numpy.testing.assert_allclose(got[0][kept], want[0][kept], rtol=1e-5, atol=1e-6)
+    # the LSTM's masks: the padded samples give other outputs when it reads the mask than when it does not
+    lstm = ours.lstm
+    embedded = ours.embedding(xp.asarray(IDS[:3]))
+    masked, unmasked = (to_numpy(lstm(embedded, mask=xp.asarray(IDS[:3] != 0))), to_numpy(lstm(embedded)))
+    reads_mask = lstm_first or name != "MultiHeadAttention"
+    numpy.testing.assert_allclose(got[1], masked if reads_mask else unmasked, rtol=1e-5, atol=1e-6)
+    assert numpy.abs(masked[:2] - unmasked[:2]).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(ATTENTIONS))
+@pytest.mark.parametrize("lstm_first", [False, True])
+def test_in_a_functional_model_the_layers_after_attention_keep_their_masks_as_keras(xp, rng, name, lstm_first):
+    # Keras records the mask each call reads in the graph, so MultiHeadAttention taking the masks off its inputs
+    # in its call changes nothing in a functional model.
+    def model(lib):
+        ids = lib.Input((5,), dtype="int32")
+        x = lib.layers.Embedding(7, 4, mask_zero=True)(ids)
+        lstm = lib.layers.LSTM(3)
+        read = lstm(x) if lstm_first else None
+        attended = _attend(ATTENTIONS[name](lib), x)
+        assert x._keras_mask is not None
+        return lib.Model(ids, [attended, read if lstm_first else lstm(x)])
+    theirs, ours = model(keras), model(gpu_dl)
+    _same_weights(ours, theirs, rng)
+    want = _predictions(theirs, IDS[:3])
+    got = _predictions(ours, xp.asarray(IDS[:3]))
+    numpy.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+    kept = IDS[:3] != 0
+    numpy.testing.assert_allclose(got[0][kept], want[0][kept], rtol=1e-5, atol=1e-6)
+    lstm = next(l for l in ours.layers if type(l).__name__ == "LSTM")
+    embedded = ours.layers[1](xp.asarray(IDS[:3]))
+    numpy.testing.assert_allclose(got[1], to_numpy(lstm(embedded, mask=xp.asarray(IDS[:3] != 0))), rtol=1e-5,
+                                  atol=1e-6)
+
+
+def test_multi_head_attention_rows_masked_throughout(xp, rng):
+    # A masked query step masks every key of its row. gpu_dl computes those rows as Keras's masked Softmax does
+    # (the weights of masked keys set to 0: a row of them all gives zeros, so the output there is the output
+    # projection's bias), with or without return_attention_scores; Keras 3.15 on torch gives that only with
+    # return_attention_scores=True (without it the attention goes through another path there), so that is what
+    # the rows are compared with.
+    def model(lib, scores):
+        ids = lib.Input((5,), dtype="int32")
+        x = lib.layers.Embedding(7, 4, mask_zero=True)(ids)
+        out = lib.layers.MultiHeadAttention(2, 3)(x, x, return_attention_scores=scores)
+        return lib.Model(ids, out if scores else [out])
+    theirs, ours, ours_without = model(keras, True), model(gpu_dl, True), model(gpu_dl, False)
+    _same_weights(ours, theirs, rng)
+    ours_without.set_weights(ours.get_weights())
+    want = _predictions(theirs, IDS[:3])
+    got = _predictions(ours, xp.asarray(IDS[:3]))
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    masked_rows = IDS[:3] == 0
+    assert masked_rows.any()
+    weights = got[1].transpose(0, 2, 1, 3)[masked_rows]         # (rows, heads, keys)
+    assert not weights.any()
+    bias = to_numpy(ours.layers[-1].weights[-1].value)
+    assert ours.layers[-1].weights[-1].path.endswith("attention_output/bias")
+    numpy.testing.assert_allclose(got[0][masked_rows], numpy.broadcast_to(bias, got[0][masked_rows].shape),
+                                  rtol=1e-6)
+    numpy.testing.assert_allclose(_predictions(ours_without, xp.asarray(IDS[:3]))[0], got[0], rtol=1e-6, atol=1e-7)

@@ -131,6 +131,25 @@ def _mask_of_tensor(tensor):
     return tensor._mask
 
 
+def drop_masks(tensors):
+    """Keras's MultiHeadAttention takes the masks off its query, value and key tensors once it has read them; in a
+    call on arrays (a composite layer's call, which gpu_dl traces) the calls after it on the same tensors then read
+    none. In a functional model Keras's later calls read the masks their nodes recorded, so nothing changes there:
+    only a call being traced drops them."""
+    from .symbolic import tracing_symbolic
+    if not tracing_symbolic():
+        return
+    for t in tensors:
+        if is_symbolic(t):
+            t._mask, t._mask_dropped = None, True
+
+
+def edge_mask(node, tensor, mask_of):
+    """The mask ``node`` reads from its input ``tensor`` (``mask_of(tensor)``), or None where a call traced before
+    it took that mask away (``drop_masks``)."""
+    return None if id(tensor) in getattr(node, "unmasked_inputs", ()) else mask_of(tensor)
+
+
 def set_node_masks(node, carried=None):
     """Set ``_keras_mask`` on the outputs of ``node`` (a call on symbolic tensors) by Keras's rule, from the masks
     on its inputs (or the ``mask`` it was given). ``carried``: for a composite layer, the masks that reached the
@@ -145,6 +164,8 @@ def node_output_masks(node, mask_of, carried=None):
     layer = node.layer
     count = len(node.outputs)
     x = node.args[0] if node.args else None
+    read = mask_of
+    mask_of = lambda t: edge_mask(node, t, read)        # noqa: E731
     mask = node.kwargs["mask"] if node.kwargs.get("mask") is not None else input_masks(x, mask_of)
     if carried is None:
         carried = layer._carried_masks(node, mask_of) if layer._composite else [None] * count

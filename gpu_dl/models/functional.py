@@ -590,10 +590,10 @@ class Functional(Model):
             arg = node.args[0]
             if isinstance(arg, list):
                 x_in = [values[t] for t in arg]
-                mask = [masks[t] for t in arg]
+                mask = [mask_rules.edge_mask(node, t, masks.get) for t in arg]
                 mask = None if all(m is None for m in mask) else mask
             else:
-                x_in, mask = values[arg], masks[arg]
+                x_in, mask = values[arg], mask_rules.edge_mask(node, arg, masks.get)
             given = node.kwargs.get("mask")
             if given is not None:       # a mask the call was given (a tensor of the graph), not the edge's
                 mask = [None if m is None else values[m] for m in given] if isinstance(given, list) else values[given]

@@ -1278,7 +1278,10 @@ def _emit_model(b, model, inputs):
                                "calls on one tensor or a list of them")
         tensors = {k: values(v) for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])}
         arg = node.args[0]
-        xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        # Without the mask of a tensor that a call traced before this one took off (MultiHeadAttention's in a
+        # composite layer's call, layers/masks.py drop_masks), as gpu_dl runs the graph.
+        xs = [_Value(known[t].name, known[t].shape, known[t].dtype, None) if id(t) in node.unmasked_inputs
+              else known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
         given = tensors.pop("mask", None)
         if given is not None:       # a mask the call was given (a tensor of the graph) instead of the edges'
             given = given if isinstance(given, list) else [given]
