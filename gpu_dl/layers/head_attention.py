@@ -31,7 +31,7 @@ from . import build_shapes
 from .base import Layer, scoped_path, unique_name
 from .core import Dropout
 from .einsum_dense import axes_initializer
-from .masks import set_node_masks
+from .masks import drop_masks, set_node_masks
 from .regularization import dropout_rate, seeded_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, flatten_tensors, is_symbolic
 
@@ -64,6 +64,9 @@ class HeadAttention(Layer):
     """The shared machinery (see the module docstring). A subclass builds its projections in ``build`` with
     ``_dense`` and sets ``_query_heads`` (N) and ``_score_scale`` (1/sqrt of the query heads' width)."""
 
+    # Keras's MultiHeadAttention takes the masks off its inputs in its call (masks.drop_masks); its
+    # GroupedQueryAttention leaves them.
+    drops_input_masks = False
     takes_input_list = True
     supports_masking = True
     call_first_argument = "query"
@@ -283,6 +286,8 @@ class HeadAttention(Layer):
         node.input_tensors = flatten_tensors(keras_args) + flatten_tensors([keras_kwargs[k]
                                                                             for k in sorted(keras_kwargs)])
         set_node_masks(node)
+        if self.drops_input_masks:
+            drop_masks(inputs)
         return outputs if return_attention_scores else outputs[0]
 
     def keras_call_arguments(self, node):

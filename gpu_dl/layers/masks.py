@@ -131,6 +131,25 @@ def _mask_of_tensor(tensor):
     return tensor._mask
 
 
+def drop_masks(tensors):
+    """Keras's MultiHeadAttention takes the masks off its query, value and key tensors once it has read them; in a
+    call on arrays (a composite layer's call, which gpu_dl traces) the calls after it on the same tensors then read
+    none. In a functional model Keras's later calls read the masks their nodes recorded, so nothing changes there:
+    only a call being traced drops them."""
+    from .symbolic import tracing_symbolic
+    if not tracing_symbolic():
+        return
+    for t in tensors:
+        if is_symbolic(t):
+            t._mask, t._mask_dropped = None, True
+
+
+def edge_mask(node, tensor, mask_of):
+    """The mask ``node`` reads from its input ``tensor`` (``mask_of(tensor)``), or None where a call traced before
+    it took that mask away (``drop_masks``)."""
+    return None if id(tensor) in getattr(node, "unmasked_inputs", ()) else mask_of(tensor)
+
+
 def set_node_masks(node, carried=None):
     """Set ``_keras_mask`` on the outputs of ``node`` (a call on symbolic tensors) by Keras's rule, from the masks
     on its inputs (or the ``mask`` it was given). ``carried``: for a composite layer, the masks that reached the
@@ -145,6 +164,8 @@ def node_output_masks(node, mask_of, carried=None):
     layer = node.layer
     count = len(node.outputs)
     x = node.args[0] if node.args else None
+    read = mask_of
+    mask_of = lambda t: edge_mask(node, t, read)        # noqa: E731
     mask = node.kwargs["mask"] if node.kwargs.get("mask") is not None else input_masks(x, mask_of)
     if carried is None:
         carried = layer._carried_masks(node, mask_of) if layer._composite else [None] * count
@@ -193,21 +214,60 @@ def _materialized(x, mask):
     return one(x, mask)
 
 
-def _standing(value, mask=False):
-    """Arrays standing in for symbolic ``value`` (a tensor, a mask or a list of them): zeros of its dtype, or
-    all-True masks, with 1 for each unknown size."""
-    if isinstance(value, (list, tuple)):
-        return [_standing(v, mask) for v in value]
-    if value is None or not hasattr(value, "shape"):
-        return value
-    shape = tuple(1 if d is None else d for d in value.shape)
-    return numpy.ones(shape, dtype=bool) if mask else numpy.zeros(shape, dtype=value.dtype)
+def _known_sizes(tensors):
+    """Per rank, the size of each axis where some tensor of ``tensors`` of that rank knows it."""
+    sizes = {}
+    for t in tensors:
+        if t is None or not hasattr(t, "shape"):
+            continue
+        known = sizes.setdefault(len(t.shape), [None] * len(t.shape))
+        for i, d in enumerate(t.shape):
+            if known[i] is None and d is not None:
+                known[i] = d
+    return sizes
+
+
+def _stand_in_shape(shape, sizes):
+    """``shape`` with each unknown size taken from ``sizes`` (an axis's size another input knows), else 1."""
+    return tuple(d if d is not None else (sizes[i] if sizes is not None and i < len(sizes) and sizes[i] is not None
+                                          else 1) for i, d in enumerate(shape))
+
+
+def _standing(x, mask):
+    """Arrays standing in for symbolic ``x`` (a tensor or a list of them) and its ``mask`` (in its structure, None
+    where none): zeros of its dtype and all-True masks. An unknown size is 1, or, in a list, the size another
+    input of the same rank has on that axis: a merge's inputs agree there (``EinsumDense(..., output_shape=(None,
+    3))`` leaves the steps unknown beside a Dense whose steps are known), and stand-ins that did not would make
+    the merge's compute_mask fail on sizes the real inputs never have. A mask's axes are its tensor's leading ones."""
+    several = isinstance(x, (list, tuple))
+    xs = list(x) if several else [x]
+    if mask is None:
+        ms = [None] * len(xs)
+    elif isinstance(mask, (list, tuple)):
+        ms = list(mask)
+    else:
+        ms = [mask] * len(xs) if several else [mask]
+    sizes = _known_sizes(xs)
+    arrays, masks = [], []
+    for t, m in zip(xs, ms):
+        if t is None or not hasattr(t, "shape"):
+            arrays.append(t)
+            shape = ()
+        else:
+            shape = _stand_in_shape(t.shape, sizes.get(len(t.shape)))
+            arrays.append(numpy.zeros(shape, dtype=t.dtype))
+        masks.append(m if m is None or not hasattr(m, "shape") else
+                     numpy.ones(_stand_in_shape(m.shape, list(shape)), dtype=bool))
+    if len(ms) > len(xs):       # masks without tensors to go with: each as it is, all True
+        masks += [m if m is None else numpy.ones(_stand_in_shape(m.shape, None), dtype=bool) for m in ms[len(xs):]]
+    mask_stand_in = masks if isinstance(mask, (list, tuple)) else None if mask is None else masks[0]
+    return (arrays if several else arrays[0]), mask_stand_in
 
 
 def _from_stand_ins(layer, x, mask, outputs):
     """Whether ``compute_mask`` gives a mask for each output, and of what rank: run on arrays standing in for ``x``
     and ``mask``."""
-    result = layer.compute_mask(_standing(x), _standing(mask, mask=True))
+    result = layer.compute_mask(*_standing(x, mask))
     masks = per_output(layer, result, len(outputs))
     return [None if m is None else MaskSpec(_mask_shape(numpy.ndim(m), numpy.shape(m), out))
             for m, out in zip(masks, outputs)]

@@ -257,10 +257,10 @@ class Concatenate(Merge):
             if a == axis:
                 out.append(None if any(d is None for d in sizes) else sum(sizes))
                 continue
-            known = {d for d in sizes if d is not None}
-            if len(known) > 1:
+            if len({d for d in sizes if d is not None}) > 1:
                 raise ValueError(message)
-            out.append(known.pop() if known else None)
+            # Keras's: the first input's size, unknown where it is though another input knows it
+            out.append(sizes[0])
         return tuple(out)
 
     def call(self, xs, training=False, masks=None):

@@ -27,6 +27,8 @@ from .head_attention import HeadAttention, inverse_sqrt, positive
 class MultiHeadAttention(HeadAttention):
     """Multi-head attention (see the module docstring)."""
 
+    drops_input_masks = True
+
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
                  attention_axes=None, sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,

@@ -39,6 +39,9 @@ class KerasTensor:
         self.name = name
         self._keras_history = None
         self._mask = None           # None, the mask's tensor, or a MaskSpec: a mask whose tensor is made when read
+        # Set when a call being traced took the mask off this tensor (MultiHeadAttention does, as in Keras): the
+        # calls recorded after it read no mask from it.
+        self._mask_dropped = False
 
     @property
     def ndim(self):
@@ -178,6 +181,8 @@ class Node:
         self.input_tensors = flatten_tensors(self.args) + flatten_tensors([self.kwargs[k] for k in sorted(self.kwargs)])
         self.outputs = list(outputs)
         self.is_input = not self.input_tensors
+        # Its inputs whose mask a call traced before it took away: it reads none from them (``masks.edge_mask``).
+        self.unmasked_inputs = frozenset(id(t) for t in self.input_tensors if t._mask_dropped)
         layer._inbound_nodes.append(self)
         self.index = len(layer._inbound_nodes) - 1
         for i, tensor in enumerate(self.outputs):

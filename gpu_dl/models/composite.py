@@ -74,6 +74,7 @@ from ..layers import build_shapes, gradients, layer_losses, masks, metric_update
 from ..layers.base import Layer, Variable, call_arguments, check_symbolic_mask, name_scope
 from ..layers.data_tensors import require_data
 from ..layers.input_spec import holds_input_specs
+from ..layers.masks import edge_mask
 from ..layers.symbolic import (KerasTensor, MaskSpec, Node, active_trace, flatten_structure, is_symbolic,
                               traced_constant, tracing)
 from ..layers.variable_operations import traced_outputs
@@ -617,7 +618,7 @@ def node_call(layer, node, values, masks, training):
     ``masks`` of its tensors (dicts by tensor)."""
     call = _Call(node.call_skeleton, [values[t] for t in node.call_leaves])
     explicit = node.kwargs.get("mask")
-    leaf_masks = [masks.get(t) for t in node.call_leaves]
+    leaf_masks = [edge_mask(node, t, masks.get) for t in node.call_leaves]
     if explicit is not None:
         first = explicit if isinstance(explicit, (list, tuple)) else [explicit]
         leaf_masks[:call.first] = [None if m is None else values[m] for m in first][:call.first]

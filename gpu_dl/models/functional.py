@@ -590,13 +590,19 @@ class Functional(Model):
             arg = node.args[0]
             if isinstance(arg, list):
                 x_in = [values[t] for t in arg]
-                mask = [masks[t] for t in arg]
+                mask = [mask_rules.edge_mask(node, t, masks.get) for t in arg]
                 mask = None if all(m is None for m in mask) else mask
             else:
-                x_in, mask = values[arg], masks[arg]
+                x_in, mask = values[arg], mask_rules.edge_mask(node, arg, masks.get)
             given = node.kwargs.get("mask")
             if given is not None:       # a mask the call was given (a tensor of the graph), not the edge's
                 mask = [None if m is None else values[m] for m in given] if isinstance(given, list) else values[given]
+            call_mask = mask
+            if given is None and node.kwargs.get("initial_state") is not None:
+                # Keras fills a call's `mask` from its input's only when the input is the call's one tensor
+                # argument: a recurrent layer given initial_state tensors runs over every step, padded or not,
+                # while its output still gets the input's mask (compute_mask below).
+                call_mask = None
             kwargs = {}
             for key, value in node.kwargs.items():
                 if key == "initial_state":       # as the call was given them (nested per cell for a stack)
@@ -610,7 +616,7 @@ class Functional(Model):
                 if getattr(node, "call_leaves", None) is not None:      # a composite call of several arguments
                     y = composite.node_call(layer, node, values, masks, node_training)
                 else:
-                    y = layer(x_in, training=node_training, mask=mask, **kwargs)
+                    y = layer(x_in, training=node_training, mask=call_mask, **kwargs)
             if training and layer_losses.recorded_count() > recorded:
                 # Its call added losses: its backward runs even when no gradient reaches its outputs.
                 self._loss_nodes.add(node)

@@ -86,6 +86,7 @@ class _Builder:
         self.call_tensors = {}      # its tensor keyword arguments its conversion reads (initial_state, ...)
         self.mask = None            # the mask of padded steps reaching the call being converted (a tensor name)
         self.out_mask = _PASS       # the mask its conversion gives its output, where it says
+        self.mask_given = False     # whether the call was given its mask (mask=...) rather than its input's
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -416,7 +417,11 @@ def _recurrent(op_type, order):
             raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
         given = b.call_tensors.get("initial_state")
         initial = [] if given is None else [v.name for v in (given if isinstance(given, (list, tuple)) else [given])]
-        if b.mask is not None:
+        if b.mask is not None and initial and not b.mask_given:
+            # As gpu_dl (functional.py) and Keras: a call given initial_state tensors is not handed its input's
+            # mask, so every step runs; its output still gets that mask.
+            b.out_mask = b.mask if layer.return_sequences else None
+        elif b.mask is not None:
             y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order, initial)
             b.out_mask = b.mask if layer.return_sequences else None
             return [y] + states if layer.return_state else y
@@ -1273,16 +1278,19 @@ def _emit_model(b, model, inputs):
                                "calls on one tensor or a list of them")
         tensors = {k: values(v) for k, v in node.kwargs.items() if k != "training" and flatten_tensors([v])}
         arg = node.args[0]
-        xs = [known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        # Without the mask of a tensor that a call traced before this one took off (MultiHeadAttention's in a
+        # composite layer's call, layers/masks.py drop_masks), as gpu_dl runs the graph.
+        xs = [_Value(known[t].name, known[t].shape, known[t].dtype, None) if id(t) in node.unmasked_inputs
+              else known[t] for t in (arg if isinstance(arg, (list, tuple)) else [arg])]
         given = tensors.pop("mask", None)
         if given is not None:       # a mask the call was given (a tensor of the graph) instead of the edges'
             given = given if isinstance(given, list) else [given]
             xs = [_Value(x.name, x.shape, x.dtype, None if m is None else b.op(
                 "Cast", [m.name], to=b.onnx.TensorProto.BOOL)) for x, m in zip(xs, given + [None] * len(xs))]
         b.call_options = {k: v for k, v in node.kwargs.items() if k not in tensors and k != "mask"}
-        b.call_tensors = tensors
+        b.call_tensors, b.mask_given = tensors, given is not None
         outs = _emit_layer(b, node.layer, xs, [t.shape for t in node.outputs])
-        b.call_options = {}
+        b.call_options, b.mask_given = {}, False
         if len(outs) != len(node.outputs):
             raise _unsupported(node.layer, "a call of several outputs", "calls of one output")
         for t, v in zip(node.outputs, outs):
