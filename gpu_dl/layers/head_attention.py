@@ -28,9 +28,10 @@ import numpy
 from ..backend import array_module
 from ..ops import attention as ops
 from . import build_shapes
-from .base import Layer, scoped_path, unique_name
+from . import quantized
+from .base import Layer, layer_path, scoped_path, unique_name
 from .core import Dropout
-from .einsum_dense import axes_initializer
+from .einsum_dense import EinsumDense, axes_initializer
 from .masks import drop_masks, set_node_masks
 from .regularization import dropout_rate, seeded_keep_mask
 from .symbolic import KerasTensor, Node, any_symbolic, flatten_tensors, is_symbolic
@@ -78,6 +79,9 @@ class HeadAttention(Layer):
     sublayer_groups = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
                        ("attention_output", "output_dense"))
     empty_groups = (("_dropout_layer", "dropout"), ("_softmax", "softmax"))
+    quantization_modes = ("int8", "int4", "float8")
+    # Model.quantize reaches it though it holds a Dropout sublayer: Keras quantizes its projection sublayers.
+    quantizes_sublayers = True
 
     def __init__(self, dropout=0.0, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -139,6 +143,63 @@ class HeadAttention(Layer):
             bias.path = scoped_path(self, f"{name}/bias")
         self._projections[name] = (kernel, bias)
 
+    # ------------------------------------------------------------------ quantization
+    def _projection_layer(self, name):
+        """Keras's EinsumDense sublayer of projection ``name``, holding this layer's kernel and bias, so that its
+        quantization, quantized products and their gradients are EinsumDense's. Made when the layer is quantized;
+        it is no sublayer of this one (its weights are listed among this layer's)."""
+        made = self.__dict__.setdefault("_quantized_projections", {})
+        if name in made:
+            return made[name]
+        kernel, bias = self._projections[name]
+        if name == "attention_output":
+            outputs = "efgh"[:len(kernel.shape) - 2]
+            equation, input_shape = f"abcd,cd{outputs}->ab{outputs}", (None, None) + tuple(kernel.shape[:2])
+            output_shape = (None,) + tuple(kernel.shape[2:])
+        else:
+            outputs = "de"
+            equation, input_shape = "abc,cde->abde", (None, None, kernel.shape[0])
+            output_shape = (None,) + tuple(kernel.shape[1:])
+        dense = EinsumDense(equation, output_shape, bias_axes=outputs if bias is not None else None, name=name,
+                            dtype=self.dtype_policy)
+        dense.__dict__["_parent_path"] = layer_path(self)
+        plan = dense._plan(input_shape)
+        dense._scale_layout = quantized.EinsumScaleLayout(plan.input_spec, plan.weight_spec, plan.output_spec)
+        dense.kernel, dense.bias = kernel, bias
+        dense._weights[:] = [v for v in (kernel, bias) if v is not None]
+        dense.built = True
+        made[name] = dense
+        return dense
+
+    def _quantized_projection(self, name):
+        """The quantized EinsumDense of projection ``name``, or None while the layer is not quantized."""
+        dense = self.__dict__.get("_quantized_projections", {}).get(name)
+        return dense if dense is not None and dense.dtype_policy.quantization_mode is not None else None
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's ``quantize`` of the layer: its query, key, value and output projections (Keras's EinsumDense
+        sublayers) are quantized as EinsumDense layers are (``"int8"``, ``"int4"``, ``"float8"``); the layer itself
+        keeps its float dtype policy. ``type_check`` is taken for Keras's signature: the projections are
+        EinsumDense layers whatever the layer's class."""
+        config = quantized.resolve_config(mode, config, self._where())
+        if not self.built:
+            raise ValueError(f"Cannot quantize a layer that isn't yet built. Layer '{self.name}' (of type "
+                             f"'{type(self).__name__}') is not built yet.")
+        denses = [self._projection_layer(name) for name in self._projections]
+        for dense in denses:
+            quantized.check_quantize_args(dense, config.mode)
+        for name, dense in zip(self._projections, denses):
+            dense.quantize(config.mode, type_check=False, config=config)
+            self._projections[name] = (dense.kernel, dense.bias)
+        # Keras's order: each projection's variables as its EinsumDense lists them after quantization
+        self._weights[:] = [v for dense in denses for v in dense._weights]
+
+    def _projection_variables(self, name):
+        dense = self._quantized_projection(name)
+        if dense is not None:
+            return list(dense._weights)
+        return [v for v in self._projections[name] if v is not None]
+
     def _build_attention(self):
         """What Keras's build makes between the value and output projections: a Softmax sublayer (only its
         automatic name is taken here) and the Dropout sublayer whose seed generator the weights' dropout draws
@@ -157,7 +218,7 @@ class HeadAttention(Layer):
         if dropout is None or "attention_output" not in self._projections:
             return super().variables
         states = dropout.variables
-        output = [v for v in self._projections["attention_output"] if v is not None]
+        output = self._projection_variables("attention_output")
         rest = [v for v in super().variables if all(v is not s for s in states + output)]
         return rest + states + output
 
@@ -186,8 +247,7 @@ class HeadAttention(Layer):
             return [(path, self.name, [])]
         groups = [(path, self.name, [])] + [(f"{path}/{group}", name, []) for group, name in self.empty_groups]
         for name, group in self.sublayer_groups:
-            kernel, bias = self._projections[name]
-            groups.append((f"{path}/{group}", name, [kernel] + ([bias] if bias is not None else [])))
+            groups.append((f"{path}/{group}", name, self._projection_variables(name)))
         return groups
 
     def keras_build_config(self):
@@ -328,7 +388,10 @@ class HeadAttention(Layer):
             full = both(full, given)
         return full
 
-    def _project(self, name, x):
+    def _project(self, name, x, training=False):
+        dense = self._quantized_projection(name)
+        if dense is not None:
+            return dense.call(x, training=training)
         kernel, bias = self._projections[name]
         w = kernel.value
         y = x @ w.reshape(w.shape[0], -1)
@@ -341,9 +404,9 @@ class HeadAttention(Layer):
         query, value = xs[0], xs[1]
         key = xs[2] if len(xs) == 3 else value
         # Heads first: (B, heads, steps, width), so that the products are batched matmuls.
-        qh = self._project("query", query).transpose(0, 2, 1, 3)
-        kh = self._project("key", key).transpose(0, 2, 1, 3)
-        vh = self._project("value", value).transpose(0, 2, 1, 3)
+        qh = self._project("query", query, training).transpose(0, 2, 1, 3)
+        kh = self._project("key", key, training).transpose(0, 2, 1, 3)
+        vh = self._project("value", value, training).transpose(0, 2, 1, 3)
         groups = kh.shape[1]
         b, n, t, s = qh.shape[0], qh.shape[1], qh.shape[2], kh.shape[2]
         inverse = qh.dtype.type(self._score_scale)
@@ -356,13 +419,17 @@ class HeadAttention(Layer):
             keep = _grouped(seeded_keep_mask(self._dropout_layer.seed_generator, p, p.shape, self.dropout), groups)
         heads, dropped = ops.weighted_values(_grouped(p, groups), vh, keep)
         heads = heads.reshape(b, n, t, -1).transpose(0, 2, 1, 3)      # (B, T, N, width)
-        kernel, bias = self._projections["attention_output"]
-        w = kernel.value
         flat = heads.reshape(b, t, -1)
-        out = flat @ w.reshape(flat.shape[-1], -1)
-        if bias is not None:
-            out = out + bias.value.reshape(-1)
-        out = out.reshape(out.shape[:2] + w.shape[2:])
+        dense = self._quantized_projection("attention_output")
+        if dense is not None:
+            out = dense.call(heads, training=training)
+        else:
+            kernel, bias = self._projections["attention_output"]
+            w = kernel.value
+            out = flat @ w.reshape(flat.shape[-1], -1)
+            if bias is not None:
+                out = out + bias.value.reshape(-1)
+            out = out.reshape(out.shape[:2] + w.shape[2:])
         self._saved = (xs, scaled, kh, vh, inverse, p, dropped, keep, flat) if training else None
         return out, p
 
@@ -371,15 +438,21 @@ class HeadAttention(Layer):
         dout, dscores = (dy[0], dy[1]) if isinstance(dy, (list, tuple)) else (dy, None)
         xp = array_module(scaled)
         groups, (b, n, t, _) = kh.shape[1], p.shape
-        kernel, bias = self._projections["attention_output"]
-        w = kernel.value.reshape(flat.shape[-1], -1)
-        if dout is None:
-            dout = xp.zeros(flat.shape[:2] + kernel.shape[2:], dtype=flat.dtype)
-        g = dout.reshape(dout.shape[0], dout.shape[1], -1)        # (B, T, O)
-        kernel.grad = (flat.reshape(-1, flat.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(kernel.shape)
-        if bias is not None:
-            bias.grad = g.sum(axis=(0, 1)).reshape(bias.shape)
-        dheads = (g @ w.T).reshape(b, t, n, -1).transpose(0, 2, 1, 3)
+        dense = self._quantized_projection("attention_output")
+        if dense is not None:
+            if dout is None:
+                dout = xp.zeros(flat.shape[:2] + tuple(dense.partial_output_shape[1:]), dtype=flat.dtype)
+            dheads = dense.backward(dout).transpose(0, 2, 1, 3)
+        else:
+            kernel, bias = self._projections["attention_output"]
+            w = kernel.value.reshape(flat.shape[-1], -1)
+            if dout is None:
+                dout = xp.zeros(flat.shape[:2] + kernel.shape[2:], dtype=flat.dtype)
+            g = dout.reshape(dout.shape[0], dout.shape[1], -1)        # (B, T, O)
+            kernel.grad = (flat.reshape(-1, flat.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(kernel.shape)
+            if bias is not None:
+                bias.grad = g.sum(axis=(0, 1)).reshape(bias.shape)
+            dheads = (g @ w.T).reshape(b, t, n, -1).transpose(0, 2, 1, 3)
         # The returned scores are the weights before dropout (Keras's): their gradient joins the softmax's.
         dp, dvh = ops.weighted_values_backward(_grouped(dheads, groups), dropped, vh, keep)
         dp = dp.reshape(p.shape)
@@ -395,6 +468,9 @@ class HeadAttention(Layer):
 
     def _project_backward(self, name, x, dy):
         """The input's gradient of a projection; its kernel's and bias's gradients into their ``grad``."""
+        dense = self._quantized_projection(name)
+        if dense is not None:
+            return dense.backward(dy)
         kernel, bias = self._projections[name]
         g = dy.reshape(dy.shape[0] * dy.shape[1], -1)
         kernel.grad = (x.reshape(-1, x.shape[-1]).T @ g).reshape(kernel.shape)

@@ -465,7 +465,8 @@ class _ModelBase(trainer.Trainer, Layer):
             return bool(filters(layer))
 
         targets = [layer for layer in layer_losses.flatten_layers(self)
-                   if not layer._loss_sublayers() and hasattr(layer, "quantize") and chosen(layer)]
+                   if (not layer._loss_sublayers() or getattr(layer, "quantizes_sublayers", False))
+                   and hasattr(layer, "quantize") and chosen(layer)]
         for layer in targets:
             # a mode a layer does not run is refused before any layer changes, so that a model is not left half
             # quantized; a subclass the type check refuses is skipped with a warning below, as in Keras
