@@ -30,7 +30,7 @@ def _make(kind, dtype="float32"):
 
 def _built(kind, rng, xp, dtype="float32"):
     layer = _make(kind, dtype)
-    q, v = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 7, 6))
+    q, v = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 7, 4))
     layer(xp.asarray(q.astype(dtype)), xp.asarray(v.astype(dtype)))
     layer.set_weights([(rng.standard_normal(w.shape) * 0.5 + 0.3).astype(dtype) for w in layer.get_weights()])
     return layer, q, v
