@@ -18,6 +18,11 @@ build makes a ``Dropout(dropout, seed=seed)`` sublayer, ``_dropout_layer``: with
 the SeedGenerator each training call draws the weights' mask from (on NumPy Keras's NumPy-backend values), and
 its state is among the layer's ``variables``, after the value projection's weights as in Keras. ``backward`` takes the
 output's gradient (or ``[d_output, d_scores]``) and returns ``[dquery, dvalue]`` or ``[dquery, dvalue, dkey]``.
+
+``quantize(mode)`` (and ``Model.quantize``) quantizes the four projections as Keras quantizes its EinsumDense
+sublayers ("int8", "int4", "float8"): each becomes an EinsumDense holding the projection's kernel and bias, whose
+quantization, quantized product and gradients the calls then use; the layer's variables are theirs, in Keras's
+order and paths (``query/kernel``, ``query/kernel_scale``, ...), and its own dtype policy stays a float one.
 """
 from __future__ import annotations
 

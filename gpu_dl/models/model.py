@@ -441,7 +441,8 @@ class _ModelBase(trainer.Trainer, Layer):
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Keras's ``quantize``: quantize the weights of every layer within the model that can be (``"int8"``,
-        ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``: Dense, EinsumDense), after
+        ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``: Dense, EinsumDense; all three:
+        the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
         taking a layer) picks the layers by name."""
         import re
