@@ -199,3 +199,28 @@ def test_they_match_keras(rng):
             theirs.update_state(y_true, y_pred, sample_weight=sw)
         numpy.testing.assert_allclose(ours.result(), keras.ops.convert_to_numpy(theirs.result()), rtol=2e-6,
                                       atol=1e-6, err_msg=f"{name} {kwargs}")
+
+
+@pytest.mark.parametrize("name, kwargs", [("Precision", {"thresholds": [0.2, 0.7]}), ("AUC", {"num_thresholds": 4}),
+                                          ("F1Score", {}), ("MeanIoU", {"num_classes": 3}), ("R2Score", {})])
+def test_state_variables_read_and_write_the_sums_on_each_device(xp, rng, name, kwargs):
+    y_true = numpy.eye(3, dtype="float32")[rng.integers(0, 3, 7)]
+    y_pred = rng.random((7, 3)).astype("float32")
+    if name == "MeanIoU":
+        y_true, y_pred = y_true.argmax(-1), y_pred.argmax(-1)
+    metric = getattr(metrics, name)(**kwargs)
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
+    expected = metric.result()
+    # read where the sums live (R2Score's count of values is known on the host, from shapes)
+    arrays = [v.value for v in metric.variables if v.name != "num_samples"]
+    assert arrays and all(type(a) is type(xp.asarray(0.0)) for a in arrays)
+    held = [v.numpy() for v in metric.variables]
+    metric.reset_state()
+    assert all(not numpy.any(v.numpy()) for v in metric.variables)
+    for variable, value in zip(metric.variables, held):
+        variable.assign(xp.asarray(value))
+    numpy.testing.assert_allclose(numpy.asarray(metric.result()), numpy.asarray(expected), rtol=1e-6)
+    # the sums written back keep growing with updates
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
+    for variable, value in zip(metric.variables, held):
+        numpy.testing.assert_allclose(variable.numpy(), 2 * value, rtol=1e-6, err_msg=variable.path)
