@@ -23,7 +23,7 @@ import numpy
 
 from .backend import array_module, to_numpy
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric, StateVariable, replace_part, state_array
+from .metric_base import Metric, StateVariable, in_metric_dtype, replace_part, state_array
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon(), which widens AUC's end thresholds
 _NEG_INF = -1e10                # Keras's threshold when only top_k decides
@@ -205,6 +205,7 @@ class _CountMetric(_ConfusionMetric):
     def __init__(self, thresholds=None, name=None, dtype=None):
         super().__init__(thresholds=thresholds, name=name, dtype=dtype)
 
+    @in_metric_dtype
     def result(self):
         return self._report(self._count_arrays()[self.INDEX])
 
@@ -237,6 +238,7 @@ class Precision(_ConfusionMetric):
 
     _STATE = (("true_positives", 0), ("false_positives", 1))
 
+    @in_metric_dtype
     def result(self):
         tp, fp, _, _ = self._count_arrays()
         return self._report(_divide_no_nan(numpy, tp, tp + fp))
@@ -247,6 +249,7 @@ class Recall(_ConfusionMetric):
 
     _STATE = (("true_positives", 0), ("false_negatives", 3))
 
+    @in_metric_dtype
     def result(self):
         tp, _, _, fn = self._count_arrays()
         return self._report(_divide_no_nan(numpy, tp, tp + fn))
@@ -330,6 +333,7 @@ class AUC(_CountsState, Metric):
                                         numpy.maximum(tp[1:] + fn[1:], 0))
         return self._by_label(increments)
 
+    @in_metric_dtype
     def result(self):
         if self._counts is None:
             return 0.0
@@ -417,6 +421,7 @@ class FBetaScore(Metric):
                                                              (1 - predicted) * y_true, y_true))
         self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
 
+    @in_metric_dtype
     def result(self):
         if self._sums is None:
             return 0.0

@@ -20,7 +20,7 @@ import numpy
 
 from .backend import array_module, to_numpy
 from .backend.user_warnings import warn
-from .metric_base import Metric, StateVariable, state_array
+from .metric_base import Metric, StateVariable, in_metric_dtype, state_array
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
 _DTYPES = ("int32", "int64", "float32", "float64")
@@ -151,6 +151,7 @@ class IoU(_IoUBase):
                          sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred, axis=axis)
         self.target_class_ids = _class_ids(target_class_ids, self.num_classes, type(self).__name__)
 
+    @in_metric_dtype
     def result(self):
         return self._ious(self.target_class_ids)
 

@@ -232,6 +232,21 @@ def mean_result(total, count, dtype):
     return float(total / count) if count else 0.0
 
 
+def in_metric_dtype(result):
+    """Decorates a metric's ``result``: its number (or list of numbers, one per class or threshold) rounded to the
+    metric's dtype (float32 for an integer dtype), as Keras's results are tensors of it; the sums behind it may be
+    kept wider (float64 counts), the value reported is Keras's to its rounding."""
+    @functools.wraps(result)
+    def rounded(self):
+        value = result(self)
+        kind = numpy.dtype(self.dtype)
+        kind = kind.type if kind.kind == "f" else numpy.float32
+        if isinstance(value, list):
+            return [float(kind(v)) for v in value]
+        return float(kind(value)) if isinstance(value, numbers.Real) else value
+    return rounded
+
+
 class StateVariable(ViewVariable):
     """A state variable of a metric over state the metric keeps in its own form for the training loop (sums on
     the device, a count known on the host), as Keras makes it: the ``total`` and ``count`` of a ``Mean``, a

@@ -33,7 +33,7 @@ from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FB
 from .correlation_metrics import concordance_correlation, pearson_correlation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric, StateVariable, mean_result, replace_part, state_array
+from .metric_base import Metric, StateVariable, in_metric_dtype, mean_result, replace_part, state_array
 from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
                                   SpecificityAtSensitivity)
 
@@ -486,6 +486,7 @@ class R2Score(Metric):
         self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
         self._values += y_true.size
 
+    @in_metric_dtype
     def result(self):
         if self._sums is None:
             return 0.0

@@ -95,6 +95,10 @@ def test_metric_variables_as_keras(keras, name, arguments):
         assert a[3].dtype == b[3].dtype and a[3].shape == b[3].shape, a[0]
         numpy.testing.assert_allclose(a[3], b[3], rtol=2e-6, atol=1e-6, err_msg=a[0])
     numpy.testing.assert_allclose(_result(ours.result()), _result(theirs.result()), rtol=2e-5, atol=1e-6)
+    # Keras's results are float32 tensors: ours Python floats of float32 values (one per class or threshold in a list)
+    value = ours.result()
+    assert all(type(v) is float and float(numpy.float32(v)) == v for v in (value if isinstance(value, list) else
+                                                                           [value]))
 
     # Keras's values assigned through the variables of a fresh metric of ours give Keras's result
     fresh = getattr(metrics, name)(**arguments)
