@@ -185,8 +185,13 @@ def test_nadam_and_loss_scale_optimizer_variables_as_keras(keras, kind):
         model.compile(optimizer=optimizer, loss="mse")
         x, y = _data()
         model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
-        found.append((start, before, _optimizer_variables(lib, optimizer), optimizer))
-    (_, ours_before, ours, optimizer), (_, theirs_before, theirs, _) = found
+        trees = [] if kind != "nadam" else [model.get_state_tree("numpy_array")["optimizer_variables"]]
+        found.append((start, before, _optimizer_variables(lib, optimizer), optimizer, trees))
+    (_, ours_before, ours, optimizer, our_tree), (_, theirs_before, theirs, _, their_tree) = found
+    if kind == "nadam":     # the state tree holds the product at Keras's path too
+        ours_flat, theirs_flat = _flat(our_tree[0]), _flat(their_tree[0])
+        assert sorted(ours_flat) == sorted(theirs_flat) and "variable" in ours_flat
+        numpy.testing.assert_allclose(ours_flat["variable"], theirs_flat["variable"], rtol=2e-6)
     assert ours_before == theirs_before
     assert [entry[:3] for entry in ours] == [entry[:3] for entry in theirs]
     if kind == "nadam":     # Keras's momentum product: an unnamed Variable, last
