@@ -23,7 +23,7 @@ import numpy
 
 from .backend import array_module, to_numpy
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric
+from .metric_base import Metric, StateVariable, in_metric_dtype, replace_part, state_array
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon(), which widens AUC's end thresholds
 _NEG_INF = -1e10                # Keras's threshold when only top_k decides
@@ -122,7 +122,28 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label
     return tuple(c if multi_label else c[:, 0] for c in counts)
 
 
-class _ConfusionMetric(Metric):
+class _CountsState:
+    """The counts ``_counts`` (tp, fp, tn, fn: arrays of shape ``_count_shape``, float64 sums; None before any
+    update) read and set as Keras's state variables: ``_STATE`` gives each variable's name and its count's
+    index, in Keras's order."""
+
+    _STATE = (("true_positives", 0), ("false_positives", 1), ("true_negatives", 2), ("false_negatives", 3))
+
+    def _make_state_variables(self, shape):
+        self._count_shape = tuple(shape)
+        for name, _ in self._STATE:
+            StateVariable(self, name, shape=shape)
+
+    def _read_state(self, name):
+        counts = self._counts
+        return state_array(None if counts is None else counts[dict(self._STATE)[name]], self._count_shape,
+                           self.dtype)
+
+    def _write_state(self, name, array):
+        self._counts = replace_part(self._counts, dict(self._STATE)[name], array, [self._count_shape] * 4)
+
+
+class _ConfusionMetric(_CountsState, Metric):
     """Counts at thresholds, for class ``class_id`` alone or among the ``top_k`` predictions when given."""
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
@@ -136,6 +157,7 @@ class _ConfusionMetric(Metric):
         self._table = _threshold_table(self.thresholds)
         self._clip = _evenly_spaced(self.thresholds)
         super().__init__(name=name, dtype=dtype)
+        self._make_state_variables((len(self.thresholds),))
 
     def reset_state(self):
         self._counts = None       # (tp, fp, tn, fn), arrays of the inputs' module
@@ -176,9 +198,14 @@ class _ConfusionMetric(Metric):
 class _CountMetric(_ConfusionMetric):
     INDEX = 0
 
+    @property
+    def _STATE(self):
+        return (("accumulator", self.INDEX),)
+
     def __init__(self, thresholds=None, name=None, dtype=None):
         super().__init__(thresholds=thresholds, name=name, dtype=dtype)
 
+    @in_metric_dtype
     def result(self):
         return self._report(self._count_arrays()[self.INDEX])
 
@@ -209,6 +236,9 @@ class FalseNegatives(_CountMetric):
 class Precision(_ConfusionMetric):
     """tp / (tp + fp): of the predictions above the threshold, the fraction whose target is positive."""
 
+    _STATE = (("true_positives", 0), ("false_positives", 1))
+
+    @in_metric_dtype
     def result(self):
         tp, fp, _, _ = self._count_arrays()
         return self._report(_divide_no_nan(numpy, tp, tp + fp))
@@ -217,12 +247,15 @@ class Precision(_ConfusionMetric):
 class Recall(_ConfusionMetric):
     """tp / (tp + fn): of the positive targets, the fraction predicted above the threshold."""
 
+    _STATE = (("true_positives", 0), ("false_negatives", 3))
+
+    @in_metric_dtype
     def result(self):
         tp, _, _, fn = self._count_arrays()
         return self._report(_divide_no_nan(numpy, tp, tp + fn))
 
 
-class AUC(Metric):
+class AUC(_CountsState, Metric):
     """The area under the ROC or precision-recall curve, as a Riemann sum over ``num_thresholds`` thresholds
     spread evenly over [0, 1] (the ends widened by 1e-7), Keras's approximation."""
 
@@ -255,6 +288,10 @@ class AUC(Metric):
         self._table = _threshold_table(self.thresholds, self.label_weights)
         self._clip = _evenly_spaced(self.thresholds)
         super().__init__(name=name, dtype=dtype)
+        # Keras makes its counts here, or with multi_label and no num_labels at the first update
+        if not self.multi_label or num_labels:
+            self._make_state_variables((self.num_thresholds, num_labels) if self.multi_label else
+                                       (self.num_thresholds,))
 
     def reset_state(self):
         self._counts = None
@@ -262,6 +299,8 @@ class AUC(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         xp = array_module(y_true, y_pred)
         y_pred = xp.asarray(y_pred, dtype=xp.float64)
+        if "_count_shape" not in self.__dict__:
+            self._make_state_variables((self.num_thresholds, y_pred.shape[-1]))
         if self.from_logits:
             y_pred = 1.0 / (1.0 + xp.exp(-y_pred))
         if self._clip:
@@ -294,6 +333,7 @@ class AUC(Metric):
                                         numpy.maximum(tp[1:] + fn[1:], 0))
         return self._by_label(increments)
 
+    @in_metric_dtype
     def result(self):
         if self._counts is None:
             return 0.0
@@ -346,8 +386,17 @@ class FBetaScore(Metric):
         self.average, self.beta, self.threshold = average, float(beta), threshold
         super().__init__(name=name, dtype=dtype)
 
+    _STATE = ("true_positives", "false_positives", "false_negatives", "intermediate_weights")
+
     def reset_state(self):
         self._sums = None      # true positives, false positives, false negatives, positive targets
+
+    def _read_state(self, name):
+        index = self._STATE.index(name)
+        return state_array(None if self._sums is None else self._sums[index], self._sum_shape, self.dtype)
+
+    def _write_state(self, name, array):
+        self._sums = replace_part(self._sums, self._STATE.index(name), array, [self._sum_shape] * 4)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         xp = array_module(y_true, y_pred)
@@ -363,10 +412,16 @@ class FBetaScore(Metric):
         predicted = predicted.astype(xp.float64)
         weight = 1.0 if sample_weight is None else xp.asarray(sample_weight, dtype=xp.float64).reshape(-1, 1)
         axis = None if self.average == "micro" else 0
+        if "_sum_shape" not in self.__dict__:
+            # Keras makes its four sums at the first update, one per class (one in all with "micro")
+            self._sum_shape = () if axis is None else (y_pred.shape[-1],)
+            for name in self._STATE:
+                StateVariable(self, name, shape=self._sum_shape)
         batch = tuple((v * weight).sum(axis=axis) for v in (predicted * y_true, predicted * (1 - y_true),
                                                              (1 - predicted) * y_true, y_true))
         self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
 
+    @in_metric_dtype
     def result(self):
         if self._sums is None:
             return 0.0

@@ -20,7 +20,7 @@ import numpy
 
 from .backend import array_module, to_numpy
 from .backend.user_warnings import warn
-from .metric_base import Metric
+from .metric_base import Metric, StateVariable, in_metric_dtype, state_array
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
 _DTYPES = ("int32", "int64", "float32", "float64")
@@ -53,6 +53,7 @@ class _IoUBase(Metric):
         self.sparse_y_true, self.sparse_y_pred = bool(sparse_y_true), bool(sparse_y_pred)
         self.axis = _integer(axis, "axis", where)
         super().__init__(name=name, dtype=dtype)
+        StateVariable(self, "total_confusion_matrix", shape=(self.num_classes,) * 2)
 
     def _checked_dtype(self, dtype):
         if dtype is None or dtype == "int":
@@ -69,6 +70,12 @@ class _IoUBase(Metric):
 
     def reset_state(self):
         self._matrix = None       # (num_classes, num_classes) float64 array of the inputs' module
+
+    def _read_state(self, name):
+        return state_array(self._matrix, (self.num_classes,) * 2, self.dtype)
+
+    def _write_state(self, name, array):
+        self._matrix = array_module(array).asarray(array, dtype=numpy.float64)     # summed in float64
 
     @property
     def total_cm(self):
@@ -144,6 +151,7 @@ class IoU(_IoUBase):
                          sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred, axis=axis)
         self.target_class_ids = _class_ids(target_class_ids, self.num_classes, type(self).__name__)
 
+    @in_metric_dtype
     def result(self):
         return self._ious(self.target_class_ids)
 

@@ -232,18 +232,37 @@ def mean_result(total, count, dtype):
     return float(total / count) if count else 0.0
 
 
+def in_metric_dtype(result):
+    """Decorates a metric's ``result``: its number (or list of numbers, one per class or threshold) rounded to the
+    metric's dtype (float32 for an integer dtype), as Keras's results are tensors of it; the sums behind it may be
+    kept wider (float64 counts), the value reported is Keras's to its rounding."""
+    @functools.wraps(result)
+    def rounded(self):
+        value = result(self)
+        kind = numpy.dtype(self.dtype)
+        kind = kind.type if kind.kind == "f" else numpy.float32
+        if isinstance(value, list):
+            return [float(kind(v)) for v in value]
+        return float(kind(value)) if isinstance(value, numbers.Real) else value
+    return rounded
+
+
 class StateVariable(ViewVariable):
     """A state variable of a metric over state the metric keeps in its own form for the training loop (sums on
-    the device, a count known on the host), as Keras makes it: the ``total`` and ``count`` of a ``Mean``, path
-    ``<metric name when made>/<name>``, a scalar of the metric's dtype. Reading it gives that state as a 0-d array
-    (``owner._read_state(name)``); assigning it sets the state (``owner._write_state(name, array)``). The loop
-    updates the state as before and pays nothing for the variable."""
+    the device, a count known on the host), as Keras makes it: the ``total`` and ``count`` of a ``Mean``, a
+    ``Precision``'s ``true_positives``, an ``IoU``'s ``total_confusion_matrix``: path ``<metric name when
+    made>/<name>``, of ``shape`` (a scalar by default) and ``dtype`` (the metric's by default). Reading it gives
+    that state as an array of that shape and dtype (``owner._read_state(name)``); assigning it sets the state
+    (``owner._write_state(name, array)``), which the metric's own ``reset_state`` clears. The loop updates the
+    state as before and pays nothing for the variable."""
 
     _set_with = "by its metric's update_state, or with arrays"
 
-    def __init__(self, owner, name, path=None):
+    def __init__(self, owner, name, path=None, shape=(), dtype=None):
         self._owner, self._state = owner, name
-        super().__init__(numpy.zeros((), owner.dtype), name, path or f"{owner.name}/{name}", aggregation="sum")
+        self._state_shape = tuple(int(n) for n in shape)
+        super().__init__(numpy.zeros(self._state_shape, dtype or owner.dtype), name, path or f"{owner.name}/{name}",
+                         aggregation="sum")
         owner._variables.append(self)   # listed as Keras lists the variables a metric makes: in the order made
 
     def _read(self):
@@ -255,11 +274,33 @@ class StateVariable(ViewVariable):
         operand = module.asarray(backend.to_numpy(value) if module is numpy else value)
         new = operand if kind == "assign" else current + operand if kind == "add" else current - operand
         new = module.asarray(new, dtype=current.dtype)
-        if tuple(new.shape) != ():
-            raise ValueError(f"Variable '{self.path}' is a scalar; cannot {what} a value of shape "
+        if tuple(new.shape) != self._state_shape:
+            held = "a scalar" if not self._state_shape else f"of shape {self._state_shape}"
+            raise ValueError(f"Variable '{self.path}' is {held}; cannot {what} a value of shape "
                              f"{tuple(operand.shape)}.")
         self._owner._write_state(self._state, new)
         return new
+
+
+def state_array(value, shape, dtype, like=None):
+    """``value`` (an array of the metric's own state, or None before any update) as a state variable reads it:
+    an array of ``shape`` and ``dtype`` in the module of ``value`` (zeros in that of ``like``, else NumPy, where
+    it is None)."""
+    if value is None:
+        module = numpy if like is None else backend.array_module(like)
+        return module.zeros(shape, dtype)
+    return backend.array_module(value).asarray(value).astype(dtype, copy=False).reshape(shape)
+
+
+def replace_part(parts, index, array, shapes):
+    """The tuple of sums ``parts`` (None before any update) with entry ``index`` set to ``array``, kept in the
+    sums' own dtype (float64 where the metric sums in it); entries of ``shapes`` start as zeros where the metric
+    had none, in ``array``'s module."""
+    module = backend.array_module(array)
+    parts = [module.zeros(shape) for shape in shapes] if parts is None else list(parts)
+    kind = getattr(parts[index], "dtype", numpy.float64)
+    parts[index] = module.asarray(array, dtype=kind).reshape(tuple(shapes[index]))
+    return tuple(parts)
 
 
 def log_value(value):

@@ -33,7 +33,7 @@ from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FB
 from .correlation_metrics import concordance_correlation, pearson_correlation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric, StateVariable, mean_result
+from .metric_base import Metric, StateVariable, in_metric_dtype, mean_result, replace_part, state_array
 from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
                                   SpecificityAtSensitivity)
 
@@ -444,6 +444,22 @@ class R2Score(Metric):
             raise ValueError(f"R2Score: num_regressors must be an integer >= 0, got {num_regressors!r}.")
         self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
         super().__init__(name=name, dtype=dtype)
+        StateVariable(self, "num_samples")
+
+    # Keras's names of the sums per column, with their places in ``_sums``, in the order Keras makes them
+    _SUMS = (("squared_sum", 1), ("sum", 0), ("residual", 2), ("count", 3))
+
+    def _read_state(self, name):
+        if name == "num_samples":
+            return numpy.asarray(self._values, dtype=self.dtype)
+        return state_array(None if self._sums is None else self._sums[dict(self._SUMS)[name]], self._columns,
+                           self.dtype)
+
+    def _write_state(self, name, array):
+        if name == "num_samples":
+            self._values = int(to_numpy(array))
+        else:
+            self._sums = replace_part(self._sums, dict(self._SUMS)[name], array, [self._columns] * 4)
 
     def reset_state(self):
         self._sums = None          # per column: sum w*y, sum w*y^2, sum w*(y - p)^2, sum w
@@ -461,10 +477,16 @@ class R2Score(Metric):
         if w.ndim == 1:
             w = w[:, None]
         w = xp.broadcast_to(w, y_true.shape)
+        if "_columns" not in self.__dict__:
+            # Keras makes its sums per column at the first update
+            self._columns = (y_true.shape[1],)
+            for name, _ in self._SUMS:
+                StateVariable(self, name, shape=self._columns)
         batch = ((w * y_true).sum(0), (w * y_true * y_true).sum(0), (w * (y_true - y_pred) ** 2).sum(0), w.sum(0))
         self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
         self._values += y_true.size
 
+    @in_metric_dtype
     def result(self):
         if self._sums is None:
             return 0.0

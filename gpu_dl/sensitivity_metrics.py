@@ -15,6 +15,7 @@ import numbers
 import numpy
 
 from .confusion_metrics import _ConfusionMetric, _divide_no_nan
+from .metric_base import in_metric_dtype
 
 
 class SensitivitySpecificityBase(_ConfusionMetric):
@@ -59,6 +60,7 @@ class SensitivityAtSpecificity(SensitivitySpecificityBase):
         super().__init__(specificity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
         self.specificity = specificity
 
+    @in_metric_dtype
     def result(self):
         sensitivity, specificity, _ = self._rates()
         return self._best_where(specificity, sensitivity)
@@ -73,6 +75,7 @@ class SpecificityAtSensitivity(SensitivitySpecificityBase):
         super().__init__(sensitivity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
         self.sensitivity = sensitivity
 
+    @in_metric_dtype
     def result(self):
         sensitivity, specificity, _ = self._rates()
         return self._best_where(sensitivity, specificity)
@@ -87,6 +90,7 @@ class PrecisionAtRecall(SensitivitySpecificityBase):
         super().__init__(recall, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
         self.recall = recall
 
+    @in_metric_dtype
     def result(self):
         recall, _, precision = self._rates()
         return self._best_where(recall, precision)
@@ -101,6 +105,7 @@ class RecallAtPrecision(SensitivitySpecificityBase):
         super().__init__(precision, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
         self.precision = precision
 
+    @in_metric_dtype
     def result(self):
         recall, _, precision = self._rates()
         return self._best_where(precision, recall)

@@ -168,6 +168,49 @@ def test_optimizer_variables_as_keras(keras):
             numpy.testing.assert_allclose(a[3], b[3], rtol=2e-5, atol=1e-7, err_msg=a[1])
 
 
+@pytest.mark.parametrize("kind", ["nadam", "loss_scale"])
+def test_nadam_and_loss_scale_optimizer_variables_as_keras(keras, kind):
+    found = []
+    for lib in (gpu_dl, keras):
+        gpu_dl.backend.clear_session()
+        keras.backend.clear_session()
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, name="d")], name="m")
+        if lib is keras:
+            model.set_weights(found[0][0])
+        optimizer = lib.optimizers.Nadam(name="nadam") if kind == "nadam" else \
+            lib.optimizers.LossScaleOptimizer(lib.optimizers.Adam(name="adam"), initial_scale=8.0,
+                                              dynamic_growth_steps=2)
+        before = [v.path for v in optimizer.variables]
+        start = model.get_weights()
+        model.compile(optimizer=optimizer, loss="mse")
+        x, y = _data()
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        trees = [] if kind != "nadam" else [model.get_state_tree("numpy_array")["optimizer_variables"]]
+        found.append((start, before, _optimizer_variables(lib, optimizer), optimizer, trees))
+    (_, ours_before, ours, optimizer, our_tree), (_, theirs_before, theirs, _, their_tree) = found
+    if kind == "nadam":     # the state tree holds the product at Keras's path too
+        ours_flat, theirs_flat = _flat(our_tree[0]), _flat(their_tree[0])
+        assert sorted(ours_flat) == sorted(theirs_flat) and "variable" in ours_flat
+        numpy.testing.assert_allclose(ours_flat["variable"], theirs_flat["variable"], rtol=2e-6)
+    assert ours_before == theirs_before
+    assert [entry[:3] for entry in ours] == [entry[:3] for entry in theirs]
+    if kind == "nadam":     # Keras's momentum product: an unnamed Variable, last
+        assert ours[-1][:3] == ("variable", "variable", "float32")
+    else:                   # its own four, then the inner optimizer's
+        assert [entry[1] for entry in ours[:5]] == [
+            "loss_scale_optimizer/iteration", "loss_scale_optimizer/learning_rate", "loss_scale_optimizer/step_counter",
+            "loss_scale_optimizer/dynamic_scale", "adam/iteration"]
+    for a, b in zip(ours, theirs):
+        numpy.testing.assert_allclose(a[3], b[3], rtol=2e-5, atol=1e-7, err_msg=a[1])
+    # the views write the state the step reads, and the files hold what they show
+    optimizer.variables[-1 if kind == "nadam" else 3].assign(0.25)
+    assert (optimizer._u_product if kind == "nadam" else optimizer.dynamic_scale) == 0.25
+    store = {}
+    optimizer.save_own_variables(store)
+    assert [numpy.asarray(store[str(i)]).shape for i in range(len(store))] == [v.shape for v in optimizer.variables]
+    numpy.testing.assert_allclose(store[str(len(store) - 1 if kind == "nadam" else 3)], 0.25)
+
+
 def test_optimizer_variables_view_the_state():
     model = _model(gpu_dl)
     x, y = _data()

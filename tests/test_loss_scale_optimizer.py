@@ -44,7 +44,9 @@ def test_scale_schedule_skipped_steps_and_unscaled_updates(xp):
         assert (opt.dynamic_scale, opt.step_counter, opt.iterations) == (scale, counter, iterations), step
     assert opt.inner_optimizer.iterations == iterations
     assert opt.dynamic_scale == 4.0          # halved twice, doubled once
-    assert opt.variables[0].dtype == numpy.int64 and opt.variables[1].dtype == numpy.float32
+    # Keras's: its iteration and learning rate, then step_counter (int32) and dynamic_scale (float32)
+    assert opt.variables[2].dtype == numpy.int32 and opt.variables[3].dtype == numpy.float32
+    assert float(opt.variables[3].numpy()) == opt.dynamic_scale and int(opt.variables[2].numpy()) == opt.step_counter
 
 
 def test_inner_optimizer_state_is_left_alone_on_a_skipped_step(xp):

@@ -275,12 +275,13 @@ def test_r2_score_matches_scikit_learn_over_batches(xp, rng, aggregation, sklear
     metric = metrics.R2Score(class_aggregation=aggregation)
     for part in (slice(0, 13), slice(13, 40)):
         metric.update_state(xp.asarray(y_true[part]), xp.asarray(y_pred[part]), xp.asarray(sw[part]))
+    # the result is the float64 score rounded to the metric's float32, as Keras reports it
     numpy.testing.assert_allclose(metric.result(), r2_score(y_true, y_pred, sample_weight=sw, multioutput=sklearn_name),
-                                  rtol=1e-10)
+                                  rtol=1e-7)
     adjusted = metrics.R2Score(num_regressors=4)
     adjusted.update_state(xp.asarray(y_true[:, :1]), xp.asarray(y_pred[:, :1]))
     plain = r2_score(y_true[:, 0], y_pred[:, 0])
-    assert adjusted.result() == pytest.approx(1 - (1 - plain) * 39 / 35, rel=1e-10)
+    assert adjusted.result() == pytest.approx(1 - (1 - plain) * 39 / 35, rel=1e-7)
     with pytest.raises(ValueError, match="class_aggregation"):
         metrics.R2Score(class_aggregation="mean")
     with pytest.raises(ValueError, match="2-D"):

@@ -188,6 +188,11 @@ def test_variables_in_keras_order_and_state_round_trip(xp, rng, name):
         opt.apply_gradients(zip(grads, variables))
         other.apply_gradients(zip(grads, twins))
     for a, b in zip(opt.variables + variables, other.variables + twins):
+        if a.path == "variable":
+            # Nadam's momentum product: the file holds it in float32, as Keras's does, so the restored optimizer
+            # went on from the rounded product
+            numpy.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+            continue
         numpy.testing.assert_array_equal(a.numpy(), b.numpy())
     state = opt.state_dict(variables)
     third = getattr(optimizers, name)(**kwargs)

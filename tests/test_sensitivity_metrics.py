@@ -48,7 +48,8 @@ def test_keras_documented_values(xp, name, value, weights, want):
     metric = getattr(metrics, name)(value)
     metric.update_state(xp.asarray([0, 0, 0, 1, 1]), xp.asarray([0, 0.3, 0.8, 0.3, 0.8]),
                         None if weights is None else xp.asarray(weights))
-    assert metric.result() == pytest.approx(want, rel=1e-12)
+    # the result is rounded to the metric's float32, as Keras reports it
+    assert metric.result() == pytest.approx(want, rel=1e-7)
 
 
 def test_recall_at_precision_documented_values(xp):
@@ -70,7 +71,7 @@ def test_against_counts_written_out(xp, rng, name, value, num_thresholds, class_
     assert array_module(metric._counts[0]) is xp
     if class_id is not None:
         batches = [(t[:, class_id:class_id + 1], p[:, class_id:class_id + 1], w) for t, p, w in batches]
-    assert got == pytest.approx(expected(name, value, batches, num_thresholds), rel=1e-12)
+    assert got == pytest.approx(expected(name, value, batches, num_thresholds), rel=1e-7)
     metric.reset_state()
     assert metric.result() == 0.0
 

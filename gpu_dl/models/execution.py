@@ -177,7 +177,8 @@ def set_state_tree(model, state_tree):
 def _optimizer_paths(optimizer, where):
     """The Keras paths of what ``optimizer.save_own_variables`` writes, in its order: ``<name>/iteration``, the
     ``<name>/learning_rate`` of a rate that is not a schedule, then each slot as ``<name>/<the weight's path with
-    '_' for '/'>_<slot>`` (Keras's ``add_variable_from_reference`` names), then the rule's extra scalars."""
+    '_' for '/'>_<slot>`` (Keras's ``add_variable_from_reference`` names), then the rule's extra scalars
+    (``variable``)."""
     groups = getattr(optimizer, "_keras_slot_groups", None)
     if groups is None or not hasattr(optimizer, "_built") or type(optimizer).__name__ in ("LossScaleOptimizer",
                                                                                            "MultiOptimizer"):
@@ -187,8 +188,8 @@ def _optimizer_paths(optimizer, where):
     for group in groups():
         for var in optimizer._built:
             paths.extend(f"{var.path.replace('/', '_')}_{name}" for name in group if name in optimizer._slots[var])
-    paths.extend(optimizer._extra_state())
-    return [f"{optimizer.name}/{path}" for path in paths]
+    # the extra scalars (Nadam's momentum product) are Keras's unnamed Variables: path "variable", outside the name
+    return [f"{optimizer.name}/{path}" for path in paths] + ["variable" for _ in optimizer._extra_state()]
 
 
 def _optimizer_store(optimizer, where):

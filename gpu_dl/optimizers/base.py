@@ -480,7 +480,20 @@ class Optimizer:
         own = [self._iteration_variable()] + ([self.learning_rate] if self._lr_function is None else [])
         if self._writes_own_update():
             return own + list(self._added)
-        return own + [self.slot_variable(var, name) for var, name in self._slot_order()] + self._added
+        return own + [self.slot_variable(var, name) for var, name in self._slot_order()] + self._added + \
+            self._extra_variables()
+
+    def _extra_variables(self) -> list:
+        """The scalars of ``_extra_state`` as the Variables Keras's ``build`` makes for them (Nadam's momentum
+        product: ``backend.Variable(1.0)``, so named and pathed ``variable``, of the first variable's dtype), once
+        built; the same objects each time."""
+        if not self.built:
+            return []
+        views = self.__dict__.setdefault("_extra_views", {})
+        for key in self._extra_state():
+            if key not in views:
+                views[key] = ExtraVariable(self, key)
+        return [views[key] for key in self._extra_state()]
 
     def _slot_order(self) -> list:
         """``(variable, slot name)`` of each slot of a built-in rule, in Keras's order."""
@@ -972,6 +985,27 @@ class RateVariable(ViewVariable):
         current = self._optimizer._lr_value
         self._optimizer.learning_rate = amount if kind == "assign" else \
             current + amount if kind == "add" else current - amount
+        return self._value
+
+
+class ExtraVariable(ViewVariable):
+    """One of the optimizer's per-step scalars (``_extra_state()[key]``, a Python float the step reads on the host)
+    as the unnamed Variable Keras makes for it (name and path ``variable``), of the dtype its files hold it in;
+    assigning it sets the scalar."""
+
+    def __init__(self, optimizer, key):
+        self._optimizer, self._key = optimizer, key
+        self._kind = optimizer._built[0].value.dtype if optimizer._built else backend.floatx()
+        super().__init__(numpy.asarray(0, dtype=self._kind), "variable", "variable")
+
+    def _read(self):
+        return numpy.asarray(self._optimizer._extra_state()[self._key], dtype=self._kind)
+
+    def _write(self, kind, value, what):
+        amount = float(self._number(value, what, "fiu", "a scalar of the optimizer's; ...: give a number"))
+        current = float(self._optimizer._extra_state()[self._key])
+        self._optimizer._load_extra_state({self._key: amount if kind == "assign" else
+                                           current + amount if kind == "add" else current - amount})
         return self._value
 
 

@@ -22,6 +22,8 @@ import numbers
 import numpy
 
 from .. import backend
+from ..layers.base import Variable
+from ..layers.view_variables import ViewVariable
 from .base import Optimizer
 
 # Keras's optimizer arguments a LossScaleOptimizer refuses, with their defaults (set them on the inner one).
@@ -152,8 +154,20 @@ class LossScaleOptimizer(Optimizer):
     # ------------------------------------------------------------------ state
     @property
     def variables(self) -> list:
-        """``step_counter`` and ``dynamic_scale`` (0-d arrays), then the inner optimizer's ``variables``."""
-        return [self._step_counter, self._dynamic_scale] + list(self.inner_optimizer.variables)
+        """Keras's: its own ``iteration`` (int32, 0) and ``learning_rate`` (floatx, 0.0), once built its
+        ``step_counter`` (int32) and ``dynamic_scale`` (float32), each path ``<name>/<variable>``, then the inner
+        optimizer's ``variables``. The last two read and set the scale the step keeps; the same objects each
+        time."""
+        views = self.__dict__.get("_own_views")
+        if views is None:
+            views = self.__dict__["_own_views"] = [
+                Variable(numpy.asarray(0, numpy.int32), "iteration", trainable=False, path=f"{self.name}/iteration",
+                         host=True),
+                Variable(numpy.asarray(0.0, backend.floatx()), "learning_rate", trainable=False,
+                         path=f"{self.name}/learning_rate", host=True),
+                _ScaleVariable(self, "_step_counter", numpy.int32),
+                _ScaleVariable(self, "_dynamic_scale", numpy.float32)]
+        return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
 
     def _keras_arrays(self) -> list:
         own = [numpy.asarray(0, dtype=numpy.int64), numpy.asarray(0.0, dtype=backend.floatx()),
@@ -225,6 +239,30 @@ class LossScaleOptimizer(Optimizer):
 
     def __repr__(self):
         return f"<LossScaleOptimizer name={self.name!r} inner_optimizer={self.inner_optimizer!r}>"
+
+
+class _ScaleVariable(ViewVariable):
+    """``step_counter`` or ``dynamic_scale`` (``attribute`` of ``optimizer``, a 0-d host array) as Keras's variable
+    of ``dtype``; assigning it sets the array (the scale must stay finite and > 0, the count >= 0)."""
+
+    def __init__(self, optimizer, attribute, dtype):
+        self._optimizer, self._attribute, self._kind = optimizer, attribute, numpy.dtype(dtype)
+        name = attribute.lstrip("_")
+        super().__init__(numpy.asarray(0, dtype=self._kind), name, f"{optimizer.name}/{name}")
+
+    def _read(self):
+        return numpy.asarray(getattr(self._optimizer, self._attribute), dtype=self._kind)
+
+    def _write(self, kind, value, what):
+        amount = self._number(value, what, "fiu" if self._kind.kind == "f" else "iu",
+                              f"a scalar {self._kind.name}; ...: give a number")
+        current = self._read()
+        new = numpy.asarray(amount if kind == "assign" else current + amount if kind == "add" else current - amount,
+                            dtype=self._kind)
+        if not numpy.isfinite(new) or (new <= 0 if self._kind.kind == "f" else new < 0):
+            raise ValueError(f"Variable '{self.path}' cannot be set to {new!r}.")
+        getattr(self._optimizer, self._attribute)[...] = new
+        return self._value
 
 
 class _Shifted:
