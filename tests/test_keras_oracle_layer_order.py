@@ -286,3 +286,20 @@ def test_generator_draws_branching_graphs():
     assert sum(any(s[0] == "shared" for s in r[0]) for r in recipes) >= 5
     assert sum(len(r[2]) > 1 for r in recipes) >= 10
     assert sum(any(s[0] == "masking" for s in r[0]) and any(s[0] == "lstm" for s in r[0]) for r in recipes) >= 5
+
+
+@pytest.mark.parametrize("name", ["masking_read_by_pooling", "masked_branches_1_ma", "nested_model",
+                                  "shared_layer_two_depths"])
+def test_saved_files_move_between_the_libraries_in_that_order(name, tmp_path):
+    from gpu_dl.models import load_model
+    theirs = HAND_BUILT[name](keras)
+    theirs.save(tmp_path / "k.keras")
+    ours = load_model(tmp_path / "k.keras")
+    assert order_of(ours) == order_of(theirs)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    ours.save(tmp_path / "g.keras")
+    again = keras.models.load_model(tmp_path / "g.keras")
+    assert order_of(again) == order_of(theirs)
+    for a, b in zip(again.get_weights(), ours.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
