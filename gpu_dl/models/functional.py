@@ -315,6 +315,12 @@ class Functional(Model):
         self._node_set = set(nodes)
         self._depths = depths
         self._layers = layers
+        # Keras's graph also has the operations making the masks some layers' calls read (a NotEqual after an
+        # Embedding, NotEqual and Any after a Masking, read by a pooling or recurrent layer): their edges can make
+        # a layer deeper and so move it in Keras's order, which orders the weights and a saved file's layers.
+        # gpu_dl runs its own graph; only the order of its layers follows Keras's.
+        in_graph = set(layers)
+        self._layers = [layer for layer in self._summary_graph()[0] if layer in in_graph]
         self._run_nodes = [n for n in nodes if not n.is_input]
         self._output_node = _node_of(self._output)
         calls = {}
