@@ -175,3 +175,21 @@ def assert_same_summary(ours, theirs, monkeypatch):
         assert len(mine) == len(keras_row)
         for a, b in zip(mine, keras_row):
             assert a.startswith(b[:-1]) if b.endswith("…") else a == b, (mine, keras_row)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions(request):
+    """Both libraries' sessions cleared around each test (a module imports it to have it): names and paths
+    compared carry numbers both libraries count process-wide. Keras's only where the test asks for its ``keras``
+    fixture."""
+    import gpu_dl
+    keras = request.getfixturevalue("keras") if "keras" in request.fixturenames else None
+
+    def clear():
+        gpu_dl.backend.clear_session()
+        if keras is not None:
+            keras.backend.clear_session()
+
+    clear()
+    yield
+    clear()

@@ -8,7 +8,10 @@ import numpy
 import pytest
 
 import gpu_dl
+import keras_steps
 from gpu_dl import metrics
+
+fresh_sessions = keras_steps.fresh_sessions     # autouse: both sessions cleared around each test
 
 
 @pytest.fixture
@@ -17,19 +20,6 @@ def keras():
     return pytest.importorskip("keras")
 
 
-@pytest.fixture(autouse=True)
-def fresh_sessions(request):
-    # the paths compared carry the metrics' names, which both libraries may number process-wide
-    keras = request.getfixturevalue("keras") if "keras" in request.fixturenames else None
-
-    def clear():
-        gpu_dl.backend.clear_session()
-        if keras is not None:
-            keras.backend.clear_session()
-
-    clear()
-    yield
-    clear()
 
 
 _ARGUMENTS = {"IoU": dict(num_classes=3, target_class_ids=[0, 2]), "MeanIoU": dict(num_classes=3),

@@ -8,6 +8,9 @@ import numpy
 import pytest
 
 import gpu_dl
+import keras_steps
+
+fresh_sessions = keras_steps.fresh_sessions     # autouse: both sessions cleared around each test
 
 
 @pytest.fixture
@@ -16,19 +19,6 @@ def keras():
     return pytest.importorskip("keras")
 
 
-@pytest.fixture(autouse=True)
-def fresh_sessions(request):
-    # names and paths compared carry numbers both libraries count process-wide
-    keras = request.getfixturevalue("keras") if "keras" in request.fixturenames else None
-
-    def clear():
-        gpu_dl.backend.clear_session()
-        if keras is not None:
-            keras.backend.clear_session()
-
-    clear()
-    yield
-    clear()
 
 
 def _data(n=10):
