@@ -21,7 +21,7 @@ def data(n=12):
 
 def snapshot(model):
     opt = model.optimizer
-    return [w.copy() for w in model.get_weights()], opt.iterations, model.history
+    return [w.copy() for w in model.get_weights()], int(opt.iterations), model.history
 
 
 def assert_unchanged(model, before):

@@ -341,8 +341,8 @@ def test_profile_batch_starts_and_stops_the_cuda_profiler_around_those_batches(m
                                                                                profile_batch, expected):
     model = classifier()
     calls = []     # (what, training steps taken when it was called)
-    monkeypatch.setattr(profiler, "start", lambda: calls.append(("start", model.optimizer.iterations)) or True)
-    monkeypatch.setattr(profiler, "stop", lambda: calls.append(("stop", model.optimizer.iterations)) or True)
+    monkeypatch.setattr(profiler, "start", lambda: calls.append(("start", int(model.optimizer.iterations))) or True)
+    monkeypatch.setattr(profiler, "stop", lambda: calls.append(("stop", int(model.optimizer.iterations))) or True)
     fit(model, callbacks.TensorBoard(log_dir=tmp_path, profile_batch=profile_batch))
     assert calls == expected
 

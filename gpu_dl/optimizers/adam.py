@@ -45,7 +45,7 @@ class Adam(_AdamBase):
         return groups + ((("velocity_hat",),) if self.amsgrad else ())
 
     def _step_coefficients(self, lr):
-        t = self.iterations + 1
+        t = self._update_count + 1
         return lr * (1.0 - self.beta_2 ** t) ** 0.5 / (1.0 - self.beta_1 ** t)
 
     def _update_step(self, value, grad, slots, lr, alpha):
@@ -83,7 +83,7 @@ class Adamax(_AdamBase):
         return (("momentum", "norm"),)
 
     def _step_coefficients(self, lr):
-        return 1.0 - self.beta_1 ** (self.iterations + 1)
+        return 1.0 - self.beta_1 ** (self._update_count + 1)
 
     def _update_step(self, value, grad, slots, lr, bias_correction):
         adamax_update(value, grad, slots["momentum"], slots["norm"], lr, self.beta_1, self.beta_2, self.epsilon,
@@ -111,7 +111,7 @@ class Nadam(_AdamBase):
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
 
     def _step_coefficients(self, lr):
-        t = self.iterations + 1
+        t = self._update_count + 1
         u_t, u_next = self._momentum_at(t), self._momentum_at(t + 1)
         self._u_product *= u_t
         return {

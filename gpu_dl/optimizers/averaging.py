@@ -42,7 +42,7 @@ def check_arguments(owner: str, ema_momentum, ema_overwrite_frequency):
 
 def after_step(optimizer):
     """Update every built variable's average, then overwrite the variables when the frequency says so."""
-    first = optimizer.iterations == 0
+    first = optimizer._update_count == 0
     for var in _averaged(optimizer):
         average = optimizer._slots[var][SLOT]
         scalar = numpy.dtype(var.value.dtype).type
@@ -51,7 +51,7 @@ def after_step(optimizer):
         average *= float(momentum)
         average += float(scalar(1.0) - momentum) * var.value
     frequency = optimizer.ema_overwrite_frequency
-    if frequency and (optimizer.iterations + 1) % frequency == 0:
+    if frequency and (optimizer._update_count + 1) % frequency == 0:
         overwrite_variables(optimizer, optimizer._built)
 
 

@@ -72,6 +72,10 @@ def default_rate(value: float) -> float:
 # A slot's initial value that stands for a copy of its variable's value at build time.
 FROM_VARIABLE = "from_variable"
 
+# The dtype of an optimizer's ``iteration`` variable: Keras's ``dtype="int"``, int32 outside TensorFlow (its
+# variables and its files hold it so).
+ITERATION_DTYPE = numpy.dtype("int32")
+
 
 def _unique_name(base: str) -> str:
     """'adam', then 'adam_1', 'adam_2', ... as Keras names optimizers: from the names the layers take theirs from,
@@ -203,7 +207,7 @@ class Optimizer:
         self._lr_function = None    # a LearningRateSchedule or a callable taking no argument
         self._set_learning_rate(learning_rate, initial=True)
 
-        self._iterations = 0
+        self._iterations = 0        # the count of apply calls, a host int (see IterationVariable)
         self._built: list = []      # variables with slots, in the order first seen (Keras's build order)
         self._slots: dict = {}      # Variable -> {slot name: array}
         self._exclude_ids: set = set()
@@ -269,13 +273,15 @@ class Optimizer:
         return lr
 
     @property
-    def iterations(self) -> int:
-        """How many steps have been applied; with ``gradient_accumulation_steps`` n, how many updates
-        (calls // n), as Keras 3 counts. An int (``IterationCount``) that also reads and sets as Keras's
-        ``iteration`` variable does (``numpy()``, ``assign``)."""
+    def iterations(self):
+        """Keras's ``iterations``: the ``iteration`` Variable (``IterationVariable``; int32, path
+        ``<name>/iteration``, the first of ``variables``, the same object for the optimizer's life), which
+        counts the steps applied and sets the count by ``assign``; with ``gradient_accumulation_steps`` n, the
+        count of updates (calls // n) as Keras computes it from that variable, a read-only int
+        (``IterationCount``)."""
         if self.gradient_accumulation_steps:
-            return IterationCount(self._iterations // self.gradient_accumulation_steps, self)
-        return IterationCount(self._iterations, self)
+            return IterationCount(self._update_count)
+        return self._iteration_variable()
 
     @iterations.setter
     def iterations(self, value):
@@ -289,6 +295,15 @@ class Optimizer:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{self._owner}: `iterations` must be a non-negative integer, got {value!r}.")
         self._iterations = int(value)
+
+    @property
+    def _update_count(self) -> int:
+        """What ``iterations`` reads, as a Python int: the steps applied (with ``gradient_accumulation_steps`` n,
+        the updates, calls // n). The update rules' bias corrections and the averages compute with it on the
+        host."""
+        if self.gradient_accumulation_steps:
+            return self._iterations // self.gradient_accumulation_steps
+        return self._iterations
 
     # ------------------------------------------------------------------- slots
     def _slot_groups(self) -> tuple:
@@ -914,7 +929,7 @@ class Optimizer:
         return [self._slots[var][name] for var, name in self._slot_order()] + [v._value for v in self._added]
 
     def _keras_arrays(self) -> list:
-        out = [numpy.asarray(self._iterations, dtype=numpy.int32)]     # Keras 3 keeps its count in int32
+        out = [numpy.asarray(self._iterations, dtype=ITERATION_DTYPE)]
         if self._lr_function is None:
             out.append(numpy.asarray(self._lr_value, dtype=backend.floatx()))
         out.extend(backend.to_numpy(a).copy() for a in self._variable_arrays())
@@ -1010,18 +1025,25 @@ class ExtraVariable(ViewVariable):
 
 
 class IterationVariable(ViewVariable):
-    """The step count among the optimizer's ``variables``: Keras 3's scalar, non-trainable int32 ``iteration``
-    variable (path ``<optimizer name>/iteration``), which reads the optimizer's count as it is now (the count of
-    calls, as Keras's variable holds it, also with ``gradient_accumulation_steps``) and sets it by ``assign``."""
+    """``optimizer.iterations`` (and the first of its ``variables``): Keras 3's scalar, non-trainable int32
+    ``iteration`` variable (path ``<optimizer name>/iteration``), which counts the calls of ``apply`` (also with
+    ``gradient_accumulation_steps``, as Keras's variable does). ``int()``, ``numpy()``, ``bool()``, the
+    comparisons and the arithmetic read it; ``assign``, ``assign_add`` and ``assign_sub`` set the count, which
+    moves a learning-rate schedule and the bias corrections of the next step.
+
+    The count itself is the optimizer's Python int ``_iterations``, which this variable reads and writes: each
+    step needs it on the host (a schedule's rate and the bias corrections are scalar arguments of the fused
+    kernels), so a count kept in a device array would cost a copy from the device, a synchronisation, per step;
+    a host int costs nothing, and the variable's value, read from it, is a host array."""
 
     _set_with = "with numbers (the step count)"
 
     def __init__(self, optimizer):
         self._optimizer = optimizer
-        super().__init__(numpy.asarray(0, dtype=numpy.int32), "iteration", f"{optimizer.name}/iteration")
+        super().__init__(numpy.asarray(0, dtype=ITERATION_DTYPE), "iteration", f"{optimizer.name}/iteration")
 
     def _read(self):
-        return numpy.asarray(self._optimizer._iterations, dtype=numpy.int32)
+        return numpy.asarray(self._optimizer._iterations, dtype=ITERATION_DTYPE)
 
     def _write(self, kind, value, what):
         amount = int(self._number(value, what, "iu", "the optimizer's step count; ...: give an integer"))
@@ -1031,28 +1053,24 @@ class IterationVariable(ViewVariable):
         self._optimizer._iterations = count
         return self._value
 
+    def __bool__(self):
+        return self._optimizer._iterations != 0      # as Keras's variable: its value's truth, not the object's
+
+    def __index__(self):
+        return self._optimizer._iterations          # counts as an int where Python wants one (range, indexing)
+
 
 class IterationCount(int):
-    """``optimizer.iterations``: the count of steps, an int (what the updates and Python code compute with), which
-    also reads and sets as Keras 3's scalar int32 ``iteration`` variable (path ``<optimizer name>/iteration``):
-    ``numpy()``, ``value``, ``assign(n)``, ``assign_add(n)``. Arithmetic gives plain ints; a copy is a plain int."""
-
-    def __new__(cls, value, optimizer=None):
-        count = super().__new__(cls, value)
-        count._optimizer = optimizer
-        return count
+    """``optimizer.iterations`` with ``gradient_accumulation_steps`` n: the count of updates, calls // n, which
+    Keras computes from its ``iteration`` variable (the count of calls, ``optimizer.variables[0]``); an int that
+    also reads as a scalar int32 value (``numpy()``, ``value``). It is read-only: ``assign`` raises, as setting
+    ``iterations`` does. Arithmetic gives plain ints; a copy is a plain int."""
 
     def __reduce__(self):
         return int, (int(self),)
 
-    name = "iteration"
     shape = ()
-    dtype = numpy.dtype("int32")
-    trainable = False
-
-    @property
-    def path(self):
-        return f"{self._optimizer.name}/iteration"
+    dtype = ITERATION_DTYPE
 
     def numpy(self):
         return numpy.asarray(int(self), dtype=self.dtype)
@@ -1062,10 +1080,8 @@ class IterationCount(int):
         return self.numpy()
 
     def assign(self, value):
-        """Set the optimizer's count to ``value``; returns it (the count this object holds stays as it was read)."""
-        self._optimizer.iterations = value
-        return self._optimizer.iterations
+        raise ValueError("With `gradient_accumulation_steps`, `optimizer.iterations` is the count of updates "
+                         "(calls // gradient_accumulation_steps) and read-only; the count of calls is "
+                         "`optimizer.variables[0]`, which can be assigned.")
 
-    def assign_add(self, value):
-        self._optimizer.iterations = int(self._optimizer.iterations) + int(value)
-        return self._optimizer.iterations
+    assign_add = assign_sub = assign

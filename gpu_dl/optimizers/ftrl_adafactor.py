@@ -100,7 +100,7 @@ class Adafactor(Optimizer):
         return (shape[:-1], var.value.dtype) if name == "r" else (shape[:-2] + shape[-1:], var.value.dtype)
 
     def _step_coefficients(self, lr):
-        t = self.iterations + 1
+        t = self._update_count + 1
         inverse_root = 1.0 / math.sqrt(t)
         if self._lr_function is None and self.relative_step:
             lr = min(lr, inverse_root)

@@ -56,7 +56,7 @@ class Lamb(Optimizer):
         return (("momentum", "velocity"),)
 
     def _step_coefficients(self, lr):
-        t = self.iterations + 1
+        t = self._update_count + 1
         return 1.0 - self.beta_1 ** t, 1.0 - self.beta_2 ** t
 
     def _update_step(self, value, grad, slots, lr, bias_corrections):

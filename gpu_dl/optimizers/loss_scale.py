@@ -24,7 +24,7 @@ import numpy
 from .. import backend
 from ..layers.base import Variable
 from ..layers.view_variables import ViewVariable
-from .base import Optimizer
+from .base import ITERATION_DTYPE, Optimizer
 
 # Keras's optimizer arguments a LossScaleOptimizer refuses, with their defaults (set them on the inner one).
 _INNER_ONLY = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
@@ -132,7 +132,7 @@ class LossScaleOptimizer(Optimizer):
         if grads and not self._finite(grads):
             self._step_counter[...] = 0
             self._dynamic_scale[...] = self._dynamic_scale * numpy.float32(0.5)
-            return self.iterations
+            return self.inner_optimizer._iterations
         # a variable overwritten with its gradient takes it as it is, as in Keras
         unscaled = [(g if g is None or getattr(v, "overwrite_with_gradient", False) else
                      g / g.dtype.type(self._dynamic_scale), v) for g, v in pairs]
@@ -142,7 +142,7 @@ class LossScaleOptimizer(Optimizer):
             self._dynamic_scale[...] = self._dynamic_scale * numpy.float32(2.0)
         else:
             self._step_counter[...] = self._step_counter + 1
-        return self.iterations
+        return self.inner_optimizer._iterations
 
     @staticmethod
     def _finite(grads) -> bool:
@@ -161,8 +161,8 @@ class LossScaleOptimizer(Optimizer):
         views = self.__dict__.get("_own_views")
         if views is None:
             views = self.__dict__["_own_views"] = [
-                Variable(numpy.asarray(0, numpy.int32), "iteration", trainable=False, path=f"{self.name}/iteration",
-                         host=True),
+                Variable(numpy.asarray(0, ITERATION_DTYPE), "iteration", trainable=False,
+                         path=f"{self.name}/iteration", host=True),
                 Variable(numpy.asarray(0.0, backend.floatx()), "learning_rate", trainable=False,
                          path=f"{self.name}/learning_rate", host=True),
                 _ScaleVariable(self, "_step_counter", numpy.int32),
@@ -170,7 +170,7 @@ class LossScaleOptimizer(Optimizer):
         return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
 
     def _keras_arrays(self) -> list:
-        own = [numpy.asarray(0, dtype=numpy.int64), numpy.asarray(0.0, dtype=backend.floatx()),
+        own = [numpy.asarray(0, dtype=ITERATION_DTYPE), numpy.asarray(0.0, dtype=backend.floatx()),
                self._step_counter.copy(), self._dynamic_scale.copy()]
         return own + self.inner_optimizer._keras_arrays()
 

@@ -22,7 +22,7 @@ import numpy
 
 from .. import backend
 from ..backend.user_warnings import warn
-from .base import Optimizer
+from .base import ITERATION_DTYPE, Optimizer, RateVariable
 
 
 def _serialize(optimizer):
@@ -237,7 +237,7 @@ class MultiOptimizer(Optimizer):
             rate = optimizer.effective_learning_rate
             if not numpy.isfinite(rate):
                 raise ValueError(f"{self._owner}: the learning rate of its optimizer '{optimizer.name}' at step "
-                                 f"{optimizer.iterations} is {rate!r}; it must be a finite number.")
+                                 f"{optimizer._iterations} is {rate!r}; it must be a finite number.")
         # Everything is checked: from here on the step changes state.
         skipped = []
         for index, group in sorted(groups.items()):
@@ -266,11 +266,16 @@ class MultiOptimizer(Optimizer):
     # ------------------------------------------------------------------ state
     @property
     def variables(self) -> list:
-        """The inner optimizers' ``variables`` (their slots), in ``optimizers`` order."""
-        return [slot for optimizer in self._inner_optimizers for slot in optimizer.variables]
+        """Keras's: its own ``iteration`` (``iterations``, the count of its steps) and ``learning_rate`` (0.0,
+        which cannot be set), then the inner optimizers' ``variables`` (their counts, rates and slots), in
+        ``optimizers`` order; the same objects each time."""
+        rate = self.__dict__.get("_rate_variable")
+        if rate is None:
+            rate = self.__dict__["_rate_variable"] = RateVariable(self)
+        return [self.iterations, rate] + [slot for optimizer in self._inner_optimizers for slot in optimizer.variables]
 
     def _keras_arrays(self) -> list:
-        own = [numpy.asarray(self._iterations, dtype=numpy.int64), numpy.asarray(0.0, dtype=backend.floatx())]
+        own = [numpy.asarray(self._iterations, dtype=ITERATION_DTYPE), numpy.asarray(0.0, dtype=backend.floatx())]
         return own + [a for optimizer in self._inner_optimizers for a in optimizer._keras_arrays()]
 
     def load_own_variables(self, store):

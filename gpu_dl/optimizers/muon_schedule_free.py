@@ -92,7 +92,7 @@ class Muon(Optimizer):
         return self.adam_weight_decay if self.uses_adamw(var) else self.weight_decay
 
     def _step_coefficients(self, lr):
-        return self.iterations + 1
+        return self._update_count + 1
 
     def _adam_alpha(self, dtype, lr, t):
         """``lr * adam_lr_ratio * sqrt(1 - adam_beta_2**t) / (1 - adam_beta_1**t)`` computed in the
@@ -168,7 +168,7 @@ class ScheduleFreeAdamW(Optimizer):
         return FROM_VARIABLE if name == "momentum" else 0.0
 
     def _step_coefficients(self, lr):
-        return self.iterations + 1
+        return self._update_count + 1
 
     def _update_step(self, value, grad, slots, lr, t):
         schedule_free_adamw_update(value, grad, slots["momentum"], slots["velocity"], lr, self.beta_1, self.beta_2,
