@@ -538,7 +538,7 @@ class Optimizer:
 
     # --------------------------------------------------------------- the step
     def apply_gradients(self, grads_and_vars) -> int:
-        """Apply one step from ``(gradient, variable)`` pairs; returns ``iterations``."""
+        """Apply one step from ``(gradient, variable)`` pairs; returns the count of calls after it (an int)."""
         pairs = []
         for item in grads_and_vars:
             try:
