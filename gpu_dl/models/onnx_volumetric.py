@@ -1,0 +1,116 @@
+"""The ONNX conversions of the volumetric layers, Dot and the image-size layers (``onnx_export.py`` walks the
+model and calls them).
+
+The 3-D convolutions, poolings, paddings, croppings and UpSampling3D are their 1-D and 2-D siblings' conversions
+on one more spatial axis (ONNX's Conv, ConvTranspose, MaxPool, AveragePool, Pad, Slice and Resize take any
+number). ReflectionPadding2D is a Pad of mode "reflect", which mirrors as ``numpy.pad(mode="reflect")`` does.
+
+Dot is an Einsum of its two inputs (the summed axis of each, the batch axis shared), each scaled first to unit
+L2 norm along its axis where ``normalize=True``, the squared norm floored at 1e-14 as gpu_dl floors it.
+
+Resizing, CenterCrop and RandomCrop export what gpu_dl's predict computes (``layers/image_resizing.py``): the
+images channels-first, padded by Pad (``pad_to_aspect_ratio``'s ``fill_value``), cut by Slice to the window the
+layer's own plan gives for the input's height and width, and brought to ``height`` x ``width`` by Resize.
+``"bilinear"`` is Resize's linear mode with half-pixel centres (PyTorch's ``align_corners=False``, clamped at the
+edges, which Keras 3.15's torch backend and gpu_dl compute); ``"nearest"`` is PyTorch's ``nearest-exact``,
+``floor((o + 0.5) * in / out)``, which is Resize's nearest mode on half-pixel centres rounding halves up. A
+window already of the target size is not resized. The window depends on the input's height and width, so
+CenterCrop and the aspect-ratio modes of Resizing need them known (``input_signature`` can give them); a plain
+Resizing takes images of any size. RandomCrop returns its input at inference (as Keras 3.15), so it is the
+identity, and its output keeps the input's shape.
+"""
+from __future__ import annotations
+
+from .onnx_export import (_conv, _conv_transpose, _cropping, _global_pool, _identity, _padding, _pool, _to_first,
+                          _to_last, _unsupported, _upsampling)
+
+_NORM_FLOOR = 1e-7      # gpu_dl's (and Keras's) epsilon under a norm (ops/merge.py's L2_EPSILON)
+
+
+# ---------------------------------------------------------------------------------------------- Dot
+def _unit_norm_along(b, x, axis):
+    """``x * 1 / sqrt(max(sum(x^2), eps^2))`` along ``axis``, as ``ops.merge.l2_normalize`` computes it."""
+    squares = b.reduce("ReduceSum", b.op("Mul", [x, x]), [axis])
+    floored = b.op("Max", [squares, b.scalar(_NORM_FLOOR * _NORM_FLOOR)])
+    return b.op("Mul", [x, b.op("Div", [b.scalar(1.0), b.op("Sqrt", [floored])])])
+
+
+def _dot(b, layer, xs):
+    x, y = xs
+    ax, ay = layer._resolved_axes([x.shape, y.shape])
+    names = [x.name, y.name]
+    if layer.normalize:
+        names = [_unit_norm_along(b, names[0], ax), _unit_norm_along(b, names[1], ay)]
+    # "a" the batch axis, "z" the summed one, the others a letter each: x's other axes, then y's, as Keras orders
+    letters = iter("bcdefghijklmnopqrstuvwxy")
+    terms = [["a"] + [("z" if i == axis else next(letters)) for i in range(1, v.rank)] for v, axis in
+             zip((x, y), (ax, ay))]
+    kept = [t for t in terms[0] if t != "z"] + [t for t in terms[1][1:] if t != "z"]
+    equation = f"{''.join(terms[0])},{''.join(terms[1])}->{''.join(kept)}"
+    out = b.op("Einsum", names, hint=layer.name, equation=equation)
+    return b.op("Unsqueeze", [out, b.ints([1])]) if len(kept) == 1 else out
+
+
+# ---------------------------------------------------------------------------------------------- image sizes
+def _resize_attributes(interpolation):
+    if interpolation == "nearest":
+        return dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
+    return dict(mode="linear", coordinate_transformation_mode="half_pixel")
+
+
+def _resized(b, t, height, width, interpolation, hint):
+    """Channels-first images ``t`` resized to ``height`` x ``width`` (their batch and channels read at run
+    time)."""
+    lead = b.op("Slice", [b.op("Shape", [t]), b.ints([0]), b.ints([2])])
+    sizes = b.op("Concat", [lead, b.ints([height, width])], axis=0)
+    return b.op("Resize", [t, "", "", sizes], hint=hint, **_resize_attributes(interpolation))
+
+
+def _image_size(b, layer, xs):
+    """Resizing and CenterCrop: pad, crop to the layer's window (its ``_plan`` for the input's sizes), resize."""
+    x = xs[0]
+    if x.dtype != "float32":
+        raise _unsupported(layer, f"images of dtype {x.dtype}", "float32 images")
+    first = layer.data_format == "channels_first"
+    h, w = x.shape[2:4] if first else x.shape[1:3]
+    aspect = getattr(layer, "crop_to_aspect_ratio", False) or getattr(layer, "pad_to_aspect_ratio", False)
+    t = x.name if first else _to_first(b, x.name, 4)
+    if h is None or w is None:
+        if type(layer).__name__ != "Resizing" or aspect:
+            raise _unsupported(layer, f"{type(layer).__name__} on images of unknown height or width (input shape "
+                               f"{x.shape})", "images of known height and width (give input_signature with them), "
+                               "or Resizing without crop_to_aspect_ratio and pad_to_aspect_ratio on any")
+        y = _resized(b, t, layer.height, layer.width, layer.interpolation, layer.name)
+    else:
+        (top, left, rows, columns), (pad_h, pad_w) = layer._plan(h, w)
+        if pad_h or pad_w:
+            pads = b.ints([0, 0, pad_h, pad_w, 0, 0, pad_h, pad_w])
+            t = b.op("Pad", [t, pads, b.scalar(layer.fill_value)], mode="constant")
+        if (top, left, rows, columns) != (0, 0, h + 2 * pad_h, w + 2 * pad_w):
+            t = b.op("Slice", [t, b.ints([top, left]), b.ints([top + rows, left + columns]), b.ints([2, 3])])
+        if (rows, columns) != (layer.height, layer.width):
+            t = _resized(b, t, layer.height, layer.width, layer.interpolation, layer.name)
+        y = b.op("Identity", [t], hint=layer.name)
+    return y if first else _to_last(b, y, 4)
+
+
+def _random_crop(b, layer, xs):
+    """The identity at inference, keeping the input's shape (the layer's symbolic shape is the crop's)."""
+    b.out_shapes = [xs[0].shape]
+    return _identity(b, layer, xs)
+
+
+def converters():
+    """class -> conversion, for ``onnx_export._converters``."""
+    from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pooling3d, resampling
+    return {
+        conv3d.Conv3D: _conv, conv3d_transpose.Conv3DTranspose: _conv_transpose,
+        pooling3d.MaxPooling3D: _pool("MaxPool"), pooling3d.AveragePooling3D: _pool("AveragePool"),
+        pooling3d.GlobalMaxPooling3D: _global_pool("ReduceMax"),
+        pooling3d.GlobalAveragePooling3D: _global_pool("ReduceMean"),
+        padding.ZeroPadding3D: _padding, padding.ReflectionPadding2D: _padding,
+        resampling.Cropping3D: _cropping, resampling.UpSampling3D: _upsampling,
+        merging.Dot: _dot,
+        image_resizing.Resizing: _image_size, image_resizing.CenterCrop: _image_size,
+        image_resizing.RandomCrop: _random_crop,
+    }

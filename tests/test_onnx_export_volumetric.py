@@ -1,0 +1,189 @@
+"""``model.export(path, format="onnx")`` of the volumetric layers, Dot, ReflectionPadding2D and the image-size
+layers (Resizing, CenterCrop, RandomCrop), run in ONNX Runtime at batch sizes other than the one the model ran
+with, against the model's own predict (the helpers are test_onnx_export.py's)."""
+import os
+
+import numpy
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import gpu_dl  # noqa: E402
+from gpu_dl import layers  # noqa: E402
+import test_onnx_export  # noqa: E402
+from test_onnx_export import _feeds, _session, assert_runs_as_predict, exported, normal, sequential  # noqa: E402
+
+exact_convolutions = test_onnx_export.exact_convolutions    # the autouse fixture: float32 GPU convolutions here too
+
+
+def _shape(kwargs, sizes, channels):
+    return (channels,) + sizes if kwargs.get("data_format") == "channels_first" else sizes + (channels,)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(strides=2, padding="same"), dict(strides=(1, 2, 3), padding="same", activation="relu"),
+    dict(dilation_rate=(2, 1, 2), padding="same"), dict(kernel_size=(2, 3, 1), strides=(2, 1, 1), use_bias=False),
+    dict(groups=2, padding="same"), dict(dilation_rate=2),
+    dict(data_format="channels_first", strides=2, padding="same"),
+    dict(data_format="channels_first", groups=2, dilation_rate=(1, 2, 1)),
+], ids=repr)
+def test_conv3d(xp, kwargs, tmp_path):
+    kwargs = {"filters": 4, "kernel_size": 3, **kwargs}
+    shape = _shape(kwargs, (7, 6, 9), 4)
+    assert_runs_as_predict(sequential(shape, layers.Conv3D(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(strides=2, padding="same"), dict(strides=(2, 1, 3), activation="tanh"),
+    dict(strides=2, padding="same", output_padding=1), dict(strides=(3, 2, 2), output_padding=(2, 0, 1)),
+    dict(kernel_size=(2, 3, 1), strides=2, use_bias=False), dict(dilation_rate=2, padding="same"),
+    dict(data_format="channels_first", strides=2, padding="same"),
+], ids=repr)
+def test_conv3d_transpose(xp, kwargs, tmp_path):
+    kwargs = {"filters": 3, "kernel_size": 3, **kwargs}
+    shape = _shape(kwargs, (4, 3, 5), 2)
+    assert_runs_as_predict(sequential(shape, layers.Conv3DTranspose(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("pool", [layers.MaxPooling3D, layers.AveragePooling3D])
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(pool_size=3, strides=2, padding="same"), dict(pool_size=(2, 3, 1), strides=1, padding="same"),
+    dict(pool_size=3, strides=(2, 1, 2)), dict(data_format="channels_first", padding="same"),
+], ids=repr)
+def test_pooling3d(xp, pool, kwargs, tmp_path):
+    shape = _shape(kwargs, (5, 7, 6), 3)
+    assert_runs_as_predict(sequential(shape, pool(**{"pool_size": 2, **kwargs})), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("pool", [layers.GlobalMaxPooling3D, layers.GlobalAveragePooling3D])
+@pytest.mark.parametrize("kwargs", [dict(), dict(keepdims=True), dict(data_format="channels_first")], ids=repr)
+def test_global_pooling3d(xp, pool, kwargs, tmp_path):
+    assert_runs_as_predict(sequential((3, 5, 4, 2), pool(**kwargs)), normal((3, 5, 4, 2)), tmp_path)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: layers.ZeroPadding3D(), lambda: layers.ZeroPadding3D(((1, 0), (0, 2), (3, 1))),
+    lambda: layers.ZeroPadding3D((2, 0, 1), data_format="channels_first"),
+    lambda: layers.Cropping3D(), lambda: layers.Cropping3D(((0, 1), (2, 0), (1, 2))),
+    lambda: layers.Cropping3D((2, 1, 0), data_format="channels_first"),
+    lambda: layers.UpSampling3D(), lambda: layers.UpSampling3D((1, 3, 2)),
+    lambda: layers.UpSampling3D(2, data_format="channels_first"),
+], ids=lambda v: "")
+def test_volume_padding_cropping_and_upsampling(xp, layer, tmp_path):
+    assert_runs_as_predict(sequential((3, 5, 6, 2), layer()), normal((3, 5, 6, 2)), tmp_path)
+
+
+def test_a_volumetric_network(xp, tmp_path):
+    model = sequential((6, 7, 5, 2), layers.ZeroPadding3D(1), layers.Conv3D(4, 3, strides=2, activation="relu"),
+                       layers.UpSampling3D(2), layers.Conv3DTranspose(3, 2, padding="same"),
+                       layers.Cropping3D(((1, 0), (0, 1), (1, 1))), layers.MaxPooling3D(2, padding="same"),
+                       layers.GlobalAveragePooling3D(), layers.Dense(2))
+    assert_runs_as_predict(model, normal((6, 7, 5, 2)), tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(data_format="channels_first"), dict(padding=((2, 0), (1, 3)))],
+                         ids=repr)
+def test_reflection_padding2d(xp, kwargs, tmp_path):
+    model = sequential((5, 6, 3), layers.ReflectionPadding2D(**{"padding": (2, 1), **kwargs}))
+    assert_runs_as_predict(model, normal((5, 6, 3)), tmp_path)
+
+
+@pytest.mark.parametrize("axes, shapes", [
+    (1, [(5,), (5,)]), (-1, [(4, 3), (2, 3)]), (1, [(4, 3), (4, 2)]), ((2, 1), [(4, 3), (3, 5)]),
+    ((1, 3), [(2, 3, 4), (5, 6, 2)]), ((3, 2), [(2, 3, 4), (5, 4)]), (-2, [(3, 4, 2), (4, 5)]),
+], ids=repr)
+@pytest.mark.parametrize("normalize", [False, True])
+def test_dot(xp, axes, shapes, normalize, tmp_path):
+    a, c = gpu_dl.Input(shapes[0]), gpu_dl.Input(shapes[1])
+    model = gpu_dl.Model([a, c], layers.Dot(axes, normalize=normalize)([a, c]))
+    make = lambda n: normal(shapes[0])(n) + normal(shapes[1], seed=9)(n)  # noqa: E731
+    assert_runs_as_predict(model, make, tmp_path)
+
+
+def test_dot_of_zero_vectors_when_normalized(xp, tmp_path):
+    """A zero vector stays zero (its norm floored), so its cosine is 0, not NaN."""
+    a, c = gpu_dl.Input((4,)), gpu_dl.Input((4,))
+    model = gpu_dl.Model([a, c], layers.Dot(1, normalize=True)([a, c]))
+
+    def make(n):
+        x, y = normal((4,))(n)[0], normal((4,), seed=3)(n)[0]
+        x[0] = 0.0
+        return [x, y]
+    session = assert_runs_as_predict(model, make, tmp_path)
+    assert session.run(None, _feeds(session, make(3)))[0][0, 0] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- image sizes
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(interpolation="nearest"), dict(height=3, width=13), dict(height=3, width=13, interpolation="nearest"),
+    dict(height=1, width=1), dict(height=1, width=4, interpolation="nearest"), dict(height=7, width=9),
+    dict(crop_to_aspect_ratio=True), dict(crop_to_aspect_ratio=True, height=4, width=12),
+    dict(crop_to_aspect_ratio=True, height=7, width=3, interpolation="nearest"),
+    dict(pad_to_aspect_ratio=True, fill_value=2.5), dict(pad_to_aspect_ratio=True, height=4, width=15),
+    dict(pad_to_aspect_ratio=True, height=9, width=2, interpolation="nearest"),
+    dict(data_format="channels_first"), dict(data_format="channels_first", crop_to_aspect_ratio=True),
+    dict(data_format="channels_first", pad_to_aspect_ratio=True, height=3, width=11),
+], ids=repr)
+def test_resizing(xp, kwargs, tmp_path):
+    kwargs = {"height": 5, "width": 4, **kwargs}
+    shape = (3, 7, 9) if kwargs.get("data_format") == "channels_first" else (7, 9, 3)
+    assert_runs_as_predict(sequential(shape, layers.Resizing(**kwargs)), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_resizing_of_images_of_any_size(xp, interpolation, tmp_path):
+    """Without an aspect-ratio mode, the file resizes images of the sizes it is run on, larger, smaller or the
+    same as the target along each axis; the nearest neighbours are the same entries exactly."""
+    model = sequential((None, None, 2), layers.Resizing(6, 5, interpolation=interpolation))
+    model.predict(normal((4, 4, 2))(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path))
+    for sizes in ((6, 5), (1, 1), (13, 2), (3, 17), (12, 10), (7, 15), (18, 25)):
+        x = normal(sizes + (2,))(3)[0]
+        got, want = session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0)
+        if interpolation == "nearest":
+            numpy.testing.assert_array_equal(got, want)
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, height, width", [
+    ((9, 8, 3), 5, 4), ((9, 8, 3), 9, 8), ((6, 7, 2), 6, 3), ((4, 9, 2), 6, 5), ((9, 3, 2), 4, 6), ((5, 5, 1), 7, 7),
+], ids=repr)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_center_crop(xp, shape, height, width, data_format, tmp_path):
+    """A centred slice of inputs at least the target's size, else the aspect-ratio window resized."""
+    if data_format == "channels_first":
+        shape = shape[-1:] + shape[:-1]
+    layer = layers.CenterCrop(height, width, data_format=data_format)
+    assert_runs_as_predict(sequential(shape, layer), normal(shape), tmp_path)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_random_crop_is_the_identity_at_inference(xp, data_format, tmp_path):
+    """As gpu_dl's predict (and Keras 3.15), the input unchanged, its shape too; a layer after it sees that."""
+    shape = (9, 8, 3) if data_format == "channels_last" else (3, 9, 8)
+    crop = layers.RandomCrop(4, 5, data_format=data_format)
+    model = sequential(shape, crop, layers.Conv2D(2, 3, strides=2, padding="same", data_format=data_format))
+    session = assert_runs_as_predict(model, normal(shape), tmp_path)
+    x = gpu_dl.Input(shape)
+    alone = gpu_dl.Model(x, layers.RandomCrop(4, 5, data_format=data_format)(x))
+    session = assert_runs_as_predict(alone, normal(shape), tmp_path)
+    assert session.get_outputs()[0].shape == ["batch"] + list(shape)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.CenterCrop(4, 4), lambda: layers.Resizing(4, 4, crop_to_aspect_ratio=True),
+    lambda: layers.Resizing(4, 4, pad_to_aspect_ratio=True),
+], ids=["CenterCrop", "crop_to_aspect_ratio", "pad_to_aspect_ratio"])
+def test_windows_of_unknown_image_sizes_are_refused(xp, make, tmp_path):
+    model = sequential((None, None, 3), make())
+    model.predict(normal((6, 5, 3))(2)[0], verbose=0)
+    with pytest.raises(ValueError, match=r"Layer '\w+' cannot be exported to ONNX: \w+ on images of unknown height "
+                                         r"or width .*give input_signature"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
+    model.export(tmp_path / "model.onnx", format="onnx", verbose=False, input_signature=[(None, 6, 5, 3)])
+    session = _session(tmp_path / "model.onnx")
+    x = normal((6, 5, 3))(3)[0]
+    numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
+                                  rtol=1e-5, atol=1e-5)
