@@ -187,3 +187,31 @@ def test_windows_of_unknown_image_sizes_are_refused(xp, make, tmp_path):
     x = normal((6, 5, 3))(3)[0]
     numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
                                   rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- adaptive pooling
+@pytest.mark.parametrize("kind", ["Max", "Average"])
+@pytest.mark.parametrize("rank, output_size, sizes", [
+    (1, 3, (7,)), (1, 9, (4,)), (1, 1, (5,)), (2, (3, 4), (7, 9)), (2, (5, 2), (3, 6)), (2, 1, (4, 3)),
+    (3, (2, 3, 2), (5, 7, 4)), (3, (4, 1, 3), (3, 2, 5)),
+], ids=repr)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_adaptive_pooling(xp, kind, rank, output_size, sizes, data_format, tmp_path):
+    """PyTorch's windows: of unequal widths, overlapping, and repeating positions where the output is the
+    larger; exact for the max (the same entries)."""
+    layer = getattr(layers, f"Adaptive{kind}Pooling{rank}D")(output_size, data_format=data_format)
+    shape = (3,) + sizes if data_format == "channels_first" else sizes + (3,)
+    model = sequential(shape, layer)
+    session = assert_runs_as_predict(model, normal(shape), tmp_path)
+    if kind == "Max":
+        x = normal(shape)(4)[0]
+        numpy.testing.assert_array_equal(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0))
+
+
+def test_adaptive_pooling_of_unknown_sizes_is_refused(xp, tmp_path):
+    model = sequential((None, 3), layers.AdaptiveAveragePooling1D(2))
+    model.predict(normal((5, 3))(2)[0], verbose=0)
+    with pytest.raises(ValueError, match=r"Layer 'adaptive_average_pooling1d\w*' cannot be exported to ONNX: "
+                                         r"adaptive pooling of inputs of unknown spatial sizes"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)

@@ -1,5 +1,5 @@
-"""The ONNX conversions of the volumetric layers, Dot and the image-size layers (``onnx_export.py`` walks the
-model and calls them).
+"""The ONNX conversions of the volumetric layers, Dot, the adaptive poolings and the image-size layers
+(``onnx_export.py`` walks the model and calls them).
 
 The 3-D convolutions, poolings, paddings, croppings and UpSampling3D are their 1-D and 2-D siblings' conversions
 on one more spatial axis (ONNX's Conv, ConvTranspose, MaxPool, AveragePool, Pad, Slice and Resize take any
@@ -7,6 +7,10 @@ number). ReflectionPadding2D is a Pad of mode "reflect", which mirrors as ``nump
 
 Dot is an Einsum of its two inputs (the summed axis of each, the batch axis shared), each scaled first to unit
 L2 norm along its axis where ``normalize=True``, the squared norm floored at 1e-14 as gpu_dl floors it.
+
+The adaptive poolings pool PyTorch's windows (``ops/adaptive_pool.py``) one spatial axis at a time: a Gather
+of each window's positions, then ReduceMax, or the sum of the window's own positions over its width; the input's
+spatial sizes must be known.
 
 Resizing, CenterCrop and RandomCrop export what gpu_dl's predict computes (``layers/image_resizing.py``): the
 images channels-first, padded by Pad (``pad_to_aspect_ratio``'s ``fill_value``), cut by Slice to the window the
@@ -20,6 +24,8 @@ Resizing takes images of any size. RandomCrop returns its input at inference (as
 identity, and its output keeps the input's shape.
 """
 from __future__ import annotations
+
+import numpy
 
 from .onnx_export import (_conv, _conv_transpose, _cropping, _global_pool, _identity, _padding, _pool, _to_first,
                           _to_last, _unsupported, _upsampling)
@@ -100,10 +106,48 @@ def _random_crop(b, layer, xs):
     return _identity(b, layer, xs)
 
 
+# ---------------------------------------------------------------------------------------------- adaptive pooling
+def _adaptive_pool(op_type):
+    """Adaptive pooling one spatial axis at a time, the last first (as ``ops/adaptive_pool.py``): the windows of
+    the axis gathered as a new axis after it, (..., out, width, ...), reduced over it. Windows shorter than the
+    widest repeat their last position (no change to a max; the mean leaves the repeats out)."""
+    from ..ops.adaptive_pool import adaptive_windows
+
+    def emit(b, layer, xs):
+        x = xs[0]
+        rank = len(layer.output_size)
+        first = 2 if layer.data_format == "channels_first" else 1
+        sizes = x.shape[first:first + rank]
+        if any(s is None for s in sizes):
+            raise _unsupported(layer, f"adaptive pooling of inputs of unknown spatial sizes (input shape {x.shape})",
+                               "inputs of known spatial sizes (give input_signature with them)")
+        t = x.name
+        for k in reversed(range(rank)):
+            axis = first + k
+            starts, ends = (numpy.asarray(e) for e in zip(*adaptive_windows(sizes[k], layer.output_size[k])))
+            places = starts[:, None] + numpy.arange(int((ends - starts).max()))
+            windows = b.op("Gather", [t, b.ints(numpy.minimum(places, ends[:, None] - 1))], axis=axis)
+            if op_type == "ReduceMax":
+                t = b.reduce("ReduceMax", windows, [axis + 1], keepdims=False)
+                continue
+            trailing = (1,) * (x.rank - axis - 1)        # the axes after the pooled one, broadcast
+            inside = b.const((places < ends[:, None]).reshape(places.shape + trailing), "inside")
+            total = b.reduce("ReduceSum", b.op("Where", [inside, windows, b.scalar(0.0)]), [axis + 1], keepdims=False)
+            t = b.op("Div", [total, b.const((ends - starts).astype(numpy.float32).reshape((-1,) + trailing))])
+        return b.op("Identity", [t], hint=layer.name)
+    return emit
+
+
 def converters():
     """class -> conversion, for ``onnx_export._converters``."""
+    from ..layers import adaptive_pooling as ap
     from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pooling3d, resampling
-    return {
+    table = {cls: _adaptive_pool("ReduceMax") for cls in (ap.AdaptiveMaxPooling1D, ap.AdaptiveMaxPooling2D,
+                                                          ap.AdaptiveMaxPooling3D)}
+    table.update({cls: _adaptive_pool("ReduceMean") for cls in (ap.AdaptiveAveragePooling1D,
+                                                                ap.AdaptiveAveragePooling2D,
+                                                                ap.AdaptiveAveragePooling3D)})
+    return {**table,
         conv3d.Conv3D: _conv, conv3d_transpose.Conv3DTranspose: _conv_transpose,
         pooling3d.MaxPooling3D: _pool("MaxPool"), pooling3d.AveragePooling3D: _pool("AveragePool"),
         pooling3d.GlobalMaxPooling3D: _global_pool("ReduceMax"),
