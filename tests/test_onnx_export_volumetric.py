@@ -215,3 +215,50 @@ def test_adaptive_pooling_of_unknown_sizes_is_refused(xp, tmp_path):
                                          r"adaptive pooling of inputs of unknown spatial sizes"):
         model.export(tmp_path / "no.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- Keras as the oracle
+def _volumes(lib):
+    x = lib.Input((6, 7, 5, 2))
+    h = lib.layers.ZeroPadding3D(((1, 0), (0, 2), (1, 1)))(x)
+    h = lib.layers.Conv3D(4, 3, strides=(2, 1, 2), padding="same", groups=2, activation="relu")(h)
+    h = lib.layers.Conv3DTranspose(3, 2, strides=2, dilation_rate=1)(h)
+    h = lib.layers.Cropping3D(((1, 2), (0, 1), (2, 0)))(h)
+    h = lib.layers.AveragePooling3D(2, padding="same")(h)
+    h = lib.layers.UpSampling3D((1, 2, 1))(h)
+    a = lib.layers.GlobalMaxPooling3D()(lib.layers.MaxPooling3D(2, strides=1)(h))
+    c = lib.layers.GlobalAveragePooling3D()(lib.layers.AdaptiveMaxPooling3D((2, 3, 1))(h))
+    return lib.Model(x, [lib.layers.Dot(1, normalize=True)([a, c]), lib.layers.Dense(2)(a)])
+
+
+def _images(lib):
+    x = lib.Input((9, 11, 3))
+    out = [lib.layers.Resizing(5, 7)(x), lib.layers.Resizing(13, 4, interpolation="nearest")(x),
+           lib.layers.Resizing(4, 6, crop_to_aspect_ratio=True)(x),
+           lib.layers.Resizing(6, 5, pad_to_aspect_ratio=True, fill_value=1.5)(x),
+           lib.layers.CenterCrop(6, 4)(x), lib.layers.CenterCrop(10, 10)(x),
+           lib.layers.AdaptiveAveragePooling2D((4, 5))(x)]
+    flat = lib.layers.Reshape((35, 3))(out[0])
+    out.append(lib.layers.Dot((1, 1))([flat, lib.layers.Reshape((35, 3))(lib.layers.Resizing(5, 7)(out[4]))]))
+    return lib.Model(x, out)
+
+
+@pytest.mark.parametrize("make, shape", [(_volumes, (6, 7, 5, 2)), (_images, (9, 11, 3))], ids=["volumes", "images"])
+def test_the_file_computes_what_keras_predicts(on_cpu, make, shape, tmp_path):
+    """Keras 3.15 (torch backend) as the oracle: the same model with the same weights predicts in Keras what the
+    file gpu_dl writes gives in ONNX Runtime."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    ours, theirs = make(gpu_dl), make(keras)
+    rng = numpy.random.default_rng(5)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    x = rng.normal(size=(3,) + shape).astype("float32")
+    ours.predict(x, verbose=0)
+    session = _session(exported(ours, tmp_path))
+    got = session.run(None, _feeds(session, [x]))
+    want = theirs.predict(x, verbose=0)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=1e-4, atol=1e-5)
