@@ -172,21 +172,28 @@ def test_random_crop_is_the_identity_at_inference(xp, data_format, tmp_path):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: layers.CenterCrop(4, 4), lambda: layers.Resizing(4, 4, crop_to_aspect_ratio=True),
-    lambda: layers.Resizing(4, 4, pad_to_aspect_ratio=True),
-], ids=["CenterCrop", "crop_to_aspect_ratio", "pad_to_aspect_ratio"])
-def test_windows_of_unknown_image_sizes_are_refused(xp, make, tmp_path):
-    model = sequential((None, None, 3), make())
-    model.predict(normal((6, 5, 3))(2)[0], verbose=0)
-    with pytest.raises(ValueError, match=r"Layer '\w+' cannot be exported to ONNX: \w+ on images of unknown height "
-                                         r"or width .*give input_signature"):
-        model.export(tmp_path / "no.onnx", format="onnx")
-    assert not os.listdir(tmp_path)
-    model.export(tmp_path / "model.onnx", format="onnx", verbose=False, input_signature=[(None, 6, 5, 3)])
-    session = _session(tmp_path / "model.onnx")
-    x = normal((6, 5, 3))(3)[0]
-    numpy.testing.assert_allclose(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0),
-                                  rtol=1e-5, atol=1e-5)
+    lambda: layers.CenterCrop(5, 4), lambda: layers.CenterCrop(3, 7, data_format="channels_first"),
+    lambda: layers.Resizing(5, 4, crop_to_aspect_ratio=True),
+    lambda: layers.Resizing(3, 7, crop_to_aspect_ratio=True, interpolation="nearest"),
+    lambda: layers.Resizing(5, 4, pad_to_aspect_ratio=True, fill_value=-1.0),
+    lambda: layers.Resizing(3, 7, pad_to_aspect_ratio=True, data_format="channels_first"),
+], ids=["CenterCrop", "CenterCrop-channels_first", "crop_to_aspect_ratio", "crop_to_aspect_ratio-nearest",
+        "pad_to_aspect_ratio", "pad_to_aspect_ratio-channels_first"])
+def test_windows_of_images_of_any_size(xp, make, tmp_path):
+    """The window each layer takes, computed by the file from the sizes it is run on: images larger and smaller
+    than the target, of its size, wider and taller than its aspect ratio."""
+    layer = make()
+    first = layer.data_format == "channels_first"
+    shape = (2, None, None) if first else (None, None, 2)
+    model = sequential(shape, layer)
+    model.predict(normal((6, 6, 2))(2)[0], verbose=0)
+    session = _session(exported(model, tmp_path))
+    for sizes in ((5, 4), (3, 7), (6, 5), (9, 4), (4, 11), (2, 2), (1, 6), (17, 13), (12, 28)):
+        x = normal(sizes + (2,))(3)[0]
+        x = x.transpose(0, 3, 1, 2).copy() if first else x
+        got, want = session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0)
+        assert got.shape == want.shape
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- adaptive pooling

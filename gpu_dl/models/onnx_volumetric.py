@@ -17,11 +17,12 @@ images channels-first, padded by Pad (``pad_to_aspect_ratio``'s ``fill_value``),
 layer's own plan gives for the input's height and width, and brought to ``height`` x ``width`` by Resize.
 ``"bilinear"`` is Resize's linear mode with half-pixel centres (PyTorch's ``align_corners=False``, clamped at the
 edges, which Keras 3.15's torch backend and gpu_dl compute); ``"nearest"`` is PyTorch's ``nearest-exact``,
-``floor((o + 0.5) * in / out)``, which is Resize's nearest mode on half-pixel centres rounding halves up. A
-window already of the target size is not resized. The window depends on the input's height and width, so
-CenterCrop and the aspect-ratio modes of Resizing need them known (``input_signature`` can give them); a plain
-Resizing takes images of any size. RandomCrop returns its input at inference (as Keras 3.15), so it is the
-identity, and its output keeps the input's shape.
+``floor((o + 0.5) * in / out)``, which is Resize's nearest mode on half-pixel centres rounding halves up. Where
+the input's height and width are known, the window is the layer's own plan for them, and a window already of the
+target size is not resized; where they are not, the plan's integer arithmetic runs in int64 nodes on the sizes
+the file is run on, and such a window passes through Resize with a scale of 1, which gives it back unchanged (an
+infinity beside it, which a linear Resize weighs by 0, makes a NaN there). RandomCrop returns its input at
+inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape.
 """
 from __future__ import annotations
 
@@ -72,6 +73,40 @@ def _resized(b, t, height, width, interpolation, hint):
     return b.op("Resize", [t, "", "", sizes], hint=hint, **_resize_attributes(interpolation))
 
 
+def _window_at_run_time(b, layer, t):
+    """Channels-first images ``t`` of a height and width known at run time only, padded or cut to the window the
+    layer's ``_plan`` takes: its integer arithmetic on the sizes (``aspect_crop_box``, ``Resizing._plan``), in
+    int64 nodes (Div truncates, the floor of the non-negative operands here)."""
+    from ..layers.image_resizing import CenterCrop
+    shape = b.op("Shape", [t])
+    h, w = (b.op("Gather", [shape, b.ints([axis])], axis=0) for axis in (2, 3))
+    height, width, one, two = b.ints([layer.height]), b.ints([layer.width]), b.ints([1]), b.ints([2])
+
+    def scaled(size, numerator, denominator):       # int(float(size * numerator) / denominator)
+        return b.op("Div", [b.op("Mul", [size, numerator]), denominator])
+
+    def half(a, c):
+        return b.op("Div", [b.op("Sub", [a, c]), two])
+    if getattr(layer, "pad_to_aspect_ratio", False):
+        pad_h = half(b.op("Max", [h, scaled(w, height, width)]), h)
+        pad_w = half(b.op("Max", [w, scaled(h, width, height)]), w)
+        zeros = b.ints([0, 0])
+        pads = b.op("Concat", [zeros, pad_h, pad_w, zeros, pad_h, pad_w], axis=0)
+        return b.op("Pad", [t, pads, b.scalar(layer.fill_value)], mode="constant")
+    if not (isinstance(layer, CenterCrop) or layer.crop_to_aspect_ratio):
+        return t
+    rows = b.op("Max", [b.op("Min", [h, scaled(w, height, width)]), one])
+    columns = b.op("Max", [b.op("Min", [w, scaled(h, width, height)]), one])
+    top, left = half(h, rows), half(w, columns)
+    if isinstance(layer, CenterCrop):       # the centred target-sized window where the image holds one
+        fits = b.op("And", [b.op("GreaterOrEqual", [h, height]), b.op("GreaterOrEqual", [w, width])])
+        top, left = b.op("Where", [fits, half(h, height), top]), b.op("Where", [fits, half(w, width), left])
+        rows, columns = b.op("Where", [fits, height, rows]), b.op("Where", [fits, width, columns])
+    starts = b.op("Concat", [top, left], axis=0)
+    ends = b.op("Concat", [b.op("Add", [top, rows]), b.op("Add", [left, columns])], axis=0)
+    return b.op("Slice", [t, starts, ends, b.ints([2, 3])])
+
+
 def _image_size(b, layer, xs):
     """Resizing and CenterCrop: pad, crop to the layer's window (its ``_plan`` for the input's sizes), resize."""
     x = xs[0]
@@ -79,14 +114,11 @@ def _image_size(b, layer, xs):
         raise _unsupported(layer, f"images of dtype {x.dtype}", "float32 images")
     first = layer.data_format == "channels_first"
     h, w = x.shape[2:4] if first else x.shape[1:3]
-    aspect = getattr(layer, "crop_to_aspect_ratio", False) or getattr(layer, "pad_to_aspect_ratio", False)
     t = x.name if first else _to_first(b, x.name, 4)
     if h is None or w is None:
-        if type(layer).__name__ != "Resizing" or aspect:
-            raise _unsupported(layer, f"{type(layer).__name__} on images of unknown height or width (input shape "
-                               f"{x.shape})", "images of known height and width (give input_signature with them), "
-                               "or Resizing without crop_to_aspect_ratio and pad_to_aspect_ratio on any")
-        y = _resized(b, t, layer.height, layer.width, layer.interpolation, layer.name)
+        # A window already of the target's size passes through Resize unchanged (its scale is 1).
+        y = _resized(b, _window_at_run_time(b, layer, t), layer.height, layer.width, layer.interpolation,
+                     layer.name)
     else:
         (top, left, rows, columns), (pad_h, pad_w) = layer._plan(h, w)
         if pad_h or pad_w:
