@@ -269,3 +269,15 @@ def test_the_file_computes_what_keras_predicts(on_cpu, make, shape, tmp_path):
     assert len(got) == len(want)
     for g, w in zip(got, want):
         numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=1e-4, atol=1e-5)
+
+
+def test_pipeline(xp, tmp_path):
+    """An augmentation pipeline in a model: its layers at inference, in order (RandomCrop's input unchanged)."""
+    augment = layers.Pipeline([layers.RandomFlip(), layers.RandomCrop(5, 5), layers.Resizing(6, 4),
+                               layers.CenterCrop(5, 3), layers.Rescaling(0.5, offset=1.0)])
+    model = sequential((9, 8, 3), augment, layers.Conv2D(2, 3))
+    assert_runs_as_predict(model, normal((9, 8, 3)), tmp_path)
+    assert model.predict(normal((9, 8, 3))(2)[0], verbose=0).shape == (2, 3, 1, 2)
+    cropped = sequential((9, 8, 3), layers.Pipeline([layers.RandomCrop(4, 4), layers.RandomFlip()]))
+    session = assert_runs_as_predict(cropped, normal((9, 8, 3)), tmp_path)
+    assert session.get_outputs()[0].shape == ["batch", 9, 8, 3]

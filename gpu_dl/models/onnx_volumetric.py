@@ -22,7 +22,8 @@ the input's height and width are known, the window is the layer's own plan for t
 target size is not resized; where they are not, the plan's integer arithmetic runs in int64 nodes on the sizes
 the file is run on, and such a window passes through Resize with a scale of 1, which gives it back unchanged (an
 infinity beside it, which a linear Resize weighs by 0, makes a NaN there). RandomCrop returns its input at
-inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape.
+inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape. A Pipeline is its layers'
+conversions in order (its call at inference, which predict makes).
 """
 from __future__ import annotations
 
@@ -138,6 +139,16 @@ def _random_crop(b, layer, xs):
     return _identity(b, layer, xs)
 
 
+def _pipeline(b, layer, xs):
+    """Its layers in order, as its call at inference runs them; their outputs' shapes are the pipeline's."""
+    from .onnx_export import _emit_layer
+    values = xs
+    for inner in layer.layers:
+        values = _emit_layer(b, inner, values)
+    b.out_shapes = [v.shape for v in values]
+    return [v.name for v in values]
+
+
 # ---------------------------------------------------------------------------------------------- adaptive pooling
 def _adaptive_pool(op_type):
     """Adaptive pooling one spatial axis at a time, the last first (as ``ops/adaptive_pool.py``): the windows of
@@ -173,7 +184,7 @@ def _adaptive_pool(op_type):
 def converters():
     """class -> conversion, for ``onnx_export._converters``."""
     from ..layers import adaptive_pooling as ap
-    from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pooling3d, resampling
+    from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pipeline, pooling3d, resampling
     table = {cls: _adaptive_pool("ReduceMax") for cls in (ap.AdaptiveMaxPooling1D, ap.AdaptiveMaxPooling2D,
                                                           ap.AdaptiveMaxPooling3D)}
     table.update({cls: _adaptive_pool("ReduceMean") for cls in (ap.AdaptiveAveragePooling1D,
@@ -188,5 +199,5 @@ def converters():
         resampling.Cropping3D: _cropping, resampling.UpSampling3D: _upsampling,
         merging.Dot: _dot,
         image_resizing.Resizing: _image_size, image_resizing.CenterCrop: _image_size,
-        image_resizing.RandomCrop: _random_crop,
+        image_resizing.RandomCrop: _random_crop, pipeline.Pipeline: _pipeline,
     }
