@@ -281,3 +281,22 @@ def test_pipeline(xp, tmp_path):
     cropped = sequential((9, 8, 3), layers.Pipeline([layers.RandomCrop(4, 4), layers.RandomFlip()]))
     session = assert_runs_as_predict(cropped, normal((9, 8, 3)), tmp_path)
     assert session.get_outputs()[0].shape == ["batch", 9, 8, 3]
+
+
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1), (-1, 1)], ids=repr)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_auto_contrast(xp, value_range, data_format, tmp_path):
+    """Each channel stretched over the value range; a constant channel (the second) left as it is."""
+    shape = (5, 6, 3) if data_format == "channels_last" else (3, 5, 6)
+    low, high = value_range
+
+    def make(n):
+        x = numpy.random.default_rng(n).uniform(low, high, size=(n,) + shape).astype("float32") * 0.6 + 0.1 * high
+        x[(slice(None), 1) if data_format == "channels_first" else (Ellipsis, 1)] = 0.3 * high
+        return [x]
+    model = sequential(shape, layers.AutoContrast(value_range=value_range, data_format=data_format))
+    session = assert_runs_as_predict(model, make, tmp_path)
+    y = session.run(None, _feeds(session, make(2)))[0]
+    axes = (2, 3) if data_format == "channels_first" else (1, 2)
+    numpy.testing.assert_allclose(y.min(axis=axes)[:, [0, 2]], low, atol=1e-5)
+    numpy.testing.assert_allclose(y.max(axis=axes)[:, [0, 2]], high, rtol=1e-5)

@@ -23,7 +23,9 @@ target size is not resized; where they are not, the plan's integer arithmetic ru
 the file is run on, and such a window passes through Resize with a scale of 1, which gives it back unchanged (an
 infinity beside it, which a linear Resize weighs by 0, makes a NaN there). RandomCrop returns its input at
 inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape. A Pipeline is its layers'
-conversions in order (its call at inference, which predict makes).
+conversions in order (its call at inference, which predict makes). AutoContrast, which applies at inference
+too, stretches each channel of each image between its minimum and maximum (ReduceMin, ReduceMax) with the
+layer's arithmetic.
 """
 from __future__ import annotations
 
@@ -139,6 +141,33 @@ def _random_crop(b, layer, xs):
     return _identity(b, layer, xs)
 
 
+def _rescaled(b, x, source, target):
+    """``ops.color.rescale``: ``x`` mapped from the range ``source`` onto ``target``, in its order of steps."""
+    if float(source[0]) == float(target[0]) and float(source[1]) == float(target[1]):
+        return x
+    unit = b.op("Div", [b.op("Sub", [x, b.scalar(source[0])]), b.scalar(float(source[1]) - float(source[0]))])
+    return b.op("Add", [b.op("Mul", [unit, b.scalar(float(target[1]) - float(target[0]))]), b.scalar(target[0])])
+
+
+def _auto_contrast(b, layer, xs):
+    """Each channel of each image stretched over ``value_range`` with Keras's arithmetic on [0, 255], as
+    ``layers/tone_augmentation.py`` computes it; a constant channel kept."""
+    x = xs[0]
+    if x.dtype != "float32":
+        raise _unsupported(layer, f"images of dtype {x.dtype}", "float32 images")
+    byte = (0, 255)
+    axes = [2, 3] if layer.data_format == "channels_first" else [1, 2]
+    low, high = b.reduce("ReduceMin", x.name, axes), b.reduce("ReduceMax", x.name, axes)
+    v = _rescaled(b, x.name, layer.value_range, byte)
+    v_low, v_high = (low, high) if v == x.name else (b.reduce("ReduceMin", v, axes), b.reduce("ReduceMax", v, axes))
+    width = b.op("Where", [b.op("Greater", [v_high, v_low]), b.op("Sub", [v_high, v_low]), b.scalar(1.0)])
+    scale = b.op("Mul", [b.op("Div", [b.scalar(1.0), width]), b.scalar(255.0)])
+    offset = b.op("Mul", [b.op("Neg", [v_low]), scale])
+    z = b.clip(b.op("Add", [b.op("Mul", [v, scale]), offset]), 0.0, 255.0)
+    spread = b.op("Greater", [high, low])
+    return b.op("Where", [spread, _rescaled(b, z, byte, layer.value_range), x.name], hint=layer.name)
+
+
 def _pipeline(b, layer, xs):
     """Its layers in order, as its call at inference runs them; their outputs' shapes are the pipeline's."""
     from .onnx_export import _emit_layer
@@ -185,6 +214,7 @@ def converters():
     """class -> conversion, for ``onnx_export._converters``."""
     from ..layers import adaptive_pooling as ap
     from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pipeline, pooling3d, resampling
+    from ..layers import tone_augmentation
     table = {cls: _adaptive_pool("ReduceMax") for cls in (ap.AdaptiveMaxPooling1D, ap.AdaptiveMaxPooling2D,
                                                           ap.AdaptiveMaxPooling3D)}
     table.update({cls: _adaptive_pool("ReduceMean") for cls in (ap.AdaptiveAveragePooling1D,
@@ -200,4 +230,5 @@ def converters():
         merging.Dot: _dot,
         image_resizing.Resizing: _image_size, image_resizing.CenterCrop: _image_size,
         image_resizing.RandomCrop: _random_crop, pipeline.Pipeline: _pipeline,
+        tone_augmentation.AutoContrast: _auto_contrast,
     }
