@@ -300,3 +300,14 @@ def test_auto_contrast(xp, value_range, data_format, tmp_path):
     axes = (2, 3) if data_format == "channels_first" else (1, 2)
     numpy.testing.assert_allclose(y.min(axis=axes)[:, [0, 2]], low, atol=1e-5)
     numpy.testing.assert_allclose(y.max(axis=axes)[:, [0, 2]], high, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda: layers.Resizing(4, 3), lambda: layers.CenterCrop(3, 3),
+                                  lambda: layers.AutoContrast()], ids=["Resizing", "CenterCrop", "AutoContrast"])
+def test_image_layers_on_bytes(xp, make, tmp_path):
+    """uint8 images are cast to float32, as gpu_dl casts them."""
+    x = gpu_dl.Input((6, 5, 3), dtype="uint8")
+    model = gpu_dl.Model(x, make()(x))
+    make_bytes = lambda n: [numpy.random.default_rng(n).integers(0, 256, (n, 6, 5, 3)).astype("uint8")]  # noqa: E731
+    session = assert_runs_as_predict(model, make_bytes, tmp_path, rtol=1e-4)
+    assert session.get_inputs()[0].type == "tensor(uint8)"

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy
 
-from .onnx_export import (_conv, _conv_transpose, _cropping, _global_pool, _identity, _padding, _pool, _to_first,
-                          _to_last, _unsupported, _upsampling)
+from .onnx_export import (_Value, _conv, _conv_transpose, _cropping, _global_pool, _identity, _padding, _pool,
+                          _to_first, _to_last, _unsupported, _upsampling)
 
 _NORM_FLOOR = 1e-7      # gpu_dl's (and Keras's) epsilon under a norm (ops/merge.py's L2_EPSILON)
 
@@ -62,6 +62,13 @@ def _dot(b, layer, xs):
 
 
 # ---------------------------------------------------------------------------------------------- image sizes
+def _float_images(b, x):
+    """``x`` as float32, which gpu_dl casts the image layers' inputs to (uint8 images, ...)."""
+    if x.dtype == "float32":
+        return x
+    return _Value(b.op("Cast", [x.name], to=b.onnx.TensorProto.FLOAT), x.shape)
+
+
 def _resize_attributes(interpolation):
     if interpolation == "nearest":
         return dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
@@ -112,9 +119,7 @@ def _window_at_run_time(b, layer, t):
 
 def _image_size(b, layer, xs):
     """Resizing and CenterCrop: pad, crop to the layer's window (its ``_plan`` for the input's sizes), resize."""
-    x = xs[0]
-    if x.dtype != "float32":
-        raise _unsupported(layer, f"images of dtype {x.dtype}", "float32 images")
+    x = _float_images(b, xs[0])
     first = layer.data_format == "channels_first"
     h, w = x.shape[2:4] if first else x.shape[1:3]
     t = x.name if first else _to_first(b, x.name, 4)
@@ -152,9 +157,7 @@ def _rescaled(b, x, source, target):
 def _auto_contrast(b, layer, xs):
     """Each channel of each image stretched over ``value_range`` with Keras's arithmetic on [0, 255], as
     ``layers/tone_augmentation.py`` computes it; a constant channel kept."""
-    x = xs[0]
-    if x.dtype != "float32":
-        raise _unsupported(layer, f"images of dtype {x.dtype}", "float32 images")
+    x = _float_images(b, xs[0])
     byte = (0, 255)
     axes = [2, 3] if layer.data_format == "channels_first" else [1, 2]
     low, high = b.reduce("ReduceMin", x.name, axes), b.reduce("ReduceMax", x.name, axes)
