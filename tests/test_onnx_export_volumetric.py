@@ -132,18 +132,17 @@ def test_resizing(xp, kwargs, tmp_path):
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
-def test_resizing_of_images_of_any_size(xp, interpolation, tmp_path):
+@pytest.mark.parametrize("height, width", [(6, 5), (41, 3)], ids=repr)
+def test_resizing_of_images_of_any_size(xp, interpolation, height, width, tmp_path):
     """Without an aspect-ratio mode, the file resizes images of the sizes it is run on, larger, smaller or the
-    same as the target along each axis; the nearest neighbours are the same entries exactly."""
-    model = sequential((None, None, 2), layers.Resizing(6, 5, interpolation=interpolation))
+    same as the target along each axis, to the bit as gpu_dl (its sampling plan made in the same float steps):
+    2 rows to 41 has positions at exact halves that ONNX's Resize would round the other way."""
+    model = sequential((None, None, 2), layers.Resizing(height, width, interpolation=interpolation))
     model.predict(normal((4, 4, 2))(2)[0], verbose=0)
     session = _session(exported(model, tmp_path))
-    for sizes in ((6, 5), (1, 1), (13, 2), (3, 17), (12, 10), (7, 15), (18, 25)):
-        x = normal(sizes + (2,))(3)[0]
-        got, want = session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0)
-        if interpolation == "nearest":
-            numpy.testing.assert_array_equal(got, want)
-        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for sizes in ((6, 5), (1, 1), (2, 3), (13, 2), (3, 17), (12, 10), (7, 15), (18, 25), (41, 3)):
+        x = 100 * normal(sizes + (2,))(3)[0]
+        numpy.testing.assert_array_equal(session.run(None, _feeds(session, [x]))[0], model.predict(x, verbose=0))
 
 
 @pytest.mark.parametrize("shape, height, width", [

@@ -14,14 +14,16 @@ spatial sizes must be known.
 
 Resizing, CenterCrop and RandomCrop export what gpu_dl's predict computes (``layers/image_resizing.py``): the
 images channels-first, padded by Pad (``pad_to_aspect_ratio``'s ``fill_value``), cut by Slice to the window the
-layer's own plan gives for the input's height and width, and brought to ``height`` x ``width`` by Resize.
-``"bilinear"`` is Resize's linear mode with half-pixel centres (PyTorch's ``align_corners=False``, clamped at the
-edges, which Keras 3.15's torch backend and gpu_dl compute); ``"nearest"`` is PyTorch's ``nearest-exact``,
-``floor((o + 0.5) * in / out)``, which is Resize's nearest mode on half-pixel centres rounding halves up. Where
+layer's own plan gives for the input's height and width, and brought to ``height`` x ``width`` by gathering the
+entries ``ops/resize.py``'s sampling plan reads (weighted, for bilinear), the plan made in the file from the
+sizes it is run on, in the same float steps: ``"bilinear"`` with half-pixel centres (PyTorch's
+``align_corners=False``, clamped at the edges, which Keras 3.15's torch backend and gpu_dl compute),
+``"nearest"`` as PyTorch's ``nearest-exact``, ``floor((o + 0.5) * in / out)``. (ONNX's Resize computes its
+positions otherwise, and rounds some of them the other way.) Where
 the input's height and width are known, the window is the layer's own plan for them, and a window already of the
 target size is not resized; where they are not, the plan's integer arithmetic runs in int64 nodes on the sizes
-the file is run on, and such a window passes through Resize with a scale of 1, which gives it back unchanged (an
-infinity beside it, which a linear Resize weighs by 0, makes a NaN there). RandomCrop returns its input at
+the file is run on, and such a window is resized with a scale of 1, which gives it back unchanged (an infinity
+beside an entry, which bilinear weighs by 0, makes a NaN there). RandomCrop returns its input at
 inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape. A Pipeline is its layers'
 conversions in order (its call at inference, which predict makes). AutoContrast, which applies at inference
 too, stretches each channel of each image between its minimum and maximum (ReduceMin, ReduceMax) with the
@@ -33,15 +35,14 @@ import numpy
 
 from .onnx_export import (_Value, _conv, _conv_transpose, _cropping, _global_pool, _identity, _padding, _pool,
                           _to_first, _to_last, _unsupported, _upsampling)
-
-_NORM_FLOOR = 1e-7      # gpu_dl's (and Keras's) epsilon under a norm (ops/merge.py's L2_EPSILON)
+from ..ops.merge import L2_EPSILON
 
 
 # ---------------------------------------------------------------------------------------------- Dot
 def _unit_norm_along(b, x, axis):
     """``x * 1 / sqrt(max(sum(x^2), eps^2))`` along ``axis``, as ``ops.merge.l2_normalize`` computes it."""
     squares = b.reduce("ReduceSum", b.op("Mul", [x, x]), [axis])
-    floored = b.op("Max", [squares, b.scalar(_NORM_FLOOR * _NORM_FLOOR)])
+    floored = b.op("Max", [squares, b.scalar(L2_EPSILON * L2_EPSILON)])
     return b.op("Mul", [x, b.op("Div", [b.scalar(1.0), b.op("Sqrt", [floored])])])
 
 
@@ -69,18 +70,45 @@ def _float_images(b, x):
     return _Value(b.op("Cast", [x.name], to=b.onnx.TensorProto.FLOAT), x.shape)
 
 
-def _resize_attributes(interpolation):
+def _resized_along(b, t, axis, n_out, interpolation):
+    """``t`` resized along ``axis`` to ``n_out`` entries by ``ops.resize.axis_plan``'s sampling plan, made in the
+    file from the size the input has there, its float steps in the plan's types: the position
+    ``float32(float64(scale) * (o + 0.5))`` (nearest: its floor) or ``float32(float64(scale) * (o + 0.5) - 0.5)``
+    (bilinear: floored at 0; the entries below and above, weighted), ``scale = float32(n_in) / float32(n_out)``,
+    the indices at most ``n_in - 1``; the entries gathered. ONNX's Resize takes its positions as
+    ``(o + 0.5) / (n_out / n_in)``, which rounds otherwise: some exact halves the other way for nearest
+    (2 -> 41 entries), and bilinear weights that differ in their last bits."""
+    to = b.onnx.TensorProto
+    n_in = b.op("Gather", [b.op("Shape", [t]), b.ints([axis])], axis=0)
+    last = b.op("Sub", [n_in, b.ints([1])])
+    scale = b.op("Cast", [b.op("Div", [b.op("Cast", [n_in], to=to.FLOAT), b.scalar(n_out)])], to=to.DOUBLE)
+    # (o + 0.5) * scale as ((2o + 1) * scale) / 2, and minus 0.5 as ((2o + 1) * scale - 1) / 2: doubling and
+    # halving are exact in binary floating point, so each rounds as the plan's float64 steps do.
+    odd = b.op("Mul", [b.op("Cast", [b.ints(2 * numpy.arange(n_out) + 1)], to=to.DOUBLE), scale])
+    two = b.op("Cast", [b.ints([2])], to=to.DOUBLE)
     if interpolation == "nearest":
-        return dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
-    return dict(mode="linear", coordinate_transformation_mode="half_pixel")
+        position = b.op("Cast", [b.op("Div", [odd, two])], to=to.FLOAT)
+        index = b.op("Min", [b.op("Cast", [b.op("Floor", [position])], to=to.INT64), last])
+        return b.op("Gather", [t, index], axis=axis)
+    shifted = b.op("Div", [b.op("Sub", [odd, b.op("Cast", [b.ints([1])], to=to.DOUBLE)]), two])
+    source = b.op("Max", [b.op("Cast", [shifted], to=to.FLOAT), b.scalar(0.0)])
+    lower = b.op("Min", [b.op("Cast", [b.op("Floor", [source])], to=to.INT64), last])
+    upper = b.op("Min", [b.op("Add", [lower, b.ints([1])]), last])
+    trailing = b.ints([n_out] + [1] * (3 - axis))        # the weights broadcast over the axes after ``axis``
+    upper_weight = b.clip(b.op("Sub", [source, b.op("Cast", [lower], to=to.FLOAT)]), 0.0, 1.0)
+    lower_weight = b.op("Sub", [b.scalar(1.0), upper_weight])
+    below, above = (b.op("Mul", [b.op("Gather", [t, index], axis=axis), b.op("Reshape", [weight, trailing])])
+                    for index, weight in ((lower, lower_weight), (upper, upper_weight)))
+    return b.op("Add", [below, above])
 
 
-def _resized(b, t, height, width, interpolation, hint):
-    """Channels-first images ``t`` resized to ``height`` x ``width`` (their batch and channels read at run
-    time)."""
-    lead = b.op("Slice", [b.op("Shape", [t]), b.ints([0]), b.ints([2])])
-    sizes = b.op("Concat", [lead, b.ints([height, width])], axis=0)
-    return b.op("Resize", [t, "", "", sizes], hint=hint, **_resize_attributes(interpolation))
+def _resized(b, t, height, width, interpolation, hint, known=(None, None)):
+    """Channels-first images ``t`` resized to ``height`` x ``width`` as ``ops.resize.resize`` resizes them: the
+    width first, then the height; an axis whose ``known`` size is the target's is left as it is."""
+    for axis, n_out, n_in in ((3, width, known[1]), (2, height, known[0])):
+        if n_in != n_out:
+            t = _resized_along(b, t, axis, n_out, interpolation)
+    return b.op("Identity", [t], hint=hint)
 
 
 def _window_at_run_time(b, layer, t):
@@ -124,7 +152,7 @@ def _image_size(b, layer, xs):
     h, w = x.shape[2:4] if first else x.shape[1:3]
     t = x.name if first else _to_first(b, x.name, 4)
     if h is None or w is None:
-        # A window already of the target's size passes through Resize unchanged (its scale is 1).
+        # A window already of the target's size is resized with a scale of 1, which gives it back unchanged.
         y = _resized(b, _window_at_run_time(b, layer, t), layer.height, layer.width, layer.interpolation,
                      layer.name)
     else:
@@ -134,9 +162,7 @@ def _image_size(b, layer, xs):
             t = b.op("Pad", [t, pads, b.scalar(layer.fill_value)], mode="constant")
         if (top, left, rows, columns) != (0, 0, h + 2 * pad_h, w + 2 * pad_w):
             t = b.op("Slice", [t, b.ints([top, left]), b.ints([top + rows, left + columns]), b.ints([2, 3])])
-        if (rows, columns) != (layer.height, layer.width):
-            t = _resized(b, t, layer.height, layer.width, layer.interpolation, layer.name)
-        y = b.op("Identity", [t], hint=layer.name)
+        y = _resized(b, t, layer.height, layer.width, layer.interpolation, layer.name, (rows, columns))
     return y if first else _to_last(b, y, 4)
 
 
