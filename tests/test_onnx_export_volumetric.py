@@ -310,3 +310,17 @@ def test_image_layers_on_bytes(xp, make, tmp_path):
     make_bytes = lambda n: [numpy.random.default_rng(n).integers(0, 256, (n, 6, 5, 3)).astype("uint8")]  # noqa: E731
     session = assert_runs_as_predict(model, make_bytes, tmp_path, rtol=1e-4)
     assert session.get_inputs()[0].type == "tensor(uint8)"
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 21])
+def test_opsets(xp, opset, tmp_path):
+    """The reductions (axes an attribute before opset 18, an input from it), Pad, Einsum, Gather and Cast."""
+    x = gpu_dl.Input((None, None, 3))
+    h = layers.AutoContrast(value_range=(0, 1))(layers.CenterCrop(6, 5)(x))
+    h = layers.Resizing(7, 4, pad_to_aspect_ratio=True)(h)
+    a = layers.AdaptiveAveragePooling2D((3, 2))(layers.ReflectionPadding2D(1)(h))
+    c = layers.AdaptiveMaxPooling2D((3, 2))(layers.Resizing(5, 5, interpolation="nearest")(h))
+    out = layers.Dot(axes=(1, 1), normalize=True)([layers.Reshape((6, 3))(a), layers.Reshape((6, 3))(c)])
+    model = gpu_dl.Model(x, out)
+    assert_runs_as_predict(model, lambda n: [numpy.abs(normal((8, 9, 3))(n)[0])], tmp_path, opset_version=opset)
+    assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
