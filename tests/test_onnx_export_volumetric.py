@@ -324,3 +324,54 @@ def test_opsets(xp, opset, tmp_path):
     model = gpu_dl.Model(x, out)
     assert_runs_as_predict(model, lambda n: [numpy.abs(normal((8, 9, 3))(n)[0])], tmp_path, opset_version=opset)
     assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
+
+
+# ---------------------------------------------------------------------------------------------- categories
+@pytest.mark.parametrize("output_mode, shape", [
+    ("int", (5,)), ("int", (4, 1)), ("int", (2, 3)), ("one_hot", (5,)), ("one_hot", (4, 1)), ("multi_hot", (5,)),
+    ("count", (5,)),
+], ids=repr)
+def test_discretization(xp, output_mode, shape, tmp_path):
+    """Values on the boundaries go to the bin above, as searchsorted(side="right"); int ids keep int32, in a
+    Sequential as in a functional model."""
+    model = sequential(shape, layers.Discretization(bin_boundaries=[-1.0, 0.0, 0.5, 2.0], output_mode=output_mode))
+
+    def make(n):
+        x = normal(shape)(n)[0] * 2
+        x.reshape(-1)[:3] = [0.0, -1.0, 2.0][:x.size]
+        return [x]
+    session = assert_runs_as_predict(model, make, tmp_path, rtol=0, atol=0)
+    if output_mode == "int":
+        assert session.get_outputs()[0].type == "tensor(int32)"
+    x = gpu_dl.Input(shape)
+    functional = gpu_dl.Model(x, layers.Discretization(bin_boundaries=[0.0, 1.0], output_mode=output_mode)(x))
+    assert_runs_as_predict(functional, make, tmp_path, rtol=0, atol=0)
+
+
+def test_adapted_discretization(xp, tmp_path):
+    layer = layers.Discretization(num_bins=5, epsilon=0.01)
+    layer.adapt(normal((3,))(200)[0])
+    assert_runs_as_predict(sequential((3,), layer), normal((3,)), tmp_path, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("output_mode, shape", [
+    ("one_hot", (5,)), ("one_hot", (3, 1)), ("one_hot", (2, 3)), ("multi_hot", (6,)), ("count", (6,)),
+    ("multi_hot", (1,)),
+], ids=repr)
+def test_category_encoding(xp, output_mode, shape, tmp_path):
+    """Integer ids, and float ids truncated as gpu_dl truncates them."""
+    layer = layers.CategoryEncoding(num_tokens=7, output_mode=output_mode)
+    ids = gpu_dl.Input(shape, dtype="int32")
+    model = gpu_dl.Model(ids, layer(ids))
+    make = lambda n: [numpy.random.default_rng(n).integers(0, 7, (n,) + shape).astype("int32")]  # noqa: E731
+    assert_runs_as_predict(model, make, tmp_path, rtol=0, atol=0)
+    floats = sequential(shape, layers.CategoryEncoding(num_tokens=7, output_mode=output_mode))
+    make = lambda n: [numpy.random.default_rng(n).uniform(0, 6.99, (n,) + shape).astype("float32")]  # noqa: E731
+    assert_runs_as_predict(floats, make, tmp_path, rtol=0, atol=0)
+
+
+def test_discretization_without_boundaries_is_refused(xp, tmp_path):
+    model = sequential((3,), layers.Discretization(num_bins=3))
+    with pytest.raises(ValueError, match=r"cannot be exported to ONNX: a Discretization with neither bin_boundaries"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)

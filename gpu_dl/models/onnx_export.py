@@ -88,6 +88,7 @@ class _Builder:
         self.out_mask = _PASS       # the mask its conversion gives its output, where it says
         self.mask_given = False     # whether the call was given its mask (mask=...) rather than its input's
         self.out_shapes = None      # the shapes its conversion gives its outputs where they are not the call's
+        self.out_dtypes = None      # their dtypes where not float32 (a Sequential's layers; a graph's say theirs)
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -1196,19 +1197,23 @@ def _emit_layer(b, layer, xs, out_shapes=None):
         raise _unsupported(layer, f"its class {type(layer).__name__}", _supported_list())
     # A wrapper's conversion emits its inner layer in the middle of its own: the state is the wrapper's again after.
     outer = b.mask, b.out_mask
-    b.mask, b.out_mask, b.call_tensors, b.out_shapes = _mask_reaching(layer, xs, emit), _PASS, tensors, None
+    b.mask, b.out_mask, b.call_tensors = _mask_reaching(layer, xs, emit), _PASS, tensors
+    b.out_shapes = b.out_dtypes = None
     names = emit(b, layer, xs)
     b.call_tensors = {}
     out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
-    out_shapes = b.out_shapes or out_shapes
-    b.mask, b.out_mask, b.out_shapes = outer + (None,)
+    out_shapes, out_dtypes = b.out_shapes or out_shapes, b.out_dtypes
+    b.mask, b.out_mask = outer
+    b.out_shapes = b.out_dtypes = None
     names = names if isinstance(names, list) else [names]
+    out_dtypes = out_dtypes or ["float32"] * len(names)
     out_masks = out_mask if isinstance(out_mask, list) else [out_mask]     # a list: one per output
     out_masks = out_masks + [None] * (len(names) - len(out_masks))
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
         out_shapes = shape if isinstance(shape, list) else [shape]
-    return [_Value(name, shape, mask=m) for name, shape, m in zip(names, out_shapes, out_masks)]
+    return [_Value(name, shape, dtype, mask=m)
+            for name, shape, dtype, m in zip(names, out_shapes, out_dtypes, out_masks)]
 
 
 def _mask_reaching(layer, xs, emit):

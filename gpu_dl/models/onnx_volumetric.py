@@ -63,8 +63,8 @@ def _dot(b, layer, xs):
 
 
 # ---------------------------------------------------------------------------------------------- image sizes
-def _float_images(b, x):
-    """``x`` as float32, which gpu_dl casts the image layers' inputs to (uint8 images, ...)."""
+def _as_float32(b, x):
+    """``x`` as float32, which gpu_dl casts these layers' inputs to (uint8 images, integer values)."""
     if x.dtype == "float32":
         return x
     return _Value(b.op("Cast", [x.name], to=b.onnx.TensorProto.FLOAT), x.shape)
@@ -147,7 +147,7 @@ def _window_at_run_time(b, layer, t):
 
 def _image_size(b, layer, xs):
     """Resizing and CenterCrop: pad, crop to the layer's window (its ``_plan`` for the input's sizes), resize."""
-    x = _float_images(b, xs[0])
+    x = _as_float32(b, xs[0])
     first = layer.data_format == "channels_first"
     h, w = x.shape[2:4] if first else x.shape[1:3]
     t = x.name if first else _to_first(b, x.name, 4)
@@ -183,7 +183,7 @@ def _rescaled(b, x, source, target):
 def _auto_contrast(b, layer, xs):
     """Each channel of each image stretched over ``value_range`` with Keras's arithmetic on [0, 255], as
     ``layers/tone_augmentation.py`` computes it; a constant channel kept."""
-    x = _float_images(b, xs[0])
+    x = _as_float32(b, xs[0])
     byte = (0, 255)
     axes = [2, 3] if layer.data_format == "channels_first" else [1, 2]
     low, high = b.reduce("ReduceMin", x.name, axes), b.reduce("ReduceMax", x.name, axes)
@@ -205,6 +205,51 @@ def _pipeline(b, layer, xs):
         values = _emit_layer(b, inner, values)
     b.out_shapes = [v.shape for v in values]
     return [v.name for v in values]
+
+
+# ---------------------------------------------------------------------------------------------- categories
+def _encoded(b, layer, ids, shape, mode, depth):
+    """int64 ``ids`` of ``shape`` encoded as ``layers/category_encoding.py``'s ``encode_categorical`` encodes them,
+    float32 (the file's float type, whatever the dtype policy): one-hot over a new last axis (a last axis of 1 replaced); multi-hot and count per sample (rank 2)
+    or over all ids (rank 1). Ids outside [0, depth) count nowhere."""
+    if mode == "one_hot" and len(shape) > 1 and shape[-1] == 1:
+        ids, shape = b.op("Squeeze", [ids, b.ints([-1])]), shape[:-1]
+    elif mode != "one_hot" and len(shape) > 2:
+        raise _unsupported(layer, f"output_mode={mode!r} on inputs of rank {len(shape)}", "inputs of rank 1 or 2")
+    hits = b.op("Cast", [b.op("Equal", [b.op("Unsqueeze", [ids, b.ints([-1])]), b.ints(numpy.arange(depth))])],
+                to=b.onnx.TensorProto.FLOAT)
+    if mode == "one_hot":
+        return b.op("Identity", [hits], hint=layer.name)
+    counts = b.reduce("ReduceSum", hits, [len(shape) - 1], keepdims=False)
+    if mode == "multi_hot":
+        counts = b.op("Cast", [b.op("Greater", [counts, b.scalar(0.0)])], to=b.onnx.TensorProto.FLOAT)
+    return b.op("Identity", [counts], hint=layer.name)
+
+
+def _category_encoding(b, layer, xs):
+    """Ids truncated to integers (as gpu_dl casts float ids), then encoded; ids outside [0, num_tokens), which
+    gpu_dl's predict refuses, count nowhere in the file."""
+    if b.call_options.get("count_weights") is not None:
+        raise _unsupported(layer, "count_weights", "CategoryEncoding without count_weights")
+    ids = b.op("Cast", [xs[0].name], to=b.onnx.TensorProto.INT64)
+    return _encoded(b, layer, ids, xs[0].shape, layer.output_mode, layer.num_tokens)
+
+
+def _discretization(b, layer, xs):
+    """The bin of each value: how many boundaries (float32) are at most it (``searchsorted(side="right")``), as
+    int32, or encoded over ``len(bin_boundaries) + 1`` bins."""
+    if layer.bin_boundaries is None:
+        raise _unsupported(layer, "a Discretization with neither bin_boundaries nor adapt()",
+                           "Discretization with its bin boundaries")
+    x = _as_float32(b, xs[0]).name
+    boundaries = b.const(numpy.asarray(layer.bin_boundaries, dtype=numpy.float32), f"{layer.name}/bin_boundaries")
+    reached = b.op("Cast", [b.op("GreaterOrEqual", [b.op("Unsqueeze", [x, b.ints([-1])]), boundaries])],
+                   to=b.onnx.TensorProto.INT64)
+    ids = b.reduce("ReduceSum", reached, [xs[0].rank], keepdims=False)
+    if layer.output_mode == "int":
+        b.out_dtypes = ["int32"]
+        return b.op("Cast", [ids], hint=layer.name, to=b.onnx.TensorProto.INT32)
+    return _encoded(b, layer, ids, xs[0].shape, layer.output_mode, layer.depth)
 
 
 # ---------------------------------------------------------------------------------------------- adaptive pooling
@@ -243,7 +288,7 @@ def converters():
     """class -> conversion, for ``onnx_export._converters``."""
     from ..layers import adaptive_pooling as ap
     from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pipeline, pooling3d, resampling
-    from ..layers import tone_augmentation
+    from ..layers import category_encoding, discretization, tone_augmentation
     table = {cls: _adaptive_pool("ReduceMax") for cls in (ap.AdaptiveMaxPooling1D, ap.AdaptiveMaxPooling2D,
                                                           ap.AdaptiveMaxPooling3D)}
     table.update({cls: _adaptive_pool("ReduceMean") for cls in (ap.AdaptiveAveragePooling1D,
@@ -260,4 +305,5 @@ def converters():
         image_resizing.Resizing: _image_size, image_resizing.CenterCrop: _image_size,
         image_resizing.RandomCrop: _random_crop, pipeline.Pipeline: _pipeline,
         tone_augmentation.AutoContrast: _auto_contrast,
+        category_encoding.CategoryEncoding: _category_encoding, discretization.Discretization: _discretization,
     }
