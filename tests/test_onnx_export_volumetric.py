@@ -280,6 +280,9 @@ def test_pipeline(xp, tmp_path):
     cropped = sequential((9, 8, 3), layers.Pipeline([layers.RandomCrop(4, 4), layers.RandomFlip()]))
     session = assert_runs_as_predict(cropped, normal((9, 8, 3)), tmp_path)
     assert session.get_outputs()[0].shape == ["batch", 9, 8, 3]
+    binned = sequential((9, 8, 3), layers.Pipeline([layers.RandomCrop(4, 4), layers.Discretization([0.0, 0.5])]))
+    session = assert_runs_as_predict(binned, normal((9, 8, 3)), tmp_path)
+    assert (session.get_outputs()[0].shape, session.get_outputs()[0].type) == (["batch", 9, 8, 3], "tensor(int32)")
 
 
 @pytest.mark.parametrize("value_range", [(0, 255), (0, 1), (-1, 1)], ids=repr)

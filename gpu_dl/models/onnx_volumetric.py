@@ -198,20 +198,22 @@ def _auto_contrast(b, layer, xs):
 
 
 def _pipeline(b, layer, xs):
-    """Its layers in order, as its call at inference runs them; their outputs' shapes are the pipeline's."""
+    """Its layers in order, as its call at inference runs them; their outputs' shapes and dtypes are the
+    pipeline's."""
     from .onnx_export import _emit_layer
     values = xs
     for inner in layer.layers:
         values = _emit_layer(b, inner, values)
-    b.out_shapes = [v.shape for v in values]
+    b.out_shapes, b.out_dtypes = [v.shape for v in values], [v.dtype for v in values]
     return [v.name for v in values]
 
 
 # ---------------------------------------------------------------------------------------------- categories
 def _encoded(b, layer, ids, shape, mode, depth):
     """int64 ``ids`` of ``shape`` encoded as ``layers/category_encoding.py``'s ``encode_categorical`` encodes them,
-    float32 (the file's float type, whatever the dtype policy): one-hot over a new last axis (a last axis of 1 replaced); multi-hot and count per sample (rank 2)
-    or over all ids (rank 1). Ids outside [0, depth) count nowhere."""
+    float32 (the file's float type, whatever the dtype policy): one-hot over a new last axis (a last axis of 1
+    replaced); multi-hot and count per sample (rank 2) or over all ids (rank 1). Ids outside [0, depth) count
+    nowhere."""
     if mode == "one_hot" and len(shape) > 1 and shape[-1] == 1:
         ids, shape = b.op("Squeeze", [ids, b.ints([-1])]), shape[:-1]
     elif mode != "one_hot" and len(shape) > 2:
