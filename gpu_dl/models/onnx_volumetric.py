@@ -1,5 +1,5 @@
-"""The ONNX conversions of the volumetric layers, Dot, the adaptive poolings and the image-size layers
-(``onnx_export.py`` walks the model and calls them).
+"""The ONNX conversions of the volumetric layers, Dot, the adaptive poolings, the image-size layers, AutoContrast,
+Pipeline, Discretization and CategoryEncoding (``onnx_export.py`` walks the model and calls them).
 
 The 3-D convolutions, poolings, paddings, croppings and UpSampling3D are their 1-D and 2-D siblings' conversions
 on one more spatial axis (ONNX's Conv, ConvTranspose, MaxPool, AveragePool, Pad, Slice and Resize take any
@@ -14,20 +14,21 @@ spatial sizes must be known.
 
 Resizing, CenterCrop and RandomCrop export what gpu_dl's predict computes (``layers/image_resizing.py``): the
 images channels-first, padded by Pad (``pad_to_aspect_ratio``'s ``fill_value``), cut by Slice to the window the
-layer's own plan gives for the input's height and width, and brought to ``height`` x ``width`` by gathering the
-entries ``ops/resize.py``'s sampling plan reads (weighted, for bilinear), the plan made in the file from the
-sizes it is run on, in the same float steps: ``"bilinear"`` with half-pixel centres (PyTorch's
-``align_corners=False``, clamped at the edges, which Keras 3.15's torch backend and gpu_dl compute),
-``"nearest"`` as PyTorch's ``nearest-exact``, ``floor((o + 0.5) * in / out)``. (ONNX's Resize computes its
-positions otherwise, and rounds some of them the other way.) Where
-the input's height and width are known, the window is the layer's own plan for them, and a window already of the
+layer plans, and brought to ``height`` x ``width`` by gathering the entries ``ops/resize.py``'s sampling plan
+reads (weighted, for bilinear), the plan made in the file from the sizes it is run on, in the same float steps:
+``"bilinear"`` with half-pixel centres (PyTorch's ``align_corners=False``, clamped at the edges, which Keras
+3.15's torch backend and gpu_dl compute), ``"nearest"`` as PyTorch's ``nearest-exact``, ``floor((o + 0.5) * in
+/ out)``. (ONNX's Resize computes its positions otherwise, and rounds some of them the other way.) Where the
+input's height and width are known, the window is the layer's own plan for them, and a window already of the
 target size is not resized; where they are not, the plan's integer arithmetic runs in int64 nodes on the sizes
 the file is run on, and such a window is resized with a scale of 1, which gives it back unchanged (an infinity
-beside an entry, which bilinear weighs by 0, makes a NaN there). RandomCrop returns its input at
-inference (as Keras 3.15), so it is the identity, and its output keeps the input's shape. A Pipeline is its layers'
-conversions in order (its call at inference, which predict makes). AutoContrast, which applies at inference
-too, stretches each channel of each image between its minimum and maximum (ReduceMin, ReduceMax) with the
-layer's arithmetic.
+beside an entry, which bilinear weighs by 0, makes a NaN there). RandomCrop returns its input at inference (as
+Keras 3.15), so it is the identity, and its output keeps the input's shape.
+
+AutoContrast, which applies at inference too, stretches each channel of each image between its minimum and
+maximum (ReduceMin, ReduceMax) with the layer's arithmetic. A Pipeline is its layers' conversions in order (its
+call at inference, which predict makes). Discretization counts the boundaries at most each value (int32 ids);
+it and CategoryEncoding encode ids as one-hot, multi-hot or count vectors by comparing them with each id.
 """
 from __future__ import annotations
 
