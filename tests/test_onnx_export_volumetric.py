@@ -378,3 +378,15 @@ def test_discretization_without_boundaries_is_refused(xp, tmp_path):
     with pytest.raises(ValueError, match=r"cannot be exported to ONNX: a Discretization with neither bin_boundaries"):
         model.export(tmp_path / "no.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: layers.Dense(3, activation="tanh"), (5,)), (lambda: layers.Conv2D(2, 3, padding="same"), (6, 5, 2)),
+], ids=["Dense", "Conv2D"])
+def test_spectral_normalization(xp, make, shape, tmp_path):
+    """Its layer with the kernel the training steps normalized (inference normalizes nothing)."""
+    wrapped = layers.SpectralNormalization(make(), power_iterations=2)
+    model = sequential(shape, wrapped, layers.Flatten(), layers.Dense(1))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(normal(shape)(8)[0], numpy.ones((8, 1), "float32"), epochs=2, batch_size=4, verbose=0)
+    assert_runs_as_predict(model, normal(shape), tmp_path)

@@ -1,5 +1,6 @@
 """The ONNX conversions of the volumetric layers, Dot, the adaptive poolings, the image-size layers, AutoContrast,
-Pipeline, Discretization and CategoryEncoding (``onnx_export.py`` walks the model and calls them).
+Pipeline, SpectralNormalization, Discretization and CategoryEncoding (``onnx_export.py`` walks the model and calls
+them).
 
 The 3-D convolutions, poolings, paddings, croppings and UpSampling3D are their 1-D and 2-D siblings' conversions
 on one more spatial axis (ONNX's Conv, ConvTranspose, MaxPool, AveragePool, Pad, Slice and Resize take any
@@ -27,8 +28,9 @@ Keras 3.15), so it is the identity, and its output keeps the input's shape.
 
 AutoContrast, which applies at inference too, stretches each channel of each image between its minimum and
 maximum (ReduceMin, ReduceMax) with the layer's arithmetic. A Pipeline is its layers' conversions in order (its
-call at inference, which predict makes). Discretization counts the boundaries at most each value (int32 ids);
-it and CategoryEncoding encode ids as one-hot, multi-hot or count vectors by comparing them with each id.
+call at inference, which predict makes); SpectralNormalization is its layer's, with the kernel training left
+normalized. Discretization counts the boundaries at most each value (int32 ids); it and CategoryEncoding encode
+ids as one-hot, multi-hot or count vectors by comparing them with each id.
 """
 from __future__ import annotations
 
@@ -198,15 +200,17 @@ def _auto_contrast(b, layer, xs):
     return b.op("Where", [spread, _rescaled(b, z, byte, layer.value_range), x.name], hint=layer.name)
 
 
-def _pipeline(b, layer, xs):
-    """Its layers in order, as its call at inference runs them; their outputs' shapes and dtypes are the
-    pipeline's."""
-    from .onnx_export import _emit_layer
-    values = xs
-    for inner in layer.layers:
-        values = _emit_layer(b, inner, values)
-    b.out_shapes, b.out_dtypes = [v.shape for v in values], [v.dtype for v in values]
-    return [v.name for v in values]
+def _in_order(inner_layers):
+    """The conversion of a layer that runs ``inner_layers(layer)`` in order at inference (a Pipeline's layers, the
+    layer SpectralNormalization wraps); their outputs' shapes and dtypes are the layer's."""
+    def emit(b, layer, xs):
+        from .onnx_export import _emit_layer
+        values = xs
+        for inner in inner_layers(layer):
+            values = _emit_layer(b, inner, values)
+        b.out_shapes, b.out_dtypes = [v.shape for v in values], [v.dtype for v in values]
+        return [v.name for v in values]
+    return emit
 
 
 # ---------------------------------------------------------------------------------------------- categories
@@ -291,7 +295,7 @@ def converters():
     """class -> conversion, for ``onnx_export._converters``."""
     from ..layers import adaptive_pooling as ap
     from ..layers import conv3d, conv3d_transpose, image_resizing, merging, padding, pipeline, pooling3d, resampling
-    from ..layers import category_encoding, discretization, tone_augmentation
+    from ..layers import category_encoding, discretization, spectral_normalization, tone_augmentation
     table = {cls: _adaptive_pool("ReduceMax") for cls in (ap.AdaptiveMaxPooling1D, ap.AdaptiveMaxPooling2D,
                                                           ap.AdaptiveMaxPooling3D)}
     table.update({cls: _adaptive_pool("ReduceMean") for cls in (ap.AdaptiveAveragePooling1D,
@@ -306,7 +310,8 @@ def converters():
         resampling.Cropping3D: _cropping, resampling.UpSampling3D: _upsampling,
         merging.Dot: _dot,
         image_resizing.Resizing: _image_size, image_resizing.CenterCrop: _image_size,
-        image_resizing.RandomCrop: _random_crop, pipeline.Pipeline: _pipeline,
+        image_resizing.RandomCrop: _random_crop, pipeline.Pipeline: _in_order(lambda layer: layer.layers),
+        spectral_normalization.SpectralNormalization: _in_order(lambda layer: [layer.layer]),
         tone_augmentation.AutoContrast: _auto_contrast,
         category_encoding.CategoryEncoding: _category_encoding, discretization.Discretization: _discretization,
     }
