@@ -87,6 +87,8 @@ class _Builder:
         self.mask = None            # the mask of padded steps reaching the call being converted (a tensor name)
         self.out_mask = _PASS       # the mask its conversion gives its output, where it says
         self.mask_given = False     # whether the call was given its mask (mask=...) rather than its input's
+        self.out_shapes = None      # the shapes its conversion gives its outputs where they are not the call's
+        self.out_dtypes = None      # their dtypes where not float32 (a Sequential's layers; a graph's say theirs)
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -733,7 +735,7 @@ def _padding(b, layer, xs):
     none = [(0, 0)]
     per_axis = none + pairs + none if layer.data_format == "channels_last" else none + none + pairs
     pads = [p[0] for p in per_axis] + [p[1] for p in per_axis]
-    return b.op("Pad", [x.name, b.ints(pads)], hint=layer.name, mode="constant")
+    return b.op("Pad", [x.name, b.ints(pads)], hint=layer.name, mode=layer.MODE)     # "constant" or "reflect"
 
 
 def _rescaling(b, layer, xs):
@@ -1141,6 +1143,8 @@ def _converters():
                  "AugMix", "CutMix", "MixUp", "RandAugment"):
         table[getattr(layers, name)] = _identity
     table.update(onnx_attention.converters())
+    from . import onnx_volumetric
+    table.update(onnx_volumetric.converters())
     return table
 
 
@@ -1194,17 +1198,22 @@ def _emit_layer(b, layer, xs, out_shapes=None):
     # A wrapper's conversion emits its inner layer in the middle of its own: the state is the wrapper's again after.
     outer = b.mask, b.out_mask
     b.mask, b.out_mask, b.call_tensors = _mask_reaching(layer, xs, emit), _PASS, tensors
+    b.out_shapes = b.out_dtypes = None
     names = emit(b, layer, xs)
     b.call_tensors = {}
     out_mask = _mask_given(layer, b.mask) if b.out_mask is _PASS else b.out_mask
+    out_shapes, out_dtypes = b.out_shapes or out_shapes, b.out_dtypes
     b.mask, b.out_mask = outer
+    b.out_shapes = b.out_dtypes = None
     names = names if isinstance(names, list) else [names]
+    out_dtypes = out_dtypes or ["float32"] * len(names)
     out_masks = out_mask if isinstance(out_mask, list) else [out_mask]     # a list: one per output
     out_masks = out_masks + [None] * (len(names) - len(out_masks))
     if out_shapes is None:
         shape = layer.compute_output_shape(xs[0].shape if len(xs) == 1 else [x.shape for x in xs])
         out_shapes = shape if isinstance(shape, list) else [shape]
-    return [_Value(name, shape, mask=m) for name, shape, m in zip(names, out_shapes, out_masks)]
+    return [_Value(name, shape, dtype, mask=m)
+            for name, shape, dtype, m in zip(names, out_shapes, out_dtypes, out_masks)]
 
 
 def _mask_reaching(layer, xs, emit):
@@ -1296,7 +1305,7 @@ def _emit_model(b, model, inputs):
         for t, v in zip(node.outputs, outs):
             if isinstance(t, KerasTensor):
                 # Weights and float tensors are float32 in the file; integer and boolean results keep their dtype.
-                known[t] = _Value(v.name, t.shape, _file_dtype(t.dtype or "float32"), v.mask)
+                known[t] = _Value(v.name, v.shape, _file_dtype(t.dtype or "float32"), v.mask)
     return [known[t] for t in model._outputs]
 
 
