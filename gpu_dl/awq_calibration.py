@@ -29,10 +29,7 @@ def calibration_windows(tokenizer, sequence_length, dataset, num_samples=128, se
     flattened; the ids are concatenated and tiled to at least ``num_samples * sequence_length``, and the windows
     start ``stride = (len - sequence_length + 1) // num_samples`` apart from an offset Keras draws from
     ``hash(("gptq-calib", seed))`` (Python's string hash: the same within a process as Keras's)."""
-    if not hasattr(dataset, "__iter__") or isinstance(dataset, (str, bytes)):
-        raise TypeError("The `dataset` argument must be an iterable (e.g., a list of strings, a generator, or a "
-                        f"NumPy array). Got type: {type(dataset).__name__}. Please pass the loaded dataset "
-                        "directly.")
+    _check_dataset(dataset)
     items = list(dataset)
     if not items:
         raise ValueError("AWQConfig: the calibration `dataset` is empty.")
@@ -56,6 +53,13 @@ def calibration_windows(tokenizer, sequence_length, dataset, num_samples=128, se
     starts = (offset + numpy.arange(num_samples, dtype=numpy.int64) * stride) % (max_start + 1)
     windows = numpy.lib.stride_tricks.sliding_window_view(tokens, sequence_length)[starts]
     return windows.astype(numpy.int32)[:, None, :]
+
+
+def _check_dataset(dataset):
+    if not hasattr(dataset, "__iter__") or isinstance(dataset, (str, bytes)):
+        raise TypeError("The `dataset` argument must be an iterable (e.g., a list of strings, a generator, or a "
+                        f"NumPy array). Got type: {type(dataset).__name__}. Please pass the loaded dataset "
+                        "directly.")
 
 
 def _block_layers(block):
@@ -102,6 +106,7 @@ def check_request(config, structure):
     if config.dataset is None or config.tokenizer is None:
         raise ValueError("AWQ quantization requires a dataset and tokenizer. Please provide them in the AWQConfig "
                          "(a dataset of token-id arrays takes any tokenizer, e.g. `tokenizer=str`; it is not used).")
+    _check_dataset(config.dataset)
     if structure is None:
         raise ValueError("For mode='awq', a valid quantization structure must be provided either via "
                          "`config.quantization_layer_structure` or by overriding "
