@@ -249,3 +249,50 @@ def test_quantized_model_saves_and_loads(tmp_path):
         assert [(group[k].shape, group[k].dtype.name) for k in "012345"] == [
             ((11,), "float32"), ((6, WIDTH), "uint8"), ((11, 3), "float32"), ((11, 3), "uint8"), ((WIDTH,), "float32"),
             ((WIDTH,), "float32")]
+
+
+def einsum_model(lib, dtype=None):
+    policy = {} if dtype is None else {"dtype": dtype}
+    return lib.Sequential([
+        lib.layers.Input((5, 8)),
+        lib.layers.EinsumDense("abc,cd->abd", (None, 6), bias_axes="d", activation="relu", **policy),
+        lib.Sequential([     # a block of two: its outputs have the rank of its inputs, as the calibration needs
+            lib.layers.EinsumDense("abc,cde->abde", (None, 3, 4), **policy),       # a projection: kernel (6, 3, 4)
+            lib.layers.EinsumDense("abcd,cde->abe", (None, 7), bias_axes="e", **policy)])])  # an output: (3, 4, 7)
+
+
+def test_einsum_dense_layers_are_calibrated(xp):
+    model = einsum_model(gpu_dl)
+    rng = numpy.random.default_rng(6)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()]
+    model.set_weights(weights)
+    data = [rng.normal(size=(90,)).astype("float32") * 3]
+    config = AWQConfig(data, str, num_samples=4, sequence_length=8, group_size=5, num_grid_points=4,
+                       quantization_layer_structure={"pre_block_layers": [], "sequential_blocks": model.layers})
+    model.quantize("awq", config=config)
+    first, (projection, output) = model.layers[0], model.layers[1].layers
+    assert [v.name for v in first.weights] == ["bias", "kernel", "kernel_scale", "zero_point", "awq_scales", "g_idx"]
+    assert projection.kernel.shape == (6, 6) and projection.kernel_scale.shape == (12, 2)
+    assert output.kernel.shape == (4, 12) and output.kernel_scale.shape == (7, 3)
+
+    def quantized(layer, kernel, inputs):
+        rows = layer.awq_scales.shape[0]
+        values, scale, zero, awq_scales, g_idx = awq.quantize_matrix(
+            kernel.reshape(rows, -1).T, numpy.abs(inputs.reshape(-1, rows)).max(axis=0), 4, 5)
+        numpy.testing.assert_array_equal(layer.kernel_zero.numpy(), zero)
+        # the einsum's inputs may differ from NumPy's by a rounding, and so the magnitudes
+        numpy.testing.assert_allclose(layer.awq_scales.numpy(), awq_scales, rtol=1e-6)
+        return (awq.dequantize(values, scale, zero, g_idx).T / awq_scales[:, None]).reshape(kernel.shape)
+
+    # the calibration's inputs: the token windows (as floats), each (1, 8) taken as (1, 1, 8)
+    x = calibration_windows(str, 8, data, 4).astype("float32")
+    k1 = quantized(first, weights[0], x)
+    # the next block's: the quantized first block's output for each window
+    x = numpy.maximum(x @ k1 + weights[1], 0)
+    k2 = quantized(projection, weights[2], x)
+    # within a block, every layer is calibrated before any is quantized: the output layer sees the float projection
+    k3 = quantized(output, weights[3], numpy.einsum("abc,cde->abde", x, weights[2]))
+    inputs = rng.normal(size=(2, 5, 8)).astype("float32")
+    h = numpy.einsum("abc,cde->abde", numpy.maximum(inputs @ k1 + weights[1], 0), k2)
+    expected = numpy.einsum("abcd,cde->abe", h, k3) + weights[4]
+    numpy.testing.assert_allclose(model.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-5)

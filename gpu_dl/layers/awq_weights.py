@@ -3,7 +3,8 @@ seen as a ``(rows, columns)`` matrix (Dense's kernel; EinsumDense's reshaped to 
 
 - ``kernel`` (the attribute ``quantized_kernel``): uint8 ``(ceil(columns / 2), rows)``, the 4-bit values of the
   transposed weight packed two per byte along the columns;
-- ``kernel_scale`` float32 and ``kernel_zero`` uint8, ``(columns, groups)``;
+- ``kernel_scale`` float32 and ``kernel_zero`` uint8 (named ``zero_point`` in an EinsumDense), ``(columns,
+  groups)``;
 - ``awq_scales`` float32 ``(rows,)`` and ``g_idx`` float32 ``(rows,)``, each row's group.
 
 ``quantize("awq", config)`` makes them beside the float weight, which the layer keeps computing with until the
@@ -27,8 +28,24 @@ def group_size(layer):
                      "specified through AWQConfig or AWQDTypePolicy.")
 
 
-def build(layer, rows, columns):
-    """Make the layer's AWQ variables for a (rows, columns) weight; returns them in Keras's order."""
+def matrix_shape(kernel_shape, where):
+    """Keras's (rows, columns) view of a kernel for AWQ: a 2-D kernel as it is; a 3-D one split at its largest
+    axis, (in, heads * head_dim) where that comes first (a query/key/value projection), else (heads * head_dim,
+    out) (an attention output)."""
+    if len(kernel_shape) == 2:
+        return tuple(kernel_shape)
+    if len(kernel_shape) != 3:
+        raise ValueError(f"{where}: AWQ quantization only supports 2D or 3D kernels, got the kernel shape "
+                         f"{tuple(kernel_shape)}.")
+    first, second, third = kernel_shape
+    if list(kernel_shape).index(max(kernel_shape)) == 0:
+        return first, second * third
+    return first * second, third
+
+
+def build(layer, rows, columns, zero_name="kernel_zero"):
+    """Make the layer's AWQ variables for a (rows, columns) weight, the zero points named ``zero_name``
+    (EinsumDense's are ``zero_point`` in Keras); returns them in Keras's order."""
     from .. import awq
     groups = awq.number_of_groups(rows, group_size(layer))
     layer.quantized_kernel = layer.add_weight(((columns + 1) // 2, rows), "zeros", dtype="uint8", trainable=False,
@@ -36,21 +53,21 @@ def build(layer, rows, columns):
     layer.kernel_scale = layer.add_weight((columns, groups), "ones", dtype="float32", trainable=False,
                                           name="kernel_scale")
     layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False,
-                                         name="kernel_zero")
+                                         name=zero_name)
     layer.awq_scales = layer.add_weight((rows,), "ones", dtype="float32", trainable=False, name="awq_scales")
     layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
     layer.is_awq_calibrated = True
     return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero, layer.awq_scales, layer.g_idx
 
 
-def prepare(layer, rows, columns, config):
+def prepare(layer, rows, columns, config, zero_name="kernel_zero"):
     """``quantize("awq", config)``: the layer takes the policy ``"awq/4/<group size>_from_<its policy>"`` and its
     AWQ variables beside its float weight (``layer.kernel``), which it computes with until calibrated."""
     from ..dtype_policies import AWQDTypePolicy
     layer.quantization_config = config
     scope = layer.kernel.path.rsplit("/", 1)[0]
     layer.dtype_policy = AWQDTypePolicy(config.dtype_policy_string(), layer.dtype_policy.name)
-    for var in build(layer, rows, columns):
+    for var in build(layer, rows, columns, zero_name):
         var.path = f"{scope}/{var.name}"       # the float kernel's name scope, as replace_weights gives
     layer.is_awq_calibrated = False
     number_for_files(layer)
