@@ -251,10 +251,11 @@ def test_quantized_model_saves_and_loads(tmp_path):
             ((WIDTH,), "float32")]
 
 
-def einsum_model(lib, dtype=None):
+def einsum_model(lib, dtype=None, embedding=False):
     policy = {} if dtype is None else {"dtype": dtype}
-    return lib.Sequential([
-        lib.layers.Input((5, 8)),
+    front = [lib.layers.Input((SEQ,), dtype="int32"), lib.layers.Embedding(VOCAB, 8)] if embedding else \
+        [lib.layers.Input((5, 8))]
+    return lib.Sequential(front + [
         lib.layers.EinsumDense("abc,cd->abd", (None, 6), bias_axes="d", activation="relu", **policy),
         lib.Sequential([     # a block of two: its outputs have the rank of its inputs, as the calibration needs
             lib.layers.EinsumDense("abc,cde->abde", (None, 3, 4), **policy),       # a projection: kernel (6, 3, 4)

@@ -1,7 +1,7 @@
 """AWQ against Keras 3.15 itself (torch backend, where Keras is installed): the config's and the policy's
 configs, the algorithm's quantized values and scales on the same weights and activation magnitudes, the variables
-(paths, shapes, dtypes) of a quantized model, and weights files and .keras files from gpu_dl that Keras loads to
-the same predictions.
+(paths, shapes, dtypes) of quantized models of Dense and EinsumDense layers, and weights files and .keras files
+from gpu_dl that Keras loads to the same predictions.
 
 Keras 3.15's own calibration records no activations: its hooks replace the layers' ``call``, while its quantized
 layers run ``quantized_call``; every channel then counts as 1, the search keeps the scales at 1, and its model's
@@ -134,3 +134,29 @@ def test_keras_loads_our_files(keras, tmp_path):
     again = make_model(gpu_dl, quantized=True)
     with pytest.raises(ValueError, match=r"kernel_scale, kernel_zero, awq_scales, g_idx"):
         again.load_weights(tmp_path / "theirs.weights.h5")      # Keras 3.15 wrote no kernel_zero
+
+
+def test_einsum_dense_variables_and_files_match_keras(keras, tmp_path):
+    from test_awq import einsum_model
+    # Keras's calibration gives the token ids to the first block as they are: an Embedding makes them floats
+    theirs, ours = einsum_model(keras, embedding=True), einsum_model(gpu_dl, embedding=True)
+    rng = numpy.random.default_rng(6)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    data = [rng.integers(0, VOCAB, size=(90,))]
+    for lib, model in ((keras, theirs), (gpu_dl, ours)):
+        with pytest.warns(UserWarning):     # the Embedding is skipped
+            model.quantize("awq", config=lib.quantizers.AWQConfig(
+                data, str, num_samples=4, sequence_length=SEQ, group_size=5, num_grid_points=4,
+                quantization_layer_structure={"pre_block_layers": model.layers[:1],
+                                              "sequential_blocks": model.layers[1:]}))
+    assert [(v.path, tuple(v.shape), keras_steps.keras_numpy(keras, v).dtype.name) for v in theirs.weights] == \
+        [(v.path, tuple(v.shape), v.numpy().dtype.name) for v in ours.weights]
+    tokens = rng.integers(0, VOCAB, size=(2, SEQ))
+    expected = ours.predict(tokens, verbose=0)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    loaded = einsum_model(keras, dtype="awq/4/5_from_float32", embedding=True)
+    loaded.load_weights(tmp_path / "ours.weights.h5")
+    numpy.testing.assert_allclose(keras_steps.keras_numpy(keras, loaded.predict(tokens, verbose=0)), expected,
+                                  rtol=1e-5, atol=1e-5)
