@@ -297,3 +297,18 @@ def test_einsum_dense_layers_are_calibrated(xp):
     h = numpy.einsum("abc,cde->abde", numpy.maximum(inputs @ k1 + weights[1], 0), k2)
     expected = numpy.einsum("abcd,cde->abe", h, k3) + weights[4]
     numpy.testing.assert_allclose(model.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_is_skipped_with_a_warning():
+    inputs = layers.Input((SEQ,), dtype="int32")
+    embedded = layers.Embedding(VOCAB, 8)(inputs)
+    attention = layers.MultiHeadAttention(2, 4)
+    model = gpu_dl.Model(inputs, layers.Dense(3)(attention(embedded, embedded)))
+    config = AWQConfig(token_data(), str, num_samples=3, sequence_length=SEQ, group_size=4,
+                       quantization_layer_structure={"pre_block_layers": [model.layers[1]],
+                                                     "sequential_blocks": [model.layers[-1]]})
+    with pytest.warns(UserWarning, match="Received: quantization_mode=awq") as record:
+        model.quantize("awq", config=config)
+    assert len(record) == 2         # the Embedding and the attention
+    assert attention.dtype_policy.name == "float32" and attention.get_weights()[0].dtype == numpy.float32
+    assert model.layers[-1].dtype_policy.name == "awq/4/4_from_float32" and model.layers[-1].is_awq_calibrated
