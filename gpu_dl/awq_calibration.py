@@ -81,13 +81,18 @@ def _recording(layers, statistics):
             return call(x, *args, **kwargs)
         return recorded
 
+    missing = object()
+    own = [vars(layer).get("call", missing) for layer in layers]     # a call set on the layer itself, if any
     try:
         for layer, stats in zip(layers, statistics):
             layer.call = hook(layer, stats)
         yield
     finally:
-        for layer in layers:
-            vars(layer).pop("call", None)
+        for layer, call in zip(layers, own):
+            if call is missing:
+                vars(layer).pop("call", None)
+            else:
+                layer.call = call
 
 
 def _check_structure(structure):

@@ -169,6 +169,7 @@ def test_model_quantize_calibrates_dense_layers(xp):
     assert windows.shape == (5, 1, SEQ) and windows.dtype == numpy.int32
     embedded = table[windows[:, 0]]
     dense, head = model.layers[1:]
+    assert "call" not in vars(dense) and "call" not in vars(head)       # the recording hooks are gone
     expected = awq.quantize_matrix(k1.T, numpy.abs(embedded).max(axis=(0, 1)), 6, 3)
     for var, value in zip((dense.kernel_scale, dense.kernel_zero, dense.awq_scales, dense.g_idx), expected[1:]):
         numpy.testing.assert_array_equal(var.numpy(), value)
