@@ -313,3 +313,16 @@ def test_attention_is_skipped_with_a_warning():
     assert len(record) == 2         # the Embedding and the attention
     assert attention.dtype_policy.name == "float32" and attention.get_weights()[0].dtype == numpy.float32
     assert model.layers[-1].dtype_policy.name == "awq/4/4_from_float32" and model.layers[-1].is_awq_calibrated
+
+
+def test_calibration_windows_refusals():
+    # a dataset shorter than the windows is tiled: each window is a run of the repeated ids
+    windows = calibration_windows(str, 4, [numpy.arange(3)], 2)[:, 0]
+    assert windows.shape == (2, 4)
+    numpy.testing.assert_array_equal(windows, (windows[:, :1] + numpy.arange(4)) % 3)
+    with pytest.raises(ValueError, match="needs a `tokenizer` with a `tokenize` method"):
+        calibration_windows(str, 4, ["some text"], 2)
+    with pytest.raises(ValueError, match="dataset` is empty"):
+        calibration_windows(str, 4, [], 2)
+    with pytest.raises(TypeError, match="must be an iterable"):
+        calibration_windows(str, 4, 12, 2)

@@ -160,3 +160,22 @@ def test_einsum_dense_variables_and_files_match_keras(keras, tmp_path):
     loaded.load_weights(tmp_path / "ours.weights.h5")
     numpy.testing.assert_allclose(keras_steps.keras_numpy(keras, loaded.predict(tokens, verbose=0)), expected,
                                   rtol=1e-5, atol=1e-5)
+
+
+class CharTokenizer:
+    def tokenize(self, text):
+        return numpy.frombuffer(text.encode(), dtype=numpy.uint8).astype("int64") % VOCAB
+
+
+@pytest.mark.parametrize("dataset, num_samples, length", [
+    (["the quick brown fox", "jumps over", "the lazy dog"], 5, 6),
+    ([numpy.arange(30).reshape(5, 6), numpy.arange(7)], 4, 8),
+    ([numpy.arange(5)], 3, 4),          # shorter than the windows: tiled
+])
+def test_calibration_windows_match_keras(keras, dataset, num_samples, length):
+    from keras.src.quantizers.gptq_core import get_dataloader
+    from gpu_dl.awq_calibration import calibration_windows
+    theirs = get_dataloader(CharTokenizer(), length, dataset, num_samples=num_samples)
+    ours = calibration_windows(CharTokenizer(), length, dataset, num_samples)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape == (num_samples, 1, length)
+    numpy.testing.assert_array_equal(ours, theirs)
