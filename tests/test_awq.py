@@ -326,3 +326,32 @@ def test_calibration_windows_refusals():
         calibration_windows(str, 4, [], 2)
     with pytest.raises(TypeError, match="must be an iterable"):
         calibration_windows(str, 4, 12, 2)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid quantization mode")
+def test_quantized_dense_inputs_gradient_and_training(xp):
+    model, structure = token_model()
+    model.quantize("awq", config=awq_config(structure))
+    layer = model.layers[1]
+    rng = numpy.random.default_rng(7)
+    x = rng.standard_normal((3, WIDTH)).astype("float32")
+    dy = rng.standard_normal((3, 11)).astype("float32")
+    layer.input_gradient_wanted = True
+    y = gpu_dl.backend.to_numpy(layer(xp.asarray(x), training=True))
+    dx = gpu_dl.backend.to_numpy(layer.backward(xp.asarray(dy)))
+    dz = dy * (y > 0)
+    restored = awq.dequantized_kernel(layer.kernel.numpy(), layer.kernel_scale.numpy(), layer.kernel_zero.numpy(),
+                                      layer.awq_scales.numpy(), layer.g_idx.numpy(), 11, "float32")
+    numpy.testing.assert_allclose(y, numpy.maximum(x @ restored + layer.bias.numpy(), 0), rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(dx, dz @ restored.T, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(layer.bias.grad), dz.sum(axis=0), rtol=1e-5, atol=1e-5)
+    # training moves the biases (and the float embedding) alone
+    frozen = [w.numpy().copy() for w in model.non_trainable_weights]
+    biases = [w.numpy().copy() for w in model.layers[1].trainable_weights + model.layers[2].trainable_weights]
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(rng.integers(0, VOCAB, (6, SEQ)), rng.standard_normal((6, SEQ, 5)).astype("float32"), epochs=2,
+              verbose=0)
+    assert [w.name for w in model.layers[1].trainable_weights] == ["bias"]
+    assert all(numpy.array_equal(a, w.numpy()) for a, w in zip(frozen, model.non_trainable_weights))
+    assert not any(numpy.array_equal(a, w.numpy()) for a, w in
+                   zip(biases, model.layers[1].trainable_weights + model.layers[2].trainable_weights))
