@@ -442,7 +442,7 @@ class _ModelBase(trainer.Trainer, Layer):
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Keras's ``quantize``: quantize the weights of every layer within the model that can be (``"int8"``,
         ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``, ``"awq"``: Dense, EinsumDense,
-        AWQ calibrating those of the structure's blocks (``gpu_dl/awq_calibration.py``); all three:
+        AWQ calibrating those of the structure's blocks (``gpu_dl/awq_calibration.py``); int8, int4, float8:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
         taking a layer) picks the layers by name."""
