@@ -355,3 +355,14 @@ def test_quantized_dense_inputs_gradient_and_training(xp):
     assert all(numpy.array_equal(a, w.numpy()) for a, w in zip(frozen, model.non_trainable_weights))
     assert not any(numpy.array_equal(a, w.numpy()) for a, w in
                    zip(biases, model.layers[1].trainable_weights + model.layers[2].trainable_weights))
+
+
+@pytest.mark.filterwarnings("ignore:Invalid quantization mode")
+def test_filters_leave_layers_in_float():
+    model, structure = token_model()
+    head = model.layers[2]
+    kernel = head.kernel.numpy().copy()
+    model.quantize("awq", config=awq_config(structure), filters=lambda layer: layer is not head)
+    assert model.layers[1].dtype_policy.name == "awq/4/3_from_float32" and model.layers[1].is_awq_calibrated
+    assert head.dtype_policy.name == "float32"
+    numpy.testing.assert_array_equal(head.kernel.numpy(), kernel)
