@@ -14,7 +14,8 @@ supported mixed policy.
 layer: weights kept as int8 with float scales, computations in the source policy's dtypes.
 ``Int4DTypePolicy`` (``"int4/<block size>_from_float32"``) is int4's. ``QuantizedFloat8DTypePolicy``
 (``"float8_from_float32"``) is float8 training's, with the length of the amax histories of its delayed scaling
-(``amax_history_length``, 1024 by default). Keras's other quantization modes (GPTQ, AWQ) are refused by name.
+(``amax_history_length``, 1024 by default). ``AWQDTypePolicy`` (``"awq/4/<group size>_from_float32"``) is
+AWQ's (``gpu_dl/awq.py``). Keras's GPTQ mode is refused by name.
 
 ``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
 default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
@@ -33,7 +34,7 @@ from .backend import config as backend_config
 _MIXED = {"mixed_float16": ("float16", "float32")}
 # Keras's quantization modes, and those gpu_dl's layers run
 QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
-SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8")
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8", "awq")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -229,6 +230,44 @@ class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
         return hash((self._name, self._amax_history_length))
 
 
+class AWQDTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``AWQDTypePolicy``: AWQ's 4-bit weights with the number of input channels that share a scale in the
+    mode, ``"awq/<weight_bits>/<group_size>"`` (weight_bits 4; group_size -1: one scale per output channel), e.g.
+    ``"awq/4/128_from_float32"``."""
+
+    def __init__(self, mode, source_name=None):
+        expected = "'awq/<weight_bits>/<group_size>'"
+        parts = mode.split("/") if isinstance(mode, str) else []
+        if len(parts) != 3 or parts[0] != "awq":
+            raise ValueError(f"Invalid mode for AWQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        try:
+            weight_bits, group_size = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError("Invalid mode for AWQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+                             f"Expected format {expected}, but got '{mode}'.") from None
+        if weight_bits != 4:
+            raise ValueError(f"Invalid weight_bits in mode. AWQ only supports 4-bit quantization, but got "
+                             f"{weight_bits} from '{mode}'.")
+        if group_size < -1 or group_size == 0:
+            raise ValueError("Invalid group_size in mode. Supported values are -1 (per-channel) or a positive "
+                             f"integer, but got {group_size} from '{mode}'.")
+        super().__init__("awq", source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.mode = "awq"
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+
+    def get_config(self):
+        return {"mode": f"awq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+
+    def __eq__(self, other):
+        return super().__eq__(other) and (self.weight_bits, self.group_size) == (other.weight_bits,
+                                                                                 other.group_size)
+
+    def __hash__(self):
+        return hash(self._name)
+
+
 def _quantized_policy(name, where):
     """The ``QuantizedDTypePolicy`` a name like ``"int8_from_float32"`` names, or a clear error."""
     parts = name.split("_from_")
@@ -237,6 +276,8 @@ def _quantized_policy(name, where):
                          f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
     if parts[0].startswith("float8"):
         return QuantizedFloat8DTypePolicy(*parts)
+    if parts[0].startswith("awq"):
+        return AWQDTypePolicy(*parts)
     return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
 
 
@@ -382,7 +423,8 @@ def serialize(policy):
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
-QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap",
+                            "AWQDTypePolicy")
 
 
 def deserialize(config):
@@ -393,7 +435,8 @@ def deserialize(config):
         return DTypePolicyMap.from_config(inner)
     if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
             set(inner) == {"mode", "source_name"}:
-        cls = Int4DTypePolicy if config["class_name"] == "Int4DTypePolicy" else QuantizedDTypePolicy
+        cls = {"Int4DTypePolicy": Int4DTypePolicy, "AWQDTypePolicy": AWQDTypePolicy}.get(config["class_name"],
+                                                                                        QuantizedDTypePolicy)
         return cls(inner["mode"], inner["source_name"])
     if isinstance(inner, dict) and config.get("class_name") == "QuantizedFloat8DTypePolicy" and \
             set(inner) <= {"mode", "source_name", "amax_history_length"} and {"mode", "source_name"} <= set(inner):

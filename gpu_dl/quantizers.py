@@ -15,8 +15,8 @@ The functions take NumPy or CuPy arrays and give arrays of the same module, comp
   dtype: the result is the float8 cast's, value for value;
 - ``pack_int4`` / ``unpack_int4``: two signed 4-bit values per byte along an axis (the first in the low nibble).
 
-Not here: GPTQ and AWQ (``GPTQConfig``, ``AWQConfig``), which calibrate on data through Keras's own model
-internals.
+``AWQConfig`` is the AWQ mode's config (activation-aware 4-bit weights calibrated on data, ``gpu_dl/awq.py``).
+Not here: GPTQ (``GPTQConfig``).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from .layers.keras_ops.base import KerasOperation
 from .layers.symbolic import is_symbolic
 
 __all__ = [
-    "AbsMaxQuantizer", "Float8QuantizationConfig", "Int4QuantizationConfig", "Int8QuantizationConfig",
+    "AWQConfig", "AbsMaxQuantizer", "Float8QuantizationConfig", "Int4QuantizationConfig", "Int8QuantizationConfig",
     "QuantizationConfig", "Quantizer", "abs_max_quantize", "abs_max_quantize_grouped_with_zero_point",
     "compute_float8_amax_history", "compute_float8_scale", "deserialize", "fake_quant_with_min_max_vars", "get",
     "pack_int4", "quantize_and_dequantize", "serialize", "unpack_int4",
@@ -454,14 +454,78 @@ class Float8QuantizationConfig(QuantizationConfig):
         return cls()
 
 
+class AWQConfig(QuantizationConfig):
+    """Keras's ``AWQConfig``: AWQ (activation-aware weight quantization), 4-bit weights whose input channels are
+    scaled by a power of their calibration activations' largest magnitudes before group-wise quantization
+    (``gpu_dl/awq.py``).
+
+    ``dataset`` (an iterable of strings, which ``tokenizer.tokenize`` turns into ids, or of numerical arrays) and
+    ``tokenizer`` serve the calibration only and are not written in the config. ``num_samples`` windows of
+    ``sequence_length`` ids are taken from it; ``group_size`` input channels share a scale and zero point (-1: one
+    per output channel); ``num_grid_points`` exponents in (0, 1] are tried besides 0.
+    ``quantization_layer_structure`` is ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the layers
+    the calibration ids go through first, then the blocks whose Dense and EinsumDense layers are calibrated one
+    block after the other (None: the model's ``get_quantization_layer_structure("awq")``)."""
+
+    def __init__(self, dataset, tokenizer, *, weight_bits=4, num_samples=128, sequence_length=512, group_size=128,
+                 num_grid_points=20, quantization_layer_structure=None):
+        super().__init__()
+        if weight_bits != 4:
+            raise ValueError(f"AWQ only supports 4-bit quantization. Received weight_bits={weight_bits}.")
+        for name, value in (("num_samples", num_samples), ("sequence_length", sequence_length)):
+            if not _is_int(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if not _is_int(group_size) or group_size < -1 or group_size == 0:
+            raise ValueError("Invalid group_size. Supported values are -1 (per-channel) or a positive integer, "
+                             f"but got {group_size!r}.")
+        if not _is_int(num_grid_points) or num_grid_points <= 0:
+            raise ValueError(f"num_grid_points must be a positive integer. Received: num_grid_points="
+                             f"{num_grid_points!r}")
+        if quantization_layer_structure is not None and not isinstance(quantization_layer_structure, dict):
+            raise ValueError("quantization_layer_structure must be None or a dict with the keys 'pre_block_layers' "
+                             "and 'sequential_blocks'. Received: quantization_layer_structure="
+                             f"{quantization_layer_structure!r:.200}")
+        self.dataset = dataset
+        self.tokenizer = tokenizer
+        self.weight_bits = weight_bits
+        self.num_samples = num_samples
+        self.sequence_length = sequence_length
+        self.group_size = group_size
+        self.num_grid_points = num_grid_points
+        self.quantization_layer_structure = quantization_layer_structure
+
+    @property
+    def mode(self):
+        return "awq"
+
+    def dtype_policy_string(self):
+        """The mode of the policy an AWQ-quantized layer takes, ``"awq/<weight_bits>/<group_size>"``."""
+        return f"awq/{self.weight_bits}/{self.group_size}"
+
+    def get_config(self):
+        # the data and tokenizer serve the calibration alone: Keras writes them as None
+        return {"dataset": None, "tokenizer": None, "weight_bits": self.weight_bits, "num_samples": self.num_samples,
+                "sequence_length": self.sequence_length, "group_size": self.group_size,
+                "num_grid_points": self.num_grid_points,
+                "quantization_layer_structure": self.quantization_layer_structure}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _is_int(value):
+    return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
+
+
 # ---------------------------------------------------------------- the catalogue
 _CLASSES = (Quantizer, AbsMaxQuantizer, QuantizationConfig, Int8QuantizationConfig, Int4QuantizationConfig,
-            Float8QuantizationConfig)
+            Float8QuantizationConfig, AWQConfig)
 _BY_NAME = {cls.__name__: cls for cls in _CLASSES}
 _BY_NAME.update({"quantizer": Quantizer, "abs_max_quantizer": AbsMaxQuantizer,
                  "quantization_config": QuantizationConfig, "int8_quantization_config": Int8QuantizationConfig,
                  "int4_quantization_config": Int4QuantizationConfig,
-                 "float8_quantization_config": Float8QuantizationConfig})
+                 "float8_quantization_config": Float8QuantizationConfig, "awq_config": AWQConfig})
 
 
 def serialize(quantizer):

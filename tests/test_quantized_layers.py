@@ -133,7 +133,7 @@ def test_quantize_refusals():
         model.quantize("int9")
     with pytest.raises(ValueError, match="You must provide either `mode` or `config`"):
         model.quantize()
-    with pytest.raises(ValueError, match="'awq' is not supported by gpu_dl"):
+    with pytest.raises(ValueError, match="For AWQ, you must pass an .AWQConfig. object"):
         model.quantize("awq")
     with pytest.raises(ValueError, match="Contradictory arguments"):
         model.quantize("int8", config=gpu_dl.quantizers.Float8QuantizationConfig())

@@ -7,7 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
-from . import float8_training, lora, quantized
+from . import awq_weights, float8_training, lora, quantized
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -127,6 +127,8 @@ class Dense(lora.LoraLayer, Layer):
     symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
     exact in integers as int8's). ``quantize("float8")`` (or ``"float8_from_float32"``) trains with float8
     fake-quantized products and delayed scaling, as Keras does (``layers/float8_training.py``).
+    ``quantize("awq", config=AWQConfig(...))`` (the model's, which calibrates it) keeps 4-bit activation-aware
+    weights (``layers/awq_weights.py``, ``gpu_dl/awq.py``).
 
     ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
     int4 ones.
@@ -134,7 +136,7 @@ class Dense(lora.LoraLayer, Layer):
 
     fixed_input_axes = (-1,)
     supports_masking = True
-    quantization_modes = ("int8", "int4", "float8")
+    quantization_modes = ("int8", "int4", "float8", "awq")
     kernel = lora.merged_weight("kernel")
     lora_build_keeps_alpha = False
     lora_quantization_modes = ("int8", "int4")
@@ -168,6 +170,8 @@ class Dense(lora.LoraLayer, Layer):
             self._int8_build((input_shape[-1], self.units))
         elif mode == "int4":
             self._int4_build((input_shape[-1], self.units))
+        elif mode == "awq":
+            self.kernel = awq_weights.build(self, input_shape[-1], self.units)[0]
         else:
             self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
                                           regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -198,6 +202,8 @@ class Dense(lora.LoraLayer, Layer):
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "float8":
             quantized.number_for_files(*float8_training.file_variables(self, self.bias if self.use_bias else None))
+        elif self.dtype_policy.quantization_mode == "awq":
+            awq_weights.number_for_files(self)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale,
                                        getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
@@ -211,6 +217,8 @@ class Dense(lora.LoraLayer, Layer):
         config = quantized.checked_request(self, Dense, mode, config, type_check)
         if config.mode == "int4":
             self._quantize_int4(config)
+        elif config.mode == "awq":
+            awq_weights.prepare(self, self.kernel.shape[0], self.units, config)
         elif config.mode == "float8":
             float8_training.quantize(self, self.kernel)
         else:
@@ -256,6 +264,8 @@ class Dense(lora.LoraLayer, Layer):
             product = x @ self._int4_kernel(self.compute_dtype)
         elif mode == "float8":
             product = float8_training.product(self, x, training, dense_forward)
+        elif mode == "awq":
+            product = x @ awq_weights.kernel(self, self.units, self.compute_dtype)
         else:
             product = dense_forward(x, self.kernel.value)
         product = self.add_low_rank_product(x, product)
@@ -283,7 +293,7 @@ class Dense(lora.LoraLayer, Layer):
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
             # kernel and its scales
             kernel = quantized.dequantized(self.kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
-                else self._int4_kernel(dz.dtype)
+                else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
             return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)

@@ -23,7 +23,10 @@ with float8 fake-quantized einsums and delayed scaling, as Keras does (``layers/
 ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_kernel_a`` (the kernel's shape with
 the last axis of size rank) and ``lora_kernel_b`` (rank, the kernel's last axis).
 
-Not supported (a ValueError): the GPTQ and AWQ quantization modes, LoRA on a quantized kernel; an
+``quantize("awq", config=AWQConfig(...))`` (the model's, which calibrates it) keeps 4-bit activation-aware weights of
+Keras's 2-D view of a 2-D or 3-D kernel (``layers/awq_weights.py``).
+
+Not supported (a ValueError): the GPTQ quantization mode, LoRA on a quantized kernel; an
 equation that repeats a label within one operand (a diagonal).
 """
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy
 
 from .. import activations, initializers
 from ..backend import array_module
-from . import float8_training, lora, quantized
+from . import awq_weights, float8_training, lora, quantized
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -152,7 +155,7 @@ class EinsumDense(lora.LoraLayer, Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
-    quantization_modes = ("int8", "int4", "float8")
+    quantization_modes = ("int8", "int4", "float8", "awq")
     kernel = lora.merged_weight("kernel")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
@@ -208,6 +211,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._int8_build(plan.kernel_shape)
         elif self.dtype_policy.quantization_mode == "int4":
             self._int4_build(plan.kernel_shape)
+        elif self.dtype_policy.quantization_mode == "awq":
+            self._awq_kernel_shape = tuple(plan.kernel_shape)
+            self.kernel = awq_weights.build(self, *awq_weights.matrix_shape(plan.kernel_shape, self._where()),
+                                            zero_name="zero_point")[0]
         else:
             kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
             self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
@@ -243,6 +250,8 @@ class EinsumDense(lora.LoraLayer, Layer):
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "float8":
             quantized.number_for_files(*float8_training.file_variables(self, self.bias))
+        elif self.dtype_policy.quantization_mode == "awq":
+            awq_weights.number_for_files(self)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
                                        getattr(self, "g_idx", None))
@@ -261,6 +270,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._quantize_int4(config)
         elif config.mode == "float8":
             float8_training.quantize(self, self.kernel)
+        elif config.mode == "awq":
+            self._awq_kernel_shape = tuple(self.kernel.shape)
+            awq_weights.prepare(self, *awq_weights.matrix_shape(self.kernel.shape, self._where()), config,
+                                zero_name="zero_point")
         else:
             quantized.quantize_weight(self, EinsumDense, None, config, False, "kernel",
                                       tuple(layout.kernel_reduced), self._int8_build,
@@ -288,6 +301,12 @@ class EinsumDense(lora.LoraLayer, Layer):
         _, columns = self._int4_shape(self._int4_kernel_shape)
         return quantized.int4_dequantized(self, columns, dtype).reshape(self._int4_kernel_shape)
 
+    def _awq_kernel(self, dtype):
+        """The float kernel the AWQ one stands for (its float kernel before calibration), in the kernel's
+        shape."""
+        columns = awq_weights.matrix_shape(self._awq_kernel_shape, self._where())[1]
+        return awq_weights.kernel(self, columns, dtype).reshape(self._awq_kernel_shape)
+
     def _int8_kernel(self, dtype):
         """The float kernel the int8 one stands for."""
         layout = self._scale_layout
@@ -298,7 +317,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         shape = tuple(shape)
         plan = self._plan(shape)
         # an int4 kernel is stored packed: the shape it stands for is the one to compare
-        built = self._int4_kernel_shape if self.dtype_policy.quantization_mode == "int4" else \
+        mode = self.dtype_policy.quantization_mode
+        built = self._int4_kernel_shape if mode == "int4" else self._awq_kernel_shape if mode == "awq" else \
             None if self.kernel is None else self.kernel.shape
         if built is not None and plan.kernel_shape != built:
             raise ValueError(f"{self._where()}: it was built for inputs like {self.input_spec} (kernel "
@@ -318,6 +338,8 @@ class EinsumDense(lora.LoraLayer, Layer):
             z = float8_training.product(self, x, training, lambda a, b: _einsum(equation, a, b))
         elif mode == "int4":
             z = self._int4_product(equation, x)
+        elif mode == "awq":
+            z = _einsum(equation, x, self._awq_kernel(self.compute_dtype))
         elif self.inputs_quantizer is None:
             # Keras's torch backend multiplies float inputs by the dequantized kernel
             z = _einsum(equation, x, self._int8_kernel(x.dtype))
@@ -363,7 +385,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         operands = float8_training.backward(self, dz) if mode == "float8" else None
         # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
         kernel = operands[1] if operands else self.kernel.value if mode is None else \
-            self._int8_kernel(dz.dtype) if mode == "int8" else self._int4_kernel(dz.dtype)
+            self._int8_kernel(dz.dtype) if mode == "int8" else self._awq_kernel(dz.dtype) if mode == "awq" else \
+            self._int4_kernel(dz.dtype)
         if self.trainable:
             if self.bias is not None:
                 lead = dz.ndim - self.bias.value.ndim

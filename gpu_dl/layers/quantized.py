@@ -17,6 +17,8 @@ from ..dtype_policies import QUANTIZATION_MODES, QuantizedDTypePolicy, check_qua
 
 def default_config(mode):
     from .. import quantizers
+    if mode == "awq":
+        raise ValueError("For AWQ, you must pass an `AWQConfig` object in the `config` argument.")
     if mode == "float8":
         return quantizers.Float8QuantizationConfig()
     return quantizers.Int4QuantizationConfig() if mode == "int4" else quantizers.Int8QuantizationConfig()
@@ -41,6 +43,8 @@ def resolve_config(mode, config, where):
     if mode is not None and config.mode != mode:
         raise ValueError(f"Contradictory arguments: mode='{mode}' but config.mode='{config.mode}'")
     check_quantization_mode(config.mode, where)
+    if config.mode == "awq" and not isinstance(config, quantizers.AWQConfig):
+        raise ValueError(f"Mode 'awq' requires a valid `config` argument of type `AWQConfig`. Received: {type(config)}")
     return config
 
 
@@ -87,7 +91,7 @@ def check_layer_mode(layer, mode):
     ``quantization_modes``); a NotImplementedError, Keras's, for float8 on a layer Keras does not train in float8
     (``Model.quantize`` skips such a layer with a warning, as Keras does)."""
     supported = getattr(layer, "quantization_modes", ("int8",))
-    if mode == "float8" and mode not in supported:
+    if mode in ("float8", "awq") and mode not in supported:
         raise NotImplementedError(f"Invalid quantization mode. Expected one of {tuple(supported)}. Received: "
                                   f"quantization_mode={mode}")
     if mode is not None and mode not in supported:
@@ -206,9 +210,14 @@ def number_for_files(*variables):
 
 
 def serialized_config(config):
-    """A layer's ``quantization_config`` as Keras writes it in the layer's config (None stays None)."""
+    """A layer's ``quantization_config`` as Keras writes it in the layer's config (None stays None). AWQ's
+    structure of layers serves the calibration alone and is written as None (Keras's recursion into the layers
+    fails)."""
     from .. import quantizers
-    return quantizers.serialize(config)
+    serialized = quantizers.serialize(config)
+    if isinstance(config, quantizers.AWQConfig):
+        serialized["config"]["quantization_layer_structure"] = None
+    return serialized
 
 
 def _matmul(a, b):

@@ -441,7 +441,8 @@ class _ModelBase(trainer.Trainer, Layer):
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Keras's ``quantize``: quantize the weights of every layer within the model that can be (``"int8"``,
-        ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``: Dense, EinsumDense; all three:
+        ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``, ``"awq"``: Dense, EinsumDense,
+        AWQ calibrating those of the structure's blocks (``gpu_dl/awq_calibration.py``); int8, int4, float8:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
         taking a layer) picks the layers by name."""
@@ -455,6 +456,14 @@ class _ModelBase(trainer.Trainer, Layer):
                              f"Received: {type(filters)}")
         config = quantized.resolve_config(mode, config, f"Model '{self.name}'")
         quantized.check_quantize_args(self, config.mode)
+        structure = None
+        if config.mode == "awq":
+            from .. import awq_calibration
+            structure = config.quantization_layer_structure
+            if structure is None:
+                structure = self.get_quantization_layer_structure(config.mode)
+            # refused before any layer changes (Keras checks after quantizing the layers)
+            awq_calibration.check_request(config, structure)
 
         def chosen(layer):
             if filters is None:
@@ -482,6 +491,15 @@ class _ModelBase(trainer.Trainer, Layer):
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
                 warnings.warn(str(e))
+        if structure is not None:
+            awq_calibration.calibrate(config, structure)
+
+    def get_quantization_layer_structure(self, mode):
+        """Keras's hook for the quantization modes that calibrate block after block (``"awq"``): a model returns
+        ``{"pre_block_layers": [...], "sequential_blocks": [...]}`` for ``mode``, or None (as here) where it has no
+        such structure."""
+        del mode
+        return None
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
