@@ -1,0 +1,75 @@
+"""Functional models against Keras 3 itself (where Keras is installed), where gpu_dl once differed: an input the
+outputs do not use, a nested model called on a less specific shape, and the summary's rows for the masks a merge
+hands a recurrent layer."""
+import os
+import warnings
+
+import numpy
+import pytest
+
+import gpu_dl
+import keras_steps
+from gpu_dl.models import load_model
+
+fresh_sessions = keras_steps.fresh_sessions     # autouse: both sessions cleared around each test
+
+
+@pytest.fixture
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def _np(keras, x):
+    return keras.ops.convert_to_numpy(x)
+
+
+# ------------------------------------------------------------------ an input the outputs do not use
+def _unused_input_model(lib):
+    a, b = lib.Input((3,), name="a"), lib.Input((2,), name="b")
+    hidden = lib.layers.Dense(4, activation="tanh", name="hidden")(a)
+    return lib.Model([a, b], lib.layers.Dense(2, name="head")(hidden))
+
+
+def test_a_model_keeps_an_input_its_outputs_do_not_use(keras, rng, tmp_path, monkeypatch):
+    """Keras takes such an input without a warning: its InputLayer is a layer of the model (at depth 0, ahead of
+    the layers there), the model takes and checks its data in fit, evaluate and predict, and the config and saved
+    file keep it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = _unused_input_model(gpu_dl)
+    theirs = _unused_input_model(keras)
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers] == \
+        ["a", "hidden", "b", "head"]
+    assert [t.name for t in ours.inputs] == [t.name for t in theirs.inputs] == ["a", "b"]
+    keras_steps.assert_same_summary(ours, theirs, monkeypatch)
+    config, keras_config = ours.get_config(), theirs.get_config()
+    assert config["input_layers"] == keras_config["input_layers"] == [["a", 0, 0], ["b", 0, 0]]
+    assert [entry["name"] for entry in config["layers"]] == [entry["name"] for entry in keras_config["layers"]]
+    for rebuilt in (gpu_dl.Model.from_config(config), keras.Model.from_config(config)):
+        assert [layer.name for layer in rebuilt.layers] == ["a", "hidden", "b", "head"]
+
+    theirs.set_weights(ours.get_weights())
+    x = [rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")]
+    y = rng.standard_normal((6, 2)).astype("float32")
+    kernel, bias, head_kernel, head_bias = ours.get_weights()
+    expected = numpy.tanh(x[0] @ kernel + bias) @ head_kernel + head_bias
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(_np(keras, theirs.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-6)
+    ours.compile(optimizer="sgd", loss="mse")
+    theirs.compile(optimizer="sgd", loss="mse")
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+    ours_history = ours.fit(x, y, batch_size=3, epochs=2, shuffle=False, verbose=0).history["loss"]
+    theirs_history = theirs.fit(x, y, batch_size=3, epochs=2, shuffle=False, verbose=0).history["loss"]
+    numpy.testing.assert_allclose(ours_history, theirs_history, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"x\[1\] \(input 'b'\) of shape \(None, 2\)"):
+        ours.predict([x[0], numpy.ones((6, 7), "float32")], verbose=0)
+    with pytest.raises(ValueError, match="must hold 2 arrays"):
+        ours.predict([x[0]], verbose=0)
+
+    ours.save(tmp_path / "ours.keras")
+    theirs.save(tmp_path / "theirs.keras")
+    for back in (load_model(tmp_path / "theirs.keras"), keras.models.load_model(tmp_path / "ours.keras")):
+        assert [layer.name for layer in back.layers] == ["a", "hidden", "b", "head"]
+        numpy.testing.assert_allclose(_np(keras, back.predict(x, verbose=0)), ours.predict(x, verbose=0),
+                                      rtol=1e-5, atol=1e-6)
