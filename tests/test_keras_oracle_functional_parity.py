@@ -73,3 +73,42 @@ def test_a_model_keeps_an_input_its_outputs_do_not_use(keras, rng, tmp_path, mon
         assert [layer.name for layer in back.layers] == ["a", "hidden", "b", "head"]
         numpy.testing.assert_allclose(_np(keras, back.predict(x, verbose=0)), ours.predict(x, verbose=0),
                                       rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ a nested model on a less specific shape
+def _inner(lib):
+    steps = lib.Input((5, 4), name="steps")
+    return lib.Model(steps, lib.layers.Dense(3, name="dense")(steps), name="inner")
+
+
+@pytest.mark.parametrize("shape,taken", [((None, 4), True), ((5, None), True), ((None, None), True),
+                                         ((5, 4), True), ((6, 4), False), ((5, 7), False), ((None, 7), False)])
+def test_a_nested_model_takes_a_less_specific_shape_and_refuses_a_conflicting_one(keras, rng, shape, taken,
+                                                                                   monkeypatch):
+    """As Keras's input spec checks a call of a functional model: each size where both the model's input and the
+    tensor know it; the model's layers then see the sizes given."""
+    ours, theirs = _inner(gpu_dl), _inner(keras)
+    ours_in, theirs_in = gpu_dl.Input(shape, name="outer_in"), keras.Input(shape, name="outer_in")
+    if not taken:
+        with pytest.raises(ValueError, match=r"incompatible with the layer: expected shape=\(None, 5, 4\)"):
+            theirs(theirs_in)
+        with pytest.raises(ValueError, match=rf"Model 'inner' expects input of shape \(None, 5, 4\).*"
+                                             rf"got \(None, {shape[0]}, {shape[1]}\)"):
+            ours(ours_in)
+        return
+    ours_out, theirs_out = ours(ours_in), theirs(theirs_in)
+    assert tuple(ours_out.shape) == tuple(theirs_out.shape) == (None, shape[0], 3)
+    ours_model, theirs_model = gpu_dl.Model(ours_in, ours_out), keras.Model(theirs_in, theirs_out)
+    keras_steps.assert_same_summary(ours_model, theirs_model, monkeypatch)
+    theirs_model.set_weights(ours_model.get_weights())
+    x = rng.standard_normal((2, 5, 4)).astype("float32")
+    kernel, bias = ours_model.get_weights()
+    numpy.testing.assert_allclose(ours_model.predict(x, verbose=0), x @ kernel + bias, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(_np(keras, theirs_model.predict(x, verbose=0)), x @ kernel + bias,
+                                  rtol=1e-5, atol=1e-6)
+    if shape[0] is None:        # data of another length: the outer model takes it, the nested one refuses it
+        longer = numpy.ones((2, 6, 4), "float32")
+        with pytest.raises(ValueError, match=r"expected shape=\(None, 5, 4\), found shape=\(2, 6, 4\)"):
+            theirs_model.predict(longer, verbose=0)
+        with pytest.raises(ValueError, match=r"Model 'inner' expects input of shape \(None, 5, 4\).*\(None, 6, 4\)"):
+            ours_model.predict(longer, verbose=0)

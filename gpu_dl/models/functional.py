@@ -503,7 +503,9 @@ class Functional(Model):
         for i, (got, t) in enumerate(zip(shapes, self._inputs)):
             label = name if len(self._inputs) == 1 else f"{name}[{i}] (input '{t.name}')"
             spec = (None,) + tuple(t.shape[1:])
-            if len(got) != len(spec) or any(s is not None and s != d for s, d in zip(spec[1:], got[1:])):
+            # As Keras's input spec: a size is checked where both are known, so a model built for (None, 5, 4)
+            # takes a less specific (None, None, 4) (its layers then see the sizes given) and refuses (None, 6, 4).
+            if len(got) != len(spec) or any(None not in (s, d) and s != d for s, d in zip(spec[1:], got[1:])):
                 raise ValueError(f"Model '{self.name}' expects {label} of shape {spec} (batch first), got "
                                  f"{tuple(got)}.")
         try:
