@@ -112,3 +112,36 @@ def test_a_nested_model_takes_a_less_specific_shape_and_refuses_a_conflicting_on
             theirs_model.predict(longer, verbose=0)
         with pytest.raises(ValueError, match=r"Model 'inner' expects input of shape \(None, 5, 4\).*\(None, 6, 4\)"):
             ours_model.predict(longer, verbose=0)
+
+
+# ------------------------------------------------------------------ the masks a merge hands a recurrent layer
+def _merged_masks(lib, merge):
+    a, b = lib.Input((5, 3), name="a"), lib.Input((5, 3), name="b")
+    merged = getattr(lib.layers, merge)(name="merge")([lib.layers.Masking(name="ma")(a),
+                                                        lib.layers.Masking(name="mb")(b)])
+    return lib.Model([a, b], lib.layers.LSTM(2, name="lstm")(merged))
+
+
+@pytest.mark.parametrize("merge", ["Add", "Maximum", "Multiply"])
+def test_the_summary_lists_the_logical_or_a_merge_of_masks_makes_as_keras_does(keras, rng, merge, monkeypatch):
+    """Keras's merge ORs its inputs' masks with ops.logical_or, an operation of the graph the recurrent layer
+    reads: a ``logical_or (LogicalOr)`` row after the merge's, fed by the Maskings' ``any`` rows."""
+    ours, theirs = _merged_masks(gpu_dl, merge), _merged_masks(keras, merge)
+    keras_steps.assert_same_summary(ours, theirs, monkeypatch)
+    rows = keras_steps.summary_rows(ours, monkeypatch)[0]
+    labels = [row[0] for row in rows]
+    assert labels.index("merge (%s)" % merge) < labels.index("logical_or (LogicalOr)") < labels.index("lstm (LSTM)")
+    assert rows[labels.index("logical_or (LogicalOr)")][1:] == ("(None, 5)", "0", "any[0][0], any_1[0][0]")
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    # the mask the recurrent layer reads on arrays is that OR: a step padded in both inputs is skipped
+    theirs.set_weights(ours.get_weights())
+    x = [rng.standard_normal((4, 5, 3)).astype("float32") for _ in range(2)]
+    x[0][:, 3:] = 0.0
+    x[1][:2, 3:] = 0.0
+    got = ours.predict(x, verbose=0)
+    numpy.testing.assert_allclose(got, _np(keras, theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+    if merge != "Add":      # Maximum and Multiply leave the masked values out of their result, as Keras's do
+        return
+    merged, lstm = x[0] + x[1], ours.get_layer("lstm")
+    numpy.testing.assert_allclose(got[:2], gpu_dl.backend.to_numpy(lstm(merged[:2, :3])), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(got[2:], gpu_dl.backend.to_numpy(lstm(merged[2:])), rtol=1e-5, atol=1e-6)
