@@ -216,6 +216,31 @@ def refusals(make):
         classifier().evaluate(data, batch_size=5, verbose=0)
 
 
+def unbatched_data_sets_get_a_hint(make, make_unbatched, kind):
+    """A data set of single samples (no ``.batch()``): fit, evaluate and predict refuse it with the model's shape
+    error and a hint to batch it; a batched data set of the wrong shape gets the error alone, and batching the
+    same samples trains as the arrays."""
+    x, y, _ = arrays()
+    hint = (rf"(?s)Batch 0 of `x`: .*expects `x` of shape \(None, 4\).*got \(4,\).* The {kind} looks unbatched: "
+            r"its elements have the shape of one sample, without the batch axis\. Batch it before passing it, "
+            r"e\.g\. `dataset\.batch\(32\)`\.")
+    for run in (lambda m: quiet_fit(m, make_unbatched((x, y))),
+                lambda m: m.evaluate(make_unbatched((x, y)), verbose=0),
+                lambda m: m.predict(make_unbatched(x), verbose=0)):
+        with pytest.raises(ValueError, match=hint):
+            run(classifier())
+    rng = numpy.random.default_rng(5)
+    a, b = rng.standard_normal((6, 2)).astype("float32"), rng.standard_normal((6, 3)).astype("float32")
+    ia, ib = gpu_dl.Input((2,), name="a"), gpu_dl.Input((3,), name="b")
+    two = gpu_dl.Model({"a": ia, "b": ib}, layers.Dense(1)(layers.Concatenate()([ia, ib])))
+    with pytest.raises(ValueError, match=f"The {kind} looks unbatched"):
+        two.predict(make_unbatched({"a": a, "b": b}), verbose=0)
+    with pytest.raises(ValueError, match=r"got \(5, 3\)") as refused:
+        classifier().predict(make(x[:, :3], 5), verbose=0)      # batched, of another feature size: no hint
+    assert "unbatched" not in str(refused.value)
+    numpy.testing.assert_array_equal(classifier().predict(make(x, 32), verbose=0),
+                                     classifier().predict(x, batch_size=32, verbose=0))
+
 def keras_pair():
     """gpu_dl's classifier and Keras 3's same model (torch backend) with the same weights, both compiled alike;
     skips where Keras is missing or runs on another backend."""

@@ -142,6 +142,22 @@ def test_refusals():
     cases.refusals(tf_stand_in)
 
 
+
+def _samples(parts):
+    """The samples of ``parts`` one by one, as a data set made without ``batch()`` gives them."""
+    return [_map(parts, lambda a, i=i: a[i]) for i in range(len(_batches(parts, 1)))]
+
+
+def test_an_unbatched_data_set_gets_a_hint_to_batch_it():
+    def unbatched(parts):
+        return DatasetV2(_samples(parts), len(_samples(parts)))
+    cases.unbatched_data_sets_get_a_hint(tf_stand_in, unbatched, "tf.data.Dataset")
+    cases.unbatched_data_sets_get_a_hint(tf_stand_in, lambda parts: MapDataset(_samples(parts)), "grain dataset")
+    x, y, _ = cases.arrays()
+    with pytest.raises(ValueError, match=r"got \(4,\)") as refused:       # a generator has no batch(): no hint
+        cases.classifier().predict((s for s in _samples((x,))), verbose=0)
+    assert "unbatched" not in str(refused.value)
+
 @pytest.mark.parametrize("tensor", [RaggedTensor(numpy.zeros((5, 4))), SparseTensor()], ids=["ragged", "sparse"])
 def test_ragged_and_sparse_tensors_are_refused(tensor):
     x, y, _ = cases.arrays()

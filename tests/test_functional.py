@@ -465,8 +465,7 @@ def test_bad_graphs_are_clear_errors():
         gpu_dl.Model(numpy.ones((2, 3)), out)
     with pytest.raises(ValueError, match="`outputs` values must be KerasTensors"):
         gpu_dl.Model(a, "dense")
-    with pytest.raises(ValueError, match=r"input\(s\) 'b'.*not connected to the output"):
-        gpu_dl.Model([a, b], out)
+    assert [type(layer).__name__ for layer in gpu_dl.Model([a, b], out).layers] == ["InputLayer", "InputLayer", "Dense"]
     with pytest.raises(ValueError, match="Graph disconnected.*'b'"):
         gpu_dl.Model(a, layers.Add()([out, layers.Dense(2)(b)]))
     assert len(gpu_dl.Model(a, [out, out]).outputs) == 2     # Keras takes one tensor listed twice, too

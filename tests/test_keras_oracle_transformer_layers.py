@@ -157,6 +157,31 @@ def test_gqa_matches_keras(rng, head_dim, n, g, options, batch, tq, tv, with_key
     assert _config(ours) == _config(theirs)
 
 
+
+@pytest.mark.parametrize("query,value", [((3, 4), (5, 6)), ((3, None), (5, 4)), ((3, 4), (5, None)),
+                                         ((None, None), (None, None)), ((3, 4), (5, 4))])
+def test_gqa_refuses_the_symbolic_query_and_value_keras_refuses(query, value):
+    """Keras compares the query's and value's feature sizes as they are: an unknown one differs from a known one
+    (arrays of different feature sizes are still accepted, built or not, by both)."""
+    results = []
+    for module in (layers, keras.layers):
+        eager = module.GroupQueryAttention(2, 2, 1)
+        assert tuple(eager(numpy.ones((2, 3, 4), "float32"), numpy.ones((2, 5, 6), "float32")).shape) == (2, 3, 4)
+        gqa = module.GroupQueryAttention(2, 2, 1)
+        if None in query + value:   # built, so that the unknown sizes need no kernel built for them
+            gqa(numpy.ones((2, 3, 4), "float32"), numpy.ones((2, 5, 4), "float32"))
+        try:
+            results.append(tuple(gqa(module.Input(query), module.Input(value)).shape))
+        except ValueError as error:
+            results.append(str(error))
+    ours, theirs = results
+    if isinstance(theirs, tuple):
+        assert ours == theirs == (None,) + query
+    else:
+        want = (f"last dimension of `query_shape` and `value_shape` must be equal, but are {query[1]}, {value[1]}. "
+                f"Received: query_shape={(None,) + query}, value_shape={(None,) + value}")
+        assert want in theirs and want in ours
+
 def _gqa_model(module):
     L = module.layers
     ids = L.Input((6,), dtype="int32")

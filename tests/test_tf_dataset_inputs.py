@@ -64,6 +64,10 @@ def test_refusals():
     cases.refusals(make)
 
 
+
+def test_an_unbatched_data_set_gets_a_hint_to_batch_it():
+    cases.unbatched_data_sets_get_a_hint(make, tf.data.Dataset.from_tensor_slices, "tf.data.Dataset")
+
 def test_ragged_and_sparse_tensors_are_refused():
     ragged = tf.data.Dataset.from_tensor_slices((tf.ragged.constant([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0]]),
                                                  [0, 1])).batch(2)

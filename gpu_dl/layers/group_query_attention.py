@@ -72,8 +72,9 @@ class GroupedQueryAttention(HeadAttention):
 
     def compute_output_shape(self, input_shape):
         query, value, _ = self._shapes(input_shape)
-        # As Keras's compute_output_shape: the output has the query's shape, and the value its feature size.
-        if None not in (query[2], value[2]) and query[2] != value[2]:
+        # As Keras's compute_output_shape: the output has the query's shape, and the value its feature size; an
+        # unknown feature size is unequal to a known one (Keras compares the two as they are).
+        if query[2] != value[2]:
             raise ValueError(f"{self._where()}: the last dimension of `query_shape` and `value_shape` must be equal, "
                              f"but are {query[2]}, {value[2]}. Received: query_shape={query}, value_shape={value}")
         return query

@@ -21,8 +21,9 @@ from ..backend import array_module
 from ..ops import merge as ops
 from . import build_shapes
 from .base import Layer
+from . import masks as mask_rules
 from .masks import from_arrays
-from .symbolic import any_symbolic
+from .symbolic import KerasTensor, any_symbolic
 
 
 def _batchless(shape):
@@ -150,6 +151,23 @@ class Merge(Layer):
         for m in mask[1:]:
             out = out | m
         return out
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """The output's mask on symbolic tensors. Where every input's mask is made by operations of the graph
+        (a Masking's ``any``, an Embedding's ``not_equal``), the element-wise merges OR them with
+        ``ops.logical_or``, recording the operations Keras's graph has (``logical_or (LogicalOr)`` rows of a
+        summary); otherwise, as for the other merges, arrays standing in for them tell its rank."""
+        def recorded(m):        # made by an operation of the graph, not a stand-in for a mask known on arrays
+            history = getattr(m, "_keras_history", None) if isinstance(m, KerasTensor) else None
+            return history is not None and not isinstance(history.operation, mask_rules.TensorMask)
+        if type(self).compute_mask is Merge.compute_mask and isinstance(mask, (list, tuple)) and mask and \
+                all(map(recorded, mask)):
+            from . import keras_ops     # the Keras ops sit on the layers' base; import late
+            out = mask[0]
+            for m in mask[1:]:
+                out = keras_ops.logical_or(out, m)
+            return out
+        return mask_rules._from_stand_ins(self, x, mask, outputs)
 
     def call(self, xs, training=False, masks=None):
         raise NotImplementedError

@@ -98,7 +98,7 @@ def map_graph(inputs, outputs, tensors_of=None):
     Returns ``(nodes, layers, depths)``: the nodes in an order where each follows the nodes it reads from
     (depth-first from the outputs), the layers by decreasing depth and then by first visit, as Keras orders
     them, and each node's depth (its distance from the outputs). A cycle, a tensor the inputs cannot reach,
-    two layers of one name and then an input the outputs do not use are ValueErrors. ``tensors_of(node)``: the
+    two layers of one name are ValueErrors; an input the outputs do not use is kept. ``tensors_of(node)``: the
     tensors a call reads (its ``input_tensors`` where not given).
     """
     if tensors_of is None:
@@ -155,12 +155,14 @@ def map_graph(inputs, outputs, tensors_of=None):
                              "be unique. Automatic names ('dense', 'dense_1', 'add', ...) count up per kind of "
                              "layer or operation, whatever names were given explicitly: give one of them another "
                              "`name`.")
-    # After the names, as Keras checks them (Keras takes an input the output does not use; gpu_dl refuses it).
-    unused = [t for t in inputs if _node_of(t) not in in_graph]
-    if unused:
-        raise ValueError(f"The input(s) {', '.join(_describe(t) for t in unused)} are not connected to the output: "
-                         "the output does not depend on them. Leave them out of `inputs`, or use them.")
-    return order, layers, depths
+    # An input the outputs do not use is kept, as Keras keeps it (a loss or metric may read it): its InputLayer is
+    # at depth 0, ahead of the other layers there, and the model still takes (and checks) its data.
+    unused = [node for node in map(_node_of, inputs) if node.is_input and node not in in_graph]
+    for node in unused:
+        depths[node] = layer_depths[node.layer] = 0
+        first_visit[node.layer] = -1
+    layers = sorted(layer_depths, key=lambda layer: (-layer_depths[layer], first_visit[layer]))
+    return unused + order, layers, depths
 
 
 def _adjusted_rank(array, tensor):
@@ -501,7 +503,9 @@ class Functional(Model):
         for i, (got, t) in enumerate(zip(shapes, self._inputs)):
             label = name if len(self._inputs) == 1 else f"{name}[{i}] (input '{t.name}')"
             spec = (None,) + tuple(t.shape[1:])
-            if len(got) != len(spec) or any(s is not None and s != d for s, d in zip(spec[1:], got[1:])):
+            # As Keras's input spec: a size is checked where both are known, so a model built for (None, 5, 4)
+            # takes a less specific (None, None, 4) (its layers then see the sizes given) and refuses (None, 6, 4).
+            if len(got) != len(spec) or any(None not in (s, d) and s != d for s, d in zip(spec[1:], got[1:])):
                 raise ValueError(f"Model '{self.name}' expects {label} of shape {spec} (batch first), got "
                                  f"{tuple(got)}.")
         try:

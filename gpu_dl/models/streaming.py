@@ -166,7 +166,7 @@ class Stream:
         return self.steps or self.length
 
     def where(self, index):
-        return f"batch {index} of `{self.name}`"
+        return _Place(f"batch {index} of `{self.name}`", foreign_datasets.kind(self.data))
 
     def first(self):
         """The first batch, left in place for the first epoch."""
@@ -297,9 +297,43 @@ def unpack(raw, where):
     return tuple(raw) + (None,) * (3 - len(raw))
 
 
-def _named(exc, where):
-    """The same error, its message led by the batch it is about."""
-    return (TypeError if isinstance(exc, TypeError) else ValueError)(f"{where.capitalize()}: {exc}")
+class _Place(str):
+    """Where a batch comes from (``batch 3 of `x```), and the kind of data set it is of (None: not another
+    library's)."""
+
+    def __new__(cls, text, kind=None):
+        place = super().__new__(cls, text)
+        place.kind = kind
+        return place
+
+
+def _looks_unbatched(model, x):
+    """Whether the inputs ``x`` of a batch have the shapes of one sample each: an axis fewer than the model's
+    inputs, and their sizes where the model knows them."""
+    try:
+        shapes = model.input_shape
+    except (AttributeError, ValueError):        # a model not built yet: no shapes to compare with
+        return False
+    if shapes is None:
+        return False
+    shapes = shapes if isinstance(shapes, list) else [shapes]
+    arrays = [x[k] for k in sorted(x)] if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(shapes) or not all(hasattr(a, "shape") for a in arrays):
+        return False
+    return all(len(a.shape) == len(s) - 1 and all(d is None or d == n for d, n in zip(s[1:], a.shape))
+               for a, s in zip(arrays, shapes))
+
+
+def _named(exc, where, model=None, x=None):
+    """The same error, its message led by the batch it is about; where a data set's inputs have the shapes of
+    one sample each, a hint to batch it."""
+    message = f"{where.capitalize()}: {exc}"
+    kind = getattr(where, "kind", None)
+    if kind in (foreign_datasets.TF_DATASET, foreign_datasets.GRAIN_DATASET) and model is not None and \
+            _looks_unbatched(model, x):
+        message += (f" The {kind} looks unbatched: its elements have the shape of one sample, without the batch "
+                    "axis. Batch it before passing it, e.g. `dataset.batch(32)`.")
+    return (TypeError if isinstance(exc, TypeError) else ValueError)(message)
 
 
 def prepare(model, raw, where, class_weight=None):
@@ -314,7 +348,7 @@ def prepare(model, raw, where, class_weight=None):
     try:
         x, y, sw, output_shape = model._prepare(x, y, sw, class_weight)
     except (ValueError, TypeError) as exc:
-        raise _named(exc, where) from None
+        raise _named(exc, where, model, x) from None
     return x, trainer.as_streamed(y), trainer.as_streamed(sw), output_shape
 
 
@@ -342,10 +376,9 @@ def check_stateful(model, x, where):
 def _host_inputs(model, raw, where):
     x, _, _ = unpack(raw, where)
     try:
-        x = model._checked_features(x, "x")
+        return model._checked_features(x, "x")
     except (ValueError, TypeError) as exc:
-        raise _named(exc, where) from None
-    return x
+        raise _named(exc, where, model, x) from None
 
 
 def _on_device(x):

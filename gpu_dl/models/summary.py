@@ -19,10 +19,11 @@ console's width (COLUMNS, else the terminal's, else 80).
 Keras's functional graph holds the operations that make a mask a layer's call
 reads (its ``mask`` argument: the recurrent layers, ...), and its summary lists
 them: ``not_equal (NotEqual)`` after an ``Embedding(mask_zero=True)``,
-``not_equal (NotEqual)`` and ``any (Any)`` after a ``Masking``, with the edges
-they add (*Connected to*). gpu_dl carries masks beside its graph but records
-those operations on its symbolic tensors too, and its summary lists them as
-Keras does. A mask gpu_dl's layers compute on arrays only (the merges') has no
+``not_equal (NotEqual)`` and ``any (Any)`` after a ``Masking``, ``logical_or
+(LogicalOr)`` after an element-wise merge of such masks, with the edges they
+add (*Connected to*). gpu_dl carries masks beside its graph but records those
+operations on its symbolic tensors too, and its summary lists them as Keras
+does. A mask gpu_dl's layers compute on arrays only (Concatenate's) has no
 such operations: where Keras records some for it, Keras's summary has rows
 gpu_dl's lacks.
 """
