@@ -278,10 +278,7 @@ def test_mask_given_to_a_call(xp, tmp_path):
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("make, what", [
     (lambda h: layers.Multiply()([h, layers.GlobalAveragePooling1D()(h)]), "a merge of masked inputs of different"),
-    (lambda h: layers.Bidirectional(layers.LSTM(2, stateful=True))(h), "stateful=True"),
-    (lambda h: layers.Bidirectional(layers.GRU(2))(h, initial_state=[h[:, 0, :2], h[:, 1, :2]]),
-     r"its call with tensor arguments \['initial_state'\]"),
-], ids=["merge_of_ranks", "stateful", "bidirectional_initial_state"])
+], ids=["merge_of_ranks"])
 def test_what_stays_refused_writes_nothing(xp, make, what, tmp_path):
     ids = gpu_dl.Input((5,), dtype="int32", batch_size=2)
     h = layers.Embedding(9, 3, mask_zero=True)(ids)

@@ -1,0 +1,273 @@
+"""The recurrent layers' ONNX conversions (``onnx_export.py`` walks the model and calls them): LSTM, GRU,
+SimpleRNN, ``RNN`` over SimpleRNNCell, LSTMCell and GRUCell (one, a list or StackedRNNCells), ConvLSTM1D/2D/3D
+and Bidirectional over any of them.
+
+LSTM, GRU and SimpleRNN become ONNX's LSTM, GRU and RNN nodes (``onnx_export._rnn_node``; masks as
+``onnx_export._masked_recurrent`` reads them). ``RNN(cell)`` runs the layers gpu_dl runs for its cells
+(``layers/rnn_layer.py``): one such node per cell, each reading the one before's sequence, the states flat in the
+cells' order. ``go_backwards`` reads the steps (and the mask) reversed, and a sequence output stays in the order
+read, as in Keras. Bidirectional is one bidirectional node where both directions are plain LSTM, GRU or SimpleRNN
+layers without initial or carried states; otherwise each direction is converted as the layer it is, the backward
+one's sequence turned back; ``initial_state`` gives the forward layer's states, then the backward layer's.
+
+ConvLSTM has no ONNX node: the input convolution of every step is one Conv (time folded into the batch), and a
+Scan over the steps runs the recurrent convolution and the gates (any activation the export converts) with h and c
+as its carried states; a masked step keeps the states (a Where in the Scan's body). Scan rather than Loop: the
+number of steps is the input's, every step reads one slice of it and adds one slice to the output, which is what
+Scan states (and ONNX Runtime runs it without a trip count or condition).
+
+A masked step of any of these layers leaves the states as they were and outputs the output before it (zeros
+before the first, or zeros with ``zero_output_for_mask``), as gpu_dl runs it. As in gpu_dl and Keras, a call given
+``initial_state`` tensors is not handed its input's mask (every step runs); its sequence output still carries
+that mask.
+
+``stateful=True``: each call of a stateful layer starts from the states the call before ended with. An ONNX file
+has no variables, so those states become graph inputs and outputs: ``<layer>/state_h`` (and ``<layer>/state_c``
+for the LSTMs; for an RNN of several cells ``<rnn>/<cell>/state_h``, ...) after the model's inputs, each (batch,
+units) (a ConvLSTM's as its states are shaped in its data format), and ``<layer>/state_h_out``, ... after the
+model's outputs: feed zeros (or ``layer.states``) to the first run and each run's outputs to the next, as the
+layer carries them. A stateful call given ``initial_state`` starts from those instead (no state inputs then).
+"""
+from __future__ import annotations
+
+import numpy
+
+from .onnx_export import (_INT64_MAX, _RNN_NODES, _Builder, _Value, _activation, _bidirectional_merge,
+                          _masked_recurrent, _reversed_steps, _rnn_node, _unsupported, _weights)
+
+
+def _flat(given):
+    """The names of a (possibly nested: an RNN's states per cell) structure of ``_Value``."""
+    if given is None:
+        return []
+    if isinstance(given, (list, tuple)):
+        return [name for g in given for name in _flat(g)]
+    return [given.name]
+
+
+def _call_inputs(b, layer):
+    """(initial states, the mask the call runs on) of the call being converted."""
+    initial = _flat(b.call_tensors.get("initial_state"))
+    # As gpu_dl (functional.py) and Keras: a call given initial_state tensors is not handed its input's mask.
+    return initial, None if initial and not b.mask_given else b.mask
+
+
+def _kind(layer):
+    from ..layers import recurrent
+    for cls in (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN):
+        if isinstance(layer, cls):
+            return cls.__name__
+    return None
+
+
+def _state_names(layer):
+    return ("h", "c")[:layer.state_count]
+
+
+def _state_shape(layer, x):
+    """A state's shape for input ``x``: (batch, units), a ConvLSTM's (batch, ...) in its data format."""
+    from ..layers.conv_lstm import ConvLSTM
+    if isinstance(layer, ConvLSTM):
+        shape = layer._moved((None,) + tuple(x.shape[1:]), 2, True)
+        return layer._given_format(layer._state_shape(shape), 1)
+    return (None, layer.units)
+
+
+def _state_inputs(b, layer, x):
+    """A stateful layer's carried states as graph inputs."""
+    names = []
+    for s in _state_names(layer):
+        name = b.name(f"{layer.name}/state_{s}")
+        b.graph_inputs.append((name, _state_shape(layer, x)))
+        names.append(name)
+    return names
+
+
+def _state_outputs(b, layer, x, states):
+    for s, state in zip(_state_names(layer), states):
+        name = b.name(f"{layer.name}/state_{s}_out")
+        b.nodes.append(b.onnx.helper.make_node("Identity", [state], [name], name=b.name(f"{name}_node")))
+        b.graph_outputs.append((name, _state_shape(layer, x)))
+
+
+def sequence(b, layer, x, mask, initial, backwards=None):
+    """``(output, states)`` of the recurrent ``layer`` on ``x`` (a ``_Value``) with ``mask`` (a (batch, steps)
+    bool tensor's name or None) from the ``initial`` states (names; none: zeros, or a stateful layer's carried
+    states as graph inputs); ``backwards``: whether it reads the steps reversed (its ``go_backwards`` unless
+    said)."""
+    from ..layers.conv_lstm import ConvLSTM
+    from ..layers.rnn_layer import RNN
+    if layer.go_backwards if backwards is None else backwards:
+        x = _Value(_reversed_steps(b, x.name), x.shape)
+        mask = None if mask is None else _reversed_steps(b, mask)
+    if isinstance(layer, RNN):
+        return _cells(b, layer, x, mask, initial)
+    if not isinstance(layer, ConvLSTM) and _kind(layer) is None:
+        raise _unsupported(layer, f"a recurrent layer of class {type(layer).__name__}",
+                           "LSTM, GRU, SimpleRNN, RNN of built-in cells and ConvLSTM")
+    if layer.stateful and not initial:
+        initial = _state_inputs(b, layer, x)
+    y, states = (_conv_lstm if isinstance(layer, ConvLSTM) else _node)(b, layer, x, mask, initial)
+    if layer.stateful:
+        _state_outputs(b, layer, x, states)
+    return y, states
+
+
+def _node(b, layer, x, mask, initial):
+    """LSTM, GRU or SimpleRNN read forward as one ONNX recurrent node."""
+    op_type, order = _RNN_NODES[_kind(layer)]
+    if mask is not None:
+        return _masked_recurrent(b, layer, x, mask, op_type, order, initial)
+    sequence_out, *states = _rnn_node(b, layer, x, op_type, order, [layer], initial=initial)
+    if layer.return_sequences:
+        y = b.transpose(b.op("Squeeze", [sequence_out, b.ints([1])]), [1, 0, 2])
+    else:
+        y = b.op("Squeeze", [states[0], b.ints([0])])
+    return y, [b.op("Squeeze", [s, b.ints([0])]) for s in states]
+
+
+def _cells(b, layer, x, mask, initial):
+    """``RNN`` of built-in cells: the layers gpu_dl runs for them, one after the other, read forward (the steps
+    are already in the order the first reads them)."""
+    if layer._loop is not None:
+        raise _unsupported(layer, f"an RNN over the cell {type(layer.cell).__name__} of your own",
+                           "RNN of SimpleRNNCell, LSTMCell, GRUCell, a list or StackedRNNCells of them")
+    states, start = [], 0
+    last = len(layer._layers) - 1
+    for i, sub in enumerate(layer._layers):
+        count = sub.state_count
+        # As the RNN's call sets it: only the last layer's output is the RNN's.
+        sub.zero_output_for_mask = layer.zero_output_for_mask if i == last else False
+        y, sub_states = sequence(b, sub, x, mask, initial[start:start + count], backwards=False)
+        start += count
+        states += sub_states
+        x = _Value(y, (None, None, sub.units))
+    return y, states
+
+
+def recurrent_layer(b, layer, xs):
+    """LSTM, GRU, SimpleRNN, RNN and the ConvLSTMs: the output, and the states after it with ``return_state``."""
+    initial, mask = _call_inputs(b, layer)
+    y, states = sequence(b, layer, xs[0], mask, initial)
+    b.out_mask = b.mask if layer.return_sequences else None
+    return [y] + states if layer.return_state else y
+
+
+def bidirectional(b, layer, xs):
+    """Bidirectional: one bidirectional ONNX node where it can be, else each direction as the layer it is."""
+    from . import onnx_export
+    forward, backward = layer.forward_layer, layer.backward_layer
+    initial, mask = _call_inputs(b, layer)
+    if not initial and not layer.stateful and type(forward).__name__ in _RNN_NODES and \
+            type(backward) is type(forward) and not forward.go_backwards and backward.go_backwards and \
+            forward.units == backward.units:
+        return onnx_export._bidirectional(b, layer, xs)
+    x = xs[0]
+    count = forward.state_count
+    y_f, states_f = sequence(b, forward, x, mask, initial[:count])
+    y_b, states_b = sequence(b, backward, x, mask, initial[count:])
+    if layer.return_sequences:
+        y_b = _reversed_steps(b, y_b)
+    return _bidirectional_merge(b, layer, y_f, y_b, states_f, states_b)
+
+
+# ---------------------------------------------------------------------------------------------- ConvLSTM
+def _channels_first(layer, rank):
+    """The permutation of a tensor of ``rank`` (batch, ..., channels) in the layer's data format to ONNX's
+    (batch, channels, ...)."""
+    if layer.data_format == "channels_first":
+        return list(range(rank))
+    return [0, rank - 1] + list(range(1, rank - 1))
+
+
+def _conv_lstm(b, layer, x, mask, initial):
+    """ConvLSTM read forward: one Conv of every step's input, then a Scan of the recurrent Conv and the gates."""
+    r = layer.rank
+    w = _weights(layer)
+    filters = layer.filters
+    shape = layer._moved(tuple(x.shape), 2, True)       # (batch, time, *spatial, channels)
+    args, out = layer._geometry(shape)
+    out, pads = layer._layer_axes(out), layer._layer_axes(args["padding"])
+    # Every step's input as (batch * time, channels, *spatial), convolved at once.
+    steps = b.transpose(x.name, [0, 1] + [1 + p for p in _channels_first(layer, r + 2)[1:]])
+    folded = b.op("Reshape", [steps, b.ints([-1, shape[-1]] + list(shape[2:-1]))])
+    conv_inputs = [folded, b.const(w["kernel"].transpose((r + 1, r) + tuple(range(r))), f"{layer.name}/kernel")]
+    if layer.use_bias:
+        conv_inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
+    xw = b.op("Conv", conv_inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+              dilations=list(layer.dilation_rate), pads=[p[0] for p in pads] + [p[1] for p in pads])
+    batch_time = b.op("Slice", [b.op("Shape", [x.name]), b.ints([0]), b.ints([2])])
+    xw = b.op("Reshape", [xw, b.op("Concat", [batch_time, b.ints([4 * filters] + list(out))], axis=0)])
+    # The states in ONNX's layout (batch, filters, *out).
+    to_onnx = _channels_first(layer, r + 2)
+    if initial:
+        h0, c0 = (b.transpose(s, to_onnx) for s in initial)
+    else:
+        zeros_shape = b.op("Concat", [b.op("Slice", [batch_time, b.ints([0]), b.ints([1])]),
+                                      b.ints([filters] + list(out))], axis=0)
+        h0 = c0 = b.op("ConstantOfShape", [zeros_shape],
+                       value=b.onnx.numpy_helper.from_array(numpy.zeros((1,), numpy.float32)))
+    scanned = [xw] + ([mask] if mask is not None else [])
+    h_last, c_last, h_seq = b.op("Scan", [h0, c0] + scanned, hint=layer.name, outputs=3,
+                                 body=_conv_lstm_step(b, layer, mask is not None),
+                                 num_scan_inputs=len(scanned), scan_input_axes=[1] * len(scanned),
+                                 scan_output_axes=[1])
+    # gpu_dl's outputs: a masked step repeats the output before (zeros before the first), or gives zeros.
+    keep = None
+    if mask is not None:
+        keep = b.op("Cast", [mask], to=b.onnx.TensorProto.FLOAT)
+        if not layer.zero_output_for_mask:
+            keep = b.op("Cast", [b.op("Greater", [b.op("CumSum", [keep, b.ints([1])]), b.scalar(0.0)])],
+                        to=b.onnx.TensorProto.FLOAT)
+        keep = b.op("Unsqueeze", [keep, b.ints(list(range(2, 3 + r)))])       # (batch, time, 1, ...)
+    back = [int(i) for i in numpy.argsort(to_onnx)]
+    if layer.return_sequences:
+        y = h_seq if keep is None else b.op("Mul", [h_seq, keep])
+        y = b.transpose(y, [0, 1] + [1 + p for p in back[1:]])
+    else:
+        y = h_last
+        if keep is not None:
+            y = b.op("Mul", [y, b.op("Squeeze", [b.op("Slice", [keep, b.ints([-1]), b.ints([_INT64_MAX]),
+                                                                 b.ints([1])]), b.ints([1])])])
+        y = b.transpose(y, back)
+    return b.op("Identity", [y], hint=layer.name), [b.transpose(s, back) for s in (h_last, c_last)]
+
+
+def _conv_lstm_step(b, layer, masked):
+    """The Scan's body: (h, c, the step's input convolution[, its mask]) -> (h, c, h), each (batch, filters,
+    *out) in ONNX's layout; Keras's gates i, f, c, o, and a masked step keeps h and c."""
+    onnx = b.onnx
+    r = layer.rank
+    g = _Builder(onnx, b.opset)
+    g._used, g.initializers = b._used, b.initializers       # one namespace; constants in the outer graph
+    inputs = [g.name(f"{layer.name}/step_{hint}") for hint in ("h", "c", "xw", "mask")[:4 if masked else 3]]
+    h, c, xw_t = inputs[:3]
+    recurrent = _weights(layer)["recurrent_kernel"].transpose((r + 1, r) + tuple(range(r)))
+    # The recurrent convolution: stride 1, Keras's "same" (the odd pad at the end).
+    totals = [k - 1 for k in layer.kernel_size]
+    z = g.op("Add", [xw_t, g.op("Conv", [h, b.const(recurrent, f"{layer.name}/recurrent_kernel")],
+                                  kernel_shape=list(layer.kernel_size),
+                                  pads=[t // 2 for t in totals] + [t - t // 2 for t in totals])])
+    zi, zf, zc, zo = g.op("Split", [z, g.ints([layer.filters] * 4)], outputs=4, axis=1)
+    i, f, o = (_activation(g, t, layer.recurrent_activation, layer) for t in (zi, zf, zo))
+    c_new = g.op("Add", [g.op("Mul", [f, c]), g.op("Mul", [i, _activation(g, zc, layer.activation, layer)])])
+    h_new = g.op("Mul", [o, _activation(g, c_new, layer.activation, layer)])
+    if masked:
+        keep = g.op("Reshape", [inputs[3], g.ints([-1] + [1] * (r + 1))])
+        h_new, c_new = (g.op("Where", [keep, new, old]) for new, old in ((h_new, h), (c_new, c)))
+    outputs = [h_new, c_new, g.op("Identity", [h_new])]
+    f32 = onnx.TensorProto.FLOAT
+    info = onnx.helper.make_tensor_value_info
+    return onnx.helper.make_graph(
+        g.nodes, g.name(f"{layer.name}_step"),
+        [info(name, onnx.TensorProto.BOOL if name == inputs[-1] and masked else f32, None) for name in inputs],
+        [info(name, f32, None) for name in outputs])
+
+
+def converters():
+    """class -> conversion, for ``onnx_export``'s table."""
+    from ..layers import bidirectional as bi, conv_lstm, recurrent, rnn_layer
+    table = {cls: recurrent_layer for cls in (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN, rnn_layer.RNN,
+                                        conv_lstm.ConvLSTM1D, conv_lstm.ConvLSTM2D, conv_lstm.ConvLSTM3D)}
+    table[bi.Bidirectional] = bidirectional
+    return table
