@@ -49,15 +49,19 @@ def assert_runs_as_predict(model, make_inputs, tmp_path, rtol=1e-5, atol=1e-5, *
     model.predict(make_inputs(2) if len(make_inputs(2)) > 1 else make_inputs(2)[0], verbose=0)
     session = _session(exported(model, tmp_path, **kwargs))
     for n in BATCHES:
-        xs = make_inputs(n)
-        got = session.run(None, _feeds(session, xs))
-        want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-        want = want if isinstance(want, (list, tuple)) else [want]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            assert g.shape == numpy.shape(w)
-            numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=rtol, atol=atol)
+        assert_gives_predict(session, model, make_inputs(n), rtol, atol)
     return session
+
+
+def assert_gives_predict(session, model, xs, rtol=1e-5, atol=1e-5):
+    """The file's outputs on the input arrays ``xs`` are what ``model.predict`` gives."""
+    got = session.run(None, _feeds(session, xs))
+    want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    want = want if isinstance(want, (list, tuple)) else [want]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == numpy.shape(w)
+        numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=rtol, atol=atol)
 
 
 def normal(shape, seed=0):

@@ -15,8 +15,8 @@ pytest.importorskip("onnxruntime")
 import gpu_dl  # noqa: E402
 from gpu_dl import layers  # noqa: E402
 import test_onnx_export  # noqa: E402
-from test_onnx_export import _feeds, _session, exported, normal  # noqa: E402
-from test_onnx_export_masks import masked_values  # noqa: E402
+from test_onnx_export import _feeds, _session, assert_gives_predict, exported, normal  # noqa: E402
+from test_onnx_export_masks import file_against_keras, masked_values  # noqa: E402
 from test_onnx_export_ops import padded_ids  # noqa: E402
 
 exact_convolutions = test_onnx_export.exact_convolutions    # the autouse fixture: float32 GPU convolutions here too
@@ -36,14 +36,7 @@ def runs_as_predict(model, make_inputs, tmp_path, atol=2e-5):
     session = _session(exported(model, tmp_path))
     for n in (1, 5):
         for steps in LENGTHS:
-            xs = make_inputs(n, steps)
-            got = session.run(None, _feeds(session, xs))
-            want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-            want = want if isinstance(want, (list, tuple)) else [want]
-            assert len(got) == len(want)
-            for g, w in zip(got, want):
-                assert g.shape == numpy.shape(w)
-                numpy.testing.assert_allclose(g, numpy.asarray(w), rtol=1e-5, atol=atol)
+            assert_gives_predict(session, model, make_inputs(n, steps), atol=atol)
     return session
 
 
@@ -334,16 +327,4 @@ def test_recurrent_file_against_keras(on_cpu, tmp_path):
         conv1d = lib.layers.ConvLSTM1D(2, 2, strides=2, go_backwards=True)(images[:, :, 0])
         return lib.Model([ids, images], [stacked, both, backwards, conv, conv1d])
 
-    ours, theirs = make(gpu_dl), make(keras)
-    rng = numpy.random.default_rng(13)
-    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ours.get_weights()]
-    assert [w.shape for w in weights] == [tuple(w.shape) for w in theirs.get_weights()]
-    ours.set_weights(weights)
-    theirs.set_weights(weights)
-    session = _session(exported(ours, tmp_path))
-    xs = padded_ids(7)(5) + normal((5, 4, 3, 2))(5)
-    got = session.run(None, _feeds(session, xs))
-    want = [numpy.asarray(keras.ops.convert_to_numpy(w)) for w in theirs.predict(xs, verbose=0)]
-    assert len(got) == len(want) == 5
-    for i, (g, w) in enumerate(zip(got, want)):
-        numpy.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5, err_msg=f"output {i}")
+    assert len(file_against_keras(keras, make, padded_ids(7)(5) + normal((5, 4, 3, 2))(5), 13, tmp_path)) == 5
