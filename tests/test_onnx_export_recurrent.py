@@ -30,10 +30,10 @@ def _randomize(model, seed=1, scale=0.5):
     model.set_weights([rng.normal(scale=scale, size=w.shape).astype(w.dtype) for w in model.get_weights()])
 
 
-def runs_as_predict(model, make_inputs, tmp_path, atol=2e-5):
-    """The file, exported once, gives what ``model.predict`` gives for each list of input arrays
+def runs_as_predict(model, make_inputs, tmp_path, atol=2e-5, **kwargs):
+    """The file, exported once (with ``kwargs``), gives what ``model.predict`` gives for each list of input arrays
     ``make_inputs(batch, steps)`` at batches 1 and 5 and sequence lengths ``LENGTHS``."""
-    session = _session(exported(model, tmp_path))
+    session = _session(exported(model, tmp_path, **kwargs))
     for n in (1, 5):
         for steps in LENGTHS:
             assert_gives_predict(session, model, make_inputs(n, steps), atol=atol)
@@ -209,6 +209,20 @@ def test_conv_lstm(xp, name, tmp_path):
     model = gpu_dl.Model(x, [out, make()(x)] + states)
     _randomize(model, seed=7)
     runs_as_predict(model, steps_of(shape), tmp_path)
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+def test_opsets(xp, opset, tmp_path):
+    """A ConvLSTM's Scan (its body's shapes declared, as ONNX Runtime needs at the older opsets), a Bidirectional
+    of ConvLSTMs and an RNN of cells read backwards."""
+    x = gpu_dl.Input((None, 5, 4, 2))
+    h = layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True)(x)
+    h = layers.Bidirectional(layers.ConvLSTM2D(2, 2, return_sequences=True), merge_mode="sum")(h)
+    h = layers.TimeDistributed(layers.Flatten())(h)
+    model = gpu_dl.Model(x, layers.RNN([layers.LSTMCell(3), layers.GRUCell(2)], go_backwards=True)(h))
+    _randomize(model, seed=10)
+    runs_as_predict(model, steps_of((5, 4, 2)), tmp_path, opset_version=opset)
+    assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == opset
 
 
 @pytest.mark.parametrize("zero_output", [False, True])

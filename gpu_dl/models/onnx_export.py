@@ -12,7 +12,9 @@ their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``di
 image augmentations are the identity (inference). Convolutions and poolings run channels-first in ONNX: a
 channels_last layer is wrapped in two transposes. "same" padding pads as Keras pads (the extra row or column at
 the end). The recurrent layers become ONNX's LSTM, GRU and RNN nodes (``initial_state`` tensors start them),
-their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); EinsumDense an
+their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); ``RNN`` over
+built-in cells, ``go_backwards``, the ConvLSTMs (a Scan) and stateful layers (their states as graph inputs and
+outputs after the model's) are ``onnx_recurrent.py``'s; EinsumDense an
 Einsum node; the attention layers their projections, scores and softmax (``onnx_attention.py``, which also
 takes an ``attention_mask`` tensor). The ``gpu_dl.ops`` operations a functional graph or a composite call
 records (reshape, indexing, take, where, comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX

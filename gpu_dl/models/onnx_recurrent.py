@@ -209,7 +209,7 @@ def _conv_lstm(b, layer, x, mask, initial):
                        value=b.onnx.numpy_helper.from_array(numpy.zeros((1,), numpy.float32)))
     scanned = [xw] + ([mask] if mask is not None else [])
     h_last, c_last, h_seq = b.op("Scan", [h0, c0] + scanned, hint=layer.name, outputs=3,
-                                 body=_conv_lstm_step(b, layer, mask is not None),
+                                 body=_conv_lstm_step(b, layer, out, mask is not None),
                                  num_scan_inputs=len(scanned), scan_input_axes=[1] * len(scanned),
                                  scan_output_axes=[1])
     # gpu_dl's outputs: a masked step repeats the output before (zeros before the first), or gives zeros.
@@ -233,7 +233,7 @@ def _conv_lstm(b, layer, x, mask, initial):
     return b.op("Identity", [y], hint=layer.name), [b.transpose(s, back) for s in (h_last, c_last)]
 
 
-def _conv_lstm_step(b, layer, masked):
+def _conv_lstm_step(b, layer, out, masked):
     """The Scan's body: (h, c, the step's input convolution[, its mask]) -> (h, c, h), each (batch, filters,
     *out) in ONNX's layout; Keras's gates i, f, c, o, and a masked step keeps h and c."""
     onnx = b.onnx
@@ -256,12 +256,15 @@ def _conv_lstm_step(b, layer, masked):
         keep = g.op("Reshape", [inputs[3], g.ints([-1] + [1] * (r + 1))])
         h_new, c_new = (g.op("Where", [keep, new, old]) for new, old in ((h_new, h), (c_new, c)))
     outputs = [h_new, c_new, g.op("Identity", [h_new])]
-    f32 = onnx.TensorProto.FLOAT
+    # ONNX Runtime runs a Scan whose body's outputs have known ranks (shape inference finds them at some opsets).
+    f32, state = onnx.TensorProto.FLOAT, [None, layer.filters] + list(out)
     info = onnx.helper.make_tensor_value_info
+    shapes = [state, state, [None, 4 * layer.filters] + list(out)]
     return onnx.helper.make_graph(
         g.nodes, g.name(f"{layer.name}_step"),
-        [info(name, onnx.TensorProto.BOOL if name == inputs[-1] and masked else f32, None) for name in inputs],
-        [info(name, f32, None) for name in outputs])
+        [info(name, f32, shape) for name, shape in zip(inputs, shapes)] +
+        ([info(inputs[3], onnx.TensorProto.BOOL, [None])] if masked else []),
+        [info(name, f32, state) for name in outputs])
 
 
 def converters():
