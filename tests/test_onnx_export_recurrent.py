@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import gpu_dl  # noqa: E402
-from gpu_dl import layers  # noqa: E402
+from gpu_dl import activations, layers  # noqa: E402
 import test_onnx_export  # noqa: E402
 from test_onnx_export import _feeds, _session, assert_gives_predict, exported, normal  # noqa: E402
 from test_onnx_export_masks import file_against_keras, masked_values  # noqa: E402
@@ -139,6 +139,27 @@ def test_go_backwards_puts_the_last_step_first(xp, tmp_path):
     x = numpy.arange(12, dtype="float32").reshape(1, 6, 2)
     got = session.run(None, _feeds(session, [x]))[0]
     numpy.testing.assert_allclose(got, numpy.cumsum(x[:, ::-1], axis=1))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.LSTM(3, recurrent_activation="hard_sigmoid", activation="softsign", return_sequences=True),
+    lambda: layers.GRU(5, recurrent_activation="hard_sigmoid", activation="linear", reset_after=False),
+    lambda: layers.GRU(1, activation="softplus", go_backwards=True),
+    lambda: layers.SimpleRNN(3, activation="elu", return_sequences=True),
+    lambda: layers.SimpleRNN(3, activation=activations.make("leaky_relu", negative_slope=0.1)),
+    lambda: layers.Bidirectional(layers.LSTM(3, recurrent_activation="hard_sigmoid", activation="linear")),
+    lambda: layers.RNN(layers.LSTMCell(2, recurrent_activation="hard_sigmoid",
+                                       activation=activations.make("elu", alpha=0.5))),
+], ids=["lstm", "gru_reset_before", "gru_backwards", "simple_rnn_elu", "simple_rnn_leaky", "bidirectional",
+        "rnn_of_cell"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_activations_of_the_onnx_nodes(xp, make, masked, tmp_path):
+    """The activations ONNX's recurrent nodes take beyond sigmoid, tanh and relu (Keras 3's hard_sigmoid, linear,
+    softsign, softplus, elu, leaky_relu), some with an alpha and a beta."""
+    ids = gpu_dl.Input((None,), dtype="int32")
+    model = gpu_dl.Model(ids, make()(layers.Embedding(7, 3, mask_zero=masked)(ids)))
+    _randomize(model, seed=11, scale=1.0)
+    runs_as_predict(model, ids_of, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- Bidirectional
@@ -312,9 +333,10 @@ class OwnCell(layers.Layer):
 
 def test_what_stays_refused_writes_nothing(xp, tmp_path):
     for made, what in ((layers.RNN(OwnCell()), "an RNN over the cell OwnCell of your own"),
-                       (layers.LSTM(2, go_backwards=True, recurrent_activation="softsign"), "activation 'softsign'"),
-                       (layers.Bidirectional(layers.RNN(layers.SimpleRNNCell(2, activation="softsign"))),
-                        "activation 'softsign'")):
+                       (layers.LSTM(2, go_backwards=True, recurrent_activation="gelu"), "activation 'gelu'"),
+                       (layers.GRU(2, activation=lambda x: x * 2), "activation '<lambda>'"),
+                       (layers.Bidirectional(layers.RNN(layers.SimpleRNNCell(2, activation="selu"))),
+                        "activation 'selu'")):
         model = gpu_dl.Sequential([layers.Input((4, 3)), made])
         with pytest.raises(ValueError, match=f"Layer '\\w+' cannot be exported to ONNX: {what}"):
             model.export(tmp_path / "no.onnx", format="onnx")

@@ -362,8 +362,16 @@ def _upsampling(b, layer, xs):
                     x.rank)
 
 
-# The recurrent activations ONNX's LSTM, GRU and RNN nodes name.
-_RNN_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+# The activations ONNX's LSTM, GRU and RNN nodes name: name -> f(params) = (ONNX's name, alpha, beta), alpha and
+# beta None for those that take none.
+_RNN_ACTIVATIONS = {
+    "sigmoid": lambda: ("Sigmoid", None, None), "tanh": lambda: ("Tanh", None, None),
+    "relu": lambda: ("Relu", None, None), "softsign": lambda: ("Softsign", None, None),
+    "softplus": lambda: ("Softplus", None, None), "linear": lambda: ("Affine", 1.0, 0.0),
+    "hard_sigmoid": lambda: ("HardSigmoid", 1 / 6, 0.5),          # Keras 3's relu6(x + 3) / 6
+    "elu": lambda alpha=1.0: ("Elu", float(alpha), None),
+    "leaky_relu": lambda negative_slope=0.2: ("LeakyRelu", float(negative_slope), None),
+}
 
 
 def _gates(matrix, order, units):
@@ -375,12 +383,17 @@ def _gates(matrix, order, units):
 def _rnn_direction(layer, op_type, order, where):
     """(activation names, kernel, recurrent kernel, biases) of one recurrent layer as ONNX's node takes one
     direction: the matrices transposed to (gates * units, ...) and the input and recurrent biases in one row."""
+    from ..activations import TracedActivation
     names = []
     for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
             2 if op_type == "LSTM" else 1):
-        if act.name not in _RNN_ACTIVATIONS or act.params:
-            raise _unsupported(where, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
-        names.append(_RNN_ACTIVATIONS[act.name])
+        try:
+            if isinstance(act, TracedActivation):       # a function of the caller's own, whatever its name
+                raise KeyError(act.name)
+            names.append(_RNN_ACTIVATIONS[act.name](**act.params))
+        except (KeyError, TypeError):
+            raise _unsupported(where, f"activation {act.name!r}" + (f" with {act.params}" if act.params else ""),
+                               "recurrent activations " + ", ".join(sorted(_RNN_ACTIVATIONS))) from None
     w = _weights(layer)
     units = layer.units
     bias = w.get("bias")
@@ -399,8 +412,12 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", leng
     and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads;
     ``initial``: the (batch, units) states of one direction to start from (h, and c for an LSTM)."""
     parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
-    attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
-                 direction=direction)
+    activations = [a for p in parts for a in p[0]]
+    attrs = dict(hidden_size=int(directions[0].units), activations=[a[0] for a in activations], direction=direction)
+    # ONNX Runtime reads an alpha (and a beta) for each activation that takes one, in order.
+    for i, key in ((1, "activation_alpha"), (2, "activation_beta")):
+        if any(a[i] is not None for a in activations):
+            attrs[key] = [a[i] for a in activations if a[i] is not None]
     if op_type == "GRU":
         if len({bool(d.reset_after) for d in directions}) > 1:
             raise _unsupported(layer, "directions of different reset_after", "GRUs of one reset_after")
