@@ -319,20 +319,88 @@ def _carried(layer):
     return _flat(states)
 
 
-# ---------------------------------------------------------------------------------------------- refusals
-class OwnCell(layers.Layer):
-    state_size = 2
+# ---------------------------------------------------------------------------------------------- cells of one's own
+class MinimalCell(layers.Layer):
+    """Keras's guide's cell: one state, the output is the state."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = self.state_size = units
 
     def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], 2))
+        self.kernel = self.add_weight((input_shape[-1], self.units))
+        self.recurrent_kernel = self.add_weight((self.units, self.units))
 
     def call(self, inputs, states):
-        h = gpu_dl.ops.tanh(gpu_dl.ops.matmul(inputs, self.kernel) + states[0])
-        return h, [h]
+        h = gpu_dl.ops.matmul(inputs, self.kernel) + gpu_dl.ops.matmul(states[0], self.recurrent_kernel)
+        return gpu_dl.ops.tanh(h), [gpu_dl.ops.tanh(h)]
+
+
+class TwoStateCell(layers.Layer):
+    """Two states of other sizes than the output, an activation layer and a sum of the steps."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = [3, 1]
+        self.output_size = 2
+        self.dense = layers.Dense(3, activation="sigmoid")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((3, 2))
+
+    def call(self, inputs, states):
+        h = self.dense(gpu_dl.ops.concatenate([inputs, states[0]], axis=-1))
+        total = states[1] + gpu_dl.ops.sum(inputs, axis=-1, keepdims=True)
+        return gpu_dl.ops.matmul(h, self.kernel) * total, [h, total]
+
+
+OWN_CELLS = {
+    "minimal_1": lambda: MinimalCell(1),
+    "two_states": TwoStateCell,
+    "stacked": lambda: [MinimalCell(3), TwoStateCell()],
+}
+
+
+@pytest.mark.parametrize("cell", OWN_CELLS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_rnn_of_cells_of_ones_own(xp, cell, masked, go_backwards, tmp_path):
+    """A Scan over the graph the cell's call traced to: the last output, the sequence (zeros at masked steps with
+    zero_output_for_mask), the states, and a decoder started from them."""
+    ids = gpu_dl.Input((None,), dtype="int32")
+    h = layers.Embedding(7, 3, mask_zero=masked)(ids)
+    last, *states = layers.RNN(OWN_CELLS[cell](), return_state=True, go_backwards=go_backwards)(h)
+    sequence = layers.RNN(OWN_CELLS[cell](), return_sequences=True, zero_output_for_mask=True,
+                          go_backwards=go_backwards)(h)
+    decoded = layers.RNN(OWN_CELLS[cell](), return_sequences=True)(h, initial_state=_flat(states))
+    model = gpu_dl.Model(ids, [last, sequence, decoded] + _flat(states))
+    _randomize(model, seed=12)
+    runs_as_predict(model, ids_of, tmp_path)
+
+
+def test_stateful_rnn_of_a_cell_of_ones_own(xp, tmp_path):
+    x = gpu_dl.Input((5, 3), batch_size=2)
+    layer = layers.RNN(TwoStateCell(), stateful=True)
+    model = gpu_dl.Model(x, layer(x))
+    _randomize(model, seed=13)
+    session = _session(exported(model, tmp_path))
+    assert [i.name for i in session.get_inputs()[1:]] == [f"{layer.name}/state_{i}" for i in (0, 1)]
+    states = [numpy.zeros((2, 3), "float32"), numpy.zeros((2, 1), "float32")]
+    layer.reset_state()
+    for seed in (0, 1):
+        batch = normal((5, 3), seed=seed)(2)[0]
+        got, *states = session.run(None, _feeds(session, [batch] + states))
+        numpy.testing.assert_allclose(got, model.predict(batch, verbose=0), rtol=1e-5, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+class OnesStartCell(MinimalCell):
+    def get_initial_state(self, batch_size=None):
+        return [numpy.ones((batch_size, self.units), "float32")]
 
 
 def test_what_stays_refused_writes_nothing(xp, tmp_path):
-    for made, what in ((layers.RNN(OwnCell()), "an RNN over the cell OwnCell of your own"),
+    for made, what in ((layers.RNN(OnesStartCell(2)), "the states its cell OnesStartCell's get_initial_state"),
                        (layers.LSTM(2, go_backwards=True, recurrent_activation="gelu"), "activation 'gelu'"),
                        (layers.GRU(2, activation=lambda x: x * 2), "activation '<lambda>'"),
                        (layers.Bidirectional(layers.RNN(layers.SimpleRNNCell(2, activation="selu"))),
