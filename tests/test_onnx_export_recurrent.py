@@ -409,6 +409,13 @@ def test_what_stays_refused_writes_nothing(xp, tmp_path):
         with pytest.raises(ValueError, match=f"Layer '\\w+' cannot be exported to ONNX: {what}"):
             model.export(tmp_path / "no.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+    x = gpu_dl.Input((4, 3), batch_size=2)
+    shared = layers.GRU(2, stateful=True)
+    model = gpu_dl.Model(x, layers.Add()([shared(x), shared(x)]))
+    with pytest.raises(ValueError, match=f"Layer '{shared.name}' cannot be exported to ONNX: a stateful layer called "
+                                         "more than once"):
+        model.export(tmp_path / "no.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- Keras as the oracle

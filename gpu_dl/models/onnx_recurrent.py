@@ -81,6 +81,13 @@ def _state_labels(layer):
 
 def _state_inputs(b, layer, x):
     """A stateful layer's carried states as graph inputs."""
+    seen = b.__dict__.setdefault("stateful_layers", set())
+    if id(layer) in seen:
+        # A second call would start from the first one's states, which one pair of graph inputs and outputs
+        # per layer cannot say.
+        raise _unsupported(layer, "a stateful layer called more than once in the model", "stateful layers called "
+                           "once (or a stateless copy called on the model's inputs beside the stateful one)")
+    seen.add(id(layer))
     names = []
     for s, shape in zip(_state_labels(layer), _state_shapes(layer, x)):
         name = b.name(f"{layer.name}/{s}")
