@@ -12,9 +12,9 @@ their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``di
 image augmentations are the identity (inference). Convolutions and poolings run channels-first in ONNX: a
 channels_last layer is wrapped in two transposes. "same" padding pads as Keras pads (the extra row or column at
 the end). The recurrent layers become ONNX's LSTM, GRU and RNN nodes (``initial_state`` tensors start them),
-their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); ``RNN`` over
-built-in cells, ``go_backwards``, the ConvLSTMs (a Scan) and stateful layers (their states as graph inputs and
-outputs after the model's) are ``onnx_recurrent.py``'s; EinsumDense an
+their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); ``RNN`` (of
+built-in cells, or a Scan over a cell of the user's own), ``go_backwards``, the ConvLSTMs (a Scan) and stateful
+layers (their states as graph inputs and outputs after the model's) are ``onnx_recurrent.py``'s; EinsumDense an
 Einsum node; the attention layers their projections, scores and softmax (``onnx_attention.py``, which also
 takes an ``attention_mask`` tensor). The ``gpu_dl.ops`` operations a functional graph or a composite call
 records (reshape, indexing, take, where, comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX
@@ -381,8 +381,9 @@ def _gates(matrix, order, units):
 
 
 def _rnn_direction(layer, op_type, order, where):
-    """(activation names, kernel, recurrent kernel, biases) of one recurrent layer as ONNX's node takes one
-    direction: the matrices transposed to (gates * units, ...) and the input and recurrent biases in one row."""
+    """(activations as (ONNX's name, alpha, beta), kernel, recurrent kernel, biases) of one recurrent layer as
+    ONNX's node takes one direction: the matrices transposed to (gates * units, ...) and the input and recurrent
+    biases in one row."""
     from ..activations import TracedActivation
     names = []
     for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
