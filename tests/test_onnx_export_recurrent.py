@@ -421,21 +421,34 @@ def test_what_stays_refused_writes_nothing(xp, tmp_path):
 # ---------------------------------------------------------------------------------------------- Keras as the oracle
 def test_recurrent_file_against_keras(on_cpu, tmp_path):
     """Keras 3.15 (torch backend), given the same weights, predicts what the file gives: an RNN of stacked cells
-    read backwards, a Bidirectional of it, a masked LSTM read backwards, a ConvLSTM2D and a ConvLSTM1D read
-    backwards."""
+    read backwards, a Bidirectional of it, a masked LSTM read backwards, an RNN over a cell of one's own (masked,
+    backwards), a ConvLSTM2D and a ConvLSTM1D read backwards."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     keras.backend.clear_session()
 
     def make(lib):
+        class Cell(lib.layers.Layer):
+            state_size = 2
+
+            def build(self, input_shape):
+                self.kernel = self.add_weight(shape=(input_shape[-1], 2))
+                self.recurrent_kernel = self.add_weight(shape=(2, 2))
+
+            def call(self, inputs, states):
+                h = lib.ops.tanh(lib.ops.matmul(inputs, self.kernel) + lib.ops.matmul(states[0],
+                                                                                      self.recurrent_kernel))
+                return h * 2, [h]
+
         ids, images = lib.Input((7,), dtype="int32"), lib.Input((5, 4, 3, 2))
         h = lib.layers.Embedding(7, 3, mask_zero=True)(ids)
         stacked = lib.layers.RNN([lib.layers.LSTMCell(3), lib.layers.GRUCell(2)], return_sequences=True,
                                  go_backwards=True)(h)
         both = lib.layers.Bidirectional(lib.layers.RNN(lib.layers.SimpleRNNCell(2), return_sequences=True))(h)
         backwards = lib.layers.LSTM(3, go_backwards=True, return_sequences=True)(h)
+        own = lib.layers.RNN(Cell(), go_backwards=True, return_sequences=True)(h)
         conv = lib.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True)(images)
         conv1d = lib.layers.ConvLSTM1D(2, 2, strides=2, go_backwards=True)(images[:, :, 0])
-        return lib.Model([ids, images], [stacked, both, backwards, conv, conv1d])
+        return lib.Model([ids, images], [stacked, both, backwards, own, conv, conv1d])
 
-    assert len(file_against_keras(keras, make, padded_ids(7)(5) + normal((5, 4, 3, 2))(5), 13, tmp_path)) == 5
+    assert len(file_against_keras(keras, make, padded_ids(7)(5) + normal((5, 4, 3, 2))(5), 13, tmp_path)) == 6
