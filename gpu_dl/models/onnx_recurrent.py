@@ -185,10 +185,10 @@ def _cells(b, layer, x, mask, initial):
     return y, states
 
 
-def _zeros(b, x, size):
-    """Zeros (batch, size) for the batch of ``x``."""
+def _zeros(b, x, sizes):
+    """Zeros (batch, *sizes) for the batch of ``x``."""
     batch = b.op("Slice", [b.op("Shape", [x]), b.ints([0]), b.ints([1])])
-    return b.op("ConstantOfShape", [b.op("Concat", [batch, b.ints([size])], axis=0)],
+    return b.op("ConstantOfShape", [b.op("Concat", [batch, b.ints(sizes)], axis=0)],
                 value=b.onnx.numpy_helper.from_array(numpy.zeros((1,), numpy.float32)))
 
 
@@ -212,7 +212,7 @@ def _cell_loop(b, layer, x, mask, initial):
         why = loop.step.__dict__.get("_trace_error") or "it never ran"
         raise ValueError(f"Layer '{layer.name}' (RNN) cannot be exported to ONNX: the call of its cell "
                          f"{type(layer.cell).__name__} did not trace to a graph of layers ({why}).")
-    initial = list(initial) or [_zeros(b, x.name, u) for u in loop.sizes]
+    initial = list(initial) or [_zeros(b, x.name, [u]) for u in loop.sizes]
 
     def step(g, states, slices):
         previous, old = states[0], states[1:]
@@ -225,7 +225,7 @@ def _cell_loop(b, layer, x, mask, initial):
     f32 = b.onnx.TensorProto.FLOAT
     shapes = [([None, u], f32) for u in [loop.output_size] + list(loop.sizes)]
     (last, *states), sequence_out = _scan(
-        b, layer.name, [_zeros(b, x.name, loop.output_size)] + initial,
+        b, layer.name, [_zeros(b, x.name, [loop.output_size])] + initial,
         [x.name] + ([mask] if mask is not None else []), step,
         shapes + [([None, features], f32), ([None], b.onnx.TensorProto.BOOL)])
     return b.op("Identity", [sequence_out if layer.return_sequences else last], hint=layer.name), states
@@ -266,6 +266,12 @@ def _channels_first(layer, rank):
     return [0, rank - 1] + list(range(1, rank - 1))
 
 
+def _conv_kernel(kernel):
+    """A Keras kernel kernel_size + (in, out) as ONNX's Conv takes it: (out, in) + kernel_size."""
+    r = kernel.ndim - 2
+    return kernel.transpose((r + 1, r) + tuple(range(r)))
+
+
 def _conv_lstm(b, layer, x, mask, initial):
     """ConvLSTM read forward: one Conv of every step's input, then a Scan of the recurrent Conv and the gates."""
     r = layer.rank
@@ -277,7 +283,7 @@ def _conv_lstm(b, layer, x, mask, initial):
     # Every step's input as (batch * time, channels, *spatial), convolved at once.
     steps = b.transpose(x.name, [0, 1] + [1 + p for p in _channels_first(layer, r + 2)[1:]])
     folded = b.op("Reshape", [steps, b.ints([-1, shape[-1]] + list(shape[2:-1]))])
-    conv_inputs = [folded, b.const(w["kernel"].transpose((r + 1, r) + tuple(range(r))), f"{layer.name}/kernel")]
+    conv_inputs = [folded, b.const(_conv_kernel(w["kernel"]), f"{layer.name}/kernel")]
     if layer.use_bias:
         conv_inputs.append(b.const(w["bias"], f"{layer.name}/bias"))
     xw = b.op("Conv", conv_inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
@@ -289,10 +295,7 @@ def _conv_lstm(b, layer, x, mask, initial):
     if initial:
         h0, c0 = (b.transpose(s, to_onnx) for s in initial)
     else:
-        zeros_shape = b.op("Concat", [b.op("Slice", [batch_time, b.ints([0]), b.ints([1])]),
-                                      b.ints([filters] + list(out))], axis=0)
-        h0 = c0 = b.op("ConstantOfShape", [zeros_shape],
-                       value=b.onnx.numpy_helper.from_array(numpy.zeros((1,), numpy.float32)))
+        h0 = c0 = _zeros(b, x.name, [filters] + list(out))
     f32 = b.onnx.TensorProto.FLOAT
     state = ([None, filters] + list(out), f32)
     (h_last, c_last), h_seq = _scan(
@@ -325,7 +328,7 @@ def _conv_lstm_step(g, layer, states, slices):
     in ONNX's layout; Keras's gates i, f, c, o, and a masked step keeps h and c."""
     r = layer.rank
     (h, c), xw_t = states, slices[0]
-    recurrent = _weights(layer)["recurrent_kernel"].transpose((r + 1, r) + tuple(range(r)))
+    recurrent = _conv_kernel(_weights(layer)["recurrent_kernel"])
     # The recurrent convolution: stride 1, Keras's "same" (the odd pad at the end).
     totals = [k - 1 for k in layer.kernel_size]
     z = g.op("Add", [xw_t, g.op("Conv", [h, g.const(recurrent, f"{layer.name}/recurrent_kernel")],
