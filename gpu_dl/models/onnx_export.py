@@ -12,7 +12,9 @@ their batch axis is the dynamic dimension ``batch`` and other unknown sizes ``di
 image augmentations are the identity (inference). Convolutions and poolings run channels-first in ONNX: a
 channels_last layer is wrapped in two transposes. "same" padding pads as Keras pads (the extra row or column at
 the end). The recurrent layers become ONNX's LSTM, GRU and RNN nodes (``initial_state`` tensors start them),
-their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); EinsumDense an
+their kernels' gate blocks reordered from Keras's (i, f, c, o for the LSTM) to ONNX's (i, o, f, c); ``RNN`` (of
+built-in cells, or a Scan over a cell of the user's own), ``go_backwards``, the ConvLSTMs (a Scan) and stateful
+layers (their states as graph inputs and outputs after the model's) are ``onnx_recurrent.py``'s; EinsumDense an
 Einsum node; the attention layers their projections, scores and softmax (``onnx_attention.py``, which also
 takes an ``attention_mask`` tensor). The ``gpu_dl.ops`` operations a functional graph or a composite call
 records (reshape, indexing, take, where, comparisons, cast, one_hot, argmax, einsum, ...) become their ONNX
@@ -89,6 +91,8 @@ class _Builder:
         self.mask_given = False     # whether the call was given its mask (mask=...) rather than its input's
         self.out_shapes = None      # the shapes its conversion gives its outputs where they are not the call's
         self.out_dtypes = None      # their dtypes where not float32 (a Sequential's layers; a graph's say theirs)
+        self.graph_inputs = []      # (name, shape) of inputs beyond the model's: stateful layers' states
+        self.graph_outputs = []     # (name, shape) of outputs beyond the model's: their states after the call
 
     def name(self, hint):
         base = "".join(c if c.isalnum() or c in "_./" else "_" for c in hint) or "t"
@@ -360,8 +364,16 @@ def _upsampling(b, layer, xs):
                     x.rank)
 
 
-# The recurrent activations ONNX's LSTM, GRU and RNN nodes name.
-_RNN_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+# The activations ONNX's LSTM, GRU and RNN nodes name: name -> f(params) = (ONNX's name, alpha, beta), alpha and
+# beta None for those that take none.
+_RNN_ACTIVATIONS = {
+    "sigmoid": lambda: ("Sigmoid", None, None), "tanh": lambda: ("Tanh", None, None),
+    "relu": lambda: ("Relu", None, None), "softsign": lambda: ("Softsign", None, None),
+    "softplus": lambda: ("Softplus", None, None), "linear": lambda: ("Affine", 1.0, 0.0),
+    "hard_sigmoid": lambda: ("HardSigmoid", 1 / 6, 0.5),          # Keras 3's relu6(x + 3) / 6
+    "elu": lambda alpha=1.0: ("Elu", float(alpha), None),
+    "leaky_relu": lambda negative_slope=0.2: ("LeakyRelu", float(negative_slope), None),
+}
 
 
 def _gates(matrix, order, units):
@@ -371,16 +383,20 @@ def _gates(matrix, order, units):
 
 
 def _rnn_direction(layer, op_type, order, where):
-    """(activation names, kernel, recurrent kernel, biases) of one recurrent layer as ONNX's node takes one
-    direction: the matrices transposed to (gates * units, ...) and the input and recurrent biases in one row."""
-    if layer.stateful:
-        raise _unsupported(where, "stateful=True", "recurrent layers that keep no state between calls")
+    """(activations as (ONNX's name, alpha, beta), kernel, recurrent kernel, biases) of one recurrent layer as
+    ONNX's node takes one direction: the matrices transposed to (gates * units, ...) and the input and recurrent
+    biases in one row."""
+    from ..activations import TracedActivation
     names = []
     for act in ([layer.recurrent_activation] if op_type != "RNN" else []) + [layer.activation] * (
             2 if op_type == "LSTM" else 1):
-        if act.name not in _RNN_ACTIVATIONS or act.params:
-            raise _unsupported(where, f"activation {act.name!r}", "recurrent activations sigmoid, tanh, relu")
-        names.append(_RNN_ACTIVATIONS[act.name])
+        try:
+            if isinstance(act, TracedActivation):       # a function of the caller's own, whatever its name
+                raise KeyError(act.name)
+            names.append(_RNN_ACTIVATIONS[act.name](**act.params))
+        except (KeyError, TypeError):
+            raise _unsupported(where, f"activation {act.name!r}" + (f" with {act.params}" if act.params else ""),
+                               "recurrent activations " + ", ".join(sorted(_RNN_ACTIVATIONS))) from None
     w = _weights(layer)
     units = layer.units
     bias = w.get("bias")
@@ -399,8 +415,12 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", leng
     and the last states (directions, batch, units). ``lengths``: the int32 (batch,) steps each sample reads;
     ``initial``: the (batch, units) states of one direction to start from (h, and c for an LSTM)."""
     parts = [_rnn_direction(d, op_type, order, layer) for d in directions]
-    attrs = dict(hidden_size=int(directions[0].units), activations=[n for p in parts for n in p[0]],
-                 direction=direction)
+    activations = [a for p in parts for a in p[0]]
+    attrs = dict(hidden_size=int(directions[0].units), activations=[a[0] for a in activations], direction=direction)
+    # ONNX Runtime reads an alpha (and a beta) for each activation that takes one, in order.
+    for i, key in ((1, "activation_alpha"), (2, "activation_beta")):
+        if any(a[i] is not None for a in activations):
+            attrs[key] = [a[i] for a in activations if a[i] is not None]
     if op_type == "GRU":
         if len({bool(d.reset_after) for d in directions}) > 1:
             raise _unsupported(layer, "directions of different reset_after", "GRUs of one reset_after")
@@ -411,31 +431,6 @@ def _rnn_node(b, layer, x, op_type, order, directions, direction="forward", leng
     initial = [b.op("Unsqueeze", [state, b.ints([0])]) for state in initial]
     return b.op(op_type, [b.transpose(x.name, [1, 0, 2])] + weights + lengths + initial, hint=layer.name,
                 outputs=3 if op_type == "LSTM" else 2, **attrs)
-
-
-def _recurrent(op_type, order):
-    def emit(b, layer, xs):
-        if layer.go_backwards:
-            raise _unsupported(layer, "go_backwards=True", "recurrent layers reading forward (or Bidirectional)")
-        given = b.call_tensors.get("initial_state")
-        initial = [] if given is None else [v.name for v in (given if isinstance(given, (list, tuple)) else [given])]
-        if b.mask is not None and initial and not b.mask_given:
-            # As gpu_dl (functional.py) and Keras: a call given initial_state tensors is not handed its input's
-            # mask, so every step runs; its output still gets that mask.
-            b.out_mask = b.mask if layer.return_sequences else None
-        elif b.mask is not None:
-            y, states = _masked_recurrent(b, layer, xs[0], b.mask, op_type, order, initial)
-            b.out_mask = b.mask if layer.return_sequences else None
-            return [y] + states if layer.return_state else y
-        sequence, *states = _rnn_node(b, layer, xs[0], op_type, order, [layer], initial=initial)
-        if layer.return_sequences:
-            y = b.transpose(b.op("Squeeze", [sequence, b.ints([1])]), [1, 0, 2])
-        else:
-            y = b.op("Squeeze", [states[0], b.ints([0])])
-        if not layer.return_state:
-            return y
-        return [y] + [b.op("Squeeze", [s, b.ints([0])]) for s in states]
-    return emit
 
 
 def _masked_recurrent(b, layer, x, mask, op_type, order, initial=()):
@@ -493,13 +488,10 @@ def _reversed_steps(b, x):
 
 
 def _bidirectional(b, layer, xs):
+    """A Bidirectional of a forward and a backward LSTM, GRU or SimpleRNN of the same class and units, without
+    initial or carried states (``onnx_recurrent.bidirectional`` converts the others)."""
     forward, backward = layer.forward_layer, layer.backward_layer
-    kind = type(forward).__name__
-    if kind not in _RNN_NODES or type(backward) is not type(forward) or forward.go_backwards or \
-            not backward.go_backwards or forward.units != backward.units:
-        raise _unsupported(layer, f"a Bidirectional of {kind} and {type(backward).__name__}",
-                           "Bidirectional of two LSTM, GRU or SimpleRNN layers of the same units")
-    op_type, order = _RNN_NODES[kind]
+    op_type, order = _RNN_NODES[type(forward).__name__]
     x = xs[0]
     if b.mask is None:
         # One bidirectional node. ONNX gives each direction's output at the step it read, as Keras's Bidirectional
@@ -520,6 +512,11 @@ def _bidirectional(b, layer, xs):
                                           _reversed_steps(b, b.mask), op_type, order)
         if layer.return_sequences:
             y_b = _reversed_steps(b, y_b)
+    return _bidirectional_merge(b, layer, y_f, y_b, states_f, states_b)
+
+
+def _bidirectional_merge(b, layer, y_f, y_b, states_f, states_b):
+    """A Bidirectional's outputs from its directions' (the backward one's sequence in the input's order)."""
     mask = b.mask if layer.return_sequences else None
     states = states_f + states_b if layer.return_state else []
     if layer.merge_mode is None:
@@ -1065,13 +1062,13 @@ def _repeat_vector(b, layer, xs):
 def _converters():
     """class -> f(builder, layer, inputs): the output's name (or names); made once."""
     from ..layers import activation as act, core, conv, embedding, merging, normalization, padding, pooling
-    from ..layers import conv_transpose, operations, preprocessing, recurrent, regularization
-    from ..layers import bidirectional, feature_normalization, indexing_operations, resampling, reshaping, steps
+    from ..layers import conv_transpose, operations, preprocessing, regularization
+    from ..layers import feature_normalization, indexing_operations, resampling, reshaping, steps
     from ..layers import einsum_dense, group_normalization, masking, masks, variable_operations, wrappers
     from ..layers.keras_ops import constants as kc, logic, selection as ksel
     from ..layers.keras_ops import activations as ka, elementwise as ke, reductions as kr, shapes as ks
     from .. import activations
-    from . import onnx_attention
+    from . import onnx_attention, onnx_recurrent
     table = {
         core.InputLayer: _identity, core.Dense: _dense, core.Dropout: _identity, core.Flatten: _flatten,
         einsum_dense.EinsumDense: _einsum_dense,
@@ -1093,8 +1090,6 @@ def _converters():
         conv.SeparableConv1D: _depthwise_conv, conv.SeparableConv2D: _depthwise_conv,
         conv_transpose.Conv1DTranspose: _conv_transpose, conv_transpose.Conv2DTranspose: _conv_transpose,
         resampling.UpSampling2D: _upsampling, steps.UpSampling1D: _upsampling,
-        recurrent.LSTM: _recurrent(*_RNN_NODES["LSTM"]), recurrent.GRU: _recurrent(*_RNN_NODES["GRU"]),
-        recurrent.SimpleRNN: _recurrent(*_RNN_NODES["SimpleRNN"]), bidirectional.Bidirectional: _bidirectional,
         resampling.Cropping2D: _cropping, steps.Cropping1D: _cropping,
         operations.Add: _operation("Add"), operations.Subtract: _operation("Sub"),
         operations.Multiply: _operation("Mul"), operations.TrueDivide: _operation("Div"),
@@ -1145,6 +1140,7 @@ def _converters():
     table.update(onnx_attention.converters())
     from . import onnx_volumetric
     table.update(onnx_volumetric.converters())
+    table.update(onnx_recurrent.converters())
     return table
 
 
@@ -1180,8 +1176,8 @@ def _emit_layer(b, layer, xs, out_shapes=None):
         reads = set() if isinstance(layer, Model) or layer._composite else _tensor_readers().get(_converter(layer))
         unread = sorted(set(tensors) - (reads or set()))
         if unread:
-            raise _unsupported(layer, f"its call with tensor arguments {unread}", "initial_state of LSTM, GRU and "
-                               "SimpleRNN, attention_mask of MultiHeadAttention and GroupQueryAttention")
+            raise _unsupported(layer, f"its call with tensor arguments {unread}", "initial_state of the recurrent "
+                               "layers, attention_mask of MultiHeadAttention and GroupQueryAttention")
     # A nested model's or composite layer's inputs carry their masks into its graph, as Keras hands them in.
     if isinstance(layer, (Sequential, Functional)):
         return _emit_model(b, layer, xs)
@@ -1244,28 +1240,28 @@ def _mask_given(layer, mask):
 def _mask_readers():
     """The conversions that read the mask reaching their layer."""
     table = _converters()
-    from . import onnx_attention
-    from ..layers import bidirectional, merging, normalization, pooling, recurrent, wrappers
+    from . import onnx_attention, onnx_recurrent
+    from ..layers import merging, normalization, pooling, wrappers
     readers = {table[cls] for cls in (
         merging.Add, merging.Subtract, merging.Multiply, merging.Average, merging.Maximum, merging.Minimum,
-        merging.Concatenate, recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN, pooling.GlobalAveragePooling1D,
-        bidirectional.Bidirectional,
+        merging.Concatenate, pooling.GlobalAveragePooling1D,
         wrappers.TimeDistributed,               # passes the mask on; its inner layer sees none, as in gpu_dl's call
         normalization.BatchNormalization)}      # its mask selects the steps of training statistics only
-    return readers | set(onnx_attention.converters().values())
+    return readers | set(onnx_attention.converters().values()) | set(onnx_recurrent.converters().values())
 
 
 def _tensor_readers():
     """conversion -> the tensor keyword arguments of its layer's call it reads."""
     table = _converters()
-    from ..layers import group_query_attention, multi_head_attention, recurrent
-    readers = {table[cls]: {"initial_state"} for cls in (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)}
+    from . import onnx_recurrent
+    from ..layers import group_query_attention, multi_head_attention
+    readers = {emit: {"initial_state"} for emit in onnx_recurrent.converters().values()}
     readers.update({table[cls]: {"attention_mask"} for cls in (multi_head_attention.MultiHeadAttention,
                                                                group_query_attention.GroupedQueryAttention)})
     return readers
 
 
-_MASK_READERS = ("masks read by LSTM, GRU, SimpleRNN, Bidirectional, GlobalAveragePooling1D, the merges and the "
+_MASK_READERS = ("masks read by the recurrent layers, Bidirectional, GlobalAveragePooling1D, the merges and the "
                  "attention layers, passed on by TimeDistributed and by layers that pass masks on unchanged")
 
 
@@ -1280,7 +1276,8 @@ def _emit_model(b, model, inputs):
         return values
     known = dict(zip(model._inputs, inputs))
     def values(tensors):
-        return [known[t] for t in tensors] if isinstance(tensors, (list, tuple)) else known[tensors]
+        # An RNN of several cells takes its initial states nested per cell.
+        return [values(t) for t in tensors] if isinstance(tensors, (list, tuple)) else known[tensors]
     for node in model._run_nodes:
         if getattr(node, "call_leaves", None) is not None:
             raise _unsupported(node.layer, "its call with tensor arguments beyond the first",
@@ -1420,9 +1417,11 @@ def build_model_proto(model, input_signature=None, opset_version=None):
     for final, value in zip(output_names, outputs):
         b.nodes.append(onnx.helper.make_node("Identity", [value.name], [final], name=b.name(f"{final}_node")))
         graph_outputs.append(_value_info(onnx, final, value.shape, value.dtype))
-    graph = onnx.helper.make_graph(b.nodes, model.name, [_value_info(onnx, s.name, s.shape, s.dtype, i)
-                                                         for i, s in enumerate(specs)],
-                                   graph_outputs, initializer=b.initializers)
+    # Stateful layers' states (onnx_recurrent.py) after the model's inputs and outputs.
+    graph_outputs += [_value_info(onnx, name, shape, "float32") for name, shape in b.graph_outputs]
+    graph_inputs = [_value_info(onnx, s.name, s.shape, s.dtype, i) for i, s in enumerate(specs)]
+    graph_inputs += [_value_info(onnx, name, shape, "float32") for name, shape in b.graph_inputs]
+    graph = onnx.helper.make_graph(b.nodes, model.name, graph_inputs, graph_outputs, initializer=b.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="gpu_dl")
     # ONNX Runtime reads files whose IR version it knows; an onnx package newer than the runtime would write a
