@@ -76,11 +76,12 @@ class MergedWeight:
 
     @grad.setter
     def grad(self, dmerged):
-        if self.quantized:
+        if self.quantized and dmerged is not None:
             raise ValueError(f"{self.layer._lora_where()}: a quantized weight takes no gradient; its LoRA adapters "
                              "take theirs through the layer's low-rank path.")
         if dmerged is None:         # a pass that did not read the weight (a reverse call's separate kernel)
-            self.a.grad = self.b.grad = None
+            if not self.quantized:      # a quantized layer's adapters take theirs from its low-rank path
+                self.a.grad = self.b.grad = None
             return
         # merged = W + s * a @ b over a's leading axes: da = s * dmerged @ b.T, db = s * sum over rows a.T @ dmerged
         rank, columns = self.b.shape
@@ -134,11 +135,6 @@ def merged_weight(attribute):
 
     return property(get, set_, doc=f"The layer's ``{attribute}``; with LoRA enabled, the merged one "
                                    "(``layers/lora.py``).")
-
-
-def own_weight(layer, attribute):
-    """A layer's variable ``attribute`` itself, not the merged weight its property gives with LoRA enabled."""
-    return layer.__dict__.get("_" + attribute) or getattr(layer, attribute)
 
 
 def quantize_columns(view, mode, block_size):

@@ -444,7 +444,8 @@ class _ModelBase(trainer.Trainer, Layer):
         ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``: Dense, EinsumDense; all three:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
-        taking a layer) picks the layers by name."""
+        taking a layer) picks the layers by name; as Keras applies them to the layers that hold weights, they pick
+        an attention layer's projections by theirs (``query``, ``key``, ``value``, ``attention_output``)."""
         import re
         from ..layers import quantized
         type_check = kwargs.pop("type_check", True)
@@ -467,7 +468,7 @@ class _ModelBase(trainer.Trainer, Layer):
 
         targets = [layer for layer in layer_losses.flatten_layers(self)
                    if (not layer._loss_sublayers() or getattr(layer, "quantizes_sublayers", False))
-                   and hasattr(layer, "quantize") and chosen(layer)]
+                   and hasattr(layer, "quantize") and (getattr(layer, "quantizes_sublayers", False) or chosen(layer))]
         for layer in targets:
             # a mode a layer does not run is refused before any layer changes, so that a model is not left half
             # quantized; a subclass the type check refuses is skipped with a warning below, as in Keras
@@ -479,6 +480,9 @@ class _ModelBase(trainer.Trainer, Layer):
                     pass        # skipped with Keras's warning below
         for layer in targets:
             try:
+                if getattr(layer, "quantizes_sublayers", False):
+                    layer.quantize_projections(config.mode, config=config, chosen=chosen)
+                    continue
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
                 warnings.warn(str(e))
