@@ -212,6 +212,13 @@ def test_lora_on_quantized_layers(tmp_path, mode, block_size, order, kind):
         assert not numpy.any(_adapter(mine.layers[0], "b").numpy())
         numpy.testing.assert_allclose(mine.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5,
                                       atol=1e-4)
+    # the weights files too: each library's read by the other, into the trained pair (adapters zeroed on load)
+    ours.save_weights(tmp_path / "g.weights.h5")
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    ours.load_weights(tmp_path / "k.weights.h5")
+    theirs.load_weights(tmp_path / "g.weights.h5")
+    assert not numpy.any(_adapter(ours.layers[0], "a").numpy())
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
 
 
 def _adapter(layer, which):
