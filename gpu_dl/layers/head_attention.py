@@ -70,12 +70,6 @@ def _grouped(a, groups):
     return a.reshape(a.shape[0], groups, -1, a.shape[-1])
 
 
-def _float_policy(policy):
-    """The float policy a quantized one is of (the policy itself where float)."""
-    from ..dtype_policies import get as get_policy
-    return policy if policy.quantization_mode is None else get_policy(policy._source_name)
-
-
 def _policy_config(policy):
     """The quantization config that gives a projection ``policy`` (an int4 one's block size)."""
     from .. import quantizers
@@ -196,7 +190,7 @@ class HeadAttention(Layer):
             equation, input_shape = "abc,cde->abde", (None, None, kernel.shape[0])
             output_shape = (None,) + tuple(kernel.shape[1:])
         dense = EinsumDense(equation, output_shape, bias_axes=outputs if bias is not None else None, name=name,
-                            dtype=_float_policy(self.dtype_policy))
+                            dtype=self.dtype_policy)
         dense.__dict__["_parent_path"] = layer_path(self)
         plan = dense._plan(input_shape)
         dense._scale_layout = quantized.EinsumScaleLayout(plan.input_spec, plan.weight_spec, plan.output_spec)
