@@ -2,7 +2,9 @@
 libraries give the same adapter weights (names, paths, shapes, dtypes, trainable flags), the same config entries
 and lora_alpha after build, the same outputs and merged kernel for the same weights, the same losses and weights
 after training steps, the same store from save_own_variables, and .keras files of LoRA models that each library
-reads from the other with the same predictions (LoRA merged into the kernel, the adapters zeroed on load)."""
+reads from the other with the same predictions (LoRA merged into the kernel, the adapters zeroed on load). On int8
+and int4 Dense, EinsumDense and Embedding, with LoRA enabled before or after quantizing, the same variables,
+outputs, weight attribute, SGD steps, store and files."""
 import os
 
 import numpy
@@ -140,11 +142,17 @@ def test_files_load_both_ways(tmp_path, name, make, shape, ids):
         numpy.testing.assert_allclose(numpy.asarray(loaded.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-5)
 
 
-def _quantized_pair(mode, block_size, order):
-    pair = []
-    for lib in (gpu_dl, keras):
-        model = lib.Sequential([lib.Input((20,)), lib.layers.Dense(5)])
-        pair.append(model)
+# (id, make(lib), sample shape, integer ids?, output sample shape): the layers that take LoRA on int8/int4 weights
+QUANTIZED_CASES = {
+    "dense": (lambda lib: lib.layers.Dense(5), (20,), False, (5,)),
+    "einsum": (lambda lib: lib.layers.EinsumDense("abc,cde->abde", (None, 2, 5), bias_axes="e"), (3, 20), False,
+               (3, 2, 5)),
+    "embedding": (lambda lib: lib.layers.Embedding(20, 12), (4,), True, (4, 12)),
+}
+
+def _quantized_pair(mode, block_size, order, kind="dense"):
+    make, shape, ids, _ = QUANTIZED_CASES[kind]
+    pair = [_model(lib, lambda lib, **k: make(lib), shape, ids) for lib in (gpu_dl, keras)]
     weights = _random_weights(numpy.random.default_rng(7), pair[1])
     for lib, model in zip((gpu_dl, keras), pair):
         model.set_weights(weights)
@@ -154,49 +162,67 @@ def _quantized_pair(mode, block_size, order):
             model.layers[0].enable_lora(2, lora_alpha=4)
         else:
             model.layers[0].enable_lora(2, lora_alpha=4)
+            model.quantize(mode, config=config)
     return pair
 
 
-@pytest.mark.parametrize("mode,block_size", [("int8", None), ("int4", None), ("int4", 8)])
-def test_lora_on_quantized_dense(tmp_path, mode, block_size):
+@pytest.mark.parametrize("kind", list(QUANTIZED_CASES))
+@pytest.mark.parametrize("mode,block_size,order", [("int8", None, "quantize first"), ("int4", None, "lora first"),
+                                                   ("int4", 8, "quantize first"), ("int4", 8, "lora first")])
+def test_lora_on_quantized_layers(tmp_path, mode, block_size, order, kind):
+    _, shape, ids, out_shape = QUANTIZED_CASES[kind]
     rng = numpy.random.default_rng(8)
-    ours, theirs = _quantized_pair(mode, block_size, "quantize first")
-    assert [(v.path, tuple(v.shape), v.trainable) for v in ours.weights] == \
-        [(v.path, tuple(v.shape), v.trainable) for v in theirs.weights]
+    ours, theirs = _quantized_pair(mode, block_size, order, kind)
+    assert [(v.path, tuple(v.shape), v.dtype, v.trainable) for v in ours.weights] == \
+        [(v.path, tuple(v.shape), v.dtype, v.trainable) for v in theirs.weights]
     weights = [keras.ops.convert_to_numpy(v) for v in theirs.weights]
     weights = [rng.standard_normal(w.shape).astype("float32") if v.trainable else w
                for w, v in zip(weights, theirs.weights)]
     ours.set_weights(weights)
     theirs.set_weights(weights)
-    x = rng.standard_normal((4, 20)).astype("float32")
+    x = _inputs(rng, 4, shape, ids)
     numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
-    assert_training_steps_match(keras, ours, theirs, rng, (20,), None, 4, steps=3, optimizer="SGD", loss="mse",
-                                targets=lambda rng, batch: rng.standard_normal((batch, 5)).astype("float32"))
+    # the weight attribute: the integer values (unpacked) plus the low-rank product, in the compute dtype
+    name = "embeddings" if ids else "kernel"
+    mine, reference = getattr(ours.layers[0], name), getattr(theirs.layers[0], name)
+    assert mine.shape == tuple(reference.shape) and mine.dtype == numpy.float32
+    numpy.testing.assert_allclose(numpy.asarray(mine), keras.ops.convert_to_numpy(reference), rtol=1e-6, atol=1e-5)
+    assert_training_steps_match(keras, ours, theirs, rng, shape, None, 4, steps=3, optimizer="SGD", loss="mse",
+                                targets=lambda rng, batch: rng.standard_normal((batch,) + out_shape).astype("float32"),
+                                inputs=lambda rng, batch: _inputs(rng, batch, shape, ids))
     ours_store, theirs_store = {}, {}
     ours.layers[0].save_own_variables(ours_store)
     theirs.layers[0].save_own_variables(theirs_store)
     assert list(ours_store) == list(theirs_store)
     for key in theirs_store:
         mine, reference = numpy.asarray(ours_store[key]), keras.ops.convert_to_numpy(theirs_store[key])
-        assert mine.dtype == reference.dtype
-        # a value on a rounding boundary may quantize one step apart
+        assert mine.dtype == reference.dtype and mine.shape == reference.shape
+        # a value on a rounding boundary may quantize one step apart (a packed byte: one step in either nibble)
+        if mine.dtype.kind == "i" and mode == "int4" and key == "0":
+            mine, reference = (gpu_dl.quantizers.unpack_int4(v, v.shape[-1] * 2, axis=-1) for v in (mine, reference))
         numpy.testing.assert_allclose(mine.astype("float64"), reference, rtol=1e-5, atol=1.01 if
                                       mine.dtype.kind == "i" else 1e-5)
     for model, name in ((ours, "g"), (theirs, "k")):
         model.save(tmp_path / f"{name}.keras")
-    # each file read by both libraries: the same LoRA layer on the same requantized kernel, adapters zeroed
+    # each file read by both libraries: the same LoRA layer on the same requantized weight, adapters zeroed
     for name in "gk":
         mine, reference = load_model(tmp_path / f"{name}.keras"), keras.models.load_model(tmp_path / f"{name}.keras")
         assert mine.layers[0].lora_enabled and reference.layers[0].lora_enabled
-        assert not numpy.any(mine.layers[0].lora_kernel_b.numpy())
+        assert mine.layers[0].dtype_policy.name == reference.layers[0].dtype_policy.name
+        assert not numpy.any(_adapter(mine.layers[0], "b").numpy())
         numpy.testing.assert_allclose(mine.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5,
                                       atol=1e-4)
+    # the weights files too: each library's read by the other, into the trained pair (adapters zeroed on load)
+    ours.save_weights(tmp_path / "g.weights.h5")
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    ours.load_weights(tmp_path / "k.weights.h5")
+    theirs.load_weights(tmp_path / "g.weights.h5")
+    assert not numpy.any(_adapter(ours.layers[0], "a").numpy())
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
 
 
-def test_quantizing_a_lora_layer_is_refused():
-    ours, _ = _quantized_pair("int8", None, "lora first")
-    with pytest.raises(ValueError, match="quantizing a layer with LoRA enabled"):
-        ours.layers[0].quantize("int8")
+def _adapter(layer, which):
+    return getattr(layer, f"lora_{layer.lora_weight}_{which}")
 
 
 def test_reverse_call_of_a_tied_reversible_embedding():

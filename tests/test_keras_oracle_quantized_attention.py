@@ -1,9 +1,11 @@
 """Quantized MultiHeadAttention and GroupQueryAttention against Keras 3 (torch backend), for "int8", "int4" and
 "float8": model.quantize quantizes their query, key, value and output projections (Keras's EinsumDense
 sublayers) into the same variables (paths, shapes, dtypes, order, values), the predictions match, a few SGD steps
-train the same weights to the same values, and the weights files each writes load in the other. A .keras file of
-such a model loads in neither library: Keras's config of the attention layer records no quantization, so its
-float projections do not take the file's quantized variables (Keras 3.15 refuses its own files so)."""
+train the same weights to the same values, and the weights files each writes load in the other; model.quantize's
+filters pick the projections by their names, as Keras's do. Keras's .keras file of such a model loads in neither
+library: its config of the attention layer records no quantization, so its float projections do not take the
+file's quantized variables (Keras 3.15 refuses its own files so). gpu_dl's records the projections' policies in an
+entry of its own: gpu_dl loads it exactly, and Keras 3.15 refuses the entry."""
 import os
 import warnings
 
@@ -107,12 +109,60 @@ def test_weights_files_load_both_ways(tmp_path, mode):
     numpy.testing.assert_allclose(theirs_again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_keras_files_of_quantized_attention_load_in_neither(tmp_path):
-    theirs, ours = quantized_pair("mha", "int8")
-    theirs.save(tmp_path / "k.keras")
+FILTERS = [("query", ["query"]), (["key", "attention_output"], ["key", "attention_output"]),
+           (lambda layer: layer.name in ("value", "dense"), ["value", "dense"]), ("multi_head|grouped", [])]
+
+
+@pytest.mark.parametrize("filters,quantized", FILTERS, ids=["regex", "list", "callable", "attention-name"])
+@pytest.mark.parametrize("kind", ["mha", "gqa"])
+def test_filters_pick_the_projections_by_their_names(kind, filters, quantized):
+    # Keras applies the filters to the layers that hold weights: an attention layer's projection sublayers
+    theirs, ours = attention_model(keras, kind), attention_model(gpu_dl, kind)
+    rng = numpy.random.default_rng(5)
+    theirs.set_weights([(0.5 * rng.standard_normal(w.shape)).astype("float32") for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    for model in (theirs, ours):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.quantize("int8", filters=filters)
+    assert described(ours) == described(theirs)
+    assert sorted(v.path.split("/")[-2] for v in ours.variables if v.path.endswith("/kernel_scale")) == \
+        sorted(quantized)
+    x = inputs(numpy.random.default_rng(6))
+    numpy.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+PROJECTIONS = "query|key|value|attention_output"
+
+
+@pytest.mark.parametrize("mode,filters", [("int8", None), ("int4", None), ("float8", PROJECTIONS),
+                                          ("int8", "query|value"), ("int4", ["key"])])
+@pytest.mark.parametrize("kind", ["mha", "gqa"])
+def test_our_files_of_quantized_attention_load_exactly(tmp_path, kind, mode, filters):
+    ours = attention_model(gpu_dl, kind)
+    rng = numpy.random.default_rng(7)
+    ours.set_weights([(0.5 * rng.standard_normal(w.shape)).astype("float32") for w in ours.get_weights()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.quantize(mode, filters=filters)
     ours.save(tmp_path / "g.keras")
-    for path in ("k.keras", "g.keras"):
-        with pytest.raises(ValueError, match="query"):
-            gpu_dl.models.load_model(tmp_path / path)
-        with pytest.raises(ValueError, match="could not be loaded"):
-            keras.models.load_model(tmp_path / path)
+    again = gpu_dl.models.load_model(tmp_path / "g.keras")
+    attention, loaded = ours.layers[2], again.layers[2]
+    assert described(loaded) == described(attention)
+    assert loaded.get_config() == attention.get_config() and loaded.dtype_policy.name == "float32"
+    for a, b in zip(again.variables, ours.variables):
+        numpy.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=b.path)
+    x = inputs(numpy.random.default_rng(8))
+    numpy.testing.assert_array_equal(again.predict(x, verbose=0), ours.predict(x, verbose=0))
+    # the config entry that records the projections' policies is gpu_dl's: Keras 3.15 refuses it
+    with pytest.raises(TypeError, match="could not be deserialized"):
+        keras.models.load_model(tmp_path / "g.keras")
+
+
+def test_keras_files_of_quantized_attention_load_in_neither(tmp_path):
+    theirs, _ = quantized_pair("mha", "int8")
+    theirs.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match="query"):
+        gpu_dl.models.load_model(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        keras.models.load_model(tmp_path / "k.keras")

@@ -1,6 +1,7 @@
 """LoRA on Dense, EinsumDense, Embedding and Conv1D/2D/3D: the adapter weights' names, shapes and flags, the
 forward against a NumPy merged kernel, float64 finite differences for a, b and the input, training that moves
-only a and b (and the bias), the config, the files (merged on save, a and b zeroed on load) and the errors.
+only a and b (and the bias), the config, the files (merged on save, a and b zeroed on load) and the errors; on
+quantized Dense, EinsumDense and Embedding the low-rank path against NumPy and its adapters' gradients.
 One body per backend."""
 import numpy
 import pytest
@@ -158,8 +159,8 @@ def test_enable_lora_after_build_and_its_errors():
     assert (config["lora_rank"], config["lora_alpha"]) == (3, 6)
     with pytest.raises(ValueError, match="lora is already enabled"):
         layer.enable_lora(2)
-    with pytest.raises(ValueError, match=r"Dense layer 'd'.*quantizing a layer with LoRA enabled"):
-        layer.quantize("int8")
+    with pytest.raises(ValueError, match=r"Dense layer 'd'.*quantizing a layer with LoRA enabled to 'float8'"):
+        layer.quantize("float8")
 
     constrained = layers.Conv2D(2, 2, kernel_constraint="non_neg")
     constrained.build((None, 4, 4, 1))
@@ -172,11 +173,22 @@ def test_enable_lora_after_build_and_its_errors():
 
     quantized = layers.EinsumDense("ab,bc->ac", 3, name="q")
     quantized.build((None, 4))
-    quantized.quantize("int8")
+    quantized.quantize("float8")
     with pytest.raises(ValueError, match=r"EinsumDense layer 'q'.*LoRA on a quantized layer"):
         quantized.enable_lora(2)
-    with pytest.raises(ValueError, match=r"Embedding layer 'q'.*LoRA on a quantized layer"):
-        layers.Embedding(5, 3, lora_rank=2, dtype="int8_from_float32", name="q").build((None,))
+    with pytest.raises(ValueError, match=r"ReversibleEmbedding layer 'q'.*LoRA on a quantized layer"):
+        layers.ReversibleEmbedding(5, 3, lora_rank=2, dtype="int8_from_float32", name="q").build((None,))
+    reversible = layers.ReversibleEmbedding(5, 3, lora_rank=2, name="r")
+    reversible.build((None,))
+    with pytest.raises(ValueError, match=r"ReversibleEmbedding layer 'r'.*quantizing a layer with LoRA enabled"):
+        reversible.quantize("int8")
+    # the low-rank path multiplies b along the output's last axis: the kernel's last label must be there
+    transposed = layers.EinsumDense("abc,cd->adb", (4, 3), name="t")
+    transposed.build((2, 3, 5))
+    transposed.quantize("int8")
+    transposed.enable_lora(2)
+    with pytest.raises(ValueError, match=r"EinsumDense layer 't'.*kernel's last label must be the output's last"):
+        transposed(numpy.ones((2, 3, 5), "float32"))
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match=r"EinsumDense layer 'e'.*lora_rank.*positive integer"):
             layers.EinsumDense("ab,bc->ac", 4, lora_rank=bad, name="e")
@@ -238,7 +250,6 @@ def test_lora_on_a_quantized_dense_adds_the_low_rank_path(xp, rng, mode, block_s
     plain = to_numpy(layer(x))
     quantized_kernel = layer.kernel.numpy()
     layer.enable_lora(2, lora_alpha=3)
-    assert layer.kernel.numpy().dtype == numpy.int8        # the quantized variable, not a merged kernel
     a, b = layer.lora_kernel_a, layer.lora_kernel_b
     assert (a.shape, b.shape) == ((20, 2), (2, 5))
     assert [v.name for v in layer.trainable_weights] == ["bias", "lora_kernel_a", "lora_kernel_b"]
@@ -251,7 +262,7 @@ def test_lora_on_a_quantized_dense_adds_the_low_rank_path(xp, rng, mode, block_s
 
     direction = xp.asarray(rng.standard_normal(y.shape))
     dx = layer.backward(direction)
-    assert layer.kernel.grad is None
+    assert layer._kernel.grad is None
     _assert_adapter_gradients(lambda: layer(x), direction, (a, b), rng, mode)
     # the low-rank path's input gradient adds to the one through the quantized kernel (b zeroed: none)
     a_value, b_value = a.numpy(), b.numpy()
@@ -260,7 +271,7 @@ def test_lora_on_a_quantized_dense_adds_the_low_rank_path(xp, rng, mode, block_s
     dx_plain = layer.backward(direction)
     numpy.testing.assert_allclose(to_numpy(dx) - to_numpy(dx_plain),
                                   to_numpy(direction) @ b_value.T @ a_value.T * 1.5, rtol=1e-9, atol=1e-9)
-    numpy.testing.assert_array_equal(layer.kernel.numpy(), quantized_kernel)
+    numpy.testing.assert_array_equal(layer._kernel.numpy(), quantized_kernel)
 
 
 @pytest.mark.parametrize("mode,block_size", QUANTIZED)
@@ -271,7 +282,7 @@ def test_quantized_lora_model_trains_the_adapters_and_saves_requantized(xp, rng,
     model.quantize(mode, config=config)
     layer = model.layers[-1]
     layer.enable_lora(2)
-    assert layer.lora_kernel_a.path == layer.kernel.path.rsplit("/", 1)[0] + "/lora_kernel_a"
+    assert layer.lora_kernel_a.path == layer._kernel.path.rsplit("/", 1)[0] + "/lora_kernel_a"
     frozen = [v.numpy() for v in layer.non_trainable_weights]
     x = rng.standard_normal((8, 20)).astype("float32")
     model.compile("sgd", "mse")
@@ -315,3 +326,72 @@ def test_tied_reversible_embedding_reverse_call_trains_the_adapters(xp, rng):
     layer.backward(direction)
     assert layer._embeddings.grad is None
     _assert_adapter_gradients(lambda: layer(hidden, reverse=True), direction, (a, b), rng, "reverse")
+
+
+# EinsumDense and Embedding with LoRA on a quantized weight: (id, make(dtype), inputs(rng), h(x, a) the low-rank
+# path's product with a, the input gradient of h given dh and a (None: ids), integer ids?)
+QUANTIZED_OTHERS = [
+    ("einsum", lambda dtype: layers.EinsumDense("abc,cde->abde", (None, 2, 5), bias_axes="e", dtype=dtype),
+     lambda rng: rng.standard_normal((2, 3, 20)), lambda x, a: numpy.einsum("abc,cdr->abdr", x, a),
+     lambda dh, a: numpy.einsum("abdr,cdr->abc", dh, a)),
+    ("embedding", lambda dtype: layers.Embedding(20, 12, dtype=dtype), lambda rng: rng.integers(0, 20, (3, 4)),
+     lambda ids, a: a[ids], None),
+]
+
+
+@pytest.mark.parametrize("name,make,inputs,low_rank,low_rank_dx", QUANTIZED_OTHERS,
+                         ids=[c[0] for c in QUANTIZED_OTHERS])
+@pytest.mark.parametrize("mode,block_size", QUANTIZED)
+@pytest.mark.parametrize("order", ["quantize first", "lora first"])
+def test_lora_on_quantized_einsum_dense_and_embedding(xp, rng, name, make, inputs, low_rank, low_rank_dx, mode,
+                                                      block_size, order):
+    from gpu_dl import quantizers
+    layer = make("float64")
+    host = inputs(rng)
+    x = xp.asarray(host)
+    layer(x)
+    config = None if mode == "int8" else quantizers.Int4QuantizationConfig(block_size=block_size)
+    if order == "lora first":
+        layer.enable_lora(2, lora_alpha=3)
+        frozen = _base(layer).numpy()
+        layer.quantize(mode, config=config)
+        assert not _base(layer).trainable and _base(layer).dtype == numpy.int8
+    else:
+        layer.quantize(mode, config=config)
+        frozen = None
+        layer.enable_lora(2, lora_alpha=3)
+    a, b = _adapters(layer)
+    assert [v.name for v in layer.trainable_weights[-2:]] == [a.name, b.name] and a.trainable and b.trainable
+    plain = to_numpy(layer(x))             # b starts at zeros: the quantized output
+    for var in (a, b):
+        var.value = xp.asarray(rng.standard_normal(var.shape))
+    a_value, b_value = a.numpy(), b.numpy()
+    y = layer(x, training=True)
+    numpy.testing.assert_allclose(to_numpy(y), plain + low_rank(host, a_value) @ b_value * 1.5, rtol=1e-10,
+                                  atol=1e-10)
+    # Keras's weight attribute: the integer values (unpacked) plus the scaled low-rank product
+    values = _base(layer).numpy()
+    weight_shape = a_value.shape[:-1] + b_value.shape[-1:]
+    if mode == "int4":
+        values = quantizers.unpack_int4(values, int(numpy.prod(weight_shape)) // values.shape[0], axis=-1)
+    numpy.testing.assert_allclose(numpy.asarray(getattr(layer, layer.lora_weight)),
+                                  values.reshape(weight_shape) + a_value @ b_value * 1.5, rtol=1e-12, atol=1e-12)
+    if frozen is not None:
+        # quantized from the frozen weight, not the merged one: it dequantizes to the frozen weight
+        step = numpy.abs(frozen).max() / (127 if mode == "int8" else 7)
+        numpy.testing.assert_allclose(to_numpy(layer._lora_dequantized()), frozen, atol=step * (1 if block_size
+                                                                                               else 0.51))
+
+    direction = xp.asarray(rng.standard_normal(y.shape))
+    dx = layer.backward(direction)
+    assert _base(layer).grad is None
+    _assert_adapter_gradients(lambda: layer(x), direction, (a, b), rng, f"{name} {mode}")
+    if low_rank_dx is None:
+        assert dx is None
+        return
+    # the low-rank path's input gradient adds to the one through the quantized kernel (b zeroed: none)
+    b.value[...] = 0
+    layer(x, training=True)
+    dx_plain = layer.backward(direction)
+    numpy.testing.assert_allclose(to_numpy(dx) - to_numpy(dx_plain),
+                                  low_rank_dx(to_numpy(direction) @ b_value.T * 1.5, a_value), rtol=1e-9, atol=1e-9)

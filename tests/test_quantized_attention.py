@@ -144,12 +144,41 @@ def test_model_quantize_reaches_the_attention_layers(rng):
     q, v = gpu_dl.Input((5, 4)), gpu_dl.Input((7, 6))
     out = layers.Dense(3)(layers.MultiHeadAttention(2, 3)(q, v))
     model = gpu_dl.Model([q, v], out)
+    # the filters match the projections' names, as Keras's match its sublayers': not the attention layer's
     model.quantize("int4", filters="multi_head")
+    assert all(v.dtype == "float32" for v in model.weights)
+    model.quantize("int4", filters="query|key|value|attention_output")
     assert {v.path: v.dtype for v in model.weights}["multi_head_attention/query/kernel"] == "int8"
     assert "multi_head_attention/attention_output/g_idx" in [v.path for v in model.weights]
     assert model.layers[-1].dtype_policy.quantization_mode is None      # left out by the filter
     with pytest.raises(ValueError, match="already quantized"):
         model.layers[2].quantize("int8")
+
+
+@pytest.mark.parametrize("kind", ["mha", "gqa"])
+def test_some_projections_quantized_and_the_config_that_rebuilds_them(rng, kind):
+    layer, q, v = _built(kind, rng, numpy)
+    float_out = to_numpy(layer(q.astype("float32"), v.astype("float32")))
+    layer.quantize_projections("int8", chosen=lambda dense: dense.name in ("key", "attention_output"))
+    dtypes = {var.path.split("/", 1)[1]: var.dtype for var in layer.weights}
+    assert dtypes["query/kernel"] == dtypes["value/kernel"] == "float32"
+    assert dtypes["key/kernel"] == dtypes["attention_output/kernel"] == "int8" and "key/kernel_scale" in dtypes
+    assert layer.dtype_policy.quantization_mode is None
+    out = to_numpy(layer(q.astype("float32"), v.astype("float32")))
+    assert not numpy.array_equal(out, float_out)
+    numpy.testing.assert_allclose(out, float_out, atol=0.05 * numpy.abs(float_out).max())     # int8's error
+    config = layer.get_config()
+    assert config["projection_dtypes"] == {"query": None, "key": gpu_dl.dtype_policies.serialize(
+        layer._quantized_projection("key").dtype_policy), "value": None, "attention_output": config[
+        "projection_dtypes"]["key"]}
+    again = type(layer).from_config(config)
+    again(q.astype("float32"), v.astype("float32"))
+    assert [(w.name, w.dtype, w.shape) for w in again.weights] == [(w.name, w.dtype, w.shape) for w in layer.weights]
+    again.set_weights(layer.get_weights())
+    numpy.testing.assert_array_equal(to_numpy(again(q.astype("float32"), v.astype("float32"))), out)
+    assert again.get_config() == config
+    with pytest.raises(ValueError, match="projection_dtypes"):
+        type(layer).from_config({**config, "projection_dtypes": "int8"})
 
 
 def test_refusals():

@@ -131,7 +131,7 @@ class Dense(lora.LoraLayer, Layer):
     weights (``layers/awq_weights.py``, ``gpu_dl/awq.py``).
 
     ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
-    int4 ones.
+    int4 ones (before or after ``quantize``).
     """
 
     fixed_input_axes = (-1,)
@@ -187,7 +187,7 @@ class Dense(lora.LoraLayer, Layer):
                                                                                    AbsMaxQuantizer())
         self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
         self.kernel_scale = self.add_weight((self.units,), "ones", trainable=False, name="kernel_scale")
-        return self.kernel, self.kernel_scale
+        return self._kernel, self.kernel_scale
 
     def _int4_block_size(self):
         """The int4 groups' rows: the config's block size, else the policy's; None: one scale per unit."""
@@ -205,7 +205,7 @@ class Dense(lora.LoraLayer, Layer):
         elif self.dtype_policy.quantization_mode == "awq":
             awq_weights.number_for_files(self)
         elif self.dtype_policy.quantization_mode is not None:
-            quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale,
+            quantized.number_for_files(self._kernel, self.bias if self.use_bias else None, self.kernel_scale,
                                        getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
 
     def quantize(self, mode=None, type_check=True, config=None):
@@ -213,8 +213,8 @@ class Dense(lora.LoraLayer, Layer):
         (``AbsMaxQuantizer(axis=0)`` unless ``config`` gives a weight quantizer), and ``kernel_scale``; the layer's
         policy becomes ``"int8_from_<its policy>"``. ``"int4"`` packs the kernel (see the class docstring); the
         policy becomes ``"int4/<block size or -1>_from_<its policy>"``."""
-        self.check_quantize_lora()
         config = quantized.checked_request(self, Dense, mode, config, type_check)
+        self.check_quantize_lora(config.mode)
         if config.mode == "int4":
             self._quantize_int4(config)
         elif config.mode == "awq":
@@ -229,7 +229,7 @@ class Dense(lora.LoraLayer, Layer):
         from .. import quantizers
         self.quantization_config = config
         block_size = self._int4_block_size()
-        kernel = self.kernel
+        kernel = self._kernel
         if block_size is None:
             quantizer = quantizers.QuantizationConfig.weight_quantizer_or_default(
                 config, quantizers.AbsMaxQuantizer(axis=0, value_range=(-8, 7), output_dtype="int8"))
@@ -246,6 +246,11 @@ class Dense(lora.LoraLayer, Layer):
         ``(values - zero) * scale`` of each row's group."""
         return quantized.int4_dequantized(self, self.units, dtype)
 
+    def _lora_dequantized(self):
+        if self.dtype_policy.quantization_mode == "int8":
+            return quantized.dequantized(self._kernel.value, self.kernel_scale.value, self.compute_dtype)
+        return self._int4_kernel(self.compute_dtype)
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:
             raise ValueError(f"Dense layer '{self.name}' needs inputs of rank >= 2, got shape {tuple(input_shape)}.")
@@ -254,11 +259,11 @@ class Dense(lora.LoraLayer, Layer):
     def call(self, x, training=False):
         mode = self.dtype_policy.quantization_mode
         if mode == "int8":
-            product = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
+            product = quantized.int8_forward(x, self._kernel.value, self.kernel_scale.value, self.inputs_quantizer,
                                              self.compute_dtype)
         elif mode == "int4" and self.kernel_zero is None:
             from ..quantizers import unpack_int4
-            product = quantized.int8_forward(x, unpack_int4(self.kernel.value, self.units, axis=-1),
+            product = quantized.int8_forward(x, unpack_int4(self._kernel.value, self.units, axis=-1),
                                              self.kernel_scale.value, self.inputs_quantizer, self.compute_dtype)
         elif mode == "int4":
             product = x @ self._int4_kernel(self.compute_dtype)
@@ -292,7 +297,7 @@ class Dense(lora.LoraLayer, Layer):
         if mode is not None:
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
             # kernel and its scales
-            kernel = quantized.dequantized(self.kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
+            kernel = quantized.dequantized(self._kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
                 else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)

@@ -21,13 +21,15 @@ product is exact, and the inputs' gradient goes through the dequantized kernel. 
 with float8 fake-quantized einsums and delayed scaling, as Keras does (``layers/float8_training.py``).
 
 ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_kernel_a`` (the kernel's shape with
-the last axis of size rank) and ``lora_kernel_b`` (rank, the kernel's last axis).
+the last axis of size rank) and ``lora_kernel_b`` (rank, the kernel's last axis); on an int8 or int4 kernel the
+output adds ``einsum(equation, x, lora_kernel_a) @ lora_kernel_b * scale``, which takes an equation whose
+kernel's last label is the output's last one.
 
 ``quantize("awq", config=AWQConfig(...))`` (the model's, which calibrates it) keeps 4-bit activation-aware weights of
 Keras's 2-D view of a 2-D or 3-D kernel (``layers/awq_weights.py``).
 
-Not supported (a ValueError): the GPTQ quantization mode, LoRA on a quantized kernel; an
-equation that repeats a label within one operand (a diagonal).
+Not supported (a ValueError): the GPTQ quantization mode; an equation that repeats a label within one
+operand (a diagonal).
 """
 from __future__ import annotations
 
@@ -150,6 +152,18 @@ def _einsum(equation, a, b):
     return array_module(a).einsum(equation, a, b, optimize=True)
 
 
+def _input_gradient(plan, input_shape, dz, kernel):
+    """The gradient of the inputs of ``einsum(plan's equation, x, kernel)`` given that of its output, ``dz``."""
+    kept = "".join(c for c in plan.input_spec if c not in plan.summed)
+    dx = _einsum(f"{plan.output_spec},{plan.weight_spec}->{kept}", dz, kernel)
+    if plan.summed:
+        # Input axes the forward summed away: each of their entries gets the same gradient.
+        xp = array_module(dx)
+        dx = dx.reshape(tuple(1 if c in plan.summed else input_shape[i] for i, c in enumerate(plan.input_spec)))
+        dx = xp.ascontiguousarray(xp.broadcast_to(dx, input_shape))
+    return dx
+
+
 class EinsumDense(lora.LoraLayer, Layer):
     """``EinsumDense(equation, output_shape, activation=None, bias_axes=None, ...)`` (see the module
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
@@ -157,6 +171,7 @@ class EinsumDense(lora.LoraLayer, Layer):
     supports_masking = False
     quantization_modes = ("int8", "int4", "float8", "awq")
     kernel = lora.merged_weight("kernel")
+    lora_quantization_modes = ("int8", "int4")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -234,7 +249,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         scale_shape = layout.forward(numpy.ones(reduced, "float32"), layout.kernel).shape
         self.kernel = self.add_weight(kernel_shape, "zeros", dtype="int8", trainable=False, name="kernel")
         self.kernel_scale = self.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
-        return self.kernel, self.kernel_scale
+        return self._kernel, self.kernel_scale
 
     def _int4_shape(self, kernel_shape):
         """Keras's 2-D view of an int4 kernel: (rows, columns), the sizes of the reduced axes and the others
@@ -253,7 +268,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         elif self.dtype_policy.quantization_mode == "awq":
             awq_weights.number_for_files(self)
         elif self.dtype_policy.quantization_mode is not None:
-            quantized.number_for_files(self.kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
+            quantized.number_for_files(self._kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
                                        getattr(self, "g_idx", None))
 
     def quantize(self, mode=None, type_check=True, config=None):
@@ -264,8 +279,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         128 rows and column (``kernel_zero``, ``g_idx``); the policy becomes ``"int4/<block size or -1>_from_..."``.
         """
         layout = self._scale_layout if self.built else None
-        self.check_quantize_lora()
         config = quantized.checked_request(self, EinsumDense, mode, config, type_check)
+        self.check_quantize_lora(config.mode)
         if config.mode == "int4":
             self._quantize_int4(config)
         elif config.mode == "float8":
@@ -284,7 +299,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         from .. import quantizers
         self.quantization_config = config
         block_size = quantized.int4_block_size(self)
-        kernel = self.kernel
+        kernel = self._kernel
         flat = kernel.value.reshape(self._int4_shape(kernel.shape))
         if block_size is None:
             # Keras quantizes the 2-D view per column itself, without the config's weight quantizer
@@ -310,8 +325,43 @@ class EinsumDense(lora.LoraLayer, Layer):
     def _int8_kernel(self, dtype):
         """The float kernel the int8 one stands for."""
         layout = self._scale_layout
-        return quantized.dequantized(self.kernel.value, layout.backward(self.kernel_scale.value, layout.kernel),
+        return quantized.dequantized(self._kernel.value, layout.backward(self.kernel_scale.value, layout.kernel),
                                      dtype)
+
+    # ------------------------------------------------------------------ LoRA on a quantized kernel
+    def _lora_weight_shape(self):
+        return self._int4_kernel_shape if self.dtype_policy.quantization_mode == "int4" else self._kernel.shape
+
+    def _lora_dequantized(self):
+        mode = self.dtype_policy.quantization_mode
+        return self._int8_kernel(self.compute_dtype) if mode == "int8" else self._int4_kernel(self.compute_dtype)
+
+    def _lora_requantized(self, merged, mode, block_size):
+        # Keras's: int4 per column of the 2-D view, int8 over the reduced axes with the scale laid out as built
+        if mode == "int4":
+            return lora.quantize_columns(merged.reshape(self._int4_shape(merged.shape)), mode, block_size)
+        from ..quantizers import abs_max_quantize
+        layout = self._scale_layout
+        values, scale = abs_max_quantize(merged, axis=tuple(layout.kernel_reduced), to_numpy=True)
+        return values, [layout.forward(scale, layout.kernel)]
+
+    def _lora_plan(self, x):
+        plan = self._plan(x.shape)
+        if plan.weight_spec[-1] != plan.output_spec[-1]:
+            raise ValueError(f"{self._where()}: LoRA on a quantized kernel multiplies lora_kernel_b along the "
+                             f"output's last axis, so the kernel's last label must be the output's last one "
+                             f"(equation {self.equation!r}).")
+        return plan
+
+    def _low_rank_input(self, x, a):
+        plan = self._lora_plan(x)
+        return _einsum(f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}", x, a)
+
+    def _low_rank_input_backward(self, x, dh, a, want_a, want_x):
+        plan = self._lora_plan(x)
+        da = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x.astype(dh.dtype, copy=False),
+                     dh) if want_a else None
+        return da, (_input_gradient(plan, x.shape, dh, a) if want_x else None)
 
     def check_input_shape(self, shape):
         shape = tuple(shape)
@@ -345,11 +395,13 @@ class EinsumDense(lora.LoraLayer, Layer):
             z = _einsum(equation, x, self._int8_kernel(x.dtype))
         else:
             layout = self._scale_layout
-            z = quantized.int8_forward(x, self.kernel.value, self.kernel_scale.value, self.inputs_quantizer,
+            z = quantized.int8_forward(x, self._kernel.value, self.kernel_scale.value, self.inputs_quantizer,
                                        self.compute_dtype, lambda a, b: _einsum(equation, a, b),
                                        axis=tuple(layout.input_reduced),
                                        adjust_inputs_scale=lambda scale: layout.forward(scale, layout.input),
-                                       pairs=layout.pairs, terms=layout.terms(x.shape, self.kernel.value.shape))
+                                       pairs=layout.pairs, terms=layout.terms(x.shape, self._kernel.shape))
+        if mode in ("int8", "int4"):
+            z = self.add_low_rank_product(x, z)
         xp = array_module(z)
         z = xp.ascontiguousarray(z)      # with_bias adds in place and its kernel takes C-contiguous arrays
         bias = None if self.bias is None else self.bias.value
@@ -398,16 +450,12 @@ class EinsumDense(lora.LoraLayer, Layer):
             x, _, dz = operands
         if self.trainable and mode in (None, "float8"):
             self.kernel.grad = _einsum(f"{plan.input_spec},{plan.output_spec}->{plan.weight_spec}", x, dz)
+        if mode in ("int8", "int4"):
+            dx = _input_gradient(plan, x.shape, dz, kernel) if self.input_gradient_wanted else None
+            return self.add_low_rank_backward(x, dz, dx)
         if not self.input_gradient_wanted:
             return None
-        kept = "".join(c for c in plan.input_spec if c not in plan.summed)
-        dx = _einsum(f"{plan.output_spec},{plan.weight_spec}->{kept}", dz, kernel)
-        if plan.summed:
-            # Input axes the forward summed away: each of their entries gets the same gradient.
-            xp = array_module(dx)
-            dx = dx.reshape(tuple(1 if c in plan.summed else x.shape[i] for i, c in enumerate(plan.input_spec)))
-            dx = xp.ascontiguousarray(xp.broadcast_to(dx, x.shape))
-        return dx
+        return _input_gradient(plan, x.shape, dz, kernel)
 
     def get_config(self):
         return {**super().get_config(), "output_shape": self.partial_output_shape, "equation": self.equation,

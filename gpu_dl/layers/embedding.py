@@ -26,7 +26,8 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
     scale per id; only the rows looked up are unpacked.
 
     ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``): ``lora_embeddings_a`` (input_dim, rank) and
-    ``lora_embeddings_b`` (rank, output_dim).
+    ``lora_embeddings_b`` (rank, output_dim); on an int8 or int4 table the rows looked up add
+    ``lora_embeddings_a[ids] @ lora_embeddings_b * scale``.
     """
 
     id_range_argument = "input_dim"
@@ -37,6 +38,7 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
     lora_weight = "embeddings"
     lora_constraint = "embeddings_constraint"
     lora_build_keeps_alpha = False
+    lora_quantization_modes = ("int8", "int4")
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, input_length=None,
@@ -76,7 +78,7 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
         self.embeddings = self.add_weight(shape, "zeros", dtype="int8", trainable=False, name="embeddings")
         # one scale per id: the rows are quantized over output_dim, as Keras does
         self.embeddings_scale = self.add_weight((self.input_dim,), "ones", trainable=False, name="embeddings_scale")
-        return self.embeddings, self.embeddings_scale
+        return self._embeddings, self.embeddings_scale
 
     def _int4_build(self, shape):
         rows, columns = shape
@@ -91,7 +93,7 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
                                                    name="embeddings_zero")
             self.g_idx = self.add_weight((columns,), "zeros", dtype="float32", trainable=False, name="g_idx")
             self.g_idx.assign(numpy.arange(columns, dtype="float32") // block_size)
-        return tuple(v for v in (self.embeddings, self.embeddings_scale, self.embeddings_zero, self.g_idx)
+        return tuple(v for v in (self._embeddings, self.embeddings_scale, self.embeddings_zero, self.g_idx)
                      if v is not None)
 
     def quantize(self, mode=None, type_check=True, config=None):
@@ -99,14 +101,14 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
         (``AbsMaxQuantizer(axis=-1)`` unless ``config`` gives a weight quantizer), and ``embeddings_scale``;
         ``"int4"`` packs the table (see the class docstring), the policy becoming
         ``"int4/<block size or -1>_from_<its policy>"``."""
-        self.check_quantize_lora()
         config = quantized.checked_request(self, Embedding, mode, config, type_check)
+        self.check_quantize_lora(config.mode)
         if config.mode != "int4":
             quantized.quantize_weight(self, Embedding, None, config, False, "embeddings", -1, self._int8_build)
             return
         self.quantization_config = config
         block_size = quantized.int4_block_size(self)
-        table = self.embeddings
+        table = self._embeddings
         values, arrays = quantized.int4_quantized(table.value, config, block_size, -1)
         quantized.install_int4(self, table, values, arrays, block_size)
 
@@ -115,7 +117,7 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
         ``(values - zero) * scale`` of each column's group, as Keras dequantizes them."""
         from ..quantizers import unpack_int4
         dtype = self.compute_dtype
-        values = unpack_int4(embedding_lookup(ids, self.embeddings.value), self.output_dim, axis=-1).astype(dtype)
+        values = unpack_int4(embedding_lookup(ids, self._embeddings.value), self.output_dim, axis=-1).astype(dtype)
         scale = embedding_lookup(ids, self.embeddings_scale.value).astype(dtype)
         if self.embeddings_zero is None:
             return values / scale[..., None]
@@ -140,19 +142,45 @@ class Embedding(lora.LoraLayer, id_checks.RangedIds, Layer):
     def call(self, x, training=False):
         ids = self.checked_ids(x)
         self._saved = ids if training else None
-        if self.dtype_policy.quantization_mode == "int8":
-            rows = embedding_lookup(ids, self.embeddings.value).astype(self.compute_dtype)
-            scales = embedding_lookup(ids, self.embeddings_scale.value).astype(self.compute_dtype)
-            return rows / scales[..., None]
+        if self.dtype_policy.quantization_mode in ("int8", "int4"):
+            return self.add_low_rank_product(ids, self._quantized_rows(ids))
+        return embedding_lookup(ids, self.embeddings.value)
+
+    def _quantized_rows(self, ids):
+        """The float rows of ``ids`` in the quantized table, as Keras dequantizes them."""
         if self.dtype_policy.quantization_mode == "int4":
             return self._int4_rows(ids)
-        return embedding_lookup(ids, self.embeddings.value)
+        rows = embedding_lookup(ids, self._embeddings.value).astype(self.compute_dtype)
+        scales = embedding_lookup(ids, self.embeddings_scale.value).astype(self.compute_dtype)
+        return rows / scales[..., None]
 
     def backward(self, dy):
         ids = self.saved()
         if self.trainable and self.dtype_policy.quantization_mode is None:
             self.embeddings.grad = embedding_table_gradient(ids, dy, self.input_dim)
+        elif self.dtype_policy.quantization_mode in ("int8", "int4"):
+            self.add_low_rank_backward(ids, dy, None)      # the adapters' gradients; ids take none
         return None
+
+    # ------------------------------------------------------------------ LoRA on a quantized table
+    def _lora_weight_shape(self):
+        return (self.input_dim, self.output_dim)     # an int4 table is packed along output_dim
+
+    def _lora_dequantized(self):
+        xp = backend.array_module(self._embeddings.value)
+        return self._quantized_rows(xp.arange(self.input_dim))
+
+    def _lora_requantized(self, merged, mode, block_size):
+        # Keras's: per id (the table's rows), or in groups of columns, as its quantize does: per column of the
+        # transpose
+        values, arrays = lora.quantize_columns(merged.T, mode, block_size)
+        return values.T, [a.T for a in arrays]
+
+    def _low_rank_input(self, ids, a):
+        return embedding_lookup(ids, a)
+
+    def _low_rank_input_backward(self, ids, dh, a, want_a, want_x):
+        return (embedding_table_gradient(ids, dh, self.input_dim) if want_a else None), None
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,

@@ -23,6 +23,10 @@ output's gradient (or ``[d_output, d_scores]``) and returns ``[dquery, dvalue]``
 sublayers ("int8", "int4", "float8"): each becomes an EinsumDense holding the projection's kernel and bias, whose
 quantization, quantized product and gradients the calls then use; the layer's variables are theirs, in Keras's
 order and paths (``query/kernel``, ``query/kernel_scale``, ...), and its own dtype policy stays a float one.
+Quantized, its config records the projections' dtype policies as ``projection_dtypes`` ({projection: serialized
+policy, or None for a float one}), and a layer made with it builds those projections quantized, so that a saved
+model loads with its quantized variables. Only gpu_dl reads the entry: Keras 3.15's config of the layer records
+no quantization (its file of such a model does not load in Keras either), and it refuses the entry.
 """
 from __future__ import annotations
 
@@ -66,6 +70,13 @@ def _grouped(a, groups):
     return a.reshape(a.shape[0], groups, -1, a.shape[-1])
 
 
+def _policy_config(policy):
+    """The quantization config that gives a projection ``policy`` (an int4 one's block size)."""
+    from .. import quantizers
+    return quantizers.Int4QuantizationConfig(block_size=policy.block_size) if policy.quantization_mode == "int4" \
+        else None
+
+
 class HeadAttention(Layer):
     """The shared machinery (see the module docstring). A subclass builds its projections in ``build`` with
     ``_dense`` and sets ``_query_heads`` (N) and ``_score_scale`` (1/sqrt of the query heads' width)."""
@@ -90,8 +101,12 @@ class HeadAttention(Layer):
 
     def __init__(self, dropout=0.0, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 seed=None, **kwargs):
+                 seed=None, projection_dtypes=None, **kwargs):
         super().__init__(**kwargs)
+        if projection_dtypes is not None and not isinstance(projection_dtypes, dict):
+            raise ValueError(f"{self._where()}: `projection_dtypes` must be a dict of projection name to dtype "
+                             f"policy (or None), got {projection_dtypes!r:.200}.")
+        self._projection_dtypes = projection_dtypes
         self.dropout = dropout_rate(dropout, f"{self._where()}: dropout")
         self.use_bias = bool(use_bias)
         self.seed = seed
@@ -133,6 +148,15 @@ class HeadAttention(Layer):
     def _finish_build(self, input_shape):
         self.built = True
         self.input_spec = [(None,) + tuple(s[1:]) for s in input_shape]
+        # the projections' quantization a saved config records
+        from ..dtype_policies import get as get_policy
+        wanted = self.__dict__.pop("_projection_dtypes", None) or {}
+        for name in self._projections:
+            own = wanted.get(name)
+            if own is not None:
+                own = get_policy(own, f"{self._where()}: projection_dtypes")
+                self.quantize_projections(own.quantization_mode, config=_policy_config(own),
+                                          chosen=lambda dense, name=name: dense.name == name)
 
     def _dense(self, name, kernel_shape, input_axes, output_axes, bias_shape):
         """One of Keras's EinsumDense sublayers: its kernel, and its bias (None without ``use_bias``)."""
@@ -186,19 +210,39 @@ class HeadAttention(Layer):
         sublayers) are quantized as EinsumDense layers are (``"int8"``, ``"int4"``, ``"float8"``); the layer itself
         keeps its float dtype policy. ``type_check`` is taken for Keras's signature: the projections are
         EinsumDense layers whatever the layer's class."""
+        self.quantize_projections(mode, config)
+
+    def quantize_projections(self, mode=None, config=None, chosen=None):
+        """``quantize`` of the projections ``chosen`` picks (a callable taking each projection's EinsumDense,
+        named ``query``, ``key``, ``value``, ``attention_output`` as Keras's sublayers are; all of them where
+        None): ``Model.quantize`` applies its ``filters`` to them so, as Keras applies them to its sublayers. The
+        others keep their float kernels."""
         config = quantized.resolve_config(mode, config, self._where())
         quantized.check_layer_mode(self, config.mode)       # AWQ: a NotImplementedError, skipped with a warning
         if not self.built:
             raise ValueError(f"Cannot quantize a layer that isn't yet built. Layer '{self.name}' (of type "
                              f"'{type(self).__name__}') is not built yet.")
         denses = [self._projection_layer(name) for name in self._projections]
-        for dense in denses:
-            quantized.check_quantize_args(dense, config.mode)
-        for name, dense in zip(self._projections, denses):
-            dense.quantize(config.mode, type_check=False, config=config)
-            self._projections[name] = (dense.kernel, dense.bias)
+        picked = [chosen is None or bool(chosen(dense)) for dense in denses]
+        for dense, pick in zip(denses, picked):
+            if pick:
+                quantized.check_quantize_args(dense, config.mode)
+        for name, dense, pick in zip(self._projections, denses, picked):
+            if pick:
+                dense.quantize(config.mode, type_check=False, config=config)
+                self._projections[name] = (dense._kernel, dense.bias)
         # Keras's order: each projection's variables as its EinsumDense lists them after quantization
         self._weights[:] = [v for dense in denses for v in dense._weights]
+
+    def get_config(self):
+        """The layer's config, with ``projection_dtypes`` where projections are quantized."""
+        from ..dtype_policies import serialize
+        config = super().get_config()
+        policies = [getattr(self._quantized_projection(name), "dtype_policy", None) for name in self._projections]
+        if all(p is None for p in policies):
+            return config
+        return {**config, "projection_dtypes": {name: None if p is None else serialize(p)
+                                                for name, p in zip(self._projections, policies)}}
 
     def _projection_variables(self, name):
         dense = self._quantized_projection(name)

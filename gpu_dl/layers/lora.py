@@ -10,14 +10,16 @@ turns it into the gradients of a and b by the chain rule, so W never moves.
 Saving writes the merged weight in W's place and leaves a and b out, as Keras does; loading into a layer with
 LoRA enabled assigns W and the other weights from the file and sets a and b to zeros.
 
-A class listing quantization modes in ``lora_quantization_modes`` (Dense: int8 and int4) takes LoRA on its
-quantized kernel as Keras does: its output adds ``(x @ a @ b) * scale`` to the quantized product, a and b take
-their gradients through that path (``add_low_rank_backward``), and saving dequantizes the kernel, adds the
-low-rank product and quantizes the sum again (``save_own_variables``). Its ``kernel`` then stays the quantized
-variable (Keras's property returns the int8 values plus the low-rank product there).
+A class listing quantization modes in ``lora_quantization_modes`` (Dense, EinsumDense, Embedding: int8 and
+int4) takes LoRA on its quantized weight as Keras does, enabled before or after ``quantize`` (which quantizes
+the frozen weight and keeps a and b): its output adds the low-rank path ``(h @ b) * scale`` to the quantized
+product, ``h`` being the layer's product of its inputs with a (``x @ a``; EinsumDense's einsum; Embedding's rows
+of a), a and b take their gradients through that path (``add_low_rank_backward``), and saving dequantizes the
+weight, adds the low-rank product and quantizes the sum again (``save_own_variables``). Its ``kernel``
+(``embeddings``) then returns what Keras's property does: the quantized integer values (unpacked, in the
+weight's shape) plus the low-rank product, in the compute dtype.
 
-Not supported (a ValueError): LoRA on the other layers' quantized weights, and quantizing a layer with LoRA
-enabled (Keras quantizes its frozen weight and keeps a and b).
+Not supported (a ValueError): LoRA with the float8 mode and on ReversibleEmbedding's quantized tables.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import numbers
 import numpy
 
 from .. import backend
+from . import quantized
 from .base import Layer
 
 
@@ -55,6 +58,7 @@ class MergedWeight:
 
     def __init__(self, layer, base, a, b):
         self.layer, self.base, self.a, self.b = layer, base, a, b
+        self.quantized = layer.dtype_policy.quantization_mode is not None
 
     @property
     def scale(self):
@@ -62,7 +66,8 @@ class MergedWeight:
 
     @property
     def value(self):
-        merged = self.base.value + (self.a.value @ self.b.value) * self.scale
+        base = self.layer._lora_integer_weight() if self.quantized else self.base.value
+        merged = base + (self.a.value @ self.b.value) * self.scale
         return merged.astype(self.layer.compute_dtype, copy=False)
 
     @property
@@ -71,8 +76,12 @@ class MergedWeight:
 
     @grad.setter
     def grad(self, dmerged):
+        if self.quantized and dmerged is not None:
+            raise ValueError(f"{self.layer._lora_where()}: a quantized weight takes no gradient; its LoRA adapters "
+                             "take theirs through the layer's low-rank path.")
         if dmerged is None:         # a pass that did not read the weight (a reverse call's separate kernel)
-            self.a.grad = self.b.grad = None
+            if not self.quantized:      # a quantized layer's adapters take theirs from its low-rank path
+                self.a.grad = self.b.grad = None
             return
         # merged = W + s * a @ b over a's leading axes: da = s * dmerged @ b.T, db = s * sum over rows a.T @ dmerged
         rank, columns = self.b.shape
@@ -84,7 +93,7 @@ class MergedWeight:
 
     @property
     def shape(self):
-        return self.base.shape
+        return tuple(self.a.shape[:-1]) + (self.b.shape[-1],)     # a quantized base may be packed
 
     @property
     def dtype(self):
@@ -92,7 +101,7 @@ class MergedWeight:
 
     @property
     def ndim(self):
-        return len(self.base.shape)
+        return len(self.shape)
 
     @property
     def trainable(self):
@@ -116,7 +125,7 @@ def merged_weight(attribute):
 
     def get(layer):
         var = layer.__dict__.get(private)
-        if var is not None and layer.__dict__.get("lora_enabled") and layer.dtype_policy.quantization_mode is None:
+        if var is not None and layer.__dict__.get("lora_enabled"):
             return MergedWeight(layer, var, getattr(layer, f"lora_{attribute}_a"),
                                 getattr(layer, f"lora_{attribute}_b"))
         return var
@@ -126,6 +135,19 @@ def merged_weight(attribute):
 
     return property(get, set_, doc=f"The layer's ``{attribute}``; with LoRA enabled, the merged one "
                                    "(``layers/lora.py``).")
+
+
+def quantize_columns(view, mode, block_size):
+    """A 2-D float ``view`` quantized per column over its rows as Keras quantizes a kernel: int8 by abs-max in
+    [-127, 127]; int4 by abs-max in [-8, 7], or with a ``block_size`` asymmetrically in groups of rows. Returns
+    the int8 values (unpacked) and the list of the scale and, for groups, the zero point."""
+    from .. import quantizers
+    if mode == "int4" and block_size is not None:
+        values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(view, block_size, to_numpy=True)
+        return values, [scale, zero]
+    values, scale = quantizers.abs_max_quantize(view, axis=0, value_range=(-127, 127) if mode == "int8" else (-8, 7),
+                                                dtype="int8", to_numpy=True)
+    return values, [scale]
 
 
 class LoraLayer:
@@ -195,70 +217,92 @@ class LoraLayer:
         """The shape of the weight LoRA adapts (a quantized one's unpacked shape, where a class packs it)."""
         return self.__dict__["_" + self.lora_weight].shape
 
+    def _lora_integer_weight(self):
+        """Keras's base of the merged weight of a quantized layer: the integer values (unpacked where packed)
+        in the weight's shape."""
+        from ..quantizers import unpack_int4
+        value, shape = self.__dict__["_" + self.lora_weight].value, tuple(self._lora_weight_shape())
+        if self.dtype_policy.quantization_mode == "int4":
+            value = unpack_int4(value, int(numpy.prod(shape)) // value.shape[0], axis=-1)
+        return value.reshape(shape)
+
     def _lora_on_quantized(self):
         return self.lora_enabled and self.dtype_policy.quantization_mode is not None
 
     def add_low_rank_product(self, x, product):
-        """A quantized layer's ``product`` plus, with LoRA enabled, ``(x @ a @ b) * scale`` in the compute dtype,
-        as Keras's int8 and int4 calls add it."""
+        """A quantized layer's ``product`` plus, with LoRA enabled, ``(h @ b) * scale`` in the compute dtype,
+        ``h`` the layer's product of ``x`` with a (``_low_rank_input``), as Keras's int8 and int4 calls add it."""
         if not self._lora_on_quantized():
             return product
         a, b = (getattr(self, f"lora_{self.lora_weight}_{s}").value for s in "ab")
-        low_rank = (x @ a.astype(x.dtype, copy=False)) @ b.astype(x.dtype, copy=False)
-        return (product + low_rank * (self.lora_alpha / self.lora_rank)).astype(self.compute_dtype, copy=False)
+        dtype = numpy.dtype(self.compute_dtype)
+        low_rank = self._low_rank_input(x, a.astype(dtype, copy=False)) @ b.astype(dtype, copy=False)
+        return (product + low_rank * (self.lora_alpha / self.lora_rank)).astype(dtype, copy=False)
+
+    def _low_rank_input(self, x, a):
+        """``h``, the low-rank path's product of the inputs with a (Dense's ``x @ a``)."""
+        return x @ a
+
+    def _low_rank_input_backward(self, x, dh, a, want_a, want_x):
+        """The gradients of a and of the inputs (None where not wanted) from that of ``h``."""
+        da = x.reshape(-1, x.shape[-1]).T.astype(dh.dtype, copy=False) @ dh.reshape(-1, dh.shape[-1]) \
+            if want_a else None
+        return da, (dh @ a.T if want_x else None)
 
     def add_low_rank_backward(self, x, dz, dx):
         """The backward of ``add_low_rank_product``: the gradients of a and b (where the layer trains) and
-        ``dx`` (the input gradient through the quantized kernel; None where none is wanted) plus the low-rank
+        ``dx`` (the input gradient through the quantized weight; None where none is wanted) plus the low-rank
         path's."""
         if not self._lora_on_quantized():
             return dx
         a, b = (getattr(self, f"lora_{self.lora_weight}_{s}") for s in "ab")
         scale = self.lora_alpha / self.lora_rank
-        rows = x.reshape(-1, x.shape[-1])
-        dz = dz.reshape(-1, dz.shape[-1])
         a_value, b_value = a.value.astype(dz.dtype, copy=False), b.value.astype(dz.dtype, copy=False)
-        dh = (dz @ b_value.T) * scale           # the gradient of rows @ a
+        dh = (dz @ b_value.T) * scale           # the gradient of h
+        da, dx_low = self._low_rank_input_backward(x, dh, a_value, self.trainable, dx is not None)
         if self.trainable:
-            a.grad = (rows.T.astype(dz.dtype, copy=False) @ dh).astype(a.dtype, copy=False)
-            b.grad = (((rows.astype(dz.dtype, copy=False) @ a_value).T @ dz) * scale).astype(b.dtype, copy=False)
-        return None if dx is None else dx + (dh @ a_value.T).reshape(dx.shape)
+            rank, columns = b.shape
+            h = self._low_rank_input(x, a_value).reshape(-1, rank)
+            a.grad = da.reshape(a.shape).astype(a.dtype, copy=False)
+            b.grad = ((h.T @ dz.reshape(-1, columns)) * scale).astype(b.dtype, copy=False)
+        return None if dx is None else dx + dx_low.reshape(dx.shape)
 
     def _merged_quantized(self):
-        """Keras's ``_get_kernel_with_merged_lora`` of a Dense-like 2-D quantized kernel: the dequantized kernel
-        plus the low-rank product, quantized again as the layer's mode does, as {variable id: array} for the
-        kernel and its scales."""
+        """Keras's merge of LoRA into a quantized weight for saving: the dequantized weight
+        (``_lora_dequantized``) plus the low-rank product, quantized again as the layer's mode does
+        (``_lora_requantized``), as {variable id: array} for the weight, its scale and zero point."""
         from .. import quantizers
-        from . import quantized
         a, b = (getattr(self, f"lora_{self.lora_weight}_{s}").numpy() for s in "ab")
-        kernel, mode = self.__dict__["_" + self.lora_weight], self.dtype_policy.quantization_mode
-        if mode == "int8":
-            merged = backend.to_numpy(quantized.dequantized(kernel.value, self.kernel_scale.value, self.compute_dtype))
-        else:
-            merged = backend.to_numpy(self._int4_kernel(self.compute_dtype))
-        merged = merged + (a @ b) * (self.lora_alpha / self.lora_rank)
-        zero = getattr(self, "kernel_zero", None)
-        if mode == "int4" and zero is not None:
-            values, scale, zeros = quantizers.abs_max_quantize_grouped_with_zero_point(
-                merged, self._int4_block_size(), to_numpy=True)
-            arrays = {id(self.kernel_scale): scale, id(zero): zeros}
-        else:
-            values, scale = quantizers.abs_max_quantize(merged, axis=0, value_range=(-127, 127) if mode == "int8"
-                                                        else (-8, 7), dtype="int8", to_numpy=True)
-            arrays = {id(self.kernel_scale): scale.reshape(self.kernel_scale.shape)}
-        arrays[id(kernel)] = values if mode == "int8" else quantizers.pack_int4(values, axis=-1)[0]
-        return {key: backend.to_numpy(value) for key, value in arrays.items()}
+        weight, mode = self.lora_weight, self.dtype_policy.quantization_mode
+        merged = backend.to_numpy(self._lora_dequantized()) + (a @ b) * (self.lora_alpha / self.lora_rank)
+        values, arrays = self._lora_requantized(merged, mode, quantized.int4_block_size(self))
+        if mode == "int4":
+            values = quantizers.pack_int4(values, axis=-1)[0]
+        variables = [self.__dict__["_" + weight], getattr(self, f"{weight}_scale"), getattr(self, f"{weight}_zero",
+                                                                                          None)]
+        return {id(var): backend.to_numpy(value).reshape(var.shape)
+                for var, value in zip(variables, [values] + arrays) if var is not None}
+
+    def _lora_dequantized(self):
+        """The float weight a quantized one stands for, in the weight's shape."""
+        raise NotImplementedError
+
+    def _lora_requantized(self, merged, mode, block_size):
+        """``merged`` quantized as the layer's ``quantize`` does: the int8 values to store (unpacked; for int4 in
+        the layout packed along the last axis) and the list of the scale and zero point (Dense's: per column)."""
+        return quantize_columns(merged, mode, block_size)
 
     def lora_config(self):
         """Keras's config entries: ``lora_rank`` and ``lora_alpha`` where a rank is set, none otherwise."""
         return {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}
 
-    def check_quantize_lora(self):
-        """A ValueError where ``quantize`` is asked of a layer with LoRA enabled."""
-        if self.lora_enabled:
-            raise ValueError(f"{self._lora_where()}: quantizing a layer with LoRA enabled is not supported by "
-                             "gpu_dl; save the model (which merges LoRA into the weight) and quantize the model "
-                             "loaded without LoRA.")
+    def check_quantize_lora(self, mode):
+        """A ValueError where ``quantize(mode)`` is asked of a layer with LoRA enabled whose class does not take
+        LoRA on that mode."""
+        if self.lora_enabled and mode not in self.lora_quantization_modes:
+            raise ValueError(f"{self._lora_where()}: quantizing a layer with LoRA enabled to {mode!r} is not "
+                             "supported by gpu_dl; save the model (which merges LoRA into the weight) and quantize "
+                             "the model loaded without LoRA.")
 
     # ------------------------------------------------------------------ files
     def _overrides_state_hooks(self):
@@ -274,7 +318,10 @@ class LoraLayer:
         """The variables a file holds, in order: the adapted weight, then the others except a and b."""
         adapters = {id(getattr(self, f"lora_{self.lora_weight}_{s}")) for s in "ab"}
         var = self.__dict__["_" + self.lora_weight]
-        return [var] + [v for v in self._weights if v is not var and id(v) not in adapters]
+        variables = [var] + [v for v in self._weights if v is not var and id(v) not in adapters]
+        if all(getattr(v, "h5_key", None) for v in variables):
+            variables.sort(key=lambda v: int(v.h5_key))      # a quantized layer's order in Keras's files
+        return variables
 
     def save_own_variables(self, store):
         """Keras's: with LoRA enabled, the merged weight in the weight's place and no a, b."""

@@ -109,7 +109,8 @@ def quantize_weight(layer, cls, mode, config, type_check, attribute, axis, int8_
     from ..quantizers import AbsMaxQuantizer, QuantizationConfig
     config = checked_request(layer, cls, mode, config, type_check)
     check_layer_mode(layer, config.mode)
-    weight = getattr(layer, attribute)
+    # the variable itself: with LoRA enabled the attribute gives the merged weight, Keras quantizes the frozen one
+    weight = layer.__dict__.get("_" + attribute) or getattr(layer, attribute)
     values, scale = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axis))(
         weight.value, to_numpy=True)
     if adjust_scale is not None:
@@ -151,7 +152,7 @@ def build_int4_kernel(layer, rows, columns):
         layer.kernel_zero = layer.add_weight(scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero")
         layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
         layer.g_idx.assign(numpy.arange(rows, dtype="float32") // block_size)
-    return tuple(v for v in (layer.kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx) if v is not None)
+    return tuple(v for v in (layer._kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx) if v is not None)
 
 
 def install_int4(layer, weight, values, arrays, block_size):
@@ -297,7 +298,7 @@ def int4_dequantized(layer, columns, dtype):
     """The float 2-D kernel a layer's packed int4 one (``build_int4_kernel``) stands for, as Keras dequantizes
     it: per column ``values / scale``; in groups of rows ``(values - zero) * scale`` of each row's group."""
     from ..quantizers import unpack_int4
-    values = unpack_int4(layer.kernel.value, columns, axis=-1)
+    values = unpack_int4(layer._kernel.value, columns, axis=-1)
     if layer.kernel_zero is None:
         return dequantized(values, layer.kernel_scale.value, dtype)
     xp = backend.array_module(values)

@@ -74,6 +74,8 @@ class ReversibleEmbedding(Embedding):
     call_keywords = ("reverse",)
     # A mask reaching a reverse call (the padded steps of the hidden states) ends there, as in Keras.
     drops_mask = True
+    # LoRA on a quantized table is Embedding's lookup only: the quantized reverse call has no low-rank path here
+    lora_quantization_modes = ()
 
     def __init__(self, input_dim, output_dim, tie_weights=True, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False, reverse_dtype=None,
@@ -154,6 +156,7 @@ class ReversibleEmbedding(Embedding):
         from ..quantizers import AbsMaxQuantizer, QuantizationConfig, pack_int4
         config = quantized.checked_request(self, ReversibleEmbedding, mode, config, type_check)
         quantized.check_layer_mode(self, config.mode)
+        self.check_quantize_lora(config.mode)
         self.quantization_config = config
         floats = [self.embeddings] + ([] if self.tie_weights else [self.reverse_embeddings])
         shape = (self.input_dim, self.output_dim)

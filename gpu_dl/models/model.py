@@ -445,7 +445,8 @@ class _ModelBase(trainer.Trainer, Layer):
         AWQ calibrating those of the structure's blocks (``gpu_dl/awq_calibration.py``); int8, int4, float8:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
-        taking a layer) picks the layers by name."""
+        taking a layer) picks the layers by name; as Keras applies them to the layers that hold weights, they pick
+        an attention layer's projections by theirs (``query``, ``key``, ``value``, ``attention_output``)."""
         import re
         from ..layers import quantized
         type_check = kwargs.pop("type_check", True)
@@ -476,7 +477,7 @@ class _ModelBase(trainer.Trainer, Layer):
 
         targets = [layer for layer in layer_losses.flatten_layers(self)
                    if (not layer._loss_sublayers() or getattr(layer, "quantizes_sublayers", False))
-                   and hasattr(layer, "quantize") and chosen(layer)]
+                   and hasattr(layer, "quantize") and (getattr(layer, "quantizes_sublayers", False) or chosen(layer))]
         for layer in targets:
             # a mode a layer does not run is refused before any layer changes, so that a model is not left half
             # quantized; a subclass the type check refuses is skipped with a warning below, as in Keras
@@ -488,6 +489,9 @@ class _ModelBase(trainer.Trainer, Layer):
                     pass        # skipped with Keras's warning below
         for layer in targets:
             try:
+                if getattr(layer, "quantizes_sublayers", False):
+                    layer.quantize_projections(config.mode, config=config, chosen=chosen)
+                    continue
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
                 warnings.warn(str(e))
