@@ -14,7 +14,8 @@ supported mixed policy.
 layer: weights kept as int8 with float scales, computations in the source policy's dtypes.
 ``Int4DTypePolicy`` (``"int4/<block size>_from_float32"``) is int4's. ``QuantizedFloat8DTypePolicy``
 (``"float8_from_float32"``) is float8 training's, with the length of the amax histories of its delayed scaling
-(``amax_history_length``, 1024 by default). Keras's other quantization modes (GPTQ, AWQ) are refused by name.
+(``amax_history_length``, 1024 by default). ``GPTQDTypePolicy`` (``"gptq/<weight bits>/<group size>_from_float32"``)
+is the policy of a layer GPTQ quantizes. Keras's AWQ mode is refused by name.
 
 ``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
 default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
@@ -33,7 +34,7 @@ from .backend import config as backend_config
 _MIXED = {"mixed_float16": ("float16", "float32")}
 # Keras's quantization modes, and those gpu_dl's layers run
 QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
-SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8")
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8", "gptq")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -201,6 +202,42 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
         return hash(self._name)
 
 
+class GPTQDTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``GPTQDTypePolicy``: GPTQ with its weight bits (2, 3, 4 or 8) and group size (-1: one group) in the
+    mode, ``"gptq/<weight_bits>/<group_size>"``, e.g. ``"gptq/4/128_from_float32"``."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        expected = "'gptq/<weight_bits>/<group_size>'"
+        if len(parts) != 3 or parts[0] != "gptq":
+            raise ValueError(f"Invalid mode for GPTQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        try:
+            weight_bits, group_size = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError("Invalid mode for GPTQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+                             f"Expected format {expected}, but got '{mode}'.") from None
+        if weight_bits not in (2, 3, 4, 8):
+            raise ValueError(f"Invalid weight_bits in mode. Supported values are 2, 3, 4, and 8, but got "
+                             f"{weight_bits} from '{mode}'.")
+        if group_size < -1 or group_size == 0:
+            raise ValueError("Invalid group_size in mode. Supported values are -1 (whole-tensor) or a positive "
+                             f"integer, but got {group_size} from '{mode}'.")
+        super().__init__("gptq", source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+
+    def get_config(self):
+        return {"mode": f"gptq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+
+    def __eq__(self, other):
+        return super().__eq__(other) and (self.weight_bits, self.group_size) == (other.weight_bits,
+                                                                                 other.group_size)
+
+    def __hash__(self):
+        return hash(self._name)
+
+
 class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
     """Keras's ``QuantizedFloat8DTypePolicy``: float8 training (``"float8_from_<source>"``) with
     ``amax_history_length``, the number of steps of maximum magnitudes the delayed scaling keeps."""
@@ -237,6 +274,8 @@ def _quantized_policy(name, where):
                          f"instantiate `QuantizedDTypePolicy`. Received: policy={name}")
     if parts[0].startswith("float8"):
         return QuantizedFloat8DTypePolicy(*parts)
+    if parts[0].startswith("gptq"):
+        return GPTQDTypePolicy(*parts)
     return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
 
 
@@ -382,7 +421,8 @@ def serialize(policy):
 
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
-QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
+QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap",
+                            "GPTQDTypePolicy")
 
 
 def deserialize(config):
@@ -393,7 +433,8 @@ def deserialize(config):
         return DTypePolicyMap.from_config(inner)
     if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
             set(inner) == {"mode", "source_name"}:
-        cls = Int4DTypePolicy if config["class_name"] == "Int4DTypePolicy" else QuantizedDTypePolicy
+        cls = {"Int4DTypePolicy": Int4DTypePolicy, "GPTQDTypePolicy": GPTQDTypePolicy}.get(config["class_name"],
+                                                                                           QuantizedDTypePolicy)
         return cls(inner["mode"], inner["source_name"])
     if isinstance(inner, dict) and config.get("class_name") == "QuantizedFloat8DTypePolicy" and \
             set(inner) <= {"mode", "source_name", "amax_history_length"} and {"mode", "source_name"} <= set(inner):

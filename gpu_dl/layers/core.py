@@ -8,6 +8,7 @@ import numpy
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
 from . import float8_training, lora, quantized
+from .. import gptq
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -125,8 +126,10 @@ class Dense(lora.LoraLayer, Layer):
     does: by default in groups of 128 input rows with a scale and a zero point per group and unit
     (``kernel_zero``, and ``g_idx`` the group of each row), or with ``Int4QuantizationConfig(block_size=None)``
     symmetric with one scale per unit; the product runs on the dequantized kernel (or, with an inputs quantizer,
-    exact in integers as int8's). ``quantize("float8")`` (or ``"float8_from_float32"``) trains with float8
-    fake-quantized products and delayed scaling, as Keras does (``layers/float8_training.py``).
+    exact in integers as int8's). ``quantize("gptq", config=GPTQConfig(...))`` (``gpu_dl/gptq.py``) adds Keras's
+    GPTQ variables, which calibration fills (the float kernel computes until then). ``quantize("float8")`` (or
+    ``"float8_from_float32"``) trains with float8 fake-quantized products and delayed scaling, as Keras does
+    (``layers/float8_training.py``).
 
     ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
     int4 ones.
@@ -134,7 +137,8 @@ class Dense(lora.LoraLayer, Layer):
 
     fixed_input_axes = (-1,)
     supports_masking = True
-    quantization_modes = ("int8", "int4", "float8")
+    quantization_modes = ("int8", "int4", "float8", "gptq")
+    gptq_quantizes = True
     kernel = lora.merged_weight("kernel")
     lora_build_keeps_alpha = False
     lora_quantization_modes = ("int8", "int4")
@@ -168,6 +172,9 @@ class Dense(lora.LoraLayer, Layer):
             self._int8_build((input_shape[-1], self.units))
         elif mode == "int4":
             self._int4_build((input_shape[-1], self.units))
+        elif mode == "gptq":
+            gptq.build_gptq_weights(self, input_shape[-1], self.units, self.dtype_policy)
+            self.is_gptq_calibrated = True      # a layer made quantized takes its values from a file
         else:
             self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
                                           regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -198,6 +205,9 @@ class Dense(lora.LoraLayer, Layer):
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "float8":
             quantized.number_for_files(*float8_training.file_variables(self, self.bias if self.use_bias else None))
+        elif self.dtype_policy.quantization_mode == "gptq":
+            quantized.number_for_files(self.bias if self.use_bias else None, self.quantized_kernel, self.kernel_scale,
+                                       self.kernel_zero, self.g_idx)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias if self.use_bias else None, self.kernel_scale,
                                        getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
@@ -213,6 +223,8 @@ class Dense(lora.LoraLayer, Layer):
             self._quantize_int4(config)
         elif config.mode == "float8":
             float8_training.quantize(self, self.kernel)
+        elif config.mode == "gptq":
+            gptq.prepare_layer(self, config, self.kernel.shape[0], self.units)
         else:
             quantized.quantize_weight(self, Dense, None, config, False, "kernel", 0, self._int8_build)
         self._number_for_files()
@@ -254,6 +266,8 @@ class Dense(lora.LoraLayer, Layer):
                                              self.kernel_scale.value, self.inputs_quantizer, self.compute_dtype)
         elif mode == "int4":
             product = x @ self._int4_kernel(self.compute_dtype)
+        elif mode == "gptq":
+            product = x @ gptq.dequantized_kernel(self, self.compute_dtype)
         elif mode == "float8":
             product = float8_training.product(self, x, training, dense_forward)
         else:
@@ -283,7 +297,7 @@ class Dense(lora.LoraLayer, Layer):
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
             # kernel and its scales
             kernel = quantized.dequantized(self.kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
-                else self._int4_kernel(dz.dtype)
+                else gptq.dequantized_kernel(self, dz.dtype) if mode == "gptq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
             return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)

@@ -455,6 +455,9 @@ class _ModelBase(trainer.Trainer, Layer):
                              f"Received: {type(filters)}")
         config = quantized.resolve_config(mode, config, f"Model '{self.name}'")
         quantized.check_quantize_args(self, config.mode)
+        if config.mode == "gptq":
+            from .. import gptq
+            structure = gptq.check_model_request(self, config)
 
         def chosen(layer):
             if filters is None:
@@ -482,6 +485,15 @@ class _ModelBase(trainer.Trainer, Layer):
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
                 warnings.warn(str(e))
+        if config.mode == "gptq":
+            gptq.gptq_quantize(config, structure, chosen)
+
+    def get_quantization_layer_structure(self, mode=None):
+        """Keras's hook for the structure-aware quantization modes (GPTQ): ``{"pre_block_layers": [...],
+        "sequential_blocks": [...]}``, the layers calibration inputs go through first and the blocks quantized one
+        after the other; None (a model that has none, which a subclass may override)."""
+        del mode
+        return None
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
