@@ -9,9 +9,14 @@ entry, is subtracted from the block's later columns along that matrix's row; aft
 reach all later columns in one matrix product.
 
 The error-feedback matrix is where Keras 3.15 and the paper's reference differ: the reference uses the upper
-Cholesky factor of ``H^-1`` (``inverse_hessian(..., cholesky=True)``), which is the exact sequential update;
-Keras uses ``H^-1`` itself, and ``GPTQ.quantize_and_correct_layer`` does too, so that gpu_dl's quantized
-weights are Keras's. ``gptq_quantize_matrix`` runs either.
+Cholesky factor of ``H^-1`` (``gptq_quantize_matrix(..., cholesky=True)``), the exact sequential update (each later
+column's correction through the inverse Hessian of the columns still free); Keras uses ``H^-1`` itself, which
+leaves a larger output error. ``model.quantize("gptq")`` runs the reference's; ``GPTQ.quantize_and_correct_layer(
+cholesky=False)`` runs Keras's, value for value.
+
+Keras 3.15's own model-level pass gathers no Hessian: it hooks the layers' ``call`` while the layers it just
+made GPTQ layers are called through ``quantized_call``, so its Hessians stay zero (the identity after damping)
+and its weights are round-to-nearest in GPTQ's groups. gpu_dl's pass gives the layers their calibration inputs.
 
 Levels are unsigned, ``0 .. 2**bits - 1``: per output and group of ``group_size`` inputs (in the order
 quantized) a scale and zero point from the group's min and max (``compute_quantization_parameters``), taken from
@@ -35,7 +40,8 @@ def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=Fal
     """Keras's ``compute_quantization_parameters`` (unsigned levels): ``(scale, zero, maxq)`` of a
     (out_features, in_features) weight, scale and zero of shape (out_features, groups): per output row
     (``per_channel``) or one for the whole tensor, in groups of ``group_size`` columns where that is positive
-    and ``per_channel``. A constant range is widened by one on each side; the zero point is uint8."""
+    and ``per_channel``. A constant range is widened by one on each side; the zero point is uint8 (a range whose
+    zero point would fall outside 0..255 takes in zero, where Keras's wraps around)."""
     x = numpy.asarray(x, dtype=compute_dtype)
     if x.ndim < 2 or x.size == 0:
         raise ValueError(f"compute_quantization_parameters: the weight must be a non-empty matrix, got shape "
@@ -57,7 +63,18 @@ def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=Fal
     maxq = numpy.asarray(2 ** bits - 1, compute_dtype)
     scale = ((high - low) / maxq).astype(compute_dtype)
     scale = numpy.where(scale <= 0, numpy.asarray(1e-8, compute_dtype), scale)
-    zero = numpy.full_like(scale, (maxq + 1) / 2) if symmetric else numpy.round(-low / scale)
+    if symmetric:
+        zero = numpy.full_like(scale, (maxq + 1) / 2)
+    else:
+        zero = numpy.round(-low / scale)
+        # Keras stores the zero point as uint8 and wraps one outside 0..255 (a range above zero, or far below):
+        # there the range is widened to take in zero, as the reference quantizer always does
+        wrapped = (zero < 0) | (zero > 255)
+        if wrapped.any():
+            low, high = numpy.where(wrapped, numpy.minimum(low, 0), low), numpy.where(wrapped, numpy.maximum(high, 0),
+                                                                                     high)
+            scale = numpy.where(wrapped, ((high - low) / maxq).astype(compute_dtype), scale)
+            zero = numpy.round(-low / scale)
     if n_groups == 1:
         scale = numpy.broadcast_to(scale.reshape(-1, 1), (out_features, 1)).copy()
         zero = numpy.broadcast_to(zero.reshape(-1, 1), (out_features, 1)).copy()
@@ -84,9 +101,10 @@ def _stable_permutation(metric):
 
 
 def gptq_quantize_matrix(weights_transpose, inv_hessian, *, blocksize=128, group_size=-1, activation_order=False,
-                         order_metric=None, compute_scale_zero=None):
+                         order_metric=None, compute_scale_zero=None, cholesky=False):
     """GPTQ's quantization of ``weights_transpose`` (out_features, in_features) with error feedback through
-    ``inv_hessian`` (in_features, in_features): ``H^-1`` (Keras) or its upper Cholesky factor (the reference).
+    ``inv_hessian`` (in_features, in_features), ``H^-1``: itself (Keras), or with ``cholesky`` its upper Cholesky
+    factor, taken after the activation order's permutation (the reference).
     ``compute_scale_zero(w)`` gives ``(scale, zero, maxq)`` of a slice of columns (each (out_features, 1)).
     Returns ``(levels, scale, zero, g_idx)``: the int32 levels in the original column order, the scale and zero
     point per output and group (groups in the order quantized), and each input column's group as float32."""
@@ -107,6 +125,8 @@ def gptq_quantize_matrix(weights_transpose, inv_hessian, *, blocksize=128, group
             metric = numpy.where(numpy.isfinite(metric), metric, numpy.float32(0))
         perm = _stable_permutation(metric.astype(numpy.float32))
         w, hinv = w[:, perm], hinv[perm][:, perm]
+    if cholesky:
+        hinv = upper_cholesky(inv_hessian if perm is None else numpy.asarray(inv_hessian)[perm][:, perm])
     group = in_features if group_size == -1 else group_size
     levels = numpy.zeros(w.shape, dtype=numpy.int32)
     scales, zeros = [], []
@@ -149,13 +169,19 @@ def damped_hessian(hessian, damping):
     return h
 
 
-def inverse_hessian(hessian, cholesky=False):
-    """The error-feedback matrix of a damped Hessian: ``H^-1`` (Keras's), or the upper Cholesky factor ``U`` of
-    ``H^-1 = U^T U`` (the reference's)."""
-    inverse = numpy.linalg.inv(numpy.asarray(hessian, dtype=numpy.float64 if cholesky else numpy.float32))
-    if not cholesky:
-        return inverse.astype(numpy.float32)
-    return numpy.linalg.cholesky(inverse).T.astype(numpy.float32)
+def inverse_hessian(hessian, dtype="float32"):
+    """``H^-1`` of a damped Hessian, computed in ``dtype`` (Keras's: float32)."""
+    return numpy.linalg.inv(numpy.asarray(hessian, dtype=dtype))
+
+
+def upper_cholesky(inverse):
+    """The upper factor ``U`` of ``H^-1 = U^T U`` (computed in float64), as float32: the reference's
+    error-feedback matrix."""
+    try:
+        return numpy.linalg.cholesky(numpy.asarray(inverse, dtype=numpy.float64)).T.astype(numpy.float32)
+    except numpy.linalg.LinAlgError:
+        raise ValueError("GPTQ: the damped Hessian of the calibration inputs is not positive definite; raise "
+                         "GPTQConfig's `hessian_damping`.") from None
 
 
 def layer_blocksize(group_size, rows):
@@ -200,9 +226,10 @@ class GPTQ:
         self.hessian = self.hessian + numpy.float32(2.0 / total) * gram
         self.num_samples = total
 
-    def quantize_and_correct_layer(self, blocksize=None):
+    def quantize_and_correct_layer(self, blocksize=None, cholesky=True):
         """Quantizes the layer's kernel from the Hessian gathered so far and installs the levels, scales, zero
-        points and group indices in the layer (``install_gptq``). ``blocksize`` None: ``layer_blocksize``."""
+        points and group indices in the layer (``install_gptq``). ``blocksize`` None: ``layer_blocksize``;
+        ``cholesky``: the reference's error feedback, else Keras's (see the module docstring)."""
         from . import quantizers
         config = self.config
         kernel = to_numpy(self.original_layer.kernel.value).astype(numpy.float32).reshape(self.rows, self.columns)
@@ -214,9 +241,9 @@ class GPTQ:
         if blocksize is None:
             blocksize = layer_blocksize(config.group_size, self.rows)
         levels, scale, zero, g_idx = gptq_quantize_matrix(
-            kernel.T, inverse_hessian(hessian), blocksize=blocksize, group_size=config.group_size,
+            kernel.T, inverse_hessian(hessian, "float64" if cholesky else "float32"), blocksize=blocksize, group_size=config.group_size,
             activation_order=config.activation_order, order_metric=numpy.diagonal(hessian),
-            compute_scale_zero=scale_zero)
+            compute_scale_zero=scale_zero, cholesky=cholesky)
         levels = levels.astype(numpy.uint8)
         if config.weight_bits == 4:
             levels = quantizers.pack_int4(levels, axis=0, dtype="uint8")[0]
