@@ -241,7 +241,8 @@ class GPTQ:
         if blocksize is None:
             blocksize = layer_blocksize(config.group_size, self.rows)
         levels, scale, zero, g_idx = gptq_quantize_matrix(
-            kernel.T, inverse_hessian(hessian, "float64" if cholesky else "float32"), blocksize=blocksize, group_size=config.group_size,
+            kernel.T, inverse_hessian(hessian, "float64" if cholesky else "float32"), blocksize=blocksize,
+            group_size=config.group_size,
             activation_order=config.activation_order, order_metric=numpy.diagonal(hessian),
             compute_scale_zero=scale_zero, cholesky=cholesky)
         levels = levels.astype(numpy.uint8)

@@ -11,7 +11,9 @@ from gpu_dl import gptq, layers, quantization_calibration
 from gpu_dl.backend import to_numpy
 from gpu_dl.dtype_policies import GPTQDTypePolicy
 from gpu_dl.quantizers import GPTQConfig
-from keras_steps import fresh_sessions  # noqa: F401
+import keras_steps
+
+fresh_sessions = keras_steps.fresh_sessions
 
 
 def row_params(w, bits, symmetric=False):
