@@ -227,12 +227,15 @@ def ids_tokenizer(x):
 ids_tokenizer.tokenize = ids_tokenizer
 
 
-def token_model(rng):
-    inputs = gpu_dl.Input((S,), dtype="int32")
-    embedding = layers.Embedding(V, D, name="emb")
-    first, second = layers.Dense(H, activation="relu", name="d1"), layers.Dense(O, name="d2")
-    model = gpu_dl.Model(inputs, second(first(embedding(inputs))))
-    model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+def token_model(rng, lib=gpu_dl):
+    """Token ids -> Embedding -> Dense(relu) -> Dense, built with ``lib`` (gpu_dl or Keras), its weights drawn from
+    ``rng`` (None: as made)."""
+    inputs = lib.Input((S,), dtype="int32")
+    embedding = lib.layers.Embedding(V, D, name="emb")
+    first, second = lib.layers.Dense(H, activation="relu", name="d1"), lib.layers.Dense(O, name="d2")
+    model = lib.Model(inputs, second(first(embedding(inputs))))
+    if rng is not None:
+        model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
     return model, embedding, first, second
 
 
