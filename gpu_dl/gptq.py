@@ -255,19 +255,21 @@ class GPTQ:
 
 
 # ---------------------------------------------------------------- the layers' GPTQ weights
-def gptq_kernel_shape(layer):
-    """``(rows, columns)``: the 2-D view GPTQ quantizes of a layer's kernel (Dense's; EinsumDense's 2-D kernel,
-    or its 3-D one as Keras flattens it: (in, heads * head_dim) where the largest axis comes first, else
-    (heads * head_dim, out)); a TypeError for other layers."""
-    kernel = layer.__dict__.get("_kernel")
-    shape = tuple(kernel.shape) if kernel is not None and getattr(layer, "gptq_quantizes", False) else ()
+def gptq_kernel_shape(layer, shape=None):
+    """``(rows, columns)``: the 2-D view GPTQ quantizes of a layer's float kernel (or of a kernel of ``shape``):
+    Dense's; EinsumDense's 2-D kernel, or its 3-D one as Keras flattens it: (in, heads * head_dim) where the
+    largest axis comes first, else (heads * head_dim, out); a TypeError for other layers and kernels."""
+    if shape is None:
+        kernel = layer.__dict__.get("_kernel")
+        shape = kernel.shape if kernel is not None and getattr(layer, "gptq_quantizes", False) else ()
+    shape = tuple(shape)
     if len(shape) == 2:
         return shape
     if len(shape) == 3:
         if shape.index(max(shape)) == 0:
             return shape[0], shape[1] * shape[2]
         return shape[0] * shape[1], shape[2]
-    raise TypeError(f"Unsupported layer type for GPTQ: {type(layer)}")
+    raise TypeError(f"Unsupported layer type for GPTQ: {type(layer).__name__} with a kernel of shape {shape}.")
 
 
 def group_count(rows, group_size):
@@ -278,13 +280,14 @@ def group_count(rows, group_size):
 def build_gptq_weights(layer, rows, columns, policy):
     """A layer's GPTQ variables, as Keras makes them for a (rows, columns) kernel under a ``GPTQDTypePolicy``:
     ``kernel`` uint8 levels (columns, rows), two per byte along the columns for 4 bits; ``kernel_scale`` float
-    and ``kernel_zero`` uint8 (columns, groups); ``g_idx`` (rows,) float32. Returns them in that order."""
+    and ``kernel_zero`` uint8 (columns, groups), the latter named as the class's ``gptq_zero_name`` (Keras's
+    EinsumDense calls it ``zero_point``); ``g_idx`` (rows,) float32. Returns them in that order."""
     packed = (columns + 1) // 2 if policy.weight_bits == 4 else columns
     groups = group_count(rows, policy.group_size)
     layer.quantized_kernel = layer.add_weight((packed, rows), "zeros", dtype="uint8", trainable=False, name="kernel")
     layer.kernel_scale = layer.add_weight((columns, groups), "ones", trainable=False, name="kernel_scale")
     layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False,
-                                         name="kernel_zero")
+                                         name=getattr(layer, "gptq_zero_name", "kernel_zero"))
     layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
     return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx
 

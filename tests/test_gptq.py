@@ -1,7 +1,7 @@
 """GPTQ post-training quantization (``gpu_dl/gptq.py``, ``gpu_dl/quantization_calibration.py``): the algorithm
 against a plain NumPy transcription of the reference GPTQ on small odd shapes, its output error against
 round-to-nearest on correlated inputs, the Hessian, the quantization parameters, GPTQConfig and
-GPTQDTypePolicy, Dense layers quantized by ``model.quantize("gptq")`` (weights, forward and inputs' gradient on
+GPTQDTypePolicy, Dense and EinsumDense layers quantized by ``model.quantize("gptq")`` (weights, forward and inputs' gradient on
 both backends, saving and loading) and the refusals."""
 import numpy
 import pytest
@@ -401,9 +401,59 @@ def test_refusals():
         quantization_calibration.get_dataloader(ids_tokenizer, 4, [], 2)
     with pytest.raises(ValueError, match="needs a `tokenizer` with a `tokenize` method"):
         quantization_calibration.get_dataloader(None, 4, ["text"], 2)
-    einsum = gpu_dl.Sequential([gpu_dl.Input((4,)), layers.EinsumDense("ab,bc->ac", output_shape=3)])
-    # EinsumDense has no GPTQ path yet: skipped with Keras's warning for layers without one, left as it was
-    with pytest.warns(UserWarning, match="Received: quantization_mode=gptq"):
-        einsum.quantize("gptq", config=GPTQConfig([[1]], ids_tokenizer, quantization_layer_structure={
-            "pre_block_layers": [], "sequential_blocks": [einsum.layers[0]]}))
-    assert einsum.layers[0].dtype_policy.quantization_mode is None
+    einsum = layers.EinsumDense("abc,cdef->abdef", output_shape=(5, 2, 3, 4))
+    einsum.build((None, 5, 6))
+    with pytest.raises(TypeError, match=r"Unsupported layer type for GPTQ: EinsumDense with a kernel of shape "
+                                        r"\(6, 2, 3, 4\)"):
+        einsum.quantize("gptq", config=GPTQConfig(None, None))
+    # a layer GPTQ does not quantize refuses as Keras's (which Model.quantize turns into a warning)
+    with pytest.raises(NotImplementedError, match="Received: quantization_mode=gptq"):
+        embedding.quantize("gptq", config=GPTQConfig(None, None))
+    assert embedding.dtype_policy.quantization_mode is None
+
+
+@pytest.mark.parametrize("equation, output_shape, bias_axes, token_shape", [
+    ("abc,cd->abd", (S, 9), "d", (11,)), ("abc,cde->abde", (S, 3, 4), "de", (11,)),
+    ("abcd,cde->abe", (S, 11), "e", (3, 4))])
+def test_einsum_dense_block(xp, equation, output_shape, bias_axes, token_shape):
+    """A 2-D kernel, a 3-D one whose input axis is the largest (Keras's (in, heads * head_dim) view) and one whose
+    output axis is ((heads * head_dim, out))."""
+    rng = numpy.random.default_rng(6)
+    inputs = gpu_dl.Input((S,), dtype="int32")
+    embedding = layers.Embedding(V, int(numpy.prod(token_shape)))
+    einsum = layers.EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    reshape = layers.Reshape((-1,) + token_shape)
+    model = gpu_dl.Model(inputs, einsum(reshape(embedding(inputs))))
+    model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    kernel = to_numpy(einsum.kernel.value).copy()
+    rows, columns = gptq.gptq_kernel_shape(einsum)
+    config = calibration_config(embedding, [einsum], group_size=4, activation_order=True, sequence_length=S)
+    config.quantization_layer_structure["pre_block_layers"].append(reshape)
+    samples = quantization_calibration.get_dataloader(ids_tokenizer, S, config.dataset, 4)
+    seen = numpy.concatenate([to_numpy(embedding(s)).reshape(-1, rows) for s in samples])
+    expected = expected_layer(kernel.reshape(rows, columns), seen, config).reshape(kernel.shape)
+    model.quantize("gptq", config=config)
+    zero_shape = (columns, -(-rows // 4))
+    assert [(w.name, numpy.dtype(w.dtype).name, w.shape) for w in einsum.weights] == [
+        ("bias", "float32", einsum.bias.shape), ("kernel", "uint8", ((columns + 1) // 2, rows)),
+        ("kernel_scale", "float32", zero_shape), ("zero_point", "uint8", zero_shape), ("g_idx", "float32", (rows,))]
+    assert einsum.get_config()["gptq_unpacked_column_size"] == columns
+    x = rng.standard_normal((3, S) + token_shape).astype(numpy.float32)
+    einsum.input_gradient_wanted = True
+    y = einsum(xp.asarray(x), training=True)
+    plan = einsum._plan(x.shape)
+    spec = f"{plan.input_spec},{plan.weight_spec}->{plan.output_spec}"
+    numpy.testing.assert_allclose(to_numpy(y), numpy.einsum(spec, x, expected) + to_numpy(einsum.bias.value),
+                                  rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape)
+    dx = to_numpy(einsum.backward(xp.asarray(dy.astype("float32"))))
+    direction, eps = rng.standard_normal(x.shape), 1e-6
+
+    def loss(value):
+        return numpy.sum(numpy.einsum(spec, value, expected) * dy)
+    numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
+    numpy.testing.assert_allclose(numpy.sum(dx * direction), numeric, rtol=1e-4)
+    # a layer made from the config (as a model file loads it) has the same variables
+    again = layers.EinsumDense.from_config(einsum.get_config())
+    again.build((None, S) + token_shape)
+    assert [(w.name, w.shape) for w in again.weights] == [(w.name, w.shape) for w in einsum.weights]

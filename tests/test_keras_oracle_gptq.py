@@ -207,3 +207,47 @@ def test_model_files_both_ways(tmp_path):
     theirs.save(tmp_path / "k.keras")
     with pytest.raises(ValueError, match="kernel_zero"):
         gpu_dl.models.load_model(tmp_path / "k.keras")
+
+
+@pytest.mark.parametrize("equation, output_shape, bias_axes, input_shape", [
+    ("ab,bc->ac", 9, "c", (11,)), ("abc,cde->abde", (5, 3, 4), "de", (5, 11)),
+    ("abcd,cde->abe", (5, 11), "e", (5, 3, 4))])
+def test_einsum_dense_calibrated_as_keras_gptq_class(tmp_path, equation, output_shape, bias_axes, input_shape):
+    from keras.src.quantizers.gptq import GPTQ
+    rng = numpy.random.default_rng(7)
+    theirs = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    theirs.build((None,) + input_shape)
+    ours = layers.EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    ours.build((None,) + input_shape)
+    weights = [rng.standard_normal(w.shape).astype(numpy.float32) for w in theirs.get_weights()]
+    rows = 12 if equation.startswith("abcd") else 11
+    # every input row of the 2-D view holds both signs
+    weights[0] = alternating(rng, (rows, weights[0].size // rows), 0).reshape(weights[0].shape)
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    config = settings(4, 4, False, False)
+    theirs.quantize("gptq", config=keras.quantizers.GPTQConfig(None, None, **config))
+    ours.quantize("gptq", config=gpu_dl.quantizers.GPTQConfig(None, None, **config))
+    their_state = GPTQ(theirs, keras.quantizers.GPTQConfig(None, None, **config))
+    our_state = gptq.GPTQ(ours, gpu_dl.quantizers.GPTQConfig(None, None, **config))
+    assert (our_state.rows, our_state.columns) == (their_state.rows, their_state.columns)
+    x = rng.standard_normal((6,) + input_shape).astype(numpy.float32)
+    their_state.update_hessian_with_batch(x.reshape(-1, their_state.rows))
+    our_state.update_hessian_with_batch(x.reshape(-1, our_state.rows))
+    their_state.quantize_and_correct_layer()
+    our_state.quantize_and_correct_layer(cholesky=False)
+    assert [(w.path, w.shape, str(w.dtype)) for w in ours.weights] == \
+        [(w.path, tuple(w.shape), str(w.dtype)) for w in theirs.weights]
+    assert ours.get_config() == {**theirs.get_config(), "quantization_config": ours.get_config()[
+        "quantization_config"]}
+    for name in ("quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"):
+        mine, their = to_numpy(getattr(ours, name).value), keras.ops.convert_to_numpy(getattr(theirs, name))
+        numpy.testing.assert_allclose(mine, their, rtol=1e-5, atol=1e-6, err_msg=name)
+    numpy.testing.assert_allclose(to_numpy(ours(x)), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-5)
+    # a model of it saved by gpu_dl loads in Keras
+    inputs = gpu_dl.Input(input_shape)
+    model = gpu_dl.Model(inputs, ours(inputs))
+    model.save(tmp_path / "e.keras")
+    loaded = keras.models.load_model(tmp_path / "e.keras")
+    numpy.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)), to_numpy(ours(x)),
+                                  rtol=1e-5, atol=1e-5)

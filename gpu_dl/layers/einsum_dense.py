@@ -36,6 +36,7 @@ import numpy
 from .. import activations, initializers
 from ..backend import array_module
 from . import float8_training, lora, quantized
+from .. import gptq
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -152,7 +153,9 @@ class EinsumDense(lora.LoraLayer, Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
-    quantization_modes = ("int8", "int4", "float8")
+    quantization_modes = ("int8", "int4", "float8", "gptq")
+    gptq_quantizes = True
+    gptq_zero_name = "zero_point"
     kernel = lora.merged_weight("kernel")
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
@@ -162,8 +165,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         super().__init__(**kwargs)
         where = self._where()
         self.init_lora(lora_rank, lora_alpha, where)
-        if gptq_unpacked_column_size is not None:
-            raise ValueError(f"{where}: GPTQ-quantized kernels are not supported by gpu_dl.")
+        # the columns of a GPTQ kernel's 2-D view, which Keras writes in the config of a GPTQ layer
+        self.gptq_unpacked_column_size = gptq_unpacked_column_size
         self.quantization_config = quantized.quantization_config_of(quantization_config, where)
         if not isinstance(equation, str):
             raise ValueError(f"{where}: the equation must be a string such as 'ab,bc->ac', got {equation!r}.")
@@ -208,6 +211,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._int8_build(plan.kernel_shape)
         elif self.dtype_policy.quantization_mode == "int4":
             self._int4_build(plan.kernel_shape)
+        elif self.dtype_policy.quantization_mode == "gptq":
+            self._gptq_kernel_shape = plan.kernel_shape
+            gptq.build_gptq_weights(self, *gptq.gptq_kernel_shape(self, plan.kernel_shape), self.dtype_policy)
+            self.is_gptq_calibrated = True      # a layer made quantized takes its values from a file
         else:
             kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
             self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
@@ -243,6 +250,9 @@ class EinsumDense(lora.LoraLayer, Layer):
     def _number_for_files(self):
         if self.dtype_policy.quantization_mode == "float8":
             quantized.number_for_files(*float8_training.file_variables(self, self.bias))
+        elif self.dtype_policy.quantization_mode == "gptq":
+            quantized.number_for_files(self.bias, self.quantized_kernel, self.kernel_scale, self.kernel_zero,
+                                       self.g_idx)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self.kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
                                        getattr(self, "g_idx", None))
@@ -261,6 +271,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._quantize_int4(config)
         elif config.mode == "float8":
             float8_training.quantize(self, self.kernel)
+        elif config.mode == "gptq":
+            self._gptq_kernel_shape = tuple(self.kernel.shape)
+            rows, self.gptq_unpacked_column_size = gptq.gptq_kernel_shape(self)
+            gptq.prepare_layer(self, config, rows, self.gptq_unpacked_column_size)
         else:
             quantized.quantize_weight(self, EinsumDense, None, config, False, "kernel",
                                       tuple(layout.kernel_reduced), self._int8_build,
@@ -288,6 +302,10 @@ class EinsumDense(lora.LoraLayer, Layer):
         _, columns = self._int4_shape(self._int4_kernel_shape)
         return quantized.int4_dequantized(self, columns, dtype).reshape(self._int4_kernel_shape)
 
+    def _gptq_kernel(self, dtype):
+        """The float kernel a GPTQ one stands for (``gpu_dl/gptq.py``), in the kernel's shape."""
+        return gptq.dequantized_kernel(self, dtype).reshape(self._gptq_kernel_shape)
+
     def _int8_kernel(self, dtype):
         """The float kernel the int8 one stands for."""
         layout = self._scale_layout
@@ -299,6 +317,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         plan = self._plan(shape)
         # an int4 kernel is stored packed: the shape it stands for is the one to compare
         built = self._int4_kernel_shape if self.dtype_policy.quantization_mode == "int4" else \
+            self._gptq_kernel_shape if self.dtype_policy.quantization_mode == "gptq" else \
             None if self.kernel is None else self.kernel.shape
         if built is not None and plan.kernel_shape != built:
             raise ValueError(f"{self._where()}: it was built for inputs like {self.input_spec} (kernel "
@@ -318,6 +337,8 @@ class EinsumDense(lora.LoraLayer, Layer):
             z = float8_training.product(self, x, training, lambda a, b: _einsum(equation, a, b))
         elif mode == "int4":
             z = self._int4_product(equation, x)
+        elif mode == "gptq":
+            z = _einsum(equation, x, self._gptq_kernel(self.compute_dtype))
         elif self.inputs_quantizer is None:
             # Keras's torch backend multiplies float inputs by the dequantized kernel
             z = _einsum(equation, x, self._int8_kernel(x.dtype))
@@ -363,7 +384,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         operands = float8_training.backward(self, dz) if mode == "float8" else None
         # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
         kernel = operands[1] if operands else self.kernel.value if mode is None else \
-            self._int8_kernel(dz.dtype) if mode == "int8" else self._int4_kernel(dz.dtype)
+            self._int8_kernel(dz.dtype) if mode == "int8" else self._gptq_kernel(dz.dtype) if mode == "gptq" else \
+            self._int4_kernel(dz.dtype)
         if self.trainable:
             if self.bias is not None:
                 lead = dz.ndim - self.bias.value.ndim
@@ -391,7 +413,8 @@ class EinsumDense(lora.LoraLayer, Layer):
                 "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
                 **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
                 "quantization_config": quantized.serialized_config(self.quantization_config),
-                **self.lora_config()}
+                **self.lora_config(), **({"gptq_unpacked_column_size": self.gptq_unpacked_column_size}
+                                         if self.gptq_unpacked_column_size else {})}
 
     def _activity_config(self):
         from .. import regularizers
