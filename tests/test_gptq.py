@@ -1,8 +1,8 @@
 """GPTQ post-training quantization (``gpu_dl/gptq.py``, ``gpu_dl/quantization_calibration.py``): the algorithm
 against a plain NumPy transcription of the reference GPTQ on small odd shapes, its output error against
 round-to-nearest on correlated inputs, the Hessian, the quantization parameters, GPTQConfig and
-GPTQDTypePolicy, Dense and EinsumDense layers quantized by ``model.quantize("gptq")`` (weights, forward and inputs' gradient on
-both backends, saving and loading) and the refusals."""
+GPTQDTypePolicy, Dense and EinsumDense layers quantized by ``model.quantize("gptq")`` (weights, forward and
+inputs' gradient on both backends, saving and loading) and the refusals."""
 import numpy
 import pytest
 

@@ -1,7 +1,7 @@
-"""GPTQ against Keras 3.15 (torch backend): the quantization of a matrix with Keras's error feedback, a Dense
-layer calibrated through the ``GPTQ`` class on the same inputs (same levels, scales, zero points, group indices
-and predictions), Keras's model-level pass (which gathers no Hessian: its weights are GPTQ's with none),
-GPTQConfig's and GPTQDTypePolicy's configs, and model files in both directions."""
+"""GPTQ against Keras 3.15 (torch backend): the quantization of a matrix with Keras's error feedback, Dense and
+EinsumDense layers calibrated through the ``GPTQ`` class on the same inputs (same variables, levels, scales,
+zero points, group indices and predictions), Keras's model-level pass (which gathers no Hessian: its weights are
+GPTQ's with none), GPTQConfig's and GPTQDTypePolicy's configs, and model files in both directions."""
 import os
 
 import numpy
