@@ -444,7 +444,8 @@ class _ModelBase(trainer.Trainer, Layer):
         ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``: Dense, EinsumDense; all three:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
-        taking a layer) picks the layers by name."""
+        taking a layer) picks the layers by name. ``"gptq"`` (with a ``GPTQConfig``) prepares Dense and EinsumDense
+        and then calibrates and quantizes those of the structure's blocks (``gpu_dl/gptq.py``)."""
         import re
         from ..layers import quantized
         type_check = kwargs.pop("type_check", True)
