@@ -135,9 +135,9 @@ def test_dense_layer_calibrated_as_keras_gptq_class(bits, group_size, symmetric,
 
 def model_config(lib, embedding, blocks, **kwargs):
     rng = numpy.random.default_rng(8)
-    return lib.quantizers.GPTQConfig([rng.integers(0, V, size=(1, S)) for _ in range(5)], ids, num_samples=3,
-                                     sequence_length=6, quantization_layer_structure={
-                                         "pre_block_layers": [embedding], "sequential_blocks": blocks}, **kwargs)
+    structure = {"pre_block_layers": [embedding], "sequential_blocks": blocks}
+    return lib.quantizers.GPTQConfig([rng.integers(0, V, size=(1, S)) for _ in range(5)], ids, **{
+        "num_samples": 3, "sequence_length": 6, "quantization_layer_structure": structure, **kwargs})
 
 
 def test_keras_model_pass_gathers_no_hessian():
@@ -146,10 +146,11 @@ def test_keras_model_pass_gathers_no_hessian():
     Hessians and gives a smaller output error on the calibration inputs."""
     rng = numpy.random.default_rng(2)
     theirs, their_embedding, *their_dense = token_model(None, keras)
-    theirs.set_weights([alternating(rng, w.shape, 0) for w in theirs.get_weights()])
+    weights = [alternating(rng, w.shape, 0) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
     ours, our_embedding, *our_dense = token_model(None, gpu_dl)
-    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.get_weights()])
-    options = dict(weight_bits=3, group_size=4, activation_order=True)
+    ours.set_weights(weights)
+    options = dict(weight_bits=3, group_size=4, activation_order=True, sequence_length=S)
     theirs.quantize("gptq", config=model_config(keras, their_embedding, their_dense, **options))
     for layer in our_dense:
         layer.quantize("gptq", config=gpu_dl.quantizers.GPTQConfig(None, None, **options))
@@ -157,6 +158,18 @@ def test_keras_model_pass_gathers_no_hessian():
         state.quantize_and_correct_layer(cholesky=False)
     for their, mine in zip(their_dense, our_dense):
         assert_same_gptq_weights(their, mine)
+    # gpu_dl's pass, on the same model and calibration windows, fits them better
+    reference = token_model(None, gpu_dl)[0]
+    reference.set_weights(weights)
+    fed, fed_embedding, *fed_dense = token_model(None, gpu_dl)
+    fed.set_weights(weights)
+    config = model_config(gpu_dl, fed_embedding, fed_dense, **options)
+    fed.quantize("gptq", config=config)
+    windows = gpu_dl.quantization_calibration.get_dataloader(ids, S, config.dataset, 3)[:, 0]
+    expected = reference.predict(windows, verbose=0)
+    their_error = numpy.sum((keras.ops.convert_to_numpy(theirs.predict(windows, verbose=0)) - expected) ** 2)
+    our_error = numpy.sum((fed.predict(windows, verbose=0) - expected) ** 2)
+    assert our_error < 0.5 * their_error, (our_error, their_error)
 
 
 def test_config_and_policy_as_keras():
