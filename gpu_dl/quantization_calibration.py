@@ -90,12 +90,15 @@ def stream_inputs(layers_map, consumer):
 
     try:
         for name, layer in layers_map.items():
+            patched.append((layer, layer.__dict__.get("call")))
             layer.call = hook(name, layer.call)
-            patched.append(layer)
         yield
     finally:
-        for layer in patched:
-            del layer.call
+        for layer, own in patched:
+            if own is None:
+                del layer.call
+            else:
+                layer.call = own
 
 
 def resolve_structure(model, config, mode):

@@ -273,6 +273,7 @@ def test_model_pass_quantizes_dense_blocks_from_their_inputs(xp):
     second_expected = expected_layer(second_kernel, second_inputs, config)
     for dense, expected, rows, units in [(first, first_expected, D, H), (second, second_expected, H, O)]:
         assert dense.dtype_policy == GPTQDTypePolicy("gptq/4/8", "float32") and dense.is_gptq_calibrated
+        assert "call" not in vars(dense)        # the calibration's hooks are gone
         assert [(w.path, numpy.dtype(w.dtype).name, w.shape, w.trainable) for w in dense.weights] == [
             (f"{dense.name}/bias", "float32", (units,), True),
             (f"{dense.name}/kernel", "uint8", ((units + 1) // 2, rows), False),
