@@ -1,4 +1,4 @@
-"""GPTQ post-training quantization as Keras 3.15 runs it (``model.quantize("gptq", config=GPTQConfig(...))``).
+"""GPTQ post-training quantization with Keras 3.15's API (``model.quantize("gptq", config=GPTQConfig(...))``).
 
 For a layer computing ``x @ W`` (W of shape (rows, columns)), calibration inputs give the Hessian of the
 layer's squared output error, ``H = 2/N * sum x x^T`` over the N input rows seen (a running mean, as Keras
@@ -24,7 +24,7 @@ the weights as they stand at the start of the block (the reference's choice, and
 ``activation_order`` the inputs are quantized in decreasing order of the damped Hessian's diagonal, and the
 group indices (``g_idx``) map each input to its group.
 
-The computations run on the host in float32, as Keras's do.
+The computations run on the host in float32, as Keras's do (the Cholesky factor in float64).
 """
 from __future__ import annotations
 
