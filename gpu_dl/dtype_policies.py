@@ -15,7 +15,8 @@ layer: weights kept as int8 with float scales, computations in the source policy
 ``Int4DTypePolicy`` (``"int4/<block size>_from_float32"``) is int4's. ``QuantizedFloat8DTypePolicy``
 (``"float8_from_float32"``) is float8 training's, with the length of the amax histories of its delayed scaling
 (``amax_history_length``, 1024 by default). ``AWQDTypePolicy`` (``"awq/4/<group size>_from_float32"``) is
-AWQ's (``gpu_dl/awq.py``). Keras's GPTQ mode is refused by name.
+AWQ's (``gpu_dl/awq.py``); ``GPTQDTypePolicy`` (``"gptq/<weight bits>/<group size>_from_float32"``) is the
+policy of a layer GPTQ quantizes (``gpu_dl/gptq.py``).
 
 ``DTypePolicyMap`` maps layer paths (exact, or regular expressions matching the whole path) to policies, with a
 default; a layer given one as its ``dtype`` takes the policy of its name (the path of a layer outside any other)
@@ -34,7 +35,7 @@ from .backend import config as backend_config
 _MIXED = {"mixed_float16": ("float16", "float32")}
 # Keras's quantization modes, and those gpu_dl's layers run
 QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
-SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8", "awq")
+SUPPORTED_QUANTIZATION_MODES = ("int8", "int4", "float8", "awq", "gptq")
 _UNSUPPORTED = {
     "mixed_bfloat16": "NumPy and CuPy have no bfloat16 dtype",
     "bfloat16": "NumPy and CuPy have no bfloat16 dtype",
@@ -202,6 +203,42 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
         return hash(self._name)
 
 
+class GPTQDTypePolicy(QuantizedDTypePolicy):
+    """Keras's ``GPTQDTypePolicy``: GPTQ with its weight bits (2, 3, 4 or 8) and group size (-1: one group) in the
+    mode, ``"gptq/<weight_bits>/<group_size>"``, e.g. ``"gptq/4/128_from_float32"``."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        expected = "'gptq/<weight_bits>/<group_size>'"
+        if len(parts) != 3 or parts[0] != "gptq":
+            raise ValueError(f"Invalid mode for GPTQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        try:
+            weight_bits, group_size = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError("Invalid mode for GPTQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+                             f"Expected format {expected}, but got '{mode}'.") from None
+        if weight_bits not in (2, 3, 4, 8):
+            raise ValueError(f"Invalid weight_bits in mode. Supported values are 2, 3, 4, and 8, but got "
+                             f"{weight_bits} from '{mode}'.")
+        if group_size < -1 or group_size == 0:
+            raise ValueError("Invalid group_size in mode. Supported values are -1 (whole-tensor) or a positive "
+                             f"integer, but got {group_size} from '{mode}'.")
+        super().__init__("gptq", source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+
+    def get_config(self):
+        return {"mode": f"gptq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+
+    def __eq__(self, other):
+        return super().__eq__(other) and (self.weight_bits, self.group_size) == (other.weight_bits,
+                                                                                 other.group_size)
+
+    def __hash__(self):
+        return hash(self._name)
+
+
 class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
     """Keras's ``QuantizedFloat8DTypePolicy``: float8 training (``"float8_from_<source>"``) with
     ``amax_history_length``, the number of steps of maximum magnitudes the delayed scaling keeps."""
@@ -278,6 +315,8 @@ def _quantized_policy(name, where):
         return QuantizedFloat8DTypePolicy(*parts)
     if parts[0].startswith("awq"):
         return AWQDTypePolicy(*parts)
+    if parts[0].startswith("gptq"):
+        return GPTQDTypePolicy(*parts)
     return Int4DTypePolicy(*parts) if "/" in parts[0] else QuantizedDTypePolicy(*parts)
 
 
@@ -424,7 +463,7 @@ def serialize(policy):
 
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
 QUANTIZED_POLICY_CLASSES = ("QuantizedDTypePolicy", "Int4DTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap",
-                            "AWQDTypePolicy")
+                            "AWQDTypePolicy", "GPTQDTypePolicy")
 
 
 def deserialize(config):
@@ -435,8 +474,8 @@ def deserialize(config):
         return DTypePolicyMap.from_config(inner)
     if isinstance(inner, dict) and config.get("class_name") in QUANTIZED_POLICY_CLASSES and \
             set(inner) == {"mode", "source_name"}:
-        cls = {"Int4DTypePolicy": Int4DTypePolicy, "AWQDTypePolicy": AWQDTypePolicy}.get(config["class_name"],
-                                                                                        QuantizedDTypePolicy)
+        cls = {"Int4DTypePolicy": Int4DTypePolicy, "AWQDTypePolicy": AWQDTypePolicy,
+               "GPTQDTypePolicy": GPTQDTypePolicy}.get(config["class_name"], QuantizedDTypePolicy)
         return cls(inner["mode"], inner["source_name"])
     if isinstance(inner, dict) and config.get("class_name") == "QuantizedFloat8DTypePolicy" and \
             set(inner) <= {"mode", "source_name", "amax_history_length"} and {"mode", "source_name"} <= set(inner):

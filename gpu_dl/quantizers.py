@@ -15,8 +15,8 @@ The functions take NumPy or CuPy arrays and give arrays of the same module, comp
   dtype: the result is the float8 cast's, value for value;
 - ``pack_int4`` / ``unpack_int4``: two signed 4-bit values per byte along an axis (the first in the low nibble).
 
-``AWQConfig`` is the AWQ mode's config (activation-aware 4-bit weights calibrated on data, ``gpu_dl/awq.py``).
-Not here: GPTQ (``GPTQConfig``).
+``AWQConfig`` is the AWQ mode's config (activation-aware 4-bit weights calibrated on data, ``gpu_dl/awq.py``);
+``GPTQConfig`` configures Keras's GPTQ post-training quantization (the algorithm: ``gpu_dl/gptq.py``).
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from .layers.keras_ops.base import KerasOperation
 from .layers.symbolic import is_symbolic
 
 __all__ = [
-    "AWQConfig", "AbsMaxQuantizer", "Float8QuantizationConfig", "Int4QuantizationConfig", "Int8QuantizationConfig",
-    "QuantizationConfig", "Quantizer", "abs_max_quantize", "abs_max_quantize_grouped_with_zero_point",
+    "AWQConfig", "AbsMaxQuantizer", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig",
+    "Int8QuantizationConfig", "QuantizationConfig", "Quantizer", "abs_max_quantize",
+    "abs_max_quantize_grouped_with_zero_point",
     "compute_float8_amax_history", "compute_float8_scale", "deserialize", "fake_quant_with_min_max_vars", "get",
     "pack_int4", "quantize_and_dequantize", "serialize", "unpack_int4",
 ]
@@ -514,18 +515,80 @@ class AWQConfig(QuantizationConfig):
         return cls(**config)
 
 
+class GPTQConfig(QuantizationConfig):
+    """Keras's ``GPTQConfig``: the settings of GPTQ post-training quantization (``model.quantize("gptq",
+    config=...)``, ``gpu_dl/gptq.py``). ``dataset`` (an iterable of strings, which ``tokenizer`` turns into token
+    ids, or of token-id arrays) gives the calibration samples: ``num_samples`` windows of ``sequence_length``
+    tokens. Weights are quantized to ``weight_bits`` (2, 3, 4 or 8) unsigned levels with a scale and zero point
+    per output and group of ``group_size`` inputs (-1: one group), ``symmetric`` or not, ``per_channel`` (else
+    one scale per group for the whole kernel); ``hessian_damping`` is the fraction of the Hessian's mean diagonal
+    added to it, ``activation_order`` quantizes the inputs of largest Hessian diagonal first.
+    ``quantization_layer_structure`` is ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the layers
+    the token ids go through first, then the blocks whose Dense and EinsumDense layers are quantized one block
+    after the other. The dataset and tokenizer are not part of the config Keras writes."""
+
+    def __init__(self, dataset, tokenizer, *, weight_bits=4, num_samples=128, per_channel=True, sequence_length=512,
+                 hessian_damping=0.01, group_size=128, symmetric=False, activation_order=False,
+                 quantization_layer_structure=None):
+        super().__init__()
+        if weight_bits not in [2, 3, 4, 8]:
+            raise ValueError(f"Unsupported weight_bits {weight_bits}. Supported values are 2, 3, 4, and 8.")
+        if num_samples <= 0:
+            raise ValueError("num_samples must be a positive integer.")
+        if sequence_length <= 0:
+            raise ValueError("sequence_length must be a positive integer.")
+        if hessian_damping < 0 or hessian_damping > 1:
+            raise ValueError("hessian_damping must be between 0 and 1.")
+        if group_size < -1 or group_size == 0:
+            raise ValueError("Invalid group_size. Supported values are -1 (whole-tensor) or a positive integer, "
+                             f"but got {group_size}.")
+        self.dataset = dataset
+        self.tokenizer = tokenizer
+        self.num_samples = num_samples
+        self.per_channel = per_channel
+        self.sequence_length = sequence_length
+        self.hessian_damping = hessian_damping
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+        self.symmetric = symmetric
+        self.activation_order = activation_order
+        self.quantization_layer_structure = quantization_layer_structure
+
+    def get_config(self):
+        # the dataset and tokenizer serve one calibration and are not written (as in Keras)
+        return {"dataset": None, "tokenizer": None, "weight_bits": self.weight_bits,
+                "num_samples": self.num_samples, "per_channel": self.per_channel,
+                "sequence_length": self.sequence_length, "hessian_damping": self.hessian_damping,
+                "group_size": self.group_size, "symmetric": self.symmetric,
+                "activation_order": self.activation_order,
+                "quantization_layer_structure": self.quantization_layer_structure}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @property
+    def mode(self):
+        return "gptq"
+
+    def dtype_policy_string(self):
+        """The mode of the policy quantized layers take: ``"gptq/<weight_bits>/<group_size>"``."""
+        return f"gptq/{self.weight_bits}/{self.group_size}"
+
+
 def _is_int(value):
     return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------- the catalogue
 _CLASSES = (Quantizer, AbsMaxQuantizer, QuantizationConfig, Int8QuantizationConfig, Int4QuantizationConfig,
-            Float8QuantizationConfig, AWQConfig)
+            Float8QuantizationConfig, AWQConfig, GPTQConfig)
 _BY_NAME = {cls.__name__: cls for cls in _CLASSES}
 _BY_NAME.update({"quantizer": Quantizer, "abs_max_quantizer": AbsMaxQuantizer,
                  "quantization_config": QuantizationConfig, "int8_quantization_config": Int8QuantizationConfig,
                  "int4_quantization_config": Int4QuantizationConfig,
-                 "float8_quantization_config": Float8QuantizationConfig, "awq_config": AWQConfig})
+                 "float8_quantization_config": Float8QuantizationConfig, "awq_config": AWQConfig,
+                 "gptq_config": GPTQConfig})
 
 
 def serialize(quantizer):

@@ -149,6 +149,8 @@ POLICY_CASES = {
     "float8_history_16": ("QuantizedFloat8DTypePolicy", ("float8", "float32", 16)),
     "int4_per_channel": ("Int4DTypePolicy", ("int4/-1", "float32")),
     "int4_block_128": ("Int4DTypePolicy", ("int4/128", "float32")),
+    "gptq_4_128": ("GPTQDTypePolicy", ("gptq/4/128", "float32")),
+    "gptq_8_per_channel": ("GPTQDTypePolicy", ("gptq/8/-1", "float32")),
 }
 PAIRS = [(a, b) for a in POLICY_CASES for b in POLICY_CASES]
 

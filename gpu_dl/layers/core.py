@@ -8,6 +8,7 @@ import numpy
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
 from . import awq_weights, float8_training, lora, quantized
+from .. import gptq
 from .base import Layer, shape_tuple
 from .regularization import KeepMaskDropout, dropout_rate, layer_seed_generator
 from .symbolic import KerasTensor, Node
@@ -129,6 +130,8 @@ class Dense(lora.LoraLayer, Layer):
     fake-quantized products and delayed scaling, as Keras does (``layers/float8_training.py``).
     ``quantize("awq", config=AWQConfig(...))`` (the model's, which calibrates it) keeps 4-bit activation-aware
     weights (``layers/awq_weights.py``, ``gpu_dl/awq.py``).
+    ``quantize("gptq", config=GPTQConfig(...))`` (``gpu_dl/gptq.py``) adds Keras's GPTQ variables, which
+    calibration fills (the float kernel computes until then).
 
     ``lora_rank`` and ``enable_lora`` as Keras's (``layers/lora.py``), on the float kernel and on the int8 and
     int4 ones (before or after ``quantize``).
@@ -136,7 +139,8 @@ class Dense(lora.LoraLayer, Layer):
 
     fixed_input_axes = (-1,)
     supports_masking = True
-    quantization_modes = ("int8", "int4", "float8", "awq")
+    quantization_modes = ("int8", "int4", "float8", "awq", "gptq")
+    gptq_quantizes = True
     kernel = lora.merged_weight("kernel")
     lora_build_keeps_alpha = False
     lora_quantization_modes = ("int8", "int4")
@@ -172,6 +176,9 @@ class Dense(lora.LoraLayer, Layer):
             self._int4_build((input_shape[-1], self.units))
         elif mode == "awq":
             self.kernel = awq_weights.build(self, input_shape[-1], self.units)[0]
+        elif mode == "gptq":
+            gptq.build_gptq_weights(self, input_shape[-1], self.units, self.dtype_policy)
+            self.is_gptq_calibrated = True      # a layer made quantized takes its values from a file
         else:
             self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
                                           regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
@@ -204,6 +211,9 @@ class Dense(lora.LoraLayer, Layer):
             quantized.number_for_files(*float8_training.file_variables(self, self.bias if self.use_bias else None))
         elif self.dtype_policy.quantization_mode == "awq":
             awq_weights.number_for_files(self)
+        elif self.dtype_policy.quantization_mode == "gptq":
+            quantized.number_for_files(self.bias if self.use_bias else None, self.quantized_kernel, self.kernel_scale,
+                                       self.kernel_zero, self.g_idx)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self._kernel, self.bias if self.use_bias else None, self.kernel_scale,
                                        getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
@@ -221,6 +231,8 @@ class Dense(lora.LoraLayer, Layer):
             awq_weights.prepare(self, self.kernel.shape[0], self.units, config)
         elif config.mode == "float8":
             float8_training.quantize(self, self.kernel)
+        elif config.mode == "gptq":
+            gptq.prepare_layer(self, config, self.kernel.shape[0], self.units)
         else:
             quantized.quantize_weight(self, Dense, None, config, False, "kernel", 0, self._int8_build)
         self._number_for_files()
@@ -267,6 +279,8 @@ class Dense(lora.LoraLayer, Layer):
                                              self.kernel_scale.value, self.inputs_quantizer, self.compute_dtype)
         elif mode == "int4":
             product = x @ self._int4_kernel(self.compute_dtype)
+        elif mode == "gptq":
+            product = x @ gptq.dequantized_kernel(self, self.compute_dtype)
         elif mode == "float8":
             product = float8_training.product(self, x, training, dense_forward)
         elif mode == "awq":
@@ -298,7 +312,8 @@ class Dense(lora.LoraLayer, Layer):
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
             # kernel and its scales
             kernel = quantized.dequantized(self._kernel.value, self.kernel_scale.value, dz.dtype) if mode == "int8" \
-                else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" else self._int4_kernel(dz.dtype)
+                else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" \
+                else gptq.dequantized_kernel(self, dz.dtype) if mode == "gptq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
                 self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
             return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)

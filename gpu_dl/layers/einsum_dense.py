@@ -41,6 +41,7 @@ import numpy
 from .. import activations, initializers
 from ..backend import array_module
 from . import awq_weights, float8_training, lora, quantized
+from .. import gptq
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -169,7 +170,9 @@ class EinsumDense(lora.LoraLayer, Layer):
     docstring); weights ``kernel`` and, with ``bias_axes``, ``bias``, in that order."""
 
     supports_masking = False
-    quantization_modes = ("int8", "int4", "float8", "awq")
+    quantization_modes = ("int8", "int4", "float8", "awq", "gptq")
+    gptq_quantizes = True
+    gptq_zero_name = "zero_point"
     kernel = lora.merged_weight("kernel")
     lora_quantization_modes = ("int8", "int4")
 
@@ -180,8 +183,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         super().__init__(**kwargs)
         where = self._where()
         self.init_lora(lora_rank, lora_alpha, where)
-        if gptq_unpacked_column_size is not None:
-            raise ValueError(f"{where}: GPTQ-quantized kernels are not supported by gpu_dl.")
+        # the columns of a GPTQ kernel's 2-D view, which Keras writes in the config of a GPTQ layer
+        self.gptq_unpacked_column_size = gptq_unpacked_column_size
         self.quantization_config = quantized.quantization_config_of(quantization_config, where)
         if not isinstance(equation, str):
             raise ValueError(f"{where}: the equation must be a string such as 'ab,bc->ac', got {equation!r}.")
@@ -230,6 +233,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._awq_kernel_shape = tuple(plan.kernel_shape)
             self.kernel = awq_weights.build(self, *awq_weights.matrix_shape(plan.kernel_shape, self._where()),
                                             zero_name="zero_point")[0]
+        elif self.dtype_policy.quantization_mode == "gptq":
+            self._gptq_kernel_shape = plan.kernel_shape
+            gptq.build_gptq_weights(self, *gptq.gptq_kernel_shape(self, plan.kernel_shape), self.dtype_policy)
+            self.is_gptq_calibrated = True      # a layer made quantized takes its values from a file
         else:
             kernel_init = axes_initializer(self.kernel_initializer, plan.input_axes, plan.output_axes)
             self.kernel = self.add_weight(plan.kernel_shape, kernel_init, name="kernel",
@@ -267,6 +274,9 @@ class EinsumDense(lora.LoraLayer, Layer):
             quantized.number_for_files(*float8_training.file_variables(self, self.bias))
         elif self.dtype_policy.quantization_mode == "awq":
             awq_weights.number_for_files(self)
+        elif self.dtype_policy.quantization_mode == "gptq":
+            quantized.number_for_files(self.bias, self.quantized_kernel, self.kernel_scale, self.kernel_zero,
+                                       self.g_idx)
         elif self.dtype_policy.quantization_mode is not None:
             quantized.number_for_files(self._kernel, self.bias, self.kernel_scale, getattr(self, "kernel_zero", None),
                                        getattr(self, "g_idx", None))
@@ -289,6 +299,10 @@ class EinsumDense(lora.LoraLayer, Layer):
             self._awq_kernel_shape = tuple(self.kernel.shape)
             awq_weights.prepare(self, *awq_weights.matrix_shape(self.kernel.shape, self._where()), config,
                                 zero_name="zero_point")
+        elif config.mode == "gptq":
+            self._gptq_kernel_shape = tuple(self.kernel.shape)
+            rows, self.gptq_unpacked_column_size = gptq.gptq_kernel_shape(self)
+            gptq.prepare_layer(self, config, rows, self.gptq_unpacked_column_size)
         else:
             quantized.quantize_weight(self, EinsumDense, None, config, False, "kernel",
                                       tuple(layout.kernel_reduced), self._int8_build,
@@ -321,6 +335,10 @@ class EinsumDense(lora.LoraLayer, Layer):
         shape."""
         columns = awq_weights.matrix_shape(self._awq_kernel_shape, self._where())[1]
         return awq_weights.kernel(self, columns, dtype).reshape(self._awq_kernel_shape)
+
+    def _gptq_kernel(self, dtype):
+        """The float kernel a GPTQ one stands for (``gpu_dl/gptq.py``), in the kernel's shape."""
+        return gptq.dequantized_kernel(self, dtype).reshape(self._gptq_kernel_shape)
 
     def _int8_kernel(self, dtype):
         """The float kernel the int8 one stands for."""
@@ -369,6 +387,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         # an int4 kernel is stored packed: the shape it stands for is the one to compare
         mode = self.dtype_policy.quantization_mode
         built = self._int4_kernel_shape if mode == "int4" else self._awq_kernel_shape if mode == "awq" else \
+            self._gptq_kernel_shape if mode == "gptq" else \
             None if self.kernel is None else self.kernel.shape
         if built is not None and plan.kernel_shape != built:
             raise ValueError(f"{self._where()}: it was built for inputs like {self.input_spec} (kernel "
@@ -390,6 +409,8 @@ class EinsumDense(lora.LoraLayer, Layer):
             z = self._int4_product(equation, x)
         elif mode == "awq":
             z = _einsum(equation, x, self._awq_kernel(self.compute_dtype))
+        elif mode == "gptq":
+            z = _einsum(equation, x, self._gptq_kernel(self.compute_dtype))
         elif self.inputs_quantizer is None:
             # Keras's torch backend multiplies float inputs by the dequantized kernel
             z = _einsum(equation, x, self._int8_kernel(x.dtype))
@@ -438,6 +459,7 @@ class EinsumDense(lora.LoraLayer, Layer):
         # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras
         kernel = operands[1] if operands else self.kernel.value if mode is None else \
             self._int8_kernel(dz.dtype) if mode == "int8" else self._awq_kernel(dz.dtype) if mode == "awq" else \
+            self._gptq_kernel(dz.dtype) if mode == "gptq" else \
             self._int4_kernel(dz.dtype)
         if self.trainable:
             if self.bias is not None:
@@ -462,7 +484,8 @@ class EinsumDense(lora.LoraLayer, Layer):
                 "activation": activations.serialize(self.activation), "bias_axes": self.bias_axes,
                 **self.weight_arguments_config(), "activity_regularizer": self._activity_config(),
                 "quantization_config": quantized.serialized_config(self.quantization_config),
-                **self.lora_config()}
+                **self.lora_config(), **({"gptq_unpacked_column_size": self.gptq_unpacked_column_size}
+                                         if self.gptq_unpacked_column_size else {})}
 
     def _activity_config(self):
         from .. import regularizers

@@ -21,6 +21,8 @@ def default_config(mode):
         raise ValueError("For AWQ, you must pass an `AWQConfig` object in the `config` argument.")
     if mode == "float8":
         return quantizers.Float8QuantizationConfig()
+    if mode == "gptq":
+        raise ValueError("For GPTQ, you must pass a `GPTQConfig` object in the `config` argument.")
     return quantizers.Int4QuantizationConfig() if mode == "int4" else quantizers.Int8QuantizationConfig()
 
 
@@ -45,6 +47,9 @@ def resolve_config(mode, config, where):
     check_quantization_mode(config.mode, where)
     if config.mode == "awq" and not isinstance(config, quantizers.AWQConfig):
         raise ValueError(f"Mode 'awq' requires a valid `config` argument of type `AWQConfig`. Received: {type(config)}")
+    if config.mode == "gptq" and not isinstance(config, quantizers.GPTQConfig):
+        raise ValueError(f"Mode 'gptq' requires a valid `config` argument of type `GPTQConfig`. Received: "
+                         f"{type(config)}")
     return config
 
 
@@ -88,10 +93,10 @@ def check_quantize_args(layer, mode):
 
 def check_layer_mode(layer, mode):
     """A ValueError where a layer is asked for a quantization mode gpu_dl runs for other layers only (its class's
-    ``quantization_modes``); a NotImplementedError, Keras's, for float8 on a layer Keras does not train in float8
-    (``Model.quantize`` skips such a layer with a warning, as Keras does)."""
+    ``quantization_modes``); a NotImplementedError, Keras's, for float8 or GPTQ on a layer Keras does not train in
+    float8 or quantize with GPTQ (``Model.quantize`` skips such a layer with a warning, as Keras does)."""
     supported = getattr(layer, "quantization_modes", ("int8",))
-    if mode in ("float8", "awq") and mode not in supported:
+    if mode in ("float8", "awq", "gptq") and mode not in supported:
         raise NotImplementedError(f"Invalid quantization mode. Expected one of {tuple(supported)}. Received: "
                                   f"quantization_mode={mode}")
     if mode is not None and mode not in supported:

@@ -446,7 +446,9 @@ class _ModelBase(trainer.Trainer, Layer):
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
         taking a layer) picks the layers by name; as Keras applies them to the layers that hold weights, they pick
-        an attention layer's projections by theirs (``query``, ``key``, ``value``, ``attention_output``)."""
+        an attention layer's projections by theirs (``query``, ``key``, ``value``, ``attention_output``).
+        ``"gptq"`` (with a ``GPTQConfig``) prepares Dense and EinsumDense and then calibrates and quantizes those of
+        the structure's blocks (``gpu_dl/gptq.py``)."""
         import re
         from ..layers import quantized
         type_check = kwargs.pop("type_check", True)
@@ -465,6 +467,9 @@ class _ModelBase(trainer.Trainer, Layer):
                 structure = self.get_quantization_layer_structure(config.mode)
             # refused before any layer changes (Keras checks after quantizing the layers)
             awq_calibration.check_request(config, structure)
+        if config.mode == "gptq":
+            from .. import gptq
+            structure = gptq.check_model_request(self, config)
 
         def chosen(layer):
             if filters is None:
@@ -495,13 +500,15 @@ class _ModelBase(trainer.Trainer, Layer):
                 layer.quantize(config.mode, type_check=type_check, config=config)
             except NotImplementedError as e:
                 warnings.warn(str(e))
-        if structure is not None:
+        if config.mode == "awq":
             awq_calibration.calibrate(config, structure)
+        if config.mode == "gptq":
+            gptq.gptq_quantize(config, structure, chosen)
 
-    def get_quantization_layer_structure(self, mode):
-        """Keras's hook for the quantization modes that calibrate block after block (``"awq"``): a model returns
-        ``{"pre_block_layers": [...], "sequential_blocks": [...]}`` for ``mode``, or None (as here) where it has no
-        such structure."""
+    def get_quantization_layer_structure(self, mode=None):
+        """Keras's hook for the quantization modes that calibrate block after block (``"gptq"``, ``"awq"``): a model
+        returns ``{"pre_block_layers": [...], "sequential_blocks": [...]}`` for ``mode``, the layers calibration
+        inputs go through first and the blocks quantized one after the other; None (as here) where it has none."""
         del mode
         return None
 
