@@ -11,6 +11,7 @@ orders. The first tests here show that the emulator catches each of those;
 the last one runs every CuPy test body of the suite on it (the long training
 runs aside), in groups of test files that pytest-xdist's workers share.
 """
+import json
 import re
 import subprocess
 import sys
@@ -19,18 +20,9 @@ from pathlib import Path
 import numpy
 import pytest
 
-from emulated_gpu import build
+from emulated_gpu import build, run
 
 HERE = Path(__file__).resolve().parent
-# End-to-end training runs: their GPU bodies train for many epochs (minutes on the emulator) through the
-# same kernels the other tests cover. They run on a real GPU.
-LONG_TRAINING = ["test_digits_cnn_reaches_97_percent", "test_lstm_reads_digits_row_by_row_to_95_percent",
-                 "test_windowed_series_forecast_beats_naive_by_far", "test_digits_mlp_reaches_95_percent",
-                 "test_mixed_precision_cnn_reaches_float32_accuracy_on_digits",
-                 # the keras.io examples' training runs (tests/test_keras_io_examples.py), up to a minute each
-                 "test_the_image_classifier_learns_the_folder_and_scores_new_files",
-                 "test_the_series_classifier_keeps_its_best_epoch_and_generalizes",
-                 "test_the_character_model_learns_the_text_s_words"]
 
 pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C++ compiler to build the kernels for the host")
 
@@ -240,14 +232,28 @@ def test_the_stand_in_has_what_the_benchmarks_use(tmp_path):
 SHARDS = 8
 
 
-def _shards(count):
-    """The suite's test files in ``count`` groups of about equal size (by bytes, largest first into the lightest
-    group, ties by name): every file in exactly one group, the same groups in every xdist worker."""
-    groups = [[0, []] for _ in range(count)]
-    for path in sorted(HERE.glob("test_*.py"), key=lambda p: (-p.stat().st_size, p.name)):
-        lightest = min(groups, key=lambda g: g[0])
-        lightest[0] += path.stat().st_size
-        lightest[1].append(str(path))
+def _file_seconds(paths, table):
+    """Each file's seconds on the emulator: from ``table`` (what ``python tests/emulated_gpu/run.py
+    --file-seconds`` recorded), else, for a file the table does not know yet, estimated from its size at the
+    table's seconds per byte."""
+    known = [p for p in paths if p.name in table]
+    known_bytes = sum(p.stat().st_size for p in known)
+    per_byte = sum(table[p.name] for p in known) / known_bytes if known_bytes else 1.0
+    return {p: table[p.name] if p.name in table else p.stat().st_size * per_byte for p in paths}
+
+
+def _shards(count, table=None):
+    """The suite's test files in ``count`` groups of about equal time on the emulator (``_file_seconds``):
+    the longest file first into the quickest group so far, ties by name; every file in exactly one group,
+    the same groups in every xdist worker."""
+    if table is None:
+        table = json.loads(run.FILE_SECONDS.read_text())
+    seconds = _file_seconds(sorted(HERE.glob("test_*.py")), table)
+    groups = [[0.0, []] for _ in range(count)]
+    for path in sorted(seconds, key=lambda p: (-seconds[p], p.name)):
+        quickest = min(groups, key=lambda g: g[0])
+        quickest[0] += seconds[path]
+        quickest[1].append(str(path))
     return [files for _, files in groups]
 
 
@@ -258,11 +264,35 @@ def test_the_shards_hold_every_test_file_once():
     assert all(shards), "a shard without files"   # 8 groups of a suite of hundreds of files
 
 
+def test_a_file_the_table_lacks_still_runs_in_one_shard_timed_by_its_size():
+    table = json.loads(run.FILE_SECONDS.read_text())
+    new = HERE / "test_emulated_gpu.py"   # as if this file were new: gone from the table
+    del table[new.name]
+    shards = _shards(SHARDS, table)
+    assert [str(new) in shard for shard in shards].count(True) == 1
+    assert sorted(f for shard in shards for f in shard) == sorted(str(p) for p in HERE.glob("test_*.py"))
+    seconds = _file_seconds(sorted(HERE.glob("test_*.py")), table)
+    known = [p for p in seconds if p != new]
+    rate = sum(seconds[p] for p in known) / sum(p.stat().st_size for p in known)
+    assert seconds[new] == pytest.approx(new.stat().st_size * rate) and seconds[new] > 0
+
+
+def test_the_shards_are_balanced_by_recorded_seconds():
+    # Each file into the quickest group so far keeps the groups within the longest file of each other (grouping
+    # by bytes does not: the suite's byte-balanced groups took 186 to 1039 recorded seconds), and so no group
+    # further than that above the mean.
+    table = json.loads(run.FILE_SECONDS.read_text())
+    seconds = {str(p): s for p, s in _file_seconds(sorted(HERE.glob("test_*.py")), table).items()}
+    totals = [sum(seconds[f] for f in shard) for shard in _shards(SHARDS, table)]
+    longest = max(seconds.values())
+    assert max(totals) - min(totals) <= longest + 1e-9, totals
+    assert max(totals) <= sum(totals) / SHARDS + longest, totals
+
+
 def _runs_on_the_emulator(item):
     """Whether the emulated run of ``item``'s file runs it: a CuPy body, not one of the long training runs."""
-    from emulated_gpu.run import OnlyCupyBodies
-    return OnlyCupyBodies.on_gpu(item) and not any(name in keyword for keyword in item.keywords
-                                                   for name in LONG_TRAINING)
+    return run.OnlyCupyBodies.on_gpu(item) and not any(name in keyword for keyword in item.keywords
+                                                       for name in run.LONG_TRAINING)
 
 
 def _counts(output):
@@ -276,7 +306,7 @@ def _counts(output):
 def test_the_gpu_test_bodies_pass_on_the_emulated_gpu(shard, request):
     files = _shards(SHARDS)[shard]
     command = [sys.executable, str(HERE / "emulated_gpu" / "run.py"), "-q", "-p", "no:cacheprovider", "-rs",
-               "-k", " and ".join(f"not {name}" for name in LONG_TRAINING)]
+               *run.without_long_training()]
     # BLAS threads as this process has them (one per xdist worker: tests/conftest.py).
     done = subprocess.run(command + files, capture_output=True, text=True, cwd=HERE.parent)
     tail = done.stdout[-6000:] + done.stderr[-2000:]
