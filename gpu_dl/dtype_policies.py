@@ -203,33 +203,41 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
         return hash(self._name)
 
 
-class GPTQDTypePolicy(QuantizedDTypePolicy):
-    """Keras's ``GPTQDTypePolicy``: GPTQ with its weight bits (2, 3, 4 or 8) and group size (-1: one group) in the
-    mode, ``"gptq/<weight_bits>/<group_size>"``, e.g. ``"gptq/4/128_from_float32"``."""
+class _BitsAndGroupDTypePolicy(QuantizedDTypePolicy):
+    """What Keras's GPTQ and AWQ policies share: the mode ``"<algorithm>/<weight_bits>/<group_size>"`` checked as
+    Keras checks it (the subclass names its algorithm, the weight bits it takes, and the word for group size -1),
+    ``mode`` the algorithm alone."""
+
+    algorithm = None
+    weight_bits_allowed = ()
+    weight_bits_message = ""
+    whole_group = ""
 
     def __init__(self, mode, source_name=None):
+        cls = type(self).__name__
         parts = mode.split("/") if isinstance(mode, str) else []
-        expected = "'gptq/<weight_bits>/<group_size>'"
-        if len(parts) != 3 or parts[0] != "gptq":
-            raise ValueError(f"Invalid mode for GPTQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        expected = f"'{self.algorithm}/<weight_bits>/<group_size>'"
+        if len(parts) != 3 or parts[0] != self.algorithm:
+            raise ValueError(f"Invalid mode for {cls}. Expected format {expected}, but got '{mode}'.")
         try:
             weight_bits, group_size = int(parts[1]), int(parts[2])
         except ValueError:
-            raise ValueError("Invalid mode for GPTQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+            raise ValueError(f"Invalid mode for {cls}. <weight_bits> and <group_size> must be integers. "
                              f"Expected format {expected}, but got '{mode}'.") from None
-        if weight_bits not in (2, 3, 4, 8):
-            raise ValueError(f"Invalid weight_bits in mode. Supported values are 2, 3, 4, and 8, but got "
-                             f"{weight_bits} from '{mode}'.")
+        if weight_bits not in self.weight_bits_allowed:
+            raise ValueError(f"Invalid weight_bits in mode. {self.weight_bits_message}, but got {weight_bits} from "
+                             f"'{mode}'.")
         if group_size < -1 or group_size == 0:
-            raise ValueError("Invalid group_size in mode. Supported values are -1 (whole-tensor) or a positive "
+            raise ValueError(f"Invalid group_size in mode. Supported values are -1 ({self.whole_group}) or a positive "
                              f"integer, but got {group_size} from '{mode}'.")
-        super().__init__("gptq", source_name)
+        super().__init__(self.algorithm, source_name)
         self._name = f"{mode}_from_{self._source_name}"
+        self.mode = self.algorithm
         self.weight_bits = weight_bits
         self.group_size = group_size
 
     def get_config(self):
-        return {"mode": f"gptq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+        return {"mode": f"{self.algorithm}/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
 
     def __eq__(self, other):
         return super().__eq__(other) and (self.weight_bits, self.group_size) == (other.weight_bits,
@@ -237,6 +245,16 @@ class GPTQDTypePolicy(QuantizedDTypePolicy):
 
     def __hash__(self):
         return hash(self._name)
+
+
+class GPTQDTypePolicy(_BitsAndGroupDTypePolicy):
+    """Keras's ``GPTQDTypePolicy``: GPTQ with its weight bits (2, 3, 4 or 8) and group size (-1: one group) in the
+    mode, ``"gptq/<weight_bits>/<group_size>"``, e.g. ``"gptq/4/128_from_float32"``."""
+
+    algorithm = "gptq"
+    weight_bits_allowed = (2, 3, 4, 8)
+    weight_bits_message = "Supported values are 2, 3, 4, and 8"
+    whole_group = "whole-tensor"
 
 
 class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
@@ -267,42 +285,15 @@ class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
         return hash((self._name, self._amax_history_length))
 
 
-class AWQDTypePolicy(QuantizedDTypePolicy):
+class AWQDTypePolicy(_BitsAndGroupDTypePolicy):
     """Keras's ``AWQDTypePolicy``: AWQ's 4-bit weights with the number of input channels that share a scale in the
     mode, ``"awq/<weight_bits>/<group_size>"`` (weight_bits 4; group_size -1: one scale per output channel), e.g.
     ``"awq/4/128_from_float32"``."""
 
-    def __init__(self, mode, source_name=None):
-        expected = "'awq/<weight_bits>/<group_size>'"
-        parts = mode.split("/") if isinstance(mode, str) else []
-        if len(parts) != 3 or parts[0] != "awq":
-            raise ValueError(f"Invalid mode for AWQDTypePolicy. Expected format {expected}, but got '{mode}'.")
-        try:
-            weight_bits, group_size = int(parts[1]), int(parts[2])
-        except ValueError:
-            raise ValueError("Invalid mode for AWQDTypePolicy. <weight_bits> and <group_size> must be integers. "
-                             f"Expected format {expected}, but got '{mode}'.") from None
-        if weight_bits != 4:
-            raise ValueError(f"Invalid weight_bits in mode. AWQ only supports 4-bit quantization, but got "
-                             f"{weight_bits} from '{mode}'.")
-        if group_size < -1 or group_size == 0:
-            raise ValueError("Invalid group_size in mode. Supported values are -1 (per-channel) or a positive "
-                             f"integer, but got {group_size} from '{mode}'.")
-        super().__init__("awq", source_name)
-        self._name = f"{mode}_from_{self._source_name}"
-        self.mode = "awq"
-        self.weight_bits = weight_bits
-        self.group_size = group_size
-
-    def get_config(self):
-        return {"mode": f"awq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
-
-    def __eq__(self, other):
-        return super().__eq__(other) and (self.weight_bits, self.group_size) == (other.weight_bits,
-                                                                                 other.group_size)
-
-    def __hash__(self):
-        return hash(self._name)
+    algorithm = "awq"
+    weight_bits_allowed = (4,)
+    weight_bits_message = "AWQ only supports 4-bit quantization"
+    whole_group = "per-channel"
 
 
 def _quantized_policy(name, where):
