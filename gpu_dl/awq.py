@@ -148,3 +148,25 @@ class ActivationStatistics:
         rows = xp.abs(inputs.reshape(-1, self.channels).astype(numpy.float32))
         self.magnitudes = numpy.maximum(self.magnitudes, backend.to_numpy(rows.max(axis=0)))
         self.num_samples += rows.shape[0]
+
+
+def awq_quantize(config, structure):
+    """Keras's ``awq_quantize``, after ``quantization_calibration.resolve_structure`` has checked the request: the
+    config's calibration windows go through the structure's pre-block layers and blocks (``quantization_calibration
+    .apply_layerwise``), each block's Dense and EinsumDense layers that ``quantize("awq")`` prepared recording their
+    inputs' largest magnitudes per channel (``ActivationStatistics``) and then filling their AWQ variables
+    (``layers/awq_weights.calibrate``)."""
+    from . import quantization_calibration
+    from .layers import awq_weights
+    windows = quantization_calibration.get_dataloader(config.tokenizer, config.sequence_length, config.dataset,
+                                                      num_samples=config.num_samples)
+
+    def statistics(layer):
+        return ActivationStatistics(layer.awq_scales.shape[0], f"{type(layer).__name__} layer '{layer.name}'")
+
+    def finish(layer, stats):
+        xp = backend.array_module(layer.kernel.value)
+        awq_weights.calibrate(layer, layer.kernel.value.reshape(stats.channels, -1), xp.asarray(stats.magnitudes))
+    quantization_calibration.apply_layerwise(
+        windows, config.num_samples, structure, lambda layer: getattr(layer, "is_awq_calibrated", True) is False,
+        statistics, ActivationStatistics.update, finish)

@@ -339,23 +339,11 @@ def prepare_layer(layer, config, rows, columns):
 
 
 # ---------------------------------------------------------------- the model's GPTQ pass
-def check_model_request(model, config):
-    """The structure a model's GPTQ pass walks (``quantization_calibration.resolve_structure``), after Keras's
-    check that the config has a dataset and a tokenizer; checked before any layer changes."""
-    from .quantization_calibration import resolve_structure
-    structure = resolve_structure(model, config, "gptq")
-    if config.dataset is None or config.tokenizer is None:
-        raise ValueError("GPTQ quantization requires a dataset and a tokenizer. Please provide them in the "
-                         "`GPTQConfig`.")
-    return structure
-
-
 def gptq_quantize(config, structure, chosen=None):
     """Keras's ``gptq_quantize``: calibration samples from the config's dataset, then the layer-wise pass over
     ``structure``, quantizing the Dense and EinsumDense layers of each block that ``chosen`` keeps (all where
     None) and that ``quantize("gptq")`` prepared."""
     from . import quantization_calibration
-    from .layers import Dense, EinsumDense
     samples = quantization_calibration.get_dataloader(config.tokenizer, config.sequence_length, config.dataset,
                                                       num_samples=config.num_samples)
 
@@ -363,11 +351,11 @@ def gptq_quantize(config, structure, chosen=None):
         return (chosen is None or chosen(layer)) and layer.dtype_policy.quantization_mode == "gptq" and \
             not getattr(layer, "is_gptq_calibrated", True)
 
-    def finish(state):
+    def finish(layer, state):
         state.quantize_and_correct_layer()
         state.free()
 
     def update(state, x):
         state.update_hessian_with_batch(to_numpy(x).reshape(-1, state.rows))
-    quantization_calibration.apply_layerwise(samples, config.num_samples, structure, (Dense, EinsumDense),
-                                             quantizable, lambda layer: GPTQ(layer, config), update, finish)
+    quantization_calibration.apply_layerwise(samples, config.num_samples, structure, quantizable,
+                                             lambda layer: GPTQ(layer, config), update, finish)

@@ -8,7 +8,7 @@ seen as a ``(rows, columns)`` matrix (Dense's kernel; EinsumDense's reshaped to 
 - ``awq_scales`` float32 ``(rows,)`` and ``g_idx`` float32 ``(rows,)``, each row's group.
 
 ``quantize("awq", config)`` makes them beside the float weight, which the layer keeps computing with until the
-model's calibration (``gpu_dl/awq_calibration.py``) fills them and drops it; a layer built with an AWQ policy
+model's calibration (``awq.awq_quantize``) fills them and drops it; a layer built with an AWQ policy
 (``"awq/4/<group size>_from_float32"``, as a saved model's layers are) has them alone. Weights files hold them
 in the order of Keras's loading: bias, kernel, kernel_scale, kernel_zero, awq_scales, g_idx (Keras 3.15 writes
 its own files without kernel_zero, which its loading then refuses; gpu_dl writes all six).
