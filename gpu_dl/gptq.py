@@ -32,7 +32,7 @@ import math
 
 import numpy
 
-from .backend.device import to_numpy
+from .backend.device import array_module, to_numpy
 
 
 def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=False, group_size=-1,
@@ -83,13 +83,15 @@ def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=Fal
 
 
 def quantize_with_zero_point(x, scale, zero, maxq):
-    """The levels ``clip(round(x / scale + zero), 0, maxq)`` (floats); a zero scale counts as 1e-8."""
-    safe = numpy.where(scale == 0, numpy.asarray(1e-8, scale.dtype), scale)
-    return numpy.clip(numpy.round(x / safe + zero.astype(scale.dtype)), 0, maxq)
+    """The levels ``clip(round(x / scale + zero), 0, maxq)`` (floats) of NumPy or CuPy arrays, as Keras's
+    quantizers compute them for GPTQ and AWQ; a zero scale counts as 1e-8."""
+    xp = array_module(x)
+    safe = xp.where(scale == 0, scale.dtype.type(1e-8), scale)
+    return xp.clip(xp.round(x / safe + zero.astype(scale.dtype)), 0, maxq)
 
 
 def dequantize_with_zero_point(q, scale, zero):
-    """``scale * (q - zero)``."""
+    """``scale * (q - zero)`` (float levels ``q``)."""
     return scale * (q - zero.astype(scale.dtype))
 
 
@@ -256,12 +258,22 @@ class GPTQ:
 
 # ---------------------------------------------------------------- the layers' GPTQ weights
 def gptq_kernel_shape(layer, shape=None):
-    """``(rows, columns)``: the 2-D view GPTQ quantizes of a layer's float kernel (or of a kernel of ``shape``):
-    Dense's; EinsumDense's 2-D kernel, or its 3-D one as Keras flattens it: (in, heads * head_dim) where the
-    largest axis comes first, else (heads * head_dim, out); a TypeError for other layers and kernels."""
+    """``(rows, columns)``: the 2-D view GPTQ quantizes (``matrix_view``) of a layer's float kernel (or of a kernel
+    of ``shape``): Dense's, EinsumDense's of 2 or 3 axes; a TypeError for other layers and kernels."""
     if shape is None:
         kernel = layer.__dict__.get("_kernel")
         shape = kernel.shape if kernel is not None and getattr(layer, "gptq_quantizes", False) else ()
+    view = matrix_view(shape)
+    if view is None:
+        raise TypeError(f"Unsupported layer type for GPTQ: {type(layer).__name__} with a kernel of shape "
+                        f"{tuple(shape)}.")
+    return view
+
+
+def matrix_view(shape):
+    """Keras's (rows, columns) view of a kernel for GPTQ and AWQ: a 2-D kernel as it is; a 3-D one split at its
+    largest axis, (in, heads * head_dim) where that comes first (a query/key/value projection), else (heads *
+    head_dim, out) (an attention output); None for other ranks."""
     shape = tuple(shape)
     if len(shape) == 2:
         return shape
@@ -269,27 +281,39 @@ def gptq_kernel_shape(layer, shape=None):
         if shape.index(max(shape)) == 0:
             return shape[0], shape[1] * shape[2]
         return shape[0] * shape[1], shape[2]
-    raise TypeError(f"Unsupported layer type for GPTQ: {type(layer).__name__} with a kernel of shape {shape}.")
+    return None
 
 
 def group_count(rows, group_size):
-    """The groups of ``group_size`` rows (-1: one) over ``rows``."""
+    """The groups of ``group_size`` rows (-1: one) over ``rows`` that share a scale and zero point (GPTQ's and
+    AWQ's)."""
     return 1 if group_size == -1 else math.ceil(rows / group_size)
 
 
-def build_gptq_weights(layer, rows, columns, policy):
-    """A layer's GPTQ variables, as Keras makes them for a (rows, columns) kernel under a ``GPTQDTypePolicy``:
-    ``kernel`` uint8 levels (columns, rows), two per byte along the columns for 4 bits; ``kernel_scale`` float
-    and ``kernel_zero`` uint8 (columns, groups), the latter named as the class's ``gptq_zero_name`` (Keras's
-    EinsumDense calls it ``zero_point``); ``g_idx`` (rows,) float32. Returns them in that order."""
-    packed = (columns + 1) // 2 if policy.weight_bits == 4 else columns
-    groups = group_count(rows, policy.group_size)
+def build_level_weights(layer, rows, columns, bits, group_size, zero_name, scale_dtype=None):
+    """The variables that hold a (rows, columns) kernel's levels, as Keras makes them for GPTQ and for AWQ (whose
+    layout is GPTQ's): ``kernel`` (the attribute ``quantized_kernel``) uint8 levels (columns, rows), two per byte
+    along the columns for 4 bits; ``kernel_scale`` (``scale_dtype``, else the layer's variable dtype) and
+    ``kernel_zero`` uint8 (columns, groups of ``group_size`` rows), the latter named ``zero_name``. Returns them in
+    that order."""
+    packed = (columns + 1) // 2 if bits == 4 else columns
+    groups = group_count(rows, group_size)
     layer.quantized_kernel = layer.add_weight((packed, rows), "zeros", dtype="uint8", trainable=False, name="kernel")
-    layer.kernel_scale = layer.add_weight((columns, groups), "ones", trainable=False, name="kernel_scale")
-    layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False,
-                                         name=getattr(layer, "gptq_zero_name", "kernel_zero"))
+    layer.kernel_scale = layer.add_weight((columns, groups), "ones", dtype=scale_dtype, trainable=False,
+                                          name="kernel_scale")
+    layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False, name=zero_name)
+    return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero
+
+
+def build_gptq_weights(layer, rows, columns, policy):
+    """A layer's GPTQ variables, as Keras makes them for a (rows, columns) kernel under a ``GPTQDTypePolicy``: the
+    levels, ``kernel_scale`` and ``kernel_zero`` (``build_level_weights``; the zero points named as the class's
+    ``gptq_zero_name``, Keras's EinsumDense calling them ``zero_point``), then ``g_idx`` (rows,) float32. Returns
+    them in that order."""
+    levels = build_level_weights(layer, rows, columns, policy.weight_bits, policy.group_size,
+                                 getattr(layer, "gptq_zero_name", "kernel_zero"))
     layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
-    return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx
+    return levels + (layer.g_idx,)
 
 
 def install_gptq(layer, levels, scale, zero, g_idx):
@@ -319,8 +343,8 @@ def dequantized_kernel(layer, dtype):
     xp = backend.array_module(levels)
     groups = layer.g_idx.value.astype(numpy.int32)
     scale = xp.asarray(layer.kernel_scale.value)[:, groups]
-    zero = xp.asarray(layer.kernel_zero.value)[:, groups].astype(scale.dtype)
-    return ((levels.astype(scale.dtype) - zero) * scale).T.astype(dtype, copy=False)
+    zero = xp.asarray(layer.kernel_zero.value)[:, groups]
+    return dequantize_with_zero_point(levels.astype(scale.dtype), scale, zero).T.astype(dtype, copy=False)
 
 
 def prepare_layer(layer, config, rows, columns):
