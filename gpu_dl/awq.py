@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy
 
 from . import backend
-from .gptq import dequantize_with_zero_point, group_count, quantize_with_zero_point
+from .gptq import dequantize_groups, group_count, quantize_with_zero_point
 
 MAXQ = 15.0        # the largest 4-bit value
 
@@ -67,10 +67,8 @@ def quantize(weights, scale, zero, g_idx):
     return quantize_with_zero_point(weights, _per_column(scale, g_idx), _per_column(zero, g_idx), MAXQ)
 
 
-def dequantize(values, scale, zero, g_idx):
-    """The float32 weights 4-bit ``values`` [out, in] stand for: ``(values - zero) * scale`` of each channel's
-    group."""
-    return dequantize_with_zero_point(values.astype(scale.dtype), _per_column(scale, g_idx), _per_column(zero, g_idx))
+# the float32 weights 4-bit values [out, in] stand for: ``(values - zero) * scale`` of each channel's group
+dequantize = dequantize_groups
 
 
 def search_scales(weights, activation_magnitudes, num_grid_points=20, group_size=-1):

@@ -95,6 +95,16 @@ def dequantize_with_zero_point(q, scale, zero):
     return scale * (q - zero.astype(scale.dtype))
 
 
+def dequantize_groups(levels, scale, zero, g_idx):
+    """The float weights (out, in) that ``levels`` (out, in) stand for, each input column with its group's
+    (``g_idx``, float) scale and zero point of ``scale`` and ``zero`` (out, groups): ``(levels - zero) * scale``;
+    NumPy or CuPy arrays."""
+    xp = array_module(scale)
+    groups = g_idx.astype(numpy.int32)
+    return dequantize_with_zero_point(levels.astype(scale.dtype), xp.take(scale, groups, axis=1),
+                                      xp.take(zero, groups, axis=1))
+
+
 def _stable_permutation(metric):
     """The order of ``metric`` descending, ties kept in index order (Keras adds ``index / n * 1e-12`` first)."""
     n = metric.shape[0]
@@ -333,18 +343,15 @@ def dequantized_kernel(layer, dtype):
     """The float (rows, columns) kernel a calibrated layer's GPTQ variables stand for, as Keras dequantizes it
     (``(levels - zero[g]) * scale[g]`` per input row's group ``g``, transposed back); before calibration the
     float kernel."""
-    from . import backend, quantizers
+    from . import quantizers
     if not getattr(layer, "is_gptq_calibrated", False):
         return layer.kernel.value.astype(dtype, copy=False)
     levels = layer.quantized_kernel.value
     columns = layer.kernel_scale.shape[0]
     if layer.dtype_policy.weight_bits == 4:
         levels = quantizers.unpack_int4(levels, columns, axis=0, dtype="uint8")
-    xp = backend.array_module(levels)
-    groups = layer.g_idx.value.astype(numpy.int32)
-    scale = xp.asarray(layer.kernel_scale.value)[:, groups]
-    zero = xp.asarray(layer.kernel_zero.value)[:, groups]
-    return dequantize_with_zero_point(levels.astype(scale.dtype), scale, zero).T.astype(dtype, copy=False)
+    return dequantize_groups(levels, layer.kernel_scale.value, layer.kernel_zero.value,
+                             layer.g_idx.value).T.astype(dtype, copy=False)
 
 
 def prepare_layer(layer, config, rows, columns):
