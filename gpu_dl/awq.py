@@ -19,13 +19,9 @@ from __future__ import annotations
 import numpy
 
 from . import backend
+from .gptq import dequantize_groups, group_count, quantize_with_zero_point
 
 MAXQ = 15.0        # the largest 4-bit value
-
-
-def number_of_groups(in_features, group_size):
-    """The groups of input channels that share a scale: ``ceil(in_features / group_size)``, 1 for -1."""
-    return 1 if group_size == -1 else -(-in_features // group_size)
 
 
 def group_index(in_features, group_size, xp=numpy):
@@ -41,7 +37,7 @@ def quantization_parameters(weights, group_size):
     padded with zeros, as Keras pads it)."""
     xp = backend.array_module(weights)
     out_features, in_features = weights.shape
-    groups = number_of_groups(in_features, group_size)
+    groups = group_count(in_features, group_size)
     if groups > 1:
         pad = (-in_features) % group_size
         if pad:
@@ -68,17 +64,11 @@ def _per_column(params, g_idx):
 def quantize(weights, scale, zero, g_idx):
     """The 4-bit values (float32 in [0, 15]) of ``weights`` [out, in] with each input channel's group's scale and
     zero point: ``clip(round(weights / scale + zero), 0, 15)``."""
-    xp = backend.array_module(weights)
-    scale = _per_column(scale, g_idx)
-    safe = xp.where(scale == 0, numpy.float32(1e-8), scale)
-    return xp.clip(xp.round(weights / safe + _per_column(zero, g_idx).astype(numpy.float32)), 0, MAXQ)
+    return quantize_with_zero_point(weights, _per_column(scale, g_idx), _per_column(zero, g_idx), MAXQ)
 
 
-def dequantize(values, scale, zero, g_idx):
-    """The float32 weights 4-bit ``values`` [out, in] stand for: ``(values - zero) * scale`` of each channel's
-    group."""
-    scale = _per_column(scale, g_idx)
-    return (values.astype(scale.dtype) - _per_column(zero, g_idx).astype(scale.dtype)) * scale
+# the float32 weights 4-bit values [out, in] stand for: ``(values - zero) * scale`` of each channel's group
+dequantize = dequantize_groups
 
 
 def search_scales(weights, activation_magnitudes, num_grid_points=20, group_size=-1):
@@ -148,3 +138,25 @@ class ActivationStatistics:
         rows = xp.abs(inputs.reshape(-1, self.channels).astype(numpy.float32))
         self.magnitudes = numpy.maximum(self.magnitudes, backend.to_numpy(rows.max(axis=0)))
         self.num_samples += rows.shape[0]
+
+
+def awq_quantize(config, structure):
+    """Keras's ``awq_quantize``, after ``quantization_calibration.resolve_structure`` has checked the request: the
+    config's calibration windows go through the structure's pre-block layers and blocks (``quantization_calibration
+    .apply_layerwise``), each block's Dense and EinsumDense layers that ``quantize("awq")`` prepared recording their
+    inputs' largest magnitudes per channel (``ActivationStatistics``) and then filling their AWQ variables
+    (``layers/awq_weights.calibrate``)."""
+    from . import quantization_calibration
+    from .layers import awq_weights
+    windows = quantization_calibration.get_dataloader(config.tokenizer, config.sequence_length, config.dataset,
+                                                      num_samples=config.num_samples)
+
+    def statistics(layer):
+        return ActivationStatistics(layer.awq_scales.shape[0], f"{type(layer).__name__} layer '{layer.name}'")
+
+    def finish(layer, stats):
+        xp = backend.array_module(layer.kernel.value)
+        awq_weights.calibrate(layer, layer.kernel.value.reshape(stats.channels, -1), xp.asarray(stats.magnitudes))
+    quantization_calibration.apply_layerwise(
+        windows, config.num_samples, structure, lambda layer: getattr(layer, "is_awq_calibrated", True) is False,
+        statistics, ActivationStatistics.update, finish)

@@ -32,7 +32,7 @@ import math
 
 import numpy
 
-from .backend.device import to_numpy
+from .backend.device import array_module, to_numpy
 
 
 def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=False, group_size=-1,
@@ -83,14 +83,26 @@ def compute_quantization_parameters(x, *, bits, symmetric=False, per_channel=Fal
 
 
 def quantize_with_zero_point(x, scale, zero, maxq):
-    """The levels ``clip(round(x / scale + zero), 0, maxq)`` (floats); a zero scale counts as 1e-8."""
-    safe = numpy.where(scale == 0, numpy.asarray(1e-8, scale.dtype), scale)
-    return numpy.clip(numpy.round(x / safe + zero.astype(scale.dtype)), 0, maxq)
+    """The levels ``clip(round(x / scale + zero), 0, maxq)`` (floats) of NumPy or CuPy arrays, as Keras's
+    quantizers compute them for GPTQ and AWQ; a zero scale counts as 1e-8."""
+    xp = array_module(x)
+    safe = xp.where(scale == 0, scale.dtype.type(1e-8), scale)
+    return xp.clip(xp.round(x / safe + zero.astype(scale.dtype)), 0, maxq)
 
 
 def dequantize_with_zero_point(q, scale, zero):
-    """``scale * (q - zero)``."""
+    """``scale * (q - zero)`` (float levels ``q``)."""
     return scale * (q - zero.astype(scale.dtype))
+
+
+def dequantize_groups(levels, scale, zero, g_idx):
+    """The float weights (out, in) that ``levels`` (out, in) stand for, each input column with its group's
+    (``g_idx``, float) scale and zero point of ``scale`` and ``zero`` (out, groups): ``(levels - zero) * scale``;
+    NumPy or CuPy arrays."""
+    xp = array_module(scale)
+    groups = g_idx.astype(numpy.int32)
+    return dequantize_with_zero_point(levels.astype(scale.dtype), xp.take(scale, groups, axis=1),
+                                      xp.take(zero, groups, axis=1))
 
 
 def _stable_permutation(metric):
@@ -256,12 +268,22 @@ class GPTQ:
 
 # ---------------------------------------------------------------- the layers' GPTQ weights
 def gptq_kernel_shape(layer, shape=None):
-    """``(rows, columns)``: the 2-D view GPTQ quantizes of a layer's float kernel (or of a kernel of ``shape``):
-    Dense's; EinsumDense's 2-D kernel, or its 3-D one as Keras flattens it: (in, heads * head_dim) where the
-    largest axis comes first, else (heads * head_dim, out); a TypeError for other layers and kernels."""
+    """``(rows, columns)``: the 2-D view GPTQ quantizes (``matrix_view``) of a layer's float kernel (or of a kernel
+    of ``shape``): Dense's, EinsumDense's of 2 or 3 axes; a TypeError for other layers and kernels."""
     if shape is None:
         kernel = layer.__dict__.get("_kernel")
         shape = kernel.shape if kernel is not None and getattr(layer, "gptq_quantizes", False) else ()
+    view = matrix_view(shape)
+    if view is None:
+        raise TypeError(f"Unsupported layer type for GPTQ: {type(layer).__name__} with a kernel of shape "
+                        f"{tuple(shape)}.")
+    return view
+
+
+def matrix_view(shape):
+    """Keras's (rows, columns) view of a kernel for GPTQ and AWQ: a 2-D kernel as it is; a 3-D one split at its
+    largest axis, (in, heads * head_dim) where that comes first (a query/key/value projection), else (heads *
+    head_dim, out) (an attention output); None for other ranks."""
     shape = tuple(shape)
     if len(shape) == 2:
         return shape
@@ -269,27 +291,39 @@ def gptq_kernel_shape(layer, shape=None):
         if shape.index(max(shape)) == 0:
             return shape[0], shape[1] * shape[2]
         return shape[0] * shape[1], shape[2]
-    raise TypeError(f"Unsupported layer type for GPTQ: {type(layer).__name__} with a kernel of shape {shape}.")
+    return None
 
 
 def group_count(rows, group_size):
-    """The groups of ``group_size`` rows (-1: one) over ``rows``."""
+    """The groups of ``group_size`` rows (-1: one) over ``rows`` that share a scale and zero point (GPTQ's and
+    AWQ's)."""
     return 1 if group_size == -1 else math.ceil(rows / group_size)
 
 
-def build_gptq_weights(layer, rows, columns, policy):
-    """A layer's GPTQ variables, as Keras makes them for a (rows, columns) kernel under a ``GPTQDTypePolicy``:
-    ``kernel`` uint8 levels (columns, rows), two per byte along the columns for 4 bits; ``kernel_scale`` float
-    and ``kernel_zero`` uint8 (columns, groups), the latter named as the class's ``gptq_zero_name`` (Keras's
-    EinsumDense calls it ``zero_point``); ``g_idx`` (rows,) float32. Returns them in that order."""
-    packed = (columns + 1) // 2 if policy.weight_bits == 4 else columns
-    groups = group_count(rows, policy.group_size)
+def build_level_weights(layer, rows, columns, bits, group_size, zero_name, scale_dtype=None):
+    """The variables that hold a (rows, columns) kernel's levels, as Keras makes them for GPTQ and for AWQ (whose
+    layout is GPTQ's): ``kernel`` (the attribute ``quantized_kernel``) uint8 levels (columns, rows), two per byte
+    along the columns for 4 bits; ``kernel_scale`` (``scale_dtype``, else the layer's variable dtype) and
+    ``kernel_zero`` uint8 (columns, groups of ``group_size`` rows), the latter named ``zero_name``. Returns them in
+    that order."""
+    packed = (columns + 1) // 2 if bits == 4 else columns
+    groups = group_count(rows, group_size)
     layer.quantized_kernel = layer.add_weight((packed, rows), "zeros", dtype="uint8", trainable=False, name="kernel")
-    layer.kernel_scale = layer.add_weight((columns, groups), "ones", trainable=False, name="kernel_scale")
-    layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False,
-                                         name=getattr(layer, "gptq_zero_name", "kernel_zero"))
+    layer.kernel_scale = layer.add_weight((columns, groups), "ones", dtype=scale_dtype, trainable=False,
+                                          name="kernel_scale")
+    layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False, name=zero_name)
+    return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero
+
+
+def build_gptq_weights(layer, rows, columns, policy):
+    """A layer's GPTQ variables, as Keras makes them for a (rows, columns) kernel under a ``GPTQDTypePolicy``: the
+    levels, ``kernel_scale`` and ``kernel_zero`` (``build_level_weights``; the zero points named as the class's
+    ``gptq_zero_name``, Keras's EinsumDense calling them ``zero_point``), then ``g_idx`` (rows,) float32. Returns
+    them in that order."""
+    levels = build_level_weights(layer, rows, columns, policy.weight_bits, policy.group_size,
+                                 getattr(layer, "gptq_zero_name", "kernel_zero"))
     layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
-    return layer.quantized_kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx
+    return levels + (layer.g_idx,)
 
 
 def install_gptq(layer, levels, scale, zero, g_idx):
@@ -309,18 +343,15 @@ def dequantized_kernel(layer, dtype):
     """The float (rows, columns) kernel a calibrated layer's GPTQ variables stand for, as Keras dequantizes it
     (``(levels - zero[g]) * scale[g]`` per input row's group ``g``, transposed back); before calibration the
     float kernel."""
-    from . import backend, quantizers
+    from . import quantizers
     if not getattr(layer, "is_gptq_calibrated", False):
         return layer.kernel.value.astype(dtype, copy=False)
     levels = layer.quantized_kernel.value
     columns = layer.kernel_scale.shape[0]
     if layer.dtype_policy.weight_bits == 4:
         levels = quantizers.unpack_int4(levels, columns, axis=0, dtype="uint8")
-    xp = backend.array_module(levels)
-    groups = layer.g_idx.value.astype(numpy.int32)
-    scale = xp.asarray(layer.kernel_scale.value)[:, groups]
-    zero = xp.asarray(layer.kernel_zero.value)[:, groups].astype(scale.dtype)
-    return ((levels.astype(scale.dtype) - zero) * scale).T.astype(dtype, copy=False)
+    return dequantize_groups(levels, layer.kernel_scale.value, layer.kernel_zero.value,
+                             layer.g_idx.value).T.astype(dtype, copy=False)
 
 
 def prepare_layer(layer, config, rows, columns):
@@ -339,23 +370,11 @@ def prepare_layer(layer, config, rows, columns):
 
 
 # ---------------------------------------------------------------- the model's GPTQ pass
-def check_model_request(model, config):
-    """The structure a model's GPTQ pass walks (``quantization_calibration.resolve_structure``), after Keras's
-    check that the config has a dataset and a tokenizer; checked before any layer changes."""
-    from .quantization_calibration import resolve_structure
-    structure = resolve_structure(model, config, "gptq")
-    if config.dataset is None or config.tokenizer is None:
-        raise ValueError("GPTQ quantization requires a dataset and a tokenizer. Please provide them in the "
-                         "`GPTQConfig`.")
-    return structure
-
-
 def gptq_quantize(config, structure, chosen=None):
     """Keras's ``gptq_quantize``: calibration samples from the config's dataset, then the layer-wise pass over
     ``structure``, quantizing the Dense and EinsumDense layers of each block that ``chosen`` keeps (all where
     None) and that ``quantize("gptq")`` prepared."""
     from . import quantization_calibration
-    from .layers import Dense, EinsumDense
     samples = quantization_calibration.get_dataloader(config.tokenizer, config.sequence_length, config.dataset,
                                                       num_samples=config.num_samples)
 
@@ -363,11 +382,11 @@ def gptq_quantize(config, structure, chosen=None):
         return (chosen is None or chosen(layer)) and layer.dtype_policy.quantization_mode == "gptq" and \
             not getattr(layer, "is_gptq_calibrated", True)
 
-    def finish(state):
+    def finish(layer, state):
         state.quantize_and_correct_layer()
         state.free()
 
     def update(state, x):
         state.update_hessian_with_batch(to_numpy(x).reshape(-1, state.rows))
-    quantization_calibration.apply_layerwise(samples, config.num_samples, structure, (Dense, EinsumDense),
-                                             quantizable, lambda layer: GPTQ(layer, config), update, finish)
+    quantization_calibration.apply_layerwise(samples, config.num_samples, structure, quantizable,
+                                             lambda layer: GPTQ(layer, config), update, finish)

@@ -1,11 +1,16 @@
-"""The calibration driver of Keras's data-driven quantization modes (GPTQ; Keras's AWQ shares it): calibration
-samples from a dataset, and a layer-wise pass over a model's blocks that shows each block's layers their inputs
-and then quantizes them, before the block's outputs become the next block's inputs.
+"""The calibration driver of Keras's data-driven quantization modes, GPTQ (``gpu_dl/gptq.py``) and AWQ
+(``gpu_dl/awq.py``), as Keras shares one between them: the refusals of a request made before any layer changes
+(``resolve_structure``), calibration samples from a dataset (``get_dataloader``), and a layer-wise pass over a
+model's blocks that shows each block's layers their inputs and then quantizes them, before the block's outputs
+become the next block's inputs (``apply_layerwise``). What a layer gathers from its inputs (GPTQ's Hessian, AWQ's
+largest activation magnitudes) and how it is quantized are the callers' own.
 
-A model's structure is Keras's ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the calibration
-samples (token ids, shape (1, sequence_length)) go through the pre-block layers, then through the blocks one
-after the other. Within a block, the layers quantized are its Dense and EinsumDense layers without sublayers
-(the block itself where it is one), in the order Keras walks them.
+A model's structure is Keras's ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the config's
+``quantization_layer_structure`` or the model's ``get_quantization_layer_structure(mode)`` (KerasHub's models give
+theirs through that method; a plain model needs one written out). The calibration samples (token ids, shape (1,
+sequence_length)) go through the pre-block layers, then through the blocks one after the other. Within a block,
+the layers quantized are its Dense and EinsumDense layers without sublayers (the block itself where it is one), in
+the order Keras walks them.
 """
 from __future__ import annotations
 
@@ -24,13 +29,11 @@ def get_dataloader(tokenizer, sequence_length, dataset, num_samples=128, *, stra
     sequence_length`` tokens, and ``num_samples`` windows of ``sequence_length`` of them, their starts
     ``"strided"`` (Keras's offset and stride), ``"linspace"`` or ``"random"`` (``seed``). Returns an int32 array
     (num_samples, 1, sequence_length)."""
-    if not hasattr(dataset, "__iter__") or isinstance(dataset, (str, bytes)):
-        raise TypeError("The `dataset` argument must be an iterable (e.g., a list of strings, a generator, or a "
-                        f"NumPy array). Got type: {type(dataset).__name__}. Please pass the loaded dataset "
-                        "directly.")
+    check_dataset(dataset)
     items = list(dataset)
     if not items:
-        raise ValueError("Provided dataset is empty.")
+        raise ValueError("Provided dataset is empty: the calibration `dataset` is empty, and needs at least one "
+                         "text or array of token ids.")
     pieces = []
     if isinstance(items[0], str):
         if tokenizer is None or not hasattr(tokenizer, "tokenize"):
@@ -63,6 +66,14 @@ def get_dataloader(tokenizer, sequence_length, dataset, num_samples=128, *, stra
         raise ValueError(f"Unknown strategy: {strategy}")
     windows = numpy.lib.stride_tricks.sliding_window_view(tokens, sequence_length)
     return windows[starts].astype(numpy.int32)[:, None, :]
+
+
+def check_dataset(dataset):
+    """Keras's TypeError for a calibration dataset that is not an iterable of items (text itself included)."""
+    if not hasattr(dataset, "__iter__") or isinstance(dataset, (str, bytes)):
+        raise TypeError("The `dataset` argument must be an iterable (e.g., a list of strings, a generator, or a "
+                        f"NumPy array). Got type: {type(dataset).__name__}. Please pass the loaded dataset "
+                        "directly.")
 
 
 def find_layers_in_block(block, kinds):
@@ -101,10 +112,24 @@ def stream_inputs(layers_map, consumer):
                 layer.call = own
 
 
-def resolve_structure(model, config, mode):
-    """The structure a data-driven quantization of ``model`` walks: the config's, else the model's
-    ``get_quantization_layer_structure(mode)``; a ValueError (Keras's) where there is none, or where it has no
+# Keras's refusal of a config without calibration data, worded per mode as Keras words it
+_NO_DATA = {
+    "gptq": "GPTQ quantization requires a dataset and a tokenizer. Please provide them in the `GPTQConfig`.",
+    "awq": "AWQ quantization requires a dataset and tokenizer. Please provide them in the AWQConfig (a dataset of "
+           "token-id arrays takes any tokenizer, e.g. `tokenizer=str`; it is not used).",
+}
+
+
+def resolve_structure(model, config):
+    """The structure a data-driven quantization (``config.mode``: ``"gptq"``, ``"awq"``) of ``model`` walks: the
+    config's, else the model's ``get_quantization_layer_structure(mode)``. Keras's refusals come first, made here
+    before any layer changes (Keras makes them after quantizing the layers): a config without a dataset or a
+    tokenizer, a dataset that is not an iterable, no structure, one that is not a dict of lists, one without
     blocks."""
+    mode = config.mode
+    if config.dataset is None or config.tokenizer is None:
+        raise ValueError(_NO_DATA[mode])
+    check_dataset(config.dataset)
     structure = config.quantization_layer_structure
     if structure is None:
         structure = model.get_quantization_layer_structure(mode)
@@ -113,41 +138,46 @@ def resolve_structure(model, config, mode):
                          "`config.quantization_layer_structure` or by overriding "
                          "`model.get_quantization_layer_structure(mode)`. The structure should be a dictionary "
                          "with keys 'pre_block_layers' and 'sequential_blocks'.")
-    if not isinstance(structure, dict) or not structure.get("sequential_blocks"):
-        raise ValueError("No sequential blocks found in the provided structure to quantize: "
-                         "`quantization_layer_structure` must be a dict whose 'sequential_blocks' lists the "
-                         f"blocks, got {structure!r:.200}.")
+    if not isinstance(structure, dict) or not isinstance(structure.get("sequential_blocks", []), (list, tuple)) \
+            or not isinstance(structure.get("pre_block_layers", []), (list, tuple)):
+        raise ValueError(f"{mode.upper()}: the quantization structure must be a dict with the keys 'pre_block_layers' "
+                         "(a list of layers) and 'sequential_blocks' (a list of blocks). Received: "
+                         f"{structure!r:.200}")
+    if not structure.get("sequential_blocks"):
+        raise ValueError("No sequential blocks found in the provided structure to quantize.")
     return structure
 
 
 def _batched(x):
-    x = to_numpy(x) if not isinstance(x, numpy.ndarray) else x
+    # a sample without its batch axis (a block's output row) gets it back
     return x[None] if x.ndim == 2 else x
 
 
-def apply_layerwise(samples, num_samples, structure, kinds, chosen, make_state, update, finish):
+def apply_layerwise(samples, num_samples, structure, chosen, make_state, update, finish):
     """Keras's layer-wise calibration: the ``samples`` (int32 token ids) go through the structure's pre-block
-    layers; then for each block, each of its layers of ``kinds`` that ``chosen(layer)`` keeps gets a state
-    (``make_state(layer)``), sees its inputs (``update(state, inputs)``) while the first ``num_samples`` inputs
-    go through the block, and is quantized (``finish(state)``); the block's outputs (the first item of each)
-    are the next block's inputs."""
+    layers; then for each block, each of its Dense and EinsumDense layers that ``chosen(layer)`` keeps gets a
+    state (``make_state(layer)``), sees its inputs (``update(state, inputs)``) while the first ``num_samples``
+    inputs go through the block, and is quantized (``finish(layer, state)``) once the block has seen them all;
+    the block's outputs (the first item of each) are the next block's inputs."""
+    from .layers import Dense, EinsumDense
     inputs = []
-    for batch in samples:
+    for batch in samples[:num_samples]:
         batch = numpy.asarray(batch, dtype=numpy.int32)
         for layer in structure.get("pre_block_layers", []):
             batch = layer(batch)
         inputs.append(batch)
     num_samples = min(num_samples, len(inputs))
-    blocks = structure["sequential_blocks"]
+    blocks = list(structure["sequential_blocks"])
     for index, block in enumerate(blocks):
-        layers_map = {name: layer for name, layer in find_layers_in_block(block, kinds).items() if chosen(layer)}
+        layers_map = {name: layer for name, layer in find_layers_in_block(block, (Dense, EinsumDense)).items()
+                      if chosen(layer)}
         if layers_map:
             states = {name: make_state(layer) for name, layer in layers_map.items()}
             with stream_inputs(layers_map, lambda name, x: update(states[name], x)):
                 for sample in inputs[:num_samples]:
                     block(_batched(sample))
-            for state in states.values():
-                finish(state)
+            for name, layer in layers_map.items():
+                finish(layer, states[name])
         if index < len(blocks) - 1:
             # the first output of a block giving several, else the sample's row (Keras's ``block(x)[0]``)
             inputs = [block(_batched(sample))[0] for sample in inputs[:num_samples]]

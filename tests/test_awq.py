@@ -1,13 +1,13 @@
-"""AWQ (gpu_dl/awq.py, layers/awq_weights.py, awq_calibration.py): the config and policy, the algorithm against a
-plain NumPy transcription of it, its error against plain round-to-nearest where a few input channels carry large
-activations, the calibration of a model's Dense layers, the quantized forward, and saving and loading."""
+"""AWQ (gpu_dl/awq.py, layers/awq_weights.py, quantization_calibration.py): the config and policy, the algorithm
+against a plain NumPy transcription of it, its error against plain round-to-nearest where a few input channels carry
+large activations, the calibration of a model's Dense layers, the quantized forward, and saving and loading."""
 import h5py
 import numpy
 import pytest
 
 import gpu_dl
 from gpu_dl import awq, layers
-from gpu_dl.awq_calibration import calibration_windows
+from gpu_dl.quantization_calibration import get_dataloader as calibration_windows
 from gpu_dl.dtype_policies import AWQDTypePolicy
 from gpu_dl.quantizers import AWQConfig
 

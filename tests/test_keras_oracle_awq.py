@@ -174,7 +174,7 @@ class CharTokenizer:
 ])
 def test_calibration_windows_match_keras(keras, dataset, num_samples, length):
     from keras.src.quantizers.gptq_core import get_dataloader
-    from gpu_dl.awq_calibration import calibration_windows
+    from gpu_dl.quantization_calibration import get_dataloader as calibration_windows
     theirs = get_dataloader(CharTokenizer(), length, dataset, num_samples=num_samples)
     ours = calibration_windows(CharTokenizer(), length, dataset, num_samples)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape == (num_samples, 1, length)

@@ -8,7 +8,7 @@ seen as a ``(rows, columns)`` matrix (Dense's kernel; EinsumDense's reshaped to 
 - ``awq_scales`` float32 ``(rows,)`` and ``g_idx`` float32 ``(rows,)``, each row's group.
 
 ``quantize("awq", config)`` makes them beside the float weight, which the layer keeps computing with until the
-model's calibration (``gpu_dl/awq_calibration.py``) fills them and drops it; a layer built with an AWQ policy
+model's calibration (``awq.awq_quantize``) fills them and drops it; a layer built with an AWQ policy
 (``"awq/4/<group size>_from_float32"``, as a saved model's layers are) has them alone. Weights files hold them
 in the order of Keras's loading: bias, kernel, kernel_scale, kernel_zero, awq_scales, g_idx (Keras 3.15 writes
 its own files without kernel_zero, which its loading then refuses; gpu_dl writes all six).
@@ -29,31 +29,21 @@ def group_size(layer):
 
 
 def matrix_shape(kernel_shape, where):
-    """Keras's (rows, columns) view of a kernel for AWQ: a 2-D kernel as it is; a 3-D one split at its largest
-    axis, (in, heads * head_dim) where that comes first (a query/key/value projection), else (heads * head_dim,
-    out) (an attention output)."""
-    if len(kernel_shape) == 2:
-        return tuple(kernel_shape)
-    if len(kernel_shape) != 3:
+    """Keras's (rows, columns) view of a kernel for AWQ (``gptq.matrix_view``, GPTQ's): a ValueError naming
+    ``where`` for a kernel of neither 2 nor 3 axes."""
+    from ..gptq import matrix_view
+    view = matrix_view(kernel_shape)
+    if view is None:
         raise ValueError(f"{where}: AWQ quantization only supports 2D or 3D kernels, got the kernel shape "
                          f"{tuple(kernel_shape)}.")
-    first, second, third = kernel_shape
-    if list(kernel_shape).index(max(kernel_shape)) == 0:
-        return first, second * third
-    return first * second, third
+    return view
 
 
 def build(layer, rows, columns, zero_name="kernel_zero"):
     """Make the layer's AWQ variables for a (rows, columns) weight, the zero points named ``zero_name``
     (EinsumDense's are ``zero_point`` in Keras); returns them in Keras's order."""
-    from .. import awq
-    groups = awq.number_of_groups(rows, group_size(layer))
-    layer.quantized_kernel = layer.add_weight(((columns + 1) // 2, rows), "zeros", dtype="uint8", trainable=False,
-                                              name="kernel")
-    layer.kernel_scale = layer.add_weight((columns, groups), "ones", dtype="float32", trainable=False,
-                                          name="kernel_scale")
-    layer.kernel_zero = layer.add_weight((columns, groups), "zeros", dtype="uint8", trainable=False,
-                                         name=zero_name)
+    from ..gptq import build_level_weights
+    build_level_weights(layer, rows, columns, 4, group_size(layer), zero_name, scale_dtype="float32")
     layer.awq_scales = layer.add_weight((rows,), "ones", dtype="float32", trainable=False, name="awq_scales")
     layer.g_idx = layer.add_weight((rows,), "zeros", dtype="float32", trainable=False, name="g_idx")
     layer.is_awq_calibrated = True

@@ -442,7 +442,7 @@ class _ModelBase(trainer.Trainer, Layer):
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Keras's ``quantize``: quantize the weights of every layer within the model that can be (``"int8"``,
         ``"int4"``: Dense, EinsumDense, Embedding, ReversibleEmbedding; ``"float8"``, ``"awq"``: Dense, EinsumDense,
-        AWQ calibrating those of the structure's blocks (``gpu_dl/awq_calibration.py``); int8, int4, float8:
+        AWQ calibrating those of the structure's blocks (``gpu_dl/awq.py``); int8, int4, float8:
         the projections of MultiHeadAttention and GroupQueryAttention, Keras's EinsumDense sublayers), after
         the checks Keras makes (a built model, a known mode). ``filters`` (a regex, a list of them, or a callable
         taking a layer) picks the layers by name; as Keras applies them to the layers that hold weights, they pick
@@ -460,16 +460,10 @@ class _ModelBase(trainer.Trainer, Layer):
         config = quantized.resolve_config(mode, config, f"Model '{self.name}'")
         quantized.check_quantize_args(self, config.mode)
         structure = None
-        if config.mode == "awq":
-            from .. import awq_calibration
-            structure = config.quantization_layer_structure
-            if structure is None:
-                structure = self.get_quantization_layer_structure(config.mode)
+        if config.mode in ("gptq", "awq"):
+            from .. import quantization_calibration
             # refused before any layer changes (Keras checks after quantizing the layers)
-            awq_calibration.check_request(config, structure)
-        if config.mode == "gptq":
-            from .. import gptq
-            structure = gptq.check_model_request(self, config)
+            structure = quantization_calibration.resolve_structure(self, config)
 
         def chosen(layer):
             if filters is None:
@@ -501,8 +495,10 @@ class _ModelBase(trainer.Trainer, Layer):
             except NotImplementedError as e:
                 warnings.warn(str(e))
         if config.mode == "awq":
-            awq_calibration.calibrate(config, structure)
+            from .. import awq
+            awq.awq_quantize(config, structure)
         if config.mode == "gptq":
+            from .. import gptq
             gptq.gptq_quantize(config, structure, chosen)
 
     def get_quantization_layer_structure(self, mode=None):
