@@ -158,16 +158,25 @@ class LossScaleOptimizer(Optimizer):
         ``step_counter`` (int32) and ``dynamic_scale`` (float32), each path ``<name>/<variable>``, then the inner
         optimizer's ``variables``. The last two read and set the scale the step keeps; the same objects each
         time."""
-        views = self.__dict__.get("_own_views")
+        views = self._own_views()
+        return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
+
+    def _own_views(self) -> list:
+        views = self.__dict__.get("_own_view_list")
         if views is None:
-            views = self.__dict__["_own_views"] = [
+            views = self.__dict__["_own_view_list"] = [
                 Variable(numpy.asarray(0, ITERATION_DTYPE), "iteration", trainable=False,
                          path=f"{self.name}/iteration", host=True),
                 Variable(numpy.asarray(0.0, backend.floatx()), "learning_rate", trainable=False,
                          path=f"{self.name}/learning_rate", host=True),
                 _ScaleVariable(self, "_step_counter", numpy.int32),
                 _ScaleVariable(self, "_dynamic_scale", numpy.float32)]
-        return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
+        return views
+
+    def _iteration_variable(self):
+        """Its own ``iteration`` (0 for its life: the inner optimizer counts the steps), which ``apply_gradients``
+        returns, as Keras's does."""
+        return self._own_views()[0]
 
     def _keras_arrays(self) -> list:
         own = [numpy.asarray(0, dtype=ITERATION_DTYPE), numpy.asarray(0.0, dtype=backend.floatx()),
