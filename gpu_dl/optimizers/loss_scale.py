@@ -26,6 +26,9 @@ from ..layers.base import Variable
 from ..layers.view_variables import ViewVariable
 from .base import ITERATION_DTYPE, Optimizer
 
+# Keras's dtype of ``step_counter`` (``dynamic_scale`` is float32), in the variable and in saved files.
+STEP_COUNTER_DTYPE = numpy.int32
+
 # Keras's optimizer arguments a LossScaleOptimizer refuses, with their defaults (set them on the inner one).
 _INNER_ONLY = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
                "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
@@ -64,7 +67,7 @@ class LossScaleOptimizer(Optimizer):
         # Keras's float32 and integer variables, as 0-d host arrays: the step reads them on the host anyway to
         # decide whether it runs.
         self._dynamic_scale = numpy.asarray(self.initial_scale, dtype=numpy.float32)
-        self._step_counter = numpy.asarray(0, dtype=numpy.int64)
+        self._step_counter = numpy.asarray(0, dtype=STEP_COUNTER_DTYPE)
         self._own_built = False
 
     # ------------------------------------------------------------------ the scale
@@ -169,7 +172,7 @@ class LossScaleOptimizer(Optimizer):
                          path=f"{self.name}/iteration", host=True),
                 Variable(numpy.asarray(0.0, backend.floatx()), "learning_rate", trainable=False,
                          path=f"{self.name}/learning_rate", host=True),
-                _ScaleVariable(self, "_step_counter", numpy.int32),
+                _ScaleVariable(self, "_step_counter", STEP_COUNTER_DTYPE),
                 _ScaleVariable(self, "_dynamic_scale", numpy.float32)]
         return views
 
