@@ -145,3 +145,42 @@ def test_the_summary_lists_the_logical_or_a_merge_of_masks_makes_as_keras_does(k
     merged, lstm = x[0] + x[1], ours.get_layer("lstm")
     numpy.testing.assert_allclose(got[:2], gpu_dl.backend.to_numpy(lstm(merged[:2, :3])), rtol=1e-5, atol=1e-6)
     numpy.testing.assert_allclose(got[2:], gpu_dl.backend.to_numpy(lstm(merged[2:])), rtol=1e-5, atol=1e-6)
+
+
+def _concatenated_masks(lib, masked):
+    """Two inputs (3 and 2 features), those named in ``masked`` through a Masking, concatenated, read by an LSTM."""
+    a, b = lib.Input((5, 3), name="a"), lib.Input((5, 2), name="b")
+    ins = [lib.layers.Masking(name=f"m{t.name}")(t) if t.name in masked else t for t in (a, b)]
+    return lib.Model([a, b], lib.layers.LSTM(2, name="lstm")(lib.layers.Concatenate(name="merge")(ins)))
+
+
+@pytest.mark.parametrize("masked", ["ab", "a", "b"])
+def test_the_summary_lists_the_operations_a_concatenation_of_masks_makes_as_keras_does(keras, rng, masked,
+                                                                                       monkeypatch):
+    """Keras's Concatenate spreads each input's mask over the input (expand_dims, zeros_like, logical_or; ones_like
+    for an unmasked input), concatenates them and takes any() over the last axis: rows of the summary, whose
+    last, the ``any`` the LSTM reads, is fed by the ``concatenate`` operation."""
+    ours, theirs = _concatenated_masks(gpu_dl, masked), _concatenated_masks(keras, masked)
+    keras_steps.assert_same_summary(ours, theirs, monkeypatch)
+    rows = keras_steps.summary_rows(ours, monkeypatch)[0]
+    labels = [row[0] for row in rows]
+    spread = {"ab": ["logical_or (LogicalOr)", "logical_or_1 (LogicalOr)"],
+              "a": ["logical_or (LogicalOr)", "ones_like (OnesLike)"],
+              "b": ["ones_like (OnesLike)", "logical_or (LogicalOr)"]}[masked]
+    joined, last = labels.index("concatenate (Concatenate)"), labels.index("any_%d (Any)" % len(masked))
+    assert rows[joined][1:] == ("(None, 5, 5)", "0", ", ".join(s.split()[0] + "[0][0]" for s in spread))
+    assert rows[last][1:] == ("(None, 5)", "0", "concatenate[0][0]")
+    assert max(labels.index(s) for s in spread) < joined < last < labels.index("lstm (LSTM)")
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    # the mask the LSTM reads on arrays: a step is skipped where every input is masked there (an unmasked input
+    # counts as unmasked everywhere)
+    theirs.set_weights(ours.get_weights())
+    x = [rng.standard_normal((4, 5, 3)).astype("float32"), rng.standard_normal((4, 5, 2)).astype("float32")]
+    x[0][:, 3:] = 0.0
+    x[1][:2, 3:] = 0.0
+    got = ours.predict(x, verbose=0)
+    numpy.testing.assert_allclose(got, _np(keras, theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+    merged, lstm = numpy.concatenate(x, axis=-1), ours.get_layer("lstm")
+    read = slice(None, 3) if masked == "ab" else slice(None)
+    numpy.testing.assert_allclose(got[:2], gpu_dl.backend.to_numpy(lstm(merged[:2, read])), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(got[2:], gpu_dl.backend.to_numpy(lstm(merged[2:])), rtol=1e-5, atol=1e-6)

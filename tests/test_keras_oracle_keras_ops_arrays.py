@@ -301,3 +301,14 @@ def test_rearrange_matches_keras_in_a_model_of_a_fixed_batch(tmp_path, rng):
                                   keras.ops.convert_to_numpy(theirs(x)), rtol=2e-5, atol=2e-6)
     numpy.testing.assert_allclose(load_model(tmp_path / "g.keras").predict(x, verbose=0), ours.predict(x, verbose=0),
                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize("shapes, axis", [([(None, None, 3), (None, 5, 3)], -1), ([(None, 5, 3), (None, None, 3)], -1),
+                                          ([(None, None, 3), (None, 5, 2)], 2), ([(2, None), (None, 4)], 0)])
+def test_concatenate_takes_the_first_tensors_size_off_the_axis_as_keras(shapes, axis):
+    """Off the joined axis the output has the first tensor's size, unknown where it is though another tensor's is
+    known, as Keras's ``ops.concatenate`` gives it."""
+    def shape(lib):
+        return tuple(lib.ops.concatenate([lib.KerasTensor(s) for s in shapes], axis=axis).shape)
+    assert shape(gpu_dl) == shape(keras)
+    assert shape(gpu_dl)[0 if axis else 1] == shapes[0][0 if axis else 1]

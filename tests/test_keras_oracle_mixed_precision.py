@@ -181,3 +181,55 @@ def test_unit_normalization_computes_in_float16_without_warnings_as_keras_does(x
     assert numpy.isfinite(gpu_dl.backend.to_numpy(dx)[[0, 1, 3]]).all()
     numpy.testing.assert_allclose(gpu_dl.backend.to_numpy(y), want, rtol=1e-3, atol=1e-3)
     assert numpy.isnan(want[2]).all() and numpy.isnan(gpu_dl.backend.to_numpy(y)[2]).all()
+
+
+def _optimizer_datasets(path):
+    """(name, dtype) of each optimizer dataset of a weights file, or of the one inside a .keras archive, sorted."""
+    import h5py
+    if str(path).endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            path = path.with_suffix(".extracted.weights.h5")
+            path.write_bytes(archive.read("model.weights.h5"))
+    found = []
+    with h5py.File(path) as f:
+        f["optimizer"].visititems(lambda name, obj: found.append((name, str(obj.dtype)))
+                                  if isinstance(obj, h5py.Dataset) else None)
+    return sorted(found)
+
+
+def _scale_state(lib, optimizer):
+    """The LossScaleOptimizer's step_counter and dynamic_scale: (value, dtype) each."""
+    return [(float(lib.ops.convert_to_numpy(v)), str(numpy.dtype(v.dtype))) for v in optimizer.variables[2:4]]
+
+
+def test_loss_scale_state_is_written_with_keras_dtypes_and_files_load_both_ways(xp, tmp_path):
+    """step_counter is int32 and dynamic_scale float32 in both libraries' variables and files; each library reads
+    the other's .keras and .weights.h5 files to the same state."""
+    rng = numpy.random.default_rng(3)
+    x, y = rng.standard_normal((10, 6)).astype("float32"), rng.integers(0, 3, 10)
+    models = {}
+    for lib in (gpu_dl, keras):
+        model = mlp(lib)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=3, batch_size=5, verbose=0)
+        model.save(tmp_path / f"{lib.__name__}.keras")
+        model.save_weights(tmp_path / f"{lib.__name__}.weights.h5")
+        models[lib] = model
+    ours, theirs = models[gpu_dl], models[keras]
+    assert [d for _, d in _scale_state(gpu_dl, ours.optimizer)] == ["int32", "float32"]
+    assert _scale_state(gpu_dl, ours.optimizer) == _scale_state(keras, theirs.optimizer)
+    assert _scale_state(gpu_dl, ours.optimizer)[0][0] >= 1           # a counter that a file must carry
+    for suffix in (".keras", ".weights.h5"):
+        written = _optimizer_datasets(tmp_path / f"gpu_dl{suffix}")
+        assert written == _optimizer_datasets(tmp_path / f"keras{suffix}")
+        assert ("vars/2", "int32") in written and ("vars/3", "float32") in written
+    for source, target in ((gpu_dl, keras), (keras, gpu_dl)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # every variable, the optimizer's included, is read
+            loaded = target.models.load_model(tmp_path / f"{source.__name__}.keras")
+        assert _scale_state(target, loaded.optimizer) == _scale_state(source, models[source].optimizer)
+        fresh = mlp(target)
+        fresh.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        fresh.optimizer.build(fresh.trainable_variables)
+        fresh.load_weights(tmp_path / f"{source.__name__}.weights.h5")
+        assert _scale_state(target, fresh.optimizer) == _scale_state(source, models[source].optimizer)

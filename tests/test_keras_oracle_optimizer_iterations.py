@@ -106,3 +106,29 @@ def test_assigning_the_count_moves_the_schedule_and_bias_correction_as_in_keras(
     assert [r for _, r in ours[1:]] == pytest.approx([r for _, r in theirs[1:]], rel=1e-6)
     for a, b in zip(ours_weights, theirs_weights):
         numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+
+
+def _apply_program(lib, make_optimizer):
+    """Three steps by ``apply_gradients`` and one by ``apply``: what each returned, described."""
+    optimizer = make_optimizer(lib)
+    variable = lib.Variable(numpy.array([1.0, -2.0, 0.5], "float32"), name="w")
+    returned = []
+    for _ in range(3):
+        result = optimizer.apply_gradients([(lib.ops.convert_to_tensor(numpy.array([0.5, 1.0, -1.0], "float32")),
+                                             variable)])
+        returned.append((_described(lib, result), result is optimizer.variables[0]))
+    applied = optimizer.apply([lib.ops.convert_to_tensor(numpy.array([1.0, 1.0, 1.0], "float32"))], [variable])
+    return returned, applied, lib.ops.convert_to_numpy(variable).tolist()
+
+
+@pytest.mark.parametrize("kind", ["adam", "named sgd", "accumulating", "loss scale", "multi"])
+def test_apply_gradients_returns_the_iteration_variable_and_apply_none_as_keras(keras, kind):
+    ours = _apply_program(gpu_dl, MAKERS[kind])
+    theirs = _apply_program(keras, MAKERS[kind])
+    assert ours[:2] == theirs[:2]
+    numpy.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)
+    assert ours[1] is None
+    assert [identical for _, identical in ours[0]] == [True] * 3
+    counts = [described[3] for described, _ in ours[0]]
+    # the raw count of calls also with accumulation; a LossScaleOptimizer's own variable, which stays 0
+    assert counts == ([0, 0, 0] if kind == "loss scale" else [1, 2, 3])

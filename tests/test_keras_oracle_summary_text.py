@@ -6,8 +6,8 @@ encode the box-drawing characters (ASCII borders).
 The operations that make a mask a layer's call reads (an LSTM after an ``Embedding(mask_zero=True)`` reads a
 ``not_equal (NotEqual)``, after a ``Masking`` a ``not_equal`` and an ``any (Any)``) are rows of Keras's functional
 summaries, with their edges in the *Connected to* column: gpu_dl carries masks beside its graph, and lists the same
-rows. What it still cannot print as Keras does: the operations Keras records for the masks gpu_dl's merge layers
-compute on arrays (a merge of masked tensors read by a recurrent layer)."""
+rows, those a merge of masked tensors read by a recurrent layer makes (``logical_or``; Concatenate's
+``expand_dims``, ``zeros_like``, ``logical_or``, ``ones_like``, ``concatenate`` and ``any``) included."""
 import contextlib
 import io
 import os
@@ -121,6 +121,15 @@ def masks_numbered(lib):
     h = lib.layers.Bidirectional(lib.layers.GRU(2))(h)
     g = lib.layers.SimpleRNN(2)(lib.layers.Masking(mask_value=-1.0)(x))
     return lib.Model([ids, x], [lib.layers.Concatenate()([h, g]), unread])
+
+
+def concatenated_masks(lib):
+    """Concatenate of two masked inputs and of a masked and an unmasked one, each read by an LSTM: the operations
+    that spread, join and reduce the masks are rows, numbered on from the first concatenation's."""
+    a, b, c = lib.Input((5, 3)), lib.Input((5, 2)), lib.Input((5, 4))
+    both = lib.layers.Concatenate()([lib.layers.Masking()(a), lib.layers.Masking()(b)])
+    one = lib.layers.Concatenate()([c, lib.layers.Masking()(b)])
+    return lib.Model([a, b, c], [lib.layers.LSTM(2)(both), lib.layers.GRU(2)(one)])
 
 
 def reversible_embedding_lstm(lib):
@@ -298,6 +307,7 @@ CASES = [
     (compiled_not_fit, {}),
     (embedding_lstm, {}), (embedding_lstm, {"show_trainable": True}),
     (embedding_lstm, {"layer_range": ["not_equal", "lstm"]}), (masking_gru, {}), (masks_numbered, {}),
+    (concatenated_masks, {}),
     (reversible_embedding_lstm, {}), (embedding_sequential, {}),
 ]
 IDS = [make.__name__ + "".join(f"-{k}={v}" for k, v in options.items()) for make, options in CASES]

@@ -137,6 +137,19 @@ def test_with_gradient_accumulation_iterations_counts_updates_and_the_variable_c
         numpy.testing.assert_allclose(host(var.value), b - 0.1 * (2 * host(grad)) / 3, rtol=1e-5, atol=1e-6)
 
 
+def test_apply_gradients_returns_the_first_variable_and_apply_returns_none(xp, rng):
+    """As Keras: apply_gradients gives the optimizer's own ``iteration`` Variable (the count of calls, also when
+    accumulating; a LossScaleOptimizer's own, which stays 0), apply gives None."""
+    _, variables, grads = variables_and_grads(xp, rng)
+    for opt, counts in [(optimizers.SGD(0.1), [1, 2]), (optimizers.SGD(0.1, gradient_accumulation_steps=2), [1, 2]),
+                        (optimizers.LossScaleOptimizer(optimizers.SGD(0.1)), [0, 0])]:
+        for count in counts:
+            returned = opt.apply_gradients(zip(grads, variables))
+            assert returned is opt.variables[0] and isinstance(returned, Variable)
+            assert int(returned) == count and returned.numpy().dtype == numpy.int32
+        assert opt.apply(grads, variables) is None
+
+
 def test_loss_scale_optimizer_counts_with_its_inner_optimizers_variable(xp, rng):
     inner = optimizers.SGD(optimizers.schedules.ExponentialDecay(0.1, 1, 0.5))
     opt = optimizers.LossScaleOptimizer(inner, initial_scale=4.0)

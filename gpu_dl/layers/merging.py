@@ -30,6 +30,12 @@ def _batchless(shape):
     return (None,) + tuple(shape[1:])
 
 
+def _recorded(mask) -> bool:
+    """Whether a symbolic mask is made by an operation of the graph, not a stand-in for a mask known on arrays."""
+    history = getattr(mask, "_keras_history", None) if isinstance(mask, KerasTensor) else None
+    return history is not None and not isinstance(history.operation, mask_rules.TensorMask)
+
+
 class Merge(Layer):
     """The base of the merge layers: list checks, shapes, masks and the call on a list of arrays."""
 
@@ -157,11 +163,8 @@ class Merge(Layer):
         (a Masking's ``any``, an Embedding's ``not_equal``), the element-wise merges OR them with
         ``ops.logical_or``, recording the operations Keras's graph has (``logical_or (LogicalOr)`` rows of a
         summary); otherwise, as for the other merges, arrays standing in for them tell its rank."""
-        def recorded(m):        # made by an operation of the graph, not a stand-in for a mask known on arrays
-            history = getattr(m, "_keras_history", None) if isinstance(m, KerasTensor) else None
-            return history is not None and not isinstance(history.operation, mask_rules.TensorMask)
         if type(self).compute_mask is Merge.compute_mask and isinstance(mask, (list, tuple)) and mask and \
-                all(map(recorded, mask)):
+                all(map(_recorded, mask)):
             from . import keras_ops     # the Keras ops sit on the layers' base; import late
             out = mask[0]
             for m in mask[1:]:
@@ -294,6 +297,28 @@ class Concatenate(Merge):
         if mask is None:
             return None
         return ops.concatenated_mask(x, mask, self.axis)
+
+    def symbolic_compute_mask(self, x, mask, outputs):
+        """The output's mask on symbolic tensors. Where the inputs' masks are made by operations of the graph (or
+        absent), Keras's operations make it, recorded as Keras's graph has them (rows of a summary): per input
+        ``ones_like`` (no mask), or ``expand_dims`` of its mask, ``zeros_like`` of the input and their
+        ``logical_or`` (a mask one rank short of the input), then ``concatenate`` along ``axis`` and ``any`` over
+        the last axis; their values are ``compute_mask``'s. Otherwise arrays standing in for them tell its rank."""
+        if isinstance(mask, (list, tuple)) and isinstance(x, (list, tuple)) and len(mask) == len(x) and \
+                any(m is not None for m in mask) and \
+                all(m is None or (_recorded(m) and len(t.shape) - len(m.shape) in (0, 1)) for t, m in zip(x, mask)):
+            from . import keras_ops     # the Keras ops sit on the layers' base; import late
+            spread = []
+            for t, m in zip(x, mask):
+                if m is None:
+                    spread.append(keras_ops.ones_like(t, dtype="bool"))
+                elif len(m.shape) < len(t.shape):
+                    spread.append(keras_ops.logical_or(keras_ops.expand_dims(m, axis=-1),
+                                                       keras_ops.zeros_like(t, dtype="bool")))
+                else:
+                    spread.append(m)
+            return keras_ops.any(keras_ops.concatenate(spread, axis=self.axis), axis=-1, keepdims=False)
+        return mask_rules._from_stand_ins(self, x, mask, outputs)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

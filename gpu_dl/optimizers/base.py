@@ -537,8 +537,9 @@ class Optimizer:
         return view
 
     # --------------------------------------------------------------- the step
-    def apply_gradients(self, grads_and_vars) -> int:
-        """Apply one step from ``(gradient, variable)`` pairs; returns the count of calls after it (an int)."""
+    def apply_gradients(self, grads_and_vars):
+        """Apply one step from ``(gradient, variable)`` pairs; returns, as Keras does, the optimizer's ``iteration``
+        Variable (the first of ``variables``: the count of calls, also with ``gradient_accumulation_steps``)."""
         pairs = []
         for item in grads_and_vars:
             try:
@@ -547,10 +548,11 @@ class Optimizer:
                 raise TypeError(f"{self._owner}: apply_gradients() takes (gradient, variable) pairs, "
                                 f"got {item!r}.") from None
             pairs.append((grad, var))
-        return self._step(pairs)
+        self._step(pairs)
+        return self._iteration_variable()
 
-    def apply(self, variables, trainable_variables=None) -> int:
-        """One step using each variable's ``.grad``.
+    def apply(self, variables, trainable_variables=None) -> None:
+        """One step using each variable's ``.grad``; returns None, as Keras's ``apply``.
 
         Keras's form ``apply(grads, trainable_variables)`` also works, and
         ``apply(grads)`` pairs the gradients with the variables already built.
@@ -561,13 +563,15 @@ class Optimizer:
             if len(trainable_variables) != len(items):
                 raise ValueError(f"{self._owner}: apply(grads, trainable_variables) got {len(items)} gradient(s) "
                                  f"for {len(trainable_variables)} variable(s).")
-            return self._step(list(zip(items, trainable_variables)))
+            self._step(list(zip(items, trainable_variables)))
+            return
         if items and not all(hasattr(v, "value") and hasattr(v, "grad") for v in items):
             if len(items) != len(self._built):
                 raise ValueError(f"{self._owner}: apply(grads) without variables needs one gradient per variable "
                                  f"the optimizer was built with ({len(self._built)}), got {len(items)}.")
-            return self._step(list(zip(items, self._built)))
-        return self._step([(v.grad, v) for v in items])
+            self._step(list(zip(items, self._built)))
+            return
+        self._step([(v.grad, v) for v in items])
 
     def _check_pair(self, grad, var):
         if not (hasattr(var, "value") and hasattr(var, "path")):

@@ -26,6 +26,9 @@ from ..layers.base import Variable
 from ..layers.view_variables import ViewVariable
 from .base import ITERATION_DTYPE, Optimizer
 
+# Keras's dtype of ``step_counter`` (``dynamic_scale`` is float32), in the variable and in saved files.
+STEP_COUNTER_DTYPE = numpy.int32
+
 # Keras's optimizer arguments a LossScaleOptimizer refuses, with their defaults (set them on the inner one).
 _INNER_ONLY = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
                "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
@@ -64,7 +67,7 @@ class LossScaleOptimizer(Optimizer):
         # Keras's float32 and integer variables, as 0-d host arrays: the step reads them on the host anyway to
         # decide whether it runs.
         self._dynamic_scale = numpy.asarray(self.initial_scale, dtype=numpy.float32)
-        self._step_counter = numpy.asarray(0, dtype=numpy.int64)
+        self._step_counter = numpy.asarray(0, dtype=STEP_COUNTER_DTYPE)
         self._own_built = False
 
     # ------------------------------------------------------------------ the scale
@@ -158,16 +161,25 @@ class LossScaleOptimizer(Optimizer):
         ``step_counter`` (int32) and ``dynamic_scale`` (float32), each path ``<name>/<variable>``, then the inner
         optimizer's ``variables``. The last two read and set the scale the step keeps; the same objects each
         time."""
-        views = self.__dict__.get("_own_views")
+        views = self._own_views()
+        return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
+
+    def _own_views(self) -> list:
+        views = self.__dict__.get("_own_view_list")
         if views is None:
-            views = self.__dict__["_own_views"] = [
+            views = self.__dict__["_own_view_list"] = [
                 Variable(numpy.asarray(0, ITERATION_DTYPE), "iteration", trainable=False,
                          path=f"{self.name}/iteration", host=True),
                 Variable(numpy.asarray(0.0, backend.floatx()), "learning_rate", trainable=False,
                          path=f"{self.name}/learning_rate", host=True),
-                _ScaleVariable(self, "_step_counter", numpy.int32),
+                _ScaleVariable(self, "_step_counter", STEP_COUNTER_DTYPE),
                 _ScaleVariable(self, "_dynamic_scale", numpy.float32)]
-        return (views if self._own_built else views[:2]) + list(self.inner_optimizer.variables)
+        return views
+
+    def _iteration_variable(self):
+        """Its own ``iteration`` (0 for its life: the inner optimizer counts the steps), which ``apply_gradients``
+        returns, as Keras's does."""
+        return self._own_views()[0]
 
     def _keras_arrays(self) -> list:
         own = [numpy.asarray(0, dtype=ITERATION_DTYPE), numpy.asarray(0.0, dtype=backend.floatx()),

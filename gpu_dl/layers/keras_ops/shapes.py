@@ -172,7 +172,8 @@ class Concatenate(KerasOperation):
             if len(known) > 1:
                 raise ValueError(f"{self._where()}: the tensors' sizes must agree except along axis {self.axis}, got "
                                  f"shapes {shapes}.")
-            out.append(known.pop() if known else None)
+            # Keras's: the first tensor's size, unknown where it is though another tensor knows it
+            out.append(sizes[0])
         return tuple(out)
 
     def forward_function(self, *xs):
