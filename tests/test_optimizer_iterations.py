@@ -164,6 +164,25 @@ def test_loss_scale_optimizer_counts_with_its_inner_optimizers_variable(xp, rng)
     assert int(inner.iterations) == 3 and float(opt.learning_rate) == pytest.approx(0.1 * 0.5 ** 3)
 
 
+def test_loss_scale_optimizer_applies_gradients_alone_to_the_variables_it_was_built_on(xp, rng):
+    """``apply(grads)`` without variables pairs them with the variables the wrapped optimizer was built on, as
+    ``apply(grads, variables)`` does: the two give the same values."""
+    _, variables, grads = variables_and_grads(xp, rng)
+    _, twins, _ = variables_and_grads(xp, numpy.random.default_rng(0))
+    for var, twin in zip(variables, twins):
+        twin.assign(var.value.copy())
+    alone, paired = (optimizers.LossScaleOptimizer(optimizers.SGD(0.1), initial_scale=4.0) for _ in range(2))
+    alone.apply([g * 4.0 for g in grads], variables)
+    paired.apply([g * 4.0 for g in grads], twins)
+    alone.apply([g * 4.0 for g in grads])
+    paired.apply([g * 4.0 for g in grads], twins)
+    for var, twin in zip(variables, twins):
+        numpy.testing.assert_array_equal(host(var.value), host(twin.value))
+    assert int(alone.iterations) == int(paired.iterations) == 2
+    with pytest.raises(ValueError, match=r"one gradient per variable the optimizer was built with \(2\), got 1"):
+        alone.apply(grads[:1])
+
+
 def test_multi_optimizer_counts_its_own_steps(xp, rng):
     adam, sgd = optimizers.Adam(), optimizers.SGD()
     multi = optimizers.MultiOptimizer(optimizers.OptimizerMap(sgd, {"v0": adam}))

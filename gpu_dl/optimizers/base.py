@@ -566,12 +566,17 @@ class Optimizer:
             self._step(list(zip(items, trainable_variables)))
             return
         if items and not all(hasattr(v, "value") and hasattr(v, "grad") for v in items):
-            if len(items) != len(self._built):
+            built = self._built_variables()
+            if len(items) != len(built):
                 raise ValueError(f"{self._owner}: apply(grads) without variables needs one gradient per variable "
-                                 f"the optimizer was built with ({len(self._built)}), got {len(items)}.")
-            self._step(list(zip(items, self._built)))
+                                 f"the optimizer was built with ({len(built)}), got {len(items)}.")
+            self._step(list(zip(items, built)))
             return
         self._step([(v.grad, v) for v in items])
+
+    def _built_variables(self):
+        """The variables the optimizer was built on, in build order (a wrapper: its inner optimizer's)."""
+        return self._built
 
     def _check_pair(self, grad, var):
         if not (hasattr(var, "value") and hasattr(var, "path")):

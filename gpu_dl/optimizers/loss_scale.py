@@ -126,6 +126,9 @@ class LossScaleOptimizer(Optimizer):
     def built(self) -> bool:
         return self._own_built
 
+    def _built_variables(self):
+        return self.inner_optimizer._built_variables()
+
     def _step(self, pairs) -> int:
         for grad, var in pairs:
             self.inner_optimizer._check_pair(grad, var)
