@@ -455,7 +455,37 @@ class Float8QuantizationConfig(QuantizationConfig):
         return cls()
 
 
-class AWQConfig(QuantizationConfig):
+class _CalibratedConfig(QuantizationConfig):
+    """What Keras's GPTQ and AWQ configs share: the calibration ``dataset`` and ``tokenizer`` (not written in the
+    config, as Keras writes them as None), the ``quantization_layer_structure``, and the mode and policy string
+    made of the subclass's ``algorithm``, ``weight_bits`` and ``group_size``."""
+
+    algorithm = None
+
+    def _keep_calibration(self, dataset, tokenizer, quantization_layer_structure):
+        self.dataset = dataset
+        self.tokenizer = tokenizer
+        self.quantization_layer_structure = quantization_layer_structure
+
+    @property
+    def mode(self):
+        return self.algorithm
+
+    def dtype_policy_string(self):
+        """The mode of the policy a quantized layer takes, ``"<algorithm>/<weight_bits>/<group_size>"``."""
+        return f"{self.algorithm}/{self.weight_bits}/{self.group_size}"
+
+    def _config(self, **settings):
+        # the data and tokenizer serve the calibration alone: Keras writes them as None
+        return {"dataset": None, "tokenizer": None, **settings,
+                "quantization_layer_structure": self.quantization_layer_structure}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class AWQConfig(_CalibratedConfig):
     """Keras's ``AWQConfig``: AWQ (activation-aware weight quantization), 4-bit weights whose input channels are
     scaled by a power of their calibration activations' largest magnitudes before group-wise quantization
     (``gpu_dl/awq.py``).
@@ -467,6 +497,8 @@ class AWQConfig(QuantizationConfig):
     ``quantization_layer_structure`` is ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the layers
     the calibration ids go through first, then the blocks whose Dense and EinsumDense layers are calibrated one
     block after the other (None: the model's ``get_quantization_layer_structure("awq")``)."""
+
+    algorithm = "awq"
 
     def __init__(self, dataset, tokenizer, *, weight_bits=4, num_samples=128, sequence_length=512, group_size=128,
                  num_grid_points=20, quantization_layer_structure=None):
@@ -486,36 +518,20 @@ class AWQConfig(QuantizationConfig):
             raise ValueError("quantization_layer_structure must be None or a dict with the keys 'pre_block_layers' "
                              "and 'sequential_blocks'. Received: quantization_layer_structure="
                              f"{quantization_layer_structure!r:.200}")
-        self.dataset = dataset
-        self.tokenizer = tokenizer
+        self._keep_calibration(dataset, tokenizer, quantization_layer_structure)
         self.weight_bits = weight_bits
         self.num_samples = num_samples
         self.sequence_length = sequence_length
         self.group_size = group_size
         self.num_grid_points = num_grid_points
-        self.quantization_layer_structure = quantization_layer_structure
-
-    @property
-    def mode(self):
-        return "awq"
-
-    def dtype_policy_string(self):
-        """The mode of the policy an AWQ-quantized layer takes, ``"awq/<weight_bits>/<group_size>"``."""
-        return f"awq/{self.weight_bits}/{self.group_size}"
 
     def get_config(self):
-        # the data and tokenizer serve the calibration alone: Keras writes them as None
-        return {"dataset": None, "tokenizer": None, "weight_bits": self.weight_bits, "num_samples": self.num_samples,
-                "sequence_length": self.sequence_length, "group_size": self.group_size,
-                "num_grid_points": self.num_grid_points,
-                "quantization_layer_structure": self.quantization_layer_structure}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return self._config(weight_bits=self.weight_bits, num_samples=self.num_samples,
+                            sequence_length=self.sequence_length, group_size=self.group_size,
+                            num_grid_points=self.num_grid_points)
 
 
-class GPTQConfig(QuantizationConfig):
+class GPTQConfig(_CalibratedConfig):
     """Keras's ``GPTQConfig``: the settings of GPTQ post-training quantization (``model.quantize("gptq",
     config=...)``, ``gpu_dl/gptq.py``). ``dataset`` (an iterable of strings, which ``tokenizer`` turns into token
     ids, or of token-id arrays) gives the calibration samples: ``num_samples`` windows of ``sequence_length``
@@ -526,6 +542,8 @@ class GPTQConfig(QuantizationConfig):
     ``quantization_layer_structure`` is ``{"pre_block_layers": [...], "sequential_blocks": [...]}``: the layers
     the token ids go through first, then the blocks whose Dense and EinsumDense layers are quantized one block
     after the other. The dataset and tokenizer are not part of the config Keras writes."""
+
+    algorithm = "gptq"
 
     def __init__(self, dataset, tokenizer, *, weight_bits=4, num_samples=128, per_channel=True, sequence_length=512,
                  hessian_damping=0.01, group_size=128, symmetric=False, activation_order=False,
@@ -542,8 +560,7 @@ class GPTQConfig(QuantizationConfig):
         if group_size < -1 or group_size == 0:
             raise ValueError("Invalid group_size. Supported values are -1 (whole-tensor) or a positive integer, "
                              f"but got {group_size}.")
-        self.dataset = dataset
-        self.tokenizer = tokenizer
+        self._keep_calibration(dataset, tokenizer, quantization_layer_structure)
         self.num_samples = num_samples
         self.per_channel = per_channel
         self.sequence_length = sequence_length
@@ -552,28 +569,12 @@ class GPTQConfig(QuantizationConfig):
         self.group_size = group_size
         self.symmetric = symmetric
         self.activation_order = activation_order
-        self.quantization_layer_structure = quantization_layer_structure
 
     def get_config(self):
-        # the dataset and tokenizer serve one calibration and are not written (as in Keras)
-        return {"dataset": None, "tokenizer": None, "weight_bits": self.weight_bits,
-                "num_samples": self.num_samples, "per_channel": self.per_channel,
-                "sequence_length": self.sequence_length, "hessian_damping": self.hessian_damping,
-                "group_size": self.group_size, "symmetric": self.symmetric,
-                "activation_order": self.activation_order,
-                "quantization_layer_structure": self.quantization_layer_structure}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    @property
-    def mode(self):
-        return "gptq"
-
-    def dtype_policy_string(self):
-        """The mode of the policy quantized layers take: ``"gptq/<weight_bits>/<group_size>"``."""
-        return f"gptq/{self.weight_bits}/{self.group_size}"
+        return self._config(weight_bits=self.weight_bits, num_samples=self.num_samples,
+                            per_channel=self.per_channel, sequence_length=self.sequence_length,
+                            hessian_damping=self.hessian_damping, group_size=self.group_size,
+                            symmetric=self.symmetric, activation_order=self.activation_order)
 
 
 def _is_int(value):
