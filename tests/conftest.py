@@ -2,7 +2,13 @@
 
 ``xp`` runs a test body once per backend: NumPy always, CuPy where a CUDA
 device answers (skipped otherwise). It also makes that backend current, so
-layers built inside the test put their weights there.
+layers built inside the test put their weights there. Every other test runs
+with NumPy current, on a GPU machine too, where the process's default device
+would be the GPU: such tests are written with NumPy arrays in and out.
+Keras, the oracle of many tests, runs on the CPU wherever the suite runs
+(``KERAS_TORCH_DEVICE=cpu`` unless set): on a machine with CUDA its torch
+backend would put its tensors on the GPU, which the tests' NumPy
+comparisons cannot read.
 
 Every test runs with kernel outputs poisoned (NaN, or all bits set for other dtypes)
 before each launch, so an element a kernel fails to write cannot pass.
@@ -17,7 +23,10 @@ import numpy
 import pytest
 
 from gpu_dl import backend
+from gpu_dl.backend import device as device_state
 from gpu_dl.backend import launch
+
+os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
 
 
 def pytest_configure(config):
@@ -45,6 +54,15 @@ def _gpu_available():
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:
         return False
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend_unless_asked():
+    # Autouse fixtures are set up before the ones a test asks for, so xp and cupy_only still switch to the GPU.
+    saved = (device_state._requested, device_state._resolved)
+    backend.set_device("cpu")
+    yield
+    device_state._requested, device_state._resolved = saved
 
 
 @pytest.fixture(params=["numpy", "cupy"])
