@@ -86,3 +86,90 @@ def test_profile_step_runs_on_the_cpu():
                              "--top", "5"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ms of host time per step" in result.stdout and "Ordered by: internal time" in result.stdout
+
+
+XDIST_LOG = """\
+============================= test session starts ==============================
+created: 2/2 workers
+2 workers [6 items]
+
+tests/test_a.py::test_skip
+[gw1] [ 16%] SKIPPED tests/test_a.py::test_skip
+[gw0] [ 33%] PASSED tests/test_a.py::test_p[gpu_dl alone]
+[gw1] [ 50%] XFAIL tests/test_a.py::test_xf
+[gw1] [ 66%] FAILED tests/test_a.py::test_td
+[gw0] [ 83%] FAILED tests/test_b.py::test_p[x - y]
+[gw1] [ 83%] ERROR tests/test_a.py::test_td
+"""
+XDIST_END = """\
+[gw0] [100%] PASSED tests/test_b.py::test_q
+=========================== short test summary info ============================
+FAILED tests/test_a.py::test_td - assert 0
+FAILED tests/test_b.py::test_p[x - y] - AssertionError: assert 'x - y' != 'x - y'
+ERROR tests/test_a.py::test_td - RuntimeError: teardown
+========== 2 failed, 2 passed, 1 skipped, 1 xfailed, 1 error in 1.05s ==========
+"""
+PLAIN_LOG = """\
+collecting ... collected 4 items / 1 error
+tests/test_a.py::test_p[gpu_dl alone] PASSED                                 [ 25%]
+tests/test_a.py::test_skip SKIPPED (no GPU [here])                           [ 50%]
+tests/test_a.py::test_td FAILED                                              [ 75%]
+tests/test_a.py::test_td ERROR                                               [ 75%]
+tests/test_a.py::test_xp XPASS                                               [100%]
+==================================== ERRORS ====================================
+_____________________ ERROR collecting tests/test_broken.py ____________________
+=========================== short test summary info ============================
+ERROR tests/test_broken.py - ModuleNotFoundError: No module named 'nope'
+==================== 1 failed, 1 passed, 1 skipped, 1 xpassed, 2 errors in 0.03s =====================
+"""
+
+
+def _summary(tmp_path, log, *options):
+    path = tmp_path / "pytest_full.log"
+    path.write_text(log)
+    return subprocess.run([sys.executable, str(PROFILING / "pytest_summary.py"), str(path), *options],
+                          capture_output=True, text=True)
+
+
+def test_pytest_summary_of_a_finished_xdist_run(tmp_path):
+    result = _summary(tmp_path, XDIST_LOG + XDIST_END)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "items reported: 6 of 6 (100%)",
+        "pytest's summary: 2 failed, 2 passed, 1 skipped, 1 xfailed, 1 error in 1.05s",
+        "outcomes reported: PASSED 2, FAILED 2, ERROR 1, SKIPPED 1, XFAIL 1",
+        "failed or errored tests (2):",   # test_td failed and errored: one test
+        "tests/test_a.py::test_td",
+        "tests/test_b.py::test_p[x - y]"]   # a parameter with spaces and " - " kept whole
+
+
+def test_pytest_summary_of_a_run_cut_off_by_its_time_limit_keeps_the_failures_so_far(tmp_path):
+    result = _summary(tmp_path, XDIST_LOG, "--exit-status", "124", "--time-limit", "540")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["items reported: 5 of 6 (83%)",
+                         "no pytest summary: the run was stopped by its time limit of 540 s before pytest's summary"]
+    assert lines[-3:] == ["failed or errored tests (2):", "tests/test_a.py::test_td", "tests/test_b.py::test_p[x - y]"]
+    other = _summary(tmp_path, XDIST_LOG, "--exit-status", "137").stdout
+    assert "no pytest summary: the run ended with exit status 137 before pytest's summary" in other
+
+
+def test_pytest_summary_of_a_run_without_xdist_with_a_collection_error(tmp_path):
+    result = _summary(tmp_path, PLAIN_LOG)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "items reported: 4 of 4 (100%)",
+        "pytest's summary: 1 failed, 1 passed, 1 skipped, 1 xpassed, 2 errors in 0.03s",
+        "outcomes reported: PASSED 1, FAILED 1, ERROR 1, SKIPPED 1, XPASS 1",
+        "failed or errored tests (2):",
+        "tests/test_a.py::test_td",
+        "tests/test_broken.py (collection error)"]
+
+
+def test_pytest_summary_refuses_a_file_that_is_no_pytest_log(tmp_path):
+    result = _summary(tmp_path, "Traceback (most recent call last):\nModuleNotFoundError: No module named 'xdist'\n")
+    assert result.returncode == 2
+    assert "holds no pytest run" in result.stderr and "No module named 'xdist'" in result.stderr
+    missing = subprocess.run([sys.executable, str(PROFILING / "pytest_summary.py"), str(tmp_path / "none.log")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read the log" in missing.stderr
