@@ -173,3 +173,104 @@ def test_pytest_summary_refuses_a_file_that_is_no_pytest_log(tmp_path):
     missing = subprocess.run([sys.executable, str(PROFILING / "pytest_summary.py"), str(tmp_path / "none.log")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "cannot read the log" in missing.stderr
+
+
+def _gpu_machine(tmp_path, pytest_log="", pytest_exit=0, pytest_sleep=0, failing_sanitizer_run="no such run"):
+    """PATH and PYTHON for a stand-in GPU machine: PYTHON names a device when asked through -c, prints
+    PYTEST_LOG for the suite's `pytest -v` (then sleeps PYTEST_SLEEP and exits PYTEST_EXIT), runs the
+    profiling scripts with this interpreter and records any other run; compute-sanitizer records its
+    arguments and fails where they contain FAILING_SANITIZER_RUN."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "pytest_v.log").write_text(pytest_log)
+    scripts = {
+        "python": f'#!/bin/bash\nif [ "$1" = "-c" ]; then echo Test-GPU; exit 0; fi\n'
+                  f'if [[ "$1" == *.py ]]; then exec {sys.executable} "$@"; fi\n'
+                  f'if [[ " $* " == *" -m pytest -v "* ]]; then\n'
+                  f'    cat {tmp_path / "pytest_v.log"}; sleep {pytest_sleep}; exit {pytest_exit}; fi\n'
+                  f'echo "RAN: $*"\n',
+        "compute-sanitizer": f'#!/bin/bash\necho "SANITIZER: $*"\n'
+                             f'[[ "$*" == *"{failing_sanitizer_run}"* ]] && exit 1; exit 0\n'}
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": str(bin_dir / "python")}
+
+
+def _gpu_check(env, out, *groups, **variables):
+    return subprocess.run(["bash", str(PROFILING / "gpu_check.sh"), str(out), *groups],
+                          capture_output=True, text=True, env={**env, **variables}, timeout=120)
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("GPU_CHECK_JOBS", "six", "GPU_CHECK_JOBS must be a positive integer, got 'six'"),
+    ("GPU_CHECK_JOBS", "0", "GPU_CHECK_JOBS must be a positive integer, got '0'"),
+    ("GPU_CHECK_SUITE_TIMEOUT", "9m", "GPU_CHECK_SUITE_TIMEOUT must be a positive integer, got '9m'"),
+    ("GPU_CHECK_FILE_TIMEOUT", "-5", "GPU_CHECK_FILE_TIMEOUT must be a positive integer, got '-5'"),
+    ("GPU_CHECK_KEEP_FULL_LOG", "yes", "GPU_CHECK_KEEP_FULL_LOG must be 0 or 1, got 'yes'")])
+def test_gpu_check_refuses_a_bad_option_value(tmp_path, variable, value, expected):
+    result = _gpu_check(_gpu_machine(tmp_path), tmp_path / "r", "info", **{variable: value})
+    assert result.returncode == 2 and expected in result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_gpu_check_says_so_where_no_cuda_device_answers(tmp_path):
+    python = tmp_path / "python"
+    python.write_text("#!/bin/bash\necho 'cupy.cuda.runtime.CUDARuntimeError: no CUDA-capable device' >&2\nexit 1\n")
+    python.chmod(0o755)
+    result = _gpu_check({"PATH": "/usr/bin:/bin", "PYTHON": str(python)}, tmp_path / "r", "tests")
+    assert result.returncode == 2
+    assert "gpu_check: no CUDA device answers through CuPy; run this on a GPU machine." in result.stderr
+
+
+def test_gpu_check_tests_group_writes_the_suite_s_summary(tmp_path):
+    out = tmp_path / "r"
+    env = _gpu_machine(tmp_path, XDIST_LOG + XDIST_END, pytest_exit=1)
+    result = _gpu_check(env, out, "tests", GPU_CHECK_JOBS="3")
+    assert result.returncode == 1
+    assert result.stdout.strip().endswith("gpu_check: FAILED: test suite, NumPy and CuPy tiers")
+    lines = (out / "pytest.txt").read_text().splitlines()
+    assert lines[0] == "== test suite, NumPy and CuPy tiers"
+    assert lines[1] == (f"command: timeout 540 {env['PYTHON']} -m pytest -v -p no:cacheprovider -rfE --tb=short -n 3 "
+                        "--ignore tests/test_emulated_gpu.py tests")
+    assert lines[2:] == _summary(tmp_path, XDIST_LOG + XDIST_END).stdout.splitlines() + [
+        "== test suite, NumPy and CuPy tiers: exit 1"]
+    assert sorted(p.name for p in out.iterdir()) == ["pytest.txt"]   # the -v log is not kept by default
+    kept = _gpu_check(env, out, "tests", GPU_CHECK_KEEP_FULL_LOG="1")
+    assert kept.returncode == 1 and (out / "pytest_full.log").read_text() == XDIST_LOG + XDIST_END
+    assert (out / "pytest.txt").read_text().count("== test suite, NumPy and CuPy tiers: exit 1") == 2   # appended
+
+
+def test_gpu_check_tests_group_reports_how_far_a_suite_stopped_by_its_time_limit_got(tmp_path):
+    out = tmp_path / "r"
+    result = _gpu_check(_gpu_machine(tmp_path, XDIST_LOG, pytest_sleep=60), out, "tests", GPU_CHECK_SUITE_TIMEOUT="2")
+    assert result.returncode == 1
+    text = (out / "pytest.txt").read_text()
+    assert "command: timeout 2 " in text
+    assert ("items reported: 5 of 6 (83%)\n"
+            "no pytest summary: the run was stopped by its time limit of 2 s before pytest's summary\n") in text
+    assert "tests/test_a.py::test_td\ntests/test_b.py::test_p[x - y]\n" in text
+    assert text.endswith("== test suite, NumPy and CuPy tiers: exit 124\n")
+
+
+def test_gpu_check_sanitizer_group_keeps_a_fixed_order_and_every_failure(tmp_path):
+    out = tmp_path / "r"
+    env = _gpu_machine(tmp_path, failing_sanitizer_run="racecheck --error-exitcode")
+    kernel_files = [line.split()[-1] for line in _ran(tmp_path, "kernels")[0]]
+    result = _gpu_check(env, out, "sanitizer", GPU_CHECK_JOBS="4")
+    assert result.returncode == 1
+    pairs = [(tool, file) for tool in ("memcheck", "racecheck") for file in kernel_files]
+    assert result.stdout.strip().splitlines()[-len(kernel_files):] == [
+        f"gpu_check: FAILED: compute-sanitizer --tool racecheck: {file}" for file in kernel_files]
+    lines = (out / "sanitizer.txt").read_text().splitlines()
+    assert lines[0] == f"== compute-sanitizer: {len(kernel_files)} files x 2 tools, 4 at once"
+    expected = []
+    for tool, file in pairs:
+        name = f"compute-sanitizer --tool {tool}: {file}"
+        expected += [f"== {name}",
+                     f"SANITIZER: --tool {tool} --error-exitcode 1 --print-limit 20 {env['PYTHON']} -m pytest -q "
+                     f"-p no:cacheprovider -x {file}",
+                     f"== {name}: exit {int(tool == 'racecheck')}"]
+    assert lines[1:] == expected
+    assert sorted(p.name for p in (out / "sanitizer").iterdir()) == sorted(
+        f"{tool}-{Path(file).stem}.log" for tool, file in pairs)
