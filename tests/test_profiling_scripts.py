@@ -2,7 +2,9 @@
 
 (The GPU benchmarks also run in smoke mode on the emulated GPU: tests/test_bench_smoke.py.)
 """
+import ast
 import py_compile
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -274,3 +276,46 @@ def test_gpu_check_sanitizer_group_keeps_a_fixed_order_and_every_failure(tmp_pat
     assert lines[1:] == expected
     assert sorted(p.name for p in (out / "sanitizer").iterdir()) == sorted(
         f"{tool}-{Path(file).stem}.log" for tool, file in pairs)
+
+
+# Test files that import a kernel's launcher module but are no test of the kernel on a GPU.
+NOT_KERNEL_TESTS = {
+    "tests/test_activations.py": "asks activation_kernels.has_kernel which activations have a kernel",
+    "tests/test_clahe_elastic_transform.py": "takes counter_noise's NumPy stream as its reference",
+    "tests/test_keras_oracle_clahe_elastic_transform.py": "takes counter_noise's NumPy stream as its reference",
+    "tests/test_rnn_fused_path.py": "replaces the launchers with NumPy stand-ins and runs on the CPU",
+}
+
+
+def _imported_modules(path):
+    """The dotted names of the modules a Python file imports, `from package import module` included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_gpu_check_kernel_tests_name_every_test_file_of_every_kernel(tmp_path):
+    root = PROFILING.parent
+    kernel_tests = [line.split()[-1] for line in _ran(tmp_path, "kernels")[0]]
+    assert len(kernel_tests) == len(set(kernel_tests)) and all((root / f).is_file() for f in kernel_tests)
+    launchers = {}   # kernel file -> the gpu_dl modules whose _KERNEL_FILE names it
+    for module in (root / "gpu_dl").rglob("*.py"):
+        for name in re.findall(r'^_KERNEL_FILE = "(\w+\.cu)"', module.read_text(), re.M):
+            launchers.setdefault(name, set()).add(".".join(module.relative_to(root).with_suffix("").parts))
+    kernel_files = sorted(p.name for p in (root / "kernels").glob("*.cu"))
+    assert sorted(launchers) == kernel_files and len(kernel_files) >= 9
+    imports = {f"tests/{p.name}": _imported_modules(p) for p in sorted((root / "tests").glob("test_*.py"))}
+    for kernel, modules in launchers.items():
+        tests = sorted(name for name, imported in imports.items() if imported & modules)
+        assert set(tests) & set(kernel_tests), f"no kernel test of {kernel} in gpu_check.sh: {tests}"
+        missing = [name for name in tests if name not in kernel_tests and name not in NOT_KERNEL_TESTS]
+        assert not missing, f"gpu_check.sh's KERNEL_TESTS lacks {missing}, which test {kernel} ({sorted(modules)})"
+    # Each exception still imports a launcher, and is not in the list after all.
+    launcher_modules = set().union(*launchers.values())
+    for name in NOT_KERNEL_TESTS:
+        assert imports[name] & launcher_modules and name not in kernel_tests, name
