@@ -177,8 +177,10 @@ def test_pytest_summary_refuses_a_file_that_is_no_pytest_log(tmp_path):
     assert missing.returncode == 2 and "cannot read the log" in missing.stderr
 
 
-def _gpu_machine(tmp_path, pytest_log="", pytest_exit=0, pytest_sleep=0, failing_sanitizer_run="no such run"):
-    """PATH and PYTHON for a stand-in GPU machine: PYTHON names a device when asked through -c, prints
+def _gpu_machine(tmp_path, pytest_log="", pytest_exit=0, pytest_sleep=0, failing_sanitizer_run="no such run",
+                 xdist=True):
+    """PATH and PYTHON for a stand-in GPU machine: PYTHON names a device when asked through -c (and
+    fails to import pytest-xdist unless XDIST), prints
     PYTEST_LOG for the suite's `pytest -v` (then sleeps PYTEST_SLEEP and exits PYTEST_EXIT), runs the
     profiling scripts with this interpreter and records any other run; compute-sanitizer records its
     arguments and fails where they contain FAILING_SANITIZER_RUN."""
@@ -186,7 +188,8 @@ def _gpu_machine(tmp_path, pytest_log="", pytest_exit=0, pytest_sleep=0, failing
     bin_dir.mkdir()
     (tmp_path / "pytest_v.log").write_text(pytest_log)
     scripts = {
-        "python": f'#!/bin/bash\nif [ "$1" = "-c" ]; then echo Test-GPU; exit 0; fi\n'
+        "python": f'#!/bin/bash\n{"" if xdist else "[[ $2 == *xdist* ]] && exit 1"}\n'
+                  f'if [ "$1" = "-c" ]; then echo Test-GPU; exit 0; fi\n'
                   f'if [[ "$1" == *.py ]]; then exec {sys.executable} "$@"; fi\n'
                   f'if [[ " $* " == *" -m pytest -v "* ]]; then\n'
                   f'    cat {tmp_path / "pytest_v.log"}; sleep {pytest_sleep}; exit {pytest_exit}; fi\n'
@@ -241,6 +244,17 @@ def test_gpu_check_tests_group_writes_the_suite_s_summary(tmp_path):
     kept = _gpu_check(env, out, "tests", GPU_CHECK_KEEP_FULL_LOG="1")
     assert kept.returncode == 1 and (out / "pytest_full.log").read_text() == XDIST_LOG + XDIST_END
     assert (out / "pytest.txt").read_text().count("== test suite, NumPy and CuPy tiers: exit 1") == 2   # appended
+
+
+def test_gpu_check_tests_group_runs_in_one_process_without_xdist(tmp_path):
+    out = tmp_path / "r"
+    env = _gpu_machine(tmp_path, PLAIN_LOG, xdist=False)
+    assert _gpu_check(env, out, "tests", GPU_CHECK_JOBS="3").returncode == 0
+    lines = (out / "pytest.txt").read_text().splitlines()
+    assert lines[1:3] == ["(pytest-xdist is not importable: the suite runs in one process)",
+                          f"command: timeout 540 {env['PYTHON']} -m pytest -v -p no:cacheprovider -rfE --tb=short "
+                          "--ignore tests/test_emulated_gpu.py tests"]
+    assert "tests/test_broken.py (collection error)" in lines
 
 
 def test_gpu_check_tests_group_reports_how_far_a_suite_stopped_by_its_time_limit_got(tmp_path):
