@@ -37,16 +37,17 @@
 # the whole suite) is deleted after that unless GPU_CHECK_KEEP_FULL_LOG=1; a call cut off before
 # then leaves it behind: `python profiling/pytest_summary.py OUT/pytest_full.log` summarises it.
 # The "sanitizer" group runs each (tool, kernel test file) pair as its own process, GPU_CHECK_JOBS
-# of them at once (default 6), each into OUT/sanitizer/TOOL-FILE.log; sanitizer.txt gets them
-# in a fixed order (memcheck over each file, then racecheck) once all have ended.
+# of them at once (default 6), each into OUT/sanitizer/TOOL-FILE.log, and prints each run's exit
+# status as it ends; sanitizer.txt gets the logs in a fixed order (memcheck over each file, then
+# racecheck) once all have ended. A call cut off before then leaves the logs of the runs that ended.
 #
 # On a machine lent for 30 minutes in calls of at most 10 minutes (an H100 with 16 cores, 2026-11-24):
-#   call 1: gpu_check.sh OUT info smoke kernels   about 4.5 minutes on a fresh machine, most of it
-#           the kernels' first compile; then gpu_check.sh OUT tests, with GPU_CHECK_SUITE_TIMEOUT
-#           lowered to what is left of the call (the suite did not finish in the 5 minutes left that
-#           day; its pytest.txt says how far it got), or in a call of its own with the default 540 s
-#   call 2: gpu_check.sh OUT sanitizer            about 4.5 minutes with 6 at once (the slowest file,
-#           tests/test_rnn_kernels.py under racecheck, about 3)
+#   call 1: gpu_check.sh OUT info smoke kernels   (4.5 minutes on a fresh machine, most of it the
+#           kernels' first compile), then in the same call GPU_CHECK_SUITE_TIMEOUT=<seconds left>
+#           gpu_check.sh OUT tests: its pytest.txt says how far the suite got (it did not finish in
+#           the 5 minutes left that day; with the default of 540 s it fills a call of its own)
+#   call 2: gpu_check.sh OUT sanitizer            (4.5 minutes with 6 at once over that day's 9
+#           files; the slowest run, tests/test_rnn_kernels.py under racecheck, took 3)
 #   call 3: gpu_check.sh OUT bench
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -150,6 +151,7 @@ sanitize() {   # sanitize TOOL FILE: one compute-sanitizer run over one test fil
     record "compute-sanitizer --tool $1: $2" env GPU_DL_ALLOCATOR=raw \
         timeout "$FILE_LIMIT" compute-sanitizer --tool "$1" --error-exitcode 1 --print-limit 20 \
         "$PYTHON" -m pytest -q -p no:cacheprovider -x "$2" > "$(sanitizer_log "$1" "$2")"
+    tail -n 1 "$(sanitizer_log "$1" "$2")"
     return 0   # the status is in the log's last line; xargs would stop everything at a status of 255
 }
 if wanted sanitizer; then
@@ -168,10 +170,11 @@ if wanted sanitizer; then
             name="compute-sanitizer --tool $tool: $file"
             log=$(sanitizer_log "$tool" "$file")
             [ -f "$log" ] || echo "== $name: no log (the run did not start)" > "$log"
-            tee -a "$OUT_DIR/sanitizer.txt" < "$log"
+            cat "$log" >> "$OUT_DIR/sanitizer.txt"
             [[ $(tail -n 1 "$log") == "== $name: exit 0" ]] || failed+=("$name")
         done
     done
+    echo "== compute-sanitizer: every run's output in $OUT_DIR/sanitizer.txt"
 fi
 if wanted smoke; then
     for name in "${GPU_BENCHES[@]}"; do

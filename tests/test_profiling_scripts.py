@@ -288,6 +288,8 @@ def test_gpu_check_sanitizer_group_keeps_a_fixed_order_and_every_failure(tmp_pat
                      f"-p no:cacheprovider -x {file}",
                      f"== {name}: exit {int(tool == 'racecheck')}"]
     assert lines[1:] == expected
+    # Each run's status is printed as it ends, in whatever order the runs end.
+    assert sorted(line for line in result.stdout.splitlines() if ": exit " in line) == sorted(expected[2::3])
     assert sorted(p.name for p in (out / "sanitizer").iterdir()) == sorted(
         f"{tool}-{Path(file).stem}.log" for tool, file in pairs)
 
