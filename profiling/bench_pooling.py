@@ -23,8 +23,11 @@ and ``count_include_pad=False`` average pooling does not count: the same
 function, with no ``F.pad`` copy (which would add traffic to PyTorch's side
 and, for average pooling, count the pad). Both results are compared before
 timing (y and dx, max |diff| <= 1e-5 * max |ref|; without PyTorch against
-gpu_dl's NumPy path); a mismatch is printed, that row is not timed and the
-script exits with status 1.
+gpu_dl's NumPy path). Where gpu_dl and PyTorch differ, gpu_dl's result is
+checked against its NumPy path as well (``check_twice``): if it differs
+there too, the mismatch is printed, that row is not timed and the script
+exits with status 1; if it matches, PyTorch's result is the wrong one, and
+the case is listed under "PyTorch's results differ" and timed.
 
 Bytes counted (the least either library must move, float32 = 4 B): forward
 reads x and writes y (and, for max, an int32 argmax the size of y); backward
@@ -82,6 +85,7 @@ GLOBAL_SHAPES = bc.smoke([(128, 7, 7, 512), (128, 56, 56, 64), STEM], [(2, 3, 3,
 GLOBALS = ["global avg", "global max"]
 
 problems: list = []   # one line per wrong result or failed call
+torch_notes: list = []   # one line per case where PyTorch's result, not gpu_dl's, is the one that differs
 
 
 def nchw(torch, a):
@@ -109,7 +113,8 @@ class Case:
         self.bytes = {"fwd": bytes_fwd, "fwd+bwd": bytes_fwd + bytes_bwd}
         self.ours = {}          # pass -> callable
         self.theirs = {}        # pass -> callable (PyTorch)
-        self.reference = None   # callable -> [y, dx] laid out as gpu_dl's
+        self.reference = None   # callable -> [y, dx] laid out as gpu_dl's: PyTorch's, else the NumPy path's
+        self.numpy_reference = None   # callable -> [y, dx] from gpu_dl's NumPy path: the second opinion
 
     def check(self, got, want):
         """Raise AssertionError unless got and want ([y, dx]) agree within TOLERANCE."""
@@ -150,15 +155,15 @@ def windowed_case(torch, kind, window, stride, shape):
             return y, kernels.avg_pool2d_backward_cuda(dy, x.shape, pool_size, strides, padding)
     case.ours["fwd+bwd"] = ours_step
 
+    def numpy_reference():
+        xn, dyn = cupy.asnumpy(x), cupy.asnumpy(dy)
+        if kind == "max":
+            y, argmax = pool.max_pool2d_forward(xn, pool_size, strides, padding)
+            return [y, pool.max_pool2d_backward(dyn, argmax, shape, pool_size, strides, padding)]
+        return [pool.avg_pool2d_forward(xn, pool_size, strides, padding),
+                pool.avg_pool2d_backward(dyn, shape, pool_size, strides, padding)]
+    case.reference = case.numpy_reference = numpy_reference
     if torch is None:
-        def reference():
-            xn, dyn = cupy.asnumpy(x), cupy.asnumpy(dy)
-            if kind == "max":
-                y, argmax = pool.max_pool2d_forward(xn, pool_size, strides, padding)
-                return [y, pool.max_pool2d_backward(dyn, argmax, shape, pool_size, strides, padding)]
-            return [pool.avg_pool2d_forward(xn, pool_size, strides, padding),
-                    pool.avg_pool2d_backward(dyn, shape, pool_size, strides, padding)]
-        case.reference = reference
         return case
 
     F = torch.nn.functional
@@ -207,14 +212,14 @@ def global_case(torch, kind, shape):
             return y, kernels.global_avg_pool2d_backward_cuda(dy, x.shape)
     case.ours["fwd+bwd"] = ours_step
 
+    def numpy_reference():
+        xn, dyn = cupy.asnumpy(x), cupy.asnumpy(dy)
+        if kind == "global max":
+            y, argmax = pool.global_max_pool2d_forward(xn)
+            return [y, pool.global_max_pool2d_backward(dyn, argmax, shape)]
+        return [pool.global_avg_pool2d_forward(xn), pool.global_avg_pool2d_backward(dyn, shape)]
+    case.reference = case.numpy_reference = numpy_reference
     if torch is None:
-        def reference():
-            xn, dyn = cupy.asnumpy(x), cupy.asnumpy(dy)
-            if kind == "global max":
-                y, argmax = pool.global_max_pool2d_forward(xn)
-                return [y, pool.global_max_pool2d_backward(dyn, argmax, shape)]
-            return [pool.global_avg_pool2d_forward(xn), pool.global_avg_pool2d_backward(dyn, shape)]
-        case.reference = reference
         return case
 
     F = torch.nn.functional
@@ -278,12 +283,36 @@ def free(torch):
         torch.cuda.empty_cache()
 
 
+def check_twice(case, got):
+    """Check gpu_dl's [y, dx] against ``case.reference`` (PyTorch's where it ran); where they differ, against
+    gpu_dl's NumPy path too, to tell which side is wrong: AssertionError naming both differences where gpu_dl
+    differs from its NumPy path as well, else a line in ``torch_notes`` (PyTorch is the one that differs).
+
+    Seen on PyTorch 2.11's CUDA build: ``F.avg_pool2d`` backward on channels_last tensors with padding > 0
+    maps every input pixel to the windows of the pixel ``padding`` rows and columns further up and left
+    (pytorch/pytorch#188344, fixed by pull request 188345), so this script's "same" 3x3/2 average pooling
+    of odd sizes (padding 1) gets a wrong PyTorch dx; the forward and padding 0 are right."""
+    try:
+        case.check(got, case.reference())
+    except AssertionError as exc:
+        if case.reference is case.numpy_reference:
+            raise
+        try:
+            case.check(got, case.numpy_reference())
+        except AssertionError as second:
+            raise AssertionError(f"against PyTorch {exc}; against gpu_dl's NumPy path {second}") from None
+        line = (f"PyTorch differs: {case.label} at {case.shape}: against PyTorch {exc}, while gpu_dl matches "
+                f"its NumPy path (PyTorch's result is the wrong one; timed all the same)")
+        print(line, file=sys.stderr, flush=True)
+        torch_notes.append(line)
+
+
 def measure(torch, case, copy):
     """Rows of the bandwidth table and of the small-shape table for one case."""
     large, small = [], []
     try:
         got = case.ours["fwd+bwd"]()
-        case.check(got, case.reference())
+        check_twice(case, got)
         ok = True
     except Exception as exc:   # a wrong result or a launcher that raises: report it, keep the other rows
         if not isinstance(exc, AssertionError):
@@ -358,6 +387,9 @@ def run():
                      "PyTorch / gpu_dl (host)"], small)]
     if problems:
         out.append("\n**Problems** (these rows were not timed):\n\n" + "\n".join(f"- {p}" for p in problems) + "\n")
+    if torch_notes:
+        out.append("\n**PyTorch's results differ** from gpu_dl's kernels and its NumPy path alike (see "
+                   "``check_twice``; these rows were timed):\n\n" + "\n".join(f"- {p}" for p in torch_notes) + "\n")
     return "".join(out)
 
 

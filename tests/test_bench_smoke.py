@@ -241,6 +241,62 @@ def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
         assert len(tables) == 1   # nothing timed, so no step-loop table either
 
 
+# PyTorch 2.11's CUDA avg_pool2d backward on channels_last tensors with padding > 0 puts dx `padding` pixels
+# off (pytorch/pytorch#188344); this PyTorch does the same to the CPU build's right dx, so bench_pooling.py's
+# second opinion (gpu_dl's NumPy path) must name PyTorch, not gpu_dl, and still time the rows.
+SHIFTED_AVG_POOL_DRIVER = """import sys
+sys.path.insert(0, {profiling!r})
+import torch
+F = torch.nn.functional
+avg_pool2d = F.avg_pool2d
+
+
+class ShiftedGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, pad):
+        ctx.pad = pad
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, dx):
+        (ph, pw), (h, w) = ctx.pad, dx.shape[2:]
+        shifted = torch.zeros_like(dx)
+        shifted[:, :, ph:, pw:] = dx[:, :, :h - ph, :w - pw]
+        return shifted, None
+
+
+def avg_pool2d_shifted(x, *args, padding=0, **kwargs):
+    pad = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+    if pad != (0, 0) and x.is_contiguous(memory_format=torch.channels_last):
+        x = ShiftedGradient.apply(x, pad)
+    return avg_pool2d(x, *args, padding=padding, **kwargs)
+
+
+F.avg_pool2d = avg_pool2d_shifted
+import bench_pooling as bench
+bench.bc.main(bench.run, "PyTorch with a wrong avg_pool2d backward")
+sys.exit(1 if bench.problems else 0)
+"""
+
+
+@needs_compiler
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_bench_pooling_names_pytorch_when_only_its_result_is_wrong(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(SHIFTED_AVG_POOL_DRIVER.format(profiling=str(PROFILING)))
+    done = run_smoke("bench_pooling.py", torch=True, driver=driver)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "MISMATCH" not in output, output[-6000:]
+    assert "**PyTorch's results differ**" in done.stdout, done.stdout[-6000:]
+    notes = [line for line in done.stdout.splitlines() if line.startswith("- PyTorch differs: ")]
+    label = "avg 3x3/2 same, pad ((1, 1), (1, 1))"   # the only padding > 0 of PyTorch's average pooling
+    assert [line.split(" at ")[1].split(":")[0] for line in notes] == ["(2, 7, 7, 8)", "(2, 9, 9, 8)"], notes
+    assert all(line.startswith(f"- PyTorch differs: {label} at ") and "dx: max |diff|" in line and
+               "gpu_dl matches its NumPy path" in line for line in notes), notes
+    rows = [row for _, rows in parse_tables(done.stdout) for row in rows if row[0] == label]
+    assert len(rows) == 4 and not any("not timed" in row for row in rows), rows
+
+
 # ------------------------------------------------------------------ the CPU benchmarks
 CPU_SCRIPTS = {
     "bench_conv_cpu.py": [
