@@ -76,6 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 import conv_shapes  # noqa: E402
 from gpu_dl import backend  # noqa: E402
+from gpu_dl.ops import activation_kernels, conv_kernels  # noqa: E402
 from gpu_dl.ops import convolution as conv  # noqa: E402
 from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
 from gpu_dl.ops.conv_kernels import (  # noqa: E402
@@ -329,8 +330,9 @@ def fraction(flops, ms, rate):
     return "-" if rate is None else f"{flops / (ms * 1e-3) / rate:.0%}"
 
 
-def measure(torch, case, precision, want, samples, rate, bf16_torch=False):
-    """Per pass ("fwd", "fwd+bwd"): {ours_ms, torch_ms, ...}; plus the check's errors."""
+def measure(torch, case, precision, want, samples, rate, bf16_torch=False, pieces=False):
+    """Per pass ("fwd", "fwd+bwd"): {ours_ms, torch_ms, ...}; plus the check's errors, and with ``pieces``
+    the backward's pieces timed alone (``measure_pieces``)."""
     shape = case.shape
     result = {"errors": None, "torch_errors": None, "ok": False, "error": None}
     try:
@@ -347,7 +349,113 @@ def measure(torch, case, precision, want, samples, rate, bf16_torch=False):
         ms = bc.time_gpu(ours_fn, repeats=REPEATS) if result["ok"] else None
         torch_ms = time_torch(torch, theirs_fn(torch, case, bf16_torch)) if torch is not None else None
         result[name] = {"flops": flops, "ms": ms, "torch_ms": torch_ms, "rate": rate}
+    if pieces:
+        result["pieces"] = measure_pieces(torch, case, precision, result["ok"])
     return result
+
+
+# ------------------------------------------------------------------------------------------- backward pieces
+# One backward of the layer, piece by piece: what each costs alone, beside cuDNN's own piece. dx, dkernel and
+# dbias take dz = dy, the inputs check_ours has checked (the relu mask does not change their cost).
+PIECES = ("relu gradient", "dx (backward data)", "dkernel (backward filter)", "dbias")
+
+
+def grid_text(grid):
+    return "(" + ", ".join(str(int(g)) for g in grid) + ")"
+
+
+def recorded_launches(fn):
+    """Call ``fn`` once with the conv2d and activation launchers' ``get_kernel`` wrapped: the kernels it
+    launched, as "name grid x threads" (CuPy's own kernels, such as a reduction, are not seen)."""
+    modules = (conv_kernels, activation_kernels)
+    originals = [module.get_kernel for module in modules]
+    seen = []
+
+    def recording(get_kernel):
+        def get(filename, name, *options):
+            kernel = get_kernel(filename, name, *options)
+
+            def launch(grid, block, args, *rest, **kwargs):
+                seen.append(f"{name} {grid_text(grid)} x {int(block[0])}")
+                return kernel(grid, block, args, *rest, **kwargs)
+            return launch
+        return get
+    try:
+        for module, get_kernel in zip(modules, originals):
+            module.get_kernel = recording(get_kernel)
+        fn()
+    finally:
+        for module, get_kernel in zip(modules, originals):
+            module.get_kernel = get_kernel
+    return seen
+
+
+def ours_pieces(case, precision):
+    """piece -> the call that computes it alone, on the layer's forward (z, y) and dz = dy."""
+    c, args = case, geometry(case.shape)
+    z, y = conv2d_forward_cuda(c.x, c.kernel, c.bias, activation="relu", precision=precision, **args)
+    return {
+        "relu gradient": lambda: activation_backward_cuda(z, y, c.dy, "relu", {}),
+        "dx (backward data)": lambda: conv2d_backward_input_cuda(c.dy, c.kernel, c.x.shape, precision=precision,
+                                                                 **args),
+        "dkernel (backward filter)": lambda: conv2d_backward_kernel_cuda(c.x, c.dy, c.kernel.shape,
+                                                                         precision=precision, **args),
+        "dbias": lambda: conv.bias_gradient(c.dy),
+    }, (z, y)
+
+
+def check_relu_gradient(case, precision, z, y):
+    """gpu_dl's relu gradient against dy * (z > 0); a problem line and False where it differs at all."""
+    got = activation_backward_cuda(z, y, case.dy, "relu", {})
+    want = cupy.where(z > 0, case.dy, cupy.float32(0))
+    if bool(cupy.array_equal(got, want)):
+        return True
+    line = f"MISMATCH: gpu_dl {precision} {case.shape.label()}: the relu gradient is not dy * (z > 0); not timed"
+    print(line, file=sys.stderr, flush=True)
+    problems.append(line)
+    return False
+
+
+def torch_pieces(torch, case):
+    """cuDNN's pieces: aten.convolution_backward with one output selected, and the relu's threshold_backward;
+    None where the padding is not symmetric (convolution_backward takes one pad per side pair)."""
+    pad = torch_padding(case.shape)
+    if isinstance(pad, str):
+        return None
+    aten, F, c = torch.ops.aten, torch.nn.functional, case
+    with torch.no_grad():
+        y = F.relu(F.conv2d(c.tx, c.tw, c.tb, padding=pad))
+        x, w = c.tx.detach(), c.tw.detach()
+
+    def backward(mask):
+        def call():
+            with torch.no_grad():
+                return aten.convolution_backward(c.tdy, x, w, [w.shape[0]], [1, 1], list(pad), [1, 1], False,
+                                                 [0, 0], 1, mask)
+        return call
+    return {
+        "relu gradient": lambda: aten.threshold_backward(c.tdy, y, 0),
+        "dx (backward data)": backward([True, False, False]),
+        "dkernel (backward filter)": backward([False, True, False]),
+        "dbias": backward([False, False, True]),
+    }
+
+
+def measure_pieces(torch, case, precision, ok):
+    """piece -> {ms, torch_ms, kernels}: each backward piece timed alone (only after gpu_dl's check passed)."""
+    if ok:
+        pieces, (z, y) = ours_pieces(case, precision)
+        ok = check_relu_gradient(case, precision, z, y)
+    theirs = torch_pieces(torch, case) if torch is not None else None
+    out = {}
+    for piece in PIECES:
+        kernels = recorded_launches(pieces[piece]) if ok else []
+        if piece == "dbias" and ok:
+            kernels.append(f"CuPy sum(axis=0) of ({case.dy.size // case.shape.cout}, {case.shape.cout})")
+        out[piece] = {"ms": bc.time_gpu(pieces[piece], repeats=REPEATS) if ok else None,
+                      "torch_ms": time_torch(torch, theirs[piece]) if theirs is not None else None,
+                      "kernels": kernels}
+    return out
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -384,12 +492,36 @@ def check_table(results, precision, samples_note):
             + bc.table(["shape", "gpu_dl error", "gpu_dl", "PyTorch error"], rows))
 
 
+def pieces_table(results):
+    """One row per shape and backward piece: its time alone, its share of gpu_dl's forward + backward, cuDNN's
+    piece, and the kernels gpu_dl launched for it."""
+    rows = []
+    for shape, r in results:
+        step_ms = r["fwd+bwd"]["ms"]
+        for piece in PIECES:
+            t = r["pieces"][piece]
+            ms, torch_ms = t["ms"], t["torch_ms"]
+            rows.append([shape.label(), piece, "not timed" if ms is None else f"{ms * 1e3:.1f}",
+                         "-" if ms is None or not step_ms else f"{ms / step_ms:.0%}",
+                         "-" if torch_ms is None else f"{torch_ms * 1e3:.1f}",
+                         "-" if ms is None or torch_ms is None else f"{torch_ms / ms:.2f}x",
+                         " + ".join(t["kernels"]) or "-"])
+    return ("\nBackward pieces, each timed alone (dz = dy for dx, dkernel and dbias; the relu gradient from the "
+            "forward's z, y). cuDNN's pieces: torch.ops.aten.convolution_backward with output_mask selecting dx, "
+            "dkernel or dbias, and aten.threshold_backward for the relu. \"share\" is the piece's time over "
+            "gpu_dl's forward + backward above.\n\n"
+            + bc.table(["shape", "piece", "gpu_dl us", "share of gpu_dl fwd+bwd", "cuDNN us", "cuDNN / gpu_dl",
+                        "gpu_dl kernels (grid x threads)"], rows))
+
+
 def precision_section(title, results, precision, targets, samples_note):
     out = [f"\n### {title}\n"]
     for name, what in (("fwd", "Forward (bias + relu)"),
                        ("fwd+bwd", "Forward + backward (dx, dkernel, dbias; FLOPs = 3x forward)")):
         out.append(f"\n{what}:\n\n" + bc.table(pass_columns(targets),
                                                 [pass_row(shape, r[name], targets) for shape, r in results]))
+    if results and "pieces" in results[0][1]:
+        out.append(pieces_table(results))
     out.append(check_table(results, precision, samples_note))
     return "".join(out)
 
@@ -419,7 +551,8 @@ def run():
                                  "(gpu_dl run on the same samples)")
         for precision in ("tf32", "float32"):
             flags[precision] = set_torch_precision(torch, precision)
-            results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision])))
+            results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision],
+                                                      pieces=True)))
         if shape in SEED_SHAPES:
             set_torch_precision(torch, "tf32")
             results["bfloat16"].append((shape, measure(torch, case, "bfloat16", want, samples, rates["tf32"],
