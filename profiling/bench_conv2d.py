@@ -390,6 +390,17 @@ def recorded_launches(fn):
     return seen
 
 
+def bias_reductions(rows, channels):
+    """The CuPy reductions ``conv.bias_gradient`` runs on a (rows, channels) dy, as text."""
+    parts = conv.bias_row_split(rows)
+    if parts == 1:
+        return f"CuPy sum(axis=0) of ({rows}, {channels})"
+    per_part = rows // parts
+    text = f"CuPy sum(axis=1) of ({parts}, {per_part}, {channels}) + sum(axis=0) of ({parts}, {channels})"
+    left = rows - parts * per_part
+    return text + (f" + sum(axis=0) of ({left}, {channels}) + add" if left else "")
+
+
 def ours_pieces(case, precision):
     """piece -> the call that computes it alone, on the layer's forward (z, y) and dz = dy."""
     c, args = case, geometry(case.shape)
@@ -451,7 +462,7 @@ def measure_pieces(torch, case, precision, ok):
     for piece in PIECES:
         kernels = recorded_launches(pieces[piece]) if ok else []
         if piece == "dbias" and ok:
-            kernels.append(f"CuPy sum(axis=0) of ({case.dy.size // case.shape.cout}, {case.shape.cout})")
+            kernels.append(bias_reductions(case.dy.size // case.shape.cout, case.shape.cout))
         out[piece] = {"ms": bc.time_gpu(pieces[piece], repeats=REPEATS) if ok else None,
                       "torch_ms": time_torch(torch, theirs[piece]) if theirs is not None else None,
                       "kernels": kernels}
