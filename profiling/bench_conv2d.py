@@ -58,6 +58,33 @@ float32 (cuBLAS); each TFLOP/s is also given as a fraction of the matmul
 rate in the same precision. Without PyTorch, gpu_dl is reported alone and
 the strict-float32 rate comes from ``cupy.matmul``.
 
+Backward pieces (TF32 and strict float32 sections): each piece of the
+backward timed on its own, the same way (CUDA events, L2 flushed, after the
+result check above passed; the relu gradient is checked against
+dy * (z > 0) first): the relu gradient (``activation_backward_cuda``;
+PyTorch ``aten.threshold_backward``), dx (``conv2d_backward_input_cuda``,
+its kernel-transpose copy included; PyTorch
+``aten.convolution_backward`` with output_mask (True, False, False)),
+dkernel (``conv2d_backward_kernel_cuda``: the split-K tensor-core or exact
+kernel and, with more than one split, ``conv2d_bwd_filter_reduce``; mask
+(False, True, False)) and dbias (``conv.bias_gradient``; mask (False,
+False, True)). The last column lists the kernels gpu_dl launched for the
+piece, with grid and threads, recorded from the launchers on an untimed
+call. What the table is there to settle (2026-11-24, H100): the TF32
+forward + backward took 10 to 40 times the forward. By the launch
+geometry, most of that was the bias gradient: CuPy's ``sum(axis=0)`` of
+the (N*OH*OW, Cout) dy ran ceil(Cout / 32) blocks of 512 threads, each
+thread adding N*OH*OW / 16 values one after the other (6272 for
+128x28x28, 25088 for ResNet's 128x56x56), about 0.2 to 0.4 us each:
+1.4 to 2 ms on the seed shapes, about 10 ms on ResNet, the whole gap.
+``bias_gradient`` now sums in two stages of about sqrt(N*OH*OW) rows
+each; the dbias row shows what that costs. Next in line, also visible
+here: ``conv2d_bwd_filter_reduce_f32`` (ceil(KH*KW*Cin*Cout / 256)
+blocks, each thread adding all the splits in order: 4 to 8 blocks and
+392 to 512 serial adds on the seed 3x3-input and 1x1 shapes), and in
+strict float32 the exact backward-filter kernel (one thread per dk
+element summing up to 57344 positions in a row on ResNet).
+
 Usage: python profiling/bench_conv2d.py [--out FILE]
        GPU_DL_BENCH_SMOKE=1 python profiling/bench_conv2d.py   (tiny shapes: bench_common.py, conv_shapes.py)
 """
