@@ -58,6 +58,33 @@ float32 (cuBLAS); each TFLOP/s is also given as a fraction of the matmul
 rate in the same precision. Without PyTorch, gpu_dl is reported alone and
 the strict-float32 rate comes from ``cupy.matmul``.
 
+Backward pieces (TF32 and strict float32 sections): each piece of the
+backward timed on its own, the same way (CUDA events, L2 flushed, after the
+result check above passed; the relu gradient is checked against
+dy * (z > 0) first): the relu gradient (``activation_backward_cuda``;
+PyTorch ``aten.threshold_backward``), dx (``conv2d_backward_input_cuda``,
+its kernel-transpose copy included; PyTorch
+``aten.convolution_backward`` with output_mask (True, False, False)),
+dkernel (``conv2d_backward_kernel_cuda``: the split-K tensor-core or exact
+kernel and, with more than one split, ``conv2d_bwd_filter_reduce``; mask
+(False, True, False)) and dbias (``conv.bias_gradient``; mask (False,
+False, True)). The last column lists the kernels gpu_dl launched for the
+piece, with grid and threads, recorded from the launchers on an untimed
+call. What the table is there to settle (2026-11-24, H100): the TF32
+forward + backward took 10 to 40 times the forward. By the launch
+geometry, most of that was the bias gradient: CuPy's ``sum(axis=0)`` of
+the (N*OH*OW, Cout) dy ran ceil(Cout / 32) blocks of 512 threads, each
+thread adding N*OH*OW / 16 values one after the other (6272 for
+128x28x28, 25088 for ResNet's 128x56x56), about 0.2 to 0.4 us each:
+1.4 to 2 ms on the seed shapes, about 10 ms on ResNet, the whole gap.
+``bias_gradient`` now sums in two stages of about sqrt(N*OH*OW) rows
+each; the dbias row shows what that costs. Next in line, also visible
+here: ``conv2d_bwd_filter_reduce_f32`` (ceil(KH*KW*Cin*Cout / 256)
+blocks, each thread adding all the splits in order: 4 to 8 blocks and
+392 to 512 serial adds on the seed 3x3-input and 1x1 shapes), and in
+strict float32 the exact backward-filter kernel (one thread per dk
+element summing up to 57344 positions in a row on ResNet).
+
 Usage: python profiling/bench_conv2d.py [--out FILE]
        GPU_DL_BENCH_SMOKE=1 python profiling/bench_conv2d.py   (tiny shapes: bench_common.py, conv_shapes.py)
 """
@@ -76,6 +103,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 import conv_shapes  # noqa: E402
 from gpu_dl import backend  # noqa: E402
+from gpu_dl.ops import activation_kernels, conv_kernels  # noqa: E402
 from gpu_dl.ops import convolution as conv  # noqa: E402
 from gpu_dl.ops.activation_kernels import activation_backward_cuda  # noqa: E402
 from gpu_dl.ops.conv_kernels import (  # noqa: E402
@@ -329,8 +357,9 @@ def fraction(flops, ms, rate):
     return "-" if rate is None else f"{flops / (ms * 1e-3) / rate:.0%}"
 
 
-def measure(torch, case, precision, want, samples, rate, bf16_torch=False):
-    """Per pass ("fwd", "fwd+bwd"): {ours_ms, torch_ms, ...}; plus the check's errors."""
+def measure(torch, case, precision, want, samples, rate, bf16_torch=False, pieces=False):
+    """Per pass ("fwd", "fwd+bwd"): {ours_ms, torch_ms, ...}; plus the check's errors, and with ``pieces``
+    the backward's pieces timed alone (``measure_pieces``)."""
     shape = case.shape
     result = {"errors": None, "torch_errors": None, "ok": False, "error": None}
     try:
@@ -347,7 +376,124 @@ def measure(torch, case, precision, want, samples, rate, bf16_torch=False):
         ms = bc.time_gpu(ours_fn, repeats=REPEATS) if result["ok"] else None
         torch_ms = time_torch(torch, theirs_fn(torch, case, bf16_torch)) if torch is not None else None
         result[name] = {"flops": flops, "ms": ms, "torch_ms": torch_ms, "rate": rate}
+    if pieces:
+        result["pieces"] = measure_pieces(torch, case, precision, result["ok"])
     return result
+
+
+# ------------------------------------------------------------------------------------------- backward pieces
+# One backward of the layer, piece by piece: what each costs alone, beside cuDNN's own piece. dx, dkernel and
+# dbias take dz = dy, the inputs check_ours has checked (the relu mask does not change their cost).
+PIECES = ("relu gradient", "dx (backward data)", "dkernel (backward filter)", "dbias")
+
+
+def grid_text(grid):
+    return "(" + ", ".join(str(int(g)) for g in grid) + ")"
+
+
+def recorded_launches(fn):
+    """Call ``fn`` once with the conv2d and activation launchers' ``get_kernel`` wrapped: the kernels it
+    launched, as "name grid x threads" (CuPy's own kernels, such as a reduction, are not seen)."""
+    modules = (conv_kernels, activation_kernels)
+    originals = [module.get_kernel for module in modules]
+    seen = []
+
+    def recording(get_kernel):
+        def get(filename, name, *options):
+            kernel = get_kernel(filename, name, *options)
+
+            def launch(grid, block, args, *rest, **kwargs):
+                seen.append(f"{name} {grid_text(grid)} x {int(block[0])}")
+                return kernel(grid, block, args, *rest, **kwargs)
+            return launch
+        return get
+    try:
+        for module, get_kernel in zip(modules, originals):
+            module.get_kernel = recording(get_kernel)
+        fn()
+    finally:
+        for module, get_kernel in zip(modules, originals):
+            module.get_kernel = get_kernel
+    return seen
+
+
+def bias_reductions(rows, channels):
+    """The CuPy reductions ``conv.bias_gradient`` runs on a (rows, channels) dy, as text."""
+    parts = conv.bias_row_split(rows)
+    if parts == 1:
+        return f"CuPy sum(axis=0) of ({rows}, {channels})"
+    per_part = rows // parts
+    text = f"CuPy sum(axis=1) of ({parts}, {per_part}, {channels}) + sum(axis=0) of ({parts}, {channels})"
+    left = rows - parts * per_part
+    return text + (f" + sum(axis=0) of ({left}, {channels}) + add" if left else "")
+
+
+def ours_pieces(case, precision):
+    """piece -> the call that computes it alone, on the layer's forward (z, y) and dz = dy."""
+    c, args = case, geometry(case.shape)
+    z, y = conv2d_forward_cuda(c.x, c.kernel, c.bias, activation="relu", precision=precision, **args)
+    return {
+        "relu gradient": lambda: activation_backward_cuda(z, y, c.dy, "relu", {}),
+        "dx (backward data)": lambda: conv2d_backward_input_cuda(c.dy, c.kernel, c.x.shape, precision=precision,
+                                                                 **args),
+        "dkernel (backward filter)": lambda: conv2d_backward_kernel_cuda(c.x, c.dy, c.kernel.shape,
+                                                                         precision=precision, **args),
+        "dbias": lambda: conv.bias_gradient(c.dy),
+    }, (z, y)
+
+
+def check_relu_gradient(case, precision, z, y):
+    """gpu_dl's relu gradient against dy * (z > 0); a problem line and False where it differs at all."""
+    got = activation_backward_cuda(z, y, case.dy, "relu", {})
+    want = cupy.where(z > 0, case.dy, cupy.float32(0))
+    if bool(cupy.array_equal(got, want)):
+        return True
+    line = f"MISMATCH: gpu_dl {precision} {case.shape.label()}: the relu gradient is not dy * (z > 0); not timed"
+    print(line, file=sys.stderr, flush=True)
+    problems.append(line)
+    return False
+
+
+def torch_pieces(torch, case):
+    """cuDNN's pieces: aten.convolution_backward with one output selected, and the relu's threshold_backward;
+    None where the padding is not symmetric (convolution_backward takes one pad per side pair)."""
+    pad = torch_padding(case.shape)
+    if isinstance(pad, str):
+        return None
+    aten, F, c = torch.ops.aten, torch.nn.functional, case
+    with torch.no_grad():
+        y = F.relu(F.conv2d(c.tx, c.tw, c.tb, padding=pad))
+        x, w = c.tx.detach(), c.tw.detach()
+
+    def backward(mask):
+        def call():
+            with torch.no_grad():
+                return aten.convolution_backward(c.tdy, x, w, [w.shape[0]], [1, 1], list(pad), [1, 1], False,
+                                                 [0, 0], 1, mask)
+        return call
+    return {
+        "relu gradient": lambda: aten.threshold_backward(c.tdy, y, 0),
+        "dx (backward data)": backward([True, False, False]),
+        "dkernel (backward filter)": backward([False, True, False]),
+        "dbias": backward([False, False, True]),
+    }
+
+
+def measure_pieces(torch, case, precision, ok):
+    """piece -> {ms, torch_ms, kernels}: each backward piece timed alone (only after gpu_dl's check passed)."""
+    if ok:
+        pieces, (z, y) = ours_pieces(case, precision)
+        ok = check_relu_gradient(case, precision, z, y)
+    theirs = torch_pieces(torch, case) if torch is not None else None
+    out = {}
+    for piece in PIECES:
+        kernels = recorded_launches(pieces[piece]) if ok else []
+        if piece == "dbias" and ok:
+            kernels.append(bias_reductions(case.dy.size // case.shape.cout, case.shape.cout))
+        out[piece] = {"ms": bc.time_gpu(pieces[piece], repeats=REPEATS) if ok else None,
+                      "torch_ms": time_torch(torch, theirs[piece]) if theirs is not None else None,
+                      "kernels": kernels}
+    return out
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -384,12 +530,36 @@ def check_table(results, precision, samples_note):
             + bc.table(["shape", "gpu_dl error", "gpu_dl", "PyTorch error"], rows))
 
 
+def pieces_table(results):
+    """One row per shape and backward piece: its time alone, its share of gpu_dl's forward + backward, cuDNN's
+    piece, and the kernels gpu_dl launched for it."""
+    rows = []
+    for shape, r in results:
+        step_ms = r["fwd+bwd"]["ms"]
+        for piece in PIECES:
+            t = r["pieces"][piece]
+            ms, torch_ms = t["ms"], t["torch_ms"]
+            rows.append([shape.label(), piece, "not timed" if ms is None else f"{ms * 1e3:.1f}",
+                         "-" if ms is None or not step_ms else f"{ms / step_ms:.0%}",
+                         "-" if torch_ms is None else f"{torch_ms * 1e3:.1f}",
+                         "-" if ms is None or torch_ms is None else f"{torch_ms / ms:.2f}x",
+                         " + ".join(t["kernels"]) or "-"])
+    return ("\nBackward pieces, each timed alone (dz = dy for dx, dkernel and dbias; the relu gradient from the "
+            "forward's z, y). cuDNN's pieces: torch.ops.aten.convolution_backward with output_mask selecting dx, "
+            "dkernel or dbias, and aten.threshold_backward for the relu. \"share\" is the piece's time over "
+            "gpu_dl's forward + backward above.\n\n"
+            + bc.table(["shape", "piece", "gpu_dl us", "share of gpu_dl fwd+bwd", "cuDNN us", "cuDNN / gpu_dl",
+                        "gpu_dl kernels (grid x threads)"], rows))
+
+
 def precision_section(title, results, precision, targets, samples_note):
     out = [f"\n### {title}\n"]
     for name, what in (("fwd", "Forward (bias + relu)"),
                        ("fwd+bwd", "Forward + backward (dx, dkernel, dbias; FLOPs = 3x forward)")):
         out.append(f"\n{what}:\n\n" + bc.table(pass_columns(targets),
                                                 [pass_row(shape, r[name], targets) for shape, r in results]))
+    if results and "pieces" in results[0][1]:
+        out.append(pieces_table(results))
     out.append(check_table(results, precision, samples_note))
     return "".join(out)
 
@@ -419,7 +589,8 @@ def run():
                                  "(gpu_dl run on the same samples)")
         for precision in ("tf32", "float32"):
             flags[precision] = set_torch_precision(torch, precision)
-            results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision])))
+            results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision],
+                                                      pieces=True)))
         if shape in SEED_SHAPES:
             set_torch_precision(torch, "tf32")
             results["bfloat16"].append((shape, measure(torch, case, "bfloat16", want, samples, rates["tf32"],

@@ -45,16 +45,33 @@ class Table:
     """What one printed table must look like: its first columns, its number of rows, and the columns whose every
     cell must read as a number (``torch_numbers``: only where PyTorch ran)."""
 
-    def __init__(self, columns, rows, numbers=(), torch_numbers=(), equal=None):
+    def __init__(self, columns, rows, numbers=(), torch_numbers=(), equal=None, pattern=None):
         self.columns, self.rows, self.numbers, self.torch_numbers = tuple(columns), rows, numbers, torch_numbers
         self.equal = equal or {}   # column -> the text every cell must hold
+        # (key column, checked column, {key cell: regular expression the checked cell must match from its start})
+        self.pattern = pattern
 
 
-def conv_tables(rows):
+# The kernels bench_conv2d.py's backward pieces table must list (the launches it recorded), per piece.
+CONV_PIECE_KERNELS = {
+    "relu gradient": r"activation_bwd_f32 \(\d+\) x 256$",
+    "dx (backward data)": r"conv2d_bwd_data_(tf32_n(32|64)|f32) \(\d+\) x (128|256)$",
+    "dkernel (backward filter)": r"conv2d_bwd_filter_(tf32_n(32|64) \(\d+, 1, \d+\) x 128|f32 \(\d+, \d+\) x 256)"
+                                 r"( \+ conv2d_bwd_filter_reduce_f32 \(\d+\) x 256)?$",
+    "dbias": r"CuPy sum\(axis=0\) of \(\d+, (32|64)\)$",   # smoke shapes: fewer rows than bias_row_split splits
+}
+
+
+def conv_tables(rows, pieces=False):
+    """A precision's tables: forward, forward + backward, (with ``pieces``) the 4 backward pieces per shape,
+    the result check."""
     timing = Table(["shape (N x H x W x Cin -> Cout, window)", "gpu_dl us"], rows,
                    numbers=["gpu_dl us", "gpu_dl TFLOP/s"], torch_numbers=["cuDNN us", "cuDNN / gpu_dl"])
     check = Table(["shape", "gpu_dl error", "gpu_dl"], rows, equal={"gpu_dl": "ok"}, torch_numbers=["PyTorch error"])
-    return [timing, timing, check]
+    backward = Table(["shape", "piece", "gpu_dl us", "share of gpu_dl fwd+bwd"], 4 * rows,
+                     numbers=["gpu_dl us", "share of gpu_dl fwd+bwd"], torch_numbers=["cuDNN us", "cuDNN / gpu_dl"],
+                     pattern=("piece", "gpu_dl kernels (grid x threads)", CONV_PIECE_KERNELS))
+    return [timing, timing] + ([backward] if pieces else []) + [check]
 
 
 LAYER_COLUMNS = ["layer", "shape", "pass", "error", "gpu_dl us", "unit", "gpu_dl rate"]
@@ -76,7 +93,8 @@ SCRIPTS = {
         Table(["batch", "gpu_dl GPU"], 2, numbers=["gpu_dl GPU", "gpu_dl GPU, CuPy's pool", "gpu_dl CPU (NumPy)"],
               torch_numbers=["PyTorch eager GPU"]),
     ],
-    "bench_conv2d.py": conv_tables(7) + conv_tables(7) + conv_tables(6),   # TF32, float32, bfloat16 (seed shapes)
+    # TF32 and float32 with the backward pieces, bfloat16 (seed shapes) without
+    "bench_conv2d.py": conv_tables(7, pieces=True) + conv_tables(7, pieces=True) + conv_tables(6),
     "bench_pooling.py": [
         Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "gpu_dl GB/s"], 14,
               numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
@@ -146,6 +164,9 @@ def check_tables(text, expected, torch):
                 assert is_number(cell[column]), f"{column} = {cell[column]!r} in {row}"
             for column, text_wanted in want.equal.items():
                 assert cell[column] == text_wanted, f"{column} = {cell[column]!r} in {row}"
+            if want.pattern is not None:
+                key, column, patterns = want.pattern
+                assert re.match(patterns[cell[key]], cell[column]), f"{column} = {cell[column]!r} in {row}"
             if not torch:   # gpu_dl alone: nothing is filled in for PyTorch
                 for column in want.torch_numbers:
                     assert cell[column] == "-", f"{column} = {cell[column]!r} without PyTorch"
@@ -228,6 +249,8 @@ def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
         assert len(timing) == 6 and all(row[1] == "not timed" for rows in timing for row in rows)
         checks = [rows for columns, rows in tables if columns[1] == "gpu_dl error"]
         assert all(row[2] == "MISMATCH" for rows in checks for row in rows)
+        pieces = [rows for columns, rows in tables if columns[1] == "piece"]
+        assert len(pieces) == 2 and all(row[2] == "not timed" and row[6] == "-" for rows in pieces for row in rows)
     elif script == "bench_pooling.py":
         assert "**Problems** (these rows were not timed)" in done.stdout
         assert all(row[4] == "not timed" for columns, rows in tables for row in rows)

@@ -78,6 +78,31 @@ def test_conv2d_gradients_match_finite_differences(xp, rng, case):
     numpy.testing.assert_allclose(to_numpy(conv.bias_gradient(weights)), to_numpy(weights).sum(axis=(0, 1, 2)))
 
 
+# Row counts on both sides of the two-stage split (4096), with and without rows left over after the parts.
+@pytest.mark.parametrize("rows, channels", [(1, 3), (17, 64), (4095, 5), (4096, 1), (5003, 3), (10000, 64)])
+def test_bias_gradient_sums_every_row(xp, rng, rows, channels):
+    dy = rng.standard_normal((rows, channels))
+    cases = [(numpy.float64, 1e-10), (numpy.float32, 2e-3)]
+    if rows >= 4096:   # the two stages add float16 in float32 (a one-stage sum's accumulator is its library's)
+        cases.append((numpy.float16, 0.5))
+    for dtype, atol in cases:
+        cast = dy.astype(dtype)
+        got = conv.bias_gradient(xp.asarray(cast).reshape(1, rows, 1, channels))
+        assert got.dtype == dtype and got.shape == (channels,)
+        numpy.testing.assert_allclose(to_numpy(got).astype(numpy.float64), cast.astype(numpy.float64).sum(axis=0),
+                                      rtol=1e-3 if dtype == numpy.float16 else 1e-6, atol=atol)
+
+
+def test_bias_gradient_splits_a_convolutions_rows():
+    """The benchmark's dy (128 x 28 x 28 and 128 x 56 x 56 rows) is summed in about sqrt(M) parts of about
+    sqrt(M) rows (CuPy's one-stage reduction over axis 0 runs ceil(C / 32) blocks); small ones in one stage."""
+    assert conv.bias_row_split(1) == conv.bias_row_split(4095) == 1
+    for rows in (128 * 28 * 28, 128 * 56 * 56):
+        parts = conv.bias_row_split(rows)
+        assert 300 <= parts <= 700 and rows // parts <= 700, (rows, parts)
+    assert conv.bias_row_split(4096) == 64
+
+
 def test_conv2d_float32_stays_float32(xp, rng):
     x = xp.asarray(rng.standard_normal((2, 6, 6, 3)), dtype=xp.float32)
     kernel = xp.asarray(rng.standard_normal((3, 3, 3, 4)), dtype=xp.float32)
