@@ -97,8 +97,8 @@
 // Status: run on an H100 80GB HBM3 on 2026-11-23: GPU tier of tests/test_optimizer_update.py passed,
 // compute-sanitizer memcheck and racecheck clean, 103-116% of the measured copy bandwidth
 // (profiling/results/).
-// lion_update, lamb_moments and lamb_apply: not yet run on a GPU (compiled with NVRTC and run on the
-// emulated GPU of tests/emulated_gpu only).
+// All kernels, lion_update, lamb_moments and lamb_apply included, again on 2026-11-24: tests passed,
+// compute-sanitizer clean; Lion at 104% of the copy bandwidth, Lamb at 39%.
 #include "common.cuh"
 
 // mul_rn and nan_max (NumPy's rounding of a product, numpy.maximum) come from common.cuh.
