@@ -316,7 +316,7 @@ class Dense(lora.LoraLayer, Layer):
                 else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" \
                 else gptq.dequantized_kernel(self, dz.dtype) if mode == "gptq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
-                self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
+                self.bias.grad = sum_axes(dz.reshape(-1, self.units), 0)
             return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)
