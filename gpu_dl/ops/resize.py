@@ -127,13 +127,12 @@ def _scatter_axis_backward(dy, axis, n_in, interpolation):
     dy), and add in a float64 copy; float16 adds in float32 here (atomic float16 adds would round each time)."""
     xp = array_module(dy)
     acc = numpy.float32 if dy.dtype == numpy.float16 else dy.dtype
-    shape = dy.shape[:axis] + (n_in,) + dy.shape[axis + 1:]
-    dx = xp.zeros(shape, dtype=acc)
-    target = xp.moveaxis(dx, axis, 0)       # a view: the scatter writes dx
+    # the scatter's target is C-contiguous with the axis first: the scatter indexes it as a flat array
+    moved = xp.zeros((n_in,) + dy.shape[:axis] + dy.shape[axis + 1:], dtype=acc)
     for index, weight in _plan_of(dy, n_in, dy.shape[axis], interpolation):
         part = dy if weight is None else dy * _broadcast(weight, dy.ndim, axis)
-        xp.add.at(target, index, xp.moveaxis(part, axis, 0).astype(acc, copy=False))
-    return dx.astype(dy.dtype, copy=False)
+        xp.add.at(moved, index, xp.moveaxis(part, axis, 0).astype(acc, copy=False))
+    return xp.ascontiguousarray(xp.moveaxis(moved, 0, axis)).astype(dy.dtype, copy=False)
 
 
 def resize(x, height, width, interpolation="bilinear"):
