@@ -3,11 +3,12 @@
 CuPy reduces a C-contiguous ``(M, C)`` array over axis 0 with ceil(C / 32) blocks of 512 threads (32 columns
 by 16 rows of threads), each thread adding M / 16 elements one after the other. A bias or normalization-weight
 gradient (M = 65536 rows of C = 1024 columns) runs on 32 blocks, 4096 dependent loads per thread: milliseconds
-where the data takes tens of microseconds to read. A reduction over the trailing axis does not have that
-problem (one block per output row, the threads reading the row side by side); only leading-axis sums need this.
+where the data takes tens of microseconds to read. The rule is about outputs that lie side by side in
+memory with their summed elements a whole row apart, so leading-axis sums are the ones split here.
 
 ``column_sum`` sums as ``(parts, M / parts, C)`` over axis 1, then over the parts, with about sqrt(M) rows in
-each: both stages have about sqrt(M) / 16 loads per thread, the first about M * C / (32 sqrt(M)) / 16 blocks.
+each: both stages have about sqrt(M) / 16 loads per thread, the first sqrt(M) * C / 32 blocks (8192 for
+the example above), the second C / 32 blocks over sqrt(M) rows.
 NumPy arrays are summed as they always were (their callers choose how).
 """
 from __future__ import annotations
