@@ -7,6 +7,7 @@ import numpy
 
 from .. import activations, backend
 from ..ops.dense import dense_backward, dense_forward
+from ..ops.device_reduction import sum_axes
 from . import awq_weights, float8_training, lora, quantized
 from .. import gptq
 from .base import Layer, shape_tuple
@@ -306,7 +307,7 @@ class Dense(lora.LoraLayer, Layer):
             if self.trainable:
                 self.kernel.grad = dkernel
                 if self.use_bias:
-                    self.bias.grad = float8_training.bias_gradient(self, dz.reshape(-1, self.units).sum(axis=0))
+                    self.bias.grad = float8_training.bias_gradient(self, sum_axes(dz.reshape(-1, self.units), 0))
             return dx
         if mode is not None:
             # Keras's gradient of a quantized kernel: the inputs' through the dequantized kernel; none for the
@@ -315,7 +316,7 @@ class Dense(lora.LoraLayer, Layer):
                 else awq_weights.kernel(self, self.units, dz.dtype) if mode == "awq" \
                 else gptq.dequantized_kernel(self, dz.dtype) if mode == "gptq" else self._int4_kernel(dz.dtype)
             if self.trainable and self.use_bias:
-                self.bias.grad = dz.reshape(-1, self.units).sum(axis=0)
+                self.bias.grad = sum_axes(dz.reshape(-1, self.units), 0)
             return self.add_low_rank_backward(x, dz, dz @ kernel.T if self.input_gradient_wanted else None)
         dx, dkernel, dbias = dense_backward(x, self.kernel.value, dz, need_input_grad=self.input_gradient_wanted,
                                             need_weight_grads=self.trainable, has_bias=self.use_bias)

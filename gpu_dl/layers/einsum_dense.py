@@ -42,6 +42,7 @@ from .. import activations, initializers
 from ..backend import array_module
 from . import awq_weights, float8_training, lora, quantized
 from .. import gptq
+from ..ops.device_reduction import sum_axes
 from .base import Layer
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -465,7 +466,7 @@ class EinsumDense(lora.LoraLayer, Layer):
             if self.bias is not None:
                 lead = dz.ndim - self.bias.value.ndim
                 axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(self.bias.shape) if d == 1)
-                dbias = dz.sum(axis=axes, keepdims=True).reshape(self.bias.shape)
+                dbias = sum_axes(dz, axes, keepdims=True).reshape(self.bias.shape)
                 self.bias.grad = float8_training.bias_gradient(self, dbias) if operands else dbias
         if operands:
             # float8: the product's gradients with the fake-quantized operands and output gradient

@@ -36,6 +36,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops import attention as ops
+from ..ops.device_reduction import sum_axes
 from . import build_shapes
 from . import quantized
 from .base import Layer, layer_path, scoped_path, unique_name
@@ -501,7 +502,7 @@ class HeadAttention(Layer):
             g = dout.reshape(dout.shape[0], dout.shape[1], -1)        # (B, T, O)
             kernel.grad = (flat.reshape(-1, flat.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(kernel.shape)
             if bias is not None:
-                bias.grad = g.sum(axis=(0, 1)).reshape(bias.shape)
+                bias.grad = sum_axes(g, (0, 1)).reshape(bias.shape)
             dheads = (g @ w.T).reshape(b, t, n, -1).transpose(0, 2, 1, 3)
         # The returned scores are the weights before dropout (Keras's): their gradient joins the softmax's.
         dp, dvh = ops.weighted_values_backward(_grouped(dheads, groups), dropped, vh, keep)
@@ -525,7 +526,7 @@ class HeadAttention(Layer):
         g = dy.reshape(dy.shape[0] * dy.shape[1], -1)
         kernel.grad = (x.reshape(-1, x.shape[-1]).T @ g).reshape(kernel.shape)
         if bias is not None:
-            bias.grad = g.sum(axis=0).reshape(bias.shape)
+            bias.grad = sum_axes(g, 0).reshape(bias.shape)
         return (g @ kernel.value.reshape(kernel.shape[0], -1).T).reshape(x.shape)
 
     def compute_mask(self, x, mask=None):

@@ -396,7 +396,8 @@ class RMSNormalization(_Normalization):
         positions, _, shape = self._axes_of(x)
         # Keras computes in float32 at least (a float16 input included).
         work = x if x.dtype.itemsize >= 4 else x.astype("float32")
-        y, inv = rms_normalize(work, positions, self.epsilon, self._param(self.scale, shape).astype(work.dtype))
+        scale = self._param(self.scale, shape).astype(work.dtype, copy=False)    # no copy in the same dtype
+        y, inv = rms_normalize(work, positions, self.epsilon, scale)
         self._saved = (work, inv) if training else None
         return y.astype(x.dtype, copy=False)
 

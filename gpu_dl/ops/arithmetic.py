@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import array_module
+from .device_reduction import sum_axes
 
 
 def reduce_to_shape(g, shape):
@@ -19,7 +20,7 @@ def reduce_to_shape(g, shape):
     shape = tuple(shape)
     extra = g.ndim - len(shape)
     if extra:
-        g = g.sum(axis=tuple(range(extra)))
+        g = sum_axes(g, tuple(range(extra)))
     stretched = tuple(i for i, (gs, s) in enumerate(zip(g.shape, shape)) if s == 1 and gs != 1)
     return g.sum(axis=stretched, keepdims=True) if stretched else g
 

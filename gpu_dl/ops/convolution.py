@@ -40,19 +40,16 @@ element by element, tens of times slower).
 """
 from __future__ import annotations
 
-import math
-
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from ..backend.launch import float16_through_float32
+from .device_reduction import column_sum, row_split
 
 _IM2COL_BYTES = 4 << 20   # per block of im2col rows; 1 to 16 MiB timed within about 10% of each other on 2 cores
 _TAP_SPLIT_CHANNEL_RATIO = 4   # tap split where Cin >= this * Cout (and Cin >= 8): im2col would copy far more than
 _TAP_SPLIT_MIN_CHANNELS = 8    # the product writes (the input gradient of a first layer, 32 -> 3 channels)
 _TAP_SPLIT_BLOCK_BYTES = 2 << 20   # rows per block of the tap-split product: input + output rows in cache
-# CuPy arrays of at least this many rows sum their columns in two stages (bias_row_split).
-_BIAS_SPLIT_MIN_ROWS = 4096
 
 
 def is_cupy(a) -> bool:
@@ -388,33 +385,14 @@ def _grouped_backward_input(dy, kernel, input_shape, groups, strides, padding, d
     return dx_padded[:, pt:pt + h, pl:pl + w].reshape(n, h, w, cin)
 
 
-def bias_row_split(rows: int) -> int:
-    """How many parts of about sqrt(rows) rows ``bias_gradient`` sums separately on CuPy arrays (1: no split).
-
-    CuPy reduces a C-contiguous (M, C) array over axis 0 with ceil(C / 32) blocks of 512 threads, each thread
-    adding M / 16 elements one after the other: for a convolution's dy (M = N*OH*OW = 100352 rows of 64
-    channels) that is 2 blocks on the whole GPU and 6272 dependent loads per thread, milliseconds where the
-    data takes microseconds to read. Summed as (parts, M / parts, C) over axis 1 and then over the parts,
-    both stages have about sqrt(M) / 16 loads per thread, and the first about M * C / (32 sqrt(M)) blocks.
-    """
-    return 1 if rows < _BIAS_SPLIT_MIN_ROWS else rows // math.isqrt(rows)
+bias_row_split = row_split   # how many parts bias_gradient sums a CuPy dy's rows in
 
 
 def bias_gradient(dy):
     """dL/dbias: dy summed over every axis but the channels."""
     rows = dy.reshape(-1, dy.shape[-1])
     if is_cupy(dy):
-        parts = bias_row_split(rows.shape[0])
-        if parts == 1:
-            return rows.sum(axis=0)
-        # float16 partial sums would round twice: the stages add in float32 and the result is cast back
-        acc = numpy.float32 if rows.dtype == numpy.float16 else rows.dtype
-        per_part = rows.shape[0] // parts
-        whole = parts * per_part
-        total = rows[:whole].reshape(parts, per_part, rows.shape[1]).sum(axis=1, dtype=acc).sum(axis=0)
-        if whole < rows.shape[0]:   # fewer than `parts` rows left over
-            total += rows[whole:].sum(axis=0, dtype=acc)
-        return total.astype(rows.dtype, copy=False)
+        return column_sum(rows)    # in two stages of about sqrt(M) rows each (device_reduction)
     # a BLAS matrix-vector product: on all cores, blocked (closer to the float64 sum than NumPy's
     # row-by-row accumulation), and several times faster than sum(axis=0)
     return numpy.ones(rows.shape[0], dtype=rows.dtype) @ rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 
 from ..backend.launch import float16_through_float32
+from .device_reduction import sum_axes
 
 _float16_on_numpy = functools.partial(float16_through_float32, numpy_only=True)
 
@@ -36,5 +37,5 @@ def dense_backward(x, kernel, dy, *, need_input_grad=True, need_weight_grads=Tru
         rows_dy = dy.reshape(-1, dy.shape[-1])
         dkernel = rows_in.T @ rows_dy
         if has_bias:
-            dbias = rows_dy.sum(axis=0)
+            dbias = sum_axes(rows_dy, 0)
     return dx, dkernel, dbias

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import array_module
+from .device_reduction import sum_axes
 
 # Keras's backend.epsilon(), which its masked moments add to the count of kept positions.
 MASKED_COUNT_EPSILON = 1e-7
@@ -109,8 +110,9 @@ def normalize_backward(dy, saved, stat_axes, param_axes, gamma=None, *, through_
     xhat = (x - mean) * inv
     dgamma = dbeta = dx = None
     if need_param_grads:
-        dgamma = (dy * xhat).sum(axis=param_axes, keepdims=True)
-        dbeta = dy.sum(axis=param_axes, keepdims=True)
+        # over the leading (batch) axes: split on the GPU, where CuPy would run a few long blocks
+        dgamma = sum_axes(dy * xhat, param_axes, keepdims=True)
+        dbeta = sum_axes(dy, param_axes, keepdims=True)
     if not need_input_grad:
         return dx, dgamma, dbeta
     dxhat = dy if gamma is None else dy * gamma
@@ -147,7 +149,7 @@ def rms_scale_backward(dy, saved, stat_axes, param_axes, gamma=None, *, need_inp
     x, mean, inv = saved.x, saved.mean, saved.inv
     dgamma = dx = None
     if need_param_grads:
-        dgamma = (dy * (x * inv)).sum(axis=param_axes, keepdims=True)
+        dgamma = sum_axes(dy * (x * inv), param_axes, keepdims=True)
     if need_input_grad:
         dz = dy if gamma is None else dy * gamma
         # y = x * inv: d/dx through x, and through inv by way of the variance, whose gradient is 2 (x - mean) / n.
@@ -200,7 +202,7 @@ def rms_normalize_backward(dy, x, inv, axes, param_axes, scale=None, *, need_inp
     where ``dz = dy * scale``."""
     dx = dscale = None
     if need_param_grads:
-        dscale = (dy * (x * inv)).sum(axis=param_axes, keepdims=True)
+        dscale = sum_axes(dy * (x * inv), param_axes, keepdims=True)
     if need_input_grad:
         dz = dy if scale is None else dy * scale
         dx = inv * dz - x * ((inv * inv * inv) * (dz * x).mean(axis=axes, keepdims=True))

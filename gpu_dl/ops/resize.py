@@ -28,9 +28,12 @@ elements), the height first, then the width.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy
 
 from ..backend import array_module
+from .device_reduction import is_cupy
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -63,6 +66,20 @@ def axis_plan(n_in, n_out, interpolation, dtype=numpy.float32):
     return [(lower, (real(1) - upper_weight).astype(real)), (upper, upper_weight)]
 
 
+@functools.lru_cache(maxsize=64)
+def _array_plan(xp, device, n_in, n_out, interpolation, dtype):
+    """``axis_plan`` as arrays of ``xp`` in ``dtype`` on ``device``, made once per sizes: each call used to
+    copy its four index and weight arrays from pageable host memory, a copy that stalls the host."""
+    del device      # part of the key only: the arrays are made on the current device
+    return tuple((xp.asarray(index), None if weight is None else xp.asarray(weight, dtype=dtype))
+                 for index, weight in axis_plan(n_in, n_out, interpolation, dtype))
+
+
+def _plan_of(x, n_in, n_out, interpolation):
+    return _array_plan(array_module(x), getattr(getattr(x, "device", None), "id", None), n_in, n_out,
+                       interpolation, numpy.dtype(x.dtype))
+
+
 def _broadcast(weights, ndim, axis):
     return weights.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
 
@@ -74,10 +91,10 @@ def resize_axis(x, axis, n_out, interpolation):
         return x
     xp = array_module(x)
     out = None
-    for index, weight in axis_plan(n_in, n_out, interpolation, x.dtype):
-        value = xp.take(x, xp.asarray(index), axis=axis)
+    for index, weight in _plan_of(x, n_in, n_out, interpolation):
+        value = xp.take(x, index, axis=axis)
         if weight is not None:
-            value = value * _broadcast(xp.asarray(weight, dtype=x.dtype), x.ndim, axis)
+            value = value * _broadcast(weight, x.ndim, axis)
         out = value if out is None else out + value
     return out
 
@@ -88,6 +105,8 @@ def resize_axis_backward(dy, axis, n_in, interpolation):
     if n_in == n_out:
         return dy
     xp = array_module(dy)
+    if is_cupy(dy):
+        return _scatter_axis_backward(dy, axis, n_in, interpolation)
     g = xp.moveaxis(dy, axis, 0).reshape(n_out, -1)
     rest = g.shape[1]
     column = xp.arange(rest, dtype=xp.int64)
@@ -99,6 +118,21 @@ def resize_axis_backward(dy, axis, n_in, interpolation):
         dx = part if dx is None else dx + part
     moved = dx.astype(dy.dtype, copy=False).reshape((n_in,) + tuple(numpy.delete(dy.shape, axis)))
     return xp.ascontiguousarray(xp.moveaxis(moved, 0, axis))
+
+
+def _scatter_axis_backward(dy, axis, n_in, interpolation):
+    """``resize_axis_backward`` on CuPy arrays: one atomic-add scatter of whole slices per interpolation node,
+    into a gradient shaped like the input. CuPy's ``bincount`` would make two host synchronisations per call
+    (its check for negative bins and its maximum bin, each a reduction over an int64 index per element of
+    dy), and add in a float64 copy; float16 adds in float32 here (atomic float16 adds would round each time)."""
+    xp = array_module(dy)
+    acc = numpy.float32 if dy.dtype == numpy.float16 else dy.dtype
+    # the scatter's target is C-contiguous with the axis first: the scatter indexes it as a flat array
+    moved = xp.zeros((n_in,) + dy.shape[:axis] + dy.shape[axis + 1:], dtype=acc)
+    for index, weight in _plan_of(dy, n_in, dy.shape[axis], interpolation):
+        part = dy if weight is None else dy * _broadcast(weight, dy.ndim, axis)
+        xp.add.at(moved, index, xp.moveaxis(part, axis, 0).astype(acc, copy=False))
+    return xp.ascontiguousarray(xp.moveaxis(moved, 0, axis)).astype(dy.dtype, copy=False)
 
 
 def resize(x, height, width, interpolation="bilinear"):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from .convolution import is_cupy
+from .device_reduction import sum_axes
 
 
 def _fused(activation, recurrent_activation, x):
@@ -76,7 +77,7 @@ def _weight_gradients(h_prev, dz, mask):
     """One product each over all steps: drecurrent (h_prev under the recurrent ``mask``) and dbias (the sum of
     dz's rows)."""
     t, n, g = dz.shape
-    return _recurrent_weight_gradient(h_prev, mask, dz), dz.reshape(t * n, g).sum(axis=0)
+    return _recurrent_weight_gradient(h_prev, mask, dz), sum_axes(dz.reshape(t * n, g), 0)
 
 
 def _masked(h, mask):
@@ -373,7 +374,7 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     drecurrent = _recurrent_weight_gradient(h[:-1], mask, dhr)
     dkernel, dx = _input_gradients(x, input_mask, dxw, kernel, want_input)
     dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
-    dbias = xp.stack([dxw.sum(axis=0), dhr.sum(axis=0)]) if has_bias else None
+    dbias = xp.stack([sum_axes(dxw, 0), sum_axes(dhr, 0)]) if has_bias else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
@@ -439,7 +440,7 @@ def gru_reset_before_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     dkernel, dx = _input_gradients(x, input_mask, da, kernel, want_input)
     drecurrent = xp.concatenate([_recurrent_weight_gradient(h[:-1], _first_gates(mask, 2), da[:, :, :2 * u]),
                                  (gates[:, :, u:2 * u] * h_in).reshape(rows, u).T @ da_rows[:, 2 * u:]], axis=1)
-    dbias = da_rows.sum(axis=0) if has_bias else None
+    dbias = sum_axes(da_rows, 0) if has_bias else None
     return dx, dkernel, drecurrent, dbias, dh_next
 
 
