@@ -50,6 +50,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
+from ..ops.resize import scatter_taps
 from .base import Layer
 from .image_dicts import call_on_dict, clip_boxes, convert, per_image
 from .seed_generator import SeedGenerator
@@ -189,17 +190,13 @@ def affine_resample_backward(dy, matrices, fill_mode="reflect", interpolation="b
     n, h, w, c = dy.shape
     size = n * h * w * c
     channel = xp.arange(c, dtype=xp.int64)
-    dx = None
-    for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp,
-                                     _position_dtype(matrices, dy.dtype)):
-        g = dy
-        if weight is not None:
-            g = g * weight[..., None]
-        if valid is not None:
-            g = g * valid[..., None]
-        index = (flat[..., None] * c + channel).ravel()
-        part = xp.bincount(index, weights=g.ravel(), minlength=size)
-        dx = part if dx is None else dx + part
+
+    def weighted(weight, valid):
+        g = dy if weight is None else dy * weight[..., None]
+        return g if valid is None else g * valid[..., None]
+    dx = scatter_taps((((flat[..., None] * c + channel).ravel(), weighted(weight, valid).ravel())
+                       for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp,
+                                                        _position_dtype(matrices, dy.dtype))), size, xp)
     return dx.reshape(n, h, w, c).astype(dy.dtype, copy=False)
 
 

@@ -82,6 +82,16 @@ def resize_axis(x, axis, n_out, interpolation):
     return out
 
 
+def scatter_taps(taps, size, xp):
+    """The float64 vector of ``size`` entries that the ``(flat index, values)`` pairs of ``taps`` add up to, repeated
+    indices summing: the adjoint of sampling. One ``add.at`` per tap, CuPy's an atomic-add scatter that, unlike
+    its ``bincount`` (which checks its indices on the host), makes the host wait for nothing."""
+    out = xp.zeros(size, dtype=xp.float64)
+    for index, values in taps:
+        xp.add.at(out, index, values)
+    return out
+
+
 def resize_axis_backward(dy, axis, n_in, interpolation):
     """The gradient of ``resize_axis`` with respect to its input of ``n_in`` entries along ``axis``."""
     n_out = dy.shape[axis]
@@ -91,12 +101,10 @@ def resize_axis_backward(dy, axis, n_in, interpolation):
     g = xp.moveaxis(dy, axis, 0).reshape(n_out, -1)
     rest = g.shape[1]
     column = xp.arange(rest, dtype=xp.int64)
-    dx = None
-    for index, weight in axis_plan(n_in, n_out, interpolation, dy.dtype):
-        part = g if weight is None else g * xp.asarray(weight, dtype=dy.dtype)[:, None]
-        flat = (xp.asarray(index)[:, None] * rest + column[None, :]).ravel()
-        part = xp.bincount(flat, weights=part.ravel(), minlength=n_in * rest)
-        dx = part if dx is None else dx + part
+    taps = (((xp.asarray(index)[:, None] * rest + column[None, :]).ravel(),
+             (g if weight is None else g * xp.asarray(weight, dtype=dy.dtype)[:, None]).ravel())
+            for index, weight in axis_plan(n_in, n_out, interpolation, dy.dtype))
+    dx = scatter_taps(taps, n_in * rest, xp)
     moved = dx.astype(dy.dtype, copy=False).reshape((n_in,) + tuple(numpy.delete(dy.shape, axis)))
     return xp.ascontiguousarray(xp.moveaxis(moved, 0, axis))
 

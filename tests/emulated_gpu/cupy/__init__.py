@@ -114,9 +114,17 @@ class ndarray(numpy.ndarray):
         return out[0] if out and out[0] is not None else _device(result)
 
     def __array_function__(self, func, types, args, kwargs):
-        if kwargs.get("out") is not None:
-            _refuse_host_operands(func, (), _outs(kwargs["out"]))
-        return super().__array_function__(func, types, args, kwargs)
+        out = kwargs.get("out")
+        if out is not None:
+            _refuse_host_operands(func, (), _outs(out))
+        # NumPy's function runs on plain views, as CuPy's runs CuPy's own code: NumPy's internals may combine the
+        # operands with host arrays of their own, which is no mixing of the caller's. Array results come back as
+        # device arrays; an ``out`` given comes back as itself.
+        result = func(*_plain(args), **_plain(kwargs))
+        if out is not None and not isinstance(out, tuple) and isinstance(result, numpy.ndarray) \
+                and result.base is not None and result.ctypes.data == out.ctypes.data and result.shape == out.shape:
+            return out
+        return _on_device(result)
 
     def get(self, stream=None):
         _declare_synchronize()
@@ -174,6 +182,27 @@ def _device(a):
     if isinstance(a, numpy.ndarray) and not isinstance(a, ndarray):
         return a.view(ndarray)
     return a
+
+
+def _plain(value):
+    """``value`` with the device arrays in it (in lists, tuples and dicts too) seen as plain NumPy arrays."""
+    if isinstance(value, ndarray):
+        return value.view(numpy.ndarray)
+    if type(value) in (list, tuple):
+        return type(value)(_plain(v) for v in value)
+    if type(value) is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _on_device(value):
+    """A NumPy function's result with its arrays (in lists, tuples and named tuples too) made device arrays."""
+    if isinstance(value, numpy.ndarray):
+        return _device(value)
+    if isinstance(value, (list, tuple)):
+        items = [_on_device(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
 
 
 def asarray(a, dtype=None, order=None):
