@@ -110,8 +110,8 @@ class ndarray(numpy.ndarray):
         if method == "at":
             return None
         if isinstance(result, tuple):
-            return tuple(o if o is not None else _device(r) for r, o in zip(result, out or (None,) * len(result)))
-        return out[0] if out and out[0] is not None else _device(result)
+            return tuple(o if o is not None else _device_0d(r) for r, o in zip(result, out or (None,) * len(result)))
+        return out[0] if out and out[0] is not None else _device_0d(result)
 
     def __array_function__(self, func, types, args, kwargs):
         out = kwargs.get("out")
@@ -172,7 +172,7 @@ class ndarray(numpy.ndarray):
         keys = key if isinstance(key, tuple) else (key,)
         if any(isinstance(k, numpy.ndarray) and k.dtype == bool and k.ndim > 0 for k in keys):
             _declare_synchronize()
-        return super().__getitem__(key)
+        return _device_0d(super().__getitem__(key))
 
     def set(self, array, stream=None):
         self[...] = array
@@ -182,6 +182,11 @@ def _device(a):
     if isinstance(a, numpy.ndarray) and not isinstance(a, ndarray):
         return a.view(ndarray)
     return a
+
+
+def _device_0d(a):
+    # CuPy's element reads, ufuncs and reductions give 0-d device arrays where NumPy's give scalars.
+    return _device(numpy.asarray(a)) if isinstance(a, numpy.generic) else _device(a)
 
 
 def _plain(value):
