@@ -1363,18 +1363,19 @@ class Layer:
             )
 
     def _as_input(self, x):
-        """``x`` as an array of real numbers: nested lists become arrays on the current device, as Keras
-        converts them; complex, text or object data is refused rather than silently cast."""
+        """``x`` as an array of real numbers: nested lists and host NumPy arrays become arrays on the current
+        device, as Keras converts them (the layer's weights live there, and CuPy refuses host operands);
+        complex, text or object data is refused rather than silently cast."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             try:
-                x = backend.to_device(numpy.asarray(x))
+                x = numpy.asarray(x)
             except (TypeError, ValueError) as e:
                 raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes an array or nested lists of "
                                 f"numbers, got {type(x).__name__} ({e}).") from None
         if numpy.dtype(x.dtype).kind not in "biuf":
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes real numbers, got an array of "
                             f"{numpy.dtype(x.dtype).name}.")
-        return x
+        return backend.to_device(x) if isinstance(x, numpy.ndarray) else x
 
     @layer_losses.top_level
     def first_argument_name(self):

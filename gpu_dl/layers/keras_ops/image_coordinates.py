@@ -36,6 +36,7 @@ def coordinate_taps(shape, coordinates, order, fill_mode, xp):
     strides = numpy.cumprod((1,) + tuple(shape[::-1]))[:-1][::-1]
     per_axis = []
     for coordinate, size in zip(coordinates, shape):
+        coordinate = xp.asarray(coordinate)     # coordinates given as host arrays go where the inputs are
         if coordinate.dtype.kind in "iu":
             nodes = [(coordinate.astype(xp.int64), None)]
         elif order == 0:
