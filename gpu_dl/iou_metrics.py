@@ -21,7 +21,7 @@ import numpy
 from .backend import array_module, to_numpy
 from .backend.user_warnings import warn
 from .metric_base import Metric, StateVariable, in_metric_dtype, state_array
-from .ops.resize import scatter_taps
+from .ops.scattering import scatter_taps
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
 _DTYPES = ("int32", "int64", "float32", "float64")

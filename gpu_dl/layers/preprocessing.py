@@ -50,7 +50,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
-from ..ops.resize import scatter_taps
+from ..ops.scattering import scatter_taps
 from .base import Layer
 from .image_dicts import call_on_dict, clip_boxes, convert, per_image
 from .seed_generator import SeedGenerator

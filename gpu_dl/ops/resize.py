@@ -23,14 +23,15 @@ with array operations only, so NumPy and CuPy arrays take the same path.
 
 The backward is the transpose of each axis's interpolation: every output
 gradient is added back onto the input entries it read, with the same
-weights, by one ``bincount`` per node (a scatter-add without loops over
-elements), the height first, then the width.
+weights, by one scatter-add per node (no loops over elements), the height
+first, then the width.
 """
 from __future__ import annotations
 
 import numpy
 
 from ..backend import array_module
+from .scattering import scatter_taps
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -79,16 +80,6 @@ def resize_axis(x, axis, n_out, interpolation):
         if weight is not None:
             value = value * _broadcast(xp.asarray(weight, dtype=x.dtype), x.ndim, axis)
         out = value if out is None else out + value
-    return out
-
-
-def scatter_taps(taps, size, xp):
-    """The float64 vector of ``size`` entries that the ``(flat index, values)`` pairs of ``taps`` add up to, repeated
-    indices summing: the adjoint of sampling. One ``add.at`` per tap, CuPy's an atomic-add scatter that, unlike
-    its ``bincount`` (which checks its indices on the host), makes the host wait for nothing."""
-    out = xp.zeros(size, dtype=xp.float64)
-    for index, values in taps:
-        xp.add.at(out, index, values)
     return out
 
 

@@ -9,7 +9,7 @@ import operator
 
 import numpy
 
-from ...ops.resize import scatter_taps
+from ...ops.scattering import scatter_taps
 from .base import KerasOperation, _xp
 from .image_base import AFFINE_FILL_MODES, IMAGE, ImageOperation, _number, _word
 

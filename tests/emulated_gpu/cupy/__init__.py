@@ -80,6 +80,21 @@ def _refuse_host_operands(ufunc, inputs, out):
             raise TypeError(f"`out` must be a tuple or `cupy.ndarray` ({ufunc.__name__} was given {type(value)})")
 
 
+# CuPy's ufunc.at is its scatter (atomics on the target's dtype): add and subtract on these dtypes, maximum and
+# minimum on these less float16; any other ufunc or dtype is refused.
+_SCATTER_DTYPES = {"add": "int32 float16 float32 float64 uint32 uint64",
+                   "subtract": "int32 float16 float32 float64 uint32 uint64",
+                   "maximum": "int32 float32 float64 uint32 uint64", "minimum": "int32 float32 float64 uint32 uint64"}
+
+
+def _check_scatter(ufunc, target):
+    if ufunc.__name__ not in _SCATTER_DTYPES:
+        raise NotImplementedError(f"`{ufunc.__name__}.at` is not supported yet")
+    allowed = _SCATTER_DTYPES[ufunc.__name__].split()
+    if target.dtype.name not in allowed:
+        raise TypeError(f"scatter_{ufunc.__name__} only supports {', '.join(allowed)} as data type")
+
+
 def _outs(out):
     return out if isinstance(out, tuple) else (out,)
 
@@ -99,6 +114,8 @@ class ndarray(numpy.ndarray):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # ufunc.at's indices may be host arrays: CuPy moves an index to the device itself.
         operands = inputs[:1] + inputs[2:] if method == "at" else inputs
+        if method == "at":
+            _check_scatter(ufunc, inputs[0])
         out = _outs(kwargs.get("out", ()))
         _refuse_host_operands(ufunc, operands, out)
         # NumPy's own ufunc runs on plain views (its ndarray.__array_ufunc__ defers to an override such as this
