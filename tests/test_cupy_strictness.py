@@ -84,3 +84,21 @@ def test_reads_back_and_size_dependent_functions_synchronise(cupy_only):
         return cupy.where(a > 1, y, 0), cupy.argmax(a), a[ids]
     assert not _synchronizes(step)
     numpy.testing.assert_allclose(cupy.asnumpy(target), [0, 2, 0, 3])
+
+
+def test_layers_on_the_gpu_take_host_numpy_inputs_to_the_device(cupy_only):
+    """As Keras converts a NumPy input to a tensor on the current device: the weights live there, and CuPy
+    refuses host operands (a ConvLSTM's dropout masks were drawn in the input's module, then met the kernel)."""
+    from gpu_dl import layers
+    from gpu_dl.backend import to_numpy
+    cupy = cupy_only
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((2, 5)).astype("float32")
+    dense = layers.Dense(3)
+    from_host = dense(x)
+    assert isinstance(from_host, cupy.ndarray)
+    k, b = dense.get_weights()
+    numpy.testing.assert_allclose(to_numpy(from_host), x @ k + b, rtol=1e-5, atol=1e-6)
+    conv_lstm = layers.ConvLSTM2D(3, 3, padding="same", dropout=0.3, recurrent_dropout=0.2, seed=1)
+    y = conv_lstm(rng.standard_normal((2, 4, 5, 5, 2)).astype("float32"), training=True)
+    assert isinstance(y, cupy.ndarray) and y.shape == (2, 5, 5, 3) and bool(cupy.isfinite(y).all())
