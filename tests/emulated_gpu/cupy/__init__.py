@@ -119,7 +119,7 @@ class ndarray(numpy.ndarray):
         out = _outs(kwargs.get("out", ()))
         _refuse_host_operands(ufunc, operands, out)
         # NumPy's own ufunc runs on plain views (its ndarray.__array_ufunc__ defers to an override such as this
-        # one); array results come back as device arrays, scalars as NumPy gives them.
+        # one); results come back as device arrays, 0-d ones where NumPy's would be scalars, as CuPy's are.
         inputs = tuple(x.view(numpy.ndarray) if isinstance(x, ndarray) else x for x in inputs)
         if out:
             kwargs["out"] = tuple(None if o is None else o.view(numpy.ndarray) for o in out)
@@ -147,43 +147,6 @@ class ndarray(numpy.ndarray):
         _declare_synchronize()
         return numpy.array(self, copy=True).view(numpy.ndarray)
 
-    # Everything that reads values back copies them to the host, as ``get`` does.
-    def item(self, *args):
-        _declare_synchronize()
-        return super().item(*args)
-
-    def tolist(self):
-        _declare_synchronize()
-        return super().tolist()
-
-    def __bool__(self):
-        _declare_synchronize()
-        return super().__bool__()
-
-    def __int__(self):
-        _declare_synchronize()
-        return super().__int__()
-
-    def __float__(self):
-        _declare_synchronize()
-        return super().__float__()
-
-    def __complex__(self):
-        _declare_synchronize()
-        return super().__complex__()
-
-    def __index__(self):
-        _declare_synchronize()
-        return super().__index__()
-
-    def __repr__(self):
-        _declare_synchronize()
-        return super().__repr__()
-
-    def __str__(self):
-        _declare_synchronize()
-        return super().__str__()
-
     def __getitem__(self, key):
         # A boolean mask's output size is its count of True, which CuPy reads back.
         keys = key if isinstance(key, tuple) else (key,)
@@ -193,6 +156,21 @@ class ndarray(numpy.ndarray):
 
     def set(self, array, stream=None):
         self[...] = array
+
+
+def _reading_back(name):
+    """ndarray's method ``name``, which reads values back: a copy to the host, as ``get`` makes."""
+    method = getattr(numpy.ndarray, name)
+
+    def read(self, *args):
+        _declare_synchronize()
+        return method(self, *args)
+    read.__name__ = name
+    return read
+
+
+for _name in ("item", "tolist", "__bool__", "__int__", "__float__", "__complex__", "__index__", "__repr__", "__str__"):
+    setattr(ndarray, _name, _reading_back(_name))
 
 
 def _device(a):
