@@ -24,6 +24,7 @@ import numpy
 from .backend import array_module, to_numpy
 from .losses import squeeze_or_expand_to_same_rank
 from .metric_base import Metric, StateVariable, add_parts, in_metric_dtype, replace_part, state_array
+from .ops.scattering import bin_counts
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon(), which widens AUC's end thresholds
 _NEG_INF = -1e10                # Keras's threshold when only top_k decides
@@ -109,8 +110,8 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label
         rank = rank + (k + 1) * xp.arange(labels)          # one block of ranks per column
     rank, positive, weights = rank.reshape(-1), positive.reshape(-1), weights.reshape(-1)
     size = labels * (k + 1)
-    by_rank_pos = xp.bincount(rank, weights=xp.where(positive, weights, 0.0), minlength=size).reshape(labels, k + 1)
-    by_rank_neg = xp.bincount(rank, weights=xp.where(positive, 0.0, weights), minlength=size).reshape(labels, k + 1)
+    by_rank_pos = bin_counts(rank, size, xp.where(positive, weights, 0.0)).reshape(labels, k + 1)
+    by_rank_neg = bin_counts(rank, size, xp.where(positive, 0.0, weights)).reshape(labels, k + 1)
     # positive at sorted threshold j: rank > j
     above_pos = by_rank_pos.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_pos, axis=1)[:, :k]
     above_neg = by_rank_neg.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_neg, axis=1)[:, :k]

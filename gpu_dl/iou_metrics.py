@@ -21,7 +21,7 @@ import numpy
 from .backend import array_module, to_numpy
 from .backend.user_warnings import warn
 from .metric_base import Metric, StateVariable, in_metric_dtype, state_array
-from .ops.scattering import scatter_taps
+from .ops.scattering import bin_counts
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
 _DTYPES = ("int32", "int64", "float32", "float64")
@@ -127,7 +127,7 @@ class _IoUBase(Metric):
         if sample_weight is not None:
             weights = weights * self._weights(xp, sample_weight, y_true.shape).astype(xp.float64)
         cell = xp.where(valid, y_true.astype(xp.int64) * k + y_pred.astype(xp.int64), 0)
-        batch = scatter_taps([(cell.reshape(-1), weights.reshape(-1))], k * k, xp).reshape(k, k)
+        batch = bin_counts(cell.reshape(-1), k * k, weights.reshape(-1)).reshape(k, k)
         # a matrix set through the state variable may be on the host while the batch's is on the device
         self._matrix = batch if self._matrix is None else xp.asarray(self._matrix) + batch
 

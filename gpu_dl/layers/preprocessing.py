@@ -50,7 +50,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
-from ..ops.scattering import scatter_taps
+from ..ops.scattering import scatter_pixel_taps
 from .base import Layer
 from .image_dicts import call_on_dict, clip_boxes, convert, per_image
 from .seed_generator import SeedGenerator
@@ -186,18 +186,8 @@ def affine_resample_backward(dy, matrices, fill_mode="reflect", interpolation="b
     each output gradient added back to the input pixels it was read from, with the same weights
     (``fill_value`` depends on no input, so it drops out)."""
     _check_words(fill_mode, interpolation, "affine_resample_backward")
-    xp = array_module(dy)
-    n, h, w, c = dy.shape
-    size = n * h * w * c
-    channel = xp.arange(c, dtype=xp.int64)
-
-    def weighted(weight, valid):
-        g = dy if weight is None else dy * weight[..., None]
-        return g if valid is None else g * valid[..., None]
-    dx = scatter_taps((((flat[..., None] * c + channel).ravel(), weighted(weight, valid).ravel())
-                       for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp,
-                                                        _position_dtype(matrices, dy.dtype))), size, xp)
-    return dx.reshape(n, h, w, c).astype(dy.dtype, copy=False)
+    return scatter_pixel_taps(dy, _taps(dy.shape, matrices, fill_mode, interpolation, array_module(dy),
+                                        _position_dtype(matrices, dy.dtype)))
 
 
 # -------------------------------------------------------------------- helpers

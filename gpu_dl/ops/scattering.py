@@ -36,6 +36,32 @@ def add_at(target, index, values):
     target[...] = sums != 0 if dtype.kind == "b" else sums.astype(dtype)
 
 
+def bin_counts(index, size, weights=None):
+    """``bincount(index, weights, minlength=size)`` for indices in [0, size): int64 counts, or float64 sums of
+    ``weights``, by a scatter-add that reads nothing back (CuPy's bincount checks its indices on the host)."""
+    xp = array_module(index)
+    if weights is not None:
+        return scatter_taps([(index, weights)], size, xp)
+    counts = xp.zeros(size, dtype=xp.int64)
+    add_at(counts, index, 1)
+    return counts
+
+
+def scatter_pixel_taps(dy, taps):
+    """The adjoint of sampling channels_last images at pixel taps: dx (N, H, W, C), of ``dy``'s shape and dtype,
+    with each gradient of ``dy`` times its tap's weight and validity added back onto the input pixel it was read
+    from. ``taps`` yields (flat pixel index (N, H, W) into the images, valid mask or None, weight or None)."""
+    xp = array_module(dy)
+    c = dy.shape[-1]
+    channel = xp.arange(c, dtype=xp.int64)
+
+    def scaled(g, factor):
+        return g if factor is None else g * factor[..., None]
+    dx = scatter_taps((((flat[..., None] * c + channel).ravel(), scaled(scaled(dy, weight), valid).ravel())
+                       for flat, valid, weight in taps), dy.size, xp)
+    return dx.reshape(dy.shape).astype(dy.dtype, copy=False)
+
+
 def scatter_taps(taps, size, xp):
     """The float64 vector of ``size`` entries that the ``(flat index, values)`` pairs of ``taps`` add up to, repeated
     indices summing: the adjoint of sampling, one scatter-add per tap."""
