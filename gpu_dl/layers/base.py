@@ -1363,19 +1363,30 @@ class Layer:
             )
 
     def _as_input(self, x):
-        """``x`` as an array of real numbers: nested lists and host NumPy arrays become arrays on the current
-        device, as Keras converts them (the layer's weights live there, and CuPy refuses host operands);
-        complex, text or object data is refused rather than silently cast."""
+        """``x`` as an array of real numbers: nested lists become arrays on the current device, as Keras
+        converts them; complex, text or object data is refused rather than silently cast."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             try:
-                x = numpy.asarray(x)
+                x = backend.to_device(numpy.asarray(x))
             except (TypeError, ValueError) as e:
                 raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes an array or nested lists of "
                                 f"numbers, got {type(x).__name__} ({e}).") from None
         if numpy.dtype(x.dtype).kind not in "biuf":
             raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes real numbers, got an array of "
                             f"{numpy.dtype(x.dtype).name}.")
-        return backend.to_device(x) if isinstance(x, numpy.ndarray) else x
+        return x
+
+    def _on_weights_device(self, x):
+        """A host NumPy input of a layer whose weights are on the GPU, moved there (as Keras converts inputs to
+        tensors on the device): CuPy refuses host operands. A layer without weights computes where its input
+        is."""
+        if not isinstance(x, numpy.ndarray) or type(x).__module__.startswith("cupy"):
+            return x
+        for weight in self.weights:
+            module = backend.array_module(weight.value)
+            if module is not numpy:
+                return module.asarray(x)
+        return x
 
     @layer_losses.top_level
     def first_argument_name(self):
@@ -1432,6 +1443,7 @@ class Layer:
         self.ensure_built(x.shape)
         self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
+        x = self._on_weights_device(x)
         given_dtype, call_dtype = x.dtype, self._call_dtype()
         if x.dtype != call_dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
             x = x.astype(call_dtype)
