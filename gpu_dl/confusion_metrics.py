@@ -23,7 +23,8 @@ import numpy
 
 from .backend import array_module, to_numpy
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric, StateVariable, in_metric_dtype, replace_part, state_array
+from .metric_base import Metric, StateVariable, add_parts, in_metric_dtype, replace_part, state_array
+from .ops.scattering import bin_counts
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon(), which widens AUC's end thresholds
 _NEG_INF = -1e10                # Keras's threshold when only top_k decides
@@ -109,8 +110,8 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, multi_label
         rank = rank + (k + 1) * xp.arange(labels)          # one block of ranks per column
     rank, positive, weights = rank.reshape(-1), positive.reshape(-1), weights.reshape(-1)
     size = labels * (k + 1)
-    by_rank_pos = xp.bincount(rank, weights=xp.where(positive, weights, 0.0), minlength=size).reshape(labels, k + 1)
-    by_rank_neg = xp.bincount(rank, weights=xp.where(positive, 0.0, weights), minlength=size).reshape(labels, k + 1)
+    by_rank_pos = bin_counts(rank, size, xp.where(positive, weights, 0.0)).reshape(labels, k + 1)
+    by_rank_neg = bin_counts(rank, size, xp.where(positive, 0.0, weights)).reshape(labels, k + 1)
     # positive at sorted threshold j: rank > j
     above_pos = by_rank_pos.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_pos, axis=1)[:, :k]
     above_neg = by_rank_neg.sum(axis=1, keepdims=True) - xp.cumsum(by_rank_neg, axis=1)[:, :k]
@@ -178,7 +179,7 @@ class _ConfusionMetric(_CountsState, Metric):
         if self._clip:
             y_pred = xp.clip(y_pred, 0.0, 1.0)
         batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, table=self._table)
-        self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
+        self._counts = add_parts(self._counts, batch)
 
     def _count_arrays(self):
         if self._counts is None:
@@ -307,7 +308,7 @@ class AUC(_CountsState, Metric):
             y_pred = xp.clip(y_pred, 0.0, 1.0)
         batch = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, self.multi_label,
                                  self.label_weights, table=self._table)
-        self._counts = batch if self._counts is None else tuple(a + b for a, b in zip(self._counts, batch))
+        self._counts = add_parts(self._counts, batch)
 
     def _by_label(self, areas):
         """The per-threshold areas summed: over labels, their (weighted) mean with multi_label."""
@@ -419,7 +420,7 @@ class FBetaScore(Metric):
                 StateVariable(self, name, shape=self._sum_shape)
         batch = tuple((v * weight).sum(axis=axis) for v in (predicted * y_true, predicted * (1 - y_true),
                                                              (1 - predicted) * y_true, y_true))
-        self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
+        self._sums = add_parts(self._sums, batch)
 
     @in_metric_dtype
     def result(self):

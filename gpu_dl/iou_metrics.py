@@ -3,7 +3,7 @@
 Each accumulates a confusion matrix (rows: target class, columns: predicted
 class) over all batches seen and reports tp / (tp + fp + fn) for the target
 classes, averaged over those that occurred. A batch is one weighted
-``bincount`` of ``true * num_classes + pred`` on the inputs' device; ids
+scatter-add of ``true * num_classes + pred`` on the inputs' device; ids
 outside [0, num_classes) and the ``ignore_class`` targets weigh nothing.
 
 As in Keras, the default dtype is "int32": class ids and sample weights are
@@ -21,6 +21,7 @@ import numpy
 from .backend import array_module, to_numpy
 from .backend.user_warnings import warn
 from .metric_base import Metric, StateVariable, in_metric_dtype, state_array
+from .ops.scattering import bin_counts
 
 _EPSILON = 1e-7                 # Keras's backend.epsilon() in the IoU quotient and the mean over classes
 _DTYPES = ("int32", "int64", "float32", "float64")
@@ -126,8 +127,9 @@ class _IoUBase(Metric):
         if sample_weight is not None:
             weights = weights * self._weights(xp, sample_weight, y_true.shape).astype(xp.float64)
         cell = xp.where(valid, y_true.astype(xp.int64) * k + y_pred.astype(xp.int64), 0)
-        batch = xp.bincount(cell.reshape(-1), weights=weights.reshape(-1), minlength=k * k).reshape(k, k)
-        self._matrix = batch if self._matrix is None else self._matrix + batch
+        batch = bin_counts(cell.reshape(-1), k * k, weights.reshape(-1)).reshape(k, k)
+        # a matrix set through the state variable may be on the host while the batch's is on the device
+        self._matrix = batch if self._matrix is None else xp.asarray(self._matrix) + batch
 
     def _ious(self, class_ids):
         """Keras's mean of tp / (tp + fp + fn + eps) over the given classes whose denominator is not 0."""

@@ -303,6 +303,15 @@ def replace_part(parts, index, array, shapes):
     return tuple(parts)
 
 
+def add_parts(parts, batch):
+    """The tuple of running sums ``parts`` (None before any update) plus a batch's sums ``batch``, in the batch's
+    module: sums set through the state variables may be on the host while the batch's are on the device."""
+    if parts is None:
+        return batch
+    module = backend.array_module(*batch)
+    return tuple(module.asarray(a) + b for a, b in zip(parts, batch))
+
+
 def log_value(value):
     """A metric's result as a log holds it, as Keras's logs do: a Python float where it is one number (a variable,
     a 0-d or one-element array, a number), a NumPy array for a variable or array of several; anything else (the

@@ -33,7 +33,8 @@ from .confusion_metrics import (AUC, F1Score, FalseNegatives, FalsePositives, FB
 from .correlation_metrics import concordance_correlation, pearson_correlation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import squeeze_or_expand_to_same_rank
-from .metric_base import Metric, StateVariable, in_metric_dtype, mean_result, replace_part, state_array
+from .metric_base import (Metric, StateVariable, add_parts, in_metric_dtype, mean_result, replace_part,
+                          state_array)
 from .sensitivity_metrics import (PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity,
                                   SpecificityAtSensitivity)
 
@@ -483,7 +484,7 @@ class R2Score(Metric):
             for name, _ in self._SUMS:
                 StateVariable(self, name, shape=self._columns)
         batch = ((w * y_true).sum(0), (w * y_true * y_true).sum(0), (w * (y_true - y_pred) ** 2).sum(0), w.sum(0))
-        self._sums = batch if self._sums is None else tuple(a + b for a, b in zip(self._sums, batch))
+        self._sums = add_parts(self._sums, batch)
         self._values += y_true.size
 
     @in_metric_dtype

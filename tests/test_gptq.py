@@ -280,7 +280,8 @@ def test_model_pass_quantizes_dense_blocks_from_their_inputs(xp):
             (f"{dense.name}/kernel_scale", "float32", (units, -(-rows // 8)), False),
             (f"{dense.name}/kernel_zero", "uint8", (units, -(-rows // 8)), False),
             (f"{dense.name}/g_idx", "float32", (rows,), False)]
-        numpy.testing.assert_allclose(gptq.dequantized_kernel(dense, "float64"), expected, rtol=1e-4, atol=1e-5)
+        numpy.testing.assert_allclose(to_numpy(gptq.dequantized_kernel(dense, "float64")), expected, rtol=1e-4,
+                                      atol=1e-5)
     x = rng.integers(0, V, size=(3, S))
     hidden = numpy.maximum(to_numpy(embedding(x)) @ first_expected + to_numpy(first.bias.value), 0)
     numpy.testing.assert_allclose(model.predict(xp.asarray(x), verbose=0),
@@ -294,7 +295,7 @@ def test_inputs_gradient_through_the_dequantized_kernel(xp):
     # calibrated values, as a weights file gives them
     gptq.install_gptq(dense, rng.integers(0, 256, size=(5, 7)), rng.uniform(0.01, 0.02, size=(5, 2)),
                       rng.integers(100, 150, size=(5, 2)), numpy.arange(7) / 4)
-    kernel = gptq.dequantized_kernel(dense, "float64")
+    kernel = to_numpy(gptq.dequantized_kernel(dense, "float64"))
     x = rng.standard_normal((3, 7))
     dense.input_gradient_wanted = True
     y = dense(xp.asarray(x.astype("float32")), training=True)
@@ -332,8 +333,9 @@ def test_composite_block_layers_see_their_inputs():
         up_inputs @ to_numpy(block.up.kernel.value) + to_numpy(block.up.bias.value), 0), config)
     model.quantize("gptq", config=config)
     # both layers of the block were calibrated in one pass over the block, on its float computations
-    numpy.testing.assert_allclose(gptq.dequantized_kernel(block.up, "float64"), up_expected, rtol=1e-4, atol=1e-5)
-    numpy.testing.assert_allclose(gptq.dequantized_kernel(block.down, "float64"), down_expected, rtol=1e-4,
+    numpy.testing.assert_allclose(to_numpy(gptq.dequantized_kernel(block.up, "float64")), up_expected, rtol=1e-4,
+                                  atol=1e-5)
+    numpy.testing.assert_allclose(to_numpy(gptq.dequantized_kernel(block.down, "float64")), down_expected, rtol=1e-4,
                                   atol=1e-5)
 
 

@@ -170,8 +170,10 @@ CASES = [
     ("meshgrid", lambda a, b: ops.meshgrid(ops.mean(b, axis=(1, 2)), ops.mean(a, axis=1))[0] +
      2 * ops.meshgrid(ops.mean(b, axis=(1, 2)), ops.mean(a, axis=1))[1],
      lambda a, b: numpy.meshgrid(b.mean((1, 2)), a.mean(1))[0] + 2 * numpy.meshgrid(b.mean((1, 2)), a.mean(1))[1]),
-    ("meshgrid_ij", lambda a, b: ops.sum(ops.stack(ops.meshgrid(b[:, 0, 0], a[0, 0], b[0, :, 1], indexing="ij"),
-                                                    axis=-1) * numpy.array([1.0, 2.0, 3.0]), axis=-1),
+    # a host array beside a device one: ops.multiply moves it to the device (CuPy's `*` would refuse it)
+    ("meshgrid_ij", lambda a, b: ops.sum(ops.multiply(ops.stack(ops.meshgrid(b[:, 0, 0], a[0, 0], b[0, :, 1],
+                                                                             indexing="ij"), axis=-1),
+                                                      numpy.array([1.0, 2.0, 3.0])), axis=-1),
      lambda a, b: numpy.sum(numpy.stack(numpy.meshgrid(b[:, 0, 0], a[0, 0], b[0, :, 1], indexing="ij"), axis=-1) *
                             numpy.array([1.0, 2.0, 3.0]), axis=-1)),
     ("geomspace", lambda a, b: ops.geomspace(a, a * 3.0 + 1.0, 4, axis=1),

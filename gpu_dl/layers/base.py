@@ -1376,6 +1376,18 @@ class Layer:
                             f"{numpy.dtype(x.dtype).name}.")
         return x
 
+    def _on_weights_device(self, x):
+        """A host NumPy input of a layer whose weights are on the GPU, moved there (as Keras converts inputs to
+        tensors on the device): CuPy refuses host operands. A layer without weights computes where its input
+        is."""
+        if not isinstance(x, numpy.ndarray) or type(x).__module__.startswith("cupy"):
+            return x
+        for weight in self.weights:
+            module = backend.array_module(weight.value)
+            if module is not numpy:
+                return module.asarray(x)
+        return x
+
     @layer_losses.top_level
     def first_argument_name(self):
         """The keyword a call may give its first argument (the input tensors) by, as Keras's ``CallSpec`` binds
@@ -1431,6 +1443,7 @@ class Layer:
         self.ensure_built(x.shape)
         self.assert_input_spec(x, unbuilt)      # again, as Keras: build may have set the spec
         self.check_input_shape(x.shape)
+        x = self._on_weights_device(x)
         given_dtype, call_dtype = x.dtype, self._call_dtype()
         if x.dtype != call_dtype and not self.keeps_input_dtype and (self.autocast or x.dtype.kind != "f"):
             x = x.astype(call_dtype)

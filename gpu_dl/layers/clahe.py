@@ -44,6 +44,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops.color import rescale
+from ..ops.scattering import bin_counts
 from .preprocessing import _compute_dtype, _is_number, _where
 from .tone_augmentation import BYTE, _AlwaysOrTraining
 
@@ -84,11 +85,11 @@ def clahe(images, value_range=(0, 255), clip_limit=4.0, tile_grid_size=(8, 8)):
     padded = xp.pad(values, ((0, 0), (0, tile_h * grid_h - h), (0, tile_w * grid_w - w), (0, 0)), mode="edge")
     levels = xp.clip(padded.astype(xp.int32), 0, BINS - 1).astype(xp.int64)
 
-    # one histogram per (image, tile row, tile column, channel): a single bincount over tile-numbered bins
+    # one histogram per (image, tile row, tile column, channel): a single count over tile-numbered bins
     tiles = levels.reshape(n, grid_h, tile_h, grid_w, tile_w, c)
     tile_number = (xp.arange(n * grid_h * grid_w * c, dtype=xp.int64)
                    .reshape(n, grid_h, 1, grid_w, 1, c))
-    hist = xp.bincount((tile_number * BINS + tiles).ravel(), minlength=n * grid_h * grid_w * c * BINS)
+    hist = bin_counts((tile_number * BINS + tiles).ravel(), n * grid_h * grid_w * c * BINS)
     hist = hist.reshape(n, grid_h, grid_w, c, BINS)
     area = tile_h * tile_w
     if clip_limit > 0:

@@ -36,6 +36,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
+from ..ops.scattering import scatter_pixel_taps
 from .augment_common import ImageAugmentLayer
 from .color_augmentation import keras_factor
 from .image_dicts import clip_boxes, convert
@@ -170,17 +171,7 @@ def perspective_resample(images, transforms, interpolation="bilinear", fill_valu
 
 def perspective_resample_backward(dy, transforms, interpolation="bilinear"):
     """The adjoint of ``perspective_resample`` in its images: (N, H, W, C) -> (N, H, W, C)."""
-    xp = array_module(dy)
-    n, h, w, c = dy.shape
-    channel = xp.arange(c, dtype=xp.int64)
-    dx = None
-    for flat, valid, weight in _perspective_taps(dy.shape, transforms, interpolation, xp, dy.dtype):
-        g = dy * valid[..., None]
-        if weight is not None:
-            g = g * weight[..., None]
-        part = xp.bincount((flat[..., None] * c + channel).ravel(), weights=g.ravel(), minlength=n * h * w * c)
-        dx = part if dx is None else dx + part
-    return dx.reshape(n, h, w, c).astype(dy.dtype, copy=False)
+    return scatter_pixel_taps(dy, _perspective_taps(dy.shape, transforms, interpolation, array_module(dy), dy.dtype))
 
 
 class RandomPerspective(ImageAugmentLayer):

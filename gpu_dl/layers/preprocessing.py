@@ -50,6 +50,7 @@ import numbers
 import numpy
 
 from ..backend import array_module
+from ..ops.scattering import scatter_pixel_taps
 from .base import Layer
 from .image_dicts import call_on_dict, clip_boxes, convert, per_image
 from .seed_generator import SeedGenerator
@@ -185,22 +186,8 @@ def affine_resample_backward(dy, matrices, fill_mode="reflect", interpolation="b
     each output gradient added back to the input pixels it was read from, with the same weights
     (``fill_value`` depends on no input, so it drops out)."""
     _check_words(fill_mode, interpolation, "affine_resample_backward")
-    xp = array_module(dy)
-    n, h, w, c = dy.shape
-    size = n * h * w * c
-    channel = xp.arange(c, dtype=xp.int64)
-    dx = None
-    for flat, valid, weight in _taps(dy.shape, matrices, fill_mode, interpolation, xp,
-                                     _position_dtype(matrices, dy.dtype)):
-        g = dy
-        if weight is not None:
-            g = g * weight[..., None]
-        if valid is not None:
-            g = g * valid[..., None]
-        index = (flat[..., None] * c + channel).ravel()
-        part = xp.bincount(index, weights=g.ravel(), minlength=size)
-        dx = part if dx is None else dx + part
-    return dx.reshape(n, h, w, c).astype(dy.dtype, copy=False)
+    return scatter_pixel_taps(dy, _taps(dy.shape, matrices, fill_mode, interpolation, array_module(dy),
+                                        _position_dtype(matrices, dy.dtype)))
 
 
 # -------------------------------------------------------------------- helpers

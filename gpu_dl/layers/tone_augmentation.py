@@ -39,6 +39,7 @@ import numpy
 
 from ..backend import array_module
 from ..ops.color import rescale
+from ..ops.scattering import bin_counts
 from .augment_common import ImageAugmentLayer, unit_pair, value_range_checked
 from .color_augmentation import keras_factor
 from .preprocessing import _where
@@ -202,7 +203,7 @@ class Equalization(_AlwaysOrTraining):
         # the histogram's bins, computed in float32 as Keras computes them
         index = (v.astype(numpy.float32) * numpy.float32(bins - 1) / numpy.float32(255)).astype(xp.int32)
         index = xp.clip(index, 0, bins - 1) + xp.arange(c, dtype=xp.int32) * bins
-        hist = xp.bincount(index.ravel(), minlength=c * bins).reshape(c, bins)
+        hist = bin_counts(index.ravel(), c * bins).reshape(c, bins)
         cdf = xp.cumsum(hist, axis=1)
         cdf_min = xp.take_along_axis(cdf, xp.argmax(cdf > 0, axis=1)[:, None], axis=1)
         denominator = cdf[:, -1:] - cdf_min

@@ -15,6 +15,7 @@ import numpy
 
 from ..backend import array_module
 from .numpy_functions import _kept, normalize_axes
+from .scattering import add_at
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
 
@@ -298,7 +299,7 @@ def segment_forward(data, ids, count, reduction):
     if reduction == "sum":
         out = xp.zeros((count,) + data.shape[1:], dtype=data.dtype)
         valid = row >= 0
-        xp.add.at(out, row[valid], data[valid])
+        add_at(out, row[valid], data[valid])
         return out, (row, column, longest)
     fill = _identity(data.dtype, reduction)
     table = grouped_table(data, row, column, count, longest, fill)
@@ -330,7 +331,7 @@ def segment_backward(dy, data, y, saved, reduction):
     if reduction in ("max", "min"):
         hit = (data[valid] == y[row[valid]]).astype(data.dtype)
         ties = xp.zeros(y.shape, dtype=data.dtype)
-        xp.add.at(ties, row[valid], hit)
+        add_at(ties, row[valid], hit)
         g[valid] = dy[row[valid]] * hit / xp.maximum(ties[row[valid]], 1)
         return g
     table = grouped_table(data, row, column, count, longest, 1)

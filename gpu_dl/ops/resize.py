@@ -23,8 +23,8 @@ with array operations only, so NumPy and CuPy arrays take the same path.
 
 The backward is the transpose of each axis's interpolation: every output
 gradient is added back onto the input entries it read, with the same
-weights, by one ``bincount`` per node (a scatter-add without loops over
-elements), the height first, then the width.
+weights, by one scatter-add per node (no loops over elements), the height
+first, then the width.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import numpy
 
 from ..backend import array_module
 from .device_reduction import is_cupy
+from .scattering import scatter_taps
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -110,12 +111,10 @@ def resize_axis_backward(dy, axis, n_in, interpolation):
     g = xp.moveaxis(dy, axis, 0).reshape(n_out, -1)
     rest = g.shape[1]
     column = xp.arange(rest, dtype=xp.int64)
-    dx = None
-    for index, weight in axis_plan(n_in, n_out, interpolation, dy.dtype):
-        part = g if weight is None else g * xp.asarray(weight, dtype=dy.dtype)[:, None]
-        flat = (xp.asarray(index)[:, None] * rest + column[None, :]).ravel()
-        part = xp.bincount(flat, weights=part.ravel(), minlength=n_in * rest)
-        dx = part if dx is None else dx + part
+    taps = (((xp.asarray(index)[:, None] * rest + column[None, :]).ravel(),
+             (g if weight is None else g * xp.asarray(weight, dtype=dy.dtype)[:, None]).ravel())
+            for index, weight in axis_plan(n_in, n_out, interpolation, dy.dtype))
+    dx = scatter_taps(taps, n_in * rest, xp)
     moved = dx.astype(dy.dtype, copy=False).reshape((n_in,) + tuple(numpy.delete(dy.shape, axis)))
     return xp.ascontiguousarray(xp.moveaxis(moved, 0, axis))
 

@@ -24,7 +24,7 @@ from ..base import Variable, as_operand
 from ..indexing_operations import Matmul
 from ..symbolic import is_symbolic
 from . import operations as _ops
-from .base import _eager
+from .base import _eager, on_one_device
 
 __all__ = [
     "shape", "cast", "arange", "zeros", "ones", "zeros_like", "ones_like", "convert_to_tensor", "convert_to_numpy",
@@ -270,6 +270,7 @@ def _binary(cls, eager, x1, x2):
     a, b = _weak(a, b), _weak(b, a)
     xp = backend.array_module(*[v for v in (a, b) if hasattr(v, "shape")]) if \
         _python_any(hasattr(v, "shape") for v in (a, b)) else backend.xp()
+    a, b = on_one_device((a, b))
     return eager(xp)(a, b) if _python_any(hasattr(v, "shape") for v in (a, b)) else xp.asarray(eager(xp)(a, b))
 
 

@@ -144,6 +144,15 @@ def _xp(x):
     return backend.array_module(x)
 
 
+def on_one_device(values):
+    """``values`` (arrays and numbers) with the host NumPy arrays among them moved to the device where another
+    is a device array: CuPy's functions refuse host operands, where Keras's ops take NumPy arrays anywhere."""
+    xp = backend.array_module(*[v for v in values if hasattr(v, "shape")])
+    if xp is numpy:
+        return list(values)
+    return [xp.asarray(v) if isinstance(v, numpy.ndarray) else v for v in values]
+
+
 def _nested_tuple(value):
     return tuple(_nested_tuple(v) for v in value) if isinstance(value, (list, tuple)) else int(value)
 

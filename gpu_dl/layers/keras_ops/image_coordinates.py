@@ -9,6 +9,7 @@ import operator
 
 import numpy
 
+from ...ops.scattering import scatter_taps
 from .base import KerasOperation, _xp
 from .image_base import AFFINE_FILL_MODES, IMAGE, ImageOperation, _number, _word
 
@@ -35,6 +36,7 @@ def coordinate_taps(shape, coordinates, order, fill_mode, xp):
     strides = numpy.cumprod((1,) + tuple(shape[::-1]))[:-1][::-1]
     per_axis = []
     for coordinate, size in zip(coordinates, shape):
+        coordinate = xp.asarray(coordinate)     # coordinates given as host arrays go where the inputs are
         if coordinate.dtype.kind in "iu":
             nodes = [(coordinate.astype(xp.int64), None)]
         elif order == 0:
@@ -82,15 +84,12 @@ def sample_coordinates_backward(dy, shape, coordinates, order, fill_mode):
     """The adjoint of ``sample_coordinates`` in its inputs: each output gradient added back to what it read."""
     xp = _xp(dy)
     size = int(numpy.prod(shape))
-    dx = None
-    for flat, valid, weight in coordinate_taps(shape, coordinates, order, fill_mode, xp):
-        g = dy
-        if weight is not None:
-            g = g * weight
-        if valid is not None:
-            g = g * valid
-        part = xp.bincount(xp.broadcast_to(flat, dy.shape).ravel(), weights=g.ravel(), minlength=size)
-        dx = part if dx is None else dx + part
+
+    def weighted(weight, valid):
+        g = dy if weight is None else dy * weight
+        return g if valid is None else g * valid
+    dx = scatter_taps(((xp.broadcast_to(flat, dy.shape).ravel(), weighted(weight, valid).ravel())
+                       for flat, valid, weight in coordinate_taps(shape, coordinates, order, fill_mode, xp)), size, xp)
     return dx.reshape(shape).astype(dy.dtype, copy=False)
 
 

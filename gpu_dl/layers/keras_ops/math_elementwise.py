@@ -491,12 +491,13 @@ def _divide_no_nan_derivatives(a, b, y):
 
 
 def _fmax_derivatives(a, b, y):
-    first = (a >= b) | _xp(y).isnan(b)      # ties and a NaN in b go to a, as torch's fmax sends them
+    # the module's ufunc, not `a >= b`: a NumPy scalar compared with a CuPy array hands CuPy a host 0-d array
+    first = _xp(y).greater_equal(a, b) | _xp(y).isnan(b)      # ties and a NaN in b go to a, as torch's fmax does
     return first, ~first
 
 
 def _fmin_derivatives(a, b, y):
-    first = (a <= b) | _xp(y).isnan(b)
+    first = _xp(y).less_equal(a, b) | _xp(y).isnan(b)
     return first, ~first
 
 

@@ -21,7 +21,7 @@ from ..operations import broadcast_shapes
 from ..symbolic import is_symbolic
 from . import _array, _local, _taking_variables
 from . import math_elementwise as _me
-from .base import standardize_dtype
+from .base import on_one_device, standardize_dtype
 
 __all__ = [
     "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "cbrt", "ceil", "floor", "round",
@@ -58,6 +58,7 @@ def _apply_binary(cls, values, *args):
               for v in values[:2]] + list(values[2:])
     if not any(hasattr(v, "shape") for v in values[:2]):
         values[0] = _array(values[0])
+    values = on_one_device(values[:2]) + values[2:]
     arrays = [v for v in values if hasattr(v, "shape")]
     if len(arrays) == 2:
         broadcast_shapes(arrays[0].shape, arrays[1].shape, _me._function_name(cls))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy
 
 from ...ops import reductions_sorting as rs
+from ...ops.scattering import add_at
 from .base import CORE, MATH, _xp
 from .mixed_operands import _Mixed, _only_floats
 
@@ -107,7 +108,7 @@ class Scatter(_Mixed):
         self.output_shape_of([None, None], [indices.shape, values.shape])
         d = indices.shape[-1]
         out = xp.zeros((int(numpy.prod(self.shape[:d], dtype=numpy.int64)),) + self.shape[d:], dtype=values.dtype)
-        xp.add.at(out, rs.flat_targets(indices, self.shape), values.reshape((-1,) + self.shape[d:]))
+        add_at(out, rs.flat_targets(indices, self.shape), values.reshape((-1,) + self.shape[d:]))
         return out.reshape(self.shape)
 
     def backward_function(self, dy, operands, y):
@@ -165,7 +166,7 @@ class ScatterUpdate(_Mixed):
             written = rs.last_of_each(targets)
             out[targets[written]] = values[written]
         elif self.reduction == "add":
-            xp.add.at(out, targets, values)
+            add_at(out, targets, values)
         else:
             cells, inverse = xp.unique(targets, return_inverse=True)
             kind = {"max": "max", "min": "min", "mul": "prod"}[self.reduction]

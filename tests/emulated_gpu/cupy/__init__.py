@@ -15,15 +15,31 @@ two events, emulated work included (what the benchmark scripts time, in
 their smoke runs). Device memory is host memory, so ``memcpyAsync`` copies
 bytes between the arrays' buffers.
 
+Where real CuPy refuses, so does this: a ufunc (``a + b``, ``cupy.add``,
+``numpy.matmul``, ``cupy.add.at``, a reduction) given a host NumPy array as an
+operand (0-d ones included; Python and NumPy scalars are taken) is a
+``TypeError("Unsupported type <class 'numpy.ndarray'>")``, and an ``out=``
+that is not a device array is a ``TypeError``, for NumPy's other functions
+called on device arrays too. Inside ``cupyx.allow_synchronize(False)``, what
+makes CuPy wait for the device raises ``cupyx.DeviceSynchronized``: a copy to
+the host (``get``, ``asnumpy``, ``item``, ``tolist``, ``bool``/``int``/
+``float`` of an array, printing one), ``Device``/``Stream``/``Event``
+``synchronize``, and the functions whose output size or checks CuPy reads
+back (``bincount``, ``nonzero``, ``argwhere``, ``flatnonzero``, one-argument
+``where``, ``unique`` and the set functions built on it, ``compress``,
+``extract``, and indexing with a boolean mask).
+
 What this cannot show: anything about speed, the tensor cores' own rounding
 (the emulation sums exact products in double), races the fibers' fixed
-schedule does not expose, and CuPy's own refusal to mix host and device
-arrays.
+schedule does not expose, and CuPy's refusal of ``numpy.asarray(device_array)``
+(NumPy takes a subclass of its array as it is, without asking the array), nor
+of NumPy's non-ufunc functions given a mix of host and device arrays.
 """
 from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +50,53 @@ import build  # noqa: E402
 
 __version__ = "0.0-emulated"
 COMPUTE_CAPABILITY = str(build.ARCH // 10)
+
+
+class DeviceSynchronized(RuntimeError):
+    """``cupyx.DeviceSynchronized``: the device was waited for inside ``cupyx.allow_synchronize(False)``."""
+
+    def __init__(self, message=None):
+        super().__init__(message or "Device synchronization was detected while disallowed.")
+
+
+_sync = threading.local()
+
+
+def _declare_synchronize():
+    """What CuPy's ``syncdetect`` does where the host waits for the device: refuse while disallowed."""
+    if not getattr(_sync, "allowed", True):
+        raise DeviceSynchronized()
+
+
+def _refuse_host_operands(ufunc, inputs, out):
+    # CuPy's kernels take device arrays, Python scalars (bool, int, float, complex) and NumPy scalars
+    # (numpy.generic); anything else, a host NumPy array of any shape or a list, is its "Unsupported type".
+    for value in inputs:
+        if not (isinstance(value, ndarray) or type(value) in (bool, int, float, complex)
+                or isinstance(value, numpy.generic)):
+            raise TypeError(f"Unsupported type {type(value)}")
+    for value in out:
+        if value is not None and not isinstance(value, ndarray):
+            raise TypeError(f"`out` must be a tuple or `cupy.ndarray` ({ufunc.__name__} was given {type(value)})")
+
+
+# CuPy's ufunc.at is its scatter (atomics on the target's dtype): add and subtract on these dtypes, maximum and
+# minimum on these less float16; any other ufunc or dtype is refused.
+_SCATTER_DTYPES = {"add": "int32 float16 float32 float64 uint32 uint64",
+                   "subtract": "int32 float16 float32 float64 uint32 uint64",
+                   "maximum": "int32 float32 float64 uint32 uint64", "minimum": "int32 float32 float64 uint32 uint64"}
+
+
+def _check_scatter(ufunc, target):
+    if ufunc.__name__ not in _SCATTER_DTYPES:
+        raise NotImplementedError(f"`{ufunc.__name__}.at` is not supported yet")
+    allowed = _SCATTER_DTYPES[ufunc.__name__].split()
+    if target.dtype.name not in allowed:
+        raise TypeError(f"scatter_{ufunc.__name__} only supports {', '.join(allowed)} as data type")
+
+
+def _outs(out):
+    return out if isinstance(out, tuple) else (out,)
 
 
 class _Pointer:
@@ -48,17 +111,98 @@ class ndarray(numpy.ndarray):
     def data(self):
         return _Pointer(self)
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # ufunc.at's indices may be host arrays: CuPy moves an index to the device itself.
+        operands = inputs[:1] + inputs[2:] if method == "at" else inputs
+        if method == "at":
+            _check_scatter(ufunc, inputs[0])
+        out = _outs(kwargs.get("out", ()))
+        _refuse_host_operands(ufunc, operands, out)
+        # NumPy's own ufunc runs on plain views (its ndarray.__array_ufunc__ defers to an override such as this
+        # one); results come back as device arrays, 0-d ones where NumPy's would be scalars, as CuPy's are.
+        inputs = tuple(x.view(numpy.ndarray) if isinstance(x, ndarray) else x for x in inputs)
+        if out:
+            kwargs["out"] = tuple(None if o is None else o.view(numpy.ndarray) for o in out)
+        result = getattr(ufunc, method)(*inputs, **kwargs)
+        if method == "at":
+            return None
+        if isinstance(result, tuple):
+            return tuple(o if o is not None else _device_0d(r) for r, o in zip(result, out or (None,) * len(result)))
+        return out[0] if out and out[0] is not None else _device_0d(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        out = kwargs.get("out")
+        if out is not None:
+            _refuse_host_operands(func, (), _outs(out))
+        # NumPy's function runs on plain views, as CuPy's runs CuPy's own code: NumPy's internals may combine the
+        # operands with host arrays of their own, which is no mixing of the caller's. Array results come back as
+        # device arrays; an ``out`` given comes back as itself.
+        result = func(*_plain(args), **_plain(kwargs))
+        if out is not None and not isinstance(out, tuple) and isinstance(result, numpy.ndarray) \
+                and result.base is not None and result.ctypes.data == out.ctypes.data and result.shape == out.shape:
+            return out
+        return _on_device(result)
+
     def get(self, stream=None):
+        _declare_synchronize()
         return numpy.array(self, copy=True).view(numpy.ndarray)
+
+    def __getitem__(self, key):
+        # A boolean mask's output size is its count of True, which CuPy reads back.
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, numpy.ndarray) and k.dtype == bool and k.ndim > 0 for k in keys):
+            _declare_synchronize()
+        return _device_0d(super().__getitem__(key))
 
     def set(self, array, stream=None):
         self[...] = array
+
+
+def _reading_back(name):
+    """ndarray's method ``name``, which reads values back: a copy to the host, as ``get`` makes."""
+    method = getattr(numpy.ndarray, name)
+
+    def read(self, *args):
+        _declare_synchronize()
+        return method(self, *args)
+    read.__name__ = name
+    return read
+
+
+for _name in ("item", "tolist", "__bool__", "__int__", "__float__", "__complex__", "__index__", "__repr__", "__str__"):
+    setattr(ndarray, _name, _reading_back(_name))
 
 
 def _device(a):
     if isinstance(a, numpy.ndarray) and not isinstance(a, ndarray):
         return a.view(ndarray)
     return a
+
+
+def _device_0d(a):
+    # CuPy's element reads, ufuncs and reductions give 0-d device arrays where NumPy's give scalars.
+    return _device(numpy.asarray(a)) if isinstance(a, numpy.generic) else _device(a)
+
+
+def _plain(value):
+    """``value`` with the device arrays in it (in lists, tuples and dicts too) seen as plain NumPy arrays."""
+    if isinstance(value, ndarray):
+        return value.view(numpy.ndarray)
+    if type(value) in (list, tuple):
+        return type(value)(_plain(v) for v in value)
+    if type(value) is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _on_device(value):
+    """A NumPy function's result with its arrays (in lists, tuples and named tuples too) made device arrays."""
+    if isinstance(value, numpy.ndarray):
+        return _device(value)
+    if isinstance(value, (list, tuple)):
+        items = [_on_device(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
 
 
 def asarray(a, dtype=None, order=None):
@@ -78,7 +222,15 @@ def array(a, dtype=None, copy=True, order="K"):
 
 
 def asnumpy(a, stream=None):
+    if isinstance(a, ndarray):
+        _declare_synchronize()
     return numpy.array(a, copy=True).view(numpy.ndarray)
+
+
+# CuPy's functions that read a count or a check back from the device before they return.
+_SYNCHRONIZING = {"bincount", "nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract",
+                  "intersect1d", "setdiff1d", "setxor1d", "union1d", "unique_values", "unique_counts",
+                  "unique_inverse", "unique_all"}
 
 
 def __getattr__(name):
@@ -88,6 +240,10 @@ def __getattr__(name):
         return target
 
     def wrapped(*args, **kwargs):
+        if name in _SYNCHRONIZING or (name == "where" and len(args) + len(kwargs) == 1):
+            _declare_synchronize()
+        if isinstance(target, numpy.ufunc):     # CuPy's ufuncs refuse host arrays even where no operand is a device one
+            _refuse_host_operands(target, args, _outs(kwargs.get("out", ())))
         result = target(*args, **kwargs)
         if isinstance(result, tuple):
             return tuple(_device(r) for r in result)
@@ -302,7 +458,7 @@ class _Device:
         return False
 
     def synchronize(self):
-        pass
+        _declare_synchronize()
 
     def use(self):
         pass
@@ -327,7 +483,7 @@ class _Stream:
         return self
 
     def synchronize(self):
-        pass
+        _declare_synchronize()
 
     def record(self, event=None):
         event = _Event() if event is None else event
@@ -353,7 +509,7 @@ class _Event:
         self._time = time.perf_counter()
 
     def synchronize(self):
-        pass
+        _declare_synchronize()
 
     @property
     def done(self):
