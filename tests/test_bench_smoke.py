@@ -228,6 +228,18 @@ sys.exit(1 if getattr(bench, "problems", None) else 0)
 """
 
 
+def test_gpu_dl_alone_cannot_import_torch_even_where_it_is_installed(tmp_path):
+    # Where PyTorch is installed with CUDA, a script that could import it would hand real CUDA tensors to the
+    # stand-in CuPy; without --torch the emulated run must be a machine without PyTorch.
+    probe = tmp_path / "probe.py"
+    probe.write_text("try:\n    import torch.cuda\nexcept ModuleNotFoundError as exc:\n    print('refused', exc.name)\n"
+                     "else:\n    print('imported')\n")
+    done = subprocess.run([sys.executable, str(RUN_SCRIPT), str(probe)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused", "torch"]
+
+
 @needs_compiler
 @pytest.mark.parametrize("script", sorted(FAILING))
 def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):

@@ -1,7 +1,10 @@
 """saving.KerasFileEditor: the tree of a saved file's weights, its summary, compare against a model, the edits and
 the re-saved file that load_weights reads, the refusals, and the same trees and files as Keras 3's editor (on the
 same Keras-written file) where Keras is installed."""
+import json
 import os
+import sys
+import zipfile
 
 import h5py
 import numpy
@@ -139,12 +142,25 @@ def assert_same_tree(a, b):
 
 def test_same_as_keras_editor(keras, tmp_path, on_cpu):
     theirs_model = trained(keras, tmp_path, "k")
-    for suffix in (".keras", ".weights.h5"):
-        ours, theirs = (KerasFileEditor(str(tmp_path / f"k{suffix}")),
-                        keras.saving.KerasFileEditor(str(tmp_path / f"k{suffix}")))
+    for suffix in (".weights.h5", ".keras"):
+        ours = KerasFileEditor(str(tmp_path / f"k{suffix}"))
+        try:
+            theirs = keras.saving.KerasFileEditor(str(tmp_path / f"k{suffix}"))
+        except KeyError:
+            # Keras 3.15's editor cannot read its own .keras file on Python 3.12 (h5py: "bad object header
+            # version number" as it reads the weights from the zip): the weights are compared with the
+            # .weights.h5 file's, the config and metadata with the archive's own JSON.
+            assert suffix == ".keras" and sys.version_info >= (3, 12)
+            with zipfile.ZipFile(tmp_path / f"k{suffix}") as archive:
+                config, metadata = (json.loads(archive.read(n)) for n in ("config.json", "metadata.json"))
+            assert_same_tree(ours.weights_dict, theirs.weights_dict)
+            assert ours.config == config and ours.metadata == metadata
+            continue
         assert_same_tree(ours.weights_dict, theirs.weights_dict)
         assert ours.object_metadata.keys() == theirs.object_metadata.keys()
         assert ours.config == theirs.config and ours.metadata == theirs.metadata
+    ours, theirs = (KerasFileEditor(str(tmp_path / "k.weights.h5")),
+                    keras.saving.KerasFileEditor(str(tmp_path / "k.weights.h5")))
     for editor in (ours, theirs):
         editor.delete_object("layers/dense_1")
         editor.add_object("layers/dense_1", {"0": numpy.ones((5, 2), "float32"), "1": numpy.zeros(2, "float32")})
