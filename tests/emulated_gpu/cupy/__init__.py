@@ -245,9 +245,10 @@ def __getattr__(name):
         if isinstance(target, numpy.ufunc):     # CuPy's ufuncs refuse host arrays even where no operand is a device one
             _refuse_host_operands(target, args, _outs(kwargs.get("out", ())))
         result = target(*args, **kwargs)
+        # CuPy's functions give 0-d device arrays where NumPy's give scalars (argmax with no axis, sum, ...).
         if isinstance(result, tuple):
-            return tuple(_device(r) for r in result)
-        return _device(result)
+            return tuple(_device_0d(r) for r in result)
+        return _device_0d(result)
     wrapped.__name__ = name
     if isinstance(target, numpy.ufunc):
         wrapped.at = target.at        # in place, as cupy.ufunc.at: nothing to wrap
@@ -605,3 +606,9 @@ class _OnDevice:
 
 linalg = _OnDevice(numpy.linalg)
 fft = _OnDevice(numpy.fft)
+
+
+class lib:
+    """``cupy.lib.stride_tricks``: NumPy's ``as_strided`` gives a base-class view (``subok=False``), CuPy's a device
+    array."""
+    stride_tricks = _OnDevice(numpy.lib.stride_tricks)
