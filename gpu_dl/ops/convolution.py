@@ -44,16 +44,12 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from ..backend.launch import float16_through_float32
-from .device_reduction import column_sum, row_split
+from .device_reduction import column_sum, is_cupy, row_split
 
 _IM2COL_BYTES = 4 << 20   # per block of im2col rows; 1 to 16 MiB timed within about 10% of each other on 2 cores
 _TAP_SPLIT_CHANNEL_RATIO = 4   # tap split where Cin >= this * Cout (and Cin >= 8): im2col would copy far more than
 _TAP_SPLIT_MIN_CHANNELS = 8    # the product writes (the input gradient of a first layer, 32 -> 3 channels)
 _TAP_SPLIT_BLOCK_BYTES = 2 << 20   # rows per block of the tap-split product: input + output rows in cache
-
-
-def is_cupy(a) -> bool:
-    return type(a).__module__.startswith("cupy")
 
 
 def conv_output_length(size: int, window: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
