@@ -61,6 +61,16 @@ class ActivationFunction:
         """False for glu, whose output is half its input along ``axis``; every other activation keeps it."""
         return self.name != "glu"
 
+    @property
+    def gradient_reads_input(self):
+        """False where ``grad(x, y, dy)`` reads only y and dy (x for its dtype alone), so a layer may pass y
+        as x and need not keep its pre-activation for the backward: for some activations only with some
+        parameters (relu without a negative slope and with a threshold >= 0, relu6, leaky_relu with a positive
+        slope)."""
+        if self.name in _GRADIENT_FROM_OUTPUT_WHEN:
+            return not _GRADIENT_FROM_OUTPUT_WHEN[self.name](**self.params)
+        return self.name not in _GRADIENT_FROM_OUTPUT
+
     def output_shape(self, input_shape):
         """The shape of ``f(x)`` for an ``x`` of ``input_shape`` (None for a size not known yet)."""
         shape = list(input_shape)
@@ -84,13 +94,15 @@ class ActivationFunction:
             return activation_kernels.bias_activation_cuda(_contiguous(x), None, self.name, self.params)[1]
         return self._forward(x, **self.params)
 
-    def with_bias(self, z, bias):
+    def with_bias(self, z, bias, want_z=True):
         """``(z + bias, f(z + bias))`` with the bias added to ``z`` in place (``z`` is the caller's own
-        fresh array, e.g. a matrix product's output); one fused kernel on the GPU. ``bias`` may be None."""
+        fresh array, e.g. a matrix product's output); one fused kernel on the GPU. ``bias`` may be None.
+        With ``want_z=False`` (a layer whose backward needs no z: ``gradient_reads_input`` False) the
+        kernel writes y alone and the z returned is None (y for the identity); the array path returns z."""
         if activation_kernels.has_kernel(self.name, z) and z.flags.c_contiguous:
             if bias is not None:   # the cast NumPy's in-place add would make; a no-op in a layer
                 bias = _contiguous(bias.astype(z.dtype, copy=False))
-            return activation_kernels.bias_activation_cuda(z, bias, self.name, self.params)
+            return activation_kernels.bias_activation_cuda(z, bias, self.name, self.params, want_z=want_z)
         if bias is not None:
             z += bias
         return z, self(z)
@@ -107,6 +119,17 @@ class ActivationFunction:
     def __repr__(self):
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"ActivationFunction({self.name!r}{args})"
+
+
+# The activations whose gradient is a function of the output: tanh 1 - y**2, sigmoid y (1 - y), exponential y;
+# linear and step read neither (both paths: ops/elementwise.py and activation_bwd of kernels/activations.cu).
+_GRADIENT_FROM_OUTPUT = frozenset({"linear", "tanh", "sigmoid", "exponential", "step"})
+# ... and those whose gradient's mask is one of the output for some parameters (ops/elementwise.py says which
+# and why; the kernel's case is activation_bwd's y_as_x). elu's, selu's and celu's exp(x) is not y / alpha + 1
+# to the bit (y is alpha * expm1(x), rounded), nor softplus's sigmoid(x) 1 - exp(-y), nor hard_sigmoid's
+# inside (-3, 3) a function of its rounded x / 6 + 1/2: those read x.
+_GRADIENT_FROM_OUTPUT_WHEN = {"relu": ew.relu_gradient_from_output, "relu6": lambda: True,
+                              "leaky_relu": ew.leaky_relu_gradient_from_output}
 
 
 class TracedActivation(ActivationFunction):
@@ -127,6 +150,10 @@ class TracedActivation(ActivationFunction):
     @property
     def keeps_shape(self):
         return True
+
+    @property
+    def gradient_reads_input(self):
+        return True    # its gradient runs the traced function again on the input
 
     def _graph(self, shape, dtype):
         key = (tuple(shape[1:]), str(dtype))
@@ -168,7 +195,7 @@ class TracedActivation(ActivationFunction):
             return self.fn(x)       # symbolic tensors: the function's own operations are recorded
         return self._graph(x.shape, x.dtype).forward(x, training=False)
 
-    def with_bias(self, z, bias):
+    def with_bias(self, z, bias, want_z=True):
         if bias is not None:
             z += bias
         return z, self(z)

@@ -3,13 +3,19 @@
 // Shapes: z, y, dy, dz are contiguous arrays of n elements; viewed as
 // (n / columns, columns) rows, bias has `columns` elements (Dense's (units,)).
 //
-//   bias_activation_fwd_{f32,f64}(z, bias or null, y, n, columns, kind, p0, p1, p2)
-//       z[i] += bias[i % columns] (in place, when bias is given); y[i] = f(z[i]).
+//   bias_activation_fwd_{f32,f64}(z, bias or null, y, n, columns, write_z, kind, p0, p1, p2)
+//       z[i] += bias[i % columns] (in place, when bias is given and write_z is
+//       nonzero; a layer whose backward reads y alone skips that store);
+//       y[i] = f(z[i]). The write_z argument has not run on a GPU yet.
 //       y is a separate output for every kind except the identity, whose
 //       launcher passes y = z (NumPy's linear also returns its input): each
 //       thread reads its element before writing it, so that alias is safe.
 //   activation_bwd_{f32,f64}(z, y, dy, dz, n, kind, p0, p1, p2)
-//       dz[i] = dy[i] * f'(z[i]), from z or y, whichever the formula needs.
+//       dz[i] = dy[i] * f'(z[i]), from z or y, whichever the formula needs: y for
+//       exponential, sigmoid and tanh, and for relu without a negative slope and
+//       with a threshold >= 0 (relu6 included) and leaky_relu with a slope > 0,
+//       whose masks y decides exactly as z does. That relu/leaky_relu reading of
+//       y has not run on a GPU yet (emulator and NVRTC compilation only).
 //
 // `kind` picks the function (one uniform switch; codes in
 // gpu_dl/ops/activation_kernels.py), p0..p2 its parameters:
@@ -37,10 +43,10 @@
 // coalesced.
 // Per element, S = sizeof(T):
 //   forward  reads S (z) [+ S bias, from L1/L2: `columns` distinct values],
-//            writes S (y) [+ S z when bias is given]; the identity with a
+//            writes S (y) [+ S z when bias is given and write_z]; the identity with a
 //            bias writes z alone (y is z), without one it launches nothing.
-//   backward reads 2S (dy, and z, or y for exponential/sigmoid/tanh; step
-//            reads nothing) and writes S.
+//   backward reads 2S (dy, and z, or y for exponential/sigmoid/tanh and the
+//            relu/leaky_relu cases above; step reads nothing) and writes S.
 // FLOPs: 1-20 per element (an exp or log1p at most twice, silu's gradient
 // the most); an integer modulo for the bias column. Memory-bound for every
 // kind.
@@ -97,14 +103,14 @@ __device__ __forceinline__ T act_backward(T x, T y, T dy, int kind, T p0, T p1, 
 }
 
 template <typename T>
-__device__ void bias_activation_fwd(T* z, const T* __restrict__ bias, T* y, int n, int columns, int kind,
-                                    T p0, T p1, T p2) {
+__device__ void bias_activation_fwd(T* z, const T* __restrict__ bias, T* y, int n, int columns, int write_z,
+                                    int kind, T p0, T p1, T p2) {
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)n; i += stride) {
         T v = z[i];
         if (bias != nullptr) {
             v += bias[i % (unsigned)columns];
-            z[i] = v;
+            if (write_z) z[i] = v;
         }
         y[i] = act_forward(v, kind, p0, p1, p2);
     }
@@ -115,13 +121,17 @@ __device__ void activation_bwd(const T* __restrict__ z, const T* __restrict__ y,
                                T* __restrict__ dz, int n, int kind, T p0, T p1, T p2) {
     // Load only what the formula reads (uniform across the grid): one array fewer of the three inputs
     // for every kind, a quarter of the kernel's traffic; step's zero gradient reads nothing.
-    const bool reads_y = kind == ACT_EXPONENTIAL || kind == ACT_SIGMOID || kind == ACT_TANH;
+    // y_as_x: relu without a slope and with a threshold >= 0, and leaky_relu with a slope > 0, compare
+    // y where they compare z, which gives the same mask bit for bit (why: relu_gradient_from_output and
+    // leaky_relu_gradient_from_output in gpu_dl/ops/elementwise.py), so a layer need not keep z for them.
+    const bool y_as_x = (kind == ACT_RELU && p0 == T(0) && p2 >= T(0)) || (kind == ACT_LEAKY_RELU && p0 > T(0));
+    const bool reads_y = y_as_x || kind == ACT_EXPONENTIAL || kind == ACT_SIGMOID || kind == ACT_TANH;
     const bool reads_z = !reads_y && kind != ACT_LINEAR && kind != ACT_STEP;
     const bool reads_dy = kind != ACT_STEP;
     const unsigned stride = gridDim.x * blockDim.x;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)n; i += stride) {
-        const T x = reads_z ? z[i] : T(0);
         const T out = reads_y ? y[i] : T(0);
+        const T x = reads_z ? z[i] : (y_as_x ? out : T(0));
         const T grad = reads_dy ? dy[i] : T(0);
         dz[i] = act_backward(x, out, grad, kind, p0, p1, p2);
     }
@@ -129,8 +139,8 @@ __device__ void activation_bwd(const T* __restrict__ z, const T* __restrict__ y,
 
 #define ACTIVATION_KERNELS(T, SUFFIX)                                                                   \
     extern "C" __global__ void bias_activation_fwd_##SUFFIX(T* z, const T* bias, T* y, int n, int columns, \
-                                                            int kind, T p0, T p1, T p2) {              \
-        bias_activation_fwd<T>(z, bias, y, n, columns, kind, p0, p1, p2);                               \
+                                                            int write_z, int kind, T p0, T p1, T p2) { \
+        bias_activation_fwd<T>(z, bias, y, n, columns, write_z, kind, p0, p1, p2);                      \
     }                                                                                                   \
     extern "C" __global__ void activation_bwd_##SUFFIX(const T* z, const T* y, const T* dy, T* dz, int n, \
                                                        int kind, T p0, T p1, T p2) {                   \

@@ -6,8 +6,10 @@ architecture's layers on 28x28 and 32x32, and ResNet's 3x3 64->64 at
 
 gpu_dl:
 - forward: one launch of ``conv2d_forward_cuda`` with the bias and a relu
-  epilogue (it writes both z = conv + bias and y = relu(z));
-- forward + backward: that forward, the relu gradient
+  epilogue, as inference runs it (``want_z=False``: it writes y = relu(conv
+  + bias) alone);
+- forward + backward: that forward writing z = conv + bias too (the relu
+  gradient reads z), the relu gradient
   (``activation_backward_cuda``: dz = dy * (z > 0)),
   ``conv2d_backward_input_cuda``, ``conv2d_backward_kernel_cuda`` and the
   bias gradient (dz summed over axes 0, 1, 2): the calls a Conv2D layer
@@ -65,8 +67,8 @@ dy * (z > 0) first): the relu gradient (``activation_backward_cuda``;
 PyTorch ``aten.threshold_backward``), dx (``conv2d_backward_input_cuda``,
 its kernel-transpose copy included; PyTorch
 ``aten.convolution_backward`` with output_mask (True, False, False)),
-dkernel (``conv2d_backward_kernel_cuda``: the split-K tensor-core or exact
-kernel and, with more than one split, ``conv2d_bwd_filter_reduce``; mask
+dkernel (``conv2d_backward_kernel_cuda``: the split-K tensor-core, tiled
+float32 or exact kernel and, with more than one split, ``conv2d_bwd_filter_reduce``; mask
 (False, True, False)) and dbias (``conv.bias_gradient``; mask (False,
 False, True)). The last column lists the kernels gpu_dl launched for the
 piece, with grid and threads, recorded from the launchers on an untimed
@@ -83,13 +85,34 @@ here: ``conv2d_bwd_filter_reduce_f32`` (ceil(KH*KW*Cin*Cout / 256)
 blocks, each thread adding all the splits in order: 4 to 8 blocks and
 392 to 512 serial adds on the seed 3x3-input and 1x1 shapes), and in
 strict float32 the exact backward-filter kernel (one thread per dk
-element summing up to 57344 positions in a row on ResNet).
+element summing up to 57344 positions in a row on ResNet). The reduce now
+runs 32 outputs x 8 split-stripes per block, 4 loads in flight per thread.
+
+Row tiles (TF32, every shape): the forward (as inference runs it) and
+backward data timed with each row tile of their tensor-core kernels forced
+in turn (``conv_kernels.forced_row_tile``: 128 or 64 rows of N*OH*OW or
+N*H*W per block), beside the tile the launcher's rule picks on this device
+and the kernels launched for each. The two tiles must give the same bits
+(each output's sum over k runs in the same order whatever the block's
+height); a pair that does not is a MISMATCH. The table is there to confirm
+or correct the rule (``conv_kernels._row_tile``).
+
+Strict float32 kernels (every shape): precision "float32" runs the tiled
+float32 kernels on sm_80 and newer (``conv2d_*_f32tile_*``: scalar FMAs in
+the tensor-core kernels' shared-memory tiles), so the strict float32
+tables above time them there. Beside them, the forward (as inference runs
+it), backward data and backward filter timed with the exact kernels (one
+thread per output, what the 2026-11-24 H100 tables timed) and the tiled
+ones forced in turn (``conv_kernels.forced_float32_kernel``). The two
+must give the same results (the same bits by construction); a pair that
+does not is a MISMATCH.
 
 Usage: python profiling/bench_conv2d.py [--out FILE]
        GPU_DL_BENCH_SMOKE=1 python profiling/bench_conv2d.py   (tiny shapes: bench_common.py, conv_shapes.py)
 """
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -176,7 +199,7 @@ def nhwc(t):
 def ours_forward(case, precision):
     args = geometry(case.shape)
     return lambda: conv2d_forward_cuda(case.x, case.kernel, case.bias, activation="relu", precision=precision,
-                                       **args)
+                                       want_z=False, **args)
 
 
 def ours_training_step(x, kernel, bias, dy, shape, precision):
@@ -196,7 +219,7 @@ def ours_step(case, precision):
 def ours_outputs(x, kernel, bias, dy, shape, precision):
     """The checked [y, dx, dkernel, dbias]: y with the relu epilogue, the gradients with dz = dy (see check_ours)."""
     args = geometry(shape)
-    _, y = conv2d_forward_cuda(x, kernel, bias, activation="relu", precision=precision, **args)
+    _, y = conv2d_forward_cuda(x, kernel, bias, activation="relu", precision=precision, want_z=False, **args)
     dx = conv2d_backward_input_cuda(dy, kernel, x.shape, precision=precision, **args)
     dkernel = conv2d_backward_kernel_cuda(x, dy, kernel.shape, precision=precision, **args)
     return [y, dx, dkernel, conv.bias_gradient(dy)]
@@ -403,7 +426,7 @@ def recorded_launches(fn):
             kernel = get_kernel(filename, name, *options)
 
             def launch(grid, block, args, *rest, **kwargs):
-                seen.append(f"{name} {grid_text(grid)} x {int(block[0])}")
+                seen.append(f"{name} {grid_text(grid)} x {math.prod(int(b) for b in block)}")
                 return kernel(grid, block, args, *rest, **kwargs)
             return launch
         return get
@@ -496,6 +519,105 @@ def measure_pieces(torch, case, precision, ok):
     return out
 
 
+# ------------------------------------------------------------------------------------------- row tiles
+ROW_TILES = (128, 64)
+
+
+def tile_calls(case, precision):
+    """pass -> the call: the forward as inference runs it (bias, relu, y alone) and backward data."""
+    c, args = case, geometry(case.shape)
+    return {
+        "forward": lambda: conv2d_forward_cuda(c.x, c.kernel, c.bias, activation="relu", precision=precision,
+                                               want_z=False, **args)[1],
+        "backward data": lambda: conv2d_backward_input_cuda(c.dy, c.kernel, c.x.shape, precision=precision, **args),
+    }
+
+
+def measure_forced(case, precision, ok, calls, forcings, what):
+    """pass -> {rule, kernels, ms}: the launch the launchers pick for each of ``calls``, and per entry of
+    ``forcings`` (key -> a context manager forcing a kernel choice) its launch and time (only after the result
+    check passed, and only where every forced choice's output is the same as the first one's; ``what`` names
+    them in the MISMATCH line)."""
+    out = {}
+    for name, call in calls.items():
+        r = {"rule": [], "kernels": dict.fromkeys(forcings, ()), "ms": dict.fromkeys(forcings)}
+        out[name] = r
+        if not ok:
+            continue
+        r["rule"] = recorded_launches(call)
+        outputs = {}
+        for key, forced in forcings.items():
+            with forced():
+                r["kernels"][key] = recorded_launches(call)
+                outputs[key] = call()
+        first = outputs[next(iter(forcings))]
+        if not all(bool(cupy.array_equal(first, o)) for o in outputs.values()):
+            line = (f"MISMATCH: gpu_dl {precision} {case.shape.label()} {name}: {what} give different results; "
+                    "not timed")
+            print(line, file=sys.stderr, flush=True)
+            problems.append(line)
+            continue
+        for key, forced in forcings.items():
+            with forced():
+                r["ms"][key] = bc.time_gpu(call, repeats=REPEATS)
+    return out
+
+
+def measure_tiles(case, precision, ok):
+    """measure_forced over the forward and backward data, with each row tile forced in turn."""
+    forcings = {rows: (lambda rows=rows: conv_kernels.forced_row_tile(rows)) for rows in ROW_TILES}
+    return measure_forced(case, precision, ok, tile_calls(case, precision), forcings, "the 128- and 64-row tiles")
+
+
+def forced_rows(results, keys, picked):
+    """Table rows of measure_forced's results for its two ``keys``: shape, pass, the choice the launchers made
+    (``picked(first kernel name)``), each key's time, their ratio, each key's launches."""
+    rows = []
+    for shape, measured in results:
+        for name, r in measured.items():
+            ms = [r["ms"][k] for k in keys]
+            rows.append([shape.label(), name, "-" if not r["rule"] else picked(r["rule"][0])]
+                        + ["not timed" if m is None else f"{m * 1e3:.1f}" for m in ms]
+                        + ["-" if None in ms else f"{ms[0] / ms[1]:.2f}x",
+                           " / ".join(" + ".join(r["kernels"][k]) or "-" for k in keys)])
+    return rows
+
+
+def tile_table(results, precision):
+    rows = forced_rows(results, ROW_TILES, lambda kernel: "64" if "_m64_" in kernel else "128")
+    return (f"\n### Row tiles of forward and backward data ({precision})\n\nEach pass timed with the 128-row and "
+            "the 64-row tensor-core tile forced in turn; \"rule\" is the tile conv_kernels picks on this device; "
+            "\"128 / 64\" > 1 means the 64-row tile is faster.\n\n"
+            + bc.table(["shape", "pass", "rule", "128-row us", "64-row us", "128 / 64",
+                        "gpu_dl kernels, 128 / 64 rows (grid x threads)"], rows))
+
+
+# ------------------------------------------------------------------------------------------- float32 kernels
+FLOAT32_KERNELS = ("exact", "tiled")
+
+
+def measure_float32_kernels(case, ok):
+    """measure_forced over forward, backward data and backward filter at precision "float32", with the exact and
+    the tiled kernels forced in turn (they must give the same bits)."""
+    c, args = case, geometry(case.shape)
+    calls = dict(tile_calls(case, "float32"))
+    calls["backward filter"] = lambda: conv2d_backward_kernel_cuda(c.x, c.dy, c.kernel.shape, precision="float32",
+                                                                   **args)
+    forcings = {kind: (lambda kind=kind: conv_kernels.forced_float32_kernel(kind)) for kind in FLOAT32_KERNELS}
+    return measure_forced(case, "float32", ok, calls, forcings, "the exact and the tiled float32 kernels")
+
+
+def float32_kernel_table(results):
+    rows = forced_rows(results, FLOAT32_KERNELS, lambda kernel: "tiled" if "_f32tile_" in kernel else "exact")
+    return ("\n### Strict float32: exact and tiled kernels\n\nEach pass at precision \"float32\" timed with the "
+            "exact kernels (one thread per output) and the tiled ones (scalar FMAs in shared-memory tiles) forced "
+            "in turn; they give the same bits. \"launched\" is the kind conv_kernels runs by default on this "
+            "device (the strict float32 tables above time it); \"exact / tiled\" > 1 means the tiled kernel is "
+            "faster.\n\n"
+            + bc.table(["shape", "pass", "launched", "exact us", "tiled us", "exact / tiled",
+                        "gpu_dl kernels, exact / tiled (grid x threads)"], rows))
+
+
 # ------------------------------------------------------------------------------------------- tables
 def pass_row(shape, timing, targets):
     ms, torch_ms, flops, rate = timing["ms"], timing["torch_ms"], timing["flops"], timing["rate"]
@@ -578,6 +700,7 @@ def run():
         torch.backends.cudnn.benchmark = True
     rates = matmul_rates(torch)
     results = {"tf32": [], "float32": [], "bfloat16": []}
+    tiles, float32_kernels = [], []
     flags = {}
     samples_note = "reference: PyTorch float64 on the GPU, every sample"
     for shape in ALL_SHAPES:
@@ -591,6 +714,8 @@ def run():
             flags[precision] = set_torch_precision(torch, precision)
             results[precision].append((shape, measure(torch, case, precision, want, samples, rates[precision],
                                                       pieces=True)))
+        tiles.append((shape, measure_tiles(case, "tf32", results["tf32"][-1][1]["ok"])))
+        float32_kernels.append((shape, measure_float32_kernels(case, results["float32"][-1][1]["ok"])))
         if shape in SEED_SHAPES:
             set_torch_precision(torch, "tf32")
             results["bfloat16"].append((shape, measure(torch, case, "bfloat16", want, samples, rates["tf32"],
@@ -620,6 +745,8 @@ def run():
                                  "bfloat16 on every call and returns y in bfloat16); seed shapes; \"of matmul "
                                  "rate\" against the TF32 matmul", results["bfloat16"], "bfloat16", False,
                                  samples_note))
+    out.append(tile_table(tiles, "tf32"))
+    out.append(float32_kernel_table(float32_kernels))
     if problems:
         out.append("\n**Problems** (these rows were not timed):\n\n" + "\n".join(f"- {p}" for p in problems) + "\n")
     return "".join(out)

@@ -103,6 +103,61 @@ def test_fused_forward_without_bias_is_the_activation(xp, rng, name):
         assert got_y is got_z
 
 
+@pytest.mark.parametrize("name,params", [("relu", {}), ("leaky_relu", {}), ("tanh", {}), ("linear", {}),
+                                         ("relu", {"negative_slope": 0.1})])
+def test_fused_forward_without_z_writes_y_alone(xp, rng, name, params):
+    """want_z=False: the same y; on the GPU the kernel leaves the caller's buffer as it was (no z + bias
+    stored) and returns no z, but for the identity, whose z is y; the array path returns z + bias."""
+    f = activations.make(name, **params)
+    z = rng.standard_normal((17, 5)).astype("float32")
+    bias = rng.standard_normal(5).astype("float32")
+    buffer = xp.array(z)                   # a copy: NumPy adds the bias into it in place
+    got_z, got_y = f.with_bias(buffer, xp.asarray(bias), want_z=False)
+    _close(got_y, f(z + bias), "float32", f"{name}{params}(z + bias)")
+    if _on_gpu(xp) and name != "linear":
+        assert got_z is None
+        numpy.testing.assert_array_equal(to_numpy(buffer), z)
+    else:
+        _close(got_z, z + bias, "float32", "z + bias")
+        if name == "linear":
+            assert got_y is got_z
+
+
+@pytest.mark.parametrize("make", [
+    lambda activation, dtype: layers.Dense(5, activation=activation, dtype=dtype),
+    lambda activation, dtype: layers.EinsumDense("ab,bc->ac", 5, bias_axes="c", activation=activation, dtype=dtype),
+], ids=["dense", "einsum_dense"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "elu", None])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dense_training_keeps_the_preactivation_only_where_the_gradient_reads_it(xp, rng, dtype, activation, make):
+    """Dense's (and EinsumDense's) fused bias + activation writes z in training only where the gradient reads
+    it (elu, and any activation where a model keeps it): outputs and gradients are the same bits as with z
+    kept, on both backends; on the GPU the saved z is None (the identity's is y)."""
+    x_host = rng.standard_normal((19, 7)).astype(dtype)
+    dy_host = rng.standard_normal((19, 5)).astype(dtype)
+
+    def run(keep):
+        layer = make(activation, dtype)
+        layer.ensure_built((None, 7))
+        layer.set_weights(weights)
+        layer.keep_preactivation = keep
+        y = layer(xp.asarray(x_host), training=True)
+        saved_z = layer.saved()[1]
+        dx = layer.backward(xp.asarray(dy_host))
+        return saved_z, [to_numpy(a) for a in (y, dx, layer.kernel.grad, layer.bias.grad)]
+
+    weights = [rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)]
+    z, results = run(False)
+    kept_z, kept = run(True)
+    assert kept_z is not None
+    if _on_gpu(xp) and activation not in ("elu", None):
+        assert z is None                   # the kernel wrote y alone
+    else:
+        assert z is not None
+    for got, want in zip(results, kept):
+        numpy.testing.assert_array_equal(got, want)
+
+
 def test_strided_inputs_and_gradients_take_a_contiguous_copy(xp, rng):
     f = activations.make("elu", alpha=0.5)
     x = rng.standard_normal((17, 33))

@@ -181,6 +181,86 @@ def test_a_function_of_the_callers_own_is_traced_for_its_gradient(xp, rng):
                                           "config": "_square_plus_tanh", "registered_name": "function"}
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_reads_input_is_false_only_where_the_output_gives_the_gradient(xp, rng, dtype):
+    """A layer may pass y in place of x where gradient_reads_input is False: the gradient is then the same bits
+    (kernels on CuPy float arrays, array arithmetic on NumPy); every other elementwise activation with a kernel
+    reads x, and so does a function of the caller's own, whatever its name."""
+    host = rng.standard_normal((7, 5)).astype(dtype) * 3
+    x, dy = xp.asarray(host), xp.asarray(rng.standard_normal((7, 5)).astype(dtype))
+    from_output = set()
+    for name in sorted(activation_kernels.KIND):
+        act = activations.get(name)
+        y = act(x)
+        if not act.gradient_reads_input:
+            from_output.add(name)
+            numpy.testing.assert_array_equal(to_numpy(act.grad(y, y, dy)), to_numpy(act.grad(x, y, dy)))
+    assert from_output == {"linear", "tanh", "sigmoid", "exponential", "step", "relu", "relu6", "leaky_relu"}
+
+    def tanh(v):
+        return gpu_dl.ops.tanh(v) * 2.0
+    assert activations.get(tanh).gradient_reads_input
+
+
+# The relu and leaky_relu parameters whose gradient comes from the output, then those whose gradient reads x.
+FROM_OUTPUT = [("relu", {}), ("relu", {"max_value": 2.5}), ("relu", {"max_value": 6.0, "threshold": 0.5}),
+               ("relu", {"threshold": 0.5}), ("relu", {"max_value": 0.25, "threshold": 0.5}),
+               ("relu", {"max_value": 0.0}), ("relu", {"max_value": -1.0}), ("relu", {"max_value": numpy.inf}),
+               ("relu6", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 1e-6}),
+               ("leaky_relu", {"negative_slope": 1.0}), ("leaky_relu", {"negative_slope": 3.0})]
+FROM_INPUT = [("relu", {"negative_slope": 0.1}), ("relu", {"threshold": -1.0}),
+              ("relu", {"negative_slope": 1e-30, "max_value": 6.0}), ("leaky_relu", {"negative_slope": -0.5}),
+              ("leaky_relu", {"negative_slope": 0.0})]
+
+
+def _gradient_from_input(name, params, x, dy):
+    """relu's and leaky_relu's gradient written out from x alone, the way the library computed it before
+    reading y: the reference for the bits."""
+    if name == "leaky_relu":
+        slope = x.dtype.type(params.get("negative_slope", 0.2))
+        above = x > 0 if slope <= 1 else x < 0
+        return dy * numpy.where(above, x.dtype.type(1), slope)
+    slope, threshold = params.get("negative_slope", 0.0), x.dtype.type(params.get("threshold", 0.0))
+    max_value = 6.0 if name == "relu6" else params.get("max_value")
+    passes = x > threshold
+    if max_value is not None:
+        passes &= (x > 0) & (x < x.dtype.type(max_value))
+    factor = passes + x.dtype.type(slope) * (x < threshold) if slope else passes.astype(x.dtype)
+    return dy * factor
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,params", FROM_OUTPUT + FROM_INPUT,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(FROM_OUTPUT + FROM_INPUT)])
+def test_relu_gradients_come_from_the_output_exactly_where_it_decides_them(xp, rng, dtype, name, params):
+    """relu (no slope, threshold >= 0) and leaky_relu (slope > 0) need no x: their gradient from y alone (x all
+    NaN) has the bits of the gradient written out from x, at the ties with threshold and max_value, at +-0,
+    the smallest subnormals, the largest values, infinities and NaN. Where a slope can round to 0 (or is 0,
+    which makes y NaN at +-inf), or a negative threshold passes x <= 0 through, x is read: y alone would give
+    another gradient there."""
+    info = numpy.finfo(dtype)
+    special = [0.0, -0.0, 0.5, -0.5, 0.25, 2.5, 6.0, -1.0, 1.0, 3.0, -3.0, info.tiny, -info.tiny,
+               info.smallest_subnormal, -info.smallest_subnormal, info.max, -info.max, numpy.inf, -numpy.inf,
+               numpy.nan]
+    host = numpy.concatenate([special, rng.standard_normal(45) * 3]).astype(dtype)
+    dy_host = rng.standard_normal(host.size).astype(dtype)
+    act = activations.make(name, **params)
+    with numpy.errstate(over="ignore", invalid="ignore"):     # slope * x at +-inf and the largest values
+        y = act(xp.asarray(host))
+        want = _gradient_from_input(name, params, host, dy_host)
+        from_output = _gradient_from_input(name, params, to_numpy(y), dy_host)
+    bits = f"u{numpy.dtype(dtype).itemsize}"
+    x, dy = xp.asarray(host), xp.asarray(dy_host)
+    numpy.testing.assert_array_equal(to_numpy(act.grad(x, y, dy)).view(bits), want.view(bits))
+    if (name, params) in FROM_OUTPUT:
+        assert not act.gradient_reads_input
+        numpy.testing.assert_array_equal(to_numpy(act.grad(xp.full_like(x, numpy.nan), y, dy)).view(bits),
+                                         want.view(bits))
+    else:
+        assert act.gradient_reads_input
+        assert not numpy.array_equal(from_output, want)
+
+
 def test_a_function_that_cannot_be_traced_or_written_says_so(xp):
     act = activations.get(lambda x: numpy.asarray(x) * 2)
     with pytest.raises(TypeError, match="cannot be trained.*gpu_dl.ops"):

@@ -231,6 +231,118 @@ def test_fused_bias_activation_epilogue(cupy_only, rng, case, activation, params
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[11], CASES[13]],
+                         ids=[CASE_IDS[i] for i in (0, 1, 4, 11, 13)])
+def test_forward_without_z_writes_y_alone(cupy_only, rng, case, activation, mode):
+    """want_z=False: no z (None) unless the activation is linear (then z is y), and y the same bits as with z
+    (the same kernel and arithmetic); y is checked against NumPy and is NaN-poisoned before the launch."""
+    cupy, dtype = cupy_only, _dtype(mode)
+    x, w, b, _ = _inputs(rng, case, dtype)
+    geometry = _geometry(case)
+    args = (cupy.asarray(x), cupy.asarray(w), cupy.asarray(b))
+    z, y = conv_kernels.conv2d_forward_cuda(*args, activation=activation, precision=_precision(mode), want_z=False,
+                                            **geometry)
+    if activation == "linear":
+        assert z is y
+    else:
+        assert z is None
+    _, y_with_z = conv_kernels.conv2d_forward_cuda(*args, activation=activation, precision=_precision(mode),
+                                                   **geometry)
+    assert numpy.array_equal(to_numpy(y), to_numpy(y_with_z))
+    want_z = ref_forward(x, w, **geometry) + b
+    want = {"relu": numpy.maximum(want_z, 0.0), "sigmoid": 1.0 / (1.0 + numpy.exp(-want_z)), "linear": want_z}
+    bound_z = _bound(mode, ref_forward(numpy.abs(x), numpy.abs(w), **geometry), case[5][0] * case[5][1] * case[3],
+                     want_z)
+    _check(y, want[activation], bound_z + 8 * _UNIT[mode] * (numpy.abs(want[activation]) + 1), dtype,
+           f"{activation} without z, {mode}")
+
+
+@pytest.mark.parametrize("rows,tiles_n,sms,want", [
+    (25088, 1, 132, 64),     # 196 blocks of 128 rows: the busiest SM 256 rows; 392 of 64: 192
+    (32768, 1, 132, 128),    # 256 blocks: 2 (256 rows) against 4 of 64 (256 rows)
+    (100352, 1, 132, 128),   # 784 blocks: 6 (768 rows) against 12 (768)
+    (401408, 1, 132, 128),
+    (1, 1, 132, 64),         # one block: 64 rows instead of 128
+    (2000, 2, 16, 128),      # 32 blocks on 16 SMs: 2 each (256 rows) against 4 of 64 rows (256)
+    (1000, 1, 16, 64),       # 8 blocks on 16 SMs: 128 rows against 64
+    (1100, 1, 4, 128),       # 9 blocks: 3 (384 rows) against 18 of 64: 5 (320, over 0.8 x 384)
+])
+def test_row_tile_rule(rows, tiles_n, sms, want):
+    """The forward / backward-data row tile: 64 where the busiest SM gets at most 0.8 of its 128-row work."""
+    assert conv_kernels._row_tile_on(rows, tiles_n, sms) == want
+
+
+@pytest.mark.parametrize("mode", ["tf32", "bfloat16", "float32"])
+@pytest.mark.parametrize("rows", [64, 128])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_both_row_tiles_match_numpy(cupy_only, rng, case, rows, mode):
+    """Forward (bias, relu, z and y) and backward data with each row tile forced: both right on every case."""
+    cupy = cupy_only
+    x, w, b, dy = _inputs(rng, case, "float32")
+    geometry = _geometry(case)
+    launched = []
+    with _recording_launches(launched), conv_kernels.forced_row_tile(rows):
+        z, y = conv_kernels.conv2d_forward_cuda(cupy.asarray(x), cupy.asarray(w), cupy.asarray(b),
+                                                activation="relu", precision=mode, **geometry)
+        dx = conv_kernels.conv2d_backward_input_cuda(cupy.asarray(dy), cupy.asarray(w), x.shape, precision=mode,
+                                                     **geometry)
+    assert len(launched) == 2 and all(("_m64_" in name) == (rows == 64) for name in launched), launched
+    want_z = ref_forward(x, w, **geometry) + b
+    bound_z = _bound(mode, ref_forward(numpy.abs(x), numpy.abs(w), **geometry), case[5][0] * case[5][1] * case[3],
+                     want_z)
+    _check(z, want_z, bound_z, "float32", f"z, {rows}-row tile, {mode}")
+    _check(y, numpy.maximum(want_z, 0.0), bound_z, "float32", f"relu(z), {rows}-row tile, {mode}")
+    want = ref_backward_input(dy, w, x.shape, **geometry)
+    scale = ref_backward_input(numpy.abs(dy), numpy.abs(w), x.shape, **geometry)
+    _check(dx, want, _bound(mode, scale, case[5][0] * case[5][1] * case[4], want), "float32",
+           f"backward input, {rows}-row tile, {mode}")
+
+
+def _recording_launches(names, prefixes=("conv2d_fwd", "conv2d_bwd_data")):
+    """Within the block, the names of the conv2d kernels launched (those starting with one of ``prefixes``) are
+    appended to ``names``."""
+    import contextlib
+    original = conv_kernels.get_kernel
+
+    def get_kernel(filename, name, *options):
+        if name.startswith(prefixes):
+            names.append(name)
+        return original(filename, name, *options)
+
+    @contextlib.contextmanager
+    def recording():
+        conv_kernels.get_kernel = get_kernel
+        try:
+            yield
+        finally:
+            conv_kernels.get_kernel = original
+    return recording()
+
+
+def test_the_rule_picks_the_launched_tile(cupy_only, rng, monkeypatch):
+    """Without a forced tile the launch is the rule's (on this device's SM count), and forced_row_tile refuses
+    other sizes."""
+    cupy = cupy_only
+    case = CASES[10]   # 2 x 12 x 12 rows = 288, 64 columns: 3 blocks of 128 rows, 5 of 64 (fewer than the SMs)
+    x, w, _, dy = _inputs(rng, case, "float32")
+    sms = conv_kernels._multiprocessors(cupy.cuda.runtime.getDevice())
+    for fake_sms, tile in ((sms, conv_kernels._row_tile_on(288, 1, sms)), (1, 128)):
+        monkeypatch.setattr(conv_kernels, "_multiprocessors", lambda device, fake_sms=fake_sms: fake_sms)
+        launched = []
+        with _recording_launches(launched):
+            conv_kernels.conv2d_forward_cuda(cupy.asarray(x), cupy.asarray(w), None, precision="tf32",
+                                             **_geometry(case))
+            conv_kernels.conv2d_backward_input_cuda(cupy.asarray(dy), cupy.asarray(w), x.shape, precision="tf32",
+                                                    **_geometry(case))
+        assert launched == [f"conv2d_fwd_tf32{'_m64' if tile == 64 else ''}_n64",
+                            f"conv2d_bwd_data_tf32{'_m64' if tile == 64 else ''}_n64"]
+    with pytest.raises(ValueError, match="`rows` must be 128 or 64, got 32"):
+        with conv_kernels.forced_row_tile(32):
+            pass
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_backward_input_matches_numpy(cupy_only, rng, case, mode):
     cupy, dtype = cupy_only, _dtype(mode)
@@ -273,7 +385,171 @@ def test_backward_kernel_is_reproducible_bit_for_bit(cupy_only, rng, mode):
     _check(first, want, _bound(mode, scale, 8 * 28 * 28, want), dtype, f"backward kernel, long reduction, {mode}")
 
 
-@pytest.mark.parametrize("mode", ["tf32", "bfloat16"])
+# ------------------------------------------------------------------------ tiled float32 = exact float32
+_LONG_CASE = (8, 28, 28, 3, 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))   # backward filter: many splits
+
+
+def _float32_all_directions(cupy, kind, x, w, b, dy, case):
+    """z, y (bias + relu), dx and dk at precision "float32" from the ``kind`` kernels, and the names launched."""
+    geometry, launched = _geometry(case), []
+    with conv_kernels.forced_float32_kernel(kind), _recording_launches(launched, ("conv2d_",)):
+        z, y = conv_kernels.conv2d_forward_cuda(cupy.asarray(x), cupy.asarray(w), cupy.asarray(b),
+                                                activation="relu", precision="float32", **geometry)
+        dx = conv_kernels.conv2d_backward_input_cuda(cupy.asarray(dy), cupy.asarray(w), x.shape,
+                                                     precision="float32", **geometry)
+        dk = conv_kernels.conv2d_backward_kernel_cuda(cupy.asarray(x), cupy.asarray(dy), w.shape,
+                                                      precision="float32", **geometry)
+    return [to_numpy(a) for a in (z, y, dx, dk)], launched
+
+
+def _assert_same_bits(tiled, exact, what):
+    for name, got, want in zip(("z", "relu(z)", "dx", "dk"), tiled, exact):
+        assert got.dtype == want.dtype == numpy.float32 and got.shape == want.shape, (what, name)
+        differ = got.view(numpy.uint32) != want.view(numpy.uint32)
+        assert not differ.any(), (f"{what}, {name}: {differ.sum()} elements differ in bits; first at "
+                                  f"{numpy.unravel_index(numpy.argmax(differ), got.shape)}: tiled "
+                                  f"{got[differ][0]!r}, exact {want[differ][0]!r}")
+
+
+def _launch_kinds(launched):
+    """The kernel families launched: "tiled" (f32tile), "exact" (_f32) and the split reduce."""
+    kinds = {"f32tile" if "_f32tile_" in n else "reduce" if "_reduce_" in n else n.rsplit("_", 1)[1] for n in launched}
+    return kinds - {"reduce"}
+
+
+@pytest.mark.parametrize("case", CASES + [_LONG_CASE], ids=CASE_IDS + ["long-reduction"])
+def test_tiled_float32_gives_the_exact_kernels_bits(cupy_only, rng, case):
+    """Precision "float32": the tiled kernels (the ones launched by default on sm_80+) give the exact kernels'
+    bits in every direction (bias + relu epilogue, backward data's skipped taps, backward filter's splits), and
+    lie within the float32 bound of the NumPy reference."""
+    cupy = cupy_only
+    x, w, b, dy = _inputs(rng, case, "float32")
+    tiled, launched_tiled = _float32_all_directions(cupy, "tiled", x, w, b, dy, case)
+    exact, launched_exact = _float32_all_directions(cupy, "exact", x, w, b, dy, case)
+    assert _launch_kinds(launched_tiled) == {"f32tile"} and len(launched_tiled) >= 3, launched_tiled
+    assert _launch_kinds(launched_exact) == {"f32"} and len(launched_exact) >= 3, launched_exact
+    # the same splits, so the same reduce launches
+    assert [n for n in launched_tiled if "_reduce_" in n] == [n for n in launched_exact if "_reduce_" in n]
+    _assert_same_bits(tiled, exact, "tiled against exact")
+    geometry = _geometry(case)
+    want_z = ref_forward(x, w, **geometry) + b
+    scale = ref_forward(numpy.abs(x), numpy.abs(w), **geometry)
+    _check(tiled[0], want_z, _bound("float32", scale, case[5][0] * case[5][1] * case[3], want_z), "float32",
+           "tiled z")
+    want = ref_backward_input(dy, w, x.shape, **geometry)
+    scale = ref_backward_input(numpy.abs(dy), numpy.abs(w), x.shape, **geometry)
+    _check(tiled[2], want, _bound("float32", scale, case[5][0] * case[5][1] * case[4], want), "float32", "tiled dx")
+    want = ref_backward_kernel(x, dy, w.shape, **geometry)
+    scale = ref_backward_kernel(numpy.abs(x), numpy.abs(dy), w.shape, **geometry)
+    _check(tiled[3], want, _bound("float32", scale, dy.shape[0] * dy.shape[1] * dy.shape[2], want), "float32",
+           "tiled dk")
+
+
+@pytest.mark.parametrize("case", [CASES[3], CASES[4], CASES[11], CASES[12], CASES[13]],
+                         ids=[CASE_IDS[i] for i in (3, 4, 11, 12, 13)])
+def test_tiled_float32_skips_the_terms_the_exact_kernels_skip(cupy_only, rng, case):
+    """Sums of -0 stay -0, and inf or NaN reached only through padding or off-pixel taps stays out, as in the
+    exact kernels: the tiled kernels do not multiply padding by zero (+0 * w would turn a -0 sum into +0,
+    0 * inf is NaN). Every product here underflows to -0 (-1e-30 * 1e-30), so every sum is -0, except where a
+    real term is inf or NaN."""
+    cupy = cupy_only
+    x, w, b, dy = _inputs(rng, case, "float32")
+    b = numpy.zeros_like(b)   # -0 + +0 is +0: the relu epilogue and the bias add see +0 alike in both kernels
+    geometry = _geometry(case)
+    ones = [numpy.ones(a.shape) for a in (x, w, dy)]
+    # An output with no real term keeps the accumulator's initial +0; every other one is -0.
+    reached = {"z": ref_forward(ones[0], ones[1], **geometry) > 0,
+               "dx": ref_backward_input(ones[2], ones[1], x.shape, **geometry) > 0,
+               "dk": ref_backward_kernel(ones[0], ones[2], w.shape, **geometry) > 0}
+    tiny = numpy.float32(1e-30)
+    # x*w and x*dy negative (z, dk), then dy*w negative (dx)
+    for sx, sw, sdy, checked in ((-1, 1, 1, ("z", "dk")), (1, -1, 1, ("dx",))):
+        x, w, dy = (numpy.full(a.shape, sign * tiny, numpy.float32) for a, sign in ((x, sx), (w, sw), (dy, sdy)))
+        tiled, launched = _float32_all_directions(cupy, "tiled", x, w, b, dy, case)
+        exact, _ = _float32_all_directions(cupy, "exact", x, w, b, dy, case)
+        _assert_same_bits(tiled, exact, "-0 sums")
+        # the split reduce's sums start from +0, and +0 + -0 is +0: dk keeps its -0s with one split only
+        split = any("_reduce_" in name for name in launched)
+        z, _ = conv_kernels.conv2d_forward_cuda(cupy.asarray(x), cupy.asarray(w), None, precision="float32",
+                                                **geometry)
+        results = {"z": to_numpy(z), "dx": tiled[2], "dk": tiled[3]}
+        for what in checked:
+            got = results[what]
+            assert reached[what].any() and (got == 0).all(), what
+            assert numpy.array_equal(numpy.signbit(got), reached[what] & (what != "dk" or not split)), what
+    # inf, NaN, -0 and ordinary values mixed: the same bits, NaNs included.
+    x, w, b, dy = _inputs(rng, case, "float32")
+    for a in (x, w, dy):
+        flat = a.reshape(-1)
+        picks = rng.choice(flat.size, size=max(2, flat.size // 200), replace=False)
+        flat[picks] = rng.choice(numpy.array([numpy.inf, -numpy.inf, numpy.nan, -0.0], numpy.float32), picks.size)
+    tiled, _ = _float32_all_directions(cupy, "tiled", x, w, b, dy, case)
+    exact, _ = _float32_all_directions(cupy, "exact", x, w, b, dy, case)
+    _assert_same_bits(tiled, exact, "inf, NaN and -0 inputs")
+    assert any(numpy.isfinite(a).any() for a in tiled) and not all(numpy.isfinite(a).all() for a in tiled)
+
+
+def test_float32_runs_the_exact_kernels_without_sm80(cupy_only, rng, monkeypatch):
+    """On a GPU older than sm_80 precision "float32" launches the exact kernels, even when "tiled" is forced;
+    forced_float32_kernel refuses other kinds."""
+    cupy = cupy_only
+    case = CASES[4]
+    x, w, b, dy = _inputs(rng, case, "float32")
+    monkeypatch.setattr(conv_kernels, "_has_tensor_cores", lambda: False)
+    _, launched = _float32_all_directions(cupy, "tiled", x, w, b, dy, case)
+    assert _launch_kinds(launched) == {"f32"}, launched
+    with pytest.raises(ValueError, match="`kind` must be 'exact' or 'tiled', got 'fast'"):
+        with conv_kernels.forced_float32_kernel("fast"):
+            pass
+
+
+def _striped_sum(partial):
+    """The split reduce's documented order in NumPy, in the partials' dtype: 8 stripes (s mod 8), 4 accumulators
+    each (accumulator j of stripe t takes s = t + 8*(4i + j)), a stripe's total (a0 + a1) + (a2 + a3), and the 8
+    totals added in stripe order, every sum starting from zero."""
+    splits, count = partial.shape
+    zero = numpy.zeros(count, partial.dtype)
+    acc = [[zero.copy() for _ in range(4)] for _ in range(8)]
+    for s in range(splits):
+        t, j = s % 8, (s // 8) % 4
+        acc[t][j] = acc[t][j] + partial[s]
+    total = zero.copy()
+    for t in range(8):
+        total = total + ((acc[t][0] + acc[t][1]) + (acc[t][2] + acc[t][3]))
+    return total
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("splits,count", [(2, 1), (3, 33), (8, 31), (9, 64), (31, 17), (33, 97), (40, 65),
+                                          (392, 864)], ids=lambda v: str(v))
+def test_split_reduce_sums_in_its_documented_order(cupy_only, rng, splits, count, dtype):
+    """The reduce of the splits' partial sums: the same bits as its documented order replayed in NumPy (every
+    tail of the 4-accumulator loop: splits below, at and past multiples of 8 and 32), within rounding of the
+    float64 sum, and every output written (the output is NaN-poisoned)."""
+    cupy = cupy_only
+    # magnitudes over several decades, so that a different order of the additions gives different bits
+    partial = (rng.standard_normal((splits, count)) * 10.0 ** rng.integers(-3, 4, (splits, count))).astype(dtype)
+    out = cupy.full((count,), numpy.nan, dtype=dtype)
+    conv_kernels._sum_splits(cupy.asarray(partial), out)
+    got = to_numpy(out)
+    assert numpy.array_equal(got.view(numpy.uint8), _striped_sum(partial).view(numpy.uint8))
+    want = partial.astype(numpy.float64).sum(axis=0)
+    bound = (splits + 4) * 2 * _UNIT[dtype] * numpy.abs(partial).sum(axis=0)
+    _check(got, want, bound, dtype, f"split reduce {splits} x {count}")
+
+
+def test_split_reduce_rejects_bad_arguments(cupy_only):
+    cupy = cupy_only
+    partial = cupy.zeros((3, 5), dtype=cupy.float32)
+    with pytest.raises(ValueError, match="`partial` must be 2-D"):
+        conv_kernels._sum_splits(partial.reshape(15), cupy.zeros(5, cupy.float32))
+    with pytest.raises(TypeError, match="`out` must have dtype float32"):
+        conv_kernels._sum_splits(partial, cupy.zeros(5, cupy.float64))
+    with pytest.raises(ValueError, match="`out` has 4 elements"):
+        conv_kernels._sum_splits(partial, cupy.zeros(4, cupy.float32))
+
+
+@pytest.mark.parametrize("mode", ["tf32", "bfloat16", "float32"])
 def test_misaligned_inputs_take_the_element_loads(cupy_only, rng, mode):
     """Channels a multiple of 4 but arrays starting 4 bytes past a 16-byte boundary: still right."""
     cupy = cupy_only

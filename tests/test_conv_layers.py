@@ -286,3 +286,81 @@ def test_training_step_skips_the_first_layers_input_gradient(monkeypatch, rng):
     model(x, training=True)
     dx = model.backward(numpy.ones((4, 3), dtype="float32"))
     assert dx.shape == x.shape and len(calls) == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda act: layers.Conv2D(6, 3, padding="same", activation=act,
+                              kernel_initializer=gpu_dl.initializers.GlorotUniform(seed=3),
+                              bias_initializer=gpu_dl.initializers.RandomNormal(seed=4)),
+    lambda act: layers.Conv2D(6, (3, 2), strides=2, groups=2, activation=act,
+                              kernel_initializer=gpu_dl.initializers.GlorotUniform(seed=3),
+                              bias_initializer=gpu_dl.initializers.RandomNormal(seed=4)),
+    lambda act: layers.SeparableConv2D(5, 3, activation=act,
+                                       depthwise_initializer=gpu_dl.initializers.GlorotUniform(seed=3),
+                                       pointwise_initializer=gpu_dl.initializers.GlorotUniform(seed=5),
+                                       bias_initializer=gpu_dl.initializers.RandomNormal(seed=4)),
+], ids=["conv2d", "grouped", "separable"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", None])
+def test_training_keeps_the_preactivation_only_where_the_gradient_reads_it(xp, rng, make, activation):
+    """Whether the fused kernel writes z (tanh's, sigmoid's and relu's gradients come from y) changes no
+    result: outputs and every gradient are the same bits as with z kept (keep_preactivation), and match NumPy."""
+    x_host = rng.standard_normal((3, 9, 7, 4)).astype("float32")
+    w = rng.standard_normal(make(activation).compute_output_shape(x_host.shape)).astype("float32")
+
+    def run(layer, array_module):
+        y = layer(array_module.asarray(x_host), training=True)
+        saved_z = layer._saved[-3]
+        dx = layer.backward(array_module.asarray(w))
+        return saved_z, [to_numpy(a) for a in (y, dx, *(v.grad for v in layer.trainable_weights))]
+
+    plain, keeping = make(activation), make(activation)
+    keeping.keep_preactivation = True
+    z, results = run(plain, xp)
+    kept_z, kept_results = run(keeping, xp)
+    assert kept_z is not None
+    if xp is not numpy and activation in ("tanh", "sigmoid", "relu"):
+        assert z is None                   # the kernel wrote y alone
+    else:
+        assert z is not None
+    for got, want in zip(results, kept_results):
+        numpy.testing.assert_array_equal(got, want)
+    previous = gpu_dl.backend.get_device()
+    gpu_dl.backend.set_device("cpu")
+    try:
+        _, on_numpy = run(make(activation), numpy)
+    finally:
+        gpu_dl.backend.set_device(previous)
+    for got, want in zip(results, on_numpy):
+        numpy.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * numpy.abs(want).max())
+    plain(xp.asarray(x_host))              # inference keeps nothing
+    assert plain._saved is None
+
+
+@pytest.mark.parametrize("activation,training,keep,want_z", [
+    ("relu", True, False, False), ("relu6", True, False, False), ("leaky_relu", True, False, False),
+    (gpu_dl.activations.make("relu", max_value=2.0, threshold=0.5), True, False, False),
+    (gpu_dl.activations.make("relu", negative_slope=0.1), True, False, True),
+    (gpu_dl.activations.make("relu", threshold=-1.0), True, False, True),
+    ("elu", True, False, True), ("relu", False, False, False), ("relu", True, True, True),
+])
+def test_the_fused_forward_is_asked_for_z_only_where_the_gradient_reads_it(xp, rng, monkeypatch, activation,
+                                                                          training, keep, want_z):
+    """Conv2D asks its fused forward for z in training only where the activation's gradient reads its input
+    (relu with a negative slope or threshold, elu) or a model keeps it; relu, relu6, leaky_relu and relu
+    with max_value and a threshold >= 0 take their gradient from y."""
+    from gpu_dl.layers import conv
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["want_z"])
+        return real(*args, **kwargs)
+    real = conv.conv2d_bias_activation
+    monkeypatch.setattr(conv, "conv2d_bias_activation", spy)
+    layer = layers.Conv2D(4, 3, activation=activation)
+    layer.keep_preactivation = keep
+    x = xp.asarray(rng.standard_normal((2, 6, 5, 3)).astype("float32"))
+    layer(x, training=training)
+    assert asked == [want_z]
+    if training:
+        dx = layer.backward(xp.ones((2, 4, 3, 4), dtype="float32"))
+        assert dx.shape == x.shape

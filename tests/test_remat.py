@@ -40,10 +40,12 @@ def test_rematerialised_layers_give_the_same_outputs_and_gradients_with_fewer_by
     for got, want in zip(rematerialised[:4], plain[:4], strict=True):
         for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
             numpy.testing.assert_array_equal(g, w)          # exactly: the same computation, run again
-    # plain: Dense keeps its input, pre-activation and output, Dropout its mask, BatchNormalization its input and
+    # plain: Dense keeps its input and output (and its pre-activation on NumPy; the GPU's fused forward leaves it
+    # out for tanh, whose gradient reads the output), Dropout its mask, BatchNormalization its input and
     # statistics, the head its input; rematerialised: each layer's input only, and the values of the seed state
     # (two uint32) and moving statistics (2 x 64 float32) the second call reads
-    assert rematerialised[4] == 4 * (8 * 5 + 3 * 8 * 64) + 8 + 4 * 2 * 64 and plain[4] > 4 * (8 * 5 + 5 * 8 * 64)
+    assert rematerialised[4] == 4 * (8 * 5 + 3 * 8 * 64) + 8 + 4 * 2 * 64
+    assert plain[4] > 4 * (8 * 5 + 4 * 8 * 64) + 8 * 64 > rematerialised[4]
     # the moving statistics moved once (checked equal above), and a second step runs as the first
     again = _train_call(layers, x)
     assert not numpy.array_equal(again[3][0], rematerialised[3][0])

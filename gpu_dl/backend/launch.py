@@ -120,6 +120,14 @@ def optional(a):
     return NULL if a is None else a
 
 
+@functools.lru_cache(maxsize=None)
+def multiprocessors(device_id: int) -> int:
+    """A CUDA device's SM count, read from the driver once per device (launchers size grids by it)."""
+    import cupy
+    runtime = cupy.cuda.runtime
+    return int(runtime.deviceGetAttribute(getattr(runtime, "cudaDevAttrMultiProcessorCount", 16), device_id))
+
+
 def grid_1d(n: int, threads: int, max_blocks: int = 65535 * 8):
     """``(blocks,), (threads,)`` covering ``n`` elements with a grid-stride loop."""
     return (max(1, min(math.ceil(n / threads), max_blocks)),), (threads,)

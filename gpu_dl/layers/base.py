@@ -1593,6 +1593,17 @@ class Layer:
             raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.{hint}")
         return self._saved
 
+    def _wants_preactivation(self, training):
+        """For a layer with an ``activation``: whether a call must keep z, the activation's input: a model reads
+        it (``keep_preactivation``), or the backward of a training call does (not for an activation whose
+        gradient comes from its output)."""
+        return self.keep_preactivation or (bool(training) and self.activation.gradient_reads_input)
+
+    def _activation_gradient(self, z, y, dy):
+        """The gradient of the activation's input from what a training call kept: z, or y alone where
+        ``_wants_preactivation`` let it keep no z (its kernel then wrote none)."""
+        return self.activation.grad(y if z is None else z, y, dy)
+
     def saved_preactivation(self):
         """The input of this layer's activation in its last call, kept when ``keep_preactivation`` is set
         (the logits, when the activation is a softmax fused into the loss)."""

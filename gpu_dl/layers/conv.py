@@ -104,7 +104,8 @@ class WindowedConv(SpatialLayer):
     def biased_activation(self, image, z, args, training):
         """The layer's output from the kernel's result ``z`` (image layout): bias and activation in one fused
         pass, and what backward needs kept, for the layers whose kernels cannot add them themselves."""
-        z, y = self.activation.with_bias(z, self.bias.value if self.use_bias else None)
+        z, y = self.activation.with_bias(z, self.bias.value if self.use_bias else None,
+                                         want_z=self._wants_preactivation(training))
         self._saved = (image, z, y, args) if training else None
         self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
         return self.from_last(self.from_image(y))
@@ -113,7 +114,7 @@ class WindowedConv(SpatialLayer):
         """``(image, dz, args)``: the saved input and the gradient of ``z`` (image layout) from ``dy``."""
         image, z, y, args = self.saved()
         dy = self.to_image(contiguous(self.to_last(dy)))
-        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        dz = contiguous(self._activation_gradient(z, y, dy)) if through_activation else dy
         return image, dz, args
 
     def set_kernel_and_bias_gradients(self, kernel_gradient, dz):
@@ -185,7 +186,7 @@ class BaseConv(lora.LoraLayer, WindowedConv):
         image = self.to_image(x)
         z, y = conv2d_bias_activation(image, self.kernel.value.reshape(self._image_kernel_shape()),
                                       self.bias.value if self.use_bias else None, self.activation,
-                                      groups=self.groups, **args)
+                                      groups=self.groups, want_z=self._wants_preactivation(training), **args)
         self._saved = (image, z, y, args) if training else None
         self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
         return self.from_last(self.from_image(y))
@@ -193,7 +194,7 @@ class BaseConv(lora.LoraLayer, WindowedConv):
     def backward(self, dy, through_activation=True):
         x, z, y, args = self.saved()
         dy = self.to_image(contiguous(self.to_last(dy)))
-        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        dz = contiguous(self._activation_gradient(z, y, dy)) if through_activation else dy
         kernel_shape = self._image_kernel_shape()
         if self.trainable:
             self.kernel.grad = conv2d_backward_kernel(x, dz, kernel_shape, groups=self.groups,
@@ -358,7 +359,8 @@ class BaseSeparableConv(WindowedConv):
         # the GPU, one BLAS product on NumPy
         mid = depthwise_conv2d_forward(image, self.image_kernel(self.depthwise_kernel), **args)
         z, y = conv2d_bias_activation(mid, self.image_kernel(self.pointwise_kernel),
-                                      self.bias.value if self.use_bias else None, self.activation)
+                                      self.bias.value if self.use_bias else None, self.activation,
+                                      want_z=self._wants_preactivation(training))
         self._saved = (image, mid, z, y, args) if training else None
         self._preactivation = self.from_last(self.from_image(z)) if self.keep_preactivation else None
         return self.from_last(self.from_image(y))
@@ -366,7 +368,7 @@ class BaseSeparableConv(WindowedConv):
     def backward(self, dy, through_activation=True):
         x, mid, z, y, args = self.saved()
         dy = self.to_image(contiguous(self.to_last(dy)))
-        dz = contiguous(self.activation.grad(z, y, dy)) if through_activation else dy
+        dz = contiguous(self._activation_gradient(z, y, dy)) if through_activation else dy
         pointwise, depthwise = self.image_kernel(self.pointwise_kernel), self.image_kernel(self.depthwise_kernel)
         if self.trainable:
             self.pointwise_kernel.grad = conv2d_backward_kernel(mid, dz, pointwise.shape).reshape(

@@ -291,14 +291,15 @@ class Dense(lora.LoraLayer, Layer):
         product = self.add_low_rank_product(x, product)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
         bias = self.bias.value if self.use_bias else None
-        z, y = self.activation.with_bias(product, float8_training.bias_value(self, bias) if mode == "float8" else bias)
+        z, y = self.activation.with_bias(product, float8_training.bias_value(self, bias) if mode == "float8" else bias,
+                                         want_z=self._wants_preactivation(training))
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y
 
     def backward(self, dy, through_activation=True):
         x, z, y = self.saved()
-        dz = self.activation.grad(z, y, dy) if through_activation else dy
+        dz = self._activation_gradient(z, y, dy) if through_activation else dy
         mode = self.dtype_policy.quantization_mode
         if mode == "float8":
             x, kernel, dq = float8_training.backward(self, dz)

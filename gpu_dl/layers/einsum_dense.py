@@ -429,14 +429,15 @@ class EinsumDense(lora.LoraLayer, Layer):
         bias = None if self.bias is None else self.bias.value
         if mode == "float8":
             bias = float8_training.bias_value(self, bias)
+        want_z = self._wants_preactivation(training)     # on the GPU z is None where it is not wanted
         if bias is not None and all(b == o for b, o in zip(bias.shape[::-1], z.shape[::-1])):
             # The bias spans whole trailing axes: one fused bias-and-activation pass over (rows, bias.size).
-            flat, y = self.activation.with_bias(z.reshape(-1, bias.size), bias.reshape(-1))
-            z, y = flat.reshape(z.shape), y.reshape(z.shape)
+            flat, y = self.activation.with_bias(z.reshape(-1, bias.size), bias.reshape(-1), want_z=want_z)
+            z, y = (None if flat is None else flat.reshape(z.shape)), y.reshape(z.shape)
         else:
             if bias is not None:
                 z += bias
-            z, y = self.activation.with_bias(z, None)
+            z, y = self.activation.with_bias(z, None, want_z=want_z)
         self._saved = (x, z, y, plan) if training else None
         self._preactivation = z if self.keep_preactivation else None     # the logits of a softmax fused into the loss
         return y
@@ -454,7 +455,7 @@ class EinsumDense(lora.LoraLayer, Layer):
 
     def backward(self, dy, through_activation=True):
         x, z, y, plan = self.saved()
-        dz = self.activation.grad(z, y, dy) if through_activation else dy
+        dz = self._activation_gradient(z, y, dy) if through_activation else dy
         mode = self.dtype_policy.quantization_mode
         operands = float8_training.backward(self, dz) if mode == "float8" else None
         # a quantized kernel takes no gradient; the inputs' goes through the dequantized kernel, as in Keras

@@ -62,12 +62,14 @@ def _scalars(dtype, name, params):
     return (numpy.int32(kind),) + tuple(launch.scalar(p, dtype) for p in _parameters(name, params))
 
 
-def bias_activation_cuda(z, bias, name: str, params: dict):
+def bias_activation_cuda(z, bias, name: str, params: dict, want_z=True):
     """Launcher of ``bias_activation_fwd_{f32,f64}``: ``z += bias`` in place (bias may be None), ``y = f(z)``.
 
     ``z`` and ``bias`` must be C-contiguous CuPy arrays of one float dtype, bias of shape
     ``(z.shape[-1],)``. Returns ``(z, y)`` with ``y`` a new array, except for the identity activation,
     whose ``y`` is ``z`` itself as on the NumPy path (and which launches nothing without a bias).
+    With ``want_z=False`` (a caller whose backward reads y alone) the kernel skips the store of
+    ``z + bias`` and the returned ``z`` is None, except for the identity, whose ``z`` is ``y``.
     """
     kernel = f"bias_activation_fwd_{launch.float_suffix(z.dtype, 'bias_activation_fwd', 'z')}"
     launch.check_device_array(z, kernel, "z")
@@ -80,8 +82,9 @@ def bias_activation_cuda(z, bias, name: str, params: dict):
     if z.size and not (identity and bias is None):
         grid, block = launch.grid_1d(z.size, _THREADS)
         get_kernel(_KERNEL_FILE, kernel)(grid, block, (
-            z, launch.optional(bias), y, numpy.int32(z.size), numpy.int32(max(columns, 1))) + scalars)
-    return z, y
+            z, launch.optional(bias), y, numpy.int32(z.size), numpy.int32(max(columns, 1)),
+            numpy.int32(bool(want_z))) + scalars)
+    return (z if want_z or identity else None), y
 
 
 def activation_backward_cuda(z, y, dy, name: str, params: dict):

@@ -9,18 +9,30 @@ Which kernel runs (simple, per call):
 - float64 arrays: the exact kernels (``conv2d_*_f64``), always.
 - float32 arrays: ``precision`` (default ``gpu_dl.backend.conv_precision()``)
   picks ``"tf32"`` or ``"bfloat16"`` -> the tensor-core kernels
-  (``conv2d_*_{tf32,bf16}_n{32,64}``), or ``"float32"`` -> the exact
-  ``conv2d_*_f32`` kernels. On a GPU older than sm_80 (no tf32/bf16 mma) the
-  exact kernels run whatever the precision.
-- The tensor-core kernels handle every shape; their column tile is 32 when
+  (``conv2d_*_{tf32,bf16}_n{32,64}``), or ``"float32"`` -> the tiled float32
+  kernels (``conv2d_*_f32tile_n{32,64}``: the tensor-core kernels' tiles,
+  loaders and pipeline with scalar FMAs), which give the same bits as the
+  exact ``conv2d_*_f32`` kernels (every output's terms in the same order, one
+  FMA each, padding and off-pixel taps skipped, not multiplied by zero). On a
+  GPU older than sm_80 (no cp.async, no tf32/bf16 mma) the exact kernels run
+  whatever the precision; ``forced_float32_kernel("exact")`` runs them on any
+  GPU (tests, benchmarks).
+- The tiled kernels (tensor-core and float32) handle every shape; their column tile is 32 when
   the GEMM has at most 32 columns (Cout forward and backward filter, Cin
-  backward data), 64 otherwise. They load an operand in 16-byte chunks when
-  its contiguous dimension is a multiple of 4 and its address 16-byte
-  aligned, element by element otherwise (Cin = 3).
+  backward data), 64 otherwise. Forward and backward data take 128 rows
+  (N*OH*OW, N*H*W) per block, or 64 where that spreads the grid over the
+  device's SMs clearly better: where the busiest SM (ceil(blocks / SMs)
+  tiles) gets at most 0.8 of the rows it gets with 128 (``_row_tile``;
+  the SM count is read once per device). They load an operand in 16-byte
+  chunks when its contiguous dimension is a multiple of 4 and its address
+  16-byte aligned, element by element otherwise (Cin = 3).
 - Backward filter splits the reduction over N*OH*OW into a number of
   blocks that depends on the shapes only, writes one partial dW per split
-  and sums them in a fixed order: the same inputs give the same bits on
-  every call, on every GPU.
+  and sums them in a fixed order (8 interleaved stripes of the splits, 4
+  accumulators each, then the stripes in turn): the same inputs give the
+  same bits on every call, on every GPU. Precision "float32" splits the
+  same way whichever of its kernels runs (the tiled rule, in whole tiles of
+  32 positions), so the exact and the tiled kernels agree bit for bit.
 - float16 arrays (a layer computing under "mixed_float16"): there is no
   float16 kernel; each launcher casts them to float32, runs the float32
   kernels and casts its outputs back to float16
@@ -28,6 +40,7 @@ Which kernel runs (simple, per call):
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy
@@ -39,16 +52,27 @@ from . import activation_kernels
 
 _KERNEL_FILE = "conv2d.cu"
 _TC_NAME = {"tf32": "tf32", "bfloat16": "bf16"}
-# Tensor-core tiles (kernels/conv2d.cu): rows per block of forward / backward data, and of backward filter.
+# The tiled float32 kernels' infix (kernels/conv2d.cu: CONV_FMA_F32); "exact" or "tiled" (forced_float32_kernel).
+_F32_TILED = "f32tile"
+_forced_float32_kernel = None
+# Tensor-core tiles (kernels/conv2d.cu): rows per block of forward / backward data (128, or 64 where the
+# 128-row grid fills the SMs poorly: _row_tile), and of backward filter.
 _TC_TILE_M = 128
+_TC_SMALL_TILE_M = 64
+# The 64-row tile runs where it cuts the rows of the busiest SM to at most this fraction of the 128-row grid's:
+# its blocks reuse each B tile over half the rows, so an even spread must win more than that to pay.
+_SMALL_TILE_GAIN = 0.8
+_forced_row_tile = None   # forced_row_tile's setting
 _TC_FILTER_TILE_M = 64
 _TC_FILTER_TILE_K = 32
 _TC_FILTER_THREADS = 128
 _EXACT_THREADS = 256
+# The split reduce's block: 32 consecutive outputs by 8 stripes of the splits (REDUCE_COLS, REDUCE_STRIPES).
+_REDUCE_COLUMNS, _REDUCE_STRIPES = 32, 8
 # Backward filter splits the reduction until about this many blocks run, with at least this much work per split.
 _TARGET_BLOCKS = 1024
-_MIN_TILES_PER_SPLIT = 8       # tensor cores: p-tiles of 32 positions
-_MIN_POSITIONS_PER_SPLIT = 256  # exact kernels
+_MIN_TILES_PER_SPLIT = 8       # tiled kernels (and precision "float32"): p-tiles of 32 positions
+_MIN_POSITIONS_PER_SPLIT = 256  # exact float64 kernels
 # 32-bit indices with room for a tile's overshoot past the end of a dimension.
 _INDEX_LIMIT = 2**31 - 2**16
 
@@ -58,9 +82,10 @@ _capabilities: dict = {}
 def kernel_names() -> set:
     """The ``extern "C"`` names of conv2d.cu that these launchers use."""
     names = set()
-    for prec in _TC_NAME.values():
+    for prec in (*_TC_NAME.values(), _F32_TILED):
         for nb in (32, 64):
-            names |= {f"conv2d_fwd_{prec}_n{nb}", f"conv2d_bwd_data_{prec}_n{nb}", f"conv2d_bwd_filter_{prec}_n{nb}"}
+            names |= {f"conv2d_fwd_{prec}_n{nb}", f"conv2d_bwd_data_{prec}_n{nb}", f"conv2d_bwd_filter_{prec}_n{nb}",
+                      f"conv2d_fwd_{prec}_m64_n{nb}", f"conv2d_bwd_data_{prec}_m64_n{nb}"}
     for suffix in ("f32", "f64"):
         names |= {f"conv2d_fwd_{suffix}", f"conv2d_bwd_data_{suffix}", f"conv2d_bwd_filter_{suffix}",
                   f"conv2d_bwd_filter_reduce_{suffix}"}
@@ -127,6 +152,30 @@ def _mode(dtype, precision, kernel: str) -> str:
     return mode
 
 
+def _tiled_prefix(mode: str):
+    """The infix of the tiled kernels that run ``mode`` ("tf32", "bf16", "f32tile"), or None: the exact kernels."""
+    if mode in _TC_NAME:
+        return _TC_NAME[mode]
+    if mode == "float32" and _forced_float32_kernel != "exact" and _has_tensor_cores():
+        return _F32_TILED
+    return None
+
+
+@contextlib.contextmanager
+def forced_float32_kernel(kind: str):
+    """Within the block, precision "float32" runs the ``"exact"`` (one thread per output) or the ``"tiled"``
+    kernels (the default on sm_80 and newer; older GPUs run the exact ones whatever this says): for tests and
+    benchmarks that compare the two. Both give the same bits."""
+    global _forced_float32_kernel
+    if kind not in ("exact", "tiled"):
+        raise ValueError(f"forced_float32_kernel: `kind` must be 'exact' or 'tiled', got {kind!r}.")
+    previous, _forced_float32_kernel = _forced_float32_kernel, kind
+    try:
+        yield
+    finally:
+        _forced_float32_kernel = previous
+
+
 def _has_tensor_cores() -> bool:
     """True on sm_80 and newer (cp.async, mma.sync tf32 / bf16)."""
     import cupy
@@ -134,6 +183,56 @@ def _has_tensor_cores() -> bool:
     if device not in _capabilities:
         _capabilities[device] = int(cupy.cuda.Device(device).compute_capability) >= 80
     return _capabilities[device]
+
+
+# The device's SM count (a module name, so that tests can stand in a device of another size).
+_multiprocessors = launch.multiprocessors
+
+
+def _row_tile(rows: int, tiles_n: int) -> int:
+    """Rows per block (128 or 64) of the forward / backward-data tensor-core grid of ``rows`` x ``tiles_n`` tiles.
+
+    The grid's blocks spread over the device's SMs in waves; the busiest SM computes ceil(blocks / SMs) tiles.
+    64 where that SM's rows with 64-row tiles are at most ``_SMALL_TILE_GAIN`` of its rows with 128-row tiles:
+    grids of a few waves whose last one leaves many SMs idle (25088 rows, one column tile, 132 SMs: 196 blocks
+    of 128, the busiest SM 256 rows; 392 of 64, 192 rows), and grids smaller than the device.
+    """
+    if _forced_row_tile is not None:
+        return _forced_row_tile
+    import cupy
+    return _row_tile_on(rows, tiles_n, _multiprocessors(cupy.cuda.runtime.getDevice()))
+
+
+def _row_tile_on(rows: int, tiles_n: int, sms: int) -> int:
+    """``_row_tile``'s rule for a device of ``sms`` multiprocessors."""
+    def busiest(tile):
+        return math.ceil(math.ceil(rows / tile) * tiles_n / sms) * tile
+    return _TC_SMALL_TILE_M if busiest(_TC_SMALL_TILE_M) <= _SMALL_TILE_GAIN * busiest(_TC_TILE_M) else _TC_TILE_M
+
+
+@contextlib.contextmanager
+def forced_row_tile(rows: int):
+    """Within the block, forward and backward-data tensor-core launches use ``rows`` (128 or 64) rows per block
+    whatever ``_row_tile`` would choose: for benchmarks and tests that compare the two tiles."""
+    global _forced_row_tile
+    if rows not in (_TC_TILE_M, _TC_SMALL_TILE_M):
+        raise ValueError(f"forced_row_tile: `rows` must be {_TC_TILE_M} or {_TC_SMALL_TILE_M}, got {rows!r}.")
+    previous, _forced_row_tile = _forced_row_tile, rows
+    try:
+        yield
+    finally:
+        _forced_row_tile = previous
+
+
+def _tc_rows_launch(direction: str, prefix: str, rows: int, columns: int):
+    """``(kernel name, grid, block)`` of a forward / backward-data tiled launch (``prefix``: tf32, bf16 or
+    f32tile): M = ``rows``, Ncols = ``columns``."""
+    nb = _tile_n(columns)
+    tiles_n = math.ceil(columns / nb)
+    bm = _row_tile(rows, tiles_n)
+    tile = f"_n{nb}" if bm == _TC_TILE_M else f"_m{bm}_n{nb}"
+    warps = (bm // 32) * (nb // 32)   # every warp computes 32 x 32
+    return f"conv2d_{direction}_{prefix}{tile}", (math.ceil(rows / bm) * tiles_n,), (32 * warps,)
 
 
 def _aligned(a) -> bool:
@@ -174,13 +273,15 @@ def _check_kernel_shape(kernel_name, KH, KW, what):
 # ---------------------------------------------------------------------------------------- forward
 @launch.float16_through_float32
 def conv2d_forward_cuda(x, kernel, bias, *, strides, padding, dilation, activation="linear",
-                        activation_params=None, precision=None):
+                        activation_params=None, precision=None, want_z=True):
     """z = conv2d(x, kernel) + bias and y = activation(z), in one launch.
 
     ``x`` (N, H, W, Cin) and ``kernel`` (KH, KW, Cin, Cout) are C-contiguous CuPy arrays of one
     float dtype, ``bias`` (Cout,) or None; ``strides`` and ``dilation`` are (int, int), ``padding``
     ((top, bottom), (left, right)). Returns ``(z, y)``, both (N, OH, OW, Cout); ``y`` is ``z``
-    itself for the linear activation.
+    itself for the linear activation. With ``want_z=False`` and another activation the kernel
+    writes y only (half the output traffic) and ``z`` is None; the linear activation's ``z`` is
+    ``y`` and is returned whatever ``want_z`` says.
     """
     name = "conv2d_fwd"
     suffix = launch.float_suffix(x.dtype, name, "x")
@@ -202,22 +303,24 @@ def conv2d_forward_cuda(x, kernel, bias, *, strides, padding, dilation, activati
     M, K = N * OH * OW, KH * KW * Cin
     _check_indices(name, **{"N*OH*OW": M, "KH*KW*Cin": K, "Cout": Cout, "the output size": M * Cout})
 
-    z = launch.empty_output((N, OH, OW, Cout), x.dtype)
-    y = z if activation == "linear" else launch.empty_output((N, OH, OW, Cout), x.dtype)
-    if z.size == 0:
+    y = launch.empty_output((N, OH, OW, Cout), x.dtype)
+    if activation == "linear":
+        z = y
+    else:
+        z = launch.empty_output(y.shape, x.dtype) if want_z else None   # null: the kernel skips z
+    if y.size == 0:
         return z, y
     dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
-    if mode in _TC_NAME:
-        nb = _tile_n(Cout)
-        kname = f"conv2d_fwd_{_TC_NAME[mode]}_n{nb}"
-        grid = (math.ceil(M / _TC_TILE_M) * math.ceil(Cout / nb),)
-        block = (256 if nb == 64 else 128,)
+    prefix = _tiled_prefix(mode)
+    if prefix is not None:
+        kname, grid, block = _tc_rows_launch("fwd", prefix, M, Cout)
         vec = (numpy.int32(Cin % 4 == 0 and _aligned(x)), numpy.int32(Cout % 4 == 0 and _aligned(kernel)))
-        get_kernel(_KERNEL_FILE, kname)(grid, block, (x, kernel, launch.optional(bias), z, y) + dims + scalars + vec)
+        args = (x, kernel, launch.optional(bias), launch.optional(z), y) + dims + scalars + vec
+        get_kernel(_KERNEL_FILE, kname)(grid, block, args)
     else:
-        grid, block = launch.grid_1d(z.size, _EXACT_THREADS)
+        grid, block = launch.grid_1d(y.size, _EXACT_THREADS)
         get_kernel(_KERNEL_FILE, f"conv2d_fwd_{suffix}")(
-            grid, block, (x, kernel, launch.optional(bias), z, y) + dims + scalars)
+            grid, block, (x, kernel, launch.optional(bias), launch.optional(z), y) + dims + scalars)
     return z, y
 
 
@@ -259,13 +362,11 @@ def conv2d_backward_input_cuda(dy, kernel, input_shape, *, strides, padding, dil
     if dx.size == 0:
         return dx
     dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
-    if mode in _TC_NAME:
+    prefix = _tiled_prefix(mode)
+    if prefix is not None:
         import cupy
         kernel_t = cupy.ascontiguousarray(kernel.transpose(0, 1, 3, 2))   # (KH, KW, Cout, Cin): B is (K, Cin)
-        nb = _tile_n(Cin)
-        kname = f"conv2d_bwd_data_{_TC_NAME[mode]}_n{nb}"
-        grid = (math.ceil(M / _TC_TILE_M) * math.ceil(Cin / nb),)
-        block = (256 if nb == 64 else 128,)
+        kname, grid, block = _tc_rows_launch("bwd_data", prefix, M, Cin)
         vec = (numpy.int32(Cout % 4 == 0 and _aligned(dy)), numpy.int32(Cin % 4 == 0 and _aligned(kernel_t)))
         get_kernel(_KERNEL_FILE, kname)(grid, block, (dy, kernel_t, dx) + dims + vec)
     else:
@@ -313,30 +414,55 @@ def conv2d_backward_kernel_cuda(x, dy, kernel_shape, *, strides, padding, dilati
     if dk.size == 0:
         return dk
     dims = _dims(N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl)
-    if mode in _TC_NAME:
-        nb = _tile_n(Cout)
-        tiles_mn = math.ceil(KF / _TC_FILTER_TILE_M) * math.ceil(Cout / nb)
-        p_tiles = math.ceil(P / _TC_FILTER_TILE_K)
-        per_split = max(_MIN_TILES_PER_SPLIT, math.ceil(p_tiles / max(1, _TARGET_BLOCKS // tiles_mn)))
-        splits = max(1, math.ceil(p_tiles / per_split))
-        _check_indices(name, **{"the partial sums' size": splits * count})
-        partial = dk if splits == 1 else launch.empty_output((splits, count), x.dtype)
+    prefix = _tiled_prefix(mode)
+    # The tiled kernels' split of the p-tiles of 32 positions; precision "float32" splits so in the exact
+    # kernels too (per_split * 32 positions), so that both sum the same terms in each split: the same bits.
+    nb = _tile_n(Cout)
+    tiles_mn = math.ceil(KF / _TC_FILTER_TILE_M) * math.ceil(Cout / nb)
+    p_tiles = math.ceil(P / _TC_FILTER_TILE_K)
+    per_split = max(_MIN_TILES_PER_SPLIT, math.ceil(p_tiles / max(1, _TARGET_BLOCKS // tiles_mn)))
+    blocks = math.ceil(count / _EXACT_THREADS)
+    if prefix is None and mode == "float32":
+        per_split *= _TC_FILTER_TILE_K
+    elif prefix is None:
+        per_split = max(_MIN_POSITIONS_PER_SPLIT, math.ceil(P / max(1, _TARGET_BLOCKS // blocks)))
+    splits = max(1, math.ceil((P if prefix is None else p_tiles) / per_split))
+    _check_indices(name, **{"the partial sums' size": splits * count})
+    partial = dk if splits == 1 else launch.empty_output((splits, count), x.dtype)
+    if prefix is not None:
         vec = (numpy.int32(Cin % 4 == 0 and _aligned(x)), numpy.int32(Cout % 4 == 0 and _aligned(dy)))
-        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_{_TC_NAME[mode]}_n{nb}")(
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_{prefix}_n{nb}")(
             (tiles_mn, 1, splits), (_TC_FILTER_THREADS,), (x, dy, partial) + dims + (numpy.int32(per_split),) + vec)
     else:
-        blocks = math.ceil(count / _EXACT_THREADS)
-        per_split = max(_MIN_POSITIONS_PER_SPLIT, math.ceil(P / max(1, _TARGET_BLOCKS // blocks)))
-        splits = max(1, math.ceil(P / per_split))
-        _check_indices(name, **{"the partial sums' size": splits * count})
-        partial = dk if splits == 1 else launch.empty_output((splits, count), x.dtype)
         get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_{suffix}")(
             (blocks, splits), (_EXACT_THREADS,), (x, dy, partial) + dims + (numpy.int32(per_split),))
     if splits > 1:
-        grid, block = launch.grid_1d(count, _EXACT_THREADS)
-        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_reduce_{suffix}")(
-            grid, block, (partial, dk, numpy.int32(count), numpy.int32(splits)))
+        _sum_splits(partial, dk)
     return dk
+
+
+def _sum_splits(partial, out):
+    """``out`` (any shape of ``count`` elements) = ``partial`` (splits, count) summed over its first axis.
+
+    Both C-contiguous CuPy arrays of one dtype (float32 or float64). The order of the additions is
+    fixed by ``splits`` alone: 8 stripes, stripe t summing the splits s = t (mod 8) with 4 accumulators
+    (accumulator j of stripe t takes s = t + 8*(4i + j)), each stripe's total (a0 + a1) + (a2 + a3),
+    and out = the stripes' totals added in the order t = 0..7, each sum starting from zero.
+    """
+    name = "conv2d_bwd_filter_reduce"
+    suffix = launch.float_suffix(partial.dtype, name, "partial")
+    launch.check_device_array(partial, name, "partial")
+    if partial.ndim != 2:
+        raise ValueError(f"{name}: `partial` must be 2-D (splits, count), got shape {tuple(partial.shape)}.")
+    splits, count = (int(s) for s in partial.shape)
+    launch.check_device_array(out, name, "out", dtype=partial.dtype)
+    if out.size != count:
+        raise ValueError(f"{name}: `out` has {out.size} elements but `partial` sums to {count}.")
+    if count:
+        get_kernel(_KERNEL_FILE, f"conv2d_bwd_filter_reduce_{suffix}")(
+            (math.ceil(count / _REDUCE_COLUMNS),), (_REDUCE_COLUMNS, _REDUCE_STRIPES),
+            (partial, out, numpy.int32(count), numpy.int32(splits)))
+    return out
 
 
 # ------------------------------------------------------------------------------- grouped (groups > 1)
@@ -357,21 +483,22 @@ def _slice(a, sl):
 
 @launch.float16_through_float32
 def grouped_conv2d_forward_cuda(x, kernel, bias, groups, *, strides, padding, dilation, activation="linear",
-                                activation_params=None, precision=None):
-    """``(z, y)`` of a grouped convolution: output channel block g from input channel block g."""
+                                activation_params=None, precision=None, want_z=True):
+    """``(z, y)`` of a grouped convolution: output channel block g from input channel block g.
+    ``want_z`` as in ``conv2d_forward_cuda`` (z None when not wanted and the activation is not linear)."""
     cin, cout = int(x.shape[-1]), int(kernel.shape[-1])
     z = y = None
     for x_sl, k_sl in zip(_group_slices(cin, groups), _group_slices(cout, groups)):
         zg, yg = conv2d_forward_cuda(_slice(x, x_sl), _slice(kernel, k_sl),
                                      None if bias is None else _slice(bias, k_sl),
                                      strides=strides, padding=padding, dilation=dilation, activation=activation,
-                                     activation_params=activation_params, precision=precision)
-        if z is None:
-            z = launch.empty_output(zg.shape[:-1] + (cout,), zg.dtype)
-            y = z if activation == "linear" else launch.empty_output(z.shape, zg.dtype)
-        z[..., k_sl] = zg
-        if y is not z:
-            y[..., k_sl] = yg
+                                     activation_params=activation_params, precision=precision, want_z=want_z)
+        if y is None:
+            y = launch.empty_output(yg.shape[:-1] + (cout,), yg.dtype)
+            z = y if zg is yg else None if zg is None else launch.empty_output(y.shape, yg.dtype)
+        y[..., k_sl] = yg
+        if z is not None and z is not y:
+            z[..., k_sl] = zg
     return z, y
 
 

@@ -220,10 +220,12 @@ def conv2d_forward(x, kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilat
 
 
 def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), padding=((0, 0), (0, 0)),
-                           dilation=(1, 1), groups=1):
+                           dilation=(1, 1), groups=1, want_z=True):
     """``(z, y)`` with z = conv(x, kernel) + bias and y = activation(z); one kernel on the GPU.
 
-    ``activation`` is a ``gpu_dl.activations.ActivationFunction``; ``bias`` may be None.
+    ``activation`` is a ``gpu_dl.activations.ActivationFunction``; ``bias`` may be None. With
+    ``want_z=False`` the GPU kernel writes y alone and ``z`` may be None (never for the linear
+    activation, whose z is y); the NumPy path computes z anyway and returns it.
     """
     from . import activation_kernels
     if is_cupy(x) and activation_kernels.has_kernel(activation.name, x):
@@ -234,9 +236,9 @@ def conv2d_bias_activation(x, kernel, bias, activation, *, strides=(1, 1), paddi
         if groups > 1:
             return grouped_conv2d_forward_cuda(x, kernel, bias, groups, strides=strides, padding=padding,
                                                dilation=dilation, activation=activation.name,
-                                               activation_params=activation.params)
+                                               activation_params=activation.params, want_z=want_z)
         return conv2d_forward_cuda(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,
-                                   activation=activation.name, activation_params=activation.params)
+                                   activation=activation.name, activation_params=activation.params, want_z=want_z)
     z = conv2d_forward(x, kernel, strides=strides, padding=padding, dilation=dilation, groups=groups)
     return activation.with_bias(z, bias)
 

@@ -35,7 +35,18 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return y
 
 
+def relu_gradient_from_output(negative_slope=0.0, max_value=None, threshold=0.0):
+    """True where relu's gradient is exactly a function of its output: without a negative slope and with a
+    threshold t >= 0, y is x where x > t (then inside [0, max_value] or max_value itself) and 0 or
+    min(0, max_value) elsewhere (NaN included), so y > t and y < max_value hold exactly where x's do, ties
+    with t and max_value, infinities and NaN included. A slope puts slope * x below t, which may round to
+    0 (or -0.0) where x is not, and a negative t passes x in (t, 0] through as y, so those read x."""
+    return not negative_slope and threshold >= 0
+
+
 def relu_backward(x, y, dy, negative_slope=0.0, max_value=None, threshold=0.0):
+    if relu_gradient_from_output(negative_slope, max_value, threshold):
+        x = y        # the same mask, bit for bit (see relu_gradient_from_output), without reading x
     passes = x > _c(x, threshold)
     if max_value is not None:
         passes &= (x > _c(x, 0)) & (x < _c(x, max_value))
@@ -51,7 +62,18 @@ def leaky_relu_forward(x, negative_slope=0.2):
     return array_module(x).maximum(x, _c(x, negative_slope) * x)
 
 
+def leaky_relu_gradient_from_output(negative_slope=0.2):
+    """True where leaky_relu's gradient is exactly a function of its output: for a slope s in (0, 1], y =
+    max(x, s x) is x > 0 where x > 0 and s x <= 0 elsewhere (0 or -0.0 where it underflows, NaN for NaN),
+    so y > 0 exactly where x > 0; for s > 1, y is x < 0 where x < 0 and s x >= 0 elsewhere, so y < 0
+    exactly where x < 0. A negative slope makes s x positive for negative x, and a zero one makes y NaN at
+    x = +-inf (0 * inf), so those read x; so does a slope below 2**-24, which float16 rounds to 0."""
+    return negative_slope >= 2.0 ** -24
+
+
 def leaky_relu_backward(x, y, dy, negative_slope=0.2):
+    if leaky_relu_gradient_from_output(negative_slope):
+        x = y        # the same comparison, bit for bit (see leaky_relu_gradient_from_output)
     above = x > _c(x, 0) if negative_slope <= 1 else x < _c(x, 0)
     # 1 where above, the slope elsewhere: 1 + 0 * slope or 0 + 1 * slope, exact, without a select
     return dy * (above + ~above * _c(x, negative_slope))

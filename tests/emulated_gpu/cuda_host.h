@@ -47,6 +47,7 @@ struct dim3 { unsigned x = 1, y = 1, z = 1; };
 struct float2 { float x, y; };
 // CUDA's 16-byte vector type (16-byte aligned, as on the GPU: a vector load or store of one).
 struct __attribute__((aligned(16))) uint4 { unsigned x, y, z, w; };
+struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 inline float2 make_float2(float x, float y) { return {x, y}; }
 
 // CUDA's overloads: exp(float) is float maths, min/max for each arithmetic type.
