@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import array_module
+from .device_reduction import sum_axes
 
 _LARGE = 1.0e9       # Keras's large number for masked scores (float32 and wider)
 
@@ -90,7 +91,7 @@ def tanh_scores_backward(dscores, query, key, t, inner=None, outer=None, weight=
         dweight = (dscores * (t.sum(axis=-1) if outer is None else t @ outer)).sum()
         dscores = dscores * weight
     if outer is not None:
-        douter = (dscores[..., None] * t).sum(axis=(0, 1, 2))
+        douter = sum_axes(dscores[..., None] * t, (0, 1, 2))
         du = dscores[..., None] * outer * (1 - t * t)
     else:
         du = dscores[..., None] * (1 - t * t)

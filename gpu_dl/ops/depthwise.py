@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from .convolution import _out_hw
+from .device_reduction import sum_axes
 
 
 def _tap_slices(r, q, strides, dilation, out_hw):
@@ -81,5 +82,5 @@ def depthwise_conv2d_backward_kernel(x, dy, kernel_shape, *, strides=(1, 1), pad
         for q in range(kw):
             rows, cols = _tap_slices(r, q, strides, dilation, (oh, ow))
             patch = padded[:, rows, cols, :].reshape(n * oh * ow, c)
-            dk[r, q] = (patch[:, :, None] * dy_rows).sum(axis=0)
+            dk[r, q] = sum_axes(patch[:, :, None] * dy_rows, 0)
     return dk
