@@ -20,14 +20,19 @@
 //       the first max in row-major (r, q) order. NaN is the largest value:
 //       a window holding a NaN gives y = NaN and the first NaN's position
 //       (NumPy's max/argmax).
-//   maxpool2d_bwd(dy, argmax, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//   maxpool2d_bwd_{rows,disjoint}(dy, argmax, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
 //       dx[n, h, w, c] = sum of dy[n, oh, ow, c] over the windows that hold
 //       (h, w) and whose argmax is (h, w); 0 when there are none.
 //   avgpool2d_fwd(x, y, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
 //       y = (sum over the in-bounds window positions, row-major) / count.
-//   avgpool2d_bwd(dy, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
+//   avgpool2d_bwd_{rows,disjoint}(dy, dx, N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl, vec)
 //       dx[n, h, w, c] = sum of dy[n, oh, ow, c] / count(oh, ow) over the
 //       windows that hold (h, w).
+//   Both backwards sum from 0 over the windows in ascending (oh, ow) order
+//   (a lone term d comes out as 0 + d: +0 for d = -0). Two forms compute
+//   the same bits; the launcher picks one by this rule: strides >= pool in
+//   both axes (no input position in two windows, e.g. 2x2/2) runs
+//   *_bwd_disjoint, every other geometry (e.g. 3x3/2) *_bwd_rows.
 //   global_maxpool2d_fwd(x, y, argmax, N, HW, C)
 //       y[n, c] = max over the H*W positions k = h*W + w; argmax[n, c] = k of
 //       the first max (first NaN, as above).
@@ -42,17 +47,36 @@
 // bitwise reproducible from run to run.
 //
 // Launch geometry.
-//   Elementwise kernels (maxpool2d_*, avgpool2d_*, global_*_bwd): 1-D
-//   grid-stride loop, 256 threads per block, ceil(items / 256) blocks capped
-//   at 524280 (launch.grid_1d). One item is V consecutive channels of one
-//   output position (forward) or one input position (backward): V = 4 for
-//   float, 2 for double (16-byte loads and stores) when C % V == 0 and every
-//   pointer is 16-byte aligned, else V = 1 (the launcher decides and passes
-//   `vec`). Consecutive threads take consecutive channels, so each warp
-//   access is one contiguous run of memory.
-//   The backward kernels are gathers: the thread of input element (h, w)
-//   walks the windows that hold it, oh from ceil((h + pt - ph + 1) / sh) to
-//   min((h + pt) / sh, OH - 1) (ow alike), in ascending (oh, ow) order.
+//   Every windowed kernel moves V consecutive channels per access: V = 4
+//   for float, 2 for double (16-byte loads and stores) when C % V == 0 and
+//   every pointer is 16-byte aligned, else V = 1 (the launcher decides and
+//   passes `vec`). Consecutive threads take consecutive channels, so each
+//   warp access is one contiguous run of memory (or a few, a window apart).
+//   Elementwise kernels (maxpool2d_fwd, avgpool2d_fwd, *_bwd_disjoint,
+//   global_*_bwd): 1-D grid-stride loop, 256 threads per block,
+//   ceil(items / 256) blocks capped at 524280 (launch.grid_1d). One item is
+//   V channels of one output position (the forwards, *_bwd_disjoint) or one
+//   input position (global_*_bwd).
+//   *_bwd_disjoint is output-stationary: the item of dy position (oh, ow)
+//   writes dx over its cell, rows [oh*sh - pt, oh*sh - pt + sh) and columns
+//   alike, clipped to the input, the last row/column of cells extended to
+//   H/W. The cells partition the input, and each holds its window (pool <=
+//   stride, which starts it): the window's positions get their one term,
+//   the rest of the cell (gaps of strides > pool, rows/columns past the last
+//   window under "valid" padding) zeros, in the same launch. One index
+//   decomposition and one dy (+ argmax) load per ph*pw (up to about sh*sw)
+//   stores, as the forward's thread does per window read.
+//   *_bwd_rows is a gather over input rows: a 2-D grid, blockIdx.x = the
+//   input row n*H + h (N*H blocks), blockIdx.y = a tile of TY columns
+//   (ceil(W / TY) tiles capped at 65535; the threads stride over the rest),
+//   block (TX, TY) = (min(C / V, 32), 256 / TX); thread (tx, ty) does
+//   channel vectors tx, tx + TX, ... of column w. The windows holding the
+//   block's row, oh from ceil((h + pt - ph + 1) / sh) to min((h + pt) / sh,
+//   OH - 1), are found once per block (thread 0), each column's ow range
+//   (alike) once per column of the tile (TY threads), into shared memory
+//   (2 * 256 + 3 ints); every thread then walks its windows in ascending
+//   (oh, ow) order with 32-bit multiplies and adds only: no per-item
+//   decomposition of a linear index, no division in the loops.
 //   global_{max,avg}pool2d_fwd: blocks of (TX, TY) threads, TX = min(32,
 //   pow2 >= C) channels by TY <= 32 slices of H*W (the launcher picks TY from
 //   H*W); one block per (n, tile of TX channels), a 1-D grid of N *
@@ -65,21 +89,32 @@
 // overlapping windows, of dy/argmax in the gathers and of the (N, C) arrays
 // of global pooling are mostly L1/L2 hits):
 //   maxpool2d_fwd  reads ph*pw*S (about sh*sw*S from DRAM), writes S + 4
-//   maxpool2d_bwd  per input element: reads up to ceil(ph/sh)*ceil(pw/sw)
-//                  argmax (4 B) and dy values (S; loaded only where an
-//                  argmax matches), writes S
+//   maxpool2d_bwd  per input element writes S; per output element reads
+//                  argmax (4 B) and dy (S) once from DRAM. _rows rereads up
+//                  to ceil(ph/sh)*ceil(pw/sw) argmax per input element (dy
+//                  only where an argmax matches; L1/L2 hits); _disjoint
+//                  reads each once.
 //   avgpool2d_fwd  reads ph*pw*S (about sh*sw*S from DRAM), writes S
-//   avgpool2d_bwd  per input element: reads up to ceil(ph/sh)*ceil(pw/sw)
-//                  dy values, writes S
+//   avgpool2d_bwd  per input element writes S; per output element reads
+//                  dy (S) once from DRAM (_rows rereads up to
+//                  ceil(ph/sh)*ceil(pw/sw) per input element, L1/L2 hits)
 //   global_maxpool2d_fwd reads H*W*S, writes S + 4; _bwd per input element
 //                  writes S (reads 4 + S per (n, c))
 //   global_avgpool2d_fwd reads H*W*S, writes S; _bwd per input element writes S
 // FLOPs: one compare or add per window position, one division per average.
 // Memory-bound throughout.
 //
+// Status: on an H100 (profiling/results/2026-11-24-H100/pooling.md) the
+// windowed forwards reached 97-103% of the copy bandwidth (max 3x3/2: 71%),
+// the earlier one-thread-per-input-element backward gathers about 50%. The *_bwd_rows and
+// *_bwd_disjoint forms have not run on a GPU: they are tested on the
+// emulated GPU only, and their speed is not measured yet
+// (profiling/bench_pooling.py times the backward alone as its own pass).
+//
 // Limits: every array has fewer than 2**31 elements (32-bit indices; the
 // launcher checks); pool, strides >= 1; 0 <= pads < pool; OH, OW >= 1;
-// global pooling: blockDim.x * blockDim.y <= 1024 (POOL_GLOBAL_MAX_THREADS).
+// *_bwd_rows: blockDim.x * blockDim.y <= 256 (POOL_ROWS_THREADS); global
+// pooling: blockDim.x * blockDim.y <= 1024 (POOL_GLOBAL_MAX_THREADS).
 #include "common.cuh"
 
 #define POOL_GLOBAL_MAX_THREADS 1024
@@ -143,7 +178,7 @@ __device__ __forceinline__ int pool_last_window(int i, int pad, int stride, int 
 }
 
 // Item i of a grid-stride loop over (N, A, B, C / V): V channels from c at position (a, b) of sample n,
-// its first element at flat index i * V. (A, B) is (OH, OW) for the forwards, (H, W) for the backwards.
+// its first element at flat index i * V. (A, B) is (OH, OW): the forwards and the disjoint backward.
 struct PoolItem {
     int n, a, b, c;
 };
@@ -158,14 +193,6 @@ __device__ __forceinline__ PoolItem pool_item(unsigned i, unsigned cv, int A, in
     t.n = (int)(p / (unsigned)A);
     return t;
 }
-
-// The output positions [oh0, oh1] x [ow0, ow1] whose windows hold input position (h, w).
-struct PoolCover {
-    int oh0, oh1, ow0, ow1;
-    __device__ __forceinline__ PoolCover(const PoolGeom& g, int h, int w)
-        : oh0(pool_first_window(h, g.pt, g.ph, g.sh)), oh1(pool_last_window(h, g.pt, g.sh, g.OH)),
-          ow0(pool_first_window(w, g.pl, g.pw, g.sw)), ow1(pool_last_window(w, g.pl, g.sw, g.OW)) {}
-};
 
 // ---------------------------------------------------------------------------------- windowed pooling
 template <typename T, int V>
@@ -213,44 +240,6 @@ __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, i
 }
 
 template <typename T, int V>
-__device__ void maxpool2d_bwd_body(const T* __restrict__ dy, const int* __restrict__ argmax, T* __restrict__ dx,
-                                   const PoolGeom g) {
-    const unsigned cv = (unsigned)(g.C / V);
-    const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
-    const unsigned stride = gridDim.x * blockDim.x;
-    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const PoolItem it = pool_item<V>(i, cv, g.H, g.W);
-        const int n = it.n, h = it.a, w = it.b, c = it.c;
-        const PoolCover cover(g, h, w);
-        T acc[V];
-#pragma unroll
-        for (int v = 0; v < V; ++v) acc[v] = T(0);
-        for (int oh = cover.oh0; oh <= cover.oh1; ++oh) {
-            const int r = h + g.pt - oh * g.sh;   // in [0, ph)
-            for (int ow = cover.ow0; ow <= cover.ow1; ++ow) {
-                const int pos = r * g.pw + (w + g.pl - ow * g.sw);
-                const int o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-                const PoolVec<int, V> am = pool_load<int, V>(argmax + o);
-                bool any = false;
-#pragma unroll
-                for (int v = 0; v < V; ++v) any = any || am.v[v] == pos;
-                if (any) {   // dy is read only where some argmax points here
-                    const PoolVec<T, V> d = pool_load<T, V>(dy + o);
-#pragma unroll
-                    for (int v = 0; v < V; ++v) {
-                        if (am.v[v] == pos) acc[v] += d.v[v];
-                    }
-                }
-            }
-        }
-        PoolVec<T, V> out;
-#pragma unroll
-        for (int v = 0; v < V; ++v) out.v[v] = acc[v];
-        pool_store<T, V>(dx + i * V, out);
-    }
-}
-
-template <typename T, int V>
 __device__ void avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, const PoolGeom g) {
     const unsigned cv = (unsigned)(g.C / V);
     const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
@@ -278,30 +267,138 @@ __device__ void avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, c
     }
 }
 
-template <typename T, int V>
-__device__ void avgpool2d_bwd_body(const T* __restrict__ dy, T* __restrict__ dx, const PoolGeom g) {
-    const unsigned cv = (unsigned)(g.C / V);
-    const unsigned items = (unsigned)g.N * (unsigned)g.H * (unsigned)g.W * cv;
-    const unsigned stride = gridDim.x * blockDim.x;
-    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
-        const PoolItem it = pool_item<V>(i, cv, g.H, g.W);
-        const int n = it.n, h = it.a, w = it.b, c = it.c;
-        const PoolCover cover(g, h, w);
+// ---------------------------------------------------------------------------- windowed pooling backward
+#define POOL_ROWS_THREADS 256   // threads per block of the *_bwd_rows kernels (the launcher's _THREADS)
+
+// One body per form serves both ops: MAX reads argmax and passes dy to the window position it names, the
+// average passes dy / count to every in-bounds position. A dx element's value is T(0) plus its terms in
+// ascending (oh, ow) order in both forms (T(0) + d, not d: a lone -0 term gives +0, as a sum does).
+
+// dx of input position (n, h, w) (dx_w: its first channel), held by the windows [oh0, oh1] x [ow0, ow1]: the
+// thread's channel vectors tx, tx + blockDim.x, ...
+template <typename T, int V, bool MAX>
+__device__ __forceinline__ void pool2d_bwd_gather(const T* __restrict__ dy, const int* __restrict__ argmax,
+                                                  T* __restrict__ dx_w, const PoolGeom& g, int n, int h, int w,
+                                                  int oh0, int oh1, int ow0, int ow1) {
+    for (int c = (int)threadIdx.x * V; c < g.C; c += (int)blockDim.x * V) {
         T acc[V];
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[v] = T(0);
-        for (int oh = cover.oh0; oh <= cover.oh1; ++oh) {
-            for (int ow = cover.ow0; ow <= cover.ow1; ++ow) {
-                const T count = T(PoolWindow(g, oh, ow).count());
-                const PoolVec<T, V> d = pool_load<T, V>(dy + ((n * g.OH + oh) * g.OW + ow) * g.C + c);
+        for (int oh = oh0; oh <= oh1; ++oh) {
+            const int hs = oh * g.sh - g.pt;
+            const int r = h - hs;   // in [0, ph)
+            const int rows = min(hs + g.ph, g.H) - max(hs, 0);
+            const int o_row = (n * g.OH + oh) * g.OW;
+            for (int ow = ow0; ow <= ow1; ++ow) {
+                const int ws = ow * g.sw - g.pl;
+                const int o = (o_row + ow) * g.C + c;
+                if (MAX) {
+                    const int pos = r * g.pw + (w - ws);
+                    const PoolVec<int, V> am = pool_load<int, V>(argmax + o);
+                    bool any = false;
 #pragma unroll
-                for (int v = 0; v < V; ++v) acc[v] += d.v[v] / count;
+                    for (int v = 0; v < V; ++v) any = any || am.v[v] == pos;
+                    if (any) {   // dy is read only where some argmax points here
+                        const PoolVec<T, V> d = pool_load<T, V>(dy + o);
+#pragma unroll
+                        for (int v = 0; v < V; ++v) {
+                            if (am.v[v] == pos) acc[v] += d.v[v];
+                        }
+                    }
+                } else {
+                    const T count = T(rows * (min(ws + g.pw, g.W) - max(ws, 0)));
+                    const PoolVec<T, V> d = pool_load<T, V>(dy + o);
+#pragma unroll
+                    for (int v = 0; v < V; ++v) acc[v] += d.v[v] / count;
+                }
             }
         }
         PoolVec<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) out.v[v] = acc[v];
-        pool_store<T, V>(dx + i * V, out);
+        pool_store<T, V>(dx_w + c, out);
+    }
+}
+
+// Gather, any geometry: block (blockIdx.x, blockIdx.y) = input row n*H + h, a tile of blockDim.y columns; thread
+// (tx, ty) = channel vectors tx, tx + blockDim.x, ... of column w. The divisions that find the windows holding
+// a position run once per block for the row ([oh0, oh1], thread 0) and once per column of the tile ([ow0, ow1],
+// thread ty of the first blockDim.y), into shared memory; the other threads and the inner loops only multiply
+// and add.
+template <typename T, int V, bool MAX>
+__device__ void pool2d_bwd_rows_body(const T* __restrict__ dy, const int* __restrict__ argmax, T* __restrict__ dx,
+                                     const PoolGeom g) {
+    __shared__ int row_range[3];                       // n, oh0, oh1 of the block's row
+    __shared__ int col_range[2 * POOL_ROWS_THREADS];   // ow0, ow1 of each column of the tile
+    const int row = (int)blockIdx.x;   // gridDim.x == N * H
+    const int tid = (int)(threadIdx.y * blockDim.x + threadIdx.x);
+    if (tid == 0) {
+        const int n = row / g.H, h = row - n * g.H;
+        row_range[0] = n;
+        row_range[1] = pool_first_window(h, g.pt, g.ph, g.sh);
+        row_range[2] = pool_last_window(h, g.pt, g.sh, g.OH);
+    }
+    // The tile loop is uniform over the block (w0 does not depend on the thread): every thread reaches the
+    // barriers.
+    for (int w0 = (int)(blockIdx.y * blockDim.y); w0 < g.W; w0 += (int)(gridDim.y * blockDim.y)) {
+        if (tid < (int)blockDim.y && w0 + tid < g.W) {
+            col_range[2 * tid] = pool_first_window(w0 + tid, g.pl, g.pw, g.sw);
+            col_range[2 * tid + 1] = pool_last_window(w0 + tid, g.pl, g.sw, g.OW);
+        }
+        __syncthreads();
+        const int w = w0 + (int)threadIdx.y;
+        if (w < g.W) {
+            const int n = row_range[0], h = row - n * g.H, oh0 = row_range[1], oh1 = row_range[2];
+            const int ow0 = col_range[2 * threadIdx.y], ow1 = col_range[2 * threadIdx.y + 1];
+            pool2d_bwd_gather<T, V, MAX>(dy, argmax, dx + (row * g.W + w) * g.C, g, n, h, w, oh0, oh1, ow0, ow1);
+        }
+        __syncthreads();   // the next tile's ranges overwrite these
+    }
+}
+
+// The input indices [i0, i1) along one axis that output o owns in the disjoint form: its stride-long cell
+// [o*s - pad, o*s - pad + s) clipped to [0, size), the last one extended to size. With pool <= s the window
+// [o*s - pad, o*s - pad + pool) lies in its own cell and starts it, and the cells partition [0, size).
+__device__ __forceinline__ void pool_cell(int o, int stride, int pad, int outputs, int size, int& i0, int& i1) {
+    const int start = o * stride - pad;
+    i0 = max(start, 0);
+    i1 = o == outputs - 1 ? size : min(start + stride, size);
+}
+
+// Non-overlapping windows (sh >= ph, sw >= pw), output-stationary: item i = V channels of dy position (n, oh, ow)
+// (the forwards' grid-stride loop) writes dx over its cell: the window's positions get their single term, the
+// rest of the cell (a gap between windows, rows/columns past the last window) zeros.
+template <typename T, int V, bool MAX>
+__device__ void pool2d_bwd_disjoint_body(const T* __restrict__ dy, const int* __restrict__ argmax,
+                                         T* __restrict__ dx, const PoolGeom g) {
+    const unsigned cv = (unsigned)(g.C / V);
+    const unsigned items = (unsigned)g.N * (unsigned)g.OH * (unsigned)g.OW * cv;
+    const unsigned stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+        const PoolItem it = pool_item<V>(i, cv, g.OH, g.OW);
+        const PoolWindow win(g, it.a, it.b);
+        int h0, h1, w0, w1;
+        pool_cell(it.a, g.sh, g.pt, g.OH, g.H, h0, h1);
+        pool_cell(it.b, g.sw, g.pl, g.OW, g.W, w0, w1);
+        const PoolVec<T, V> d = pool_load<T, V>(dy + i * V);
+        PoolVec<int, V> am;
+        T grad[V];   // what each window position receives (MAX: the one argmax names)
+        if (MAX) am = pool_load<int, V>(argmax + i * V);
+        const T count = T(win.count());
+#pragma unroll
+        for (int v = 0; v < V; ++v) grad[v] = MAX ? T(0) + d.v[v] : T(0) + d.v[v] / count;
+        for (int h = h0; h < h1; ++h) {
+            T* const dx_row = dx + ((it.n * g.H + h) * g.W) * g.C + it.c;
+            const bool in_rows = h < win.h1;   // h >= win.h0: the cell starts where the window does
+            const int row_pos = (h - win.hs) * g.pw - win.ws;
+            for (int w = w0; w < w1; ++w) {
+                const bool in = in_rows && w < win.w1;
+                PoolVec<T, V> out;
+#pragma unroll
+                for (int v = 0; v < V; ++v) out.v[v] = in && (!MAX || am.v[v] == row_pos + w) ? grad[v] : T(0);
+                pool_store<T, V>(dx_row + w * g.C, out);
+            }
+        }
     }
 }
 
@@ -409,24 +506,29 @@ __device__ void global_avgpool2d_bwd_body(const T* __restrict__ dy, T* __restric
     int N, int H, int W, int C, int OH, int OW, int ph, int pw, int sh, int sw, int pt, int pl, int vec
 #define POOL_GEOM PoolGeom{N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl}
 
+// The two ops' backward kernels of one form (FORM: rows, disjoint), e.g. maxpool2d_bwd_rows_f32.
+#define POOLING_BWD_KERNELS(T, SUFFIX, VW, FORM)                                                        \
+    extern "C" __global__ void maxpool2d_bwd_##FORM##_##SUFFIX(const T* dy, const int* argmax, T* dx,   \
+                                                               POOL_GEOM_PARAMS) {                      \
+        if (vec == VW) pool2d_bwd_##FORM##_body<T, VW, true>(dy, argmax, dx, POOL_GEOM);                \
+        else pool2d_bwd_##FORM##_body<T, 1, true>(dy, argmax, dx, POOL_GEOM);                           \
+    }                                                                                                   \
+    extern "C" __global__ void avgpool2d_bwd_##FORM##_##SUFFIX(const T* dy, T* dx, POOL_GEOM_PARAMS) {  \
+        if (vec == VW) pool2d_bwd_##FORM##_body<T, VW, false>(dy, nullptr, dx, POOL_GEOM);              \
+        else pool2d_bwd_##FORM##_body<T, 1, false>(dy, nullptr, dx, POOL_GEOM);                         \
+    }
+
 #define POOLING_KERNELS(T, SUFFIX, VW)                                                                  \
     extern "C" __global__ void maxpool2d_fwd_##SUFFIX(const T* x, T* y, int* argmax, POOL_GEOM_PARAMS) { \
         if (vec == VW) maxpool2d_fwd_body<T, VW>(x, y, argmax, POOL_GEOM);                              \
         else maxpool2d_fwd_body<T, 1>(x, y, argmax, POOL_GEOM);                                         \
     }                                                                                                   \
-    extern "C" __global__ void maxpool2d_bwd_##SUFFIX(const T* dy, const int* argmax, T* dx,            \
-                                                      POOL_GEOM_PARAMS) {                               \
-        if (vec == VW) maxpool2d_bwd_body<T, VW>(dy, argmax, dx, POOL_GEOM);                            \
-        else maxpool2d_bwd_body<T, 1>(dy, argmax, dx, POOL_GEOM);                                       \
-    }                                                                                                   \
     extern "C" __global__ void avgpool2d_fwd_##SUFFIX(const T* x, T* y, POOL_GEOM_PARAMS) {             \
         if (vec == VW) avgpool2d_fwd_body<T, VW>(x, y, POOL_GEOM);                                      \
         else avgpool2d_fwd_body<T, 1>(x, y, POOL_GEOM);                                                 \
     }                                                                                                   \
-    extern "C" __global__ void avgpool2d_bwd_##SUFFIX(const T* dy, T* dx, POOL_GEOM_PARAMS) {           \
-        if (vec == VW) avgpool2d_bwd_body<T, VW>(dy, dx, POOL_GEOM);                                    \
-        else avgpool2d_bwd_body<T, 1>(dy, dx, POOL_GEOM);                                               \
-    }                                                                                                   \
+    POOLING_BWD_KERNELS(T, SUFFIX, VW, rows)                                                            \
+    POOLING_BWD_KERNELS(T, SUFFIX, VW, disjoint)                                                        \
     extern "C" __global__ void __launch_bounds__(POOL_GLOBAL_MAX_THREADS)                              \
     global_maxpool2d_fwd_##SUFFIX(const T* x, T* y, int* argmax, int N, int HW, int C) {                \
         __shared__ T vals[POOL_GLOBAL_MAX_THREADS];                                                     \

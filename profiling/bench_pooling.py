@@ -1,4 +1,4 @@
-"""2-D pooling (NHWC, float32), forward and forward + backward, against the copy bandwidth and PyTorch, same GPU.
+"""2-D pooling (NHWC, float32), forward, backward and forward + backward, against the copy bandwidth and PyTorch.
 
 Operations (Keras geometry; "same" padding from ``gpu_dl.ops.convolution.same_padding``):
 - max 2x2 stride 2 and max 3x3 stride 2 "same", average 2x2 stride 2 and
@@ -8,13 +8,18 @@ Operations (Keras geometry; "same" padding from ``gpu_dl.ops.convolution.same_pa
   every pass to be a bandwidth figure);
 - global average and global max at (128, 7, 7, 512), (128, 56, 56, 64) and
   (128, 112, 112, 64).
-gpu_dl: the ``gpu_dl.ops.pool_kernels`` launchers; forward + backward is the
-forward call, then the backward call with a fixed dy.
+gpu_dl: the ``gpu_dl.ops.pool_kernels`` launchers; backward is the backward
+call alone with a fixed dy (and, for max, the argmax of one forward call
+made beforehand); forward + backward is the forward call, then the backward
+call. The windowed backward runs the form ``pool_kernels.backward_form``
+names (2x2/2: disjoint, 3x3/2: rows), which the row label gives.
 PyTorch: ``F.max_pool2d(..., return_indices=True)``, ``F.avg_pool2d(...,
 count_include_pad=False)``, ``F.adaptive_avg_pool2d(x, 1)`` and
 ``F.adaptive_max_pool2d(x, 1, return_indices=True)`` on channels_last
 tensors, under ``torch.no_grad()`` for the forward; forward + backward
-through autograd (``y.backward(dy)``, the input requiring grad).
+through autograd (``y.backward(dy)``, the input requiring grad); backward
+alone is ``torch.autograd.grad(y, x, dy, retain_graph=True)`` on one graph
+built beforehand.
 Asymmetric "same" padding: 3x3/2 on an even size pads one row and column at
 the bottom/right only, and PyTorch's pooling pads both sides alike. With
 ``padding`` = the top/left pad and ``ceil_mode=True`` PyTorch adds the same
@@ -31,7 +36,8 @@ the case is listed under "PyTorch's results differ" and timed.
 
 Bytes counted (the least either library must move, float32 = 4 B): forward
 reads x and writes y (and, for max, an int32 argmax the size of y); backward
-reads dy (and the argmax) and writes dx; forward + backward is the sum.
+reads dy (and the argmax) and writes dx (its own pass, "bwd"); forward +
+backward is the sum.
 PyTorch writes int64 indices for max pooling, moving more than this count;
 its fraction of the copy bandwidth is still computed from the same count.
 
@@ -110,7 +116,7 @@ class Case:
 
     def __init__(self, label, shape, bytes_fwd, bytes_bwd):
         self.label, self.shape = label, shape
-        self.bytes = {"fwd": bytes_fwd, "fwd+bwd": bytes_fwd + bytes_bwd}
+        self.bytes = {"fwd": bytes_fwd, "bwd": bytes_bwd, "fwd+bwd": bytes_fwd + bytes_bwd}   # the passes, in order
         self.ours = {}          # pass -> callable
         self.theirs = {}        # pass -> callable (PyTorch)
         self.reference = None   # callable -> [y, dx] laid out as gpu_dl's: PyTorch's, else the NumPy path's
@@ -138,17 +144,21 @@ def windowed_case(torch, kind, window, stride, shape):
     index_bytes = 4 * n * oh * ow * c if kind == "max" else 0
     bytes_x, bytes_y = 4 * n * h * w * c, 4 * n * oh * ow * c
     torch_note = "; PyTorch ceil_mode" if (pb, pr) != (pt, pl) else ""
-    label = f"{kind} {window}x{window}/{stride} same, pad {padding}{torch_note}"
+    form = kernels.backward_form(pool_size, strides)
+    label = f"{kind} {window}x{window}/{stride} same, pad {padding}, bwd {form}{torch_note}"
     case = Case(label, shape, bytes_x + bytes_y + index_bytes, bytes_y + index_bytes + bytes_x)
 
     if kind == "max":
         case.ours["fwd"] = lambda: kernels.max_pool2d_forward_cuda(x, pool_size, strides, padding)
+        argmax = case.ours["fwd"]()[1]   # what the backward alone reads
+        case.ours["bwd"] = lambda: kernels.max_pool2d_backward_cuda(dy, argmax, x.shape, pool_size, strides, padding)
 
         def ours_step():
             y, argmax = kernels.max_pool2d_forward_cuda(x, pool_size, strides, padding)
             return y, kernels.max_pool2d_backward_cuda(dy, argmax, x.shape, pool_size, strides, padding)
     else:
         case.ours["fwd"] = lambda: kernels.avg_pool2d_forward_cuda(x, pool_size, strides, padding)
+        case.ours["bwd"] = lambda: kernels.avg_pool2d_backward_cuda(dy, x.shape, pool_size, strides, padding)
 
         def ours_step():
             y = kernels.avg_pool2d_forward_cuda(x, pool_size, strides, padding)
@@ -186,6 +196,7 @@ def windowed_case(torch, kind, window, stride, shape):
             with torch.no_grad():
                 return F.avg_pool2d(tx, count_include_pad=False, **args)
     case.theirs["fwd"] = torch_forward
+    case.theirs["bwd"] = torch_backward_alone(torch, tx, tdy, torch_pool)
     case.theirs["fwd+bwd"] = torch_autograd_step(tx, tdy, torch_pool)
     case.reference = lambda: torch_reference(tx, tdy, torch_pool, nhwc)
     return case
@@ -200,12 +211,15 @@ def global_case(torch, kind, shape):
 
     if kind == "global max":
         case.ours["fwd"] = lambda: kernels.global_max_pool2d_forward_cuda(x)
+        argmax = case.ours["fwd"]()[1]   # what the backward alone reads
+        case.ours["bwd"] = lambda: kernels.global_max_pool2d_backward_cuda(dy, argmax, x.shape)
 
         def ours_step():
             y, argmax = kernels.global_max_pool2d_forward_cuda(x)
             return y, kernels.global_max_pool2d_backward_cuda(dy, argmax, x.shape)
     else:
         case.ours["fwd"] = lambda: kernels.global_avg_pool2d_forward_cuda(x)
+        case.ours["bwd"] = lambda: kernels.global_avg_pool2d_backward_cuda(dy, x.shape)
 
         def ours_step():
             y = kernels.global_avg_pool2d_forward_cuda(x)
@@ -240,6 +254,7 @@ def global_case(torch, kind, shape):
             with torch.no_grad():
                 return F.adaptive_avg_pool2d(tx, 1)
     case.theirs["fwd"] = torch_forward
+    case.theirs["bwd"] = torch_backward_alone(torch, tx, tdy, torch_pool)
     case.theirs["fwd+bwd"] = torch_autograd_step(tx, tdy, torch_pool)
     case.reference = lambda: torch_reference(tx, tdy, torch_pool,
                                              lambda t: cupy.asarray(t.detach().reshape(n, c).contiguous()))
@@ -252,6 +267,15 @@ def torch_autograd_step(tx, tdy, torch_pool):
         y = torch_pool(tx)
         y.backward(tdy)
         return y
+    return step
+
+
+def torch_backward_alone(torch, tx, tdy, torch_pool):
+    """PyTorch's backward pass alone: one graph built here, its gradient taken again at each call."""
+    y = torch_pool(tx)
+
+    def step():
+        return torch.autograd.grad(y, tx, tdy, retain_graph=True)
     return step
 
 
@@ -321,8 +345,7 @@ def measure(torch, case, copy):
         print(line, file=sys.stderr, flush=True)
         problems.append(line)
         ok = False
-    for name in ("fwd", "fwd+bwd"):
-        moved = case.bytes[name]
+    for name, moved in case.bytes.items():
         ms = bc.time_gpu(case.ours[name], repeats=REPEATS) if ok else None
         torch_ms = (bc.time_gpu(case.theirs[name], repeats=REPEATS, sync=torch.cuda.synchronize)
                     if torch is not None else None)
@@ -371,7 +394,9 @@ def run():
     out = [bc.header("2-D pooling, NHWC float32: gpu_dl vs the copy bandwidth and PyTorch"),
            f"{versions}; PyTorch tensors channels_last. Device-to-device copy: {copy / 1e9:.0f} GB/s (read + "
            f"written). Times are medians of {REPEATS} CUDA-event-timed repeats, L2 flushed before each. Bytes: "
-           "x read and y written (+ int32 argmax for max) forward; dy (+ argmax) read and dx written backward. "
+           "x read and y written (+ int32 argmax for max) forward; dy (+ argmax) read and dx written backward "
+           "(\"bwd\": the backward call alone; \"bwd rows\"/\"bwd disjoint\": the form of windowed backward "
+           "gpu_dl runs). "
            "\"PyTorch / gpu_dl\" is a ratio of times: > 1 means gpu_dl is faster. \"PyTorch ceil_mode\": "
            "Keras \"same\" padding with the extra row/column at the bottom/right, reproduced in PyTorch with "
            "ceil_mode=True (checked equal).\n",

@@ -44,6 +44,8 @@ GEOMETRIES = [
     ((2, 2), (3, 3), ((1, 1), (0, 1))),
     ((1, 3), (1, 2), "same"),               # the 1-D layers' windows: height 1
     ((1, 2), (1, 3), "valid"),
+    ((2, 2), (3, 3), "same"),               # gaps between windows and a "same" pad
+    ((3, 3), (3, 3), "same"),
 ]
 
 
@@ -236,7 +238,7 @@ def test_max_pool_ties_take_the_first_max(cupy_only, rng, dtype, channels, pool,
     _equal(argmax, want_arg, "max pool argmax, ties")
     dy = rng.standard_normal(want_y.shape).astype(dtype)
     dx = pool_kernels.max_pool2d_backward_cuda(cupy.asarray(dy), argmax, shape, pool, strides, pads)
-    _close(dx, max_pool_backward_reference(dy, want_arg, shape, pool, strides, pads), "max pool dx, ties")
+    _bitwise(dx, max_pool_backward_reference(dy, want_arg, shape, pool, strides, pads), "max pool dx, ties")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -255,6 +257,9 @@ def test_max_pool_propagates_nan_with_the_first_nan_position(cupy_only, rng, dty
     y, argmax = pool_kernels.max_pool2d_forward_cuda(cupy.asarray(x), pool, strides, pads)
     _equal(y, want_y, "max pool y, NaN")
     _equal(argmax, want_arg, "max pool argmax, NaN")
+    dy = rng.standard_normal(want_y.shape).astype(dtype)
+    dx = pool_kernels.max_pool2d_backward_cuda(cupy.asarray(dy), argmax, shape, pool, strides, pads)
+    _bitwise(dx, max_pool_backward_reference(dy, want_arg, shape, pool, strides, pads), "max pool dx, NaN")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -293,6 +298,127 @@ def test_empty_batch_launches_nothing(cupy_only):
                                                ((0, 0), (0, 0)))
     assert dx.shape == (0, 4, 4, 3)
     assert pool_kernels.global_avg_pool2d_forward_cuda(x).shape == (0, 3)
+
+
+# ------------------------------------------------------------------------------ windowed backward forms
+# The launchers run *_bwd_disjoint where windows cannot overlap (strides >= pool in both axes) and
+# *_bwd_rows elsewhere. Both take dx's sum over windows in ascending (oh, ow) order from 0, as the
+# references above do, so the two must agree bit for bit (signed zeros included) wherever dx is not NaN.
+FORM_CASES = [
+    ((2, 2), (2, 2), "disjoint"), ((1, 1), (1, 1), "disjoint"), ((1, 1), (3, 2), "disjoint"),
+    ((2, 3), (3, 3), "disjoint"), ((3, 3), (2, 2), "rows"), ((2, 3), (3, 1), "rows"), ((3, 2), (2, 3), "rows"),
+    ((3, 3), (1, 1), "rows"),
+]
+FORM_IDS = [f"p{p[0]}{p[1]}-s{s[0]}{s[1]}-{form}" for p, s, form in FORM_CASES]
+
+
+@pytest.mark.parametrize("pool,strides,form", FORM_CASES, ids=FORM_IDS)
+def test_backward_form_rule(pool, strides, form):
+    assert pool_kernels.backward_form(pool, strides) == form
+
+
+def _spy_kernel_names(monkeypatch):
+    """The kernel names the launchers look up from now on."""
+    names = []
+    real = pool_kernels.get_kernel
+
+    def spy(filename, name, *args, **kwargs):
+        names.append(name)
+        return real(filename, name, *args, **kwargs)
+
+    monkeypatch.setattr(pool_kernels, "get_kernel", spy)
+    return names
+
+
+def _bits(a):
+    a = _host(a)
+    return a.view({4: numpy.uint32, 8: numpy.uint64}[a.dtype.itemsize])
+
+
+def _bitwise(got, want, what):
+    """got == want bit for bit where want is not NaN (a GPU's NaN payload may differ), NaN where it is."""
+    got = _host(got)
+    assert got.dtype == want.dtype and got.shape == want.shape, what
+    nan = numpy.isnan(want)
+    numpy.testing.assert_array_equal(numpy.isnan(got), nan, err_msg=f"{what}: NaN positions")
+    mismatch = (_bits(got) != _bits(want)) & ~nan
+    assert not mismatch.any(), f"{what}: {mismatch.sum()} elements differ in their bits, first at " \
+                               f"{numpy.argwhere(mismatch)[0]}: {got[mismatch][0]!r} vs {want[mismatch][0]!r}"
+
+
+def _gradient(rng, shape, dtype):
+    """dy with signed zeros (a lone -0 term must come out +0), NaN and infinities among normal values."""
+    dy = rng.standard_normal(shape).astype(dtype)
+    u = rng.random(shape)
+    dy[u < 0.1] = -0.0
+    dy[(u >= 0.1) & (u < 0.13)] = numpy.nan
+    dy[(u >= 0.13) & (u < 0.15)] = -numpy.inf
+    return dy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool,strides,form", FORM_CASES, ids=FORM_IDS)
+@pytest.mark.parametrize("shape,padding", [((3, 17, 33, 64), "same"), ((1, 33, 17, 3), "same"),
+                                           ((3, 17, 18, 5), "valid"), ((2, 5, 7, 260), "same")],
+                         ids=["17x33x64-same", "33x17x3-same", "17x18x5-valid", "5x7x260-same"])
+def test_backward_forms_are_bitwise_the_window_ordered_sum(cupy_only, monkeypatch, rng, dtype, pool, strides, form,
+                                                           shape, padding):
+    from gpu_dl.ops import pool as pool_ops
+    cupy = cupy_only
+    pads = _padding(shape, pool, strides, padding)
+    out_shape = (shape[0],) + _output_size(shape, pool, strides, pads) + (shape[3],)
+    dy = _gradient(rng, out_shape, dtype)
+    argmax = _random_argmax(rng, out_shape, pool)
+    names = _spy_kernel_names(monkeypatch)
+    dx_max = pool_kernels.max_pool2d_backward_cuda(cupy.asarray(dy), cupy.asarray(argmax), shape, pool, strides, pads)
+    dx_avg = pool_kernels.avg_pool2d_backward_cuda(cupy.asarray(dy), shape, pool, strides, pads)
+    suffix = "f32" if dtype == "float32" else "f64"
+    assert names == [f"maxpool2d_bwd_{form}_{suffix}", f"avgpool2d_bwd_{form}_{suffix}"]
+    want_max = max_pool_backward_reference(dy, argmax, shape, pool, strides, pads)
+    want_avg = avg_pool_backward_reference(dy, shape, pool, strides, pads)
+    _bitwise(dx_max, want_max, f"max pool dx ({form})")
+    _bitwise(dx_avg, want_avg, f"avg pool dx ({form})")
+    # The NumPy path sums overlapping windows tap by tap, another order: equal where a single window holds
+    # each position, close elsewhere.
+    check = _equal if form == "disjoint" else (lambda got, want, what: numpy.testing.assert_allclose(
+        _host(got), want, err_msg=what, **TOLERANCE[dtype]))
+    check(dx_max, pool_ops.max_pool2d_backward(dy, argmax, shape, pool, strides, pads), "max pool dx vs NumPy path")
+    check(dx_avg, pool_ops.avg_pool2d_backward(dy, shape, pool, strides, pads), "avg pool dx vs NumPy path")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool,strides", [((2, 2), (2, 2)), ((3, 3), (2, 2))], ids=["disjoint", "rows"])
+def test_backward_forms_on_misaligned_arrays(cupy_only, rng, dtype, pool, strides):
+    cupy = cupy_only
+    shape, pads = (2, 9, 11, 8), ((0, 1), (0, 1))
+    out_shape = (shape[0],) + _output_size(shape, pool, strides, pads) + (shape[3],)
+    dy = _gradient(rng, out_shape, dtype)
+    argmax = _random_argmax(rng, out_shape, pool)
+    buffer = cupy.zeros(dy.size + 1, dtype=dtype)
+    buffer[1:] = cupy.asarray(dy).ravel()
+    shifted = buffer[1:].reshape(out_shape)   # vec 1: the scalar instantiations
+    assert pool_kernels._vector_width(dtype, shape[3], shifted) == 1
+    _bitwise(pool_kernels.max_pool2d_backward_cuda(shifted, cupy.asarray(argmax), shape, pool, strides, pads),
+             max_pool_backward_reference(dy, argmax, shape, pool, strides, pads), "max pool dx, misaligned dy")
+    _bitwise(pool_kernels.avg_pool2d_backward_cuda(shifted, shape, pool, strides, pads),
+             avg_pool_backward_reference(dy, shape, pool, strides, pads), "avg pool dx, misaligned dy")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_backward_strides_over_columns_past_the_grid(cupy_only, monkeypatch, rng, dtype):
+    cupy = cupy_only
+    monkeypatch.setattr(pool_kernels, "_MAX_GRID_Y", 1)   # one column tile: each thread walks several columns
+    # C = 8: TX = 2 (float) or 4 (double) threads share a column, so a thread that ran ahead into the next tile
+    # would overwrite ranges its neighbours still read (the barrier after each tile keeps it out).
+    shape, pool, strides, pads = (2, 3, 300, 8), (1, 3), (1, 2), ((0, 0), (1, 1))
+    out_shape = (shape[0],) + _output_size(shape, pool, strides, pads) + (shape[3],)
+    dy = _gradient(rng, out_shape, dtype)
+    argmax = _random_argmax(rng, out_shape, pool)
+    _bitwise(pool_kernels.max_pool2d_backward_cuda(cupy.asarray(dy), cupy.asarray(argmax), shape, pool, strides,
+                                                   pads),
+             max_pool_backward_reference(dy, argmax, shape, pool, strides, pads), "max pool dx, one column tile")
+    _bitwise(pool_kernels.avg_pool2d_backward_cuda(cupy.asarray(dy), shape, pool, strides, pads),
+             avg_pool_backward_reference(dy, shape, pool, strides, pads), "avg pool dx, one column tile")
 
 
 # ------------------------------------------------------------------------------------ global pooling

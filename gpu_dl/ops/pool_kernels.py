@@ -12,6 +12,10 @@ at the bottom/right; the caller computes the numbers). The output size is
 ``OH = (H + top + bottom - ph) // sh + 1`` (``OW`` alike). Positions in the
 padding never win a max and are not counted in an average.
 
+The windowed backwards come in two forms with the same results bit for bit
+(``backward_form``): ``*_bwd_disjoint`` (output-stationary) where strides >=
+pool size in both axes, ``*_bwd_rows`` (a gather over input rows) elsewhere.
+
 float16 arrays (a layer computing under "mixed_float16") have no kernel of
 their own: each launcher casts them to float32, runs the float32 kernel and
 casts its float outputs back to float16 (``launch.float16_through_float32``):
@@ -28,6 +32,7 @@ _KERNEL_FILE = "pooling.cu"
 _THREADS = 256
 _GLOBAL_MAX_THREADS = 1024   # POOL_GLOBAL_MAX_THREADS in pooling.cu
 _VECTOR_BYTES = 16
+_MAX_GRID_Y = 65535   # CUDA's limit on gridDim.y
 
 
 def _pair(value, kernel, argument, minimum):
@@ -106,6 +111,39 @@ def _launch_windowed(name, arrays, geometry, items, vec):
         get_kernel(_KERNEL_FILE, name)(grid, block, tuple(arrays) + _int32(*geometry, vec))
 
 
+def backward_form(pool_size, strides):
+    """Which windowed backward kernel runs: ``"disjoint"`` where windows do not overlap, else ``"rows"``.
+
+    The rule (pooling.cu's header states it too): strides >= pool size in both axes takes the
+    output-stationary ``*_bwd_disjoint`` kernel, every other geometry the row-gather ``*_bwd_rows``.
+    """
+    (ph, pw), (sh, sw) = pool_size, strides
+    return "disjoint" if sh >= ph and sw >= pw else "rows"
+
+
+def _launch_backward(kernel, arrays, geometry):
+    """Launch ``kernel``'s form (``maxpool2d_bwd_f32`` runs as ``maxpool2d_bwd_<form>_f32``) on ``arrays``.
+
+    disjoint: the forwards' 1-D grid-stride loop over the (N, OH, OW, C / V) dy items. rows: a 2-D grid,
+    blockIdx.x over the N*H input rows, blockIdx.y over tiles of TY columns (at most 65535 tiles, the kernel
+    strides over the rest); block (TX, TY) with TX = min(C / V, 32) channel vectors, TY = 256 // TX columns.
+    """
+    n, h, w, c, _, _, ph, pw, sh, sw = geometry[:10]
+    if n * h * w * c == 0:
+        return
+    vec = _vector_width(arrays[0].dtype, c, *arrays)
+    op, suffix = kernel.rsplit("_", 1)
+    form = backward_form((ph, pw), (sh, sw))
+    name = f"{op}_{form}_{suffix}"
+    if form == "disjoint":
+        _launch_windowed(name, arrays, geometry, arrays[0].size, vec)
+        return
+    tx = min(c // vec, 32)
+    ty = _THREADS // tx
+    grid = (n * h, min(-(-w // ty), _MAX_GRID_Y))
+    get_kernel(_KERNEL_FILE, name)(grid, (tx, ty), tuple(arrays) + _int32(*geometry, vec))
+
+
 def _check_input(x, op):
     """The kernel name for input ``x`` (float32/float64 CuPy array), after checking it."""
     kernel = f"{op}_{launch.float_suffix(x.dtype, op, 'x')}"
@@ -141,7 +179,7 @@ def max_pool2d_forward_cuda(x, pool_size, strides, padding):
 
 @launch.float16_through_float32
 def max_pool2d_backward_cuda(dy, argmax, input_shape, pool_size, strides, padding):
-    """Launcher of ``maxpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``) of max pooling.
+    """Launcher of ``maxpool2d_bwd_{disjoint,rows}_{f32,f64}``: ``dx`` (``input_shape``) of max pooling.
 
     ``dy`` is the gradient of the forward's ``y`` and ``argmax`` the forward's int32 argmax, both
     ``(N, OH, OW, C)``. Each ``dx`` element sums the ``dy`` of the windows whose argmax points at it.
@@ -152,8 +190,7 @@ def max_pool2d_backward_cuda(dy, argmax, input_shape, pool_size, strides, paddin
     launch.check_device_array(dy, kernel, "dy", shape=(n, oh, ow, c))
     launch.check_device_array(argmax, kernel, "argmax", dtype=numpy.int32, shape=(n, oh, ow, c))
     dx = launch.empty_output((n, h, w, c), dy.dtype)
-    vec = _vector_width(dy.dtype, c, dy, argmax, dx)
-    _launch_windowed(kernel, (dy, argmax, dx), geometry, dx.size, vec)
+    _launch_backward(kernel, (dy, argmax, dx), geometry)
     return dx
 
 
@@ -174,7 +211,7 @@ def avg_pool2d_forward_cuda(x, pool_size, strides, padding):
 
 @launch.float16_through_float32
 def avg_pool2d_backward_cuda(dy, input_shape, pool_size, strides, padding):
-    """Launcher of ``avgpool2d_bwd_{f32,f64}``: ``dx`` (``input_shape``) of average pooling.
+    """Launcher of ``avgpool2d_bwd_{disjoint,rows}_{f32,f64}``: ``dx`` (``input_shape``) of average pooling.
 
     Each ``dx`` element sums ``dy / count`` over the windows that hold it.
     """
@@ -183,8 +220,7 @@ def avg_pool2d_backward_cuda(dy, input_shape, pool_size, strides, padding):
     n, h, w, c, oh, ow = geometry[:6]
     launch.check_device_array(dy, kernel, "dy", shape=(n, oh, ow, c))
     dx = launch.empty_output((n, h, w, c), dy.dtype)
-    vec = _vector_width(dy.dtype, c, dy, dx)
-    _launch_windowed(kernel, (dy, dx), geometry, dx.size, vec)
+    _launch_backward(kernel, (dy, dx), geometry)
     return dx
 
 
