@@ -5,6 +5,20 @@ backend, called as ``y = layer(x, training=True)`` and, for the backward,
 ``layer.backward(dy)`` (input and weight gradients): one cuBLAS product for
 every step's input projection, then per step a cuBLAS product with the
 recurrent kernel and one fused cell kernel (kernels/lstm_cell.cu).
+At (64, 128, 256, 512) the GPU work of a step is a few microseconds, so the
+host's work between launches sets the time: the step loops check their
+arrays and bind their kernels once per call, and each step is then one
+product written into a preallocated buffer (cupy.dot with out=) and one
+cell launch, forward and backward (the backward cell kernel adds the
+output's gradient itself), with no other launch or allocation.
+profiling/rnn_step_host_work.py counts that and times the loops' host
+work per step with the launches made no-ops on the emulated GPU (CPU-side
+Python only, not a GPU time): the loops of commit c6955ba took 20.6 us
+forward and 23.6 us backward per step (backward: 1 elementwise launch and
+3 allocations besides its product and cell launch), the present ones 15
+and 16 us, most of it the emulator's own stand-in for CuPy's indexing and
+cupy.dot. This script has not yet been run on a GPU with the present loops.
+
 PyTorch: ``torch.nn.LSTM(input, hidden, batch_first=True)`` (cuDNN), eager,
 training-mode forward (parameters and input require gradients) and
 ``out.backward(dy)``. Both sides float32 with the same weights: Keras's
@@ -31,10 +45,14 @@ hidden 512) and >= 1.5x at (32, 32, 32, 64).
 
 Where the layer takes the persistent LSTM kernels (lstm_persistent_fwd_f32
 and lstm_persistent_bwd_f32: the whole sequence in one launch each way, the
-recurrent kernel in shared memory; hidden <= 64, so the small case), a
+recurrent kernel on chip; hidden <= 64, so the small case), a
 second table times the same layer with that path switched off, i.e. its
 step loops of a cuBLAS product and a cell kernel per step: what the
-persistent kernels gain, forward and forward + backward.
+persistent kernels gain, forward and forward + backward. A third table
+times the two persistent kernels alone, launched on preallocated buffers at
+the case's sequence length and at 8 times it: the difference over the extra
+steps is the kernels' time per step, free of the host work that a single
+launch between two CUDA events also measures.
 
 The smoke run (``GPU_DL_BENCH_SMOKE=1``, see ``bench_common.py``) takes
 two tiny cases, one above the persistent kernels' 64 units and one below.
@@ -149,7 +167,7 @@ def run():
     if torch is None:
         out.append("PyTorch with CUDA is not installed: gpu_dl alone, its results checked against its NumPy "
                    "backend's.\n")
-    rows, persistent_rows = [], []
+    rows, persistent_rows, kernel_rows = [], [], []
     for batch, seq, inp, units in CASES:
         shape = f"({batch}, {seq}, {inp}, {units})"
         w = weights(inp, units)
@@ -216,6 +234,7 @@ def run():
 
         if rnn_kernels.persistent_applies(batch, units, numpy.float32):
             persistent_rows += step_loop_rows(layer, x, dy, shape, ms, wall)
+            kernel_rows += persistent_kernel_rows(batch, seq, units, shape)
     out.append(bc.table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us", "gpu_dl wall us/call",
                          "cuDNN GPU us", "cuDNN wall us/call", "cuDNN / gpu_dl (GPU)", "cuDNN / gpu_dl (wall)",
                          "target"], rows))
@@ -225,6 +244,12 @@ def run():
                    bc.table(["(batch, seq, input, hidden)", "pass", "step loop GPU us", "step loop wall us/call",
                              "persistent GPU us", "persistent wall us/call", "step loop / persistent (wall)",
                              "max abs. difference (h; h and dx)"], persistent_rows))
+    if kernel_rows:
+        out.append(f"\nThe persistent kernels alone (one launch each between CUDA events, buffers preallocated), "
+                   f"at the case's sequence length T and at {LONG_FACTOR} T; per step: the difference over the "
+                   f"extra steps, which the host's launch work does not enter:\n\n" +
+                   bc.table(["(batch, seq, input, hidden)", "kernel", "GPU us (T steps)",
+                             f"GPU us ({LONG_FACTOR} T steps)", "GPU us per step"], kernel_rows))
     return "\n".join(out)
 
 
@@ -253,6 +278,42 @@ def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
     return [[shape, "forward" if key == "fwd" else "forward + backward", f"{ms[key] * 1e3:.0f}", f"{wall[key]:.0f}",
              f"{persistent_ms[key] * 1e3:.0f}", f"{persistent_wall[key]:.0f}",
              f"{wall[key] / persistent_wall[key]:.2f}x", f"{differences[key]:.1e}"] for key in ("fwd", "both")]
+
+
+LONG_FACTOR = 8
+
+
+def persistent_kernel_rows(batch, seq, units, shape):
+    """Time lstm_persistent_fwd_f32 and lstm_persistent_bwd_f32 alone at ``seq`` and LONG_FACTOR * ``seq`` steps."""
+    rng = numpy.random.default_rng(2)
+
+    def normal(*shape_, scale=1.0):
+        return cupy.asarray((rng.standard_normal(shape_) * scale).astype(numpy.float32))
+
+    recurrent = normal(units, 4 * units, scale=1 / numpy.sqrt(units))
+    times = {"lstm_persistent_fwd_f32": [], "lstm_persistent_bwd_f32": []}
+    for steps in (seq, LONG_FACTOR * seq):
+        xw = normal(steps, batch, 4 * units)
+        h_seq = cupy.empty((steps + 1, batch, units), cupy.float32)
+        c_seq = cupy.empty((steps + 1, batch, units), cupy.float32)
+        gates = cupy.empty((steps, batch, 4 * units), cupy.float32)
+        h_seq[0], c_seq[0] = normal(batch, units), normal(batch, units)
+        dh_seq, dz = normal(steps, batch, units), cupy.empty((steps, batch, 4 * units), cupy.float32)
+        dh0, dc0 = cupy.empty((batch, units), cupy.float32), cupy.empty((batch, units), cupy.float32)
+
+        def forward():
+            rnn_kernels.lstm_sequence_forward_persistent_cuda(xw, recurrent, h_seq[0], c_seq[0], h_seq, c_seq, gates)
+
+        def backward():
+            rnn_kernels.lstm_sequence_backward_persistent_cuda(dh_seq, None, None, gates, c_seq, recurrent, dz, dh0,
+                                                               dc0)
+
+        forward()   # the gates and cell states the backward reads
+        times["lstm_persistent_fwd_f32"].append(bc.time_gpu(forward, repeats=50, flush=False))
+        times["lstm_persistent_bwd_f32"].append(bc.time_gpu(backward, repeats=50, flush=False))
+    extra = (LONG_FACTOR - 1) * seq
+    return [[shape, name, f"{short * 1e3:.1f}", f"{long_ * 1e3:.1f}", f"{(long_ - short) * 1e3 / extra:.2f}"]
+            for name, (short, long_) in times.items()]
 
 
 if __name__ == "__main__":

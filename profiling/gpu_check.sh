@@ -94,7 +94,8 @@ GPU_BENCHES=(softmax_xent optimizers mlp memory_pool conv2d pooling lstm layers)
 KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py tests/test_activation_kernels.py
               tests/test_pooling_kernel.py tests/test_conv2d_kernel.py tests/test_rnn_kernels.py
               tests/test_augment_kernel.py tests/test_ctc_kernel.py tests/test_counter_noise.py
-              tests/test_softmax_xent.py tests/test_keras_oracle_softmax_clip.py tests/test_loss_ctc.py)
+              tests/test_softmax_xent.py tests/test_keras_oracle_softmax_clip.py tests/test_loss_ctc.py
+              tests/test_rnn_step_loops.py tests/test_rnn_layer_host_work.py)
 failed=()
 
 record() {   # record NAME COMMAND...: "== NAME", the command's output, "== NAME: exit STATUS"

@@ -4,7 +4,7 @@ On a GPU the LSTM and GRU loops call the cell kernels of ops/rnn_kernels.py
 (and, for small LSTMs, the persistent kernel), which write into buffers the
 loop owns. Here those launchers are replaced by NumPy functions that honour
 the same contracts (documented in kernels/lstm_cell.cu), so the loops'
-bookkeeping — which buffer holds which step, the alternating dc buffers,
+bookkeeping — which buffer holds which step, the dc buffers, the bound step launchers' views,
 the persistent kernels' (T+1, N, U) layouts and optional gradients — is checked against the array
 path without a GPU. The kernels themselves are tested on a GPU by
 tests/test_rnn_kernels.py.
@@ -29,8 +29,9 @@ def lstm_cell_forward(xw, hr, c_prev, h, c, gates):
     h[...] = o * numpy.tanh(c)
 
 
-def lstm_cell_backward(dh, dc_next, gates, c, c_prev, dz, dc_prev):
+def lstm_cell_backward(dh, dc_next, gates, c, c_prev, dz, dc_prev, dh_output=None):
     u = c.shape[1]
+    dh = dh if dh_output is None else dh + dh_output
     i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
     tc = numpy.tanh(c)
     dc = dh * o * (1 - tc ** 2) + (0 if dc_next is None else dc_next)
@@ -39,8 +40,9 @@ def lstm_cell_backward(dh, dc_next, gates, c, c_prev, dz, dc_prev):
     dc_prev[...] = dc * f
 
 
-def gru_cell_forward(xw, hr, h_prev, h, gates):
+def gru_cell_forward(xw, hr, h_prev, h, gates, hr_bias=None):
     u = h_prev.shape[1]
+    hr = hr if hr_bias is None else hr + hr_bias
     z = sigmoid(xw[:, :u] + hr[:, :u])
     r = sigmoid(xw[:, u:2 * u] + hr[:, u:2 * u])
     hh = numpy.tanh(xw[:, 2 * u:] + r * hr[:, 2 * u:])
@@ -48,8 +50,10 @@ def gru_cell_forward(xw, hr, h_prev, h, gates):
     h[...] = z * h_prev + (1 - z) * hh
 
 
-def gru_cell_backward(dh, gates, h_prev, dxw, dhr, dh_prev):
+def gru_cell_backward(dh, gates, h_prev, dxw, dhr, dh_prev, dh_direct=None, dh_output=None):
     u = h_prev.shape[1]
+    dh = dh if dh_direct is None else dh_direct + dh
+    dh = dh if dh_output is None else dh + dh_output
     z, r, hh, hr_h = (gates[:, k * u:(k + 1) * u] for k in range(4))
     da_h = dh * (1 - z) * (1 - hh ** 2)
     da_z = dh * (h_prev - hh) * z * (1 - z)
@@ -57,6 +61,24 @@ def gru_cell_backward(dh, gates, h_prev, dxw, dhr, dh_prev):
     dxw[...] = numpy.concatenate([da_z, da_r, da_h], axis=1)
     dhr[...] = numpy.concatenate([da_z, da_r, da_h * r], axis=1)
     dh_prev[...] = dh * z
+
+
+def lstm_cell_forward_steps(xw, hr, h, c, gates):
+    return lambda t: lstm_cell_forward(xw[t], hr, c[t], h[t + 1], c[t + 1], gates[t])
+
+
+def lstm_cell_backward_steps(dh, dh_seq, dc, gates, c, dz):
+    return lambda t: lstm_cell_backward(dh, dc, gates[t], c[t + 1], c[t], dz[t], dc,
+                                        dh_output=None if dh_seq is None else dh_seq[t])
+
+
+def gru_cell_forward_steps(xw, hr, hr_bias, h, gates):
+    return lambda t: gru_cell_forward(xw[t], hr, h[t], h[t + 1], gates[t], hr_bias)
+
+
+def gru_cell_backward_steps(dh, dh_direct, dh_seq, gates, h, dxw, dhr):
+    return lambda t: gru_cell_backward(dh, gates[t], h[t], dxw[t], dhr[t], dh_direct, dh_direct,
+                                       None if dh_seq is None else dh_seq[t])
 
 
 def persistent_forward(xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates):
@@ -85,7 +107,11 @@ def fused_cells(request, monkeypatch):
     """The fused path, its launchers standing in as NumPy functions; LSTMs with or without the persistent kernel."""
     monkeypatch.setattr(rnn, "_fused", lambda *args: True)
     for name, fn in [("lstm_cell_forward_cuda", lstm_cell_forward), ("lstm_cell_backward_cuda", lstm_cell_backward),
+                     ("lstm_cell_forward_steps", lstm_cell_forward_steps),
+                     ("lstm_cell_backward_steps", lstm_cell_backward_steps),
                      ("gru_cell_forward_cuda", gru_cell_forward), ("gru_cell_backward_cuda", gru_cell_backward),
+                     ("gru_cell_forward_steps", gru_cell_forward_steps),
+                     ("gru_cell_backward_steps", gru_cell_backward_steps),
                      ("lstm_sequence_forward_persistent_cuda", persistent_forward),
                      ("lstm_sequence_backward_persistent_cuda", persistent_backward)]:
         monkeypatch.setattr(rnn_kernels, name, fn)

@@ -164,6 +164,18 @@ def test_persistent_applies_limits():
     assert not rnn_kernels.persistent_applies(32, 64, "int32")
 
 
+def test_persistent_tiles():
+    """Samples per block on 132 SMs (an H100): about N / 132, at most 256 threads of 4 per unit; R lies in registers,
+    so shared memory holds only the two step buffers."""
+    assert rnn_kernels._tile(32, 64, 132) == 1
+    assert rnn_kernels._tile(700, 64, 132) == 1
+    assert rnn_kernels._tile(1001, 5, 132) == 8
+    assert rnn_kernels._tile(301, 17, 132) == 3
+    assert rnn_kernels._tile(100000, 1, 132) == 64
+    assert rnn_kernels._shared_bytes(64, 1, 4, "fwd") == 2 * 64 * 4
+    assert rnn_kernels._shared_bytes(16, 4, 8, "bwd") == 8 * 4 * 16 * 8
+
+
 def test_launchers_refuse_numpy_arrays():
     x = numpy.zeros((2, 8), numpy.float32)
     with pytest.raises(TypeError, match="lstm_cell_fwd: `xw` must be a CuPy array"):
@@ -195,18 +207,23 @@ def test_lstm_cell_forward(cupy_only, rng, dtype, n, u):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,u", SIZES, ids=SIZE_IDS)
 @pytest.mark.parametrize("with_dc_next", [True, False], ids=["dc_next", "last_step"])
-def test_lstm_cell_backward(cupy_only, rng, dtype, n, u, with_dc_next):
+@pytest.mark.parametrize("with_dh_output", [False, True], ids=["dh", "dh+dh_output"])
+def test_lstm_cell_backward(cupy_only, rng, dtype, n, u, with_dc_next, with_dh_output):
     cupy = cupy_only
     xw, hr = _pre_activations(rng, n, 4 * u, dtype), _normal(rng, (n, 4 * u), dtype)
     c_prev = _normal(rng, (n, u), dtype, 2.0)
     _, c, gates = lstm_cell_reference(xw, hr, c_prev)
     dh = _normal(rng, (n, u), dtype)
     dc_next = _normal(rng, (n, u), dtype) if with_dc_next else None
-    want_dz, want_dc_prev = lstm_cell_backward_reference(dh, dc_next, gates, c, c_prev)
+    # the kernel's second dh input, which it adds to dh (the step loop's dh_seq[t])
+    dh_output = _normal(rng, (n, u), dtype) if with_dh_output else None
+    want_dz, want_dc_prev = lstm_cell_backward_reference(dh if dh_output is None else dh + dh_output, dc_next,
+                                                         gates, c, c_prev)
     slots = _Slots(cupy)
     dz, dc_prev = slots((n, 4 * u), dtype), slots((n, u), dtype)
     rnn_kernels.lstm_cell_backward_cuda(cupy.asarray(dh), None if dc_next is None else cupy.asarray(dc_next),
-                                        cupy.asarray(gates), cupy.asarray(c), cupy.asarray(c_prev), dz, dc_prev)
+                                        cupy.asarray(gates), cupy.asarray(c), cupy.asarray(c_prev), dz, dc_prev,
+                                        dh_output=None if dh_output is None else cupy.asarray(dh_output))
     _close(dz, want_dz, "lstm dz")
     _close(dc_prev, want_dc_prev, "lstm dc_prev")
     slots.check_untouched()
@@ -273,14 +290,18 @@ def test_lstm_cell_in_place_state(cupy_only, rng, dtype):
 # -------------------------------------------------------------------------------------------- GRU cell
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,u", SIZES, ids=SIZE_IDS)
-def test_gru_cell_forward(cupy_only, rng, dtype, n, u):
+@pytest.mark.parametrize("with_hr_bias", [False, True], ids=["hr", "hr+hr_bias"])
+def test_gru_cell_forward(cupy_only, rng, dtype, n, u, with_hr_bias):
     cupy = cupy_only
     xw, hr = _pre_activations(rng, n, 3 * u, dtype), _normal(rng, (n, 3 * u), dtype)
     h_prev = _normal(rng, (n, u), dtype)
-    want_h, want_gates = gru_cell_reference(xw, hr, h_prev)
+    # the recurrent bias, which the kernel adds to each row of hr where it is given
+    hr_bias = _normal(rng, (3 * u,), dtype) if with_hr_bias else None
+    want_h, want_gates = gru_cell_reference(xw, hr if hr_bias is None else hr + hr_bias, h_prev)
     slots = _Slots(cupy)
     h, gates = slots((n, u), dtype), slots((n, 4 * u), dtype)
-    out = rnn_kernels.gru_cell_forward_cuda(cupy.asarray(xw), cupy.asarray(hr), cupy.asarray(h_prev), h, gates)
+    out = rnn_kernels.gru_cell_forward_cuda(cupy.asarray(xw), cupy.asarray(hr), cupy.asarray(h_prev), h, gates,
+                                            hr_bias=None if hr_bias is None else cupy.asarray(hr_bias))
     assert out[0] is h and out[1] is gates
     _close(gates, want_gates, "gru gates")
     _close(h, want_h, "gru h")
@@ -289,17 +310,24 @@ def test_gru_cell_forward(cupy_only, rng, dtype, n, u):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,u", SIZES, ids=SIZE_IDS)
-def test_gru_cell_backward(cupy_only, rng, dtype, n, u):
+@pytest.mark.parametrize("parts", ["dh", "direct+dh", "dh+output", "direct+dh+output"])
+def test_gru_cell_backward(cupy_only, rng, dtype, n, u, parts):
     cupy = cupy_only
     xw, hr = _pre_activations(rng, n, 3 * u, dtype), _normal(rng, (n, 3 * u), dtype)
     h_prev = _normal(rng, (n, u), dtype)
     _, gates = gru_cell_reference(xw, hr, h_prev)
     dh = _normal(rng, (n, u), dtype)
-    want_dxw, want_dhr, want_dh_prev = gru_cell_backward_reference(dh, gates, h_prev)
+    # the kernel's optional parts of h_t's gradient, summed as (dh_direct + dh) + dh_output
+    dh_direct = _normal(rng, (n, u), dtype) if "direct" in parts else None
+    dh_output = _normal(rng, (n, u), dtype) if "output" in parts else None
+    whole = dh if dh_direct is None else dh_direct + dh
+    whole = whole if dh_output is None else whole + dh_output
+    want_dxw, want_dhr, want_dh_prev = gru_cell_backward_reference(whole, gates, h_prev)
     slots = _Slots(cupy)
     dxw, dhr, dh_prev = slots((n, 3 * u), dtype), slots((n, 3 * u), dtype), slots((n, u), dtype)
     rnn_kernels.gru_cell_backward_cuda(cupy.asarray(dh), cupy.asarray(gates), cupy.asarray(h_prev), dxw, dhr,
-                                       dh_prev)
+                                       dh_prev, dh_direct=None if dh_direct is None else cupy.asarray(dh_direct),
+                                       dh_output=None if dh_output is None else cupy.asarray(dh_output))
     _close(dxw, want_dxw, "gru dxw")
     _close(dhr, want_dhr, "gru dhr")
     _close(dh_prev, want_dh_prev, "gru dh_prev")
@@ -369,15 +397,17 @@ def _step_loop(cupy, xw, recurrent_kernel, h0, c0):
     return h_seq, c_seq, gates
 
 
-PERSISTENT_CASES = [(steps, n, u) for steps in (1, 17) for n, u in SIZES] + [(0, 3, 33), (5, 1000, 33), (3, 700, 64)]
+# The last two take tiles of several samples whose quads of lanes (forward) start mid-warp, and a last tile of
+# fewer samples than the others: 4*NB*U = 160 threads at U = 5 (NB = 8), 204 at U = 17 (NB = 3).
+PERSISTENT_CASES = [(steps, n, u) for steps in (1, 17) for n, u in SIZES] + [(0, 3, 33), (5, 1000, 33), (3, 700, 64),
+                                                                             (3, 1001, 5), (4, 301, 17)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("steps,n,u", PERSISTENT_CASES, ids=[f"T{t}-N{n}-U{u}" for t, n, u in PERSISTENT_CASES])
 def test_persistent_lstm_matches_step_loop_and_numpy(cupy_only, rng, dtype, steps, n, u):
     cupy = cupy_only
-    if not rnn_kernels.persistent_applies(n, u, dtype):
-        pytest.skip(f"this device's shared memory does not hold a ({u}, {4 * u}) {dtype} recurrent kernel")
+    assert rnn_kernels.persistent_applies(n, u, dtype)   # R lies in registers: every device runs U <= 64
     xw, recurrent_kernel, h0, c0 = _sequence_inputs(rng, steps, n, u, dtype)
     d_xw, d_r, d_h0, d_c0 = (cupy.asarray(a) for a in (xw, recurrent_kernel, h0, c0))
     h_seq = launch.empty_output((steps + 1, n, u), dtype)
@@ -458,8 +488,7 @@ GRADIENTS_FROM_ABOVE = {"sequence+state": (True, True), "sequence": (True, False
 @pytest.mark.parametrize("above", list(GRADIENTS_FROM_ABOVE))
 def test_persistent_lstm_backward_matches_step_loop_and_numpy(cupy_only, rng, dtype, steps, n, u, above):
     cupy = cupy_only
-    if not rnn_kernels.persistent_applies(n, u, dtype):
-        pytest.skip(f"this device's shared memory does not hold a ({u}, {4 * u}) {dtype} recurrent kernel")
+    assert rnn_kernels.persistent_applies(n, u, dtype)   # R lies in registers: every device runs U <= 64
     xw, recurrent_kernel, h0, c0 = _sequence_inputs(rng, steps, n, u, dtype)
     _, c_seq, gates = lstm_sequence_reference(xw, recurrent_kernel, h0, c0)
     with_sequence, with_state = GRADIENTS_FROM_ABOVE[above]

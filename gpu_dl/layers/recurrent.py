@@ -259,8 +259,11 @@ class _Recurrent(SequenceLayer):
         n = x.shape[0]
         self._check_carried_batch(n)
         starts_from_zeros = initial_state is None and self.carried_batch_size is None
-        initial = self._initial_states(xp, n, x.dtype) if initial_state is None else \
-            self._given_states(xp, initial_state, n, x.dtype)
+        if starts_from_zeros:
+            initial = [None] * self.STATES      # the sequence operations start from zeros without an array of them
+        else:
+            initial = self._initial_states(xp, n, x.dtype) if initial_state is None else \
+                self._given_states(xp, initial_state, n, x.dtype)
         steps = x[:, ::-1] if self.go_backwards else x
         x_tm = xp.ascontiguousarray(steps.transpose(1, 0, 2))
         step_mask = None

@@ -179,8 +179,12 @@ def conv_lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=
         rows = n * prod(state_shape[1:-1])
         # the kernel reads dc of step t+1 from one buffer and writes that of step t into the other
         dc_buffers = (xp.empty(state_shape, dtype=x.dtype), xp.empty(state_shape, dtype=x.dtype))
+    # Without a step mask the fused kernel adds the output sequence's gradient itself (dh_output): no
+    # elementwise launch per step for dh_next + dh_seq[step].
+    kernel_adds_output = fused and step_mask is None and dh_seq is not None
     for step in range(t - 1, -1, -1):
-        dh = dh_next if dh_seq is None else dh_next + dh_seq[step]
+        dh_output = xp.ascontiguousarray(dh_seq[step]).reshape(rows, f) if kernel_adds_output else None
+        dh = dh_next if dh_seq is None or kernel_adds_output else dh_next + dh_seq[step]
         dc_in = dc_next
         if fused:
             dc_prev = dc_buffers[step % 2]
@@ -188,7 +192,7 @@ def conv_lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=
                                     None if dc_next is None else xp.ascontiguousarray(dc_next).reshape(rows, f),
                                     gates[step].reshape(rows, GATES * f), c[step + 1].reshape(rows, f),
                                     c[step].reshape(rows, f), dz[step].reshape(rows, GATES * f),
-                                    dc_prev.reshape(rows, f))
+                                    dc_prev.reshape(rows, f), dh_output=dh_output)
             dc_next = dc_prev
         else:
             i, fg, g, o = (gates[step, ..., k * f:(k + 1) * f] for k in range(GATES))

@@ -4,7 +4,7 @@ Shapes, time-major so that each step's slice is contiguous: x (T, N, D);
 kernel (D, G*U), recurrent_kernel (U, G*U) with G = 4 (LSTM: gates i, f, c,
 o), 3 (GRU: z, r, h) or 1; bias (G*U,), GRU's (2, 3U) (input and recurrent
 biases). Hidden and cell sequences are (T+1, N, U) with index 0 holding the
-initial state.
+initial state. An initial state given as None is zeros.
 
 Forward: the input projection of every step is one matrix product,
 xw = x @ kernel + bias, (T*N, D) x (D, G*U); then per step one product
@@ -12,12 +12,21 @@ h_{t-1} @ recurrent_kernel and the cell's elementwise update (one fused
 kernel on the GPU for the tanh/sigmoid cells, ``ops/rnn_kernels.py``;
 array arithmetic through the activation functions otherwise). On the GPU an
 LSTM of at most 64 units without recurrent dropout runs its whole time loop
-in one persistent kernel that keeps the recurrent kernel in shared memory.
+in one persistent kernel that keeps the recurrent kernel on chip.
 Backward: per step the cell's gradient and one product dz_t @
 recurrent_kernel^T (for those small LSTMs, again one persistent kernel for
 the whole loop); then the weight gradients as single products over all
 steps: dkernel = x^T dz, drecurrent = h_prev^T dz, dbias = sum dz, and the
 input gradient dx = dz @ kernel^T.
+
+On the GPU, the LSTM and GRU step loops without masks check their arrays
+and bind their kernels once (``rnn_kernels.lstm_cell_forward_steps`` and
+the other step launchers); a step is then exactly one product written into
+a buffer allocated before the loop and one cell launch, the cells adding
+what the array path adds around them (GRU's recurrent bias forward; the
+output sequence's dh_seq[t], and GRU's direct part of the gradient,
+backward): at large batches and hidden sizes a step's GPU work is
+microseconds, and the host's work between launches is what the loop costs.
 
 ``recurrent_mask`` (N, U), when given, multiplies h_{t-1} where it enters
 the recurrent product (Keras's recurrent dropout), every step the same; a
@@ -165,14 +174,16 @@ def _masked_step_gradients(step_mask, step, through_cell, passing, *cell_gradien
     return xp.where(keep, through_cell, passing)
 
 
-def _sequences(xp, t, n, u, h0, dtype, c0=None):
-    h = xp.empty((t + 1, n, u), dtype=dtype)
-    h[0] = h0
-    if c0 is None:
-        return h
-    c = xp.empty((t + 1, n, u), dtype=dtype)
-    c[0] = c0
-    return h, c
+def _sequences(xp, t, n, u, h0, dtype, c0=None, *, cell=False, initial=True):
+    """The state sequence h (T+1, N, U), and c as well with ``cell`` (one allocation holding both), index 0
+    set to the initial state (zeros where it is None) unless ``initial`` is False (a kernel writes it)."""
+    states = xp.empty((2 if cell else 1, t + 1, n, u), dtype=dtype)
+    for sequence, start in zip(states, (h0, c0)) if initial else ():
+        if start is None:
+            sequence[0].fill(0)
+        else:
+            sequence[0] = start
+    return (states[0], states[1]) if cell else states[0]
 
 
 # ------------------------------------------------------------------------------------------------ LSTM
@@ -184,19 +195,33 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
     xw = input_projection(x, kernel, bias, input_mask)
-    h, c = _sequences(xp, t, n, u, h0, x.dtype, c0)
-    gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     fused = _fused(activation, recurrent_activation, x)
+    persistent = fused and recurrent_mask is None and step_mask is None and _persistent_applies(n, u, x.dtype)
+    # the persistent kernel copies the initial states into index 0 itself
+    h, c = _sequences(xp, t, n, u, h0, x.dtype, c0, cell=True, initial=not persistent)
+    gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
     pre = None if fused else xp.empty((t, n, 4 * u), dtype=x.dtype)
     saved = (x, kernel, recurrent_kernel, h, c, gates, pre, activation, recurrent_activation, recurrent_mask,
              step_mask, input_mask)
+    if persistent:
+        from .rnn_kernels import lstm_sequence_forward_persistent_cuda
+        # small hidden sizes: the whole time loop in one launch, the recurrent kernel on chip. A zero initial
+        # state is index 0 of its own sequence filled with zeros, and serves as the other state where that is
+        # zero too: the kernel takes h0 = h[0] (c0 = c[0]), and each element's thread reads h0 and c0 before
+        # it writes index 0 of h and c.
+        zeros = None
+        if h0 is None or c0 is None:
+            zeros = (h if h0 is None else c)[0]
+            zeros.fill(0)
+        lstm_sequence_forward_persistent_cuda(xw, xp.ascontiguousarray(recurrent_kernel), _operand(xp, h0, zeros, x),
+                                              _operand(xp, c0, zeros, x), h, c, gates)
+        return h, c, (saved if training else None)
     if fused:
-        from .rnn_kernels import lstm_cell_forward_cuda, lstm_sequence_forward_persistent_cuda, persistent_applies
-        if recurrent_mask is None and step_mask is None and persistent_applies(n, u, x.dtype):
-            # small hidden sizes: the whole time loop in one launch, the recurrent kernel on chip
-            lstm_sequence_forward_persistent_cuda(xw, xp.ascontiguousarray(recurrent_kernel), h[0], c[0], h, c, gates)
-            return h, c, (saved if training else None)
+        from .rnn_kernels import lstm_cell_forward_cuda
         hr = xp.empty((n, 4 * u), dtype=x.dtype)
+        if recurrent_mask is None and step_mask is None:
+            _lstm_forward_fused_steps(xw, recurrent_kernel, h, c, gates, hr)
+            return h, c, (saved if training else None)
     for step in range(t):
         if fused:
             _recurrent_product(h[step], recurrent_mask, recurrent_kernel, out=hr)
@@ -216,6 +241,38 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     return h, c, (saved if training else None)
 
 
+def _operand(xp, state, zeros, x):
+    """An initial state as a kernel argument: C-contiguous of x's dtype, or ``zeros`` where it is None."""
+    return zeros if state is None else xp.ascontiguousarray(state, dtype=x.dtype)
+
+
+def _lstm_forward_fused_steps(xw, recurrent_kernel, h, c, gates, hr):
+    """The GPU's forward time loop without masks: per step one product h_t @ recurrent_kernel written into
+    ``hr`` and one cell launch (its arrays checked once, before the loop). Fills h, c (from index 1), gates."""
+    from .rnn_kernels import lstm_cell_forward_steps
+    xp = array_module(xw)
+    _forward_steps(xp, lstm_cell_forward_steps(xw, hr, h, c, gates), h, recurrent_kernel, hr)
+
+
+def _forward_steps(xp, cell, h, recurrent_kernel, hr):
+    """The fused forward loops' steps: h_t @ recurrent_kernel into ``hr``, then the bound cell launch ``cell(t)``."""
+    # cupy.dot writes a C-contiguous ``out`` of the product's dtype in place (cuBLAS, no temporary), with
+    # less host work per call than cupy.matmul's generalized-ufunc wrapper
+    dot, recurrent_kernel = xp.dot, xp.ascontiguousarray(recurrent_kernel, dtype=hr.dtype)
+    for step in range(h.shape[0] - 1):
+        dot(h[step], recurrent_kernel, out=hr)
+        cell(step)
+
+
+def _backward_steps(xp, cell, d_product, recurrent_kernel, out):
+    """The fused backward loops' steps, last first: the bound cell launch ``cell(t)``, then the gradient
+    ``d_product[t]`` of step t's recurrent product times recurrent_kernel^T into ``out``."""
+    dot, recurrent_t = xp.dot, xp.ascontiguousarray(recurrent_kernel, dtype=out.dtype).T
+    for step in range(d_product.shape[0] - 1, -1, -1):
+        cell(step)
+        dot(d_product[step], recurrent_t, out=out)
+
+
 def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True):
     """Gradients (dx or None, dkernel, drecurrent, dbias, dh0, dc0) from those of the outputs.
 
@@ -229,6 +286,8 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
     if pre is None and mask is None and step_mask is None and _persistent_applies(n, u, x.dtype):
         dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
+    elif pre is None and mask is None and step_mask is None:
+        dh0, dc0 = _lstm_backward_fused_steps(saved, dh_seq, dh_last, dc_last, dz)
     else:
         dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
     drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
@@ -250,10 +309,41 @@ def _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz):
 
     def operand(a):
         return None if a is None else xp.ascontiguousarray(a, dtype=x.dtype)
-    dh0, dc0 = xp.empty((n, u), dtype=x.dtype), xp.empty((n, u), dtype=x.dtype)
+    dh0, dc0 = xp.empty((2, n, u), dtype=x.dtype)      # one allocation for both
     lstm_sequence_backward_persistent_cuda(operand(dh_seq), operand(dh_last), operand(dc_last), gates, c,
                                            xp.ascontiguousarray(recurrent_kernel), dz, dh0, dc0)
     return dh0, dc0
+
+
+def _state_gradients(xp, given, shape, dtype):
+    """One C-contiguous buffer (len(given), *shape) whose index i holds a copy of the state gradient
+    ``given[i]``, or zeros where it is None: one allocation, and one fill where every one is None."""
+    if all(g is None for g in given):
+        return xp.zeros((len(given),) + shape, dtype=dtype)
+    buffers = xp.empty((len(given),) + shape, dtype=dtype)
+    for buffer, g in zip(buffers, given):
+        if g is None:
+            buffer.fill(0)
+        else:
+            buffer[...] = g
+    return buffers
+
+
+def _lstm_backward_fused_steps(saved, dh_seq, dh_last, dc_last, dz):
+    """The GPU's backward time loop without masks; fills ``dz``, returns (dh0, dc0).
+
+    Per step one cell launch, which adds dh_seq[t] to the gradient of h_t coming from step t+1 and updates
+    the dc buffer in place, and one product dz_t @ recurrent_kernel^T written into the dh buffer the next
+    launch reads. Every array is checked and every buffer allocated once, before the loop.
+    """
+    from .rnn_kernels import lstm_cell_backward_steps
+    x, _, recurrent_kernel, _, c, gates = saved[:6]
+    xp = array_module(x)
+    n, u = x.shape[1], recurrent_kernel.shape[0]
+    dh, dc = _state_gradients(xp, (dh_last, dc_last), (n, u), x.dtype)
+    dh_output = None if dh_seq is None else xp.ascontiguousarray(dh_seq, dtype=x.dtype)
+    _backward_steps(xp, lstm_cell_backward_steps(dh, dh_output, dc, gates, c, dz), dz, recurrent_kernel, dh)
+    return dh, dc
 
 
 def _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz):
@@ -313,6 +403,11 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 3 * u), dtype=x.dtype)
     hr = xp.empty((n, 3 * u), dtype=x.dtype)
+    saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
+             recurrent_mask, step_mask, input_mask)
+    if fused and recurrent_mask is None and step_mask is None:
+        _gru_forward_fused_steps(xw, recurrent_kernel, None if bias is None else bias[1], h, gates, hr)
+        return h, (saved if training else None)
     if fused:
         from .rnn_kernels import gru_cell_forward_cuda
     for step in range(t):
@@ -332,9 +427,16 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
             hh[...] = activation(a[:, 2 * u:])
             h[step + 1] = z * h[step] + (1 - z) * hh
         _hold(h, step, step_mask)
-    saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
-             recurrent_mask, step_mask, input_mask)
     return h, (saved if training else None)
+
+
+def _gru_forward_fused_steps(xw, recurrent_kernel, recurrent_bias, h, gates, hr):
+    """The GPU's GRU forward time loop without masks: per step one product h_t @ recurrent_kernel written into
+    ``hr`` and one cell launch, which adds the recurrent bias itself. Fills h (from index 1) and gates."""
+    from .rnn_kernels import gru_cell_forward_steps
+    xp = array_module(xw)
+    hr_bias = None if recurrent_bias is None else xp.ascontiguousarray(recurrent_bias, dtype=xw.dtype)
+    _forward_steps(xp, gru_cell_forward_steps(xw, hr, hr_bias, h, gates), h, recurrent_kernel, hr)
 
 
 def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
@@ -346,8 +448,10 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     u = recurrent_kernel.shape[0]
     dxw = xp.empty((t, n, 3 * u), dtype=x.dtype)
     dhr = xp.empty((t, n, 3 * u), dtype=x.dtype)
-    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
     fused = pre is None
+    if fused and mask is None and step_mask is None:
+        return _gru_backward_fused_steps(saved, dh_seq, dh_last, dxw, dhr, want_input)
+    dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)
     if fused:
         from .rnn_kernels import gru_cell_backward_cuda
         dh_direct = xp.empty((n, u), dtype=x.dtype)
@@ -370,12 +474,37 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
         dh_next = _masked_step_gradients(step_mask, step, direct + _recurrent_input_gradient(dhr[step], mask,
                                                                                              recurrent_t),
                                          dh, dxw[step], dhr[step])
-    rows = t * n
+    return _gru_weight_gradients(saved, dxw, dhr, want_input) + (dh_next,)
+
+
+def _gru_weight_gradients(saved, dxw, dhr, want_input):
+    """(dx or None, dkernel, drecurrent, dbias or None) from every step's dxw and dhr (T, N, 3U)."""
+    x, kernel, has_bias, h, mask, input_mask = (saved[i] for i in (0, 1, 3, 4, 9, 11))
+    xp = array_module(x)
+    rows, width = x.shape[0] * x.shape[1], dxw.shape[2]
     drecurrent = _recurrent_weight_gradient(h[:-1], mask, dhr)
     dkernel, dx = _input_gradients(x, input_mask, dxw, kernel, want_input)
-    dxw, dhr = dxw.reshape(rows, 3 * u), dhr.reshape(rows, 3 * u)
+    dxw, dhr = dxw.reshape(rows, width), dhr.reshape(rows, width)
     dbias = xp.stack([sum_axes(dxw, 0), sum_axes(dhr, 0)]) if has_bias else None
-    return dx, dkernel, drecurrent, dbias, dh_next
+    return dx, dkernel, drecurrent, dbias
+
+
+def _gru_backward_fused_steps(saved, dh_seq, dh_last, dxw, dhr, want_input):
+    """The GPU's GRU backward time loop without masks: ``gru_backward``'s result.
+
+    The gradient of h_t is kept in two buffers: its direct part (dh_t+1 * z) and its part through the
+    recurrent product. Per step one cell launch, which adds the two and dh_seq[t] and overwrites the
+    direct part with h_{t-1}'s, and one product dhr_t @ recurrent_kernel^T written into the other buffer.
+    """
+    from .rnn_kernels import gru_cell_backward_steps
+    x, recurrent_kernel, h, gates = (saved[i] for i in (0, 2, 4, 5))
+    xp = array_module(x)
+    n, u = x.shape[1], recurrent_kernel.shape[0]
+    through_product, direct = _state_gradients(xp, (dh_last, None), (n, u), x.dtype)
+    dh_output = None if dh_seq is None else xp.ascontiguousarray(dh_seq, dtype=x.dtype)
+    _backward_steps(xp, gru_cell_backward_steps(through_product, direct, dh_output, gates, h, dxw, dhr), dhr,
+                    recurrent_kernel, through_product)
+    return _gru_weight_gradients(saved, dxw, dhr, want_input) + (direct + through_product,)
 
 
 # ------------------------------------------------------------------------------- GRU, reset before

@@ -10,14 +10,18 @@ Every array argument is a C-contiguous CuPy array of one float dtype (that of
 the first argument). The cell launchers write PREALLOCATED outputs in place
 (typically slices ``[t]`` of time-major ``(T, N, ...)`` buffers, which are
 contiguous) and return them; they raise a TypeError or ValueError naming the
-kernel and the argument instead of launching on bad input. Gate blocks lie
+kernel and the argument instead of launching on bad input. The step-loop
+launchers (``lstm_cell_forward_steps``, ``lstm_cell_backward_steps`` and
+the ``gru_`` ones) make
+those checks once for a whole time-major sequence and return a function
+that launches one step without checking again, so that a step of
+``gpu_dl.ops.rnn``'s loops costs the host one launch. Gate blocks lie
 along the last axis, U wide each: LSTM ``(N, 4U)`` in the order i, f, g
 (Keras's "c"), o; GRU ``(N, 3U)`` in the order z, r, h. The formulas are
 listed at the top of ``kernels/lstm_cell.cu``.
 """
 from __future__ import annotations
 
-import functools
 
 import numpy
 
@@ -26,9 +30,9 @@ from ..backend.kernels import get_kernel
 
 _KERNEL_FILE = "lstm_cell.cu"
 _THREADS = 256                    # LSTM_CELL_THREADS in lstm_cell.cu
-_PERSISTENT_MAX_THREADS = 512     # LSTM_PERSISTENT_MAX_THREADS in lstm_cell.cu
-PERSISTENT_MAX_UNITS = 64
-_DEFAULT_DYNAMIC_SHARED = 48 * 1024   # above this a kernel must opt in (cudaFuncAttributeMaxDynamicSharedMemorySize)
+_PERSISTENT_MAX_THREADS = 256     # LSTM_PERSISTENT_MAX_THREADS in lstm_cell.cu
+_PERSISTENT_SPLIT = 4             # LSTM_PERSISTENT_SPLIT: threads per (sample, unit)
+PERSISTENT_MAX_UNITS = 64         # LSTM_PERSISTENT_MAX_UNITS: each thread's slice of R is a fixed register array
 _OPS = ("lstm_cell_fwd", "lstm_cell_bwd", "gru_cell_fwd", "gru_cell_bwd", "lstm_persistent_fwd",
         "lstm_persistent_bwd")
 
@@ -73,15 +77,15 @@ def _units(width, gates, kernel, argument):
 
 
 def _same(kernel, dtype, **arrays):
-    """Check each named array has ``dtype`` and the shape given with it: ``name=(array, shape)``."""
+    """Check each named array has ``dtype`` and the shape given with it: ``name=(array, shape)``; an optional
+    argument left out (None) is skipped."""
     for argument, (a, shape) in arrays.items():
-        launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
+        if a is not None:
+            launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
 
 
 def _launch_cells(kernel, arrays, n, u):
-    if n * u:
-        grid, block = launch.grid_1d(n * u, _THREADS)
-        get_kernel(_KERNEL_FILE, kernel)(grid, block, tuple(arrays) + (numpy.int32(n), numpy.int32(u)))
+    _bound_cells(kernel, n, u)(tuple(arrays))
 
 
 # ------------------------------------------------------------------------------------------- LSTM
@@ -101,99 +105,224 @@ def lstm_cell_forward_cuda(xw, hr, c_prev, h, c, gates):
     return h, c, gates
 
 
-def lstm_cell_backward_cuda(dh, dc_next, gates, c, c_prev, dz, dc_prev):
+def lstm_cell_backward_cuda(dh, dc_next, gates, c, c_prev, dz, dc_prev, dh_output=None):
     """Launcher of ``lstm_cell_bwd_{f32,f64}``: one LSTM step's gradient through the cell.
 
-    ``dh`` (N, U): the whole gradient of h_t; ``dc_next`` (N, U) that of c_t from step t+1, or None
-    (zeros, the last step); ``gates`` (N, 4U), ``c`` = c_t and ``c_prev`` = c_{t-1} (N, U) from the
-    forward. Writes ``dz`` (N, 4U), the gradient of the pre-activations (i, f, g, o), and ``dc_prev``
-    (N, U); ``dc_prev`` may be ``dc_next`` itself. Returns ``(dz, dc_prev)``.
+    ``dh`` (N, U): the gradient of h_t; ``dh_output`` (N, U) or None: a second part of it (typically
+    that from the layer's output sequence, while ``dh`` is that from step t+1) which the kernel adds
+    to ``dh``; ``dc_next`` (N, U) the gradient of c_t from step t+1, or None (zeros, the last step);
+    ``gates`` (N, 4U), ``c`` = c_t and ``c_prev`` = c_{t-1} (N, U) from the forward. Writes ``dz``
+    (N, 4U), the gradient of the pre-activations (i, f, g, o), and ``dc_prev`` (N, U); ``dc_prev``
+    may be ``dc_next`` itself. Returns ``(dz, dc_prev)``.
     """
     kernel = _kernel("lstm_cell_bwd", dh, "dh")
     n, u = _matrix(dh, kernel, "dh")
-    arrays = dict(gates=(gates, (n, 4 * u)), c=(c, (n, u)), c_prev=(c_prev, (n, u)), dz=(dz, (n, 4 * u)),
-                  dc_prev=(dc_prev, (n, u)))
-    if dc_next is not None:
-        arrays["dc_next"] = (dc_next, (n, u))
-    _same(kernel, dh.dtype, **arrays)
-    _launch_cells(kernel, (dh, launch.optional(dc_next), gates, c, c_prev, dz, dc_prev), n, u)
+    _same(kernel, dh.dtype, gates=(gates, (n, 4 * u)), c=(c, (n, u)), c_prev=(c_prev, (n, u)), dz=(dz, (n, 4 * u)),
+          dc_prev=(dc_prev, (n, u)), dh_output=(dh_output, (n, u)), dc_next=(dc_next, (n, u)))
+    _launch_cells(kernel, (dh, launch.optional(dh_output), launch.optional(dc_next), gates, c, c_prev, dz,
+                           dc_prev), n, u)
     return dz, dc_prev
 
 
+# ------------------------------------------------------------------------------ LSTM step loops
+# The time loops of ops/rnn.py launch a cell kernel per step (GRU's step launchers follow its cells).
+# These check a whole sequence's arrays once, bind the kernel function, geometry and scalar arguments,
+# and return ``step(t)``, which launches step t with nothing left to do but slice its views: the
+# per-step host work is one launch.
+
+
+def _bound_cells(kernel, n, u):
+    """``launch(arrays)``: the cell kernel ``kernel`` over N*U threads, its function and scalars bound."""
+    if n * u == 0:
+        return lambda arrays: None
+    function = get_kernel(_KERNEL_FILE, kernel)
+    grid, block = launch.grid_1d(n * u, _THREADS)
+    scalars = (numpy.int32(n), numpy.int32(u))
+    return lambda arrays: function(grid, block, arrays + scalars)
+
+
+def _step_sequences(kernel, dtype, **arrays):
+    """Check the time-major arguments ``name=(array, shape)`` of a step loop: C-contiguous CuPy arrays of
+    ``dtype`` and these shapes. A launch reads one step of each, so the kernels' limit of 2**31 elements
+    applies to a step (checked on ``array[0]``), not to the whole sequence. None (left out) is skipped."""
+    for argument, (a, shape) in arrays.items():
+        if a is None:
+            continue
+        if _is_cupy(a) and tuple(a.shape) == tuple(shape) and a.flags.c_contiguous and len(shape) > 1 and shape[0]:
+            a, shape = a[0], shape[1:]
+        launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
+
+
+def _output_steps(dh_seq):
+    """``output(t)``: the kernel argument of step t's gradient from the outputs, dh_seq[t], or null."""
+    if dh_seq is None:
+        return lambda t: launch.NULL
+    return dh_seq.__getitem__
+
+
+def _step_width(a, kernel, argument, gates):
+    """(T, N, U) of the checked (T, N, ``gates``*U) first argument of a step loop (C-contiguous CuPy array)."""
+    if a.ndim != 3:
+        raise ValueError(f"{kernel}: `{argument}` must have shape (T, N, {gates}U) (time-major), "
+                         f"got {tuple(a.shape)}.")
+    steps, n, width = a.shape
+    _step_sequences(kernel, a.dtype, **{argument: (a, a.shape)})
+    return steps, n, _units(width, gates, kernel, argument)
+
+
+def lstm_cell_forward_steps(xw, hr, h, c, gates):
+    """Bound launches of ``lstm_cell_fwd_{f32,f64}`` for an LSTM forward step loop: ``step(t)``.
+
+    ``xw`` (T, N, 4U): every step's x_t @ kernel + bias; ``hr`` (N, 4U): the buffer into which the
+    loop writes h_t @ recurrent_kernel before each step; ``h``, ``c`` (T+1, N, U) the state sequences
+    (index 0 the initial state); ``gates`` (T, N, 4U). ``step(t)`` (0 <= t < T, not checked) launches
+    ``lstm_cell_forward_cuda(xw[t], hr, c[t], h[t+1], c[t+1], gates[t])``. The arrays are checked
+    here, once, as that launcher checks them (C-contiguous CuPy arrays of one float dtype, these
+    shapes). Returns ``step``.
+    """
+    kernel = _kernel("lstm_cell_fwd", xw, "xw")
+    steps, n, u = _step_width(xw, kernel, "xw", 4)
+    _same(kernel, xw.dtype, hr=(hr, (n, 4 * u)))
+    _step_sequences(kernel, xw.dtype, h=(h, (steps + 1, n, u)), c=(c, (steps + 1, n, u)),
+                    gates=(gates, (steps, n, 4 * u)))
+    cells = _bound_cells(kernel, n, u)
+
+    def step(t):
+        cells((xw[t], hr, c[t], h[t + 1], c[t + 1], gates[t]))
+    return step
+
+
+def lstm_cell_backward_steps(dh, dh_seq, dc, gates, c, dz):
+    """Bound launches of ``lstm_cell_bwd_{f32,f64}`` for an LSTM backward step loop: ``step(t)``.
+
+    ``dh`` (N, U): the buffer holding the gradient of h_t from step t+1 (the loop writes dz_t @
+    recurrent_kernel^T into it after each step); ``dh_seq`` (T, N, U): the gradients of h_1..h_T from
+    the outputs, added by the kernel, or None; ``dc`` (N, U): the gradient of c_t from step t+1, read
+    and overwritten in place with that of c_{t-1}; ``gates`` (T, N, 4U) and ``c`` (T+1, N, U) from the
+    forward; ``dz`` (T, N, 4U). ``step(t)`` (0 <= t < T, not checked) launches
+    ``lstm_cell_backward_cuda(dh, dc, gates[t], c[t+1], c[t], dz[t], dc, dh_output=dh_seq[t])``. The
+    arrays are checked here, once, as that launcher checks them. Returns ``step``.
+    """
+    kernel = _kernel("lstm_cell_bwd", gates, "gates")
+    steps, n, u = _step_width(gates, kernel, "gates", 4)
+    _same(kernel, gates.dtype, dh=(dh, (n, u)), dc=(dc, (n, u)))
+    _step_sequences(kernel, gates.dtype, c=(c, (steps + 1, n, u)), dz=(dz, (steps, n, 4 * u)),
+                    dh_seq=(dh_seq, (steps, n, u)))
+    cells, output = _bound_cells(kernel, n, u), _output_steps(dh_seq)
+
+    def step(t):
+        cells((dh, output(t), dc, gates[t], c[t + 1], c[t], dz[t], dc))
+    return step
+
+
 # -------------------------------------------------------------------------------------------- GRU
-def gru_cell_forward_cuda(xw, hr, h_prev, h, gates):
+def gru_cell_forward_cuda(xw, hr, h_prev, h, gates, hr_bias=None):
     """Launcher of ``gru_cell_fwd_{f32,f64}``: one GRU (reset_after) step's elementwise part.
 
-    ``xw`` (N, 3U) = x_t @ kernel + bias[0]; ``hr`` (N, 3U) = h_{t-1} @ recurrent_kernel + bias[1]
-    (the caller adds the recurrent bias: the kernel takes none); ``h_prev`` (N, U). Writes ``h``
-    (N, U) and ``gates`` (N, 4U): z, r, hh (the candidate) and hr_h (hr's h block, which backward
-    needs). Returns ``(h, gates)``.
+    ``xw`` (N, 3U) = x_t @ kernel + bias[0]; ``hr`` (N, 3U) = h_{t-1} @ recurrent_kernel, with
+    bias[1] added, or ``hr_bias`` (3U,) = bias[1], which the kernel adds to each row of ``hr``
+    (None: none, or ``hr`` holds it); ``h_prev`` (N, U). Writes ``h`` (N, U) and ``gates`` (N, 4U):
+    z, r, hh (the candidate) and hr_h (hr's h block with its bias, which backward needs). Returns
+    ``(h, gates)``.
     """
     kernel = _kernel("gru_cell_fwd", xw, "xw")
     n, width = _matrix(xw, kernel, "xw", 3)
     u = _units(width, 3, kernel, "xw")
-    _same(kernel, xw.dtype, hr=(hr, (n, 3 * u)), h_prev=(h_prev, (n, u)), h=(h, (n, u)),
-          gates=(gates, (n, 4 * u)))
-    _launch_cells(kernel, (xw, hr, h_prev, h, gates), n, u)
+    _same(kernel, xw.dtype, hr=(hr, (n, 3 * u)), h_prev=(h_prev, (n, u)), h=(h, (n, u)), gates=(gates, (n, 4 * u)),
+          hr_bias=(hr_bias, (3 * u,)))
+    _launch_cells(kernel, (xw, hr, launch.optional(hr_bias), h_prev, h, gates), n, u)
     return h, gates
 
 
-def gru_cell_backward_cuda(dh, gates, h_prev, dxw, dhr, dh_prev):
+def gru_cell_backward_cuda(dh, gates, h_prev, dxw, dhr, dh_prev, dh_direct=None, dh_output=None):
     """Launcher of ``gru_cell_bwd_{f32,f64}``: one GRU step's gradient through the cell.
 
-    ``dh`` (N, U): the whole gradient of h_t; ``gates`` (N, 4U) from the forward; ``h_prev`` (N, U).
-    Writes ``dxw`` (N, 3U), the gradient of x_t @ kernel + bias[0]; ``dhr`` (N, 3U), that of
-    h_{t-1} @ recurrent_kernel + bias[1]; ``dh_prev`` (N, U) = dh * z, the direct part of h_{t-1}'s
-    gradient (the caller adds dhr @ recurrent_kernel^T). ``dh_prev`` may be ``dh`` itself.
-    Returns ``(dxw, dhr, dh_prev)``.
+    The gradient of h_t is ``(dh_direct + dh) + dh_output`` (N, U) each, summed by the kernel in that
+    order; ``dh_direct`` and ``dh_output`` may be None (left out). ``gates`` (N, 4U) from the forward;
+    ``h_prev`` (N, U). Writes ``dxw`` (N, 3U), the gradient of x_t @ kernel + bias[0]; ``dhr`` (N, 3U),
+    that of h_{t-1} @ recurrent_kernel + bias[1]; ``dh_prev`` (N, U) = (that gradient) * z, the direct
+    part of h_{t-1}'s gradient (the caller adds dhr @ recurrent_kernel^T). ``dh_prev`` may be ``dh``
+    or ``dh_direct`` itself. Returns ``(dxw, dhr, dh_prev)``.
     """
     kernel = _kernel("gru_cell_bwd", dh, "dh")
     n, u = _matrix(dh, kernel, "dh")
     _same(kernel, dh.dtype, gates=(gates, (n, 4 * u)), h_prev=(h_prev, (n, u)), dxw=(dxw, (n, 3 * u)),
-          dhr=(dhr, (n, 3 * u)), dh_prev=(dh_prev, (n, u)))
-    _launch_cells(kernel, (dh, gates, h_prev, dxw, dhr, dh_prev), n, u)
+          dhr=(dhr, (n, 3 * u)), dh_prev=(dh_prev, (n, u)), dh_direct=(dh_direct, (n, u)),
+          dh_output=(dh_output, (n, u)))
+    _launch_cells(kernel, (dh, launch.optional(dh_direct), launch.optional(dh_output), gates, h_prev, dxw, dhr,
+                           dh_prev), n, u)
     return dxw, dhr, dh_prev
 
 
+def gru_cell_forward_steps(xw, hr, hr_bias, h, gates):
+    """Bound launches of ``gru_cell_fwd_{f32,f64}`` for a GRU forward step loop: ``step(t)``.
+
+    ``xw`` (T, N, 3U): every step's x_t @ kernel + bias[0]; ``hr`` (N, 3U): the buffer into which the
+    loop writes h_t @ recurrent_kernel before each step; ``hr_bias`` (3U,) bias[1] or None; ``h``
+    (T+1, N, U) the state sequence (index 0 the initial state); ``gates`` (T, N, 4U). ``step(t)``
+    (0 <= t < T, not checked) launches ``gru_cell_forward_cuda(xw[t], hr, h[t], h[t+1], gates[t],
+    hr_bias)``. The arrays are checked here, once, as that launcher checks them. Returns ``step``.
+    """
+    kernel = _kernel("gru_cell_fwd", xw, "xw")
+    steps, n, u = _step_width(xw, kernel, "xw", 3)
+    _same(kernel, xw.dtype, hr=(hr, (n, 3 * u)), hr_bias=(hr_bias, (3 * u,)))
+    _step_sequences(kernel, xw.dtype, h=(h, (steps + 1, n, u)), gates=(gates, (steps, n, 4 * u)))
+    cells, bias = _bound_cells(kernel, n, u), launch.optional(hr_bias)
+
+    def step(t):
+        cells((xw[t], hr, bias, h[t], h[t + 1], gates[t]))
+    return step
+
+
+def gru_cell_backward_steps(dh, dh_direct, dh_seq, gates, h, dxw, dhr):
+    """Bound launches of ``gru_cell_bwd_{f32,f64}`` for a GRU backward step loop: ``step(t)``.
+
+    ``dh`` (N, U): the buffer into which the loop writes dhr_t @ recurrent_kernel^T after each step
+    (h_{t-1}'s gradient through the recurrent product); ``dh_direct`` (N, U): the direct part of the
+    gradient of h_t, read and overwritten in place with that of h_{t-1}; ``dh_seq`` (T, N, U) the
+    gradients of h_1..h_T from the outputs, or None; ``gates`` (T, N, 4U) and ``h`` (T+1, N, U) from
+    the forward; ``dxw``, ``dhr`` (T, N, 3U). ``step(t)`` (0 <= t < T, not checked) launches
+    ``gru_cell_backward_cuda(dh, gates[t], h[t], dxw[t], dhr[t], dh_direct, dh_direct, dh_seq[t])``.
+    The arrays are checked here, once, as that launcher checks them. Returns ``step``.
+    """
+    kernel = _kernel("gru_cell_bwd", gates, "gates")
+    steps, n, u = _step_width(gates, kernel, "gates", 4)
+    _same(kernel, gates.dtype, dh=(dh, (n, u)), dh_direct=(dh_direct, (n, u)))
+    _step_sequences(kernel, gates.dtype, h=(h, (steps + 1, n, u)), dxw=(dxw, (steps, n, 3 * u)),
+                    dhr=(dhr, (steps, n, 3 * u)), dh_seq=(dh_seq, (steps, n, u)))
+    cells, output = _bound_cells(kernel, n, u), _output_steps(dh_seq)
+
+    def step(t):
+        cells((dh, dh_direct, output(t), gates[t], h[t], dxw[t], dhr[t], dh_direct))
+    return step
+
+
 # ----------------------------------------------------------------------------- persistent LSTM forward
-@functools.lru_cache(maxsize=None)
-def _device_limits(device_id: int):
-    """(multiprocessors, opt-in maximum of dynamic shared memory per block in bytes) of a device."""
+def _current_multiprocessors() -> int:
     import cupy
-    runtime = cupy.cuda.runtime
-    sms = runtime.deviceGetAttribute(getattr(runtime, "cudaDevAttrMultiProcessorCount", 16), device_id)
-    shared = runtime.deviceGetAttribute(getattr(runtime, "cudaDevAttrMaxSharedMemoryPerBlockOptin", 97), device_id)
-    return int(sms), int(shared)
+    return launch.multiprocessors(cupy.cuda.runtime.getDevice())
 
 
-def _current_limits():
-    import cupy
-    return _device_limits(cupy.cuda.runtime.getDevice())
-
-
-# Shared memory per sample of a tile, in values: two buffers of h (forward) or of dz (backward).
+# Shared memory per sample of a tile, in values: two buffers of h (forward) or of dz (backward). R lies in
+# registers, so a block takes at most 8 * 64 values (4 KiB in float64), below every device's default limit.
 _PER_SAMPLE = {"fwd": 2, "bwd": 8}
 
 
 def _shared_bytes(u, nb, itemsize, direction):
-    """Dynamic shared memory of a persistent kernel: R (4U*U values) and the tile's two step buffers."""
-    return (4 * u * u + _PER_SAMPLE[direction] * nb * u) * itemsize
+    """Dynamic shared memory of a persistent kernel: the tile's two step buffers."""
+    return _PER_SAMPLE[direction] * nb * u * itemsize
 
 
-def _tile(n, u, itemsize, sms, shared_max, direction):
-    """Samples per block: about one block per multiprocessor, within the thread and shared-memory limits."""
-    nb = max(1, -(-n // sms))
-    nb = min(nb, _PERSISTENT_MAX_THREADS // u, (shared_max // itemsize - 4 * u * u) // (_PER_SAMPLE[direction] * u))
-    return max(1, nb)
+def _tile(n, u, sms):
+    """Samples per block: about one block per multiprocessor, within the block's thread limit."""
+    return max(1, min(-(-n // sms), _PERSISTENT_MAX_THREADS // (_PERSISTENT_SPLIT * u)))
 
 
 def persistent_applies(n, u, dtype) -> bool:
     """True when the persistent LSTM kernels (forward and backward) run batch ``n``, ``u`` units and ``dtype`` here.
 
-    That is 1 <= U <= 64 (PERSISTENT_MAX_UNITS), N >= 1, float32 or float64, and the recurrent kernel
-    (4U*U values) plus one sample's two dz buffers (8U values; the forward's h buffers take 2U) fit in
-    the current device's shared memory (float64 at U = 64 needs 132 KiB: A100 and H100 have it, GPUs
-    with 99 KiB per block do not).
+    That is 1 <= U <= 64 (PERSISTENT_MAX_UNITS), N >= 1, float32 or float64, and a CUDA device to run
+    them on (they keep R in registers and need at most 4 KiB of shared memory, which every device has).
     """
     try:
         dtype = numpy.dtype(dtype)
@@ -203,20 +332,10 @@ def persistent_applies(n, u, dtype) -> bool:
     if dtype not in (numpy.float32, numpy.float64) or not 1 <= u <= PERSISTENT_MAX_UNITS or n < 1:
         return False
     try:
-        _, shared_max = _current_limits()
+        _current_multiprocessors()
     except Exception:   # no CuPy or no device: nothing to run it on
         return False
-    return _shared_bytes(u, 1, dtype.itemsize, "bwd") <= shared_max
-
-
-def _allow_shared(function, nbytes):
-    """Raise the kernel's dynamic shared memory limit to ``nbytes`` when it is above the 48 KiB default.
-
-    The limit belongs to the loaded function (per module and device), so it is read back on every launch
-    (one cheap driver query) rather than remembered here, where a reloaded module would not be seen.
-    """
-    if nbytes > _DEFAULT_DYNAMIC_SHARED and function.max_dynamic_shared_size_bytes < nbytes:
-        function.max_dynamic_shared_size_bytes = nbytes
+    return True
 
 
 def lstm_sequence_forward_persistent_cuda(xw, recurrent_kernel, h0, c0, h_seq, c_seq, gates):
@@ -228,7 +347,8 @@ def lstm_sequence_forward_persistent_cuda(xw, recurrent_kernel, h0, c0, h_seq, c
     after step t (so ``h_seq[1:]`` is the layer's output sequence); and ``gates`` (T, N, 4U), the
     activated i, f, g, o of every step as ``lstm_cell_forward_cuda`` writes them, for the backward.
     Equal to T steps of ``hr = h @ recurrent_kernel`` and ``lstm_cell_forward_cuda`` up to the rounding
-    of the recurrent product (summed in ascending k with FMAs rather than in cuBLAS's order).
+    of the recurrent product (each column summed as four interleaved partial sums over k = m, m + 4, ...
+    with FMAs, added as (P0 + P2) + (P1 + P3), rather than in cuBLAS's order).
     Raises ValueError where ``persistent_applies`` is False. Returns ``(h_seq, c_seq, gates)``.
     """
     kernel = _kernel("lstm_persistent_fwd", xw, "xw")
@@ -252,7 +372,8 @@ def lstm_sequence_backward_persistent_cuda(dh_seq, dh_last, dc_last, gates, c_se
     pre-activations (i, f, g, o) as ``lstm_cell_backward_cuda`` writes it, and ``dh0``, ``dc0`` (N, U),
     the gradients of the initial state. Equal to T steps of ``dh = dh_next + dh_seq[t]``,
     ``lstm_cell_backward_cuda`` and ``dh_next = dz_t @ recurrent_kernel.T`` up to the rounding of that
-    product (summed in ascending order with FMAs rather than in cuBLAS's). Raises ValueError where
+    product (interleaved partial sums with FMAs, as the kernel file's header says, rather than cuBLAS's
+    order). Raises ValueError where
     ``persistent_applies`` is False. Returns ``(dz, dh0, dc0)``.
     """
     kernel = _kernel("lstm_persistent_bwd", gates, "gates")
@@ -284,18 +405,16 @@ def _time_major_gates(a, kernel, argument):
 def _refuse_large(kernel, n, u, dtype):
     if not persistent_applies(n, u, dtype):
         raise ValueError(f"{kernel}: the persistent LSTM runs 1 <= units <= {PERSISTENT_MAX_UNITS} with the "
-                         f"recurrent kernel in shared memory; units = {u} ({dtype.name}) does not fit on this "
-                         "device: use the step loop (lstm_cell_forward_cuda, lstm_cell_backward_cuda).")
+                         f"recurrent kernel in registers; units = {u} ({dtype.name}) is outside that range or there "
+                         "is no device: use the step loop (lstm_cell_forward_cuda, lstm_cell_backward_cuda).")
 
 
 def _launch_persistent(kernel, direction, arrays, steps, n, u, dtype):
-    """One block per tile of NB samples, one thread per (sample, unit), R and the step buffers in shared memory."""
-    sms, shared_max = _current_limits()
-    itemsize = dtype.itemsize
-    nb = _tile(n, u, itemsize, sms, shared_max, direction)
-    threads = -(-nb * u // 32) * 32
-    nbytes = _shared_bytes(u, nb, itemsize, direction)
+    """One block per tile of NB samples, 4 threads per (sample, unit), R in registers, the step buffers in shared
+    memory."""
+    nb = _tile(n, u, _current_multiprocessors())
+    threads = -(-nb * u * _PERSISTENT_SPLIT // 32) * 32
+    nbytes = _shared_bytes(u, nb, dtype.itemsize, direction)
     function = get_kernel(_KERNEL_FILE, kernel)
-    _allow_shared(function, nbytes)
     function((-(-n // nb),), (threads,), tuple(launch.optional(a) for a in arrays)
              + (numpy.int32(steps), numpy.int32(n), numpy.int32(u), numpy.int32(nb)), shared_mem=nbytes)
