@@ -55,9 +55,9 @@ class Table:
 # The kernels bench_conv2d.py's backward pieces table must list (the launches it recorded), per piece.
 CONV_PIECE_KERNELS = {
     "relu gradient": r"activation_bwd_f32 \(\d+\) x 256$",
-    "dx (backward data)": r"conv2d_bwd_data_(tf32_n(32|64)|f32) \(\d+\) x (128|256)$",
-    "dkernel (backward filter)": r"conv2d_bwd_filter_(tf32_n(32|64) \(\d+, 1, \d+\) x 128|f32 \(\d+, \d+\) x 256)"
-                                 r"( \+ conv2d_bwd_filter_reduce_f32 \(\d+\) x 256)?$",
+    "dx (backward data)": r"conv2d_bwd_data_((tf32|f32tile)(_m64)?_n(32|64)|f32) \(\d+\) x (64|128|256)$",
+    "dkernel (backward filter)": r"conv2d_bwd_filter_((tf32|f32tile)_n(32|64) \(\d+, 1, \d+\) x 128|"
+                                 r"f32 \(\d+, \d+\) x 256)( \+ conv2d_bwd_filter_reduce_f32 \(\d+\) x 256)?$",
     "dbias": r"CuPy sum\(axis=0\) of \(\d+, (32|64)\)$",   # smoke shapes: fewer rows than bias_row_split splits
 }
 
@@ -93,12 +93,31 @@ SCRIPTS = {
         Table(["batch", "gpu_dl GPU"], 2, numbers=["gpu_dl GPU", "gpu_dl GPU, CuPy's pool", "gpu_dl CPU (NumPy)"],
               torch_numbers=["PyTorch eager GPU"]),
     ],
-    # TF32 and float32 with the backward pieces, bfloat16 (seed shapes) without
-    "bench_conv2d.py": conv_tables(7, pieces=True) + conv_tables(7, pieces=True) + conv_tables(6),
+    # TF32 and float32 with the backward pieces, bfloat16 (seed shapes) without, then the TF32 row tiles:
+    # forward and backward data per shape, each tile's launch named; then the exact and tiled float32 kernels:
+    # forward, backward data and backward filter per shape
+    "bench_conv2d.py": conv_tables(7, pieces=True) + conv_tables(7, pieces=True) + conv_tables(6) + [
+        Table(["shape", "pass", "rule", "128-row us", "64-row us", "128 / 64"], 14,
+              numbers=["128-row us", "64-row us", "128 / 64"],
+              pattern=("pass", "gpu_dl kernels, 128 / 64 rows (grid x threads)", {
+                  "forward": r"conv2d_fwd_tf32_n(32|64) \(\d+\) x (128|256) / conv2d_fwd_tf32_m64_n(32|64) "
+                             r"\(\d+\) x (64|128)$",
+                  "backward data": r"conv2d_bwd_data_tf32_n(32|64) \(\d+\) x (128|256) / "
+                                   r"conv2d_bwd_data_tf32_m64_n(32|64) \(\d+\) x (64|128)$"})),
+        Table(["shape", "pass", "launched", "exact us", "tiled us", "exact / tiled"], 21,
+              numbers=["exact us", "tiled us", "exact / tiled"], equal={"launched": "tiled"},
+              pattern=("pass", "gpu_dl kernels, exact / tiled (grid x threads)", {
+                  "forward": r"conv2d_fwd_f32 \(\d+\) x 256 / conv2d_fwd_f32tile(_m64)?_n(32|64) \(\d+\) x "
+                             r"(64|128|256)$",
+                  "backward data": r"conv2d_bwd_data_f32 \(\d+\) x 256 / conv2d_bwd_data_f32tile(_m64)?_n(32|64) "
+                                   r"\(\d+\) x (64|128|256)$",
+                  "backward filter": r"conv2d_bwd_filter_f32 \(\d+, \d+\) x 256( \+ conv2d_bwd_filter_reduce_f32 "
+                                     r"\(\d+\) x 256)? / conv2d_bwd_filter_f32tile_n(32|64) \(\d+, 1, \d+\) x 128"
+                                     r"( \+ conv2d_bwd_filter_reduce_f32 \(\d+\) x 256)?$"}))],
     "bench_pooling.py": [
-        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "gpu_dl GB/s"], 14,
+        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "gpu_dl GB/s"], 20,
               numbers=["gpu_dl us"], torch_numbers=["PyTorch us"]),
-        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "PyTorch us"], 30,
+        Table(["operation", "input (N, H, W, C)", "pass", "MiB moved", "gpu_dl us", "PyTorch us"], 46,
               numbers=["gpu_dl us", "gpu_dl us/call (host)"], torch_numbers=["PyTorch us", "PyTorch us/call (host)"]),
     ],
     "bench_lstm.py": [
@@ -107,6 +126,8 @@ SCRIPTS = {
               torch_numbers=["cuDNN GPU us", "cuDNN wall us/call"]),
         Table(["(batch, seq, input, hidden)", "pass", "step loop GPU us"], 2,
               numbers=["step loop GPU us", "persistent GPU us", "max abs. difference (h; h and dx)"]),
+        Table(["(batch, seq, input, hidden)", "kernel", "GPU us (T steps)"], 2,
+              numbers=["GPU us (T steps)", "GPU us (8 T steps)", "GPU us per step"]),
     ],
     "bench_layers.py": [   # one table per family: attention, 3-D conv and pooling, ConvLSTM2D, normalization,
         # EinsumDense, Resizing (two rows, forward and forward + backward, per case), then the optimizers and CTC
@@ -263,6 +284,10 @@ def test_a_failed_result_check_is_reported_and_not_timed(script, tmp_path):
         assert all(row[2] == "MISMATCH" for rows in checks for row in rows)
         pieces = [rows for columns, rows in tables if columns[1] == "piece"]
         assert len(pieces) == 2 and all(row[2] == "not timed" and row[6] == "-" for rows in pieces for row in rows)
+        tiles = [rows for columns, rows in tables if columns[1] == "pass"]
+        # the row tiles and the exact / tiled float32 kernels
+        assert len(tiles) == 2 and all(row[3:] == ["not timed", "not timed", "-", "- / -"]
+                                       for rows in tiles for row in rows)
     elif script == "bench_pooling.py":
         assert "**Problems** (these rows were not timed)" in done.stdout
         assert all(row[4] == "not timed" for columns, rows in tables for row in rows)
@@ -324,12 +349,12 @@ def test_bench_pooling_names_pytorch_when_only_its_result_is_wrong(tmp_path):
     assert done.returncode == 0 and "MISMATCH" not in output, output[-6000:]
     assert "**PyTorch's results differ**" in done.stdout, done.stdout[-6000:]
     notes = [line for line in done.stdout.splitlines() if line.startswith("- PyTorch differs: ")]
-    label = "avg 3x3/2 same, pad ((1, 1), (1, 1))"   # the only padding > 0 of PyTorch's average pooling
+    label = "avg 3x3/2 same, pad ((1, 1), (1, 1)), bwd rows"   # PyTorch's only average pooling with padding > 0
     assert [line.split(" at ")[1].split(":")[0] for line in notes] == ["(2, 7, 7, 8)", "(2, 9, 9, 8)"], notes
     assert all(line.startswith(f"- PyTorch differs: {label} at ") and "dx: max |diff|" in line and
                "gpu_dl matches its NumPy path" in line for line in notes), notes
     rows = [row for _, rows in parse_tables(done.stdout) for row in rows if row[0] == label]
-    assert len(rows) == 4 and not any("not timed" in row for row in rows), rows
+    assert len(rows) == 6 and not any("not timed" in row for row in rows), rows
 
 
 # ------------------------------------------------------------------ the CPU benchmarks
