@@ -10,8 +10,10 @@ Keras, the oracle of many tests, runs on the CPU wherever the suite runs
 backend would put its tensors on the GPU, which the tests' NumPy
 comparisons cannot read.
 
-Every test runs with kernel outputs poisoned (NaN, or all bits set for other dtypes)
-before each launch, so an element a kernel fails to write cannot pass.
+Every test starts from the same state of the global random generators (gpu_dl's,
+NumPy's, Python's), whichever tests ran before it in its worker, and runs with
+kernel outputs poisoned (NaN, or all bits set for other dtypes) before each
+launch, so an element a kernel fails to write cannot pass.
 
 Under pytest-xdist (``-n 2``, as the README's test command runs) each worker
 gets its share of the cores for BLAS, OpenMP and torch threads, and the tests
@@ -84,6 +86,14 @@ def xp(request):
 @pytest.fixture
 def rng():
     return numpy.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def seeded_generators():
+    # gpu_dl's generator (unseeded initializers, dropout, shuffling), NumPy's and Python's global ones start
+    # every test from one state: what an unseeded draw gives does not depend on the tests a worker ran before.
+    backend.config.set_random_seed(0)
+    yield
 
 
 @pytest.fixture(autouse=True)
