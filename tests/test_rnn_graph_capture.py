@@ -157,6 +157,32 @@ def test_new_weight_arrays_are_copied_in(cupy_only, rng):
     numpy.testing.assert_array_equal(cupy.asnumpy(h), cupy.asnumpy(want))
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_inference_calls_equal_eager_and_save_nothing(cupy_only, rng, kind):
+    cupy = cupy_only
+    arrays = _lstm_arrays(cupy, rng)
+    if kind == "GRU":
+        x, _, _, _, h0, _ = arrays
+        arrays = [x, cupy.asarray((0.3 * rng.standard_normal((D, 195))).astype("float32")),
+                  cupy.asarray((0.1 * rng.standard_normal((65, 195))).astype("float32")),
+                  cupy.asarray(rng.standard_normal((2, 195)).astype("float32")), h0]
+
+    def forward():
+        if kind == "LSTM":
+            h, c, saved = rnn.lstm_forward(*arrays, TANH, SIGMOID, training=False)
+            return [h, c], saved
+        h, saved = rnn.gru_forward(*arrays, TANH, SIGMOID, training=False)
+        return [h], saved
+    graphed = [forward() for _ in range(2)]
+    assert rnn_graphs.stats()["captures"] == 1 and rnn_graphs.stats()["replays"] == 2
+    config.set_rnn_graphs(False)
+    eager, _ = forward()
+    for states, saved in graphed:
+        assert saved is None
+        for got, want in zip(states, eager):
+            numpy.testing.assert_array_equal(cupy.asnumpy(got), cupy.asnumpy(want))
+
+
 def _patched_forward_steps(monkeypatch, extra):
     """``rnn_kernels.lstm_cell_forward_steps`` whose steps also run ``extra()`` first (inside the captured loop)."""
     bind = rnn_kernels.lstm_cell_forward_steps
@@ -180,7 +206,7 @@ def test_a_capture_that_allocates_or_raises_falls_back_to_eager_for_good(cupy_on
     else:
         def refused():
             if cupy.cuda.get_current_stream().is_capturing():
-                raise cupy.cuda.runtime.CUDARuntimeError(900, "operation not permitted when stream is capturing")
+                raise cupy.cuda.runtime.CUDARuntimeError(900)    # cudaErrorStreamCaptureUnsupported
         _patched_forward_steps(monkeypatch, refused)
     arrays = _lstm_arrays(cupy, rng)
     got = [rnn.lstm_forward(*arrays, TANH, SIGMOID)[0] for _ in range(2)]

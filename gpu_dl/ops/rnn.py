@@ -205,7 +205,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     persistent = unmasked and _persistent_applies(n, u, x.dtype)
     if unmasked and not persistent:
         from . import rnn_graphs
-        graphed = rnn_graphs.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask)
+        graphed = rnn_graphs.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask, training)
         if graphed is not None:
             h, c, gates = graphed
             saved = (x, kernel, recurrent_kernel, h, c, gates, None, activation, recurrent_activation, None, None,
@@ -432,7 +432,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     fused = _fused(activation, recurrent_activation, x)
     if fused and recurrent_mask is None and step_mask is None:
         from . import rnn_graphs
-        graphed = rnn_graphs.gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask)
+        graphed = rnn_graphs.gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask, training)
         if graphed is not None:
             h, gates = graphed
             saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, None, activation, recurrent_activation,

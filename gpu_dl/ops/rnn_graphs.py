@@ -229,9 +229,10 @@ def _state_buffers(cupy, t, n, u, dtype, sequences):
 
 
 # ----------------------------------------------------------------------------------------------- LSTM
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask):
-    """(h, c, gates) of ``rnn.lstm_forward``'s unmasked fused step loop, replayed from a graph (fresh arrays); None
-    where this call runs eagerly (graphs off, not CuPy, inside another capture, or a refused signature)."""
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask, training=True):
+    """(h, c, gates) of ``rnn.lstm_forward``'s unmasked fused step loop, replayed from a graph (fresh arrays; gates
+    None unless ``training``: only the backward reads them); None where this call runs eagerly (graphs off, not
+    CuPy, an empty loop, inside another capture, or a refused signature)."""
     t, n, _ = x.shape
     u, dtype = recurrent_kernel.shape[0], x.dtype
     if not t * n * u or not _active(x):     # an empty loop has no steps to capture
@@ -259,7 +260,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask):
 
     def outputs(b):
         states = b.states.copy()
-        return states[0], states[1], b.gates.copy()
+        return states[0], states[1], (b.gates.copy() if training else None)
     return _run(_signature("lstm_forward", x, t, n, u), allocate, fill, bind, outputs)
 
 
@@ -303,9 +304,9 @@ def lstm_backward(saved, dh_seq, dh_last, dc_last):
 
 
 # ------------------------------------------------------------------------------------------------ GRU
-def gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask):
+def gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask, training=True):
     """(h, gates) of ``rnn.gru_forward``'s unmasked fused step loop (reset_after), replayed from a graph (fresh
-    arrays); None where this call runs eagerly. ``bias`` (2, 3U) or None."""
+    arrays; gates None unless ``training``); None where this call runs eagerly. ``bias`` (2, 3U) or None."""
     t, n, _ = x.shape
     u, dtype = recurrent_kernel.shape[0], x.dtype
     if not t * n * u or not _active(x):     # an empty loop has no steps to capture
@@ -334,7 +335,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask):
         return lambda: rnn._forward_loop(cupy.dot, cell, b.h, b.recurrent_kernel, b.hr)
 
     def outputs(b):
-        return b.h.copy(), b.gates.copy()
+        return b.h.copy(), (b.gates.copy() if training else None)
     return _run(_signature("gru_forward", x, t, n, u, bias is not None), allocate, fill, bind, outputs)
 
 

@@ -478,7 +478,7 @@ class _CompileException(Exception):
 class CUDARuntimeError(RuntimeError):
     """``cupy.cuda.runtime.CUDARuntimeError``: a CUDA call's error status."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message="CUDA error"):
         self.status = status
         super().__init__(f"{message} (CUDA error {status})")
 
