@@ -197,17 +197,22 @@ def _patched_forward_steps(monkeypatch, extra):
     monkeypatch.setattr(rnn_kernels, "lstm_cell_forward_steps", binding)
 
 
-@pytest.mark.parametrize("fault", ["allocates", "raises"])
+@pytest.mark.parametrize("fault", ["allocates", "raises", "cannot_begin"])
 def test_a_capture_that_allocates_or_raises_falls_back_to_eager_for_good(cupy_only, rng, monkeypatch, fault):
     cupy = cupy_only
     if fault == "allocates":
         # what a pool hands out while capturing would be baked into the graph: an allocation alone, no device work
         _patched_forward_steps(monkeypatch, lambda: cupy.empty((7,), "float32"))
-    else:
+    elif fault == "raises":
         def refused():
             if cupy.cuda.get_current_stream().is_capturing():
                 raise cupy.cuda.runtime.CUDARuntimeError(900)    # cudaErrorStreamCaptureUnsupported
         _patched_forward_steps(monkeypatch, refused)
+    else:
+        class Refusing(cupy.cuda.Stream):
+            def begin_capture(self, mode=None):
+                raise cupy.cuda.runtime.CUDARuntimeError(900)
+        monkeypatch.setattr(cupy.cuda, "Stream", Refusing)
     arrays = _lstm_arrays(cupy, rng)
     got = [rnn.lstm_forward(*arrays, TANH, SIGMOID)[0] for _ in range(2)]
     stats = rnn_graphs.stats()

@@ -39,6 +39,7 @@ what that capture records.
 from __future__ import annotations
 
 import collections
+import gc
 import types
 
 from ..backend import config, launch
@@ -145,22 +146,39 @@ def _capture(cupy, loop):
         return allocator(nbytes)
     stream = cupy.cuda.Stream(non_blocking=True)
     graph, error = None, None
-    with stream, cupy.cuda.using_allocator(counting):
-        stream.begin_capture()
-        try:
-            loop()
-        except Exception as exc:    # anything the loop raised while capturing: the capture is unusable
-            error = exc
-        finally:
-            try:
-                graph = stream.end_capture()    # also instantiates the graph; raises for an invalidated capture
-            except Exception as exc:
-                error = error or exc
+    # no garbage collection in the capture window: a finaliser freeing memory there (cudaFree per array with
+    # GPU_DL_ALLOCATOR=raw) would be a device call inside the capture
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with stream, cupy.cuda.using_allocator(counting):
+            graph, error = _captured(stream, loop)
+    finally:
+        if collecting:
+            gc.enable()
     if error is not None:
         return None, f"the capture raised {type(error).__name__}: {error}"
     if allocations[0]:
         return None, f"{allocations[0]} device allocation(s) while capturing"
     return graph, None
+
+
+def _captured(stream, loop):
+    """(graph or None, the error that made it unusable or None) of ``loop()`` captured on ``stream``."""
+    try:
+        stream.begin_capture()
+    except Exception as exc:
+        return None, exc
+    error = None
+    try:
+        loop()
+    except Exception as exc:    # anything the loop raised while capturing: the capture is unusable
+        error = exc
+    try:
+        graph = stream.end_capture()    # also instantiates the graph; raises for an invalidated capture
+    except Exception as exc:
+        return None, error or exc
+    return (None, error) if error is not None else (graph, None)
 
 
 def _replay(signature, workspace, bind, stream):
