@@ -19,6 +19,15 @@ forward and 23.6 us backward per step (backward: 1 elementwise launch and
 and 16 us, most of it the emulator's own stand-in for CuPy's indexing and
 cupy.dot. This script has not yet been run on a GPU with the present loops.
 
+Above 64 units those step loops run, by default, as CUDA graphs
+(gpu_dl/ops/rnn_graphs.py): captured at the first call of a shape and
+replayed after, one graph launch each way instead of 2T launches, with the
+inputs copied into the graph's static buffers before and the outputs copied
+out after. The main table times the layer as it runs by default (graphs
+on); a second table, for the cases that take the step loops, times it with
+graphs off (eager: every step launched from the host) and on, checks that
+both give the same bits, and counts the captures and replays.
+
 PyTorch: ``torch.nn.LSTM(input, hidden, batch_first=True)`` (cuDNN), eager,
 training-mode forward (parameters and input require gradients) and
 ``out.backward(dy)``. Both sides float32 with the same weights: Keras's
@@ -76,7 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_common as bc  # noqa: E402
 from gpu_dl import backend, layers  # noqa: E402
-from gpu_dl.ops import rnn_kernels  # noqa: E402
+from gpu_dl.ops import rnn_graphs, rnn_kernels  # noqa: E402
 
 DEVICE = "cuda"   # PyTorch's device
 # (batch, seq, input features, hidden units); smoke: the step loops (72 units) and the persistent kernels (24)
@@ -167,7 +176,7 @@ def run():
     if torch is None:
         out.append("PyTorch with CUDA is not installed: gpu_dl alone, its results checked against its NumPy "
                    "backend's.\n")
-    rows, persistent_rows, kernel_rows = [], [], []
+    rows, graph_rows_, persistent_rows, kernel_rows = [], [], [], []
     for batch, seq, inp, units in CASES:
         shape = f"({batch}, {seq}, {inp}, {units})"
         w = weights(inp, units)
@@ -235,9 +244,18 @@ def run():
         if rnn_kernels.persistent_applies(batch, units, numpy.float32):
             persistent_rows += step_loop_rows(layer, x, dy, shape, ms, wall)
             kernel_rows += persistent_kernel_rows(batch, seq, units, shape)
+        else:
+            graph_rows_ += graph_rows(layer, x, dy, shape, repeats, calls)
     out.append(bc.table(["(batch, seq, input, hidden)", "pass", "gpu_dl GPU us", "gpu_dl wall us/call",
                          "cuDNN GPU us", "cuDNN wall us/call", "cuDNN / gpu_dl (GPU)", "cuDNN / gpu_dl (wall)",
                          "target"], rows))
+    if graph_rows_:
+        out.append("\nThe step loops launched from the host step by step (eager: backend.set_rnn_graphs(False)) "
+                   "against their CUDA graphs replayed (graphs on, the default); captures / replays counted over "
+                   "the graph side's calls:\n\n" +
+                   bc.table(["(batch, seq, input, hidden)", "pass", "eager GPU us", "eager wall us/call",
+                             "graph GPU us", "graph wall us/call", "eager / graph (GPU)", "eager / graph (wall)",
+                             "max abs. difference (h; h and dx)", "captures / replays"], graph_rows_))
     if persistent_rows:
         out.append("\nThe layer with the persistent kernels (as above) against its step loops "
                    "(persistent path switched off):\n\n" +
@@ -278,6 +296,40 @@ def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
     return [[shape, "forward" if key == "fwd" else "forward + backward", f"{ms[key] * 1e3:.0f}", f"{wall[key]:.0f}",
              f"{persistent_ms[key] * 1e3:.0f}", f"{persistent_wall[key]:.0f}",
              f"{wall[key] / persistent_wall[key]:.2f}x", f"{differences[key]:.1e}"] for key in ("fwd", "both")]
+
+
+def graph_rows(layer, x, dy, shape, repeats, calls):
+    """Time the layer's step loops eager (graphs off) and replayed from CUDA graphs (on); check both agree."""
+    def forward():
+        return layer(x, training=True)
+
+    def forward_backward():
+        y = layer(x, training=True)
+        return y, layer.backward(dy)
+
+    results, ms, wall = {}, {}, {}
+    previous = backend.rnn_graphs()
+    try:
+        for graphs in (False, True):
+            backend.set_rnn_graphs(graphs)
+            rnn_graphs.clear()
+            results[graphs] = [a.copy() for a in forward_backward()]    # with graphs: the captures
+            ms[graphs] = {"fwd": bc.time_gpu(forward, repeats=repeats, flush=False),
+                          "both": bc.time_gpu(forward_backward, repeats=repeats, flush=False)}
+            wall[graphs] = {"fwd": bc.time_wall_per_call(forward, calls=calls),
+                            "both": bc.time_wall_per_call(forward_backward, calls=calls)}
+        stats = rnn_graphs.stats()
+    finally:
+        backend.set_rnn_graphs(previous)
+    pairs = list(zip(results[False], results[True]))
+    differences = {"fwd": float(cupy.abs(pairs[0][0] - pairs[0][1]).max()),
+                   "both": max(float(cupy.abs(a - b).max()) for a, b in pairs)}
+    counted = f"{stats['captures']} / {stats['replays']}" + (f" (refused: {stats['refused']})" if stats["refused"]
+                                                              else "")
+    return [[shape, "forward" if key == "fwd" else "forward + backward", f"{ms[False][key] * 1e3:.0f}",
+             f"{wall[False][key]:.0f}", f"{ms[True][key] * 1e3:.0f}", f"{wall[True][key]:.0f}",
+             f"{ms[False][key] / ms[True][key]:.2f}x", f"{wall[False][key] / wall[True][key]:.2f}x",
+             f"{differences[key]:.1e}", counted] for key in ("fwd", "both")]
 
 
 LONG_FACTOR = 8

@@ -124,6 +124,19 @@ def cupy_only():
 
 
 @pytest.fixture
+def eager_rnn_loops():
+    """The LSTM/GRU step loops launched step by step from the host (CUDA-graph replay off, ``gpu_dl.ops.rnn_graphs``),
+    for tests that pin the eager loop's own work; the setting is restored after."""
+    from gpu_dl.backend import config
+    from gpu_dl.ops import rnn_graphs
+    previous = config.rnn_graphs()
+    config.set_rnn_graphs(False)
+    rnn_graphs.clear()
+    yield
+    config.set_rnn_graphs(previous)
+
+
+@pytest.fixture
 def keras_schedule_free_as_on_jax(monkeypatch):
     """Keras 3.15's ScheduleFreeAdamW keeps ``momentum_old = momentum.value`` to recover the average from the
     ``z`` before the step. On JAX and TensorFlow that is a value; on torch it is the slot's own tensor, which

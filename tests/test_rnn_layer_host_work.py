@@ -14,7 +14,9 @@ units the step loops run: per step one product and one cell launch, and
 zero states are fills of index 0 of h and c (forward) and of one buffer
 holding both state gradients (backward). On the emulated GPU every
 category is pinned; on a GPU (whose CuPy has no hooks for ufuncs and
-copies) the launches of gpu_dl's own kernels.
+copies) the launches of gpu_dl's own kernels. The step loops run eagerly
+here (CUDA-graph replay off); a replayed call's work is pinned in
+tests/test_rnn_graph_capture.py.
 """
 import numpy
 import pytest
@@ -22,6 +24,8 @@ import pytest
 from device_work import DeviceWork
 from gpu_dl import activations, layers
 from gpu_dl.ops import rnn, rnn_kernels
+
+pytestmark = pytest.mark.usefixtures("eager_rnn_loops")
 
 TANH, SIGMOID = activations.get("tanh"), activations.get("sigmoid")
 

@@ -11,7 +11,8 @@ gpu_dl/ops/rnn_kernels.py are checked against the public launchers (the
 new kernel inputs against the NumPy references are in
 tests/test_rnn_kernels.py), and the whole loops against the NumPy backend
 and float64 finite differences. Every body needs a CUDA device
-(``cupy_only``).
+(``cupy_only``). They run the eager loops (CUDA-graph replay off); the
+graphs' replays of these loops are tests/test_rnn_graph_capture.py's.
 """
 import collections
 
@@ -22,6 +23,8 @@ from gpu_dl import activations, layers
 from gpu_dl.backend import launch
 from gpu_dl.ops import rnn, rnn_kernels
 from test_rnn_kernels import DTYPES, _normal, _pre_activations
+
+pytestmark = pytest.mark.usefixtures("eager_rnn_loops")
 
 TANH, SIGMOID = activations.get("tanh"), activations.get("sigmoid")
 UNITS = 65   # one above PERSISTENT_MAX_UNITS: the step loops run

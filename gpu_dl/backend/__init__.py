@@ -2,8 +2,8 @@
 import numpy as _numpy
 
 from .config import (
-    conv_precision, epsilon, floatx, image_data_format, make_rng, rng, set_conv_precision, set_epsilon, set_floatx,
-    set_image_data_format, set_random_seed, standardize_data_format, standardize_dtype,
+    conv_precision, epsilon, floatx, image_data_format, make_rng, rng, rnn_graphs, set_conv_precision, set_epsilon,
+    set_floatx, set_image_data_format, set_random_seed, set_rnn_graphs, standardize_data_format, standardize_dtype,
 )
 from .nvtx import nvtx_enabled, nvtx_range
 from .device import (
@@ -20,8 +20,9 @@ from .device import (
 
 __all__ = [
     "DeviceUnavailableError", "array_module", "conv_precision", "describe_device", "device_scope", "epsilon", "floatx",
-    "get_device", "image_data_format", "make_rng", "nvtx_enabled", "nvtx_range", "rng", "set_conv_precision",
-    "set_device", "set_epsilon", "set_floatx", "set_image_data_format", "set_random_seed", "standardize_data_format",
+    "get_device", "image_data_format", "make_rng", "nvtx_enabled", "nvtx_range", "rng", "rnn_graphs",
+    "set_conv_precision", "set_device", "set_epsilon", "set_floatx", "set_image_data_format", "set_random_seed",
+    "set_rnn_graphs", "standardize_data_format",
     "standardize_dtype", "to_device", "to_numpy", "xp",
 ]
 

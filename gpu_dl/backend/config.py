@@ -1,5 +1,6 @@
 """Global settings: the default float type, the image data format, the fuzz factor, the convolutions' float32
-precision, the random seed, and the debugging caps on epochs and steps (Keras's ``keras.config``)."""
+precision, CUDA-graph replay of the recurrent step loops, the random seed, and the debugging caps on epochs and
+steps (Keras's ``keras.config``)."""
 from __future__ import annotations
 
 import os
@@ -176,6 +177,39 @@ def set_conv_precision(value: str) -> None:
     """Choose "tf32" (default), "bfloat16" or "float32" for float32 convolutions on the GPU."""
     global _CONV_PRECISION
     _CONV_PRECISION = _checked_precision(value, "conv precision")
+
+
+# Whether the LSTM and GRU step loops on the GPU run as captured CUDA graphs (``gpu_dl.ops.rnn_graphs``): True
+# unless the environment variable GPU_DL_RNN_GRAPHS says 0/false/off. Off, they launch each step from the host.
+_SWITCH_WORDS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
+                 "no": False}
+
+
+def _switch_from_environment(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return _SWITCH_WORDS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"The environment variable {name} must be one of 1/true/on/yes or 0/false/off/no, "
+                         f"got {value!r}.") from None
+
+
+_RNN_GRAPHS = _switch_from_environment("GPU_DL_RNN_GRAPHS", True)
+
+
+def rnn_graphs() -> bool:
+    """Whether the GPU's LSTM/GRU step loops replay captured CUDA graphs (set_rnn_graphs; GPU_DL_RNN_GRAPHS)."""
+    return _RNN_GRAPHS
+
+
+def set_rnn_graphs(enabled: bool) -> None:
+    """Turn CUDA-graph replay of the LSTM/GRU step loops on (default) or off (every step launched from the host)."""
+    global _RNN_GRAPHS
+    if not isinstance(enabled, (bool, numpy.bool_)):
+        raise TypeError(f"set_rnn_graphs takes True or False, got {enabled!r}.")
+    _RNN_GRAPHS = bool(enabled)
 
 
 def set_random_seed(seed: int) -> None:

@@ -27,6 +27,10 @@ what the array path adds around them (GRU's recurrent bias forward; the
 output sequence's dh_seq[t], and GRU's direct part of the gradient,
 backward): at large batches and hidden sizes a step's GPU work is
 microseconds, and the host's work between launches is what the loop costs.
+So by default those loops (the LSTM's above the persistent kernels' 64 units)
+run as CUDA graphs, captured at the first call of a shape and replayed after,
+with the same kernels and products in the same order: ``rnn_graphs.py``
+(``gpu_dl.backend.set_rnn_graphs(False)`` turns that off).
 
 ``recurrent_mask`` (N, U), when given, multiplies h_{t-1} where it enters
 the recurrent product (Keras's recurrent dropout), every step the same; a
@@ -55,20 +59,22 @@ def _fused(activation, recurrent_activation, x):
                                 recurrent_activation.name if recurrent_activation.params == {} else None, x)
 
 
-def input_projection(x, kernel, bias, input_mask=None):
+def input_projection(x, kernel, bias, input_mask=None, out=None):
     """(T, N, D) -> (T, N, G*U): every step's x_t @ kernel + bias as one product, or with ``input_mask``
     (G, N, D), one per gate, gate g's columns from x times mask g (Keras's gated cells' input dropout with
-    implementation 1)."""
+    implementation 1). ``out`` (T, N, G*U), C-contiguous, of the product's dtype, without ``input_mask``:
+    the product written there (the same product, so the same bits)."""
     t, n, d = x.shape
     if input_mask is not None:
         xw = _recurrent_product(x, input_mask, kernel)
         if bias is not None:
             xw += bias
         return xw
-    xw = x.reshape(t * n, d) @ kernel
+    rows, width = x.reshape(t * n, d), kernel.shape[1]
+    xw = rows @ kernel if out is None else array_module(x).matmul(rows, kernel, out=out.reshape(t * n, width))
     if bias is not None:
         xw += bias
-    return xw.reshape(t, n, kernel.shape[1])
+    return xw.reshape(t, n, width)
 
 
 def _input_gradients(x, input_mask, dz, kernel, want_input):
@@ -194,9 +200,18 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    xw = input_projection(x, kernel, bias, input_mask)
     fused = _fused(activation, recurrent_activation, x)
-    persistent = fused and recurrent_mask is None and step_mask is None and _persistent_applies(n, u, x.dtype)
+    unmasked = fused and recurrent_mask is None and step_mask is None
+    persistent = unmasked and _persistent_applies(n, u, x.dtype)
+    if unmasked and not persistent:
+        from . import rnn_graphs
+        graphed = rnn_graphs.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask, training)
+        if graphed is not None:
+            h, c, gates = graphed
+            saved = (x, kernel, recurrent_kernel, h, c, gates, None, activation, recurrent_activation, None, None,
+                     input_mask)
+            return h, c, (saved if training else None)
+    xw = input_projection(x, kernel, bias, input_mask)
     # the persistent kernel copies the initial states into index 0 itself
     h, c = _sequences(xp, t, n, u, h0, x.dtype, c0, cell=True, initial=not persistent)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
@@ -258,7 +273,12 @@ def _forward_steps(xp, cell, h, recurrent_kernel, hr):
     """The fused forward loops' steps: h_t @ recurrent_kernel into ``hr``, then the bound cell launch ``cell(t)``."""
     # cupy.dot writes a C-contiguous ``out`` of the product's dtype in place (cuBLAS, no temporary), with
     # less host work per call than cupy.matmul's generalized-ufunc wrapper
-    dot, recurrent_kernel = xp.dot, xp.ascontiguousarray(recurrent_kernel, dtype=hr.dtype)
+    _forward_loop(xp.dot, cell, h, xp.ascontiguousarray(recurrent_kernel, dtype=hr.dtype), hr)
+
+
+def _forward_loop(dot, cell, h, recurrent_kernel, hr):
+    """``_forward_steps``' loop itself, its operands ready: only products and launches (what a CUDA graph captures,
+    ``rnn_graphs``)."""
     for step in range(h.shape[0] - 1):
         dot(h[step], recurrent_kernel, out=hr)
         cell(step)
@@ -267,7 +287,11 @@ def _forward_steps(xp, cell, h, recurrent_kernel, hr):
 def _backward_steps(xp, cell, d_product, recurrent_kernel, out):
     """The fused backward loops' steps, last first: the bound cell launch ``cell(t)``, then the gradient
     ``d_product[t]`` of step t's recurrent product times recurrent_kernel^T into ``out``."""
-    dot, recurrent_t = xp.dot, xp.ascontiguousarray(recurrent_kernel, dtype=out.dtype).T
+    _backward_loop(xp.dot, cell, d_product, xp.ascontiguousarray(recurrent_kernel, dtype=out.dtype).T, out)
+
+
+def _backward_loop(dot, cell, d_product, recurrent_t, out):
+    """``_backward_steps``' loop itself, its operands ready (``recurrent_t`` the recurrent kernel transposed)."""
     for step in range(d_product.shape[0] - 1, -1, -1):
         cell(step)
         dot(d_product[step], recurrent_t, out=out)
@@ -283,13 +307,22 @@ def lstm_backward(saved, dh_seq, dh_last=None, dc_last=None, *, want_input=True)
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
-    dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
-    if pre is None and mask is None and step_mask is None and _persistent_applies(n, u, x.dtype):
-        dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
-    elif pre is None and mask is None and step_mask is None:
-        dh0, dc0 = _lstm_backward_fused_steps(saved, dh_seq, dh_last, dc_last, dz)
+    unmasked = pre is None and mask is None and step_mask is None
+    persistent = unmasked and _persistent_applies(n, u, x.dtype)
+    graphed = None
+    if unmasked and not persistent:
+        from . import rnn_graphs
+        graphed = rnn_graphs.lstm_backward(saved, dh_seq, dh_last, dc_last)
+    if graphed is not None:
+        dz, dh0, dc0 = graphed
     else:
-        dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
+        dz = xp.empty((t, n, 4 * u), dtype=x.dtype)
+        if persistent:
+            dh0, dc0 = _lstm_backward_persistent(saved, dh_seq, dh_last, dc_last, dz)
+        elif unmasked:
+            dh0, dc0 = _lstm_backward_fused_steps(saved, dh_seq, dh_last, dc_last, dz)
+        else:
+            dh0, dc0 = _lstm_backward_steps(saved, dh_seq, dh_last, dc_last, dz)
     drecurrent, dbias = _weight_gradients(h[:-1], dz, mask)
     dkernel, dx = _input_gradients(x, saved[11], dz, kernel, want_input)
     return dx, dkernel, drecurrent, dbias, dh0, dc0
@@ -396,11 +429,19 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
+    fused = _fused(activation, recurrent_activation, x)
+    if fused and recurrent_mask is None and step_mask is None:
+        from . import rnn_graphs
+        graphed = rnn_graphs.gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask, training)
+        if graphed is not None:
+            h, gates = graphed
+            saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, None, activation, recurrent_activation,
+                     None, None, input_mask)
+            return h, (saved if training else None)
     xw = input_projection(x, kernel, None if bias is None else bias[0], input_mask)
     h = _sequences(xp, t, n, u, h0, x.dtype)
     # per step: z, r, hh (activated) and hr_h, the recurrent product's h block (with its bias)
     gates = xp.empty((t, n, 4 * u), dtype=x.dtype)
-    fused = _fused(activation, recurrent_activation, x)
     pre = None if fused else xp.empty((t, n, 3 * u), dtype=x.dtype)
     hr = xp.empty((n, 3 * u), dtype=x.dtype)
     saved = (x, kernel, recurrent_kernel, bias is not None, h, gates, pre, activation, recurrent_activation,
@@ -446,9 +487,15 @@ def gru_backward(saved, dh_seq, dh_last=None, *, want_input=True):
     xp = array_module(x)
     t, n, _ = x.shape
     u = recurrent_kernel.shape[0]
+    fused = pre is None
+    if fused and mask is None and step_mask is None:
+        from . import rnn_graphs
+        graphed = rnn_graphs.gru_backward(saved, dh_seq, dh_last)
+        if graphed is not None:
+            dxw, dhr, dh0 = graphed
+            return _gru_weight_gradients(saved, dxw, dhr, want_input) + (dh0,)
     dxw = xp.empty((t, n, 3 * u), dtype=x.dtype)
     dhr = xp.empty((t, n, 3 * u), dtype=x.dtype)
-    fused = pre is None
     if fused and mask is None and step_mask is None:
         return _gru_backward_fused_steps(saved, dh_seq, dh_last, dxw, dhr, want_input)
     dh_next = xp.zeros((n, u), dtype=x.dtype) if dh_last is None else dh_last.astype(x.dtype, copy=True)

@@ -29,6 +29,25 @@ back (``bincount``, ``nonzero``, ``argwhere``, ``flatnonzero``, one-argument
 ``where``, ``unique`` and the set functions built on it, ``compress``,
 ``extract``, and indexing with a boolean mask).
 
+Streams and CUDA graphs: ``with stream:`` and ``stream.use()`` make a stream
+current (``cuda.get_current_stream``; the legacy default stream otherwise).
+``begin_capture()`` on any stream but the legacy default one starts a
+capture, ``is_capturing()`` says so, ``end_capture()`` returns a graph whose
+``launch(stream=None)`` replays what was captured, in order (``upload`` does
+nothing). While the current stream captures, a ``RawKernel`` launch and
+``cupy.dot(a, b, out=...)`` are recorded, not run, and ``empty``/
+``empty_like`` only allocate; any other device operation on it (a ufunc,
+another function, an assignment or fill, a copy, a transfer, a synchronize,
+an event record, a graph launch) raises ``CUDARuntimeError``
+(cudaErrorStreamCaptureUnsupported) and invalidates the capture, whose
+``end_capture`` then raises (cudaErrorStreamCaptureInvalidated): an eager
+operation slipped into a captured region is what this is for. A real capture
+would record those operations too; refusing them is the stand-in's own
+strictness. ``cuda.using_allocator(allocator)`` sets a thread-local allocator
+which this calls, its result unused, with the byte count of every new device
+array a CuPy function makes (the memory is still NumPy's), so code can count
+its allocations as it would on a GPU; ``set_allocator``'s is never called.
+
 What this cannot show: anything about speed, the tensor cores' own rounding
 (the emulation sums exact products in double), races the fibers' fixed
 schedule does not expose, and CuPy's refusal of ``numpy.asarray(device_array)``
@@ -37,6 +56,7 @@ of NumPy's non-ufunc functions given a mix of host and device arrays.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 import threading
@@ -66,6 +86,40 @@ def _declare_synchronize():
     """What CuPy's ``syncdetect`` does where the host waits for the device: refuse while disallowed."""
     if not getattr(_sync, "allowed", True):
         raise DeviceSynchronized()
+
+
+# ------------------------------------------------------------------------------- streams and captures
+_streams = threading.local()    # .entered: the streams of ``with stream:`` blocks; .used: ``use()``'s stream
+_CAPTURES = []                  # the streams capturing now (a fast "none" for every operation's check)
+_allocators = threading.local()  # .current: ``using_allocator``'s allocator
+_USING_ALLOCATOR = [0]          # how many ``using_allocator`` blocks are open, on any thread
+
+
+def _current_stream():
+    entered = getattr(_streams, "entered", None)
+    if entered:
+        return entered[-1]
+    return getattr(_streams, "used", None) or _Stream.null
+
+
+def _refuse_while_capturing(what, stream=None):
+    """A device operation on ``stream`` (the current one when None): refused, and the capture invalidated, while
+    that stream captures."""
+    if _CAPTURES:
+        capture = (_current_stream() if stream is None else stream)._capture
+        if capture is not None:
+            capture.invalidated = True
+            raise CUDARuntimeError(_Runtime.errorStreamCaptureUnsupported,
+                                   f"{what} on a capturing stream: the emulated capture records only RawKernel "
+                                   "launches and cupy.dot(..., out=...)")
+
+
+def _report_allocation(nbytes):
+    """Tell ``using_allocator``'s allocator, if one is set on this thread, of a new device array of ``nbytes``."""
+    if _USING_ALLOCATOR[0]:
+        allocator = getattr(_allocators, "current", None)
+        if allocator is not None:
+            allocator(nbytes)
 
 
 def _refuse_host_operands(ufunc, inputs, out):
@@ -112,6 +166,7 @@ class ndarray(numpy.ndarray):
         return _Pointer(self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _refuse_while_capturing(f"the ufunc {ufunc.__name__}")
         # ufunc.at's indices may be host arrays: CuPy moves an index to the device itself.
         operands = inputs[:1] + inputs[2:] if method == "at" else inputs
         if method == "at":
@@ -131,6 +186,7 @@ class ndarray(numpy.ndarray):
         return out[0] if out and out[0] is not None else _device_0d(result)
 
     def __array_function__(self, func, types, args, kwargs):
+        _refuse_while_capturing(f"numpy.{func.__name__}")
         out = kwargs.get("out")
         if out is not None:
             _refuse_host_operands(func, (), _outs(out))
@@ -144,8 +200,23 @@ class ndarray(numpy.ndarray):
         return _on_device(result)
 
     def get(self, stream=None):
+        _refuse_while_capturing("a copy to the host")
         _declare_synchronize()
         return numpy.array(self, copy=True).view(numpy.ndarray)
+
+    def __array_finalize__(self, obj):
+        # A device array with memory of its own made by an ndarray method (copy, astype): a device copy.
+        if obj is not None and self.base is None:
+            _refuse_while_capturing("a device array's copy")
+            _report_allocation(self.nbytes)
+
+    def __setitem__(self, key, value):
+        _refuse_while_capturing("an assignment to a device array")
+        super().__setitem__(key, value)
+
+    def fill(self, value):
+        _refuse_while_capturing("a fill")
+        super().fill(value)
 
     def __getitem__(self, key):
         # A boolean mask's output size is its count of True, which CuPy reads back.
@@ -175,6 +246,8 @@ for _name in ("item", "tolist", "__bool__", "__int__", "__float__", "__complex__
 
 def _device(a):
     if isinstance(a, numpy.ndarray) and not isinstance(a, ndarray):
+        if a.base is None:          # memory of its own: a new device array
+            _report_allocation(a.nbytes)
         return a.view(ndarray)
     return a
 
@@ -210,23 +283,31 @@ def asarray(a, dtype=None, order=None):
     # if the dtype or order asks for it (spelled so for NumPy 1.26 and 2.x alike),
     # and is otherwise the very same array, as CuPy returns it.
     if isinstance(a, ndarray):
-        return _device(numpy.asanyarray(a, dtype=dtype, order=order or "K"))
+        result = numpy.asanyarray(a, dtype=dtype, order=order or "K")
+        if result is not a:
+            _refuse_while_capturing("a device copy")
+        return _device(result)
+    _refuse_while_capturing("a copy to the device")
     return _device(numpy.array(a, dtype=dtype, order=order or "K", copy=True))
 
 
 def array(a, dtype=None, copy=True, order="K"):
     # CuPy's copy=False means "copy only if needed", NumPy 1.26's meaning too.
     if copy:
+        _refuse_while_capturing("a device copy")
         return _device(numpy.array(a, dtype=dtype, order=order, copy=True))
     return asarray(a, dtype=dtype, order=order)
 
 
 def asnumpy(a, stream=None):
     if isinstance(a, ndarray):
+        _refuse_while_capturing("a copy to the host")
         _declare_synchronize()
     return numpy.array(a, copy=True).view(numpy.ndarray)
 
 
+# What a capture lets run: these only allocate (no device operation), so they run as they would outside one.
+_ALLOCATING_ONLY = {"empty", "empty_like"}
 # CuPy's functions that read a count or a check back from the device before they return.
 _SYNCHRONIZING = {"bincount", "nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract",
                   "intersect1d", "setdiff1d", "setxor1d", "union1d", "unique_values", "unique_counts",
@@ -240,6 +321,14 @@ def __getattr__(name):
         return target
 
     def wrapped(*args, **kwargs):
+        if _CAPTURES and _current_stream()._capture is not None:
+            if name == "dot" and (kwargs.get("out") is not None or len(args) > 2):
+                # replayed on plain views: the graph's work is the device's, not calls the host makes
+                plain_args, plain_kwargs = _plain(args), _plain(kwargs)
+                _current_stream()._capture.ops.append(lambda: target(*plain_args, **plain_kwargs))
+                return kwargs.get("out", args[2] if len(args) > 2 else None)
+            if name not in _ALLOCATING_ONLY:
+                _refuse_while_capturing(f"cupy.{name}")
         if name in _SYNCHRONIZING or (name == "where" and len(args) + len(kwargs) == 1):
             _declare_synchronize()
         if isinstance(target, numpy.ufunc):     # CuPy's ufuncs refuse host arrays even where no operand is a device one
@@ -357,7 +446,12 @@ class RawKernel:
         if shared_mem > self.max_dynamic_shared_size_bytes:
             raise RuntimeError(f"{self.name}: {shared_mem} bytes of dynamic shared memory, above the kernel's "
                                f"limit of {self.max_dynamic_shared_size_bytes} (set max_dynamic_shared_size_bytes)")
-        self.module.launch(self.name, grid, block, tuple(args), shared_mem)
+        module, name, args = self.module, self.name, tuple(args)
+        capture = (stream if stream is not None else _current_stream())._capture if _CAPTURES else None
+        if capture is not None:     # recorded for the graph's launches, not run
+            capture.ops.append(lambda: module.launch(name, grid, block, args, shared_mem))
+            return
+        module.launch(name, grid, block, args, shared_mem)
 
 
 class RawModule:
@@ -384,7 +478,7 @@ class _CompileException(Exception):
 class CUDARuntimeError(RuntimeError):
     """``cupy.cuda.runtime.CUDARuntimeError``: a CUDA call's error status."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message="CUDA error"):
         self.status = status
         super().__init__(f"{message} (CUDA error {status})")
 
@@ -394,6 +488,9 @@ class _Runtime:
     errorInvalidValue = 1
     errorMemoryAllocation = 2
     errorInvalidResourceHandle = 400
+    errorIllegalState = 401
+    errorStreamCaptureUnsupported = 900
+    errorStreamCaptureInvalidated = 901
     cudaDevAttrMultiProcessorCount = 16
     cudaDevAttrL2CacheSize = 38
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
@@ -404,6 +501,7 @@ class _Runtime:
     @classmethod
     def memcpy(cls, dst, src, size, kind):
         """Copy ``size`` bytes from address ``src`` to ``dst``: host and device memory are the same here."""
+        _refuse_while_capturing("cudaMemcpy")
         if kind not in range(5):
             raise CUDARuntimeError(cls.errorInvalidValue, f"cudaMemcpy: no copy kind {kind}")
         if size < 0 or (size and not (dst and src)):
@@ -465,25 +563,53 @@ class _Device:
         pass
 
 
-class _Stream:
-    """A CUDA stream. Every emulated launch and copy has finished when its call returns, so any stream
-    is idle whenever the host looks; ``ptr`` is 0, the legacy default stream, for all of them."""
+class _Capture:
+    def __init__(self):
+        self.ops, self.invalidated = [], False
 
-    ptr = 0
 
-    def __init__(self, null=False, non_blocking=False, ptds=False):
+class _Graph:
+    """``cupy.cuda.graph.Graph``: what a capture recorded, replayed in order by each launch."""
+
+    def __init__(self, ops):
+        self._ops = tuple(ops)
+
+    def launch(self, stream=None):
+        _refuse_while_capturing("a graph launch", stream)
+        for op in self._ops:
+            op()
+
+    def upload(self, stream=None):
         pass
 
+
+class _Stream:
+    """A CUDA stream. Every emulated launch and copy has finished when its call returns, so any stream
+    is idle whenever the host looks; ``ptr`` is 0, the legacy default stream, for all of them. It
+    captures as the module docstring says."""
+
+    ptr = 0
+    null = None       # the legacy default stream, set below
+
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        self.is_null, self.non_blocking, self._capture = bool(null), bool(non_blocking), None
+
     def __enter__(self):
+        if not hasattr(_streams, "entered"):
+            _streams.entered = []
+        _streams.entered.append(self)
         return self
 
     def __exit__(self, *exc):
+        _streams.entered.pop()
         return False
 
     def use(self):
+        _streams.used = self
         return self
 
     def synchronize(self):
+        _refuse_while_capturing("a synchronize", self)
         _declare_synchronize()
 
     def record(self, event=None):
@@ -498,6 +624,32 @@ class _Stream:
     def done(self):
         return True
 
+    def begin_capture(self, mode=None):
+        if self.is_null:
+            raise CUDARuntimeError(_Runtime.errorStreamCaptureUnsupported,
+                                   "cudaStreamBeginCapture: the legacy default stream cannot capture")
+        if self._capture is not None:
+            raise CUDARuntimeError(_Runtime.errorIllegalState, "cudaStreamBeginCapture: the stream is capturing")
+        self._capture = _Capture()
+        _CAPTURES.append(self)
+
+    def is_capturing(self):
+        return self._capture is not None
+
+    def end_capture(self):
+        capture = self._capture
+        if capture is None:
+            raise CUDARuntimeError(_Runtime.errorIllegalState, "cudaStreamEndCapture: the stream is not capturing")
+        self._capture = None
+        _CAPTURES.remove(self)
+        if capture.invalidated:
+            raise CUDARuntimeError(_Runtime.errorStreamCaptureInvalidated,
+                                   "cudaStreamEndCapture: the capture was invalidated by an operation it refused")
+        return _Graph(capture.ops)
+
+
+_Stream.null = _Stream(null=True)
+
 
 class _Event:
     """A CUDA event: the host's ``time.perf_counter`` when recorded, all earlier emulated work being done by then."""
@@ -507,6 +659,7 @@ class _Event:
         self._time = None
 
     def record(self, stream=None):
+        _refuse_while_capturing("an event record", stream)
         self._time = time.perf_counter()
 
     def synchronize(self):
@@ -541,6 +694,12 @@ class _Pool:
 _allocator = [None]
 
 
+def _host_malloc(nbytes):
+    """The allocator ``get_allocator`` gives where none was set (CuPy's would be its pool's): the stand-in's memory
+    is NumPy's, so it has nothing to hand out."""
+    return None
+
+
 class _NotOnTheHost:
     """CuPy's raw memory types: imported by gpu_dl's pool glue, never used here (the stand-in allocates with NumPy)."""
 
@@ -569,11 +728,24 @@ class cuda:
 
     @staticmethod
     def get_current_stream():
-        return _Stream()
+        return _current_stream()
 
     @staticmethod
     def get_allocator():
-        return _allocator[0]
+        current = getattr(_allocators, "current", None)
+        return (_allocator[0] or _host_malloc) if current is None else current
+
+    @staticmethod
+    @contextlib.contextmanager
+    def using_allocator(allocator=None):
+        previous = getattr(_allocators, "current", None)
+        _allocators.current = allocator
+        _USING_ALLOCATOR[0] += 1
+        try:
+            yield
+        finally:
+            _USING_ALLOCATOR[0] -= 1
+            _allocators.current = previous
 
     @staticmethod
     def set_allocator(allocator=None):
