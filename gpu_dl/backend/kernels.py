@@ -116,9 +116,21 @@ def get_module(filename: str, options: tuple = ()):
     return module
 
 
+_functions: dict = {}
+
+
 def get_kernel(filename: str, name: str, options: tuple = ()):
-    """The ``extern "C"`` kernel ``name`` of ``filename`` as a ``cupy.RawKernel``."""
-    return get_module(filename, options).get_function(name)
+    """The ``extern "C"`` kernel ``name`` of ``filename`` as a ``cupy.RawKernel``, made once per device.
+
+    Launchers call this for every launch: CuPy's ``RawModule.get_function`` builds a new ``RawKernel``
+    (and looks its function up in CuPy's own cache) on each call, host work a launch need not repeat.
+    """
+    import cupy
+    key = (filename, name, options, cupy.cuda.runtime.getDevice())
+    kernel = _functions.get(key)
+    if kernel is None:
+        kernel = _functions[key] = get_module(filename, options).get_function(name)
+    return kernel
 
 
 # ------------------------------------------------- without a GPU: NVRTC itself
