@@ -42,7 +42,22 @@ def pytest_configure(config):
             os.environ.setdefault(name, str(max(1, cores // workers)))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--gpu-bodies-only", action="store_true",
+                     help="run only the test bodies that run on the GPU: the xp fixture's cupy case and the tests "
+                          "that take cupy_only (the emulated GPU's runs; profiling/gpu_check.sh's tests group)")
+
+
+def runs_on_gpu(item):
+    """Whether a collected test runs on the GPU: the xp fixture's cupy case, or a test that takes cupy_only."""
+    callspec = getattr(item, "callspec", None)
+    return "cupy_only" in item.fixturenames or (callspec is not None and callspec.params.get("xp") == "cupy")
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--gpu-bodies-only"):
+        config.hook.pytest_deselected(items=[item for item in items if not runs_on_gpu(item)])
+        items[:] = [item for item in items if runs_on_gpu(item)]
     # In an xdist worker (each collects the whole list in the same order, and the controller hands tests out
     # in that order): the long tests first, so that they start early and the short ones fill in around them,
     # rather than one worker running a long test alone at the end.

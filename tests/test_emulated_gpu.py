@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy
 import pytest
 
+from conftest import runs_on_gpu
 from emulated_gpu import build, run
 
 HERE = Path(__file__).resolve().parent
@@ -291,7 +292,7 @@ def test_the_shards_are_balanced_by_recorded_seconds():
 
 def _runs_on_the_emulator(item):
     """Whether the emulated run of ``item``'s file runs it: a CuPy body, not one of the long training runs."""
-    return run.OnlyCupyBodies.on_gpu(item) and not any(name in keyword for keyword in item.keywords
+    return runs_on_gpu(item) and not any(name in keyword for keyword in item.keywords
                                                        for name in run.LONG_TRAINING)
 
 

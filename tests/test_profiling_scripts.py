@@ -212,7 +212,8 @@ def _gpu_check(env, out, *groups, **variables):
     ("GPU_CHECK_JOBS", "0", "GPU_CHECK_JOBS must be a positive integer, got '0'"),
     ("GPU_CHECK_SUITE_TIMEOUT", "9m", "GPU_CHECK_SUITE_TIMEOUT must be a positive integer, got '9m'"),
     ("GPU_CHECK_FILE_TIMEOUT", "-5", "GPU_CHECK_FILE_TIMEOUT must be a positive integer, got '-5'"),
-    ("GPU_CHECK_KEEP_FULL_LOG", "yes", "GPU_CHECK_KEEP_FULL_LOG must be 0 or 1, got 'yes'")])
+    ("GPU_CHECK_KEEP_FULL_LOG", "yes", "GPU_CHECK_KEEP_FULL_LOG must be 0 or 1, got 'yes'"),
+    ("GPU_CHECK_SUITE_ALL", "all", "GPU_CHECK_SUITE_ALL must be 0 or 1, got 'all'")])
 def test_gpu_check_refuses_a_bad_option_value(tmp_path, variable, value, expected):
     result = _gpu_check(_gpu_machine(tmp_path), tmp_path / "r", "info", **{variable: value})
     assert result.returncode == 2 and expected in result.stderr, result.stdout + result.stderr
@@ -233,25 +234,27 @@ def test_gpu_check_tests_group_writes_the_suite_s_summary(tmp_path):
     env = _gpu_machine(tmp_path, XDIST_LOG + XDIST_END, pytest_exit=1)
     result = _gpu_check(env, out, "tests", GPU_CHECK_JOBS="3")
     assert result.returncode == 1
-    assert result.stdout.strip().endswith("gpu_check: FAILED: test suite, NumPy and CuPy tiers")
+    assert result.stdout.strip().endswith("gpu_check: FAILED: test suite, CuPy tier")
     lines = (out / "pytest.txt").read_text().splitlines()
-    assert lines[0] == "== test suite, NumPy and CuPy tiers"
+    assert lines[0] == "== test suite, CuPy tier"
     assert lines[1] == (f"command: timeout 540 {env['PYTHON']} -m pytest -v -p no:cacheprovider -rfE --tb=short -n 3 "
-                        "--ignore tests/test_emulated_gpu.py tests")
+                        "--gpu-bodies-only --ignore tests/test_emulated_gpu.py tests")
     assert lines[2:] == _summary(tmp_path, XDIST_LOG + XDIST_END).stdout.splitlines() + [
-        "== test suite, NumPy and CuPy tiers: exit 1"]
+        "== test suite, CuPy tier: exit 1"]
     assert sorted(p.name for p in out.iterdir()) == ["pytest.txt"]   # the -v log is not kept by default
     kept = _gpu_check(env, out, "tests", GPU_CHECK_KEEP_FULL_LOG="1")
     assert kept.returncode == 1 and (out / "pytest_full.log").read_text() == XDIST_LOG + XDIST_END
-    assert (out / "pytest.txt").read_text().count("== test suite, NumPy and CuPy tiers: exit 1") == 2   # appended
+    assert (out / "pytest.txt").read_text().count("== test suite, CuPy tier: exit 1") == 2   # appended
 
 
 def test_gpu_check_tests_group_runs_in_one_process_without_xdist(tmp_path):
     out = tmp_path / "r"
     env = _gpu_machine(tmp_path, PLAIN_LOG, xdist=False)
-    assert _gpu_check(env, out, "tests", GPU_CHECK_JOBS="3").returncode == 0
+    # GPU_CHECK_SUITE_ALL=1: every test body, NumPy's too
+    assert _gpu_check(env, out, "tests", GPU_CHECK_JOBS="3", GPU_CHECK_SUITE_ALL="1").returncode == 0
     lines = (out / "pytest.txt").read_text().splitlines()
-    assert lines[1:3] == ["(pytest-xdist is not importable: the suite runs in one process)",
+    assert lines[0:3] == ["== test suite, NumPy and CuPy tiers",
+                          "(pytest-xdist is not importable: the suite runs in one process)",
                           f"command: timeout 540 {env['PYTHON']} -m pytest -v -p no:cacheprovider -rfE --tb=short "
                           "--ignore tests/test_emulated_gpu.py tests"]
     assert "tests/test_broken.py (collection error)" in lines
@@ -266,7 +269,7 @@ def test_gpu_check_tests_group_reports_how_far_a_suite_stopped_by_its_time_limit
     assert ("items reported: 5 of 6 (83%)\n"
             "no pytest summary: the run was stopped by its time limit of 2 s before pytest's summary\n") in text
     assert "tests/test_a.py::test_td\ntests/test_b.py::test_p[x - y]\n" in text
-    assert text.endswith("== test suite, NumPy and CuPy tiers: exit 124\n")
+    assert text.endswith("== test suite, CuPy tier: exit 124\n")
 
 
 def test_gpu_check_sanitizer_group_keeps_a_fixed_order_and_every_failure(tmp_path):

@@ -45,18 +45,8 @@ def without_long_training():
     return ["-k", " and ".join(f"not {name}" for name in LONG_TRAINING)]
 
 
-class OnlyCupyBodies:
-    """Deselects every collected test that does not run on the (emulated) GPU."""
-
-    @staticmethod
-    def on_gpu(item):
-        callspec = getattr(item, "callspec", None)
-        return "cupy_only" in item.fixturenames or (callspec is not None and callspec.params.get("xp") == "cupy")
-
-    def pytest_collection_modifyitems(self, config, items):
-        kept = [item for item in items if self.on_gpu(item)]
-        config.hook.pytest_deselected(items=[item for item in items if not self.on_gpu(item)])
-        items[:] = kept
+# Only the CuPy test bodies: tests/conftest.py's option deselects every other collected test.
+ONLY_CUPY_BODIES = "--gpu-bodies-only"
 
 
 class FileSeconds:
@@ -86,8 +76,8 @@ def record_file_seconds(files=()):
     with tempfile.TemporaryDirectory() as cache:
         # The kernels' host builds count where they happen on a fresh machine: in the first test that needs one.
         os.environ["GPU_DL_EMULATION_CACHE"] = cache
-        status = pytest.main(["-q", "-p", "no:cacheprovider", *without_long_training(), *files],
-                             plugins=[OnlyCupyBodies(), recorder])
+        status = pytest.main(["-q", "-p", "no:cacheprovider", ONLY_CUPY_BODIES, *without_long_training(), *files],
+                             plugins=[recorder])
     if status == 0:
         with open(FILE_SECONDS.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -112,4 +102,4 @@ if __name__ == "__main__":
     use_checkout()
     if sys.argv[1:2] == ["--file-seconds"]:
         sys.exit(record_file_seconds(sys.argv[2:]))
-    sys.exit(pytest.main(sys.argv[1:], plugins=[OnlyCupyBodies()]))
+    sys.exit(pytest.main([ONLY_CUPY_BODIES, *sys.argv[1:]]))
