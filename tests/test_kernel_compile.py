@@ -2,14 +2,32 @@
 
 The text and options are the loader's own (headers inlined, KERNEL_OPTIONS),
 so what passes here is what a GPU machine compiles. ptxas's report must show
-no register spills, and every float32 kernel a float64 twin. Also: the loader's error for a file that does not
+no register spills, every float32 kernel a float64 twin, and the kernels a launcher module lists
+(``kernel_names()``) must be those its file defines. Also: the loader's error for a file that does not
 compile names the file and line and carries NVRTC's log.
 """
+import importlib
+import pkgutil
+
 import pytest
 
+import gpu_dl.ops
 from gpu_dl.backend import kernels
 
 ARCHES = ["sm_80", "sm_90"]
+
+
+def _listing_launchers():
+    """kernel file -> the gpu_dl.ops modules that launch its kernels and list them (``kernel_names()``)."""
+    found = {}
+    for info in pkgutil.iter_modules(gpu_dl.ops.__path__):
+        module = importlib.import_module(f"gpu_dl.ops.{info.name}")
+        if hasattr(module, "_KERNEL_FILE") and hasattr(module, "kernel_names"):
+            found.setdefault(module._KERNEL_FILE, []).append(module)
+    return found
+
+
+LISTING_LAUNCHERS = _listing_launchers()
 
 if not kernels.nvrtc_available():
     pytest.skip("NVRTC is not importable (pip install cuda-bindings nvidia-cuda-nvrtc)", allow_module_level=True)
@@ -39,6 +57,15 @@ def test_kernel_file_compiles_without_spills(filename, arch, capsys):
     for name in names:
         if name.endswith("_f32"):
             assert name[:-4] + "_f64" in names, f"{filename}: {name} has no float64 twin for gradient checks"
+    for module in LISTING_LAUNCHERS.get(filename, []):   # checked here too, not on a compile of its own
+        assert module.kernel_names() == names, f"{module.__name__}.kernel_names() is not what {filename} defines"
+
+
+def test_launchers_that_list_their_kernels_are_found():
+    assert {name: [m.__name__ for m in modules] for name, modules in LISTING_LAUNCHERS.items()} == {
+        "conv2d.cu": ["gpu_dl.ops.conv_kernels"], "lstm_cell.cu": ["gpu_dl.ops.rnn_kernels"],
+        "augment.cu": ["gpu_dl.ops.augment_kernels"], "ctc.cu": ["gpu_dl.ops.ctc"],
+        "counter_noise.cu": ["gpu_dl.ops.counter_noise"]}
 
 
 def test_compile_error_names_file_and_line(tmp_path, monkeypatch):
