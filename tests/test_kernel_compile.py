@@ -65,7 +65,8 @@ def test_launchers_that_list_their_kernels_are_found():
     assert {name: [m.__name__ for m in modules] for name, modules in LISTING_LAUNCHERS.items()} == {
         "conv2d.cu": ["gpu_dl.ops.conv_kernels"], "lstm_cell.cu": ["gpu_dl.ops.rnn_kernels"],
         "augment.cu": ["gpu_dl.ops.augment_kernels"], "ctc.cu": ["gpu_dl.ops.ctc"],
-        "counter_noise.cu": ["gpu_dl.ops.counter_noise"]}
+        "counter_noise.cu": ["gpu_dl.ops.counter_noise"],
+        "normalization.cu": ["gpu_dl.ops.norm_kernels"]}
 
 
 def test_compile_error_names_file_and_line(tmp_path, monkeypatch):
