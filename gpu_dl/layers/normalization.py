@@ -22,8 +22,11 @@ UnitNormalization scales each slice along ``axis`` (an int or a list) to an
 L2 norm of 1, as Keras's ``ops.normalize(x, axis, order=2, epsilon=1e-12)``
 does; it has no weights and takes inputs of any rank.
 
-The arithmetic lives in ``gpu_dl.ops.normalization``: CuPy array operations on
-the GPU, no fused kernel yet.
+The arithmetic lives in ``gpu_dl.ops.normalization``. On the GPU,
+LayerNormalization (but for ``rms_scaling=True``) and RMSNormalization over
+the trailing axes of a contiguous float32/float64 input run as the fused
+kernels of ``kernels/normalization.cu``; other axes, strided inputs and
+BatchNormalization run as CuPy array operations.
 """
 from __future__ import annotations
 
@@ -32,9 +35,10 @@ import math
 import numbers
 
 from ..backend.user_warnings import warn
-from ..ops.normalization import (batch_norm_inference, batch_norm_train, l2_normalize, l2_normalize_backward,
-                                 normalize_backward, rms_normalize, rms_normalize_backward, rms_scale,
-                                 rms_scale_backward)
+from ..ops.normalization import (RowStatistics, batch_norm_inference, batch_norm_train, fused_rows_apply,
+                                 l2_normalize, l2_normalize_backward, layer_norm_fused, layer_norm_fused_backward,
+                                 normalize_backward, rms_norm_fused, rms_norm_fused_backward, rms_normalize,
+                                 rms_normalize_backward, rms_scale, rms_scale_backward)
 from .base import Layer, writable_value
 
 
@@ -328,10 +332,13 @@ class LayerNormalization(_Normalization):
     def call(self, x, training=False):
         positions, _, shape = self._axes_of(x)
         gamma = self._param(self.gamma, shape)
+        beta = self._param(self.beta, shape)
         if self.rms_scaling:
             y, saved = rms_scale(x, positions, self.epsilon, gamma)
+        elif fused_rows_apply(x, positions, gamma, beta):
+            y, saved = layer_norm_fused(x, positions, self.epsilon, gamma, beta, want_stats=training)
         else:
-            y, _, _, saved = batch_norm_train(x, positions, self.epsilon, gamma, self._param(self.beta, shape))
+            y, _, _, saved = batch_norm_train(x, positions, self.epsilon, gamma, beta)
         self._saved = saved if training else None
         return y
 
@@ -341,7 +348,12 @@ class LayerNormalization(_Normalization):
         gamma = self._param(self.gamma, shape)
         want = dict(need_input_grad=self.input_gradient_wanted,
                     need_param_grads=self.trainable and (self.gamma is not None or self.beta is not None))
-        if self.rms_scaling:
+        if isinstance(saved, RowStatistics):     # the forward ran the fused kernel
+            dx, dgamma, dbeta = layer_norm_fused_backward(
+                dy, saved, gamma, need_input_grad=want["need_input_grad"],
+                want_gamma=want["need_param_grads"] and self.gamma is not None,
+                want_beta=want["need_param_grads"] and self.beta is not None)
+        elif self.rms_scaling:
             (dx, dgamma), dbeta = rms_scale_backward(dy, saved, positions, other, gamma, **want), None
         else:
             dx, dgamma, dbeta = normalize_backward(dy, saved, positions, other, gamma, through_statistics=True,
@@ -397,17 +409,24 @@ class RMSNormalization(_Normalization):
         # Keras computes in float32 at least (a float16 input included).
         work = x if x.dtype.itemsize >= 4 else x.astype("float32")
         scale = self._param(self.scale, shape).astype(work.dtype, copy=False)    # no copy in the same dtype
-        y, inv = rms_normalize(work, positions, self.epsilon, scale)
-        self._saved = (work, inv) if training else None
+        if fused_rows_apply(work, positions, scale):
+            y, saved = rms_norm_fused(work, positions, self.epsilon, scale, want_stats=training)
+            self._saved = (work, saved) if training else None
+        else:
+            y, inv = rms_normalize(work, positions, self.epsilon, scale)
+            self._saved = (work, inv) if training else None
         return y.astype(x.dtype, copy=False)
 
     def backward(self, dy):
         x, inv = self.saved()
         positions, other, shape = self._axes_of(dy)
-        dx, dscale = rms_normalize_backward(dy.astype(x.dtype, copy=False), x, inv, positions, other,
-                                            self._param(self.scale, shape).astype(x.dtype, copy=False),
-                                            need_input_grad=self.input_gradient_wanted,
-                                            need_param_grads=self.trainable)
+        scale = self._param(self.scale, shape).astype(x.dtype, copy=False)
+        want = dict(need_input_grad=self.input_gradient_wanted, need_param_grads=self.trainable)
+        if isinstance(inv, RowStatistics):     # the forward ran the fused kernel
+            dx, dscale = rms_norm_fused_backward(dy, inv, scale, **want)
+        else:
+            dx, dscale = rms_normalize_backward(dy.astype(x.dtype, copy=False), x, inv, positions, other, scale,
+                                                **want)
         if self.trainable:
             self.scale.grad = dscale.reshape(self.scale.shape).astype(self.scale.dtype, copy=False)
         return None if dx is None else dx.astype(dy.dtype, copy=False)

@@ -28,15 +28,22 @@ UnitNormalization calls with epsilon 1e-12: ``x * min(1 / sqrt(sum(x**2)),
 backward, with ``r`` that factor: ``dx = r * dy - x * r**3 * sum(x * dy)``
 where the cap is not reached, ``r * dy`` where it is (``r`` is constant there).
 
-On the GPU these run as CuPy array operations (a handful of element-wise and
-reduction kernels per call); a fused normalization kernel is later work.
+On the GPU, layer normalization and RMS normalization over the trailing axes
+of a C-contiguous float32/float64 CuPy array run as the fused kernels of
+``kernels/normalization.cu`` (``layer_norm_fused`` and ``rms_norm_fused``
+below, chosen by ``fused_rows_apply``): one launch for the forward, one for
+dx and one or two for the parameters' gradients. Everything else (NumPy,
+other axes, strided views, batch normalization, masks, Keras's deprecated
+``rms_scaling``) runs the array operations here, which are also the
+reference the kernels are tested against.
 """
 from __future__ import annotations
 
 import numpy
 
 from ..backend import array_module
-from .device_reduction import sum_axes
+from . import norm_kernels
+from .device_reduction import is_cupy, sum_axes
 
 # Keras's backend.epsilon(), which its masked moments add to the count of kept positions.
 MASKED_COUNT_EPSILON = 1e-7
@@ -206,4 +213,86 @@ def rms_normalize_backward(dy, x, inv, axes, param_axes, scale=None, *, need_inp
     if need_input_grad:
         dz = dy if scale is None else dy * scale
         dx = inv * dz - x * ((inv * inv * inv) * (dz * x).mean(axis=axes, keepdims=True))
+    return dx, dscale
+
+
+# ------------------------------------------------------------------ fused kernels over the trailing axes
+
+class RowStatistics:
+    """What a fused forward kept for its backward: ``x`` viewed as ``(rows, width)``, the per-row ``mean`` (None
+    for RMS normalization) and ``inv`` (``(rows,)``), and ``x``'s own shape."""
+
+    __slots__ = ("x", "mean", "inv", "shape")
+
+    def __init__(self, x, mean, inv, shape):
+        self.x, self.mean, self.inv, self.shape = x, mean, inv, shape
+
+
+def fused_rows_apply(x, axes, *params):
+    """Whether the fused kernels take a normalization of ``x`` over ``axes``: a CuPy float32/float64 array,
+    C-contiguous, ``axes`` its trailing axes (so each normalized slice is one contiguous row), and the
+    parameters (None or arrays) of its dtype."""
+    if not is_cupy(x) or x.dtype not in (numpy.float32, numpy.float64) or not x.flags.c_contiguous:
+        return False
+    axes = tuple(sorted(a % x.ndim for a in axes))
+    if not axes or axes != tuple(range(x.ndim - len(axes), x.ndim)):
+        return False
+    return all(p is None or p.dtype == x.dtype for p in params)
+
+
+def _as_rows(x, axes):
+    width = 1
+    for a in axes:
+        width *= x.shape[a]
+    return x.reshape(-1, width)
+
+
+def _flat(param):
+    """A parameter (any shape spanning the normalized axes) as the contiguous ``(width,)`` the kernels read."""
+    if param is None:
+        return None
+    import cupy
+    return cupy.ascontiguousarray(param.reshape(-1))
+
+
+def layer_norm_fused(x, axes, epsilon, gamma=None, beta=None, *, want_stats=True):
+    """``(y, RowStatistics or None)``: ``batch_norm_train``'s layer normalization of ``x`` over its trailing
+    ``axes`` in one kernel launch (``fused_rows_apply`` must hold)."""
+    rows = _as_rows(x, axes)
+    y, mean, inv = norm_kernels.layernorm_forward(rows, _flat(gamma), _flat(beta), epsilon, want_stats=want_stats)
+    return y.reshape(x.shape), RowStatistics(rows, mean, inv, x.shape) if want_stats else None
+
+
+def layer_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True, want_gamma=True, want_beta=True):
+    """``(dx, dgamma, dbeta)`` of ``layer_norm_fused`` (``normalize_backward``'s, through the statistics);
+    dgamma and dbeta flat ``(width,)``, each None unless wanted, dx None unless ``need_input_grad``."""
+    import cupy
+    dy = cupy.ascontiguousarray(dy, dtype=saved.x.dtype).reshape(saved.x.shape)
+    dgamma, dbeta = norm_kernels.norm_backward_params(dy, saved.x, saved.mean, saved.inv, want_gamma=want_gamma,
+                                                      want_beta=want_beta)
+    dx = None
+    if need_input_grad:
+        dx = norm_kernels.layernorm_backward_data(dy, saved.x, saved.mean, saved.inv, _flat(gamma))
+        dx = dx.reshape(saved.shape)
+    return dx, dgamma, dbeta
+
+
+def rms_norm_fused(x, axes, epsilon, scale=None, *, want_stats=True):
+    """``(y, RowStatistics or None)``: ``rms_normalize`` of ``x`` over its trailing ``axes`` in one kernel launch
+    (``fused_rows_apply`` must hold)."""
+    rows = _as_rows(x, axes)
+    y, inv = norm_kernels.rmsnorm_forward(rows, _flat(scale), epsilon, want_stats=want_stats)
+    return y.reshape(x.shape), RowStatistics(rows, None, inv, x.shape) if want_stats else None
+
+
+def rms_norm_fused_backward(dy, saved, scale=None, *, need_input_grad=True, need_param_grads=True):
+    """``(dx, dscale)`` of ``rms_norm_fused``; dscale flat ``(width,)`` or None, dx None unless wanted."""
+    import cupy
+    dy = cupy.ascontiguousarray(dy, dtype=saved.x.dtype).reshape(saved.x.shape)
+    dscale = None
+    if need_param_grads:
+        dscale, _ = norm_kernels.norm_backward_params(dy, saved.x, None, saved.inv, want_beta=False)
+    dx = None
+    if need_input_grad:
+        dx = norm_kernels.rmsnorm_backward_data(dy, saved.x, saved.inv, _flat(scale)).reshape(saved.shape)
     return dx, dscale
