@@ -411,7 +411,7 @@ class RMSNormalization(_Normalization):
         scale = self._param(self.scale, shape).astype(work.dtype, copy=False)    # no copy in the same dtype
         if fused_rows_apply(work, positions, scale):
             y, saved = rms_norm_fused(work, positions, self.epsilon, scale, want_stats=training)
-            self._saved = (work, saved) if training else None
+            self._saved = (work, saved) if training else None     # saved.x is work: kept once
         else:
             y, inv = rms_normalize(work, positions, self.epsilon, scale)
             self._saved = (work, inv) if training else None

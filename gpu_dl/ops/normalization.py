@@ -219,13 +219,20 @@ def rms_normalize_backward(dy, x, inv, axes, param_axes, scale=None, *, need_inp
 # ------------------------------------------------------------------ fused kernels over the trailing axes
 
 class RowStatistics:
-    """What a fused forward kept for its backward: ``x`` viewed as ``(rows, width)``, the per-row ``mean`` (None
-    for RMS normalization) and ``inv`` (``(rows,)``), and ``x``'s own shape."""
+    """What a fused forward kept for its backward: the input ``x`` itself (not a reshaped view, so memory
+    reports that count arrays by identity count it once), the per-row ``mean`` (None for RMS normalization)
+    and ``inv`` (``(rows,)``), and the ``width`` of a row."""
 
-    __slots__ = ("x", "mean", "inv", "shape")
+    __slots__ = ("x", "mean", "inv", "width")
 
-    def __init__(self, x, mean, inv, shape):
-        self.x, self.mean, self.inv, self.shape = x, mean, inv, shape
+    def __init__(self, x, mean, inv, width):
+        self.x, self.mean, self.inv, self.width = x, mean, inv, width
+
+    def rows(self, a):
+        """``a`` (``x`` or an array of its shape) as the ``(rows, width)`` the kernels take, contiguous, in
+        ``x``'s dtype."""
+        import cupy
+        return cupy.ascontiguousarray(a, dtype=self.x.dtype).reshape(-1, self.width)
 
 
 def fused_rows_apply(x, axes, *params):
@@ -260,20 +267,19 @@ def layer_norm_fused(x, axes, epsilon, gamma=None, beta=None, *, want_stats=True
     ``axes`` in one kernel launch (``fused_rows_apply`` must hold)."""
     rows = _as_rows(x, axes)
     y, mean, inv = norm_kernels.layernorm_forward(rows, _flat(gamma), _flat(beta), epsilon, want_stats=want_stats)
-    return y.reshape(x.shape), RowStatistics(rows, mean, inv, x.shape) if want_stats else None
+    return y.reshape(x.shape), RowStatistics(x, mean, inv, rows.shape[1]) if want_stats else None
 
 
 def layer_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True, want_gamma=True, want_beta=True):
     """``(dx, dgamma, dbeta)`` of ``layer_norm_fused`` (``normalize_backward``'s, through the statistics);
     dgamma and dbeta flat ``(width,)``, each None unless wanted, dx None unless ``need_input_grad``."""
-    import cupy
-    dy = cupy.ascontiguousarray(dy, dtype=saved.x.dtype).reshape(saved.x.shape)
-    dgamma, dbeta = norm_kernels.norm_backward_params(dy, saved.x, saved.mean, saved.inv, want_gamma=want_gamma,
+    dy, x = saved.rows(dy), saved.rows(saved.x)
+    dgamma, dbeta = norm_kernels.norm_backward_params(dy, x, saved.mean, saved.inv, want_gamma=want_gamma,
                                                       want_beta=want_beta)
     dx = None
     if need_input_grad:
-        dx = norm_kernels.layernorm_backward_data(dy, saved.x, saved.mean, saved.inv, _flat(gamma))
-        dx = dx.reshape(saved.shape)
+        dx = norm_kernels.layernorm_backward_data(dy, x, saved.mean, saved.inv, _flat(gamma))
+        dx = dx.reshape(saved.x.shape)
     return dx, dgamma, dbeta
 
 
@@ -282,17 +288,16 @@ def rms_norm_fused(x, axes, epsilon, scale=None, *, want_stats=True):
     (``fused_rows_apply`` must hold)."""
     rows = _as_rows(x, axes)
     y, inv = norm_kernels.rmsnorm_forward(rows, _flat(scale), epsilon, want_stats=want_stats)
-    return y.reshape(x.shape), RowStatistics(rows, None, inv, x.shape) if want_stats else None
+    return y.reshape(x.shape), RowStatistics(x, None, inv, rows.shape[1]) if want_stats else None
 
 
 def rms_norm_fused_backward(dy, saved, scale=None, *, need_input_grad=True, need_param_grads=True):
     """``(dx, dscale)`` of ``rms_norm_fused``; dscale flat ``(width,)`` or None, dx None unless wanted."""
-    import cupy
-    dy = cupy.ascontiguousarray(dy, dtype=saved.x.dtype).reshape(saved.x.shape)
+    dy, x = saved.rows(dy), saved.rows(saved.x)
     dscale = None
     if need_param_grads:
-        dscale, _ = norm_kernels.norm_backward_params(dy, saved.x, None, saved.inv, want_beta=False)
+        dscale, _ = norm_kernels.norm_backward_params(dy, x, None, saved.inv, want_beta=False)
     dx = None
     if need_input_grad:
-        dx = norm_kernels.rmsnorm_backward_data(dy, saved.x, saved.inv, _flat(scale)).reshape(saved.shape)
+        dx = norm_kernels.rmsnorm_backward_data(dy, x, saved.inv, _flat(scale)).reshape(saved.x.shape)
     return dx, dscale
