@@ -1,10 +1,13 @@
 """Newer layers and optimizers, forward and forward + backward, against PyTorch on the same GPU.
 
-None of these but CTC has a kernel of its own: their GPU path is CuPy array
+Most of these have no kernel of their own: their GPU path is CuPy array
 operations (einsum, batched matmuls through cuBLAS, element-wise and
 reduction kernels) or existing kernels run in new ways (Conv3D and
 Conv3DTranspose: conv2d.cu once per kernel depth tap; ConvLSTM2D: conv2d.cu
-and lstm_cell.cu's fused cells; Lion and Lamb: optimizers.cu). One table per
+and lstm_cell.cu's fused cells; Lion and Lamb: optimizers.cu). CTC has
+kernels/ctc.cu, and LayerNormalization and RMSNormalization over the last
+axis run the fused kernels of kernels/normalization.cu (a row that ran the
+array path instead is reported as a problem, not timed). One table per
 family:
 
 - attention: MultiHeadAttention (batch 32, sequence 128, 8 heads of 64,
@@ -100,6 +103,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 from gpu_dl import backend, layers  # noqa: E402
 from gpu_dl.ops import optimizer_update as update  # noqa: E402
+from gpu_dl.ops.normalization import RowStatistics  # noqa: E402
 
 DEVICE = "cuda"   # PyTorch's device
 REPEATS = 30
@@ -129,11 +133,13 @@ class Case:
     ``make()`` builds the layer (unbuilt); ``call(layer, xs, training)`` runs it on the list of inputs;
     ``torch_model(torch, weights)`` returns a function of the inputs (PyTorch tensors, gpu_dl's layout)
     computing the same thing with ``weights`` (the layer's, as NumPy arrays); ``work`` = (forward,
-    forward + backward) in FLOPs or bytes, per ``kind`` ("flops" or "bytes")."""
+    forward + backward) in FLOPs or bytes, per ``kind`` ("flops" or "bytes"). ``fused(layer)``, where given,
+    says whether the layer's last training call ran its fused kernel: a case that should and did not is a
+    problem (not timed), so a table row never times the array path in the kernel's name."""
 
-    def __init__(self, name, label, shapes, make, torch_model, kind, work, call=None):
+    def __init__(self, name, label, shapes, make, torch_model, kind, work, call=None, fused=None):
         self.name, self.label, self.shapes, self.make, self.torch_model = name, label, shapes, make, torch_model
-        self.kind, self.work = kind, work
+        self.kind, self.work, self.fused = kind, work, fused
         self.call = call or (lambda layer, xs, training: layer(xs[0], training=training))
 
 
@@ -300,13 +306,17 @@ def normalization_cases():
             return lambda x: torch.nn.functional.rms_norm(x, x.shape[-1:], scale, 1e-6)
         return lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * scale
 
+    def fused(layer):   # kernels/normalization.cu's record (RMSNormalization keeps it beside its input)
+        saved = layer.saved()
+        return isinstance(saved[1] if isinstance(saved, tuple) else saved, RowStatistics)
+
     cases = [Case("GroupNormalization", f"{gn_shape}, {groups} groups", [gn_shape],
                   lambda: layers.GroupNormalization(groups), group_model, "bytes", elementwise_bytes(gn_shape))]
     for shape in row_shapes:
         cases += [Case("LayerNormalization", str(shape), [shape], lambda: layers.LayerNormalization(), layer_model,
-                       "bytes", elementwise_bytes(shape)),
+                       "bytes", elementwise_bytes(shape), fused=fused),
                   Case("RMSNormalization", str(shape), [shape], lambda: layers.RMSNormalization(), rms_model,
-                       "bytes", elementwise_bytes(shape))]
+                       "bytes", elementwise_bytes(shape), fused=fused)]
     return cases
 
 
@@ -382,6 +392,13 @@ def measure(torch, case):
     dy_host = numpy.random.default_rng(2).standard_normal(y.shape).astype(numpy.float32)
     dy = cupy.asarray(dy_host)
     error = check(torch, case, layer, xs_host, dy_host)
+    if case.fused is not None:
+        case.call(layer, xs, True)
+        if not case.fused(layer):
+            line = f"NOT FUSED: {case.name} at {case.label} ran the array path, not its kernel; not timed"
+            print(line, file=sys.stderr, flush=True)
+            problems.append(line)
+            return None
     if not error <= TOLERANCE:   # NaN counts as a mismatch
         line = (f"MISMATCH: {case.name} at {case.label}: differs by {error:.2e} (max |diff| / max |reference|, "
                 f"tolerance {TOLERANCE}); not timed")
