@@ -328,13 +328,34 @@ def test_inference_calls_keep_nothing_and_agree_with_training(xp, rng, kind):
     numpy.testing.assert_array_equal(to_numpy(y), to_numpy(layer(x, training=True)))
 
 
-def test_float16_input_runs_in_float32(xp, rng):
-    """Under mixed_float16 RMSNormalization computes its float16 input in float32 (Keras does), through the
-    kernel on CuPy."""
-    layer = layers.RMSNormalization(dtype="mixed_float16")
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_mixed_float16_normalizes_in_float32(xp, rng, kind):
+    """Under mixed_float16 both layers normalize their float16 input in float32 (Keras's do): through the kernel
+    on CuPy, with the NumPy backend's results."""
     host = rng.standard_normal((5, 33)).astype("float16")
-    y = layer(xp.asarray(host), training=True)
-    assert y.dtype == numpy.float16
-    assert _took_kernel(layer.saved()) == (xp is not numpy)
-    expected = ops.rms_normalize(host.astype("float32"), (1,), 1e-6)[0].astype("float16")
-    numpy.testing.assert_allclose(to_numpy(y).astype("float32"), expected.astype("float32"), rtol=1e-3, atol=1e-3)
+    dy = rng.standard_normal((5, 33)).astype("float16")
+
+    def make():
+        return (layers.LayerNormalization(dtype="mixed_float16") if kind == "layer"
+                else layers.RMSNormalization(dtype="mixed_float16"))
+    want, _ = _on_numpy(make, host, dy)
+    got, saved = _run(make(), xp.asarray(host), xp.asarray(dy))
+    assert _took_kernel(saved) == (xp is not numpy)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        numpy.testing.assert_allclose(g.astype("float32"), w.astype("float32"), rtol=2e-3, atol=2e-3)
+
+
+def test_which_inputs_the_kernels_take(xp):
+    """CuPy float32/float64, C-contiguous, trailing non-empty axes, parameters of the input's dtype: anything else
+    (NumPy above all) keeps the array path."""
+    x = xp.zeros((2, 3, 4), dtype="float32")
+    on_gpu = xp is not numpy
+    assert ops.fused_rows_apply(x, (2,)) == on_gpu
+    assert ops.fused_rows_apply(x, (-1, -2), xp.ones((3, 4), dtype="float32"), None) == on_gpu
+    assert not ops.fused_rows_apply(x, (1,))
+    assert not ops.fused_rows_apply(x, (0, 2))
+    assert not ops.fused_rows_apply(x.transpose(0, 2, 1), (2,))
+    assert not ops.fused_rows_apply(x.astype("float16"), (2,))
+    assert not ops.fused_rows_apply(xp.zeros((2, 0), dtype="float32"), (1,))
+    assert not ops.fused_rows_apply(x, (2,), xp.ones(4, dtype="float64"))

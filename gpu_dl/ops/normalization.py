@@ -237,12 +237,12 @@ class RowStatistics:
 
 def fused_rows_apply(x, axes, *params):
     """Whether the fused kernels take a normalization of ``x`` over ``axes``: a CuPy float32/float64 array,
-    C-contiguous, ``axes`` its trailing axes (so each normalized slice is one contiguous row), and the
-    parameters (None or arrays) of its dtype."""
+    C-contiguous, ``axes`` its trailing axes (so each normalized slice is one contiguous row) and not empty,
+    and the parameters (None or arrays) of its dtype."""
     if not is_cupy(x) or x.dtype not in (numpy.float32, numpy.float64) or not x.flags.c_contiguous:
         return False
     axes = tuple(sorted(a % x.ndim for a in axes))
-    if not axes or axes != tuple(range(x.ndim - len(axes), x.ndim)):
+    if not axes or axes != tuple(range(x.ndim - len(axes), x.ndim)) or 0 in x.shape[axes[0]:]:
         return False
     return all(p is None or p.dtype == x.dtype for p in params)
 
