@@ -42,7 +42,10 @@ from __future__ import annotations
 import numpy
 
 from ..backend import array_module
-from . import norm_kernels
+# by name, not `from . import norm_kernels`: that asks the package for the attribute first, whose __getattr__
+# (Keras's ops) imports the layers, which import this module
+from .norm_kernels import (layernorm_backward_data, layernorm_forward, norm_backward_params,
+                           rmsnorm_backward_data, rmsnorm_forward)
 from .device_reduction import is_cupy, sum_axes
 
 # Keras's backend.epsilon(), which its masked moments add to the count of kept positions.
@@ -266,7 +269,7 @@ def layer_norm_fused(x, axes, epsilon, gamma=None, beta=None, *, want_stats=True
     """``(y, RowStatistics or None)``: ``batch_norm_train``'s layer normalization of ``x`` over its trailing
     ``axes`` in one kernel launch (``fused_rows_apply`` must hold)."""
     rows = _as_rows(x, axes)
-    y, mean, inv = norm_kernels.layernorm_forward(rows, _flat(gamma), _flat(beta), epsilon, want_stats=want_stats)
+    y, mean, inv = layernorm_forward(rows, _flat(gamma), _flat(beta), epsilon, want_stats=want_stats)
     return y.reshape(x.shape), RowStatistics(x, mean, inv, rows.shape[1]) if want_stats else None
 
 
@@ -274,11 +277,11 @@ def layer_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True, wa
     """``(dx, dgamma, dbeta)`` of ``layer_norm_fused`` (``normalize_backward``'s, through the statistics);
     dgamma and dbeta flat ``(width,)``, each None unless wanted, dx None unless ``need_input_grad``."""
     dy, x = saved.rows(dy), saved.rows(saved.x)
-    dgamma, dbeta = norm_kernels.norm_backward_params(dy, x, saved.mean, saved.inv, want_gamma=want_gamma,
+    dgamma, dbeta = norm_backward_params(dy, x, saved.mean, saved.inv, want_gamma=want_gamma,
                                                       want_beta=want_beta)
     dx = None
     if need_input_grad:
-        dx = norm_kernels.layernorm_backward_data(dy, x, saved.mean, saved.inv, _flat(gamma))
+        dx = layernorm_backward_data(dy, x, saved.mean, saved.inv, _flat(gamma))
         dx = dx.reshape(saved.x.shape)
     return dx, dgamma, dbeta
 
@@ -287,7 +290,7 @@ def rms_norm_fused(x, axes, epsilon, scale=None, *, want_stats=True):
     """``(y, RowStatistics or None)``: ``rms_normalize`` of ``x`` over its trailing ``axes`` in one kernel launch
     (``fused_rows_apply`` must hold)."""
     rows = _as_rows(x, axes)
-    y, inv = norm_kernels.rmsnorm_forward(rows, _flat(scale), epsilon, want_stats=want_stats)
+    y, inv = rmsnorm_forward(rows, _flat(scale), epsilon, want_stats=want_stats)
     return y.reshape(x.shape), RowStatistics(x, None, inv, rows.shape[1]) if want_stats else None
 
 
@@ -296,8 +299,8 @@ def rms_norm_fused_backward(dy, saved, scale=None, *, need_input_grad=True, need
     dy, x = saved.rows(dy), saved.rows(saved.x)
     dscale = None
     if need_param_grads:
-        dscale, _ = norm_kernels.norm_backward_params(dy, x, None, saved.inv, want_beta=False)
+        dscale, _ = norm_backward_params(dy, x, None, saved.inv, want_beta=False)
     dx = None
     if need_input_grad:
-        dx = norm_kernels.rmsnorm_backward_data(dy, x, saved.inv, _flat(scale)).reshape(saved.x.shape)
+        dx = rmsnorm_backward_data(dy, x, saved.inv, _flat(scale)).reshape(saved.x.shape)
     return dx, dscale
