@@ -11,6 +11,7 @@
 //   a __shared__ scratch of 32 values.
 // - Grid-stride loop bounds in 32-bit indices: launchers refuse arrays of
 //   2**31 elements or more.
+// - VecN<T, V>: V values moved as one 8- or 16-byte access (vec_load, vec_store).
 #pragma once
 
 #define DL_FULL_MASK 0xffffffffu
@@ -96,4 +97,21 @@ __device__ __forceinline__ T block_max(T v, T* scratch) {
     total = warp_max(total);
     __syncthreads();
     return total;
+}
+
+// V values of type T loaded or stored as one access: the alignment makes the compiler emit a single
+// 8- or 16-byte instruction (launchers pass V > 1 only for pointers aligned to V * sizeof(T)).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) VecN {
+    T v[V];
+};
+
+template <typename T, int V>
+__device__ __forceinline__ VecN<T, V> vec_load(const T* __restrict__ p) {
+    return *reinterpret_cast<const VecN<T, V>*>(p);
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void vec_store(T* __restrict__ p, const VecN<T, V>& a) {
+    *reinterpret_cast<VecN<T, V>*>(p) = a;
 }

@@ -72,27 +72,11 @@
 #define NORM_WARP_ROWS 4
 #define NORM_PARAM_TY 8
 
-// V values of type T moved as one access (16 bytes for the vector instantiations).
-template <typename T, int V>
-struct alignas(sizeof(T) * V) NormVec {
-    T v[V];
-};
-
-template <typename T, int V>
-__device__ __forceinline__ NormVec<T, V> norm_load(const T* __restrict__ p) {
-    return *reinterpret_cast<const NormVec<T, V>*>(p);
-}
-
-template <typename T, int V>
-__device__ __forceinline__ void norm_store(T* __restrict__ p, const NormVec<T, V>& a) {
-    *reinterpret_cast<NormVec<T, V>*>(p) = a;
-}
-
 // gamma / beta as a vector at element c, or the constant a null pointer stands for.
 template <typename T, int V>
-__device__ __forceinline__ NormVec<T, V> norm_param(const T* __restrict__ p, int c, T absent) {
-    if (p) return norm_load<T, V>(p + c);
-    NormVec<T, V> a;
+__device__ __forceinline__ VecN<T, V> norm_param(const T* __restrict__ p, int c, T absent) {
+    if (p) return vec_load<T, V>(p + c);
+    VecN<T, V> a;
 #pragma unroll
     for (int v = 0; v < V; ++v) a.v[v] = absent;
     return a;
@@ -125,17 +109,17 @@ __device__ __forceinline__ void norm_fwd_body(const T* __restrict__ x, const T* 
     const int nv = width / V;
     const T* xr = x + (size_t)row * width;
     T* yr = y + (size_t)row * width;
-    NormVec<T, V> cache[NORM_CACHE];
+    VecN<T, V> cache[NORM_CACHE];
 
     T mean = T(0);
     T acc = T(0);
     NORM_FOR_CACHED(k, j) {
-        cache[k] = norm_load<T, V>(xr + j * V);
+        cache[k] = vec_load<T, V>(xr + j * V);
 #pragma unroll
         for (int v = 0; v < V; ++v) acc += CENTER ? cache[k].v[v] : cache[k].v[v] * cache[k].v[v];
     }
     NORM_FOR_TAIL(j) {
-        const NormVec<T, V> a = norm_load<T, V>(xr + j * V);
+        const VecN<T, V> a = vec_load<T, V>(xr + j * V);
 #pragma unroll
         for (int v = 0; v < V; ++v) acc += CENTER ? a.v[v] : a.v[v] * a.v[v];
     }
@@ -152,7 +136,7 @@ __device__ __forceinline__ void norm_fwd_body(const T* __restrict__ x, const T* 
             }
         }
         NORM_FOR_TAIL(j) {
-            const NormVec<T, V> a = norm_load<T, V>(xr + j * V);
+            const VecN<T, V> a = vec_load<T, V>(xr + j * V);
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 const T d = a.v[v] - mean;
@@ -168,21 +152,21 @@ __device__ __forceinline__ void norm_fwd_body(const T* __restrict__ x, const T* 
     }
 
     // y = (x - mean) * (inv * gamma) + beta as the NumPy path groups it; RMS: (x * inv) * scale.
-    auto write = [&](int j, const NormVec<T, V>& a) {
-        const NormVec<T, V> g = norm_param<T, V>(gamma, j * V, T(1));
-        NormVec<T, V> out;
+    auto write = [&](int j, const VecN<T, V>& a) {
+        const VecN<T, V> g = norm_param<T, V>(gamma, j * V, T(1));
+        VecN<T, V> out;
         if (CENTER) {
-            const NormVec<T, V> b = norm_param<T, V>(beta, j * V, T(0));
+            const VecN<T, V> b = norm_param<T, V>(beta, j * V, T(0));
 #pragma unroll
             for (int v = 0; v < V; ++v) out.v[v] = (a.v[v] - mean) * (gamma ? inv * g.v[v] : inv) + b.v[v];
         } else {
 #pragma unroll
             for (int v = 0; v < V; ++v) out.v[v] = gamma ? (a.v[v] * inv) * g.v[v] : a.v[v] * inv;
         }
-        norm_store<T, V>(yr + j * V, out);
+        vec_store<T, V>(yr + j * V, out);
     };
     NORM_FOR_CACHED(k, j) write(j, cache[k]);
-    NORM_FOR_TAIL(j) write(j, norm_load<T, V>(xr + j * V));
+    NORM_FOR_TAIL(j) write(j, vec_load<T, V>(xr + j * V));
 }
 
 // ------------------------------------------------------------------------------- backward, data
@@ -197,12 +181,12 @@ __device__ __forceinline__ void norm_bwd_data_body(const T* __restrict__ dy, con
     const size_t base = (size_t)row * width;
     const T mean = CENTER ? mean_in[row] : T(0);
     const T inv = inv_in[row];
-    NormVec<T, V> xc[NORM_CACHE], gc[NORM_CACHE];   // x and g = dy * gamma of the cached vectors
+    VecN<T, V> xc[NORM_CACHE], gc[NORM_CACHE];   // x and g = dy * gamma of the cached vectors
 
     auto load_g = [&](int j) {
-        NormVec<T, V> g = norm_load<T, V>(dy + base + j * V);
+        VecN<T, V> g = vec_load<T, V>(dy + base + j * V);
         if (gamma) {
-            const NormVec<T, V> p = norm_load<T, V>(gamma + j * V);
+            const VecN<T, V> p = vec_load<T, V>(gamma + j * V);
 #pragma unroll
             for (int v = 0; v < V; ++v) g.v[v] *= p.v[v];
         }
@@ -210,7 +194,7 @@ __device__ __forceinline__ void norm_bwd_data_body(const T* __restrict__ dy, con
     };
     // CENTER: sums of g and of g * xhat; RMS: of g * x (the first sum unused).
     T sum_g = T(0), sum_gx = T(0);
-    auto accumulate = [&](const NormVec<T, V>& a, const NormVec<T, V>& g) {
+    auto accumulate = [&](const VecN<T, V>& a, const VecN<T, V>& g) {
 #pragma unroll
         for (int v = 0; v < V; ++v) {
             if (CENTER) {
@@ -222,18 +206,18 @@ __device__ __forceinline__ void norm_bwd_data_body(const T* __restrict__ dy, con
         }
     };
     NORM_FOR_CACHED(k, j) {
-        xc[k] = norm_load<T, V>(x + base + j * V);
+        xc[k] = vec_load<T, V>(x + base + j * V);
         gc[k] = load_g(j);
         accumulate(xc[k], gc[k]);
     }
-    NORM_FOR_TAIL(j) accumulate(norm_load<T, V>(x + base + j * V), load_g(j));
+    NORM_FOR_TAIL(j) accumulate(vec_load<T, V>(x + base + j * V), load_g(j));
     const T n = T(width);
     const T centre = CENTER ? row_sum(sum_g, scratch) / n : T(0);
     const T spread = row_sum(sum_gx, scratch) / n;
     const T cube = inv * inv * inv;
 
-    auto write = [&](int j, const NormVec<T, V>& a, const NormVec<T, V>& g) {
-        NormVec<T, V> out;
+    auto write = [&](int j, const VecN<T, V>& a, const VecN<T, V>& g) {
+        VecN<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) {
             if (CENTER) {
@@ -243,10 +227,10 @@ __device__ __forceinline__ void norm_bwd_data_body(const T* __restrict__ dy, con
                 out.v[v] = inv * g.v[v] - a.v[v] * (cube * spread);
             }
         }
-        norm_store<T, V>(dx + base + j * V, out);
+        vec_store<T, V>(dx + base + j * V, out);
     };
     NORM_FOR_CACHED(k, j) write(j, xc[k], gc[k]);
-    NORM_FOR_TAIL(j) write(j, norm_load<T, V>(x + base + j * V), load_g(j));
+    NORM_FOR_TAIL(j) write(j, vec_load<T, V>(x + base + j * V), load_g(j));
 }
 
 // ----------------------------------------------------------------------------- backward, params

@@ -119,23 +119,6 @@
 
 #define POOL_GLOBAL_MAX_THREADS 1024
 
-// V values of type T loaded or stored as one access: the alignment makes the compiler emit a single
-// 8- or 16-byte instruction (the launcher passes V > 1 only for 16-byte aligned pointers).
-template <typename T, int V>
-struct alignas(sizeof(T) * V) PoolVec {
-    T v[V];
-};
-
-template <typename T, int V>
-__device__ __forceinline__ PoolVec<T, V> pool_load(const T* __restrict__ p) {
-    return *reinterpret_cast<const PoolVec<T, V>*>(p);
-}
-
-template <typename T, int V>
-__device__ __forceinline__ void pool_store(T* __restrict__ p, const PoolVec<T, V>& a) {
-    *reinterpret_cast<PoolVec<T, V>*>(p) = a;
-}
-
 // Whether value v at position k beats the current best (best at position arg; arg < 0: none yet).
 // The order: NaN above every number, a larger number above a smaller one, and between equal values
 // (or two NaNs) the smaller position. A scan in ascending k therefore keeps the first max (the first
@@ -216,7 +199,7 @@ __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, i
             const T* row = x + ((n * g.H + h) * g.W) * g.C + c;
             const int row_pos = (h - win.hs) * g.pw - win.ws;   // + w: the window-local position r*pw + q
             for (int w = win.w0; w < win.w1; ++w) {
-                const PoolVec<T, V> a = pool_load<T, V>(row + w * g.C);
+                const VecN<T, V> a = vec_load<T, V>(row + w * g.C);
                 const int pos = row_pos + w;
 #pragma unroll
                 for (int v = 0; v < V; ++v) {
@@ -227,15 +210,15 @@ __device__ void maxpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, i
                 }
             }
         }
-        PoolVec<T, V> out;
-        PoolVec<int, V> out_arg;
+        VecN<T, V> out;
+        VecN<int, V> out_arg;
 #pragma unroll
         for (int v = 0; v < V; ++v) {
             out.v[v] = best[v];
             out_arg.v[v] = arg[v];
         }
-        pool_store<T, V>(y + i * V, out);
-        pool_store<int, V>(argmax + i * V, out_arg);
+        vec_store<T, V>(y + i * V, out);
+        vec_store<int, V>(argmax + i * V, out_arg);
     }
 }
 
@@ -254,16 +237,16 @@ __device__ void avgpool2d_fwd_body(const T* __restrict__ x, T* __restrict__ y, c
         for (int h = win.h0; h < win.h1; ++h) {
             const T* row = x + ((n * g.H + h) * g.W) * g.C + c;
             for (int w = win.w0; w < win.w1; ++w) {
-                const PoolVec<T, V> a = pool_load<T, V>(row + w * g.C);
+                const VecN<T, V> a = vec_load<T, V>(row + w * g.C);
 #pragma unroll
                 for (int v = 0; v < V; ++v) acc[v] += a.v[v];
             }
         }
         const T count = T(win.count());
-        PoolVec<T, V> out;
+        VecN<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) out.v[v] = acc[v] / count;
-        pool_store<T, V>(y + i * V, out);
+        vec_store<T, V>(y + i * V, out);
     }
 }
 
@@ -294,12 +277,12 @@ __device__ __forceinline__ void pool2d_bwd_gather(const T* __restrict__ dy, cons
                 const int o = (o_row + ow) * g.C + c;
                 if (MAX) {
                     const int pos = r * g.pw + (w - ws);
-                    const PoolVec<int, V> am = pool_load<int, V>(argmax + o);
+                    const VecN<int, V> am = vec_load<int, V>(argmax + o);
                     bool any = false;
 #pragma unroll
                     for (int v = 0; v < V; ++v) any = any || am.v[v] == pos;
                     if (any) {   // dy is read only where some argmax points here
-                        const PoolVec<T, V> d = pool_load<T, V>(dy + o);
+                        const VecN<T, V> d = vec_load<T, V>(dy + o);
 #pragma unroll
                         for (int v = 0; v < V; ++v) {
                             if (am.v[v] == pos) acc[v] += d.v[v];
@@ -307,16 +290,16 @@ __device__ __forceinline__ void pool2d_bwd_gather(const T* __restrict__ dy, cons
                     }
                 } else {
                     const T count = T(rows * (min(ws + g.pw, g.W) - max(ws, 0)));
-                    const PoolVec<T, V> d = pool_load<T, V>(dy + o);
+                    const VecN<T, V> d = vec_load<T, V>(dy + o);
 #pragma unroll
                     for (int v = 0; v < V; ++v) acc[v] += d.v[v] / count;
                 }
             }
         }
-        PoolVec<T, V> out;
+        VecN<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) out.v[v] = acc[v];
-        pool_store<T, V>(dx_w + c, out);
+        vec_store<T, V>(dx_w + c, out);
     }
 }
 
@@ -380,10 +363,10 @@ __device__ void pool2d_bwd_disjoint_body(const T* __restrict__ dy, const int* __
         int h0, h1, w0, w1;
         pool_cell(it.a, g.sh, g.pt, g.OH, g.H, h0, h1);
         pool_cell(it.b, g.sw, g.pl, g.OW, g.W, w0, w1);
-        const PoolVec<T, V> d = pool_load<T, V>(dy + i * V);
-        PoolVec<int, V> am;
+        const VecN<T, V> d = vec_load<T, V>(dy + i * V);
+        VecN<int, V> am;
         T grad[V];   // what each window position receives (MAX: the one argmax names)
-        if (MAX) am = pool_load<int, V>(argmax + i * V);
+        if (MAX) am = vec_load<int, V>(argmax + i * V);
         const T count = T(win.count());
 #pragma unroll
         for (int v = 0; v < V; ++v) grad[v] = MAX ? T(0) + d.v[v] : T(0) + d.v[v] / count;
@@ -393,10 +376,10 @@ __device__ void pool2d_bwd_disjoint_body(const T* __restrict__ dy, const int* __
             const int row_pos = (h - win.hs) * g.pw - win.ws;
             for (int w = w0; w < w1; ++w) {
                 const bool in = in_rows && w < win.w1;
-                PoolVec<T, V> out;
+                VecN<T, V> out;
 #pragma unroll
                 for (int v = 0; v < V; ++v) out.v[v] = in && (!MAX || am.v[v] == row_pos + w) ? grad[v] : T(0);
-                pool_store<T, V>(dx_row + w * g.C, out);
+                vec_store<T, V>(dx_row + w * g.C, out);
             }
         }
     }
@@ -474,12 +457,12 @@ __device__ void global_maxpool2d_bwd_body(const T* __restrict__ dy, const int* _
         const unsigned p = i / cv;
         const int k = (int)(p % (unsigned)HW);
         const int n = (int)(p / (unsigned)HW);
-        const PoolVec<int, V> am = pool_load<int, V>(argmax + n * C + c);
-        const PoolVec<T, V> d = pool_load<T, V>(dy + n * C + c);
-        PoolVec<T, V> out;
+        const VecN<int, V> am = vec_load<int, V>(argmax + n * C + c);
+        const VecN<T, V> d = vec_load<T, V>(dy + n * C + c);
+        VecN<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) out.v[v] = am.v[v] == k ? d.v[v] : T(0);
-        pool_store<T, V>(dx + i * V, out);
+        vec_store<T, V>(dx + i * V, out);
     }
 }
 
@@ -492,11 +475,11 @@ __device__ void global_avgpool2d_bwd_body(const T* __restrict__ dy, T* __restric
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
         const int c = (int)(i % cv) * V;
         const int n = (int)(i / cv / (unsigned)HW);
-        const PoolVec<T, V> d = pool_load<T, V>(dy + n * C + c);
-        PoolVec<T, V> out;
+        const VecN<T, V> d = vec_load<T, V>(dy + n * C + c);
+        VecN<T, V> out;
 #pragma unroll
         for (int v = 0; v < V; ++v) out.v[v] = d.v[v] / count;
-        pool_store<T, V>(dx + i * V, out);
+        vec_store<T, V>(dx + i * V, out);
     }
 }
 
