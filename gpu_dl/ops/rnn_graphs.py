@@ -109,6 +109,17 @@ def _active(x) -> bool:
         return False
 
 
+def _loop(x, recurrent_kernel):
+    """``(cupy, T, N, U, dtype)`` of a loop over time-major ``x`` that may replay a graph; None where it runs
+    eagerly (``_active`` says no, or the loop is empty: no steps to capture)."""
+    t, n, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    if not t * n * u or not _active(x):
+        return None
+    import cupy
+    return cupy, t, n, u, x.dtype
+
+
 def _signature(kind, x, steps, n, u, *flags):
     import cupy
     return (kind, steps, n, u, x.dtype.str, cupy.cuda.runtime.getDevice()) + flags
@@ -251,11 +262,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, input_mask, training
     """(h, c, gates) of ``rnn.lstm_forward``'s unmasked fused step loop, replayed from a graph (fresh arrays; gates
     None unless ``training``: only the backward reads them); None where this call runs eagerly (graphs off, not
     CuPy, an empty loop, inside another capture, or a refused signature)."""
-    t, n, _ = x.shape
-    u, dtype = recurrent_kernel.shape[0], x.dtype
-    if not t * n * u or not _active(x):     # an empty loop has no steps to capture
+    loop = _loop(x, recurrent_kernel)
+    if loop is None:
         return None
-    import cupy
+    cupy, t, n, u, dtype = loop
 
     def allocate():
         states = _state_buffers(cupy, t, n, u, dtype, 2)
@@ -286,11 +296,10 @@ def lstm_backward(saved, dh_seq, dh_last, dc_last):
     """(dz, dh0, dc0) of ``rnn.lstm_backward``'s unmasked fused step loop, replayed from a graph (fresh arrays);
     None where this call runs eagerly."""
     x, _, recurrent_kernel, _, c, gates = saved[:6]
-    t, n, _ = x.shape
-    u, dtype = recurrent_kernel.shape[0], x.dtype
-    if not t * n * u or not _active(x):     # an empty loop has no steps to capture
+    loop = _loop(x, recurrent_kernel)
+    if loop is None:
         return None
-    import cupy
+    cupy, t, n, u, dtype = loop
 
     def allocate():
         grads = _empty(cupy, (2, n, u), dtype)
@@ -325,11 +334,10 @@ def lstm_backward(saved, dh_seq, dh_last, dc_last):
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, input_mask, training=True):
     """(h, gates) of ``rnn.gru_forward``'s unmasked fused step loop (reset_after), replayed from a graph (fresh
     arrays; gates None unless ``training``); None where this call runs eagerly. ``bias`` (2, 3U) or None."""
-    t, n, _ = x.shape
-    u, dtype = recurrent_kernel.shape[0], x.dtype
-    if not t * n * u or not _active(x):     # an empty loop has no steps to capture
+    loop = _loop(x, recurrent_kernel)
+    if loop is None:
         return None
-    import cupy
+    cupy, t, n, u, dtype = loop
 
     def allocate():
         states = _state_buffers(cupy, t, n, u, dtype, 1)
@@ -361,11 +369,10 @@ def gru_backward(saved, dh_seq, dh_last):
     """(dxw, dhr, dh0) of ``rnn.gru_backward``'s unmasked fused step loop, replayed from a graph (fresh arrays);
     None where this call runs eagerly."""
     x, recurrent_kernel, h, gates = (saved[i] for i in (0, 2, 4, 5))
-    t, n, _ = x.shape
-    u, dtype = recurrent_kernel.shape[0], x.dtype
-    if not t * n * u or not _active(x):     # an empty loop has no steps to capture
+    loop = _loop(x, recurrent_kernel)
+    if loop is None:
         return None
-    import cupy
+    cupy, t, n, u, dtype = loop
 
     def allocate():
         grads = _empty(cupy, (2, n, u), dtype)
