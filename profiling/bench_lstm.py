@@ -271,15 +271,21 @@ def run():
     return "\n".join(out)
 
 
-def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
-    """Time the layer with the persistent kernels switched off; check it against the persistent path."""
+def training_passes(layer, x, dy):
+    """``(forward, forward_backward)``: the layer's training forward on ``x``, and that followed by its backward
+    from ``dy`` (returning ``(y, dx)``)."""
     def forward():
         return layer(x, training=True)
 
     def forward_backward():
         y = layer(x, training=True)
         return y, layer.backward(dy)
+    return forward, forward_backward
 
+
+def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
+    """Time the layer with the persistent kernels switched off; check it against the persistent path."""
+    forward, forward_backward = training_passes(layer, x, dy)
     with_persistent = [a.copy() for a in forward_backward()]
     real_test = rnn_kernels.persistent_applies
     rnn_kernels.persistent_applies = lambda *args: False   # ops/rnn.py looks it up on every call
@@ -300,13 +306,7 @@ def step_loop_rows(layer, x, dy, shape, persistent_ms, persistent_wall):
 
 def graph_rows(layer, x, dy, shape, repeats, calls):
     """Time the layer's step loops eager (graphs off) and replayed from CUDA graphs (on); check both agree."""
-    def forward():
-        return layer(x, training=True)
-
-    def forward_backward():
-        y = layer(x, training=True)
-        return y, layer.backward(dy)
-
+    forward, forward_backward = training_passes(layer, x, dy)
     results, ms, wall = {}, {}, {}
     previous = backend.rnn_graphs()
     try:
