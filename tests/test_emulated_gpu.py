@@ -57,6 +57,14 @@ extern "C" __global__ void divergent_f32(float* y) {
     else y[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
 }
 
+extern "C" __global__ void trap_after_barrier_f32(float* y, int trapping_block) {
+    y[blockIdx.x * blockDim.x + threadIdx.x] = 1.0f;
+    __syncthreads();
+    if (blockIdx.x == trapping_block && threadIdx.x == 5) __trap();
+    __syncthreads();
+    y[blockIdx.x * blockDim.x + threadIdx.x] = 2.0f;
+}
+
 extern "C" __global__ void dynamic_shared_f32(float* y) {
     extern __shared__ __align__(16) unsigned char raw[];
     y[threadIdx.x] = reinterpret_cast<float*>(raw)[threadIdx.x];
@@ -84,7 +92,7 @@ def test_lists_each_kernel_with_its_c_signature(module):
     assert module.signatures["copy_f32"] == ["float32*", "float32*", "int32", "int32"]
     assert module.signatures["warp_sum_f64"] == ["float64*", "float64*"]
     assert set(module.signatures) == {"copy_f32", "shift_f32", "rotate_shared_f32", "warp_sum_f64",
-                                      "divergent_f32", "dynamic_shared_f32"}
+                                      "divergent_f32", "trap_after_barrier_f32", "dynamic_shared_f32"}
 
 
 def test_runs_a_kernel_and_catches_a_write_past_the_end(module):
@@ -140,6 +148,21 @@ def test_a_barrier_some_live_threads_never_reach_is_a_deadlock(module):
     y = device(numpy.zeros(32, numpy.float32))
     with pytest.raises(build.EmulationError, match="deadlock in block 0: thread 0 waits at __syncthreads"):
         module.launch("divergent_f32", (1,), (32,), (y,))
+
+
+def test_a_trap_fails_the_launch_naming_block_and_thread_and_the_next_launch_runs(module):
+    # The trapping thread's fiber unwinds its own stack to the launch's handler; the others, parked at the
+    # barrier, are abandoned with their stacks, which the next launch starts afresh.
+    y = device(numpy.zeros(64, numpy.float32))
+    with pytest.raises(build.EmulationError, match=r"__trap\(\) reached .* in block \(1, 0, 0\), thread 5"):
+        module.launch("trap_after_barrier_f32", (2,), (32,), (y, numpy.int32(1)))
+    assert (y[:32] == 2).all() and (y[32:] == 1).all()   # block 0 finished; block 1 stopped at the trap
+    module.launch("trap_after_barrier_f32", (2,), (32,), (y, numpy.int32(-1)))
+    assert (y == 2).all()
+    x = device(numpy.arange(32, dtype=numpy.float64))
+    sums = device(numpy.zeros(32, numpy.float64))
+    module.launch("warp_sum_f64", (1,), (32,), (x, sums))
+    assert (sums == 496).all()
 
 
 def test_dynamic_shared_memory_starts_as_nan(module):
