@@ -2,7 +2,9 @@
 the layer's seed generator as Keras's call moves it (in training, and outside training where Keras's layer draws
 all the same), and with Keras's random functions drawing what its NumPy backend draws for the same seed pairs
 (the ``numpy_draws`` fixture), Keras's layers give the outputs gpu_dl's give on NumPy and on the GPU: to the bit,
-or to float32 rounding where the two sum in different orders."""
+or to float32 rounding where the two sum in different orders. Keras's affine layers compute their sampling
+positions as the correctly rounded float32 arithmetic here (``rounded_positions``, tests/keras_affine.py: as it
+runs, Keras rounds them as the machine's BLAS does)."""
 import os
 import random as python_random
 
@@ -15,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.backend import to_numpy  # noqa: E402
+from keras_affine import rounded_positions  # noqa: E402
 
 LAYERS = {
     "RandomTranslation": ((0.2, 0.3), {}), "RandomShear": ((0.2, 0.3), {}), "RandomCrop": ((5, 6), {}),
@@ -123,7 +126,8 @@ def test_outputs_are_keras_s_with_its_numpy_backend_s_draws(xp, numpy_draws, nam
     theirs = getattr(keras.layers, name)(*args, data_format=data_format, **kwargs)
     for call in range(2):
         python_random.seed(call)
-        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        with rounded_positions():
+            want = keras.ops.convert_to_numpy(theirs(x, training=True))
         python_random.seed(call)
         got = to_numpy(ours(xp.asarray(x), training=True))
         numpy.testing.assert_allclose(got, want, rtol=0, atol=ROUNDING if name in SUMS_IN_ANOTHER_ORDER else 0)
@@ -143,7 +147,8 @@ def test_rand_augment_draws_keras_s_ops_and_parameters(xp, numpy_draws):
         want = torch.as_tensor(x.copy())
         for index in keras.ops.convert_to_numpy(drawn["layer_idxes"]):
             op = theirs._AUGMENT_LAYERS[index]
-            want = getattr(theirs, op).transform_images(want.clone(), drawn["transforms"][op])
+            with rounded_positions():
+                want = getattr(theirs, op).transform_images(want.clone(), drawn["transforms"][op])
         got = to_numpy(ours(xp.asarray(x), training=True))
         numpy.testing.assert_allclose(got, keras.ops.convert_to_numpy(want), rtol=0, atol=ROUNDING)
         assert counters(None, ours) == counters(keras, theirs)
@@ -165,7 +170,8 @@ def test_rotations_are_keras_s_to_the_last_place_of_cos_and_sin(xp, numpy_draws,
     theirs, theirs_drawing = keras.layers.RandomRotation(0.4, **kwargs), keras.layers.RandomRotation(0.4, **kwargs)
     same = 0
     for call in range(4):
-        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        with rounded_positions():
+            want = keras.ops.convert_to_numpy(theirs(x, training=True))
         got = to_numpy(ours(xp.asarray(x), training=True))
         keras_matrices = keras.ops.convert_to_numpy(
             theirs_drawing.get_random_transformation(x)["rotation_matrix"])[:, :6].reshape(n, 2, 3)
@@ -203,7 +209,8 @@ def test_aug_mix_picks_keras_s_ops_and_gives_keras_s_output(xp, numpy_draws, see
         python_random.seed(100 + call)
         drawn = theirs_drawing.get_random_transformation(x)
         python_random.seed(100 + call)
-        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        with rounded_positions():
+            want = keras.ops.convert_to_numpy(theirs(x, training=True))
         python_random.seed(100 + call)
         picked.clear()
         got = to_numpy(ours(xp.asarray(x), training=True))
@@ -256,7 +263,8 @@ def test_float64_layers_sample_where_keras_s_do(xp, numpy_draws, name, args, kwa
     ours = getattr(layers, name)(*args, seed=3, dtype="float64", **kwargs)
     theirs = getattr(keras.layers, name)(*args, seed=3, dtype="float64", **kwargs)
     for call in range(2):
-        want = keras.ops.convert_to_numpy(theirs(x, training=True))
+        with rounded_positions():
+            want = keras.ops.convert_to_numpy(theirs(x, training=True))
         got = to_numpy(ours(xp.asarray(x), training=True))
         assert got.dtype == want.dtype == numpy.float64
         # one unit in the last place of a rotation's cos or sin moves the positions by up to (h + w + 1) 2**-24

@@ -11,6 +11,7 @@ keras = pytest.importorskip("keras")
 from gpu_dl import layers  # noqa: E402
 from gpu_dl.backend import to_numpy  # noqa: E402
 from gpu_dl.models import load_model  # noqa: E402
+from keras_affine import affine_tolerance, rounded_positions  # noqa: E402
 
 
 def theirs(x):
@@ -80,11 +81,45 @@ def test_shear_with_fixed_draws_matches_keras(xp, rng, fill_mode, interpolation,
     shears = numpy.array([[0.21, -0.13], [-0.37, 0.29]], "float32")
     kwargs = dict(interpolation=interpolation, fill_mode=fill_mode, fill_value=7.0, data_format=data_format)
     k = keras.layers.RandomShear(0.4, 0.4, **kwargs)
-    expected = theirs(k.transform_images(torch.tensor(x), {"shear_factor": torch.tensor(shears),
+
+    def keras_s():
+        return theirs(k.transform_images(torch.tensor(x), {"shear_factor": torch.tensor(shears),
                                                            "input_shape": x.shape}))
+    matrices = layers.geometric_augmentation.shear_matrices(shears[:, 0], shears[:, 1])
     ours = layers.RandomShear(0.4, 0.4, **kwargs)
-    ours._matrices = lambda n, h, w: layers.geometric_augmentation.shear_matrices(shears[:, 0], shears[:, 1])
-    numpy.testing.assert_array_equal(to_numpy(ours(xp.asarray(x))), expected)
+    ours._matrices = lambda n, h, w: matrices
+    got = to_numpy(ours(xp.asarray(x)))
+    # to the bit where Keras's positions are the correctly rounded float32 ones; within the rounding of its
+    # machine's BLAS of them as Keras runs (tests/keras_affine.py)
+    with rounded_positions():
+        numpy.testing.assert_array_equal(got, keras_s())
+    values = [x.min(), x.max(), kwargs["fill_value"]]
+    numpy.testing.assert_allclose(got, keras_s(), rtol=0, atol=affine_tolerance(matrices, 5, 6, values, interpolation))
+
+
+@pytest.mark.parametrize("name,args", [("RandomRotation", (0.4,)), ("RandomShear", (0.4, 0.4)),
+                                       ("RandomTranslation", (0.3, 0.2)), ("RandomZoom", (0.3,))])
+def test_keras_s_positions_are_exact_ones_to_float32_rounding(rng, name, args):
+    """What affine_tolerance (tests/keras_affine.py) rests on: Keras's sampling positions, as its einsum computes
+    them (however the BLAS sums) and as rounded_einsum does, are each within gamma_3 sum |a_i x_i| of the exact
+    dot products."""
+    import torch
+    from keras_affine import SUBSCRIPTS, rounded_einsum
+    seen = []
+    with rounded_positions(seen):
+        getattr(keras.layers, name)(*args, seed=2)(rng.uniform(0, 255, (3, 11, 9, 3)).astype("float32"),
+                                                   training=True)
+    assert len(seen) == 1
+    indices, transform = seen[0]
+    assert indices.dtype == transform.dtype == torch.float32 and tuple(indices.shape) == (3, 11, 9, 3, 3)
+    exact = numpy.einsum(SUBSCRIPTS, indices.double().numpy(), transform.double().numpy())
+    scale = numpy.einsum(SUBSCRIPTS, abs(indices.double().numpy()), abs(transform.double().numpy()))
+    u = 2.0 ** -24
+    for found in (torch.einsum(SUBSCRIPTS, indices, transform), rounded_einsum(indices, transform)):
+        assert found.dtype == torch.float32
+        assert (abs(found.double().numpy() - exact) <= 3 * u / (1 - 3 * u) * scale).all()
+    # the channel position is the channel index itself, exactly
+    numpy.testing.assert_array_equal(rounded_einsum(indices, transform)[..., 2].numpy(), indices[..., 2].numpy())
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])

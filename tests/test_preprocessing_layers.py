@@ -9,6 +9,7 @@ from gpu_dl import layers
 from gpu_dl.backend import to_numpy
 from gpu_dl.layers.preprocessing import affine_resample, affine_resample_backward
 from gradcheck import assert_gradient
+from keras_affine import affine_tolerance, rounded_positions
 
 RANDOM_LAYERS = [
     lambda **kw: layers.RandomFlip(**kw),
@@ -295,11 +296,21 @@ def test_fixed_transforms_match_keras(xp, rng, keras, fill_mode, interpolation, 
              ("RandomZoom", ((0.4, 0.4), (-0.3, -0.3))),
              ("RandomZoom", ((-0.5, -0.5),))]
     # To the bit: the matrices are Keras's float32 arithmetic (for these two angles PyTorch's float32 cos and sin
-    # are the correctly rounded ones gpu_dl takes), and the resampling repeats Keras's.
+    # are the correctly rounded ones gpu_dl takes), and the resampling repeats Keras's, where Keras's positions
+    # are the correctly rounded float32 ones. Keras's own positions round as the machine's BLAS does
+    # (tests/keras_affine.py): within affine_tolerance of them.
+    last = x_host if data_format == "channels_last" else x_host.transpose(0, 2, 3, 1)
+    n, h, w = last.shape[:3]
+    values = [last.min(), last.max(), common["fill_value"]]
     for name, args in pairs:
         ours = to_numpy(getattr(layers, name)(*args, **common)(xp.asarray(x_host), training=True))
-        theirs = keras.ops.convert_to_numpy(getattr(keras.layers, name)(*args, **common)(x_host, training=True))
+        with rounded_positions():
+            theirs = keras.ops.convert_to_numpy(getattr(keras.layers, name)(*args, **common)(x_host, training=True))
         numpy.testing.assert_array_equal(ours, theirs, err_msg=f"{name}{args}")
+        stock = keras.ops.convert_to_numpy(getattr(keras.layers, name)(*args, **common)(x_host, training=True))
+        matrices = getattr(layers, name)(*args, **common)._matrices(n, h, w)
+        numpy.testing.assert_allclose(ours, stock, rtol=0, err_msg=f"{name}{args}",
+                                      atol=affine_tolerance(matrices, h, w, values, interpolation))
 
 
 def test_rescaling_matches_keras(rng, keras):
