@@ -622,14 +622,18 @@ class Sequential(Model):
         input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
         states = self.__dict__.get("_node_states") or {}
-        for i in range(last, -1, -1):
+        # Without the input's gradient, the layers before the first one with trainable weights pass on a gradient
+        # nothing reads: their backward is skipped and the first one's input gradient (a product, for a Dense
+        # after Flatten) is not computed.
+        first = 0 if input_gradient else self._first_trained_layer()
+        for i in range(last, first - 1, -1):
             layer = self._layers[i]
             if i in states:
                 nested.restore_call_state(layer, states[i])
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
                 dy = dy + gradient_pass.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
-            layer.input_gradient_wanted = input_gradient or i > 0
+            layer.input_gradient_wanted = input_gradient or i > first
             try:
                 with nvtx_range(f"{layer.name}.backward"):
                     if i == last and from_logits:
@@ -638,7 +642,15 @@ class Sequential(Model):
                         dy = layer.backward(dy)
             finally:
                 layer.input_gradient_wanted = True
-        return dy
+        return dy if first == 0 else None
+
+    def _first_trained_layer(self):
+        """The position of the first layer with trainable weights (the last where none has any): what a backward
+        pass without the input's gradient must reach."""
+        for i, layer in enumerate(self._layers):
+            if layer.trainable_weights:
+                return i
+        return max(len(self._layers) - 1, 0)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
