@@ -453,8 +453,10 @@ def _sparse_labels(y_true, y_pred, axis, ignore_class):
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = xp.where(valid, labels, 0)
-    # Keras casts the ids to int: float ids are truncated.
-    return xp, labels.astype(xp.int64), xp.moveaxis(p, axis, -1), valid
+    # Keras casts the ids to int: float ids are truncated. Only read from here on: int64 ids are not copied, and
+    # classes already last need no moved view (each a device operation per training step).
+    classes_last = p if axis % p.ndim == p.ndim - 1 else xp.moveaxis(p, axis, -1)
+    return xp, labels.astype(xp.int64, copy=False), classes_last, valid
 
 
 @symbolic_form

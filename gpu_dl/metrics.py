@@ -63,8 +63,13 @@ def _argmax_matches(xp, labels, y_pred):
     reshape = labels.ndim == y_pred.ndim and labels.shape[-1] == 1
     if reshape:
         labels = labels.squeeze(axis=-1)
-    predicted = y_pred.argmax(axis=-1).astype(labels.dtype)
-    matches = (labels == predicted).astype(floatx())
+    predicted = y_pred.argmax(axis=-1)
+    if labels.dtype.kind not in "iu":       # integer labels are compared with the integer argmax as they are
+        predicted = predicted.astype(labels.dtype)
+    # the comparison written as floats where they are to go: (labels == predicted).astype(floatx()) without the
+    # boolean array between (an allocation and a copy on the device per step)
+    matches = xp.empty(numpy.broadcast_shapes(labels.shape, predicted.shape), floatx())
+    xp.equal(labels, predicted, out=matches)
     return matches.reshape(original_shape) if reshape else matches
 
 
@@ -72,15 +77,26 @@ def categorical_accuracy(y_true, y_pred):
     """1.0 where the argmax of the one-hot ``y_true`` equals the argmax of ``y_pred``."""
     xp = array_module(y_true, y_pred)
     y_pred = xp.asarray(y_pred)
-    labels = xp.asarray(y_true).argmax(axis=-1).astype(y_pred.dtype)
+    labels = _as_compared_ids(xp.asarray(y_true).argmax(axis=-1), y_pred)
     return _argmax_matches(xp, labels, y_pred)
+
+
+def _as_compared_ids(labels, y_pred):
+    """Class ids as Keras compares them with the argmax of ``y_pred``: cast to y_pred's dtype. Integer ids are
+    kept as they are where that cast cannot change the outcome, which saves two casts (device operations) a step:
+    every argmax, below the class count, is exact in a float dtype whose integers are exact up to that count, so
+    an id rounding to an argmax there is that argmax."""
+    if labels.dtype.kind in "iu" and y_pred.dtype.kind == "f" and \
+            y_pred.shape[-1] <= 2 ** (numpy.finfo(y_pred.dtype).nmant + 1):
+        return labels
+    return labels.astype(y_pred.dtype)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
     """1.0 where the class id ``y_true`` equals the argmax of ``y_pred``."""
     xp = array_module(y_true, y_pred)
     y_pred = xp.asarray(y_pred)
-    labels = xp.asarray(y_true).astype(y_pred.dtype)
+    labels = _as_compared_ids(xp.asarray(y_true), y_pred)
     matches = _argmax_matches(xp, labels, y_pred)
     if matches.ndim > 1 and matches.shape[-1] == 1:
         matches = matches.squeeze(axis=-1)

@@ -16,6 +16,17 @@ with host times). Counted while active, by category:
   ``astype`` where they copy) and ``allocations`` (every new device buffer:
   ufunc and function results, ``empty``/``zeros``, copies);
 - on a GPU: ``allocations`` (every call of CuPy's allocator).
+
+Two more, asked for (``every_launch``, ``transfers``; tests/test_train_step_host_work.py
+and profiling/train_step_host_work.py), on the emulated GPU only:
+
+- ``every_launch``: ``launches`` counts every ``RawKernel`` launch, of all
+  of gpu_dl's kernels rather than the recurrent ones only;
+- ``transfers``: ``syncs`` (every point where CuPy makes the host wait for
+  the device: a copy to the host by ``asnumpy``/``get``, ``item``/``float``/
+  ``bool``/``int`` of an array, a ``synchronize``, the functions that read a
+  size back; the stand-in declares each one) and ``uploads`` (host arrays
+  copied to the device by ``asarray``/``array``).
 """
 import collections
 
@@ -27,10 +38,14 @@ class DeviceWork:
     """``with DeviceWork(cupy) as work: ...``, then ``work.counts`` (a Counter); ``work.take()`` returns the
     counts so far and starts again. Everything patched is restored on exit."""
 
-    def __init__(self, cupy, no_op_launches=False):
+    def __init__(self, cupy, no_op_launches=False, every_launch=False, transfers=False):
         self.cupy, self.no_op_launches = cupy, no_op_launches
+        self.every_launch, self.transfers = every_launch, transfers
         self.counts = collections.Counter()
         self.emulated = cupy.__version__.endswith("emulated")
+        if (every_launch or transfers) and not self.emulated:
+            raise ValueError("DeviceWork: `every_launch` and `transfers` count through the emulated GPU's hooks, "
+                             "which CuPy does not have")
         self._restore = []
 
     def take(self):
@@ -54,7 +69,12 @@ class DeviceWork:
                 counts["launches"] += 1
                 return None if no_op else function(*a, **k)
             return launch
-        self._patch(rnn_kernels, "get_kernel", counting_kernel)
+        if self.every_launch:
+            self._count_every_launch()
+        else:
+            self._patch(rnn_kernels, "get_kernel", counting_kernel)
+        if self.transfers:
+            self._count_transfers()
         if self.emulated:
             self._count_emulated()
         else:
@@ -76,6 +96,35 @@ class DeviceWork:
             else:
                 setattr(owner, name, value)
         self._restore.clear()
+
+    def _count_every_launch(self):
+        counts, launch, no_op = self.counts, self.cupy.RawKernel.__call__, self.no_op_launches
+
+        def counting_launch(kernel, *args, **kwargs):
+            counts["launches"] += 1
+            return None if no_op else launch(kernel, *args, **kwargs)
+        self._patch(self.cupy.RawKernel, "__call__", counting_launch)
+
+    def _count_transfers(self):
+        cupy, counts = self.cupy, self.counts
+        declare = cupy._declare_synchronize
+
+        def counting_synchronize():
+            counts["syncs"] += 1
+            return declare()
+        # the stand-in's functions look the name up in their module at each call
+        self._patch(cupy, "_declare_synchronize", counting_synchronize)
+
+        def uploading(name):
+            original = getattr(cupy, name)
+
+            def upload(a, *args, **kwargs):
+                if not isinstance(a, cupy.ndarray):
+                    counts["uploads"] += 1
+                return original(a, *args, **kwargs)
+            return upload
+        for name in ("asarray", "array"):
+            self._patch(cupy, name, uploading(name))
 
     def _count_emulated(self):
         cupy, counts = self.cupy, self.counts

@@ -20,9 +20,11 @@ class _ElementwiseActivation(Layer):
 
     fixed_input_axes = ()
     supports_masking = True
+    leaves_activation_to_loss = True
 
     def call(self, x, training=False):
-        y = self.activation(x)
+        # activation_left_to_loss: the model's loss computes the softmax, whose probabilities are its output
+        y = x if self.activation_left_to_loss else self.activation(x)
         self._saved = (x, y) if training else None
         self._preactivation = x if self.keep_preactivation else None
         return y

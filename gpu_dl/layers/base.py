@@ -825,6 +825,9 @@ class Layer:
         self._saved = None              # what the last training call kept for backward
         self._activity_output = None
         self.keep_preactivation = False  # set by a model that fuses the last softmax into its loss
+        # Set by such a model around the one call whose output its loss replaces (layers that can: see
+        # ``leaves_activation_to_loss``): the call returns the pre-activation and skips the activation.
+        self.activation_left_to_loss = False
         self._preactivation = None
         self.input_gradient_wanted = True   # cleared by a model around the backward of its first layer
         self._inbound_nodes = []        # one Node per call on symbolic tensors (see symbolic.py)
@@ -1592,6 +1595,9 @@ class Layer:
                 f"(self.inner = {owner.__name__}(...)) and composes it in call, which gpu_dl traces for the gradient.")
             raise RuntimeError(f"Layer '{self.name}': backward() needs a preceding call with training=True.{hint}")
         return self._saved
+
+    # Whether the layer's call honours ``activation_left_to_loss`` (a model sets that only on such layers).
+    leaves_activation_to_loss = False
 
     def _wants_preactivation(self, training):
         """For a layer with an ``activation``: whether a call must keep z, the activation's input: a model reads

@@ -145,6 +145,7 @@ class Dense(lora.LoraLayer, Layer):
     kernel = lora.merged_weight("kernel")
     lora_build_keeps_alpha = False
     lora_quantization_modes = ("int8", "int4")
+    leaves_activation_to_loss = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -291,8 +292,15 @@ class Dense(lora.LoraLayer, Layer):
         product = self.add_low_rank_product(x, product)
         # The matrix product alone, then the bias and activation in one pass (one kernel on the GPU).
         bias = self.bias.value if self.use_bias else None
-        z, y = self.activation.with_bias(product, float8_training.bias_value(self, bias) if mode == "float8" else bias,
-                                         want_z=self._wants_preactivation(training))
+        bias = float8_training.bias_value(self, bias) if mode == "float8" else bias
+        if self.activation_left_to_loss:
+            # The model's loss computes the softmax from the logits and its probabilities are the model's output:
+            # the logits alone, with the bias added as the activation's array path adds it.
+            if bias is not None:
+                product += bias
+            z = y = product
+        else:
+            z, y = self.activation.with_bias(product, bias, want_z=self._wants_preactivation(training))
         self._saved = (x, z, y) if training else None
         self._preactivation = z if self.keep_preactivation else None
         return y

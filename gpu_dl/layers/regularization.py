@@ -54,7 +54,12 @@ def keep_mask_of_pair(pair, x, shape, rate):
     xp = array_module(x)
     keep = 1.0 - rate
     uniform = random_draws.dropout_mask(xp, pair, shape, numpy.float64 if xp is numpy else x.dtype)
-    return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+    if uniform.dtype != x.dtype:
+        return (uniform < keep).astype(x.dtype) / x.dtype.type(keep)
+    # The draws' own buffer takes the mask and then its scale: the same values as the expression above (0 or 1
+    # divided by the scale), without the three arrays it allocates, each training step, on the GPU.
+    xp.less(uniform, keep, out=uniform)
+    return xp.divide(uniform, x.dtype.type(keep), out=uniform)
 
 
 def seeded_keep_mask(seed_generator, x, shape, rate):

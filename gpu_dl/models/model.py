@@ -941,7 +941,8 @@ class _ModelBase(trainer.Trainer, Layer):
         """One optimizer step on the device batch. ``ids_checked``: ``x`` was made from host arrays that
         ``_checked_features`` passed, so the id layers taking it skip their device read-back."""
         with nvtx_range("train_step"):
-            with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call:
+            with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call, \
+                    self._loss_computes_activation_in(self._fused_softmax):
                 y_pred = self.forward(x, training=True)
             added = self._added_loss(call, training=True)
             with nvtx_range("loss"):
@@ -963,12 +964,25 @@ class _ModelBase(trainer.Trainer, Layer):
             self._track(value, y, y_pred, _length(x), sw)
 
     def _test_step(self, x, y, sw, ids_checked=False):
-        with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call:
+        with host_ids.prechecked(self, x, ids_checked), layer_losses.top_level_call(self) as call, \
+                self._loss_computes_activation_in(self._fused_softmax):
             y_pred = self.forward(x, training=False)
         added = self._added_loss(call, training=False)
         value, y_pred, _ = self._loss_and_gradient(y, y_pred, sw, training=False)
         value = _total(value, self._regularization(gradients=False), added)
         self._track(value, y, y_pred, _length(x), sw)
+
+    @contextlib.contextmanager
+    def _loss_computes_activation_in(self, fused):
+        """Around a step's forward pass whose loss is the fused softmax cross-entropy (``fused``), which computes
+        the softmax of the output layer's logits and gives its probabilities as the model's output: a model that
+        can (``Sequential._activation_left_to_loss``) has that layer leave its softmax out, work thrown away."""
+        previous = self.__dict__.get("_loss_computes_activation", False)
+        self.__dict__["_loss_computes_activation"] = bool(fused)
+        try:
+            yield
+        finally:
+            self.__dict__["_loss_computes_activation"] = previous
 
     def _no_output_gradient(self, y_pred):
         """What ``backward`` takes for an output no compiled loss reads: None (the graph models skip the calls no

@@ -518,12 +518,20 @@ class Sequential(Model):
         (from Masking or Embedding(mask_zero=True) through layers that pass masks on), or None. ``mask`` is the
         mask of ``x``'s padded steps, given when the model is a layer of another."""
         kept = self._shared_layers() if training else ()
+        left_to_loss = self._activation_left_to_loss()
         self._node_states = {}
         # The activity penalties of each call, read as they are made: a layer in the stack twice has those of both.
         self._call_activity = activity = []
         for i, layer in enumerate(self._layers):
             with nvtx_range(f"{layer.name}.forward"):
-                y = nested.flat_outputs(layer(x, training=training, mask=mask))
+                if layer is left_to_loss and i == len(self._layers) - 1:
+                    layer.activation_left_to_loss = True
+                    try:
+                        y = nested.flat_outputs(layer(x, training=training, mask=mask))
+                    finally:
+                        layer.activation_left_to_loss = False
+                else:
+                    y = nested.flat_outputs(layer(x, training=training, mask=mask))
                 activity.extend(activity_of(layer))
                 if i in kept:
                     self._node_states[i] = nested.call_state(layer)
@@ -533,6 +541,19 @@ class Sequential(Model):
             x = y
         self.output_mask = mask
         return x
+
+    def _activation_left_to_loss(self):
+        """The last layer, where a step of this model (``Model._loss_computes_activation_in``) computes its softmax in
+        the fused loss, which gives the model's output (the probabilities) too: its call may then leave the
+        softmax out. None where anything else reads that layer's output: the layer in the stack more than once
+        (an earlier call's output feeds the next layer) or an activity penalty of its output."""
+        if not self.__dict__.get("_loss_computes_activation") or not self._layers:
+            return None
+        layer = self._layers[-1]
+        if not getattr(layer, "leaves_activation_to_loss", False) or layer.activity_regularizer is not None \
+                or len(self._layers) - 1 in self._shared_layers() or self._output_layer() is not layer:
+            return None
+        return layer
 
     def symbolic_compute_mask(self, x, mask, outputs):
         """The masks reaching the outputs of the model's call on symbolic ``x`` reached by ``mask`` (a model used as
@@ -601,14 +622,18 @@ class Sequential(Model):
         input_gradient = input_gradient and self.input_gradient_wanted
         last = len(self._layers) - 1
         states = self.__dict__.get("_node_states") or {}
-        for i in range(last, -1, -1):
+        # Without the input's gradient, the layers before the first one with trainable weights pass on a gradient
+        # nothing reads: their backward is skipped and the first one's input gradient (a product, for a Dense
+        # after Flatten) is not computed.
+        first = 0 if input_gradient else self._first_trained_layer()
+        for i in range(last, first - 1, -1):
             layer = self._layers[i]
             if i in states:
                 nested.restore_call_state(layer, states[i])
             if layer.activity_regularizer is not None and layer._activity_output is not None:
                 out = layer._activity_output
                 dy = dy + gradient_pass.scaled(layer.activity_regularizer.gradient(out) / out.dtype.type(out.shape[0]))
-            layer.input_gradient_wanted = input_gradient or i > 0
+            layer.input_gradient_wanted = input_gradient or i > first
             try:
                 with nvtx_range(f"{layer.name}.backward"):
                     if i == last and from_logits:
@@ -617,7 +642,15 @@ class Sequential(Model):
                         dy = layer.backward(dy)
             finally:
                 layer.input_gradient_wanted = True
-        return dy
+        return dy if first == 0 else None
+
+    def _first_trained_layer(self):
+        """The position of the first layer with trainable weights (the last where none has any): what a backward
+        pass without the input's gradient must reach."""
+        for i, layer in enumerate(self._layers):
+            if layer.trainable_weights:
+                return i
+        return max(len(self._layers) - 1, 0)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
