@@ -11,8 +11,8 @@ Small shapes are reported as microseconds per call, not as bandwidth.
 
 Smoke mode (``GPU_DL_BENCH_SMOKE=1``): every benchmark script runs each of
 its code paths (result checks, every table, every precision) on tiny shapes,
-and every timing here takes 1 warm-up call and at most 2 repeats, so a broken
-script fails in seconds instead of minutes into a GPU session; it runs on the
+and every timing here is one call, without a warm-up or an L2 flush worth the
+name, so a broken script fails in seconds instead of minutes into a GPU session; it runs on the
 emulated GPU too (``tests/emulated_gpu/run_script.py``). Its figures measure
 nothing, and its tables say so. Without the variable, nothing changes.
 """
@@ -60,7 +60,7 @@ def flush_l2():
     """
     global _flush_buffer
     if _flush_buffer is None:
-        _flush_buffer = cupy.empty(2 * l2_bytes() // 4, dtype=cupy.uint32)
+        _flush_buffer = cupy.empty(smoke(2 * l2_bytes(), SMOKE_COPY_BYTES) // 4, dtype=cupy.uint32)
     _flush_buffer.fill(1)
     _flush_buffer.max()
 
@@ -73,7 +73,7 @@ def time_gpu(fn, *, repeats=50, warmup=5, flush=True, sync=None):
     stream as CuPy unless told otherwise, so events order both).
     """
     if SMOKE:
-        repeats, warmup = min(repeats, 2), min(warmup, 1)
+        repeats, warmup = 1, 0
     for _ in range(warmup):
         fn()
     cupy.cuda.runtime.deviceSynchronize()
@@ -99,7 +99,7 @@ def time_wall_per_call(fn, *, calls=200, warmup=20, rounds=5):
     overhead rather than memory traffic.
     """
     if SMOKE:
-        calls, warmup, rounds = min(calls, 2), min(warmup, 1), 1
+        calls, warmup, rounds = 1, 0, 1
     for _ in range(warmup):
         fn()
     cupy.cuda.runtime.deviceSynchronize()
@@ -162,8 +162,8 @@ def matmul_rate(n: int = 8192) -> float:
     return 2 * n ** 3 / (time_gpu(lambda: cupy.matmul(a, a), repeats=10, flush=False) * 1e-3)
 
 
-SMOKE_NOTE = ("**Smoke run** (GPU_DL_BENCH_SMOKE=1): tiny shapes, 1 warm-up call and at most 2 repeats per "
-              "timing, to show that every path of the script runs; the shapes, counts and targets the text "
+SMOKE_NOTE = ("**Smoke run** (GPU_DL_BENCH_SMOKE=1): tiny shapes, one call per timing "
+              "(no warm-up), to show that every path of the script runs; the shapes, counts and targets the text "
               "names are the full run's, and no figure below is a measurement.\n")
 
 

@@ -2,8 +2,7 @@
 
 ``GPU_DL_BENCH_SMOKE=1`` makes each script of ``profiling/gpu_check.sh``'s
 bench group run every code path it has (result checks, every table, every
-precision) on tiny shapes with a warm-up call and at most two repeats per
-timing. Run here through ``tests/emulated_gpu/run_script.py``, the scripts'
+precision) on tiny shapes with one call per timing. Run here through ``tests/emulated_gpu/run_script.py``, the scripts'
 own code, the launchers and the kernels run as they would on a GPU (the
 figures measure nothing): a script that would crash, print an empty table
 or report a MISMATCH fails here, not minutes into a GPU session.
