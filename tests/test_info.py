@@ -3,7 +3,7 @@ import sys
 import types
 
 from gpu_dl import cli
-from gpu_dl.backend import nvml
+from gpu_dl.backend import kernels, nvml
 
 
 def fake_pynvml():
@@ -35,8 +35,21 @@ def test_no_nvml_gives_none(monkeypatch):
     assert nvml.device_facts() is None and nvml.device_memory_info() is None
 
 
+def fake_compile_report(broken=None):
+    """A stand-in for ``kernels.compile_report``: NVRTC takes a minute over the kernel files, and
+    tests/test_kernel_compile.py compiles each of them already. Two kernels per file, ``broken`` failing."""
+    def compile_report(filename, arch="sm_90", options=()):
+        assert arch == "sm_90"
+        if filename == broken:
+            raise kernels.KernelCompileError(filename, 12, f"{filename}(12): error: identifier \"x\" is undefined", ())
+        return [kernels.KernelReport(f"{filename}_a", arch, registers=40),
+                kernels.KernelReport(f"{filename}_b", arch, registers=96, spill_stores=8 if filename == "ctc.cu" else 0)]
+    return compile_report
+
+
 def test_info_lists_versions_device_and_backend(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.setattr(kernels, "compile_report", fake_compile_report())
     assert cli.main(["info", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "NumPy" in out and "GPU 0: NVIDIA H100 80GB HBM3" in out and "utilisation 37%" in out
@@ -44,16 +57,25 @@ def test_info_lists_versions_device_and_backend(monkeypatch, capsys):
 
 
 def test_info_says_whether_each_kernel_file_compiles(monkeypatch, capsys):
-    from gpu_dl.backend import kernels
-    if not kernels.nvrtc_available():
-        import pytest
-        pytest.skip("NVRTC not importable")
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.setattr(kernels, "nvrtc_available", lambda: True)
+    monkeypatch.setattr(kernels, "compile_report", fake_compile_report(broken="pooling.cu"))
     assert cli.main(["info", "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
     for filename in kernels.kernel_files():
-        assert f"  {filename}: compiles:" in out
-    assert "FAILS" not in out
+        (line,) = [line for line in lines if line.startswith(f"  {filename}: ")]
+        if filename == "pooling.cu":
+            assert line == f"  {filename}: FAILS: CUDA kernel file pooling.cu, line 12 failed to compile with options []."
+        else:
+            spills = "8 B of spill stores" if filename == "ctc.cu" else "no spills"
+            assert line == f"  {filename}: compiles: 2 kernels, at most 96 registers, {spills}"
+
+
+def test_info_says_when_it_cannot_compile(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.setattr(kernels, "nvrtc_available", lambda: False)
+    assert cli.main(["info", "--device", "cpu"]) == 0
+    assert "Kernels: not compiled here (no GPU, and no NVRTC" in capsys.readouterr().out
 
 
 def test_memory_by_pci_bus_id(monkeypatch):
