@@ -11,6 +11,7 @@
 #   *.md            benchmark tables (softmax cross-entropy, optimizers, digits MLP, conv2d vs cuDNN,
 #                   pooling, LSTM vs cuDNN, the newer layers and optimizers; conv2d and training on CPU)
 #   memory_pool.txt host cost of the memory pool per allocation
+#   profile_step.txt cProfile of the digits MLP's training steps on the GPU (where the host time goes)
 #   bench_smoke.txt the bench group's GPU scripts in smoke mode (group "smoke", GPU_DL_BENCH_SMOKE=1:
 #                   tiny shapes, every table and result check; no figure in it is a measurement)
 # Usage: profiling/gpu_check.sh [OUTPUT_DIR] [GROUP...]     (PYTHON=... picks the interpreter)
@@ -195,6 +196,8 @@ if wanted bench; then
     step "benchmark: softmax cross-entropy" softmax_xent.md "$PYTHON" profiling/bench_softmax_xent.py
     step "benchmark: optimizer updates" optimizers.md "$PYTHON" profiling/bench_optimizers.py
     step "benchmark: digits MLP" mlp.md "$PYTHON" profiling/bench_mlp.py
+    # Where the MLP's host-bound step spends its time (cProfile; its step time includes the profiler's cost).
+    step "host time of a digits MLP training step" profile_step.txt "$PYTHON" profiling/profile_step.py --device gpu
     step "benchmark: memory pool" memory_pool.txt "$PYTHON" profiling/bench_memory_pool.py
     step "benchmark: conv2d vs cuDNN" conv2d.md "$PYTHON" profiling/bench_conv2d.py
     step "benchmark: pooling" pooling.md "$PYTHON" profiling/bench_pooling.py
