@@ -189,9 +189,9 @@ template <typename T, int V>
 __device__ __forceinline__ void bn_apply_body(const T* __restrict__ x, const T* __restrict__ mean,
                                               const T* __restrict__ scale, const T* __restrict__ beta,
                                               T* __restrict__ y, int rows, int width) {
-    const int per_row = width / V;
-    const int n = rows * per_row;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    // unsigned: i + stride stays below 2**32 for any n < 2**31, where an int could overflow
+    const unsigned per_row = width / V, n = (unsigned)rows * per_row, stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         const int c = (i % per_row) * V;
         const VecN<T, V> a = vec_load<T, V>(x + (size_t)i * V);
         const VecN<T, V> m = vec_load<T, V>(mean + c);
@@ -214,9 +214,9 @@ __device__ __forceinline__ void bn_bwd_data_body(const T* __restrict__ dy, const
                                                  const T* __restrict__ gamma, const T* __restrict__ dgamma,
                                                  const T* __restrict__ dbeta, T* __restrict__ dx, int rows,
                                                  int width, T inv_rows) {
-    const int per_row = width / V;
-    const int n = rows * per_row;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    // unsigned: i + stride stays below 2**32 for any n < 2**31, where an int could overflow
+    const unsigned per_row = width / V, n = (unsigned)rows * per_row, stride = gridDim.x * blockDim.x;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         const int c = (i % per_row) * V;
         const VecN<T, V> g = vec_load<T, V>(dy + (size_t)i * V);
         const VecN<T, V> a = vec_load<T, V>(x + (size_t)i * V);
