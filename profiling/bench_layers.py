@@ -5,10 +5,11 @@ operations (einsum, batched matmuls through cuBLAS, element-wise and
 reduction kernels) or existing kernels run in new ways (Conv3D and
 Conv3DTranspose: conv2d.cu once per kernel depth tap; ConvLSTM2D: conv2d.cu
 and lstm_cell.cu's fused cells; Lion and Lamb: optimizers.cu). CTC has
-kernels/ctc.cu, and LayerNormalization and RMSNormalization over the last
-axis run the fused kernels of kernels/normalization.cu (a row that ran the
-array path instead is reported as a problem, not timed). One table per
-family:
+kernels/ctc.cu, LayerNormalization and RMSNormalization over the last
+axis run the fused kernels of kernels/normalization.cu and
+BatchNormalization over the channels of NHWC those of kernels/batchnorm.cu
+(a row that ran the array path instead is reported as a problem, not
+timed). One table per family:
 
 - attention: MultiHeadAttention (batch 32, sequence 128, 8 heads of 64,
   model width 512), GroupQueryAttention (8 query heads, 2 key/value heads of
@@ -28,7 +29,10 @@ family:
   against ``F.group_norm``, LayerNormalization and RMSNormalization over the
   last axis of (32, 128, 512) and of (64, 1024, 1024) against
   ``F.layer_norm`` and ``F.rms_norm`` (the formula in torch ops where
-  PyTorch lacks it);
+  PyTorch lacks it), BatchNormalization in training (batch statistics,
+  moving statistics updated) over NHWC (128, 28, 28, 32) and
+  (128, 56, 56, 64) against ``torch.nn.BatchNorm2d`` in training mode on
+  the same memory seen as NCHW (channels_last, which cuDNN takes as it is);
 - EinsumDense ``abc,cde->abde`` (32 x 128 x 512 to 8 heads of 64, bias on
   ``de``) against ``torch.einsum`` plus the bias;
 - Resizing (bilinear, 32 images 128x128x3 to 256x256) against
@@ -103,7 +107,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 from gpu_dl import backend, layers  # noqa: E402
 from gpu_dl.ops import optimizer_update as update  # noqa: E402
-from gpu_dl.ops.normalization import RowStatistics  # noqa: E402
+from gpu_dl.ops.normalization import ChannelStatistics, RowStatistics  # noqa: E402
 
 DEVICE = "cuda"   # PyTorch's device
 REPEATS = 30
@@ -290,6 +294,7 @@ def normalization_cases():
     gn_shape = bc.smoke((32, 64, 64, 64), (2, 5, 5, 8))
     groups = bc.smoke(8, 4)
     row_shapes = bc.smoke([(32, 128, 512), (64, 1024, 1024)], [(2, 5, 16), (3, 7, 24)])
+    image_shapes = bc.smoke([(128, 28, 28, 32), (128, 56, 56, 64)], [(2, 5, 5, 8), (3, 4, 4, 33)])
 
     def group_model(torch, w):
         gamma, beta = (torch.as_tensor(a, device=DEVICE) for a in w)
@@ -306,9 +311,22 @@ def normalization_cases():
             return lambda x: torch.nn.functional.rms_norm(x, x.shape[-1:], scale, 1e-6)
         return lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * scale
 
+    def batch_model(torch, w):   # training mode: batch statistics, running statistics moved (momentum 0.01)
+        gamma, beta, moving_mean, moving_variance = (torch.as_tensor(a, device=DEVICE) for a in w)
+        bn = torch.nn.BatchNorm2d(len(w[0]), eps=1e-3, momentum=0.01, device=DEVICE).train()
+        with torch.no_grad():
+            for target, value in ((bn.weight, gamma), (bn.bias, beta), (bn.running_mean, moving_mean),
+                                  (bn.running_var, moving_variance)):
+                target.copy_(value)
+        # NHWC memory seen as NCHW is channels_last: cuDNN's NHWC batch norm, no copy
+        return lambda x: bn(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
     def fused(layer):   # kernels/normalization.cu's record (RMSNormalization keeps it beside its input)
         saved = layer.saved()
         return isinstance(saved[1] if isinstance(saved, tuple) else saved, RowStatistics)
+
+    def batch_fused(layer):   # kernels/batchnorm.cu's record, first in BatchNormalization's
+        return isinstance(layer.saved()[0], ChannelStatistics)
 
     cases = [Case("GroupNormalization", f"{gn_shape}, {groups} groups", [gn_shape],
                   lambda: layers.GroupNormalization(groups), group_model, "bytes", elementwise_bytes(gn_shape))]
@@ -317,6 +335,8 @@ def normalization_cases():
                        "bytes", elementwise_bytes(shape), fused=fused),
                   Case("RMSNormalization", str(shape), [shape], lambda: layers.RMSNormalization(), rms_model,
                        "bytes", elementwise_bytes(shape), fused=fused)]
+    cases += [Case("BatchNormalization (training)", str(shape), [shape], lambda: layers.BatchNormalization(),
+                   batch_model, "bytes", elementwise_bytes(shape), fused=batch_fused) for shape in image_shapes]
     return cases
 
 

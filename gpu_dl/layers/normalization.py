@@ -25,8 +25,10 @@ does; it has no weights and takes inputs of any rank.
 The arithmetic lives in ``gpu_dl.ops.normalization``. On the GPU,
 LayerNormalization (but for ``rms_scaling=True``) and RMSNormalization over
 the trailing axes of a contiguous float32/float64 input run as the fused
-kernels of ``kernels/normalization.cu``; other axes, strided inputs and
-BatchNormalization run as CuPy array operations.
+kernels of ``kernels/normalization.cu``, and BatchNormalization over the last
+axis (channels_last) of such an input as those of ``kernels/batchnorm.cu``
+(unmasked, outside ``statistics_per_step``); other axes, strided inputs,
+masked batches and per-step statistics run as CuPy array operations.
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ import math
 import numbers
 
 from ..backend.user_warnings import warn
-from ..ops.normalization import (RowStatistics, batch_norm_inference, batch_norm_train, fused_rows_apply,
-                                 l2_normalize, l2_normalize_backward, layer_norm_fused, layer_norm_fused_backward,
-                                 normalize_backward, rms_norm_fused, rms_norm_fused_backward, rms_normalize,
+from ..ops.device_reduction import is_cupy
+from ..ops.normalization import (ChannelStatistics, RowStatistics, batch_norm_fused, batch_norm_fused_backward,
+                                 batch_norm_fused_inference, batch_norm_inference, batch_norm_train,
+                                 fused_channels_apply, fused_rows_apply, l2_normalize, l2_normalize_backward,
+                                 layer_norm_fused, layer_norm_fused_backward, normalize_backward, rms_norm_fused, rms_norm_fused_backward, rms_normalize,
                                  rms_normalize_backward, rms_scale, rms_scale_backward)
 from .base import Layer, writable_value
 
@@ -206,14 +210,31 @@ class BatchNormalization(_Normalization):
         stat_axes, shape = self._stat_axes(x)
         gamma, beta = self._param(self.gamma, shape), self._param(self.beta, shape)
         kept = self._kept(x, mask)
-        if through_statistics:
+        moving = self.moving_mean.value.reshape(shape), self.moving_variance.value.reshape(shape)
+        if through_statistics and kept is None and fused_channels_apply(x, self.axis, gamma, beta):
+            y, saved = self._train_fused(x, gamma, beta)
+        elif through_statistics:
             y, mean, variance, saved = batch_norm_train(x, stat_axes, self.epsilon, gamma, beta, kept)
             self._move_statistics(mean, variance)
+        elif fused_channels_apply(x, self.axis, gamma, beta, *moving):
+            y, saved = batch_norm_fused_inference(x, *moving, self.epsilon, gamma, beta)
         else:
-            y, saved = batch_norm_inference(x, self.moving_mean.value.reshape(shape),
-                                            self.moving_variance.value.reshape(shape), self.epsilon, gamma, beta)
+            y, saved = batch_norm_inference(x, *moving, self.epsilon, gamma, beta)
         self._saved = (saved, through_statistics, False) if training else None
         return y
+
+    def _train_fused(self, x, gamma, beta):
+        """A training call through kernels/batchnorm.cu: ``(y, ChannelStatistics)``. The moving statistics move
+        in the kernel that finishes the batch statistics where their arrays can be written there (contiguous,
+        of x's dtype), else as ``_move_statistics`` moves them."""
+        targets = [writable_value(v) for v in (self.moving_mean, self.moving_variance)]
+        in_kernel = all(is_cupy(t) and t.dtype == x.dtype and t.flags.c_contiguous for t in targets)
+        flat = [t.reshape(-1) for t in targets] if in_kernel else [None, None]
+        y, mean, variance, saved = batch_norm_fused(x, self.epsilon, gamma, beta, moving_mean=flat[0],
+                                                    moving_variance=flat[1], momentum=self.momentum)
+        if not in_kernel:
+            self._move_statistics(mean, variance)
+        return y, saved
 
     def _call_per_step(self, x, grouped, kept):
         """The training call within ``statistics_per_step``: ``grouped`` is ``x`` viewed as (batch, steps, ...)."""
@@ -250,6 +271,8 @@ class BatchNormalization(_Normalization):
 
     def backward(self, dy):
         saved, through_statistics, grouped = self.saved()
+        if isinstance(saved, ChannelStatistics):     # the forward ran kernels/batchnorm.cu
+            return self._backward_fused(dy, saved)
         dy_shape = dy.shape
         if grouped:
             dy = dy.reshape(saved.x.shape)
@@ -262,6 +285,16 @@ class BatchNormalization(_Normalization):
             need_param_grads=self.trainable and (self.scale or self.center))
         if dx is not None:
             dx = dx.reshape(dy_shape)
+        if self.trainable:
+            if self.scale:
+                self.gamma.grad = dgamma.reshape(self.gamma.shape)
+            if self.center:
+                self.beta.grad = dbeta.reshape(self.beta.shape)
+        return dx
+
+    def _backward_fused(self, dy, saved):
+        gamma = None if self.gamma is None else self.gamma.value
+        dx, dgamma, dbeta = batch_norm_fused_backward(dy, saved, gamma, need_input_grad=self.input_gradient_wanted)
         if self.trainable:
             if self.scale:
                 self.gamma.grad = dgamma.reshape(self.gamma.shape)

@@ -32,8 +32,13 @@ On the GPU, layer normalization and RMS normalization over the trailing axes
 of a C-contiguous float32/float64 CuPy array run as the fused kernels of
 ``kernels/normalization.cu`` (``layer_norm_fused`` and ``rms_norm_fused``
 below, chosen by ``fused_rows_apply``): one launch for the forward, one for
-dx and one or two for the parameters' gradients. Everything else (NumPy,
-other axes, strided views, batch normalization, masks, Keras's deprecated
+dx and one or two for the parameters' gradients. Batch normalization over
+the last axis of such an array (channels_last) runs as those of
+``kernels/batchnorm.cu`` (``batch_norm_fused`` and its inference and
+backward forms, chosen by ``fused_channels_apply``): three launches for a
+training forward (the moving statistics updated in the second), two for an
+inference forward, three for the backward. Everything else (NumPy, other
+axes, strided views, masks, per-step statistics, Keras's deprecated
 ``rms_scaling``) runs the array operations here, which are also the
 reference the kernels are tested against.
 """
@@ -44,6 +49,7 @@ import numpy
 from ..backend import array_module
 # by name, not `from . import norm_kernels`: that asks the package for the attribute first, whose __getattr__
 # (Keras's ops) imports the layers, which import this module
+from .batchnorm_kernels import batchnorm_backward, batchnorm_forward_inference, batchnorm_forward_train
 from .norm_kernels import (layernorm_backward_data, layernorm_forward, norm_backward_params,
                            rmsnorm_backward_data, rmsnorm_forward)
 from .device_reduction import is_cupy, sum_axes
@@ -304,3 +310,62 @@ def rms_norm_fused_backward(dy, saved, scale=None, *, need_input_grad=True, need
     if need_input_grad:
         dx = rmsnorm_backward_data(dy, x, saved.inv, _flat(scale)).reshape(saved.x.shape)
     return dx, dscale
+
+
+# ----------------------------------------------------------- fused batch normalization over the last axis
+
+class ChannelStatistics:
+    """What a fused batch-norm training forward kept for its backward: the input ``x`` itself (counted once by
+    memory reports, as ``RowStatistics``), and its per-channel ``mean`` and ``inv`` (``(channels,)``)."""
+
+    __slots__ = ("x", "mean", "inv")
+
+    def __init__(self, x, mean, inv):
+        self.x, self.mean, self.inv = x, mean, inv
+
+
+def fused_channels_apply(x, axis, *params):
+    """Whether the batch-norm kernels take ``x`` normalized per ``axis``: a non-empty CuPy float32/float64 array,
+    C-contiguous, ``axis`` its last (channels_last: each row of channels contiguous), and the parameters (None
+    or arrays) of its dtype."""
+    if not is_cupy(x) or x.dtype not in (numpy.float32, numpy.float64) or not x.flags.c_contiguous:
+        return False
+    if x.ndim < 2 or axis % x.ndim != x.ndim - 1 or x.size == 0:
+        return False
+    return all(p is None or p.dtype == x.dtype for p in params)
+
+
+def _channels(x):
+    return x.reshape(-1, x.shape[-1])
+
+
+def batch_norm_fused(x, epsilon, gamma=None, beta=None, *, moving_mean=None, moving_variance=None,
+                     momentum=0.99):
+    """``batch_norm_train`` of ``x`` over all but its last axis in three kernel launches
+    (``fused_channels_apply`` must hold): ``(y, mean, variance, ChannelStatistics)``, the statistics flat
+    ``(channels,)``. ``moving_mean``/``moving_variance`` (flat, contiguous, ``x``'s dtype), where given, are
+    updated in place as the layer's moving update does it."""
+    y, mean, variance, inv = batchnorm_forward_train(_channels(x), _flat(gamma), _flat(beta), epsilon,
+                                                     moving_mean=moving_mean, moving_variance=moving_variance,
+                                                     momentum=momentum)
+    return y.reshape(x.shape), mean, variance, ChannelStatistics(x, mean, inv)
+
+
+def batch_norm_fused_inference(x, mean, variance, epsilon, gamma=None, beta=None):
+    """``batch_norm_inference`` of ``x`` with flat ``(channels,)`` statistics in two kernel launches:
+    ``(y, Statistics)``, the Statistics shaped for ``normalize_backward``."""
+    y, inv = batchnorm_forward_inference(_channels(x), _flat(mean), _flat(variance), _flat(gamma), _flat(beta),
+                                         epsilon)
+    shape = (1,) * (x.ndim - 1) + (x.shape[-1],)
+    return y.reshape(x.shape), Statistics(x, mean.reshape(shape), inv.reshape(shape))
+
+
+def batch_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True):
+    """``(dx, dgamma, dbeta)`` of ``batch_norm_fused`` (``normalize_backward``'s, through the statistics);
+    dgamma and dbeta flat ``(channels,)``, dx None unless ``need_input_grad``."""
+    import cupy
+    x = saved.x
+    dy = cupy.ascontiguousarray(dy, dtype=x.dtype)
+    dx, dgamma, dbeta = batchnorm_backward(_channels(dy), _channels(x), saved.mean, saved.inv, _flat(gamma),
+                                           need_input_grad=need_input_grad)
+    return None if dx is None else dx.reshape(x.shape), dgamma, dbeta
