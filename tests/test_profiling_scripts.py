@@ -73,11 +73,12 @@ def test_gpu_check_smoke_group_runs_the_gpu_benchmarks_in_smoke_mode(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["bench_smoke.txt"]
     bench, _ = _ran(tmp_path, "bench")
     assert not any("(smoke" in line for line in bench)   # the real benchmarks stay full size
-    benched = [line.split()[-1] for line in bench]
+    benched = [next(word for word in line.split() if word.startswith("profiling/")) for line in bench]
+    assert "profiling/profile_step.py" in benched   # the MLP step's cProfile, not a table: no smoke run
     # Every benchmark of the bench group but the two CPU ones, in the same order; and the emulated smoke
     # test covers each of them.
-    gpu = [script for script in benched if script not in ("profiling/bench_conv_cpu.py",
-                                                           "profiling/bench_train_cpu.py")]
+    gpu = [script for script in benched if script not in ("profiling/bench_conv_cpu.py", "profiling/bench_train_cpu.py",
+                                                           "profiling/profile_step.py")]
     assert smoked == gpu and len(gpu) == 8, (smoked, benched)
     from test_bench_smoke import SCRIPTS
     assert sorted(Path(s).name for s in gpu) == sorted([*SCRIPTS, "bench_memory_pool.py"])
