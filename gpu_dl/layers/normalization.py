@@ -41,8 +41,9 @@ from ..ops.device_reduction import is_cupy
 from ..ops.normalization import (ChannelStatistics, RowStatistics, batch_norm_fused, batch_norm_fused_backward,
                                  batch_norm_fused_inference, batch_norm_inference, batch_norm_train,
                                  fused_channels_apply, fused_rows_apply, l2_normalize, l2_normalize_backward,
-                                 layer_norm_fused, layer_norm_fused_backward, normalize_backward, rms_norm_fused, rms_norm_fused_backward, rms_normalize,
-                                 rms_normalize_backward, rms_scale, rms_scale_backward)
+                                 layer_norm_fused, layer_norm_fused_backward, normalize_backward, rms_norm_fused,
+                                 rms_norm_fused_backward, rms_normalize, rms_normalize_backward, rms_scale,
+                                 rms_scale_backward)
 from .base import Layer, writable_value
 
 
