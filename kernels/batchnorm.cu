@@ -69,23 +69,6 @@
 #define BN_FINISH_TY 8
 #define BN_THREADS 256
 
-// Chan's merge of (n_b, mean_b, m2_b) into (n_a, mean_a, m2_a): the count, mean and sum of squared
-// deviations of the union. An empty side leaves the other as it is.
-template <typename T>
-__device__ __forceinline__ void chan_merge(int& n_a, T& mean_a, T& m2_a, int n_b, T mean_b, T m2_b) {
-    if (n_b == 0) return;
-    if (n_a == 0) {
-        n_a = n_b, mean_a = mean_b, m2_a = m2_b;
-        return;
-    }
-    const int n = n_a + n_b;
-    const T share = T(n_b) / T(n);
-    const T delta = mean_b - mean_a;
-    mean_a += delta * share;
-    m2_a += m2_b + delta * delta * (T(n_a) * share);
-    n_a = n;
-}
-
 // Rows of thread row `ty` in [first, last) taken with stride BN_TY.
 __device__ __forceinline__ int bn_thread_rows(int first, int last, int ty) {
     const int span = last - first - ty;

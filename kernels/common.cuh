@@ -12,6 +12,7 @@
 // - Grid-stride loop bounds in 32-bit indices: launchers refuse arrays of
 //   2**31 elements or more.
 // - VecN<T, V>: V values moved as one 8- or 16-byte access (vec_load, vec_store).
+// - chan_merge: Chan's merge of two (count, mean, M2) summaries (batchnorm.cu, groupnorm.cu).
 #pragma once
 
 #define DL_FULL_MASK 0xffffffffu
@@ -114,4 +115,21 @@ __device__ __forceinline__ VecN<T, V> vec_load(const T* __restrict__ p) {
 template <typename T, int V>
 __device__ __forceinline__ void vec_store(T* __restrict__ p, const VecN<T, V>& a) {
     *reinterpret_cast<VecN<T, V>*>(p) = a;
+}
+
+// Chan's merge of (n_b, mean_b, m2_b) into (n_a, mean_a, m2_a): the count, mean and sum of squared
+// deviations of the union. An empty side leaves the other as it is.
+template <typename T>
+__device__ __forceinline__ void chan_merge(int& n_a, T& mean_a, T& m2_a, int n_b, T mean_b, T m2_b) {
+    if (n_b == 0) return;
+    if (n_a == 0) {
+        n_a = n_b, mean_a = mean_b, m2_a = m2_b;
+        return;
+    }
+    const int n = n_a + n_b;
+    const T share = T(n_b) / T(n);
+    const T delta = mean_b - mean_a;
+    mean_a += delta * share;
+    m2_a += m2_b + delta * delta * (T(n_a) * share);
+    n_a = n;
 }

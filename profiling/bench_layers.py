@@ -7,7 +7,8 @@ Conv3DTranspose: conv2d.cu once per kernel depth tap; ConvLSTM2D: conv2d.cu
 and lstm_cell.cu's fused cells; Lion and Lamb: optimizers.cu). CTC has
 kernels/ctc.cu, LayerNormalization and RMSNormalization over the last
 axis run the fused kernels of kernels/normalization.cu and
-BatchNormalization over the channels of NHWC those of kernels/batchnorm.cu
+BatchNormalization over the channels of NHWC those of kernels/batchnorm.cu,
+GroupNormalization over the channels of NHWC those of kernels/groupnorm.cu
 (a row that ran the array path instead is reported as a problem, not
 timed). One table per family:
 
@@ -107,7 +108,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_common as bc  # noqa: E402
 from gpu_dl import backend, layers  # noqa: E402
 from gpu_dl.ops import optimizer_update as update  # noqa: E402
-from gpu_dl.ops.normalization import ChannelStatistics, RowStatistics  # noqa: E402
+from gpu_dl.ops.normalization import ChannelStatistics, GroupStatistics, RowStatistics  # noqa: E402
 
 DEVICE = "cuda"   # PyTorch's device
 REPEATS = 30
@@ -328,8 +329,12 @@ def normalization_cases():
     def batch_fused(layer):   # kernels/batchnorm.cu's record, first in BatchNormalization's
         return isinstance(layer.saved()[0], ChannelStatistics)
 
+    def group_fused(layer):   # kernels/groupnorm.cu's record
+        return isinstance(layer.saved(), GroupStatistics)
+
     cases = [Case("GroupNormalization", f"{gn_shape}, {groups} groups", [gn_shape],
-                  lambda: layers.GroupNormalization(groups), group_model, "bytes", elementwise_bytes(gn_shape))]
+                  lambda: layers.GroupNormalization(groups), group_model, "bytes", elementwise_bytes(gn_shape),
+                  fused=group_fused)]
     for shape in row_shapes:
         cases += [Case("LayerNormalization", str(shape), [shape], lambda: layers.LayerNormalization(), layer_model,
                        "bytes", elementwise_bytes(shape), fused=fused),

@@ -101,7 +101,8 @@ KERNEL_TESTS=(tests/test_softmax_xent_kernel.py tests/test_optimizer_update.py t
               tests/test_augment_kernel.py tests/test_ctc_kernel.py tests/test_counter_noise.py
               tests/test_softmax_xent.py tests/test_keras_oracle_softmax_clip.py tests/test_loss_ctc.py
               tests/test_rnn_step_loops.py tests/test_rnn_layer_host_work.py tests/test_rnn_graph_capture.py
-              tests/test_norm_kernels.py tests/test_batchnorm_kernels.py)
+              tests/test_norm_kernels.py tests/test_batchnorm_kernels.py
+              tests/test_groupnorm_kernels.py)
 failed=()
 
 record() {   # record NAME COMMAND...: "== NAME", the command's output, "== NAME: exit STATUS"

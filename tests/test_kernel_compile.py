@@ -66,7 +66,8 @@ def test_launchers_that_list_their_kernels_are_found():
         "conv2d.cu": ["gpu_dl.ops.conv_kernels"], "lstm_cell.cu": ["gpu_dl.ops.rnn_kernels"],
         "augment.cu": ["gpu_dl.ops.augment_kernels"], "ctc.cu": ["gpu_dl.ops.ctc"],
         "counter_noise.cu": ["gpu_dl.ops.counter_noise"],
-        "normalization.cu": ["gpu_dl.ops.norm_kernels"], "batchnorm.cu": ["gpu_dl.ops.batchnorm_kernels"]}
+        "normalization.cu": ["gpu_dl.ops.norm_kernels"], "batchnorm.cu": ["gpu_dl.ops.batchnorm_kernels"],
+        "groupnorm.cu": ["gpu_dl.ops.groupnorm_kernels"]}
 
 
 def test_compile_error_names_file_and_line(tmp_path, monkeypatch):

@@ -10,14 +10,17 @@ it builds, and so does gpu_dl (the saved config then says C).
 
 There are no moving statistics: training and inference compute the same.
 The arithmetic is ``gpu_dl.ops.normalization``'s, on the input
-viewed as (..., groups, C / groups, ...): CuPy array operations on the GPU,
-no fused kernel yet.
+viewed as (..., groups, C / groups, ...). On the GPU, with the features the
+last axis of a C-contiguous float32/float64 CuPy input (channels_last), it
+runs as the fused kernels of ``kernels/groupnorm.cu`` (``group_norm_fused``);
+other axes and strided inputs run the array operations.
 """
 from __future__ import annotations
 
 import numbers
 
-from ..ops.normalization import batch_norm_train, normalize_backward
+from ..ops.normalization import (GroupStatistics, batch_norm_train, fused_channels_apply, group_norm_fused,
+                                 group_norm_fused_backward, normalize_backward)
 from .normalization import _integer, _Normalization, _number
 
 
@@ -78,6 +81,11 @@ class GroupNormalization(_Normalization):
         return x.reshape(view), stat_axes, param_axes, param_shape
 
     def call(self, x, training=False):
+        gamma, beta = (None if v is None else v.value for v in (self.gamma, self.beta))
+        if fused_channels_apply(x, self.axis, gamma, beta):
+            y, saved = group_norm_fused(x, self.groups, self.epsilon, gamma, beta)
+            self._saved = saved if training else None
+            return y
         grouped, stat_axes, _, shape = self._grouped(x)
         y, _, _, saved = batch_norm_train(grouped, stat_axes, self.epsilon, self._param(self.gamma, shape),
                                           self._param(self.beta, shape))
@@ -86,6 +94,8 @@ class GroupNormalization(_Normalization):
 
     def backward(self, dy):
         saved = self.saved()
+        if isinstance(saved, GroupStatistics):     # the forward ran kernels/groupnorm.cu
+            return self._backward_fused(dy, saved)
         grouped_dy, stat_axes, param_axes, shape = self._grouped(dy)
         dx, dgamma, dbeta = normalize_backward(
             grouped_dy, saved, stat_axes, param_axes, self._param(self.gamma, shape), through_statistics=True,
@@ -97,6 +107,18 @@ class GroupNormalization(_Normalization):
             if self.center:
                 self.beta.grad = dbeta.reshape(self.beta.shape)
         return None if dx is None else dx.reshape(dy.shape)
+
+    def _backward_fused(self, dy, saved):
+        gamma = None if self.gamma is None else self.gamma.value
+        dx, dgamma, dbeta = group_norm_fused_backward(
+            dy, saved, gamma, need_input_grad=self.input_gradient_wanted,
+            need_param_grads=self.trainable and (self.scale or self.center))
+        if self.trainable:
+            if self.scale:
+                self.gamma.grad = dgamma.reshape(self.gamma.shape)
+            if self.center:
+                self.beta.grad = dbeta.reshape(self.beta.shape)
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,

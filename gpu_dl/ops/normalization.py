@@ -37,7 +37,11 @@ the last axis of such an array (channels_last) runs as those of
 ``kernels/batchnorm.cu`` (``batch_norm_fused`` and its inference and
 backward forms, chosen by ``fused_channels_apply``): three launches for a
 training forward (the moving statistics updated in the second), two for an
-inference forward, three for the backward. Everything else (NumPy, other
+inference forward, three for the backward. Group normalization over the
+last axis of such an array runs as those of ``kernels/groupnorm.cu``
+(``group_norm_fused``, also chosen by ``fused_channels_apply``): three
+launches for the forward, two for the parameters' gradients and three for
+dx. Everything else (NumPy, other
 axes, strided views, masks, per-step statistics, Keras's deprecated
 ``rms_scaling``) runs the array operations here, which are also the
 reference the kernels are tested against.
@@ -50,6 +54,7 @@ from ..backend import array_module
 # by name, not `from . import norm_kernels`: that asks the package for the attribute first, whose __getattr__
 # (Keras's ops) imports the layers, which import this module
 from .batchnorm_kernels import batchnorm_backward, batchnorm_forward_inference, batchnorm_forward_train
+from .groupnorm_kernels import groupnorm_backward, groupnorm_forward
 from .norm_kernels import (layernorm_backward_data, layernorm_forward, norm_backward_params,
                            rmsnorm_backward_data, rmsnorm_forward)
 from .device_reduction import is_cupy, sum_axes
@@ -368,4 +373,42 @@ def batch_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True):
     dy = cupy.ascontiguousarray(dy, dtype=x.dtype)
     dx, dgamma, dbeta = batchnorm_backward(_channels(dy), _channels(x), saved.mean, saved.inv, _flat(gamma),
                                            need_input_grad=need_input_grad)
+    return None if dx is None else dx.reshape(x.shape), dgamma, dbeta
+
+
+# ----------------------------------------------------------- fused group normalization over the last axis
+
+class GroupStatistics:
+    """What a fused group-norm forward kept for its backward: the input ``x`` itself (counted once by memory
+    reports, as ``RowStatistics``), its ``groups`` and the per-(sample, group) ``mean`` and ``inv``
+    (``(samples, groups)``)."""
+
+    __slots__ = ("x", "groups", "mean", "inv")
+
+    def __init__(self, x, groups, mean, inv):
+        self.x, self.groups, self.mean, self.inv = x, groups, mean, inv
+
+
+def _samples_positions_channels(x):
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def group_norm_fused(x, groups, epsilon, gamma=None, beta=None):
+    """``batch_norm_train`` of ``x`` viewed as (..., groups, C / groups), the statistics per sample and group
+    over every non-batch axis, in three kernel launches (``fused_channels_apply`` must hold for the last axis):
+    ``(y, GroupStatistics)``."""
+    y, mean, inv = groupnorm_forward(_samples_positions_channels(x), groups, _flat(gamma), _flat(beta), epsilon)
+    return y.reshape(x.shape), GroupStatistics(x, groups, mean, inv)
+
+
+def group_norm_fused_backward(dy, saved, gamma=None, *, need_input_grad=True, need_param_grads=True):
+    """``(dx, dgamma, dbeta)`` of ``group_norm_fused`` (``normalize_backward``'s, through the statistics);
+    dgamma and dbeta flat ``(channels,)`` or None unless ``need_param_grads``, dx None unless
+    ``need_input_grad``."""
+    import cupy
+    x = saved.x
+    dy = cupy.ascontiguousarray(dy, dtype=x.dtype)
+    dx, dgamma, dbeta = groupnorm_backward(
+        _samples_positions_channels(dy), _samples_positions_channels(x), saved.groups, saved.mean, saved.inv,
+        _flat(gamma), need_input_grad=need_input_grad, want_gamma=need_param_grads, want_beta=need_param_grads)
     return None if dx is None else dx.reshape(x.shape), dgamma, dbeta
