@@ -28,7 +28,8 @@
 //       dscale). dgamma or dbeta null: not computed. With one part these are
 //       the gradients; with more, (parts, width) partial sums for
 //   norm_bwd_params_finish(partial_gamma, partial_beta, dgamma, dbeta, parts, width)
-//       the sum over the parts of each column, in ascending part order.
+//       the sum over the parts of each column: lane l of the column's warp adds the parts l, l + 32,
+//       ... in ascending order, then the 32 lane sums meet in a butterfly (offsets 16, 8, 4, 2, 1).
 //   Every sum runs in an order fixed by the shapes alone (no atomics): the
 //   same bits from run to run.
 //
@@ -50,7 +51,9 @@
 //   are added in ascending ty. A warp reads 32 consecutive columns of a row.
 //   The launcher takes rows_per_part = max(64, isqrt(rows)) rounded up to a
 //   multiple of 8: from the shapes alone, not from the device.
-//   norm_bwd_params_finish: 1-D, 256 threads, one column per thread.
+//   norm_bwd_params_finish: block (32, NORM_FINISH_TY = 8), grid ceil(width / 8): a warp per column,
+//   so about sqrt(rows) parts take parts / 32 dependent adds per lane, not parts (one thread per
+//   column left a few blocks, each a chain of ~1000 loads at a million rows, on the whole GPU).
 //
 // Bytes per element, S = sizeof(T) (DRAM, rows that fit the register cache):
 //   layernorm_fwd, rmsnorm_fwd     read S, write S (+ 2S / S per row of statistics)
@@ -71,6 +74,7 @@
 #define NORM_CACHE 4
 #define NORM_WARP_ROWS 4
 #define NORM_PARAM_TY 8
+#define NORM_FINISH_TY 8
 
 // gamma / beta as a vector at element c, or the constant a null pointer stands for.
 template <typename T, int V>
@@ -271,13 +275,20 @@ __device__ __forceinline__ void norm_bwd_params_finish_body(const T* __restrict_
                                                             const T* __restrict__ partial_beta,
                                                             T* __restrict__ dgamma, T* __restrict__ dbeta,
                                                             int parts, int width) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= width) return;
+    const int c = blockIdx.x * NORM_FINISH_TY + threadIdx.y;
+    if (c >= width) return;                       // a whole warp
+    const int lane = threadIdx.x;
     T sum_gamma = T(0), sum_beta = T(0);
-    for (int p = 0; p < parts; ++p) {             // ascending part: a fixed order
+    for (int p = lane; p < parts; p += 32) {      // ascending part: a fixed order
         if (dgamma) sum_gamma += partial_gamma[(size_t)p * width + c];
         if (dbeta) sum_beta += partial_beta[(size_t)p * width + c];
     }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        sum_gamma += __shfl_xor_sync(DL_FULL_MASK, sum_gamma, offset);
+        sum_beta += __shfl_xor_sync(DL_FULL_MASK, sum_beta, offset);
+    }
+    if (lane != 0) return;
     if (dgamma) dgamma[c] = sum_gamma;
     if (dbeta) dbeta[c] = sum_beta;
 }
@@ -318,7 +329,8 @@ __device__ __forceinline__ void norm_bwd_params_finish_body(const T* __restrict_
                              int rows, int width, int rows_per_part) {                                  \
         norm_bwd_params_body<T>(dy, x, mean, inv, dgamma, dbeta, rows, width, rows_per_part);           \
     }                                                                                                   \
-    extern "C" __global__ void norm_bwd_params_finish_##SUFFIX(const T* partial_gamma,                  \
+    extern "C" __global__ void __launch_bounds__(32 * NORM_FINISH_TY)                                  \
+    norm_bwd_params_finish_##SUFFIX(const T* partial_gamma,                                             \
                                                                const T* partial_beta, T* dgamma,        \
                                                                T* dbeta, int parts, int width) {        \
         norm_bwd_params_finish_body<T>(partial_gamma, partial_beta, dgamma, dbeta, parts, width);       \

@@ -103,15 +103,17 @@ def test_rmsnorm_kernels_match_numpy_path(cupy_only, rng, rows, width, affine, d
         _close(g, w, dtype, f"rmsnorm {name}, ({rows}, {width})")
 
 
-@pytest.mark.parametrize("shape", [(2, 16392), (1000, 17), (70, 260)])
+@pytest.mark.parametrize("shape", [(2, 16392), (1000, 17), (70, 260), (5000, 9)])
 def test_long_rows_and_many_rows(cupy_only, rng, shape):
     """A row past the register cache in 16-byte vectors (16392 floats: 1024 threads hold 16384, two vectors
-    are read again on each pass); 1000 and 70 rows: the parameters' sums in 16 and 2 parts (64 and 72 rows
-    each, the last part short), added by norm_bwd_params_finish."""
+    are read again on each pass); 1000, 70 and 5000 rows: the parameters' sums in 16, 2 and 70 parts (64, 64
+    and 72 rows each, the last part short), added by norm_bwd_params_finish (at 70 parts, its lanes add three,
+    three and two parts before the warp's butterfly)."""
     x = (rng.standard_normal(shape) * 2).astype("float32")
     dy = rng.standard_normal(shape).astype("float32")
     gamma, beta = _params(rng, shape[1], "float32", True)
     assert norm_kernels.rows_per_part(1000) == 64 and norm_kernels.rows_per_part(70) == 64
+    assert norm_kernels.rows_per_part(5000) == 72
     want = _layernorm_reference(x, dy, gamma, beta, 1e-3)
     got = _layernorm_kernels(cupy_only, x, dy, gamma, beta, 1e-3)
     # dgamma and dbeta sum up to 1000 values of size ~1: the absolute error grows with the count.

@@ -28,7 +28,7 @@ _MAX_THREADS = 1024    # NORM_MAX_THREADS
 _WARP_ROWS = 4         # NORM_WARP_ROWS: rows per block when a warp takes a row
 _PARAM_TY = 8          # NORM_PARAM_TY
 _MIN_ROWS_PER_PART = 64
-_FINISH_THREADS = 256
+_FINISH_TY = 8          # NORM_FINISH_TY: a warp per column, 8 columns per block
 _VECTOR_BYTES = 16
 _OPS = ("layernorm_fwd", "rmsnorm_fwd", "layernorm_bwd_data", "rmsnorm_bwd_data", "norm_bwd_params",
         "norm_bwd_params_finish")
@@ -195,7 +195,7 @@ def norm_backward_params(dy, x, mean, inv, *, want_gamma=True, want_beta=True):
         *_int32(rows, width, per_part)))
     if parts > 1:
         get_kernel(_KERNEL_FILE, _name("norm_bwd_params_finish", x))(
-            (math.ceil(width / _FINISH_THREADS),), (_FINISH_THREADS,), (
+            (math.ceil(width / _FINISH_TY),), (32, _FINISH_TY), (
                 launch.optional(partial_gamma), launch.optional(partial_beta), launch.optional(dgamma),
                 launch.optional(dbeta), *_int32(parts, width)))
     return dgamma, dbeta
