@@ -8,7 +8,11 @@ would be the GPU: such tests are written with NumPy arrays in and out.
 Keras, the oracle of many tests, runs on the CPU wherever the suite runs
 (``KERAS_TORCH_DEVICE=cpu`` unless set): on a machine with CUDA its torch
 backend would put its tensors on the GPU, which the tests' NumPy
-comparisons cannot read.
+comparisons cannot read. Keras's backend is torch (``KERAS_BACKEND=torch`` unless set) for every test, whichever
+imports Keras first: Keras reads the variable once, at its first import, and without it takes the backend of
+``~/.keras/keras.json`` (TensorFlow by default), whose failed import leaves some of Keras's modules in
+``sys.modules``, bound to the backend module that failed: a later import of Keras on torch succeeds, and then
+``keras.backend.clear_session()`` and others raise AttributeError.
 
 Every test starts from the same state of the global random generators (gpu_dl's,
 NumPy's, Python's), whichever tests ran before it in its worker, and runs with
@@ -29,6 +33,7 @@ from gpu_dl.backend import device as device_state
 from gpu_dl.backend import launch
 
 os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
 def pytest_configure(config):
