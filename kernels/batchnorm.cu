@@ -63,6 +63,7 @@
 //
 // Limits: rows * width < 2**31 (32-bit indices; the launcher checks); rows >= 1, width >= 1.
 #include "common.cuh"
+#include "column_sums.cuh"
 
 #define BN_TY 8
 #define BN_CHUNK 8
@@ -226,8 +227,6 @@ __device__ __forceinline__ void bn_bwd_params_body(const T* __restrict__ dy, con
                                                    const T* __restrict__ mean, T* __restrict__ part_dxm,
                                                    T* __restrict__ part_dbeta, int rows, int width,
                                                    int rows_per_part) {
-    __shared__ T dxm_sums[BN_TY][32];
-    __shared__ T beta_sums[BN_TY][32];
     const int c = blockIdx.x * 32 + threadIdx.x;
     const int first = blockIdx.y * rows_per_part;
     const int last = min(rows, first + rows_per_part);
@@ -250,17 +249,8 @@ __device__ __forceinline__ void bn_bwd_params_body(const T* __restrict__ dy, con
             }
         }
     }
-    dxm_sums[threadIdx.y][threadIdx.x] = sum_dxm;
-    beta_sums[threadIdx.y][threadIdx.x] = sum_beta;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= width) return;
-    for (int t = 1; t < BN_TY; ++t) {                // ascending thread row: a fixed order
-        sum_dxm += dxm_sums[t][threadIdx.x];
-        sum_beta += beta_sums[t][threadIdx.x];
-    }
-    const size_t o = (size_t)blockIdx.y * width + c;
-    part_dxm[o] = sum_dxm;
-    part_dbeta[o] = sum_beta;
+    store_thread_rows_sum<T, BN_TY>(sum_dxm, sum_beta, c < width, part_dxm, part_dbeta,
+                                    (size_t)blockIdx.y * width + c);
 }
 
 template <typename T>
@@ -269,18 +259,9 @@ __device__ __forceinline__ void bn_bwd_finish_body(const T* __restrict__ part_dx
                                                    T* __restrict__ dbeta, int parts, int width) {
     const int c = blockIdx.x * BN_FINISH_TY + threadIdx.y;
     if (c >= width) return;                          // a whole warp
-    const int lane = threadIdx.x;
-    T sum_dxm = T(0), sum_beta = T(0);
-    for (int p = lane; p < parts; p += 32) {         // ascending part: a fixed order
-        sum_dxm += part_dxm[(size_t)p * width + c];
-        sum_beta += part_dbeta[(size_t)p * width + c];
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {    // lane 0's order as in bn_fwd_finish
-        sum_dxm += __shfl_xor_sync(DL_FULL_MASK, sum_dxm, offset);
-        sum_beta += __shfl_xor_sync(DL_FULL_MASK, sum_beta, offset);
-    }
-    if (lane != 0) return;
+    T sum_dxm, sum_beta;
+    warp_pair_sum<T>(part_dxm + c, part_dbeta + c, parts, width, sum_dxm, sum_beta);
+    if (threadIdx.x != 0) return;
     dgamma[c] = inv[c] * sum_dxm;
     dbeta[c] = sum_beta;
 }

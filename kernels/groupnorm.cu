@@ -71,6 +71,7 @@
 // Limits: samples * positions * width < 2**31 (32-bit indices; the launcher checks); every dimension >= 1;
 // width % group_width == 0.
 #include "common.cuh"
+#include "column_sums.cuh"
 
 #define GN_THREADS 256
 #define GN_CHUNK 8
@@ -230,8 +231,6 @@ __device__ __forceinline__ void gn_bwd_params_body(const T* __restrict__ dy, con
                                                    T* __restrict__ part_dgamma, T* __restrict__ part_dbeta,
                                                    int rows, int positions, int width, int group_width,
                                                    int rows_per_part) {
-    __shared__ T gamma_sums[GN_TY][32];
-    __shared__ T beta_sums[GN_TY][32];
     const int c = blockIdx.x * 32 + threadIdx.x;
     const int first = blockIdx.y * rows_per_part;
     const int last = min(rows, first + rows_per_part);
@@ -256,17 +255,8 @@ __device__ __forceinline__ void gn_bwd_params_body(const T* __restrict__ dy, con
             }
         }
     }
-    gamma_sums[threadIdx.y][threadIdx.x] = sum_gamma;
-    beta_sums[threadIdx.y][threadIdx.x] = sum_beta;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= width) return;
-    for (int t = 1; t < GN_TY; ++t) {                // ascending thread row: a fixed order
-        sum_gamma += gamma_sums[t][threadIdx.x];
-        sum_beta += beta_sums[t][threadIdx.x];
-    }
-    const size_t o = (size_t)blockIdx.y * width + c;
-    part_dgamma[o] = sum_gamma;
-    part_dbeta[o] = sum_beta;
+    store_thread_rows_sum<T, GN_TY>(sum_gamma, sum_beta, c < width, part_dgamma, part_dbeta,
+                                    (size_t)blockIdx.y * width + c);
 }
 
 template <typename T>
@@ -275,18 +265,9 @@ __device__ __forceinline__ void gn_bwd_params_finish_body(const T* __restrict__ 
                                                           T* __restrict__ dbeta, int parts, int width) {
     const int c = blockIdx.x * GN_FINISH_TY + threadIdx.y;
     if (c >= width) return;                          // a whole warp
-    const int lane = threadIdx.x;
-    T sum_gamma = T(0), sum_beta = T(0);
-    for (int p = lane; p < parts; p += 32) {         // ascending part: a fixed order
-        sum_gamma += part_dgamma[(size_t)p * width + c];
-        sum_beta += part_dbeta[(size_t)p * width + c];
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        sum_gamma += __shfl_xor_sync(DL_FULL_MASK, sum_gamma, offset);
-        sum_beta += __shfl_xor_sync(DL_FULL_MASK, sum_beta, offset);
-    }
-    if (lane != 0) return;
+    T sum_gamma, sum_beta;
+    warp_pair_sum<T>(part_dgamma + c, part_dbeta + c, parts, width, sum_gamma, sum_beta);
+    if (threadIdx.x != 0) return;
     if (dgamma) dgamma[c] = sum_gamma;
     if (dbeta) dbeta[c] = sum_beta;
 }
@@ -346,18 +327,9 @@ __device__ __forceinline__ void gn_bwd_finish_body(const T* __restrict__ part_g,
                                                    int parts, int count) {
     const int q = blockIdx.x * GN_FINISH_TY + threadIdx.y;
     if (q >= pairs) return;                          // a whole warp
-    const int lane = threadIdx.x;
-    T sum_g = T(0), sum_gx = T(0);
-    for (int p = lane; p < parts; p += 32) {         // ascending part: a fixed order
-        sum_g += part_g[(size_t)q * parts + p];
-        sum_gx += part_gx[(size_t)q * parts + p];
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        sum_g += __shfl_xor_sync(DL_FULL_MASK, sum_g, offset);
-        sum_gx += __shfl_xor_sync(DL_FULL_MASK, sum_gx, offset);
-    }
-    if (lane != 0) return;
+    T sum_g, sum_gx;
+    warp_pair_sum<T>(part_g + (size_t)q * parts, part_gx + (size_t)q * parts, parts, 1, sum_g, sum_gx);
+    if (threadIdx.x != 0) return;
     centre[q] = sum_g / T(count);
     spread[q] = sum_gx / T(count);
 }

@@ -69,6 +69,7 @@
 // width >= 1; blockDim.x a power of two in [32, 1024] (NORM_MAX_THREADS);
 // blockDim.y > 1 only with blockDim.x = 32.
 #include "common.cuh"
+#include "column_sums.cuh"
 
 #define NORM_MAX_THREADS 1024
 #define NORM_CACHE 4
@@ -243,8 +244,6 @@ __device__ __forceinline__ void norm_bwd_params_body(const T* __restrict__ dy, c
                                                      const T* __restrict__ mean, const T* __restrict__ inv,
                                                      T* __restrict__ dgamma, T* __restrict__ dbeta, int rows,
                                                      int width, int rows_per_part) {
-    __shared__ T gamma_sums[NORM_PARAM_TY][32];
-    __shared__ T beta_sums[NORM_PARAM_TY][32];
     const int c = blockIdx.x * 32 + threadIdx.x;
     const int first = blockIdx.y * rows_per_part;
     const int last = min(rows, first + rows_per_part);
@@ -257,17 +256,8 @@ __device__ __forceinline__ void norm_bwd_params_body(const T* __restrict__ dy, c
             sum_beta += d;
         }
     }
-    gamma_sums[threadIdx.y][threadIdx.x] = sum_gamma;
-    beta_sums[threadIdx.y][threadIdx.x] = sum_beta;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= width) return;
-    for (int t = 1; t < NORM_PARAM_TY; ++t) {     // ascending ty: a fixed order
-        sum_gamma += gamma_sums[t][threadIdx.x];
-        sum_beta += beta_sums[t][threadIdx.x];
-    }
-    const size_t o = (size_t)blockIdx.y * width + c;
-    if (dgamma) dgamma[o] = sum_gamma;
-    if (dbeta) dbeta[o] = sum_beta;
+    store_thread_rows_sum<T, NORM_PARAM_TY>(sum_gamma, sum_beta, c < width, dgamma, dbeta,
+                                            (size_t)blockIdx.y * width + c);
 }
 
 template <typename T>
@@ -277,18 +267,10 @@ __device__ __forceinline__ void norm_bwd_params_finish_body(const T* __restrict_
                                                             int parts, int width) {
     const int c = blockIdx.x * NORM_FINISH_TY + threadIdx.y;
     if (c >= width) return;                       // a whole warp
-    const int lane = threadIdx.x;
-    T sum_gamma = T(0), sum_beta = T(0);
-    for (int p = lane; p < parts; p += 32) {      // ascending part: a fixed order
-        if (dgamma) sum_gamma += partial_gamma[(size_t)p * width + c];
-        if (dbeta) sum_beta += partial_beta[(size_t)p * width + c];
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        sum_gamma += __shfl_xor_sync(DL_FULL_MASK, sum_gamma, offset);
-        sum_beta += __shfl_xor_sync(DL_FULL_MASK, sum_beta, offset);
-    }
-    if (lane != 0) return;
+    T sum_gamma, sum_beta;
+    warp_pair_sum<T>(dgamma ? partial_gamma + c : nullptr, dbeta ? partial_beta + c : nullptr, parts, width,
+                     sum_gamma, sum_beta);
+    if (threadIdx.x != 0) return;
     if (dgamma) dgamma[c] = sum_gamma;
     if (dbeta) dbeta[c] = sum_beta;
 }
