@@ -16,6 +16,7 @@ pooling.cu runs everywhere in tests/test_kernel_compile.py.
 import numpy
 import pytest
 
+from gpu_dl.backend import launch
 from gpu_dl.ops import pool_kernels
 
 DTYPES = ["float32", "float64"]
@@ -272,8 +273,8 @@ def test_misaligned_inputs_take_the_scalar_path(cupy_only, rng, dtype):
     buffer[1:] = cupy.asarray(x).ravel()
     shifted = buffer[1:].reshape(shape)                # C-contiguous, one element past a 16-byte boundary
     assert shifted.flags.c_contiguous and shifted.data.ptr % 16
-    assert pool_kernels._vector_width(dtype, 64, shifted) == 1
-    assert pool_kernels._vector_width(dtype, 64, cupy.asarray(x)) == 16 // numpy.dtype(dtype).itemsize
+    assert launch.vector_width(dtype, 64, shifted) == 1
+    assert launch.vector_width(dtype, 64, cupy.asarray(x)) == 16 // numpy.dtype(dtype).itemsize
     want_y, want_arg = max_pool_reference(x, pool, strides, pads)
     y, argmax = pool_kernels.max_pool2d_forward_cuda(shifted, pool, strides, pads)
     _equal(y, want_y, "max pool y, misaligned x")
@@ -397,7 +398,7 @@ def test_backward_forms_on_misaligned_arrays(cupy_only, rng, dtype, pool, stride
     buffer = cupy.zeros(dy.size + 1, dtype=dtype)
     buffer[1:] = cupy.asarray(dy).ravel()
     shifted = buffer[1:].reshape(out_shape)   # vec 1: the scalar instantiations
-    assert pool_kernels._vector_width(dtype, shape[3], shifted) == 1
+    assert launch.vector_width(dtype, shape[3], shifted) == 1
     _bitwise(pool_kernels.max_pool2d_backward_cuda(shifted, cupy.asarray(argmax), shape, pool, strides, pads),
              max_pool_backward_reference(dy, argmax, shape, pool, strides, pads), "max pool dx, misaligned dy")
     _bitwise(pool_kernels.avg_pool2d_backward_cuda(shifted, shape, pool, strides, pads),

@@ -120,6 +120,35 @@ def optional(a):
     return NULL if a is None else a
 
 
+def check_optional_device_array(a, kernel: str, argument: str, *, dtype=None, shape=None):
+    """``check_device_array`` for an argument that may be None (a null pointer to the kernel); returns it."""
+    if a is not None:
+        check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
+    return a
+
+
+VECTOR_BYTES = 16   # the kernels' widest access: float4 / double2
+
+
+def vector_width(dtype, width: int, *arrays) -> int:
+    """Values per access of a kernel that reads rows of ``width`` values: 16 bytes' worth where ``width`` is a
+    multiple of it and every given array (None: skipped) starts 16-byte aligned, else 1."""
+    vec = VECTOR_BYTES // numpy.dtype(dtype).itemsize
+    if width % vec or any(a is not None and a.data.ptr % VECTOR_BYTES for a in arrays):
+        return 1
+    return vec
+
+
+def int32s(*values):
+    """Kernel ``int`` arguments (CuPy passes NumPy scalars by their type)."""
+    return tuple(numpy.int32(v) for v in values)
+
+
+def kernel_name(op: str, x) -> str:
+    """``op`` with the suffix of ``x``'s dtype (``_f32`` / ``_f64``)."""
+    return f"{op}_{float_suffix(x.dtype, op, 'x')}"
+
+
 @functools.lru_cache(maxsize=None)
 def multiprocessors(device_id: int) -> int:
     """A CUDA device's SM count, read from the driver once per device (launchers size grids by it)."""

@@ -27,7 +27,6 @@ _CHUNK = 8             # BN_CHUNK: rows each thread loads at once
 _FINISH_TY = 8         # BN_FINISH_TY: channels (warps) per block of the finishing kernels
 _THREADS = 256         # BN_THREADS
 _MIN_ROWS_PER_PART = 64
-_VECTOR_BYTES = 16
 _OPS = ("bn_fwd_stats", "bn_fwd_finish", "bn_scale", "bn_apply", "bn_bwd_params", "bn_bwd_finish", "bn_bwd_data")
 
 
@@ -57,29 +56,6 @@ def _rows_of(x, kernel, argument="x"):
     return rows, width
 
 
-def _check(a, kernel, argument, dtype, shape):
-    """An optional argument (None passes) of ``dtype`` and ``shape``, C-contiguous."""
-    if a is not None:
-        launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
-    return a
-
-
-def _vector_width(dtype, width, *arrays):
-    """Values per access: 16 bytes' worth when ``width`` allows it and every given pointer is 16-byte aligned."""
-    vec = _VECTOR_BYTES // numpy.dtype(dtype).itemsize
-    if width % vec or any(a is not None and a.data.ptr % _VECTOR_BYTES for a in arrays):
-        return 1
-    return vec
-
-
-def _int32(*values):
-    return tuple(numpy.int32(v) for v in values)
-
-
-def _name(op, x):
-    return f"{op}_{launch.float_suffix(x.dtype, op, 'x')}"
-
-
 def _per_part_geometry(rows, width):
     per_part = rows_per_part(rows)
     parts = math.ceil(rows / per_part)
@@ -92,13 +68,13 @@ def _finish_geometry(width):
 
 def _apply(x, mean, scale, beta):
     """``y = (x - mean) * scale + beta`` in one element-wise pass."""
-    kernel = _name("bn_apply", x)
+    kernel = launch.kernel_name("bn_apply", x)
     rows, width = x.shape
     y = launch.empty_output(x.shape, x.dtype)
-    vec = _vector_width(x.dtype, width, x, mean, scale, beta, y)
+    vec = launch.vector_width(x.dtype, width, x, mean, scale, beta, y)
     grid, block = launch.grid_1d(rows * width // vec, _THREADS)
     get_kernel(_KERNEL_FILE, kernel)(grid, block, (
-        x, mean, scale, launch.optional(beta), y, *_int32(rows, width, vec)))
+        x, mean, scale, launch.optional(beta), y, *launch.int32s(rows, width, vec)))
     return y
 
 
@@ -107,23 +83,23 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, *, moving_mean=None, moving
     ``inv = 1 / sqrt(variance + epsilon)``, ``y = (x - mean) * (inv * gamma) + beta``. ``gamma``/``beta`` None:
     ones/zeros. ``moving_mean``/``moving_variance``, where given, are updated in place as Keras updates them:
     ``moving * momentum + batch * (1 - momentum)``."""
-    kernel = _name("bn_fwd_stats", x)
+    kernel = launch.kernel_name("bn_fwd_stats", x)
     rows, width = _rows_of(x, kernel)
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
-    _check(beta, kernel, "beta", x.dtype, (width,))
-    _check(moving_mean, kernel, "moving_mean", x.dtype, (width,))
-    _check(moving_variance, kernel, "moving_variance", x.dtype, (width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(beta, kernel, "beta", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(moving_mean, kernel, "moving_mean", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(moving_variance, kernel, "moving_variance", dtype=x.dtype, shape=(width,))
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
         raise ValueError(f"{kernel}: `momentum` must be a number in [0, 1], got {momentum!r}.")
     per_part, parts, grid, block = _per_part_geometry(rows, width)
     part_mean = launch.empty_output((parts, width), x.dtype)
     part_m2 = launch.empty_output((parts, width), x.dtype)
-    get_kernel(_KERNEL_FILE, kernel)(grid, block, (x, part_mean, part_m2, *_int32(rows, width, per_part)))
+    get_kernel(_KERNEL_FILE, kernel)(grid, block, (x, part_mean, part_m2, *launch.int32s(rows, width, per_part)))
     mean, variance, inv, scale = (launch.empty_output((width,), x.dtype) for _ in range(4))
     grid, block = _finish_geometry(width)
-    get_kernel(_KERNEL_FILE, _name("bn_fwd_finish", x))(grid, block, (
+    get_kernel(_KERNEL_FILE, launch.kernel_name("bn_fwd_finish", x))(grid, block, (
         part_mean, part_m2, launch.optional(gamma), mean, variance, inv, scale, launch.optional(moving_mean),
-        launch.optional(moving_variance), *_int32(rows, width, per_part), launch.scalar(epsilon, x.dtype),
+        launch.optional(moving_variance), *launch.int32s(rows, width, per_part), launch.scalar(epsilon, x.dtype),
         launch.scalar(momentum, x.dtype), launch.scalar(1.0 - momentum, x.dtype)))
     return _apply(x, mean, scale, beta), mean, variance, inv
 
@@ -131,14 +107,14 @@ def batchnorm_forward_train(x, gamma, beta, epsilon, *, moving_mean=None, moving
 def batchnorm_forward_inference(x, mean, variance, gamma, beta, epsilon):
     """``(y, inv)`` with given (moving) statistics: ``inv = 1 / sqrt(variance + epsilon)``,
     ``y = (x - mean) * (inv * gamma) + beta``, rounded step by step as the NumPy path rounds it."""
-    kernel = _name("bn_scale", x)
+    kernel = launch.kernel_name("bn_scale", x)
     rows, width = _rows_of(x, kernel)
     for argument, a in (("mean", mean), ("variance", variance)):
         if a is None:
             raise ValueError(f"{kernel}: `{argument}` is required.")
-        _check(a, kernel, argument, x.dtype, (width,))
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
-    _check(beta, kernel, "beta", x.dtype, (width,))
+        launch.check_device_array(a, kernel, argument, dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(beta, kernel, "beta", dtype=x.dtype, shape=(width,))
     inv = launch.empty_output((width,), x.dtype)
     scale = launch.empty_output((width,), x.dtype)
     get_kernel(_KERNEL_FILE, kernel)((math.ceil(width / _THREADS),), (_THREADS,), (
@@ -150,30 +126,30 @@ def batchnorm_backward(dy, x, mean, inv, gamma, *, need_input_grad=True):
     """``(dx, dgamma, dbeta)`` of ``batchnorm_forward_train`` from its ``mean`` and ``inv``: ``dgamma = sum dy *
     xhat``, ``dbeta = sum dy`` over the rows (``xhat = (x - mean) * inv``), ``dx = inv * gamma / M * (M * dy -
     dbeta - xhat * dgamma)`` with M = rows (None unless ``need_input_grad``). ``gamma`` None: ones."""
-    kernel = _name("bn_bwd_params", x)
+    kernel = launch.kernel_name("bn_bwd_params", x)
     rows, width = _rows_of(x, kernel)
     launch.check_device_array(dy, kernel, "dy", dtype=x.dtype, shape=x.shape)
     for argument, a in (("mean", mean), ("inv", inv)):
         if a is None:
             raise ValueError(f"{kernel}: `{argument}` (saved by the forward) is required.")
-        _check(a, kernel, argument, x.dtype, (width,))
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
+        launch.check_device_array(a, kernel, argument, dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
     per_part, parts, grid, block = _per_part_geometry(rows, width)
     part_dxm = launch.empty_output((parts, width), x.dtype)
     part_dbeta = launch.empty_output((parts, width), x.dtype)
     get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, x, mean, part_dxm, part_dbeta,
-                                                   *_int32(rows, width, per_part)))
+                                                   *launch.int32s(rows, width, per_part)))
     dgamma = launch.empty_output((width,), x.dtype)
     dbeta = launch.empty_output((width,), x.dtype)
     grid, block = _finish_geometry(width)
-    get_kernel(_KERNEL_FILE, _name("bn_bwd_finish", x))(grid, block, (
-        part_dxm, part_dbeta, inv, dgamma, dbeta, *_int32(parts, width)))
+    get_kernel(_KERNEL_FILE, launch.kernel_name("bn_bwd_finish", x))(grid, block, (
+        part_dxm, part_dbeta, inv, dgamma, dbeta, *launch.int32s(parts, width)))
     if not need_input_grad:
         return None, dgamma, dbeta
     dx = launch.empty_output(x.shape, x.dtype)
-    vec = _vector_width(x.dtype, width, dy, x, mean, inv, gamma, dgamma, dbeta, dx)
+    vec = launch.vector_width(x.dtype, width, dy, x, mean, inv, gamma, dgamma, dbeta, dx)
     grid, block = launch.grid_1d(rows * width // vec, _THREADS)
-    get_kernel(_KERNEL_FILE, _name("bn_bwd_data", x))(grid, block, (
-        dy, x, mean, inv, launch.optional(gamma), dgamma, dbeta, dx, *_int32(rows, width),
+    get_kernel(_KERNEL_FILE, launch.kernel_name("bn_bwd_data", x))(grid, block, (
+        dy, x, mean, inv, launch.optional(gamma), dgamma, dbeta, dx, *launch.int32s(rows, width),
         launch.scalar(1.0 / rows, x.dtype), numpy.int32(vec)))
     return dx, dgamma, dbeta

@@ -17,8 +17,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy
-
 from ..backend import launch
 from ..backend.kernels import get_kernel
 
@@ -29,7 +27,6 @@ _TY = 8                # GN_TY: thread rows of gn_bwd_params
 _FINISH_TY = 8         # GN_FINISH_TY: warps per block of the finishing kernels
 _MAX_PARTS = 65535     # gridDim.y
 _MIN_ROWS_PER_PART = 64
-_VECTOR_BYTES = 16
 _OPS = ("gn_fwd_stats", "gn_fwd_finish", "gn_apply", "gn_bwd_params", "gn_bwd_params_finish", "gn_bwd_stats",
         "gn_bwd_finish", "gn_bwd_data")
 
@@ -69,33 +66,10 @@ def _shape_of(x, kernel, groups):
     return samples, positions, width, width // int(groups)
 
 
-def _check(a, kernel, argument, dtype, shape):
-    """An optional argument (None passes) of ``dtype`` and ``shape``, C-contiguous."""
-    if a is not None:
-        launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
-    return a
-
-
 def _required(a, kernel, argument, dtype, shape):
     if a is None:
         raise ValueError(f"{kernel}: `{argument}` (saved by the forward) is required.")
-    return _check(a, kernel, argument, dtype, shape)
-
-
-def _vector_width(dtype, width, *arrays):
-    """Values per access: 16 bytes' worth when ``width`` allows it and every given pointer is 16-byte aligned."""
-    vec = _VECTOR_BYTES // numpy.dtype(dtype).itemsize
-    if width % vec or any(a is not None and a.data.ptr % _VECTOR_BYTES for a in arrays):
-        return 1
-    return vec
-
-
-def _int32(*values):
-    return tuple(numpy.int32(v) for v in values)
-
-
-def _name(op, x):
-    return f"{op}_{launch.float_suffix(x.dtype, op, 'x')}"
+    return launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
 
 
 def _pair_geometry(samples, groups, positions, group_width):
@@ -112,27 +86,27 @@ def groupnorm_forward(x, groups, gamma, beta, epsilon):
     """``(y, mean, inv)``: each (sample, group)'s mean and biased variance over its positions and channels,
     ``inv = 1 / sqrt(variance + epsilon)`` (both ``(samples, groups)``), ``y = (x - mean) * (inv * gamma) +
     beta``. ``gamma``/``beta`` None: ones/zeros."""
-    kernel = _name("gn_fwd_stats", x)
+    kernel = launch.kernel_name("gn_fwd_stats", x)
     samples, positions, width, group_width = _shape_of(x, kernel, groups)
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
-    _check(beta, kernel, "beta", x.dtype, (width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(beta, kernel, "beta", dtype=x.dtype, shape=(width,))
     per_part, parts, grid, block = _pair_geometry(samples, groups, positions, group_width)
     part_mean = launch.empty_output((samples * groups, parts), x.dtype)
     part_m2 = launch.empty_output((samples * groups, parts), x.dtype)
     get_kernel(_KERNEL_FILE, kernel)(grid, block, (x, part_mean, part_m2,
-                                                   *_int32(positions, width, group_width, per_part)))
+                                                   *launch.int32s(positions, width, group_width, per_part)))
     mean = launch.empty_output((samples, groups), x.dtype)
     inv = launch.empty_output((samples, groups), x.dtype)
     grid, block = _finish_grid(samples * groups)
-    get_kernel(_KERNEL_FILE, _name("gn_fwd_finish", x))(grid, block, (
-        part_mean, part_m2, mean, inv, *_int32(samples * groups, parts, positions, group_width, per_part),
+    get_kernel(_KERNEL_FILE, launch.kernel_name("gn_fwd_finish", x))(grid, block, (
+        part_mean, part_m2, mean, inv, *launch.int32s(samples * groups, parts, positions, group_width, per_part),
         launch.scalar(epsilon, x.dtype)))
     y = launch.empty_output(x.shape, x.dtype)
-    vec = _vector_width(x.dtype, width, x, gamma, beta, y)
+    vec = launch.vector_width(x.dtype, width, x, gamma, beta, y)
     grid, block = launch.grid_1d(x.size // vec, _THREADS)
-    get_kernel(_KERNEL_FILE, _name("gn_apply", x))(grid, block, (
+    get_kernel(_KERNEL_FILE, launch.kernel_name("gn_apply", x))(grid, block, (
         x, mean, inv, launch.optional(gamma), launch.optional(beta), y,
-        *_int32(samples, positions, width, group_width, vec)))
+        *launch.int32s(samples, positions, width, group_width, vec)))
     return y, mean, inv
 
 
@@ -141,12 +115,12 @@ def groupnorm_backward(dy, x, groups, mean, inv, gamma, *, need_input_grad=True,
     and ``dbeta = sum dy`` per channel over samples and positions (each None unless wanted), and per (sample,
     group) ``dx = inv * (g - mean(g) - xhat * mean(g * xhat))`` with ``g = dy * gamma`` (None unless
     ``need_input_grad``). ``gamma`` None: ones."""
-    kernel = _name("gn_bwd_stats", x)
+    kernel = launch.kernel_name("gn_bwd_stats", x)
     samples, positions, width, group_width = _shape_of(x, kernel, groups)
     launch.check_device_array(dy, kernel, "dy", dtype=x.dtype, shape=x.shape)
     _required(mean, kernel, "mean", x.dtype, (samples, groups))
     _required(inv, kernel, "inv", x.dtype, (samples, groups))
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
     dgamma = dbeta = dx = None
     if want_gamma or want_beta:
         rows = samples * positions
@@ -154,29 +128,29 @@ def groupnorm_backward(dy, x, groups, mean, inv, gamma, *, need_input_grad=True,
         parts = math.ceil(rows / per_part)
         part_dgamma = launch.empty_output((parts, width), x.dtype)
         part_dbeta = launch.empty_output((parts, width), x.dtype)
-        get_kernel(_KERNEL_FILE, _name("gn_bwd_params", x))((math.ceil(width / 32), parts), (32, _TY), (
-            dy, x, mean, inv, part_dgamma, part_dbeta, *_int32(rows, positions, width, group_width, per_part)))
+        get_kernel(_KERNEL_FILE, launch.kernel_name("gn_bwd_params", x))((math.ceil(width / 32), parts), (32, _TY), (
+            dy, x, mean, inv, part_dgamma, part_dbeta, *launch.int32s(rows, positions, width, group_width, per_part)))
         dgamma = launch.empty_output((width,), x.dtype) if want_gamma else None
         dbeta = launch.empty_output((width,), x.dtype) if want_beta else None
         grid, block = _finish_grid(width)
-        get_kernel(_KERNEL_FILE, _name("gn_bwd_params_finish", x))(grid, block, (
-            part_dgamma, part_dbeta, launch.optional(dgamma), launch.optional(dbeta), *_int32(parts, width)))
+        get_kernel(_KERNEL_FILE, launch.kernel_name("gn_bwd_params_finish", x))(grid, block, (
+            part_dgamma, part_dbeta, launch.optional(dgamma), launch.optional(dbeta), *launch.int32s(parts, width)))
     if not need_input_grad:
         return dx, dgamma, dbeta
     per_part, parts, grid, block = _pair_geometry(samples, groups, positions, group_width)
     part_g = launch.empty_output((samples * groups, parts), x.dtype)
     part_gx = launch.empty_output((samples * groups, parts), x.dtype)
     get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, x, launch.optional(gamma), mean, inv, part_g, part_gx,
-                                                   *_int32(positions, width, group_width, per_part)))
+                                                   *launch.int32s(positions, width, group_width, per_part)))
     centre = launch.empty_output((samples, groups), x.dtype)
     spread = launch.empty_output((samples, groups), x.dtype)
     grid, block = _finish_grid(samples * groups)
-    get_kernel(_KERNEL_FILE, _name("gn_bwd_finish", x))(grid, block, (
-        part_g, part_gx, centre, spread, *_int32(samples * groups, parts, positions * group_width)))
+    get_kernel(_KERNEL_FILE, launch.kernel_name("gn_bwd_finish", x))(grid, block, (
+        part_g, part_gx, centre, spread, *launch.int32s(samples * groups, parts, positions * group_width)))
     dx = launch.empty_output(x.shape, x.dtype)
-    vec = _vector_width(x.dtype, width, dy, x, gamma, dx)
+    vec = launch.vector_width(x.dtype, width, dy, x, gamma, dx)
     grid, block = launch.grid_1d(x.size // vec, _THREADS)
-    get_kernel(_KERNEL_FILE, _name("gn_bwd_data", x))(grid, block, (
+    get_kernel(_KERNEL_FILE, launch.kernel_name("gn_bwd_data", x))(grid, block, (
         dy, x, launch.optional(gamma), mean, inv, centre, spread, dx,
-        *_int32(samples, positions, width, group_width, vec)))
+        *launch.int32s(samples, positions, width, group_width, vec)))
     return dx, dgamma, dbeta

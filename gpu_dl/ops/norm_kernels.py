@@ -29,7 +29,6 @@ _WARP_ROWS = 4         # NORM_WARP_ROWS: rows per block when a warp takes a row
 _PARAM_TY = 8          # NORM_PARAM_TY
 _MIN_ROWS_PER_PART = 64
 _FINISH_TY = 8          # NORM_FINISH_TY: a warp per column, 8 columns per block
-_VECTOR_BYTES = 16
 _OPS = ("layernorm_fwd", "rmsnorm_fwd", "layernorm_bwd_data", "rmsnorm_bwd_data", "norm_bwd_params",
         "norm_bwd_params_finish")
 
@@ -51,21 +50,6 @@ def _rows_of(x, kernel, argument="x"):
     return rows, width
 
 
-def _check(a, kernel, argument, dtype, shape):
-    """An optional argument (None passes) of ``dtype`` and ``shape``, C-contiguous."""
-    if a is not None:
-        launch.check_device_array(a, kernel, argument, dtype=dtype, shape=shape)
-    return a
-
-
-def _vector_width(dtype, width, *arrays):
-    """Values per access: 16 bytes' worth when ``width`` allows it and every given pointer is 16-byte aligned."""
-    vec = _VECTOR_BYTES // numpy.dtype(dtype).itemsize
-    if width % vec or any(a is not None and a.data.ptr % _VECTOR_BYTES for a in arrays):
-        return 1
-    return vec
-
-
 def _row_geometry(rows, width, vec):
     """``grid, block`` of the row kernels: TX threads per row (a power of two in [32, 1024], enough for the row's
     vectors to fit NORM_CACHE per thread where they can), 4 rows per block when a warp takes a row."""
@@ -75,47 +59,39 @@ def _row_geometry(rows, width, vec):
     return (math.ceil(rows / rows_per_block),), (threads, rows_per_block)
 
 
-def _int32(*values):
-    return tuple(numpy.int32(v) for v in values)
-
-
-def _name(op, x):
-    return f"{op}_{launch.float_suffix(x.dtype, op, 'x')}"
-
-
 def layernorm_forward(x, gamma, beta, epsilon, *, want_stats=True):
     """``(y, mean, inv)`` of the rows of ``x``: ``y = (x - mean) * (inv * gamma) + beta``,
     ``inv = 1 / sqrt(mean((x - mean)**2) + epsilon)``. ``gamma``/``beta`` None: ones/zeros. ``mean`` and
     ``inv`` are None unless ``want_stats`` (a training call keeps them for the backward)."""
-    kernel = _name("layernorm_fwd", x)
+    kernel = launch.kernel_name("layernorm_fwd", x)
     rows, width = _rows_of(x, kernel)
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
-    _check(beta, kernel, "beta", x.dtype, (width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
+    launch.check_optional_device_array(beta, kernel, "beta", dtype=x.dtype, shape=(width,))
     y = launch.empty_output(x.shape, x.dtype)
     mean = launch.empty_output((rows,), x.dtype) if want_stats else None
     inv = launch.empty_output((rows,), x.dtype) if want_stats else None
     if rows:
-        vec = _vector_width(x.dtype, width, x, y, gamma, beta)
+        vec = launch.vector_width(x.dtype, width, x, y, gamma, beta)
         grid, block = _row_geometry(rows, width, vec)
         get_kernel(_KERNEL_FILE, kernel)(grid, block, (
             x, launch.optional(gamma), launch.optional(beta), y, launch.optional(mean), launch.optional(inv),
-            *_int32(rows, width), launch.scalar(epsilon, x.dtype), numpy.int32(vec)))
+            *launch.int32s(rows, width), launch.scalar(epsilon, x.dtype), numpy.int32(vec)))
     return y, mean, inv
 
 
 def rmsnorm_forward(x, scale, epsilon, *, want_stats=True):
     """``(y, inv)`` of the rows of ``x``: ``y = x * inv * scale``, ``inv = 1 / sqrt(mean(x**2) + epsilon)``.
     ``scale`` None: ones. ``inv`` is None unless ``want_stats``."""
-    kernel = _name("rmsnorm_fwd", x)
+    kernel = launch.kernel_name("rmsnorm_fwd", x)
     rows, width = _rows_of(x, kernel)
-    _check(scale, kernel, "scale", x.dtype, (width,))
+    launch.check_optional_device_array(scale, kernel, "scale", dtype=x.dtype, shape=(width,))
     y = launch.empty_output(x.shape, x.dtype)
     inv = launch.empty_output((rows,), x.dtype) if want_stats else None
     if rows:
-        vec = _vector_width(x.dtype, width, x, y, scale)
+        vec = launch.vector_width(x.dtype, width, x, y, scale)
         grid, block = _row_geometry(rows, width, vec)
         get_kernel(_KERNEL_FILE, kernel)(grid, block, (
-            x, launch.optional(scale), y, launch.optional(inv), *_int32(rows, width),
+            x, launch.optional(scale), y, launch.optional(inv), *launch.int32s(rows, width),
             launch.scalar(epsilon, x.dtype), numpy.int32(vec)))
     return y, inv
 
@@ -124,40 +100,40 @@ def _backward_inputs(kernel, dy, x, mean, inv):
     """Check the arrays every backward takes; ``(rows, width)``."""
     rows, width = _rows_of(x, kernel)
     launch.check_device_array(dy, kernel, "dy", dtype=x.dtype, shape=x.shape)
-    _check(mean, kernel, "mean", x.dtype, (rows,))
+    launch.check_optional_device_array(mean, kernel, "mean", dtype=x.dtype, shape=(rows,))
     if inv is None:
         raise ValueError(f"{kernel}: `inv` (saved by the forward) is required.")
-    _check(inv, kernel, "inv", x.dtype, (rows,))
+    launch.check_optional_device_array(inv, kernel, "inv", dtype=x.dtype, shape=(rows,))
     return rows, width
 
 
 def layernorm_backward_data(dy, x, mean, inv, gamma):
     """``dx`` of ``layernorm_forward`` from its saved ``mean`` and ``inv``; ``gamma`` None: ones."""
-    kernel = _name("layernorm_bwd_data", x)
+    kernel = launch.kernel_name("layernorm_bwd_data", x)
     if mean is None:
         raise ValueError(f"{kernel}: `mean` (saved by the forward) is required.")
     rows, width = _backward_inputs(kernel, dy, x, mean, inv)
-    _check(gamma, kernel, "gamma", x.dtype, (width,))
+    launch.check_optional_device_array(gamma, kernel, "gamma", dtype=x.dtype, shape=(width,))
     dx = launch.empty_output(x.shape, x.dtype)
     if rows:
-        vec = _vector_width(x.dtype, width, dy, x, gamma, dx)
+        vec = launch.vector_width(x.dtype, width, dy, x, gamma, dx)
         grid, block = _row_geometry(rows, width, vec)
         get_kernel(_KERNEL_FILE, kernel)(grid, block, (
-            dy, x, launch.optional(gamma), mean, inv, dx, *_int32(rows, width, vec)))
+            dy, x, launch.optional(gamma), mean, inv, dx, *launch.int32s(rows, width, vec)))
     return dx
 
 
 def rmsnorm_backward_data(dy, x, inv, scale):
     """``dx`` of ``rmsnorm_forward`` from its saved ``inv``; ``scale`` None: ones."""
-    kernel = _name("rmsnorm_bwd_data", x)
+    kernel = launch.kernel_name("rmsnorm_bwd_data", x)
     rows, width = _backward_inputs(kernel, dy, x, None, inv)
-    _check(scale, kernel, "scale", x.dtype, (width,))
+    launch.check_optional_device_array(scale, kernel, "scale", dtype=x.dtype, shape=(width,))
     dx = launch.empty_output(x.shape, x.dtype)
     if rows:
-        vec = _vector_width(x.dtype, width, dy, x, scale, dx)
+        vec = launch.vector_width(x.dtype, width, dy, x, scale, dx)
         grid, block = _row_geometry(rows, width, vec)
         get_kernel(_KERNEL_FILE, kernel)(grid, block, (
-            dy, x, launch.optional(scale), inv, dx, *_int32(rows, width, vec)))
+            dy, x, launch.optional(scale), inv, dx, *launch.int32s(rows, width, vec)))
     return dx
 
 
@@ -172,7 +148,7 @@ def norm_backward_params(dy, x, mean, inv, *, want_gamma=True, want_beta=True):
     """``(dgamma, dbeta)``: column sums of ``dy * xhat`` and of ``dy`` over the rows, ``xhat = (x - mean) * inv``
     (``mean`` None: ``x * inv``, RMSNormalization's dscale). Each None unless wanted. One launch for at most
     ``rows_per_part(rows)`` rows, else a partial sum per part and a second launch adding them."""
-    kernel = _name("norm_bwd_params", x)
+    kernel = launch.kernel_name("norm_bwd_params", x)
     rows, width = _backward_inputs(kernel, dy, x, mean, inv)
     dgamma = launch.empty_output((width,), x.dtype) if want_gamma else None
     dbeta = launch.empty_output((width,), x.dtype) if want_beta else None
@@ -192,10 +168,10 @@ def norm_backward_params(dy, x, mean, inv, *, want_gamma=True, want_beta=True):
         partial_beta = launch.empty_output((parts, width), x.dtype) if want_beta else None
     get_kernel(_KERNEL_FILE, kernel)((math.ceil(width / 32), parts), (32, _PARAM_TY), (
         dy, x, launch.optional(mean), inv, launch.optional(partial_gamma), launch.optional(partial_beta),
-        *_int32(rows, width, per_part)))
+        *launch.int32s(rows, width, per_part)))
     if parts > 1:
-        get_kernel(_KERNEL_FILE, _name("norm_bwd_params_finish", x))(
+        get_kernel(_KERNEL_FILE, launch.kernel_name("norm_bwd_params_finish", x))(
             (math.ceil(width / _FINISH_TY),), (32, _FINISH_TY), (
                 launch.optional(partial_gamma), launch.optional(partial_beta), launch.optional(dgamma),
-                launch.optional(dbeta), *_int32(parts, width)))
+                launch.optional(dbeta), *launch.int32s(parts, width)))
     return dgamma, dbeta

@@ -31,7 +31,6 @@ from ..backend.kernels import get_kernel
 _KERNEL_FILE = "pooling.cu"
 _THREADS = 256
 _GLOBAL_MAX_THREADS = 1024   # POOL_GLOBAL_MAX_THREADS in pooling.cu
-_VECTOR_BYTES = 16
 _MAX_GRID_Y = 65535   # CUDA's limit on gridDim.y
 
 
@@ -93,22 +92,10 @@ def _geometry(kernel, input_shape, pool_size, strides, padding, argument="input_
     return n, h, w, c, oh, ow, ph, pw, sh, sw, pt, pl
 
 
-def _vector_width(dtype, channels, *arrays):
-    """Channels per thread: 16 bytes' worth when C allows it and every pointer is 16-byte aligned, else 1."""
-    width = _VECTOR_BYTES // numpy.dtype(dtype).itemsize
-    if channels % width or any(a.data.ptr % _VECTOR_BYTES for a in arrays):
-        return 1
-    return width
-
-
-def _int32(*values):
-    return tuple(numpy.int32(v) for v in values)
-
-
 def _launch_windowed(name, arrays, geometry, items, vec):
     if items:
         grid, block = launch.grid_1d(items // vec, _THREADS)
-        get_kernel(_KERNEL_FILE, name)(grid, block, tuple(arrays) + _int32(*geometry, vec))
+        get_kernel(_KERNEL_FILE, name)(grid, block, tuple(arrays) + launch.int32s(*geometry, vec))
 
 
 def backward_form(pool_size, strides):
@@ -131,7 +118,7 @@ def _launch_backward(kernel, arrays, geometry):
     n, h, w, c, _, _, ph, pw, sh, sw = geometry[:10]
     if n * h * w * c == 0:
         return
-    vec = _vector_width(arrays[0].dtype, c, *arrays)
+    vec = launch.vector_width(arrays[0].dtype, c, *arrays)
     op, suffix = kernel.rsplit("_", 1)
     form = backward_form((ph, pw), (sh, sw))
     name = f"{op}_{form}_{suffix}"
@@ -141,7 +128,7 @@ def _launch_backward(kernel, arrays, geometry):
     tx = min(c // vec, 32)
     ty = _THREADS // tx
     grid = (n * h, min(-(-w // ty), _MAX_GRID_Y))
-    get_kernel(_KERNEL_FILE, name)(grid, (tx, ty), tuple(arrays) + _int32(*geometry, vec))
+    get_kernel(_KERNEL_FILE, name)(grid, (tx, ty), tuple(arrays) + launch.int32s(*geometry, vec))
 
 
 def _check_input(x, op):
@@ -172,7 +159,7 @@ def max_pool2d_forward_cuda(x, pool_size, strides, padding):
     n, _, _, c, oh, ow = geometry[:6]
     y = launch.empty_output((n, oh, ow, c), x.dtype)
     argmax = launch.empty_output((n, oh, ow, c), numpy.int32)
-    vec = _vector_width(x.dtype, c, x, y, argmax)
+    vec = launch.vector_width(x.dtype, c, x, y, argmax)
     _launch_windowed(kernel, (x, y, argmax), geometry, y.size, vec)
     return y, argmax
 
@@ -204,7 +191,7 @@ def avg_pool2d_forward_cuda(x, pool_size, strides, padding):
     geometry = _geometry(kernel, x.shape, pool_size, strides, padding, "x")
     n, _, _, c, oh, ow = geometry[:6]
     y = launch.empty_output((n, oh, ow, c), x.dtype)
-    vec = _vector_width(x.dtype, c, x, y)
+    vec = launch.vector_width(x.dtype, c, x, y)
     _launch_windowed(kernel, (x, y), geometry, y.size, vec)
     return y
 
@@ -241,7 +228,7 @@ def _launch_global_reduction(kernel, arrays, n, hw, c):
         return
     tx, ty = _global_block(hw, c)
     tiles = -(-c // tx)
-    get_kernel(_KERNEL_FILE, kernel)((n * tiles,), (tx, ty), tuple(arrays) + _int32(n, hw, c))
+    get_kernel(_KERNEL_FILE, kernel)((n * tiles,), (tx, ty), tuple(arrays) + launch.int32s(n, hw, c))
 
 
 @launch.float16_through_float32
@@ -268,9 +255,9 @@ def global_max_pool2d_backward_cuda(dy, argmax, input_shape):
     launch.check_device_array(argmax, kernel, "argmax", dtype=numpy.int32, shape=(n, c))
     dx = launch.empty_output((n, h, w, c), dy.dtype)
     if dx.size:
-        vec = _vector_width(dy.dtype, c, dy, argmax, dx)
+        vec = launch.vector_width(dy.dtype, c, dy, argmax, dx)
         grid, block = launch.grid_1d(dx.size // vec, _THREADS)
-        get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, argmax, dx) + _int32(n, h * w, c, vec))
+        get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, argmax, dx) + launch.int32s(n, h * w, c, vec))
     return dx
 
 
@@ -292,7 +279,7 @@ def global_avg_pool2d_backward_cuda(dy, input_shape):
     launch.check_device_array(dy, kernel, "dy", shape=(n, c))
     dx = launch.empty_output((n, h, w, c), dy.dtype)
     if dx.size:
-        vec = _vector_width(dy.dtype, c, dy, dx)
+        vec = launch.vector_width(dy.dtype, c, dy, dx)
         grid, block = launch.grid_1d(dx.size // vec, _THREADS)
-        get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, dx) + _int32(n, h * w, c, vec))
+        get_kernel(_KERNEL_FILE, kernel)(grid, block, (dy, dx) + launch.int32s(n, h * w, c, vec))
     return dx
