@@ -101,11 +101,7 @@ class GroupNormalization(_Normalization):
             grouped_dy, saved, stat_axes, param_axes, self._param(self.gamma, shape), through_statistics=True,
             need_input_grad=self.input_gradient_wanted,
             need_param_grads=self.trainable and (self.scale or self.center))
-        if self.trainable:
-            if self.scale:
-                self.gamma.grad = dgamma.reshape(self.gamma.shape)
-            if self.center:
-                self.beta.grad = dbeta.reshape(self.beta.shape)
+        self._set_parameter_gradients(dgamma, dbeta)
         return None if dx is None else dx.reshape(dy.shape)
 
     def _backward_fused(self, dy, saved):
@@ -113,11 +109,7 @@ class GroupNormalization(_Normalization):
         dx, dgamma, dbeta = group_norm_fused_backward(
             dy, saved, gamma, need_input_grad=self.input_gradient_wanted,
             need_param_grads=self.trainable and (self.scale or self.center))
-        if self.trainable:
-            if self.scale:
-                self.gamma.grad = dgamma.reshape(self.gamma.shape)
-            if self.center:
-                self.beta.grad = dbeta.reshape(self.beta.shape)
+        self._set_parameter_gradients(dgamma, dbeta)
         return dx
 
     def get_config(self):

@@ -69,6 +69,13 @@ class _Normalization(Layer):
     def _axes(self):
         raise NotImplementedError
 
+    def _set_parameter_gradients(self, dgamma, dbeta):
+        """A backward pass's gradients of gamma and beta, where the layer has them and trains."""
+        if self.trainable:
+            for weight, gradient in ((self.gamma, dgamma), (self.beta, dbeta)):
+                if weight is not None:
+                    weight.grad = gradient.reshape(weight.shape)
+
     def _positions(self, rank):
         """The normalized axes as positions in an input of ``rank``; a ValueError naming the layer when one
         lies outside it, is the batch axis, or repeats."""
@@ -286,21 +293,13 @@ class BatchNormalization(_Normalization):
             need_param_grads=self.trainable and (self.scale or self.center))
         if dx is not None:
             dx = dx.reshape(dy_shape)
-        if self.trainable:
-            if self.scale:
-                self.gamma.grad = dgamma.reshape(self.gamma.shape)
-            if self.center:
-                self.beta.grad = dbeta.reshape(self.beta.shape)
+        self._set_parameter_gradients(dgamma, dbeta)
         return dx
 
     def _backward_fused(self, dy, saved):
         gamma = None if self.gamma is None else self.gamma.value
         dx, dgamma, dbeta = batch_norm_fused_backward(dy, saved, gamma, need_input_grad=self.input_gradient_wanted)
-        if self.trainable:
-            if self.scale:
-                self.gamma.grad = dgamma.reshape(self.gamma.shape)
-            if self.center:
-                self.beta.grad = dbeta.reshape(self.beta.shape)
+        self._set_parameter_gradients(dgamma, dbeta)
         return dx
 
     def get_config(self):
@@ -392,11 +391,7 @@ class LayerNormalization(_Normalization):
         else:
             dx, dgamma, dbeta = normalize_backward(dy, saved, positions, other, gamma, through_statistics=True,
                                                    **want)
-        if self.trainable:
-            if self.gamma is not None:
-                self.gamma.grad = dgamma.reshape(self.gamma.shape)
-            if self.beta is not None:
-                self.beta.grad = dbeta.reshape(self.beta.shape)
+        self._set_parameter_gradients(dgamma, dbeta)
         return dx
 
     def get_config(self):
