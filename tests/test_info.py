@@ -41,9 +41,10 @@ def fake_compile_report(broken=None):
     def compile_report(filename, arch="sm_90", options=()):
         assert arch == "sm_90"
         if filename == broken:
-            raise kernels.KernelCompileError(filename, 12, f"{filename}(12): error: identifier \"x\" is undefined", ())
+            raise kernels.KernelCompileError(filename, 12, f'{filename}(12): error: identifier "x" is undefined', ())
+        spills = 8 if filename == "ctc.cu" else 0
         return [kernels.KernelReport(f"{filename}_a", arch, registers=40),
-                kernels.KernelReport(f"{filename}_b", arch, registers=96, spill_stores=8 if filename == "ctc.cu" else 0)]
+                kernels.KernelReport(f"{filename}_b", arch, registers=96, spill_stores=spills)]
     return compile_report
 
 
@@ -65,7 +66,7 @@ def test_info_says_whether_each_kernel_file_compiles(monkeypatch, capsys):
     for filename in kernels.kernel_files():
         (line,) = [line for line in lines if line.startswith(f"  {filename}: ")]
         if filename == "pooling.cu":
-            assert line == f"  {filename}: FAILS: CUDA kernel file pooling.cu, line 12 failed to compile with options []."
+            assert line == "  pooling.cu: FAILS: CUDA kernel file pooling.cu, line 12 failed to compile with options []."
         else:
             spills = "8 B of spill stores" if filename == "ctc.cu" else "no spills"
             assert line == f"  {filename}: compiles: 2 kernels, at most 96 registers, {spills}"

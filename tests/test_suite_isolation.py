@@ -15,7 +15,8 @@ HERE = Path(__file__).resolve().parent
 # not installed with the dev extra), the oracle test's Keras would fail in clear_session.
 FIRST_IMPORTS = ["tests/test_subclassed_models.py::test_subclassed_summary_matches_keras",
                  "tests/test_config.py::test_flash_attention_traceback_and_nnx_settings_read_back_as_keras"]
-ORACLE = "tests/test_keras_oracle_functional_parity.py::test_the_summary_lists_the_logical_or_a_merge_of_masks_makes_as_keras_does[Add]"
+ORACLE = ("tests/test_keras_oracle_functional_parity.py::"
+          "test_the_summary_lists_the_logical_or_a_merge_of_masks_makes_as_keras_does[Add]")
 
 
 def test_keras_imports_on_torch_whichever_test_imports_it_first(tmp_path):
