@@ -66,7 +66,8 @@ def test_info_says_whether_each_kernel_file_compiles(monkeypatch, capsys):
     for filename in kernels.kernel_files():
         (line,) = [line for line in lines if line.startswith(f"  {filename}: ")]
         if filename == "pooling.cu":
-            assert line == "  pooling.cu: FAILS: CUDA kernel file pooling.cu, line 12 failed to compile with options []."
+            assert line == ("  pooling.cu: FAILS: CUDA kernel file pooling.cu, line 12 failed to compile with "
+                            "options [].")
         else:
             spills = "8 B of spill stores" if filename == "ctc.cu" else "no spills"
             assert line == f"  {filename}: compiles: 2 kernels, at most 96 registers, {spills}"
