@@ -12,7 +12,8 @@
 // - Grid-stride loop bounds in 32-bit indices: launchers refuse arrays of
 //   2**31 elements or more.
 // - VecN<T, V>: V values moved as one 8- or 16-byte access (vec_load, vec_store).
-// - chan_merge: Chan's merge of two (count, mean, M2) summaries (batchnorm.cu, groupnorm.cu).
+// - chan_merge: Chan's merge of two (count, mean, M2) summaries; chan_fold: a chunk of values merged
+//   into one (batchnorm.cu, groupnorm.cu).
 #pragma once
 
 #define DL_FULL_MASK 0xffffffffu
@@ -132,4 +133,21 @@ __device__ __forceinline__ void chan_merge(int& n_a, T& mean_a, T& m2_a, int n_b
     mean_a += delta * share;
     m2_a += m2_b + delta * delta * (T(n_a) * share);
     n_a = n;
+}
+
+// Folds v[0], ..., v[m - 1] (1 <= m <= K; the rest hold 0) into (n, mean, m2): the chunk's mean and squared
+// deviations from it in two passes over registers, never E[x^2] - m^2, then Chan's merge.
+template <typename T, int K>
+__device__ __forceinline__ void chan_fold(const T (&v)[K], int m, int& n, T& mean, T& m2) {
+    T sum = T(0);
+#pragma unroll
+    for (int k = 0; k < K; ++k) sum += v[k];
+    const T chunk_mean = sum / T(m);
+    T chunk_m2 = T(0);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const T d = k < m ? v[k] - chunk_mean : T(0);
+        chunk_m2 += d * d;
+    }
+    chan_merge(n, mean, m2, m, chunk_mean, chunk_m2);
 }

@@ -117,17 +117,7 @@ __device__ __forceinline__ void gn_fwd_stats_body(const T* __restrict__ x, T* __
             v[k] = i < count ? base[gn_offset(i, width, group_width)] : T(0);
             m += i < count;
         }
-        T sum = T(0);
-#pragma unroll
-        for (int k = 0; k < GN_CHUNK; ++k) sum += v[k];
-        const T chunk_mean = sum / T(m);
-        T chunk_m2 = T(0);
-#pragma unroll
-        for (int k = 0; k < GN_CHUNK; ++k) {
-            const T d = k < m ? v[k] - chunk_mean : T(0);
-            chunk_m2 += d * d;
-        }
-        chan_merge(n, mean, m2, m, chunk_mean, chunk_m2);
+        chan_fold(v, m, n, mean, m2);
     }
     counts[t] = n, means[t] = mean, m2s[t] = m2;
     __syncthreads();

@@ -103,7 +103,7 @@ def _backward_inputs(kernel, dy, x, mean, inv):
     launch.check_optional_device_array(mean, kernel, "mean", dtype=x.dtype, shape=(rows,))
     if inv is None:
         raise ValueError(f"{kernel}: `inv` (saved by the forward) is required.")
-    launch.check_optional_device_array(inv, kernel, "inv", dtype=x.dtype, shape=(rows,))
+    launch.check_device_array(inv, kernel, "inv", dtype=x.dtype, shape=(rows,))
     return rows, width
 
 
