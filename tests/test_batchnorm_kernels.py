@@ -24,6 +24,7 @@ from gpu_dl import backend, layers
 from gpu_dl.backend import to_numpy
 from gpu_dl.ops import batchnorm_kernels
 from gpu_dl.ops import normalization as ops
+from kernel_checks import assert_written_close, to_device
 
 ROWS = [1, 3, 17, 1031]
 CHANNELS = [1, 3, 33, 64, 130]
@@ -35,15 +36,7 @@ MOMENTUM = 0.9
 
 
 def _close(got, want, dtype, what, tolerance=None):
-    got = to_numpy(got)
-    assert got.dtype == numpy.dtype(dtype), f"{what}: dtype {got.dtype}, expected {dtype}"
-    assert not numpy.isnan(got).any(), f"{what}: {numpy.isnan(got).sum()} unwritten (NaN) elements"
-    numpy.testing.assert_allclose(got, numpy.asarray(want).reshape(got.shape), err_msg=what,
-                                  **(tolerance or TOLERANCE[dtype]))
-
-
-def _device(cupy, *arrays):
-    return [None if a is None else cupy.asarray(a) for a in arrays]
+    assert_written_close(got, want, dtype, what, tolerance or TOLERANCE[dtype])
 
 
 def _inputs(rng, rows, channels, dtype, affine, offset=1.0):
@@ -65,7 +58,7 @@ def _reference(x, dy, gamma, beta, moving):
 
 
 def _kernels(cupy, x, dy, gamma, beta, moving):
-    x, dy, gamma, beta, moving_mean, moving_variance = _device(cupy, x, dy, gamma, beta, *moving)
+    x, dy, gamma, beta, moving_mean, moving_variance = to_device(cupy, x, dy, gamma, beta, *moving)
     y, mean, variance, inv = batchnorm_kernels.batchnorm_forward_train(
         x, gamma, beta, EPSILON, moving_mean=moving_mean, moving_variance=moving_variance, momentum=MOMENTUM)
     dx, dgamma, dbeta = batchnorm_kernels.batchnorm_backward(dy, x, mean, inv, gamma)
@@ -138,7 +131,7 @@ def test_inference_gives_the_numpy_path_s_bits(cupy_only, rng, rows, channels, a
     """y = (x - mean) * (inv * gamma) + beta, each operation rounded on its own as NumPy rounds it."""
     x, _, gamma, beta, (mean, variance) = _inputs(rng, rows, channels, dtype, affine)
     want_y, want = ops.batch_norm_inference(x, mean, variance, EPSILON, gamma, beta)
-    y, inv = batchnorm_kernels.batchnorm_forward_inference(*_device(cupy_only, x, mean, variance, gamma, beta),
+    y, inv = batchnorm_kernels.batchnorm_forward_inference(*to_device(cupy_only, x, mean, variance, gamma, beta),
                                                            EPSILON)
     numpy.testing.assert_array_equal(to_numpy(inv), want.inv)
     numpy.testing.assert_array_equal(to_numpy(y), want_y)
@@ -148,7 +141,7 @@ def test_moving_statistics_move_as_numpy_rounds_them(cupy_only, rng):
     """moving * momentum + batch * (1 - momentum), from the kernel's own batch statistics: the same bits."""
     cupy = cupy_only
     x, _, _, _, moving = _inputs(rng, 1031, 130, "float32", False)
-    moving_mean, moving_variance = _device(cupy, *moving)
+    moving_mean, moving_variance = to_device(cupy, *moving)
     _, mean, variance, _ = batchnorm_kernels.batchnorm_forward_train(
         cupy.asarray(x), None, None, EPSILON, moving_mean=moving_mean, moving_variance=moving_variance,
         momentum=MOMENTUM)
@@ -159,7 +152,7 @@ def test_moving_statistics_move_as_numpy_rounds_them(cupy_only, rng):
 
 def test_backward_without_input_gradient(cupy_only, rng):
     x, dy, gamma, beta, moving = _inputs(rng, 17, 33, "float64", True)
-    x_d, dy_d, gamma_d = _device(cupy_only, x, dy, gamma)
+    x_d, dy_d, gamma_d = to_device(cupy_only, x, dy, gamma)
     _, mean, _, inv = batchnorm_kernels.batchnorm_forward_train(x_d, gamma_d, None, EPSILON)
     dx, dgamma, dbeta = batchnorm_kernels.batchnorm_backward(dy_d, x_d, mean, inv, gamma_d, need_input_grad=False)
     assert dx is None

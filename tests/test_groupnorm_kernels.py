@@ -23,6 +23,7 @@ from gpu_dl import backend, layers
 from gpu_dl.backend import to_numpy
 from gpu_dl.ops import groupnorm_kernels
 from gpu_dl.ops import normalization as ops
+from kernel_checks import assert_written_close, to_device
 
 SAMPLES = [1, 3]
 POSITIONS = [(1, 1), (5, 7), (17,)]
@@ -34,15 +35,7 @@ OUTPUTS = ("y", "mean", "inv", "dx", "dgamma", "dbeta")
 
 
 def _close(got, want, dtype, what, tolerance=None):
-    got = to_numpy(got)
-    assert got.dtype == numpy.dtype(dtype), f"{what}: dtype {got.dtype}, expected {dtype}"
-    assert not numpy.isnan(got).any(), f"{what}: {numpy.isnan(got).sum()} unwritten (NaN) elements"
-    numpy.testing.assert_allclose(got, numpy.asarray(want).reshape(got.shape), err_msg=what,
-                                  **(tolerance or TOLERANCE[dtype]))
-
-
-def _device(cupy, *arrays):
-    return [None if a is None else cupy.asarray(a) for a in arrays]
+    assert_written_close(got, want, dtype, what, tolerance or TOLERANCE[dtype])
 
 
 def _inputs(rng, shape, dtype, affine, offset=1.0):
@@ -68,7 +61,7 @@ def _reference(x, dy, groups, gamma, beta):
 
 
 def _kernels(cupy, x, dy, groups, gamma, beta):
-    x, dy, gamma, beta = _device(cupy, x, dy, gamma, beta)
+    x, dy, gamma, beta = to_device(cupy, x, dy, gamma, beta)
     x3, dy3 = (a.reshape(a.shape[0], -1, a.shape[-1]) for a in (x, dy))
     y, mean, inv = groupnorm_kernels.groupnorm_forward(x3, groups, gamma, beta, EPSILON)
     dx, dgamma, dbeta = groupnorm_kernels.groupnorm_backward(dy3, x3, groups, mean, inv, gamma)
@@ -139,7 +132,7 @@ def test_the_same_bits_every_run(cupy_only, rng):
 def test_backward_without_input_gradient_or_parameters(cupy_only, rng):
     x, dy, gamma, beta = _inputs(rng, (3, 5, 7, 6), "float64", True)
     want = _reference(x, dy, 3, gamma, beta)
-    x_d, dy_d, gamma_d = (a.reshape(3, -1, 6) if a.ndim > 1 else a for a in _device(cupy_only, x, dy, gamma))
+    x_d, dy_d, gamma_d = (a.reshape(3, -1, 6) if a.ndim > 1 else a for a in to_device(cupy_only, x, dy, gamma))
     _, mean, inv = groupnorm_kernels.groupnorm_forward(x_d, 3, gamma_d, None, EPSILON)
     dx, dgamma, dbeta = groupnorm_kernels.groupnorm_backward(dy_d, x_d, 3, mean, inv, gamma_d, need_input_grad=False)
     assert dx is None

@@ -24,6 +24,7 @@ from gpu_dl import backend, layers
 from gpu_dl.backend import to_numpy
 from gpu_dl.ops import norm_kernels
 from gpu_dl.ops import normalization as ops
+from kernel_checks import assert_written_close, to_device
 from gradcheck import assert_gradient
 
 WIDTHS = [1, 3, 17, 33, 1000, 4099]
@@ -33,21 +34,13 @@ TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-5), "float64": dict(rtol=1e-12, 
 
 
 def _close(got, want, dtype, what, tolerance=None):
-    got = to_numpy(got)
-    assert got.dtype == numpy.dtype(dtype), f"{what}: dtype {got.dtype}, expected {dtype}"
-    assert not numpy.isnan(got).any(), f"{what}: {numpy.isnan(got).sum()} unwritten (NaN) elements"
-    numpy.testing.assert_allclose(got, numpy.asarray(want).reshape(got.shape), err_msg=what,
-                                  **(tolerance or TOLERANCE[dtype]))
+    assert_written_close(got, want, dtype, what, tolerance or TOLERANCE[dtype])
 
 
 def _params(rng, width, dtype, affine):
     if not affine:
         return None, None
     return rng.standard_normal(width).astype(dtype), rng.standard_normal(width).astype(dtype)
-
-
-def _device(cupy, *arrays):
-    return [None if a is None else cupy.asarray(a) for a in arrays]
 
 
 # ------------------------------------------------------------------------------ kernels, one by one
@@ -59,7 +52,7 @@ def _layernorm_reference(x, dy, gamma, beta, epsilon):
 
 
 def _layernorm_kernels(cupy, x, dy, gamma, beta, epsilon):
-    x, dy, gamma, beta = _device(cupy, x, dy, gamma, beta)
+    x, dy, gamma, beta = to_device(cupy, x, dy, gamma, beta)
     y, mean, inv = norm_kernels.layernorm_forward(x, gamma, beta, epsilon)
     dx = norm_kernels.layernorm_backward_data(dy, x, mean, inv, gamma)
     dgamma, dbeta = norm_kernels.norm_backward_params(dy, x, mean, inv)
@@ -94,7 +87,7 @@ def test_rmsnorm_kernels_match_numpy_path(cupy_only, rng, rows, width, affine, d
     scale = rng.standard_normal(width).astype(dtype) if affine else None
     y, inv = ops.rms_normalize(x, (1,), 1e-6, scale)
     dx, dscale = ops.rms_normalize_backward(dy, x, inv, (1,), (0,), scale)
-    x_d, dy_d, scale_d = _device(cupy, x, dy, scale)
+    x_d, dy_d, scale_d = to_device(cupy, x, dy, scale)
     got_y, got_inv = norm_kernels.rmsnorm_forward(x_d, scale_d, 1e-6)
     got_dx = norm_kernels.rmsnorm_backward_data(dy_d, x_d, got_inv, scale_d)
     got_dscale, none = norm_kernels.norm_backward_params(dy_d, x_d, None, got_inv, want_beta=False)
